@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# make check: every test layer in order, stopping at the first failure, then
+# one summary line per layer and a total.
+#
+#   build    dragonraft.so and the plain-C layers, warnings are errors
+#   unit     C unit tests (cmocka), outside PostgreSQL
+#   <steps>  CHECK_STEPS from the modules (simulator seeds, crash tests, ...)
+#   fuzz     every libFuzzer target for FUZZ_SECONDS from its seed corpus
+#   regress  pg_regress (sql/, expected/) on a temporary instance
+#   tap      TAP tests (test/t/) with PostgreSQL::Test::Cluster
+set -u -o pipefail
+cd "$(dirname "$0")/.."
+top=$PWD
+
+bash scripts/install-deps.sh || exit 1
+. scripts/pgenv.sh
+
+mkdir -p build/check
+summary=()
+total_pass=0
+total_fail=0
+start_all=$(date +%s)
+
+finish() {
+	echo
+	echo "==== summary ===="
+	for line in "${summary[@]}"; do echo "$line"; done
+	echo "total time $(($(date +%s) - start_all))s"
+	echo "$total_pass passed, $total_fail failed"
+}
+
+# run_layer NAME COMMAND...: the command's output must end with a line
+# "N passed, N failed"; a non-zero exit or a missing line fails the layer.
+run_layer() {
+	local name=$1 log=build/check/$1.log t0 rc line p f
+	shift
+	echo "==== $name ===="
+	t0=$(date +%s)
+	"$@" 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+	p=$(echo "$line" | sed -n 's/^\([0-9]*\) passed.*/\1/p')
+	f=$(echo "$line" | sed -n 's/^[0-9]* passed, \([0-9]*\) failed.*/\1/p')
+	p=${p:-0}
+	f=${f:-0}
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+	if [ -z "$line" ] && [ "$rc" -eq 0 ]; then
+		echo "$name: printed no 'N passed, N failed' line" >&2
+		f=1
+	fi
+	total_pass=$((total_pass + p))
+	total_fail=$((total_fail + f))
+	summary+=("$name: $p passed, $f failed ($(($(date +%s) - t0))s)")
+	if [ "$f" -ne 0 ]; then
+		echo "$name failed; log: $log" >&2
+		finish
+		exit 1
+	fi
+}
+
+build() {
+	make -j2 --no-print-directory WERROR=1 all-c || return 1
+	make --no-print-directory WERROR=1 ext || return 1
+	echo "1 passed, 0 failed"
+}
+
+regress() {
+	local dir tests
+	dir=$(make_workdir regress)
+	cp -r sql expected test/regress/regress.conf "$dir/"
+	[ "$(id -u)" -eq 0 ] && chown -R postgres "$dir"
+	tests=$(cd sql && ls *.sql | grep -v -- '--' | sed 's/\.sql$//' | sort)
+	(cd "$dir" && "${RUN_AS[@]}" "$PG_REGRESS" --temp-instance=tmp_check \
+		--temp-config=regress.conf --bindir="$PG_BINDIR" --inputdir=. \
+		--outputdir=. --dbname=contrib_regression $tests) | tee "$dir/out.txt"
+	local rc=${PIPESTATUS[0]}
+	[ -f "$dir/regression.diffs" ] && cat "$dir/regression.diffs"
+	local n ok fail
+	n=$(echo "$tests" | wc -w)
+	if [ "$rc" -eq 0 ]; then ok=$n; fail=0; else
+		fail=$(sed -n 's/^ *\([0-9]*\) of [0-9]* tests failed.*/\1/p' "$dir/out.txt")
+		fail=${fail:-$n}; ok=$((n - fail))
+	fi
+	echo "$ok passed, $fail failed"
+	[ "$rc" -eq 0 ] && rm -rf "$dir"
+	return "$rc"
+}
+
+tap() {
+	local dir rc
+	dir=$(make_workdir tap)
+	mkdir -p "$dir/t"
+	cp test/t/*.pl "$dir/t/"
+	[ "$(id -u)" -eq 0 ] && chown -R postgres "$dir"
+	(cd "$dir" && "${RUN_AS[@]}" env PATH="$PG_BINDIR:$PATH" PERL5LIB="$PG_PERL" \
+		TESTDIR="$dir" PG_REGRESS="$PG_REGRESS" PGPORT=54321 \
+		prove --timer -v t/*.pl) 2>&1 | tee "$dir/prove.txt"
+	rc=${PIPESTATUS[0]}
+	if [ "$rc" -ne 0 ]; then
+		for f in "$dir"/tmp_check/log/*; do
+			echo "---- $f (last 30 lines)"
+			tail -n 30 "$f"
+		done
+	fi
+	# prove's closing "Files=N, Tests=M" counts assertions.
+	local tests failed
+	tests=$(sed -n 's/^Files=[0-9]*, Tests=\([0-9]*\),.*/\1/p' "$dir/prove.txt")
+	failed=$(grep -cE '^not ok' "$dir/prove.txt")
+	tests=${tests:-0}
+	[ "$rc" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
+	echo "$((tests - failed < 0 ? 0 : tests - failed)) passed, $failed failed"
+	[ "$rc" -eq 0 ] && rm -rf "$dir"
+	return "$rc"
+}
+
+run_layer build build
+run_layer unit make --no-print-directory unit
+for step in $(make --no-print-directory -s print-CHECK_STEPS); do
+	run_layer "$step" make --no-print-directory "$step"
+done
+if [ -n "$(make --no-print-directory -s print-FUZZ_TARGETS)" ]; then
+	run_layer fuzz make --no-print-directory fuzz-check
+fi
+echo "==== install ===="
+make --no-print-directory install >build/check/install.log 2>&1 || {
+	cat build/check/install.log
+	echo "install failed" >&2
+	exit 1
+}
+run_layer regress regress
+run_layer tap tap
+finish

@@ -1,0 +1,199 @@
+/*
+ * dragonraft.c - library entry point: GUCs, shared memory hooks and the
+ * registration of the engine worker.
+ */
+#include "dragonraft.h"
+
+#include <limits.h>
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/guc.h"
+
+PG_MODULE_MAGIC;
+
+void _PG_init(void);
+
+int dr_node_id = 0;
+char *dr_listen_address = NULL;
+char *dr_advertise_address = NULL;
+char *dr_database = NULL;
+char *dr_data_dir = NULL;
+int dr_rtt_ms = 50;
+int dr_election_rtt = 10;
+int dr_heartbeat_rtt = 1;
+int dr_snapshot_entries = 10000;
+int dr_compaction_overhead = 5000;
+int dr_max_entry_size = 64 * 1024 * 1024;
+char *dr_cluster_secret_file = NULL;
+int dr_read_consistency = DR_READ_LOCAL;
+
+DrShared *dr_shared = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static const struct config_enum_entry read_consistency_options[] = {
+	{"local", DR_READ_LOCAL, false},
+	{"linearizable", DR_READ_LINEARIZABLE, false},
+	{NULL, 0, false},
+};
+
+bool
+dr_parse_address(const char *addr, char *host, size_t hostlen, int *port, const char **why)
+{
+	const char *colon = strrchr(addr, ':');
+	char *end;
+	long p;
+
+	if (colon == NULL || colon == addr) {
+		*why = "The address must have the form host:port.";
+		return false;
+	}
+	if ((size_t)(colon - addr) >= hostlen) {
+		*why = "The host name is too long.";
+		return false;
+	}
+	errno = 0;
+	p = strtol(colon + 1, &end, 10);
+	if (colon[1] == '\0' || *end != '\0' || errno != 0 || p < 1 || p > 65535) {
+		*why = "The port must be a number from 1 to 65535.";
+		return false;
+	}
+	memcpy(host, addr, colon - addr);
+	host[colon - addr] = '\0';
+	*port = (int)p;
+	return true;
+}
+
+static bool
+check_address(char **newval, void **extra, GucSource source)
+{
+	char host[256];
+	int port;
+	const char *why;
+
+	/* An empty advertise_address means "same as listen_address". */
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+	if (!dr_parse_address(*newval, host, sizeof(host), &port, &why)) {
+		GUC_check_errdetail("%s", why);
+		return false;
+	}
+	return true;
+}
+
+static void
+define_gucs(void)
+{
+	DefineCustomIntVariable("dragonraft.node_id", "This node's id; 0 leaves the engine off.",
+				NULL, &dr_node_id, 0, 0, INT_MAX, PGC_POSTMASTER, 0, NULL,
+				NULL, NULL);
+	DefineCustomStringVariable("dragonraft.listen_address",
+				   "Host and port the Raft transport listens on.", NULL,
+				   &dr_listen_address, "127.0.0.1:7400", PGC_POSTMASTER, 0,
+				   check_address, NULL, NULL);
+	DefineCustomStringVariable("dragonraft.advertise_address",
+				   "Host and port other nodes dial; empty means listen_address.",
+				   NULL, &dr_advertise_address, "", PGC_POSTMASTER, 0,
+				   check_address, NULL, NULL);
+	DefineCustomStringVariable("dragonraft.database",
+				   "Database that holds the extension; the apply worker "
+				   "connects to it.",
+				   NULL, &dr_database, "postgres", PGC_POSTMASTER, 0, NULL, NULL,
+				   NULL);
+	DefineCustomStringVariable("dragonraft.data_dir",
+				   "Directory of the LogDB and snapshot files, relative to "
+				   "the data directory unless absolute.",
+				   NULL, &dr_data_dir, "dragonraft", PGC_POSTMASTER, 0, NULL,
+				   NULL, NULL);
+	DefineCustomIntVariable("dragonraft.rtt_ms", "Length of one Raft tick.", NULL,
+				&dr_rtt_ms, 50, 1, 60000, PGC_POSTMASTER, GUC_UNIT_MS, NULL,
+				NULL, NULL);
+	DefineCustomIntVariable("dragonraft.election_rtt", "Election timeout in ticks.", NULL,
+				&dr_election_rtt, 10, 2, 100000, PGC_POSTMASTER, 0, NULL, NULL,
+				NULL);
+	DefineCustomIntVariable("dragonraft.heartbeat_rtt", "Heartbeat interval in ticks.",
+				NULL, &dr_heartbeat_rtt, 1, 1, 100000, PGC_POSTMASTER, 0, NULL,
+				NULL, NULL);
+	DefineCustomIntVariable("dragonraft.snapshot_entries",
+				"Applied entries between automatic metadata snapshots.", NULL,
+				&dr_snapshot_entries, 10000, 0, INT_MAX, PGC_SIGHUP, 0, NULL,
+				NULL, NULL);
+	DefineCustomIntVariable("dragonraft.compaction_overhead",
+				"Entries kept below the durable applied index when the log "
+				"is compacted.",
+				NULL, &dr_compaction_overhead, 5000, 0, INT_MAX, PGC_SIGHUP, 0,
+				NULL, NULL, NULL);
+	DefineCustomIntVariable("dragonraft.max_entry_size",
+				"Largest change set one transaction may replicate.", NULL,
+				&dr_max_entry_size, 64 * 1024 * 1024, 1024, INT_MAX, PGC_SIGHUP,
+				GUC_UNIT_BYTE, NULL, NULL, NULL);
+	DefineCustomStringVariable("dragonraft.cluster_secret_file",
+				   "File holding the secret that peers prove in the transport "
+				   "handshake; without it only loopback peers are accepted.",
+				   NULL, &dr_cluster_secret_file, "", PGC_POSTMASTER, 0, NULL,
+				   NULL, NULL);
+	DefineCustomEnumVariable("dragonraft.read_consistency",
+				 "Whether reads of replicated tables wait for a ReadIndex "
+				 "barrier.",
+				 NULL, &dr_read_consistency, DR_READ_LOCAL,
+				 read_consistency_options, PGC_USERSET, 0, NULL, NULL, NULL);
+	MarkGUCPrefixReserved("dragonraft");
+}
+
+static void
+dr_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(DrShared)));
+}
+
+static void
+dr_shmem_startup(void)
+{
+	bool found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	dr_shared = ShmemInitStruct("dragonraft", sizeof(DrShared), &found);
+	if (!found) {
+		memset(dr_shared, 0, sizeof(DrShared));
+		SpinLockInit(&dr_shared->mutex);
+		dr_shared->engine_state = DR_ENGINE_OFF;
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+void
+_PG_init(void)
+{
+	define_gucs();
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	if (dr_heartbeat_rtt >= dr_election_rtt)
+		ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("dragonraft.election_rtt must be greater than "
+				"dragonraft.heartbeat_rtt"),
+			 errdetail("election_rtt is %d and heartbeat_rtt is %d.", dr_election_rtt,
+				   dr_heartbeat_rtt),
+			 errhint("Raft needs several heartbeats per election timeout; the default "
+				 "is 10 to 1.")));
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = dr_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = dr_shmem_startup;
+
+	if (dr_node_id > 0)
+		dr_register_engine_worker();
+}

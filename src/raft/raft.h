@@ -1,0 +1,197 @@
+/*
+ * raft.h - the Raft protocol core: one struct raft per group, no I/O, no
+ * clock, no threads, no global state.
+ *
+ * Input:  raft_tick(), raft_step(message), raft_propose(), raft_read_index(),
+ *         raft_propose_conf_change(), raft_transfer_leader(), raft_report_*().
+ * Output: a Ready record (raft_ready()), acknowledged with raft_advance().
+ *
+ * The caller's loop, as in etcd raft's RawNode:
+ *
+ *	if (raft_has_ready(r)) {
+ *		raft_ready(r, &rd);
+ *		persist rd.hard_state (if rd.hard_state_changed), rd.entries and
+ *		        rd.snapshot (if rd.has_snapshot), fsync;
+ *		send rd.messages (the leader may send rd.messages before persisting
+ *		        when the message is an append: raft_msg_may_precede_persist());
+ *		apply rd.committed;
+ *		raft_advance(r, &rd);
+ *	}
+ *
+ * Storage: the core keeps unstable entries itself and reads stable ones
+ * through struct raft_storage (like etcd's Storage).  raft_memstorage.h is an
+ * in-memory implementation for tests, the simulator and benchmarks.
+ */
+#ifndef DRAGONRAFT_RAFT_H
+#define DRAGONRAFT_RAFT_H
+
+#include "raft_msg.h"
+
+/* Return codes: 0 is success, all errors are negative. */
+enum raft_rc {
+	RAFT_OK = 0,
+	RAFT_ERR_NOMEM = -1,           /* allocation failed */
+	RAFT_ERR_NOT_LEADER = -2,      /* this replica is not leader; see raft_leader() */
+	RAFT_ERR_NO_LEADER = -3,       /* proposal dropped: no known leader to forward to */
+	RAFT_ERR_TOO_MANY_UNCOMMITTED = -4, /* uncommitted byte limit reached */
+	RAFT_ERR_CONF_CHANGE_PENDING = -5,  /* one membership change at a time */
+	RAFT_ERR_TRANSFER_IN_PROGRESS = -6, /* proposals refused while transferring */
+	RAFT_ERR_INVALID = -7,         /* bad argument (unknown member, bad id, ...) */
+	RAFT_ERR_REMOVED = -8,         /* the node id was removed and cannot return */
+	RAFT_ERR_COMPACTED = -9,       /* storage: requested index compacted away */
+	RAFT_ERR_UNAVAILABLE = -10,    /* storage: requested index not yet available */
+	RAFT_ERR_STORAGE = -11,        /* storage callback failed */
+	RAFT_ERR_TOO_BIG = -12,        /* entry larger than the configured maximum */
+};
+
+/* Static description of an rc. */
+const char *raft_strerror(int rc);
+
+enum raft_role {
+	RAFT_FOLLOWER = 0,
+	RAFT_PRECANDIDATE = 1,
+	RAFT_CANDIDATE = 2,
+	RAFT_LEADER = 3,
+};
+
+/* Read access to stable storage.  All callbacks return a raft_rc. */
+struct raft_storage {
+	void *ctx;
+	/* Hard state and membership as last persisted. */
+	int (*initial_state)(void *ctx, struct raft_hard_state *hs,
+			     struct raft_membership *m);
+	/*
+	 * Entries [lo, hi), at most max_bytes in total but at least one entry.
+	 * Fills out[0..*n) (room for hi-lo entries); data stays valid until the
+	 * next raft_advance() of the group that asked.
+	 */
+	int (*entries)(void *ctx, raft_index lo, raft_index hi, uint64_t max_bytes,
+		       struct raft_entry *out, uint32_t *n);
+	/* Term of entry i, for first_index-1 <= i <= last_index. */
+	int (*term)(void *ctx, raft_index i, raft_term *t);
+	raft_index (*first_index)(void *ctx); /* first entry still in the log */
+	raft_index (*last_index)(void *ctx);
+	/* Metadata of the latest snapshot (index 0 when there is none). */
+	int (*snapshot)(void *ctx, struct raft_snapshot_meta *meta);
+};
+
+/* Allocation hooks, swappable so tests can inject failures. */
+struct raft_alloc {
+	void *(*malloc)(size_t size);
+	void *(*realloc)(void *p, size_t size);
+	void (*free)(void *p);
+};
+
+struct raft_config {
+	uint64_t group_id;
+	raft_id id;                /* this replica, > 0 */
+	unsigned election_tick;    /* election timeout in ticks (> heartbeat_tick) */
+	unsigned heartbeat_tick;   /* heartbeat interval in ticks */
+	bool pre_vote;             /* thesis 9.6 */
+	bool check_quorum;         /* leader steps down without a quorum (thesis 6.2) */
+	unsigned max_inflight_msgs;   /* appends in flight per follower */
+	uint64_t max_inflight_bytes;  /* bytes in flight per follower; 0 = unlimited */
+	uint64_t max_msg_bytes;       /* most entry bytes per append message */
+	uint64_t max_uncommitted_bytes; /* leader's uncommitted payload limit; 0 = none */
+	uint64_t max_entry_bytes;     /* largest single entry; 0 = none */
+	raft_index applied;        /* last applied index at restart */
+	uint64_t seed;             /* seeds the randomized election timeout */
+	struct raft_storage storage;
+	const struct raft_alloc *alloc; /* NULL = libc */
+};
+
+/* A ReadIndex result: reads with this context may be served once applied >= index. */
+struct raft_read_state {
+	uint64_t context;
+	raft_index index;
+};
+
+/* Soft state that changed (leader changes are reported through this). */
+struct raft_soft_state {
+	raft_id leader;
+	enum raft_role role;
+};
+
+/*
+ * Everything the caller must do this round.  All arrays are owned by the core
+ * and stay valid until raft_advance().
+ */
+struct raft_ready {
+	bool hard_state_changed;
+	struct raft_hard_state hard_state; /* persist if changed */
+	bool soft_state_changed;
+	struct raft_soft_state soft_state;
+	bool has_snapshot;
+	struct raft_snapshot_meta snapshot; /* install, then persist, if has_snapshot */
+	uint32_t n_entries;
+	const struct raft_entry *entries;   /* append to stable storage (replacing >= first) */
+	uint32_t n_messages;
+	const struct raft_message *messages; /* send after persisting (see raft.h top) */
+	uint32_t n_committed;
+	const struct raft_entry *committed;  /* apply in order */
+	uint32_t n_read_states;
+	const struct raft_read_state *read_states;
+};
+
+struct raft; /* opaque */
+
+/* Create a replica; bootstrap: membership for a brand new group (else NULL). */
+int raft_create(const struct raft_config *cfg, const struct raft_membership *bootstrap,
+		struct raft **out);
+/* Free a replica and everything it owns. */
+void raft_destroy(struct raft *r);
+
+/* Advance logical time by one tick. */
+int raft_tick(struct raft *r);
+/* Feed one message received from a peer (or forwarded locally). */
+int raft_step(struct raft *r, const struct raft_message *m);
+
+/*
+ * Propose application data.  On the leader *index receives its log index; on
+ * a follower the entry is forwarded to the leader and *index is 0 (the caller
+ * recognises its entry by content when it commits).
+ */
+int raft_propose(struct raft *r, const uint8_t *data, uint32_t len, raft_index *index);
+/* Propose one membership change (one pending at a time). */
+int raft_propose_conf_change(struct raft *r, const struct raft_conf_change *cc,
+			     raft_index *index);
+/* Apply a committed conf change entry to the configuration (call while applying). */
+int raft_apply_conf_change(struct raft *r, const struct raft_entry *e,
+			   struct raft_membership *out);
+/* Request a linearizable read point; the answer comes as a read state with context. */
+int raft_read_index(struct raft *r, uint64_t context);
+/* Ask the leader to hand leadership to target (thesis 3.10). */
+int raft_transfer_leader(struct raft *r, raft_id target);
+/* Start an election now (tests and manual failover). */
+int raft_campaign(struct raft *r);
+
+/* The transport could not reach a peer. */
+void raft_report_unreachable(struct raft *r, raft_id peer);
+/* The snapshot sent to a peer finished (or failed). */
+void raft_report_snapshot(struct raft *r, raft_id peer, bool failed);
+
+/* Is there anything in a Ready? */
+bool raft_has_ready(const struct raft *r);
+/* Fill rd with this round's work. */
+void raft_ready(struct raft *r, struct raft_ready *rd);
+/* The caller has persisted, sent and applied rd. */
+void raft_advance(struct raft *r, const struct raft_ready *rd);
+/* Messages that a leader may send before persisting the entries they carry. */
+bool raft_msg_may_precede_persist(const struct raft_message *m);
+
+/* Caller-driven compaction: stable storage was compacted up to index. */
+void raft_compacted(struct raft *r, raft_index index);
+
+/* Read-only accessors. */
+enum raft_role raft_role(const struct raft *r);
+raft_id raft_leader(const struct raft *r);
+raft_term raft_term_of(const struct raft *r);
+raft_index raft_commit_index(const struct raft *r);
+raft_index raft_last_index(const struct raft *r);
+const struct raft_membership *raft_membership(const struct raft *r);
+
+/* Encode / decode a conf change as entry data.  Encode returns bytes needed. */
+size_t raft_conf_change_encode(const struct raft_conf_change *cc, uint8_t *buf, size_t cap);
+int raft_conf_change_decode(const uint8_t *buf, size_t len, struct raft_conf_change *cc);
+
+#endif /* DRAGONRAFT_RAFT_H */
