@@ -58,6 +58,11 @@ FUZZ_TARGETS :=       # names NAME of test/fuzz/NAME.c (libFuzzer entry point)
 PROGRAMS :=           # other binaries `make all-c` builds
 
 .DEFAULT_GOAL := all
+# Fuzz targets build in their own object tree; a module.mk lists a target's
+# objects as e.g. $(FZ)/fuzz_frame: $(call fuzz_objs,$(transport_SRCS))
+FZ := build/fuzz
+fuzz_objs = $(patsubst %.c,$(FZ)/obj/%.o,$(1))
+
 include $(sort $(wildcard src/*/module.mk)) $(sort $(wildcard test/*/module.mk)) $(wildcard bench/module.mk)
 
 CORE_SRCS := $(foreach m,$(MODULES),$($(m)_SRCS))
@@ -131,7 +136,6 @@ $(B)/bench/%: bench/%.c $(B)/libdrtest.a
 	$(CC) $(CORE_CFLAGS) -o $@ $(filter %.c %.o,$^) $(filter-out $(B)/libdrtest.a,$(filter %.a,$^)) $(B)/libdrtest.a $(CORE_LDLIBS)
 
 # ---- fuzzing: libFuzzer with ASan + UBSan, its own object tree ----------------
-FZ := build/fuzz
 FUZZ_CFLAGS := -std=gnu11 -O1 -g -fPIC -Isrc -I$(GEN) -MMD -MP \
 	-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
 FUZZ_BINS := $(addprefix $(FZ)/,$(FUZZ_TARGETS))
@@ -141,8 +145,7 @@ $(FZ)/obj/%.o: %.c | $(GEN_HDRS)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
 
 # A fuzz target: test/fuzz/NAME.c plus the $(FZ)/obj/... objects its module.mk
-# lists as prerequisites, e.g. $(FZ)/fuzz_frame: $(call fuzz_objs,$(transport_SRCS))
-fuzz_objs = $(patsubst %.c,$(FZ)/obj/%.o,$(1))
+# lists as prerequisites (see fuzz_objs above).
 $(FZ)/%: test/fuzz/%.c
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(filter %.o,$^) $(CORE_LDLIBS)

@@ -1,0 +1,101 @@
+/*
+ * logdb_codec.h - LogDB keys and values on disk (internal to src/logdb, and
+ * used by its tests and fuzz target to write or decode raw records).
+ *
+ * Keys (DESIGN §7): a 2-byte kind, 2 zero bytes, the big-endian group id and
+ * node id, and for entries and snapshots the big-endian index, so the keys of
+ * one member's entries sort by index and form one contiguous range.
+ *
+ * Values: an 8-byte header (format version, kind, 2 zero bytes, CRC32C) and a
+ * little-endian body.  The CRC32C covers the key and the body, so a flipped
+ * byte, a truncated value or a value stored under the wrong key is detected.
+ */
+#ifndef DRAGONRAFT_LOGDB_CODEC_H
+#define DRAGONRAFT_LOGDB_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "logdb/logdb.h"
+
+enum logdb_kind {
+	LOGDB_KIND_ENTRY = 0x0101,
+	LOGDB_KIND_STATE = 0x0202,
+	LOGDB_KIND_RANGE = 0x0303, /* Dragonboat's "max index" key: first and last index */
+	LOGDB_KIND_NODE = 0x0404,
+	LOGDB_KIND_BOOTSTRAP = 0x0505,
+	LOGDB_KIND_SNAPSHOT = 0x0606,
+};
+
+#define LOGDB_KEY_LEN       20 /* kind, zeros, group, node */
+#define LOGDB_INDEX_KEY_LEN 28 /* ... and index */
+#define LOGDB_VALUE_VERSION 1
+#define LOGDB_HDR_LEN       8
+#define LOGDB_ENTRY_HDR_LEN (LOGDB_HDR_LEN + 16) /* + term, type, len */
+
+/* CRC32C (Castagnoli) of buf continuing from crc (start with 0). */
+uint32_t logdb_crc32c(uint32_t crc, const void *buf, size_t len);
+
+/* Write the 20-byte key of kind for (group, node) into key. */
+void logdb_key(uint8_t *key, unsigned kind, uint64_t group_id, uint64_t node_id);
+/* Write the 28-byte key of kind for (group, node, index) into key. */
+void logdb_index_key(uint8_t *key, unsigned kind, uint64_t group_id, uint64_t node_id,
+                     uint64_t index);
+/* Parse a key: kind, group, node and (28-byte keys) index; -1 if malformed. */
+int logdb_key_parse(const uint8_t *key, size_t len, unsigned *kind, uint64_t *group_id,
+                    uint64_t *node_id, uint64_t *index);
+
+/* A growable byte buffer that is reused (its memory is kept across resets). */
+struct logdb_buf {
+	uint8_t *p;
+	size_t len, cap;
+	const struct logdb_alloc *alloc;
+};
+
+/* Make room for need more bytes; LOGDB_ERR_NOMEM on failure. */
+int logdb_buf_reserve(struct logdb_buf *b, size_t need);
+/* Release the memory of b. */
+void logdb_buf_free(struct logdb_buf *b);
+
+/* Encoders: replace b's content with the value for key (klen bytes). */
+int logdb_encode_entry(struct logdb_buf *b, const uint8_t *key, size_t klen,
+                       const struct raft_entry *e);
+/* Encode a hard state value. */
+int logdb_encode_state(struct logdb_buf *b, const uint8_t *key, size_t klen,
+                       const struct raft_hard_state *hs);
+/* Encode the entry range (first, last) value. */
+int logdb_encode_range(struct logdb_buf *b, const uint8_t *key, size_t klen, uint64_t first,
+                       uint64_t last);
+/* Encode a node info value (header only). */
+int logdb_encode_node(struct logdb_buf *b, const uint8_t *key, size_t klen);
+/* Encode a bootstrap value. */
+int logdb_encode_bootstrap(struct logdb_buf *b, const uint8_t *key, size_t klen,
+                           const struct logdb_bootstrap *bs);
+/* Encode a snapshot value (its index is in the key). */
+int logdb_encode_snapshot(struct logdb_buf *b, const uint8_t *key, size_t klen,
+                          const struct logdb_snapshot *s);
+
+/*
+ * Decoders: check the header and CRC against key, then parse.  Return 0, or
+ * LOGDB_ERR_CORRUPT with *why set to a static reason.  Entry data points into
+ * val; the index comes from the key.
+ */
+int logdb_decode_entry(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                       struct raft_entry *e, const char **why);
+/* Decode a hard state value. */
+int logdb_decode_state(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                       struct raft_hard_state *hs, const char **why);
+/* Decode an entry range value. */
+int logdb_decode_range(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                       uint64_t *first, uint64_t *last, const char **why);
+/* Decode a node info value. */
+int logdb_decode_node(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                      const char **why);
+/* Decode a bootstrap value. */
+int logdb_decode_bootstrap(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                           struct logdb_bootstrap *bs, const char **why);
+/* Decode a snapshot value. */
+int logdb_decode_snapshot(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                          struct logdb_snapshot *s, const char **why);
+
+#endif /* DRAGONRAFT_LOGDB_CODEC_H */

@@ -1,0 +1,137 @@
+/*
+ * logdb_int.h - LogDB internals shared by logdb.c (open, errors, background
+ * compaction, busy signal), logdb_write.c and logdb_read.c.
+ */
+#ifndef DRAGONRAFT_LOGDB_INT_H
+#define DRAGONRAFT_LOGDB_INT_H
+
+#include <pthread.h>
+#include <rocksdb/c.h>
+
+#include "logdb/logdb.h"
+#include "logdb/logdb_codec.h"
+
+/*
+ * What a shard remembers of one member, loaded from disk on first use.
+ *
+ * The entry range lives in the 0x0303 key (Dragonboat's "max index" key),
+ * written in the same batch as the entries.  We keep it rather than derive the
+ * last index with a reverse seek because (a) restart reads it with one point
+ * lookup per member, while a reverse seek has to step over the range
+ * tombstones that conflict truncation and compaction leave behind, and (b) it
+ * also records the first index after logdb_remove_entries_to(), which a seek
+ * could not tell apart from entries whose deletion is still in a tombstone.
+ */
+struct member {
+	uint64_t group_id, node_id;
+	bool used;   /* slot holds a member */
+	bool loaded; /* first/last/hs reflect what is on disk */
+	bool stored; /* a range or state key exists on disk */
+	bool hs_stored;
+	uint64_t first, last; /* entries [first, last]; last = first - 1 when empty */
+	struct raft_hard_state hs;
+};
+
+/* A pending background compaction of keys [lo, hi). */
+struct compact_job {
+	unsigned shard;
+	uint8_t lo[LOGDB_INDEX_KEY_LEN + 1];
+	uint8_t hi[LOGDB_INDEX_KEY_LEN + 1];
+	uint8_t lo_len, hi_len;
+};
+
+#define COMPACT_QUEUE 64
+
+/* A shard's part of one save, handed to the shard's writer thread. */
+struct shard_job {
+	struct logdb_worker *w;
+	const struct logdb_update *updates;
+	size_t n;
+	int rc;
+	bool posted; /* taken by a save until it collects the result */
+	bool done;
+};
+
+struct shard {
+	rocksdb_t *db;
+	pthread_mutex_t lock; /* orders this shard's writes; guards the cache */
+	struct member *tab;   /* open-addressing hash table of members */
+	size_t cap, count;
+
+	/* the writer thread that lets one save sync several shards in parallel */
+	pthread_t thread;
+	bool thread_started, stop;
+	pthread_mutex_t job_lock;
+	pthread_cond_t job_ready, job_done;
+	struct shard_job job;
+};
+
+struct logdb {
+	char *dir;
+	char *wal_dir;
+	unsigned n;
+	bool no_sync;
+	int max_write_buffers;
+	int l0_stop;
+	const struct logdb_alloc *alloc;
+	struct shard *shards;
+	rocksdb_options_t *opts;
+	rocksdb_writeoptions_t *wopts;
+	rocksdb_readoptions_t *ropts;
+
+	pthread_mutex_t err_lock;
+	char errmsg[512];
+
+	pthread_t bg;
+	bool bg_started;
+	pthread_mutex_t bg_lock;
+	pthread_cond_t bg_wake, bg_idle;
+	bool bg_stop, bg_running;
+	struct compact_job jobs[COMPACT_QUEUE];
+	unsigned job_head, job_count;
+	uint64_t full_compact_mask; /* shards to compact entirely (queue overflowed) */
+};
+
+/* Per-update work of one save, reused across saves. */
+struct logdb_worker {
+	struct logdb *db;
+	struct logdb_buf *vals;         /* value buffer, one per shard */
+	rocksdb_writebatch_t **batches; /* one per shard */
+	unsigned *shard_of;             /* per update */
+	size_t shard_of_cap;
+};
+
+/* Allocation through the hooks. */
+void *logdb_malloc(struct logdb *db, size_t n);
+/* Reallocation through the hooks. */
+void *logdb_realloc(struct logdb *db, void *p, size_t n);
+
+/* Record a message for rc (printf-style) and return rc. */
+int logdb_fail(struct logdb *db, int rc, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+/* Turn a RocksDB error string (freed here) into LOGDB_ERR_IO with context. */
+int logdb_io_fail(struct logdb *db, char *err, const char *what);
+
+/* The shard of group_id. */
+struct shard *logdb_shard(struct logdb *db, uint64_t group_id);
+/* Find (loading from disk if needed) the cache slot of a member; shard lock held. */
+int logdb_member(struct logdb *db, struct shard *s, uint64_t group_id, uint64_t node_id,
+                 struct member **out);
+/* Find or add the cache slot of a member without loading it; shard lock held. */
+int logdb_member_slot(struct logdb *db, struct shard *s, uint64_t group_id, uint64_t node_id,
+                      struct member **out);
+/* Forget the cached state of a member (after a failed write); shard lock held. */
+void logdb_member_forget(struct shard *s, uint64_t group_id, uint64_t node_id);
+
+/* Start one writer thread per shard (when there are several shards). */
+int logdb_writers_start(struct logdb *db);
+/* Stop and join the writer threads. */
+void logdb_writers_stop(struct logdb *db);
+
+/* Exclusive upper bound of every 28-byte key of (kind, group, node): prefix, 8 x 0xff, 0. */
+void logdb_range_end(uint8_t *key, unsigned kind, uint64_t group_id, uint64_t node_id);
+/* Queue a background compaction of [lo, hi) in shard si. */
+void logdb_queue_compaction(struct logdb *db, unsigned si, const uint8_t *lo, size_t lo_len,
+                            const uint8_t *hi, size_t hi_len);
+
+#endif /* DRAGONRAFT_LOGDB_INT_H */

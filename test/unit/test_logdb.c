@@ -1,0 +1,994 @@
+/*
+ * test_logdb.c - unit tests for src/logdb: codec, persistence across restart,
+ * conflict overwrite, iteration bounds, removal and compaction, snapshot
+ * records, many groups across shards, bootstrap info, import, busy signal,
+ * allocation failures and corrupt data written straight into a shard.
+ */
+#define _GNU_SOURCE
+#include <ftw.h>
+#include <pthread.h>
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "logdb/logdb.h"
+#include "logdb/logdb_codec.h"
+#include "logdb/logdb_int.h"
+
+struct fx {
+	char dir[256];
+	struct logdb_config cfg;
+	struct logdb *db;
+	struct logdb_worker *w;
+	struct logdb_entries ents;
+	char msg[512];
+};
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void fx_open(struct fx *f)
+{
+	char err[512];
+	int rc = logdb_open(&f->cfg, &f->db, err, sizeof(err));
+	if (rc)
+		fail_msg("logdb_open(%s) = %s: %s", f->dir, logdb_strerror(rc), err);
+	assert_int_equal(logdb_worker_create(f->db, &f->w), LOGDB_OK);
+}
+
+static void fx_close(struct fx *f)
+{
+	logdb_entries_free(f->db, &f->ents);
+	logdb_worker_destroy(f->w);
+	logdb_close(f->db);
+	f->w = NULL;
+	f->db = NULL;
+}
+
+static void fx_reopen(struct fx *f)
+{
+	fx_close(f);
+	fx_open(f);
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test_logdb.XXXXXX");
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	f->cfg.dir = f->dir;
+	f->cfg.shards = 4;
+	fx_open(f);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	if (f->db)
+		fx_close(f);
+	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+static const char *msg(struct fx *f)
+{
+	return logdb_errmsg(f->db, f->msg, sizeof(f->msg));
+}
+
+#define CHECK_RC(f, call, want)                                                                    \
+	do {                                                                                       \
+		int rc_ = (call);                                                                  \
+		if (rc_ != (want))                                                                 \
+			fail_msg("%s returned %s (%d), expected %s: %s", #call,                    \
+			         logdb_strerror(rc_), rc_, logdb_strerror(want), msg(f));          \
+	} while (0)
+
+/* Deterministic payload of entry (group, index, term): len bytes. */
+static void fill(uint8_t *p, uint32_t len, uint64_t g, uint64_t idx, uint64_t term)
+{
+	uint64_t x = g * 1000003u + idx * 7919u + term * 104729u + 1;
+	for (uint32_t i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		p[i] = (uint8_t)x;
+	}
+}
+
+static uint8_t payload[1 << 16];
+
+/* Append entries [lo, hi] with term and len bytes each to (g, 1), optional hard state. */
+static int append(struct fx *f, uint64_t g, uint64_t lo, uint64_t hi, uint64_t term, uint32_t len,
+                  const struct raft_hard_state *hs)
+{
+	uint32_t n = (uint32_t)(hi - lo + 1);
+	struct raft_entry *e = calloc(n, sizeof(*e));
+	uint8_t *data = malloc((size_t)n * len + 1);
+	for (uint32_t i = 0; i < n; i++) {
+		e[i].index = lo + i;
+		e[i].term = term;
+		e[i].type = RAFT_ENTRY_NORMAL;
+		e[i].len = len;
+		e[i].data = data + (size_t)i * len;
+		fill(data + (size_t)i * len, len, g, lo + i, term);
+	}
+	struct logdb_update u = {.group_id = g, .node_id = 1, .n_entries = n, .entries = e};
+	if (hs) {
+		u.hard_state_changed = true;
+		u.hard_state = *hs;
+	}
+	int rc = logdb_save(f->w, &u, 1);
+	free(e);
+	free(data);
+	return rc;
+}
+
+/* Check that [lo, hi] of (g, 1) read back with term and len. */
+static void expect_entries(struct fx *f, uint64_t g, uint64_t lo, uint64_t hi, uint64_t term,
+                           uint32_t len)
+{
+	CHECK_RC(f, logdb_iterate_entries(f->db, g, 1, lo, hi + 1, UINT64_MAX, &f->ents), LOGDB_OK);
+	if (f->ents.n != hi - lo + 1)
+		fail_msg("group %" PRIu64 ": expected %" PRIu64 " entries, got %u", g, hi - lo + 1,
+		         f->ents.n);
+	for (uint32_t i = 0; i < f->ents.n; i++) {
+		const struct raft_entry *e = &f->ents.ents[i];
+		fill(payload, len, g, lo + i, term);
+		if (e->index != lo + i || e->term != term || e->len != len ||
+		    (len && memcmp(e->data, payload, len) != 0))
+			fail_msg("group %" PRIu64 " entry %" PRIu64 ": expected term %" PRIu64
+			         " len %u, got index %" PRIu64 " term %" PRIu64 " len %u",
+			         g, lo + i, term, len, e->index, e->term, e->len);
+	}
+}
+
+static void test_crc32c(void **state)
+{
+	(void)state;
+	/* the standard CRC32C check value */
+	assert_int_equal(logdb_crc32c(0, "123456789", 9), 0xE3069283u);
+	/* incremental equals one shot, at every split */
+	const char *s = "the quick brown fox jumps over the lazy dog, twice over";
+	uint32_t whole = logdb_crc32c(0, s, strlen(s));
+	for (size_t k = 0; k <= strlen(s); k++)
+		assert_int_equal(logdb_crc32c(logdb_crc32c(0, s, k), s + k, strlen(s) - k), whole);
+}
+
+static void test_codec_detects_every_flip(void **state)
+{
+	(void)state;
+	uint8_t key[LOGDB_INDEX_KEY_LEN];
+	struct logdb_buf b = {0};
+	struct raft_entry e = {.term = 3,
+	                       .index = 9,
+	                       .type = 1,
+	                       .len = 5,
+	                       .data = (const uint8_t *)"hello"},
+	                  d;
+	const char *why;
+	logdb_index_key(key, LOGDB_KIND_ENTRY, 7, 1, 9);
+	assert_int_equal(logdb_encode_entry(&b, key, sizeof(key), &e), LOGDB_OK);
+	assert_int_equal(logdb_decode_entry(key, sizeof(key), b.p, b.len, &d, &why), LOGDB_OK);
+	assert_int_equal(d.index, 9);
+	assert_int_equal(d.term, 3);
+	assert_int_equal(d.type, 1);
+	assert_memory_equal(d.data, "hello", 5);
+	for (size_t i = 0; i < b.len; i++)
+		for (int bit = 0; bit < 8; bit++) {
+			b.p[i] ^= (uint8_t)(1 << bit);
+			if (logdb_decode_entry(key, sizeof(key), b.p, b.len, &d, &why) !=
+			    LOGDB_ERR_CORRUPT)
+				fail_msg("flipping bit %d of byte %zu went unnoticed", bit, i);
+			b.p[i] ^= (uint8_t)(1 << bit);
+		}
+	for (size_t n = 0; n < b.len; n++)
+		assert_int_equal(logdb_decode_entry(key, sizeof(key), b.p, n, &d, &why),
+		                 LOGDB_ERR_CORRUPT);
+	/* the same value under another key (index 10) is rejected */
+	uint8_t other[LOGDB_INDEX_KEY_LEN];
+	logdb_index_key(other, LOGDB_KIND_ENTRY, 7, 1, 10);
+	assert_int_equal(logdb_decode_entry(other, sizeof(other), b.p, b.len, &d, &why),
+	                 LOGDB_ERR_CORRUPT);
+	logdb_buf_free(&b);
+}
+
+static void test_restart_persistence(void **state)
+{
+	struct fx *f = *state;
+	struct raft_hard_state hs = {.term = 5, .vote = 2, .commit = 8};
+	struct logdb_raft_state rs;
+	CHECK_RC(f, logdb_read_state(f->db, 1, 1, &rs), LOGDB_ERR_NOT_FOUND);
+	CHECK_RC(f, append(f, 1, 1, 10, 5, 100, &hs), LOGDB_OK);
+	fx_reopen(f);
+	CHECK_RC(f, logdb_read_state(f->db, 1, 1, &rs), LOGDB_OK);
+	assert_int_equal(rs.hard_state.term, 5);
+	assert_int_equal(rs.hard_state.vote, 2);
+	assert_int_equal(rs.hard_state.commit, 8);
+	assert_int_equal(rs.first_index, 1);
+	assert_int_equal(rs.entry_count, 10);
+	expect_entries(f, 1, 1, 10, 5, 100);
+	/* appending after a restart continues the log */
+	CHECK_RC(f, append(f, 1, 11, 12, 6, 0, NULL), LOGDB_OK);
+	fx_reopen(f);
+	CHECK_RC(f, logdb_read_state(f->db, 1, 1, &rs), LOGDB_OK);
+	assert_int_equal(rs.entry_count, 12);
+	assert_int_equal(rs.hard_state.term, 5);
+	expect_entries(f, 1, 11, 12, 6, 0);
+}
+
+static void test_shard_count_recorded(void **state)
+{
+	struct fx *f = *state;
+	struct logdb *db2;
+	char err[512];
+	fx_close(f);
+	f->cfg.shards = 8;
+	assert_int_equal(logdb_open(&f->cfg, &db2, err, sizeof(err)), LOGDB_ERR_SHARDS);
+	if (strstr(err, "4 shards") == NULL || strstr(err, "8") == NULL)
+		fail_msg("expected the message to name both shard counts, got: %s", err);
+	f->cfg.shards = 4;
+	fx_open(f);
+	assert_int_equal(logdb_shards(f->db), 4);
+}
+
+static void test_overwrite_on_conflict(void **state)
+{
+	struct fx *f = *state;
+	struct logdb_raft_state rs;
+	CHECK_RC(f, append(f, 3, 1, 10, 1, 20, NULL), LOGDB_OK);
+	/* a new leader's entries from 6 replace 6..10 */
+	CHECK_RC(f, append(f, 3, 6, 7, 2, 30, NULL), LOGDB_OK);
+	CHECK_RC(f, logdb_read_state(f->db, 3, 1, &rs), LOGDB_OK);
+	assert_int_equal(rs.entry_count, 7);
+	expect_entries(f, 3, 1, 5, 1, 20);
+	expect_entries(f, 3, 6, 7, 2, 30);
+	CHECK_RC(f, logdb_iterate_entries(f->db, 3, 1, 6, 9, UINT64_MAX, &f->ents),
+	         LOGDB_ERR_UNAVAILABLE);
+	fx_reopen(f);
+	expect_entries(f, 3, 6, 7, 2, 30);
+	/* the old tail is gone on disk, not only in the cache: extend and re-read */
+	CHECK_RC(f, append(f, 3, 8, 12, 3, 10, NULL), LOGDB_OK);
+	expect_entries(f, 3, 8, 12, 3, 10);
+	/* a longer replacement from the middle */
+	CHECK_RC(f, append(f, 3, 2, 20, 4, 5, NULL), LOGDB_OK);
+	expect_entries(f, 3, 2, 20, 4, 5);
+	expect_entries(f, 3, 1, 1, 1, 20);
+	/* writing past the end would leave a gap */
+	CHECK_RC(f, append(f, 3, 22, 23, 4, 5, NULL), LOGDB_ERR_INVALID);
+}
+
+static void test_iteration_bounds(void **state)
+{
+	struct fx *f = *state;
+	CHECK_RC(f, append(f, 2, 1, 20, 1, 100, NULL), LOGDB_OK);
+	/* max bytes: 250 allows two 100-byte entries */
+	CHECK_RC(f, logdb_iterate_entries(f->db, 2, 1, 1, 21, 250, &f->ents), LOGDB_OK);
+	assert_int_equal(f->ents.n, 2);
+	assert_int_equal(f->ents.bytes, 200);
+	/* at least one entry even when it alone exceeds the limit */
+	CHECK_RC(f, logdb_iterate_entries(f->db, 2, 1, 5, 21, 1, &f->ents), LOGDB_OK);
+	assert_int_equal(f->ents.n, 1);
+	assert_int_equal(f->ents.ents[0].index, 5);
+	/* exactly at the limit */
+	CHECK_RC(f, logdb_iterate_entries(f->db, 2, 1, 1, 21, 300, &f->ents), LOGDB_OK);
+	assert_int_equal(f->ents.n, 3);
+	/* high is exclusive */
+	CHECK_RC(f, logdb_iterate_entries(f->db, 2, 1, 4, 9, UINT64_MAX, &f->ents), LOGDB_OK);
+	assert_int_equal(f->ents.n, 5);
+	assert_int_equal(f->ents.ents[4].index, 8);
+	/* empty range */
+	CHECK_RC(f, logdb_iterate_entries(f->db, 2, 1, 7, 7, UINT64_MAX, &f->ents), LOGDB_OK);
+	assert_int_equal(f->ents.n, 0);
+	CHECK_RC(f, logdb_iterate_entries(f->db, 2, 1, 20, 22, UINT64_MAX, &f->ents),
+	         LOGDB_ERR_UNAVAILABLE);
+	CHECK_RC(f, logdb_iterate_entries(f->db, 2, 1, 9, 3, UINT64_MAX, &f->ents),
+	         LOGDB_ERR_INVALID);
+	/* neighbouring groups and nodes do not leak into the range */
+	CHECK_RC(f, append(f, 6, 1, 30, 1, 1, NULL), LOGDB_OK);
+	expect_entries(f, 2, 1, 20, 1, 100);
+	CHECK_RC(f, logdb_iterate_entries(f->db, 2, 2, 1, 2, UINT64_MAX, &f->ents),
+	         LOGDB_ERR_UNAVAILABLE);
+}
+
+static void test_remove_and_compact(void **state)
+{
+	struct fx *f = *state;
+	struct logdb_raft_state rs;
+	CHECK_RC(f, append(f, 5, 1, 100, 1, 512, NULL), LOGDB_OK);
+	CHECK_RC(f, logdb_remove_entries_to(f->db, 5, 1, 60), LOGDB_OK);
+	CHECK_RC(f, logdb_iterate_entries(f->db, 5, 1, 60, 70, UINT64_MAX, &f->ents),
+	         LOGDB_ERR_COMPACTED);
+	if (strstr(msg(f), "group 5") == NULL)
+		fail_msg("expected the compacted error to name group 5: %s", msg(f));
+	expect_entries(f, 5, 61, 100, 1, 512);
+	CHECK_RC(f, logdb_compact_entries_to(f->db, 5, 1, 60), LOGDB_OK);
+	logdb_wait_compactions(f->db);
+	/* removing less than before is a no-op; past the end is refused */
+	CHECK_RC(f, logdb_remove_entries_to(f->db, 5, 1, 10), LOGDB_OK);
+	CHECK_RC(f, logdb_remove_entries_to(f->db, 5, 1, 101), LOGDB_ERR_UNAVAILABLE);
+	fx_reopen(f);
+	CHECK_RC(f, logdb_read_state(f->db, 5, 1, &rs), LOGDB_OK);
+	assert_int_equal(rs.first_index, 61);
+	assert_int_equal(rs.entry_count, 40);
+	CHECK_RC(f, logdb_iterate_entries(f->db, 5, 1, 1, 5, UINT64_MAX, &f->ents),
+	         LOGDB_ERR_COMPACTED);
+	expect_entries(f, 5, 61, 100, 1, 512);
+	/* the removed entries are physically gone after compaction */
+	uint8_t lo[LOGDB_INDEX_KEY_LEN], hi[LOGDB_INDEX_KEY_LEN];
+	logdb_index_key(lo, LOGDB_KIND_ENTRY, 5, 1, 0);
+	logdb_index_key(hi, LOGDB_KIND_ENTRY, 5, 1, 61);
+	CHECK_RC(f, logdb_flush(f->db), LOGDB_OK);
+	CHECK_RC(f, logdb_compact_entries_to(f->db, 5, 1, 60), LOGDB_OK);
+	logdb_wait_compactions(f->db);
+	const char *los[1] = {(const char *)lo}, *his[1] = {(const char *)hi};
+	size_t lol[1] = {sizeof(lo)}, hil[1] = {sizeof(hi)};
+	uint64_t size = 1;
+	char *err = NULL;
+	rocksdb_approximate_sizes(f->db->shards[logdb_shard_of(f->db, 5)].db, 1, los, lol, his, hil,
+	                          &size, &err);
+	assert_null(err);
+	if (size != 0)
+		fail_msg("expected no bytes left below index 61 after compaction, found %" PRIu64,
+		         size);
+	/* remove everything, then keep appending */
+	CHECK_RC(f, logdb_remove_entries_to(f->db, 5, 1, 100), LOGDB_OK);
+	CHECK_RC(f, logdb_read_state(f->db, 5, 1, &rs), LOGDB_OK);
+	assert_int_equal(rs.first_index, 101);
+	assert_int_equal(rs.entry_count, 0);
+	CHECK_RC(f, append(f, 5, 50, 60, 2, 8, NULL), LOGDB_ERR_COMPACTED);
+	CHECK_RC(f, append(f, 5, 101, 102, 2, 8, NULL), LOGDB_OK);
+	expect_entries(f, 5, 101, 102, 2, 8);
+}
+
+static void make_snap(struct logdb_snapshot *s, uint64_t index, uint64_t term)
+{
+	memset(s, 0, sizeof(*s));
+	s->meta.index = index;
+	s->meta.term = term;
+	s->meta.membership.config_index = index - 1;
+	s->meta.membership.n_voters = 3;
+	s->meta.membership.voters[0] = 1;
+	s->meta.membership.voters[1] = 2;
+	s->meta.membership.voters[2] = 3;
+	s->meta.membership.n_nonvoters = 1;
+	s->meta.membership.nonvoters[0] = 9;
+	s->meta.membership.n_removed = 2;
+	s->meta.membership.removed[0] = 4;
+	s->meta.membership.removed[1] = 5;
+	snprintf(s->file, sizeof(s->file), "/data/snap-%" PRIu64 ".bin", index);
+	s->size = index * 1000;
+	s->checksum = 0xabcdef00u + index;
+}
+
+static void expect_snap(const struct logdb_snapshot *got, uint64_t index, uint64_t term)
+{
+	struct logdb_snapshot want;
+	make_snap(&want, index, term);
+	if (got->meta.index != index || got->meta.term != term || strcmp(got->file, want.file) ||
+	    got->size != want.size || got->checksum != want.checksum ||
+	    memcmp(&got->meta.membership, &want.meta.membership, sizeof(want.meta.membership)))
+		fail_msg("snapshot %" PRIu64 ": expected term %" PRIu64
+		         " file %s, got index %" PRIu64 " term %" PRIu64 " file %s",
+		         index, term, want.file, got->meta.index, got->meta.term, got->file);
+}
+
+static void test_snapshot_metadata(void **state)
+{
+	struct fx *f = *state;
+	struct logdb_snapshot s, *list;
+	size_t n;
+	CHECK_RC(f, logdb_get_snapshot(f->db, 4, 1, &s), LOGDB_ERR_NOT_FOUND);
+	for (uint64_t i = 1; i <= 3; i++) {
+		make_snap(&s, i * 100, i);
+		CHECK_RC(f, logdb_save_snapshot(f->db, 4, 1, &s), LOGDB_OK);
+	}
+	/* another member and group nearby must not show up */
+	make_snap(&s, 999, 9);
+	CHECK_RC(f, logdb_save_snapshot(f->db, 4, 2, &s), LOGDB_OK);
+	CHECK_RC(f, logdb_save_snapshot(f->db, 8, 1, &s), LOGDB_OK);
+	fx_reopen(f);
+	CHECK_RC(f, logdb_get_snapshot(f->db, 4, 1, &s), LOGDB_OK);
+	expect_snap(&s, 300, 3);
+	CHECK_RC(f, logdb_list_snapshots(f->db, 4, 1, &list, &n), LOGDB_OK);
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < n; i++)
+		expect_snap(&list[i], (i + 1) * 100, i + 1);
+	logdb_free(f->db, list);
+	CHECK_RC(f, logdb_delete_snapshot(f->db, 4, 1, 300), LOGDB_OK);
+	CHECK_RC(f, logdb_delete_snapshot(f->db, 4, 1, 12345), LOGDB_OK);
+	CHECK_RC(f, logdb_get_snapshot(f->db, 4, 1, &s), LOGDB_OK);
+	expect_snap(&s, 200, 2);
+	CHECK_RC(f, logdb_list_snapshots(f->db, 4, 1, &list, &n), LOGDB_OK);
+	assert_int_equal(n, 2);
+	logdb_free(f->db, list);
+	/* bad membership is refused */
+	make_snap(&s, 5, 1);
+	s.meta.membership.n_voters = RAFT_MAX_MEMBERS + 1;
+	CHECK_RC(f, logdb_save_snapshot(f->db, 4, 1, &s), LOGDB_ERR_INVALID);
+}
+
+static void test_snapshot_in_save(void **state)
+{
+	struct fx *f = *state;
+	struct logdb_raft_state rs;
+	struct logdb_snapshot s, got;
+	CHECK_RC(f, append(f, 9, 1, 10, 1, 4, NULL), LOGDB_OK);
+	/* a follower installs a snapshot at 20: its old log goes */
+	make_snap(&s, 20, 3);
+	struct logdb_update u = {.group_id = 9,
+	                         .node_id = 1,
+	                         .hard_state_changed = true,
+	                         .hard_state = {.term = 3, .vote = 0, .commit = 20},
+	                         .snapshot = &s};
+	CHECK_RC(f, logdb_save(f->w, &u, 1), LOGDB_OK);
+	fx_reopen(f);
+	CHECK_RC(f, logdb_read_state(f->db, 9, 1, &rs), LOGDB_OK);
+	assert_int_equal(rs.first_index, 21);
+	assert_int_equal(rs.entry_count, 0);
+	assert_int_equal(rs.hard_state.commit, 20);
+	CHECK_RC(f, logdb_get_snapshot(f->db, 9, 1, &got), LOGDB_OK);
+	expect_snap(&got, 20, 3);
+	CHECK_RC(f, logdb_iterate_entries(f->db, 9, 1, 5, 6, UINT64_MAX, &f->ents),
+	         LOGDB_ERR_COMPACTED);
+	CHECK_RC(f, append(f, 9, 21, 25, 3, 4, NULL), LOGDB_OK);
+	expect_entries(f, 9, 21, 25, 3, 4);
+	/* a snapshot inside the log keeps the entries after it */
+	make_snap(&s, 23, 3);
+	u.snapshot = &s;
+	u.hard_state_changed = false;
+	CHECK_RC(f, logdb_save(f->w, &u, 1), LOGDB_OK);
+	CHECK_RC(f, logdb_read_state(f->db, 9, 1, &rs), LOGDB_OK);
+	assert_int_equal(rs.first_index, 24);
+	assert_int_equal(rs.entry_count, 2);
+	expect_entries(f, 9, 24, 25, 3, 4);
+}
+
+static void test_many_groups_across_shards(void **state)
+{
+	struct fx *f = *state;
+	enum { G = 300 };
+	static struct logdb_update u[G];
+	static struct raft_entry e[G][3];
+	static uint8_t data[G][3][40];
+	for (int round = 0; round < 3; round++) {
+		for (uint64_t g = 0; g < G; g++) {
+			for (int k = 0; k < 3; k++) {
+				uint64_t idx = (uint64_t)round * 3 + k + 1;
+				fill(data[g][k], 40, g + 1, idx, 1);
+				e[g][k] = (struct raft_entry){
+				        .term = 1, .index = idx, .len = 40, .data = data[g][k]};
+			}
+			u[g] = (struct logdb_update){
+			        .group_id = g + 1,
+			        .node_id = 1,
+			        .hard_state_changed = true,
+			        .hard_state = {.term = 1, .vote = 1, .commit = (uint64_t)round * 3},
+			        .n_entries = 3,
+			        .entries = e[g]};
+		}
+		CHECK_RC(f, logdb_save(f->w, u, G), LOGDB_OK);
+	}
+	fx_reopen(f);
+	unsigned per_shard[4] = {0};
+	for (uint64_t g = 1; g <= G; g++) {
+		struct logdb_raft_state rs;
+		CHECK_RC(f, logdb_read_state(f->db, g, 1, &rs), LOGDB_OK);
+		assert_int_equal(rs.entry_count, 9);
+		assert_int_equal(rs.hard_state.commit, 6);
+		expect_entries(f, g, 1, 9, 1, 40);
+		per_shard[logdb_shard_of(f->db, g)]++;
+	}
+	for (int s = 0; s < 4; s++)
+		if (per_shard[s] == 0)
+			fail_msg("expected groups in every shard, shard %d has none", s);
+	/* each group is in its own shard's RocksDB only */
+	uint8_t key[LOGDB_KEY_LEN];
+	char *err = NULL;
+	size_t vlen;
+	logdb_key(key, LOGDB_KIND_STATE, 1, 1);
+	unsigned other = (logdb_shard_of(f->db, 1) + 1) % 4;
+	char *v = rocksdb_get(f->db->shards[other].db, f->db->ropts, (const char *)key, sizeof(key),
+	                      &vlen, &err);
+	assert_null(err);
+	assert_null(v);
+}
+
+static void test_hard_state_cache_skips_unchanged(void **state)
+{
+	struct fx *f = *state;
+	struct raft_hard_state hs = {.term = 2, .vote = 1, .commit = 0};
+	struct logdb_update u = {
+	        .group_id = 11, .node_id = 1, .hard_state_changed = true, .hard_state = hs};
+	rocksdb_t *r = f->db->shards[logdb_shard_of(f->db, 11)].db;
+	uint64_t before, after;
+	CHECK_RC(f, logdb_save(f->w, &u, 1), LOGDB_OK);
+	assert_int_equal(rocksdb_property_int(r, "rocksdb.num-entries-active-mem-table", &before),
+	                 0);
+	CHECK_RC(f, logdb_save(f->w, &u, 1), LOGDB_OK);
+	assert_int_equal(rocksdb_property_int(r, "rocksdb.num-entries-active-mem-table", &after),
+	                 0);
+	if (after != before)
+		fail_msg("an unchanged hard state was written again (%" PRIu64 " -> %" PRIu64
+		         " memtable entries)",
+		         before, after);
+	u.hard_state.commit = 1;
+	CHECK_RC(f, logdb_save(f->w, &u, 1), LOGDB_OK);
+	assert_int_equal(rocksdb_property_int(r, "rocksdb.num-entries-active-mem-table", &after),
+	                 0);
+	assert_int_equal(after, before + 1);
+}
+
+static void make_bootstrap(struct logdb_bootstrap *bs, uint64_t g)
+{
+	memset(bs, 0, sizeof(*bs));
+	bs->join = (g % 2) == 0;
+	bs->sm_type = 7;
+	bs->n_addresses = 3;
+	for (uint32_t i = 0; i < 3; i++) {
+		bs->addresses[i].node_id = i + 1;
+		snprintf(bs->addresses[i].addr, LOGDB_ADDR_MAX, "127.0.0.%" PRIu64 ":%u", g,
+		         7400 + i);
+		bs->membership.voters[i] = i + 1;
+	}
+	bs->membership.n_voters = 3;
+}
+
+static void test_bootstrap_and_nodes(void **state)
+{
+	struct fx *f = *state;
+	struct logdb_bootstrap bs, got;
+	struct logdb_node_info *nodes;
+	size_t n;
+	CHECK_RC(f, logdb_get_bootstrap(f->db, 1, 1, &got), LOGDB_ERR_NOT_FOUND);
+	for (uint64_t g = 1; g <= 10; g++) {
+		make_bootstrap(&bs, g);
+		CHECK_RC(f, logdb_save_bootstrap(f->db, g, 1 + g % 3, &bs), LOGDB_OK);
+	}
+	fx_reopen(f);
+	for (uint64_t g = 1; g <= 10; g++) {
+		make_bootstrap(&bs, g);
+		CHECK_RC(f, logdb_get_bootstrap(f->db, g, 1 + g % 3, &got), LOGDB_OK);
+		if (memcmp(&bs, &got, sizeof(bs)) != 0)
+			fail_msg("bootstrap of group %" PRIu64 " differs after restart", g);
+	}
+	CHECK_RC(f, logdb_list_nodes(f->db, &nodes, &n), LOGDB_OK);
+	assert_int_equal(n, 10);
+	bool seen[11] = {false};
+	for (size_t i = 0; i < n; i++) {
+		assert_true(nodes[i].group_id >= 1 && nodes[i].group_id <= 10);
+		assert_int_equal(nodes[i].node_id, 1 + nodes[i].group_id % 3);
+		seen[nodes[i].group_id] = true;
+	}
+	for (int g = 1; g <= 10; g++)
+		assert_true(seen[g]);
+	logdb_free(f->db, nodes);
+	/* an address too long for the format is refused */
+	make_bootstrap(&bs, 1);
+	memset(bs.addresses[0].addr, 'x', LOGDB_ADDR_MAX);
+	CHECK_RC(f, logdb_save_bootstrap(f->db, 1, 1, &bs), LOGDB_ERR_TOO_BIG);
+}
+
+static void test_remove_node_data(void **state)
+{
+	struct fx *f = *state;
+	struct logdb_bootstrap bs;
+	struct logdb_snapshot s;
+	struct logdb_raft_state rs;
+	struct logdb_node_info *nodes;
+	size_t n;
+	struct raft_hard_state hs = {.term = 1, .vote = 1, .commit = 3};
+	for (uint64_t g = 12; g <= 13; g++) {
+		make_bootstrap(&bs, g);
+		CHECK_RC(f, logdb_save_bootstrap(f->db, g, 1, &bs), LOGDB_OK);
+		CHECK_RC(f, append(f, g, 1, 50, 1, 64, &hs), LOGDB_OK);
+		make_snap(&s, 10, 1);
+		CHECK_RC(f, logdb_save_snapshot(f->db, g, 1, &s), LOGDB_OK);
+	}
+	CHECK_RC(f, logdb_remove_node_data(f->db, 12, 1), LOGDB_OK);
+	logdb_wait_compactions(f->db);
+	fx_reopen(f);
+	CHECK_RC(f, logdb_read_state(f->db, 12, 1, &rs), LOGDB_ERR_NOT_FOUND);
+	CHECK_RC(f, logdb_get_bootstrap(f->db, 12, 1, &bs), LOGDB_ERR_NOT_FOUND);
+	CHECK_RC(f, logdb_get_snapshot(f->db, 12, 1, &s), LOGDB_ERR_NOT_FOUND);
+	CHECK_RC(f, logdb_iterate_entries(f->db, 12, 1, 1, 2, UINT64_MAX, &f->ents),
+	         LOGDB_ERR_UNAVAILABLE);
+	CHECK_RC(f, logdb_list_nodes(f->db, &nodes, &n), LOGDB_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(nodes[0].group_id, 13);
+	logdb_free(f->db, nodes);
+	expect_entries(f, 13, 1, 50, 1, 64);
+	/* the member can start over */
+	CHECK_RC(f, append(f, 12, 1, 2, 7, 3, NULL), LOGDB_OK);
+	expect_entries(f, 12, 1, 2, 7, 3);
+}
+
+static void test_import_snapshot(void **state)
+{
+	struct fx *f = *state;
+	struct logdb_snapshot s, got;
+	struct logdb_bootstrap bs;
+	struct logdb_raft_state rs;
+	struct raft_hard_state hs = {.term = 9, .vote = 3, .commit = 40};
+	CHECK_RC(f, append(f, 14, 1, 40, 9, 16, &hs), LOGDB_OK);
+	make_snap(&s, 500, 12);
+	CHECK_RC(f, logdb_import_snapshot(f->db, 14, 1, &s), LOGDB_OK);
+	fx_reopen(f);
+	CHECK_RC(f, logdb_read_state(f->db, 14, 1, &rs), LOGDB_OK);
+	assert_int_equal(rs.hard_state.term, 12);
+	assert_int_equal(rs.hard_state.commit, 500);
+	assert_int_equal(rs.hard_state.vote, 0);
+	assert_int_equal(rs.first_index, 501);
+	assert_int_equal(rs.entry_count, 0);
+	CHECK_RC(f, logdb_get_snapshot(f->db, 14, 1, &got), LOGDB_OK);
+	expect_snap(&got, 500, 12);
+	CHECK_RC(f, logdb_get_bootstrap(f->db, 14, 1, &bs), LOGDB_OK);
+	assert_false(bs.join);
+	assert_int_equal(bs.membership.n_voters, 3);
+	CHECK_RC(f, logdb_iterate_entries(f->db, 14, 1, 1, 2, UINT64_MAX, &f->ents),
+	         LOGDB_ERR_COMPACTED);
+	CHECK_RC(f, append(f, 14, 501, 503, 12, 16, NULL), LOGDB_OK);
+	expect_entries(f, 14, 501, 503, 12, 16);
+}
+
+static void test_invalid_updates(void **state)
+{
+	struct fx *f = *state;
+	struct raft_entry e[2] = {{.term = 1, .index = 1}, {.term = 1, .index = 3}};
+	struct logdb_update u = {.group_id = 1, .node_id = 1, .n_entries = 2, .entries = e};
+	CHECK_RC(f, logdb_save(f->w, &u, 1), LOGDB_ERR_INVALID);
+	e[0].index = 0;
+	e[1].index = 1;
+	CHECK_RC(f, logdb_save(f->w, &u, 1), LOGDB_ERR_INVALID);
+	e[0].index = 1;
+	e[1].index = 2;
+	e[1].len = 4; /* data missing */
+	CHECK_RC(f, logdb_save(f->w, &u, 1), LOGDB_ERR_INVALID);
+	/* nothing was written by the refused saves */
+	struct logdb_raft_state rs;
+	CHECK_RC(f, logdb_read_state(f->db, 1, 1, &rs), LOGDB_ERR_NOT_FOUND);
+}
+
+static void test_busy_signal(void **state)
+{
+	struct fx *f = *state;
+	fx_close(f);
+	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	f->cfg.disable_auto_compactions = true;
+	f->cfg.l0_stop_trigger = 8; /* busy from 4 L0 files */
+	f->cfg.shards = 1;
+	fx_open(f);
+	assert_false(logdb_busy(f->db, 1));
+	int flushes = 0;
+	for (; flushes < 10 && !logdb_busy(f->db, 1); flushes++) {
+		CHECK_RC(f,
+		         append(f, 1, (uint64_t)flushes * 10 + 1, (uint64_t)flushes * 10 + 10, 1,
+		                100, NULL),
+		         LOGDB_OK);
+		CHECK_RC(f, logdb_flush(f->db), LOGDB_OK);
+	}
+	if (flushes != 4)
+		fail_msg("expected busy after 4 L0 files (stop trigger 8), got busy after %d",
+		         flushes);
+	assert_true(logdb_busy(f->db, 1));
+}
+
+static void test_wal_dir(void **state)
+{
+	struct fx *f = *state;
+	char wal[300], path[400];
+	fx_close(f);
+	snprintf(wal, sizeof(wal), "%s/wal", f->dir);
+	f->cfg.wal_dir = wal;
+	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	fx_open(f);
+	CHECK_RC(f, append(f, 1, 1, 5, 1, 10, NULL), LOGDB_OK);
+	fx_reopen(f);
+	expect_entries(f, 1, 1, 5, 1, 10);
+	snprintf(path, sizeof(path), "%s/shard-%u", wal, logdb_shard_of(f->db, 1));
+	assert_int_equal(access(path, F_OK), 0);
+}
+
+/* Two threads, each with its own worker, save disjoint groups in every shard at once. */
+struct saver {
+	struct fx *f;
+	struct logdb_worker *w;
+	uint64_t base; /* groups base+1 .. base+16 */
+	int rc;
+};
+
+static void *saver_main(void *arg)
+{
+	struct saver *sv = arg;
+	static __thread uint8_t data[16][8][32];
+	struct raft_entry e[16][8];
+	struct logdb_update u[16];
+	for (uint64_t round = 0; round < 40 && sv->rc == LOGDB_OK; round++) {
+		for (uint64_t i = 0; i < 16; i++) {
+			uint64_t g = sv->base + i + 1;
+			for (uint64_t k = 0; k < 8; k++) {
+				fill(data[i][k], 32, g, round * 8 + k + 1, 1);
+				e[i][k] = (struct raft_entry){.term = 1,
+				                              .index = round * 8 + k + 1,
+				                              .len = 32,
+				                              .data = data[i][k]};
+			}
+			u[i] = (struct logdb_update){.group_id = g,
+			                             .node_id = 1,
+			                             .hard_state_changed = true,
+			                             .hard_state = {.term = 1, .commit = round * 8},
+			                             .n_entries = 8,
+			                             .entries = e[i]};
+		}
+		sv->rc = logdb_save(sv->w, u, 16);
+	}
+	return NULL;
+}
+
+static void test_concurrent_workers(void **state)
+{
+	struct fx *f = *state;
+	struct saver sv[2] = {{.f = f, .base = 100}, {.f = f, .base = 200}};
+	pthread_t t[2];
+	for (int i = 0; i < 2; i++) {
+		CHECK_RC(f, logdb_worker_create(f->db, &sv[i].w), LOGDB_OK);
+		assert_int_equal(pthread_create(&t[i], NULL, saver_main, &sv[i]), 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		pthread_join(t[i], NULL);
+		CHECK_RC(f, sv[i].rc, LOGDB_OK);
+		logdb_worker_destroy(sv[i].w);
+	}
+	fx_reopen(f);
+	for (int i = 0; i < 2; i++)
+		for (uint64_t g = sv[i].base + 1; g <= sv[i].base + 16; g++) {
+			struct logdb_raft_state rs;
+			CHECK_RC(f, logdb_read_state(f->db, g, 1, &rs), LOGDB_OK);
+			assert_int_equal(rs.entry_count, 320);
+			assert_int_equal(rs.hard_state.commit, 312);
+			expect_entries(f, g, 1, 320, 1, 32);
+		}
+}
+
+/* ---- bad data on disk: write into a shard directly with RocksDB ---------- */
+
+/* Close the LogDB, run fn on the raw RocksDB of group g's shard, reopen. */
+static void poke(struct fx *f, uint64_t g, void (*fn)(rocksdb_t *r, void *arg), void *arg)
+{
+	char path[400];
+	char *err = NULL;
+	unsigned si = logdb_shard_of(f->db, g);
+	fx_close(f);
+	snprintf(path, sizeof(path), "%s/shard-%u", f->dir, si);
+	rocksdb_options_t *o = rocksdb_options_create();
+	rocksdb_t *r = rocksdb_open(o, path, &err);
+	assert_null(err);
+	fn(r, arg);
+	rocksdb_close(r);
+	rocksdb_options_destroy(o);
+	fx_open(f);
+}
+
+struct poke_arg {
+	uint8_t key[LOGDB_INDEX_KEY_LEN];
+	size_t klen;
+	int flip; /* byte of the value to flip; -1 = delete the key; -2 = truncate */
+};
+
+static void do_poke(rocksdb_t *r, void *arg)
+{
+	struct poke_arg *a = arg;
+	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+	char *err = NULL;
+	size_t vlen;
+	char *v = rocksdb_get(r, ro, (const char *)a->key, a->klen, &vlen, &err);
+	assert_null(err);
+	assert_non_null(v);
+	if (a->flip == -1) {
+		rocksdb_delete(r, wo, (const char *)a->key, a->klen, &err);
+	} else {
+		if (a->flip == -2)
+			vlen /= 2;
+		else
+			v[a->flip] ^= 0x20;
+		rocksdb_put(r, wo, (const char *)a->key, a->klen, v, vlen, &err);
+	}
+	assert_null(err);
+	rocksdb_free(v);
+	rocksdb_readoptions_destroy(ro);
+	rocksdb_writeoptions_destroy(wo);
+}
+
+static void expect_msg(struct fx *f, const char *a, const char *b)
+{
+	if (strstr(msg(f), a) == NULL || (b && strstr(msg(f), b) == NULL))
+		fail_msg("expected the error to name \"%s\"%s%s, got: %s", a, b ? " and " : "",
+		         b ? b : "", msg(f));
+}
+
+static void test_bad_data_on_disk(void **state)
+{
+	struct fx *f = *state;
+	struct poke_arg a;
+	struct raft_hard_state hs = {.term = 1, .vote = 1, .commit = 1};
+	struct logdb_raft_state rs;
+	struct logdb_snapshot s;
+	CHECK_RC(f, append(f, 7, 1, 20, 1, 64, &hs), LOGDB_OK);
+	CHECK_RC(f, append(f, 10, 1, 20, 1, 64, &hs), LOGDB_OK);
+
+	/* a flipped payload byte in entry 5 */
+	a.klen = LOGDB_INDEX_KEY_LEN;
+	logdb_index_key(a.key, LOGDB_KIND_ENTRY, 7, 1, 5);
+	a.flip = LOGDB_ENTRY_HDR_LEN + 3;
+	poke(f, 7, do_poke, &a);
+	CHECK_RC(f, logdb_iterate_entries(f->db, 7, 1, 1, 21, UINT64_MAX, &f->ents),
+	         LOGDB_ERR_CORRUPT);
+	expect_msg(f, "group 7", "index 5");
+	assert_int_equal(f->ents.n, 0);
+	/* entries before the damage still read */
+	expect_entries(f, 7, 1, 4, 1, 64);
+
+	/* a truncated entry 9 */
+	logdb_index_key(a.key, LOGDB_KIND_ENTRY, 7, 1, 9);
+	a.flip = -2;
+	poke(f, 7, do_poke, &a);
+	CHECK_RC(f, logdb_iterate_entries(f->db, 7, 1, 6, 21, UINT64_MAX, &f->ents),
+	         LOGDB_ERR_CORRUPT);
+	expect_msg(f, "group 7", "index 9");
+
+	/* a missing entry 15 is a hole, not a short log */
+	logdb_index_key(a.key, LOGDB_KIND_ENTRY, 7, 1, 15);
+	a.flip = -1;
+	poke(f, 7, do_poke, &a);
+	CHECK_RC(f, logdb_iterate_entries(f->db, 7, 1, 10, 21, UINT64_MAX, &f->ents),
+	         LOGDB_ERR_CORRUPT);
+	expect_msg(f, "group 7", "index 15");
+	/* ... also when the hole is the last entry */
+	logdb_index_key(a.key, LOGDB_KIND_ENTRY, 7, 1, 20);
+	poke(f, 7, do_poke, &a);
+	CHECK_RC(f, logdb_iterate_entries(f->db, 7, 1, 16, 21, UINT64_MAX, &f->ents),
+	         LOGDB_ERR_CORRUPT);
+	expect_msg(f, "group 7", "index 20");
+
+	/* a damaged hard state */
+	a.klen = LOGDB_KEY_LEN;
+	logdb_key(a.key, LOGDB_KIND_STATE, 10, 1);
+	a.flip = LOGDB_HDR_LEN + 1;
+	poke(f, 10, do_poke, &a);
+	CHECK_RC(f, logdb_read_state(f->db, 10, 1, &rs), LOGDB_ERR_CORRUPT);
+	expect_msg(f, "group 10", "hard state");
+	/* a damaged entry range */
+	logdb_key(a.key, LOGDB_KIND_RANGE, 7, 1);
+	a.flip = LOGDB_HDR_LEN;
+	poke(f, 7, do_poke, &a);
+	CHECK_RC(f, logdb_read_state(f->db, 7, 1, &rs), LOGDB_ERR_CORRUPT);
+	expect_msg(f, "group 7", "range");
+	CHECK_RC(f, append(f, 7, 21, 21, 1, 1, NULL), LOGDB_ERR_CORRUPT);
+	/* a damaged member can still be removed */
+	CHECK_RC(f, logdb_remove_node_data(f->db, 7, 1), LOGDB_OK);
+	CHECK_RC(f, logdb_read_state(f->db, 7, 1, &rs), LOGDB_ERR_NOT_FOUND);
+
+	/* a damaged snapshot record */
+	make_snap(&s, 33, 2);
+	CHECK_RC(f, logdb_save_snapshot(f->db, 10, 1, &s), LOGDB_OK);
+	a.klen = LOGDB_INDEX_KEY_LEN;
+	logdb_index_key(a.key, LOGDB_KIND_SNAPSHOT, 10, 1, 33);
+	a.flip = 2;
+	poke(f, 10, do_poke, &a);
+	CHECK_RC(f, logdb_get_snapshot(f->db, 10, 1, &s), LOGDB_ERR_CORRUPT);
+	expect_msg(f, "group 10", "index 33");
+	/* a damaged bootstrap record */
+	struct logdb_bootstrap bs;
+	make_bootstrap(&bs, 10);
+	CHECK_RC(f, logdb_save_bootstrap(f->db, 10, 1, &bs), LOGDB_OK);
+	a.klen = LOGDB_KEY_LEN;
+	logdb_key(a.key, LOGDB_KIND_BOOTSTRAP, 10, 1);
+	a.flip = 20;
+	poke(f, 10, do_poke, &a);
+	CHECK_RC(f, logdb_get_bootstrap(f->db, 10, 1, &bs), LOGDB_ERR_CORRUPT);
+	expect_msg(f, "group 10", "bootstrap");
+}
+
+/* ---- allocation failures ------------------------------------------------ */
+
+static int alloc_budget = -1; /* allocations left before failing; -1 = unlimited */
+
+static bool allowed(void)
+{
+	if (alloc_budget < 0)
+		return true;
+	if (alloc_budget == 0)
+		return false;
+	alloc_budget--;
+	return true;
+}
+
+static void *t_malloc(size_t n)
+{
+	return allowed() ? malloc(n) : NULL;
+}
+
+static void *t_realloc(void *p, size_t n)
+{
+	return allowed() ? realloc(p, n) : NULL;
+}
+
+static const struct logdb_alloc failing = {t_malloc, t_realloc, free};
+
+static void test_alloc_failures(void **state)
+{
+	struct fx *f = *state;
+	fx_close(f);
+	f->cfg.alloc = &failing;
+	/* open fails cleanly at every allocation until it has enough */
+	int budget = 0;
+	for (;; budget++) {
+		struct logdb *db;
+		char err[256];
+		alloc_budget = budget;
+		int rc = logdb_open(&f->cfg, &db, err, sizeof(err));
+		alloc_budget = -1;
+		if (rc == LOGDB_OK) {
+			logdb_close(db);
+			break;
+		}
+		assert_int_equal(rc, LOGDB_ERR_NOMEM);
+		assert_true(budget < 100);
+	}
+	fx_open(f);
+	/* a save fails with NOMEM and leaves nothing half done */
+	struct logdb_worker *w2;
+	alloc_budget = 0;
+	CHECK_RC(f, logdb_worker_create(f->db, &w2), LOGDB_ERR_NOMEM);
+	alloc_budget = 0;
+	CHECK_RC(f, append(f, 1, 1, 3, 1, 10, NULL), LOGDB_ERR_NOMEM);
+	alloc_budget = -1;
+	struct logdb_raft_state rs;
+	CHECK_RC(f, logdb_read_state(f->db, 1, 1, &rs), LOGDB_ERR_NOT_FOUND);
+	CHECK_RC(f, append(f, 1, 1, 3, 1, 10, NULL), LOGDB_OK);
+	expect_entries(f, 1, 1, 3, 1, 10);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_crc32c),
+	        cmocka_unit_test(test_codec_detects_every_flip),
+	        cmocka_unit_test_setup_teardown(test_restart_persistence, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_shard_count_recorded, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_overwrite_on_conflict, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_iteration_bounds, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_remove_and_compact, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_snapshot_metadata, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_snapshot_in_save, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_many_groups_across_shards, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_hard_state_cache_skips_unchanged, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_bootstrap_and_nodes, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_remove_node_data, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_import_snapshot, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_invalid_updates, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_busy_signal, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_wal_dir, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_concurrent_workers, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_bad_data_on_disk, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_alloc_failures, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
