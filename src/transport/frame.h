@@ -1,0 +1,111 @@
+/*
+ * frame.h - the transport's framing.
+ *
+ * A frame is a 16-byte header followed by len payload bytes:
+ *
+ *   0  magic "DRFT" (big-endian 0x44524654)
+ *   4  version (1)
+ *   5  kind (enum transport_frame_kind)
+ *   6  flags, big-endian u16, must be 0
+ *   8  len, big-endian u32: payload length
+ *  12  crc, big-endian u32: CRC32C of the payload followed by header bytes 0..11
+ *
+ * The payload comes first so that both sides can checksum it incrementally
+ * while it is still in cache: the sender as it encodes, the receiver as each
+ * read lands.
+ * The header alone decides whether a frame is acceptable: a length above the
+ * configured maximum is rejected before any memory is allocated for it.
+ */
+#ifndef DRAGONRAFT_TRANSPORT_FRAME_H
+#define DRAGONRAFT_TRANSPORT_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "transport/tp_common.h"
+
+#define TRANSPORT_FRAME_MAGIC       0x44524654u
+#define TRANSPORT_FRAME_VERSION     1
+#define TRANSPORT_FRAME_HDR         16
+#define TRANSPORT_DEFAULT_MAX_FRAME (64u << 20)
+
+enum transport_frame_kind {
+	TF_HELLO = 1,       /* client -> server: ids, purpose, client nonce */
+	TF_CHALLENGE = 2,   /* server -> client: server id, server nonce, server proof */
+	TF_AUTH = 3,        /* client -> server: client proof */
+	TF_BATCH = 4,       /* a protobuf MessageBatch */
+	TF_SNAP_BEGIN = 5,  /* a protobuf SnapshotHeader */
+	TF_SNAP_RESUME = 6, /* receiver -> sender: u64 offset to continue from */
+	TF_SNAP_CHUNK = 7,  /* raw snapshot bytes */
+	TF_SNAP_END = 8,    /* sender: no more chunks */
+	TF_SNAP_DONE = 9,   /* receiver -> sender: u32 transport_rc */
+	TF_KIND_MAX = 9,
+};
+
+/* A decoded frame header. */
+struct transport_frame_header {
+	uint8_t kind;
+	uint32_t len;
+	uint32_t crc;
+};
+
+/* Writes a complete header for kind and payload (CRC included) into hdr. */
+void transport_frame_header_put(uint8_t hdr[TRANSPORT_FRAME_HDR], uint8_t kind, const void *payload,
+                                uint32_t len);
+
+/* Writes a header whose payload's CRC32C (from 0) is already known. */
+void transport_frame_header_put_crc(uint8_t hdr[TRANSPORT_FRAME_HDR], uint8_t kind, uint32_t len,
+                                    uint32_t payload_crc);
+
+/* Validates magic, version, kind, flags and len <= max_payload; fills h. */
+int transport_frame_header_check(const uint8_t hdr[TRANSPORT_FRAME_HDR], uint32_t max_payload,
+                                 struct transport_frame_header *h);
+
+/* Checks the CRC of a complete frame given its header bytes and payload. */
+int transport_frame_crc_check(const uint8_t hdr[TRANSPORT_FRAME_HDR], const uint8_t *payload,
+                              uint32_t len);
+
+/* Called once per complete, CRC-checked frame; a non-zero return stops the reader. */
+typedef int (*transport_frame_cb)(void *arg, const struct transport_frame_header *h,
+                                  const uint8_t *payload, uint32_t len);
+
+/*
+ * Incremental reassembly of a byte stream into frames.  Payloads that arrive
+ * whole in one read are handed out in place; others are gathered in a reused
+ * buffer allocated only after the header has been validated.
+ */
+struct transport_frame_reader {
+	uint32_t max_payload;
+	int err; /* sticky: first error, after which feed() refuses input */
+	uint32_t hdr_have;
+	uint8_t hdr[TRANSPORT_FRAME_HDR];
+	struct transport_frame_header h;
+	uint8_t *buf;
+	size_t cap;
+	size_t have;
+	uint32_t pcrc;   /* CRC32C of the payload bytes received so far */
+	uint64_t frames; /* frames delivered */
+};
+
+/* Initialises a reader accepting payloads up to max_payload bytes. */
+void transport_frame_reader_init(struct transport_frame_reader *r, uint32_t max_payload);
+
+/* Frees the reader's buffer. */
+void transport_frame_reader_free(struct transport_frame_reader *r);
+
+/* Consumes n bytes, calling cb per frame; returns 0, a transport_rc, or cb's result. */
+int transport_frame_reader_feed(struct transport_frame_reader *r, const uint8_t *data, size_t n,
+                                transport_frame_cb cb, void *arg);
+
+/*
+ * When the reader is in the middle of a payload, sets *p to where the rest of
+ * it goes and returns how many bytes are missing (a socket may read straight
+ * there); otherwise returns 0.
+ */
+size_t transport_frame_reader_direct(struct transport_frame_reader *r, uint8_t **p);
+
+/* Accounts n bytes written at the pointer from transport_frame_reader_direct. */
+int transport_frame_reader_commit(struct transport_frame_reader *r, size_t n, transport_frame_cb cb,
+                                  void *arg);
+
+#endif /* DRAGONRAFT_TRANSPORT_FRAME_H */

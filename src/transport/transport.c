@@ -1,0 +1,983 @@
+/*
+ * transport.c - connections, handshake, send queues and message batches.
+ * Snapshot streaming is in tp_snapshot.c.
+ */
+#include "transport/tp_internal.h"
+
+#include "transport/crc32c.h"
+
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEF_QUEUE_MSGS   16384u
+#define DEF_QUEUE_BYTES  (32u << 20)
+#define DEF_CHUNK        (2u << 20)
+#define DEF_BACKOFF_MIN  100u
+#define DEF_BACKOFF_MAX  5000u
+#define DEF_HS_TIMEOUT   5000u
+#define DEF_SNAP_RETRIES 5u
+/* Decode memory allowed per frame beyond twice its length (protobuf-c structures). */
+#define DECODE_SLACK (16u << 20)
+/* Largest frame accepted before the handshake completes. */
+#define HS_MAX_FRAME 256u
+
+struct ctrl_write {
+	uv_write_t req;
+	uint8_t data[];
+};
+
+void tp_errorf(struct transport *t, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(t->errmsg, sizeof(t->errmsg), fmt, ap);
+	va_end(ap);
+}
+
+const char *transport_errmsg(const struct transport *t)
+{
+	return t->errmsg;
+}
+
+/* Parses "ip:port", "[ipv6]:port" or "host:port" into ss. */
+static int parse_addr(const char *s, struct sockaddr_storage *ss)
+{
+	char host[256];
+	const char *colon, *port;
+	struct addrinfo hints, *res = NULL;
+	size_t hl;
+
+	if (s == NULL)
+		return TRANSPORT_EINVAL;
+	if (s[0] == '[') {
+		const char *end = strchr(s, ']');
+		if (end == NULL || end[1] != ':')
+			return TRANSPORT_EINVAL;
+		hl = (size_t)(end - s - 1);
+		if (hl >= sizeof(host))
+			return TRANSPORT_EINVAL;
+		memcpy(host, s + 1, hl);
+		port = end + 2;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL)
+			return TRANSPORT_EINVAL;
+		hl = (size_t)(colon - s);
+		if (hl >= sizeof(host))
+			return TRANSPORT_EINVAL;
+		memcpy(host, s, hl);
+		port = colon + 1;
+	}
+	host[hl] = '\0';
+	if (*port == '\0')
+		return TRANSPORT_EINVAL;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL)
+		return TRANSPORT_EINVAL;
+	memset(ss, 0, sizeof(*ss));
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	freeaddrinfo(res);
+	return TRANSPORT_OK;
+}
+
+static bool is_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+		const uint8_t *a = in6->sin6_addr.s6_addr;
+		static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+		if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
+			return true;
+		return memcmp(a, v4mapped, 12) == 0 && a[12] == 127;
+	}
+	return false;
+}
+
+struct peer *tp_peer_find(const struct transport *t, uint64_t id)
+{
+	for (struct peer *p = t->peers; p != NULL; p = p->next)
+		if (p->id == id)
+			return p;
+	return NULL;
+}
+
+static struct peer *peer_get(struct transport *t, uint64_t id)
+{
+	struct peer *p = tp_peer_find(t, id);
+
+	if (p != NULL)
+		return p;
+	p = transport_malloc(sizeof(*p));
+	if (p == NULL)
+		return NULL;
+	memset(p, 0, sizeof(*p));
+	p->id = id;
+	p->backoff_ms = t->cfg.backoff_min_ms;
+	p->next = t->peers;
+	t->peers = p;
+	return p;
+}
+
+void tp_report_unreachable(struct transport *t, uint64_t node, uint64_t group)
+{
+	for (uint32_t i = 0; i < t->n_unreach; i++)
+		if (t->unreach[i].node == node &&
+		    (t->unreach[i].group == group || t->unreach[i].group == 0))
+			return;
+	if (t->n_unreach == TP_UNREACH_MAX)
+		return;
+	t->unreach[t->n_unreach].node = node;
+	t->unreach[t->n_unreach].group = group;
+	t->n_unreach++;
+}
+
+static void deliver_unreachable(struct transport *t)
+{
+	for (uint32_t i = 0; i < t->n_unreach && !t->closing; i++)
+		if (t->cb.on_unreachable != NULL)
+			t->cb.on_unreachable(t->cb.ctx, t->unreach[i].node, t->unreach[i].group);
+	t->n_unreach = 0;
+}
+
+/* ---- connections ---------------------------------------------------------- */
+
+void tp_maybe_finish(struct transport *t)
+{
+	void (*on_closed)(void *) = t->cb.on_closed;
+	void *ctx = t->cb.ctx;
+
+	if (!t->closing || t->handles > 0 || t->conns_open > 0)
+		return;
+	while (t->peers != NULL) {
+		struct peer *p = t->peers;
+		t->peers = p->next;
+		transport_buf_free(&p->q);
+		transport_buf_free(&p->wbuf);
+		transport_free(p);
+	}
+	transport_encoder_free(&t->enc);
+	transport_free(t->secret);
+	transport_free(t->snapshot_dir);
+	transport_free(t);
+	if (on_closed != NULL)
+		on_closed(ctx);
+}
+
+static void conn_handle_closed(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+	struct transport *t = c->t;
+
+	if (--c->handles > 0)
+		return;
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		t->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	transport_frame_reader_free(&c->rd);
+	transport_arena_free(&c->arena);
+	transport_free(c->rbuf);
+	transport_free(c);
+	t->conns_open--;
+	tp_maybe_finish(t);
+}
+
+static struct conn *conn_new(struct transport *t, bool client, uint8_t purpose)
+{
+	struct conn *c = transport_malloc(sizeof(*c));
+	if (c == NULL) {
+		tp_errorf(t, "out of memory for a connection");
+		return NULL;
+	}
+	memset(c, 0, sizeof(*c));
+	c->t = t;
+	c->client = client;
+	c->purpose = purpose;
+	if (uv_tcp_init(t->loop, &c->tcp) != 0) {
+		transport_free(c);
+		tp_errorf(t, "uv_tcp_init failed");
+		return NULL;
+	}
+	uv_timer_init(t->loop, &c->timer);
+	c->tcp.data = c;
+	c->timer.data = c;
+	c->handles = 2;
+	transport_frame_reader_init(&c->rd, HS_MAX_FRAME);
+	transport_arena_init(&c->arena, DECODE_SLACK);
+	c->next = t->conns;
+	if (t->conns != NULL)
+		t->conns->prev = c;
+	t->conns = c;
+	t->conns_open++;
+	return c;
+}
+
+static void count_failure(struct transport *t, int rc)
+{
+	switch (rc) {
+	case TRANSPORT_EMAGIC:
+	case TRANSPORT_EVERSION:
+		t->st.frames_bad_header++;
+		break;
+	case TRANSPORT_ETOOBIG:
+		t->st.frames_oversize++;
+		break;
+	case TRANSPORT_ECRC:
+		t->st.frames_bad_crc++;
+		break;
+	case TRANSPORT_EDECODE:
+		t->st.decode_errors++;
+		break;
+	case TRANSPORT_EAUTH:
+		t->st.auth_bad_secret++;
+		break;
+	case TRANSPORT_ENODEID:
+		t->st.auth_bad_node_id++;
+		break;
+	case TRANSPORT_EREPLAY:
+		t->st.auth_replayed++;
+		break;
+	case TRANSPORT_ENOTLOOPBACK:
+		t->st.auth_not_loopback++;
+		break;
+	case TRANSPORT_ETIMEOUT:
+		t->st.handshake_timeouts++;
+		break;
+	case TRANSPORT_EPROTO:
+		t->st.protocol_errors++;
+		break;
+	default:
+		break;
+	}
+}
+
+void tp_conn_close(struct conn *c)
+{
+	struct transport *t = c->t;
+	struct peer *p = c->peer;
+	int was = c->state;
+
+	if (was == CS_CLOSING)
+		return;
+	c->state = CS_CLOSING;
+	if (c->client && c->purpose == TRANSPORT_PURPOSE_MSG && p != NULL && p->conn == c) {
+		p->conn = NULL;
+		p->st.connected = false;
+		if (p->q_msgs > 0) {
+			p->st.msgs_dropped += p->q_msgs;
+			p->st.bytes_dropped += p->q.len - TRANSPORT_FRAME_HDR;
+			p->q_msgs = 0;
+			p->q.len = 0;
+			p->q_crc = 0;
+		}
+		if (was != CS_OPEN) {
+			/* Never got through: wait before the next attempt. */
+			uint64_t max = t->cfg.backoff_max_ms;
+			p->retry_at = uv_now(t->loop) + p->backoff_ms;
+			p->backoff_ms = p->backoff_ms * 2 > max ? max : p->backoff_ms * 2;
+		}
+		if (!t->closing)
+			tp_report_unreachable(t, p->id, 0);
+	}
+	tp_snap_conn_closed(c);
+	uv_read_stop((uv_stream_t *)&c->tcp);
+	uv_timer_stop(&c->timer);
+	uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
+	uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
+}
+
+void tp_conn_fail(struct conn *c, int rc)
+{
+	if (c->state == CS_CLOSING)
+		return;
+	count_failure(c->t, rc);
+	tp_errorf(c->t, "connection %s node %llu closed: %s", c->client ? "to" : "from",
+	          (unsigned long long)c->remote_id, transport_strerror(rc));
+	tp_conn_close(c);
+}
+
+static void ctrl_written(uv_write_t *req, int status)
+{
+	(void)status; /* a failed write shows up as a read error */
+	transport_free(req);
+}
+
+int tp_send_frame(struct conn *c, uint8_t kind, const void *payload, uint32_t len)
+{
+	struct ctrl_write *w = transport_malloc(sizeof(*w) + TRANSPORT_FRAME_HDR + len);
+	uv_buf_t b;
+
+	if (w == NULL)
+		return TRANSPORT_ENOMEM;
+	if (len > 0)
+		memcpy(w->data + TRANSPORT_FRAME_HDR, payload, len);
+	transport_frame_header_put(w->data, kind, w->data + TRANSPORT_FRAME_HDR, len);
+	b = uv_buf_init((char *)w->data, TRANSPORT_FRAME_HDR + len);
+	if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, ctrl_written) != 0) {
+		transport_free(w);
+		return TRANSPORT_EIO;
+	}
+	return TRANSPORT_OK;
+}
+
+/* ---- sending batches ----------------------------------------------------- */
+
+static void flush_peer(struct peer *p);
+
+static void batch_written(uv_write_t *req, int status)
+{
+	struct peer *p = req->data;
+
+	p->inflight = false;
+	if (status == 0 && p->conn != NULL)
+		flush_peer(p);
+}
+
+static void flush_peer(struct peer *p)
+{
+	struct conn *c = p->conn;
+	struct transport_buf tmp;
+	uint32_t len;
+	uv_buf_t b;
+
+	if (p->inflight || p->q_msgs == 0 || c == NULL || c->state != CS_OPEN)
+		return;
+	tmp = p->wbuf;
+	p->wbuf = p->q;
+	p->q = tmp;
+	p->q.len = 0;
+	len = (uint32_t)(p->wbuf.len - TRANSPORT_FRAME_HDR);
+	transport_frame_header_put_crc(p->wbuf.p, TF_BATCH, len, p->q_crc);
+	p->q_crc = 0;
+	b = uv_buf_init((char *)p->wbuf.p, (unsigned int)p->wbuf.len);
+	p->wreq.data = p;
+	if (uv_write(&p->wreq, (uv_stream_t *)&c->tcp, &b, 1, batch_written) != 0) {
+		p->st.msgs_dropped += p->q_msgs;
+		p->st.bytes_dropped += len;
+		p->q_msgs = 0;
+		tp_conn_fail(c, TRANSPORT_EIO);
+		return;
+	}
+	p->inflight = true;
+	p->st.msgs_sent += p->q_msgs;
+	p->st.bytes_sent += p->wbuf.len;
+	p->st.batches_sent++;
+	p->q_msgs = 0;
+}
+
+void transport_flush(struct transport *t)
+{
+	uint64_t now;
+
+	if (t->closing)
+		return;
+	now = uv_now(t->loop);
+	for (struct peer *p = t->peers; p != NULL; p = p->next) {
+		if (p->q_msgs == 0)
+			continue;
+		if (p->conn == NULL && p->has_addr && now >= p->retry_at)
+			tp_dial(t, p, TRANSPORT_PURPOSE_MSG);
+		flush_peer(p);
+	}
+	deliver_unreachable(t);
+}
+
+static void on_prepare(uv_prepare_t *h)
+{
+	transport_flush(h->data);
+}
+
+static void on_check(uv_check_t *h)
+{
+	transport_flush(h->data);
+}
+
+static int drop(struct transport *t, struct peer *p, const struct raft_message *m, int rc)
+{
+	p->st.msgs_dropped++;
+	tp_report_unreachable(t, p->id, m->group_id);
+	return rc;
+}
+
+int transport_send(struct transport *t, const struct raft_message *m)
+{
+	struct peer *p;
+	size_t before;
+	int rc;
+
+	if (t->closing)
+		return TRANSPORT_ECLOSED;
+	if (m->to == t->cfg.node_id || m->to == 0)
+		return TRANSPORT_EINVAL;
+	p = tp_peer_find(t, m->to);
+	if (p == NULL || !p->has_addr)
+		return TRANSPORT_ENOPEER;
+	if (p->conn == NULL && uv_now(t->loop) < p->retry_at)
+		return drop(t, p, m, TRANSPORT_EUNREACHABLE);
+	if (p->q_msgs >= t->cfg.queue_max_msgs)
+		return drop(t, p, m, TRANSPORT_EQUEUEFULL);
+	if (p->q.len == 0) {
+		rc = transport_buf_reserve(&p->q, TRANSPORT_FRAME_HDR);
+		if (rc != TRANSPORT_OK)
+			return drop(t, p, m, rc);
+		p->q.len = TRANSPORT_FRAME_HDR;
+	}
+	before = p->q.len;
+	rc = transport_encode_message(&t->enc, m, &p->q);
+	if (rc == TRANSPORT_OK && p->q.len - TRANSPORT_FRAME_HDR > t->cfg.queue_max_bytes)
+		rc = TRANSPORT_EQUEUEFULL;
+	if (rc != TRANSPORT_OK) {
+		if (p->q.len > before)
+			p->st.bytes_dropped += p->q.len - before;
+		p->q.len = before;
+		if (p->q_msgs == 0)
+			p->q.len = 0;
+		p->q_crc = 0;
+		return drop(t, p, m, rc);
+	}
+	/* Checksum the new bytes while they are in cache. */
+	p->q_crc = transport_crc32c(p->q_crc, p->q.p + before, p->q.len - before);
+	p->q_msgs++;
+	if (p->conn == NULL && tp_dial(t, p, TRANSPORT_PURPOSE_MSG) == NULL) {
+		/* A connection that failed to start already dropped the queue. */
+		if (p->q_msgs > 0) {
+			p->st.msgs_dropped += p->q_msgs;
+			p->st.bytes_dropped += p->q.len - TRANSPORT_FRAME_HDR;
+			p->q_msgs = 0;
+			p->q.len = 0;
+			p->q_crc = 0;
+		}
+		tp_report_unreachable(t, p->id, m->group_id);
+		return TRANSPORT_EUNREACHABLE;
+	}
+	return TRANSPORT_OK;
+}
+
+/* ---- receiving ------------------------------------------------------------ */
+
+static int on_batch(struct conn *c, const uint8_t *payload, uint32_t len)
+{
+	struct transport *t = c->t;
+	struct peer *p = c->peer;
+	struct raft_message *msgs;
+	size_t n, kept = 0;
+	int rc;
+
+	p->st.batches_recv++;
+	p->st.bytes_recv += len + TRANSPORT_FRAME_HDR;
+	/* protobuf-c's structures may outweigh the bytes: bound them per frame. */
+	c->arena.limit = 2 * (size_t)len + DECODE_SLACK;
+	rc = transport_decode_batch(&c->arena, payload, len, &msgs, &n);
+	if (rc != TRANSPORT_OK) {
+		/* The frame was intact, so the stream is still in sync: drop only this batch. */
+		t->st.decode_errors++;
+		p->st.msgs_dropped++;
+		p->st.bytes_dropped += len + TRANSPORT_FRAME_HDR;
+		tp_errorf(t, "batch from node %llu dropped: %s", (unsigned long long)c->remote_id,
+		          transport_strerror(rc));
+		transport_arena_reset(&c->arena);
+		return TRANSPORT_OK;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (msgs[i].from != c->remote_id || msgs[i].to != t->cfg.node_id) {
+			t->st.msgs_rejected_sender++;
+			p->st.msgs_dropped++;
+			continue;
+		}
+		if (t->cb.membership_check != NULL &&
+		    !t->cb.membership_check(t->cb.ctx, msgs[i].group_id, msgs[i].from)) {
+			t->st.msgs_rejected_member++;
+			p->st.msgs_dropped++;
+			continue;
+		}
+		if (kept != i)
+			msgs[kept] = msgs[i];
+		kept++;
+	}
+	p->st.msgs_recv += kept;
+	if (kept > 0 && t->cb.on_message_batch != NULL)
+		t->cb.on_message_batch(t->cb.ctx, c->remote_id, msgs, kept);
+	transport_arena_reset(&c->arena);
+	return TRANSPORT_OK;
+}
+
+static bool replayed(struct transport *t, const uint8_t *nonce)
+{
+	for (uint32_t i = 0; i < TP_REPLAY_RING; i++)
+		if (memcmp(t->replay[i], nonce, 16) == 0)
+			return true;
+	memcpy(t->replay[t->replay_next], nonce, 16);
+	t->replay_next = (t->replay_next + 1) % TP_REPLAY_RING;
+	return false;
+}
+
+static int on_hello(struct conn *c, const uint8_t *p, uint32_t len)
+{
+	struct transport *t = c->t;
+	struct transport_hello h;
+	uint8_t out[TRANSPORT_CHALLENGE_LEN];
+	int rc;
+
+	if (transport_hello_get(p, len, &h) != TRANSPORT_OK)
+		return TRANSPORT_EPROTO;
+	c->remote_id = h.client_id;
+	if (h.server_id != t->cfg.node_id || h.client_id == t->cfg.node_id)
+		return TRANSPORT_ENODEID;
+	if (replayed(t, h.nonce))
+		return TRANSPORT_EREPLAY;
+	c->purpose = h.purpose;
+	memcpy(c->cnonce, h.nonce, TRANSPORT_NONCE_LEN);
+	rc = transport_random(c->snonce, TRANSPORT_NONCE_LEN);
+	if (rc != TRANSPORT_OK)
+		return rc;
+	tp_put64(out, t->cfg.node_id);
+	memcpy(out + 8, c->snonce, TRANSPORT_NONCE_LEN);
+	rc = transport_auth_proof(t->secret, t->secret_len, 'S', h.client_id, t->cfg.node_id,
+	                          c->cnonce, c->snonce, out + 8 + TRANSPORT_NONCE_LEN);
+	if (rc != TRANSPORT_OK)
+		return rc;
+	c->state = CS_WAIT_AUTH;
+	return tp_send_frame(c, TF_CHALLENGE, out, sizeof(out));
+}
+
+static int on_auth(struct conn *c, const uint8_t *p, uint32_t len)
+{
+	struct transport *t = c->t;
+	int rc;
+
+	if (len != TRANSPORT_AUTH_LEN)
+		return TRANSPORT_EPROTO;
+	rc = transport_auth_verify(t->secret, t->secret_len, 'C', c->remote_id, t->cfg.node_id,
+	                           c->cnonce, c->snonce, p);
+	if (rc != TRANSPORT_OK)
+		return rc;
+	c->peer = peer_get(t, c->remote_id);
+	if (c->peer == NULL)
+		return TRANSPORT_ENOMEM;
+	c->state = CS_OPEN;
+	c->rd.max_payload = t->cfg.max_frame;
+	uv_timer_stop(&c->timer);
+	return TRANSPORT_OK;
+}
+
+static int on_challenge(struct conn *c, const uint8_t *p, uint32_t len)
+{
+	struct transport *t = c->t;
+	uint8_t proof[TRANSPORT_PROOF_LEN];
+	int rc;
+
+	if (len != TRANSPORT_CHALLENGE_LEN)
+		return TRANSPORT_EPROTO;
+	if (tp_get64(p) != c->peer->id)
+		return TRANSPORT_ENODEID;
+	memcpy(c->snonce, p + 8, TRANSPORT_NONCE_LEN);
+	rc = transport_auth_verify(t->secret, t->secret_len, 'S', t->cfg.node_id, c->peer->id,
+	                           c->cnonce, c->snonce, p + 8 + TRANSPORT_NONCE_LEN);
+	if (rc != TRANSPORT_OK)
+		return rc;
+	rc = transport_auth_proof(t->secret, t->secret_len, 'C', t->cfg.node_id, c->peer->id,
+	                          c->cnonce, c->snonce, proof);
+	if (rc == TRANSPORT_OK)
+		rc = tp_send_frame(c, TF_AUTH, proof, sizeof(proof));
+	if (rc != TRANSPORT_OK)
+		return rc;
+	c->state = CS_OPEN;
+	c->rd.max_payload = t->cfg.max_frame;
+	uv_timer_stop(&c->timer);
+	if (c->purpose == TRANSPORT_PURPOSE_MSG) {
+		c->peer->backoff_ms = t->cfg.backoff_min_ms;
+		c->peer->st.connects++;
+		c->peer->st.connected = true;
+		flush_peer(c->peer);
+	} else {
+		tp_snap_client_open(c);
+	}
+	return TRANSPORT_OK;
+}
+
+static int on_frame(void *arg, const struct transport_frame_header *h, const uint8_t *p,
+                    uint32_t len)
+{
+	struct conn *c = arg;
+	int rc;
+
+	switch (c->state) {
+	case CS_WAIT_HELLO:
+		rc = h->kind == TF_HELLO ? on_hello(c, p, len) : TRANSPORT_EPROTO;
+		break;
+	case CS_WAIT_AUTH:
+		rc = h->kind == TF_AUTH ? on_auth(c, p, len) : TRANSPORT_EPROTO;
+		break;
+	case CS_HELLO_SENT:
+		rc = h->kind == TF_CHALLENGE ? on_challenge(c, p, len) : TRANSPORT_EPROTO;
+		break;
+	case CS_OPEN:
+		if (c->client)
+			rc = c->purpose == TRANSPORT_PURPOSE_SNAP
+			             ? tp_snap_client_frame(c, h, p, len)
+			             : TRANSPORT_EPROTO;
+		else if (c->purpose == TRANSPORT_PURPOSE_MSG)
+			rc = h->kind == TF_BATCH ? on_batch(c, p, len) : TRANSPORT_EPROTO;
+		else
+			rc = tp_snap_server_frame(c, h, p, len);
+		break;
+	default:
+		rc = TRANSPORT_ECLOSED;
+		break;
+	}
+	if (rc == TRANSPORT_OK && c->state == CS_CLOSING)
+		rc = TRANSPORT_ECLOSED;
+	return rc;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct conn *c = h->data;
+	uint8_t *p;
+	size_t n = transport_frame_reader_direct(&c->rd, &p);
+
+	(void)suggested;
+	if (n >= TP_READ_BUF) {
+		/*
+		 * Large payload in progress: read straight into the frame buffer, in
+		 * pieces small enough that the reader's CRC finds them in cache.
+		 */
+		*buf = uv_buf_init((char *)p, n > TP_DIRECT_MAX ? TP_DIRECT_MAX : (unsigned int)n);
+		return;
+	}
+	if (c->rbuf == NULL)
+		c->rbuf = transport_malloc(TP_READ_BUF);
+	*buf = uv_buf_init((char *)c->rbuf, c->rbuf != NULL ? TP_READ_BUF : 0);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct conn *c = s->data;
+	int rc;
+
+	if (nread == 0 || c->state == CS_CLOSING)
+		return;
+	if (nread < 0) {
+		if (nread == UV_ENOBUFS)
+			tp_conn_fail(c, TRANSPORT_ENOMEM);
+		else
+			tp_conn_close(c);
+		return;
+	}
+	if ((uint8_t *)buf->base == c->rbuf)
+		rc = transport_frame_reader_feed(&c->rd, c->rbuf, (size_t)nread, on_frame, c);
+	else
+		rc = transport_frame_reader_commit(&c->rd, (size_t)nread, on_frame, c);
+	if (rc != TRANSPORT_OK && rc != TRANSPORT_ECLOSED)
+		tp_conn_fail(c, rc);
+}
+
+static void on_hs_timeout(uv_timer_t *h)
+{
+	tp_conn_fail(h->data, TRANSPORT_ETIMEOUT);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+	struct conn *c = req->data;
+	struct transport *t = c->t;
+	struct transport_hello h;
+	uint8_t out[TRANSPORT_HELLO_LEN];
+
+	if (c->state == CS_CLOSING)
+		return;
+	if (status != 0) {
+		tp_errorf(t, "connect to node %llu: %s", (unsigned long long)c->peer->id,
+		          uv_strerror(status));
+		tp_conn_close(c);
+		return;
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+	h.client_id = t->cfg.node_id;
+	h.server_id = c->peer->id;
+	h.purpose = c->purpose;
+	if (transport_random(c->cnonce, TRANSPORT_NONCE_LEN) != TRANSPORT_OK) {
+		tp_conn_fail(c, TRANSPORT_EIO);
+		return;
+	}
+	memcpy(h.nonce, c->cnonce, TRANSPORT_NONCE_LEN);
+	transport_hello_put(out, &h);
+	c->state = CS_HELLO_SENT;
+	if (tp_send_frame(c, TF_HELLO, out, sizeof(out)) != TRANSPORT_OK ||
+	    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
+		tp_conn_fail(c, TRANSPORT_EIO);
+}
+
+struct conn *tp_dial(struct transport *t, struct peer *p, uint8_t purpose)
+{
+	struct conn *c;
+
+	if (t->closing || !p->has_addr)
+		return NULL;
+	if (t->secret == NULL && !is_loopback(&p->addr)) {
+		tp_errorf(t, "node %llu is not on loopback and no cluster secret is configured",
+		          (unsigned long long)p->id);
+		t->st.auth_not_loopback++;
+		return NULL;
+	}
+	c = conn_new(t, true, purpose);
+	if (c == NULL)
+		return NULL;
+	c->peer = p;
+	c->remote_id = p->id;
+	c->state = CS_CONNECTING;
+	c->connect_req.data = c;
+	if (purpose == TRANSPORT_PURPOSE_MSG)
+		p->conn = c;
+	if (uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&p->addr,
+	                   on_connect) != 0) {
+		tp_errorf(t, "cannot start connecting to node %llu", (unsigned long long)p->id);
+		tp_conn_close(c);
+		return NULL;
+	}
+	uv_timer_start(&c->timer, on_hs_timeout, t->cfg.handshake_timeout_ms, 0);
+	return c;
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct transport *t = server->data;
+	struct sockaddr_storage ss;
+	int sslen = sizeof(ss);
+	struct conn *c;
+
+	if (status != 0 || t->closing)
+		return;
+	c = conn_new(t, false, 0);
+	if (c == NULL)
+		return;
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+		tp_conn_close(c);
+		return;
+	}
+	t->st.conns_accepted++;
+	c->state = CS_WAIT_HELLO;
+	uv_tcp_nodelay(&c->tcp, 1);
+	if (t->secret == NULL &&
+	    (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) != 0 ||
+	     !is_loopback(&ss))) {
+		tp_conn_fail(c, TRANSPORT_ENOTLOOPBACK);
+		return;
+	}
+	uv_timer_start(&c->timer, on_hs_timeout, t->cfg.handshake_timeout_ms, 0);
+	if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
+		tp_conn_fail(c, TRANSPORT_EIO);
+}
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+static void handle_closed(uv_handle_t *h)
+{
+	struct transport *t = h->data;
+
+	t->handles--;
+	tp_maybe_finish(t);
+}
+
+static int start_listening(struct transport *t)
+{
+	struct sockaddr_storage ss;
+	int rc = parse_addr(t->cfg.listen_addr, &ss);
+
+	if (rc != TRANSPORT_OK) {
+		tp_errorf(t, "bad listen address \"%s\"", t->cfg.listen_addr);
+		return rc;
+	}
+	uv_tcp_init(t->loop, &t->listener);
+	t->listener.data = t;
+	t->handles++;
+	t->listening = true;
+	rc = uv_tcp_bind(&t->listener, (const struct sockaddr *)&ss, 0);
+	if (rc == 0)
+		rc = uv_listen((uv_stream_t *)&t->listener, 128, on_connection);
+	if (rc != 0) {
+		tp_errorf(t, "cannot listen on %s: %s", t->cfg.listen_addr, uv_strerror(rc));
+		return TRANSPORT_EIO;
+	}
+	return TRANSPORT_OK;
+}
+
+static void apply_defaults(struct transport_config *c)
+{
+	if (c->max_frame == 0)
+		c->max_frame = TRANSPORT_DEFAULT_MAX_FRAME;
+	if (c->queue_max_msgs == 0)
+		c->queue_max_msgs = DEF_QUEUE_MSGS;
+	if (c->queue_max_bytes == 0)
+		c->queue_max_bytes = DEF_QUEUE_BYTES;
+	if (c->queue_max_bytes > c->max_frame)
+		c->queue_max_bytes = c->max_frame;
+	if (c->snapshot_chunk == 0)
+		c->snapshot_chunk = DEF_CHUNK;
+	if (c->snapshot_chunk > c->max_frame)
+		c->snapshot_chunk = c->max_frame;
+	if (c->backoff_min_ms == 0)
+		c->backoff_min_ms = DEF_BACKOFF_MIN;
+	if (c->backoff_max_ms < c->backoff_min_ms)
+		c->backoff_max_ms =
+		        c->backoff_min_ms > DEF_BACKOFF_MAX ? c->backoff_min_ms : DEF_BACKOFF_MAX;
+	if (c->handshake_timeout_ms == 0)
+		c->handshake_timeout_ms = DEF_HS_TIMEOUT;
+	if (c->snapshot_retries == 0)
+		c->snapshot_retries = DEF_SNAP_RETRIES;
+}
+
+int transport_create(uv_loop_t *loop, const struct transport_config *cfg,
+                     const struct transport_callbacks *cb, struct transport **out)
+{
+	struct transport *t;
+	const char *dir;
+	int rc;
+
+	*out = NULL;
+	if (loop == NULL || cfg == NULL || cfg->node_id == 0)
+		return TRANSPORT_EINVAL;
+	t = transport_malloc(sizeof(*t));
+	if (t == NULL)
+		return TRANSPORT_ENOMEM;
+	memset(t, 0, sizeof(*t));
+	t->loop = loop;
+	t->cfg = *cfg;
+	apply_defaults(&t->cfg);
+	if (cb != NULL)
+		t->cb = *cb;
+	dir = cfg->snapshot_dir != NULL ? cfg->snapshot_dir : ".";
+	t->snapshot_dir = transport_malloc(strlen(dir) + 1);
+	if (t->snapshot_dir == NULL)
+		goto err_free_t;
+	strcpy(t->snapshot_dir, dir);
+	t->cfg.snapshot_dir = t->snapshot_dir;
+	t->cfg.secret = NULL;
+	if (cfg->secret != NULL && cfg->secret_len > 0) {
+		t->secret = transport_malloc(cfg->secret_len);
+		if (t->secret == NULL)
+			goto err_free_dir;
+		memcpy(t->secret, cfg->secret, cfg->secret_len);
+		t->secret_len = cfg->secret_len;
+	}
+	uv_prepare_init(loop, &t->prepare);
+	uv_check_init(loop, &t->check);
+	t->prepare.data = t;
+	t->check.data = t;
+	t->handles += 2;
+	uv_prepare_start(&t->prepare, on_prepare);
+	uv_check_start(&t->check, on_check);
+	/* These handles must not keep uv_run(UV_RUN_DEFAULT) alive on their own. */
+	uv_unref((uv_handle_t *)&t->prepare);
+	uv_unref((uv_handle_t *)&t->check);
+	if (cfg->listen_addr != NULL) {
+		rc = start_listening(t);
+		if (rc != TRANSPORT_OK) {
+			/* Handles exist now: they are released as the loop runs, with no callback.
+			 */
+			memset(&t->cb, 0, sizeof(t->cb));
+			transport_close(t);
+			return rc;
+		}
+	}
+	*out = t;
+	return TRANSPORT_OK;
+
+err_free_dir:
+	transport_free(t->snapshot_dir);
+err_free_t:
+	transport_free(t);
+	return TRANSPORT_ENOMEM;
+}
+
+int transport_listen_port(const struct transport *t)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+
+	if (!t->listening || uv_tcp_getsockname(&t->listener, (struct sockaddr *)&ss, &len) != 0)
+		return -1;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return -1;
+}
+
+int transport_add_peer(struct transport *t, uint64_t node_id, const char *addr)
+{
+	struct sockaddr_storage ss;
+	struct peer *p;
+
+	if (t->closing)
+		return TRANSPORT_ECLOSED;
+	if (node_id == 0 || node_id == t->cfg.node_id || parse_addr(addr, &ss) != TRANSPORT_OK) {
+		tp_errorf(t, "bad peer %llu address \"%s\"", (unsigned long long)node_id,
+		          addr != NULL ? addr : "(null)");
+		return TRANSPORT_EINVAL;
+	}
+	p = peer_get(t, node_id);
+	if (p == NULL)
+		return TRANSPORT_ENOMEM;
+	if (p->has_addr && memcmp(&p->addr, &ss, sizeof(ss)) != 0 && p->conn != NULL)
+		tp_conn_close(p->conn);
+	p->addr = ss;
+	p->has_addr = true;
+	p->retry_at = 0;
+	p->backoff_ms = t->cfg.backoff_min_ms;
+	return TRANSPORT_OK;
+}
+
+int transport_peer_stats(const struct transport *t, uint64_t node_id,
+                         struct transport_peer_stats *out)
+{
+	const struct peer *p = tp_peer_find(t, node_id);
+
+	memset(out, 0, sizeof(*out));
+	if (p == NULL)
+		return TRANSPORT_ENOPEER;
+	*out = p->st;
+	out->queued_msgs = p->q_msgs;
+	out->queued_bytes = p->q_msgs > 0 ? p->q.len - TRANSPORT_FRAME_HDR : 0;
+	return TRANSPORT_OK;
+}
+
+void transport_stats(const struct transport *t, struct transport_stats *out)
+{
+	*out = t->st;
+}
+
+void transport_close(struct transport *t)
+{
+	if (t->closing)
+		return;
+	t->closing = true;
+	tp_snap_shutdown(t);
+	for (struct conn *c = t->conns; c != NULL; c = c->next)
+		tp_conn_close(c);
+	if (t->listening)
+		uv_close((uv_handle_t *)&t->listener, handle_closed);
+	uv_close((uv_handle_t *)&t->prepare, handle_closed);
+	uv_close((uv_handle_t *)&t->check, handle_closed);
+}
+
+void transport_break_snapshot_conns(struct transport *t)
+{
+	for (struct conn *c = t->conns; c != NULL; c = c->next)
+		if (c->purpose == TRANSPORT_PURPOSE_SNAP)
+			tp_conn_close(c);
+}
