@@ -63,7 +63,11 @@ PROGRAMS :=           # other binaries `make all-c` builds
 FZ := build/fuzz
 fuzz_objs = $(patsubst %.c,$(FZ)/obj/%.o,$(1))
 
-include $(sort $(wildcard src/*/module.mk)) $(sort $(wildcard test/*/module.mk)) $(wildcard bench/module.mk)
+# Lower layers first, so a module.mk may use the source lists of those below it.
+LAYERS := util raft logdb transport engine
+include $(wildcard $(patsubst %,src/%/module.mk,$(LAYERS)))
+include $(filter-out $(patsubst %,src/%/module.mk,$(LAYERS)),$(sort $(wildcard src/*/module.mk)))
+include $(sort $(wildcard test/*/module.mk)) $(wildcard bench/module.mk)
 
 CORE_SRCS := $(foreach m,$(MODULES),$($(m)_SRCS))
 CORE_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(CORE_SRCS))

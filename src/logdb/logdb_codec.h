@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/crc32c.h"
+
 #include "logdb/logdb.h"
 
 enum logdb_kind {
@@ -32,9 +34,6 @@ enum logdb_kind {
 #define LOGDB_VALUE_VERSION 1
 #define LOGDB_HDR_LEN       8
 #define LOGDB_ENTRY_HDR_LEN (LOGDB_HDR_LEN + 16) /* + term, type, len */
-
-/* CRC32C (Castagnoli) of buf continuing from crc (start with 0). */
-uint32_t logdb_crc32c(uint32_t crc, const void *buf, size_t len);
 
 /* Write the 20-byte key of kind for (group, node) into key. */
 void logdb_key(uint8_t *key, unsigned kind, uint64_t group_id, uint64_t node_id);

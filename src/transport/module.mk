@@ -8,20 +8,20 @@ $(GEN)/transport/raft.pb-c.c $(GEN)/transport/raft.pb-c.h &: src/transport/raft.
 GEN_HDRS += $(GEN)/transport/raft.pb-c.h
 GEN_SRCS += $(GEN)/transport/raft.pb-c.c
 
-transport_SRCS := src/transport/tp_common.c src/transport/crc32c.c src/transport/frame.c \
+transport_SRCS := src/transport/tp_common.c src/transport/frame.c \
 	src/transport/codec.c src/transport/wire.c src/transport/auth.c src/transport/transport.c \
 	src/transport/tp_snapshot.c $(GEN)/transport/raft.pb-c.c
 
 UNIT_TESTS += test_transport_codec test_transport
-$(B)/test/test_transport_codec: $(B)/lib/libdr_transport.a
-$(B)/test/test_transport: test/transport/harness.c $(B)/lib/libdr_transport.a
+$(B)/test/test_transport_codec: $(B)/lib/libdr_transport.a $(B)/lib/libdr_util.a
+$(B)/test/test_transport: test/transport/harness.c $(B)/lib/libdr_transport.a $(B)/lib/libdr_util.a
 
 FUZZ_TARGETS += fuzz_frame fuzz_batch
-$(FZ)/fuzz_frame: $(call fuzz_objs,$(transport_SRCS))
-$(FZ)/fuzz_batch: $(call fuzz_objs,$(transport_SRCS))
+$(FZ)/fuzz_frame: $(call fuzz_objs,$(transport_SRCS) $(util_SRCS))
+$(FZ)/fuzz_batch: $(call fuzz_objs,$(transport_SRCS) $(util_SRCS))
 
 .PHONY: bench-transport
 BENCH_STEPS += bench-transport
 bench-transport: $(B)/bench/transport_bench
 	$(B)/bench/transport_bench
-$(B)/bench/transport_bench: $(B)/lib/libdr_transport.a
+$(B)/bench/transport_bench: $(B)/lib/libdr_transport.a $(B)/lib/libdr_util.a

@@ -21,7 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "transport/crc32c.h"
+#include "util/crc32c.h"
 #include "transport/tp_internal.h"
 
 enum snap_send_state {
@@ -160,7 +160,7 @@ static void crc_work(uv_work_t *w)
 			ss->work_rc = TRANSPORT_EIO;
 			return;
 		}
-		crc = transport_crc32c(crc, ss->chunk + TRANSPORT_FRAME_HDR, (size_t)n);
+		crc = crc32c(crc, ss->chunk + TRANSPORT_FRAME_HDR, (size_t)n);
 		off += (uint64_t)n;
 	}
 	ss->crc = crc;
@@ -546,7 +546,7 @@ int tp_snap_server_frame(struct conn *c, const struct transport_frame_header *h,
 			}
 			done += (uint32_t)n;
 		}
-		sr->crc = transport_crc32c(sr->crc, p, len);
+		sr->crc = crc32c(sr->crc, p, len);
 		sr->offset += len;
 		return TRANSPORT_OK;
 	}

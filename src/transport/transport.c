@@ -4,7 +4,7 @@
  */
 #include "transport/tp_internal.h"
 
-#include "transport/crc32c.h"
+#include "util/crc32c.h"
 
 #include <netdb.h>
 #include <netinet/in.h>
@@ -450,7 +450,7 @@ int transport_send(struct transport *t, const struct raft_message *m)
 		return drop(t, p, m, rc);
 	}
 	/* Checksum the new bytes while they are in cache. */
-	p->q_crc = transport_crc32c(p->q_crc, p->q.p + before, p->q.len - before);
+	p->q_crc = crc32c(p->q_crc, p->q.p + before, p->q.len - before);
 	p->q_msgs++;
 	if (p->conn == NULL && tp_dial(t, p, TRANSPORT_PURPOSE_MSG) == NULL) {
 		/* A connection that failed to start already dropped the queue. */

@@ -1,9 +1,9 @@
 /*
  * gen_corpus.c - writes the committed seed corpora of the transport's fuzz
  * targets (test/fuzz/corpus/fuzz_frame and fuzz_batch).  Rebuild with:
- *   make BUILD_DIR=build/dev-transport build/dev-transport/lib/libdr_transport.a
+ *   make BUILD_DIR=build/dev-transport build/dev-transport/lib/libdr_transport.a build/dev-transport/lib/libdr_util.a
  *   cc -std=gnu11 -Isrc -Ibuild/gen test/transport/gen_corpus.c \
- *      build/dev-transport/lib/libdr_transport.a -lprotobuf-c -lcrypto -luv -o /tmp/gen_corpus
+ *      build/dev-transport/lib/libdr_transport.a build/dev-transport/lib/libdr_util.a -lprotobuf-c -lcrypto -luv -o /tmp/gen_corpus
  *   /tmp/gen_corpus test/fuzz/corpus
  */
 #include <stdio.h>

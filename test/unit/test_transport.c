@@ -19,7 +19,7 @@
 #include "../transport/harness.h"
 #include "transport/auth.h"
 #include "transport/codec.h"
-#include "transport/crc32c.h"
+#include "util/crc32c.h"
 #include "transport/frame.h"
 
 #define SECRET "correct horse battery staple"
@@ -664,7 +664,7 @@ static void test_snapshot_100mib_with_heartbeats(void **state)
 			uint64_t v = (off + k) * 0x9E3779B97F4A7C15ULL;
 			memcpy(buf + k, &v, 8);
 		}
-		crc = transport_crc32c(crc, buf, 1 << 20);
+		crc = crc32c(crc, buf, 1 << 20);
 		assert_int_equal(fwrite(buf, 1, 1 << 20, f), 1 << 20);
 	}
 	fclose(f);
@@ -700,7 +700,7 @@ static void test_snapshot_100mib_with_heartbeats(void **state)
 	if (f != NULL) {
 		size_t n;
 		while ((n = fread(buf, 1, 1 << 20, f)) > 0) {
-			crc2 = transport_crc32c(crc2, buf, n);
+			crc2 = crc32c(crc2, buf, n);
 			got += n;
 		}
 		fclose(f);
