@@ -18,9 +18,26 @@
  *		raft_advance(r, &rd);
  *	}
  *
+ * Between raft_ready() and raft_advance() only raft_apply_conf_change(),
+ * raft_report_*() and the accessors may be called; the other input functions
+ * return RAFT_ERR_INVALID there and raft_has_ready() is false.
+ *
  * Storage: the core keeps unstable entries itself and reads stable ones
  * through struct raft_storage (like etcd's Storage).  raft_memstorage.h is an
  * in-memory implementation for tests, the simulator and benchmarks.
+ *
+ * Membership (thesis 4.1, one server at a time) takes effect when the caller
+ * applies the committed conf change entry with raft_apply_conf_change(), as in
+ * etcd.  Safety: the leader refuses a new change while the previous one is not
+ * applied, and a replica does not campaign while a committed change is
+ * unapplied.  Bootstrapping a group writes one committed conf change entry per
+ * member (term 1, indexes 1..n), so a member that joins later learns the
+ * initial configuration from the log.  A replica created without bootstrap
+ * over storage that holds a membership but no entries and term 0 (a crash
+ * before the bootstrap Ready was persisted) bootstraps again from it.
+ *
+ * rd.committed may include entries of rd.entries (the leader commits through
+ * its followers while persisting in parallel): persist before applying.
  */
 #ifndef DRAGONRAFT_RAFT_H
 #define DRAGONRAFT_RAFT_H
@@ -135,7 +152,11 @@ struct raft_ready {
 
 struct raft; /* opaque */
 
-/* Create a replica; bootstrap: membership for a brand new group (else NULL). */
+/*
+ * Create a replica; bootstrap: membership for a brand new group over empty
+ * storage (else NULL: restart, or a member joining an existing group).  With
+ * bootstrap the first Ready carries the n bootstrap entries (see above).
+ */
 int raft_create(const struct raft_config *cfg, const struct raft_membership *bootstrap,
 		struct raft **out);
 /* Free a replica and everything it owns. */
@@ -155,7 +176,13 @@ int raft_propose(struct raft *r, const uint8_t *data, uint32_t len, raft_index *
 /* Propose one membership change (one pending at a time). */
 int raft_propose_conf_change(struct raft *r, const struct raft_conf_change *cc,
 			     raft_index *index);
-/* Apply a committed conf change entry to the configuration (call while applying). */
+/*
+ * Apply a committed conf change entry to the configuration (call while
+ * applying, in log order); *out receives the membership to persist.  A change
+ * already applied (index <= config_index) or no longer valid leaves it
+ * unchanged and returns RAFT_OK; RAFT_ERR_INVALID for a malformed entry.  A
+ * leader that removes itself steps down.
+ */
 int raft_apply_conf_change(struct raft *r, const struct raft_entry *e,
 			   struct raft_membership *out);
 /* Request a linearizable read point; the answer comes as a read state with context. */
@@ -189,6 +216,8 @@ raft_term raft_term_of(const struct raft *r);
 raft_index raft_commit_index(const struct raft *r);
 raft_index raft_last_index(const struct raft *r);
 const struct raft_membership *raft_membership(const struct raft *r);
+/* Why the last input was refused with RAFT_ERR_INVALID ("" if never). */
+const char *raft_errmsg(const struct raft *r);
 
 /* Encode / decode a conf change as entry data.  Encode returns bytes needed. */
 size_t raft_conf_change_encode(const struct raft_conf_change *cc, uint8_t *buf, size_t cap);

@@ -1,0 +1,333 @@
+/*
+ * log.c - the Raft log as the core sees it: stable entries read through
+ * struct raft_storage, unstable entries (not yet persisted) kept here, plus
+ * the commit and apply indexes.  Also the arena that holds entry data.
+ */
+#include <string.h>
+
+#include "raft/raft_int.h"
+
+/* ---- arena ---- */
+
+const uint8_t *raft_arena_copy(struct raft *r, struct arena *ar, const uint8_t *d, size_t len)
+{
+	struct arena_block *b = ar->cur;
+	uint8_t *p;
+
+	if (len == 0)
+		return NULL;
+	if (b == NULL || b->cap - b->used < len) {
+		size_t cap = RAFT_ARENA_BLOCK;
+
+		if (ar->total > cap)
+			cap = ar->total; /* geometric: the next block doubles the total */
+		if (cap < len)
+			cap = len;
+		b = r->a->malloc(sizeof(*b) + cap);
+		if (b == NULL)
+			return NULL;
+		b->cap = cap;
+		b->used = 0;
+		b->next = NULL;
+		if (ar->cur != NULL) {
+			ar->cur->next = ar->full;
+			ar->full = ar->cur;
+		}
+		ar->cur = b;
+	}
+	p = b->data + b->used;
+	memcpy(p, d, len);
+	b->used += len;
+	ar->total += len;
+	return p;
+}
+
+void raft_arena_reset(struct raft *r, struct arena *ar)
+{
+	struct arena_block *b = ar->full, *next;
+
+	for (; b != NULL; b = next) {
+		next = b->next;
+		r->a->free(b);
+	}
+	ar->full = NULL;
+	if (ar->cur != NULL)
+		ar->cur->used = 0;
+	ar->total = 0;
+}
+
+void raft_arena_free(struct raft *r, struct arena *ar)
+{
+	raft_arena_reset(r, ar);
+	if (ar->cur != NULL)
+		r->a->free(ar->cur);
+	ar->cur = NULL;
+}
+
+/* ---- log ---- */
+
+int raft_log_init(struct raft *r)
+{
+	struct raft_log *l = &r->log;
+	raft_index last = l->st.last_index(l->st.ctx);
+	raft_index first = l->st.first_index(l->st.ctx);
+
+	if (first == 0 || first > last + 1)
+		return RAFT_ERR_STORAGE;
+	l->offset = last + 1;
+	l->n = 0;
+	l->has_snap = false;
+	return RAFT_OK;
+}
+
+void raft_log_free(struct raft *r)
+{
+	r->a->free(r->log.ents);
+	r->log.ents = NULL;
+	raft_arena_free(r, &r->log.arena);
+}
+
+raft_index raft_log_first(const struct raft_log *l)
+{
+	if (l->has_snap)
+		return l->snap.index + 1;
+	return l->st.first_index(l->st.ctx);
+}
+
+raft_index raft_log_last(const struct raft_log *l)
+{
+	return l->offset + l->n - 1;
+}
+
+raft_term raft_log_last_term(const struct raft_log *l)
+{
+	raft_term t = 0;
+
+	if (l->n > 0)
+		return l->ents[l->n - 1].term;
+	if (raft_log_term(l, raft_log_last(l), &t) != RAFT_OK)
+		return 0;
+	return t;
+}
+
+raft_index raft_log_persisted(const struct raft_log *l)
+{
+	if (l->has_snap)
+		return 0;
+	return l->offset - 1;
+}
+
+int raft_log_term(const struct raft_log *l, raft_index i, raft_term *t)
+{
+	if (i >= l->offset) {
+		if (i - l->offset >= l->n)
+			return RAFT_ERR_UNAVAILABLE;
+		*t = l->ents[i - l->offset].term;
+		return RAFT_OK;
+	}
+	if (l->has_snap) {
+		if (i == l->snap.index) {
+			*t = l->snap.term;
+			return RAFT_OK;
+		}
+		return RAFT_ERR_COMPACTED;
+	}
+	if (i + 1 < l->st.first_index(l->st.ctx))
+		return RAFT_ERR_COMPACTED;
+	return l->st.term(l->st.ctx, i, t);
+}
+
+bool raft_log_match_term(const struct raft_log *l, raft_index i, raft_term t)
+{
+	raft_term have;
+
+	if (i > raft_log_last(l))
+		return false;
+	if (raft_log_term(l, i, &have) != RAFT_OK)
+		return false;
+	return have == t;
+}
+
+int raft_log_entries(const struct raft_log *l, raft_index lo, raft_index hi, uint64_t max_bytes,
+                     struct raft_entry *out, uint32_t *n)
+{
+	uint64_t size = 0;
+	uint32_t k = 0;
+	raft_index i;
+	int rc;
+
+	*n = 0;
+	if (lo >= hi)
+		return RAFT_OK;
+	if (lo < raft_log_first(l))
+		return RAFT_ERR_COMPACTED;
+	if (hi > raft_log_last(l) + 1)
+		return RAFT_ERR_UNAVAILABLE;
+	if (lo < l->offset) {
+		raft_index shi = hi < l->offset ? hi : l->offset;
+
+		rc = l->st.entries(l->st.ctx, lo, shi, max_bytes, out, &k);
+		if (rc != RAFT_OK)
+			return rc;
+		if (k == 0 || k > shi - lo)
+			return RAFT_ERR_STORAGE;
+		for (uint32_t j = 0; j < k; j++)
+			size += out[j].len;
+		if (k < shi - lo) {
+			*n = k;
+			return RAFT_OK;
+		}
+	}
+	for (i = lo > l->offset ? lo : l->offset; i < hi; i++) {
+		const struct raft_entry *e = &l->ents[i - l->offset];
+
+		if (k > 0 && size + e->len > max_bytes)
+			break;
+		out[k++] = *e;
+		size += e->len;
+	}
+	*n = k;
+	return RAFT_OK;
+}
+
+int raft_log_append(struct raft *r, const struct raft_entry *e, uint32_t n)
+{
+	struct raft_log *l = &r->log;
+	raft_index after;
+	uint32_t base;
+	int rc;
+
+	if (n == 0)
+		return RAFT_OK;
+	after = e[0].index;
+	if (after <= l->offset) {
+		/* Replace everything unstable; storage's suffix is replaced on persist. */
+		if (l->has_snap && after <= l->snap.index)
+			return RAFT_ERR_INVALID;
+		l->offset = after;
+		l->n = 0;
+	} else if (after <= l->offset + l->n) {
+		l->n = (uint32_t)(after - l->offset); /* truncate the conflicting suffix */
+	} else {
+		return RAFT_ERR_INVALID; /* would leave a gap */
+	}
+	base = l->n;
+	rc = raft_grow(r, (void **)&l->ents, &l->cap, base + n, sizeof(*l->ents));
+	if (rc != RAFT_OK)
+		return rc;
+	for (uint32_t j = 0; j < n; j++) {
+		struct raft_entry *d = &l->ents[base + j];
+
+		*d = e[j];
+		d->data = raft_arena_copy(r, &l->arena, e[j].data, e[j].len);
+		if (e[j].len > 0 && d->data == NULL)
+			return RAFT_ERR_NOMEM; /* l->n not yet raised: nothing half-appended */
+	}
+	l->n = base + n;
+	return RAFT_OK;
+}
+
+/* First entry of e that is not already in the log with the same term (0: none). */
+static raft_index find_conflict(const struct raft_log *l, const struct raft_entry *e, uint32_t n)
+{
+	for (uint32_t j = 0; j < n; j++)
+		if (!raft_log_match_term(l, e[j].index, e[j].term))
+			return e[j].index;
+	return 0;
+}
+
+int raft_log_maybe_append(struct raft *r, raft_index prev, raft_term prev_term, raft_index commit,
+                          const struct raft_entry *e, uint32_t n, bool *ok, raft_index *lastnew)
+{
+	struct raft_log *l = &r->log;
+	raft_index ci, ln = prev + n;
+	int rc;
+
+	*ok = false;
+	/* Paper 5.3: reject unless the log contains an entry at prev with prev_term. */
+	if (!raft_log_match_term(l, prev, prev_term))
+		return RAFT_OK;
+	ci = find_conflict(l, e, n);
+	if (ci != 0) {
+		if (ci <= l->committed)
+			return RAFT_ERR_INVALID; /* a leader never overwrites committed entries */
+		/* Paper 5.3: delete the conflicting entry and all that follow it. */
+		rc = raft_log_append(r, &e[ci - (prev + 1)], (uint32_t)(n - (ci - (prev + 1))));
+		if (rc != RAFT_OK)
+			return rc;
+	}
+	/* Paper 5.3: commitIndex = min(leaderCommit, index of last new entry). */
+	raft_log_commit_to(l, commit < ln ? commit : ln);
+	*ok = true;
+	*lastnew = ln;
+	return RAFT_OK;
+}
+
+void raft_log_commit_to(struct raft_log *l, raft_index i)
+{
+	if (i > l->committed)
+		l->committed = i;
+}
+
+void raft_log_stable_to(struct raft *r, raft_index i, raft_term t)
+{
+	struct raft_log *l = &r->log;
+	uint32_t k;
+
+	if (l->n == 0 || i < l->offset || i - l->offset >= l->n)
+		return;
+	if (l->ents[i - l->offset].term != t)
+		return; /* replaced since the Ready was handed out */
+	k = (uint32_t)(i - l->offset + 1);
+	if (k < l->n)
+		memmove(l->ents, l->ents + k, (l->n - k) * sizeof(*l->ents));
+	l->n -= k;
+	l->offset = i + 1;
+	if (l->n == 0)
+		raft_arena_reset(r, &l->arena);
+}
+
+void raft_log_stable_snap_to(struct raft_log *l, raft_index i)
+{
+	if (l->has_snap && l->snap.index == i)
+		l->has_snap = false;
+}
+
+void raft_log_restore(struct raft *r, const struct raft_snapshot_meta *s)
+{
+	struct raft_log *l = &r->log;
+
+	l->has_snap = true;
+	l->snap = *s;
+	l->n = 0;
+	l->offset = s->index + 1;
+	l->committed = s->index;
+	l->applied = s->index;
+	raft_arena_reset(r, &l->arena);
+}
+
+bool raft_log_is_up_to_date(const struct raft_log *l, raft_index lasti, raft_term term)
+{
+	raft_term lt = raft_log_last_term(l);
+
+	/* Paper 5.4.1: compare last terms, then lengths. */
+	return term > lt || (term == lt && lasti >= raft_log_last(l));
+}
+
+raft_index raft_log_find_conflict_by_term(const struct raft_log *l, raft_index index,
+                                          raft_term term, raft_term *found)
+{
+	raft_term t;
+
+	for (;;) {
+		if (raft_log_term(l, index, &t) != RAFT_OK) {
+			*found = 0;
+			return index;
+		}
+		if (t <= term || index == 0) {
+			*found = t;
+			return index;
+		}
+		index--;
+	}
+}

@@ -1,0 +1,15 @@
+# src/raft: the pure-C Raft protocol core (one struct raft per group).
+MODULES += raft
+raft_SRCS := src/raft/raft.c src/raft/log.c src/raft/progress.c src/raft/election.c \
+	src/raft/replication.c src/raft/readindex.c src/raft/transfer.c \
+	src/raft/membership.c src/raft/snapshot.c src/raft/raft_memstorage.c
+
+UNIT_TESTS += test_raft test_raft_paper
+$(B)/test/test_raft: test/unit/test_raft_fixture.c $(B)/lib/libdr_raft.a
+$(B)/test/test_raft_paper: test/unit/test_raft_fixture.c $(B)/lib/libdr_raft.a
+$(B)/bench/raft_bench: $(B)/lib/libdr_raft.a
+
+.PHONY: bench-raft
+BENCH_STEPS += bench-raft
+bench-raft: $(B)/bench/raft_bench
+	$(B)/bench/raft_bench

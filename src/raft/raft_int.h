@@ -1,0 +1,354 @@
+/*
+ * raft_int.h - private state of the Raft core, shared by its source files.
+ *
+ * Nothing here is part of the API; raft.h is.
+ */
+#ifndef DRAGONRAFT_RAFT_INT_H
+#define DRAGONRAFT_RAFT_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raft/raft.h"
+
+/* Most entries fetched for one message or one Ready's committed batch. */
+#define RAFT_FETCH_MAX_ENTRIES 16384u
+/* Most committed payload bytes handed out in one Ready. */
+#define RAFT_COMMITTED_MAX_BYTES (64u << 20)
+/* Default data block size of an arena. */
+#define RAFT_ARENA_BLOCK (64u << 10)
+
+/* A bump allocator of blocks that never move: pointers stay valid until reset. */
+struct arena_block {
+	struct arena_block *next;
+	size_t cap;
+	size_t used;
+	uint8_t data[];
+};
+
+struct arena {
+	struct arena_block *cur;  /* block being filled */
+	struct arena_block *full; /* older blocks, newest first */
+	size_t total;             /* bytes handed out since reset */
+};
+
+/* Ring of in-flight appends to one follower: last index and bytes of each. */
+struct inflights {
+	uint32_t start;
+	uint32_t count;
+	uint32_t cap;
+	uint64_t bytes;
+	raft_index *last;
+	uint64_t *size;
+};
+
+enum pr_state {
+	PR_PROBE = 0,     /* one append at a time until the match is found */
+	PR_REPLICATE = 1, /* pipelined appends, bounded by inflights */
+	PR_SNAPSHOT = 2,  /* a snapshot is on its way; nothing else is sent */
+};
+
+enum vote_state {
+	VOTE_NONE = 0,
+	VOTE_GRANTED = 1,
+	VOTE_REJECTED = 2,
+};
+
+/* What the leader knows of one member (thesis 3.5, "nextIndex"/"matchIndex"). */
+struct progress {
+	raft_id id;
+	bool voter;
+	uint8_t state; /* enum pr_state */
+	uint8_t vote;  /* enum vote_state, during an election */
+	bool probe_sent;
+	bool recent_active;
+	raft_index match;
+	raft_index next;
+	raft_index pending_snapshot;
+	raft_index sent_commit;
+	uint64_t read_ack; /* highest ReadIndex heartbeat sequence acknowledged */
+	struct inflights ifl;
+};
+
+/* The log: stable entries in storage, unstable ones here (etcd's raftLog). */
+struct raft_log {
+	struct raft_storage st;
+	struct raft_entry *ents; /* unstable entries, ents[0].index == offset */
+	uint32_t n;
+	uint32_t cap;
+	raft_index offset;
+	bool has_snap; /* a snapshot to install, not yet persisted */
+	struct raft_snapshot_meta snap;
+	raft_index committed;
+	raft_index applied;
+	struct arena arena; /* data of unstable entries */
+};
+
+/* One ReadIndex request the leader is confirming (thesis 6.4). */
+struct read_req {
+	uint64_t seq; /* 0 until the leader has committed an entry of its term */
+	raft_id from;
+	uint64_t context;
+	raft_index index;
+};
+
+struct raft {
+	struct raft_config cfg;
+	const struct raft_alloc *a;
+	raft_id id;
+
+	raft_term term;
+	raft_id vote;
+	raft_id lead;
+	enum raft_role role;
+
+	struct raft_log log;
+	struct raft_membership conf;
+	struct progress prs[2 * RAFT_MAX_MEMBERS];
+	uint32_t n_prs;
+
+	unsigned election_elapsed;
+	unsigned heartbeat_elapsed;
+	unsigned randomized_timeout;
+	uint64_t rng;
+
+	raft_id transferee;
+	raft_index pending_conf_index;
+	uint64_t uncommitted;
+	bool pending_bcast; /* leader: send new entries / commit at the next Ready */
+	raft_id handoff_to; /* removed leader: TimeoutNow to send at the next Ready */
+
+	/* Outgoing messages; entries/snapshot resolved from offsets in raft_ready(). */
+	struct raft_message *msgs;
+	uint32_t *msg_eoff; /* index into ments, per message */
+	uint32_t *msg_soff; /* index into msnaps, per message */
+	uint32_t n_msgs;
+	uint32_t cap_msgs;
+	struct raft_entry *ments;
+	uint32_t n_ments;
+	uint32_t cap_ments;
+	struct raft_snapshot_meta *msnaps;
+	uint32_t n_msnaps;
+	uint32_t cap_msnaps;
+	struct arena mdata; /* data of forwarded proposals */
+
+	struct raft_entry *cents; /* committed entries of the current Ready */
+	uint32_t cap_cents;
+	struct raft_entry *fetch; /* scratch for storage reads */
+	uint32_t cap_fetch;
+
+	struct raft_read_state *rs;
+	uint32_t n_rs;
+	uint32_t cap_rs;
+	struct read_req *rq;
+	uint32_t n_rq;
+	uint32_t cap_rq;
+	uint64_t read_seq;
+
+	struct raft_hard_state prev_hs;
+	struct raft_soft_state prev_ss;
+
+	/* What the outstanding Ready handed out. */
+	bool in_ready;
+	bool rd_hs;
+	struct raft_hard_state rd_hard_state;
+	bool rd_ss;
+	struct raft_soft_state rd_soft_state;
+	raft_index rd_last_index;
+	raft_term rd_last_term;
+	raft_index rd_committed_hi;
+	uint32_t rd_n_committed;
+	bool rd_snap;
+	raft_index rd_snap_index;
+	uint32_t rd_n_msgs;
+	uint32_t rd_n_rs;
+
+	char errmsg[128];
+};
+
+/* ---- raft.c: plumbing ---- */
+
+/* Grow an array to hold need elements (geometric). */
+int raft_grow(struct raft *r, void **p, uint32_t *cap, uint32_t need, size_t elsz);
+/* Queue a message (to, type, term filled in); returns it or NULL on NOMEM. */
+struct raft_message *raft_send(struct raft *r, raft_id to, uint32_t type);
+/* Attach n entries, copied as structs, to the last queued message. */
+int raft_msg_attach_entries(struct raft *r, const struct raft_entry *e, uint32_t n);
+/* Attach a snapshot meta copy to the last queued message. */
+int raft_msg_attach_snapshot(struct raft *r, const struct raft_snapshot_meta *meta);
+/* Copy bytes into the message data arena (valid until raft_advance()). */
+const uint8_t *raft_msg_copy_data(struct raft *r, const uint8_t *d, uint32_t len);
+/* Progress of member id or NULL. */
+struct progress *raft_pr(struct raft *r, raft_id id);
+/* Is id a voter of the current configuration? */
+bool raft_is_voter(const struct raft *r, raft_id id);
+/* Was id removed from the group? */
+bool raft_is_removed(const struct raft *r, raft_id id);
+/* Number of voters needed for a majority. */
+uint32_t raft_quorum(const struct raft *r);
+/* Pick a new randomized election timeout in [election, 2*election) (paper 5.2). */
+void raft_reset_randomized_timeout(struct raft *r);
+
+/* ---- arena (log.c) ---- */
+
+/* Copy len bytes into the arena; NULL on NOMEM (len 0 gives NULL too). */
+const uint8_t *raft_arena_copy(struct raft *r, struct arena *ar, const uint8_t *d, size_t len);
+/* Forget everything in the arena, keeping one block for reuse. */
+void raft_arena_reset(struct raft *r, struct arena *ar);
+/* Free all blocks. */
+void raft_arena_free(struct raft *r, struct arena *ar);
+
+/* ---- log.c ---- */
+
+/* Set up the log over storage. */
+int raft_log_init(struct raft *r);
+/* Free unstable entries. */
+void raft_log_free(struct raft *r);
+/* Index of the first entry still available. */
+raft_index raft_log_first(const struct raft_log *l);
+/* Index of the last entry (unstable included). */
+raft_index raft_log_last(const struct raft_log *l);
+/* Term of the last entry. */
+raft_term raft_log_last_term(const struct raft_log *l);
+/* Last index known persisted locally. */
+raft_index raft_log_persisted(const struct raft_log *l);
+/* Term of entry i (RAFT_ERR_COMPACTED / RAFT_ERR_UNAVAILABLE when out of range). */
+int raft_log_term(const struct raft_log *l, raft_index i, raft_term *t);
+/* Does entry i have term t? */
+bool raft_log_match_term(const struct raft_log *l, raft_index i, raft_term t);
+/* Entries [lo, hi) into out (room for hi-lo), at most max_bytes but at least one. */
+int raft_log_entries(const struct raft_log *l, raft_index lo, raft_index hi, uint64_t max_bytes,
+                     struct raft_entry *out, uint32_t *n);
+/* Append entries (copied), truncating any unstable suffix from ents[0].index. */
+int raft_log_append(struct raft *r, const struct raft_entry *e, uint32_t n);
+/* Follower append (paper 5.3): returns RAFT_OK and *ok, *lastnew. */
+int raft_log_maybe_append(struct raft *r, raft_index prev, raft_term prev_term, raft_index commit,
+                          const struct raft_entry *e, uint32_t n, bool *ok, raft_index *lastnew);
+/* Raise the commit index to i (never lowers it). */
+void raft_log_commit_to(struct raft_log *l, raft_index i);
+/* Entries up to (i, t) are now persisted: drop them from the unstable part. */
+void raft_log_stable_to(struct raft *r, raft_index i, raft_term t);
+/* The pending snapshot at index i is persisted. */
+void raft_log_stable_snap_to(struct raft_log *l, raft_index i);
+/* Replace the whole log with a snapshot (install from the leader). */
+void raft_log_restore(struct raft *r, const struct raft_snapshot_meta *s);
+/* Is (lasti, term) at least as up-to-date as our log (paper 5.4.1)? */
+bool raft_log_is_up_to_date(const struct raft_log *l, raft_index lasti, raft_term term);
+/* Largest index <= index whose term is <= term (fast backtracking). */
+raft_index raft_log_find_conflict_by_term(const struct raft_log *l, raft_index index,
+                                          raft_term term, raft_term *found);
+
+/* ---- progress.c ---- */
+
+/* Set up member id with an inflights ring. */
+int raft_pr_init(struct raft *r, struct progress *pr, raft_id id, bool voter);
+/* Free a progress' inflights. */
+void raft_pr_free(struct raft *r, struct progress *pr);
+/* Back to probing from next. */
+void raft_pr_become_probe(struct progress *pr);
+/* Pipelined replication. */
+void raft_pr_become_replicate(struct progress *pr);
+/* A snapshot at index is on its way. */
+void raft_pr_become_snapshot(struct progress *pr, raft_index index);
+/* Follower acknowledged n: raise match and next; true if match grew. */
+bool raft_pr_maybe_update(struct progress *pr, raft_index n);
+/* Rejection of an append at rejected: lower next; false if stale. */
+bool raft_pr_maybe_decr_to(struct progress *pr, raft_index rejected, raft_index match_hint);
+/* May we send this member an append now? */
+bool raft_pr_is_paused(const struct raft *r, const struct progress *pr);
+/* Record an append of bytes ending at last. */
+void raft_ifl_add(struct inflights *f, raft_index last, uint64_t bytes);
+/* Drop in-flight appends ending at or before to. */
+void raft_ifl_free_le(struct inflights *f, raft_index to);
+/* Drop the oldest in-flight append. */
+void raft_ifl_free_first(struct inflights *f);
+/* Empty the ring. */
+void raft_ifl_reset(struct inflights *f);
+/* Is the ring full (messages or bytes)? */
+bool raft_ifl_full(const struct raft *r, const struct inflights *f);
+/* Rebuild prs from conf, keeping existing progress of members that stay. */
+int raft_pr_sync_conf(struct raft *r);
+/* Largest index a majority of voters has matched (paper 5.3). */
+raft_index raft_pr_quorum_match(const struct raft *r);
+/* Have a majority of voters been active since the last check (thesis 6.2)? */
+bool raft_pr_quorum_active(struct raft *r);
+
+/* ---- election.c ---- */
+
+/* Become follower of lead in term. */
+void raft_become_follower(struct raft *r, raft_term term, raft_id lead);
+/* Become leader (after winning an election). */
+int raft_become_leader(struct raft *r);
+/* Start an election: pre-vote first if configured, unless transfer. */
+int raft_do_campaign(struct raft *r, bool pre, bool transfer);
+/* Handle RAFT_MSG_VOTE / RAFT_MSG_PREVOTE. */
+int raft_handle_vote(struct raft *r, const struct raft_message *m);
+/* Handle a vote response while (pre)candidate. */
+int raft_handle_vote_resp(struct raft *r, const struct raft_message *m);
+/* Is this replica allowed to campaign? */
+bool raft_promotable(const struct raft *r);
+
+/* ---- replication.c ---- */
+
+/* Append entries as leader (term and index assigned); *last receives the last index. */
+int raft_repl_append(struct raft *r, struct raft_entry *e, uint32_t n);
+/* Send an append to pr if allowed; *sent tells whether one went out. */
+int raft_repl_send_append(struct raft *r, struct progress *pr, bool send_if_empty, bool *sent);
+/* Send appends to every follower that needs them. */
+int raft_repl_bcast_append(struct raft *r);
+/* Send heartbeats carrying ctx (ReadIndex sequence or 0). */
+int raft_repl_bcast_heartbeat(struct raft *r, uint64_t ctx);
+/* Leader: raise the commit index if a quorum matched a current-term entry. */
+bool raft_repl_maybe_commit(struct raft *r);
+/* Follower: handle RAFT_MSG_APPEND. */
+int raft_repl_handle_append(struct raft *r, const struct raft_message *m);
+/* Follower: handle RAFT_MSG_HEARTBEAT. */
+int raft_repl_handle_heartbeat(struct raft *r, const struct raft_message *m);
+/* Leader: handle RAFT_MSG_APPEND_RESP. */
+int raft_repl_handle_append_resp(struct raft *r, const struct raft_message *m);
+/* Leader: handle RAFT_MSG_HEARTBEAT_RESP. */
+int raft_repl_handle_heartbeat_resp(struct raft *r, const struct raft_message *m);
+/* Leader: append proposed entries (local or forwarded). */
+int raft_repl_propose(struct raft *r, const struct raft_entry *e, uint32_t n, raft_index *index);
+
+/* ---- readindex.c ---- */
+
+/* Leader: register a ReadIndex request from `from` (self for local). */
+int raft_ri_request(struct raft *r, raft_id from, uint64_t context);
+/* Leader: an entry of the current term committed; start waiting requests. */
+int raft_ri_on_commit_in_term(struct raft *r);
+/* Leader: a heartbeat response acknowledged sequence seq. */
+int raft_ri_ack(struct raft *r, struct progress *pr, uint64_t seq);
+/* Follower: answer from the leader. */
+int raft_ri_handle_resp(struct raft *r, const struct raft_message *m);
+/* Drop every pending request (leadership lost). */
+void raft_ri_reset(struct raft *r);
+/* Push a read state for the caller. */
+int raft_ri_push_state(struct raft *r, uint64_t context, raft_index index);
+
+/* ---- transfer.c ---- */
+
+/* Leader: start transferring leadership to target (thesis 3.10). */
+int raft_xfer_start(struct raft *r, raft_id target);
+/* Leader: target caught up? send TimeoutNow. */
+int raft_xfer_maybe_send_timeout_now(struct raft *r, struct progress *pr);
+/* Stop any transfer in progress. */
+void raft_xfer_abort(struct raft *r);
+
+/* ---- membership.c ---- */
+
+/* Validate a conf change against the current configuration (leader, at propose). */
+int raft_memb_validate(struct raft *r, const struct raft_conf_change *cc);
+/* Apply a conf change to conf (helper for raft_apply_conf_change). */
+int raft_memb_apply(struct raft *r, const struct raft_conf_change *cc, raft_index index);
+/* Validate a membership received from the network or storage. */
+bool raft_memb_valid(const struct raft_membership *m);
+
+/* ---- snapshot.c ---- */
+
+/* Leader: send a snapshot to pr; *sent tells whether one went out. */
+int raft_snap_send(struct raft *r, struct progress *pr, bool *sent);
+/* Follower: handle RAFT_MSG_SNAPSHOT. */
+int raft_snap_handle(struct raft *r, const struct raft_message *m);
+
+#endif /* DRAGONRAFT_RAFT_INT_H */

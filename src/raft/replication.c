@@ -1,0 +1,367 @@
+/*
+ * replication.c - log replication (paper 5.3): proposals, appends with
+ * pipelining and flow control, fast backtracking on rejection, heartbeats,
+ * and the leader's commit rule (paper 5.4.2).
+ */
+#include <string.h>
+
+#include "raft/raft_int.h"
+
+int raft_repl_append(struct raft *r, struct raft_entry *e, uint32_t n)
+{
+	raft_index last = raft_log_last(&r->log);
+	struct progress *self;
+	int rc;
+
+	for (uint32_t i = 0; i < n; i++) {
+		e[i].term = r->term;
+		e[i].index = last + 1 + i;
+	}
+	rc = raft_log_append(r, e, n);
+	if (rc != RAFT_OK)
+		return rc;
+	self = raft_pr(r, r->id);
+	if (self != NULL)
+		self->next = raft_log_last(&r->log) + 1; /* match moves only once persisted */
+	r->pending_bcast = true;
+	return RAFT_OK;
+}
+
+/* Follower: send proposals to the leader (entry data copied for the message). */
+static int forward_proposal(struct raft *r, const struct raft_entry *e, uint32_t n)
+{
+	struct raft_message *m;
+	uint32_t base;
+	int rc;
+
+	if (r->role != RAFT_FOLLOWER || r->lead == 0)
+		return RAFT_ERR_NO_LEADER;
+	m = raft_send(r, r->lead, RAFT_MSG_PROPOSE);
+	if (m == NULL)
+		return RAFT_ERR_NOMEM;
+	base = r->n_ments;
+	rc = raft_msg_attach_entries(r, e, n);
+	if (rc != RAFT_OK) {
+		r->n_msgs--;
+		return rc;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		struct raft_entry *d = &r->ments[base + i];
+
+		d->term = 0;
+		d->index = 0;
+		d->data = raft_msg_copy_data(r, e[i].data, e[i].len);
+		if (e[i].len > 0 && d->data == NULL) {
+			r->n_msgs--;
+			r->n_ments = base;
+			return RAFT_ERR_NOMEM;
+		}
+	}
+	return RAFT_OK;
+}
+
+/* Leader: check and append one proposed entry. */
+static int propose_one(struct raft *r, const struct raft_entry *in, raft_index *index)
+{
+	struct raft_entry e = *in;
+	struct raft_conf_change cc;
+	int rc;
+
+	if (r->cfg.max_entry_bytes > 0 && e.len > r->cfg.max_entry_bytes)
+		return RAFT_ERR_TOO_BIG;
+	/* A leader may exceed the limit once when nothing is uncommitted (etcd). */
+	if (r->cfg.max_uncommitted_bytes > 0 && e.len > 0 && r->uncommitted > 0 &&
+	    r->uncommitted + e.len > r->cfg.max_uncommitted_bytes)
+		return RAFT_ERR_TOO_MANY_UNCOMMITTED;
+	if (e.type == RAFT_ENTRY_CONF_CHANGE) {
+		rc = raft_conf_change_decode(e.data, e.len, &cc);
+		if (rc != RAFT_OK)
+			return rc;
+		/* Thesis 4.1: one membership change at a time. */
+		if (r->pending_conf_index > r->log.applied)
+			return RAFT_ERR_CONF_CHANGE_PENDING;
+		rc = raft_memb_validate(r, &cc);
+		if (rc != RAFT_OK)
+			return rc;
+	}
+	rc = raft_repl_append(r, &e, 1);
+	if (rc != RAFT_OK)
+		return rc;
+	if (e.type == RAFT_ENTRY_CONF_CHANGE)
+		r->pending_conf_index = e.index;
+	r->uncommitted += e.len;
+	if (index != NULL)
+		*index = e.index;
+	return RAFT_OK;
+}
+
+int raft_repl_propose(struct raft *r, const struct raft_entry *e, uint32_t n, raft_index *index)
+{
+	int rc = RAFT_OK;
+
+	if (r->role != RAFT_LEADER)
+		return forward_proposal(r, e, n);
+	if (r->transferee != 0)
+		return RAFT_ERR_TRANSFER_IN_PROGRESS;
+	if (raft_pr(r, r->id) == NULL)
+		return RAFT_ERR_NOT_LEADER; /* removed itself: it is on its way out */
+	for (uint32_t i = 0; i < n; i++) {
+		int one = propose_one(r, &e[i], index);
+
+		if (one != RAFT_OK)
+			rc = one;
+	}
+	return rc;
+}
+
+int raft_repl_send_append(struct raft *r, struct progress *pr, bool send_if_empty, bool *sent)
+{
+	struct raft_log *l = &r->log;
+	raft_index prev = pr->next - 1, last = raft_log_last(l);
+	struct raft_message *m;
+	raft_term prev_term;
+	uint32_t n = 0;
+	uint64_t bytes = 0;
+	int rc;
+
+	*sent = false;
+	if (raft_pr_is_paused(r, pr))
+		return RAFT_OK;
+	rc = raft_log_term(l, prev, &prev_term);
+	if (rc == RAFT_ERR_COMPACTED)
+		return raft_snap_send(r, pr, sent);
+	if (rc != RAFT_OK)
+		return RAFT_OK;
+	if (pr->next <= last) {
+		raft_index hi = last + 1;
+
+		if (hi - pr->next > RAFT_FETCH_MAX_ENTRIES)
+			hi = pr->next + RAFT_FETCH_MAX_ENTRIES;
+		rc = raft_grow(r, (void **)&r->ments, &r->cap_ments,
+		               r->n_ments + (uint32_t)(hi - pr->next), sizeof(*r->ments));
+		if (rc != RAFT_OK)
+			return rc;
+		rc = raft_log_entries(l, pr->next, hi, r->cfg.max_msg_bytes, r->ments + r->n_ments,
+		                      &n);
+		if (rc == RAFT_ERR_COMPACTED)
+			return raft_snap_send(r, pr, sent);
+		if (rc != RAFT_OK)
+			return rc;
+	}
+	if (n == 0 && !send_if_empty)
+		return RAFT_OK;
+	m = raft_send(r, pr->id, RAFT_MSG_APPEND);
+	if (m == NULL)
+		return RAFT_ERR_NOMEM;
+	m->index = prev;
+	m->log_term = prev_term;
+	m->commit = l->committed;
+	pr->sent_commit = l->committed;
+	if (n > 0) {
+		raft_index end = r->ments[r->n_ments + n - 1].index;
+
+		r->msg_eoff[r->n_msgs - 1] = r->n_ments;
+		m->n_entries = n;
+		for (uint32_t i = 0; i < n; i++)
+			bytes += r->ments[r->n_ments + i].len;
+		r->n_ments += n;
+		if (pr->state == PR_REPLICATE) {
+			/* Pipelining: optimistically move next past what is in flight. */
+			pr->next = end + 1;
+			raft_ifl_add(&pr->ifl, end, bytes);
+		}
+	}
+	if (pr->state == PR_PROBE)
+		pr->probe_sent = true;
+	*sent = true;
+	return RAFT_OK;
+}
+
+int raft_repl_bcast_append(struct raft *r)
+{
+	for (uint32_t i = 0; i < r->n_prs; i++) {
+		struct progress *pr = &r->prs[i];
+		bool sent = true;
+		int rc;
+
+		if (pr->id == r->id)
+			continue;
+		/* An empty append only to probe or to spread a new commit index. */
+		rc = raft_repl_send_append(
+		        r, pr, pr->state == PR_PROBE || r->log.committed > pr->sent_commit, &sent);
+		/* Keep the pipe full while the window allows. */
+		while (rc == RAFT_OK && sent && pr->next <= raft_log_last(&r->log))
+			rc = raft_repl_send_append(r, pr, false, &sent);
+		if (rc != RAFT_OK)
+			return rc;
+	}
+	return RAFT_OK;
+}
+
+int raft_repl_bcast_heartbeat(struct raft *r, uint64_t ctx)
+{
+	for (uint32_t i = 0; i < r->n_prs; i++) {
+		struct progress *pr = &r->prs[i];
+		struct raft_message *m;
+
+		if (pr->id == r->id)
+			continue;
+		m = raft_send(r, pr->id, RAFT_MSG_HEARTBEAT);
+		if (m == NULL)
+			return RAFT_ERR_NOMEM;
+		/* The follower may not have our entries beyond match yet. */
+		m->commit = pr->match < r->log.committed ? pr->match : r->log.committed;
+		m->context = ctx;
+	}
+	return RAFT_OK;
+}
+
+bool raft_repl_maybe_commit(struct raft *r)
+{
+	raft_index mci = raft_pr_quorum_match(r);
+	raft_term t;
+
+	if (mci <= r->log.committed)
+		return false;
+	/* Paper 5.4.2: only entries of the current term commit by counting replicas. */
+	if (raft_log_term(&r->log, mci, &t) != RAFT_OK || t != r->term)
+		return false;
+	raft_log_commit_to(&r->log, mci);
+	raft_ri_on_commit_in_term(r);
+	return true;
+}
+
+int raft_repl_handle_append(struct raft *r, const struct raft_message *m)
+{
+	struct raft_log *l = &r->log;
+	struct raft_message *o;
+	raft_index lastnew = 0;
+	bool ok;
+	int rc;
+
+	if (m->index < l->committed) {
+		/* Everything up to commit is settled: tell the leader where we are. */
+		o = raft_send(r, m->from, RAFT_MSG_APPEND_RESP);
+		if (o == NULL)
+			return RAFT_ERR_NOMEM;
+		o->index = l->committed;
+		return RAFT_OK;
+	}
+	rc = raft_log_maybe_append(r, m->index, m->log_term, m->commit, m->entries, m->n_entries,
+	                           &ok, &lastnew);
+	if (rc != RAFT_OK)
+		return rc;
+	o = raft_send(r, m->from, RAFT_MSG_APPEND_RESP);
+	if (o == NULL)
+		return RAFT_ERR_NOMEM;
+	if (ok) {
+		/* Sent after the entries are persisted (same Ready). */
+		o->index = lastnew;
+		return RAFT_OK;
+	}
+	/* Paper 5.3 (end): hint the leader where our log could match. */
+	raft_index hint = m->index < raft_log_last(l) ? m->index : raft_log_last(l);
+	raft_term hint_term = 0;
+
+	hint = raft_log_find_conflict_by_term(l, hint, m->log_term, &hint_term);
+	o->index = m->index;
+	o->reject = true;
+	o->reject_hint = hint;
+	o->hint_term = hint_term;
+	return RAFT_OK;
+}
+
+int raft_repl_handle_heartbeat(struct raft *r, const struct raft_message *m)
+{
+	struct raft_message *o;
+	raft_index c = m->commit < raft_log_last(&r->log) ? m->commit : raft_log_last(&r->log);
+
+	raft_log_commit_to(&r->log, c);
+	o = raft_send(r, m->from, RAFT_MSG_HEARTBEAT_RESP);
+	if (o == NULL)
+		return RAFT_ERR_NOMEM;
+	o->context = m->context;
+	return RAFT_OK;
+}
+
+/* Send more to pr while the window allows. */
+static int drain(struct raft *r, struct progress *pr)
+{
+	bool sent = true;
+	int rc = RAFT_OK;
+
+	while (rc == RAFT_OK && sent && pr->next <= raft_log_last(&r->log))
+		rc = raft_repl_send_append(r, pr, false, &sent);
+	return rc;
+}
+
+int raft_repl_handle_append_resp(struct raft *r, const struct raft_message *m)
+{
+	struct progress *pr = raft_pr(r, m->from);
+	bool sent;
+	int rc;
+
+	if (m->reject) {
+		raft_index probe = m->reject_hint;
+
+		/* Fast backtracking: skip all entries of the conflicting term at once. */
+		if (m->hint_term > 0) {
+			raft_term found;
+
+			probe = raft_log_find_conflict_by_term(&r->log, m->reject_hint,
+			                                       m->hint_term, &found);
+		}
+		if (raft_pr_maybe_decr_to(pr, m->index, probe)) {
+			if (pr->state == PR_REPLICATE)
+				raft_pr_become_probe(pr);
+			return raft_repl_send_append(r, pr, true, &sent);
+		}
+		return RAFT_OK;
+	}
+	/* A probe acknowledged at the current match also ends probing (etcd does too). */
+	if (!raft_pr_maybe_update(pr, m->index) &&
+	    !(pr->state == PR_PROBE && pr->match == m->index))
+		return RAFT_OK;
+	switch (pr->state) {
+	case PR_PROBE:
+		raft_pr_become_replicate(pr);
+		break;
+	case PR_SNAPSHOT:
+		if (pr->match >= pr->pending_snapshot || pr->match + 1 >= raft_log_first(&r->log)) {
+			raft_pr_become_probe(pr);
+			raft_pr_become_replicate(pr);
+		}
+		break;
+	default:
+		raft_ifl_free_le(&pr->ifl, m->index);
+		break;
+	}
+	if (raft_repl_maybe_commit(r))
+		r->pending_bcast = true; /* commit goes out with the next Ready */
+	rc = drain(r, pr);
+	if (rc != RAFT_OK)
+		return rc;
+	if (pr->id == r->transferee)
+		return raft_xfer_maybe_send_timeout_now(r, pr);
+	return RAFT_OK;
+}
+
+int raft_repl_handle_heartbeat_resp(struct raft *r, const struct raft_message *m)
+{
+	struct progress *pr = raft_pr(r, m->from);
+	bool sent;
+	int rc = RAFT_OK;
+
+	pr->probe_sent = false;
+	/* An append may have been lost: open the window by one. */
+	if (pr->state == PR_REPLICATE && raft_ifl_full(r, &pr->ifl))
+		raft_ifl_free_first(&pr->ifl);
+	/* A lagging follower gets an append, even empty, to expose a lost one. */
+	if (pr->match < raft_log_last(&r->log))
+		rc = raft_repl_send_append(r, pr, true, &sent);
+	if (rc != RAFT_OK)
+		return rc;
+	if (m->context > 0)
+		return raft_ri_ack(r, pr, m->context);
+	return RAFT_OK;
+}

@@ -1,0 +1,72 @@
+/*
+ * snapshot.c - InstallSnapshot (paper 7, thesis 5.3): the leader sends its
+ * latest snapshot to a follower that needs compacted entries; a follower
+ * replaces its log with it.  Snapshot data travels outside the core; the
+ * message carries the metadata.  Compaction is driven by the caller.
+ */
+#include "raft/raft_int.h"
+
+int raft_snap_send(struct raft *r, struct progress *pr, bool *sent)
+{
+	struct raft_snapshot_meta meta;
+	struct raft_message *m;
+	int rc;
+
+	*sent = false;
+	rc = r->log.st.snapshot(r->log.st.ctx, &meta);
+	if (rc != RAFT_OK || meta.index == 0)
+		return RAFT_OK; /* nothing to send yet; retried on the next attempt */
+	m = raft_send(r, pr->id, RAFT_MSG_SNAPSHOT);
+	if (m == NULL)
+		return RAFT_ERR_NOMEM;
+	m->index = meta.index;
+	m->log_term = meta.term;
+	m->commit = r->log.committed;
+	rc = raft_msg_attach_snapshot(r, &meta);
+	if (rc != RAFT_OK) {
+		r->n_msgs--;
+		return rc;
+	}
+	raft_pr_become_snapshot(pr, meta.index);
+	*sent = true;
+	return RAFT_OK;
+}
+
+/* Is id a member of m? */
+static bool member_of(const struct raft_membership *m, raft_id id)
+{
+	for (uint32_t i = 0; i < m->n_voters; i++)
+		if (m->voters[i] == id)
+			return true;
+	for (uint32_t i = 0; i < m->n_nonvoters; i++)
+		if (m->nonvoters[i] == id)
+			return true;
+	return false;
+}
+
+int raft_snap_handle(struct raft *r, const struct raft_message *m)
+{
+	const struct raft_snapshot_meta *s = m->snapshot;
+	struct raft_log *l = &r->log;
+	struct raft_message *o;
+	int rc;
+
+	if (s->index <= l->committed || !member_of(&s->membership, r->id)) {
+		/* Stale, or not meant for us: report where we are. */
+	} else if (raft_log_match_term(l, s->index, s->term)) {
+		/* We already have the snapshot's last entry: just fast-forward commit. */
+		raft_log_commit_to(l, s->index);
+	} else {
+		/* Paper 7: discard the entire log and install the snapshot. */
+		raft_log_restore(r, s);
+		r->conf = s->membership;
+		rc = raft_pr_sync_conf(r);
+		if (rc != RAFT_OK)
+			return rc;
+	}
+	o = raft_send(r, m->from, RAFT_MSG_APPEND_RESP);
+	if (o == NULL)
+		return RAFT_ERR_NOMEM;
+	o->index = l->has_snap ? l->snap.index : l->committed;
+	return RAFT_OK;
+}

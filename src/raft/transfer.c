@@ -1,0 +1,39 @@
+/*
+ * transfer.c - leadership transfer (thesis 3.10): the leader stops taking
+ * proposals, brings the target up to date, then sends it TimeoutNow so it
+ * campaigns at once.  A transfer that does not finish within an election
+ * timeout is abandoned (raft_tick).
+ */
+#include "raft/raft_int.h"
+
+int raft_xfer_maybe_send_timeout_now(struct raft *r, struct progress *pr)
+{
+	if (pr->match != raft_log_last(&r->log))
+		return RAFT_OK;
+	return raft_send(r, pr->id, RAFT_MSG_TIMEOUT_NOW) == NULL ? RAFT_ERR_NOMEM : RAFT_OK;
+}
+
+int raft_xfer_start(struct raft *r, raft_id target)
+{
+	struct progress *pr;
+	bool sent;
+
+	if (r->role != RAFT_LEADER)
+		return RAFT_ERR_NOT_LEADER;
+	pr = raft_pr(r, target);
+	if (pr == NULL || !pr->voter)
+		return RAFT_ERR_INVALID;
+	if (target == r->id || target == r->transferee)
+		return RAFT_OK; /* already leader, or already under way */
+	/* Thesis 3.10: the transfer must finish within an election timeout. */
+	r->transferee = target;
+	r->election_elapsed = 0;
+	if (pr->match == raft_log_last(&r->log))
+		return raft_xfer_maybe_send_timeout_now(r, pr);
+	return raft_repl_send_append(r, pr, true, &sent);
+}
+
+void raft_xfer_abort(struct raft *r)
+{
+	r->transferee = 0;
+}
