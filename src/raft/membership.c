@@ -9,6 +9,7 @@
  * committed change is unapplied, so two majorities of consecutive
  * configurations always overlap (thesis 4.1).
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "raft/raft_int.h"
@@ -118,6 +119,13 @@ int raft_memb_validate(struct raft *r, const struct raft_conf_change *cc)
 			return RAFT_ERR_INVALID;
 		if (voter && c->n_voters == 1)
 			return RAFT_ERR_INVALID; /* a group keeps at least one voter */
+		/* Removed ids are remembered forever; refuse rather than forget one. */
+		if (c->n_removed >= RAFT_MAX_REMOVED) {
+			snprintf(r->errmsg, sizeof(r->errmsg),
+			         "group has removed %u members, the most it can remember",
+			         (unsigned)RAFT_MAX_REMOVED);
+			return RAFT_ERR_INVALID;
+		}
 		return RAFT_OK;
 	}
 }
@@ -166,12 +174,7 @@ int raft_memb_apply(struct raft *r, const struct raft_conf_change *cc, raft_inde
 	default:
 		drop(c->voters, &c->n_voters, cc->node_id);
 		drop(c->nonvoters, &c->n_nonvoters, cc->node_id);
-		/* A removed id is never accepted again; forget the oldest if full. */
-		if (c->n_removed == RAFT_MAX_REMOVED) {
-			memmove(c->removed, c->removed + 1,
-			        (RAFT_MAX_REMOVED - 1) * sizeof(raft_id));
-			c->n_removed--;
-		}
+		/* A removed id is never accepted again (validate keeps room). */
 		c->removed[c->n_removed++] = cc->node_id;
 		break;
 	}

@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "raft/raft_int.h"
 #include "test_raft_fixture.h"
 
 #define NODE(f, i) ((f)->nodes[i].r)
@@ -366,6 +367,28 @@ static void test_membership_changes(void **state)
 	raft_campaign(NODE(f, 3));
 	fx_stabilize(f);
 	assert_int_equal(fx_leader(f), 1);
+	fx_destroy(f);
+}
+
+/* A full list of removed ids refuses further removals instead of forgetting
+ * one (a forgotten id could come back). */
+static void test_removed_list_full_refuses_removal(void **state)
+{
+	struct fx *f = fx_create(3, NULL);
+
+	(void)state;
+	fx_elect(f, 1);
+	for (raft_id id = 1; id <= 3; id++) {
+		struct raft_membership *c = &NODE(f, id)->conf;
+
+		for (uint32_t i = 0; i < RAFT_MAX_REMOVED; i++)
+			c->removed[i] = 1000 + i;
+		c->n_removed = RAFT_MAX_REMOVED;
+	}
+	assert_int_equal(propose_cc(f, 1, RAFT_CC_REMOVE, 3), RAFT_ERR_INVALID);
+	assert_non_null(strstr(raft_errmsg(NODE(f, 1)), "removed"));
+	assert_int_equal(propose_cc(f, 1, RAFT_CC_ADD_VOTER, 1000), RAFT_ERR_REMOVED);
+	assert_int_equal(raft_membership(NODE(f, 1))->n_voters, 3);
 	fx_destroy(f);
 }
 
@@ -1041,6 +1064,7 @@ int main(void)
 	        cmocka_unit_test(test_transfer_leader),
 	        cmocka_unit_test(test_transfer_abandoned_after_timeout),
 	        cmocka_unit_test(test_membership_changes),
+	        cmocka_unit_test(test_removed_list_full_refuses_removal),
 	        cmocka_unit_test(test_leader_removes_itself),
 	        cmocka_unit_test(test_snapshot_to_lagging_follower),
 	        cmocka_unit_test(test_snapshot_install_rules),
