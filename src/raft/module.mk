@@ -13,3 +13,7 @@ $(B)/bench/raft_bench: $(B)/lib/libdr_raft.a
 BENCH_STEPS += bench-raft
 bench-raft: $(B)/bench/raft_bench
 	$(B)/bench/raft_bench
+
+# Fuzz target: forged messages, ticks, proposals and conf change decoding.
+FUZZ_TARGETS += fuzz_raft_step
+$(FZ)/fuzz_raft_step: $(call fuzz_objs,$(raft_SRCS))
