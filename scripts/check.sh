@@ -44,8 +44,8 @@ run_layer() {
 	p=${p:-0}
 	f=${f:-0}
 	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-	if [ -z "$line" ] && [ "$rc" -eq 0 ]; then
-		echo "$name: printed no 'N passed, N failed' line" >&2
+	if [ -z "$line" ] || [ $((p + f)) -eq 0 ]; then
+		echo "$name: ran no test (no 'N passed, N failed' line, or zero tests)" >&2
 		f=1
 	fi
 	total_pass=$((total_pass + p))
