@@ -4,6 +4,7 @@
 #
 #   build    dragonraft.so and the plain-C layers, warnings are errors
 #   unit     C unit tests (cmocka), outside PostgreSQL
+#   unit-asan the same under AddressSanitizer and UBSan
 #   <steps>  CHECK_STEPS from the modules (simulator seeds, crash tests, ...)
 #   fuzz     every libFuzzer target for FUZZ_SECONDS from its seed corpus
 #   regress  pg_regress (sql/, expected/) on a temporary instance
@@ -115,6 +116,7 @@ tap() {
 
 run_layer build build
 run_layer unit make --no-print-directory unit
+run_layer unit-asan make --no-print-directory -j2 SANITIZE=1 unit
 for step in $(make --no-print-directory -s print-CHECK_STEPS); do
 	run_layer "$step" make --no-print-directory "$step"
 done
