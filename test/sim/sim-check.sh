@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# sim-check.sh SEEDS3 SEEDS5 BUGSEEDS: the simulator's share of `make check`.
+#
+# 1. SEEDS3 seeds with 3 nodes and SEEDS5 with 5 nodes against the core as
+#    written: each seed is one test.
+# 2. The planted-bug builds must FAIL: each is one test that passes only if
+#    some seed among BUGSEEDS (3 and 5 nodes) reports a safety violation.
+# Ends with one line "N passed, N failed".
+set -u -o pipefail
+cd "$(dirname "$0")/../.."
+seeds3=${1:-600}
+seeds5=${2:-400}
+bugseeds=${3:-100}
+sim=test/sim/dragonraft-sim
+pass=0
+fail=0
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+
+count() { # count LOGFILE: add its "N passed, N failed" line to the totals
+	local line p f
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$1" | tail -n 1)
+	p=${line%% passed*}
+	f=${line#*, }
+	f=${f%% failed*}
+	pass=$((pass + ${p:-0}))
+	fail=$((fail + ${f:-1}))
+}
+
+# The checkers themselves: each must flag a forged violation.
+build/sim/rel/sim-selftest >"$out" 2>&1
+grep -E '^\[  (FAILED|ERROR)' "$out"
+p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$out")
+f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$out")
+[ -z "$p" ] && [ -z "$f" ] && f=1
+echo "sim: self-test: ${p:-0} passed, ${f:-0} failed"
+pass=$((pass + ${p:-0}))
+fail=$((fail + ${f:-0}))
+
+for spec in "3 $seeds3" "5 $seeds5"; do
+	set -- $spec
+	t0=$(date +%s)
+	"$sim" --seed-start 1 --runs "$2" --nodes "$1" >"$out" 2>&1
+	grep '^FAIL' "$out" | head -n 20
+	echo "sim: $1 nodes: $(tail -n 1 "$out") ($(($(date +%s) - t0))s)"
+	count "$out"
+done
+
+# A seed reproduces its run byte for byte: two traced runs must be identical.
+t0=$(date +%s)
+"$sim" --seed-start 7 --runs 2 --steps 5000 --trace >"$out.a" 2>&1
+"$sim" --seed-start 7 --runs 2 --steps 5000 --trace >"$out.b" 2>&1
+if [ -s "$out.a" ] && cmp -s "$out.a" "$out.b"; then
+	echo "sim: seeds 7-8 reproduce byte for byte ($(wc -l <"$out.a") trace lines, $(($(date +%s) - t0))s)"
+	pass=$((pass + 1))
+else
+	echo "sim: seeds 7-8 do NOT reproduce: traces differ"
+	fail=$((fail + 1))
+fi
+rm -f "$out.a" "$out.b"
+
+# Safety properties a planted bug must be caught by (liveness and api do not count).
+safety='election-safety|log-matching|leader-completeness|state-machine-safety|lost-ack|double-apply|read-linearizability|hard-state'
+for bug in bug-vote bug-persist; do
+	t0=$(date +%s)
+	: >"$out"
+	for n in 3 5; do
+		build/sim/$bug/dragonraft-sim --seed-start 1 --runs "$bugseeds" --nodes "$n" >>"$out" 2>&1
+	done
+	caught=$(grep -E "^FAIL seed [0-9]+ nodes [0-9]: ($safety):" "$out" | head -n 1)
+	if [ -n "$caught" ]; then
+		echo "sim: planted $bug caught ($(grep -cE "^FAIL .*: ($safety):" "$out") seeds; first: ${caught:0:160}) ($(($(date +%s) - t0))s)"
+		pass=$((pass + 1))
+	else
+		echo "sim: planted $bug NOT caught in $((2 * bugseeds)) seeds ($(($(date +%s) - t0))s)"
+		fail=$((fail + 1))
+	fi
+done
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
