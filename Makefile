@@ -62,6 +62,9 @@ PROGRAMS :=           # other binaries `make all-c` builds
 # objects as e.g. $(FZ)/fuzz_frame: $(call fuzz_objs,$(transport_SRCS))
 FZ := build/fuzz
 fuzz_objs = $(patsubst %.c,$(FZ)/obj/%.o,$(1))
+# Objects of extra sources a test or benchmark links (each gets its own .d):
+#   $(B)/test/test_raft: $(call objs,test/unit/test_raft_fixture.c) $(B)/lib/libdr_raft.a
+objs = $(patsubst %.c,$(B)/obj/%.o,$(1))
 
 # Lower layers first, so a module.mk may use the source lists of those below it.
 LAYERS := util raft logdb transport engine
@@ -128,8 +131,8 @@ $(B)/obj/%.o: %.c | $(GEN_HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CORE_CFLAGS) -c $< -o $@
 
-# A unit test: test/unit/NAME.c plus the sources, objects and archives its
-# module.mk lists as prerequisites.
+# A unit test: test/unit/NAME.c plus the objects and archives its module.mk
+# lists as prerequisites.
 $(B)/test/%: test/unit/%.c $(B)/libdrtest.a
 	@mkdir -p $(@D)
 	$(CC) $(CORE_CFLAGS) -o $@ $(filter %.c %.o,$^) $(filter-out $(B)/libdrtest.a,$(filter %.a,$^)) $(B)/libdrtest.a $(TEST_LDLIBS) $(CORE_LDLIBS)

@@ -5,8 +5,8 @@ raft_SRCS := src/raft/raft.c src/raft/log.c src/raft/progress.c src/raft/electio
 	src/raft/membership.c src/raft/snapshot.c src/raft/raft_memstorage.c
 
 UNIT_TESTS += test_raft test_raft_paper
-$(B)/test/test_raft: test/unit/test_raft_fixture.c $(B)/lib/libdr_raft.a
-$(B)/test/test_raft_paper: test/unit/test_raft_fixture.c $(B)/lib/libdr_raft.a
+$(B)/test/test_raft: $(call objs,test/unit/test_raft_fixture.c) $(B)/lib/libdr_raft.a
+$(B)/test/test_raft_paper: $(call objs,test/unit/test_raft_fixture.c) $(B)/lib/libdr_raft.a
 $(B)/bench/raft_bench: $(B)/lib/libdr_raft.a
 
 .PHONY: bench-raft

@@ -14,7 +14,7 @@ transport_SRCS := src/transport/tp_common.c src/transport/frame.c \
 
 UNIT_TESTS += test_transport_codec test_transport
 $(B)/test/test_transport_codec: $(B)/lib/libdr_transport.a $(B)/lib/libdr_util.a
-$(B)/test/test_transport: test/transport/harness.c $(B)/lib/libdr_transport.a $(B)/lib/libdr_util.a
+$(B)/test/test_transport: $(call objs,test/transport/harness.c) $(B)/lib/libdr_transport.a $(B)/lib/libdr_util.a
 
 FUZZ_TARGETS += fuzz_frame fuzz_batch
 $(FZ)/fuzz_frame: $(call fuzz_objs,$(transport_SRCS) $(util_SRCS))

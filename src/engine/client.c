@@ -1,0 +1,290 @@
+/*
+ * client.c - client operations (propose, read index, membership changes,
+ * leadership transfer, snapshot requests) and how their outcomes are decided
+ * when leadership changes or time runs out.  Completions at apply time are in
+ * round.c.
+ */
+#include <string.h>
+
+#include "engine/engine_int.h"
+
+/* Common checks; *gp receives the group. */
+static int op_group(struct engine *e, uint64_t group_id, struct group **gp)
+{
+	*gp = NULL;
+	if (e->failed)
+		return ENGINE_ERR_FAILED;
+	if (e->in_round)
+		return eng_err(e, ENGINE_ERR_INVALID, "client operation inside a round");
+	*gp = eng_group(e, group_id);
+	if (*gp == NULL)
+		return ENGINE_ERR_NO_GROUP;
+	if ((*gp)->failed)
+		return ENGINE_ERR_SM;
+	return ENGINE_OK;
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+int engine_propose(struct engine *e, uint64_t group_id, const void *data, uint32_t len,
+                   engine_done_cb cb, void *ctx)
+{
+	struct pending p;
+	struct group *g;
+	raft_index idx = 0;
+	int rc;
+
+	rc = op_group(e, group_id, &g);
+	if (rc != ENGINE_OK)
+		return rc;
+	if ((len > 0 && data == NULL) || len > UINT32_MAX - ENGINE_HEADER_BYTES)
+		return ENGINE_ERR_INVALID;
+	if (e->cfg.max_entry_bytes > 0 && len > e->cfg.max_entry_bytes)
+		return ENGINE_ERR_TOO_BIG;
+	if (raft_role(g->r) != RAFT_LEADER && !e->cfg.forward_proposals)
+		return raft_leader(g->r) != 0 ? ENGINE_ERR_NOT_LEADER : ENGINE_ERR_DROPPED;
+	if (g->busy)
+		return ENGINE_ERR_BUSY;
+	rc = eng_reserve(e, (void **)&e->scratch, &e->cap_scratch, len + ENGINE_HEADER_BYTES, 1);
+	if (rc != ENGINE_OK)
+		return rc;
+	memset(&p, 0, sizeof(p));
+	p.key = ++e->series;
+	put64(e->scratch, e->client_id);
+	put64(e->scratch + 8, p.key);
+	if (len > 0)
+		memcpy(e->scratch + ENGINE_HEADER_BYTES, data, len);
+	/* Reserve the slot first so that no completion can be lost to ENOMEM. */
+	rc = eng_pending_reserve(&e->pend, e->a, 1);
+	if (rc != ENGINE_OK)
+		return rc;
+	rc = raft_propose(g->r, e->scratch, len + ENGINE_HEADER_BYTES, &idx);
+	if (rc != RAFT_OK) {
+		rc = eng_from_raft(rc);
+		return rc == ENGINE_ERR_REJECTED ? ENGINE_ERR_NOT_LEADER : rc;
+	}
+	p.group_id = group_id;
+	p.kind = PK_PROPOSAL;
+	p.index = idx;
+	p.term = idx != 0 ? raft_term_of(g->r) : 0;
+	p.deadline = e->now + e->cfg.request_timeout_ticks;
+	p.cb = cb;
+	p.ctx = ctx;
+	eng_pending_put(&e->pend, e->a, &p); /* cannot fail: room reserved above */
+	g->n_pending++;
+	e->work = true;
+	return ENGINE_OK;
+}
+
+int engine_read_index(struct engine *e, uint64_t group_id, engine_done_cb cb, void *ctx)
+{
+	struct pending p;
+	struct group *g;
+	int rc;
+
+	rc = op_group(e, group_id, &g);
+	if (rc != ENGINE_OK)
+		return rc;
+	memset(&p, 0, sizeof(p));
+	p.key = ++e->series;
+	p.group_id = group_id;
+	p.kind = PK_READ;
+	p.deadline = e->now + e->cfg.request_timeout_ticks;
+	p.cb = cb;
+	p.ctx = ctx;
+	rc = eng_pending_put(&e->pend, e->a, &p);
+	if (rc != ENGINE_OK)
+		return rc;
+	rc = raft_read_index(g->r, p.key);
+	if (rc != RAFT_OK) {
+		eng_pending_del(&e->pend, eng_pending_get(&e->pend, p.key), NULL);
+		return eng_from_raft(rc);
+	}
+	g->n_pending++;
+	e->work = true;
+	return ENGINE_OK;
+}
+
+static int conf_change(struct engine *e, uint64_t group_id, uint32_t type, raft_id node_id,
+                       const char *addr, engine_done_cb cb, void *ctx)
+{
+	struct raft_conf_change cc;
+	struct group *g;
+	raft_index idx = 0;
+	int rc;
+
+	rc = op_group(e, group_id, &g);
+	if (rc != ENGINE_OK)
+		return rc;
+	if (node_id == 0 || (addr != NULL && strlen(addr) >= ENGINE_ADDR_MAX))
+		return ENGINE_ERR_INVALID;
+	if (g->cc.active)
+		return ENGINE_ERR_PENDING;
+	if (raft_role(g->r) != RAFT_LEADER)
+		return raft_leader(g->r) != 0 ? ENGINE_ERR_NOT_LEADER : ENGINE_ERR_DROPPED;
+	memset(&cc, 0, sizeof(cc));
+	cc.type = type;
+	cc.node_id = node_id;
+	if (addr != NULL) {
+		cc.context = (const uint8_t *)addr;
+		cc.context_len = (uint32_t)strlen(addr);
+	}
+	rc = raft_propose_conf_change(g->r, &cc, &idx);
+	if (rc != RAFT_OK)
+		return eng_from_raft(rc);
+	g->cc.active = true;
+	g->cc.index = idx;
+	g->cc.term = raft_term_of(g->r);
+	g->cc.deadline = e->now + e->cfg.request_timeout_ticks;
+	g->cc.cb = cb;
+	g->cc.ctx = ctx;
+	e->work = true;
+	return ENGINE_OK;
+}
+
+int engine_add_member(struct engine *e, uint64_t group_id, raft_id node_id, const char *addr,
+                      engine_done_cb cb, void *ctx)
+{
+	return conf_change(e, group_id, RAFT_CC_ADD_VOTER, node_id, addr, cb, ctx);
+}
+
+int engine_add_nonvoter(struct engine *e, uint64_t group_id, raft_id node_id, const char *addr,
+                        engine_done_cb cb, void *ctx)
+{
+	return conf_change(e, group_id, RAFT_CC_ADD_NONVOTER, node_id, addr, cb, ctx);
+}
+
+int engine_remove_member(struct engine *e, uint64_t group_id, raft_id node_id, engine_done_cb cb,
+                         void *ctx)
+{
+	return conf_change(e, group_id, RAFT_CC_REMOVE, node_id, NULL, cb, ctx);
+}
+
+int engine_transfer_leader(struct engine *e, uint64_t group_id, raft_id target, engine_done_cb cb,
+                           void *ctx)
+{
+	struct group *g;
+	int rc;
+
+	rc = op_group(e, group_id, &g);
+	if (rc != ENGINE_OK)
+		return rc;
+	if (target == 0)
+		return ENGINE_ERR_INVALID;
+	if (g->transfer.active)
+		return ENGINE_ERR_PENDING;
+	if (raft_leader(g->r) == target) {
+		eng_complete(e, cb, ctx, ENGINE_OK, group_id, 0, target);
+		return ENGINE_OK;
+	}
+	rc = raft_transfer_leader(g->r, target);
+	if (rc != RAFT_OK)
+		return eng_from_raft(rc);
+	g->transfer.active = true;
+	g->transfer.target = target;
+	g->transfer.deadline = e->now + 2 * e->cfg.election_rtt + 2;
+	g->transfer.cb = cb;
+	g->transfer.ctx = ctx;
+	e->work = true;
+	return ENGINE_OK;
+}
+
+int engine_request_snapshot(struct engine *e, uint64_t group_id, engine_done_cb cb, void *ctx)
+{
+	struct group *g;
+	int rc;
+
+	rc = op_group(e, group_id, &g);
+	if (rc != ENGINE_OK)
+		return rc;
+	if (g->snapreq.active)
+		return ENGINE_ERR_PENDING;
+	g->snapreq.active = true;
+	g->snapreq.deadline = e->now + e->cfg.request_timeout_ticks;
+	g->snapreq.cb = cb;
+	g->snapreq.ctx = ctx;
+	e->work = true;
+	return ENGINE_OK;
+}
+
+/* ---- leadership changes and timeouts ---- */
+
+void eng_leader_changed(struct engine *e, struct group *g)
+{
+	raft_index commit = raft_commit_index(g->r);
+	bool leader = raft_role(g->r) == RAFT_LEADER;
+
+	for (size_t i = 0; i < e->pend.cap && g->n_pending > 0; i++) {
+		struct pending *p = &e->pend.slots[i], op;
+		int rc;
+
+		if (p->key == 0 || p->group_id != g->id)
+			continue;
+		if (p->kind == PK_PROPOSAL) {
+			/* Committed already: its fate is known, apply will tell. */
+			if (p->index != 0 && p->index <= commit) {
+				if (p->index > g->check_upto)
+					g->check_upto = p->index;
+				continue;
+			}
+			/* Our own term's entries are still ours while we lead. */
+			if (leader && p->index != 0 && p->term == raft_term_of(g->r))
+				continue;
+			rc = ENGINE_ERR_UNKNOWN;
+		} else {
+			if (p->index != 0)
+				continue; /* read index known: waits for apply */
+			rc = ENGINE_ERR_DROPPED;
+		}
+		eng_pending_del(&e->pend, p, &op);
+		g->n_pending--;
+		i--;
+		eng_complete(e, op.cb, op.ctx, rc, g->id, op.index, 0);
+	}
+	if (g->cc.active && g->cc.index > commit && !(leader && g->cc.term == raft_term_of(g->r)))
+		eng_slot_done(e, g, &g->cc, ENGINE_ERR_UNKNOWN, g->cc.index);
+	if (g->transfer.active && raft_leader(g->r) == g->transfer.target)
+		eng_slot_done(e, g, &g->transfer, ENGINE_OK, 0);
+}
+
+void eng_expire(struct engine *e)
+{
+	for (size_t i = 0; i < e->pend.cap && e->pend.n > 0; i++) {
+		struct pending *p = &e->pend.slots[i], op;
+		struct group *g;
+
+		if (p->key == 0 || p->deadline > e->now)
+			continue;
+		/*
+		 * A committed proposal is about to be applied: let it finish.  A
+		 * leader never abandons a proposal of its own term (DESIGN 4):
+		 * it commits, or CheckQuorum makes the leader step down and the
+		 * outcome becomes unknown.
+		 */
+		g = eng_group(e, p->group_id);
+		if (g != NULL && p->kind == PK_PROPOSAL && p->index != 0 &&
+		    (p->index <= raft_commit_index(g->r) ||
+		     (raft_role(g->r) == RAFT_LEADER && p->term == raft_term_of(g->r))))
+			continue;
+		if (g != NULL && p->kind == PK_READ && p->index != 0)
+			continue;
+		eng_pending_del(&e->pend, p, &op);
+		if (g != NULL)
+			g->n_pending--;
+		i--;
+		eng_complete(e, op.cb, op.ctx, ENGINE_ERR_TIMEOUT, op.group_id, op.index, 0);
+	}
+	for (size_t i = 0; i < e->n_groups; i++) {
+		struct group *g = e->groups[i];
+
+		if (g->cc.active && g->cc.deadline <= e->now &&
+		    g->cc.index > raft_commit_index(g->r))
+			eng_slot_done(e, g, &g->cc, ENGINE_ERR_TIMEOUT, g->cc.index);
+		if (g->transfer.active && g->transfer.deadline <= e->now)
+			eng_slot_done(e, g, &g->transfer, ENGINE_ERR_TIMEOUT, 0);
+	}
+}

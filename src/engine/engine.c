@@ -1,0 +1,784 @@
+/*
+ * engine.c - the engine object, its groups (start, restart, join, stop,
+ * remove), the Raft storage view each group gives its core, and the input
+ * side: messages, ticks, status.  Client operations are in client.c, the
+ * Ready round in round.c.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/engine_int.h"
+
+static const struct engine_alloc libc_alloc = {malloc, realloc, free};
+
+const char *engine_strerror(int rc)
+{
+	switch (rc) {
+	case ENGINE_OK:
+		return "ok";
+	case ENGINE_ERR_NOMEM:
+		return "out of memory";
+	case ENGINE_ERR_INVALID:
+		return "invalid argument";
+	case ENGINE_ERR_NO_GROUP:
+		return "no such group on this node";
+	case ENGINE_ERR_EXISTS:
+		return "group already running";
+	case ENGINE_ERR_NOT_LEADER:
+		return "this node is not the group's leader";
+	case ENGINE_ERR_DROPPED:
+		return "operation dropped; it can be retried";
+	case ENGINE_ERR_UNKNOWN:
+		return "outcome unknown: leadership changed, the entry may still commit";
+	case ENGINE_ERR_BUSY:
+		return "busy: proposals paused by backpressure";
+	case ENGINE_ERR_TIMEOUT:
+		return "timed out; a proposal may still commit";
+	case ENGINE_ERR_TOO_BIG:
+		return "entry too big";
+	case ENGINE_ERR_PENDING:
+		return "another membership change or transfer is in progress";
+	case ENGINE_ERR_REJECTED:
+		return "rejected by the raft core";
+	case ENGINE_ERR_STORAGE:
+		return "storage failure";
+	case ENGINE_ERR_SM:
+		return "state machine failure";
+	case ENGINE_ERR_STOPPED:
+		return "group stopped";
+	case ENGINE_ERR_RAFT:
+		return "raft core error";
+	case ENGINE_ERR_NOT_FOUND:
+		return "not found in storage";
+	case ENGINE_ERR_SNAPSHOT:
+		return "snapshot failure";
+	case ENGINE_ERR_FAILED:
+		return "engine stopped after a storage failure";
+	}
+	return "unknown error";
+}
+
+int eng_err(struct engine *e, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(e->errmsg, sizeof(e->errmsg), fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+const char *engine_errmsg(const struct engine *e)
+{
+	return e->errmsg;
+}
+
+int eng_reserve(struct engine *e, void **p, size_t *cap, size_t n, size_t sz)
+{
+	size_t nc = *cap ? *cap : 16;
+	void *np;
+
+	if (n <= *cap)
+		return ENGINE_OK;
+	while (nc < n)
+		nc *= 2;
+	np = e->a->realloc(*p, nc * sz);
+	if (np == NULL)
+		return ENGINE_ERR_NOMEM;
+	*p = np;
+	*cap = nc;
+	return ENGINE_OK;
+}
+
+int eng_from_raft(int rc)
+{
+	switch (rc) {
+	case RAFT_OK:
+		return ENGINE_OK;
+	case RAFT_ERR_NOMEM:
+		return ENGINE_ERR_NOMEM;
+	case RAFT_ERR_NOT_LEADER:
+		return ENGINE_ERR_NOT_LEADER;
+	case RAFT_ERR_NO_LEADER:
+		return ENGINE_ERR_DROPPED;
+	case RAFT_ERR_TOO_MANY_UNCOMMITTED:
+		return ENGINE_ERR_BUSY;
+	case RAFT_ERR_CONF_CHANGE_PENDING:
+	case RAFT_ERR_TRANSFER_IN_PROGRESS:
+		return ENGINE_ERR_PENDING;
+	case RAFT_ERR_INVALID:
+	case RAFT_ERR_REMOVED:
+		return ENGINE_ERR_REJECTED;
+	case RAFT_ERR_TOO_BIG:
+		return ENGINE_ERR_TOO_BIG;
+	case RAFT_ERR_STORAGE:
+		return ENGINE_ERR_STORAGE;
+	}
+	return ENGINE_ERR_RAFT;
+}
+
+void engine_wait_cb(void *ctx, const struct engine_result *res)
+{
+	struct engine_wait *w = ctx;
+
+	w->res = *res;
+	w->done = true;
+}
+
+void eng_complete(struct engine *e, engine_done_cb cb, void *ctx, int rc, uint64_t group,
+                  raft_index index, raft_id leader)
+{
+	struct engine_result res = {rc, group, index, leader};
+
+	if (cb == NULL)
+		return;
+	if ((e->in_round || e->defer > 0) &&
+	    eng_reserve(e, (void **)&e->done, &e->cap_done, e->n_done + 1, sizeof(*e->done)) ==
+	            ENGINE_OK) {
+		e->done[e->n_done].cb = cb;
+		e->done[e->n_done].ctx = ctx;
+		e->done[e->n_done].res = res;
+		e->n_done++;
+		return;
+	}
+	cb(ctx, &res);
+}
+
+void eng_flush(struct engine *e)
+{
+	if (e->in_flush || e->in_round || e->defer > 0)
+		return; /* the outer flush picks up what was queued */
+	e->in_flush = true;
+	for (size_t i = 0; i < e->n_done; i++) {
+		struct done d = e->done[i];
+
+		d.cb(d.ctx, &d.res);
+	}
+	e->n_done = 0;
+	e->in_flush = false;
+}
+
+void eng_slot_done(struct engine *e, struct group *g, struct slot_op *s, int rc, raft_index index)
+{
+	struct slot_op op = *s;
+
+	memset(s, 0, sizeof(*s));
+	eng_complete(e, op.cb, op.ctx, rc, g->id, index,
+	             rc == ENGINE_ERR_NOT_LEADER ? g->leader : 0);
+}
+
+/* ---- groups ---- */
+
+struct group *eng_group(const struct engine *e, uint64_t id)
+{
+	for (size_t i = 0; i < e->n_groups; i++)
+		if (e->groups[i]->id == id)
+			return e->groups[i];
+	return NULL;
+}
+
+/* The Raft core reads the stable log through these. */
+static int st_initial(void *ctx, struct raft_hard_state *hs, struct raft_membership *m)
+{
+	struct group *g = ctx;
+
+	*hs = g->hs;
+	*m = g->conf;
+	return RAFT_OK;
+}
+
+static int st_entries(void *ctx, raft_index lo, raft_index hi, uint64_t max_bytes,
+                      struct raft_entry *out, uint32_t *n)
+{
+	struct group *g = ctx;
+	struct engine *e = g->e;
+	int rc;
+
+	if (lo < g->first)
+		return RAFT_ERR_COMPACTED;
+	if (hi > g->last + 1)
+		return RAFT_ERR_UNAVAILABLE;
+	if (cache_entries(&g->cache, lo, hi, max_bytes, out, n))
+		return RAFT_OK;
+	rc = e->st.entries(e->st.ctx, g->id, lo, hi, max_bytes, out, n, &g->arena);
+	if (rc == ENGINE_ERR_NOMEM)
+		return RAFT_ERR_NOMEM;
+	return rc == ENGINE_OK ? RAFT_OK : RAFT_ERR_STORAGE;
+}
+
+static int st_term(void *ctx, raft_index i, raft_term *t)
+{
+	struct group *g = ctx;
+	struct engine *e = g->e;
+
+	if (i + 1 < g->first)
+		return RAFT_ERR_COMPACTED;
+	if (i > g->last)
+		return RAFT_ERR_UNAVAILABLE;
+	if (i + 1 == g->first) {
+		*t = g->prev_term;
+		return RAFT_OK;
+	}
+	if (cache_term(&g->cache, i, t))
+		return RAFT_OK;
+	return e->st.term(e->st.ctx, g->id, i, t) == ENGINE_OK ? RAFT_OK : RAFT_ERR_STORAGE;
+}
+
+static raft_index st_first(void *ctx)
+{
+	return ((struct group *)ctx)->first;
+}
+
+static raft_index st_last(void *ctx)
+{
+	return ((struct group *)ctx)->last;
+}
+
+static int st_snapshot(void *ctx, struct raft_snapshot_meta *meta)
+{
+	*meta = ((struct group *)ctx)->snap;
+	return RAFT_OK;
+}
+
+static void member_add(struct raft_membership *m, raft_id id)
+{
+	for (uint32_t i = 0; i < m->n_voters; i++)
+		if (m->voters[i] == id)
+			return;
+	if (m->n_voters < RAFT_MAX_MEMBERS)
+		m->voters[m->n_voters++] = id;
+}
+
+int eng_learn_address(struct engine *e, struct group *g, raft_id id, const char *addr, size_t len)
+{
+	struct engine_member *m = NULL;
+	int rc;
+
+	if (len == 0 || len >= ENGINE_ADDR_MAX || id == 0)
+		return ENGINE_OK;
+	for (uint32_t i = 0; i < g->bs.n_members; i++)
+		if (g->bs.members[i].node_id == id)
+			m = &g->bs.members[i];
+	if (m != NULL && strlen(m->addr) == len && memcmp(m->addr, addr, len) == 0)
+		return ENGINE_OK;
+	if (m == NULL) {
+		if (g->bs.n_members == RAFT_MAX_MEMBERS)
+			return eng_err(e, ENGINE_ERR_INVALID, "group %llu: address book full",
+			               (unsigned long long)g->id);
+		m = &g->bs.members[g->bs.n_members++];
+		m->node_id = id;
+	}
+	memcpy(m->addr, addr, len);
+	m->addr[len] = '\0';
+	rc = e->st.save_bootstrap(e->st.ctx, g->id, &g->bs);
+	if (rc != ENGINE_OK)
+		return eng_err(e, rc, "group %llu: saving address of node %llu failed",
+		               (unsigned long long)g->id, (unsigned long long)id);
+	if (id != e->cfg.node_id && e->net.add_peer != NULL)
+		e->net.add_peer(e->net.ctx, id, m->addr);
+	return ENGINE_OK;
+}
+
+static void group_free(struct engine *e, struct group *g)
+{
+	if (g->recv_path[0] != '\0')
+		remove(g->recv_path);
+	if (g->r != NULL)
+		raft_destroy(g->r);
+	eng_arena_free(&g->arena);
+	cache_free(&g->cache, e->a);
+	e->a->free(g);
+}
+
+/* Fill g's log view from storage (restart) or set up an empty one. */
+static int group_load(struct engine *e, struct group *g, const struct engine_bootstrap *bs)
+{
+	struct engine_stored_state *ss;
+	int rc;
+
+	ss = e->a->malloc(sizeof(*ss));
+	if (ss == NULL)
+		return eng_err(e, ENGINE_ERR_NOMEM, "group %llu: out of memory",
+		               (unsigned long long)g->id);
+	rc = e->st.load(e->st.ctx, g->id, ss);
+	if (bs != NULL) {
+		e->a->free(ss);
+		if (rc == ENGINE_OK)
+			return eng_err(
+			        e, ENGINE_ERR_EXISTS,
+			        "group %llu already has data on this node; restart it instead",
+			        (unsigned long long)g->id);
+		g->bs = *bs;
+		memset(&g->bs.membership, 0, sizeof(g->bs.membership));
+		if (!bs->join) {
+			for (uint32_t i = 0; i < bs->n_members; i++)
+				member_add(&g->bs.membership, bs->members[i].node_id);
+			if (g->bs.membership.n_voters == 0)
+				return eng_err(e, ENGINE_ERR_INVALID, "group %llu: no members",
+				               (unsigned long long)g->id);
+		}
+		rc = e->st.save_bootstrap(e->st.ctx, g->id, &g->bs);
+		if (rc != ENGINE_OK)
+			return eng_err(e, rc, "group %llu: saving bootstrap info failed",
+			               (unsigned long long)g->id);
+		g->first = 1;
+		g->last = 0;
+		return ENGINE_OK;
+	}
+	if (rc != ENGINE_OK) {
+		e->a->free(ss);
+		return eng_err(e, rc, "group %llu: cannot load its stored state (%s)",
+		               (unsigned long long)g->id, engine_strerror(rc));
+	}
+	g->bs = ss->bootstrap;
+	g->hs = ss->hard_state;
+	g->first = ss->first_index;
+	g->last = ss->last_index;
+	g->prev_term = ss->prev_term;
+	g->snap = ss->snapshot;
+	/* Raft replays the log from the snapshot; membership as of it. */
+	g->conf = g->snap.index > 0 ? g->snap.membership : g->bs.membership;
+	g->applied = g->snap.index;
+	g->applied_term = g->snap.term;
+	e->a->free(ss);
+	if (g->first == 0 || g->first > g->last + 1 || g->snap.index + 1 < g->first ||
+	    g->hs.commit > g->last)
+		return eng_err(e, ENGINE_ERR_STORAGE, "group %llu: inconsistent stored log",
+		               (unsigned long long)g->id);
+	return ENGINE_OK;
+}
+
+int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_bootstrap *bs,
+                       const struct engine_sm_ops *sm)
+{
+	struct raft_config rc_cfg;
+	struct group *g;
+	int rc;
+
+	if (group_id == 0 || sm == NULL || sm->apply == NULL || sm->durable_applied == NULL ||
+	    (bs != NULL && bs->n_members > RAFT_MAX_MEMBERS))
+		return eng_err(e, ENGINE_ERR_INVALID, "bad group id or state machine");
+	if (e->failed)
+		return ENGINE_ERR_FAILED;
+	if (e->in_round || e->in_flush)
+		return ENGINE_ERR_INVALID;
+	if (eng_group(e, group_id) != NULL)
+		return eng_err(e, ENGINE_ERR_EXISTS, "group %llu is already running",
+		               (unsigned long long)group_id);
+	rc = eng_reserve(e, (void **)&e->groups, &e->cap_groups, e->n_groups + 1,
+	                 sizeof(*e->groups));
+	g = rc == ENGINE_OK ? e->a->malloc(sizeof(*g)) : NULL;
+	if (g == NULL)
+		return eng_err(e, ENGINE_ERR_NOMEM, "group %llu: out of memory",
+		               (unsigned long long)group_id);
+	memset(g, 0, sizeof(*g));
+	g->id = group_id;
+	g->e = e;
+	g->sm = *sm;
+	g->arena.a = e->a;
+	g->sm_skip = sm->durable_applied(sm->ctx);
+	if (bs != NULL && g->sm_skip > 0) {
+		/* A new member over a state machine with data: its LogDB was lost. */
+		rc = eng_err(e, ENGINE_ERR_INVALID,
+		             "group %llu: the state machine already applied %llu but the LogDB "
+		             "has no record of this member; refusing to start it as new",
+		             (unsigned long long)group_id, (unsigned long long)g->sm_skip);
+		goto err_after_alloc;
+	}
+	rc = group_load(e, g, bs);
+	if (rc != ENGINE_OK)
+		goto err_after_alloc;
+	if (bs != NULL && !bs->join)
+		g->conf = g->bs.membership; /* what raft_create's bootstrap produces */
+
+	/* The state machine already holds what it applied durably. */
+	/* The state machine already holds what it applied durably. */
+	if (bs == NULL && g->sm_skip > g->last) {
+		rc = eng_err(
+		        e, ENGINE_ERR_STORAGE,
+		        "group %llu: the state machine applied %llu but the stored log ends at "
+		        "%llu; the LogDB lost data, refusing to start this member",
+		        (unsigned long long)group_id, (unsigned long long)g->sm_skip,
+		        (unsigned long long)g->last);
+		goto err_after_alloc;
+	}
+	g->last_snap_applied = g->snap.index;
+
+	memset(&rc_cfg, 0, sizeof(rc_cfg));
+	rc_cfg.group_id = group_id;
+	rc_cfg.id = e->cfg.node_id;
+	rc_cfg.election_tick = e->cfg.election_rtt;
+	rc_cfg.heartbeat_tick = e->cfg.heartbeat_rtt;
+	rc_cfg.pre_vote = true;
+	rc_cfg.check_quorum = true;
+	rc_cfg.max_inflight_msgs = e->cfg.max_inflight_msgs;
+	rc_cfg.max_msg_bytes = e->cfg.max_msg_bytes;
+	rc_cfg.max_uncommitted_bytes = e->cfg.max_uncommitted_bytes;
+	rc_cfg.max_entry_bytes =
+	        e->cfg.max_entry_bytes ? e->cfg.max_entry_bytes + ENGINE_HEADER_BYTES : 0;
+	rc_cfg.applied = g->applied;
+	rc_cfg.seed = e->cfg.seed ^ (group_id * 0x9E3779B97F4A7C15ull);
+	rc_cfg.storage.ctx = g;
+	rc_cfg.storage.initial_state = st_initial;
+	rc_cfg.storage.entries = st_entries;
+	rc_cfg.storage.term = st_term;
+	rc_cfg.storage.first_index = st_first;
+	rc_cfg.storage.last_index = st_last;
+	rc_cfg.storage.snapshot = st_snapshot;
+	rc_cfg.alloc = &e->ra;
+	rc = raft_create(&rc_cfg, bs != NULL && !bs->join ? &g->bs.membership : NULL, &g->r);
+	if (rc != RAFT_OK) {
+		rc = eng_err(e, eng_from_raft(rc), "group %llu: raft_create failed: %s",
+		             (unsigned long long)group_id, raft_strerror(rc));
+		goto err_after_alloc;
+	}
+	g->role = raft_role(g->r);
+	g->term = raft_term_of(g->r);
+	g->leader = raft_leader(g->r);
+	if (e->net.add_peer != NULL)
+		for (uint32_t i = 0; i < g->bs.n_members; i++)
+			if (g->bs.members[i].node_id != e->cfg.node_id)
+				e->net.add_peer(e->net.ctx, g->bs.members[i].node_id,
+				                g->bs.members[i].addr);
+	e->groups[e->n_groups++] = g;
+	e->work = true;
+	return ENGINE_OK;
+
+err_after_alloc:
+	group_free(e, g);
+	return rc;
+}
+
+void eng_fail_group(struct engine *e, struct group *g, int rc)
+{
+	for (size_t i = 0; i < e->pend.cap && g->n_pending > 0; i++) {
+		struct pending *p = &e->pend.slots[i], op;
+
+		if (p->key == 0 || p->group_id != g->id)
+			continue;
+		eng_pending_del(&e->pend, p, &op);
+		g->n_pending--;
+		i--; /* backward shift may have moved another entry here */
+		eng_complete(e, op.cb, op.ctx, rc, g->id, 0, 0);
+	}
+	g->n_reads_ready = 0;
+	if (g->cc.active)
+		eng_slot_done(e, g, &g->cc, rc, 0);
+	if (g->transfer.active)
+		eng_slot_done(e, g, &g->transfer, rc, 0);
+	if (g->snapreq.active)
+		eng_slot_done(e, g, &g->snapreq, rc, 0);
+}
+
+int engine_stop_group(struct engine *e, uint64_t group_id)
+{
+	struct group *g = eng_group(e, group_id);
+
+	if (g == NULL)
+		return ENGINE_ERR_NO_GROUP;
+	if (e->in_round || e->in_flush)
+		return ENGINE_ERR_INVALID;
+	for (size_t i = 0; i < e->n_groups; i++)
+		if (e->groups[i] == g)
+			e->groups[i] = e->groups[--e->n_groups];
+	e->defer++;
+	eng_fail_group(e, g, ENGINE_ERR_STOPPED);
+	e->defer--;
+	group_free(e, g);
+	eng_flush(e);
+	return ENGINE_OK;
+}
+
+int engine_remove_group_data(struct engine *e, uint64_t group_id)
+{
+	int rc;
+
+	if (e->in_round || e->in_flush)
+		return ENGINE_ERR_INVALID;
+	if (eng_group(e, group_id) != NULL)
+		engine_stop_group(e, group_id);
+	rc = e->st.remove(e->st.ctx, group_id);
+	if (rc != ENGINE_OK)
+		return eng_err(e, rc, "group %llu: removing its data failed",
+		               (unsigned long long)group_id);
+	return ENGINE_OK;
+}
+
+int engine_stored_groups(struct engine *e, uint64_t *ids, size_t cap, size_t *n)
+{
+	return e->st.list(e->st.ctx, ids, cap, n);
+}
+
+/* ---- engine ---- */
+
+int engine_create(const struct engine_config *cfg, const struct engine_storage_ops *storage,
+                  const struct engine_network_ops *net, struct engine **out, char *errmsg,
+                  size_t errmsg_len)
+{
+	const struct engine_alloc *a = cfg != NULL && cfg->alloc != NULL ? cfg->alloc : &libc_alloc;
+	const char *why = NULL;
+	struct engine *e;
+	int rc;
+
+	*out = NULL;
+	if (cfg == NULL || cfg->node_id == 0)
+		why = "node_id must be > 0";
+	else if (storage == NULL || !storage->save_bootstrap || !storage->save || !storage->load ||
+	         !storage->list || !storage->entries || !storage->term || !storage->save_snapshot ||
+	         !storage->compact || !storage->remove)
+		why = "storage ops incomplete";
+	else if (net == NULL || !net->send)
+		why = "network ops incomplete";
+	if (why != NULL) {
+		if (errmsg != NULL && errmsg_len > 0)
+			snprintf(errmsg, errmsg_len, "%s", why);
+		return ENGINE_ERR_INVALID;
+	}
+	e = a->malloc(sizeof(*e));
+	if (e == NULL) {
+		if (errmsg != NULL && errmsg_len > 0)
+			snprintf(errmsg, errmsg_len, "out of memory");
+		return ENGINE_ERR_NOMEM;
+	}
+	memset(e, 0, sizeof(*e));
+	e->a = a;
+	e->ra.malloc = a->malloc;
+	e->ra.realloc = a->realloc;
+	e->ra.free = a->free;
+	e->cfg = *cfg;
+	e->st = *storage;
+	e->net = *net;
+	if (e->cfg.rtt_ms == 0)
+		e->cfg.rtt_ms = 50;
+	if (e->cfg.heartbeat_rtt == 0)
+		e->cfg.heartbeat_rtt = 1;
+	if (e->cfg.election_rtt == 0)
+		e->cfg.election_rtt = 10;
+	if (e->cfg.election_rtt <= e->cfg.heartbeat_rtt)
+		e->cfg.election_rtt = e->cfg.heartbeat_rtt + 1;
+	if (e->cfg.max_msg_bytes == 0)
+		e->cfg.max_msg_bytes = 1 << 20;
+	if (e->cfg.max_inflight_msgs == 0)
+		e->cfg.max_inflight_msgs = 256;
+	if (e->cfg.entry_cache_bytes == 0)
+		e->cfg.entry_cache_bytes = 4 << 20;
+	if (e->cfg.request_timeout_ticks == 0)
+		e->cfg.request_timeout_ticks = 4 * e->cfg.election_rtt;
+	if (e->cfg.seed == 0)
+		e->cfg.seed = cfg->node_id;
+	snprintf(e->snapdir, sizeof(e->snapdir), "%s",
+	         cfg->snapshot_dir != NULL ? cfg->snapshot_dir : ".");
+	e->cfg.snapshot_dir = e->snapdir;
+	e->client_id = cfg->client_id;
+	if (e->client_id == 0) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		e->client_id =
+		        (cfg->node_id << 40) ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)ts.tv_nsec;
+		if (e->client_id == 0)
+			e->client_id = 1;
+	}
+	rc = eng_pending_init(&e->pend, a, 1024);
+	if (rc != ENGINE_OK) {
+		if (errmsg != NULL && errmsg_len > 0)
+			snprintf(errmsg, errmsg_len, "out of memory");
+		a->free(e);
+		return rc;
+	}
+	*out = e;
+	return ENGINE_OK;
+}
+
+void engine_destroy(struct engine *e)
+{
+	if (e == NULL)
+		return;
+	for (size_t i = 0; i < e->n_groups; i++)
+		group_free(e, e->groups[i]);
+	eng_pending_free(&e->pend, e->a);
+	e->a->free(e->groups);
+	e->a->free(e->ready);
+	e->a->free(e->updates);
+	e->a->free(e->sment);
+	e->a->free(e->scratch);
+	e->a->free(e->done);
+	e->a->free(e);
+}
+
+void engine_tick(struct engine *e)
+{
+	if (e->failed || e->in_round)
+		return;
+	e->now++;
+	for (size_t i = 0; i < e->n_groups; i++)
+		if (!e->groups[i]->failed)
+			raft_tick(e->groups[i]->r);
+	/* Timeouts are coarse: scan the table every 4 ticks. */
+	if ((e->now & 3) == 0) {
+		e->defer++;
+		eng_expire(e);
+		e->defer--;
+		eng_flush(e);
+	}
+	e->work = true;
+}
+
+/* ---- network input ---- */
+
+int engine_deliver(struct engine *e, const struct raft_message *msgs, size_t n)
+{
+	if (e->failed)
+		return ENGINE_ERR_FAILED;
+	if (e->in_round)
+		return eng_err(e, ENGINE_ERR_INVALID, "delivery inside a round");
+	for (size_t i = 0; i < n; i++) {
+		const struct raft_message *m = &msgs[i];
+		struct group *g = eng_group(e, m->group_id);
+
+		if (g == NULL || g->failed || m->to != e->cfg.node_id ||
+		    m->type == RAFT_MSG_SNAPSHOT) {
+			e->dropped++;
+			continue;
+		}
+		if (raft_step(g->r, m) != RAFT_OK)
+			e->dropped++;
+	}
+	e->work = true;
+	return ENGINE_OK;
+}
+
+int engine_deliver_snapshot(struct engine *e, const struct raft_message *m, const char *path)
+{
+	struct group *g;
+	int rc;
+
+	if (e->failed)
+		return ENGINE_ERR_FAILED;
+	if (e->in_round || m == NULL || path == NULL || m->type != RAFT_MSG_SNAPSHOT ||
+	    m->snapshot == NULL || strlen(path) >= ENGINE_PATH_MAX)
+		return ENGINE_ERR_INVALID;
+	g = eng_group(e, m->group_id);
+	if (g == NULL || g->failed) {
+		e->dropped++;
+		return ENGINE_ERR_NO_GROUP;
+	}
+	if (g->recv_path[0] != '\0' && strcmp(g->recv_path, path) != 0)
+		remove(g->recv_path); /* an older one that was never installed */
+	snprintf(g->recv_path, sizeof(g->recv_path), "%s", path);
+	g->recv_index = m->snapshot->index;
+	rc = raft_step(g->r, m);
+	e->work = true;
+	return rc == RAFT_OK ? ENGINE_OK : eng_from_raft(rc);
+}
+
+void engine_report_unreachable(struct engine *e, raft_id node_id, uint64_t group_id)
+{
+	if (e->in_round)
+		return;
+	for (size_t i = 0; i < e->n_groups; i++)
+		if (group_id == 0 || e->groups[i]->id == group_id)
+			raft_report_unreachable(e->groups[i]->r, node_id);
+}
+
+void engine_snapshot_sent(struct engine *e, raft_id to, uint64_t group_id, bool failed)
+{
+	struct group *g = eng_group(e, group_id);
+
+	if (g != NULL && !e->in_round)
+		raft_report_snapshot(g->r, to, failed);
+	e->work = true;
+}
+
+/* ---- status ---- */
+
+bool engine_failed(const struct engine *e)
+{
+	return e->failed;
+}
+
+bool engine_has_work(const struct engine *e)
+{
+	if (e->failed)
+		return false;
+	if (e->work)
+		return true;
+	for (size_t i = 0; i < e->n_groups; i++)
+		if (!e->groups[i]->failed && raft_has_ready(e->groups[i]->r))
+			return true;
+	return false;
+}
+
+int engine_group_status(const struct engine *e, uint64_t group_id, struct engine_group_status *out)
+{
+	const struct group *g = eng_group(e, group_id);
+
+	if (g == NULL)
+		return ENGINE_ERR_NO_GROUP;
+	out->group_id = group_id;
+	out->role = raft_role(g->r);
+	out->term = raft_term_of(g->r);
+	out->leader = raft_leader(g->r);
+	out->commit = raft_commit_index(g->r);
+	out->applied = g->applied;
+	out->last_index = raft_last_index(g->r);
+	out->snapshot_index = g->snap.index;
+	out->first_index = g->first;
+	out->writable = out->role == RAFT_LEADER && g->role == RAFT_LEADER &&
+	                g->term == out->term && g->applied >= g->noop_index;
+	out->membership = *raft_membership(g->r);
+	return ENGINE_OK;
+}
+
+size_t engine_groups(const struct engine *e, uint64_t *ids, size_t cap)
+{
+	for (size_t i = 0; i < e->n_groups && i < cap; i++)
+		ids[i] = e->groups[i]->id;
+	return e->n_groups;
+}
+
+static bool has_id(const struct raft_membership *m, raft_id id)
+{
+	for (uint32_t i = 0; i < m->n_voters; i++)
+		if (m->voters[i] == id)
+			return true;
+	for (uint32_t i = 0; i < m->n_nonvoters; i++)
+		if (m->nonvoters[i] == id)
+			return true;
+	return false;
+}
+
+bool engine_accepts(const struct engine *e, uint64_t group_id, raft_id from)
+{
+	const struct group *g = eng_group(e, group_id);
+	const struct raft_membership *m;
+
+	if (g == NULL || g->failed || from == 0 || from == e->cfg.node_id)
+		return false;
+	m = raft_membership(g->r);
+	if (m->n_voters + m->n_nonvoters == 0 || has_id(m, from))
+		return true;
+	/* A member that is being added or an address we were told about. */
+	for (uint32_t i = 0; i < g->bs.n_members; i++)
+		if (g->bs.members[i].node_id == from)
+			return true;
+	return false;
+}
+
+size_t engine_pending_count(const struct engine *e)
+{
+	size_t n = e->pend.n;
+
+	for (size_t i = 0; i < e->n_groups; i++)
+		n += e->groups[i]->cc.active + e->groups[i]->transfer.active +
+		     e->groups[i]->snapreq.active;
+	return n;
+}
+
+uint64_t engine_dropped_messages(const struct engine *e)
+{
+	return e->dropped;
+}

@@ -1,0 +1,350 @@
+/*
+ * engine.h - the multi-group engine (Dragonboat's NodeHost), without
+ * PostgreSQL and without direct I/O: one struct engine runs many Raft groups
+ * of one node.  Disk, network and state machines are reached through the
+ * three ops structs below, so the real LogDB and transport plug in through
+ * small adapters and tests use in-memory fakes.
+ *
+ * Threads: none.  Every function must be called from the thread that drives
+ * the engine (the libuv loop in production).  Callbacks given to client
+ * operations run at the end of engine_run_round() or inside engine_tick();
+ * they may start new operations but must not start, stop or destroy groups
+ * or the engine, nor call engine_run_round() (those return
+ * ENGINE_ERR_INVALID there).
+ *
+ * The driver's loop:
+ *
+ *	every rtt_ms:         engine_tick(e);
+ *	on network input:     engine_deliver(e, msgs, n), engine_deliver_snapshot(...),
+ *	                      engine_report_unreachable(...), engine_snapshot_sent(...);
+ *	whenever work queued: engine_run_round(e);  (engine_has_work() says so)
+ *
+ * One round gathers every group's Ready, sends the leaders' appends (they may
+ * go out before the leader's own write), writes all groups' hard states and
+ * entries with ONE storage save (one synced batch per LogDB shard), sends the
+ * other messages, applies committed entries to the state machines, advances
+ * the Raft cores, completes client callbacks, then takes metadata snapshots
+ * and compacts logs where due.
+ *
+ * Proposals: each proposal's entry starts with a 16-byte header (client id,
+ * series; little-endian) that the engine strips before the state machine sees
+ * the data, so the proposing node recognises its entry when it commits, also
+ * after a follower forwarded it.  Callbacks fire after the entry was applied
+ * on this node.  A proposal whose fate is unknown (leadership lost while it
+ * was in flight) completes with ENGINE_ERR_UNKNOWN and may still commit: it is
+ * never reported as failed.
+ */
+#ifndef DRAGONRAFT_ENGINE_H
+#define DRAGONRAFT_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raft/raft_msg.h"
+
+/* Return codes and completion results: 0 is success, errors are negative. */
+enum engine_rc {
+	ENGINE_OK = 0,              /* done; for a proposal: committed and applied */
+	ENGINE_ERR_NOMEM = -1,      /* allocation failed */
+	ENGINE_ERR_INVALID = -2,    /* bad argument */
+	ENGINE_ERR_NO_GROUP = -3,   /* no such group on this node */
+	ENGINE_ERR_EXISTS = -4,     /* the group is already running */
+	ENGINE_ERR_NOT_LEADER = -5, /* this node does not lead the group (leader id given) */
+	ENGINE_ERR_DROPPED = -6,    /* not appended (no leader, overwritten): safe to retry */
+	ENGINE_ERR_UNKNOWN = -7,    /* leadership changed in flight: it may still commit */
+	ENGINE_ERR_BUSY = -8,       /* backpressure: LogDB busy or too many uncommitted bytes */
+	ENGINE_ERR_TIMEOUT =
+	        -9, /* no outcome in time (forwarded proposal, read, change); may still commit */
+	ENGINE_ERR_TOO_BIG = -10,   /* entry larger than max_entry_bytes */
+	ENGINE_ERR_PENDING = -11,   /* a membership change or transfer is already running */
+	ENGINE_ERR_REJECTED = -12,  /* the Raft core refused (removed id, bad member, ...) */
+	ENGINE_ERR_STORAGE = -13,   /* the storage ops failed; the engine stops */
+	ENGINE_ERR_SM = -14,        /* the state machine failed; the group stops */
+	ENGINE_ERR_STOPPED = -15,   /* the group was stopped before the outcome was known */
+	ENGINE_ERR_RAFT = -16,      /* unexpected Raft core error (see engine_errmsg) */
+	ENGINE_ERR_NOT_FOUND = -17, /* storage: nothing stored for that group */
+	ENGINE_ERR_SNAPSHOT = -18,  /* a snapshot could not be made, sent or installed */
+	ENGINE_ERR_FAILED = -19,    /* the engine stopped after a storage failure */
+};
+
+/* Static description of an rc. */
+const char *engine_strerror(int rc);
+
+/* Allocation hooks, swappable so tests can inject failures. */
+struct engine_alloc {
+	void *(*malloc)(size_t size);
+	void *(*realloc)(void *p, size_t size);
+	void (*free)(void *p);
+};
+
+#define ENGINE_ADDR_MAX     256  /* bytes of a member address, NUL included */
+#define ENGINE_PATH_MAX     1024 /* bytes of a snapshot path, NUL included */
+#define ENGINE_HEADER_BYTES 16   /* proposal header: client id, series */
+
+/* A member of a group and the address other nodes dial. */
+struct engine_member {
+	raft_id node_id;
+	char addr[ENGINE_ADDR_MAX];
+};
+
+/*
+ * How a member starts (the LogDB bootstrap record).  members doubles as the
+ * group's address book: the engine saves it again when a membership change
+ * brings a new address.  membership is filled in by the engine.
+ */
+struct engine_bootstrap {
+	bool join; /* joins an existing group: no initial membership */
+	uint32_t n_members;
+	struct engine_member members[RAFT_MAX_MEMBERS]; /* initial members / known addresses */
+	struct raft_membership membership;              /* initial voters (empty when join) */
+};
+
+/*
+ * Borrowed-memory arena that storage implementations fill entry data into;
+ * pointers stay valid until the engine resets it (after the group's advance).
+ */
+struct engine_arena;
+/* Room for n bytes in a; NULL when out of memory. */
+void *engine_arena_alloc(struct engine_arena *a, size_t n);
+
+/* ---- storage (LogDB) ---------------------------------------------------- */
+
+/* One group's share of a save, shaped after struct raft_ready. */
+struct engine_update {
+	uint64_t group_id;
+	bool hard_state_changed;
+	struct raft_hard_state hard_state;
+	/* installed snapshot: the log up to snapshot->index is replaced by it */
+	const struct raft_snapshot_meta *snapshot;
+	uint32_t n_entries;
+	const struct raft_entry *entries; /* consecutive; replace stored entries >= [0].index */
+};
+
+/* What a restarting member reads back. */
+struct engine_stored_state {
+	struct engine_bootstrap bootstrap;
+	struct raft_hard_state hard_state;
+	raft_index first_index; /* first entry stored (last_index + 1 when none) */
+	raft_index last_index;  /* last entry stored (snapshot index when none) */
+	raft_term prev_term;    /* term of entry first_index - 1 (0 when first_index is 1) */
+	struct raft_snapshot_meta snapshot; /* latest snapshot; index 0 = none */
+};
+
+/*
+ * The engine's view of the LogDB.  Every function returns an engine_rc.  The
+ * contract the engine relies on: save() is durable when it returns (one synced
+ * batch per shard); compact(i) keeps term(i) answerable (the entry at i or a
+ * record of its term stays), so Raft can match appends right after it.
+ */
+struct engine_storage_ops {
+	void *ctx;
+	/* Record (or replace) a member's bootstrap info, synced, before its first save. */
+	int (*save_bootstrap)(void *ctx, uint64_t group_id, const struct engine_bootstrap *bs);
+	/* Persist many groups' updates in one synced call. */
+	int (*save)(void *ctx, const struct engine_update *u, size_t n);
+	/* Everything a restart needs; ENGINE_ERR_NOT_FOUND for an unknown group. */
+	int (*load)(void *ctx, uint64_t group_id, struct engine_stored_state *out);
+	/* Groups stored here: up to cap ids into ids, total count in *n. */
+	int (*list)(void *ctx, uint64_t *ids, size_t cap, size_t *n);
+	/* Entries [lo, hi), at most max_bytes but at least one; data copied into arena. */
+	int (*entries)(void *ctx, uint64_t group_id, raft_index lo, raft_index hi,
+	               uint64_t max_bytes, struct raft_entry *out, uint32_t *n,
+	               struct engine_arena *arena);
+	/* Term of stored entry i (first_index - 1 <= i <= last_index). */
+	int (*term)(void *ctx, uint64_t group_id, raft_index i, raft_term *t);
+	/* Record snapshot metadata (synced). */
+	int (*save_snapshot)(void *ctx, uint64_t group_id, const struct raft_snapshot_meta *m);
+	/* Entries <= index are no longer needed; term(index) must stay answerable. */
+	int (*compact)(void *ctx, uint64_t group_id, raft_index index);
+	/* Delete everything stored for the group. */
+	int (*remove)(void *ctx, uint64_t group_id);
+	/* True while the shard holding the group is near its write-stall limits. */
+	bool (*busy)(void *ctx, uint64_t group_id);
+};
+
+/* ---- network (transport) ------------------------------------------------ */
+
+/*
+ * The engine's view of the transport.  send() copies or encodes the message
+ * before returning; a message that cannot be delivered is reported back with
+ * engine_report_unreachable().  send_snapshot() takes over the file at path
+ * (whatever it returns) and deletes it when done; the receiver hands the file
+ * and the message together to engine_deliver_snapshot(), and the sender
+ * reports the end with engine_snapshot_sent().
+ */
+struct engine_network_ops {
+	void *ctx;
+	/* Queue one message to m->to. */
+	int (*send)(void *ctx, const struct raft_message *m);
+	/* Stream the snapshot file at path for m (RAFT_MSG_SNAPSHOT, m->snapshot set). */
+	int (*send_snapshot)(void *ctx, const struct raft_message *m, const char *path);
+	/* node_id listens at addr (from group members and membership changes). */
+	int (*add_peer)(void *ctx, raft_id node_id, const char *addr);
+};
+
+/* ---- state machine ------------------------------------------------------ */
+
+/* One committed entry as the state machine sees it (proposal header removed). */
+struct engine_sm_entry {
+	raft_index index;
+	raft_term term;
+	uint32_t type; /* enum raft_entry_type; conf changes carry no data here */
+	uint32_t len;
+	const uint8_t *data;
+};
+
+/*
+ * An on-disk state machine, one per group.  It must skip nothing: the engine
+ * hands it every committed entry above its durable applied index, in order.
+ * apply() may also just queue the entries for another process (the
+ * PostgreSQL apply worker): the engine's applied index, and the callbacks
+ * that wait for it, then mean "handed to the state machine", and
+ * durable_applied() reports what has really been made durable (compaction
+ * and restarts go by it).  save_snapshot() may capture any index at or below
+ * what was handed over, as long as it reports that index.
+ */
+struct engine_sm_ops {
+	void *ctx;
+	/* Apply a batch of committed entries, in log order. */
+	int (*apply)(void *ctx, const struct engine_sm_entry *ents, uint32_t n);
+	/* Last applied index that survives a crash (compaction stays below it). */
+	raft_index (*durable_applied)(void *ctx);
+	/* Write the whole state at its applied index to path; *index receives that index. */
+	int (*save_snapshot)(void *ctx, const char *path, raft_index *index);
+	/* Replace the whole state with the snapshot file at path (taken at index). */
+	int (*recover)(void *ctx, const char *path, raft_index index);
+};
+
+/* ---- engine ------------------------------------------------------------- */
+
+struct engine_config {
+	raft_id node_id;                /* this node, > 0 */
+	unsigned rtt_ms;                /* tick length for drivers [50] */
+	unsigned election_rtt;          /* election timeout in ticks [10] */
+	unsigned heartbeat_rtt;         /* heartbeat interval in ticks [1] */
+	uint64_t snapshot_entries;      /* metadata snapshot every N applied entries; 0 = never */
+	uint64_t compaction_overhead;   /* entries kept below the snapshot point */
+	uint64_t max_uncommitted_bytes; /* per group on the leader; 0 = unlimited */
+	uint64_t max_entry_bytes;       /* largest proposal; 0 = unlimited */
+	uint64_t max_msg_bytes;         /* entry bytes per append [1 MiB] */
+	unsigned max_inflight_msgs;     /* appends in flight per follower [256] */
+	unsigned request_timeout_ticks; /* client operations time out [4 * election_rtt] */
+	uint64_t entry_cache_bytes;     /* recent entries kept in memory per group [4 MiB] */
+	bool forward_proposals;         /* followers forward proposals instead of NOT_LEADER */
+	uint64_t client_id;             /* proposal key prefix; 0 = derived from node id + clock */
+	uint64_t seed;                  /* randomised election timeouts; 0 = node id */
+	const char *snapshot_dir;       /* where snapshot files are written ["."] */
+	const struct engine_alloc *alloc; /* NULL = libc */
+};
+
+/* What a client operation completed with. */
+struct engine_result {
+	int rc; /* ENGINE_OK or a negative engine_rc */
+	uint64_t group_id;
+	raft_index index; /* committed index, read index or snapshot index */
+	raft_id leader;   /* known leader for ENGINE_ERR_NOT_LEADER, else 0 */
+};
+
+/* Completion callback of a client operation; res is valid during the call. */
+typedef void (*engine_done_cb)(void *ctx, const struct engine_result *res);
+
+/* A waitable handle: pass engine_wait_cb and &w; w.done turns true once. */
+struct engine_wait {
+	bool done;
+	struct engine_result res;
+};
+/* Completion callback that fills a struct engine_wait. */
+void engine_wait_cb(void *ctx, const struct engine_result *res);
+
+/* Per-group status (copied into shared memory by the PostgreSQL side). */
+struct engine_group_status {
+	uint64_t group_id;
+	int role; /* enum raft_role */
+	raft_term term;
+	raft_id leader;
+	raft_index commit;
+	raft_index applied;
+	raft_index last_index;
+	raft_index snapshot_index;
+	raft_index first_index;
+	bool writable; /* leader that applied everything up to its term's no-op (DESIGN 4) */
+	struct raft_membership membership;
+};
+
+struct engine; /* opaque */
+
+/* Create an engine; on error the reason is in errmsg. */
+int engine_create(const struct engine_config *cfg, const struct engine_storage_ops *storage,
+                  const struct engine_network_ops *net, struct engine **out, char *errmsg,
+                  size_t errmsg_len);
+/* Free the engine and every group (no callbacks run; nothing is written). */
+void engine_destroy(struct engine *e);
+/* The last error's human description. */
+const char *engine_errmsg(const struct engine *e);
+
+/*
+ * Start this node's member of a group.  New group: bootstrap->join false and
+ * the initial members (this node among them).  Joining: join true, members
+ * may list known peers.  Restart of a stored group: bootstrap NULL.
+ */
+int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_bootstrap *bs,
+                       const struct engine_sm_ops *sm);
+/* Stop a group's member (pending operations complete with ENGINE_ERR_STOPPED). */
+int engine_stop_group(struct engine *e, uint64_t group_id);
+/* Stop the member if running and delete its stored data. */
+int engine_remove_group_data(struct engine *e, uint64_t group_id);
+/* Groups the storage holds (for restarts): up to cap ids, total in *n. */
+int engine_stored_groups(struct engine *e, uint64_t *ids, size_t cap, size_t *n);
+
+/* Propose data; 0 means cb runs exactly once later, else cb never runs. */
+int engine_propose(struct engine *e, uint64_t group_id, const void *data, uint32_t len,
+                   engine_done_cb cb, void *ctx);
+/* Linearizable read point: cb gets the index once this node applied it. */
+int engine_read_index(struct engine *e, uint64_t group_id, engine_done_cb cb, void *ctx);
+/* Add a voter (or promote a non-voter); cb once the change is applied here. */
+int engine_add_member(struct engine *e, uint64_t group_id, raft_id node_id, const char *addr,
+                      engine_done_cb cb, void *ctx);
+/* Add a non-voting member; cb once the change is applied here. */
+int engine_add_nonvoter(struct engine *e, uint64_t group_id, raft_id node_id, const char *addr,
+                        engine_done_cb cb, void *ctx);
+/* Remove a member; cb once the change is applied here. */
+int engine_remove_member(struct engine *e, uint64_t group_id, raft_id node_id, engine_done_cb cb,
+                         void *ctx);
+/* Hand leadership to target; cb once target leads (or timeout). */
+int engine_transfer_leader(struct engine *e, uint64_t group_id, raft_id target, engine_done_cb cb,
+                           void *ctx);
+/* Take a metadata snapshot now and compact; cb gets the snapshot index. */
+int engine_request_snapshot(struct engine *e, uint64_t group_id, engine_done_cb cb, void *ctx);
+
+/* Messages from the network (any mix of groups); unknown groups are counted and dropped. */
+int engine_deliver(struct engine *e, const struct raft_message *msgs, size_t n);
+/* A complete snapshot file for m (RAFT_MSG_SNAPSHOT) arrived at path (the engine owns it now). */
+int engine_deliver_snapshot(struct engine *e, const struct raft_message *m, const char *path);
+/* Messages to node_id were dropped; group_id 0 means every group. */
+void engine_report_unreachable(struct engine *e, raft_id node_id, uint64_t group_id);
+/* A snapshot stream to node `to` ended. */
+void engine_snapshot_sent(struct engine *e, raft_id to, uint64_t group_id, bool failed);
+
+/* One tick of logical time for every group; times out client operations. */
+void engine_tick(struct engine *e);
+/* One round over every group (see the top of this file); ENGINE_ERR_FAILED after a storage error.
+ */
+int engine_run_round(struct engine *e);
+/* Did a storage failure stop the engine (reason in engine_errmsg)?  Restart the process. */
+bool engine_failed(const struct engine *e);
+/* Is there work for engine_run_round()? */
+bool engine_has_work(const struct engine *e);
+
+/* Status of one group. */
+int engine_group_status(const struct engine *e, uint64_t group_id, struct engine_group_status *out);
+/* Number of running groups; their ids into ids (up to cap). */
+size_t engine_groups(const struct engine *e, uint64_t *ids, size_t cap);
+/* Whether a message for group_id from node `from` should be accepted (transport check). */
+bool engine_accepts(const struct engine *e, uint64_t group_id, raft_id from);
+/* Operations waiting for an outcome (proposals, reads, changes). */
+size_t engine_pending_count(const struct engine *e);
+/* Messages dropped on delivery because of an unknown group or a bad message. */
+uint64_t engine_dropped_messages(const struct engine *e);
+
+#endif /* DRAGONRAFT_ENGINE_H */

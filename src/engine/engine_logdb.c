@@ -1,0 +1,301 @@
+/*
+ * engine_logdb.c - the engine's storage ops over the LogDB.
+ *
+ * The one place where the two models differ is the start of the log.  The
+ * engine needs the term of entry first_index - 1; the LogDB removes entries
+ * up to an index without keeping a term.  The engine only compacts below its
+ * latest snapshot, so on load the adapter starts the log right after the
+ * snapshot (first = S + 1, prev term = S's term): stored entries at or below
+ * S are left for the next compaction and never read.  Without a snapshot the
+ * log must start at 1.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine_logdb.h"
+
+struct engine_logdb {
+	struct logdb *db;
+	struct logdb_worker *w;
+	raft_id node;
+	struct logdb_entries ents; /* reused read buffer */
+	struct logdb_update *ups;  /* reused save arrays */
+	struct logdb_snapshot *snaps;
+	size_t cap;
+	struct logdb_bootstrap lbs; /* scratch (large) */
+};
+
+static int from_logdb(int rc)
+{
+	switch (rc) {
+	case LOGDB_OK:
+		return ENGINE_OK;
+	case LOGDB_ERR_NOMEM:
+		return ENGINE_ERR_NOMEM;
+	case LOGDB_ERR_NOT_FOUND:
+		return ENGINE_ERR_NOT_FOUND;
+	case LOGDB_ERR_INVALID:
+		return ENGINE_ERR_INVALID;
+	}
+	return ENGINE_ERR_STORAGE;
+}
+
+int engine_logdb_create(struct logdb *db, raft_id node_id, struct engine_logdb **out)
+{
+	struct engine_logdb *el;
+	int rc;
+
+	*out = NULL;
+	if (db == NULL || node_id == 0)
+		return ENGINE_ERR_INVALID;
+	el = calloc(1, sizeof(*el));
+	if (el == NULL)
+		return ENGINE_ERR_NOMEM;
+	el->db = db;
+	el->node = node_id;
+	rc = logdb_worker_create(db, &el->w);
+	if (rc != LOGDB_OK) {
+		free(el);
+		return from_logdb(rc);
+	}
+	*out = el;
+	return ENGINE_OK;
+}
+
+void engine_logdb_destroy(struct engine_logdb *el)
+{
+	if (el == NULL)
+		return;
+	logdb_entries_free(el->db, &el->ents);
+	logdb_worker_destroy(el->w);
+	free(el->ups);
+	free(el->snaps);
+	free(el);
+}
+
+static int el_save_bootstrap(void *ctx, uint64_t group_id, const struct engine_bootstrap *bs)
+{
+	struct engine_logdb *el = ctx;
+	struct logdb_bootstrap *l = &el->lbs;
+
+	memset(l, 0, sizeof(*l));
+	l->join = bs->join;
+	l->n_addresses = bs->n_members;
+	for (uint32_t i = 0; i < bs->n_members && i < RAFT_MAX_MEMBERS; i++) {
+		l->addresses[i].node_id = bs->members[i].node_id;
+		memcpy(l->addresses[i].addr, bs->members[i].addr, sizeof(l->addresses[i].addr));
+		l->addresses[i].addr[sizeof(l->addresses[i].addr) - 1] = '\0';
+	}
+	l->membership = bs->membership;
+	return from_logdb(logdb_save_bootstrap(el->db, group_id, el->node, l));
+}
+
+static int el_save(void *ctx, const struct engine_update *u, size_t n)
+{
+	struct engine_logdb *el = ctx;
+
+	if (n > el->cap) {
+		size_t nc = el->cap ? el->cap : 16;
+		void *a, *b;
+
+		while (nc < n)
+			nc *= 2;
+		a = realloc(el->ups, nc * sizeof(*el->ups));
+		if (a == NULL)
+			return ENGINE_ERR_NOMEM;
+		el->ups = a;
+		b = realloc(el->snaps, nc * sizeof(*el->snaps));
+		if (b == NULL)
+			return ENGINE_ERR_NOMEM;
+		el->snaps = b;
+		el->cap = nc;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct logdb_update *l = &el->ups[i];
+
+		l->group_id = u[i].group_id;
+		l->node_id = el->node;
+		l->hard_state_changed = u[i].hard_state_changed;
+		l->hard_state = u[i].hard_state;
+		l->n_entries = u[i].n_entries;
+		l->entries = u[i].entries;
+		l->snapshot = NULL;
+		if (u[i].snapshot != NULL) {
+			memset(&el->snaps[i], 0, sizeof(el->snaps[i]));
+			el->snaps[i].meta = *u[i].snapshot;
+			l->snapshot = &el->snaps[i];
+		}
+	}
+	return from_logdb(logdb_save(el->w, el->ups, n));
+}
+
+static int el_load(void *ctx, uint64_t group_id, struct engine_stored_state *out)
+{
+	struct engine_logdb *el = ctx;
+	struct logdb_bootstrap *l = &el->lbs;
+	struct logdb_raft_state rs;
+	struct logdb_snapshot snap;
+	raft_index first, last;
+	int rc;
+
+	rc = logdb_get_bootstrap(el->db, group_id, el->node, l);
+	if (rc != LOGDB_OK)
+		return from_logdb(rc);
+	memset(out, 0, sizeof(*out));
+	out->bootstrap.join = l->join;
+	out->bootstrap.n_members =
+	        l->n_addresses < RAFT_MAX_MEMBERS ? l->n_addresses : RAFT_MAX_MEMBERS;
+	for (uint32_t i = 0; i < out->bootstrap.n_members; i++) {
+		out->bootstrap.members[i].node_id = l->addresses[i].node_id;
+		memcpy(out->bootstrap.members[i].addr, l->addresses[i].addr,
+		       sizeof(l->addresses[i].addr) < ENGINE_ADDR_MAX ? sizeof(l->addresses[i].addr)
+		                                                      : ENGINE_ADDR_MAX);
+		out->bootstrap.members[i].addr[ENGINE_ADDR_MAX - 1] = '\0';
+	}
+	out->bootstrap.membership = l->membership;
+
+	rc = logdb_read_state(el->db, group_id, el->node, &rs);
+	if (rc == LOGDB_ERR_NOT_FOUND) {
+		memset(&rs, 0, sizeof(rs));
+		rs.first_index = 1;
+	} else if (rc != LOGDB_OK) {
+		return from_logdb(rc);
+	}
+	rc = logdb_get_snapshot(el->db, group_id, el->node, &snap);
+	if (rc == LOGDB_ERR_NOT_FOUND)
+		memset(&snap, 0, sizeof(snap));
+	else if (rc != LOGDB_OK)
+		return from_logdb(rc);
+
+	first = rs.first_index;
+	last = rs.first_index + rs.entry_count - 1;
+	out->hard_state = rs.hard_state;
+	out->snapshot = snap.meta;
+	if (snap.meta.index > 0) {
+		if (first > snap.meta.index + 1)
+			return ENGINE_ERR_STORAGE; /* compacted past the snapshot: damage */
+		out->first_index = snap.meta.index + 1;
+		out->prev_term = snap.meta.term;
+		out->last_index = last > snap.meta.index ? last : snap.meta.index;
+	} else {
+		if (first != 1)
+			return ENGINE_ERR_STORAGE; /* compacted without a snapshot: damage */
+		out->first_index = 1;
+		out->prev_term = 0;
+		out->last_index = last;
+	}
+	return ENGINE_OK;
+}
+
+static int el_list(void *ctx, uint64_t *ids, size_t cap, size_t *n)
+{
+	struct engine_logdb *el = ctx;
+	struct logdb_node_info *ni = NULL;
+	size_t k = 0, total = 0;
+	int rc;
+
+	rc = logdb_list_nodes(el->db, &ni, &total);
+	if (rc != LOGDB_OK)
+		return from_logdb(rc);
+	for (size_t i = 0; i < total; i++) {
+		if (ni[i].node_id != el->node)
+			continue;
+		if (k < cap)
+			ids[k] = ni[i].group_id;
+		k++;
+	}
+	logdb_free(el->db, ni);
+	*n = k;
+	return ENGINE_OK;
+}
+
+static int el_entries(void *ctx, uint64_t group_id, raft_index lo, raft_index hi,
+                      uint64_t max_bytes, struct raft_entry *out, uint32_t *n,
+                      struct engine_arena *arena)
+{
+	struct engine_logdb *el = ctx;
+	int rc;
+
+	*n = 0;
+	rc = logdb_iterate_entries(el->db, group_id, el->node, lo, hi, max_bytes, &el->ents);
+	if (rc != LOGDB_OK)
+		return from_logdb(rc);
+	if (el->ents.n == 0 || el->ents.n > hi - lo)
+		return ENGINE_ERR_STORAGE;
+	for (uint32_t i = 0; i < el->ents.n; i++) {
+		out[i] = el->ents.ents[i];
+		if (out[i].len > 0) {
+			uint8_t *d = engine_arena_alloc(arena, out[i].len);
+
+			if (d == NULL)
+				return ENGINE_ERR_NOMEM;
+			memcpy(d, el->ents.ents[i].data, out[i].len);
+			out[i].data = d;
+		}
+	}
+	*n = el->ents.n;
+	return ENGINE_OK;
+}
+
+static int el_term(void *ctx, uint64_t group_id, raft_index i, raft_term *t)
+{
+	struct engine_logdb *el = ctx;
+	int rc;
+
+	rc = logdb_iterate_entries(el->db, group_id, el->node, i, i + 1, 0, &el->ents);
+	if (rc != LOGDB_OK)
+		return from_logdb(rc);
+	if (el->ents.n != 1)
+		return ENGINE_ERR_STORAGE;
+	*t = el->ents.ents[0].term;
+	return ENGINE_OK;
+}
+
+static int el_save_snapshot(void *ctx, uint64_t group_id, const struct raft_snapshot_meta *m)
+{
+	struct engine_logdb *el = ctx;
+	struct logdb_snapshot snap;
+
+	memset(&snap, 0, sizeof(snap));
+	snap.meta = *m;
+	return from_logdb(logdb_save_snapshot(el->db, group_id, el->node, &snap));
+}
+
+static int el_compact(void *ctx, uint64_t group_id, raft_index index)
+{
+	struct engine_logdb *el = ctx;
+	int rc;
+
+	rc = logdb_remove_entries_to(el->db, group_id, el->node, index);
+	if (rc == LOGDB_OK)
+		rc = logdb_compact_entries_to(el->db, group_id, el->node, index);
+	return from_logdb(rc);
+}
+
+static int el_remove(void *ctx, uint64_t group_id)
+{
+	struct engine_logdb *el = ctx;
+
+	return from_logdb(logdb_remove_node_data(el->db, group_id, el->node));
+}
+
+static bool el_busy(void *ctx, uint64_t group_id)
+{
+	return logdb_busy(((struct engine_logdb *)ctx)->db, group_id);
+}
+
+void engine_logdb_ops(struct engine_logdb *el, struct engine_storage_ops *ops)
+{
+	memset(ops, 0, sizeof(*ops));
+	ops->ctx = el;
+	ops->save_bootstrap = el_save_bootstrap;
+	ops->save = el_save;
+	ops->load = el_load;
+	ops->list = el_list;
+	ops->entries = el_entries;
+	ops->term = el_term;
+	ops->save_snapshot = el_save_snapshot;
+	ops->compact = el_compact;
+	ops->remove = el_remove;
+	ops->busy = el_busy;
+}

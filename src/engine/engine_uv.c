@@ -1,0 +1,366 @@
+/*
+ * engine_uv.c - the libuv driver of the engine (see engine_uv.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine_uv.h"
+
+#define MAX_ROUNDS_PER_TURN 8
+
+/* A RAFT_MSG_SNAPSHOT waiting for its file's stream to finish. */
+struct snap_out {
+	struct snap_out *next;
+	struct raft_message m;
+	struct raft_snapshot_meta meta;
+	char path[ENGINE_PATH_MAX + 96]; /* deleted once the stream ended */
+};
+
+/* A received snapshot file waiting for its message (one per group). */
+struct snap_in {
+	struct snap_in *next;
+	uint64_t group_id;
+	raft_index index;
+	char path[ENGINE_PATH_MAX];
+};
+
+struct engine_uv {
+	uv_loop_t *loop;
+	struct engine *e;
+	struct transport *t;
+	uv_timer_t tick;
+	uv_prepare_t prep;
+	uv_idle_t idle;
+	unsigned open_handles;
+	bool transport_open;
+	bool closing;
+	struct snap_out *outs;
+	struct snap_in *ins;
+};
+
+static void maybe_free(struct engine_uv *u)
+{
+	if (!u->closing || u->open_handles > 0 || u->transport_open)
+		return;
+	while (u->outs != NULL) {
+		struct snap_out *o = u->outs;
+
+		u->outs = o->next;
+		remove(o->path);
+		free(o);
+	}
+	while (u->ins != NULL) {
+		struct snap_in *i = u->ins;
+
+		u->ins = i->next;
+		remove(i->path);
+		free(i);
+	}
+	engine_destroy(u->e);
+	free(u);
+}
+
+/* ---- network ops for the engine ---- */
+
+static int net_send(void *ctx, const struct raft_message *m)
+{
+	struct engine_uv *u = ctx;
+	int rc = transport_send(u->t, m);
+
+	/* Dropped messages are reported through on_unreachable by the transport. */
+	if (rc == TRANSPORT_OK || rc == TRANSPORT_EQUEUEFULL || rc == TRANSPORT_EUNREACHABLE)
+		return ENGINE_OK;
+	return ENGINE_ERR_INVALID;
+}
+
+static int net_send_snapshot(void *ctx, const struct raft_message *m, const char *path)
+{
+	struct engine_uv *u = ctx;
+	struct snap_out *o = calloc(1, sizeof(*o));
+	int rc;
+
+	if (o == NULL) {
+		remove(path);
+		return ENGINE_ERR_NOMEM;
+	}
+	o->m = *m;
+	o->meta = *m->snapshot;
+	o->m.snapshot = &o->meta;
+	o->m.entries = NULL;
+	o->m.n_entries = 0;
+	snprintf(o->path, sizeof(o->path), "%s", path);
+	rc = transport_send_snapshot(u->t, m->to, m->group_id, &o->meta, path);
+	if (rc != TRANSPORT_OK) {
+		free(o);
+		remove(path);
+		return ENGINE_ERR_SNAPSHOT;
+	}
+	o->next = u->outs;
+	u->outs = o;
+	return ENGINE_OK;
+}
+
+static int net_add_peer(void *ctx, raft_id node_id, const char *addr)
+{
+	struct engine_uv *u = ctx;
+
+	return transport_add_peer(u->t, node_id, addr) == TRANSPORT_OK ? ENGINE_OK
+	                                                               : ENGINE_ERR_INVALID;
+}
+
+/* ---- transport callbacks ---- */
+
+static struct snap_in **find_in(struct engine_uv *u, uint64_t group_id)
+{
+	struct snap_in **pp;
+
+	for (pp = &u->ins; *pp != NULL; pp = &(*pp)->next)
+		if ((*pp)->group_id == group_id)
+			return pp;
+	return pp;
+}
+
+static void on_batch(void *ctx, uint64_t from, const struct raft_message *msgs, size_t n)
+{
+	struct engine_uv *u = ctx;
+	size_t i = 0;
+
+	(void)from;
+	if (u->closing)
+		return;
+	while (i < n) {
+		size_t j = i;
+
+		while (j < n && msgs[j].type != RAFT_MSG_SNAPSHOT)
+			j++;
+		if (j > i)
+			engine_deliver(u->e, msgs + i, j - i);
+		if (j < n) {
+			/* The file came first (the sender waits for the stream's end). */
+			struct snap_in **pp = find_in(u, msgs[j].group_id), *in = *pp;
+
+			if (in != NULL && msgs[j].snapshot != NULL &&
+			    in->index == msgs[j].snapshot->index) {
+				*pp = in->next;
+				if (engine_deliver_snapshot(u->e, &msgs[j], in->path) != ENGINE_OK)
+					remove(in->path);
+				free(in);
+			}
+			j++;
+		}
+		i = j;
+	}
+}
+
+static void on_unreachable(void *ctx, uint64_t node_id, uint64_t group_id)
+{
+	struct engine_uv *u = ctx;
+
+	if (!u->closing)
+		engine_report_unreachable(u->e, node_id, group_id);
+}
+
+static void on_snapshot_received(void *ctx, uint64_t from, uint64_t group_id,
+                                 const struct raft_snapshot_meta *meta, const char *path)
+{
+	struct engine_uv *u = ctx;
+	struct snap_in **pp = find_in(u, group_id), *in = *pp;
+
+	(void)from;
+	if (in == NULL) {
+		in = calloc(1, sizeof(*in));
+		if (in == NULL) {
+			remove(path);
+			return;
+		}
+		in->group_id = group_id;
+		*pp = in;
+	} else if (strcmp(in->path, path) != 0) {
+		remove(in->path); /* superseded */
+	}
+	in->index = meta->index;
+	snprintf(in->path, sizeof(in->path), "%s", path);
+}
+
+static void on_snapshot_sent(void *ctx, uint64_t to, uint64_t group_id, raft_index index,
+                             int status)
+{
+	struct engine_uv *u = ctx;
+	struct snap_out **pp, *o = NULL;
+
+	for (pp = &u->outs; *pp != NULL; pp = &(*pp)->next) {
+		if ((*pp)->m.to == to && (*pp)->m.group_id == group_id &&
+		    (*pp)->meta.index == index) {
+			o = *pp;
+			*pp = o->next;
+			break;
+		}
+	}
+	if (o != NULL)
+		remove(o->path);
+	if (!u->closing) {
+		if (status == TRANSPORT_OK && o != NULL &&
+		    transport_send(u->t, &o->m) == TRANSPORT_OK)
+			engine_snapshot_sent(u->e, to, group_id, false);
+		else
+			engine_snapshot_sent(u->e, to, group_id, true);
+	}
+	free(o);
+}
+
+static bool membership_check(void *ctx, uint64_t group_id, uint64_t from)
+{
+	struct engine_uv *u = ctx;
+
+	return !u->closing && engine_accepts(u->e, group_id, from);
+}
+
+static void on_closed(void *ctx)
+{
+	struct engine_uv *u = ctx;
+
+	u->transport_open = false;
+	maybe_free(u);
+}
+
+/* ---- loop handles ---- */
+
+/* An active idle handle makes the loop poll without blocking; nothing to do here. */
+static void on_idle(uv_idle_t *h)
+{
+	(void)h;
+}
+
+static void run_rounds(struct engine_uv *u)
+{
+	for (int i = 0; i < MAX_ROUNDS_PER_TURN && engine_has_work(u->e); i++)
+		if (engine_run_round(u->e) != ENGINE_OK)
+			break;
+	transport_flush(u->t);
+	/* More work: keep the loop from blocking in poll. */
+	if (engine_has_work(u->e))
+		uv_idle_start(&u->idle, on_idle);
+	else
+		uv_idle_stop(&u->idle);
+}
+
+static void on_prepare(uv_prepare_t *h)
+{
+	struct engine_uv *u = h->data;
+
+	if (!u->closing)
+		run_rounds(u);
+}
+
+static void on_tick(uv_timer_t *h)
+{
+	struct engine_uv *u = h->data;
+
+	if (!u->closing)
+		engine_tick(u->e);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	struct engine_uv *u = h->data;
+
+	u->open_handles--;
+	maybe_free(u);
+}
+
+int engine_uv_create(uv_loop_t *loop, const struct engine_config *ecfg,
+                     const struct engine_storage_ops *storage, const struct transport_config *tcfg,
+                     struct engine_uv **out, char *errmsg, size_t errmsg_len)
+{
+	struct transport_callbacks cb;
+	struct transport_config tc = *tcfg;
+	struct engine_network_ops net;
+	struct engine_uv *u;
+	int rc;
+
+	*out = NULL;
+	u = calloc(1, sizeof(*u));
+	if (u == NULL)
+		return ENGINE_ERR_NOMEM;
+	u->loop = loop;
+	memset(&cb, 0, sizeof(cb));
+	cb.ctx = u;
+	cb.on_message_batch = on_batch;
+	cb.on_unreachable = on_unreachable;
+	cb.on_snapshot_received = on_snapshot_received;
+	cb.on_snapshot_sent = on_snapshot_sent;
+	cb.membership_check = membership_check;
+	cb.on_closed = on_closed;
+	tc.node_id = ecfg->node_id;
+	if (tc.snapshot_dir == NULL)
+		tc.snapshot_dir = ecfg->snapshot_dir;
+	rc = transport_create(loop, &tc, &cb, &u->t);
+	if (rc != TRANSPORT_OK) {
+		if (errmsg != NULL && errmsg_len > 0)
+			snprintf(errmsg, errmsg_len, "transport: %s", transport_strerror(rc));
+		free(u);
+		return ENGINE_ERR_INVALID;
+	}
+	u->transport_open = true;
+	memset(&net, 0, sizeof(net));
+	net.ctx = u;
+	net.send = net_send;
+	net.send_snapshot = net_send_snapshot;
+	net.add_peer = net_add_peer;
+	rc = engine_create(ecfg, storage, &net, &u->e, errmsg, errmsg_len);
+	if (rc != ENGINE_OK)
+		goto err_after_transport;
+	uv_timer_init(loop, &u->tick);
+	uv_prepare_init(loop, &u->prep);
+	uv_idle_init(loop, &u->idle);
+	u->tick.data = u->prep.data = u->idle.data = u;
+	u->open_handles = 3;
+	uv_timer_start(&u->tick, on_tick, ecfg->rtt_ms ? ecfg->rtt_ms : 50,
+	               ecfg->rtt_ms ? ecfg->rtt_ms : 50);
+	uv_prepare_start(&u->prep, on_prepare);
+	*out = u;
+	return ENGINE_OK;
+
+err_after_transport:
+	/* The transport frees itself as the loop runs; u goes with it. */
+	u->closing = true;
+	transport_close(u->t);
+	return rc;
+}
+
+struct engine *engine_uv_engine(struct engine_uv *u)
+{
+	return u->e;
+}
+
+struct transport *engine_uv_transport(struct engine_uv *u)
+{
+	return u->t;
+}
+
+int engine_uv_fd(struct engine_uv *u)
+{
+	return uv_backend_fd(u->loop);
+}
+
+int engine_uv_timeout(struct engine_uv *u)
+{
+	return uv_backend_timeout(u->loop);
+}
+
+int engine_uv_run_nowait(struct engine_uv *u)
+{
+	return uv_run(u->loop, UV_RUN_NOWAIT);
+}
+
+void engine_uv_close(struct engine_uv *u)
+{
+	if (u->closing)
+		return;
+	u->closing = true;
+	uv_close((uv_handle_t *)&u->tick, on_handle_closed);
+	uv_close((uv_handle_t *)&u->prep, on_handle_closed);
+	uv_close((uv_handle_t *)&u->idle, on_handle_closed);
+	transport_close(u->t);
+}

@@ -1,0 +1,303 @@
+/*
+ * cluster.c - the in-process engine cluster for tests (see the header).
+ */
+#define _GNU_SOURCE /* nftw */
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cluster.h"
+
+static int start_engine(struct cluster *c, raft_id id)
+{
+	struct cl_node *n = &c->nodes[id];
+	struct engine_storage_ops st;
+	struct engine_network_ops net;
+	struct engine_config cfg = c->cfg;
+	char err[256];
+	int rc;
+
+	cfg.node_id = id;
+	cfg.snapshot_dir = c->dir;
+	cfg.seed = id * 7919 + c->ticks;
+	cfg.client_id = (id << 32) + c->ticks + 1; /* a new client id per incarnation */
+	if (c->storage != NULL) {
+		rc = c->storage->open(c, id, &st);
+		if (rc != ENGINE_OK)
+			return rc;
+	} else {
+		fake_storage_ops(n->fs, &st);
+	}
+	fake_net_ops(c->net, id, &net);
+	rc = engine_create(&cfg, &st, &net, &n->e, err, sizeof(err));
+	if (rc != ENGINE_OK) {
+		fprintf(stderr, "engine_create(%llu): %s\n", (unsigned long long)id, err);
+		return rc;
+	}
+	fake_net_attach(c->net, id, n->e);
+	return ENGINE_OK;
+}
+
+static int node_init(struct cluster *c, raft_id id)
+{
+	struct cl_node *n = &c->nodes[id];
+	int rc;
+
+	n->id = id;
+	rc = fake_storage_create(&n->fs);
+	for (int g = 0; g < c->n_groups && rc == ENGINE_OK; g++)
+		rc = kv_sm_create(c->sm_lag, &n->sm[g]);
+	if (rc == ENGINE_OK)
+		rc = start_engine(c, id);
+	return rc;
+}
+
+int cluster_init(struct cluster *c, int n_nodes, int n_members, int n_groups,
+                 const struct engine_config *tmpl, uint64_t sm_lag)
+{
+	return cluster_init_with(c, NULL, n_nodes, n_members, n_groups, tmpl, sm_lag);
+}
+
+int cluster_init_with(struct cluster *c, const struct cluster_storage *st, int n_nodes,
+                      int n_members, int n_groups, const struct engine_config *tmpl,
+                      uint64_t sm_lag)
+{
+	struct engine_bootstrap bs;
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	c->storage = st;
+	if (n_nodes > CL_MAX_NODES || n_groups > CL_MAX_GROUPS || n_members > n_nodes)
+		return ENGINE_ERR_INVALID;
+	c->n_nodes = n_nodes;
+	c->n_groups = n_groups;
+	c->cfg = *tmpl;
+	c->sm_lag = sm_lag;
+	snprintf(c->dir, sizeof(c->dir), "/tmp/dr-engine-test-XXXXXX");
+	if (mkdtemp(c->dir) == NULL)
+		return ENGINE_ERR_INVALID;
+	rc = fake_net_create(c->dir, &c->net);
+	if (rc != ENGINE_OK)
+		return rc;
+	for (int g = 0; g < n_groups; g++)
+		c->group_ids[g] = 100 + (uint64_t)g;
+	for (raft_id id = 1; id <= (raft_id)n_nodes; id++) {
+		rc = node_init(c, id);
+		if (rc != ENGINE_OK)
+			return rc;
+	}
+	memset(&bs, 0, sizeof(bs));
+	bs.n_members = (uint32_t)n_members;
+	for (int i = 0; i < n_members; i++) {
+		bs.members[i].node_id = (raft_id)i + 1;
+		snprintf(bs.members[i].addr, sizeof(bs.members[i].addr), "127.0.0.1:%d",
+		         7400 + i + 1);
+	}
+	for (raft_id id = 1; id <= (raft_id)n_members; id++) {
+		for (int g = 0; g < n_groups; g++) {
+			struct engine_sm_ops sm;
+
+			kv_sm_ops(c->nodes[id].sm[g], &sm);
+			rc = engine_start_group(c->nodes[id].e, c->group_ids[g], &bs, &sm);
+			if (rc != ENGINE_OK) {
+				fprintf(stderr, "start_group: %s\n", engine_errmsg(c->nodes[id].e));
+				return rc;
+			}
+		}
+	}
+	return ENGINE_OK;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+void cluster_destroy(struct cluster *c)
+{
+	for (raft_id id = 1; id <= (raft_id)c->n_nodes; id++) {
+		struct cl_node *n = &c->nodes[id];
+
+		engine_destroy(n->e);
+		if (c->storage != NULL && n->e != NULL)
+			c->storage->close(c, id);
+		fake_storage_destroy(n->fs);
+		for (int g = 0; g < c->n_groups; g++)
+			kv_sm_destroy(n->sm[g]);
+	}
+	fake_net_destroy(c->net);
+	if (c->dir[0] != '\0')
+		nftw(c->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	memset(c, 0, sizeof(*c));
+}
+
+void cluster_crash(struct cluster *c, raft_id id)
+{
+	struct cl_node *n = &c->nodes[id];
+
+	fake_net_attach(c->net, id, NULL);
+	engine_destroy(n->e);
+	if (c->storage != NULL && n->e != NULL)
+		c->storage->close(c, id);
+	n->e = NULL;
+	for (int g = 0; g < c->n_groups; g++)
+		kv_sm_crash(n->sm[g]);
+}
+
+static int group_index(const struct cluster *c, uint64_t gid)
+{
+	for (int g = 0; g < c->n_groups; g++)
+		if (c->group_ids[g] == gid)
+			return g;
+	return -1;
+}
+
+int cluster_restart(struct cluster *c, raft_id id)
+{
+	struct cl_node *n = &c->nodes[id];
+	uint64_t ids[CL_MAX_GROUPS];
+	size_t k = 0;
+	int rc;
+
+	rc = start_engine(c, id);
+	if (rc != ENGINE_OK)
+		return rc;
+	rc = engine_stored_groups(n->e, ids, CL_MAX_GROUPS, &k);
+	if (rc != ENGINE_OK)
+		return rc;
+	for (size_t i = 0; i < k && i < CL_MAX_GROUPS; i++) {
+		struct engine_sm_ops sm;
+		int g = group_index(c, ids[i]);
+
+		if (g < 0)
+			return ENGINE_ERR_INVALID;
+		kv_sm_ops(n->sm[g], &sm);
+		rc = engine_start_group(n->e, ids[i], NULL, &sm);
+		if (rc != ENGINE_OK) {
+			fprintf(stderr, "restart group %llu on %llu: %s\n",
+			        (unsigned long long)ids[i], (unsigned long long)id,
+			        engine_errmsg(n->e));
+			return rc;
+		}
+	}
+	return ENGINE_OK;
+}
+
+int cluster_join(struct cluster *c, raft_id id, int gi)
+{
+	struct engine_bootstrap bs;
+	struct engine_sm_ops sm;
+
+	memset(&bs, 0, sizeof(bs));
+	bs.join = true;
+	kv_sm_ops(c->nodes[id].sm[gi], &sm);
+	return engine_start_group(c->nodes[id].e, c->group_ids[gi], &bs, &sm);
+}
+
+void cluster_step(struct cluster *c)
+{
+	for (raft_id id = 1; id <= (raft_id)c->n_nodes; id++)
+		if (c->nodes[id].e != NULL)
+			engine_run_round(c->nodes[id].e);
+	fake_net_deliver(c->net);
+}
+
+static bool busy(const struct cluster *c)
+{
+	if (fake_net_queued(c->net) > 0)
+		return true;
+	for (raft_id id = 1; id <= (raft_id)c->n_nodes; id++)
+		if (c->nodes[id].e != NULL && engine_has_work(c->nodes[id].e))
+			return true;
+	return false;
+}
+
+void cluster_tick(struct cluster *c)
+{
+	for (int i = 0; i < 64 && busy(c); i++)
+		cluster_step(c);
+	c->ticks++;
+	for (raft_id id = 1; id <= (raft_id)c->n_nodes; id++)
+		if (c->nodes[id].e != NULL)
+			engine_tick(c->nodes[id].e);
+}
+
+bool cluster_run(struct cluster *c, bool (*pred)(struct cluster *, void *), void *arg,
+                 unsigned max_ticks)
+{
+	for (unsigned t = 0; t <= max_ticks; t++) {
+		for (int i = 0; i < 64; i++) {
+			if (pred(c, arg))
+				return true;
+			if (!busy(c))
+				break;
+			cluster_step(c);
+		}
+		if (pred(c, arg))
+			return true;
+		cluster_tick(c);
+	}
+	return pred(c, arg);
+}
+
+bool cluster_status(const struct cluster *c, raft_id id, int gi, struct engine_group_status *st)
+{
+	if (id == 0 || id > (raft_id)c->n_nodes || c->nodes[id].e == NULL)
+		return false;
+	return engine_group_status(c->nodes[id].e, c->group_ids[gi], st) == ENGINE_OK;
+}
+
+raft_id cluster_leader(const struct cluster *c, int gi)
+{
+	struct engine_group_status st;
+	raft_term best = 0;
+	raft_id lead = 0;
+
+	for (raft_id id = 1; id <= (raft_id)c->n_nodes; id++) {
+		if (!cluster_status(c, id, gi, &st))
+			continue;
+		if (st.role == 3 /* RAFT_LEADER */ && st.term >= best) {
+			best = st.term;
+			lead = id;
+		}
+	}
+	return lead;
+}
+
+static bool in_conf(const struct raft_membership *m, raft_id id)
+{
+	for (uint32_t i = 0; i < m->n_voters; i++)
+		if (m->voters[i] == id)
+			return true;
+	for (uint32_t i = 0; i < m->n_nonvoters; i++)
+		if (m->nonvoters[i] == id)
+			return true;
+	return false;
+}
+
+bool cluster_converged(const struct cluster *c, int gi)
+{
+	struct engine_group_status ls, st;
+	raft_id lead = cluster_leader(c, gi);
+	uint64_t digest;
+
+	if (lead == 0 || !cluster_status(c, lead, gi, &ls) || ls.applied != ls.commit)
+		return false;
+	digest = kv_sm_digest(c->nodes[lead].sm[gi]);
+	for (raft_id id = 1; id <= (raft_id)c->n_nodes; id++) {
+		if (!in_conf(&ls.membership, id))
+			continue;
+		if (!cluster_status(c, id, gi, &st) || st.applied != ls.commit)
+			return false;
+		if (kv_sm_applied(c->nodes[id].sm[gi]) != ls.commit ||
+		    kv_sm_digest(c->nodes[id].sm[gi]) != digest)
+			return false;
+	}
+	return true;
+}

@@ -1,0 +1,75 @@
+/*
+ * cluster.h - N engines in one process over fake storage, the fake network
+ * and the KV state machine, driven in virtual time (engine_tick), for the
+ * engine's unit tests.  Node ids are 1..n; groups are indexed 0..n_groups-1.
+ */
+#ifndef DRAGONRAFT_TEST_CLUSTER_H
+#define DRAGONRAFT_TEST_CLUSTER_H
+
+#include "engine/engine.h"
+#include "fake_net.h"
+#include "fake_storage.h"
+#include "kv_sm.h"
+
+#define CL_MAX_NODES  8
+#define CL_MAX_GROUPS 64
+
+struct cl_node {
+	raft_id id;
+	struct engine *e;                /* NULL while down */
+	struct fake_storage *fs;         /* survives crashes */
+	struct kv_sm *sm[CL_MAX_GROUPS]; /* survives crashes (rolled back to durable) */
+};
+
+struct cluster;
+
+/* Optional storage other than the fake: opened at every engine start, closed at a crash. */
+struct cluster_storage {
+	int (*open)(struct cluster *c, raft_id id, struct engine_storage_ops *ops);
+	void (*close)(struct cluster *c, raft_id id);
+};
+
+struct cluster {
+	const struct cluster_storage *storage; /* NULL = fake_storage */
+	void *storage_ctx[CL_MAX_NODES + 1];
+	int n_nodes;
+	int n_groups;
+	uint64_t group_ids[CL_MAX_GROUPS];
+	struct cl_node nodes[CL_MAX_NODES + 1]; /* [1..n_nodes] */
+	struct fake_net *net;
+	struct engine_config cfg;
+	uint64_t sm_lag;
+	char dir[256];
+	uint64_t ticks;
+};
+
+/* Nodes 1..n_nodes; groups 1..n_groups with members 1..n_members. */
+int cluster_init(struct cluster *c, int n_nodes, int n_members, int n_groups,
+                 const struct engine_config *tmpl, uint64_t sm_lag);
+/* cluster_init with another storage (st may be NULL). */
+int cluster_init_with(struct cluster *c, const struct cluster_storage *st, int n_nodes,
+                      int n_members, int n_groups, const struct engine_config *tmpl,
+                      uint64_t sm_lag);
+/* Free everything and delete the directory. */
+void cluster_destroy(struct cluster *c);
+/* Kill node id: its engine vanishes without writing anything; its SMs roll back. */
+void cluster_crash(struct cluster *c, raft_id id);
+/* Start node id's engine again and restart every group it stored. */
+int cluster_restart(struct cluster *c, raft_id id);
+/* Start node id's (new, empty) member of group gi as a joiner. */
+int cluster_join(struct cluster *c, raft_id id, int gi);
+/* One round on every live engine, then deliver the network's queue. */
+void cluster_step(struct cluster *c);
+/* One tick on every live engine (after running rounds until quiet). */
+void cluster_tick(struct cluster *c);
+/* Run until pred holds, at most max_ticks ticks; true when it held. */
+bool cluster_run(struct cluster *c, bool (*pred)(struct cluster *, void *), void *arg,
+                 unsigned max_ticks);
+/* The leader of group gi among live nodes (highest term), 0 if none. */
+raft_id cluster_leader(const struct cluster *c, int gi);
+/* Every live member of gi applied the leader's commit index with one digest. */
+bool cluster_converged(const struct cluster *c, int gi);
+/* Status of gi on node id; false when down or not a member. */
+bool cluster_status(const struct cluster *c, raft_id id, int gi, struct engine_group_status *st);
+
+#endif /* DRAGONRAFT_TEST_CLUSTER_H */

@@ -1,0 +1,1112 @@
+/*
+ * engine_scenarios.h - the engine's test scenarios and their main(): N
+ * engines in one process over a fake network and the KV state machine, in
+ * virtual time.  Included by exactly one test program per storage:
+ * test_engine.c (the in-memory fake) and test_engine_logdb.c (RocksDB, which
+ * defines TEST_ENGINE_STORAGE first).  Not a regular header.
+ */
+#ifndef DRAGONRAFT_TEST_ENGINE_SCENARIOS_H
+#define DRAGONRAFT_TEST_ENGINE_SCENARIOS_H
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "engine/engine.h"
+#include "engine/engine_int.h"
+#include "raft/raft.h"
+#include "cluster.h"
+
+/* The storage the clusters use: NULL = the in-memory fake (see test_engine_logdb.c). */
+#ifndef TEST_ENGINE_STORAGE
+#define TEST_ENGINE_STORAGE NULL
+#define TEST_ENGINE_FAKE    1 /* fault injection and internals tests too */
+#endif
+static const struct cluster_storage *test_storage = TEST_ENGINE_STORAGE;
+
+/* One proposal's record: its key and what its callback reported. */
+struct prop {
+	uint64_t key;
+	int gi;
+	raft_id node;   /* the engine it was proposed to */
+	bool abandoned; /* that engine was killed before the outcome arrived */
+	bool done;
+	int rc;
+	raft_index index;
+};
+
+static void prop_cb(void *ctx, const struct engine_result *res)
+{
+	struct prop *p = ctx;
+
+	assert_false(p->done); /* exactly once */
+	p->done = true;
+	p->rc = res->rc;
+	p->index = res->index;
+}
+
+static struct engine_config base_cfg(void)
+{
+	struct engine_config cfg;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.election_rtt = 10;
+	cfg.heartbeat_rtt = 1;
+	cfg.snapshot_entries = 0;
+	cfg.compaction_overhead = 0;
+	cfg.max_uncommitted_bytes = 0;
+	return cfg;
+}
+
+static bool all_led(struct cluster *c, void *arg)
+{
+	(void)arg;
+	for (int g = 0; g < c->n_groups; g++)
+		if (cluster_leader(c, g) == 0)
+			return false;
+	return true;
+}
+
+static bool all_converged(struct cluster *c, void *arg)
+{
+	(void)arg;
+	for (int g = 0; g < c->n_groups; g++)
+		if (!cluster_converged(c, g))
+			return false;
+	return true;
+}
+
+struct props {
+	struct prop *p;
+	size_t n;
+};
+
+static bool props_done(struct cluster *c, void *arg)
+{
+	struct props *ps = arg;
+
+	(void)c;
+	for (size_t i = 0; i < ps->n; i++)
+		if (!ps->p[i].done && !ps->p[i].abandoned)
+			return false;
+	return true;
+}
+
+/* Propose one entry whose key is key to gi's current leader; rc of engine_propose. */
+static int propose(struct cluster *c, int gi, struct prop *p, uint64_t key)
+{
+	raft_id lead = cluster_leader(c, gi);
+	uint8_t buf[16];
+
+	memset(p, 0, sizeof(*p));
+	p->key = key;
+	p->gi = gi;
+	if (lead == 0)
+		return ENGINE_ERR_DROPPED;
+	memcpy(buf, &key, 8);
+	memcpy(buf + 8, &key, 8);
+	p->node = lead;
+	return engine_propose(c->nodes[lead].e, c->group_ids[gi], buf, sizeof(buf), prop_cb, p);
+}
+
+/*
+ * Propose n entries round-robin over the groups, keys from key0, running the
+ * cluster while proposing; every proposal is accepted and acknowledged.
+ */
+static void propose_many(struct cluster *c, struct prop *p, size_t n, uint64_t key0)
+{
+	struct props ps = {p, n};
+
+	for (size_t i = 0; i < n; i++) {
+		int gi = (int)(i % (size_t)c->n_groups);
+		int rc = propose(c, gi, &p[i], key0 + i);
+
+		if (rc != ENGINE_OK)
+			fail_msg("proposal %zu to group %d refused: %s", i, gi,
+			         engine_strerror(rc));
+		if (i % 64 == 63)
+			cluster_step(c);
+	}
+	assert_true(cluster_run(c, props_done, &ps, 200));
+	for (size_t i = 0; i < n; i++)
+		if (p[i].rc != ENGINE_OK)
+			fail_msg("proposal %zu completed with %s, expected committed", i,
+			         engine_strerror(p[i].rc));
+}
+
+/* Every acknowledged proposal is in every live member's state machine. */
+static void check_acked(struct cluster *c, const struct prop *p, size_t n)
+{
+	for (raft_id id = 1; id <= (raft_id)c->n_nodes; id++) {
+		for (size_t i = 0; i < n; i++) {
+			struct engine_group_status st;
+
+			if (!p[i].done || p[i].rc != ENGINE_OK)
+				continue;
+			if (!cluster_status(c, id, p[i].gi, &st))
+				continue;
+			if (kv_sm_get(c->nodes[id].sm[p[i].gi], p[i].key, NULL) == 0)
+				fail_msg("node %llu lacks acknowledged key %llu (index %llu)",
+				         (unsigned long long)id, (unsigned long long)p[i].key,
+				         (unsigned long long)p[i].index);
+		}
+	}
+}
+
+static bool never(struct cluster *c, void *arg)
+{
+	(void)c;
+	(void)arg;
+	return false;
+}
+
+/* Let ticks pass (heartbeats spread the leader's id and commit index). */
+static void settle(struct cluster *c, unsigned ticks)
+{
+	cluster_run(c, never, NULL, ticks);
+}
+
+static raft_id a_follower(const struct cluster *c, int gi)
+{
+	raft_id lead = cluster_leader(c, gi);
+	struct engine_group_status st;
+
+	for (raft_id id = 1; id <= (raft_id)c->n_nodes; id++)
+		if (id != lead && cluster_status(c, id, gi, &st))
+			return id;
+	return 0;
+}
+
+/* 3 engines x 8 groups: elect, 10,000 proposals, identical state everywhere. */
+static void test_replicate(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	size_t n = 10000;
+	struct prop *p = calloc(n, sizeof(*p));
+
+	(void)state;
+	assert_non_null(p);
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 8, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, n, 1);
+	assert_true(cluster_run(&c, all_converged, NULL, 100));
+	check_acked(&c, p, n);
+	for (int g = 0; g < c.n_groups; g++) {
+		struct engine_group_status st;
+
+		assert_true(cluster_status(&c, cluster_leader(&c, g), g, &st));
+		assert_true(kv_sm_count(c.nodes[1].sm[g]) == n / 8);
+	}
+	cluster_destroy(&c);
+	free(p);
+}
+
+/* A follower is killed (its state machine loses unflushed work) and catches up. */
+static void test_follower_restart(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	size_t n = 600;
+	struct prop *p = calloc(n, sizeof(*p));
+	raft_id f;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 2, &cfg, 7), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, n / 2, 1);
+	f = a_follower(&c, 0);
+	cluster_crash(&c, f);
+	propose_many(&c, p + n / 2, n / 2, 1 + n / 2);
+	assert_int_equal(cluster_restart(&c, f), ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	check_acked(&c, p, n);
+	cluster_destroy(&c);
+	free(p);
+}
+
+static bool new_leader(struct cluster *c, void *arg)
+{
+	raft_id old = *(raft_id *)arg;
+	raft_id l = cluster_leader(c, 0);
+
+	return l != 0 && l != old;
+}
+
+/* The leader dies: a new one is elected, proposals continue; the old one rejoins. */
+static void test_leader_crash(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	size_t n = 400;
+	struct prop *p = calloc(n, sizeof(*p));
+	raft_id old;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 3), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, n / 2, 1);
+	old = cluster_leader(&c, 0);
+	cluster_crash(&c, old);
+	assert_true(cluster_run(&c, new_leader, &old, 200));
+	propose_many(&c, p + n / 2, n / 2, 1 + n / 2);
+	assert_int_equal(cluster_restart(&c, old), ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	check_acked(&c, p, n);
+	cluster_destroy(&c);
+	free(p);
+}
+
+static bool waited(struct cluster *c, void *arg)
+{
+	(void)c;
+	return ((struct engine_wait *)arg)->done;
+}
+
+/* A fourth node joins after compaction: it recovers from a snapshot and catches up. */
+static void test_add_member_snapshot(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_group_status st;
+	struct engine_wait w = {0};
+	struct cluster c;
+	size_t n = 500;
+	struct prop *p = calloc(n, sizeof(*p));
+	raft_id lead;
+
+	(void)state;
+	cfg.snapshot_entries = 100;
+	cfg.compaction_overhead = 20;
+	assert_int_equal(cluster_init_with(&c, test_storage, 4, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, n, 1);
+	lead = cluster_leader(&c, 0);
+	assert_true(cluster_status(&c, lead, 0, &st));
+	assert_true(st.snapshot_index >= 400);
+	if (st.first_index <= 1)
+		fail_msg("leader's log was not compacted (first index %llu)",
+		         (unsigned long long)st.first_index);
+	assert_int_equal(cluster_join(&c, 4, 0), ENGINE_OK);
+	assert_int_equal(engine_add_member(c.nodes[lead].e, c.group_ids[0], 4, "127.0.0.1:7404",
+	                                   engine_wait_cb, &w),
+	                 ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w, 100));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	assert_true(cluster_status(&c, 4, 0, &st));
+	if (kv_sm_recoveries(c.nodes[4].sm[0]) < 1)
+		fail_msg("node 4 caught up without a snapshot");
+	assert_int_equal(kv_sm_count(c.nodes[4].sm[0]), n);
+	check_acked(&c, p, n);
+	/* and it keeps up with new proposals */
+	propose_many(&c, p, 50, 10000);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	assert_int_equal(kv_sm_count(c.nodes[4].sm[0]), n + 50);
+	cluster_destroy(&c);
+	free(p);
+}
+
+/* Leadership moves to the chosen follower; proposals continue there. */
+static void test_transfer(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_wait w = {0};
+	struct cluster c;
+	struct prop p[20];
+	raft_id lead, target;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, 10, 1);
+	lead = cluster_leader(&c, 0);
+	target = a_follower(&c, 0);
+	assert_int_equal(
+	        engine_transfer_leader(c.nodes[lead].e, c.group_ids[0], target, engine_wait_cb, &w),
+	        ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w, 100));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 100));
+	assert_int_equal(cluster_leader(&c, 0), target);
+	propose_many(&c, p + 10, 10, 100);
+	assert_true(cluster_run(&c, all_converged, NULL, 100));
+	cluster_destroy(&c);
+}
+
+static bool removed_from_conf(struct cluster *c, void *arg)
+{
+	raft_id gone = *(raft_id *)arg;
+	struct engine_group_status st;
+
+	for (raft_id id = 1; id <= (raft_id)c->n_nodes; id++) {
+		if (id == gone || !cluster_status(c, id, 0, &st))
+			continue;
+		for (uint32_t i = 0; i < st.membership.n_voters; i++)
+			if (st.membership.voters[i] == gone)
+				return false;
+	}
+	return true;
+}
+
+/* A member is removed; the other two keep committing. */
+static void test_remove_member(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_wait w = {0};
+	struct cluster c;
+	struct prop p[40];
+	raft_id lead, gone;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, 20, 1);
+	lead = cluster_leader(&c, 0);
+	gone = a_follower(&c, 0);
+	assert_int_equal(
+	        engine_remove_member(c.nodes[lead].e, c.group_ids[0], gone, engine_wait_cb, &w),
+	        ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w, 100));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	assert_true(cluster_run(&c, removed_from_conf, &gone, 100));
+	assert_int_equal(engine_stop_group(c.nodes[gone].e, c.group_ids[0]), ENGINE_OK);
+	assert_int_equal(engine_remove_group_data(c.nodes[gone].e, c.group_ids[0]), ENGINE_OK);
+	propose_many(&c, p + 20, 20, 100);
+	assert_true(cluster_run(&c, all_converged, NULL, 100));
+	cluster_destroy(&c);
+}
+
+/* Too many uncommitted bytes, or a busy LogDB, pause proposals with ENGINE_ERR_BUSY. */
+static void test_backpressure(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	struct prop *p = calloc(4096, sizeof(*p));
+	raft_id lead;
+	size_t i;
+	int rc = ENGINE_OK;
+
+	(void)state;
+	cfg.max_uncommitted_bytes = 8192;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	lead = cluster_leader(&c, 0);
+	/* Followers unreachable: nothing commits, uncommitted bytes pile up. */
+	for (raft_id id = 1; id <= 3; id++)
+		if (id != lead)
+			fake_net_isolate(c.net, id, true);
+	for (i = 0; i < 4096; i++) {
+		rc = propose(&c, 0, &p[i], i + 1);
+		if (rc != ENGINE_OK)
+			break;
+		if (i % 16 == 15)
+			cluster_step(&c);
+	}
+	if (rc != ENGINE_ERR_BUSY)
+		fail_msg("expected ENGINE_ERR_BUSY after uncommitted bytes, got %s after %zu",
+		         engine_strerror(rc), i);
+	assert_true(i * 32 <= 2 * 8192);
+	/* Reconnect: what was accepted commits, new proposals are accepted again. */
+	for (raft_id id = 1; id <= 3; id++)
+		fake_net_isolate(c.net, id, false);
+	{
+		struct props ps = {p, i};
+
+		assert_true(cluster_run(&c, props_done, &ps, 300));
+	}
+	for (size_t j = 0; j < i; j++)
+		if (p[j].rc != ENGINE_OK && p[j].rc != ENGINE_ERR_UNKNOWN)
+			fail_msg("proposal %zu completed with %s", j, engine_strerror(p[j].rc));
+	lead = cluster_leader(&c, 0);
+	assert_int_equal(propose(&c, 0, &p[i], 99999), ENGINE_OK);
+	/* A busy LogDB pauses proposals too. */
+	if (test_storage == NULL) {
+		fake_storage_set_busy(c.nodes[lead].fs, true);
+		cluster_step(&c); /* busy is sampled once per round */
+		assert_int_equal(propose(&c, 0, &p[i + 1], 99998), ENGINE_ERR_BUSY);
+		fake_storage_set_busy(c.nodes[lead].fs, false);
+		cluster_step(&c);
+		assert_int_equal(propose(&c, 0, &p[i + 1], 99998), ENGINE_OK);
+	}
+	assert_true(cluster_run(&c, all_converged, NULL, 100));
+	cluster_destroy(&c);
+	free(p);
+}
+
+/* Followers say NOT_LEADER (or forward when configured); read index works. */
+static void test_follower_ops(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_wait w = {0};
+	struct cluster c;
+	struct prop p[4];
+	raft_id f;
+	uint8_t buf[16] = {7};
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	settle(&c, 3);
+	{
+		struct engine_group_status st;
+
+		assert_true(cluster_status(&c, cluster_leader(&c, 0), 0, &st));
+		if (!st.writable)
+			fail_msg("leader not writable after applying its no-op");
+		assert_true(cluster_status(&c, a_follower(&c, 0), 0, &st));
+		assert_false(st.writable);
+	}
+	f = a_follower(&c, 0);
+	assert_int_equal(engine_propose(c.nodes[f].e, c.group_ids[0], buf, 16, prop_cb, &p[0]),
+	                 ENGINE_ERR_NOT_LEADER);
+	assert_int_equal(engine_propose(c.nodes[f].e, 999, buf, 16, prop_cb, &p[0]),
+	                 ENGINE_ERR_NO_GROUP);
+	/* read index from a follower */
+	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &w),
+	                 ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w, 50));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	assert_true(w.res.index >= 1);
+	/* forwarding: restart the follower with forward_proposals */
+	cluster_crash(&c, f);
+	c.cfg.forward_proposals = true;
+	assert_int_equal(cluster_restart(&c, f), ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 100));
+	settle(&c, 3);
+	memset(&p[1], 0, sizeof(p[1]));
+	p[1].key = 7;
+	assert_int_equal(engine_propose(c.nodes[f].e, c.group_ids[0], buf, 16, prop_cb, &p[1]),
+	                 ENGINE_OK);
+	{
+		struct props ps = {&p[1], 1};
+
+		assert_true(cluster_run(&c, props_done, &ps, 50));
+	}
+	assert_int_equal(p[1].rc, ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 100));
+	assert_true(kv_sm_get(c.nodes[f].sm[0], 7, NULL) == p[1].index);
+	cluster_destroy(&c);
+}
+
+/*
+ * Random kill -9 of any node, 25 times, while proposals flow: no acknowledged
+ * proposal is lost, every replica converges to the same state.
+ */
+static void test_crash_loop(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	size_t cap = 3000, n = 0;
+	struct prop *p = calloc(cap, sizeof(*p));
+	uint64_t rnd = 12345;
+	int unknown = 0, abandoned = 0;
+
+	(void)state;
+	cfg.snapshot_entries = 50;
+	cfg.compaction_overhead = 10;
+	cfg.entry_cache_bytes = 1500; /* a few dozen entries: storage reads too */
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 2, &cfg, 5), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	for (int round = 0; round < 25; round++) {
+		raft_id victim;
+
+		unsigned stop;
+
+		rnd = rnd * 6364136223846793005ull + 1442695040888963407ull;
+		victim = 1 + (raft_id)((rnd >> 33) % 3);
+		stop = 20 + (unsigned)((rnd >> 20) % 80);
+		/* Proposals flow; the kill comes at a random point, work in flight. */
+		for (unsigned k = 0; k < 100 && n < cap; k++) {
+			int gi = (int)(k % 2);
+
+			if (propose(&c, gi, &p[n], n + 1) == ENGINE_OK)
+				n++;
+			if (k == stop)
+				break;
+			if (k % 3 == 2)
+				cluster_step(&c);
+			if (k % 30 == 29)
+				cluster_tick(&c);
+		}
+		cluster_crash(&c, victim);
+		for (size_t i = 0; i < n; i++)
+			if (p[i].node == victim && !p[i].done)
+				p[i].abandoned = true;
+		for (int t = 0; t < 15; t++)
+			cluster_tick(&c);
+		assert_int_equal(cluster_restart(&c, victim), ENGINE_OK);
+		assert_true(cluster_run(&c, all_led, NULL, 300));
+	}
+	assert_true(cluster_run(&c, all_converged, NULL, 500));
+	{
+		struct props ps = {p, n};
+
+		assert_true(cluster_run(&c, props_done, &ps, 300));
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (p[i].abandoned)
+			abandoned++;
+		else if (p[i].rc == ENGINE_ERR_UNKNOWN || p[i].rc == ENGINE_ERR_TIMEOUT)
+			unknown++;
+		else if (p[i].rc != ENGINE_OK)
+			fail_msg("proposal %zu completed with %s", i, engine_strerror(p[i].rc));
+	}
+	check_acked(&c, p, n);
+	print_message("crash loop: %zu proposals, %d unknown outcome, %d died with their node\n", n,
+	              unknown, abandoned);
+	cluster_destroy(&c);
+	free(p);
+}
+
+/*
+ * A leader cut off with proposals in flight loses leadership: they complete
+ * with ENGINE_ERR_UNKNOWN (never as failed), and here they never commit.
+ */
+static void test_unknown_outcome(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	struct prop p[10];
+	raft_id old;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	old = cluster_leader(&c, 0);
+	fake_net_isolate(c.net, old, true);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(propose(&c, 0, &p[i], 500 + (uint64_t)i), ENGINE_OK);
+	assert_true(cluster_run(&c, new_leader, &old, 200));
+	{
+		struct props ps = {p, 5};
+
+		assert_true(cluster_run(&c, props_done, &ps, 100));
+	}
+	for (int i = 0; i < 5; i++)
+		if (p[i].rc != ENGINE_ERR_UNKNOWN)
+			fail_msg("proposal %d completed with %s, expected unknown outcome", i,
+			         engine_strerror(p[i].rc));
+	fake_net_isolate(c.net, old, false);
+	propose_many(&c, p + 5, 5, 600);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(kv_sm_get(c.nodes[old].sm[0], 500 + (uint64_t)i, NULL), 0);
+	cluster_destroy(&c);
+}
+
+/* A client that proposes its next entry from the completion callback. */
+struct chain {
+	struct cluster *c;
+	int left, ok, stopped, other;
+};
+
+static void chain_cb(void *ctx, const struct engine_result *res)
+{
+	struct chain *ch = ctx;
+	raft_id lead = cluster_leader(ch->c, 0);
+	uint8_t buf[16] = {0};
+	uint64_t key = 5000 + (uint64_t)ch->left;
+
+	if (res->rc == ENGINE_OK)
+		ch->ok++;
+	else if (res->rc == ENGINE_ERR_STOPPED)
+		ch->stopped++;
+	else
+		ch->other++;
+	if (res->rc != ENGINE_OK || ch->left == 0 || lead == 0)
+		return;
+	ch->left--;
+	memcpy(buf, &key, 8);
+	assert_int_equal(
+	        engine_propose(ch->c->nodes[lead].e, ch->c->group_ids[0], buf, 16, chain_cb, ch),
+	        ENGINE_OK);
+}
+
+static bool chain_done(struct cluster *c, void *arg)
+{
+	struct chain *ch = arg;
+
+	(void)c;
+	return ch->left == 0 && ch->ok + ch->stopped + ch->other == 201;
+}
+
+/* Callbacks may start new operations; stopping a group completes what waits. */
+static void test_callbacks(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	struct chain ch = {&c, 200, 0, 0, 0};
+	struct prop p[4];
+	raft_id lead;
+	uint8_t buf[16] = {1};
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	lead = cluster_leader(&c, 0);
+	assert_int_equal(engine_propose(c.nodes[lead].e, c.group_ids[0], buf, 16, chain_cb, &ch),
+	                 ENGINE_OK);
+	assert_true(cluster_run(&c, chain_done, &ch, 300));
+	assert_int_equal(ch.ok, 201);
+	assert_true(cluster_run(&c, all_converged, NULL, 100));
+	/* In-flight proposals of a stopped group complete with ENGINE_ERR_STOPPED. */
+	for (raft_id id = 1; id <= 3; id++)
+		if (id != lead)
+			fake_net_isolate(c.net, id, true);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(propose(&c, 0, &p[i], 9000 + (uint64_t)i), ENGINE_OK);
+	cluster_step(&c);
+	assert_int_equal(engine_stop_group(c.nodes[lead].e, c.group_ids[0]), ENGINE_OK);
+	for (int i = 0; i < 4; i++) {
+		assert_true(p[i].done);
+		assert_int_equal(p[i].rc, ENGINE_ERR_STOPPED);
+	}
+	assert_int_equal(engine_pending_count(c.nodes[lead].e), 0);
+	cluster_destroy(&c);
+}
+
+/*
+ * Chaos in virtual time: 5 nodes, 3 groups, proposals (forwarded from
+ * followers too), reads, partitions, kill -9 and restarts, leadership
+ * transfers, for several seeds.  Afterwards everything heals: replicas agree
+ * and every acknowledged proposal is applied everywhere.
+ */
+static void chaos(uint64_t seed)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	size_t cap = 6000, n = 0;
+	struct prop *p = calloc(cap, sizeof(*p));
+	struct engine_wait reads[64];
+	int n_reads = 0, ok = 0, unknown = 0, dropped = 0;
+	uint64_t rnd = seed;
+	bool down[6] = {false};
+
+#define RND() (rnd = rnd * 6364136223846793005ull + 1442695040888963407ull, rnd >> 24)
+	assert_non_null(p);
+	cfg.forward_proposals = true;
+	cfg.snapshot_entries = 40;
+	cfg.compaction_overhead = 8;
+	cfg.entry_cache_bytes = 4096;
+	assert_int_equal(cluster_init_with(&c, test_storage, 5, 5, 3, &cfg, 3), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 300));
+	for (int t = 0; t < 1500; t++) {
+		unsigned ev = (unsigned)(RND() % 100);
+		raft_id x = 1 + (raft_id)(RND() % 5);
+		int gi = (int)(RND() % 3);
+
+		if (ev < 60 && n < cap && !down[x]) {
+			uint8_t buf[16];
+			uint64_t key = n + 1;
+
+			memset(&p[n], 0, sizeof(p[n]));
+			p[n].key = key;
+			p[n].gi = gi;
+			p[n].node = x;
+			memcpy(buf, &key, 8);
+			memcpy(buf + 8, &seed, 8);
+			if (engine_propose(c.nodes[x].e, c.group_ids[gi], buf, 16, prop_cb,
+			                   &p[n]) == ENGINE_OK)
+				n++;
+		} else if (ev < 63 && n_reads < 64 && !down[x]) {
+			memset(&reads[n_reads], 0, sizeof(reads[n_reads]));
+			if (engine_read_index(c.nodes[x].e, c.group_ids[gi], engine_wait_cb,
+			                      &reads[n_reads]) == ENGINE_OK)
+				n_reads++;
+		} else if (ev < 65) {
+			int ndown = 0;
+
+			for (int k = 1; k <= 5; k++)
+				ndown += down[k];
+			if (!down[x] && ndown < 2) {
+				cluster_crash(&c, x);
+				down[x] = true;
+				for (size_t k = 0; k < n; k++)
+					if (p[k].node == x && !p[k].done)
+						p[k].abandoned = true;
+				for (int k = 0; k < n_reads; k++)
+					if (!reads[k].done)
+						reads[k].done = true; /* may be one of x's */
+			} else if (down[x]) {
+				assert_int_equal(cluster_restart(&c, x), ENGINE_OK);
+				down[x] = false;
+			}
+		} else if (ev < 67) {
+			fake_net_isolate(c.net, x, RND() % 2 == 0);
+		} else if (ev < 68) {
+			raft_id l = cluster_leader(&c, gi);
+			raft_id target = 1 + (raft_id)(RND() % 5);
+
+			if (l != 0 && target != l && !down[target])
+				engine_transfer_leader(c.nodes[l].e, c.group_ids[gi], target, NULL,
+				                       NULL);
+		}
+		if (ev % 3 == 0)
+			cluster_tick(&c);
+		else
+			cluster_step(&c);
+	}
+	/* heal */
+	for (raft_id id = 1; id <= 5; id++) {
+		fake_net_isolate(c.net, id, false);
+		if (down[id])
+			assert_int_equal(cluster_restart(&c, id), ENGINE_OK);
+	}
+	if (!cluster_run(&c, all_converged, NULL, 600))
+		fail_msg("seed %llu: replicas did not converge", (unsigned long long)seed);
+	{
+		struct props ps = {p, n};
+
+		if (!cluster_run(&c, props_done, &ps, 300))
+			fail_msg("seed %llu: proposals without outcome", (unsigned long long)seed);
+	}
+	for (size_t k = 0; k < n; k++) {
+		if (p[k].abandoned)
+			continue;
+		if (p[k].rc == ENGINE_OK)
+			ok++;
+		else if (p[k].rc == ENGINE_ERR_UNKNOWN || p[k].rc == ENGINE_ERR_TIMEOUT)
+			unknown++;
+		else if (p[k].rc == ENGINE_ERR_DROPPED)
+			dropped++;
+		else
+			fail_msg("seed %llu: proposal %zu completed with %s",
+			         (unsigned long long)seed, k, engine_strerror(p[k].rc));
+	}
+	check_acked(&c, p, n);
+	print_message("chaos seed %llu: %zu proposals: %d ok, %d unknown, %d dropped, "
+	              "%llu snapshots sent\n",
+	              (unsigned long long)seed, n, ok, unknown, dropped,
+	              (unsigned long long)fake_net_snapshots(c.net));
+	assert_true(ok > 0);
+	cluster_destroy(&c);
+	free(p);
+#undef RND
+}
+
+static void test_chaos(void **state)
+{
+	const char *env = getenv("ENGINE_CHAOS_SEEDS"); /* more seeds by hand */
+	uint64_t seeds = env != NULL ? strtoull(env, NULL, 10) : 6;
+
+	(void)state;
+	for (uint64_t seed = 1; seed <= seeds; seed++)
+		chaos(seed * 7777);
+}
+
+#ifdef TEST_ENGINE_FAKE
+/* Storage failure stops the engine: no further sends or acknowledgements. */
+static void test_storage_failure(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	struct prop p[8];
+	raft_id lead;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	lead = cluster_leader(&c, 0);
+	fake_storage_fail_next_save(c.nodes[lead].fs, 0);
+	assert_int_equal(propose(&c, 0, &p[0], 1), ENGINE_OK);
+	assert_int_equal(engine_run_round(c.nodes[lead].e), ENGINE_ERR_FAILED);
+	assert_true(engine_failed(c.nodes[lead].e));
+	assert_non_null(strstr(engine_errmsg(c.nodes[lead].e), "saving raft state"));
+	assert_int_equal(propose(&c, 0, &p[1], 2), ENGINE_ERR_FAILED);
+	assert_false(p[0].done && p[0].rc == ENGINE_OK);
+	/* A restart recovers: the others elect, the node catches up. */
+	cluster_crash(&c, lead);
+	assert_int_equal(cluster_restart(&c, lead), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p + 2, 4, 10);
+	assert_true(cluster_run(&c, all_converged, NULL, 100));
+	cluster_destroy(&c);
+}
+
+#endif
+
+/* A non-voter joins, is promoted; a requested snapshot compacts the log. */
+static void test_nonvoter_and_snapshot(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_group_status st;
+	struct engine_wait w = {0}, w2 = {0}, ws = {0};
+	struct cluster c;
+	struct prop p[200];
+	raft_id lead;
+
+	(void)state;
+	cfg.compaction_overhead = 10;
+	assert_int_equal(cluster_init_with(&c, test_storage, 4, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, 100, 1);
+	lead = cluster_leader(&c, 0);
+	assert_int_equal(
+	        engine_request_snapshot(c.nodes[lead].e, c.group_ids[0], engine_wait_cb, &ws),
+	        ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &ws, 20));
+	assert_int_equal(ws.res.rc, ENGINE_OK);
+	assert_true(cluster_status(&c, lead, 0, &st));
+	assert_true(ws.res.index >= 100 && st.snapshot_index == ws.res.index);
+	assert_int_equal(st.first_index, ws.res.index - 10 + 1);
+	if (test_storage == NULL)
+		assert_int_equal(fake_storage_first(c.nodes[lead].fs, c.group_ids[0]),
+		                 st.first_index);
+
+	assert_int_equal(cluster_join(&c, 4, 0), ENGINE_OK);
+	assert_int_equal(engine_add_nonvoter(c.nodes[lead].e, c.group_ids[0], 4, "127.0.0.1:7404",
+	                                     engine_wait_cb, &w),
+	                 ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w, 100));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	assert_true(cluster_status(&c, lead, 0, &st));
+	assert_int_equal(st.membership.n_nonvoters, 1);
+	assert_int_equal(st.membership.nonvoters[0], 4);
+	assert_int_equal(kv_sm_count(c.nodes[4].sm[0]), 100);
+	/* a second change while none is pending: promotion */
+	assert_int_equal(
+	        engine_add_member(c.nodes[lead].e, c.group_ids[0], 4, NULL, engine_wait_cb, &w2),
+	        ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w2, 100));
+	assert_int_equal(w2.res.rc, ENGINE_OK);
+	assert_true(cluster_status(&c, lead, 0, &st));
+	assert_int_equal(st.membership.n_voters, 4);
+	assert_int_equal(st.membership.n_nonvoters, 0);
+	propose_many(&c, p + 100, 100, 1000);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	cluster_destroy(&c);
+}
+
+#ifdef TEST_ENGINE_FAKE
+/* A node that lost its LogDB refuses to start its member again (DESIGN 10). */
+static void test_lost_logdb(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_bootstrap bs;
+	struct engine_sm_ops sm;
+	struct cluster c;
+	struct prop p[20];
+	raft_id f;
+	size_t n = 99;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, 20, 1);
+	assert_true(cluster_run(&c, all_converged, NULL, 100));
+	f = a_follower(&c, 0);
+	cluster_crash(&c, f);
+	fake_storage_destroy(c.nodes[f].fs);
+	assert_int_equal(fake_storage_create(&c.nodes[f].fs), ENGINE_OK);
+	assert_int_equal(cluster_restart(&c, f), ENGINE_OK);
+	assert_int_equal(engine_stored_groups(c.nodes[f].e, NULL, 0, &n), ENGINE_OK);
+	assert_int_equal(n, 0);
+	memset(&bs, 0, sizeof(bs));
+	bs.n_members = 3;
+	for (uint32_t i = 0; i < 3; i++)
+		bs.members[i].node_id = i + 1;
+	kv_sm_ops(c.nodes[f].sm[0], &sm);
+	assert_int_equal(engine_start_group(c.nodes[f].e, c.group_ids[0], &bs, &sm),
+	                 ENGINE_ERR_INVALID);
+	bs.join = true;
+	assert_int_equal(engine_start_group(c.nodes[f].e, c.group_ids[0], &bs, &sm),
+	                 ENGINE_ERR_INVALID);
+	assert_non_null(strstr(engine_errmsg(c.nodes[f].e), "LogDB"));
+	/* and nothing was written for it */
+	assert_int_equal(engine_stored_groups(c.nodes[f].e, NULL, 0, &n), ENGINE_OK);
+	assert_int_equal(n, 0);
+	cluster_destroy(&c);
+}
+
+/* The pending table against a reference: inserts, lookups, deletions, growth. */
+static void test_pending_table(void **state)
+{
+	static const struct engine_alloc a = {malloc, realloc, free};
+	struct pending_table t;
+	enum { N = 20000 };
+	static bool in[N + 1];
+	uint64_t rnd = 99;
+
+	(void)state;
+	memset(in, 0, sizeof(in));
+	assert_int_equal(eng_pending_init(&t, &a, 16), ENGINE_OK);
+	for (int step = 0; step < 200000; step++) {
+		uint64_t key;
+		struct pending *p;
+
+		rnd = rnd * 6364136223846793005ull + 1442695040888963407ull;
+		key = 1 + (rnd >> 33) % N;
+		p = eng_pending_get(&t, key);
+		if (in[key] != (p != NULL))
+			fail_msg("key %llu: table says %d, reference %d", (unsigned long long)key,
+			         p != NULL, in[key]);
+		if (p != NULL) {
+			struct pending out;
+
+			assert_int_equal(p->group_id, key * 3);
+			eng_pending_del(&t, p, &out);
+			assert_int_equal(out.key, key);
+			in[key] = false;
+		} else {
+			struct pending np = {0};
+
+			np.key = key;
+			np.group_id = key * 3;
+			assert_int_equal(eng_pending_put(&t, &a, &np), ENGINE_OK);
+			in[key] = true;
+		}
+	}
+	for (uint64_t k = 1; k <= N; k++)
+		assert_int_equal(eng_pending_get(&t, k) != NULL, in[k]);
+	eng_pending_free(&t, &a);
+}
+
+/* Garbage messages (random types, ids, terms, indexes, entries) never crash an engine. */
+static void test_garbage_messages(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct raft_snapshot_meta meta;
+	struct raft_entry ents[8];
+	uint8_t data[64];
+	struct cluster c;
+	uint64_t rnd = 4242;
+
+	(void)state;
+	memset(&meta, 0, sizeof(meta));
+	memset(data, 0xAB, sizeof(data));
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 2, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	for (int i = 0; i < 20000; i++) {
+		struct raft_message m;
+		raft_id to = 1 + (raft_id)(i % 3);
+
+#define R() (rnd = rnd * 6364136223846793005ull + 1442695040888963407ull, rnd >> 20)
+		memset(&m, 0, sizeof(m));
+		m.type = (uint32_t)(R() % 17);
+		m.group_id = R() % 4 == 0 ? R() : c.group_ids[R() % 2];
+		m.from = R() % 6;
+		m.to = R() % 8 == 0 ? R() % 6 : to;
+		m.term = R() % 8;
+		m.log_term = R() % 8;
+		m.index = R() % 40;
+		m.commit = R() % 40;
+		m.reject = R() % 2;
+		m.reject_hint = R() % 40;
+		m.context = R() % 4;
+		m.n_entries = (uint32_t)(R() % 9);
+		for (uint32_t k = 0; k < m.n_entries; k++) {
+			ents[k].term = R() % 8;
+			ents[k].index = m.index + 1 + (R() % 8 == 0 ? R() % 3 : k);
+			ents[k].type = (uint32_t)(R() % 3);
+			ents[k].len = (uint32_t)(R() % sizeof(data));
+			ents[k].data = data;
+		}
+		m.entries = m.n_entries > 0 ? ents : NULL;
+		if (R() % 2) {
+			meta.index = R() % 40;
+			meta.term = R() % 8;
+			meta.membership.n_voters = (uint32_t)(R() % 4);
+			for (uint32_t k = 0; k < meta.membership.n_voters; k++)
+				meta.membership.voters[k] = 1 + R() % 4;
+			m.snapshot = &meta;
+		}
+#undef R
+		if (c.nodes[to].e != NULL)
+			engine_deliver(c.nodes[to].e, &m, 1);
+		if (i % 50 == 49)
+			cluster_step(&c);
+		if (i % 500 == 499)
+			cluster_tick(&c);
+	}
+	for (raft_id id = 1; id <= 3; id++)
+		assert_true(engine_dropped_messages(c.nodes[id].e) > 0);
+	cluster_destroy(&c);
+}
+
+/* Allocation failures anywhere give clean error codes, never a crash. */
+static long fail_countdown = -1;
+
+static void *fail_malloc(size_t n)
+{
+	if (fail_countdown == 0)
+		return NULL;
+	if (fail_countdown > 0)
+		fail_countdown--;
+	return malloc(n);
+}
+
+static void *fail_realloc(void *p, size_t n)
+{
+	if (fail_countdown == 0)
+		return NULL;
+	if (fail_countdown > 0)
+		fail_countdown--;
+	return realloc(p, n);
+}
+
+static const struct engine_alloc failing = {fail_malloc, fail_realloc, free};
+
+static void test_alloc_failures(void **state)
+{
+	(void)state;
+	for (long n = 0; n < 400; n += 3) {
+		struct engine_config cfg = base_cfg();
+		struct cluster c;
+		struct prop p[8];
+		int rc;
+
+		cfg.alloc = &failing;
+		fail_countdown = n;
+		rc = cluster_init_with(&c, test_storage, 1, 1, 2, &cfg, 0);
+		if (rc == ENGINE_OK) {
+			cluster_run(&c, all_led, NULL, 40);
+			for (int i = 0; i < 8; i++) {
+				rc = propose(&c, i % 2, &p[i], (uint64_t)i + 1);
+				assert_true(rc == ENGINE_OK || rc < 0);
+			}
+			cluster_run(&c, never, NULL, 5);
+		} else {
+			assert_true(rc == ENGINE_ERR_NOMEM || rc < 0);
+		}
+		fail_countdown = -1;
+		cluster_destroy(&c);
+	}
+}
+
+#endif
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_replicate),
+	        cmocka_unit_test(test_follower_restart),
+	        cmocka_unit_test(test_leader_crash),
+	        cmocka_unit_test(test_add_member_snapshot),
+	        cmocka_unit_test(test_transfer),
+	        cmocka_unit_test(test_remove_member),
+	        cmocka_unit_test(test_backpressure),
+	        cmocka_unit_test(test_follower_ops),
+	        cmocka_unit_test(test_crash_loop),
+	        cmocka_unit_test(test_unknown_outcome),
+	        cmocka_unit_test(test_nonvoter_and_snapshot),
+	        cmocka_unit_test(test_callbacks),
+	        cmocka_unit_test(test_chaos),
+#ifdef TEST_ENGINE_FAKE
+	        cmocka_unit_test(test_storage_failure),
+	        cmocka_unit_test(test_pending_table),
+	        cmocka_unit_test(test_alloc_failures),
+	        cmocka_unit_test(test_garbage_messages),
+	        cmocka_unit_test(test_lost_logdb),
+#endif
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
+
+#endif /* DRAGONRAFT_TEST_ENGINE_SCENARIOS_H */

@@ -1,0 +1,222 @@
+/*
+ * fake_net.c - the in-process test network (see the header).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fake_net.h"
+
+struct qmsg {
+	struct raft_message m; /* entries, data and snapshot point into this allocation */
+	char *path;            /* snapshot file, or NULL */
+};
+
+struct endpoint {
+	struct fake_net *net;
+	raft_id id;
+};
+
+struct fake_net {
+	char dir[512];
+	struct endpoint ep[FAKE_NET_MAX_NODES];
+	struct engine *engines[FAKE_NET_MAX_NODES];
+	bool isolated[FAKE_NET_MAX_NODES];
+	struct qmsg **q;
+	size_t n, cap;
+	uint64_t sent, snapshots, seq;
+};
+
+int fake_net_create(const char *dir, struct fake_net **out)
+{
+	struct fake_net *n = calloc(1, sizeof(*n));
+
+	if (n == NULL)
+		return ENGINE_ERR_NOMEM;
+	snprintf(n->dir, sizeof(n->dir), "%s", dir);
+	for (raft_id i = 0; i < FAKE_NET_MAX_NODES; i++) {
+		n->ep[i].net = n;
+		n->ep[i].id = i;
+	}
+	*out = n;
+	return ENGINE_OK;
+}
+
+static void qfree(struct qmsg *q)
+{
+	if (q->path != NULL) {
+		remove(q->path);
+		free(q->path);
+	}
+	free(q);
+}
+
+void fake_net_destroy(struct fake_net *n)
+{
+	if (n == NULL)
+		return;
+	for (size_t i = 0; i < n->n; i++)
+		qfree(n->q[i]);
+	free(n->q);
+	free(n);
+}
+
+static bool up(const struct fake_net *n, raft_id id)
+{
+	return id > 0 && id < FAKE_NET_MAX_NODES && n->engines[id] != NULL && !n->isolated[id];
+}
+
+static int enqueue(struct fake_net *n, const struct raft_message *m, const char *path)
+{
+	size_t size = sizeof(struct qmsg) + m->n_entries * sizeof(struct raft_entry);
+	struct raft_entry *ents;
+	struct qmsg *q;
+	uint8_t *p;
+
+	for (uint32_t i = 0; i < m->n_entries; i++)
+		size += m->entries[i].len;
+	if (m->snapshot != NULL)
+		size += sizeof(struct raft_snapshot_meta) + 8;
+	if (n->n == n->cap) {
+		size_t nc = n->cap ? 2 * n->cap : 256;
+		struct qmsg **nq = realloc(n->q, nc * sizeof(*nq));
+
+		if (nq == NULL)
+			return ENGINE_ERR_NOMEM;
+		n->q = nq;
+		n->cap = nc;
+	}
+	q = malloc(size);
+	if (q == NULL)
+		return ENGINE_ERR_NOMEM;
+	q->m = *m;
+	q->path = NULL;
+	ents = (struct raft_entry *)(q + 1);
+	p = (uint8_t *)(ents + m->n_entries);
+	if (m->snapshot != NULL) {
+		struct raft_snapshot_meta *s = (void *)(((uintptr_t)p + 7) & ~(uintptr_t)7);
+
+		*s = *m->snapshot;
+		q->m.snapshot = s;
+		p = (uint8_t *)(s + 1);
+	}
+	for (uint32_t i = 0; i < m->n_entries; i++) {
+		ents[i] = m->entries[i];
+		if (ents[i].len > 0) {
+			memcpy(p, m->entries[i].data, ents[i].len);
+			ents[i].data = p;
+			p += ents[i].len;
+		}
+	}
+	q->m.entries = m->n_entries > 0 ? ents : NULL;
+	if (path != NULL) {
+		char np[700];
+
+		snprintf(np, sizeof(np), "%s/net-%llu", n->dir, (unsigned long long)++n->seq);
+		if (rename(path, np) != 0 || (q->path = strdup(np)) == NULL) {
+			remove(np);
+			free(q);
+			return ENGINE_ERR_SNAPSHOT;
+		}
+	}
+	n->q[n->n++] = q;
+	n->sent++;
+	return ENGINE_OK;
+}
+
+static int net_send(void *ctx, const struct raft_message *m)
+{
+	struct endpoint *ep = ctx;
+
+	if (m->from != ep->id)
+		return ENGINE_ERR_INVALID;
+	return enqueue(ep->net, m, NULL);
+}
+
+static int net_send_snapshot(void *ctx, const struct raft_message *m, const char *path)
+{
+	struct endpoint *ep = ctx;
+	int rc;
+
+	rc = enqueue(ep->net, m, path);
+	if (rc != ENGINE_OK)
+		remove(path);
+	return rc;
+}
+
+static int net_add_peer(void *ctx, raft_id node_id, const char *addr)
+{
+	(void)ctx;
+	(void)addr;
+	return node_id > 0 && node_id < FAKE_NET_MAX_NODES ? ENGINE_OK : ENGINE_ERR_INVALID;
+}
+
+void fake_net_ops(struct fake_net *n, raft_id id, struct engine_network_ops *ops)
+{
+	memset(ops, 0, sizeof(*ops));
+	ops->ctx = &n->ep[id];
+	ops->send = net_send;
+	ops->send_snapshot = net_send_snapshot;
+	ops->add_peer = net_add_peer;
+}
+
+void fake_net_attach(struct fake_net *n, raft_id id, struct engine *e)
+{
+	n->engines[id] = e;
+}
+
+void fake_net_isolate(struct fake_net *n, raft_id id, bool isolated)
+{
+	n->isolated[id] = isolated;
+}
+
+size_t fake_net_deliver(struct fake_net *n)
+{
+	struct qmsg **batch = n->q;
+	size_t count = n->n, delivered = 0;
+
+	n->q = NULL;
+	n->n = n->cap = 0;
+	for (size_t i = 0; i < count; i++) {
+		struct qmsg *q = batch[i];
+		const struct raft_message *m = &q->m;
+		bool ok = up(n, m->from) && up(n, m->to);
+
+		if (q->path != NULL) {
+			if (ok &&
+			    engine_deliver_snapshot(n->engines[m->to], m, q->path) == ENGINE_OK) {
+				free(q->path); /* the receiver owns the file now */
+				q->path = NULL;
+				n->snapshots++;
+				delivered++;
+			} else {
+				ok = false;
+			}
+			if (n->engines[m->from] != NULL)
+				engine_snapshot_sent(n->engines[m->from], m->to, m->group_id, !ok);
+		} else if (ok) {
+			engine_deliver(n->engines[m->to], m, 1);
+			delivered++;
+		} else if (n->engines[m->from] != NULL) {
+			engine_report_unreachable(n->engines[m->from], m->to, m->group_id);
+		}
+		qfree(q);
+	}
+	free(batch);
+	return delivered;
+}
+
+size_t fake_net_queued(const struct fake_net *n)
+{
+	return n->n;
+}
+
+uint64_t fake_net_sent(const struct fake_net *n)
+{
+	return n->sent;
+}
+
+uint64_t fake_net_snapshots(const struct fake_net *n)
+{
+	return n->snapshots;
+}

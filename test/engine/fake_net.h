@@ -1,0 +1,37 @@
+/*
+ * fake_net.h - an in-process network between N engines for tests: send()
+ * deep-copies the message into one queue; fake_net_deliver() hands queued
+ * messages to their destination engines.  A node that is down (no engine
+ * attached) or isolated loses what is sent to it or by it, and the sender
+ * hears "unreachable".  Snapshot files are moved into the network directory
+ * and handed to the receiver, then the sender hears the outcome.
+ */
+#ifndef DRAGONRAFT_TEST_FAKE_NET_H
+#define DRAGONRAFT_TEST_FAKE_NET_H
+
+#include "engine/engine.h"
+
+#define FAKE_NET_MAX_NODES 16
+
+struct fake_net;
+
+/* Create a network; received snapshot files are placed in dir. */
+int fake_net_create(const char *dir, struct fake_net **out);
+/* Free the network and every queued message. */
+void fake_net_destroy(struct fake_net *n);
+/* ops for node id (1..FAKE_NET_MAX_NODES-1). */
+void fake_net_ops(struct fake_net *n, raft_id id, struct engine_network_ops *ops);
+/* Attach node id's engine (NULL: the node is down). */
+void fake_net_attach(struct fake_net *n, raft_id id, struct engine *e);
+/* Cut node id off (or reconnect it). */
+void fake_net_isolate(struct fake_net *n, raft_id id, bool isolated);
+/* Deliver everything queued so far; returns the number of messages delivered. */
+size_t fake_net_deliver(struct fake_net *n);
+/* Messages waiting. */
+size_t fake_net_queued(const struct fake_net *n);
+/* Messages sent so far. */
+uint64_t fake_net_sent(const struct fake_net *n);
+/* Snapshots delivered so far. */
+uint64_t fake_net_snapshots(const struct fake_net *n);
+
+#endif /* DRAGONRAFT_TEST_FAKE_NET_H */

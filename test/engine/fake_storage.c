@@ -1,0 +1,340 @@
+/*
+ * fake_storage.c - the in-memory storage for engine tests (see the header).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fake_storage.h"
+
+struct fent {
+	struct raft_entry e; /* e.data owned */
+};
+
+struct fgroup {
+	uint64_t id;
+	struct engine_bootstrap bs;
+	struct raft_hard_state hs;
+	raft_index first;    /* index of ents[0] */
+	raft_term prev_term; /* term of first - 1 */
+	struct raft_snapshot_meta snap;
+	struct fent *ents;
+	size_t n, cap;
+};
+
+struct fake_storage {
+	struct fgroup **groups;
+	size_t n, cap;
+	bool busy;
+	bool fail_armed;
+	size_t fail_keep;
+	uint64_t saves;
+};
+
+int fake_storage_create(struct fake_storage **out)
+{
+	*out = calloc(1, sizeof(**out));
+	return *out == NULL ? ENGINE_ERR_NOMEM : ENGINE_OK;
+}
+
+static void truncate_from(struct fgroup *g, size_t k)
+{
+	for (size_t i = k; i < g->n; i++)
+		free((void *)g->ents[i].e.data);
+	if (k < g->n)
+		g->n = k;
+}
+
+static void group_free(struct fgroup *g)
+{
+	truncate_from(g, 0);
+	free(g->ents);
+	free(g);
+}
+
+void fake_storage_destroy(struct fake_storage *fs)
+{
+	if (fs == NULL)
+		return;
+	for (size_t i = 0; i < fs->n; i++)
+		group_free(fs->groups[i]);
+	free(fs->groups);
+	free(fs);
+}
+
+static struct fgroup *find(const struct fake_storage *fs, uint64_t id)
+{
+	for (size_t i = 0; i < fs->n; i++)
+		if (fs->groups[i]->id == id)
+			return fs->groups[i];
+	return NULL;
+}
+
+static int fs_save_bootstrap(void *ctx, uint64_t group_id, const struct engine_bootstrap *bs)
+{
+	struct fake_storage *fs = ctx;
+	struct fgroup *g = find(fs, group_id);
+
+	if (g == NULL) {
+		if (fs->n == fs->cap) {
+			size_t nc = fs->cap ? 2 * fs->cap : 8;
+			struct fgroup **ng = realloc(fs->groups, nc * sizeof(*ng));
+
+			if (ng == NULL)
+				return ENGINE_ERR_NOMEM;
+			fs->groups = ng;
+			fs->cap = nc;
+		}
+		g = calloc(1, sizeof(*g));
+		if (g == NULL)
+			return ENGINE_ERR_NOMEM;
+		g->id = group_id;
+		g->first = 1;
+		fs->groups[fs->n++] = g;
+	}
+	g->bs = *bs;
+	return ENGINE_OK;
+}
+
+static raft_index last_of(const struct fgroup *g)
+{
+	return g->first + g->n - 1;
+}
+
+static int append(struct fgroup *g, const struct raft_entry *e, uint32_t n)
+{
+	raft_index at = e[0].index;
+
+	if (at < g->first || at > last_of(g) + 1)
+		return ENGINE_ERR_INVALID;
+	truncate_from(g, (size_t)(at - g->first));
+	if (g->n + n > g->cap) {
+		size_t nc = g->cap ? g->cap : 64;
+		struct fent *ne;
+
+		while (nc < g->n + n)
+			nc *= 2;
+		ne = realloc(g->ents, nc * sizeof(*ne));
+		if (ne == NULL)
+			return ENGINE_ERR_NOMEM;
+		g->ents = ne;
+		g->cap = nc;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		struct fent *f = &g->ents[g->n];
+		uint8_t *d = NULL;
+
+		if (e[i].index != at + i)
+			return ENGINE_ERR_INVALID;
+		if (e[i].len > 0) {
+			d = malloc(e[i].len);
+			if (d == NULL)
+				return ENGINE_ERR_NOMEM;
+			memcpy(d, e[i].data, e[i].len);
+		}
+		f->e = e[i];
+		f->e.data = d;
+		g->n++;
+	}
+	return ENGINE_OK;
+}
+
+static int fs_save(void *ctx, const struct engine_update *u, size_t n)
+{
+	struct fake_storage *fs = ctx;
+	bool fail = false;
+	int rc;
+
+	fs->saves++;
+	if (fs->fail_armed) {
+		fs->fail_armed = false;
+		fail = true;
+		if (fs->fail_keep < n)
+			n = fs->fail_keep;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct fgroup *g = find(fs, u[i].group_id);
+
+		if (g == NULL)
+			return ENGINE_ERR_NOT_FOUND;
+		if (u[i].snapshot != NULL) {
+			truncate_from(g, 0);
+			g->snap = *u[i].snapshot;
+			g->first = u[i].snapshot->index + 1;
+			g->prev_term = u[i].snapshot->term;
+		}
+		if (u[i].n_entries > 0) {
+			rc = append(g, u[i].entries, u[i].n_entries);
+			if (rc != ENGINE_OK)
+				return rc;
+		}
+		if (u[i].hard_state_changed)
+			g->hs = u[i].hard_state;
+	}
+	return fail ? ENGINE_ERR_STORAGE : ENGINE_OK;
+}
+
+static int fs_load(void *ctx, uint64_t group_id, struct engine_stored_state *out)
+{
+	struct fgroup *g = find(ctx, group_id);
+
+	if (g == NULL)
+		return ENGINE_ERR_NOT_FOUND;
+	out->bootstrap = g->bs;
+	out->hard_state = g->hs;
+	out->first_index = g->first;
+	out->last_index = last_of(g);
+	out->prev_term = g->prev_term;
+	out->snapshot = g->snap;
+	return ENGINE_OK;
+}
+
+static int fs_list(void *ctx, uint64_t *ids, size_t cap, size_t *n)
+{
+	struct fake_storage *fs = ctx;
+
+	for (size_t i = 0; i < fs->n && i < cap; i++)
+		ids[i] = fs->groups[i]->id;
+	*n = fs->n;
+	return ENGINE_OK;
+}
+
+static int fs_entries(void *ctx, uint64_t group_id, raft_index lo, raft_index hi,
+                      uint64_t max_bytes, struct raft_entry *out, uint32_t *n,
+                      struct engine_arena *arena)
+{
+	struct fgroup *g = find(ctx, group_id);
+	uint64_t size = 0;
+	uint32_t k = 0;
+
+	*n = 0;
+	if (g == NULL)
+		return ENGINE_ERR_NOT_FOUND;
+	if (lo < g->first || hi > last_of(g) + 1 || lo >= hi)
+		return ENGINE_ERR_INVALID;
+	for (raft_index i = lo; i < hi; i++) {
+		const struct raft_entry *e = &g->ents[i - g->first].e;
+		uint8_t *d = NULL;
+
+		if (k > 0 && size + e->len > max_bytes)
+			break;
+		if (e->len > 0) {
+			d = engine_arena_alloc(arena, e->len);
+			if (d == NULL)
+				return ENGINE_ERR_NOMEM;
+			memcpy(d, e->data, e->len);
+		}
+		out[k] = *e;
+		out[k].data = d;
+		size += e->len;
+		k++;
+	}
+	*n = k;
+	return ENGINE_OK;
+}
+
+static int fs_term(void *ctx, uint64_t group_id, raft_index i, raft_term *t)
+{
+	struct fgroup *g = find(ctx, group_id);
+
+	if (g == NULL)
+		return ENGINE_ERR_NOT_FOUND;
+	if (i + 1 == g->first) {
+		*t = g->prev_term;
+		return ENGINE_OK;
+	}
+	if (i < g->first || i > last_of(g))
+		return ENGINE_ERR_INVALID;
+	*t = g->ents[i - g->first].e.term;
+	return ENGINE_OK;
+}
+
+static int fs_save_snapshot(void *ctx, uint64_t group_id, const struct raft_snapshot_meta *m)
+{
+	struct fgroup *g = find(ctx, group_id);
+
+	if (g == NULL)
+		return ENGINE_ERR_NOT_FOUND;
+	if (m->index > g->snap.index)
+		g->snap = *m;
+	return ENGINE_OK;
+}
+
+static int fs_compact(void *ctx, uint64_t group_id, raft_index index)
+{
+	struct fgroup *g = find(ctx, group_id);
+	size_t k;
+
+	if (g == NULL)
+		return ENGINE_ERR_NOT_FOUND;
+	if (index < g->first)
+		return ENGINE_OK;
+	if (index > last_of(g))
+		return ENGINE_ERR_INVALID;
+	k = (size_t)(index - g->first + 1);
+	g->prev_term = g->ents[k - 1].e.term;
+	for (size_t i = 0; i < k; i++)
+		free((void *)g->ents[i].e.data);
+	memmove(g->ents, g->ents + k, (g->n - k) * sizeof(*g->ents));
+	g->n -= k;
+	g->first = index + 1;
+	return ENGINE_OK;
+}
+
+static int fs_remove(void *ctx, uint64_t group_id)
+{
+	struct fake_storage *fs = ctx;
+
+	for (size_t i = 0; i < fs->n; i++) {
+		if (fs->groups[i]->id != group_id)
+			continue;
+		group_free(fs->groups[i]);
+		fs->groups[i] = fs->groups[--fs->n];
+		return ENGINE_OK;
+	}
+	return ENGINE_OK;
+}
+
+static bool fs_busy(void *ctx, uint64_t group_id)
+{
+	(void)group_id;
+	return ((struct fake_storage *)ctx)->busy;
+}
+
+void fake_storage_ops(struct fake_storage *fs, struct engine_storage_ops *ops)
+{
+	memset(ops, 0, sizeof(*ops));
+	ops->ctx = fs;
+	ops->save_bootstrap = fs_save_bootstrap;
+	ops->save = fs_save;
+	ops->load = fs_load;
+	ops->list = fs_list;
+	ops->entries = fs_entries;
+	ops->term = fs_term;
+	ops->save_snapshot = fs_save_snapshot;
+	ops->compact = fs_compact;
+	ops->remove = fs_remove;
+	ops->busy = fs_busy;
+}
+
+void fake_storage_set_busy(struct fake_storage *fs, bool b)
+{
+	fs->busy = b;
+}
+
+void fake_storage_fail_next_save(struct fake_storage *fs, size_t keep)
+{
+	fs->fail_armed = true;
+	fs->fail_keep = keep;
+}
+
+uint64_t fake_storage_saves(const struct fake_storage *fs)
+{
+	return fs->saves;
+}
+
+raft_index fake_storage_first(const struct fake_storage *fs, uint64_t group_id)
+{
+	const struct fgroup *g = find(fs, group_id);
+
+	return g == NULL ? 0 : g->first;
+}

@@ -1,0 +1,340 @@
+/*
+ * test_engine_uv.c - engines driven by engine_uv over the real TCP transport
+ * on loopback, all in one libuv loop: election, replication across groups, a
+ * member that joins after compaction and receives a snapshot stream, then a
+ * clean shutdown.  Real time: every wait polls with a deadline.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "engine/engine_uv.h"
+#include "raft/raft.h"
+#include "../engine/fake_storage.h"
+#include "../engine/kv_sm.h"
+
+#define NODES  4
+#define GROUPS 2
+
+struct unode {
+	struct engine_uv *u;
+	struct fake_storage *fs;
+	struct kv_sm *sm[GROUPS];
+	char addr[64];
+};
+
+struct world {
+	uv_loop_t loop;
+	struct unode n[NODES + 1];
+	char dir[128];
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Run the loop until pred holds or seconds pass. */
+static bool run_until(struct world *w, bool (*pred)(struct world *, void *), void *arg,
+                      double seconds)
+{
+	double end = now_s() + seconds;
+
+	while (now_s() < end) {
+		if (pred(w, arg))
+			return true;
+		uv_run(&w->loop, UV_RUN_ONCE);
+	}
+	return pred(w, arg);
+}
+
+static struct engine *eng(struct world *w, int id)
+{
+	return w->n[id].u != NULL ? engine_uv_engine(w->n[id].u) : NULL;
+}
+
+static int leader_of(struct world *w, int g)
+{
+	struct engine_group_status st;
+
+	for (int id = 1; id <= NODES; id++)
+		if (eng(w, id) != NULL &&
+		    engine_group_status(eng(w, id), 100 + (uint64_t)g, &st) == ENGINE_OK &&
+		    st.role == RAFT_LEADER && st.writable)
+			return id;
+	return 0;
+}
+
+static bool all_led(struct world *w, void *arg)
+{
+	(void)arg;
+	for (int g = 0; g < GROUPS; g++)
+		if (leader_of(w, g) == 0)
+			return false;
+	return true;
+}
+
+/* Members in `mask` applied the leader's commit with the same digest. */
+static bool converged(struct world *w, void *arg)
+{
+	unsigned mask = *(unsigned *)arg;
+
+	for (int g = 0; g < GROUPS; g++) {
+		int l = leader_of(w, g);
+		struct engine_group_status ls, st;
+
+		if (l == 0 || engine_group_status(eng(w, l), 100 + (uint64_t)g, &ls) != ENGINE_OK)
+			return false;
+		for (int id = 1; id <= NODES; id++) {
+			if (!(mask & (1u << id)))
+				continue;
+			if (g > 0 && id == 4)
+				continue; /* node 4 only joins group 0 */
+			if (engine_group_status(eng(w, id), 100 + (uint64_t)g, &st) != ENGINE_OK ||
+			    st.applied != ls.commit ||
+			    kv_sm_digest(w->n[id].sm[g]) != kv_sm_digest(w->n[l].sm[g]))
+				return false;
+		}
+	}
+	return true;
+}
+
+static int acked;
+
+static void ack_cb(void *ctx, const struct engine_result *res)
+{
+	(void)ctx;
+	if (res->rc == ENGINE_OK)
+		acked++;
+	else
+		print_message("proposal completed with %s\n", engine_strerror(res->rc));
+}
+
+static bool acked_all(struct world *w, void *arg)
+{
+	(void)w;
+	return acked >= *(int *)arg;
+}
+
+static bool waited(struct world *w, void *arg)
+{
+	(void)w;
+	return ((struct engine_wait *)arg)->done;
+}
+
+static void start_node(struct world *w, int id)
+{
+	struct engine_config cfg;
+	struct transport_config tc;
+	struct engine_storage_ops st;
+	char err[256];
+	int port;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.node_id = (raft_id)id;
+	cfg.rtt_ms = 5;
+	cfg.election_rtt = 20;
+	cfg.heartbeat_rtt = 2;
+	cfg.snapshot_entries = 300;
+	cfg.compaction_overhead = 50;
+	cfg.snapshot_dir = w->dir;
+	memset(&tc, 0, sizeof(tc));
+	tc.listen_addr = "127.0.0.1:0";
+	tc.snapshot_dir = w->dir;
+	tc.backoff_min_ms = 10;
+	tc.backoff_max_ms = 100;
+	assert_int_equal(fake_storage_create(&w->n[id].fs), ENGINE_OK);
+	for (int g = 0; g < GROUPS; g++)
+		assert_int_equal(kv_sm_create(0, &w->n[id].sm[g]), ENGINE_OK);
+	fake_storage_ops(w->n[id].fs, &st);
+	if (engine_uv_create(&w->loop, &cfg, &st, &tc, &w->n[id].u, err, sizeof(err)) != ENGINE_OK)
+		fail_msg("engine_uv_create: %s", err);
+	port = transport_listen_port(engine_uv_transport(w->n[id].u));
+	assert_true(port > 0);
+	snprintf(w->n[id].addr, sizeof(w->n[id].addr), "127.0.0.1:%d", port);
+}
+
+static bool loop_quiet(struct world *w, void *arg)
+{
+	(void)arg;
+	return !uv_loop_alive(&w->loop);
+}
+
+static void test_uv_cluster(void **state)
+{
+	struct world w;
+	struct engine_bootstrap bs;
+	struct engine_wait wt = {0};
+	unsigned three = 0xE, four = 0x1E;
+	int want, lead;
+	uint8_t buf[16];
+
+	(void)state;
+	memset(&w, 0, sizeof(w));
+	acked = 0;
+	snprintf(w.dir, sizeof(w.dir), "/tmp/dr-engine-uv-XXXXXX");
+	assert_non_null(mkdtemp(w.dir));
+	assert_int_equal(uv_loop_init(&w.loop), 0);
+	for (int id = 1; id <= 3; id++)
+		start_node(&w, id);
+	memset(&bs, 0, sizeof(bs));
+	bs.n_members = 3;
+	for (int i = 0; i < 3; i++) {
+		bs.members[i].node_id = (raft_id)i + 1;
+		snprintf(bs.members[i].addr, sizeof(bs.members[i].addr), "%s", w.n[i + 1].addr);
+	}
+	for (int id = 1; id <= 3; id++) {
+		for (int g = 0; g < GROUPS; g++) {
+			struct engine_sm_ops sm;
+
+			kv_sm_ops(w.n[id].sm[g], &sm);
+			assert_int_equal(
+			        engine_start_group(eng(&w, id), 100 + (uint64_t)g, &bs, &sm),
+			        ENGINE_OK);
+		}
+	}
+	if (!run_until(&w, all_led, NULL, 20))
+		fail_msg("no leader in every group after 20 s");
+
+	/* 2,000 proposals over both groups. */
+	want = 2000;
+	for (int i = 0; i < want; i++) {
+		int g = i % GROUPS, rc;
+		uint64_t key = (uint64_t)i + 1;
+
+		lead = leader_of(&w, g);
+		assert_true(lead != 0);
+		memcpy(buf, &key, 8);
+		memcpy(buf + 8, &key, 8);
+		rc = engine_propose(eng(&w, lead), 100 + (uint64_t)g, buf, 16, ack_cb, NULL);
+		if (rc != ENGINE_OK)
+			fail_msg("proposal %d: %s", i, engine_strerror(rc));
+		if (i % 100 == 99)
+			engine_uv_run_nowait(w.n[lead].u);
+	}
+	if (!run_until(&w, acked_all, &want, 30))
+		fail_msg("only %d of %d proposals acknowledged", acked, want);
+	if (!run_until(&w, converged, &three, 20))
+		fail_msg("replicas did not converge");
+
+	/* Node 4 joins group 100 after compaction: a snapshot streams over TCP. */
+	start_node(&w, 4);
+	{
+		struct engine_bootstrap jb;
+		struct engine_sm_ops sm;
+		struct engine_group_status st;
+
+		memset(&jb, 0, sizeof(jb));
+		jb.join = true;
+		jb.n_members = 3;
+		memcpy(jb.members, bs.members, sizeof(bs.members));
+		kv_sm_ops(w.n[4].sm[0], &sm);
+		assert_int_equal(engine_start_group(eng(&w, 4), 100, &jb, &sm), ENGINE_OK);
+		lead = leader_of(&w, 0);
+		assert_int_equal(engine_group_status(eng(&w, lead), 100, &st), ENGINE_OK);
+		if (st.first_index <= 1)
+			fail_msg("leader log not compacted (first index %llu)",
+			         (unsigned long long)st.first_index);
+		assert_int_equal(
+		        engine_add_member(eng(&w, lead), 100, 4, w.n[4].addr, engine_wait_cb, &wt),
+		        ENGINE_OK);
+	}
+	if (!run_until(&w, waited, &wt, 20) || wt.res.rc != ENGINE_OK)
+		fail_msg("add_member did not complete");
+	if (!run_until(&w, converged, &four, 30))
+		fail_msg("node 4 did not catch up");
+	assert_true(kv_sm_recoveries(w.n[4].sm[0]) >= 1);
+	assert_int_equal(kv_sm_count(w.n[4].sm[0]), (uint64_t)want / GROUPS);
+
+	for (int id = 1; id <= NODES; id++)
+		engine_uv_close(w.n[id].u);
+	if (!run_until(&w, loop_quiet, NULL, 10))
+		fail_msg("loop still alive after close");
+	assert_int_equal(uv_loop_close(&w.loop), 0);
+	for (int id = 1; id <= NODES; id++) {
+		fake_storage_destroy(w.n[id].fs);
+		for (int g = 0; g < GROUPS; g++)
+			kv_sm_destroy(w.n[id].sm[g]);
+	}
+	rmdir(w.dir);
+}
+
+/*
+ * Embedding as the PostgreSQL worker does it: wait on engine_uv_fd() with
+ * engine_uv_timeout(), then engine_uv_run_nowait(); a one-member group.
+ */
+static void test_uv_embedded(void **state)
+{
+	struct world w;
+	struct engine_bootstrap bs;
+	struct engine_sm_ops sm;
+	struct engine_group_status st;
+	double end;
+	int want = 100;
+
+	(void)state;
+	memset(&w, 0, sizeof(w));
+	acked = 0;
+	snprintf(w.dir, sizeof(w.dir), "/tmp/dr-engine-uv-XXXXXX");
+	assert_non_null(mkdtemp(w.dir));
+	assert_int_equal(uv_loop_init(&w.loop), 0);
+	start_node(&w, 1);
+	memset(&bs, 0, sizeof(bs));
+	bs.n_members = 1;
+	bs.members[0].node_id = 1;
+	snprintf(bs.members[0].addr, sizeof(bs.members[0].addr), "%s", w.n[1].addr);
+	kv_sm_ops(w.n[1].sm[0], &sm);
+	assert_int_equal(engine_start_group(eng(&w, 1), 100, &bs, &sm), ENGINE_OK);
+	end = now_s() + 20;
+	for (int sent = 0; acked < want && now_s() < end;) {
+		struct pollfd pfd = {engine_uv_fd(w.n[1].u), POLLIN, 0};
+		int timeout = engine_uv_timeout(w.n[1].u);
+
+		if (sent < want && engine_group_status(eng(&w, 1), 100, &st) == ENGINE_OK &&
+		    st.writable) {
+			uint8_t buf[16] = {0};
+			uint64_t key = (uint64_t)sent + 1;
+
+			memcpy(buf, &key, 8);
+			assert_int_equal(engine_propose(eng(&w, 1), 100, buf, 16, ack_cb, NULL),
+			                 ENGINE_OK);
+			sent++;
+			timeout = 0;
+		}
+		poll(&pfd, 1, timeout < 0 || timeout > 50 ? 50 : timeout);
+		engine_uv_run_nowait(w.n[1].u);
+	}
+	if (acked < want)
+		fail_msg("embedded loop: %d of %d proposals acknowledged", acked, want);
+	assert_int_equal(kv_sm_count(w.n[1].sm[0]), (uint64_t)want);
+	engine_uv_close(w.n[1].u);
+	if (!run_until(&w, loop_quiet, NULL, 10))
+		fail_msg("loop still alive after close");
+	assert_int_equal(uv_loop_close(&w.loop), 0);
+	fake_storage_destroy(w.n[1].fs);
+	for (int g = 0; g < GROUPS; g++)
+		kv_sm_destroy(w.n[1].sm[g]);
+	rmdir(w.dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_uv_cluster),
+	        cmocka_unit_test(test_uv_embedded),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
