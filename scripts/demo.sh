@@ -69,9 +69,11 @@ cat <<MSG
 
 What runs today: each server loads dragonraft from shared_preload_libraries and
 starts its engine worker (see pg_stat_activity), and CREATE EXTENSION works.
-Not built yet: the Raft engine inside the worker (src/engine), and with it
-create_group(), replicate_table() and the replicated write path; this demo will
-create a group and replicate a table across the three nodes once they exist.
+Built and tested as plain C, but not yet inside the worker: the Raft core,
+the LogDB, the transport and the multi-group engine (make check runs them).
+Not built yet: the engine running in the worker, and with it create_group(),
+replicate_table() and the replicated write path; this demo will create a group
+and replicate a table across the three nodes once they exist.
 MSG
 if [ "${DEMO_KEEP:-0}" = 1 ]; then
 	echo "servers left running; stop them with: for n in 1 2 3; do ${RUN_AS[*]} $PG_BINDIR/pg_ctl -D $dir/node\$n stop; done"
