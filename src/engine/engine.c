@@ -740,16 +740,6 @@ size_t engine_groups(const struct engine *e, uint64_t *ids, size_t cap)
 	return e->n_groups;
 }
 
-static bool has_id(const struct raft_membership *m, raft_id id)
-{
-	for (uint32_t i = 0; i < m->n_voters; i++)
-		if (m->voters[i] == id)
-			return true;
-	for (uint32_t i = 0; i < m->n_nonvoters; i++)
-		if (m->nonvoters[i] == id)
-			return true;
-	return false;
-}
 
 bool engine_accepts(const struct engine *e, uint64_t group_id, raft_id from)
 {
@@ -759,7 +749,7 @@ bool engine_accepts(const struct engine *e, uint64_t group_id, raft_id from)
 	if (g == NULL || g->failed || from == 0 || from == e->cfg.node_id)
 		return false;
 	m = raft_membership(g->r);
-	if (m->n_voters + m->n_nonvoters == 0 || has_id(m, from))
+	if (m->n_voters + m->n_nonvoters == 0 || raft_membership_contains(m, from))
 		return true;
 	/* A member that is being added or an address we were told about. */
 	for (uint32_t i = 0; i < g->bs.n_members; i++)

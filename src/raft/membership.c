@@ -251,3 +251,8 @@ int raft_propose_conf_change(struct raft *r, const struct raft_conf_change *cc, 
 		r->a->free(buf);
 	return rc;
 }
+
+bool raft_membership_contains(const struct raft_membership *m, raft_id id)
+{
+	return find(m->voters, m->n_voters, id) >= 0 || find(m->nonvoters, m->n_nonvoters, id) >= 0;
+}

@@ -216,6 +216,8 @@ raft_term raft_term_of(const struct raft *r);
 raft_index raft_commit_index(const struct raft *r);
 raft_index raft_last_index(const struct raft *r);
 const struct raft_membership *raft_membership(const struct raft *r);
+/* Is id a voter or non-voter of m? */
+bool raft_membership_contains(const struct raft_membership *m, raft_id id);
 /* Why the last input was refused with RAFT_ERR_INVALID ("" if never). */
 const char *raft_errmsg(const struct raft *r);
 

@@ -32,17 +32,6 @@ int raft_snap_send(struct raft *r, struct progress *pr, bool *sent)
 	return RAFT_OK;
 }
 
-/* Is id a member of m? */
-static bool member_of(const struct raft_membership *m, raft_id id)
-{
-	for (uint32_t i = 0; i < m->n_voters; i++)
-		if (m->voters[i] == id)
-			return true;
-	for (uint32_t i = 0; i < m->n_nonvoters; i++)
-		if (m->nonvoters[i] == id)
-			return true;
-	return false;
-}
 
 int raft_snap_handle(struct raft *r, const struct raft_message *m)
 {
@@ -51,7 +40,7 @@ int raft_snap_handle(struct raft *r, const struct raft_message *m)
 	struct raft_message *o;
 	int rc;
 
-	if (s->index <= l->committed || !member_of(&s->membership, r->id)) {
+	if (s->index <= l->committed || !raft_membership_contains(&s->membership, r->id)) {
 		/* Stale, or not meant for us: report where we are. */
 	} else if (raft_log_match_term(l, s->index, s->term)) {
 		/* We already have the snapshot's last entry: just fast-forward commit. */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cluster.h"
+#include "raft/raft.h"
 
 static int start_engine(struct cluster *c, raft_id id)
 {
@@ -270,16 +271,6 @@ raft_id cluster_leader(const struct cluster *c, int gi)
 	return lead;
 }
 
-static bool in_conf(const struct raft_membership *m, raft_id id)
-{
-	for (uint32_t i = 0; i < m->n_voters; i++)
-		if (m->voters[i] == id)
-			return true;
-	for (uint32_t i = 0; i < m->n_nonvoters; i++)
-		if (m->nonvoters[i] == id)
-			return true;
-	return false;
-}
 
 bool cluster_converged(const struct cluster *c, int gi)
 {
@@ -291,7 +282,7 @@ bool cluster_converged(const struct cluster *c, int gi)
 		return false;
 	digest = kv_sm_digest(c->nodes[lead].sm[gi]);
 	for (raft_id id = 1; id <= (raft_id)c->n_nodes; id++) {
-		if (!in_conf(&ls.membership, id))
+		if (!raft_membership_contains(&ls.membership, id))
 			continue;
 		if (!cluster_status(c, id, gi, &st) || st.applied != ls.commit)
 			return false;

@@ -381,16 +381,6 @@ void sim_check_read(struct sim_world *w, struct sim_node *nd, uint64_t ctx, raft
 		         ctx, r->node, index, r->min_index);
 }
 
-static bool is_member(const struct raft_membership *m, raft_id id)
-{
-	for (uint32_t i = 0; i < m->n_voters; i++)
-		if (m->voters[i] == id)
-			return true;
-	for (uint32_t i = 0; i < m->n_nonvoters; i++)
-		if (m->nonvoters[i] == id)
-			return true;
-	return false;
-}
 
 void sim_check_final(struct sim_world *w, const struct raft_membership *m)
 {
@@ -402,7 +392,7 @@ void sim_check_final(struct sim_world *w, const struct raft_membership *m)
 		for (unsigned id = 1; id <= w->n; id++) {
 			struct sim_node *nd = &w->nodes[id];
 
-			if (!nd->up || !is_member(m, id) || nd->st.applied < p->index)
+			if (!nd->up || !raft_membership_contains(m, id) || nd->st.applied < p->index)
 				continue;
 			if (sim_u64s_get(&nd->st.sm, p->index) != k + 1) {
 				sim_fail(w, "lost-ack",

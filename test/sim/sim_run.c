@@ -104,11 +104,6 @@ static bool in_list(const raft_id *v, uint32_t n, raft_id id)
 	return false;
 }
 
-static bool is_member(const struct raft_membership *m, raft_id id)
-{
-	return in_list(m->voters, m->n_voters, id) || in_list(m->nonvoters, m->n_nonvoters, id);
-}
-
 /* A random node that accepts calls now, or NULL. */
 static struct sim_node *pick_node(struct sim_world *w)
 {
@@ -220,11 +215,11 @@ static void conf_change(struct sim_world *w)
 			cand[n] = id;
 			types[n++] = RAFT_CC_ADD_VOTER;
 		}
-		if (!is_member(m, id)) {
+		if (!raft_membership_contains(m, id)) {
 			cand[n] = id;
 			types[n++] = RAFT_CC_ADD_NONVOTER;
 		}
-		if (is_member(m, id) && w->removals < w->p.max_removals &&
+		if (raft_membership_contains(m, id) && w->removals < w->p.max_removals &&
 		    (!in_list(m->voters, m->n_voters, id) || m->n_voters >= 3)) {
 			cand[n] = id;
 			types[n++] = RAFT_CC_REMOVE;
@@ -437,7 +432,7 @@ static struct sim_node *stable_leader(struct sim_world *w)
 	for (unsigned id = 1; id <= w->n; id++) {
 		struct sim_node *nd = &w->nodes[id];
 
-		if (nd->up && is_member(m, id) && nd->term > l->term)
+		if (nd->up && raft_membership_contains(m, id) && nd->term > l->term)
 			return NULL;
 	}
 	return l;
@@ -463,7 +458,7 @@ static bool caught_up(struct sim_world *w, const struct raft_membership *m, raft
 	for (unsigned id = 1; id <= w->n; id++) {
 		struct sim_node *nd = &w->nodes[id];
 
-		if (!is_member(m, id))
+		if (!raft_membership_contains(m, id))
 			continue;
 		if (!nd->up || nd->st.applied < target) {
 			snprintf(why, len, "node %u applied %" PRIu64 " of %" PRIu64 "%s", id,
@@ -484,7 +479,7 @@ static uint64_t lag(struct sim_world *w, struct sim_node *l)
 	for (unsigned id = 1; id <= w->n; id++) {
 		struct sim_node *nd = &w->nodes[id];
 
-		if (is_member(m, id) && nd->st.applied < last && last - nd->st.applied > most)
+		if (raft_membership_contains(m, id) && nd->st.applied < last && last - nd->st.applied > most)
 			most = last - nd->st.applied;
 	}
 	return most;
