@@ -26,7 +26,8 @@ stop_all() {
 [ "${DEMO_KEEP:-0}" = 1 ] || trap stop_all EXIT
 
 free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+	perl -MIO::Socket::INET -e \
+		'print IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1", LocalPort => 0)->sockport'
 }
 
 members=""
