@@ -107,6 +107,9 @@ dr_engine_worker_main(Datum arg)
 		if (ConfigReloadPending) {
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			ereport(LOG, (errmsg("dragonraft engine worker for node %d reloaded its "
+					     "configuration",
+					     dr_node_id)));
 		}
 	}
 

@@ -34,8 +34,10 @@ ok(-d $node->data_dir . '/dragonraft', 'the worker created dragonraft.data_dir')
 
 my $pid = $node->safe_psql('postgres',
 	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'dragonraft engine'");
+my $reload_offset = -s $node->logfile;
 $node->safe_psql('postgres', 'SELECT pg_reload_conf()');
-$node->safe_psql('postgres', "SELECT pg_sleep(0)");    # round trip after the reload
+$node->wait_for_log(qr/dragonraft engine worker for node 1 reloaded its configuration/,
+	$reload_offset);
 is($node->safe_psql('postgres',
 		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'dragonraft engine'"),
 	$pid, 'the same worker survives a configuration reload');
