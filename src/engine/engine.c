@@ -394,17 +394,15 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 	if (bs != NULL && !bs->join)
 		g->conf = g->bs.membership; /* what raft_create's bootstrap produces */
 
-	/* The state machine already holds what it applied durably. */
-	/* The state machine already holds what it applied durably. */
-	if (bs == NULL && g->sm_skip > g->last) {
-		rc = eng_err(
-		        e, ENGINE_ERR_STORAGE,
-		        "group %llu: the state machine applied %llu but the stored log ends at "
-		        "%llu; the LogDB lost data, refusing to start this member",
-		        (unsigned long long)group_id, (unsigned long long)g->sm_skip,
-		        (unsigned long long)g->last);
-		goto err_after_alloc;
-	}
+	/*
+	 * The state machine already holds what it applied durably.  It may be
+	 * ahead of the stored log: a received snapshot is recovered into the
+	 * state machine before its metadata is saved (DESIGN 9), and a crash
+	 * in between leaves the log at its older end.  Raft then starts from
+	 * the stored log, the leader brings it up again, and entries up to
+	 * sm_skip are not handed to the state machine twice.  (A LogDB that was
+	 * lost altogether is caught when the member is started as new.)
+	 */
 	g->last_snap_applied = g->snap.index;
 
 	memset(&rc_cfg, 0, sizeof(rc_cfg));
@@ -739,7 +737,6 @@ size_t engine_groups(const struct engine *e, uint64_t *ids, size_t cap)
 		ids[i] = e->groups[i]->id;
 	return e->n_groups;
 }
-
 
 bool engine_accepts(const struct engine *e, uint64_t group_id, raft_id from)
 {

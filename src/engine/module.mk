@@ -21,8 +21,8 @@ $(B)/test/test_engine_uv: $(call objs,test/engine/fake_storage.c test/engine/kv_
 	$(B)/lib/libdr_transport.a $(B)/lib/libdr_raft.a $(B)/lib/libdr_util.a
 
 # In-process benchmark of the engine path alone (3 engines in one process, fake
-# network; fake storage and LogDB).  The multi-process loopback benchmark of
-# the issue (bench/engine_bench) is still to come.
+# network; fake storage and LogDB).  The multi-process loopback benchmark is
+# bench/engine_bench (test/engine/module.mk).
 $(B)/bench/engine_inproc_bench: test/engine/engine_inproc_bench.c $(ENGINE_FAKES) $(B)/lib/libdr_engine.a $(B)/lib/libdr_logdb.a $(B)/lib/libdr_raft.a $(B)/lib/libdr_util.a
 	@mkdir -p $(@D)
 	$(CC) $(CORE_CFLAGS) -o $@ $(filter %.c %.o,$^) $(filter %.a,$^) $(CORE_LDLIBS)

@@ -883,6 +883,55 @@ static void test_nonvoter_and_snapshot(void **state)
 	cluster_destroy(&c);
 }
 
+/*
+ * A crash between a snapshot's recovery into the state machine and the save
+ * of its metadata leaves the state machine ahead of the stored log: the
+ * member restarts (it is not a lost LogDB), catches up, and applies nothing
+ * twice.
+ */
+static void test_sm_ahead_of_log(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_sm_ops lops, fops;
+	struct engine_group_status st;
+	struct cluster c;
+	size_t n = 400;
+	struct prop *p = calloc(n, sizeof(*p));
+	char path[300];
+	raft_index idx = 0;
+	raft_id f, lead;
+
+	(void)state;
+	assert_non_null(p);
+	cfg.snapshot_entries = 50;
+	cfg.compaction_overhead = 10;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, n / 4, 1);
+	f = a_follower(&c, 0);
+	cluster_crash(&c, f);
+	propose_many(&c, p + n / 4, n / 4, 1 + n / 4);
+	/* The crash window: f's state machine took the leader's state, its log did not. */
+	lead = cluster_leader(&c, 0);
+	kv_sm_ops(c.nodes[lead].sm[0], &lops);
+	kv_sm_ops(c.nodes[f].sm[0], &fops);
+	snprintf(path, sizeof(path), "%s/ahead.snap", c.dir);
+	assert_int_equal(lops.save_snapshot(lops.ctx, path, &idx), ENGINE_OK);
+	assert_int_equal(fops.recover(fops.ctx, path, idx), ENGINE_OK);
+	remove(path);
+	assert_int_equal(cluster_restart(&c, f), ENGINE_OK);
+	assert_true(cluster_status(&c, f, 0, &st));
+	if (st.last_index >= idx)
+		fail_msg("the stored log (last %llu) should end below the state machine (%llu)",
+		         (unsigned long long)st.last_index, (unsigned long long)idx);
+	propose_many(&c, p + n / 2, n / 2, 1 + n / 2);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	check_acked(&c, p, n);
+	assert_true(kv_sm_count(c.nodes[f].sm[0]) == n);
+	cluster_destroy(&c);
+	free(p);
+}
+
 #ifdef TEST_ENGINE_FAKE
 /* A node that lost its LogDB refuses to start its member again (DESIGN 10). */
 static void test_lost_logdb(void **state)
@@ -1097,6 +1146,7 @@ int main(void)
 	        cmocka_unit_test(test_nonvoter_and_snapshot),
 	        cmocka_unit_test(test_callbacks),
 	        cmocka_unit_test(test_chaos),
+	        cmocka_unit_test(test_sm_ahead_of_log),
 #ifdef TEST_ENGINE_FAKE
 	        cmocka_unit_test(test_storage_failure),
 	        cmocka_unit_test(test_pending_table),

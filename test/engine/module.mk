@@ -1,0 +1,32 @@
+# test/engine: dr-node (one engine per process, node.c) and the multi-process
+# tests and benchmark that drive it (issue 6).
+#
+#   make BUILD_DIR=build/dev-procs engine-procs-check   the multi-process test
+#   make BUILD_DIR=build/dev-procs bench-engine         the loopback benchmark
+
+NODE_CLIENT_OBJS := $(call objs,test/engine/node_client.c)
+
+PROGRAMS += $(B)/test/dr-node
+$(B)/test/dr-node: $(call objs,test/engine/node.c test/engine/file_sm.c test/engine/kv_sm.c) \
+	$(B)/lib/libdr_engine.a $(B)/lib/libdr_logdb.a $(B)/lib/libdr_transport.a \
+	$(B)/lib/libdr_raft.a $(B)/lib/libdr_util.a
+	@mkdir -p $(@D)
+	$(CC) $(CORE_CFLAGS) -o $@ $(filter %.o,$^) $(filter %.a,$^) $(CORE_LDLIBS)
+
+PROGRAMS += $(B)/test/dr-procs-test
+$(B)/test/dr-procs-test: $(call objs,test/engine/procs_test.c test/engine/file_sm.c) \
+	$(NODE_CLIENT_OBJS) $(B)/lib/libdr_util.a
+	@mkdir -p $(@D)
+	$(CC) $(CORE_CFLAGS) -o $@ $(filter %.o,$^) $(filter %.a,$^) $(CORE_LDLIBS)
+
+.PHONY: engine-procs-check
+CHECK_STEPS += engine-procs-check
+engine-procs-check: $(B)/test/dr-procs-test $(B)/test/dr-node
+	$(B)/test/dr-procs-test $(B)/test/dr-node
+
+$(B)/bench/engine_bench: $(NODE_CLIENT_OBJS)
+
+.PHONY: bench-engine
+BENCH_STEPS += bench-engine
+bench-engine: $(B)/bench/engine_bench $(B)/test/dr-node
+	$(B)/bench/engine_bench $(B)/test/dr-node
