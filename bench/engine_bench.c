@@ -9,7 +9,7 @@
  *
  * Usage: engine_bench PATH-TO-dr-node [seconds [in-flight total]]
  *        (BENCH_SECONDS, BENCH_INFLIGHT and BENCH_NODE_ARGS, the dr-node options,
- *        also read).  Last line: headline.
+ *        also read; BENCH_GROUPS=N runs only the N-group size).  Last line: headline.
  */
 #include <inttypes.h>
 #include <signal.h>
@@ -157,7 +157,7 @@ int main(int argc, char **argv)
 	struct result res[3];
 	char tmp[] = "/tmp/dr-engine-bench-XXXXXX", cmd[128];
 	double secs = 3;
-	int inflight = 4096, rc = 0;
+	int inflight = 4096, rc = 0, only;
 	const char *env;
 
 	if (argc < 2) {
@@ -185,7 +185,10 @@ int main(int argc, char **argv)
 	printf("engine_bench: 3 dr-node processes on loopback, LogDB fsync on, in-memory KV, "
 	       "16-byte proposals, %.1f s per run, %d in flight in all\n",
 	       secs, inflight);
+	only = (env = getenv("BENCH_GROUPS")) != NULL ? atoi(env) : 0;
 	for (int k = 0; k < 3 && rc == 0; k++) {
+		if (only > 0 && sizes[k] != only)
+			continue;
 		rc = run(tmp, sizes[k], secs, inflight, &res[k]);
 		kill_all();
 	}
@@ -196,6 +199,8 @@ int main(int argc, char **argv)
 		printf("engine_bench: FAILED\n");
 		return 1;
 	}
+	if (only > 0)
+		return 0; /* one size was asked for: its line above is the result */
 	printf("engine_bench: 1 group %.0f/s (p50 %.2f ms, p99 %.2f ms); 8 groups %.0f/s "
 	       "(p50 %.2f, p99 %.2f); 48 groups %.0f/s (p50 %.2f ms, p99 %.2f ms) "
 	       "[goal 300000/s at 48 groups]\n",

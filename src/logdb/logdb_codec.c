@@ -185,16 +185,22 @@ static void add_membership(struct logdb_buf *b, const struct raft_membership *m)
 		add64(b, m->removed[i]);
 }
 
-int logdb_encode_entry(struct logdb_buf *b, const uint8_t *key, size_t klen,
-                       const struct raft_entry *e)
+int logdb_encode_run(struct logdb_buf *b, const uint8_t *key, size_t klen,
+                     const struct raft_entry *ents, uint32_t n)
 {
-	int rc = begin(b, LOGDB_KIND_ENTRY, 16 + (size_t)e->len);
+	size_t body = 4;
+	for (uint32_t i = 0; i < n; i++)
+		body += LOGDB_RUN_ENTRY_HDR + (size_t)ents[i].len;
+	int rc = begin(b, LOGDB_KIND_ENTRY, body);
 	if (rc)
 		return rc;
-	add64(b, e->term);
-	add32(b, e->type);
-	add32(b, e->len);
-	add_bytes(b, e->data, e->len);
+	add32(b, n);
+	for (uint32_t i = 0; i < n; i++) {
+		add64(b, ents[i].term);
+		b->p[b->len++] = (uint8_t)ents[i].type;
+		add32(b, ents[i].len);
+		add_bytes(b, ents[i].data, ents[i].len);
+	}
 	seal(b, key, klen);
 	return LOGDB_OK;
 }
@@ -387,28 +393,50 @@ static int get_membership(struct rd *r, struct raft_membership *m, const char **
 	return LOGDB_OK;
 }
 
-int logdb_decode_entry(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
-                       struct raft_entry *e, const char **why)
+int logdb_run_open(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                   struct logdb_run *run, const char **why)
 {
 	struct rd r;
 	unsigned kind;
-	uint64_t g, n, idx;
-	if (logdb_key_parse(key, klen, &kind, &g, &n, &idx) || kind != LOGDB_KIND_ENTRY ||
-	    klen != LOGDB_INDEX_KEY_LEN)
+	uint64_t g, n, first;
+	if (logdb_key_parse(key, klen, &kind, &g, &n, &first) || kind != LOGDB_KIND_ENTRY ||
+	    klen != LOGDB_INDEX_KEY_LEN || first == 0)
 		return fail(why, "malformed entry key");
 	int rc = open_value(key, klen, val, vlen, LOGDB_KIND_ENTRY, &r, why);
 	if (rc)
 		return rc;
-	e->index = idx;
-	e->term = r64(&r);
-	e->type = r32(&r);
-	e->len = r32(&r);
-	e->data = rbytes(&r, e->len);
-	if ((rc = done(&r, why)))
-		return rc;
-	if (e->type > RAFT_ENTRY_CONF_CHANGE)
-		return fail(why, "unknown entry type");
-	return LOGDB_OK;
+	uint32_t count = r32(&r);
+	if (r.bad || count == 0)
+		return fail(why, "entry run without entries");
+	if (count > r.left / LOGDB_RUN_ENTRY_HDR || first > UINT64_MAX - count)
+		return fail(why, "entry run count out of range");
+	run->first = first;
+	run->n = count;
+	run->next = first;
+	run->p = r.p;
+	/* Check the whole layout once, so logdb_run_next() cannot fail. */
+	for (uint32_t i = 0; i < count; i++) {
+		r64(&r);
+		const uint8_t *type = rbytes(&r, 1);
+		uint32_t len = r32(&r);
+		rbytes(&r, len);
+		if (r.bad)
+			return fail(why, "value truncated");
+		if (*type > RAFT_ENTRY_CONF_CHANGE)
+			return fail(why, "unknown entry type");
+	}
+	return done(&r, why);
+}
+
+void logdb_run_next(struct logdb_run *run, struct raft_entry *e)
+{
+	const uint8_t *p = run->p;
+	e->index = run->next++;
+	e->term = get_le64(p);
+	e->type = p[8];
+	e->len = get_le32(p + 9);
+	e->data = e->len ? p + LOGDB_RUN_ENTRY_HDR : NULL;
+	run->p = p + LOGDB_RUN_ENTRY_HDR + e->len;
 }
 
 int logdb_decode_state(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,

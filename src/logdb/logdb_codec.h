@@ -31,9 +31,11 @@ enum logdb_kind {
 
 #define LOGDB_KEY_LEN       20 /* kind, zeros, group, node */
 #define LOGDB_INDEX_KEY_LEN 28 /* ... and index */
-#define LOGDB_VALUE_VERSION 1
+#define LOGDB_VALUE_VERSION 2 /* 2: entries stored as runs */
 #define LOGDB_HDR_LEN       8
-#define LOGDB_ENTRY_HDR_LEN (LOGDB_HDR_LEN + 16) /* + term, type, len */
+#define LOGDB_RUN_ENTRY_HDR 13 /* per entry of a run: term (8), type (1), len (4) */
+#define LOGDB_RUN_MAX_ENTRIES 512
+#define LOGDB_RUN_MAX_BYTES   (256u << 10) /* payload; a larger entry is a run of one */
 
 /* Write the 20-byte key of kind for (group, node) into key. */
 void logdb_key(uint8_t *key, unsigned kind, uint64_t group_id, uint64_t node_id);
@@ -56,9 +58,20 @@ int logdb_buf_reserve(struct logdb_buf *b, size_t need);
 /* Release the memory of b. */
 void logdb_buf_free(struct logdb_buf *b);
 
-/* Encoders: replace b's content with the value for key (klen bytes). */
-int logdb_encode_entry(struct logdb_buf *b, const uint8_t *key, size_t klen,
-                       const struct raft_entry *e);
+/*
+ * Encoders: replace b's content with the value for key (klen bytes).
+ *
+ * Entries are stored as runs: the entries of one group that one save writes
+ * (up to LOGDB_RUN_MAX_ENTRIES / LOGDB_RUN_MAX_BYTES) share one value under
+ * the key of the run's first index, body: count (4), then per entry term (8),
+ * type (1), len (4), data.  One key per run instead of one per entry is what
+ * makes a save of many groups cheap (RocksDB's cost is per key: memtable
+ * insert, WAL record, flush).  A run's entries at or above the key of the
+ * next run of the same member are stale (a conflicting append wrote over
+ * them); readers bound each run by the next key.
+ */
+int logdb_encode_run(struct logdb_buf *b, const uint8_t *key, size_t klen,
+                     const struct raft_entry *ents, uint32_t n);
 /* Encode a hard state value. */
 int logdb_encode_state(struct logdb_buf *b, const uint8_t *key, size_t klen,
                        const struct raft_hard_state *hs);
@@ -76,11 +89,20 @@ int logdb_encode_snapshot(struct logdb_buf *b, const uint8_t *key, size_t klen,
 
 /*
  * Decoders: check the header and CRC against key, then parse.  Return 0, or
- * LOGDB_ERR_CORRUPT with *why set to a static reason.  Entry data points into
- * val; the index comes from the key.
+ * LOGDB_ERR_CORRUPT with *why set to a static reason.
  */
-int logdb_decode_entry(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
-                       struct raft_entry *e, const char **why);
+
+/* A checked run being read: entries first .. first + n - 1. */
+struct logdb_run {
+	uint64_t first, next; /* index of the first entry, of the next one to read */
+	uint32_t n;
+	const uint8_t *p; /* the next entry's encoding (inside the value) */
+};
+/* Check a whole run value (header, CRC, layout); then logdb_run_next() n times. */
+int logdb_run_open(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                   struct logdb_run *run, const char **why);
+/* The next entry of an opened run; its data points into the value. */
+void logdb_run_next(struct logdb_run *run, struct raft_entry *e);
 /* Decode a hard state value. */
 int logdb_decode_state(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
                        struct raft_hard_state *hs, const char **why);

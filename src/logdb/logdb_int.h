@@ -123,6 +123,13 @@ int logdb_member_slot(struct logdb *db, struct shard *s, uint64_t group_id, uint
 /* Forget the cached state of a member (after a failed write); shard lock held. */
 void logdb_member_forget(struct shard *s, uint64_t group_id, uint64_t node_id);
 
+/*
+ * The first index of the stored run that holds entry index of (g, n): the
+ * greatest run key <= index, or 0 if there is none.  Shard lock held.
+ */
+int logdb_run_holding(struct logdb *db, struct shard *s, uint64_t g, uint64_t n, uint64_t index,
+                      uint64_t *start);
+
 /* Start one writer thread per shard (when there are several shards). */
 int logdb_writers_start(struct logdb *db);
 /* Stop and join the writer threads. */

@@ -118,39 +118,61 @@ int logdb_iterate_entries(struct logdb *db, uint64_t g, raft_id n, raft_index lo
 		                  " asked, last index is %" PRIu64,
 		                  g, n, high - 1, last);
 
-	uint8_t lo[LOGDB_INDEX_KEY_LEN], hi[LOGDB_INDEX_KEY_LEN];
-	logdb_index_key(lo, LOGDB_KIND_ENTRY, g, n, low);
+	/*
+	 * Runs from the one holding low (the greatest key <= low) up to the
+	 * last that starts below high.  A run's entries are final once the
+	 * next key is seen: entries at or above it are stale and dropped.
+	 */
+	uint8_t lo[LOGDB_INDEX_KEY_LEN], key[LOGDB_INDEX_KEY_LEN], hi[LOGDB_INDEX_KEY_LEN];
+	logdb_index_key(lo, LOGDB_KIND_ENTRY, g, n, 0);
+	logdb_index_key(key, LOGDB_KIND_ENTRY, g, n, low);
 	logdb_index_key(hi, LOGDB_KIND_ENTRY, g, n, high);
 	struct iter it;
 	iter_open(&it, s, lo, sizeof(lo), hi, sizeof(hi));
-	rocksdb_iter_seek(it.it, (const char *)lo, sizeof(lo));
-	uint64_t want = low;
+	rocksdb_iter_seek_for_prev(it.it, (const char *)key, sizeof(key));
+	uint64_t want = low; /* the next index to read */
 	bool by_limit = false;
-	for (; want < high && rocksdb_iter_valid(it.it); rocksdb_iter_next(it.it), want++) {
+	for (; rocksdb_iter_valid(it.it); rocksdb_iter_next(it.it)) {
 		size_t klen, vlen;
-		const uint8_t *key = (const uint8_t *)rocksdb_iter_key(it.it, &klen);
+		const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it.it, &klen);
 		const uint8_t *val = (const uint8_t *)rocksdb_iter_value(it.it, &vlen);
-		struct raft_entry e;
+		struct logdb_run run;
 		const char *why;
 		unsigned kind;
-		uint64_t kg, kn, ki;
-		if (logdb_key_parse(key, klen, &kind, &kg, &kn, &ki) || kind != LOGDB_KIND_ENTRY ||
-		    kg != g || kn != n || ki != want)
-			break; /* a hole: reported below */
-		if ((rc = logdb_decode_entry(key, klen, val, vlen, &e, &why))) {
+		uint64_t kg, kn, start;
+		if (logdb_key_parse(k, klen, &kind, &kg, &kn, &start) || kind != LOGDB_KIND_ENTRY ||
+		    kg != g || kn != n || klen != LOGDB_INDEX_KEY_LEN)
+			break; /* cannot happen inside the bounds; reported as a hole */
+		while (out->n > 0 && out->ents[out->n - 1].index >= start) {
+			out->n--; /* stale: written over by this run */
+			out->buf_len -= out->ents[out->n].len;
+			out->bytes -= out->ents[out->n].len;
+			want = start;
+			by_limit = false;
+		}
+		if (by_limit || start > want)
+			break; /* done, or a hole at want (reported below) */
+		if ((rc = logdb_run_open(k, klen, val, vlen, &run, &why))) {
 			rc = logdb_fail(db, rc,
-			                "corrupt entry: group %" PRIu64 " node %" PRIu64
-			                " index %" PRIu64 ": %s",
-			                g, n, want, why);
+			                "corrupt entries: group %" PRIu64 " node %" PRIu64
+			                " run at index %" PRIu64 ": %s",
+			                g, n, start, why);
 			goto out;
 		}
-		if (out->n > 0 && out->bytes + e.len > max_bytes) {
-			by_limit = true;
-			break;
-		}
-		if ((rc = add_entry(db, out, &e))) {
-			rc = logdb_fail(db, rc, "out of memory reading entries");
-			goto out;
+		for (uint32_t i = 0; i < run.n && want < high; i++) {
+			struct raft_entry e;
+			logdb_run_next(&run, &e);
+			if (e.index < want)
+				continue;
+			if (out->n > 0 && out->bytes + e.len > max_bytes) {
+				by_limit = true;
+				break;
+			}
+			if ((rc = add_entry(db, out, &e))) {
+				rc = logdb_fail(db, rc, "out of memory reading entries");
+				goto out;
+			}
+			want++;
 		}
 	}
 	if ((rc = iter_status(db, &it, "reading entries")))
@@ -368,4 +390,33 @@ int logdb_list_snapshots(struct logdb *db, uint64_t g, raft_id n, struct logdb_s
 	*out = arr;
 	*count = k;
 	return LOGDB_OK;
+}
+
+int logdb_run_holding(struct logdb *db, struct shard *s, uint64_t g, uint64_t n, uint64_t index,
+                      uint64_t *start)
+{
+	uint8_t lo[LOGDB_INDEX_KEY_LEN], key[LOGDB_INDEX_KEY_LEN], hi[LOGDB_INDEX_KEY_LEN + 1];
+	struct iter it;
+	logdb_index_key(lo, LOGDB_KIND_ENTRY, g, n, 0);
+	logdb_index_key(key, LOGDB_KIND_ENTRY, g, n, index);
+	logdb_range_end(hi, LOGDB_KIND_ENTRY, g, n);
+	iter_open(&it, s, lo, sizeof(lo), hi, sizeof(hi));
+	rocksdb_iter_seek_for_prev(it.it, (const char *)key, sizeof(key));
+	*start = 0;
+	int rc = LOGDB_OK;
+	if (rocksdb_iter_valid(it.it)) {
+		size_t klen;
+		const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it.it, &klen);
+		unsigned kind;
+		uint64_t kg, kn;
+		if (logdb_key_parse(k, klen, &kind, &kg, &kn, start) || kind != LOGDB_KIND_ENTRY ||
+		    klen != LOGDB_INDEX_KEY_LEN)
+			rc = logdb_fail(db, LOGDB_ERR_CORRUPT,
+			                "malformed entry key in group %" PRIu64 " node %" PRIu64, g,
+			                n);
+	} else {
+		rc = iter_status(db, &it, "finding an entry run");
+	}
+	iter_close(&it);
+	return rc;
 }

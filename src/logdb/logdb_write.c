@@ -38,6 +38,25 @@ static void delete_entries(rocksdb_writebatch_t *b, uint64_t g, uint64_t n, uint
 	                                sizeof(k2));
 }
 
+/*
+ * Add to b the deletion of the runs that hold only entries <= index; the run
+ * that holds index + 1 (if index < last) stays, its head below the new first
+ * index unread.  (A run this save has staged but not written is not seen: the
+ * deletion then stops lower, which only keeps more.)
+ */
+static int drop_entries_to(struct logdb *db, struct shard *s, rocksdb_writebatch_t *b, uint64_t g,
+                           uint64_t n, uint64_t index, uint64_t last)
+{
+	uint64_t keep = index + 1;
+	if (index < last) {
+		int rc = logdb_run_holding(db, s, g, n, index + 1, &keep);
+		if (rc)
+			return rc;
+	}
+	delete_entries(b, g, n, 0, keep);
+	return LOGDB_OK;
+}
+
 static int put_range(struct logdb *db, rocksdb_writebatch_t *b, struct logdb_buf *v, uint64_t g,
                      uint64_t n, uint64_t first, uint64_t last)
 {
@@ -96,6 +115,29 @@ static int put_bootstrap(struct logdb *db, rocksdb_writebatch_t *b, struct logdb
 	return LOGDB_OK;
 }
 
+/* Put entries as runs of at most LOGDB_RUN_MAX_ENTRIES / LOGDB_RUN_MAX_BYTES. */
+static int put_runs(struct logdb *db, rocksdb_writebatch_t *b, struct logdb_buf *v, uint64_t g,
+                    uint64_t n, const struct raft_entry *ents, uint32_t count)
+{
+	uint8_t key[LOGDB_INDEX_KEY_LEN];
+	for (uint32_t i = 0, k; i < count; i += k) {
+		uint64_t bytes = ents[i].len;
+		for (k = 1; i + k < count && k < LOGDB_RUN_MAX_ENTRIES &&
+		            bytes + ents[i + k].len <= LOGDB_RUN_MAX_BYTES;
+		     k++)
+			bytes += ents[i + k].len;
+		logdb_index_key(key, LOGDB_KIND_ENTRY, g, n, ents[i].index);
+		int rc = logdb_encode_run(v, key, sizeof(key), &ents[i], k);
+		if (rc)
+			return logdb_fail(db, rc,
+			                  "out of memory encoding entries from %" PRIu64
+			                  " of group %" PRIu64,
+			                  ents[i].index, g);
+		put(b, key, sizeof(key), v);
+	}
+	return LOGDB_OK;
+}
+
 /* Check an update before anything is written. */
 static int validate(struct logdb *db, const struct logdb_update *u)
 {
@@ -141,7 +183,8 @@ static int stage(struct logdb_worker *w, struct shard *s, rocksdb_writebatch_t *
 		if ((rc = put_snapshot(db, b, v, g, n, u->snapshot)))
 			return rc;
 		if (si >= first) {
-			delete_entries(b, g, n, first, si + 1);
+			if ((rc = drop_entries_to(db, s, b, g, n, si, last)))
+				return rc;
 			first = si + 1;
 			if (last < si)
 				last = si;
@@ -161,24 +204,15 @@ static int stage(struct logdb_worker *w, struct shard *s, rocksdb_writebatch_t *
 			                  " would leave a gap after last index %" PRIu64,
 			                  g, n, lo, last);
 		/*
-		 * Entries at and above lo replace the stored ones: the puts
-		 * overwrite [lo, hi]; an older tail past hi goes with one range
-		 * tombstone (conflicts are rare, and one tombstone costs less
-		 * than a point delete per entry).
+		 * Entries at and above lo replace the stored ones: one range
+		 * tombstone drops every run that starts at or above lo (a
+		 * conflict; rare), and the run that holds lo - 1 keeps its stale
+		 * tail, which readers cut at the next run's key, lo.
 		 */
-		if (hi < last)
-			delete_entries(b, g, n, hi + 1, last + 1);
-		uint8_t key[LOGDB_INDEX_KEY_LEN];
-		for (uint32_t i = 0; i < u->n_entries; i++) {
-			const struct raft_entry *e = &u->entries[i];
-			logdb_index_key(key, LOGDB_KIND_ENTRY, g, n, e->index);
-			if ((rc = logdb_encode_entry(v, key, sizeof(key), e)))
-				return logdb_fail(db, rc,
-				                  "out of memory encoding entry %" PRIu64
-				                  " of group %" PRIu64,
-				                  e->index, g);
-			put(b, key, sizeof(key), v);
-		}
+		if (lo <= last)
+			delete_entries(b, g, n, lo, last + 1);
+		if ((rc = put_runs(db, b, v, g, n, u->entries, u->n_entries)))
+			return rc;
 		last = hi;
 	}
 	if (first != m->first || last != m->last || (!m->stored && u->n_entries)) {
@@ -418,7 +452,8 @@ int logdb_remove_entries_to(struct logdb *db, uint64_t g, raft_id n, raft_index 
 		                g, n, index, m->last);
 		goto out;
 	}
-	delete_entries(o.b, g, n, m->first, index + 1);
+	if ((rc = drop_entries_to(db, s, o.b, g, n, index, m->last)))
+		goto out;
 	if ((rc = put_range(db, o.b, &o.v, g, n, index + 1, m->last)))
 		goto out;
 	if ((rc = write_batch(db, s, o.b, "removing entries"))) {

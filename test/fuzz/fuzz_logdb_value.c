@@ -6,7 +6,7 @@
  * the harness to fix the value's CRC32C so the fuzzer reaches the parsers
  * behind the checksum; bytes 1..24 are the group, node and index of the key;
  * the rest is the stored value.  A value that decodes must re-encode to the
- * same bytes (entries, hard state, range, node info), and no input may crash.
+ * same bytes (entry runs, hard state, range, node info), and no input may crash.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -67,13 +67,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int rc;
 	switch (kind) {
 	case LOGDB_KIND_ENTRY: {
-		struct raft_entry e;
-		rc = logdb_decode_entry(key, klen, val, vlen, &e, &why);
+		struct logdb_run run;
+		rc = logdb_run_open(key, klen, val, vlen, &run, &why);
 		if (rc == 0) {
-			if (e.len && (e.data < val || e.data + e.len > val + vlen))
-				__builtin_trap();
-			if (logdb_encode_entry(&b, key, klen, &e) == 0)
+			struct raft_entry *e = malloc(run.n * sizeof(*e));
+			for (uint32_t i = 0; i < run.n; i++) {
+				logdb_run_next(&run, &e[i]);
+				if (e[i].len && (e[i].data < val || e[i].data + e[i].len > val + vlen))
+					__builtin_trap();
+			}
+			if (logdb_encode_run(&b, key, klen, e, run.n) == 0)
 				same(&b, val, vlen);
+			free(e);
 		}
 		break;
 	}

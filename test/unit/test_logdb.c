@@ -175,37 +175,84 @@ static void test_codec_detects_every_flip(void **state)
 	(void)state;
 	uint8_t key[LOGDB_INDEX_KEY_LEN];
 	struct logdb_buf b = {0};
-	struct raft_entry e = {.term = 3,
-	                       .index = 9,
-	                       .type = 1,
-	                       .len = 5,
-	                       .data = (const uint8_t *)"hello"},
-	                  d;
+	struct raft_entry e[3] = {
+	        {.term = 3, .index = 9, .type = 1, .len = 5, .data = (const uint8_t *)"hello"},
+	        {.term = 3, .index = 10, .type = 0, .len = 0, .data = NULL},
+	        {.term = 4, .index = 11, .type = 1, .len = 2, .data = (const uint8_t *)"ok"}};
+	struct logdb_run run;
+	struct raft_entry d;
 	const char *why;
 	logdb_index_key(key, LOGDB_KIND_ENTRY, 7, 1, 9);
-	assert_int_equal(logdb_encode_entry(&b, key, sizeof(key), &e), LOGDB_OK);
-	assert_int_equal(logdb_decode_entry(key, sizeof(key), b.p, b.len, &d, &why), LOGDB_OK);
-	assert_int_equal(d.index, 9);
-	assert_int_equal(d.term, 3);
-	assert_int_equal(d.type, 1);
-	assert_memory_equal(d.data, "hello", 5);
+	assert_int_equal(logdb_encode_run(&b, key, sizeof(key), e, 3), LOGDB_OK);
+	assert_int_equal(logdb_run_open(key, sizeof(key), b.p, b.len, &run, &why), LOGDB_OK);
+	assert_int_equal(run.first, 9);
+	assert_int_equal(run.n, 3);
+	for (int i = 0; i < 3; i++) {
+		logdb_run_next(&run, &d);
+		assert_int_equal(d.index, e[i].index);
+		assert_int_equal(d.term, e[i].term);
+		assert_int_equal(d.type, e[i].type);
+		assert_int_equal(d.len, e[i].len);
+		if (d.len)
+			assert_memory_equal(d.data, e[i].data, d.len);
+	}
 	for (size_t i = 0; i < b.len; i++)
 		for (int bit = 0; bit < 8; bit++) {
 			b.p[i] ^= (uint8_t)(1 << bit);
-			if (logdb_decode_entry(key, sizeof(key), b.p, b.len, &d, &why) !=
+			if (logdb_run_open(key, sizeof(key), b.p, b.len, &run, &why) !=
 			    LOGDB_ERR_CORRUPT)
 				fail_msg("flipping bit %d of byte %zu went unnoticed", bit, i);
 			b.p[i] ^= (uint8_t)(1 << bit);
 		}
 	for (size_t n = 0; n < b.len; n++)
-		assert_int_equal(logdb_decode_entry(key, sizeof(key), b.p, n, &d, &why),
+		assert_int_equal(logdb_run_open(key, sizeof(key), b.p, n, &run, &why),
 		                 LOGDB_ERR_CORRUPT);
 	/* the same value under another key (index 10) is rejected */
 	uint8_t other[LOGDB_INDEX_KEY_LEN];
 	logdb_index_key(other, LOGDB_KIND_ENTRY, 7, 1, 10);
-	assert_int_equal(logdb_decode_entry(other, sizeof(other), b.p, b.len, &d, &why),
+	assert_int_equal(logdb_run_open(other, sizeof(other), b.p, b.len, &run, &why),
 	                 LOGDB_ERR_CORRUPT);
 	logdb_buf_free(&b);
+}
+
+/* Entries stored as runs: split by count and bytes, read across run boundaries. */
+static void test_runs(void **state)
+{
+	struct fx *f = *state;
+	/* 1,200 entries in one save: three runs by count */
+	CHECK_RC(f, append(f, 4, 1, 1200, 1, 8, NULL), LOGDB_OK);
+	/* 40 entries of 16 KiB (640 KiB) in one save: three runs by bytes */
+	CHECK_RC(f, append(f, 4, 1201, 1240, 1, 16384, NULL), LOGDB_OK);
+	fx_reopen(f);
+	expect_entries(f, 4, 1, 1200, 1, 8);
+	expect_entries(f, 4, 1201, 1240, 1, 16384);
+	expect_entries(f, 4, 500, 530, 1, 8); /* across the first boundary (513) */
+	expect_entries(f, 4, 1216, 1218, 1, 16384);
+	/* max_bytes cuts inside a run, and at least one entry comes back */
+	CHECK_RC(f, logdb_iterate_entries(f->db, 4, 1, 1201, 1241, 40000, &f->ents), LOGDB_OK);
+	assert_int_equal(f->ents.n, 2);
+	assert_int_equal(f->ents.ents[1].index, 1202);
+	CHECK_RC(f, logdb_iterate_entries(f->db, 4, 1, 1210, 1241, 1, &f->ents), LOGDB_OK);
+	assert_int_equal(f->ents.n, 1);
+	assert_int_equal(f->ents.ents[0].index, 1210);
+
+	/* a byte limit reached inside a run whose tail was written over */
+	CHECK_RC(f, append(f, 8, 1, 10, 1, 100, NULL), LOGDB_OK);
+	CHECK_RC(f, append(f, 8, 4, 6, 2, 100, NULL), LOGDB_OK);
+	CHECK_RC(f, logdb_iterate_entries(f->db, 8, 1, 1, 7, 550, &f->ents), LOGDB_OK);
+	assert_int_equal(f->ents.n, 5);
+	for (uint32_t i = 0; i < 5; i++) {
+		assert_int_equal(f->ents.ents[i].index, i + 1);
+		assert_int_equal(f->ents.ents[i].term, i < 3 ? 1 : 2);
+	}
+	assert_int_equal(f->ents.bytes, 500);
+	/* removal inside a run keeps the run for the entries after it */
+	CHECK_RC(f, logdb_remove_entries_to(f->db, 8, 1, 2), LOGDB_OK);
+	CHECK_RC(f, logdb_remove_entries_to(f->db, 8, 1, 5), LOGDB_OK);
+	fx_reopen(f);
+	CHECK_RC(f, logdb_iterate_entries(f->db, 8, 1, 5, 7, UINT64_MAX, &f->ents),
+	         LOGDB_ERR_COMPACTED);
+	expect_entries(f, 8, 6, 6, 2, 100);
 }
 
 static void test_restart_persistence(void **state)
@@ -310,7 +357,9 @@ static void test_remove_and_compact(void **state)
 {
 	struct fx *f = *state;
 	struct logdb_raft_state rs;
-	CHECK_RC(f, append(f, 5, 1, 100, 1, 512, NULL), LOGDB_OK);
+	/* two saves: entries 1..60 are a run of their own, which removal drops whole */
+	CHECK_RC(f, append(f, 5, 1, 60, 1, 512, NULL), LOGDB_OK);
+	CHECK_RC(f, append(f, 5, 61, 100, 1, 512, NULL), LOGDB_OK);
 	CHECK_RC(f, logdb_remove_entries_to(f->db, 5, 1, 60), LOGDB_OK);
 	CHECK_RC(f, logdb_iterate_entries(f->db, 5, 1, 60, 70, UINT64_MAX, &f->ents),
 	         LOGDB_ERR_COMPACTED);
@@ -829,42 +878,52 @@ static void test_bad_data_on_disk(void **state)
 	struct raft_hard_state hs = {.term = 1, .vote = 1, .commit = 1};
 	struct logdb_raft_state rs;
 	struct logdb_snapshot s;
-	CHECK_RC(f, append(f, 7, 1, 20, 1, 64, &hs), LOGDB_OK);
+	/* runs 1-4, 5-8, 9-14, 15-19, 20 in groups 7 and 11 */
+	static const uint64_t runs[][2] = {{1, 4}, {5, 8}, {9, 14}, {15, 19}, {20, 20}};
+	for (int i = 0; i < 5; i++) {
+		CHECK_RC(f, append(f, 7, runs[i][0], runs[i][1], 1, 64, &hs), LOGDB_OK);
+		CHECK_RC(f, append(f, 11, runs[i][0], runs[i][1], 1, 64, &hs), LOGDB_OK);
+	}
 	CHECK_RC(f, append(f, 10, 1, 20, 1, 64, &hs), LOGDB_OK);
 
-	/* a flipped payload byte in entry 5 */
+	/* a flipped payload byte in the run at 5 */
 	a.klen = LOGDB_INDEX_KEY_LEN;
 	logdb_index_key(a.key, LOGDB_KIND_ENTRY, 7, 1, 5);
-	a.flip = LOGDB_ENTRY_HDR_LEN + 3;
+	a.flip = LOGDB_HDR_LEN + 4 + LOGDB_RUN_ENTRY_HDR + 3;
 	poke(f, 7, do_poke, &a);
 	CHECK_RC(f, logdb_iterate_entries(f->db, 7, 1, 1, 21, UINT64_MAX, &f->ents),
 	         LOGDB_ERR_CORRUPT);
 	expect_msg(f, "group 7", "index 5");
 	assert_int_equal(f->ents.n, 0);
-	/* entries before the damage still read */
+	/* entries before and after the damage still read */
 	expect_entries(f, 7, 1, 4, 1, 64);
+	expect_entries(f, 7, 9, 20, 1, 64);
 
-	/* a truncated entry 9 */
+	/* a truncated run at 9 */
 	logdb_index_key(a.key, LOGDB_KIND_ENTRY, 7, 1, 9);
 	a.flip = -2;
 	poke(f, 7, do_poke, &a);
-	CHECK_RC(f, logdb_iterate_entries(f->db, 7, 1, 6, 21, UINT64_MAX, &f->ents),
+	CHECK_RC(f, logdb_iterate_entries(f->db, 7, 1, 9, 21, UINT64_MAX, &f->ents),
 	         LOGDB_ERR_CORRUPT);
 	expect_msg(f, "group 7", "index 9");
 
-	/* a missing entry 15 is a hole, not a short log */
-	logdb_index_key(a.key, LOGDB_KIND_ENTRY, 7, 1, 15);
+	/* a missing last run is a hole, not a short log */
+	logdb_index_key(a.key, LOGDB_KIND_ENTRY, 11, 1, 20);
 	a.flip = -1;
-	poke(f, 7, do_poke, &a);
-	CHECK_RC(f, logdb_iterate_entries(f->db, 7, 1, 10, 21, UINT64_MAX, &f->ents),
+	poke(f, 11, do_poke, &a);
+	CHECK_RC(f, logdb_iterate_entries(f->db, 11, 1, 16, 21, UINT64_MAX, &f->ents),
 	         LOGDB_ERR_CORRUPT);
-	expect_msg(f, "group 7", "index 15");
-	/* ... also when the hole is the last entry */
-	logdb_index_key(a.key, LOGDB_KIND_ENTRY, 7, 1, 20);
-	poke(f, 7, do_poke, &a);
-	CHECK_RC(f, logdb_iterate_entries(f->db, 7, 1, 16, 21, UINT64_MAX, &f->ents),
+	expect_msg(f, "group 11", "index 20");
+	/* ... and so is a missing run in the middle */
+	logdb_index_key(a.key, LOGDB_KIND_ENTRY, 11, 1, 15);
+	poke(f, 11, do_poke, &a);
+	CHECK_RC(f, logdb_iterate_entries(f->db, 11, 1, 10, 20, UINT64_MAX, &f->ents),
 	         LOGDB_ERR_CORRUPT);
-	expect_msg(f, "group 7", "index 20");
+	expect_msg(f, "group 11", "index 15");
+	/* ... also when the hole is at the first index asked */
+	CHECK_RC(f, logdb_iterate_entries(f->db, 11, 1, 16, 18, UINT64_MAX, &f->ents),
+	         LOGDB_ERR_CORRUPT);
+	expect_msg(f, "group 11", "index 16");
 
 	/* a damaged hard state */
 	a.klen = LOGDB_KEY_LEN;
@@ -970,6 +1029,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_crc32c),
 	        cmocka_unit_test(test_codec_detects_every_flip),
+	        cmocka_unit_test_setup_teardown(test_runs, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_restart_persistence, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_shard_count_recorded, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_overwrite_on_conflict, setup, teardown),
