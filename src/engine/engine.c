@@ -172,12 +172,60 @@ void eng_slot_done(struct engine *e, struct group *g, struct slot_op *s, int rc,
 
 /* ---- groups ---- */
 
+static size_t slot_of(uint64_t id, size_t cap)
+{
+	id *= 0x9E3779B97F4A7C15ull;
+	return (size_t)(id ^ (id >> 29)) & (cap - 1);
+}
+
 struct group *eng_group(const struct engine *e, uint64_t id)
 {
-	for (size_t i = 0; i < e->n_groups; i++)
-		if (e->groups[i]->id == id)
-			return e->groups[i];
-	return NULL;
+	if (e->index_cap == 0)
+		return NULL;
+	for (size_t i = slot_of(id, e->index_cap);; i = (i + 1) & (e->index_cap - 1)) {
+		struct group *g = e->index[i];
+
+		if (g == NULL || g->id == id)
+			return g;
+	}
+}
+
+/* Add g to the index (which has room). */
+static void index_add(struct engine *e, struct group *g)
+{
+	size_t i = slot_of(g->id, e->index_cap);
+
+	while (e->index[i] != NULL)
+		i = (i + 1) & (e->index_cap - 1);
+	e->index[i] = g;
+}
+
+/* Fill the index from e->groups (after a removal, or into a larger table). */
+static void index_fill(struct engine *e)
+{
+	memset(e->index, 0, e->index_cap * sizeof(*e->index));
+	for (size_t k = 0; k < e->n_groups; k++)
+		index_add(e, e->groups[k]);
+}
+
+/* Make the index large enough for n groups. */
+static int index_reserve(struct engine *e, size_t n)
+{
+	size_t cap = e->index_cap ? e->index_cap : 16;
+	struct group **p;
+
+	while (cap < 2 * n)
+		cap *= 2;
+	if (cap == e->index_cap)
+		return ENGINE_OK;
+	p = e->a->malloc(cap * sizeof(*p));
+	if (p == NULL)
+		return ENGINE_ERR_NOMEM;
+	e->a->free(e->index);
+	e->index = p;
+	e->index_cap = cap;
+	index_fill(e);
+	return ENGINE_OK;
 }
 
 /* The Raft core reads the stable log through these. */
@@ -370,6 +418,8 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 		               (unsigned long long)group_id);
 	rc = eng_reserve(e, (void **)&e->groups, &e->cap_groups, e->n_groups + 1,
 	                 sizeof(*e->groups));
+	if (rc == ENGINE_OK)
+		rc = index_reserve(e, e->n_groups + 1);
 	g = rc == ENGINE_OK ? e->a->malloc(sizeof(*g)) : NULL;
 	if (g == NULL)
 		return eng_err(e, ENGINE_ERR_NOMEM, "group %llu: out of memory",
@@ -442,6 +492,7 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 				e->net.add_peer(e->net.ctx, g->bs.members[i].node_id,
 				                g->bs.members[i].addr);
 	e->groups[e->n_groups++] = g;
+	index_add(e, g);
 	e->work = true;
 	return ENGINE_OK;
 
@@ -482,6 +533,7 @@ int engine_stop_group(struct engine *e, uint64_t group_id)
 	for (size_t i = 0; i < e->n_groups; i++)
 		if (e->groups[i] == g)
 			e->groups[i] = e->groups[--e->n_groups];
+	index_fill(e);
 	e->defer++;
 	eng_fail_group(e, g, ENGINE_ERR_STOPPED);
 	e->defer--;
@@ -599,6 +651,7 @@ void engine_destroy(struct engine *e)
 		group_free(e, e->groups[i]);
 	eng_pending_free(&e->pend, e->a);
 	e->a->free(e->groups);
+	e->a->free(e->index);
 	e->a->free(e->ready);
 	e->a->free(e->updates);
 	e->a->free(e->sment);

@@ -176,6 +176,8 @@ struct engine {
 
 	struct group **groups; /* running groups */
 	size_t n_groups, cap_groups;
+	struct group **index; /* open-addressing table of groups by id (NULL = free) */
+	size_t index_cap;     /* a power of two, at least twice n_groups */
 
 	struct pending_table pend;
 	uint64_t now;    /* ticks */

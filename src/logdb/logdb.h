@@ -97,7 +97,8 @@ struct logdb_snapshot {
 /*
  * One group's share of a save, shaped after struct raft_ready: persist
  * hard_state if hard_state_changed, append entries (replacing any stored entry
- * at or above entries[0].index), record snapshot if not NULL.
+ * at or above entries[0].index), record snapshot if not NULL (an installed
+ * snapshot: the log up to it and older snapshot records go).
  */
 struct logdb_update {
 	uint64_t group_id;
@@ -193,6 +194,9 @@ int logdb_list_snapshots(struct logdb *db, uint64_t group_id, raft_id node_id,
                          struct logdb_snapshot **out, size_t *n);
 /* Delete the snapshot record at index (absent is not an error). */
 int logdb_delete_snapshot(struct logdb *db, uint64_t group_id, raft_id node_id, raft_index index);
+/* Delete every snapshot record below index with one range tombstone (synced). */
+int logdb_delete_snapshots_below(struct logdb *db, uint64_t group_id, raft_id node_id,
+                                 raft_index index);
 
 /* Delete everything stored for (group, node) (synced), then compact it away. */
 int logdb_remove_node_data(struct logdb *db, uint64_t group_id, raft_id node_id);

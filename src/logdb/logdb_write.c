@@ -180,6 +180,12 @@ static int stage(struct logdb_worker *w, struct shard *s, rocksdb_writebatch_t *
 	if (u->snapshot) {
 		/* Installing a snapshot at S discards the log up to S. */
 		uint64_t si = u->snapshot->meta.index;
+		uint8_t k1[LOGDB_INDEX_KEY_LEN], k2[LOGDB_INDEX_KEY_LEN];
+		/* ... and the records of older snapshots */
+		logdb_index_key(k1, LOGDB_KIND_SNAPSHOT, g, n, 0);
+		logdb_index_key(k2, LOGDB_KIND_SNAPSHOT, g, n, si);
+		rocksdb_writebatch_delete_range(b, (const char *)k1, sizeof(k1), (const char *)k2,
+		                                sizeof(k2));
 		if ((rc = put_snapshot(db, b, v, g, n, u->snapshot)))
 			return rc;
 		if (si >= first) {
@@ -495,6 +501,23 @@ int logdb_delete_snapshot(struct logdb *db, uint64_t g, raft_id n, raft_index in
 	rocksdb_writebatch_delete(o.b, (const char *)key, sizeof(key));
 	pthread_mutex_lock(&s->lock);
 	int rc = write_batch(db, s, o.b, "deleting a snapshot record");
+	pthread_mutex_unlock(&s->lock);
+	oneoff_free(&o);
+	return rc;
+}
+
+int logdb_delete_snapshots_below(struct logdb *db, uint64_t g, raft_id n, raft_index index)
+{
+	struct shard *s = logdb_shard(db, g);
+	uint8_t k1[LOGDB_INDEX_KEY_LEN], k2[LOGDB_INDEX_KEY_LEN];
+	struct oneoff o;
+	oneoff_init(db, &o);
+	logdb_index_key(k1, LOGDB_KIND_SNAPSHOT, g, n, 0);
+	logdb_index_key(k2, LOGDB_KIND_SNAPSHOT, g, n, index);
+	rocksdb_writebatch_delete_range(o.b, (const char *)k1, sizeof(k1), (const char *)k2,
+	                                sizeof(k2));
+	pthread_mutex_lock(&s->lock);
+	int rc = write_batch(db, s, o.b, "deleting old snapshot records");
 	pthread_mutex_unlock(&s->lock);
 	oneoff_free(&o);
 	return rc;

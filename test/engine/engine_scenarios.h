@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -1016,6 +1017,81 @@ static void test_pending_table(void **state)
 	eng_pending_free(&t, &a);
 }
 
+/* Groups are found by id among many, through starts and stops in any order. */
+static void test_group_index(void **state)
+{
+	enum { N = 700 };
+	struct engine_config cfg = base_cfg();
+	struct fake_storage *fs;
+	struct engine_storage_ops st;
+	struct fake_net *net;
+	struct engine_network_ops nops;
+	struct engine *e;
+	struct engine_bootstrap bs;
+	struct kv_sm *kv;
+	struct engine_sm_ops sm;
+	struct engine_group_status gs;
+	static bool running[N];
+	char err[256], dir[] = "/tmp/dr-engine-index-XXXXXX";
+	uint64_t rnd = 7;
+
+	(void)state;
+	cfg.node_id = 1;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(fake_storage_create(&fs), ENGINE_OK);
+	fake_storage_ops(fs, &st);
+	assert_int_equal(fake_net_create(dir, &net), ENGINE_OK);
+	fake_net_ops(net, 1, &nops);
+	assert_int_equal(engine_create(&cfg, &st, &nops, &e, err, sizeof(err)), ENGINE_OK);
+	assert_int_equal(kv_sm_create(0, &kv), ENGINE_OK);
+	kv_sm_ops(kv, &sm);
+	memset(&bs, 0, sizeof(bs));
+	bs.n_members = 1;
+	bs.members[0].node_id = 1;
+	snprintf(bs.members[0].addr, sizeof(bs.members[0].addr), "127.0.0.1:1");
+	bs.membership.n_voters = 1;
+	bs.membership.voters[0] = 1;
+	memset(running, 0, sizeof(running));
+	for (int step = 0; step < 4 * N; step++) {
+		/* ids spread far apart, as group ids chosen by users are */
+		int k;
+		uint64_t id;
+
+		rnd = rnd * 6364136223846793005ull + 1442695040888963407ull;
+		k = (int)((rnd >> 33) % N);
+		id = ((uint64_t)k << 40) + 17 * (uint64_t)k + 1;
+		if (running[k]) {
+			assert_int_equal(engine_stop_group(e, id), ENGINE_OK);
+		} else {
+			/* the state machine is shared: empty, so every start is valid */
+			int rc = engine_start_group(e, id, &bs, &sm);
+
+			if (rc == ENGINE_ERR_EXISTS || rc == ENGINE_ERR_INVALID)
+				rc = engine_start_group(e, id, NULL, &sm); /* stored before */
+			assert_int_equal(rc, ENGINE_OK);
+		}
+		running[k] = !running[k];
+	}
+	size_t n_running = 0;
+
+	for (int k = 0; k < N; k++) {
+		uint64_t id = ((uint64_t)k << 40) + 17 * (uint64_t)k + 1;
+		int rc = engine_group_status(e, id, &gs);
+
+		if (rc != (running[k] ? ENGINE_OK : ENGINE_ERR_NO_GROUP))
+			fail_msg("group %llu: status %d, expected it %s", (unsigned long long)id,
+			         rc, running[k] ? "running" : "absent");
+		n_running += running[k];
+		assert_int_equal(engine_group_status(e, id + 1, &gs), ENGINE_ERR_NO_GROUP);
+	}
+	assert_int_equal(engine_groups(e, NULL, 0), n_running);
+	engine_destroy(e);
+	kv_sm_destroy(kv);
+	fake_net_destroy(net);
+	fake_storage_destroy(fs);
+	rmdir(dir);
+}
+
 /* Garbage messages (random types, ids, terms, indexes, entries) never crash an engine. */
 static void test_garbage_messages(void **state)
 {
@@ -1150,6 +1226,7 @@ int main(void)
 #ifdef TEST_ENGINE_FAKE
 	        cmocka_unit_test(test_storage_failure),
 	        cmocka_unit_test(test_pending_table),
+	        cmocka_unit_test(test_group_index),
 	        cmocka_unit_test(test_alloc_failures),
 	        cmocka_unit_test(test_garbage_messages),
 	        cmocka_unit_test(test_lost_logdb),

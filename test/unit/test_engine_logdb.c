@@ -3,8 +3,14 @@
  * node persisting into a real LogDB (RocksDB) through engine_logdb.c.  A crash
  * closes the node's LogDB; a restart opens it again and reloads from disk.
  */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include <cmocka.h>
 
 #include "engine/engine_logdb.h"
 #include "logdb/logdb.h"
@@ -42,9 +48,34 @@ static int open_db(struct cluster *c, raft_id id, struct engine_storage_ops *ops
 	return ENGINE_OK;
 }
 
+/* The engine keeps only the newest snapshot record of each member. */
+static void check_snapshot_records(raft_id id)
+{
+	struct logdb_node_info *nodes;
+	size_t n;
+
+	if (logdb_list_nodes(dbs[id].db, &nodes, &n) != LOGDB_OK)
+		return; /* the scenario itself reports storage trouble */
+	for (size_t i = 0; i < n; i++) {
+		struct logdb_snapshot *snaps;
+		size_t k;
+
+		if (logdb_list_snapshots(dbs[id].db, nodes[i].group_id, nodes[i].node_id, &snaps,
+		                         &k) != LOGDB_OK)
+			continue;
+		logdb_free(dbs[id].db, snaps);
+		if (k > 1)
+			fail_msg("node %llu group %llu: %zu snapshot records kept, expected at "
+			         "most 1",
+			         (unsigned long long)id, (unsigned long long)nodes[i].group_id, k);
+	}
+	logdb_free(dbs[id].db, nodes);
+}
+
 static void close_db(struct cluster *c, raft_id id)
 {
 	(void)c;
+	check_snapshot_records(id);
 	engine_logdb_destroy(dbs[id].el);
 	logdb_close(dbs[id].db);
 	dbs[id].el = NULL;

@@ -466,6 +466,16 @@ static void test_snapshot_metadata(void **state)
 	CHECK_RC(f, logdb_list_snapshots(f->db, 4, 1, &list, &n), LOGDB_OK);
 	assert_int_equal(n, 2);
 	logdb_free(f->db, list);
+	/* older records go in one step; the newest and the neighbours stay */
+	CHECK_RC(f, logdb_delete_snapshots_below(f->db, 4, 1, 200), LOGDB_OK);
+	fx_reopen(f);
+	CHECK_RC(f, logdb_list_snapshots(f->db, 4, 1, &list, &n), LOGDB_OK);
+	assert_int_equal(n, 1);
+	expect_snap(&list[0], 200, 2);
+	logdb_free(f->db, list);
+	CHECK_RC(f, logdb_get_snapshot(f->db, 4, 2, &s), LOGDB_OK);
+	expect_snap(&s, 999, 9);
+	CHECK_RC(f, logdb_get_snapshot(f->db, 8, 1, &s), LOGDB_OK);
 	/* bad membership is refused */
 	make_snap(&s, 5, 1);
 	s.meta.membership.n_voters = RAFT_MAX_MEMBERS + 1;
@@ -506,6 +516,13 @@ static void test_snapshot_in_save(void **state)
 	assert_int_equal(rs.first_index, 24);
 	assert_int_equal(rs.entry_count, 2);
 	expect_entries(f, 9, 24, 25, 3, 4);
+	/* the record of the snapshot at 20 went with it */
+	struct logdb_snapshot *list;
+	size_t k;
+	CHECK_RC(f, logdb_list_snapshots(f->db, 9, 1, &list, &k), LOGDB_OK);
+	assert_int_equal(k, 1);
+	expect_snap(&list[0], 23, 3);
+	logdb_free(f->db, list);
 }
 
 static void test_many_groups_across_shards(void **state)
