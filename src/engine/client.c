@@ -21,6 +21,8 @@ static int op_group(struct engine *e, uint64_t group_id, struct group **gp)
 		return ENGINE_ERR_NO_GROUP;
 	if ((*gp)->failed)
 		return ENGINE_ERR_SM;
+	if ((*gp)->installing)
+		return ENGINE_ERR_BUSY; /* recovering a snapshot: try again later */
 	return ENGINE_OK;
 }
 

@@ -17,6 +17,8 @@ static const struct engine_alloc libc_alloc = {malloc, realloc, free};
 const char *engine_strerror(int rc)
 {
 	switch (rc) {
+	case ENGINE_IN_PROGRESS:
+		return "in progress";
 	case ENGINE_OK:
 		return "ok";
 	case ENGINE_ERR_NOMEM:
@@ -334,6 +336,8 @@ static void group_free(struct engine *e, struct group *g)
 {
 	if (g->recv_path[0] != '\0')
 		remove(g->recv_path);
+	if (g->out.busy)
+		remove(g->out.path); /* a background save that will not be shipped */
 	if (g->r != NULL)
 		raft_destroy(g->r);
 	eng_arena_free(&g->arena);
@@ -666,7 +670,7 @@ void engine_tick(struct engine *e)
 		return;
 	e->now++;
 	for (size_t i = 0; i < e->n_groups; i++)
-		if (!e->groups[i]->failed)
+		if (eng_live(e->groups[i]))
 			raft_tick(e->groups[i]->r);
 	/* Timeouts are coarse: scan the table every 4 ticks. */
 	if ((e->now & 3) == 0) {
@@ -695,6 +699,8 @@ int engine_deliver(struct engine *e, const struct raft_message *msgs, size_t n)
 			e->dropped++;
 			continue;
 		}
+		if (g->installing)
+			continue; /* frozen; the leader retries what is lost */
 		if (raft_step(g->r, m) != RAFT_OK)
 			e->dropped++;
 	}
@@ -717,6 +723,8 @@ int engine_deliver_snapshot(struct engine *e, const struct raft_message *m, cons
 		e->dropped++;
 		return ENGINE_ERR_NO_GROUP;
 	}
+	if (g->installing)
+		return ENGINE_ERR_BUSY; /* recovering from another one */
 	if (g->recv_path[0] != '\0' && strcmp(g->recv_path, path) != 0)
 		remove(g->recv_path); /* an older one that was never installed */
 	snprintf(g->recv_path, sizeof(g->recv_path), "%s", path);
@@ -731,7 +739,7 @@ void engine_report_unreachable(struct engine *e, raft_id node_id, uint64_t group
 	if (e->in_round)
 		return;
 	for (size_t i = 0; i < e->n_groups; i++)
-		if (group_id == 0 || e->groups[i]->id == group_id)
+		if ((group_id == 0 || e->groups[i]->id == group_id) && eng_live(e->groups[i]))
 			raft_report_unreachable(e->groups[i]->r, node_id);
 }
 
@@ -739,9 +747,35 @@ void engine_snapshot_sent(struct engine *e, raft_id to, uint64_t group_id, bool 
 {
 	struct group *g = eng_group(e, group_id);
 
-	if (g != NULL && !e->in_round)
+	if (g != NULL && !e->in_round && eng_live(g))
 		raft_report_snapshot(g->r, to, failed);
 	e->work = true;
+}
+
+int engine_snapshot_saved(struct engine *e, uint64_t group_id, int rc, raft_index index)
+{
+	struct group *g = eng_group(e, group_id);
+
+	if (g == NULL || !g->out.busy || g->out.done)
+		return ENGINE_ERR_NO_GROUP; /* stopped meanwhile: nothing waits for it */
+	g->out.done = true;
+	g->out.rc = rc == ENGINE_IN_PROGRESS ? ENGINE_ERR_SNAPSHOT : rc;
+	g->out.index = index;
+	e->async_done++;
+	e->work = true;
+	return ENGINE_OK;
+}
+
+int engine_snapshot_recovered(struct engine *e, uint64_t group_id, int rc)
+{
+	struct group *g = eng_group(e, group_id);
+
+	if (g == NULL || !g->installing || g->install_done)
+		return ENGINE_ERR_NO_GROUP;
+	g->install_done = true;
+	g->install_rc = rc == ENGINE_IN_PROGRESS ? ENGINE_ERR_SNAPSHOT : rc;
+	e->work = true;
+	return ENGINE_OK;
 }
 
 /* ---- status ---- */
@@ -758,7 +792,7 @@ bool engine_has_work(const struct engine *e)
 	if (e->work)
 		return true;
 	for (size_t i = 0; i < e->n_groups; i++)
-		if (!e->groups[i]->failed && raft_has_ready(e->groups[i]->r))
+		if (eng_live(e->groups[i]) && raft_has_ready(e->groups[i]->r))
 			return true;
 	return false;
 }

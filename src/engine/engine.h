@@ -45,6 +45,7 @@
 
 /* Return codes and completion results: 0 is success, errors are negative. */
 enum engine_rc {
+	ENGINE_IN_PROGRESS = 1,     /* state machine snapshot ops only: it ends later */
 	ENGINE_OK = 0,              /* done; for a proposal: committed and applied */
 	ENGINE_ERR_NOMEM = -1,      /* allocation failed */
 	ENGINE_ERR_INVALID = -2,    /* bad argument */
@@ -203,6 +204,17 @@ struct engine_sm_entry {
  * durable_applied() reports what has really been made durable (compaction
  * and restarts go by it).  save_snapshot() may capture any index at or below
  * what was handed over, as long as it reports that index.
+ *
+ * Full snapshots may take long (the PostgreSQL state machine exports or loads
+ * tables), so both snapshot ops may run in the background: they return
+ * ENGINE_IN_PROGRESS and report the end later, from the engine's thread and
+ * outside engine calls, with engine_snapshot_saved() / engine_snapshot_recovered().
+ * Meanwhile the engine goes on with every group.  While a recovery runs its
+ * group is frozen: no apply(), no messages, ticks or client operations (they
+ * get ENGINE_ERR_BUSY), so the state machine sees nothing but the recovery.
+ * One save runs per group at a time; followers that need a snapshot meanwhile
+ * get the same one.  A state machine must give up its background work when
+ * its group is stopped; the engine ignores reports for groups it no longer runs.
  */
 struct engine_sm_ops {
 	void *ctx;
@@ -210,9 +222,11 @@ struct engine_sm_ops {
 	int (*apply)(void *ctx, const struct engine_sm_entry *ents, uint32_t n);
 	/* Last applied index that survives a crash (compaction stays below it). */
 	raft_index (*durable_applied)(void *ctx);
-	/* Write the whole state at its applied index to path; *index receives that index. */
+	/* Write the whole state at its applied index to path; *index receives that index
+	 * (or ENGINE_IN_PROGRESS, then engine_snapshot_saved() tells the index). */
 	int (*save_snapshot)(void *ctx, const char *path, raft_index *index);
-	/* Replace the whole state with the snapshot file at path (taken at index). */
+	/* Replace the whole state with the snapshot file at path (taken at index);
+	 * or ENGINE_IN_PROGRESS, then engine_snapshot_recovered(). */
 	int (*recover)(void *ctx, const char *path, raft_index index);
 };
 
@@ -325,6 +339,11 @@ int engine_deliver_snapshot(struct engine *e, const struct raft_message *m, cons
 void engine_report_unreachable(struct engine *e, raft_id node_id, uint64_t group_id);
 /* A snapshot stream to node `to` ended. */
 void engine_snapshot_sent(struct engine *e, raft_id to, uint64_t group_id, bool failed);
+
+/* A background save_snapshot() of group_id ended: rc, and the index the file holds. */
+int engine_snapshot_saved(struct engine *e, uint64_t group_id, int rc, raft_index index);
+/* A background recover() of group_id ended with rc (not ENGINE_OK: the group stops). */
+int engine_snapshot_recovered(struct engine *e, uint64_t group_id, int rc);
 
 /* One tick of logical time for every group; times out client operations. */
 void engine_tick(struct engine *e);

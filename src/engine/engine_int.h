@@ -114,6 +114,18 @@ struct slot_op {
 	void *ctx;
 };
 
+/* A state machine snapshot being written for followers that need one (leader side). */
+struct snap_out {
+	bool busy;  /* save_snapshot() runs */
+	bool done;  /* ... and ended: rc, index */
+	int rc;
+	raft_index index;
+	struct raft_message tmpl; /* the first request (term, from); to varies */
+	uint32_t n_to;
+	raft_id to[RAFT_MAX_MEMBERS]; /* followers waiting for it */
+	char path[ENGINE_PATH_MAX + 96];
+};
+
 struct group {
 	uint64_t id;
 	struct engine *e;
@@ -148,6 +160,14 @@ struct group {
 
 	char recv_path[ENGINE_PATH_MAX]; /* snapshot file received for recv_index */
 	raft_index recv_index;
+	/*
+	 * A background recover() of rd.snapshot: the group is frozen (its Ready
+	 * held, nothing stepped or ticked) until it ends; then the next round
+	 * saves and advances that Ready (resumed).
+	 */
+	bool installing, install_done, resumed;
+	int install_rc;
+	struct snap_out out; /* the state machine snapshot for followers */
 
 	struct slot_op cc;       /* membership change */
 	struct slot_op transfer; /* leadership transfer */
@@ -201,8 +221,15 @@ struct engine {
 	size_t cap_scratch;
 	struct done *done;
 	size_t n_done, cap_done;
-	uint64_t snap_seq; /* names outgoing snapshot files */
+	uint64_t snap_seq;   /* names outgoing snapshot files */
+	unsigned async_done; /* background snapshot ops that ended since the last round */
 };
+
+/* May the group be stepped, ticked or asked for work (not frozen by a recovery)? */
+static inline bool eng_live(const struct group *g)
+{
+	return !g->failed && !g->installing;
+}
 
 /* Find a running group. */
 struct group *eng_group(const struct engine *e, uint64_t id);

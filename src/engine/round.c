@@ -7,6 +7,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine/engine_int.h"
 
@@ -47,21 +48,16 @@ static int term_of(struct engine *e, struct group *g, raft_index i, raft_term *t
 	return e->st.term(e->st.ctx, g->id, i, t);
 }
 
-/* Stream a snapshot of the state machine to m->to (leader side). */
-static void send_snapshot(struct engine *e, struct group *g, const struct raft_message *m)
+/* Ship the state machine snapshot g->out holds to every follower waiting for it. */
+static void ship(struct engine *e, struct group *g)
 {
+	struct snap_out *o = &g->out;
 	struct raft_snapshot_meta meta;
-	struct raft_message out = *m;
-	char path[ENGINE_PATH_MAX + 96];
-	raft_index idx = 0;
-	int rc;
+	raft_index idx = o->index;
+	int rc = o->rc;
+	bool leading = raft_role(g->r) == RAFT_LEADER && raft_term_of(g->r) == o->tmpl.term;
 
-	if (g->sm.save_snapshot == NULL || e->net.send_snapshot == NULL)
-		goto err;
-	snprintf(path, sizeof(path), "%s/snap-%llu-%llu-%llu", e->snapdir,
-	         (unsigned long long)e->cfg.node_id, (unsigned long long)g->id,
-	         (unsigned long long)++e->snap_seq);
-	rc = g->sm.save_snapshot(g->sm.ctx, path, &idx);
+	o->busy = o->done = false;
 	/*
 	 * Any applied index works (an asynchronous state machine may lag the
 	 * engine) as long as its term and membership are known here.
@@ -73,23 +69,81 @@ static void send_snapshot(struct engine *e, struct group *g, const struct raft_m
 		rc = term_of(e, g, idx, &meta.term);
 	else if (rc == ENGINE_OK)
 		rc = ENGINE_ERR_SNAPSHOT;
-	if (rc != ENGINE_OK || idx == 0) {
-		remove(path);
-		eng_err(e, ENGINE_ERR_SNAPSHOT, "group %llu: snapshot for node %llu failed",
-		        (unsigned long long)g->id, (unsigned long long)m->to);
-		goto err;
+	if (rc != ENGINE_OK || idx == 0 || !leading) {
+		remove(o->path);
+		if (rc != ENGINE_OK || idx == 0)
+			eng_err(e, ENGINE_ERR_SNAPSHOT, "group %llu: snapshot for node %llu failed",
+			        (unsigned long long)g->id, (unsigned long long)o->to[0]);
+		if (leading)
+			for (uint32_t k = 0; k < o->n_to; k++)
+				raft_report_snapshot(g->r, o->to[k], true);
+		return;
 	}
 	meta.index = idx;
 	meta.membership = g->conf;
-	out.index = idx;
-	out.log_term = meta.term;
-	out.snapshot = &meta;
-	/* The network owns the file now (it deletes it when done). */
-	if (e->net.send_snapshot(e->net.ctx, &out, path) != ENGINE_OK)
-		goto err;
-	return;
-err:
-	raft_report_snapshot(g->r, m->to, true);
+	for (uint32_t k = 0; k < o->n_to; k++) {
+		struct raft_message out = o->tmpl;
+		char extra[sizeof(o->path) + 24];
+		const char *path = o->path;
+
+		/* The network owns the file it is given (it deletes it when done). */
+		if (k + 1 < o->n_to) {
+			snprintf(extra, sizeof(extra), "%s.%llu", o->path,
+			         (unsigned long long)o->to[k]);
+			if (link(o->path, extra) != 0) {
+				raft_report_snapshot(g->r, o->to[k], true);
+				continue;
+			}
+			path = extra;
+		}
+		out.to = o->to[k];
+		out.index = idx;
+		out.log_term = meta.term;
+		out.snapshot = &meta;
+		if (e->net.send_snapshot(e->net.ctx, &out, path) != ENGINE_OK)
+			raft_report_snapshot(g->r, o->to[k], true);
+	}
+}
+
+/* m->to needs a snapshot of the state machine (leader side). */
+static void send_snapshot(struct engine *e, struct group *g, const struct raft_message *m)
+{
+	struct snap_out *o = &g->out;
+	raft_index idx = 0;
+	int rc;
+
+	if (o->busy) {
+		/* One state machine snapshot serves every follower that waits. */
+		for (uint32_t k = 0; k < o->n_to; k++)
+			if (o->to[k] == m->to)
+				return;
+		if (o->n_to < RAFT_MAX_MEMBERS && m->term == o->tmpl.term)
+			o->to[o->n_to++] = m->to;
+		else
+			raft_report_snapshot(g->r, m->to, true);
+		return;
+	}
+	if (g->sm.save_snapshot == NULL || e->net.send_snapshot == NULL) {
+		raft_report_snapshot(g->r, m->to, true);
+		return;
+	}
+	memset(o, 0, sizeof(*o));
+	o->busy = true;
+	o->tmpl = *m;
+	o->tmpl.snapshot = NULL;
+	o->tmpl.entries = NULL;
+	o->tmpl.n_entries = 0;
+	o->to[o->n_to++] = m->to;
+	snprintf(o->path, sizeof(o->path), "%s/snap-%llu-%llu-%llu", e->snapdir,
+	         (unsigned long long)e->cfg.node_id, (unsigned long long)g->id,
+	         (unsigned long long)++e->snap_seq);
+	rc = g->sm.save_snapshot(g->sm.ctx, o->path, &idx);
+	if (rc == ENGINE_IN_PROGRESS)
+		return; /* engine_snapshot_saved() reports the end */
+	o->done = true;
+	o->rc = rc;
+	o->index = idx;
+	ship(e, g);
 }
 
 static void send_msgs(struct engine *e, struct group *g, bool early)
@@ -116,7 +170,16 @@ static int install(struct engine *e, struct group *g)
 		fail_group(e, g, ENGINE_ERR_SNAPSHOT, "snapshot install (no file)");
 		return ENGINE_ERR_SNAPSHOT;
 	}
+	/* A private name: nothing that arrives while it is read can replace the file. */
+	char held[ENGINE_PATH_MAX];
+	if (snprintf(held, sizeof(held), "%s.recovering", g->recv_path) < (int)sizeof(held) &&
+	    rename(g->recv_path, held) == 0)
+		memcpy(g->recv_path, held, sizeof(held));
 	rc = g->sm.recover(g->sm.ctx, g->recv_path, s->index);
+	if (rc == ENGINE_IN_PROGRESS) {
+		g->installing = true; /* hold the Ready until engine_snapshot_recovered() */
+		return rc;
+	}
 	if (rc != ENGINE_OK) {
 		fail_group(e, g, rc, "snapshot recovery");
 		return rc;
@@ -356,6 +419,18 @@ static void watch_leader(struct engine *e, struct group *g)
 	eng_leader_changed(e, g);
 }
 
+/* Background snapshot saves that ended: ship them (outside any Ready). */
+static void async_ended(struct engine *e)
+{
+	e->async_done = 0;
+	for (size_t i = 0; i < e->n_groups; i++) {
+		struct group *g = e->groups[i];
+
+		if (g->out.done && !g->failed)
+			ship(e, g);
+	}
+}
+
 int engine_run_round(struct engine *e)
 {
 	size_t n = 0, nu = 0;
@@ -376,10 +451,26 @@ int engine_run_round(struct engine *e)
 		e->work = true;
 		return rc;
 	}
+	if (e->async_done > 0)
+		async_ended(e);
 	for (size_t i = 0; i < e->n_groups; i++) {
 		struct group *g = e->groups[i];
 
-		if (g->failed || !raft_has_ready(g->r))
+		if (g->failed)
+			continue;
+		if (g->installing) {
+			if (!g->install_done)
+				continue; /* frozen: its Ready stays held */
+			g->installing = g->install_done = false;
+			if (g->install_rc != ENGINE_OK) {
+				fail_group(e, g, g->install_rc, "snapshot recovery");
+				continue;
+			}
+			g->resumed = true; /* the held Ready, with the state machine recovered */
+			e->ready[n++] = g;
+			continue;
+		}
+		if (!raft_has_ready(g->r))
 			continue;
 		raft_ready(g->r, &g->rd);
 		g->in_ready = true;
@@ -388,12 +479,27 @@ int engine_run_round(struct engine *e)
 
 	/* 1. A leader's appends may leave before its own write (thesis 10.2.1). */
 	for (size_t i = 0; i < n; i++)
-		send_msgs(e, e->ready[i], true);
+		if (!e->ready[i]->resumed)
+			send_msgs(e, e->ready[i], true);
 
-	/* 2. Received snapshots go into the state machine before their metadata is saved. */
-	for (size_t i = 0; i < n; i++)
-		if (e->ready[i]->rd.has_snapshot)
-			install(e, e->ready[i]);
+	/*
+	 * 2. Received snapshots go into the state machine before their metadata
+	 * is saved.  A recovery that goes on in the background holds its group
+	 * out of this round.
+	 */
+	{
+		size_t k = 0;
+
+		for (size_t i = 0; i < n; i++) {
+			struct group *g = e->ready[i];
+
+			if (g->rd.has_snapshot && !g->resumed &&
+			    install(e, g) == ENGINE_IN_PROGRESS)
+				continue;
+			e->ready[k++] = g;
+		}
+		n = k;
+	}
 
 	/* 3. One synced save for every group. */
 	for (size_t i = 0; i < n; i++) {
@@ -435,6 +541,7 @@ int engine_run_round(struct engine *e)
 		read_states(e, g);
 		raft_advance(g->r, &g->rd);
 		g->in_ready = false;
+		g->resumed = false;
 		eng_arena_reset(&g->arena);
 		cache_release(&g->cache, e->a);
 	}
@@ -449,6 +556,8 @@ int engine_run_round(struct engine *e)
 				eng_fail_group(e, g, ENGINE_ERR_SM);
 			continue;
 		}
+		if (g->installing)
+			continue;
 		watch_leader(e, g);
 		resolve(e, g);
 		rc = snapshot(e, g);
@@ -460,7 +569,7 @@ int engine_run_round(struct engine *e)
 	if (e->failed)
 		return ENGINE_ERR_FAILED;
 	for (size_t i = 0; i < e->n_groups && !e->work; i++)
-		if (!e->groups[i]->failed && raft_has_ready(e->groups[i]->r))
+		if (eng_live(e->groups[i]) && raft_has_ready(e->groups[i]->r))
 			e->work = true;
 	return ENGINE_OK;
 }

@@ -219,11 +219,51 @@ static bool busy(const struct cluster *c)
 	return false;
 }
 
+void cluster_async_snapshots(struct cluster *c, unsigned ticks)
+{
+	c->sm_async_ticks = ticks;
+	for (raft_id id = 1; id <= (raft_id)c->n_nodes; id++)
+		for (int g = 0; g < c->n_groups; g++)
+			if (c->nodes[id].sm[g] != NULL)
+				kv_sm_set_async(c->nodes[id].sm[g], ticks > 0);
+}
+
+/* Background snapshot ops that have run long enough end and are reported. */
+static void finish_jobs(struct cluster *c)
+{
+	for (raft_id id = 1; id <= (raft_id)c->n_nodes; id++) {
+		struct cl_node *n = &c->nodes[id];
+
+		for (int g = 0; g < c->n_groups && n->e != NULL; g++) {
+			enum kv_job job = n->sm[g] != NULL ? kv_sm_job(n->sm[g]) : KV_JOB_NONE;
+			raft_index idx;
+			int rc;
+
+			if (job == KV_JOB_NONE) {
+				n->job_tick[g] = 0;
+				continue;
+			}
+			if (n->job_tick[g] == 0)
+				n->job_tick[g] = c->ticks;
+			if (c->ticks - n->job_tick[g] < c->sm_async_ticks)
+				continue;
+			n->job_tick[g] = 0;
+			rc = kv_sm_finish(n->sm[g], &idx);
+			if (job == KV_JOB_SAVE)
+				engine_snapshot_saved(n->e, c->group_ids[g], rc, idx);
+			else
+				engine_snapshot_recovered(n->e, c->group_ids[g], rc);
+		}
+	}
+}
+
 void cluster_tick(struct cluster *c)
 {
 	for (int i = 0; i < 64 && busy(c); i++)
 		cluster_step(c);
 	c->ticks++;
+	if (c->sm_async_ticks > 0)
+		finish_jobs(c);
 	for (raft_id id = 1; id <= (raft_id)c->n_nodes; id++)
 		if (c->nodes[id].e != NULL)
 			engine_tick(c->nodes[id].e);

@@ -19,6 +19,7 @@ struct cl_node {
 	struct engine *e;                /* NULL while down */
 	struct fake_storage *fs;         /* survives crashes */
 	struct kv_sm *sm[CL_MAX_GROUPS]; /* survives crashes (rolled back to durable) */
+	uint64_t job_tick[CL_MAX_GROUPS]; /* when a background snapshot op was first seen */
 };
 
 struct cluster;
@@ -39,6 +40,7 @@ struct cluster {
 	struct fake_net *net;
 	struct engine_config cfg;
 	uint64_t sm_lag;
+	unsigned sm_async_ticks; /* > 0: snapshot ops run in the background this long */
 	char dir[256];
 	uint64_t ticks;
 };
@@ -65,6 +67,8 @@ void cluster_tick(struct cluster *c);
 /* Run until pred holds, at most max_ticks ticks; true when it held. */
 bool cluster_run(struct cluster *c, bool (*pred)(struct cluster *, void *), void *arg,
                  unsigned max_ticks);
+/* State machine snapshots in the background, ending after ticks (0 = at once). */
+void cluster_async_snapshots(struct cluster *c, unsigned ticks);
 /* The leader of group gi among live nodes (highest term), 0 if none. */
 raft_id cluster_leader(const struct cluster *c, int gi);
 /* Every live member of gi applied the leader's commit index with one digest. */

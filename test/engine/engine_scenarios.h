@@ -269,21 +269,25 @@ static bool waited(struct cluster *c, void *arg)
 	return ((struct engine_wait *)arg)->done;
 }
 
-/* A fourth node joins after compaction: it recovers from a snapshot and catches up. */
-static void test_add_member_snapshot(void **state)
+/*
+ * A fourth node joins after compaction: it recovers from a snapshot and
+ * catches up.  With async > 0 the state machine saves and recovers in the
+ * background for that many ticks, and proposals keep flowing meanwhile.
+ */
+static void add_member_snapshot(unsigned async)
 {
 	struct engine_config cfg = base_cfg();
 	struct engine_group_status st;
 	struct engine_wait w = {0};
 	struct cluster c;
 	size_t n = 500;
-	struct prop *p = calloc(n, sizeof(*p));
+	struct prop *p = calloc(n + 100, sizeof(*p));
 	raft_id lead;
 
-	(void)state;
 	cfg.snapshot_entries = 100;
 	cfg.compaction_overhead = 20;
 	assert_int_equal(cluster_init_with(&c, test_storage, 4, 3, 1, &cfg, 0), ENGINE_OK);
+	cluster_async_snapshots(&c, async);
 	assert_true(cluster_run(&c, all_led, NULL, 200));
 	propose_many(&c, p, n, 1);
 	lead = cluster_leader(&c, 0);
@@ -298,6 +302,11 @@ static void test_add_member_snapshot(void **state)
 	                 ENGINE_OK);
 	assert_true(cluster_run(&c, waited, &w, 100));
 	assert_int_equal(w.res.rc, ENGINE_OK);
+	if (async > 0) {
+		/* the other members go on while node 4's snapshot is made and loaded */
+		propose_many(&c, p + n, 20, 20000);
+		n += 20;
+	}
 	assert_true(cluster_run(&c, all_converged, NULL, 200));
 	assert_true(cluster_status(&c, 4, 0, &st));
 	if (kv_sm_recoveries(c.nodes[4].sm[0]) < 1)
@@ -305,11 +314,23 @@ static void test_add_member_snapshot(void **state)
 	assert_int_equal(kv_sm_count(c.nodes[4].sm[0]), n);
 	check_acked(&c, p, n);
 	/* and it keeps up with new proposals */
-	propose_many(&c, p, 50, 10000);
+	propose_many(&c, p + n, 50, 10000);
 	assert_true(cluster_run(&c, all_converged, NULL, 200));
 	assert_int_equal(kv_sm_count(c.nodes[4].sm[0]), n + 50);
 	cluster_destroy(&c);
 	free(p);
+}
+
+static void test_add_member_snapshot(void **state)
+{
+	(void)state;
+	add_member_snapshot(0);
+}
+
+static void test_add_member_snapshot_async(void **state)
+{
+	(void)state;
+	add_member_snapshot(5);
 }
 
 /* Leadership moves to the chosen follower; proposals continue there. */
@@ -677,7 +698,7 @@ static void test_callbacks(void **state)
  * transfers, for several seeds.  Afterwards everything heals: replicas agree
  * and every acknowledged proposal is applied everywhere.
  */
-static void chaos(uint64_t seed)
+static void chaos(uint64_t seed, unsigned async)
 {
 	struct engine_config cfg = base_cfg();
 	struct cluster c;
@@ -695,6 +716,7 @@ static void chaos(uint64_t seed)
 	cfg.compaction_overhead = 8;
 	cfg.entry_cache_bytes = 4096;
 	assert_int_equal(cluster_init_with(&c, test_storage, 5, 5, 3, &cfg, 3), ENGINE_OK);
+	cluster_async_snapshots(&c, async);
 	assert_true(cluster_run(&c, all_led, NULL, 300));
 	for (int t = 0; t < 1500; t++) {
 		unsigned ev = (unsigned)(RND() % 100);
@@ -780,10 +802,10 @@ static void chaos(uint64_t seed)
 			         (unsigned long long)seed, k, engine_strerror(p[k].rc));
 	}
 	check_acked(&c, p, n);
-	print_message("chaos seed %llu: %zu proposals: %d ok, %d unknown, %d dropped, "
+	print_message("chaos seed %llu%s: %zu proposals: %d ok, %d unknown, %d dropped, "
 	              "%llu snapshots sent\n",
-	              (unsigned long long)seed, n, ok, unknown, dropped,
-	              (unsigned long long)fake_net_snapshots(c.net));
+	              (unsigned long long)seed, async ? " (background snapshots)" : "", n, ok,
+	              unknown, dropped, (unsigned long long)fake_net_snapshots(c.net));
 	assert_true(ok > 0);
 	cluster_destroy(&c);
 	free(p);
@@ -797,7 +819,18 @@ static void test_chaos(void **state)
 
 	(void)state;
 	for (uint64_t seed = 1; seed <= seeds; seed++)
-		chaos(seed * 7777);
+		chaos(seed * 7777, 0);
+}
+
+/* The same with state machine snapshots made and loaded in the background. */
+static void test_chaos_async(void **state)
+{
+	const char *env = getenv("ENGINE_CHAOS_SEEDS");
+	uint64_t seeds = env != NULL ? strtoull(env, NULL, 10) : 6;
+
+	(void)state;
+	for (uint64_t seed = 1; seed <= seeds; seed++)
+		chaos(seed * 7777 + 1, 1 + (unsigned)(seed % 4));
 }
 
 #ifdef TEST_ENGINE_FAKE
@@ -1213,6 +1246,7 @@ int main(void)
 	        cmocka_unit_test(test_follower_restart),
 	        cmocka_unit_test(test_leader_crash),
 	        cmocka_unit_test(test_add_member_snapshot),
+	        cmocka_unit_test(test_add_member_snapshot_async),
 	        cmocka_unit_test(test_transfer),
 	        cmocka_unit_test(test_remove_member),
 	        cmocka_unit_test(test_backpressure),
@@ -1222,6 +1256,7 @@ int main(void)
 	        cmocka_unit_test(test_nonvoter_and_snapshot),
 	        cmocka_unit_test(test_callbacks),
 	        cmocka_unit_test(test_chaos),
+	        cmocka_unit_test(test_chaos_async),
 	        cmocka_unit_test(test_sm_ahead_of_log),
 #ifdef TEST_ENGINE_FAKE
 	        cmocka_unit_test(test_storage_failure),

@@ -27,6 +27,11 @@ struct kv_sm {
 	struct kv_state cur, durable;
 	uint64_t lag;
 	unsigned recoveries;
+	bool async;
+	enum kv_job job;
+	int job_rc;
+	raft_index job_index;
+	char job_path[1024];
 };
 
 static uint64_t mix(uint64_t h, uint64_t v)
@@ -125,6 +130,10 @@ static int kv_apply(void *ctx, const struct engine_sm_entry *ents, uint32_t n)
 	struct kv_state *s = &kv->cur;
 	int rc;
 
+	if (kv->job == KV_JOB_RECOVER) {
+		fprintf(stderr, "kv_sm: apply during a snapshot recovery\n");
+		return ENGINE_ERR_INVALID;
+	}
 	for (uint32_t i = 0; i < n; i++) {
 		const struct engine_sm_entry *e = &ents[i];
 		uint64_t key = 0;
@@ -157,9 +166,8 @@ static raft_index kv_durable(void *ctx)
 	return kv->lag == 0 ? kv->cur.applied : kv->durable.applied;
 }
 
-static int kv_save(void *ctx, const char *path, raft_index *index)
+static int save_now(struct kv_sm *kv, const char *path, raft_index *index)
 {
-	struct kv_sm *kv = ctx;
 	/* With a lag, export the durable state (as an asynchronous state
 	 * machine would): an index below what the engine handed over. */
 	struct kv_state *s = kv->lag > 0 ? &kv->durable : &kv->cur;
@@ -188,9 +196,8 @@ static int kv_save(void *ctx, const char *path, raft_index *index)
 	return ENGINE_OK;
 }
 
-static int kv_recover(void *ctx, const char *path, raft_index index)
+static int recover_now(struct kv_sm *kv, const char *path, raft_index index)
 {
-	struct kv_sm *kv = ctx;
 	struct kv_state ns;
 	uint64_t hdr[5], sum = 0, want;
 	struct kv_slot sl;
@@ -229,6 +236,57 @@ out:
 	return rc;
 }
 
+static int kv_save(void *ctx, const char *path, raft_index *index)
+{
+	struct kv_sm *kv = ctx;
+
+	if (!kv->async)
+		return save_now(kv, path, index);
+	if (kv->job != KV_JOB_NONE)
+		return ENGINE_ERR_SNAPSHOT; /* the engine runs one at a time */
+	/* The state is captured now (as a REPEATABLE READ export would be). */
+	kv->job = KV_JOB_SAVE;
+	kv->job_rc = save_now(kv, path, &kv->job_index);
+	return ENGINE_IN_PROGRESS;
+}
+
+static int kv_recover(void *ctx, const char *path, raft_index index)
+{
+	struct kv_sm *kv = ctx;
+
+	if (!kv->async)
+		return recover_now(kv, path, index);
+	if (kv->job != KV_JOB_NONE || strlen(path) >= sizeof(kv->job_path))
+		return ENGINE_ERR_SNAPSHOT;
+	kv->job = KV_JOB_RECOVER;
+	kv->job_index = index;
+	snprintf(kv->job_path, sizeof(kv->job_path), "%s", path);
+	return ENGINE_IN_PROGRESS;
+}
+
+void kv_sm_set_async(struct kv_sm *kv, bool on)
+{
+	kv->async = on;
+}
+
+enum kv_job kv_sm_job(const struct kv_sm *kv)
+{
+	return kv->job;
+}
+
+int kv_sm_finish(struct kv_sm *kv, raft_index *index)
+{
+	enum kv_job job = kv->job;
+
+	kv->job = KV_JOB_NONE;
+	*index = kv->job_index;
+	if (job == KV_JOB_SAVE)
+		return kv->job_rc;
+	if (job == KV_JOB_RECOVER)
+		return recover_now(kv, kv->job_path, kv->job_index);
+	return ENGINE_ERR_INVALID;
+}
+
 void kv_sm_ops(struct kv_sm *kv, struct engine_sm_ops *ops)
 {
 	memset(ops, 0, sizeof(*ops));
@@ -241,6 +299,7 @@ void kv_sm_ops(struct kv_sm *kv, struct engine_sm_ops *ops)
 
 void kv_sm_crash(struct kv_sm *kv)
 {
+	kv->job = KV_JOB_NONE; /* a background op dies with the process */
 	if (kv->lag == 0)
 		return;
 	if (state_copy(&kv->cur, &kv->durable) != ENGINE_OK)

@@ -36,4 +36,18 @@ raft_index kv_sm_get(const struct kv_sm *kv, uint64_t key, uint64_t *value_hash)
 /* Snapshots recovered so far. */
 unsigned kv_sm_recoveries(const struct kv_sm *kv);
 
+/*
+ * Background snapshots: with async on, save_snapshot() captures the state at
+ * once but reports ENGINE_IN_PROGRESS, and recover() only records its file;
+ * each waits for kv_sm_finish(), whose caller reports the end to the engine
+ * (engine_snapshot_saved / engine_snapshot_recovered).  A crash loses the op.
+ */
+enum kv_job { KV_JOB_NONE, KV_JOB_SAVE, KV_JOB_RECOVER };
+/* Turn background snapshots on or off. */
+void kv_sm_set_async(struct kv_sm *kv, bool on);
+/* The op that waits for kv_sm_finish(). */
+enum kv_job kv_sm_job(const struct kv_sm *kv);
+/* Finish it: its rc; *index the index the saved file holds (saves). */
+int kv_sm_finish(struct kv_sm *kv, raft_index *index);
+
 #endif /* DRAGONRAFT_TEST_KV_SM_H */
