@@ -311,7 +311,6 @@ raft_id cluster_leader(const struct cluster *c, int gi)
 	return lead;
 }
 
-
 bool cluster_converged(const struct cluster *c, int gi)
 {
 	struct engine_group_status ls, st;

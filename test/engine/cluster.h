@@ -16,9 +16,9 @@
 
 struct cl_node {
 	raft_id id;
-	struct engine *e;                /* NULL while down */
-	struct fake_storage *fs;         /* survives crashes */
-	struct kv_sm *sm[CL_MAX_GROUPS]; /* survives crashes (rolled back to durable) */
+	struct engine *e;                 /* NULL while down */
+	struct fake_storage *fs;          /* survives crashes */
+	struct kv_sm *sm[CL_MAX_GROUPS];  /* survives crashes (rolled back to durable) */
 	uint64_t job_tick[CL_MAX_GROUPS]; /* when a background snapshot op was first seen */
 };
 

@@ -235,13 +235,13 @@ close_fd:
 
 static int fsm_save(void *ctx, const char *path, raft_index *index)
 {
-	struct file_sm *fs = ctx;
-	off_t len = lseek(fs->fd, 0, SEEK_END);
+	struct file_sm_save sv;
+	int rc = file_sm_save_begin(ctx, &sv);
 
-	if (len < 0)
-		return ENGINE_ERR_SNAPSHOT;
-	*index = fs->applied;
-	return copy_to(fs->fd, (uint64_t)len, path);
+	if (rc != ENGINE_OK)
+		return rc;
+	*index = sv.index;
+	return file_sm_save_run(&sv, path);
 }
 
 /* fsync the directory holding path (makes a rename in it durable). */
@@ -267,25 +267,54 @@ static int sync_dir(const char *path)
 	return rc;
 }
 
-static int fsm_recover(void *ctx, const char *path, raft_index index)
+int file_sm_save_begin(struct file_sm *fs, struct file_sm_save *sv)
 {
-	struct file_sm *fs = ctx;
-	char tmp[ENGINE_PATH_MAX + 8];
-	uint64_t valid, count, digest;
-	raft_index last;
-	int src, fd, rc;
+	off_t len = lseek(fs->fd, 0, SEEK_END);
 
-	rc = file_sm_scan(path, NULL, NULL, &valid, &last, &count, &digest);
-	if (rc != ENGINE_OK || last != index)
+	if (len < 0)
+		return ENGINE_ERR_SNAPSHOT;
+	sv->fd = dup(fs->fd); /* the records up to len never change: appends go after */
+	if (sv->fd < 0)
+		return ENGINE_ERR_SNAPSHOT;
+	sv->len = (uint64_t)len;
+	sv->index = fs->applied;
+	return ENGINE_OK;
+}
+
+int file_sm_save_run(struct file_sm_save *sv, const char *path)
+{
+	int rc = copy_to(sv->fd, sv->len, path);
+
+	close(sv->fd);
+	sv->fd = -1;
+	return rc;
+}
+
+int file_sm_recover_stage(const char *sm_path, const char *path, raft_index index,
+                          struct file_sm_recovery *rv)
+{
+	char tmp[ENGINE_PATH_MAX + 8];
+	uint64_t valid;
+	int src, rc;
+
+	rc = file_sm_scan(path, NULL, NULL, &valid, &rv->last, &rv->count, &rv->digest);
+	if (rc != ENGINE_OK || rv->last != index)
 		return ENGINE_ERR_SNAPSHOT;
 	src = open(path, O_RDONLY);
 	if (src < 0)
 		return ENGINE_ERR_SNAPSHOT;
-	snprintf(tmp, sizeof(tmp), "%s.tmp", fs->path);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", sm_path);
 	rc = copy_to(src, valid, tmp);
 	close(src);
-	if (rc != ENGINE_OK)
-		return rc;
+	return rc;
+}
+
+int file_sm_recover_finish(struct file_sm *fs, const struct file_sm_recovery *rv)
+{
+	char tmp[ENGINE_PATH_MAX + 8];
+	int fd;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", fs->path);
 	if (rename(tmp, fs->path) != 0 || sync_dir(fs->path) != ENGINE_OK)
 		return ENGINE_ERR_SNAPSHOT;
 	fd = open(fs->path, O_RDWR);
@@ -296,11 +325,25 @@ static int fsm_recover(void *ctx, const char *path, raft_index index)
 	}
 	close(fs->fd);
 	fs->fd = fd;
-	fs->applied = last;
-	fs->count = count;
-	fs->digest = digest;
+	fs->applied = rv->last;
+	fs->count = rv->count;
+	fs->digest = rv->digest;
 	fs->recoveries++;
 	return ENGINE_OK;
+}
+
+const char *file_sm_path(const struct file_sm *fs)
+{
+	return fs->path;
+}
+
+static int fsm_recover(void *ctx, const char *path, raft_index index)
+{
+	struct file_sm *fs = ctx;
+	struct file_sm_recovery rv;
+	int rc = file_sm_recover_stage(fs->path, path, index, &rv);
+
+	return rc == ENGINE_OK ? file_sm_recover_finish(fs, &rv) : rc;
 }
 
 void file_sm_ops(struct file_sm *fs, struct engine_sm_ops *ops)

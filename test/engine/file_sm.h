@@ -31,6 +31,31 @@ uint64_t file_sm_digest(const struct file_sm *fs);
 /* Snapshots recovered so far by this process. */
 unsigned file_sm_recoveries(const struct file_sm *fs);
 
+/*
+ * Snapshots in the background (dr-node --async-snapshots): the slow parts
+ * run on another thread, what touches fs on the state machine's own thread.
+ */
+struct file_sm_save {
+	int fd; /* a dup of the file, owned by the save */
+	uint64_t len;
+	raft_index index;
+};
+struct file_sm_recovery {
+	raft_index last;
+	uint64_t count, digest;
+};
+/* Capture the state to save: the file's length and applied index now (own thread). */
+int file_sm_save_begin(struct file_sm *fs, struct file_sm_save *sv);
+/* Copy the captured state to path (any thread; applying may go on meanwhile). */
+int file_sm_save_run(struct file_sm_save *sv, const char *path);
+/* Check the snapshot at path and copy it beside the file at sm_path (any thread). */
+int file_sm_recover_stage(const char *sm_path, const char *path, raft_index index,
+                          struct file_sm_recovery *rv);
+/* Switch fs to the staged copy (own thread). */
+int file_sm_recover_finish(struct file_sm *fs, const struct file_sm_recovery *rv);
+/* The path of fs's file. */
+const char *file_sm_path(const struct file_sm *fs);
+
 /* One record as file_sm_scan() hands it over. */
 struct file_sm_record {
 	raft_index index;

@@ -5,10 +5,13 @@
  * the TCP transport; the log lives in a LogDB under DIR/logdb; each group's
  * state machine is a durable file_sm at DIR/sm-GROUP (or, with --mem, the
  * in-memory kv_sm, for benchmarks).  Groups stored in the LogDB restart at
- * once.
+ * once.  With --async-snapshots the file_sm's snapshot saves and recoveries
+ * run on libuv's thread pool and report back to the engine (as the
+ * PostgreSQL state machine's exports and loads will).
  *
- * Usage: dr-node --id N --dir DIR --listen 127.0.0.1:PORT [--mem] [--rtt MS]
- *                [--election TICKS] [--snapshot-entries N] [--overhead N] [--shards N]
+ * Usage: dr-node --id N --dir DIR --listen 127.0.0.1:PORT [--mem] [--async-snapshots]
+ *                [--rtt MS] [--election TICKS] [--snapshot-entries N] [--overhead N]
+ *                [--shards N]
  *
  * Control protocol: one command per line on stdin, one reply line per
  * command on stdout, both starting with the caller's tag (a word).  Replies
@@ -59,7 +62,21 @@ struct gsm {
 	uint64_t gid;
 	struct file_sm *f;
 	struct kv_sm *k;
-	unsigned deficit; /* bench proposals refused as busy, to issue again */
+	unsigned deficit;           /* bench proposals refused as busy, to issue again */
+	struct engine_sm_ops inner; /* file_sm's own ops (--async-snapshots wraps them) */
+};
+
+/* A snapshot save or recovery on libuv's thread pool (--async-snapshots). */
+struct snap_job {
+	uv_work_t w;
+	struct gsm *s;
+	bool save;
+	int rc;
+	raft_index index;
+	struct file_sm_save sv;
+	struct file_sm_recovery rv;
+	char path[ENGINE_PATH_MAX + 128];
+	char sm_path[ENGINE_PATH_MAX];
 };
 
 /* An asynchronous command waiting for its outcome. */
@@ -81,7 +98,8 @@ static struct {
 	struct engine *e;
 	const char *dir;
 	bool mem;
-	unsigned shards; /* LogDB shards (fixed once the LogDB exists) */
+	bool async_snapshots; /* file_sm snapshots on the thread pool */
+	unsigned shards;      /* LogDB shards (fixed once the LogDB exists) */
 	raft_id id;
 	struct gsm g[MAX_GROUPS];
 	int ng;
@@ -146,6 +164,96 @@ static struct gsm *find_sm(uint64_t gid)
 	return NULL;
 }
 
+static void job_work(uv_work_t *w)
+{
+	struct snap_job *j = w->data;
+
+	if (j->save)
+		j->rc = file_sm_save_run(&j->sv, j->path);
+	else
+		j->rc = file_sm_recover_stage(j->sm_path, j->path, j->index, &j->rv);
+}
+
+static void job_after(uv_work_t *w, int status)
+{
+	struct snap_job *j = w->data;
+	int rc = status == 0 ? j->rc : ENGINE_ERR_SNAPSHOT;
+
+	if (j->save) {
+		engine_snapshot_saved(N.e, j->s->gid, rc, j->index);
+	} else {
+		if (rc == ENGINE_OK)
+			rc = file_sm_recover_finish(j->s->f, &j->rv);
+		engine_snapshot_recovered(N.e, j->s->gid, rc);
+	}
+	free(j);
+}
+
+static int queue_job(struct snap_job *j)
+{
+	j->w.data = j;
+	if (uv_queue_work(&N.loop, &j->w, job_work, job_after) != 0) {
+		if (j->save)
+			close(j->sv.fd);
+		free(j);
+		return ENGINE_ERR_SNAPSHOT;
+	}
+	return ENGINE_IN_PROGRESS;
+}
+
+static int async_apply(void *ctx, const struct engine_sm_entry *ents, uint32_t n)
+{
+	struct gsm *s = ctx;
+
+	return s->inner.apply(s->inner.ctx, ents, n);
+}
+
+static raft_index async_durable(void *ctx)
+{
+	struct gsm *s = ctx;
+
+	return s->inner.durable_applied(s->inner.ctx);
+}
+
+static int async_save(void *ctx, const char *path, raft_index *index)
+{
+	struct gsm *s = ctx;
+	struct snap_job *j = calloc(1, sizeof(*j));
+	int rc;
+
+	(void)index; /* reported by engine_snapshot_saved() */
+	if (j == NULL || strlen(path) >= sizeof(j->path)) {
+		free(j);
+		return ENGINE_ERR_SNAPSHOT;
+	}
+	rc = file_sm_save_begin(s->f, &j->sv);
+	if (rc != ENGINE_OK) {
+		free(j);
+		return rc;
+	}
+	j->s = s;
+	j->save = true;
+	j->index = j->sv.index;
+	snprintf(j->path, sizeof(j->path), "%s", path);
+	return queue_job(j);
+}
+
+static int async_recover(void *ctx, const char *path, raft_index index)
+{
+	struct gsm *s = ctx;
+	struct snap_job *j = calloc(1, sizeof(*j));
+
+	if (j == NULL || strlen(path) >= sizeof(j->path)) {
+		free(j);
+		return ENGINE_ERR_SNAPSHOT;
+	}
+	j->s = s;
+	j->index = index;
+	snprintf(j->path, sizeof(j->path), "%s", path);
+	snprintf(j->sm_path, sizeof(j->sm_path), "%s", file_sm_path(s->f));
+	return queue_job(j);
+}
+
 /* A state machine for gid (opened from its file unless --mem). */
 static int open_sm(uint64_t gid, struct engine_sm_ops *ops)
 {
@@ -169,10 +277,19 @@ static int open_sm(uint64_t gid, struct engine_sm_ops *ops)
 			return rc;
 		N.ng++;
 	}
-	if (N.mem)
+	if (N.mem) {
 		kv_sm_ops(s->k, ops);
-	else
+	} else if (N.async_snapshots) {
+		file_sm_ops(s->f, &s->inner);
+		memset(ops, 0, sizeof(*ops));
+		ops->ctx = s;
+		ops->apply = async_apply;
+		ops->durable_applied = async_durable;
+		ops->save_snapshot = async_save;
+		ops->recover = async_recover;
+	} else {
 		file_sm_ops(s->f, ops);
+	}
 	return ENGINE_OK;
 }
 
@@ -496,7 +613,8 @@ static void restart_groups(void)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: dr-node --id N --dir DIR --listen IP:PORT [--mem] [--rtt MS]\n"
+	fprintf(stderr, "usage: dr-node --id N --dir DIR --listen IP:PORT [--mem] "
+	                "[--async-snapshots] [--rtt MS]\n"
 	                "               [--election TICKS] [--snapshot-entries N] [--overhead N] "
 	                "[--shards N]\n");
 	exit(2);
@@ -523,6 +641,10 @@ int main(int argc, char **argv)
 
 		if (strcmp(a, "--mem") == 0) {
 			N.mem = true;
+			continue;
+		}
+		if (strcmp(a, "--async-snapshots") == 0) {
+			N.async_snapshots = true;
 			continue;
 		}
 		if (v == NULL)
