@@ -342,6 +342,7 @@ static void group_free(struct engine *e, struct group *g)
 		raft_destroy(g->r);
 	eng_arena_free(&g->arena);
 	cache_free(&g->cache, e->a);
+	e->a->free(g->reads);
 	e->a->free(g);
 }
 
@@ -517,7 +518,7 @@ void eng_fail_group(struct engine *e, struct group *g, int rc)
 		i--; /* backward shift may have moved another entry here */
 		eng_complete(e, op.cb, op.ctx, rc, g->id, 0, 0);
 	}
-	g->n_reads_ready = 0;
+	g->n_reads = 0;
 	if (g->cc.active)
 		eng_slot_done(e, g, &g->cc, rc, 0);
 	if (g->transfer.active)

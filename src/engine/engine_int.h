@@ -116,8 +116,8 @@ struct slot_op {
 
 /* A state machine snapshot being written for followers that need one (leader side). */
 struct snap_out {
-	bool busy;  /* save_snapshot() runs */
-	bool done;  /* ... and ended: rc, index */
+	bool busy; /* save_snapshot() runs */
+	bool done; /* ... and ended: rc, index */
 	int rc;
 	raft_index index;
 	struct raft_message tmpl; /* the first request (term, from); to varies */
@@ -173,9 +173,10 @@ struct group {
 	struct slot_op transfer; /* leadership transfer */
 	struct slot_op snapreq;  /* requested snapshot */
 	size_t n_pending;        /* proposals and reads in the table */
-	size_t n_reads_ready;    /* reads whose index is known, waiting for apply */
-	raft_index check_upto;   /* kept proposals at or below this index were overwritten
-	                          * if not applied as ours by then (leadership change) */
+	uint64_t *reads;         /* keys of reads whose index is known, waiting for apply */
+	size_t n_reads, cap_reads;
+	raft_index check_upto; /* kept proposals at or below this index were overwritten
+	                        * if not applied as ours by then (leadership change) */
 };
 
 /* A completion queued during a round, run when the round ends. */

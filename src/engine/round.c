@@ -300,47 +300,61 @@ static void apply(struct engine *e, struct group *g)
 		eng_slot_done(e, g, &g->cc, ENGINE_ERR_DROPPED, g->cc.index);
 }
 
-/* Reads whose index is now applied, and proposals proven overwritten. */
-static void resolve(struct engine *e, struct group *g)
+/* Reads whose index is now applied (g->reads holds the keys of those with an index). */
+static void resolve_reads(struct engine *e, struct group *g)
 {
-	bool reads = g->n_reads_ready > 0;
-	bool over = g->check_upto != 0 && g->check_upto <= g->applied;
+	size_t k = 0;
 
-	if (!reads && !over)
-		return;
-	for (size_t i = 0; i < e->pend.cap && g->n_pending > 0; i++) {
-		struct pending *p = &e->pend.slots[i], op;
-		int rc;
+	for (size_t i = 0; i < g->n_reads; i++) {
+		struct pending *p = eng_pending_get(&e->pend, g->reads[i]), op;
 
-		if (p->key == 0 || p->group_id != g->id || p->index == 0 || p->index > g->applied)
-			continue;
-		if (p->kind == PK_READ && reads) {
-			rc = ENGINE_OK;
-			g->n_reads_ready--;
-		} else if (p->kind == PK_PROPOSAL && over) {
-			rc = ENGINE_ERR_DROPPED; /* its index was applied with another entry */
-		} else {
+		if (p == NULL)
+			continue; /* completed otherwise (group failure) */
+		if (p->index > g->applied) {
+			g->reads[k++] = g->reads[i];
 			continue;
 		}
 		eng_pending_del(&e->pend, p, &op);
 		g->n_pending--;
-		i--;
-		eng_complete(e, op.cb, op.ctx, rc, g->id, op.index, 0);
+		eng_complete(e, op.cb, op.ctx, ENGINE_OK, g->id, op.index, 0);
 	}
-	if (over)
-		g->check_upto = 0;
+	g->n_reads = k;
+}
+
+/* Proposals proven overwritten: their index was applied with another entry. */
+static void resolve_overwritten(struct engine *e, struct group *g)
+{
+	for (size_t i = 0; i < e->pend.cap && g->n_pending > 0; i++) {
+		struct pending *p = &e->pend.slots[i], op;
+
+		if (p->key == 0 || p->group_id != g->id || p->kind != PK_PROPOSAL ||
+		    p->index == 0 || p->index > g->applied)
+			continue;
+		eng_pending_del(&e->pend, p, &op);
+		g->n_pending--;
+		i--; /* backward shift may have moved another entry here */
+		eng_complete(e, op.cb, op.ctx, ENGINE_ERR_DROPPED, g->id, op.index, 0);
+	}
+	g->check_upto = 0;
 }
 
 static void read_states(struct engine *e, struct group *g)
 {
 	for (uint32_t i = 0; i < g->rd.n_read_states; i++) {
 		const struct raft_read_state *rs = &g->rd.read_states[i];
-		struct pending *p = eng_pending_get(&e->pend, rs->context);
+		struct pending *p = eng_pending_get(&e->pend, rs->context), op;
 
 		if (p == NULL || p->kind != PK_READ || p->group_id != g->id || p->index != 0)
 			continue;
+		if (eng_reserve(e, (void **)&g->reads, &g->cap_reads, g->n_reads + 1,
+		                sizeof(*g->reads)) != ENGINE_OK) {
+			eng_pending_del(&e->pend, p, &op);
+			g->n_pending--;
+			eng_complete(e, op.cb, op.ctx, ENGINE_ERR_NOMEM, g->id, 0, 0);
+			continue;
+		}
 		p->index = rs->index != 0 ? rs->index : 1;
-		g->n_reads_ready++;
+		g->reads[g->n_reads++] = p->key;
 	}
 }
 
@@ -559,7 +573,10 @@ int engine_run_round(struct engine *e)
 		if (g->installing)
 			continue;
 		watch_leader(e, g);
-		resolve(e, g);
+		if (g->n_reads > 0)
+			resolve_reads(e, g);
+		if (g->check_upto != 0 && g->check_upto <= g->applied)
+			resolve_overwritten(e, g);
 		rc = snapshot(e, g);
 		cache_trim(&g->cache, g->first);
 		g->busy = e->st.busy != NULL && e->st.busy(e->st.ctx, g->id);
