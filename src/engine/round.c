@@ -433,6 +433,21 @@ static void watch_leader(struct engine *e, struct group *g)
 	eng_leader_changed(e, g);
 }
 
+/*
+ * The first index the cache must keep: what is not applied yet, and as leader
+ * what a member has not acknowledged (it may have to be sent again).  Entries
+ * below go: the cache then holds about what is in flight, not a window of
+ * entry_cache_bytes per group, and its memory is reused at once.
+ */
+static raft_index cache_keep(const struct group *g)
+{
+	raft_index keep = g->applied + 1, peers = raft_peers_match(g->r) + 1;
+
+	if (peers < keep)
+		keep = peers;
+	return keep > g->first ? keep : g->first;
+}
+
 /* Background snapshot saves that ended: ship them (outside any Ready). */
 static void async_ended(struct engine *e)
 {
@@ -578,7 +593,7 @@ int engine_run_round(struct engine *e)
 		if (g->check_upto != 0 && g->check_upto <= g->applied)
 			resolve_overwritten(e, g);
 		rc = snapshot(e, g);
-		cache_trim(&g->cache, g->first);
+		cache_trim(&g->cache, cache_keep(g));
 		g->busy = e->st.busy != NULL && e->st.busy(e->st.ctx, g->id);
 	}
 	e->in_round = false;

@@ -882,6 +882,18 @@ raft_index raft_last_index(const struct raft *r)
 	return raft_log_last(&r->log);
 }
 
+raft_index raft_peers_match(const struct raft *r)
+{
+	raft_index m = raft_log_last(&r->log);
+
+	if (r->role != RAFT_LEADER)
+		return m;
+	for (uint32_t i = 0; i < r->n_prs; i++)
+		if (r->prs[i].id != r->id && r->prs[i].match < m)
+			m = r->prs[i].match;
+	return m;
+}
+
 const struct raft_membership *raft_membership(const struct raft *r)
 {
 	return &r->conf;

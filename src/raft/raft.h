@@ -215,6 +215,9 @@ raft_id raft_leader(const struct raft *r);
 raft_term raft_term_of(const struct raft *r);
 raft_index raft_commit_index(const struct raft *r);
 raft_index raft_last_index(const struct raft *r);
+/* As leader: the lowest match index of the other members (what they may still
+ * need starts after it); otherwise, or alone, the last index. */
+raft_index raft_peers_match(const struct raft *r);
 const struct raft_membership *raft_membership(const struct raft *r);
 /* Is id a voter or non-voter of m? */
 bool raft_membership_contains(const struct raft_membership *m, raft_id id);

@@ -448,6 +448,30 @@ static void test_snapshot_to_lagging_follower(void **state)
 	fx_destroy(f);
 }
 
+/* The leader reports the lowest match of its peers; others their last index. */
+static void test_peers_match(void **state)
+{
+	struct fx *f = fx_create(3, NULL);
+
+	(void)state;
+	fx_elect(f, 1);
+	fx_propose(f, 1, "a");
+	fx_stabilize(f);
+	assert_int_equal(raft_peers_match(NODE(f, 1)), raft_last_index(NODE(f, 1)));
+	fx_isolate(f, 3);
+	fx_propose(f, 1, "b");
+	fx_propose(f, 1, "c");
+	fx_stabilize(f);
+	/* node 3 missed two entries; node 2 has everything */
+	assert_int_equal(raft_peers_match(NODE(f, 1)), raft_last_index(NODE(f, 1)) - 2);
+	assert_int_equal(raft_peers_match(NODE(f, 2)), raft_last_index(NODE(f, 2)));
+	fx_heal(f);
+	fx_tick_all(f, 3);
+	fx_stabilize(f);
+	assert_int_equal(raft_peers_match(NODE(f, 1)), raft_last_index(NODE(f, 1)));
+	fx_destroy(f);
+}
+
 static void test_snapshot_install_rules(void **state)
 {
 	struct fx *f = fx_create(3, NULL);
@@ -1067,6 +1091,7 @@ int main(void)
 	        cmocka_unit_test(test_removed_list_full_refuses_removal),
 	        cmocka_unit_test(test_leader_removes_itself),
 	        cmocka_unit_test(test_snapshot_to_lagging_follower),
+	        cmocka_unit_test(test_peers_match),
 	        cmocka_unit_test(test_snapshot_install_rules),
 	        cmocka_unit_test(test_uncommitted_limit),
 	        cmocka_unit_test(test_flow_control),
