@@ -27,13 +27,13 @@ static void put(rocksdb_writebatch_t *b, const uint8_t *key, size_t klen, const 
 	rocksdb_writebatch_put(b, (const char *)key, klen, (const char *)v->p, v->len);
 }
 
-/* Delete entries [lo, hi) of a member with one range tombstone. */
-static void delete_entries(rocksdb_writebatch_t *b, uint64_t g, uint64_t n, uint64_t lo,
-                           uint64_t hi)
+/* Delete the keys of kind (entries or snapshots) [lo, hi) of a member: one range tombstone. */
+static void delete_indexes(rocksdb_writebatch_t *b, unsigned kind, uint64_t g, uint64_t n,
+                           uint64_t lo, uint64_t hi)
 {
 	uint8_t k1[LOGDB_INDEX_KEY_LEN], k2[LOGDB_INDEX_KEY_LEN];
-	logdb_index_key(k1, LOGDB_KIND_ENTRY, g, n, lo);
-	logdb_index_key(k2, LOGDB_KIND_ENTRY, g, n, hi);
+	logdb_index_key(k1, kind, g, n, lo);
+	logdb_index_key(k2, kind, g, n, hi);
 	rocksdb_writebatch_delete_range(b, (const char *)k1, sizeof(k1), (const char *)k2,
 	                                sizeof(k2));
 }
@@ -53,7 +53,7 @@ static int drop_entries_to(struct logdb *db, struct shard *s, rocksdb_writebatch
 		if (rc)
 			return rc;
 	}
-	delete_entries(b, g, n, 0, keep);
+	delete_indexes(b, LOGDB_KIND_ENTRY, g, n, 0, keep);
 	return LOGDB_OK;
 }
 
@@ -180,12 +180,8 @@ static int stage(struct logdb_worker *w, struct shard *s, rocksdb_writebatch_t *
 	if (u->snapshot) {
 		/* Installing a snapshot at S discards the log up to S. */
 		uint64_t si = u->snapshot->meta.index;
-		uint8_t k1[LOGDB_INDEX_KEY_LEN], k2[LOGDB_INDEX_KEY_LEN];
 		/* ... and the records of older snapshots */
-		logdb_index_key(k1, LOGDB_KIND_SNAPSHOT, g, n, 0);
-		logdb_index_key(k2, LOGDB_KIND_SNAPSHOT, g, n, si);
-		rocksdb_writebatch_delete_range(b, (const char *)k1, sizeof(k1), (const char *)k2,
-		                                sizeof(k2));
+		delete_indexes(b, LOGDB_KIND_SNAPSHOT, g, n, 0, si);
 		if ((rc = put_snapshot(db, b, v, g, n, u->snapshot)))
 			return rc;
 		if (si >= first) {
@@ -216,7 +212,7 @@ static int stage(struct logdb_worker *w, struct shard *s, rocksdb_writebatch_t *
 		 * tail, which readers cut at the next run's key, lo.
 		 */
 		if (lo <= last)
-			delete_entries(b, g, n, lo, last + 1);
+			delete_indexes(b, LOGDB_KIND_ENTRY, g, n, lo, last + 1);
 		if ((rc = put_runs(db, b, v, g, n, u->entries, u->n_entries)))
 			return rc;
 		last = hi;
@@ -509,13 +505,9 @@ int logdb_delete_snapshot(struct logdb *db, uint64_t g, raft_id n, raft_index in
 int logdb_delete_snapshots_below(struct logdb *db, uint64_t g, raft_id n, raft_index index)
 {
 	struct shard *s = logdb_shard(db, g);
-	uint8_t k1[LOGDB_INDEX_KEY_LEN], k2[LOGDB_INDEX_KEY_LEN];
 	struct oneoff o;
 	oneoff_init(db, &o);
-	logdb_index_key(k1, LOGDB_KIND_SNAPSHOT, g, n, 0);
-	logdb_index_key(k2, LOGDB_KIND_SNAPSHOT, g, n, index);
-	rocksdb_writebatch_delete_range(o.b, (const char *)k1, sizeof(k1), (const char *)k2,
-	                                sizeof(k2));
+	delete_indexes(o.b, LOGDB_KIND_SNAPSHOT, g, n, 0, index);
 	pthread_mutex_lock(&s->lock);
 	int rc = write_batch(db, s, o.b, "deleting old snapshot records");
 	pthread_mutex_unlock(&s->lock);
