@@ -11,7 +11,7 @@
  *
  * Everything a batch writes is a function of (seed, batch id), so the parent
  * can replay it: batch b picks groups; per group it may install a snapshot at
- * the last index (dropping the log up to it) or overwrite the last one or two
+ * or just below the last index (dropping the log up to it) or overwrite the last one or two
  * entries (a conflict), appends 1..6 entries of random size whose data names
  * (b, group, index), and sets hard state {term b, vote group, commit last}.
  */
@@ -94,7 +94,12 @@ static uint64_t plan(uint64_t seed, uint64_t b, uint64_t g, uint64_t first, uint
 {
 	*snap = 0;
 	if (batch_snapshot(seed, b, g) && last >= first) {
-		*snap = last; /* the log up to last goes; new entries follow it */
+		/* the log up to the snapshot goes (all of it, or all but the last
+		 * 1..3 entries, which stay); new entries follow the last */
+		uint64_t back = h4(seed, b, g, 7) % 4;
+		if (back > last - first)
+			back = last - first;
+		*snap = last - back;
 		return last + 1;
 	}
 	uint64_t ow = batch_overwrite(seed, b, g);
