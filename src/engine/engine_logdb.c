@@ -14,10 +14,20 @@
 
 #include "engine/engine_logdb.h"
 
+/* Terms of a window of one group's log, read together (a run at a time). */
+#define TERM_WINDOW 256
+struct term_cache {
+	uint64_t group_id; /* 0 = empty */
+	raft_index lo;
+	uint32_t n;
+	raft_term terms[TERM_WINDOW];
+};
+
 struct engine_logdb {
 	struct logdb *db;
 	struct logdb_worker *w;
 	raft_id node;
+	struct term_cache tc;
 	struct logdb_entries ents; /* reused read buffer */
 	struct logdb_update *ups;  /* reused save arrays */
 	struct logdb_snapshot *snaps;
@@ -113,6 +123,8 @@ static int el_save(void *ctx, const struct engine_update *u, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		struct logdb_update *l = &el->ups[i];
 
+		if (u[i].group_id == el->tc.group_id && (u[i].n_entries > 0 || u[i].snapshot))
+			el->tc.group_id = 0; /* entries may be replaced */
 		l->group_id = u[i].group_id;
 		l->node_id = el->node;
 		l->hard_state_changed = u[i].hard_state_changed;
@@ -237,17 +249,46 @@ static int el_entries(void *ctx, uint64_t group_id, raft_index lo, raft_index hi
 	return ENGINE_OK;
 }
 
+/*
+ * Terms come from a window around i, most of it below: Raft walks back one
+ * index at a time when it looks for where two logs diverge, and every entry
+ * read from the LogDB costs the decoding of its whole run.
+ */
 static int el_term(void *ctx, uint64_t group_id, raft_index i, raft_term *t)
 {
 	struct engine_logdb *el = ctx;
+	struct term_cache *tc = &el->tc;
+	struct logdb_raft_state rs;
+	raft_index lo, hi, last;
 	int rc;
 
-	rc = logdb_iterate_entries(el->db, group_id, el->node, i, i + 1, 0, &el->ents);
+	if (tc->group_id == group_id && i >= tc->lo && i - tc->lo < tc->n) {
+		*t = tc->terms[i - tc->lo];
+		return ENGINE_OK;
+	}
+	rc = logdb_read_state(el->db, group_id, el->node, &rs);
 	if (rc != LOGDB_OK)
 		return from_logdb(rc);
-	if (el->ents.n != 1)
+	last = rs.first_index + rs.entry_count - 1;
+	if (i < rs.first_index || i > last)
 		return ENGINE_ERR_STORAGE;
-	*t = el->ents.ents[0].term;
+	lo = i >= rs.first_index + TERM_WINDOW * 3 / 4 ? i - TERM_WINDOW * 3 / 4 : rs.first_index;
+	hi = lo + TERM_WINDOW <= last + 1 ? lo + TERM_WINDOW : last + 1;
+	rc = logdb_iterate_entries(el->db, group_id, el->node, lo, hi, 256 << 10, &el->ents);
+	if (rc == LOGDB_OK && el->ents.n > 0 && i - lo >= el->ents.n) {
+		lo = i; /* large entries: the byte limit ended the window before i */
+		rc = logdb_iterate_entries(el->db, group_id, el->node, i, i + 1, 0, &el->ents);
+	}
+	if (rc != LOGDB_OK)
+		return from_logdb(rc);
+	if (el->ents.n == 0 || el->ents.n > TERM_WINDOW)
+		return ENGINE_ERR_STORAGE;
+	tc->group_id = group_id;
+	tc->lo = lo;
+	tc->n = el->ents.n;
+	for (uint32_t k = 0; k < el->ents.n; k++)
+		tc->terms[k] = el->ents.ents[k].term;
+	*t = tc->terms[i - lo];
 	return ENGINE_OK;
 }
 
@@ -271,6 +312,8 @@ static int el_compact(void *ctx, uint64_t group_id, raft_index index)
 	struct engine_logdb *el = ctx;
 	int rc;
 
+	if (group_id == el->tc.group_id)
+		el->tc.group_id = 0;
 	rc = logdb_remove_entries_to(el->db, group_id, el->node, index);
 	if (rc == LOGDB_OK)
 		rc = logdb_compact_entries_to(el->db, group_id, el->node, index);
@@ -281,6 +324,8 @@ static int el_remove(void *ctx, uint64_t group_id)
 {
 	struct engine_logdb *el = ctx;
 
+	if (group_id == el->tc.group_id)
+		el->tc.group_id = 0;
 	return from_logdb(logdb_remove_node_data(el->db, group_id, el->node));
 }
 

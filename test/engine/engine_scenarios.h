@@ -1258,8 +1258,11 @@ int main(void)
 	        cmocka_unit_test(test_chaos),
 	        cmocka_unit_test(test_chaos_async),
 	        cmocka_unit_test(test_sm_ahead_of_log),
+#ifdef ENGINE_EXTRA_TESTS
+	        ENGINE_EXTRA_TESTS
+#endif
 #ifdef TEST_ENGINE_FAKE
-	        cmocka_unit_test(test_storage_failure),
+	                cmocka_unit_test(test_storage_failure),
 	        cmocka_unit_test(test_pending_table),
 	        cmocka_unit_test(test_group_index),
 	        cmocka_unit_test(test_alloc_failures),

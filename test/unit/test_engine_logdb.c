@@ -3,12 +3,15 @@
  * node persisting into a real LogDB (RocksDB) through engine_logdb.c.  A crash
  * closes the node's LogDB; a restart opens it again and reloads from disk.
  */
+#define _GNU_SOURCE /* nftw */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <ftw.h>
 
 #include <cmocka.h>
 
@@ -83,6 +86,101 @@ static void close_db(struct cluster *c, raft_id id)
 }
 
 static const struct cluster_storage logdb_storage = {open_db, close_db};
+
+static int rm_any(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static raft_term term_at(raft_index i)
+{
+	return 1 + i / 97;
+}
+
+static void save_range(const struct engine_storage_ops *ops, raft_index lo, raft_index hi,
+                       raft_term (*term)(raft_index))
+{
+	static struct raft_entry ents[2048];
+	static uint8_t data[2048][40];
+	struct engine_update u;
+
+	assert_true(hi - lo + 1 <= 2048);
+	for (raft_index i = lo; i <= hi; i++) {
+		struct raft_entry *e = &ents[i - lo];
+
+		memset(data[i - lo], (int)i, sizeof(data[i - lo]));
+		e->index = i;
+		e->term = term(i);
+		e->type = RAFT_ENTRY_NORMAL;
+		e->len = (uint32_t)(i % 40);
+		e->data = data[i - lo];
+	}
+	memset(&u, 0, sizeof(u));
+	u.group_id = 5;
+	u.n_entries = (uint32_t)(hi - lo + 1);
+	u.entries = ents;
+	assert_int_equal(ops->save(ops->ctx, &u, 1), ENGINE_OK);
+}
+
+static void expect_terms(const struct engine_storage_ops *ops, raft_index lo, raft_index hi,
+                         raft_term (*term)(raft_index))
+{
+	/* downwards (as a backtracking leader walks), then upwards */
+	for (raft_index i = hi; i >= lo; i--) {
+		raft_term t = 0;
+
+		assert_int_equal(ops->term(ops->ctx, 5, i, &t), ENGINE_OK);
+		if (t != term(i))
+			fail_msg("term of %llu: %llu, expected %llu", (unsigned long long)i,
+			         (unsigned long long)t, (unsigned long long)term(i));
+	}
+	for (raft_index i = lo; i <= hi; i++) {
+		raft_term t = 0;
+
+		assert_int_equal(ops->term(ops->ctx, 5, i, &t), ENGINE_OK);
+		assert_int_equal(t, term(i));
+	}
+}
+
+static raft_term term_after_conflict(raft_index i)
+{
+	return i >= 700 ? 40 : term_at(i);
+}
+
+/* Terms read through the adapter's window stay right across saves, conflicts and compaction. */
+static void test_terms(void **state)
+{
+	struct cluster c;
+	struct engine_storage_ops ops;
+	raft_term t;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	snprintf(c.dir, sizeof(c.dir), "/tmp/dr-engine-terms-XXXXXX");
+	assert_non_null(mkdtemp(c.dir));
+	assert_int_equal(open_db(&c, 1, &ops), ENGINE_OK);
+	save_range(&ops, 1, 1500, term_at);
+	expect_terms(&ops, 1, 1500, term_at);
+	/* a conflict from 700 replaces the tail with term 40 (and a shorter log),
+	 * while the window around 750 is in the adapter's memory */
+	assert_int_equal(ops.term(ops.ctx, 5, 750, &t), ENGINE_OK);
+	assert_int_equal(t, term_at(750));
+	save_range(&ops, 700, 900, term_after_conflict);
+	assert_int_equal(ops.term(ops.ctx, 5, 750, &t), ENGINE_OK);
+	assert_int_equal(t, 40);
+	expect_terms(&ops, 1, 900, term_after_conflict);
+	assert_int_equal(ops.term(ops.ctx, 5, 901, &t), ENGINE_ERR_STORAGE);
+	/* compaction: what remains still answers */
+	assert_int_equal(ops.compact(ops.ctx, 5, 650), ENGINE_OK);
+	expect_terms(&ops, 651, 900, term_after_conflict);
+	close_db(&c, 1);
+	nftw(c.dir, rm_any, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+#define ENGINE_EXTRA_TESTS cmocka_unit_test(test_terms),
 
 #define TEST_ENGINE_STORAGE (&logdb_storage)
 #include "../engine/engine_scenarios.h"
