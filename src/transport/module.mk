@@ -9,12 +9,13 @@ GEN_HDRS += $(GEN)/transport/raft.pb-c.h
 GEN_SRCS += $(GEN)/transport/raft.pb-c.c
 
 transport_SRCS := src/transport/tp_common.c src/transport/frame.c \
-	src/transport/codec.c src/transport/wire.c src/transport/auth.c src/transport/transport.c \
-	src/transport/tp_snapshot.c $(GEN)/transport/raft.pb-c.c
+	src/transport/codec.c src/transport/wire.c src/transport/auth.c src/transport/transport.c src/transport/tp_dial.c \
+	src/transport/tp_snap_send.c src/transport/tp_snap_recv.c $(GEN)/transport/raft.pb-c.c
 
-UNIT_TESTS += test_transport_codec test_transport
+UNIT_TESTS += test_transport_codec test_transport test_transport_snap
 $(B)/test/test_transport_codec: $(B)/lib/libdr_transport.a $(B)/lib/libdr_util.a
 $(B)/test/test_transport: $(call objs,test/transport/harness.c) $(B)/lib/libdr_transport.a $(B)/lib/libdr_util.a
+$(B)/test/test_transport_snap: $(call objs,test/transport/harness.c) $(B)/lib/libdr_transport.a $(B)/lib/libdr_util.a
 
 FUZZ_TARGETS += fuzz_frame fuzz_batch
 $(FZ)/fuzz_frame: $(call fuzz_objs,$(transport_SRCS) $(util_SRCS))

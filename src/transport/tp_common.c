@@ -3,10 +3,13 @@
  */
 #include "transport/tp_common.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static struct transport_alloc_hooks hooks = {malloc, realloc, free};
+static struct transport_io_hooks io_hooks = {pread, pwrite};
 
 static const char *const messages[TRANSPORT_RC_COUNT] = {
         [TRANSPORT_OK] = "ok",
@@ -89,4 +92,50 @@ void transport_buf_free(struct transport_buf *b)
 {
 	transport_free(b->p);
 	memset(b, 0, sizeof(*b));
+}
+
+void transport_set_io_hooks(const struct transport_io_hooks *h)
+{
+	if (h == NULL) {
+		io_hooks.pread_fn = pread;
+		io_hooks.pwrite_fn = pwrite;
+		return;
+	}
+	io_hooks = *h;
+}
+
+ssize_t transport_pread_full(int fd, void *buf, size_t n, uint64_t off)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r =
+		        io_hooks.pread_fn(fd, (uint8_t *)buf + got, n - got, (off_t)(off + got));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return errno > 0 ? -errno : -EIO;
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+ssize_t transport_pwrite_full(int fd, const void *buf, size_t n, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t r = io_hooks.pwrite_fn(fd, (const uint8_t *)buf + done, n - done,
+		                               (off_t)(off + done));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return errno > 0 ? -errno : -EIO;
+		if (r == 0)
+			return -ENOSPC;
+		done += (size_t)r;
+	}
+	return (ssize_t)done;
 }

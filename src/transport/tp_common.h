@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Result codes of every transport_* function (0 is success). */
 enum transport_rc {
@@ -52,6 +53,21 @@ void *transport_malloc(size_t size);
 void *transport_realloc(void *p, size_t size);
 /* free through the hooks. */
 void transport_free(void *p);
+
+/* File I/O of snapshot chunks, called on libuv's thread pool; tests inject failures and delays. */
+struct transport_io_hooks {
+	ssize_t (*pread_fn)(int fd, void *buf, size_t n, off_t off);
+	ssize_t (*pwrite_fn)(int fd, const void *buf, size_t n, off_t off);
+};
+
+/* Installs file I/O hooks (NULL restores pread/pwrite); only while no snapshot streams. */
+void transport_set_io_hooks(const struct transport_io_hooks *hooks);
+
+/* Reads n bytes at off through the hooks, retrying EINTR: bytes read (< n at EOF) or -errno. */
+ssize_t transport_pread_full(int fd, void *buf, size_t n, uint64_t off);
+
+/* Writes n bytes at off through the hooks, retrying EINTR and short writes: n or -errno. */
+ssize_t transport_pwrite_full(int fd, const void *buf, size_t n, uint64_t off);
 
 /* A growable byte buffer. */
 struct transport_buf {

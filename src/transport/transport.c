@@ -1,12 +1,12 @@
 /*
  * transport.c - connections, handshake, send queues and message batches.
- * Snapshot streaming is in tp_snapshot.c.
+ * Addresses and dialing are in tp_dial.c, snapshot streaming in
+ * tp_snap_send.c and tp_snap_recv.c.
  */
 #include "transport/tp_internal.h"
 
 #include "util/crc32c.h"
 
-#include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,6 +20,7 @@
 #define DEF_BACKOFF_MAX  5000u
 #define DEF_HS_TIMEOUT   5000u
 #define DEF_SNAP_RETRIES 5u
+#define DEF_PART_MAX_AGE (600u * 1000u)
 /* Decode memory allowed per frame beyond twice its length (protobuf-c structures). */
 #define DECODE_SLACK (16u << 20)
 /* Largest frame accepted before the handshake completes. */
@@ -42,67 +43,6 @@ void tp_errorf(struct transport *t, const char *fmt, ...)
 const char *transport_errmsg(const struct transport *t)
 {
 	return t->errmsg;
-}
-
-/* Parses "ip:port", "[ipv6]:port" or "host:port" into ss. */
-static int parse_addr(const char *s, struct sockaddr_storage *ss)
-{
-	char host[256];
-	const char *colon, *port;
-	struct addrinfo hints, *res = NULL;
-	size_t hl;
-
-	if (s == NULL)
-		return TRANSPORT_EINVAL;
-	if (s[0] == '[') {
-		const char *end = strchr(s, ']');
-		if (end == NULL || end[1] != ':')
-			return TRANSPORT_EINVAL;
-		hl = (size_t)(end - s - 1);
-		if (hl >= sizeof(host))
-			return TRANSPORT_EINVAL;
-		memcpy(host, s + 1, hl);
-		port = end + 2;
-	} else {
-		colon = strrchr(s, ':');
-		if (colon == NULL)
-			return TRANSPORT_EINVAL;
-		hl = (size_t)(colon - s);
-		if (hl >= sizeof(host))
-			return TRANSPORT_EINVAL;
-		memcpy(host, s, hl);
-		port = colon + 1;
-	}
-	host[hl] = '\0';
-	if (*port == '\0')
-		return TRANSPORT_EINVAL;
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV;
-	if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL)
-		return TRANSPORT_EINVAL;
-	memset(ss, 0, sizeof(*ss));
-	memcpy(ss, res->ai_addr, res->ai_addrlen);
-	freeaddrinfo(res);
-	return TRANSPORT_OK;
-}
-
-static bool is_loopback(const struct sockaddr_storage *ss)
-{
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
-		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-	}
-	if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
-		const uint8_t *a = in6->sin6_addr.s6_addr;
-		static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-		if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
-			return true;
-		return memcmp(a, v4mapped, 12) == 0 && a[12] == 127;
-	}
-	return false;
 }
 
 struct peer *tp_peer_find(const struct transport *t, uint64_t id)
@@ -165,6 +105,7 @@ void tp_maybe_finish(struct transport *t)
 		t->peers = p->next;
 		transport_buf_free(&p->q);
 		transport_buf_free(&p->wbuf);
+		transport_free(p->host);
 		transport_free(p);
 	}
 	transport_encoder_free(&t->enc);
@@ -175,9 +116,8 @@ void tp_maybe_finish(struct transport *t)
 		on_closed(ctx);
 }
 
-static void conn_handle_closed(uv_handle_t *h)
+void tp_conn_unref(struct conn *c)
 {
-	struct conn *c = h->data;
 	struct transport *t = c->t;
 
 	if (--c->handles > 0)
@@ -196,7 +136,12 @@ static void conn_handle_closed(uv_handle_t *h)
 	tp_maybe_finish(t);
 }
 
-static struct conn *conn_new(struct transport *t, bool client, uint8_t purpose)
+static void conn_handle_closed(uv_handle_t *h)
+{
+	tp_conn_unref(h->data);
+}
+
+struct conn *tp_conn_new(struct transport *t, bool client, uint8_t purpose)
 {
 	struct conn *c = transport_malloc(sizeof(*c));
 	if (c == NULL) {
@@ -216,6 +161,7 @@ static struct conn *conn_new(struct transport *t, bool client, uint8_t purpose)
 	c->tcp.data = c;
 	c->timer.data = c;
 	c->handles = 2;
+	c->tcp_live = true;
 	transport_frame_reader_init(&c->rd, HS_MAX_FRAME);
 	transport_arena_init(&c->arena, DECODE_SLACK);
 	c->next = t->conns;
@@ -293,10 +239,16 @@ void tp_conn_close(struct conn *c)
 		if (!t->closing)
 			tp_report_unreachable(t, p->id, 0);
 	}
-	tp_snap_conn_closed(c);
-	uv_read_stop((uv_stream_t *)&c->tcp);
+	tp_snap_send_conn_closed(c);
+	tp_snap_recv_conn_closed(c);
+	if (c->resolving)
+		uv_cancel((uv_req_t *)&c->gai); /* on_resolved still runs, with an error */
+	if (c->tcp_live) {
+		c->tcp_live = false;
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
+	}
 	uv_timer_stop(&c->timer);
-	uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
 	uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
 }
 
@@ -691,66 +643,26 @@ static void on_hs_timeout(uv_timer_t *h)
 	tp_conn_fail(h->data, TRANSPORT_ETIMEOUT);
 }
 
-static void on_connect(uv_connect_t *req, int status)
+void tp_conn_arm_deadline(struct conn *c)
 {
-	struct conn *c = req->data;
-	struct transport *t = c->t;
-	struct transport_hello h;
-	uint8_t out[TRANSPORT_HELLO_LEN];
-
-	if (c->state == CS_CLOSING)
-		return;
-	if (status != 0) {
-		tp_errorf(t, "connect to node %llu: %s", (unsigned long long)c->peer->id,
-		          uv_strerror(status));
-		tp_conn_close(c);
-		return;
-	}
-	uv_tcp_nodelay(&c->tcp, 1);
-	h.client_id = t->cfg.node_id;
-	h.server_id = c->peer->id;
-	h.purpose = c->purpose;
-	if (transport_random(c->cnonce, TRANSPORT_NONCE_LEN) != TRANSPORT_OK) {
-		tp_conn_fail(c, TRANSPORT_EIO);
-		return;
-	}
-	memcpy(h.nonce, c->cnonce, TRANSPORT_NONCE_LEN);
-	transport_hello_put(out, &h);
-	c->state = CS_HELLO_SENT;
-	if (tp_send_frame(c, TF_HELLO, out, sizeof(out)) != TRANSPORT_OK ||
-	    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
-		tp_conn_fail(c, TRANSPORT_EIO);
+	uv_timer_start(&c->timer, on_hs_timeout, c->t->cfg.handshake_timeout_ms, 0);
 }
 
-struct conn *tp_dial(struct transport *t, struct peer *p, uint8_t purpose)
+int tp_conn_start_reading(struct conn *c)
 {
-	struct conn *c;
+	return uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0 ? TRANSPORT_EIO
+	                                                                     : TRANSPORT_OK;
+}
 
-	if (t->closing || !p->has_addr)
-		return NULL;
-	if (t->secret == NULL && !is_loopback(&p->addr)) {
-		tp_errorf(t, "node %llu is not on loopback and no cluster secret is configured",
-		          (unsigned long long)p->id);
-		t->st.auth_not_loopback++;
-		return NULL;
-	}
-	c = conn_new(t, true, purpose);
-	if (c == NULL)
-		return NULL;
-	c->peer = p;
-	c->remote_id = p->id;
-	c->state = CS_CONNECTING;
-	c->connect_req.data = c;
-	if (purpose == TRANSPORT_PURPOSE_MSG)
-		p->conn = c;
-	if (uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&p->addr,
-	                   on_connect) != 0) {
-		tp_errorf(t, "cannot start connecting to node %llu", (unsigned long long)p->id);
-		tp_conn_close(c);
-		return NULL;
-	}
-	uv_timer_start(&c->timer, on_hs_timeout, t->cfg.handshake_timeout_ms, 0);
-	return c;
+void tp_conn_read(struct conn *c, bool on)
+{
+	if (!c->tcp_live || c->state == CS_CLOSING || c->paused == !on)
+		return;
+	c->paused = !on;
+	if (!on)
+		uv_read_stop((uv_stream_t *)&c->tcp);
+	else if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
+		tp_conn_fail(c, TRANSPORT_EIO);
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -762,7 +674,7 @@ static void on_connection(uv_stream_t *server, int status)
 
 	if (status != 0 || t->closing)
 		return;
-	c = conn_new(t, false, 0);
+	c = tp_conn_new(t, false, 0);
 	if (c == NULL)
 		return;
 	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
@@ -774,12 +686,12 @@ static void on_connection(uv_stream_t *server, int status)
 	uv_tcp_nodelay(&c->tcp, 1);
 	if (t->secret == NULL &&
 	    (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) != 0 ||
-	     !is_loopback(&ss))) {
+	     !tp_is_loopback(&ss))) {
 		tp_conn_fail(c, TRANSPORT_ENOTLOOPBACK);
 		return;
 	}
-	uv_timer_start(&c->timer, on_hs_timeout, t->cfg.handshake_timeout_ms, 0);
-	if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
+	tp_conn_arm_deadline(c);
+	if (tp_conn_start_reading(c) != TRANSPORT_OK)
 		tp_conn_fail(c, TRANSPORT_EIO);
 }
 
@@ -796,7 +708,7 @@ static void handle_closed(uv_handle_t *h)
 static int start_listening(struct transport *t)
 {
 	struct sockaddr_storage ss;
-	int rc = parse_addr(t->cfg.listen_addr, &ss);
+	int rc = tp_parse_listen_addr(t->cfg.listen_addr, &ss);
 
 	if (rc != TRANSPORT_OK) {
 		tp_errorf(t, "bad listen address \"%s\"", t->cfg.listen_addr);
@@ -839,6 +751,8 @@ static void apply_defaults(struct transport_config *c)
 		c->handshake_timeout_ms = DEF_HS_TIMEOUT;
 	if (c->snapshot_retries == 0)
 		c->snapshot_retries = DEF_SNAP_RETRIES;
+	if (c->snapshot_part_max_age_ms == 0)
+		c->snapshot_part_max_age_ms = DEF_PART_MAX_AGE;
 }
 
 int transport_create(uv_loop_t *loop, const struct transport_config *cfg,
@@ -884,6 +798,7 @@ int transport_create(uv_loop_t *loop, const struct transport_config *cfg,
 	/* These handles must not keep uv_run(UV_RUN_DEFAULT) alive on their own. */
 	uv_unref((uv_handle_t *)&t->prepare);
 	uv_unref((uv_handle_t *)&t->check);
+	tp_snap_start(t);
 	if (cfg->listen_addr != NULL) {
 		rc = start_listening(t);
 		if (rc != TRANSPORT_OK) {
@@ -921,21 +836,46 @@ int transport_listen_port(const struct transport *t)
 int transport_add_peer(struct transport *t, uint64_t node_id, const char *addr)
 {
 	struct sockaddr_storage ss;
+	char host[256], *name = NULL;
+	uint16_t port = 0;
 	struct peer *p;
+	bool changed;
 
 	if (t->closing)
 		return TRANSPORT_ECLOSED;
-	if (node_id == 0 || node_id == t->cfg.node_id || parse_addr(addr, &ss) != TRANSPORT_OK) {
+	if (node_id == 0 || node_id == t->cfg.node_id ||
+	    tp_split_addr(addr, host, sizeof(host), &port) != TRANSPORT_OK || port == 0) {
 		tp_errorf(t, "bad peer %llu address \"%s\"", (unsigned long long)node_id,
 		          addr != NULL ? addr : "(null)");
 		return TRANSPORT_EINVAL;
 	}
+	if (!tp_numeric_addr(host, port, &ss)) {
+		if (addr[0] == '[') {
+			tp_errorf(t, "bad peer %llu address \"%s\"", (unsigned long long)node_id,
+			          addr);
+			return TRANSPORT_EINVAL;
+		}
+		name = transport_malloc(strlen(host) + 1);
+		if (name == NULL)
+			return TRANSPORT_ENOMEM;
+		strcpy(name, host);
+	}
 	p = peer_get(t, node_id);
-	if (p == NULL)
+	if (p == NULL) {
+		transport_free(name);
 		return TRANSPORT_ENOMEM;
-	if (p->has_addr && memcmp(&p->addr, &ss, sizeof(ss)) != 0 && p->conn != NULL)
+	}
+	if (name != NULL)
+		changed = p->host == NULL || strcmp(p->host, name) != 0 || p->port != port;
+	else
+		changed = p->host != NULL || memcmp(&p->addr, &ss, sizeof(ss)) != 0;
+	if (p->has_addr && changed && p->conn != NULL)
 		tp_conn_close(p->conn);
-	p->addr = ss;
+	transport_free(p->host);
+	p->host = name;
+	p->port = port;
+	if (name == NULL)
+		p->addr = ss;
 	p->has_addr = true;
 	p->retry_at = 0;
 	p->backoff_ms = t->cfg.backoff_min_ms;
@@ -966,7 +906,8 @@ void transport_close(struct transport *t)
 	if (t->closing)
 		return;
 	t->closing = true;
-	tp_snap_shutdown(t);
+	tp_snap_send_shutdown(t);
+	tp_snap_recv_shutdown(t);
 	for (struct conn *c = t->conns; c != NULL; c = c->next)
 		tp_conn_close(c);
 	if (t->listening)

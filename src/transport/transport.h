@@ -6,7 +6,8 @@
  * per peer per loop turn (a uv_prepare and a uv_check handle flush the
  * queues, or call transport_flush()).  One outgoing connection per remote
  * node, opened on demand, redialled with exponential backoff.  Snapshots
- * stream on their own connection.  Every connection starts with a mutual
+ * stream on their own connection.  Snapshot file I/O and host-name lookups
+ * run on libuv's thread pool, never on the loop thread.  Every connection starts with a mutual
  * HMAC-SHA256 handshake (auth.h); without a cluster secret only loopback
  * peers are accepted.
  *
@@ -51,6 +52,8 @@ struct transport_config {
 	uint32_t backoff_max_ms;       /* longest redial delay [5000] */
 	uint32_t handshake_timeout_ms; /* handshake must finish within [5000] */
 	uint32_t snapshot_retries;     /* reconnections a snapshot stream may use [5] */
+	uint32_t snapshot_part_max_age_ms; /* a partial received snapshot not extended for this
+	                                    * long is deleted, here and at start [600000] */
 };
 
 /* What the transport calls; any may be NULL.  ctx is passed back. */
@@ -96,6 +99,8 @@ struct transport_stats {
 	uint64_t msgs_rejected_sender; /* from/to do not match the authenticated connection */
 	uint64_t msgs_rejected_member; /* membership_check said no (unknown group, non-member) */
 	uint64_t snapshots_sent, snapshots_received, snapshot_resumes, snapshot_failures;
+	uint64_t snapshot_parts_expired; /* partial snapshot files deleted for age */
+	uint64_t resolve_failures;       /* host names of peers that did not resolve */
 };
 
 /* Creates a transport on loop and starts listening; *out on success (on failure, nothing is
@@ -106,8 +111,8 @@ int transport_create(uv_loop_t *loop, const struct transport_config *cfg,
 /* The port the listener is bound to (useful with port 0), or -1. */
 int transport_listen_port(const struct transport *t);
 
-/* Declares where node_id listens ("ip:port", "[ipv6]:port" or "host:port"); replaces any older
- * address. */
+/* Declares where node_id listens ("ip:port", "[ipv6]:port" or "host:port"; a host name is
+ * resolved on libuv's thread pool at each dial); replaces any older address. */
 int transport_add_peer(struct transport *t, uint64_t node_id, const char *addr);
 
 /* Queues m for m->to; TRANSPORT_EQUEUEFULL / EUNREACHABLE when dropped (reported via

@@ -4,7 +4,10 @@
 #include "harness.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -341,4 +344,146 @@ int th_raw_handshake_purpose(uv_loop_t *loop, int fd, uint64_t client_id, uint64
                              const char *secret, uint8_t purpose)
 {
 	return handshake(loop, fd, client_id, server_id, secret, purpose, NULL, NULL);
+}
+
+int th_pair_start(struct th_pair *p, const char *secret_a, const char *secret_b,
+                  const struct transport_config *extra)
+{
+	char addr[64];
+	int rc;
+
+	uv_loop_init(&p->loop);
+	rc = th_node_start(&p->a, &p->loop, 1, 0, secret_a, extra);
+	if (rc == TRANSPORT_OK)
+		rc = th_node_start(&p->b, &p->loop, 2, 0, secret_b, extra);
+	if (rc != TRANSPORT_OK)
+		return rc;
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", p->b.port);
+	rc = transport_add_peer(p->a.t, 2, addr);
+	if (rc != TRANSPORT_OK)
+		return rc;
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", p->a.port);
+	return transport_add_peer(p->b.t, 1, addr);
+}
+
+bool th_pair_stop(struct th_pair *p)
+{
+	th_node_stop(&p->a);
+	th_node_stop(&p->b);
+	uv_run(&p->loop, UV_RUN_NOWAIT);
+	return uv_loop_close(&p->loop) == 0;
+}
+
+struct raft_message th_heartbeat(uint64_t from, uint64_t to, uint64_t group, uint64_t ctx)
+{
+	struct raft_message m = {.type = RAFT_MSG_HEARTBEAT,
+	                         .group_id = group,
+	                         .from = from,
+	                         .to = to,
+	                         .term = 1,
+	                         .commit = ctx,
+	                         .context = ctx};
+	return m;
+}
+
+void th_remove_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char path[600];
+
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (unlink(path) != 0)
+			rmdir(path);
+	}
+	if (d != NULL)
+		closedir(d);
+	rmdir(dir);
+}
+
+/* ---- thread-pool blocker ------------------------------------------------- */
+
+#define POOL_MAX 1024 /* libuv's largest pool */
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int running, done, n;
+	bool released;
+	uv_work_t works[POOL_MAX];
+} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, false, {{0}}};
+
+static void block_work(uv_work_t *w)
+{
+	(void)w;
+	pthread_mutex_lock(&pool.mu);
+	pool.running++;
+	pthread_cond_broadcast(&pool.cv);
+	while (!pool.released)
+		pthread_cond_wait(&pool.cv, &pool.mu);
+	pthread_mutex_unlock(&pool.mu);
+}
+
+static void block_done(uv_work_t *w, int status)
+{
+	(void)w;
+	(void)status;
+	pool.done++;
+}
+
+bool th_pool_block(uv_loop_t *loop)
+{
+	const char *env = getenv("UV_THREADPOOL_SIZE");
+	int n = env != NULL ? atoi(env) : 4;
+	struct timespec deadline;
+	bool ok = true;
+
+	if (n <= 0)
+		n = 1;
+	if (n > POOL_MAX)
+		n = POOL_MAX;
+	pool.running = 0;
+	pool.done = 0;
+	pool.released = false;
+	pool.n = n;
+	for (int i = 0; i < n; i++)
+		if (uv_queue_work(loop, &pool.works[i], block_work, block_done) != 0)
+			return false;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 10;
+	pthread_mutex_lock(&pool.mu);
+	while (pool.running < n && ok)
+		ok = pthread_cond_timedwait(&pool.cv, &pool.mu, &deadline) == 0;
+	ok = pool.running >= n;
+	pthread_mutex_unlock(&pool.mu);
+	return ok;
+}
+
+static bool pool_drained(void *arg)
+{
+	(void)arg;
+	return pool.done >= pool.n;
+}
+
+void th_pool_unblock(void)
+{
+	pthread_mutex_lock(&pool.mu);
+	pool.released = true;
+	pthread_cond_broadcast(&pool.cv);
+	pthread_mutex_unlock(&pool.mu);
+}
+
+void th_pool_release(uv_loop_t *loop)
+{
+	th_pool_unblock();
+	th_run_until(loop, pool_drained, NULL, 10000);
+}
+
+bool th_got_msgs(void *arg)
+{
+	struct th_want *w = arg;
+	return w->n->msgs >= w->msgs;
 }

@@ -57,6 +57,34 @@ void th_node_stop(struct th_node *n);
 /* The byte pattern entry data carry in tests: data[k] = (seed + k * 31) & 0xff. */
 void th_fill_pattern(uint8_t *p, size_t len, uint64_t seed);
 
+/* Two nodes on one loop: a (node 1) and b (node 2), each knowing the other's address. */
+struct th_pair {
+	uv_loop_t loop;
+	struct th_node a, b;
+};
+
+/* Starts a pair with the given secrets (NULL: none) and settings (NULL: defaults). */
+int th_pair_start(struct th_pair *p, const char *secret_a, const char *secret_b,
+                  const struct transport_config *extra);
+
+/* Stops both nodes and closes the loop; false if the loop still had handles or requests. */
+bool th_pair_stop(struct th_pair *p);
+
+/* A heartbeat from -> to for group whose commit and context are ctx. */
+struct raft_message th_heartbeat(uint64_t from, uint64_t to, uint64_t group, uint64_t ctx);
+
+/* Deletes every file in dir, then dir. */
+void th_remove_dir(const char *dir);
+
+/* Occupies every thread of libuv's pool (queued work that waits); returns once all run. */
+bool th_pool_block(uv_loop_t *loop);
+
+/* Lets the blocking work of th_pool_block end (test teardown: the loop may be gone). */
+void th_pool_unblock(void);
+
+/* Lets the blocking work of th_pool_block end and runs loop until its callbacks ran. */
+void th_pool_release(uv_loop_t *loop);
+
 /* Raw client: a blocking TCP socket to 127.0.0.1:port; returns the fd or -1. */
 int th_raw_connect(int port);
 
@@ -81,5 +109,13 @@ int th_raw_handshake(uv_loop_t *loop, int fd, uint64_t client_id, uint64_t serve
 /* th_raw_handshake for a connection of the given purpose (enum transport_purpose). */
 int th_raw_handshake_purpose(uv_loop_t *loop, int fd, uint64_t client_id, uint64_t server_id,
                              const char *secret, uint8_t purpose);
+
+/* A th_run_until predicate: node n has received at least msgs messages. */
+struct th_want {
+	struct th_node *n;
+	uint64_t msgs;
+};
+/* The predicate itself (arg: struct th_want). */
+bool th_got_msgs(void *arg);
 
 #endif /* DRAGONRAFT_TEST_TRANSPORT_HARNESS_H */

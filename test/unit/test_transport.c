@@ -1,7 +1,8 @@
 /*
  * test_transport.c - loopback tests of the transport in one process: order
  * and volume, peer restart, every handshake and framing rejection, the
- * membership filter, and a 100 MiB snapshot streamed beside heartbeats.
+ * membership filter, and peers named by host name (resolved off the loop).
+ * Snapshot streaming is tested in test_transport_snap.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,8 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -24,65 +23,16 @@
 
 #define SECRET "correct horse battery staple"
 
-struct pair {
-	uv_loop_t loop;
-	struct th_node a, b; /* node 1 and node 2 */
-};
-
-static void pair_start(struct pair *p, const char *secret_a, const char *secret_b)
-{
-	char addr[64];
-
-	uv_loop_init(&p->loop);
-	assert_int_equal(th_node_start(&p->a, &p->loop, 1, 0, secret_a, NULL), 0);
-	assert_int_equal(th_node_start(&p->b, &p->loop, 2, 0, secret_b, NULL), 0);
-	snprintf(addr, sizeof(addr), "127.0.0.1:%d", p->b.port);
-	assert_int_equal(transport_add_peer(p->a.t, 2, addr), 0);
-	snprintf(addr, sizeof(addr), "127.0.0.1:%d", p->a.port);
-	assert_int_equal(transport_add_peer(p->b.t, 1, addr), 0);
-}
-
-static void pair_stop(struct pair *p)
-{
-	th_node_stop(&p->a);
-	th_node_stop(&p->b);
-	uv_run(&p->loop, UV_RUN_NOWAIT);
-	assert_int_equal(uv_loop_close(&p->loop), 0);
-}
-
-static struct raft_message heartbeat(uint64_t from, uint64_t to, uint64_t group, uint64_t ctx)
-{
-	struct raft_message m = {.type = RAFT_MSG_HEARTBEAT,
-	                         .group_id = group,
-	                         .from = from,
-	                         .to = to,
-	                         .term = 1,
-	                         .commit = ctx,
-	                         .context = ctx};
-	return m;
-}
-
-struct want {
-	struct th_node *n;
-	uint64_t msgs;
-};
-
-static bool got_msgs(void *arg)
-{
-	struct want *w = arg;
-	return w->n->msgs >= w->msgs;
-}
-
 static void test_100k_messages_in_order(void **state)
 {
-	struct pair p;
+	struct th_pair p;
 	const uint64_t total = 100000;
 	uint64_t sent = 0, deadline;
 	uint8_t data[3][200];
-	struct want w;
+	struct th_want w;
 
 	(void)state;
-	pair_start(&p, SECRET, SECRET);
+	assert_int_equal(th_pair_start(&p, SECRET, SECRET, NULL), 0);
 	deadline = th_now_ms() + 30000;
 	while (sent < total && th_now_ms() < deadline) {
 		struct transport_peer_stats ps;
@@ -91,7 +41,7 @@ static void test_100k_messages_in_order(void **state)
 		/* Stay below the queue limit: overflow would (correctly) drop. */
 		for (int k = 0; k < 2000 && sent < total && ps.queued_msgs + k < 8000; k++) {
 			uint64_t ctx = sent + 1;
-			struct raft_message m = heartbeat(1, 2, 1 + ctx % 8, ctx);
+			struct raft_message m = th_heartbeat(1, 2, 1 + ctx % 8, ctx);
 			struct raft_entry ents[3];
 
 			if (ctx % 100 == 0) {
@@ -120,7 +70,7 @@ static void test_100k_messages_in_order(void **state)
 	assert_int_equal(sent, total);
 	w.n = &p.b;
 	w.msgs = total;
-	if (!th_run_until(&p.loop, got_msgs, &w, 20000))
+	if (!th_run_until(&p.loop, th_got_msgs, &w, 20000))
 		fail_msg("expected %llu messages, received %llu", (unsigned long long)total,
 		         (unsigned long long)p.b.msgs);
 	assert_int_equal(p.b.order_errors, 0);
@@ -138,11 +88,11 @@ static void test_100k_messages_in_order(void **state)
 		assert_true(sa.batches_sent < total / 10); /* batched, not one frame per message */
 		assert_int_equal(sa.connects, 1);
 	}
-	pair_stop(&p);
+	assert_true(th_pair_stop(&p));
 }
 
 struct restart {
-	struct pair *p;
+	struct th_pair *p;
 	uint64_t ctx;
 	uint64_t want;
 };
@@ -150,7 +100,7 @@ struct restart {
 static bool sent_until_received(void *arg)
 {
 	struct restart *r = arg;
-	struct raft_message m = heartbeat(1, 2, 1, 0);
+	struct raft_message m = th_heartbeat(1, 2, 1, 0);
 
 	if (r->p->b.t != NULL && r->p->b.msgs >= r->want)
 		return true;
@@ -162,7 +112,7 @@ static bool sent_until_received(void *arg)
 static bool saw_unreachable(void *arg)
 {
 	struct restart *r = arg;
-	struct raft_message m = heartbeat(1, 2, 1, ++r->ctx);
+	struct raft_message m = th_heartbeat(1, 2, 1, ++r->ctx);
 
 	transport_send(r->p->a.t, &m);
 	return r->p->a.unreachable > 0;
@@ -170,12 +120,12 @@ static bool saw_unreachable(void *arg)
 
 static void test_peer_restart(void **state)
 {
-	struct pair p;
+	struct th_pair p;
 	struct restart r = {.p = &p, .want = 1};
 	int port;
 
 	(void)state;
-	pair_start(&p, SECRET, SECRET);
+	assert_int_equal(th_pair_start(&p, SECRET, SECRET, NULL), 0);
 	assert_true(th_run_until(&p.loop, sent_until_received, &r, 5000));
 	port = p.b.port;
 	th_node_stop(&p.b);
@@ -193,7 +143,7 @@ static void test_peer_restart(void **state)
 		assert_true(sa.connects >= 2);
 		assert_true(sa.msgs_dropped > 0);
 	}
-	pair_stop(&p);
+	assert_true(th_pair_stop(&p));
 }
 
 struct stat_wait {
@@ -222,13 +172,13 @@ static bool stat_reached(void *arg)
 
 static void test_wrong_secret(void **state)
 {
-	struct pair p;
-	struct raft_message m = heartbeat(1, 2, 1, 1);
+	struct th_pair p;
+	struct raft_message m = th_heartbeat(1, 2, 1, 1);
 	uint8_t hello[TRANSPORT_HELLO_LEN];
 	int fd;
 
 	(void)state;
-	pair_start(&p, "secret one", "secret two");
+	assert_int_equal(th_pair_start(&p, "secret one", "secret two", NULL), 0);
 	assert_int_equal(transport_send(p.a.t, &m), TRANSPORT_OK);
 	/* The dialer finds the server's proof wrong and hangs up. */
 	WAIT_STAT(p.a.t, auth_bad_secret, 1, 5000);
@@ -250,24 +200,24 @@ static void test_wrong_secret(void **state)
 		transport_auth_proof((const uint8_t *)"secret one", 10, 'C', 1, 2, h.nonce, in + 8,
 		                     proof);
 		assert_int_equal(th_raw_send_frame(fd, TF_AUTH, proof, sizeof(proof), false), 0);
-		m = heartbeat(1, 2, 1, 1);
+		m = th_heartbeat(1, 2, 1, 1);
 	}
 	WAIT_STAT(p.b.t, auth_bad_secret, 1, 5000);
 	assert_true(th_raw_wait_closed(&p.loop, fd, 5000));
 	close(fd);
 	assert_int_equal(p.b.msgs, 0);
-	pair_stop(&p);
+	assert_true(th_pair_stop(&p));
 }
 
 static void test_wrong_node_id(void **state)
 {
-	struct pair p;
-	struct raft_message m = heartbeat(1, 3, 1, 1);
+	struct th_pair p;
+	struct raft_message m = th_heartbeat(1, 3, 1, 1);
 	char addr[64];
 	int fd;
 
 	(void)state;
-	pair_start(&p, SECRET, SECRET);
+	assert_int_equal(th_pair_start(&p, SECRET, SECRET, NULL), 0);
 	/* Node 1 believes node 3 lives at node 2's address. */
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", p.b.port);
 	assert_int_equal(transport_add_peer(p.a.t, 3, addr), 0);
@@ -281,7 +231,7 @@ static void test_wrong_node_id(void **state)
 	assert_true(th_raw_wait_closed(&p.loop, fd, 5000));
 	close(fd);
 	assert_int_equal(p.b.msgs, 0);
-	pair_stop(&p);
+	assert_true(th_pair_stop(&p));
 }
 
 /* Sends one encoded heartbeat batch on a raw connection. */
@@ -289,7 +239,7 @@ static int raw_batch(int fd, uint64_t from, uint64_t ctx, bool bad_crc)
 {
 	struct transport_encoder enc = {0};
 	struct transport_buf b = {0};
-	struct raft_message m = heartbeat(from, 2, 1, ctx);
+	struct raft_message m = th_heartbeat(from, 2, 1, ctx);
 	int rc;
 
 	transport_encode_message(&enc, &m, &b);
@@ -301,18 +251,18 @@ static int raw_batch(int fd, uint64_t from, uint64_t ctx, bool bad_crc)
 
 static void test_replayed_handshake(void **state)
 {
-	struct pair p;
+	struct th_pair p;
 	uint8_t hello[TRANSPORT_HELLO_LEN], auth[TRANSPORT_AUTH_LEN], in[128];
-	struct want w = {&p.b, 1};
+	struct th_want w = {&p.b, 1};
 	uint32_t len;
 	int fd;
 
 	(void)state;
-	pair_start(&p, SECRET, SECRET);
+	assert_int_equal(th_pair_start(&p, SECRET, SECRET, NULL), 0);
 	fd = th_raw_connect(p.b.port);
 	assert_int_equal(th_raw_handshake(&p.loop, fd, 1, 2, SECRET, hello, auth), 0);
 	assert_int_equal(raw_batch(fd, 1, 1, false), 0);
-	assert_true(th_run_until(&p.loop, got_msgs, &w, 5000));
+	assert_true(th_run_until(&p.loop, th_got_msgs, &w, 5000));
 	close(fd);
 	/* Replaying the recorded HELLO: same client nonce. */
 	fd = th_raw_connect(p.b.port);
@@ -338,7 +288,7 @@ static void test_replayed_handshake(void **state)
 	assert_true(th_raw_wait_closed(&p.loop, fd, 5000));
 	close(fd);
 	assert_int_equal(p.b.msgs, 1);
-	pair_stop(&p);
+	assert_true(th_pair_stop(&p));
 }
 
 static size_t max_alloc;
@@ -358,14 +308,14 @@ static void *count_realloc(void *q, size_t n)
 static void test_oversize_and_bad_crc(void **state)
 {
 	struct transport_alloc_hooks hooks = {count_malloc, count_realloc, free};
-	struct pair p;
+	struct th_pair p;
 	uint8_t hdr[TRANSPORT_FRAME_HDR];
-	struct want w = {&p.b, 1};
+	struct th_want w = {&p.b, 1};
 	int fd;
 
 	(void)state;
 	transport_set_alloc_hooks(&hooks);
-	pair_start(&p, SECRET, SECRET);
+	assert_int_equal(th_pair_start(&p, SECRET, SECRET, NULL), 0);
 	/* Before the handshake: a header claiming 1 GiB. */
 	max_alloc = 0;
 	fd = th_raw_connect(p.b.port);
@@ -391,7 +341,7 @@ static void test_oversize_and_bad_crc(void **state)
 	fd = th_raw_connect(p.b.port);
 	assert_int_equal(th_raw_handshake(&p.loop, fd, 1, 2, SECRET, NULL, NULL), 0);
 	assert_int_equal(raw_batch(fd, 1, 1, false), 0);
-	assert_true(th_run_until(&p.loop, got_msgs, &w, 5000));
+	assert_true(th_run_until(&p.loop, th_got_msgs, &w, 5000));
 	assert_int_equal(raw_batch(fd, 1, 2, true), 0);
 	WAIT_STAT(p.b.t, frames_bad_crc, 1, 5000);
 	assert_true(th_raw_wait_closed(&p.loop, fd, 5000));
@@ -403,28 +353,28 @@ static void test_oversize_and_bad_crc(void **state)
 	WAIT_STAT(p.b.t, frames_bad_header, 1, 5000);
 	assert_true(th_raw_wait_closed(&p.loop, fd, 5000));
 	close(fd);
-	pair_stop(&p);
+	assert_true(th_pair_stop(&p));
 	transport_set_alloc_hooks(NULL);
 }
 
 static void test_membership_and_sender_checks(void **state)
 {
-	struct pair p;
-	struct want w = {&p.b, 2};
+	struct th_pair p;
+	struct th_want w = {&p.b, 2};
 	int fd;
 
 	(void)state;
-	pair_start(&p, SECRET, SECRET);
+	assert_int_equal(th_pair_start(&p, SECRET, SECRET, NULL), 0);
 	p.b.reject_group = 7;
 	{
-		struct raft_message m1 = heartbeat(1, 2, 7, 1); /* group 7: not a member */
-		struct raft_message m2 = heartbeat(1, 2, 3, 1);
-		struct raft_message m3 = heartbeat(1, 2, 4, 2);
+		struct raft_message m1 = th_heartbeat(1, 2, 7, 1); /* group 7: not a member */
+		struct raft_message m2 = th_heartbeat(1, 2, 3, 1);
+		struct raft_message m3 = th_heartbeat(1, 2, 4, 2);
 		assert_int_equal(transport_send(p.a.t, &m1), 0);
 		assert_int_equal(transport_send(p.a.t, &m2), 0);
 		assert_int_equal(transport_send(p.a.t, &m3), 0);
 	}
-	assert_true(th_run_until(&p.loop, got_msgs, &w, 5000));
+	assert_true(th_run_until(&p.loop, th_got_msgs, &w, 5000));
 	WAIT_STAT(p.b.t, msgs_rejected_member, 1, 5000);
 	assert_int_equal(p.b.per_group[7], 0);
 	/* An authenticated node 1 that claims messages from node 3 is dropped. */
@@ -440,7 +390,7 @@ static void test_membership_and_sender_checks(void **state)
 	WAIT_STAT(p.b.t, decode_errors, 1, 5000);
 	assert_int_equal(raw_batch(fd, 1, 3, false), 0);
 	w.msgs = 3;
-	assert_true(th_run_until(&p.loop, got_msgs, &w, 5000));
+	assert_true(th_run_until(&p.loop, th_got_msgs, &w, 5000));
 	close(fd);
 	assert_int_equal(p.b.msgs, 3);
 	{
@@ -449,40 +399,40 @@ static void test_membership_and_sender_checks(void **state)
 		assert_int_equal(sb.msgs_dropped, 3);
 		assert_true(sb.bytes_dropped > 0);
 	}
-	pair_stop(&p);
+	assert_true(th_pair_stop(&p));
 }
 
 static void test_no_secret_loopback_only(void **state)
 {
-	struct pair p;
-	struct want w = {&p.b, 1};
-	struct raft_message m = heartbeat(1, 2, 1, 1);
+	struct th_pair p;
+	struct th_want w = {&p.b, 1};
+	struct raft_message m = th_heartbeat(1, 2, 1, 1);
 	struct transport_stats st;
 
 	(void)state;
-	pair_start(&p, NULL, NULL);
+	assert_int_equal(th_pair_start(&p, NULL, NULL, NULL), 0);
 	assert_int_equal(transport_send(p.a.t, &m), 0);
-	assert_true(th_run_until(&p.loop, got_msgs, &w, 5000));
+	assert_true(th_run_until(&p.loop, th_got_msgs, &w, 5000));
 	/* Without a secret, a non-loopback peer is never dialed. */
 	assert_int_equal(transport_add_peer(p.a.t, 5, "192.0.2.1:7400"), 0);
-	m = heartbeat(1, 5, 1, 1);
+	m = th_heartbeat(1, 5, 1, 1);
 	assert_int_equal(transport_send(p.a.t, &m), TRANSPORT_EUNREACHABLE);
 	transport_stats(p.a.t, &st);
 	assert_int_equal(st.auth_not_loopback, 1);
 	/* A node with a secret and one without cannot talk. */
-	pair_stop(&p);
-	pair_start(&p, SECRET, NULL);
-	m = heartbeat(1, 2, 1, 1);
+	assert_true(th_pair_stop(&p));
+	assert_int_equal(th_pair_start(&p, SECRET, NULL, NULL), 0);
+	m = th_heartbeat(1, 2, 1, 1);
 	assert_int_equal(transport_send(p.a.t, &m), 0);
 	WAIT_STAT(p.a.t, auth_bad_secret, 1, 5000);
 	assert_int_equal(p.b.msgs, 0);
-	pair_stop(&p);
+	assert_true(th_pair_stop(&p));
 }
 
 static void test_queue_overflow_and_handshake_timeout(void **state)
 {
 	struct transport_config cfg = {.queue_max_msgs = 10, .handshake_timeout_ms = 100};
-	struct pair p;
+	struct th_pair p;
 	struct transport_peer_stats sa;
 	char addr[64];
 	int fd, full = 0;
@@ -495,15 +445,15 @@ static void test_queue_overflow_and_handshake_timeout(void **state)
 	assert_int_equal(transport_add_peer(p.a.t, 2, addr), 0);
 	/* Twenty messages in one turn: ten fit, ten are dropped and reported. */
 	for (uint64_t i = 1; i <= 20; i++) {
-		struct raft_message m = heartbeat(1, 2, 1, i);
+		struct raft_message m = th_heartbeat(1, 2, 1, i);
 		if (transport_send(p.a.t, &m) == TRANSPORT_EQUEUEFULL)
 			full++;
 	}
 	assert_int_equal(full, 10);
 	assert_int_equal(p.a.unreachable, 0); /* never from inside transport_send */
 	{
-		struct want w = {&p.b, 10};
-		assert_true(th_run_until(&p.loop, got_msgs, &w, 5000));
+		struct th_want w = {&p.b, 10};
+		assert_true(th_run_until(&p.loop, th_got_msgs, &w, 5000));
 	}
 	assert_true(p.a.unreachable >= 1);
 	assert_int_equal(p.b.order_errors, 0);
@@ -515,61 +465,18 @@ static void test_queue_overflow_and_handshake_timeout(void **state)
 	WAIT_STAT(p.b.t, handshake_timeouts, 1, 5000);
 	assert_true(th_raw_wait_closed(&p.loop, fd, 5000));
 	close(fd);
-	pair_stop(&p);
-}
-
-static void test_snapshot_checksum_mismatch(void **state)
-{
-	struct transport_config cfg = {0};
-	struct pair p;
-	char dir[] = "/tmp/dr-transport-XXXXXX";
-	struct transport_snapshot_header sh = {
-	        .group_id = 5, .from = 1, .to = 2, .total_size = 1000, .crc32c = 0x1234};
-	struct transport_buf b = {0};
-	uint8_t data[1000], in[64];
-	uint32_t len;
-	int fd;
-
-	(void)state;
-	assert_non_null(mkdtemp(dir));
-	cfg.snapshot_dir = dir;
-	uv_loop_init(&p.loop);
-	assert_int_equal(th_node_start(&p.a, &p.loop, 1, 0, SECRET, &cfg), 0);
-	assert_int_equal(th_node_start(&p.b, &p.loop, 2, 0, SECRET, &cfg), 0);
-	sh.meta.index = 10;
-	sh.meta.term = 2;
-	sh.meta.membership.n_voters = 1;
-	sh.meta.membership.voters[0] = 1;
-	transport_encode_snapshot_header(&sh, &b);
-	fd = th_raw_connect(p.b.port);
-	assert_int_equal(
-	        th_raw_handshake_purpose(&p.loop, fd, 1, 2, SECRET, TRANSPORT_PURPOSE_SNAP), 0);
-	assert_int_equal(th_raw_send_frame(fd, TF_SNAP_BEGIN, b.p, (uint32_t)b.len, false), 0);
-	assert_int_equal(th_raw_recv_frame(&p.loop, fd, in, sizeof(in), &len, 5000),
-	                 TF_SNAP_RESUME);
-	assert_int_equal(len, 8);
-	assert_int_equal(tp_get64(in), 0);
-	memset(data, 'z', sizeof(data));
-	assert_int_equal(th_raw_send_frame(fd, TF_SNAP_CHUNK, data, sizeof(data), false), 0);
-	assert_int_equal(th_raw_send_frame(fd, TF_SNAP_END, NULL, 0, false), 0);
-	assert_int_equal(th_raw_recv_frame(&p.loop, fd, in, sizeof(in), &len, 5000), TF_SNAP_DONE);
-	assert_int_equal(tp_get32(in), TRANSPORT_ECHECKSUM);
-	close(fd);
-	assert_int_equal(p.b.snap_received, 0);
-	transport_buf_free(&b);
-	pair_stop(&p);
-	assert_int_equal(rmdir(dir), 0); /* the partial file was removed */
+	assert_true(th_pair_stop(&p));
 }
 
 static void test_create_errors(void **state)
 {
-	struct pair p;
+	struct th_pair p;
 	struct th_node n3;
 	struct transport *t;
 	struct transport_config cfg = {.node_id = 3, .listen_addr = "not-an-address"};
 
 	(void)state;
-	pair_start(&p, SECRET, SECRET);
+	assert_int_equal(th_pair_start(&p, SECRET, SECRET, NULL), 0);
 	/* The port is taken: creation fails, calls nothing back, frees itself as the loop runs. */
 	assert_int_equal(th_node_start(&n3, &p.loop, 3, p.a.port, SECRET, NULL), TRANSPORT_EIO);
 	assert_int_equal(transport_create(&p.loop, &cfg, NULL, &t), TRANSPORT_EINVAL);
@@ -579,154 +486,140 @@ static void test_create_errors(void **state)
 	assert_int_equal(transport_add_peer(p.a.t, 9, "nonsense"), TRANSPORT_EINVAL);
 	assert_int_equal(transport_add_peer(p.a.t, 1, "127.0.0.1:1"), TRANSPORT_EINVAL);
 	{
-		struct raft_message m = heartbeat(1, 9, 1, 1);
+		struct raft_message m = th_heartbeat(1, 9, 1, 1);
 		assert_int_equal(transport_send(p.a.t, &m), TRANSPORT_ENOPEER);
 	}
 	th_run_for(&p.loop, 20);
 	assert_false(n3.closed);
-	pair_stop(&p);
+	assert_true(th_pair_stop(&p));
 }
 
-/* ---- 100 MiB snapshot beside heartbeats ---------------------------------- */
+/* ---- peers named by host name ------------------------------------------- */
 
-struct snapctx {
-	struct pair *p;
-	uv_timer_t hb;
-	uint64_t ctx;
-	char part_prefix[512];
-	bool broke;
-};
-
-static void send_heartbeat(uv_timer_t *h)
+static void test_peer_by_host_name(void **state)
 {
-	struct snapctx *s = h->data;
-	struct raft_message m = heartbeat(1, 2, 1, ++s->ctx);
-
-	transport_send(s->p->a.t, &m);
-}
-
-static bool snapshot_done(void *arg)
-{
-	struct snapctx *s = arg;
-
-	if (!s->broke) {
-		/* Once 20 MiB have landed, break the stream once: it must resume. */
-		char path[600];
-		struct stat st;
-		snprintf(path, sizeof(path), "%s.part", s->part_prefix);
-		if (stat(path, &st) == 0 && st.st_size > (20 << 20)) {
-			transport_break_snapshot_conns(s->p->b.t);
-			s->broke = true;
-		}
-	}
-	return s->p->a.snap_sent_status >= 0;
-}
-
-/* Deletes every file in dir, then dir. */
-static void remove_dir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	char path[600];
-
-	while (d != NULL && (de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		unlink(path);
-	}
-	if (d != NULL)
-		closedir(d);
-	rmdir(dir);
-}
-
-static void test_snapshot_100mib_with_heartbeats(void **state)
-{
-	struct pair p;
-	struct snapctx s = {.p = &p};
-	char dir[] = "/tmp/dr-transport-XXXXXX", src[600];
-	struct raft_snapshot_meta meta = {.index = 500, .term = 3};
-	const size_t size = 100u << 20;
-	uint32_t crc = 0, crc2 = 0;
-	uint8_t *buf = malloc(1 << 20);
-	struct transport_config cfg = {0};
-	struct transport_stats sa, sb;
-	FILE *f;
-	size_t got = 0;
-	bool done;
+	struct th_pair p;
+	struct th_want w = {&p.b, 3};
+	struct transport_peer_stats sa;
+	char addr[64];
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
-	snprintf(src, sizeof(src), "%s/source.snap", dir);
-	f = fopen(src, "wb");
-	for (size_t off = 0; off < size; off += 1 << 20) {
-		for (size_t k = 0; k < (1 << 20); k += 8) {
-			uint64_t v = (off + k) * 0x9E3779B97F4A7C15ULL;
-			memcpy(buf + k, &v, 8);
-		}
-		crc = crc32c(crc, buf, 1 << 20);
-		assert_int_equal(fwrite(buf, 1, 1 << 20, f), 1 << 20);
+	/* No secret: the resolved addresses must pass the loopback rule too. */
+	assert_int_equal(th_pair_start(&p, NULL, NULL, NULL), 0);
+	snprintf(addr, sizeof(addr), "localhost:%d", p.b.port);
+	assert_int_equal(transport_add_peer(p.a.t, 2, addr), 0);
+	for (uint64_t i = 1; i <= 3; i++) {
+		struct raft_message m = th_heartbeat(1, 2, 1, i);
+		assert_int_equal(transport_send(p.a.t, &m), TRANSPORT_OK);
 	}
-	fclose(f);
-	uv_loop_init(&p.loop);
-	cfg.snapshot_dir = dir;
-	assert_int_equal(th_node_start(&p.a, &p.loop, 1, 0, SECRET, &cfg), 0);
-	assert_int_equal(th_node_start(&p.b, &p.loop, 2, 0, SECRET, &cfg), 0);
-	{
-		char addr[64];
-		snprintf(addr, sizeof(addr), "127.0.0.1:%d", p.b.port);
-		transport_add_peer(p.a.t, 2, addr);
-	}
-	meta.membership.n_voters = 2;
+	if (!th_run_until(&p.loop, th_got_msgs, &w, 5000))
+		fail_msg("expected 3 messages to node 2 at localhost:%d, received %llu", p.b.port,
+		         (unsigned long long)p.b.msgs);
+	assert_int_equal(p.b.order_errors, 0);
+	transport_peer_stats(p.a.t, 2, &sa);
+	assert_int_equal(sa.connects, 1);
+	assert_int_equal(sa.msgs_dropped, 0);
+	/* Malformed names are refused at once. */
+	assert_int_equal(transport_add_peer(p.a.t, 3, "bad host:1"), TRANSPORT_EINVAL);
+	assert_int_equal(transport_add_peer(p.a.t, 3, "[localhost]:1"), TRANSPORT_EINVAL);
+	assert_int_equal(transport_add_peer(p.a.t, 3, "localhost:99999"), TRANSPORT_EINVAL);
+	assert_int_equal(transport_add_peer(p.a.t, 3, ":1"), TRANSPORT_EINVAL);
+	assert_true(th_pair_stop(&p));
+}
+
+struct flow {
+	struct th_pair *p;
+	uint64_t ctx;
+	uint64_t want;
+};
+
+/* Sends one heartbeat to node 2 per check until it has received want. */
+static bool node2_flows(void *arg)
+{
+	struct flow *f = arg;
+	struct raft_message m = th_heartbeat(1, 2, 1, ++f->ctx);
+
+	transport_send(f->p->a.t, &m);
+	return f->p->b.msgs >= f->want;
+}
+
+static bool a_unreachable(void *arg)
+{
+	return ((struct th_pair *)arg)->a.unreachable > 0;
+}
+
+static void test_unresolvable_peer_does_not_block(void **state)
+{
+	struct th_pair p;
+	struct flow f = {.p = &p, .want = 50};
+	struct raft_message m = th_heartbeat(1, 3, 1, 1);
+	struct transport_peer_stats s3;
+	struct transport_stats st;
+	uint64_t t0;
+
+	(void)state;
+	assert_int_equal(th_pair_start(&p, SECRET, SECRET, NULL), 0);
+	/* With every pool thread busy the lookup cannot even start... */
+	assert_true(th_pool_block(&p.loop));
+	t0 = th_now_ms();
+	assert_int_equal(transport_add_peer(p.a.t, 3, "no-such-host.invalid:1"), TRANSPORT_OK);
+	assert_int_equal(transport_send(p.a.t, &m), TRANSPORT_OK);
+	if (th_now_ms() - t0 > 100)
+		fail_msg("expected add_peer and send to return at once, took %llu ms",
+		         (unsigned long long)(th_now_ms() - t0));
+	/* ...yet messages to node 2 keep flowing: the loop is not waiting for it. */
+	if (!th_run_until(&p.loop, node2_flows, &f, 5000))
+		fail_msg("expected node 2 to receive 50 messages while node 3's name resolves, got "
+		         "%llu",
+		         (unsigned long long)p.b.msgs);
+	assert_int_equal(p.a.unreachable, 0);
+	transport_peer_stats(p.a.t, 3, &s3);
+	assert_int_equal(s3.queued_msgs, 1);
+	/* Once the lookup runs and fails, node 3 is reported unreachable like a failed connect. */
+	th_pool_release(&p.loop);
+	if (!th_run_until(&p.loop, a_unreachable, &p, 10000))
+		fail_msg("expected node 3 (no-such-host.invalid) to be reported unreachable");
+	transport_peer_stats(p.a.t, 3, &s3);
+	assert_int_equal(s3.msgs_dropped, 1);
+	assert_int_equal(s3.connects, 0);
+	transport_stats(p.a.t, &st);
+	assert_int_equal(st.resolve_failures, 1);
+	/* Node 2 is unaffected. */
+	f.want = p.b.msgs + 10;
+	assert_true(th_run_until(&p.loop, node2_flows, &f, 5000));
+	assert_int_equal(p.b.order_errors, 0);
+	assert_true(th_pair_stop(&p));
+}
+
+static void test_close_with_resolve_in_flight(void **state)
+{
+	struct th_pair p;
+	struct raft_message m = th_heartbeat(1, 3, 1, 1);
+	struct raft_snapshot_meta meta = {.index = 5, .term = 1};
+
+	(void)state;
+	assert_int_equal(th_pair_start(&p, SECRET, SECRET, NULL), 0);
+	assert_int_equal(transport_add_peer(p.a.t, 3, "no-such-host.invalid:1"), TRANSPORT_OK);
+	assert_true(th_pool_block(&p.loop));
+	/* A message connection and a snapshot connection, both waiting for the lookup. */
+	assert_int_equal(transport_send(p.a.t, &m), TRANSPORT_OK);
+	meta.membership.n_voters = 1;
 	meta.membership.voters[0] = 1;
-	meta.membership.voters[1] = 2;
-	snprintf(s.part_prefix, sizeof(s.part_prefix), "%s/snap-g9-n1-i500-t3", dir);
-	/* Heartbeats every 5 ms for the whole transfer. */
-	uv_timer_init(&p.loop, &s.hb);
-	s.hb.data = &s;
-	uv_timer_start(&s.hb, send_heartbeat, 5, 5);
-	{
-		struct want w = {&p.b, 5};
-		assert_true(th_run_until(&p.loop, got_msgs, &w, 5000));
-	}
-	p.b.gap_watch = true;
-	assert_int_equal(transport_send_snapshot(p.a.t, 2, 9, &meta, src), 0);
-	done = th_run_until(&p.loop, snapshot_done, &s, 60000);
-	p.b.gap_watch = false;
-	uv_timer_stop(&s.hb);
-	uv_close((uv_handle_t *)&s.hb, NULL);
-	/* Gather the outcome, then delete the 200 MiB of files before asserting. */
-	f = p.b.snap_received == 1 ? fopen(p.b.snap_path, "rb") : NULL;
-	if (f != NULL) {
-		size_t n;
-		while ((n = fread(buf, 1, 1 << 20, f)) > 0) {
-			crc2 = crc32c(crc2, buf, n);
-			got += n;
-		}
-		fclose(f);
-	}
-	transport_stats(p.a.t, &sa);
-	transport_stats(p.b.t, &sb);
-	pair_stop(&p);
-	remove_dir(dir);
-	free(buf);
-	if (!done)
-		fail_msg("snapshot did not finish within 60 s");
-	assert_int_equal(p.a.snap_sent_status, TRANSPORT_OK);
-	assert_int_equal(p.b.snap_received, 1);
-	assert_int_equal(p.b.snap_meta.index, 500);
-	assert_int_equal(p.b.snap_meta.membership.n_voters, 2);
-	/* The received file has the source's size and checksum. */
-	assert_int_equal(got, size);
-	assert_int_equal(crc2, crc);
-	assert_true(s.broke);
-	assert_int_equal(sb.snapshot_resumes, 1);
-	assert_int_equal(sa.snapshots_sent, 1);
-	printf("snapshot: %llu heartbeats during transfer, largest gap %llu ms\n",
-	       (unsigned long long)p.b.msgs, (unsigned long long)p.b.max_gap_ms);
-	if (p.b.max_gap_ms > 200)
-		fail_msg("expected heartbeats every few ms, saw a %llu ms gap",
-		         (unsigned long long)p.b.max_gap_ms);
+	assert_int_equal(transport_send_snapshot(p.a.t, 3, 1, &meta, "/dev/null"), TRANSPORT_OK);
+	/* Closing cancels the queued lookups and frees everything, pool still busy. */
+	th_node_stop(&p.a);
+	if (!p.a.closed)
+		fail_msg("expected node 1 to close while its lookups were queued");
+	th_pool_release(&p.loop);
+	assert_true(th_pair_stop(&p));
+}
+
+/* A failed test must not leave the pool blocked: the process could not exit. */
+static int unblock(void **state)
+{
+	(void)state;
+	th_pool_unblock();
+	return 0;
 }
 
 int main(void)
@@ -742,8 +635,9 @@ int main(void)
 	        cmocka_unit_test(test_no_secret_loopback_only),
 	        cmocka_unit_test(test_queue_overflow_and_handshake_timeout),
 	        cmocka_unit_test(test_create_errors),
-	        cmocka_unit_test(test_snapshot_checksum_mismatch),
-	        cmocka_unit_test(test_snapshot_100mib_with_heartbeats),
+	        cmocka_unit_test(test_peer_by_host_name),
+	        cmocka_unit_test_teardown(test_unresolvable_peer_does_not_block, unblock),
+	        cmocka_unit_test_teardown(test_close_with_resolve_in_flight, unblock),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

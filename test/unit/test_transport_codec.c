@@ -32,9 +32,8 @@ static void test_crc32c_vectors(void **state)
 		for (size_t len = 0; len < 10000; len += len < 300 ? 7 : 997) {
 			uint32_t hw = crc32c(0, buf + off, len);
 			assert_int_equal(hw, crc32c_sw(0, buf + off, len));
-			assert_int_equal(hw,
-			                 crc32c(crc32c(0, buf + off, len / 2),
-			                                  buf + off + len / 2, len - len / 2));
+			assert_int_equal(hw, crc32c(crc32c(0, buf + off, len / 2),
+			                            buf + off + len / 2, len - len / 2));
 		}
 }
 

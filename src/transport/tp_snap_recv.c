@@ -1,0 +1,574 @@
+/*
+ * tp_snap_recv.c - the receiving side of snapshot streaming.
+ *
+ * SNAP_BEGIN creates snap-g<group>-n<from>-i<index>-t<term>.part in the
+ * snapshot directory (or reopens the one kept from a broken stream with the
+ * same parameters) and answers SNAP_RESUME with the bytes already held.
+ * Chunks are checksummed as they arrive and written on libuv's thread pool
+ * (uv_queue_work), one write in flight per stream: a chunk that arrives while
+ * the previous one is being written is staged and the socket is not read
+ * until that write ends.  SNAP_END checks size and CRC; once the writes have
+ * drained the file is fdatasynced (thread pool), renamed to .snap and
+ * SNAP_DONE carries the status.
+ *
+ * A partial file stays after a broken connection so the sender can resume;
+ * one not extended for snapshot_part_max_age_ms is deleted by a timer, and
+ * at start the directory's partial files (only names of exactly the form
+ * above) left by an earlier process are deleted once that old.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/crc32c.h"
+#include "transport/tp_internal.h"
+
+/* Longest interval between two expiry scans. */
+#define EXPIRY_TICK_MAX_MS 60000u
+
+struct snap_recv {
+	struct snap_recv *next;
+	struct transport *t;
+	uint64_t from;
+	uint64_t group_id;
+	struct raft_snapshot_meta meta;
+	uint64_t size;
+	uint32_t want_crc;
+	int fd;
+	uint64_t offset; /* bytes received and checksummed (written or staged) */
+	uint32_t crc;
+	struct conn *conn;
+	bool orphan;      /* a partial file found at start: never resumed, only aged out */
+	bool writing;     /* wreq in flight */
+	bool syncing;     /* fsreq in flight */
+	bool end_pending; /* SNAP_END checked: sync once the writes drain */
+	bool doomed;      /* dropped while a request was in flight: free when it ends */
+	bool doomed_unlink;
+	uint64_t touched;          /* uv_now() when the file was last extended */
+	uint64_t woff;             /* file offset of wbuf */
+	struct transport_buf wbuf; /* being written */
+	struct transport_buf pend; /* received while wbuf was being written */
+	uv_work_t wwork;           /* the write of wbuf, through the I/O hooks of tp_common.h */
+	ssize_t write_rc;          /* bytes written or -errno, set on the thread pool */
+	uv_fs_t fsreq;
+	char part[PATH_MAX];
+	char final[PATH_MAX];
+};
+
+static bool sr_busy(const struct snap_recv *sr)
+{
+	return sr->writing || sr->syncing || sr->end_pending || sr->doomed;
+}
+
+/* Detaches sr from its connection, which may read again. */
+static void sr_detach(struct snap_recv *sr)
+{
+	struct conn *c = sr->conn;
+
+	if (c == NULL)
+		return;
+	sr->conn = NULL;
+	c->sr = NULL;
+	tp_conn_read(c, true);
+}
+
+/* Frees sr now; no request may be in flight. */
+static void sr_free(struct snap_recv *sr, bool unlink_part)
+{
+	struct transport *t = sr->t;
+	struct snap_recv **pp;
+
+	for (pp = &t->recvs; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == sr) {
+			*pp = sr->next;
+			break;
+		}
+	sr_detach(sr);
+	if (sr->fd >= 0)
+		close(sr->fd);
+	if (unlink_part)
+		unlink(sr->part);
+	transport_buf_free(&sr->wbuf);
+	transport_buf_free(&sr->pend);
+	transport_free(sr);
+}
+
+/* Frees sr, or once its write or sync ends; its connection is released at once. */
+static void sr_drop(struct snap_recv *sr, bool unlink_part)
+{
+	if (!sr->writing && !sr->syncing) {
+		sr_free(sr, unlink_part);
+		return;
+	}
+	sr->doomed = true;
+	sr->doomed_unlink = unlink_part;
+	sr_detach(sr);
+}
+
+/* No connection and nothing in flight: release the descriptor and buffers until a resume. */
+static void sr_idle(struct snap_recv *sr)
+{
+	if (sr->fd >= 0)
+		close(sr->fd);
+	sr->fd = -1;
+	transport_buf_free(&sr->wbuf);
+	transport_buf_free(&sr->pend);
+}
+
+static int reply_done(struct conn *c, int status)
+{
+	uint8_t b[4];
+
+	if (c == NULL)
+		return TRANSPORT_OK;
+	tp_put32(b, (uint32_t)status);
+	return tp_send_frame(c, TF_SNAP_DONE, b, sizeof(b));
+}
+
+static bool same_stream(const struct snap_recv *sr, const struct transport_snapshot_header *h)
+{
+	return !sr->orphan && sr->meta.index == h->meta.index && sr->meta.term == h->meta.term &&
+	       sr->size == h->total_size && sr->want_crc == h->crc32c;
+}
+
+/* A new stream record for (from, group, index, term), not yet listed. */
+static struct snap_recv *sr_new(struct transport *t, uint64_t from, uint64_t group, uint64_t index,
+                                uint64_t term)
+{
+	struct snap_recv *sr = transport_malloc(sizeof(*sr));
+
+	if (sr == NULL)
+		return NULL;
+	memset(sr, 0, sizeof(*sr));
+	sr->t = t;
+	sr->fd = -1;
+	sr->from = from;
+	sr->group_id = group;
+	sr->meta.index = index;
+	sr->meta.term = term;
+	sr->touched = uv_now(t->loop);
+	snprintf(sr->part, sizeof(sr->part), "%s/snap-g%llu-n%llu-i%llu-t%llu.part",
+	         t->snapshot_dir, (unsigned long long)group, (unsigned long long)from,
+	         (unsigned long long)index, (unsigned long long)term);
+	snprintf(sr->final, sizeof(sr->final), "%s/snap-g%llu-n%llu-i%llu-t%llu.snap",
+	         t->snapshot_dir, (unsigned long long)group, (unsigned long long)from,
+	         (unsigned long long)index, (unsigned long long)term);
+	return sr;
+}
+
+static int on_begin(struct conn *c, const uint8_t *p, uint32_t len)
+{
+	struct transport *t = c->t;
+	struct transport_snapshot_header h;
+	struct snap_recv *sr, *next, *found = NULL;
+	uint8_t b[8];
+
+	if (c->sr != NULL)
+		return TRANSPORT_EPROTO;
+	if (transport_decode_snapshot_header(p, len, &h) != TRANSPORT_OK)
+		return TRANSPORT_EDECODE;
+	if (h.from != c->remote_id || h.to != t->cfg.node_id) {
+		t->st.msgs_rejected_sender++;
+		return TRANSPORT_EPROTO;
+	}
+	if (t->cb.membership_check != NULL &&
+	    !t->cb.membership_check(t->cb.ctx, h.group_id, h.from)) {
+		t->st.msgs_rejected_member++;
+		return reply_done(c, TRANSPORT_EINVAL);
+	}
+	/* One stream per group and sender; a record still writing may only be resumed. */
+	for (sr = t->recvs; sr != NULL; sr = sr->next)
+		if (sr->from == h.from && sr->group_id == h.group_id &&
+		    (sr->conn != NULL || sr->syncing || sr->end_pending || sr->doomed ||
+		     (sr->writing && !same_stream(sr, &h))))
+			return reply_done(c, TRANSPORT_EPROTO);
+	/* Keep the partial file of this very stream; any other of the pair is stale. */
+	for (sr = t->recvs; sr != NULL; sr = next) {
+		next = sr->next;
+		if (sr->from != h.from || sr->group_id != h.group_id)
+			continue;
+		if (found == NULL && same_stream(sr, &h))
+			found = sr;
+		else
+			sr_free(sr, true);
+	}
+	sr = found;
+	if (sr != NULL && sr->fd < 0) {
+		sr->fd = open(sr->part, O_WRONLY | O_CLOEXEC);
+		if (sr->fd < 0) {
+			sr_free(sr, true); /* gone (expired elsewhere?): start over */
+			sr = NULL;
+		}
+	}
+	if (sr != NULL) {
+		t->st.snapshot_resumes++;
+	} else {
+		sr = sr_new(t, h.from, h.group_id, h.meta.index, h.meta.term);
+		if (sr == NULL)
+			return TRANSPORT_ENOMEM;
+		sr->meta = h.meta;
+		sr->size = h.total_size;
+		sr->want_crc = h.crc32c;
+		sr->fd = open(sr->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (sr->fd < 0) {
+			tp_errorf(t, "cannot create \"%s\": %s", sr->part, strerror(errno));
+			transport_free(sr);
+			return reply_done(c, TRANSPORT_EIO);
+		}
+		sr->next = t->recvs;
+		t->recvs = sr;
+	}
+	sr->conn = c;
+	sr->touched = uv_now(t->loop);
+	c->sr = sr;
+	tp_put64(b, sr->offset);
+	return tp_send_frame(c, TF_SNAP_RESUME, b, sizeof(b));
+}
+
+/* Fails the stream: counted, file removed, status to the sender if still connected. */
+static void sr_fail(struct snap_recv *sr, int status)
+{
+	struct conn *c = sr->conn;
+
+	sr->t->st.snapshot_failures++;
+	sr_drop(sr, true);
+	reply_done(c, status);
+}
+
+static void synced(uv_fs_t *req)
+{
+	struct snap_recv *sr = req->data;
+	struct transport *t = sr->t;
+	int status = req->result < 0 ? TRANSPORT_EIO : TRANSPORT_OK;
+	struct conn *c;
+
+	uv_fs_req_cleanup(req);
+	t->handles--;
+	sr->syncing = false;
+	if (t->closing || sr->doomed) {
+		sr_free(sr, sr->doomed && sr->doomed_unlink);
+		tp_maybe_finish(t);
+		return;
+	}
+	close(sr->fd);
+	sr->fd = -1;
+	if (status == TRANSPORT_OK && rename(sr->part, sr->final) != 0)
+		status = TRANSPORT_EIO;
+	if (status != TRANSPORT_OK)
+		tp_errorf(t, "cannot complete \"%s\": %s", sr->part, strerror(errno));
+	c = sr->conn;
+	sr_detach(sr);
+	reply_done(c, status);
+	if (status == TRANSPORT_OK) {
+		t->st.snapshots_received++;
+		if (t->cb.on_snapshot_received != NULL)
+			t->cb.on_snapshot_received(t->cb.ctx, sr->from, sr->group_id, &sr->meta,
+			                           sr->final);
+	} else {
+		t->st.snapshot_failures++;
+	}
+	sr_free(sr, status != TRANSPORT_OK);
+}
+
+static int start_sync(struct snap_recv *sr)
+{
+	sr->fsreq.data = sr;
+	if (uv_fs_fdatasync(sr->t->loop, &sr->fsreq, sr->fd, synced) != 0)
+		return TRANSPORT_EIO;
+	sr->syncing = true;
+	sr->t->handles++;
+	return TRANSPORT_OK;
+}
+
+static void write_work(uv_work_t *w)
+{
+	struct snap_recv *sr = w->data;
+
+	sr->write_rc = transport_pwrite_full(sr->fd, sr->wbuf.p, sr->wbuf.len, sr->woff);
+}
+
+static void written(uv_work_t *w, int status);
+
+/* Moves the staged bytes to wbuf and writes them on the thread pool. */
+static int start_write(struct snap_recv *sr)
+{
+	struct transport_buf tmp = sr->wbuf;
+
+	sr->wbuf = sr->pend;
+	sr->pend = tmp;
+	sr->pend.len = 0;
+	sr->wwork.data = sr;
+	if (uv_queue_work(sr->t->loop, &sr->wwork, write_work, written) != 0) {
+		tp_errorf(sr->t, "cannot queue a write to \"%s\"", sr->part);
+		return TRANSPORT_EIO;
+	}
+	sr->writing = true;
+	sr->t->handles++;
+	if (sr->conn != NULL)
+		tp_conn_read(sr->conn, true); /* room to stage the next chunk */
+	return TRANSPORT_OK;
+}
+
+static void written(uv_work_t *w, int status)
+{
+	struct snap_recv *sr = w->data;
+	struct transport *t = sr->t;
+	int rc = TRANSPORT_OK;
+
+	t->handles--;
+	sr->writing = false;
+	if (t->closing || sr->doomed) {
+		sr_free(sr, sr->doomed && sr->doomed_unlink);
+		tp_maybe_finish(t);
+		return;
+	}
+	if (status != 0 || sr->write_rc != (ssize_t)sr->wbuf.len) {
+		tp_errorf(t, "cannot write \"%s\": %s", sr->part,
+		          sr->write_rc < 0 ? strerror((int)-sr->write_rc) : "cancelled");
+		sr_fail(sr, TRANSPORT_EIO);
+		return;
+	}
+	sr->touched = uv_now(t->loop);
+	sr->woff += sr->wbuf.len;
+	sr->wbuf.len = 0;
+	if (sr->pend.len > 0)
+		rc = start_write(sr);
+	else if (sr->end_pending)
+		rc = start_sync(sr);
+	else if (sr->conn == NULL)
+		sr_idle(sr);
+	if (rc != TRANSPORT_OK)
+		sr_fail(sr, rc);
+}
+
+/* Checksums a chunk and queues it for writing. */
+static int on_chunk(struct conn *c, struct snap_recv *sr, const uint8_t *p, uint32_t len)
+{
+	int rc;
+
+	if (len > sr->size - sr->offset) {
+		tp_errorf(c->t, "snapshot of group %llu from node %llu: chunk past the end",
+		          (unsigned long long)sr->group_id, (unsigned long long)sr->from);
+		sr_fail(sr, TRANSPORT_ECHECKSUM);
+		return TRANSPORT_OK;
+	}
+	rc = transport_buf_reserve(&sr->pend, len);
+	if (rc != TRANSPORT_OK) {
+		sr_fail(sr, rc);
+		return TRANSPORT_OK;
+	}
+	memcpy(sr->pend.p + sr->pend.len, p, len);
+	sr->pend.len += len;
+	sr->crc = crc32c(sr->crc, p, len);
+	sr->offset += len;
+	if (sr->writing) {
+		/* One write in flight: hold further chunks in the socket until it ends. */
+		tp_conn_read(c, false);
+		return TRANSPORT_OK;
+	}
+	rc = start_write(sr);
+	if (rc != TRANSPORT_OK)
+		sr_fail(sr, rc);
+	return TRANSPORT_OK;
+}
+
+static int on_end(struct conn *c, struct snap_recv *sr)
+{
+	struct transport *t = c->t;
+
+	if (sr->offset != sr->size || sr->crc != sr->want_crc) {
+		tp_errorf(t, "snapshot of group %llu from node %llu: size or checksum mismatch",
+		          (unsigned long long)sr->group_id, (unsigned long long)sr->from);
+		sr_fail(sr, TRANSPORT_ECHECKSUM);
+		return TRANSPORT_OK;
+	}
+	sr->end_pending = true;
+	if (!sr->writing && start_sync(sr) != TRANSPORT_OK)
+		sr_fail(sr, TRANSPORT_EIO);
+	return TRANSPORT_OK;
+}
+
+int tp_snap_server_frame(struct conn *c, const struct transport_frame_header *h, const uint8_t *p,
+                         uint32_t len)
+{
+	struct snap_recv *sr = c->sr;
+
+	if (h->kind == TF_SNAP_BEGIN)
+		return on_begin(c, p, len);
+	if (sr == NULL || sr->syncing || sr->end_pending)
+		return TRANSPORT_EPROTO;
+	if (h->kind == TF_SNAP_CHUNK)
+		return on_chunk(c, sr, p, len);
+	if (h->kind == TF_SNAP_END && len == 0)
+		return on_end(c, sr);
+	return TRANSPORT_EPROTO;
+}
+
+void tp_snap_recv_conn_closed(struct conn *c)
+{
+	struct snap_recv *sr = c->sr;
+
+	if (sr == NULL)
+		return;
+	c->sr = NULL;
+	sr->conn = NULL;
+	sr->touched = uv_now(c->t->loop);
+	/* Keep the partial file: the sender may resume it. */
+	if (!sr->writing && !sr->syncing && !sr->end_pending)
+		sr_idle(sr);
+}
+
+/* ---- partial file expiry ------------------------------------------------- */
+
+/* Milliseconds since the file at path was last modified; false if it is not a regular file. */
+static bool file_age_ms(const char *path, uint64_t *age)
+{
+	struct timespec now;
+	struct stat st;
+	int64_t ms;
+
+	if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+		return false;
+	clock_gettime(CLOCK_REALTIME, &now);
+	ms = ((int64_t)now.tv_sec - (int64_t)st.st_mtim.tv_sec) * 1000 +
+	     ((int64_t)now.tv_nsec - (int64_t)st.st_mtim.tv_nsec) / 1000000;
+	*age = ms > 0 ? (uint64_t)ms : 0;
+	return true;
+}
+
+/* Whether name is exactly "snap-g<n>-n<n>-i<n>-t<n>.part" (decimal, no leading zeros). */
+static bool parse_part_name(const char *name, uint64_t v[4])
+{
+	static const char *const lead[4] = {"snap-g", "-n", "-i", "-t"};
+	const char *s = name;
+	char *end;
+
+	for (int k = 0; k < 4; k++) {
+		size_t l = strlen(lead[k]);
+
+		if (strncmp(s, lead[k], l) != 0)
+			return false;
+		s += l;
+		if (*s < '0' || *s > '9' || (s[0] == '0' && s[1] >= '0' && s[1] <= '9'))
+			return false;
+		errno = 0;
+		v[k] = strtoull(s, &end, 10);
+		if (errno != 0)
+			return false;
+		s = end;
+	}
+	return strcmp(s, ".part") == 0;
+}
+
+/* The loop time at which a file age_ms old was last extended. */
+static uint64_t touched_at(struct transport *t, uint64_t age_ms)
+{
+	uint64_t now = uv_now(t->loop);
+
+	return age_ms < now ? now - age_ms : 0;
+}
+
+/* Deletes the old partial files in the snapshot directory; remembers the younger ones. */
+static void scan_dir(struct transport *t)
+{
+	DIR *d = opendir(t->snapshot_dir);
+	struct dirent *de;
+	char path[PATH_MAX];
+	uint64_t v[4], age;
+
+	if (d == NULL)
+		return; /* nothing to clean; BEGIN reports a missing directory */
+	while ((de = readdir(d)) != NULL) {
+		struct snap_recv *sr;
+
+		if (!parse_part_name(de->d_name, v))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", t->snapshot_dir, de->d_name);
+		if (!file_age_ms(path, &age))
+			continue;
+		if (age >= t->cfg.snapshot_part_max_age_ms) {
+			if (unlink(path) == 0)
+				t->st.snapshot_parts_expired++;
+			continue;
+		}
+		/* An earlier process's stream: it cannot be resumed, only aged out. */
+		sr = sr_new(t, v[1], v[0], v[2], v[3]);
+		if (sr == NULL)
+			continue; /* kept; the next start looks again */
+		sr->orphan = true;
+		sr->touched = touched_at(t, age);
+		sr->next = t->recvs;
+		t->recvs = sr;
+	}
+	closedir(d);
+}
+
+static void expire_tick(uv_timer_t *h)
+{
+	struct transport *t = h->data;
+	uint64_t now = uv_now(t->loop), max = t->cfg.snapshot_part_max_age_ms, age;
+
+	for (struct snap_recv *sr = t->recvs, *next; sr != NULL; sr = next) {
+		next = sr->next;
+		if (sr->conn != NULL || sr_busy(sr) || now - sr->touched < max)
+			continue;
+		if (sr->orphan) {
+			/* Another process may share the directory: trust the file's own age. */
+			if (!file_age_ms(sr->part, &age)) {
+				sr_free(sr, false);
+				continue;
+			}
+			if (age < max) {
+				sr->touched = touched_at(t, age);
+				continue;
+			}
+		}
+		t->st.snapshot_parts_expired++;
+		sr_free(sr, true);
+	}
+}
+
+static void expiry_closed(uv_handle_t *h)
+{
+	struct transport *t = h->data;
+
+	t->handles--;
+	tp_maybe_finish(t);
+}
+
+void tp_snap_start(struct transport *t)
+{
+	uint64_t tick = t->cfg.snapshot_part_max_age_ms / 4;
+
+	if (tick == 0)
+		tick = 1;
+	if (tick > EXPIRY_TICK_MAX_MS)
+		tick = EXPIRY_TICK_MAX_MS;
+	uv_timer_init(t->loop, &t->expiry);
+	t->expiry.data = t;
+	t->handles++;
+	uv_timer_start(&t->expiry, expire_tick, tick, tick);
+	uv_unref((uv_handle_t *)&t->expiry); /* must not keep the loop alive on its own */
+	scan_dir(t);
+}
+
+void tp_snap_recv_shutdown(struct transport *t)
+{
+	uv_close((uv_handle_t *)&t->expiry, expiry_closed);
+	for (struct snap_recv *sr = t->recvs, *next; sr != NULL; sr = next) {
+		next = sr->next;
+		if (sr->writing)
+			uv_cancel((uv_req_t *)&sr->wwork); /* if still queued; written() frees sr */
+		else if (sr->syncing)
+			uv_cancel((uv_req_t *)&sr->fsreq);
+		else
+			sr_free(sr, false); /* the file stays for the next start's scan */
+	}
+}

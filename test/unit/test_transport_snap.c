@@ -1,0 +1,626 @@
+/*
+ * test_transport_snap.c - snapshot streaming on loopback in one process: a
+ * checksum mismatch, a 100 MiB snapshot beside heartbeats with a broken
+ * connection resumed, partial files aged out (live and at start), chunk
+ * file I/O kept off the loop thread, and a failing disk write.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../transport/harness.h"
+#include "transport/auth.h"
+#include "transport/codec.h"
+#include "transport/frame.h"
+#include "util/crc32c.h"
+
+#define SECRET "correct horse battery staple"
+
+static bool snap_sent(void *arg)
+{
+	return ((struct th_node *)arg)->snap_sent_status >= 0;
+}
+
+/* Writes size bytes of a position-dependent pattern to path; returns their CRC32C. */
+static uint32_t write_source(const char *path, size_t size)
+{
+	uint8_t *buf = malloc(1 << 20);
+	uint32_t crc = 0;
+	FILE *f = fopen(path, "wb");
+
+	assert_non_null(buf);
+	assert_non_null(f);
+	for (size_t off = 0; off < size; off += 1 << 20) {
+		size_t n = size - off < (1 << 20) ? size - off : (1 << 20);
+
+		for (size_t k = 0; k < n; k += 8) {
+			uint64_t v = (off + k) * 0x9E3779B97F4A7C15ULL;
+			memcpy(buf + k, &v, n - k < 8 ? n - k : 8);
+		}
+		crc = crc32c(crc, buf, n);
+		assert_int_equal(fwrite(buf, 1, n, f), n);
+	}
+	fclose(f);
+	free(buf);
+	return crc;
+}
+
+/* Size and CRC32C of the file at path; false if it cannot be read. */
+static bool file_crc(const char *path, uint64_t *size, uint32_t *crc)
+{
+	uint8_t *buf = malloc(1 << 20);
+	FILE *f = fopen(path, "rb");
+	size_t n;
+
+	*size = 0;
+	*crc = 0;
+	if (f == NULL || buf == NULL) {
+		free(buf);
+		if (f != NULL)
+			fclose(f);
+		return false;
+	}
+	while ((n = fread(buf, 1, 1 << 20, f)) > 0) {
+		*crc = crc32c(*crc, buf, n);
+		*size += n;
+	}
+	fclose(f);
+	free(buf);
+	return true;
+}
+
+static struct raft_snapshot_meta test_meta(void)
+{
+	struct raft_snapshot_meta meta = {.index = 500, .term = 3};
+
+	meta.membership.n_voters = 2;
+	meta.membership.voters[0] = 1;
+	meta.membership.voters[1] = 2;
+	return meta;
+}
+
+/* ---- checksum mismatch --------------------------------------------------- */
+
+static void test_snapshot_checksum_mismatch(void **state)
+{
+	struct transport_config cfg = {0};
+	struct th_pair p;
+	char dir[] = "/tmp/dr-transport-XXXXXX";
+	struct transport_snapshot_header sh = {
+	        .group_id = 5, .from = 1, .to = 2, .total_size = 1000, .crc32c = 0x1234};
+	struct transport_buf b = {0};
+	uint8_t data[1000], in[64];
+	uint32_t len;
+	int fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	cfg.snapshot_dir = dir;
+	assert_int_equal(th_pair_start(&p, SECRET, SECRET, &cfg), 0);
+	sh.meta.index = 10;
+	sh.meta.term = 2;
+	sh.meta.membership.n_voters = 1;
+	sh.meta.membership.voters[0] = 1;
+	transport_encode_snapshot_header(&sh, &b);
+	fd = th_raw_connect(p.b.port);
+	assert_int_equal(
+	        th_raw_handshake_purpose(&p.loop, fd, 1, 2, SECRET, TRANSPORT_PURPOSE_SNAP), 0);
+	assert_int_equal(th_raw_send_frame(fd, TF_SNAP_BEGIN, b.p, (uint32_t)b.len, false), 0);
+	assert_int_equal(th_raw_recv_frame(&p.loop, fd, in, sizeof(in), &len, 5000),
+	                 TF_SNAP_RESUME);
+	assert_int_equal(len, 8);
+	assert_int_equal(tp_get64(in), 0);
+	memset(data, 'z', sizeof(data));
+	assert_int_equal(th_raw_send_frame(fd, TF_SNAP_CHUNK, data, sizeof(data), false), 0);
+	assert_int_equal(th_raw_send_frame(fd, TF_SNAP_END, NULL, 0, false), 0);
+	assert_int_equal(th_raw_recv_frame(&p.loop, fd, in, sizeof(in), &len, 5000), TF_SNAP_DONE);
+	assert_int_equal(tp_get32(in), TRANSPORT_ECHECKSUM);
+	close(fd);
+	assert_int_equal(p.b.snap_received, 0);
+	transport_buf_free(&b);
+	assert_true(th_pair_stop(&p));
+	assert_int_equal(rmdir(dir), 0); /* the partial file was removed */
+}
+
+/* ---- 100 MiB snapshot beside heartbeats ---------------------------------- */
+
+struct snapctx {
+	struct th_pair *p;
+	uv_timer_t hb;
+	uint64_t ctx;
+	char part[600];
+	off_t break_at; /* break the stream once the partial file is larger [20 MiB] */
+	bool broke;
+};
+
+static void send_heartbeat(uv_timer_t *h)
+{
+	struct snapctx *s = h->data;
+	struct raft_message m = th_heartbeat(1, 2, 1, ++s->ctx);
+
+	transport_send(s->p->a.t, &m);
+}
+
+static void heartbeats_start(struct snapctx *s)
+{
+	uv_timer_init(&s->p->loop, &s->hb);
+	s->hb.data = s;
+	uv_timer_start(&s->hb, send_heartbeat, 5, 5);
+}
+
+static void heartbeats_stop(struct snapctx *s)
+{
+	uv_timer_stop(&s->hb);
+	uv_close((uv_handle_t *)&s->hb, NULL);
+}
+
+static bool snapshot_done(void *arg)
+{
+	struct snapctx *s = arg;
+
+	if (!s->broke) {
+		/* Once 20 MiB have landed, break the stream once: it must resume. */
+		struct stat st;
+		off_t at = s->break_at != 0 ? s->break_at : (20 << 20);
+		if (stat(s->part, &st) == 0 && st.st_size > at) {
+			transport_break_snapshot_conns(s->p->b.t);
+			s->broke = true;
+		}
+	}
+	return s->p->a.snap_sent_status >= 0;
+}
+
+static void test_snapshot_100mib_with_heartbeats(void **state)
+{
+	struct th_pair p;
+	struct snapctx s = {.p = &p};
+	char dir[] = "/tmp/dr-transport-XXXXXX", src[600];
+	struct raft_snapshot_meta meta = test_meta();
+	const size_t size = 100u << 20;
+	uint32_t crc, crc2 = 0;
+	uint64_t got = 0;
+	struct transport_config cfg = {0};
+	struct transport_stats sa, sb;
+	bool done;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(src, sizeof(src), "%s/source.snap", dir);
+	crc = write_source(src, size);
+	cfg.snapshot_dir = dir;
+	assert_int_equal(th_pair_start(&p, SECRET, SECRET, &cfg), 0);
+	snprintf(s.part, sizeof(s.part), "%s/snap-g9-n1-i500-t3.part", dir);
+	/* Heartbeats every 5 ms for the whole transfer. */
+	heartbeats_start(&s);
+	{
+		struct th_want w = {&p.b, 5};
+		assert_true(th_run_until(&p.loop, th_got_msgs, &w, 5000));
+	}
+	p.b.gap_watch = true;
+	assert_int_equal(transport_send_snapshot(p.a.t, 2, 9, &meta, src), 0);
+	done = th_run_until(&p.loop, snapshot_done, &s, 60000);
+	p.b.gap_watch = false;
+	heartbeats_stop(&s);
+	/* Gather the outcome, then delete the 200 MiB of files before asserting. */
+	if (p.b.snap_received == 1)
+		file_crc(p.b.snap_path, &got, &crc2);
+	transport_stats(p.a.t, &sa);
+	transport_stats(p.b.t, &sb);
+	assert_true(th_pair_stop(&p));
+	th_remove_dir(dir);
+	if (!done)
+		fail_msg("snapshot did not finish within 60 s");
+	assert_int_equal(p.a.snap_sent_status, TRANSPORT_OK);
+	assert_int_equal(p.b.snap_received, 1);
+	assert_int_equal(p.b.snap_meta.index, 500);
+	assert_int_equal(p.b.snap_meta.membership.n_voters, 2);
+	/* The received file has the source's size and checksum. */
+	assert_int_equal(got, size);
+	assert_int_equal(crc2, crc);
+	assert_true(s.broke);
+	assert_int_equal(sb.snapshot_resumes, 1);
+	assert_int_equal(sa.snapshots_sent, 1);
+	printf("snapshot: %llu heartbeats during transfer, largest gap %llu ms\n",
+	       (unsigned long long)p.b.msgs, (unsigned long long)p.b.max_gap_ms);
+	if (p.b.max_gap_ms > 200)
+		fail_msg("expected heartbeats every few ms, saw a %llu ms gap",
+		         (unsigned long long)p.b.max_gap_ms);
+}
+
+/* ---- partial files age out ----------------------------------------------- */
+
+static bool path_gone(void *arg)
+{
+	struct stat st;
+
+	return stat(arg, &st) != 0 && errno == ENOENT;
+}
+
+struct size_wait {
+	const char *path;
+	off_t size;
+};
+
+static bool path_has_size(void *arg)
+{
+	struct size_wait *w = arg;
+	struct stat st;
+
+	return stat(w->path, &st) == 0 && st.st_size == w->size;
+}
+
+/* A raw sender (node 1): handshake and BEGIN; returns the fd and the RESUME offset. */
+static int raw_begin(struct th_pair *p, const struct transport_snapshot_header *sh,
+                     uint64_t *resume)
+{
+	struct transport_buf b = {0};
+	uint8_t in[64];
+	uint32_t len;
+	int fd = th_raw_connect(p->b.port);
+
+	assert_true(fd >= 0);
+	assert_int_equal(
+	        th_raw_handshake_purpose(&p->loop, fd, 1, 2, SECRET, TRANSPORT_PURPOSE_SNAP), 0);
+	assert_int_equal(transport_encode_snapshot_header(sh, &b), 0);
+	assert_int_equal(th_raw_send_frame(fd, TF_SNAP_BEGIN, b.p, (uint32_t)b.len, false), 0);
+	transport_buf_free(&b);
+	assert_int_equal(th_raw_recv_frame(&p->loop, fd, in, sizeof(in), &len, 5000),
+	                 TF_SNAP_RESUME);
+	assert_int_equal(len, 8);
+	*resume = tp_get64(in);
+	return fd;
+}
+
+static void test_partial_expires_then_full_resend(void **state)
+{
+	/* A sender that lost its connection comes back after 1 s; partial files live 300 ms. */
+	struct transport_config cfg = {
+	        .snapshot_part_max_age_ms = 300, .backoff_min_ms = 1000, .backoff_max_ms = 1000};
+	struct th_pair p;
+	struct snapctx s = {.p = &p, .break_at = 4 << 20};
+	char dir[] = "/tmp/dr-transport-XXXXXX", src[600];
+	const size_t size = (32u << 20) + 123;
+	struct transport_snapshot_header sh = {.group_id = 9, .from = 1, .to = 2};
+	struct raft_snapshot_meta meta = test_meta();
+	struct transport_stats sa, sb;
+	uint8_t *first = malloc(64 << 10), in[64];
+	uint64_t resume, got;
+	uint32_t crc, crc2, len;
+	FILE *f;
+	int fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(src, sizeof(src), "%s/source.snap", dir);
+	snprintf(s.part, sizeof(s.part), "%s/snap-g9-n1-i500-t3.part", dir);
+	crc = write_source(src, size);
+	f = fopen(src, "rb");
+	assert_int_equal(fread(first, 1, 64 << 10, f), 64 << 10);
+	fclose(f);
+	cfg.snapshot_dir = dir;
+	assert_int_equal(th_pair_start(&p, SECRET, SECRET, &cfg), 0);
+	sh.meta = meta;
+	sh.total_size = size;
+	sh.crc32c = crc;
+	/* A raw sender delivers 64 KiB of the stream, then vanishes. */
+	fd = raw_begin(&p, &sh, &resume);
+	assert_int_equal(resume, 0);
+	assert_int_equal(th_raw_send_frame(fd, TF_SNAP_CHUNK, first, 64 << 10, false), 0);
+	{
+		struct size_wait w = {s.part, 64 << 10};
+		if (!th_run_until(&p.loop, path_has_size, &w, 5000))
+			fail_msg("expected %s to hold the first 64 KiB", s.part);
+	}
+	close(fd);
+	/* It does not come back within the age limit: the partial file is deleted. */
+	if (!th_run_until(&p.loop, path_gone, s.part, 5000))
+		fail_msg("expected the partial file %s to expire after 300 ms", s.part);
+	transport_stats(p.b.t, &sb);
+	assert_int_equal(sb.snapshot_parts_expired, 1);
+	/* A later BEGIN of the same stream starts from 0, not from the lost 64 KiB. */
+	fd = raw_begin(&p, &sh, &resume);
+	assert_int_equal(resume, 0);
+	assert_int_equal(th_raw_send_frame(fd, TF_SNAP_END, NULL, 0, false), 0);
+	assert_int_equal(th_raw_recv_frame(&p.loop, fd, in, sizeof(in), &len, 5000), TF_SNAP_DONE);
+	assert_int_equal(tp_get32(in), TRANSPORT_ECHECKSUM); /* 0 bytes of 32 MiB */
+	close(fd);
+	/* The real sender: its connection breaks after 4 MiB and the redial comes 1 s later,
+	 * after the partial file expired; it must start over from 0 and deliver the whole file. */
+	assert_int_equal(transport_send_snapshot(p.a.t, 2, 9, &meta, src), 0);
+	if (!th_run_until(&p.loop, snapshot_done, &s, 30000))
+		fail_msg("expected the snapshot to finish within 30 s");
+	transport_stats(p.a.t, &sa);
+	transport_stats(p.b.t, &sb);
+	assert_true(s.broke);
+	assert_int_equal(p.a.snap_sent_status, TRANSPORT_OK);
+	assert_int_equal(p.b.snap_received, 1);
+	assert_true(file_crc(p.b.snap_path, &got, &crc2));
+	assert_int_equal(got, size);
+	assert_int_equal(crc2, crc);
+	assert_int_equal(sb.snapshot_parts_expired, 2);
+	assert_int_equal(sa.snapshot_resumes, 0); /* RESUME said 0 both times */
+	assert_true(th_pair_stop(&p));
+	th_remove_dir(dir);
+	free(first);
+}
+
+/* Creates an empty file at dir/name whose modification time is age_s seconds ago. */
+static void make_file(const char *dir, const char *name, int age_s)
+{
+	char path[600];
+	struct timeval tv[2];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	fputs("partial", f);
+	fclose(f);
+	gettimeofday(&tv[0], NULL);
+	tv[0].tv_sec -= age_s;
+	tv[1] = tv[0];
+	assert_int_equal(utimes(path, tv), 0);
+}
+
+static bool exists(const char *dir, const char *name)
+{
+	char path[600];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return lstat(path, &st) == 0;
+}
+
+struct gone_wait {
+	const char *dir, *name;
+};
+
+static bool name_gone(void *arg)
+{
+	struct gone_wait *w = arg;
+	return !exists(w->dir, w->name);
+}
+
+static void test_stale_parts_deleted_at_start(void **state)
+{
+	static const char *const others[] = {
+	        "snap-g1-n2-i3-t4.snap",
+	        "snap-g01-n2-i3-t4.part",
+	        "snap-g1-n2-i3-t4.part.bak",
+	        "snap-g1-n2-i3-t4.partx",
+	        "notes.part",
+	        "snap-g1-n2-i3.part",
+	        "snap-g1-n2-i3-t4-x.part",
+	        "snap-gx-n2-i3-t4.part",
+	        "source.snap",
+	        "snap-g1-n2-i3-t99999999999999999999999.part",
+	};
+	struct transport_config cfg = {.snapshot_part_max_age_ms = 2000};
+	struct th_pair p;
+	char dir[] = "/tmp/dr-transport-XXXXXX", sub[600];
+	struct gone_wait w;
+	struct transport_stats sb;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	make_file(dir, "snap-g1-n2-i3-t4.part", 3600); /* an hour old: deleted at start */
+	make_file(dir, "snap-g1-n2-i5-t4.part", 1);    /* young: deleted once 2 s old */
+	for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++)
+		make_file(dir, others[i], 3600);
+	snprintf(sub, sizeof(sub), "%s/snap-g7-n2-i3-t4.part", dir); /* a directory */
+	assert_int_equal(mkdir(sub, 0700), 0);
+	cfg.snapshot_dir = dir;
+	assert_int_equal(th_pair_start(&p, SECRET, SECRET, &cfg), 0);
+	/* Both nodes scanned the directory at create, before the loop ran. */
+	assert_false(exists(dir, "snap-g1-n2-i3-t4.part"));
+	assert_true(exists(dir, "snap-g1-n2-i5-t4.part"));
+	w.dir = dir;
+	w.name = "snap-g1-n2-i5-t4.part";
+	if (!th_run_until(&p.loop, name_gone, &w, 10000))
+		fail_msg("expected the young partial file to be deleted once 2 s old");
+	for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++)
+		if (!exists(dir, others[i]))
+			fail_msg("expected %s (not a partial-file name) to be left alone",
+			         others[i]);
+	assert_true(exists(dir, "snap-g7-n2-i3-t4.part"));
+	transport_stats(p.a.t, &sb);
+	{
+		uint64_t a = sb.snapshot_parts_expired;
+		transport_stats(p.b.t, &sb);
+		/* Two files, each deleted by exactly one of the two nodes sharing the dir. */
+		assert_int_equal(a + sb.snapshot_parts_expired, 2);
+	}
+	assert_true(th_pair_stop(&p));
+	th_remove_dir(dir);
+}
+
+/* ---- chunk file I/O off the loop thread ---------------------------------- */
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t loop_thread;
+	int calls, on_loop;
+	bool stall_next_write, stalled, released;
+	int fail_errno; /* writes fail with this when non-zero */
+} io = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static void io_note(void)
+{
+	pthread_mutex_lock(&io.mu);
+	io.calls++;
+	if (pthread_equal(pthread_self(), io.loop_thread))
+		io.on_loop++;
+	pthread_mutex_unlock(&io.mu);
+}
+
+static ssize_t hook_pread(int fd, void *buf, size_t n, off_t off)
+{
+	io_note();
+	return pread(fd, buf, n, off);
+}
+
+static ssize_t hook_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	struct timespec deadline;
+
+	io_note();
+	pthread_mutex_lock(&io.mu);
+	if (io.fail_errno != 0) {
+		pthread_mutex_unlock(&io.mu);
+		errno = io.fail_errno;
+		return -1;
+	}
+	if (io.stall_next_write) {
+		/* Stuck disk: wait for the test (bounded, so a loop-thread caller cannot hang it).
+		 */
+		io.stall_next_write = false;
+		io.stalled = true;
+		clock_gettime(CLOCK_REALTIME, &deadline);
+		deadline.tv_sec += 10;
+		while (!io.released &&
+		       pthread_cond_timedwait(&io.cv, &io.mu, &deadline) != ETIMEDOUT)
+			;
+	}
+	pthread_mutex_unlock(&io.mu);
+	return pwrite(fd, buf, n, off);
+}
+
+static const struct transport_io_hooks hooks = {hook_pread, hook_pwrite};
+
+static bool io_stalled(void *arg)
+{
+	bool s;
+
+	(void)arg;
+	pthread_mutex_lock(&io.mu);
+	s = io.stalled;
+	pthread_mutex_unlock(&io.mu);
+	return s;
+}
+
+static int io_reset(void **state)
+{
+	(void)state;
+	pthread_mutex_lock(&io.mu);
+	io.released = true;
+	pthread_cond_broadcast(&io.cv);
+	pthread_mutex_unlock(&io.mu);
+	transport_set_io_hooks(NULL);
+	return 0;
+}
+
+static void test_messages_flow_while_chunk_write_stalls(void **state)
+{
+	struct transport_config cfg = {.snapshot_chunk = 256 << 10};
+	struct th_pair p;
+	struct snapctx s = {.p = &p};
+	char dir[] = "/tmp/dr-transport-XXXXXX", src[600];
+	struct raft_snapshot_meta meta = test_meta();
+	const size_t size = 4u << 20;
+	uint64_t got, before;
+	uint32_t crc, crc2;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(src, sizeof(src), "%s/source.snap", dir);
+	crc = write_source(src, size);
+	io.loop_thread = pthread_self();
+	io.calls = io.on_loop = 0;
+	io.stalled = io.released = false;
+	io.stall_next_write = true;
+	io.fail_errno = 0;
+	transport_set_io_hooks(&hooks);
+	cfg.snapshot_dir = dir;
+	assert_int_equal(th_pair_start(&p, SECRET, SECRET, &cfg), 0);
+	heartbeats_start(&s);
+	assert_int_equal(transport_send_snapshot(p.a.t, 2, 9, &meta, src), 0);
+	/* The receiver's first chunk write hangs on the "disk"... */
+	if (!th_run_until(&p.loop, io_stalled, NULL, 10000))
+		fail_msg("expected the first chunk write to start");
+	/* ...while heartbeats keep arriving: the loop thread is not the one waiting. */
+	before = p.b.msgs;
+	{
+		struct th_want w = {&p.b, before + 20};
+		if (!th_run_until(&p.loop, th_got_msgs, &w, 5000))
+			fail_msg("expected 20 heartbeats during the stalled write, got %llu",
+			         (unsigned long long)(p.b.msgs - before));
+	}
+	assert_int_equal(p.a.snap_sent_status, -1); /* the snapshot is still in progress */
+	pthread_mutex_lock(&io.mu);
+	io.released = true;
+	pthread_cond_broadcast(&io.cv);
+	pthread_mutex_unlock(&io.mu);
+	if (!th_run_until(&p.loop, snap_sent, &p.a, 20000))
+		fail_msg("expected the snapshot to finish once the write was released");
+	heartbeats_stop(&s);
+	assert_int_equal(p.a.snap_sent_status, TRANSPORT_OK);
+	assert_true(file_crc(p.b.snap_path, &got, &crc2));
+	assert_int_equal(got, size);
+	assert_int_equal(crc2, crc);
+	assert_true(th_pair_stop(&p));
+	transport_set_io_hooks(NULL);
+	th_remove_dir(dir);
+	/* Every chunk read and write (and the checksum pass) ran on the thread pool. */
+	assert_true(io.calls >= 2 * (int)(size / (256 << 10)));
+	if (io.on_loop != 0)
+		fail_msg("expected no snapshot file I/O on the loop thread, saw %d of %d calls",
+		         io.on_loop, io.calls);
+}
+
+static void test_write_error_fails_stream(void **state)
+{
+	struct transport_config cfg = {0};
+	struct th_pair p;
+	char dir[] = "/tmp/dr-transport-XXXXXX", src[600], part[600];
+	struct raft_snapshot_meta meta = test_meta();
+	struct transport_stats sb;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(src, sizeof(src), "%s/source.snap", dir);
+	snprintf(part, sizeof(part), "%s/snap-g9-n1-i500-t3.part", dir);
+	write_source(src, 1u << 20);
+	io.loop_thread = pthread_self();
+	io.stall_next_write = false;
+	io.fail_errno = ENOSPC;
+	transport_set_io_hooks(&hooks);
+	cfg.snapshot_dir = dir;
+	assert_int_equal(th_pair_start(&p, SECRET, SECRET, &cfg), 0);
+	assert_int_equal(transport_send_snapshot(p.a.t, 2, 9, &meta, src), 0);
+	if (!th_run_until(&p.loop, snap_sent, &p.a, 10000))
+		fail_msg("expected the stream to end when the receiver cannot write");
+	assert_int_equal(p.a.snap_sent_status, TRANSPORT_EIO);
+	assert_int_equal(p.b.snap_received, 0);
+	assert_true(path_gone(part));
+	transport_stats(p.b.t, &sb);
+	assert_int_equal(sb.snapshot_failures, 1);
+	assert_true(th_pair_stop(&p));
+	transport_set_io_hooks(NULL);
+	th_remove_dir(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_snapshot_checksum_mismatch),
+	        cmocka_unit_test(test_snapshot_100mib_with_heartbeats),
+	        cmocka_unit_test(test_partial_expires_then_full_resend),
+	        cmocka_unit_test(test_stale_parts_deleted_at_start),
+	        cmocka_unit_test_teardown(test_messages_flow_while_chunk_write_stalls, io_reset),
+	        cmocka_unit_test_teardown(test_write_error_fails_stream, io_reset),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
