@@ -230,6 +230,11 @@ static int index_reserve(struct engine *e, size_t n)
 	return ENGINE_OK;
 }
 
+void *engine_arena_alloc(struct engine_arena *a, size_t n)
+{
+	return arena_alloc(&a->ar, n);
+}
+
 /* The Raft core reads the stable log through these. */
 static int st_initial(void *ctx, struct raft_hard_state *hs, struct raft_membership *m)
 {
@@ -340,7 +345,7 @@ static void group_free(struct engine *e, struct group *g)
 		remove(g->out.path); /* a background save that will not be shipped */
 	if (g->r != NULL)
 		raft_destroy(g->r);
-	eng_arena_free(&g->arena);
+	arena_free(&g->arena.ar);
 	cache_free(&g->cache, e->a);
 	e->a->free(g->reads);
 	e->a->free(g);
@@ -433,7 +438,7 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 	g->id = group_id;
 	g->e = e;
 	g->sm = *sm;
-	g->arena.a = e->a;
+	arena_init(&g->arena.ar, e->a->malloc, e->a->free, ARENA_BLOCK);
 	g->sm_skip = sm->durable_applied(sm->ctx);
 	if (bs != NULL && g->sm_skip > 0) {
 		/* A new member over a state machine with data: its LogDB was lost. */

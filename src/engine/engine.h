@@ -106,7 +106,7 @@ struct engine_bootstrap {
  * pointers stay valid until the engine resets it (after the group's advance).
  */
 struct engine_arena;
-/* Room for n bytes in a; NULL when out of memory. */
+/* Room for n > 0 bytes in a; NULL when out of memory. */
 void *engine_arena_alloc(struct engine_arena *a, size_t n);
 
 /* ---- storage (LogDB) ---------------------------------------------------- */

@@ -8,25 +8,14 @@
 
 #include "engine/engine.h"
 #include "raft/raft.h"
+#include "util/arena.h"
 
 #define ARENA_BLOCK 65536
 
-struct arena_block {
-	struct arena_block *next;
-	size_t cap, used;
-	uint8_t data[];
-};
-
+/* Entry data that storage copied out for one round (see engine_arena_alloc). */
 struct engine_arena {
-	const struct engine_alloc *a;
-	struct arena_block *cur;  /* block being filled */
-	struct arena_block *full; /* earlier blocks, freed at reset */
+	struct arena ar;
 };
-
-/* Reset a (keeps one block for reuse). */
-void eng_arena_reset(struct engine_arena *ar);
-/* Free every block of a. */
-void eng_arena_free(struct engine_arena *ar);
 
 /* Entry data of one save, shared by the cached entries it holds. */
 struct cache_block {

@@ -8,7 +8,7 @@ ENGINE_FAKES := $(call objs,test/engine/fake_storage.c test/engine/fake_net.c \
 	test/engine/kv_sm.c test/engine/cluster.c)
 
 UNIT_TESTS += test_engine
-$(B)/test/test_engine: $(ENGINE_FAKES) $(B)/lib/libdr_engine.a $(B)/lib/libdr_raft.a
+$(B)/test/test_engine: $(ENGINE_FAKES) $(B)/lib/libdr_engine.a $(B)/lib/libdr_raft.a $(B)/lib/libdr_util.a
 
 # The same scenarios over a real LogDB.
 UNIT_TESTS += test_engine_logdb

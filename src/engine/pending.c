@@ -1,8 +1,7 @@
 /*
  * pending.c - the table of client operations waiting for an outcome, keyed by
  * series (open addressing, linear probing, backward-shift deletion: no
- * allocation per proposal once the table is large enough), and the arena that
- * storage reads fill entry data into.
+ * allocation per proposal once the table is large enough).
  */
 #include <string.h>
 
@@ -117,53 +116,4 @@ void eng_pending_del(struct pending_table *t, struct pending *p, struct pending 
 	}
 	t->slots[i].key = 0;
 	t->n--;
-}
-
-/* ---- arena ---- */
-
-void *engine_arena_alloc(struct engine_arena *ar, size_t n)
-{
-	struct arena_block *b = ar->cur;
-	void *p;
-
-	n = (n + 7) & ~(size_t)7;
-	if (b == NULL || b->cap - b->used < n) {
-		size_t cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
-
-		b = ar->a->malloc(sizeof(*b) + cap);
-		if (b == NULL)
-			return NULL;
-		b->cap = cap;
-		b->used = 0;
-		b->next = NULL;
-		if (ar->cur != NULL) {
-			ar->cur->next = ar->full;
-			ar->full = ar->cur;
-		}
-		ar->cur = b;
-	}
-	p = b->data + b->used;
-	b->used += n;
-	return p;
-}
-
-void eng_arena_reset(struct engine_arena *ar)
-{
-	struct arena_block *b, *next;
-
-	for (b = ar->full; b != NULL; b = next) {
-		next = b->next;
-		ar->a->free(b);
-	}
-	ar->full = NULL;
-	if (ar->cur != NULL)
-		ar->cur->used = 0;
-}
-
-void eng_arena_free(struct engine_arena *ar)
-{
-	eng_arena_reset(ar);
-	if (ar->cur != NULL)
-		ar->a->free(ar->cur);
-	ar->cur = NULL;
 }

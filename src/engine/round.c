@@ -571,7 +571,7 @@ int engine_run_round(struct engine *e)
 		raft_advance(g->r, &g->rd);
 		g->in_ready = false;
 		g->resumed = false;
-		eng_arena_reset(&g->arena);
+		arena_reset(&g->arena.ar);
 		cache_release(&g->cache, e->a);
 	}
 

@@ -1,68 +1,11 @@
 /*
  * log.c - the Raft log as the core sees it: stable entries read through
  * struct raft_storage, unstable entries (not yet persisted) kept here, plus
- * the commit and apply indexes.  Also the arena that holds entry data.
+ * the commit and apply indexes.
  */
 #include <string.h>
 
 #include "raft/raft_int.h"
-
-/* ---- arena ---- */
-
-const uint8_t *raft_arena_copy(struct raft *r, struct arena *ar, const uint8_t *d, size_t len)
-{
-	struct arena_block *b = ar->cur;
-	uint8_t *p;
-
-	if (len == 0)
-		return NULL;
-	if (b == NULL || b->cap - b->used < len) {
-		size_t cap = RAFT_ARENA_BLOCK;
-
-		if (ar->total > cap)
-			cap = ar->total; /* geometric: the next block doubles the total */
-		if (cap < len)
-			cap = len;
-		b = r->a->malloc(sizeof(*b) + cap);
-		if (b == NULL)
-			return NULL;
-		b->cap = cap;
-		b->used = 0;
-		b->next = NULL;
-		if (ar->cur != NULL) {
-			ar->cur->next = ar->full;
-			ar->full = ar->cur;
-		}
-		ar->cur = b;
-	}
-	p = b->data + b->used;
-	memcpy(p, d, len);
-	b->used += len;
-	ar->total += len;
-	return p;
-}
-
-void raft_arena_reset(struct raft *r, struct arena *ar)
-{
-	struct arena_block *b = ar->full, *next;
-
-	for (; b != NULL; b = next) {
-		next = b->next;
-		r->a->free(b);
-	}
-	ar->full = NULL;
-	if (ar->cur != NULL)
-		ar->cur->used = 0;
-	ar->total = 0;
-}
-
-void raft_arena_free(struct raft *r, struct arena *ar)
-{
-	raft_arena_reset(r, ar);
-	if (ar->cur != NULL)
-		r->a->free(ar->cur);
-	ar->cur = NULL;
-}
 
 /* ---- log ---- */
 
@@ -84,7 +27,7 @@ void raft_log_free(struct raft *r)
 {
 	r->a->free(r->log.ents);
 	r->log.ents = NULL;
-	raft_arena_free(r, &r->log.arena);
+	arena_free(&r->log.arena);
 }
 
 raft_index raft_log_first(const struct raft_log *l)
@@ -219,7 +162,7 @@ int raft_log_append(struct raft *r, const struct raft_entry *e, uint32_t n)
 		struct raft_entry *d = &l->ents[base + j];
 
 		*d = e[j];
-		d->data = raft_arena_copy(r, &l->arena, e[j].data, e[j].len);
+		d->data = arena_copy(&l->arena, e[j].data, e[j].len);
 		if (e[j].len > 0 && d->data == NULL)
 			return RAFT_ERR_NOMEM; /* l->n not yet raised: nothing half-appended */
 	}
@@ -284,7 +227,7 @@ void raft_log_stable_to(struct raft *r, raft_index i, raft_term t)
 	l->n -= k;
 	l->offset = i + 1;
 	if (l->n == 0)
-		raft_arena_reset(r, &l->arena);
+		arena_reset(&l->arena);
 }
 
 void raft_log_stable_snap_to(struct raft_log *l, raft_index i)
@@ -303,7 +246,7 @@ void raft_log_restore(struct raft *r, const struct raft_snapshot_meta *s)
 	l->offset = s->index + 1;
 	l->committed = s->index;
 	l->applied = s->index;
-	raft_arena_reset(r, &l->arena);
+	arena_reset(&l->arena);
 }
 
 bool raft_log_is_up_to_date(const struct raft_log *l, raft_index lasti, raft_term term)

@@ -1,13 +1,14 @@
-# src/raft: the pure-C Raft protocol core (one struct raft per group).
+# src/raft: the pure-C Raft protocol core (one struct raft per group); uses src/util's arena.
 MODULES += raft
 raft_SRCS := src/raft/raft.c src/raft/log.c src/raft/progress.c src/raft/election.c \
 	src/raft/replication.c src/raft/readindex.c src/raft/transfer.c \
 	src/raft/membership.c src/raft/snapshot.c src/raft/raft_memstorage.c
 
 UNIT_TESTS += test_raft test_raft_paper
-$(B)/test/test_raft: $(call objs,test/unit/test_raft_fixture.c) $(B)/lib/libdr_raft.a
-$(B)/test/test_raft_paper: $(call objs,test/unit/test_raft_fixture.c) $(B)/lib/libdr_raft.a
-$(B)/bench/raft_bench: $(B)/lib/libdr_raft.a
+$(B)/test/test_raft: $(call objs,test/unit/test_raft_fixture.c) $(B)/lib/libdr_raft.a $(B)/lib/libdr_util.a
+$(B)/test/test_raft_paper: $(call objs,test/unit/test_raft_fixture.c) $(B)/lib/libdr_raft.a \
+	$(B)/lib/libdr_util.a
+$(B)/bench/raft_bench: $(B)/lib/libdr_raft.a $(B)/lib/libdr_util.a
 
 .PHONY: bench-raft
 BENCH_STEPS += bench-raft
@@ -16,4 +17,4 @@ bench-raft: $(B)/bench/raft_bench
 
 # Fuzz target: forged messages, ticks, proposals and conf change decoding.
 FUZZ_TARGETS += fuzz_raft_step
-$(FZ)/fuzz_raft_step: $(call fuzz_objs,$(raft_SRCS))
+$(FZ)/fuzz_raft_step: $(call fuzz_objs,$(raft_SRCS) src/util/arena.c)

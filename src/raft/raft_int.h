@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "raft/raft.h"
+#include "util/arena.h"
 
 /* Most entries fetched for one message or one Ready's committed batch. */
 #define RAFT_FETCH_MAX_ENTRIES 16384u
@@ -17,20 +18,6 @@
 #define RAFT_COMMITTED_MAX_BYTES (64u << 20)
 /* Default data block size of an arena. */
 #define RAFT_ARENA_BLOCK (64u << 10)
-
-/* A bump allocator of blocks that never move: pointers stay valid until reset. */
-struct arena_block {
-	struct arena_block *next;
-	size_t cap;
-	size_t used;
-	uint8_t data[];
-};
-
-struct arena {
-	struct arena_block *cur;  /* block being filled */
-	struct arena_block *full; /* older blocks, newest first */
-	size_t total;             /* bytes handed out since reset */
-};
 
 /* Ring of in-flight appends to one follower: last index and bytes of each. */
 struct inflights {
@@ -188,15 +175,6 @@ bool raft_is_removed(const struct raft *r, raft_id id);
 uint32_t raft_quorum(const struct raft *r);
 /* Pick a new randomized election timeout in [election, 2*election) (paper 5.2). */
 void raft_reset_randomized_timeout(struct raft *r);
-
-/* ---- arena (log.c) ---- */
-
-/* Copy len bytes into the arena; NULL on NOMEM (len 0 gives NULL too). */
-const uint8_t *raft_arena_copy(struct raft *r, struct arena *ar, const uint8_t *d, size_t len);
-/* Forget everything in the arena, keeping one block for reuse. */
-void raft_arena_reset(struct raft *r, struct arena *ar);
-/* Free all blocks. */
-void raft_arena_free(struct raft *r, struct arena *ar);
 
 /* ---- log.c ---- */
 

@@ -14,7 +14,7 @@
 SIM_DIR := build/sim
 SIM_SRCS := test/sim/sim_main.c test/sim/sim_run.c test/sim/sim_node.c test/sim/sim_check.c \
 	test/sim/sim_net.c test/sim/sim_store.c test/sim/sim_util.c
-SIM_RAFT_SRCS := $(or $(raft_SRCS),$(wildcard src/raft/*.c))
+SIM_RAFT_SRCS := $(or $(raft_SRCS),$(wildcard src/raft/*.c)) src/util/arena.c
 SIM_CFLAGS := -std=gnu11 -O2 -g $(WARN) -Isrc -Itest/sim -MMD -MP
 SIM_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 SIM_SEEDS3 ?= 600

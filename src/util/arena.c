@@ -1,0 +1,78 @@
+/*
+ * arena.c - the bump allocator (see arena.h).
+ */
+#include <string.h>
+
+#include "util/arena.h"
+
+void arena_init(struct arena *ar, void *(*malloc_fn)(size_t), void (*free_fn)(void *), size_t block)
+{
+	memset(ar, 0, sizeof(*ar));
+	ar->malloc = malloc_fn;
+	ar->free = free_fn;
+	ar->block = block;
+}
+
+void *arena_alloc(struct arena *ar, size_t n)
+{
+	struct arena_block *b = ar->cur;
+	void *p;
+
+	if (n == 0)
+		return NULL;
+	n = (n + 7) & ~(size_t)7;
+	if (b == NULL || b->cap - b->used < n) {
+		size_t cap = ar->block;
+
+		if (ar->total > cap)
+			cap = ar->total; /* geometric: the next block doubles the total */
+		if (cap < n)
+			cap = n;
+		b = ar->malloc(sizeof(*b) + cap);
+		if (b == NULL)
+			return NULL;
+		b->cap = cap;
+		b->used = 0;
+		b->next = NULL;
+		if (ar->cur != NULL) {
+			ar->cur->next = ar->full;
+			ar->full = ar->cur;
+		}
+		ar->cur = b;
+	}
+	p = b->data + b->used;
+	b->used += n;
+	ar->total += n;
+	return p;
+}
+
+const uint8_t *arena_copy(struct arena *ar, const void *d, size_t len)
+{
+	uint8_t *p = arena_alloc(ar, len);
+
+	if (p != NULL)
+		memcpy(p, d, len);
+	return p;
+}
+
+void arena_reset(struct arena *ar)
+{
+	struct arena_block *b, *next;
+
+	for (b = ar->full; b != NULL; b = next) {
+		next = b->next;
+		ar->free(b);
+	}
+	ar->full = NULL;
+	if (ar->cur != NULL)
+		ar->cur->used = 0;
+	ar->total = 0;
+}
+
+void arena_free(struct arena *ar)
+{
+	arena_reset(ar);
+	if (ar->cur != NULL)
+		ar->free(ar->cur);
+	ar->cur = NULL;
+}
