@@ -23,7 +23,8 @@ static int start_engine(struct cluster *c, raft_id id)
 	cfg.node_id = id;
 	cfg.snapshot_dir = c->dir;
 	cfg.seed = id * 7919 + c->ticks;
-	cfg.client_id = (id << 32) + c->ticks + 1; /* a new client id per incarnation */
+	/* a new client id per incarnation (a restart may come in the same tick) */
+	cfg.client_id = (id << 48) + ++c->incarnations;
 	if (c->storage != NULL) {
 		rc = c->storage->open(c, id, &st);
 		if (rc != ENGINE_OK)

@@ -43,6 +43,7 @@ struct cluster {
 	unsigned sm_async_ticks; /* > 0: snapshot ops run in the background this long */
 	char dir[256];
 	uint64_t ticks;
+	uint64_t incarnations; /* engines started so far (client ids) */
 };
 
 /* Nodes 1..n_nodes; groups 1..n_groups with members 1..n_members. */
