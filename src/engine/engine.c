@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "engine/engine_int.h"
@@ -634,11 +635,20 @@ int engine_create(const struct engine_config *cfg, const struct engine_storage_o
 	e->cfg.snapshot_dir = e->snapdir;
 	e->client_id = cfg->client_id;
 	if (e->client_id == 0) {
+		/*
+		 * New per incarnation: entries an earlier one proposed may still
+		 * be applied after a restart, and must not match this one's
+		 * proposals (series restart at 1).  48 random bits under the
+		 * node id; the clock only if the kernel has no randomness.
+		 */
+		uint64_t r = 0;
 		struct timespec ts;
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		e->client_id =
-		        (cfg->node_id << 40) ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)ts.tv_nsec;
+		if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			r = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+		}
+		e->client_id = (cfg->node_id << 48) ^ (r & 0xFFFFFFFFFFFFull);
 		if (e->client_id == 0)
 			e->client_id = 1;
 	}
