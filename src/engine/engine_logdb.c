@@ -296,15 +296,11 @@ static int el_save_snapshot(void *ctx, uint64_t group_id, const struct raft_snap
 {
 	struct engine_logdb *el = ctx;
 	struct logdb_snapshot snap;
-	int rc;
 
 	memset(&snap, 0, sizeof(snap));
 	snap.meta = *m;
-	rc = logdb_save_snapshot(el->db, group_id, el->node, &snap);
 	/* Restarts go by the newest record only. */
-	if (rc == LOGDB_OK)
-		rc = logdb_delete_snapshots_below(el->db, group_id, el->node, m->index);
-	return from_logdb(rc);
+	return from_logdb(logdb_replace_snapshot(el->db, group_id, el->node, &snap));
 }
 
 static int el_compact(void *ctx, uint64_t group_id, raft_index index)

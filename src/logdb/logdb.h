@@ -194,9 +194,9 @@ int logdb_list_snapshots(struct logdb *db, uint64_t group_id, raft_id node_id,
                          struct logdb_snapshot **out, size_t *n);
 /* Delete the snapshot record at index (absent is not an error). */
 int logdb_delete_snapshot(struct logdb *db, uint64_t group_id, raft_id node_id, raft_index index);
-/* Delete every snapshot record below index with one range tombstone (synced). */
-int logdb_delete_snapshots_below(struct logdb *db, uint64_t group_id, raft_id node_id,
-                                 raft_index index);
+/* Record snapshot metadata and delete every older record, in one synced batch. */
+int logdb_replace_snapshot(struct logdb *db, uint64_t group_id, raft_id node_id,
+                           const struct logdb_snapshot *snap);
 
 /* Delete everything stored for (group, node) (synced), then compact it away. */
 int logdb_remove_node_data(struct logdb *db, uint64_t group_id, raft_id node_id);

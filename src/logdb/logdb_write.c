@@ -420,19 +420,25 @@ static void oneoff_free(struct oneoff *o)
 	logdb_buf_free(&o->v);
 }
 
-int logdb_save_bootstrap(struct logdb *db, uint64_t g, raft_id n, const struct logdb_bootstrap *bs)
+/* Write o's batch to group g's shard (synced) unless rc already failed; free o. */
+static int oneoff_write(struct logdb *db, uint64_t g, struct oneoff *o, int rc, const char *what)
 {
 	struct shard *s = logdb_shard(db, g);
+	if (rc == LOGDB_OK) {
+		pthread_mutex_lock(&s->lock);
+		rc = write_batch(db, s, o->b, what);
+		pthread_mutex_unlock(&s->lock);
+	}
+	oneoff_free(o);
+	return rc;
+}
+
+int logdb_save_bootstrap(struct logdb *db, uint64_t g, raft_id n, const struct logdb_bootstrap *bs)
+{
 	struct oneoff o;
 	oneoff_init(db, &o);
 	int rc = put_bootstrap(db, o.b, &o.v, g, n, bs);
-	if (rc == LOGDB_OK) {
-		pthread_mutex_lock(&s->lock);
-		rc = write_batch(db, s, o.b, "writing bootstrap info");
-		pthread_mutex_unlock(&s->lock);
-	}
-	oneoff_free(&o);
-	return rc;
+	return oneoff_write(db, g, &o, rc, "writing bootstrap info");
 }
 
 int logdb_remove_entries_to(struct logdb *db, uint64_t g, raft_id n, raft_index index)
@@ -470,49 +476,39 @@ out:
 	return rc;
 }
 
-int logdb_save_snapshot(struct logdb *db, uint64_t g, raft_id n, const struct logdb_snapshot *snap)
+/* Record snap in one synced batch, first deleting the older records if replace. */
+static int save_snapshot(struct logdb *db, uint64_t g, raft_id n, const struct logdb_snapshot *snap,
+                         bool replace)
 {
-	struct shard *s = logdb_shard(db, g);
 	struct oneoff o;
 	if (snap->meta.index == 0 || snap->meta.index == UINT64_MAX)
 		return logdb_fail(db, LOGDB_ERR_INVALID, "snapshot index out of range");
 	oneoff_init(db, &o);
+	if (replace)
+		delete_indexes(o.b, LOGDB_KIND_SNAPSHOT, g, n, 0, snap->meta.index);
 	int rc = put_snapshot(db, o.b, &o.v, g, n, snap);
-	if (rc == LOGDB_OK) {
-		pthread_mutex_lock(&s->lock);
-		rc = write_batch(db, s, o.b, "writing a snapshot record");
-		pthread_mutex_unlock(&s->lock);
-	}
-	oneoff_free(&o);
-	return rc;
+	return oneoff_write(db, g, &o, rc, "writing a snapshot record");
+}
+
+int logdb_save_snapshot(struct logdb *db, uint64_t g, raft_id n, const struct logdb_snapshot *snap)
+{
+	return save_snapshot(db, g, n, snap, false);
+}
+
+int logdb_replace_snapshot(struct logdb *db, uint64_t g, raft_id n,
+                           const struct logdb_snapshot *snap)
+{
+	return save_snapshot(db, g, n, snap, true);
 }
 
 int logdb_delete_snapshot(struct logdb *db, uint64_t g, raft_id n, raft_index index)
 {
-	struct shard *s = logdb_shard(db, g);
 	uint8_t key[LOGDB_INDEX_KEY_LEN];
 	struct oneoff o;
 	oneoff_init(db, &o);
 	logdb_index_key(key, LOGDB_KIND_SNAPSHOT, g, n, index);
 	rocksdb_writebatch_delete(o.b, (const char *)key, sizeof(key));
-	pthread_mutex_lock(&s->lock);
-	int rc = write_batch(db, s, o.b, "deleting a snapshot record");
-	pthread_mutex_unlock(&s->lock);
-	oneoff_free(&o);
-	return rc;
-}
-
-int logdb_delete_snapshots_below(struct logdb *db, uint64_t g, raft_id n, raft_index index)
-{
-	struct shard *s = logdb_shard(db, g);
-	struct oneoff o;
-	oneoff_init(db, &o);
-	delete_indexes(o.b, LOGDB_KIND_SNAPSHOT, g, n, 0, index);
-	pthread_mutex_lock(&s->lock);
-	int rc = write_batch(db, s, o.b, "deleting old snapshot records");
-	pthread_mutex_unlock(&s->lock);
-	oneoff_free(&o);
-	return rc;
+	return oneoff_write(db, g, &o, LOGDB_OK, "deleting a snapshot record");
 }
 
 /* Add to b the deletion of every key of (g, n). */

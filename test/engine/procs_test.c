@@ -732,10 +732,11 @@ int main(int argc, char **argv)
 	 * the PostgreSQL state machine exports and loads tables), part 2 with
 	 * either kind, by the seed.
 	 */
-	C.extra = "--rtt 10 --election 30 --snapshot-entries 1000 --overhead 200 --async-snapshots";
+#define NODE_ARGS "--rtt 10 --election 30 --snapshot-entries 1000 --overhead 200"
+	C.extra = NODE_ARGS " --async-snapshots";
 	part1(tmp);
 	if (seed % 2 == 0)
-		C.extra = "--rtt 10 --election 30 --snapshot-entries 1000 --overhead 200";
+		C.extra = NODE_ARGS;
 	printf("part 2: snapshots %s\n", seed % 2 == 0 ? "inline" : "in the background");
 	part2(tmp, kills);
 

@@ -466,12 +466,13 @@ static void test_snapshot_metadata(void **state)
 	CHECK_RC(f, logdb_list_snapshots(f->db, 4, 1, &list, &n), LOGDB_OK);
 	assert_int_equal(n, 2);
 	logdb_free(f->db, list);
-	/* older records go in one step; the newest and the neighbours stay */
-	CHECK_RC(f, logdb_delete_snapshots_below(f->db, 4, 1, 200), LOGDB_OK);
+	/* a replacing record takes the older ones with it; the neighbours stay */
+	make_snap(&s, 250, 2);
+	CHECK_RC(f, logdb_replace_snapshot(f->db, 4, 1, &s), LOGDB_OK);
 	fx_reopen(f);
 	CHECK_RC(f, logdb_list_snapshots(f->db, 4, 1, &list, &n), LOGDB_OK);
 	assert_int_equal(n, 1);
-	expect_snap(&list[0], 200, 2);
+	expect_snap(&list[0], 250, 2);
 	logdb_free(f->db, list);
 	CHECK_RC(f, logdb_get_snapshot(f->db, 4, 2, &s), LOGDB_OK);
 	expect_snap(&s, 999, 9);
