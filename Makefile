@@ -36,7 +36,7 @@ WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 ifeq ($(WERROR),1)
   WARN += -Werror
 endif
-CORE_CFLAGS := -std=gnu11 -O2 -g -fPIC $(WARN) -Isrc -I$(GEN) -MMD -MP $(SAN)
+CORE_CFLAGS := -std=gnu11 -O2 -g -fPIC -fvisibility=hidden $(WARN) -Isrc -I$(GEN) -MMD -MP $(SAN)
 CORE_LDLIBS := -lrocksdb -luv -lprotobuf-c -lcrypto -lpthread -lm
 TEST_LDLIBS := -lcmocka
 

@@ -48,14 +48,14 @@ static void pop_back(struct entry_cache *c)
 	c->n--;
 }
 
-void cache_clear(struct entry_cache *c, raft_index next)
+void eng_cache_clear(struct entry_cache *c, raft_index next)
 {
 	while (c->n > 0)
 		pop_back(c);
 	c->first = next;
 }
 
-void cache_release(struct entry_cache *c, const struct engine_alloc *a)
+void eng_cache_release(struct entry_cache *c, const struct engine_alloc *a)
 {
 	while (c->dead != NULL) {
 		struct cache_block *b = c->dead;
@@ -65,10 +65,10 @@ void cache_release(struct entry_cache *c, const struct engine_alloc *a)
 	}
 }
 
-void cache_free(struct entry_cache *c, const struct engine_alloc *a)
+void eng_cache_free(struct entry_cache *c, const struct engine_alloc *a)
 {
-	cache_clear(c, 0);
-	cache_release(c, a);
+	eng_cache_clear(c, 0);
+	eng_cache_release(c, a);
 	a->free(c->ring);
 	memset(c, 0, sizeof(*c));
 }
@@ -92,7 +92,7 @@ static int grow(struct entry_cache *c, const struct engine_alloc *a, size_t need
 	return ENGINE_OK;
 }
 
-void cache_append(struct entry_cache *c, const struct engine_alloc *a, const struct raft_entry *e,
+void eng_cache_append(struct entry_cache *c, const struct engine_alloc *a, const struct raft_entry *e,
                   uint32_t n, uint64_t limit)
 {
 	struct cache_block *b;
@@ -105,7 +105,7 @@ void cache_append(struct entry_cache *c, const struct engine_alloc *a, const str
 	while (c->n > 0 && c->first + c->n > e[0].index)
 		pop_back(c);
 	if (c->n == 0 || c->first + c->n != e[0].index)
-		cache_clear(c, e[0].index);
+		eng_cache_clear(c, e[0].index);
 	for (uint32_t i = 0; i < n; i++)
 		data += e[i].len;
 	if (c->n + n > c->cap && grow(c, a, c->n + n) != ENGINE_OK)
@@ -136,10 +136,10 @@ void cache_append(struct entry_cache *c, const struct engine_alloc *a, const str
 	return;
 drop:
 	/* Out of memory: the cache is only an optimisation; storage has it all. */
-	cache_clear(c, e[n - 1].index + 1);
+	eng_cache_clear(c, e[n - 1].index + 1);
 }
 
-void cache_trim(struct entry_cache *c, raft_index below)
+void eng_cache_trim(struct entry_cache *c, raft_index below)
 {
 	while (c->n > 0 && c->first < below)
 		pop_front(c);
@@ -147,7 +147,7 @@ void cache_trim(struct entry_cache *c, raft_index below)
 		c->first = below;
 }
 
-bool cache_entries(const struct entry_cache *c, raft_index lo, raft_index hi, uint64_t max_bytes,
+bool eng_cache_entries(const struct entry_cache *c, raft_index lo, raft_index hi, uint64_t max_bytes,
                    struct raft_entry *out, uint32_t *n)
 {
 	uint64_t size = 0;
@@ -167,7 +167,7 @@ bool cache_entries(const struct entry_cache *c, raft_index lo, raft_index hi, ui
 	return true;
 }
 
-bool cache_term(const struct entry_cache *c, raft_index i, raft_term *t)
+bool eng_cache_term(const struct entry_cache *c, raft_index i, raft_term *t)
 {
 	if (i < c->first || i >= c->first + c->n)
 		return false;

@@ -233,7 +233,7 @@ static int index_reserve(struct engine *e, size_t n)
 
 void *engine_arena_alloc(struct engine_arena *a, size_t n)
 {
-	return arena_alloc(&a->ar, n);
+	return dr_arena_alloc(&a->ar, n);
 }
 
 /* The Raft core reads the stable log through these. */
@@ -257,7 +257,7 @@ static int st_entries(void *ctx, raft_index lo, raft_index hi, uint64_t max_byte
 		return RAFT_ERR_COMPACTED;
 	if (hi > g->last + 1)
 		return RAFT_ERR_UNAVAILABLE;
-	if (cache_entries(&g->cache, lo, hi, max_bytes, out, n))
+	if (eng_cache_entries(&g->cache, lo, hi, max_bytes, out, n))
 		return RAFT_OK;
 	rc = e->st.entries(e->st.ctx, g->id, lo, hi, max_bytes, out, n, &g->arena);
 	if (rc == ENGINE_ERR_NOMEM)
@@ -278,7 +278,7 @@ static int st_term(void *ctx, raft_index i, raft_term *t)
 		*t = g->prev_term;
 		return RAFT_OK;
 	}
-	if (cache_term(&g->cache, i, t))
+	if (eng_cache_term(&g->cache, i, t))
 		return RAFT_OK;
 	return e->st.term(e->st.ctx, g->id, i, t) == ENGINE_OK ? RAFT_OK : RAFT_ERR_STORAGE;
 }
@@ -346,8 +346,8 @@ static void group_free(struct engine *e, struct group *g)
 		remove(g->out.path); /* a background save that will not be shipped */
 	if (g->r != NULL)
 		raft_destroy(g->r);
-	arena_free(&g->arena.ar);
-	cache_free(&g->cache, e->a);
+	dr_arena_free(&g->arena.ar);
+	eng_cache_free(&g->cache, e->a);
 	e->a->free(g->reads);
 	e->a->free(g);
 }
@@ -439,7 +439,7 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 	g->id = group_id;
 	g->e = e;
 	g->sm = *sm;
-	arena_init(&g->arena.ar, e->a->malloc, e->a->free, ARENA_BLOCK);
+	dr_arena_init(&g->arena.ar, e->a->malloc, e->a->free, ARENA_BLOCK);
 	g->sm_skip = sm->durable_applied(sm->ctx);
 	if (bs != NULL && g->sm_skip > 0) {
 		/* A new member over a state machine with data: its LogDB was lost. */

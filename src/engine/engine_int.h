@@ -14,7 +14,7 @@
 
 /* Entry data that storage copied out for one round (see engine_arena_alloc). */
 struct engine_arena {
-	struct arena ar;
+	struct dr_arena ar;
 };
 
 /* Entry data of one save, shared by the cached entries it holds. */
@@ -35,25 +35,25 @@ struct entry_cache {
 	size_t cap, head, n; /* cap: power of two */
 	raft_index first;
 	uint64_t bytes;
-	struct cache_block *dead; /* freed at cache_release() */
+	struct cache_block *dead; /* freed at eng_cache_release() */
 };
 
 /* Append persisted entries (copied), replacing a cached suffix; keep within limit bytes. */
-void cache_append(struct entry_cache *c, const struct engine_alloc *a, const struct raft_entry *e,
+void eng_cache_append(struct entry_cache *c, const struct engine_alloc *a, const struct raft_entry *e,
                   uint32_t n, uint64_t limit);
 /* Drop every entry; the next expected index is next. */
-void cache_clear(struct entry_cache *c, raft_index next);
+void eng_cache_clear(struct entry_cache *c, raft_index next);
 /* Drop entries below index below. */
-void cache_trim(struct entry_cache *c, raft_index below);
+void eng_cache_trim(struct entry_cache *c, raft_index below);
 /* Free blocks no entry uses any more (call after raft_advance). */
-void cache_release(struct entry_cache *c, const struct engine_alloc *a);
+void eng_cache_release(struct entry_cache *c, const struct engine_alloc *a);
 /* Free everything. */
-void cache_free(struct entry_cache *c, const struct engine_alloc *a);
+void eng_cache_free(struct entry_cache *c, const struct engine_alloc *a);
 /* Entries [lo, hi) bounded by max_bytes (at least one) if all cached. */
-bool cache_entries(const struct entry_cache *c, raft_index lo, raft_index hi, uint64_t max_bytes,
+bool eng_cache_entries(const struct entry_cache *c, raft_index lo, raft_index hi, uint64_t max_bytes,
                    struct raft_entry *out, uint32_t *n);
 /* Term of entry i if cached. */
-bool cache_term(const struct entry_cache *c, raft_index i, raft_term *t);
+bool eng_cache_term(const struct entry_cache *c, raft_index i, raft_term *t);
 
 enum pending_kind {
 	PK_PROPOSAL = 1,

@@ -43,7 +43,7 @@ static int term_of(struct engine *e, struct group *g, raft_index i, raft_term *t
 		*t = g->prev_term;
 		return ENGINE_OK;
 	}
-	if (cache_term(&g->cache, i, t))
+	if (eng_cache_term(&g->cache, i, t))
 		return ENGINE_OK;
 	return e->st.term(e->st.ctx, g->id, i, t);
 }
@@ -193,7 +193,7 @@ static void persisted(struct group *g)
 	const struct raft_ready *rd = &g->rd;
 
 	if (rd->has_snapshot) {
-		cache_clear(&g->cache, rd->snapshot.index + 1);
+		eng_cache_clear(&g->cache, rd->snapshot.index + 1);
 		g->snap = rd->snapshot;
 		g->first = rd->snapshot.index + 1;
 		g->last = rd->snapshot.index;
@@ -209,7 +209,7 @@ static void persisted(struct group *g)
 	}
 	if (rd->n_entries > 0) {
 		g->last = rd->entries[rd->n_entries - 1].index;
-		cache_append(&g->cache, g->e->a, rd->entries, rd->n_entries,
+		eng_cache_append(&g->cache, g->e->a, rd->entries, rd->n_entries,
 		             g->e->cfg.entry_cache_bytes);
 	}
 	if (rd->hard_state_changed)
@@ -571,8 +571,8 @@ int engine_run_round(struct engine *e)
 		raft_advance(g->r, &g->rd);
 		g->in_ready = false;
 		g->resumed = false;
-		arena_reset(&g->arena.ar);
-		cache_release(&g->cache, e->a);
+		dr_arena_reset(&g->arena.ar);
+		eng_cache_release(&g->cache, e->a);
 	}
 
 	/* 5. Leadership changes, reads, snapshots. */
@@ -593,7 +593,7 @@ int engine_run_round(struct engine *e)
 		if (g->check_upto != 0 && g->check_upto <= g->applied)
 			resolve_overwritten(e, g);
 		rc = snapshot(e, g);
-		cache_trim(&g->cache, cache_keep(g));
+		eng_cache_trim(&g->cache, cache_keep(g));
 		g->busy = e->st.busy != NULL && e->st.busy(e->st.ctx, g->id);
 	}
 	e->in_round = false;

@@ -149,7 +149,7 @@ static int begin(struct logdb_buf *b, unsigned kind, size_t body)
 
 static uint32_t value_crc(const uint8_t *key, size_t klen, const uint8_t *body, size_t blen)
 {
-	return crc32c(crc32c(0, key, klen), body, blen);
+	return dr_crc32c(dr_crc32c(0, key, klen), body, blen);
 }
 
 /* Seal the value: CRC32C over key and body. */

@@ -27,7 +27,7 @@ void raft_log_free(struct raft *r)
 {
 	r->a->free(r->log.ents);
 	r->log.ents = NULL;
-	arena_free(&r->log.arena);
+	dr_arena_free(&r->log.arena);
 }
 
 raft_index raft_log_first(const struct raft_log *l)
@@ -162,7 +162,7 @@ int raft_log_append(struct raft *r, const struct raft_entry *e, uint32_t n)
 		struct raft_entry *d = &l->ents[base + j];
 
 		*d = e[j];
-		d->data = arena_copy(&l->arena, e[j].data, e[j].len);
+		d->data = dr_arena_copy(&l->arena, e[j].data, e[j].len);
 		if (e[j].len > 0 && d->data == NULL)
 			return RAFT_ERR_NOMEM; /* l->n not yet raised: nothing half-appended */
 	}
@@ -227,7 +227,7 @@ void raft_log_stable_to(struct raft *r, raft_index i, raft_term t)
 	l->n -= k;
 	l->offset = i + 1;
 	if (l->n == 0)
-		arena_reset(&l->arena);
+		dr_arena_reset(&l->arena);
 }
 
 void raft_log_stable_snap_to(struct raft_log *l, raft_index i)
@@ -246,7 +246,7 @@ void raft_log_restore(struct raft *r, const struct raft_snapshot_meta *s)
 	l->offset = s->index + 1;
 	l->committed = s->index;
 	l->applied = s->index;
-	arena_reset(&l->arena);
+	dr_arena_reset(&l->arena);
 }
 
 bool raft_log_is_up_to_date(const struct raft_log *l, raft_index lasti, raft_term term)

@@ -125,7 +125,7 @@ int raft_msg_attach_snapshot(struct raft *r, const struct raft_snapshot_meta *me
 
 const uint8_t *raft_msg_copy_data(struct raft *r, const uint8_t *d, uint32_t len)
 {
-	return arena_copy(&r->mdata, d, len);
+	return dr_arena_copy(&r->mdata, d, len);
 }
 
 struct progress *raft_pr(struct raft *r, raft_id id)
@@ -240,8 +240,8 @@ int raft_create(const struct raft_config *cfg, const struct raft_membership *boo
 	r->id = cfg->id;
 	r->rng = cfg->seed ^ (cfg->id * 0x2545f4914f6cdd1dull);
 	r->log.st = cfg->storage;
-	arena_init(&r->log.arena, a->malloc, a->free, RAFT_ARENA_BLOCK);
-	arena_init(&r->mdata, a->malloc, a->free, RAFT_ARENA_BLOCK);
+	dr_arena_init(&r->log.arena, a->malloc, a->free, RAFT_ARENA_BLOCK);
+	dr_arena_init(&r->mdata, a->malloc, a->free, RAFT_ARENA_BLOCK);
 
 	rc = cfg->storage.initial_state(cfg->storage.ctx, &hs, &r->conf);
 	if (rc != RAFT_OK)
@@ -318,7 +318,7 @@ void raft_destroy(struct raft *r)
 	for (uint32_t i = 0; i < r->n_prs; i++)
 		raft_pr_free(r, &r->prs[i]);
 	raft_log_free(r);
-	arena_free(&r->mdata);
+	dr_arena_free(&r->mdata);
 	a->free(r->msgs);
 	a->free(r->msg_eoff);
 	a->free(r->msg_soff);
@@ -819,7 +819,7 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
 	r->n_msgs = 0;
 	r->n_ments = 0;
 	r->n_msnaps = 0;
-	arena_reset(&r->mdata);
+	dr_arena_reset(&r->mdata);
 	r->n_rs = 0;
 	if (r->rd_hs)
 		r->prev_hs = r->rd_hard_state;

@@ -68,7 +68,7 @@ struct raft_log {
 	struct raft_snapshot_meta snap;
 	raft_index committed;
 	raft_index applied;
-	struct arena arena; /* data of unstable entries */
+	struct dr_arena arena; /* data of unstable entries */
 };
 
 /* One ReadIndex request the leader is confirming (thesis 6.4). */
@@ -117,7 +117,7 @@ struct raft {
 	struct raft_snapshot_meta *msnaps;
 	uint32_t n_msnaps;
 	uint32_t cap_msnaps;
-	struct arena mdata; /* data of forwarded proposals */
+	struct dr_arena mdata; /* data of forwarded proposals */
 
 	struct raft_entry *cents; /* committed entries of the current Ready */
 	uint32_t cap_cents;

@@ -9,8 +9,8 @@
 #define BLOCK_MIN    (64u << 10)
 #define SHRINK_ABOVE (16u << 20)
 
-struct arena_block {
-	struct arena_block *next;
+struct dr_arena_block {
+	struct dr_arena_block *next;
 	size_t size;
 	uint8_t data[];
 };
@@ -37,7 +37,7 @@ void transport_arena_init(struct transport_arena *a, size_t limit)
 
 void *transport_arena_alloc(struct transport_arena *a, size_t n)
 {
-	struct arena_block *b;
+	struct dr_arena_block *b;
 	void *p;
 
 	n = n == 0 ? ALIGN : (n + ALIGN - 1) & ~(size_t)(ALIGN - 1);
@@ -77,7 +77,7 @@ void transport_arena_reset(struct transport_arena *a)
 	size_t want = a->total;
 
 	while (a->extra != NULL) {
-		struct arena_block *next = a->extra->next;
+		struct dr_arena_block *next = a->extra->next;
 		transport_free(a->extra);
 		a->extra = next;
 	}

@@ -30,7 +30,7 @@ struct transport_arena {
 	size_t total;              /* bytes handed out since the last reset */
 	size_t limit;              /* most bytes handed out between resets */
 	int failed;                /* an allocation hit the limit since the last reset */
-	struct arena_block *extra; /* overflow blocks, freed on reset */
+	struct dr_arena_block *extra; /* overflow blocks, freed on reset */
 	size_t extra_used;         /* bytes used in the newest overflow block */
 	ProtobufCAllocator pb;     /* protobuf-c allocator drawing from this arena */
 };

@@ -23,7 +23,7 @@ static void fill(uint8_t *hdr, uint8_t kind, uint32_t len)
 void transport_frame_header_put(uint8_t hdr[TRANSPORT_FRAME_HDR], uint8_t kind, const void *payload,
                                 uint32_t len)
 {
-	uint32_t crc = len > 0 ? crc32c(0, payload, len) : 0;
+	uint32_t crc = len > 0 ? dr_crc32c(0, payload, len) : 0;
 
 	transport_frame_header_put_crc(hdr, kind, len, crc);
 }
@@ -32,7 +32,7 @@ void transport_frame_header_put_crc(uint8_t hdr[TRANSPORT_FRAME_HDR], uint8_t ki
                                     uint32_t payload_crc)
 {
 	fill(hdr, kind, len);
-	tp_put32(hdr + 12, crc32c(payload_crc, hdr, 12));
+	tp_put32(hdr + 12, dr_crc32c(payload_crc, hdr, 12));
 }
 
 int transport_frame_header_check(const uint8_t hdr[TRANSPORT_FRAME_HDR], uint32_t max_payload,
@@ -54,9 +54,9 @@ int transport_frame_header_check(const uint8_t hdr[TRANSPORT_FRAME_HDR], uint32_
 int transport_frame_crc_check(const uint8_t hdr[TRANSPORT_FRAME_HDR], const uint8_t *payload,
                               uint32_t len)
 {
-	uint32_t crc = len > 0 ? crc32c(0, payload, len) : 0;
+	uint32_t crc = len > 0 ? dr_crc32c(0, payload, len) : 0;
 
-	crc = crc32c(crc, hdr, 12);
+	crc = dr_crc32c(crc, hdr, 12);
 	return crc == tp_get32(hdr + 12) ? TRANSPORT_OK : TRANSPORT_ECRC;
 }
 
@@ -126,7 +126,7 @@ int transport_frame_reader_feed(struct transport_frame_reader *r, const uint8_t 
 				/* The whole payload is here: no copy. */
 				size_t len = r->h.len;
 
-				r->pcrc = len > 0 ? crc32c(0, data, len) : 0;
+				r->pcrc = len > 0 ? dr_crc32c(0, data, len) : 0;
 				rc = deliver(r, data, cb, arg);
 				if (rc != TRANSPORT_OK)
 					return rc;
@@ -152,7 +152,7 @@ int transport_frame_reader_feed(struct transport_frame_reader *r, const uint8_t 
 			if (k > n)
 				k = n;
 			memcpy(r->buf + r->have, data, k);
-			r->pcrc = crc32c(r->pcrc, r->buf + r->have, k);
+			r->pcrc = dr_crc32c(r->pcrc, r->buf + r->have, k);
 			r->have += k;
 			data += k;
 			n -= k;
@@ -181,7 +181,7 @@ int transport_frame_reader_commit(struct transport_frame_reader *r, size_t n, tr
 		return r->err;
 	if (r->hdr_have < TRANSPORT_FRAME_HDR || n > r->h.len - r->have)
 		return r->err = TRANSPORT_EINVAL;
-	r->pcrc = crc32c(r->pcrc, r->buf + r->have, n); /* just read: still in cache */
+	r->pcrc = dr_crc32c(r->pcrc, r->buf + r->have, n); /* just read: still in cache */
 	r->have += n;
 	if (r->have == r->h.len)
 		return deliver(r, r->buf, cb, arg);

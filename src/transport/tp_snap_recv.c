@@ -366,7 +366,7 @@ static int on_chunk(struct conn *c, struct snap_recv *sr, const uint8_t *p, uint
 	}
 	memcpy(sr->pend.p + sr->pend.len, p, len);
 	sr->pend.len += len;
-	sr->crc = crc32c(sr->crc, p, len);
+	sr->crc = dr_crc32c(sr->crc, p, len);
 	sr->offset += len;
 	if (sr->writing) {
 		/* One write in flight: hold further chunks in the socket until it ends. */

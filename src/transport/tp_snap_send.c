@@ -153,7 +153,7 @@ static void crc_work(uv_work_t *w)
 			ss->work_rc = TRANSPORT_EIO;
 			return;
 		}
-		crc = crc32c(crc, ss->chunk + TRANSPORT_FRAME_HDR, (size_t)n);
+		crc = dr_crc32c(crc, ss->chunk + TRANSPORT_FRAME_HDR, (size_t)n);
 		off += (uint64_t)n;
 	}
 	ss->crc = crc;

@@ -402,7 +402,7 @@ int transport_send(struct transport *t, const struct raft_message *m)
 		return drop(t, p, m, rc);
 	}
 	/* Checksum the new bytes while they are in cache. */
-	p->q_crc = crc32c(p->q_crc, p->q.p + before, p->q.len - before);
+	p->q_crc = dr_crc32c(p->q_crc, p->q.p + before, p->q.len - before);
 	p->q_msgs++;
 	if (p->conn == NULL && tp_dial(t, p, TRANSPORT_PURPOSE_MSG) == NULL) {
 		/* A connection that failed to start already dropped the queue. */

@@ -5,7 +5,7 @@
 
 #include "util/arena.h"
 
-void arena_init(struct arena *ar, void *(*malloc_fn)(size_t), void (*free_fn)(void *), size_t block)
+void dr_arena_init(struct dr_arena *ar, void *(*malloc_fn)(size_t), void (*free_fn)(void *), size_t block)
 {
 	memset(ar, 0, sizeof(*ar));
 	ar->malloc = malloc_fn;
@@ -13,9 +13,9 @@ void arena_init(struct arena *ar, void *(*malloc_fn)(size_t), void (*free_fn)(vo
 	ar->block = block;
 }
 
-void *arena_alloc(struct arena *ar, size_t n)
+void *dr_arena_alloc(struct dr_arena *ar, size_t n)
 {
-	struct arena_block *b = ar->cur;
+	struct dr_arena_block *b = ar->cur;
 	void *p;
 
 	if (n == 0)
@@ -46,18 +46,18 @@ void *arena_alloc(struct arena *ar, size_t n)
 	return p;
 }
 
-const uint8_t *arena_copy(struct arena *ar, const void *d, size_t len)
+const uint8_t *dr_arena_copy(struct dr_arena *ar, const void *d, size_t len)
 {
-	uint8_t *p = arena_alloc(ar, len);
+	uint8_t *p = dr_arena_alloc(ar, len);
 
 	if (p != NULL)
 		memcpy(p, d, len);
 	return p;
 }
 
-void arena_reset(struct arena *ar)
+void dr_arena_reset(struct dr_arena *ar)
 {
-	struct arena_block *b, *next;
+	struct dr_arena_block *b, *next;
 
 	for (b = ar->full; b != NULL; b = next) {
 		next = b->next;
@@ -69,9 +69,9 @@ void arena_reset(struct arena *ar)
 	ar->total = 0;
 }
 
-void arena_free(struct arena *ar)
+void dr_arena_free(struct dr_arena *ar)
 {
-	arena_reset(ar);
+	dr_arena_reset(ar);
 	if (ar->cur != NULL)
 		ar->free(ar->cur);
 	ar->cur = NULL;

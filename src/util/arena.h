@@ -1,6 +1,6 @@
 /*
  * arena.h - a bump allocator over blocks that never move: everything handed
- * out stays valid until arena_reset(), which frees all blocks but the one
+ * out stays valid until dr_arena_reset(), which frees all blocks but the one
  * being filled (kept for reuse).  Used for entry data that lives for one
  * Ready (src/raft) or one round (src/engine).  Not thread-safe.
  */
@@ -10,31 +10,31 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct arena_block {
-	struct arena_block *next;
+struct dr_arena_block {
+	struct dr_arena_block *next;
 	size_t cap, used;
 	uint8_t data[];
 };
 
-struct arena {
+struct dr_arena {
 	void *(*malloc)(size_t size); /* allocation hooks (tests inject failures) */
 	void (*free)(void *p);
 	size_t block;             /* smallest block */
-	struct arena_block *cur;  /* block being filled */
-	struct arena_block *full; /* older blocks, newest first */
+	struct dr_arena_block *cur;  /* block being filled */
+	struct dr_arena_block *full; /* older blocks, newest first */
 	size_t total;             /* bytes handed out since the last reset */
 };
 
 /* An empty arena over these hooks; blocks of at least block bytes. */
-void arena_init(struct arena *ar, void *(*malloc_fn)(size_t), void (*free_fn)(void *),
+void dr_arena_init(struct dr_arena *ar, void *(*malloc_fn)(size_t), void (*free_fn)(void *),
                 size_t block);
 /* n bytes, 8-byte aligned; NULL when out of memory or n is 0. */
-void *arena_alloc(struct arena *ar, size_t n);
+void *dr_arena_alloc(struct dr_arena *ar, size_t n);
 /* A copy of d[0..len); NULL when out of memory or len is 0. */
-const uint8_t *arena_copy(struct arena *ar, const void *d, size_t len);
+const uint8_t *dr_arena_copy(struct dr_arena *ar, const void *d, size_t len);
 /* Forget everything handed out, keeping the current block. */
-void arena_reset(struct arena *ar);
+void dr_arena_reset(struct dr_arena *ar);
 /* Free every block. */
-void arena_free(struct arena *ar);
+void dr_arena_free(struct dr_arena *ar);
 
 #endif /* DRAGONRAFT_UTIL_ARENA_H */

@@ -2,7 +2,7 @@
  * crc32c.c - CRC-32C: hardware (SSE4.2) with a slicing-by-8 fallback.
  *
  * The polynomial is 0x1EDC6F41, reflected 0x82F63B78; the CRC is
- * pre- and post-inverted, so crc32c("123456789") = 0xE3069283.
+ * pre- and post-inverted, so dr_crc32c("123456789") = 0xE3069283.
  */
 #include "util/crc32c.h"
 
@@ -27,7 +27,7 @@ static void build_table(void)
 			table[k][n] = (table[k - 1][n] >> 8) ^ table[0][table[k - 1][n] & 0xff];
 }
 
-uint32_t crc32c_sw(uint32_t crc, const void *p, size_t len)
+uint32_t dr_crc32c_sw(uint32_t crc, const void *p, size_t len)
 {
 	const uint8_t *b = p;
 
@@ -146,7 +146,7 @@ __attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const voi
 
 static int have_hw = -1;
 
-uint32_t crc32c(uint32_t crc, const void *p, size_t len)
+uint32_t dr_crc32c(uint32_t crc, const void *p, size_t len)
 {
 	int hw = __atomic_load_n(&have_hw, __ATOMIC_RELAXED);
 
@@ -155,11 +155,11 @@ uint32_t crc32c(uint32_t crc, const void *p, size_t len)
 		hw = __builtin_cpu_supports("sse4.2") ? 1 : 0;
 		__atomic_store_n(&have_hw, hw, __ATOMIC_RELAXED);
 	}
-	return hw ? crc_hw(crc, p, len) : crc32c_sw(crc, p, len);
+	return hw ? crc_hw(crc, p, len) : dr_crc32c_sw(crc, p, len);
 }
 #else
-uint32_t crc32c(uint32_t crc, const void *p, size_t len)
+uint32_t dr_crc32c(uint32_t crc, const void *p, size_t len)
 {
-	return crc32c_sw(crc, p, len);
+	return dr_crc32c_sw(crc, p, len);
 }
 #endif

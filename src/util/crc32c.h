@@ -11,9 +11,9 @@
 #include <stdint.h>
 
 /* Extends crc (0 to start) with len bytes at p; returns the new CRC-32C. */
-uint32_t crc32c(uint32_t crc, const void *p, size_t len);
+uint32_t dr_crc32c(uint32_t crc, const void *p, size_t len);
 
 /* The portable slicing-by-8 implementation (exposed for tests). */
-uint32_t crc32c_sw(uint32_t crc, const void *p, size_t len);
+uint32_t dr_crc32c_sw(uint32_t crc, const void *p, size_t len);
 
 #endif /* DRAGONRAFT_UTIL_CRC32C_H */

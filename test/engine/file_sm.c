@@ -73,7 +73,7 @@ int file_sm_scan(const char *path, file_sm_visit_fn fn, void *arg, uint64_t *val
 		if (fread(data, (size_t)r.len + 4, 1, f) != 1)
 			break;
 		memcpy(&want, data + r.len, 4);
-		crc = crc32c(crc32c(0, hdr, HDR_BYTES), data, r.len);
+		crc = dr_crc32c(dr_crc32c(0, hdr, HDR_BYTES), data, r.len);
 		if (crc != want)
 			break;
 		r.data = data;
@@ -190,7 +190,7 @@ static int fsm_apply(void *ctx, const struct engine_sm_entry *ents, uint32_t n)
 		memcpy(h + 20, &r.len, 4);
 		if (r.len > 0)
 			memcpy(h + HDR_BYTES, r.data, r.len);
-		crc = crc32c(0, h, HDR_BYTES + (size_t)r.len);
+		crc = dr_crc32c(0, h, HDR_BYTES + (size_t)r.len);
 		memcpy(h + HDR_BYTES + r.len, &crc, 4);
 		off += HDR_BYTES + (size_t)r.len + 4;
 		fs->digest = chain(fs->digest, &r);

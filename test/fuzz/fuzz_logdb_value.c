@@ -56,7 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (vlen)
 		memcpy(val, data + 25, vlen);
 	if (fix_crc && vlen >= LOGDB_HDR_LEN) {
-		uint32_t c = crc32c(crc32c(0, key, klen), val + LOGDB_HDR_LEN,
+		uint32_t c = dr_crc32c(dr_crc32c(0, key, klen), val + LOGDB_HDR_LEN,
 		                          vlen - LOGDB_HDR_LEN);
 		for (int i = 0; i < 4; i++)
 			val[4 + i] = (uint8_t)(c >> (8 * i));
