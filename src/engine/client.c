@@ -78,6 +78,7 @@ int engine_propose(struct engine *e, uint64_t group_id, const void *data, uint32
 	p.ctx = ctx;
 	eng_pending_put(&e->pend, e->a, &p); /* cannot fail: room reserved above */
 	g->n_pending++;
+	g->stats.proposals++;
 	e->work = true;
 	return ENGINE_OK;
 }
@@ -237,6 +238,7 @@ void eng_leader_changed(struct engine *e, struct group *g)
 			if (leader && p->index != 0 && p->term == raft_term_of(g->r))
 				continue;
 			rc = ENGINE_ERR_UNKNOWN;
+			g->stats.unknown_outcomes++;
 		} else {
 			if (p->index != 0)
 				continue; /* read index known: waits for apply */

@@ -430,6 +430,9 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 	rc = eng_reserve(e, (void **)&e->groups, &e->cap_groups, e->n_groups + 1,
 	                 sizeof(*e->groups));
 	if (rc == ENGINE_OK)
+		rc = eng_reserve(e, (void **)&e->changed, &e->cap_changed, e->n_groups + 1,
+		                 sizeof(*e->changed));
+	if (rc == ENGINE_OK)
 		rc = index_reserve(e, e->n_groups + 1);
 	g = rc == ENGINE_OK ? e->a->malloc(sizeof(*g)) : NULL;
 	if (g == NULL)
@@ -504,6 +507,7 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 				                g->bs.members[i].addr);
 	e->groups[e->n_groups++] = g;
 	index_add(e, g);
+	eng_changed(e, g);
 	e->work = true;
 	return ENGINE_OK;
 
@@ -545,6 +549,13 @@ int engine_stop_group(struct engine *e, uint64_t group_id)
 		if (e->groups[i] == g)
 			e->groups[i] = e->groups[--e->n_groups];
 	index_fill(e);
+	for (size_t i = 0; g->changed && i < e->n_changed; i++)
+		if (e->changed[i] == g->id) {
+			memmove(&e->changed[i], &e->changed[i + 1],
+			        (e->n_changed - i - 1) * sizeof(*e->changed));
+			e->n_changed--;
+			break;
+		}
 	e->defer++;
 	eng_fail_group(e, g, ENGINE_ERR_STOPPED);
 	e->defer--;
@@ -633,6 +644,7 @@ int engine_create(const struct engine_config *cfg, const struct engine_storage_o
 	snprintf(e->snapdir, sizeof(e->snapdir), "%s",
 	         cfg->snapshot_dir != NULL ? cfg->snapshot_dir : ".");
 	e->cfg.snapshot_dir = e->snapdir;
+	e->now = 1; /* tick 0 means "never" in status */
 	e->client_id = cfg->client_id;
 	if (e->client_id == 0) {
 		/*
@@ -677,6 +689,7 @@ void engine_destroy(struct engine *e)
 	e->a->free(e->sment);
 	e->a->free(e->scratch);
 	e->a->free(e->done);
+	e->a->free(e->changed);
 	e->a->free(e);
 }
 
@@ -700,6 +713,38 @@ void engine_tick(struct engine *e)
 
 /* ---- network input ---- */
 
+/* Remember when m's sender was last heard from in g (status: last contact). */
+static void note_contact(struct engine *e, struct group *g, const struct raft_message *m)
+{
+	uint32_t i, oldest = 0;
+
+	if (m->type == RAFT_MSG_APPEND)
+		for (uint32_t k = 0; k < m->n_entries; k++)
+			g->stats.bytes_received += m->entries[k].len;
+	for (i = 0; i < g->n_contact; i++) {
+		if (g->contact[i].id == m->from)
+			break;
+		if (g->contact[i].tick < g->contact[oldest].tick)
+			oldest = i;
+	}
+	if (i == g->n_contact) {
+		if (g->n_contact < RAFT_MAX_MEMBERS)
+			g->n_contact++;
+		else
+			i = oldest; /* a node not heard from for longest makes room */
+		g->contact[i].id = m->from;
+	}
+	g->contact[i].tick = e->now;
+}
+
+static uint64_t contact_of(const struct group *g, raft_id id)
+{
+	for (uint32_t i = 0; i < g->n_contact; i++)
+		if (g->contact[i].id == id)
+			return g->contact[i].tick;
+	return 0;
+}
+
 int engine_deliver(struct engine *e, const struct raft_message *msgs, size_t n)
 {
 	if (e->failed)
@@ -717,8 +762,11 @@ int engine_deliver(struct engine *e, const struct raft_message *msgs, size_t n)
 		}
 		if (g->installing)
 			continue; /* frozen; the leader retries what is lost */
-		if (raft_step(g->r, m) != RAFT_OK)
+		if (raft_step(g->r, m) != RAFT_OK) {
 			e->dropped++;
+			continue;
+		}
+		note_contact(e, g, m);
 	}
 	e->work = true;
 	return ENGINE_OK;
@@ -763,6 +811,8 @@ void engine_snapshot_sent(struct engine *e, raft_id to, uint64_t group_id, bool 
 {
 	struct group *g = eng_group(e, group_id);
 
+	if (g != NULL && !failed)
+		g->stats.snapshots_sent++;
 	if (g != NULL && !e->in_round && eng_live(g))
 		raft_report_snapshot(g->r, to, failed);
 	e->work = true;
@@ -829,9 +879,84 @@ int engine_group_status(const struct engine *e, uint64_t group_id, struct engine
 	out->snapshot_index = g->snap.index;
 	out->first_index = g->first;
 	out->writable = out->role == RAFT_LEADER && g->role == RAFT_LEADER &&
-	                g->term == out->term && g->applied >= g->noop_index;
+	                g->term == out->term && g->applied >= g->noop_index && !g->failed;
 	out->membership = *raft_membership(g->r);
+	out->state = g->failed       ? ENGINE_GROUP_FAILED
+	             : g->installing ? ENGINE_GROUP_RECOVERING
+	                             : ENGINE_GROUP_ACTIVE;
+	out->sending_snapshot = g->out.busy;
+	out->apply_held = g->apply_held;
+	out->leader_contact_tick = out->role == RAFT_LEADER ? e->now : contact_of(g, out->leader);
+	out->n_peers = 0;
+	if (out->role == RAFT_LEADER) {
+		const struct raft_membership *m = &out->membership;
+
+		for (uint32_t i = 0; i < m->n_voters + m->n_nonvoters; i++) {
+			raft_id id = i < m->n_voters ? m->voters[i] : m->nonvoters[i - m->n_voters];
+			struct engine_peer_status *p = &out->peers[out->n_peers];
+			struct raft_peer_progress pp;
+
+			if (id == e->cfg.node_id || raft_peer_progress(g->r, id, &pp) != RAFT_OK)
+				continue;
+			p->node_id = id;
+			p->voter = pp.voter;
+			p->match = pp.match;
+			p->contact_tick = contact_of(g, id);
+			out->n_peers++;
+		}
+	}
+	snprintf(out->error, sizeof(out->error), "%s", g->failed ? g->error : "");
 	return ENGINE_OK;
+}
+
+int engine_group_stats(const struct engine *e, uint64_t group_id, struct engine_group_stats *out)
+{
+	const struct group *g = eng_group(e, group_id);
+
+	if (g == NULL)
+		return ENGINE_ERR_NO_GROUP;
+	*out = g->stats;
+	return ENGINE_OK;
+}
+
+void eng_changed(struct engine *e, struct group *g)
+{
+	/* Room for every running group was reserved when it started. */
+	if (g->changed || e->n_changed >= e->cap_changed)
+		return;
+	g->changed = true;
+	e->changed[e->n_changed++] = g->id;
+}
+
+size_t engine_take_changed(struct engine *e, uint64_t *ids, size_t cap)
+{
+	size_t n = e->n_changed < cap ? e->n_changed : cap;
+
+	for (size_t i = 0; i < n; i++) {
+		struct group *g = eng_group(e, e->changed[i]);
+
+		ids[i] = e->changed[i];
+		if (g != NULL)
+			g->changed = false;
+	}
+	memmove(e->changed, e->changed + n, (e->n_changed - n) * sizeof(*e->changed));
+	e->n_changed -= n;
+	return n;
+}
+
+uint64_t engine_now(const struct engine *e)
+{
+	return e->now;
+}
+
+void engine_sm_resume(struct engine *e, uint64_t group_id)
+{
+	struct group *g = eng_group(e, group_id);
+
+	if (g == NULL)
+		return;
+	eng_changed(e, g);
+	e->work = true;
 }
 
 size_t engine_groups(const struct engine *e, uint64_t *ids, size_t cap)

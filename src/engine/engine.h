@@ -228,6 +228,13 @@ struct engine_sm_ops {
 	/* Replace the whole state with the snapshot file at path (taken at index);
 	 * or ENGINE_IN_PROGRESS, then engine_snapshot_recovered(). */
 	int (*recover)(void *ctx, const char *path, raft_index index);
+	/*
+	 * Optional: true while the state machine cannot take more entries (say
+	 * its queue to another process is full).  Committed entries then wait
+	 * in the log, the group goes on persisting and acknowledging, and the
+	 * state machine calls engine_sm_resume() once it has room again.
+	 */
+	bool (*apply_busy)(void *ctx);
 };
 
 /* ---- engine ------------------------------------------------------------- */
@@ -271,6 +278,21 @@ struct engine_wait {
 /* Completion callback that fills a struct engine_wait. */
 void engine_wait_cb(void *ctx, const struct engine_result *res);
 
+/* What a group is doing (engine_group_status.state). */
+enum engine_group_state {
+	ENGINE_GROUP_ACTIVE = 0,     /* taking part in its group */
+	ENGINE_GROUP_RECOVERING = 1, /* the state machine loads a received snapshot */
+	ENGINE_GROUP_FAILED = 2,     /* stopped by a failure (status.error says which) */
+};
+
+/* A member as the leader sees it (engine_group_status.peers). */
+struct engine_peer_status {
+	raft_id node_id;
+	bool voter;
+	raft_index match;      /* highest index known replicated there */
+	uint64_t contact_tick; /* engine tick of its last message in this group; 0 = never */
+};
+
 /* Per-group status (copied into shared memory by the PostgreSQL side). */
 struct engine_group_status {
 	uint64_t group_id;
@@ -284,6 +306,28 @@ struct engine_group_status {
 	raft_index first_index;
 	bool writable; /* leader that applied everything up to its term's no-op (DESIGN 4) */
 	struct raft_membership membership;
+	int state;             /* enum engine_group_state */
+	bool sending_snapshot; /* a state machine snapshot is being made for a follower */
+	bool apply_held;       /* committed entries wait for the state machine (apply_busy) */
+	uint64_t leader_contact_tick; /* engine tick of the last message from the leader
+	                               * (the leader itself: now); 0 = never */
+	uint32_t n_peers;             /* leader only: the other members' progress */
+	struct engine_peer_status peers[RAFT_MAX_MEMBERS];
+	char error[256]; /* ENGINE_GROUP_FAILED: what failed */
+};
+
+/* Cumulative per-group counters since the group started on this node. */
+struct engine_group_stats {
+	uint64_t proposals;          /* proposals accepted on this node */
+	uint64_t unknown_outcomes;   /* proposals completed with ENGINE_ERR_UNKNOWN */
+	uint64_t entries_applied;    /* committed entries handed to the state machine */
+	uint64_t elections;          /* new terms seen (each one an election) */
+	uint64_t leader_changes;     /* times the known leader changed to another node */
+	uint64_t snapshots_sent;     /* state machine snapshots streamed to followers */
+	uint64_t snapshots_received; /* snapshots installed here */
+	uint64_t bytes_sent;         /* entry payload bytes sent in appends */
+	uint64_t bytes_received;     /* entry payload bytes received in appends */
+	uint64_t apply_errors;       /* state machine failures (apply, recovery) */
 };
 
 struct engine; /* opaque */
@@ -357,6 +401,19 @@ bool engine_has_work(const struct engine *e);
 
 /* Status of one group. */
 int engine_group_status(const struct engine *e, uint64_t group_id, struct engine_group_status *out);
+/* Counters of one group. */
+int engine_group_stats(const struct engine *e, uint64_t group_id, struct engine_group_stats *out);
+/*
+ * Groups whose status may have changed since they were last taken (they ran
+ * a Ready, started, failed or were resumed): up to cap ids into ids, the rest
+ * stay for the next call.  Lets an embedder refresh a status copy without
+ * scanning every group.
+ */
+size_t engine_take_changed(struct engine *e, uint64_t *ids, size_t cap);
+/* The engine's clock: ticks since it was created. */
+uint64_t engine_now(const struct engine *e);
+/* The state machine of group_id has room again (see engine_sm_ops.apply_busy). */
+void engine_sm_resume(struct engine *e, uint64_t group_id);
 /* Number of running groups; their ids into ids (up to cap). */
 size_t engine_groups(const struct engine *e, uint64_t *ids, size_t cap);
 /* Whether a message for group_id from node `from` should be accepted (transport check). */

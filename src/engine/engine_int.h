@@ -166,6 +166,16 @@ struct group {
 	size_t n_reads, cap_reads;
 	raft_index check_upto; /* kept proposals at or below this index were overwritten
 	                        * if not applied as ours by then (leadership change) */
+
+	bool apply_held; /* the state machine said apply_busy: committed entries wait */
+	bool changed;    /* listed in e->changed (engine_take_changed) */
+	struct engine_group_stats stats;
+	struct {
+		raft_id id;
+		uint64_t tick;
+	} contact[RAFT_MAX_MEMBERS]; /* last message from each node, by engine tick */
+	uint32_t n_contact;
+	char error[256]; /* why the group failed */
 };
 
 /* A completion queued during a round, run when the round ends. */
@@ -211,6 +221,8 @@ struct engine {
 	size_t cap_scratch;
 	struct done *done;
 	size_t n_done, cap_done;
+	uint64_t *changed; /* ids of groups whose status changed (room for every group) */
+	size_t n_changed, cap_changed;
 	uint64_t snap_seq;   /* names outgoing snapshot files */
 	unsigned async_done; /* background snapshot ops that ended since the last round */
 };
@@ -242,6 +254,8 @@ void eng_leader_changed(struct engine *e, struct group *g);
 void eng_fail_group(struct engine *e, struct group *g, int rc);
 /* Time out operations whose deadline passed. */
 void eng_expire(struct engine *e);
+/* List g for engine_take_changed(). */
+void eng_changed(struct engine *e, struct group *g);
 /* Learn a member's address (bootstrap record, transport). */
 int eng_learn_address(struct engine *e, struct group *g, raft_id id, const char *addr, size_t len);
 

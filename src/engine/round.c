@@ -32,8 +32,11 @@ static int fail_engine(struct engine *e, int rc, const char *what)
 static void fail_group(struct engine *e, struct group *g, int rc, const char *what)
 {
 	g->failed = true;
+	g->stats.apply_errors++;
+	eng_changed(e, g);
 	eng_err(e, ENGINE_ERR_SM, "group %llu: %s failed (%s); the group stopped",
 	        (unsigned long long)g->id, what, engine_strerror(rc));
+	snprintf(g->error, sizeof(g->error), "%s", e->errmsg);
 }
 
 /* Term of a persisted entry (first - 1 <= i <= last). */
@@ -153,10 +156,15 @@ static void send_msgs(struct engine *e, struct group *g, bool early)
 
 		if (raft_msg_may_precede_persist(m) != early)
 			continue;
-		if (m->type == RAFT_MSG_SNAPSHOT)
+		if (m->type == RAFT_MSG_SNAPSHOT) {
 			send_snapshot(e, g, m);
-		else if (e->net.send(e->net.ctx, m) != ENGINE_OK)
+			continue;
+		}
+		if (e->net.send(e->net.ctx, m) != ENGINE_OK)
 			raft_report_unreachable(g->r, m->to);
+		else if (m->type == RAFT_MSG_APPEND)
+			for (uint32_t k = 0; k < m->n_entries; k++)
+				g->stats.bytes_sent += m->entries[k].len;
 	}
 }
 
@@ -193,6 +201,7 @@ static void persisted(struct group *g)
 	const struct raft_ready *rd = &g->rd;
 
 	if (rd->has_snapshot) {
+		g->stats.snapshots_received++;
 		eng_cache_clear(&g->cache, rd->snapshot.index + 1);
 		g->snap = rd->snapshot;
 		g->first = rd->snapshot.index + 1;
@@ -267,6 +276,7 @@ static void apply(struct engine *e, struct group *g)
 			fail_group(e, g, rc, "apply");
 			return;
 		}
+		g->stats.entries_applied += k;
 	}
 	/* Completions: our proposals, the membership change. */
 	for (uint32_t i = 0; i < rd->n_committed; i++) {
@@ -425,6 +435,10 @@ static void watch_leader(struct engine *e, struct group *g)
 
 	if (term == g->term && leader == g->leader && role == g->role)
 		return;
+	if (term > g->term)
+		g->stats.elections++;
+	if (leader != 0 && leader != g->leader)
+		g->stats.leader_changes++;
 	if (role == RAFT_LEADER && (g->role != RAFT_LEADER || g->term != term))
 		g->noop_index = raft_last_index(g->r);
 	g->term = term;
@@ -455,8 +469,10 @@ static void async_ended(struct engine *e)
 	for (size_t i = 0; i < e->n_groups; i++) {
 		struct group *g = e->groups[i];
 
-		if (g->out.done && !g->failed)
+		if (g->out.done && !g->failed) {
 			ship(e, g);
+			eng_changed(e, g);
+		}
 	}
 }
 
@@ -498,6 +514,10 @@ int engine_run_round(struct engine *e)
 			g->resumed = true; /* the held Ready, with the state machine recovered */
 			e->ready[n++] = g;
 			continue;
+		}
+		if (g->sm.apply_busy != NULL) {
+			g->apply_held = g->sm.apply_busy(g->sm.ctx);
+			raft_hold_apply(g->r, g->apply_held);
 		}
 		if (!raft_has_ready(g->r))
 			continue;
@@ -560,6 +580,7 @@ int engine_run_round(struct engine *e)
 	for (size_t i = 0; i < n; i++) {
 		struct group *g = e->ready[i];
 
+		eng_changed(e, g);
 		if (g->failed)
 			continue;
 		persisted(g);

@@ -715,7 +715,7 @@ bool raft_has_ready(const struct raft *r)
 		return false;
 	return (r->pending_bcast && r->prev_hs.term == r->term) || r->handoff_to != 0 ||
 	       r->n_msgs > 0 || l->n > 0 || l->has_snap || hard_changed(r) || soft_changed(r) ||
-	       l->committed > l->applied || r->n_rs > 0;
+	       (!r->hold_apply && l->committed > l->applied) || r->n_rs > 0;
 }
 
 /* Committed entries not yet applied, bounded per Ready. */
@@ -726,7 +726,7 @@ static int fill_committed(struct raft *r, uint32_t *n)
 	int rc;
 
 	*n = 0;
-	if (lo >= hi)
+	if (lo >= hi || r->hold_apply)
 		return RAFT_OK;
 	if (hi - lo > RAFT_FETCH_MAX_ENTRIES)
 		hi = lo + RAFT_FETCH_MAX_ENTRIES;
@@ -894,6 +894,30 @@ raft_index raft_peers_match(const struct raft *r)
 		if (r->prs[i].id != r->id && r->prs[i].match < m)
 			m = r->prs[i].match;
 	return m;
+}
+
+void raft_hold_apply(struct raft *r, bool hold)
+{
+	r->hold_apply = hold;
+}
+
+int raft_peer_progress(const struct raft *r, raft_id id, struct raft_peer_progress *out)
+{
+	if (r->role != RAFT_LEADER)
+		return RAFT_ERR_NOT_LEADER;
+	for (uint32_t i = 0; i < r->n_prs; i++) {
+		const struct progress *pr = &r->prs[i];
+
+		if (pr->id != id)
+			continue;
+		out->id = pr->id;
+		out->voter = pr->voter;
+		out->match = pr->match;
+		out->next = pr->next;
+		out->recent_active = pr->recent_active;
+		return RAFT_OK;
+	}
+	return RAFT_ERR_INVALID;
 }
 
 const struct raft_membership *raft_membership(const struct raft *r)

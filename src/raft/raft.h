@@ -206,6 +206,14 @@ void raft_advance(struct raft *r, const struct raft_ready *rd);
 /* Messages that a leader may send before persisting the entries they carry. */
 bool raft_msg_may_precede_persist(const struct raft_message *m);
 
+/*
+ * Hold committed entries back from Readys while the state machine cannot take
+ * more (hold = true), as Dragonboat's GetUpdate(moreEntriesToApply); false
+ * hands them out again.  Everything else in a Ready still flows: the replica
+ * keeps persisting, acknowledging and voting.
+ */
+void raft_hold_apply(struct raft *r, bool hold);
+
 /* Caller-driven compaction: stable storage was compacted up to index. */
 void raft_compacted(struct raft *r, raft_index index);
 
@@ -218,6 +226,16 @@ raft_index raft_last_index(const struct raft *r);
 /* As leader: the lowest match index of the other members (what they may still
  * need starts after it); otherwise, or alone, the last index. */
 raft_index raft_peers_match(const struct raft *r);
+/* Replication progress of one member, as its leader tracks it. */
+struct raft_peer_progress {
+	raft_id id;
+	bool voter;
+	raft_index match;    /* highest index known to be replicated there */
+	raft_index next;     /* next index to send */
+	bool recent_active;  /* heard from since the last check-quorum */
+};
+/* As leader: member id's progress (RAFT_ERR_NOT_LEADER, or RAFT_ERR_INVALID for a non-member). */
+int raft_peer_progress(const struct raft *r, raft_id id, struct raft_peer_progress *out);
 const struct raft_membership *raft_membership(const struct raft *r);
 /* Is id a voter or non-voter of m? */
 bool raft_membership_contains(const struct raft_membership *m, raft_id id);

@@ -104,6 +104,7 @@ struct raft {
 	uint64_t uncommitted;
 	bool pending_bcast; /* leader: send new entries / commit at the next Ready */
 	raft_id handoff_to; /* removed leader: TimeoutNow to send at the next Ready */
+	bool hold_apply;    /* committed entries stay out of Readys (raft_hold_apply) */
 
 	/* Outgoing messages; entries/snapshot resolved from offsets in raft_ready(). */
 	struct raft_message *msgs;

@@ -208,6 +208,108 @@ static void test_replicate(void **state)
 	free(p);
 }
 
+/*
+ * A follower whose state machine is busy (apply_busy) gets no committed
+ * entries, yet keeps persisting and acknowledging: with the third node down
+ * the group still commits through it.  Resumed, it applies everything.
+ */
+static void test_apply_held(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_group_status st;
+	struct cluster c;
+	size_t n = 300;
+	struct prop *p = calloc(n, sizeof(*p));
+	raft_id f, other;
+	raft_index before;
+
+	(void)state;
+	assert_non_null(p);
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, 10, 1);
+	assert_true(cluster_run(&c, all_converged, NULL, 100));
+	f = a_follower(&c, 0);
+	other = 6 - f - cluster_leader(&c, 0);
+	cluster_crash(&c, other);
+	kv_sm_set_busy(c.nodes[f].sm[0], true);
+	before = kv_sm_applied(c.nodes[f].sm[0]);
+	propose_many(&c, p + 10, n - 10, 11); /* commits only through f's acknowledgements */
+	assert_true(cluster_status(&c, f, 0, &st));
+	assert_true(st.apply_held);
+	assert_int_equal(kv_sm_applied(c.nodes[f].sm[0]), before);
+	assert_true(st.last_index >= before + n - 10);
+	kv_sm_set_busy(c.nodes[f].sm[0], false);
+	engine_sm_resume(c.nodes[f].e, c.group_ids[0]);
+	assert_int_equal(cluster_restart(&c, other), ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	assert_true(cluster_status(&c, f, 0, &st));
+	assert_false(st.apply_held);
+	check_acked(&c, p, n);
+	cluster_destroy(&c);
+	free(p);
+}
+
+/* What an operator sees: peers' progress and contact on the leader, counters, changed groups. */
+static void test_status_and_stats(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_group_status st;
+	struct engine_group_stats gs;
+	struct cluster c;
+	size_t n = 200;
+	struct prop *p = calloc(n, sizeof(*p));
+	uint64_t ids[8];
+	raft_id lead, f;
+
+	(void)state;
+	assert_non_null(p);
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 2, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, n, 1);
+	assert_true(cluster_run(&c, all_converged, NULL, 100));
+	lead = cluster_leader(&c, 0);
+	f = a_follower(&c, 0);
+
+	assert_true(cluster_status(&c, lead, 0, &st));
+	assert_int_equal(st.state, ENGINE_GROUP_ACTIVE);
+	assert_int_equal(st.n_peers, 2);
+	for (uint32_t i = 0; i < st.n_peers; i++) {
+		assert_true(st.peers[i].node_id != lead);
+		assert_true(st.peers[i].voter);
+		assert_int_equal(st.peers[i].match, st.last_index);
+		assert_true(st.peers[i].contact_tick > 0);
+		assert_true(st.peers[i].contact_tick <= engine_now(c.nodes[lead].e));
+	}
+	assert_int_equal(st.leader_contact_tick, engine_now(c.nodes[lead].e));
+	assert_true(cluster_status(&c, f, 0, &st));
+	assert_int_equal(st.n_peers, 0);
+	assert_true(st.leader_contact_tick > 0);
+
+	assert_int_equal(engine_group_stats(c.nodes[lead].e, c.group_ids[0], &gs), ENGINE_OK);
+	assert_int_equal(gs.proposals, n / 2);
+	assert_true(gs.entries_applied >= n / 2);
+	assert_true(gs.elections >= 1);
+	assert_true(gs.leader_changes >= 1);
+	assert_true(gs.bytes_sent >= 2 * (n / 2) * (16 + ENGINE_HEADER_BYTES));
+	assert_int_equal(gs.apply_errors, 0);
+	assert_int_equal(engine_group_stats(c.nodes[f].e, c.group_ids[0], &gs), ENGINE_OK);
+	assert_int_equal(gs.proposals, 0);
+	assert_true(gs.bytes_received >= (n / 2) * (16 + ENGINE_HEADER_BYTES));
+	assert_int_equal(engine_group_stats(c.nodes[f].e, 999, &gs), ENGINE_ERR_NO_GROUP);
+
+	/* Groups that ran a Ready are listed once, and taken in pieces. */
+	while (engine_take_changed(c.nodes[lead].e, ids, 8) > 0)
+		;
+	assert_int_equal(engine_take_changed(c.nodes[lead].e, ids, 8), 0);
+	assert_int_equal(propose(&c, 0, &p[0], 1), ENGINE_OK);
+	cluster_step(&c);
+	assert_int_equal(engine_take_changed(c.nodes[lead].e, ids, 8), 1);
+	assert_int_equal(ids[0], c.group_ids[0]);
+	cluster_destroy(&c);
+	free(p);
+}
+
 /* A follower is killed (its state machine loses unflushed work) and catches up. */
 static void test_follower_restart(void **state)
 {
@@ -1251,6 +1353,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_replicate),
 	        cmocka_unit_test(test_follower_restart),
+	        cmocka_unit_test(test_apply_held),
+	        cmocka_unit_test(test_status_and_stats),
 	        cmocka_unit_test(test_leader_crash),
 	        cmocka_unit_test(test_add_member_snapshot),
 	        cmocka_unit_test(test_add_member_snapshot_async),

@@ -28,6 +28,7 @@ struct kv_sm {
 	uint64_t lag;
 	unsigned recoveries;
 	bool async;
+	bool busy; /* apply_busy answers true */
 	enum kv_job job;
 	int job_rc;
 	raft_index job_index;
@@ -287,6 +288,16 @@ int kv_sm_finish(struct kv_sm *kv, raft_index *index)
 	return ENGINE_ERR_INVALID;
 }
 
+static bool kv_busy(void *ctx)
+{
+	return ((struct kv_sm *)ctx)->busy;
+}
+
+void kv_sm_set_busy(struct kv_sm *kv, bool busy)
+{
+	kv->busy = busy;
+}
+
 void kv_sm_ops(struct kv_sm *kv, struct engine_sm_ops *ops)
 {
 	memset(ops, 0, sizeof(*ops));
@@ -295,6 +306,7 @@ void kv_sm_ops(struct kv_sm *kv, struct engine_sm_ops *ops)
 	ops->durable_applied = kv_durable;
 	ops->save_snapshot = kv_save;
 	ops->recover = kv_recover;
+	ops->apply_busy = kv_busy;
 }
 
 void kv_sm_crash(struct kv_sm *kv)

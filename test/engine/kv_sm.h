@@ -23,6 +23,8 @@ int kv_sm_create(uint64_t lag, struct kv_sm **out);
 void kv_sm_destroy(struct kv_sm *kv);
 /* Fill ops with callbacks over kv. */
 void kv_sm_ops(struct kv_sm *kv, struct engine_sm_ops *ops);
+/* apply_busy answers busy (the engine holds committed entries back while true). */
+void kv_sm_set_busy(struct kv_sm *kv, bool busy);
 /* Lose everything after the durable checkpoint. */
 void kv_sm_crash(struct kv_sm *kv);
 /* Last applied index. */
