@@ -13,6 +13,19 @@ BEGIN
 END $$;
 
 CREATE EXTENSION dragonraft;
+-- The worker connects to dragonraft.database, which pg_regress creates after
+-- the server started: the postmaster starts the worker again until it exists.
+DO $$
+DECLARE
+  deadline timestamptz := clock_timestamp() + interval '60 s';
+BEGIN
+  WHILE (SELECT engine_state FROM dragonraft.node_status()) <> 'running' LOOP
+    IF clock_timestamp() > deadline THEN
+      RAISE EXCEPTION 'the dragonraft engine worker did not start within 60 s';
+    END IF;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
 SELECT extname, extversion, nspname
   FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
  WHERE extname = 'dragonraft';

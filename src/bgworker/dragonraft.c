@@ -1,6 +1,10 @@
 /*
- * dragonraft.c - library entry point: GUCs, shared memory hooks and the
- * registration of the engine worker.
+ * dragonraft.c - library entry point (DESIGN §6): GUCs, the shared memory
+ * hooks and the registration of the engine worker.
+ *
+ * GUCs that the engine, the transport or shared memory take at start are
+ * PGC_POSTMASTER (PostgreSQL says at a reload that they need a restart);
+ * dragonraft.client_address takes effect at a reload.
  */
 #include "dragonraft.h"
 
@@ -8,9 +12,9 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "postmaster/postmaster.h"
+#include "shmem.h"
 #include "storage/ipc.h"
-#include "storage/lwlock.h"
-#include "storage/shmem.h"
 #include "utils/guc.h"
 
 PG_MODULE_MAGIC;
@@ -20,6 +24,7 @@ void _PG_init(void);
 int dr_node_id = 0;
 char *dr_listen_address = NULL;
 char *dr_advertise_address = NULL;
+char *dr_client_address = NULL;
 char *dr_database = NULL;
 char *dr_data_dir = NULL;
 int dr_rtt_ms = 50;
@@ -28,22 +33,20 @@ int dr_heartbeat_rtt = 1;
 int dr_snapshot_entries = 10000;
 int dr_compaction_overhead = 5000;
 int dr_max_entry_size = 64 * 1024 * 1024;
+int dr_max_groups = 1024;
 char *dr_cluster_secret_file = NULL;
 int dr_read_consistency = DR_READ_LOCAL;
-
-DrShared *dr_shared = NULL;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 static const struct config_enum_entry read_consistency_options[] = {
-	{"local", DR_READ_LOCAL, false},
-	{"linearizable", DR_READ_LINEARIZABLE, false},
-	{NULL, 0, false},
+        {"local", DR_READ_LOCAL, false},
+        {"linearizable", DR_READ_LINEARIZABLE, false},
+        {NULL, 0, false},
 };
 
-bool
-dr_parse_address(const char *addr, char *host, size_t hostlen, int *port, const char **why)
+bool dr_parse_address(const char *addr, char *host, size_t hostlen, int *port, const char **why)
 {
 	const char *colon = strrchr(addr, ':');
 	char *end;
@@ -59,7 +62,7 @@ dr_parse_address(const char *addr, char *host, size_t hostlen, int *port, const 
 	}
 	errno = 0;
 	p = strtol(colon + 1, &end, 10);
-	if (colon[1] == '\0' || *end != '\0' || errno != 0 || p < 1 || p > 65535) {
+	if (colon[1] == '\0' || *end != '\0' || errno != 0 || p < 0 || p > 65535) {
 		*why = "The port must be a number from 1 to 65535.";
 		return false;
 	}
@@ -69,10 +72,28 @@ dr_parse_address(const char *addr, char *host, size_t hostlen, int *port, const 
 	return true;
 }
 
-static bool
-check_address(char **newval, void **extra, GucSource source)
+char *dr_effective_client_address(void)
 {
-	char host[256];
+	char host[DR_ADDR_LEN];
+	const char *why;
+	int port;
+
+	if (dr_client_address != NULL && dr_client_address[0] != '\0')
+		return pstrdup(dr_client_address);
+	if (!dr_parse_address(dr_advertise_address[0] ? dr_advertise_address : dr_listen_address,
+	                      host, sizeof(host), &port, &why))
+		strlcpy(host, "localhost", sizeof(host));
+	if (host[0] == '[') { /* [ipv6]:port */
+		memmove(host, host + 1, strlen(host));
+		host[strcspn(host, "]")] = '\0';
+	}
+	return psprintf("host=%s port=%d", host, PostPortNumber);
+}
+
+/* listen_address and advertise_address: host:port; port 0 picks a free port. */
+static bool check_address(char **newval, void **extra, GucSource source)
+{
+	char host[DR_ADDR_LEN];
 	int port;
 	const char *why;
 
@@ -86,93 +107,88 @@ check_address(char **newval, void **extra, GucSource source)
 	return true;
 }
 
-static void
-define_gucs(void)
+static void define_gucs(void)
 {
 	DefineCustomIntVariable("dragonraft.node_id", "This node's id; 0 leaves the engine off.",
-				NULL, &dr_node_id, 0, 0, INT_MAX, PGC_POSTMASTER, 0, NULL,
-				NULL, NULL);
+	                        NULL, &dr_node_id, 0, 0, INT_MAX, PGC_POSTMASTER, 0, NULL, NULL,
+	                        NULL);
 	DefineCustomStringVariable("dragonraft.listen_address",
-				   "Host and port the Raft transport listens on.", NULL,
-				   &dr_listen_address, "127.0.0.1:7400", PGC_POSTMASTER, 0,
-				   check_address, NULL, NULL);
+	                           "Host and port the Raft transport listens on.",
+	                           "Port 0 picks a free port.", &dr_listen_address,
+	                           "127.0.0.1:7400", PGC_POSTMASTER, 0, check_address, NULL, NULL);
 	DefineCustomStringVariable("dragonraft.advertise_address",
-				   "Host and port other nodes dial; empty means listen_address.",
-				   NULL, &dr_advertise_address, "", PGC_POSTMASTER, 0,
-				   check_address, NULL, NULL);
+	                           "Host and port other nodes dial; empty means listen_address.",
+	                           NULL, &dr_advertise_address, "", PGC_POSTMASTER, 0,
+	                           check_address, NULL, NULL);
+	DefineCustomStringVariable("dragonraft.client_address",
+	                           "libpq connection string clients use to reach this node.",
+	                           "Every member of a group learns it through the group's log; "
+	                           "empty means host=<advertised host> port=<this server's port>.",
+	                           &dr_client_address, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("dragonraft.database",
-				   "Database that holds the extension; the apply worker "
-				   "connects to it.",
-				   NULL, &dr_database, "postgres", PGC_POSTMASTER, 0, NULL, NULL,
-				   NULL);
+	                           "Database that holds the extension; the apply worker "
+	                           "connects to it.",
+	                           NULL, &dr_database, "postgres", PGC_POSTMASTER, 0, NULL, NULL,
+	                           NULL);
 	DefineCustomStringVariable("dragonraft.data_dir",
-				   "Directory of the LogDB and snapshot files, relative to "
-				   "the data directory unless absolute.",
-				   NULL, &dr_data_dir, "dragonraft", PGC_POSTMASTER, 0, NULL,
-				   NULL, NULL);
-	DefineCustomIntVariable("dragonraft.rtt_ms", "Length of one Raft tick.", NULL,
-				&dr_rtt_ms, 50, 1, 60000, PGC_POSTMASTER, GUC_UNIT_MS, NULL,
-				NULL, NULL);
+	                           "Directory of the LogDB and snapshot files, relative to "
+	                           "the data directory unless absolute.",
+	                           NULL, &dr_data_dir, "dragonraft", PGC_POSTMASTER, 0, NULL, NULL,
+	                           NULL);
+	DefineCustomIntVariable("dragonraft.rtt_ms", "Length of one Raft tick.", NULL, &dr_rtt_ms,
+	                        50, 1, 60000, PGC_POSTMASTER, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("dragonraft.election_rtt", "Election timeout in ticks.", NULL,
-				&dr_election_rtt, 10, 2, 100000, PGC_POSTMASTER, 0, NULL, NULL,
-				NULL);
-	DefineCustomIntVariable("dragonraft.heartbeat_rtt", "Heartbeat interval in ticks.",
-				NULL, &dr_heartbeat_rtt, 1, 1, 100000, PGC_POSTMASTER, 0, NULL,
-				NULL, NULL);
+	                        &dr_election_rtt, 10, 2, 100000, PGC_POSTMASTER, 0, NULL, NULL,
+	                        NULL);
+	DefineCustomIntVariable("dragonraft.heartbeat_rtt", "Heartbeat interval in ticks.", NULL,
+	                        &dr_heartbeat_rtt, 1, 1, 100000, PGC_POSTMASTER, 0, NULL, NULL,
+	                        NULL);
 	DefineCustomIntVariable("dragonraft.snapshot_entries",
-				"Applied entries between automatic metadata snapshots.", NULL,
-				&dr_snapshot_entries, 10000, 0, INT_MAX, PGC_SIGHUP, 0, NULL,
-				NULL, NULL);
+	                        "Applied entries between automatic metadata snapshots.", NULL,
+	                        &dr_snapshot_entries, 10000, 0, INT_MAX, PGC_POSTMASTER, 0, NULL,
+	                        NULL, NULL);
 	DefineCustomIntVariable("dragonraft.compaction_overhead",
-				"Entries kept below the durable applied index when the log "
-				"is compacted.",
-				NULL, &dr_compaction_overhead, 5000, 0, INT_MAX, PGC_SIGHUP, 0,
-				NULL, NULL, NULL);
-	DefineCustomIntVariable("dragonraft.max_entry_size",
-				"Largest change set one transaction may replicate.", NULL,
-				&dr_max_entry_size, 64 * 1024 * 1024, 1024, INT_MAX, PGC_SIGHUP,
-				GUC_UNIT_BYTE, NULL, NULL, NULL);
+	                        "Entries kept below the durable applied index when the log "
+	                        "is compacted.",
+	                        NULL, &dr_compaction_overhead, 5000, 0, INT_MAX, PGC_POSTMASTER, 0,
+	                        NULL, NULL, NULL);
+	DefineCustomIntVariable(
+	        "dragonraft.max_entry_size", "Largest change set one transaction may replicate.",
+	        "Set the same value on every node.", &dr_max_entry_size, 64 * 1024 * 1024, 1024,
+	        INT_MAX - 2 * 1024 * 1024, PGC_POSTMASTER, GUC_UNIT_BYTE, NULL, NULL, NULL);
+	DefineCustomIntVariable(
+	        "dragonraft.max_groups", "Most groups this node can be a member of.",
+	        "Each takes a replication origin: max_replication_slots must be "
+	        "at least as large.",
+	        &dr_max_groups, 1024, 1, 1000000, PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("dragonraft.cluster_secret_file",
-				   "File holding the secret that peers prove in the transport "
-				   "handshake; without it only loopback peers are accepted.",
-				   NULL, &dr_cluster_secret_file, "", PGC_POSTMASTER, 0, NULL,
-				   NULL, NULL);
+	                           "File holding the secret that peers prove in the transport "
+	                           "handshake; without it only loopback peers are accepted.",
+	                           NULL, &dr_cluster_secret_file, "", PGC_POSTMASTER, 0, NULL, NULL,
+	                           NULL);
 	DefineCustomEnumVariable("dragonraft.read_consistency",
-				 "Whether reads of replicated tables wait for a ReadIndex "
-				 "barrier.",
-				 NULL, &dr_read_consistency, DR_READ_LOCAL,
-				 read_consistency_options, PGC_USERSET, 0, NULL, NULL, NULL);
+	                         "Whether reads of replicated tables wait for a ReadIndex "
+	                         "barrier.",
+	                         NULL, &dr_read_consistency, DR_READ_LOCAL,
+	                         read_consistency_options, PGC_USERSET, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("dragonraft");
 }
 
-static void
-dr_shmem_request(void)
+static void shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	RequestAddinShmemSpace(MAXALIGN(sizeof(DrShared)));
+	dr_shmem_request();
 }
 
-static void
-dr_shmem_startup(void)
+static void shmem_startup(void)
 {
-	bool found;
-
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
-
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	dr_shared = ShmemInitStruct("dragonraft", sizeof(DrShared), &found);
-	if (!found) {
-		memset(dr_shared, 0, sizeof(DrShared));
-		SpinLockInit(&dr_shared->mutex);
-		dr_shared->engine_state = DR_ENGINE_OFF;
-	}
-	LWLockRelease(AddinShmemInitLock);
+	dr_shmem_startup();
 }
 
-void
-_PG_init(void)
+void _PG_init(void)
 {
 	define_gucs();
 
@@ -181,18 +197,18 @@ _PG_init(void)
 
 	if (dr_heartbeat_rtt >= dr_election_rtt)
 		ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("dragonraft.election_rtt must be greater than "
-				"dragonraft.heartbeat_rtt"),
-			 errdetail("election_rtt is %d and heartbeat_rtt is %d.", dr_election_rtt,
-				   dr_heartbeat_rtt),
-			 errhint("Raft needs several heartbeats per election timeout; the default "
-				 "is 10 to 1.")));
+		        (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		         errmsg("dragonraft.election_rtt must be greater than "
+		                "dragonraft.heartbeat_rtt"),
+		         errdetail("election_rtt is %d and heartbeat_rtt is %d.", dr_election_rtt,
+		                   dr_heartbeat_rtt),
+		         errhint("Raft needs several heartbeats per election timeout; the default "
+		                 "is 10 to 1.")));
 
 	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = dr_shmem_request;
+	shmem_request_hook = shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = dr_shmem_startup;
+	shmem_startup_hook = shmem_startup;
 
 	if (dr_node_id > 0)
 		dr_register_engine_worker();

@@ -1,35 +1,61 @@
 /*
- * engine_worker.c - the engine worker: one static background worker per
- * node (DESIGN §3).  It owns the node's Raft engine; until src/engine exists
- * it prepares the node's data directory, publishes its state in shared
- * memory and serves its latch, so that the worker's life cycle (start,
- * reload, clean shutdown, postmaster death) is in place and tested.
+ * engine_worker.c - the engine worker (DESIGN §3): one static background
+ * worker per node that runs src/engine over the LogDB (dragonraft.data_dir)
+ * and the TCP transport.  It waits on its latch and on libuv's backend fd
+ * together, then turns the loop once without blocking; backends wake it with
+ * SetLatch.  This file is wiring: start, the loop, stop.  The groups are in
+ * engine_groups.c, the status in engine_status.c, the state machine and the
+ * apply worker's queue in pg_sm.c.
+ *
+ * Threads: RocksDB's and libuv's threads never run PostgreSQL code, and they
+ * must never receive the process's signals (the latch's wake-ups and
+ * PostgreSQL's handlers belong to this thread): they are created with every
+ * signal blocked.  Engine and libuv callbacks follow the rule in
+ * engine_worker.h.  If the engine stops after a storage failure, the status
+ * says so and the worker exits with FATAL; the postmaster starts it again.
  */
-#include "dragonraft.h"
+#include "engine_worker.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include "common/file_perm.h"
+#include "engine/engine_logdb.h"
+#include "engine/engine_uv.h"
+#include "logdb/logdb.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "queue.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/proc.h"
+#include "transport/transport.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-void
-dr_register_engine_worker(void)
+/* Housekeeping cadence: member info entries, reachability of other nodes. */
+#define HOUSEKEEPING_MS 250
+/* Refresh of the durable applied indexes (a WAL flush at most this often). */
+#define DURABLE_MS 1000
+/* Entry header and protobuf framing beyond max_entry_size in a transport frame. */
+#define FRAME_SLACK (1024 * 1024)
+
+DrEngine *dr_engine = NULL;
+
+void dr_register_engine_worker(void)
 {
 	BackgroundWorker worker;
 
 	memset(&worker, 0, sizeof(worker));
 	/*
-	 * Like the logical replication launcher, the worker attaches to shared
-	 * catalogs only (no database), which also gives it an entry in
-	 * pg_stat_activity.
+	 * It connects to dragonraft.database, as pg_cron's launcher does: the
+	 * replication origins (pg_replication_origin) are a shared catalog, but
+	 * one that a backend without a database cannot read.
 	 */
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
@@ -41,78 +67,298 @@ dr_register_engine_worker(void)
 	RegisterBackgroundWorker(&worker);
 }
 
-static void
-set_state(DrEngineState state)
+/* Close the engine, the transport and the LogDB (at every exit: RocksDB's
+ * threads must not outlive it). */
+static void stop_engine(void)
 {
+	DrEngine *de = dr_engine;
+
+	if (de == NULL)
+		return;
+	dr_engine = NULL;
+	dr_sm_shutdown();
+	if (de->u != NULL)
+		engine_uv_close(de->u);
+	if (de->loop_ready) {
+		/* Handles close, the transport and the engine are freed, as the loop runs. */
+		while (uv_run(&de->loop, UV_RUN_DEFAULT) != 0)
+			;
+		uv_loop_close(&de->loop);
+	}
+	if (de->el != NULL)
+		engine_logdb_destroy(de->el);
+	if (de->db != NULL)
+		logdb_close(de->db);
+}
+
+static void on_engine_exit(int code, Datum arg)
+{
+	stop_engine();
 	SpinLockAcquire(&dr_shared->mutex);
-	dr_shared->engine_state = state;
-	dr_shared->engine_pid = state == DR_ENGINE_RUNNING ? MyProcPid : 0;
-	if (state == DR_ENGINE_RUNNING)
-		dr_shared->engine_started = GetCurrentTimestamp();
+	dr_shared->engine_state = DR_ENGINE_STOPPED;
+	dr_shared->engine_pid = 0;
+	dr_shared->engine_pgprocno = -1;
 	SpinLockRelease(&dr_shared->mutex);
+	dr_queue_close();
 }
 
-static void
-on_engine_exit(int code, Datum arg)
-{
-	set_state(DR_ENGINE_STOPPED);
-}
-
-/* Creates dragonraft.data_dir (relative to PGDATA) if it does not exist. */
-static void
-prepare_data_dir(void)
+/* Creates dragonraft.data_dir (relative to PGDATA) and its subdirectory dir. */
+static void prepare_dir(const char *dir)
 {
 	struct stat st;
 
-	if (stat(dr_data_dir, &st) == 0) {
+	if (stat(dir, &st) == 0) {
 		if (!S_ISDIR(st.st_mode))
-			ereport(ERROR, (errcode(ERRCODE_CONFIG_FILE_ERROR),
-					errmsg("dragonraft.data_dir \"%s\" is not a directory",
-					       dr_data_dir)));
+			ereport(FATAL,
+			        (errcode(ERRCODE_CONFIG_FILE_ERROR),
+			         errmsg("\"%s\" in dragonraft.data_dir is not a directory", dir)));
 		return;
 	}
 	if (errno != ENOENT)
-		ereport(ERROR, (errcode_for_file_access(),
-				errmsg("could not stat dragonraft.data_dir \"%s\": %m", dr_data_dir)));
-	if (MakePGDirectory(dr_data_dir) != 0)
-		ereport(ERROR,
-			(errcode_for_file_access(),
-			 errmsg("could not create dragonraft.data_dir \"%s\": %m", dr_data_dir)));
+		ereport(FATAL,
+		        (errcode_for_file_access(), errmsg("could not stat \"%s\": %m", dir)));
+	if (MakePGDirectory(dir) != 0)
+		ereport(FATAL, (errcode_for_file_access(),
+		                errmsg("could not create directory \"%s\": %m", dir)));
 }
 
-void
-dr_engine_worker_main(Datum arg)
+/* The cluster secret (palloc'd, *len bytes), or NULL without dragonraft.cluster_secret_file. */
+static uint8 *read_secret(size_t *len)
 {
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
-	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	uint8 buf[4096];
+	size_t n;
+	FILE *f;
 
-	prepare_data_dir();
-	before_shmem_exit(on_engine_exit, (Datum)0);
-	set_state(DR_ENGINE_RUNNING);
-	ereport(LOG, (errmsg("dragonraft engine worker started for node %d on %s", dr_node_id,
-			     dr_listen_address),
-		      errdetail("The Raft engine is not part of this build yet; the worker "
-				"only keeps its place in the node's life cycle.")));
+	*len = 0;
+	if (dr_cluster_secret_file == NULL || dr_cluster_secret_file[0] == '\0')
+		return NULL;
+	f = AllocateFile(dr_cluster_secret_file, "r");
+	if (f == NULL)
+		ereport(FATAL, (errcode_for_file_access(),
+		                errmsg("could not open dragonraft.cluster_secret_file \"%s\": %m",
+		                       dr_cluster_secret_file)));
+	n = fread(buf, 1, sizeof(buf), f);
+	FreeFile(f);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	if (n < 16)
+		ereport(FATAL,
+		        (errcode(ERRCODE_CONFIG_FILE_ERROR),
+		         errmsg("dragonraft.cluster_secret_file \"%s\" holds %zu bytes",
+		                dr_cluster_secret_file, n),
+		         errhint("A cluster secret needs at least 16 bytes; use the same file "
+		                 "on every node.")));
+	*len = n;
+	return memcpy(palloc(n), buf, n);
+}
 
-	while (!ShutdownRequestPending) {
-		int rc;
+static void noop_work(uv_work_t *w)
+{
+}
 
-		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH, -1L,
-			       PG_WAIT_EXTENSION);
-		if (rc & WL_LATCH_SET)
-			ResetLatch(MyLatch);
+static void noop_after(uv_work_t *w, int status)
+{
+}
+
+/*
+ * Open the LogDB and create libuv's thread pool with every signal blocked:
+ * threads inherit the mask of the thread that creates them, and RocksDB
+ * starts its threads when it opens, libuv at its first queued work.
+ */
+static void open_with_threads_masked(struct logdb_config *lc, char *err, size_t errlen, int *rc)
+{
+	static uv_work_t warm;
+	sigset_t all, old;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	*rc = logdb_open(lc, &dr_engine->db, err, errlen);
+	if (*rc == LOGDB_OK)
+		uv_queue_work(&dr_engine->loop, &warm, noop_work, noop_after);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+static void start_engine(void)
+{
+	DrEngine *de = dr_engine;
+	struct logdb_config lc;
+	struct engine_config ec;
+	struct transport_config tc;
+	struct engine_storage_ops st;
+	char logdb_dir[MAXPGPATH], snap_dir[MAXPGPATH], err[512];
+	char host[DR_ADDR_LEN];
+	const char *why;
+	int port, rc;
+	size_t secret_len;
+	uint8 *secret = read_secret(&secret_len);
+
+	prepare_dir(dr_data_dir);
+	snprintf(logdb_dir, sizeof(logdb_dir), "%s/logdb", dr_data_dir);
+	snprintf(snap_dir, sizeof(snap_dir), "%s/snapshots", dr_data_dir);
+	prepare_dir(snap_dir);
+
+	if (uv_loop_init(&de->loop) != 0)
+		ereport(FATAL, (errmsg("dragonraft could not initialise its event loop")));
+	de->loop_ready = true;
+	memset(&lc, 0, sizeof(lc));
+	lc.dir = logdb_dir;
+	open_with_threads_masked(&lc, err, sizeof(err), &rc);
+	if (rc != LOGDB_OK)
+		ereport(FATAL, (errmsg("dragonraft could not open its LogDB in \"%s\": %s",
+		                       logdb_dir, err)));
+	if (engine_logdb_create(de->db, dr_node_id, &de->el) != ENGINE_OK)
+		ereport(FATAL, (errmsg("dragonraft could not set up its LogDB adapter")));
+	engine_logdb_ops(de->el, &st);
+
+	memset(&ec, 0, sizeof(ec));
+	ec.node_id = dr_node_id;
+	ec.rtt_ms = dr_rtt_ms;
+	ec.election_rtt = dr_election_rtt;
+	ec.heartbeat_rtt = dr_heartbeat_rtt;
+	ec.snapshot_entries = dr_snapshot_entries;
+	ec.compaction_overhead = dr_compaction_overhead;
+	ec.max_entry_bytes = dr_max_entry_size;
+	ec.max_uncommitted_bytes = 2 * (uint64)dr_max_entry_size;
+	ec.forward_proposals = true; /* followers' member info entries reach the leader */
+	ec.snapshot_dir = snap_dir;
+
+	memset(&tc, 0, sizeof(tc));
+	tc.listen_addr = dr_listen_address;
+	tc.secret = secret;
+	tc.secret_len = secret_len;
+	tc.max_frame = Max((uint64)dr_max_entry_size + FRAME_SLACK, 64 * 1024 * 1024);
+	tc.queue_max_bytes = tc.max_frame;
+	tc.snapshot_dir = snap_dir;
+	rc = engine_uv_create(&de->loop, &ec, &st, &tc, &de->u, err, sizeof(err));
+	if (rc != ENGINE_OK)
+		ereport(FATAL, (errmsg("dragonraft could not start its engine on %s: %s",
+		                       dr_listen_address, err)));
+	de->e = engine_uv_engine(de->u);
+	de->t = engine_uv_transport(de->u);
+
+	/* The address others dial, with the port the listener got. */
+	if (!dr_parse_address(dr_advertise_address[0] ? dr_advertise_address : dr_listen_address,
+	                      host, sizeof(host), &port, &why))
+		ereport(FATAL, (errmsg("dragonraft address: %s", why)));
+	if (dr_advertise_address[0] == '\0' || port == 0)
+		port = transport_listen_port(de->t);
+	SpinLockAcquire(&dr_shared->mutex);
+	snprintf(dr_shared->raft_address, sizeof(dr_shared->raft_address), "%s:%d", host, port);
+	SpinLockRelease(&dr_shared->mutex);
+}
+
+static void set_running(void)
+{
+	SpinLockAcquire(&dr_shared->mutex);
+	dr_shared->engine_state = DR_ENGINE_RUNNING;
+	dr_shared->engine_pid = MyProcPid;
+	dr_shared->engine_pgprocno = MyProc->pgprocno;
+	dr_shared->engine_started = GetCurrentTimestamp();
+	dr_shared->engine_error[0] = '\0';
+	SpinLockRelease(&dr_shared->mutex);
+}
+
+/* The engine stopped after a storage failure: say so, then exit (and be restarted). */
+static void engine_failed_exit(void)
+{
+	char msg[DR_ERROR_LEN];
+
+	strlcpy(msg, engine_errmsg(dr_engine->e), sizeof(msg));
+	SpinLockAcquire(&dr_shared->mutex);
+	strlcpy(dr_shared->engine_error, msg, sizeof(dr_shared->engine_error));
+	SpinLockRelease(&dr_shared->mutex);
+	ereport(FATAL, (errmsg("dragonraft engine stopped: %s", msg),
+	                errhint("The postmaster starts the engine worker again in a few seconds; "
+	                        "check the disk that holds dragonraft.data_dir.")));
+}
+
+static void main_loop(void)
+{
+	DrEngine *de = dr_engine;
+	MemoryContext loop_cxt = AllocSetContextCreate(TopMemoryContext, "dragonraft engine loop",
+	                                               ALLOCSET_DEFAULT_SIZES);
+	WaitEventSet *wes = CreateWaitEventSet(TopMemoryContext, 3);
+	TimestampTz next_housekeeping = 0, next_durable = 0;
+
+	AddWaitEventToSet(wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(wes, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	AddWaitEventToSet(wes, WL_SOCKET_READABLE, engine_uv_fd(de->u), NULL, NULL);
+
+	for (;;) {
+		WaitEvent ev[3];
+		long timeout = engine_has_work(de->e) ? 0 : engine_uv_timeout(de->u);
+		TimestampTz now;
+		int n;
+
+		if (timeout < 0 || timeout > HOUSEKEEPING_MS)
+			timeout = HOUSEKEEPING_MS;
+		n = WaitEventSetWait(wes, timeout, ev, lengthof(ev), PG_WAIT_EXTENSION);
+		for (int i = 0; i < n; i++)
+			if (ev[i].events & WL_LATCH_SET)
+				ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
+		if (ShutdownRequestPending)
+			break; /* requests not taken are failed at exit */
 		if (ConfigReloadPending) {
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			dr_groups_reload();
 			ereport(LOG, (errmsg("dragonraft engine worker for node %d reloaded its "
-					     "configuration",
-					     dr_node_id)));
+			                     "configuration",
+			                     dr_node_id)));
 		}
+
+		MemoryContextSwitchTo(loop_cxt);
+		dr_groups_take_requests();
+		engine_uv_run_nowait(de->u);
+		dr_sm_poll();
+		dr_status_refresh();
+		now = GetCurrentTimestamp();
+		if (now >= next_housekeeping) {
+			dr_groups_member_info();
+			dr_status_peers();
+			next_housekeeping = TimestampTzPlusMilliseconds(now, HOUSEKEEPING_MS);
+		}
+		if (now >= next_durable) {
+			dr_sm_refresh_durable();
+			next_durable = TimestampTzPlusMilliseconds(now, DURABLE_MS);
+		}
+		if (engine_failed(de->e))
+			engine_failed_exit();
+		MemoryContextSwitchTo(TopMemoryContext);
+		MemoryContextReset(loop_cxt);
 	}
+}
+
+void dr_engine_worker_main(Datum arg)
+{
+	HASHCTL info;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(dr_database, NULL, 0);
+
+	dr_engine = MemoryContextAllocZero(TopMemoryContext, sizeof(DrEngine));
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(uint64);
+	info.entrysize = sizeof(DrSm);
+	info.hcxt = TopMemoryContext;
+	dr_engine->sms =
+	        hash_create("dragonraft groups", 256, &info, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	before_shmem_exit(on_engine_exit, (Datum)0);
+	dr_sm_init();
+	start_engine();
+	dr_groups_restart();
+	dr_queue_open();
+	set_running();
+	ereport(LOG, (errmsg("dragonraft engine worker started for node %d on %s", dr_node_id,
+	                     dr_shared->raft_address),
+	              errdetail("%d groups running.", dr_engine->n_running)));
+
+	main_loop();
 
 	ereport(LOG, (errmsg("dragonraft engine worker for node %d shutting down", dr_node_id)));
-	proc_exit(0);
+	/* Exit code 1: a worker stopped by pg_terminate_backend is started again. */
+	proc_exit(1);
 }

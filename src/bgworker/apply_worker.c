@@ -1,0 +1,409 @@
+/*
+ * apply_worker.c - the apply worker (DESIGN §3, §4): the state machine of
+ * every group on this node.  A dynamic background worker connected to
+ * dragonraft.database, started by the engine worker, that receives committed
+ * entries through a shm_mq in log order per group and applies them, several
+ * entries of one group per transaction.  The group's applied index goes into
+ * that same transaction's commit record through the group's replication
+ * origin (origins.c), so it is exactly as durable as the effects.  Raft's
+ * no-ops and membership entries change no rows: the transaction then gets an
+ * XID anyway, or its commit record would not carry the origin's position.
+ *
+ * The engine worker may send an entry again (after this worker restarted);
+ * entries at or below the applied index are skipped, and a gap is an error.
+ * Its commits are asynchronous (synchronous_commit = off): the entries are
+ * durable in the Raft log, and after a crash the engine replays those above
+ * the applied index that reached the disk.
+ *
+ * In this issue entries are no-ops, membership changes and member info
+ * (dragonraft.member_info); change sets come next.
+ */
+#include "dragonraft.h"
+
+#include "access/xact.h"
+#include "apply.h"
+#include "commands/extension.h"
+#include "entry/entry.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "origins.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "raft/raft_msg.h"
+#include "shmem.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/shm_mq.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+
+/* A batch (one transaction) ends at a group change, an empty queue or these. */
+#define BATCH_ENTRIES 1000
+#define BATCH_BYTES   (16 * 1024 * 1024)
+
+/* What this worker knows of a group. */
+typedef struct ApplyGroup {
+	uint64 group_id; /* hash key */
+	RepOriginId origin;
+	uint64 applied; /* its last entry applied here (committed or in the open batch) */
+} ApplyGroup;
+
+static HTAB *groups;
+static SPIPlanPtr member_info_plan;
+
+/* The open batch (transaction). */
+static struct {
+	ApplyGroup *ag; /* NULL: none open */
+	int n;
+	Size bytes;
+} batch;
+
+/* What is being applied, for the error context and the error record. */
+static struct {
+	uint64 group_id;
+	uint64 index;
+	const char *what;
+} applying;
+
+static void on_apply_exit(int code, Datum arg)
+{
+	int pgprocno;
+
+	SpinLockAcquire(&dr_shared->mutex);
+	dr_shared->apply_pid = 0;
+	pgprocno = dr_shared->engine_pgprocno;
+	SpinLockRelease(&dr_shared->mutex);
+	if (pgprocno >= 0)
+		SetLatch(&ProcGlobal->allProcs[pgprocno].procLatch);
+}
+
+static void set_state(DrApplyState state)
+{
+	SpinLockAcquire(&dr_shared->mutex);
+	dr_shared->apply_state = state;
+	SpinLockRelease(&dr_shared->mutex);
+}
+
+static void apply_error_callback(void *arg)
+{
+	if (applying.group_id != 0)
+		errcontext("dragonraft apply of entry %llu (%s) of group %llu",
+		           (unsigned long long)applying.index, applying.what,
+		           (unsigned long long)applying.group_id);
+}
+
+/* Tell backends and the engine worker how far a group is applied (or that it failed). */
+static void publish(uint64 group_id, uint64 applied, RepOriginId origin, const char *error)
+{
+	DrGroup *g;
+	int pgprocno;
+
+	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+	g = dr_shmem_group_find(group_id);
+	if (g != NULL) {
+		SpinLockAcquire(&g->mutex);
+		if (error == NULL) {
+			g->applied = applied;
+			g->origin = origin;
+			if (g->apply_failing && g->member_state == DR_MEMBER_ACTIVE)
+				g->error[0] = '\0';
+			g->apply_failing = false;
+		} else {
+			g->apply_errors++;
+			g->apply_failing = true;
+			if (g->member_state == DR_MEMBER_ACTIVE)
+				snprintf(g->error, sizeof(g->error), "apply worker: %s", error);
+		}
+		SpinLockRelease(&g->mutex);
+		ConditionVariableBroadcast(&g->applied_cv);
+	}
+	LWLockRelease(dr_shared->groups_lock);
+	SpinLockAcquire(&dr_shared->mutex);
+	pgprocno = dr_shared->engine_pgprocno;
+	SpinLockRelease(&dr_shared->mutex);
+	if (pgprocno >= 0)
+		SetLatch(&ProcGlobal->allProcs[pgprocno].procLatch);
+}
+
+/* The group's origin and applied index, the first time it is seen. */
+static ApplyGroup *find_group(uint64 group_id)
+{
+	bool found;
+	ApplyGroup *ag = hash_search(groups, &group_id, HASH_ENTER, &found);
+
+	if (!found) {
+		ag->origin = dr_origin_find(group_id, true);
+		ag->applied = replorigin_get_progress(ag->origin, false);
+	}
+	return ag;
+}
+
+static void begin_batch(ApplyGroup *ag, uint64 first)
+{
+	char activity[96];
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	replorigin_session_setup(ag->origin);
+	replorigin_session_origin = ag->origin;
+	batch.ag = ag;
+	batch.n = 0;
+	batch.bytes = 0;
+	snprintf(activity, sizeof(activity), "applying group %llu from entry %llu",
+	         (unsigned long long)ag->group_id, (unsigned long long)first);
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+static void commit_batch(void)
+{
+	ApplyGroup *ag = batch.ag;
+
+	applying.group_id = ag->group_id;
+	applying.index = ag->applied;
+	applying.what = "commit";
+	replorigin_session_origin_lsn = ag->applied;
+	replorigin_session_origin_timestamp = GetCurrentTimestamp();
+	/* Without an XID the commit record would not carry the origin's position. */
+	(void)GetTopTransactionId();
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	replorigin_session_reset();
+	replorigin_session_origin = InvalidRepOriginId;
+	replorigin_session_origin_lsn = InvalidXLogRecPtr;
+	replorigin_session_origin_timestamp = 0;
+	batch.ag = NULL;
+	applying.group_id = 0;
+	publish(ag->group_id, ag->applied, ag->origin, NULL);
+}
+
+static void apply_member_info(uint64 group_id, uint64 index, const struct entry_header *h)
+{
+	struct entry_member_info mi;
+	Datum values[4];
+	int rc = entry_decode_member_info(h, &mi);
+
+	if (rc != ENTRY_OK)
+		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+		                errmsg("malformed member info entry: %s", entry_strerror(rc))));
+	if (member_info_plan == NULL) {
+		Oid types[4] = {INT8OID, INT4OID, TEXTOID, INT8OID};
+
+		/* A row that already holds this index means the entry was applied before. */
+		member_info_plan = SPI_prepare(
+		        "INSERT INTO dragonraft.member_info AS m "
+		        "(group_id, node_id, client_address, since_index) VALUES ($1, $2, $3, $4) "
+		        "ON CONFLICT (group_id, node_id) DO UPDATE "
+		        "SET client_address = EXCLUDED.client_address, since_index = "
+		        "EXCLUDED.since_index "
+		        "WHERE m.since_index < EXCLUDED.since_index",
+		        4, types);
+		if (member_info_plan == NULL || SPI_keepplan(member_info_plan) != 0)
+			elog(ERROR, "SPI_prepare failed for dragonraft.member_info: %s",
+			     SPI_result_code_string(SPI_result));
+	}
+	values[0] = Int64GetDatum((int64)group_id);
+	values[1] = Int32GetDatum((int32)mi.node_id);
+	values[2] = PointerGetDatum(cstring_to_text_with_len(mi.client_addr, mi.client_addr_len));
+	values[3] = Int64GetDatum((int64)index);
+	rc = SPI_execute_plan(member_info_plan, values, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "dragonraft.member_info insert failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed != 1)
+		ereport(ERROR,
+		        (errcode(ERRCODE_INTERNAL_ERROR),
+		         errmsg("entry %llu of group %llu was applied before",
+		                (unsigned long long)index, (unsigned long long)group_id),
+		         errdetail("dragonraft.member_info already holds node %u at that index "
+		                   "or a later one.",
+		                   mi.node_id)));
+}
+
+static void apply_entry(const DrApplyMsg *m, const uint8 *data)
+{
+	ApplyGroup *ag;
+	struct entry_header h;
+	int rc;
+
+	if (batch.ag != NULL && (batch.ag->group_id != m->group_id || batch.n >= BATCH_ENTRIES ||
+	                         batch.bytes >= BATCH_BYTES))
+		commit_batch();
+	applying.group_id = m->group_id;
+	applying.index = m->index;
+	applying.what = m->type == RAFT_ENTRY_CONF_CHANGE ? "membership change"
+	                : m->len == 0                     ? "no-op"
+	                                                  : "entry";
+	ag = batch.ag != NULL ? batch.ag : find_group(m->group_id);
+	if (m->index <= ag->applied)
+		return; /* applied before this worker restarted */
+	if (m->index != ag->applied + 1)
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+		                errmsg("entries %llu to %llu of group %llu are missing",
+		                       (unsigned long long)ag->applied + 1,
+		                       (unsigned long long)m->index - 1,
+		                       (unsigned long long)m->group_id)));
+	if (batch.ag == NULL)
+		begin_batch(ag, m->index);
+
+	if (m->type == RAFT_ENTRY_NORMAL && m->len > 0) {
+		rc = entry_decode_header(data, m->len, &h);
+		if (rc != ENTRY_OK)
+			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+			                errmsg("undecodable entry: %s", entry_strerror(rc)),
+			                errhint("An entry written by a newer dragonraft needs that "
+			                        "version on this node too.")));
+		applying.what = entry_type_name(h.type);
+		switch (h.type) {
+		case ENTRY_MEMBER_INFO:
+			apply_member_info(m->group_id, m->index, &h);
+			break;
+		}
+	}
+	ag->applied = m->index;
+	batch.n++;
+	batch.bytes += m->len;
+}
+
+/* Receive and apply until the engine worker goes away. */
+static void apply_loop(shm_mq_handle *mqh)
+{
+	for (;;) {
+		Size nbytes;
+		void *data;
+		shm_mq_result res = shm_mq_receive(mqh, &nbytes, &data, true);
+
+		if (res == SHM_MQ_WOULD_BLOCK) {
+			if (batch.ag != NULL)
+				commit_batch();
+			pgstat_report_activity(STATE_IDLE, NULL);
+			(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH, -1L,
+			                PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+			if (ConfigReloadPending) {
+				ConfigReloadPending = false;
+				ProcessConfigFile(PGC_SIGHUP);
+			}
+			continue;
+		}
+		if (res == SHM_MQ_DETACHED) {
+			if (batch.ag != NULL)
+				commit_batch();
+			ereport(LOG,
+			        (errmsg("dragonraft apply worker for node %d exits: the engine "
+			                "worker went away",
+			                dr_node_id)));
+			proc_exit(0);
+		}
+		if (nbytes < sizeof(DrApplyMsg) ||
+		    nbytes != sizeof(DrApplyMsg) + ((const DrApplyMsg *)data)->len)
+			elog(ERROR,
+			     "dragonraft apply worker received a malformed message of %zu bytes",
+			     nbytes);
+		apply_entry((const DrApplyMsg *)data, (const uint8 *)data + sizeof(DrApplyMsg));
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* One LOG line: where each group resumes. */
+static void log_start(void)
+{
+	StringInfoData s;
+	int n;
+	DrOrigin *o = dr_origins_scan(&n);
+
+	initStringInfo(&s);
+	for (int i = 0; i < n; i++) {
+		if (i == 10) {
+			appendStringInfo(&s, " and %d more", n - 10);
+			break;
+		}
+		appendStringInfo(&s, "%sgroup %llu at %llu", i > 0 ? ", " : "",
+		                 (unsigned long long)o[i].group_id,
+		                 (unsigned long long)replorigin_get_progress(o[i].id, false));
+	}
+	ereport(LOG, (errmsg("dragonraft apply worker for node %d started in database \"%s\"",
+	                     dr_node_id, dr_database),
+	              n > 0 ? errdetail("It resumes %d groups after their applied indexes: %s.", n,
+	                                s.data)
+	                    : 0));
+}
+
+void dr_apply_worker_main(Datum arg)
+{
+	dsm_handle handle = DatumGetUInt32(arg);
+	ErrorContextCallback errcb;
+	dsm_segment *seg;
+	shm_mq_handle *mqh;
+	shm_mq *mq;
+	HASHCTL info;
+	bool have_extension;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	SpinLockAcquire(&dr_shared->mutex);
+	dr_shared->apply_pid = MyProcPid;
+	dr_shared->apply_state = DR_APPLY_NONE;
+	SpinLockRelease(&dr_shared->mutex);
+	before_shmem_exit(on_apply_exit, (Datum)0);
+
+	BackgroundWorkerInitializeConnection(dr_database, NULL, 0);
+	CurrentResourceOwner = ResourceOwnerCreate(NULL, "dragonraft apply worker");
+	StartTransactionCommand();
+	have_extension = OidIsValid(get_extension_oid("dragonraft", true));
+	CommitTransactionCommand();
+	if (!have_extension) {
+		set_state(DR_APPLY_NO_EXTENSION);
+		proc_exit(0);
+	}
+	/* The Raft log already holds every entry durably (see the top of this file). */
+	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("session_replication_role", "replica", PGC_SUSET, PGC_S_OVERRIDE);
+
+	seg = dsm_attach(handle);
+	if (seg == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("dragonraft apply worker could not map the engine worker's "
+		                       "queue")));
+	mq = dsm_segment_address(seg);
+	shm_mq_set_receiver(mq, MyProc);
+	mqh = shm_mq_attach(mq, seg, NULL);
+
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(uint64);
+	info.entrysize = sizeof(ApplyGroup);
+	groups = hash_create("dragonraft apply groups", 256, &info, HASH_ELEM | HASH_BLOBS);
+	set_state(DR_APPLY_RUNNING);
+	log_start();
+
+	errcb.callback = apply_error_callback;
+	errcb.arg = NULL;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+	PG_TRY();
+	{
+		apply_loop(mqh);
+	}
+	PG_CATCH();
+	{
+		/* Record what failed where the status shows it; the engine worker restarts us. */
+		if (applying.group_id != 0) {
+			ErrorData *edata;
+
+			MemoryContextSwitchTo(TopMemoryContext);
+			edata = CopyErrorData();
+			publish(applying.group_id, 0, InvalidRepOriginId, edata->message);
+		}
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}

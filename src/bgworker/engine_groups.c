@@ -1,0 +1,583 @@
+/*
+ * engine_groups.c - the engine worker's groups (DESIGN §6, §10): restarting
+ * the groups stored in the LogDB, refusing members whose LogDB is gone,
+ * requests from backends (create_group, transfer_leader), and this node's
+ * member info entry (its client address) in every group.
+ *
+ * Applied indexes live in a replication origin per group, named
+ * dragonraft_<group id>.  A group whose origin has
+ * progress but which the LogDB does not know lost its LogDB: it is shown as
+ * stopped and never started, so it cannot vote or acknowledge entries it no
+ * longer has.
+ */
+#include "engine_worker.h"
+
+#include <unistd.h>
+
+#include "engine/engine_uv.h"
+#include "entry/entry.h"
+#include "lib/stringinfo.h"
+#include "logdb/logdb.h"
+#include "origins.h"
+#include "queue.h"
+#include "raft/raft.h"
+#include "storage/fd.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#define CLIENT_ADDRESS_FILE "client_address"
+/* Why a member that lost its LogDB is not started (DESIGN §10). */
+#define LOST_FMT "this node applied entries up to %llu, but its LogDB has no record of the group"
+
+/* This node's member info: the address every group should know. */
+static struct {
+	char address[ENTRY_CLIENT_ADDR_MAX + 1];
+	uint64 generation; /* bumped when the address changes */
+	dlist_head need;   /* groups that need an entry with it */
+	bool file_current; /* CLIENT_ADDRESS_FILE holds it: every group knows it */
+} info;
+
+DrSm *dr_groups_find(uint64 group_id)
+{
+	return hash_search(dr_engine->sms, &group_id, HASH_FIND, NULL);
+}
+
+static void need_info(DrSm *sm)
+{
+	if (!sm->info_needed) {
+		sm->info_needed = true;
+		dlist_push_tail(&info.need, &sm->info_node);
+	}
+	info.file_current = false;
+}
+
+/* ---- starting members ---- */
+
+static DrSm *add_sm(uint64 group_id, DrGroup *g, raft_index durable)
+{
+	bool found;
+	DrSm *sm = hash_search(dr_engine->sms, &group_id, HASH_ENTER, &found);
+
+	memset((char *)sm + sizeof(uint64), 0, sizeof(DrSm) - sizeof(uint64));
+	sm->shared = g;
+	sm->durable = sm->refreshed = durable;
+	sm->role = -1;
+	dlist_init(&sm->entries);
+	return sm;
+}
+
+static void remove_sm(DrSm *sm)
+{
+	uint64 gid = sm->group_id;
+
+	dr_sm_forget(sm);
+	if (sm->info_needed)
+		dlist_delete(&sm->info_node);
+	hash_search(dr_engine->sms, &gid, HASH_REMOVE, NULL);
+}
+
+/* Remember the members' addresses in the node pool. */
+static void learn_addresses(const struct engine_member *m, uint32 n)
+{
+	bool full = false;
+
+	LWLockAcquire(dr_shared->groups_lock, LW_EXCLUSIVE);
+	for (uint32 i = 0; i < n; i++)
+		if (m[i].node_id != (uint64)dr_node_id &&
+		    !dr_shmem_node_set(m[i].node_id, m[i].addr))
+			full = true;
+	LWLockRelease(dr_shared->groups_lock);
+	if (full)
+		ereport(WARNING, (errmsg("dragonraft node address pool is full"),
+		                  errdetail("dragonraft.members shows no address for some nodes."),
+		                  errhint("Raise dragonraft.max_groups.")));
+}
+
+/* A shared entry for group_id, set up for a member that starts; NULL when full. */
+static DrGroup *new_entry(uint64 group_id, raft_index applied, RepOriginId origin)
+{
+	DrGroup *g;
+
+	LWLockAcquire(dr_shared->groups_lock, LW_EXCLUSIVE);
+	g = dr_shmem_group_add(group_id);
+	if (g != NULL) {
+		SpinLockAcquire(&g->mutex);
+		g->member_state = DR_MEMBER_ACTIVE;
+		g->error[0] = '\0';
+		g->applied = applied;
+		g->origin = origin;
+		g->apply_failing = false;
+		/* The engine's counters start again with the member. */
+		memset(&g->stats, 0, sizeof(g->stats));
+		memset(&g->stats_base, 0, sizeof(g->stats_base));
+		g->stats_base.apply_errors = g->apply_errors; /* they add to the engine's */
+		g->stats_reset = GetCurrentTimestamp();
+		SpinLockRelease(&g->mutex);
+	}
+	LWLockRelease(dr_shared->groups_lock);
+	return g;
+}
+
+static void remove_entry(uint64 group_id)
+{
+	LWLockAcquire(dr_shared->groups_lock, LW_EXCLUSIVE);
+	dr_shmem_group_remove(group_id);
+	LWLockRelease(dr_shared->groups_lock);
+}
+
+static void set_stopped(DrGroup *g, DrMemberState state, const char *error)
+{
+	SpinLockAcquire(&g->mutex);
+	g->member_state = state;
+	strlcpy(g->error, error, sizeof(g->error));
+	SpinLockRelease(&g->mutex);
+}
+
+/* Start a member: bs NULL restarts a stored one.  On failure *err says why. */
+static int start_member(uint64 group_id, const struct engine_bootstrap *bs, DrGroup *g,
+                        raft_index durable, DrSm **out)
+{
+	struct engine_sm_ops ops;
+	DrSm *sm = add_sm(group_id, g, durable);
+	int rc;
+
+	dr_sm_ops(sm, &ops);
+	rc = engine_start_group(dr_engine->e, group_id, bs, &ops);
+	if (rc != ENGINE_OK) {
+		remove_sm(sm);
+		return rc;
+	}
+	dr_engine->n_running++;
+	*out = sm;
+	return ENGINE_OK;
+}
+
+void dr_groups_restart(void)
+{
+	struct logdb_bootstrap *lbs = palloc(sizeof(*lbs));
+	struct engine_member *members = palloc(sizeof(struct engine_member) * RAFT_MAX_MEMBERS);
+	size_t n = 0, cap = 64;
+	uint64 *ids = palloc(cap * sizeof(uint64));
+	DrOrigin *origins;
+	int n_origins;
+	char path[MAXPGPATH];
+	char buf[ENTRY_CLIENT_ADDR_MAX + 1];
+	FILE *f;
+
+	dlist_init(&info.need);
+	strlcpy(info.address, dr_effective_client_address(), sizeof(info.address));
+	snprintf(path, sizeof(path), "%s/%s", dr_data_dir, CLIENT_ADDRESS_FILE);
+	f = AllocateFile(path, "r");
+	if (f != NULL) {
+		size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+
+		buf[len] = '\0';
+		info.file_current = strcmp(buf, info.address) == 0;
+		FreeFile(f);
+	}
+
+	for (;;) {
+		if (engine_stored_groups(dr_engine->e, ids, cap, &n) != ENGINE_OK)
+			ereport(FATAL, (errmsg("dragonraft cannot list the groups in its LogDB: %s",
+			                       engine_errmsg(dr_engine->e))));
+		if (n <= cap)
+			break;
+		cap = n;
+		ids = repalloc(ids, cap * sizeof(uint64));
+	}
+	origins = dr_origins_scan(&n_origins);
+
+	for (size_t i = 0; i < n; i++) {
+		RepOriginId origin = InvalidRepOriginId;
+		raft_index durable = 0;
+		uint32 n_members = 0;
+		DrGroup *g;
+		DrSm *sm;
+		int rc;
+
+		for (int k = 0; k < n_origins; k++)
+			if (origins[k].group_id == ids[i])
+				origin = origins[k].id;
+		if (origin != InvalidRepOriginId)
+			durable = replorigin_get_progress(origin, true);
+		g = new_entry(ids[i], durable, origin);
+		if (g == NULL) {
+			ereport(WARNING,
+			        (errmsg("dragonraft group %llu not started: dragonraft.max_groups "
+			                "(%d) groups exist",
+			                (unsigned long long)ids[i], dr_max_groups)));
+			continue;
+		}
+		if (logdb_get_bootstrap(dr_engine->db, ids[i], dr_node_id, lbs) == LOGDB_OK) {
+			for (uint32 k = 0; k < lbs->n_addresses && k < RAFT_MAX_MEMBERS; k++) {
+				members[k].node_id = lbs->addresses[k].node_id;
+				strlcpy(members[k].addr, lbs->addresses[k].addr, ENGINE_ADDR_MAX);
+			}
+			n_members = Min(lbs->n_addresses, RAFT_MAX_MEMBERS);
+		}
+		learn_addresses(members, n_members);
+		rc = start_member(ids[i], NULL, g, durable, &sm);
+		if (rc != ENGINE_OK) {
+			ereport(LOG,
+			        (errmsg("dragonraft group %llu not started: %s",
+			                (unsigned long long)ids[i], engine_errmsg(dr_engine->e))));
+			set_stopped(g, DR_MEMBER_FAILED, engine_errmsg(dr_engine->e));
+			continue;
+		}
+		dr_status_publish(sm);
+		if (!info.file_current)
+			need_info(sm);
+	}
+
+	/* Applied entries without a LogDB record: refuse to start them (DESIGN §10). */
+	for (int k = 0; k < n_origins; k++) {
+		raft_index applied = replorigin_get_progress(origins[k].id, false);
+		char msg[DR_ERROR_LEN];
+		DrGroup *g;
+
+		if (applied == 0 || dr_groups_find(origins[k].group_id) != NULL)
+			continue;
+		LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+		g = dr_shmem_group_find(origins[k].group_id);
+		LWLockRelease(dr_shared->groups_lock);
+		if (g != NULL)
+			continue; /* in the LogDB but it failed to start: said above */
+		g = new_entry(origins[k].group_id, applied, origins[k].id);
+		if (g == NULL)
+			continue;
+		snprintf(msg, sizeof(msg), LOST_FMT, (unsigned long long)applied);
+		set_stopped(g, DR_MEMBER_LOST, msg);
+		ereport(WARNING,
+		        (errmsg("dragonraft group %llu not started: %s",
+		                (unsigned long long)origins[k].group_id, msg),
+		         errdetail("Was dragonraft.data_dir deleted?  A member that lost its Raft "
+		                   "log "
+		                   "must not vote or acknowledge entries as if it still had them."),
+		         errhint("To rejoin, remove node %d from the group on another member, drop "
+		                 "the replication origin \"dragonraft_%llu\" here, and add the "
+		                 "node "
+		                 "again.",
+		                 dr_node_id, (unsigned long long)origins[k].group_id)));
+	}
+	if (dlist_is_empty(&info.need))
+		info.file_current = true; /* nothing to tell: no group, or all know it */
+	pfree(lbs);
+	pfree(members);
+	pfree(ids);
+}
+
+/* ---- requests ---- */
+
+static void complete(const DrTaken *t, int rc, uint64 leader)
+{
+	DrResult res;
+
+	memset(&res, 0, sizeof(res));
+	res.rc = rc;
+	res.leader = leader;
+	dr_queue_complete(t->slot, t->generation, &res);
+}
+
+static void fail(const DrTaken *t, int rc, const char *fmt, ...) pg_attribute_printf(3, 4);
+
+static void fail(const DrTaken *t, int rc, const char *fmt, ...)
+{
+	DrResult res;
+	va_list ap;
+
+	memset(&res, 0, sizeof(res));
+	res.rc = rc;
+	va_start(ap, fmt);
+	vsnprintf(res.errmsg, sizeof(res.errmsg), fmt, ap);
+	va_end(ap);
+	dr_queue_complete(t->slot, t->generation, &res);
+}
+
+/* The members of a running group, as JSON, for an error message. */
+static void describe_members(uint64 group_id, StringInfo out)
+{
+	struct engine_group_status *st = palloc(sizeof(*st));
+	const struct raft_membership *m = &st->membership;
+
+	appendStringInfoChar(out, '{');
+	if (engine_group_status(dr_engine->e, group_id, st) == ENGINE_OK) {
+		LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+		for (uint32 i = 0; i < m->n_voters + m->n_nonvoters; i++) {
+			raft_id id = i < m->n_voters ? m->voters[i] : m->nonvoters[i - m->n_voters];
+			const char *a = id == (raft_id)dr_node_id ? dr_shared->raft_address
+			                                          : dr_shmem_node_address(id);
+
+			appendStringInfo(out, "%s\"%llu\": \"%s\"", i > 0 ? ", " : "",
+			                 (unsigned long long)id, a ? a : "?");
+		}
+		LWLockRelease(dr_shared->groups_lock);
+	}
+	appendStringInfoChar(out, '}');
+	pfree(st);
+}
+
+/* Do the running group's members equal the requested ones (ids and addresses)? */
+static bool same_members(uint64 group_id, const DrMemberAddr *req, int n)
+{
+	struct engine_group_status *st = palloc(sizeof(*st));
+	const struct raft_membership *m = &st->membership;
+	bool same;
+
+	if (engine_group_status(dr_engine->e, group_id, st) != ENGINE_OK)
+		return false;
+	same = m->n_voters == (uint32)n && m->n_nonvoters == 0;
+	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+	for (int i = 0; i < n && same; i++) {
+		const char *a = req[i].node_id == (uint64)dr_node_id
+		                        ? dr_shared->raft_address
+		                        : dr_shmem_node_address(req[i].node_id);
+		bool found = false;
+
+		for (uint32 k = 0; k < m->n_voters; k++)
+			found = found || m->voters[k] == req[i].node_id;
+		same = found && a != NULL && strcmp(a, req[i].addr) == 0;
+	}
+	LWLockRelease(dr_shared->groups_lock);
+	pfree(st);
+	return same;
+}
+
+static void create_group(DrTaken *t)
+{
+	struct engine_bootstrap *bs = palloc0(sizeof(*bs));
+	DrMemberAddr *req = palloc(sizeof(DrMemberAddr) * RAFT_MAX_MEMBERS);
+	uint64 gid = t->group_id;
+	RepOriginId origin;
+	raft_index durable = 0;
+	DrGroup *g;
+	DrSm *sm;
+	int n = 0, rc;
+	bool ok;
+
+	ok = dr_members_decode(t->payload, t->len, req, RAFT_MAX_MEMBERS, &n);
+	dr_queue_done_with_payload(t);
+	if (!ok || n == 0) {
+		fail(t, DR_RC_BAD_REQUEST, "malformed member list");
+		return;
+	}
+	if (dr_groups_find(gid) != NULL) {
+		StringInfoData s;
+
+		if (same_members(gid, req, n)) {
+			complete(t, ENGINE_OK, 0);
+			return;
+		}
+		initStringInfo(&s);
+		describe_members(gid, &s);
+		fail(t, DR_RC_MEMBERS_DIFFER, "%s", s.data);
+		return;
+	}
+	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+	g = dr_shmem_group_find(gid);
+	if (g != NULL) {
+		char error[DR_ERROR_LEN];
+		DrMemberState state;
+
+		SpinLockAcquire(&g->mutex);
+		state = g->member_state;
+		strlcpy(error, g->error, sizeof(error));
+		SpinLockRelease(&g->mutex);
+		LWLockRelease(dr_shared->groups_lock);
+		fail(t, state == DR_MEMBER_LOST ? DR_RC_LOST : ENGINE_ERR_SM, "%s", error);
+		return;
+	}
+	LWLockRelease(dr_shared->groups_lock);
+
+	/* An origin with progress means this node applied entries of the group before. */
+	origin = dr_origin_find(gid, false);
+	if (origin != InvalidRepOriginId)
+		durable = replorigin_get_progress(origin, true);
+	if (durable > 0) {
+		fail(t, DR_RC_LOST, LOST_FMT, (unsigned long long)durable);
+		return;
+	}
+	g = new_entry(gid, 0, origin);
+	if (g == NULL) {
+		complete(t, DR_RC_GROUPS_FULL, 0);
+		return;
+	}
+	bs->n_members = n;
+	for (int i = 0; i < n; i++) {
+		bs->members[i].node_id = req[i].node_id;
+		strlcpy(bs->members[i].addr, req[i].addr, ENGINE_ADDR_MAX);
+	}
+	rc = start_member(gid, bs, g, 0, &sm);
+	if (rc != ENGINE_OK) {
+		remove_entry(gid);
+		fail(t, rc, "%s", engine_errmsg(dr_engine->e));
+		return;
+	}
+	learn_addresses(bs->members, bs->n_members);
+	dr_status_publish(sm); /* visible when create_group returns */
+	need_info(sm);
+	complete(t, ENGINE_OK, 0);
+	ereport(LOG, (errmsg("dragonraft group %llu created on node %d with %d members",
+	                     (unsigned long long)gid, dr_node_id, n)));
+}
+
+/* Engine callback: the transfer ended. */
+static void transfer_done(void *ctx, const struct engine_result *res)
+{
+	DrResult r;
+	int slot;
+	uint64 gen;
+
+	memset(&r, 0, sizeof(r));
+	r.rc = res->rc;
+	r.index = res->index;
+	r.leader = res->leader;
+	dr_queue_from_ctx(ctx, &slot, &gen);
+	dr_queue_complete(slot, gen, &r);
+}
+
+static void transfer_leader(DrTaken *t)
+{
+	DrSm *sm = dr_groups_find(t->group_id);
+	int rc;
+
+	if (sm == NULL) {
+		complete(t, ENGINE_ERR_NO_GROUP, 0);
+		return;
+	}
+	rc = engine_transfer_leader(dr_engine->e, t->group_id, t->arg, transfer_done,
+	                            dr_queue_ctx(t));
+	if (rc != ENGINE_OK)
+		complete(t, rc, sm->leader);
+}
+
+void dr_groups_take_requests(void)
+{
+	DrTaken t;
+
+	while (dr_queue_take(&t)) {
+		switch (t.kind) {
+		case DR_REQ_CREATE_GROUP:
+			create_group(&t);
+			break;
+		case DR_REQ_TRANSFER_LEADER:
+			dr_queue_done_with_payload(&t);
+			transfer_leader(&t);
+			break;
+		default:
+			dr_queue_done_with_payload(&t);
+			fail(&t, DR_RC_BAD_REQUEST, "unknown request kind %d", (int)t.kind);
+		}
+	}
+}
+
+/* ---- member info ---- */
+
+typedef struct InfoCtx {
+	DrSm *sm;
+	uint64 generation;
+} InfoCtx;
+
+/* Engine callback: a member info proposal ended. */
+static void info_done(void *ctx, const struct engine_result *res)
+{
+	InfoCtx *c = ctx;
+	DrSm *sm = c->sm;
+
+	sm->info_inflight = false;
+	if (res->rc == ENGINE_OK && c->generation == info.generation && sm->info_needed) {
+		sm->info_needed = false;
+		dlist_delete(&sm->info_node);
+	}
+	free(c);
+}
+
+/* Write the address every group knows now, so that a restart proposes nothing. */
+static void write_address_file(void)
+{
+	char path[MAXPGPATH], tmp[MAXPGPATH];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dr_data_dir, CLIENT_ADDRESS_FILE);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = OpenTransientFile(tmp, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY);
+	if (fd < 0 ||
+	    write(fd, info.address, strlen(info.address)) != (ssize_t)strlen(info.address) ||
+	    pg_fsync(fd) != 0) {
+		ereport(LOG, (errcode_for_file_access(),
+		              errmsg("could not write file \"%s\": %m", tmp)));
+		if (fd >= 0)
+			CloseTransientFile(fd);
+		return;
+	}
+	CloseTransientFile(fd);
+	if (durable_rename(tmp, path, LOG) == 0)
+		info.file_current = true;
+}
+
+void dr_groups_member_info(void)
+{
+	dlist_iter it;
+	uint8 buf[ENTRY_CLIENT_ADDR_MAX + 64];
+	struct entry_member_info mi;
+	size_t len;
+
+	if (info.file_current)
+		return;
+	if (dlist_is_empty(&info.need)) {
+		write_address_file();
+		return;
+	}
+	mi.node_id = (uint32)dr_node_id;
+	mi.client_addr = info.address;
+	mi.client_addr_len = (uint16)strlen(info.address);
+	if (entry_encode_member_info(buf, sizeof(buf), &mi, &len) != ENTRY_OK) {
+		ereport(WARNING, (errmsg("dragonraft client address \"%s\" cannot be sent to the "
+		                         "groups",
+		                         info.address),
+		                  errdetail("It must be 1 to %d printable ASCII characters.",
+		                            ENTRY_CLIENT_ADDR_MAX)));
+		info.file_current = true; /* said once */
+		return;
+	}
+	dlist_foreach(it, &info.need)
+	{
+		DrSm *sm = dlist_container(DrSm, info_node, it.cur);
+		InfoCtx *c;
+
+		if (sm->info_inflight || sm->leader == 0)
+			continue; /* no leader yet: later */
+		c = malloc(sizeof(*c));
+		if (c == NULL)
+			return;
+		c->sm = sm;
+		c->generation = info.generation;
+		if (engine_propose(dr_engine->e, sm->group_id, buf, (uint32)len, info_done, c) ==
+		    ENGINE_OK)
+			sm->info_inflight = true;
+		else
+			free(c); /* busy or no leader: the next turn tries again */
+	}
+}
+
+void dr_groups_reload(void)
+{
+	char *addr = dr_effective_client_address();
+	HASH_SEQ_STATUS seq;
+	DrSm *sm;
+	char path[MAXPGPATH];
+
+	if (strcmp(addr, info.address) == 0)
+		return;
+	ereport(LOG,
+	        (errmsg("dragonraft client address of node %d is now \"%s\"", dr_node_id, addr)));
+	strlcpy(info.address, addr, sizeof(info.address));
+	info.generation++;
+	snprintf(path, sizeof(path), "%s/%s", dr_data_dir, CLIENT_ADDRESS_FILE);
+	if (unlink(path) != 0 && errno != ENOENT)
+		ereport(LOG, (errcode_for_file_access(),
+		              errmsg("could not remove file \"%s\": %m", path)));
+	info.file_current = false;
+	hash_seq_init(&seq, dr_engine->sms);
+	while ((sm = hash_seq_search(&seq)) != NULL)
+		need_info(sm);
+}

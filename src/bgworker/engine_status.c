@@ -1,0 +1,256 @@
+/*
+ * engine_status.c - what a DBA sees of the engine (DESIGN §6): each group's
+ * status and counters copied into shared memory for the views, the LOG lines
+ * when this node becomes leader or follower of a group, and when another
+ * node becomes unreachable and is back.
+ *
+ * Only groups whose status may have changed are copied (engine_take_changed),
+ * so a thousand idle groups cost nothing here.
+ */
+#include "engine_worker.h"
+
+#include "engine/engine_uv.h"
+#include "logdb/logdb.h"
+#include "raft/raft.h"
+#include "transport/transport.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#define CHANGED_BATCH 256
+
+/* An engine tick as wall-clock time, given the tick and time of now. */
+static TimestampTz tick_time(uint64 tick, uint64 now_tick, TimestampTz now)
+{
+	if (tick == 0)
+		return 0;
+	return now - (TimestampTz)(now_tick - tick) * dr_rtt_ms * 1000;
+}
+
+/* A cheap signature of who is a member, and how. */
+static uint64 membership_sig(const struct raft_membership *m)
+{
+	uint64 h = 1469598103934665603ULL;
+
+	for (uint32 i = 0; i < m->n_voters + m->n_nonvoters; i++) {
+		raft_id id = i < m->n_voters ? m->voters[i] : m->nonvoters[i - m->n_voters];
+
+		h = (h ^ (id * 2 + (i < m->n_voters))) * 1099511628211ULL;
+	}
+	return h ^ m->n_voters;
+}
+
+/* The membership changed: a new member chain, and addresses of new members. */
+static void set_members(DrSm *sm, const struct raft_membership *m)
+{
+	uint64 ids[2 * RAFT_MAX_MEMBERS];
+	bool voter[2 * RAFT_MAX_MEMBERS];
+	int n = 0;
+	bool unknown = false, ok;
+
+	LWLockAcquire(dr_shared->groups_lock, LW_EXCLUSIVE);
+	for (uint32 i = 0; i < m->n_voters + m->n_nonvoters; i++) {
+		ids[n] = i < m->n_voters ? m->voters[i] : m->nonvoters[i - m->n_voters];
+		voter[n] = i < m->n_voters;
+		if (ids[n] != (uint64)dr_node_id && dr_shmem_node_address(ids[n]) == NULL)
+			unknown = true;
+		n++;
+	}
+	ok = dr_shmem_group_set_members(sm->shared, ids, voter, n);
+	if (unknown) {
+		/* The engine keeps the addresses it learns in the member's bootstrap record. */
+		struct logdb_bootstrap *bs = palloc(sizeof(*bs));
+
+		if (logdb_get_bootstrap(dr_engine->db, sm->group_id, dr_node_id, bs) == LOGDB_OK)
+			for (uint32 i = 0; i < bs->n_addresses && i < RAFT_MAX_MEMBERS; i++)
+				if (bs->addresses[i].node_id != (uint64)dr_node_id &&
+				    dr_shmem_node_address(bs->addresses[i].node_id) == NULL)
+					ok = dr_shmem_node_set(bs->addresses[i].node_id,
+					                       bs->addresses[i].addr) &&
+					     ok;
+		pfree(bs);
+	}
+	LWLockRelease(dr_shared->groups_lock);
+	if (!ok)
+		ereport(WARNING, (errmsg("dragonraft member pool is full"),
+		                  errdetail("dragonraft.members does not show every member of "
+		                            "group %llu.",
+		                            (unsigned long long)sm->group_id),
+		                  errhint("Raise dragonraft.max_groups.")));
+	sm->members_sig = membership_sig(m);
+}
+
+/* One LOG line when this node starts to lead or to follow a (new) leader. */
+static void log_role(DrSm *sm, const struct engine_group_status *st)
+{
+	bool was_following = sm->role == RAFT_FOLLOWER && sm->leader != 0;
+
+	if (st->role == RAFT_LEADER && (sm->role != RAFT_LEADER || sm->term != st->term))
+		ereport(LOG, (errmsg("dragonraft node %d became leader of group %llu in term %llu",
+		                     dr_node_id, (unsigned long long)st->group_id,
+		                     (unsigned long long)st->term)));
+	else if (st->role == RAFT_FOLLOWER && st->leader != 0 &&
+	         (!was_following || sm->leader != st->leader))
+		ereport(LOG,
+		        (errmsg("dragonraft node %d follows node %llu in group %llu in term %llu",
+		                dr_node_id, (unsigned long long)st->leader,
+		                (unsigned long long)st->group_id, (unsigned long long)st->term)));
+	if (st->state == ENGINE_GROUP_FAILED && sm->shared->member_state != DR_MEMBER_FAILED)
+		ereport(LOG, (errmsg("dragonraft group %llu stopped on node %d: %s",
+		                     (unsigned long long)st->group_id, dr_node_id, st->error)));
+	sm->role = st->role;
+	sm->term = st->term;
+	sm->leader = st->leader;
+}
+
+static void publish(DrSm *sm, const struct engine_group_status *st,
+                    const struct engine_group_stats *stats)
+{
+	DrGroup *g = sm->shared;
+	uint64 now_tick = engine_now(dr_engine->e);
+	TimestampTz now = GetCurrentTimestamp();
+
+	log_role(sm, st);
+	if (membership_sig(&st->membership) != sm->members_sig)
+		set_members(sm, &st->membership);
+
+	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+	SpinLockAcquire(&g->mutex);
+	g->member_state = st->state == ENGINE_GROUP_FAILED       ? DR_MEMBER_FAILED
+	                  : st->state == ENGINE_GROUP_RECOVERING ? DR_MEMBER_RECOVERING
+	                                                         : DR_MEMBER_ACTIVE;
+	if (st->state == ENGINE_GROUP_FAILED)
+		strlcpy(g->error, st->error, sizeof(g->error));
+	g->role = (uint8)st->role;
+	g->term = st->term;
+	g->leader = st->leader;
+	g->commit = st->commit;
+	g->last_index = st->last_index;
+	g->snapshot_index = st->snapshot_index;
+	g->apply_held = st->apply_held;
+	g->sending_snapshot = st->sending_snapshot;
+	g->leader_contact = tick_time(st->leader_contact_tick, now_tick, now);
+	g->stats.proposals = stats->proposals;
+	g->stats.commits = stats->entries_applied;
+	g->stats.unknown_outcomes = stats->unknown_outcomes;
+	g->stats.elections = stats->elections;
+	g->stats.leader_changes = stats->leader_changes;
+	g->stats.snapshots_sent = stats->snapshots_sent;
+	g->stats.snapshots_received = stats->snapshots_received;
+	g->stats.bytes_sent = stats->bytes_sent;
+	g->stats.bytes_received = stats->bytes_received;
+	g->stats.apply_errors = stats->apply_errors;
+	for (int m = g->first_member; m >= 0; m = dr_members[m].next) {
+		DrMember *dm = &dr_members[m];
+
+		dm->has_progress = false;
+		for (uint32 i = 0; i < st->n_peers; i++) {
+			if (st->peers[i].node_id != dm->node_id)
+				continue;
+			dm->has_progress = true;
+			dm->match = st->peers[i].match;
+			dm->last_contact = tick_time(st->peers[i].contact_tick, now_tick, now);
+		}
+	}
+	SpinLockRelease(&g->mutex);
+	LWLockRelease(dr_shared->groups_lock);
+}
+
+void dr_status_publish(DrSm *sm)
+{
+	static struct engine_group_status st;
+	struct engine_group_stats stats;
+
+	if (engine_group_status(dr_engine->e, sm->group_id, &st) == ENGINE_OK &&
+	    engine_group_stats(dr_engine->e, sm->group_id, &stats) == ENGINE_OK)
+		publish(sm, &st, &stats);
+}
+
+void dr_status_refresh(void)
+{
+	static uint64 ids[CHANGED_BATCH];
+	size_t n;
+
+	while ((n = engine_take_changed(dr_engine->e, ids, CHANGED_BATCH)) > 0) {
+		for (size_t i = 0; i < n; i++) {
+			DrSm *sm = dr_groups_find(ids[i]);
+
+			if (sm != NULL)
+				dr_status_publish(sm);
+		}
+		if (n < CHANGED_BATCH)
+			break;
+	}
+}
+
+/* ---- other nodes: unreachable and back ---- */
+
+typedef enum PeerState { PEER_UNKNOWN, PEER_UP, PEER_DOWN } PeerState;
+
+/* What the transport told of a node at the last look. */
+typedef struct Peer {
+	uint64 node_id;
+	PeerState state;
+	TimestampTz failing_since; /* first failed send with no sign of life since; 0 = none */
+	uint64 msgs_recv;
+	uint64 msgs_dropped;
+} Peer;
+
+static Peer *peers = NULL; /* one per place in the node pool */
+
+/*
+ * A node is alive while a connection to it is open or messages from it
+ * arrive; it is unreachable once sends to it have failed, with no sign of
+ * life, for an election timeout.  A node this one has nothing to send to
+ * (a follower, to the other followers) gives no news either way.
+ */
+void dr_status_peers(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	int timeout_ms = dr_election_rtt * dr_rtt_ms;
+
+	if (peers == NULL)
+		peers = MemoryContextAllocZero(TopMemoryContext, sizeof(Peer) * dr_n_nodes);
+	/* Only this process changes the node pool: it reads it without the lock. */
+	for (int i = 0; i < dr_n_nodes; i++) {
+		struct transport_peer_stats ps;
+		Peer *p = &peers[i];
+		bool alive, failing;
+
+		if (dr_nodes[i].node_id != p->node_id) {
+			memset(p, 0, sizeof(*p));
+			p->node_id = dr_nodes[i].node_id;
+		}
+		if (p->node_id == 0 ||
+		    transport_peer_stats(dr_engine->t, p->node_id, &ps) != TRANSPORT_OK)
+			continue;
+		alive = ps.connected || ps.msgs_recv != p->msgs_recv;
+		failing = !ps.connected && ps.msgs_dropped != p->msgs_dropped;
+		p->msgs_recv = ps.msgs_recv;
+		p->msgs_dropped = ps.msgs_dropped;
+		if (alive) {
+			if (p->state == PEER_DOWN)
+				ereport(LOG,
+				        (errmsg("dragonraft node %llu at %s is reachable again",
+				                (unsigned long long)p->node_id,
+				                dr_nodes[i].address)));
+			p->state = PEER_UP;
+			p->failing_since = 0;
+			continue;
+		}
+		if (!failing)
+			continue;
+		if (p->failing_since == 0)
+			p->failing_since = now;
+		if (p->state != PEER_DOWN &&
+		    TimestampDifferenceExceeds(p->failing_since, now, timeout_ms)) {
+			ereport(LOG,
+			        (errmsg("dragonraft node %llu at %s is unreachable",
+			                (unsigned long long)p->node_id, dr_nodes[i].address),
+			         errdetail("Messages to it have failed for %d ms; its groups go on "
+			                   "without it while a majority of their members is "
+			                   "reachable.",
+			                   timeout_ms)));
+			p->state = PEER_DOWN;
+		}
+	}
+}

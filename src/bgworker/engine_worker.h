@@ -1,0 +1,83 @@
+/*
+ * engine_worker.h - what the files of the engine worker share (DESIGN §3):
+ * its engine and the per-group state machine adapters.  Only the engine
+ * worker process includes this.
+ *
+ * Rule for everything called back by libuv or by the engine (state machine
+ * ops, operation callbacks): no ereport(ERROR), no palloc.  Those callbacks
+ * set flags and copy into malloc'd or shared memory; the main loop raises
+ * errors.  A longjmp out of uv_run would leave libuv's loop corrupt.
+ */
+#ifndef DRAGONRAFT_ENGINE_WORKER_H
+#define DRAGONRAFT_ENGINE_WORKER_H
+
+#include "dragonraft.h"
+
+#include <uv.h>
+
+#include "engine/engine.h"
+#include "lib/ilist.h"
+#include "shmem.h"
+
+/* One group's state machine adapter and what the engine worker knows of it. */
+typedef struct DrSm {
+	uint64 group_id; /* hash key */
+	DrGroup *shared; /* its status entry in shared memory */
+
+	/* pg_sm.c */
+	raft_index durable;    /* applied index whose commit is flushed to WAL */
+	raft_index refreshed;  /* shared->applied when durable was last refreshed */
+	dlist_head entries;    /* handed over, not yet applied (DrSmEntry) */
+	dlist_node queued;     /* in the list of groups with entries, while it has some */
+	dlist_node progressed; /* in the list of groups whose applied index moved */
+	bool in_progressed;
+	bool held; /* apply_busy told the engine to hold its entries */
+
+	/* engine_status.c: what was published last */
+	int role;
+	raft_term term;
+	raft_id leader;
+	uint64 members_sig; /* signature of the membership in the member pool */
+
+	/* engine_groups.c: this node's member info entry */
+	dlist_node info_node; /* in the list of groups that need one */
+	bool info_needed;
+	bool info_inflight;
+} DrSm;
+
+/* The engine worker's process-wide state. */
+typedef struct DrEngine {
+	uv_loop_t loop;
+	bool loop_ready;
+	struct logdb *db;
+	struct engine_logdb *el;
+	struct engine_uv *u;
+	struct engine *e;
+	struct transport *t;
+	HTAB *sms; /* group id -> DrSm */
+	int n_running;
+} DrEngine;
+
+extern DrEngine *dr_engine;
+
+/* pg_sm.c: the engine-side state machine adapter and the apply worker's queue. */
+extern void dr_sm_init(void);
+extern void dr_sm_ops(DrSm *sm, struct engine_sm_ops *ops);
+extern void dr_sm_forget(DrSm *sm);
+extern void dr_sm_poll(void);
+extern void dr_sm_refresh_durable(void);
+extern void dr_sm_shutdown(void);
+
+/* engine_groups.c: groups, requests from backends, member info entries. */
+extern DrSm *dr_groups_find(uint64 group_id);
+extern void dr_groups_restart(void);
+extern void dr_groups_take_requests(void);
+extern void dr_groups_member_info(void);
+extern void dr_groups_reload(void);
+
+/* engine_status.c: status in shared memory, LOG lines. */
+extern void dr_status_publish(DrSm *sm);
+extern void dr_status_refresh(void);
+extern void dr_status_peers(void);
+
+#endif /* DRAGONRAFT_ENGINE_WORKER_H */

@@ -1,0 +1,89 @@
+/*
+ * origins.c - a replication origin per group records its applied index
+ * (DESIGN §4, §9): the apply worker advances it in the commit record of the
+ * transaction that applied the entries, as logical replication's worker.c
+ * records the remote position, so the applied index is written atomically
+ * with the effects at no extra row write.  pg_replication_origin is a shared
+ * catalog.
+ */
+#include "dragonraft.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/pg_replication_origin.h"
+#include "origins.h"
+#include "utils/builtins.h"
+#include "utils/rel.h"
+
+#define ORIGIN_PREFIX "dragonraft_"
+
+void dr_origin_name(uint64 group_id, char *buf)
+{
+	snprintf(buf, NAMEDATALEN, ORIGIN_PREFIX "%llu", (unsigned long long)group_id);
+}
+
+/* The group id an origin name stands for, or 0 for other origins. */
+static uint64 origin_group(const char *name)
+{
+	const char *p = name + strlen(ORIGIN_PREFIX);
+	char *end;
+	uint64 id;
+
+	if (strncmp(name, ORIGIN_PREFIX, strlen(ORIGIN_PREFIX)) != 0 || *p < '1' || *p > '9')
+		return 0;
+	errno = 0;
+	id = strtou64(p, &end, 10);
+	return errno == 0 && *end == '\0' ? id : 0;
+}
+
+DrOrigin *dr_origins_scan(int *n)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	DrOrigin *out = palloc(sizeof(DrOrigin) * 16);
+	int cap = 16;
+	Relation rel;
+	SysScanDesc scan;
+	HeapTuple tup;
+
+	*n = 0;
+	StartTransactionCommand();
+	rel = table_open(ReplicationOriginRelationId, AccessShareLock);
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	while (HeapTupleIsValid(tup = systable_getnext(scan))) {
+		Form_pg_replication_origin f = (Form_pg_replication_origin)GETSTRUCT(tup);
+		uint64 gid = origin_group(text_to_cstring(&f->roname));
+
+		if (gid == 0)
+			continue;
+		if (*n == cap) {
+			cap *= 2;
+			out = repalloc(out, sizeof(DrOrigin) * cap);
+		}
+		out[*n].group_id = gid;
+		out[*n].id = (RepOriginId)f->roident;
+		(*n)++;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
+	return out;
+}
+
+RepOriginId dr_origin_find(uint64 group_id, bool create)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	char name[NAMEDATALEN];
+	RepOriginId id;
+
+	dr_origin_name(group_id, name);
+	StartTransactionCommand();
+	id = replorigin_by_name(name, true);
+	if (id == InvalidRepOriginId && create)
+		id = replorigin_create(name);
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
+	return id;
+}

@@ -1,0 +1,380 @@
+/*
+ * pg_sm.c - the state machine of every group, as the engine sees it, and the
+ * queue to the apply worker (DESIGN §3, §9).
+ *
+ * The engine hands committed entries to apply(); they are copied (malloc:
+ * this is an engine callback) into a list in hand-over order and sent to the
+ * apply worker through a shm_mq without ever blocking.  An entry is kept
+ * until the apply worker's applied index (shared memory) covers it, so an
+ * apply worker that is restarted gets every entry above its applied index
+ * again.  What is kept is bounded in bytes: at the bound apply_busy() holds
+ * the group's committed entries in the Raft log (they stay durable and
+ * acknowledged) until the apply worker catches up and the group is resumed.
+ *
+ * durable_applied() is the applied index whose commit is flushed to WAL:
+ * the replication origin's progress, flushed (replorigin_get_progress with
+ * flush), read in the main loop and cached (the callback may not do I/O or
+ * raise errors).  Compaction stays below it, and a restart replays above it.
+ *
+ * The apply worker is started here once a group exists (its database holds
+ * the extension then) and again whenever it exits.
+ */
+#include "engine_worker.h"
+
+#include "apply.h"
+#include "miscadmin.h"
+#include "postmaster/bgworker.h"
+#include "storage/proc.h"
+#include "storage/shm_mq.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+/* An entry handed over and not yet applied. */
+typedef struct DrSmEntry {
+	dlist_node group_node; /* in its group's entries */
+	dlist_node order_node; /* in hand-over order */
+	DrSm *sm;
+	DrApplyMsg msg;
+	uint8 data[FLEXIBLE_ARRAY_MEMBER];
+} DrSmEntry;
+
+/* Bytes of entries kept for the apply worker before groups are held. */
+#define QUEUE_BOUND ((Size)32 * 1024 * 1024)
+/* Pause before starting an apply worker again after one exited. */
+#define RESTART_DELAY_MS 1000
+/* ... and after one found no extension in dragonraft.database. */
+#define NO_EXTENSION_DELAY_MS 10000
+
+static struct {
+	dlist_head order;        /* every entry kept, in hand-over order */
+	DrSmEntry *next_send;    /* first entry not yet sent, NULL = all sent */
+	Size bytes;              /* bytes kept */
+	dlist_head with_entries; /* groups that have entries kept */
+	dlist_head progressed;   /* groups whose applied index moved since the last refresh */
+	int n_held;              /* groups held by apply_busy */
+
+	dsm_segment *seg; /* the current apply worker's queue */
+	shm_mq_handle *mqh;
+	BackgroundWorkerHandle *worker;
+	TimestampTz next_start; /* no apply worker starts before */
+	bool warned;            /* about the current reason it cannot start */
+} S;
+
+void dr_sm_init(void)
+{
+	memset(&S, 0, sizeof(S));
+	dlist_init(&S.order);
+	dlist_init(&S.with_entries);
+	dlist_init(&S.progressed);
+}
+
+/* ---- engine callbacks: no palloc, no ereport ---- */
+
+static int sm_apply(void *ctx, const struct engine_sm_entry *ents, uint32_t n)
+{
+	DrSm *sm = ctx;
+
+	for (uint32_t i = 0; i < n; i++) {
+		DrSmEntry *e = malloc(offsetof(DrSmEntry, data) + ents[i].len);
+
+		if (e == NULL)
+			return ENGINE_ERR_NOMEM;
+		e->sm = sm;
+		e->msg.group_id = sm->group_id;
+		e->msg.index = ents[i].index;
+		e->msg.term = ents[i].term;
+		e->msg.type = ents[i].type;
+		e->msg.len = ents[i].len;
+		if (ents[i].len > 0)
+			memcpy(e->data, ents[i].data, ents[i].len);
+		if (dlist_is_empty(&sm->entries))
+			dlist_push_tail(&S.with_entries, &sm->queued);
+		dlist_push_tail(&sm->entries, &e->group_node);
+		dlist_push_tail(&S.order, &e->order_node);
+		S.bytes += sizeof(DrSmEntry) + ents[i].len;
+		if (S.next_send == NULL)
+			S.next_send = e;
+	}
+	return ENGINE_OK;
+}
+
+static raft_index sm_durable_applied(void *ctx)
+{
+	return ((DrSm *)ctx)->durable;
+}
+
+static bool sm_apply_busy(void *ctx)
+{
+	DrSm *sm = ctx;
+
+	if (S.bytes < QUEUE_BOUND)
+		return false;
+	if (!sm->held) {
+		sm->held = true;
+		S.n_held++;
+	}
+	return true;
+}
+
+void dr_sm_ops(DrSm *sm, struct engine_sm_ops *ops)
+{
+	memset(ops, 0, sizeof(*ops));
+	ops->ctx = sm;
+	ops->apply = sm_apply;
+	ops->durable_applied = sm_durable_applied;
+	ops->apply_busy = sm_apply_busy;
+	/* Full snapshots (exporting and loading tables) come with membership changes. */
+}
+
+/* ---- main loop ---- */
+
+static void free_entry(DrSmEntry *e)
+{
+	if (S.next_send == e)
+		S.next_send = dlist_has_next(&S.order, &e->order_node)
+		                      ? dlist_container(DrSmEntry, order_node,
+		                                        dlist_next_node(&S.order, &e->order_node))
+		                      : NULL;
+	dlist_delete(&e->group_node);
+	dlist_delete(&e->order_node);
+	S.bytes -= sizeof(DrSmEntry) + e->msg.len;
+	free(e);
+}
+
+void dr_sm_forget(DrSm *sm)
+{
+	while (!dlist_is_empty(&sm->entries))
+		free_entry(dlist_head_element(DrSmEntry, group_node, &sm->entries));
+	if (sm->in_progressed)
+		dlist_delete(&sm->progressed);
+	sm->in_progressed = false;
+	if (sm->held)
+		S.n_held--;
+	sm->held = false;
+}
+
+/* The apply worker exited: everything kept goes to the next one. */
+static void apply_gone(void)
+{
+	if (S.mqh != NULL)
+		shm_mq_detach(S.mqh);
+	if (S.seg != NULL)
+		dsm_detach(S.seg);
+	if (S.worker != NULL)
+		pfree(S.worker);
+	S.mqh = NULL;
+	S.seg = NULL;
+	S.worker = NULL;
+	S.next_send = dlist_is_empty(&S.order)
+	                      ? NULL
+	                      : dlist_head_element(DrSmEntry, order_node, &S.order);
+}
+
+static void start_apply(void)
+{
+	BackgroundWorker w;
+	MemoryContext old;
+	DrApplyState last;
+	pid_t pid;
+	shm_mq *mq;
+
+	SpinLockAcquire(&dr_shared->mutex);
+	pid = dr_shared->apply_pid;
+	last = dr_shared->apply_state;
+	SpinLockRelease(&dr_shared->mutex);
+	if (pid != 0)
+		return; /* a predecessor's apply worker is still on its way out */
+
+	memset(&w, 0, sizeof(w));
+	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	w.bgw_restart_time = BGW_NEVER_RESTART; /* this worker restarts it */
+	snprintf(w.bgw_library_name, BGW_MAXLEN, "dragonraft");
+	snprintf(w.bgw_function_name, BGW_MAXLEN, "dr_apply_worker_main");
+	snprintf(w.bgw_name, BGW_MAXLEN, "dragonraft apply worker for node %d", dr_node_id);
+	snprintf(w.bgw_type, BGW_MAXLEN, "dragonraft apply");
+	w.bgw_notify_pid = MyProcPid;
+
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	S.seg = dsm_create(DR_APPLY_QUEUE_BYTES, 0);
+	dsm_pin_mapping(S.seg);
+	mq = shm_mq_create(dsm_segment_address(S.seg), DR_APPLY_QUEUE_BYTES);
+	shm_mq_set_sender(mq, MyProc);
+	w.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(S.seg));
+	if (!RegisterDynamicBackgroundWorker(&w, &S.worker)) {
+		MemoryContextSwitchTo(old);
+		dsm_detach(S.seg);
+		S.seg = NULL;
+		S.worker = NULL;
+		S.next_start =
+		        TimestampTzPlusMilliseconds(GetCurrentTimestamp(), NO_EXTENSION_DELAY_MS);
+		if (!S.warned)
+			ereport(WARNING,
+			        (errmsg("dragonraft cannot start its apply worker: no background "
+			                "worker slot is free"),
+			         errhint("Raise max_worker_processes.")));
+		S.warned = true;
+		return;
+	}
+	S.mqh = shm_mq_attach(mq, S.seg, S.worker);
+	MemoryContextSwitchTo(old);
+	S.warned = last == DR_APPLY_NO_EXTENSION && S.warned;
+	S.next_send = dlist_is_empty(&S.order)
+	                      ? NULL
+	                      : dlist_head_element(DrSmEntry, order_node, &S.order);
+}
+
+/* Keep an apply worker running while there are groups. */
+static void watch_apply(void)
+{
+	TimestampTz now;
+
+	if (S.worker != NULL) {
+		pid_t pid;
+		DrApplyState st;
+
+		if (GetBackgroundWorkerPid(S.worker, &pid) != BGWH_STOPPED)
+			return;
+		apply_gone();
+		SpinLockAcquire(&dr_shared->mutex);
+		st = dr_shared->apply_state;
+		SpinLockRelease(&dr_shared->mutex);
+		now = GetCurrentTimestamp();
+		if (st == DR_APPLY_NO_EXTENSION) {
+			if (!S.warned)
+				ereport(LOG, (errmsg("dragonraft apply worker found no extension "
+				                     "dragonraft "
+				                     "in database \"%s\"",
+				                     dr_database),
+				              errhint("Run CREATE EXTENSION dragonraft in the "
+				                      "database that "
+				                      "dragonraft.database names; the engine "
+				                      "worker tries "
+				                      "again every %d seconds.",
+				                      NO_EXTENSION_DELAY_MS / 1000)));
+			S.warned = true;
+			S.next_start = TimestampTzPlusMilliseconds(now, NO_EXTENSION_DELAY_MS);
+		} else {
+			S.next_start = TimestampTzPlusMilliseconds(now, RESTART_DELAY_MS);
+		}
+	}
+	if (dr_engine->n_running == 0)
+		return;
+	if (GetCurrentTimestamp() >= S.next_start)
+		start_apply();
+}
+
+/* Free what the apply worker applied; note the groups that moved. */
+static void collect_applied(void)
+{
+	dlist_mutable_iter it;
+
+	dlist_foreach_modify(it, &S.with_entries)
+	{
+		DrSm *sm = dlist_container(DrSm, queued, it.cur);
+		uint64 applied;
+
+		SpinLockAcquire(&sm->shared->mutex);
+		applied = sm->shared->applied;
+		SpinLockRelease(&sm->shared->mutex);
+		while (!dlist_is_empty(&sm->entries)) {
+			DrSmEntry *e = dlist_head_element(DrSmEntry, group_node, &sm->entries);
+
+			if (e->msg.index > applied)
+				break;
+			free_entry(e);
+		}
+		if (dlist_is_empty(&sm->entries))
+			dlist_delete(&sm->queued);
+		if (applied > sm->refreshed && !sm->in_progressed) {
+			dlist_push_tail(&S.progressed, &sm->progressed);
+			sm->in_progressed = true;
+		}
+	}
+}
+
+/* Held groups go on once there is room. */
+static void resume_held(void)
+{
+	HASH_SEQ_STATUS seq;
+	DrSm *sm;
+
+	if (S.n_held == 0 || S.bytes >= QUEUE_BOUND)
+		return;
+	hash_seq_init(&seq, dr_engine->sms);
+	while ((sm = hash_seq_search(&seq)) != NULL) {
+		if (!sm->held)
+			continue;
+		sm->held = false;
+		engine_sm_resume(dr_engine->e, sm->group_id);
+	}
+	S.n_held = 0;
+}
+
+/* Send what the apply worker has not had yet, without blocking. */
+static void send_entries(void)
+{
+	while (S.next_send != NULL && S.mqh != NULL) {
+		DrSmEntry *e = S.next_send;
+		bool last = !dlist_has_next(&S.order, &e->order_node);
+		shm_mq_iovec iov[2];
+		shm_mq_result res;
+
+		iov[0].data = (const char *)&e->msg;
+		iov[0].len = sizeof(e->msg);
+		iov[1].data = (const char *)e->data;
+		iov[1].len = e->msg.len;
+		res = shm_mq_sendv(S.mqh, iov, 2, true, last);
+		if (res == SHM_MQ_WOULD_BLOCK)
+			return; /* the apply worker sets our latch as it reads */
+		if (res == SHM_MQ_DETACHED) {
+			apply_gone(); /* its exit is noticed in watch_apply */
+			S.next_start = 0;
+			return;
+		}
+		S.next_send = last ? NULL
+		                   : dlist_container(DrSmEntry, order_node,
+		                                     dlist_next_node(&S.order, &e->order_node));
+	}
+}
+
+void dr_sm_poll(void)
+{
+	watch_apply();
+	collect_applied();
+	resume_held();
+	send_entries();
+}
+
+void dr_sm_refresh_durable(void)
+{
+	dlist_mutable_iter it;
+
+	dlist_foreach_modify(it, &S.progressed)
+	{
+		DrSm *sm = dlist_container(DrSm, progressed, it.cur);
+		RepOriginId origin;
+		uint64 applied;
+
+		SpinLockAcquire(&sm->shared->mutex);
+		origin = sm->shared->origin;
+		applied = sm->shared->applied;
+		SpinLockRelease(&sm->shared->mutex);
+		dlist_delete(&sm->progressed);
+		sm->in_progressed = false;
+		if (origin == InvalidRepOriginId)
+			continue;
+		/* Flushes WAL up to the commit that recorded it. */
+		sm->durable = replorigin_get_progress(origin, true);
+		sm->refreshed = applied;
+	}
+}
+
+void dr_sm_shutdown(void)
+{
+	if (S.worker != NULL)
+		TerminateBackgroundWorker(S.worker);
+	apply_gone();
+	while (!dlist_is_empty(&S.order))
+		free_entry(dlist_head_element(DrSmEntry, order_node, &S.order));
+}

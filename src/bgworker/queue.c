@@ -1,0 +1,409 @@
+/*
+ * queue.c - the request path from backends to the engine worker (DESIGN §3).
+ *
+ * A backend owns the slot of its backend id.  It fills the slot (payloads
+ * above DR_INLINE_PAYLOAD bytes in a DSM segment it creates and keeps while
+ * it waits), marks it SUBMITTED, appends the slot number to the ring and sets
+ * the engine worker's latch; then it sleeps on the slot's condition variable
+ * until the engine worker marks the slot DONE.  The wait is cancellable
+ * (statement_timeout, pg_cancel_backend, pg_terminate_backend): the slot is
+ * then marked ABANDONED and the engine worker frees it once the operation
+ * ends, so nothing dangles, and a backend (or the next one with the same
+ * backend id) waits for its slot to be FREE before it submits again.  The
+ * generation, bumped at each submission, keeps an outcome from landing in a
+ * later request (as launcher.c does for reused worker slots).
+ *
+ * The engine worker accepts requests only while it runs (queue_mutex); when
+ * it exits it first stops accepting, then fails every request that is still
+ * outstanding, so a waiting backend always wakes up.
+ */
+#include "queue.h"
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "shmem.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+
+/* Head of a payload in a DSM segment: it must belong to the request. */
+typedef struct DrPayloadHeader {
+	int slot;
+	uint64 generation;
+	Size len;
+} DrPayloadHeader;
+
+/* A slot number and a generation fit in an engine callback's context pointer. */
+#define CTX_SLOT_BITS 20 /* MAX_BACKENDS is 2^18 - 1 */
+#define GEN_MASK      ((UINT64CONST(1) << (64 - CTX_SLOT_BITS)) - 1)
+
+static bool exit_hook_set = false;
+
+static DrRequest *my_slot(void)
+{
+	if (MyBackendId < 1 || MyBackendId > MaxBackends)
+		elog(ERROR, "dragonraft: backend id %d has no request slot", MyBackendId);
+	return &dr_requests[MyBackendId - 1];
+}
+
+/* The backend gives up on generation gen of its slot (error or exit). */
+static void abandon(DrRequest *r, uint64 gen)
+{
+	bool wake = false;
+
+	SpinLockAcquire(&r->mutex);
+	if (r->generation == gen) {
+		if (r->state == DR_SLOT_DONE) {
+			r->state = DR_SLOT_FREE;
+			wake = true;
+		} else if (r->state == DR_SLOT_SUBMITTED || r->state == DR_SLOT_RUNNING) {
+			r->state = DR_SLOT_ABANDONED;
+		}
+	}
+	SpinLockRelease(&r->mutex);
+	if (wake)
+		ConditionVariableBroadcast(&r->cv);
+}
+
+/* A backend that exits while it waits (FATAL skips PG_CATCH) leaves nothing behind. */
+static void on_backend_exit(int code, Datum arg)
+{
+	DrRequest *r = &dr_requests[MyBackendId - 1];
+	uint64 gen;
+
+	SpinLockAcquire(&r->mutex);
+	gen = r->generation;
+	SpinLockRelease(&r->mutex);
+	abandon(r, gen);
+}
+
+/* Wait until the slot is free: an abandoned request of ours may still run. */
+static void wait_free(DrRequest *r)
+{
+	for (;;) {
+		DrSlotState s;
+
+		SpinLockAcquire(&r->mutex);
+		s = r->state;
+		if (s == DR_SLOT_DONE) /* an outcome nobody collected */
+			r->state = s = DR_SLOT_FREE;
+		SpinLockRelease(&r->mutex);
+		if (s == DR_SLOT_FREE)
+			break;
+		ConditionVariableSleep(&r->cv, PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+}
+
+static void engine_not_running(void)
+{
+	ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+	                errmsg("dragonraft engine worker is not running"),
+	                errhint("See dragonraft.node_status() and the server log; the postmaster "
+	                        "restarts a failed engine worker after a few seconds.")));
+}
+
+void dr_queue_call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *payload, Size len,
+                   DrResult *res)
+{
+	DrRequest *r = my_slot();
+	dsm_segment *seg = NULL;
+	dsm_handle handle = DSM_HANDLE_INVALID;
+	uint64 gen;
+	bool accepted;
+	int pgprocno;
+
+	if (!exit_hook_set) {
+		before_shmem_exit(on_backend_exit, (Datum)0);
+		exit_hook_set = true;
+	}
+	wait_free(r);
+
+	SpinLockAcquire(&r->mutex);
+	gen = (r->generation + 1) & GEN_MASK;
+	SpinLockRelease(&r->mutex);
+	if (len > DR_INLINE_PAYLOAD) {
+		DrPayloadHeader *h;
+
+		seg = dsm_create(sizeof(DrPayloadHeader) + len, 0);
+		h = dsm_segment_address(seg);
+		h->slot = MyBackendId - 1;
+		h->generation = gen;
+		h->len = len;
+		memcpy(h + 1, payload, len);
+		handle = dsm_segment_handle(seg);
+	}
+
+	/* Only this backend changes a FREE slot. */
+	SpinLockAcquire(&r->mutex);
+	r->generation = gen;
+	r->state = DR_SLOT_SUBMITTED;
+	r->kind = kind;
+	r->group_id = group_id;
+	r->arg = arg;
+	r->len = len;
+	r->dsm = handle;
+	if (seg == NULL && len > 0)
+		memcpy(r->payload, payload, len);
+	memset(&r->result, 0, sizeof(r->result));
+	SpinLockRelease(&r->mutex);
+
+	SpinLockAcquire(&dr_shared->queue_mutex);
+	accepted = dr_shared->accepting;
+	if (accepted)
+		dr_ring[dr_shared->ring_tail++ % MaxBackends] = MyBackendId - 1;
+	SpinLockRelease(&dr_shared->queue_mutex);
+	if (!accepted) {
+		SpinLockAcquire(&r->mutex);
+		r->state = DR_SLOT_FREE;
+		SpinLockRelease(&r->mutex);
+		if (seg != NULL)
+			dsm_detach(seg);
+		engine_not_running();
+	}
+	SpinLockAcquire(&dr_shared->mutex);
+	pgprocno = dr_shared->engine_pgprocno;
+	SpinLockRelease(&dr_shared->mutex);
+	if (pgprocno >= 0)
+		SetLatch(&ProcGlobal->allProcs[pgprocno].procLatch);
+
+	PG_TRY();
+	{
+		ConditionVariablePrepareToSleep(&r->cv);
+		for (;;) {
+			bool done;
+
+			SpinLockAcquire(&r->mutex);
+			done = r->state == DR_SLOT_DONE;
+			if (done) {
+				*res = r->result;
+				r->state = DR_SLOT_FREE;
+			}
+			SpinLockRelease(&r->mutex);
+			if (done)
+				break;
+			ConditionVariableSleep(&r->cv, PG_WAIT_EXTENSION);
+		}
+		ConditionVariableCancelSleep();
+	}
+	PG_CATCH();
+	{
+		ConditionVariableCancelSleep();
+		abandon(r, gen);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (seg != NULL)
+		dsm_detach(seg);
+}
+
+/* ---- engine worker side ---- */
+
+/* Free a slot its backend abandoned, or finish one with res. */
+static void finish(DrRequest *r, uint64 gen, const DrResult *res)
+{
+	bool wake = false;
+
+	SpinLockAcquire(&r->mutex);
+	if (r->generation == gen) {
+		if (r->state == DR_SLOT_ABANDONED) {
+			r->state = DR_SLOT_FREE;
+			wake = true;
+		} else if (r->state == DR_SLOT_SUBMITTED || r->state == DR_SLOT_RUNNING) {
+			r->result = *res;
+			r->state = DR_SLOT_DONE;
+			wake = true;
+		}
+	}
+	SpinLockRelease(&r->mutex);
+	if (wake)
+		ConditionVariableBroadcast(&r->cv);
+}
+
+static void fail(DrRequest *r, uint64 gen, int rc, const char *msg)
+{
+	DrResult res;
+
+	memset(&res, 0, sizeof(res));
+	res.rc = rc;
+	strlcpy(res.errmsg, msg, sizeof(res.errmsg));
+	finish(r, gen, &res);
+}
+
+/* Fail every request still outstanding (none is in the ring: it is closed). */
+static void fail_all(void)
+{
+	for (int i = 0; i < MaxBackends; i++) {
+		DrRequest *r = &dr_requests[i];
+		uint64 gen;
+
+		SpinLockAcquire(&r->mutex);
+		gen = r->generation;
+		SpinLockRelease(&r->mutex);
+		fail(r, gen, DR_RC_ENGINE_EXITED, "");
+	}
+}
+
+void dr_queue_open(void)
+{
+	fail_all(); /* left by a predecessor that could not clean up */
+	SpinLockAcquire(&dr_shared->queue_mutex);
+	dr_shared->ring_head = dr_shared->ring_tail = 0;
+	dr_shared->accepting = true;
+	SpinLockRelease(&dr_shared->queue_mutex);
+}
+
+bool dr_queue_take(DrTaken *t)
+{
+	for (;;) {
+		DrRequest *r;
+		int slot = -1;
+		DrSlotState state;
+		dsm_handle handle;
+
+		SpinLockAcquire(&dr_shared->queue_mutex);
+		if (dr_shared->ring_head != dr_shared->ring_tail)
+			slot = dr_ring[dr_shared->ring_head++ % MaxBackends];
+		if (dr_shared->ring_head == dr_shared->ring_tail)
+			dr_shared->ring_head = dr_shared->ring_tail = 0; /* never wraps */
+		SpinLockRelease(&dr_shared->queue_mutex);
+		if (slot < 0)
+			return false;
+
+		r = &dr_requests[slot];
+		memset(t, 0, sizeof(*t));
+		SpinLockAcquire(&r->mutex);
+		state = r->state;
+		t->slot = slot;
+		t->generation = r->generation;
+		if (state == DR_SLOT_SUBMITTED) {
+			r->state = DR_SLOT_RUNNING;
+			t->kind = r->kind;
+			t->group_id = r->group_id;
+			t->arg = r->arg;
+			t->len = r->len;
+			t->payload = r->payload;
+		} else if (state == DR_SLOT_ABANDONED) {
+			r->state = DR_SLOT_FREE; /* given up before it started */
+		}
+		handle = r->dsm;
+		SpinLockRelease(&r->mutex);
+		if (state == DR_SLOT_ABANDONED)
+			ConditionVariableBroadcast(&r->cv);
+		if (state != DR_SLOT_SUBMITTED)
+			continue;
+		if (handle != DSM_HANDLE_INVALID) {
+			DrPayloadHeader *h;
+
+			t->seg = dsm_attach(handle);
+			if (t->seg == NULL) {
+				/* The backend gave up and its segment went with it. */
+				fail(r, t->generation, DR_RC_BAD_REQUEST,
+				     "the request's payload is gone");
+				continue;
+			}
+			dsm_pin_mapping(t->seg); /* ours until dr_queue_done_with_payload */
+			h = dsm_segment_address(t->seg);
+			if (dsm_segment_map_length(t->seg) < sizeof(*h) + t->len ||
+			    h->slot != slot || h->generation != t->generation || h->len != t->len) {
+				dr_queue_done_with_payload(t);
+				fail(r, t->generation, DR_RC_BAD_REQUEST,
+				     "the request's payload belongs to another request");
+				continue;
+			}
+			t->payload = (const char *)(h + 1);
+		}
+		return true;
+	}
+}
+
+void dr_queue_done_with_payload(DrTaken *t)
+{
+	if (t->seg != NULL)
+		dsm_detach(t->seg);
+	t->seg = NULL;
+	t->payload = NULL;
+}
+
+void dr_queue_complete(int slot, uint64 generation, const DrResult *res)
+{
+	finish(&dr_requests[slot], generation, res);
+}
+
+void dr_queue_close(void)
+{
+	SpinLockAcquire(&dr_shared->queue_mutex);
+	dr_shared->accepting = false;
+	dr_shared->ring_head = dr_shared->ring_tail = 0;
+	SpinLockRelease(&dr_shared->queue_mutex);
+	fail_all(); /* nothing can be submitted now */
+}
+
+void *dr_queue_ctx(const DrTaken *t)
+{
+	return (void *)(uintptr_t)((t->generation << CTX_SLOT_BITS) | (uint64)t->slot);
+}
+
+void dr_queue_from_ctx(void *ctx, int *slot, uint64 *generation)
+{
+	uint64 v = (uint64)(uintptr_t)ctx;
+
+	*slot = (int)(v & ((1 << CTX_SLOT_BITS) - 1));
+	*generation = v >> CTX_SLOT_BITS;
+}
+
+/* ---- the create_group payload ---- */
+
+char *dr_members_encode(const DrMemberAddr *m, int n, Size *len)
+{
+	Size size = sizeof(uint32);
+	char *buf, *p;
+
+	for (int i = 0; i < n; i++)
+		size += sizeof(uint64) + sizeof(uint16) + strlen(m[i].addr);
+	p = buf = palloc(size);
+	memcpy(p, &(uint32){(uint32)n}, sizeof(uint32));
+	p += sizeof(uint32);
+	for (int i = 0; i < n; i++) {
+		uint16 alen = (uint16)strlen(m[i].addr);
+
+		memcpy(p, &m[i].node_id, sizeof(uint64));
+		p += sizeof(uint64);
+		memcpy(p, &alen, sizeof(uint16));
+		p += sizeof(uint16);
+		memcpy(p, m[i].addr, alen);
+		p += alen;
+	}
+	*len = size;
+	return buf;
+}
+
+bool dr_members_decode(const char *p, Size len, DrMemberAddr *out, int max, int *n)
+{
+	const char *end = p + len;
+	uint32 count;
+
+	if (len < sizeof(uint32))
+		return false;
+	memcpy(&count, p, sizeof(uint32));
+	p += sizeof(uint32);
+	if (count > (uint32)max)
+		return false;
+	for (uint32 i = 0; i < count; i++) {
+		uint16 alen;
+
+		if (end - p < (ptrdiff_t)(sizeof(uint64) + sizeof(uint16)))
+			return false;
+		memcpy(&out[i].node_id, p, sizeof(uint64));
+		p += sizeof(uint64);
+		memcpy(&alen, p, sizeof(uint16));
+		p += sizeof(uint16);
+		if (alen >= DR_ADDR_LEN || end - p < alen)
+			return false;
+		memcpy(out[i].addr, p, alen);
+		out[i].addr[alen] = '\0';
+		p += alen;
+	}
+	*n = (int)count;
+	return p == end;
+}

@@ -1,0 +1,106 @@
+/*
+ * queue.h - the request path from backends to the engine worker (DESIGN §3):
+ * a slot per backend in shared memory, a ring of submitted slot numbers that
+ * the engine worker drains when its latch is set, payloads inline or (when
+ * larger) in a DSM segment the backend creates, results and a condition
+ * variable per slot.  SQL functions use it now; proposals will.
+ */
+#ifndef DRAGONRAFT_QUEUE_H
+#define DRAGONRAFT_QUEUE_H
+
+#include "dragonraft.h"
+
+#include "storage/condition_variable.h"
+#include "storage/dsm.h"
+#include "storage/spin.h"
+
+typedef enum DrRequestKind {
+	DR_REQ_CREATE_GROUP = 1, /* payload: members (dr_members_encode) */
+	DR_REQ_TRANSFER_LEADER,  /* arg: the target node */
+} DrRequestKind;
+
+/* Outcomes beyond the engine's own codes (enum engine_rc, 0 = success). */
+#define DR_RC_ENGINE_EXITED  (-100) /* the engine worker exited before an outcome */
+#define DR_RC_BAD_REQUEST    (-101) /* the payload could not be read */
+#define DR_RC_GROUPS_FULL    (-102) /* dragonraft.max_groups groups exist */
+#define DR_RC_MEMBERS_DIFFER (-103) /* the group exists here with other members */
+#define DR_RC_LOST           (-104) /* the member lost its LogDB (errmsg says more) */
+
+/* What an operation completed with. */
+typedef struct DrResult {
+	int rc;                    /* 0 or a negative code */
+	uint64 index;              /* a log index, where the operation has one */
+	uint64 leader;             /* the known leader, for ENGINE_ERR_NOT_LEADER */
+	char errmsg[DR_ERROR_LEN]; /* more about a failure, "" if nothing */
+} DrResult;
+
+/* Inline payload bytes per slot; larger payloads go through a DSM segment. */
+#define DR_INLINE_PAYLOAD 512
+
+typedef enum DrSlotState {
+	DR_SLOT_FREE,      /* its backend may submit */
+	DR_SLOT_SUBMITTED, /* in the ring */
+	DR_SLOT_RUNNING,   /* the engine worker took it */
+	DR_SLOT_DONE,      /* result set; its backend frees it */
+	DR_SLOT_ABANDONED, /* its backend gave up waiting; the engine worker frees it */
+} DrSlotState;
+
+/* One backend's request slot, indexed by backend id - 1. */
+typedef struct DrRequest {
+	slock_t mutex; /* protects everything but cv */
+	DrSlotState state;
+	uint64 generation; /* bumped at each submission: results of an older one are dropped */
+	DrRequestKind kind;
+	uint64 group_id;
+	uint64 arg;
+	Size len;       /* payload bytes */
+	dsm_handle dsm; /* DSM_HANDLE_INVALID: the payload is inline */
+	DrResult result;
+	ConditionVariable cv; /* broadcast at DONE and at FREE */
+	char payload[DR_INLINE_PAYLOAD];
+} DrRequest;
+
+/* A member as create_group gives it. */
+typedef struct DrMemberAddr {
+	uint64 node_id;
+	char addr[DR_ADDR_LEN];
+} DrMemberAddr;
+
+/* The payload of DR_REQ_CREATE_GROUP: u32 count, then per member u64 node id,
+ * u16 length and the address.  Encode n members into a palloc'd buffer. */
+extern char *dr_members_encode(const DrMemberAddr *m, int n, Size *len);
+/* Decode into out (room for max); false when malformed. */
+extern bool dr_members_decode(const char *p, Size len, DrMemberAddr *out, int max, int *n);
+
+/* Backend: submit a request, wait for its outcome (cancellable), fill res. */
+extern void dr_queue_call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *payload,
+                          Size len, DrResult *res);
+
+/* A request the engine worker took. */
+typedef struct DrTaken {
+	int slot;
+	uint64 generation;
+	DrRequestKind kind;
+	uint64 group_id;
+	uint64 arg;
+	Size len;
+	const char *payload; /* inline in the slot or in seg; valid until dr_queue_complete */
+	dsm_segment *seg;
+} DrTaken;
+
+/* Engine worker: start taking requests (at start, after a predecessor died). */
+extern void dr_queue_open(void);
+/* Engine worker: take the next submitted request; false when there is none. */
+extern bool dr_queue_take(DrTaken *t);
+/* Engine worker: the payload of t is no longer needed. */
+extern void dr_queue_done_with_payload(DrTaken *t);
+/* Engine worker (also from engine callbacks): the outcome of (slot, generation). */
+extern void dr_queue_complete(int slot, uint64 generation, const DrResult *res);
+/* Engine worker exits: refuse new requests, fail every outstanding one. */
+extern void dr_queue_close(void);
+
+/* The (slot, generation) of a taken request as an engine callback context, and back. */
+extern void *dr_queue_ctx(const DrTaken *t);
+extern void dr_queue_from_ctx(void *ctx, int *slot, uint64 *generation);
+
+#endif /* DRAGONRAFT_QUEUE_H */

@@ -1,0 +1,226 @@
+/*
+ * shmem.c - dragonraft's shared memory (DESIGN §3): sizing, creation, and
+ * the group entries with their member and node pools.  The lock protocol is
+ * in the NOTES of shmem.h.
+ */
+#include "shmem.h"
+
+#include "miscadmin.h"
+#include "queue.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+#include "utils/timestamp.h"
+
+DrShared *dr_shared = NULL;
+DrRequest *dr_requests = NULL;
+int *dr_ring = NULL;
+DrMember *dr_members = NULL;
+DrNode *dr_nodes = NULL;
+int dr_n_members = 0;
+int dr_n_nodes = 0;
+
+static HTAB *groups = NULL;
+
+/* Members per group on average that the pool holds (3 or 5 in most groups). */
+#define MEMBERS_PER_GROUP 5
+/* Distinct nodes the node pool holds: a cluster has far fewer nodes than groups. */
+#define NODES(max_groups) (128 + (max_groups) / 4)
+
+static Size shmem_size(void)
+{
+	Size size = MAXALIGN(sizeof(DrShared));
+
+	size = add_size(size, MAXALIGN(mul_size(MaxBackends, sizeof(DrRequest))));
+	size = add_size(size, MAXALIGN(mul_size(MaxBackends, sizeof(int))));
+	size = add_size(
+	        size, MAXALIGN(mul_size(dr_max_groups * MEMBERS_PER_GROUP + 32, sizeof(DrMember))));
+	size = add_size(size, MAXALIGN(mul_size(NODES(dr_max_groups), sizeof(DrNode))));
+	size = add_size(size, hash_estimate_size(dr_max_groups, sizeof(DrGroup)));
+	return size;
+}
+
+void dr_shmem_request(void)
+{
+	RequestAddinShmemSpace(shmem_size());
+	RequestNamedLWLockTranche("dragonraft", 1);
+}
+
+void dr_shmem_startup(void)
+{
+	HASHCTL info;
+	bool found;
+	char *p;
+
+	dr_n_members = dr_max_groups * MEMBERS_PER_GROUP + 32;
+	dr_n_nodes = NODES(dr_max_groups);
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	p = ShmemInitStruct("dragonraft",
+	                    shmem_size() - hash_estimate_size(dr_max_groups, sizeof(DrGroup)),
+	                    &found);
+	dr_shared = (DrShared *)p;
+	p += MAXALIGN(sizeof(DrShared));
+	dr_requests = (DrRequest *)p;
+	p += MAXALIGN(mul_size(MaxBackends, sizeof(DrRequest)));
+	dr_ring = (int *)p;
+	p += MAXALIGN(mul_size(MaxBackends, sizeof(int)));
+	dr_members = (DrMember *)p;
+	p += MAXALIGN(mul_size(dr_n_members, sizeof(DrMember)));
+	dr_nodes = (DrNode *)p;
+
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(uint64);
+	info.entrysize = sizeof(DrGroup);
+	groups = ShmemInitHash("dragonraft groups", dr_max_groups, dr_max_groups, &info,
+	                       HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
+
+	if (!found) {
+		memset(dr_shared, 0, sizeof(DrShared));
+		SpinLockInit(&dr_shared->mutex);
+		SpinLockInit(&dr_shared->queue_mutex);
+		dr_shared->engine_state = DR_ENGINE_OFF;
+		dr_shared->engine_pgprocno = -1;
+		dr_shared->groups_lock = &(GetNamedLWLockTranche("dragonraft"))->lock;
+		for (int i = 0; i < MaxBackends; i++) {
+			DrRequest *r = &dr_requests[i];
+
+			memset(r, 0, sizeof(*r));
+			SpinLockInit(&r->mutex);
+			r->state = DR_SLOT_FREE;
+			r->dsm = DSM_HANDLE_INVALID;
+			ConditionVariableInit(&r->cv);
+		}
+		for (int i = 0; i < dr_n_members; i++) {
+			memset(&dr_members[i], 0, sizeof(DrMember));
+			dr_members[i].next = i + 1 < dr_n_members ? i + 1 : -1;
+		}
+		dr_shared->member_free = 0;
+		memset(dr_nodes, 0, mul_size(dr_n_nodes, sizeof(DrNode)));
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+void dr_shmem_check_loaded(void)
+{
+	if (dr_shared == NULL)
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("dragonraft is not loaded through shared_preload_libraries"),
+		         errhint("Add dragonraft to shared_preload_libraries in postgresql.conf "
+		                 "and restart the server.")));
+}
+
+DrGroup *dr_shmem_group_find(uint64 group_id)
+{
+	Assert(LWLockHeldByMe(dr_shared->groups_lock));
+	return hash_search(groups, &group_id, HASH_FIND, NULL);
+}
+
+DrGroup *dr_shmem_group_add(uint64 group_id)
+{
+	DrGroup *g;
+	bool found;
+
+	Assert(LWLockHeldByMeInMode(dr_shared->groups_lock, LW_EXCLUSIVE));
+	g = hash_search(groups, &group_id, HASH_FIND, NULL);
+	if (g != NULL)
+		return g;
+	if (dr_shared->n_groups >= dr_max_groups)
+		return NULL;
+	g = hash_search(groups, &group_id, HASH_ENTER_NULL, &found);
+	if (g == NULL)
+		return NULL;
+	dr_shared->n_groups++;
+	memset((char *)g + sizeof(uint64), 0, sizeof(DrGroup) - sizeof(uint64));
+	g->first_member = -1;
+	SpinLockInit(&g->mutex);
+	g->member_state = DR_MEMBER_ACTIVE;
+	g->origin = InvalidRepOriginId;
+	g->stats_reset = GetCurrentTimestamp();
+	ConditionVariableInit(&g->applied_cv);
+	return g;
+}
+
+void dr_shmem_group_remove(uint64 group_id)
+{
+	DrGroup *g;
+
+	Assert(LWLockHeldByMeInMode(dr_shared->groups_lock, LW_EXCLUSIVE));
+	g = hash_search(groups, &group_id, HASH_FIND, NULL);
+	if (g == NULL)
+		return;
+	dr_shmem_group_set_members(g, NULL, NULL, 0);
+	hash_search(groups, &group_id, HASH_REMOVE, NULL);
+	dr_shared->n_groups--;
+}
+
+bool dr_shmem_group_set_members(DrGroup *g, const uint64 *ids, const bool *voter, int n)
+{
+	int *link = &g->first_member;
+
+	Assert(LWLockHeldByMeInMode(dr_shared->groups_lock, LW_EXCLUSIVE));
+	/* Give the old chain back. */
+	while (*link >= 0) {
+		int m = *link;
+
+		*link = dr_members[m].next;
+		dr_members[m].next = dr_shared->member_free;
+		dr_members[m].node_id = 0;
+		dr_shared->member_free = m;
+	}
+	for (int i = 0; i < n; i++) {
+		int m = dr_shared->member_free;
+		DrMember *dm;
+
+		if (m < 0)
+			return false;
+		dm = &dr_members[m];
+		dr_shared->member_free = dm->next;
+		SpinLockAcquire(&g->mutex);
+		dm->node_id = ids[i];
+		dm->voter = voter[i];
+		dm->has_progress = false;
+		dm->match = 0;
+		dm->last_contact = 0;
+		dm->next = -1;
+		SpinLockRelease(&g->mutex);
+		*link = m;
+		link = &dm->next;
+	}
+	return true;
+}
+
+bool dr_shmem_node_set(uint64 node_id, const char *address)
+{
+	DrNode *free_node = NULL;
+
+	Assert(LWLockHeldByMeInMode(dr_shared->groups_lock, LW_EXCLUSIVE));
+	for (int i = 0; i < dr_n_nodes; i++) {
+		if (dr_nodes[i].node_id == node_id) {
+			strlcpy(dr_nodes[i].address, address, sizeof(dr_nodes[i].address));
+			return true;
+		}
+		if (dr_nodes[i].node_id == 0 && free_node == NULL)
+			free_node = &dr_nodes[i];
+	}
+	if (free_node == NULL)
+		return false;
+	strlcpy(free_node->address, address, sizeof(free_node->address));
+	free_node->node_id = node_id;
+	return true;
+}
+
+const char *dr_shmem_node_address(uint64 node_id)
+{
+	Assert(LWLockHeldByMe(dr_shared->groups_lock));
+	for (int i = 0; i < dr_n_nodes; i++)
+		if (dr_nodes[i].node_id == node_id)
+			return dr_nodes[i].address;
+	return NULL;
+}
+
+void dr_shmem_group_scan_init(HASH_SEQ_STATUS *status)
+{
+	Assert(LWLockHeldByMe(dr_shared->groups_lock));
+	hash_seq_init(status, groups);
+}

@@ -1,0 +1,179 @@
+/*
+ * shmem.h - dragonraft's shared memory (DESIGN §3): the node-wide state of
+ * the engine and apply workers, one request slot per backend (queue.c), one
+ * status entry per group, and two pools the group entries draw from: group
+ * members, and node addresses (a node has one Raft address, whichever groups
+ * it is in).  Sized at server start by MaxBackends and dragonraft.max_groups.
+ *
+ * NOTES on locking, after replication/logical/origin.c.  Every field below
+ * names the lock that protects it.
+ *
+ * - DrShared.mutex (spinlock): the engine and apply worker fields of DrShared.
+ * - DrShared.queue_mutex (spinlock): whether the engine accepts requests, and
+ *   the ring of submitted request slots.
+ * - DrRequest.mutex (spinlock): one request slot (see queue.c).
+ * - The groups lock (LWLock, tranche "dragonraft"): the groups hash table
+ *   (an entry is added or removed in exclusive mode, looked up in shared
+ *   mode), the member chains of the entries, the member pool's free list and
+ *   the node pool.  Only the engine worker takes it in exclusive mode.
+ * - DrGroup.mutex (spinlock): the changing fields of one group entry and of
+ *   its members in the pool (match index, last contact).  It is taken while
+ *   the groups lock is held in either mode, never the other way round.
+ *
+ * No code holds a spinlock while it takes another lock, or calls anything
+ * that may fail: values are copied in and out.  Pointers to group entries
+ * stay valid while the groups lock is held; the engine worker, which alone
+ * adds and removes entries, may keep them.
+ */
+#ifndef DRAGONRAFT_SHMEM_H
+#define DRAGONRAFT_SHMEM_H
+
+#include "dragonraft.h"
+
+#include "replication/origin.h"
+#include "storage/condition_variable.h"
+#include "storage/dsm.h"
+#include "storage/lwlock.h"
+#include "storage/spin.h"
+#include "utils/hsearch.h"
+
+typedef enum DrEngineState {
+	DR_ENGINE_OFF,     /* dragonraft.node_id = 0, or the worker has not started */
+	DR_ENGINE_RUNNING, /* the engine worker is in its main loop */
+	DR_ENGINE_STOPPED, /* the engine worker exited (engine_error says why, if it failed) */
+} DrEngineState;
+
+typedef enum DrApplyState {
+	DR_APPLY_NONE,         /* no apply worker */
+	DR_APPLY_RUNNING,      /* attached to the engine worker's queue */
+	DR_APPLY_NO_EXTENSION, /* it found no extension in dragonraft.database and exited */
+} DrApplyState;
+
+/* How far a group's member got (DrGroup.member_state). */
+typedef enum DrMemberState {
+	DR_MEMBER_ACTIVE,     /* the engine runs it */
+	DR_MEMBER_RECOVERING, /* it loads a snapshot */
+	DR_MEMBER_FAILED,     /* the engine stopped it (error says why) */
+	DR_MEMBER_LOST,       /* not started: applied entries but no LogDB record (DESIGN §10) */
+} DrMemberState;
+
+/* Cumulative counters of a group (dragonraft.stat_groups). */
+typedef struct DrGroupStats {
+	uint64 proposals;
+	uint64 commits;
+	uint64 unknown_outcomes;
+	uint64 elections;
+	uint64 leader_changes;
+	uint64 snapshots_sent;
+	uint64 snapshots_received;
+	uint64 bytes_sent;
+	uint64 bytes_received;
+	uint64 apply_errors;
+} DrGroupStats;
+
+#define DR_STATS_FIELDS (sizeof(DrGroupStats) / sizeof(uint64))
+
+/* One group's status entry (the key of the groups hash table). */
+typedef struct DrGroup {
+	uint64 group_id;  /* hash key; fixed while the entry exists */
+	int first_member; /* groups lock: first of its members in the pool, -1 if none */
+	slock_t mutex;    /* protects the fields below */
+
+	/* written by the engine worker */
+	uint8 member_state;         /* DrMemberState */
+	uint8 role;                 /* enum raft_role */
+	bool apply_held;            /* committed entries wait for the apply worker */
+	bool sending_snapshot;      /* a full snapshot is being made for a follower */
+	uint64 term;                /* current term */
+	uint64 leader;              /* leader's node id, 0 = none known */
+	uint64 commit;              /* commit index */
+	uint64 last_index;          /* last index in this member's log */
+	uint64 snapshot_index;      /* latest snapshot */
+	TimestampTz leader_contact; /* follower: last message from the leader; 0 = never */
+	DrGroupStats stats;         /* engine counters since the engine worker started */
+	char error[DR_ERROR_LEN];   /* FAILED, LOST or apply failure: what happened */
+
+	/* written by backends (stat_reset) and the engine worker (group start) */
+	DrGroupStats stats_base; /* stats at the last reset */
+	TimestampTz stats_reset; /* when */
+
+	/* written by the apply worker */
+	uint64 applied;      /* applied index: its effects are committed here */
+	RepOriginId origin;  /* the group's replication origin, InvalidRepOriginId until known */
+	uint64 apply_errors; /* apply worker failures */
+	bool apply_failing;  /* the last attempt to apply failed (error says why) */
+	ConditionVariable applied_cv; /* broadcast when applied moves */
+} DrGroup;
+
+/* A member of a group, in the member pool. */
+typedef struct DrMember {
+	uint64 node_id;    /* groups lock */
+	int next;          /* groups lock: next member of the same group, -1 = last */
+	bool voter;        /* groups lock */
+	bool has_progress; /* group mutex: match and last_contact are known (this node leads) */
+	uint64 match;      /* group mutex */
+	TimestampTz last_contact; /* group mutex; 0 = never heard from */
+} DrMember;
+
+/* A node's Raft address, in the node pool (groups lock). */
+typedef struct DrNode {
+	uint64 node_id; /* 0 = free */
+	char address[DR_ADDR_LEN];
+} DrNode;
+
+/* The node-wide part. */
+typedef struct DrShared {
+	slock_t mutex; /* protects the fields up to queue_mutex */
+	DrEngineState engine_state;
+	pid_t engine_pid;    /* 0 unless running */
+	int engine_pgprocno; /* its PGPROC, for SetLatch; -1 unless running */
+	TimestampTz engine_started;
+	char engine_error[DR_ERROR_LEN]; /* why the engine stopped, "" after a clean stop */
+	char raft_address[DR_ADDR_LEN];  /* host:port the transport listens on */
+	pid_t apply_pid;                 /* 0 = no apply worker process */
+	DrApplyState apply_state;
+
+	slock_t queue_mutex; /* protects accepting and the ring */
+	bool accepting;      /* the engine worker takes requests */
+	uint32 ring_head;    /* next slot number to take */
+	uint32 ring_tail;    /* next free place */
+
+	LWLock *groups_lock; /* see NOTES */
+	int n_groups;        /* groups lock: entries in the hash table */
+	int member_free;     /* groups lock: first free member in the pool, -1 = none */
+} DrShared;
+
+/* Set by the shmem startup hook; NULL unless the library is preloaded. */
+extern DrShared *dr_shared;
+extern struct DrRequest *dr_requests; /* MaxBackends request slots */
+extern int *dr_ring;                  /* MaxBackends places */
+extern DrMember *dr_members;          /* dr_n_members */
+extern DrNode *dr_nodes;              /* dr_n_nodes */
+extern int dr_n_members;
+extern int dr_n_nodes;
+
+/* shmem_request_hook and shmem_startup_hook. */
+extern void dr_shmem_request(void);
+extern void dr_shmem_startup(void);
+
+/* Raise an error unless the library is preloaded. */
+extern void dr_shmem_check_loaded(void);
+
+/* The group's entry or NULL; the caller holds the groups lock. */
+extern DrGroup *dr_shmem_group_find(uint64 group_id);
+/* Add an entry for group_id (engine worker, groups lock exclusive); NULL when
+ * dragonraft.max_groups entries exist.  The new entry is in state ACTIVE. */
+extern DrGroup *dr_shmem_group_add(uint64 group_id);
+/* Remove group_id's entry and its members (engine worker, groups lock exclusive). */
+extern void dr_shmem_group_remove(uint64 group_id);
+/* Replace g's member chain (engine worker, groups lock exclusive); false when the
+ * pool ran out (the members that fit are kept). */
+extern bool dr_shmem_group_set_members(DrGroup *g, const uint64 *ids, const bool *voter, int n);
+/* Set node_id's address (engine worker, groups lock exclusive); false if the pool is full. */
+extern bool dr_shmem_node_set(uint64 node_id, const char *address);
+/* node_id's address or NULL; the caller holds the groups lock. */
+extern const char *dr_shmem_node_address(uint64 node_id);
+/* Scan every group entry; the caller holds the groups lock. */
+extern void dr_shmem_group_scan_init(HASH_SEQ_STATUS *status);
+
+#endif /* DRAGONRAFT_SHMEM_H */

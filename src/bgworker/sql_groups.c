@@ -1,0 +1,367 @@
+/*
+ * sql_groups.c - SQL functions that act on groups (DESIGN §6):
+ * create_group() and transfer_leader().  They check what they can here and
+ * hand the rest to the engine worker through the request queue (queue.c);
+ * every outcome becomes a clear error with its SQLSTATE.
+ */
+#include "dragonraft.h"
+
+#include <limits.h>
+
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "engine/engine.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "queue.h"
+#include "replication/slot.h"
+#include "shmem.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+
+PG_FUNCTION_INFO_V1(dr_create_group);
+PG_FUNCTION_INFO_V1(dr_transfer_leader);
+
+/* Raise an error unless this node runs its engine for this database. */
+static void check_engine(void)
+{
+	char *db;
+	DrEngineState state;
+	char error[DR_ERROR_LEN];
+
+	dr_shmem_check_loaded();
+	if (dr_node_id == 0)
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("dragonraft.node_id is not set, so the engine is off"),
+		         errhint("Set dragonraft.node_id to this node's id (a positive integer) "
+		                 "in postgresql.conf and restart the server.")));
+	db = get_database_name(MyDatabaseId);
+	if (db == NULL || strcmp(db, dr_database) != 0)
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("dragonraft is used from database \"%s\", but dragonraft.database "
+		                "is "
+		                "\"%s\"",
+		                db ? db : "?", dr_database),
+		         errhint("Use the extension in database \"%s\", or set dragonraft.database "
+		                 "to this database and restart the server.",
+		                 dr_database)));
+	SpinLockAcquire(&dr_shared->mutex);
+	state = dr_shared->engine_state;
+	strlcpy(error, dr_shared->engine_error, sizeof(error));
+	SpinLockRelease(&dr_shared->mutex);
+	if (state != DR_ENGINE_RUNNING)
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("dragonraft engine worker is not running"),
+		         error[0] ? errdetail("It stopped: %s", error) : 0,
+		         errhint("See dragonraft.node_status() and the server log; the postmaster "
+		                 "restarts a stopped engine worker after a few seconds.")));
+}
+
+/* The client address node_id announced in group_id, or NULL if none is known yet. */
+static char *client_address_of(int64 group_id, int64 node_id)
+{
+	Oid types[2] = {INT8OID, INT8OID};
+	Datum values[2] = {Int64GetDatum(group_id), Int64GetDatum(node_id)};
+	char *addr = NULL;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		return NULL;
+	if (SPI_execute_with_args("SELECT client_address FROM dragonraft.member_info "
+	                          "WHERE group_id = $1 AND node_id = $2",
+	                          2, types, values, NULL, true, 1) == SPI_OK_SELECT &&
+	    SPI_processed == 1) {
+		char *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (v != NULL)
+			addr = MemoryContextStrdup(TopTransactionContext, v);
+	}
+	SPI_finish();
+	return addr;
+}
+
+/* The engine worker reported that it exited before an outcome. */
+static void engine_exited(void)
+{
+	ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+	                errmsg("dragonraft engine worker exited before the operation completed"),
+	                errhint("See the server log; the postmaster restarts it after a few "
+	                        "seconds.")));
+}
+
+/* ---- create_group ---- */
+
+static void bad_members(const char *msg, const char *detail) pg_attribute_noreturn();
+
+static void bad_members(const char *msg, const char *detail)
+{
+	ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s", msg),
+	                detail ? errdetail("%s", detail) : 0,
+	                errhint("members maps node ids to Raft addresses, for example "
+	                        "'{\"1\": \"10.0.0.1:7400\", \"2\": \"10.0.0.2:7400\", "
+	                        "\"3\": \"10.0.0.3:7400\"}'.")));
+}
+
+/* members jsonb -> out (room for RAFT_MAX_MEMBERS); returns the count. */
+static int parse_members(Jsonb *jb, DrMemberAddr *out)
+{
+	JsonbIterator *it;
+	JsonbValue v;
+	JsonbIteratorToken tok;
+	int n = 0;
+
+	if (JB_ROOT_IS_SCALAR(jb) || !JB_ROOT_IS_OBJECT(jb))
+		bad_members("members must be a JSON object", NULL);
+	it = JsonbIteratorInit(&jb->root);
+	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE) {
+		char *key, *end, host[DR_ADDR_LEN];
+		const char *why;
+		int64 id;
+		int port;
+
+		if (tok != WJB_KEY)
+			continue;
+		key = pnstrdup(v.val.string.val, v.val.string.len);
+		errno = 0;
+		id = strtoi64(key, &end, 10);
+		if (key[0] < '0' || key[0] > '9' || *end != '\0' || errno != 0 || id < 1 ||
+		    id > INT_MAX)
+			bad_members(psprintf("member id \"%s\" is not a positive integer", key),
+			            "Node ids are integers from 1 to 2147483647.");
+		tok = JsonbIteratorNext(&it, &v, true);
+		if (tok != WJB_VALUE || v.type != jbvString)
+			bad_members(psprintf("the address of node %s is not a string", key), NULL);
+		for (int i = 0; i < n; i++)
+			if (out[i].node_id == (uint64)id)
+				bad_members(psprintf("node %lld appears twice in members",
+				                     (long long)id),
+				            NULL);
+		if (n == RAFT_MAX_MEMBERS)
+			bad_members("members lists too many nodes",
+			            psprintf("A group has at most %d members.", RAFT_MAX_MEMBERS));
+		if (v.val.string.len >= DR_ADDR_LEN)
+			bad_members(psprintf("the address of node %s is too long", key), NULL);
+		out[n].node_id = (uint64)id;
+		memcpy(out[n].addr, v.val.string.val, v.val.string.len);
+		out[n].addr[v.val.string.len] = '\0';
+		if (!dr_parse_address(out[n].addr, host, sizeof(host), &port, &why) || port == 0)
+			bad_members(psprintf("the address \"%s\" of node %s is not host:port",
+			                     out[n].addr, key),
+			            port == 0 ? "The port must be a number from 1 to 65535." : why);
+		n++;
+	}
+	if (n == 0)
+		bad_members("members must name at least one member", NULL);
+	return n;
+}
+
+Datum dr_create_group(PG_FUNCTION_ARGS)
+{
+	int64 group_id = PG_GETARG_INT64(0);
+	Jsonb *jb = PG_GETARG_JSONB_P(1);
+	DrMemberAddr *members = palloc(sizeof(DrMemberAddr) * RAFT_MAX_MEMBERS);
+	char own[DR_ADDR_LEN];
+	const char *mine = NULL;
+	DrResult res;
+	char *payload;
+	Size len;
+	int n, n_groups;
+	bool exists;
+
+	check_engine();
+	if (group_id < 1)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		                errmsg("group id must be a positive integer")));
+	n = parse_members(jb, members);
+	SpinLockAcquire(&dr_shared->mutex);
+	strlcpy(own, dr_shared->raft_address, sizeof(own));
+	SpinLockRelease(&dr_shared->mutex);
+	for (int i = 0; i < n; i++)
+		if (members[i].node_id == (uint64)dr_node_id)
+			mine = members[i].addr;
+	if (mine == NULL)
+		ereport(ERROR,
+		        (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		         errmsg("members does not include this node (node %d)", dr_node_id),
+		         errhint("Run create_group on every initial member of the group, with "
+		                 "the same members.")));
+	if (strcmp(mine, own) != 0)
+		ereport(ERROR,
+		        (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		         errmsg("members gives \"%s\" as the address of this node, but it is "
+		                "reached at \"%s\"",
+		                mine, own),
+		         errhint("Give this node's dragonraft.advertise_address (or "
+		                 "listen_address), "
+		                 "which other members dial.")));
+
+	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+	exists = dr_shmem_group_find((uint64)group_id) != NULL;
+	n_groups = dr_shared->n_groups;
+	LWLockRelease(dr_shared->groups_lock);
+	if (!exists && n_groups >= max_replication_slots)
+		ereport(ERROR,
+		        (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+		         errmsg("this node is a member of %d groups, as many as "
+		                "max_replication_slots allows",
+		                n_groups),
+		         errdetail("Each group keeps its applied index in a replication "
+		                   "origin, and PostgreSQL tracks at most "
+		                   "max_replication_slots of them."),
+		         errhint("Raise max_replication_slots (and dragonraft.max_groups) and "
+		                 "restart the server.")));
+
+	payload = dr_members_encode(members, n, &len);
+	dr_queue_call(DR_REQ_CREATE_GROUP, (uint64)group_id, 0, payload, len, &res);
+	switch (res.rc) {
+	case ENGINE_OK:
+		PG_RETURN_VOID();
+	case DR_RC_MEMBERS_DIFFER:
+		ereport(ERROR, (errcode(ERRCODE_DUPLICATE_OBJECT),
+		                errmsg("group %lld already exists on this node with other members",
+		                       (long long)group_id),
+		                errdetail("Its members are %s.", res.errmsg)));
+		break;
+	case DR_RC_LOST:
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("group %lld cannot be started on this node: %s",
+		                (long long)group_id, res.errmsg),
+		         errhint("A member that lost its Raft log must not start as new.  To "
+		                 "rejoin, remove node %d from the group on another member, drop "
+		                 "the "
+		                 "replication origin \"dragonraft_%lld\" here, and add the node "
+		                 "again.",
+		                 dr_node_id, (long long)group_id)));
+		break;
+	case DR_RC_GROUPS_FULL:
+		ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+		                errmsg("this node is a member of dragonraft.max_groups (%d) groups",
+		                       dr_max_groups),
+		                errhint("Raise dragonraft.max_groups and restart the server.")));
+		break;
+	case ENGINE_ERR_SM:
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("group %lld exists on this node but is stopped",
+		                       (long long)group_id),
+		                errdetail("%s", res.errmsg)));
+		break;
+	case DR_RC_ENGINE_EXITED:
+		engine_exited();
+		break;
+	default:
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+		                errmsg("could not create group %lld: %s", (long long)group_id,
+		                       res.rc > -100 ? engine_strerror(res.rc) : "bad request"),
+		                res.errmsg[0] ? errdetail("%s", res.errmsg) : 0));
+	}
+	PG_RETURN_VOID();
+}
+
+/* ---- transfer_leader ---- */
+
+Datum dr_transfer_leader(PG_FUNCTION_ARGS)
+{
+	int64 group_id = PG_GETARG_INT64(0);
+	int32 target = PG_GETARG_INT32(1);
+	bool member = false;
+	DrMemberState state = DR_MEMBER_ACTIVE;
+	char error[DR_ERROR_LEN];
+	DrGroup *g;
+	DrResult res;
+	char *addr;
+
+	check_engine();
+	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+	g = group_id > 0 ? dr_shmem_group_find((uint64)group_id) : NULL;
+	if (g != NULL) {
+		for (int m = g->first_member; m >= 0; m = dr_members[m].next)
+			member = member || (dr_members[m].node_id == (uint64)target && target > 0);
+		SpinLockAcquire(&g->mutex);
+		state = g->member_state;
+		strlcpy(error, g->error, sizeof(error));
+		SpinLockRelease(&g->mutex);
+	}
+	LWLockRelease(dr_shared->groups_lock);
+	if (g == NULL)
+		ereport(ERROR,
+		        (errcode(ERRCODE_UNDEFINED_OBJECT),
+		         errmsg("group %lld does not exist on this node", (long long)group_id)));
+	if (state == DR_MEMBER_LOST || state == DR_MEMBER_FAILED)
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("group %lld is stopped on this node", (long long)group_id),
+		                errdetail("%s", error)));
+	if (!member)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		                errmsg("node %d is not a member of group %lld", target,
+		                       (long long)group_id),
+		                errhint("See dragonraft.members.")));
+
+	dr_queue_call(DR_REQ_TRANSFER_LEADER, (uint64)group_id, (uint64)target, NULL, 0, &res);
+	switch (res.rc) {
+	case ENGINE_OK:
+		PG_RETURN_VOID();
+	case ENGINE_ERR_NOT_LEADER:
+		addr = res.leader ? client_address_of(group_id, (int64)res.leader) : NULL;
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("node %d does not lead group %lld", dr_node_id,
+		                (long long)group_id),
+		         res.leader ? errdetail("Node %llu leads it%s%s%s.",
+		                                (unsigned long long)res.leader,
+		                                addr ? " (client address \"" : "", addr ? addr : "",
+		                                addr ? "\")" : "")
+		                    : 0,
+		         errhint("Run transfer_leader on the leader, or on the target node.")));
+		break;
+	case ENGINE_ERR_DROPPED:
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("group %lld has no leader at the moment", (long long)group_id),
+		         errhint("Try again once dragonraft.status shows a leader.")));
+		break;
+	case ENGINE_ERR_TIMEOUT:
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("node %d did not take over the leadership of group %lld in "
+		                       "time",
+		                       target, (long long)group_id),
+		                errdetail("A transfer waits two election timeouts (%d ms).",
+		                          (2 * dr_election_rtt + 2) * dr_rtt_ms),
+		                errhint("Check that node %d is reachable and caught up (see "
+		                        "dragonraft.members on the leader).",
+		                        target)));
+		break;
+	case ENGINE_ERR_PENDING:
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_IN_USE),
+		         errmsg("a leadership transfer or membership change of group %lld is "
+		                "in progress",
+		                (long long)group_id)));
+		break;
+	case ENGINE_ERR_REJECTED:
+		ereport(ERROR,
+		        (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		         errmsg("node %d cannot lead group %lld", target, (long long)group_id),
+		         errdetail("Only a voting member can lead.")));
+		break;
+	case ENGINE_ERR_NO_GROUP:
+		ereport(ERROR,
+		        (errcode(ERRCODE_UNDEFINED_OBJECT),
+		         errmsg("group %lld does not exist on this node", (long long)group_id)));
+		break;
+	case DR_RC_ENGINE_EXITED:
+		engine_exited();
+		break;
+	default:
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+		                errmsg("could not transfer the leadership of group %lld: %s",
+		                       (long long)group_id,
+		                       res.rc > -100 ? engine_strerror(res.rc) : "bad request")));
+	}
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,177 @@
+# The error paths of the engine worker and the apply worker (DESIGN §3, §10),
+# on one node with single-member groups:
+# - the engine worker's other threads block every signal;
+# - SIGKILL of the apply worker with entries in flight: the postmaster's
+#   crash restart brings the groups back, the apply worker resumes at the
+#   durable applied index, and no entry is applied twice;
+# - an apply worker that fails with an ERROR is restarted and resumes once
+#   the cause is gone;
+# - a backend waiting on the engine worker gets an error when the worker
+#   exits, and can be cancelled (statement_timeout) without leaving its
+#   request behind;
+# - SIGKILL of the engine worker: crash restart, groups come back.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time usleep);
+
+my $timeout = $PostgreSQL::Test::Utils::timeout_default;
+
+my $node = PostgreSQL::Test::Cluster->new('solo');
+$node->init;
+my $rport = PostgreSQL::Test::Cluster::get_free_port();
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'dragonraft'
+dragonraft.node_id = 1
+dragonraft.listen_address = '127.0.0.1:$rport'
+restart_after_crash = on
+});
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION dragonraft');
+$node->poll_query_until('postgres',
+	"SELECT engine_state = 'running' FROM dragonraft.node_status()")
+  or die 'engine worker did not start';
+
+sub sql { return $node->safe_psql('postgres', $_[0]); }
+
+sub create_group
+{
+	my ($g) = @_;
+	sql("SELECT dragonraft.create_group($g, '{\"1\": \"127.0.0.1:$rport\"}')");
+}
+
+# Every group has applied all it committed, and its member info is there.
+my $all_applied = q{
+	SELECT count(*) FILTER (WHERE s.state = 'ok' AND s.applied_index = s.commit_index
+	                        AND i.node_id IS NOT NULL) || '/' || count(*)
+	  FROM dragonraft.status s LEFT JOIN dragonraft.member_info i USING (group_id, node_id)};
+
+sub engine_pid { return sql('SELECT engine_pid FROM dragonraft.node_status()'); }
+sub apply_pid { return sql('SELECT apply_pid FROM dragonraft.node_status()'); }
+
+create_group(1);
+ok($node->poll_query_until('postgres', $all_applied, '1/1'), 'group 1 elects itself and applies');
+
+# 1. Every thread of the engine worker but the main one blocks every signal
+# (PostgreSQL's latch and handlers belong to the main thread).
+my $epid = engine_pid();
+my @tasks = grep { $_ != $epid } map { m{/(\d+)$} ? $1 : () } glob("/proc/$epid/task/*");
+ok(@tasks >= 3, 'the engine worker has RocksDB and libuv threads');
+my $unblockable = (1 << (9 - 1)) | (1 << (19 - 1)) | (1 << (32 - 1)) | (1 << (33 - 1));
+my @open;
+for my $tid (@tasks)
+{
+	no warnings 'portable';    # 64-bit masks
+	my ($blk) = slurp_file("/proc/$epid/task/$tid/status") =~ /^SigBlk:\s*([0-9a-f]+)$/m;
+	push @open, $tid if (hex($blk) | $unblockable) != ~0;
+}
+is("@open", '', 'every other thread blocks every signal it can');
+
+# 2. SIGKILL of the apply worker while entries wait for it.
+my $apid = apply_pid();
+kill 'STOP', $apid;
+create_group($_) for 2 .. 6;
+ok( $node->poll_query_until('postgres',
+		q{SELECT count(*) FILTER (WHERE commit_index >= 3 AND applied_index = 0) FROM dragonraft.status},
+		'5'),
+	'five new groups commit entries that the stopped apply worker has not applied');
+my $log_offset = -s $node->logfile;
+kill 'KILL', $apid;
+$node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
+ok($node->poll_query_until('postgres', $all_applied, '6/6'),
+	'after the crash restart every group applied what it committed');
+my $log = slurp_file($node->logfile, $log_offset);
+like($log, qr/dragonraft apply worker for node 1 started in database "postgres"/,
+	'the apply worker logs its start');
+like($log, qr/It resumes \d+ groups after their applied indexes: group \d+ at \d+/,
+	'and where each group resumes');
+unlike($log, qr/was applied before|are missing/, 'no entry was applied twice or skipped');
+is(sql('SELECT count(*) FROM dragonraft.member_info'), '6', 'one member info row per group');
+
+# 3. An apply worker that fails is restarted, and resumes once the cause is gone.
+sql(q{
+	CREATE FUNCTION public.refuse_member_info() RETURNS trigger LANGUAGE plpgsql AS
+	  $$BEGIN RAISE EXCEPTION 'injected apply failure'; END$$;
+	CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON dragonraft.member_info
+	  FOR EACH ROW EXECUTE FUNCTION public.refuse_member_info();
+	ALTER TABLE dragonraft.member_info ENABLE ALWAYS TRIGGER refuse;
+});
+$log_offset = -s $node->logfile;
+my $moved = 'host=127.0.0.1 port=' . $node->port . ' application_name=moved';
+$node->append_conf('postgresql.conf', "dragonraft.client_address = '$moved'");
+$node->reload;
+my $failed_at = $node->wait_for_log(
+	qr/ERROR:  injected apply failure\n.*?dragonraft apply of entry \d+ \(member info\) of group \d+/s,
+	$log_offset);
+ok(1, 'the failure is logged with the group and entry');
+$node->wait_for_log(qr/dragonraft apply worker for node 1 started/, $failed_at);
+ok(1, 'the engine worker starts a new apply worker');
+ok( $node->poll_query_until('postgres', q{
+		SELECT bool_or(state = 'stopped' AND error = 'apply worker: injected apply failure')
+		  FROM dragonraft.status}),
+	'status shows the group stopped with the apply error');
+ok($node->poll_query_until('postgres', 'SELECT sum(apply_errors) > 0 FROM dragonraft.stat_groups'),
+	'stat_groups counts apply errors');
+sql('DROP TRIGGER refuse ON dragonraft.member_info');
+ok($node->poll_query_until('postgres', $all_applied, '6/6'), 'it resumes once the cause is gone');
+is(sql("SELECT count(*) FROM dragonraft.member_info WHERE client_address = '$moved'"),
+	'6', 'every group applied the new client address');
+unlike(slurp_file($node->logfile, $log_offset), qr/was applied before|are missing/,
+	'no entry was applied twice or skipped');
+
+# 4. A backend waiting on the engine worker gets an error when the worker exits.
+$epid = engine_pid();
+kill 'STOP', $epid;
+my $waiter = $node->background_psql('postgres', on_error_stop => 0);
+$waiter->query_until(qr/started/, q{\echo started
+SELECT dragonraft.transfer_leader(1, 1);
+});
+ok( $node->poll_query_until('postgres', q{
+		SELECT count(*) FROM pg_stat_activity
+		 WHERE query LIKE 'SELECT dragonraft.transfer_leader%' AND wait_event_type = 'Extension'},
+		'1'),
+	'a backend waits on the stopped engine worker');
+$log_offset = -s $node->logfile;
+kill 'TERM', $epid;
+kill 'CONT', $epid;
+my $out = $waiter->query('SELECT 1');
+like($waiter->{stderr}, qr/dragonraft engine worker exited before the operation completed/,
+	'the waiting backend gets an error');
+$waiter->quit;
+$node->wait_for_log(qr/dragonraft engine worker for node 1 shutting down/, $log_offset);
+my ($rc, $stdout, $stderr) = $node->psql('postgres',
+	"SELECT dragonraft.create_group(7, '{\"1\": \"127.0.0.1:$rport\"}')");
+like($stderr, qr/dragonraft engine worker is not running/,
+	'a request while the worker is down fails at once');
+ok( $node->poll_query_until('postgres',
+		"SELECT engine_state = 'running' AND engine_pid <> $epid FROM dragonraft.node_status()"),
+	'the postmaster starts the engine worker again');
+ok($node->poll_query_until('postgres', $all_applied, '6/6'), 'with every group');
+
+# 5. A cancelled wait leaves nothing behind: the next request of the same
+# session works.
+$epid = engine_pid();
+kill 'STOP', $epid;
+my $session = $node->background_psql('postgres', on_error_stop => 0);
+$session->query(q{SET statement_timeout = '300ms'});
+$session->query('SELECT dragonraft.transfer_leader(1, 1)');
+like($session->{stderr}, qr/canceling statement due to statement timeout/,
+	'statement_timeout cancels the wait');
+kill 'CONT', $epid;
+$session->{stderr} = '';
+$session->query(q{RESET statement_timeout});
+is($session->query("SELECT 'transferred' FROM dragonraft.transfer_leader(1, 1)"),
+	'transferred', 'the same session submits again once the engine is back');
+$session->quit;
+
+# 6. SIGKILL of the engine worker: crash restart, and the groups come back.
+$log_offset = -s $node->logfile;
+kill 'KILL', engine_pid();
+$node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
+ok($node->poll_query_until('postgres', $all_applied, '6/6'),
+	'after SIGKILL of the engine worker every group is back');
+
+$node->stop('fast');
+done_testing();
