@@ -40,6 +40,8 @@
 
 /* Housekeeping cadence: member info entries, reachability of other nodes. */
 #define HOUSEKEEPING_MS 250
+/* Status copies for the views, at most this often (each group at most once). */
+#define STATUS_MS 100
 /* Refresh of the durable applied indexes (a WAL flush at most this often). */
 #define DURABLE_MS 1000
 /* Entry header and protobuf framing beyond max_entry_size in a transport frame. */
@@ -278,7 +280,7 @@ static void main_loop(void)
 	MemoryContext loop_cxt = AllocSetContextCreate(TopMemoryContext, "dragonraft engine loop",
 	                                               ALLOCSET_DEFAULT_SIZES);
 	WaitEventSet *wes = CreateWaitEventSet(TopMemoryContext, 3);
-	TimestampTz next_housekeeping = 0, next_durable = 0;
+	TimestampTz next_status = 0, next_housekeeping = 0, next_durable = 0;
 
 	AddWaitEventToSet(wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(wes, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
@@ -312,8 +314,11 @@ static void main_loop(void)
 		dr_groups_take_requests();
 		engine_uv_run_nowait(de->u);
 		dr_sm_poll();
-		dr_status_refresh();
 		now = GetCurrentTimestamp();
+		if (now >= next_status) {
+			dr_status_refresh();
+			next_status = TimestampTzPlusMilliseconds(now, STATUS_MS);
+		}
 		if (now >= next_housekeeping) {
 			dr_groups_member_info();
 			dr_status_peers();

@@ -1,0 +1,8 @@
+# bench/: benchmarks of the extension inside PostgreSQL (the plain-C layers
+# register theirs in their own module.mk).  They install the extension first.
+
+# Three servers, 1,000 idle groups each: creation time, engine worker CPU and RSS.
+.PHONY: bench-pg-groups
+BENCH_STEPS += bench-pg-groups
+bench-pg-groups: install
+	bash bench/pg_groups.sh
