@@ -6,3 +6,9 @@
 BENCH_STEPS += bench-pg-groups
 bench-pg-groups: install
 	bash bench/pg_groups.sh
+
+# Three servers, one group: time from stopping the leader to a new one in status.
+.PHONY: bench-pg-failover
+BENCH_STEPS += bench-pg-failover
+bench-pg-failover: install
+	bash bench/pg_failover.sh

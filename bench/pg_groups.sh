@@ -10,64 +10,25 @@
 #   BENCH_GROUPS=1000 BENCH_IDLE=60 bash bench/pg_groups.sh
 #
 # BENCH_PERF=1 also records node 1's engine worker with perf while idle and
-# prints where its CPU goes.
-#
-# Runs as root (servers as postgres) or as an ordinary user, like make check.
+# prints where its CPU goes.  Runs as root (servers as postgres) or as an
+# ordinary user, like make check.
 set -eu -o pipefail
 cd "$(dirname "$0")/.."
 . scripts/pgenv.sh
+. scripts/local_cluster.sh
 
 groups=${BENCH_GROUPS:-1000}
 idle=${BENCH_IDLE:-60}
 dir=$(make_workdir bench-groups)
-[ "$(id -u)" -eq 0 ] && chown "$TEST_USER" "$dir"
-as_user() { "${RUN_AS[@]}" "$@"; }
-
-stop_all() {
-	for n in 1 2 3; do
-		[ -f "$dir/node$n/postmaster.pid" ] &&
-			as_user "$PG_BINDIR/pg_ctl" -D "$dir/node$n" -m fast stop >/dev/null 2>&1 || true
-	done
-	rm -rf "$dir"
-}
-trap stop_all EXIT
-
-free_port() {
-	perl -MIO::Socket::INET -e \
-		'print IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1", LocalPort => 0)->sockport'
-}
-
-members=""
-declare -A pgport
-for n in 1 2 3; do
-	pgport[$n]=$(free_port)
-	rport=$(free_port)
-	members+="${members:+,}\"$n\":\"127.0.0.1:$rport\""
-	as_user "$PG_BINDIR/initdb" -D "$dir/node$n" -A trust -U postgres >/dev/null
-	cat >>"$dir/node$n/postgresql.conf" <<CONF
-port = ${pgport[$n]}
-listen_addresses = ''
-unix_socket_directories = '$dir'
-shared_preload_libraries = 'dragonraft'
-dragonraft.node_id = $n
-dragonraft.listen_address = '127.0.0.1:$rport'
-dragonraft.max_groups = $((groups + 16))
-max_replication_slots = $((groups + 16))
-CONF
-	as_user "$PG_BINDIR/pg_ctl" -D "$dir/node$n" -l "$dir/node$n.log" -w start >/dev/null
-done
-psql_n() { as_user "$PG_BINDIR/psql" -X -q -At -h "$dir" -p "${pgport[$1]}" -U postgres -d postgres "${@:2}"; }
-for n in 1 2 3; do
-	psql_n "$n" -c 'CREATE EXTENSION dragonraft'
-	until [ "$(psql_n "$n" -c "SELECT engine_state FROM dragonraft.node_status()")" = running ]; do
-		sleep 0.1
-	done
-done
+trap 'lc_stop_all; rm -rf "$dir"' EXIT
+lc_create "$dir" 3 "dragonraft.max_groups = $((groups + 16))
+max_replication_slots = $((groups + 16))"
 
 # Create the groups on the three servers at once.
 t0=$(date +%s.%N)
 for n in 1 2 3; do
-	psql_n "$n" -c "SELECT count(dragonraft.create_group(g, '{$members}')) FROM generate_series(1, $groups) g" >/dev/null &
+	lc_psql "$n" -c "SELECT count(dragonraft.create_group(g, '$LC_MEMBERS'))
+	                   FROM generate_series(1, $groups) g" >/dev/null &
 done
 wait
 t_calls=$(date +%s.%N)
@@ -76,19 +37,19 @@ ready="SELECT count(*) FROM dragonraft.status s
           AND (SELECT count(*) FROM dragonraft.member_info i WHERE i.group_id = s.group_id) = 3"
 deadline=$((SECONDS + 600))
 for n in 1 2 3; do
-	until [ "$(psql_n "$n" -c "$ready")" = "$groups" ]; do
+	until [ "$(lc_psql "$n" -c "$ready")" = "$groups" ]; do
 		[ $SECONDS -lt $deadline ] || { echo "node $n: groups not ready after 600 s" >&2; exit 1; }
 		sleep 0.2
 	done
 done
 t_ready=$(date +%s.%N)
-leaders=$(for n in 1 2 3; do psql_n "$n" -c "SELECT count(*) FROM dragonraft.status WHERE role = 'leader'"; done | paste -sd/)
+leaders=$(for n in 1 2 3; do lc_psql "$n" -c "SELECT count(*) FROM dragonraft.status WHERE role = 'leader'"; done | paste -sd/)
 
 # Idle: the engine workers' CPU and RSS.
 declare -A pid cpu0
 hz=$(getconf CLK_TCK)
 for n in 1 2 3; do
-	pid[$n]=$(psql_n "$n" -c 'SELECT engine_pid FROM dragonraft.node_status()')
+	pid[$n]=$(lc_psql "$n" -c 'SELECT engine_pid FROM dragonraft.node_status()')
 	cpu0[$n]=$(awk '{print $14 + $15}' "/proc/${pid[$n]}/stat")
 done
 if [ "${BENCH_PERF:-0}" = 1 ]; then
