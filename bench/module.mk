@@ -12,3 +12,9 @@ bench-pg-groups: install
 BENCH_STEPS += bench-pg-failover
 bench-pg-failover: install
 	bash bench/pg_failover.sh
+
+# The applied index in a replication origin against a group_state row.
+.PHONY: bench-applied-index
+BENCH_STEPS += bench-applied-index
+bench-applied-index:
+	bash bench/applied_index.sh
