@@ -16,6 +16,7 @@
 #include "shmem.h"
 #include "storage/ipc.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 
 PG_MODULE_MAGIC;
 
@@ -36,6 +37,9 @@ int dr_max_entry_size = 64 * 1024 * 1024;
 int dr_max_groups = 1024;
 char *dr_cluster_secret_file = NULL;
 int dr_read_consistency = DR_READ_LOCAL;
+
+/* Entries travel to the apply worker in one shm_mq message (at most MaxAllocSize). */
+#define MAX_ENTRY_SIZE ((int)(MaxAllocSize - 1024 * 1024))
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -155,7 +159,7 @@ static void define_gucs(void)
 	DefineCustomIntVariable(
 	        "dragonraft.max_entry_size", "Largest change set one transaction may replicate.",
 	        "Set the same value on every node.", &dr_max_entry_size, 64 * 1024 * 1024, 1024,
-	        INT_MAX - 2 * 1024 * 1024, PGC_POSTMASTER, GUC_UNIT_BYTE, NULL, NULL, NULL);
+	        MAX_ENTRY_SIZE, PGC_POSTMASTER, GUC_UNIT_BYTE, NULL, NULL, NULL);
 	DefineCustomIntVariable(
 	        "dragonraft.max_groups", "Most groups this node can be a member of.",
 	        "Each takes a replication origin: max_replication_slots must be "

@@ -29,6 +29,7 @@
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "queue.h"
+#include "replication/slot.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
@@ -301,6 +302,7 @@ static void main_loop(void)
 		CHECK_FOR_INTERRUPTS();
 		if (ShutdownRequestPending)
 			break; /* requests not taken are failed at exit */
+		MemoryContextSwitchTo(loop_cxt);
 		if (ConfigReloadPending) {
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
@@ -310,7 +312,6 @@ static void main_loop(void)
 			                     dr_node_id)));
 		}
 
-		MemoryContextSwitchTo(loop_cxt);
 		dr_groups_take_requests();
 		engine_uv_run_nowait(de->u);
 		dr_sm_poll();
@@ -357,6 +358,16 @@ void dr_engine_worker_main(Datum arg)
 	dr_groups_restart();
 	dr_queue_open();
 	set_running();
+	if (dr_max_groups > max_replication_slots)
+		ereport(LOG,
+		        (errmsg("dragonraft.max_groups is %d but max_replication_slots is %d",
+		                dr_max_groups, max_replication_slots),
+		         errdetail(
+		                 "Each group keeps its applied index in a replication origin, and "
+		                 "PostgreSQL tracks at most max_replication_slots of them: this "
+		                 "node can be a member of at most %d groups.",
+		                 max_replication_slots),
+		         errhint("Raise max_replication_slots, or lower dragonraft.max_groups.")));
 	ereport(LOG, (errmsg("dragonraft engine worker started for node %d on %s", dr_node_id,
 	                     dr_shared->raft_address),
 	              errdetail("%d groups running.", dr_engine->n_running)));

@@ -40,10 +40,11 @@ typedef struct DrSmEntry {
 
 /* Bytes of entries kept for the apply worker before groups are held. */
 #define QUEUE_BOUND ((Size)32 * 1024 * 1024)
-/* Pause before starting an apply worker again after one exited. */
-#define RESTART_DELAY_MS 1000
-/* ... and after one found no extension in dragonraft.database. */
-#define NO_EXTENSION_DELAY_MS 10000
+/* Pause before starting an apply worker again after one exited; and the most. */
+#define RESTART_DELAY_MS     1000
+#define MAX_RESTART_DELAY_MS 30000
+/* ... and after one found no extension in dragonraft.database, or had no slot. */
+#define RETRY_DELAY_MS 10000
 
 static struct {
 	dlist_head order;        /* every entry kept, in hand-over order */
@@ -57,6 +58,7 @@ static struct {
 	shm_mq_handle *mqh;
 	BackgroundWorkerHandle *worker;
 	TimestampTz next_start; /* no apply worker starts before */
+	int failures;           /* apply workers that exited since anything was applied */
 	bool warned;            /* about the current reason it cannot start */
 } S;
 
@@ -174,13 +176,11 @@ static void start_apply(void)
 {
 	BackgroundWorker w;
 	MemoryContext old;
-	DrApplyState last;
 	pid_t pid;
 	shm_mq *mq;
 
 	SpinLockAcquire(&dr_shared->mutex);
 	pid = dr_shared->apply_pid;
-	last = dr_shared->apply_state;
 	SpinLockRelease(&dr_shared->mutex);
 	if (pid != 0)
 		return; /* a predecessor's apply worker is still on its way out */
@@ -206,8 +206,7 @@ static void start_apply(void)
 		dsm_detach(S.seg);
 		S.seg = NULL;
 		S.worker = NULL;
-		S.next_start =
-		        TimestampTzPlusMilliseconds(GetCurrentTimestamp(), NO_EXTENSION_DELAY_MS);
+		S.next_start = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RETRY_DELAY_MS);
 		if (!S.warned)
 			ereport(WARNING,
 			        (errmsg("dragonraft cannot start its apply worker: no background "
@@ -218,16 +217,20 @@ static void start_apply(void)
 	}
 	S.mqh = shm_mq_attach(mq, S.seg, S.worker);
 	MemoryContextSwitchTo(old);
-	S.warned = last == DR_APPLY_NO_EXTENSION && S.warned;
 	S.next_send = dlist_is_empty(&S.order)
 	                      ? NULL
 	                      : dlist_head_element(DrSmEntry, order_node, &S.order);
 }
 
-/* Keep an apply worker running while there are groups. */
+/*
+ * Keep an apply worker running while there are groups.  One that keeps
+ * failing (the same entry fails to apply) is started again after a pause
+ * that doubles up to MAX_RESTART_DELAY_MS; applying anything resets it.
+ */
 static void watch_apply(void)
 {
 	TimestampTz now;
+	int delay;
 
 	if (S.worker != NULL) {
 		pid_t pid;
@@ -243,20 +246,23 @@ static void watch_apply(void)
 		if (st == DR_APPLY_NO_EXTENSION) {
 			if (!S.warned)
 				ereport(LOG, (errmsg("dragonraft apply worker found no extension "
-				                     "dragonraft "
-				                     "in database \"%s\"",
+				                     "dragonraft in "
+				                     "database \"%s\"",
 				                     dr_database),
 				              errhint("Run CREATE EXTENSION dragonraft in the "
 				                      "database that "
 				                      "dragonraft.database names; the engine "
-				                      "worker tries "
-				                      "again every %d seconds.",
-				                      NO_EXTENSION_DELAY_MS / 1000)));
+				                      "worker tries again "
+				                      "every %d seconds.",
+				                      RETRY_DELAY_MS / 1000)));
 			S.warned = true;
-			S.next_start = TimestampTzPlusMilliseconds(now, NO_EXTENSION_DELAY_MS);
+			delay = RETRY_DELAY_MS;
 		} else {
-			S.next_start = TimestampTzPlusMilliseconds(now, RESTART_DELAY_MS);
+			S.warned = false;
+			delay = Min(RESTART_DELAY_MS << Min(S.failures, 5), MAX_RESTART_DELAY_MS);
+			S.failures++;
 		}
+		S.next_start = TimestampTzPlusMilliseconds(now, delay);
 	}
 	if (dr_engine->n_running == 0)
 		return;
@@ -286,6 +292,8 @@ static void collect_applied(void)
 		}
 		if (dlist_is_empty(&sm->entries))
 			dlist_delete(&sm->queued);
+		if (applied > sm->refreshed)
+			S.failures = 0;
 		if (applied > sm->refreshed && !sm->in_progressed) {
 			dlist_push_tail(&S.progressed, &sm->progressed);
 			sm->in_progressed = true;

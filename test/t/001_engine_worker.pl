@@ -24,6 +24,9 @@ $node->start;
 ok($node->poll_query_until('postgres', $worker, '1'),
 	'engine worker appears in pg_stat_activity');
 $node->safe_psql('postgres', 'CREATE EXTENSION dragonraft');
+ok($node->poll_query_until('postgres',
+		"SELECT engine_state = 'running' FROM dragonraft.node_status()"),
+	'the engine worker runs');
 is( $node->safe_psql(
 		'postgres',
 		"SELECT s.node_id || ' ' || s.engine_state || ' ' || (s.engine_pid = a.pid)
@@ -52,8 +55,9 @@ unlike($log, qr/dragonraft engine.*terminated by signal/, 'worker exits cleanly 
 
 $node->start;
 ok($node->poll_query_until('postgres', $worker, '1'), 'worker starts again after a restart');
-is($node->safe_psql('postgres', 'SELECT engine_state FROM dragonraft.node_status()'),
-	'running', 'extension state survives the restart');
+ok($node->poll_query_until('postgres',
+		"SELECT engine_state = 'running' FROM dragonraft.node_status()"),
+	'and runs its engine again');
 $node->stop('fast');
 
 # node_id = 0: the library loads, the engine stays off.
