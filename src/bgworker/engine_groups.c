@@ -5,10 +5,10 @@
  * member info entry (its client address) in every group.
  *
  * Applied indexes live in a replication origin per group, named
- * dragonraft_<group id>.  A group whose origin has
- * progress but which the LogDB does not know lost its LogDB: it is shown as
- * stopped and never started, so it cannot vote or acknowledge entries it no
- * longer has.
+ * dragonraft_<group id>, made right after the member's LogDB record.  A
+ * group whose origin exists but which the LogDB does not know lost its
+ * LogDB: it is shown as stopped and never started, so it cannot vote or
+ * acknowledge anything as if it still had its log.
  */
 #include "engine_worker.h"
 
@@ -27,7 +27,9 @@
 
 #define CLIENT_ADDRESS_FILE "client_address"
 /* Why a member that lost its LogDB is not started (DESIGN §10). */
-#define LOST_FMT "this node applied entries up to %llu, but its LogDB has no record of the group"
+#define LOST_FMT                                                                                   \
+	"this node was a member (its replication origin exists, applied up to %llu), but its "     \
+	"LogDB has no record of the group"
 
 /* This node's member info: the address every group should know. */
 static struct {
@@ -229,13 +231,13 @@ void dr_groups_restart(void)
 			need_info(sm);
 	}
 
-	/* Applied entries without a LogDB record: refuse to start them (DESIGN §10). */
+	/* An origin without a LogDB record: refuse to start the member (DESIGN §10). */
 	for (int k = 0; k < n_origins; k++) {
 		raft_index applied = replorigin_get_progress(origins[k].id, false);
 		char msg[DR_ERROR_LEN];
 		DrGroup *g;
 
-		if (applied == 0 || dr_groups_find(origins[k].group_id) != NULL)
+		if (dr_groups_find(origins[k].group_id) != NULL)
 			continue;
 		LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
 		g = dr_shmem_group_find(origins[k].group_id);
@@ -348,7 +350,6 @@ static void create_group(DrTaken *t)
 	DrMemberAddr *req = palloc(sizeof(DrMemberAddr) * RAFT_MAX_MEMBERS);
 	uint64 gid = t->group_id;
 	RepOriginId origin;
-	raft_index durable = 0;
 	DrGroup *g;
 	DrSm *sm;
 	int n = 0, rc;
@@ -388,15 +389,17 @@ static void create_group(DrTaken *t)
 	}
 	LWLockRelease(dr_shared->groups_lock);
 
-	/* An origin with progress means this node applied entries of the group before. */
+	/*
+	 * The origin is made right after the member's LogDB record, so one
+	 * without the other means this node was a member and lost its LogDB.
+	 */
 	origin = dr_origin_find(gid, false);
-	if (origin != InvalidRepOriginId)
-		durable = replorigin_get_progress(origin, true);
-	if (durable > 0) {
-		fail(t, DR_RC_LOST, LOST_FMT, (unsigned long long)durable);
+	if (origin != InvalidRepOriginId) {
+		fail(t, DR_RC_LOST, LOST_FMT,
+		     (unsigned long long)replorigin_get_progress(origin, false));
 		return;
 	}
-	g = new_entry(gid, 0, origin);
+	g = new_entry(gid, 0, InvalidRepOriginId);
 	if (g == NULL) {
 		complete(t, DR_RC_GROUPS_FULL, 0);
 		return;
@@ -412,6 +415,10 @@ static void create_group(DrTaken *t)
 		fail(t, rc, "%s", engine_errmsg(dr_engine->e));
 		return;
 	}
+	origin = dr_origin_find(gid, true);
+	SpinLockAcquire(&g->mutex);
+	g->origin = origin;
+	SpinLockRelease(&g->mutex);
 	learn_addresses(bs->members, bs->n_members);
 	dr_status_publish(sm); /* visible when create_group returns */
 	need_info(sm);
