@@ -105,6 +105,18 @@ static void on_engine_exit(int code, Datum arg)
 	dr_queue_close();
 }
 
+/* Exit with FATAL; node_status() shows msg as the reason the engine stopped. */
+static void stop_with(const char *msg, const char *hint) pg_attribute_noreturn();
+
+static void stop_with(const char *msg, const char *hint)
+{
+	SpinLockAcquire(&dr_shared->mutex);
+	strlcpy(dr_shared->engine_error, msg, sizeof(dr_shared->engine_error));
+	SpinLockRelease(&dr_shared->mutex);
+	ereport(FATAL, (errmsg("%s", msg), hint ? errhint("%s", hint) : 0));
+	pg_unreachable();
+}
+
 /* Creates dragonraft.data_dir (relative to PGDATA) and its subdirectory dir. */
 static void prepare_dir(const char *dir)
 {
@@ -112,17 +124,14 @@ static void prepare_dir(const char *dir)
 
 	if (stat(dir, &st) == 0) {
 		if (!S_ISDIR(st.st_mode))
-			ereport(FATAL,
-			        (errcode(ERRCODE_CONFIG_FILE_ERROR),
-			         errmsg("\"%s\" in dragonraft.data_dir is not a directory", dir)));
+			stop_with(psprintf("\"%s\" in dragonraft.data_dir is not a directory", dir),
+			          NULL);
 		return;
 	}
 	if (errno != ENOENT)
-		ereport(FATAL,
-		        (errcode_for_file_access(), errmsg("could not stat \"%s\": %m", dir)));
+		stop_with(psprintf("could not stat \"%s\": %m", dir), NULL);
 	if (MakePGDirectory(dir) != 0)
-		ereport(FATAL, (errcode_for_file_access(),
-		                errmsg("could not create directory \"%s\": %m", dir)));
+		stop_with(psprintf("could not create directory \"%s\": %m", dir), NULL);
 }
 
 /* The cluster secret (palloc'd, *len bytes), or NULL without dragonraft.cluster_secret_file. */
@@ -137,20 +146,18 @@ static uint8 *read_secret(size_t *len)
 		return NULL;
 	f = AllocateFile(dr_cluster_secret_file, "r");
 	if (f == NULL)
-		ereport(FATAL, (errcode_for_file_access(),
-		                errmsg("could not open dragonraft.cluster_secret_file \"%s\": %m",
-		                       dr_cluster_secret_file)));
+		stop_with(psprintf("could not open dragonraft.cluster_secret_file \"%s\": %m",
+		                   dr_cluster_secret_file),
+		          NULL);
 	n = fread(buf, 1, sizeof(buf), f);
 	FreeFile(f);
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
 		n--;
 	if (n < 16)
-		ereport(FATAL,
-		        (errcode(ERRCODE_CONFIG_FILE_ERROR),
-		         errmsg("dragonraft.cluster_secret_file \"%s\" holds %zu bytes",
-		                dr_cluster_secret_file, n),
-		         errhint("A cluster secret needs at least 16 bytes; use the same file "
-		                 "on every node.")));
+		stop_with(psprintf("dragonraft.cluster_secret_file \"%s\" holds %zu bytes",
+		                   dr_cluster_secret_file, n),
+		          "A cluster secret needs at least 16 bytes; use the same file on every "
+		          "node.");
 	*len = n;
 	return memcpy(palloc(n), buf, n);
 }
@@ -201,16 +208,17 @@ static void start_engine(void)
 	prepare_dir(snap_dir);
 
 	if (uv_loop_init(&de->loop) != 0)
-		ereport(FATAL, (errmsg("dragonraft could not initialise its event loop")));
+		stop_with("dragonraft could not initialise its event loop", NULL);
 	de->loop_ready = true;
 	memset(&lc, 0, sizeof(lc));
 	lc.dir = logdb_dir;
 	open_with_threads_masked(&lc, err, sizeof(err), &rc);
 	if (rc != LOGDB_OK)
-		ereport(FATAL, (errmsg("dragonraft could not open its LogDB in \"%s\": %s",
-		                       logdb_dir, err)));
+		stop_with(psprintf("dragonraft could not open its LogDB in \"%s\": %s", logdb_dir,
+		                   err),
+		          NULL);
 	if (engine_logdb_create(de->db, dr_node_id, &de->el) != ENGINE_OK)
-		ereport(FATAL, (errmsg("dragonraft could not set up its LogDB adapter")));
+		stop_with("dragonraft could not set up its LogDB adapter", NULL);
 	engine_logdb_ops(de->el, &st);
 
 	memset(&ec, 0, sizeof(ec));
@@ -234,15 +242,16 @@ static void start_engine(void)
 	tc.snapshot_dir = snap_dir;
 	rc = engine_uv_create(&de->loop, &ec, &st, &tc, &de->u, err, sizeof(err));
 	if (rc != ENGINE_OK)
-		ereport(FATAL, (errmsg("dragonraft could not start its engine on %s: %s",
-		                       dr_listen_address, err)));
+		stop_with(psprintf("dragonraft could not start its engine on %s: %s",
+		                   dr_listen_address, err),
+		          "Is another process listening there?  See dragonraft.listen_address.");
 	de->e = engine_uv_engine(de->u);
 	de->t = engine_uv_transport(de->u);
 
 	/* The address others dial, with the port the listener got. */
 	if (!dr_parse_address(dr_advertise_address[0] ? dr_advertise_address : dr_listen_address,
 	                      host, sizeof(host), &port, &why))
-		ereport(FATAL, (errmsg("dragonraft address: %s", why)));
+		stop_with(psprintf("dragonraft address: %s", why), NULL);
 	if (dr_advertise_address[0] == '\0' || port == 0)
 		port = transport_listen_port(de->t);
 	SpinLockAcquire(&dr_shared->mutex);
@@ -262,17 +271,13 @@ static void set_running(void)
 }
 
 /* The engine stopped after a storage failure: say so, then exit (and be restarted). */
+static void engine_failed_exit(void) pg_attribute_noreturn();
+
 static void engine_failed_exit(void)
 {
-	char msg[DR_ERROR_LEN];
-
-	strlcpy(msg, engine_errmsg(dr_engine->e), sizeof(msg));
-	SpinLockAcquire(&dr_shared->mutex);
-	strlcpy(dr_shared->engine_error, msg, sizeof(dr_shared->engine_error));
-	SpinLockRelease(&dr_shared->mutex);
-	ereport(FATAL, (errmsg("dragonraft engine stopped: %s", msg),
-	                errhint("The postmaster starts the engine worker again in a few seconds; "
-	                        "check the disk that holds dragonraft.data_dir.")));
+	stop_with(psprintf("dragonraft engine stopped: %s", engine_errmsg(dr_engine->e)),
+	          "The postmaster starts the engine worker again in a few seconds; check the disk "
+	          "that holds dragonraft.data_dir.");
 }
 
 static void main_loop(void)

@@ -75,6 +75,25 @@ like($err, qr/dragonraft.node_id is not set, so the engine is off/,
 	'create_group says the engine is off');
 $off->stop('fast');
 
+# An engine worker that cannot start says why in node_status().
+my $nosecret = PostgreSQL::Test::Cluster->new('node_nosecret');
+$nosecret->init;
+my $port2 = PostgreSQL::Test::Cluster::get_free_port();
+$nosecret->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'dragonraft'
+dragonraft.node_id = 2
+dragonraft.listen_address = '127.0.0.1:$port2'
+dragonraft.cluster_secret_file = 'no_such_secret'
+});
+$nosecret->start;
+$nosecret->safe_psql('postgres', 'CREATE EXTENSION dragonraft');
+ok( $nosecret->poll_query_until('postgres', q{
+		SELECT engine_state = 'stopped'
+		       AND engine_error LIKE 'could not open dragonraft.cluster_secret_file "no_such_secret": %'
+		  FROM dragonraft.node_status()}),
+	'node_status says why the engine worker stopped');
+$nosecret->stop('fast');
+
 # An election timeout not above the heartbeat interval is refused at start.
 my $bad = PostgreSQL::Test::Cluster->new('node_bad');
 $bad->init;
