@@ -138,7 +138,7 @@ static ApplyGroup *find_group(uint64 group_id)
 	ApplyGroup *ag = hash_search(groups, &group_id, HASH_ENTER, &found);
 
 	if (!found) {
-		ag->origin = dr_origin_find(group_id, true);
+		ag->origin = dr_origins_find(group_id, true);
 		ag->applied = replorigin_get_progress(ag->origin, false);
 	}
 	return ag;

@@ -39,7 +39,7 @@ static struct {
 	bool file_current; /* CLIENT_ADDRESS_FILE holds it: every group knows it */
 } info;
 
-DrSm *dr_groups_find(uint64 group_id)
+DrSm *dr_engine_groups_find(uint64 group_id)
 {
 	return hash_search(dr_engine->sms, &group_id, HASH_FIND, NULL);
 }
@@ -72,7 +72,7 @@ static void remove_sm(DrSm *sm)
 {
 	uint64 gid = sm->group_id;
 
-	dr_sm_forget(sm);
+	dr_pg_sm_forget(sm);
 	if (sm->info_needed)
 		dlist_delete(&sm->info_node);
 	hash_search(dr_engine->sms, &gid, HASH_REMOVE, NULL);
@@ -143,7 +143,7 @@ static int start_member(uint64 group_id, const struct engine_bootstrap *bs, DrGr
 	DrSm *sm = add_sm(group_id, g, durable);
 	int rc;
 
-	dr_sm_ops(sm, &ops);
+	dr_pg_sm_ops(sm, &ops);
 	rc = engine_start_group(dr_engine->e, group_id, bs, &ops);
 	if (rc != ENGINE_OK) {
 		remove_sm(sm);
@@ -154,7 +154,7 @@ static int start_member(uint64 group_id, const struct engine_bootstrap *bs, DrGr
 	return ENGINE_OK;
 }
 
-void dr_groups_restart(void)
+void dr_engine_groups_restart(void)
 {
 	struct logdb_bootstrap *lbs = palloc(sizeof(*lbs));
 	struct engine_member *members = palloc(sizeof(struct engine_member) * RAFT_MAX_MEMBERS);
@@ -226,7 +226,7 @@ void dr_groups_restart(void)
 			set_stopped(g, DR_MEMBER_FAILED, engine_errmsg(dr_engine->e));
 			continue;
 		}
-		dr_status_publish(sm);
+		dr_engine_status_publish(sm);
 		if (!info.file_current)
 			need_info(sm);
 	}
@@ -237,7 +237,7 @@ void dr_groups_restart(void)
 		char msg[DR_ERROR_LEN];
 		DrGroup *g;
 
-		if (dr_groups_find(origins[k].group_id) != NULL)
+		if (dr_engine_groups_find(origins[k].group_id) != NULL)
 			continue;
 		LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
 		g = dr_shmem_group_find(origins[k].group_id);
@@ -355,13 +355,13 @@ static void create_group(DrTaken *t)
 	int n = 0, rc;
 	bool ok;
 
-	ok = dr_members_decode(t->payload, t->len, req, RAFT_MAX_MEMBERS, &n);
+	ok = dr_queue_decode_members(t->payload, t->len, req, RAFT_MAX_MEMBERS, &n);
 	dr_queue_done_with_payload(t);
 	if (!ok || n == 0) {
 		fail(t, DR_RC_BAD_REQUEST, "malformed member list");
 		return;
 	}
-	if (dr_groups_find(gid) != NULL) {
+	if (dr_engine_groups_find(gid) != NULL) {
 		StringInfoData s;
 
 		if (same_members(gid, req, n)) {
@@ -393,7 +393,7 @@ static void create_group(DrTaken *t)
 	 * The origin is made right after the member's LogDB record, so one
 	 * without the other means this node was a member and lost its LogDB.
 	 */
-	origin = dr_origin_find(gid, false);
+	origin = dr_origins_find(gid, false);
 	if (origin != InvalidRepOriginId) {
 		fail(t, DR_RC_LOST, LOST_FMT,
 		     (unsigned long long)replorigin_get_progress(origin, false));
@@ -415,12 +415,12 @@ static void create_group(DrTaken *t)
 		fail(t, rc, "%s", engine_errmsg(dr_engine->e));
 		return;
 	}
-	origin = dr_origin_find(gid, true);
+	origin = dr_origins_find(gid, true);
 	SpinLockAcquire(&g->mutex);
 	g->origin = origin;
 	SpinLockRelease(&g->mutex);
 	learn_addresses(bs->members, bs->n_members);
-	dr_status_publish(sm); /* visible when create_group returns */
+	dr_engine_status_publish(sm); /* visible when create_group returns */
 	need_info(sm);
 	complete(t, ENGINE_OK, 0);
 	ereport(LOG, (errmsg("dragonraft group %llu created on node %d with %d members",
@@ -444,7 +444,7 @@ static void transfer_done(void *ctx, const struct engine_result *res)
 
 static void transfer_leader(DrTaken *t)
 {
-	DrSm *sm = dr_groups_find(t->group_id);
+	DrSm *sm = dr_engine_groups_find(t->group_id);
 	int rc;
 
 	if (sm == NULL) {
@@ -457,7 +457,7 @@ static void transfer_leader(DrTaken *t)
 		complete(t, rc, sm->leader);
 }
 
-void dr_groups_take_requests(void)
+void dr_engine_groups_take_requests(void)
 {
 	DrTaken t;
 
@@ -521,7 +521,7 @@ static void write_address_file(void)
 		info.file_current = true;
 }
 
-void dr_groups_member_info(void)
+void dr_engine_groups_member_info(void)
 {
 	dlist_iter it;
 	uint8 buf[ENTRY_CLIENT_ADDR_MAX + 64];
@@ -566,7 +566,7 @@ void dr_groups_member_info(void)
 	}
 }
 
-void dr_groups_reload(void)
+void dr_engine_groups_reload(void)
 {
 	char *addr = dr_effective_client_address();
 	HASH_SEQ_STATUS seq;

@@ -155,7 +155,7 @@ static void publish(DrSm *sm, const struct engine_group_status *st,
 	LWLockRelease(dr_shared->groups_lock);
 }
 
-void dr_status_publish(DrSm *sm)
+void dr_engine_status_publish(DrSm *sm)
 {
 	static struct engine_group_status st;
 	struct engine_group_stats stats;
@@ -165,17 +165,17 @@ void dr_status_publish(DrSm *sm)
 		publish(sm, &st, &stats);
 }
 
-void dr_status_refresh(void)
+void dr_engine_status_refresh(void)
 {
 	static uint64 ids[CHANGED_BATCH];
 	size_t n;
 
 	while ((n = engine_take_changed(dr_engine->e, ids, CHANGED_BATCH)) > 0) {
 		for (size_t i = 0; i < n; i++) {
-			DrSm *sm = dr_groups_find(ids[i]);
+			DrSm *sm = dr_engine_groups_find(ids[i]);
 
 			if (sm != NULL)
-				dr_status_publish(sm);
+				dr_engine_status_publish(sm);
 		}
 		if (n < CHANGED_BATCH)
 			break;
@@ -203,7 +203,7 @@ static Peer *peers = NULL; /* one per place in the node pool */
  * life, for an election timeout.  A node this one has nothing to send to
  * (a follower, to the other followers) gives no news either way.
  */
-void dr_status_peers(void)
+void dr_engine_status_peers(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	int timeout_ms = dr_election_rtt * dr_rtt_ms;

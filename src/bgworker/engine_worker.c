@@ -79,7 +79,7 @@ static void stop_engine(void)
 	if (de == NULL)
 		return;
 	dr_engine = NULL;
-	dr_sm_shutdown();
+	dr_pg_sm_shutdown();
 	if (de->u != NULL)
 		engine_uv_close(de->u);
 	if (de->loop_ready) {
@@ -311,27 +311,27 @@ static void main_loop(void)
 		if (ConfigReloadPending) {
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
-			dr_groups_reload();
+			dr_engine_groups_reload();
 			ereport(LOG, (errmsg("dragonraft engine worker for node %d reloaded its "
 			                     "configuration",
 			                     dr_node_id)));
 		}
 
-		dr_groups_take_requests();
+		dr_engine_groups_take_requests();
 		engine_uv_run_nowait(de->u);
-		dr_sm_poll();
+		dr_pg_sm_poll();
 		now = GetCurrentTimestamp();
 		if (now >= next_status) {
-			dr_status_refresh();
+			dr_engine_status_refresh();
 			next_status = TimestampTzPlusMilliseconds(now, STATUS_MS);
 		}
 		if (now >= next_housekeeping) {
-			dr_groups_member_info();
-			dr_status_peers();
+			dr_engine_groups_member_info();
+			dr_engine_status_peers();
 			next_housekeeping = TimestampTzPlusMilliseconds(now, HOUSEKEEPING_MS);
 		}
 		if (now >= next_durable) {
-			dr_sm_refresh_durable();
+			dr_pg_sm_refresh_durable();
 			next_durable = TimestampTzPlusMilliseconds(now, DURABLE_MS);
 		}
 		if (engine_failed(de->e))
@@ -358,9 +358,9 @@ void dr_engine_worker_main(Datum arg)
 	dr_engine->sms =
 	        hash_create("dragonraft groups", 256, &info, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	before_shmem_exit(on_engine_exit, (Datum)0);
-	dr_sm_init();
+	dr_pg_sm_init();
 	start_engine();
-	dr_groups_restart();
+	dr_engine_groups_restart();
 	dr_queue_open();
 	set_running();
 	if (dr_max_groups > max_replication_slots)

@@ -61,23 +61,23 @@ typedef struct DrEngine {
 extern DrEngine *dr_engine;
 
 /* pg_sm.c: the engine-side state machine adapter and the apply worker's queue. */
-extern void dr_sm_init(void);
-extern void dr_sm_ops(DrSm *sm, struct engine_sm_ops *ops);
-extern void dr_sm_forget(DrSm *sm);
-extern void dr_sm_poll(void);
-extern void dr_sm_refresh_durable(void);
-extern void dr_sm_shutdown(void);
+extern void dr_pg_sm_init(void);
+extern void dr_pg_sm_ops(DrSm *sm, struct engine_sm_ops *ops);
+extern void dr_pg_sm_forget(DrSm *sm);
+extern void dr_pg_sm_poll(void);
+extern void dr_pg_sm_refresh_durable(void);
+extern void dr_pg_sm_shutdown(void);
 
 /* engine_groups.c: groups, requests from backends, member info entries. */
-extern DrSm *dr_groups_find(uint64 group_id);
-extern void dr_groups_restart(void);
-extern void dr_groups_take_requests(void);
-extern void dr_groups_member_info(void);
-extern void dr_groups_reload(void);
+extern DrSm *dr_engine_groups_find(uint64 group_id);
+extern void dr_engine_groups_restart(void);
+extern void dr_engine_groups_take_requests(void);
+extern void dr_engine_groups_member_info(void);
+extern void dr_engine_groups_reload(void);
 
 /* engine_status.c: status in shared memory, LOG lines. */
-extern void dr_status_publish(DrSm *sm);
-extern void dr_status_refresh(void);
-extern void dr_status_peers(void);
+extern void dr_engine_status_publish(DrSm *sm);
+extern void dr_engine_status_refresh(void);
+extern void dr_engine_status_peers(void);
 
 #endif /* DRAGONRAFT_ENGINE_WORKER_H */

@@ -19,7 +19,7 @@
 
 #define ORIGIN_PREFIX "dragonraft_"
 
-void dr_origin_name(uint64 group_id, char *buf)
+void dr_origins_name(uint64 group_id, char *buf)
 {
 	snprintf(buf, NAMEDATALEN, ORIGIN_PREFIX "%llu", (unsigned long long)group_id);
 }
@@ -72,13 +72,13 @@ DrOrigin *dr_origins_scan(int *n)
 	return out;
 }
 
-RepOriginId dr_origin_find(uint64 group_id, bool create)
+RepOriginId dr_origins_find(uint64 group_id, bool create)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	char name[NAMEDATALEN];
 	RepOriginId id;
 
-	dr_origin_name(group_id, name);
+	dr_origins_name(group_id, name);
 	StartTransactionCommand();
 	id = replorigin_by_name(name, true);
 	if (id == InvalidRepOriginId && create)

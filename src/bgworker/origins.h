@@ -15,10 +15,10 @@ typedef struct DrOrigin {
 } DrOrigin;
 
 /* The name of group_id's origin (buf of NAMEDATALEN bytes). */
-extern void dr_origin_name(uint64 group_id, char *buf);
+extern void dr_origins_name(uint64 group_id, char *buf);
 /* Every group's origin (palloc'd in the caller's context; *n of them). */
 extern DrOrigin *dr_origins_scan(int *n);
 /* group_id's origin; InvalidRepOriginId if it has none and create is false. */
-extern RepOriginId dr_origin_find(uint64 group_id, bool create);
+extern RepOriginId dr_origins_find(uint64 group_id, bool create);
 
 #endif /* DRAGONRAFT_ORIGINS_H */

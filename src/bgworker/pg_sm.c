@@ -62,7 +62,7 @@ static struct {
 	bool warned;            /* about the current reason it cannot start */
 } S;
 
-void dr_sm_init(void)
+void dr_pg_sm_init(void)
 {
 	memset(&S, 0, sizeof(S));
 	dlist_init(&S.order);
@@ -118,7 +118,7 @@ static bool sm_apply_busy(void *ctx)
 	return true;
 }
 
-void dr_sm_ops(DrSm *sm, struct engine_sm_ops *ops)
+void dr_pg_sm_ops(DrSm *sm, struct engine_sm_ops *ops)
 {
 	memset(ops, 0, sizeof(*ops));
 	ops->ctx = sm;
@@ -143,7 +143,7 @@ static void free_entry(DrSmEntry *e)
 	free(e);
 }
 
-void dr_sm_forget(DrSm *sm)
+void dr_pg_sm_forget(DrSm *sm)
 {
 	while (!dlist_is_empty(&sm->entries))
 		free_entry(dlist_head_element(DrSmEntry, group_node, &sm->entries));
@@ -346,7 +346,7 @@ static void send_entries(void)
 	}
 }
 
-void dr_sm_poll(void)
+void dr_pg_sm_poll(void)
 {
 	watch_apply();
 	collect_applied();
@@ -354,7 +354,7 @@ void dr_sm_poll(void)
 	send_entries();
 }
 
-void dr_sm_refresh_durable(void)
+void dr_pg_sm_refresh_durable(void)
 {
 	dlist_mutable_iter it;
 
@@ -378,7 +378,7 @@ void dr_sm_refresh_durable(void)
 	}
 }
 
-void dr_sm_shutdown(void)
+void dr_pg_sm_shutdown(void)
 {
 	if (S.worker != NULL)
 		TerminateBackgroundWorker(S.worker);

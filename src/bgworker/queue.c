@@ -354,7 +354,7 @@ void dr_queue_from_ctx(void *ctx, int *slot, uint64 *generation)
 
 /* ---- the create_group payload ---- */
 
-char *dr_members_encode(const DrMemberAddr *m, int n, Size *len)
+char *dr_queue_encode_members(const DrMemberAddr *m, int n, Size *len)
 {
 	Size size = sizeof(uint32);
 	char *buf, *p;
@@ -378,7 +378,7 @@ char *dr_members_encode(const DrMemberAddr *m, int n, Size *len)
 	return buf;
 }
 
-bool dr_members_decode(const char *p, Size len, DrMemberAddr *out, int max, int *n)
+bool dr_queue_decode_members(const char *p, Size len, DrMemberAddr *out, int max, int *n)
 {
 	const char *end = p + len;
 	uint32 count;

@@ -15,7 +15,7 @@
 #include "storage/spin.h"
 
 typedef enum DrRequestKind {
-	DR_REQ_CREATE_GROUP = 1, /* payload: members (dr_members_encode) */
+	DR_REQ_CREATE_GROUP = 1, /* payload: members (dr_queue_encode_members) */
 	DR_REQ_TRANSFER_LEADER,  /* arg: the target node */
 } DrRequestKind;
 
@@ -68,9 +68,9 @@ typedef struct DrMemberAddr {
 
 /* The payload of DR_REQ_CREATE_GROUP: u32 count, then per member u64 node id,
  * u16 length and the address.  Encode n members into a palloc'd buffer. */
-extern char *dr_members_encode(const DrMemberAddr *m, int n, Size *len);
+extern char *dr_queue_encode_members(const DrMemberAddr *m, int n, Size *len);
 /* Decode into out (room for max); false when malformed. */
-extern bool dr_members_decode(const char *p, Size len, DrMemberAddr *out, int max, int *n);
+extern bool dr_queue_decode_members(const char *p, Size len, DrMemberAddr *out, int max, int *n);
 
 /* Backend: submit a request, wait for its outcome (cancellable), fill res. */
 extern void dr_queue_call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *payload,

@@ -216,7 +216,7 @@ Datum dr_create_group(PG_FUNCTION_ARGS)
 		         errhint("Raise max_replication_slots (and dragonraft.max_groups) and "
 		                 "restart the server.")));
 
-	payload = dr_members_encode(members, n, &len);
+	payload = dr_queue_encode_members(members, n, &len);
 	dr_queue_call(DR_REQ_CREATE_GROUP, (uint64)group_id, 0, payload, len, &res);
 	switch (res.rc) {
 	case ENGINE_OK:
