@@ -135,7 +135,7 @@ static void set_stopped(DrGroup *g, DrMemberState state, const char *error)
 	SpinLockRelease(&g->mutex);
 }
 
-/* Start a member: bs NULL restarts a stored one.  On failure *err says why. */
+/* Start a member: bs NULL restarts a stored one.  On failure engine_errmsg() says why. */
 static int start_member(uint64 group_id, const struct engine_bootstrap *bs, DrGroup *g,
                         raft_index durable, DrSm **out)
 {
@@ -152,6 +152,17 @@ static int start_member(uint64 group_id, const struct engine_bootstrap *bs, DrGr
 	dr_engine->n_running++;
 	*out = sm;
 	return ENGINE_OK;
+}
+
+static void warn_lost(uint64 group_id, const char *why)
+{
+	ereport(WARNING,
+	        (errmsg("dragonraft group %llu not started: %s", (unsigned long long)group_id, why),
+	         errdetail("Was dragonraft.data_dir deleted?  A member that lost its Raft log must "
+	                   "not vote or acknowledge entries as if it still had them."),
+	         errhint("To rejoin, remove node %d from the group on another member, drop the "
+	                 "replication origin \"dragonraft_%llu\" here, and add the node again.",
+	                 dr_node_id, (unsigned long long)group_id)));
 }
 
 void dr_engine_groups_restart(void)
@@ -249,17 +260,7 @@ void dr_engine_groups_restart(void)
 			continue;
 		snprintf(msg, sizeof(msg), LOST_FMT, (unsigned long long)applied);
 		set_stopped(g, DR_MEMBER_LOST, msg);
-		ereport(WARNING,
-		        (errmsg("dragonraft group %llu not started: %s",
-		                (unsigned long long)origins[k].group_id, msg),
-		         errdetail("Was dragonraft.data_dir deleted?  A member that lost its Raft "
-		                   "log "
-		                   "must not vote or acknowledge entries as if it still had them."),
-		         errhint("To rejoin, remove node %d from the group on another member, drop "
-		                 "the replication origin \"dragonraft_%llu\" here, and add the "
-		                 "node "
-		                 "again.",
-		                 dr_node_id, (unsigned long long)origins[k].group_id)));
+		warn_lost(origins[k].group_id, msg);
 	}
 	if (dlist_is_empty(&info.need))
 		info.file_current = true; /* nothing to tell: no group, or all know it */

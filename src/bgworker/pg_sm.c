@@ -33,7 +33,6 @@
 typedef struct DrSmEntry {
 	dlist_node group_node; /* in its group's entries */
 	dlist_node order_node; /* in hand-over order */
-	DrSm *sm;
 	DrApplyMsg msg;
 	uint8 data[FLEXIBLE_ARRAY_MEMBER];
 } DrSmEntry;
@@ -81,7 +80,6 @@ static int sm_apply(void *ctx, const struct engine_sm_entry *ents, uint32_t n)
 
 		if (e == NULL)
 			return ENGINE_ERR_NOMEM;
-		e->sm = sm;
 		e->msg.group_id = sm->group_id;
 		e->msg.index = ents[i].index;
 		e->msg.term = ents[i].term;
@@ -145,6 +143,8 @@ static void free_entry(DrSmEntry *e)
 
 void dr_pg_sm_forget(DrSm *sm)
 {
+	if (!dlist_is_empty(&sm->entries))
+		dlist_delete(&sm->queued);
 	while (!dlist_is_empty(&sm->entries))
 		free_entry(dlist_head_element(DrSmEntry, group_node, &sm->entries));
 	if (sm->in_progressed)
@@ -222,6 +222,17 @@ static void start_apply(void)
 	                      : dlist_head_element(DrSmEntry, order_node, &S.order);
 }
 
+static void warn_no_extension(void)
+{
+	ereport(LOG, (errmsg("dragonraft apply worker found no extension dragonraft in database "
+	                     "\"%s\"",
+	                     dr_database),
+	              errhint("Run CREATE EXTENSION dragonraft in the database that "
+	                      "dragonraft.database names; the engine worker tries again every %d "
+	                      "seconds.",
+	                      RETRY_DELAY_MS / 1000)));
+}
+
 /*
  * Keep an apply worker running while there are groups.  One that keeps
  * failing (the same entry fails to apply) is started again after a pause
@@ -245,16 +256,7 @@ static void watch_apply(void)
 		now = GetCurrentTimestamp();
 		if (st == DR_APPLY_NO_EXTENSION) {
 			if (!S.warned)
-				ereport(LOG, (errmsg("dragonraft apply worker found no extension "
-				                     "dragonraft in "
-				                     "database \"%s\"",
-				                     dr_database),
-				              errhint("Run CREATE EXTENSION dragonraft in the "
-				                      "database that "
-				                      "dragonraft.database names; the engine "
-				                      "worker tries again "
-				                      "every %d seconds.",
-				                      RETRY_DELAY_MS / 1000)));
+				warn_no_extension();
 			S.warned = true;
 			delay = RETRY_DELAY_MS;
 		} else {
@@ -289,11 +291,10 @@ static void collect_applied(void)
 			if (e->msg.index > applied)
 				break;
 			free_entry(e);
+			S.failures = 0; /* the apply worker gets on */
 		}
 		if (dlist_is_empty(&sm->entries))
 			dlist_delete(&sm->queued);
-		if (applied > sm->refreshed)
-			S.failures = 0;
 		if (applied > sm->refreshed && !sm->in_progressed) {
 			dlist_push_tail(&S.progressed, &sm->progressed);
 			sm->in_progressed = true;
@@ -335,11 +336,8 @@ static void send_entries(void)
 		res = shm_mq_sendv(S.mqh, iov, 2, true, last);
 		if (res == SHM_MQ_WOULD_BLOCK)
 			return; /* the apply worker sets our latch as it reads */
-		if (res == SHM_MQ_DETACHED) {
-			apply_gone(); /* its exit is noticed in watch_apply */
-			S.next_start = 0;
-			return;
-		}
+		if (res == SHM_MQ_DETACHED)
+			return; /* it exits; watch_apply notices */
 		S.next_send = last ? NULL
 		                   : dlist_container(DrSmEntry, order_node,
 		                                     dlist_next_node(&S.order, &e->order_node));

@@ -134,7 +134,9 @@ void dr_queue_call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *
 		handle = dsm_segment_handle(seg);
 	}
 
-	/* Only this backend changes a FREE slot. */
+	/* Only this backend changes a FREE slot; SUBMITTED publishes it. */
+	if (seg == NULL && len > 0)
+		memcpy(r->payload, payload, len);
 	SpinLockAcquire(&r->mutex);
 	r->generation = gen;
 	r->state = DR_SLOT_SUBMITTED;
@@ -143,9 +145,6 @@ void dr_queue_call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *
 	r->arg = arg;
 	r->len = len;
 	r->dsm = handle;
-	if (seg == NULL && len > 0)
-		memcpy(r->payload, payload, len);
-	memset(&r->result, 0, sizeof(r->result));
 	SpinLockRelease(&r->mutex);
 
 	SpinLockAcquire(&dr_shared->queue_mutex);
