@@ -28,8 +28,10 @@
 #define CLIENT_ADDRESS_FILE "client_address"
 /* Why a member that lost its LogDB is not started (DESIGN §10). */
 #define LOST_FMT                                                                                   \
-	"this node was a member (its replication origin exists, applied up to %llu), but its "     \
-	"LogDB has no record of the group"
+	"this node was a member (replication origin dragonraft_%llu, applied up to %llu) but its " \
+	"LogDB has no record of the group; to rejoin, remove node %d on another member, drop "     \
+	"that "                                                                                    \
+	"origin here and add the node again"
 
 /* This node's member info: the address every group should know. */
 static struct {
@@ -158,11 +160,9 @@ static void warn_lost(uint64 group_id, const char *why)
 {
 	ereport(WARNING,
 	        (errmsg("dragonraft group %llu not started: %s", (unsigned long long)group_id, why),
-	         errdetail("Was dragonraft.data_dir deleted?  A member that lost its Raft log must "
-	                   "not vote or acknowledge entries as if it still had them."),
-	         errhint("To rejoin, remove node %d from the group on another member, drop the "
-	                 "replication origin \"dragonraft_%llu\" here, and add the node again.",
-	                 dr_node_id, (unsigned long long)group_id)));
+	         errdetail("Was dragonraft.data_dir deleted?  A member that lost its Raft "
+	                   "log must not vote or acknowledge entries as if it still had "
+	                   "them.")));
 }
 
 void dr_engine_groups_restart(void)
@@ -258,7 +258,8 @@ void dr_engine_groups_restart(void)
 		g = new_entry(origins[k].group_id, applied, origins[k].id);
 		if (g == NULL)
 			continue;
-		snprintf(msg, sizeof(msg), LOST_FMT, (unsigned long long)applied);
+		snprintf(msg, sizeof(msg), LOST_FMT, (unsigned long long)origins[k].group_id,
+		         (unsigned long long)applied, dr_node_id);
 		set_stopped(g, DR_MEMBER_LOST, msg);
 		warn_lost(origins[k].group_id, msg);
 	}
@@ -396,8 +397,8 @@ static void create_group(DrTaken *t)
 	 */
 	origin = dr_origins_find(gid, false);
 	if (origin != InvalidRepOriginId) {
-		fail(t, DR_RC_LOST, LOST_FMT,
-		     (unsigned long long)replorigin_get_progress(origin, false));
+		fail(t, DR_RC_LOST, LOST_FMT, (unsigned long long)gid,
+		     (unsigned long long)replorigin_get_progress(origin, false), dr_node_id);
 		return;
 	}
 	g = new_entry(gid, 0, InvalidRepOriginId);

@@ -232,12 +232,7 @@ Datum dr_create_group(PG_FUNCTION_ARGS)
 		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 		         errmsg("group %lld cannot be started on this node: %s",
 		                (long long)group_id, res.errmsg),
-		         errhint("A member that lost its Raft log must not start as new.  To "
-		                 "rejoin, remove node %d from the group on another member, drop "
-		                 "the "
-		                 "replication origin \"dragonraft_%lld\" here, and add the node "
-		                 "again.",
-		                 dr_node_id, (long long)group_id)));
+		         errdetail("A member that lost its Raft log must not start as new.")));
 		break;
 	case DR_RC_GROUPS_FULL:
 		ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),

@@ -245,15 +245,15 @@ ok( wait_until(
 		sub {
 			$n3->safe_psql('postgres', q{
 			SELECT count(*) = 2 AND bool_and(state = 'stopped' AND role IS NULL
-			       AND error ~ '^this node was a member \(its replication origin exists, applied up to \d+\), but its LogDB has no record of the group$')
+			       AND error ~ '^this node was a member \(replication origin dragonraft_\d, applied up to \d+\) but its LogDB has no record of the group; to rejoin, remove node 3 on another member, drop that origin here and add the node again$')
 			  FROM dragonraft.status}) eq 't';
 		}),
 	'status shows both members of node 3 stopped, with the reason');
-$n3->wait_for_log(qr/WARNING:  dragonraft group 1 not started: .*LogDB has no record.*\n.*DETAIL: .*\n.*HINT:  To rejoin, remove node 3/,
+$n3->wait_for_log(qr/WARNING:  dragonraft group 1 not started: .*LogDB has no record of the group; to rejoin, remove node 3 .*\n.*DETAIL:  Was dragonraft.data_dir deleted\?/,
 	$log_offset);
 ok(1, 'the log says what happened and how to rejoin');
 ($rc, $out, $err) = $n3->psql('postgres', "SELECT dragonraft.create_group(1, '$members')");
-like($err, qr/group 1 cannot be started on this node: this node was a member \(its replication origin exists, applied up to \d+\), but its LogDB has no record of the group/,
+like($err, qr/group 1 cannot be started on this node: this node was a member \(replication origin dragonraft_1, applied up to \d+\) but its LogDB has no record of the group; to rejoin/,
 	'create_group refuses to start the member as new');
 ok(wait_until('group 1 on nodes 1 and 2', sub { agreed_leader(1, 1, 2) }),
 	'the other two members go on');
