@@ -98,7 +98,8 @@ struct logdb_snapshot {
  * One group's share of a save, shaped after struct raft_ready: persist
  * hard_state if hard_state_changed, append entries (replacing any stored entry
  * at or above entries[0].index), record snapshot if not NULL (an installed
- * snapshot: the log up to it and older snapshot records go).
+ * snapshot replaces the whole log: every stored entry and older snapshot
+ * records go, in the same batch; the update's entries then follow it).
  */
 struct logdb_update {
 	uint64_t group_id;

@@ -178,19 +178,20 @@ static int stage(struct logdb_worker *w, struct shard *s, rocksdb_writebatch_t *
 	uint64_t first = m->first, last = m->last;
 
 	if (u->snapshot) {
-		/* Installing a snapshot at S discards the log up to S. */
+		/*
+		 * Installing a snapshot at S replaces the whole log, as the Raft
+		 * core discards its own: every entry goes (also a conflicting tail
+		 * above S, which would otherwise come back at a restart with terms
+		 * older than the snapshot's), and so do older snapshot records.
+		 * Entries of this update follow at S + 1.
+		 */
 		uint64_t si = u->snapshot->meta.index;
-		/* ... and the records of older snapshots */
 		delete_indexes(b, LOGDB_KIND_SNAPSHOT, g, n, 0, si);
 		if ((rc = put_snapshot(db, b, v, g, n, u->snapshot)))
 			return rc;
-		if (si >= first) {
-			if ((rc = drop_entries_to(db, s, b, g, n, si, last)))
-				return rc;
-			first = si + 1;
-			if (last < si)
-				last = si;
-		}
+		delete_indexes(b, LOGDB_KIND_ENTRY, g, n, 0, UINT64_MAX);
+		first = si + 1;
+		last = si;
 	}
 	if (u->n_entries) {
 		uint64_t lo = u->entries[0].index, hi = u->entries[u->n_entries - 1].index;

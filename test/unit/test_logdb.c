@@ -508,15 +508,24 @@ static void test_snapshot_in_save(void **state)
 	         LOGDB_ERR_COMPACTED);
 	CHECK_RC(f, append(f, 9, 21, 25, 3, 4, NULL), LOGDB_OK);
 	expect_entries(f, 9, 21, 25, 3, 4);
-	/* a snapshot inside the log keeps the entries after it */
+	/* a snapshot inside the log replaces it too; new entries follow it in the same save */
 	make_snap(&s, 23, 3);
+	struct raft_entry e24 = {.term = 4, .index = 24, .len = 4, .data = payload};
+	fill(payload, 4, 9, 24, 4);
 	u.snapshot = &s;
 	u.hard_state_changed = false;
+	u.n_entries = 1;
+	u.entries = &e24;
 	CHECK_RC(f, logdb_save(f->w, &u, 1), LOGDB_OK);
 	CHECK_RC(f, logdb_read_state(f->db, 9, 1, &rs), LOGDB_OK);
 	assert_int_equal(rs.first_index, 24);
-	assert_int_equal(rs.entry_count, 2);
-	expect_entries(f, 9, 24, 25, 3, 4);
+	assert_int_equal(rs.entry_count, 1);
+	expect_entries(f, 9, 24, 24, 4, 4);
+	CHECK_RC(f, logdb_iterate_entries(f->db, 9, 1, 25, 26, UINT64_MAX, &f->ents),
+	         LOGDB_ERR_UNAVAILABLE);
+	/* entries of a save with a snapshot cannot leave a gap after it */
+	e24.index = 30;
+	CHECK_RC(f, logdb_save(f->w, &u, 1), LOGDB_ERR_INVALID);
 	/* the record of the snapshot at 20 went with it */
 	struct logdb_snapshot *list;
 	size_t k;
@@ -524,6 +533,43 @@ static void test_snapshot_in_save(void **state)
 	assert_int_equal(k, 1);
 	expect_snap(&list[0], 23, 3);
 	logdb_free(f->db, list);
+}
+
+/*
+ * A follower's conflicting tail is longer than the snapshot it installs: the
+ * whole log goes with the install (in the same batch), so a restart does not
+ * bring back entries whose terms are older than the snapshot's.
+ */
+static void test_snapshot_install_truncates(void **state)
+{
+	struct fx *f = *state;
+	struct logdb_raft_state rs;
+	struct logdb_snapshot s;
+	CHECK_RC(f, append(f, 15, 1, 10, 1, 100, NULL), LOGDB_OK);
+	CHECK_RC(f, append(f, 15, 11, 3000, 1, 8, NULL), LOGDB_OK);
+	make_snap(&s, 5, 2);
+	struct logdb_update u = {.group_id = 15,
+	                         .node_id = 1,
+	                         .hard_state_changed = true,
+	                         .hard_state = {.term = 2, .vote = 0, .commit = 5},
+	                         .snapshot = &s};
+	CHECK_RC(f, logdb_save(f->w, &u, 1), LOGDB_OK);
+	fx_reopen(f);
+	CHECK_RC(f, logdb_read_state(f->db, 15, 1, &rs), LOGDB_OK);
+	assert_int_equal(rs.first_index, 6);
+	assert_int_equal(rs.entry_count, 0);
+	CHECK_RC(f, logdb_iterate_entries(f->db, 15, 1, 6, 7, UINT64_MAX, &f->ents),
+	         LOGDB_ERR_UNAVAILABLE);
+	CHECK_RC(f, logdb_iterate_entries(f->db, 15, 1, 5, 6, UINT64_MAX, &f->ents),
+	         LOGDB_ERR_COMPACTED);
+	/* the new leader's entries from 6 read back as written, none of the old tail */
+	CHECK_RC(f, append(f, 15, 6, 8, 2, 16, NULL), LOGDB_OK);
+	fx_reopen(f);
+	CHECK_RC(f, logdb_read_state(f->db, 15, 1, &rs), LOGDB_OK);
+	assert_int_equal(rs.entry_count, 3);
+	expect_entries(f, 15, 6, 8, 2, 16);
+	CHECK_RC(f, logdb_iterate_entries(f->db, 15, 1, 9, 10, UINT64_MAX, &f->ents),
+	         LOGDB_ERR_UNAVAILABLE);
 }
 
 static void test_many_groups_across_shards(void **state)
@@ -1055,6 +1101,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_remove_and_compact, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_snapshot_metadata, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_snapshot_in_save, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_snapshot_install_truncates, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_many_groups_across_shards, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_hard_state_cache_skips_unchanged, setup,
 	                                        teardown),
