@@ -246,6 +246,28 @@ static void test_runs(void **state)
 		assert_int_equal(f->ents.ents[i].term, i < 3 ? 1 : 2);
 	}
 	assert_int_equal(f->ents.bytes, 500);
+	/*
+	 * a large stale entry right where the next run starts must not end the
+	 * read early: 1..5 of 100 bytes and a written-over 6 of 4 KiB, then 6..10
+	 * of 10 bytes, all fit in 550 bytes
+	 */
+	static uint8_t big[6][4096];
+	struct raft_entry mixed[6];
+	for (uint32_t i = 0; i < 6; i++) {
+		mixed[i] = (struct raft_entry){
+		        .term = 1, .index = i + 1, .len = i < 5 ? 100 : 4096, .data = big[i]};
+		fill(big[i], mixed[i].len, 12, i + 1, 1);
+	}
+	struct logdb_update mu = {.group_id = 12, .node_id = 1, .n_entries = 6, .entries = mixed};
+	CHECK_RC(f, logdb_save(f->w, &mu, 1), LOGDB_OK);
+	CHECK_RC(f, append(f, 12, 6, 10, 2, 10, NULL), LOGDB_OK);
+	CHECK_RC(f, logdb_iterate_entries(f->db, 12, 1, 1, 11, 550, &f->ents), LOGDB_OK);
+	if (f->ents.n != 10 || f->ents.bytes != 550)
+		fail_msg("expected all 10 entries (550 bytes) under a 550-byte limit, got %u "
+		         "(%" PRIu64 " bytes)",
+		         f->ents.n, f->ents.bytes);
+	expect_entries(f, 12, 1, 5, 1, 100);
+	expect_entries(f, 12, 6, 10, 2, 10);
 	/* removal inside a run keeps the run for the entries after it */
 	CHECK_RC(f, logdb_remove_entries_to(f->db, 8, 1, 2), LOGDB_OK);
 	CHECK_RC(f, logdb_remove_entries_to(f->db, 8, 1, 5), LOGDB_OK);
