@@ -203,8 +203,9 @@ int logdb_replace_snapshot(struct logdb *db, uint64_t group_id, raft_id node_id,
 int logdb_remove_node_data(struct logdb *db, uint64_t group_id, raft_id node_id);
 /*
  * Disaster recovery: replace all of (group, node)'s data with the state a
- * snapshot implies (bootstrap from its membership, hard state term/commit at
- * the snapshot, empty log after it, the snapshot record).
+ * snapshot implies (bootstrap from its membership, the member's stored
+ * address book kept; hard state term/commit at the snapshot, empty log after
+ * it, the snapshot record).
  */
 int logdb_import_snapshot(struct logdb *db, uint64_t group_id, raft_id node_id,
                           const struct logdb_snapshot *snap);

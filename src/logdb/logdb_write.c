@@ -581,12 +581,17 @@ int logdb_import_snapshot(struct logdb *db, uint64_t g, raft_id n,
 	if (idx == 0 || idx == UINT64_MAX)
 		return logdb_fail(db, LOGDB_ERR_INVALID, "snapshot index out of range");
 
-	memset(&bs, 0, sizeof(bs));
+	/* The member's address book (and state machine type) stays. */
+	int rc = logdb_get_bootstrap(db, g, n, &bs);
+	if (rc == LOGDB_ERR_NOT_FOUND)
+		memset(&bs, 0, sizeof(bs));
+	else if (rc)
+		return rc;
 	bs.join = false;
 	bs.membership = snap->meta.membership;
 	oneoff_init(db, &o);
 	delete_all(o.b, g, n);
-	int rc = put_bootstrap(db, o.b, &o.v, g, n, &bs);
+	rc = put_bootstrap(db, o.b, &o.v, g, n, &bs);
 	if (rc == LOGDB_OK)
 		rc = put_snapshot(db, o.b, &o.v, g, n, snap);
 	if (rc == LOGDB_OK)

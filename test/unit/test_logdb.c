@@ -760,6 +760,10 @@ static void test_import_snapshot(void **state)
 	struct logdb_bootstrap bs;
 	struct logdb_raft_state rs;
 	struct raft_hard_state hs = {.term = 9, .vote = 3, .commit = 40};
+	struct logdb_bootstrap old;
+	make_bootstrap(&old, 14);
+	old.join = true;
+	CHECK_RC(f, logdb_save_bootstrap(f->db, 14, 1, &old), LOGDB_OK);
 	CHECK_RC(f, append(f, 14, 1, 40, 9, 16, &hs), LOGDB_OK);
 	make_snap(&s, 500, 12);
 	CHECK_RC(f, logdb_import_snapshot(f->db, 14, 1, &s), LOGDB_OK);
@@ -774,7 +778,15 @@ static void test_import_snapshot(void **state)
 	expect_snap(&got, 500, 12);
 	CHECK_RC(f, logdb_get_bootstrap(f->db, 14, 1, &bs), LOGDB_OK);
 	assert_false(bs.join);
-	assert_int_equal(bs.membership.n_voters, 3);
+	assert_memory_equal(&bs.membership, &s.meta.membership, sizeof(bs.membership));
+	/* the address book stays */
+	assert_int_equal(bs.sm_type, old.sm_type);
+	assert_int_equal(bs.n_addresses, 3);
+	assert_memory_equal(bs.addresses, old.addresses, sizeof(old.addresses));
+	/* a member without a bootstrap record imports with an empty one */
+	CHECK_RC(f, logdb_import_snapshot(f->db, 16, 1, &s), LOGDB_OK);
+	CHECK_RC(f, logdb_get_bootstrap(f->db, 16, 1, &bs), LOGDB_OK);
+	assert_int_equal(bs.n_addresses, 0);
 	CHECK_RC(f, logdb_iterate_entries(f->db, 14, 1, 1, 2, UINT64_MAX, &f->ents),
 	         LOGDB_ERR_COMPACTED);
 	CHECK_RC(f, append(f, 14, 501, 503, 12, 16, NULL), LOGDB_OK);
