@@ -95,6 +95,34 @@ int logdb_io_fail(struct logdb *db, char *err, const char *what)
 	return LOGDB_ERR_IO;
 }
 
+int logdb_write_failed(struct logdb *db, char *err, const char *what)
+{
+	pthread_mutex_lock(&db->err_lock);
+	if (!atomic_load(&db->stopped)) {
+		snprintf(db->stopmsg, sizeof(db->stopmsg), "%s: %s", what,
+		         err ? err : "unknown RocksDB error");
+		atomic_store(&db->stopped, true);
+	}
+	snprintf(db->errmsg, sizeof(db->errmsg),
+	         "%s: %s; the LogDB stopped (nothing more is written: a failed write or sync "
+	         "may have lost data)",
+	         what, err ? err : "unknown RocksDB error");
+	pthread_mutex_unlock(&db->err_lock);
+	rocksdb_free(err);
+	return LOGDB_ERR_IO;
+}
+
+int logdb_check_stopped(struct logdb *db)
+{
+	if (!atomic_load(&db->stopped))
+		return LOGDB_OK;
+	pthread_mutex_lock(&db->err_lock);
+	snprintf(db->errmsg, sizeof(db->errmsg), "the LogDB stopped after a write failure (%s)",
+	         db->stopmsg);
+	pthread_mutex_unlock(&db->err_lock);
+	return LOGDB_ERR_IO;
+}
+
 const char *logdb_errmsg(struct logdb *db, char *buf, size_t len)
 {
 	if (len == 0)
@@ -276,7 +304,11 @@ static void *bg_main(void *arg)
 		if (db->job_count == 0 && db->full_compact_mask == 0)
 			break; /* stopping with nothing left */
 		db->bg_running = true;
-		if (db->job_count) {
+		if (atomic_load(&db->stopped)) {
+			db->job_count = 0; /* nothing more is written, compactions included */
+			db->full_compact_mask = 0;
+			pthread_mutex_unlock(&db->bg_lock);
+		} else if (db->job_count) {
 			struct compact_job j = db->jobs[db->job_head];
 			db->job_head = (db->job_head + 1) % COMPACT_QUEUE;
 			db->job_count--;
@@ -323,6 +355,9 @@ void logdb_queue_compaction(struct logdb *db, unsigned si, const uint8_t *lo, si
 int logdb_compact_entries_to(struct logdb *db, uint64_t g, raft_id n, raft_index index)
 {
 	uint8_t lo[LOGDB_INDEX_KEY_LEN], hi[LOGDB_INDEX_KEY_LEN];
+	int rc = logdb_check_stopped(db);
+	if (rc)
+		return rc;
 	if (index == UINT64_MAX)
 		return logdb_fail(db, LOGDB_ERR_INVALID, "compaction index out of range");
 	logdb_index_key(lo, LOGDB_KIND_ENTRY, g, n, 0);
@@ -345,6 +380,8 @@ bool logdb_busy(struct logdb *db, uint64_t group_id)
 {
 	struct shard *s = logdb_shard(db, group_id);
 	uint64_t imm = 0, l0 = 0, stopped = 0;
+	if (atomic_load(&db->stopped))
+		return true; /* takes no writes at all */
 	if (rocksdb_property_int(s->db, "rocksdb.num-immutable-mem-table", &imm) == 0 &&
 	    imm + 1 >= (uint64_t)db->max_write_buffers)
 		return true; /* the next full memtable would stall writes */
@@ -363,14 +400,16 @@ bool logdb_busy(struct logdb *db, uint64_t group_id)
 
 int logdb_flush(struct logdb *db)
 {
+	int rc = logdb_check_stopped(db);
+	if (rc)
+		return rc;
 	rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
-	int rc = LOGDB_OK;
 	rocksdb_flushoptions_set_wait(fo, 1);
 	for (unsigned i = 0; i < db->n && rc == LOGDB_OK; i++) {
 		char *err = NULL;
 		rocksdb_flush(db->shards[i].db, fo, &err);
 		if (err)
-			rc = logdb_io_fail(db, err, "flushing a shard");
+			rc = logdb_write_failed(db, err, "flushing a shard");
 	}
 	rocksdb_flushoptions_destroy(fo);
 	return rc;
@@ -516,10 +555,22 @@ static void set_options(struct logdb *db, const struct logdb_config *cfg)
 	if (db->l0_stop <= 20)
 		rocksdb_options_set_level0_slowdown_writes_trigger(o, db->l0_stop);
 	rocksdb_options_set_max_background_jobs(o, 2);
-	rocksdb_options_set_info_log_level(o, 2); /* warnings and worse */
+	/*
+	 * RocksDB's info LOG takes fatal messages only: Debian's build (with
+	 * assertions) aborts when it logs again after a failed LOG write, as
+	 * on a full disk.  Failures reach the caller through the LogDB's
+	 * messages instead.
+	 */
+	rocksdb_options_set_info_log_level(o, 4);
 	rocksdb_options_set_keep_log_file_num(o, 2);
 	rocksdb_options_set_max_open_files(o, 256);
-	rocksdb_options_set_wal_recovery_mode(o, 2); /* point in time: drop a torn tail */
+	/*
+	 * WAL recovery: a torn last record (a crash while it was written) is
+	 * dropped, any other damage fails the open.  Point-in-time recovery
+	 * would silently stop replay at a damaged record and drop every later
+	 * synced write, votes included.
+	 */
+	rocksdb_options_set_wal_recovery_mode(o, 0); /* kTolerateCorruptedTailRecords */
 	if (cfg->disable_auto_compactions)
 		rocksdb_options_set_disable_auto_compactions(o, 1);
 	db->opts = o;
@@ -615,7 +666,9 @@ int logdb_open(const struct logdb_config *cfg, struct logdb **out, char *errmsg,
 		snprintf(path, sizeof(path), "%s/shard-%u", db->dir, i);
 		db->shards[i].db = rocksdb_open(db->opts, path, &err);
 		if (err) {
-			rc = logdb_io_fail(db, err, "opening a LogDB shard");
+			rc = strncmp(err, "Corruption", 10) == 0 ? LOGDB_ERR_CORRUPT : LOGDB_ERR_IO;
+			logdb_fail(db, rc, "opening LogDB shard %s: %s", path, err);
+			rocksdb_free(err);
 			goto err_after_shards;
 		}
 	}

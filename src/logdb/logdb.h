@@ -13,6 +13,14 @@
  * its keys) lives in exactly one shard, so every group sees all or nothing of
  * one save.
  *
+ * Failures: the first write, sync or flush that fails stops the LogDB for
+ * good: every later write, flush and compaction (any shard) returns
+ * LOGDB_ERR_IO naming that failure without calling RocksDB, since a failed
+ * fsync must not be retried (the kernel may have dropped the pages it could
+ * not write) and RocksDB's writers must not be used after an error.  Reads
+ * go on; reopening is the way back.  Opening fails with LOGDB_ERR_CORRUPT
+ * when a WAL is damaged before its end (a torn last record is dropped).
+ *
  * Memory: pointers in the structs below are borrowed unless said otherwise.
  */
 #ifndef DRAGONRAFT_LOGDB_H

@@ -13,12 +13,16 @@
 
 #include "logdb/logdb_int.h"
 
+/* Every write goes through here: none once the LogDB stopped, and the first failure stops it. */
 static int write_batch(struct logdb *db, struct shard *s, rocksdb_writebatch_t *b, const char *what)
 {
 	char *err = NULL;
+	int rc = logdb_check_stopped(db);
+	if (rc)
+		return rc;
 	rocksdb_write(s->db, db->wopts, b, &err);
 	if (err)
-		return logdb_io_fail(db, err, what);
+		return logdb_write_failed(db, err, what);
 	return LOGDB_OK;
 }
 
