@@ -376,26 +376,42 @@ void logdb_wait_compactions(struct logdb *db)
 
 /* ---- busy signal and flush --------------------------------------------- */
 
-bool logdb_busy(struct logdb *db, uint64_t group_id)
+/*
+ * RocksDB slows writes down at max_write_buffer_number - 1 immutable
+ * memtables or level0_slowdown_writes_trigger L0 files (and stops them at
+ * one more memtable or 16 more files); busy fires one step before (a save
+ * fills at most one memtable, a flush adds one L0 file), or during any
+ * slowdown (pending compaction bytes too) or stop.
+ */
+static bool shard_busy(struct logdb *db, struct shard *s)
 {
-	struct shard *s = logdb_shard(db, group_id);
-	uint64_t imm = 0, l0 = 0, stopped = 0;
-	if (atomic_load(&db->stopped))
-		return true; /* takes no writes at all */
+	uint64_t imm = 0, delayed = 0, stopped = 0;
 	if (rocksdb_property_int(s->db, "rocksdb.num-immutable-mem-table", &imm) == 0 &&
-	    imm + 1 >= (uint64_t)db->max_write_buffers)
-		return true; /* the next full memtable would stall writes */
+	    imm + 2 >= LOGDB_MEMTABLES_PER_SHARD)
+		return true;
 	/* not an "int" property in RocksDB's table: read it as text */
 	char *v = rocksdb_property_value(s->db, "rocksdb.num-files-at-level0");
 	if (v) {
-		l0 = strtoull(v, NULL, 10);
+		uint64_t l0 = strtoull(v, NULL, 10);
 		rocksdb_free(v);
-		if (l0 + 4 >= (uint64_t)db->l0_stop)
+		if (l0 + 2 >= (uint64_t)db->l0_slowdown)
 			return true;
 	}
-	if (rocksdb_property_int(s->db, "rocksdb.is-write-stopped", &stopped) == 0 && stopped)
-		return true;
-	return false;
+	return (rocksdb_property_int(s->db, "rocksdb.actual-delayed-write-rate", &delayed) == 0 &&
+	        delayed > 0) ||
+	       (rocksdb_property_int(s->db, "rocksdb.is-write-stopped", &stopped) == 0 && stopped);
+}
+
+bool logdb_busy(struct logdb *db, uint64_t group_id)
+{
+	struct shard *s = logdb_shard(db, group_id);
+	if (atomic_load(&db->stopped))
+		return true; /* takes no writes at all */
+	if (atomic_load(&s->busy) == BUSY_NO)
+		return false;
+	bool busy = shard_busy(db, s);
+	atomic_store(&s->busy, busy ? BUSY_YES : BUSY_NO);
+	return busy;
 }
 
 int logdb_flush(struct logdb *db)
@@ -408,6 +424,7 @@ int logdb_flush(struct logdb *db)
 	for (unsigned i = 0; i < db->n && rc == LOGDB_OK; i++) {
 		char *err = NULL;
 		rocksdb_flush(db->shards[i].db, fo, &err);
+		atomic_store(&db->shards[i].busy, BUSY_UNKNOWN);
 		if (err)
 			rc = logdb_write_failed(db, err, "flushing a shard");
 	}
@@ -548,12 +565,14 @@ static void set_options(struct logdb *db, const struct logdb_config *cfg)
 	rocksdb_options_set_create_if_missing(o, 1);
 	rocksdb_options_set_paranoid_checks(o, 1);
 	rocksdb_options_set_compression(o, rocksdb_no_compression);
-	rocksdb_options_set_write_buffer_size(o, cfg->write_buffer_size ? cfg->write_buffer_size
-	                                                                : 64u << 20);
-	rocksdb_options_set_max_write_buffer_number(o, db->max_write_buffers);
-	rocksdb_options_set_level0_stop_writes_trigger(o, db->l0_stop);
-	if (db->l0_stop <= 20)
-		rocksdb_options_set_level0_slowdown_writes_trigger(o, db->l0_stop);
+	uint64_t budget =
+	        cfg->memtable_budget ? cfg->memtable_budget : LOGDB_DEFAULT_MEMTABLE_BUDGET;
+	uint64_t wb = budget / db->n / LOGDB_MEMTABLES_PER_SHARD;
+	/* One budget for all shards: RocksDB keeps at most this many memtables a shard. */
+	rocksdb_options_set_write_buffer_size(o, wb > (256u << 10) ? wb : 256u << 10);
+	rocksdb_options_set_max_write_buffer_number(o, LOGDB_MEMTABLES_PER_SHARD);
+	rocksdb_options_set_level0_slowdown_writes_trigger(o, db->l0_slowdown);
+	rocksdb_options_set_level0_stop_writes_trigger(o, db->l0_slowdown + 16);
 	rocksdb_options_set_max_background_jobs(o, 2);
 	/*
 	 * RocksDB's info LOG takes fatal messages only: Debian's build (with
@@ -620,8 +639,7 @@ int logdb_open(const struct logdb_config *cfg, struct logdb **out, char *errmsg,
 	db->alloc = cfg->alloc;
 	db->n = cfg->shards ? cfg->shards : LOGDB_DEFAULT_SHARDS;
 	db->no_sync = cfg->no_sync;
-	db->max_write_buffers = cfg->max_write_buffers ? cfg->max_write_buffers : 4;
-	db->l0_stop = cfg->l0_stop_trigger ? cfg->l0_stop_trigger : 36;
+	db->l0_slowdown = cfg->l0_slowdown_trigger ? cfg->l0_slowdown_trigger : 20;
 	pthread_mutex_init(&db->err_lock, NULL);
 	pthread_mutex_init(&db->bg_lock, NULL);
 	pthread_cond_init(&db->bg_wake, NULL);

@@ -65,15 +65,23 @@ struct shard {
 	pthread_mutex_t job_lock;
 	pthread_cond_t job_ready, job_done;
 	struct shard_job job;
+
+	/*
+	 * The busy signal, computed from RocksDB's properties only when asked
+	 * and unknown: every write resets it to unknown (only writes make a
+	 * shard busier), and a busy shard is asked again each time.
+	 */
+	atomic_int busy; /* enum busy_state */
 };
+
+enum busy_state { BUSY_UNKNOWN = 0, BUSY_NO = 1, BUSY_YES = 2 };
 
 struct logdb {
 	char *dir;
 	char *wal_dir;
 	unsigned n;
 	bool no_sync;
-	int max_write_buffers;
-	int l0_stop;
+	int l0_slowdown; /* L0 files at which RocksDB slows writes */
 	const struct logdb_alloc *alloc;
 	struct shard *shards;
 	rocksdb_options_t *opts;

@@ -21,6 +21,7 @@ static int write_batch(struct logdb *db, struct shard *s, rocksdb_writebatch_t *
 	if (rc)
 		return rc;
 	rocksdb_write(s->db, db->wopts, b, &err);
+	atomic_store(&s->busy, BUSY_UNKNOWN);
 	if (err)
 		return logdb_write_failed(db, err, what);
 	return LOGDB_OK;

@@ -36,7 +36,7 @@ static int open_db(struct cluster *c, raft_id id, struct engine_storage_ops *ops
 	cfg.dir = dir;
 	cfg.shards = 2;
 	cfg.no_sync = true; /* a crash here is a process exit: the OS keeps written data */
-	cfg.write_buffer_size = 4 << 20;
+	cfg.memtable_budget = 32 << 20;
 	rc = logdb_open(&cfg, &dbs[id].db, err, sizeof(err));
 	if (rc != LOGDB_OK) {
 		fprintf(stderr, "logdb_open(%s): %s\n", dir, err);

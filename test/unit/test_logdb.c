@@ -822,7 +822,7 @@ static void test_busy_signal(void **state)
 	fx_close(f);
 	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	f->cfg.disable_auto_compactions = true;
-	f->cfg.l0_stop_trigger = 8; /* busy from 4 L0 files */
+	f->cfg.l0_slowdown_trigger = 6; /* busy from 4 L0 files, one flush before RocksDB slows */
 	f->cfg.shards = 1;
 	fx_open(f);
 	assert_false(logdb_busy(f->db, 1));
@@ -835,9 +835,15 @@ static void test_busy_signal(void **state)
 		CHECK_RC(f, logdb_flush(f->db), LOGDB_OK);
 	}
 	if (flushes != 4)
-		fail_msg("expected busy after 4 L0 files (stop trigger 8), got busy after %d",
+		fail_msg("expected busy after 4 L0 files (slowdown trigger 6), got busy after %d",
 		         flushes);
 	assert_true(logdb_busy(f->db, 1));
+	/* RocksDB has not slowed writes yet */
+	uint64_t delayed = 1;
+	assert_int_equal(rocksdb_property_int(f->db->shards[0].db,
+	                                      "rocksdb.actual-delayed-write-rate", &delayed),
+	                 0);
+	assert_int_equal(delayed, 0);
 }
 
 static void test_wal_dir(void **state)
