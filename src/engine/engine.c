@@ -1,8 +1,7 @@
 /*
  * engine.c - the engine object, its groups (start, restart, join, stop,
- * remove), the Raft storage view each group gives its core, and the input
- * side: messages, ticks, status.  Client operations are in client.c, the
- * Ready round in round.c.
+ * remove) and their state, the input side (messages, ticks, reports) and
+ * status.  See engine_int.h for the other files.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -164,13 +163,58 @@ void eng_flush(struct engine *e)
 	e->in_flush = false;
 }
 
-void eng_slot_done(struct engine *e, struct group *g, struct slot_op *s, int rc, raft_index index)
+bool eng_set_state(struct engine *e, struct group *g, enum group_state to)
 {
-	struct slot_op op = *s;
+	switch (to) {
+	case GS_RECOVERING:
+		if (g->state != GS_ACTIVE)
+			return false;
+		break;
+	case GS_RECOVERED:
+		if (g->state != GS_RECOVERING)
+			return false;
+		break;
+	case GS_ACTIVE:
+		if (g->state != GS_RECOVERED)
+			return false;
+		break;
+	case GS_FAILED:
+		if (g->state == GS_FAILED)
+			return false;
+		break;
+	}
+	g->state = to;
+	eng_changed(e, g);
+	e->work = true;
+	return true;
+}
 
-	memset(s, 0, sizeof(*s));
-	eng_complete(e, op.cb, op.ctx, rc, g->id, index,
-	             rc == ENGINE_ERR_NOT_LEADER ? g->leader : 0);
+void eng_group_failed(struct engine *e, struct group *g, int rc, const char *fmt, ...)
+{
+	char what[192];
+	va_list ap;
+
+	if (!eng_set_state(e, g, GS_FAILED))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	if (rc != ENGINE_ERR_RAFT)
+		g->stats.apply_errors++; /* the state machine's failure (apply, recovery) */
+	eng_err(e, ENGINE_ERR_SM, "group %llu: %s; the group stopped", (unsigned long long)g->id,
+	        what);
+	snprintf(g->error, sizeof(g->error), "%s", e->errmsg);
+	e->defer++;
+	eng_fail_group(e, g, ENGINE_ERR_SM);
+	e->defer--;
+	eng_flush(e);
+}
+
+int eng_fail_engine(struct engine *e, int rc, const char *what)
+{
+	e->failed = true;
+	return eng_err(e, ENGINE_ERR_FAILED, "%s failed (%s); the engine stopped", what,
+	               engine_strerror(rc));
 }
 
 /* ---- groups ---- */
@@ -236,113 +280,11 @@ void *engine_arena_alloc(struct engine_arena *a, size_t n)
 	return dr_arena_alloc(&a->ar, n);
 }
 
-/* The Raft core reads the stable log through these. */
-static int st_initial(void *ctx, struct raft_hard_state *hs, struct raft_membership *m)
-{
-	struct group *g = ctx;
-
-	*hs = g->hs;
-	*m = g->conf;
-	return RAFT_OK;
-}
-
-static int st_entries(void *ctx, raft_index lo, raft_index hi, uint64_t max_bytes,
-                      struct raft_entry *out, uint32_t *n)
-{
-	struct group *g = ctx;
-	struct engine *e = g->e;
-	int rc;
-
-	if (lo < g->first)
-		return RAFT_ERR_COMPACTED;
-	if (hi > g->last + 1)
-		return RAFT_ERR_UNAVAILABLE;
-	if (eng_cache_entries(&g->cache, lo, hi, max_bytes, out, n))
-		return RAFT_OK;
-	rc = e->st.entries(e->st.ctx, g->id, lo, hi, max_bytes, out, n, &g->arena);
-	if (rc == ENGINE_ERR_NOMEM)
-		return RAFT_ERR_NOMEM;
-	return rc == ENGINE_OK ? RAFT_OK : RAFT_ERR_STORAGE;
-}
-
-static int st_term(void *ctx, raft_index i, raft_term *t)
-{
-	struct group *g = ctx;
-	struct engine *e = g->e;
-
-	if (i + 1 < g->first)
-		return RAFT_ERR_COMPACTED;
-	if (i > g->last)
-		return RAFT_ERR_UNAVAILABLE;
-	if (i + 1 == g->first) {
-		*t = g->prev_term;
-		return RAFT_OK;
-	}
-	if (eng_cache_term(&g->cache, i, t))
-		return RAFT_OK;
-	return e->st.term(e->st.ctx, g->id, i, t) == ENGINE_OK ? RAFT_OK : RAFT_ERR_STORAGE;
-}
-
-static raft_index st_first(void *ctx)
-{
-	return ((struct group *)ctx)->first;
-}
-
-static raft_index st_last(void *ctx)
-{
-	return ((struct group *)ctx)->last;
-}
-
-static int st_snapshot(void *ctx, struct raft_snapshot_meta *meta)
-{
-	*meta = ((struct group *)ctx)->snap;
-	return RAFT_OK;
-}
-
-static void member_add(struct raft_membership *m, raft_id id)
-{
-	for (uint32_t i = 0; i < m->n_voters; i++)
-		if (m->voters[i] == id)
-			return;
-	if (m->n_voters < RAFT_MAX_MEMBERS)
-		m->voters[m->n_voters++] = id;
-}
-
-int eng_learn_address(struct engine *e, struct group *g, raft_id id, const char *addr, size_t len)
-{
-	struct engine_member *m = NULL;
-	int rc;
-
-	if (len == 0 || len >= ENGINE_ADDR_MAX || id == 0)
-		return ENGINE_OK;
-	for (uint32_t i = 0; i < g->bs.n_members; i++)
-		if (g->bs.members[i].node_id == id)
-			m = &g->bs.members[i];
-	if (m != NULL && strlen(m->addr) == len && memcmp(m->addr, addr, len) == 0)
-		return ENGINE_OK;
-	if (m == NULL) {
-		if (g->bs.n_members == RAFT_MAX_MEMBERS)
-			return eng_err(e, ENGINE_ERR_INVALID, "group %llu: address book full",
-			               (unsigned long long)g->id);
-		m = &g->bs.members[g->bs.n_members++];
-		m->node_id = id;
-	}
-	memcpy(m->addr, addr, len);
-	m->addr[len] = '\0';
-	rc = e->st.save_bootstrap(e->st.ctx, g->id, &g->bs);
-	if (rc != ENGINE_OK)
-		return eng_err(e, rc, "group %llu: saving address of node %llu failed",
-		               (unsigned long long)g->id, (unsigned long long)id);
-	if (id != e->cfg.node_id && e->net.add_peer != NULL)
-		e->net.add_peer(e->net.ctx, id, m->addr);
-	return ENGINE_OK;
-}
-
 static void group_free(struct engine *e, struct group *g)
 {
 	if (g->recv_path[0] != '\0')
 		remove(g->recv_path);
-	if (g->out.busy)
+	if (g->out.state == OUT_SAVING)
 		remove(g->out.path); /* a background save that will not be shipped */
 	if (g->r != NULL)
 		raft_destroy(g->r);
@@ -350,64 +292,6 @@ static void group_free(struct engine *e, struct group *g)
 	eng_cache_free(&g->cache, e->a);
 	e->a->free(g->reads);
 	e->a->free(g);
-}
-
-/* Fill g's log view from storage (restart) or set up an empty one. */
-static int group_load(struct engine *e, struct group *g, const struct engine_bootstrap *bs)
-{
-	struct engine_stored_state *ss;
-	int rc;
-
-	ss = e->a->malloc(sizeof(*ss));
-	if (ss == NULL)
-		return eng_err(e, ENGINE_ERR_NOMEM, "group %llu: out of memory",
-		               (unsigned long long)g->id);
-	rc = e->st.load(e->st.ctx, g->id, ss);
-	if (bs != NULL) {
-		e->a->free(ss);
-		if (rc == ENGINE_OK)
-			return eng_err(
-			        e, ENGINE_ERR_EXISTS,
-			        "group %llu already has data on this node; restart it instead",
-			        (unsigned long long)g->id);
-		g->bs = *bs;
-		memset(&g->bs.membership, 0, sizeof(g->bs.membership));
-		if (!bs->join) {
-			for (uint32_t i = 0; i < bs->n_members; i++)
-				member_add(&g->bs.membership, bs->members[i].node_id);
-			if (g->bs.membership.n_voters == 0)
-				return eng_err(e, ENGINE_ERR_INVALID, "group %llu: no members",
-				               (unsigned long long)g->id);
-		}
-		rc = e->st.save_bootstrap(e->st.ctx, g->id, &g->bs);
-		if (rc != ENGINE_OK)
-			return eng_err(e, rc, "group %llu: saving bootstrap info failed",
-			               (unsigned long long)g->id);
-		g->first = 1;
-		g->last = 0;
-		return ENGINE_OK;
-	}
-	if (rc != ENGINE_OK) {
-		e->a->free(ss);
-		return eng_err(e, rc, "group %llu: cannot load its stored state (%s)",
-		               (unsigned long long)g->id, engine_strerror(rc));
-	}
-	g->bs = ss->bootstrap;
-	g->hs = ss->hard_state;
-	g->first = ss->first_index;
-	g->last = ss->last_index;
-	g->prev_term = ss->prev_term;
-	g->snap = ss->snapshot;
-	/* Raft replays the log from the snapshot; membership as of it. */
-	g->conf = g->snap.index > 0 ? g->snap.membership : g->bs.membership;
-	g->applied = g->snap.index;
-	g->applied_term = g->snap.term;
-	e->a->free(ss);
-	if (g->first == 0 || g->first > g->last + 1 || g->snap.index + 1 < g->first ||
-	    g->hs.commit > g->last)
-		return eng_err(e, ENGINE_ERR_STORAGE, "group %llu: inconsistent stored log",
-		               (unsigned long long)g->id);
-	return ENGINE_OK;
 }
 
 int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_bootstrap *bs,
@@ -452,7 +336,7 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 		             (unsigned long long)group_id, (unsigned long long)g->sm_skip);
 		goto err_after_alloc;
 	}
-	rc = group_load(e, g, bs);
+	rc = eng_view_load(e, g, bs);
 	if (rc != ENGINE_OK)
 		goto err_after_alloc;
 	if (bs != NULL && !bs->join)
@@ -483,13 +367,7 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 	        e->cfg.max_entry_bytes ? e->cfg.max_entry_bytes + ENGINE_HEADER_BYTES : 0;
 	rc_cfg.applied = g->applied;
 	rc_cfg.seed = e->cfg.seed ^ (group_id * 0x9E3779B97F4A7C15ull);
-	rc_cfg.storage.ctx = g;
-	rc_cfg.storage.initial_state = st_initial;
-	rc_cfg.storage.entries = st_entries;
-	rc_cfg.storage.term = st_term;
-	rc_cfg.storage.first_index = st_first;
-	rc_cfg.storage.last_index = st_last;
-	rc_cfg.storage.snapshot = st_snapshot;
+	eng_view_storage(g, &rc_cfg.storage);
 	rc_cfg.alloc = &e->ra;
 	rc = raft_create(&rc_cfg, bs != NULL && !bs->join ? &g->bs.membership : NULL, &g->r);
 	if (rc != RAFT_OK) {
@@ -500,11 +378,7 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 	g->role = raft_role(g->r);
 	g->term = raft_term_of(g->r);
 	g->leader = raft_leader(g->r);
-	if (e->net.add_peer != NULL)
-		for (uint32_t i = 0; i < g->bs.n_members; i++)
-			if (g->bs.members[i].node_id != e->cfg.node_id)
-				e->net.add_peer(e->net.ctx, g->bs.members[i].node_id,
-				                g->bs.members[i].addr);
+	eng_announce_addresses(e, g);
 	e->groups[e->n_groups++] = g;
 	index_add(e, g);
 	eng_changed(e, g);
@@ -514,27 +388,6 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 err_after_alloc:
 	group_free(e, g);
 	return rc;
-}
-
-void eng_fail_group(struct engine *e, struct group *g, int rc)
-{
-	for (size_t i = 0; i < e->pend.cap && g->n_pending > 0; i++) {
-		struct pending *p = &e->pend.slots[i], op;
-
-		if (p->key == 0 || p->group_id != g->id)
-			continue;
-		eng_pending_del(&e->pend, p, &op);
-		g->n_pending--;
-		i--; /* backward shift may have moved another entry here */
-		eng_complete(e, op.cb, op.ctx, rc, g->id, 0, 0);
-	}
-	g->n_reads = 0;
-	if (g->cc.active)
-		eng_slot_done(e, g, &g->cc, rc, 0);
-	if (g->transfer.active)
-		eng_slot_done(e, g, &g->transfer, rc, 0);
-	if (g->snapreq.active)
-		eng_slot_done(e, g, &g->snapreq, rc, 0);
 }
 
 int engine_stop_group(struct engine *e, uint64_t group_id)
@@ -755,12 +608,12 @@ int engine_deliver(struct engine *e, const struct raft_message *msgs, size_t n)
 		const struct raft_message *m = &msgs[i];
 		struct group *g = eng_group(e, m->group_id);
 
-		if (g == NULL || g->failed || m->to != e->cfg.node_id ||
+		if (g == NULL || g->state == GS_FAILED || m->to != e->cfg.node_id ||
 		    m->type == RAFT_MSG_SNAPSHOT) {
 			e->dropped++;
 			continue;
 		}
-		if (g->installing)
+		if (g->state != GS_ACTIVE)
 			continue; /* frozen; the leader retries what is lost */
 		if (raft_step(g->r, m) != RAFT_OK) {
 			e->dropped++;
@@ -783,11 +636,11 @@ int engine_deliver_snapshot(struct engine *e, const struct raft_message *m, cons
 	    m->snapshot == NULL || strlen(path) >= ENGINE_PATH_MAX)
 		return ENGINE_ERR_INVALID;
 	g = eng_group(e, m->group_id);
-	if (g == NULL || g->failed) {
+	if (g == NULL || g->state == GS_FAILED) {
 		e->dropped++;
 		return ENGINE_ERR_NO_GROUP;
 	}
-	if (g->installing)
+	if (g->state != GS_ACTIVE)
 		return ENGINE_ERR_BUSY; /* recovering from another one */
 	if (g->recv_path[0] != '\0' && strcmp(g->recv_path, path) != 0)
 		remove(g->recv_path); /* an older one that was never installed */
@@ -822,9 +675,9 @@ int engine_snapshot_saved(struct engine *e, uint64_t group_id, int rc, raft_inde
 {
 	struct group *g = eng_group(e, group_id);
 
-	if (g == NULL || !g->out.busy || g->out.done)
+	if (g == NULL || g->out.state != OUT_SAVING)
 		return ENGINE_ERR_NO_GROUP; /* stopped meanwhile: nothing waits for it */
-	g->out.done = true;
+	g->out.state = OUT_SAVED;
 	g->out.rc = rc == ENGINE_IN_PROGRESS ? ENGINE_ERR_SNAPSHOT : rc;
 	g->out.index = index;
 	e->async_done++;
@@ -836,11 +689,14 @@ int engine_snapshot_recovered(struct engine *e, uint64_t group_id, int rc)
 {
 	struct group *g = eng_group(e, group_id);
 
-	if (g == NULL || !g->installing || g->install_done)
+	if (g == NULL || g->state != GS_RECOVERING)
 		return ENGINE_ERR_NO_GROUP;
-	g->install_done = true;
-	g->install_rc = rc == ENGINE_IN_PROGRESS ? ENGINE_ERR_SNAPSHOT : rc;
-	e->work = true;
+	if (rc == ENGINE_OK)
+		eng_set_state(e, g, GS_RECOVERED);
+	else
+		eng_group_failed(
+		        e, g, ENGINE_ERR_SNAPSHOT, "snapshot recovery failed (%s)",
+		        engine_strerror(rc == ENGINE_IN_PROGRESS ? ENGINE_ERR_SNAPSHOT : rc));
 	return ENGINE_OK;
 }
 
@@ -879,12 +735,13 @@ int engine_group_status(const struct engine *e, uint64_t group_id, struct engine
 	out->snapshot_index = g->snap.index;
 	out->first_index = g->first;
 	out->writable = out->role == RAFT_LEADER && g->role == RAFT_LEADER &&
-	                g->term == out->term && g->applied >= g->noop_index && !g->failed;
+	                g->term == out->term && g->applied >= g->noop_index &&
+	                g->state != GS_FAILED;
 	out->membership = *raft_membership(g->r);
-	out->state = g->failed       ? ENGINE_GROUP_FAILED
-	             : g->installing ? ENGINE_GROUP_RECOVERING
-	                             : ENGINE_GROUP_ACTIVE;
-	out->sending_snapshot = g->out.busy;
+	out->state = g->state == GS_FAILED   ? ENGINE_GROUP_FAILED
+	             : g->state == GS_ACTIVE ? ENGINE_GROUP_ACTIVE
+	                                     : ENGINE_GROUP_RECOVERING;
+	out->sending_snapshot = g->out.state != OUT_IDLE;
 	out->apply_held = g->apply_held;
 	out->leader_contact_tick = out->role == RAFT_LEADER ? e->now : contact_of(g, out->leader);
 	out->n_peers = 0;
@@ -905,7 +762,7 @@ int engine_group_status(const struct engine *e, uint64_t group_id, struct engine
 			out->n_peers++;
 		}
 	}
-	snprintf(out->error, sizeof(out->error), "%s", g->failed ? g->error : "");
+	snprintf(out->error, sizeof(out->error), "%s", g->state == GS_FAILED ? g->error : "");
 	return ENGINE_OK;
 }
 
@@ -971,16 +828,12 @@ bool engine_accepts(const struct engine *e, uint64_t group_id, raft_id from)
 	const struct group *g = eng_group(e, group_id);
 	const struct raft_membership *m;
 
-	if (g == NULL || g->failed || from == 0 || from == e->cfg.node_id)
+	if (g == NULL || g->state == GS_FAILED || from == 0 || from == e->cfg.node_id)
 		return false;
 	m = raft_membership(g->r);
-	if (m->n_voters + m->n_nonvoters == 0 || raft_membership_contains(m, from))
-		return true;
-	/* A member that is being added or an address we were told about. */
-	for (uint32_t i = 0; i < g->bs.n_members; i++)
-		if (g->bs.members[i].node_id == from)
-			return true;
-	return false;
+	/* A member, one that is being added, or an address we were told about. */
+	return m->n_voters + m->n_nonvoters == 0 || raft_membership_contains(m, from) ||
+	       eng_knows_address(g, from);
 }
 
 size_t engine_pending_count(const struct engine *e)
@@ -988,8 +841,8 @@ size_t engine_pending_count(const struct engine *e)
 	size_t n = e->pend.n;
 
 	for (size_t i = 0; i < e->n_groups; i++)
-		n += e->groups[i]->cc.active + e->groups[i]->transfer.active +
-		     e->groups[i]->snapreq.active;
+		n += e->groups[i]->cc.w.active + e->groups[i]->transfer.w.active +
+		     e->groups[i]->snapreq.w.active;
 	return n;
 }
 

@@ -253,9 +253,9 @@ struct engine_config {
 	unsigned request_timeout_ticks; /* client operations time out [4 * election_rtt] */
 	uint64_t entry_cache_bytes;     /* recent entries kept in memory per group [4 MiB] */
 	bool forward_proposals;         /* followers forward proposals instead of NOT_LEADER */
-	uint64_t client_id;             /* proposal key prefix, new per start; 0 = node id + random */
-	uint64_t seed;                  /* randomised election timeouts; 0 = node id */
-	const char *snapshot_dir;       /* where snapshot files are written ["."] */
+	uint64_t client_id;       /* proposal key prefix, new per start; 0 = node id + random */
+	uint64_t seed;            /* randomised election timeouts; 0 = node id */
+	const char *snapshot_dir; /* where snapshot files are written ["."] */
 	const struct engine_alloc *alloc; /* NULL = libc */
 };
 
