@@ -40,8 +40,8 @@ int eng_learn_address(struct engine *e, struct group *g, raft_id id, const char 
 	m->addr[len] = '\0';
 	rc = e->st.save_bootstrap(e->st.ctx, g->id, &g->bs);
 	if (rc != ENGINE_OK)
-		return eng_err(e, rc, "group %llu: saving address of node %llu failed",
-		               (unsigned long long)g->id, (unsigned long long)id);
+		return eng_fail_engine(e, rc, "group %llu: saving the address of node %llu",
+		                       (unsigned long long)g->id, (unsigned long long)id);
 	if (id != e->cfg.node_id && e->net.add_peer != NULL)
 		e->net.add_peer(e->net.ctx, id, m->addr);
 	return ENGINE_OK;

@@ -15,6 +15,8 @@ static int op_group(struct engine *e, uint64_t group_id, struct group **gp)
 	*gp = NULL;
 	if (e->failed)
 		return ENGINE_ERR_FAILED;
+	if (e->stopping)
+		return ENGINE_ERR_STOPPED;
 	if (e->in_round)
 		return eng_err(e, ENGINE_ERR_INVALID, "client operation inside a round");
 	*gp = eng_group(e, group_id);
@@ -65,11 +67,10 @@ int engine_propose(struct engine *e, uint64_t group_id, const void *data, uint32
 	rc = eng_pending_reserve(&e->pend, e->a, 1);
 	if (rc != ENGINE_OK)
 		return rc;
-	rc = raft_propose(g->r, e->scratch, len + ENGINE_HEADER_BYTES, &idx);
-	if (rc != RAFT_OK) {
-		rc = eng_from_raft(rc);
+	rc = eng_raft_rc(e, g, raft_propose(g->r, e->scratch, len + ENGINE_HEADER_BYTES, &idx),
+	                 "a proposal");
+	if (rc != ENGINE_OK)
 		return rc == ENGINE_ERR_REJECTED ? ENGINE_ERR_NOT_LEADER : rc;
-	}
 	p.group_id = group_id;
 	p.kind = PK_PROPOSAL;
 	p.index = idx;
@@ -100,14 +101,14 @@ int engine_read_index(struct engine *e, uint64_t group_id, engine_done_cb cb, vo
 	p.deadline = e->now + e->cfg.request_timeout_ticks;
 	p.cb = cb;
 	p.ctx = ctx;
-	rc = eng_pending_put(&e->pend, e->a, &p);
+	/* Room first, so that a read the core took always finds its slot. */
+	rc = eng_pending_reserve(&e->pend, e->a, 1);
 	if (rc != ENGINE_OK)
 		return rc;
-	rc = raft_read_index(g->r, p.key);
-	if (rc != RAFT_OK) {
-		eng_pending_del(&e->pend, eng_pending_get(&e->pend, p.key), NULL);
-		return eng_from_raft(rc);
-	}
+	rc = eng_raft_rc(e, g, raft_read_index(g->r, p.key), "a read index request");
+	if (rc != ENGINE_OK)
+		return rc;
+	eng_pending_put(&e->pend, e->a, &p); /* cannot fail: room reserved above */
 	g->n_pending++;
 	e->work = true;
 	return ENGINE_OK;
@@ -137,9 +138,9 @@ static int conf_change(struct engine *e, uint64_t group_id, uint32_t type, raft_
 		cc.context = (const uint8_t *)addr;
 		cc.context_len = (uint32_t)strlen(addr);
 	}
-	rc = raft_propose_conf_change(g->r, &cc, &idx);
-	if (rc != RAFT_OK)
-		return eng_from_raft(rc);
+	rc = eng_raft_rc(e, g, raft_propose_conf_change(g->r, &cc, &idx), "a membership change");
+	if (rc != ENGINE_OK)
+		return rc;
 	g->cc = (struct pending_cc){.w = {true, cb, ctx},
 	                            .index = idx,
 	                            .term = raft_term_of(g->r),
@@ -183,9 +184,9 @@ int engine_transfer_leader(struct engine *e, uint64_t group_id, raft_id target, 
 		eng_complete(e, cb, ctx, ENGINE_OK, group_id, 0, target);
 		return ENGINE_OK;
 	}
-	rc = raft_transfer_leader(g->r, target);
-	if (rc != RAFT_OK)
-		return eng_from_raft(rc);
+	rc = eng_raft_rc(e, g, raft_transfer_leader(g->r, target), "a leadership transfer");
+	if (rc != ENGINE_OK)
+		return rc;
 	g->transfer = (struct pending_transfer){.w = {true, cb, ctx},
 	                                        .target = target,
 	                                        .deadline = e->now + 2 * e->cfg.election_rtt + 2};

@@ -58,7 +58,7 @@ const char *engine_strerror(int rc)
 	case ENGINE_ERR_SNAPSHOT:
 		return "snapshot failure";
 	case ENGINE_ERR_FAILED:
-		return "engine stopped after a storage failure";
+		return "the engine stopped after a storage failure; the outcome is unknown";
 	}
 	return "unknown error";
 }
@@ -67,6 +67,8 @@ int eng_err(struct engine *e, int rc, const char *fmt, ...)
 {
 	va_list ap;
 
+	if (e->failed)
+		return rc; /* the failure that stopped the engine stays the message */
 	va_start(ap, fmt);
 	vsnprintf(e->errmsg, sizeof(e->errmsg), fmt, ap);
 	va_end(ap);
@@ -210,11 +212,53 @@ void eng_group_failed(struct engine *e, struct group *g, int rc, const char *fmt
 	eng_flush(e);
 }
 
-int eng_fail_engine(struct engine *e, int rc, const char *what)
+int eng_fail_engine(struct engine *e, int rc, const char *fmt, ...)
 {
+	const char *detail = e->st.errmsg != NULL ? e->st.errmsg(e->st.ctx) : NULL;
+	char what[256];
+	va_list ap;
+
+	if (e->failed)
+		return ENGINE_ERR_FAILED; /* the first failure is the one reported */
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	eng_err(e, ENGINE_ERR_FAILED, "node %llu: %s failed (%s%s%s); the engine stopped",
+	        (unsigned long long)e->cfg.node_id, what, engine_strerror(rc),
+	        detail != NULL && detail[0] != '\0' ? ": " : "", detail != NULL ? detail : "");
 	e->failed = true;
-	return eng_err(e, ENGINE_ERR_FAILED, "%s failed (%s); the engine stopped", what,
-	               engine_strerror(rc));
+	e->work = true; /* a round runs the completions */
+	e->defer++;
+	for (size_t i = 0; i < e->n_groups; i++) {
+		eng_fail_group(e, e->groups[i], ENGINE_ERR_FAILED);
+		eng_changed(e, e->groups[i]);
+	}
+	e->defer--;
+	return ENGINE_ERR_FAILED;
+}
+
+int eng_raft_rc(struct engine *e, struct group *g, int rc, const char *what)
+{
+	switch (rc) {
+	case RAFT_OK:
+	case RAFT_ERR_NOMEM:
+	case RAFT_ERR_NOT_LEADER:
+	case RAFT_ERR_NO_LEADER:
+	case RAFT_ERR_TOO_MANY_UNCOMMITTED:
+	case RAFT_ERR_CONF_CHANGE_PENDING:
+	case RAFT_ERR_TRANSFER_IN_PROGRESS:
+	case RAFT_ERR_INVALID:
+	case RAFT_ERR_REMOVED:
+	case RAFT_ERR_TOO_BIG:
+		return eng_from_raft(rc); /* the input was refused; nothing changed */
+	case RAFT_ERR_STORAGE:
+		/* The log view reported the failure it saw; this covers any other path. */
+		return eng_fail_engine(e, ENGINE_ERR_STORAGE, "group %llu: %s",
+		                       (unsigned long long)g->id, what);
+	}
+	eng_group_failed(e, g, ENGINE_ERR_RAFT, "%s failed in the raft core (%s: %s)", what,
+	                 raft_strerror(rc), raft_errmsg(g->r));
+	return ENGINE_ERR_RAFT;
 }
 
 /* ---- groups ---- */
@@ -306,6 +350,8 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 		return eng_err(e, ENGINE_ERR_INVALID, "bad group id or state machine");
 	if (e->failed)
 		return ENGINE_ERR_FAILED;
+	if (e->stopping)
+		return ENGINE_ERR_STOPPED;
 	if (e->in_round || e->in_flush)
 		return ENGINE_ERR_INVALID;
 	if (eng_group(e, group_id) != NULL)
@@ -425,16 +471,25 @@ int engine_remove_group_data(struct engine *e, uint64_t group_id)
 		return ENGINE_ERR_INVALID;
 	if (eng_group(e, group_id) != NULL)
 		engine_stop_group(e, group_id);
+	if (e->failed)
+		return ENGINE_ERR_FAILED;
 	rc = e->st.remove(e->st.ctx, group_id);
 	if (rc != ENGINE_OK)
-		return eng_err(e, rc, "group %llu: removing its data failed",
-		               (unsigned long long)group_id);
+		return eng_fail_engine(e, rc, "group %llu: removing its data",
+		                       (unsigned long long)group_id);
 	return ENGINE_OK;
 }
 
 int engine_stored_groups(struct engine *e, uint64_t *ids, size_t cap, size_t *n)
 {
-	return e->st.list(e->st.ctx, ids, cap, n);
+	int rc;
+
+	if (e->failed)
+		return ENGINE_ERR_FAILED;
+	rc = e->st.list(e->st.ctx, ids, cap, n);
+	if (rc != ENGINE_OK && rc != ENGINE_ERR_NOMEM)
+		return eng_fail_engine(e, rc, "listing the stored groups");
+	return rc;
 }
 
 /* ---- engine ---- */
@@ -532,6 +587,13 @@ void engine_destroy(struct engine *e)
 {
 	if (e == NULL)
 		return;
+	/* Nobody may wait forever: what is pending completes first. */
+	e->stopping = true;
+	e->defer++;
+	for (size_t i = 0; i < e->n_groups; i++)
+		eng_fail_group(e, e->groups[i], ENGINE_ERR_STOPPED);
+	e->defer--;
+	eng_flush(e);
 	for (size_t i = 0; i < e->n_groups; i++)
 		group_free(e, e->groups[i]);
 	eng_pending_free(&e->pend, e->a);
@@ -548,19 +610,25 @@ void engine_destroy(struct engine *e)
 
 void engine_tick(struct engine *e)
 {
-	if (e->failed || e->in_round)
+	if (e->in_round)
 		return;
-	e->now++;
-	for (size_t i = 0; i < e->n_groups; i++)
-		if (eng_live(e->groups[i]))
-			raft_tick(e->groups[i]->r);
-	/* Timeouts are coarse: scan the table every 4 ticks. */
-	if ((e->now & 3) == 0) {
-		e->defer++;
-		eng_expire(e);
-		e->defer--;
+	if (e->failed) {
 		eng_flush(e);
+		return;
 	}
+	e->now++;
+	e->defer++;
+	for (size_t i = 0; i < e->n_groups && !e->failed; i++) {
+		struct group *g = e->groups[i];
+
+		if (eng_live(g))
+			eng_raft_rc(e, g, raft_tick(g->r), "a tick");
+	}
+	/* Timeouts are coarse: scan the table every 4 ticks. */
+	if ((e->now & 3) == 0 && !e->failed)
+		eng_expire(e);
+	e->defer--;
+	eng_flush(e);
 	e->work = true;
 }
 
@@ -604,7 +672,8 @@ int engine_deliver(struct engine *e, const struct raft_message *msgs, size_t n)
 		return ENGINE_ERR_FAILED;
 	if (e->in_round)
 		return eng_err(e, ENGINE_ERR_INVALID, "delivery inside a round");
-	for (size_t i = 0; i < n; i++) {
+	e->defer++;
+	for (size_t i = 0; i < n && !e->failed; i++) {
 		const struct raft_message *m = &msgs[i];
 		struct group *g = eng_group(e, m->group_id);
 
@@ -615,14 +684,16 @@ int engine_deliver(struct engine *e, const struct raft_message *msgs, size_t n)
 		}
 		if (g->state != GS_ACTIVE)
 			continue; /* frozen; the leader retries what is lost */
-		if (raft_step(g->r, m) != RAFT_OK) {
+		if (eng_raft_rc(e, g, raft_step(g->r, m), "a message") != ENGINE_OK) {
 			e->dropped++;
 			continue;
 		}
 		note_contact(e, g, m);
 	}
+	e->defer--;
+	eng_flush(e);
 	e->work = true;
-	return ENGINE_OK;
+	return e->failed ? ENGINE_ERR_FAILED : ENGINE_OK;
 }
 
 int engine_deliver_snapshot(struct engine *e, const struct raft_message *m, const char *path)
@@ -646,9 +717,12 @@ int engine_deliver_snapshot(struct engine *e, const struct raft_message *m, cons
 		remove(g->recv_path); /* an older one that was never installed */
 	snprintf(g->recv_path, sizeof(g->recv_path), "%s", path);
 	g->recv_index = m->snapshot->index;
-	rc = raft_step(g->r, m);
+	e->defer++;
+	rc = eng_raft_rc(e, g, raft_step(g->r, m), "a snapshot message");
+	e->defer--;
+	eng_flush(e);
 	e->work = true;
-	return rc == RAFT_OK ? ENGINE_OK : eng_from_raft(rc);
+	return rc;
 }
 
 void engine_report_unreachable(struct engine *e, raft_id node_id, uint64_t group_id)
@@ -710,7 +784,7 @@ bool engine_failed(const struct engine *e)
 bool engine_has_work(const struct engine *e)
 {
 	if (e->failed)
-		return false;
+		return e->n_done > 0; /* completions of the failure wait for a round */
 	if (e->work)
 		return true;
 	for (size_t i = 0; i < e->n_groups; i++)
@@ -736,9 +810,10 @@ int engine_group_status(const struct engine *e, uint64_t group_id, struct engine
 	out->first_index = g->first;
 	out->writable = out->role == RAFT_LEADER && g->role == RAFT_LEADER &&
 	                g->term == out->term && g->applied >= g->noop_index &&
-	                g->state != GS_FAILED;
+	                g->state != GS_FAILED && !e->failed;
 	out->membership = *raft_membership(g->r);
-	out->state = g->state == GS_FAILED   ? ENGINE_GROUP_FAILED
+	out->state = e->failed               ? ENGINE_GROUP_ENGINE_FAILED
+	             : g->state == GS_FAILED ? ENGINE_GROUP_FAILED
 	             : g->state == GS_ACTIVE ? ENGINE_GROUP_ACTIVE
 	                                     : ENGINE_GROUP_RECOVERING;
 	out->sending_snapshot = g->out.state != OUT_IDLE;
@@ -762,7 +837,10 @@ int engine_group_status(const struct engine *e, uint64_t group_id, struct engine
 			out->n_peers++;
 		}
 	}
-	snprintf(out->error, sizeof(out->error), "%s", g->state == GS_FAILED ? g->error : "");
+	snprintf(out->error, sizeof(out->error), "%s",
+	         e->failed               ? e->errmsg
+	         : g->state == GS_FAILED ? g->error
+	                                 : "");
 	return ENGINE_OK;
 }
 

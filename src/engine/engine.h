@@ -26,6 +26,19 @@
  * the Raft cores, completes client callbacks, then takes metadata snapshots
  * and compacts logs where due.
  *
+ * Failures: a storage failure (a save, a sync, a read of entries or terms,
+ * snapshot metadata, compaction; corruption included) stops the whole
+ * engine: nothing more is sent, acknowledged or applied, engine_failed()
+ * turns true, engine_errmsg() names the group, the node and the index (with
+ * the storage's own message), every group's status says
+ * ENGINE_GROUP_ENGINE_FAILED (all are listed by engine_take_changed()), and
+ * every pending operation completes with ENGINE_ERR_FAILED: its outcome is
+ * unknown, a proposal may still commit.  Only a new process goes on (the
+ * PostgreSQL worker exits with FATAL).  A state machine failure, or an error
+ * of a group's Raft core that is not a refusal of the input (a bug), stops
+ * only that group: ENGINE_GROUP_FAILED, its operations complete with
+ * ENGINE_ERR_SM.
+ *
  * Proposals: each proposal's entry starts with a 16-byte header (client id,
  * series; little-endian) that the engine strips before the state machine sees
  * the data, so the proposing node recognises its entry when it commits, also
@@ -66,7 +79,7 @@ enum engine_rc {
 	ENGINE_ERR_RAFT = -16,      /* unexpected Raft core error (see engine_errmsg) */
 	ENGINE_ERR_NOT_FOUND = -17, /* storage: nothing stored for that group */
 	ENGINE_ERR_SNAPSHOT = -18,  /* a snapshot could not be made, sent or installed */
-	ENGINE_ERR_FAILED = -19,    /* the engine stopped after a storage failure */
+	ENGINE_ERR_FAILED = -19,    /* the engine stopped (storage failure): outcome unknown */
 };
 
 /* Static description of an rc. */
@@ -160,8 +173,11 @@ struct engine_storage_ops {
 	int (*compact)(void *ctx, uint64_t group_id, raft_index index);
 	/* Delete everything stored for the group. */
 	int (*remove)(void *ctx, uint64_t group_id);
-	/* True while the shard holding the group is near its write-stall limits. */
+	/* True while the shard holding the group is near its write-stall limits (asked per
+	 * proposal: must be cheap). */
 	bool (*busy)(void *ctx, uint64_t group_id);
+	/* Optional: the storage's description of its last error (named in engine_errmsg). */
+	const char *(*errmsg)(void *ctx);
 };
 
 /* ---- network (transport) ------------------------------------------------ */
@@ -283,6 +299,8 @@ enum engine_group_state {
 	ENGINE_GROUP_ACTIVE = 0,     /* taking part in its group */
 	ENGINE_GROUP_RECOVERING = 1, /* the state machine loads a received snapshot */
 	ENGINE_GROUP_FAILED = 2,     /* stopped by a failure (status.error says which) */
+	ENGINE_GROUP_ENGINE_FAILED =
+	        3, /* the whole engine stopped (storage): error = engine_errmsg */
 };
 
 /* A member as the leader sees it (engine_group_status.peers). */
@@ -313,7 +331,7 @@ struct engine_group_status {
 	                               * (the leader itself: now); 0 = never */
 	uint32_t n_peers;             /* leader only: the other members' progress */
 	struct engine_peer_status peers[RAFT_MAX_MEMBERS];
-	char error[256]; /* ENGINE_GROUP_FAILED: what failed */
+	char error[512]; /* ENGINE_GROUP_FAILED, ENGINE_GROUP_ENGINE_FAILED: what failed */
 };
 
 /* Cumulative per-group counters since the group started on this node. */
@@ -336,7 +354,11 @@ struct engine; /* opaque */
 int engine_create(const struct engine_config *cfg, const struct engine_storage_ops *storage,
                   const struct engine_network_ops *net, struct engine **out, char *errmsg,
                   size_t errmsg_len);
-/* Free the engine and every group (no callbacks run; nothing is written). */
+/*
+ * Free the engine and every group; nothing is written.  Operations still
+ * pending complete first, with ENGINE_ERR_STOPPED (callbacks run inside this
+ * call; engine calls from them return ENGINE_ERR_STOPPED).
+ */
 void engine_destroy(struct engine *e);
 /* The last error's human description. */
 const char *engine_errmsg(const struct engine *e);

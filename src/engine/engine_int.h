@@ -215,7 +215,7 @@ struct group {
 		uint64_t tick;
 	} contact[RAFT_MAX_MEMBERS]; /* last message from each node, by engine tick */
 	uint32_t n_contact;
-	char error[256]; /* why the group failed */
+	char error[512]; /* why the group failed */
 };
 
 /* A completion queued during a round, run when the round ends. */
@@ -231,7 +231,7 @@ struct engine {
 	struct engine_network_ops net;
 	const struct engine_alloc *a;
 	struct raft_alloc ra;
-	char errmsg[256];
+	char errmsg[512];
 	char snapdir[ENGINE_PATH_MAX];
 
 	struct group **groups; /* running groups */
@@ -244,7 +244,8 @@ struct engine {
 	uint64_t series; /* last proposal/read key handed out */
 	uint64_t client_id;
 	uint64_t dropped;
-	bool failed;
+	bool failed;   /* a storage failure stopped the engine (errmsg) */
+	bool stopping; /* engine_destroy runs: no new operations */
 	bool in_round;
 	bool in_flush;  /* running completion callbacks */
 	unsigned defer; /* > 0: completions are queued (table being iterated) */
@@ -293,8 +294,20 @@ bool eng_set_state(struct engine *e, struct group *g, enum group_state to);
 /* g's state machine or Raft core failed: record why (formatted), fail g (its operations too). */
 void eng_group_failed(struct engine *e, struct group *g, int rc, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
-/* The storage failed: stop the engine (nothing more is sent or acknowledged); ENGINE_ERR_FAILED. */
-int eng_fail_engine(struct engine *e, int rc, const char *what);
+/*
+ * The storage failed (rc; what, formatted, says doing what): stop the engine.
+ * Nothing is sent, acknowledged or applied after it; every pending operation
+ * completes with ENGINE_ERR_FAILED (queued: they run at the next flush, never
+ * from inside the Raft core).  Returns ENGINE_ERR_FAILED.
+ */
+int eng_fail_engine(struct engine *e, int rc, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+/*
+ * What an input to g's Raft core returned: a refusal of the input comes back
+ * as an engine rc; RAFT_ERR_STORAGE stops the engine; any other error (a
+ * bug in the core or here) stops the group with a message naming what.
+ */
+int eng_raft_rc(struct engine *e, struct group *g, int rc, const char *what);
 /* List g for engine_take_changed(). */
 void eng_changed(struct engine *e, struct group *g);
 

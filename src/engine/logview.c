@@ -34,9 +34,14 @@ static int st_entries(void *ctx, raft_index lo, raft_index hi, uint64_t max_byte
 	if (eng_cache_entries(&g->cache, lo, hi, max_bytes, out, n))
 		return RAFT_OK;
 	rc = e->st.entries(e->st.ctx, g->id, lo, hi, max_bytes, out, n, &g->arena);
+	if (rc == ENGINE_OK)
+		return RAFT_OK;
 	if (rc == ENGINE_ERR_NOMEM)
 		return RAFT_ERR_NOMEM;
-	return rc == ENGINE_OK ? RAFT_OK : RAFT_ERR_STORAGE;
+	/* Never a short or retried read: the engine stops. */
+	eng_fail_engine(e, rc, "group %llu: reading entries %llu..%llu", (unsigned long long)g->id,
+	                (unsigned long long)lo, (unsigned long long)hi - 1);
+	return RAFT_ERR_STORAGE;
 }
 
 static int st_term(void *ctx, raft_index i, raft_term *t)
@@ -47,7 +52,13 @@ static int st_term(void *ctx, raft_index i, raft_term *t)
 		return RAFT_ERR_COMPACTED;
 	if (i > g->last)
 		return RAFT_ERR_UNAVAILABLE;
-	return eng_view_term(g->e, g, i, t) == ENGINE_OK ? RAFT_OK : RAFT_ERR_STORAGE;
+	switch (eng_view_term(g->e, g, i, t)) {
+	case ENGINE_OK:
+		return RAFT_OK;
+	case ENGINE_ERR_NOMEM:
+		return RAFT_ERR_NOMEM;
+	}
+	return RAFT_ERR_STORAGE;
 }
 
 static raft_index st_first(void *ctx)
@@ -79,13 +90,19 @@ void eng_view_storage(struct group *g, struct raft_storage *st)
 
 int eng_view_term(struct engine *e, struct group *g, raft_index i, raft_term *t)
 {
+	int rc;
+
 	if (i + 1 == g->first) {
 		*t = g->prev_term;
 		return ENGINE_OK;
 	}
 	if (eng_cache_term(&g->cache, i, t))
 		return ENGINE_OK;
-	return e->st.term(e->st.ctx, g->id, i, t);
+	rc = e->st.term(e->st.ctx, g->id, i, t);
+	if (rc != ENGINE_OK && rc != ENGINE_ERR_NOMEM)
+		return eng_fail_engine(e, rc, "group %llu: reading the term of entry %llu",
+		                       (unsigned long long)g->id, (unsigned long long)i);
+	return rc;
 }
 
 int eng_view_load(struct engine *e, struct group *g, const struct engine_bootstrap *bs)
@@ -98,6 +115,14 @@ int eng_view_load(struct engine *e, struct group *g, const struct engine_bootstr
 		return eng_err(e, ENGINE_ERR_NOMEM, "group %llu: out of memory",
 		               (unsigned long long)g->id);
 	rc = e->st.load(e->st.ctx, g->id, ss);
+	if (rc != ENGINE_OK && rc != ENGINE_ERR_NOT_FOUND) {
+		e->a->free(ss);
+		if (rc == ENGINE_ERR_NOMEM)
+			return eng_err(e, rc, "group %llu: out of memory",
+			               (unsigned long long)g->id);
+		return eng_fail_engine(e, rc, "group %llu: loading its stored state",
+		                       (unsigned long long)g->id);
+	}
 	if (bs != NULL) {
 		e->a->free(ss);
 		if (rc == ENGINE_OK)
@@ -116,16 +141,16 @@ int eng_view_load(struct engine *e, struct group *g, const struct engine_bootstr
 		}
 		rc = e->st.save_bootstrap(e->st.ctx, g->id, &g->bs);
 		if (rc != ENGINE_OK)
-			return eng_err(e, rc, "group %llu: saving bootstrap info failed",
-			               (unsigned long long)g->id);
+			return eng_fail_engine(e, rc, "group %llu: saving its bootstrap record",
+			                       (unsigned long long)g->id);
 		g->first = 1;
 		g->last = 0;
 		return ENGINE_OK;
 	}
 	if (rc != ENGINE_OK) {
 		e->a->free(ss);
-		return eng_err(e, rc, "group %llu: cannot load its stored state (%s)",
-		               (unsigned long long)g->id, engine_strerror(rc));
+		return eng_err(e, rc, "group %llu: nothing stored for it",
+		               (unsigned long long)g->id);
 	}
 	g->bs = ss->bootstrap;
 	g->hs = ss->hard_state;
@@ -140,8 +165,13 @@ int eng_view_load(struct engine *e, struct group *g, const struct engine_bootstr
 	e->a->free(ss);
 	if (g->first == 0 || g->first > g->last + 1 || g->snap.index + 1 < g->first ||
 	    g->hs.commit > g->last)
-		return eng_err(e, ENGINE_ERR_STORAGE, "group %llu: inconsistent stored log",
-		               (unsigned long long)g->id);
+		return eng_fail_engine(
+		        e, ENGINE_ERR_STORAGE,
+		        "group %llu: loading its stored state (inconsistent: entries "
+		        "%llu..%llu, snapshot %llu, commit %llu)",
+		        (unsigned long long)g->id, (unsigned long long)g->first,
+		        (unsigned long long)g->last, (unsigned long long)g->snap.index,
+		        (unsigned long long)g->hs.commit);
 	return ENGINE_OK;
 }
 

@@ -67,8 +67,19 @@ static void apply(struct engine *e, struct group *g)
 			struct raft_conf_change cc;
 			struct raft_membership out;
 
-			if (raft_apply_conf_change(g->r, c, &out) == RAFT_OK)
-				g->conf = out;
+			/* Applied whole or not at all by the core: nothing to retry, the group
+			 * stops. */
+			rc = raft_apply_conf_change(g->r, c, &out);
+			if (rc != RAFT_OK) {
+				eng_group_failed(
+				        e, g, ENGINE_ERR_RAFT,
+				        "applying the membership change at index %llu failed "
+				        "(%s: %s)",
+				        (unsigned long long)c->index, raft_strerror(rc),
+				        raft_errmsg(g->r));
+				return;
+			}
+			g->conf = out;
 			if (raft_conf_change_decode(c->data, c->len, &cc) == RAFT_OK &&
 			    cc.type != RAFT_CC_REMOVE && cc.context_len > 0)
 				eng_learn_address(e, g, cc.node_id, (const char *)cc.context,
@@ -212,10 +223,13 @@ int engine_run_round(struct engine *e)
 	size_t n = 0, nu = 0;
 	int rc = ENGINE_OK;
 
-	if (e->failed)
-		return ENGINE_ERR_FAILED;
 	if (e->in_round || e->in_flush)
 		return ENGINE_ERR_INVALID; /* not from inside a round or a callback */
+	if (e->failed) {
+		e->work = false;
+		eng_flush(e); /* the operations the failure completed */
+		return ENGINE_ERR_FAILED;
+	}
 	e->in_round = true;
 	e->work = false;
 	rc = eng_reserve(e, (void **)&e->ready, &e->cap_ready, e->n_groups, sizeof(*e->ready));
@@ -229,7 +243,7 @@ int engine_run_round(struct engine *e)
 	}
 	if (e->async_done > 0)
 		eng_snapshots_saved(e);
-	for (size_t i = 0; i < e->n_groups; i++) {
+	for (size_t i = 0; i < e->n_groups && !e->failed; i++) {
 		struct group *g = e->groups[i];
 
 		if (g->state == GS_RECOVERED) {
@@ -244,9 +258,11 @@ int engine_run_round(struct engine *e)
 		}
 		if (!raft_has_ready(g->r))
 			continue;
-		raft_ready(g->r, &g->rd);
+		raft_ready(g->r, &g->rd); /* a failed read of the log stops the engine */
 		e->ready[n++] = g;
 	}
+	if (e->failed)
+		goto out; /* nothing of this round leaves */
 
 	/* 1. A leader's appends may leave before its own write (thesis 10.2.1). */
 	for (size_t i = 0; i < n; i++)
@@ -291,15 +307,15 @@ int engine_run_round(struct engine *e)
 	if (nu > 0) {
 		rc = e->st.save(e->st.ctx, e->updates, nu);
 		if (rc != ENGINE_OK) {
-			rc = eng_fail_engine(e, rc, "saving raft state");
-			e->in_round = false;
-			eng_flush(e);
-			return rc;
+			eng_fail_engine(e, rc,
+			                "saving the raft state (%zu groups, group %llu first)", nu,
+			                (unsigned long long)e->updates[0].group_id);
+			goto out;
 		}
 	}
 
 	/* 4. Persisted: the rest of the messages, then apply and advance. */
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && !e->failed; i++) {
 		struct group *g = e->ready[i];
 
 		eng_changed(e, g);
@@ -329,10 +345,11 @@ int engine_run_round(struct engine *e)
 			resolve_reads(e, g);
 		if (g->check_upto != 0 && g->check_upto <= g->applied)
 			resolve_overwritten(e, g);
-		rc = eng_snapshot_if_due(e, g);
+		eng_snapshot_if_due(e, g);
 		eng_cache_trim(&g->cache, cache_keep(g));
 		g->busy = e->st.busy != NULL && e->st.busy(e->st.ctx, g->id);
 	}
+out:
 	e->in_round = false;
 	eng_flush(e);
 	if (e->failed)

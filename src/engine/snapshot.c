@@ -174,14 +174,15 @@ int eng_snapshot_if_due(struct engine *e, struct group *g)
 	} else {
 		rc = eng_view_term(e, g, a, &t);
 		if (rc != ENGINE_OK)
-			return eng_fail_engine(e, rc, "reading a term for a snapshot");
+			return rc;
 	}
 	meta.index = a;
 	meta.term = t;
 	meta.membership = g->conf;
 	rc = e->st.save_snapshot(e->st.ctx, g->id, &meta);
 	if (rc != ENGINE_OK)
-		return eng_fail_engine(e, rc, "saving snapshot metadata");
+		return eng_fail_engine(e, rc, "group %llu: saving the snapshot record at %llu",
+		                       (unsigned long long)g->id, (unsigned long long)a);
 	g->snap = meta;
 	g->last_snap_applied = g->applied;
 	eng_waiter_done(e, g, &g->snapreq.w, ENGINE_OK, a);
@@ -194,11 +195,12 @@ int eng_snapshot_if_due(struct engine *e, struct group *g)
 	} else {
 		rc = eng_view_term(e, g, c, &t);
 		if (rc != ENGINE_OK)
-			return eng_fail_engine(e, rc, "reading a term for compaction");
+			return rc;
 	}
 	rc = e->st.compact(e->st.ctx, g->id, c);
 	if (rc != ENGINE_OK)
-		return eng_fail_engine(e, rc, "log compaction");
+		return eng_fail_engine(e, rc, "group %llu: compacting the log up to %llu",
+		                       (unsigned long long)g->id, (unsigned long long)c);
 	g->first = c + 1;
 	g->prev_term = t;
 	raft_compacted(g->r, c);
