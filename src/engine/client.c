@@ -52,8 +52,8 @@ int engine_propose(struct engine *e, uint64_t group_id, const void *data, uint32
 		return ENGINE_ERR_TOO_BIG;
 	if (raft_role(g->r) != RAFT_LEADER && !e->cfg.forward_proposals)
 		return raft_leader(g->r) != 0 ? ENGINE_ERR_NOT_LEADER : ENGINE_ERR_DROPPED;
-	if (g->busy)
-		return ENGINE_ERR_BUSY;
+	if (e->st.busy != NULL && e->st.busy(e->st.ctx, group_id))
+		return ENGINE_ERR_BUSY; /* the LogDB shard nears a write stall */
 	rc = eng_reserve(e, (void **)&e->scratch, &e->cap_scratch, len + ENGINE_HEADER_BYTES, 1);
 	if (rc != ENGINE_OK)
 		return rc;
@@ -81,7 +81,7 @@ int engine_propose(struct engine *e, uint64_t group_id, const void *data, uint32
 	eng_pending_put(&e->pend, e->a, &p); /* cannot fail: room reserved above */
 	g->n_pending++;
 	g->stats.proposals++;
-	e->work = true;
+	eng_mark(e, g);
 	return ENGINE_OK;
 }
 
@@ -110,7 +110,7 @@ int engine_read_index(struct engine *e, uint64_t group_id, engine_done_cb cb, vo
 		return rc;
 	eng_pending_put(&e->pend, e->a, &p); /* cannot fail: room reserved above */
 	g->n_pending++;
-	e->work = true;
+	eng_mark(e, g);
 	return ENGINE_OK;
 }
 
@@ -145,7 +145,7 @@ static int conf_change(struct engine *e, uint64_t group_id, uint32_t type, raft_
 	                            .index = idx,
 	                            .term = raft_term_of(g->r),
 	                            .deadline = e->now + e->cfg.request_timeout_ticks};
-	e->work = true;
+	eng_mark(e, g);
 	return ENGINE_OK;
 }
 
@@ -190,7 +190,7 @@ int engine_transfer_leader(struct engine *e, uint64_t group_id, raft_id target, 
 	g->transfer = (struct pending_transfer){.w = {true, cb, ctx},
 	                                        .target = target,
 	                                        .deadline = e->now + 2 * e->cfg.election_rtt + 2};
-	e->work = true;
+	eng_mark(e, g);
 	return ENGINE_OK;
 }
 
@@ -205,7 +205,7 @@ int engine_request_snapshot(struct engine *e, uint64_t group_id, engine_done_cb 
 	if (g->snapreq.w.active)
 		return ENGINE_ERR_PENDING;
 	g->snapreq.w = (struct waiter){true, cb, ctx};
-	e->work = true;
+	eng_mark(e, g);
 	return ENGINE_OK;
 }
 

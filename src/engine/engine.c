@@ -165,6 +165,56 @@ void eng_flush(struct engine *e)
 	e->in_flush = false;
 }
 
+/* ---- the ready set and the tick set (see struct engine) ---- */
+
+void eng_mark(struct engine *e, struct group *g)
+{
+	if (g->marked)
+		return;
+	g->marked = true;
+	e->marked[e->n_marked++] = g; /* room for every group */
+}
+
+static void tick_add(struct engine *e, struct group *g)
+{
+	if (g->tick_pos != SIZE_MAX)
+		return;
+	g->tick_pos = e->n_ticking;
+	e->ticking[e->n_ticking++] = g;
+}
+
+static void tick_remove(struct engine *e, struct group *g)
+{
+	struct group *last;
+
+	if (g->tick_pos == SIZE_MAX)
+		return;
+	last = e->ticking[--e->n_ticking];
+	e->ticking[g->tick_pos] = last;
+	last->tick_pos = g->tick_pos;
+	g->tick_pos = SIZE_MAX;
+}
+
+/* Room in the sets for n groups. */
+static int sets_reserve(struct engine *e, size_t n)
+{
+	size_t cap = e->cap_sets;
+	int rc;
+
+	rc = eng_reserve(e, (void **)&e->marked, &cap, n, sizeof(*e->marked));
+	if (rc == ENGINE_OK) {
+		cap = e->cap_sets;
+		rc = eng_reserve(e, (void **)&e->ticking, &cap, n, sizeof(*e->ticking));
+	}
+	if (rc == ENGINE_OK) {
+		cap = e->cap_sets;
+		rc = eng_reserve(e, (void **)&e->batch, &cap, n, sizeof(*e->batch));
+	}
+	if (rc == ENGINE_OK)
+		e->cap_sets = cap;
+	return rc;
+}
+
 bool eng_set_state(struct engine *e, struct group *g, enum group_state to)
 {
 	switch (to) {
@@ -185,9 +235,13 @@ bool eng_set_state(struct engine *e, struct group *g, enum group_state to)
 			return false;
 		break;
 	}
+	if (to == GS_ACTIVE)
+		tick_add(e, g);
+	else
+		tick_remove(e, g);
 	g->state = to;
 	eng_changed(e, g);
-	e->work = true;
+	eng_mark(e, g);
 	return true;
 }
 
@@ -226,8 +280,7 @@ int eng_fail_engine(struct engine *e, int rc, const char *fmt, ...)
 	eng_err(e, ENGINE_ERR_FAILED, "node %llu: %s failed (%s%s%s); the engine stopped",
 	        (unsigned long long)e->cfg.node_id, what, engine_strerror(rc),
 	        detail != NULL && detail[0] != '\0' ? ": " : "", detail != NULL ? detail : "");
-	e->failed = true;
-	e->work = true; /* a round runs the completions */
+	e->failed = true; /* a round runs the completions (engine_has_work) */
 	e->defer++;
 	for (size_t i = 0; i < e->n_groups; i++) {
 		eng_fail_group(e, e->groups[i], ENGINE_ERR_FAILED);
@@ -364,6 +417,8 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 		                 sizeof(*e->changed));
 	if (rc == ENGINE_OK)
 		rc = index_reserve(e, e->n_groups + 1);
+	if (rc == ENGINE_OK)
+		rc = sets_reserve(e, e->n_groups + 1);
 	g = rc == ENGINE_OK ? e->a->malloc(sizeof(*g)) : NULL;
 	if (g == NULL)
 		return eng_err(e, ENGINE_ERR_NOMEM, "group %llu: out of memory",
@@ -372,6 +427,7 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 	g->id = group_id;
 	g->e = e;
 	g->sm = *sm;
+	g->tick_pos = SIZE_MAX;
 	dr_arena_init(&g->arena.ar, e->a->malloc, e->a->free, ARENA_BLOCK);
 	g->sm_skip = sm->durable_applied(sm->ctx);
 	if (bs != NULL && g->sm_skip > 0) {
@@ -427,8 +483,9 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 	eng_announce_addresses(e, g);
 	e->groups[e->n_groups++] = g;
 	index_add(e, g);
+	tick_add(e, g);
 	eng_changed(e, g);
-	e->work = true;
+	eng_mark(e, g);
 	return ENGINE_OK;
 
 err_after_alloc:
@@ -448,6 +505,10 @@ int engine_stop_group(struct engine *e, uint64_t group_id)
 		if (e->groups[i] == g)
 			e->groups[i] = e->groups[--e->n_groups];
 	index_fill(e);
+	tick_remove(e, g);
+	for (size_t i = 0; g->marked && i < e->n_marked; i++)
+		if (e->marked[i] == g)
+			e->marked[i] = e->marked[--e->n_marked];
 	for (size_t i = 0; g->changed && i < e->n_changed; i++)
 		if (e->changed[i] == g->id) {
 			memmove(&e->changed[i], &e->changed[i + 1],
@@ -605,6 +666,9 @@ void engine_destroy(struct engine *e)
 	e->a->free(e->scratch);
 	e->a->free(e->done);
 	e->a->free(e->changed);
+	e->a->free(e->marked);
+	e->a->free(e->ticking);
+	e->a->free(e->batch);
 	e->a->free(e);
 }
 
@@ -618,18 +682,23 @@ void engine_tick(struct engine *e)
 	}
 	e->now++;
 	e->defer++;
-	for (size_t i = 0; i < e->n_groups && !e->failed; i++) {
-		struct group *g = e->groups[i];
+	/*
+	 * Only the tick set: a group that made work (heartbeats, an election)
+	 * joins the ready set.  Backwards, as a group that fails leaves the set
+	 * by swapping the last one into its place.
+	 */
+	for (size_t i = e->n_ticking; i-- > 0 && !e->failed;) {
+		struct group *g = e->ticking[i];
 
-		if (eng_live(g))
-			eng_raft_rc(e, g, raft_tick(g->r), "a tick");
+		eng_raft_rc(e, g, raft_tick(g->r), "a tick");
+		if (raft_has_ready(g->r) || eng_snapshot_wanted(e, g))
+			eng_mark(e, g);
 	}
 	/* Timeouts are coarse: scan the table every 4 ticks. */
 	if ((e->now & 3) == 0 && !e->failed)
 		eng_expire(e);
 	e->defer--;
 	eng_flush(e);
-	e->work = true;
 }
 
 /* ---- network input ---- */
@@ -689,10 +758,10 @@ int engine_deliver(struct engine *e, const struct raft_message *msgs, size_t n)
 			continue;
 		}
 		note_contact(e, g, m);
+		eng_mark(e, g);
 	}
 	e->defer--;
 	eng_flush(e);
-	e->work = true;
 	return e->failed ? ENGINE_ERR_FAILED : ENGINE_OK;
 }
 
@@ -719,19 +788,26 @@ int engine_deliver_snapshot(struct engine *e, const struct raft_message *m, cons
 	g->recv_index = m->snapshot->index;
 	e->defer++;
 	rc = eng_raft_rc(e, g, raft_step(g->r, m), "a snapshot message");
+	eng_mark(e, g);
 	e->defer--;
 	eng_flush(e);
-	e->work = true;
 	return rc;
 }
 
 void engine_report_unreachable(struct engine *e, raft_id node_id, uint64_t group_id)
 {
-	if (e->in_round)
+	struct group *one = group_id != 0 ? eng_group(e, group_id) : NULL;
+
+	if (e->in_round || (group_id != 0 && one == NULL))
 		return;
-	for (size_t i = 0; i < e->n_groups; i++)
-		if ((group_id == 0 || e->groups[i]->id == group_id) && eng_live(e->groups[i]))
-			raft_report_unreachable(e->groups[i]->r, node_id);
+	for (size_t i = 0; i < (one != NULL ? 1 : e->n_groups); i++) {
+		struct group *g = one != NULL ? one : e->groups[i];
+
+		if (eng_live(g)) {
+			raft_report_unreachable(g->r, node_id);
+			eng_mark(e, g);
+		}
+	}
 }
 
 void engine_snapshot_sent(struct engine *e, raft_id to, uint64_t group_id, bool failed)
@@ -740,9 +816,10 @@ void engine_snapshot_sent(struct engine *e, raft_id to, uint64_t group_id, bool 
 
 	if (g != NULL && !failed)
 		g->stats.snapshots_sent++;
-	if (g != NULL && !e->in_round && eng_live(g))
+	if (g != NULL && !e->in_round && eng_live(g)) {
 		raft_report_snapshot(g->r, to, failed);
-	e->work = true;
+		eng_mark(e, g);
+	}
 }
 
 int engine_snapshot_saved(struct engine *e, uint64_t group_id, int rc, raft_index index)
@@ -754,8 +831,7 @@ int engine_snapshot_saved(struct engine *e, uint64_t group_id, int rc, raft_inde
 	g->out.state = OUT_SAVED;
 	g->out.rc = rc == ENGINE_IN_PROGRESS ? ENGINE_ERR_SNAPSHOT : rc;
 	g->out.index = index;
-	e->async_done++;
-	e->work = true;
+	eng_mark(e, g);
 	return ENGINE_OK;
 }
 
@@ -785,12 +861,7 @@ bool engine_has_work(const struct engine *e)
 {
 	if (e->failed)
 		return e->n_done > 0; /* completions of the failure wait for a round */
-	if (e->work)
-		return true;
-	for (size_t i = 0; i < e->n_groups; i++)
-		if (eng_live(e->groups[i]) && raft_has_ready(e->groups[i]->r))
-			return true;
-	return false;
+	return e->n_marked > 0;
 }
 
 int engine_group_status(const struct engine *e, uint64_t group_id, struct engine_group_status *out)
@@ -891,7 +962,7 @@ void engine_sm_resume(struct engine *e, uint64_t group_id)
 	if (g == NULL)
 		return;
 	eng_changed(e, g);
-	e->work = true;
+	eng_mark(e, g);
 }
 
 size_t engine_groups(const struct engine *e, uint64_t *ids, size_t cap)

@@ -19,8 +19,10 @@
  *	                      engine_report_unreachable(...), engine_snapshot_sent(...);
  *	whenever work queued: engine_run_round(e);  (engine_has_work() says so)
  *
- * One round gathers every group's Ready, sends the leaders' appends (they may
- * go out before the leader's own write), writes all groups' hard states and
+ * One round visits the groups with work (the ready set: messages arrived,
+ * a tick made work, an operation started, a report came; idle groups cost
+ * nothing), gathers their Readys, sends the leaders' appends (they may go
+ * out before the leader's own write), writes all their hard states and
  * entries with ONE storage save (one synced batch per LogDB shard), sends the
  * other messages, applies committed entries to the state machines, advances
  * the Raft cores, completes client callbacks, then takes metadata snapshots
@@ -411,10 +413,10 @@ int engine_snapshot_saved(struct engine *e, uint64_t group_id, int rc, raft_inde
 /* A background recover() of group_id ended with rc (not ENGINE_OK: the group stops). */
 int engine_snapshot_recovered(struct engine *e, uint64_t group_id, int rc);
 
-/* One tick of logical time for every group; times out client operations. */
+/* One tick of logical time for every active group; times out client operations. */
 void engine_tick(struct engine *e);
-/* One round over every group (see the top of this file); ENGINE_ERR_FAILED after a storage error.
- */
+/* One round over the groups with work (see the top of this file); ENGINE_ERR_FAILED after a
+ * storage failure. */
 int engine_run_round(struct engine *e);
 /* Did a storage failure stop the engine (reason in engine_errmsg)?  Restart the process. */
 bool engine_failed(const struct engine *e);

@@ -171,8 +171,9 @@ struct group {
 	enum group_state state;
 	struct engine_arena arena;  /* entry data read from storage this round */
 	struct entry_cache cache;   /* recently persisted entries */
-	bool busy;                  /* storage busy (sampled once per round) */
 	struct engine_bootstrap bs; /* stored bootstrap record (address book) */
+	bool marked;                /* in e->marked: the next round visits it */
+	size_t tick_pos;            /* its place in e->ticking, or SIZE_MAX when not there */
 
 	/* The stable log as storage holds it (logview.c; Raft reads it through us). */
 	struct raft_hard_state hs;
@@ -249,10 +250,24 @@ struct engine {
 	bool in_round;
 	bool in_flush;  /* running completion callbacks */
 	unsigned defer; /* > 0: completions are queued (table being iterated) */
-	bool work;      /* input arrived since the last round */
+
+	/*
+	 * The ready set: groups the next round visits (input arrived, a tick
+	 * made work, an operation started, a report came).  A round takes it
+	 * whole (into batch) and visits nothing else, so idle groups cost
+	 * nothing per round.  The tick set: groups engine_tick() ticks (every
+	 * active group; a quiescent one can leave it).  Both have room for
+	 * every group, reserved when it starts.
+	 */
+	struct group **marked;
+	size_t n_marked;
+	struct group **ticking;
+	size_t n_ticking;
+	struct group **batch; /* the set a round took */
+	size_t cap_sets;
 
 	/* reusable round buffers */
-	struct group **ready;
+	struct group **ready; /* the batch's groups with a Ready */
 	size_t cap_ready;
 	struct engine_update *updates;
 	size_t cap_updates;
@@ -264,8 +279,7 @@ struct engine {
 	size_t n_done, cap_done;
 	uint64_t *changed; /* ids of groups whose status changed (room for every group) */
 	size_t n_changed, cap_changed;
-	uint64_t snap_seq;   /* names outgoing snapshot files */
-	unsigned async_done; /* background snapshot ops that ended since the last round */
+	uint64_t snap_seq; /* names outgoing snapshot files */
 };
 
 /* May the group be stepped, ticked or asked for work (not failed, not frozen by a recovery)? */
@@ -310,6 +324,8 @@ int eng_fail_engine(struct engine *e, int rc, const char *fmt, ...)
 int eng_raft_rc(struct engine *e, struct group *g, int rc, const char *what);
 /* List g for engine_take_changed(). */
 void eng_changed(struct engine *e, struct group *g);
+/* g has work: the next round visits it. */
+void eng_mark(struct engine *e, struct group *g);
 
 /* ---- logview.c ---- */
 
@@ -350,11 +366,14 @@ void eng_expire(struct engine *e);
 
 /* m->to needs a snapshot of the state machine (leader side). */
 void eng_send_snapshot(struct engine *e, struct group *g, const struct raft_message *m);
-/* Background snapshot saves that ended: ship them (outside any Ready). */
-void eng_snapshots_saved(struct engine *e);
+/* A background snapshot save of g ended: ship it (outside any Ready). */
+void eng_snapshot_saved(struct engine *e, struct group *g);
 /* Install the snapshot in g->rd into the state machine; ENGINE_IN_PROGRESS when in the background.
  */
 int eng_install(struct engine *e, struct group *g);
+/* Is a metadata snapshot due (or asked for)?  It waits while the state machine's durable
+ * applied index lags. */
+bool eng_snapshot_wanted(const struct engine *e, const struct group *g);
 /* Take a metadata snapshot and compact when due (DESIGN 9). */
 int eng_snapshot_if_due(struct engine *e, struct group *g);
 

@@ -1,9 +1,10 @@
 /*
- * round.c - one engine round over every group: gather Readys, send the
- * leaders' appends, install received snapshots, ONE storage save for all
- * groups, send the other messages, apply committed entries, advance, then
- * read states, leadership changes, snapshots and compaction, and finally the
- * client callbacks (outside the round, so they may start new operations).
+ * round.c - one engine round over the groups with work (the ready set):
+ * gather Readys, send the leaders' appends, install received snapshots, ONE
+ * storage save for all groups, send the other messages, apply committed
+ * entries, advance, then read states, leadership changes, snapshots and
+ * compaction, and finally the client callbacks (outside the round, so they
+ * may start new operations).
  */
 #include <stdio.h>
 #include <string.h>
@@ -218,34 +219,45 @@ static raft_index cache_keep(const struct group *g)
 	return keep > g->first ? keep : g->first;
 }
 
+/* Take the ready set: the groups this round visits go into e->batch; marks made from now on
+ * are for the next round. */
+static size_t take_marked(struct engine *e)
+{
+	struct group **b = e->batch;
+	size_t n = e->n_marked;
+
+	e->batch = e->marked;
+	e->marked = b;
+	e->n_marked = 0;
+	for (size_t i = 0; i < n; i++)
+		e->batch[i]->marked = false;
+	return n;
+}
+
 int engine_run_round(struct engine *e)
 {
-	size_t n = 0, nu = 0;
+	size_t nb, n = 0, nu = 0;
 	int rc = ENGINE_OK;
 
 	if (e->in_round || e->in_flush)
 		return ENGINE_ERR_INVALID; /* not from inside a round or a callback */
 	if (e->failed) {
-		e->work = false;
 		eng_flush(e); /* the operations the failure completed */
 		return ENGINE_ERR_FAILED;
 	}
-	e->in_round = true;
-	e->work = false;
-	rc = eng_reserve(e, (void **)&e->ready, &e->cap_ready, e->n_groups, sizeof(*e->ready));
+	rc = eng_reserve(e, (void **)&e->ready, &e->cap_ready, e->n_marked, sizeof(*e->ready));
 	if (rc == ENGINE_OK)
-		rc = eng_reserve(e, (void **)&e->updates, &e->cap_updates, e->n_groups,
+		rc = eng_reserve(e, (void **)&e->updates, &e->cap_updates, e->n_marked,
 		                 sizeof(*e->updates));
-	if (rc != ENGINE_OK) {
-		e->in_round = false;
-		e->work = true;
-		return rc;
-	}
-	if (e->async_done > 0)
-		eng_snapshots_saved(e);
-	for (size_t i = 0; i < e->n_groups && !e->failed; i++) {
-		struct group *g = e->groups[i];
+	if (rc != ENGINE_OK)
+		return rc; /* the ready set stays for the next try */
+	e->in_round = true;
+	nb = take_marked(e);
+	for (size_t i = 0; i < nb && !e->failed; i++) {
+		struct group *g = e->batch[i];
 
+		if (g->out.state == OUT_SAVED && g->state != GS_FAILED)
+			eng_snapshot_saved(e, g); /* a background save ended: ship it */
 		if (g->state == GS_RECOVERED) {
 			e->ready[n++] = g; /* the held Ready, with the state machine recovered */
 			continue;
@@ -334,9 +346,9 @@ int engine_run_round(struct engine *e)
 		eng_cache_release(&g->cache, e->a);
 	}
 
-	/* 5. Leadership changes, reads, snapshots. */
-	for (size_t i = 0; i < e->n_groups && !e->failed; i++) {
-		struct group *g = e->groups[i];
+	/* 5. The batch's leadership changes, reads, snapshots; what has more work stays marked. */
+	for (size_t i = 0; i < nb && !e->failed; i++) {
+		struct group *g = e->batch[i];
 
 		if (g->state != GS_ACTIVE)
 			continue;
@@ -347,15 +359,11 @@ int engine_run_round(struct engine *e)
 			resolve_overwritten(e, g);
 		eng_snapshot_if_due(e, g);
 		eng_cache_trim(&g->cache, cache_keep(g));
-		g->busy = e->st.busy != NULL && e->st.busy(e->st.ctx, g->id);
+		if (raft_has_ready(g->r))
+			eng_mark(e, g);
 	}
 out:
 	e->in_round = false;
 	eng_flush(e);
-	if (e->failed)
-		return ENGINE_ERR_FAILED;
-	for (size_t i = 0; i < e->n_groups && !e->work; i++)
-		if (eng_live(e->groups[i]) && raft_has_ready(e->groups[i]->r))
-			e->work = true;
-	return ENGINE_OK;
+	return e->failed ? ENGINE_ERR_FAILED : ENGINE_OK;
 }

@@ -108,17 +108,10 @@ void eng_send_snapshot(struct engine *e, struct group *g, const struct raft_mess
 	ship(e, g);
 }
 
-void eng_snapshots_saved(struct engine *e)
+void eng_snapshot_saved(struct engine *e, struct group *g)
 {
-	e->async_done = 0;
-	for (size_t i = 0; i < e->n_groups; i++) {
-		struct group *g = e->groups[i];
-
-		if (g->out.state == OUT_SAVED && g->state != GS_FAILED) {
-			ship(e, g);
-			eng_changed(e, g);
-		}
-	}
+	ship(e, g);
+	eng_changed(e, g);
 }
 
 int eng_install(struct engine *e, struct group *g)
@@ -150,6 +143,13 @@ int eng_install(struct engine *e, struct group *g)
 	return ENGINE_OK;
 }
 
+bool eng_snapshot_wanted(const struct engine *e, const struct group *g)
+{
+	return g->snapreq.w.active ||
+	       (e->cfg.snapshot_entries != 0 &&
+	        g->applied - g->last_snap_applied >= e->cfg.snapshot_entries);
+}
+
 int eng_snapshot_if_due(struct engine *e, struct group *g)
 {
 	struct raft_snapshot_meta meta;
@@ -157,8 +157,7 @@ int eng_snapshot_if_due(struct engine *e, struct group *g)
 	raft_term t;
 	int rc;
 
-	if (!g->snapreq.w.active && (e->cfg.snapshot_entries == 0 ||
-	                             g->applied - g->last_snap_applied < e->cfg.snapshot_entries))
+	if (!eng_snapshot_wanted(e, g))
 		return ENGINE_OK;
 	a = g->sm.durable_applied(g->sm.ctx);
 	if (a > g->applied)
