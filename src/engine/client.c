@@ -48,7 +48,7 @@ int engine_propose(struct engine *e, uint64_t group_id, const void *data, uint32
 		return rc;
 	if ((len > 0 && data == NULL) || len > UINT32_MAX - ENGINE_HEADER_BYTES)
 		return ENGINE_ERR_INVALID;
-	if (e->cfg.max_entry_bytes > 0 && len > e->cfg.max_entry_bytes)
+	if (len > e->cfg.max_entry_bytes)
 		return ENGINE_ERR_TOO_BIG;
 	if (raft_role(g->r) != RAFT_LEADER && !e->cfg.forward_proposals)
 		return raft_leader(g->r) != 0 ? ENGINE_ERR_NOT_LEADER : ENGINE_ERR_DROPPED;

@@ -464,9 +464,12 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 	rc_cfg.check_quorum = true;
 	rc_cfg.max_inflight_msgs = e->cfg.max_inflight_msgs;
 	rc_cfg.max_msg_bytes = e->cfg.max_msg_bytes;
-	rc_cfg.max_uncommitted_bytes = e->cfg.max_uncommitted_bytes;
-	rc_cfg.max_entry_bytes =
-	        e->cfg.max_entry_bytes ? e->cfg.max_entry_bytes + ENGINE_HEADER_BYTES : 0;
+	/* The core's 0 means unlimited. */
+	rc_cfg.max_uncommitted_bytes =
+	        e->cfg.max_uncommitted_bytes == ENGINE_UNLIMITED ? 0 : e->cfg.max_uncommitted_bytes;
+	rc_cfg.max_entry_bytes = e->cfg.max_entry_bytes == ENGINE_UNLIMITED
+	                                 ? 0
+	                                 : e->cfg.max_entry_bytes + ENGINE_HEADER_BYTES;
 	rc_cfg.applied = g->applied;
 	rc_cfg.seed = e->cfg.seed ^ (group_id * 0x9E3779B97F4A7C15ull);
 	eng_view_storage(g, &rc_cfg.storage);
@@ -602,6 +605,10 @@ int engine_create(const struct engine_config *cfg, const struct engine_storage_o
 		e->cfg.election_rtt = e->cfg.heartbeat_rtt + 1;
 	if (e->cfg.max_msg_bytes == 0)
 		e->cfg.max_msg_bytes = 1 << 20;
+	if (e->cfg.max_uncommitted_bytes == 0)
+		e->cfg.max_uncommitted_bytes = ENGINE_DEFAULT_MAX_UNCOMMITTED;
+	if (e->cfg.max_entry_bytes == 0)
+		e->cfg.max_entry_bytes = ENGINE_DEFAULT_MAX_ENTRY;
 	if (e->cfg.max_inflight_msgs == 0)
 		e->cfg.max_inflight_msgs = 256;
 	if (e->cfg.entry_cache_bytes == 0)

@@ -257,6 +257,11 @@ struct engine_sm_ops {
 
 /* ---- engine ------------------------------------------------------------- */
 
+#define ENGINE_DEFAULT_MAX_UNCOMMITTED (32ull << 20)
+#define ENGINE_DEFAULT_MAX_ENTRY       (64ull << 20)
+#define ENGINE_UNLIMITED               UINT64_MAX
+
+/* Numbers: 0 takes the default in [brackets]; the byte limits take ENGINE_UNLIMITED. */
 struct engine_config {
 	raft_id node_id;                /* this node, > 0 */
 	unsigned rtt_ms;                /* tick length for drivers [50] */
@@ -264,8 +269,10 @@ struct engine_config {
 	unsigned heartbeat_rtt;         /* heartbeat interval in ticks [1] */
 	uint64_t snapshot_entries;      /* metadata snapshot every N applied entries; 0 = never */
 	uint64_t compaction_overhead;   /* entries kept below the snapshot point */
-	uint64_t max_uncommitted_bytes; /* per group on the leader; 0 = unlimited */
-	uint64_t max_entry_bytes;       /* largest proposal; 0 = unlimited */
+	uint64_t max_uncommitted_bytes; /* proposals' bytes a leader holds uncommitted, per
+	                                 * group, beyond which they get ENGINE_ERR_BUSY (one
+	                                 * larger entry passes when none is) [32 MiB] */
+	uint64_t max_entry_bytes;       /* largest proposal (DESIGN max_entry_size) [64 MiB] */
 	uint64_t max_msg_bytes;         /* entry bytes per append [1 MiB] */
 	unsigned max_inflight_msgs;     /* appends in flight per follower [256] */
 	unsigned request_timeout_ticks; /* client operations time out [4 * election_rtt] */

@@ -569,10 +569,8 @@ static void test_backpressure(void **state)
 	/* A busy LogDB pauses proposals too. */
 	if (test_storage == NULL) {
 		fake_storage_set_busy(c.nodes[lead].fs, true);
-		cluster_step(&c); /* busy is sampled once per round */
 		assert_int_equal(propose(&c, 0, &p[i + 1], 99998), ENGINE_ERR_BUSY);
 		fake_storage_set_busy(c.nodes[lead].fs, false);
-		cluster_step(&c);
 		assert_int_equal(propose(&c, 0, &p[i + 1], 99998), ENGINE_OK);
 	}
 	assert_true(cluster_run(&c, all_converged, NULL, 100));
@@ -1075,6 +1073,44 @@ static void test_storage_failure(void **state)
 	cluster_destroy(&c);
 }
 
+/*
+ * The defaults are bounded: a leader holds at most about 32 MiB of
+ * uncommitted proposals per group, and an entry over 64 MiB is refused.
+ */
+static void test_default_limits(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	static uint8_t mib[1 << 20];
+	struct engine_wait w[64];
+	raft_id lead;
+	int i, rc = ENGINE_OK;
+
+	(void)state;
+	memset(w, 0, sizeof(w));
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	lead = cluster_leader(&c, 0);
+	assert_int_equal(engine_propose(c.nodes[lead].e, c.group_ids[0], mib,
+	                                (64u << 20) + 1, engine_wait_cb, &w[0]),
+	                 ENGINE_ERR_TOO_BIG);
+	for (raft_id id = 1; id <= 3; id++)
+		if (id != lead)
+			fake_net_isolate(c.net, id, true);
+	for (i = 0; i < 64; i++) {
+		rc = engine_propose(c.nodes[lead].e, c.group_ids[0], mib, sizeof(mib),
+		                    engine_wait_cb, &w[i]);
+		if (rc != ENGINE_OK)
+			break;
+		cluster_step(&c);
+	}
+	if (rc != ENGINE_ERR_BUSY || i < 31 || i > 33)
+		fail_msg("expected ENGINE_ERR_BUSY after 32 MiB of uncommitted 1 MiB proposals, "
+		         "got %s after %d",
+		         engine_strerror(rc), i);
+	cluster_destroy(&c);
+}
+
 static void reads_fail(struct cluster *c, raft_id id)
 {
 	fake_storage_fail_reads(c->nodes[id].fs, true);
@@ -1523,6 +1559,7 @@ int main(void)
 #ifdef TEST_ENGINE_FAKE
 	                cmocka_unit_test(test_storage_failure),
 	        cmocka_unit_test(test_read_failure),
+	        cmocka_unit_test(test_default_limits),
 	        cmocka_unit_test(test_conf_change_failure),
 	        cmocka_unit_test(test_pending_table),
 	        cmocka_unit_test(test_group_index),
