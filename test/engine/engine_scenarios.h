@@ -453,6 +453,79 @@ static void test_add_member_snapshot_async(void **state)
 	add_member_snapshot(5);
 }
 
+/*
+ * An old leader, cut off, appends a long tail that never commits; the others
+ * go on and compact, so it catches up through a snapshot that is shorter
+ * than its tail.  Killed right after the install and restarted, its log ends
+ * at the snapshot: the conflicting tail (terms older than the snapshot's)
+ * does not come back from storage.
+ */
+static void test_install_over_longer_log(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_group_status st, ls;
+	struct cluster c;
+	struct prop *p = calloc(500, sizeof(*p));
+	raft_id old;
+	raft_index snap0;
+
+	(void)state;
+	assert_non_null(p);
+	cfg.snapshot_entries = 40;
+	cfg.compaction_overhead = 5;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, 20, 1);
+	old = cluster_leader(&c, 0);
+	fake_net_isolate(c.net, old, true);
+	for (size_t i = 0; i < 300; i++) {
+		uint8_t buf[16];
+		uint64_t key = 1000 + i;
+
+		memcpy(buf, &key, 8);
+		memcpy(buf + 8, &key, 8);
+		assert_int_equal(engine_propose(c.nodes[old].e, c.group_ids[0], buf, sizeof(buf),
+		                                prop_cb, &p[20 + i]),
+		                 ENGINE_OK);
+		p[20 + i].node = old;
+	}
+	assert_true(cluster_run(&c, new_leader, &old, 200));
+	propose_many(&c, p + 320, 120, 5000);
+	assert_true(cluster_status(&c, old, 0, &st));
+	assert_true(cluster_status(&c, cluster_leader(&c, 0), 0, &ls));
+	if (st.last_index <= ls.last_index || ls.first_index <= st.commit + 1)
+		fail_msg("setup: the old leader's tail (to %llu) must be longer than the new log "
+		         "(to %llu), which must be compacted past its commit %llu (first %llu)",
+		         (unsigned long long)st.last_index, (unsigned long long)ls.last_index,
+		         (unsigned long long)st.commit, (unsigned long long)ls.first_index);
+	snap0 = st.snapshot_index;
+	fake_net_isolate(c.net, old, false);
+	for (int i = 0; i < 200; i++) {
+		cluster_step(&c);
+		if (i % 4 == 3)
+			cluster_tick(&c);
+		assert_true(cluster_status(&c, old, 0, &st));
+		if (st.snapshot_index > snap0)
+			break;
+	}
+	if (st.snapshot_index == snap0)
+		fail_msg("the old leader installed no snapshot");
+	/* kill -9 right after the install, restart: the log ends at the snapshot */
+	cluster_crash(&c, old);
+	mark_abandoned(p, 320, old);
+	assert_int_equal(cluster_restart(&c, old), ENGINE_OK);
+	assert_true(cluster_status(&c, old, 0, &st));
+	if (st.last_index != st.snapshot_index || st.first_index != st.snapshot_index + 1)
+		fail_msg("after the install and a restart: entries %llu..%llu with snapshot %llu; "
+		         "expected none after the snapshot",
+		         (unsigned long long)st.first_index, (unsigned long long)st.last_index,
+		         (unsigned long long)st.snapshot_index);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	check_acked(&c, p, 440);
+	cluster_destroy(&c);
+	free(p);
+}
+
 /* Leadership moves to the chosen follower; proposals continue there. */
 static void test_transfer(void **state)
 {
@@ -1091,8 +1164,8 @@ static void test_default_limits(void **state)
 	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
 	assert_true(cluster_run(&c, all_led, NULL, 200));
 	lead = cluster_leader(&c, 0);
-	assert_int_equal(engine_propose(c.nodes[lead].e, c.group_ids[0], mib,
-	                                (64u << 20) + 1, engine_wait_cb, &w[0]),
+	assert_int_equal(engine_propose(c.nodes[lead].e, c.group_ids[0], mib, (64u << 20) + 1,
+	                                engine_wait_cb, &w[0]),
 	                 ENGINE_ERR_TOO_BIG);
 	for (raft_id id = 1; id <= 3; id++)
 		if (id != lead)
@@ -1543,6 +1616,7 @@ int main(void)
 	        cmocka_unit_test(test_add_member_snapshot),
 	        cmocka_unit_test(test_add_member_snapshot_async),
 	        cmocka_unit_test(test_transfer),
+	        cmocka_unit_test(test_install_over_longer_log),
 	        cmocka_unit_test(test_remove_member),
 	        cmocka_unit_test(test_backpressure),
 	        cmocka_unit_test(test_follower_ops),
