@@ -19,6 +19,23 @@ $(B)/test/dr-procs-test: $(call objs,test/engine/procs_test.c test/engine/file_s
 	@mkdir -p $(@D)
 	$(CC) $(CORE_CFLAGS) -o $@ $(filter %.o,$^) $(filter %.a,$^) $(CORE_LDLIBS)
 
+# The storage fault test: dr-node over a preloaded shim that fills the disk or
+# fails an fsync (built without sanitizers: it is preloaded into dr-node).
+$(B)/test/libdr_faultfs.so: test/engine/faultfs.c
+	@mkdir -p $(@D)
+	$(CC) -shared -fPIC -O2 -g $(WARN) -o $@ $< -ldl
+
+PROGRAMS += $(B)/test/dr-fault-test $(B)/test/libdr_faultfs.so
+$(B)/test/dr-fault-test: $(call objs,test/engine/fault_test.c test/engine/file_sm.c) \
+	$(NODE_CLIENT_OBJS) $(B)/lib/libdr_util.a
+	@mkdir -p $(@D)
+	$(CC) $(CORE_CFLAGS) -o $@ $(filter %.o,$^) $(filter %.a,$^) $(CORE_LDLIBS)
+
+.PHONY: engine-fault-check
+CHECK_STEPS += engine-fault-check
+engine-fault-check: $(B)/test/dr-fault-test $(B)/test/dr-node $(B)/test/libdr_faultfs.so
+	$(B)/test/dr-fault-test $(B)/test/dr-node $(abspath $(B)/test/libdr_faultfs.so)
+
 .PHONY: engine-procs-check
 CHECK_STEPS += engine-procs-check
 engine-procs-check: $(B)/test/dr-procs-test $(B)/test/dr-node
