@@ -75,7 +75,7 @@ void eng_cache_free(struct entry_cache *c, const struct engine_alloc *a)
 
 static int grow(struct entry_cache *c, const struct engine_alloc *a, size_t need)
 {
-	size_t nc = c->cap ? c->cap : 256;
+	size_t nc = c->cap ? c->cap : 16;
 	struct centry *nr;
 
 	while (nc < need)

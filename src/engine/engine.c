@@ -259,7 +259,9 @@ void eng_group_failed(struct engine *e, struct group *g, int rc, const char *fmt
 		g->stats.apply_errors++; /* the state machine's failure (apply, recovery) */
 	eng_err(e, ENGINE_ERR_SM, "group %llu: %s; the group stopped", (unsigned long long)g->id,
 	        what);
-	snprintf(g->error, sizeof(g->error), "%s", e->errmsg);
+	g->error = e->a->malloc(strlen(e->errmsg) + 1);
+	if (g->error != NULL)
+		strcpy(g->error, e->errmsg);
 	e->defer++;
 	eng_fail_group(e, g, ENGINE_ERR_SM);
 	e->defer--;
@@ -379,10 +381,14 @@ void *engine_arena_alloc(struct engine_arena *a, size_t n)
 
 static void group_free(struct engine *e, struct group *g)
 {
-	if (g->recv_path[0] != '\0')
+	if (g->recv_path != NULL)
 		remove(g->recv_path);
-	if (g->out.state == OUT_SAVING)
-		remove(g->out.path); /* a background save that will not be shipped */
+	if (g->out != NULL)
+		remove(g->out->path); /* a snapshot that will not be shipped */
+	e->a->free(g->recv_path);
+	e->a->free(g->out);
+	e->a->free(g->error);
+	eng_book_free(e, g);
 	if (g->r != NULL)
 		raft_destroy(g->r);
 	dr_arena_free(&g->arena.ar);
@@ -442,7 +448,7 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 	if (rc != ENGINE_OK)
 		goto err_after_alloc;
 	if (bs != NULL && !bs->join)
-		g->conf = g->bs.membership; /* what raft_create's bootstrap produces */
+		g->conf = *eng_book_initial(g); /* what raft_create's bootstrap produces */
 
 	/*
 	 * The state machine already holds what it applied durably.  It may be
@@ -474,7 +480,7 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 	rc_cfg.seed = e->cfg.seed ^ (group_id * 0x9E3779B97F4A7C15ull);
 	eng_view_storage(g, &rc_cfg.storage);
 	rc_cfg.alloc = &e->ra;
-	rc = raft_create(&rc_cfg, bs != NULL && !bs->join ? &g->bs.membership : NULL, &g->r);
+	rc = raft_create(&rc_cfg, bs != NULL && !bs->join ? eng_book_initial(g) : NULL, &g->r);
 	if (rc != RAFT_OK) {
 		rc = eng_err(e, eng_from_raft(rc), "group %llu: raft_create failed: %s",
 		             (unsigned long long)group_id, raft_strerror(rc));
@@ -789,9 +795,11 @@ int engine_deliver_snapshot(struct engine *e, const struct raft_message *m, cons
 	}
 	if (g->state != GS_ACTIVE)
 		return ENGINE_ERR_BUSY; /* recovering from another one */
-	if (g->recv_path[0] != '\0' && strcmp(g->recv_path, path) != 0)
+	if (g->recv_path == NULL && (g->recv_path = e->a->malloc(ENGINE_PATH_MAX)) == NULL)
+		return ENGINE_ERR_NOMEM;
+	if (g->recv_index != 0 && strcmp(g->recv_path, path) != 0)
 		remove(g->recv_path); /* an older one that was never installed */
-	snprintf(g->recv_path, sizeof(g->recv_path), "%s", path);
+	snprintf(g->recv_path, ENGINE_PATH_MAX, "%s", path);
 	g->recv_index = m->snapshot->index;
 	e->defer++;
 	rc = eng_raft_rc(e, g, raft_step(g->r, m), "a snapshot message");
@@ -833,11 +841,11 @@ int engine_snapshot_saved(struct engine *e, uint64_t group_id, int rc, raft_inde
 {
 	struct group *g = eng_group(e, group_id);
 
-	if (g == NULL || g->out.state != OUT_SAVING)
+	if (g == NULL || g->out == NULL || g->out->state != OUT_SAVING)
 		return ENGINE_ERR_NO_GROUP; /* stopped meanwhile: nothing waits for it */
-	g->out.state = OUT_SAVED;
-	g->out.rc = rc == ENGINE_IN_PROGRESS ? ENGINE_ERR_SNAPSHOT : rc;
-	g->out.index = index;
+	g->out->state = OUT_SAVED;
+	g->out->rc = rc == ENGINE_IN_PROGRESS ? ENGINE_ERR_SNAPSHOT : rc;
+	g->out->index = index;
 	eng_mark(e, g);
 	return ENGINE_OK;
 }
@@ -894,7 +902,7 @@ int engine_group_status(const struct engine *e, uint64_t group_id, struct engine
 	             : g->state == GS_FAILED ? ENGINE_GROUP_FAILED
 	             : g->state == GS_ACTIVE ? ENGINE_GROUP_ACTIVE
 	                                     : ENGINE_GROUP_RECOVERING;
-	out->sending_snapshot = g->out.state != OUT_IDLE;
+	out->sending_snapshot = g->out != NULL;
 	out->apply_held = g->apply_held;
 	out->leader_contact_tick = out->role == RAFT_LEADER ? e->now : contact_of(g, out->leader);
 	out->n_peers = 0;
@@ -916,9 +924,9 @@ int engine_group_status(const struct engine *e, uint64_t group_id, struct engine
 		}
 	}
 	snprintf(out->error, sizeof(out->error), "%s",
-	         e->failed               ? e->errmsg
-	         : g->state == GS_FAILED ? g->error
-	                                 : "");
+	         e->failed                                   ? e->errmsg
+	         : g->state == GS_FAILED && g->error != NULL ? g->error
+	                                                     : "");
 	return ENGINE_OK;
 }
 

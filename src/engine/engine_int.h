@@ -130,9 +130,8 @@ struct pending_snapshot {
 
 /* A state machine snapshot being written for followers that need one (leader side). */
 enum snap_out_state {
-	OUT_IDLE = 0,
-	OUT_SAVING, /* save_snapshot() runs in the background */
-	OUT_SAVED,  /* ... and ended (rc, index): the next round ships it */
+	OUT_SAVING = 1, /* save_snapshot() runs in the background */
+	OUT_SAVED,      /* ... and ended (rc, index): the next round ships it */
 };
 
 struct snap_out {
@@ -143,6 +142,19 @@ struct snap_out {
 	uint32_t n_to;
 	raft_id to[RAFT_MAX_MEMBERS]; /* followers waiting for it */
 	char path[ENGINE_PATH_MAX + 96];
+};
+
+/*
+ * The address book: the stored bootstrap record (how the member started, its
+ * initial voters, its members' addresses), kept compact in memory since a
+ * group has a few members where struct engine_bootstrap has room for
+ * RAFT_MAX_MEMBERS (addrbook.c).
+ */
+struct addrbook {
+	bool join;
+	uint32_t n;
+	struct engine_member *m;         /* n addresses */
+	struct raft_membership *initial; /* initial voters; NULL when the member joined */
 };
 
 /*
@@ -169,11 +181,11 @@ struct group {
 	struct raft *r;
 	struct engine_sm_ops sm;
 	enum group_state state;
-	struct engine_arena arena;  /* entry data read from storage this round */
-	struct entry_cache cache;   /* recently persisted entries */
-	struct engine_bootstrap bs; /* stored bootstrap record (address book) */
-	bool marked;                /* in e->marked: the next round visits it */
-	size_t tick_pos;            /* its place in e->ticking, or SIZE_MAX when not there */
+	struct engine_arena arena; /* entry data read from storage this round */
+	struct entry_cache cache;  /* recently persisted entries */
+	struct addrbook book;      /* the stored bootstrap record */
+	bool marked;               /* in e->marked: the next round visits it */
+	size_t tick_pos;           /* its place in e->ticking, or SIZE_MAX when not there */
 
 	/* The stable log as storage holds it (logview.c; Raft reads it through us). */
 	struct raft_hard_state hs;
@@ -195,9 +207,10 @@ struct group {
 
 	struct raft_ready rd;
 
-	char recv_path[ENGINE_PATH_MAX]; /* snapshot file received for recv_index */
+	char *recv_path; /* snapshot file received for recv_index (ENGINE_PATH_MAX bytes), or NULL
+	                  */
 	raft_index recv_index;
-	struct snap_out out; /* the state machine snapshot for followers */
+	struct snap_out *out; /* a state machine snapshot for followers, while one is made */
 
 	struct pending_cc cc;
 	struct pending_transfer transfer;
@@ -216,7 +229,7 @@ struct group {
 		uint64_t tick;
 	} contact[RAFT_MAX_MEMBERS]; /* last message from each node, by engine tick */
 	uint32_t n_contact;
-	char error[512]; /* why the group failed */
+	char *error; /* why the group failed (GS_FAILED) */
 };
 
 /* A completion queued during a round, run when the round ends. */
@@ -340,8 +353,14 @@ int eng_view_term(struct engine *e, struct group *g, raft_index i, raft_term *t)
 
 /* ---- addrbook.c ---- */
 
-/* Add id to m's voters (the initial membership of a new group). */
-void eng_member_add(struct raft_membership *m, raft_id id);
+/* Take bs as g's address book (a new member's voters are its members unless it joins). */
+int eng_book_init(struct engine *e, struct group *g, const struct engine_bootstrap *bs, bool fresh);
+/* Save g's address book as its bootstrap record (synced). */
+int eng_book_save(struct engine *e, struct group *g);
+/* Free g's address book. */
+void eng_book_free(struct engine *e, struct group *g);
+/* g's initial voters (none when it joined). */
+const struct raft_membership *eng_book_initial(const struct group *g);
 /* Learn a member's address (bootstrap record, transport). */
 int eng_learn_address(struct engine *e, struct group *g, raft_id id, const char *addr, size_t len);
 /* Tell the network every address g knows (at start). */

@@ -130,16 +130,10 @@ int eng_view_load(struct engine *e, struct group *g, const struct engine_bootstr
 			        e, ENGINE_ERR_EXISTS,
 			        "group %llu already has data on this node; restart it instead",
 			        (unsigned long long)g->id);
-		g->bs = *bs;
-		memset(&g->bs.membership, 0, sizeof(g->bs.membership));
-		if (!bs->join) {
-			for (uint32_t i = 0; i < bs->n_members; i++)
-				eng_member_add(&g->bs.membership, bs->members[i].node_id);
-			if (g->bs.membership.n_voters == 0)
-				return eng_err(e, ENGINE_ERR_INVALID, "group %llu: no members",
-				               (unsigned long long)g->id);
-		}
-		rc = e->st.save_bootstrap(e->st.ctx, g->id, &g->bs);
+		rc = eng_book_init(e, g, bs, true);
+		if (rc != ENGINE_OK)
+			return rc;
+		rc = eng_book_save(e, g);
 		if (rc != ENGINE_OK)
 			return eng_fail_engine(e, rc, "group %llu: saving its bootstrap record",
 			                       (unsigned long long)g->id);
@@ -152,14 +146,18 @@ int eng_view_load(struct engine *e, struct group *g, const struct engine_bootstr
 		return eng_err(e, rc, "group %llu: nothing stored for it",
 		               (unsigned long long)g->id);
 	}
-	g->bs = ss->bootstrap;
+	rc = eng_book_init(e, g, &ss->bootstrap, false);
+	if (rc != ENGINE_OK) {
+		e->a->free(ss);
+		return rc;
+	}
 	g->hs = ss->hard_state;
 	g->first = ss->first_index;
 	g->last = ss->last_index;
 	g->prev_term = ss->prev_term;
 	g->snap = ss->snapshot;
 	/* Raft replays the log from the snapshot; membership as of it. */
-	g->conf = g->snap.index > 0 ? g->snap.membership : g->bs.membership;
+	g->conf = g->snap.index > 0 ? g->snap.membership : *eng_book_initial(g);
 	g->applied = g->snap.index;
 	g->applied_term = g->snap.term;
 	e->a->free(ss);
@@ -193,7 +191,8 @@ void eng_view_persisted(struct engine *e, struct group *g)
 		g->sm_skip = rd->snapshot.index;
 		g->last_snap_applied = rd->snapshot.index;
 		remove(g->recv_path);
-		g->recv_path[0] = '\0';
+		e->a->free(g->recv_path);
+		g->recv_path = NULL;
 		g->recv_index = 0;
 	}
 	if (rd->n_entries > 0) {

@@ -256,7 +256,7 @@ int engine_run_round(struct engine *e)
 	for (size_t i = 0; i < nb && !e->failed; i++) {
 		struct group *g = e->batch[i];
 
-		if (g->out.state == OUT_SAVED && g->state != GS_FAILED)
+		if (g->out != NULL && g->out->state == OUT_SAVED && g->state != GS_FAILED)
 			eng_snapshot_saved(e, g); /* a background save ended: ship it */
 		if (g->state == GS_RECOVERED) {
 			e->ready[n++] = g; /* the held Ready, with the state machine recovered */

@@ -15,13 +15,12 @@
 /* Ship the state machine snapshot g->out holds to every follower waiting for it. */
 static void ship(struct engine *e, struct group *g)
 {
-	struct snap_out *o = &g->out;
+	struct snap_out *o = g->out;
 	struct raft_snapshot_meta meta;
 	raft_index idx = o->index;
 	int rc = o->rc;
 	bool leading = raft_role(g->r) == RAFT_LEADER && raft_term_of(g->r) == o->tmpl.term;
 
-	o->state = OUT_IDLE;
 	/*
 	 * Any applied index works (an asynchronous state machine may lag the
 	 * engine) as long as its term and membership are known here.
@@ -41,7 +40,7 @@ static void ship(struct engine *e, struct group *g)
 		if (leading)
 			for (uint32_t k = 0; k < o->n_to; k++)
 				raft_report_snapshot(g->r, o->to[k], true);
-		return;
+		goto done;
 	}
 	meta.index = idx;
 	meta.membership = g->conf;
@@ -67,15 +66,18 @@ static void ship(struct engine *e, struct group *g)
 		if (e->net.send_snapshot(e->net.ctx, &out, path) != ENGINE_OK)
 			raft_report_snapshot(g->r, o->to[k], true);
 	}
+done:
+	g->out = NULL;
+	e->a->free(o);
 }
 
 void eng_send_snapshot(struct engine *e, struct group *g, const struct raft_message *m)
 {
-	struct snap_out *o = &g->out;
+	struct snap_out *o = g->out;
 	raft_index idx = 0;
 	int rc;
 
-	if (o->state != OUT_IDLE) {
+	if (o != NULL) {
 		/* One state machine snapshot serves every follower that waits. */
 		for (uint32_t k = 0; k < o->n_to; k++)
 			if (o->to[k] == m->to)
@@ -86,11 +88,13 @@ void eng_send_snapshot(struct engine *e, struct group *g, const struct raft_mess
 			raft_report_snapshot(g->r, m->to, true);
 		return;
 	}
-	if (g->sm.save_snapshot == NULL || e->net.send_snapshot == NULL) {
+	if (g->sm.save_snapshot == NULL || e->net.send_snapshot == NULL ||
+	    (o = e->a->malloc(sizeof(*o))) == NULL) {
 		raft_report_snapshot(g->r, m->to, true);
 		return;
 	}
 	memset(o, 0, sizeof(*o));
+	g->out = o;
 	o->state = OUT_SAVING;
 	o->tmpl = *m;
 	o->tmpl.snapshot = NULL;
@@ -120,7 +124,7 @@ int eng_install(struct engine *e, struct group *g)
 	char held[ENGINE_PATH_MAX];
 	int rc;
 
-	if (g->recv_index != s->index || g->recv_path[0] == '\0' || g->sm.recover == NULL) {
+	if (g->recv_index != s->index || g->recv_path == NULL || g->sm.recover == NULL) {
 		eng_group_failed(e, g, ENGINE_ERR_SNAPSHOT,
 		                 "snapshot install failed (no file for index %llu)",
 		                 (unsigned long long)s->index);
@@ -129,7 +133,7 @@ int eng_install(struct engine *e, struct group *g)
 	/* A private name: nothing that arrives while it is read can replace the file. */
 	if (snprintf(held, sizeof(held), "%s.recovering", g->recv_path) < (int)sizeof(held) &&
 	    rename(g->recv_path, held) == 0)
-		memcpy(g->recv_path, held, sizeof(held));
+		memcpy(g->recv_path, held, ENGINE_PATH_MAX);
 	rc = g->sm.recover(g->sm.ctx, g->recv_path, s->index);
 	if (rc == ENGINE_IN_PROGRESS) {
 		eng_set_state(e, g,
