@@ -3,6 +3,7 @@
 #
 #   make BUILD_DIR=build/dev-procs engine-procs-check   the multi-process test
 #   make BUILD_DIR=build/dev-procs bench-engine         the loopback benchmark
+#   make bench-idle                                     idle groups: CPU, RSS, creation
 
 NODE_CLIENT_OBJS := $(call objs,test/engine/node_client.c)
 
@@ -42,8 +43,15 @@ engine-procs-check: $(B)/test/dr-procs-test $(B)/test/dr-node
 	$(B)/test/dr-procs-test $(B)/test/dr-node
 
 $(B)/bench/engine_bench: $(NODE_CLIENT_OBJS)
+$(B)/bench/idle_bench: $(NODE_CLIENT_OBJS)
 
 .PHONY: bench-engine
 BENCH_STEPS += bench-engine
 bench-engine: $(B)/bench/engine_bench $(B)/test/dr-node
 	$(B)/bench/engine_bench $(B)/test/dr-node
+
+# What idle groups cost: 3 dr-node processes, 1,000 then 10,000 groups, 60 s idle.
+.PHONY: bench-idle
+BENCH_STEPS += bench-idle
+bench-idle: $(B)/bench/idle_bench $(B)/test/dr-node
+	$(B)/bench/idle_bench $(B)/test/dr-node

@@ -31,6 +31,7 @@
  *   T status G                -> T rc role term leader commit applied last first snap
  *                                 writable count digest recoveries voters(a,b,c) state
  *   T engine                  -> T failed(0/1) engine_errmsg
+ *   T groups                  -> T 0 running with-a-leader led-here
  *   T bench SECS OUT          propose 16-byte entries with OUT in flight on every
  *                             group this node leads, for SECS -> T 0 committed failed
  *                             then "b:count" latency buckets (see BENCH_BUCKETS)
@@ -559,6 +560,23 @@ static void cmd_bench(const char *tag, double secs, unsigned out)
 
 /* ---- commands ---- */
 
+static void cmd_groups(const char *tag)
+{
+	size_t n, led = 0, leading = 0;
+	uint64_t *ids = running_groups(&n);
+
+	for (size_t i = 0; i < n; i++) {
+		struct engine_group_status st;
+
+		if (engine_group_status(N.e, ids[i], &st) != ENGINE_OK || st.leader == 0)
+			continue;
+		led++;
+		leading += st.leader == N.id;
+	}
+	free(ids);
+	reply("%s 0 %zu %zu %zu", tag, n, led, leading);
+}
+
 static void command(char *line)
 {
 	char *w[64];
@@ -579,6 +597,10 @@ static void command(char *line)
 	}
 	if (strcmp(w[1], "engine") == 0) {
 		reply("%s %d %s", w[0], engine_failed(N.e) ? 1 : 0, engine_errmsg(N.e));
+		return;
+	}
+	if (strcmp(w[1], "groups") == 0) {
+		cmd_groups(w[0]);
 		return;
 	}
 	if (n < 3) {
