@@ -262,10 +262,9 @@ void eng_group_failed(struct engine *e, struct group *g, int rc, const char *fmt
 	g->error = e->a->malloc(strlen(e->errmsg) + 1);
 	if (g->error != NULL)
 		strcpy(g->error, e->errmsg);
-	e->defer++;
+	e->defer++; /* completions wait for the next flush: never inside the core or an operation */
 	eng_fail_group(e, g, ENGINE_ERR_SM);
 	e->defer--;
-	eng_flush(e);
 }
 
 int eng_fail_engine(struct engine *e, int rc, const char *fmt, ...)

@@ -7,10 +7,11 @@
  *
  * Threads: none.  Every function must be called from the thread that drives
  * the engine (the libuv loop in production).  Callbacks given to client
- * operations run at the end of engine_run_round() or inside engine_tick();
- * they may start new operations but must not start, stop or destroy groups
- * or the engine, nor call engine_run_round() (those return
- * ENGINE_ERR_INVALID there).
+ * operations run at the end of engine_run_round(), or inside engine_tick(),
+ * engine_deliver(), engine_deliver_snapshot(), engine_stop_group() and
+ * engine_destroy(), never inside another client operation; they may start
+ * new operations but must not start, stop or destroy groups or the engine,
+ * nor call engine_run_round() (those return ENGINE_ERR_INVALID there).
  *
  * The driver's loop:
  *
