@@ -1,10 +1,11 @@
 /*
  * gen_corpus.c - writes the committed seed corpora of the transport's fuzz
  * targets (test/fuzz/corpus/fuzz_frame and fuzz_batch).  Rebuild with:
- *   make BUILD_DIR=build/dev-transport build/dev-transport/lib/libdr_transport.a build/dev-transport/lib/libdr_util.a
+ *   make BUILD_DIR=build/dev-transport build/dev-transport/lib/libdr_transport.a
+ * build/dev-transport/lib/libdr_util.a
  *   cc -std=gnu11 -Isrc -Ibuild/gen test/transport/gen_corpus.c \
- *      build/dev-transport/lib/libdr_transport.a build/dev-transport/lib/libdr_util.a -lprotobuf-c -lcrypto -luv -o /tmp/gen_corpus
- *   /tmp/gen_corpus test/fuzz/corpus
+ *      build/dev-transport/lib/libdr_transport.a build/dev-transport/lib/libdr_util.a -lprotobuf-c
+ * -lcrypto -luv -o /tmp/gen_corpus /tmp/gen_corpus test/fuzz/corpus
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,7 +116,6 @@ int main(int argc, char **argv)
 		struct transport_hello h = {.client_id = 1, .server_id = 2, .purpose = 1};
 		uint8_t hello[TRANSPORT_HELLO_LEN], chunk[300];
 
-		memset(h.nonce, 7, sizeof(h.nonce));
 		transport_hello_put(hello, &h);
 		memset(chunk, 'c', sizeof(chunk));
 		transport_buf_reserve(&frames, 2);

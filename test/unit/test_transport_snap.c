@@ -26,7 +26,7 @@
 #include "transport/frame.h"
 #include "util/crc32c.h"
 
-#define SECRET "correct horse battery staple"
+#define SECRET TH_CERT
 
 static bool snap_sent(void *arg)
 {
@@ -103,7 +103,7 @@ static void test_snapshot_checksum_mismatch(void **state)
 	struct transport_buf b = {0};
 	uint8_t data[1000], in[64];
 	uint32_t len;
-	int fd;
+	struct th_raw r;
 
 	(void)state;
 	assert_non_null(mkdtemp(dir));
@@ -114,20 +114,18 @@ static void test_snapshot_checksum_mismatch(void **state)
 	sh.meta.membership.n_voters = 1;
 	sh.meta.membership.voters[0] = 1;
 	transport_encode_snapshot_header(&sh, &b);
-	fd = th_raw_connect(p.b.port);
-	assert_int_equal(
-	        th_raw_handshake_purpose(&p.loop, fd, 1, 2, SECRET, TRANSPORT_PURPOSE_SNAP), 0);
-	assert_int_equal(th_raw_send_frame(fd, TF_SNAP_BEGIN, b.p, (uint32_t)b.len, false), 0);
-	assert_int_equal(th_raw_recv_frame(&p.loop, fd, in, sizeof(in), &len, 5000),
-	                 TF_SNAP_RESUME);
+	assert_int_equal(th_raw_connect(&r, &p.loop, p.b.port, NULL, TH_CERT, "n1"), 0);
+	assert_int_equal(th_raw_hello(&r, 1, 2, TRANSPORT_PURPOSE_SNAP), 0);
+	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_BEGIN, b.p, (uint32_t)b.len, false), 0);
+	assert_int_equal(th_raw_recv_frame(&r, in, sizeof(in), &len, 5000), TF_SNAP_RESUME);
 	assert_int_equal(len, 8);
 	assert_int_equal(tp_get64(in), 0);
 	memset(data, 'z', sizeof(data));
-	assert_int_equal(th_raw_send_frame(fd, TF_SNAP_CHUNK, data, sizeof(data), false), 0);
-	assert_int_equal(th_raw_send_frame(fd, TF_SNAP_END, NULL, 0, false), 0);
-	assert_int_equal(th_raw_recv_frame(&p.loop, fd, in, sizeof(in), &len, 5000), TF_SNAP_DONE);
+	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_CHUNK, data, sizeof(data), false), 0);
+	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_END, NULL, 0, false), 0);
+	assert_int_equal(th_raw_recv_frame(&r, in, sizeof(in), &len, 5000), TF_SNAP_DONE);
 	assert_int_equal(tp_get32(in), TRANSPORT_ECHECKSUM);
-	close(fd);
+	th_raw_close(&r);
 	assert_int_equal(p.b.snap_received, 0);
 	transport_buf_free(&b);
 	assert_true(th_pair_stop(&p));
@@ -261,26 +259,29 @@ static bool path_has_size(void *arg)
 	return stat(w->path, &st) == 0 && st.st_size == w->size;
 }
 
-/* A raw sender (node 1): handshake and BEGIN; returns the fd and the RESUME offset. */
-static int raw_begin(struct th_pair *p, const struct transport_snapshot_header *sh,
-                     uint64_t *resume)
+/* A raw sender (node 1): handshake and BEGIN into r; returns the frame kind answered
+ * (SNAP_RESUME with its offset in *value, or SNAP_DONE with its status). */
+static int raw_begin(struct th_pair *p, struct th_raw *r,
+                     const struct transport_snapshot_header *sh, uint64_t *value)
 {
 	struct transport_buf b = {0};
 	uint8_t in[64];
-	uint32_t len;
-	int fd = th_raw_connect(p->b.port);
+	uint32_t len = 0;
+	int kind;
 
-	assert_true(fd >= 0);
-	assert_int_equal(
-	        th_raw_handshake_purpose(&p->loop, fd, 1, 2, SECRET, TRANSPORT_PURPOSE_SNAP), 0);
+	assert_int_equal(th_raw_connect(r, &p->loop, p->b.port, NULL, TH_CERT, "n1"), 0);
+	assert_int_equal(th_raw_hello(r, 1, 2, TRANSPORT_PURPOSE_SNAP), 0);
 	assert_int_equal(transport_encode_snapshot_header(sh, &b), 0);
-	assert_int_equal(th_raw_send_frame(fd, TF_SNAP_BEGIN, b.p, (uint32_t)b.len, false), 0);
+	assert_int_equal(th_raw_send_frame(r, TF_SNAP_BEGIN, b.p, (uint32_t)b.len, false), 0);
 	transport_buf_free(&b);
-	assert_int_equal(th_raw_recv_frame(&p->loop, fd, in, sizeof(in), &len, 5000),
-	                 TF_SNAP_RESUME);
-	assert_int_equal(len, 8);
-	*resume = tp_get64(in);
-	return fd;
+	kind = th_raw_recv_frame(r, in, sizeof(in), &len, 5000);
+	if (kind == TF_SNAP_RESUME && len == 8)
+		*value = tp_get64(in);
+	else if (kind == TF_SNAP_DONE && len == 4)
+		*value = tp_get32(in);
+	else
+		fail_msg("expected SNAP_RESUME or SNAP_DONE after BEGIN, got kind %d", kind);
+	return kind;
 }
 
 static void test_partial_expires_then_full_resend(void **state)
@@ -299,7 +300,7 @@ static void test_partial_expires_then_full_resend(void **state)
 	uint64_t resume, got;
 	uint32_t crc, crc2, len;
 	FILE *f;
-	int fd;
+	struct th_raw r;
 
 	(void)state;
 	assert_non_null(mkdtemp(dir));
@@ -315,27 +316,27 @@ static void test_partial_expires_then_full_resend(void **state)
 	sh.total_size = size;
 	sh.crc32c = crc;
 	/* A raw sender delivers 64 KiB of the stream, then vanishes. */
-	fd = raw_begin(&p, &sh, &resume);
+	assert_int_equal(raw_begin(&p, &r, &sh, &resume), TF_SNAP_RESUME);
 	assert_int_equal(resume, 0);
-	assert_int_equal(th_raw_send_frame(fd, TF_SNAP_CHUNK, first, 64 << 10, false), 0);
+	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_CHUNK, first, 64 << 10, false), 0);
 	{
 		struct size_wait w = {s.part, 64 << 10};
 		if (!th_run_until(&p.loop, path_has_size, &w, 5000))
 			fail_msg("expected %s to hold the first 64 KiB", s.part);
 	}
-	close(fd);
+	th_raw_close(&r);
 	/* It does not come back within the age limit: the partial file is deleted. */
 	if (!th_run_until(&p.loop, path_gone, s.part, 5000))
 		fail_msg("expected the partial file %s to expire after 300 ms", s.part);
 	transport_stats(p.b.t, &sb);
 	assert_int_equal(sb.snapshot_parts_expired, 1);
 	/* A later BEGIN of the same stream starts from 0, not from the lost 64 KiB. */
-	fd = raw_begin(&p, &sh, &resume);
+	assert_int_equal(raw_begin(&p, &r, &sh, &resume), TF_SNAP_RESUME);
 	assert_int_equal(resume, 0);
-	assert_int_equal(th_raw_send_frame(fd, TF_SNAP_END, NULL, 0, false), 0);
-	assert_int_equal(th_raw_recv_frame(&p.loop, fd, in, sizeof(in), &len, 5000), TF_SNAP_DONE);
+	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_END, NULL, 0, false), 0);
+	assert_int_equal(th_raw_recv_frame(&r, in, sizeof(in), &len, 5000), TF_SNAP_DONE);
 	assert_int_equal(tp_get32(in), TRANSPORT_ECHECKSUM); /* 0 bytes of 32 MiB */
-	close(fd);
+	th_raw_close(&r);
 	/* The real sender: its connection breaks after 4 MiB and the redial comes 1 s later,
 	 * after the partial file expired; it must start over from 0 and deliver the whole file. */
 	assert_int_equal(transport_send_snapshot(p.a.t, 2, 9, &meta, src), 0);
