@@ -1224,6 +1224,7 @@ int transport_peer_stats(const struct transport *t, uint64_t node_id,
 void transport_stats(const struct transport *t, struct transport_stats *out)
 {
 	*out = t->st;
+	out->recv_memory = t->budget.used;
 }
 
 void transport_close(struct transport *t)

@@ -163,6 +163,7 @@ struct transport_stats {
 	uint64_t snapshot_parts_expired;  /* partial snapshot files deleted for age */
 	uint64_t resolve_failures;        /* host names of peers that did not resolve */
 	uint64_t log_lines_suppressed;    /* refusals not logged (one line per peer per minute) */
+	uint64_t recv_memory;             /* bytes held by frame reassembly buffers now */
 };
 
 /* Creates a transport on loop and starts listening; *out on success (on failure, only log_fn

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -623,5 +624,6 @@ int main(void)
 	        cmocka_unit_test_teardown(test_messages_flow_while_chunk_write_stalls, io_reset),
 	        cmocka_unit_test_teardown(test_write_error_fails_stream, io_reset),
 	};
+	signal(SIGPIPE, SIG_IGN); /* as every embedder does (PostgreSQL, dr-node) */
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
