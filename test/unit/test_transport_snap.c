@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <dirent.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -513,6 +514,150 @@ static bool io_stalled(void *arg)
 	return s;
 }
 
+/* ---- attacks on the receiver ------------------------------------------------ */
+
+struct stat_min {
+	struct transport *t;
+	size_t offset;
+	uint64_t min;
+};
+
+static bool stat_at_least(void *arg)
+{
+	struct stat_min *w = arg;
+	struct transport_stats st;
+	uint64_t v;
+
+	transport_stats(w->t, &st);
+	memcpy(&v, (const uint8_t *)&st + w->offset, sizeof(v));
+	return v >= w->min;
+}
+
+#define WAIT_STAT(tp, field, n)                                                                    \
+	do {                                                                                       \
+		struct stat_min w_ = {(tp), offsetof(struct transport_stats, field), (n)};         \
+		if (!th_run_until(&p.loop, stat_at_least, &w_, 5000))                              \
+			fail_msg("expected counter " #field " to reach %d", (int)(n));             \
+	} while (0)
+
+/* Whether dir holds no file. */
+static bool dir_empty(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	bool empty = true;
+
+	while (d != NULL && (de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			empty = false;
+	if (d != NULL)
+		closedir(d);
+	return empty;
+}
+
+static void test_oversize_snapshots_refused(void **state)
+{
+	struct transport_config cfg = {.snapshot_max_bytes = 1ull << 30};
+	struct th_pair p;
+	char dir[] = "/tmp/dr-transport-XXXXXX";
+	struct transport_snapshot_header sh = {.group_id = 5, .from = 1, .to = 2, .crc32c = 1};
+	struct transport_stats st;
+	struct th_raw r;
+	uint64_t status;
+	uint8_t big[TRANSPORT_SNAP_BEGIN_MAX + 1];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	cfg.snapshot_dir = dir;
+	assert_int_equal(th_pair_start(&p, SECRET, SECRET, &cfg), 0);
+	sh.meta = test_meta();
+	/* 4 EiB declared: refused before a byte is written. */
+	sh.total_size = 4ull << 60;
+	assert_int_equal(raw_begin(&p, &r, &sh, &status), TF_SNAP_DONE);
+	assert_int_equal(status, TRANSPORT_ETOOBIG);
+	th_raw_close(&r);
+	/* Within the limit, but more than the disk has free. */
+	sh.total_size = 1ull << 30;
+	th_node_stop(&p.b);
+	cfg.snapshot_min_free_bytes = 1ull << 60;
+	assert_int_equal(th_node_start(&p.b, &p.loop, 2, 0, SECRET, &cfg), 0);
+	assert_int_equal(transport_add_peer(p.b.t, 1, "127.0.0.1:1"), 0);
+	assert_int_equal(raw_begin(&p, &r, &sh, &status), TF_SNAP_DONE);
+	assert_int_equal(status, TRANSPORT_ENOSPACE);
+	transport_stats(p.b.t, &st);
+	assert_int_equal(st.snapshots_refused_space, 1);
+	assert_true(dir_empty(dir));
+	/* A SNAP_BEGIN larger than any header (a decode bomb) is refused from its frame header. */
+	memset(big, 0x12, sizeof(big));
+	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_BEGIN, big, sizeof(big), false), 0);
+	WAIT_STAT(p.b.t, frames_oversize, 1);
+	assert_true(th_raw_wait_closed(&r, 5000));
+	th_raw_close(&r);
+	assert_true(dir_empty(dir));
+	assert_int_equal(p.b.snap_received, 0);
+	assert_true(th_pair_stop(&p));
+	assert_int_equal(rmdir(dir), 0);
+}
+
+static bool sender_done(void *arg)
+{
+	struct th_pair *p = arg;
+
+	return p->a.snap_sent_status >= 0;
+}
+
+static void test_stalled_stream_taken_over(void **state)
+{
+	struct transport_config cfg = {0};
+	struct th_pair p;
+	char dir[] = "/tmp/dr-transport-XXXXXX", src[600];
+	const size_t size = (8u << 20) + 77;
+	struct transport_snapshot_header sh = {.group_id = 6, .from = 1, .to = 2};
+	struct raft_snapshot_meta meta = test_meta();
+	struct transport_stats sb;
+	uint8_t *first = malloc(64 << 10);
+	uint64_t resume, got;
+	uint32_t crc, crc2;
+	struct th_raw r;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(src, sizeof(src), "%s/source.snap", dir);
+	crc = write_source(src, size);
+	f = fopen(src, "rb");
+	assert_int_equal(fread(first, 1, 64 << 10, f), 64 << 10);
+	fclose(f);
+	cfg.snapshot_dir = dir;
+	assert_int_equal(th_pair_start(&p, SECRET, SECRET, &cfg), 0);
+	/* A stream of node 1 for group 6 sends 64 KiB, then holds its connection silently. */
+	sh.meta = meta;
+	sh.total_size = size;
+	sh.crc32c = crc;
+	assert_int_equal(raw_begin(&p, &r, &sh, &resume), TF_SNAP_RESUME);
+	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_CHUNK, first, 64 << 10, false), 0);
+	th_run_for(&p.loop, 50);
+	/* Node 1's real BEGIN for the group takes the stream over and completes it. */
+	assert_int_equal(transport_send_snapshot(p.a.t, 2, 6, &meta, src), 0);
+	if (!th_run_until(&p.loop, sender_done, &p, 10000))
+		fail_msg("expected the snapshot to complete");
+	assert_int_equal(p.a.snap_sent_status, 0);
+	assert_int_equal(p.b.snap_received, 1);
+	assert_true(file_crc(p.b.snap_path, &got, &crc2));
+	assert_int_equal(got, size);
+	assert_int_equal(crc2, crc);
+	transport_stats(p.b.t, &sb);
+	assert_int_equal(sb.snapshot_takeovers, 1);
+	assert_int_equal(sb.snapshot_resumes, 1); /* it kept the 64 KiB */
+	assert_true(th_raw_wait_closed(&r, 5000));
+	th_raw_close(&r);
+	unlink(p.b.snap_path);
+	unlink(src);
+	free(first);
+	assert_true(th_pair_stop(&p));
+	th_remove_dir(dir);
+}
+
 static int io_reset(void **state)
 {
 	(void)state;
@@ -623,6 +768,8 @@ int main(void)
 	        cmocka_unit_test(test_stale_parts_deleted_at_start),
 	        cmocka_unit_test_teardown(test_messages_flow_while_chunk_write_stalls, io_reset),
 	        cmocka_unit_test_teardown(test_write_error_fails_stream, io_reset),
+	        cmocka_unit_test(test_oversize_snapshots_refused),
+	        cmocka_unit_test(test_stalled_stream_taken_over),
 	};
 	signal(SIGPIPE, SIG_IGN); /* as every embedder does (PostgreSQL, dr-node) */
 	return cmocka_run_group_tests(tests, NULL, NULL);
