@@ -124,12 +124,15 @@ int main(int argc, char **argv)
 		frames.len = 2;
 		add_frame(&frames, TF_HELLO, hello, sizeof(hello));
 		write_file(fdir, "hello", frames.p, frames.len);
+		add_frame(&frames, TF_WELCOME, hello, TRANSPORT_WELCOME_LEN);
 		add_frame(&frames, TF_BATCH, batch.p, (uint32_t)batch.len);
 		write_file(fdir, "hello-batch", frames.p, frames.len);
 		add_frame(&frames, TF_SNAP_CHUNK, chunk, sizeof(chunk));
 		add_frame(&frames, TF_SNAP_END, NULL, 0);
 		frames.p[0] = 63;
 		write_file(fdir, "stream", frames.p, frames.len);
+		frames.p[0] = 0x80 | 7; /* as inside TLS: CRCs not checked */
+		write_file(fdir, "stream-no-crc", frames.p, frames.len);
 		frames.p[0] = 0;
 		frames.p[1] = 1; /* limit 256: the batch is oversize */
 		write_file(fdir, "stream-small-limit", frames.p, frames.len);
