@@ -32,7 +32,7 @@ enum transport_rc {
 	TRANSPORT_ETIMEOUT,     /* handshake did not finish in time */
 	TRANSPORT_ETLS,         /* TLS record error: bytes altered in transit, or a TLS alert */
 	TRANSPORT_EUNKNOWN,     /* node id is not a peer of this node (member or being added) */
-	TRANSPORT_ELIMIT,       /* too many connections in the handshake (global or per address) */
+	TRANSPORT_ELIMIT,       /* a connection limit was reached (snapshot connections of a node) */
 	TRANSPORT_EBUDGET,      /* the receive memory budget is exhausted */
 	TRANSPORT_EIDLE,        /* nothing received or sent for idle_timeout_ms */
 	TRANSPORT_ENOSPACE,     /* not enough free disk space for a snapshot */
