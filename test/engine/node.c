@@ -703,13 +703,23 @@ static void restart_groups(void)
 	free(ids);
 }
 
+/* Transport log lines go to stderr. */
+static void node_log(void *ctx, int level, const char *msg)
+{
+	(void)ctx;
+	fprintf(stderr, "dr-node %llu: %s%s\n", (unsigned long long)N.id,
+	        level == TRANSPORT_LOG_WARNING ? "WARNING: " : "", msg);
+}
+
 static void usage(void)
 {
 	fprintf(stderr,
 	        "usage: dr-node --id N --dir DIR --listen IP:PORT [--mem] "
 	        "[--async-snapshots] [--rtt MS]\n"
 	        "               [--election TICKS] [--heartbeat TICKS] [--snapshot-entries N] "
-	        "[--overhead N] [--shards N]\n");
+	        "[--overhead N] [--shards N]\n"
+	        "               [--tls-dir DIR (ca.crt, nodeN.crt/.key, crl.pem of "
+	        "scripts/make-certs.sh; default $DRNODE_TLS_DIR)]\n");
 	exit(2);
 }
 
@@ -719,8 +729,8 @@ int main(int argc, char **argv)
 	struct transport_config tc;
 	struct logdb_config lc;
 	struct engine_storage_ops st;
-	const char *listen = NULL;
-	char path[ENGINE_PATH_MAX], snapdir[ENGINE_PATH_MAX], err[256];
+	const char *listen = NULL, *tls_dir = getenv("DRNODE_TLS_DIR");
+	char path[ENGINE_PATH_MAX], snapdir[ENGINE_PATH_MAX], err[256], tls[4][ENGINE_PATH_MAX];
 
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.rtt_ms = 10;
@@ -761,6 +771,8 @@ int main(int argc, char **argv)
 			cfg.snapshot_entries = strtoull(v, NULL, 10);
 		else if (strcmp(a, "--overhead") == 0)
 			cfg.compaction_overhead = strtoull(v, NULL, 10);
+		else if (strcmp(a, "--tls-dir") == 0)
+			tls_dir = v;
 		else
 			usage();
 	}
@@ -792,6 +804,20 @@ int main(int argc, char **argv)
 	tc.snapshot_dir = snapdir;
 	tc.backoff_min_ms = 20;
 	tc.backoff_max_ms = 200;
+	if (tls_dir != NULL && tls_dir[0] != '\0') {
+		snprintf(tls[0], sizeof(tls[0]), "%s/node%llu.crt", tls_dir,
+		         (unsigned long long)cfg.node_id);
+		snprintf(tls[1], sizeof(tls[1]), "%s/node%llu.key", tls_dir,
+		         (unsigned long long)cfg.node_id);
+		snprintf(tls[2], sizeof(tls[2]), "%s/ca.crt", tls_dir);
+		snprintf(tls[3], sizeof(tls[3]), "%s/crl.pem", tls_dir);
+		tc.tls_cert_file = tls[0];
+		tc.tls_key_file = tls[1];
+		tc.tls_ca_file = tls[2];
+		if (access(tls[3], R_OK) == 0)
+			tc.tls_crl_file = tls[3];
+	}
+	tc.log_fn = node_log;
 	if (engine_uv_create(&N.loop, &cfg, &st, &tc, &N.u, err, sizeof(err)) != ENGINE_OK)
 		die(err);
 	N.e = engine_uv_engine(N.u);
