@@ -198,21 +198,16 @@ static void tick_remove(struct engine *e, struct group *g)
 /* Room in the sets for n groups. */
 static int sets_reserve(struct engine *e, size_t n)
 {
+	struct group ***sets[] = {&e->marked, &e->ticking, &e->batch};
 	size_t cap = e->cap_sets;
-	int rc;
 
-	rc = eng_reserve(e, (void **)&e->marked, &cap, n, sizeof(*e->marked));
-	if (rc == ENGINE_OK) {
-		cap = e->cap_sets;
-		rc = eng_reserve(e, (void **)&e->ticking, &cap, n, sizeof(*e->ticking));
+	for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
+		cap = e->cap_sets; /* each grows alike from the same capacity */
+		if (eng_reserve(e, (void **)sets[i], &cap, n, sizeof(struct group *)) != ENGINE_OK)
+			return ENGINE_ERR_NOMEM;
 	}
-	if (rc == ENGINE_OK) {
-		cap = e->cap_sets;
-		rc = eng_reserve(e, (void **)&e->batch, &cap, n, sizeof(*e->batch));
-	}
-	if (rc == ENGINE_OK)
-		e->cap_sets = cap;
-	return rc;
+	e->cap_sets = cap;
+	return ENGINE_OK;
 }
 
 bool eng_set_state(struct engine *e, struct group *g, enum group_state to)
