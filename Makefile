@@ -37,7 +37,7 @@ ifeq ($(WERROR),1)
   WARN += -Werror
 endif
 CORE_CFLAGS := -std=gnu11 -O2 -g -fPIC -fvisibility=hidden $(WARN) -Isrc -I$(GEN) -MMD -MP $(SAN)
-CORE_LDLIBS := -lrocksdb -luv -lprotobuf-c -lcrypto -lpthread -lm
+CORE_LDLIBS := -lrocksdb -luv -lprotobuf-c -lssl -lcrypto -lpthread -lm
 TEST_LDLIBS := -lcmocka
 
 # ---- what modules append to ------------------------------------------------

@@ -7,7 +7,7 @@ DATA = $(sort $(wildcard sql/dragonraft--*.sql))
 PG_CPPFLAGS = -Isrc -Ibuild/gen
 PG_CFLAGS = -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers \
 	$(if $(filter 1,$(WERROR)),-Werror)
-SHLIB_LINK = build/rel/libdrcore.a -lrocksdb -luv -lprotobuf-c -lcrypto -lpthread -lm
+SHLIB_LINK = build/rel/libdrcore.a -lrocksdb -luv -lprotobuf-c -lssl -lcrypto -lpthread -lm
 EXTRA_CLEAN = build
 
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config

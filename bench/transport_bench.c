@@ -15,9 +15,11 @@
  *          reports MB/s and the largest gap between heartbeats received
  *          (anything the loop thread blocks on shows up there)
  *
- * The last line states the headline figures: best small-message rate, best
- * bulk and plain rates, the median over rounds of bulk/plain measured back
- * to back, and the snapshot rate and median largest heartbeat gap.
+ * Every phase runs twice, in clear text and with mutual TLS 1.3 (the test
+ * PKI's certificates, AES-128-GCM), each against the same plain socket copy.
+ * The last line states the headline figures of both: best small-message
+ * rate, the median over rounds of bulk/plain measured back to back, best
+ * bulk and plain rates, and the snapshot rate and median largest heartbeat gap.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../test/transport/harness.h"
 #include "transport/transport.h"
 
 #define ROUNDS          3
@@ -65,6 +68,20 @@ static void die(const char *what)
 {
 	perror(what);
 	exit(1);
+}
+
+/* Certificate files of node id for cfg when tls (the test PKI; names kept in files). */
+static void secure(struct transport_config *cfg, bool tls, char files[3][600])
+{
+	char name[32];
+
+	if (!tls)
+		return;
+	snprintf(name, sizeof(name), "n%llu.crt", (unsigned long long)cfg->node_id);
+	cfg->tls_cert_file = th_pki_path(files[0], sizeof(files[0]), name);
+	snprintf(name, sizeof(name), "n%llu.key", (unsigned long long)cfg->node_id);
+	cfg->tls_key_file = th_pki_path(files[1], sizeof(files[1]), name);
+	cfg->tls_ca_file = th_pki_path(files[2], sizeof(files[2]), "ca.crt");
 }
 
 static void write_u64(int fd, uint64_t v)
@@ -145,7 +162,7 @@ static void plain_readable(uv_poll_t *h, int status, int events)
 	}
 }
 
-static int child_main(int lfd, int ack_fd)
+static int child_main(int lfd, int ack_fd, bool tls)
 {
 	uv_loop_t loop;
 	struct rx rx = {.ack_fd = ack_fd};
@@ -154,14 +171,17 @@ static int child_main(int lfd, int ack_fd)
 	struct plain_rx pr = {.ack_fd = ack_fd, .buf = malloc(PLAIN_CHUNK)};
 	struct transport *t;
 	uv_poll_t poll;
+	char files[3][600];
 
 	pr.fd = accept(lfd, NULL, NULL);
 	if (pr.fd < 0 || pr.buf == NULL)
 		die("accept");
 	close(lfd);
 	uv_loop_init(&loop);
+	secure(&cfg, tls, files);
 	if (transport_create(&loop, &cfg, &cb, &t) != 0)
 		die("transport_create");
+	transport_add_peer(t, 1, "127.0.0.1:1"); /* the sender may connect; never dialed */
 	write_u64(ack_fd, (uint64_t)transport_listen_port(t));
 	uv_poll_init(&loop, &poll, pr.fd);
 	poll.data = &pr;
@@ -378,8 +398,8 @@ static void sb_heartbeat(uv_timer_t *h)
 	struct snap_bench *b = h->data;
 	struct raft_message m = {.type = RAFT_MSG_HEARTBEAT,
 	                         .group_id = 1,
-	                         .from = 11,
-	                         .to = 12,
+	                         .from = 3,
+	                         .to = 4,
 	                         .term = 1,
 	                         .context = ++b->ctx};
 
@@ -387,10 +407,11 @@ static void sb_heartbeat(uv_timer_t *h)
 }
 
 /* Streams the SNAP_BYTES file at src SNAP_ROUNDS times; fills MB/s and largest gaps (ms). */
-static void snapshot_phase(const char *dir, const char *src, double *mbs, double *gaps)
+static void snapshot_phase(const char *dir, const char *src, bool tls, double *mbs, double *gaps)
 {
 	struct snap_bench b;
 	struct transport_config cfg = {.snapshot_dir = dir};
+	char files[2][3][600];
 	struct transport_callbacks cb = {.on_message_batch = sb_batch,
 	                                 .on_snapshot_sent = sb_sent,
 	                                 .on_snapshot_received = sb_received};
@@ -400,18 +421,22 @@ static void snapshot_phase(const char *dir, const char *src, double *mbs, double
 	memset(&b, 0, sizeof(b));
 	cb.ctx = &b;
 	uv_loop_init(&b.loop);
-	cfg.node_id = 11;
+	cfg.node_id = 3;
 	cfg.listen_addr = "127.0.0.1:0";
+	secure(&cfg, tls, files[0]);
 	if (transport_create(&b.loop, &cfg, &cb, &b.tx) != 0)
 		die("snapshot sender");
-	cfg.node_id = 12;
+	cfg.node_id = 4;
+	secure(&cfg, tls, files[1]);
 	if (transport_create(&b.loop, &cfg, &cb, &b.rx) != 0)
 		die("snapshot receiver");
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", transport_listen_port(b.rx));
-	transport_add_peer(b.tx, 12, addr);
+	transport_add_peer(b.tx, 4, addr);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", transport_listen_port(b.tx));
+	transport_add_peer(b.rx, 3, addr);
 	meta.membership.n_voters = 2;
-	meta.membership.voters[0] = 11;
-	meta.membership.voters[1] = 12;
+	meta.membership.voters[0] = 3;
+	meta.membership.voters[1] = 4;
 	uv_timer_init(&b.loop, &b.hb);
 	b.hb.data = &b;
 	uv_timer_start(&b.hb, sb_heartbeat, 1, 1);
@@ -426,7 +451,7 @@ static void snapshot_phase(const char *dir, const char *src, double *mbs, double
 			uv_run(&b.loop, UV_RUN_ONCE);
 		b.watching = true;
 		t0 = now_s();
-		if (transport_send_snapshot(b.tx, 12, 1, &meta, src) != 0)
+		if (transport_send_snapshot(b.tx, 4, 1, &meta, src) != 0)
 			die("transport_send_snapshot");
 		while (b.sent_status < 0)
 			uv_run(&b.loop, UV_RUN_ONCE);
@@ -436,8 +461,8 @@ static void snapshot_phase(const char *dir, const char *src, double *mbs, double
 		unlink(b.path);
 		mbs[r] = (double)SNAP_BYTES / (now_s() - t0) / 1e6;
 		gaps[r] = b.max_gap * 1e3;
-		printf("snapshot round %d: %6.0f MB/s, largest heartbeat gap %5.1f ms\n", r + 1,
-		       mbs[r], gaps[r]);
+		printf("%s snapshot round %d: %6.0f MB/s, largest heartbeat gap %5.1f ms\n",
+		       tls ? "TLS" : "plain", r + 1, mbs[r], gaps[r]);
 	}
 	uv_close((uv_handle_t *)&b.hb, NULL);
 	transport_close(b.tx);
@@ -461,25 +486,28 @@ static void write_snapshot_source(const char *dir, char *src, size_t cap, const 
 	fclose(f);
 }
 
-int main(int argc, char **argv)
+/* The figures of one mode. */
+struct result {
+	double small, bulk, plain, ratio, snap, gap;
+};
+
+/* Runs every phase in one mode (clear text or TLS). */
+static void run_mode(bool tls, bool bulk_only, const char *snap_src, const char *snap_dir,
+                     char *buf, struct result *res)
 {
+	const char *mode = tls ? "TLS" : "plain";
 	struct sockaddr_in sin = {.sin_family = AF_INET};
 	socklen_t slen = sizeof(sin);
 	int lfd, fd, pipefd[2], status, one = 1;
-	double best_plain = 0, best_bulk = 0, best_small = 0;
 	struct transport_config cfg = {
 	        .node_id = 1, .queue_max_msgs = 65536, .queue_max_bytes = 32u << 20};
+	double ratios[BULK_ROUNDS], snap_mbs[SNAP_ROUNDS], snap_gaps[SNAP_ROUNDS];
+	char files[3][600];
 	struct tx tx;
 	char addr[64];
-	char *buf;
 	pid_t pid;
-	bool bulk_only;
-	double ratios[BULK_ROUNDS], snap_mbs[SNAP_ROUNDS], snap_gaps[SNAP_ROUNDS];
-	char snap_dir[] = "/tmp/dr-transport-bench-XXXXXX", snap_src[600];
 
-	/* "transport_bench bulk" skips the small-message phase (for profiling). */
-	bulk_only = argc > 1 && strcmp(argv[1], "bulk") == 0;
-	signal(SIGPIPE, SIG_IGN);
+	memset(res, 0, sizeof(*res));
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	lfd = socket(AF_INET, SOCK_STREAM, 0);
 	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
@@ -487,18 +515,16 @@ int main(int argc, char **argv)
 		die("listen");
 	if (pipe(pipefd) != 0)
 		die("pipe");
+	fflush(NULL);
 	pid = fork();
 	if (pid < 0)
 		die("fork");
 	if (pid == 0) {
 		close(pipefd[0]);
-		exit(child_main(lfd, pipefd[1]));
+		_exit(child_main(lfd, pipefd[1], tls));
 	}
 	close(pipefd[1]);
 	close(lfd);
-	buf = malloc(PLAIN_CHUNK > ENTRY_LEN * ENTRIES_PER_MSG ? PLAIN_CHUNK
-	                                                       : ENTRY_LEN * ENTRIES_PER_MSG);
-	memset(buf, 0xa5, PLAIN_CHUNK);
 
 	fd = socket(AF_INET, SOCK_STREAM, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0)
@@ -508,6 +534,7 @@ int main(int argc, char **argv)
 	memset(&tx, 0, sizeof(tx));
 	tx.ack_fd = pipefd[0];
 	uv_loop_init(&tx.loop);
+	secure(&cfg, tls, files);
 	if (transport_create(&tx.loop, &cfg, NULL, &tx.t) != 0)
 		die("transport_create");
 	snprintf(addr, sizeof(addr), "127.0.0.1:%llu", (unsigned long long)read_u64(pipefd[0]));
@@ -518,43 +545,75 @@ int main(int argc, char **argv)
 
 	for (int r = 0; r < ROUNDS && !bulk_only; r++) {
 		double v = small_round(&tx);
-		printf("small msgs   round %d: %8.0f msgs/s\n", r + 1, v);
-		if (v > best_small)
-			best_small = v;
+		printf("%s small msgs   round %d: %8.0f msgs/s\n", mode, r + 1, v);
+		if (v > res->small)
+			res->small = v;
 	}
 	/* Plain copy and bulk alternate, so both see the same machine load. */
 	for (int r = 0; r < BULK_ROUNDS; r++) {
 		double v = plain_round(fd, &tx, buf);
 		double w = bulk_round(&tx, (const uint8_t *)buf, r == BULK_ROUNDS - 1);
 
-		printf("round %d: plain copy %6.0f MB/s, bulk append %6.0f MB/s (%3.0f%%)\n", r + 1,
-		       v, w, 100.0 * w / v);
+		printf("%s round %d: plain socket copy %6.0f MB/s, bulk append %6.0f MB/s "
+		       "(%3.0f%%)\n",
+		       mode, r + 1, v, w, 100.0 * w / v);
 		ratios[r] = w / v;
-		if (v > best_plain)
-			best_plain = v;
-		if (w > best_bulk)
-			best_bulk = w;
+		if (v > res->plain)
+			res->plain = v;
+		if (w > res->bulk)
+			res->bulk = w;
 	}
 	close(fd);
 	uv_close((uv_handle_t *)&tx.ack_poll, NULL);
 	transport_close(tx.t);
 	uv_run(&tx.loop, UV_RUN_DEFAULT);
 	uv_loop_close(&tx.loop);
+	close(pipefd[0]);
 	waitpid(pid, &status, 0);
-	if (mkdtemp(snap_dir) == NULL)
-		die("mkdtemp");
-	write_snapshot_source(snap_dir, snap_src, sizeof(snap_src), buf);
-	snapshot_phase(snap_dir, snap_src, snap_mbs, snap_gaps);
-	unlink(snap_src);
-	rmdir(snap_dir);
-	free(buf);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		die("receiver process failed");
+	snapshot_phase(snap_dir, snap_src, tls, snap_mbs, snap_gaps);
 	qsort(ratios, BULK_ROUNDS, sizeof(ratios[0]), cmp_double);
 	qsort(snap_mbs, SNAP_ROUNDS, sizeof(snap_mbs[0]), cmp_double);
 	qsort(snap_gaps, SNAP_ROUNDS, sizeof(snap_gaps[0]), cmp_double);
-	printf("transport_bench: small %.2fM msgs/s; bulk %.0f MB/s vs plain copy %.0f MB/s (best "
-	       "rounds), bulk/plain per round median %.0f%%; snapshot %.0f MB/s (best), largest "
-	       "heartbeat gap median %.1f ms\n",
-	       best_small / 1e6, best_bulk, best_plain, 100.0 * ratios[BULK_ROUNDS / 2],
-	       snap_mbs[SNAP_ROUNDS - 1], snap_gaps[SNAP_ROUNDS / 2]);
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+	res->ratio = ratios[BULK_ROUNDS / 2];
+	res->snap = snap_mbs[SNAP_ROUNDS - 1];
+	res->gap = snap_gaps[SNAP_ROUNDS / 2];
+}
+
+int main(int argc, char **argv)
+{
+	char snap_dir[] = "/tmp/dr-transport-bench-XXXXXX", snap_src[600];
+	struct result res[2];
+	char *buf;
+	bool bulk_only;
+
+	/* "transport_bench bulk" skips the small-message phase (for profiling). */
+	bulk_only = argc > 1 && strcmp(argv[1], "bulk") == 0;
+	signal(SIGPIPE, SIG_IGN);
+	th_pki_dir();
+	buf = malloc(PLAIN_CHUNK > ENTRY_LEN * ENTRIES_PER_MSG ? PLAIN_CHUNK
+	                                                       : ENTRY_LEN * ENTRIES_PER_MSG);
+	memset(buf, 0xa5, PLAIN_CHUNK);
+	if (mkdtemp(snap_dir) == NULL)
+		die("mkdtemp");
+	write_snapshot_source(snap_dir, snap_src, sizeof(snap_src), buf);
+	for (int m = 0; m < 2; m++)
+		run_mode(m == 1, bulk_only, snap_src, snap_dir, buf, &res[m]);
+	unlink(snap_src);
+	rmdir(snap_dir);
+	free(buf);
+	for (int m = 0; m < 2; m++)
+		printf("%s: small %.2fM msgs/s; bulk %.0f MB/s vs plain socket copy %.0f MB/s "
+		       "(best "
+		       "rounds), bulk/copy per round median %.0f%%; snapshot %.0f MB/s (best), "
+		       "largest heartbeat gap median %.1f ms\n",
+		       m ? "TLS" : "plain", res[m].small / 1e6, res[m].bulk, res[m].plain,
+		       100.0 * res[m].ratio, res[m].snap, res[m].gap);
+	printf("transport_bench: plain: small %.2fM msgs/s, bulk %.0f%% of socket copy; TLS: "
+	       "small %.2fM msgs/s, bulk %.0f%% of socket copy; snapshot plain %.0f MB/s, TLS "
+	       "%.0f MB/s (heartbeat gap median %.1f / %.1f ms)\n",
+	       res[0].small / 1e6, 100.0 * res[0].ratio, res[1].small / 1e6, 100.0 * res[1].ratio,
+	       res[0].snap, res[1].snap, res[0].gap, res[1].gap);
+	return 0;
 }

@@ -94,7 +94,7 @@ tap() {
 	cp test/t/*.pl "$dir/t/"
 	[ "$(id -u)" -eq 0 ] && chown -R postgres "$dir"
 	(cd "$dir" && "${RUN_AS[@]}" env PATH="$PG_BINDIR:$PATH" PERL5LIB="$PG_PERL" \
-		TESTDIR="$dir" PG_REGRESS="$PG_REGRESS" PGPORT=54321 \
+		TESTDIR="$dir" PG_REGRESS="$PG_REGRESS" PGPORT=54321 DR_SCRIPTS="$top/scripts" \
 		prove --timer -v t/*.pl) 2>&1 | tee "$dir/prove.txt"
 	rc=${PIPESTATUS[0]}
 	if [ "$rc" -ne 0 ]; then

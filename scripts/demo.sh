@@ -42,7 +42,8 @@ agreed_leader() {
 }
 
 say "Starting three PostgreSQL servers in $dir (node ids 1, 2 and 3), each with"
-echo "   dragonraft in shared_preload_libraries and CREATE EXTENSION dragonraft."
+echo "   dragonraft in shared_preload_libraries and CREATE EXTENSION dragonraft; the nodes"
+echo "   talk mutual TLS with certificates that scripts/make-certs.sh made in $dir/certs."
 lc_create "$dir" 3
 for n in 1 2 3; do
 	echo "   node $n: PostgreSQL on port ${LC_PGPORT[$n]}, Raft transport on 127.0.0.1:${LC_RAFTPORT[$n]}"

@@ -1,7 +1,8 @@
 # Sourced (after scripts/pgenv.sh) by make demo and the benchmarks: N local
 # PostgreSQL servers with dragonraft on loopback, each in $LC_DIR/nodeK, with
-# node id K.  Variables set: LC_DIR, LC_MEMBERS (the JSON that create_group
-# takes), LC_PGPORT[K], LC_RAFTPORT[K].
+# node id K, talking mutual TLS with certificates from scripts/make-certs.sh
+# (in $LC_DIR/certs).  Variables set: LC_DIR, LC_MEMBERS (the JSON that
+# create_group takes), LC_PGPORT[K], LC_RAFTPORT[K].
 #
 #   lc_create DIR N [extra postgresql.conf lines]   initdb, configure and start
 #   lc_psql K [psql args]                           psql -At on node K, database postgres
@@ -47,6 +48,7 @@ lc_create() {
 	LC_N=$2
 	LC_MEMBERS=
 	[ "$(id -u)" -eq 0 ] && chown "$TEST_USER" "$LC_DIR"
+	lc_as_user bash scripts/make-certs.sh "$LC_DIR/certs" "$LC_N" >/dev/null
 	for ((n = 1; n <= LC_N; n++)); do
 		LC_PGPORT[$n]=$(lc_free_port)
 		LC_RAFTPORT[$n]=$(lc_free_port)
@@ -59,6 +61,10 @@ unix_socket_directories = '$LC_DIR'
 shared_preload_libraries = 'dragonraft'
 dragonraft.node_id = $n
 dragonraft.listen_address = '127.0.0.1:${LC_RAFTPORT[$n]}'
+dragonraft.ssl_cert_file = '$LC_DIR/certs/node$n.crt'
+dragonraft.ssl_key_file = '$LC_DIR/certs/node$n.key'
+dragonraft.ssl_ca_file = '$LC_DIR/certs/ca.crt'
+dragonraft.ssl_crl_file = '$LC_DIR/certs/crl.pem'
 ${3:-}
 CONF
 		lc_start "$n"

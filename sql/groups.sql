@@ -35,9 +35,12 @@ END $$;
 -- This node's Raft address (the port is picked at start).
 SELECT raft_address AS addr FROM dragonraft.node_status() \gset
 SELECT dragonraft.create_group(1, jsonb_build_object('1', :'addr'));
+-- (The counters are copied from the engine at most every 100 ms.)
 SELECT pg_temp.wait_for($$SELECT EXISTS (SELECT 1 FROM dragonraft.status s
   JOIN dragonraft.member_info i USING (group_id, node_id)
-  WHERE group_id = 1 AND role = 'leader' AND applied_index = commit_index)$$);
+  JOIN dragonraft.stat_groups c USING (group_id)
+  WHERE group_id = 1 AND role = 'leader' AND applied_index = commit_index
+    AND c.commits >= s.commit_index)$$);
 
 SELECT group_id, node_id, role, term > 0 AS has_term, leader_id,
        commit_index >= 3 AS committed, applied_index = commit_index AS all_applied,

@@ -36,6 +36,10 @@ int dr_compaction_overhead = 5000;
 int dr_max_entry_size = 64 * 1024 * 1024;
 int dr_max_groups = 1024;
 char *dr_cluster_secret_file = NULL;
+char *dr_ssl_cert_file = NULL;
+char *dr_ssl_key_file = NULL;
+char *dr_ssl_ca_file = NULL;
+char *dr_ssl_crl_file = NULL;
 int dr_read_consistency = DR_READ_LOCAL;
 
 /* Entries travel to the apply worker in one shm_mq message (at most MaxAllocSize). */
@@ -165,10 +169,28 @@ static void define_gucs(void)
 	        "Each takes a replication origin: max_replication_slots must be "
 	        "at least as large.",
 	        &dr_max_groups, 1024, 1, 1000000, PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable(
+	        "dragonraft.ssl_cert_file",
+	        "This node's certificate (PEM) for mutual TLS between nodes.",
+	        "With ssl_key_file and ssl_ca_file; its subjectAltName URI "
+	        "urn:dragonraft:node:<id> names the node (scripts/make-certs.sh).",
+	        &dr_ssl_cert_file, "", PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("dragonraft.ssl_key_file", "The private key of ssl_cert_file.",
+	                           NULL, &dr_ssl_key_file, "", PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("dragonraft.ssl_ca_file",
+	                           "The cluster's CA certificate, which every node's certificate "
+	                           "must chain to.",
+	                           NULL, &dr_ssl_ca_file, "", PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("dragonraft.ssl_crl_file",
+	                           "Revoked node certificates (PEM CRL); empty for none.", NULL,
+	                           &dr_ssl_crl_file, "", PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("dragonraft.cluster_secret_file",
-	                           "File holding the secret that peers prove in the transport "
-	                           "handshake; without it only loopback peers are accepted.",
-	                           NULL, &dr_cluster_secret_file, "", PGC_POSTMASTER, 0, NULL, NULL,
+	                           "Without certificates: a file of 64 or more hex digits (32 "
+	                           "random bytes) that every node shares for TLS with a pre-shared "
+	                           "key.",
+	                           "With neither certificates nor a secret only loopback peers are "
+	                           "accepted.",
+	                           &dr_cluster_secret_file, "", PGC_POSTMASTER, 0, NULL, NULL,
 	                           NULL);
 	DefineCustomEnumVariable("dragonraft.read_consistency",
 	                         "Whether reads of replicated tables wait for a ReadIndex "

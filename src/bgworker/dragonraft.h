@@ -25,6 +25,10 @@ extern int dr_compaction_overhead;
 extern int dr_max_entry_size;
 extern int dr_max_groups;
 extern char *dr_cluster_secret_file;
+extern char *dr_ssl_cert_file;
+extern char *dr_ssl_key_file;
+extern char *dr_ssl_ca_file;
+extern char *dr_ssl_crl_file;
 extern int dr_read_consistency;
 
 typedef enum DrReadConsistency {

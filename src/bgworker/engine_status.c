@@ -108,6 +108,7 @@ static void publish(DrSm *sm, const struct engine_group_status *st,
 	DrGroup *g = sm->shared;
 	uint64 now_tick = engine_now(dr_engine->e);
 	TimestampTz now = GetCurrentTimestamp();
+	bool failed;
 
 	log_role(sm, st);
 	if (membership_sig(&st->membership) != sm->members_sig)
@@ -115,10 +116,11 @@ static void publish(DrSm *sm, const struct engine_group_status *st,
 
 	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
 	SpinLockAcquire(&g->mutex);
-	g->member_state = st->state == ENGINE_GROUP_FAILED       ? DR_MEMBER_FAILED
+	failed = st->state == ENGINE_GROUP_FAILED || st->state == ENGINE_GROUP_ENGINE_FAILED;
+	g->member_state = failed                                 ? DR_MEMBER_FAILED
 	                  : st->state == ENGINE_GROUP_RECOVERING ? DR_MEMBER_RECOVERING
 	                                                         : DR_MEMBER_ACTIVE;
-	if (st->state == ENGINE_GROUP_FAILED)
+	if (failed)
 		strlcpy(g->error, st->error, sizeof(g->error));
 	g->role = (uint8)st->role;
 	g->term = st->term;

@@ -134,32 +134,70 @@ static void prepare_dir(const char *dir)
 		stop_with(psprintf("could not create directory \"%s\": %m", dir), NULL);
 }
 
+/* Most bytes of a cluster secret (a file of at most 4,096 hex digits). */
+#define SECRET_MAX 2048
+
 /* The cluster secret (palloc'd, *len bytes), or NULL without dragonraft.cluster_secret_file. */
 static uint8 *read_secret(size_t *len)
 {
-	uint8 buf[4096];
-	size_t n;
-	FILE *f;
+	uint8 *secret = palloc(SECRET_MAX);
+	char err[512];
 
 	*len = 0;
-	if (dr_cluster_secret_file == NULL || dr_cluster_secret_file[0] == '\0')
+	if (dr_cluster_secret_file[0] == '\0')
 		return NULL;
-	f = AllocateFile(dr_cluster_secret_file, "r");
-	if (f == NULL)
-		stop_with(psprintf("could not open dragonraft.cluster_secret_file \"%s\": %m",
-		                   dr_cluster_secret_file),
-		          NULL);
-	n = fread(buf, 1, sizeof(buf), f);
-	FreeFile(f);
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-		n--;
-	if (n < 16)
-		stop_with(psprintf("dragonraft.cluster_secret_file \"%s\" holds %zu bytes",
-		                   dr_cluster_secret_file, n),
-		          "A cluster secret needs at least 16 bytes; use the same file on every "
-		          "node.");
-	*len = n;
-	return memcpy(palloc(n), buf, n);
+	if (transport_read_secret_file(dr_cluster_secret_file, secret, SECRET_MAX, len, err,
+	                               sizeof(err)) != TRANSPORT_OK)
+		stop_with(psprintf("dragonraft: %s", err),
+		          "Make one with: openssl rand -hex 32 > FILE; chmod 600 FILE (the same "
+		          "secret on every node).");
+	return secret;
+}
+
+/*
+ * Lines the transport logs (refused peers, an insecure configuration) come
+ * from libuv callbacks too, where no ereport may run: they wait in a small
+ * queue (malloc) that the main loop empties into the server log.
+ */
+#define TRANSPORT_LOG_QUEUE 64
+static struct {
+	int level[TRANSPORT_LOG_QUEUE];
+	char *msg[TRANSPORT_LOG_QUEUE];
+	int n;
+	int dropped;
+} tlog;
+
+static void transport_log(void *ctx, int level, const char *msg)
+{
+	char *copy;
+
+	if (tlog.n == TRANSPORT_LOG_QUEUE || (copy = strdup(msg)) == NULL) {
+		tlog.dropped++;
+		return;
+	}
+	tlog.level[tlog.n] = level;
+	tlog.msg[tlog.n++] = copy;
+}
+
+static void flush_transport_log(void)
+{
+	for (int i = 0; i < tlog.n; i++) {
+		bool warning =
+		        tlog.level[i] == TRANSPORT_LOG_WARNING; /* an insecure configuration */
+
+		ereport(tlog.level[i] == TRANSPORT_LOG_INFO ? LOG : WARNING,
+		        (errmsg("%s", tlog.msg[i]),
+		         warning ? errhint("Set dragonraft.ssl_cert_file, ssl_key_file and "
+		                           "ssl_ca_file "
+		                           "(scripts/make-certs.sh makes them), or "
+		                           "dragonraft.cluster_secret_file.")
+		                 : 0));
+		free(tlog.msg[i]);
+	}
+	if (tlog.dropped > 0)
+		ereport(LOG,
+		        (errmsg("dragonraft transport: %d more lines not logged", tlog.dropped)));
+	tlog.n = tlog.dropped = 0;
 }
 
 static void noop_work(uv_work_t *w)
@@ -229,18 +267,23 @@ static void start_engine(void)
 	ec.snapshot_entries = dr_snapshot_entries;
 	ec.compaction_overhead = dr_compaction_overhead;
 	ec.max_entry_bytes = dr_max_entry_size;
-	ec.max_uncommitted_bytes = 2 * (uint64)dr_max_entry_size;
 	ec.forward_proposals = true; /* followers' member info entries reach the leader */
 	ec.snapshot_dir = snap_dir;
 
 	memset(&tc, 0, sizeof(tc));
 	tc.listen_addr = dr_listen_address;
+	tc.tls_cert_file = dr_ssl_cert_file[0] ? dr_ssl_cert_file : NULL;
+	tc.tls_key_file = dr_ssl_key_file[0] ? dr_ssl_key_file : NULL;
+	tc.tls_ca_file = dr_ssl_ca_file[0] ? dr_ssl_ca_file : NULL;
+	tc.tls_crl_file = dr_ssl_crl_file[0] ? dr_ssl_crl_file : NULL;
 	tc.secret = secret;
 	tc.secret_len = secret_len;
+	tc.log_fn = transport_log;
 	tc.max_frame = Max((uint64)dr_max_entry_size + FRAME_SLACK, 64 * 1024 * 1024);
 	tc.queue_max_bytes = tc.max_frame;
 	tc.snapshot_dir = snap_dir;
 	rc = engine_uv_create(&de->loop, &ec, &st, &tc, &de->u, err, sizeof(err));
+	flush_transport_log();
 	if (rc != ENGINE_OK)
 		stop_with(psprintf("dragonraft could not start its engine on %s: %s",
 		                   dr_listen_address, err),
@@ -319,6 +362,7 @@ static void main_loop(void)
 
 		dr_engine_groups_take_requests();
 		engine_uv_run_nowait(de->u);
+		flush_transport_log();
 		dr_pg_sm_poll();
 		now = GetCurrentTimestamp();
 		if (now >= next_status) {

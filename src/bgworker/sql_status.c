@@ -186,10 +186,11 @@ Datum dr_group_status(PG_FUNCTION_ARGS)
 		nulls[3] = !running;
 		values[4] = Int32GetDatum((int32)g->leader);
 		nulls[4] = !running || g->leader == 0;
-		values[5] = Int64GetDatum((int64)g->commit);
+		/* The apply worker's applied index is fresher than the copied status. */
+		values[5] = Int64GetDatum((int64)Max(g->commit, g->applied));
 		nulls[5] = !running;
 		values[6] = Int64GetDatum((int64)g->applied);
-		values[7] = Int64GetDatum((int64)g->last_index);
+		values[7] = Int64GetDatum((int64)Max(g->last_index, g->applied));
 		nulls[7] = !running;
 		values[8] = Int64GetDatum((int64)g->snapshot_index);
 		nulls[8] = !running;
@@ -263,7 +264,7 @@ Datum dr_group_members(PG_FUNCTION_ARGS)
 			SpinLockAcquire(&g->mutex);
 			c->leader_here =
 			        g->role == RAFT_LEADER && g->member_state != DR_MEMBER_LOST;
-			c->last_index = g->last_index;
+			c->last_index = Max(g->last_index, g->applied); /* as dragonraft.status */
 			c->has_progress = dm->has_progress;
 			c->match = dm->match;
 			c->last_contact = dm->last_contact;

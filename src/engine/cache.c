@@ -75,7 +75,7 @@ void eng_cache_free(struct entry_cache *c, const struct engine_alloc *a)
 
 static int grow(struct entry_cache *c, const struct engine_alloc *a, size_t need)
 {
-	size_t nc = c->cap ? c->cap : 256;
+	size_t nc = c->cap ? c->cap : 16;
 	struct centry *nr;
 
 	while (nc < need)
@@ -92,8 +92,8 @@ static int grow(struct entry_cache *c, const struct engine_alloc *a, size_t need
 	return ENGINE_OK;
 }
 
-void eng_cache_append(struct entry_cache *c, const struct engine_alloc *a, const struct raft_entry *e,
-                  uint32_t n, uint64_t limit)
+void eng_cache_append(struct entry_cache *c, const struct engine_alloc *a,
+                      const struct raft_entry *e, uint32_t n, uint64_t limit)
 {
 	struct cache_block *b;
 	size_t data = 0;
@@ -147,8 +147,8 @@ void eng_cache_trim(struct entry_cache *c, raft_index below)
 		c->first = below;
 }
 
-bool eng_cache_entries(const struct entry_cache *c, raft_index lo, raft_index hi, uint64_t max_bytes,
-                   struct raft_entry *out, uint32_t *n)
+bool eng_cache_entries(const struct entry_cache *c, raft_index lo, raft_index hi,
+                       uint64_t max_bytes, struct raft_entry *out, uint32_t *n)
 {
 	uint64_t size = 0;
 	uint32_t k = 0;

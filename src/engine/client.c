@@ -1,8 +1,9 @@
 /*
  * client.c - client operations (propose, read index, membership changes,
- * leadership transfer, snapshot requests) and how their outcomes are decided
- * when leadership changes or time runs out.  Completions at apply time are in
- * round.c.
+ * leadership transfer, snapshot requests), the trackers of the single-slot
+ * ones (a membership change, a transfer, a snapshot request per group), and
+ * how outcomes are decided when leadership changes or time runs out.
+ * Proposals and reads complete at apply time in round.c.
  */
 #include <string.h>
 
@@ -14,14 +15,16 @@ static int op_group(struct engine *e, uint64_t group_id, struct group **gp)
 	*gp = NULL;
 	if (e->failed)
 		return ENGINE_ERR_FAILED;
+	if (e->stopping)
+		return ENGINE_ERR_STOPPED;
 	if (e->in_round)
 		return eng_err(e, ENGINE_ERR_INVALID, "client operation inside a round");
 	*gp = eng_group(e, group_id);
 	if (*gp == NULL)
 		return ENGINE_ERR_NO_GROUP;
-	if ((*gp)->failed)
+	if ((*gp)->state == GS_FAILED)
 		return ENGINE_ERR_SM;
-	if ((*gp)->installing)
+	if ((*gp)->state != GS_ACTIVE)
 		return ENGINE_ERR_BUSY; /* recovering a snapshot: try again later */
 	return ENGINE_OK;
 }
@@ -45,12 +48,12 @@ int engine_propose(struct engine *e, uint64_t group_id, const void *data, uint32
 		return rc;
 	if ((len > 0 && data == NULL) || len > UINT32_MAX - ENGINE_HEADER_BYTES)
 		return ENGINE_ERR_INVALID;
-	if (e->cfg.max_entry_bytes > 0 && len > e->cfg.max_entry_bytes)
+	if (len > e->cfg.max_entry_bytes)
 		return ENGINE_ERR_TOO_BIG;
 	if (raft_role(g->r) != RAFT_LEADER && !e->cfg.forward_proposals)
 		return raft_leader(g->r) != 0 ? ENGINE_ERR_NOT_LEADER : ENGINE_ERR_DROPPED;
-	if (g->busy)
-		return ENGINE_ERR_BUSY;
+	if (e->st.busy != NULL && e->st.busy(e->st.ctx, group_id))
+		return ENGINE_ERR_BUSY; /* the LogDB shard nears a write stall */
 	rc = eng_reserve(e, (void **)&e->scratch, &e->cap_scratch, len + ENGINE_HEADER_BYTES, 1);
 	if (rc != ENGINE_OK)
 		return rc;
@@ -64,11 +67,10 @@ int engine_propose(struct engine *e, uint64_t group_id, const void *data, uint32
 	rc = eng_pending_reserve(&e->pend, e->a, 1);
 	if (rc != ENGINE_OK)
 		return rc;
-	rc = raft_propose(g->r, e->scratch, len + ENGINE_HEADER_BYTES, &idx);
-	if (rc != RAFT_OK) {
-		rc = eng_from_raft(rc);
+	rc = eng_raft_rc(e, g, raft_propose(g->r, e->scratch, len + ENGINE_HEADER_BYTES, &idx),
+	                 "a proposal");
+	if (rc != ENGINE_OK)
 		return rc == ENGINE_ERR_REJECTED ? ENGINE_ERR_NOT_LEADER : rc;
-	}
 	p.group_id = group_id;
 	p.kind = PK_PROPOSAL;
 	p.index = idx;
@@ -79,7 +81,7 @@ int engine_propose(struct engine *e, uint64_t group_id, const void *data, uint32
 	eng_pending_put(&e->pend, e->a, &p); /* cannot fail: room reserved above */
 	g->n_pending++;
 	g->stats.proposals++;
-	e->work = true;
+	eng_mark(e, g);
 	return ENGINE_OK;
 }
 
@@ -99,16 +101,16 @@ int engine_read_index(struct engine *e, uint64_t group_id, engine_done_cb cb, vo
 	p.deadline = e->now + e->cfg.request_timeout_ticks;
 	p.cb = cb;
 	p.ctx = ctx;
-	rc = eng_pending_put(&e->pend, e->a, &p);
+	/* Room first, so that a read the core took always finds its slot. */
+	rc = eng_pending_reserve(&e->pend, e->a, 1);
 	if (rc != ENGINE_OK)
 		return rc;
-	rc = raft_read_index(g->r, p.key);
-	if (rc != RAFT_OK) {
-		eng_pending_del(&e->pend, eng_pending_get(&e->pend, p.key), NULL);
-		return eng_from_raft(rc);
-	}
+	rc = eng_raft_rc(e, g, raft_read_index(g->r, p.key), "a read index request");
+	if (rc != ENGINE_OK)
+		return rc;
+	eng_pending_put(&e->pend, e->a, &p); /* cannot fail: room reserved above */
 	g->n_pending++;
-	e->work = true;
+	eng_mark(e, g);
 	return ENGINE_OK;
 }
 
@@ -125,7 +127,7 @@ static int conf_change(struct engine *e, uint64_t group_id, uint32_t type, raft_
 		return rc;
 	if (node_id == 0 || (addr != NULL && strlen(addr) >= ENGINE_ADDR_MAX))
 		return ENGINE_ERR_INVALID;
-	if (g->cc.active)
+	if (g->cc.w.active)
 		return ENGINE_ERR_PENDING;
 	if (raft_role(g->r) != RAFT_LEADER)
 		return raft_leader(g->r) != 0 ? ENGINE_ERR_NOT_LEADER : ENGINE_ERR_DROPPED;
@@ -136,16 +138,14 @@ static int conf_change(struct engine *e, uint64_t group_id, uint32_t type, raft_
 		cc.context = (const uint8_t *)addr;
 		cc.context_len = (uint32_t)strlen(addr);
 	}
-	rc = raft_propose_conf_change(g->r, &cc, &idx);
-	if (rc != RAFT_OK)
-		return eng_from_raft(rc);
-	g->cc.active = true;
-	g->cc.index = idx;
-	g->cc.term = raft_term_of(g->r);
-	g->cc.deadline = e->now + e->cfg.request_timeout_ticks;
-	g->cc.cb = cb;
-	g->cc.ctx = ctx;
-	e->work = true;
+	rc = eng_raft_rc(e, g, raft_propose_conf_change(g->r, &cc, &idx), "a membership change");
+	if (rc != ENGINE_OK)
+		return rc;
+	g->cc = (struct pending_cc){.w = {true, cb, ctx},
+	                            .index = idx,
+	                            .term = raft_term_of(g->r),
+	                            .deadline = e->now + e->cfg.request_timeout_ticks};
+	eng_mark(e, g);
 	return ENGINE_OK;
 }
 
@@ -178,21 +178,19 @@ int engine_transfer_leader(struct engine *e, uint64_t group_id, raft_id target, 
 		return rc;
 	if (target == 0)
 		return ENGINE_ERR_INVALID;
-	if (g->transfer.active)
+	if (g->transfer.w.active)
 		return ENGINE_ERR_PENDING;
 	if (raft_leader(g->r) == target) {
 		eng_complete(e, cb, ctx, ENGINE_OK, group_id, 0, target);
 		return ENGINE_OK;
 	}
-	rc = raft_transfer_leader(g->r, target);
-	if (rc != RAFT_OK)
-		return eng_from_raft(rc);
-	g->transfer.active = true;
-	g->transfer.target = target;
-	g->transfer.deadline = e->now + 2 * e->cfg.election_rtt + 2;
-	g->transfer.cb = cb;
-	g->transfer.ctx = ctx;
-	e->work = true;
+	rc = eng_raft_rc(e, g, raft_transfer_leader(g->r, target), "a leadership transfer");
+	if (rc != ENGINE_OK)
+		return rc;
+	g->transfer = (struct pending_transfer){.w = {true, cb, ctx},
+	                                        .target = target,
+	                                        .deadline = e->now + 2 * e->cfg.election_rtt + 2};
+	eng_mark(e, g);
 	return ENGINE_OK;
 }
 
@@ -204,17 +202,39 @@ int engine_request_snapshot(struct engine *e, uint64_t group_id, engine_done_cb 
 	rc = op_group(e, group_id, &g);
 	if (rc != ENGINE_OK)
 		return rc;
-	if (g->snapreq.active)
+	if (g->snapreq.w.active)
 		return ENGINE_ERR_PENDING;
-	g->snapreq.active = true;
-	g->snapreq.deadline = e->now + e->cfg.request_timeout_ticks;
-	g->snapreq.cb = cb;
-	g->snapreq.ctx = ctx;
-	e->work = true;
+	g->snapreq.w = (struct waiter){true, cb, ctx};
+	eng_mark(e, g);
 	return ENGINE_OK;
 }
 
-/* ---- leadership changes and timeouts ---- */
+/* ---- trackers, leadership changes and timeouts ---- */
+
+void eng_waiter_done(struct engine *e, struct group *g, struct waiter *w, int rc, raft_index index)
+{
+	struct waiter op = *w;
+
+	if (!op.active)
+		return;
+	memset(w, 0, sizeof(*w));
+	eng_complete(e, op.cb, op.ctx, rc, g->id, index,
+	             rc == ENGINE_ERR_NOT_LEADER ? g->leader : 0);
+}
+
+void eng_cc_applied(struct engine *e, struct group *g, const struct raft_entry *ents, uint32_t n)
+{
+	if (!g->cc.w.active || g->cc.index == 0 || g->cc.index > g->applied)
+		return;
+	/* Ours if the entry at its index has the term it was appended in. */
+	for (uint32_t i = 0; i < n; i++)
+		if (ents[i].index == g->cc.index && ents[i].type == RAFT_ENTRY_CONF_CHANGE &&
+		    ents[i].term == g->cc.term) {
+			eng_waiter_done(e, g, &g->cc.w, ENGINE_OK, g->cc.index);
+			return;
+		}
+	eng_waiter_done(e, g, &g->cc.w, ENGINE_ERR_DROPPED, g->cc.index);
+}
 
 void eng_leader_changed(struct engine *e, struct group *g)
 {
@@ -249,10 +269,29 @@ void eng_leader_changed(struct engine *e, struct group *g)
 		i--;
 		eng_complete(e, op.cb, op.ctx, rc, g->id, op.index, 0);
 	}
-	if (g->cc.active && g->cc.index > commit && !(leader && g->cc.term == raft_term_of(g->r)))
-		eng_slot_done(e, g, &g->cc, ENGINE_ERR_UNKNOWN, g->cc.index);
-	if (g->transfer.active && raft_leader(g->r) == g->transfer.target)
-		eng_slot_done(e, g, &g->transfer, ENGINE_OK, 0);
+	/* A change not committed is no longer ours once we stop leading its term. */
+	if (g->cc.w.active && g->cc.index > commit && !(leader && g->cc.term == raft_term_of(g->r)))
+		eng_waiter_done(e, g, &g->cc.w, ENGINE_ERR_UNKNOWN, g->cc.index);
+	if (g->transfer.w.active && raft_leader(g->r) == g->transfer.target)
+		eng_waiter_done(e, g, &g->transfer.w, ENGINE_OK, 0);
+}
+
+void eng_fail_group(struct engine *e, struct group *g, int rc)
+{
+	for (size_t i = 0; i < e->pend.cap && g->n_pending > 0; i++) {
+		struct pending *p = &e->pend.slots[i], op;
+
+		if (p->key == 0 || p->group_id != g->id)
+			continue;
+		eng_pending_del(&e->pend, p, &op);
+		g->n_pending--;
+		i--; /* backward shift may have moved another entry here */
+		eng_complete(e, op.cb, op.ctx, rc, g->id, 0, 0);
+	}
+	g->n_reads = 0;
+	eng_waiter_done(e, g, &g->cc.w, rc, 0);
+	eng_waiter_done(e, g, &g->transfer.w, rc, 0);
+	eng_waiter_done(e, g, &g->snapreq.w, rc, 0);
 }
 
 void eng_expire(struct engine *e)
@@ -285,10 +324,10 @@ void eng_expire(struct engine *e)
 	for (size_t i = 0; i < e->n_groups; i++) {
 		struct group *g = e->groups[i];
 
-		if (g->cc.active && g->cc.deadline <= e->now &&
+		if (g->cc.w.active && g->cc.deadline <= e->now &&
 		    g->cc.index > raft_commit_index(g->r))
-			eng_slot_done(e, g, &g->cc, ENGINE_ERR_TIMEOUT, g->cc.index);
-		if (g->transfer.active && g->transfer.deadline <= e->now)
-			eng_slot_done(e, g, &g->transfer, ENGINE_ERR_TIMEOUT, 0);
+			eng_waiter_done(e, g, &g->cc.w, ENGINE_ERR_TIMEOUT, g->cc.index);
+		if (g->transfer.w.active && g->transfer.deadline <= e->now)
+			eng_waiter_done(e, g, &g->transfer.w, ENGINE_ERR_TIMEOUT, 0);
 	}
 }

@@ -1,8 +1,7 @@
 /*
  * engine.c - the engine object, its groups (start, restart, join, stop,
- * remove), the Raft storage view each group gives its core, and the input
- * side: messages, ticks, status.  Client operations are in client.c, the
- * Ready round in round.c.
+ * remove) and their state, the input side (messages, ticks, reports) and
+ * status.  See engine_int.h for the other files.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -59,7 +58,7 @@ const char *engine_strerror(int rc)
 	case ENGINE_ERR_SNAPSHOT:
 		return "snapshot failure";
 	case ENGINE_ERR_FAILED:
-		return "engine stopped after a storage failure";
+		return "the engine stopped after a storage failure; the outcome is unknown";
 	}
 	return "unknown error";
 }
@@ -68,6 +67,8 @@ int eng_err(struct engine *e, int rc, const char *fmt, ...)
 {
 	va_list ap;
 
+	if (e->failed)
+		return rc; /* the failure that stopped the engine stays the message */
 	va_start(ap, fmt);
 	vsnprintf(e->errmsg, sizeof(e->errmsg), fmt, ap);
 	va_end(ap);
@@ -164,13 +165,149 @@ void eng_flush(struct engine *e)
 	e->in_flush = false;
 }
 
-void eng_slot_done(struct engine *e, struct group *g, struct slot_op *s, int rc, raft_index index)
-{
-	struct slot_op op = *s;
+/* ---- the ready set and the tick set (see struct engine) ---- */
 
-	memset(s, 0, sizeof(*s));
-	eng_complete(e, op.cb, op.ctx, rc, g->id, index,
-	             rc == ENGINE_ERR_NOT_LEADER ? g->leader : 0);
+void eng_mark(struct engine *e, struct group *g)
+{
+	if (g->marked)
+		return;
+	g->marked = true;
+	e->marked[e->n_marked++] = g; /* room for every group */
+}
+
+static void tick_add(struct engine *e, struct group *g)
+{
+	if (g->tick_pos != SIZE_MAX)
+		return;
+	g->tick_pos = e->n_ticking;
+	e->ticking[e->n_ticking++] = g;
+}
+
+static void tick_remove(struct engine *e, struct group *g)
+{
+	struct group *last;
+
+	if (g->tick_pos == SIZE_MAX)
+		return;
+	last = e->ticking[--e->n_ticking];
+	e->ticking[g->tick_pos] = last;
+	last->tick_pos = g->tick_pos;
+	g->tick_pos = SIZE_MAX;
+}
+
+/* Room in the sets for n groups. */
+static int sets_reserve(struct engine *e, size_t n)
+{
+	struct group ***sets[] = {&e->marked, &e->ticking, &e->batch};
+	size_t cap = e->cap_sets;
+
+	for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
+		cap = e->cap_sets; /* each grows alike from the same capacity */
+		if (eng_reserve(e, (void **)sets[i], &cap, n, sizeof(struct group *)) != ENGINE_OK)
+			return ENGINE_ERR_NOMEM;
+	}
+	e->cap_sets = cap;
+	return ENGINE_OK;
+}
+
+bool eng_set_state(struct engine *e, struct group *g, enum group_state to)
+{
+	switch (to) {
+	case GS_RECOVERING:
+		if (g->state != GS_ACTIVE)
+			return false;
+		break;
+	case GS_RECOVERED:
+		if (g->state != GS_RECOVERING)
+			return false;
+		break;
+	case GS_ACTIVE:
+		if (g->state != GS_RECOVERED)
+			return false;
+		break;
+	case GS_FAILED:
+		if (g->state == GS_FAILED)
+			return false;
+		break;
+	}
+	if (to == GS_ACTIVE)
+		tick_add(e, g);
+	else
+		tick_remove(e, g);
+	g->state = to;
+	eng_changed(e, g);
+	eng_mark(e, g);
+	return true;
+}
+
+void eng_group_failed(struct engine *e, struct group *g, int rc, const char *fmt, ...)
+{
+	char what[192];
+	va_list ap;
+
+	if (!eng_set_state(e, g, GS_FAILED))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	if (rc != ENGINE_ERR_RAFT)
+		g->stats.apply_errors++; /* the state machine's failure (apply, recovery) */
+	eng_err(e, ENGINE_ERR_SM, "group %llu: %s; the group stopped", (unsigned long long)g->id,
+	        what);
+	g->error = e->a->malloc(strlen(e->errmsg) + 1);
+	if (g->error != NULL)
+		strcpy(g->error, e->errmsg);
+	e->defer++; /* completions wait for the next flush: never inside the core or an operation */
+	eng_fail_group(e, g, ENGINE_ERR_SM);
+	e->defer--;
+}
+
+int eng_fail_engine(struct engine *e, int rc, const char *fmt, ...)
+{
+	const char *detail = e->st.errmsg != NULL ? e->st.errmsg(e->st.ctx) : NULL;
+	char what[256];
+	va_list ap;
+
+	if (e->failed)
+		return ENGINE_ERR_FAILED; /* the first failure is the one reported */
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	eng_err(e, ENGINE_ERR_FAILED, "node %llu: %s failed (%s%s%s); the engine stopped",
+	        (unsigned long long)e->cfg.node_id, what, engine_strerror(rc),
+	        detail != NULL && detail[0] != '\0' ? ": " : "", detail != NULL ? detail : "");
+	e->failed = true; /* a round runs the completions (engine_has_work) */
+	e->defer++;
+	for (size_t i = 0; i < e->n_groups; i++) {
+		eng_fail_group(e, e->groups[i], ENGINE_ERR_FAILED);
+		eng_changed(e, e->groups[i]);
+	}
+	e->defer--;
+	return ENGINE_ERR_FAILED;
+}
+
+int eng_raft_rc(struct engine *e, struct group *g, int rc, const char *what)
+{
+	switch (rc) {
+	case RAFT_OK:
+	case RAFT_ERR_NOMEM:
+	case RAFT_ERR_NOT_LEADER:
+	case RAFT_ERR_NO_LEADER:
+	case RAFT_ERR_TOO_MANY_UNCOMMITTED:
+	case RAFT_ERR_CONF_CHANGE_PENDING:
+	case RAFT_ERR_TRANSFER_IN_PROGRESS:
+	case RAFT_ERR_INVALID:
+	case RAFT_ERR_REMOVED:
+	case RAFT_ERR_TOO_BIG:
+		return eng_from_raft(rc); /* the input was refused; nothing changed */
+	case RAFT_ERR_STORAGE:
+		/* The log view reported the failure it saw; this covers any other path. */
+		return eng_fail_engine(e, ENGINE_ERR_STORAGE, "group %llu: %s",
+		                       (unsigned long long)g->id, what);
+	}
+	eng_group_failed(e, g, ENGINE_ERR_RAFT, "%s failed in the raft core (%s: %s)", what,
+	                 raft_strerror(rc), raft_errmsg(g->r));
+	return ENGINE_ERR_RAFT;
 }
 
 /* ---- groups ---- */
@@ -236,178 +373,22 @@ void *engine_arena_alloc(struct engine_arena *a, size_t n)
 	return dr_arena_alloc(&a->ar, n);
 }
 
-/* The Raft core reads the stable log through these. */
-static int st_initial(void *ctx, struct raft_hard_state *hs, struct raft_membership *m)
-{
-	struct group *g = ctx;
-
-	*hs = g->hs;
-	*m = g->conf;
-	return RAFT_OK;
-}
-
-static int st_entries(void *ctx, raft_index lo, raft_index hi, uint64_t max_bytes,
-                      struct raft_entry *out, uint32_t *n)
-{
-	struct group *g = ctx;
-	struct engine *e = g->e;
-	int rc;
-
-	if (lo < g->first)
-		return RAFT_ERR_COMPACTED;
-	if (hi > g->last + 1)
-		return RAFT_ERR_UNAVAILABLE;
-	if (eng_cache_entries(&g->cache, lo, hi, max_bytes, out, n))
-		return RAFT_OK;
-	rc = e->st.entries(e->st.ctx, g->id, lo, hi, max_bytes, out, n, &g->arena);
-	if (rc == ENGINE_ERR_NOMEM)
-		return RAFT_ERR_NOMEM;
-	return rc == ENGINE_OK ? RAFT_OK : RAFT_ERR_STORAGE;
-}
-
-static int st_term(void *ctx, raft_index i, raft_term *t)
-{
-	struct group *g = ctx;
-	struct engine *e = g->e;
-
-	if (i + 1 < g->first)
-		return RAFT_ERR_COMPACTED;
-	if (i > g->last)
-		return RAFT_ERR_UNAVAILABLE;
-	if (i + 1 == g->first) {
-		*t = g->prev_term;
-		return RAFT_OK;
-	}
-	if (eng_cache_term(&g->cache, i, t))
-		return RAFT_OK;
-	return e->st.term(e->st.ctx, g->id, i, t) == ENGINE_OK ? RAFT_OK : RAFT_ERR_STORAGE;
-}
-
-static raft_index st_first(void *ctx)
-{
-	return ((struct group *)ctx)->first;
-}
-
-static raft_index st_last(void *ctx)
-{
-	return ((struct group *)ctx)->last;
-}
-
-static int st_snapshot(void *ctx, struct raft_snapshot_meta *meta)
-{
-	*meta = ((struct group *)ctx)->snap;
-	return RAFT_OK;
-}
-
-static void member_add(struct raft_membership *m, raft_id id)
-{
-	for (uint32_t i = 0; i < m->n_voters; i++)
-		if (m->voters[i] == id)
-			return;
-	if (m->n_voters < RAFT_MAX_MEMBERS)
-		m->voters[m->n_voters++] = id;
-}
-
-int eng_learn_address(struct engine *e, struct group *g, raft_id id, const char *addr, size_t len)
-{
-	struct engine_member *m = NULL;
-	int rc;
-
-	if (len == 0 || len >= ENGINE_ADDR_MAX || id == 0)
-		return ENGINE_OK;
-	for (uint32_t i = 0; i < g->bs.n_members; i++)
-		if (g->bs.members[i].node_id == id)
-			m = &g->bs.members[i];
-	if (m != NULL && strlen(m->addr) == len && memcmp(m->addr, addr, len) == 0)
-		return ENGINE_OK;
-	if (m == NULL) {
-		if (g->bs.n_members == RAFT_MAX_MEMBERS)
-			return eng_err(e, ENGINE_ERR_INVALID, "group %llu: address book full",
-			               (unsigned long long)g->id);
-		m = &g->bs.members[g->bs.n_members++];
-		m->node_id = id;
-	}
-	memcpy(m->addr, addr, len);
-	m->addr[len] = '\0';
-	rc = e->st.save_bootstrap(e->st.ctx, g->id, &g->bs);
-	if (rc != ENGINE_OK)
-		return eng_err(e, rc, "group %llu: saving address of node %llu failed",
-		               (unsigned long long)g->id, (unsigned long long)id);
-	if (id != e->cfg.node_id && e->net.add_peer != NULL)
-		e->net.add_peer(e->net.ctx, id, m->addr);
-	return ENGINE_OK;
-}
-
 static void group_free(struct engine *e, struct group *g)
 {
-	if (g->recv_path[0] != '\0')
+	if (g->recv_path != NULL)
 		remove(g->recv_path);
-	if (g->out.busy)
-		remove(g->out.path); /* a background save that will not be shipped */
+	if (g->out != NULL)
+		remove(g->out->path); /* a snapshot that will not be shipped */
+	e->a->free(g->recv_path);
+	e->a->free(g->out);
+	e->a->free(g->error);
+	eng_book_free(e, g);
 	if (g->r != NULL)
 		raft_destroy(g->r);
 	dr_arena_free(&g->arena.ar);
 	eng_cache_free(&g->cache, e->a);
 	e->a->free(g->reads);
 	e->a->free(g);
-}
-
-/* Fill g's log view from storage (restart) or set up an empty one. */
-static int group_load(struct engine *e, struct group *g, const struct engine_bootstrap *bs)
-{
-	struct engine_stored_state *ss;
-	int rc;
-
-	ss = e->a->malloc(sizeof(*ss));
-	if (ss == NULL)
-		return eng_err(e, ENGINE_ERR_NOMEM, "group %llu: out of memory",
-		               (unsigned long long)g->id);
-	rc = e->st.load(e->st.ctx, g->id, ss);
-	if (bs != NULL) {
-		e->a->free(ss);
-		if (rc == ENGINE_OK)
-			return eng_err(
-			        e, ENGINE_ERR_EXISTS,
-			        "group %llu already has data on this node; restart it instead",
-			        (unsigned long long)g->id);
-		g->bs = *bs;
-		memset(&g->bs.membership, 0, sizeof(g->bs.membership));
-		if (!bs->join) {
-			for (uint32_t i = 0; i < bs->n_members; i++)
-				member_add(&g->bs.membership, bs->members[i].node_id);
-			if (g->bs.membership.n_voters == 0)
-				return eng_err(e, ENGINE_ERR_INVALID, "group %llu: no members",
-				               (unsigned long long)g->id);
-		}
-		rc = e->st.save_bootstrap(e->st.ctx, g->id, &g->bs);
-		if (rc != ENGINE_OK)
-			return eng_err(e, rc, "group %llu: saving bootstrap info failed",
-			               (unsigned long long)g->id);
-		g->first = 1;
-		g->last = 0;
-		return ENGINE_OK;
-	}
-	if (rc != ENGINE_OK) {
-		e->a->free(ss);
-		return eng_err(e, rc, "group %llu: cannot load its stored state (%s)",
-		               (unsigned long long)g->id, engine_strerror(rc));
-	}
-	g->bs = ss->bootstrap;
-	g->hs = ss->hard_state;
-	g->first = ss->first_index;
-	g->last = ss->last_index;
-	g->prev_term = ss->prev_term;
-	g->snap = ss->snapshot;
-	/* Raft replays the log from the snapshot; membership as of it. */
-	g->conf = g->snap.index > 0 ? g->snap.membership : g->bs.membership;
-	g->applied = g->snap.index;
-	g->applied_term = g->snap.term;
-	e->a->free(ss);
-	if (g->first == 0 || g->first > g->last + 1 || g->snap.index + 1 < g->first ||
-	    g->hs.commit > g->last)
-		return eng_err(e, ENGINE_ERR_STORAGE, "group %llu: inconsistent stored log",
-		               (unsigned long long)g->id);
-	return ENGINE_OK;
 }
 
 int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_bootstrap *bs,
@@ -422,6 +403,8 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 		return eng_err(e, ENGINE_ERR_INVALID, "bad group id or state machine");
 	if (e->failed)
 		return ENGINE_ERR_FAILED;
+	if (e->stopping)
+		return ENGINE_ERR_STOPPED;
 	if (e->in_round || e->in_flush)
 		return ENGINE_ERR_INVALID;
 	if (eng_group(e, group_id) != NULL)
@@ -434,6 +417,8 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 		                 sizeof(*e->changed));
 	if (rc == ENGINE_OK)
 		rc = index_reserve(e, e->n_groups + 1);
+	if (rc == ENGINE_OK)
+		rc = sets_reserve(e, e->n_groups + 1);
 	g = rc == ENGINE_OK ? e->a->malloc(sizeof(*g)) : NULL;
 	if (g == NULL)
 		return eng_err(e, ENGINE_ERR_NOMEM, "group %llu: out of memory",
@@ -442,6 +427,7 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 	g->id = group_id;
 	g->e = e;
 	g->sm = *sm;
+	g->tick_pos = SIZE_MAX;
 	dr_arena_init(&g->arena.ar, e->a->malloc, e->a->free, ARENA_BLOCK);
 	g->sm_skip = sm->durable_applied(sm->ctx);
 	if (bs != NULL && g->sm_skip > 0) {
@@ -452,11 +438,11 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 		             (unsigned long long)group_id, (unsigned long long)g->sm_skip);
 		goto err_after_alloc;
 	}
-	rc = group_load(e, g, bs);
+	rc = eng_view_load(e, g, bs);
 	if (rc != ENGINE_OK)
 		goto err_after_alloc;
 	if (bs != NULL && !bs->join)
-		g->conf = g->bs.membership; /* what raft_create's bootstrap produces */
+		g->conf = *eng_book_initial(g); /* what raft_create's bootstrap produces */
 
 	/*
 	 * The state machine already holds what it applied durably.  It may be
@@ -478,20 +464,17 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 	rc_cfg.check_quorum = true;
 	rc_cfg.max_inflight_msgs = e->cfg.max_inflight_msgs;
 	rc_cfg.max_msg_bytes = e->cfg.max_msg_bytes;
-	rc_cfg.max_uncommitted_bytes = e->cfg.max_uncommitted_bytes;
-	rc_cfg.max_entry_bytes =
-	        e->cfg.max_entry_bytes ? e->cfg.max_entry_bytes + ENGINE_HEADER_BYTES : 0;
+	/* The core's 0 means unlimited. */
+	rc_cfg.max_uncommitted_bytes =
+	        e->cfg.max_uncommitted_bytes == ENGINE_UNLIMITED ? 0 : e->cfg.max_uncommitted_bytes;
+	rc_cfg.max_entry_bytes = e->cfg.max_entry_bytes == ENGINE_UNLIMITED
+	                                 ? 0
+	                                 : e->cfg.max_entry_bytes + ENGINE_HEADER_BYTES;
 	rc_cfg.applied = g->applied;
 	rc_cfg.seed = e->cfg.seed ^ (group_id * 0x9E3779B97F4A7C15ull);
-	rc_cfg.storage.ctx = g;
-	rc_cfg.storage.initial_state = st_initial;
-	rc_cfg.storage.entries = st_entries;
-	rc_cfg.storage.term = st_term;
-	rc_cfg.storage.first_index = st_first;
-	rc_cfg.storage.last_index = st_last;
-	rc_cfg.storage.snapshot = st_snapshot;
+	eng_view_storage(g, &rc_cfg.storage);
 	rc_cfg.alloc = &e->ra;
-	rc = raft_create(&rc_cfg, bs != NULL && !bs->join ? &g->bs.membership : NULL, &g->r);
+	rc = raft_create(&rc_cfg, bs != NULL && !bs->join ? eng_book_initial(g) : NULL, &g->r);
 	if (rc != RAFT_OK) {
 		rc = eng_err(e, eng_from_raft(rc), "group %llu: raft_create failed: %s",
 		             (unsigned long long)group_id, raft_strerror(rc));
@@ -500,41 +483,17 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 	g->role = raft_role(g->r);
 	g->term = raft_term_of(g->r);
 	g->leader = raft_leader(g->r);
-	if (e->net.add_peer != NULL)
-		for (uint32_t i = 0; i < g->bs.n_members; i++)
-			if (g->bs.members[i].node_id != e->cfg.node_id)
-				e->net.add_peer(e->net.ctx, g->bs.members[i].node_id,
-				                g->bs.members[i].addr);
+	eng_announce_addresses(e, g);
 	e->groups[e->n_groups++] = g;
 	index_add(e, g);
+	tick_add(e, g);
 	eng_changed(e, g);
-	e->work = true;
+	eng_mark(e, g);
 	return ENGINE_OK;
 
 err_after_alloc:
 	group_free(e, g);
 	return rc;
-}
-
-void eng_fail_group(struct engine *e, struct group *g, int rc)
-{
-	for (size_t i = 0; i < e->pend.cap && g->n_pending > 0; i++) {
-		struct pending *p = &e->pend.slots[i], op;
-
-		if (p->key == 0 || p->group_id != g->id)
-			continue;
-		eng_pending_del(&e->pend, p, &op);
-		g->n_pending--;
-		i--; /* backward shift may have moved another entry here */
-		eng_complete(e, op.cb, op.ctx, rc, g->id, 0, 0);
-	}
-	g->n_reads = 0;
-	if (g->cc.active)
-		eng_slot_done(e, g, &g->cc, rc, 0);
-	if (g->transfer.active)
-		eng_slot_done(e, g, &g->transfer, rc, 0);
-	if (g->snapreq.active)
-		eng_slot_done(e, g, &g->snapreq, rc, 0);
 }
 
 int engine_stop_group(struct engine *e, uint64_t group_id)
@@ -549,6 +508,10 @@ int engine_stop_group(struct engine *e, uint64_t group_id)
 		if (e->groups[i] == g)
 			e->groups[i] = e->groups[--e->n_groups];
 	index_fill(e);
+	tick_remove(e, g);
+	for (size_t i = 0; g->marked && i < e->n_marked; i++)
+		if (e->marked[i] == g)
+			e->marked[i] = e->marked[--e->n_marked];
 	for (size_t i = 0; g->changed && i < e->n_changed; i++)
 		if (e->changed[i] == g->id) {
 			memmove(&e->changed[i], &e->changed[i + 1],
@@ -572,16 +535,25 @@ int engine_remove_group_data(struct engine *e, uint64_t group_id)
 		return ENGINE_ERR_INVALID;
 	if (eng_group(e, group_id) != NULL)
 		engine_stop_group(e, group_id);
+	if (e->failed)
+		return ENGINE_ERR_FAILED;
 	rc = e->st.remove(e->st.ctx, group_id);
 	if (rc != ENGINE_OK)
-		return eng_err(e, rc, "group %llu: removing its data failed",
-		               (unsigned long long)group_id);
+		return eng_fail_engine(e, rc, "group %llu: removing its data",
+		                       (unsigned long long)group_id);
 	return ENGINE_OK;
 }
 
 int engine_stored_groups(struct engine *e, uint64_t *ids, size_t cap, size_t *n)
 {
-	return e->st.list(e->st.ctx, ids, cap, n);
+	int rc;
+
+	if (e->failed)
+		return ENGINE_ERR_FAILED;
+	rc = e->st.list(e->st.ctx, ids, cap, n);
+	if (rc != ENGINE_OK && rc != ENGINE_ERR_NOMEM)
+		return eng_fail_engine(e, rc, "listing the stored groups");
+	return rc;
 }
 
 /* ---- engine ---- */
@@ -633,6 +605,10 @@ int engine_create(const struct engine_config *cfg, const struct engine_storage_o
 		e->cfg.election_rtt = e->cfg.heartbeat_rtt + 1;
 	if (e->cfg.max_msg_bytes == 0)
 		e->cfg.max_msg_bytes = 1 << 20;
+	if (e->cfg.max_uncommitted_bytes == 0)
+		e->cfg.max_uncommitted_bytes = ENGINE_DEFAULT_MAX_UNCOMMITTED;
+	if (e->cfg.max_entry_bytes == 0)
+		e->cfg.max_entry_bytes = ENGINE_DEFAULT_MAX_ENTRY;
 	if (e->cfg.max_inflight_msgs == 0)
 		e->cfg.max_inflight_msgs = 256;
 	if (e->cfg.entry_cache_bytes == 0)
@@ -679,6 +655,13 @@ void engine_destroy(struct engine *e)
 {
 	if (e == NULL)
 		return;
+	/* Nobody may wait forever: what is pending completes first. */
+	e->stopping = true;
+	e->defer++;
+	for (size_t i = 0; i < e->n_groups; i++)
+		eng_fail_group(e, e->groups[i], ENGINE_ERR_STOPPED);
+	e->defer--;
+	eng_flush(e);
 	for (size_t i = 0; i < e->n_groups; i++)
 		group_free(e, e->groups[i]);
 	eng_pending_free(&e->pend, e->a);
@@ -690,25 +673,39 @@ void engine_destroy(struct engine *e)
 	e->a->free(e->scratch);
 	e->a->free(e->done);
 	e->a->free(e->changed);
+	e->a->free(e->marked);
+	e->a->free(e->ticking);
+	e->a->free(e->batch);
 	e->a->free(e);
 }
 
 void engine_tick(struct engine *e)
 {
-	if (e->failed || e->in_round)
+	if (e->in_round)
 		return;
-	e->now++;
-	for (size_t i = 0; i < e->n_groups; i++)
-		if (eng_live(e->groups[i]))
-			raft_tick(e->groups[i]->r);
-	/* Timeouts are coarse: scan the table every 4 ticks. */
-	if ((e->now & 3) == 0) {
-		e->defer++;
-		eng_expire(e);
-		e->defer--;
+	if (e->failed) {
 		eng_flush(e);
+		return;
 	}
-	e->work = true;
+	e->now++;
+	e->defer++;
+	/*
+	 * Only the tick set: a group that made work (heartbeats, an election)
+	 * joins the ready set.  Backwards, as a group that fails leaves the set
+	 * by swapping the last one into its place.
+	 */
+	for (size_t i = e->n_ticking; i-- > 0 && !e->failed;) {
+		struct group *g = e->ticking[i];
+
+		eng_raft_rc(e, g, raft_tick(g->r), "a tick");
+		if (raft_has_ready(g->r) || eng_snapshot_wanted(e, g))
+			eng_mark(e, g);
+	}
+	/* Timeouts are coarse: scan the table every 4 ticks. */
+	if ((e->now & 3) == 0 && !e->failed)
+		eng_expire(e);
+	e->defer--;
+	eng_flush(e);
 }
 
 /* ---- network input ---- */
@@ -751,25 +748,28 @@ int engine_deliver(struct engine *e, const struct raft_message *msgs, size_t n)
 		return ENGINE_ERR_FAILED;
 	if (e->in_round)
 		return eng_err(e, ENGINE_ERR_INVALID, "delivery inside a round");
-	for (size_t i = 0; i < n; i++) {
+	e->defer++;
+	for (size_t i = 0; i < n && !e->failed; i++) {
 		const struct raft_message *m = &msgs[i];
 		struct group *g = eng_group(e, m->group_id);
 
-		if (g == NULL || g->failed || m->to != e->cfg.node_id ||
+		if (g == NULL || g->state == GS_FAILED || m->to != e->cfg.node_id ||
 		    m->type == RAFT_MSG_SNAPSHOT) {
 			e->dropped++;
 			continue;
 		}
-		if (g->installing)
+		if (g->state != GS_ACTIVE)
 			continue; /* frozen; the leader retries what is lost */
-		if (raft_step(g->r, m) != RAFT_OK) {
+		if (eng_raft_rc(e, g, raft_step(g->r, m), "a message") != ENGINE_OK) {
 			e->dropped++;
 			continue;
 		}
 		note_contact(e, g, m);
+		eng_mark(e, g);
 	}
-	e->work = true;
-	return ENGINE_OK;
+	e->defer--;
+	eng_flush(e);
+	return e->failed ? ENGINE_ERR_FAILED : ENGINE_OK;
 }
 
 int engine_deliver_snapshot(struct engine *e, const struct raft_message *m, const char *path)
@@ -783,28 +783,40 @@ int engine_deliver_snapshot(struct engine *e, const struct raft_message *m, cons
 	    m->snapshot == NULL || strlen(path) >= ENGINE_PATH_MAX)
 		return ENGINE_ERR_INVALID;
 	g = eng_group(e, m->group_id);
-	if (g == NULL || g->failed) {
+	if (g == NULL || g->state == GS_FAILED) {
 		e->dropped++;
 		return ENGINE_ERR_NO_GROUP;
 	}
-	if (g->installing)
+	if (g->state != GS_ACTIVE)
 		return ENGINE_ERR_BUSY; /* recovering from another one */
-	if (g->recv_path[0] != '\0' && strcmp(g->recv_path, path) != 0)
+	if (g->recv_path == NULL && (g->recv_path = e->a->malloc(ENGINE_PATH_MAX)) == NULL)
+		return ENGINE_ERR_NOMEM;
+	if (g->recv_index != 0 && strcmp(g->recv_path, path) != 0)
 		remove(g->recv_path); /* an older one that was never installed */
-	snprintf(g->recv_path, sizeof(g->recv_path), "%s", path);
+	snprintf(g->recv_path, ENGINE_PATH_MAX, "%s", path);
 	g->recv_index = m->snapshot->index;
-	rc = raft_step(g->r, m);
-	e->work = true;
-	return rc == RAFT_OK ? ENGINE_OK : eng_from_raft(rc);
+	e->defer++;
+	rc = eng_raft_rc(e, g, raft_step(g->r, m), "a snapshot message");
+	eng_mark(e, g);
+	e->defer--;
+	eng_flush(e);
+	return rc;
 }
 
 void engine_report_unreachable(struct engine *e, raft_id node_id, uint64_t group_id)
 {
-	if (e->in_round)
+	struct group *one = group_id != 0 ? eng_group(e, group_id) : NULL;
+
+	if (e->in_round || (group_id != 0 && one == NULL))
 		return;
-	for (size_t i = 0; i < e->n_groups; i++)
-		if ((group_id == 0 || e->groups[i]->id == group_id) && eng_live(e->groups[i]))
-			raft_report_unreachable(e->groups[i]->r, node_id);
+	for (size_t i = 0; i < (one != NULL ? 1 : e->n_groups); i++) {
+		struct group *g = one != NULL ? one : e->groups[i];
+
+		if (eng_live(g)) {
+			raft_report_unreachable(g->r, node_id);
+			eng_mark(e, g);
+		}
+	}
 }
 
 void engine_snapshot_sent(struct engine *e, raft_id to, uint64_t group_id, bool failed)
@@ -813,22 +825,22 @@ void engine_snapshot_sent(struct engine *e, raft_id to, uint64_t group_id, bool 
 
 	if (g != NULL && !failed)
 		g->stats.snapshots_sent++;
-	if (g != NULL && !e->in_round && eng_live(g))
+	if (g != NULL && !e->in_round && eng_live(g)) {
 		raft_report_snapshot(g->r, to, failed);
-	e->work = true;
+		eng_mark(e, g);
+	}
 }
 
 int engine_snapshot_saved(struct engine *e, uint64_t group_id, int rc, raft_index index)
 {
 	struct group *g = eng_group(e, group_id);
 
-	if (g == NULL || !g->out.busy || g->out.done)
+	if (g == NULL || g->out == NULL || g->out->state != OUT_SAVING)
 		return ENGINE_ERR_NO_GROUP; /* stopped meanwhile: nothing waits for it */
-	g->out.done = true;
-	g->out.rc = rc == ENGINE_IN_PROGRESS ? ENGINE_ERR_SNAPSHOT : rc;
-	g->out.index = index;
-	e->async_done++;
-	e->work = true;
+	g->out->state = OUT_SAVED;
+	g->out->rc = rc == ENGINE_IN_PROGRESS ? ENGINE_ERR_SNAPSHOT : rc;
+	g->out->index = index;
+	eng_mark(e, g);
 	return ENGINE_OK;
 }
 
@@ -836,11 +848,14 @@ int engine_snapshot_recovered(struct engine *e, uint64_t group_id, int rc)
 {
 	struct group *g = eng_group(e, group_id);
 
-	if (g == NULL || !g->installing || g->install_done)
+	if (g == NULL || g->state != GS_RECOVERING)
 		return ENGINE_ERR_NO_GROUP;
-	g->install_done = true;
-	g->install_rc = rc == ENGINE_IN_PROGRESS ? ENGINE_ERR_SNAPSHOT : rc;
-	e->work = true;
+	if (rc == ENGINE_OK)
+		eng_set_state(e, g, GS_RECOVERED);
+	else
+		eng_group_failed(
+		        e, g, ENGINE_ERR_SNAPSHOT, "snapshot recovery failed (%s)",
+		        engine_strerror(rc == ENGINE_IN_PROGRESS ? ENGINE_ERR_SNAPSHOT : rc));
 	return ENGINE_OK;
 }
 
@@ -854,13 +869,8 @@ bool engine_failed(const struct engine *e)
 bool engine_has_work(const struct engine *e)
 {
 	if (e->failed)
-		return false;
-	if (e->work)
-		return true;
-	for (size_t i = 0; i < e->n_groups; i++)
-		if (eng_live(e->groups[i]) && raft_has_ready(e->groups[i]->r))
-			return true;
-	return false;
+		return e->n_done > 0; /* completions of the failure wait for a round */
+	return e->n_marked > 0;
 }
 
 int engine_group_status(const struct engine *e, uint64_t group_id, struct engine_group_status *out)
@@ -879,12 +889,14 @@ int engine_group_status(const struct engine *e, uint64_t group_id, struct engine
 	out->snapshot_index = g->snap.index;
 	out->first_index = g->first;
 	out->writable = out->role == RAFT_LEADER && g->role == RAFT_LEADER &&
-	                g->term == out->term && g->applied >= g->noop_index && !g->failed;
+	                g->term == out->term && g->applied >= g->noop_index &&
+	                g->state != GS_FAILED && !e->failed;
 	out->membership = *raft_membership(g->r);
-	out->state = g->failed       ? ENGINE_GROUP_FAILED
-	             : g->installing ? ENGINE_GROUP_RECOVERING
-	                             : ENGINE_GROUP_ACTIVE;
-	out->sending_snapshot = g->out.busy;
+	out->state = e->failed               ? ENGINE_GROUP_ENGINE_FAILED
+	             : g->state == GS_FAILED ? ENGINE_GROUP_FAILED
+	             : g->state == GS_ACTIVE ? ENGINE_GROUP_ACTIVE
+	                                     : ENGINE_GROUP_RECOVERING;
+	out->sending_snapshot = g->out != NULL;
 	out->apply_held = g->apply_held;
 	out->leader_contact_tick = out->role == RAFT_LEADER ? e->now : contact_of(g, out->leader);
 	out->n_peers = 0;
@@ -905,7 +917,10 @@ int engine_group_status(const struct engine *e, uint64_t group_id, struct engine
 			out->n_peers++;
 		}
 	}
-	snprintf(out->error, sizeof(out->error), "%s", g->failed ? g->error : "");
+	snprintf(out->error, sizeof(out->error), "%s",
+	         e->failed                                   ? e->errmsg
+	         : g->state == GS_FAILED && g->error != NULL ? g->error
+	                                                     : "");
 	return ENGINE_OK;
 }
 
@@ -956,7 +971,7 @@ void engine_sm_resume(struct engine *e, uint64_t group_id)
 	if (g == NULL)
 		return;
 	eng_changed(e, g);
-	e->work = true;
+	eng_mark(e, g);
 }
 
 size_t engine_groups(const struct engine *e, uint64_t *ids, size_t cap)
@@ -971,16 +986,12 @@ bool engine_accepts(const struct engine *e, uint64_t group_id, raft_id from)
 	const struct group *g = eng_group(e, group_id);
 	const struct raft_membership *m;
 
-	if (g == NULL || g->failed || from == 0 || from == e->cfg.node_id)
+	if (g == NULL || g->state == GS_FAILED || from == 0 || from == e->cfg.node_id)
 		return false;
 	m = raft_membership(g->r);
-	if (m->n_voters + m->n_nonvoters == 0 || raft_membership_contains(m, from))
-		return true;
-	/* A member that is being added or an address we were told about. */
-	for (uint32_t i = 0; i < g->bs.n_members; i++)
-		if (g->bs.members[i].node_id == from)
-			return true;
-	return false;
+	/* A member, one that is being added, or an address we were told about. */
+	return m->n_voters + m->n_nonvoters == 0 || raft_membership_contains(m, from) ||
+	       eng_knows_address(g, from);
 }
 
 size_t engine_pending_count(const struct engine *e)
@@ -988,8 +999,8 @@ size_t engine_pending_count(const struct engine *e)
 	size_t n = e->pend.n;
 
 	for (size_t i = 0; i < e->n_groups; i++)
-		n += e->groups[i]->cc.active + e->groups[i]->transfer.active +
-		     e->groups[i]->snapreq.active;
+		n += e->groups[i]->cc.w.active + e->groups[i]->transfer.w.active +
+		     e->groups[i]->snapreq.w.active;
 	return n;
 }
 

@@ -7,10 +7,11 @@
  *
  * Threads: none.  Every function must be called from the thread that drives
  * the engine (the libuv loop in production).  Callbacks given to client
- * operations run at the end of engine_run_round() or inside engine_tick();
- * they may start new operations but must not start, stop or destroy groups
- * or the engine, nor call engine_run_round() (those return
- * ENGINE_ERR_INVALID there).
+ * operations run at the end of engine_run_round(), or inside engine_tick(),
+ * engine_deliver(), engine_deliver_snapshot(), engine_stop_group() and
+ * engine_destroy(), never inside another client operation; they may start
+ * new operations but must not start, stop or destroy groups or the engine,
+ * nor call engine_run_round() (those return ENGINE_ERR_INVALID there).
  *
  * The driver's loop:
  *
@@ -19,12 +20,27 @@
  *	                      engine_report_unreachable(...), engine_snapshot_sent(...);
  *	whenever work queued: engine_run_round(e);  (engine_has_work() says so)
  *
- * One round gathers every group's Ready, sends the leaders' appends (they may
- * go out before the leader's own write), writes all groups' hard states and
+ * One round visits the groups with work (the ready set: messages arrived,
+ * a tick made work, an operation started, a report came; idle groups cost
+ * nothing), gathers their Readys, sends the leaders' appends (they may go
+ * out before the leader's own write), writes all their hard states and
  * entries with ONE storage save (one synced batch per LogDB shard), sends the
  * other messages, applies committed entries to the state machines, advances
  * the Raft cores, completes client callbacks, then takes metadata snapshots
  * and compacts logs where due.
+ *
+ * Failures: a storage failure (a save, a sync, a read of entries or terms,
+ * snapshot metadata, compaction; corruption included) stops the whole
+ * engine: nothing more is sent, acknowledged or applied, engine_failed()
+ * turns true, engine_errmsg() names the group, the node and the index (with
+ * the storage's own message), every group's status says
+ * ENGINE_GROUP_ENGINE_FAILED (all are listed by engine_take_changed()), and
+ * every pending operation completes with ENGINE_ERR_FAILED: its outcome is
+ * unknown, a proposal may still commit.  Only a new process goes on (the
+ * PostgreSQL worker exits with FATAL).  A state machine failure, or an error
+ * of a group's Raft core that is not a refusal of the input (a bug), stops
+ * only that group: ENGINE_GROUP_FAILED, its operations complete with
+ * ENGINE_ERR_SM.
  *
  * Proposals: each proposal's entry starts with a 16-byte header (client id,
  * series; little-endian) that the engine strips before the state machine sees
@@ -66,7 +82,7 @@ enum engine_rc {
 	ENGINE_ERR_RAFT = -16,      /* unexpected Raft core error (see engine_errmsg) */
 	ENGINE_ERR_NOT_FOUND = -17, /* storage: nothing stored for that group */
 	ENGINE_ERR_SNAPSHOT = -18,  /* a snapshot could not be made, sent or installed */
-	ENGINE_ERR_FAILED = -19,    /* the engine stopped after a storage failure */
+	ENGINE_ERR_FAILED = -19,    /* the engine stopped (storage failure): outcome unknown */
 };
 
 /* Static description of an rc. */
@@ -160,8 +176,11 @@ struct engine_storage_ops {
 	int (*compact)(void *ctx, uint64_t group_id, raft_index index);
 	/* Delete everything stored for the group. */
 	int (*remove)(void *ctx, uint64_t group_id);
-	/* True while the shard holding the group is near its write-stall limits. */
+	/* True while the shard holding the group is near its write-stall limits (asked per
+	 * proposal: must be cheap). */
 	bool (*busy)(void *ctx, uint64_t group_id);
+	/* Optional: the storage's description of its last error (named in engine_errmsg). */
+	const char *(*errmsg)(void *ctx);
 };
 
 /* ---- network (transport) ------------------------------------------------ */
@@ -239,6 +258,11 @@ struct engine_sm_ops {
 
 /* ---- engine ------------------------------------------------------------- */
 
+#define ENGINE_DEFAULT_MAX_UNCOMMITTED (32ull << 20)
+#define ENGINE_DEFAULT_MAX_ENTRY       (64ull << 20)
+#define ENGINE_UNLIMITED               UINT64_MAX
+
+/* Numbers: 0 takes the default in [brackets]; the byte limits take ENGINE_UNLIMITED. */
 struct engine_config {
 	raft_id node_id;                /* this node, > 0 */
 	unsigned rtt_ms;                /* tick length for drivers [50] */
@@ -246,16 +270,18 @@ struct engine_config {
 	unsigned heartbeat_rtt;         /* heartbeat interval in ticks [1] */
 	uint64_t snapshot_entries;      /* metadata snapshot every N applied entries; 0 = never */
 	uint64_t compaction_overhead;   /* entries kept below the snapshot point */
-	uint64_t max_uncommitted_bytes; /* per group on the leader; 0 = unlimited */
-	uint64_t max_entry_bytes;       /* largest proposal; 0 = unlimited */
+	uint64_t max_uncommitted_bytes; /* proposals' bytes a leader holds uncommitted, per
+	                                 * group, beyond which they get ENGINE_ERR_BUSY (one
+	                                 * larger entry passes when none is) [32 MiB] */
+	uint64_t max_entry_bytes;       /* largest proposal (DESIGN max_entry_size) [64 MiB] */
 	uint64_t max_msg_bytes;         /* entry bytes per append [1 MiB] */
 	unsigned max_inflight_msgs;     /* appends in flight per follower [256] */
 	unsigned request_timeout_ticks; /* client operations time out [4 * election_rtt] */
 	uint64_t entry_cache_bytes;     /* recent entries kept in memory per group [4 MiB] */
 	bool forward_proposals;         /* followers forward proposals instead of NOT_LEADER */
-	uint64_t client_id;             /* proposal key prefix, new per start; 0 = node id + random */
-	uint64_t seed;                  /* randomised election timeouts; 0 = node id */
-	const char *snapshot_dir;       /* where snapshot files are written ["."] */
+	uint64_t client_id;       /* proposal key prefix, new per start; 0 = node id + random */
+	uint64_t seed;            /* randomised election timeouts; 0 = node id */
+	const char *snapshot_dir; /* where snapshot files are written ["."] */
 	const struct engine_alloc *alloc; /* NULL = libc */
 };
 
@@ -283,6 +309,8 @@ enum engine_group_state {
 	ENGINE_GROUP_ACTIVE = 0,     /* taking part in its group */
 	ENGINE_GROUP_RECOVERING = 1, /* the state machine loads a received snapshot */
 	ENGINE_GROUP_FAILED = 2,     /* stopped by a failure (status.error says which) */
+	ENGINE_GROUP_ENGINE_FAILED =
+	        3, /* the whole engine stopped (storage): error = engine_errmsg */
 };
 
 /* A member as the leader sees it (engine_group_status.peers). */
@@ -313,7 +341,7 @@ struct engine_group_status {
 	                               * (the leader itself: now); 0 = never */
 	uint32_t n_peers;             /* leader only: the other members' progress */
 	struct engine_peer_status peers[RAFT_MAX_MEMBERS];
-	char error[256]; /* ENGINE_GROUP_FAILED: what failed */
+	char error[512]; /* ENGINE_GROUP_FAILED, ENGINE_GROUP_ENGINE_FAILED: what failed */
 };
 
 /* Cumulative per-group counters since the group started on this node. */
@@ -336,7 +364,11 @@ struct engine; /* opaque */
 int engine_create(const struct engine_config *cfg, const struct engine_storage_ops *storage,
                   const struct engine_network_ops *net, struct engine **out, char *errmsg,
                   size_t errmsg_len);
-/* Free the engine and every group (no callbacks run; nothing is written). */
+/*
+ * Free the engine and every group; nothing is written.  Operations still
+ * pending complete first, with ENGINE_ERR_STOPPED (callbacks run inside this
+ * call; engine calls from them return ENGINE_ERR_STOPPED).
+ */
 void engine_destroy(struct engine *e);
 /* The last error's human description. */
 const char *engine_errmsg(const struct engine *e);
@@ -389,10 +421,10 @@ int engine_snapshot_saved(struct engine *e, uint64_t group_id, int rc, raft_inde
 /* A background recover() of group_id ended with rc (not ENGINE_OK: the group stops). */
 int engine_snapshot_recovered(struct engine *e, uint64_t group_id, int rc);
 
-/* One tick of logical time for every group; times out client operations. */
+/* One tick of logical time for every active group; times out client operations. */
 void engine_tick(struct engine *e);
-/* One round over every group (see the top of this file); ENGINE_ERR_FAILED after a storage error.
- */
+/* One round over the groups with work (see the top of this file); ENGINE_ERR_FAILED after a
+ * storage failure. */
 int engine_run_round(struct engine *e);
 /* Did a storage failure stop the engine (reason in engine_errmsg)?  Restart the process. */
 bool engine_failed(const struct engine *e);

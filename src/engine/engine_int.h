@@ -1,7 +1,11 @@
 /*
- * engine_int.h - private structures of the engine (engine.c: groups, client
- * operations, input; round.c: the Ready round, apply, snapshots; pending.c:
- * the table of operations waiting for an outcome).
+ * engine_int.h - private structures of the engine.  Files by concern:
+ * engine.c (the engine, its groups and their state, input, status),
+ * logview.c (a group's view of its stable log, which its Raft core reads),
+ * addrbook.c (members' addresses), client.c (client operations and the
+ * trackers of pending ones), round.c (the Ready round), snapshot.c (state
+ * machine snapshots, installs, metadata snapshots and compaction), pending.c
+ * (the table of proposals and reads), cache.c (the entry cache).
  */
 #ifndef DRAGONRAFT_ENGINE_INT_H
 #define DRAGONRAFT_ENGINE_INT_H
@@ -39,8 +43,8 @@ struct entry_cache {
 };
 
 /* Append persisted entries (copied), replacing a cached suffix; keep within limit bytes. */
-void eng_cache_append(struct entry_cache *c, const struct engine_alloc *a, const struct raft_entry *e,
-                  uint32_t n, uint64_t limit);
+void eng_cache_append(struct entry_cache *c, const struct engine_alloc *a,
+                      const struct raft_entry *e, uint32_t n, uint64_t limit);
 /* Drop every entry; the next expected index is next. */
 void eng_cache_clear(struct entry_cache *c, raft_index next);
 /* Drop entries below index below. */
@@ -50,8 +54,8 @@ void eng_cache_release(struct entry_cache *c, const struct engine_alloc *a);
 /* Free everything. */
 void eng_cache_free(struct entry_cache *c, const struct engine_alloc *a);
 /* Entries [lo, hi) bounded by max_bytes (at least one) if all cached. */
-bool eng_cache_entries(const struct entry_cache *c, raft_index lo, raft_index hi, uint64_t max_bytes,
-                   struct raft_entry *out, uint32_t *n);
+bool eng_cache_entries(const struct entry_cache *c, raft_index lo, raft_index hi,
+                       uint64_t max_bytes, struct raft_entry *out, uint32_t *n);
 /* Term of entry i if cached. */
 bool eng_cache_term(const struct entry_cache *c, raft_index i, raft_term *t);
 
@@ -92,21 +96,46 @@ int eng_pending_reserve(struct pending_table *t, const struct engine_alloc *a, s
 /* Remove the slot p points to (from eng_pending_get or iteration); *p is copied out first. */
 void eng_pending_del(struct pending_table *t, struct pending *p, struct pending *out);
 
-/* A single-slot operation of a group (membership change, transfer, snapshot). */
-struct slot_op {
+/* Who waits for a tracked operation (see the trackers below). */
+struct waiter {
 	bool active;
-	raft_index index; /* conf change: its index */
-	raft_term term;   /* conf change: term it was appended in */
-	raft_id target;   /* transfer: the target */
-	uint64_t deadline;
 	engine_done_cb cb;
 	void *ctx;
 };
 
+/*
+ * The trackers of a group's single-slot operations, after Dragonboat's
+ * pendingConfigChange, pendingLeaderTransfer and pendingSnapshot (client.c
+ * holds their rules).
+ */
+/* A membership change proposed here: done when applied, or its fate otherwise known. */
+struct pending_cc {
+	struct waiter w;
+	raft_index index; /* its log index */
+	raft_term term;   /* the term it was appended in */
+	uint64_t deadline;
+};
+
+/* A leadership transfer asked here: done when the target leads, or on timeout. */
+struct pending_transfer {
+	struct waiter w;
+	raft_id target;
+	uint64_t deadline;
+};
+
+/* A snapshot asked by a client: done when the next metadata snapshot is saved. */
+struct pending_snapshot {
+	struct waiter w;
+};
+
 /* A state machine snapshot being written for followers that need one (leader side). */
+enum snap_out_state {
+	OUT_SAVING = 1, /* save_snapshot() runs in the background */
+	OUT_SAVED,      /* ... and ended (rc, index): the next round ships it */
+};
+
 struct snap_out {
-	bool busy; /* save_snapshot() runs */
-	bool done; /* ... and ended: rc, index */
+	enum snap_out_state state;
 	int rc;
 	raft_index index;
 	struct raft_message tmpl; /* the first request (term, from); to varies */
@@ -115,17 +144,50 @@ struct snap_out {
 	char path[ENGINE_PATH_MAX + 96];
 };
 
+/*
+ * The address book: the stored bootstrap record (how the member started, its
+ * initial voters, its members' addresses), kept compact in memory since a
+ * group has a few members where struct engine_bootstrap has room for
+ * RAFT_MAX_MEMBERS (addrbook.c).
+ */
+struct addrbook {
+	bool join;
+	uint32_t n;
+	struct engine_member *m;         /* n addresses */
+	struct raft_membership *initial; /* initial voters; NULL when the member joined */
+};
+
+/*
+ * What a group is doing.  Every change goes through eng_set_state()
+ * (engine.c), the one place that knows the transitions:
+ *
+ *	ACTIVE -> RECOVERING     install(): recover() runs in the background; the
+ *	                         group is frozen, its Ready held
+ *	RECOVERING -> RECOVERED  engine_snapshot_recovered() with success
+ *	RECOVERED -> ACTIVE      the next round saved and advanced the held Ready
+ *	any -> FAILED            its state machine or Raft core failed (g->error);
+ *	                         pending operations complete with ENGINE_ERR_SM
+ */
+enum group_state {
+	GS_ACTIVE = 0,
+	GS_RECOVERING,
+	GS_RECOVERED,
+	GS_FAILED,
+};
+
 struct group {
 	uint64_t id;
 	struct engine *e;
 	struct raft *r;
 	struct engine_sm_ops sm;
-	struct engine_arena arena;  /* entry data read from storage this round */
-	struct entry_cache cache;   /* recently persisted entries */
-	bool busy;                  /* storage busy (sampled once per round) */
-	struct engine_bootstrap bs; /* stored bootstrap record (address book) */
+	enum group_state state;
+	struct engine_arena arena; /* entry data read from storage this round */
+	struct entry_cache cache;  /* recently persisted entries */
+	struct addrbook book;      /* the stored bootstrap record */
+	bool marked;               /* in e->marked: the next round visits it */
+	size_t tick_pos;           /* its place in e->ticking, or SIZE_MAX when not there */
 
-	/* The stable log as storage holds it (Raft reads it through us). */
+	/* The stable log as storage holds it (logview.c; Raft reads it through us). */
 	struct raft_hard_state hs;
 	raft_index first, last;
 	raft_term prev_term;
@@ -144,25 +206,17 @@ struct group {
 	raft_index noop_index; /* as leader: last index when leadership was seen */
 
 	struct raft_ready rd;
-	bool in_ready;
-	bool failed; /* state machine failed: the group does nothing until stopped */
 
-	char recv_path[ENGINE_PATH_MAX]; /* snapshot file received for recv_index */
+	char *recv_path; /* snapshot file received for recv_index (ENGINE_PATH_MAX bytes), or NULL
+	                  */
 	raft_index recv_index;
-	/*
-	 * A background recover() of rd.snapshot: the group is frozen (its Ready
-	 * held, nothing stepped or ticked) until it ends; then the next round
-	 * saves and advances that Ready (resumed).
-	 */
-	bool installing, install_done, resumed;
-	int install_rc;
-	struct snap_out out; /* the state machine snapshot for followers */
+	struct snap_out *out; /* a state machine snapshot for followers, while one is made */
 
-	struct slot_op cc;       /* membership change */
-	struct slot_op transfer; /* leadership transfer */
-	struct slot_op snapreq;  /* requested snapshot */
-	size_t n_pending;        /* proposals and reads in the table */
-	uint64_t *reads;         /* keys of reads whose index is known, waiting for apply */
+	struct pending_cc cc;
+	struct pending_transfer transfer;
+	struct pending_snapshot snapreq;
+	size_t n_pending; /* proposals and reads in the table */
+	uint64_t *reads;  /* keys of reads whose index is known, waiting for apply */
 	size_t n_reads, cap_reads;
 	raft_index check_upto; /* kept proposals at or below this index were overwritten
 	                        * if not applied as ours by then (leadership change) */
@@ -175,7 +229,7 @@ struct group {
 		uint64_t tick;
 	} contact[RAFT_MAX_MEMBERS]; /* last message from each node, by engine tick */
 	uint32_t n_contact;
-	char error[256]; /* why the group failed */
+	char *error; /* why the group failed (GS_FAILED) */
 };
 
 /* A completion queued during a round, run when the round ends. */
@@ -191,7 +245,7 @@ struct engine {
 	struct engine_network_ops net;
 	const struct engine_alloc *a;
 	struct raft_alloc ra;
-	char errmsg[256];
+	char errmsg[512];
 	char snapdir[ENGINE_PATH_MAX];
 
 	struct group **groups; /* running groups */
@@ -204,14 +258,29 @@ struct engine {
 	uint64_t series; /* last proposal/read key handed out */
 	uint64_t client_id;
 	uint64_t dropped;
-	bool failed;
+	bool failed;   /* a storage failure stopped the engine (errmsg) */
+	bool stopping; /* engine_destroy runs: no new operations */
 	bool in_round;
 	bool in_flush;  /* running completion callbacks */
 	unsigned defer; /* > 0: completions are queued (table being iterated) */
-	bool work;      /* input arrived since the last round */
+
+	/*
+	 * The ready set: groups the next round visits (input arrived, a tick
+	 * made work, an operation started, a report came).  A round takes it
+	 * whole (into batch) and visits nothing else, so idle groups cost
+	 * nothing per round.  The tick set: groups engine_tick() ticks (every
+	 * active group; a quiescent one can leave it).  Both have room for
+	 * every group, reserved when it starts.
+	 */
+	struct group **marked;
+	size_t n_marked;
+	struct group **ticking;
+	size_t n_ticking;
+	struct group **batch; /* the set a round took */
+	size_t cap_sets;
 
 	/* reusable round buffers */
-	struct group **ready;
+	struct group **ready; /* the batch's groups with a Ready */
 	size_t cap_ready;
 	struct engine_update *updates;
 	size_t cap_updates;
@@ -223,15 +292,16 @@ struct engine {
 	size_t n_done, cap_done;
 	uint64_t *changed; /* ids of groups whose status changed (room for every group) */
 	size_t n_changed, cap_changed;
-	uint64_t snap_seq;   /* names outgoing snapshot files */
-	unsigned async_done; /* background snapshot ops that ended since the last round */
+	uint64_t snap_seq; /* names outgoing snapshot files */
 };
 
-/* May the group be stepped, ticked or asked for work (not frozen by a recovery)? */
+/* May the group be stepped, ticked or asked for work (not failed, not frozen by a recovery)? */
 static inline bool eng_live(const struct group *g)
 {
-	return !g->failed && !g->installing;
+	return g->state == GS_ACTIVE;
 }
+
+/* ---- engine.c ---- */
 
 /* Find a running group. */
 struct group *eng_group(const struct engine *e, uint64_t id);
@@ -246,17 +316,84 @@ void eng_complete(struct engine *e, engine_done_cb cb, void *ctx, int rc, uint64
                   raft_index index, raft_id leader);
 /* Run queued completions unless a round, a flush or an iteration is under way. */
 void eng_flush(struct engine *e);
-/* Complete a slot operation and clear it. */
-void eng_slot_done(struct engine *e, struct group *g, struct slot_op *s, int rc, raft_index index);
+/* Move g to state to (see enum group_state); false for a transition that does not exist. */
+bool eng_set_state(struct engine *e, struct group *g, enum group_state to);
+/* g's state machine or Raft core failed: record why (formatted), fail g (its operations too). */
+void eng_group_failed(struct engine *e, struct group *g, int rc, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+/*
+ * The storage failed (rc; what, formatted, says doing what): stop the engine.
+ * Nothing is sent, acknowledged or applied after it; every pending operation
+ * completes with ENGINE_ERR_FAILED (queued: they run at the next flush, never
+ * from inside the Raft core).  Returns ENGINE_ERR_FAILED.
+ */
+int eng_fail_engine(struct engine *e, int rc, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+/*
+ * What an input to g's Raft core returned: a refusal of the input comes back
+ * as an engine rc; RAFT_ERR_STORAGE stops the engine; any other error (a
+ * bug in the core or here) stops the group with a message naming what.
+ */
+int eng_raft_rc(struct engine *e, struct group *g, int rc, const char *what);
+/* List g for engine_take_changed(). */
+void eng_changed(struct engine *e, struct group *g);
+/* g has work: the next round visits it. */
+void eng_mark(struct engine *e, struct group *g);
+
+/* ---- logview.c ---- */
+
+/* Fill g's log view from storage (restart, bs NULL) or record a new member (bs). */
+int eng_view_load(struct engine *e, struct group *g, const struct engine_bootstrap *bs);
+/* The struct raft_storage through which g's Raft core reads the view. */
+void eng_view_storage(struct group *g, struct raft_storage *st);
+/* After a save: the stable log as storage now holds it (g->rd was saved). */
+void eng_view_persisted(struct engine *e, struct group *g);
+/* Term of a persisted entry (first - 1 <= i <= last). */
+int eng_view_term(struct engine *e, struct group *g, raft_index i, raft_term *t);
+
+/* ---- addrbook.c ---- */
+
+/* Take bs as g's address book (a new member's voters are its members unless it joins). */
+int eng_book_init(struct engine *e, struct group *g, const struct engine_bootstrap *bs, bool fresh);
+/* Save g's address book as its bootstrap record (synced). */
+int eng_book_save(struct engine *e, struct group *g);
+/* Free g's address book. */
+void eng_book_free(struct engine *e, struct group *g);
+/* g's initial voters (none when it joined). */
+const struct raft_membership *eng_book_initial(const struct group *g);
+/* Learn a member's address (bootstrap record, transport). */
+int eng_learn_address(struct engine *e, struct group *g, raft_id id, const char *addr, size_t len);
+/* Tell the network every address g knows (at start). */
+void eng_announce_addresses(struct engine *e, struct group *g);
+/* Does g's address book list node id? */
+bool eng_knows_address(const struct group *g, raft_id id);
+
+/* ---- client.c ---- */
+
+/* Complete the operation w waits for (if any) and clear it. */
+void eng_waiter_done(struct engine *e, struct group *g, struct waiter *w, int rc, raft_index index);
+/* Committed entries ents[0..n) were applied (g->applied moved): settle a tracked conf change. */
+void eng_cc_applied(struct engine *e, struct group *g, const struct raft_entry *ents, uint32_t n);
 /* Resolve everything of g pending at a leadership change. */
 void eng_leader_changed(struct engine *e, struct group *g);
-/* Fail every pending operation of g with rc (group stopping). */
+/* Fail every pending operation of g with rc (group stopping or failed). */
 void eng_fail_group(struct engine *e, struct group *g, int rc);
 /* Time out operations whose deadline passed. */
 void eng_expire(struct engine *e);
-/* List g for engine_take_changed(). */
-void eng_changed(struct engine *e, struct group *g);
-/* Learn a member's address (bootstrap record, transport). */
-int eng_learn_address(struct engine *e, struct group *g, raft_id id, const char *addr, size_t len);
+
+/* ---- snapshot.c ---- */
+
+/* m->to needs a snapshot of the state machine (leader side). */
+void eng_send_snapshot(struct engine *e, struct group *g, const struct raft_message *m);
+/* A background snapshot save of g ended: ship it (outside any Ready). */
+void eng_snapshot_saved(struct engine *e, struct group *g);
+/* Install the snapshot in g->rd into the state machine; ENGINE_IN_PROGRESS when in the background.
+ */
+int eng_install(struct engine *e, struct group *g);
+/* Is a metadata snapshot due (or asked for)?  It waits while the state machine's durable
+ * applied index lags. */
+bool eng_snapshot_wanted(const struct engine *e, const struct group *g);
+/* Take a metadata snapshot and compact when due (DESIGN 9). */
+int eng_snapshot_if_due(struct engine *e, struct group *g);
 
 #endif /* DRAGONRAFT_ENGINE_INT_H */

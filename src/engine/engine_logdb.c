@@ -33,6 +33,7 @@ struct engine_logdb {
 	struct logdb_snapshot *snaps;
 	size_t cap;
 	struct logdb_bootstrap lbs; /* scratch (large) */
+	char msg[512];              /* the LogDB's last error (el_errmsg) */
 };
 
 static int from_logdb(int rc)
@@ -330,6 +331,13 @@ static bool el_busy(void *ctx, uint64_t group_id)
 	return logdb_busy(((struct engine_logdb *)ctx)->db, group_id);
 }
 
+static const char *el_errmsg(void *ctx)
+{
+	struct engine_logdb *el = ctx;
+
+	return logdb_errmsg(el->db, el->msg, sizeof(el->msg));
+}
+
 void engine_logdb_ops(struct engine_logdb *el, struct engine_storage_ops *ops)
 {
 	memset(ops, 0, sizeof(*ops));
@@ -344,4 +352,5 @@ void engine_logdb_ops(struct engine_logdb *el, struct engine_storage_ops *ops)
 	ops->compact = el_compact;
 	ops->remove = el_remove;
 	ops->busy = el_busy;
+	ops->errmsg = el_errmsg;
 }

@@ -21,7 +21,9 @@ struct snap_out {
 struct snap_in {
 	struct snap_in *next;
 	uint64_t group_id;
+	uint64_t from;
 	raft_index index;
+	raft_term term;
 	char path[ENGINE_PATH_MAX];
 };
 
@@ -137,11 +139,13 @@ static void on_batch(void *ctx, uint64_t from, const struct raft_message *msgs, 
 		if (j > i)
 			engine_deliver(u->e, msgs + i, j - i);
 		if (j < n) {
-			/* The file came first (the sender waits for the stream's end). */
+			/* The file came first (the sender waits for the stream's end); it must be
+			 * the one this sender streamed for this very snapshot. */
 			struct snap_in **pp = find_in(u, msgs[j].group_id), *in = *pp;
 
-			if (in != NULL && msgs[j].snapshot != NULL &&
-			    in->index == msgs[j].snapshot->index) {
+			if (in != NULL && msgs[j].snapshot != NULL && in->from == msgs[j].from &&
+			    in->index == msgs[j].snapshot->index &&
+			    in->term == msgs[j].snapshot->term) {
 				*pp = in->next;
 				if (engine_deliver_snapshot(u->e, &msgs[j], in->path) != ENGINE_OK)
 					remove(in->path);
@@ -167,7 +171,6 @@ static void on_snapshot_received(void *ctx, uint64_t from, uint64_t group_id,
 	struct engine_uv *u = ctx;
 	struct snap_in **pp = find_in(u, group_id), *in = *pp;
 
-	(void)from;
 	if (in == NULL) {
 		in = calloc(1, sizeof(*in));
 		if (in == NULL) {
@@ -179,7 +182,9 @@ static void on_snapshot_received(void *ctx, uint64_t from, uint64_t group_id,
 	} else if (strcmp(in->path, path) != 0) {
 		remove(in->path); /* superseded */
 	}
+	in->from = from;
 	in->index = meta->index;
+	in->term = meta->term;
 	snprintf(in->path, sizeof(in->path), "%s", path);
 }
 

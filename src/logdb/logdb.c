@@ -95,6 +95,34 @@ int logdb_io_fail(struct logdb *db, char *err, const char *what)
 	return LOGDB_ERR_IO;
 }
 
+int logdb_write_failed(struct logdb *db, char *err, const char *what)
+{
+	pthread_mutex_lock(&db->err_lock);
+	if (!atomic_load(&db->stopped)) {
+		snprintf(db->stopmsg, sizeof(db->stopmsg), "%s: %s", what,
+		         err ? err : "unknown RocksDB error");
+		atomic_store(&db->stopped, true);
+	}
+	snprintf(db->errmsg, sizeof(db->errmsg),
+	         "%s: %s; the LogDB stopped (nothing more is written: a failed write or sync "
+	         "may have lost data)",
+	         what, err ? err : "unknown RocksDB error");
+	pthread_mutex_unlock(&db->err_lock);
+	rocksdb_free(err);
+	return LOGDB_ERR_IO;
+}
+
+int logdb_check_stopped(struct logdb *db)
+{
+	if (!atomic_load(&db->stopped))
+		return LOGDB_OK;
+	pthread_mutex_lock(&db->err_lock);
+	snprintf(db->errmsg, sizeof(db->errmsg), "the LogDB stopped after a write failure (%s)",
+	         db->stopmsg);
+	pthread_mutex_unlock(&db->err_lock);
+	return LOGDB_ERR_IO;
+}
+
 const char *logdb_errmsg(struct logdb *db, char *buf, size_t len)
 {
 	if (len == 0)
@@ -276,7 +304,11 @@ static void *bg_main(void *arg)
 		if (db->job_count == 0 && db->full_compact_mask == 0)
 			break; /* stopping with nothing left */
 		db->bg_running = true;
-		if (db->job_count) {
+		if (atomic_load(&db->stopped)) {
+			db->job_count = 0; /* nothing more is written, compactions included */
+			db->full_compact_mask = 0;
+			pthread_mutex_unlock(&db->bg_lock);
+		} else if (db->job_count) {
 			struct compact_job j = db->jobs[db->job_head];
 			db->job_head = (db->job_head + 1) % COMPACT_QUEUE;
 			db->job_count--;
@@ -323,6 +355,9 @@ void logdb_queue_compaction(struct logdb *db, unsigned si, const uint8_t *lo, si
 int logdb_compact_entries_to(struct logdb *db, uint64_t g, raft_id n, raft_index index)
 {
 	uint8_t lo[LOGDB_INDEX_KEY_LEN], hi[LOGDB_INDEX_KEY_LEN];
+	int rc = logdb_check_stopped(db);
+	if (rc)
+		return rc;
 	if (index == UINT64_MAX)
 		return logdb_fail(db, LOGDB_ERR_INVALID, "compaction index out of range");
 	logdb_index_key(lo, LOGDB_KIND_ENTRY, g, n, 0);
@@ -341,36 +376,57 @@ void logdb_wait_compactions(struct logdb *db)
 
 /* ---- busy signal and flush --------------------------------------------- */
 
-bool logdb_busy(struct logdb *db, uint64_t group_id)
+/*
+ * RocksDB slows writes down at max_write_buffer_number - 1 immutable
+ * memtables or level0_slowdown_writes_trigger L0 files (and stops them at
+ * one more memtable or 16 more files); busy fires one step before (a save
+ * fills at most one memtable, a flush adds one L0 file), or during any
+ * slowdown (pending compaction bytes too) or stop.
+ */
+static bool shard_busy(struct logdb *db, struct shard *s)
 {
-	struct shard *s = logdb_shard(db, group_id);
-	uint64_t imm = 0, l0 = 0, stopped = 0;
+	uint64_t imm = 0, delayed = 0, stopped = 0;
 	if (rocksdb_property_int(s->db, "rocksdb.num-immutable-mem-table", &imm) == 0 &&
-	    imm + 1 >= (uint64_t)db->max_write_buffers)
-		return true; /* the next full memtable would stall writes */
+	    imm + 2 >= LOGDB_MEMTABLES_PER_SHARD)
+		return true;
 	/* not an "int" property in RocksDB's table: read it as text */
 	char *v = rocksdb_property_value(s->db, "rocksdb.num-files-at-level0");
 	if (v) {
-		l0 = strtoull(v, NULL, 10);
+		uint64_t l0 = strtoull(v, NULL, 10);
 		rocksdb_free(v);
-		if (l0 + 4 >= (uint64_t)db->l0_stop)
+		if (l0 + 2 >= (uint64_t)db->l0_slowdown)
 			return true;
 	}
-	if (rocksdb_property_int(s->db, "rocksdb.is-write-stopped", &stopped) == 0 && stopped)
-		return true;
-	return false;
+	return (rocksdb_property_int(s->db, "rocksdb.actual-delayed-write-rate", &delayed) == 0 &&
+	        delayed > 0) ||
+	       (rocksdb_property_int(s->db, "rocksdb.is-write-stopped", &stopped) == 0 && stopped);
+}
+
+bool logdb_busy(struct logdb *db, uint64_t group_id)
+{
+	struct shard *s = logdb_shard(db, group_id);
+	if (atomic_load(&db->stopped))
+		return true; /* takes no writes at all */
+	if (atomic_load(&s->busy) == BUSY_NO)
+		return false;
+	bool busy = shard_busy(db, s);
+	atomic_store(&s->busy, busy ? BUSY_YES : BUSY_NO);
+	return busy;
 }
 
 int logdb_flush(struct logdb *db)
 {
+	int rc = logdb_check_stopped(db);
+	if (rc)
+		return rc;
 	rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
-	int rc = LOGDB_OK;
 	rocksdb_flushoptions_set_wait(fo, 1);
 	for (unsigned i = 0; i < db->n && rc == LOGDB_OK; i++) {
 		char *err = NULL;
 		rocksdb_flush(db->shards[i].db, fo, &err);
+		atomic_store(&db->shards[i].busy, BUSY_UNKNOWN);
 		if (err)
-			rc = logdb_io_fail(db, err, "flushing a shard");
+			rc = logdb_write_failed(db, err, "flushing a shard");
 	}
 	rocksdb_flushoptions_destroy(fo);
 	return rc;
@@ -509,17 +565,31 @@ static void set_options(struct logdb *db, const struct logdb_config *cfg)
 	rocksdb_options_set_create_if_missing(o, 1);
 	rocksdb_options_set_paranoid_checks(o, 1);
 	rocksdb_options_set_compression(o, rocksdb_no_compression);
-	rocksdb_options_set_write_buffer_size(o, cfg->write_buffer_size ? cfg->write_buffer_size
-	                                                                : 64u << 20);
-	rocksdb_options_set_max_write_buffer_number(o, db->max_write_buffers);
-	rocksdb_options_set_level0_stop_writes_trigger(o, db->l0_stop);
-	if (db->l0_stop <= 20)
-		rocksdb_options_set_level0_slowdown_writes_trigger(o, db->l0_stop);
+	uint64_t budget =
+	        cfg->memtable_budget ? cfg->memtable_budget : LOGDB_DEFAULT_MEMTABLE_BUDGET;
+	uint64_t wb = budget / db->n / LOGDB_MEMTABLES_PER_SHARD;
+	/* One budget for all shards: RocksDB keeps at most this many memtables a shard. */
+	rocksdb_options_set_write_buffer_size(o, wb > (256u << 10) ? wb : 256u << 10);
+	rocksdb_options_set_max_write_buffer_number(o, LOGDB_MEMTABLES_PER_SHARD);
+	rocksdb_options_set_level0_slowdown_writes_trigger(o, db->l0_slowdown);
+	rocksdb_options_set_level0_stop_writes_trigger(o, db->l0_slowdown + 16);
 	rocksdb_options_set_max_background_jobs(o, 2);
-	rocksdb_options_set_info_log_level(o, 2); /* warnings and worse */
+	/*
+	 * RocksDB's info LOG takes fatal messages only: Debian's build (with
+	 * assertions) aborts when it logs again after a failed LOG write, as
+	 * on a full disk.  Failures reach the caller through the LogDB's
+	 * messages instead.
+	 */
+	rocksdb_options_set_info_log_level(o, 4);
 	rocksdb_options_set_keep_log_file_num(o, 2);
 	rocksdb_options_set_max_open_files(o, 256);
-	rocksdb_options_set_wal_recovery_mode(o, 2); /* point in time: drop a torn tail */
+	/*
+	 * WAL recovery: a torn last record (a crash while it was written) is
+	 * dropped, any other damage fails the open.  Point-in-time recovery
+	 * would silently stop replay at a damaged record and drop every later
+	 * synced write, votes included.
+	 */
+	rocksdb_options_set_wal_recovery_mode(o, 0); /* kTolerateCorruptedTailRecords */
 	if (cfg->disable_auto_compactions)
 		rocksdb_options_set_disable_auto_compactions(o, 1);
 	db->opts = o;
@@ -569,8 +639,7 @@ int logdb_open(const struct logdb_config *cfg, struct logdb **out, char *errmsg,
 	db->alloc = cfg->alloc;
 	db->n = cfg->shards ? cfg->shards : LOGDB_DEFAULT_SHARDS;
 	db->no_sync = cfg->no_sync;
-	db->max_write_buffers = cfg->max_write_buffers ? cfg->max_write_buffers : 4;
-	db->l0_stop = cfg->l0_stop_trigger ? cfg->l0_stop_trigger : 36;
+	db->l0_slowdown = cfg->l0_slowdown_trigger ? cfg->l0_slowdown_trigger : 20;
 	pthread_mutex_init(&db->err_lock, NULL);
 	pthread_mutex_init(&db->bg_lock, NULL);
 	pthread_cond_init(&db->bg_wake, NULL);
@@ -615,7 +684,9 @@ int logdb_open(const struct logdb_config *cfg, struct logdb **out, char *errmsg,
 		snprintf(path, sizeof(path), "%s/shard-%u", db->dir, i);
 		db->shards[i].db = rocksdb_open(db->opts, path, &err);
 		if (err) {
-			rc = logdb_io_fail(db, err, "opening a LogDB shard");
+			rc = strncmp(err, "Corruption", 10) == 0 ? LOGDB_ERR_CORRUPT : LOGDB_ERR_IO;
+			logdb_fail(db, rc, "opening LogDB shard %s: %s", path, err);
+			rocksdb_free(err);
 			goto err_after_shards;
 		}
 	}

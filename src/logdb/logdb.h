@@ -13,6 +13,14 @@
  * its keys) lives in exactly one shard, so every group sees all or nothing of
  * one save.
  *
+ * Failures: the first write, sync or flush that fails stops the LogDB for
+ * good: every later write, flush and compaction (any shard) returns
+ * LOGDB_ERR_IO naming that failure without calling RocksDB, since a failed
+ * fsync must not be retried (the kernel may have dropped the pages it could
+ * not write) and RocksDB's writers must not be used after an error.  Reads
+ * go on; reopening is the way back.  Opening fails with LOGDB_ERR_CORRUPT
+ * when a WAL is damaged before its end (a torn last record is dropped).
+ *
  * Memory: pointers in the structs below are borrowed unless said otherwise.
  */
 #ifndef DRAGONRAFT_LOGDB_H
@@ -48,18 +56,25 @@ struct logdb_alloc {
 	void (*free)(void *p);
 };
 
-#define LOGDB_DEFAULT_SHARDS 4
-#define LOGDB_MAX_SHARDS     64
-#define LOGDB_ADDR_MAX       256  /* bytes of a member address, NUL included */
-#define LOGDB_PATH_MAX       1024 /* bytes of a snapshot file path, NUL included */
+#define LOGDB_DEFAULT_SHARDS          4
+#define LOGDB_MAX_SHARDS              64
+#define LOGDB_DEFAULT_MEMTABLE_BUDGET (256ull << 20)
+#define LOGDB_MEMTABLES_PER_SHARD     4
+#define LOGDB_ADDR_MAX                256  /* bytes of a member address, NUL included */
+#define LOGDB_PATH_MAX                1024 /* bytes of a snapshot file path, NUL included */
 
 struct logdb_config {
-	const char *dir;                 /* data directory (created if missing) */
-	const char *wal_dir;             /* separate WAL directory, or NULL */
-	unsigned shards;                 /* RocksDB instances; 0 = LOGDB_DEFAULT_SHARDS */
-	uint64_t write_buffer_size;      /* memtable bytes per shard; 0 = 64 MiB */
-	int max_write_buffers;           /* memtables per shard; 0 = 4 */
-	int l0_stop_trigger;             /* L0 files that stop writes; 0 = RocksDB's 36 */
+	const char *dir;     /* data directory (created if missing) */
+	const char *wal_dir; /* separate WAL directory, or NULL */
+	unsigned shards;     /* RocksDB instances; 0 = LOGDB_DEFAULT_SHARDS */
+	/*
+	 * Memory for every shard's memtables together (RocksDB's write
+	 * buffers): each shard gets LOGDB_MEMTABLES_PER_SHARD memtables of
+	 * budget / (shards * 4) bytes (at least 256 KiB), so even a stalled
+	 * LogDB stays within it.  0 = LOGDB_DEFAULT_MEMTABLE_BUDGET (256 MiB).
+	 */
+	uint64_t memtable_budget;
+	int l0_slowdown_trigger;         /* L0 files that slow writes (stop: +16); 0 = 20 */
 	bool no_sync;                    /* tests only: do not fsync saves */
 	bool disable_auto_compactions;   /* tests only: keep L0 files (busy tests) */
 	const struct logdb_alloc *alloc; /* NULL = libc */
@@ -98,7 +113,8 @@ struct logdb_snapshot {
  * One group's share of a save, shaped after struct raft_ready: persist
  * hard_state if hard_state_changed, append entries (replacing any stored entry
  * at or above entries[0].index), record snapshot if not NULL (an installed
- * snapshot: the log up to it and older snapshot records go).
+ * snapshot replaces the whole log: every stored entry and older snapshot
+ * records go, in the same batch; the update's entries then follow it).
  */
 struct logdb_update {
 	uint64_t group_id;
@@ -202,13 +218,19 @@ int logdb_replace_snapshot(struct logdb *db, uint64_t group_id, raft_id node_id,
 int logdb_remove_node_data(struct logdb *db, uint64_t group_id, raft_id node_id);
 /*
  * Disaster recovery: replace all of (group, node)'s data with the state a
- * snapshot implies (bootstrap from its membership, hard state term/commit at
- * the snapshot, empty log after it, the snapshot record).
+ * snapshot implies (bootstrap from its membership, the member's stored
+ * address book kept; hard state term/commit at the snapshot, empty log after
+ * it, the snapshot record).
  */
 int logdb_import_snapshot(struct logdb *db, uint64_t group_id, raft_id node_id,
                           const struct logdb_snapshot *snap);
 
-/* True when the shard holding group_id nears RocksDB's write-stop thresholds. */
+/*
+ * True when the shard holding group_id is one step from a RocksDB write
+ * slowdown (immutable memtables or L0 files), or in one, or the LogDB
+ * stopped.  Cheap: computed at most once per write to the shard while not
+ * busy, so it may lag the shard's background flushes by one save.
+ */
 bool logdb_busy(struct logdb *db, uint64_t group_id);
 /* Flush every shard's memtables to SST files (tests, backups). */
 int logdb_flush(struct logdb *db);

@@ -29,11 +29,11 @@ enum logdb_kind {
 	LOGDB_KIND_SNAPSHOT = 0x0606,
 };
 
-#define LOGDB_KEY_LEN       20 /* kind, zeros, group, node */
-#define LOGDB_INDEX_KEY_LEN 28 /* ... and index */
-#define LOGDB_VALUE_VERSION 2 /* 2: entries stored as runs */
-#define LOGDB_HDR_LEN       8
-#define LOGDB_RUN_ENTRY_HDR 13 /* per entry of a run: term (8), type (1), len (4) */
+#define LOGDB_KEY_LEN         20 /* kind, zeros, group, node */
+#define LOGDB_INDEX_KEY_LEN   28 /* ... and index */
+#define LOGDB_VALUE_VERSION   2  /* 2: entries stored as runs */
+#define LOGDB_HDR_LEN         8
+#define LOGDB_RUN_ENTRY_HDR   13 /* per entry of a run: term (8), type (1), len (4) */
 #define LOGDB_RUN_MAX_ENTRIES 512
 #define LOGDB_RUN_MAX_BYTES   (256u << 10) /* payload; a larger entry is a run of one */
 

@@ -6,6 +6,7 @@
 #define DRAGONRAFT_LOGDB_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <rocksdb/c.h>
 
 #include "logdb/logdb.h"
@@ -64,15 +65,23 @@ struct shard {
 	pthread_mutex_t job_lock;
 	pthread_cond_t job_ready, job_done;
 	struct shard_job job;
+
+	/*
+	 * The busy signal, computed from RocksDB's properties only when asked
+	 * and unknown: every write resets it to unknown (only writes make a
+	 * shard busier), and a busy shard is asked again each time.
+	 */
+	atomic_int busy; /* enum busy_state */
 };
+
+enum busy_state { BUSY_UNKNOWN = 0, BUSY_NO = 1, BUSY_YES = 2 };
 
 struct logdb {
 	char *dir;
 	char *wal_dir;
 	unsigned n;
 	bool no_sync;
-	int max_write_buffers;
-	int l0_stop;
+	int l0_slowdown; /* L0 files at which RocksDB slows writes */
 	const struct logdb_alloc *alloc;
 	struct shard *shards;
 	rocksdb_options_t *opts;
@@ -81,6 +90,15 @@ struct logdb {
 
 	pthread_mutex_t err_lock;
 	char errmsg[512];
+	/*
+	 * Set by the first failed write, sync or flush (logdb_write_failed):
+	 * from then on every write, flush and compaction is refused without
+	 * calling RocksDB.  A failed fsync is never retried (the kernel may
+	 * have dropped the data it could not write), and RocksDB's own writers
+	 * must not be called again after an error.  Reads go on.
+	 */
+	atomic_bool stopped;
+	char stopmsg[400]; /* the failure that stopped it (err_lock) */
 
 	pthread_t bg;
 	bool bg_started;
@@ -111,6 +129,10 @@ int logdb_fail(struct logdb *db, int rc, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 /* Turn a RocksDB error string (freed here) into LOGDB_ERR_IO with context. */
 int logdb_io_fail(struct logdb *db, char *err, const char *what);
+/* A write, sync or flush failed (err freed here): stop the LogDB; LOGDB_ERR_IO. */
+int logdb_write_failed(struct logdb *db, char *err, const char *what);
+/* LOGDB_ERR_IO (naming the first failure) once the LogDB stopped, else LOGDB_OK. */
+int logdb_check_stopped(struct logdb *db);
 
 /* The shard of group_id. */
 struct shard *logdb_shard(struct logdb *db, uint64_t group_id);

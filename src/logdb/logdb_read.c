@@ -148,8 +148,10 @@ int logdb_iterate_entries(struct logdb *db, uint64_t g, raft_id n, raft_index lo
 			out->buf_len -= out->ents[out->n].len;
 			out->bytes -= out->ents[out->n].len;
 			want = start;
-			by_limit = false;
 		}
+		/* The entry at want that hit the byte limit was stale if this run replaces it. */
+		if (start <= want)
+			by_limit = false;
 		if (by_limit || start > want)
 			break; /* done, or a hole at want (reported below) */
 		if ((rc = logdb_run_open(k, klen, val, vlen, &run, &why))) {

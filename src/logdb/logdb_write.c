@@ -13,12 +13,17 @@
 
 #include "logdb/logdb_int.h"
 
+/* Every write goes through here: none once the LogDB stopped, and the first failure stops it. */
 static int write_batch(struct logdb *db, struct shard *s, rocksdb_writebatch_t *b, const char *what)
 {
 	char *err = NULL;
+	int rc = logdb_check_stopped(db);
+	if (rc)
+		return rc;
 	rocksdb_write(s->db, db->wopts, b, &err);
+	atomic_store(&s->busy, BUSY_UNKNOWN);
 	if (err)
-		return logdb_io_fail(db, err, what);
+		return logdb_write_failed(db, err, what);
 	return LOGDB_OK;
 }
 
@@ -178,19 +183,20 @@ static int stage(struct logdb_worker *w, struct shard *s, rocksdb_writebatch_t *
 	uint64_t first = m->first, last = m->last;
 
 	if (u->snapshot) {
-		/* Installing a snapshot at S discards the log up to S. */
+		/*
+		 * Installing a snapshot at S replaces the whole log, as the Raft
+		 * core discards its own: every entry goes (also a conflicting tail
+		 * above S, which would otherwise come back at a restart with terms
+		 * older than the snapshot's), and so do older snapshot records.
+		 * Entries of this update follow at S + 1.
+		 */
 		uint64_t si = u->snapshot->meta.index;
-		/* ... and the records of older snapshots */
 		delete_indexes(b, LOGDB_KIND_SNAPSHOT, g, n, 0, si);
 		if ((rc = put_snapshot(db, b, v, g, n, u->snapshot)))
 			return rc;
-		if (si >= first) {
-			if ((rc = drop_entries_to(db, s, b, g, n, si, last)))
-				return rc;
-			first = si + 1;
-			if (last < si)
-				last = si;
-		}
+		delete_indexes(b, LOGDB_KIND_ENTRY, g, n, 0, UINT64_MAX);
+		first = si + 1;
+		last = si;
 	}
 	if (u->n_entries) {
 		uint64_t lo = u->entries[0].index, hi = u->entries[u->n_entries - 1].index;
@@ -580,12 +586,17 @@ int logdb_import_snapshot(struct logdb *db, uint64_t g, raft_id n,
 	if (idx == 0 || idx == UINT64_MAX)
 		return logdb_fail(db, LOGDB_ERR_INVALID, "snapshot index out of range");
 
-	memset(&bs, 0, sizeof(bs));
+	/* The member's address book (and state machine type) stays. */
+	int rc = logdb_get_bootstrap(db, g, n, &bs);
+	if (rc == LOGDB_ERR_NOT_FOUND)
+		memset(&bs, 0, sizeof(bs));
+	else if (rc)
+		return rc;
 	bs.join = false;
 	bs.membership = snap->meta.membership;
 	oneoff_init(db, &o);
 	delete_all(o.b, g, n);
-	int rc = put_bootstrap(db, o.b, &o.v, g, n, &bs);
+	rc = put_bootstrap(db, o.b, &o.v, g, n, &bs);
 	if (rc == LOGDB_OK)
 		rc = put_snapshot(db, o.b, &o.v, g, n, snap);
 	if (rc == LOGDB_OK)

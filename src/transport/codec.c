@@ -440,26 +440,28 @@ int transport_encode_snapshot_header(const struct transport_snapshot_header *h,
 	return TRANSPORT_OK;
 }
 
-int transport_decode_snapshot_header(const uint8_t *p, size_t len,
+int transport_decode_snapshot_header(struct transport_arena *a, const uint8_t *p, size_t len,
                                      struct transport_snapshot_header *h)
 {
-	Dragonraft__SnapshotHeader *ph = dragonraft__snapshot_header__unpack(NULL, len, p);
+	Dragonraft__SnapshotHeader *ph;
 	int rc = TRANSPORT_EDECODE;
 
 	memset(h, 0, sizeof(*h));
-	if (ph == NULL)
+	if (len > TRANSPORT_SNAP_BEGIN_MAX)
 		return TRANSPORT_EDECODE;
-	if (ph->group_id == 0 || ph->from == 0 || ph->to == 0 || ph->from == ph->to ||
-	    ph->meta == NULL)
-		goto out_free;
-	h->group_id = ph->group_id;
-	h->from = ph->from;
-	h->to = ph->to;
-	h->total_size = ph->total_size;
-	h->crc32c = ph->crc32c;
-	rc = snapshot_meta_from_pb(ph->meta, &h->meta);
-out_free:
-	dragonraft__snapshot_header__free_unpacked(ph, NULL);
+	ph = dragonraft__snapshot_header__unpack(&a->pb, len, p);
+	if (ph == NULL)
+		rc = a->failed ? TRANSPORT_ENOMEM : TRANSPORT_EDECODE;
+	else if (ph->group_id != 0 && ph->from != 0 && ph->to != 0 && ph->from != ph->to &&
+	         ph->meta != NULL) {
+		h->group_id = ph->group_id;
+		h->from = ph->from;
+		h->to = ph->to;
+		h->total_size = ph->total_size;
+		h->crc32c = ph->crc32c;
+		rc = snapshot_meta_from_pb(ph->meta, &h->meta);
+	}
+	transport_arena_reset(a);
 	return rc;
 }
 

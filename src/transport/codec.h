@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "raft/raft_msg.h"
+#include "transport/frame.h"
 #include "transport/raft.pb-c.h"
 #include "transport/tp_common.h"
 
@@ -24,15 +25,15 @@
 
 /* A bump allocator reset once per decoded frame. */
 struct transport_arena {
-	uint8_t *base;             /* main block, reused across resets */
-	size_t cap;                /* size of base */
-	size_t used;               /* bytes used in base */
-	size_t total;              /* bytes handed out since the last reset */
-	size_t limit;              /* most bytes handed out between resets */
-	int failed;                /* an allocation hit the limit since the last reset */
+	uint8_t *base;                /* main block, reused across resets */
+	size_t cap;                   /* size of base */
+	size_t used;                  /* bytes used in base */
+	size_t total;                 /* bytes handed out since the last reset */
+	size_t limit;                 /* most bytes handed out between resets */
+	int failed;                   /* an allocation hit the limit since the last reset */
 	struct dr_arena_block *extra; /* overflow blocks, freed on reset */
-	size_t extra_used;         /* bytes used in the newest overflow block */
-	ProtobufCAllocator pb;     /* protobuf-c allocator drawing from this arena */
+	size_t extra_used;            /* bytes used in the newest overflow block */
+	ProtobufCAllocator pb;        /* protobuf-c allocator drawing from this arena */
 };
 
 /* Initialises an empty arena that hands out at most limit bytes per reset. */
@@ -106,8 +107,11 @@ struct transport_snapshot_header {
 int transport_encode_snapshot_header(const struct transport_snapshot_header *h,
                                      struct transport_buf *out);
 
-/* Decodes and checks a SnapshotHeader. */
-int transport_decode_snapshot_header(const uint8_t *p, size_t len,
+/*
+ * Decodes and checks a SnapshotHeader of at most TRANSPORT_SNAP_BEGIN_MAX bytes, protobuf-c's
+ * structures drawn from arena a (and its limit), which is reset before returning.
+ */
+int transport_decode_snapshot_header(struct transport_arena *a, const uint8_t *p, size_t len,
                                      struct transport_snapshot_header *h);
 
 /* Appends an encoded HardState to out. */

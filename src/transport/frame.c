@@ -8,7 +8,17 @@
 #include "util/crc32c.h"
 
 /* Above this size, a reassembly buffer is released after its frame. */
-#define KEEP_BUF_MAX (16u << 20)
+#define KEEP_BUF_MAX (4u << 20)
+/* First size of a reassembly buffer; it doubles as bytes arrive. */
+#define BUF_START (64u << 10)
+
+/* Fixed payload limits of the control kinds (UINT32_MAX: max_payload only). */
+static const uint32_t kind_max[TF_KIND_MAX + 1] = {
+        [TF_HELLO] = 17,         [TF_WELCOME] = 8,
+        [TF_BATCH] = UINT32_MAX, [TF_SNAP_BEGIN] = TRANSPORT_SNAP_BEGIN_MAX,
+        [TF_SNAP_RESUME] = 8,    [TF_SNAP_CHUNK] = UINT32_MAX,
+        [TF_SNAP_END] = 0,       [TF_SNAP_DONE] = 4,
+};
 
 static void fill(uint8_t *hdr, uint8_t kind, uint32_t len)
 {
@@ -46,7 +56,7 @@ int transport_frame_header_check(const uint8_t hdr[TRANSPORT_FRAME_HDR], uint32_
 	h->kind = hdr[5];
 	h->len = tp_get32(hdr + 8);
 	h->crc = tp_get32(hdr + 12);
-	if (h->len > max_payload)
+	if (h->len > max_payload || h->len > kind_max[h->kind])
 		return TRANSPORT_ETOOBIG;
 	return TRANSPORT_OK;
 }
@@ -66,18 +76,50 @@ void transport_frame_reader_init(struct transport_frame_reader *r, uint32_t max_
 	r->max_payload = max_payload;
 }
 
-void transport_frame_reader_free(struct transport_frame_reader *r)
+/* Frees the reassembly buffer and returns its bytes to the budget. */
+static void release(struct transport_frame_reader *r)
 {
+	if (r->budget != NULL)
+		r->budget->used -= r->cap;
 	transport_free(r->buf);
 	r->buf = NULL;
 	r->cap = 0;
+}
+
+void transport_frame_reader_free(struct transport_frame_reader *r)
+{
+	release(r);
+}
+
+/* Grows the buffer toward the frame's length: doubling, at least to BUF_START. */
+static int grow(struct transport_frame_reader *r)
+{
+	size_t cap = r->cap < BUF_START ? BUF_START : r->cap * 2;
+	uint8_t *p;
+
+	if (cap > r->h.len)
+		cap = r->h.len;
+	if (r->budget != NULL && r->budget->used + (cap - r->cap) > r->budget->limit)
+		return r->err = TRANSPORT_EBUDGET;
+	p = transport_realloc(r->buf, cap);
+	if (p == NULL)
+		return r->err = TRANSPORT_ENOMEM;
+	if (r->budget != NULL)
+		r->budget->used += cap - r->cap;
+	r->buf = p;
+	r->cap = cap;
+	return TRANSPORT_OK;
 }
 
 /* Checks and hands out one complete frame, then readies the reader for the next. */
 static int deliver(struct transport_frame_reader *r, const uint8_t *payload, transport_frame_cb cb,
                    void *arg)
 {
-	int rc = transport_frame_crc_check(r->hdr, payload, r->h.len);
+	int rc = TRANSPORT_OK;
+
+	/* pcrc already covers the payload: it was summed as the bytes arrived. */
+	if (!r->no_crc && dr_crc32c(r->pcrc, r->hdr, 12) != tp_get32(r->hdr + 12))
+		rc = TRANSPORT_ECRC;
 
 	if (rc == TRANSPORT_OK) {
 		r->frames++;
@@ -86,11 +128,8 @@ static int deliver(struct transport_frame_reader *r, const uint8_t *payload, tra
 		r->pcrc = 0;
 		rc = cb(arg, &r->h, payload, r->h.len);
 	}
-	if (r->cap > KEEP_BUF_MAX && payload == r->buf) {
-		transport_free(r->buf);
-		r->buf = NULL;
-		r->cap = 0;
-	}
+	if (r->cap > KEEP_BUF_MAX && payload == r->buf)
+		release(r);
 	if (rc != TRANSPORT_OK)
 		r->err = rc;
 	return rc;
@@ -126,7 +165,8 @@ int transport_frame_reader_feed(struct transport_frame_reader *r, const uint8_t 
 				/* The whole payload is here: no copy. */
 				size_t len = r->h.len;
 
-				r->pcrc = len > 0 ? dr_crc32c(0, data, len) : 0;
+				if (!r->no_crc && len > 0)
+					r->pcrc = dr_crc32c(0, data, len);
 				rc = deliver(r, data, cb, arg);
 				if (rc != TRANSPORT_OK)
 					return rc;
@@ -134,25 +174,20 @@ int transport_frame_reader_feed(struct transport_frame_reader *r, const uint8_t 
 				n -= len;
 				continue;
 			}
-			if (r->cap < r->h.len) {
-				uint8_t *p = transport_realloc(r->buf, r->h.len);
-
-				if (p == NULL) {
-					r->err = TRANSPORT_ENOMEM;
-					return r->err;
-				}
-				r->buf = p;
-				r->cap = r->h.len;
-			}
 			continue;
 		}
 		{
 			size_t k = r->h.len - r->have;
 
+			if (r->have == r->cap && grow(r) != TRANSPORT_OK)
+				return r->err;
+			if (k > r->cap - r->have)
+				k = r->cap - r->have;
 			if (k > n)
 				k = n;
 			memcpy(r->buf + r->have, data, k);
-			r->pcrc = dr_crc32c(r->pcrc, r->buf + r->have, k);
+			if (!r->no_crc)
+				r->pcrc = dr_crc32c(r->pcrc, r->buf + r->have, k);
 			r->have += k;
 			data += k;
 			n -= k;
@@ -168,10 +203,20 @@ int transport_frame_reader_feed(struct transport_frame_reader *r, const uint8_t 
 
 size_t transport_frame_reader_direct(struct transport_frame_reader *r, uint8_t **p)
 {
-	if (r->err || r->hdr_have < TRANSPORT_FRAME_HDR || r->have >= r->h.len || r->cap < r->h.len)
+	size_t room;
+
+	if (r->err || r->hdr_have < TRANSPORT_FRAME_HDR || r->have >= r->h.len)
 		return 0;
+	if (r->have == r->cap && grow(r) != TRANSPORT_OK)
+		return 0;
+	room = r->cap - r->have;
 	*p = r->buf + r->have;
-	return r->h.len - r->have;
+	return room < r->h.len - r->have ? room : r->h.len - r->have;
+}
+
+size_t transport_frame_reader_header_missing(const struct transport_frame_reader *r)
+{
+	return TRANSPORT_FRAME_HDR - r->hdr_have;
 }
 
 int transport_frame_reader_commit(struct transport_frame_reader *r, size_t n, transport_frame_cb cb,
@@ -179,9 +224,10 @@ int transport_frame_reader_commit(struct transport_frame_reader *r, size_t n, tr
 {
 	if (r->err)
 		return r->err;
-	if (r->hdr_have < TRANSPORT_FRAME_HDR || n > r->h.len - r->have)
+	if (r->hdr_have < TRANSPORT_FRAME_HDR || n > r->h.len - r->have || n > r->cap - r->have)
 		return r->err = TRANSPORT_EINVAL;
-	r->pcrc = dr_crc32c(r->pcrc, r->buf + r->have, n); /* just read: still in cache */
+	if (!r->no_crc)
+		r->pcrc = dr_crc32c(r->pcrc, r->buf + r->have, n); /* just read: still in cache */
 	r->have += n;
 	if (r->have == r->h.len)
 		return deliver(r, r->buf, cb, arg);

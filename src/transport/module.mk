@@ -10,6 +10,7 @@ GEN_SRCS += $(GEN)/transport/raft.pb-c.c
 
 transport_SRCS := src/transport/tp_common.c src/transport/frame.c \
 	src/transport/codec.c src/transport/wire.c src/transport/auth.c src/transport/transport.c src/transport/tp_dial.c \
+	src/transport/tp_tls.c \
 	src/transport/tp_snap_send.c src/transport/tp_snap_recv.c $(GEN)/transport/raft.pb-c.c
 
 UNIT_TESTS += test_transport_codec test_transport test_transport_snap
@@ -25,4 +26,4 @@ $(FZ)/fuzz_batch: $(call fuzz_objs,$(transport_SRCS) $(util_SRCS))
 BENCH_STEPS += bench-transport
 bench-transport: $(B)/bench/transport_bench
 	$(B)/bench/transport_bench
-$(B)/bench/transport_bench: $(B)/lib/libdr_transport.a $(B)/lib/libdr_util.a
+$(B)/bench/transport_bench: $(call objs,test/transport/harness.c) $(B)/lib/libdr_transport.a $(B)/lib/libdr_util.a

@@ -20,10 +20,9 @@ static const char *const messages[TRANSPORT_RC_COUNT] = {
         [TRANSPORT_ETOOBIG] = "frame larger than the configured maximum",
         [TRANSPORT_ECRC] = "frame checksum mismatch",
         [TRANSPORT_EDECODE] = "malformed message",
-        [TRANSPORT_EAUTH] = "authentication failed",
+        [TRANSPORT_EAUTH] = "TLS handshake failed",
         [TRANSPORT_ENODEID] = "unexpected node id in handshake",
-        [TRANSPORT_EREPLAY] = "replayed handshake",
-        [TRANSPORT_ENOTLOOPBACK] = "no cluster secret and peer is not on loopback",
+        [TRANSPORT_ENOTLOOPBACK] = "no TLS configured and peer is not on loopback",
         [TRANSPORT_EPROTO] = "protocol violation",
         [TRANSPORT_EQUEUEFULL] = "send queue full",
         [TRANSPORT_EUNREACHABLE] = "peer unreachable",
@@ -32,6 +31,12 @@ static const char *const messages[TRANSPORT_RC_COUNT] = {
         [TRANSPORT_ECHECKSUM] = "snapshot size or checksum mismatch",
         [TRANSPORT_ECLOSED] = "transport closed",
         [TRANSPORT_ETIMEOUT] = "timed out",
+        [TRANSPORT_ETLS] = "TLS record error",
+        [TRANSPORT_EUNKNOWN] = "node is not a peer of this node",
+        [TRANSPORT_ELIMIT] = "connection limit reached",
+        [TRANSPORT_EBUDGET] = "receive memory budget exhausted",
+        [TRANSPORT_EIDLE] = "connection idle too long",
+        [TRANSPORT_ENOSPACE] = "not enough free disk space",
 };
 
 const char *transport_strerror(int rc)

@@ -19,10 +19,9 @@ enum transport_rc {
 	TRANSPORT_ETOOBIG,      /* frame length above the configured maximum */
 	TRANSPORT_ECRC,         /* frame CRC32C mismatch */
 	TRANSPORT_EDECODE,      /* payload is not a valid message (protobuf or bounds) */
-	TRANSPORT_EAUTH,        /* handshake proof wrong: the peers do not share the secret */
+	TRANSPORT_EAUTH,        /* TLS handshake failed: certificate, CA, CRL or key not accepted */
 	TRANSPORT_ENODEID,      /* handshake named an unexpected node id */
-	TRANSPORT_EREPLAY,      /* handshake nonce seen before */
-	TRANSPORT_ENOTLOOPBACK, /* no secret configured and the peer is not on loopback */
+	TRANSPORT_ENOTLOOPBACK, /* no TLS configured and the peer is not on loopback */
 	TRANSPORT_EPROTO,       /* frame not allowed in this connection state */
 	TRANSPORT_EQUEUEFULL,   /* the peer's send queue is full: message dropped */
 	TRANSPORT_EUNREACHABLE, /* the peer could not be reached */
@@ -31,6 +30,12 @@ enum transport_rc {
 	TRANSPORT_ECHECKSUM,    /* snapshot size or checksum mismatch */
 	TRANSPORT_ECLOSED,      /* transport is closing */
 	TRANSPORT_ETIMEOUT,     /* handshake did not finish in time */
+	TRANSPORT_ETLS,         /* TLS record error: bytes altered in transit, or a TLS alert */
+	TRANSPORT_EUNKNOWN,     /* node id is not a peer of this node (member or being added) */
+	TRANSPORT_ELIMIT,       /* a connection limit was reached (snapshot connections of a node) */
+	TRANSPORT_EBUDGET,      /* the receive memory budget is exhausted */
+	TRANSPORT_EIDLE,        /* nothing received or sent for idle_timeout_ms */
+	TRANSPORT_ENOSPACE,     /* not enough free disk space for a snapshot */
 	TRANSPORT_RC_COUNT,
 };
 

@@ -150,8 +150,7 @@ static void on_connect(uv_connect_t *req, int status)
 {
 	struct conn *c = req->data;
 	struct transport *t = c->t;
-	struct transport_hello h;
-	uint8_t out[TRANSPORT_HELLO_LEN];
+	int rc;
 
 	if (c->state == CS_CLOSING)
 		return;
@@ -168,20 +167,12 @@ static void on_connect(uv_connect_t *req, int status)
 		tp_conn_close(c);
 		return;
 	}
-	uv_tcp_nodelay(&c->tcp, 1);
-	h.client_id = t->cfg.node_id;
-	h.server_id = c->peer->id;
-	h.purpose = c->purpose;
-	if (transport_random(c->cnonce, TRANSPORT_NONCE_LEN) != TRANSPORT_OK) {
-		tp_conn_fail(c, TRANSPORT_EIO);
-		return;
-	}
-	memcpy(h.nonce, c->cnonce, TRANSPORT_NONCE_LEN);
-	transport_hello_put(out, &h);
-	c->state = CS_HELLO_SENT;
-	if (tp_send_frame(c, TF_HELLO, out, sizeof(out)) != TRANSPORT_OK ||
-	    tp_conn_start_reading(c) != TRANSPORT_OK)
-		tp_conn_fail(c, TRANSPORT_EIO);
+	tp_conn_tune(c);
+	rc = t->ssl_ctx != NULL ? tp_tls_start(c) : tp_send_hello(c);
+	if (rc == TRANSPORT_OK)
+		rc = tp_conn_start_reading(c);
+	if (rc != TRANSPORT_OK)
+		tp_conn_fail(c, rc);
 }
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
@@ -201,8 +192,8 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 		any = true;
 		memset(ss, 0, sizeof(*ss));
 		memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-		/* Without a secret, only loopback addresses may be dialed. */
-		if (t->secret == NULL && !tp_is_loopback(ss))
+		/* Without TLS, only loopback addresses may be dialed. */
+		if (t->security == TRANSPORT_SEC_NONE && !tp_is_loopback(ss))
 			continue;
 		if (++c->n_addrs == TP_MAX_ADDRS)
 			break;
@@ -216,9 +207,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 	if (c->n_addrs == 0) {
 		if (any) {
 			t->st.auth_not_loopback++;
-			tp_errorf(t,
-			          "node %llu (%s) is not on loopback and no cluster secret is "
-			          "configured",
+			tp_errorf(t, "node %llu (%s) is not on loopback and no TLS is configured",
 			          (unsigned long long)c->peer->id, c->peer->host);
 		} else {
 			t->st.resolve_failures++;
@@ -264,8 +253,8 @@ struct conn *tp_dial(struct transport *t, struct peer *p, uint8_t purpose)
 
 	if (t->closing || !p->has_addr)
 		return NULL;
-	if (p->host == NULL && t->secret == NULL && !tp_is_loopback(&p->addr)) {
-		tp_errorf(t, "node %llu is not on loopback and no cluster secret is configured",
+	if (p->host == NULL && t->security == TRANSPORT_SEC_NONE && !tp_is_loopback(&p->addr)) {
+		tp_errorf(t, "node %llu is not on loopback and no TLS is configured",
 		          (unsigned long long)p->id);
 		t->st.auth_not_loopback++;
 		return NULL;

@@ -6,23 +6,26 @@
 
 #include <sys/socket.h>
 
+#include <openssl/ssl.h>
+
 #include "transport/auth.h"
 #include "transport/codec.h"
 #include "transport/frame.h"
 #include "transport/transport.h"
 
-#define TP_READ_BUF    (64u << 10)
-#define TP_DIRECT_MAX  (256u << 10)
-#define TP_REPLAY_RING 1024
-#define TP_UNREACH_MAX 4096
-#define TP_MAX_ADDRS   8 /* resolved addresses of a host name tried per dial */
+#define TP_READ_BUF     (64u << 10)
+#define TP_DIRECT_MAX   (256u << 10)
+#define TP_UNREACH_MAX  4096
+#define TP_MAX_ADDRS    8  /* resolved addresses of a host name tried per dial */
+#define TP_LOG_SLOTS    64 /* remote (address, node) pairs whose log lines are rate-limited */
+#define TP_LOG_EVERY_MS 60000
 
 enum conn_state {
 	CS_RESOLVING = 1, /* client: host name lookup on the thread pool */
 	CS_CONNECTING,    /* client: TCP connect pending */
-	CS_HELLO_SENT,    /* client: waiting for CHALLENGE */
+	CS_TLS,           /* TLS handshake in progress (either side) */
+	CS_HELLO_SENT,    /* client: waiting for WELCOME */
 	CS_WAIT_HELLO,    /* server: waiting for HELLO */
-	CS_WAIT_AUTH,     /* server: waiting for AUTH */
 	CS_OPEN,          /* authenticated */
 	CS_CLOSING,
 };
@@ -49,11 +52,17 @@ struct conn {
 	bool resolving;        /* gai in flight */
 	bool tcp_live;         /* tcp initialised and not being closed */
 	bool paused;           /* reading stopped (snapshot receiver's write backpressure) */
+	bool in_hs;            /* server: counted in the handshake limits */
 	int n_addrs, addr_idx; /* client: addresses to try, the one being tried */
-	struct sockaddr_storage addrs[TP_MAX_ADDRS];
+	struct sockaddr_storage addrs[TP_MAX_ADDRS]; /* server: addrs[0] is the remote address */
 	uint64_t remote_id;
-	uint8_t cnonce[TRANSPORT_NONCE_LEN];
-	uint8_t snonce[TRANSPORT_NONCE_LEN];
+	uint64_t cert_id;     /* node id named by the peer's certificate (0: none) */
+	uint64_t last_active; /* uv_now() of the last byte read or written */
+	SSL *ssl;             /* NULL without TLS */
+	const uint8_t *tin;   /* ciphertext not yet consumed by OpenSSL (points into rbuf) */
+	size_t tin_len;
+	struct transport_buf tout;  /* ciphertext produced and not yet handed to uv_write */
+	struct transport_buf spare; /* a written ciphertext buffer kept for reuse */
 	struct transport_frame_reader rd;
 	struct transport_arena arena;
 	uint8_t *rbuf;
@@ -61,13 +70,17 @@ struct conn {
 
 /* A remote node: address, send queue, outgoing connection and counters. */
 struct peer {
-	struct peer *next;
+	struct peer *next;       /* hash chain */
+	struct peer *dirty_next; /* list of peers with messages queued since the last flush */
+	bool dirty;
 	uint64_t id;
 	bool has_addr;                /* an address was declared */
 	char *host;                   /* host name to resolve at each dial, or NULL */
 	uint16_t port;                /* with host */
 	struct sockaddr_storage addr; /* numeric address, when host is NULL */
 	struct conn *conn;            /* outgoing message connection */
+	struct conn *in_msg;          /* incoming message connection */
+	uint32_t in_snaps;            /* incoming open snapshot connections */
 	struct transport_buf q;       /* TRANSPORT_FRAME_HDR bytes of room, then encoded messages */
 	uint32_t q_msgs;
 	uint32_t q_crc;            /* CRC32C of the queued payload so far */
@@ -79,12 +92,21 @@ struct peer {
 	struct transport_peer_stats st;
 };
 
+/* The last log line about one remote (address, node) pair. */
+struct tp_log_slot {
+	uint8_t key[24]; /* address (16 bytes; IPv4 mapped) and node id */
+	uint64_t last_ms;
+	uint64_t suppressed;
+	bool used;
+};
+
 struct transport {
 	uv_loop_t *loop;
 	struct transport_config cfg;
 	struct transport_callbacks cb;
-	uint8_t *secret;
-	size_t secret_len;
+	int security;     /* enum transport_security */
+	SSL_CTX *ssl_ctx; /* NULL without TLS */
+	uint8_t psk[32];  /* TRANSPORT_SEC_PSK: the key derived from the cluster secret */
 	char *snapshot_dir;
 	uv_tcp_t listener;
 	bool listening;
@@ -95,12 +117,15 @@ struct transport {
 	int conns_open;    /* connections not yet freed */
 	bool closing;
 	struct conn *conns;
-	struct peer *peers;
+	struct peer **buckets; /* peers by node id (hash table, chained) */
+	uint32_t n_buckets, n_peers;
+	struct peer *dirty; /* peers with messages queued since the last flush */
+	uint32_t hs_conns;  /* accepted connections still in the handshake */
+	struct transport_mem_budget budget;
+	struct tp_log_slot log[TP_LOG_SLOTS];
 	struct snap_send *sends;
 	struct snap_recv *recvs;
 	struct transport_encoder enc;
-	uint8_t replay[TP_REPLAY_RING][16]; /* prefixes of recent client nonces */
-	uint32_t replay_next;
 	struct {
 		uint64_t node, group;
 	} unreach[TP_UNREACH_MAX];
@@ -133,6 +158,12 @@ struct conn *tp_conn_new(struct transport *t, bool client, uint8_t purpose);
 /* Drops one of c's handles (or its lookup); frees c after the last. */
 void tp_conn_unref(struct conn *c);
 
+/* Sets TCP_NODELAY, keepalive and TCP_USER_TIMEOUT on c's socket. */
+void tp_conn_tune(struct conn *c);
+
+/* Client: sends HELLO (state CS_HELLO_SENT). */
+int tp_send_hello(struct conn *c);
+
 /* Starts c's handshake deadline (handshake_timeout_ms). */
 void tp_conn_arm_deadline(struct conn *c);
 
@@ -144,6 +175,45 @@ struct conn *tp_dial(struct transport *t, struct peer *p, uint8_t purpose);
 
 /* Sends one small frame (copied). */
 int tp_send_frame(struct conn *c, uint8_t kind, const void *payload, uint32_t len);
+
+/*
+ * Writes bufs to c like uv_write (cb(req, status) once written); with TLS they are encrypted
+ * now, so the caller's bytes may change as soon as this returns.
+ */
+int tp_conn_write(struct conn *c, uv_write_t *req, const uv_buf_t *bufs, unsigned n,
+                  uv_write_cb cb);
+
+/* Logs a refusal or failure concerning c, at most once a minute per address and node. */
+void tp_log_refusal(struct transport *t, const struct conn *c, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+/* Calls log_fn at level with a formatted line. */
+void tp_log(struct transport *t, int level, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+/* Iterates over every peer: for (p = tp_peer_first(t, &i); p; p = tp_peer_next(t, p, &i)). */
+struct peer *tp_peer_first(const struct transport *t, uint32_t *i);
+struct peer *tp_peer_next(const struct transport *t, const struct peer *p, uint32_t *i);
+
+/* ---- TLS (tp_tls.c) ---- */
+
+/* Sets t->security and, with TLS, t->ssl_ctx from the configuration; errmsg on failure. */
+int tp_tls_setup(struct transport *t);
+/* Frees t->ssl_ctx. */
+void tp_tls_free(struct transport *t);
+/* Starts c's TLS handshake (client or server side as c->client says). */
+int tp_tls_start(struct conn *c);
+/* Feeds n bytes of ciphertext: handshake, then decrypted frames to the frame reader. */
+int tp_tls_read(struct conn *c, const uint8_t *p, size_t n);
+/* Encrypts bufs into c's output and writes it (see tp_conn_write). */
+int tp_tls_write(struct conn *c, uv_write_t *req, const uv_buf_t *bufs, unsigned n, uv_write_cb cb);
+/* Frees c's TLS state. */
+void tp_tls_conn_free(struct conn *c);
+
+/* transport.c: the TLS handshake of c completed and the peer's identity checked. */
+void tp_handshake_done(struct conn *c);
+/* transport.c: the frame callback of connections (for tp_tls_read). */
+int tp_on_frame(void *arg, const struct transport_frame_header *h, const uint8_t *p, uint32_t len);
 
 /* Counts rc against the transport and closes c. */
 void tp_conn_fail(struct conn *c, int rc);

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,6 +33,8 @@
 
 /* Longest interval between two expiry scans. */
 #define EXPIRY_TICK_MAX_MS 60000u
+/* Decode memory for one SNAP_BEGIN (protobuf-c structures of at most 4 KiB of input). */
+#define BEGIN_DECODE_MAX (64u << 10)
 
 struct snap_recv {
 	struct snap_recv *next;
@@ -163,16 +166,28 @@ static struct snap_recv *sr_new(struct transport *t, uint64_t from, uint64_t gro
 	return sr;
 }
 
+/* Whether the file system of the snapshot directory has room for need bytes more. */
+static bool have_space(struct transport *t, uint64_t need)
+{
+	struct statvfs vfs;
+
+	if (statvfs(t->snapshot_dir, &vfs) != 0)
+		return true; /* creating the file reports a missing directory */
+	return (uint64_t)vfs.f_bavail * vfs.f_frsize >= need + t->cfg.snapshot_min_free_bytes;
+}
+
 static int on_begin(struct conn *c, const uint8_t *p, uint32_t len)
 {
 	struct transport *t = c->t;
 	struct transport_snapshot_header h;
 	struct snap_recv *sr, *next, *found = NULL;
+	uint64_t need;
 	uint8_t b[8];
 
 	if (c->sr != NULL)
 		return TRANSPORT_EPROTO;
-	if (transport_decode_snapshot_header(p, len, &h) != TRANSPORT_OK)
+	c->arena.limit = BEGIN_DECODE_MAX;
+	if (transport_decode_snapshot_header(&c->arena, p, len, &h) != TRANSPORT_OK)
 		return TRANSPORT_EDECODE;
 	if (h.from != c->remote_id || h.to != t->cfg.node_id) {
 		t->st.msgs_rejected_sender++;
@@ -183,12 +198,35 @@ static int on_begin(struct conn *c, const uint8_t *p, uint32_t len)
 		t->st.msgs_rejected_member++;
 		return reply_done(c, TRANSPORT_EINVAL);
 	}
-	/* One stream per group and sender; a record still writing may only be resumed. */
+	if (h.total_size > t->cfg.snapshot_max_bytes) {
+		t->st.snapshots_refused_size++;
+		tp_log_refusal(t, c, "snapshot of group %llu declares %llu bytes, more than %llu",
+		               (unsigned long long)h.group_id, (unsigned long long)h.total_size,
+		               (unsigned long long)t->cfg.snapshot_max_bytes);
+		return reply_done(c, TRANSPORT_ETOOBIG);
+	}
+	/* A new BEGIN from the same sender takes over a stream of the group stuck on another
+	 * connection (the sender redialed; the old connection is dead or stalled). */
 	for (sr = t->recvs; sr != NULL; sr = sr->next)
-		if (sr->from == h.from && sr->group_id == h.group_id &&
-		    (sr->conn != NULL || sr->syncing || sr->end_pending || sr->doomed ||
-		     (sr->writing && !same_stream(sr, &h))))
+		if (sr->from == h.from && sr->group_id == h.group_id && sr->conn != NULL) {
+			t->st.snapshot_takeovers++;
+			tp_conn_close(sr->conn); /* detaches sr; its partial file stays */
+			break;
+		}
+	/* One stream per group and sender; a record still writing may only be resumed, one
+	 * being completed answers on this connection. */
+	for (sr = t->recvs; sr != NULL; sr = sr->next) {
+		if (sr->from != h.from || sr->group_id != h.group_id)
+			continue;
+		if ((sr->syncing || sr->end_pending) && same_stream(sr, &h) && !sr->doomed) {
+			sr->conn = c;
+			c->sr = sr;
+			return TRANSPORT_OK; /* SNAP_DONE follows */
+		}
+		if (sr->syncing || sr->end_pending || sr->doomed ||
+		    (sr->writing && !same_stream(sr, &h)))
 			return reply_done(c, TRANSPORT_EPROTO);
+	}
 	/* Keep the partial file of this very stream; any other of the pair is stale. */
 	for (sr = t->recvs; sr != NULL; sr = next) {
 		next = sr->next;
@@ -198,6 +236,21 @@ static int on_begin(struct conn *c, const uint8_t *p, uint32_t len)
 			found = sr;
 		else
 			sr_free(sr, true);
+	}
+	/* Room for the rest of this stream beside the rest of every other one. */
+	need = h.total_size - (found != NULL ? found->offset : 0);
+	for (sr = t->recvs; sr != NULL; sr = sr->next)
+		if (sr != found && !sr->orphan)
+			need += sr->size - sr->offset;
+	if (!have_space(t, need)) {
+		t->st.snapshots_refused_space++;
+		tp_log_refusal(
+		        t, c,
+		        "no room for the snapshot of group %llu (%llu bytes to come, %llu to "
+		        "stay free)",
+		        (unsigned long long)h.group_id, (unsigned long long)need,
+		        (unsigned long long)t->cfg.snapshot_min_free_bytes);
+		return reply_done(c, TRANSPORT_ENOSPACE);
 	}
 	sr = found;
 	if (sr != NULL && sr->fd < 0) {

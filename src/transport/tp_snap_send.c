@@ -277,6 +277,8 @@ static void chunk_written(uv_write_t *req, int status)
 
 	ss->writing = false;
 	ss->wconn = NULL;
+	if (status == 0 && c != NULL)
+		c->last_active = uv_now(ss->t->loop);
 	if (ss->finished) {
 		ss_maybe_free(ss);
 		return;
@@ -302,10 +304,15 @@ static void write_chunk(struct snap_send *ss)
 	uint32_t n = ss->read_len;
 	uv_buf_t b;
 
-	transport_frame_header_put(ss->chunk, TF_SNAP_CHUNK, ss->chunk + TRANSPORT_FRAME_HDR, n);
+	/* Inside TLS the record layer authenticates the chunk: no CRC of it. */
+	if (ss->conn->ssl != NULL)
+		transport_frame_header_put_crc(ss->chunk, TF_SNAP_CHUNK, n, 0);
+	else
+		transport_frame_header_put(ss->chunk, TF_SNAP_CHUNK,
+		                           ss->chunk + TRANSPORT_FRAME_HDR, n);
 	b = uv_buf_init((char *)ss->chunk, TRANSPORT_FRAME_HDR + n);
 	ss->wreq.data = ss;
-	if (uv_write(&ss->wreq, (uv_stream_t *)&ss->conn->tcp, &b, 1, chunk_written) != 0) {
+	if (tp_conn_write(ss->conn, &ss->wreq, &b, 1, chunk_written) != TRANSPORT_OK) {
 		tp_conn_fail(ss->conn, TRANSPORT_EIO);
 		return;
 	}

@@ -7,24 +7,34 @@
 
 #include "util/crc32c.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define DEF_QUEUE_MSGS   16384u
-#define DEF_QUEUE_BYTES  (32u << 20)
-#define DEF_CHUNK        (2u << 20)
-#define DEF_BACKOFF_MIN  100u
-#define DEF_BACKOFF_MAX  5000u
-#define DEF_HS_TIMEOUT   5000u
-#define DEF_SNAP_RETRIES 5u
-#define DEF_PART_MAX_AGE (600u * 1000u)
+#define DEF_QUEUE_MSGS    16384u
+#define DEF_QUEUE_BYTES   (32u << 20)
+#define DEF_CHUNK         (2u << 20)
+#define DEF_BACKOFF_MIN   100u
+#define DEF_BACKOFF_MAX   5000u
+#define DEF_HS_TIMEOUT    3000u
+#define DEF_SNAP_RETRIES  5u
+#define DEF_PART_MAX_AGE  (600u * 1000u)
+#define DEF_MAX_HS        64u
+#define DEF_MAX_HS_ADDR   8u
+#define DEF_MAX_SNAP_CONN 4u
+#define DEF_IDLE          60000u
+#define DEF_KEEPALIVE     10000u
+#define DEF_RECV_MEMORY   (256ull << 20)
+#define DEF_SNAP_MAX      (1ull << 40)
+#define DEF_SNAP_MIN_FREE (256ull << 20)
 /* Decode memory allowed per frame beyond twice its length (protobuf-c structures). */
 #define DECODE_SLACK (16u << 20)
-/* Largest frame accepted before the handshake completes. */
-#define HS_MAX_FRAME 256u
+/* Largest frame accepted before the handshake completes (HELLO and WELCOME are smaller). */
+#define HS_MAX_FRAME 64u
 
 struct ctrl_write {
 	uv_write_t req;
@@ -45,28 +55,158 @@ const char *transport_errmsg(const struct transport *t)
 	return t->errmsg;
 }
 
+void tp_log(struct transport *t, int level, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	if (t->cfg.log_fn == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	t->cfg.log_fn(t->cfg.log_ctx, level, line);
+}
+
+/* The remote address of c as text, and as 16 bytes (IPv4 mapped) into key. */
+static void remote_addr(const struct conn *c, char *s, size_t cap, uint8_t key[16])
+{
+	const struct sockaddr_storage *ss = &c->addrs[c->addr_idx];
+
+	memset(key, 0, 16);
+	snprintf(s, cap, "?");
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+
+		key[10] = key[11] = 0xff;
+		memcpy(key + 12, &in->sin_addr, 4);
+		inet_ntop(AF_INET, &in->sin_addr, s, (socklen_t)cap);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+
+		memcpy(key, &in6->sin6_addr, 16);
+		inet_ntop(AF_INET6, &in6->sin6_addr, s, (socklen_t)cap);
+	}
+}
+
+void tp_log_refusal(struct transport *t, const struct conn *c, const char *fmt, ...)
+{
+	struct tp_log_slot *slot = NULL, *oldest = &t->log[0];
+	uint64_t now = uv_now(t->loop), suppressed;
+	uint8_t key[24];
+	char addr[64], what[320];
+	va_list ap;
+
+	if (t->cfg.log_fn == NULL)
+		return;
+	remote_addr(c, addr, sizeof(addr), key);
+	tp_put64(key + 16, c->remote_id);
+	for (int i = 0; i < TP_LOG_SLOTS && slot == NULL; i++) {
+		if (t->log[i].used && memcmp(t->log[i].key, key, sizeof(key)) == 0)
+			slot = &t->log[i];
+		else if (!t->log[i].used || t->log[i].last_ms < oldest->last_ms)
+			oldest = &t->log[i];
+	}
+	if (slot != NULL && now - slot->last_ms < TP_LOG_EVERY_MS) {
+		slot->suppressed++;
+		t->st.log_lines_suppressed++;
+		return;
+	}
+	if (slot == NULL) {
+		slot = oldest;
+		memset(slot, 0, sizeof(*slot));
+		memcpy(slot->key, key, sizeof(key));
+		slot->used = true;
+	}
+	suppressed = slot->suppressed;
+	slot->suppressed = 0;
+	slot->last_ms = now;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	tp_log(t, TRANSPORT_LOG_INFO,
+	       "dragonraft transport: %s %s (node %llu): %s (%llu more like it in the last minute)",
+	       c->client ? "connection to" : "refused connection from", addr,
+	       (unsigned long long)c->remote_id, what, (unsigned long long)suppressed);
+}
+
+/* ---- peers: a hash table by node id ---------------------------------------- */
+
+static uint32_t bucket_of(const struct transport *t, uint64_t id)
+{
+	return (uint32_t)((id * 0x9e3779b97f4a7c15ull) >> 32) & (t->n_buckets - 1);
+}
+
 struct peer *tp_peer_find(const struct transport *t, uint64_t id)
 {
-	for (struct peer *p = t->peers; p != NULL; p = p->next)
+	if (t->n_buckets == 0)
+		return NULL;
+	for (struct peer *p = t->buckets[bucket_of(t, id)]; p != NULL; p = p->next)
 		if (p->id == id)
 			return p;
 	return NULL;
 }
 
+struct peer *tp_peer_first(const struct transport *t, uint32_t *i)
+{
+	for (*i = 0; *i < t->n_buckets; (*i)++)
+		if (t->buckets[*i] != NULL)
+			return t->buckets[*i];
+	return NULL;
+}
+
+struct peer *tp_peer_next(const struct transport *t, const struct peer *p, uint32_t *i)
+{
+	if (p->next != NULL)
+		return p->next;
+	while (++*i < t->n_buckets)
+		if (t->buckets[*i] != NULL)
+			return t->buckets[*i];
+	return NULL;
+}
+
+/* Doubles the table (at least 16 buckets). */
+static int peers_grow(struct transport *t)
+{
+	uint32_t old_n = t->n_buckets, n = old_n ? old_n * 2 : 16;
+	struct peer **old = t->buckets, **b = transport_malloc(n * sizeof(*b));
+
+	if (b == NULL)
+		return TRANSPORT_ENOMEM;
+	memset(b, 0, n * sizeof(*b));
+	t->buckets = b;
+	t->n_buckets = n;
+	for (uint32_t i = 0; i < old_n; i++)
+		for (struct peer *p = old[i], *next; p != NULL; p = next) {
+			uint32_t k = bucket_of(t, p->id);
+
+			next = p->next;
+			p->next = b[k];
+			b[k] = p;
+		}
+	transport_free(old);
+	return TRANSPORT_OK;
+}
+
 static struct peer *peer_get(struct transport *t, uint64_t id)
 {
 	struct peer *p = tp_peer_find(t, id);
+	uint32_t k;
 
 	if (p != NULL)
 		return p;
+	if (t->n_peers >= t->n_buckets && peers_grow(t) != TRANSPORT_OK)
+		return NULL;
 	p = transport_malloc(sizeof(*p));
 	if (p == NULL)
 		return NULL;
 	memset(p, 0, sizeof(*p));
 	p->id = id;
 	p->backoff_ms = t->cfg.backoff_min_ms;
-	p->next = t->peers;
-	t->peers = p;
+	k = bucket_of(t, id);
+	p->next = t->buckets[k];
+	t->buckets[k] = p;
+	t->n_peers++;
 	return p;
 }
 
@@ -100,16 +240,19 @@ void tp_maybe_finish(struct transport *t)
 
 	if (!t->closing || t->handles > 0 || t->conns_open > 0)
 		return;
-	while (t->peers != NULL) {
-		struct peer *p = t->peers;
-		t->peers = p->next;
-		transport_buf_free(&p->q);
-		transport_buf_free(&p->wbuf);
-		transport_free(p->host);
-		transport_free(p);
-	}
+	for (uint32_t i = 0; i < t->n_buckets; i++)
+		while (t->buckets[i] != NULL) {
+			struct peer *p = t->buckets[i];
+
+			t->buckets[i] = p->next;
+			transport_buf_free(&p->q);
+			transport_buf_free(&p->wbuf);
+			transport_free(p->host);
+			transport_free(p);
+		}
+	transport_free(t->buckets);
 	transport_encoder_free(&t->enc);
-	transport_free(t->secret);
+	tp_tls_free(t);
 	transport_free(t->snapshot_dir);
 	transport_free(t);
 	if (on_closed != NULL)
@@ -128,6 +271,7 @@ void tp_conn_unref(struct conn *c)
 		t->conns = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
+	tp_tls_conn_free(c);
 	transport_frame_reader_free(&c->rd);
 	transport_arena_free(&c->arena);
 	transport_free(c->rbuf);
@@ -162,7 +306,9 @@ struct conn *tp_conn_new(struct transport *t, bool client, uint8_t purpose)
 	c->timer.data = c;
 	c->handles = 2;
 	c->tcp_live = true;
+	c->last_active = uv_now(t->loop);
 	transport_frame_reader_init(&c->rd, HS_MAX_FRAME);
+	c->rd.budget = &t->budget;
 	transport_arena_init(&c->arena, DECODE_SLACK);
 	c->next = t->conns;
 	if (t->conns != NULL)
@@ -189,19 +335,31 @@ static void count_failure(struct transport *t, int rc)
 		t->st.decode_errors++;
 		break;
 	case TRANSPORT_EAUTH:
-		t->st.auth_bad_secret++;
+		t->st.tls_handshake_failures++;
+		break;
+	case TRANSPORT_ETLS:
+		t->st.tls_record_errors++;
 		break;
 	case TRANSPORT_ENODEID:
 		t->st.auth_bad_node_id++;
 		break;
-	case TRANSPORT_EREPLAY:
-		t->st.auth_replayed++;
+	case TRANSPORT_EUNKNOWN:
+		t->st.auth_unknown_node++;
 		break;
 	case TRANSPORT_ENOTLOOPBACK:
 		t->st.auth_not_loopback++;
 		break;
+	case TRANSPORT_ELIMIT:
+		t->st.snap_conns_refused++;
+		break;
+	case TRANSPORT_EBUDGET:
+		t->st.frames_over_budget++;
+		break;
 	case TRANSPORT_ETIMEOUT:
 		t->st.handshake_timeouts++;
+		break;
+	case TRANSPORT_EIDLE:
+		t->st.idle_timeouts++;
 		break;
 	case TRANSPORT_EPROTO:
 		t->st.protocol_errors++;
@@ -220,6 +378,16 @@ void tp_conn_close(struct conn *c)
 	if (was == CS_CLOSING)
 		return;
 	c->state = CS_CLOSING;
+	if (c->in_hs) {
+		c->in_hs = false;
+		t->hs_conns--;
+	}
+	if (!c->client && p != NULL) {
+		if (p->in_msg == c)
+			p->in_msg = NULL;
+		if (c->purpose == TRANSPORT_PURPOSE_SNAP && was == CS_OPEN)
+			p->in_snaps--;
+	}
 	if (c->client && c->purpose == TRANSPORT_PURPOSE_MSG && p != NULL && p->conn == c) {
 		p->conn = NULL;
 		p->st.connected = false;
@@ -259,19 +427,41 @@ void tp_conn_fail(struct conn *c, int rc)
 	count_failure(c->t, rc);
 	tp_errorf(c->t, "connection %s node %llu closed: %s", c->client ? "to" : "from",
 	          (unsigned long long)c->remote_id, transport_strerror(rc));
+	/* TLS failures were logged with OpenSSL's reason already. */
+	if (rc != TRANSPORT_EAUTH && rc != TRANSPORT_ETLS)
+		tp_log_refusal(c->t, c, "%s", transport_strerror(rc));
 	tp_conn_close(c);
 }
 
+static void on_written(struct conn *c, int status);
+
 static void ctrl_written(uv_write_t *req, int status)
 {
-	(void)status; /* a failed write shows up as a read error */
+	on_written(req->data, status); /* a failed write shows up as a read error */
 	transport_free(req);
+}
+
+static void on_written(struct conn *c, int status)
+{
+	if (status == 0)
+		c->last_active = uv_now(c->t->loop);
+}
+
+int tp_conn_write(struct conn *c, uv_write_t *req, const uv_buf_t *bufs, unsigned n, uv_write_cb cb)
+{
+	if (!c->tcp_live)
+		return TRANSPORT_EIO;
+	if (c->ssl != NULL)
+		return tp_tls_write(c, req, bufs, n, cb);
+	return uv_write(req, (uv_stream_t *)&c->tcp, bufs, n, cb) != 0 ? TRANSPORT_EIO
+	                                                               : TRANSPORT_OK;
 }
 
 int tp_send_frame(struct conn *c, uint8_t kind, const void *payload, uint32_t len)
 {
 	struct ctrl_write *w = transport_malloc(sizeof(*w) + TRANSPORT_FRAME_HDR + len);
 	uv_buf_t b;
+	int rc;
 
 	if (w == NULL)
 		return TRANSPORT_ENOMEM;
@@ -279,11 +469,11 @@ int tp_send_frame(struct conn *c, uint8_t kind, const void *payload, uint32_t le
 		memcpy(w->data + TRANSPORT_FRAME_HDR, payload, len);
 	transport_frame_header_put(w->data, kind, w->data + TRANSPORT_FRAME_HDR, len);
 	b = uv_buf_init((char *)w->data, TRANSPORT_FRAME_HDR + len);
-	if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, ctrl_written) != 0) {
+	w->req.data = c;
+	rc = tp_conn_write(c, &w->req, &b, 1, ctrl_written);
+	if (rc != TRANSPORT_OK)
 		transport_free(w);
-		return TRANSPORT_EIO;
-	}
-	return TRANSPORT_OK;
+	return rc;
 }
 
 /* ---- sending batches ----------------------------------------------------- */
@@ -295,6 +485,8 @@ static void batch_written(uv_write_t *req, int status)
 	struct peer *p = req->data;
 
 	p->inflight = false;
+	if (p->conn != NULL)
+		on_written(p->conn, status);
 	if (status == 0 && p->conn != NULL)
 		flush_peer(p);
 }
@@ -317,7 +509,7 @@ static void flush_peer(struct peer *p)
 	p->q_crc = 0;
 	b = uv_buf_init((char *)p->wbuf.p, (unsigned int)p->wbuf.len);
 	p->wreq.data = p;
-	if (uv_write(&p->wreq, (uv_stream_t *)&c->tcp, &b, 1, batch_written) != 0) {
+	if (tp_conn_write(c, &p->wreq, &b, 1, batch_written) != TRANSPORT_OK) {
 		p->st.msgs_dropped += p->q_msgs;
 		p->st.bytes_dropped += len;
 		p->q_msgs = 0;
@@ -334,11 +526,16 @@ static void flush_peer(struct peer *p)
 void transport_flush(struct transport *t)
 {
 	uint64_t now;
+	struct peer *p;
 
 	if (t->closing)
 		return;
 	now = uv_now(t->loop);
-	for (struct peer *p = t->peers; p != NULL; p = p->next) {
+	/* Only peers queued to since the last flush; a peer still waiting for its connection
+	 * or for a write is flushed again by that callback. */
+	while ((p = t->dirty) != NULL) {
+		t->dirty = p->dirty_next;
+		p->dirty = false;
 		if (p->q_msgs == 0)
 			continue;
 		if (p->conn == NULL && p->has_addr && now >= p->retry_at)
@@ -401,9 +598,15 @@ int transport_send(struct transport *t, const struct raft_message *m)
 		p->q_crc = 0;
 		return drop(t, p, m, rc);
 	}
-	/* Checksum the new bytes while they are in cache. */
-	p->q_crc = dr_crc32c(p->q_crc, p->q.p + before, p->q.len - before);
+	/* Checksum the new bytes while they are in cache (TLS authenticates them instead). */
+	if (t->ssl_ctx == NULL)
+		p->q_crc = dr_crc32c(p->q_crc, p->q.p + before, p->q.len - before);
 	p->q_msgs++;
+	if (!p->dirty) {
+		p->dirty = true;
+		p->dirty_next = t->dirty;
+		t->dirty = p;
+	}
 	if (p->conn == NULL && tp_dial(t, p, TRANSPORT_PURPOSE_MSG) == NULL) {
 		/* A connection that failed to start already dropped the queue. */
 		if (p->q_msgs > 0) {
@@ -467,89 +670,91 @@ static int on_batch(struct conn *c, const uint8_t *payload, uint32_t len)
 	return TRANSPORT_OK;
 }
 
-static bool replayed(struct transport *t, const uint8_t *nonce)
+/* c completed its handshake: from now on it carries frames and is watched for idleness. */
+static void on_timer(uv_timer_t *h);
+
+static void conn_open(struct conn *c)
 {
-	for (uint32_t i = 0; i < TP_REPLAY_RING; i++)
-		if (memcmp(t->replay[i], nonce, 16) == 0)
-			return true;
-	memcpy(t->replay[t->replay_next], nonce, 16);
-	t->replay_next = (t->replay_next + 1) % TP_REPLAY_RING;
-	return false;
+	struct transport *t = c->t;
+
+	c->state = CS_OPEN;
+	c->rd.max_payload = t->cfg.max_frame;
+	if (c->in_hs) {
+		c->in_hs = false;
+		t->hs_conns--;
+	}
+	c->last_active = uv_now(t->loop);
+	uv_timer_start(&c->timer, on_timer, t->cfg.idle_timeout_ms, 0);
+}
+
+int tp_send_hello(struct conn *c)
+{
+	struct transport_hello h = {
+	        .client_id = c->t->cfg.node_id, .server_id = c->peer->id, .purpose = c->purpose};
+	uint8_t out[TRANSPORT_HELLO_LEN];
+
+	transport_hello_put(out, &h);
+	c->state = CS_HELLO_SENT;
+	return tp_send_frame(c, TF_HELLO, out, sizeof(out));
+}
+
+void tp_handshake_done(struct conn *c)
+{
+	if (!c->client)
+		c->state = CS_WAIT_HELLO;
+	else if (tp_send_hello(c) != TRANSPORT_OK)
+		tp_conn_fail(c, TRANSPORT_EIO);
 }
 
 static int on_hello(struct conn *c, const uint8_t *p, uint32_t len)
 {
 	struct transport *t = c->t;
 	struct transport_hello h;
-	uint8_t out[TRANSPORT_CHALLENGE_LEN];
+	uint8_t out[TRANSPORT_WELCOME_LEN];
+	struct peer *pr;
 	int rc;
 
 	if (transport_hello_get(p, len, &h) != TRANSPORT_OK)
 		return TRANSPORT_EPROTO;
 	c->remote_id = h.client_id;
-	if (h.server_id != t->cfg.node_id || h.client_id == t->cfg.node_id)
+	if (h.server_id != t->cfg.node_id || h.client_id == t->cfg.node_id ||
+	    (t->security == TRANSPORT_SEC_CERT && h.client_id != c->cert_id))
 		return TRANSPORT_ENODEID;
-	if (replayed(t, h.nonce))
-		return TRANSPORT_EREPLAY;
+	/* Only members of our groups (or nodes being added) get in. */
+	pr = tp_peer_find(t, h.client_id);
+	if (pr == NULL || !pr->has_addr)
+		return TRANSPORT_EUNKNOWN;
 	c->purpose = h.purpose;
-	memcpy(c->cnonce, h.nonce, TRANSPORT_NONCE_LEN);
-	rc = transport_random(c->snonce, TRANSPORT_NONCE_LEN);
-	if (rc != TRANSPORT_OK)
-		return rc;
+	if (h.purpose == TRANSPORT_PURPOSE_SNAP && pr->in_snaps >= t->cfg.max_snapshot_conns)
+		return TRANSPORT_ELIMIT;
 	tp_put64(out, t->cfg.node_id);
-	memcpy(out + 8, c->snonce, TRANSPORT_NONCE_LEN);
-	rc = transport_auth_proof(t->secret, t->secret_len, 'S', h.client_id, t->cfg.node_id,
-	                          c->cnonce, c->snonce, out + 8 + TRANSPORT_NONCE_LEN);
+	rc = tp_send_frame(c, TF_WELCOME, out, sizeof(out));
 	if (rc != TRANSPORT_OK)
 		return rc;
-	c->state = CS_WAIT_AUTH;
-	return tp_send_frame(c, TF_CHALLENGE, out, sizeof(out));
-}
-
-static int on_auth(struct conn *c, const uint8_t *p, uint32_t len)
-{
-	struct transport *t = c->t;
-	int rc;
-
-	if (len != TRANSPORT_AUTH_LEN)
-		return TRANSPORT_EPROTO;
-	rc = transport_auth_verify(t->secret, t->secret_len, 'C', c->remote_id, t->cfg.node_id,
-	                           c->cnonce, c->snonce, p);
-	if (rc != TRANSPORT_OK)
-		return rc;
-	c->peer = peer_get(t, c->remote_id);
-	if (c->peer == NULL)
-		return TRANSPORT_ENOMEM;
-	c->state = CS_OPEN;
-	c->rd.max_payload = t->cfg.max_frame;
-	uv_timer_stop(&c->timer);
+	c->peer = pr;
+	if (h.purpose == TRANSPORT_PURPOSE_SNAP) {
+		pr->in_snaps++;
+	} else {
+		/* One live message connection per node: the newer replaces the older. */
+		if (pr->in_msg != NULL) {
+			t->st.conns_replaced++;
+			tp_conn_close(pr->in_msg);
+		}
+		pr->in_msg = c;
+	}
+	conn_open(c);
 	return TRANSPORT_OK;
 }
 
-static int on_challenge(struct conn *c, const uint8_t *p, uint32_t len)
+static int on_welcome(struct conn *c, const uint8_t *p, uint32_t len)
 {
 	struct transport *t = c->t;
-	uint8_t proof[TRANSPORT_PROOF_LEN];
-	int rc;
 
-	if (len != TRANSPORT_CHALLENGE_LEN)
+	if (len != TRANSPORT_WELCOME_LEN)
 		return TRANSPORT_EPROTO;
 	if (tp_get64(p) != c->peer->id)
 		return TRANSPORT_ENODEID;
-	memcpy(c->snonce, p + 8, TRANSPORT_NONCE_LEN);
-	rc = transport_auth_verify(t->secret, t->secret_len, 'S', t->cfg.node_id, c->peer->id,
-	                           c->cnonce, c->snonce, p + 8 + TRANSPORT_NONCE_LEN);
-	if (rc != TRANSPORT_OK)
-		return rc;
-	rc = transport_auth_proof(t->secret, t->secret_len, 'C', t->cfg.node_id, c->peer->id,
-	                          c->cnonce, c->snonce, proof);
-	if (rc == TRANSPORT_OK)
-		rc = tp_send_frame(c, TF_AUTH, proof, sizeof(proof));
-	if (rc != TRANSPORT_OK)
-		return rc;
-	c->state = CS_OPEN;
-	c->rd.max_payload = t->cfg.max_frame;
-	uv_timer_stop(&c->timer);
+	conn_open(c);
 	if (c->purpose == TRANSPORT_PURPOSE_MSG) {
 		c->peer->backoff_ms = t->cfg.backoff_min_ms;
 		c->peer->st.connects++;
@@ -561,8 +766,7 @@ static int on_challenge(struct conn *c, const uint8_t *p, uint32_t len)
 	return TRANSPORT_OK;
 }
 
-static int on_frame(void *arg, const struct transport_frame_header *h, const uint8_t *p,
-                    uint32_t len)
+int tp_on_frame(void *arg, const struct transport_frame_header *h, const uint8_t *p, uint32_t len)
 {
 	struct conn *c = arg;
 	int rc;
@@ -571,11 +775,8 @@ static int on_frame(void *arg, const struct transport_frame_header *h, const uin
 	case CS_WAIT_HELLO:
 		rc = h->kind == TF_HELLO ? on_hello(c, p, len) : TRANSPORT_EPROTO;
 		break;
-	case CS_WAIT_AUTH:
-		rc = h->kind == TF_AUTH ? on_auth(c, p, len) : TRANSPORT_EPROTO;
-		break;
 	case CS_HELLO_SENT:
-		rc = h->kind == TF_CHALLENGE ? on_challenge(c, p, len) : TRANSPORT_EPROTO;
+		rc = h->kind == TF_WELCOME ? on_welcome(c, p, len) : TRANSPORT_EPROTO;
 		break;
 	case CS_OPEN:
 		if (c->client)
@@ -587,8 +788,11 @@ static int on_frame(void *arg, const struct transport_frame_header *h, const uin
 		else
 			rc = tp_snap_server_frame(c, h, p, len);
 		break;
-	default:
+	case CS_CLOSING:
 		rc = TRANSPORT_ECLOSED;
+		break;
+	default:
+		rc = TRANSPORT_EPROTO;
 		break;
 	}
 	if (rc == TRANSPORT_OK && c->state == CS_CLOSING)
@@ -600,7 +804,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct conn *c = h->data;
 	uint8_t *p;
-	size_t n = transport_frame_reader_direct(&c->rd, &p);
+	size_t n = c->ssl != NULL ? 0 : transport_frame_reader_direct(&c->rd, &p);
 
 	(void)suggested;
 	if (n >= TP_READ_BUF) {
@@ -630,22 +834,60 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 			tp_conn_close(c);
 		return;
 	}
-	if ((uint8_t *)buf->base == c->rbuf)
-		rc = transport_frame_reader_feed(&c->rd, c->rbuf, (size_t)nread, on_frame, c);
+	c->last_active = uv_now(c->t->loop);
+	if (c->ssl != NULL)
+		rc = tp_tls_read(c, c->rbuf, (size_t)nread);
+	else if ((uint8_t *)buf->base == c->rbuf)
+		rc = transport_frame_reader_feed(&c->rd, c->rbuf, (size_t)nread, tp_on_frame, c);
 	else
-		rc = transport_frame_reader_commit(&c->rd, (size_t)nread, on_frame, c);
+		rc = transport_frame_reader_commit(&c->rd, (size_t)nread, tp_on_frame, c);
 	if (rc != TRANSPORT_OK && rc != TRANSPORT_ECLOSED)
 		tp_conn_fail(c, rc);
+	else if (rc == TRANSPORT_ECLOSED)
+		tp_conn_close(c);
 }
 
-static void on_hs_timeout(uv_timer_t *h)
+/* The handshake deadline before the connection opens, the idle check after. */
+static void on_timer(uv_timer_t *h)
 {
-	tp_conn_fail(h->data, TRANSPORT_ETIMEOUT);
+	struct conn *c = h->data;
+	uint64_t now = uv_now(c->t->loop), idle = c->t->cfg.idle_timeout_ms;
+
+	if (c->state != CS_OPEN) {
+		tp_conn_fail(c, TRANSPORT_ETIMEOUT);
+		return;
+	}
+	if (c->paused)
+		c->last_active = now; /* waiting for our own disk, not for the peer */
+	if (now - c->last_active >= idle) {
+		tp_conn_fail(c, TRANSPORT_EIDLE);
+		return;
+	}
+	uv_timer_start(&c->timer, on_timer, c->last_active + idle - now, 0);
 }
 
 void tp_conn_arm_deadline(struct conn *c)
 {
-	uv_timer_start(&c->timer, on_hs_timeout, c->t->cfg.handshake_timeout_ms, 0);
+	uv_timer_start(&c->timer, on_timer, c->t->cfg.handshake_timeout_ms, 0);
+}
+
+void tp_conn_tune(struct conn *c)
+{
+	const struct transport_config *cfg = &c->t->cfg;
+	unsigned idle_s = cfg->keepalive_ms < 1000 ? 1 : cfg->keepalive_ms / 1000;
+	int intvl = idle_s / 3 > 0 ? (int)(idle_s / 3) : 1, cnt = 3;
+	unsigned int user_timeout = 3 * cfg->keepalive_ms;
+	uv_os_fd_t fd;
+
+	uv_tcp_nodelay(&c->tcp, 1);
+	uv_tcp_keepalive(&c->tcp, 1, idle_s);
+	if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)
+		return;
+	/* Dead peers are noticed within keepalive_ms + 3 probes, unacknowledged data within
+	 * TCP_USER_TIMEOUT; the idle timeout covers peers that are alive but silent. */
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
 }
 
 int tp_conn_start_reading(struct conn *c)
@@ -665,34 +907,82 @@ void tp_conn_read(struct conn *c, bool on)
 		tp_conn_fail(c, TRANSPORT_EIO);
 }
 
+/* Whether a and b are one source for the handshake limits: one IPv4 address or IPv6 /64. */
+static bool same_source(const uint8_t a[16], const uint8_t b[16])
+{
+	static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+	if (memcmp(a, v4mapped, 12) == 0)
+		return memcmp(a, b, 16) == 0;
+	return memcmp(a, b, 8) == 0;
+}
+
+/* Whether one more connection in the handshake from c's address is allowed (counted). */
+static bool admit(struct transport *t, struct conn *c)
+{
+	uint8_t key[16], other[16];
+	char addr[64], tmp[64];
+	uint32_t same = 0;
+
+	if (t->hs_conns >= t->cfg.max_handshakes) {
+		t->st.conns_refused_limit++;
+		tp_log_refusal(t, c, "%u connections are in the handshake already", t->hs_conns);
+		return false;
+	}
+	remote_addr(c, addr, sizeof(addr), key);
+	for (struct conn *o = t->conns; o != NULL; o = o->next) {
+		if (!o->in_hs)
+			continue;
+		remote_addr(o, tmp, sizeof(tmp), other);
+		if (same_source(key, other))
+			same++;
+	}
+	if (same >= t->cfg.max_handshakes_per_addr) {
+		t->st.conns_refused_per_addr++;
+		tp_log_refusal(t, c,
+		               "%u connections from this address are in the handshake already",
+		               same);
+		return false;
+	}
+	return true;
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
 	struct transport *t = server->data;
-	struct sockaddr_storage ss;
-	int sslen = sizeof(ss);
+	int sslen = sizeof(struct sockaddr_storage);
 	struct conn *c;
+	int rc;
 
 	if (status != 0 || t->closing)
 		return;
 	c = tp_conn_new(t, false, 0);
 	if (c == NULL)
 		return;
-	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 ||
+	    uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->addrs[0], &sslen) != 0) {
 		tp_conn_close(c);
 		return;
 	}
 	t->st.conns_accepted++;
-	c->state = CS_WAIT_HELLO;
-	uv_tcp_nodelay(&c->tcp, 1);
-	if (t->secret == NULL &&
-	    (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) != 0 ||
-	     !tp_is_loopback(&ss))) {
+	if (!admit(t, c)) {
+		tp_conn_close(c); /* the descriptor is released at once */
+		return;
+	}
+	if (t->security == TRANSPORT_SEC_NONE && !tp_is_loopback(&c->addrs[0])) {
 		tp_conn_fail(c, TRANSPORT_ENOTLOOPBACK);
 		return;
 	}
+	c->in_hs = true;
+	t->hs_conns++;
+	tp_conn_tune(c);
 	tp_conn_arm_deadline(c);
-	if (tp_conn_start_reading(c) != TRANSPORT_OK)
-		tp_conn_fail(c, TRANSPORT_EIO);
+	c->state = CS_WAIT_HELLO;
+	rc = t->ssl_ctx != NULL ? tp_tls_start(c) : TRANSPORT_OK;
+	if (rc == TRANSPORT_OK)
+		rc = tp_conn_start_reading(c);
+	if (rc != TRANSPORT_OK)
+		tp_conn_fail(c, rc);
 }
 
 /* ---- lifecycle ------------------------------------------------------------ */
@@ -705,13 +995,13 @@ static void handle_closed(uv_handle_t *h)
 	tp_maybe_finish(t);
 }
 
-static int start_listening(struct transport *t)
+static int start_listening(struct transport *t, const char *addr)
 {
 	struct sockaddr_storage ss;
-	int rc = tp_parse_listen_addr(t->cfg.listen_addr, &ss);
+	int rc = tp_parse_listen_addr(addr, &ss);
 
 	if (rc != TRANSPORT_OK) {
-		tp_errorf(t, "bad listen address \"%s\"", t->cfg.listen_addr);
+		tp_errorf(t, "bad listen address \"%s\"", addr);
 		return rc;
 	}
 	uv_tcp_init(t->loop, &t->listener);
@@ -722,7 +1012,7 @@ static int start_listening(struct transport *t)
 	if (rc == 0)
 		rc = uv_listen((uv_stream_t *)&t->listener, 128, on_connection);
 	if (rc != 0) {
-		tp_errorf(t, "cannot listen on %s: %s", t->cfg.listen_addr, uv_strerror(rc));
+		tp_errorf(t, "cannot listen on %s: %s", addr, uv_strerror(rc));
 		return TRANSPORT_EIO;
 	}
 	return TRANSPORT_OK;
@@ -753,6 +1043,24 @@ static void apply_defaults(struct transport_config *c)
 		c->snapshot_retries = DEF_SNAP_RETRIES;
 	if (c->snapshot_part_max_age_ms == 0)
 		c->snapshot_part_max_age_ms = DEF_PART_MAX_AGE;
+	if (c->max_handshakes == 0)
+		c->max_handshakes = DEF_MAX_HS;
+	if (c->max_handshakes_per_addr == 0)
+		c->max_handshakes_per_addr = DEF_MAX_HS_ADDR;
+	if (c->max_snapshot_conns == 0)
+		c->max_snapshot_conns = DEF_MAX_SNAP_CONN;
+	if (c->idle_timeout_ms == 0)
+		c->idle_timeout_ms = DEF_IDLE;
+	if (c->keepalive_ms == 0)
+		c->keepalive_ms = DEF_KEEPALIVE;
+	if (c->recv_memory_max == 0)
+		c->recv_memory_max = DEF_RECV_MEMORY;
+	if (c->recv_memory_max < 2ull * c->max_frame)
+		c->recv_memory_max = 2ull * c->max_frame;
+	if (c->snapshot_max_bytes == 0)
+		c->snapshot_max_bytes = DEF_SNAP_MAX;
+	if (c->snapshot_min_free_bytes == 0)
+		c->snapshot_min_free_bytes = DEF_SNAP_MIN_FREE;
 }
 
 int transport_create(uv_loop_t *loop, const struct transport_config *cfg,
@@ -776,18 +1084,28 @@ int transport_create(uv_loop_t *loop, const struct transport_config *cfg,
 		t->cb = *cb;
 	dir = cfg->snapshot_dir != NULL ? cfg->snapshot_dir : ".";
 	t->snapshot_dir = transport_malloc(strlen(dir) + 1);
+	rc = TRANSPORT_ENOMEM;
 	if (t->snapshot_dir == NULL)
 		goto err_free_t;
 	strcpy(t->snapshot_dir, dir);
 	t->cfg.snapshot_dir = t->snapshot_dir;
-	t->cfg.secret = NULL;
-	if (cfg->secret != NULL && cfg->secret_len > 0) {
-		t->secret = transport_malloc(cfg->secret_len);
-		if (t->secret == NULL)
-			goto err_free_dir;
-		memcpy(t->secret, cfg->secret, cfg->secret_len);
-		t->secret_len = cfg->secret_len;
+	t->budget.limit = t->cfg.recv_memory_max;
+	rc = tp_tls_setup(t);
+	if (rc != TRANSPORT_OK) {
+		tp_log(t, TRANSPORT_LOG_ERROR, "dragonraft transport: %s", t->errmsg);
+		goto err_free_dir;
 	}
+	/* The file names are not kept: nothing below reads them after setup. */
+	t->cfg.secret = NULL;
+	t->cfg.tls_cert_file = t->cfg.tls_key_file = t->cfg.tls_ca_file = t->cfg.tls_crl_file =
+	        NULL;
+	t->cfg.listen_addr = NULL;
+	if (t->security == TRANSPORT_SEC_NONE)
+		tp_log(t, TRANSPORT_LOG_WARNING,
+		       "dragonraft transport: no certificates and no cluster secret are "
+		       "configured: "
+		       "only peers on loopback are accepted, and every local user of this host can "
+		       "act as a peer");
 	uv_prepare_init(loop, &t->prepare);
 	uv_check_init(loop, &t->check);
 	t->prepare.data = t;
@@ -800,11 +1118,13 @@ int transport_create(uv_loop_t *loop, const struct transport_config *cfg,
 	uv_unref((uv_handle_t *)&t->check);
 	tp_snap_start(t);
 	if (cfg->listen_addr != NULL) {
-		rc = start_listening(t);
+		rc = start_listening(t, cfg->listen_addr);
 		if (rc != TRANSPORT_OK) {
 			/* Handles exist now: they are released as the loop runs, with no callback.
 			 */
+			tp_log(t, TRANSPORT_LOG_ERROR, "dragonraft transport: %s", t->errmsg);
 			memset(&t->cb, 0, sizeof(t->cb));
+			t->cfg.log_fn = NULL;
 			transport_close(t);
 			return rc;
 		}
@@ -816,7 +1136,12 @@ err_free_dir:
 	transport_free(t->snapshot_dir);
 err_free_t:
 	transport_free(t);
-	return TRANSPORT_ENOMEM;
+	return rc;
+}
+
+int transport_security(const struct transport *t)
+{
+	return t->security;
 }
 
 int transport_listen_port(const struct transport *t)
@@ -899,6 +1224,7 @@ int transport_peer_stats(const struct transport *t, uint64_t node_id,
 void transport_stats(const struct transport *t, struct transport_stats *out)
 {
 	*out = t->st;
+	out->recv_memory = t->budget.used;
 }
 
 void transport_close(struct transport *t)

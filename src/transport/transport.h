@@ -7,9 +7,19 @@
  * queues, or call transport_flush()).  One outgoing connection per remote
  * node, opened on demand, redialled with exponential backoff.  Snapshots
  * stream on their own connection.  Snapshot file I/O and host-name lookups
- * run on libuv's thread pool, never on the loop thread.  Every connection starts with a mutual
- * HMAC-SHA256 handshake (auth.h); without a cluster secret only loopback
- * peers are accepted.
+ * run on libuv's thread pool, never on the loop thread.
+ *
+ * Security (tp_tls.c): with certificates every connection is mutual TLS 1.3,
+ * each node's certificate naming its node id; with a cluster secret (at
+ * least 32 random bytes) it is TLS 1.3 with that external PSK; with neither,
+ * frames travel in clear and only loopback peers are dialed or accepted, and
+ * log_fn receives a WARNING at create that every local user can act as a peer.
+ * Only node ids declared with transport_add_peer() (members of a group here,
+ * or being added) may connect; connections still in the handshake are capped,
+ * globally and per source address, and every connection has a handshake
+ * deadline, TCP keepalive with TCP_USER_TIMEOUT and an idle timeout.  Each
+ * refusal is counted (transport_stats) and logged through log_fn at most once
+ * a minute per remote address and node.
  *
  * Memory: the messages given to on_message_batch, their entry arrays and
  * snapshot metadata live in a per-connection decode arena, and entry data
@@ -40,8 +50,17 @@ struct transport;
 struct transport_config {
 	uint64_t node_id; /* this node, > 0 */
 	const char
-	        *listen_addr;  /* "ip:port" or "[ipv6]:port"; port 0 picks one; NULL: no listener */
-	const uint8_t *secret; /* cluster secret; NULL: loopback peers only */
+	        *listen_addr; /* "ip:port" or "[ipv6]:port"; port 0 picks one; NULL: no listener */
+	/* Mutual TLS: all three, or none.  The certificate's subjectAltName URI
+	 * "urn:dragonraft:node:<id>" must name node_id; peers' certificates must chain to the CA.
+	 */
+	const char *tls_cert_file; /* this node's certificate chain (PEM) */
+	const char *tls_key_file;  /* its private key (PEM) */
+	const char *tls_ca_file;   /* the cluster CA certificate(s) (PEM) */
+	const char *tls_crl_file;  /* optional: revoked certificates (PEM CRL) */
+	/* Without certificates: TLS 1.3 with this external PSK, at least 32 random bytes (see
+	 * transport_read_secret_file); NULL with no certificates: loopback peers only. */
+	const uint8_t *secret;
 	size_t secret_len;
 	uint32_t max_frame;            /* largest frame payload accepted [64 MiB] */
 	uint32_t queue_max_msgs;       /* per-peer send queue, messages [16384] */
@@ -50,10 +69,39 @@ struct transport_config {
 	const char *snapshot_dir;      /* where received snapshots are written ["."] */
 	uint32_t backoff_min_ms;       /* first redial delay [100] */
 	uint32_t backoff_max_ms;       /* longest redial delay [5000] */
-	uint32_t handshake_timeout_ms; /* handshake must finish within [5000] */
+	uint32_t handshake_timeout_ms; /* connect (lookup included) and handshake within [3000] */
 	uint32_t snapshot_retries;     /* reconnections a snapshot stream may use [5] */
 	uint32_t snapshot_part_max_age_ms; /* a partial received snapshot not extended for this
 	                                    * long is deleted, here and at start [600000] */
+	uint32_t max_handshakes;           /* accepted connections in the handshake at once [64] */
+	uint32_t max_handshakes_per_addr;  /* ... from one IPv4 address or IPv6 /64 [8] */
+	uint32_t max_snapshot_conns;       /* open snapshot connections from one node [4] */
+	uint32_t idle_timeout_ms;    /* a connection with no byte read or written for this long
+	                              * is closed [60000] */
+	uint32_t keepalive_ms;       /* TCP keepalive probes after this long idle; TCP_USER_TIMEOUT
+	                              * is three times it [10000] */
+	uint64_t recv_memory_max;    /* frame reassembly buffers of all connections together
+	                              * [256 MiB, at least 2 x max_frame] */
+	uint64_t snapshot_max_bytes; /* largest snapshot accepted [1 TiB] */
+	uint64_t snapshot_min_free_bytes; /* free space a received snapshot must leave [256 MiB] */
+	/* Lines for the server log (enum transport_log_level, no trailing newline), also from
+	 * inside transport_create; NULL: none. */
+	void (*log_fn)(void *log_ctx, int level, const char *msg);
+	void *log_ctx;
+};
+
+/* How a transport authenticates its peers. */
+enum transport_security {
+	TRANSPORT_SEC_NONE = 0, /* clear text, loopback peers only */
+	TRANSPORT_SEC_PSK,      /* TLS 1.3, external PSK (cluster secret) */
+	TRANSPORT_SEC_CERT,     /* mutual TLS 1.3 with certificates */
+};
+
+/* Levels of on_log lines. */
+enum transport_log_level {
+	TRANSPORT_LOG_INFO = 1, /* refused or failed connections (rate-limited) */
+	TRANSPORT_LOG_WARNING,  /* insecure configuration */
+	TRANSPORT_LOG_ERROR,    /* transport_create failed: the reason */
 };
 
 /* What the transport calls; any may be NULL.  ctx is passed back. */
@@ -89,30 +137,60 @@ struct transport_peer_stats {
 	bool connected; /* an outgoing message connection is open */
 };
 
-/* Counters for the whole transport. */
+/* Counters for the whole transport; every refusal has one. */
 struct transport_stats {
 	uint64_t conns_accepted;
+	uint64_t conns_refused_limit;    /* over max_handshakes */
+	uint64_t conns_refused_per_addr; /* over max_handshakes_per_addr */
 	uint64_t frames_bad_header, frames_oversize, frames_bad_crc;
-	uint64_t decode_errors; /* batches that failed protobuf decode or bounds checks */
-	uint64_t auth_bad_secret, auth_bad_node_id, auth_replayed, auth_not_loopback;
-	uint64_t handshake_timeouts, protocol_errors;
+	uint64_t frames_over_budget;     /* a frame buffer would have exceeded recv_memory_max */
+	uint64_t decode_errors;          /* batches that failed protobuf decode or bounds checks */
+	uint64_t tls_handshake_failures; /* certificate, CA, CRL, PSK or not TLS at all */
+	uint64_t tls_record_errors;      /* altered or forged bytes after the handshake */
+	uint64_t auth_bad_node_id;       /* ids in HELLO/WELCOME not those of the certificate
+	                                  * or of this node */
+	uint64_t auth_unknown_node;      /* HELLO from a node id that is not a peer here */
+	uint64_t auth_not_loopback;      /* no TLS configured and not on loopback */
+	uint64_t snap_conns_refused;     /* over max_snapshot_conns from one node */
+	uint64_t conns_replaced;         /* an older connection of the same node and purpose */
+	uint64_t handshake_timeouts, idle_timeouts, protocol_errors;
 	uint64_t msgs_rejected_sender; /* from/to do not match the authenticated connection */
 	uint64_t msgs_rejected_member; /* membership_check said no (unknown group, non-member) */
 	uint64_t snapshots_sent, snapshots_received, snapshot_resumes, snapshot_failures;
-	uint64_t snapshot_parts_expired; /* partial snapshot files deleted for age */
-	uint64_t resolve_failures;       /* host names of peers that did not resolve */
+	uint64_t snapshots_refused_size;  /* declared size above snapshot_max_bytes */
+	uint64_t snapshots_refused_space; /* not enough free disk space */
+	uint64_t snapshot_takeovers;      /* a new BEGIN from the same sender replaced a stream */
+	uint64_t snapshot_parts_expired;  /* partial snapshot files deleted for age */
+	uint64_t resolve_failures;        /* host names of peers that did not resolve */
+	uint64_t log_lines_suppressed;    /* refusals not logged (one line per peer per minute) */
+	uint64_t recv_memory;             /* bytes held by frame reassembly buffers now */
 };
 
-/* Creates a transport on loop and starts listening; *out on success (on failure, nothing is
- * called back and what was allocated is released as the loop runs). */
+/* Creates a transport on loop and starts listening; *out on success (on failure, only log_fn
+ * is called, with the reason at TRANSPORT_LOG_ERROR, and what was allocated is released as
+ * the loop runs). */
 int transport_create(uv_loop_t *loop, const struct transport_config *cfg,
                      const struct transport_callbacks *cb, struct transport **out);
+
+/* How this transport authenticates peers (the embedder warns at start when NONE). */
+int transport_security(const struct transport *t);
+
+/*
+ * Reads a cluster secret file: it must be a regular file owned by this
+ * process's user, readable by nobody else (mode 0600 or 0400), holding at
+ * least 64 hex digits (32 bytes; `openssl rand -hex 32`), optionally
+ * followed by a newline.  Fills out (cap >= 64) and *len; on error returns
+ * TRANSPORT_EINVAL or TRANSPORT_EIO with the reason in errmsg.
+ */
+int transport_read_secret_file(const char *path, uint8_t *out, size_t cap, size_t *len,
+                               char *errmsg, size_t errmsg_len);
 
 /* The port the listener is bound to (useful with port 0), or -1. */
 int transport_listen_port(const struct transport *t);
 
 /* Declares where node_id listens ("ip:port", "[ipv6]:port" or "host:port"; a host name is
- * resolved on libuv's thread pool at each dial); replaces any older address. */
+ * resolved on libuv's thread pool at each dial); replaces any older address.  Only declared
+ * nodes may connect to this node. */
 int transport_add_peer(struct transport *t, uint64_t node_id, const char *addr);
 
 /* Queues m for m->to; TRANSPORT_EQUEUEFULL / EUNREACHABLE when dropped (reported via

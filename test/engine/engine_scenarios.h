@@ -35,7 +35,7 @@ struct prop {
 	uint64_t key;
 	int gi;
 	raft_id node;   /* the engine it was proposed to */
-	bool abandoned; /* that engine was killed before the outcome arrived */
+	bool abandoned; /* that engine was killed (ENGINE_ERR_STOPPED) before the outcome */
 	bool done;
 	int rc;
 	raft_index index;
@@ -156,6 +156,24 @@ static void check_acked(struct cluster *c, const struct prop *p, size_t n)
 				         (unsigned long long)id, (unsigned long long)p[i].key,
 				         (unsigned long long)p[i].index);
 		}
+	}
+}
+
+/*
+ * Node id's engine was destroyed: every proposal it still had completed with
+ * ENGINE_ERR_STOPPED (nobody waits forever); those died with their node.
+ */
+static void mark_abandoned(struct prop *p, size_t n, raft_id id)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (p[i].node != id)
+			continue;
+		if (!p[i].done)
+			fail_msg("proposal %zu to node %llu has no outcome after its engine was "
+			         "destroyed",
+			         i, (unsigned long long)id);
+		if (p[i].rc == ENGINE_ERR_STOPPED)
+			p[i].abandoned = true;
 	}
 }
 
@@ -435,6 +453,79 @@ static void test_add_member_snapshot_async(void **state)
 	add_member_snapshot(5);
 }
 
+/*
+ * An old leader, cut off, appends a long tail that never commits; the others
+ * go on and compact, so it catches up through a snapshot that is shorter
+ * than its tail.  Killed right after the install and restarted, its log ends
+ * at the snapshot: the conflicting tail (terms older than the snapshot's)
+ * does not come back from storage.
+ */
+static void test_install_over_longer_log(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_group_status st, ls;
+	struct cluster c;
+	struct prop *p = calloc(500, sizeof(*p));
+	raft_id old;
+	raft_index snap0;
+
+	(void)state;
+	assert_non_null(p);
+	cfg.snapshot_entries = 40;
+	cfg.compaction_overhead = 5;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, 20, 1);
+	old = cluster_leader(&c, 0);
+	fake_net_isolate(c.net, old, true);
+	for (size_t i = 0; i < 300; i++) {
+		uint8_t buf[16];
+		uint64_t key = 1000 + i;
+
+		memcpy(buf, &key, 8);
+		memcpy(buf + 8, &key, 8);
+		assert_int_equal(engine_propose(c.nodes[old].e, c.group_ids[0], buf, sizeof(buf),
+		                                prop_cb, &p[20 + i]),
+		                 ENGINE_OK);
+		p[20 + i].node = old;
+	}
+	assert_true(cluster_run(&c, new_leader, &old, 200));
+	propose_many(&c, p + 320, 120, 5000);
+	assert_true(cluster_status(&c, old, 0, &st));
+	assert_true(cluster_status(&c, cluster_leader(&c, 0), 0, &ls));
+	if (st.last_index <= ls.last_index || ls.first_index <= st.commit + 1)
+		fail_msg("setup: the old leader's tail (to %llu) must be longer than the new log "
+		         "(to %llu), which must be compacted past its commit %llu (first %llu)",
+		         (unsigned long long)st.last_index, (unsigned long long)ls.last_index,
+		         (unsigned long long)st.commit, (unsigned long long)ls.first_index);
+	snap0 = st.snapshot_index;
+	fake_net_isolate(c.net, old, false);
+	for (int i = 0; i < 200; i++) {
+		cluster_step(&c);
+		if (i % 4 == 3)
+			cluster_tick(&c);
+		assert_true(cluster_status(&c, old, 0, &st));
+		if (st.snapshot_index > snap0)
+			break;
+	}
+	if (st.snapshot_index == snap0)
+		fail_msg("the old leader installed no snapshot");
+	/* kill -9 right after the install, restart: the log ends at the snapshot */
+	cluster_crash(&c, old);
+	mark_abandoned(p, 320, old);
+	assert_int_equal(cluster_restart(&c, old), ENGINE_OK);
+	assert_true(cluster_status(&c, old, 0, &st));
+	if (st.last_index != st.snapshot_index || st.first_index != st.snapshot_index + 1)
+		fail_msg("after the install and a restart: entries %llu..%llu with snapshot %llu; "
+		         "expected none after the snapshot",
+		         (unsigned long long)st.first_index, (unsigned long long)st.last_index,
+		         (unsigned long long)st.snapshot_index);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	check_acked(&c, p, 440);
+	cluster_destroy(&c);
+	free(p);
+}
+
 /* Leadership moves to the chosen follower; proposals continue there. */
 static void test_transfer(void **state)
 {
@@ -551,10 +642,8 @@ static void test_backpressure(void **state)
 	/* A busy LogDB pauses proposals too. */
 	if (test_storage == NULL) {
 		fake_storage_set_busy(c.nodes[lead].fs, true);
-		cluster_step(&c); /* busy is sampled once per round */
 		assert_int_equal(propose(&c, 0, &p[i + 1], 99998), ENGINE_ERR_BUSY);
 		fake_storage_set_busy(c.nodes[lead].fs, false);
-		cluster_step(&c);
 		assert_int_equal(propose(&c, 0, &p[i + 1], 99998), ENGINE_OK);
 	}
 	assert_true(cluster_run(&c, all_converged, NULL, 100));
@@ -658,9 +747,7 @@ static void test_crash_loop(void **state)
 				cluster_tick(&c);
 		}
 		cluster_crash(&c, victim);
-		for (size_t i = 0; i < n; i++)
-			if (p[i].node == victim && !p[i].done)
-				p[i].abandoned = true;
+		mark_abandoned(p, n, victim);
 		for (int t = 0; t < 15; t++)
 			cluster_tick(&c);
 		assert_int_equal(cluster_restart(&c, victim), ENGINE_OK);
@@ -852,9 +939,7 @@ static void chaos(uint64_t seed, unsigned async)
 			if (!down[x] && ndown < 2) {
 				cluster_crash(&c, x);
 				down[x] = true;
-				for (size_t k = 0; k < n; k++)
-					if (p[k].node == x && !p[k].done)
-						p[k].abandoned = true;
+				mark_abandoned(p, n, x);
 				for (int k = 0; k < n_reads; k++)
 					if (!reads[k].done)
 						reads[k].done = true; /* may be one of x's */
@@ -942,11 +1027,90 @@ static void test_chaos_async(void **state)
 		chaos(seed * 7777 + 1, 1 + (unsigned)(seed % 4));
 }
 
+/* The engine of node id stopped: status and errmsg tell, every group is listed as changed. */
+static void expect_engine_failed(struct cluster *c, raft_id id, const char *what)
+{
+	struct engine *e = c->nodes[id].e;
+	struct engine_group_status st;
+	uint64_t ids[CL_MAX_GROUPS];
+	char node[32];
+	size_t n;
+
+	assert_true(engine_failed(e));
+	print_message("node %llu stopped: %s\n", (unsigned long long)id, engine_errmsg(e));
+	snprintf(node, sizeof(node), "node %llu", (unsigned long long)id);
+	if (strstr(engine_errmsg(e), what) == NULL || strstr(engine_errmsg(e), node) == NULL)
+		fail_msg("expected the failure to name \"%s\" and \"%s\": %s", what, node,
+		         engine_errmsg(e));
+	for (int gi = 0; gi < c->n_groups; gi++) {
+		assert_int_equal(engine_group_status(e, c->group_ids[gi], &st), ENGINE_OK);
+		assert_int_equal(st.state, ENGINE_GROUP_ENGINE_FAILED);
+		assert_false(st.writable);
+		assert_string_equal(st.error, engine_errmsg(e));
+	}
+	n = engine_take_changed(e, ids, CL_MAX_GROUPS);
+	assert_int_equal(n, (size_t)c->n_groups);
+}
+
+/* Let node id's failed engine see ticks and messages: it sends nothing. */
+static void expect_silent(struct cluster *c, raft_id id)
+{
+	uint64_t sent = fake_net_sent_by(c->net, id);
+
+	settle(c, 3 * 10);
+	if (fake_net_sent_by(c->net, id) != sent)
+		fail_msg("node %llu sent %llu messages after its engine stopped",
+		         (unsigned long long)id,
+		         (unsigned long long)(fake_net_sent_by(c->net, id) - sent));
+	assert_false(engine_has_work(c->nodes[id].e));
+}
+
+/*
+ * A follower restarts and reads back entries it cannot read (damage): its
+ * engine stops with a message naming the group, the node and the entries;
+ * it sends and acknowledges nothing more, so with the third member down the
+ * leader commits nothing.  Run over the fake (reads fail) and over the LogDB
+ * (a flipped byte in a stored run, see test_engine_logdb.c).
+ */
+static void read_failure(void (*damage)(struct cluster *c, raft_id id))
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	struct prop p[60];
+	char what[64];
+	raft_id lead, f, other;
+
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, 30, 1);
+	assert_true(cluster_run(&c, all_converged, NULL, 100));
+	lead = cluster_leader(&c, 0);
+	f = a_follower(&c, 0);
+	other = 6 - lead - f;
+	cluster_crash(&c, f);
+	damage(&c, f);
+	assert_int_equal(cluster_restart(&c, f), ENGINE_OK);
+	for (int i = 0; i < 50 && !engine_failed(c.nodes[f].e); i++)
+		cluster_step(&c);
+	snprintf(what, sizeof(what), "group %llu", (unsigned long long)c.group_ids[0]);
+	expect_engine_failed(&c, f, what);
+	expect_silent(&c, f);
+	/* nothing acknowledged after it: without the third member no quorum */
+	cluster_crash(&c, other);
+	assert_int_equal(propose(&c, 0, &p[30], 1000), ENGINE_OK);
+	settle(&c, 60);
+	assert_true(cluster_leader(&c, 0) == 0 || !p[30].done || p[30].rc != ENGINE_OK);
+	if (p[30].done && p[30].rc == ENGINE_OK)
+		fail_msg("a proposal committed with one of three members up and one stopped");
+	cluster_destroy(&c);
+}
+
 #ifdef TEST_ENGINE_FAKE
 /* Storage failure stops the engine: no further sends or acknowledgements. */
 static void test_storage_failure(void **state)
 {
 	struct engine_config cfg = base_cfg();
+	struct engine_wait rd = {0}, tw = {0};
 	struct cluster c;
 	struct prop p[8];
 	raft_id lead;
@@ -955,19 +1119,112 @@ static void test_storage_failure(void **state)
 	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
 	assert_true(cluster_run(&c, all_led, NULL, 200));
 	lead = cluster_leader(&c, 0);
+	engine_take_changed(c.nodes[lead].e, NULL, 0);
 	fake_storage_fail_next_save(c.nodes[lead].fs, 0);
 	assert_int_equal(propose(&c, 0, &p[0], 1), ENGINE_OK);
+	assert_int_equal(engine_read_index(c.nodes[lead].e, c.group_ids[0], engine_wait_cb, &rd),
+	                 ENGINE_OK);
+	assert_int_equal(engine_transfer_leader(c.nodes[lead].e, c.group_ids[0], a_follower(&c, 0),
+	                                        engine_wait_cb, &tw),
+	                 ENGINE_OK);
 	assert_int_equal(engine_run_round(c.nodes[lead].e), ENGINE_ERR_FAILED);
-	assert_true(engine_failed(c.nodes[lead].e));
-	assert_non_null(strstr(engine_errmsg(c.nodes[lead].e), "saving raft state"));
+	expect_engine_failed(&c, lead, "saving the raft state");
+	/* every pending operation completed, with the engine's failure */
+	assert_true(p[0].done && rd.done && tw.done);
+	assert_int_equal(p[0].rc, ENGINE_ERR_FAILED);
+	assert_int_equal(rd.res.rc, ENGINE_ERR_FAILED);
+	assert_int_equal(tw.res.rc, ENGINE_ERR_FAILED);
+	assert_int_equal(engine_pending_count(c.nodes[lead].e), 0);
 	assert_int_equal(propose(&c, 0, &p[1], 2), ENGINE_ERR_FAILED);
-	assert_false(p[0].done && p[0].rc == ENGINE_OK);
+	expect_silent(&c, lead);
 	/* A restart recovers: the others elect, the node catches up. */
 	cluster_crash(&c, lead);
 	assert_int_equal(cluster_restart(&c, lead), ENGINE_OK);
 	assert_true(cluster_run(&c, all_led, NULL, 200));
 	propose_many(&c, p + 2, 4, 10);
 	assert_true(cluster_run(&c, all_converged, NULL, 100));
+	cluster_destroy(&c);
+}
+
+/*
+ * The defaults are bounded: a leader holds at most about 32 MiB of
+ * uncommitted proposals per group, and an entry over 64 MiB is refused.
+ */
+static void test_default_limits(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	static uint8_t mib[1 << 20];
+	struct engine_wait w[64];
+	raft_id lead;
+	int i, rc = ENGINE_OK;
+
+	(void)state;
+	memset(w, 0, sizeof(w));
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	lead = cluster_leader(&c, 0);
+	assert_int_equal(engine_propose(c.nodes[lead].e, c.group_ids[0], mib, (64u << 20) + 1,
+	                                engine_wait_cb, &w[0]),
+	                 ENGINE_ERR_TOO_BIG);
+	for (raft_id id = 1; id <= 3; id++)
+		if (id != lead)
+			fake_net_isolate(c.net, id, true);
+	for (i = 0; i < 64; i++) {
+		rc = engine_propose(c.nodes[lead].e, c.group_ids[0], mib, sizeof(mib),
+		                    engine_wait_cb, &w[i]);
+		if (rc != ENGINE_OK)
+			break;
+		cluster_step(&c);
+	}
+	if (rc != ENGINE_ERR_BUSY || i < 31 || i > 33)
+		fail_msg("expected ENGINE_ERR_BUSY after 32 MiB of uncommitted 1 MiB proposals, "
+		         "got %s after %d",
+		         engine_strerror(rc), i);
+	cluster_destroy(&c);
+}
+
+static void reads_fail(struct cluster *c, raft_id id)
+{
+	fake_storage_fail_reads(c->nodes[id].fs, true);
+}
+
+static void test_read_failure(void **state)
+{
+	(void)state;
+	read_failure(reads_fail);
+}
+
+/*
+ * A committed membership change that the Raft core cannot apply (here a
+ * damaged bootstrap entry replayed at restart) stops its group with a named
+ * error; the engine and the other groups go on.
+ */
+static void test_conf_change_failure(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_group_status st;
+	struct cluster c;
+	struct prop p[20];
+	raft_id f;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 2, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, 10, 1);
+	f = a_follower(&c, 0);
+	cluster_crash(&c, f);
+	assert_int_equal(fake_storage_mangle(c.nodes[f].fs, c.group_ids[0], 1), ENGINE_OK);
+	assert_int_equal(cluster_restart(&c, f), ENGINE_OK);
+	settle(&c, 5);
+	assert_false(engine_failed(c.nodes[f].e));
+	assert_int_equal(engine_group_status(c.nodes[f].e, c.group_ids[0], &st), ENGINE_OK);
+	assert_int_equal(st.state, ENGINE_GROUP_FAILED);
+	if (strstr(st.error, "membership change at index 1") == NULL)
+		fail_msg("expected the error to name the change at index 1: %s", st.error);
+	assert_int_equal(engine_group_status(c.nodes[f].e, c.group_ids[1], &st), ENGINE_OK);
+	assert_int_equal(st.state, ENGINE_GROUP_ACTIVE);
+	propose_many(&c, p + 10, 10, 100);
 	cluster_destroy(&c);
 }
 
@@ -1359,6 +1616,7 @@ int main(void)
 	        cmocka_unit_test(test_add_member_snapshot),
 	        cmocka_unit_test(test_add_member_snapshot_async),
 	        cmocka_unit_test(test_transfer),
+	        cmocka_unit_test(test_install_over_longer_log),
 	        cmocka_unit_test(test_remove_member),
 	        cmocka_unit_test(test_backpressure),
 	        cmocka_unit_test(test_follower_ops),
@@ -1374,6 +1632,9 @@ int main(void)
 #endif
 #ifdef TEST_ENGINE_FAKE
 	                cmocka_unit_test(test_storage_failure),
+	        cmocka_unit_test(test_read_failure),
+	        cmocka_unit_test(test_default_limits),
+	        cmocka_unit_test(test_conf_change_failure),
 	        cmocka_unit_test(test_pending_table),
 	        cmocka_unit_test(test_group_index),
 	        cmocka_unit_test(test_alloc_failures),

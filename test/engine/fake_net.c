@@ -25,6 +25,7 @@ struct fake_net {
 	struct qmsg **q;
 	size_t n, cap;
 	uint64_t sent, snapshots, seq;
+	uint64_t sent_by[FAKE_NET_MAX_NODES];
 };
 
 int fake_net_create(const char *dir, struct fake_net **out)
@@ -121,6 +122,8 @@ static int enqueue(struct fake_net *n, const struct raft_message *m, const char 
 	}
 	n->q[n->n++] = q;
 	n->sent++;
+	if (m->from < FAKE_NET_MAX_NODES)
+		n->sent_by[m->from]++;
 	return ENGINE_OK;
 }
 
@@ -219,4 +222,9 @@ uint64_t fake_net_sent(const struct fake_net *n)
 uint64_t fake_net_snapshots(const struct fake_net *n)
 {
 	return n->snapshots;
+}
+
+uint64_t fake_net_sent_by(const struct fake_net *n, raft_id id)
+{
+	return id < FAKE_NET_MAX_NODES ? n->sent_by[id] : 0;
 }

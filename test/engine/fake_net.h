@@ -31,6 +31,8 @@ size_t fake_net_deliver(struct fake_net *n);
 size_t fake_net_queued(const struct fake_net *n);
 /* Messages sent so far. */
 uint64_t fake_net_sent(const struct fake_net *n);
+/* Messages node id sent so far. */
+uint64_t fake_net_sent_by(const struct fake_net *n, raft_id id);
 /* Snapshots delivered so far. */
 uint64_t fake_net_snapshots(const struct fake_net *n);
 

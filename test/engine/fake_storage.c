@@ -27,6 +27,7 @@ struct fake_storage {
 	bool busy;
 	bool fail_armed;
 	size_t fail_keep;
+	bool fail_reads;
 	uint64_t saves;
 };
 
@@ -209,6 +210,8 @@ static int fs_entries(void *ctx, uint64_t group_id, raft_index lo, raft_index hi
 	*n = 0;
 	if (g == NULL)
 		return ENGINE_ERR_NOT_FOUND;
+	if (((struct fake_storage *)ctx)->fail_reads)
+		return ENGINE_ERR_STORAGE;
 	if (lo < g->first || hi > last_of(g) + 1 || lo >= hi)
 		return ENGINE_ERR_INVALID;
 	for (raft_index i = lo; i < hi; i++) {
@@ -238,6 +241,8 @@ static int fs_term(void *ctx, uint64_t group_id, raft_index i, raft_term *t)
 
 	if (g == NULL)
 		return ENGINE_ERR_NOT_FOUND;
+	if (((struct fake_storage *)ctx)->fail_reads)
+		return ENGINE_ERR_STORAGE;
 	if (i + 1 == g->first) {
 		*t = g->prev_term;
 		return ENGINE_OK;
@@ -300,6 +305,11 @@ static bool fs_busy(void *ctx, uint64_t group_id)
 	return ((struct fake_storage *)ctx)->busy;
 }
 
+static const char *fs_errmsg(void *ctx)
+{
+	return ((struct fake_storage *)ctx)->fail_reads ? "fake storage: reads fail" : "";
+}
+
 void fake_storage_ops(struct fake_storage *fs, struct engine_storage_ops *ops)
 {
 	memset(ops, 0, sizeof(*ops));
@@ -314,6 +324,7 @@ void fake_storage_ops(struct fake_storage *fs, struct engine_storage_ops *ops)
 	ops->compact = fs_compact;
 	ops->remove = fs_remove;
 	ops->busy = fs_busy;
+	ops->errmsg = fs_errmsg;
 }
 
 void fake_storage_set_busy(struct fake_storage *fs, bool b)
@@ -325,6 +336,28 @@ void fake_storage_fail_next_save(struct fake_storage *fs, size_t keep)
 {
 	fs->fail_armed = true;
 	fs->fail_keep = keep;
+}
+
+void fake_storage_fail_reads(struct fake_storage *fs, bool on)
+{
+	fs->fail_reads = on;
+}
+
+int fake_storage_mangle(struct fake_storage *fs, uint64_t group_id, raft_index index)
+{
+	struct fgroup *g = find(fs, group_id);
+	uint8_t *d;
+
+	if (g == NULL || index < g->first || index > last_of(g))
+		return ENGINE_ERR_INVALID;
+	d = malloc(3);
+	if (d == NULL)
+		return ENGINE_ERR_NOMEM;
+	memset(d, 0xff, 3);
+	free((void *)g->ents[index - g->first].e.data);
+	g->ents[index - g->first].e.data = d;
+	g->ents[index - g->first].e.len = 3;
+	return ENGINE_OK;
 }
 
 uint64_t fake_storage_saves(const struct fake_storage *fs)

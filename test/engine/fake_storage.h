@@ -22,6 +22,10 @@ void fake_storage_ops(struct fake_storage *fs, struct engine_storage_ops *ops);
 void fake_storage_set_busy(struct fake_storage *fs, bool b);
 /* The next save persists only its first keep updates, then fails. */
 void fake_storage_fail_next_save(struct fake_storage *fs, size_t keep);
+/* Make every read of entries or terms fail with ENGINE_ERR_STORAGE (or stop that). */
+void fake_storage_fail_reads(struct fake_storage *fs, bool on);
+/* Replace the data of stored entry index of a group with 3 bytes of garbage. */
+int fake_storage_mangle(struct fake_storage *fs, uint64_t group_id, raft_index index);
 /* Number of save calls so far. */
 uint64_t fake_storage_saves(const struct fake_storage *fs);
 /* First stored index of a group (0 when unknown). */

@@ -3,6 +3,7 @@
 #
 #   make BUILD_DIR=build/dev-procs engine-procs-check   the multi-process test
 #   make BUILD_DIR=build/dev-procs bench-engine         the loopback benchmark
+#   make bench-idle                                     idle groups: CPU, RSS, creation
 
 NODE_CLIENT_OBJS := $(call objs,test/engine/node_client.c)
 
@@ -19,14 +20,38 @@ $(B)/test/dr-procs-test: $(call objs,test/engine/procs_test.c test/engine/file_s
 	@mkdir -p $(@D)
 	$(CC) $(CORE_CFLAGS) -o $@ $(filter %.o,$^) $(filter %.a,$^) $(CORE_LDLIBS)
 
+# The storage fault test: dr-node over a preloaded shim that fills the disk or
+# fails an fsync (built without sanitizers: it is preloaded into dr-node).
+$(B)/test/libdr_faultfs.so: test/engine/faultfs.c
+	@mkdir -p $(@D)
+	$(CC) -shared -fPIC -O2 -g $(WARN) -o $@ $< -ldl
+
+PROGRAMS += $(B)/test/dr-fault-test $(B)/test/libdr_faultfs.so
+$(B)/test/dr-fault-test: $(call objs,test/engine/fault_test.c test/engine/file_sm.c) \
+	$(NODE_CLIENT_OBJS) $(B)/lib/libdr_util.a
+	@mkdir -p $(@D)
+	$(CC) $(CORE_CFLAGS) -o $@ $(filter %.o,$^) $(filter %.a,$^) $(CORE_LDLIBS)
+
+.PHONY: engine-fault-check
+CHECK_STEPS += engine-fault-check
+engine-fault-check: $(B)/test/dr-fault-test $(B)/test/dr-node $(B)/test/libdr_faultfs.so
+	$(B)/test/dr-fault-test $(B)/test/dr-node $(abspath $(B)/test/libdr_faultfs.so)
+
 .PHONY: engine-procs-check
 CHECK_STEPS += engine-procs-check
 engine-procs-check: $(B)/test/dr-procs-test $(B)/test/dr-node
 	$(B)/test/dr-procs-test $(B)/test/dr-node
 
 $(B)/bench/engine_bench: $(NODE_CLIENT_OBJS)
+$(B)/bench/idle_bench: $(NODE_CLIENT_OBJS)
 
 .PHONY: bench-engine
 BENCH_STEPS += bench-engine
 bench-engine: $(B)/bench/engine_bench $(B)/test/dr-node
 	$(B)/bench/engine_bench $(B)/test/dr-node
+
+# What idle groups cost: 3 dr-node processes, 1,000 then 10,000 groups, 60 s idle.
+.PHONY: bench-idle
+BENCH_STEPS += bench-idle
+bench-idle: $(B)/bench/idle_bench $(B)/test/dr-node
+	$(B)/bench/idle_bench $(B)/test/dr-node

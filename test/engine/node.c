@@ -10,8 +10,8 @@
  * PostgreSQL state machine's exports and loads will).
  *
  * Usage: dr-node --id N --dir DIR --listen 127.0.0.1:PORT [--mem] [--async-snapshots]
- *                [--rtt MS] [--election TICKS] [--snapshot-entries N] [--overhead N]
- *                [--shards N]
+ *                [--rtt MS] [--election TICKS] [--heartbeat TICKS] [--snapshot-entries N]
+ *                [--overhead N] [--shards N]
  *
  * Control protocol: one command per line on stdin, one reply line per
  * command on stdout, both starting with the caller's tag (a word).  Replies
@@ -22,13 +22,16 @@
  *
  *   T start G ID=ADDR ...     new group with these members   -> T rc
  *   T join G ID=ADDR ...      join a group (known members)   -> T rc
- *   T propose G KEY           16 bytes: KEY, ~KEY (u64 LE)   -> T rc index leader   (async)
+ *   T propose G KEY [PAD]     16 bytes: KEY, ~KEY (u64 LE), then PAD zero bytes
+ *                                                            -> T rc index leader   (async)
  *   T add G ID ADDR           add a voter                    -> T rc index leader   (async)
  *   T remove G ID             remove a member                -> T rc index leader   (async)
  *   T transfer G ID           hand leadership to ID          -> T rc index leader   (async)
  *   T snapshot G              snapshot + compaction now      -> T rc index leader   (async)
  *   T status G                -> T rc role term leader commit applied last first snap
- *                                 writable count digest recoveries voters(a,b,c)
+ *                                 writable count digest recoveries voters(a,b,c) state
+ *   T engine                  -> T failed(0/1) engine_errmsg
+ *   T groups                  -> T 0 running with-a-leader led-here
  *   T bench SECS OUT          propose 16-byte entries with OUT in flight on every
  *                             group this node leads, for SECS -> T 0 committed failed
  *                             then "b:count" latency buckets (see BENCH_BUCKETS)
@@ -55,8 +58,8 @@
 #include "node_proto.h"
 #include "raft/raft.h"
 
-#define MAX_GROUPS     256
 #define LINE_MAX_BYTES 4096
+#define MAX_PAD        (1u << 20)
 
 struct gsm {
 	uint64_t gid;
@@ -101,8 +104,10 @@ static struct {
 	bool async_snapshots; /* file_sm snapshots on the thread pool */
 	unsigned shards;      /* LogDB shards (fixed once the LogDB exists) */
 	raft_id id;
-	struct gsm g[MAX_GROUPS];
-	int ng;
+	struct gsm **g; /* every group's state machine (no cap on groups) */
+	size_t ng, cap;
+	struct gsm **idx; /* open addressing by group id */
+	size_t idx_cap;
 	char line[LINE_MAX_BYTES];
 	size_t line_len;
 	/* bench */
@@ -156,12 +161,52 @@ static void reply(const char *fmt, ...)
 	}
 }
 
+static size_t gslot(uint64_t gid, size_t cap)
+{
+	gid *= 0x9E3779B97F4A7C15ull;
+	return (size_t)(gid ^ (gid >> 29)) & (cap - 1);
+}
+
 static struct gsm *find_sm(uint64_t gid)
 {
-	for (int i = 0; i < N.ng; i++)
-		if (N.g[i].gid == gid)
-			return &N.g[i];
+	if (N.idx_cap == 0)
+		return NULL;
+	for (size_t i = gslot(gid, N.idx_cap); N.idx[i] != NULL; i = (i + 1) & (N.idx_cap - 1))
+		if (N.idx[i]->gid == gid)
+			return N.idx[i];
 	return NULL;
+}
+
+/* Add s to the list and the index (growing both). */
+static void add_sm(struct gsm *s)
+{
+	if (N.ng == N.cap) {
+		N.cap = N.cap ? 2 * N.cap : 64;
+		N.g = realloc(N.g, N.cap * sizeof(*N.g));
+		if (N.g == NULL)
+			die("out of memory");
+	}
+	N.g[N.ng++] = s;
+	if (2 * N.ng > N.idx_cap) {
+		free(N.idx);
+		N.idx_cap = N.idx_cap ? 2 * N.idx_cap : 128;
+		N.idx = calloc(N.idx_cap, sizeof(*N.idx));
+		if (N.idx == NULL)
+			die("out of memory");
+		for (size_t k = 0; k < N.ng; k++) {
+			size_t i = gslot(N.g[k]->gid, N.idx_cap);
+
+			while (N.idx[i] != NULL)
+				i = (i + 1) & (N.idx_cap - 1);
+			N.idx[i] = N.g[k];
+		}
+		return;
+	}
+	size_t i = gslot(s->gid, N.idx_cap);
+
+	while (N.idx[i] != NULL)
+		i = (i + 1) & (N.idx_cap - 1);
+	N.idx[i] = s;
 }
 
 static void job_work(uv_work_t *w)
@@ -262,10 +307,9 @@ static int open_sm(uint64_t gid, struct engine_sm_ops *ops)
 	int rc;
 
 	if (s == NULL) {
-		if (N.ng == MAX_GROUPS)
-			return ENGINE_ERR_INVALID;
-		s = &N.g[N.ng];
-		memset(s, 0, sizeof(*s));
+		s = calloc(1, sizeof(*s));
+		if (s == NULL)
+			return ENGINE_ERR_NOMEM;
 		s->gid = gid;
 		if (N.mem) {
 			rc = kv_sm_create(0, &s->k);
@@ -273,9 +317,11 @@ static int open_sm(uint64_t gid, struct engine_sm_ops *ops)
 			snprintf(path, sizeof(path), "%s/sm-%" PRIu64, N.dir, gid);
 			rc = file_sm_open(path, &s->f);
 		}
-		if (rc != ENGINE_OK)
+		if (rc != ENGINE_OK) {
+			free(s);
 			return rc;
-		N.ng++;
+		}
+		add_sm(s);
 	}
 	if (N.mem) {
 		kv_sm_ops(s->k, ops);
@@ -362,12 +408,13 @@ static void cmd_status(const char *tag, uint64_t gid)
 		off += (size_t)snprintf(voters + off, sizeof(voters) - off, "%s%" PRIu64,
 		                        i ? "," : "", st.membership.voters[i]);
 	reply("%s 0 %d %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
-	      " %" PRIu64 " %d %" PRIu64 " %" PRIu64 " %u %s",
+	      " %" PRIu64 " %d %" PRIu64 " %" PRIu64 " %u %s %d",
 	      tag, st.role, st.term, st.leader, st.commit, st.applied, st.last_index,
 	      st.first_index, st.snapshot_index, st.writable ? 1 : 0,
 	      N.mem ? kv_sm_count(s->k) : file_sm_count(s->f),
 	      N.mem ? kv_sm_digest(s->k) : file_sm_digest(s->f),
-	      N.mem ? kv_sm_recoveries(s->k) : file_sm_recoveries(s->f), off ? voters : "-");
+	      N.mem ? kv_sm_recoveries(s->k) : file_sm_recoveries(s->f), off ? voters : "-",
+	      st.state);
 }
 
 /* ---- bench ---- */
@@ -445,18 +492,18 @@ static void refill_cb(uv_timer_t *t)
 	bool more = false;
 
 	if (!N.bench_on || now_ns() >= N.bench_end_ns) {
-		for (int i = 0; i < N.ng; i++)
-			N.g[i].deficit = 0;
+		for (size_t i = 0; i < N.ng; i++)
+			N.g[i]->deficit = 0;
 		uv_timer_stop(t);
 		return;
 	}
-	for (int i = 0; i < N.ng; i++) {
-		unsigned d = N.g[i].deficit;
+	for (size_t i = 0; i < N.ng; i++) {
+		unsigned d = N.g[i]->deficit;
 
-		N.g[i].deficit = 0;
+		N.g[i]->deficit = 0;
 		while (d-- > 0)
-			bench_issue(N.g[i].gid);
-		more = more || N.g[i].deficit > 0;
+			bench_issue(N.g[i]->gid);
+		more = more || N.g[i]->deficit > 0;
 	}
 	if (!more)
 		uv_timer_stop(t);
@@ -470,12 +517,25 @@ static void bench_timer_cb(uv_timer_t *t)
 		bench_finish();
 }
 
+/* The running groups' ids (malloc'd; *n of them). */
+static uint64_t *running_groups(size_t *n)
+{
+	size_t k = engine_groups(N.e, NULL, 0);
+	uint64_t *ids = malloc((k ? k : 1) * sizeof(*ids));
+
+	if (ids == NULL)
+		die("out of memory");
+	*n = engine_groups(N.e, ids, k);
+	return ids;
+}
+
 static void cmd_bench(const char *tag, double secs, unsigned out)
 {
-	uint64_t ids[MAX_GROUPS];
-	size_t n = engine_groups(N.e, ids, MAX_GROUPS);
+	size_t n;
+	uint64_t *ids = running_groups(&n);
 
 	if (N.bench_on) {
+		free(ids);
 		reply("%s %d", tag, ENGINE_ERR_PENDING);
 		return;
 	}
@@ -484,7 +544,7 @@ static void cmd_bench(const char *tag, double secs, unsigned out)
 	N.bench_on = true;
 	N.bench_ok = N.bench_failed = N.bench_busy = 0;
 	N.bench_end_ns = now_ns() + (uint64_t)(secs * 1e9);
-	for (size_t i = 0; i < n && i < MAX_GROUPS; i++) {
+	for (size_t i = 0; i < n; i++) {
 		struct engine_group_status st;
 
 		if (engine_group_status(N.e, ids[i], &st) != ENGINE_OK || !st.writable)
@@ -492,12 +552,30 @@ static void cmd_bench(const char *tag, double secs, unsigned out)
 		for (unsigned j = 0; j < out; j++)
 			bench_issue(ids[i]);
 	}
+	free(ids);
 	/* Reports (also when this node leads nothing) once the time is up. */
 	uv_timer_start(&N.bench_timer, bench_timer_cb, (uint64_t)(secs * 1000) + 1, 0);
 	engine_uv_run_nowait(N.u);
 }
 
 /* ---- commands ---- */
+
+static void cmd_groups(const char *tag)
+{
+	size_t n, led = 0, leading = 0;
+	uint64_t *ids = running_groups(&n);
+
+	for (size_t i = 0; i < n; i++) {
+		struct engine_group_status st;
+
+		if (engine_group_status(N.e, ids[i], &st) != ENGINE_OK || st.leader == 0)
+			continue;
+		led++;
+		leading += st.leader == N.id;
+	}
+	free(ids);
+	reply("%s 0 %zu %zu %zu", tag, n, led, leading);
+}
 
 static void command(char *line)
 {
@@ -517,6 +595,14 @@ static void command(char *line)
 		cmd_bench(w[0], atof(w[2]), (unsigned)strtoul(w[3], NULL, 10));
 		return;
 	}
+	if (strcmp(w[1], "engine") == 0) {
+		reply("%s %d %s", w[0], engine_failed(N.e) ? 1 : 0, engine_errmsg(N.e));
+		return;
+	}
+	if (strcmp(w[1], "groups") == 0) {
+		cmd_groups(w[0]);
+		return;
+	}
 	if (n < 3) {
 		reply("%s %d", w[0], ENGINE_ERR_INVALID);
 		return;
@@ -532,13 +618,15 @@ static void command(char *line)
 	}
 	o = new_op(w[0]);
 	o->gid = gid;
-	if (strcmp(w[1], "propose") == 0 && n == 4) {
+	if (strcmp(w[1], "propose") == 0 && (n == 4 || n == 5)) {
+		static uint8_t data[16 + MAX_PAD];
 		uint64_t k = strtoull(w[3], NULL, 10), nk = ~k;
-		uint8_t data[16];
+		unsigned long pad = n == 5 ? strtoul(w[4], NULL, 10) : 0;
 
 		memcpy(data, &k, 8);
 		memcpy(data + 8, &nk, 8);
-		rc = engine_propose(N.e, gid, data, sizeof(data), op_done, o);
+		if (pad <= MAX_PAD)
+			rc = engine_propose(N.e, gid, data, 16 + (uint32_t)pad, op_done, o);
 	} else if (strcmp(w[1], "add") == 0 && n == 5) {
 		rc = engine_add_member(N.e, gid, strtoull(w[3], NULL, 10), w[4], op_done, o);
 	} else if (strcmp(w[1], "remove") == 0 && n == 4) {
@@ -591,12 +679,15 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 static void restart_groups(void)
 {
-	uint64_t ids[MAX_GROUPS];
-	size_t n = 0;
+	uint64_t *ids;
+	size_t n = 0, k;
 
-	if (engine_stored_groups(N.e, ids, MAX_GROUPS, &n) != ENGINE_OK)
+	if (engine_stored_groups(N.e, NULL, 0, &n) != ENGINE_OK)
+		die(engine_errmsg(N.e));
+	ids = malloc((n ? n : 1) * sizeof(*ids));
+	if (ids == NULL || engine_stored_groups(N.e, ids, n, &k) != ENGINE_OK || k != n)
 		die("cannot list stored groups");
-	for (size_t i = 0; i < n && i < MAX_GROUPS; i++) {
+	for (size_t i = 0; i < n; i++) {
 		struct engine_sm_ops sm;
 		int rc = open_sm(ids[i], &sm);
 
@@ -609,14 +700,26 @@ static void restart_groups(void)
 			_exit(2);
 		}
 	}
+	free(ids);
+}
+
+/* Transport log lines go to stderr. */
+static void node_log(void *ctx, int level, const char *msg)
+{
+	(void)ctx;
+	fprintf(stderr, "dr-node %llu: %s%s\n", (unsigned long long)N.id,
+	        level == TRANSPORT_LOG_WARNING ? "WARNING: " : "", msg);
 }
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: dr-node --id N --dir DIR --listen IP:PORT [--mem] "
-	                "[--async-snapshots] [--rtt MS]\n"
-	                "               [--election TICKS] [--snapshot-entries N] [--overhead N] "
-	                "[--shards N]\n");
+	fprintf(stderr,
+	        "usage: dr-node --id N --dir DIR --listen IP:PORT [--mem] "
+	        "[--async-snapshots] [--rtt MS]\n"
+	        "               [--election TICKS] [--heartbeat TICKS] [--snapshot-entries N] "
+	        "[--overhead N] [--shards N]\n"
+	        "               [--tls-dir DIR (ca.crt, nodeN.crt/.key, crl.pem of "
+	        "scripts/make-certs.sh; default $DRNODE_TLS_DIR)]\n");
 	exit(2);
 }
 
@@ -626,8 +729,8 @@ int main(int argc, char **argv)
 	struct transport_config tc;
 	struct logdb_config lc;
 	struct engine_storage_ops st;
-	const char *listen = NULL;
-	char path[ENGINE_PATH_MAX], snapdir[ENGINE_PATH_MAX], err[256];
+	const char *listen = NULL, *tls_dir = getenv("DRNODE_TLS_DIR");
+	char path[ENGINE_PATH_MAX], snapdir[ENGINE_PATH_MAX], err[256], tls[4][ENGINE_PATH_MAX];
 
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.rtt_ms = 10;
@@ -662,10 +765,14 @@ int main(int argc, char **argv)
 			cfg.rtt_ms = (unsigned)strtoul(v, NULL, 10);
 		else if (strcmp(a, "--election") == 0)
 			cfg.election_rtt = (unsigned)strtoul(v, NULL, 10);
+		else if (strcmp(a, "--heartbeat") == 0)
+			cfg.heartbeat_rtt = (unsigned)strtoul(v, NULL, 10);
 		else if (strcmp(a, "--snapshot-entries") == 0)
 			cfg.snapshot_entries = strtoull(v, NULL, 10);
 		else if (strcmp(a, "--overhead") == 0)
 			cfg.compaction_overhead = strtoull(v, NULL, 10);
+		else if (strcmp(a, "--tls-dir") == 0)
+			tls_dir = v;
 		else
 			usage();
 	}
@@ -697,6 +804,20 @@ int main(int argc, char **argv)
 	tc.snapshot_dir = snapdir;
 	tc.backoff_min_ms = 20;
 	tc.backoff_max_ms = 200;
+	if (tls_dir != NULL && tls_dir[0] != '\0') {
+		snprintf(tls[0], sizeof(tls[0]), "%s/node%llu.crt", tls_dir,
+		         (unsigned long long)cfg.node_id);
+		snprintf(tls[1], sizeof(tls[1]), "%s/node%llu.key", tls_dir,
+		         (unsigned long long)cfg.node_id);
+		snprintf(tls[2], sizeof(tls[2]), "%s/ca.crt", tls_dir);
+		snprintf(tls[3], sizeof(tls[3]), "%s/crl.pem", tls_dir);
+		tc.tls_cert_file = tls[0];
+		tc.tls_key_file = tls[1];
+		tc.tls_ca_file = tls[2];
+		if (access(tls[3], R_OK) == 0)
+			tc.tls_crl_file = tls[3];
+	}
+	tc.log_fn = node_log;
 	if (engine_uv_create(&N.loop, &cfg, &st, &tc, &N.u, err, sizeof(err)) != ENGINE_OK)
 		die(err);
 	N.e = engine_uv_engine(N.u);

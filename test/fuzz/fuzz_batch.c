@@ -76,7 +76,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		transport_arena_free(&a3);
 	}
 	transport_arena_reset(&a);
-	(void)transport_decode_snapshot_header(data, size, &sh);
+	a.limit = 64 << 10; /* as for SNAP_BEGIN */
+	(void)transport_decode_snapshot_header(&a, data, size, &sh);
+	a.limit = 2 * size + (1 << 20);
 	(void)transport_decode_hard_state(data, size, &hs);
 	(void)transport_decode_conf_change(&a, data, size, &cc);
 	transport_arena_free(&a);

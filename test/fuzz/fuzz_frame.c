@@ -1,7 +1,8 @@
 /*
  * fuzz_frame.c - libFuzzer target for the frame decoder: header checks, CRC,
  * and incremental stream reassembly with both the copying path (feed) and
- * the direct-read path (direct + commit), split at input-chosen points.
+ * the direct-read path (direct + commit), split at input-chosen points, with
+ * buffers growing under a memory budget and, when chosen, without CRCs.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -34,6 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct transport_frame_reader r;
 	struct transport_frame_header h;
 	struct sink s = {0};
+	struct transport_mem_budget budget = {.limit = 96u << 10};
 	size_t step, off = 0;
 	int rc = 0;
 
@@ -42,6 +44,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* The first byte picks the read size, the second the payload limit. */
 	step = (size_t)data[0] % 64 + 1;
 	transport_frame_reader_init(&r, (uint32_t)data[1] << 8);
+	/* The top bit of the first byte: the stream is authenticated (no CRC), as inside TLS. */
+	r.no_crc = (data[0] & 0x80) != 0;
+	r.budget = &budget;
 	data += 2;
 	size -= 2;
 	if (size >= TRANSPORT_FRAME_HDR && transport_frame_header_check(data, 1 << 16, &h) == 0 &&
@@ -63,5 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		off += n;
 	}
 	transport_frame_reader_free(&r);
+	if (budget.used != 0)
+		__builtin_trap(); /* every buffer byte went back to the budget */
 	return 0;
 }

@@ -1,5 +1,5 @@
-# Three nodes, two groups (DESIGN §3, §6, §10): every node agrees on one
-# leader and term; every member learns every client address through the
+# Three nodes talking mutual TLS, two groups (DESIGN §3, §6, §10): every
+# node agrees on one leader and term; every member learns every client address through the
 # log; transfer_leader moves leadership; a stopped leader is replaced and
 # rejoins as a follower; a follower killed with SIGKILL catches up; the
 # groups survive a restart of every node with the same members; a node
@@ -15,6 +15,12 @@ use Time::HiRes qw(time usleep);
 my $timeout = $PostgreSQL::Test::Utils::timeout_default;
 my (@nodes, %raft_port);
 
+# The nodes talk mutual TLS with certificates from scripts/make-certs.sh
+# (scripts/check.sh says where it is).
+die 'DR_SCRIPTS must name the scripts directory of dragonraft' unless $ENV{DR_SCRIPTS};
+my $certs = PostgreSQL::Test::Utils::tempdir() . '/certs';
+system('bash', "$ENV{DR_SCRIPTS}/make-certs.sh", $certs, 3) == 0 or die 'make-certs.sh failed';
+
 for my $id (1 .. 3) {
 	my $node = PostgreSQL::Test::Cluster->new("node$id");
 	$node->init;
@@ -23,6 +29,10 @@ for my $id (1 .. 3) {
 shared_preload_libraries = 'dragonraft'
 dragonraft.node_id = $id
 dragonraft.listen_address = '127.0.0.1:$raft_port{$id}'
+dragonraft.ssl_cert_file = '$certs/node$id.crt'
+dragonraft.ssl_key_file = '$certs/node$id.key'
+dragonraft.ssl_ca_file = '$certs/ca.crt'
+dragonraft.ssl_crl_file = '$certs/crl.pem'
 });
 	$node->start;
 	push @nodes, $node;
@@ -108,9 +118,10 @@ for my $g (1, 2)
 }
 for my $id (1 .. 3)
 {
-	like(slurp_file(node($id)->logfile),
-		qr/dragonraft node $id (became leader of|follows node \d+ in) group 1 in term \d+/,
+	my $log = slurp_file(node($id)->logfile);
+	like($log, qr/dragonraft node $id (became leader of|follows node \d+ in) group 1 in term \d+/,
 		"node $id logs its role in group 1");
+	unlike($log, qr/no certificates and no cluster secret/, "node $id uses its certificate");
 }
 
 # 2. Every member knows every member's client address, through the log.

@@ -1,10 +1,11 @@
 /*
  * gen_corpus.c - writes the committed seed corpora of the transport's fuzz
  * targets (test/fuzz/corpus/fuzz_frame and fuzz_batch).  Rebuild with:
- *   make BUILD_DIR=build/dev-transport build/dev-transport/lib/libdr_transport.a build/dev-transport/lib/libdr_util.a
+ *   make BUILD_DIR=build/dev-transport build/dev-transport/lib/libdr_transport.a
+ * build/dev-transport/lib/libdr_util.a
  *   cc -std=gnu11 -Isrc -Ibuild/gen test/transport/gen_corpus.c \
- *      build/dev-transport/lib/libdr_transport.a build/dev-transport/lib/libdr_util.a -lprotobuf-c -lcrypto -luv -o /tmp/gen_corpus
- *   /tmp/gen_corpus test/fuzz/corpus
+ *      build/dev-transport/lib/libdr_transport.a build/dev-transport/lib/libdr_util.a -lprotobuf-c
+ * -lcrypto -luv -o /tmp/gen_corpus /tmp/gen_corpus test/fuzz/corpus
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,7 +116,6 @@ int main(int argc, char **argv)
 		struct transport_hello h = {.client_id = 1, .server_id = 2, .purpose = 1};
 		uint8_t hello[TRANSPORT_HELLO_LEN], chunk[300];
 
-		memset(h.nonce, 7, sizeof(h.nonce));
 		transport_hello_put(hello, &h);
 		memset(chunk, 'c', sizeof(chunk));
 		transport_buf_reserve(&frames, 2);
@@ -124,12 +124,15 @@ int main(int argc, char **argv)
 		frames.len = 2;
 		add_frame(&frames, TF_HELLO, hello, sizeof(hello));
 		write_file(fdir, "hello", frames.p, frames.len);
+		add_frame(&frames, TF_WELCOME, hello, TRANSPORT_WELCOME_LEN);
 		add_frame(&frames, TF_BATCH, batch.p, (uint32_t)batch.len);
 		write_file(fdir, "hello-batch", frames.p, frames.len);
 		add_frame(&frames, TF_SNAP_CHUNK, chunk, sizeof(chunk));
 		add_frame(&frames, TF_SNAP_END, NULL, 0);
 		frames.p[0] = 63;
 		write_file(fdir, "stream", frames.p, frames.len);
+		frames.p[0] = 0x80 | 7; /* as inside TLS: CRCs not checked */
+		write_file(fdir, "stream-no-crc", frames.p, frames.len);
 		frames.p[0] = 0;
 		frames.p[1] = 1; /* limit 256: the batch is oversize */
 		write_file(fdir, "stream-small-limit", frames.p, frames.len);

@@ -16,6 +16,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
 #include "transport/auth.h"
 #include "transport/frame.h"
 
@@ -135,7 +143,16 @@ static void on_closed(void *ctx)
 	nd->closed = true;
 }
 
-int th_node_start(struct th_node *n, uv_loop_t *loop, uint64_t id, int port, const char *secret,
+static void on_log(void *ctx, int level, const char *msg)
+{
+	struct th_node *nd = ctx;
+
+	if (level >= 0 && level < 4)
+		nd->log_lines[level]++;
+	snprintf(nd->last_log, sizeof(nd->last_log), "%s", msg);
+}
+
+int th_node_start(struct th_node *n, uv_loop_t *loop, uint64_t id, int port, int sec,
                   const struct transport_config *extra)
 {
 	struct transport_config cfg;
@@ -162,10 +179,22 @@ int th_node_start(struct th_node *n, uv_loop_t *loop, uint64_t id, int port, con
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
 	cfg.node_id = id;
 	cfg.listen_addr = addr;
-	if (secret != NULL) {
-		cfg.secret = (const uint8_t *)secret;
-		cfg.secret_len = strlen(secret);
+	cfg.log_fn = on_log;
+	cfg.log_ctx = n;
+	if (sec == TH_PSK && cfg.secret == NULL) {
+		cfg.secret = (const uint8_t *)TH_PSK_SECRET;
+		cfg.secret_len = strlen(TH_PSK_SECRET);
 	}
+	if (sec == TH_CERT && cfg.tls_cert_file == NULL) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "n%llu.crt", (unsigned long long)id);
+		cfg.tls_cert_file = th_pki_path(n->files[0], sizeof(n->files[0]), name);
+		snprintf(name, sizeof(name), "n%llu.key", (unsigned long long)id);
+		cfg.tls_key_file = th_pki_path(n->files[1], sizeof(n->files[1]), name);
+	}
+	if (sec == TH_CERT && cfg.tls_ca_file == NULL)
+		cfg.tls_ca_file = th_pki_path(n->files[2], sizeof(n->files[2]), "ca.crt");
 	if (cfg.backoff_min_ms == 0)
 		cfg.backoff_min_ms = 10;
 	if (cfg.backoff_max_ms == 0)
@@ -197,165 +226,416 @@ void th_fill_pattern(uint8_t *p, size_t len, uint64_t seed)
 		p[k] = (uint8_t)(seed + k * 31);
 }
 
-int th_raw_connect(int port)
+/* ---- the test PKI -------------------------------------------------------- */
+
+static char pki_dir[64];
+
+static void pki_remove(void)
+{
+	th_remove_dir(pki_dir);
+}
+
+static void pki_die(const char *what)
+{
+	fprintf(stderr, "test PKI: %s\n", what);
+	ERR_print_errors_fp(stderr);
+	abort();
+}
+
+static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
+{
+	X509V3_CTX ctx;
+	X509_EXTENSION *e;
+
+	X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
+	e = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+	if (e == NULL || X509_add_ext(x, e, -1) != 1)
+		pki_die("extension");
+	X509_EXTENSION_free(e);
+}
+
+static void write_pem(const char *name, X509 *x, EVP_PKEY *k)
+{
+	char path[600];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s.crt", pki_dir, name);
+	f = fopen(path, "w");
+	if (f == NULL || PEM_write_X509(f, x) != 1)
+		pki_die(path);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/%s.key", pki_dir, name);
+	f = fopen(path, "w");
+	if (f == NULL || PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) != 1)
+		pki_die(path);
+	fclose(f);
+}
+
+/* A certificate: a CA when id is 0, else node id's (no URI when uri is false). */
+static X509 *make_cert(const char *name, uint64_t id, bool uri, long from_days, long to_days,
+                       X509 *ca, EVP_PKEY *ca_key, EVP_PKEY **key_out)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	char cn[64], san[64];
+
+	if (k == NULL || x == NULL)
+		pki_die("key");
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), id == 0 ? 1000 : (long)id);
+	X509_gmtime_adj(X509_getm_notBefore(x), from_days * 86400);
+	X509_gmtime_adj(X509_getm_notAfter(x), to_days * 86400);
+	snprintf(cn, sizeof(cn), "dragonraft test %s", name);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+	                           (const unsigned char *)cn, -1, -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(ca != NULL ? ca : x));
+	X509_set_pubkey(x, k);
+	if (id == 0) {
+		add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE");
+		add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign");
+	} else {
+		add_ext(x, ca, NID_basic_constraints, "critical,CA:FALSE");
+		add_ext(x, ca, NID_key_usage, "critical,digitalSignature");
+		add_ext(x, ca, NID_ext_key_usage, "serverAuth,clientAuth");
+		snprintf(san, sizeof(san), "URI:%s%llu", TRANSPORT_CERT_URI_PREFIX,
+		         (unsigned long long)id);
+		if (uri)
+			add_ext(x, ca, NID_subject_alt_name, san);
+	}
+	if (X509_sign(x, ca_key != NULL ? ca_key : k, EVP_sha256()) == 0)
+		pki_die("sign");
+	write_pem(name, x, k);
+	*key_out = k;
+	return x;
+}
+
+static void make_crl(X509 *ca, EVP_PKEY *ca_key, long serial)
+{
+	X509_CRL *crl = X509_CRL_new();
+	X509_REVOKED *r = X509_REVOKED_new();
+	ASN1_INTEGER *sn = ASN1_INTEGER_new();
+	ASN1_TIME *now = X509_gmtime_adj(NULL, 0), *next = X509_gmtime_adj(NULL, 86400);
+	char path[600];
+	FILE *f;
+
+	ASN1_INTEGER_set(sn, serial);
+	X509_CRL_set_version(crl, 1);
+	X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca));
+	X509_CRL_set1_lastUpdate(crl, now);
+	X509_CRL_set1_nextUpdate(crl, next);
+	X509_REVOKED_set_serialNumber(r, sn);
+	X509_REVOKED_set_revocationDate(r, now);
+	X509_CRL_add0_revoked(crl, r);
+	X509_CRL_sort(crl);
+	if (X509_CRL_sign(crl, ca_key, EVP_sha256()) == 0)
+		pki_die("crl");
+	snprintf(path, sizeof(path), "%s/crl.pem", pki_dir);
+	f = fopen(path, "w");
+	if (f == NULL || PEM_write_X509_CRL(f, crl) != 1)
+		pki_die(path);
+	fclose(f);
+	ASN1_INTEGER_free(sn);
+	ASN1_TIME_free(now);
+	ASN1_TIME_free(next);
+	X509_CRL_free(crl);
+}
+
+const char *th_pki_dir(void)
+{
+	EVP_PKEY *ca_key, *other_key, *k;
+	X509 *ca, *other, *x;
+	char name[16];
+
+	if (pki_dir[0] != '\0')
+		return pki_dir;
+	snprintf(pki_dir, sizeof(pki_dir), "/tmp/dr-test-pki-XXXXXX");
+	if (mkdtemp(pki_dir) == NULL)
+		pki_die("mkdtemp");
+	atexit(pki_remove);
+	ca = make_cert("ca", 0, false, -1, 3650, NULL, NULL, &ca_key);
+	for (uint64_t id = 1; id <= 9; id++) {
+		snprintf(name, sizeof(name), "n%llu", (unsigned long long)id);
+		x = make_cert(name, id, true, -1, 365, ca, ca_key, &k);
+		X509_free(x);
+		EVP_PKEY_free(k);
+	}
+	x = make_cert("expired-n1", 1, true, -30, -1, ca, ca_key, &k);
+	X509_free(x);
+	EVP_PKEY_free(k);
+	x = make_cert("nouri-n1", 1, false, -1, 365, ca, ca_key, &k);
+	X509_free(x);
+	EVP_PKEY_free(k);
+	make_crl(ca, ca_key, 3);
+	other = make_cert("other-ca", 0, false, -1, 3650, NULL, NULL, &other_key);
+	x = make_cert("other-n1", 1, true, -1, 365, other, other_key, &k);
+	X509_free(x);
+	EVP_PKEY_free(k);
+	X509_free(other);
+	EVP_PKEY_free(other_key);
+	X509_free(ca);
+	EVP_PKEY_free(ca_key);
+	return pki_dir;
+}
+
+const char *th_pki_path(char *buf, size_t cap, const char *name)
+{
+	snprintf(buf, cap, "%s/%s", th_pki_dir(), name);
+	return buf;
+}
+
+/* ---- the raw client ------------------------------------------------------- */
+
+static const unsigned char psk_id[] = "dragonraft-cluster-secret";
+
+static int raw_psk_use(SSL *ssl, const EVP_MD *md, const unsigned char **id, size_t *idlen,
+                       SSL_SESSION **sess)
+{
+	static const unsigned char aes128gcm[] = {0x13, 0x01};
+	const SSL_CIPHER *cipher = SSL_CIPHER_find(ssl, aes128gcm);
+	unsigned char key[32];
+	unsigned int len = 0;
+	EVP_MD_CTX *m = EVP_MD_CTX_new();
+	SSL_SESSION *s = SSL_SESSION_new();
+
+	(void)md;
+	/* The transport's derivation: SHA-256("dragonraft-psk-v1" || secret). */
+	EVP_DigestInit_ex(m, EVP_sha256(), NULL);
+	EVP_DigestUpdate(m, "dragonraft-psk-v1", 17);
+	EVP_DigestUpdate(m, TH_PSK_SECRET, strlen(TH_PSK_SECRET));
+	EVP_DigestFinal_ex(m, key, &len);
+	EVP_MD_CTX_free(m);
+	SSL_SESSION_set1_master_key(s, key, sizeof(key));
+	SSL_SESSION_set_cipher(s, cipher);
+	SSL_SESSION_set_protocol_version(s, TLS1_3_VERSION);
+	*sess = s;
+	*id = psk_id;
+	*idlen = sizeof(psk_id) - 1;
+	return 1;
+}
+
+/* Runs the loop once without blocking, then waits a little for the socket. */
+static void pump(struct th_raw *r)
+{
+	uv_run(r->loop, UV_RUN_NOWAIT);
+}
+
+/* Retries an SSL call that wants I/O until it succeeds, fails or the deadline passes. */
+static int ssl_wait(struct th_raw *r, int ret, uint64_t deadline)
+{
+	int e = SSL_get_error(r->ssl, ret);
+
+	if ((e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) || th_now_ms() > deadline)
+		return -1;
+	pump(r);
+	return 0;
+}
+
+int th_raw_connect(struct th_raw *r, uv_loop_t *loop, int port, const char *src, int sec,
+                   const char *cert)
 {
 	struct sockaddr_in sin;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	int one = 1;
+	uint64_t deadline = th_now_ms() + 5000;
+	char path[600];
+	int one = 1, rc;
 
-	if (fd < 0)
+	memset(r, 0, sizeof(*r));
+	r->loop = loop;
+	r->fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (r->fd < 0)
 		return -1;
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
+	if (src != NULL) {
+		inet_pton(AF_INET, src, &sin.sin_addr);
+		if (bind(r->fd, (struct sockaddr *)&sin, sizeof(sin)) != 0)
+			return -1;
+	}
 	sin.sin_port = htons((uint16_t)port);
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
-		close(fd);
+	if (connect(r->fd, (struct sockaddr *)&sin, sizeof(sin)) != 0)
 		return -1;
+	setsockopt(r->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	fcntl(r->fd, F_SETFL, fcntl(r->fd, F_GETFL) | O_NONBLOCK);
+	if (sec == TH_NONE)
+		return 0;
+	r->ctx = SSL_CTX_new(TLS_client_method());
+	SSL_CTX_set_min_proto_version(r->ctx, TLS1_3_VERSION);
+	SSL_CTX_set_num_tickets(r->ctx, 0);
+	if (sec == TH_CERT) {
+		snprintf(path, sizeof(path), "%s/%s.crt", th_pki_dir(), cert);
+		if (SSL_CTX_use_certificate_file(r->ctx, path, SSL_FILETYPE_PEM) != 1)
+			return -1;
+		snprintf(path, sizeof(path), "%s/%s.key", th_pki_dir(), cert);
+		if (SSL_CTX_use_PrivateKey_file(r->ctx, path, SSL_FILETYPE_PEM) != 1)
+			return -1;
+	} else {
+		SSL_CTX_set_psk_use_session_callback(r->ctx, raw_psk_use);
 	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	return fd;
+	r->ssl = SSL_new(r->ctx);
+	SSL_set_fd(r->ssl, r->fd);
+	while ((rc = SSL_connect(r->ssl)) != 1)
+		if (ssl_wait(r, rc, deadline) != 0)
+			return -1;
+	return 0;
 }
 
-static int write_all(int fd, const void *p, size_t n)
+int th_raw_write(struct th_raw *r, const void *p, size_t n)
 {
 	const uint8_t *b = p;
+	uint64_t deadline = th_now_ms() + 10000;
 
 	while (n > 0) {
-		ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
+		ssize_t w;
+
+		if (r->ssl != NULL) {
+			int k = SSL_write(r->ssl, b, n > (1u << 20) ? 1 << 20 : (int)n);
+
+			if (k <= 0) {
+				if (ssl_wait(r, k, deadline) != 0)
+					return -1;
+				continue;
+			}
+			w = k;
+		} else {
+			w = send(r->fd, b, n, MSG_NOSIGNAL);
+			if (w < 0 && (errno == EAGAIN || errno == EINTR) &&
+			    th_now_ms() < deadline) {
+				pump(r);
+				continue;
+			}
+			if (w <= 0)
+				return -1;
+		}
 		b += w;
 		n -= (size_t)w;
 	}
 	return 0;
 }
 
-int th_raw_send_frame(int fd, uint8_t kind, const void *payload, uint32_t len, bool bad_crc)
+int th_raw_send_frame(struct th_raw *r, uint8_t kind, const void *payload, uint32_t len,
+                      bool bad_crc)
 {
 	uint8_t hdr[TRANSPORT_FRAME_HDR];
 
 	transport_frame_header_put(hdr, kind, payload, len);
 	if (bad_crc)
 		hdr[15] ^= 0x5a;
-	if (write_all(fd, hdr, sizeof(hdr)) != 0)
+	if (th_raw_write(r, hdr, sizeof(hdr)) != 0)
 		return -1;
-	return len > 0 ? write_all(fd, payload, len) : 0;
+	return len > 0 ? th_raw_write(r, payload, len) : 0;
 }
 
-/* Non-blocking read of exactly n bytes while the loop runs. */
-static int read_exact(uv_loop_t *loop, int fd, uint8_t *p, size_t n, uint64_t deadline)
+/* Reads exactly n bytes while the loop runs: 1, 0 on EOF or error, -1 on timeout. */
+static int read_exact(struct th_raw *r, uint8_t *p, size_t n, uint64_t deadline)
 {
 	size_t got = 0;
 
 	while (got < n) {
-		ssize_t r = recv(fd, p + got, n - got, MSG_DONTWAIT);
-		if (r == 0)
-			return 0;
-		if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-			return 0;
-		if (r > 0) {
-			got += (size_t)r;
-			continue;
+		ssize_t k;
+
+		if (r->ssl != NULL) {
+			int v = SSL_read(r->ssl, p + got, (int)(n - got));
+
+			if (v <= 0) {
+				int e = SSL_get_error(r->ssl, v);
+
+				if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+					return 0;
+				if (th_now_ms() > deadline)
+					return -1;
+				pump(r);
+				continue;
+			}
+			k = v;
+		} else {
+			k = recv(r->fd, p + got, n - got, 0);
+			if (k == 0)
+				return 0;
+			if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				return 0;
+			if (k < 0) {
+				if (th_now_ms() > deadline)
+					return -1;
+				pump(r);
+				continue;
+			}
 		}
-		if (th_now_ms() > deadline)
-			return -1;
-		uv_run(loop, UV_RUN_NOWAIT);
+		got += (size_t)k;
 	}
 	return 1;
 }
 
-int th_raw_recv_frame(uv_loop_t *loop, int fd, uint8_t *payload, uint32_t cap, uint32_t *len,
+int th_raw_recv_frame(struct th_raw *r, uint8_t *payload, uint32_t cap, uint32_t *len,
                       uint64_t timeout_ms)
 {
 	uint64_t deadline = th_now_ms() + timeout_ms;
 	uint8_t hdr[TRANSPORT_FRAME_HDR];
 	struct transport_frame_header h;
-	int rc = read_exact(loop, fd, hdr, sizeof(hdr), deadline);
+	int rc = read_exact(r, hdr, sizeof(hdr), deadline);
 
 	if (rc <= 0)
 		return rc;
 	if (transport_frame_header_check(hdr, cap, &h) != TRANSPORT_OK)
 		return -1;
-	rc = read_exact(loop, fd, payload, h.len, deadline);
+	rc = read_exact(r, payload, h.len, deadline);
 	if (rc <= 0)
 		return rc;
-	if (transport_frame_crc_check(hdr, payload, h.len) != TRANSPORT_OK)
+	if (r->ssl == NULL && transport_frame_crc_check(hdr, payload, h.len) != TRANSPORT_OK)
 		return -1;
 	*len = h.len;
 	return h.kind;
 }
 
-bool th_raw_wait_closed(uv_loop_t *loop, int fd, uint64_t timeout_ms)
+bool th_raw_wait_closed(struct th_raw *r, uint64_t timeout_ms)
 {
 	uint64_t deadline = th_now_ms() + timeout_ms;
 	uint8_t b[4096];
 
 	for (;;) {
-		ssize_t r = recv(fd, b, sizeof(b), MSG_DONTWAIT);
-		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+		int rc = read_exact(r, b, sizeof(b), deadline);
+
+		if (rc == 0)
 			return true;
-		if (r > 0)
-			continue;
-		if (th_now_ms() > deadline)
+		if (rc < 0)
 			return false;
-		uv_run(loop, UV_RUN_NOWAIT);
 	}
 }
 
-static int handshake(uv_loop_t *loop, int fd, uint64_t client_id, uint64_t server_id,
-                     const char *secret, uint8_t purpose, uint8_t *hello, uint8_t *auth)
+int th_raw_hello(struct th_raw *r, uint64_t client_id, uint64_t server_id, uint8_t purpose)
 {
 	struct transport_hello h = {
 	        .client_id = client_id, .server_id = server_id, .purpose = purpose};
-	uint8_t out[TRANSPORT_HELLO_LEN], in[256], proof[TRANSPORT_PROOF_LEN];
-	size_t slen = secret != NULL ? strlen(secret) : 0;
+	uint8_t out[TRANSPORT_HELLO_LEN], in[64];
 	uint32_t len;
 
-	transport_random(h.nonce, sizeof(h.nonce));
 	transport_hello_put(out, &h);
-	if (hello != NULL)
-		memcpy(hello, out, sizeof(out));
-	if (th_raw_send_frame(fd, TF_HELLO, out, sizeof(out), false) != 0)
+	if (th_raw_send_frame(r, TF_HELLO, out, sizeof(out), false) != 0)
 		return -1;
-	if (th_raw_recv_frame(loop, fd, in, sizeof(in), &len, 5000) != TF_CHALLENGE ||
-	    len != TRANSPORT_CHALLENGE_LEN)
+	if (th_raw_recv_frame(r, in, sizeof(in), &len, 5000) != TF_WELCOME ||
+	    len != TRANSPORT_WELCOME_LEN || tp_get64(in) != server_id)
 		return -1;
-	if (transport_auth_verify((const uint8_t *)secret, slen, 'S', client_id, server_id, h.nonce,
-	                          in + 8, in + 8 + TRANSPORT_NONCE_LEN) != TRANSPORT_OK)
-		return -1;
-	transport_auth_proof((const uint8_t *)secret, slen, 'C', client_id, server_id, h.nonce,
-	                     in + 8, proof);
-	if (auth != NULL)
-		memcpy(auth, proof, sizeof(proof));
-	return th_raw_send_frame(fd, TF_AUTH, proof, sizeof(proof), false);
+	return 0;
 }
 
-int th_raw_handshake(uv_loop_t *loop, int fd, uint64_t client_id, uint64_t server_id,
-                     const char *secret, uint8_t *hello, uint8_t *auth)
+void th_raw_close(struct th_raw *r)
 {
-	return handshake(loop, fd, client_id, server_id, secret, TRANSPORT_PURPOSE_MSG, hello,
-	                 auth);
+	SSL_free(r->ssl);
+	SSL_CTX_free(r->ctx);
+	if (r->fd >= 0)
+		close(r->fd);
+	memset(r, 0, sizeof(*r));
+	r->fd = -1;
 }
 
-int th_raw_handshake_purpose(uv_loop_t *loop, int fd, uint64_t client_id, uint64_t server_id,
-                             const char *secret, uint8_t purpose)
-{
-	return handshake(loop, fd, client_id, server_id, secret, purpose, NULL, NULL);
-}
-
-int th_pair_start(struct th_pair *p, const char *secret_a, const char *secret_b,
-                  const struct transport_config *extra)
+int th_pair_start(struct th_pair *p, int sec_a, int sec_b, const struct transport_config *extra)
 {
 	char addr[64];
 	int rc;
 
 	uv_loop_init(&p->loop);
-	rc = th_node_start(&p->a, &p->loop, 1, 0, secret_a, extra);
+	rc = th_node_start(&p->a, &p->loop, 1, 0, sec_a, extra);
 	if (rc == TRANSPORT_OK)
-		rc = th_node_start(&p->b, &p->loop, 2, 0, secret_b, extra);
+		rc = th_node_start(&p->b, &p->loop, 2, 0, sec_b, extra);
 	if (rc != TRANSPORT_OK)
 		return rc;
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", p->b.port);

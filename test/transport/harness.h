@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/ssl.h>
 #include <uv.h>
 
 #include "transport/transport.h"
@@ -45,10 +46,35 @@ struct th_node {
 	int snap_received;
 	char snap_path[512];
 	struct raft_snapshot_meta snap_meta;
+	int log_lines[4]; /* on_log lines per level */
+	char last_log[512];
+	char files[4][600]; /* TLS file names given to the transport */
 };
 
-/* Creates node id listening on 127.0.0.1:port (0: any) with the given secret (NULL: none). */
-int th_node_start(struct th_node *n, uv_loop_t *loop, uint64_t id, int port, const char *secret,
+/* How a test node secures its connections. */
+enum th_sec {
+	TH_NONE = 0, /* clear text, loopback only */
+	TH_CERT,     /* mutual TLS with the test PKI's certificate of the node (th_pki_dir) */
+	TH_PSK,      /* TLS with the test cluster secret TH_PSK_SECRET */
+};
+#define TH_PSK_SECRET "0123456789abcdef0123456789abcdef" /* 32 bytes */
+
+/*
+ * The test PKI, made once per process in a temporary directory (removed at exit):
+ * ca.crt/.key; n1..n9.crt/.key for nodes 1..9 from that CA; other-ca.crt and
+ * other-n1.crt/.key (node 1 from another CA); expired-n1.crt/.key; nouri-n1.crt/.key
+ * (no node URI); crl.pem (the CA revoking node 3's certificate).  Returns the directory.
+ */
+const char *th_pki_dir(void);
+
+/* Fills buf with th_pki_dir()/name. */
+const char *th_pki_path(char *buf, size_t cap, const char *name);
+
+/*
+ * Creates node id listening on 127.0.0.1:port (0: any) secured as sec says; TLS file
+ * names set in extra win over the defaults.
+ */
+int th_node_start(struct th_node *n, uv_loop_t *loop, uint64_t id, int port, int sec,
                   const struct transport_config *extra);
 
 /* Closes the node's transport and runs the loop until it is freed. */
@@ -63,9 +89,8 @@ struct th_pair {
 	struct th_node a, b;
 };
 
-/* Starts a pair with the given secrets (NULL: none) and settings (NULL: defaults). */
-int th_pair_start(struct th_pair *p, const char *secret_a, const char *secret_b,
-                  const struct transport_config *extra);
+/* Starts a pair secured as sec_a and sec_b say, with settings extra (NULL: defaults). */
+int th_pair_start(struct th_pair *p, int sec_a, int sec_b, const struct transport_config *extra);
 
 /* Stops both nodes and closes the loop; false if the loop still had handles or requests. */
 bool th_pair_stop(struct th_pair *p);
@@ -85,30 +110,41 @@ void th_pool_unblock(void);
 /* Lets the blocking work of th_pool_block end and runs loop until its callbacks ran. */
 void th_pool_release(uv_loop_t *loop);
 
-/* Raw client: a blocking TCP socket to 127.0.0.1:port; returns the fd or -1. */
-int th_raw_connect(int port);
-
-/* Writes one frame (header computed, optionally with a corrupted CRC). */
-int th_raw_send_frame(int fd, uint8_t kind, const void *payload, uint32_t len, bool bad_crc);
-
-/* Reads one frame while running loop; returns its kind, 0 on EOF, -1 on timeout. */
-int th_raw_recv_frame(uv_loop_t *loop, int fd, uint8_t *payload, uint32_t cap, uint32_t *len,
-                      uint64_t timeout_ms);
-
-/* Runs loop until the server closes fd (true) or timeout_ms passes (false). */
-bool th_raw_wait_closed(uv_loop_t *loop, int fd, uint64_t timeout_ms);
+/* A raw client that speaks the wire protocol by hand, in clear or inside TLS. */
+struct th_raw {
+	uv_loop_t *loop; /* run while the client waits */
+	int fd;
+	SSL_CTX *ctx;
+	SSL *ssl;
+};
 
 /*
- * Performs a client handshake as node client_id to node server_id with secret;
- * the HELLO and AUTH payloads it sent are copied to hello/auth if not NULL.
- * Returns 0 when the server's proof checked out and AUTH was sent.
+ * Connects to 127.0.0.1:port (from source address src, NULL: any) and, unless sec is
+ * TH_NONE, completes a TLS handshake presenting th_pki_dir()/cert.crt and .key (TH_CERT)
+ * or the test PSK.  0 on success.
  */
-int th_raw_handshake(uv_loop_t *loop, int fd, uint64_t client_id, uint64_t server_id,
-                     const char *secret, uint8_t *hello, uint8_t *auth);
+int th_raw_connect(struct th_raw *r, uv_loop_t *loop, int port, const char *src, int sec,
+                   const char *cert);
 
-/* th_raw_handshake for a connection of the given purpose (enum transport_purpose). */
-int th_raw_handshake_purpose(uv_loop_t *loop, int fd, uint64_t client_id, uint64_t server_id,
-                             const char *secret, uint8_t purpose);
+/* Writes n bytes as they are (through TLS when it is on); 0 on success. */
+int th_raw_write(struct th_raw *r, const void *p, size_t n);
+
+/* Writes one frame (header computed, optionally with a corrupted CRC). */
+int th_raw_send_frame(struct th_raw *r, uint8_t kind, const void *payload, uint32_t len,
+                      bool bad_crc);
+
+/* Reads one frame while running the loop; returns its kind, 0 on EOF, -1 on timeout. */
+int th_raw_recv_frame(struct th_raw *r, uint8_t *payload, uint32_t cap, uint32_t *len,
+                      uint64_t timeout_ms);
+
+/* Runs the loop until the server closes the connection (true) or timeout_ms passes. */
+bool th_raw_wait_closed(struct th_raw *r, uint64_t timeout_ms);
+
+/* Sends HELLO as client_id to server_id for purpose and waits for WELCOME; 0 on success. */
+int th_raw_hello(struct th_raw *r, uint64_t client_id, uint64_t server_id, uint8_t purpose);
+
+/* Closes the client. */
+void th_raw_close(struct th_raw *r);
 
 /* A th_run_until predicate: node n has received at least msgs messages. */
 struct th_want {

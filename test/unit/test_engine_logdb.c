@@ -17,7 +17,9 @@
 
 #include "engine/engine_logdb.h"
 #include "logdb/logdb.h"
+#include "logdb/logdb_codec.h"
 #include "../engine/cluster.h"
+#include <rocksdb/c.h>
 
 struct node_db {
 	struct logdb *db;
@@ -36,7 +38,7 @@ static int open_db(struct cluster *c, raft_id id, struct engine_storage_ops *ops
 	cfg.dir = dir;
 	cfg.shards = 2;
 	cfg.no_sync = true; /* a crash here is a process exit: the OS keeps written data */
-	cfg.write_buffer_size = 4 << 20;
+	cfg.memtable_budget = 32 << 20;
 	rc = logdb_open(&cfg, &dbs[id].db, err, sizeof(err));
 	if (rc != LOGDB_OK) {
 		fprintf(stderr, "logdb_open(%s): %s\n", dir, err);
@@ -180,7 +182,51 @@ static void test_terms(void **state)
 	nftw(c.dir, rm_any, 8, FTW_DEPTH | FTW_PHYS);
 }
 
-#define ENGINE_EXTRA_TESTS cmocka_unit_test(test_terms),
+static void read_failure(void (*damage)(struct cluster *c, raft_id id));
+
+/* Flip one byte in the middle of the first stored entry run of group 1 on (stopped) node id. */
+static void flip_run(struct cluster *c, raft_id id)
+{
+	uint8_t lo[LOGDB_INDEX_KEY_LEN], hi[LOGDB_INDEX_KEY_LEN];
+	char path[600], *err = NULL;
+	size_t klen, vlen;
+
+	snprintf(path, sizeof(path), "%s/logdb-%llu/shard-%llu", c->dir, (unsigned long long)id,
+	         (unsigned long long)(c->group_ids[0] % 2));
+	logdb_index_key(lo, LOGDB_KIND_ENTRY, c->group_ids[0], id, 0);
+	logdb_index_key(hi, LOGDB_KIND_ENTRY, c->group_ids[0], id, UINT64_MAX);
+	rocksdb_options_t *o = rocksdb_options_create();
+	rocksdb_t *r = rocksdb_open(o, path, &err);
+	assert_null(err);
+	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+	rocksdb_iterator_t *it = rocksdb_create_iterator(r, ro);
+	rocksdb_iter_seek(it, (const char *)lo, sizeof(lo));
+	assert_true(rocksdb_iter_valid(it));
+	const char *k = rocksdb_iter_key(it, &klen);
+	const char *v = rocksdb_iter_value(it, &vlen);
+	assert_true(klen == sizeof(lo) && memcmp(k, hi, sizeof(hi)) < 0);
+	char *val = malloc(vlen);
+	memcpy(val, v, vlen);
+	val[vlen / 2] ^= 0x20;
+	rocksdb_put(r, wo, k, klen, val, vlen, &err);
+	assert_null(err);
+	free(val);
+	rocksdb_iter_destroy(it);
+	rocksdb_readoptions_destroy(ro);
+	rocksdb_writeoptions_destroy(wo);
+	rocksdb_close(r);
+	rocksdb_options_destroy(o);
+}
+
+/* A flipped byte in a committed run of a stopped follower: at restart its engine stops. */
+static void test_corrupt_run_restart(void **state)
+{
+	(void)state;
+	read_failure(flip_run);
+}
+
+#define ENGINE_EXTRA_TESTS cmocka_unit_test(test_terms), cmocka_unit_test(test_corrupt_run_restart),
 
 #define TEST_ENGINE_STORAGE (&logdb_storage)
 #include "../engine/engine_scenarios.h"

@@ -5,15 +5,20 @@
  * allocation failures and corrupt data written straight into a shard.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <inttypes.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -246,6 +251,28 @@ static void test_runs(void **state)
 		assert_int_equal(f->ents.ents[i].term, i < 3 ? 1 : 2);
 	}
 	assert_int_equal(f->ents.bytes, 500);
+	/*
+	 * a large stale entry right where the next run starts must not end the
+	 * read early: 1..5 of 100 bytes and a written-over 6 of 4 KiB, then 6..10
+	 * of 10 bytes, all fit in 550 bytes
+	 */
+	static uint8_t big[6][4096];
+	struct raft_entry mixed[6];
+	for (uint32_t i = 0; i < 6; i++) {
+		mixed[i] = (struct raft_entry){
+		        .term = 1, .index = i + 1, .len = i < 5 ? 100 : 4096, .data = big[i]};
+		fill(big[i], mixed[i].len, 12, i + 1, 1);
+	}
+	struct logdb_update mu = {.group_id = 12, .node_id = 1, .n_entries = 6, .entries = mixed};
+	CHECK_RC(f, logdb_save(f->w, &mu, 1), LOGDB_OK);
+	CHECK_RC(f, append(f, 12, 6, 10, 2, 10, NULL), LOGDB_OK);
+	CHECK_RC(f, logdb_iterate_entries(f->db, 12, 1, 1, 11, 550, &f->ents), LOGDB_OK);
+	if (f->ents.n != 10 || f->ents.bytes != 550)
+		fail_msg("expected all 10 entries (550 bytes) under a 550-byte limit, got %u "
+		         "(%" PRIu64 " bytes)",
+		         f->ents.n, f->ents.bytes);
+	expect_entries(f, 12, 1, 5, 1, 100);
+	expect_entries(f, 12, 6, 10, 2, 10);
 	/* removal inside a run keeps the run for the entries after it */
 	CHECK_RC(f, logdb_remove_entries_to(f->db, 8, 1, 2), LOGDB_OK);
 	CHECK_RC(f, logdb_remove_entries_to(f->db, 8, 1, 5), LOGDB_OK);
@@ -508,15 +535,24 @@ static void test_snapshot_in_save(void **state)
 	         LOGDB_ERR_COMPACTED);
 	CHECK_RC(f, append(f, 9, 21, 25, 3, 4, NULL), LOGDB_OK);
 	expect_entries(f, 9, 21, 25, 3, 4);
-	/* a snapshot inside the log keeps the entries after it */
+	/* a snapshot inside the log replaces it too; new entries follow it in the same save */
 	make_snap(&s, 23, 3);
+	struct raft_entry e24 = {.term = 4, .index = 24, .len = 4, .data = payload};
+	fill(payload, 4, 9, 24, 4);
 	u.snapshot = &s;
 	u.hard_state_changed = false;
+	u.n_entries = 1;
+	u.entries = &e24;
 	CHECK_RC(f, logdb_save(f->w, &u, 1), LOGDB_OK);
 	CHECK_RC(f, logdb_read_state(f->db, 9, 1, &rs), LOGDB_OK);
 	assert_int_equal(rs.first_index, 24);
-	assert_int_equal(rs.entry_count, 2);
-	expect_entries(f, 9, 24, 25, 3, 4);
+	assert_int_equal(rs.entry_count, 1);
+	expect_entries(f, 9, 24, 24, 4, 4);
+	CHECK_RC(f, logdb_iterate_entries(f->db, 9, 1, 25, 26, UINT64_MAX, &f->ents),
+	         LOGDB_ERR_UNAVAILABLE);
+	/* entries of a save with a snapshot cannot leave a gap after it */
+	e24.index = 30;
+	CHECK_RC(f, logdb_save(f->w, &u, 1), LOGDB_ERR_INVALID);
 	/* the record of the snapshot at 20 went with it */
 	struct logdb_snapshot *list;
 	size_t k;
@@ -524,6 +560,43 @@ static void test_snapshot_in_save(void **state)
 	assert_int_equal(k, 1);
 	expect_snap(&list[0], 23, 3);
 	logdb_free(f->db, list);
+}
+
+/*
+ * A follower's conflicting tail is longer than the snapshot it installs: the
+ * whole log goes with the install (in the same batch), so a restart does not
+ * bring back entries whose terms are older than the snapshot's.
+ */
+static void test_snapshot_install_truncates(void **state)
+{
+	struct fx *f = *state;
+	struct logdb_raft_state rs;
+	struct logdb_snapshot s;
+	CHECK_RC(f, append(f, 15, 1, 10, 1, 100, NULL), LOGDB_OK);
+	CHECK_RC(f, append(f, 15, 11, 3000, 1, 8, NULL), LOGDB_OK);
+	make_snap(&s, 5, 2);
+	struct logdb_update u = {.group_id = 15,
+	                         .node_id = 1,
+	                         .hard_state_changed = true,
+	                         .hard_state = {.term = 2, .vote = 0, .commit = 5},
+	                         .snapshot = &s};
+	CHECK_RC(f, logdb_save(f->w, &u, 1), LOGDB_OK);
+	fx_reopen(f);
+	CHECK_RC(f, logdb_read_state(f->db, 15, 1, &rs), LOGDB_OK);
+	assert_int_equal(rs.first_index, 6);
+	assert_int_equal(rs.entry_count, 0);
+	CHECK_RC(f, logdb_iterate_entries(f->db, 15, 1, 6, 7, UINT64_MAX, &f->ents),
+	         LOGDB_ERR_UNAVAILABLE);
+	CHECK_RC(f, logdb_iterate_entries(f->db, 15, 1, 5, 6, UINT64_MAX, &f->ents),
+	         LOGDB_ERR_COMPACTED);
+	/* the new leader's entries from 6 read back as written, none of the old tail */
+	CHECK_RC(f, append(f, 15, 6, 8, 2, 16, NULL), LOGDB_OK);
+	fx_reopen(f);
+	CHECK_RC(f, logdb_read_state(f->db, 15, 1, &rs), LOGDB_OK);
+	assert_int_equal(rs.entry_count, 3);
+	expect_entries(f, 15, 6, 8, 2, 16);
+	CHECK_RC(f, logdb_iterate_entries(f->db, 15, 1, 9, 10, UINT64_MAX, &f->ents),
+	         LOGDB_ERR_UNAVAILABLE);
 }
 
 static void test_many_groups_across_shards(void **state)
@@ -692,6 +765,10 @@ static void test_import_snapshot(void **state)
 	struct logdb_bootstrap bs;
 	struct logdb_raft_state rs;
 	struct raft_hard_state hs = {.term = 9, .vote = 3, .commit = 40};
+	struct logdb_bootstrap old;
+	make_bootstrap(&old, 14);
+	old.join = true;
+	CHECK_RC(f, logdb_save_bootstrap(f->db, 14, 1, &old), LOGDB_OK);
 	CHECK_RC(f, append(f, 14, 1, 40, 9, 16, &hs), LOGDB_OK);
 	make_snap(&s, 500, 12);
 	CHECK_RC(f, logdb_import_snapshot(f->db, 14, 1, &s), LOGDB_OK);
@@ -706,7 +783,15 @@ static void test_import_snapshot(void **state)
 	expect_snap(&got, 500, 12);
 	CHECK_RC(f, logdb_get_bootstrap(f->db, 14, 1, &bs), LOGDB_OK);
 	assert_false(bs.join);
-	assert_int_equal(bs.membership.n_voters, 3);
+	assert_memory_equal(&bs.membership, &s.meta.membership, sizeof(bs.membership));
+	/* the address book stays */
+	assert_int_equal(bs.sm_type, old.sm_type);
+	assert_int_equal(bs.n_addresses, 3);
+	assert_memory_equal(bs.addresses, old.addresses, sizeof(old.addresses));
+	/* a member without a bootstrap record imports with an empty one */
+	CHECK_RC(f, logdb_import_snapshot(f->db, 16, 1, &s), LOGDB_OK);
+	CHECK_RC(f, logdb_get_bootstrap(f->db, 16, 1, &bs), LOGDB_OK);
+	assert_int_equal(bs.n_addresses, 0);
 	CHECK_RC(f, logdb_iterate_entries(f->db, 14, 1, 1, 2, UINT64_MAX, &f->ents),
 	         LOGDB_ERR_COMPACTED);
 	CHECK_RC(f, append(f, 14, 501, 503, 12, 16, NULL), LOGDB_OK);
@@ -737,7 +822,7 @@ static void test_busy_signal(void **state)
 	fx_close(f);
 	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	f->cfg.disable_auto_compactions = true;
-	f->cfg.l0_stop_trigger = 8; /* busy from 4 L0 files */
+	f->cfg.l0_slowdown_trigger = 6; /* busy from 4 L0 files, one flush before RocksDB slows */
 	f->cfg.shards = 1;
 	fx_open(f);
 	assert_false(logdb_busy(f->db, 1));
@@ -750,9 +835,15 @@ static void test_busy_signal(void **state)
 		CHECK_RC(f, logdb_flush(f->db), LOGDB_OK);
 	}
 	if (flushes != 4)
-		fail_msg("expected busy after 4 L0 files (stop trigger 8), got busy after %d",
+		fail_msg("expected busy after 4 L0 files (slowdown trigger 6), got busy after %d",
 		         flushes);
 	assert_true(logdb_busy(f->db, 1));
+	/* RocksDB has not slowed writes yet */
+	uint64_t delayed = 1;
+	assert_int_equal(rocksdb_property_int(f->db->shards[0].db,
+	                                      "rocksdb.actual-delayed-write-rate", &delayed),
+	                 0);
+	assert_int_equal(delayed, 0);
 }
 
 static void test_wal_dir(void **state)
@@ -982,6 +1073,158 @@ static void test_bad_data_on_disk(void **state)
 	expect_msg(f, "group 10", "bootstrap");
 }
 
+/* ---- damaged WAL, failed writes ------------------------------------------ */
+
+/* Copy the files of directory from into directory to (created). */
+static void copy_dir(const char *from, const char *to)
+{
+	char a[600], b[600], buf[65536];
+	struct dirent *d;
+	DIR *dir = opendir(from);
+	assert_non_null(dir);
+	assert_int_equal(mkdir(to, 0700), 0);
+	while ((d = readdir(dir)) != NULL) {
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(a, sizeof(a), "%s/%s", from, d->d_name);
+		snprintf(b, sizeof(b), "%s/%s", to, d->d_name);
+		int in = open(a, O_RDONLY), out = open(b, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		assert_true(in >= 0 && out >= 0);
+		ssize_t n;
+		while ((n = read(in, buf, sizeof(buf))) > 0)
+			assert_int_equal(write(out, buf, (size_t)n), n);
+		close(in);
+		close(out);
+	}
+	closedir(dir);
+}
+
+/* The newest WAL file of directory dir into path. */
+static void newest_wal(const char *dir, char *path, size_t len)
+{
+	struct dirent *d;
+	unsigned long best = 0;
+	DIR *dp = opendir(dir);
+	assert_non_null(dp);
+	while ((d = readdir(dp)) != NULL) {
+		size_t n = strlen(d->d_name);
+		if (n > 4 && strcmp(d->d_name + n - 4, ".log") == 0 &&
+		    strtoul(d->d_name, NULL, 10) >= best) {
+			best = strtoul(d->d_name, NULL, 10);
+			snprintf(path, len, "%s/%s", dir, d->d_name);
+		}
+	}
+	closedir(dp);
+	assert_true(best > 0);
+}
+
+/*
+ * A torn last WAL record (a crash while writing it) is dropped; damage
+ * before the end fails the open loudly instead of silently dropping every
+ * later synced write (RocksDB's default point-in-time recovery would).
+ */
+static void test_wal_damage(void **state)
+{
+	struct fx *f = *state;
+	struct raft_hard_state hs = {.term = 1, .vote = 1, .commit = 0};
+	struct logdb_raft_state rs;
+	struct logdb *db;
+	char shard[300], keep[300], wal[600], err[512];
+	struct stat st;
+	for (uint64_t i = 0; i < 6; i++) {
+		hs.commit = i * 10;
+		CHECK_RC(f, append(f, 1, i * 10 + 1, i * 10 + 10, 1, 64, &hs), LOGDB_OK);
+	}
+	snprintf(shard, sizeof(shard), "%s/shard-%u", f->dir, logdb_shard_of(f->db, 1));
+	snprintf(keep, sizeof(keep), "%s/keep", f->dir);
+	fx_close(f);
+	copy_dir(shard, keep);
+
+	/* a flipped byte in the second of six records */
+	newest_wal(shard, wal, sizeof(wal));
+	assert_int_equal(stat(wal, &st), 0);
+	int fd = open(wal, O_RDWR);
+	uint8_t c;
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &c, 1, st.st_size / 4), 1);
+	c ^= 0x10;
+	assert_int_equal(pwrite(fd, &c, 1, st.st_size / 4), 1);
+	close(fd);
+	assert_int_equal(logdb_open(&f->cfg, &db, err, sizeof(err)), LOGDB_ERR_CORRUPT);
+	if (strstr(err, shard) == NULL)
+		fail_msg("expected the error to name %s, got: %s", shard, err);
+
+	/* the undamaged copy with its last record torn opens, without that save */
+	nftw(shard, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	copy_dir(keep, shard);
+	assert_int_equal(truncate(wal, st.st_size - 20), 0);
+	fx_open(f);
+	CHECK_RC(f, logdb_read_state(f->db, 1, 1, &rs), LOGDB_OK);
+	assert_int_equal(rs.entry_count, 50);
+	assert_int_equal(rs.hard_state.commit, 40);
+	expect_entries(f, 1, 1, 50, 1, 64);
+}
+
+/*
+ * The first failed write (here a file size limit: EFBIG, as ENOSPC on a
+ * full disk) stops the LogDB: later writes to any shard, flushes and
+ * compactions are refused without calling RocksDB, no abort, reads go on;
+ * after a reopen everything acknowledged is there.
+ */
+static void test_write_failure_stops(void **state)
+{
+	struct fx *f = *state;
+	struct rlimit old, lim;
+	int acked = 0, rc = LOGDB_OK;
+	uint64_t other = 2;
+	while (logdb_shard_of(f->db, other) == logdb_shard_of(f->db, 1))
+		other++;
+	CHECK_RC(f, append(f, other, 1, 3, 1, 10, NULL), LOGDB_OK);
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = 1 << 20;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	for (; acked < 200; acked++) {
+		rc = append(f, 1, (uint64_t)acked * 4 + 1, (uint64_t)acked * 4 + 4, 1, 4096, NULL);
+		if (rc != LOGDB_OK)
+			break;
+	}
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	if (rc != LOGDB_ERR_IO)
+		fail_msg("expected a failed save within 200 saves of 16 KiB under a 1 MiB file "
+		         "limit, got %s after %d",
+		         logdb_strerror(rc), acked);
+	expect_msg(f, "the LogDB stopped", NULL);
+	/* with room again, nothing more is written, in any shard */
+	CHECK_RC(f, append(f, other, 4, 4, 1, 10, NULL), LOGDB_ERR_IO);
+	expect_msg(f, "stopped after a write failure", "writing a save batch");
+	struct logdb_bootstrap bs;
+	make_bootstrap(&bs, other);
+	CHECK_RC(f, logdb_save_bootstrap(f->db, other, 1, &bs), LOGDB_ERR_IO);
+	CHECK_RC(f, logdb_flush(f->db), LOGDB_ERR_IO);
+	CHECK_RC(f, logdb_compact_entries_to(f->db, other, 1, 2), LOGDB_ERR_IO);
+	assert_true(logdb_busy(f->db, other));
+	/* reads go on */
+	expect_entries(f, other, 1, 3, 1, 10);
+	if (acked > 0)
+		expect_entries(f, 1, 1, (uint64_t)acked * 4, 1, 4096);
+	/* a reopened LogDB has every acknowledged save and takes writes again */
+	fx_reopen(f);
+	struct logdb_raft_state rs;
+	if (acked > 0) {
+		CHECK_RC(f, logdb_read_state(f->db, 1, 1, &rs), LOGDB_OK);
+		if (rs.first_index + rs.entry_count - 1 < (uint64_t)acked * 4)
+			fail_msg("acknowledged entries up to %d lost: last index %" PRIu64
+			         " after reopen",
+			         acked * 4, rs.first_index + rs.entry_count - 1);
+		expect_entries(f, 1, 1, (uint64_t)acked * 4, 1, 4096);
+	}
+	CHECK_RC(f, append(f, other, 4, 4, 1, 10, NULL), LOGDB_OK);
+	expect_entries(f, other, 1, 4, 1, 10);
+}
+
 /* ---- allocation failures ------------------------------------------------ */
 
 static int alloc_budget = -1; /* allocations left before failing; -1 = unlimited */
@@ -1055,6 +1298,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_remove_and_compact, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_snapshot_metadata, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_snapshot_in_save, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_snapshot_install_truncates, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_many_groups_across_shards, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_hard_state_cache_skips_unchanged, setup,
 	                                        teardown),
@@ -1066,6 +1310,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_wal_dir, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_concurrent_workers, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_bad_data_on_disk, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_wal_damage, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_write_failure_stops, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_alloc_failures, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,9 +11,11 @@
  *
  * Everything a batch writes is a function of (seed, batch id), so the parent
  * can replay it: batch b picks groups; per group it may install a snapshot at
- * or just below the last index (dropping the log up to it) or overwrite the last one or two
- * entries (a conflict), appends 1..6 entries of random size whose data names
- * (b, group, index), and sets hard state {term b, vote group, commit last}.
+ * or just below the last index (which replaces the whole log, the entries after
+ * the snapshot included, as a follower's Raft core discards its log) or
+ * overwrite the last one or two entries (a conflict), appends 1..6 entries of
+ * random size whose data names (b, group, index), and sets hard state
+ * {term b, vote group, commit last}.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -66,9 +68,11 @@ static unsigned batch_groups(uint64_t seed, uint64_t b, uint64_t *out)
 	return n;
 }
 
-static unsigned batch_count(uint64_t seed, uint64_t b, uint64_t g)
+/* Entries batch b appends to g: 1..6, or 0..6 with a snapshot (an install alone). */
+static unsigned batch_count(uint64_t seed, uint64_t b, uint64_t g, uint64_t snap)
 {
-	return 1 + (unsigned)(h4(seed, b, g, 3) % MAX_PER_GROUP);
+	uint64_t r = h4(seed, b, g, 3);
+	return snap ? (unsigned)(r % (MAX_PER_GROUP + 1)) : 1 + (unsigned)(r % MAX_PER_GROUP);
 }
 
 /* Entries of the group's log that batch b replaces (before clamping to the log). */
@@ -94,13 +98,13 @@ static uint64_t plan(uint64_t seed, uint64_t b, uint64_t g, uint64_t first, uint
 {
 	*snap = 0;
 	if (batch_snapshot(seed, b, g) && last >= first) {
-		/* the log up to the snapshot goes (all of it, or all but the last
-		 * 1..3 entries, which stay); new entries follow the last */
+		/* at the last index or 1..3 below it: the log goes, new entries
+		 * follow the snapshot */
 		uint64_t back = h4(seed, b, g, 7) % 4;
 		if (back > last - first)
 			back = last - first;
 		*snap = last - back;
-		return last + 1;
+		return *snap + 1;
 	}
 	uint64_t ow = batch_overwrite(seed, b, g);
 	if (ow > last + 1 - first)
@@ -164,7 +168,7 @@ static int child(const char *dir, uint64_t seed, uint64_t start)
 			uint64_t g = groups[i];
 			uint64_t si;
 			uint64_t lo = plan(seed, b, g, first[g], last[g], &si);
-			unsigned k = batch_count(seed, b, g);
+			unsigned k = batch_count(seed, b, g, si);
 			for (unsigned j = 0; j < k; j++) {
 				uint8_t *p = data[used++];
 				ents[i][j] = (struct raft_entry){
@@ -233,7 +237,7 @@ static void model_apply(struct model *m, uint64_t seed, uint64_t b, int only_sha
 			m->snap[g] = si;
 			m->snap_term[g] = b;
 		}
-		unsigned k = batch_count(seed, b, g);
+		unsigned k = batch_count(seed, b, g, si);
 		if (m->len[g] + k > m->cap[g]) {
 			m->cap[g] = (m->len[g] + k) * 2;
 			m->log[g] = realloc(m->log[g], m->cap[g] * sizeof(uint64_t));

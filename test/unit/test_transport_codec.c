@@ -33,7 +33,7 @@ static void test_crc32c_vectors(void **state)
 			uint32_t hw = dr_crc32c(0, buf + off, len);
 			assert_int_equal(hw, dr_crc32c_sw(0, buf + off, len));
 			assert_int_equal(hw, dr_crc32c(dr_crc32c(0, buf + off, len / 2),
-			                            buf + off + len / 2, len - len / 2));
+			                               buf + off + len / 2, len - len / 2));
 		}
 }
 
@@ -54,11 +54,20 @@ static void test_frame_header(void **state)
 	hdr[0] = 'X';
 	assert_int_equal(transport_frame_header_check(hdr, 100, &h), TRANSPORT_EMAGIC);
 	hdr[0] = 'D';
-	hdr[4] = 2;
+	hdr[4] = 1; /* the HMAC-handshake protocol of before */
 	assert_int_equal(transport_frame_header_check(hdr, 100, &h), TRANSPORT_EVERSION);
-	hdr[4] = 1;
+	hdr[4] = TRANSPORT_FRAME_VERSION;
 	hdr[5] = TF_KIND_MAX + 1;
 	assert_int_equal(transport_frame_header_check(hdr, 100, &h), TRANSPORT_EVERSION);
+	/* Control frames have fixed limits whatever the connection's maximum. */
+	transport_frame_header_put(hdr, TF_HELLO, payload, sizeof(payload));
+	tp_put32(hdr + 8, TRANSPORT_HELLO_LEN + 1);
+	assert_int_equal(transport_frame_header_check(hdr, 1 << 20, &h), TRANSPORT_ETOOBIG);
+	hdr[5] = TF_SNAP_BEGIN;
+	tp_put32(hdr + 8, TRANSPORT_SNAP_BEGIN_MAX + 1);
+	assert_int_equal(transport_frame_header_check(hdr, 1 << 20, &h), TRANSPORT_ETOOBIG);
+	tp_put32(hdr + 8, TRANSPORT_SNAP_BEGIN_MAX);
+	assert_int_equal(transport_frame_header_check(hdr, 1 << 20, &h), TRANSPORT_OK);
 }
 
 struct seen {
@@ -437,31 +446,105 @@ static void test_other_schemas(void **state)
 	sh.meta.membership = sample_membership();
 	b.len = 0;
 	assert_int_equal(transport_encode_snapshot_header(&sh, &b), TRANSPORT_OK);
-	assert_int_equal(transport_decode_snapshot_header(b.p, b.len, &sh2), TRANSPORT_OK);
+	transport_arena_init(&a, 64 << 10);
+	assert_int_equal(transport_decode_snapshot_header(&a, b.p, b.len, &sh2), TRANSPORT_OK);
 	assert_memory_equal(&sh, &sh2, sizeof(sh));
 	transport_buf_free(&b);
+	{
+		/* A decode bomb: 4,000 one-byte packed voters (32 KB of protobuf-c arrays) fits
+		 * in SNAP_BEGIN's 4 KiB but not in a 16 KiB arena: refused, nothing leaks. */
+		uint8_t bomb[TRANSPORT_SNAP_BEGIN_MAX];
+		size_t n = 0;
+
+		bomb[n++] = 0x22; /* meta, length-delimited */
+		bomb[n++] = 0xa4; /* 4004 as a varint */
+		bomb[n++] = 0x1f;
+		bomb[n++] = 0x1a; /* membership */
+		bomb[n++] = 0xa1; /* 4001 */
+		bomb[n++] = 0x1f;
+		bomb[n++] = 0x12; /* voters, packed */
+		bomb[n++] = 0x9e; /* 3998 */
+		bomb[n++] = 0x1f;
+		memset(bomb + n, 1, 3998);
+		n += 3998;
+		transport_arena_free(&a);
+		transport_arena_init(&a, 16 << 10);
+		assert_int_equal(transport_decode_snapshot_header(&a, bomb, n, &sh2),
+		                 TRANSPORT_ENOMEM);
+		transport_arena_free(&a);
+		transport_arena_init(&a, 64 << 10);
+		/* With room, it decodes, and the bounds check refuses 3,998 voters. */
+		assert_int_equal(transport_decode_snapshot_header(&a, bomb, n, &sh2),
+		                 TRANSPORT_EDECODE);
+		/* Larger than SNAP_BEGIN may be: refused before decoding. */
+		assert_int_equal(transport_decode_snapshot_header(&a, bomb, sizeof(bomb) + 1, &sh2),
+		                 TRANSPORT_EDECODE);
+	}
+	transport_arena_free(&a);
 	assert_string_equal(transport_strerror(TRANSPORT_ECRC), "frame checksum mismatch");
 	assert_string_equal(transport_strerror(-1), "unknown error");
 }
 
-static void test_auth_proofs(void **state)
+static void test_hello_and_cert_uri(void **state)
 {
-	uint8_t cn[TRANSPORT_NONCE_LEN], sn[TRANSPORT_NONCE_LEN], proof[TRANSPORT_PROOF_LEN];
-	const uint8_t *key = (const uint8_t *)"s3cret";
+	struct transport_hello h = {.client_id = 7, .server_id = 9, .purpose = 2}, h2;
+	uint8_t p[TRANSPORT_HELLO_LEN];
+	uint64_t id;
 
 	(void)state;
-	assert_int_equal(transport_random(cn, sizeof(cn)), 0);
-	assert_int_equal(transport_random(sn, sizeof(sn)), 0);
-	assert_int_equal(transport_auth_proof(key, 6, 'C', 1, 2, cn, sn, proof), 0);
-	assert_int_equal(transport_auth_verify(key, 6, 'C', 1, 2, cn, sn, proof), 0);
-	assert_int_equal(transport_auth_verify(key, 5, 'C', 1, 2, cn, sn, proof), TRANSPORT_EAUTH);
-	assert_int_equal(transport_auth_verify(key, 6, 'S', 1, 2, cn, sn, proof), TRANSPORT_EAUTH);
-	assert_int_equal(transport_auth_verify(key, 6, 'C', 3, 2, cn, sn, proof), TRANSPORT_EAUTH);
-	sn[0] ^= 1;
-	assert_int_equal(transport_auth_verify(key, 6, 'C', 1, 2, cn, sn, proof), TRANSPORT_EAUTH);
-	/* No secret still binds ids and nonces. */
-	assert_int_equal(transport_auth_proof(NULL, 0, 'C', 1, 2, cn, sn, proof), 0);
-	assert_int_equal(transport_auth_verify(NULL, 0, 'C', 1, 2, cn, sn, proof), 0);
+	transport_hello_put(p, &h);
+	assert_int_equal(transport_hello_get(p, sizeof(p), &h2), 0);
+	assert_int_equal(h2.client_id, 7);
+	assert_int_equal(h2.server_id, 9);
+	assert_int_equal(h2.purpose, 2);
+	assert_int_equal(transport_hello_get(p, sizeof(p) - 1, &h2), TRANSPORT_EDECODE);
+	p[16] = 3; /* no such purpose */
+	assert_int_equal(transport_hello_get(p, sizeof(p), &h2), TRANSPORT_EDECODE);
+#define URI(s) transport_cert_uri_node_id(s, strlen(s), &id)
+	assert_int_equal(URI("urn:dragonraft:node:42"), 0);
+	assert_int_equal(id, 42);
+	assert_int_equal(URI("urn:dragonraft:node:18446744073709551615"), 0);
+	assert_int_equal(id, UINT64_MAX);
+	assert_int_equal(URI("urn:dragonraft:node:18446744073709551616"), TRANSPORT_EDECODE);
+	assert_int_equal(URI("urn:dragonraft:node:042"), TRANSPORT_EDECODE);
+	assert_int_equal(URI("urn:dragonraft:node:0"), TRANSPORT_EDECODE);
+	assert_int_equal(URI("urn:dragonraft:node:"), TRANSPORT_EDECODE);
+	assert_int_equal(URI("urn:dragonraft:node:4x"), TRANSPORT_EDECODE);
+	assert_int_equal(URI("urn:dragonraft:nodes:4"), TRANSPORT_EDECODE);
+#undef URI
+}
+
+static void test_frame_reader_grows_under_budget(void **state)
+{
+	struct transport_mem_budget budget = {.limit = 300 << 10};
+	struct transport_frame_reader r1, r2;
+	static uint8_t payload[200 << 10];
+	uint8_t hdr[TRANSPORT_FRAME_HDR];
+	struct seen s = {0};
+
+	(void)state;
+	transport_frame_reader_init(&r1, 1 << 20);
+	transport_frame_reader_init(&r2, 1 << 20);
+	r1.budget = r2.budget = &budget;
+	/* A header declaring 1 MiB allocates nothing; 1 KiB of it takes 64 KiB, not 1 MiB. */
+	transport_frame_header_put(hdr, TF_BATCH, NULL, 0);
+	tp_put32(hdr + 8, 1 << 20);
+	assert_int_equal(transport_frame_reader_feed(&r1, hdr, sizeof(hdr), count_frame, &s), 0);
+	assert_int_equal(budget.used, 0);
+	assert_int_equal(transport_frame_reader_feed(&r1, payload, 1024, count_frame, &s), 0);
+	assert_int_equal(budget.used, 64 << 10);
+	/* 200 KiB more: 256 KiB. */
+	assert_int_equal(
+	        transport_frame_reader_feed(&r1, payload, sizeof(payload), count_frame, &s), 0);
+	assert_int_equal(budget.used, 256 << 10);
+	/* A second reader may not push the total past the budget. */
+	assert_int_equal(transport_frame_reader_feed(&r2, hdr, sizeof(hdr), count_frame, &s), 0);
+	assert_int_equal(transport_frame_reader_feed(&r2, payload, 1024, count_frame, &s),
+	                 TRANSPORT_EBUDGET);
+	transport_frame_reader_free(&r2);
+	transport_frame_reader_free(&r1);
+	assert_int_equal(budget.used, 0);
+	assert_int_equal(s.frames, 0);
 }
 
 int main(void)
@@ -474,7 +557,8 @@ int main(void)
 	        cmocka_unit_test(test_roundtrip_all_types),
 	        cmocka_unit_test(test_decode_bounds),
 	        cmocka_unit_test(test_other_schemas),
-	        cmocka_unit_test(test_auth_proofs),
+	        cmocka_unit_test(test_hello_and_cert_uri),
+	        cmocka_unit_test(test_frame_reader_grows_under_budget),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,7 +6,9 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <dirent.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,7 +28,7 @@
 #include "transport/frame.h"
 #include "util/crc32c.h"
 
-#define SECRET "correct horse battery staple"
+#define SECRET TH_CERT
 
 static bool snap_sent(void *arg)
 {
@@ -103,7 +105,7 @@ static void test_snapshot_checksum_mismatch(void **state)
 	struct transport_buf b = {0};
 	uint8_t data[1000], in[64];
 	uint32_t len;
-	int fd;
+	struct th_raw r;
 
 	(void)state;
 	assert_non_null(mkdtemp(dir));
@@ -114,20 +116,18 @@ static void test_snapshot_checksum_mismatch(void **state)
 	sh.meta.membership.n_voters = 1;
 	sh.meta.membership.voters[0] = 1;
 	transport_encode_snapshot_header(&sh, &b);
-	fd = th_raw_connect(p.b.port);
-	assert_int_equal(
-	        th_raw_handshake_purpose(&p.loop, fd, 1, 2, SECRET, TRANSPORT_PURPOSE_SNAP), 0);
-	assert_int_equal(th_raw_send_frame(fd, TF_SNAP_BEGIN, b.p, (uint32_t)b.len, false), 0);
-	assert_int_equal(th_raw_recv_frame(&p.loop, fd, in, sizeof(in), &len, 5000),
-	                 TF_SNAP_RESUME);
+	assert_int_equal(th_raw_connect(&r, &p.loop, p.b.port, NULL, TH_CERT, "n1"), 0);
+	assert_int_equal(th_raw_hello(&r, 1, 2, TRANSPORT_PURPOSE_SNAP), 0);
+	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_BEGIN, b.p, (uint32_t)b.len, false), 0);
+	assert_int_equal(th_raw_recv_frame(&r, in, sizeof(in), &len, 5000), TF_SNAP_RESUME);
 	assert_int_equal(len, 8);
 	assert_int_equal(tp_get64(in), 0);
 	memset(data, 'z', sizeof(data));
-	assert_int_equal(th_raw_send_frame(fd, TF_SNAP_CHUNK, data, sizeof(data), false), 0);
-	assert_int_equal(th_raw_send_frame(fd, TF_SNAP_END, NULL, 0, false), 0);
-	assert_int_equal(th_raw_recv_frame(&p.loop, fd, in, sizeof(in), &len, 5000), TF_SNAP_DONE);
+	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_CHUNK, data, sizeof(data), false), 0);
+	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_END, NULL, 0, false), 0);
+	assert_int_equal(th_raw_recv_frame(&r, in, sizeof(in), &len, 5000), TF_SNAP_DONE);
 	assert_int_equal(tp_get32(in), TRANSPORT_ECHECKSUM);
-	close(fd);
+	th_raw_close(&r);
 	assert_int_equal(p.b.snap_received, 0);
 	transport_buf_free(&b);
 	assert_true(th_pair_stop(&p));
@@ -261,26 +261,29 @@ static bool path_has_size(void *arg)
 	return stat(w->path, &st) == 0 && st.st_size == w->size;
 }
 
-/* A raw sender (node 1): handshake and BEGIN; returns the fd and the RESUME offset. */
-static int raw_begin(struct th_pair *p, const struct transport_snapshot_header *sh,
-                     uint64_t *resume)
+/* A raw sender (node 1): handshake and BEGIN into r; returns the frame kind answered
+ * (SNAP_RESUME with its offset in *value, or SNAP_DONE with its status). */
+static int raw_begin(struct th_pair *p, struct th_raw *r,
+                     const struct transport_snapshot_header *sh, uint64_t *value)
 {
 	struct transport_buf b = {0};
 	uint8_t in[64];
-	uint32_t len;
-	int fd = th_raw_connect(p->b.port);
+	uint32_t len = 0;
+	int kind;
 
-	assert_true(fd >= 0);
-	assert_int_equal(
-	        th_raw_handshake_purpose(&p->loop, fd, 1, 2, SECRET, TRANSPORT_PURPOSE_SNAP), 0);
+	assert_int_equal(th_raw_connect(r, &p->loop, p->b.port, NULL, TH_CERT, "n1"), 0);
+	assert_int_equal(th_raw_hello(r, 1, 2, TRANSPORT_PURPOSE_SNAP), 0);
 	assert_int_equal(transport_encode_snapshot_header(sh, &b), 0);
-	assert_int_equal(th_raw_send_frame(fd, TF_SNAP_BEGIN, b.p, (uint32_t)b.len, false), 0);
+	assert_int_equal(th_raw_send_frame(r, TF_SNAP_BEGIN, b.p, (uint32_t)b.len, false), 0);
 	transport_buf_free(&b);
-	assert_int_equal(th_raw_recv_frame(&p->loop, fd, in, sizeof(in), &len, 5000),
-	                 TF_SNAP_RESUME);
-	assert_int_equal(len, 8);
-	*resume = tp_get64(in);
-	return fd;
+	kind = th_raw_recv_frame(r, in, sizeof(in), &len, 5000);
+	if (kind == TF_SNAP_RESUME && len == 8)
+		*value = tp_get64(in);
+	else if (kind == TF_SNAP_DONE && len == 4)
+		*value = tp_get32(in);
+	else
+		fail_msg("expected SNAP_RESUME or SNAP_DONE after BEGIN, got kind %d", kind);
+	return kind;
 }
 
 static void test_partial_expires_then_full_resend(void **state)
@@ -299,7 +302,7 @@ static void test_partial_expires_then_full_resend(void **state)
 	uint64_t resume, got;
 	uint32_t crc, crc2, len;
 	FILE *f;
-	int fd;
+	struct th_raw r;
 
 	(void)state;
 	assert_non_null(mkdtemp(dir));
@@ -315,27 +318,27 @@ static void test_partial_expires_then_full_resend(void **state)
 	sh.total_size = size;
 	sh.crc32c = crc;
 	/* A raw sender delivers 64 KiB of the stream, then vanishes. */
-	fd = raw_begin(&p, &sh, &resume);
+	assert_int_equal(raw_begin(&p, &r, &sh, &resume), TF_SNAP_RESUME);
 	assert_int_equal(resume, 0);
-	assert_int_equal(th_raw_send_frame(fd, TF_SNAP_CHUNK, first, 64 << 10, false), 0);
+	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_CHUNK, first, 64 << 10, false), 0);
 	{
 		struct size_wait w = {s.part, 64 << 10};
 		if (!th_run_until(&p.loop, path_has_size, &w, 5000))
 			fail_msg("expected %s to hold the first 64 KiB", s.part);
 	}
-	close(fd);
+	th_raw_close(&r);
 	/* It does not come back within the age limit: the partial file is deleted. */
 	if (!th_run_until(&p.loop, path_gone, s.part, 5000))
 		fail_msg("expected the partial file %s to expire after 300 ms", s.part);
 	transport_stats(p.b.t, &sb);
 	assert_int_equal(sb.snapshot_parts_expired, 1);
 	/* A later BEGIN of the same stream starts from 0, not from the lost 64 KiB. */
-	fd = raw_begin(&p, &sh, &resume);
+	assert_int_equal(raw_begin(&p, &r, &sh, &resume), TF_SNAP_RESUME);
 	assert_int_equal(resume, 0);
-	assert_int_equal(th_raw_send_frame(fd, TF_SNAP_END, NULL, 0, false), 0);
-	assert_int_equal(th_raw_recv_frame(&p.loop, fd, in, sizeof(in), &len, 5000), TF_SNAP_DONE);
+	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_END, NULL, 0, false), 0);
+	assert_int_equal(th_raw_recv_frame(&r, in, sizeof(in), &len, 5000), TF_SNAP_DONE);
 	assert_int_equal(tp_get32(in), TRANSPORT_ECHECKSUM); /* 0 bytes of 32 MiB */
-	close(fd);
+	th_raw_close(&r);
 	/* The real sender: its connection breaks after 4 MiB and the redial comes 1 s later,
 	 * after the partial file expired; it must start over from 0 and deliver the whole file. */
 	assert_int_equal(transport_send_snapshot(p.a.t, 2, 9, &meta, src), 0);
@@ -511,6 +514,150 @@ static bool io_stalled(void *arg)
 	return s;
 }
 
+/* ---- attacks on the receiver ------------------------------------------------ */
+
+struct stat_min {
+	struct transport *t;
+	size_t offset;
+	uint64_t min;
+};
+
+static bool stat_at_least(void *arg)
+{
+	struct stat_min *w = arg;
+	struct transport_stats st;
+	uint64_t v;
+
+	transport_stats(w->t, &st);
+	memcpy(&v, (const uint8_t *)&st + w->offset, sizeof(v));
+	return v >= w->min;
+}
+
+#define WAIT_STAT(tp, field, n)                                                                    \
+	do {                                                                                       \
+		struct stat_min w_ = {(tp), offsetof(struct transport_stats, field), (n)};         \
+		if (!th_run_until(&p.loop, stat_at_least, &w_, 5000))                              \
+			fail_msg("expected counter " #field " to reach %d", (int)(n));             \
+	} while (0)
+
+/* Whether dir holds no file. */
+static bool dir_empty(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	bool empty = true;
+
+	while (d != NULL && (de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			empty = false;
+	if (d != NULL)
+		closedir(d);
+	return empty;
+}
+
+static void test_oversize_snapshots_refused(void **state)
+{
+	struct transport_config cfg = {.snapshot_max_bytes = 1ull << 30};
+	struct th_pair p;
+	char dir[] = "/tmp/dr-transport-XXXXXX";
+	struct transport_snapshot_header sh = {.group_id = 5, .from = 1, .to = 2, .crc32c = 1};
+	struct transport_stats st;
+	struct th_raw r;
+	uint64_t status;
+	uint8_t big[TRANSPORT_SNAP_BEGIN_MAX + 1];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	cfg.snapshot_dir = dir;
+	assert_int_equal(th_pair_start(&p, SECRET, SECRET, &cfg), 0);
+	sh.meta = test_meta();
+	/* 4 EiB declared: refused before a byte is written. */
+	sh.total_size = 4ull << 60;
+	assert_int_equal(raw_begin(&p, &r, &sh, &status), TF_SNAP_DONE);
+	assert_int_equal(status, TRANSPORT_ETOOBIG);
+	th_raw_close(&r);
+	/* Within the limit, but more than the disk has free. */
+	sh.total_size = 1ull << 30;
+	th_node_stop(&p.b);
+	cfg.snapshot_min_free_bytes = 1ull << 60;
+	assert_int_equal(th_node_start(&p.b, &p.loop, 2, 0, SECRET, &cfg), 0);
+	assert_int_equal(transport_add_peer(p.b.t, 1, "127.0.0.1:1"), 0);
+	assert_int_equal(raw_begin(&p, &r, &sh, &status), TF_SNAP_DONE);
+	assert_int_equal(status, TRANSPORT_ENOSPACE);
+	transport_stats(p.b.t, &st);
+	assert_int_equal(st.snapshots_refused_space, 1);
+	assert_true(dir_empty(dir));
+	/* A SNAP_BEGIN larger than any header (a decode bomb) is refused from its frame header. */
+	memset(big, 0x12, sizeof(big));
+	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_BEGIN, big, sizeof(big), false), 0);
+	WAIT_STAT(p.b.t, frames_oversize, 1);
+	assert_true(th_raw_wait_closed(&r, 5000));
+	th_raw_close(&r);
+	assert_true(dir_empty(dir));
+	assert_int_equal(p.b.snap_received, 0);
+	assert_true(th_pair_stop(&p));
+	assert_int_equal(rmdir(dir), 0);
+}
+
+static bool sender_done(void *arg)
+{
+	struct th_pair *p = arg;
+
+	return p->a.snap_sent_status >= 0;
+}
+
+static void test_stalled_stream_taken_over(void **state)
+{
+	struct transport_config cfg = {0};
+	struct th_pair p;
+	char dir[] = "/tmp/dr-transport-XXXXXX", src[600];
+	const size_t size = (8u << 20) + 77;
+	struct transport_snapshot_header sh = {.group_id = 6, .from = 1, .to = 2};
+	struct raft_snapshot_meta meta = test_meta();
+	struct transport_stats sb;
+	uint8_t *first = malloc(64 << 10);
+	uint64_t resume, got;
+	uint32_t crc, crc2;
+	struct th_raw r;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(src, sizeof(src), "%s/source.snap", dir);
+	crc = write_source(src, size);
+	f = fopen(src, "rb");
+	assert_int_equal(fread(first, 1, 64 << 10, f), 64 << 10);
+	fclose(f);
+	cfg.snapshot_dir = dir;
+	assert_int_equal(th_pair_start(&p, SECRET, SECRET, &cfg), 0);
+	/* A stream of node 1 for group 6 sends 64 KiB, then holds its connection silently. */
+	sh.meta = meta;
+	sh.total_size = size;
+	sh.crc32c = crc;
+	assert_int_equal(raw_begin(&p, &r, &sh, &resume), TF_SNAP_RESUME);
+	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_CHUNK, first, 64 << 10, false), 0);
+	th_run_for(&p.loop, 50);
+	/* Node 1's real BEGIN for the group takes the stream over and completes it. */
+	assert_int_equal(transport_send_snapshot(p.a.t, 2, 6, &meta, src), 0);
+	if (!th_run_until(&p.loop, sender_done, &p, 10000))
+		fail_msg("expected the snapshot to complete");
+	assert_int_equal(p.a.snap_sent_status, 0);
+	assert_int_equal(p.b.snap_received, 1);
+	assert_true(file_crc(p.b.snap_path, &got, &crc2));
+	assert_int_equal(got, size);
+	assert_int_equal(crc2, crc);
+	transport_stats(p.b.t, &sb);
+	assert_int_equal(sb.snapshot_takeovers, 1);
+	assert_int_equal(sb.snapshot_resumes, 1); /* it kept the 64 KiB */
+	assert_true(th_raw_wait_closed(&r, 5000));
+	th_raw_close(&r);
+	unlink(p.b.snap_path);
+	unlink(src);
+	free(first);
+	assert_true(th_pair_stop(&p));
+	th_remove_dir(dir);
+}
+
 static int io_reset(void **state)
 {
 	(void)state;
@@ -621,6 +768,9 @@ int main(void)
 	        cmocka_unit_test(test_stale_parts_deleted_at_start),
 	        cmocka_unit_test_teardown(test_messages_flow_while_chunk_write_stalls, io_reset),
 	        cmocka_unit_test_teardown(test_write_error_fails_stream, io_reset),
+	        cmocka_unit_test(test_oversize_snapshots_refused),
+	        cmocka_unit_test(test_stalled_stream_taken_over),
 	};
+	signal(SIGPIPE, SIG_IGN); /* as every embedder does (PostgreSQL, dr-node) */
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

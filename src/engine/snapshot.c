@@ -1,0 +1,211 @@
+/*
+ * snapshot.c - snapshots (DESIGN 9): the state machine snapshot a leader
+ * makes for followers that need compacted entries (saved, possibly in the
+ * background, then streamed to each of them), the install of a received one
+ * on a follower (recovered into the state machine, possibly in the
+ * background, before its metadata is saved), and the metadata snapshot
+ * every snapshot_entries applied entries with the log compaction after it.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/engine_int.h"
+
+/* Ship the state machine snapshot g->out holds to every follower waiting for it. */
+static void ship(struct engine *e, struct group *g)
+{
+	struct snap_out *o = g->out;
+	struct raft_snapshot_meta meta;
+	raft_index idx = o->index;
+	int rc = o->rc;
+	bool leading = raft_role(g->r) == RAFT_LEADER && raft_term_of(g->r) == o->tmpl.term;
+
+	/*
+	 * Any applied index works (an asynchronous state machine may lag the
+	 * engine) as long as its term and membership are known here.
+	 */
+	if (rc == ENGINE_OK && idx == g->applied)
+		meta.term = g->applied_term;
+	else if (rc == ENGINE_OK && idx < g->applied && idx + 1 >= g->first && idx <= g->last &&
+	         g->conf.config_index <= idx)
+		rc = eng_view_term(e, g, idx, &meta.term);
+	else if (rc == ENGINE_OK)
+		rc = ENGINE_ERR_SNAPSHOT;
+	if (rc != ENGINE_OK || idx == 0 || !leading) {
+		remove(o->path);
+		if (rc != ENGINE_OK || idx == 0)
+			eng_err(e, ENGINE_ERR_SNAPSHOT, "group %llu: snapshot for node %llu failed",
+			        (unsigned long long)g->id, (unsigned long long)o->to[0]);
+		if (leading)
+			for (uint32_t k = 0; k < o->n_to; k++)
+				raft_report_snapshot(g->r, o->to[k], true);
+		goto done;
+	}
+	meta.index = idx;
+	meta.membership = g->conf;
+	for (uint32_t k = 0; k < o->n_to; k++) {
+		struct raft_message out = o->tmpl;
+		char extra[sizeof(o->path) + 24];
+		const char *path = o->path;
+
+		/* The network owns the file it is given (it deletes it when done). */
+		if (k + 1 < o->n_to) {
+			snprintf(extra, sizeof(extra), "%s.%llu", o->path,
+			         (unsigned long long)o->to[k]);
+			if (link(o->path, extra) != 0) {
+				raft_report_snapshot(g->r, o->to[k], true);
+				continue;
+			}
+			path = extra;
+		}
+		out.to = o->to[k];
+		out.index = idx;
+		out.log_term = meta.term;
+		out.snapshot = &meta;
+		if (e->net.send_snapshot(e->net.ctx, &out, path) != ENGINE_OK)
+			raft_report_snapshot(g->r, o->to[k], true);
+	}
+done:
+	g->out = NULL;
+	e->a->free(o);
+}
+
+void eng_send_snapshot(struct engine *e, struct group *g, const struct raft_message *m)
+{
+	struct snap_out *o = g->out;
+	raft_index idx = 0;
+	int rc;
+
+	if (o != NULL) {
+		/* One state machine snapshot serves every follower that waits. */
+		for (uint32_t k = 0; k < o->n_to; k++)
+			if (o->to[k] == m->to)
+				return;
+		if (o->n_to < RAFT_MAX_MEMBERS && m->term == o->tmpl.term)
+			o->to[o->n_to++] = m->to;
+		else
+			raft_report_snapshot(g->r, m->to, true);
+		return;
+	}
+	if (g->sm.save_snapshot == NULL || e->net.send_snapshot == NULL ||
+	    (o = e->a->malloc(sizeof(*o))) == NULL) {
+		raft_report_snapshot(g->r, m->to, true);
+		return;
+	}
+	memset(o, 0, sizeof(*o));
+	g->out = o;
+	o->state = OUT_SAVING;
+	o->tmpl = *m;
+	o->tmpl.snapshot = NULL;
+	o->tmpl.entries = NULL;
+	o->tmpl.n_entries = 0;
+	o->to[o->n_to++] = m->to;
+	snprintf(o->path, sizeof(o->path), "%s/snap-%llu-%llu-%llu", e->snapdir,
+	         (unsigned long long)e->cfg.node_id, (unsigned long long)g->id,
+	         (unsigned long long)++e->snap_seq);
+	rc = g->sm.save_snapshot(g->sm.ctx, o->path, &idx);
+	if (rc == ENGINE_IN_PROGRESS)
+		return; /* engine_snapshot_saved() reports the end */
+	o->rc = rc;
+	o->index = idx;
+	ship(e, g);
+}
+
+void eng_snapshot_saved(struct engine *e, struct group *g)
+{
+	ship(e, g);
+	eng_changed(e, g);
+}
+
+int eng_install(struct engine *e, struct group *g)
+{
+	const struct raft_snapshot_meta *s = &g->rd.snapshot;
+	char held[ENGINE_PATH_MAX];
+	int rc;
+
+	if (g->recv_index != s->index || g->recv_path == NULL || g->sm.recover == NULL) {
+		eng_group_failed(e, g, ENGINE_ERR_SNAPSHOT,
+		                 "snapshot install failed (no file for index %llu)",
+		                 (unsigned long long)s->index);
+		return ENGINE_ERR_SNAPSHOT;
+	}
+	/* A private name: nothing that arrives while it is read can replace the file. */
+	if (snprintf(held, sizeof(held), "%s.recovering", g->recv_path) < (int)sizeof(held) &&
+	    rename(g->recv_path, held) == 0)
+		memcpy(g->recv_path, held, ENGINE_PATH_MAX);
+	rc = g->sm.recover(g->sm.ctx, g->recv_path, s->index);
+	if (rc == ENGINE_IN_PROGRESS) {
+		eng_set_state(e, g,
+		              GS_RECOVERING); /* the Ready waits for engine_snapshot_recovered() */
+		return rc;
+	}
+	if (rc != ENGINE_OK) {
+		eng_group_failed(e, g, rc, "snapshot recovery failed (%s)", engine_strerror(rc));
+		return rc;
+	}
+	return ENGINE_OK;
+}
+
+bool eng_snapshot_wanted(const struct engine *e, const struct group *g)
+{
+	return g->snapreq.w.active ||
+	       (e->cfg.snapshot_entries != 0 &&
+	        g->applied - g->last_snap_applied >= e->cfg.snapshot_entries);
+}
+
+int eng_snapshot_if_due(struct engine *e, struct group *g)
+{
+	struct raft_snapshot_meta meta;
+	raft_index a, c;
+	raft_term t;
+	int rc;
+
+	if (!eng_snapshot_wanted(e, g))
+		return ENGINE_OK;
+	a = g->sm.durable_applied(g->sm.ctx);
+	if (a > g->applied)
+		a = g->applied;
+	if (a <= g->snap.index) {
+		eng_waiter_done(e, g, &g->snapreq.w, ENGINE_OK, g->snap.index);
+		return ENGINE_OK;
+	}
+	if (g->conf.config_index > a)
+		return ENGINE_OK; /* membership as of a unknown: retry later */
+	if (a == g->applied) {
+		t = g->applied_term;
+	} else {
+		rc = eng_view_term(e, g, a, &t);
+		if (rc != ENGINE_OK)
+			return rc;
+	}
+	meta.index = a;
+	meta.term = t;
+	meta.membership = g->conf;
+	rc = e->st.save_snapshot(e->st.ctx, g->id, &meta);
+	if (rc != ENGINE_OK)
+		return eng_fail_engine(e, rc, "group %llu: saving the snapshot record at %llu",
+		                       (unsigned long long)g->id, (unsigned long long)a);
+	g->snap = meta;
+	g->last_snap_applied = g->applied;
+	eng_waiter_done(e, g, &g->snapreq.w, ENGINE_OK, a);
+
+	c = a > e->cfg.compaction_overhead ? a - e->cfg.compaction_overhead : 0;
+	if (c < g->first)
+		return ENGINE_OK;
+	if (c == a) {
+		t = meta.term;
+	} else {
+		rc = eng_view_term(e, g, c, &t);
+		if (rc != ENGINE_OK)
+			return rc;
+	}
+	rc = e->st.compact(e->st.ctx, g->id, c);
+	if (rc != ENGINE_OK)
+		return eng_fail_engine(e, rc, "group %llu: compacting the log up to %llu",
+		                       (unsigned long long)g->id, (unsigned long long)c);
+	g->first = c + 1;
+	g->prev_term = t;
+	raft_compacted(g->r, c);
+	return ENGINE_OK;
+}
