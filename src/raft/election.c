@@ -135,13 +135,17 @@ static int poll(struct raft *r)
 int raft_do_campaign(struct raft *r, bool pre, bool transfer)
 {
 	uint32_t type = pre ? RAFT_MSG_PREVOTE : RAFT_MSG_VOTE;
-	raft_term vterm;
+	raft_term vterm, last_term;
 	struct progress *self;
+	int rc;
 
 	if (!raft_promotable(r))
 		return RAFT_OK;
 	if (unapplied_conf_change(r))
 		return RAFT_OK; /* campaign only under the configuration we will use */
+	rc = raft_log_last_term(&r->log, &last_term);
+	if (rc != RAFT_OK)
+		return rc;
 	if (pre) {
 		/* Thesis 9.6: ask first whether we could win, without raising the term. */
 		raft_term keep = r->term;
@@ -157,6 +161,7 @@ int raft_do_campaign(struct raft *r, bool pre, bool transfer)
 		vterm = r->term;
 	}
 	self = raft_pr(r, r->id);
+	RAFT_ASSERT(r, self != NULL); /* promotable: a voter */
 	self->vote = VOTE_GRANTED;
 	if (raft_quorum(r) <= 1)
 		return poll(r);
@@ -171,7 +176,7 @@ int raft_do_campaign(struct raft *r, bool pre, bool transfer)
 			return RAFT_ERR_NOMEM;
 		m->term = vterm;
 		m->index = raft_log_last(&r->log);
-		m->log_term = raft_log_last_term(&r->log);
+		m->log_term = last_term;
 		if (transfer)
 			m->flags |= RAFT_MSG_FLAG_TRANSFER;
 	}

@@ -39,12 +39,53 @@ const char *raft_strerror(int rc)
 		return "storage failure";
 	case RAFT_ERR_TOO_BIG:
 		return "entry too big";
+	case RAFT_ERR_BUG:
+		return "internal error (impossible state)";
 	default:
 		return "unknown error";
 	}
 }
 
 /* ---- plumbing ---- */
+
+#ifdef RAFT_DEBUG
+void raft_abort(const char *cond, const char *file, int line)
+{
+	fprintf(stderr, "raft: impossible state: %s (%s:%d)\n", cond, file, line);
+	abort();
+}
+#else
+void raft_bug(struct raft *r, const char *cond, const char *file, int line)
+{
+	if (r->fatal != 0)
+		return;
+	r->fatal = RAFT_ERR_BUG;
+	snprintf(r->errmsg, sizeof(r->errmsg), "impossible state: %s (%s:%d)", cond, file, line);
+}
+#endif
+
+int raft_done(struct raft *r, int rc)
+{
+	if (r->fatal == 0 && r->log.failed != 0) {
+		r->fatal = RAFT_ERR_STORAGE;
+		snprintf(r->errmsg, sizeof(r->errmsg), "storage read failed at index %llu: %s",
+		         (unsigned long long)r->log.failed_at, raft_strerror(r->log.failed));
+	}
+	if (r->fatal != 0)
+		return r->fatal;
+	raft_check_invariants(r);
+	return rc;
+}
+
+/* Before a local input: a stopped replica or an outstanding Ready refuses it. */
+int raft_begin_input(struct raft *r)
+{
+	if (r->fatal != 0)
+		return r->fatal;
+	if (r->in_ready)
+		return RAFT_ERR_INVALID;
+	return RAFT_OK;
+}
 
 int raft_grow(struct raft *r, void **p, uint32_t *cap, uint32_t need, size_t elsz)
 {
@@ -69,6 +110,8 @@ struct raft_message *raft_send(struct raft *r, raft_id to, uint32_t type)
 	struct raft_message *m;
 	uint32_t cap = r->cap_msgs;
 
+	/* Everything queued goes out with the next Ready, never the one handed out. */
+	RAFT_ASSERT_RET(r, !r->in_ready, NULL);
 	if (r->n_msgs == cap) {
 		if (raft_grow(r, (void **)&r->msgs, &cap, r->n_msgs + 1, sizeof(*r->msgs)))
 			return NULL;
@@ -174,6 +217,43 @@ void raft_reset_randomized_timeout(struct raft *r)
 	        r->cfg.election_tick + (unsigned)(next_rand(r) % r->cfg.election_tick);
 }
 
+#ifdef RAFT_DEBUG
+#define INV(cond)                                                                                  \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			raft_abort("invariant: " #cond, __FILE__, __LINE__);                       \
+	} while (0)
+
+void raft_check_invariants(struct raft *r)
+{
+	const struct raft_log *l = &r->log;
+	raft_index last = raft_log_last(l);
+
+	INV(l->applied <= l->committed && l->committed <= last);
+	INV(!l->has_snap || l->offset == l->snap.index + 1);
+	for (uint32_t i = 0; i < l->n; i++) {
+		const struct raft_entry *e = &l->ents[i];
+
+		INV(e->index == l->offset + i);
+		INV(e->len == 0 || dr_arena_owns(&l->arena, e->data, e->len));
+	}
+	INV(r->n_prs == r->conf.n_voters + r->conf.n_nonvoters);
+	INV(r->role != RAFT_LEADER || raft_pr(r, r->id) != NULL);
+	for (uint32_t i = 0; i < r->n_prs; i++) {
+		const struct progress *pr = &r->prs[i];
+
+		INV(raft_membership_contains(&r->conf, pr->id));
+		INV(pr->match < pr->next);
+		INV(r->role != RAFT_LEADER || pr->match <= last);
+		INV(pr->ifl.count <= pr->ifl.cap);
+		INV(pr->state != PR_SNAPSHOT || pr->pending_snapshot != 0);
+	}
+	for (uint32_t i = 0; i < r->n_msgs; i++)
+		INV(r->msg_eoff[i] == UINT32_MAX ||
+		    r->msg_eoff[i] + r->msgs[i].n_entries <= r->n_ments);
+}
+#endif
+
 /* ---- create / destroy ---- */
 
 static int check_config(const struct raft_config *c)
@@ -242,6 +322,10 @@ int raft_create(const struct raft_config *cfg, const struct raft_membership *boo
 	r->log.st = cfg->storage;
 	dr_arena_init(&r->log.arena, a->malloc, a->free, RAFT_ARENA_BLOCK);
 	dr_arena_init(&r->mdata, a->malloc, a->free, RAFT_ARENA_BLOCK);
+#ifdef RAFT_DEBUG
+	/* Data kept past its lifetime becomes a use-after-free that ASan reports. */
+	r->log.arena.strict = r->mdata.strict = true;
+#endif
 
 	rc = cfg->storage.initial_state(cfg->storage.ctx, &hs, &r->conf);
 	if (rc != RAFT_OK)
@@ -290,7 +374,7 @@ int raft_create(const struct raft_config *cfg, const struct raft_membership *boo
 		if (rc != RAFT_OK)
 			goto err_after_log;
 	}
-	rc = raft_pr_sync_conf(r);
+	rc = raft_pr_sync_conf(r, &r->conf);
 	if (rc != RAFT_OK)
 		goto err_after_log;
 	raft_become_follower(r, r->term, 0);
@@ -333,10 +417,8 @@ void raft_destroy(struct raft *r)
 
 /* ---- input ---- */
 
-int raft_tick(struct raft *r)
+static int tick(struct raft *r)
 {
-	if (r->in_ready)
-		return RAFT_ERR_INVALID;
 	r->election_elapsed++;
 	if (r->role != RAFT_LEADER) {
 		if (raft_promotable(r) && r->election_elapsed >= r->randomized_timeout) {
@@ -364,7 +446,15 @@ int raft_tick(struct raft *r)
 	return RAFT_OK;
 }
 
-/* Reject malformed input before it can touch any state. */
+int raft_tick(struct raft *r)
+{
+	if (r->fatal != 0)
+		return r->fatal;
+	if (r->in_ready)
+		return RAFT_ERR_INVALID;
+	return raft_done(r, tick(r));
+}
+
 /* Refuse input with a reason kept in r->errmsg. */
 static int refuse(struct raft *r, const char *why, const struct raft_message *m)
 {
@@ -569,18 +659,11 @@ static int step_follower(struct raft *r, const struct raft_message *m)
 	}
 }
 
-int raft_step(struct raft *r, const struct raft_message *m)
+static int step(struct raft *r, const struct raft_message *m)
 {
 	bool drop;
 	int rc;
 
-	if (r->in_ready)
-		return RAFT_ERR_INVALID;
-	rc = check_msg(r, m);
-	if (rc != RAFT_OK)
-		return rc;
-	if (raft_is_removed(r, m->from))
-		return RAFT_OK; /* a removed id is never accepted again */
 	rc = step_term(r, m, &drop);
 	if (rc != RAFT_OK || drop)
 		return rc;
@@ -597,13 +680,27 @@ int raft_step(struct raft *r, const struct raft_message *m)
 	}
 }
 
-int raft_propose(struct raft *r, const uint8_t *data, uint32_t len, raft_index *index)
+int raft_step(struct raft *r, const struct raft_message *m)
+{
+	int rc;
+
+	if (r->fatal != 0)
+		return r->fatal;
+	if (r->in_ready)
+		return RAFT_ERR_INVALID;
+	rc = check_msg(r, m);
+	if (rc != RAFT_OK)
+		return rc;
+	if (raft_is_removed(r, m->from))
+		return RAFT_OK; /* a removed id is never accepted again */
+	return raft_done(r, step(r, m));
+}
+
+static int propose(struct raft *r, const uint8_t *data, uint32_t len, raft_index *index)
 {
 	struct raft_entry e = {0, 0, RAFT_ENTRY_NORMAL, len, data};
 
-	if (index != NULL)
-		*index = 0;
-	if (r->in_ready || (len > 0 && data == NULL))
+	if (len > 0 && data == NULL)
 		return RAFT_ERR_INVALID;
 	if (r->cfg.max_entry_bytes > 0 && len > r->cfg.max_entry_bytes)
 		return RAFT_ERR_TOO_BIG;
@@ -614,12 +711,22 @@ int raft_propose(struct raft *r, const uint8_t *data, uint32_t len, raft_index *
 	return raft_repl_propose(r, &e, 1, NULL); /* forwards */
 }
 
-int raft_read_index(struct raft *r, uint64_t context)
+int raft_propose(struct raft *r, const uint8_t *data, uint32_t len, raft_index *index)
+{
+	int rc;
+
+	if (index != NULL)
+		*index = 0;
+	rc = raft_begin_input(r);
+	if (rc != RAFT_OK)
+		return rc;
+	return raft_done(r, propose(r, data, len, index));
+}
+
+static int read_index(struct raft *r, uint64_t context)
 {
 	struct raft_message m;
 
-	if (r->in_ready)
-		return RAFT_ERR_INVALID;
 	if (r->role == RAFT_LEADER)
 		return raft_ri_request(r, r->id, context);
 	if (r->lead == 0 || r->role != RAFT_FOLLOWER)
@@ -631,12 +738,17 @@ int raft_read_index(struct raft *r, uint64_t context)
 	return forward(r, &m);
 }
 
-int raft_transfer_leader(struct raft *r, raft_id target)
+int raft_read_index(struct raft *r, uint64_t context)
 {
-	struct raft_message *o;
+	int rc = raft_begin_input(r);
 
-	if (r->in_ready)
-		return RAFT_ERR_INVALID;
+	if (rc != RAFT_OK)
+		return rc;
+	return raft_done(r, read_index(r, context));
+}
+
+static int transfer_leader(struct raft *r, raft_id target)
+{
 	if (r->role == RAFT_LEADER)
 		return raft_xfer_start(r, target);
 	if (r->lead == 0 || r->role != RAFT_FOLLOWER)
@@ -644,19 +756,29 @@ int raft_transfer_leader(struct raft *r, raft_id target)
 	/* Only the transferee itself may be asked for through forwarding. */
 	if (target != r->id)
 		return RAFT_ERR_NOT_LEADER;
-	o = raft_send(r, r->lead, RAFT_MSG_TRANSFER_LEADER);
-	return o == NULL ? RAFT_ERR_NOMEM : RAFT_OK;
+	return raft_send(r, r->lead, RAFT_MSG_TRANSFER_LEADER) == NULL ? RAFT_ERR_NOMEM : RAFT_OK;
+}
+
+int raft_transfer_leader(struct raft *r, raft_id target)
+{
+	int rc = raft_begin_input(r);
+
+	if (rc != RAFT_OK)
+		return rc;
+	return raft_done(r, transfer_leader(r, target));
 }
 
 int raft_campaign(struct raft *r)
 {
-	if (r->in_ready)
-		return RAFT_ERR_INVALID;
+	int rc = raft_begin_input(r);
+
+	if (rc != RAFT_OK)
+		return rc;
 	if (r->role == RAFT_LEADER)
 		return RAFT_OK;
 	if (!raft_promotable(r))
 		return RAFT_ERR_INVALID;
-	return raft_do_campaign(r, r->cfg.pre_vote, false);
+	return raft_done(r, raft_do_campaign(r, r->cfg.pre_vote, false));
 }
 
 void raft_report_unreachable(struct raft *r, raft_id peer)
@@ -711,7 +833,7 @@ bool raft_has_ready(const struct raft *r)
 {
 	const struct raft_log *l = &r->log;
 
-	if (r->in_ready)
+	if (r->in_ready || r->fatal != 0)
 		return false;
 	return (r->pending_bcast && r->prev_hs.term == r->term) || r->handoff_to != 0 ||
 	       r->n_msgs > 0 || l->n > 0 || l->has_snap || hard_changed(r) || soft_changed(r) ||
@@ -723,6 +845,8 @@ static int fill_committed(struct raft *r, uint32_t *n)
 {
 	struct raft_log *l = &r->log;
 	raft_index lo = l->applied + 1, hi = l->committed + 1;
+	uint64_t max =
+	        r->cfg.max_committed_bytes ? r->cfg.max_committed_bytes : RAFT_COMMITTED_MAX_BYTES;
 	int rc;
 
 	*n = 0;
@@ -734,36 +858,42 @@ static int fill_committed(struct raft *r, uint32_t *n)
 	               sizeof(*r->cents));
 	if (rc != RAFT_OK)
 		return rc;
-	return raft_log_entries(l, lo, hi, RAFT_COMMITTED_MAX_BYTES, r->cents, n);
+	return raft_log_entries(l, lo, hi, max, r->cents, n);
 }
 
-void raft_ready(struct raft *r, struct raft_ready *rd)
+int raft_ready(struct raft *r, struct raft_ready *rd)
 {
 	struct raft_log *l = &r->log;
 	uint32_t nc = 0;
 
 	memset(rd, 0, sizeof(*rd));
+	if (r->fatal != 0)
+		return r->fatal;
 	if (r->in_ready)
-		return;
+		return RAFT_ERR_INVALID;
 	/*
 	 * Appends may leave before the leader persists the entries they carry,
 	 * but never before its term and vote are durable: a leader that crashed
 	 * and lost its term could otherwise lead that term twice.  Until then
-	 * they wait for the next Ready.
+	 * they wait for the next Ready.  Whatever fails for memory here (this
+	 * broadcast, the hand-off, the committed entries) waits for the next Ready.
 	 */
 	if (r->role == RAFT_LEADER && r->pending_bcast && r->prev_hs.term == r->term &&
 	    r->prev_hs.vote == r->vote) {
 		r->pending_bcast = false;
 		raft_repl_maybe_commit(r); /* no-op unless the quorum moved (or a planted bug) */
-		/* On NOMEM the flag stays set and the next Ready retries. */
 		if (raft_repl_bcast_append(r) != RAFT_OK)
 			r->pending_bcast = true;
 	}
 	if (r->handoff_to != 0) {
 		/* A leader that removed itself asks the most up-to-date voter to campaign. */
-		raft_send(r, r->handoff_to, RAFT_MSG_TIMEOUT_NOW);
-		r->handoff_to = 0;
+		if (raft_send(r, r->handoff_to, RAFT_MSG_TIMEOUT_NOW) != NULL)
+			r->handoff_to = 0;
 	}
+	if (fill_committed(r, &nc) != RAFT_OK)
+		nc = 0;
+	if (raft_done(r, RAFT_OK) != RAFT_OK)
+		return r->fatal; /* nothing computed from a failed read leaves */
 	r->in_ready = true;
 
 	rd->hard_state_changed = r->rd_hs = hard_changed(r);
@@ -792,19 +922,17 @@ void raft_ready(struct raft *r, struct raft_ready *rd)
 		m->entries = r->msg_eoff[i] == UINT32_MAX ? NULL : &r->ments[r->msg_eoff[i]];
 		m->snapshot = r->msg_soff[i] == UINT32_MAX ? NULL : &r->msnaps[r->msg_soff[i]];
 	}
-	rd->n_messages = r->rd_n_msgs = r->n_msgs;
+	rd->n_messages = r->n_msgs;
 	rd->messages = r->msgs;
 
-	/* On a storage error nothing is delivered this round; the next Ready retries. */
-	if (fill_committed(r, &nc) != RAFT_OK)
-		nc = 0;
 	rd->n_committed = nc;
 	rd->committed = r->cents;
 	r->rd_committed_hi = nc > 0 ? r->cents[nc - 1].index : 0;
 	r->rd_n_committed = nc;
 
-	rd->n_read_states = r->rd_n_rs = r->n_rs;
+	rd->n_read_states = r->n_rs;
 	rd->read_states = r->rs;
+	return RAFT_OK;
 }
 
 void raft_advance(struct raft *r, const struct raft_ready *rd)
@@ -815,7 +943,7 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
 	if (!r->in_ready)
 		return;
 	r->in_ready = false;
-	/* Everything handed out is done: reuse the buffers (before new output below). */
+	/* Everything handed out is done (nothing is queued inside a Ready): reuse the buffers. */
 	r->n_msgs = 0;
 	r->n_ments = 0;
 	r->n_msnaps = 0;
@@ -839,17 +967,20 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
 		if (r->role == RAFT_LEADER)
 			r->uncommitted = r->uncommitted > bytes ? r->uncommitted - bytes : 0;
 	}
-	if (r->rd_last_term != 0) {
+	if (r->rd_last_term != 0)
 		raft_log_stable_to(r, r->rd_last_index, r->rd_last_term);
-		if (r->role == RAFT_LEADER) {
-			struct progress *self = raft_pr(r, r->id);
+	/* No entry is unstable and no message refers to their data any more. */
+	if (l->n == 0)
+		dr_arena_reset(&l->arena);
+	if (r->rd_last_term != 0 && r->role == RAFT_LEADER) {
+		struct progress *self = raft_pr(r, r->id);
 
-			/* The leader counts itself only for what it persisted. */
-			if (self != NULL && raft_pr_maybe_update(self, raft_log_persisted(l)) &&
-			    raft_repl_maybe_commit(r))
-				r->pending_bcast = true;
-		}
+		/* The leader counts itself only for what it persisted. */
+		if (self != NULL && raft_pr_maybe_update(self, raft_log_persisted(l)) &&
+		    raft_repl_maybe_commit(r))
+			r->pending_bcast = true;
 	}
+	raft_done(r, RAFT_OK);
 }
 
 bool raft_msg_may_precede_persist(const struct raft_message *m)
@@ -884,6 +1015,13 @@ raft_index raft_last_index(const struct raft *r)
 	return raft_log_last(&r->log);
 }
 
+int raft_term_at(const struct raft *r, raft_index i, raft_term *t)
+{
+	bool stored;
+
+	return raft_log_lookup(&r->log, i, t, &stored);
+}
+
 raft_index raft_peers_match(const struct raft *r)
 {
 	raft_index m = raft_log_last(&r->log);
@@ -904,4 +1042,9 @@ const struct raft_membership *raft_membership(const struct raft *r)
 const char *raft_errmsg(const struct raft *r)
 {
 	return r->errmsg;
+}
+
+int raft_fatal(const struct raft *r)
+{
+	return r->fatal;
 }
