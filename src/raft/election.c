@@ -25,6 +25,7 @@ static void reset(struct raft *r, raft_term term)
 	r->pending_bcast = false;
 	r->pending_conf_index = 0;
 	r->uncommitted = 0;
+	r->idle_ticks = 0;
 	for (uint32_t i = 0; i < r->n_prs; i++) {
 		struct progress *pr = &r->prs[i];
 
@@ -35,6 +36,7 @@ static void reset(struct raft *r, raft_term term)
 		pr->vote = VOTE_NONE;
 		pr->read_ack = 0;
 		pr->sent_commit = 0;
+		pr->commit = 0;
 		pr->match = 0;
 		pr->next = last + 1;
 		raft_ifl_reset(&pr->ifl);

@@ -2,7 +2,7 @@
 MODULES += raft
 raft_SRCS := src/raft/raft.c src/raft/log.c src/raft/progress.c src/raft/election.c \
 	src/raft/replication.c src/raft/readindex.c src/raft/transfer.c \
-	src/raft/membership.c src/raft/snapshot.c src/raft/raft_memstorage.c
+	src/raft/membership.c src/raft/snapshot.c src/raft/quiesce.c src/raft/raft_memstorage.c
 
 # Debug checks (RAFT_DEBUG: an impossible state aborts, arenas free every block
 # on reset) in the sanitizer build and the fuzz targets; the simulator sets it
@@ -13,10 +13,11 @@ endif
 $(FZ)/obj/src/raft/%.o: FUZZ_CFLAGS += -DRAFT_DEBUG
 $(FZ)/obj/src/util/%.o: FUZZ_CFLAGS += -DRAFT_DEBUG
 
-UNIT_TESTS += test_raft test_raft_paper test_raft_errors
+UNIT_TESTS += test_raft test_raft_paper test_raft_quiesce test_raft_errors
 RAFT_TEST_DEPS := $(call objs,test/unit/test_raft_fixture.c) $(B)/lib/libdr_raft.a $(B)/lib/libdr_util.a
 $(B)/test/test_raft: $(RAFT_TEST_DEPS)
 $(B)/test/test_raft_paper: $(RAFT_TEST_DEPS)
+$(B)/test/test_raft_quiesce: $(RAFT_TEST_DEPS)
 $(B)/test/test_raft_errors: $(RAFT_TEST_DEPS)
 $(B)/bench/raft_bench: $(B)/lib/libdr_raft.a $(B)/lib/libdr_util.a
 

@@ -77,13 +77,15 @@ int raft_done(struct raft *r, int rc)
 	return rc;
 }
 
-/* Before a local input: a stopped replica or an outstanding Ready refuses it. */
+/* Before a local input: a stopped replica or an outstanding Ready refuses it; a quiescent one
+ * wakes. */
 int raft_begin_input(struct raft *r)
 {
 	if (r->fatal != 0)
 		return r->fatal;
 	if (r->in_ready)
 		return RAFT_ERR_INVALID;
+	raft_quiesce_wake(r);
 	return RAFT_OK;
 }
 
@@ -239,6 +241,7 @@ void raft_check_invariants(struct raft *r)
 	}
 	INV(r->n_prs == r->conf.n_voters + r->conf.n_nonvoters);
 	INV(r->role != RAFT_LEADER || raft_pr(r, r->id) != NULL);
+	INV(!r->quiesced || r->role == RAFT_LEADER || r->role == RAFT_FOLLOWER);
 	for (uint32_t i = 0; i < r->n_prs; i++) {
 		const struct progress *pr = &r->prs[i];
 
@@ -419,6 +422,8 @@ void raft_destroy(struct raft *r)
 
 static int tick(struct raft *r)
 {
+	int rc;
+
 	r->election_elapsed++;
 	if (r->role != RAFT_LEADER) {
 		if (raft_promotable(r) && r->election_elapsed >= r->randomized_timeout) {
@@ -439,6 +444,11 @@ static int tick(struct raft *r)
 		if (r->transferee != 0)
 			raft_xfer_abort(r);
 	}
+	if (r->cfg.quiesce_tick > 0) {
+		rc = raft_quiesce_tick(r);
+		if (rc != RAFT_OK || r->quiesced)
+			return rc;
+	}
 	if (r->heartbeat_elapsed >= r->cfg.heartbeat_tick) {
 		r->heartbeat_elapsed = 0;
 		return raft_repl_bcast_heartbeat(r, r->read_seq);
@@ -452,6 +462,8 @@ int raft_tick(struct raft *r)
 		return r->fatal;
 	if (r->in_ready)
 		return RAFT_ERR_INVALID;
+	if (r->quiesced)
+		return RAFT_OK; /* no timer runs while quiescent */
 	return raft_done(r, tick(r));
 }
 
@@ -526,7 +538,7 @@ static int step_term(struct raft *r, const struct raft_message *m, bool *drop)
 			return RAFT_OK; /* counted at the future term */
 		/* Paper 5.1: a higher term makes us a follower of that term. */
 		if (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
-		    m->type == RAFT_MSG_SNAPSHOT)
+		    m->type == RAFT_MSG_SNAPSHOT || m->type == RAFT_MSG_QUIESCE)
 			raft_become_follower(r, m->term, m->from);
 		else
 			raft_become_follower(r, m->term, 0);
@@ -586,8 +598,12 @@ static int step_leader(struct raft *r, const struct raft_message *m)
 	pr->recent_active = true;
 	switch (m->type) {
 	case RAFT_MSG_APPEND_RESP:
+		if (!m->reject && m->commit > pr->commit)
+			pr->commit = m->commit;
 		return raft_repl_handle_append_resp(r, m);
 	case RAFT_MSG_HEARTBEAT_RESP:
+		if (m->commit > pr->commit)
+			pr->commit = m->commit;
 		return raft_repl_handle_heartbeat_resp(r, m);
 	default:
 		return RAFT_OK;
@@ -608,6 +624,10 @@ static int step_candidate(struct raft *r, const struct raft_message *m)
 	case RAFT_MSG_SNAPSHOT:
 		raft_become_follower(r, m->term, m->from);
 		return raft_snap_handle(r, m);
+	case RAFT_MSG_QUIESCE:
+		raft_become_follower(r, m->term, m->from);
+		raft_quiesce_follow(r);
+		return RAFT_OK;
 	default:
 		if (m->type == want)
 			return raft_handle_vote_resp(r, m);
@@ -644,6 +664,10 @@ static int step_follower(struct raft *r, const struct raft_message *m)
 		r->election_elapsed = 0;
 		r->lead = m->from;
 		return raft_snap_handle(r, m);
+	case RAFT_MSG_QUIESCE:
+		r->lead = m->from;
+		raft_quiesce_follow(r);
+		return RAFT_OK;
 	case RAFT_MSG_TIMEOUT_NOW:
 		/* Thesis 3.10: the transferee campaigns at once, skipping pre-vote. */
 		if (!raft_promotable(r))
@@ -657,6 +681,15 @@ static int step_follower(struct raft *r, const struct raft_message *m)
 	default:
 		return RAFT_OK;
 	}
+}
+
+/* Does m wake a quiescent replica?  Not QUIESCE, nor a leader's late heartbeat responses. */
+static bool wakes(const struct raft *r, const struct raft_message *m)
+{
+	if (m->type == RAFT_MSG_QUIESCE)
+		return false;
+	return !(r->role == RAFT_LEADER && m->type == RAFT_MSG_HEARTBEAT_RESP &&
+	         (m->flags & RAFT_MSG_FLAG_WAKE) == 0);
 }
 
 static int step(struct raft *r, const struct raft_message *m)
@@ -693,6 +726,9 @@ int raft_step(struct raft *r, const struct raft_message *m)
 		return rc;
 	if (raft_is_removed(r, m->from))
 		return RAFT_OK; /* a removed id is never accepted again */
+	/* Wake before the term rules: a woken follower hears its leader as of now. */
+	if (r->quiesced && wakes(r, m))
+		raft_quiesce_wake(r);
 	return raft_done(r, step(r, m));
 }
 
@@ -781,14 +817,30 @@ int raft_campaign(struct raft *r)
 	return raft_done(r, raft_do_campaign(r, r->cfg.pre_vote, false));
 }
 
+int raft_wake(struct raft *r)
+{
+	return raft_begin_input(r);
+}
+
+bool raft_quiesced(const struct raft *r)
+{
+	return r->quiesced;
+}
+
 void raft_report_unreachable(struct raft *r, raft_id peer)
 {
 	struct progress *pr = raft_pr(r, peer);
 
-	if (r->role != RAFT_LEADER || pr == NULL || peer == r->id)
+	if (r->fatal != 0 || peer == r->id)
 		return;
+	/* A quiescent follower cut off from its leader wakes, to elect another. */
+	if (r->role != RAFT_LEADER) {
+		if (peer == r->lead)
+			raft_quiesce_wake(r);
+		return;
+	}
 	/* Appends in flight are probably lost: fall back to probing. */
-	if (pr->state == PR_REPLICATE)
+	if (pr != NULL && pr->state == PR_REPLICATE)
 		raft_pr_become_probe(pr);
 }
 
@@ -836,8 +888,8 @@ bool raft_has_ready(const struct raft *r)
 	if (r->in_ready || r->fatal != 0)
 		return false;
 	return (r->pending_bcast && r->prev_hs.term == r->term) || r->handoff_to != 0 ||
-	       r->n_msgs > 0 || l->n > 0 || l->has_snap || hard_changed(r) || soft_changed(r) ||
-	       l->committed > l->applied || r->n_rs > 0;
+	       r->wake_notify || r->n_msgs > 0 || l->n > 0 || l->has_snap || hard_changed(r) ||
+	       soft_changed(r) || l->committed > l->applied || r->n_rs > 0;
 }
 
 /* Committed entries not yet applied, bounded per Ready. */
@@ -876,7 +928,7 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
 	 * but never before its term and vote are durable: a leader that crashed
 	 * and lost its term could otherwise lead that term twice.  Until then
 	 * they wait for the next Ready.  Whatever fails for memory here (this
-	 * broadcast, the hand-off, the committed entries) waits for the next Ready.
+	 * broadcast, the notices, the committed entries) waits for the next Ready.
 	 */
 	if (r->role == RAFT_LEADER && r->pending_bcast && r->prev_hs.term == r->term &&
 	    r->prev_hs.vote == r->vote) {
@@ -890,6 +942,8 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
 		if (raft_send(r, r->handoff_to, RAFT_MSG_TIMEOUT_NOW) != NULL)
 			r->handoff_to = 0;
 	}
+	if (r->wake_notify && raft_quiesce_notify(r) == RAFT_OK)
+		r->wake_notify = false;
 	if (fill_committed(r, &nc) != RAFT_OK)
 		nc = 0;
 	if (raft_done(r, RAFT_OK) != RAFT_OK)

@@ -4,7 +4,7 @@
  *
  * Input:  raft_tick(), raft_step(message), raft_propose(), raft_read_index(),
  *         raft_propose_conf_change(), raft_transfer_leader(), raft_campaign(),
- *         raft_report_*().
+ *         raft_wake(), raft_report_*().
  * Output: a Ready record (raft_ready()), acknowledged with raft_advance().
  *
  * The caller's loop, as in etcd raft's RawNode:
@@ -65,6 +65,21 @@
  * initial configuration from the log.  A replica created without bootstrap
  * over storage that holds a membership but no entries and term 0 (a crash
  * before the bootstrap Ready was persisted) bootstraps again from it.
+ *
+ * Quiescence (config quiesce_tick, after Dragonboat): a leader whose group has
+ * been idle for quiesce_tick ticks (no proposal, read, membership change,
+ * transfer or snapshot under way; every member has acknowledged the last
+ * index and reported the commit index) sends RAFT_MSG_QUIESCE and stops
+ * ticking; a follower does the same on that message from its leader.  While
+ * raft_quiesced(), raft_tick() does nothing (the caller may skip it).  Any
+ * local input and any message but QUIESCE wakes the replica, except that a
+ * quiescent leader ignores plain heartbeat responses (late answers to its
+ * last heartbeats).  Waking restarts the timers, so it never starts an
+ * election or a CheckQuorum step-down by itself; a woken leader heartbeats at
+ * once and a woken follower tells its leader (a heartbeat response flagged
+ * RAFT_MSG_FLAG_WAKE), so one woken member wakes the group.  If the leader
+ * may be gone, wake the followers (raft_wake(), or raft_report_unreachable()
+ * of the leader): they elect a new one after an election timeout.
  *
  * rd.committed may include entries of rd.entries (the leader commits through
  * its followers while persisting in parallel): persist before applying.
@@ -142,6 +157,7 @@ struct raft_config {
 	uint64_t max_uncommitted_bytes; /* leader's uncommitted payload limit; 0 = none */
 	uint64_t max_entry_bytes;       /* largest single entry; 0 = none */
 	uint64_t max_committed_bytes; /* most committed bytes per Ready (>= 1 entry); 0 = 64 MiB */
+	unsigned quiesce_tick;        /* idle ticks before a leader quiesces the group; 0 = never */
 	raft_index applied;           /* last applied index at restart */
 	uint64_t seed;                /* seeds the randomized election timeout */
 	struct raft_storage storage;
@@ -221,7 +237,12 @@ int raft_transfer_leader(struct raft *r, raft_id target);
 /* Start an election now (tests and manual failover). */
 int raft_campaign(struct raft *r);
 
-/* The transport could not reach a peer. */
+/* Leave quiescence now (no-op if not quiescent), e.g. when the leader may be gone. */
+int raft_wake(struct raft *r);
+/* Is this replica quiescent (raft_tick() would do nothing)? */
+bool raft_quiesced(const struct raft *r);
+
+/* The transport could not reach a peer (if it is our leader, we wake up). */
 void raft_report_unreachable(struct raft *r, raft_id peer);
 /* The snapshot sent to a peer finished (or failed). */
 void raft_report_snapshot(struct raft *r, raft_id peer, bool failed);

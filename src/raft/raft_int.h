@@ -84,6 +84,7 @@ struct progress {
 	raft_index pending_snapshot;
 	raft_index sent_commit;
 	uint64_t read_ack; /* highest ReadIndex heartbeat sequence acknowledged */
+	raft_index commit; /* highest commit index the member reported (quiescence) */
 	struct inflights ifl;
 };
 
@@ -137,7 +138,10 @@ struct raft {
 	unsigned randomized_timeout;
 	uint64_t rng;
 
-	int fatal; /* RAFT_ERR_BUG or RAFT_ERR_STORAGE once stopped; sticky */
+	int fatal;           /* RAFT_ERR_BUG or RAFT_ERR_STORAGE once stopped; sticky */
+	bool quiesced;       /* no ticking until woken (raft.h, "Quiescence") */
+	bool wake_notify;    /* woke up: heartbeats or a notice go out with the next Ready */
+	unsigned idle_ticks; /* leader: ticks the group has been idle */
 
 	raft_id transferee;
 	raft_index pending_conf_index;
@@ -199,7 +203,7 @@ void raft_bug(struct raft *r, const char *cond, const char *file, int line);
 void raft_abort(const char *cond, const char *file, int line) __attribute__((noreturn));
 /* The rc a public call returns: a fatal error recorded during the call wins. */
 int raft_done(struct raft *r, int rc);
-/* Before a local input: refuses if stopped or inside a Ready. */
+/* Before a local input: refuses if stopped or inside a Ready, wakes a quiescent replica. */
 int raft_begin_input(struct raft *r);
 
 /* Grow an array to hold need elements (geometric). */
@@ -384,6 +388,18 @@ int raft_memb_validate(struct raft *r, const struct raft_conf_change *cc);
 int raft_memb_apply(struct raft *r, const struct raft_conf_change *cc, raft_index index);
 /* Validate a membership received from the network or storage. */
 bool raft_memb_valid(const struct raft_membership *m);
+
+/* ---- quiesce.c ---- */
+
+/* Leader, each tick: count idle ticks and quiesce the group when due. */
+int raft_quiesce_tick(struct raft *r);
+/* QUIESCE from our leader: stop ticking. */
+void raft_quiesce_follow(struct raft *r);
+/* Leave quiescence: timers restart; at the next Ready a leader heartbeats, a follower tells its
+ * leader. */
+void raft_quiesce_wake(struct raft *r);
+/* At Ready: the heartbeats or the notice of a replica that woke up. */
+int raft_quiesce_notify(struct raft *r);
 
 /* ---- snapshot.c ---- */
 

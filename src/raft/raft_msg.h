@@ -96,11 +96,13 @@ enum raft_msg_type {
 	RAFT_MSG_READINDEX_RESP = 12,
 	RAFT_MSG_TIMEOUT_NOW = 13,     /* leader -> transferee: campaign now (thesis 3.10) */
 	RAFT_MSG_TRANSFER_LEADER = 14, /* follower -> leader: forwarded transfer request */
-	RAFT_MSG_TYPE_MAX = 14,
+	RAFT_MSG_QUIESCE = 15,         /* leader -> all: the group is idle, stop ticking */
+	RAFT_MSG_TYPE_MAX = 15,
 };
 
 /* Message flags. */
 #define RAFT_MSG_FLAG_TRANSFER 0x1u /* a vote caused by leadership transfer */
+#define RAFT_MSG_FLAG_WAKE     0x2u /* heartbeat response of a follower that woke up */
 
 /*
  * One message.  Fields a type does not use are zero.  entries and snapshot
@@ -115,7 +117,7 @@ struct raft_message {
 	raft_term term;
 	raft_term log_term; /* term of the entry at index (append / vote) */
 	raft_index index;   /* prev index (append), last index (vote), match (resp) */
-	raft_index commit;
+	raft_index commit;  /* leader's commit (append, heartbeat); sender's (responses) */
 	bool reject;
 	raft_index reject_hint; /* fast backtracking: follower's hint index */
 	raft_term hint_term;    /* term at reject_hint in the follower's log */

@@ -248,6 +248,7 @@ int raft_repl_handle_append(struct raft *r, const struct raft_message *m)
 		if (o == NULL)
 			return RAFT_ERR_NOMEM;
 		o->index = l->committed;
+		o->commit = l->committed;
 		return RAFT_OK;
 	}
 	rc = raft_log_maybe_append(r, m->index, m->log_term, m->commit, m->entries, m->n_entries,
@@ -257,6 +258,7 @@ int raft_repl_handle_append(struct raft *r, const struct raft_message *m)
 	o = raft_send(r, m->from, RAFT_MSG_APPEND_RESP);
 	if (o == NULL)
 		return RAFT_ERR_NOMEM;
+	o->commit = l->committed;
 	if (ok) {
 		/* Sent after the entries are persisted (same Ready). */
 		o->index = lastnew;
@@ -287,6 +289,7 @@ int raft_repl_handle_heartbeat(struct raft *r, const struct raft_message *m)
 	if (o == NULL)
 		return RAFT_ERR_NOMEM;
 	o->context = m->context;
+	o->commit = r->log.committed;
 	return RAFT_OK;
 }
 

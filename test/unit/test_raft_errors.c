@@ -272,6 +272,7 @@ static void test_storage_failure_stops_the_replica(void **state)
 	assert_int_equal(raft_step(r, &m), RAFT_ERR_STORAGE);
 	assert_int_equal(raft_propose(r, (const uint8_t *)"y", 1, NULL), RAFT_ERR_STORAGE);
 	assert_int_equal(raft_campaign(r), RAFT_ERR_STORAGE);
+	assert_int_equal(raft_wake(r), RAFT_ERR_STORAGE);
 	fx_destroy(f);
 }
 
@@ -339,6 +340,7 @@ static void test_inputs_refused_inside_a_ready(void **state)
 	assert_int_equal(raft_tick(r), RAFT_ERR_INVALID);
 	assert_int_equal(raft_propose(r, (const uint8_t *)"p", 1, NULL), RAFT_ERR_INVALID);
 	assert_int_equal(raft_read_index(r, 1), RAFT_ERR_INVALID);
+	assert_int_equal(raft_wake(r), RAFT_ERR_INVALID);
 	assert_int_equal(raft_ready(r, &rd2), RAFT_ERR_INVALID);
 	assert_false(raft_has_ready(r));
 	raft_memstorage_save_ready(f->nodes[1].ms, &rd);
