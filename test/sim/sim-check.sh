@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # sim-check.sh SEEDS3 SEEDS5 BUGSEEDS: the simulator's share of `make check`.
 #
-# 1. SEEDS3 seeds with 3 nodes and SEEDS5 with 5 nodes against the core as
+# 1. The self-test: each checker must flag a forged violation.
+# 2. SEEDS3 seeds with 3 nodes and SEEDS5 with 5 nodes against the core as
 #    written: each seed is one test.
-# 2. The planted-bug builds must FAIL: each is one test that passes only if
+# 3. A seed reproduces its run byte for byte.
+# 4. The planted-bug builds must FAIL: each is one test that passes only if
 #    some seed among BUGSEEDS (3 and 5 nodes) reports a safety violation.
 # Ends with one line "N passed, N failed".
 set -u -o pipefail
@@ -15,7 +17,7 @@ sim=test/sim/dragonraft-sim
 pass=0
 fail=0
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+trap 'rm -f "$out" "$out.a" "$out.b"' EXIT
 
 count() { # count LOGFILE: add its "N passed, N failed" line to the totals
 	local line p f
@@ -27,7 +29,6 @@ count() { # count LOGFILE: add its "N passed, N failed" line to the totals
 	fail=$((fail + ${f:-1}))
 }
 
-# The checkers themselves: each must flag a forged violation.
 build/sim/rel/sim-selftest >"$out" 2>&1
 grep -E '^\[  (FAILED|ERROR)' "$out"
 p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$out")
@@ -46,7 +47,6 @@ for spec in "3 $seeds3" "5 $seeds5"; do
 	count "$out"
 done
 
-# A seed reproduces its run byte for byte: two traced runs must be identical.
 t0=$(date +%s)
 "$sim" --seed-start 7 --runs 2 --steps 5000 --trace >"$out.a" 2>&1
 "$sim" --seed-start 7 --runs 2 --steps 5000 --trace >"$out.b" 2>&1
@@ -57,10 +57,8 @@ else
 	echo "sim: seeds 7-8 do NOT reproduce: traces differ"
 	fail=$((fail + 1))
 fi
-rm -f "$out.a" "$out.b"
 
-# Safety properties a planted bug must be caught by (liveness and api do not count).
-safety='election-safety|log-matching|leader-completeness|state-machine-safety|lost-ack|double-apply|read-linearizability|hard-state'
+safety='election-safety|log-matching|commit-safety|leader-completeness|state-machine-safety|lost-ack|double-apply|read-linearizability|hard-state'
 for bug in bug-vote bug-persist; do
 	t0=$(date +%s)
 	: >"$out"
