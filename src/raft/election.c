@@ -194,12 +194,8 @@ int raft_handle_vote(struct raft *r, const struct raft_message *m)
 	/* Paper 5.2: at most one vote per term, first come first served. */
 	can_vote =
 	        r->vote == m->from || (r->vote == 0 && r->lead == 0) || (pre && m->term > r->term);
-#ifdef RAFT_PLANT_BUG_VOTE_NO_UPTODATE
-	up_to_date = true; /* PLANTED BUG: vote without the up-to-date check */
-#else
 	/* Paper 5.4.1: only for a candidate whose log is at least as up-to-date. */
 	up_to_date = raft_log_is_up_to_date(&r->log, m->index, m->log_term);
-#endif
 	o = raft_send(r, m->from, pre ? RAFT_MSG_PREVOTE_RESP : RAFT_MSG_VOTE_RESP);
 	if (o == NULL)
 		return RAFT_ERR_NOMEM;

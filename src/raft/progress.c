@@ -208,11 +208,6 @@ raft_index raft_pr_quorum_match(const struct raft *r)
 		if (!pr->voter)
 			continue;
 		v = pr->match;
-#ifdef RAFT_PLANT_BUG_LEADER_COUNTS_UNPERSISTED
-		/* PLANTED BUG: the leader counts entries it has not persisted. */
-		if (pr->id == r->id)
-			v = raft_log_last(&r->log);
-#endif
 		/* insertion sort, descending */
 		uint32_t j = n++;
 		while (j > 0 && m[j - 1] < v) {

@@ -933,7 +933,7 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
 	if (r->role == RAFT_LEADER && r->pending_bcast && r->prev_hs.term == r->term &&
 	    r->prev_hs.vote == r->vote) {
 		r->pending_bcast = false;
-		raft_repl_maybe_commit(r); /* no-op unless the quorum moved (or a planted bug) */
+		raft_repl_maybe_commit(r); /* no-op unless the quorum moved (or a mutant) */
 		if (raft_repl_bcast_append(r) != RAFT_OK)
 			r->pending_bcast = true;
 	}

@@ -326,7 +326,7 @@ static void conf_change_on(struct sim_world *w, struct sim_node *on)
 static void conf_change(struct sim_world *w)
 {
 	unsigned burst =
-	        sim_rand_below(&w->rng, 4) == 0 ? 2 + (unsigned)sim_rand_below(&w->rng, 2) : 1;
+	        sim_rand_below(&w->rng, 2) == 0 ? 2 + (unsigned)sim_rand_below(&w->rng, 2) : 1;
 
 	for (unsigned i = 0; i < burst && !w->failed; i++) {
 		struct sim_node *on =
