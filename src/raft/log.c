@@ -32,6 +32,8 @@ void raft_log_free(struct raft *r)
 
 int raft_log_fail(struct raft_log *l, int rc, raft_index i)
 {
+	if (rc == RAFT_ERR_NOMEM)
+		return rc; /* transient: what needed the read is retried */
 	if (l->failed == 0) {
 		l->failed = rc == RAFT_OK ? RAFT_ERR_STORAGE : rc;
 		l->failed_at = i;

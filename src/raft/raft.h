@@ -117,7 +117,12 @@ enum raft_role {
 	RAFT_LEADER = 3,
 };
 
-/* Read access to stable storage.  All callbacks return a raft_rc. */
+/*
+ * Read access to stable storage.  All callbacks return a raft_rc: RAFT_OK, or
+ * RAFT_ERR_NOMEM (transient: what needed the read waits and is retried), or
+ * any other error for an index inside [first_index - 1, last_index], which is
+ * fatal (RAFT_ERR_STORAGE, see "Errors").
+ */
 struct raft_storage {
 	void *ctx;
 	/* Hard state and membership as last persisted. */

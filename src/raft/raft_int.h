@@ -241,11 +241,12 @@ int raft_log_init(struct raft *r);
 void raft_log_free(struct raft *r);
 /*
  * Storage callbacks are read through these; a failure inside the stored range
- * is recorded in l->failed (fatal) and reported as RAFT_ERR_STORAGE, so no
- * answer computed from it leaves the replica.
+ * (but RAFT_ERR_NOMEM) is recorded in l->failed (fatal) and reported as
+ * RAFT_ERR_STORAGE, so no answer computed from it leaves the replica.
  */
 
-/* A storage callback failed (rc) reading index i: record it (fatal); RAFT_ERR_STORAGE. */
+/* A storage callback failed (rc) reading index i: record it (fatal) and return
+ * RAFT_ERR_STORAGE, or RAFT_ERR_NOMEM if that was all. */
 int raft_log_fail(struct raft_log *l, int rc, raft_index i);
 /* Index of the first entry still available. */
 raft_index raft_log_first(const struct raft_log *l);

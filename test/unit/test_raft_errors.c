@@ -230,12 +230,12 @@ static void test_log_append_all_or_nothing(void **state)
 	fx_destroy(f);
 }
 
-/* A storage that fails its reads on demand. */
-static bool storage_broken;
+/* A storage that fails its reads on demand (with this rc). */
+static int storage_broken;
 static struct raft_storage real;
 static int broken_term(void *ctx, raft_index i, raft_term *t)
 {
-	return storage_broken ? RAFT_ERR_STORAGE : real.term(ctx, i, t);
+	return storage_broken ? storage_broken : real.term(ctx, i, t);
 }
 
 static void test_storage_failure_stops_the_replica(void **state)
@@ -255,15 +255,25 @@ static void test_storage_failure_stops_the_replica(void **state)
 	/* Node 2 must read the term of its last entry to judge a vote request. */
 	real = r->log.st;
 	r->log.st.term = broken_term;
-	storage_broken = true;
 	m = msg(f, RAFT_MSG_VOTE, 3, 2, t + 1);
 	m.index = raft_last_index(r);
 	m.log_term = t;
+	/* Out of memory in storage is transient: no vote this time, nothing fatal. */
+	storage_broken = RAFT_ERR_NOMEM;
+	assert_int_equal(raft_step(r, &m), RAFT_OK);
+	assert_int_equal(raft_fatal(r), 0);
+	assert_int_equal(raft_ready(r, &rd), RAFT_OK);
+	assert_int_equal(rd.n_messages, 1);
+	assert_true(rd.messages[0].reject);
+	raft_advance(r, &rd);
+	/* Any other failure is fatal. */
+	storage_broken = RAFT_ERR_STORAGE;
+	m.term = t + 2;
 	assert_int_equal(raft_step(r, &m), RAFT_ERR_STORAGE);
 	assert_int_equal(raft_fatal(r), RAFT_ERR_STORAGE);
 	assert_non_null(strstr(raft_errmsg(r), "storage"));
 	/* Sticky: no vote (nor anything else) ever leaves. */
-	storage_broken = false;
+	storage_broken = 0;
 	assert_false(raft_has_ready(r));
 	assert_int_equal(raft_ready(r, &rd), RAFT_ERR_STORAGE);
 	assert_int_equal(rd.n_messages, 0);
