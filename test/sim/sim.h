@@ -104,7 +104,8 @@ struct sim_store {
 	/* entry data the core may still point to until its next raft_advance() */
 	uint8_t **grave;
 	size_t n_grave, cap_grave;
-	/* read failures injected into the storage callbacks (per 100,000 calls) */
+	/* read failures injected into the storage callbacks (per 100,000 calls):
+	 * half out of memory (transient), half I/O errors (fatal) */
 	struct sim_rand *fail_rng;
 	unsigned fail;
 };
@@ -196,7 +197,7 @@ struct sim_params {
 	unsigned big;             /* permille of proposals several arena blocks large */
 	unsigned max_small;       /* other proposals: up to SIM_PROP_MIN + max_small bytes */
 	unsigned nomem;           /* permille of the core's allocations that fail */
-	unsigned st_fail;         /* storage reads that fail per 100,000 (the node stops) */
+	unsigned st_fail;         /* storage reads that fail per 100,000 (I/O: the node stops) */
 	unsigned snap_fail;       /* permille of snapshot reports that say "failed" anyway */
 	unsigned snap_delay;      /* most units a snapshot report takes */
 	unsigned quiesce_tick;    /* raft quiesce_tick (0: quiescence off) */
@@ -273,6 +274,7 @@ struct sim_world {
 	uint64_t now;
 	bool healed, quiet;
 	uint64_t quiet_until;  /* a quiet spell (no client input) lasts until then */
+	uint64_t drain_at;     /* when the last message sent before the heal arrives */
 	raft_term killed_term; /* leader killer: the newest term whose leader was judged */
 	raft_id kill_id;       /* ... its leader, to be struck at kill_at */
 	uint64_t kill_at;

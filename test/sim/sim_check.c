@@ -108,8 +108,8 @@ static void check_new_leader(struct sim_world *w, struct sim_node *nd, raft_term
 		raft_term have, ct = w->committed_term.v[i];
 		int rc;
 
-		if (ct == 0)
-			continue;
+		if (ct == 0 || ct >= t)
+			continue; /* paper 5.4: only entries committed in earlier terms */
 		if (i > last) {
 			sim_fail(w, "leader-completeness",
 			         "node %" PRIu64 " elected leader of term %" PRIu64

@@ -25,6 +25,18 @@ static void run_elections(struct sim_world *w, uint64_t k)
 		sim_step(w);
 }
 
+/*
+ * Let what the faults left behind play out: messages delayed past the heal
+ * (a TimeoutNow among them) and transfers asked for before it, which a
+ * leader abandons after an election timeout.
+ */
+static void settle(struct sim_world *w)
+{
+	while (!w->failed && w->now < w->drain_at)
+		sim_step(w);
+	run_elections(w, 2);
+}
+
 /* A voter other than leader l, up, whose absence leaves a quorum; or NULL. */
 static struct sim_node *spare_voter(struct sim_world *w, struct sim_node *l)
 {
@@ -70,11 +82,15 @@ static bool still_leads(struct sim_world *w, struct sim_node *l, raft_term t, ch
 
 void sim_probe_disruption(struct sim_world *w)
 {
-	struct sim_node *l = sim_stable_leader(w), *f;
+	struct sim_node *l, *f;
 	char why[128];
 	raft_term t;
 
-	if (w->failed || !w->p.pre_vote || !w->p.check_quorum || !l || !(f = spare_voter(w, l)))
+	if (w->failed || !w->p.pre_vote || !w->p.check_quorum)
+		return;
+	settle(w);
+	l = sim_stable_leader(w);
+	if (w->failed || !l || !(f = spare_voter(w, l)))
 		return;
 	t = l->term;
 	run_elections(w, 2 + sim_rand_below(&w->rng, 3)); /* idle: the group may quiesce */
@@ -98,13 +114,15 @@ void sim_probe_disruption(struct sim_world *w)
 
 void sim_probe_transfer(struct sim_world *w)
 {
-	struct sim_node *l = sim_stable_leader(w), *target, *now;
+	struct sim_node *l, *target, *now;
 	unsigned k, cut_ticks;
 	uint64_t end;
 	char why[128];
 	raft_term t;
 	int rc;
 
+	settle(w);
+	l = sim_stable_leader(w);
 	if (w->failed || !l || !sim_node_ready_for_calls(l) || !(target = spare_voter(w, l)))
 		return;
 	t = l->term;

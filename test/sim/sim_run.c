@@ -257,6 +257,7 @@ static void transfer(struct sim_world *w)
 static void conf_change_on(struct sim_world *w, struct sim_node *on)
 {
 	const struct raft_membership *m = raft_membership(on->r);
+	bool leader = raft_role(on->r) == RAFT_LEADER;
 	struct raft_conf_change cc;
 	raft_id cand[4 * SIM_MAX_NODES];
 	uint32_t types[4 * SIM_MAX_NODES];
@@ -292,7 +293,14 @@ static void conf_change_on(struct sim_world *w, struct sim_node *on)
 			cand[n] = id;
 			types[n++] = RAFT_CC_ADD_VOTER; /* directly */
 		}
-		if (raft_membership_contains(m, id) && w->removals < w->p.max_removals &&
+		/*
+		 * Removals only on the leader, and a voter only from three or more,
+		 * as an operator would: of two voters, the one left cannot win an
+		 * election if it crashed before learning that the removal committed
+		 * and the removed one has gone (configurations take effect when
+		 * applied).  A forwarded removal could meet a promotion on the way.
+		 */
+		if (leader && raft_membership_contains(m, id) && w->removals < w->p.max_removals &&
 		    (!in_list(m->voters, m->n_voters, id) || m->n_voters >= 3)) {
 			cand[n] = id;
 			types[n++] = RAFT_CC_REMOVE;
@@ -479,7 +487,6 @@ static void chaos(struct sim_world *w)
 	if (sim_rand_permille(&w->rng, w->p.crash))
 		crash(w);
 	kill_leaders(w);
-	restart_due(w, false);
 	if (sim_rand_permille(&w->rng, w->p.compact) && (nd = pick_node(w)))
 		compact(w, nd);
 	if (sim_rand_permille(&w->rng, w->p.wake) && (nd = pick_node(w))) {
@@ -558,6 +565,7 @@ void sim_step(struct sim_world *w)
 	struct sim_node *any;
 
 	w->now++;
+	restart_due(w, false);
 	/* After the heal, an engine's periodic snapshot policy (a follower added
 	 * after the last snapshot needs a newer one that names it). */
 	if (w->healed && w->now % (10 * SIM_TICK_UNITS) == 0 && (any = pick_node(w)))
@@ -642,6 +650,10 @@ static void heal(struct sim_world *w)
 		w->nodes[id].crash_on_fsync = false;
 		w->nodes[id].st.fail = 0;
 	}
+	/* Messages delayed by the faults still arrive; the probes wait for them. */
+	for (size_t i = 0; i < w->net.n; i++)
+		if (w->net.heap[i]->at > w->drain_at)
+			w->drain_at = w->net.heap[i]->at;
 	sim_trace(w, "==== all faults heal ====");
 	restart_due(w, true);
 }

@@ -168,10 +168,12 @@ void sim_store_compact(struct sim_store *s, raft_index upto)
 
 /* ---- struct raft_storage callbacks ---- */
 
-/* An injected read failure: the disk returned an error. */
-static bool read_fails(struct sim_store *s)
+/* An injected read failure, or 0: out of memory (transient) or an I/O error (fatal). */
+static int read_fault(struct sim_store *s)
 {
-	return s->fail > 0 && sim_rand_below(s->fail_rng, 100000) < s->fail;
+	if (s->fail == 0 || sim_rand_below(s->fail_rng, 100000) >= s->fail)
+		return 0;
+	return sim_rand_below(s->fail_rng, 2) ? RAFT_ERR_NOMEM : RAFT_ERR_STORAGE;
 }
 
 static int cb_initial_state(void *ctx, struct raft_hard_state *hs, struct raft_membership *m)
@@ -187,12 +189,13 @@ static int cb_entries(void *ctx, raft_index lo, raft_index hi, uint64_t max_byte
                       struct raft_entry *out, uint32_t *n)
 {
 	struct sim_store *s = ctx;
+	int rc = read_fault(s);
 	uint64_t bytes = 0;
 	uint32_t k = 0;
 
 	*n = 0;
-	if (read_fails(s))
-		return RAFT_ERR_STORAGE;
+	if (rc != 0)
+		return rc;
 	if (lo < s->first)
 		return RAFT_ERR_COMPACTED;
 	if (hi < lo || hi > sim_store_last(s) + 1)
@@ -216,9 +219,9 @@ static int cb_entries(void *ctx, raft_index lo, raft_index hi, uint64_t max_byte
 
 static int cb_term(void *ctx, raft_index i, raft_term *t)
 {
-	if (read_fails(ctx))
-		return RAFT_ERR_STORAGE;
-	return sim_store_term(ctx, i, t);
+	int rc = read_fault(ctx);
+
+	return rc != 0 ? rc : sim_store_term(ctx, i, t);
 }
 
 static raft_index cb_first_index(void *ctx)
