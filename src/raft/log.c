@@ -99,15 +99,21 @@ int raft_log_term(struct raft_log *l, raft_index i, raft_term *t)
 	return rc != RAFT_OK && stored ? raft_log_fail(l, rc, i) : rc;
 }
 
-bool raft_log_match_term(struct raft_log *l, raft_index i, raft_term t)
+int raft_log_match_term(struct raft_log *l, raft_index i, raft_term t, bool *match)
 {
 	raft_term have;
+	int rc;
 
+	*match = false;
 	if (i > raft_log_last(l))
-		return false;
-	if (raft_log_term(l, i, &have) != RAFT_OK)
-		return false;
-	return have == t;
+		return RAFT_OK;
+	rc = raft_log_term(l, i, &have);
+	if (rc == RAFT_ERR_COMPACTED)
+		return RAFT_OK;
+	if (rc != RAFT_OK)
+		return rc;
+	*match = have == t;
+	return RAFT_OK;
 }
 
 int raft_log_entries(struct raft_log *l, raft_index lo, raft_index hi, uint64_t max_bytes,
@@ -196,13 +202,21 @@ int raft_log_append(struct raft *r, const struct raft_entry *e, uint32_t n)
 	return RAFT_OK;
 }
 
-/* First entry of e that is not already in the log with the same term (0: none). */
-static raft_index find_conflict(struct raft_log *l, const struct raft_entry *e, uint32_t n)
+/* *ci: first entry of e not already in the log with the same term (0: none). */
+static int find_conflict(struct raft_log *l, const struct raft_entry *e, uint32_t n, raft_index *ci)
 {
-	for (uint32_t j = 0; j < n; j++)
-		if (!raft_log_match_term(l, e[j].index, e[j].term))
-			return e[j].index;
-	return 0;
+	bool match;
+	int rc;
+
+	*ci = 0;
+	for (uint32_t j = 0; j < n; j++) {
+		rc = raft_log_match_term(l, e[j].index, e[j].term, &match);
+		if (rc != RAFT_OK || !match) {
+			*ci = e[j].index;
+			return rc;
+		}
+	}
+	return RAFT_OK;
 }
 
 int raft_log_maybe_append(struct raft *r, raft_index prev, raft_term prev_term, raft_index commit,
@@ -210,13 +224,21 @@ int raft_log_maybe_append(struct raft *r, raft_index prev, raft_term prev_term, 
 {
 	struct raft_log *l = &r->log;
 	raft_index ci, ln = prev + n;
+	bool match;
 	int rc;
 
+	/*
+	 * A term that cannot be read is never a mismatch: that would truncate
+	 * entries this replica may have acknowledged.  The message is dropped.
+	 */
 	*ok = false;
 	/* Paper 5.3: reject unless the log contains an entry at prev with prev_term. */
-	if (!raft_log_match_term(l, prev, prev_term))
-		return RAFT_OK;
-	ci = find_conflict(l, e, n);
+	rc = raft_log_match_term(l, prev, prev_term, &match);
+	if (rc != RAFT_OK || !match)
+		return rc;
+	rc = find_conflict(l, e, n, &ci);
+	if (rc != RAFT_OK)
+		return rc;
 	if (ci != 0) {
 		if (ci <= l->committed)
 			return RAFT_ERR_INVALID; /* a leader never overwrites committed entries */

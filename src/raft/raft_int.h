@@ -260,8 +260,9 @@ raft_index raft_log_persisted(const struct raft_log *l);
 int raft_log_lookup(const struct raft_log *l, raft_index i, raft_term *t, bool *stored);
 /* Term of entry i (RAFT_ERR_COMPACTED / RAFT_ERR_UNAVAILABLE when out of range). */
 int raft_log_term(struct raft_log *l, raft_index i, raft_term *t);
-/* Does entry i have term t (false also on a storage failure, which is fatal)? */
-bool raft_log_match_term(struct raft_log *l, raft_index i, raft_term t);
+/* *match: does entry i have term t (false past the log or compacted)?  An rc
+ * if its term cannot be read, which is never to be taken for a mismatch. */
+int raft_log_match_term(struct raft_log *l, raft_index i, raft_term t, bool *match);
 /* Entries [lo, hi) into out (room for hi-lo), at most max_bytes but at least one. */
 int raft_log_entries(struct raft_log *l, raft_index lo, raft_index hi, uint64_t max_bytes,
                      struct raft_entry *out, uint32_t *n);

@@ -39,11 +39,18 @@ int raft_snap_handle(struct raft *r, const struct raft_message *m)
 	const struct raft_snapshot_meta *s = m->snapshot;
 	struct raft_log *l = &r->log;
 	struct raft_message *o;
+	bool have = false;
 	int rc;
 
+	/* A term that cannot be read is no reason to discard the log: drop the message. */
+	if (s->index > l->committed) {
+		rc = raft_log_match_term(l, s->index, s->term, &have);
+		if (rc != RAFT_OK)
+			return rc;
+	}
 	if (s->index <= l->committed || !raft_membership_contains(&s->membership, r->id)) {
 		/* Stale, or not meant for us: report where we are. */
-	} else if (raft_log_match_term(l, s->index, s->term)) {
+	} else if (have) {
 		/*
 		 * Paper 7: we already have the snapshot's last entry; keep the
 		 * entries after it (we may have acknowledged them) and just

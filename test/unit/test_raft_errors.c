@@ -286,6 +286,55 @@ static void test_storage_failure_stops_the_replica(void **state)
 	fx_destroy(f);
 }
 
+/* A term storage cannot read now (out of memory) is never taken for a
+ * mismatch: that would truncate entries this replica acknowledged. */
+static void test_unreadable_term_is_no_conflict(void **state)
+{
+	struct fx *f = fx_create(3, NULL);
+	struct raft_entry e[3];
+	struct raft_snapshot_meta snap;
+	struct raft_message m;
+	struct raft *r;
+	raft_index last;
+	raft_term t;
+
+	(void)state;
+	fx_elect(f, 1);
+	r = NODE(f, 2);
+	t = raft_term_of(r);
+	last = raft_last_index(r);
+	for (int i = 0; i < 3; i++)
+		e[i] = (struct raft_entry){t, last + 1 + (raft_index)i, RAFT_ENTRY_NORMAL, 0, NULL};
+	m = msg(f, RAFT_MSG_APPEND, 1, 2, t);
+	m.index = last;
+	raft_term_at(r, last, &m.log_term);
+	m.n_entries = 3;
+	m.entries = e;
+	assert_int_equal(raft_step(r, &m), RAFT_OK);
+	fx_ready(f, 2); /* persisted: their terms now come from storage */
+	real = r->log.st;
+	r->log.st.term = broken_term;
+	storage_broken = RAFT_ERR_NOMEM;
+	/* A duplicate of the first two entries: dropped, the third one stays. */
+	m.n_entries = 2;
+	assert_int_equal(raft_step(r, &m), RAFT_ERR_NOMEM);
+	assert_int_equal(raft_last_index(r), last + 3);
+	/* A snapshot at the second one: dropped, the log is not discarded. */
+	memset(&snap, 0, sizeof(snap));
+	snap.index = last + 2;
+	snap.term = t;
+	snap.membership = *raft_membership(r);
+	m = msg(f, RAFT_MSG_SNAPSHOT, 1, 2, t);
+	m.index = snap.index;
+	m.log_term = t;
+	m.snapshot = &snap;
+	assert_int_equal(raft_step(r, &m), RAFT_ERR_NOMEM);
+	assert_int_equal(raft_last_index(r), last + 3);
+	assert_int_equal(raft_fatal(r), 0);
+	storage_broken = 0;
+	fx_destroy(f);
+}
+
 static void test_impossible_state_stops_the_replica(void **state)
 {
 #ifdef RAFT_DEBUG
@@ -398,6 +447,7 @@ int main(void)
 	        cmocka_unit_test(test_conf_change_applies_all_or_nothing),
 	        cmocka_unit_test(test_log_append_all_or_nothing),
 	        cmocka_unit_test(test_storage_failure_stops_the_replica),
+	        cmocka_unit_test(test_unreadable_term_is_no_conflict),
 	        cmocka_unit_test(test_impossible_state_stops_the_replica),
 	        cmocka_unit_test(test_forged_ack_beyond_the_log_is_refused),
 	        cmocka_unit_test(test_inputs_refused_inside_a_ready),
