@@ -23,7 +23,7 @@ SIM_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 	-DRAFT_DEBUG
 SIM_SEEDS3 ?= 600
 SIM_SEEDS5 ?= 400
-SIM_SAN_SEEDS ?= 60
+SIM_SAN_SEEDS ?= 150
 SIM_MUTANT_SEEDS ?= 2000
 SIM_MUTANT_CHECK_SEEDS ?= 2000
 SOAK_SEEDS ?= 100000

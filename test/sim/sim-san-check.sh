@@ -6,7 +6,7 @@
 # "N passed, N failed".
 set -u -o pipefail
 cd "$(dirname "$0")/../.."
-seeds=${1:-60}
+seeds=${1:-150}
 sim=build/sim/san/dragonraft-sim
 pass=0
 fail=0
