@@ -25,6 +25,7 @@ static void reset(struct raft *r, raft_term term)
 	r->pending_bcast = false;
 	r->pending_conf_index = 0;
 	r->uncommitted = 0;
+	r->idle_ticks = 0;
 	for (uint32_t i = 0; i < r->n_prs; i++) {
 		struct progress *pr = &r->prs[i];
 
@@ -35,6 +36,7 @@ static void reset(struct raft *r, raft_term term)
 		pr->vote = VOTE_NONE;
 		pr->read_ack = 0;
 		pr->sent_commit = 0;
+		pr->commit = 0;
 		pr->match = 0;
 		pr->next = last + 1;
 		raft_ifl_reset(&pr->ifl);
@@ -135,13 +137,17 @@ static int poll(struct raft *r)
 int raft_do_campaign(struct raft *r, bool pre, bool transfer)
 {
 	uint32_t type = pre ? RAFT_MSG_PREVOTE : RAFT_MSG_VOTE;
-	raft_term vterm;
+	raft_term vterm, last_term;
 	struct progress *self;
+	int rc;
 
 	if (!raft_promotable(r))
 		return RAFT_OK;
 	if (unapplied_conf_change(r))
 		return RAFT_OK; /* campaign only under the configuration we will use */
+	rc = raft_log_last_term(&r->log, &last_term);
+	if (rc != RAFT_OK)
+		return rc;
 	if (pre) {
 		/* Thesis 9.6: ask first whether we could win, without raising the term. */
 		raft_term keep = r->term;
@@ -157,6 +163,7 @@ int raft_do_campaign(struct raft *r, bool pre, bool transfer)
 		vterm = r->term;
 	}
 	self = raft_pr(r, r->id);
+	RAFT_ASSERT(r, self != NULL); /* promotable: a voter */
 	self->vote = VOTE_GRANTED;
 	if (raft_quorum(r) <= 1)
 		return poll(r);
@@ -171,7 +178,7 @@ int raft_do_campaign(struct raft *r, bool pre, bool transfer)
 			return RAFT_ERR_NOMEM;
 		m->term = vterm;
 		m->index = raft_log_last(&r->log);
-		m->log_term = raft_log_last_term(&r->log);
+		m->log_term = last_term;
 		if (transfer)
 			m->flags |= RAFT_MSG_FLAG_TRANSFER;
 	}
@@ -187,12 +194,8 @@ int raft_handle_vote(struct raft *r, const struct raft_message *m)
 	/* Paper 5.2: at most one vote per term, first come first served. */
 	can_vote =
 	        r->vote == m->from || (r->vote == 0 && r->lead == 0) || (pre && m->term > r->term);
-#ifdef RAFT_PLANT_BUG_VOTE_NO_UPTODATE
-	up_to_date = true; /* PLANTED BUG: vote without the up-to-date check */
-#else
 	/* Paper 5.4.1: only for a candidate whose log is at least as up-to-date. */
 	up_to_date = raft_log_is_up_to_date(&r->log, m->index, m->log_term);
-#endif
 	o = raft_send(r, m->from, pre ? RAFT_MSG_PREVOTE_RESP : RAFT_MSG_VOTE_RESP);
 	if (o == NULL)
 		return RAFT_ERR_NOMEM;

@@ -30,6 +30,17 @@ void raft_log_free(struct raft *r)
 	dr_arena_free(&r->log.arena);
 }
 
+int raft_log_fail(struct raft_log *l, int rc, raft_index i)
+{
+	if (rc == RAFT_ERR_NOMEM)
+		return rc; /* transient: what needed the read is retried */
+	if (l->failed == 0) {
+		l->failed = rc == RAFT_OK ? RAFT_ERR_STORAGE : rc;
+		l->failed_at = i;
+	}
+	return RAFT_ERR_STORAGE;
+}
+
 raft_index raft_log_first(const struct raft_log *l)
 {
 	if (l->has_snap)
@@ -42,15 +53,13 @@ raft_index raft_log_last(const struct raft_log *l)
 	return l->offset + l->n - 1;
 }
 
-raft_term raft_log_last_term(const struct raft_log *l)
+int raft_log_last_term(struct raft_log *l, raft_term *t)
 {
-	raft_term t = 0;
-
-	if (l->n > 0)
-		return l->ents[l->n - 1].term;
-	if (raft_log_term(l, raft_log_last(l), &t) != RAFT_OK)
-		return 0;
-	return t;
+	if (l->n > 0) {
+		*t = l->ents[l->n - 1].term;
+		return RAFT_OK;
+	}
+	return raft_log_term(l, raft_log_last(l), t);
 }
 
 raft_index raft_log_persisted(const struct raft_log *l)
@@ -60,8 +69,9 @@ raft_index raft_log_persisted(const struct raft_log *l)
 	return l->offset - 1;
 }
 
-int raft_log_term(const struct raft_log *l, raft_index i, raft_term *t)
+int raft_log_lookup(const struct raft_log *l, raft_index i, raft_term *t, bool *stored)
 {
+	*stored = false;
 	if (i >= l->offset) {
 		if (i - l->offset >= l->n)
 			return RAFT_ERR_UNAVAILABLE;
@@ -77,21 +87,36 @@ int raft_log_term(const struct raft_log *l, raft_index i, raft_term *t)
 	}
 	if (i + 1 < l->st.first_index(l->st.ctx))
 		return RAFT_ERR_COMPACTED;
+	*stored = true;
 	return l->st.term(l->st.ctx, i, t);
 }
 
-bool raft_log_match_term(const struct raft_log *l, raft_index i, raft_term t)
+int raft_log_term(struct raft_log *l, raft_index i, raft_term *t)
 {
-	raft_term have;
+	bool stored;
+	int rc = raft_log_lookup(l, i, t, &stored);
 
-	if (i > raft_log_last(l))
-		return false;
-	if (raft_log_term(l, i, &have) != RAFT_OK)
-		return false;
-	return have == t;
+	return rc != RAFT_OK && stored ? raft_log_fail(l, rc, i) : rc;
 }
 
-int raft_log_entries(const struct raft_log *l, raft_index lo, raft_index hi, uint64_t max_bytes,
+int raft_log_match_term(struct raft_log *l, raft_index i, raft_term t, bool *match)
+{
+	raft_term have;
+	int rc;
+
+	*match = false;
+	if (i > raft_log_last(l))
+		return RAFT_OK;
+	rc = raft_log_term(l, i, &have);
+	if (rc == RAFT_ERR_COMPACTED)
+		return RAFT_OK;
+	if (rc != RAFT_OK)
+		return rc;
+	*match = have == t;
+	return RAFT_OK;
+}
+
+int raft_log_entries(struct raft_log *l, raft_index lo, raft_index hi, uint64_t max_bytes,
                      struct raft_entry *out, uint32_t *n)
 {
 	uint64_t size = 0;
@@ -110,12 +135,13 @@ int raft_log_entries(const struct raft_log *l, raft_index lo, raft_index hi, uin
 		raft_index shi = hi < l->offset ? hi : l->offset;
 
 		rc = l->st.entries(l->st.ctx, lo, shi, max_bytes, out, &k);
-		if (rc != RAFT_OK)
-			return rc;
-		if (k == 0 || k > shi - lo)
-			return RAFT_ERR_STORAGE;
-		for (uint32_t j = 0; j < k; j++)
+		if (rc != RAFT_OK || k == 0 || k > shi - lo)
+			return raft_log_fail(l, rc, lo);
+		for (uint32_t j = 0; j < k; j++) {
+			if (out[j].index != lo + j)
+				return raft_log_fail(l, RAFT_ERR_STORAGE, lo + j);
 			size += out[j].len;
+		}
 		if (k < shi - lo) {
 			*n = k;
 			return RAFT_OK;
@@ -136,7 +162,7 @@ int raft_log_entries(const struct raft_log *l, raft_index lo, raft_index hi, uin
 int raft_log_append(struct raft *r, const struct raft_entry *e, uint32_t n)
 {
 	struct raft_log *l = &r->log;
-	raft_index after;
+	raft_index after, offset = l->offset;
 	uint32_t base;
 	int rc;
 
@@ -145,38 +171,52 @@ int raft_log_append(struct raft *r, const struct raft_entry *e, uint32_t n)
 	after = e[0].index;
 	if (after <= l->offset) {
 		/* Replace everything unstable; storage's suffix is replaced on persist. */
-		if (l->has_snap && after <= l->snap.index)
-			return RAFT_ERR_INVALID;
-		l->offset = after;
-		l->n = 0;
-	} else if (after <= l->offset + l->n) {
-		l->n = (uint32_t)(after - l->offset); /* truncate the conflicting suffix */
+		RAFT_ASSERT(r, !l->has_snap || after > l->snap.index);
+		offset = after;
+		base = 0;
 	} else {
-		return RAFT_ERR_INVALID; /* would leave a gap */
+		RAFT_ASSERT(r, after <= l->offset + l->n); /* no gap */
+		base = (uint32_t)(after - l->offset);
 	}
-	base = l->n;
-	rc = raft_grow(r, (void **)&l->ents, &l->cap, base + n, sizeof(*l->ents));
+	/*
+	 * Copy past the live entries first, so that running out of memory
+	 * changes nothing.  Data of replaced entries stays in the arena: a
+	 * message queued earlier may still carry it.
+	 */
+	rc = raft_grow(r, (void **)&l->ents, &l->cap, l->n + n, sizeof(*l->ents));
 	if (rc != RAFT_OK)
 		return rc;
 	for (uint32_t j = 0; j < n; j++) {
-		struct raft_entry *d = &l->ents[base + j];
+		struct raft_entry *d = &l->ents[l->n + j];
 
+		RAFT_ASSERT(r, e[j].index == after + j);
 		*d = e[j];
 		d->data = dr_arena_copy(&l->arena, e[j].data, e[j].len);
 		if (e[j].len > 0 && d->data == NULL)
-			return RAFT_ERR_NOMEM; /* l->n not yet raised: nothing half-appended */
+			return RAFT_ERR_NOMEM;
 	}
+	if (base != l->n)
+		memmove(l->ents + base, l->ents + l->n, n * sizeof(*l->ents));
+	l->offset = offset;
 	l->n = base + n;
 	return RAFT_OK;
 }
 
-/* First entry of e that is not already in the log with the same term (0: none). */
-static raft_index find_conflict(const struct raft_log *l, const struct raft_entry *e, uint32_t n)
+/* *ci: first entry of e not already in the log with the same term (0: none). */
+static int find_conflict(struct raft_log *l, const struct raft_entry *e, uint32_t n, raft_index *ci)
 {
-	for (uint32_t j = 0; j < n; j++)
-		if (!raft_log_match_term(l, e[j].index, e[j].term))
-			return e[j].index;
-	return 0;
+	bool match;
+	int rc;
+
+	*ci = 0;
+	for (uint32_t j = 0; j < n; j++) {
+		rc = raft_log_match_term(l, e[j].index, e[j].term, &match);
+		if (rc != RAFT_OK || !match) {
+			*ci = e[j].index;
+			return rc;
+		}
+	}
+	return RAFT_OK;
 }
 
 int raft_log_maybe_append(struct raft *r, raft_index prev, raft_term prev_term, raft_index commit,
@@ -184,13 +224,21 @@ int raft_log_maybe_append(struct raft *r, raft_index prev, raft_term prev_term, 
 {
 	struct raft_log *l = &r->log;
 	raft_index ci, ln = prev + n;
+	bool match;
 	int rc;
 
+	/*
+	 * A term that cannot be read is never a mismatch: that would truncate
+	 * entries this replica may have acknowledged.  The message is dropped.
+	 */
 	*ok = false;
 	/* Paper 5.3: reject unless the log contains an entry at prev with prev_term. */
-	if (!raft_log_match_term(l, prev, prev_term))
-		return RAFT_OK;
-	ci = find_conflict(l, e, n);
+	rc = raft_log_match_term(l, prev, prev_term, &match);
+	if (rc != RAFT_OK || !match)
+		return rc;
+	rc = find_conflict(l, e, n, &ci);
+	if (rc != RAFT_OK)
+		return rc;
 	if (ci != 0) {
 		if (ci <= l->committed)
 			return RAFT_ERR_INVALID; /* a leader never overwrites committed entries */
@@ -200,16 +248,23 @@ int raft_log_maybe_append(struct raft *r, raft_index prev, raft_term prev_term, 
 			return rc;
 	}
 	/* Paper 5.3: commitIndex = min(leaderCommit, index of last new entry). */
-	raft_log_commit_to(l, commit < ln ? commit : ln);
+	rc = raft_log_commit_to(r, commit < ln ? commit : ln);
+	if (rc != RAFT_OK)
+		return rc;
 	*ok = true;
 	*lastnew = ln;
 	return RAFT_OK;
 }
 
-void raft_log_commit_to(struct raft_log *l, raft_index i)
+int raft_log_commit_to(struct raft *r, raft_index i)
 {
-	if (i > l->committed)
-		l->committed = i;
+	struct raft_log *l = &r->log;
+
+	if (i <= l->committed)
+		return RAFT_OK;
+	RAFT_ASSERT(r, i <= raft_log_last(l));
+	l->committed = i;
+	return RAFT_OK;
 }
 
 void raft_log_stable_to(struct raft *r, raft_index i, raft_term t)
@@ -226,8 +281,6 @@ void raft_log_stable_to(struct raft *r, raft_index i, raft_term t)
 		memmove(l->ents, l->ents + k, (l->n - k) * sizeof(*l->ents));
 	l->n -= k;
 	l->offset = i + 1;
-	if (l->n == 0)
-		dr_arena_reset(&l->arena);
 }
 
 void raft_log_stable_snap_to(struct raft_log *l, raft_index i)
@@ -240,25 +293,27 @@ void raft_log_restore(struct raft *r, const struct raft_snapshot_meta *s)
 {
 	struct raft_log *l = &r->log;
 
+	/* The arena keeps the old entries' data: queued messages may carry it. */
 	l->has_snap = true;
 	l->snap = *s;
 	l->n = 0;
 	l->offset = s->index + 1;
 	l->committed = s->index;
 	l->applied = s->index;
-	dr_arena_reset(&l->arena);
 }
 
-bool raft_log_is_up_to_date(const struct raft_log *l, raft_index lasti, raft_term term)
+bool raft_log_is_up_to_date(struct raft_log *l, raft_index lasti, raft_term term)
 {
-	raft_term lt = raft_log_last_term(l);
+	raft_term lt;
 
+	if (raft_log_last_term(l, &lt) != RAFT_OK)
+		return false; /* storage failed: fatal, and never a vote */
 	/* Paper 5.4.1: compare last terms, then lengths. */
 	return term > lt || (term == lt && lasti >= raft_log_last(l));
 }
 
-raft_index raft_log_find_conflict_by_term(const struct raft_log *l, raft_index index,
-                                          raft_term term, raft_term *found)
+raft_index raft_log_find_conflict_by_term(struct raft_log *l, raft_index index, raft_term term,
+                                          raft_term *found)
 {
 	raft_term t;
 

@@ -160,26 +160,27 @@ static raft_id best_successor(struct raft *r)
 
 int raft_memb_apply(struct raft *r, const struct raft_conf_change *cc, raft_index index)
 {
-	struct raft_membership *c = &r->conf;
+	struct raft_membership c = r->conf;
 	int rc;
 
 	switch (cc->type) {
 	case RAFT_CC_ADD_VOTER:
-		drop(c->nonvoters, &c->n_nonvoters, cc->node_id);
-		c->voters[c->n_voters++] = cc->node_id;
+		drop(c.nonvoters, &c.n_nonvoters, cc->node_id);
+		c.voters[c.n_voters++] = cc->node_id;
 		break;
 	case RAFT_CC_ADD_NONVOTER:
-		c->nonvoters[c->n_nonvoters++] = cc->node_id;
+		c.nonvoters[c.n_nonvoters++] = cc->node_id;
 		break;
 	default:
-		drop(c->voters, &c->n_voters, cc->node_id);
-		drop(c->nonvoters, &c->n_nonvoters, cc->node_id);
+		drop(c.voters, &c.n_voters, cc->node_id);
+		drop(c.nonvoters, &c.n_nonvoters, cc->node_id);
 		/* A removed id is never accepted again (validate keeps room). */
-		c->removed[c->n_removed++] = cc->node_id;
+		c.removed[c.n_removed++] = cc->node_id;
 		break;
 	}
-	c->config_index = index;
-	rc = raft_pr_sync_conf(r);
+	c.config_index = index;
+	/* All or nothing: on failure the configuration is as before and a retry applies it. */
+	rc = raft_pr_sync_conf(r, &c);
 	if (rc != RAFT_OK)
 		return rc;
 	if (r->role != RAFT_LEADER)
@@ -194,8 +195,10 @@ int raft_memb_apply(struct raft *r, const struct raft_conf_change *cc, raft_inde
 		r->handoff_to = next;
 		return RAFT_OK;
 	}
-	/* The quorum changed: commit may advance; new members need appends. */
-	raft_repl_maybe_commit(r);
+	/*
+	 * The quorum changed: commit may advance and new members need appends.
+	 * Both happen at the next Ready (this runs while one is out).
+	 */
 	r->pending_bcast = true;
 	return RAFT_OK;
 }
@@ -205,6 +208,8 @@ int raft_apply_conf_change(struct raft *r, const struct raft_entry *e, struct ra
 	struct raft_conf_change cc;
 	int rc;
 
+	if (r->fatal != 0)
+		return r->fatal;
 	if (e == NULL || e->type != RAFT_ENTRY_CONF_CHANGE)
 		return RAFT_ERR_INVALID;
 	rc = raft_conf_change_decode(e->data, e->len, &cc);
@@ -215,11 +220,11 @@ int raft_apply_conf_change(struct raft *r, const struct raft_entry *e, struct ra
 	if (e->index > r->conf.config_index && raft_memb_validate(r, &cc) == RAFT_OK) {
 		rc = raft_memb_apply(r, &cc, e->index);
 		if (rc != RAFT_OK)
-			return rc;
+			return raft_done(r, rc);
 	}
 	if (out != NULL)
 		*out = r->conf;
-	return RAFT_OK;
+	return raft_done(r, RAFT_OK);
 }
 
 int raft_propose_conf_change(struct raft *r, const struct raft_conf_change *cc, raft_index *index)
@@ -231,7 +236,10 @@ int raft_propose_conf_change(struct raft *r, const struct raft_conf_change *cc, 
 
 	if (index != NULL)
 		*index = 0;
-	if (r->in_ready || cc == NULL || (cc->context_len > 0 && cc->context == NULL))
+	rc = raft_begin_input(r);
+	if (rc != RAFT_OK)
+		return rc;
+	if (cc == NULL || (cc->context_len > 0 && cc->context == NULL))
 		return RAFT_ERR_INVALID;
 	if (r->role != RAFT_LEADER && (r->role != RAFT_FOLLOWER || r->lead == 0))
 		return RAFT_ERR_NO_LEADER;
@@ -249,7 +257,7 @@ int raft_propose_conf_change(struct raft *r, const struct raft_conf_change *cc, 
 	rc = raft_repl_propose(r, &e, 1, r->role == RAFT_LEADER ? index : NULL);
 	if (buf != small)
 		r->a->free(buf);
-	return rc;
+	return raft_done(r, rc);
 }
 
 bool raft_membership_contains(const struct raft_membership *m, raft_id id)

@@ -2,12 +2,23 @@
 MODULES += raft
 raft_SRCS := src/raft/raft.c src/raft/log.c src/raft/progress.c src/raft/election.c \
 	src/raft/replication.c src/raft/readindex.c src/raft/transfer.c \
-	src/raft/membership.c src/raft/snapshot.c src/raft/raft_memstorage.c
+	src/raft/membership.c src/raft/snapshot.c src/raft/quiesce.c src/raft/ready.c \
+	src/raft/raft_memstorage.c
 
-UNIT_TESTS += test_raft test_raft_paper
-$(B)/test/test_raft: $(call objs,test/unit/test_raft_fixture.c) $(B)/lib/libdr_raft.a $(B)/lib/libdr_util.a
-$(B)/test/test_raft_paper: $(call objs,test/unit/test_raft_fixture.c) $(B)/lib/libdr_raft.a \
-	$(B)/lib/libdr_util.a
+# Debug checks (RAFT_DEBUG: an impossible state aborts, arenas free every block
+# on reset) in the sanitizer build and the fuzz target; the simulator's
+# sanitizer build sets it for its own copy of the core (test/sim/module.mk).
+ifeq ($(SANITIZE),1)
+  CORE_CFLAGS += -DRAFT_DEBUG
+endif
+$(FZ)/obj/src/raft/%.o: FUZZ_CFLAGS += -DRAFT_DEBUG
+
+UNIT_TESTS += test_raft test_raft_paper test_raft_quiesce test_raft_errors
+RAFT_TEST_DEPS := $(call objs,test/unit/test_raft_fixture.c) $(B)/lib/libdr_raft.a $(B)/lib/libdr_util.a
+$(B)/test/test_raft: $(RAFT_TEST_DEPS)
+$(B)/test/test_raft_paper: $(RAFT_TEST_DEPS)
+$(B)/test/test_raft_quiesce: $(RAFT_TEST_DEPS)
+$(B)/test/test_raft_errors: $(RAFT_TEST_DEPS)
 $(B)/bench/raft_bench: $(B)/lib/libdr_raft.a $(B)/lib/libdr_util.a
 
 .PHONY: bench-raft

@@ -112,17 +112,17 @@ bool raft_pr_is_paused(const struct raft *r, const struct progress *pr)
 	}
 }
 
-void raft_ifl_add(struct inflights *f, raft_index last, uint64_t bytes)
+int raft_ifl_add(struct raft *r, struct inflights *f, raft_index last, uint64_t bytes)
 {
 	uint32_t at;
 
-	if (f->count == f->cap)
-		return; /* callers check ifl_full first */
+	RAFT_ASSERT(r, f->count < f->cap); /* callers check raft_ifl_full first */
 	at = (f->start + f->count) % f->cap;
 	f->last[at] = last;
 	f->size[at] = bytes;
 	f->count++;
 	f->bytes += bytes;
+	return RAFT_OK;
 }
 
 void raft_ifl_free_le(struct inflights *f, raft_index to)
@@ -156,50 +156,43 @@ bool raft_ifl_full(const struct raft *r, const struct inflights *f)
 	return r->cfg.max_inflight_bytes > 0 && f->bytes >= r->cfg.max_inflight_bytes;
 }
 
-/* Is id in the list? */
-static bool has_id(const raft_id *ids, uint32_t n, raft_id id)
+int raft_pr_sync_conf(struct raft *r, const struct raft_membership *c)
 {
-	for (uint32_t i = 0; i < n; i++)
-		if (ids[i] == id)
-			return true;
-	return false;
-}
-
-int raft_pr_sync_conf(struct raft *r)
-{
-	struct progress old[2 * RAFT_MAX_MEMBERS];
-	uint32_t n_old = r->n_prs, n = 0;
-	const struct raft_membership *c = &r->conf;
+	struct progress next[RAFT_MAX_MEMBERS];
+	uint32_t n = 0;
 	int rc = RAFT_OK;
 
-	memcpy(old, r->prs, n_old * sizeof(old[0]));
+	RAFT_ASSERT(r, c->n_voters + c->n_nonvoters <= RAFT_MAX_MEMBERS);
 	for (uint32_t k = 0; k < c->n_voters + c->n_nonvoters; k++) {
 		bool voter = k < c->n_voters;
 		raft_id id = voter ? c->voters[k] : c->nonvoters[k - c->n_voters];
-		struct progress *dst = &r->prs[n];
-		uint32_t j;
+		struct progress *old = raft_pr(r, id);
 
-		for (j = 0; j < n_old; j++)
-			if (old[j].id == id)
-				break;
-		if (j < n_old) {
-			*dst = old[j];
-			old[j].id = 0; /* moved */
+		if (old != NULL) {
+			next[n] = *old;
 		} else {
-			rc = raft_pr_init(r, dst, id, voter);
+			rc = raft_pr_init(r, &next[n], id, voter);
 			if (rc != RAFT_OK)
-				break;
+				goto err_after_init;
 			if (id == r->id)
-				dst->match = raft_log_persisted(&r->log);
+				next[n].match = raft_log_persisted(&r->log);
 		}
-		dst->voter = voter;
-		n++;
+		next[n++].voter = voter;
 	}
-	for (uint32_t j = 0; j < n_old; j++)
-		if (old[j].id != 0 && !has_id(c->voters, c->n_voters, old[j].id) &&
-		    !has_id(c->nonvoters, c->n_nonvoters, old[j].id))
-			raft_pr_free(r, &old[j]);
+	/* Nothing can fail from here: members that leave give up their rings. */
+	for (uint32_t j = 0; j < r->n_prs; j++)
+		if (!raft_membership_contains(c, r->prs[j].id))
+			raft_pr_free(r, &r->prs[j]);
+	memcpy(r->prs, next, n * sizeof(next[0]));
 	r->n_prs = n;
+	if (c != &r->conf)
+		r->conf = *c;
+	return RAFT_OK;
+
+err_after_init:
+	for (uint32_t j = 0; j < n; j++)
+		if (raft_pr(r, next[j].id) == NULL)
+			raft_pr_free(r, &next[j]);
 	return rc;
 }
 
@@ -215,11 +208,6 @@ raft_index raft_pr_quorum_match(const struct raft *r)
 		if (!pr->voter)
 			continue;
 		v = pr->match;
-#ifdef RAFT_PLANT_BUG_LEADER_COUNTS_UNPERSISTED
-		/* PLANTED BUG: the leader counts entries it has not persisted. */
-		if (pr->id == r->id)
-			v = raft_log_last(&r->log);
-#endif
 		/* insertion sort, descending */
 		uint32_t j = n++;
 		while (j > 0 && m[j - 1] < v) {

@@ -1,6 +1,6 @@
 /*
- * raft.c - creating a replica, dispatching input (tick, step, propose, ...)
- * and producing / acknowledging the Ready record.
+ * raft.c - creating a replica, dispatching input (tick, step, propose, ...),
+ * the error plumbing and the accessors.  The Ready record is in ready.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,12 +39,55 @@ const char *raft_strerror(int rc)
 		return "storage failure";
 	case RAFT_ERR_TOO_BIG:
 		return "entry too big";
+	case RAFT_ERR_BUG:
+		return "internal error (impossible state)";
 	default:
 		return "unknown error";
 	}
 }
 
 /* ---- plumbing ---- */
+
+#ifdef RAFT_DEBUG
+void raft_abort(const char *cond, const char *file, int line)
+{
+	fprintf(stderr, "raft: impossible state: %s (%s:%d)\n", cond, file, line);
+	abort();
+}
+#else
+void raft_bug(struct raft *r, const char *cond, const char *file, int line)
+{
+	if (r->fatal != 0)
+		return;
+	r->fatal = RAFT_ERR_BUG;
+	snprintf(r->errmsg, sizeof(r->errmsg), "impossible state: %s (%s:%d)", cond, file, line);
+}
+#endif
+
+int raft_done(struct raft *r, int rc)
+{
+	if (r->fatal == 0 && r->log.failed != 0) {
+		r->fatal = RAFT_ERR_STORAGE;
+		snprintf(r->errmsg, sizeof(r->errmsg), "storage read failed at index %llu: %s",
+		         (unsigned long long)r->log.failed_at, raft_strerror(r->log.failed));
+	}
+	if (r->fatal != 0)
+		return r->fatal;
+	raft_check_invariants(r);
+	return rc;
+}
+
+/* Before a local input: a stopped replica or an outstanding Ready refuses it; a quiescent one
+ * wakes. */
+int raft_begin_input(struct raft *r)
+{
+	if (r->fatal != 0)
+		return r->fatal;
+	if (r->in_ready)
+		return RAFT_ERR_INVALID;
+	raft_quiesce_wake(r);
+	return RAFT_OK;
+}
 
 int raft_grow(struct raft *r, void **p, uint32_t *cap, uint32_t need, size_t elsz)
 {
@@ -69,6 +112,8 @@ struct raft_message *raft_send(struct raft *r, raft_id to, uint32_t type)
 	struct raft_message *m;
 	uint32_t cap = r->cap_msgs;
 
+	/* Everything queued goes out with the next Ready, never the one handed out. */
+	RAFT_ASSERT_RET(r, !r->in_ready, NULL);
 	if (r->n_msgs == cap) {
 		if (raft_grow(r, (void **)&r->msgs, &cap, r->n_msgs + 1, sizeof(*r->msgs)))
 			return NULL;
@@ -174,6 +219,44 @@ void raft_reset_randomized_timeout(struct raft *r)
 	        r->cfg.election_tick + (unsigned)(next_rand(r) % r->cfg.election_tick);
 }
 
+#ifdef RAFT_DEBUG
+#define INV(cond)                                                                                  \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			raft_abort("invariant: " #cond, __FILE__, __LINE__);                       \
+	} while (0)
+
+void raft_check_invariants(struct raft *r)
+{
+	const struct raft_log *l = &r->log;
+	raft_index last = raft_log_last(l);
+
+	INV(l->applied <= l->committed && l->committed <= last);
+	INV(!l->has_snap || l->offset == l->snap.index + 1);
+	for (uint32_t i = 0; i < l->n; i++) {
+		const struct raft_entry *e = &l->ents[i];
+
+		INV(e->index == l->offset + i);
+		INV(e->len == 0 || dr_arena_owns(&l->arena, e->data, e->len));
+	}
+	INV(r->n_prs == r->conf.n_voters + r->conf.n_nonvoters);
+	INV(r->role != RAFT_LEADER || raft_pr(r, r->id) != NULL);
+	INV(!r->quiesced || r->role == RAFT_LEADER || r->role == RAFT_FOLLOWER);
+	for (uint32_t i = 0; i < r->n_prs; i++) {
+		const struct progress *pr = &r->prs[i];
+
+		INV(raft_membership_contains(&r->conf, pr->id));
+		INV(pr->match < pr->next);
+		INV(r->role != RAFT_LEADER || pr->match <= last);
+		INV(pr->ifl.count <= pr->ifl.cap);
+		INV(pr->state != PR_SNAPSHOT || pr->pending_snapshot != 0);
+	}
+	for (uint32_t i = 0; i < r->n_msgs; i++)
+		INV(r->msg_eoff[i] == UINT32_MAX ||
+		    r->msg_eoff[i] + r->msgs[i].n_entries <= r->n_ments);
+}
+#endif
+
 /* ---- create / destroy ---- */
 
 static int check_config(const struct raft_config *c)
@@ -242,6 +325,10 @@ int raft_create(const struct raft_config *cfg, const struct raft_membership *boo
 	r->log.st = cfg->storage;
 	dr_arena_init(&r->log.arena, a->malloc, a->free, RAFT_ARENA_BLOCK);
 	dr_arena_init(&r->mdata, a->malloc, a->free, RAFT_ARENA_BLOCK);
+#ifdef RAFT_DEBUG
+	/* Data kept past its lifetime becomes a use-after-free that ASan reports. */
+	r->log.arena.strict = r->mdata.strict = true;
+#endif
 
 	rc = cfg->storage.initial_state(cfg->storage.ctx, &hs, &r->conf);
 	if (rc != RAFT_OK)
@@ -290,7 +377,7 @@ int raft_create(const struct raft_config *cfg, const struct raft_membership *boo
 		if (rc != RAFT_OK)
 			goto err_after_log;
 	}
-	rc = raft_pr_sync_conf(r);
+	rc = raft_pr_sync_conf(r, &r->conf);
 	if (rc != RAFT_OK)
 		goto err_after_log;
 	raft_become_follower(r, r->term, 0);
@@ -333,10 +420,10 @@ void raft_destroy(struct raft *r)
 
 /* ---- input ---- */
 
-int raft_tick(struct raft *r)
+static int tick(struct raft *r)
 {
-	if (r->in_ready)
-		return RAFT_ERR_INVALID;
+	int rc;
+
 	r->election_elapsed++;
 	if (r->role != RAFT_LEADER) {
 		if (raft_promotable(r) && r->election_elapsed >= r->randomized_timeout) {
@@ -357,6 +444,11 @@ int raft_tick(struct raft *r)
 		if (r->transferee != 0)
 			raft_xfer_abort(r);
 	}
+	if (r->cfg.quiesce_tick > 0) {
+		rc = raft_quiesce_tick(r);
+		if (rc != RAFT_OK || r->quiesced)
+			return rc;
+	}
 	if (r->heartbeat_elapsed >= r->cfg.heartbeat_tick) {
 		r->heartbeat_elapsed = 0;
 		return raft_repl_bcast_heartbeat(r, r->read_seq);
@@ -364,7 +456,17 @@ int raft_tick(struct raft *r)
 	return RAFT_OK;
 }
 
-/* Reject malformed input before it can touch any state. */
+int raft_tick(struct raft *r)
+{
+	if (r->fatal != 0)
+		return r->fatal;
+	if (r->in_ready)
+		return RAFT_ERR_INVALID;
+	if (r->quiesced)
+		return RAFT_OK; /* no timer runs while quiescent */
+	return raft_done(r, tick(r));
+}
+
 /* Refuse input with a reason kept in r->errmsg. */
 static int refuse(struct raft *r, const char *why, const struct raft_message *m)
 {
@@ -436,7 +538,7 @@ static int step_term(struct raft *r, const struct raft_message *m, bool *drop)
 			return RAFT_OK; /* counted at the future term */
 		/* Paper 5.1: a higher term makes us a follower of that term. */
 		if (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
-		    m->type == RAFT_MSG_SNAPSHOT)
+		    m->type == RAFT_MSG_SNAPSHOT || m->type == RAFT_MSG_QUIESCE)
 			raft_become_follower(r, m->term, m->from);
 		else
 			raft_become_follower(r, m->term, 0);
@@ -496,8 +598,12 @@ static int step_leader(struct raft *r, const struct raft_message *m)
 	pr->recent_active = true;
 	switch (m->type) {
 	case RAFT_MSG_APPEND_RESP:
+		if (!m->reject && m->commit > pr->commit)
+			pr->commit = m->commit;
 		return raft_repl_handle_append_resp(r, m);
 	case RAFT_MSG_HEARTBEAT_RESP:
+		if (m->commit > pr->commit)
+			pr->commit = m->commit;
 		return raft_repl_handle_heartbeat_resp(r, m);
 	default:
 		return RAFT_OK;
@@ -518,6 +624,10 @@ static int step_candidate(struct raft *r, const struct raft_message *m)
 	case RAFT_MSG_SNAPSHOT:
 		raft_become_follower(r, m->term, m->from);
 		return raft_snap_handle(r, m);
+	case RAFT_MSG_QUIESCE:
+		raft_become_follower(r, m->term, m->from);
+		raft_quiesce_follow(r);
+		return RAFT_OK;
 	default:
 		if (m->type == want)
 			return raft_handle_vote_resp(r, m);
@@ -554,6 +664,10 @@ static int step_follower(struct raft *r, const struct raft_message *m)
 		r->election_elapsed = 0;
 		r->lead = m->from;
 		return raft_snap_handle(r, m);
+	case RAFT_MSG_QUIESCE:
+		r->lead = m->from;
+		raft_quiesce_follow(r);
+		return RAFT_OK;
 	case RAFT_MSG_TIMEOUT_NOW:
 		/* Thesis 3.10: the transferee campaigns at once, skipping pre-vote. */
 		if (!raft_promotable(r))
@@ -569,18 +683,20 @@ static int step_follower(struct raft *r, const struct raft_message *m)
 	}
 }
 
-int raft_step(struct raft *r, const struct raft_message *m)
+/* Does m wake a quiescent replica?  Not QUIESCE, nor a leader's late heartbeat responses. */
+static bool wakes(const struct raft *r, const struct raft_message *m)
+{
+	if (m->type == RAFT_MSG_QUIESCE)
+		return false;
+	return !(r->role == RAFT_LEADER && m->type == RAFT_MSG_HEARTBEAT_RESP &&
+	         (m->flags & RAFT_MSG_FLAG_WAKE) == 0);
+}
+
+static int step(struct raft *r, const struct raft_message *m)
 {
 	bool drop;
 	int rc;
 
-	if (r->in_ready)
-		return RAFT_ERR_INVALID;
-	rc = check_msg(r, m);
-	if (rc != RAFT_OK)
-		return rc;
-	if (raft_is_removed(r, m->from))
-		return RAFT_OK; /* a removed id is never accepted again */
 	rc = step_term(r, m, &drop);
 	if (rc != RAFT_OK || drop)
 		return rc;
@@ -597,13 +713,30 @@ int raft_step(struct raft *r, const struct raft_message *m)
 	}
 }
 
-int raft_propose(struct raft *r, const uint8_t *data, uint32_t len, raft_index *index)
+int raft_step(struct raft *r, const struct raft_message *m)
+{
+	int rc;
+
+	if (r->fatal != 0)
+		return r->fatal;
+	if (r->in_ready)
+		return RAFT_ERR_INVALID;
+	rc = check_msg(r, m);
+	if (rc != RAFT_OK)
+		return rc;
+	if (raft_is_removed(r, m->from))
+		return RAFT_OK; /* a removed id is never accepted again */
+	/* Wake before the term rules: a woken follower hears its leader as of now. */
+	if (r->quiesced && wakes(r, m))
+		raft_quiesce_wake(r);
+	return raft_done(r, step(r, m));
+}
+
+static int propose(struct raft *r, const uint8_t *data, uint32_t len, raft_index *index)
 {
 	struct raft_entry e = {0, 0, RAFT_ENTRY_NORMAL, len, data};
 
-	if (index != NULL)
-		*index = 0;
-	if (r->in_ready || (len > 0 && data == NULL))
+	if (len > 0 && data == NULL)
 		return RAFT_ERR_INVALID;
 	if (r->cfg.max_entry_bytes > 0 && len > r->cfg.max_entry_bytes)
 		return RAFT_ERR_TOO_BIG;
@@ -614,12 +747,22 @@ int raft_propose(struct raft *r, const uint8_t *data, uint32_t len, raft_index *
 	return raft_repl_propose(r, &e, 1, NULL); /* forwards */
 }
 
-int raft_read_index(struct raft *r, uint64_t context)
+int raft_propose(struct raft *r, const uint8_t *data, uint32_t len, raft_index *index)
+{
+	int rc;
+
+	if (index != NULL)
+		*index = 0;
+	rc = raft_begin_input(r);
+	if (rc != RAFT_OK)
+		return rc;
+	return raft_done(r, propose(r, data, len, index));
+}
+
+static int read_index(struct raft *r, uint64_t context)
 {
 	struct raft_message m;
 
-	if (r->in_ready)
-		return RAFT_ERR_INVALID;
 	if (r->role == RAFT_LEADER)
 		return raft_ri_request(r, r->id, context);
 	if (r->lead == 0 || r->role != RAFT_FOLLOWER)
@@ -631,12 +774,17 @@ int raft_read_index(struct raft *r, uint64_t context)
 	return forward(r, &m);
 }
 
-int raft_transfer_leader(struct raft *r, raft_id target)
+int raft_read_index(struct raft *r, uint64_t context)
 {
-	struct raft_message *o;
+	int rc = raft_begin_input(r);
 
-	if (r->in_ready)
-		return RAFT_ERR_INVALID;
+	if (rc != RAFT_OK)
+		return rc;
+	return raft_done(r, read_index(r, context));
+}
+
+static int transfer_leader(struct raft *r, raft_id target)
+{
 	if (r->role == RAFT_LEADER)
 		return raft_xfer_start(r, target);
 	if (r->lead == 0 || r->role != RAFT_FOLLOWER)
@@ -644,29 +792,55 @@ int raft_transfer_leader(struct raft *r, raft_id target)
 	/* Only the transferee itself may be asked for through forwarding. */
 	if (target != r->id)
 		return RAFT_ERR_NOT_LEADER;
-	o = raft_send(r, r->lead, RAFT_MSG_TRANSFER_LEADER);
-	return o == NULL ? RAFT_ERR_NOMEM : RAFT_OK;
+	return raft_send(r, r->lead, RAFT_MSG_TRANSFER_LEADER) == NULL ? RAFT_ERR_NOMEM : RAFT_OK;
+}
+
+int raft_transfer_leader(struct raft *r, raft_id target)
+{
+	int rc = raft_begin_input(r);
+
+	if (rc != RAFT_OK)
+		return rc;
+	return raft_done(r, transfer_leader(r, target));
 }
 
 int raft_campaign(struct raft *r)
 {
-	if (r->in_ready)
-		return RAFT_ERR_INVALID;
+	int rc = raft_begin_input(r);
+
+	if (rc != RAFT_OK)
+		return rc;
 	if (r->role == RAFT_LEADER)
 		return RAFT_OK;
 	if (!raft_promotable(r))
 		return RAFT_ERR_INVALID;
-	return raft_do_campaign(r, r->cfg.pre_vote, false);
+	return raft_done(r, raft_do_campaign(r, r->cfg.pre_vote, false));
+}
+
+int raft_wake(struct raft *r)
+{
+	return raft_begin_input(r);
+}
+
+bool raft_quiesced(const struct raft *r)
+{
+	return r->quiesced;
 }
 
 void raft_report_unreachable(struct raft *r, raft_id peer)
 {
 	struct progress *pr = raft_pr(r, peer);
 
-	if (r->role != RAFT_LEADER || pr == NULL || peer == r->id)
+	if (r->fatal != 0 || peer == r->id)
 		return;
+	/* A quiescent follower cut off from its leader wakes, to elect another. */
+	if (r->role != RAFT_LEADER) {
+		if (peer == r->lead)
+			raft_quiesce_wake(r);
+		return;
+	}
 	/* Appends in flight are probably lost: fall back to probing. */
-	if (pr->state == PR_REPLICATE)
+	if (pr != NULL && pr->state == PR_REPLICATE)
 		raft_pr_become_probe(pr);
 }
 
@@ -694,169 +868,6 @@ void raft_compacted(struct raft *r, raft_index index)
 			r->pending_bcast = true;
 }
 
-/* ---- output ---- */
-
-static bool soft_changed(const struct raft *r)
-{
-	return r->prev_ss.leader != r->lead || r->prev_ss.role != r->role;
-}
-
-static bool hard_changed(const struct raft *r)
-{
-	return r->prev_hs.term != r->term || r->prev_hs.vote != r->vote ||
-	       r->prev_hs.commit != r->log.committed;
-}
-
-bool raft_has_ready(const struct raft *r)
-{
-	const struct raft_log *l = &r->log;
-
-	if (r->in_ready)
-		return false;
-	return (r->pending_bcast && r->prev_hs.term == r->term) || r->handoff_to != 0 ||
-	       r->n_msgs > 0 || l->n > 0 || l->has_snap || hard_changed(r) || soft_changed(r) ||
-	       (!r->hold_apply && l->committed > l->applied) || r->n_rs > 0;
-}
-
-/* Committed entries not yet applied, bounded per Ready. */
-static int fill_committed(struct raft *r, uint32_t *n)
-{
-	struct raft_log *l = &r->log;
-	raft_index lo = l->applied + 1, hi = l->committed + 1;
-	int rc;
-
-	*n = 0;
-	if (lo >= hi || r->hold_apply)
-		return RAFT_OK;
-	if (hi - lo > RAFT_FETCH_MAX_ENTRIES)
-		hi = lo + RAFT_FETCH_MAX_ENTRIES;
-	rc = raft_grow(r, (void **)&r->cents, &r->cap_cents, (uint32_t)(hi - lo),
-	               sizeof(*r->cents));
-	if (rc != RAFT_OK)
-		return rc;
-	return raft_log_entries(l, lo, hi, RAFT_COMMITTED_MAX_BYTES, r->cents, n);
-}
-
-void raft_ready(struct raft *r, struct raft_ready *rd)
-{
-	struct raft_log *l = &r->log;
-	uint32_t nc = 0;
-
-	memset(rd, 0, sizeof(*rd));
-	if (r->in_ready)
-		return;
-	/*
-	 * Appends may leave before the leader persists the entries they carry,
-	 * but never before its term and vote are durable: a leader that crashed
-	 * and lost its term could otherwise lead that term twice.  Until then
-	 * they wait for the next Ready.
-	 */
-	if (r->role == RAFT_LEADER && r->pending_bcast && r->prev_hs.term == r->term &&
-	    r->prev_hs.vote == r->vote) {
-		r->pending_bcast = false;
-		raft_repl_maybe_commit(r); /* no-op unless the quorum moved (or a planted bug) */
-		/* On NOMEM the flag stays set and the next Ready retries. */
-		if (raft_repl_bcast_append(r) != RAFT_OK)
-			r->pending_bcast = true;
-	}
-	if (r->handoff_to != 0) {
-		/* A leader that removed itself asks the most up-to-date voter to campaign. */
-		raft_send(r, r->handoff_to, RAFT_MSG_TIMEOUT_NOW);
-		r->handoff_to = 0;
-	}
-	r->in_ready = true;
-
-	rd->hard_state_changed = r->rd_hs = hard_changed(r);
-	rd->hard_state.term = r->term;
-	rd->hard_state.vote = r->vote;
-	rd->hard_state.commit = l->committed;
-	r->rd_hard_state = rd->hard_state;
-	rd->soft_state_changed = r->rd_ss = soft_changed(r);
-	rd->soft_state.leader = r->lead;
-	rd->soft_state.role = r->role;
-	r->rd_soft_state = rd->soft_state;
-
-	rd->has_snapshot = r->rd_snap = l->has_snap;
-	if (l->has_snap) {
-		rd->snapshot = l->snap;
-		r->rd_snap_index = l->snap.index;
-	}
-	rd->n_entries = l->n;
-	rd->entries = l->ents;
-	r->rd_last_index = raft_log_last(l);
-	r->rd_last_term = l->n > 0 ? l->ents[l->n - 1].term : 0;
-
-	for (uint32_t i = 0; i < r->n_msgs; i++) {
-		struct raft_message *m = &r->msgs[i];
-
-		m->entries = r->msg_eoff[i] == UINT32_MAX ? NULL : &r->ments[r->msg_eoff[i]];
-		m->snapshot = r->msg_soff[i] == UINT32_MAX ? NULL : &r->msnaps[r->msg_soff[i]];
-	}
-	rd->n_messages = r->rd_n_msgs = r->n_msgs;
-	rd->messages = r->msgs;
-
-	/* On a storage error nothing is delivered this round; the next Ready retries. */
-	if (fill_committed(r, &nc) != RAFT_OK)
-		nc = 0;
-	rd->n_committed = nc;
-	rd->committed = r->cents;
-	r->rd_committed_hi = nc > 0 ? r->cents[nc - 1].index : 0;
-	r->rd_n_committed = nc;
-
-	rd->n_read_states = r->rd_n_rs = r->n_rs;
-	rd->read_states = r->rs;
-}
-
-void raft_advance(struct raft *r, const struct raft_ready *rd)
-{
-	struct raft_log *l = &r->log;
-
-	(void)rd;
-	if (!r->in_ready)
-		return;
-	r->in_ready = false;
-	/* Everything handed out is done: reuse the buffers (before new output below). */
-	r->n_msgs = 0;
-	r->n_ments = 0;
-	r->n_msnaps = 0;
-	dr_arena_reset(&r->mdata);
-	r->n_rs = 0;
-	if (r->rd_hs)
-		r->prev_hs = r->rd_hard_state;
-	if (r->rd_ss)
-		r->prev_ss = r->rd_soft_state;
-	if (r->rd_snap) {
-		raft_log_stable_snap_to(l, r->rd_snap_index);
-		if (l->applied < r->rd_snap_index)
-			l->applied = r->rd_snap_index;
-	}
-	if (r->rd_committed_hi > l->applied) {
-		uint64_t bytes = 0;
-
-		for (uint32_t i = 0; i < r->rd_n_committed; i++)
-			bytes += r->cents[i].len;
-		l->applied = r->rd_committed_hi;
-		if (r->role == RAFT_LEADER)
-			r->uncommitted = r->uncommitted > bytes ? r->uncommitted - bytes : 0;
-	}
-	if (r->rd_last_term != 0) {
-		raft_log_stable_to(r, r->rd_last_index, r->rd_last_term);
-		if (r->role == RAFT_LEADER) {
-			struct progress *self = raft_pr(r, r->id);
-
-			/* The leader counts itself only for what it persisted. */
-			if (self != NULL && raft_pr_maybe_update(self, raft_log_persisted(l)) &&
-			    raft_repl_maybe_commit(r))
-				r->pending_bcast = true;
-		}
-	}
-}
-
-bool raft_msg_may_precede_persist(const struct raft_message *m)
-{
-	return m->type == RAFT_MSG_APPEND;
-}
-
 /* ---- accessors ---- */
 
 enum raft_role raft_role(const struct raft *r)
@@ -882,6 +893,13 @@ raft_index raft_commit_index(const struct raft *r)
 raft_index raft_last_index(const struct raft *r)
 {
 	return raft_log_last(&r->log);
+}
+
+int raft_term_at(const struct raft *r, raft_index i, raft_term *t)
+{
+	bool stored;
+
+	return raft_log_lookup(&r->log, i, t, &stored);
 }
 
 raft_index raft_peers_match(const struct raft *r)
@@ -928,4 +946,9 @@ const struct raft_membership *raft_membership(const struct raft *r)
 const char *raft_errmsg(const struct raft *r)
 {
 	return r->errmsg;
+}
+
+int raft_fatal(const struct raft *r)
+{
+	return r->fatal;
 }

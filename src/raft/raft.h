@@ -3,13 +3,15 @@
  * clock, no threads, no global state.
  *
  * Input:  raft_tick(), raft_step(message), raft_propose(), raft_read_index(),
- *         raft_propose_conf_change(), raft_transfer_leader(), raft_report_*().
+ *         raft_propose_conf_change(), raft_transfer_leader(), raft_campaign(),
+ *         raft_wake(), raft_report_*().
  * Output: a Ready record (raft_ready()), acknowledged with raft_advance().
  *
  * The caller's loop, as in etcd raft's RawNode:
  *
  *	if (raft_has_ready(r)) {
- *		raft_ready(r, &rd);
+ *		if (raft_ready(r, &rd) != RAFT_OK)
+ *		        stop the group (see "Errors");
  *		persist rd.hard_state (if rd.hard_state_changed), rd.entries and
  *		        rd.snapshot (if rd.has_snapshot), fsync;
  *		send rd.messages (the leader may send rd.messages before persisting
@@ -20,11 +22,39 @@
  *
  * Between raft_ready() and raft_advance() only raft_apply_conf_change(),
  * raft_report_*() and the accessors may be called; the other input functions
- * return RAFT_ERR_INVALID there and raft_has_ready() is false.
+ * return RAFT_ERR_INVALID there and raft_has_ready() is false.  Any number of
+ * inputs may come between two Readys (an engine steps a whole batch).
+ *
+ * Errors.  Every input function returns a raft_rc:
+ *  - refusals (NOT_LEADER, NO_LEADER, TOO_MANY_UNCOMMITTED, CONF_CHANGE_PENDING,
+ *    TRANSFER_IN_PROGRESS, REMOVED, TOO_BIG, INVALID): nothing changed and
+ *    nothing is queued.  INVALID from raft_step is a malformed or forged
+ *    message: it was dropped; count it.
+ *  - RAFT_ERR_NOMEM: from raft_propose, raft_propose_conf_change,
+ *    raft_read_index, raft_transfer_leader, raft_campaign and
+ *    raft_apply_conf_change nothing changed: retry (raft_apply_conf_change
+ *    must succeed before later entries are applied, or the group must stop).
+ *    From raft_step and raft_tick: handled at most as if the message or a
+ *    reply had been lost on the network, which Raft tolerates; carry on.
+ *    raft_ready never fails for memory: what it could not add waits for the
+ *    next Ready.
+ *  - fatal, the group must stop: RAFT_ERR_BUG (an impossible state; debug
+ *    builds abort instead) and RAFT_ERR_STORAGE (a storage callback failed or
+ *    storage contradicts itself).  They are sticky: every later call returns
+ *    the same code, raft_has_ready() is false and raft_ready() hands out
+ *    nothing, so nothing computed after the failure ever leaves the replica.
+ *    raft_fatal() and raft_errmsg() say what happened; only the accessors and
+ *    raft_destroy() remain useful.  Any input function and raft_ready() may
+ *    return them; raft_advance(), raft_report_*() and raft_compacted() record
+ *    them for the next call.
  *
  * Storage: the core keeps unstable entries itself and reads stable ones
  * through struct raft_storage (like etcd's Storage).  raft_memstorage.h is an
  * in-memory implementation for tests, the simulator and benchmarks.
+ *
+ * Entry data: what a Ready or its messages point to is owned by the core (or,
+ * for stable entries, by storage) and stays valid until raft_advance();
+ * data passed in (raft_propose, raft_step) is copied.
  *
  * Membership (thesis 4.1, one server at a time) takes effect when the caller
  * applies the committed conf change entry with raft_apply_conf_change(), as in
@@ -35,6 +65,21 @@
  * initial configuration from the log.  A replica created without bootstrap
  * over storage that holds a membership but no entries and term 0 (a crash
  * before the bootstrap Ready was persisted) bootstraps again from it.
+ *
+ * Quiescence (config quiesce_tick, after Dragonboat): a leader whose group has
+ * been idle for quiesce_tick ticks (no proposal, read, membership change,
+ * transfer or snapshot under way; every member has acknowledged the last
+ * index and reported the commit index) sends RAFT_MSG_QUIESCE and stops
+ * ticking; a follower does the same on that message from its leader.  While
+ * raft_quiesced(), raft_tick() does nothing (the caller may skip it).  Any
+ * local input and any message but QUIESCE wakes the replica, except that a
+ * quiescent leader ignores plain heartbeat responses (late answers to its
+ * last heartbeats).  Waking restarts the timers, so it never starts an
+ * election or a CheckQuorum step-down by itself; a woken leader heartbeats at
+ * once and a woken follower tells its leader (a heartbeat response flagged
+ * RAFT_MSG_FLAG_WAKE), so one woken member wakes the group.  If the leader
+ * may be gone, wake the followers (raft_wake(), or raft_report_unreachable()
+ * of the leader): they elect a new one after an election timeout.
  *
  * rd.committed may include entries of rd.entries (the leader commits through
  * its followers while persisting in parallel): persist before applying.
@@ -47,18 +92,19 @@
 /* Return codes: 0 is success, all errors are negative. */
 enum raft_rc {
 	RAFT_OK = 0,
-	RAFT_ERR_NOMEM = -1,           /* allocation failed */
-	RAFT_ERR_NOT_LEADER = -2,      /* this replica is not leader; see raft_leader() */
-	RAFT_ERR_NO_LEADER = -3,       /* proposal dropped: no known leader to forward to */
+	RAFT_ERR_NOMEM = -1,                /* allocation failed */
+	RAFT_ERR_NOT_LEADER = -2,           /* this replica is not leader; see raft_leader() */
+	RAFT_ERR_NO_LEADER = -3,            /* proposal dropped: no known leader to forward to */
 	RAFT_ERR_TOO_MANY_UNCOMMITTED = -4, /* uncommitted byte limit reached */
 	RAFT_ERR_CONF_CHANGE_PENDING = -5,  /* one membership change at a time */
 	RAFT_ERR_TRANSFER_IN_PROGRESS = -6, /* proposals refused while transferring */
-	RAFT_ERR_INVALID = -7,         /* bad argument (unknown member, bad id, ...) */
-	RAFT_ERR_REMOVED = -8,         /* the node id was removed and cannot return */
-	RAFT_ERR_COMPACTED = -9,       /* storage: requested index compacted away */
-	RAFT_ERR_UNAVAILABLE = -10,    /* storage: requested index not yet available */
-	RAFT_ERR_STORAGE = -11,        /* storage callback failed */
-	RAFT_ERR_TOO_BIG = -12,        /* entry larger than the configured maximum */
+	RAFT_ERR_INVALID = -7,              /* bad argument (unknown member, bad id, ...) */
+	RAFT_ERR_REMOVED = -8,              /* the node id was removed and cannot return */
+	RAFT_ERR_COMPACTED = -9,            /* storage: requested index compacted away */
+	RAFT_ERR_UNAVAILABLE = -10,         /* storage: requested index not yet available */
+	RAFT_ERR_STORAGE = -11,             /* storage callback failed (fatal) */
+	RAFT_ERR_TOO_BIG = -12,             /* entry larger than the configured maximum */
+	RAFT_ERR_BUG = -13,                 /* an impossible state: the group must stop (fatal) */
 };
 
 /* Static description of an rc. */
@@ -71,19 +117,23 @@ enum raft_role {
 	RAFT_LEADER = 3,
 };
 
-/* Read access to stable storage.  All callbacks return a raft_rc. */
+/*
+ * Read access to stable storage.  All callbacks return a raft_rc: RAFT_OK, or
+ * RAFT_ERR_NOMEM (transient: what needed the read waits and is retried), or
+ * any other error for an index inside [first_index - 1, last_index], which is
+ * fatal (RAFT_ERR_STORAGE, see "Errors").
+ */
 struct raft_storage {
 	void *ctx;
 	/* Hard state and membership as last persisted. */
-	int (*initial_state)(void *ctx, struct raft_hard_state *hs,
-			     struct raft_membership *m);
+	int (*initial_state)(void *ctx, struct raft_hard_state *hs, struct raft_membership *m);
 	/*
 	 * Entries [lo, hi), at most max_bytes in total but at least one entry.
 	 * Fills out[0..*n) (room for hi-lo entries); data stays valid until the
 	 * next raft_advance() of the group that asked.
 	 */
 	int (*entries)(void *ctx, raft_index lo, raft_index hi, uint64_t max_bytes,
-		       struct raft_entry *out, uint32_t *n);
+	               struct raft_entry *out, uint32_t *n);
 	/* Term of entry i, for first_index-1 <= i <= last_index. */
 	int (*term)(void *ctx, raft_index i, raft_term *t);
 	raft_index (*first_index)(void *ctx); /* first entry still in the log */
@@ -101,18 +151,20 @@ struct raft_alloc {
 
 struct raft_config {
 	uint64_t group_id;
-	raft_id id;                /* this replica, > 0 */
-	unsigned election_tick;    /* election timeout in ticks (> heartbeat_tick) */
-	unsigned heartbeat_tick;   /* heartbeat interval in ticks */
-	bool pre_vote;             /* thesis 9.6 */
-	bool check_quorum;         /* leader steps down without a quorum (thesis 6.2) */
-	unsigned max_inflight_msgs;   /* appends in flight per follower */
-	uint64_t max_inflight_bytes;  /* bytes in flight per follower; 0 = unlimited */
-	uint64_t max_msg_bytes;       /* most entry bytes per append message */
+	raft_id id;                     /* this replica, > 0 */
+	unsigned election_tick;         /* election timeout in ticks (> heartbeat_tick) */
+	unsigned heartbeat_tick;        /* heartbeat interval in ticks */
+	bool pre_vote;                  /* thesis 9.6 */
+	bool check_quorum;              /* leader steps down without a quorum (thesis 6.2) */
+	unsigned max_inflight_msgs;     /* appends in flight per follower */
+	uint64_t max_inflight_bytes;    /* bytes in flight per follower; 0 = unlimited */
+	uint64_t max_msg_bytes;         /* most entry bytes per append message */
 	uint64_t max_uncommitted_bytes; /* leader's uncommitted payload limit; 0 = none */
-	uint64_t max_entry_bytes;     /* largest single entry; 0 = none */
-	raft_index applied;        /* last applied index at restart */
-	uint64_t seed;             /* seeds the randomized election timeout */
+	uint64_t max_entry_bytes;       /* largest single entry; 0 = none */
+	uint64_t max_committed_bytes; /* most committed bytes per Ready (>= 1 entry); 0 = 64 MiB */
+	unsigned quiesce_tick;        /* idle ticks before a leader quiesces the group; 0 = never */
+	raft_index applied;           /* last applied index at restart */
+	uint64_t seed;                /* seeds the randomized election timeout */
 	struct raft_storage storage;
 	const struct raft_alloc *alloc; /* NULL = libc */
 };
@@ -141,11 +193,11 @@ struct raft_ready {
 	bool has_snapshot;
 	struct raft_snapshot_meta snapshot; /* install, then persist, if has_snapshot */
 	uint32_t n_entries;
-	const struct raft_entry *entries;   /* append to stable storage (replacing >= first) */
+	const struct raft_entry *entries; /* append to stable storage (replacing >= first) */
 	uint32_t n_messages;
 	const struct raft_message *messages; /* send after persisting (see raft.h top) */
 	uint32_t n_committed;
-	const struct raft_entry *committed;  /* apply in order */
+	const struct raft_entry *committed; /* apply in order */
 	uint32_t n_read_states;
 	const struct raft_read_state *read_states;
 };
@@ -158,7 +210,7 @@ struct raft; /* opaque */
  * bootstrap the first Ready carries the n bootstrap entries (see above).
  */
 int raft_create(const struct raft_config *cfg, const struct raft_membership *bootstrap,
-		struct raft **out);
+                struct raft **out);
 /* Free a replica and everything it owns. */
 void raft_destroy(struct raft *r);
 
@@ -174,8 +226,7 @@ int raft_step(struct raft *r, const struct raft_message *m);
  */
 int raft_propose(struct raft *r, const uint8_t *data, uint32_t len, raft_index *index);
 /* Propose one membership change (one pending at a time). */
-int raft_propose_conf_change(struct raft *r, const struct raft_conf_change *cc,
-			     raft_index *index);
+int raft_propose_conf_change(struct raft *r, const struct raft_conf_change *cc, raft_index *index);
 /*
  * Apply a committed conf change entry to the configuration (call while
  * applying, in log order); *out receives the membership to persist.  A change
@@ -183,8 +234,7 @@ int raft_propose_conf_change(struct raft *r, const struct raft_conf_change *cc,
  * unchanged and returns RAFT_OK; RAFT_ERR_INVALID for a malformed entry.  A
  * leader that removes itself steps down.
  */
-int raft_apply_conf_change(struct raft *r, const struct raft_entry *e,
-			   struct raft_membership *out);
+int raft_apply_conf_change(struct raft *r, const struct raft_entry *e, struct raft_membership *out);
 /* Request a linearizable read point; the answer comes as a read state with context. */
 int raft_read_index(struct raft *r, uint64_t context);
 /* Ask the leader to hand leadership to target (thesis 3.10). */
@@ -192,15 +242,20 @@ int raft_transfer_leader(struct raft *r, raft_id target);
 /* Start an election now (tests and manual failover). */
 int raft_campaign(struct raft *r);
 
-/* The transport could not reach a peer. */
+/* Leave quiescence now (no-op if not quiescent), e.g. when the leader may be gone. */
+int raft_wake(struct raft *r);
+/* Is this replica quiescent (raft_tick() would do nothing)? */
+bool raft_quiesced(const struct raft *r);
+
+/* The transport could not reach a peer (if it is our leader, we wake up). */
 void raft_report_unreachable(struct raft *r, raft_id peer);
 /* The snapshot sent to a peer finished (or failed). */
 void raft_report_snapshot(struct raft *r, raft_id peer, bool failed);
 
 /* Is there anything in a Ready? */
 bool raft_has_ready(const struct raft *r);
-/* Fill rd with this round's work. */
-void raft_ready(struct raft *r, struct raft_ready *rd);
+/* Fill rd with this round's work; RAFT_OK, RAFT_ERR_INVALID (a Ready is out) or fatal. */
+int raft_ready(struct raft *r, struct raft_ready *rd);
 /* The caller has persisted, sent and applied rd. */
 void raft_advance(struct raft *r, const struct raft_ready *rd);
 /* Messages that a leader may send before persisting the entries they carry. */
@@ -223,6 +278,8 @@ raft_id raft_leader(const struct raft *r);
 raft_term raft_term_of(const struct raft *r);
 raft_index raft_commit_index(const struct raft *r);
 raft_index raft_last_index(const struct raft *r);
+/* Term of entry i in this replica's log (unstable entries included); a raft_rc. */
+int raft_term_at(const struct raft *r, raft_index i, raft_term *t);
 /* As leader: the lowest match index of the other members (what they may still
  * need starts after it); otherwise, or alone, the last index. */
 raft_index raft_peers_match(const struct raft *r);
@@ -239,8 +296,10 @@ int raft_peer_progress(const struct raft *r, raft_id id, struct raft_peer_progre
 const struct raft_membership *raft_membership(const struct raft *r);
 /* Is id a voter or non-voter of m? */
 bool raft_membership_contains(const struct raft_membership *m, raft_id id);
-/* Why the last input was refused with RAFT_ERR_INVALID ("" if never). */
+/* Why the last input was refused with RAFT_ERR_INVALID, or what stopped the replica. */
 const char *raft_errmsg(const struct raft *r);
+/* The fatal rc that stopped this replica (RAFT_ERR_BUG, RAFT_ERR_STORAGE), or 0. */
+int raft_fatal(const struct raft *r);
 
 /* Encode / decode a conf change as entry data.  Encode returns bytes needed. */
 size_t raft_conf_change_encode(const struct raft_conf_change *cc, uint8_t *buf, size_t cap);

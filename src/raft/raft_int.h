@@ -19,6 +19,32 @@
 /* Default data block size of an arena. */
 #define RAFT_ARENA_BLOCK (64u << 10)
 
+/*
+ * Impossible states.  RAFT_ASSERT(r, cond) checks what the core itself
+ * guarantees, never a property of input (a malformed or forged message is
+ * refused with RAFT_ERR_INVALID and counted by the caller).  Debug builds
+ * (RAFT_DEBUG: tests under sanitizers, the simulator, fuzzing) abort; release
+ * builds record RAFT_ERR_BUG, which stops the group (raft.h, "Errors"), and
+ * return from the enclosing function (with ret, or RAFT_ERR_BUG).
+ */
+#ifdef RAFT_DEBUG
+#define RAFT_ASSERT_RET(r, cond, ret)                                                              \
+	do {                                                                                       \
+		(void)(r);                                                                         \
+		if (!(cond))                                                                       \
+			raft_abort(#cond, __FILE__, __LINE__);                                     \
+	} while (0)
+#else
+#define RAFT_ASSERT_RET(r, cond, ret)                                                              \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			raft_bug((r), #cond, __FILE__, __LINE__);                                  \
+			return ret;                                                                \
+		}                                                                                  \
+	} while (0)
+#endif
+#define RAFT_ASSERT(r, cond) RAFT_ASSERT_RET(r, cond, RAFT_ERR_BUG)
+
 /* Ring of in-flight appends to one follower: last index and bytes of each. */
 struct inflights {
 	uint32_t start;
@@ -41,7 +67,11 @@ enum vote_state {
 	VOTE_REJECTED = 2,
 };
 
-/* What the leader knows of one member (thesis 3.5, "nextIndex"/"matchIndex"). */
+/*
+ * What the leader knows of one member (thesis 3.5, "nextIndex"/"matchIndex").
+ * Invariant: match < next; match <= the leader's last index; state
+ * PR_SNAPSHOT iff a snapshot at pending_snapshot is on its way.
+ */
 struct progress {
 	raft_id id;
 	bool voter;
@@ -54,10 +84,17 @@ struct progress {
 	raft_index pending_snapshot;
 	raft_index sent_commit;
 	uint64_t read_ack; /* highest ReadIndex heartbeat sequence acknowledged */
+	raft_index commit; /* highest commit index the member reported (quiescence) */
 	struct inflights ifl;
 };
 
-/* The log: stable entries in storage, unstable ones here (etcd's raftLog). */
+/*
+ * The log: stable entries in storage, unstable ones here (etcd's raftLog).
+ * Invariant: applied <= committed <= last index; first index - 1 <= applied;
+ * ents[i].index == offset + i; has_snap implies offset == snap.index + 1.
+ * Ownership: ents[].data lives in arena, which is reset only when no entry is
+ * unstable and no message or Ready handed out refers to it (raft_advance).
+ */
 struct raft_log {
 	struct raft_storage st;
 	struct raft_entry *ents; /* unstable entries, ents[0].index == offset */
@@ -68,6 +105,8 @@ struct raft_log {
 	struct raft_snapshot_meta snap;
 	raft_index committed;
 	raft_index applied;
+	int failed;            /* first storage callback failure (fatal, see raft_done) */
+	raft_index failed_at;  /* the index it was reading */
 	struct dr_arena arena; /* data of unstable entries */
 };
 
@@ -91,13 +130,18 @@ struct raft {
 
 	struct raft_log log;
 	struct raft_membership conf;
-	struct progress prs[2 * RAFT_MAX_MEMBERS];
+	struct progress prs[RAFT_MAX_MEMBERS];
 	uint32_t n_prs;
 
 	unsigned election_elapsed;
 	unsigned heartbeat_elapsed;
 	unsigned randomized_timeout;
 	uint64_t rng;
+
+	int fatal;           /* RAFT_ERR_BUG or RAFT_ERR_STORAGE once stopped; sticky */
+	bool quiesced;       /* no ticking until woken (raft.h, "Quiescence") */
+	bool wake_notify;    /* woke up: heartbeats or a notice go out with the next Ready */
+	unsigned idle_ticks; /* leader: ticks the group has been idle */
 
 	raft_id transferee;
 	raft_index pending_conf_index;
@@ -148,17 +192,24 @@ struct raft {
 	uint32_t rd_n_committed;
 	bool rd_snap;
 	raft_index rd_snap_index;
-	uint32_t rd_n_msgs;
-	uint32_t rd_n_rs;
 
 	char errmsg[128];
 };
 
 /* ---- raft.c: plumbing ---- */
 
+/* Record an impossible state (release builds): the group stops with RAFT_ERR_BUG. */
+void raft_bug(struct raft *r, const char *cond, const char *file, int line);
+/* Print an impossible state and abort (debug builds). */
+void raft_abort(const char *cond, const char *file, int line) __attribute__((noreturn));
+/* The rc a public call returns: a fatal error recorded during the call wins. */
+int raft_done(struct raft *r, int rc);
+/* Before a local input: refuses if stopped or inside a Ready, wakes a quiescent replica. */
+int raft_begin_input(struct raft *r);
+
 /* Grow an array to hold need elements (geometric). */
 int raft_grow(struct raft *r, void **p, uint32_t *cap, uint32_t need, size_t elsz);
-/* Queue a message (to, type, term filled in); returns it or NULL on NOMEM. */
+/* Queue a message (to, type, term filled in); NULL on NOMEM (or inside a Ready: a bug). */
 struct raft_message *raft_send(struct raft *r, raft_id to, uint32_t type);
 /* Attach n entries, copied as structs, to the last queued message. */
 int raft_msg_attach_entries(struct raft *r, const struct raft_entry *e, uint32_t n);
@@ -176,6 +227,12 @@ bool raft_is_removed(const struct raft *r, raft_id id);
 uint32_t raft_quorum(const struct raft *r);
 /* Pick a new randomized election timeout in [election, 2*election) (paper 5.2). */
 void raft_reset_randomized_timeout(struct raft *r);
+#ifdef RAFT_DEBUG
+/* Check the invariants of the log and the progress (debug builds: abort). */
+void raft_check_invariants(struct raft *r);
+#else
+#define raft_check_invariants(r) ((void)(r))
+#endif
 
 /* ---- log.c ---- */
 
@@ -183,28 +240,40 @@ void raft_reset_randomized_timeout(struct raft *r);
 int raft_log_init(struct raft *r);
 /* Free unstable entries. */
 void raft_log_free(struct raft *r);
+/*
+ * Storage callbacks are read through these; a failure inside the stored range
+ * (but RAFT_ERR_NOMEM) is recorded in l->failed (fatal) and reported as
+ * RAFT_ERR_STORAGE, so no answer computed from it leaves the replica.
+ */
+
+/* A storage callback failed (rc) reading index i: record it (fatal) and return
+ * RAFT_ERR_STORAGE, or RAFT_ERR_NOMEM if that was all. */
+int raft_log_fail(struct raft_log *l, int rc, raft_index i);
 /* Index of the first entry still available. */
 raft_index raft_log_first(const struct raft_log *l);
 /* Index of the last entry (unstable included). */
 raft_index raft_log_last(const struct raft_log *l);
-/* Term of the last entry. */
-raft_term raft_log_last_term(const struct raft_log *l);
+/* Term of the last entry; a raft_rc. */
+int raft_log_last_term(struct raft_log *l, raft_term *t);
 /* Last index known persisted locally. */
 raft_index raft_log_persisted(const struct raft_log *l);
+/* Term of entry i; *stored: storage answered (any failure of it is then the caller's to judge). */
+int raft_log_lookup(const struct raft_log *l, raft_index i, raft_term *t, bool *stored);
 /* Term of entry i (RAFT_ERR_COMPACTED / RAFT_ERR_UNAVAILABLE when out of range). */
-int raft_log_term(const struct raft_log *l, raft_index i, raft_term *t);
-/* Does entry i have term t? */
-bool raft_log_match_term(const struct raft_log *l, raft_index i, raft_term t);
+int raft_log_term(struct raft_log *l, raft_index i, raft_term *t);
+/* *match: does entry i have term t (false past the log or compacted)?  An rc
+ * if its term cannot be read, which is never to be taken for a mismatch. */
+int raft_log_match_term(struct raft_log *l, raft_index i, raft_term t, bool *match);
 /* Entries [lo, hi) into out (room for hi-lo), at most max_bytes but at least one. */
-int raft_log_entries(const struct raft_log *l, raft_index lo, raft_index hi, uint64_t max_bytes,
+int raft_log_entries(struct raft_log *l, raft_index lo, raft_index hi, uint64_t max_bytes,
                      struct raft_entry *out, uint32_t *n);
-/* Append entries (copied), truncating any unstable suffix from ents[0].index. */
+/* Append entries (copied) from ents[0].index, replacing what follows; all or nothing. */
 int raft_log_append(struct raft *r, const struct raft_entry *e, uint32_t n);
 /* Follower append (paper 5.3): returns RAFT_OK and *ok, *lastnew. */
 int raft_log_maybe_append(struct raft *r, raft_index prev, raft_term prev_term, raft_index commit,
                           const struct raft_entry *e, uint32_t n, bool *ok, raft_index *lastnew);
-/* Raise the commit index to i (never lowers it). */
-void raft_log_commit_to(struct raft_log *l, raft_index i);
+/* Raise the commit index to i <= last index (never lowers it). */
+int raft_log_commit_to(struct raft *r, raft_index i);
 /* Entries up to (i, t) are now persisted: drop them from the unstable part. */
 void raft_log_stable_to(struct raft *r, raft_index i, raft_term t);
 /* The pending snapshot at index i is persisted. */
@@ -212,10 +281,10 @@ void raft_log_stable_snap_to(struct raft_log *l, raft_index i);
 /* Replace the whole log with a snapshot (install from the leader). */
 void raft_log_restore(struct raft *r, const struct raft_snapshot_meta *s);
 /* Is (lasti, term) at least as up-to-date as our log (paper 5.4.1)? */
-bool raft_log_is_up_to_date(const struct raft_log *l, raft_index lasti, raft_term term);
+bool raft_log_is_up_to_date(struct raft_log *l, raft_index lasti, raft_term term);
 /* Largest index <= index whose term is <= term (fast backtracking). */
-raft_index raft_log_find_conflict_by_term(const struct raft_log *l, raft_index index,
-                                          raft_term term, raft_term *found);
+raft_index raft_log_find_conflict_by_term(struct raft_log *l, raft_index index, raft_term term,
+                                          raft_term *found);
 
 /* ---- progress.c ---- */
 
@@ -235,8 +304,8 @@ bool raft_pr_maybe_update(struct progress *pr, raft_index n);
 bool raft_pr_maybe_decr_to(struct progress *pr, raft_index rejected, raft_index match_hint);
 /* May we send this member an append now? */
 bool raft_pr_is_paused(const struct raft *r, const struct progress *pr);
-/* Record an append of bytes ending at last. */
-void raft_ifl_add(struct inflights *f, raft_index last, uint64_t bytes);
+/* Record an append of bytes ending at last (the ring must have room). */
+int raft_ifl_add(struct raft *r, struct inflights *f, raft_index last, uint64_t bytes);
 /* Drop in-flight appends ending at or before to. */
 void raft_ifl_free_le(struct inflights *f, raft_index to);
 /* Drop the oldest in-flight append. */
@@ -245,8 +314,8 @@ void raft_ifl_free_first(struct inflights *f);
 void raft_ifl_reset(struct inflights *f);
 /* Is the ring full (messages or bytes)? */
 bool raft_ifl_full(const struct raft *r, const struct inflights *f);
-/* Rebuild prs from conf, keeping existing progress of members that stay. */
-int raft_pr_sync_conf(struct raft *r);
+/* Make c the configuration: prs rebuilt, progress of members that stay kept; all or nothing. */
+int raft_pr_sync_conf(struct raft *r, const struct raft_membership *c);
 /* Largest index a majority of voters has matched (paper 5.3). */
 raft_index raft_pr_quorum_match(const struct raft *r);
 /* Have a majority of voters been active since the last check (thesis 6.2)? */
@@ -318,10 +387,22 @@ void raft_xfer_abort(struct raft *r);
 
 /* Validate a conf change against the current configuration (leader, at propose). */
 int raft_memb_validate(struct raft *r, const struct raft_conf_change *cc);
-/* Apply a conf change to conf (helper for raft_apply_conf_change). */
+/* Apply a conf change to conf (helper for raft_apply_conf_change); all or nothing. */
 int raft_memb_apply(struct raft *r, const struct raft_conf_change *cc, raft_index index);
 /* Validate a membership received from the network or storage. */
 bool raft_memb_valid(const struct raft_membership *m);
+
+/* ---- quiesce.c ---- */
+
+/* Leader, each tick: count idle ticks and quiesce the group when due. */
+int raft_quiesce_tick(struct raft *r);
+/* QUIESCE from our leader: stop ticking. */
+void raft_quiesce_follow(struct raft *r);
+/* Leave quiescence: timers restart; at the next Ready a leader heartbeats, a follower tells its
+ * leader. */
+void raft_quiesce_wake(struct raft *r);
+/* At Ready: the heartbeats or the notice of a replica that woke up. */
+int raft_quiesce_notify(struct raft *r);
 
 /* ---- snapshot.c ---- */
 

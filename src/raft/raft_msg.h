@@ -82,25 +82,27 @@ struct raft_conf_change {
 
 /* Message types that travel between replicas. */
 enum raft_msg_type {
-	RAFT_MSG_APPEND = 1,        /* leader -> follower: entries and commit */
-	RAFT_MSG_APPEND_RESP = 2,   /* follower -> leader: match index or reject + hint */
-	RAFT_MSG_VOTE = 3,          /* candidate -> all: RequestVote */
+	RAFT_MSG_APPEND = 1,      /* leader -> follower: entries and commit */
+	RAFT_MSG_APPEND_RESP = 2, /* follower -> leader: match index or reject + hint */
+	RAFT_MSG_VOTE = 3,        /* candidate -> all: RequestVote */
 	RAFT_MSG_VOTE_RESP = 4,
-	RAFT_MSG_PREVOTE = 5,       /* pre-candidate -> all (thesis 9.6) */
+	RAFT_MSG_PREVOTE = 5, /* pre-candidate -> all (thesis 9.6) */
 	RAFT_MSG_PREVOTE_RESP = 6,
-	RAFT_MSG_HEARTBEAT = 7,     /* leader -> follower: commit, read-index context */
+	RAFT_MSG_HEARTBEAT = 7, /* leader -> follower: commit, read-index context */
 	RAFT_MSG_HEARTBEAT_RESP = 8,
-	RAFT_MSG_SNAPSHOT = 9,      /* leader -> follower: install snapshot (meta only) */
-	RAFT_MSG_PROPOSE = 10,      /* follower -> leader: forwarded proposal entries */
-	RAFT_MSG_READINDEX = 11,    /* follower -> leader: forwarded ReadIndex request */
+	RAFT_MSG_SNAPSHOT = 9,   /* leader -> follower: install snapshot (meta only) */
+	RAFT_MSG_PROPOSE = 10,   /* follower -> leader: forwarded proposal entries */
+	RAFT_MSG_READINDEX = 11, /* follower -> leader: forwarded ReadIndex request */
 	RAFT_MSG_READINDEX_RESP = 12,
-	RAFT_MSG_TIMEOUT_NOW = 13,  /* leader -> transferee: campaign now (thesis 3.10) */
+	RAFT_MSG_TIMEOUT_NOW = 13,     /* leader -> transferee: campaign now (thesis 3.10) */
 	RAFT_MSG_TRANSFER_LEADER = 14, /* follower -> leader: forwarded transfer request */
-	RAFT_MSG_TYPE_MAX = 14,
+	RAFT_MSG_QUIESCE = 15,         /* leader -> all: the group is idle, stop ticking */
+	RAFT_MSG_TYPE_MAX = 15,
 };
 
 /* Message flags. */
 #define RAFT_MSG_FLAG_TRANSFER 0x1u /* a vote caused by leadership transfer */
+#define RAFT_MSG_FLAG_WAKE     0x2u /* heartbeat response of a follower that woke up */
 
 /*
  * One message.  Fields a type does not use are zero.  entries and snapshot
@@ -113,9 +115,9 @@ struct raft_message {
 	raft_id from;
 	raft_id to;
 	raft_term term;
-	raft_term log_term;     /* term of the entry at index (append / vote) */
-	raft_index index;       /* prev index (append), last index (vote), match (resp) */
-	raft_index commit;
+	raft_term log_term; /* term of the entry at index (append / vote) */
+	raft_index index;   /* prev index (append), last index (vote), match (resp) */
+	raft_index commit;  /* leader's commit (append, heartbeat); sender's (responses) */
 	bool reject;
 	raft_index reject_hint; /* fast backtracking: follower's hint index */
 	raft_term hint_term;    /* term at reject_hint in the follower's log */

@@ -12,6 +12,7 @@ int raft_ri_push_state(struct raft *r, uint64_t context, raft_index index)
 {
 	int rc;
 
+	RAFT_ASSERT(r, !r->in_ready); /* it would never be handed out */
 	rc = raft_grow(r, (void **)&r->rs, &r->cap_rs, r->n_rs + 1, sizeof(*r->rs));
 	if (rc != RAFT_OK)
 		return rc;
@@ -22,7 +23,7 @@ int raft_ri_push_state(struct raft *r, uint64_t context, raft_index index)
 }
 
 /* Thesis 6.4 step 1: the leader must have committed an entry of its term. */
-static bool committed_in_term(const struct raft *r)
+static bool committed_in_term(struct raft *r)
 {
 	raft_term t;
 

@@ -131,7 +131,7 @@ int raft_repl_send_append(struct raft *r, struct progress *pr, bool send_if_empt
 	if (rc == RAFT_ERR_COMPACTED)
 		return raft_snap_send(r, pr, sent);
 	if (rc != RAFT_OK)
-		return RAFT_OK;
+		return rc == RAFT_ERR_UNAVAILABLE ? RAFT_OK : rc;
 	if (pr->next <= last) {
 		raft_index hi = last + 1;
 
@@ -168,7 +168,9 @@ int raft_repl_send_append(struct raft *r, struct progress *pr, bool send_if_empt
 		if (pr->state == PR_REPLICATE) {
 			/* Pipelining: optimistically move next past what is in flight. */
 			pr->next = end + 1;
-			raft_ifl_add(&pr->ifl, end, bytes);
+			rc = raft_ifl_add(r, &pr->ifl, end, bytes);
+			if (rc != RAFT_OK)
+				return rc;
 		}
 	}
 	if (pr->state == PR_PROBE)
@@ -226,7 +228,8 @@ bool raft_repl_maybe_commit(struct raft *r)
 	/* Paper 5.4.2: only entries of the current term commit by counting replicas. */
 	if (raft_log_term(&r->log, mci, &t) != RAFT_OK || t != r->term)
 		return false;
-	raft_log_commit_to(&r->log, mci);
+	if (raft_log_commit_to(r, mci) != RAFT_OK)
+		return false;
 	raft_ri_on_commit_in_term(r);
 	return true;
 }
@@ -245,6 +248,7 @@ int raft_repl_handle_append(struct raft *r, const struct raft_message *m)
 		if (o == NULL)
 			return RAFT_ERR_NOMEM;
 		o->index = l->committed;
+		o->commit = l->committed;
 		return RAFT_OK;
 	}
 	rc = raft_log_maybe_append(r, m->index, m->log_term, m->commit, m->entries, m->n_entries,
@@ -254,6 +258,7 @@ int raft_repl_handle_append(struct raft *r, const struct raft_message *m)
 	o = raft_send(r, m->from, RAFT_MSG_APPEND_RESP);
 	if (o == NULL)
 		return RAFT_ERR_NOMEM;
+	o->commit = l->committed;
 	if (ok) {
 		/* Sent after the entries are persisted (same Ready). */
 		o->index = lastnew;
@@ -275,12 +280,16 @@ int raft_repl_handle_heartbeat(struct raft *r, const struct raft_message *m)
 {
 	struct raft_message *o;
 	raft_index c = m->commit < raft_log_last(&r->log) ? m->commit : raft_log_last(&r->log);
+	int rc;
 
-	raft_log_commit_to(&r->log, c);
+	rc = raft_log_commit_to(r, c);
+	if (rc != RAFT_OK)
+		return rc;
 	o = raft_send(r, m->from, RAFT_MSG_HEARTBEAT_RESP);
 	if (o == NULL)
 		return RAFT_ERR_NOMEM;
 	o->context = m->context;
+	o->commit = r->log.committed;
 	return RAFT_OK;
 }
 
@@ -301,6 +310,9 @@ int raft_repl_handle_append_resp(struct raft *r, const struct raft_message *m)
 	bool sent;
 	int rc;
 
+	/* Within a term the leader's log only grows: a larger ack was forged. */
+	if (!m->reject && m->index > raft_log_last(&r->log))
+		return RAFT_ERR_INVALID;
 	if (m->reject) {
 		raft_index probe = m->reject_hint;
 

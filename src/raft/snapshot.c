@@ -14,7 +14,9 @@ int raft_snap_send(struct raft *r, struct progress *pr, bool *sent)
 
 	*sent = false;
 	rc = r->log.st.snapshot(r->log.st.ctx, &meta);
-	if (rc != RAFT_OK || meta.index == 0)
+	if (rc != RAFT_OK)
+		return raft_log_fail(&r->log, rc, pr->next);
+	if (meta.index == 0)
 		return RAFT_OK; /* nothing to send yet; retried on the next attempt */
 	m = raft_send(r, pr->id, RAFT_MSG_SNAPSHOT);
 	if (m == NULL)
@@ -32,26 +34,37 @@ int raft_snap_send(struct raft *r, struct progress *pr, bool *sent)
 	return RAFT_OK;
 }
 
-
 int raft_snap_handle(struct raft *r, const struct raft_message *m)
 {
 	const struct raft_snapshot_meta *s = m->snapshot;
 	struct raft_log *l = &r->log;
 	struct raft_message *o;
+	bool have = false;
 	int rc;
 
-	if (s->index <= l->committed || !raft_membership_contains(&s->membership, r->id)) {
-		/* Stale, or not meant for us: report where we are. */
-	} else if (raft_log_match_term(l, s->index, s->term)) {
-		/* We already have the snapshot's last entry: just fast-forward commit. */
-		raft_log_commit_to(l, s->index);
-	} else {
-		/* Paper 7: discard the entire log and install the snapshot. */
-		raft_log_restore(r, s);
-		r->conf = s->membership;
-		rc = raft_pr_sync_conf(r);
+	/* A term that cannot be read is no reason to discard the log: drop the message. */
+	if (s->index > l->committed) {
+		rc = raft_log_match_term(l, s->index, s->term, &have);
 		if (rc != RAFT_OK)
 			return rc;
+	}
+	if (s->index <= l->committed || !raft_membership_contains(&s->membership, r->id)) {
+		/* Stale, or not meant for us: report where we are. */
+	} else if (have) {
+		/*
+		 * Paper 7: we already have the snapshot's last entry; keep the
+		 * entries after it (we may have acknowledged them) and just
+		 * fast-forward commit.
+		 */
+		rc = raft_log_commit_to(r, s->index);
+		if (rc != RAFT_OK)
+			return rc;
+	} else {
+		/* Paper 7: discard the entire log and install the snapshot (all or nothing). */
+		rc = raft_pr_sync_conf(r, &s->membership);
+		if (rc != RAFT_OK)
+			return rc;
+		raft_log_restore(r, s);
 	}
 	o = raft_send(r, m->from, RAFT_MSG_APPEND_RESP);
 	if (o == NULL)

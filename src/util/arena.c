@@ -5,7 +5,8 @@
 
 #include "util/arena.h"
 
-void dr_arena_init(struct dr_arena *ar, void *(*malloc_fn)(size_t), void (*free_fn)(void *), size_t block)
+void dr_arena_init(struct dr_arena *ar, void *(*malloc_fn)(size_t), void (*free_fn)(void *),
+                   size_t block)
 {
 	memset(ar, 0, sizeof(*ar));
 	ar->malloc = malloc_fn;
@@ -64,6 +65,10 @@ void dr_arena_reset(struct dr_arena *ar)
 		ar->free(b);
 	}
 	ar->full = NULL;
+	if (ar->cur != NULL && ar->strict) {
+		ar->free(ar->cur);
+		ar->cur = NULL;
+	}
 	if (ar->cur != NULL)
 		ar->cur->used = 0;
 	ar->total = 0;
@@ -75,4 +80,22 @@ void dr_arena_free(struct dr_arena *ar)
 	if (ar->cur != NULL)
 		ar->free(ar->cur);
 	ar->cur = NULL;
+}
+
+/* Is [p, p+n) inside what block b handed out? */
+static bool in_block(const struct dr_arena_block *b, const void *p, size_t n)
+{
+	uintptr_t lo = (uintptr_t)b->data, at = (uintptr_t)p;
+
+	return at >= lo && at - lo <= b->used && n <= b->used - (at - lo);
+}
+
+bool dr_arena_owns(const struct dr_arena *ar, const void *p, size_t n)
+{
+	if (ar->cur != NULL && in_block(ar->cur, p, n))
+		return true;
+	for (const struct dr_arena_block *b = ar->full; b != NULL; b = b->next)
+		if (in_block(b, p, n))
+			return true;
+	return false;
 }

@@ -2,8 +2,8 @@
  * sim.h - the deterministic Raft simulator (test/sim): shared types.
  *
  * Several struct raft replicas live in one process.  Virtual time advances in
- * units (SIM_TICK_UNITS per raft tick); everything random comes from one
- * seeded xoshiro256** generator, so a seed reproduces its run byte for byte.
+ * units (SIM_TICK_UNITS per raft tick); everything random comes from seeded
+ * xoshiro256** generators, so a seed reproduces its run byte for byte.
  * Each node persists into its own in-memory "disk" (struct sim_store) through
  * the Ready cycle; a crash drops the struct raft and everything not yet
  * persisted.  Invariants are checked incrementally as events happen.
@@ -17,11 +17,9 @@
 
 #include "raft/raft.h"
 
-#define SIM_MAX_NODES      5
-#define SIM_TICK_UNITS     4  /* virtual time units per raft tick */
-#define SIM_ELECTION_TICK  10 /* raft election timeout, ticks */
-#define SIM_HEARTBEAT_TICK 1  /* raft heartbeat interval, ticks */
-#define SIM_PROP_LEN       16 /* bytes of one client proposal */
+#define SIM_MAX_NODES  5
+#define SIM_TICK_UNITS 4  /* virtual time units per raft tick */
+#define SIM_PROP_MIN   16 /* bytes of the smallest client proposal (its id and a mark) */
 
 /* ---- sim_util.c ---------------------------------------------------------- */
 
@@ -59,15 +57,22 @@ void *sim_xmalloc(size_t n);
 /* See sim_xmalloc. */
 void *sim_xrealloc(void *p, size_t n);
 
-/* Encode client proposal id into buf[SIM_PROP_LEN]. */
-void sim_prop_encode(uint64_t id, uint8_t *buf);
+/*
+ * Encode client proposal id into buf[len] (len >= SIM_PROP_MIN): the id, a
+ * mark, then bytes derived from the id, so a payload that was damaged (or
+ * read from reused memory) is recognised wherever it shows up.
+ */
+void sim_prop_encode(uint64_t id, uint8_t *buf, uint32_t len);
 /*
  * What the state machine records for an entry: 0 for the leader's no-op, the
- * proposal id (< 2^62) for a client proposal, a hash with bit 63 set otherwise.
+ * proposal id (< 2^62) for an intact client proposal, a hash with bit 63 set
+ * otherwise.
  */
 uint64_t sim_content(uint32_t type, const uint8_t *data, uint32_t len);
 /* Is this content a client proposal id? */
 bool sim_content_is_prop(uint64_t c);
+/* Is e something the simulation could have written (no-op, intact proposal, conf change)? */
+bool sim_entry_intact(const struct raft_entry *e);
 
 /* ---- sim_store.c: one node's durable state -------------------------------- */
 
@@ -99,6 +104,10 @@ struct sim_store {
 	/* entry data the core may still point to until its next raft_advance() */
 	uint8_t **grave;
 	size_t n_grave, cap_grave;
+	/* read failures injected into the storage callbacks (per 100,000 calls):
+	 * half out of memory (transient), half I/O errors (fatal) */
+	struct sim_rand *fail_rng;
+	unsigned fail;
 };
 
 /* An empty disk. */
@@ -171,6 +180,7 @@ void sim_net_free(struct sim_net *n);
 
 /* Fault and workload mix of one run, drawn from the seed. */
 struct sim_params {
+	unsigned elect_tick, hb_tick;                    /* raft timing, ticks */
 	unsigned drop, dup, reorder;                     /* permille per message */
 	unsigned max_delay;                              /* units, >= 1 */
 	unsigned part, crash;                            /* permille per step */
@@ -181,31 +191,49 @@ struct sim_params {
 	unsigned campaign;                /* permille per step: raft_campaign on a node */
 	unsigned skew[SIM_MAX_NODES + 1]; /* permille of ticks a node's clock misses */
 	bool pre_vote, check_quorum;
-	bool lazy_boot; /* the bootstrap Ready may be lost in a crash */
+	bool lazy_boot;           /* the bootstrap Ready may be lost in a crash */
+	bool batch;               /* inputs pile up between Readys (an engine's batch) */
+	unsigned loop;            /* batch: permille of units a node takes its Readys */
+	unsigned big;             /* permille of proposals several arena blocks large */
+	unsigned max_small;       /* other proposals: up to SIM_PROP_MIN + max_small bytes */
+	unsigned nomem;           /* permille of the core's allocations that fail */
+	unsigned st_fail;         /* storage reads that fail per 100,000 (I/O: the node stops) */
+	unsigned snap_fail;       /* permille of snapshot reports that say "failed" anyway */
+	unsigned snap_delay;      /* most units a snapshot report takes */
+	unsigned quiesce_tick;    /* raft quiesce_tick (0: quiescence off) */
+	unsigned wake;            /* permille per step: a spurious raft_wake */
+	unsigned idle;            /* permille per step: a quiet spell (no client input) begins */
+	unsigned kill;            /* permille of new leaders crashed or cut off soon after */
+	raft_id slow;             /* this node applies one entry per Ready, and rarely loops */
+	unsigned reorder_appends; /* permille of appends delivered late (stale rejections) */
+	unsigned dup_snap;        /* permille of snapshot messages delivered twice */
 	unsigned max_inflight;
-	uint64_t max_msg_bytes, max_inflight_bytes, max_uncommitted;
+	uint64_t max_msg_bytes, max_inflight_bytes, max_uncommitted, max_committed;
 };
 
 struct sim_node {
 	raft_id id;
 	struct raft *r; /* NULL while down */
 	bool up, retired, retire_pending;
+	bool stopped; /* the core failed fatally: down until restarted */
 	uint32_t inc; /* incarnation */
 	uint64_t restart_at;
 	struct sim_store st;
-	bool busy; /* a Ready is being persisted */
+	bool busy;  /* a Ready is being persisted */
+	bool dirty; /* batch mode: inputs wait for the node's next loop */
 	struct raft_ready rd;
 	uint64_t persist_at;
-	bool crash_on_fsync; /* the next late persist ends in a crash */
-	bool booting;        /* the bootstrap Ready is persisted synchronously */
-	bool have_in_snap;   /* snapshot data received, not yet installed */
-	struct sim_snapshot in_snap;
+	bool crash_on_fsync;            /* the next late persist ends in a crash */
+	bool booting;                   /* the bootstrap Ready is persisted synchronously */
+	struct sim_snapshot in_snap[4]; /* snapshot data received, not yet installed */
+	unsigned n_in_snap;
+	uint64_t unreach_at; /* quiescent and cut off from the leader: wake at this time */
 	/* observed */
 	enum raft_role role;
 	raft_term term;
 	raft_index commit;
-	raft_term lc_term; /* leader of this term, checked for completeness */
-	raft_index lc_k;   /* entries <= lc_k were committed before lc_term */
+	raft_index commit_seen; /* committed entries up to here are registered */
+	raft_term lc_term;      /* leader of this term, checked for completeness */
 };
 
 enum sim_prop_status { SIM_PROP_PENDING = 1, SIM_PROP_FAILED = 2, SIM_PROP_ACKED = 3 };
@@ -220,7 +248,7 @@ struct sim_prop {
 
 struct sim_read {
 	raft_id node;
-	raft_index min_index; /* highest acknowledged write index when issued */
+	raft_index min_index; /* highest commit index anyone had when it was issued */
 	bool done;
 };
 
@@ -241,9 +269,15 @@ struct sim_world {
 	unsigned n;
 	bool trace;
 	struct sim_rand rng;
+	struct sim_rand fault_rng; /* allocation and storage failures */
 	struct sim_params p;
 	uint64_t now;
-	bool healed;
+	bool healed, quiet;
+	uint64_t quiet_until;  /* a quiet spell (no client input) lasts until then */
+	uint64_t drain_at;     /* when the last message sent before the heal arrives */
+	raft_term killed_term; /* leader killer: the newest term whose leader was judged */
+	raft_id kill_id;       /* ... its leader, to be struck at kill_at */
+	uint64_t kill_at;
 	unsigned removals;
 	struct sim_node nodes[SIM_MAX_NODES + 1]; /* 1..n */
 	struct sim_net net;
@@ -252,9 +286,16 @@ struct sim_world {
 	struct sim_read *reads; /* context - 1 */
 	size_t n_reads, cap_reads;
 	raft_index max_acked;
+	raft_index max_commit; /* highest commit index any node had */
+	raft_index max_read;   /* highest index a read returned */
+	struct {
+		raft_id id;
+		raft_index at; /* index of the conf change that removed it */
+	} removed[64];         /* ids removed by an applied conf change */
+	unsigned n_removed;
 	/* checker state */
 	struct sim_u64s leader_of_term;
-	struct sim_u64s commit_by_term; /* most commit index seen in a term */
+	struct sim_u64s committed_term; /* term of the entry known committed at each index */
 	struct sim_u64s applied_term, applied_content;
 	struct sim_reg *reg;
 	size_t n_reg;
@@ -264,6 +305,7 @@ struct sim_world {
 	char why[600];
 	/* counters for the trace summary */
 	uint64_t n_elections, n_crashes, n_snapshots, n_conf, n_transfers, n_acked, n_reads_ok;
+	uint64_t n_nomem, n_stops;
 };
 
 /* ---- sim_check.c ------------------------------------------------------------ */
@@ -273,20 +315,29 @@ void sim_fail(struct sim_world *w, const char *prop, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 /* Print one trace line when tracing. */
 void sim_trace(struct sim_world *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* After any raft call on nd: election safety, leader completeness, commit per term. */
+/*
+ * After any raft call on nd: a fatal rc stops the node (a bug fails the run),
+ * election safety, committed entries registered, leader completeness.
+ */
 void sim_observe(struct sim_world *w, struct sim_node *nd);
 /* Before persisting a hard state: term monotonic, one vote per term, commit monotonic. */
 void sim_check_hard_state(struct sim_world *w, struct sim_node *nd,
                           const struct raft_hard_state *hs);
-/* Before persisting entries: log matching and the new leader's completeness. */
+/* Before persisting entries: log matching, and no committed entry replaced. */
 void sim_check_append(struct sim_world *w, struct sim_node *nd, const struct raft_entry *e,
                       uint32_t n);
+/* Entries leaving nd (Ready, message): each intact, as the simulation wrote it. */
+void sim_check_intact(struct sim_world *w, struct sim_node *nd, const struct raft_entry *e,
+                      uint32_t n, const char *where);
 /* A node applies content at index: state machine safety, double apply, acks. */
 void sim_check_apply(struct sim_world *w, struct sim_node *nd, raft_index i, raft_term t,
                      uint64_t c);
+/* A node applied a membership: a removed id never comes back. */
+void sim_check_membership(struct sim_world *w, struct sim_node *nd,
+                          const struct raft_membership *m);
 /* A node installs a snapshot: its content must agree with what was applied. */
 void sim_check_snapshot(struct sim_world *w, struct sim_node *nd, const struct sim_snapshot *s);
-/* A ReadIndex answer: the index covers every write acknowledged before the read. */
+/* A ReadIndex answer: at least every commit index seen before the read was issued. */
 void sim_check_read(struct sim_world *w, struct sim_node *nd, uint64_t ctx, raft_index index);
 /* After the run healed: every acknowledged proposal is in every member's state machine. */
 void sim_check_final(struct sim_world *w, const struct raft_membership *m);
@@ -297,16 +348,24 @@ void sim_check_free(struct sim_world *w);
 
 /* Create (boot != NULL: brand new group) or restart a node's struct raft. */
 void sim_node_start(struct sim_world *w, struct sim_node *nd, const struct raft_membership *boot);
+/* Forget snapshot data received and not installed. */
+void sim_node_drop_snapshots(struct sim_node *nd);
 /* Crash: drop the struct raft and everything not persisted; down for some units. */
 void sim_node_crash(struct sim_world *w, struct sim_node *nd, uint64_t down_for);
-/* Run Ready cycles while the node has one (stops if a persist is delayed). */
+/* Inputs reached nd: run its Ready cycles now, or (batch mode) at its next loop. */
 void sim_node_pump(struct sim_world *w, struct sim_node *nd);
+/* Run Ready cycles while the node has one (or just one; stops if a persist is delayed). */
+void sim_node_loop(struct sim_world *w, struct sim_node *nd, bool one);
 /* Finish a delayed persist that is due (or crash, if so planned). */
 void sim_node_persist_due(struct sim_world *w, struct sim_node *nd);
 /* Deliver one network item. */
 void sim_node_deliver(struct sim_world *w, struct sim_item *it);
 /* Can client calls be made on nd now? */
 bool sim_node_ready_for_calls(const struct sim_node *nd);
+/* The allocation hooks the cores use: they fail as w->p.nomem says once bound to w. */
+extern const struct raft_alloc sim_alloc;
+/* Bind the hooks to the run w (NULL: never fail). */
+void sim_alloc_bind(struct sim_world *w);
 
 /* ---- sim_run.c ---------------------------------------------------------------- */
 
@@ -319,5 +378,22 @@ struct sim_opts {
 
 /* Run one seed; returns true if every property held (else w->prop/why say why). */
 bool sim_run(const struct sim_opts *o, char *prop, size_t prop_len, char *why, size_t why_len);
+/* One unit of virtual time: persists, deliveries, ticks, wake-ups, loops, retirements. */
+void sim_step(struct sim_world *w);
+/* The up leader with the highest term, or NULL. */
+struct sim_node *sim_find_leader(struct sim_world *w);
+/* A leader whose term no up member exceeds, or NULL. */
+struct sim_node *sim_stable_leader(struct sim_world *w);
+/* Submit proposal on nd; returns its id. */
+uint64_t sim_propose(struct sim_world *w, struct sim_node *nd);
+/* Issue a ReadIndex on nd; returns its context. */
+uint64_t sim_read(struct sim_world *w, struct sim_node *nd);
+
+/* ---- sim_probe.c: after liveness, in a healed, idle group ---------------------- */
+
+/* A follower cut off for a while and healed must not raise the term (PreVote + CheckQuorum). */
+void sim_probe_disruption(struct sim_world *w);
+/* A transfer to a lagging voter hands over in one term or leaves term and leader alone. */
+void sim_probe_transfer(struct sim_world *w);
 
 #endif /* DRAGONRAFT_SIM_H */

@@ -3,10 +3,14 @@
  *
  *   election-safety       at most one leader per term; one vote per term
  *   log-matching          same index and term => same entry and same prefix
+ *   commit-safety         one term committed at each index (any node's commit index)
  *   leader-completeness   a leader of term T holds every entry committed before T
  *   state-machine-safety  no two nodes apply different entries at one index
  *   lost-ack / double-apply  acknowledged proposals stay, nothing applied twice
- *   read-linearizability  a ReadIndex covers every write acknowledged before it
+ *   read-linearizability  a ReadIndex covers every commit index seen before it
+ *   membership            a removed id never comes back
+ *   integrity             every entry leaving a node is one the simulation wrote
+ *   bug                   the core reported an impossible state (RAFT_ERR_BUG)
  *
  * Log matching by induction (Raft paper 5.3): the registry remembers, for each
  * (index, term), the entry's content and the term of its predecessor; if every
@@ -63,38 +67,65 @@ static const char *role_name(enum raft_role r)
 	return "?";
 }
 
+/* Term of entry i in nd's log as the core sees it; injected read failures off. */
+static int term_at(struct sim_node *nd, raft_index i, raft_term *t)
+{
+	unsigned fail = nd->st.fail;
+	int rc;
+
+	nd->st.fail = 0;
+	rc = raft_term_at(nd->r, i, t);
+	nd->st.fail = fail;
+	return rc;
+}
+
+/* nd's commit index rose: the entries it covers are committed, in nd's terms. */
+static void register_committed(struct sim_world *w, struct sim_node *nd, raft_index commit)
+{
+	for (raft_index i = nd->commit_seen + 1; i <= commit && !w->failed; i++) {
+		raft_term t, ct = sim_u64s_get(&w->committed_term, i);
+
+		if (term_at(nd, i, &t) != RAFT_OK)
+			continue; /* compacted: registered when it was committed */
+		if (ct == 0)
+			sim_u64s_set(&w->committed_term, i, t);
+		else if (ct != t)
+			sim_fail(w, "commit-safety",
+			         "node %" PRIu64 " commits term %" PRIu64 " at index %" PRIu64
+			         ", where term %" PRIu64 " was committed",
+			         nd->id, t, i, ct);
+	}
+	nd->commit_seen = commit;
+}
+
 /* Leader completeness (Raft paper 5.4.1) for nd, just elected leader of term t. */
 static void check_new_leader(struct sim_world *w, struct sim_node *nd, raft_term t)
 {
-	raft_index k = 0, last_durable, hi;
+	raft_index last = raft_last_index(nd->r);
 
-	for (raft_term u = 1; u < t && u < w->commit_by_term.n; u++)
-		if (w->commit_by_term.v[u] > k)
-			k = w->commit_by_term.v[u];
 	nd->lc_term = t;
-	nd->lc_k = k;
-	if (raft_last_index(nd->r) < k) {
-		sim_fail(w, "leader-completeness",
-		         "node %" PRIu64 " elected leader of term %" PRIu64
-		         " with last index %" PRIu64 " but index %" PRIu64
-		         " was committed in an earlier term",
-		         nd->id, t, raft_last_index(nd->r), k);
-		return;
-	}
-	last_durable = sim_store_last(&nd->st);
-	hi = k < last_durable ? k : last_durable;
-	for (raft_index i = nd->st.first; i <= hi; i++) {
-		raft_term ct = sim_u64s_get(&w->applied_term, i);
-		raft_term have = nd->st.ents[i - nd->st.first].term;
+	for (raft_index i = 1; i < w->committed_term.n && !w->failed; i++) {
+		raft_term have, ct = w->committed_term.v[i];
+		int rc;
 
-		if (ct && ct != have) {
+		if (ct == 0 || ct >= t)
+			continue; /* paper 5.4: only entries committed in earlier terms */
+		if (i > last) {
+			sim_fail(w, "leader-completeness",
+			         "node %" PRIu64 " elected leader of term %" PRIu64
+			         " with last index %" PRIu64 " but index %" PRIu64 " was committed",
+			         nd->id, t, last, i);
+			return;
+		}
+		rc = term_at(nd, i, &have);
+		if (rc == RAFT_ERR_COMPACTED)
+			continue;
+		if (rc != RAFT_OK || have != ct)
 			sim_fail(w, "leader-completeness",
 			         "node %" PRIu64 " elected leader of term %" PRIu64
 			         " holds term %" PRIu64 " at index %" PRIu64
 			         ", but the committed entry there has term %" PRIu64,
-			         nd->id, t, have, i, ct);
-			return;
-		}
+			         nd->id, t, rc == RAFT_OK ? have : 0, i, ct);
 	}
 }
 
@@ -103,14 +134,30 @@ void sim_observe(struct sim_world *w, struct sim_node *nd)
 	enum raft_role role;
 	raft_term term;
 	raft_index commit;
+	int fatal;
 
-	if (!nd->up || !nd->r)
+	if (!nd->up || !nd->r || nd->stopped)
 		return;
+	fatal = raft_fatal(nd->r);
+	if (fatal == RAFT_ERR_BUG) {
+		sim_fail(w, "bug", "node %" PRIu64 ": %s", nd->id, raft_errmsg(nd->r));
+		return;
+	}
+	if (fatal != 0) {
+		/* Fail-stop: nothing may leave; the engine stops the group until restart. */
+		if (raft_has_ready(nd->r))
+			sim_fail(w, "api", "node %" PRIu64 " stopped (%s) but has a Ready", nd->id,
+			         raft_errmsg(nd->r));
+		sim_trace(w, "node %" PRIu64 " stops: %s", nd->id, raft_errmsg(nd->r));
+		nd->stopped = true;
+		w->n_stops++;
+		return;
+	}
 	role = raft_role(nd->r);
 	term = raft_term_of(nd->r);
 	commit = raft_commit_index(nd->r);
-	if (commit > sim_u64s_get(&w->commit_by_term, term))
-		sim_u64s_set(&w->commit_by_term, term, commit);
+	if (commit > w->max_commit)
+		w->max_commit = commit;
 	if (role != nd->role || term != nd->term)
 		sim_trace(w, "node %" PRIu64 " %s term %" PRIu64 " (commit %" PRIu64 ")", nd->id,
 		          role_name(role), term, commit);
@@ -119,7 +166,9 @@ void sim_observe(struct sim_world *w, struct sim_node *nd)
 	nd->role = role;
 	nd->term = term;
 	nd->commit = commit;
-	if (role != RAFT_LEADER)
+	if (commit > nd->commit_seen)
+		register_committed(w, nd, commit);
+	if (role != RAFT_LEADER || w->failed)
 		return;
 	if (sim_u64s_get(&w->leader_of_term, term) == 0) {
 		sim_u64s_set(&w->leader_of_term, term, nd->id);
@@ -252,17 +301,30 @@ void sim_check_append(struct sim_world *w, struct sim_node *nd, const struct raf
 			return;
 		}
 		register_entry(w, nd, i, e[k].term, k ? e[k - 1].term : pt, c);
-		if (nd->role == RAFT_LEADER && nd->lc_term == nd->term && i <= nd->lc_k) {
-			raft_term ct = sim_u64s_get(&w->applied_term, i);
-
-			if (ct && ct != e[k].term)
-				sim_fail(w, "leader-completeness",
-				         "leader %" PRIu64 " of term %" PRIu64
-				         " persists term %" PRIu64 " at committed index %" PRIu64
-				         " (committed term %" PRIu64 ")",
-				         nd->id, nd->term, e[k].term, i, ct);
-		}
 	}
+}
+
+void sim_check_intact(struct sim_world *w, struct sim_node *nd, const struct raft_entry *e,
+                      uint32_t n, const char *where)
+{
+	for (uint32_t k = 0; k < n && !w->failed; k++)
+		if (!sim_entry_intact(&e[k]))
+			sim_fail(w, "integrity",
+			         "node %" PRIu64 " %s: entry %" PRIu64 " (term %" PRIu64
+			         ", type %u, %u bytes) is not what was proposed",
+			         nd->id, where, e[k].index, e[k].term, e[k].type, e[k].len);
+}
+
+void sim_check_membership(struct sim_world *w, struct sim_node *nd, const struct raft_membership *m)
+{
+	/* Configurations after a removal descend from it. */
+	for (unsigned i = 0; i < w->n_removed; i++)
+		if (w->removed[i].at < m->config_index &&
+		    raft_membership_contains(m, w->removed[i].id))
+			sim_fail(w, "membership",
+			         "node %" PRIu64 " applies a membership (index %" PRIu64
+			         ") with node %" PRIu64 ", removed at index %" PRIu64,
+			         nd->id, m->config_index, w->removed[i].id, w->removed[i].at);
 }
 
 static struct sim_prop *prop_of(struct sim_world *w, uint64_t c)
@@ -374,13 +436,15 @@ void sim_check_read(struct sim_world *w, struct sim_node *nd, uint64_t ctx, raft
 	          "read %" PRIu64 " on node %" PRIu64 " -> index %" PRIu64 " (needs >= %" PRIu64
 	          ")",
 	          ctx, nd->id, index, r->min_index);
+	/* Thesis 6.4: a read sees every write that completed (committed) before it began. */
 	if (index < r->min_index)
 		sim_fail(w, "read-linearizability",
 		         "read %" PRIu64 " issued on node %" PRIu64 " returned index %" PRIu64
-		         " but a write at index %" PRIu64 " was acknowledged before it was issued",
+		         " but index %" PRIu64 " was committed (or read) before it was issued",
 		         ctx, r->node, index, r->min_index);
+	if (index > w->max_read)
+		w->max_read = index;
 }
-
 
 void sim_check_final(struct sim_world *w, const struct raft_membership *m)
 {
@@ -392,7 +456,8 @@ void sim_check_final(struct sim_world *w, const struct raft_membership *m)
 		for (unsigned id = 1; id <= w->n; id++) {
 			struct sim_node *nd = &w->nodes[id];
 
-			if (!nd->up || !raft_membership_contains(m, id) || nd->st.applied < p->index)
+			if (!nd->up || !raft_membership_contains(m, id) ||
+			    nd->st.applied < p->index)
 				continue;
 			if (sim_u64s_get(&nd->st.sm, p->index) != k + 1) {
 				sim_fail(w, "lost-ack",
@@ -413,7 +478,7 @@ void sim_check_free(struct sim_world *w)
 	w->reg = NULL;
 	w->n_reg = 0;
 	sim_u64s_free(&w->leader_of_term);
-	sim_u64s_free(&w->commit_by_term);
+	sim_u64s_free(&w->committed_term);
 	sim_u64s_free(&w->applied_term);
 	sim_u64s_free(&w->applied_content);
 }

@@ -4,6 +4,7 @@
  * "N passed, N failed".
  *
  *   dragonraft-sim --seed-start S --runs K [--nodes 3|5] [--steps M] [--trace]
+ *                  [--stop-at-fail]
  *
  * Without --nodes, odd seeds run 5 nodes and even seeds 3.
  */
@@ -20,7 +21,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: dragonraft-sim --seed-start S --runs K [--nodes 3|5] [--steps M] "
-	           "[--trace]\n");
+	           "[--trace] [--stop-at-fail]\n");
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -42,7 +43,7 @@ int main(int argc, char **argv)
 {
 	uint64_t start = 1, runs = 1, steps = DEFAULT_STEPS, nodes = 0;
 	uint64_t passed = 0, failed = 0;
-	bool trace = false;
+	bool trace = false, stop = false;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -50,6 +51,10 @@ int main(int argc, char **argv)
 
 		if (!strcmp(a, "--trace")) {
 			trace = true;
+			continue;
+		}
+		if (!strcmp(a, "--stop-at-fail")) {
+			stop = true;
 			continue;
 		}
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -75,7 +80,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "dragonraft-sim: --nodes must be 3 or 5\n");
 		return 2;
 	}
-	for (uint64_t k = 0; k < runs; k++) {
+	for (uint64_t k = 0; k < runs && !(stop && failed); k++) {
 		struct sim_opts o = {
 		        .seed = start + k,
 		        .nodes = nodes               ? (unsigned)nodes

@@ -8,26 +8,60 @@
  *   time; a crash meanwhile loses the whole Ready) -> send the other messages
  *   -> apply committed entries -> raft_advance.
  * No other raft_* call reaches a node between raft_ready and raft_advance.
+ * In batch mode inputs (messages, ticks, client calls) pile up between
+ * Readys, as when an engine steps a whole batch before its next round.
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sim.h"
+
+/* ---- allocation failures ---- */
+
+static struct sim_world *alloc_world; /* the run being simulated, if any */
+
+void sim_alloc_bind(struct sim_world *w)
+{
+	alloc_world = w;
+}
+
+static bool alloc_fails(void)
+{
+	struct sim_world *w = alloc_world;
+
+	if (w == NULL || w->p.nomem == 0 || !sim_rand_permille(&w->fault_rng, w->p.nomem))
+		return false;
+	w->n_nomem++;
+	return true;
+}
+
+static void *sim_malloc(size_t n)
+{
+	return alloc_fails() ? NULL : malloc(n);
+}
+
+static void *sim_realloc(void *p, size_t n)
+{
+	return alloc_fails() ? NULL : realloc(p, n);
+}
+
+const struct raft_alloc sim_alloc = {sim_malloc, sim_realloc, free};
 
 static const char *msg_name(uint32_t t)
 {
 	static const char *names[] = {"?",         "append",      "append-resp",  "vote",
 	                              "vote-resp", "prevote",     "prevote-resp", "heartbeat",
 	                              "hb-resp",   "snapshot",    "propose",      "readindex",
-	                              "ri-resp",   "timeout-now", "transfer"};
+	                              "ri-resp",   "timeout-now", "transfer",     "quiesce"};
 
-	return t <= RAFT_MSG_TYPE_MAX ? names[t] : "?";
+	return t < sizeof(names) / sizeof(names[0]) ? names[t] : "?";
 }
 
 bool sim_node_ready_for_calls(const struct sim_node *nd)
 {
-	return nd->up && nd->r && !nd->busy;
+	return nd->up && nd->r && !nd->busy && !nd->stopped;
 }
 
 void sim_node_start(struct sim_world *w, struct sim_node *nd, const struct raft_membership *boot)
@@ -38,24 +72,21 @@ void sim_node_start(struct sim_world *w, struct sim_node *nd, const struct raft_
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.group_id = 1;
 	cfg.id = nd->id;
-	cfg.election_tick = SIM_ELECTION_TICK;
-	cfg.heartbeat_tick = SIM_HEARTBEAT_TICK;
+	cfg.election_tick = w->p.elect_tick;
+	cfg.heartbeat_tick = w->p.hb_tick;
 	cfg.pre_vote = w->p.pre_vote;
 	cfg.check_quorum = w->p.check_quorum;
 	cfg.max_inflight_msgs = w->p.max_inflight;
 	cfg.max_inflight_bytes = w->p.max_inflight_bytes;
 	cfg.max_msg_bytes = w->p.max_msg_bytes;
 	cfg.max_uncommitted_bytes = w->p.max_uncommitted;
+	/* The slow node applies one entry per Ready: its applied index lags. */
+	cfg.max_committed_bytes = nd->id == w->p.slow ? 1 : w->p.max_committed;
+	cfg.quiesce_tick = w->p.quiesce_tick;
 	cfg.applied = nd->st.applied;
 	cfg.seed = sim_rand_next(&w->rng);
 	cfg.storage = sim_store_iface(&nd->st);
-	rc = raft_create(&cfg, boot, &nd->r);
-	if (rc != RAFT_OK) {
-		sim_fail(w, "api", "raft_create on node %" PRIu64 " (applied %" PRIu64 "): %s",
-		         nd->id, nd->st.applied, raft_strerror(rc));
-		nd->r = NULL;
-		return;
-	}
+	cfg.alloc = &sim_alloc;
 	/*
 	 * The engine records the bootstrap membership first.  Usually it also
 	 * persists the first Ready before reporting the group created; with
@@ -64,12 +95,29 @@ void sim_node_start(struct sim_world *w, struct sim_node *nd, const struct raft_
 	 */
 	if (boot)
 		nd->st.membership = *boot;
+	rc = raft_create(&cfg, boot, &nd->r);
+	if (rc == RAFT_ERR_NOMEM) {
+		sim_trace(w, "node %" PRIu64 " cannot start: out of memory", nd->id);
+		nd->r = NULL;
+		nd->restart_at = w->now + 1;
+		return;
+	}
+	if (rc != RAFT_OK) {
+		sim_fail(w, "api", "raft_create on node %" PRIu64 " (applied %" PRIu64 "): %s",
+		         nd->id, nd->st.applied, raft_strerror(rc));
+		nd->r = NULL;
+		return;
+	}
 	nd->booting = boot != NULL && !w->p.lazy_boot;
 	nd->up = true;
 	nd->busy = false;
+	nd->stopped = false;
+	nd->dirty = false;
+	nd->unreach_at = 0;
 	nd->inc++;
 	nd->role = raft_role(nd->r);
 	nd->term = raft_term_of(nd->r);
+	nd->commit = nd->commit_seen = raft_commit_index(nd->r);
 	nd->lc_term = 0;
 	sim_trace(w,
 	          "node %" PRIu64 " %s (term %" PRIu64 ", applied %" PRIu64 ", log [%" PRIu64
@@ -78,6 +126,29 @@ void sim_node_start(struct sim_world *w, struct sim_node *nd, const struct raft_
 	          sim_store_last(&nd->st));
 	sim_observe(w, nd);
 	sim_node_pump(w, nd);
+}
+
+void sim_node_drop_snapshots(struct sim_node *nd)
+{
+	for (unsigned i = 0; i < nd->n_in_snap; i++)
+		sim_snapshot_free(&nd->in_snap[i]);
+	nd->n_in_snap = 0;
+}
+
+/* Keep the data of a snapshot message (the core may take any one received). */
+static void keep_snapshot(struct sim_node *nd, const struct sim_item *it)
+{
+	unsigned n = sizeof(nd->in_snap) / sizeof(nd->in_snap[0]);
+
+	if (nd->n_in_snap == n) { /* forget the oldest */
+		sim_snapshot_free(&nd->in_snap[0]);
+		memmove(nd->in_snap, nd->in_snap + 1, (n - 1) * sizeof(nd->in_snap[0]));
+		nd->n_in_snap--;
+	}
+	memset(&nd->in_snap[nd->n_in_snap], 0, sizeof(nd->in_snap[0]));
+	nd->in_snap[nd->n_in_snap].meta = *it->m.snapshot;
+	sim_u64s_copy(&nd->in_snap[nd->n_in_snap].sm, &it->sm, it->sm.n);
+	nd->n_in_snap++;
 }
 
 void sim_node_crash(struct sim_world *w, struct sim_node *nd, uint64_t down_for)
@@ -93,11 +164,11 @@ void sim_node_crash(struct sim_world *w, struct sim_node *nd, uint64_t down_for)
 	nd->r = NULL;
 	nd->up = false;
 	nd->busy = false;
+	nd->stopped = false;
+	nd->dirty = false;
 	nd->crash_on_fsync = false;
 	sim_store_flush_grave(&nd->st);
-	if (nd->have_in_snap)
-		sim_snapshot_free(&nd->in_snap);
-	nd->have_in_snap = false;
+	sim_node_drop_snapshots(nd);
 	nd->restart_at = w->now + down_for;
 	w->n_crashes++;
 }
@@ -112,8 +183,9 @@ static void queue_report(struct sim_world *w, raft_id sender, uint32_t sender_in
 	it->from = peer;
 	it->to = sender;
 	it->from_inc = sender_inc;
-	it->failed = failed;
-	it->at = w->now + 1;
+	/* The transport may also report a failure after the data arrived. */
+	it->failed = failed || sim_rand_permille(&w->rng, w->p.snap_fail);
+	it->at = w->now + 1 + sim_rand_below(&w->rng, w->p.snap_delay);
 	sim_net_push(&w->net, it);
 }
 
@@ -127,6 +199,9 @@ static void send(struct sim_world *w, struct sim_node *nd, const struct raft_mes
 		         msg_name(m->type), m->to);
 		return;
 	}
+	sim_check_intact(w, nd, m->entries, m->n_entries, msg_name(m->type));
+	if (w->failed)
+		return;
 	it = sim_item_from_msg(m);
 	it->from = nd->id;
 	it->from_inc = nd->inc;
@@ -159,14 +234,63 @@ static void send(struct sim_world *w, struct sim_node *nd, const struct raft_mes
 	delay = 1 + sim_rand_below(&w->rng, w->p.max_delay);
 	if (sim_rand_permille(&w->rng, w->p.reorder))
 		delay += sim_rand_below(&w->rng, sim_rand_below(&w->rng, 10) ? 40 : 400);
+	else if (m->type == RAFT_MSG_APPEND && sim_rand_permille(&w->rng, w->p.reorder_appends))
+		delay += 2 +
+		         sim_rand_below(&w->rng, 8 * w->p.max_delay); /* overtaken by later ones */
 	it->at = w->now + delay;
-	if (m->type != RAFT_MSG_PROPOSE && sim_rand_permille(&w->rng, w->p.dup)) {
+	if (m->type != RAFT_MSG_PROPOSE &&
+	    sim_rand_permille(&w->rng,
+	                      m->type == RAFT_MSG_SNAPSHOT ? w->p.dup + w->p.dup_snap : w->p.dup)) {
 		struct sim_item *d = sim_item_dup(it);
 
 		d->at = w->now + 1 + sim_rand_below(&w->rng, w->p.max_delay + 20);
 		sim_net_push(&w->net, d);
 	}
 	sim_net_push(&w->net, it);
+}
+
+/* Remember an id removed by the conf change at index at (it must never come back). */
+static void note_removed(struct sim_world *w, raft_id id, raft_index at)
+{
+	for (unsigned i = 0; i < w->n_removed; i++)
+		if (w->removed[i].id == id)
+			return;
+	if (w->n_removed < sizeof(w->removed) / sizeof(w->removed[0])) {
+		w->removed[w->n_removed].id = id;
+		w->removed[w->n_removed++].at = at;
+	}
+}
+
+static void apply_conf_change(struct sim_world *w, struct sim_node *nd, const struct raft_entry *e)
+{
+	struct raft_membership m;
+	struct raft_conf_change cc;
+	int rc, tries = 0;
+
+	memset(&m, 0, sizeof(m));
+	/* Out of memory changes nothing: the engine retries before applying more. */
+	do
+		rc = raft_apply_conf_change(nd->r, e, &m);
+	while (rc == RAFT_ERR_NOMEM && ++tries < 1000);
+	sim_trace(w, "node %" PRIu64 " applies conf change at %" PRIu64 ": %s (%u voters)", nd->id,
+	          e->index, raft_strerror(rc), m.n_voters);
+	if (rc != RAFT_OK) {
+		sim_observe(w, nd);
+		if (!w->failed && !nd->stopped)
+			sim_fail(w, "api",
+			         "node %" PRIu64 " cannot apply conf change %" PRIu64 ": %s",
+			         nd->id, e->index, raft_strerror(rc));
+		return;
+	}
+	nd->st.membership = m;
+	sim_check_membership(w, nd, &m);
+	if (raft_conf_change_decode(e->data, e->len, &cc) != RAFT_OK || cc.type != RAFT_CC_REMOVE ||
+	    raft_membership_contains(&m, cc.node_id))
+		return;
+	note_removed(w, cc.node_id, e->index);
+	/* A removed node stops (and deletes its data) once it learns, not before. */
+	if (cc.node_id == nd->id)
+		nd->retire_pending = true;
 }
 
 static void apply_entry(struct sim_world *w, struct sim_node *nd, const struct raft_entry *e)
@@ -176,23 +300,8 @@ static void apply_entry(struct sim_world *w, struct sim_node *nd, const struct r
 	sim_check_apply(w, nd, e->index, e->term, c);
 	if (w->failed)
 		return;
-	if (e->type == RAFT_ENTRY_CONF_CHANGE) {
-		struct raft_membership m;
-		struct raft_conf_change cc;
-		int rc;
-
-		memset(&m, 0, sizeof(m));
-		rc = raft_apply_conf_change(nd->r, e, &m);
-
-		if (rc == RAFT_OK) {
-			nd->st.membership = m;
-			if (raft_conf_change_decode(e->data, e->len, &cc) == RAFT_OK &&
-			    cc.type == RAFT_CC_REMOVE && cc.node_id >= 1 && cc.node_id <= w->n)
-				w->nodes[cc.node_id].retire_pending = true;
-		}
-		sim_trace(w, "node %" PRIu64 " applies conf change at %" PRIu64 ": %s (%u voters)",
-		          nd->id, e->index, raft_strerror(rc), m.n_voters);
-	}
+	if (e->type == RAFT_ENTRY_CONF_CHANGE)
+		apply_conf_change(w, nd, e);
 	sim_u64s_set(&nd->st.sm, e->index, c);
 	nd->st.applied = e->index;
 }
@@ -202,25 +311,31 @@ static void ready_finish(struct sim_world *w, struct sim_node *nd)
 	struct raft_ready *rd = &nd->rd;
 
 	if (rd->has_snapshot) {
-		if (!nd->have_in_snap || nd->in_snap.meta.index != rd->snapshot.index) {
+		struct sim_snapshot *in = NULL;
+
+		for (unsigned i = 0; i < nd->n_in_snap; i++)
+			if (nd->in_snap[i].meta.index == rd->snapshot.index &&
+			    nd->in_snap[i].meta.term == rd->snapshot.term)
+				in = &nd->in_snap[i];
+		if (in == NULL) {
 			sim_fail(w, "snapshot",
 			         "node %" PRIu64 " told to install snapshot %" PRIu64
 			         " it never received",
 			         nd->id, rd->snapshot.index);
 			return;
 		}
-		nd->in_snap.meta = rd->snapshot;
-		sim_check_snapshot(w, nd, &nd->in_snap);
+		in->meta = rd->snapshot;
+		sim_check_snapshot(w, nd, in);
 		if (w->failed)
 			return;
-		sim_store_install(&nd->st, &nd->in_snap);
-		sim_snapshot_free(&nd->in_snap);
-		nd->have_in_snap = false;
+		sim_store_install(&nd->st, in);
+		sim_node_drop_snapshots(nd);
 		w->n_snapshots++;
 		sim_trace(w, "node %" PRIu64 " installs snapshot %" PRIu64 " term %" PRIu64, nd->id,
 		          rd->snapshot.index, rd->snapshot.term);
 	}
 	if (rd->n_entries) {
+		sim_check_intact(w, nd, rd->entries, rd->n_entries, "Ready entries");
 		sim_check_append(w, nd, rd->entries, rd->n_entries);
 		if (w->failed)
 			return;
@@ -237,7 +352,8 @@ static void ready_finish(struct sim_world *w, struct sim_node *nd)
 	for (uint32_t i = 0; i < rd->n_messages && !w->failed; i++)
 		if (!raft_msg_may_precede_persist(&rd->messages[i]))
 			send(w, nd, &rd->messages[i]);
-	for (uint32_t i = 0; i < rd->n_committed && !w->failed; i++)
+	sim_check_intact(w, nd, rd->committed, rd->n_committed, "committed entries");
+	for (uint32_t i = 0; i < rd->n_committed && !w->failed && !nd->stopped; i++)
 		apply_entry(w, nd, &rd->committed[i]);
 	for (uint32_t i = 0; i < rd->n_read_states && !w->failed; i++)
 		sim_check_read(w, nd, rd->read_states[i].context, rd->read_states[i].index);
@@ -249,13 +365,21 @@ static void ready_finish(struct sim_world *w, struct sim_node *nd)
 	sim_observe(w, nd);
 }
 
-/* Take a Ready; returns false if its persistence was delayed. */
+/* Take a Ready; returns false if there was none or its persistence was delayed. */
 static bool ready_begin(struct sim_world *w, struct sim_node *nd)
 {
 	struct raft_ready *rd = &nd->rd;
 	bool io;
+	int rc;
 
-	raft_ready(nd->r, rd);
+	rc = raft_ready(nd->r, rd);
+	if (rc != RAFT_OK) {
+		sim_observe(w, nd); /* a fatal rc stops the node */
+		if (!w->failed && !nd->stopped)
+			sim_fail(w, "api", "raft_ready on node %" PRIu64 ": %s", nd->id,
+			         raft_strerror(rc));
+		return false;
+	}
 	if (rd->n_entries)
 		sim_trace(w,
 		          "node %" PRIu64 " ready: entries [%" PRIu64 ", %" PRIu64
@@ -271,8 +395,8 @@ static bool ready_begin(struct sim_world *w, struct sim_node *nd)
 		ready_finish(w, nd);
 		return true;
 	}
-	if ((io && sim_rand_permille(&w->rng, w->p.fsync_delay)) ||
-	    (nd->crash_on_fsync && rd->n_entries)) {
+	/* Any Ready that writes may be slow to sync, and a crash then loses all of it. */
+	if (io && (nd->crash_on_fsync || sim_rand_permille(&w->rng, w->p.fsync_delay))) {
 		nd->busy = true;
 		nd->persist_at = w->now + 1 + sim_rand_below(&w->rng, w->p.fsync_max);
 		return false;
@@ -281,11 +405,19 @@ static bool ready_begin(struct sim_world *w, struct sim_node *nd)
 	return true;
 }
 
-void sim_node_pump(struct sim_world *w, struct sim_node *nd)
+void sim_node_loop(struct sim_world *w, struct sim_node *nd, bool one)
 {
-	for (int guard = 0; sim_node_ready_for_calls(nd) && !w->failed && raft_has_ready(nd->r);
-	     guard++) {
-		if (guard > 1000) {
+	/* Bounded: a few Readys, plus one per entry to apply (max_committed may be tiny). */
+	uint64_t most = nd->r ? 1000 + raft_commit_index(nd->r) - nd->st.applied : 0;
+
+	nd->dirty = false;
+	for (uint64_t guard = 0;
+	     sim_node_ready_for_calls(nd) && !w->failed && raft_has_ready(nd->r); guard++) {
+		if (one && guard > 0) {
+			nd->dirty = true; /* the rest waits for the next loop */
+			return;
+		}
+		if (guard > most) {
 			sim_fail(w, "api", "node %" PRIu64 " keeps having a Ready", nd->id);
 			return;
 		}
@@ -294,11 +426,19 @@ void sim_node_pump(struct sim_world *w, struct sim_node *nd)
 	}
 }
 
+void sim_node_pump(struct sim_world *w, struct sim_node *nd)
+{
+	if (w->p.batch || (nd->id == w->p.slow && !w->healed))
+		nd->dirty = true;
+	else
+		sim_node_loop(w, nd, false);
+}
+
 void sim_node_persist_due(struct sim_world *w, struct sim_node *nd)
 {
 	if (!nd->up || !nd->busy || nd->persist_at > w->now)
 		return;
-	if (nd->crash_on_fsync && nd->rd.n_entries) {
+	if (nd->crash_on_fsync) {
 		sim_node_crash(w, nd, SIM_TICK_UNITS * (5 + sim_rand_below(&w->rng, 40)));
 		return;
 	}
@@ -317,10 +457,11 @@ void sim_node_deliver(struct sim_world *w, struct sim_item *it)
 {
 	struct sim_node *nd = &w->nodes[it->to];
 	struct sim_node *from = &w->nodes[it->from];
+	bool down = !nd->up || nd->stopped;
 	int rc;
 
 	if (it->kind == SIM_ITEM_SNAP_REPORT) {
-		if (nd->up && nd->inc == it->from_inc) {
+		if (nd->up && !nd->stopped && nd->inc == it->from_inc) {
 			if (nd->busy) {
 				postpone(w, nd, it);
 				return;
@@ -332,13 +473,15 @@ void sim_node_deliver(struct sim_world *w, struct sim_item *it)
 		sim_item_free(it);
 		return;
 	}
-	if (!nd->up || w->net.blocked[it->from][it->to]) {
+	if (down || w->net.blocked[it->from][it->to]) {
 		sim_trace(w, "drop %s %" PRIu64 "->%" PRIu64 " (%s)", msg_name(it->m.type),
-		          it->from, it->to, nd->up ? "partition" : "node down");
+		          it->from, it->to, down ? "node down" : "partition");
 		if (it->m.type == RAFT_MSG_SNAPSHOT)
 			queue_report(w, it->from, it->from_inc, it->to, true);
-		if (nd->up && sim_node_ready_for_calls(from) && from->inc == it->from_inc) {
+		/* The sender's transport notices the peer is unreachable. */
+		if (sim_node_ready_for_calls(from) && from->inc == it->from_inc) {
 			raft_report_unreachable(from->r, it->to);
+			sim_observe(w, from);
 			sim_node_pump(w, from);
 		}
 		sim_item_free(it);
@@ -348,13 +491,8 @@ void sim_node_deliver(struct sim_world *w, struct sim_item *it)
 		postpone(w, nd, it);
 		return;
 	}
-	if (it->m.type == RAFT_MSG_SNAPSHOT && it->m.snapshot) {
-		if (nd->have_in_snap)
-			sim_snapshot_free(&nd->in_snap);
-		nd->in_snap.meta = *it->m.snapshot;
-		sim_u64s_copy(&nd->in_snap.sm, &it->sm, it->sm.n);
-		nd->have_in_snap = true;
-	}
+	if (it->m.type == RAFT_MSG_SNAPSHOT && it->m.snapshot)
+		keep_snapshot(nd, it);
 	if (w->trace && it->m.type != RAFT_MSG_HEARTBEAT && it->m.type != RAFT_MSG_HEARTBEAT_RESP)
 		sim_trace(w,
 		          "deliver %s %" PRIu64 "->%" PRIu64 " term %" PRIu64 " idx %" PRIu64

@@ -40,14 +40,14 @@ static void test_rand_reproducible(void **state)
 static void append_terms(struct sim_store *s, raft_index lo, const raft_term *terms, uint32_t n)
 {
 	struct raft_entry e[16];
-	uint8_t data[SIM_PROP_LEN];
+	uint8_t data[SIM_PROP_MIN];
 
-	sim_prop_encode(lo, data);
+	sim_prop_encode(lo, data, SIM_PROP_MIN);
 	for (uint32_t i = 0; i < n; i++) {
 		e[i].index = lo + i;
 		e[i].term = terms[i];
 		e[i].type = RAFT_ENTRY_NORMAL;
-		e[i].len = SIM_PROP_LEN;
+		e[i].len = SIM_PROP_MIN;
 		e[i].data = data;
 	}
 	assert_int_equal(sim_store_append(s, e, n), 0);
@@ -79,7 +79,7 @@ static void test_store_log(void **state)
 		assert_int_equal(sim_store_append(&s, &gap, 1), -1); /* a gap is refused */
 	}
 	/* max_bytes bounds the batch, but at least one entry comes back */
-	assert_int_equal(st.entries(st.ctx, 1, 6, SIM_PROP_LEN * 2, out, &n), RAFT_OK);
+	assert_int_equal(st.entries(st.ctx, 1, 6, SIM_PROP_MIN * 2, out, &n), RAFT_OK);
 	assert_int_equal(n, 2);
 	assert_int_equal(st.entries(st.ctx, 1, 6, 1, out, &n), RAFT_OK);
 	assert_int_equal(n, 1);
@@ -143,6 +143,8 @@ static struct sim_world *world(unsigned n)
 		sim_store_init(&w->nodes[id].st);
 	}
 	sim_rand_seed(&w->rng, 1);
+	w->p.elect_tick = 10;
+	w->p.hb_tick = 1;
 	w->p.max_delay = 1;
 	w->p.max_inflight = 16;
 	w->p.max_msg_bytes = 1 << 20;
@@ -235,14 +237,14 @@ static void persist(struct sim_world *w, unsigned node, raft_index lo, const raf
                     const uint64_t *ids, uint32_t n)
 {
 	struct raft_entry e[8];
-	uint8_t data[8][SIM_PROP_LEN];
+	uint8_t data[8][SIM_PROP_MIN];
 
 	for (uint32_t i = 0; i < n; i++) {
-		sim_prop_encode(ids[i], data[i]);
+		sim_prop_encode(ids[i], data[i], SIM_PROP_MIN);
 		e[i].index = lo + i;
 		e[i].term = terms[i];
 		e[i].type = RAFT_ENTRY_NORMAL;
-		e[i].len = SIM_PROP_LEN;
+		e[i].len = SIM_PROP_MIN;
 		e[i].data = data[i];
 	}
 	sim_check_append(w, &w->nodes[node], e, n);
@@ -378,11 +380,84 @@ static void test_check_leader_completeness(void **state)
 
 	(void)state;
 	/* pretend index 1000 was committed in the term before: this leader lacks it */
-	sim_u64s_set(&w->commit_by_term, nd->term - 1, 1000);
+	sim_u64s_set(&w->committed_term, 1000, nd->term - 1);
 	nd->lc_term = 0;
 	sim_observe(w, nd);
 	assert_true(w->failed);
 	assert_string_equal(w->prop, "leader-completeness");
+	world_free(w);
+}
+
+static void test_check_commit_safety(void **state)
+{
+	struct sim_world *w = world_with_leader();
+	struct sim_node *nd = &w->nodes[1];
+	raft_index c = raft_commit_index(nd->r);
+
+	(void)state;
+	/* another term was committed at this leader's commit index */
+	sim_u64s_set(&w->committed_term, c, nd->term + 5);
+	nd->commit_seen = c - 1;
+	sim_observe(w, nd);
+	assert_true(w->failed);
+	assert_string_equal(w->prop, "commit-safety");
+	world_free(w);
+}
+
+static void test_prop_payload(void **state)
+{
+	static uint8_t buf[3 * 65536];
+	struct raft_entry e = {1, 1, RAFT_ENTRY_NORMAL, sizeof(buf), buf};
+
+	(void)state;
+	sim_prop_encode(77, buf, sizeof(buf));
+	assert_int_equal(sim_content(e.type, buf, e.len), 77);
+	assert_true(sim_entry_intact(&e));
+	/* one byte far from the id: no longer the proposal */
+	buf[100000] ^= 1;
+	assert_false(sim_entry_intact(&e));
+	assert_false(sim_content_is_prop(sim_content(e.type, buf, e.len)));
+	e.len = 0;
+	assert_true(sim_entry_intact(&e)); /* the leader's no-op */
+}
+
+static void test_check_intact(void **state)
+{
+	struct sim_world *w = world(1);
+	uint8_t data[SIM_PROP_MIN + 8];
+	struct raft_entry e = {1, 5, RAFT_ENTRY_NORMAL, sizeof(data), data};
+
+	(void)state;
+	sim_prop_encode(3, data, sizeof(data));
+	sim_check_intact(w, &w->nodes[1], &e, 1, "append");
+	assert_false(w->failed);
+	data[SIM_PROP_MIN + 3] ^= 0xff; /* as if read from reused memory */
+	sim_check_intact(w, &w->nodes[1], &e, 1, "append");
+	assert_true(w->failed);
+	assert_string_equal(w->prop, "integrity");
+	world_free(w);
+}
+
+static void test_check_membership(void **state)
+{
+	struct sim_world *w = world(1);
+	struct raft_membership m;
+
+	(void)state;
+	memset(&m, 0, sizeof(m));
+	m.n_voters = 2;
+	m.voters[0] = 1;
+	m.voters[1] = 3;
+	w->removed[0].id = 3;
+	w->removed[0].at = 10;
+	w->n_removed = 1;
+	m.config_index = 9; /* before the removal: fine */
+	sim_check_membership(w, &w->nodes[1], &m);
+	assert_false(w->failed);
+	m.config_index = 12; /* after it, 3 is back */
+	sim_check_membership(w, &w->nodes[1], &m);
+	assert_true(w->failed);
+	assert_string_equal(w->prop, "membership");
 	world_free(w);
 }
 
@@ -415,6 +490,10 @@ int main(void)
 	        cmocka_unit_test(test_check_read),
 	        cmocka_unit_test(test_check_election_safety),
 	        cmocka_unit_test(test_check_leader_completeness),
+	        cmocka_unit_test(test_check_commit_safety),
+	        cmocka_unit_test(test_prop_payload),
+	        cmocka_unit_test(test_check_intact),
+	        cmocka_unit_test(test_check_membership),
 	        cmocka_unit_test(test_run_reproducible),
 	};
 

@@ -46,6 +46,9 @@ void sim_snapshot_copy(struct sim_snapshot *dst, const struct sim_snapshot *src)
 
 void sim_store_free(struct sim_store *s)
 {
+	struct sim_rand *fail_rng = s->fail_rng;
+	unsigned fail = s->fail;
+
 	for (size_t i = 0; i < s->n; i++)
 		free(s->ents[i].data);
 	free(s->ents);
@@ -55,6 +58,8 @@ void sim_store_free(struct sim_store *s)
 	sim_snapshot_free(&s->old_snap);
 	sim_u64s_free(&s->sm);
 	sim_store_init(s);
+	s->fail_rng = fail_rng; /* the disk is gone, not its flakiness */
+	s->fail = fail;
 }
 
 raft_index sim_store_last(const struct sim_store *s)
@@ -163,6 +168,14 @@ void sim_store_compact(struct sim_store *s, raft_index upto)
 
 /* ---- struct raft_storage callbacks ---- */
 
+/* An injected read failure, or 0: out of memory (transient) or an I/O error (fatal). */
+static int read_fault(struct sim_store *s)
+{
+	if (s->fail == 0 || sim_rand_below(s->fail_rng, 100000) >= s->fail)
+		return 0;
+	return sim_rand_below(s->fail_rng, 2) ? RAFT_ERR_NOMEM : RAFT_ERR_STORAGE;
+}
+
 static int cb_initial_state(void *ctx, struct raft_hard_state *hs, struct raft_membership *m)
 {
 	struct sim_store *s = ctx;
@@ -176,10 +189,13 @@ static int cb_entries(void *ctx, raft_index lo, raft_index hi, uint64_t max_byte
                       struct raft_entry *out, uint32_t *n)
 {
 	struct sim_store *s = ctx;
+	int rc = read_fault(s);
 	uint64_t bytes = 0;
 	uint32_t k = 0;
 
 	*n = 0;
+	if (rc != 0)
+		return rc;
 	if (lo < s->first)
 		return RAFT_ERR_COMPACTED;
 	if (hi < lo || hi > sim_store_last(s) + 1)
@@ -203,7 +219,9 @@ static int cb_entries(void *ctx, raft_index lo, raft_index hi, uint64_t max_byte
 
 static int cb_term(void *ctx, raft_index i, raft_term *t)
 {
-	return sim_store_term(ctx, i, t);
+	int rc = read_fault(ctx);
+
+	return rc != 0 ? rc : sim_store_term(ctx, i, t);
 }
 
 static raft_index cb_first_index(void *ctx)

@@ -122,7 +122,15 @@ void sim_u64s_free(struct sim_u64s *a)
 
 #define PROP_MARK 0x5a17c0ffee5eedull
 
-void sim_prop_encode(uint64_t id, uint8_t *buf)
+/* Byte k (>= SIM_PROP_MIN) of proposal id's payload. */
+static uint8_t fill(uint64_t id, uint32_t k)
+{
+	uint64_t x = id * 0x9e3779b97f4a7c15ull + k;
+
+	return (uint8_t)((x ^ (x >> 29)) * 0xbf58476d1ce4e5b9ull >> 56);
+}
+
+void sim_prop_encode(uint64_t id, uint8_t *buf, uint32_t len)
 {
 	uint64_t mark = id ^ PROP_MARK;
 
@@ -130,24 +138,37 @@ void sim_prop_encode(uint64_t id, uint8_t *buf)
 		buf[i] = (uint8_t)(id >> (8 * i));
 		buf[8 + i] = (uint8_t)(mark >> (8 * i));
 	}
+	for (uint32_t k = SIM_PROP_MIN; k < len; k++)
+		buf[k] = fill(id, k);
+}
+
+/* The id of an intact proposal payload, or 0. */
+static uint64_t prop_id(const uint8_t *data, uint32_t len)
+{
+	uint64_t id = 0, mark = 0;
+
+	if (len < SIM_PROP_MIN)
+		return 0;
+	for (int i = 0; i < 8; i++) {
+		id |= (uint64_t)data[i] << (8 * i);
+		mark |= (uint64_t)data[8 + i] << (8 * i);
+	}
+	if ((id ^ PROP_MARK) != mark || id == 0 || id >= (1ull << 62))
+		return 0;
+	for (uint32_t k = SIM_PROP_MIN; k < len; k++)
+		if (data[k] != fill(id, k))
+			return 0;
+	return id;
 }
 
 uint64_t sim_content(uint32_t type, const uint8_t *data, uint32_t len)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
+	uint64_t h = 0xcbf29ce484222325ull, id;
 
 	if (type == RAFT_ENTRY_NORMAL && len == 0)
 		return 0;
-	if (type == RAFT_ENTRY_NORMAL && len == SIM_PROP_LEN) {
-		uint64_t id = 0, mark = 0;
-
-		for (int i = 0; i < 8; i++) {
-			id |= (uint64_t)data[i] << (8 * i);
-			mark |= (uint64_t)data[8 + i] << (8 * i);
-		}
-		if ((id ^ PROP_MARK) == mark && id != 0 && id < (1ull << 62))
-			return id;
-	}
+	if (type == RAFT_ENTRY_NORMAL && (id = prop_id(data, len)) != 0)
+		return id;
 	h ^= type;
 	h *= 0x100000001b3ull;
 	for (uint32_t i = 0; i < len; i++) {
@@ -160,4 +181,13 @@ uint64_t sim_content(uint32_t type, const uint8_t *data, uint32_t len)
 bool sim_content_is_prop(uint64_t c)
 {
 	return c != 0 && c < (1ull << 62);
+}
+
+bool sim_entry_intact(const struct raft_entry *e)
+{
+	struct raft_conf_change cc;
+
+	if (e->type == RAFT_ENTRY_CONF_CHANGE)
+		return raft_conf_change_decode(e->data, e->len, &cc) == RAFT_OK;
+	return e->type == RAFT_ENTRY_NORMAL && (e->len == 0 || prop_id(e->data, e->len) != 0);
 }

@@ -122,7 +122,7 @@ void fx_destroy(struct fx *f)
 	free(f);
 }
 
-static void enqueue(struct fx *f, const struct raft_message *m)
+void fx_send(struct fx *f, const struct raft_message *m)
 {
 	struct fx_msg *q;
 	size_t total = 0, off = 0;
@@ -179,7 +179,11 @@ bool fx_ready(struct fx *f, raft_id id)
 
 	if (nd->down || nd->r == NULL || !raft_has_ready(nd->r))
 		return false;
-	raft_ready(nd->r, &rd);
+	rc = raft_ready(nd->r, &rd);
+	if (rc != RAFT_OK)
+		die("raft_ready", rc);
+	if (f->on_ready != NULL)
+		f->on_ready(f, id, &rd);
 	rc = raft_memstorage_save_ready(nd->ms, &rd);
 	if (rc != RAFT_OK)
 		die("save_ready", rc);
@@ -189,7 +193,7 @@ bool fx_ready(struct fx *f, raft_id id)
 		nd->conf = rd.snapshot.membership;
 	}
 	for (uint32_t i = 0; i < rd.n_messages; i++)
-		enqueue(f, &rd.messages[i]);
+		fx_send(f, &rd.messages[i]);
 	for (uint32_t i = 0; i < rd.n_committed; i++) {
 		const struct raft_entry *e = &rd.committed[i];
 
@@ -207,25 +211,31 @@ bool fx_ready(struct fx *f, raft_id id)
 	return true;
 }
 
-/* Deliver the oldest queued message; false if none. */
-static bool deliver_one(struct fx *f)
+int fx_deliver_at(struct fx *f, uint32_t i, bool drop)
 {
-	struct fx_msg q;
+	struct fx_msg q = f->q[i];
 	struct fx_node *to;
+	int rc = RAFT_OK;
 
-	if (f->nq == 0)
-		return false;
-	q = f->q[0];
-	memmove(f->q, f->q + 1, (f->nq - 1) * sizeof(*f->q));
+	memmove(f->q + i, f->q + i + 1, (f->nq - i - 1) * sizeof(*f->q));
 	f->nq--;
 	q.m.entries = q.ents;
 	q.m.snapshot = q.m.type == RAFT_MSG_SNAPSHOT ? &q.snap : NULL;
 	to = q.m.to <= FX_MAX ? &f->nodes[q.m.to] : NULL;
-	if (to != NULL && to->r != NULL && !to->down && !f->cut[q.m.from][q.m.to]) {
-		raft_step(to->r, &q.m);
+	if (!drop && to != NULL && to->r != NULL && !to->down && !f->cut[q.m.from][q.m.to]) {
+		rc = raft_step(to->r, &q.m);
 		f->delivered++;
 	}
 	free_msg(&q);
+	return rc;
+}
+
+/* Deliver the oldest queued message; false if none. */
+static bool deliver_one(struct fx *f)
+{
+	if (f->nq == 0)
+		return false;
+	fx_deliver_at(f, 0, false);
 	return true;
 }
 

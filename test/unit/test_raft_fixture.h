@@ -50,6 +50,8 @@ struct fx {
 	bool cut[FX_MAX + 1][FX_MAX + 1]; /* cut[a][b]: messages a -> b dropped */
 	struct raft_config base;
 	uint64_t delivered;
+	/* Called with each Ready fx_ready takes, before it is persisted. */
+	void (*on_ready)(struct fx *f, raft_id id, const struct raft_ready *rd);
 };
 
 /* Default config for node id (election 10, heartbeat 1). */
@@ -64,6 +66,10 @@ void fx_start(struct fx *f, raft_id id);
 void fx_destroy(struct fx *f);
 /* Add a node id with empty storage and no membership (joins via the leader). */
 void fx_add_node(struct fx *f, raft_id id);
+/* Queue a message (deep copy) for delivery. */
+void fx_send(struct fx *f, const struct raft_message *m);
+/* Step (or drop) queued message i; the rc of raft_step (RAFT_OK if not delivered). */
+int fx_deliver_at(struct fx *f, uint32_t i, bool drop);
 /* Run node id's Ready cycle once: persist, queue messages, apply, advance. */
 bool fx_ready(struct fx *f, raft_id id);
 /* Deliver queued messages and run Ready cycles until quiet (bounded). */

@@ -1,0 +1,167 @@
+/*
+ * sim_probe.c - two checks run after liveness, in a healed group with nothing
+ * else going on, for the rules that only show as lost availability:
+ *
+ *   disruption  a follower cut off for several election timeouts and healed
+ *               must not raise the term of a stable group (PreVote and the
+ *               CheckQuorum lease, thesis 9.6 and 4.2.3; checked when both
+ *               are on, as the engine runs them)
+ *   transfer    a leadership transfer to a voter that lags hands over in one
+ *               term (TimeoutNow only once the target is up to date, thesis
+ *               3.10), or is abandoned with leader and term unchanged
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "sim.h"
+
+/* Run k election timeouts. */
+static void run_elections(struct sim_world *w, uint64_t k)
+{
+	uint64_t end = w->now + k * w->p.elect_tick * SIM_TICK_UNITS;
+
+	while (!w->failed && w->now < end)
+		sim_step(w);
+}
+
+/*
+ * Let what the faults left behind play out: messages delayed past the heal
+ * (a TimeoutNow among them) and transfers asked for before it, which a
+ * leader abandons after an election timeout.
+ */
+static void settle(struct sim_world *w)
+{
+	while (!w->failed && w->now < w->drain_at)
+		sim_step(w);
+	run_elections(w, 2);
+}
+
+/* A voter other than leader l, up, whose absence leaves a quorum; or NULL. */
+static struct sim_node *spare_voter(struct sim_world *w, struct sim_node *l)
+{
+	const struct raft_membership *m = raft_membership(l->r);
+	struct sim_node *c[SIM_MAX_NODES];
+	unsigned n = 0;
+
+	if (m->n_voters < 3)
+		return NULL;
+	for (uint32_t i = 0; i < m->n_voters; i++) {
+		raft_id id = m->voters[i];
+
+		if (id != l->id && id <= w->n && sim_node_ready_for_calls(&w->nodes[id]))
+			c[n++] = &w->nodes[id];
+	}
+	return n ? c[sim_rand_below(&w->rng, n)] : NULL;
+}
+
+static void cut(struct sim_world *w, raft_id id, bool on)
+{
+	for (unsigned j = 1; j <= w->n; j++)
+		w->net.blocked[id][j] = w->net.blocked[j][id] = on && j != id;
+}
+
+/* Is l leader of term t, with no member of its group in a later term? */
+static bool still_leads(struct sim_world *w, struct sim_node *l, raft_term t, char *why, size_t len)
+{
+	const struct raft_membership *m;
+
+	if (!l->up || !l->r || l->role != RAFT_LEADER || l->term != t) {
+		snprintf(why, len, "node %" PRIu64 " is %s in term %" PRIu64, l->id,
+		         l->role == RAFT_LEADER ? "leader" : "no longer leader", l->term);
+		return false;
+	}
+	m = raft_membership(l->r);
+	for (unsigned id = 1; id <= w->n; id++)
+		if (w->nodes[id].up && raft_membership_contains(m, id) && w->nodes[id].term > t) {
+			snprintf(why, len, "node %u is in term %" PRIu64, id, w->nodes[id].term);
+			return false;
+		}
+	return true;
+}
+
+void sim_probe_disruption(struct sim_world *w)
+{
+	struct sim_node *l, *f;
+	char why[128];
+	raft_term t;
+
+	if (w->failed || !w->p.pre_vote || !w->p.check_quorum)
+		return;
+	settle(w);
+	l = sim_stable_leader(w);
+	if (w->failed || !l || !(f = spare_voter(w, l)))
+		return;
+	t = l->term;
+	run_elections(w, 2 + sim_rand_below(&w->rng, 3)); /* idle: the group may quiesce */
+	if (!w->failed && !still_leads(w, l, t, why, sizeof(why))) {
+		sim_fail(w, "disruption", "an idle, healthy group changed: %s", why);
+		return;
+	}
+	sim_trace(w, "probe: node %" PRIu64 " cut off from leader %" PRIu64 " of term %" PRIu64,
+	          f->id, l->id, t);
+	cut(w, f->id, true);
+	run_elections(w, 3 + sim_rand_below(&w->rng, 4));
+	cut(w, f->id, false);
+	sim_trace(w, "probe: node %" PRIu64 " back", f->id);
+	run_elections(w, 6);
+	if (!w->failed && !still_leads(w, l, t, why, sizeof(why)))
+		sim_fail(w, "disruption",
+		         "node %" PRIu64 " came back after a partition and the group's leader "
+		         "%" PRIu64 " of term %" PRIu64 " was disrupted: %s",
+		         f->id, l->id, t, why);
+}
+
+void sim_probe_transfer(struct sim_world *w)
+{
+	struct sim_node *l, *target, *now;
+	unsigned k, cut_ticks;
+	uint64_t end;
+	char why[128];
+	raft_term t;
+	int rc;
+
+	settle(w);
+	l = sim_stable_leader(w);
+	if (w->failed || !l || !sim_node_ready_for_calls(l) || !(target = spare_voter(w, l)))
+		return;
+	t = l->term;
+	/* The target misses a few entries, cut off for less than an election timeout. */
+	cut(w, target->id, true);
+	k = 1 + (unsigned)sim_rand_below(&w->rng, 20);
+	for (unsigned i = 0; i < k && sim_node_ready_for_calls(l); i++)
+		sim_propose(w, l);
+	cut_ticks = w->p.elect_tick / 2 > w->p.hb_tick ? w->p.elect_tick / 2 - w->p.hb_tick : 1;
+	end = w->now + (uint64_t)cut_ticks * SIM_TICK_UNITS;
+	while (!w->failed && w->now < end)
+		sim_step(w);
+	cut(w, target->id, false);
+	if (w->failed || !sim_node_ready_for_calls(l) || l->role != RAFT_LEADER || l->term != t)
+		return; /* nothing to judge: leadership moved for its own reasons */
+	rc = raft_transfer_leader(l->r, target->id);
+	sim_trace(w,
+	          "probe: transfer from %" PRIu64 " to lagging %" PRIu64 " (term %" PRIu64 "): %s",
+	          l->id, target->id, t, raft_strerror(rc));
+	sim_observe(w, l);
+	sim_node_pump(w, l);
+	if (rc != RAFT_OK)
+		return;
+	run_elections(w, 4);
+	if (w->failed)
+		return;
+	now = sim_stable_leader(w);
+	if (now == target && now->term == t + 1)
+		return;
+	if (now == l && still_leads(w, l, t, why, sizeof(why)))
+		return;
+	if (now)
+		sim_fail(w, "transfer",
+		         "transfer of term %" PRIu64 " from %" PRIu64 " to lagging %" PRIu64
+		         " ended with node %" PRIu64 " leading term %" PRIu64,
+		         t, l->id, target->id, now->id, now->term);
+	else
+		sim_fail(w, "transfer",
+		         "transfer of term %" PRIu64 " from %" PRIu64 " to lagging %" PRIu64
+		         " left no stable leader",
+		         t, l->id, target->id);
+}
