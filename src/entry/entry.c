@@ -532,6 +532,15 @@ static int decode_sections(struct entry_reader *r, struct entry_change_set *out,
 	return r->p == r->end ? ENTRY_OK : ENTRY_ERR_FORMAT;
 }
 
+int entry_decode_owner(const struct entry_header *h, struct entry_owner *out)
+{
+	struct entry_reader r = {h->body, h->body + h->body_len};
+
+	if (h->type != ENTRY_CHANGE_SET && h->type != ENTRY_REGISTER_TABLE)
+		return ENTRY_ERR_TYPE;
+	return decode_owner(&r, out);
+}
+
 int entry_decode_change_set(const struct entry_header *h, struct entry_change_set *out)
 {
 	struct entry_reader r = {h->body, h->body + h->body_len};

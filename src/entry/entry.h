@@ -219,6 +219,10 @@ struct entry_change_set {
 	struct entry_reader ops;
 };
 
+/* Only the owner of a change set or registration (a cheap look, no check of
+ * the rest). */
+int entry_decode_owner(const struct entry_header *h, struct entry_owner *out);
+
 /* Decode and check the whole body of a change set / a registration. */
 int entry_decode_change_set(const struct entry_header *h, struct entry_change_set *out);
 int entry_decode_register(const struct entry_header *h, struct entry_change_set *out);

@@ -221,6 +221,12 @@ static void test_change_set_round_trip(void **state)
 	assert_true(cs.owner.incarnation == 0x1122334455667788ull);
 	assert_int_equal(cs.owner.slot, 17);
 	assert_int_equal(cs.owner.generation, 99);
+	{
+		struct entry_owner o;
+
+		assert_int_equal(entry_decode_owner(&h, &o), ENTRY_OK);
+		assert_memory_equal(&o, &cs.owner, sizeof(o));
+	}
 	assert_int_equal(cs.n_tables, 2);
 	r = cs.tables;
 	assert_int_equal(entry_next_table(&r, &t), ENTRY_OK);
