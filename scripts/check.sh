@@ -119,11 +119,11 @@ tap() {
 	local dir rc
 	dir=$(make_workdir tap)
 	mkdir -p "$dir/t"
-	cp test/t/*.pl "$dir/t/"
+	cp test/t/*.pl test/t/*.pm "$dir/t/"
 	[ "$(id -u)" -eq 0 ] && chown -R postgres "$dir"
 	(cd "$dir" && "${RUN_AS[@]}" env PATH="$PG_BINDIR:$PATH" PERL5LIB="$PG_PERL" \
 		TESTDIR="$dir" PG_REGRESS="$PG_REGRESS" PGPORT=54321 DR_SCRIPTS="$top/scripts" \
-		prove --timer -v t/*.pl) 2>&1 | tee "$dir/prove.txt"
+		prove --timer -v ${TAP_TESTS:-t/*.pl}) 2>&1 | tee "$dir/prove.txt"
 	rc=${PIPESTATUS[0]}
 	if [ "$rc" -ne 0 ]; then
 		for f in "$dir"/tmp_check/log/*; do

@@ -78,13 +78,18 @@ SET dragonraft.testing_fail_local_commit = on;
 SELECT pg_temp.try($$INSERT INTO items (name, qty, note) VALUES ('a', 3, repeat('x', 100000))$$);
 SELECT pg_temp.caught_up();
 SELECT id, name, qty, doubled, length(note) AS note_len FROM items ORDER BY id;
+-- (Until the entry of a failed commit is applied here, writes of its group fail
+-- with 40001: their reads may predate it.  caught_up() waits for it.)
 SELECT pg_temp.try($$UPDATE items SET qty = 5 WHERE name = 'a'$$);
+SELECT pg_temp.caught_up();
 SELECT pg_temp.try($$UPDATE items SET id = 10 WHERE name = 'before'$$);  -- the key changes
+SELECT pg_temp.caught_up();
 SELECT pg_temp.try($$INSERT INTO items (name) VALUES ('a'), ('b')
                      ON CONFLICT (name) DO UPDATE SET qty = items.qty + 1$$);
 SELECT pg_temp.caught_up();
 SELECT id, name, qty, doubled, length(note) AS note_len FROM items ORDER BY id;
 SELECT pg_temp.try($$DELETE FROM items WHERE name = 'b'$$);
+SELECT pg_temp.caught_up();
 SELECT pg_temp.try($$COPY items (name, qty) FROM PROGRAM 'printf "c\t7\nd\t8\n"'$$);
 SELECT pg_temp.caught_up();
 SELECT id, name, qty, doubled FROM items ORDER BY id;

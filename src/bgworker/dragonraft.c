@@ -204,6 +204,11 @@ static void define_gucs(void)
 	                         "The apply worker then applies the entry from the log.",
 	                         &dr_testing_fail_local_commit, false, PGC_SUSET, 0, NULL, NULL,
 	                         NULL);
+	DefineCustomIntVariable("dragonraft.testing_commit_delay",
+	                        "For tests only: hold every local commit through Raft this long "
+	                        "after its turn came.",
+	                        NULL, &dr_testing_commit_delay, 0, 0, 60000, PGC_SUSET, GUC_UNIT_MS,
+	                        NULL, NULL, NULL);
 	MarkGUCPrefixReserved("dragonraft");
 }
 

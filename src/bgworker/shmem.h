@@ -117,6 +117,9 @@ typedef struct DrGroup {
 	uint64 applied;      /* applied index: its effects are committed here */
 	bool takeover;       /* the apply worker applies an entry whose backend gave up:
 	                      * backends waiting for a later turn end with 40003 */
+	uint64 gave_up;      /* highest entry whose backend gave up after it committed (set
+	                      * before that backend releases its locks): until applied
+	                      * reaches it, local reads of its rows may be stale */
 	RepOriginId origin;  /* the group's replication origin, InvalidRepOriginId until known */
 	uint64 apply_errors; /* apply worker failures */
 	bool apply_failing;  /* the last attempt to apply failed (error says why) */

@@ -18,8 +18,10 @@
 #define DR_CAPTURE_TRIGGER  "dragonraft_capture"
 #define DR_TRUNCATE_TRIGGER "dragonraft_capture_truncate"
 
-/* GUC dragonraft.testing_fail_local_commit (superuser, for tests only). */
+/* GUCs for tests only (superuser): fail the local commit after the entry
+ * committed in the log; hold the local commit that many milliseconds. */
 extern bool dr_testing_fail_local_commit;
+extern int dr_testing_commit_delay;
 /* This process is the apply worker: every utility command is allowed. */
 extern bool dr_is_apply_worker;
 /* > 0 while dragonraft itself runs DDL on a replicated table (its triggers). */

@@ -40,6 +40,7 @@
 #include "raft/raft.h"
 #include "replication/origin.h"
 #include "shmem.h"
+#include "storage/latch.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
@@ -47,6 +48,7 @@
 #include "utils/timestamp.h"
 
 bool dr_testing_fail_local_commit = false;
+int dr_testing_commit_delay = 0;
 
 /* libpq/libpq.h declares it, but its include of libpq-be.h wants GSSAPI headers. */
 extern bool pq_check_connection(void);
@@ -96,6 +98,7 @@ typedef struct GroupView {
 	uint64 leader;
 	uint64 noop_index;
 	uint64 applied;
+	uint64 gave_up;
 	bool takeover;
 	RepOriginId origin;
 	char error[DR_ERROR_LEN];
@@ -113,6 +116,7 @@ static bool view_group(uint64 group_id, GroupView *v)
 		v->leader = v->g->leader;
 		v->noop_index = v->g->noop_index;
 		v->applied = v->g->applied;
+		v->gave_up = v->g->gave_up;
 		v->takeover = v->g->takeover;
 		v->origin = v->g->origin;
 		strlcpy(v->error, v->g->error, sizeof(v->error));
@@ -137,6 +141,25 @@ static void count_unknown(uint64 group_id)
 	LWLockRelease(dr_shared->groups_lock);
 }
 
+/*
+ * An entry whose backend gave up after it committed (it released its row
+ * locks at its abort) is not applied yet: this transaction may have read rows
+ * as they were before that entry.  It proposes nothing and may retry.
+ */
+static void stale_view(uint64 group_id) pg_attribute_noreturn();
+
+static void stale_view(uint64 group_id)
+{
+	ereport(ERROR,
+	        (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+	         errmsg("could not serialize access: an earlier transaction of dragonraft group %llu "
+	                "is being applied from the log",
+	                (unsigned long long)group_id),
+	         errdetail("Its local commit failed after its entry committed; this transaction may "
+	                   "have read rows as they were before it.  Nothing was proposed."),
+	         errhint("Retry the transaction.")));
+}
+
 uint64 dr_xact_writable(uint64 group_id)
 {
 	GroupView v;
@@ -155,6 +178,11 @@ uint64 dr_xact_writable(uint64 group_id)
 		if (v.role != RAFT_LEADER) {
 			ConditionVariableCancelSleep();
 			dr_capture_not_leader(group_id, v.leader);
+		}
+		/* Not waited for: the apply worker may need a lock this transaction holds. */
+		if (v.applied < v.gave_up) {
+			ConditionVariableCancelSleep();
+			stale_view(group_id);
 		}
 		/* A new leader writes once it applied its term's no-op: no stale view. */
 		if (v.noop_index > 0 && v.applied >= v.noop_index)
@@ -313,6 +341,8 @@ static void pre_commit(void)
 
 	if (!dr_capture_pending(&p))
 		return;
+	if (view_group(p.group_id, &v) && v.applied < v.gave_up)
+		stale_view(p.group_id);
 	owner.node_id = (uint32)dr_node_id;
 	owner.incarnation = dr_shared->incarnation;
 	owner.slot = (uint32)(MyBackendId - 1);
@@ -341,6 +371,18 @@ static void pre_commit(void)
 	if (!dr_capture_other_writes())
 		(void)set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
 		                        GUC_ACTION_LOCAL, true, 0, false);
+	if (dr_testing_commit_delay > 0) {
+		/* The entry stays this backend's to apply meanwhile (testing only). */
+		TimestampTz end =
+		        TimestampTzPlusMilliseconds(GetCurrentTimestamp(), dr_testing_commit_delay);
+
+		while (GetCurrentTimestamp() < end) {
+			(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10,
+			                PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
 	if (dr_testing_fail_local_commit)
 		ereport(ERROR,
 		        (errcode(ERRCODE_INTERNAL_ERROR),
@@ -379,11 +421,25 @@ static void committed(void)
 	dr_shmem_wake_apply();
 }
 
-/* Aborted after a proposal that may commit: the apply worker applies it. */
+/* Aborted after a proposal that may commit: the apply worker applies it.
+ * (Abort callbacks run before the transaction's locks are released.) */
 static void gave_up(void)
 {
 	if (C.phase == PHASE_ORIGIN)
 		release_origin();
+	if (C.index > 0) {
+		DrGroup *g;
+
+		LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+		g = dr_shmem_group_find(C.group_id);
+		if (g != NULL) {
+			SpinLockAcquire(&g->mutex);
+			if (g->gave_up < C.index)
+				g->gave_up = C.index;
+			SpinLockRelease(&g->mutex);
+		}
+		LWLockRelease(dr_shared->groups_lock);
+	}
 	set_slot(DR_COMMIT_GAVE_UP, C.group_id, false, NULL);
 	dr_shmem_wake_apply();
 }
@@ -410,13 +466,13 @@ static void xact_callback(XactEvent event, void *arg)
 	case XACT_EVENT_COMMIT:
 		if (C.phase == PHASE_ORIGIN)
 			committed();
-		C.phase = PHASE_NONE;
+		memset(&C, 0, sizeof(C));
 		dr_capture_reset();
 		break;
 	case XACT_EVENT_ABORT:
 		if (C.phase != PHASE_NONE)
 			gave_up();
-		C.phase = PHASE_NONE;
+		memset(&C, 0, sizeof(C));
 		dr_capture_reset();
 		break;
 	default:
