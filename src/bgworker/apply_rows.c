@@ -190,9 +190,9 @@ static ApplyTable *open_tables(uint64 group_id, const struct entry_change_set *c
 		/* Every shipped column counts as updated: stored generated columns
 		 * are recomputed from them (as worker.c does). */
 		for (int c = 0; c < tables[i].n_cols; c++)
-			rte->updatedCols = bms_add_member(rte->updatedCols,
-			                                  tables[i].attnums[c] -
-			                                          FirstLowInvalidHeapAttributeNumber);
+			rte->updatedCols = bms_add_member(
+			        rte->updatedCols,
+			        tables[i].attnums[c] - FirstLowInvalidHeapAttributeNumber);
 		rtable = lappend(rtable, rte);
 	}
 	ExecInitRangeTable(estate, rtable);

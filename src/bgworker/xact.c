@@ -152,11 +152,13 @@ static void stale_view(uint64 group_id)
 {
 	ereport(ERROR,
 	        (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-	         errmsg("could not serialize access: an earlier transaction of dragonraft group %llu "
+	         errmsg("could not serialize access: an earlier transaction of dragonraft group "
+	                "%llu "
 	                "is being applied from the log",
 	                (unsigned long long)group_id),
-	         errdetail("Its local commit failed after its entry committed; this transaction may "
-	                   "have read rows as they were before it.  Nothing was proposed."),
+	         errdetail(
+	                 "Its local commit failed after its entry committed; this transaction may "
+	                 "have read rows as they were before it.  Nothing was proposed."),
 	         errhint("Retry the transaction.")));
 }
 
@@ -377,8 +379,8 @@ static void pre_commit(void)
 		        TimestampTzPlusMilliseconds(GetCurrentTimestamp(), dr_testing_commit_delay);
 
 		while (GetCurrentTimestamp() < end) {
-			(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10,
-			                PG_WAIT_EXTENSION);
+			(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+			                10, PG_WAIT_EXTENSION);
 			ResetLatch(MyLatch);
 			CHECK_FOR_INTERRUPTS();
 		}

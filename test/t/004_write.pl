@@ -202,6 +202,32 @@ ok($c->caught_up(1), 'both entries are applied from the log');
 is($c->node($_)->safe_psql('postgres', "SELECT string_agg(owner, ',' ORDER BY id) FROM accounts WHERE id IN (2, 30)"),
 	'second,first', "node $_ has both transactions") for $c->ids;
 
+# A cancel while waiting for the turn: the entry is committed in the log, so
+# the transaction ends with 40003, the turn is handed on, and the apply
+# worker applies the entry after the one before it.
+my ($hout, $herr, $wout, $werr) = ('', '', '', '');
+my $holder = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
+		'SET dragonraft.testing_commit_delay = 3000', '-c',
+		"UPDATE accounts SET owner = 'holder' WHERE id = 30"], '>', \$hout, '2>', \$herr);
+ok($c->wait_until('a transaction holding its turn', sub {
+	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%owner = ''holder''%' AND state = 'active'") eq '1' }),
+	'a transaction holds its turn');
+my $waiter = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
+		'\set VERBOSITY verbose', '-c', "UPDATE accounts SET owner = 'waiter' WHERE id = 2"],
+	'>', \$wout, '2>', \$werr);
+ok($c->wait_until('the second transaction waiting for its turn', sub {
+	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%owner = ''waiter''%' AND wait_event_type = 'Extension'") eq '1' }),
+	'another transaction waits for its turn');
+$L->safe_psql('postgres', "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%owner = ''waiter''%' AND pid <> pg_backend_pid()");
+$waiter->finish;
+$holder->finish;
+like($werr, qr/ERROR:\s+40003: canceled while the transaction waited for its turn/, 'the canceled transaction ends with 40003');
+is($herr, '', 'the transaction before it commits');
+ok($c->caught_up(1), 'the canceled transaction\'s entry is applied from the log');
+is($c->node($_)->safe_psql('postgres', "SELECT string_agg(owner, ',' ORDER BY id) FROM accounts WHERE id IN (2, 30)"),
+	'waiter,holder', "node $_ has both") for $c->ids;
+$unknown++;
+
 # The cycle of DESIGN §4: the apply worker must apply an entry (a utility
 # command from another member) under a lock that a local transaction holds,
 # and that transaction then waits for its turn behind the entry.  It ends
