@@ -15,3 +15,8 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 $(shlib): build/rel/libdrcore.a
+
+# PGXS tracks no header dependencies here: every object of the extension
+# depends on the headers it may include, so a changed shared struct never
+# leaves an object with the old layout.
+$(OBJS): $(wildcard src/bgworker/*.h) $(wildcard src/*/*.h)

@@ -8,13 +8,18 @@
 #   <steps>  CHECK_STEPS from the modules (simulator seeds, crash tests, ...)
 #   fuzz     every libFuzzer target for FUZZ_SECONDS from its seed corpus
 #   regress  pg_regress (sql/, expected/) on a temporary instance
+#   isolation PostgreSQL's isolation tester (test/isolation/specs) on one node
 #   tap      TAP tests (test/t/) with PostgreSQL::Test::Cluster
+#
+# With layer names as arguments (e.g. `bash scripts/check.sh regress tap`),
+# only those run, after installing the extension.
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
 
 bash scripts/install-deps.sh || exit 1
 . scripts/pgenv.sh
+PG_ISOLATION_REGRESS=$PGXS_SRC/test/isolation/pg_isolation_regress
 
 mkdir -p build/check
 summary=()
@@ -87,15 +92,38 @@ regress() {
 	return "$rc"
 }
 
+isolation() {
+	local dir tests rc
+	dir=$(make_workdir isolation)
+	cp -r test/isolation/specs test/isolation/expected test/regress/regress.conf "$dir/"
+	[ "$(id -u)" -eq 0 ] && chown -R postgres "$dir"
+	tests=$(cd test/isolation/specs && ls *.spec | sed 's/\.spec$//' | sort)
+	(cd "$dir" && "${RUN_AS[@]}" "$PG_ISOLATION_REGRESS" --temp-instance=tmp_check \
+		--temp-config=regress.conf --bindir="$PG_BINDIR" --inputdir=. \
+		--outputdir=. --dbname=contrib_regression --load-extension=dragonraft \
+		$tests) | tee "$dir/out.txt"
+	rc=${PIPESTATUS[0]}
+	[ -f "$dir/output_iso/regression.diffs" ] && cat "$dir/output_iso/regression.diffs"
+	local n ok fail
+	n=$(echo "$tests" | wc -w)
+	if [ "$rc" -eq 0 ]; then ok=$n; fail=0; else
+		fail=$(sed -n 's/^ *\([0-9]*\) of [0-9]* tests failed.*/\1/p' "$dir/out.txt")
+		fail=${fail:-$n}; ok=$((n - fail))
+	fi
+	echo "$ok passed, $fail failed"
+	[ "$rc" -eq 0 ] && rm -rf "$dir"
+	return "$rc"
+}
+
 tap() {
 	local dir rc
 	dir=$(make_workdir tap)
 	mkdir -p "$dir/t"
-	cp test/t/*.pl "$dir/t/"
+	cp test/t/*.pl test/t/*.pm "$dir/t/"
 	[ "$(id -u)" -eq 0 ] && chown -R postgres "$dir"
 	(cd "$dir" && "${RUN_AS[@]}" env PATH="$PG_BINDIR:$PATH" PERL5LIB="$PG_PERL" \
 		TESTDIR="$dir" PG_REGRESS="$PG_REGRESS" PGPORT=54321 DR_SCRIPTS="$top/scripts" \
-		prove --timer -v t/*.pl) 2>&1 | tee "$dir/prove.txt"
+		prove --timer -v ${TAP_TESTS:-t/*.pl}) 2>&1 | tee "$dir/prove.txt"
 	rc=${PIPESTATUS[0]}
 	if [ "$rc" -ne 0 ]; then
 		for f in "$dir"/tmp_check/log/*; do
@@ -114,6 +142,23 @@ tap() {
 	return "$rc"
 }
 
+install_ext() {
+	echo "==== install ===="
+	make --no-print-directory install >build/check/install.log 2>&1 || {
+		cat build/check/install.log
+		echo "install failed" >&2
+		exit 1
+	}
+}
+
+if [ $# -gt 0 ]; then
+	run_layer build build
+	install_ext
+	for layer in "$@"; do run_layer "$layer" "$layer"; done
+	finish
+	exit 0
+fi
+
 run_layer build build
 run_layer unit make --no-print-directory unit
 run_layer unit-asan make --no-print-directory -j2 SANITIZE=1 unit
@@ -123,12 +168,8 @@ done
 if [ -n "$(make --no-print-directory -s print-FUZZ_TARGETS)" ]; then
 	run_layer fuzz make --no-print-directory fuzz-check
 fi
-echo "==== install ===="
-make --no-print-directory install >build/check/install.log 2>&1 || {
-	cat build/check/install.log
-	echo "install failed" >&2
-	exit 1
-}
+install_ext
 run_layer regress regress
+run_layer isolation isolation
 run_layer tap tap
 finish

@@ -111,6 +111,7 @@ CREATE FUNCTION group_stats(OUT group_id bigint, OUT proposals bigint, OUT commi
                             OUT leader_changes bigint, OUT snapshots_sent bigint,
                             OUT snapshots_received bigint, OUT bytes_sent bigint,
                             OUT bytes_received bigint, OUT apply_errors bigint,
+                            OUT xact_commits bigint, OUT xact_unknown bigint,
                             OUT stats_reset timestamptz)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'dr_group_stats'
@@ -120,10 +121,14 @@ COMMENT ON FUNCTION group_stats() IS 'The rows of the view dragonraft.stat_group
 CREATE VIEW stat_groups AS
   SELECT group_id, proposals, commits, unknown_outcomes, elections, leader_changes,
          snapshots_sent, snapshots_received, bytes_sent, bytes_received, apply_errors,
-         stats_reset
+         xact_commits, xact_unknown, stats_reset
     FROM group_stats();
 COMMENT ON VIEW stat_groups IS
   'Cumulative counters of each group on this node since stats_reset (the last stat_reset or the engine worker''s start)';
+COMMENT ON COLUMN stat_groups.xact_commits IS
+  'Transactions of this node committed through the group''s log and applied here by their own backend';
+COMMENT ON COLUMN stat_groups.xact_unknown IS
+  'Transactions of this node that ended with SQLSTATE 40003: proposed, outcome unknown to the client (applied from the log if committed)';
 
 CREATE FUNCTION stat_reset(group_id bigint DEFAULT NULL)
 RETURNS void
@@ -132,10 +137,154 @@ LANGUAGE C CALLED ON NULL INPUT VOLATILE;
 COMMENT ON FUNCTION stat_reset(bigint) IS
   'Reset the counters of dragonraft.stat_groups for one group, or for all (NULL)';
 
+-- Replicated tables (DESIGN §4).  A table's id in its group is the log index
+-- of its registration, the same on every member.
+CREATE TABLE replicated_tables (
+  group_id bigint NOT NULL,
+  table_id bigint NOT NULL,
+  relid oid,
+  state text NOT NULL CHECK (state IN ('replicated', 'refused')),
+  detail text,
+  PRIMARY KEY (group_id, table_id)
+);
+COMMENT ON TABLE replicated_tables IS
+  'Tables registered in each group (written when the registration entry is applied); a refused one is not replicated on this node';
+
+CREATE TABLE ddl_history (
+  group_id bigint NOT NULL,
+  index bigint NOT NULL,
+  command text NOT NULL,
+  error text,
+  PRIMARY KEY (group_id, index)
+);
+COMMENT ON TABLE ddl_history IS
+  'Utility commands run through dragonraft.execute, in log order, with the error if one failed on this node';
+
+CREATE VIEW tables AS
+  SELECT relid::regclass AS relid, group_id, table_id AS since_index, state, detail
+    FROM replicated_tables;
+COMMENT ON VIEW tables IS
+  'Replicated tables on this node: the group, the log index since which the table is replicated (its id), and whether this node refused it (detail says why)';
+
+CREATE FUNCTION capture()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'dr_capture'
+LANGUAGE C;
+COMMENT ON FUNCTION capture() IS
+  'The trigger replicate_table installs: it captures the changes of a replicated table for the transaction''s change set';
+
+CREATE FUNCTION replicate_table(tbl regclass, group_id bigint)
+RETURNS void
+AS 'MODULE_PATHNAME', 'dr_replicate_table'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION replicate_table(regclass, bigint) IS
+  'On the leader: the table joins the group at the commit of this transaction, with its definition and rows; members that lack it create it';
+
+CREATE FUNCTION execute(group_id bigint, command text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'dr_execute'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION execute(bigint, text) IS
+  'Run a utility command (DDL) on every member of the group in log order; returns its log index once it is applied here';
+
+CREATE FUNCTION leader(group_id bigint, OUT node_id integer, OUT client_address text)
+RETURNS record
+LANGUAGE sql STABLE
+AS $$
+  SELECT s.leader_id, i.client_address
+    FROM @extschema@.status s
+    LEFT JOIN @extschema@.member_info i ON i.group_id = s.group_id AND i.node_id = s.leader_id
+   WHERE s.group_id = $1
+$$;
+COMMENT ON FUNCTION leader(bigint) IS
+  'The leader of a group as this node knows it: node id and client address (libpq conninfo), for routing writes; NULL when there is none';
+
+-- A table's canonical definition, compared between members: the owned
+-- sequences, columns (types, collations, defaults, generated and identity
+-- columns, NOT NULL), constraints, other indexes and the replica identity.
+CREATE FUNCTION table_definition(tbl regclass)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog
+AS $$
+DECLARE
+  r record;
+  def text := '';
+  cols text[] := '{}';
+  ident "char";
+BEGIN
+  FOR r IN SELECT d.objid::regclass::text AS seq, a.attname
+             FROM pg_depend d
+             JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+             JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+            WHERE d.classid = 'pg_class'::regclass AND d.refobjid = tbl AND d.deptype = 'a'
+            ORDER BY 1 LOOP
+    def := def || format('CREATE SEQUENCE %s;', r.seq) || E'\n';
+  END LOOP;
+  FOR r IN SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS typ, a.attnotnull,
+                  a.attidentity, a.attgenerated, pg_get_expr(ad.adbin, ad.adrelid) AS dflt,
+                  CASE WHEN a.attcollation <> t.typcollation
+                       THEN (SELECT format('%I.%I', n.nspname, c.collname)
+                               FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace
+                              WHERE c.oid = a.attcollation) END AS coll
+             FROM pg_attribute a
+             JOIN pg_type t ON t.oid = a.atttypid
+             LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+            WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped
+            ORDER BY a.attnum LOOP
+    cols := cols || (quote_ident(r.attname) || ' ' || r.typ
+      || coalesce(' COLLATE ' || r.coll, '')
+      || CASE WHEN r.attgenerated = 's' THEN ' GENERATED ALWAYS AS (' || r.dflt || ') STORED'
+              WHEN r.dflt IS NOT NULL THEN ' DEFAULT ' || r.dflt ELSE '' END
+      || CASE r.attidentity WHEN 'a' THEN ' GENERATED ALWAYS AS IDENTITY'
+                            WHEN 'd' THEN ' GENERATED BY DEFAULT AS IDENTITY' ELSE '' END
+      || CASE WHEN r.attnotnull THEN ' NOT NULL' ELSE '' END);
+  END LOOP;
+  def := def || format('CREATE TABLE %s (%s);', tbl, array_to_string(cols, ', '));
+  FOR r IN SELECT conname, pg_get_constraintdef(oid) AS cdef FROM pg_constraint
+            WHERE conrelid = tbl AND contype IN ('p', 'u', 'c', 'f', 'x') ORDER BY conname LOOP
+    def := def || E'\n' || format('ALTER TABLE %s ADD CONSTRAINT %I %s;', tbl, r.conname, r.cdef);
+  END LOOP;
+  FOR r IN SELECT pg_get_indexdef(i.indexrelid) AS idef FROM pg_index i
+            WHERE i.indrelid = tbl
+              AND NOT EXISTS (SELECT FROM pg_constraint c WHERE c.conindid = i.indexrelid
+                                                            AND c.conrelid = tbl)
+            ORDER BY i.indexrelid::regclass::text LOOP
+    def := def || E'\n' || r.idef || ';';
+  END LOOP;
+  FOR r IN SELECT d.objid::regclass::text AS seq, a.attname
+             FROM pg_depend d
+             JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+             JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+            WHERE d.classid = 'pg_class'::regclass AND d.refobjid = tbl AND d.deptype = 'a'
+            ORDER BY 1 LOOP
+    def := def || E'\n' || format('ALTER SEQUENCE %s OWNED BY %s.%I;', r.seq, tbl, r.attname);
+  END LOOP;
+  SELECT relreplident INTO ident FROM pg_class WHERE oid = tbl;
+  IF ident = 'f' THEN
+    def := def || E'\n' || format('ALTER TABLE %s REPLICA IDENTITY FULL;', tbl);
+  ELSIF ident = 'n' THEN
+    def := def || E'\n' || format('ALTER TABLE %s REPLICA IDENTITY NOTHING;', tbl);
+  ELSIF ident = 'i' THEN
+    def := def || E'\n' || (SELECT format('ALTER TABLE %s REPLICA IDENTITY USING INDEX %I;', tbl,
+                                          c.relname)
+                              FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                             WHERE i.indrelid = tbl AND i.indisreplident);
+  END IF;
+  RETURN def;
+END
+$$;
+COMMENT ON FUNCTION table_definition(regclass) IS
+  'The canonical definition of a table (CREATE statements) that replicate_table carries and members compare';
+
 -- Privileges: administrative functions for dragonraft_admin, views for pg_monitor.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA @extschema@ FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION create_group(bigint, jsonb), transfer_leader(bigint, integer),
-  stat_reset(bigint) TO dragonraft_admin;
+  stat_reset(bigint), replicate_table(regclass, bigint), execute(bigint, text)
+  TO dragonraft_admin;
+-- Every writer of a replicated table runs its capture trigger; leader() is for routing.
+GRANT EXECUTE ON FUNCTION capture(), leader(bigint), table_definition(regclass) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION node_status(), group_status(), group_members(), group_stats()
   TO pg_monitor, dragonraft_admin;
 GRANT SELECT ON member_info, status, members, stat_groups TO pg_monitor, dragonraft_admin;
+GRANT SELECT ON replicated_tables, ddl_history, tables TO pg_monitor, dragonraft_admin;

@@ -15,8 +15,19 @@
  * durable in the Raft log, and after a crash the engine replays those above
  * the applied index that reached the disk.
  *
- * In this issue entries are no-ops, membership changes and member info
- * (dragonraft.member_info); change sets come next.
+ * Entries are no-ops, membership changes, member info (dragonraft.member_info),
+ * and the write path's change sets, table registrations and utility
+ * commands (apply_rows.c).  On the leader a change set or registration
+ * belongs to the backend that proposed it while that backend lives
+ * (DESIGN §4): it applies the entry itself, in log order, and this worker
+ * only skips it.  Its group's later entries wait here, in this worker's
+ * memory, while the other groups' entries go on (one worker serves every
+ * group, and a backend may take a while: its turn, its commit).  If the
+ * backend gives up (its local commit failed, it was cancelled or it exited)
+ * this worker applies the entry, and sets the group's takeover flag while
+ * it applies such entries, utility commands and registrations, so that no
+ * backend waits for a later turn holding row locks this worker needs
+ * (xact.c ends those with 40003).
  */
 #include "dragonraft.h"
 
@@ -42,6 +53,7 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
+#include "write.h"
 
 /* A batch (one transaction) ends at a group change, an empty queue or these. */
 #define BATCH_ENTRIES 1000
@@ -51,10 +63,21 @@
 typedef struct ApplyGroup {
 	uint64 group_id; /* hash key */
 	RepOriginId origin;
-	uint64 applied; /* its last entry applied here (committed or in the open batch) */
+	uint64 applied;     /* its last entry applied here (committed or in the open batch) */
+	dlist_head waiting; /* entries behind one a live backend applies (Deferred) */
+	dlist_node parked;  /* in the list of groups with waiting entries */
+	bool takeover;      /* the shared takeover flag is set for this batch */
 } ApplyGroup;
 
+/* A message kept while its group waits for a backend. */
+typedef struct Deferred {
+	dlist_node node;
+	DrApplyMsg msg;
+	uint8 data[FLEXIBLE_ARRAY_MEMBER];
+} Deferred;
+
 static HTAB *groups;
+static dlist_head parked_groups = DLIST_STATIC_INIT(parked_groups);
 static SPIPlanPtr member_info_plan;
 
 /* The open batch (transaction). */
@@ -77,6 +100,7 @@ static void on_apply_exit(int code, Datum arg)
 
 	SpinLockAcquire(&dr_shared->mutex);
 	dr_shared->apply_pid = 0;
+	dr_shared->apply_pgprocno = -1;
 	pgprocno = dr_shared->engine_pgprocno;
 	SpinLockRelease(&dr_shared->mutex);
 	if (pgprocno >= 0)
@@ -109,8 +133,10 @@ static void publish(uint64 group_id, uint64 applied, RepOriginId origin, const c
 	if (g != NULL) {
 		SpinLockAcquire(&g->mutex);
 		if (error == NULL) {
-			g->applied = applied;
+			if (g->applied < applied)
+				g->applied = applied;
 			g->origin = origin;
+			g->takeover = false;
 			if (g->apply_failing && g->member_state == DR_MEMBER_ACTIVE)
 				g->error[0] = '\0';
 			g->apply_failing = false;
@@ -140,8 +166,45 @@ static ApplyGroup *find_group(uint64 group_id)
 	if (!found) {
 		ag->origin = dr_origins_find(group_id, true);
 		ag->applied = replorigin_get_progress(ag->origin, false);
+		dlist_init(&ag->waiting);
+		ag->takeover = false;
 	}
 	return ag;
+}
+
+/* The group's applied index as backends may have moved it (outside a batch of it). */
+static void refresh_applied(ApplyGroup *ag)
+{
+	DrGroup *g;
+
+	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+	g = dr_shmem_group_find(ag->group_id);
+	if (g != NULL) {
+		SpinLockAcquire(&g->mutex);
+		if (g->applied > ag->applied)
+			ag->applied = g->applied;
+		SpinLockRelease(&g->mutex);
+	}
+	LWLockRelease(dr_shared->groups_lock);
+}
+
+/* Backends waiting for a later turn of this group end with 40003 (xact.c). */
+static void set_takeover(ApplyGroup *ag)
+{
+	DrGroup *g;
+
+	if (ag->takeover)
+		return;
+	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+	g = dr_shmem_group_find(ag->group_id);
+	if (g != NULL) {
+		SpinLockAcquire(&g->mutex);
+		g->takeover = true;
+		SpinLockRelease(&g->mutex);
+		ConditionVariableBroadcast(&g->applied_cv);
+	}
+	LWLockRelease(dr_shared->groups_lock);
+	ag->takeover = true;
 }
 
 static void begin_batch(ApplyGroup *ag, uint64 first)
@@ -182,7 +245,9 @@ static void commit_batch(void)
 	replorigin_session_origin_timestamp = 0;
 	batch.ag = NULL;
 	applying.group_id = 0;
+	ag->takeover = false; /* publish clears the shared flag */
 	publish(ag->group_id, ag->applied, ag->origin, NULL);
+	dr_apply_rows_forget();
 }
 
 static void apply_member_info(uint64 group_id, uint64 index, const struct entry_header *h)
@@ -227,23 +292,47 @@ static void apply_member_info(uint64 group_id, uint64 index, const struct entry_
 		                   mi.node_id)));
 }
 
-static void apply_entry(const DrApplyMsg *m, const uint8 *data)
+/*
+ * Apply one entry of ag, or return false when a live local backend applies
+ * it itself (its group then waits).
+ */
+static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 {
-	ApplyGroup *ag;
 	struct entry_header h;
+	bool has_header = false;
 	int rc;
 
-	if (batch.ag != NULL && (batch.ag->group_id != m->group_id || batch.n >= BATCH_ENTRIES ||
-	                         batch.bytes >= BATCH_BYTES))
+	if (batch.ag != NULL &&
+	    (batch.ag != ag || batch.n >= BATCH_ENTRIES || batch.bytes >= BATCH_BYTES))
 		commit_batch();
 	applying.group_id = m->group_id;
 	applying.index = m->index;
 	applying.what = m->type == RAFT_ENTRY_CONF_CHANGE ? "membership change"
 	                : m->len == 0                     ? "no-op"
 	                                                  : "entry";
-	ag = batch.ag != NULL ? batch.ag : find_group(m->group_id);
+	if (m->type == RAFT_ENTRY_NORMAL && m->len > 0) {
+		rc = entry_decode_header(data, m->len, &h);
+		if (rc != ENTRY_OK)
+			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+			                errmsg("undecodable entry: %s", entry_strerror(rc)),
+			                errhint("An entry written by a newer dragonraft needs that "
+			                        "version on this node too.")));
+		applying.what = entry_type_name(h.type);
+		has_header = true;
+	}
+	/* Owned by a live backend?  (Read before applied: see shmem.h NOTES.) */
+	if (has_header && (h.type == ENTRY_CHANGE_SET || h.type == ENTRY_REGISTER_TABLE) &&
+	    dr_apply_rows_owned(&h)) {
+		if (batch.ag == ag)
+			commit_batch(); /* its turn needs our applied index */
+		refresh_applied(ag);
+		if (m->index > ag->applied)
+			return false;
+	}
+	if (batch.ag != ag)
+		refresh_applied(ag);
 	if (m->index <= ag->applied)
-		return; /* applied before this worker restarted */
+		return true; /* applied before this worker restarted, or by its backend */
 	if (m->index != ag->applied + 1)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
 		                errmsg("entries %llu to %llu of group %llu are missing",
@@ -253,23 +342,72 @@ static void apply_entry(const DrApplyMsg *m, const uint8 *data)
 	if (batch.ag == NULL)
 		begin_batch(ag, m->index);
 
-	if (m->type == RAFT_ENTRY_NORMAL && m->len > 0) {
-		rc = entry_decode_header(data, m->len, &h);
-		if (rc != ENTRY_OK)
-			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
-			                errmsg("undecodable entry: %s", entry_strerror(rc)),
-			                errhint("An entry written by a newer dragonraft needs that "
-			                        "version on this node too.")));
-		applying.what = entry_type_name(h.type);
+	if (has_header) {
 		switch (h.type) {
 		case ENTRY_MEMBER_INFO:
 			apply_member_info(m->group_id, m->index, &h);
+			break;
+		case ENTRY_CHANGE_SET:
+			set_takeover(ag);
+			dr_apply_rows_change_set(m->group_id, m->index, &h);
+			break;
+		case ENTRY_REGISTER_TABLE:
+			set_takeover(ag);
+			dr_apply_rows_register(m->group_id, m->index, &h);
+			break;
+		case ENTRY_DDL:
+			set_takeover(ag);
+			dr_apply_rows_ddl(m->group_id, m->index, &h);
 			break;
 		}
 	}
 	ag->applied = m->index;
 	batch.n++;
 	batch.bytes += m->len;
+	return true;
+}
+
+static void defer(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
+{
+	Deferred *d = MemoryContextAlloc(TopMemoryContext, offsetof(Deferred, data) + m->len);
+
+	d->msg = *m;
+	memcpy(d->data, data, m->len);
+	if (dlist_is_empty(&ag->waiting))
+		dlist_push_tail(&parked_groups, &ag->parked);
+	dlist_push_tail(&ag->waiting, &d->node);
+}
+
+/* Apply what waits behind entries that backends applied or gave up. */
+static void retry_parked(void)
+{
+	dlist_mutable_iter it;
+
+	dlist_foreach_modify(it, &parked_groups)
+	{
+		ApplyGroup *ag = dlist_container(ApplyGroup, parked, it.cur);
+
+		while (!dlist_is_empty(&ag->waiting)) {
+			Deferred *d = dlist_head_element(Deferred, node, &ag->waiting);
+
+			if (!apply_entry(ag, &d->msg, d->data))
+				break;
+			dlist_pop_head_node(&ag->waiting);
+			pfree(d);
+		}
+		if (dlist_is_empty(&ag->waiting))
+			dlist_delete(&ag->parked);
+	}
+}
+
+static void receive_entry(const DrApplyMsg *m, const uint8 *data)
+{
+	ApplyGroup *ag = batch.ag != NULL && batch.ag->group_id == m->group_id
+	                         ? batch.ag
+	                         : find_group(m->group_id);
+
+	if (!dlist_is_empty(&ag->waiting) || !apply_entry(ag, m, data))
+		defer(ag, m, data);
 }
 
 /* Receive and apply until the engine worker goes away. */
@@ -283,6 +421,9 @@ static void apply_loop(shm_mq_handle *mqh)
 		if (res == SHM_MQ_WOULD_BLOCK) {
 			if (batch.ag != NULL)
 				commit_batch();
+			retry_parked();
+			if (batch.ag != NULL)
+				continue; /* applied what waited: commit it first */
 			pgstat_report_activity(STATE_IDLE, NULL);
 			(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH, -1L,
 			                PG_WAIT_EXTENSION);
@@ -308,7 +449,9 @@ static void apply_loop(shm_mq_handle *mqh)
 			elog(ERROR,
 			     "dragonraft apply worker received a malformed message of %zu bytes",
 			     nbytes);
-		apply_entry((const DrApplyMsg *)data, (const uint8 *)data + sizeof(DrApplyMsg));
+		receive_entry((const DrApplyMsg *)data, (const uint8 *)data + sizeof(DrApplyMsg));
+		if (!dlist_is_empty(&parked_groups))
+			retry_parked();
 		CHECK_FOR_INTERRUPTS();
 	}
 }
@@ -350,8 +493,10 @@ void dr_apply_worker_main(Datum arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+	dr_is_apply_worker = true;
 	SpinLockAcquire(&dr_shared->mutex);
 	dr_shared->apply_pid = MyProcPid;
+	dr_shared->apply_pgprocno = MyProc->pgprocno;
 	dr_shared->apply_state = DR_APPLY_NONE;
 	SpinLockRelease(&dr_shared->mutex);
 	before_shmem_exit(on_apply_exit, (Datum)0);

@@ -17,6 +17,7 @@
 #include "storage/ipc.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "write.h"
 
 PG_MODULE_MAGIC;
 
@@ -197,6 +198,17 @@ static void define_gucs(void)
 	                         "barrier.",
 	                         NULL, &dr_read_consistency, DR_READ_LOCAL,
 	                         read_consistency_options, PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("dragonraft.testing_fail_local_commit",
+	                         "For tests only: fail every local commit after its change set "
+	                         "committed in the Raft log.",
+	                         "The apply worker then applies the entry from the log.",
+	                         &dr_testing_fail_local_commit, false, PGC_SUSET, 0, NULL, NULL,
+	                         NULL);
+	DefineCustomIntVariable("dragonraft.testing_commit_delay",
+	                        "For tests only: hold every local commit through Raft this long "
+	                        "after its turn came.",
+	                        NULL, &dr_testing_commit_delay, 0, 0, 60000, PGC_SUSET, GUC_UNIT_MS,
+	                        NULL, NULL, NULL);
 	MarkGUCPrefixReserved("dragonraft");
 }
 
@@ -236,6 +248,8 @@ void _PG_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = shmem_startup;
 
+	dr_xact_init();
+	dr_utility_init();
 	if (dr_node_id > 0)
 		dr_register_engine_worker();
 }

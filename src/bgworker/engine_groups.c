@@ -429,8 +429,9 @@ static void create_group(DrTaken *t)
 	                     (unsigned long long)gid, dr_node_id, n)));
 }
 
-/* Engine callback: the transfer ended. */
-static void transfer_done(void *ctx, const struct engine_result *res)
+/* Engine callback: a transfer or a proposal ended (a proposal: committed and
+ * handed to the apply side, or not). */
+static void op_done(void *ctx, const struct engine_result *res)
 {
 	DrResult r;
 	int slot;
@@ -453,8 +454,37 @@ static void transfer_leader(DrTaken *t)
 		complete(t, ENGINE_ERR_NO_GROUP, 0);
 		return;
 	}
-	rc = engine_transfer_leader(dr_engine->e, t->group_id, t->arg, transfer_done,
-	                            dr_queue_ctx(t));
+	rc = engine_transfer_leader(dr_engine->e, t->group_id, t->arg, op_done, dr_queue_ctx(t));
+	if (rc != ENGINE_OK)
+		complete(t, rc, sm->leader);
+}
+
+/*
+ * A change set, registration or utility command.  With a term (arg), only
+ * if this node still leads the group in that term: a backend recorded the
+ * term at its first write, and a later term may have seen other writes.
+ */
+static void propose(DrTaken *t)
+{
+	DrSm *sm = dr_engine_groups_find(t->group_id);
+	static struct engine_group_status st;
+	int rc;
+
+	if (sm == NULL) {
+		dr_queue_done_with_payload(t);
+		complete(t, ENGINE_ERR_NO_GROUP, 0);
+		return;
+	}
+	if (t->arg != 0 && (engine_group_status(dr_engine->e, t->group_id, &st) != ENGINE_OK ||
+	                    st.role != RAFT_LEADER || st.term != t->arg)) {
+		dr_queue_done_with_payload(t);
+		complete(t, DR_RC_TERM_CHANGED, st.leader);
+		return;
+	}
+	/* The engine copies the entry: the payload may go right after. */
+	rc = engine_propose(dr_engine->e, t->group_id, t->payload, (uint32)t->len, op_done,
+	                    dr_queue_ctx(t));
+	dr_queue_done_with_payload(t);
 	if (rc != ENGINE_OK)
 		complete(t, rc, sm->leader);
 }
@@ -471,6 +501,9 @@ void dr_engine_groups_take_requests(void)
 		case DR_REQ_TRANSFER_LEADER:
 			dr_queue_done_with_payload(&t);
 			transfer_leader(&t);
+			break;
+		case DR_REQ_PROPOSE:
+			propose(&t);
 			break;
 		default:
 			dr_queue_done_with_payload(&t);

@@ -125,6 +125,7 @@ static void publish(DrSm *sm, const struct engine_group_status *st,
 	g->role = (uint8)st->role;
 	g->term = st->term;
 	g->leader = st->leader;
+	g->noop_index = st->noop_index;
 	g->commit = st->commit;
 	g->last_index = st->last_index;
 	g->snapshot_index = st->snapshot_index;

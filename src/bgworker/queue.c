@@ -103,8 +103,8 @@ static void engine_not_running(void)
 	                        "restarts a failed engine worker after a few seconds.")));
 }
 
-void dr_queue_call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *payload, Size len,
-                   DrResult *res)
+static void call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *payload, Size len,
+                 DrResult *res, bool cancellable)
 {
 	DrRequest *r = my_slot();
 	dsm_segment *seg = NULL;
@@ -166,6 +166,8 @@ void dr_queue_call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *
 	if (pgprocno >= 0)
 		SetLatch(&ProcGlobal->allProcs[pgprocno].procLatch);
 
+	if (!cancellable)
+		HOLD_INTERRUPTS(); /* CHECK_FOR_INTERRUPTS in the sleep does nothing */
 	PG_TRY();
 	{
 		ConditionVariablePrepareToSleep(&r->cv);
@@ -188,12 +190,28 @@ void dr_queue_call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *
 	PG_CATCH();
 	{
 		ConditionVariableCancelSleep();
+		if (!cancellable)
+			RESUME_INTERRUPTS();
 		abandon(r, gen);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	if (!cancellable)
+		RESUME_INTERRUPTS();
 	if (seg != NULL)
 		dsm_detach(seg);
+}
+
+void dr_queue_call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *payload, Size len,
+                   DrResult *res)
+{
+	call(kind, group_id, arg, payload, len, res, true);
+}
+
+void dr_queue_call_uncancellable(DrRequestKind kind, uint64 group_id, uint64 arg,
+                                 const void *payload, Size len, DrResult *res)
+{
+	call(kind, group_id, arg, payload, len, res, false);
 }
 
 /* ---- engine worker side ---- */

@@ -17,6 +17,8 @@
 typedef enum DrRequestKind {
 	DR_REQ_CREATE_GROUP = 1, /* payload: members (dr_queue_encode_members) */
 	DR_REQ_TRANSFER_LEADER,  /* arg: the target node */
+	DR_REQ_PROPOSE,          /* payload: an entry; arg: the term this node must still
+	                          * lead in (0: any, and a follower forwards it) */
 } DrRequestKind;
 
 /* Outcomes beyond the engine's own codes (enum engine_rc, 0 = success). */
@@ -25,6 +27,7 @@ typedef enum DrRequestKind {
 #define DR_RC_GROUPS_FULL    (-102) /* dragonraft.max_groups groups exist */
 #define DR_RC_MEMBERS_DIFFER (-103) /* the group exists here with other members */
 #define DR_RC_LOST           (-104) /* the member lost its LogDB (errmsg says more) */
+#define DR_RC_TERM_CHANGED   (-105) /* not proposed: this node no longer leads that term */
 
 /* What an operation completed with. */
 typedef struct DrResult {
@@ -34,8 +37,9 @@ typedef struct DrResult {
 	char errmsg[DR_ERROR_LEN]; /* more about a failure, "" if nothing */
 } DrResult;
 
-/* Inline payload bytes per slot; larger payloads go through a DSM segment. */
-#define DR_INLINE_PAYLOAD 512
+/* Inline payload bytes per slot; larger payloads go through a DSM segment
+ * (a small change set should not cost a segment per commit). */
+#define DR_INLINE_PAYLOAD 8192
 
 typedef enum DrSlotState {
 	DR_SLOT_FREE,      /* its backend may submit */
@@ -75,6 +79,11 @@ extern bool dr_queue_decode_members(const char *p, Size len, DrMemberAddr *out, 
 /* Backend: submit a request, wait for its outcome (cancellable), fill res. */
 extern void dr_queue_call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *payload,
                           Size len, DrResult *res);
+/* The same, but the wait cannot be cancelled: a proposal that may commit is
+ * never abandoned (DESIGN §4); it ends with the engine's outcome, which
+ * CheckQuorum and the request timeout bound, or when the engine worker exits. */
+extern void dr_queue_call_uncancellable(DrRequestKind kind, uint64 group_id, uint64 arg,
+                                        const void *payload, Size len, DrResult *res);
 
 /* A request the engine worker took. */
 typedef struct DrTaken {

@@ -8,12 +8,15 @@
 #include "miscadmin.h"
 #include "queue.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
 #include "storage/shmem.h"
 #include "utils/timestamp.h"
 
 DrShared *dr_shared = NULL;
 DrRequest *dr_requests = NULL;
 int *dr_ring = NULL;
+DrCommit *dr_commits = NULL;
 DrMember *dr_members = NULL;
 DrNode *dr_nodes = NULL;
 int dr_n_members = 0;
@@ -32,6 +35,7 @@ static Size shmem_size(void)
 
 	size = add_size(size, MAXALIGN(mul_size(MaxBackends, sizeof(DrRequest))));
 	size = add_size(size, MAXALIGN(mul_size(MaxBackends, sizeof(int))));
+	size = add_size(size, MAXALIGN(mul_size(MaxBackends, sizeof(DrCommit))));
 	size = add_size(
 	        size, MAXALIGN(mul_size(dr_max_groups * MEMBERS_PER_GROUP + 32, sizeof(DrMember))));
 	size = add_size(size, MAXALIGN(mul_size(NODES(dr_max_groups), sizeof(DrNode))));
@@ -64,6 +68,8 @@ void dr_shmem_startup(void)
 	p += MAXALIGN(mul_size(MaxBackends, sizeof(DrRequest)));
 	dr_ring = (int *)p;
 	p += MAXALIGN(mul_size(MaxBackends, sizeof(int)));
+	dr_commits = (DrCommit *)p;
+	p += MAXALIGN(mul_size(MaxBackends, sizeof(DrCommit)));
 	dr_members = (DrMember *)p;
 	p += MAXALIGN(mul_size(dr_n_members, sizeof(DrMember)));
 	dr_nodes = (DrNode *)p;
@@ -80,6 +86,11 @@ void dr_shmem_startup(void)
 		SpinLockInit(&dr_shared->queue_mutex);
 		dr_shared->engine_state = DR_ENGINE_OFF;
 		dr_shared->engine_pgprocno = -1;
+		dr_shared->apply_pgprocno = -1;
+		/* Entries proposed before this start belong to no live backend. */
+		if (!pg_strong_random(&dr_shared->incarnation, sizeof(dr_shared->incarnation)))
+			dr_shared->incarnation = (uint64)GetCurrentTimestamp() ^ (uint64)MyProcPid
+			                                                                 << 32;
 		dr_shared->groups_lock = &(GetNamedLWLockTranche("dragonraft"))->lock;
 		for (int i = 0; i < MaxBackends; i++) {
 			DrRequest *r = &dr_requests[i];
@@ -90,6 +101,10 @@ void dr_shmem_startup(void)
 			r->dsm = DSM_HANDLE_INVALID;
 			ConditionVariableInit(&r->cv);
 		}
+		for (int i = 0; i < MaxBackends; i++) {
+			memset(&dr_commits[i], 0, sizeof(DrCommit));
+			SpinLockInit(&dr_commits[i].mutex);
+		}
 		for (int i = 0; i < dr_n_members; i++) {
 			memset(&dr_members[i], 0, sizeof(DrMember));
 			dr_members[i].next = i + 1 < dr_n_members ? i + 1 : -1;
@@ -98,6 +113,17 @@ void dr_shmem_startup(void)
 		memset(dr_nodes, 0, mul_size(dr_n_nodes, sizeof(DrNode)));
 	}
 	LWLockRelease(AddinShmemInitLock);
+}
+
+void dr_shmem_wake_apply(void)
+{
+	int pgprocno;
+
+	SpinLockAcquire(&dr_shared->mutex);
+	pgprocno = dr_shared->apply_pgprocno;
+	SpinLockRelease(&dr_shared->mutex);
+	if (pgprocno >= 0)
+		SetLatch(&ProcGlobal->allProcs[pgprocno].procLatch);
 }
 
 void dr_shmem_check_loaded(void)

@@ -19,6 +19,17 @@
  * - DrGroup.mutex (spinlock): the changing fields of one group entry and of
  *   its members in the pool (match index, last contact).  It is taken while
  *   the groups lock is held in either mode, never the other way round.
+ * - DrCommit.mutex (spinlock): one backend's commit slot (xact.c).  Never
+ *   held together with a group's mutex.
+ *
+ * The applied index of a group moves in two kinds of processes (DESIGN §4):
+ * the apply worker, after committing a batch, and a backend whose own entry
+ * N it commits as the leader's apply of N, once applied is N - 1 (its turn).
+ * Either first releases the group's replication origin, then publishes
+ * applied (group mutex) and broadcasts applied_cv, so the next one may take
+ * the origin.  A backend publishes applied before it clears its commit slot:
+ * the apply worker reads the slot first and applied second, so it never
+ * misses that an entry was applied.
  *
  * No code holds a spinlock while it takes another lock, or calls anything
  * that may fail: values are copied in and out.  Pointers to group entries
@@ -69,6 +80,9 @@ typedef struct DrGroupStats {
 	uint64 bytes_sent;
 	uint64 bytes_received;
 	uint64 apply_errors;
+	/* written by backends that commit through Raft (xact.c), group mutex */
+	uint64 xact_commits; /* transactions committed through the group's log here */
+	uint64 xact_unknown; /* transactions that ended with 40003 (outcome unknown) */
 } DrGroupStats;
 
 #define DR_STATS_FIELDS (sizeof(DrGroupStats) / sizeof(uint64))
@@ -97,8 +111,15 @@ typedef struct DrGroup {
 	DrGroupStats stats_base; /* stats at the last reset */
 	TimestampTz stats_reset; /* when */
 
-	/* written by the apply worker */
+	uint64 noop_index; /* leader: its term's no-op; 0 when not leading */
+
+	/* written by the apply worker, and by backends at their turn (see NOTES) */
 	uint64 applied;      /* applied index: its effects are committed here */
+	bool takeover;       /* the apply worker applies an entry whose backend gave up:
+	                      * backends waiting for a later turn end with 40003 */
+	uint64 gave_up;      /* highest entry whose backend gave up after it committed (set
+	                      * before that backend releases its locks): until applied
+	                      * reaches it, local reads of its rows may be stale */
 	RepOriginId origin;  /* the group's replication origin, InvalidRepOriginId until known */
 	uint64 apply_errors; /* apply worker failures */
 	bool apply_failing;  /* the last attempt to apply failed (error says why) */
@@ -121,6 +142,21 @@ typedef struct DrNode {
 	char address[DR_ADDR_LEN];
 } DrNode;
 
+/* A backend's commit slot (xact.c): its change set's proposal, as the apply
+ * worker must know it (DESIGN §4).  Indexed by backend id - 1. */
+typedef enum DrCommitState {
+	DR_COMMIT_IDLE,     /* nothing proposed, or committed */
+	DR_COMMIT_PROPOSED, /* proposed; the backend will apply its entry itself */
+	DR_COMMIT_GAVE_UP,  /* the backend aborted after proposing: the apply worker applies it */
+} DrCommitState;
+
+typedef struct DrCommit {
+	slock_t mutex;     /* protects the fields below */
+	uint64 generation; /* bumped at each proposal; the entry carries it */
+	DrCommitState state;
+	uint64 group_id;
+} DrCommit;
+
 /* The node-wide part. */
 typedef struct DrShared {
 	slock_t mutex; /* protects the fields up to queue_mutex */
@@ -131,7 +167,9 @@ typedef struct DrShared {
 	char engine_error[DR_ERROR_LEN]; /* why the engine stopped, "" after a clean stop */
 	char raft_address[DR_ADDR_LEN];  /* host:port the transport listens on */
 	pid_t apply_pid;                 /* 0 = no apply worker process */
+	int apply_pgprocno;              /* its PGPROC, for SetLatch; -1 unless running */
 	DrApplyState apply_state;
+	uint64 incarnation; /* random, new at each start of shared memory; fixed after */
 
 	slock_t queue_mutex; /* protects accepting and the ring */
 	bool accepting;      /* the engine worker takes requests */
@@ -147,6 +185,7 @@ typedef struct DrShared {
 extern DrShared *dr_shared;
 extern struct DrRequest *dr_requests; /* MaxBackends request slots */
 extern int *dr_ring;                  /* MaxBackends places */
+extern DrCommit *dr_commits;          /* MaxBackends commit slots */
 extern DrMember *dr_members;          /* dr_n_members */
 extern DrNode *dr_nodes;              /* dr_n_nodes */
 extern int dr_n_members;
@@ -173,6 +212,9 @@ extern bool dr_shmem_group_set_members(DrGroup *g, const uint64 *ids, const bool
 extern bool dr_shmem_node_set(uint64 node_id, const char *address);
 /* node_id's address or NULL; the caller holds the groups lock. */
 extern const char *dr_shmem_node_address(uint64 node_id);
+/* Set the apply worker's latch, if it runs. */
+extern void dr_shmem_wake_apply(void);
+
 /* Scan every group entry; the caller holds the groups lock. */
 extern void dr_shmem_group_scan_init(HASH_SEQ_STATUS *status);
 

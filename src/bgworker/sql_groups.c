@@ -21,12 +21,12 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "write.h"
 
 PG_FUNCTION_INFO_V1(dr_create_group);
 PG_FUNCTION_INFO_V1(dr_transfer_leader);
 
-/* Raise an error unless this node runs its engine for this database. */
-static void check_engine(void)
+void dr_sql_groups_check_engine(void)
 {
 	char *db;
 	DrEngineState state;
@@ -63,8 +63,7 @@ static void check_engine(void)
 		                 "restarts a stopped engine worker after a few seconds.")));
 }
 
-/* The client address node_id announced in group_id, or NULL if none is known yet. */
-static char *client_address_of(int64 group_id, int64 node_id)
+char *dr_sql_groups_client_address(int64 group_id, int64 node_id)
 {
 	Oid types[2] = {INT8OID, INT8OID};
 	Datum values[2] = {Int64GetDatum(group_id), Int64GetDatum(node_id)};
@@ -173,7 +172,7 @@ Datum dr_create_group(PG_FUNCTION_ARGS)
 	int n, n_groups;
 	bool exists;
 
-	check_engine();
+	dr_sql_groups_check_engine();
 	if (group_id < 1)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 		                errmsg("group id must be a positive integer")));
@@ -271,7 +270,7 @@ Datum dr_transfer_leader(PG_FUNCTION_ARGS)
 	DrResult res;
 	char *addr;
 
-	check_engine();
+	dr_sql_groups_check_engine();
 	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
 	g = group_id > 0 ? dr_shmem_group_find((uint64)group_id) : NULL;
 	if (g != NULL) {
@@ -302,7 +301,8 @@ Datum dr_transfer_leader(PG_FUNCTION_ARGS)
 	case ENGINE_OK:
 		PG_RETURN_VOID();
 	case ENGINE_ERR_NOT_LEADER:
-		addr = res.leader ? client_address_of(group_id, (int64)res.leader) : NULL;
+		addr = res.leader ? dr_sql_groups_client_address(group_id, (int64)res.leader)
+		                  : NULL;
 		ereport(ERROR,
 		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 		         errmsg("node %d does not lead group %lld", dr_node_id,

@@ -891,6 +891,9 @@ int engine_group_status(const struct engine *e, uint64_t group_id, struct engine
 	out->writable = out->role == RAFT_LEADER && g->role == RAFT_LEADER &&
 	                g->term == out->term && g->applied >= g->noop_index &&
 	                g->state != GS_FAILED && !e->failed;
+	out->noop_index = out->role == RAFT_LEADER && g->role == RAFT_LEADER && g->term == out->term
+	                          ? g->noop_index
+	                          : 0;
 	out->membership = *raft_membership(g->r);
 	out->state = e->failed               ? ENGINE_GROUP_ENGINE_FAILED
 	             : g->state == GS_FAILED ? ENGINE_GROUP_FAILED

@@ -333,6 +333,8 @@ struct engine_group_status {
 	raft_index snapshot_index;
 	raft_index first_index;
 	bool writable; /* leader that applied everything up to its term's no-op (DESIGN 4) */
+	raft_index noop_index; /* leader: its term's no-op (writable once the state machine,
+	                        * not only the engine, applied it); 0 otherwise */
 	struct raft_membership membership;
 	int state;             /* enum engine_group_state */
 	bool sending_snapshot; /* a state machine snapshot is being made for a follower */

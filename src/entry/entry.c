@@ -2,6 +2,7 @@
  * entry.c - encoders and decoders of dragonraft's application entries (see
  * entry.h for the format).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "entry/entry.h"
@@ -30,6 +31,12 @@ const char *entry_type_name(unsigned type)
 	switch (type) {
 	case ENTRY_MEMBER_INFO:
 		return "member info";
+	case ENTRY_CHANGE_SET:
+		return "change set";
+	case ENTRY_DDL:
+		return "utility command";
+	case ENTRY_REGISTER_TABLE:
+		return "table registration";
 	}
 	return NULL;
 }
@@ -137,4 +144,469 @@ int entry_decode_member_info(const struct entry_header *h, struct entry_member_i
 	if (h->body_len > 6 + alen || out->node_id == 0)
 		return ENTRY_ERR_FORMAT;
 	return check_client_addr(out->client_addr, alen);
+}
+
+/* ---- output buffers ---- */
+
+static int reserve(struct entry_buf *b, size_t n)
+{
+	size_t cap;
+	void *p;
+
+	if (b->failed)
+		return 0;
+	if (b->cap - b->len >= n)
+		return 1;
+	cap = b->cap ? b->cap : 256;
+	while (cap - b->len < n) {
+		if (cap > SIZE_MAX / 2) {
+			b->failed = 1;
+			return 0;
+		}
+		cap *= 2;
+	}
+	p = b->grow ? b->grow(b->data, cap) : realloc(b->data, cap);
+	if (p == NULL) {
+		b->failed = 1;
+		return 0;
+	}
+	b->data = p;
+	b->cap = cap;
+	return 1;
+}
+
+void entry_put_bytes(struct entry_buf *b, const void *p, size_t len)
+{
+	if (len > 0 && reserve(b, len)) {
+		memcpy(b->data + b->len, p, len);
+		b->len += len;
+	}
+}
+
+void entry_put_u8(struct entry_buf *b, uint8_t v)
+{
+	entry_put_bytes(b, &v, 1);
+}
+
+void entry_put_u16(struct entry_buf *b, uint16_t v)
+{
+	uint8_t p[2];
+
+	put16(p, v);
+	entry_put_bytes(b, p, 2);
+}
+
+void entry_put_u32(struct entry_buf *b, uint32_t v)
+{
+	uint8_t p[4];
+
+	put32(p, v);
+	entry_put_bytes(b, p, 4);
+}
+
+void entry_put_u64(struct entry_buf *b, uint64_t v)
+{
+	uint8_t p[8];
+
+	put32(p, (uint32_t)v);
+	put32(p + 4, (uint32_t)(v >> 32));
+	entry_put_bytes(b, p, 8);
+}
+
+void entry_patch_u32(struct entry_buf *b, size_t off, uint32_t v)
+{
+	if (!b->failed && off + 4 <= b->len)
+		put32(b->data + off, v);
+}
+
+void entry_put_op(struct entry_buf *b, unsigned kind, uint32_t table)
+{
+	entry_put_u8(b, (uint8_t)kind);
+	entry_put_u32(b, table);
+}
+
+void entry_put_tuple(struct entry_buf *b, uint16_t n_cols)
+{
+	entry_put_u16(b, n_cols);
+}
+
+void entry_put_value(struct entry_buf *b, unsigned kind, const void *data, uint32_t len)
+{
+	entry_put_u8(b, (uint8_t)kind);
+	if (kind == ENTRY_VALUE_BINARY) {
+		entry_put_u32(b, len);
+		entry_put_bytes(b, data, len);
+	}
+}
+
+/* ---- readers ---- */
+
+static int need(const struct entry_reader *r, size_t n)
+{
+	return (size_t)(r->end - r->p) >= n;
+}
+
+static int get_u8(struct entry_reader *r, uint8_t *v)
+{
+	if (!need(r, 1))
+		return ENTRY_ERR_SHORT;
+	*v = *r->p++;
+	return ENTRY_OK;
+}
+
+static int get_u16(struct entry_reader *r, uint16_t *v)
+{
+	if (!need(r, 2))
+		return ENTRY_ERR_SHORT;
+	*v = get16(r->p);
+	r->p += 2;
+	return ENTRY_OK;
+}
+
+static int get_u32(struct entry_reader *r, uint32_t *v)
+{
+	if (!need(r, 4))
+		return ENTRY_ERR_SHORT;
+	*v = get32(r->p);
+	r->p += 4;
+	return ENTRY_OK;
+}
+
+static int get_u64(struct entry_reader *r, uint64_t *v)
+{
+	if (!need(r, 8))
+		return ENTRY_ERR_SHORT;
+	*v = (uint64_t)get32(r->p) | (uint64_t)get32(r->p + 4) << 32;
+	r->p += 8;
+	return ENTRY_OK;
+}
+
+/* len bytes of text without NUL, between min and max bytes long. */
+static int check_text(const char *s, size_t len, size_t min, size_t max)
+{
+	if (len < min || len > max || memchr(s, '\0', len) != NULL)
+		return ENTRY_ERR_FORMAT;
+	return ENTRY_OK;
+}
+
+/* A name: u16 length and bytes. */
+int entry_next_name(struct entry_reader *r, const char **name, uint16_t *len)
+{
+	int rc = get_u16(r, len);
+
+	if (rc != ENTRY_OK)
+		return rc;
+	if (!need(r, *len))
+		return ENTRY_ERR_SHORT;
+	*name = (const char *)r->p;
+	r->p += *len;
+	return check_text(*name, *len, 1, ENTRY_NAME_MAX);
+}
+
+int entry_next_table(struct entry_reader *r, struct entry_table *t)
+{
+	int rc;
+
+	if ((rc = get_u64(r, &t->table_id)) != ENTRY_OK ||
+	    (rc = get_u16(r, &t->n_cols)) != ENTRY_OK)
+		return rc;
+	t->cols.p = r->p;
+	for (unsigned i = 0; i < t->n_cols; i++) {
+		const char *name;
+		uint16_t len;
+
+		if ((rc = entry_next_name(r, &name, &len)) != ENTRY_OK)
+			return rc;
+	}
+	t->cols.end = r->p;
+	return t->table_id == 0 ? ENTRY_ERR_FORMAT : ENTRY_OK;
+}
+
+int entry_next_seq(struct entry_reader *r, struct entry_seq *s)
+{
+	uint64_t v;
+	int rc;
+
+	if ((rc = get_u32(r, &s->table)) != ENTRY_OK || (rc = get_u16(r, &s->column)) != ENTRY_OK ||
+	    (rc = get_u64(r, &v)) != ENTRY_OK)
+		return rc;
+	s->value = (int64_t)v;
+	return ENTRY_OK;
+}
+
+int entry_next_value(struct entry_reader *r, unsigned *kind, const uint8_t **data, uint32_t *len)
+{
+	uint8_t k;
+	int rc = get_u8(r, &k);
+
+	if (rc != ENTRY_OK)
+		return rc;
+	*kind = k;
+	*data = NULL;
+	*len = 0;
+	if (k == ENTRY_VALUE_NULL || k == ENTRY_VALUE_ABSENT)
+		return ENTRY_OK;
+	if (k != ENTRY_VALUE_BINARY)
+		return ENTRY_ERR_FORMAT;
+	if ((rc = get_u32(r, len)) != ENTRY_OK)
+		return rc;
+	if (!need(r, *len))
+		return ENTRY_ERR_SHORT;
+	*data = r->p;
+	r->p += *len;
+	return ENTRY_OK;
+}
+
+static int next_tuple(struct entry_reader *r, struct entry_tuple *t)
+{
+	int rc = get_u16(r, &t->n_cols);
+
+	if (rc != ENTRY_OK)
+		return rc;
+	t->values.p = r->p;
+	for (unsigned i = 0; i < t->n_cols; i++) {
+		const uint8_t *data;
+		uint32_t len;
+		unsigned kind;
+
+		if ((rc = entry_next_value(r, &kind, &data, &len)) != ENTRY_OK)
+			return rc;
+	}
+	t->values.end = r->p;
+	return ENTRY_OK;
+}
+
+int entry_next_op(struct entry_reader *r, struct entry_op *op)
+{
+	uint8_t kind, has_old = 0;
+	int rc;
+
+	memset(op, 0, sizeof(*op));
+	if ((rc = get_u8(r, &kind)) != ENTRY_OK || (rc = get_u32(r, &op->table)) != ENTRY_OK)
+		return rc;
+	op->kind = kind;
+	switch (kind) {
+	case ENTRY_OP_INSERT:
+		return next_tuple(r, &op->new_tuple);
+	case ENTRY_OP_UPDATE:
+		if ((rc = get_u8(r, &has_old)) != ENTRY_OK)
+			return rc;
+		if (has_old > 1)
+			return ENTRY_ERR_FORMAT;
+		op->has_old = has_old;
+		if (has_old && (rc = next_tuple(r, &op->old_tuple)) != ENTRY_OK)
+			return rc;
+		return next_tuple(r, &op->new_tuple);
+	case ENTRY_OP_DELETE:
+		op->has_old = 1;
+		return next_tuple(r, &op->old_tuple);
+	case ENTRY_OP_TRUNCATE:
+		return ENTRY_OK;
+	}
+	return ENTRY_ERR_FORMAT;
+}
+
+/* ---- change sets and registrations ---- */
+
+static void put_name(struct entry_buf *b, const char *s)
+{
+	size_t len = strlen(s);
+
+	entry_put_u16(b, (uint16_t)len);
+	entry_put_bytes(b, s, len);
+}
+
+static int check_name(const char *s)
+{
+	return check_text(s, strlen(s), 1, ENTRY_NAME_MAX);
+}
+
+int entry_encode_change_set(struct entry_buf *out, const struct entry_owner *owner,
+                            const struct entry_register_in *reg,
+                            const struct entry_table_in *tables, uint32_t n_tables,
+                            const struct entry_seq *seqs, uint32_t n_seqs, const uint8_t *ops,
+                            size_t ops_len, uint32_t n_ops)
+{
+	uint8_t hdr[ENTRY_HEADER_BYTES];
+
+	if (owner->node_id == 0 || (reg != NULL && n_tables != 1))
+		return ENTRY_ERR_FORMAT;
+	for (uint32_t i = 0; i < n_tables; i++) {
+		if (tables[i].table_id == 0)
+			return ENTRY_ERR_FORMAT;
+		for (unsigned c = 0; c < tables[i].n_cols; c++)
+			if (check_name(tables[i].cols[c]) != ENTRY_OK)
+				return ENTRY_ERR_FORMAT;
+	}
+	for (uint32_t i = 0; i < n_seqs; i++)
+		if (seqs[i].table >= n_tables)
+			return ENTRY_ERR_FORMAT;
+	if (reg != NULL && (check_name(reg->schema) != ENTRY_OK ||
+	                    check_name(reg->name) != ENTRY_OK || strlen(reg->def) > UINT32_MAX))
+		return ENTRY_ERR_FORMAT;
+
+	put_header(hdr, reg != NULL ? ENTRY_REGISTER_TABLE : ENTRY_CHANGE_SET);
+	entry_put_bytes(out, hdr, sizeof(hdr));
+	entry_put_u32(out, owner->node_id);
+	entry_put_u64(out, owner->incarnation);
+	entry_put_u32(out, owner->slot);
+	entry_put_u64(out, owner->generation);
+	if (reg != NULL) {
+		put_name(out, reg->schema);
+		put_name(out, reg->name);
+		entry_put_u32(out, (uint32_t)strlen(reg->def));
+		entry_put_bytes(out, reg->def, strlen(reg->def));
+	}
+	entry_put_u32(out, n_tables);
+	for (uint32_t i = 0; i < n_tables; i++) {
+		entry_put_u64(out, tables[i].table_id);
+		entry_put_u16(out, tables[i].n_cols);
+		for (unsigned c = 0; c < tables[i].n_cols; c++)
+			put_name(out, tables[i].cols[c]);
+	}
+	entry_put_u32(out, n_seqs);
+	for (uint32_t i = 0; i < n_seqs; i++) {
+		entry_put_u32(out, seqs[i].table);
+		entry_put_u16(out, seqs[i].column);
+		entry_put_u64(out, (uint64_t)seqs[i].value);
+	}
+	entry_put_u32(out, n_ops);
+	entry_put_bytes(out, ops, ops_len);
+	return out->failed ? ENTRY_ERR_SPACE : ENTRY_OK;
+}
+
+static int decode_owner(struct entry_reader *r, struct entry_owner *o)
+{
+	int rc;
+
+	if ((rc = get_u32(r, &o->node_id)) != ENTRY_OK ||
+	    (rc = get_u64(r, &o->incarnation)) != ENTRY_OK ||
+	    (rc = get_u32(r, &o->slot)) != ENTRY_OK ||
+	    (rc = get_u64(r, &o->generation)) != ENTRY_OK)
+		return rc;
+	return o->node_id == 0 ? ENTRY_ERR_FORMAT : ENTRY_OK;
+}
+
+static int decode_sections(struct entry_reader *r, struct entry_change_set *out, int registration)
+{
+	int rc;
+
+	if ((rc = get_u32(r, &out->n_tables)) != ENTRY_OK)
+		return rc;
+	if (registration && out->n_tables != 1)
+		return ENTRY_ERR_FORMAT;
+	out->tables.p = r->p;
+	for (uint32_t i = 0; i < out->n_tables; i++) {
+		struct entry_table t;
+
+		if ((rc = entry_next_table(r, &t)) != ENTRY_OK)
+			return rc;
+	}
+	out->tables.end = r->p;
+
+	if ((rc = get_u32(r, &out->n_seqs)) != ENTRY_OK)
+		return rc;
+	out->seqs.p = r->p;
+	for (uint32_t i = 0; i < out->n_seqs; i++) {
+		struct entry_seq s;
+
+		if ((rc = entry_next_seq(r, &s)) != ENTRY_OK)
+			return rc;
+		if (s.table >= out->n_tables)
+			return ENTRY_ERR_FORMAT;
+	}
+	out->seqs.end = r->p;
+
+	if ((rc = get_u32(r, &out->n_ops)) != ENTRY_OK)
+		return rc;
+	out->ops.p = r->p;
+	for (uint32_t i = 0; i < out->n_ops; i++) {
+		struct entry_op op;
+
+		if ((rc = entry_next_op(r, &op)) != ENTRY_OK)
+			return rc;
+		if (op.table >= out->n_tables || (registration && op.kind != ENTRY_OP_INSERT))
+			return ENTRY_ERR_FORMAT;
+	}
+	out->ops.end = r->p;
+	return r->p == r->end ? ENTRY_OK : ENTRY_ERR_FORMAT;
+}
+
+int entry_decode_owner(const struct entry_header *h, struct entry_owner *out)
+{
+	struct entry_reader r = {h->body, h->body + h->body_len};
+
+	if (h->type != ENTRY_CHANGE_SET && h->type != ENTRY_REGISTER_TABLE)
+		return ENTRY_ERR_TYPE;
+	return decode_owner(&r, out);
+}
+
+int entry_decode_change_set(const struct entry_header *h, struct entry_change_set *out)
+{
+	struct entry_reader r = {h->body, h->body + h->body_len};
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (h->type != ENTRY_CHANGE_SET)
+		return ENTRY_ERR_TYPE;
+	if ((rc = decode_owner(&r, &out->owner)) != ENTRY_OK)
+		return rc;
+	return decode_sections(&r, out, 0);
+}
+
+int entry_decode_register(const struct entry_header *h, struct entry_change_set *out)
+{
+	struct entry_reader r = {h->body, h->body + h->body_len};
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (h->type != ENTRY_REGISTER_TABLE)
+		return ENTRY_ERR_TYPE;
+	if ((rc = decode_owner(&r, &out->owner)) != ENTRY_OK ||
+	    (rc = entry_next_name(&r, &out->schema, &out->schema_len)) != ENTRY_OK ||
+	    (rc = entry_next_name(&r, &out->name, &out->name_len)) != ENTRY_OK ||
+	    (rc = get_u32(&r, &out->def_len)) != ENTRY_OK)
+		return rc;
+	if (!need(&r, out->def_len))
+		return ENTRY_ERR_SHORT;
+	out->def = (const char *)r.p;
+	r.p += out->def_len;
+	if ((rc = check_text(out->def, out->def_len, 1, UINT32_MAX)) != ENTRY_OK)
+		return rc;
+	return decode_sections(&r, out, 1);
+}
+
+/* ---- replicated utility commands ---- */
+
+int entry_encode_ddl(struct entry_buf *out, const struct entry_ddl *d)
+{
+	uint8_t hdr[ENTRY_HEADER_BYTES];
+
+	if (d->node_id == 0 || check_text(d->command, d->len, 1, UINT32_MAX) != ENTRY_OK)
+		return ENTRY_ERR_FORMAT;
+	put_header(hdr, ENTRY_DDL);
+	entry_put_bytes(out, hdr, sizeof(hdr));
+	entry_put_u32(out, d->node_id);
+	entry_put_u32(out, d->len);
+	entry_put_bytes(out, d->command, d->len);
+	return out->failed ? ENTRY_ERR_SPACE : ENTRY_OK;
+}
+
+int entry_decode_ddl(const struct entry_header *h, struct entry_ddl *out)
+{
+	struct entry_reader r = {h->body, h->body + h->body_len};
+	int rc;
+
+	if (h->type != ENTRY_DDL)
+		return ENTRY_ERR_TYPE;
+	if ((rc = get_u32(&r, &out->node_id)) != ENTRY_OK ||
+	    (rc = get_u32(&r, &out->len)) != ENTRY_OK)
+		return rc;
+	if (!need(&r, out->len))
+		return ENTRY_ERR_SHORT;
+	out->command = (const char *)r.p;
+	r.p += out->len;
+	if (r.p != r.end || out->node_id == 0)
+		return ENTRY_ERR_FORMAT;
+	return check_text(out->command, out->len, 1, UINT32_MAX);
 }

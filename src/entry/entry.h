@@ -18,10 +18,38 @@
  *	ENTRY_MEMBER_INFO   u32 node id, u16 length, client address (no NUL;
  *	                    printable ASCII, 1..ENTRY_CLIENT_ADDR_MAX bytes)
  *
- * A decoder never trusts its input: a short body, trailing bytes, an unknown
- * version or type, or a field out of range is an error, never a crash.
- * Later types (change sets, replicated DDL, table registration) are added
- * here, with their encoder and decoder side by side.
+ *	ENTRY_CHANGE_SET    owner, sections (one committed transaction's changes)
+ *	ENTRY_DDL           u32 node id, u32 length, command (UTF-8 text, no NUL)
+ *	ENTRY_REGISTER_TABLE owner, name(schema), name(table), u32 length,
+ *	                    definition (text, no NUL), sections (the table and its
+ *	                    rows as INSERTs; exactly one table)
+ *
+ * where
+ *
+ *	owner     u32 node id, u64 incarnation, u32 slot, u64 generation: who
+ *	          proposed it (node, that node's postmaster start, the backend's
+ *	          commit slot and its use), so that the proposing backend applies
+ *	          it itself and the apply worker knows to leave it to it
+ *	name      u16 length, bytes (1..ENTRY_NAME_MAX, no NUL)
+ *	sections  u32 tables, each: u64 table id (the log index of the table's
+ *	          registration), u16 columns, each a name;
+ *	          u32 sequences, each: u32 table, u16 column (indexes into the
+ *	          tables and their columns), i64 last value;
+ *	          u32 ops, each: u8 kind (enum entry_op_kind), u32 table, then
+ *	          INSERT: tuple; UPDATE: u8 has old (0|1), [old tuple], new tuple;
+ *	          DELETE: old tuple; TRUNCATE: nothing
+ *	tuple     u16 columns, each: u8 enum entry_value_kind, and for
+ *	          ENTRY_VALUE_BINARY u32 length and the value in its type's
+ *	          binary send format
+ *
+ * Columns travel by name and tables by their group-wide id, never by a local
+ * OID.  A decoder never trusts its input: a short body, trailing bytes, an
+ * unknown version or type, or a field out of range (an index past the
+ * tables) is an error, never a crash.  Whether a tuple has as many values as
+ * its table has columns, and a sequence's column index, are the applier's checks
+ * (it holds the tables in an array; the decoder allocates nothing).  Once entry_decode_change_set()
+ *or entry_decode_register() accepted an entry, walking it with the entry_next_*() functions cannot
+ *fail.
  */
 #ifndef DRAGONRAFT_ENTRY_H
 #define DRAGONRAFT_ENTRY_H
@@ -32,6 +60,7 @@
 #define ENTRY_VERSION         1
 #define ENTRY_HEADER_BYTES    4
 #define ENTRY_CLIENT_ADDR_MAX 1024 /* bytes of a client address (libpq conninfo) */
+#define ENTRY_NAME_MAX        63   /* bytes of a schema, table or column name */
 
 /* Return codes: 0 is success, errors are negative. */
 enum entry_rc {
@@ -47,7 +76,10 @@ enum entry_rc {
 const char *entry_strerror(int rc);
 
 enum entry_type {
-	ENTRY_MEMBER_INFO = 1, /* a member's node id and client address */
+	ENTRY_MEMBER_INFO = 1,    /* a member's node id and client address */
+	ENTRY_CHANGE_SET = 2,     /* the row changes of one committed transaction */
+	ENTRY_DDL = 3,            /* a utility command run on every member (execute) */
+	ENTRY_REGISTER_TABLE = 4, /* a table joins the group: its definition and rows */
 };
 
 /* Static name of a type ("member info"), or NULL when unknown. */
@@ -78,5 +110,161 @@ int entry_encode_member_info(uint8_t *buf, size_t cap, const struct entry_member
                              size_t *len);
 /* Decode the body of a member info entry (h from entry_decode_header). */
 int entry_decode_member_info(const struct entry_header *h, struct entry_member_info *out);
+
+/* ---- change sets and table registrations ---- */
+
+enum entry_op_kind {
+	ENTRY_OP_INSERT = 1,
+	ENTRY_OP_UPDATE = 2,
+	ENTRY_OP_DELETE = 3,
+	ENTRY_OP_TRUNCATE = 4,
+};
+
+enum entry_value_kind {
+	ENTRY_VALUE_NULL = 0,
+	ENTRY_VALUE_BINARY = 1, /* u32 length, bytes */
+	ENTRY_VALUE_ABSENT = 2, /* not shipped: an old tuple's non-key column */
+};
+
+/* Who proposed an entry (see the format above). */
+struct entry_owner {
+	uint32_t node_id;
+	uint64_t incarnation;
+	uint32_t slot;
+	uint64_t generation;
+};
+
+/*
+ * A growing output buffer.  grow (NULL: realloc) returns a block of at least
+ * size bytes holding the old contents, or NULL; after a failure the buffer
+ * is marked failed and takes nothing more.
+ */
+struct entry_buf {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+	void *(*grow)(void *old, size_t size);
+	int failed;
+};
+
+void entry_put_u8(struct entry_buf *b, uint8_t v);
+void entry_put_u16(struct entry_buf *b, uint16_t v);
+void entry_put_u32(struct entry_buf *b, uint32_t v);
+void entry_put_u64(struct entry_buf *b, uint64_t v);
+void entry_put_bytes(struct entry_buf *b, const void *p, size_t len);
+/* Overwrite 4 bytes at offset off (a count reserved with entry_put_u32). */
+void entry_patch_u32(struct entry_buf *b, size_t off, uint32_t v);
+
+/* Op encoders: append to an ops buffer (the caller counts its ops). */
+void entry_put_op(struct entry_buf *b, unsigned kind, uint32_t table);
+/* A tuple: entry_put_tuple(n), then n values. */
+void entry_put_tuple(struct entry_buf *b, uint16_t n_cols);
+void entry_put_value(struct entry_buf *b, unsigned kind, const void *data, uint32_t len);
+
+/* A table as an encoder takes it. */
+struct entry_table_in {
+	uint64_t table_id;
+	uint16_t n_cols;
+	const char *const *cols; /* NUL-terminated names */
+};
+
+/* A sequence's last value, by the column that owns it. */
+struct entry_seq {
+	uint32_t table;  /* index into the tables */
+	uint16_t column; /* index into that table's columns */
+	int64_t value;
+};
+
+/* What a registration adds to the sections. */
+struct entry_register_in {
+	const char *schema;
+	const char *name;
+	const char *def; /* canonical definition (CREATE statements) */
+};
+
+/*
+ * Encode a change set (reg NULL) or a registration into out (from its
+ * current length): ops/ops_len/n_ops are the ops encoded with the op
+ * encoders.  ENTRY_ERR_FORMAT for a name out of range or a registration
+ * without exactly one table, ENTRY_ERR_SPACE when the buffer failed.
+ */
+int entry_encode_change_set(struct entry_buf *out, const struct entry_owner *owner,
+                            const struct entry_register_in *reg,
+                            const struct entry_table_in *tables, uint32_t n_tables,
+                            const struct entry_seq *seqs, uint32_t n_seqs, const uint8_t *ops,
+                            size_t ops_len, uint32_t n_ops);
+
+/* A bounded cursor over decoded input. */
+struct entry_reader {
+	const uint8_t *p;
+	const uint8_t *end;
+};
+
+/* A decoded change set or registration; pointers into the input. */
+struct entry_change_set {
+	struct entry_owner owner;
+	/* registration only */
+	const char *schema;
+	uint16_t schema_len;
+	const char *name;
+	uint16_t name_len;
+	const char *def;
+	uint32_t def_len;
+	/* the sections */
+	uint32_t n_tables;
+	struct entry_reader tables;
+	uint32_t n_seqs;
+	struct entry_reader seqs;
+	uint32_t n_ops;
+	struct entry_reader ops;
+};
+
+/* Only the owner of a change set or registration (a cheap look, no check of
+ * the rest). */
+int entry_decode_owner(const struct entry_header *h, struct entry_owner *out);
+
+/* Decode and check the whole body of a change set / a registration. */
+int entry_decode_change_set(const struct entry_header *h, struct entry_change_set *out);
+int entry_decode_register(const struct entry_header *h, struct entry_change_set *out);
+
+/* A table of the sections; its column names are read with entry_next_name(). */
+struct entry_table {
+	uint64_t table_id;
+	uint16_t n_cols;
+	struct entry_reader cols;
+};
+
+/* A tuple; its values are read with entry_next_value(). */
+struct entry_tuple {
+	uint16_t n_cols;
+	struct entry_reader values;
+};
+
+struct entry_op {
+	unsigned kind;
+	uint32_t table;
+	int has_old;
+	struct entry_tuple old_tuple; /* UPDATE with has_old, DELETE */
+	struct entry_tuple new_tuple; /* INSERT, UPDATE */
+};
+
+/* Walk the sections (r starts as a copy of cs->tables, ->seqs, ->ops). */
+int entry_next_table(struct entry_reader *r, struct entry_table *t);
+int entry_next_name(struct entry_reader *r, const char **name, uint16_t *len);
+int entry_next_seq(struct entry_reader *r, struct entry_seq *s);
+int entry_next_op(struct entry_reader *r, struct entry_op *op);
+int entry_next_value(struct entry_reader *r, unsigned *kind, const uint8_t **data, uint32_t *len);
+
+/* ---- replicated utility commands ---- */
+
+struct entry_ddl {
+	uint32_t node_id;
+	const char *command; /* not NUL-terminated */
+	uint32_t len;
+};
+
+/* Encode a DDL entry into out (from its current length). */
+int entry_encode_ddl(struct entry_buf *out, const struct entry_ddl *d);
+int entry_decode_ddl(const struct entry_header *h, struct entry_ddl *out);
 
 #endif /* DRAGONRAFT_ENTRY_H */

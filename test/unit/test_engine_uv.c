@@ -72,8 +72,13 @@ static int leader_of(struct world *w, int g)
 	for (int id = 1; id <= NODES; id++)
 		if (eng(w, id) != NULL &&
 		    engine_group_status(eng(w, id), 100 + (uint64_t)g, &st) == ENGINE_OK &&
-		    st.role == RAFT_LEADER && st.writable)
+		    st.role == RAFT_LEADER && st.writable) {
+			/* Writable means the term's no-op is applied; followers name none. */
+			assert_true(st.noop_index > 0 && st.noop_index <= st.applied);
 			return id;
+		} else if (eng(w, id) != NULL && st.role != RAFT_LEADER) {
+			assert_int_equal(st.noop_index, 0);
+		}
 	return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -136,6 +137,254 @@ static void test_strerror(void **state)
 	assert_string_equal(entry_strerror(-100), "unknown error");
 }
 
+/* A change set with two tables, a sequence and one op of each kind. */
+static void encode_change_set(struct entry_buf *out, const struct entry_register_in *reg)
+{
+	static const char *cols_a[] = {"id", "owner", "balance"};
+	static const char *cols_b[] = {"k"};
+	struct entry_table_in tables[] = {{5, 3, cols_a}, {9, 1, cols_b}};
+	struct entry_seq seq = {0, 0, 42};
+	struct entry_owner owner = {3, 0x1122334455667788ull, 17, 99};
+	struct entry_buf ops = {0};
+	uint32_t n_ops = 0;
+
+	entry_put_op(&ops, ENTRY_OP_INSERT, 0);
+	entry_put_tuple(&ops, 3);
+	entry_put_value(&ops, ENTRY_VALUE_BINARY, "\0\0\0\1", 4);
+	entry_put_value(&ops, ENTRY_VALUE_BINARY, "ann", 3);
+	entry_put_value(&ops, ENTRY_VALUE_NULL, NULL, 0);
+	n_ops++;
+	if (reg == NULL) {
+		entry_put_op(&ops, ENTRY_OP_UPDATE, 0);
+		entry_put_u8(&ops, 1);
+		entry_put_tuple(&ops, 3);
+		entry_put_value(&ops, ENTRY_VALUE_BINARY, "\0\0\0\1", 4);
+		entry_put_value(&ops, ENTRY_VALUE_ABSENT, NULL, 0);
+		entry_put_value(&ops, ENTRY_VALUE_ABSENT, NULL, 0);
+		entry_put_tuple(&ops, 3);
+		entry_put_value(&ops, ENTRY_VALUE_BINARY, "\0\0\0\2", 4);
+		entry_put_value(&ops, ENTRY_VALUE_BINARY, "", 0);
+		entry_put_value(&ops, ENTRY_VALUE_NULL, NULL, 0);
+		entry_put_op(&ops, ENTRY_OP_DELETE, 1);
+		entry_put_tuple(&ops, 1);
+		entry_put_value(&ops, ENTRY_VALUE_BINARY, "x", 1);
+		entry_put_op(&ops, ENTRY_OP_TRUNCATE, 1);
+		n_ops += 3;
+	}
+	assert_false(ops.failed);
+	assert_int_equal(entry_encode_change_set(out, &owner, reg, tables, reg ? 1 : 2, &seq, 1,
+	                                         ops.data, ops.len, n_ops),
+	                 ENTRY_OK);
+	free(ops.data);
+}
+
+static void expect_name(struct entry_reader *r, const char *want)
+{
+	const char *name;
+	uint16_t len;
+
+	assert_int_equal(entry_next_name(r, &name, &len), ENTRY_OK);
+	assert_int_equal(len, strlen(want));
+	assert_memory_equal(name, want, len);
+}
+
+static void expect_val(struct entry_reader *r, unsigned kind, const char *data, uint32_t len)
+{
+	const uint8_t *d;
+	uint32_t l;
+	unsigned k;
+
+	assert_int_equal(entry_next_value(r, &k, &d, &l), ENTRY_OK);
+	assert_int_equal(k, kind);
+	assert_int_equal(l, len);
+	if (len > 0)
+		assert_memory_equal(d, data, len);
+}
+
+static void test_change_set_round_trip(void **state)
+{
+	struct entry_buf b = {0};
+	struct entry_change_set cs;
+	struct entry_header h;
+	struct entry_reader r;
+	struct entry_table t;
+	struct entry_seq s;
+	struct entry_op op;
+
+	(void)state;
+	encode_change_set(&b, NULL);
+	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
+	assert_int_equal(h.type, ENTRY_CHANGE_SET);
+	assert_string_equal(entry_type_name(h.type), "change set");
+	assert_int_equal(entry_decode_change_set(&h, &cs), ENTRY_OK);
+	assert_int_equal(cs.owner.node_id, 3);
+	assert_true(cs.owner.incarnation == 0x1122334455667788ull);
+	assert_int_equal(cs.owner.slot, 17);
+	assert_int_equal(cs.owner.generation, 99);
+	{
+		struct entry_owner o;
+
+		assert_int_equal(entry_decode_owner(&h, &o), ENTRY_OK);
+		assert_memory_equal(&o, &cs.owner, sizeof(o));
+	}
+	assert_int_equal(cs.n_tables, 2);
+	r = cs.tables;
+	assert_int_equal(entry_next_table(&r, &t), ENTRY_OK);
+	assert_int_equal(t.table_id, 5);
+	assert_int_equal(t.n_cols, 3);
+	expect_name(&t.cols, "id");
+	expect_name(&t.cols, "owner");
+	expect_name(&t.cols, "balance");
+	assert_int_equal(entry_next_table(&r, &t), ENTRY_OK);
+	assert_int_equal(t.table_id, 9);
+	assert_int_equal(cs.n_seqs, 1);
+	r = cs.seqs;
+	assert_int_equal(entry_next_seq(&r, &s), ENTRY_OK);
+	assert_true(s.table == 0 && s.column == 0 && s.value == 42);
+	assert_int_equal(cs.n_ops, 4);
+	r = cs.ops;
+	assert_int_equal(entry_next_op(&r, &op), ENTRY_OK);
+	assert_int_equal(op.kind, ENTRY_OP_INSERT);
+	assert_int_equal(op.new_tuple.n_cols, 3);
+	expect_val(&op.new_tuple.values, ENTRY_VALUE_BINARY, "\0\0\0\1", 4);
+	expect_val(&op.new_tuple.values, ENTRY_VALUE_BINARY, "ann", 3);
+	expect_val(&op.new_tuple.values, ENTRY_VALUE_NULL, NULL, 0);
+	assert_int_equal(entry_next_op(&r, &op), ENTRY_OK);
+	assert_int_equal(op.kind, ENTRY_OP_UPDATE);
+	assert_true(op.has_old);
+	expect_val(&op.old_tuple.values, ENTRY_VALUE_BINARY, "\0\0\0\1", 4);
+	expect_val(&op.old_tuple.values, ENTRY_VALUE_ABSENT, NULL, 0);
+	expect_val(&op.new_tuple.values, ENTRY_VALUE_BINARY, "\0\0\0\2", 4);
+	expect_val(&op.new_tuple.values, ENTRY_VALUE_BINARY, "", 0);
+	assert_int_equal(entry_next_op(&r, &op), ENTRY_OK);
+	assert_int_equal(op.kind, ENTRY_OP_DELETE);
+	assert_int_equal(op.table, 1);
+	expect_val(&op.old_tuple.values, ENTRY_VALUE_BINARY, "x", 1);
+	assert_int_equal(entry_next_op(&r, &op), ENTRY_OK);
+	assert_int_equal(op.kind, ENTRY_OP_TRUNCATE);
+	assert_ptr_equal(r.p, r.end);
+	free(b.data);
+}
+
+static void test_change_set_refuses(void **state)
+{
+	struct entry_buf b = {0};
+	struct entry_change_set cs;
+	struct entry_header h;
+
+	(void)state;
+	encode_change_set(&b, NULL);
+	/* Every truncation is refused without reading past the end. */
+	for (size_t n = ENTRY_HEADER_BYTES; n < b.len; n++) {
+		assert_int_equal(entry_decode_header(b.data, n, &h), ENTRY_OK);
+		assert_int_not_equal(entry_decode_change_set(&h, &cs), ENTRY_OK);
+	}
+	/* A trailing byte. */
+	entry_put_u8(&b, 0);
+	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
+	assert_int_equal(entry_decode_change_set(&h, &cs), ENTRY_ERR_FORMAT);
+	b.len--;
+	/* The wrong decoder for the type. */
+	assert_int_equal(entry_decode_register(&h, &cs), ENTRY_ERR_TYPE);
+	/* An op naming a table past the tables: the TRUNCATE at the end. */
+	b.data[b.len - 4] = 2;
+	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
+	assert_int_equal(entry_decode_change_set(&h, &cs), ENTRY_ERR_FORMAT);
+	/* An unknown op kind. */
+	b.data[b.len - 5] = 9;
+	assert_int_equal(entry_decode_change_set(&h, &cs), ENTRY_ERR_FORMAT);
+	free(b.data);
+
+	/* Encoders refuse what decoders would. */
+	{
+		static const char *bad[] = {""};
+		struct entry_table_in t = {1, 1, bad};
+		struct entry_owner o = {1, 1, 1, 1};
+		struct entry_buf out = {0};
+
+		assert_int_equal(
+		        entry_encode_change_set(&out, &o, NULL, &t, 1, NULL, 0, NULL, 0, 0),
+		        ENTRY_ERR_FORMAT);
+		o.node_id = 0;
+		assert_int_equal(
+		        entry_encode_change_set(&out, &o, NULL, NULL, 0, NULL, 0, NULL, 0, 0),
+		        ENTRY_ERR_FORMAT);
+		free(out.data);
+	}
+}
+
+static void test_register_round_trip(void **state)
+{
+	struct entry_register_in reg = {"public", "accounts", "CREATE TABLE x (id int)"};
+	struct entry_buf b = {0};
+	struct entry_change_set cs;
+	struct entry_header h;
+
+	(void)state;
+	encode_change_set(&b, &reg);
+	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
+	assert_int_equal(h.type, ENTRY_REGISTER_TABLE);
+	assert_int_equal(entry_decode_register(&h, &cs), ENTRY_OK);
+	assert_int_equal(cs.schema_len, 6);
+	assert_memory_equal(cs.schema, "public", 6);
+	assert_memory_equal(cs.name, "accounts", 8);
+	assert_int_equal(cs.def_len, strlen(reg.def));
+	assert_int_equal(cs.n_tables, 1);
+	assert_int_equal(cs.n_ops, 1);
+	for (size_t n = ENTRY_HEADER_BYTES; n < b.len; n++) {
+		assert_int_equal(entry_decode_header(b.data, n, &h), ENTRY_OK);
+		assert_int_not_equal(entry_decode_register(&h, &cs), ENTRY_OK);
+	}
+	free(b.data);
+}
+
+static void test_ddl(void **state)
+{
+	struct entry_ddl d = {2, "CREATE TABLE t (a int)", 22}, out;
+	struct entry_buf b = {0};
+	struct entry_header h;
+
+	(void)state;
+	assert_int_equal(entry_encode_ddl(&b, &d), ENTRY_OK);
+	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
+	assert_int_equal(entry_decode_ddl(&h, &out), ENTRY_OK);
+	assert_int_equal(out.node_id, 2);
+	assert_int_equal(out.len, 22);
+	assert_memory_equal(out.command, d.command, 22);
+	for (size_t n = ENTRY_HEADER_BYTES; n < b.len; n++) {
+		assert_int_equal(entry_decode_header(b.data, n, &h), ENTRY_OK);
+		assert_int_not_equal(entry_decode_ddl(&h, &out), ENTRY_OK);
+	}
+	/* A NUL inside the command. */
+	b.data[b.len - 1] = 0;
+	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
+	assert_int_equal(entry_decode_ddl(&h, &out), ENTRY_ERR_FORMAT);
+	d.len = 0;
+	b.len = 0;
+	assert_int_equal(entry_encode_ddl(&b, &d), ENTRY_ERR_FORMAT);
+	free(b.data);
+}
+
+/* A buffer whose allocation fails is marked failed and reported as such. */
+static void *no_memory(void *old, size_t size)
+{
+	(void)old;
+	(void)size;
+	return NULL;
+}
+
+static void test_buf_failure(void **state)
+{
+	struct entry_ddl d = {2, "VACUUM", 6};
+	struct entry_buf b = {0};
+
+	(void)state;
+	b.grow = no_memory;
+	assert_int_equal(entry_encode_ddl(&b, &d), ENTRY_ERR_SPACE);
+	assert_true(b.failed);
+	assert_int_equal(b.len, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -144,6 +393,11 @@ int main(void)
 	        cmocka_unit_test(test_header_refuses),
 	        cmocka_unit_test(test_member_info_refuses),
 	        cmocka_unit_test(test_strerror),
+	        cmocka_unit_test(test_change_set_round_trip),
+	        cmocka_unit_test(test_change_set_refuses),
+	        cmocka_unit_test(test_register_round_trip),
+	        cmocka_unit_test(test_ddl),
+	        cmocka_unit_test(test_buf_failure),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

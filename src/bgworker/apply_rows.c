@@ -1,0 +1,644 @@
+/*
+ * apply_rows.c - the apply worker's side of the write path (DESIGN §4):
+ * change sets, table registrations and utility commands, applied inside the
+ * apply worker's transaction (several entries per transaction, the applied
+ * index in its commit record: apply_worker.c).
+ *
+ * Rows are applied with the executor, as logical replication's worker.c
+ * does: a table id maps to the local table (dragonraft.replicated_tables,
+ * cached until the next registration or utility command), column names to
+ * attribute numbers, values come in through their types' binary receive
+ * functions, rows are found by replica identity (the identity index, or the
+ * whole row under REPLICA IDENTITY FULL) and changed with
+ * ExecSimpleRelationInsert/Update/Delete.  The worker runs with
+ * session_replication_role = replica, so user triggers and the capture
+ * trigger do not fire.  A row that is not found, or a constraint that
+ * fails, means this member diverged: the apply stops with an error rather
+ * than skip it.  Sequences move forward only.
+ *
+ * A registration whose table exists here with another definition, or with
+ * rows of its own, is refused: the refusal is recorded in
+ * dragonraft.replicated_tables (state 'refused', with the reason) and in the
+ * server log, the group's apply goes on, and later changes of that table
+ * are skipped on this member.  Stopping the group's apply instead would
+ * leave every other table of the group behind for a local mistake that a
+ * DBA fixes by dropping the table here and replicating it again.
+ *
+ * A utility command (execute) runs in a subtransaction: if it fails, the
+ * failure is recorded in dragonraft.ddl_history (every member, in log
+ * order) and the apply goes on; execute() reports it on the proposing node.
+ */
+#include "write.h"
+
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/catalog.h"
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/tablecmds.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "shmem.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+/* A table of the entry being applied. */
+typedef struct ApplyTable {
+	Relation rel;        /* NULL: not replicated here, its ops are skipped */
+	int n_cols;          /* the entry's columns */
+	AttrNumber *attnums; /* their attribute numbers here */
+	FmgrInfo *recv;      /* their types' receive functions */
+	Oid *ioparams;
+	ResultRelInfo *rri;
+	Oid idx; /* the replica identity index, InvalidOid: whole row */
+	TupleTableSlot *remote, *key, *local, *changed;
+} ApplyTable;
+
+/* table id -> relid, InvalidOid when the table is not replicated here. */
+typedef struct RelmapEntry {
+	struct {
+		uint64 group_id;
+		uint64 table_id;
+	} key;
+	Oid relid;
+} RelmapEntry;
+
+static HTAB *relmap = NULL;
+
+void dr_apply_rows_forget(void)
+{
+	if (relmap != NULL)
+		hash_destroy(relmap);
+	relmap = NULL;
+}
+
+static Oid relmap_lookup(uint64 group_id, uint64 table_id)
+{
+	RelmapEntry *e;
+	bool found;
+	struct {
+		uint64 group_id;
+		uint64 table_id;
+	} key = {group_id, table_id};
+
+	if (relmap == NULL) {
+		HASHCTL info;
+
+		memset(&info, 0, sizeof(info));
+		info.keysize = sizeof(key);
+		info.entrysize = sizeof(RelmapEntry);
+		relmap = hash_create("dragonraft relmap", 64, &info, HASH_ELEM | HASH_BLOBS);
+	}
+	e = hash_search(relmap, &key, HASH_ENTER, &found);
+	if (!found) {
+		Oid types[2] = {INT8OID, INT8OID};
+		Datum values[2] = {Int64GetDatum((int64)group_id), Int64GetDatum((int64)table_id)};
+		bool isnull;
+
+		e->relid = InvalidOid;
+		if (SPI_execute_with_args("SELECT relid FROM dragonraft.replicated_tables "
+		                          "WHERE group_id = $1 AND table_id = $2 AND state = "
+		                          "'replicated'",
+		                          2, types, values, NULL, true, 1) == SPI_OK_SELECT &&
+		    SPI_processed == 1) {
+			Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+			                        &isnull);
+
+			if (!isnull)
+				e->relid = DatumGetObjectId(d);
+		}
+	}
+	return e->relid;
+}
+
+static void corrupt(const char *what) pg_attribute_noreturn();
+
+static void corrupt(const char *what)
+{
+	ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("malformed change set: %s", what)));
+}
+
+/* Open the entry's tables (relid_override: a registration's one table). */
+static ApplyTable *open_tables(uint64 group_id, const struct entry_change_set *cs,
+                               Oid relid_override, EState **estate_out)
+{
+	ApplyTable *tables = palloc0(Max(cs->n_tables, 1) * sizeof(ApplyTable));
+	EState *estate = CreateExecutorState();
+	struct entry_reader r = cs->tables;
+	List *rtable = NIL;
+
+	for (uint32 i = 0; i < cs->n_tables; i++) {
+		ApplyTable *t = &tables[i];
+		struct entry_table et;
+		Oid relid;
+
+		(void)entry_next_table(&r, &et);
+		relid = relid_override != InvalidOid ? relid_override
+		                                     : relmap_lookup(group_id, et.table_id);
+		t->rel = OidIsValid(relid) ? try_table_open(relid, RowExclusiveLock) : NULL;
+		if (t->rel == NULL)
+			continue;
+		t->n_cols = et.n_cols;
+		t->attnums = palloc(et.n_cols * sizeof(AttrNumber));
+		t->recv = palloc(et.n_cols * sizeof(FmgrInfo));
+		t->ioparams = palloc(et.n_cols * sizeof(Oid));
+		for (int c = 0; c < et.n_cols; c++) {
+			const char *name;
+			uint16 len;
+			char *cname;
+			AttrNumber att;
+			Form_pg_attribute a;
+			Oid recv;
+
+			(void)entry_next_name(&et.cols, &name, &len);
+			cname = pnstrdup(name, len);
+			att = get_attnum(relid, cname);
+			if (att <= 0 ||
+			    TupleDescAttr(RelationGetDescr(t->rel), att - 1)->attgenerated)
+				ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+				                errmsg("column \"%s\" of replicated table \"%s\" "
+				                       "does not exist on "
+				                       "this node",
+				                       cname, RelationGetRelationName(t->rel)),
+				                errhint("Change replicated tables with "
+				                        "dragonraft.execute only.")));
+			a = TupleDescAttr(RelationGetDescr(t->rel), att - 1);
+			t->attnums[c] = att;
+			getTypeBinaryInputInfo(a->atttypid, &recv, &t->ioparams[c]);
+			fmgr_info(recv, &t->recv[c]);
+		}
+	}
+
+	/* One range table entry per table of the entry, in order. */
+	for (uint32 i = 0; i < cs->n_tables; i++) {
+		RangeTblEntry *rte = makeNode(RangeTblEntry);
+		Relation rel = tables[i].rel;
+
+		rte->rtekind = RTE_RELATION;
+		rte->relid = rel ? RelationGetRelid(rel) : InvalidOid;
+		rte->relkind = rel ? rel->rd_rel->relkind : RELKIND_RELATION;
+		rte->rellockmode = AccessShareLock;
+		/* Every shipped column counts as updated: stored generated columns
+		 * are recomputed from them (as worker.c does). */
+		for (int c = 0; c < tables[i].n_cols; c++)
+			rte->updatedCols = bms_add_member(
+			        rte->updatedCols,
+			        tables[i].attnums[c] - FirstLowInvalidHeapAttributeNumber);
+		rtable = lappend(rtable, rte);
+	}
+	ExecInitRangeTable(estate, rtable);
+	estate->es_output_cid = GetCurrentCommandId(true);
+	for (uint32 i = 0; i < cs->n_tables; i++) {
+		ApplyTable *t = &tables[i];
+		TupleDesc desc;
+
+		if (t->rel == NULL)
+			continue;
+		desc = RelationGetDescr(t->rel);
+		t->rri = makeNode(ResultRelInfo);
+		InitResultRelInfo(t->rri, t->rel, i + 1, NULL, 0);
+		estate->es_opened_result_relations =
+		        lappend(estate->es_opened_result_relations, t->rri);
+		ExecOpenIndices(t->rri, false);
+		t->idx = RelationGetReplicaIndex(t->rel);
+		t->remote = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
+		t->key = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
+		t->changed = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
+		t->local = table_slot_create(t->rel, &estate->es_tupleTable);
+	}
+	AfterTriggerBeginQuery();
+	*estate_out = estate;
+	return tables;
+}
+
+static void close_tables(ApplyTable *tables, uint32 n, EState *estate)
+{
+	AfterTriggerEndQuery(estate);
+	ExecCloseResultRelations(estate);
+	ExecResetTupleTable(estate->es_tupleTable, false);
+	FreeExecutorState(estate);
+	for (uint32 i = 0; i < n; i++)
+		if (tables[i].rel != NULL)
+			table_close(tables[i].rel, NoLock);
+}
+
+/* Fill slot from an entry tuple; present[attnum - 1] says what was shipped. */
+static void fill(ApplyTable *t, const struct entry_tuple *tu, TupleTableSlot *slot, bool *present)
+{
+	TupleDesc desc = slot->tts_tupleDescriptor;
+	struct entry_reader r = tu->values; /* a tuple may be read twice (key, new row) */
+
+	if (tu->n_cols != t->n_cols)
+		corrupt("a tuple does not have its table's columns");
+	ExecClearTuple(slot);
+	for (int i = 0; i < desc->natts; i++) {
+		slot->tts_values[i] = (Datum)0;
+		slot->tts_isnull[i] = true;
+		if (present != NULL)
+			present[i] = false;
+	}
+	for (int c = 0; c < t->n_cols; c++) {
+		int att = t->attnums[c] - 1;
+		const uint8 *data;
+		uint32 len;
+		unsigned kind;
+		StringInfoData buf;
+
+		(void)entry_next_value(&r, &kind, &data, &len);
+		if (kind == ENTRY_VALUE_ABSENT)
+			continue;
+		if (present != NULL)
+			present[att] = true;
+		if (kind == ENTRY_VALUE_NULL)
+			continue;
+		/* Receive functions may expect a terminated buffer, as in worker.c. */
+		buf.data = palloc(len + 1);
+		memcpy(buf.data, data, len);
+		buf.data[len] = '\0';
+		buf.len = (int)len;
+		buf.maxlen = (int)len + 1;
+		buf.cursor = 0;
+		slot->tts_values[att] = ReceiveFunctionCall(&t->recv[c], &buf, t->ioparams[c],
+		                                            TupleDescAttr(desc, att)->atttypmod);
+		slot->tts_isnull[att] = false;
+		if (buf.cursor != buf.len)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+			                errmsg("incorrect binary data format in column \"%s\"",
+			                       NameStr(TupleDescAttr(desc, att)->attname))));
+	}
+	ExecStoreVirtualTuple(slot);
+}
+
+/* Find the local row the key slot identifies (locked), into t->local. */
+static void find_row(ApplyTable *t, const char *action)
+{
+	bool found =
+	        OidIsValid(t->idx)
+	                ? RelationFindReplTupleByIndex(t->rel, t->idx, LockTupleExclusive, t->key,
+	                                               t->local)
+	                : RelationFindReplTupleSeq(t->rel, LockTupleExclusive, t->key, t->local);
+
+	if (!found)
+		ereport(ERROR,
+		        (errcode(ERRCODE_DATA_EXCEPTION),
+		         errmsg("the row to %s in replicated table \"%s\" is not on this node",
+		                action, RelationGetRelationName(t->rel)),
+		         errdetail("This member's table differs from the log: it was changed "
+		                   "outside dragonraft.")));
+}
+
+static void apply_op(ApplyTable *tables, struct entry_op *op, EState *estate, EPQState *epq)
+{
+	ApplyTable *t = &tables[op->table];
+	TupleDesc desc;
+	bool *present;
+
+	if (t->rel == NULL)
+		return; /* not replicated here (refused): skipped */
+	desc = RelationGetDescr(t->rel);
+	switch (op->kind) {
+	case ENTRY_OP_INSERT:
+		fill(t, &op->new_tuple, t->remote, NULL);
+		ExecSimpleRelationInsert(t->rri, estate, t->remote);
+		break;
+	case ENTRY_OP_UPDATE:
+		present = palloc(desc->natts * sizeof(bool));
+		fill(t, op->has_old ? &op->old_tuple : &op->new_tuple, t->key, NULL);
+		find_row(t, "update");
+		fill(t, &op->new_tuple, t->remote, present);
+		slot_getallattrs(t->local);
+		ExecClearTuple(t->changed);
+		for (int i = 0; i < desc->natts; i++) {
+			bool from_remote = present[i];
+
+			t->changed->tts_values[i] =
+			        from_remote ? t->remote->tts_values[i] : t->local->tts_values[i];
+			t->changed->tts_isnull[i] =
+			        from_remote ? t->remote->tts_isnull[i] : t->local->tts_isnull[i];
+		}
+		ExecStoreVirtualTuple(t->changed);
+		EvalPlanQualSetSlot(epq, t->changed);
+		ExecSimpleRelationUpdate(t->rri, estate, epq, t->local, t->changed);
+		break;
+	case ENTRY_OP_DELETE:
+		fill(t, &op->old_tuple, t->key, NULL);
+		find_row(t, "delete");
+		EvalPlanQualSetSlot(epq, t->local);
+		ExecSimpleRelationDelete(t->rri, estate, epq, t->local);
+		break;
+	}
+}
+
+/* The sequence owned by column att of relid, or InvalidOid. */
+static Oid owned_sequence(Oid relid, AttrNumber att)
+{
+	ListCell *lc;
+
+	foreach (lc, getOwnedSequences(relid)) {
+		Oid seqid = lfirst_oid(lc), tab;
+		int32 col;
+
+		if ((sequenceIsOwned(seqid, DEPENDENCY_AUTO, &tab, &col) ||
+		     sequenceIsOwned(seqid, DEPENDENCY_INTERNAL, &tab, &col)) &&
+		    col == att)
+			return seqid;
+	}
+	return InvalidOid;
+}
+
+/* Sequences go forward to the leader's last value, never back. */
+static void apply_sequences(ApplyTable *tables, const struct entry_change_set *cs)
+{
+	struct entry_reader r = cs->seqs;
+
+	for (uint32 i = 0; i < cs->n_seqs; i++) {
+		struct entry_seq s;
+		ApplyTable *t;
+		Oid seqid;
+		LOCAL_FCINFO(fcinfo, 1);
+		Datum cur;
+
+		(void)entry_next_seq(&r, &s);
+		t = &tables[s.table];
+		if (t->rel == NULL)
+			continue;
+		if (s.column >= t->n_cols)
+			corrupt("a sequence names a column past its table's");
+		seqid = owned_sequence(RelationGetRelid(t->rel), t->attnums[s.column]);
+		if (!OidIsValid(seqid))
+			continue;
+		InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
+		fcinfo->args[0].value = ObjectIdGetDatum(seqid);
+		fcinfo->args[0].isnull = false;
+		cur = pg_sequence_last_value(fcinfo);
+		if (!fcinfo->isnull && DatumGetInt64(cur) >= s.value)
+			continue;
+		(void)DirectFunctionCall2(setval_oid, ObjectIdGetDatum(seqid),
+		                          Int64GetDatum(s.value));
+	}
+}
+
+/* TRUNCATE a table: with no index of it open here (as in worker.c). */
+static void truncate_table(Oid relid)
+{
+	Relation rel = table_open(relid, AccessExclusiveLock);
+
+	ExecuteTruncateGuts(list_make1(rel), list_make1_oid(relid),
+	                    RelationIsLogicallyLogged(rel) ? list_make1_oid(relid) : NIL,
+	                    DROP_RESTRICT, false);
+	table_close(rel, NoLock);
+}
+
+static void apply_sections(uint64 group_id, const struct entry_change_set *cs, Oid relid_override)
+{
+	EState *estate = NULL;
+	ApplyTable *tables = NULL;
+	struct entry_reader r = cs->ops;
+	EPQState epq;
+
+	PushActiveSnapshot(GetTransactionSnapshot());
+	for (uint32 i = 0; i < cs->n_ops; i++) {
+		struct entry_op op;
+
+		(void)entry_next_op(&r, &op);
+		if (tables == NULL) {
+			tables = open_tables(group_id, cs, relid_override, &estate);
+			EvalPlanQualInit(&epq, estate, NULL, NIL, -1);
+		}
+		if (op.kind == ENTRY_OP_TRUNCATE) {
+			Relation rel = tables[op.table].rel;
+			Oid relid = rel ? RelationGetRelid(rel) : InvalidOid;
+
+			EvalPlanQualEnd(&epq);
+			close_tables(tables, cs->n_tables, estate);
+			tables = NULL;
+			if (OidIsValid(relid))
+				truncate_table(relid);
+			CommandCounterIncrement();
+			continue;
+		}
+		apply_op(tables, &op, estate, &epq);
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (tables == NULL) {
+		tables = open_tables(group_id, cs, relid_override, &estate);
+		EvalPlanQualInit(&epq, estate, NULL, NIL, -1);
+	}
+	apply_sequences(tables, cs);
+	EvalPlanQualEnd(&epq);
+	close_tables(tables, cs->n_tables, estate);
+	PopActiveSnapshot();
+	CommandCounterIncrement();
+}
+
+static void decode_failed(int rc) pg_attribute_noreturn();
+
+static void decode_failed(int rc)
+{
+	ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+	                errmsg("undecodable entry: %s", entry_strerror(rc))));
+}
+
+bool dr_apply_rows_owned(const struct entry_header *h)
+{
+	struct entry_owner o;
+	DrCommit *c;
+	bool live;
+
+	if (entry_decode_owner(h, &o) != ENTRY_OK || o.node_id != (uint32)dr_node_id ||
+	    o.incarnation != dr_shared->incarnation || o.slot >= (uint32)MaxBackends)
+		return false;
+	c = &dr_commits[o.slot];
+	SpinLockAcquire(&c->mutex);
+	live = c->generation == o.generation && c->state == DR_COMMIT_PROPOSED;
+	SpinLockRelease(&c->mutex);
+	return live;
+}
+
+void dr_apply_rows_change_set(uint64 group_id, uint64 index, const struct entry_header *h)
+{
+	struct entry_change_set cs;
+	int rc = entry_decode_change_set(h, &cs);
+
+	if (rc != ENTRY_OK)
+		decode_failed(rc);
+	apply_sections(group_id, &cs, InvalidOid);
+}
+
+/* ---- registrations ---- */
+
+static void record_table(uint64 group_id, uint64 table_id, Oid relid, const char *state,
+                         const char *detail)
+{
+	Oid types[5] = {INT8OID, INT8OID, OIDOID, TEXTOID, TEXTOID};
+	Datum values[5] = {Int64GetDatum((int64)group_id), Int64GetDatum((int64)table_id),
+	                   ObjectIdGetDatum(relid), CStringGetTextDatum(state),
+	                   detail ? CStringGetTextDatum(detail) : (Datum)0};
+	char nulls[5] = {' ', ' ', OidIsValid(relid) ? ' ' : 'n', ' ', detail ? ' ' : 'n'};
+
+	if (SPI_execute_with_args("INSERT INTO dragonraft.replicated_tables AS t "
+	                          "(group_id, table_id, relid, state, detail) "
+	                          "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (group_id, table_id) "
+	                          "DO UPDATE SET relid = $3, state = $4, detail = $5",
+	                          5, types, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "dragonraft could not record table %llu", (unsigned long long)table_id);
+}
+
+static void refuse(uint64 group_id, uint64 index, const char *qname, Oid relid, const char *reason)
+{
+	record_table(group_id, index, relid, "refused", reason);
+	ereport(WARNING,
+	        (errmsg("dragonraft does not replicate table %s of group %llu on this node: %s",
+	                qname, (unsigned long long)group_id, reason),
+	         errdetail("Its registration is entry %llu; the group's other tables go on.",
+	                   (unsigned long long)index),
+	         errhint("Drop the table on this node, then replicate it again on the leader.")));
+}
+
+/* Run sql in a subtransaction; NULL or the error's message. */
+static char *try_sql(const char *sql)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	char *volatile error = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		if (SPI_execute(sql, false, 0) < 0)
+			elog(ERROR, "SPI_execute failed");
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData *ed;
+
+		MemoryContextSwitchTo(cxt);
+		ed = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		error = ed->message;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return error;
+}
+
+void dr_apply_rows_register(uint64 group_id, uint64 index, const struct entry_header *h)
+{
+	struct entry_change_set cs;
+	char *schema, *name, *def, *qname, *error;
+	Oid nsp, relid;
+	bool mine;
+	int rc = entry_decode_register(h, &cs);
+
+	if (rc != ENTRY_OK)
+		decode_failed(rc);
+	schema = pnstrdup(cs.schema, cs.schema_len);
+	name = pnstrdup(cs.name, cs.name_len);
+	def = pnstrdup(cs.def, cs.def_len);
+	qname = quote_qualified_identifier(schema, name);
+	mine = cs.owner.node_id == (uint32)dr_node_id;
+	nsp = get_namespace_oid(schema, true);
+	relid = OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
+
+	if (OidIsValid(relid)) {
+		Relation rel = table_open(relid, AccessExclusiveLock);
+		bool replicated = dr_capture_rel_replicated(rel, NULL, NULL);
+		char *here;
+
+		table_close(rel, NoLock);
+		if (replicated) {
+			refuse(group_id, index, qname, relid, "it is replicated already");
+			return;
+		}
+		here = dr_sql_tables_definition(relid);
+		if (strcmp(here, def) != 0) {
+			refuse(group_id, index, qname, relid,
+			       psprintf("its definition differs from the leader's (leader: %s; "
+			                "here: "
+			                "%s)",
+			                def, here));
+			return;
+		}
+		if (SPI_execute(psprintf("SELECT 1 FROM %s LIMIT 1", qname), true, 1) !=
+		    SPI_OK_SELECT)
+			elog(ERROR, "dragonraft could not read %s", qname);
+		if (SPI_processed > 0) {
+			/* The proposing node's own rows are in the entry: replace them. */
+			if (!mine) {
+				refuse(group_id, index, qname, relid,
+				       "it has rows here; a member's table must be empty to join");
+				return;
+			}
+			if (SPI_execute(psprintf("TRUNCATE ONLY %s", qname), false, 0) !=
+			    SPI_OK_UTILITY)
+				elog(ERROR, "dragonraft could not truncate %s", qname);
+		}
+	} else {
+		error = try_sql(def);
+		nsp = get_namespace_oid(schema, true);
+		relid = OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
+		if (error != NULL || !OidIsValid(relid)) {
+			refuse(group_id, index, qname, InvalidOid,
+			       psprintf("it could not be created here: %s",
+			                error ? error : "the definition made no such table"));
+			return;
+		}
+	}
+	apply_sections(group_id, &cs, relid);
+	dr_sql_tables_install(relid, group_id, index);
+	dr_apply_rows_forget();
+	ereport(LOG, (errmsg("dragonraft table %s joined group %llu at entry %llu", qname,
+	                     (unsigned long long)group_id, (unsigned long long)index)));
+}
+
+/* ---- utility commands ---- */
+
+void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header *h)
+{
+	struct entry_ddl d;
+	Oid types[4] = {INT8OID, INT8OID, TEXTOID, TEXTOID};
+	Datum values[4];
+	char nulls[4] = {' ', ' ', ' ', ' '};
+	char *command, *error;
+	int rc = entry_decode_ddl(h, &d);
+
+	if (rc != ENTRY_OK)
+		decode_failed(rc);
+	command = pnstrdup(d.command, d.len);
+	error = try_sql(command);
+	if (error != NULL)
+		ereport(WARNING,
+		        (errmsg("dragonraft command of group %llu at entry %llu failed on "
+		                "this node: %s",
+		                (unsigned long long)group_id, (unsigned long long)index, error),
+		         errdetail("The command was: %s", command)));
+	values[0] = Int64GetDatum((int64)group_id);
+	values[1] = Int64GetDatum((int64)index);
+	values[2] = CStringGetTextDatum(command);
+	values[3] = error ? CStringGetTextDatum(error) : (Datum)0;
+	nulls[3] = error ? ' ' : 'n';
+	if (SPI_execute_with_args("INSERT INTO dragonraft.ddl_history (group_id, index, command, "
+	                          "error) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+	                          4, types, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "dragonraft could not record a command in dragonraft.ddl_history");
+	/* Tables the command dropped are no longer replicated. */
+	if (SPI_execute("DELETE FROM dragonraft.replicated_tables t WHERE relid IS NOT NULL AND "
+	                "NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = t.relid)",
+	                false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "dragonraft could not update dragonraft.replicated_tables");
+	dr_apply_rows_forget();
+	CommandCounterIncrement();
+}

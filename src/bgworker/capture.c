@@ -1,0 +1,550 @@
+/*
+ * capture.c - capture of a transaction's changes to replicated tables
+ * (DESIGN §4): the trigger that replicate_table installs (AFTER ROW INSERT,
+ * UPDATE, DELETE and AFTER TRUNCATE FOR EACH STATEMENT) appends each change
+ * to the transaction's change set in TopTransactionContext, already in the
+ * entry's encoding (src/entry): tables by their group-wide id, columns by
+ * name, values in their type's binary send format (TOASTed values are
+ * detoasted; generated columns are not shipped, members compute them).
+ * An UPDATE carries the old key when it changes the key, and the whole old
+ * row under REPLICA IDENTITY FULL; a DELETE carries the key (or the row).
+ * A table without a replica identity takes INSERTs only, as a publication
+ * would.  A subtransaction that rolls back takes its changes with it.
+ *
+ * The first change of a transaction checks that this node leads the group
+ * and records the term (xact.c); a change to a table of another group is
+ * refused at once.  A transaction that touches no replicated table never
+ * reaches this file: its cost is the test in dr_capture_pending().
+ */
+#include "write.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/tableam.h"
+#include "catalog/dependency.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_trigger.h"
+#include "commands/trigger.h"
+#include "executor/tuptable.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "nodes/bitmapset.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/fmgrprotos.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+PG_FUNCTION_INFO_V1(dr_capture);
+
+/* A table the transaction changed, and how its rows are encoded. */
+typedef struct CapTable {
+	Oid relid;
+	uint64 table_id;
+	int n_cols;          /* shipped columns: not dropped, not generated */
+	char **cols;         /* their names */
+	AttrNumber *attnums; /* their attribute numbers */
+	FmgrInfo *send;      /* their types' send functions */
+	bool *key;           /* part of the replica identity key */
+	char identity;       /* 'k' key, 'f' full row, 'n' none (INSERT only) */
+} CapTable;
+
+/* State at the start of an open subtransaction. */
+typedef struct Saved {
+	SubTransactionId subid;
+	size_t ops_len;
+	uint32 n_ops;
+	int n_tables;
+} Saved;
+
+/* The transaction's capture; everything lives in TopTransactionContext. */
+static struct {
+	bool active;      /* something was captured or registered */
+	bool other_write; /* a table that is not replicated was written */
+	uint64 group_id;
+	uint64 term;
+	Oid registration;
+	struct entry_buf ops;
+	uint32 n_ops;
+	CapTable *tables;
+	int n_tables;
+	int cap_tables;
+	List *saved; /* Saved, innermost first */
+} X;
+
+static void *grow_in_xact(void *old, size_t size)
+{
+	return old ? repalloc_huge(old, size) : MemoryContextAllocHuge(TopTransactionContext, size);
+}
+
+bool dr_capture_rel_replicated(Relation rel, uint64 *group_id, uint64 *table_id)
+{
+	TriggerDesc *td = rel->trigdesc;
+
+	if (td == NULL)
+		return false;
+	for (int i = 0; i < td->numtriggers; i++) {
+		Trigger *t = &td->triggers[i];
+
+		if (t->tgnargs == 2 && strcmp(t->tgname, DR_CAPTURE_TRIGGER) == 0) {
+			if (group_id != NULL)
+				*group_id = strtou64(t->tgargs[0], NULL, 10);
+			if (table_id != NULL)
+				*table_id = strtou64(t->tgargs[1], NULL, 10);
+			return true;
+		}
+	}
+	return false;
+}
+
+bool dr_capture_pending(DrPending *p)
+{
+	if (!X.active || (X.n_ops == 0 && X.registration == InvalidOid))
+		return false;
+	p->group_id = X.group_id;
+	p->term = X.term;
+	p->registration = X.registration;
+	return true;
+}
+
+void dr_capture_note_other_write(void)
+{
+	X.other_write = true;
+}
+
+bool dr_capture_other_writes(void)
+{
+	return X.other_write;
+}
+
+void dr_capture_reset(void)
+{
+	memset(&X, 0, sizeof(X)); /* the memory goes with TopTransactionContext */
+}
+
+/* The first replicated change (or registration) of the transaction. */
+static void start(uint64 group_id)
+{
+	if (X.active) {
+		if (X.group_id != group_id)
+			ereport(ERROR,
+			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			         errmsg("a transaction cannot write tables of two dragonraft "
+			                "groups"),
+			         errdetail(
+			                 "It wrote tables of group %llu and now one of group %llu.",
+			                 (unsigned long long)X.group_id,
+			                 (unsigned long long)group_id),
+			         errhint("Write each group's tables in a transaction of its "
+			                 "own.")));
+		if (X.registration != InvalidOid)
+			ereport(ERROR,
+			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			         errmsg("replicate_table must run in a transaction of its own"),
+			         errdetail("This transaction registers table %s.",
+			                   get_rel_name(X.registration))));
+		return;
+	}
+	if (IsolationIsSerializable())
+		ereport(ERROR,
+		        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+		         errmsg("SERIALIZABLE transactions cannot write replicated tables"),
+		         errdetail("A serializable transaction's commit-time check would run after "
+		                   "its change set was committed in the Raft log."),
+		         errhint("Use REPEATABLE READ or READ COMMITTED for writes of replicated "
+		                 "tables.")));
+	X.term = dr_xact_writable(group_id);
+	X.group_id = group_id;
+	X.ops.grow = grow_in_xact;
+	X.active = true;
+}
+
+/* The table's entry in the change set, set up at its first change. */
+static int table_index(Relation rel, uint64 table_id)
+{
+	TupleDesc desc = RelationGetDescr(rel);
+	MemoryContext old;
+	Bitmapset *key = NULL;
+	CapTable *t;
+
+	for (int i = 0; i < X.n_tables; i++)
+		if (X.tables[i].relid == RelationGetRelid(rel))
+			return i;
+
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	if (X.n_tables == X.cap_tables) {
+		X.cap_tables = X.cap_tables ? 2 * X.cap_tables : 4;
+		X.tables = X.tables ? repalloc(X.tables, X.cap_tables * sizeof(CapTable))
+		                    : palloc(X.cap_tables * sizeof(CapTable));
+	}
+	t = &X.tables[X.n_tables];
+	memset(t, 0, sizeof(*t));
+	t->relid = RelationGetRelid(rel);
+	t->table_id = table_id;
+	t->cols = palloc(desc->natts * sizeof(char *));
+	t->attnums = palloc(desc->natts * sizeof(AttrNumber));
+	t->send = palloc(desc->natts * sizeof(FmgrInfo));
+	t->key = palloc0(desc->natts * sizeof(bool));
+	switch (rel->rd_rel->relreplident) {
+	case REPLICA_IDENTITY_FULL:
+		t->identity = 'f';
+		break;
+	case REPLICA_IDENTITY_NOTHING:
+		t->identity = 'n';
+		break;
+	default:
+		key = RelationGetIdentityKeyBitmap(rel);
+		t->identity = key != NULL ? 'k' : 'n';
+	}
+	for (int i = 0; i < desc->natts; i++) {
+		Form_pg_attribute a = TupleDescAttr(desc, i);
+		Oid send;
+		bool varlena;
+
+		if (a->attisdropped || a->attgenerated)
+			continue;
+		getTypeBinaryOutputInfo(a->atttypid, &send, &varlena);
+		fmgr_info_cxt(send, &t->send[t->n_cols], TopTransactionContext);
+		t->cols[t->n_cols] = pstrdup(NameStr(a->attname));
+		t->attnums[t->n_cols] = a->attnum;
+		t->key[t->n_cols] =
+		        t->identity == 'f' ||
+		        bms_is_member(a->attnum - FirstLowInvalidHeapAttributeNumber, key);
+		t->n_cols++;
+	}
+	MemoryContextSwitchTo(old);
+	return X.n_tables++;
+}
+
+/* Append a tuple: every shipped column, or only the key (ABSENT elsewhere). */
+static void put_tuple(const CapTable *t, HeapTuple tup, TupleDesc desc, bool key_only)
+{
+	entry_put_tuple(&X.ops, (uint16)t->n_cols);
+	for (int i = 0; i < t->n_cols; i++) {
+		bool isnull;
+		Datum d;
+		bytea *b;
+
+		if (key_only && !t->key[i]) {
+			entry_put_value(&X.ops, ENTRY_VALUE_ABSENT, NULL, 0);
+			continue;
+		}
+		d = heap_getattr(tup, t->attnums[i], desc, &isnull);
+		if (isnull) {
+			entry_put_value(&X.ops, ENTRY_VALUE_NULL, NULL, 0);
+			continue;
+		}
+		if (TupleDescAttr(desc, t->attnums[i] - 1)->attlen == -1)
+			d = PointerGetDatum(PG_DETOAST_DATUM(d));
+		b = SendFunctionCall((FmgrInfo *)&t->send[i], d);
+		entry_put_value(&X.ops, ENTRY_VALUE_BINARY, VARDATA(b), VARSIZE(b) - VARHDRSZ);
+		pfree(b);
+	}
+	if (X.ops.failed)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+}
+
+/* Did the UPDATE change a key column? */
+static bool key_changed(const CapTable *t, HeapTuple oldtup, HeapTuple newtup, TupleDesc desc)
+{
+	for (int i = 0; i < t->n_cols; i++) {
+		Form_pg_attribute a = TupleDescAttr(desc, t->attnums[i] - 1);
+		bool n1, n2;
+		Datum d1, d2;
+
+		if (!t->key[i])
+			continue;
+		d1 = heap_getattr(oldtup, t->attnums[i], desc, &n1);
+		d2 = heap_getattr(newtup, t->attnums[i], desc, &n2);
+		if (n1 != n2 || (!n1 && !datum_image_eq(d1, d2, a->attbyval, a->attlen)))
+			return true;
+	}
+	return false;
+}
+
+static void no_identity(Relation rel, const char *action)
+{
+	ereport(ERROR,
+	        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+	         errmsg("cannot %s table \"%s\" because it does not have a replica identity and "
+	                "is replicated by dragonraft",
+	                action, RelationGetRelationName(rel)),
+	         errhint("To enable %s the table, give it a primary key, or set REPLICA IDENTITY "
+	                 "with dragonraft.execute and ALTER TABLE.",
+	                 strcmp(action, "update") == 0 ? "updating" : "deleting from")));
+}
+
+static void check_size(void)
+{
+	if (X.ops.len > (size_t)dr_max_entry_size)
+		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+		                errmsg("the transaction's changes to replicated tables exceed "
+		                       "dragonraft.max_entry_size (%d bytes)",
+		                       dr_max_entry_size),
+		                errhint("Split the work into smaller transactions.")));
+}
+
+Datum dr_capture(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *)fcinfo->context;
+	Relation rel;
+	TupleDesc desc;
+	uint64 group_id, table_id;
+	const CapTable *t;
+	int ti;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event))
+		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+		                errmsg("dragonraft.capture() must be called as an AFTER trigger")));
+	rel = td->tg_relation;
+	desc = RelationGetDescr(rel);
+	if (td->tg_trigger->tgnargs != 2)
+		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+		                errmsg("dragonraft.capture() needs a group id and a table id")));
+	group_id = strtou64(td->tg_trigger->tgargs[0], NULL, 10);
+	table_id = strtou64(td->tg_trigger->tgargs[1], NULL, 10);
+	start(group_id);
+	ti = table_index(rel, table_id);
+	t = &X.tables[ti];
+
+	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event)) {
+		entry_put_op(&X.ops, ENTRY_OP_TRUNCATE, (uint32)ti);
+	} else if (TRIGGER_FIRED_BY_INSERT(td->tg_event)) {
+		entry_put_op(&X.ops, ENTRY_OP_INSERT, (uint32)ti);
+		put_tuple(t, td->tg_trigtuple, desc, false);
+	} else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event)) {
+		bool with_old;
+
+		if (t->identity == 'n')
+			no_identity(rel, "update");
+		with_old = t->identity == 'f' ||
+		           key_changed(t, td->tg_trigtuple, td->tg_newtuple, desc);
+		entry_put_op(&X.ops, ENTRY_OP_UPDATE, (uint32)ti);
+		entry_put_u8(&X.ops, with_old ? 1 : 0);
+		if (with_old)
+			put_tuple(t, td->tg_trigtuple, desc, t->identity == 'k');
+		put_tuple(t, td->tg_newtuple, desc, false);
+	} else if (TRIGGER_FIRED_BY_DELETE(td->tg_event)) {
+		if (t->identity == 'n')
+			no_identity(rel, "delete from");
+		entry_put_op(&X.ops, ENTRY_OP_DELETE, (uint32)ti);
+		put_tuple(t, td->tg_trigtuple, desc, t->identity == 'k');
+	}
+	X.n_ops++;
+	check_size();
+	return PointerGetDatum(NULL);
+}
+
+void dr_capture_register(Oid relid, uint64 group_id)
+{
+	if (X.active && X.n_ops > 0)
+		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+		                errmsg("replicate_table must run in a transaction of its own"),
+		                errdetail("This transaction already wrote replicated tables.")));
+	start(group_id);
+	X.registration = relid;
+}
+
+/* The registered table's rows as INSERTs, read with a fresh snapshot (the
+ * table is locked since replicate_table: nothing else changes it). */
+static void capture_rows(Relation rel)
+{
+	TupleDesc desc = RelationGetDescr(rel);
+	Snapshot snap = RegisterSnapshot(GetLatestSnapshot());
+	TableScanDesc scan = table_beginscan(rel, snap, 0, NULL);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	int ti = table_index(rel, 1); /* the id is the entry's index: unknown, unused */
+
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot)) {
+		bool should_free;
+		HeapTuple tup = ExecFetchSlotHeapTuple(slot, false, &should_free);
+
+		CHECK_FOR_INTERRUPTS();
+		entry_put_op(&X.ops, ENTRY_OP_INSERT, (uint32)ti);
+		put_tuple(&X.tables[ti], tup, desc, false);
+		X.n_ops++;
+		if (should_free)
+			heap_freetuple(tup);
+		if (X.ops.len > (size_t)dr_max_entry_size)
+			ereport(ERROR,
+			        (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			         errmsg("table \"%s\" has more rows than one entry can carry",
+			                RelationGetRelationName(rel)),
+			         errdetail("Its rows exceed dragonraft.max_entry_size (%d bytes).",
+			                   dr_max_entry_size),
+			         errhint("Replicate the table while it is empty (move its rows "
+			                 "aside), then load its rows in transactions smaller than "
+			                 "dragonraft.max_entry_size.")));
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	table_endscan(scan);
+	UnregisterSnapshot(snap);
+}
+
+/* The last value of a sequence, whatever the user's privileges on it. */
+static bool sequence_last_value(Oid seqid, int64 *value)
+{
+	LOCAL_FCINFO(fcinfo, 1);
+	Oid save_user;
+	int save_sec;
+	Datum d;
+
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = ObjectIdGetDatum(seqid);
+	fcinfo->args[0].isnull = false;
+	d = pg_sequence_last_value(fcinfo);
+	SetUserIdAndSecContext(save_user, save_sec);
+	if (fcinfo->isnull)
+		return false;
+	*value = DatumGetInt64(d);
+	return true;
+}
+
+/* The sequences owned by the tables (serial and identity columns). */
+static struct entry_seq *capture_sequences(uint32 *n)
+{
+	struct entry_seq *seqs = NULL;
+	int cap = 0;
+
+	*n = 0;
+	for (int ti = 0; ti < X.n_tables; ti++) {
+		const CapTable *t = &X.tables[ti];
+		ListCell *lc;
+
+		foreach (lc, getOwnedSequences(t->relid)) {
+			Oid seqid = lfirst_oid(lc), tab;
+			int32 col;
+			int64 v;
+
+			if (!sequenceIsOwned(seqid, DEPENDENCY_AUTO, &tab, &col) &&
+			    !sequenceIsOwned(seqid, DEPENDENCY_INTERNAL, &tab, &col))
+				continue;
+			for (int c = 0; c < t->n_cols; c++) {
+				if (t->attnums[c] != col || !sequence_last_value(seqid, &v))
+					continue;
+				if ((int)*n == cap) {
+					cap = cap ? 2 * cap : 4;
+					seqs = seqs ? repalloc(seqs, cap * sizeof(*seqs))
+					            : palloc(cap * sizeof(*seqs));
+				}
+				seqs[*n].table = (uint32)ti;
+				seqs[*n].column = (uint16)c;
+				seqs[*n].value = v;
+				(*n)++;
+			}
+		}
+	}
+	return seqs;
+}
+
+uint8 *dr_capture_encode(const struct entry_owner *owner, Size *len)
+{
+	struct entry_table_in *tables;
+	struct entry_register_in reg;
+	struct entry_buf out = {0};
+	struct entry_seq *seqs;
+	uint32 n_seqs;
+	int rc;
+
+	if (X.registration != InvalidOid) {
+		Relation rel = table_open(X.registration, NoLock); /* locked by replicate_table */
+
+		capture_rows(rel);
+		reg.schema = get_namespace_name(RelationGetNamespace(rel));
+		reg.name = RelationGetRelationName(rel);
+		reg.def = dr_sql_tables_definition(X.registration);
+		table_close(rel, NoLock);
+	}
+	seqs = capture_sequences(&n_seqs);
+	tables = palloc(Max(X.n_tables, 1) * sizeof(*tables));
+	for (int i = 0; i < X.n_tables; i++) {
+		tables[i].table_id = X.tables[i].table_id;
+		tables[i].n_cols = (uint16)X.tables[i].n_cols;
+		tables[i].cols = (const char *const *)X.tables[i].cols;
+	}
+	out.grow = grow_in_xact;
+	rc = entry_encode_change_set(&out, owner, X.registration != InvalidOid ? &reg : NULL,
+	                             tables, (uint32)X.n_tables, seqs, n_seqs, X.ops.data,
+	                             X.ops.len, X.n_ops);
+	if (rc != ENTRY_OK)
+		elog(ERROR, "dragonraft could not encode the change set: %s", entry_strerror(rc));
+	if (out.len > (size_t)dr_max_entry_size)
+		check_size();
+	*len = out.len;
+	return out.data;
+}
+
+void dr_capture_subxact(SubXactEvent event, SubTransactionId my_subid,
+                        SubTransactionId parent_subid)
+{
+	ListCell *lc;
+
+	if (!X.active)
+		return; /* nothing captured yet: nothing to keep track of */
+	switch (event) {
+	case SUBXACT_EVENT_START_SUB: {
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+		Saved *s = palloc(sizeof(Saved));
+
+		s->subid = my_subid;
+		s->ops_len = X.ops.len;
+		s->n_ops = X.n_ops;
+		s->n_tables = X.n_tables;
+		X.saved = lcons(s, X.saved);
+		MemoryContextSwitchTo(old);
+		break;
+	}
+	case SUBXACT_EVENT_COMMIT_SUB:
+		/* Its changes now belong to its parent. */
+		if (X.saved != NIL && ((Saved *)linitial(X.saved))->subid == my_subid)
+			X.saved = list_delete_first(X.saved);
+		break;
+	case SUBXACT_EVENT_ABORT_SUB:
+		foreach (lc, X.saved) {
+			Saved *s = lfirst(lc);
+
+			if (s->subid != my_subid)
+				continue;
+			X.ops.len = s->ops_len;
+			X.n_ops = s->n_ops;
+			X.n_tables = s->n_tables;
+			X.saved = list_copy_tail(X.saved, foreach_current_index(lc) + 1);
+			return;
+		}
+		/* It began before the first change: nothing of the transaction is left. */
+		if (X.registration == InvalidOid) {
+			bool other = X.other_write;
+
+			dr_capture_reset();
+			X.other_write = other;
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+void dr_capture_not_leader(uint64 group_id, uint64 leader)
+{
+	char *addr = leader ? dr_sql_groups_client_address((int64)group_id, (int64)leader) : NULL;
+
+	if (leader != 0)
+		ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+		                errmsg("node %d is not the leader of dragonraft group %llu",
+		                       dr_node_id, (unsigned long long)group_id),
+		                errdetail("The leader is node %llu, client address \"%s\".",
+		                          (unsigned long long)leader, addr ? addr : "unknown"),
+		                errhint("Send writes of this group's tables to its leader; "
+		                        "dragonraft.leader(%llu) names it.",
+		                        (unsigned long long)group_id)));
+	ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+	                errmsg("node %d is not the leader of dragonraft group %llu", dr_node_id,
+	                       (unsigned long long)group_id),
+	                errdetail("The group has no leader at the moment."),
+	                errhint("Try again once the group has elected a leader; "
+	                        "dragonraft.leader(%llu) names it.",
+	                        (unsigned long long)group_id)));
+}

@@ -1,0 +1,258 @@
+/*
+ * sql_tables.c - SQL functions on replicated tables (DESIGN §4, §6):
+ * replicate_table(), execute(), and the two things the proposing backend
+ * and the apply worker share: a table's canonical definition and the
+ * installation of its capture triggers.
+ *
+ * replicate_table() locks the table (EXCLUSIVE: reads go on, writes wait)
+ * and marks the transaction as a registration; at its commit (xact.c) the
+ * registration entry carries the definition and the rows read then, and
+ * once it is committed in the log at index N the table's id is N: the
+ * backend installs the capture triggers with that id in the same local
+ * transaction, as every member does when it applies entry N.
+ *
+ * execute() proposes a utility command (from any member: a follower
+ * forwards it to the leader) and returns once it is applied here; the apply
+ * worker of every member runs it in log order (apply_rows.c).
+ */
+#include "write.h"
+
+#include "access/table.h"
+#include "catalog/pg_type.h"
+#include "engine/engine.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "queue.h"
+#include "shmem.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+
+PG_FUNCTION_INFO_V1(dr_replicate_table);
+PG_FUNCTION_INFO_V1(dr_execute);
+
+/* Run fn with SPI connected and a snapshot (also at PRE_COMMIT, which has none). */
+static void with_spi_begin(bool *pushed)
+{
+	*pushed = !ActiveSnapshotSet();
+	if (*pushed)
+		PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+static void with_spi_end(bool pushed)
+{
+	SPI_finish();
+	if (pushed)
+		PopActiveSnapshot();
+}
+
+char *dr_sql_tables_definition(Oid relid)
+{
+	Oid types[1] = {OIDOID};
+	Datum values[1] = {ObjectIdGetDatum(relid)};
+	MemoryContext cxt = CurrentMemoryContext;
+	char *def = NULL;
+	bool pushed;
+
+	with_spi_begin(&pushed);
+	if (SPI_execute_with_args("SELECT dragonraft.table_definition($1)", 1, types, values, NULL,
+	                          true, 1) == SPI_OK_SELECT &&
+	    SPI_processed == 1) {
+		char *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (v != NULL)
+			def = MemoryContextStrdup(cxt, v);
+	}
+	with_spi_end(pushed);
+	if (def == NULL)
+		elog(ERROR, "dragonraft could not describe table %u", relid);
+	return def;
+}
+
+void dr_sql_tables_install(Oid relid, uint64 group_id, uint64 table_id)
+{
+	char *qname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+	                                         get_rel_name(relid));
+	Oid types[3] = {INT8OID, INT8OID, OIDOID};
+	Datum values[3] = {Int64GetDatum((int64)group_id), Int64GetDatum((int64)table_id),
+	                   ObjectIdGetDatum(relid)};
+	bool pushed;
+
+	with_spi_begin(&pushed);
+	dr_internal_ddl++;
+	PG_TRY();
+	{
+		if (SPI_execute(psprintf("CREATE TRIGGER " DR_CAPTURE_TRIGGER
+		                         " AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW "
+		                         "EXECUTE FUNCTION dragonraft.capture('%llu', '%llu')",
+		                         qname, (unsigned long long)group_id,
+		                         (unsigned long long)table_id),
+		                false, 0) != SPI_OK_UTILITY ||
+		    SPI_execute(psprintf("CREATE TRIGGER " DR_TRUNCATE_TRIGGER
+		                         " AFTER TRUNCATE ON %s FOR EACH STATEMENT "
+		                         "EXECUTE FUNCTION dragonraft.capture('%llu', '%llu')",
+		                         qname, (unsigned long long)group_id,
+		                         (unsigned long long)table_id),
+		                false, 0) != SPI_OK_UTILITY ||
+		    SPI_execute_with_args("INSERT INTO dragonraft.replicated_tables "
+		                          "(group_id, table_id, relid, state) "
+		                          "VALUES ($1, $2, $3, 'replicated') "
+		                          "ON CONFLICT (group_id, table_id) DO UPDATE "
+		                          "SET relid = $3, state = 'replicated', detail = NULL",
+		                          3, types, values, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "dragonraft could not install its triggers on %s", qname);
+	}
+	PG_FINALLY();
+	{
+		dr_internal_ddl--;
+	}
+	PG_END_TRY();
+	with_spi_end(pushed);
+}
+
+Datum dr_replicate_table(PG_FUNCTION_ARGS)
+{
+	Oid relid = PG_GETARG_OID(0);
+	int64 group_id = PG_GETARG_INT64(1);
+	Relation rel;
+
+	dr_sql_groups_check_engine();
+	if (group_id < 1)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		                errmsg("group id must be a positive integer")));
+	/* Writes wait from here to the commit; reads go on. */
+	rel = table_open(relid, ExclusiveLock);
+	if (rel->rd_rel->relkind != RELKIND_RELATION ||
+	    rel->rd_rel->relpersistence != RELPERSISTENCE_PERMANENT)
+		ereport(ERROR,
+		        (errcode(ERRCODE_WRONG_OBJECT_TYPE),
+		         errmsg("\"%s\" cannot be replicated", RelationGetRelationName(rel)),
+		         errdetail("Only ordinary permanent tables can be replicated (not "
+		                   "partitioned, "
+		                   "temporary or unlogged ones, views or foreign tables).")));
+	if (dr_capture_rel_replicated(rel, NULL, NULL))
+		ereport(ERROR,
+		        (errcode(ERRCODE_DUPLICATE_OBJECT),
+		         errmsg("table \"%s\" is replicated already", RelationGetRelationName(rel)),
+		         errhint("See dragonraft.tables.")));
+	table_close(rel, NoLock);
+	dr_capture_register(relid, (uint64)group_id);
+	PG_RETURN_VOID();
+}
+
+/* Wait (cancellable) until the group applied index here. */
+static void wait_applied(uint64 group_id, uint64 index)
+{
+	for (;;) {
+		DrGroup *g;
+		uint64 applied = 0;
+
+		LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+		g = dr_shmem_group_find(group_id);
+		if (g != NULL) {
+			SpinLockAcquire(&g->mutex);
+			applied = g->applied;
+			SpinLockRelease(&g->mutex);
+		}
+		LWLockRelease(dr_shared->groups_lock);
+		if (g == NULL || applied >= index)
+			break;
+		(void)ConditionVariableTimedSleep(&g->applied_cv, 100, PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+}
+
+Datum dr_execute(PG_FUNCTION_ARGS)
+{
+	int64 group_id = PG_GETARG_INT64(0);
+	char *command = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	struct entry_ddl d;
+	struct entry_buf b = {0};
+	DrResult res;
+	bool exists;
+
+	dr_sql_groups_check_engine();
+	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+	exists = group_id > 0 && dr_shmem_group_find((uint64)group_id) != NULL;
+	LWLockRelease(dr_shared->groups_lock);
+	if (!exists)
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+		                errmsg("dragonraft group %lld does not exist on this node",
+		                       (long long)group_id)));
+	d.node_id = (uint32)dr_node_id;
+	d.command = command;
+	d.len = (uint32)strlen(command);
+	if (d.len == 0)
+		ereport(ERROR,
+		        (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("the command is empty")));
+	if (entry_encode_ddl(&b, &d) != ENTRY_OK || b.len > (size_t)dr_max_entry_size)
+		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+		                errmsg("the command exceeds dragonraft.max_entry_size")));
+	PG_TRY();
+	{
+		dr_queue_call(DR_REQ_PROPOSE, (uint64)group_id, 0, b.data, b.len, &res);
+	}
+	PG_FINALLY();
+	{
+		free(b.data);
+	}
+	PG_END_TRY();
+	switch (res.rc) {
+	case ENGINE_OK:
+		break;
+	case ENGINE_ERR_DROPPED:
+	case ENGINE_ERR_NOT_LEADER:
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("dragonraft group %lld has no leader to take the command",
+		                       (long long)group_id),
+		                errdetail("Nothing was proposed."),
+		                errhint("Try again once the group has elected a leader.")));
+		break;
+	case ENGINE_ERR_BUSY:
+		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+		                errmsg("dragonraft group %lld is busy", (long long)group_id),
+		                errdetail("Nothing was proposed."), errhint("Try again.")));
+		break;
+	default:
+		ereport(ERROR,
+		        (errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN),
+		         errmsg("the outcome of the command in dragonraft group %lld is unknown",
+		                (long long)group_id),
+		         errdetail("%s", res.rc > -100 ? engine_strerror(res.rc)
+		                                       : "the engine worker exited"),
+		         errhint("See dragonraft.ddl_history on any member.")));
+	}
+	wait_applied((uint64)group_id, res.index);
+
+	/* Did it fail here?  (Every member runs it; the error was recorded.) */
+	{
+		Oid types[2] = {INT8OID, INT8OID};
+		Datum values[2] = {Int64GetDatum(group_id), Int64GetDatum((int64)res.index)};
+		char *error = NULL;
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		/* Not read-only: a new snapshot, which sees the apply worker's commit. */
+		if (SPI_execute_with_args("SELECT error FROM dragonraft.ddl_history "
+		                          "WHERE group_id = $1 AND index = $2",
+		                          2, types, values, NULL, false, 1) == SPI_OK_SELECT &&
+		    SPI_processed == 1)
+			error = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		if (error != NULL)
+			error = pstrdup(error);
+		SPI_finish();
+		if (error != NULL)
+			ereport(ERROR,
+			        (errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+			         errmsg("the command failed: %s", error),
+			         errdetail("It is entry %llu of group %lld; every member ran it "
+			                   "and recorded the outcome in dragonraft.ddl_history.",
+			                   (unsigned long long)res.index, (long long)group_id)));
+	}
+	PG_RETURN_INT64((int64)res.index);
+}

@@ -1,0 +1,169 @@
+/*
+ * utility.c - the hooks of the write path (DESIGN §4):
+ *
+ * - ProcessUtility: DDL on a replicated table (ALTER TABLE, DROP TABLE,
+ *   CREATE INDEX, ...) is refused outside dragonraft.execute(), which runs
+ *   it on every member in log order; the apply worker and dragonraft's own
+ *   trigger installation are let through.  TRUNCATE and COPY are data
+ *   changes and replicate like DML.
+ * - ProcessUtility and ExecutorStart note a write to a table that is not
+ *   replicated: such a transaction keeps synchronous_commit (only the
+ *   replicated part is durable in the Raft log).
+ *
+ * Both hooks cost a transaction that touches no replicated table a few
+ * tests per statement.
+ */
+#include "write.h"
+
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "executor/executor.h"
+#include "nodes/parsenodes.h"
+#include "parser/parsetree.h"
+#include "tcop/utility.h"
+#include "utils/lsyscache.h"
+
+bool dr_is_apply_worker = false;
+int dr_internal_ddl = 0;
+
+static ProcessUtility_hook_type prev_utility = NULL;
+static ExecutorStart_hook_type prev_executor_start = NULL;
+
+/* Is the relation rv names replicated?  A missing one is not. */
+static bool rv_replicated(RangeVar *rv)
+{
+	Oid relid = RangeVarGetRelid(rv, NoLock, true);
+	Relation rel;
+	bool r;
+
+	if (!OidIsValid(relid))
+		return false;
+	rel = try_table_open(relid, AccessShareLock);
+	if (rel == NULL)
+		return false;
+	r = dr_capture_rel_replicated(rel, NULL, NULL);
+	table_close(rel, AccessShareLock);
+	return r;
+}
+
+/* The replicated table a DDL statement changes, or NULL. */
+static RangeVar *ddl_target(Node *stmt)
+{
+	switch (nodeTag(stmt)) {
+	case T_AlterTableStmt:
+		return ((AlterTableStmt *)stmt)->relation;
+	case T_IndexStmt:
+		return ((IndexStmt *)stmt)->relation;
+	case T_RenameStmt:
+		return ((RenameStmt *)stmt)->relation;
+	case T_CreateTrigStmt:
+		return ((CreateTrigStmt *)stmt)->relation;
+	case T_RuleStmt:
+		return ((RuleStmt *)stmt)->relation;
+	case T_AlterObjectSchemaStmt:
+		return ((AlterObjectSchemaStmt *)stmt)->relation;
+	case T_DropStmt: {
+		DropStmt *d = (DropStmt *)stmt;
+		ListCell *lc;
+
+		if (d->removeType != OBJECT_TABLE)
+			return NULL;
+		foreach (lc, d->objects) {
+			RangeVar *rv = makeRangeVarFromNameList(lfirst(lc));
+
+			if (rv_replicated(rv))
+				return rv;
+		}
+		return NULL;
+	}
+	default:
+		return NULL;
+	}
+}
+
+/* Utility statements that write nothing a crash could lose. */
+static bool writes_nothing(Node *stmt)
+{
+	switch (nodeTag(stmt)) {
+	case T_TransactionStmt:
+	case T_VariableSetStmt:
+	case T_VariableShowStmt:
+	case T_PrepareStmt:
+	case T_ExecuteStmt: /* its plan goes through ExecutorStart */
+	case T_DeallocateStmt:
+	case T_DeclareCursorStmt:
+	case T_FetchStmt:
+	case T_ClosePortalStmt:
+	case T_DoStmt: /* its statements go through the hooks */
+	case T_CallStmt:
+	case T_LockStmt:
+	case T_ExplainStmt:
+		return true;
+	case T_CopyStmt: /* COPY TO writes nothing; COPY FROM a replicated table is captured */
+		return !((CopyStmt *)stmt)->is_from || rv_replicated(((CopyStmt *)stmt)->relation);
+	default:
+		return false;
+	}
+}
+
+static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+                    ProcessUtilityContext context, ParamListInfo params, QueryEnvironment *queryEnv,
+                    DestReceiver *dest, QueryCompletion *qc)
+{
+	Node *stmt = pstmt->utilityStmt;
+
+	if (!dr_is_apply_worker && dr_internal_ddl == 0) {
+		RangeVar *rv = ddl_target(stmt);
+
+		if (rv != NULL && (nodeTag(stmt) == T_DropStmt || rv_replicated(rv)))
+			ereport(ERROR,
+			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			         errmsg("table \"%s\" is replicated by dragonraft: change it with "
+			                "dragonraft.execute",
+			                rv->relname),
+			         errdetail("DDL on a replicated table must run on every member of "
+			                   "its "
+			                   "group in log order."),
+			         errhint("Run it as SELECT dragonraft.execute(<group id>, "
+			                 "'<command>').")));
+		if (!dr_capture_other_writes() && !writes_nothing(stmt))
+			dr_capture_note_other_write();
+	}
+	if (prev_utility)
+		prev_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv,
+		                        dest, qc);
+}
+
+static void executor_start(QueryDesc *qd, int eflags)
+{
+	ListCell *lc;
+
+	if (prev_executor_start)
+		prev_executor_start(qd, eflags);
+	else
+		standard_ExecutorStart(qd, eflags);
+	if (qd->plannedstmt->resultRelations == NIL || (eflags & EXEC_FLAG_EXPLAIN_ONLY) ||
+	    dr_capture_other_writes())
+		return;
+	foreach (lc, qd->plannedstmt->resultRelations) {
+		Index rti = lfirst_int(lc);
+		ResultRelInfo *ri = qd->estate->es_result_relations
+		                            ? qd->estate->es_result_relations[rti - 1]
+		                            : NULL;
+
+		if (ri == NULL || !dr_capture_rel_replicated(ri->ri_RelationDesc, NULL, NULL)) {
+			dr_capture_note_other_write();
+			return;
+		}
+	}
+}
+
+void dr_utility_init(void)
+{
+	prev_utility = ProcessUtility_hook;
+	ProcessUtility_hook = utility;
+	prev_executor_start = ExecutorStart_hook;
+	ExecutorStart_hook = executor_start;
+}

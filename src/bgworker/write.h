@@ -1,0 +1,98 @@
+/*
+ * write.h - what the files of the write path share (DESIGN §4): capture
+ * (capture.c), the commit path (xact.c), the hooks on utility commands and
+ * the executor (utility.c), the apply of entries (apply_rows.c) and the SQL
+ * functions on tables (sql_tables.c).
+ */
+#ifndef DRAGONRAFT_WRITE_H
+#define DRAGONRAFT_WRITE_H
+
+#include "dragonraft.h"
+
+#include "access/xact.h"
+#include "entry/entry.h"
+#include "utils/rel.h"
+
+/* Triggers that replicate_table installs; a table with the first is replicated.
+ * Their arguments are the group id and the table id (decimal). */
+#define DR_CAPTURE_TRIGGER  "dragonraft_capture"
+#define DR_TRUNCATE_TRIGGER "dragonraft_capture_truncate"
+
+/* GUCs for tests only (superuser): fail the local commit after the entry
+ * committed in the log; hold the local commit that many milliseconds. */
+extern bool dr_testing_fail_local_commit;
+extern int dr_testing_commit_delay;
+/* This process is the apply worker: every utility command is allowed. */
+extern bool dr_is_apply_worker;
+/* > 0 while dragonraft itself runs DDL on a replicated table (its triggers). */
+extern int dr_internal_ddl;
+
+/* Is rel replicated?  Its group and table id if so. */
+extern bool dr_capture_rel_replicated(Relation rel, uint64 *group_id, uint64 *table_id);
+
+/* ---- capture.c ---- */
+
+/* The transaction's replicated writes, as the commit path sees them. */
+typedef struct DrPending {
+	uint64 group_id;
+	uint64 term;      /* the term this node led at the first write */
+	Oid registration; /* replicate_table's table, InvalidOid for a change set */
+} DrPending;
+
+/* Does the transaction have anything to replicate?  (The fast path: one test.) */
+extern bool dr_capture_pending(DrPending *p);
+/* A write on a table that is not replicated (sync commit stays on). */
+extern void dr_capture_note_other_write(void);
+extern bool dr_capture_other_writes(void);
+/* replicate_table: the transaction registers relid (locked) in group_id. */
+extern void dr_capture_register(Oid relid, uint64 group_id);
+/* The entry of the transaction, palloc'd in the current context. */
+extern uint8 *dr_capture_encode(const struct entry_owner *owner, Size *len);
+/* Forget everything (end of transaction). */
+extern void dr_capture_reset(void);
+/* SubXactCallback: a rolled-back subtransaction's changes go. */
+extern void dr_capture_subxact(SubXactEvent event, SubTransactionId my_subid,
+                               SubTransactionId parent_subid);
+/* The error a follower's write gets (25006), naming the leader. */
+extern void dr_capture_not_leader(uint64 group_id, uint64 leader) pg_attribute_noreturn();
+
+/* ---- xact.c ---- */
+
+/* Register the transaction callbacks (from _PG_init). */
+extern void dr_xact_init(void);
+/* First replicated write: the node must lead group_id and have applied its
+ * term's no-op (waits for it, cancellable); returns the term. */
+extern uint64 dr_xact_writable(uint64 group_id);
+
+/* ---- utility.c ---- */
+
+/* Install the ProcessUtility and ExecutorStart hooks (from _PG_init). */
+extern void dr_utility_init(void);
+
+/* ---- apply_rows.c (apply worker) ---- */
+
+/* Is this change set or registration a live local backend's to apply? */
+extern bool dr_apply_rows_owned(const struct entry_header *h);
+/* Apply one entry of a group inside the open transaction. */
+extern void dr_apply_rows_change_set(uint64 group_id, uint64 index, const struct entry_header *h);
+extern void dr_apply_rows_register(uint64 group_id, uint64 index, const struct entry_header *h);
+extern void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header *h);
+/* The end of a transaction: forget cached table ids (they may have changed). */
+extern void dr_apply_rows_forget(void);
+
+/* ---- sql_tables.c ---- */
+
+/* Install the capture triggers on relid and record it (table_id = its
+ * registration's index); in the current transaction, SPI not connected. */
+extern void dr_sql_tables_install(Oid relid, uint64 group_id, uint64 table_id);
+/* The canonical definition of relid (CREATE statements), palloc'd. */
+extern char *dr_sql_tables_definition(Oid relid);
+
+/* ---- sql_groups.c ---- */
+
+/* Raise an error unless this node runs its engine for this database. */
+extern void dr_sql_groups_check_engine(void);
+/* The client address node_id announced in group_id, or NULL. */
+extern char *dr_sql_groups_client_address(int64 group_id, int64 node_id);
+
+#endif /* DRAGONRAFT_WRITE_H */

@@ -1,0 +1,495 @@
+/*
+ * xact.c - the commit path of a transaction that wrote replicated tables
+ * (DESIGN §4), and the one place where its outcomes become SQLSTATEs.
+ *
+ * At XACT_EVENT_PRE_COMMIT the backend:
+ *  1. encodes its change set (capture.c) and proposes it through the request
+ *     queue; the engine worker proposes it only if this node still leads the
+ *     group in the term recorded at the first write.  The wait for the
+ *     outcome cannot be cancelled: a proposal that may commit is never
+ *     abandoned while this node leads (leadership loss ends it with 40003);
+ *  2. waits for its turn: the group's applied index is N - 1 (applied_cv);
+ *  3. sets up the group's replication origin with origin lsn N, so that its
+ *     commit record carries applied index N: its local commit is the
+ *     leader's apply of entry N, in log order.
+ * At XACT_EVENT_COMMIT it releases the origin, publishes applied = N and
+ * clears its commit slot.  At XACT_EVENT_ABORT after a proposal that may
+ * have committed it releases the origin and marks the slot GAVE_UP: the
+ * apply worker then applies entry N from the log, as on a follower.
+ *
+ * While the apply worker applies such an entry it may need row locks that a
+ * later transaction holds while it waits for its own turn; PostgreSQL's
+ * deadlock detector cannot see a wait on a condition variable.  So a backend
+ * waiting for its turn while the apply worker takes over (DrGroup.takeover)
+ * ends with 40003: its entry is committed in Raft and the apply worker
+ * applies it too.
+ *
+ * statement_timeout does not fire here (it is disabled before commit).  The
+ * turn wait ends on pg_cancel_backend (40003: the entry is committed in the
+ * log and will be applied), pg_terminate_backend and a vanished client
+ * (checked as client_connection_check_interval does); every path hands the
+ * turn on, because abort marks the slot GAVE_UP.
+ */
+#include "write.h"
+
+#include "access/xact.h"
+#include "engine/engine.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "queue.h"
+#include "raft/raft.h"
+#include "replication/origin.h"
+#include "shmem.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+bool dr_testing_fail_local_commit = false;
+int dr_testing_commit_delay = 0;
+
+/* libpq/libpq.h declares it, but its include of libpq-be.h wants GSSAPI headers. */
+extern bool pq_check_connection(void);
+
+/* Turn waits wake this often to look at cancels and the client's socket. */
+#define TURN_POLL_MS   100
+#define CLIENT_POLL_MS 1000
+
+typedef enum Phase {
+	PHASE_NONE,     /* nothing proposed */
+	PHASE_PROPOSED, /* proposed: it may commit; abort leaves it to the apply worker */
+	PHASE_ORIGIN,   /* committed in Raft and our turn: the origin is set up */
+} Phase;
+
+/* This backend's commit in progress. */
+static struct {
+	Phase phase;
+	uint64 group_id;
+	uint64 index; /* the entry's index, 0 until known */
+} C;
+
+static DrCommit *my_commit(void)
+{
+	return &dr_commits[MyBackendId - 1];
+}
+
+static void set_slot(DrCommitState state, uint64 group_id, bool new_generation, uint64 *gen)
+{
+	DrCommit *c = my_commit();
+
+	SpinLockAcquire(&c->mutex);
+	if (new_generation)
+		c->generation++;
+	c->state = state;
+	c->group_id = group_id;
+	if (gen != NULL)
+		*gen = c->generation;
+	SpinLockRelease(&c->mutex);
+}
+
+/* A snapshot of the group's status entry; false when the group is unknown. */
+typedef struct GroupView {
+	DrGroup *g;
+	uint8 role;
+	uint8 member_state;
+	uint64 term;
+	uint64 leader;
+	uint64 noop_index;
+	uint64 applied;
+	uint64 gave_up;
+	bool takeover;
+	RepOriginId origin;
+	char error[DR_ERROR_LEN];
+} GroupView;
+
+static bool view_group(uint64 group_id, GroupView *v)
+{
+	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+	v->g = dr_shmem_group_find(group_id);
+	if (v->g != NULL) {
+		SpinLockAcquire(&v->g->mutex);
+		v->role = v->g->role;
+		v->member_state = v->g->member_state;
+		v->term = v->g->term;
+		v->leader = v->g->leader;
+		v->noop_index = v->g->noop_index;
+		v->applied = v->g->applied;
+		v->gave_up = v->g->gave_up;
+		v->takeover = v->g->takeover;
+		v->origin = v->g->origin;
+		strlcpy(v->error, v->g->error, sizeof(v->error));
+		SpinLockRelease(&v->g->mutex);
+	}
+	LWLockRelease(dr_shared->groups_lock);
+	return v->g != NULL;
+}
+
+/* Count a 40003 in the group's counters. */
+static void count_unknown(uint64 group_id)
+{
+	DrGroup *g;
+
+	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+	g = dr_shmem_group_find(group_id);
+	if (g != NULL) {
+		SpinLockAcquire(&g->mutex);
+		g->stats.xact_unknown++;
+		SpinLockRelease(&g->mutex);
+	}
+	LWLockRelease(dr_shared->groups_lock);
+}
+
+/*
+ * An entry whose backend gave up after it committed (it released its row
+ * locks at its abort) is not applied yet: this transaction may have read rows
+ * as they were before that entry.  It proposes nothing and may retry.
+ */
+static void stale_view(uint64 group_id) pg_attribute_noreturn();
+
+static void stale_view(uint64 group_id)
+{
+	ereport(ERROR,
+	        (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+	         errmsg("could not serialize access: an earlier transaction of dragonraft group "
+	                "%llu "
+	                "is being applied from the log",
+	                (unsigned long long)group_id),
+	         errdetail(
+	                 "Its local commit failed after its entry committed; this transaction may "
+	                 "have read rows as they were before it.  Nothing was proposed."),
+	         errhint("Retry the transaction.")));
+}
+
+uint64 dr_xact_writable(uint64 group_id)
+{
+	GroupView v;
+
+	dr_sql_groups_check_engine();
+	for (;;) {
+		if (!view_group(group_id, &v))
+			ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+			                errmsg("dragonraft group %llu does not exist on this node",
+			                       (unsigned long long)group_id)));
+		if (v.member_state == DR_MEMBER_FAILED || v.member_state == DR_MEMBER_LOST)
+			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			                errmsg("dragonraft group %llu is stopped on this node",
+			                       (unsigned long long)group_id),
+			                errdetail("%s", v.error)));
+		if (v.role != RAFT_LEADER) {
+			ConditionVariableCancelSleep();
+			dr_capture_not_leader(group_id, v.leader);
+		}
+		/* Not waited for: the apply worker may need a lock this transaction holds. */
+		if (v.applied < v.gave_up) {
+			ConditionVariableCancelSleep();
+			stale_view(group_id);
+		}
+		/* A new leader writes once it applied its term's no-op: no stale view. */
+		if (v.noop_index > 0 && v.applied >= v.noop_index)
+			break;
+		/* Bounded by statement_timeout; cancellable. */
+		(void)ConditionVariableTimedSleep(&v.g->applied_cv, TURN_POLL_MS,
+		                                  PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+	return v.term;
+}
+
+/* ---- outcomes ---- */
+
+/* 40003: the entry may be (or is) committed in the log; it is applied from there. */
+static void unknown_outcome(const char *msg, const char *detail) pg_attribute_noreturn();
+
+static void unknown_outcome(const char *msg, const char *detail)
+{
+	count_unknown(C.group_id);
+	ereport(ERROR,
+	        (errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN), errmsg("%s", msg),
+	         errdetail("%s", detail),
+	         errhint("If the entry commits, every member applies it, this node included; "
+	                 "check whether the transaction's changes are there before retrying.")));
+}
+
+/* The proposal's outcome as an error, unless it committed (ENGINE_OK). */
+static void proposal_outcome(const DrResult *res, const DrPending *p)
+{
+	switch (res->rc) {
+	case ENGINE_OK:
+		return;
+	case DR_RC_TERM_CHANGED:
+	case ENGINE_ERR_NOT_LEADER:
+	case ENGINE_ERR_DROPPED:
+		/* Nothing was proposed: the transaction simply fails. */
+		C.phase = PHASE_NONE;
+		set_slot(DR_COMMIT_IDLE, 0, false, NULL);
+		dr_capture_not_leader(p->group_id, res->leader);
+		break;
+	case ENGINE_ERR_BUSY:
+		C.phase = PHASE_NONE;
+		set_slot(DR_COMMIT_IDLE, 0, false, NULL);
+		ereport(ERROR,
+		        (errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+		         errmsg("dragonraft group %llu is busy: its log takes no more entries "
+		                "for now",
+		                (unsigned long long)p->group_id),
+		         errdetail("Nothing was proposed."), errhint("Retry the transaction.")));
+		break;
+	case ENGINE_ERR_TOO_BIG:
+		C.phase = PHASE_NONE;
+		set_slot(DR_COMMIT_IDLE, 0, false, NULL);
+		ereport(ERROR,
+		        (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+		         errmsg("the transaction's change set exceeds the engine's largest entry"),
+		         errhint("Split the work into smaller transactions.")));
+		break;
+	case ENGINE_ERR_NO_GROUP:
+		C.phase = PHASE_NONE;
+		set_slot(DR_COMMIT_IDLE, 0, false, NULL);
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+		                errmsg("dragonraft group %llu does not exist on this node",
+		                       (unsigned long long)p->group_id)));
+		break;
+	default:
+		/* Unknown, timeout, a stopped group or engine: it may still commit. */
+		unknown_outcome(psprintf("the outcome of the transaction in dragonraft group %llu "
+		                         "is unknown",
+		                         (unsigned long long)p->group_id),
+		                psprintf("Its change set was proposed, then %s.",
+		                         res->rc == DR_RC_ENGINE_EXITED
+		                                 ? "the engine worker exited"
+		                                 : (res->rc == ENGINE_ERR_UNKNOWN
+		                                            ? "this node lost the leadership"
+		                                            : engine_strerror(res->rc))));
+	}
+}
+
+/* Wait until the group applied N - 1 (see the top of the file). */
+static void wait_turn(uint64 group_id, uint64 index)
+{
+	TimestampTz next_client_check = 0;
+	GroupView v;
+
+	HOLD_INTERRUPTS(); /* cancels are turned into 40003 below, not 57014 */
+	for (;;) {
+		if (!view_group(group_id, &v))
+			break; /* the group went away: the commit fails below */
+		if (v.applied + 1 >= index)
+			break;
+		if (v.takeover) {
+			RESUME_INTERRUPTS();
+			unknown_outcome(psprintf("transaction committed in the log of dragonraft "
+			                         "group %llu at "
+			                         "index %llu, but not applied by this backend",
+			                         (unsigned long long)group_id,
+			                         (unsigned long long)index),
+			                "The apply worker is applying an earlier entry whose "
+			                "transaction failed "
+			                "after its commit in the log; this transaction's entry is "
+			                "applied from "
+			                "the log too.");
+		}
+		if (ProcDiePending) {
+			RESUME_INTERRUPTS();
+			CHECK_FOR_INTERRUPTS(); /* FATAL; the abort hands the turn on */
+		}
+		if (QueryCancelPending) {
+			QueryCancelPending = false;
+			RESUME_INTERRUPTS();
+			unknown_outcome(
+			        psprintf("canceled while the transaction waited for its turn in "
+			                 "dragonraft group %llu",
+			                 (unsigned long long)group_id),
+			        psprintf("Its change set is committed in the log at index %llu and "
+			                 "will be applied from there.",
+			                 (unsigned long long)index));
+		}
+		if (GetCurrentTimestamp() >= next_client_check) {
+			if (whereToSendOutput == DestRemote && !pq_check_connection()) {
+				RESUME_INTERRUPTS();
+				ereport(FATAL, (errcode(ERRCODE_CONNECTION_FAILURE),
+				                errmsg("connection to client lost")));
+			}
+			next_client_check =
+			        TimestampTzPlusMilliseconds(GetCurrentTimestamp(), CLIENT_POLL_MS);
+		}
+		(void)ConditionVariableTimedSleep(&v.g->applied_cv, TURN_POLL_MS,
+		                                  PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+	RESUME_INTERRUPTS();
+	if (v.g == NULL)
+		unknown_outcome(psprintf("dragonraft group %llu went away while the transaction "
+		                         "waited for its turn",
+		                         (unsigned long long)group_id),
+		                "Its change set is committed in the log.");
+	if (v.applied >= index)
+		elog(ERROR, "dragonraft entry %llu of group %llu was applied by another process",
+		     (unsigned long long)index, (unsigned long long)group_id);
+	if (v.origin == InvalidRepOriginId)
+		elog(ERROR, "dragonraft group %llu has no replication origin yet",
+		     (unsigned long long)group_id);
+}
+
+static void pre_commit(void)
+{
+	struct entry_owner owner;
+	DrPending p;
+	DrResult res;
+	GroupView v;
+	uint8 *entry;
+	Size len;
+
+	if (!dr_capture_pending(&p))
+		return;
+	if (view_group(p.group_id, &v) && v.applied < v.gave_up)
+		stale_view(p.group_id);
+	owner.node_id = (uint32)dr_node_id;
+	owner.incarnation = dr_shared->incarnation;
+	owner.slot = (uint32)(MyBackendId - 1);
+	/* The slot says "mine to apply" before the entry can exist. */
+	C.group_id = p.group_id;
+	set_slot(DR_COMMIT_PROPOSED, p.group_id, true, &owner.generation);
+	entry = dr_capture_encode(&owner, &len);
+	C.phase = PHASE_PROPOSED;
+	dr_queue_call_uncancellable(DR_REQ_PROPOSE, p.group_id, p.term, entry, len, &res);
+	pfree(entry);
+	proposal_outcome(&res, &p);
+	C.index = res.index;
+
+	wait_turn(p.group_id, C.index);
+	if (p.registration != InvalidOid)
+		dr_sql_tables_install(p.registration, p.group_id, C.index);
+
+	(void)view_group(p.group_id, &v);
+	replorigin_session_setup(v.origin);
+	replorigin_session_origin = v.origin;
+	replorigin_session_origin_lsn = C.index;
+	replorigin_session_origin_timestamp = GetCurrentTimestamp();
+	C.phase = PHASE_ORIGIN;
+	(void)GetTopTransactionId();
+	/* The entry is durable in the Raft log (DESIGN §4 measured why this matters). */
+	if (!dr_capture_other_writes())
+		(void)set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
+		                        GUC_ACTION_LOCAL, true, 0, false);
+	if (dr_testing_commit_delay > 0) {
+		/* The entry stays this backend's to apply meanwhile (testing only). */
+		TimestampTz end =
+		        TimestampTzPlusMilliseconds(GetCurrentTimestamp(), dr_testing_commit_delay);
+
+		while (GetCurrentTimestamp() < end) {
+			(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+			                10, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	if (dr_testing_fail_local_commit)
+		ereport(ERROR,
+		        (errcode(ERRCODE_INTERNAL_ERROR),
+		         errmsg("dragonraft.testing_fail_local_commit is set"),
+		         errdetail("Entry %llu of group %llu committed in the log; this node "
+		                   "applies it from there.",
+		                   (unsigned long long)C.index, (unsigned long long)p.group_id)));
+}
+
+static void release_origin(void)
+{
+	replorigin_session_reset();
+	replorigin_session_origin = InvalidRepOriginId;
+	replorigin_session_origin_lsn = InvalidXLogRecPtr;
+	replorigin_session_origin_timestamp = 0;
+}
+
+/* The commit record carries N: publish it, then hand the turn on. */
+static void committed(void)
+{
+	DrGroup *g;
+
+	release_origin();
+	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+	g = dr_shmem_group_find(C.group_id);
+	if (g != NULL) {
+		SpinLockAcquire(&g->mutex);
+		if (g->applied < C.index)
+			g->applied = C.index;
+		g->stats.xact_commits++;
+		SpinLockRelease(&g->mutex);
+		ConditionVariableBroadcast(&g->applied_cv);
+	}
+	LWLockRelease(dr_shared->groups_lock);
+	set_slot(DR_COMMIT_IDLE, 0, false, NULL);
+	dr_shmem_wake_apply();
+}
+
+/* Aborted after a proposal that may commit: the apply worker applies it.
+ * (Abort callbacks run before the transaction's locks are released.) */
+static void gave_up(void)
+{
+	if (C.phase == PHASE_ORIGIN)
+		release_origin();
+	if (C.index > 0) {
+		DrGroup *g;
+
+		LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+		g = dr_shmem_group_find(C.group_id);
+		if (g != NULL) {
+			SpinLockAcquire(&g->mutex);
+			if (g->gave_up < C.index)
+				g->gave_up = C.index;
+			SpinLockRelease(&g->mutex);
+		}
+		LWLockRelease(dr_shared->groups_lock);
+	}
+	set_slot(DR_COMMIT_GAVE_UP, C.group_id, false, NULL);
+	dr_shmem_wake_apply();
+}
+
+static void xact_callback(XactEvent event, void *arg)
+{
+	switch (event) {
+	case XACT_EVENT_PRE_COMMIT:
+		pre_commit();
+		break;
+	case XACT_EVENT_PRE_PREPARE: {
+		DrPending p;
+
+		if (dr_capture_pending(&p))
+			ereport(ERROR,
+			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			         errmsg("cannot PREPARE a transaction that wrote replicated "
+			                "tables"),
+			         errdetail(
+			                 "Its changes would have to commit in the Raft log before "
+			                 "the transaction is prepared.")));
+		break;
+	}
+	case XACT_EVENT_COMMIT:
+		if (C.phase == PHASE_ORIGIN)
+			committed();
+		memset(&C, 0, sizeof(C));
+		dr_capture_reset();
+		break;
+	case XACT_EVENT_ABORT:
+		if (C.phase != PHASE_NONE)
+			gave_up();
+		memset(&C, 0, sizeof(C));
+		dr_capture_reset();
+		break;
+	default:
+		break;
+	}
+}
+
+static void subxact_callback(SubXactEvent event, SubTransactionId my_subid,
+                             SubTransactionId parent_subid, void *arg)
+{
+	dr_capture_subxact(event, my_subid, parent_subid);
+}
+
+void dr_xact_init(void)
+{
+	RegisterXactCallback(xact_callback, NULL);
+	RegisterSubXactCallback(subxact_callback, NULL);
+}

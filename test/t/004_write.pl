@@ -1,0 +1,275 @@
+# The replicated write path on three nodes (DESIGN §4): DDL through the log
+# on every node, replicate_table, every DML form replicated (ordered table
+# contents equal on all nodes), the follower-write error naming the leader,
+# a member whose table differs refusing it without wedging the group, a
+# cross-group transaction refused, a local commit that fails after its
+# entry committed (applied from the log; a later writer of the same row
+# ends with 40003 or commits after it, never deadlocks), and one group's
+# wait for a backend not stalling another group's entries.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use DragonCluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time usleep);
+
+my $c = DragonCluster->new(3);
+$c->create_group(1);
+my $l = $c->leader(1);
+ok($l, "group 1 has a writable leader (node $l)");
+my @followers = grep { $_ != $l } $c->ids;
+my ($f1, $f2) = @followers;
+my $L = $c->node($l);
+
+# 1. DDL through the log, proposed on a follower (forwarded to the leader).
+$c->node($f1)->safe_psql('postgres', q{SELECT dragonraft.execute(1, $$
+CREATE TABLE accounts (id int PRIMARY KEY, owner text NOT NULL, balance numeric DEFAULT 0);
+CREATE TABLE items (id serial PRIMARY KEY, name text UNIQUE NOT NULL, qty int NOT NULL DEFAULT 1,
+                    doubled int GENERATED ALWAYS AS (qty * 2) STORED);
+CREATE TABLE log (at int, what text);
+CREATE FUNCTION log_item() RETURNS trigger LANGUAGE plpgsql AS
+  'BEGIN INSERT INTO log VALUES (NEW.id, NEW.name); RETURN NEW; END';
+CREATE TRIGGER items_log AFTER INSERT ON items FOR EACH ROW EXECUTE FUNCTION log_item();
+$$)});
+ok($c->caught_up(1), 'every member applied the DDL');
+for my $id ($c->ids)
+{
+	is($c->node($id)->safe_psql('postgres',
+			"SELECT count(*) FROM pg_class WHERE relname IN ('accounts', 'items', 'log')"),
+		'3', "node $id has the tables");
+}
+is($L->safe_psql('postgres',
+		"SELECT count(DISTINCT index) FROM dragonraft.ddl_history WHERE error IS NULL"),
+	$c->node($f2)->safe_psql('postgres',
+		"SELECT count(DISTINCT index) FROM dragonraft.ddl_history WHERE error IS NULL"),
+	'the schema history is the same on the leader and a follower');
+
+# 2. replicate_table on the leader: rows written before it travel with it.
+$L->safe_psql('postgres', "INSERT INTO accounts VALUES (1, 'ann', 100), (2, 'bob', 50)");
+$L->safe_psql('postgres', "SELECT dragonraft.replicate_table('$_', 1)") for qw(accounts items log);
+ok($c->caught_up(1), 'registrations applied everywhere');
+is($c->node($f2)->safe_psql('postgres',
+		"SELECT string_agg(relid::text || ':' || state, ',' ORDER BY relid::text) FROM dragonraft.tables"),
+	'accounts:replicated,items:replicated,log:replicated', 'a follower replicates the three tables');
+
+# 3. Every DML form on the leader.
+$L->safe_psql('postgres', q{
+BEGIN;
+UPDATE accounts SET balance = balance - 10 WHERE id = 1;
+UPDATE accounts SET balance = balance + 10 WHERE id = 2;
+COMMIT;
+INSERT INTO accounts VALUES (3, 'cy', 7), (4, 'dee', 8);
+UPDATE accounts SET id = 30 WHERE id = 3;
+DELETE FROM accounts WHERE id = 4;
+INSERT INTO accounts VALUES (2, 'bob', 0) ON CONFLICT (id) DO UPDATE SET balance = accounts.balance + 1;
+BEGIN;
+INSERT INTO accounts VALUES (5, 'eve', 1);
+SAVEPOINT s;
+INSERT INTO accounts VALUES (6, 'rolled back', 1);
+ROLLBACK TO s;
+COMMIT;
+BEGIN;
+INSERT INTO accounts VALUES (7, 'never', 1);
+ROLLBACK;
+INSERT INTO items (name) VALUES ('a'), ('b'), ('c');
+UPDATE items SET qty = 5 WHERE name = 'b';
+COPY items (name, qty) FROM PROGRAM 'printf "d\t4\ne\t6\n"';
+TRUNCATE log;
+INSERT INTO log VALUES (0, 'after truncate');
+});
+ok($c->caught_up(1), 'every member applied the writes');
+for my $t (['accounts', 'id'], ['items', 'id'], ['log', 'at, what'])
+{
+	my ($table, $order) = @$t;
+	my $want = $c->contents($l, $table, $order);
+	isnt($want, '', "$table has rows on the leader");
+	is($c->contents($_, $table, $order), $want, "node $_ has the leader's $table")
+	  for @followers;
+}
+is($c->contents($l, 'accounts', 'id'),
+	'(1,ann,90);(2,bob,61);(5,eve,1);(30,cy,7)', 'the leader has what committed');
+# A follower's sequence never hands out an id a committed row holds.
+is($c->node($f1)->safe_psql('postgres', "SELECT last_value >= 5 FROM items_id_seq"),
+	't', 'a follower\'s sequence is past every replicated id');
+
+# 4. A write on a follower: 25006, naming the leader and its client address.
+my $port = $L->port;
+my ($st, $err) = $c->sql_error($f1, "INSERT INTO accounts VALUES (8, 'x', 0)");
+is($st, '25006', 'a follower refuses a write with 25006');
+like($err, qr/The leader is node $l, client address "host=127\.0\.0\.1 port=$port"/,
+	'the error names the leader\'s node id and client address');
+is($c->node($f1)->safe_psql('postgres', 'SELECT node_id FROM dragonraft.leader(1)'), $l,
+	'dragonraft.leader() names it too');
+
+# 5. A member whose table differs refuses the registration; the group goes on.
+$L->safe_psql('postgres', 'CREATE TABLE differ (k int PRIMARY KEY, v text)');
+$c->node($f2)->safe_psql('postgres', 'CREATE TABLE differ (k bigint PRIMARY KEY)');
+$L->safe_psql('postgres', "INSERT INTO differ VALUES (1, 'one')");
+$L->safe_psql('postgres', "SELECT dragonraft.replicate_table('differ', 1)");
+$L->safe_psql('postgres', "INSERT INTO differ VALUES (2, 'two'); UPDATE accounts SET balance = 0 WHERE id = 1");
+ok($c->caught_up(1), 'the group applies on past the refusal');
+like($c->node($f2)->safe_psql('postgres', "SELECT state || ': ' || detail FROM dragonraft.tables WHERE relid = 'differ'::regclass"),
+	qr/^refused: its definition differs from the leader's/, 'the member with another table refused it, saying why');
+is($c->contents($f1, 'differ', 'k'), '(1,one);(2,two)', 'a member without the table created and loaded it');
+is($c->contents($f2, 'accounts', 'id'), $c->contents($l, 'accounts', 'id'),
+	'the refusing member keeps applying the other tables');
+
+# 6. A transaction writing tables of two groups is refused.
+$c->create_group(2);
+my $l2 = $c->leader(2);
+ok($l2, 'group 2 has a leader');
+$c->node($l2)->safe_psql('postgres', "SELECT dragonraft.execute(2, 'CREATE TABLE other (k int PRIMARY KEY)')");
+$c->node($l2)->safe_psql('postgres', "SELECT dragonraft.replicate_table('other', 2)");
+if ($l2 != $l)
+{
+	$c->node($l2)->safe_psql('postgres', "SELECT dragonraft.transfer_leader(2, $l)");
+	$l2 = $c->leader(2);
+}
+($st, $err) = $c->sql_error($l,
+	"BEGIN; INSERT INTO accounts VALUES (40, 'x', 0); INSERT INTO other VALUES (1); COMMIT;");
+is($st, '0A000', 'a transaction writing two groups is refused');
+
+# 7. The local commit fails after the entry committed: the apply worker
+# applies it from the log, on the leader as on the followers.
+($st, $err) = $c->sql_error($l, "SET dragonraft.testing_fail_local_commit = on;
+	UPDATE accounts SET balance = balance + 1000 WHERE id = 2");
+like($err, qr/testing_fail_local_commit is set/, 'the injected failure ends the transaction');
+ok($c->caught_up(1), 'the entry is applied from the log');
+is($c->node($_)->safe_psql('postgres', 'SELECT balance FROM accounts WHERE id = 2'), '1061',
+	"node $_ has the change whose local commit failed") for $c->ids;
+
+# The cycle: a second writer of the row waits for the first one's row lock
+# and gets it when the first aborts, before the apply worker applied the
+# first one's entry.  Its read was stale: it proposes nothing (40001).  Had
+# it proposed (a transaction already waiting for its turn), it would end
+# with 40003 rather than block the apply worker, which needs the row.  If
+# the apply worker took the row first, the second writer commits after it.
+my $a = $L->background_psql('postgres', on_error_stop => 0);
+$a->query_safe('BEGIN; UPDATE accounts SET balance = balance + 1 WHERE id = 5');
+my ($bout, $berr) = ('', '');
+my $b = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
+		'\set VERBOSITY verbose', '-c', 'UPDATE accounts SET balance = balance + 100 WHERE id = 5'],
+	'>', \$bout, '2>', \$berr);
+ok($c->wait_until('the second writer to wait for the row lock', sub {
+	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE accounts%'") eq '1' }),
+	'the second writer waits for the row lock');
+$a->query('SET dragonraft.testing_fail_local_commit = on; COMMIT');
+like($a->{stderr}, qr/testing_fail_local_commit is set/, 'the first writer\'s local commit failed');
+$a->quit;
+$b->finish;
+my ($outcome) = $berr =~ /ERROR:\s+([0-9A-Z]{5})/;
+$outcome //= 'ok';
+ok($outcome =~ /^(ok|40001|40003)$/, "the second writer: $outcome") or diag $berr;
+ok($c->caught_up(1), 'the entries are applied');
+my $want = $outcome eq '40001' ? '2' : '102';
+is($c->node($_)->safe_psql('postgres', 'SELECT balance FROM accounts WHERE id = 5'), $want,
+	"node $_ has the first change, and the second unless it proposed nothing") for $c->ids;
+is($L->safe_psql('postgres', 'SELECT xact_unknown FROM dragonraft.stat_groups WHERE group_id = 1'),
+	$outcome eq '40003' ? '1' : '0', 'stat_groups counts 40003 outcomes');
+# Once the entry is applied, the same write goes through.
+$L->safe_psql('postgres', 'UPDATE accounts SET balance = balance + 100 WHERE id = 5') if $outcome eq '40001';
+ok($c->caught_up(1), 'the retry is applied');
+is($c->node($_)->safe_psql('postgres', 'SELECT balance FROM accounts WHERE id = 5'), '102',
+	"node $_ has both changes") for $c->ids;
+
+# A transaction waiting for its turn behind an entry whose backend then
+# gives up: the apply worker applies that entry (it needs no lock the
+# waiting one holds), and the waiting one commits after it, or ends with
+# 40003 if it saw the takeover under way.
+my ($aout, $aerr, $cout, $cerr) = ('', '', '', '');
+my $first = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
+		'SET dragonraft.testing_commit_delay = 3000', '-c',
+		'SET dragonraft.testing_fail_local_commit = on', '-c',
+		"UPDATE accounts SET owner = 'first' WHERE id = 30"], '>', \$aout, '2>', \$aerr);
+ok($c->wait_until('the first transaction at its turn', sub {
+	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%owner = ''first''%' AND state = 'active'") eq '1' }),
+	'the first transaction holds its turn');
+my $second = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
+		'\set VERBOSITY verbose', '-c', "UPDATE accounts SET owner = 'second' WHERE id = 2"],
+	'>', \$cout, '2>', \$cerr);
+ok($c->wait_until('the second transaction waiting for its turn', sub {
+	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%owner = ''second''%' AND wait_event_type = 'Extension'") eq '1' }),
+	'the second transaction waits for its turn');
+$first->finish;
+$second->finish;
+like($aerr, qr/testing_fail_local_commit is set/, 'the first transaction\'s local commit failed');
+ok($cerr eq '' || $cerr =~ /ERROR:\s+40003/, 'the second transaction commits or ends with 40003')
+  or diag $cerr;
+my $unknown = $cerr eq '' ? 0 : 1;
+ok($c->caught_up(1), 'both entries are applied from the log');
+is($c->node($_)->safe_psql('postgres', "SELECT string_agg(owner, ',' ORDER BY id) FROM accounts WHERE id IN (2, 30)"),
+	'second,first', "node $_ has both transactions") for $c->ids;
+
+# A cancel while waiting for the turn: the entry is committed in the log, so
+# the transaction ends with 40003, the turn is handed on, and the apply
+# worker applies the entry after the one before it.
+my ($hout, $herr, $wout, $werr) = ('', '', '', '');
+my $holder = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
+		'SET dragonraft.testing_commit_delay = 3000', '-c',
+		"UPDATE accounts SET owner = 'holder' WHERE id = 30"], '>', \$hout, '2>', \$herr);
+ok($c->wait_until('a transaction holding its turn', sub {
+	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%owner = ''holder''%' AND state = 'active'") eq '1' }),
+	'a transaction holds its turn');
+my $waiter = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
+		'\set VERBOSITY verbose', '-c', "UPDATE accounts SET owner = 'waiter' WHERE id = 2"],
+	'>', \$wout, '2>', \$werr);
+ok($c->wait_until('the second transaction waiting for its turn', sub {
+	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%owner = ''waiter''%' AND wait_event_type = 'Extension'") eq '1' }),
+	'another transaction waits for its turn');
+$L->safe_psql('postgres', "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%owner = ''waiter''%' AND pid <> pg_backend_pid()");
+$waiter->finish;
+$holder->finish;
+like($werr, qr/ERROR:\s+40003: canceled while the transaction waited for its turn/, 'the canceled transaction ends with 40003');
+is($herr, '', 'the transaction before it commits');
+ok($c->caught_up(1), 'the canceled transaction\'s entry is applied from the log');
+is($c->node($_)->safe_psql('postgres', "SELECT string_agg(owner, ',' ORDER BY id) FROM accounts WHERE id IN (2, 30)"),
+	'waiter,holder', "node $_ has both") for $c->ids;
+$unknown++;
+
+# The cycle of DESIGN §4: the apply worker must apply an entry (a utility
+# command from another member) under a lock that a local transaction holds,
+# and that transaction then waits for its turn behind the entry.  It ends
+# with 40003 instead of waiting forever; both entries are applied.
+my $B = $L->background_psql('postgres', on_error_stop => 0);
+$B->query_safe("BEGIN; UPDATE accounts SET owner = 'held' WHERE id = 1");
+$c->node($f2)->safe_psql('postgres', "SELECT dragonraft.execute(1, 'ALTER TABLE accounts ADD COLUMN note text')");
+ok($c->wait_until('the apply worker to wait for the lock', sub {
+	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'dragonraft apply' AND wait_event_type = 'Lock'") eq '1' }),
+	'the leader\'s apply worker waits for the local transaction\'s lock');
+$B->query('COMMIT');
+like($B->{stderr}, qr/40003|outcome unknown|not applied by this backend/, 'the local transaction ends with 40003');
+$B->quit;
+ok($c->caught_up(1), 'the command and the transaction are applied');
+is($c->node($_)->safe_psql('postgres', "SELECT owner || ':' || coalesce(note, '-') FROM accounts WHERE id = 1"),
+	'held:-', "node $_ has the new column and the transaction") for $c->ids;
+is($L->safe_psql('postgres', 'SELECT xact_unknown FROM dragonraft.stat_groups WHERE group_id = 1'),
+	$unknown + 1, 'stat_groups counts the 40003 outcomes');
+
+# 8. A backend that holds its entry does not stall another group's entries
+# on the same node: group 2 is led elsewhere, and its writes reach this
+# node while group 1's backend waits before its local commit.
+$c->node($l)->safe_psql('postgres', "SELECT dragonraft.transfer_leader(2, $f1)");
+ok($c->wait_until('group 2 led by another node', sub { $c->leader(2) == $f1 }), 'group 2 is led by another node');
+my ($sout, $serr) = ('', '');
+my $slow = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
+		'SET dragonraft.testing_commit_delay = 20000', '-c',
+		"UPDATE accounts SET owner = 'slow' WHERE id = 1"], '>', \$sout, '2>', \$serr);
+ok($c->wait_until('group 1\'s backend to hold its entry', sub {
+	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'UPDATE accounts SET owner%' AND state = 'active'") eq '1' }),
+	'group 1\'s backend holds its entry');
+my $t0 = time;
+$c->node($f1)->safe_psql('postgres', 'INSERT INTO other VALUES (42)');
+ok($c->wait_until('group 2\'s write on the node that holds group 1', sub {
+	$L->safe_psql('postgres', 'SELECT count(*) FROM other WHERE k = 42') eq '1' }),
+	'group 2\'s entry is applied there meanwhile');
+ok(time - $t0 < 15, sprintf('within %.1f s, before group 1\'s backend commits', time - $t0));
+is($L->safe_psql('postgres', "SELECT owner FROM accounts WHERE id = 1"), 'held',
+	'group 1\'s transaction had not committed yet');
+$slow->finish;
+ok($c->caught_up(1), 'group 1 goes on after the slow commit');
+is($c->node($_)->safe_psql('postgres', 'SELECT owner FROM accounts WHERE id = 1'), 'slow',
+	"node $_ has the slow commit") for $c->ids;
+
+done_testing();

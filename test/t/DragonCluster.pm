@@ -1,0 +1,174 @@
+# DragonCluster - helpers for multi-node TAP tests of dragonraft: servers
+# that talk mutual TLS, groups on all of them, agreement on a leader,
+# waiting for every member to apply the leader's entries, comparing table
+# contents, SQL errors with their SQLSTATE, and the processes of a server
+# (to wait for them after a SIGKILL).
+#
+#   my $c = DragonCluster->new(3);               # started, extension created
+#   $c->create_group(1);                          # on every node
+#   my $l = $c->leader(1);                        # node id, once all agree
+#   $c->node($l)->safe_psql('postgres', ...);
+#   $c->caught_up(1);                             # every member applied it
+#   my ($state, $msg) = $c->sql_error($id, 'INSERT ...');
+#
+# scripts/check.sh runs the tests as the postgres user when started as root
+# (PostgreSQL refuses to run as root) and sets DR_SCRIPTS.
+package DragonCluster;
+
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time usleep);
+
+sub new
+{
+	my ($class, $n, %opts) = @_;
+	my $self = bless { nodes => [], raft_port => {}, n => $n }, $class;
+
+	die 'DR_SCRIPTS must name the scripts directory of dragonraft' unless $ENV{DR_SCRIPTS};
+	my $certs = PostgreSQL::Test::Utils::tempdir() . '/certs';
+	system('bash', "$ENV{DR_SCRIPTS}/make-certs.sh", $certs, $n) == 0
+	  or die 'make-certs.sh failed';
+	for my $id (1 .. $n)
+	{
+		my $node = PostgreSQL::Test::Cluster->new("node$id");
+		$node->init;
+		my $port = PostgreSQL::Test::Cluster::get_free_port();
+		$self->{raft_port}{$id} = $port;
+		$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'dragonraft'
+dragonraft.node_id = $id
+dragonraft.listen_address = '127.0.0.1:$port'
+dragonraft.ssl_cert_file = '$certs/node$id.crt'
+dragonraft.ssl_key_file = '$certs/node$id.key'
+dragonraft.ssl_ca_file = '$certs/ca.crt'
+} . ($opts{conf} // ''));
+		$node->start;
+		$node->safe_psql('postgres', 'CREATE EXTENSION dragonraft');
+		push @{ $self->{nodes} }, $node;
+	}
+	return $self;
+}
+
+sub node { my ($self, $id) = @_; return $self->{nodes}[ $id - 1 ]; }
+sub ids { my ($self) = @_; return (1 .. $self->{n}); }
+
+# The members JSON of every node.
+sub members
+{
+	my ($self) = @_;
+	return '{'
+	  . join(', ', map { qq{"$_": "127.0.0.1:$self->{raft_port}{$_}"} } $self->ids) . '}';
+}
+
+sub create_group
+{
+	my ($self, $g) = @_;
+	my $m = $self->members;
+	for my $id ($self->ids)
+	{
+		$self->wait_until("the engine worker of node $id",
+			sub { $self->node($id)->safe_psql('postgres',
+					'SELECT engine_state FROM dragonraft.node_status()') eq 'running' });
+		$self->node($id)->safe_psql('postgres', "SELECT dragonraft.create_group($g, '$m')");
+	}
+	return;
+}
+
+# Poll cond until it returns true or the default timeout passes.
+sub wait_until
+{
+	my ($self, $what, $cond) = @_;
+	my $end = time + $PostgreSQL::Test::Utils::timeout_default;
+	while (time < $end)
+	{
+		my $r = $cond->();
+		return $r if $r;
+		usleep(50_000);
+	}
+	diag "timed out waiting for $what";
+	return 0;
+}
+
+# The leader of group g once every node agrees on it and it accepts writes
+# (it applied its term's no-op); undef after the timeout.
+sub leader
+{
+	my ($self, $g) = @_;
+	return $self->wait_until(
+		"a writable leader of group $g",
+		sub {
+			my (%leaders, $leading);
+			for my $id ($self->ids)
+			{
+				my ($role, $leader, $applied, $commit) = split /\|/,
+				  $self->node($id)->safe_psql('postgres',
+					"SELECT role, leader_id, applied_index, commit_index FROM dragonraft.status "
+					  . "WHERE group_id = $g AND state = 'ok'");
+				return undef unless defined $commit && $leader ne '';
+				$leaders{$leader} = 1;
+				$leading = $id if $role eq 'leader' && $applied == $commit;
+			}
+			return keys %leaders == 1 && defined $leading ? $leading : undef;
+		});
+}
+
+# Every node applied every entry of group g that its leader committed so far
+# (execute() on the leader adds one and returns once it is applied there).
+sub caught_up
+{
+	my ($self, $g) = @_;
+	my $l = $self->leader($g) or return 0;
+	my $index = $self->node($l)->safe_psql('postgres', "SELECT dragonraft.execute($g, 'SELECT 1')");
+	return $self->wait_until(
+		"every member of group $g at $index",
+		sub {
+			for my $id ($self->ids)
+			{
+				return 0
+				  unless $self->node($id)->safe_psql('postgres',
+					"SELECT applied_index >= $index FROM dragonraft.status WHERE group_id = $g")
+				  eq 't';
+			}
+			return 1;
+		});
+}
+
+# A table's rows in order, as one string.
+sub contents
+{
+	my ($self, $id, $table, $order) = @_;
+	return $self->node($id)->safe_psql('postgres',
+		"SELECT coalesce(string_agg(t::text, ';' ORDER BY $order), '') FROM $table t");
+}
+
+# Run sql on node id; its SQLSTATE and message ('' when it succeeded), and stderr.
+sub sql_error
+{
+	my ($self, $id, $sql) = @_;
+	my ($out, $err) = ('', '');
+	$self->node($id)->psql('postgres', "\\set VERBOSITY verbose\n$sql",
+		stdout => \$out, stderr => \$err);
+	return ($1, $err) if $err =~ /ERROR:\s+([0-9A-Z]{5}):/;
+	return ('', $err);
+}
+
+# A postmaster and its children, to wait for after a SIGKILL.
+sub server_pids
+{
+	my ($self, $id) = @_;
+	my $ppid = $self->node($id)->{_pid};
+	my @pids = ($ppid);
+	for my $stat (glob '/proc/[0-9]*/stat')
+	{
+		open(my $fh, '<', $stat) or next;
+		my $line = <$fh>;
+		close $fh;
+		push @pids, $1 if defined $line && $line =~ /^(\d+) \(.*\) \S (\d+) / && $2 == $ppid;
+	}
+	return @pids;
+}
+
+1;
