@@ -222,7 +222,11 @@ bool eng_set_state(struct engine *e, struct group *g, enum group_state to)
 			return false;
 		break;
 	case GS_ACTIVE:
-		if (g->state != GS_RECOVERED)
+		if (g->state != GS_RECOVERED && g->state != GS_APPLY_RETRY)
+			return false;
+		break;
+	case GS_APPLY_RETRY:
+		if (g->state != GS_ACTIVE && g->state != GS_RECOVERED)
 			return false;
 		break;
 	case GS_FAILED:
@@ -301,12 +305,19 @@ int eng_raft_rc(struct engine *e, struct group *g, int rc, const char *what)
 	case RAFT_ERR_TOO_BIG:
 		return eng_from_raft(rc); /* the input was refused; nothing changed */
 	case RAFT_ERR_STORAGE:
-		/* The log view reported the failure it saw; this covers any other path. */
-		return eng_fail_engine(e, ENGINE_ERR_STORAGE, "group %llu: %s",
-		                       (unsigned long long)g->id, what);
+		/* A failed read was reported by the log view already; this names a log that
+		 * contradicts itself (say, entries with wrong indexes). */
+		return eng_fail_engine(e, ENGINE_ERR_STORAGE,
+		                       "group %llu: the raft core's storage, during %s (%s),",
+		                       (unsigned long long)g->id, what, raft_errmsg(g->r));
+	case RAFT_ERR_BUG:
+		eng_group_failed(e, g, ENGINE_ERR_RAFT,
+		                 "the raft core found an impossible state during %s (%s)", what,
+		                 raft_errmsg(g->r));
+		return ENGINE_ERR_RAFT;
 	}
-	eng_group_failed(e, g, ENGINE_ERR_RAFT, "%s failed in the raft core (%s: %s)", what,
-	                 raft_strerror(rc), raft_errmsg(g->r));
+	eng_group_failed(e, g, ENGINE_ERR_RAFT, "%s: unexpected result from the raft core (%d: %s)",
+	                 what, rc, raft_strerror(rc));
 	return ENGINE_ERR_RAFT;
 }
 
@@ -814,9 +825,11 @@ void engine_report_unreachable(struct engine *e, raft_id node_id, uint64_t group
 
 		if (eng_live(g)) {
 			raft_report_unreachable(g->r, node_id);
+			eng_raft_rc(e, g, raft_fatal(g->r), "an unreachable report");
 			eng_mark(e, g);
 		}
 	}
+	eng_flush(e);
 }
 
 void engine_snapshot_sent(struct engine *e, raft_id to, uint64_t group_id, bool failed)
@@ -827,8 +840,10 @@ void engine_snapshot_sent(struct engine *e, raft_id to, uint64_t group_id, bool 
 		g->stats.snapshots_sent++;
 	if (g != NULL && !e->in_round && eng_live(g)) {
 		raft_report_snapshot(g->r, to, failed);
+		eng_raft_rc(e, g, raft_fatal(g->r), "a snapshot report");
 		eng_mark(e, g);
 	}
+	eng_flush(e);
 }
 
 int engine_snapshot_saved(struct engine *e, uint64_t group_id, int rc, raft_index index)
@@ -894,8 +909,9 @@ int engine_group_status(const struct engine *e, uint64_t group_id, struct engine
 	out->membership = *raft_membership(g->r);
 	out->state = e->failed               ? ENGINE_GROUP_ENGINE_FAILED
 	             : g->state == GS_FAILED ? ENGINE_GROUP_FAILED
-	             : g->state == GS_ACTIVE ? ENGINE_GROUP_ACTIVE
-	                                     : ENGINE_GROUP_RECOVERING;
+	             : g->state == GS_RECOVERING || g->state == GS_RECOVERED
+	                     ? ENGINE_GROUP_RECOVERING
+	                     : ENGINE_GROUP_ACTIVE; /* a retry of an apply is brief */
 	out->sending_snapshot = g->out != NULL;
 	out->apply_held = g->apply_held;
 	out->leader_contact_tick = out->role == RAFT_LEADER ? e->now : contact_of(g, out->leader);

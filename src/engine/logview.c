@@ -134,6 +134,9 @@ int eng_view_load(struct engine *e, struct group *g, const struct engine_bootstr
 		if (rc != ENGINE_OK)
 			return rc;
 		rc = eng_book_save(e, g);
+		if (rc == ENGINE_ERR_NOMEM)
+			return eng_err(e, rc, "group %llu: out of memory",
+			               (unsigned long long)g->id);
 		if (rc != ENGINE_OK)
 			return eng_fail_engine(e, rc, "group %llu: saving its bootstrap record",
 			                       (unsigned long long)g->id);

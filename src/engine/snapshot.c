@@ -69,6 +69,7 @@ static void ship(struct engine *e, struct group *g)
 done:
 	g->out = NULL;
 	e->a->free(o);
+	eng_raft_rc(e, g, raft_fatal(g->r), "a snapshot report");
 }
 
 void eng_send_snapshot(struct engine *e, struct group *g, const struct raft_message *m)
@@ -207,5 +208,5 @@ int eng_snapshot_if_due(struct engine *e, struct group *g)
 	g->first = c + 1;
 	g->prev_term = t;
 	raft_compacted(g->r, c);
-	return ENGINE_OK;
+	return eng_raft_rc(e, g, raft_fatal(g->r), "a compaction");
 }

@@ -1072,7 +1072,7 @@ static void expect_silent(struct cluster *c, raft_id id)
  * leader commits nothing.  Run over the fake (reads fail) and over the LogDB
  * (a flipped byte in a stored run, see test_engine_logdb.c).
  */
-static void read_failure(void (*damage)(struct cluster *c, raft_id id))
+static void read_failure(void (*damage)(struct cluster *c, raft_id id), const char *also)
 {
 	struct engine_config cfg = base_cfg();
 	struct cluster c;
@@ -1094,6 +1094,9 @@ static void read_failure(void (*damage)(struct cluster *c, raft_id id))
 		cluster_step(&c);
 	snprintf(what, sizeof(what), "group %llu", (unsigned long long)c.group_ids[0]);
 	expect_engine_failed(&c, f, what);
+	if (also != NULL && strstr(engine_errmsg(c.nodes[f].e), also) == NULL)
+		fail_msg("expected the failure to name \"%s\": %s", also,
+		         engine_errmsg(c.nodes[f].e));
 	expect_silent(&c, f);
 	/* nothing acknowledged after it: without the third member no quorum */
 	cluster_crash(&c, other);
@@ -1186,13 +1189,56 @@ static void test_default_limits(void **state)
 
 static void reads_fail(struct cluster *c, raft_id id)
 {
-	fake_storage_fail_reads(c->nodes[id].fs, true);
+	fake_storage_read_fault(c->nodes[id].fs, FAKE_READ_FAIL, 0);
 }
 
 static void test_read_failure(void **state)
 {
 	(void)state;
-	read_failure(reads_fail);
+	read_failure(reads_fail, "reads fail");
+}
+
+static void bad_indexes(struct cluster *c, raft_id id)
+{
+	fake_storage_read_fault(c->nodes[id].fs, FAKE_READ_BAD_INDEX, 0);
+}
+
+/* Storage that hands back entries under wrong indexes stops the engine (raft.h: fatal). */
+static void test_bad_index_read(void **state)
+{
+	(void)state;
+	read_failure(bad_indexes, "storage read failed at index");
+}
+
+/*
+ * Out of memory in a read of entries or terms is transient (raft.h): a
+ * restarted follower whose first reads fail so catches up all the same.
+ */
+static void test_read_nomem(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	struct prop p[60];
+	raft_id f;
+
+	(void)state;
+	cfg.entry_cache_bytes = 256; /* the leader reads most entries back too */
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, 30, 1);
+	f = a_follower(&c, 0);
+	cluster_crash(&c, f);
+	propose_many(&c, p + 30, 20, 100);
+	for (raft_id id = 1; id <= 3; id++)
+		fake_storage_read_fault(c.nodes[id].fs, FAKE_READ_NOMEM, 40);
+	assert_int_equal(cluster_restart(&c, f), ENGINE_OK);
+	propose_many(&c, p + 50, 10, 200);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	for (raft_id id = 1; id <= 3; id++)
+		assert_false(engine_failed(c.nodes[id].e));
+	assert_int_equal(fake_storage_nomem_left(c.nodes[f].fs), 0); /* the reads did fail */
+	check_acked(&c, p, 60);
+	cluster_destroy(&c);
 }
 
 /*
@@ -1603,6 +1649,108 @@ static void test_alloc_failures(void **state)
 	}
 }
 
+/*
+ * raft.h: a membership change that the core cannot apply for lack of memory
+ * must apply before any later entry.  Every allocation fails in the round
+ * that applies the change to node 4's membership: no group stops, nothing
+ * after the change is applied before it, and once memory is back the change
+ * and the entries behind it apply everywhere.
+ */
+static void test_conf_change_nomem(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_group_status st;
+	struct engine_wait w = {0};
+	struct cluster c;
+	struct prop p[40];
+	raft_index cc_index = 0;
+	bool held = false;
+	raft_id lead;
+
+	(void)state;
+	cfg.alloc = &failing;
+	assert_int_equal(cluster_init_with(&c, test_storage, 4, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, 20, 1);
+	lead = cluster_leader(&c, 0);
+	assert_int_equal(cluster_join(&c, 4, 0), ENGINE_OK);
+	assert_int_equal(engine_add_nonvoter(c.nodes[lead].e, c.group_ids[0], 4, "127.0.0.1:7404",
+	                                     engine_wait_cb, &w),
+	                 ENGINE_OK);
+	assert_true(cluster_status(&c, lead, 0, &st));
+	cc_index = st.last_index;
+	/* Entries behind the change, committed with it. */
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(propose(&c, 0, &p[20 + i], 1000 + (uint64_t)i), ENGINE_OK);
+	for (int round = 0; round < 200 && !held; round++) {
+		assert_true(cluster_status(&c, lead, 0, &st));
+		if (st.commit >= cc_index && st.applied < cc_index) {
+			fail_countdown = 0; /* this round: every allocation fails */
+			engine_run_round(c.nodes[lead].e);
+			fail_countdown = -1;
+			assert_true(cluster_status(&c, lead, 0, &st));
+			assert_int_equal(st.state, ENGINE_GROUP_ACTIVE);
+			assert_int_equal(eng_group(c.nodes[lead].e, c.group_ids[0])->state,
+			                 GS_APPLY_RETRY);
+			assert_true(st.applied < cc_index); /* nothing after the change either */
+			assert_int_equal(st.membership.n_nonvoters, 0);
+			held = true;
+		} else {
+			cluster_step(&c);
+		}
+	}
+	assert_true(held);
+	assert_true(cluster_run(&c, waited, &w, 100));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	assert_true(cluster_status(&c, lead, 0, &st));
+	assert_int_equal(st.membership.n_nonvoters, 1);
+	assert_true(st.applied > cc_index);
+	propose_many(&c, p + 25, 15, 2000);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	check_acked(&c, p, 40);
+	cluster_destroy(&c);
+}
+
+#ifndef RAFT_DEBUG
+/* The core's release-build report of an impossible state (src/raft/raft_int.h). */
+void raft_bug(struct raft *r, const char *cond, const char *file, int line);
+
+/*
+ * An impossible state in one group's Raft core stops that group with a named
+ * error; the engine and the other groups go on, and the group's other
+ * members elect a new leader.  (Debug builds abort on it instead.)
+ */
+static void test_raft_bug(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_group_status st;
+	struct cluster c;
+	struct prop p[40];
+	raft_id lead;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 2, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, 20, 1);
+	lead = cluster_leader(&c, 0);
+	raft_bug(eng_group(c.nodes[lead].e, c.group_ids[0])->r, "injected", __FILE__, __LINE__);
+	settle(&c, 1);
+	assert_false(engine_failed(c.nodes[lead].e));
+	assert_int_equal(engine_group_status(c.nodes[lead].e, c.group_ids[0], &st), ENGINE_OK);
+	assert_int_equal(st.state, ENGINE_GROUP_FAILED);
+	if (strstr(st.error, "impossible state") == NULL || strstr(st.error, "injected") == NULL)
+		fail_msg("expected the error to name the impossible state: %s", st.error);
+	assert_int_equal(engine_propose(c.nodes[lead].e, c.group_ids[0], "x", 1, NULL, NULL),
+	                 ENGINE_ERR_SM);
+	/* the group elects another leader; the other group keeps its leader here */
+	assert_true(cluster_run(&c, new_leader, &lead, 200));
+	propose_many(&c, p + 20, 20, 1000);
+	assert_true(cluster_status(&c, lead, 1, &st));
+	assert_int_equal(st.state, ENGINE_GROUP_ACTIVE);
+	cluster_destroy(&c);
+}
+#endif
+
 #endif
 
 int main(void)
@@ -1633,6 +1781,12 @@ int main(void)
 #ifdef TEST_ENGINE_FAKE
 	                cmocka_unit_test(test_storage_failure),
 	        cmocka_unit_test(test_read_failure),
+	        cmocka_unit_test(test_bad_index_read),
+	        cmocka_unit_test(test_read_nomem),
+	        cmocka_unit_test(test_conf_change_nomem),
+#ifndef RAFT_DEBUG
+	        cmocka_unit_test(test_raft_bug),
+#endif
 	        cmocka_unit_test(test_default_limits),
 	        cmocka_unit_test(test_conf_change_failure),
 	        cmocka_unit_test(test_pending_table),

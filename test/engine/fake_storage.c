@@ -27,7 +27,8 @@ struct fake_storage {
 	bool busy;
 	bool fail_armed;
 	size_t fail_keep;
-	bool fail_reads;
+	enum fake_read_fault read_fault;
+	unsigned nomem_reads; /* FAKE_READ_NOMEM: reads still to fail */
 	uint64_t saves;
 };
 
@@ -199,6 +200,22 @@ static int fs_list(void *ctx, uint64_t *ids, size_t cap, size_t *n)
 	return ENGINE_OK;
 }
 
+/* The injected fault of a read of entries or a term. */
+static int read_fault(struct fake_storage *fs)
+{
+	switch (fs->read_fault) {
+	case FAKE_READ_FAIL:
+		return ENGINE_ERR_STORAGE;
+	case FAKE_READ_NOMEM:
+		if (fs->nomem_reads == 0)
+			return ENGINE_OK;
+		fs->nomem_reads--;
+		return ENGINE_ERR_NOMEM;
+	default:
+		return ENGINE_OK;
+	}
+}
+
 static int fs_entries(void *ctx, uint64_t group_id, raft_index lo, raft_index hi,
                       uint64_t max_bytes, struct raft_entry *out, uint32_t *n,
                       struct engine_arena *arena)
@@ -206,12 +223,14 @@ static int fs_entries(void *ctx, uint64_t group_id, raft_index lo, raft_index hi
 	struct fgroup *g = find(ctx, group_id);
 	uint64_t size = 0;
 	uint32_t k = 0;
+	int rc;
 
 	*n = 0;
 	if (g == NULL)
 		return ENGINE_ERR_NOT_FOUND;
-	if (((struct fake_storage *)ctx)->fail_reads)
-		return ENGINE_ERR_STORAGE;
+	rc = read_fault(ctx);
+	if (rc != ENGINE_OK)
+		return rc;
 	if (lo < g->first || hi > last_of(g) + 1 || lo >= hi)
 		return ENGINE_ERR_INVALID;
 	for (raft_index i = lo; i < hi; i++) {
@@ -228,6 +247,8 @@ static int fs_entries(void *ctx, uint64_t group_id, raft_index lo, raft_index hi
 		}
 		out[k] = *e;
 		out[k].data = d;
+		if (((struct fake_storage *)ctx)->read_fault == FAKE_READ_BAD_INDEX)
+			out[k].index++; /* storage that contradicts itself */
 		size += e->len;
 		k++;
 	}
@@ -238,11 +259,13 @@ static int fs_entries(void *ctx, uint64_t group_id, raft_index lo, raft_index hi
 static int fs_term(void *ctx, uint64_t group_id, raft_index i, raft_term *t)
 {
 	struct fgroup *g = find(ctx, group_id);
+	int rc;
 
 	if (g == NULL)
 		return ENGINE_ERR_NOT_FOUND;
-	if (((struct fake_storage *)ctx)->fail_reads)
-		return ENGINE_ERR_STORAGE;
+	rc = read_fault(ctx);
+	if (rc != ENGINE_OK)
+		return rc;
 	if (i + 1 == g->first) {
 		*t = g->prev_term;
 		return ENGINE_OK;
@@ -307,7 +330,9 @@ static bool fs_busy(void *ctx, uint64_t group_id)
 
 static const char *fs_errmsg(void *ctx)
 {
-	return ((struct fake_storage *)ctx)->fail_reads ? "fake storage: reads fail" : "";
+	return ((struct fake_storage *)ctx)->read_fault == FAKE_READ_FAIL
+	               ? "fake storage: reads fail"
+	               : "";
 }
 
 void fake_storage_ops(struct fake_storage *fs, struct engine_storage_ops *ops)
@@ -338,9 +363,15 @@ void fake_storage_fail_next_save(struct fake_storage *fs, size_t keep)
 	fs->fail_keep = keep;
 }
 
-void fake_storage_fail_reads(struct fake_storage *fs, bool on)
+void fake_storage_read_fault(struct fake_storage *fs, enum fake_read_fault f, unsigned n)
 {
-	fs->fail_reads = on;
+	fs->read_fault = f;
+	fs->nomem_reads = n;
+}
+
+unsigned fake_storage_nomem_left(const struct fake_storage *fs)
+{
+	return fs->nomem_reads;
 }
 
 int fake_storage_mangle(struct fake_storage *fs, uint64_t group_id, raft_index index)

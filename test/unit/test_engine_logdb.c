@@ -182,7 +182,7 @@ static void test_terms(void **state)
 	nftw(c.dir, rm_any, 8, FTW_DEPTH | FTW_PHYS);
 }
 
-static void read_failure(void (*damage)(struct cluster *c, raft_id id));
+static void read_failure(void (*damage)(struct cluster *c, raft_id id), const char *also);
 
 /* Flip one byte in the middle of the first stored entry run of group 1 on (stopped) node id. */
 static void flip_run(struct cluster *c, raft_id id)
@@ -223,7 +223,7 @@ static void flip_run(struct cluster *c, raft_id id)
 static void test_corrupt_run_restart(void **state)
 {
 	(void)state;
-	read_failure(flip_run);
+	read_failure(flip_run, "checksum");
 }
 
 #define ENGINE_EXTRA_TESTS cmocka_unit_test(test_terms), cmocka_unit_test(test_corrupt_run_restart),
