@@ -195,6 +195,19 @@ static void tick_remove(struct engine *e, struct group *g)
 	g->tick_pos = SIZE_MAX;
 }
 
+void eng_tick_update(struct engine *e, struct group *g)
+{
+	bool tick = g->state == GS_ACTIVE && !raft_quiesced(g->r);
+
+	if (tick == (g->tick_pos != SIZE_MAX))
+		return;
+	if (tick)
+		tick_add(e, g);
+	else
+		tick_remove(e, g);
+	eng_changed(e, g); /* quiescent or awake: the status says so */
+}
+
 /* Room in the sets for n groups. */
 static int sets_reserve(struct engine *e, size_t n)
 {
@@ -234,11 +247,8 @@ bool eng_set_state(struct engine *e, struct group *g, enum group_state to)
 			return false;
 		break;
 	}
-	if (to == GS_ACTIVE)
-		tick_add(e, g);
-	else
-		tick_remove(e, g);
 	g->state = to;
+	eng_tick_update(e, g);
 	eng_changed(e, g);
 	eng_mark(e, g);
 	return true;
@@ -481,6 +491,7 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 	rc_cfg.max_entry_bytes = e->cfg.max_entry_bytes == ENGINE_UNLIMITED
 	                                 ? 0
 	                                 : e->cfg.max_entry_bytes + ENGINE_HEADER_BYTES;
+	rc_cfg.quiesce_tick = e->cfg.quiesce_ticks == ENGINE_QUIESCE_OFF ? 0 : e->cfg.quiesce_ticks;
 	rc_cfg.applied = g->applied;
 	rc_cfg.seed = e->cfg.seed ^ (group_id * 0x9E3779B97F4A7C15ull);
 	eng_view_storage(g, &rc_cfg.storage);
@@ -626,6 +637,8 @@ int engine_create(const struct engine_config *cfg, const struct engine_storage_o
 		e->cfg.entry_cache_bytes = 4 << 20;
 	if (e->cfg.request_timeout_ticks == 0)
 		e->cfg.request_timeout_ticks = 4 * e->cfg.election_rtt;
+	if (e->cfg.quiesce_ticks == 0)
+		e->cfg.quiesce_ticks = 3 * e->cfg.election_rtt;
 	if (e->cfg.seed == 0)
 		e->cfg.seed = cfg->node_id;
 	snprintf(e->snapdir, sizeof(e->snapdir), "%s",
@@ -823,11 +836,16 @@ void engine_report_unreachable(struct engine *e, raft_id node_id, uint64_t group
 	for (size_t i = 0; i < (one != NULL ? 1 : e->n_groups); i++) {
 		struct group *g = one != NULL ? one : e->groups[i];
 
-		if (eng_live(g)) {
-			raft_report_unreachable(g->r, node_id);
-			eng_raft_rc(e, g, raft_fatal(g->r), "an unreachable report");
-			eng_mark(e, g);
-		}
+		if (!eng_live(g))
+			continue;
+		/* A follower of node_id wakes (the core does it); a quiescent leader of a group
+		 * node_id is in too, so that CheckQuorum tells whether it still leads. */
+		raft_report_unreachable(g->r, node_id);
+		if (raft_quiesced(g->r) && raft_role(g->r) == RAFT_LEADER &&
+		    raft_membership_contains(raft_membership(g->r), node_id))
+			eng_raft_rc(e, g, raft_wake(g->r), "waking up");
+		eng_raft_rc(e, g, raft_fatal(g->r), "an unreachable report");
+		eng_mark(e, g);
 	}
 	eng_flush(e);
 }
@@ -914,6 +932,7 @@ int engine_group_status(const struct engine *e, uint64_t group_id, struct engine
 	                     : ENGINE_GROUP_ACTIVE; /* a retry of an apply is brief */
 	out->sending_snapshot = g->out != NULL;
 	out->apply_held = g->apply_held;
+	out->quiescent = raft_quiesced(g->r);
 	out->leader_contact_tick = out->role == RAFT_LEADER ? e->now : contact_of(g, out->leader);
 	out->n_peers = 0;
 	if (out->role == RAFT_LEADER) {

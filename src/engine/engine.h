@@ -261,6 +261,7 @@ struct engine_sm_ops {
 #define ENGINE_DEFAULT_MAX_UNCOMMITTED (32ull << 20)
 #define ENGINE_DEFAULT_MAX_ENTRY       (64ull << 20)
 #define ENGINE_UNLIMITED               UINT64_MAX
+#define ENGINE_QUIESCE_OFF             UINT32_MAX
 
 /* Numbers: 0 takes the default in [brackets]; the byte limits take ENGINE_UNLIMITED. */
 struct engine_config {
@@ -277,6 +278,9 @@ struct engine_config {
 	uint64_t max_msg_bytes;         /* entry bytes per append [1 MiB] */
 	unsigned max_inflight_msgs;     /* appends in flight per follower [256] */
 	unsigned request_timeout_ticks; /* client operations time out [4 * election_rtt] */
+	unsigned quiesce_ticks;         /* idle ticks before a group quiesces: it stops ticking and
+	                                 * heartbeating until any input (raft.h) [3 * election_rtt];
+	                                 * ENGINE_QUIESCE_OFF: never */
 	uint64_t entry_cache_bytes;     /* recent entries kept in memory per group [4 MiB] */
 	bool forward_proposals;         /* followers forward proposals instead of NOT_LEADER */
 	uint64_t client_id;       /* proposal key prefix, new per start; 0 = node id + random */
@@ -337,6 +341,8 @@ struct engine_group_status {
 	int state;             /* enum engine_group_state */
 	bool sending_snapshot; /* a state machine snapshot is being made for a follower */
 	bool apply_held;       /* committed entries wait for the state machine (apply_busy) */
+	bool quiescent;        /* idle: no ticks and no heartbeats until any input (the leader's
+	                        * contact tick then stays as it was) */
 	uint64_t leader_contact_tick; /* engine tick of the last message from the leader
 	                               * (the leader itself: now); 0 = never */
 	uint32_t n_peers;             /* leader only: the other members' progress */
@@ -411,7 +417,11 @@ int engine_request_snapshot(struct engine *e, uint64_t group_id, engine_done_cb 
 int engine_deliver(struct engine *e, const struct raft_message *msgs, size_t n);
 /* A complete snapshot file for m (RAFT_MSG_SNAPSHOT) arrived at path (the engine owns it now). */
 int engine_deliver_snapshot(struct engine *e, const struct raft_message *m, const char *path);
-/* Messages to node_id were dropped; group_id 0 means every group. */
+/*
+ * Messages to node_id were dropped, or (group_id 0) the connection to it was
+ * lost: quiescent groups it is a member of wake up, so that a quiescent
+ * follower whose leader is gone elects another.
+ */
 void engine_report_unreachable(struct engine *e, raft_id node_id, uint64_t group_id);
 /* A snapshot stream to node `to` ended. */
 void engine_snapshot_sent(struct engine *e, raft_id to, uint64_t group_id, bool failed);

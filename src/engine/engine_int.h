@@ -275,7 +275,8 @@ struct engine {
 	 * made work, an operation started, a report came).  A round takes it
 	 * whole (into batch) and visits nothing else, so idle groups cost
 	 * nothing per round.  The tick set: groups engine_tick() ticks (every
-	 * active group; a quiescent one can leave it).  Both have room for
+	 * active group that is not quiescent; a round puts a woken one back).
+	 * Both have room for
 	 * every group, reserved when it starts.
 	 */
 	struct group **marked;
@@ -347,6 +348,9 @@ int eng_raft_rc(struct engine *e, struct group *g, int rc, const char *what);
 void eng_changed(struct engine *e, struct group *g);
 /* g has work: the next round visits it. */
 void eng_mark(struct engine *e, struct group *g);
+/* g joins the tick set if it is active and not quiescent, else leaves it (a change is listed
+ * for engine_take_changed). */
+void eng_tick_update(struct engine *e, struct group *g);
 
 /* ---- logview.c ---- */
 

@@ -390,6 +390,7 @@ int engine_run_round(struct engine *e)
 			resolve_overwritten(e, g);
 		eng_snapshot_if_due(e, g);
 		eng_cache_trim(&g->cache, cache_keep(g));
+		eng_tick_update(e, g); /* quiesced, or woken by an input */
 		if (raft_has_ready(g->r))
 			eng_mark(e, g);
 	}

@@ -684,7 +684,7 @@ static void conn_open(struct conn *c)
 		t->hs_conns--;
 	}
 	c->last_active = uv_now(t->loop);
-	uv_timer_start(&c->timer, on_timer, t->cfg.idle_timeout_ms, 0);
+	uv_timer_start(&c->timer, on_timer, 0, 0); /* arms the idle check (and keepalive) */
 }
 
 int tp_send_hello(struct conn *c)
@@ -847,11 +847,19 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		tp_conn_close(c);
 }
 
-/* The handshake deadline before the connection opens, the idle check after. */
+/*
+ * The handshake deadline before the connection opens; after, the idle check
+ * and, on an outgoing message connection, a keepalive: an empty batch once
+ * nothing was written for a third of the idle timeout.  A node with nothing
+ * to say (its groups quiescent) so keeps its connections, the receiver's
+ * idle timeout closes only those of peers that went silent, and a peer that
+ * died is noticed (a reset, or TCP_USER_TIMEOUT on the unacknowledged
+ * keepalive) and reported unreachable.
+ */
 static void on_timer(uv_timer_t *h)
 {
 	struct conn *c = h->data;
-	uint64_t now = uv_now(c->t->loop), idle = c->t->cfg.idle_timeout_ms;
+	uint64_t now = uv_now(c->t->loop), idle = c->t->cfg.idle_timeout_ms, next;
 
 	if (c->state != CS_OPEN) {
 		tp_conn_fail(c, TRANSPORT_ETIMEOUT);
@@ -863,7 +871,23 @@ static void on_timer(uv_timer_t *h)
 		tp_conn_fail(c, TRANSPORT_EIDLE);
 		return;
 	}
-	uv_timer_start(&c->timer, on_timer, c->last_active + idle - now, 0);
+	next = c->last_active + idle - now;
+	if (c->client && c->purpose == TRANSPORT_PURPOSE_MSG) {
+		uint64_t ka = idle / 3 > 0 ? idle / 3 : 1;
+
+		if (now - c->last_active < ka) {
+			next = c->last_active + ka - now;
+		} else {
+			next = ka;
+			if (!c->peer->inflight &&
+			    tp_send_frame(c, TF_BATCH, NULL, 0) != TRANSPORT_OK) {
+				tp_conn_fail(c, TRANSPORT_EIO);
+				return;
+			}
+			c->peer->st.keepalives_sent++;
+		}
+	}
+	uv_timer_start(&c->timer, on_timer, next, 0);
 }
 
 void tp_conn_arm_deadline(struct conn *c)

@@ -77,7 +77,8 @@ struct transport_config {
 	uint32_t max_handshakes_per_addr;  /* ... from one IPv4 address or IPv6 /64 [8] */
 	uint32_t max_snapshot_conns;       /* open snapshot connections from one node [4] */
 	uint32_t idle_timeout_ms;    /* a connection with no byte read or written for this long
-	                              * is closed [60000] */
+	                              * is closed; an outgoing message connection sends an
+	                              * empty batch after a third of it [60000] */
 	uint32_t keepalive_ms;       /* TCP keepalive probes after this long idle; TCP_USER_TIMEOUT
 	                              * is three times it [10000] */
 	uint64_t recv_memory_max;    /* frame reassembly buffers of all connections together
@@ -132,7 +133,8 @@ struct transport_peer_stats {
 	uint64_t bytes_dropped; /* encoded bytes of dropped queued messages and undecodable batches
 	                         */
 	uint64_t connects;      /* outgoing connections that completed the handshake */
-	uint32_t queued_msgs;   /* waiting in the send queue now */
+	uint64_t keepalives_sent; /* empty batches on an idle outgoing message connection */
+	uint32_t queued_msgs;     /* waiting in the send queue now */
 	uint64_t queued_bytes;
 	bool connected; /* an outgoing message connection is open */
 };

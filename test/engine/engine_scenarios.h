@@ -882,11 +882,260 @@ static void test_callbacks(void **state)
 	cluster_destroy(&c);
 }
 
+/* ---- quiescence (raft.h "Quiescence"; engine_config.quiesce_ticks) ---- */
+
+#define QUIESCE_TICKS 20
+
+/* Every live member of every group is quiescent. */
+static bool all_quiescent(struct cluster *c, void *arg)
+{
+	(void)arg;
+	for (int g = 0; g < c->n_groups; g++)
+		for (raft_id id = 1; id <= (raft_id)c->n_nodes; id++) {
+			struct engine_group_status st;
+
+			if (cluster_status(c, id, g, &st) && !st.quiescent)
+				return false;
+		}
+	return true;
+}
+
+/* Terms of every group on every live node, to tell that nothing was elected. */
+static void terms(const struct cluster *c, raft_term t[CL_MAX_NODES + 1][4])
+{
+	for (raft_id id = 1; id <= (raft_id)c->n_nodes; id++)
+		for (int g = 0; g < c->n_groups && g < 4; g++) {
+			struct engine_group_status st;
+
+			t[id][g] = cluster_status(c, id, g, &st) ? st.term : 0;
+		}
+}
+
+static void expect_same_terms(const struct cluster *c, raft_term t[CL_MAX_NODES + 1][4],
+                              const char *after)
+{
+	raft_term now[CL_MAX_NODES + 1][4];
+
+	terms(c, now);
+	for (raft_id id = 1; id <= (raft_id)c->n_nodes; id++)
+		for (int g = 0; g < c->n_groups && g < 4; g++)
+			if (now[id][g] != t[id][g])
+				fail_msg("node %llu group %d: term %llu -> %llu after %s (a "
+				         "spurious "
+				         "election)",
+				         (unsigned long long)id, g, (unsigned long long)t[id][g],
+				         (unsigned long long)now[id][g], after);
+}
+
+/* An idle cluster quiesced and stays silent: no message, no work, no tick set. */
+static void expect_silence(struct cluster *c)
+{
+	uint64_t sent;
+
+	assert_true(cluster_run(c, all_quiescent, NULL, 3 * QUIESCE_TICKS));
+	settle(c, 2); /* the last QUIESCE messages and answers */
+	sent = fake_net_sent(c->net);
+	settle(c, 5 * QUIESCE_TICKS);
+	if (fake_net_sent(c->net) != sent)
+		fail_msg("%llu messages sent by quiescent groups",
+		         (unsigned long long)(fake_net_sent(c->net) - sent));
+	for (raft_id id = 1; id <= (raft_id)c->n_nodes; id++) {
+		if (c->nodes[id].e == NULL)
+			continue;
+		assert_false(engine_has_work(c->nodes[id].e));
+#ifdef TEST_ENGINE_FAKE
+		assert_int_equal(((struct engine *)c->nodes[id].e)->n_ticking, 0);
+#endif
+	}
+}
+
+static struct engine_config quiesce_cfg(void)
+{
+	struct engine_config cfg = base_cfg();
+
+	cfg.quiesce_ticks = QUIESCE_TICKS;
+	cfg.forward_proposals = true;
+	return cfg;
+}
+
+/*
+ * Idle groups quiesce and go silent; a proposal (at the leader or
+ * forwarded by a follower), a read index (at either), a message (the
+ * leader's append to a quiescent follower) each wake the group without an
+ * election, the operation completes, and the group quiesces again.
+ */
+static void test_quiesce_and_wake(void **state)
+{
+	struct engine_config cfg = quiesce_cfg();
+	struct engine_group_status st;
+	raft_term t[CL_MAX_NODES + 1][4];
+	struct cluster c;
+	struct prop p[20];
+	struct engine_wait w;
+	raft_id lead, f;
+	uint8_t buf[16] = {9};
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 2, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, 10, 1);
+	expect_silence(&c);
+	terms(&c, t);
+	lead = cluster_leader(&c, 0);
+	f = a_follower(&c, 0);
+	assert_true(cluster_status(&c, f, 0, &st));
+	assert_true(st.quiescent);
+
+	/* a proposal at the leader; its append wakes the followers */
+	assert_int_equal(propose(&c, 0, &p[10], 100), ENGINE_OK);
+	assert_true(cluster_status(&c, lead, 0, &st));
+	assert_false(st.quiescent);
+	cluster_step(&c); /* the append leaves ... */
+	cluster_step(&c); /* ... and arrives */
+	assert_true(cluster_status(&c, f, 0, &st));
+	assert_false(st.quiescent);
+	assert_true(cluster_status(&c, f, 1, &st)); /* the other group sleeps on */
+	assert_true(st.quiescent);
+	{
+		struct props ps = {&p[10], 1};
+
+		assert_true(cluster_run(&c, props_done, &ps, 20));
+		assert_int_equal(p[10].rc, ENGINE_OK);
+	}
+	expect_silence(&c);
+	expect_same_terms(&c, t, "a proposal at the leader");
+
+	/* a proposal forwarded by a quiescent follower */
+	memset(&p[11], 0, sizeof(p[11]));
+	p[11].key = 101;
+	memcpy(buf, &p[11].key, 8);
+	assert_int_equal(engine_propose(c.nodes[f].e, c.group_ids[0], buf, 16, prop_cb, &p[11]),
+	                 ENGINE_OK);
+	{
+		struct props ps = {&p[11], 1};
+
+		assert_true(cluster_run(&c, props_done, &ps, 20));
+		assert_int_equal(p[11].rc, ENGINE_OK);
+	}
+	expect_silence(&c);
+	expect_same_terms(&c, t, "a forwarded proposal");
+
+	/* read index at a quiescent follower, then at the quiescent leader */
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[1], engine_wait_cb, &w),
+	                 ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w, 20));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	expect_silence(&c);
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(engine_read_index(c.nodes[cluster_leader(&c, 1)].e, c.group_ids[1],
+	                                   engine_wait_cb, &w),
+	                 ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w, 20));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	expect_silence(&c);
+	expect_same_terms(&c, t, "read index requests");
+	assert_true(cluster_run(&c, all_converged, NULL, 10));
+	check_acked(&c, p, 12);
+	cluster_destroy(&c);
+}
+
+/* With quiescence off, idle groups keep heartbeating (and tick). */
+static void test_quiesce_off(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	uint64_t sent;
+
+	(void)state;
+	cfg.quiesce_ticks = ENGINE_QUIESCE_OFF;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	settle(&c, 100);
+	sent = fake_net_sent(c.net);
+	settle(&c, 10);
+	assert_false(all_quiescent(&c, NULL));
+	assert_true(fake_net_sent(c.net) >= sent + 10 * 2); /* a heartbeat per tick and follower */
+	cluster_destroy(&c);
+}
+
+/*
+ * The leader of quiescent groups dies: its connections break, the followers
+ * wake, a new leader is elected, and no acknowledged proposal is lost; the
+ * old leader comes back as a follower and everything quiesces again.
+ */
+static void test_quiesce_leader_crash(void **state)
+{
+	struct engine_config cfg = quiesce_cfg();
+	struct cluster c;
+	struct prop p[80];
+	raft_id old;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 2, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, 40, 1);
+	expect_silence(&c);
+	old = cluster_leader(&c, 0);
+	cluster_crash(&c, old);
+	assert_true(cluster_run(&c, new_leader, &old, 5 * cfg.election_rtt));
+	assert_true(cluster_run(&c, all_led, NULL, 5 * cfg.election_rtt));
+	propose_many(&c, p + 40, 20, 100);
+	assert_int_equal(cluster_restart(&c, old), ENGINE_OK);
+	propose_many(&c, p + 60, 20, 200);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	check_acked(&c, p, 80);
+	expect_silence(&c);
+	cluster_destroy(&c);
+}
+
+/*
+ * The leader of quiescent groups is cut off: the others elect a new leader;
+ * the old one wakes (its connections broke too), finds no quorum and steps
+ * down, so it no longer claims to lead; a proposal it took meanwhile never
+ * commits.  After the partition heals, every member agrees again.
+ */
+static void test_quiesce_partitioned_leader(void **state)
+{
+	struct engine_config cfg = quiesce_cfg();
+	struct engine_group_status st;
+	struct cluster c;
+	struct prop p[60];
+	raft_id old;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, 20, 1);
+	expect_silence(&c);
+	old = cluster_leader(&c, 0);
+	fake_net_isolate(c.net, old, true);
+	assert_true(cluster_run(&c, new_leader, &old, 5 * cfg.election_rtt));
+	settle(&c, 3 * cfg.election_rtt);
+	assert_true(cluster_status(&c, old, 0, &st));
+	if (st.role == RAFT_LEADER)
+		fail_msg("the cut-off leader still leads after %u ticks", 3 * cfg.election_rtt);
+	memset(&p[20], 0, sizeof(p[20]));
+	if (engine_propose(c.nodes[old].e, c.group_ids[0], "lost", 4, prop_cb, &p[20]) ==
+	    ENGINE_OK) {
+		settle(&c, 5 * cfg.election_rtt);
+		assert_true(p[20].done && p[20].rc != ENGINE_OK);
+	}
+	propose_many(&c, p + 21, 19, 100);
+	fake_net_isolate(c.net, old, false);
+	propose_many(&c, p + 40, 20, 200);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	check_acked(&c, p, 60);
+	expect_silence(&c);
+	cluster_destroy(&c);
+}
+
 /*
  * Chaos in virtual time: 5 nodes, 3 groups, proposals (forwarded from
  * followers too), reads, partitions, kill -9 and restarts, leadership
- * transfers, for several seeds.  Afterwards everything heals: replicas agree
- * and every acknowledged proposal is applied everywhere.
+ * transfers, and quiet stretches in which the groups quiesce before the next
+ * fault strikes, for several seeds.  Afterwards everything heals: replicas
+ * agree and every acknowledged proposal is applied everywhere.
  */
 static void chaos(uint64_t seed, unsigned async)
 {
@@ -895,7 +1144,7 @@ static void chaos(uint64_t seed, unsigned async)
 	size_t cap = 6000, n = 0;
 	struct prop *p = calloc(cap, sizeof(*p));
 	struct engine_wait reads[64];
-	int n_reads = 0, ok = 0, unknown = 0, dropped = 0;
+	int n_reads = 0, ok = 0, unknown = 0, dropped = 0, quiesced = 0;
 	uint64_t rnd = seed;
 	bool down[6] = {false};
 
@@ -905,6 +1154,7 @@ static void chaos(uint64_t seed, unsigned async)
 	cfg.snapshot_entries = 40;
 	cfg.compaction_overhead = 8;
 	cfg.entry_cache_bytes = 4096;
+	cfg.quiesce_ticks = 12;
 	assert_int_equal(cluster_init_with(&c, test_storage, 5, 5, 3, &cfg, 3), ENGINE_OK);
 	cluster_async_snapshots(&c, async);
 	assert_true(cluster_run(&c, all_led, NULL, 300));
@@ -956,6 +1206,16 @@ static void chaos(uint64_t seed, unsigned async)
 			if (l != 0 && target != l && !down[target])
 				engine_transfer_leader(c.nodes[l].e, c.group_ids[gi], target, NULL,
 				                       NULL);
+		} else if (ev == 68) {
+			/* A quiet stretch: everything up, no input until the groups quiesce; the
+			 * next events then strike quiescent groups. */
+			for (raft_id id = 1; id <= 5; id++) {
+				fake_net_isolate(c.net, id, false);
+				if (down[id])
+					assert_int_equal(cluster_restart(&c, id), ENGINE_OK);
+				down[id] = false;
+			}
+			quiesced += cluster_run(&c, all_quiescent, NULL, 200);
 		}
 		if (ev % 3 == 0)
 			cluster_tick(&c);
@@ -992,10 +1252,11 @@ static void chaos(uint64_t seed, unsigned async)
 	}
 	check_acked(&c, p, n);
 	print_message("chaos seed %llu%s: %zu proposals: %d ok, %d unknown, %d dropped, "
-	              "%llu snapshots sent\n",
+	              "%llu snapshots sent, %d quiet stretches quiesced\n",
 	              (unsigned long long)seed, async ? " (background snapshots)" : "", n, ok,
-	              unknown, dropped, (unsigned long long)fake_net_snapshots(c.net));
+	              unknown, dropped, (unsigned long long)fake_net_snapshots(c.net), quiesced);
 	assert_true(ok > 0);
+	assert_true(quiesced > 0);
 	cluster_destroy(&c);
 	free(p);
 #undef RND
@@ -1775,6 +2036,10 @@ int main(void)
 	        cmocka_unit_test(test_chaos),
 	        cmocka_unit_test(test_chaos_async),
 	        cmocka_unit_test(test_sm_ahead_of_log),
+	        cmocka_unit_test(test_quiesce_and_wake),
+	        cmocka_unit_test(test_quiesce_off),
+	        cmocka_unit_test(test_quiesce_leader_crash),
+	        cmocka_unit_test(test_quiesce_partitioned_leader),
 #ifdef ENGINE_EXTRA_TESTS
 	        ENGINE_EXTRA_TESTS
 #endif

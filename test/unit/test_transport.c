@@ -983,6 +983,42 @@ static void test_one_connection_per_node_and_idle(void **state)
 	assert_true(th_pair_stop(&p));
 }
 
+/*
+ * A node with nothing to say (quiescent groups) keeps its connection: an
+ * empty batch every third of the idle timeout, which the receiver neither
+ * delivers nor counts as a decode error.  When the peer then goes away, the
+ * silent node hears it (unreachable for every group) without sending.
+ */
+static void test_keepalive_of_silent_connection(void **state)
+{
+	struct transport_config cfg = {.idle_timeout_ms = 300};
+	struct raft_message m = th_heartbeat(1, 2, 1, 1);
+	struct transport_peer_stats ps;
+	struct transport_stats st;
+	struct th_pair p;
+	struct th_want w = {&p.b, 1};
+
+	(void)state;
+	assert_int_equal(th_pair_start(&p, TH_CERT, TH_CERT, &cfg), 0);
+	assert_int_equal(transport_send(p.a.t, &m), TRANSPORT_OK);
+	assert_true(th_run_until(&p.loop, th_got_msgs, &w, 5000));
+	th_run_for(&p.loop, 1500); /* five idle timeouts without a message */
+	transport_stats(p.b.t, &st);
+	assert_int_equal(st.idle_timeouts, 0);
+	assert_int_equal(st.decode_errors, 0);
+	assert_int_equal(p.b.msgs, 1);
+	transport_peer_stats(p.a.t, 2, &ps);
+	assert_true(ps.connected);
+	assert_int_equal(ps.connects, 1);
+	if (ps.keepalives_sent < 3)
+		fail_msg("expected at least 3 keepalives in 1.5 s, got %llu",
+		         (unsigned long long)ps.keepalives_sent);
+	assert_int_equal(p.a.unreachable, 0);
+	th_node_stop(&p.b);
+	assert_true(th_run_until(&p.loop, a_unreachable, &p, 5000));
+	assert_true(th_pair_stop(&p));
+}
+
 /* A batch of one append whose entry of n bytes carries the checked pattern. */
 static void big_batch(struct transport_buf *b, uint64_t from, size_t n)
 {
@@ -1093,6 +1129,7 @@ int main(void)
 	        cmocka_unit_test(test_mitm_rewrite_detected),
 	        cmocka_unit_test(test_handshake_flood),
 	        cmocka_unit_test(test_one_connection_per_node_and_idle),
+	        cmocka_unit_test(test_keepalive_of_silent_connection),
 	        cmocka_unit_test(test_giant_frames_bounded),
 	};
 	signal(SIGPIPE, SIG_IGN); /* as every embedder does (PostgreSQL, dr-node) */
