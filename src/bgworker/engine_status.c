@@ -130,6 +130,7 @@ static void publish(DrSm *sm, const struct engine_group_status *st,
 	g->snapshot_index = st->snapshot_index;
 	g->apply_held = st->apply_held;
 	g->sending_snapshot = st->sending_snapshot;
+	g->quiescent = st->quiescent;
 	g->leader_contact = tick_time(st->leader_contact_tick, now_tick, now);
 	g->stats.proposals = stats->proposals;
 	g->stats.commits = stats->entries_applied;
