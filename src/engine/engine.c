@@ -935,6 +935,7 @@ int engine_group_status(const struct engine *e, uint64_t group_id, struct engine
 	out->quiescent = raft_quiesced(g->r);
 	out->leader_contact_tick = out->role == RAFT_LEADER ? e->now : contact_of(g, out->leader);
 	out->n_peers = 0;
+	out->snapshot_needed = false;
 	if (out->role == RAFT_LEADER) {
 		const struct raft_membership *m = &out->membership;
 
@@ -949,6 +950,8 @@ int engine_group_status(const struct engine *e, uint64_t group_id, struct engine
 			p->voter = pp.voter;
 			p->match = pp.match;
 			p->contact_tick = contact_of(g, id);
+			p->needs_snapshot = pp.next < g->first;
+			out->snapshot_needed |= p->needs_snapshot;
 			out->n_peers++;
 		}
 	}

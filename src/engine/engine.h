@@ -242,7 +242,10 @@ struct engine_sm_ops {
 	/* Last applied index that survives a crash (compaction stays below it). */
 	raft_index (*durable_applied)(void *ctx);
 	/* Write the whole state at its applied index to path; *index receives that index
-	 * (or ENGINE_IN_PROGRESS, then engine_snapshot_saved() tells the index). */
+	 * (or ENGINE_IN_PROGRESS, then engine_snapshot_saved() tells the index).  NULL: no
+	 * full snapshot can be made; the log is then never compacted past what a member
+	 * may still need (on a follower: not at all), and a member that needs one anyway
+	 * (added after a compaction) is reported (snapshots_unavailable, needs_snapshot). */
 	int (*save_snapshot)(void *ctx, const char *path, raft_index *index);
 	/* Replace the whole state with the snapshot file at path (taken at index);
 	 * or ENGINE_IN_PROGRESS, then engine_snapshot_recovered(). */
@@ -323,6 +326,7 @@ struct engine_peer_status {
 	bool voter;
 	raft_index match;      /* highest index known replicated there */
 	uint64_t contact_tick; /* engine tick of its last message in this group; 0 = never */
+	bool needs_snapshot;   /* behind the log's first index: only a snapshot catches it up */
 };
 
 /* Per-group status (copied into shared memory by the PostgreSQL side). */
@@ -343,6 +347,7 @@ struct engine_group_status {
 	bool apply_held;       /* committed entries wait for the state machine (apply_busy) */
 	bool quiescent;        /* idle: no ticks and no heartbeats until any input (the leader's
 	                        * contact tick then stays as it was) */
+	bool snapshot_needed;  /* leader: a member needs a snapshot (peers[].needs_snapshot) */
 	uint64_t leader_contact_tick; /* engine tick of the last message from the leader
 	                               * (the leader itself: now); 0 = never */
 	uint32_t n_peers;             /* leader only: the other members' progress */
@@ -352,16 +357,18 @@ struct engine_group_status {
 
 /* Cumulative per-group counters since the group started on this node. */
 struct engine_group_stats {
-	uint64_t proposals;          /* proposals accepted on this node */
-	uint64_t unknown_outcomes;   /* proposals completed with ENGINE_ERR_UNKNOWN */
-	uint64_t entries_applied;    /* committed entries handed to the state machine */
-	uint64_t elections;          /* new terms seen (each one an election) */
-	uint64_t leader_changes;     /* times the known leader changed to another node */
-	uint64_t snapshots_sent;     /* state machine snapshots streamed to followers */
-	uint64_t snapshots_received; /* snapshots installed here */
-	uint64_t bytes_sent;         /* entry payload bytes sent in appends */
-	uint64_t bytes_received;     /* entry payload bytes received in appends */
-	uint64_t apply_errors;       /* state machine failures (apply, recovery) */
+	uint64_t proposals;             /* proposals accepted on this node */
+	uint64_t unknown_outcomes;      /* proposals completed with ENGINE_ERR_UNKNOWN */
+	uint64_t entries_applied;       /* committed entries handed to the state machine */
+	uint64_t elections;             /* new terms seen (each one an election) */
+	uint64_t leader_changes;        /* times the known leader changed to another node */
+	uint64_t snapshots_sent;        /* state machine snapshots streamed to followers */
+	uint64_t snapshots_received;    /* snapshots installed here */
+	uint64_t bytes_sent;            /* entry payload bytes sent in appends */
+	uint64_t bytes_received;        /* entry payload bytes received in appends */
+	uint64_t apply_errors;          /* state machine failures (apply, recovery) */
+	uint64_t snapshots_unavailable; /* a follower needed a snapshot that the state machine
+	                                 * cannot make (no save_snapshot): it stays behind */
 };
 
 struct engine; /* opaque */

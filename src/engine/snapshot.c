@@ -89,6 +89,10 @@ void eng_send_snapshot(struct engine *e, struct group *g, const struct raft_mess
 			raft_report_snapshot(g->r, m->to, true);
 		return;
 	}
+	if (g->sm.save_snapshot == NULL) {
+		g->stats.snapshots_unavailable++; /* status: needs_snapshot */
+		eng_changed(e, g);
+	}
 	if (g->sm.save_snapshot == NULL || e->net.send_snapshot == NULL ||
 	    (o = e->a->malloc(sizeof(*o))) == NULL) {
 		raft_report_snapshot(g->r, m->to, true);
@@ -192,6 +196,17 @@ int eng_snapshot_if_due(struct engine *e, struct group *g)
 	eng_waiter_done(e, g, &g->snapreq.w, ENGINE_OK, a);
 
 	c = a > e->cfg.compaction_overhead ? a - e->cfg.compaction_overhead : 0;
+	if (g->sm.save_snapshot == NULL) {
+		/*
+		 * No full snapshot can be made: what a member may still need stays.  The
+		 * leader knows what each has; a follower does not know what the others
+		 * have, and may lead them one day.
+		 */
+		raft_index keep = raft_role(g->r) == RAFT_LEADER ? raft_peers_match(g->r) : 0;
+
+		if (c > keep)
+			c = keep;
+	}
 	if (c < g->first)
 		return ENGINE_OK;
 	if (c == a) {

@@ -1591,6 +1591,79 @@ static void test_nonvoter_and_snapshot(void **state)
 }
 
 /*
+ * Review 1, #5: a state machine that cannot make full snapshots (PostgreSQL's
+ * until tables can be exported).  A follower down for many snapshot periods
+ * still catches up from the log: the leader compacts only what every member
+ * has, the followers keep their logs.  A member added after a compaction,
+ * which would need a snapshot, is reported (status, counter), not silent.
+ */
+static void test_no_full_snapshots(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_group_status st;
+	struct engine_group_stats stats;
+	struct engine_wait w = {0};
+	struct cluster c;
+	size_t n = 400;
+	struct prop *p = calloc(n, sizeof(*p));
+	raft_index f_last;
+	raft_id lead, f;
+
+	(void)state;
+	assert_non_null(p);
+	cfg.snapshot_entries = 20;
+	cfg.compaction_overhead = 5;
+	assert_int_equal(cluster_init_with(&c, test_storage, 4, 3, 1, &cfg, 0), ENGINE_OK);
+	c.no_full_snapshots = true;
+	for (raft_id id = 1; id <= 3; id++) {
+		cluster_crash(&c, id);
+		assert_int_equal(cluster_restart(&c, id), ENGINE_OK);
+	}
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, 50, 1);
+	assert_true(cluster_run(&c, all_converged, NULL, 100));
+	f = a_follower(&c, 0);
+	assert_true(cluster_status(&c, f, 0, &st));
+	f_last = st.last_index;
+	cluster_crash(&c, f);
+	propose_many(&c, p + 50, 200, 100); /* ten snapshot periods without f */
+	lead = cluster_leader(&c, 0);
+	assert_true(cluster_status(&c, lead, 0, &st));
+	assert_true(st.snapshot_index > 200);
+	assert_true(st.first_index > 1 && st.first_index <= f_last + 1); /* all that f lacks */
+	assert_int_equal(cluster_restart(&c, f), ENGINE_OK);
+	propose_many(&c, p + 250, 100, 1000);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	check_acked(&c, p, 350);
+	assert_int_equal(kv_sm_recoveries(c.nodes[f].sm[0]), 0);
+	assert_true(cluster_status(&c, f, 0, &st));
+	if (st.role != RAFT_LEADER)
+		assert_int_equal(st.first_index, 1); /* a follower compacts nothing */
+	/* Everyone has caught up: the leader compacts again at its next snapshot. */
+	propose_many(&c, p + 350, 50, 2000);
+	lead = cluster_leader(&c, 0);
+	assert_true(cluster_status(&c, lead, 0, &st));
+	assert_true(st.first_index > 300);
+	assert_false(st.snapshot_needed);
+	/* A fourth member now needs entries compacted away: reported. */
+	assert_int_equal(cluster_join(&c, 4, 0), ENGINE_OK);
+	assert_int_equal(engine_add_nonvoter(c.nodes[lead].e, c.group_ids[0], 4, "127.0.0.1:7404",
+	                                     engine_wait_cb, &w),
+	                 ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w, 100));
+	settle(&c, 20);
+	assert_true(cluster_status(&c, lead, 0, &st));
+	assert_true(st.snapshot_needed);
+	for (uint32_t i = 0; i < st.n_peers; i++)
+		assert_true(st.peers[i].needs_snapshot == (st.peers[i].node_id == 4));
+	assert_int_equal(engine_group_stats(c.nodes[lead].e, c.group_ids[0], &stats), ENGINE_OK);
+	assert_true(stats.snapshots_unavailable > 0);
+	assert_int_equal(kv_sm_applied(c.nodes[4].sm[0]), 0);
+	cluster_destroy(&c);
+	free(p);
+}
+
+/*
  * A crash between a snapshot's recovery into the state machine and the save
  * of its metadata leaves the state machine ahead of the stored log: the
  * member restarts (it is not a lost LogDB), catches up, and applies nothing
@@ -2036,6 +2109,7 @@ int main(void)
 	        cmocka_unit_test(test_chaos),
 	        cmocka_unit_test(test_chaos_async),
 	        cmocka_unit_test(test_sm_ahead_of_log),
+	        cmocka_unit_test(test_no_full_snapshots),
 	        cmocka_unit_test(test_quiesce_and_wake),
 	        cmocka_unit_test(test_quiesce_off),
 	        cmocka_unit_test(test_quiesce_leader_crash),
