@@ -467,12 +467,13 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 
 	/*
 	 * The state machine already holds what it applied durably.  It may be
-	 * ahead of the stored log: a received snapshot is recovered into the
-	 * state machine before its metadata is saved (DESIGN 9), and a crash
-	 * in between leaves the log at its older end.  Raft then starts from
-	 * the stored log, the leader brings it up again, and entries up to
-	 * sm_skip are not handed to the state machine twice.  (A LogDB that was
-	 * lost altogether is caught when the member is started as new.)
+	 * ahead of the stored log when a crash came between a received
+	 * snapshot's recovery into the state machine and the save of its
+	 * metadata (DESIGN 9; eng_view_load refuses any other case).  Raft then
+	 * starts from the stored log, the leader brings it up again, and
+	 * entries up to sm_skip are not handed to the state machine twice.  (A
+	 * LogDB that was lost altogether is caught when the member is started
+	 * as new.)
 	 */
 	g->last_snap_applied = g->snap.index;
 
@@ -594,7 +595,7 @@ int engine_create(const struct engine_config *cfg, const struct engine_storage_o
 		why = "node_id must be > 0";
 	else if (storage == NULL || !storage->save_bootstrap || !storage->save || !storage->load ||
 	         !storage->list || !storage->entries || !storage->term || !storage->save_snapshot ||
-	         !storage->compact || !storage->remove)
+	         !storage->save_recovery || !storage->compact || !storage->remove)
 		why = "storage ops incomplete";
 	else if (net == NULL || !net->send)
 		why = "network ops incomplete";

@@ -146,6 +146,8 @@ struct engine_stored_state {
 	raft_index last_index;  /* last entry stored (snapshot index when none) */
 	raft_term prev_term;    /* term of entry first_index - 1 (0 when first_index is 1) */
 	struct raft_snapshot_meta snapshot; /* latest snapshot; index 0 = none */
+	raft_index recovery; /* a received snapshot whose recovery started, not yet saved
+	                      * as installed (save_recovery); 0 = none */
 };
 
 /*
@@ -172,6 +174,9 @@ struct engine_storage_ops {
 	int (*term)(void *ctx, uint64_t group_id, raft_index i, raft_term *t);
 	/* Record snapshot metadata (synced). */
 	int (*save_snapshot)(void *ctx, uint64_t group_id, const struct raft_snapshot_meta *m);
+	/* A received snapshot at index goes into the state machine now (synced); the save
+	 * that installs a snapshot forgets it (load() returns it until then). */
+	int (*save_recovery)(void *ctx, uint64_t group_id, raft_index index);
 	/* Entries <= index are no longer needed; term(index) must stay answerable. */
 	int (*compact)(void *ctx, uint64_t group_id, raft_index index);
 	/* Delete everything stored for the group. */

@@ -189,6 +189,9 @@ static int el_load(void *ctx, uint64_t group_id, struct engine_stored_state *out
 	out->hard_state = rs.hard_state;
 	out->snapshot = snap.meta;
 	out->last_index = last > snap.meta.index ? last : snap.meta.index;
+	rc = logdb_get_recovery(el->db, group_id, el->node, &out->recovery);
+	if (rc != LOGDB_OK)
+		return from_logdb(rc);
 	if (first == 1) {
 		out->first_index = 1; /* nothing compacted */
 	} else if (snap.meta.index > 0 && first == snap.meta.index + 1) {
@@ -310,6 +313,13 @@ static int el_save_snapshot(void *ctx, uint64_t group_id, const struct raft_snap
 	return from_logdb(logdb_replace_snapshot(el->db, group_id, el->node, &snap));
 }
 
+static int el_save_recovery(void *ctx, uint64_t group_id, raft_index index)
+{
+	struct engine_logdb *el = ctx;
+
+	return from_logdb(logdb_save_recovery(el->db, group_id, el->node, index));
+}
+
 static int el_compact(void *ctx, uint64_t group_id, raft_index index)
 {
 	struct engine_logdb *el = ctx;
@@ -357,6 +367,7 @@ void engine_logdb_ops(struct engine_logdb *el, struct engine_storage_ops *ops)
 	ops->entries = el_entries;
 	ops->term = el_term;
 	ops->save_snapshot = el_save_snapshot;
+	ops->save_recovery = el_save_recovery;
 	ops->compact = el_compact;
 	ops->remove = el_remove;
 	ops->busy = el_busy;

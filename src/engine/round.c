@@ -336,6 +336,8 @@ int engine_run_round(struct engine *e)
 		}
 		n = k;
 	}
+	if (e->failed)
+		goto out; /* a recovery marker could not be saved */
 
 	/* 3. One synced save for every group. */
 	for (size_t i = 0; i < n; i++) {

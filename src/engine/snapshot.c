@@ -139,6 +139,12 @@ int eng_install(struct engine *e, struct group *g)
 	if (snprintf(held, sizeof(held), "%s.recovering", g->recv_path) < (int)sizeof(held) &&
 	    rename(g->recv_path, held) == 0)
 		memcpy(g->recv_path, held, ENGINE_PATH_MAX);
+	/* The state machine goes ahead of the log until the install is saved: say so first. */
+	rc = e->st.save_recovery(e->st.ctx, g->id, s->index);
+	if (rc != ENGINE_OK)
+		return eng_fail_engine(e, rc,
+		                       "group %llu: saving the recovery marker of snapshot %llu",
+		                       (unsigned long long)g->id, (unsigned long long)s->index);
 	rc = g->sm.recover(g->sm.ctx, g->recv_path, s->index);
 	if (rc == ENGINE_IN_PROGRESS) {
 		eng_set_state(e, g,

@@ -1663,11 +1663,26 @@ static void test_no_full_snapshots(void **state)
 	free(p);
 }
 
+/* Record in node id's (stopped) storage that a snapshot at index is being recovered. */
+static void save_recovery_marker(struct cluster *c, raft_id id, raft_index index)
+{
+	struct engine_storage_ops st;
+
+	if (c->storage != NULL)
+		assert_int_equal(c->storage->open(c, id, &st), ENGINE_OK);
+	else
+		fake_storage_ops(c->nodes[id].fs, &st);
+	assert_int_equal(st.save_recovery(st.ctx, c->group_ids[0], index), ENGINE_OK);
+	if (c->storage != NULL)
+		c->storage->close(c, id);
+}
+
 /*
  * A crash between a snapshot's recovery into the state machine and the save
  * of its metadata leaves the state machine ahead of the stored log: the
- * member restarts (it is not a lost LogDB), catches up, and applies nothing
- * twice.
+ * member restarts (its recovery marker says why), catches up, and applies
+ * nothing twice.  Without the marker the same restart is refused: that
+ * LogDB would be an older copy (review 1, #6).
  */
 static void test_sm_ahead_of_log(void **state)
 {
@@ -1699,6 +1714,15 @@ static void test_sm_ahead_of_log(void **state)
 	assert_int_equal(lops.save_snapshot(lops.ctx, path, &idx), ENGINE_OK);
 	assert_int_equal(fops.recover(fops.ctx, path, idx), ENGINE_OK);
 	remove(path);
+	assert_int_equal(cluster_restart(&c, f), ENGINE_ERR_INVALID); /* no marker */
+	if (strstr(engine_errmsg(c.nodes[f].e), "older copy of the LogDB") == NULL)
+		fail_msg("expected the refusal to name a stale LogDB: %s",
+		         engine_errmsg(c.nodes[f].e));
+	cluster_crash(&c, f);
+	save_recovery_marker(&c, f, idx - 1); /* a marker below what was applied: no excuse */
+	assert_int_equal(cluster_restart(&c, f), ENGINE_ERR_INVALID);
+	cluster_crash(&c, f);
+	save_recovery_marker(&c, f, idx);
 	assert_int_equal(cluster_restart(&c, f), ENGINE_OK);
 	assert_true(cluster_status(&c, f, 0, &st));
 	if (st.last_index >= idx)
@@ -1750,6 +1774,45 @@ static void test_lost_logdb(void **state)
 	/* and nothing was written for it */
 	assert_int_equal(engine_stored_groups(c.nodes[f].e, NULL, 0, &n), ENGINE_OK);
 	assert_int_equal(n, 0);
+	cluster_destroy(&c);
+}
+
+/*
+ * Review 1, #6: a member's LogDB replaced by an older copy of itself (a
+ * restored backup of its data directory) while its state machine went on.
+ * It would start at an older term and vote: refused, with the reason; with
+ * its real LogDB back it starts and catches up.
+ */
+static void test_stale_logdb_copy(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct fake_storage *old, *real;
+	struct cluster c;
+	struct prop p[80];
+	raft_id f;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, 20, 1);
+	assert_true(cluster_run(&c, all_converged, NULL, 100));
+	f = a_follower(&c, 0);
+	assert_int_equal(fake_storage_clone(c.nodes[f].fs, &old), ENGINE_OK);
+	propose_many(&c, p + 20, 40, 100);
+	assert_true(cluster_run(&c, all_converged, NULL, 100));
+	cluster_crash(&c, f);
+	real = c.nodes[f].fs;
+	c.nodes[f].fs = old;
+	assert_int_equal(cluster_restart(&c, f), ENGINE_ERR_INVALID);
+	if (strstr(engine_errmsg(c.nodes[f].e), "could vote twice") == NULL)
+		fail_msg("expected the refusal to say why: %s", engine_errmsg(c.nodes[f].e));
+	cluster_crash(&c, f);
+	c.nodes[f].fs = real;
+	fake_storage_destroy(old);
+	assert_int_equal(cluster_restart(&c, f), ENGINE_OK);
+	propose_many(&c, p + 60, 20, 200);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	check_acked(&c, p, 80);
 	cluster_destroy(&c);
 }
 
@@ -2133,6 +2196,7 @@ int main(void)
 	        cmocka_unit_test(test_alloc_failures),
 	        cmocka_unit_test(test_garbage_messages),
 	        cmocka_unit_test(test_lost_logdb),
+	        cmocka_unit_test(test_stale_logdb_copy),
 #endif
 	};
 

@@ -17,6 +17,7 @@ struct fgroup {
 	raft_index first;    /* index of ents[0] */
 	raft_term prev_term; /* term of first - 1 */
 	struct raft_snapshot_meta snap;
+	raft_index recovery; /* save_recovery's marker; 0 = none */
 	struct fent *ents;
 	size_t n, cap;
 };
@@ -163,6 +164,7 @@ static int fs_save(void *ctx, const struct engine_update *u, size_t n)
 			g->snap = *u[i].snapshot;
 			g->first = u[i].snapshot->index + 1;
 			g->prev_term = u[i].snapshot->term;
+			g->recovery = 0;
 		}
 		if (u[i].n_entries > 0) {
 			rc = append(g, u[i].entries, u[i].n_entries);
@@ -187,6 +189,7 @@ static int fs_load(void *ctx, uint64_t group_id, struct engine_stored_state *out
 	out->last_index = last_of(g);
 	out->prev_term = g->prev_term;
 	out->snapshot = g->snap;
+	out->recovery = g->recovery;
 	return ENGINE_OK;
 }
 
@@ -287,6 +290,16 @@ static int fs_save_snapshot(void *ctx, uint64_t group_id, const struct raft_snap
 	return ENGINE_OK;
 }
 
+static int fs_save_recovery(void *ctx, uint64_t group_id, raft_index index)
+{
+	struct fgroup *g = find(ctx, group_id);
+
+	if (g == NULL)
+		return ENGINE_ERR_NOT_FOUND;
+	g->recovery = index;
+	return ENGINE_OK;
+}
+
 static int fs_compact(void *ctx, uint64_t group_id, raft_index index)
 {
 	struct fgroup *g = find(ctx, group_id);
@@ -346,6 +359,7 @@ void fake_storage_ops(struct fake_storage *fs, struct engine_storage_ops *ops)
 	ops->entries = fs_entries;
 	ops->term = fs_term;
 	ops->save_snapshot = fs_save_snapshot;
+	ops->save_recovery = fs_save_recovery;
 	ops->compact = fs_compact;
 	ops->remove = fs_remove;
 	ops->busy = fs_busy;
@@ -401,4 +415,33 @@ raft_index fake_storage_first(const struct fake_storage *fs, uint64_t group_id)
 	const struct fgroup *g = find(fs, group_id);
 
 	return g == NULL ? 0 : g->first;
+}
+
+int fake_storage_clone(const struct fake_storage *fs, struct fake_storage **out)
+{
+	struct fake_storage *c;
+	int rc = fake_storage_create(&c);
+
+	for (size_t i = 0; i < fs->n && rc == ENGINE_OK; i++) {
+		const struct fgroup *g = fs->groups[i];
+		struct fgroup *ng;
+
+		rc = fs_save_bootstrap(c, g->id, &g->bs);
+		if (rc != ENGINE_OK)
+			break;
+		ng = find(c, g->id);
+		ng->hs = g->hs;
+		ng->first = g->first;
+		ng->prev_term = g->prev_term;
+		ng->snap = g->snap;
+		ng->recovery = g->recovery;
+		for (size_t k = 0; k < g->n && rc == ENGINE_OK; k++)
+			rc = append(ng, &g->ents[k].e, 1);
+	}
+	if (rc != ENGINE_OK) {
+		fake_storage_destroy(c);
+		return rc;
+	}
+	*out = c;
+	return ENGINE_OK;
 }

@@ -14,6 +14,8 @@ struct fake_storage;
 
 /* Create an empty store. */
 int fake_storage_create(struct fake_storage **out);
+/* A deep copy of fs (a copy of a LogDB directory taken at this moment). */
+int fake_storage_clone(const struct fake_storage *fs, struct fake_storage **out);
 /* Free the store and everything in it. */
 void fake_storage_destroy(struct fake_storage *fs);
 /* Fill ops with callbacks over fs. */
