@@ -19,7 +19,8 @@
  * globally and per source address, and every connection has a handshake
  * deadline, TCP keepalive with TCP_USER_TIMEOUT and an idle timeout.  Each
  * refusal is counted (transport_stats) and logged through log_fn at most once
- * a minute per remote address and node.
+ * a minute per source address (IPv4 /24, IPv6 /64) and 20 times a minute in
+ * all, with a summary line of what was left out.
  *
  * Memory: the messages given to on_message_batch, their entry arrays and
  * snapshot metadata live in a per-connection decode arena, and entry data
@@ -85,6 +86,9 @@ struct transport_config {
 	                              * [256 MiB, at least 2 x max_frame] */
 	uint64_t snapshot_max_bytes; /* largest snapshot accepted [1 TiB] */
 	uint64_t snapshot_min_free_bytes; /* free space a received snapshot must leave [256 MiB] */
+	uint32_t log_max_lines; /* refusal lines per log window in all (at most 64); then one
+	                         * summary [20] */
+	uint32_t log_window_ms; /* ... and at most one per source (IPv4 /24, IPv6 /64) [60000] */
 	/* Lines for the server log (enum transport_log_level, no trailing newline), also from
 	 * inside transport_create; NULL: none. */
 	void (*log_fn)(void *log_ctx, int level, const char *msg);
@@ -164,7 +168,7 @@ struct transport_stats {
 	uint64_t snapshot_takeovers;      /* a new BEGIN from the same sender replaced a stream */
 	uint64_t snapshot_parts_expired;  /* partial snapshot files deleted for age */
 	uint64_t resolve_failures;        /* host names of peers that did not resolve */
-	uint64_t log_lines_suppressed;    /* refusals not logged (one line per peer per minute) */
+	uint64_t log_lines_suppressed;    /* refusals not logged (see log_max_lines) */
 	uint64_t recv_memory;             /* bytes held by frame reassembly buffers now */
 };
 

@@ -573,6 +573,68 @@ static bool raw_admitted(struct th_pair *p, int sec, const char *cert, uint64_t 
 	return ok;
 }
 
+/* A clear-text connection from source address src to a TLS node: refused. */
+static bool raw_admitted_from(struct th_pair *p, const char *src)
+{
+	struct th_raw r;
+	bool ok = th_raw_connect(&r, &p->loop, p->b.port, src, TH_NONE, NULL) == 0 &&
+	          th_raw_hello(&r, 1, 2, TRANSPORT_PURPOSE_MSG) == 0;
+
+	th_raw_close(&r);
+	return ok;
+}
+
+struct lines_want {
+	struct th_node *n;
+	int want;
+};
+
+static bool info_lines_reach(void *arg)
+{
+	struct lines_want *w = arg;
+
+	return w->n->log_lines[TRANSPORT_LOG_INFO] >= w->want;
+}
+
+/*
+ * Review 1, #7: refused connections from many source addresses cannot fill
+ * the log: one line per source /24 per window and a cap in all, then one
+ * summary line with what was left out; the next window logs again.
+ */
+static void test_refusal_log_bounded(void **state)
+{
+	struct transport_config cfg = {.log_max_lines = 5, .log_window_ms = 4000};
+	struct transport_stats st;
+	struct th_pair p;
+	char src[32];
+	int lines;
+
+	(void)state;
+	assert_int_equal(th_pair_start(&p, TH_CERT, TH_CERT, &cfg), 0);
+	lines = p.b.log_lines[TRANSPORT_LOG_INFO];
+	/* 30 sources in 30 /24s, and 10 more in the first /24 */
+	for (int i = 0; i < 40; i++) {
+		snprintf(src, sizeof(src), "127.%d.%d.%d", 1 + i % 30, 7, 1 + i / 30);
+		assert_false(raw_admitted_from(&p, src));
+	}
+	WAIT_STAT(p.b.t, tls_handshake_failures, 40, 5000);
+	if (p.b.log_lines[TRANSPORT_LOG_INFO] - lines != 5)
+		fail_msg("expected 5 refusal lines, got %d",
+		         p.b.log_lines[TRANSPORT_LOG_INFO] - lines);
+	transport_stats(p.b.t, &st);
+	assert_int_equal(st.log_lines_suppressed, 35);
+	/* The window ends: one summary line. */
+	assert_true(th_run_until(&p.loop, info_lines_reach, &(struct lines_want){&p.b, lines + 6},
+	                         10000));
+	assert_non_null(strstr(p.b.last_log, "35 more"));
+	/* The next window logs again. */
+	assert_false(raw_admitted_from(&p, "127.1.7.1"));
+	assert_true(th_run_until(&p.loop, info_lines_reach, &(struct lines_want){&p.b, lines + 7},
+	                         5000));
+	assert_non_null(strstr(p.b.last_log, "127.1.7.1"));
+	assert_true(th_pair_stop(&p));
+}
+
 static void test_certificates_refused(void **state)
 {
 	struct th_pair p;
@@ -1124,6 +1186,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_unresolvable_peer_does_not_block, unblock),
 	        cmocka_unit_test_teardown(test_close_with_resolve_in_flight, unblock),
 	        cmocka_unit_test(test_certificates_refused),
+	        cmocka_unit_test(test_refusal_log_bounded),
 	        cmocka_unit_test(test_revoked_certificate),
 	        cmocka_unit_test(test_psk_mode),
 	        cmocka_unit_test(test_mitm_rewrite_detected),
