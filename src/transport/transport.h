@@ -153,6 +153,8 @@ struct transport_stats {
 	uint64_t decode_errors;          /* batches that failed protobuf decode or bounds checks */
 	uint64_t tls_handshake_failures; /* certificate, CA, CRL, PSK or not TLS at all */
 	uint64_t tls_record_errors;      /* altered or forged bytes after the handshake */
+	uint64_t tls_reload_closed; /* connections closed at a TLS reload: the peer's certificate
+	                             * no longer verifies (revoked, expired, another CA) */
 	uint64_t auth_bad_node_id;       /* ids in HELLO/WELCOME not those of the certificate
 	                                  * or of this node */
 	uint64_t auth_unknown_node;      /* HELLO from a node id that is not a peer here */
@@ -219,6 +221,21 @@ void transport_stats(const struct transport *t, struct transport_stats *out);
 
 /* The last error's human description. */
 const char *transport_errmsg(const struct transport *t);
+
+/* The TLS files of a node with certificates (as transport_config's tls_* fields). */
+struct transport_tls_files {
+	const char *cert, *key, *ca;
+	const char *crl; /* optional */
+};
+/*
+ * Reads the certificate, key, CA and CRL again (say, a CRL that now revokes a
+ * node): connections made from now on use them, an open connection whose
+ * peer's certificate no longer verifies is closed (tls_reload_closed,
+ * logged), and one still in its handshake is closed so that it starts again
+ * with the new files.  Only for a transport created with certificates.  On
+ * error nothing changes (the reason in transport_errmsg).
+ */
+int transport_reload_tls(struct transport *t, const struct transport_tls_files *f);
 
 /* Closes every connection and handle; memory is freed (and on_closed called) as the loop runs. */
 void transport_close(struct transport *t);

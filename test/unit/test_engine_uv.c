@@ -415,11 +415,57 @@ static void test_uv_embedded(void **state)
 	rmdir(w.dir);
 }
 
+/* Review 1, #9: engine_uv_create says why the transport could not start. */
+static void test_uv_create_errors(void **state)
+{
+	struct engine_config cfg;
+	struct transport_config tc;
+	struct engine_storage_ops st;
+	struct fake_storage *fs;
+	struct engine_uv *u = NULL, *first = NULL;
+	uv_loop_t loop;
+	char err[512], addr[64];
+
+	(void)state;
+	assert_int_equal(uv_loop_init(&loop), 0);
+	assert_int_equal(fake_storage_create(&fs), ENGINE_OK);
+	fake_storage_ops(fs, &st);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.node_id = 1;
+	memset(&tc, 0, sizeof(tc));
+	tc.listen_addr = "127.0.0.1:0";
+	tc.tls_cert_file = "/nonexistent/node1.crt";
+	tc.tls_key_file = "/nonexistent/node1.key";
+	tc.tls_ca_file = "/nonexistent/ca.crt";
+	assert_int_equal(engine_uv_create(&loop, &cfg, &st, &tc, &u, err, sizeof(err)),
+	                 ENGINE_ERR_INVALID);
+	if (strstr(err, "cannot load certificate \"/nonexistent/node1.crt\"") == NULL ||
+	    strstr(err, "No such file") == NULL)
+		fail_msg("expected the certificate and the reason: %s", err);
+	/* A port in use. */
+	tc.tls_cert_file = tc.tls_key_file = tc.tls_ca_file = NULL;
+	assert_int_equal(engine_uv_create(&loop, &cfg, &st, &tc, &first, err, sizeof(err)),
+	                 ENGINE_OK);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d",
+	         transport_listen_port(engine_uv_transport(first)));
+	tc.listen_addr = addr;
+	assert_int_equal(engine_uv_create(&loop, &cfg, &st, &tc, &u, err, sizeof(err)),
+	                 ENGINE_ERR_INVALID);
+	if (strstr(err, "cannot listen on") == NULL || strstr(err, "address already in use") == NULL)
+		fail_msg("expected the address in use: %s", err);
+	engine_uv_close(first);
+	while (uv_loop_alive(&loop))
+		uv_run(&loop, UV_RUN_ONCE);
+	assert_int_equal(uv_loop_close(&loop), 0);
+	fake_storage_destroy(fs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_uv_cluster),
 	        cmocka_unit_test(test_uv_embedded),
+	        cmocka_unit_test(test_uv_create_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

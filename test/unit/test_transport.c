@@ -699,6 +699,69 @@ static void test_revoked_certificate(void **state)
 	assert_true(th_pair_stop(&p));
 }
 
+static bool b_tls_reload_closed(void *arg)
+{
+	struct transport_stats st;
+
+	transport_stats(((struct th_pair *)arg)->b.t, &st);
+	return st.tls_reload_closed >= 1;
+}
+
+/*
+ * Review 1, #4: a CRL that revokes node 3, installed by a reload, closes node
+ * 3's open connection and keeps it out; node 1 goes on.  A reload with a file
+ * that cannot be read changes nothing.
+ */
+static void test_tls_reload(void **state)
+{
+	struct th_pair p;
+	struct th_node n3;
+	struct th_want w1 = {&p.b, 1}, w3 = {&p.b, 2}, w4 = {&p.b, 3};
+	struct raft_message m1 = th_heartbeat(1, 2, 1, 1), m3 = th_heartbeat(3, 2, 1, 2);
+	struct transport_tls_files f;
+	char crl[600], addr[64];
+
+	(void)state;
+	assert_int_equal(th_pair_start(&p, TH_CERT, TH_CERT, NULL), 0);
+	assert_int_equal(th_node_start(&n3, &p.loop, 3, 0, TH_CERT, NULL), 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", p.b.port);
+	assert_int_equal(transport_add_peer(n3.t, 2, addr), 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", n3.port);
+	assert_int_equal(transport_add_peer(p.b.t, 3, addr), 0);
+	assert_int_equal(transport_send(p.a.t, &m1), 0);
+	assert_true(th_run_until(&p.loop, th_got_msgs, &w1, 5000));
+	assert_int_equal(transport_send(n3.t, &m3), 0);
+	assert_true(th_run_until(&p.loop, th_got_msgs, &w3, 5000));
+	/* A CRL file that is not there: refused, the files in use stay. */
+	f = (struct transport_tls_files){p.b.files[0], p.b.files[1], p.b.files[2],
+	                                 "/nonexistent/crl.pem"};
+	assert_int_equal(transport_reload_tls(p.b.t, &f), TRANSPORT_EINVAL);
+	assert_non_null(strstr(transport_errmsg(p.b.t), "cannot load CRL"));
+	/* The CRL revoking node 3: its connection closes, node 1's stays. */
+	f.crl = th_pki_path(crl, sizeof(crl), "crl.pem");
+	assert_int_equal(transport_reload_tls(p.b.t, &f), TRANSPORT_OK);
+	assert_true(th_run_until(&p.loop, b_tls_reload_closed, &p, 5000));
+	m3.context = 3;
+	transport_send(n3.t, &m3); /* redials, and is refused */
+	WAIT_STAT(p.b.t, tls_handshake_failures, 1, 5000);
+	m1.context = 3;
+	assert_int_equal(transport_send(p.a.t, &m1), 0);
+	assert_true(th_run_until(&p.loop, th_got_msgs, &w4, 5000));
+	assert_int_equal(p.b.per_group[1], 3); /* node 3 delivered nothing after the reload */
+	{
+		struct transport_stats st;
+
+		transport_stats(p.b.t, &st);
+		assert_int_equal(st.tls_reload_closed, 1);
+	}
+	th_node_stop(&n3);
+	/* A node without certificates has none to reload. */
+	assert_int_equal(th_node_start(&n3, &p.loop, 4, 0, TH_PSK, NULL), 0);
+	assert_int_equal(transport_reload_tls(n3.t, &f), TRANSPORT_EINVAL);
+	th_node_stop(&n3);
+	assert_true(th_pair_stop(&p));
+}
+
 static void test_psk_mode(void **state)
 {
 	struct transport_config cfg = {.secret = (const uint8_t *)"too short a secret",
@@ -1188,6 +1251,7 @@ int main(void)
 	        cmocka_unit_test(test_certificates_refused),
 	        cmocka_unit_test(test_refusal_log_bounded),
 	        cmocka_unit_test(test_revoked_certificate),
+	        cmocka_unit_test(test_tls_reload),
 	        cmocka_unit_test(test_psk_mode),
 	        cmocka_unit_test(test_mitm_rewrite_detected),
 	        cmocka_unit_test(test_handshake_flood),
