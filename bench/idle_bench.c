@@ -24,6 +24,7 @@
 
 struct result {
 	double create_s;
+	double settle_s; /* until every group was quiescent (or 60 s) */
 	double cpu_pct[3];
 	double rss_mib[3];
 };
@@ -91,16 +92,17 @@ static double rss_mib(pid_t pid)
 	return kb < 0 ? -1 : kb / 1024;
 }
 
-/* Does every node know a leader for all n groups? */
-static bool all_led(int n)
+/* Does every node know a leader for all n groups (and, with quiet, are they all quiescent)? */
+static bool all_led(int n, bool quiet)
 {
 	for (int i = 0; i < 3; i++) {
 		char buf[256];
-		unsigned long running = 0, led = 0;
+		unsigned long running = 0, led = 0, here = 0, quiescent = 0;
 
 		if (nc_call(&C, i, 10, buf, sizeof(buf), "groups") != 0 ||
-		    sscanf(buf, "0 %lu %lu", &running, &led) != 2 || running != (unsigned long)n ||
-		    led != (unsigned long)n)
+		    sscanf(buf, "0 %lu %lu %lu %lu", &running, &led, &here, &quiescent) != 4 ||
+		    running != (unsigned long)n || led != (unsigned long)n ||
+		    (quiet && quiescent != (unsigned long)n))
 			return false;
 	}
 	return true;
@@ -145,7 +147,7 @@ static int run(const char *tmp, int groups, double secs, struct result *r)
 		        started[1], started[2]);
 		return -1;
 	}
-	while (!all_led(groups)) {
+	while (!all_led(groups, false)) {
 		if (nc_now() > end) {
 			fprintf(stderr, "%d groups: not all have a leader after %.0f s\n", groups,
 			        nc_now() - t0);
@@ -154,8 +156,15 @@ static int run(const char *tmp, int groups, double secs, struct result *r)
 		nc_pump(&C, 100);
 	}
 	r->create_s = nc_now() - t0;
-	/* A few election timeouts for the dust to settle, then the idle period. */
+	/*
+	 * A few election timeouts for the dust to settle (with quiescence on: until
+	 * every group is quiescent, at most 60 s, the time told), then the idle period.
+	 */
+	t0 = nc_now();
 	nc_pump(&C, 2000);
+	while (!all_led(groups, true) && nc_now() < t0 + 60)
+		nc_pump(&C, 200);
+	r->settle_s = nc_now() - t0;
 	for (int i = 0; i < 3; i++)
 		cpu0[i] = cpu_seconds(nodes[i].pid);
 	t0 = nc_now();
@@ -171,9 +180,9 @@ static int run(const char *tmp, int groups, double secs, struct result *r)
 		r->cpu_pct[i] = 100 * (cpu1 - cpu0[i]) / (nc_now() - t0);
 		r->rss_mib[i] = rss_mib(nodes[i].pid);
 	}
-	printf("%5d groups: created in %.1f s; idle %.0f s: cpu %.2f%% %.2f%% %.2f%%, "
-	       "rss %.1f %.1f %.1f MiB\n",
-	       groups, r->create_s, secs, r->cpu_pct[0], r->cpu_pct[1], r->cpu_pct[2],
+	printf("%5d groups: created in %.1f s, settled (quiescent) in %.1f s; idle %.0f s: "
+	       "cpu %.2f%% %.2f%% %.2f%%, rss %.1f %.1f %.1f MiB\n",
+	       groups, r->create_s, r->settle_s, secs, r->cpu_pct[0], r->cpu_pct[1], r->cpu_pct[2],
 	       r->rss_mib[0], r->rss_mib[1], r->rss_mib[2]);
 	fflush(stdout);
 	return 0;

@@ -70,7 +70,8 @@ CREATE FUNCTION group_status(OUT group_id bigint, OUT node_id integer, OUT role 
                              OUT term bigint, OUT leader_id integer, OUT commit_index bigint,
                              OUT applied_index bigint, OUT last_index bigint,
                              OUT snapshot_index bigint, OUT state text,
-                             OUT last_contact timestamptz, OUT error text)
+                             OUT last_contact timestamptz, OUT error text,
+                             OUT quiescent boolean)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'dr_group_status'
 LANGUAGE C STRICT VOLATILE;
@@ -78,14 +79,16 @@ COMMENT ON FUNCTION group_status() IS 'The rows of the view dragonraft.status';
 
 CREATE VIEW status AS
   SELECT group_id, node_id, role, term, leader_id, commit_index, applied_index, last_index,
-         snapshot_index, state, last_contact, error
+         snapshot_index, state, quiescent, last_contact, error
     FROM group_status();
 COMMENT ON VIEW status IS
-  'Each group on this node: role, term, leader, commit/applied/last/snapshot index, state (ok, no_leader, catching_up, snapshotting, stopped with its error) and last contact with the leader';
+  'Each group on this node: role, term, leader, commit/applied/last/snapshot index, state (ok, no_leader, catching_up, snapshotting, stopped with its error), quiescence and last contact with the leader';
 COMMENT ON COLUMN status.state IS
   'ok; no_leader; catching_up (over 100 committed entries not applied here, or the apply worker holds them back); snapshotting; stopped (see error)';
 COMMENT ON COLUMN status.last_contact IS
-  'When this member last heard from the leader (on the leader: now)';
+  'When this member last heard from the leader (on the leader: now); while quiescent, when the group went quiet';
+COMMENT ON COLUMN status.quiescent IS
+  'The group is idle (every member has everything): it sends no heartbeats until a write, a read or any message wakes it';
 COMMENT ON COLUMN status.applied_index IS
   'Last entry whose effects are committed on this node';
 

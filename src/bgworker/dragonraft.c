@@ -174,17 +174,18 @@ static void define_gucs(void)
 	        "dragonraft.ssl_cert_file",
 	        "This node's certificate (PEM) for mutual TLS between nodes.",
 	        "With ssl_key_file and ssl_ca_file; its subjectAltName URI "
-	        "urn:dragonraft:node:<id> names the node (scripts/make-certs.sh).",
-	        &dr_ssl_cert_file, "", PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	        "urn:dragonraft:node:<id> names the node (scripts/make-certs.sh). A reload reads "
+	        "the TLS files again; starting or stopping TLS needs a restart.",
+	        &dr_ssl_cert_file, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("dragonraft.ssl_key_file", "The private key of ssl_cert_file.",
-	                           NULL, &dr_ssl_key_file, "", PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	                           NULL, &dr_ssl_key_file, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("dragonraft.ssl_ca_file",
 	                           "The cluster's CA certificate, which every node's certificate "
 	                           "must chain to.",
-	                           NULL, &dr_ssl_ca_file, "", PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	                           NULL, &dr_ssl_ca_file, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("dragonraft.ssl_crl_file",
 	                           "Revoked node certificates (PEM CRL); empty for none.", NULL,
-	                           &dr_ssl_crl_file, "", PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	                           &dr_ssl_crl_file, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("dragonraft.cluster_secret_file",
 	                           "Without certificates: a file of 64 or more hex digits (32 "
 	                           "random bytes) that every node shares for TLS with a pre-shared "

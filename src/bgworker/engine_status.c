@@ -97,6 +97,16 @@ static void log_role(DrSm *sm, const struct engine_group_status *st)
 	if (st->state == ENGINE_GROUP_FAILED && sm->shared->member_state != DR_MEMBER_FAILED)
 		ereport(LOG, (errmsg("dragonraft group %llu stopped on node %d: %s",
 		                     (unsigned long long)st->group_id, dr_node_id, st->error)));
+	if (st->snapshot_needed && !sm->snapshot_needed)
+		for (uint32 i = 0; i < st->n_peers; i++)
+			if (st->peers[i].needs_snapshot)
+				ereport(LOG, (errmsg("dragonraft node %llu is behind the log of group %llu "
+				                     "and needs a full snapshot",
+				                     (unsigned long long)st->peers[i].node_id,
+				                     (unsigned long long)st->group_id),
+				              errdetail("This version cannot make full snapshots of a "
+				                        "group's tables: that member stays behind.")));
+	sm->snapshot_needed = st->snapshot_needed;
 	sm->role = st->role;
 	sm->term = st->term;
 	sm->leader = st->leader;
@@ -131,6 +141,7 @@ static void publish(DrSm *sm, const struct engine_group_status *st,
 	g->snapshot_index = st->snapshot_index;
 	g->apply_held = st->apply_held;
 	g->sending_snapshot = st->sending_snapshot;
+	g->quiescent = st->quiescent;
 	g->leader_contact = tick_time(st->leader_contact_tick, now_tick, now);
 	g->stats.proposals = stats->proposals;
 	g->stats.commits = stats->entries_applied;

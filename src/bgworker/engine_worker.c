@@ -287,7 +287,10 @@ static void start_engine(void)
 	if (rc != ENGINE_OK)
 		stop_with(psprintf("dragonraft could not start its engine on %s: %s",
 		                   dr_listen_address, err),
-		          "Is another process listening there?  See dragonraft.listen_address.");
+		          strstr(err, "cannot listen") != NULL
+		                  ? "Is another process listening there?  See "
+		                    "dragonraft.listen_address."
+		                  : NULL);
 	de->e = engine_uv_engine(de->u);
 	de->t = engine_uv_transport(de->u);
 
@@ -323,6 +326,20 @@ static void engine_failed_exit(void)
 	          "that holds dragonraft.data_dir.");
 }
 
+/* At a reload: the TLS files again (a new CRL closes the connections of revoked nodes). */
+static void reload_tls(void)
+{
+	struct transport_tls_files f = {dr_ssl_cert_file, dr_ssl_key_file, dr_ssl_ca_file,
+	                                dr_ssl_crl_file[0] ? dr_ssl_crl_file : NULL};
+	char err[512];
+
+	if (dr_ssl_cert_file[0] != '\0' &&
+	    engine_uv_reload_tls(dr_engine->u, &f, err, sizeof(err)) != ENGINE_OK)
+		ereport(WARNING, (errmsg("dragonraft could not reload its TLS files: %s", err),
+		                  errdetail("The files read before stay in use.")));
+	flush_transport_log();
+}
+
 static void main_loop(void)
 {
 	DrEngine *de = dr_engine;
@@ -355,6 +372,7 @@ static void main_loop(void)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			dr_engine_groups_reload();
+			reload_tls();
 			ereport(LOG, (errmsg("dragonraft engine worker for node %d reloaded its "
 			                     "configuration",
 			                     dr_node_id)));

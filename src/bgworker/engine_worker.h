@@ -38,6 +38,7 @@ typedef struct DrSm {
 	raft_term term;
 	raft_id leader;
 	uint64 members_sig; /* signature of the membership in the member pool */
+	bool snapshot_needed; /* a member needs a full snapshot (logged once) */
 
 	/* engine_groups.c: this node's member info entry */
 	dlist_node info_node; /* in the list of groups that need one */

@@ -173,8 +173,8 @@ Datum dr_group_status(PG_FUNCTION_ARGS)
 	for (int i = 0; i < n; i++) {
 		const DrGroup *g = &groups[i].g;
 		bool running = g->member_state != DR_MEMBER_LOST;
-		Datum values[12];
-		bool nulls[12] = {false};
+		Datum values[13];
+		bool nulls[13] = {false};
 		const char *error;
 		const char *state = member_state(&groups[i], &error);
 
@@ -202,6 +202,8 @@ Datum dr_group_status(PG_FUNCTION_ARGS)
 		nulls[10] = !running || (g->role != RAFT_LEADER && g->leader_contact == 0);
 		values[11] = CStringGetTextDatum(error ? error : "");
 		nulls[11] = error == NULL;
+		values[12] = BoolGetDatum(g->quiescent);
+		nulls[12] = !running;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum)0;

@@ -195,6 +195,19 @@ static void tick_remove(struct engine *e, struct group *g)
 	g->tick_pos = SIZE_MAX;
 }
 
+void eng_tick_update(struct engine *e, struct group *g)
+{
+	bool tick = g->state == GS_ACTIVE && !raft_quiesced(g->r);
+
+	if (tick == (g->tick_pos != SIZE_MAX))
+		return;
+	if (tick)
+		tick_add(e, g);
+	else
+		tick_remove(e, g);
+	eng_changed(e, g); /* quiescent or awake: the status says so */
+}
+
 /* Room in the sets for n groups. */
 static int sets_reserve(struct engine *e, size_t n)
 {
@@ -222,7 +235,11 @@ bool eng_set_state(struct engine *e, struct group *g, enum group_state to)
 			return false;
 		break;
 	case GS_ACTIVE:
-		if (g->state != GS_RECOVERED)
+		if (g->state != GS_RECOVERED && g->state != GS_APPLY_RETRY)
+			return false;
+		break;
+	case GS_APPLY_RETRY:
+		if (g->state != GS_ACTIVE && g->state != GS_RECOVERED)
 			return false;
 		break;
 	case GS_FAILED:
@@ -230,11 +247,8 @@ bool eng_set_state(struct engine *e, struct group *g, enum group_state to)
 			return false;
 		break;
 	}
-	if (to == GS_ACTIVE)
-		tick_add(e, g);
-	else
-		tick_remove(e, g);
 	g->state = to;
+	eng_tick_update(e, g);
 	eng_changed(e, g);
 	eng_mark(e, g);
 	return true;
@@ -301,12 +315,19 @@ int eng_raft_rc(struct engine *e, struct group *g, int rc, const char *what)
 	case RAFT_ERR_TOO_BIG:
 		return eng_from_raft(rc); /* the input was refused; nothing changed */
 	case RAFT_ERR_STORAGE:
-		/* The log view reported the failure it saw; this covers any other path. */
-		return eng_fail_engine(e, ENGINE_ERR_STORAGE, "group %llu: %s",
-		                       (unsigned long long)g->id, what);
+		/* A failed read was reported by the log view already; this names a log that
+		 * contradicts itself (say, entries with wrong indexes). */
+		return eng_fail_engine(e, ENGINE_ERR_STORAGE,
+		                       "group %llu: the raft core's storage, during %s (%s),",
+		                       (unsigned long long)g->id, what, raft_errmsg(g->r));
+	case RAFT_ERR_BUG:
+		eng_group_failed(e, g, ENGINE_ERR_RAFT,
+		                 "the raft core found an impossible state during %s (%s)", what,
+		                 raft_errmsg(g->r));
+		return ENGINE_ERR_RAFT;
 	}
-	eng_group_failed(e, g, ENGINE_ERR_RAFT, "%s failed in the raft core (%s: %s)", what,
-	                 raft_strerror(rc), raft_errmsg(g->r));
+	eng_group_failed(e, g, ENGINE_ERR_RAFT, "%s: unexpected result from the raft core (%d: %s)",
+	                 what, rc, raft_strerror(rc));
 	return ENGINE_ERR_RAFT;
 }
 
@@ -446,12 +467,13 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 
 	/*
 	 * The state machine already holds what it applied durably.  It may be
-	 * ahead of the stored log: a received snapshot is recovered into the
-	 * state machine before its metadata is saved (DESIGN 9), and a crash
-	 * in between leaves the log at its older end.  Raft then starts from
-	 * the stored log, the leader brings it up again, and entries up to
-	 * sm_skip are not handed to the state machine twice.  (A LogDB that was
-	 * lost altogether is caught when the member is started as new.)
+	 * ahead of the stored log when a crash came between a received
+	 * snapshot's recovery into the state machine and the save of its
+	 * metadata (DESIGN 9; eng_view_load refuses any other case).  Raft then
+	 * starts from the stored log, the leader brings it up again, and
+	 * entries up to sm_skip are not handed to the state machine twice.  (A
+	 * LogDB that was lost altogether is caught when the member is started
+	 * as new.)
 	 */
 	g->last_snap_applied = g->snap.index;
 
@@ -470,6 +492,7 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 	rc_cfg.max_entry_bytes = e->cfg.max_entry_bytes == ENGINE_UNLIMITED
 	                                 ? 0
 	                                 : e->cfg.max_entry_bytes + ENGINE_HEADER_BYTES;
+	rc_cfg.quiesce_tick = e->cfg.quiesce_ticks == ENGINE_QUIESCE_OFF ? 0 : e->cfg.quiesce_ticks;
 	rc_cfg.applied = g->applied;
 	rc_cfg.seed = e->cfg.seed ^ (group_id * 0x9E3779B97F4A7C15ull);
 	eng_view_storage(g, &rc_cfg.storage);
@@ -572,7 +595,7 @@ int engine_create(const struct engine_config *cfg, const struct engine_storage_o
 		why = "node_id must be > 0";
 	else if (storage == NULL || !storage->save_bootstrap || !storage->save || !storage->load ||
 	         !storage->list || !storage->entries || !storage->term || !storage->save_snapshot ||
-	         !storage->compact || !storage->remove)
+	         !storage->save_recovery || !storage->compact || !storage->remove)
 		why = "storage ops incomplete";
 	else if (net == NULL || !net->send)
 		why = "network ops incomplete";
@@ -615,6 +638,8 @@ int engine_create(const struct engine_config *cfg, const struct engine_storage_o
 		e->cfg.entry_cache_bytes = 4 << 20;
 	if (e->cfg.request_timeout_ticks == 0)
 		e->cfg.request_timeout_ticks = 4 * e->cfg.election_rtt;
+	if (e->cfg.quiesce_ticks == 0)
+		e->cfg.quiesce_ticks = 3 * e->cfg.election_rtt;
 	if (e->cfg.seed == 0)
 		e->cfg.seed = cfg->node_id;
 	snprintf(e->snapdir, sizeof(e->snapdir), "%s",
@@ -812,11 +837,18 @@ void engine_report_unreachable(struct engine *e, raft_id node_id, uint64_t group
 	for (size_t i = 0; i < (one != NULL ? 1 : e->n_groups); i++) {
 		struct group *g = one != NULL ? one : e->groups[i];
 
-		if (eng_live(g)) {
-			raft_report_unreachable(g->r, node_id);
-			eng_mark(e, g);
-		}
+		if (!eng_live(g))
+			continue;
+		/* A follower of node_id wakes (the core does it); a quiescent leader of a group
+		 * node_id is in too, so that CheckQuorum tells whether it still leads. */
+		raft_report_unreachable(g->r, node_id);
+		if (raft_quiesced(g->r) && raft_role(g->r) == RAFT_LEADER &&
+		    raft_membership_contains(raft_membership(g->r), node_id))
+			eng_raft_rc(e, g, raft_wake(g->r), "waking up");
+		eng_raft_rc(e, g, raft_fatal(g->r), "an unreachable report");
+		eng_mark(e, g);
 	}
+	eng_flush(e);
 }
 
 void engine_snapshot_sent(struct engine *e, raft_id to, uint64_t group_id, bool failed)
@@ -827,8 +859,10 @@ void engine_snapshot_sent(struct engine *e, raft_id to, uint64_t group_id, bool 
 		g->stats.snapshots_sent++;
 	if (g != NULL && !e->in_round && eng_live(g)) {
 		raft_report_snapshot(g->r, to, failed);
+		eng_raft_rc(e, g, raft_fatal(g->r), "a snapshot report");
 		eng_mark(e, g);
 	}
+	eng_flush(e);
 }
 
 int engine_snapshot_saved(struct engine *e, uint64_t group_id, int rc, raft_index index)
@@ -897,12 +931,15 @@ int engine_group_status(const struct engine *e, uint64_t group_id, struct engine
 	out->membership = *raft_membership(g->r);
 	out->state = e->failed               ? ENGINE_GROUP_ENGINE_FAILED
 	             : g->state == GS_FAILED ? ENGINE_GROUP_FAILED
-	             : g->state == GS_ACTIVE ? ENGINE_GROUP_ACTIVE
-	                                     : ENGINE_GROUP_RECOVERING;
+	             : g->state == GS_RECOVERING || g->state == GS_RECOVERED
+	                     ? ENGINE_GROUP_RECOVERING
+	                     : ENGINE_GROUP_ACTIVE; /* a retry of an apply is brief */
 	out->sending_snapshot = g->out != NULL;
 	out->apply_held = g->apply_held;
+	out->quiescent = raft_quiesced(g->r);
 	out->leader_contact_tick = out->role == RAFT_LEADER ? e->now : contact_of(g, out->leader);
 	out->n_peers = 0;
+	out->snapshot_needed = false;
 	if (out->role == RAFT_LEADER) {
 		const struct raft_membership *m = &out->membership;
 
@@ -917,6 +954,8 @@ int engine_group_status(const struct engine *e, uint64_t group_id, struct engine
 			p->voter = pp.voter;
 			p->match = pp.match;
 			p->contact_tick = contact_of(g, id);
+			p->needs_snapshot = pp.next < g->first;
+			out->snapshot_needed |= p->needs_snapshot;
 			out->n_peers++;
 		}
 	}

@@ -146,6 +146,8 @@ struct engine_stored_state {
 	raft_index last_index;  /* last entry stored (snapshot index when none) */
 	raft_term prev_term;    /* term of entry first_index - 1 (0 when first_index is 1) */
 	struct raft_snapshot_meta snapshot; /* latest snapshot; index 0 = none */
+	raft_index recovery; /* a received snapshot whose recovery started, not yet saved
+	                      * as installed (save_recovery); 0 = none */
 };
 
 /*
@@ -172,6 +174,9 @@ struct engine_storage_ops {
 	int (*term)(void *ctx, uint64_t group_id, raft_index i, raft_term *t);
 	/* Record snapshot metadata (synced). */
 	int (*save_snapshot)(void *ctx, uint64_t group_id, const struct raft_snapshot_meta *m);
+	/* A received snapshot at index goes into the state machine now (synced); the save
+	 * that installs a snapshot forgets it (load() returns it until then). */
+	int (*save_recovery)(void *ctx, uint64_t group_id, raft_index index);
 	/* Entries <= index are no longer needed; term(index) must stay answerable. */
 	int (*compact)(void *ctx, uint64_t group_id, raft_index index);
 	/* Delete everything stored for the group. */
@@ -242,7 +247,10 @@ struct engine_sm_ops {
 	/* Last applied index that survives a crash (compaction stays below it). */
 	raft_index (*durable_applied)(void *ctx);
 	/* Write the whole state at its applied index to path; *index receives that index
-	 * (or ENGINE_IN_PROGRESS, then engine_snapshot_saved() tells the index). */
+	 * (or ENGINE_IN_PROGRESS, then engine_snapshot_saved() tells the index).  NULL: no
+	 * full snapshot can be made; the log is then never compacted past what a member
+	 * may still need (on a follower: not at all), and a member that needs one anyway
+	 * (added after a compaction) is reported (snapshots_unavailable, needs_snapshot). */
 	int (*save_snapshot)(void *ctx, const char *path, raft_index *index);
 	/* Replace the whole state with the snapshot file at path (taken at index);
 	 * or ENGINE_IN_PROGRESS, then engine_snapshot_recovered(). */
@@ -261,6 +269,7 @@ struct engine_sm_ops {
 #define ENGINE_DEFAULT_MAX_UNCOMMITTED (32ull << 20)
 #define ENGINE_DEFAULT_MAX_ENTRY       (64ull << 20)
 #define ENGINE_UNLIMITED               UINT64_MAX
+#define ENGINE_QUIESCE_OFF             UINT32_MAX
 
 /* Numbers: 0 takes the default in [brackets]; the byte limits take ENGINE_UNLIMITED. */
 struct engine_config {
@@ -277,6 +286,9 @@ struct engine_config {
 	uint64_t max_msg_bytes;         /* entry bytes per append [1 MiB] */
 	unsigned max_inflight_msgs;     /* appends in flight per follower [256] */
 	unsigned request_timeout_ticks; /* client operations time out [4 * election_rtt] */
+	unsigned quiesce_ticks;         /* idle ticks before a group quiesces: it stops ticking and
+	                                 * heartbeating until any input (raft.h) [3 * election_rtt];
+	                                 * ENGINE_QUIESCE_OFF: never */
 	uint64_t entry_cache_bytes;     /* recent entries kept in memory per group [4 MiB] */
 	bool forward_proposals;         /* followers forward proposals instead of NOT_LEADER */
 	uint64_t client_id;       /* proposal key prefix, new per start; 0 = node id + random */
@@ -319,6 +331,7 @@ struct engine_peer_status {
 	bool voter;
 	raft_index match;      /* highest index known replicated there */
 	uint64_t contact_tick; /* engine tick of its last message in this group; 0 = never */
+	bool needs_snapshot;   /* behind the log's first index: only a snapshot catches it up */
 };
 
 /* Per-group status (copied into shared memory by the PostgreSQL side). */
@@ -339,6 +352,9 @@ struct engine_group_status {
 	int state;             /* enum engine_group_state */
 	bool sending_snapshot; /* a state machine snapshot is being made for a follower */
 	bool apply_held;       /* committed entries wait for the state machine (apply_busy) */
+	bool quiescent;        /* idle: no ticks and no heartbeats until any input (the leader's
+	                        * contact tick then stays as it was) */
+	bool snapshot_needed;  /* leader: a member needs a snapshot (peers[].needs_snapshot) */
 	uint64_t leader_contact_tick; /* engine tick of the last message from the leader
 	                               * (the leader itself: now); 0 = never */
 	uint32_t n_peers;             /* leader only: the other members' progress */
@@ -348,16 +364,18 @@ struct engine_group_status {
 
 /* Cumulative per-group counters since the group started on this node. */
 struct engine_group_stats {
-	uint64_t proposals;          /* proposals accepted on this node */
-	uint64_t unknown_outcomes;   /* proposals completed with ENGINE_ERR_UNKNOWN */
-	uint64_t entries_applied;    /* committed entries handed to the state machine */
-	uint64_t elections;          /* new terms seen (each one an election) */
-	uint64_t leader_changes;     /* times the known leader changed to another node */
-	uint64_t snapshots_sent;     /* state machine snapshots streamed to followers */
-	uint64_t snapshots_received; /* snapshots installed here */
-	uint64_t bytes_sent;         /* entry payload bytes sent in appends */
-	uint64_t bytes_received;     /* entry payload bytes received in appends */
-	uint64_t apply_errors;       /* state machine failures (apply, recovery) */
+	uint64_t proposals;             /* proposals accepted on this node */
+	uint64_t unknown_outcomes;      /* proposals completed with ENGINE_ERR_UNKNOWN */
+	uint64_t entries_applied;       /* committed entries handed to the state machine */
+	uint64_t elections;             /* new terms seen (each one an election) */
+	uint64_t leader_changes;        /* times the known leader changed to another node */
+	uint64_t snapshots_sent;        /* state machine snapshots streamed to followers */
+	uint64_t snapshots_received;    /* snapshots installed here */
+	uint64_t bytes_sent;            /* entry payload bytes sent in appends */
+	uint64_t bytes_received;        /* entry payload bytes received in appends */
+	uint64_t apply_errors;          /* state machine failures (apply, recovery) */
+	uint64_t snapshots_unavailable; /* a follower needed a snapshot that the state machine
+	                                 * cannot make (no save_snapshot): it stays behind */
 };
 
 struct engine; /* opaque */
@@ -413,7 +431,11 @@ int engine_request_snapshot(struct engine *e, uint64_t group_id, engine_done_cb 
 int engine_deliver(struct engine *e, const struct raft_message *msgs, size_t n);
 /* A complete snapshot file for m (RAFT_MSG_SNAPSHOT) arrived at path (the engine owns it now). */
 int engine_deliver_snapshot(struct engine *e, const struct raft_message *m, const char *path);
-/* Messages to node_id were dropped; group_id 0 means every group. */
+/*
+ * Messages to node_id were dropped, or (group_id 0) the connection to it was
+ * lost: quiescent groups it is a member of wake up, so that a quiescent
+ * follower whose leader is gone elects another.
+ */
 void engine_report_unreachable(struct engine *e, raft_id node_id, uint64_t group_id);
 /* A snapshot stream to node `to` ended. */
 void engine_snapshot_sent(struct engine *e, raft_id to, uint64_t group_id, bool failed);

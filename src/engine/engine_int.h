@@ -165,6 +165,11 @@ struct addrbook {
  *	                         group is frozen, its Ready held
  *	RECOVERING -> RECOVERED  engine_snapshot_recovered() with success
  *	RECOVERED -> ACTIVE      the next round saved and advanced the held Ready
+ *	ACTIVE, RECOVERED        the Raft core ran out of memory applying a
+ *	  -> APPLY_RETRY         membership change: the Ready (saved and sent) is
+ *	                         held, the group frozen, and each round applies
+ *	                         again from that entry (raft.h: later entries wait)
+ *	APPLY_RETRY -> ACTIVE    it applied: the Ready is advanced
  *	any -> FAILED            its state machine or Raft core failed (g->error);
  *	                         pending operations complete with ENGINE_ERR_SM
  */
@@ -172,6 +177,7 @@ enum group_state {
 	GS_ACTIVE = 0,
 	GS_RECOVERING,
 	GS_RECOVERED,
+	GS_APPLY_RETRY,
 	GS_FAILED,
 };
 
@@ -269,7 +275,8 @@ struct engine {
 	 * made work, an operation started, a report came).  A round takes it
 	 * whole (into batch) and visits nothing else, so idle groups cost
 	 * nothing per round.  The tick set: groups engine_tick() ticks (every
-	 * active group; a quiescent one can leave it).  Both have room for
+	 * active group that is not quiescent; a round puts a woken one back).
+	 * Both have room for
 	 * every group, reserved when it starts.
 	 */
 	struct group **marked;
@@ -330,15 +337,20 @@ void eng_group_failed(struct engine *e, struct group *g, int rc, const char *fmt
 int eng_fail_engine(struct engine *e, int rc, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 /*
- * What an input to g's Raft core returned: a refusal of the input comes back
- * as an engine rc; RAFT_ERR_STORAGE stops the engine; any other error (a
- * bug in the core or here) stops the group with a message naming what.
+ * What an input to g's Raft core returned (or raft_fatal() after a call that
+ * records its error): a refusal of the input comes back as an engine rc;
+ * RAFT_ERR_STORAGE (storage failed or contradicted itself) stops the engine;
+ * RAFT_ERR_BUG (an impossible state) and any rc the engine does not expect
+ * stop the group; each with a message naming what and raft_errmsg().
  */
 int eng_raft_rc(struct engine *e, struct group *g, int rc, const char *what);
 /* List g for engine_take_changed(). */
 void eng_changed(struct engine *e, struct group *g);
 /* g has work: the next round visits it. */
 void eng_mark(struct engine *e, struct group *g);
+/* g joins the tick set if it is active and not quiescent, else leaves it (a change is listed
+ * for engine_take_changed). */
+void eng_tick_update(struct engine *e, struct group *g);
 
 /* ---- logview.c ---- */
 

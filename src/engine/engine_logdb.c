@@ -3,11 +3,13 @@
  *
  * The one place where the two models differ is the start of the log.  The
  * engine needs the term of entry first_index - 1; the LogDB removes entries
- * up to an index without keeping a term.  The engine only compacts below its
- * latest snapshot, so on load the adapter starts the log right after the
- * snapshot (first = S + 1, prev term = S's term): stored entries at or below
- * S are left for the next compaction and never read.  Without a snapshot the
- * log must start at 1.
+ * up to an index without keeping a term.  So compact(i) removes the entries
+ * below i and keeps entry i, whose term a load reads back: the log then
+ * starts at i + 1, entries below the latest snapshot included (a follower
+ * that lags by less than compaction_overhead entries still catches up from
+ * the log after a restart).  A log that starts right after the snapshot (an
+ * installed one replaced it) takes the snapshot's term; without a snapshot
+ * the log starts at 1.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -142,6 +144,8 @@ static int el_save(void *ctx, const struct engine_update *u, size_t n)
 	return from_logdb(logdb_save(el->w, el->ups, n));
 }
 
+static int el_term(void *ctx, uint64_t group_id, raft_index i, raft_term *t);
+
 static int el_load(void *ctx, uint64_t group_id, struct engine_stored_state *out)
 {
 	struct engine_logdb *el = ctx;
@@ -184,18 +188,23 @@ static int el_load(void *ctx, uint64_t group_id, struct engine_stored_state *out
 	last = rs.first_index + rs.entry_count - 1;
 	out->hard_state = rs.hard_state;
 	out->snapshot = snap.meta;
-	if (snap.meta.index > 0) {
-		if (first > snap.meta.index + 1)
-			return ENGINE_ERR_STORAGE; /* compacted past the snapshot: damage */
-		out->first_index = snap.meta.index + 1;
+	out->last_index = last > snap.meta.index ? last : snap.meta.index;
+	rc = logdb_get_recovery(el->db, group_id, el->node, &out->recovery);
+	if (rc != LOGDB_OK)
+		return from_logdb(rc);
+	if (first == 1) {
+		out->first_index = 1; /* nothing compacted */
+	} else if (snap.meta.index > 0 && first == snap.meta.index + 1) {
+		out->first_index = first; /* an installed snapshot replaced the log */
 		out->prev_term = snap.meta.term;
-		out->last_index = last > snap.meta.index ? last : snap.meta.index;
+	} else if (snap.meta.index > 0 && first <= snap.meta.index && first <= last) {
+		/* compact(first) kept entry first for its term */
+		out->first_index = first + 1;
+		rc = el_term(el, group_id, first, &out->prev_term);
+		if (rc != ENGINE_OK)
+			return rc;
 	} else {
-		if (first != 1)
-			return ENGINE_ERR_STORAGE; /* compacted without a snapshot: damage */
-		out->first_index = 1;
-		out->prev_term = 0;
-		out->last_index = last;
+		return ENGINE_ERR_STORAGE; /* compacted past the snapshot, or without one: damage */
 	}
 	return ENGINE_OK;
 }
@@ -304,6 +313,13 @@ static int el_save_snapshot(void *ctx, uint64_t group_id, const struct raft_snap
 	return from_logdb(logdb_replace_snapshot(el->db, group_id, el->node, &snap));
 }
 
+static int el_save_recovery(void *ctx, uint64_t group_id, raft_index index)
+{
+	struct engine_logdb *el = ctx;
+
+	return from_logdb(logdb_save_recovery(el->db, group_id, el->node, index));
+}
+
 static int el_compact(void *ctx, uint64_t group_id, raft_index index)
 {
 	struct engine_logdb *el = ctx;
@@ -311,9 +327,11 @@ static int el_compact(void *ctx, uint64_t group_id, raft_index index)
 
 	if (group_id == el->tc.group_id)
 		el->tc.group_id = 0;
-	rc = logdb_remove_entries_to(el->db, group_id, el->node, index);
+	if (index <= 1)
+		return ENGINE_OK; /* entry index stays for its term (see the top) */
+	rc = logdb_remove_entries_to(el->db, group_id, el->node, index - 1);
 	if (rc == LOGDB_OK)
-		rc = logdb_compact_entries_to(el->db, group_id, el->node, index);
+		rc = logdb_compact_entries_to(el->db, group_id, el->node, index - 1);
 	return from_logdb(rc);
 }
 
@@ -349,6 +367,7 @@ void engine_logdb_ops(struct engine_logdb *el, struct engine_storage_ops *ops)
 	ops->entries = el_entries;
 	ops->term = el_term;
 	ops->save_snapshot = el_save_snapshot;
+	ops->save_recovery = el_save_recovery;
 	ops->compact = el_compact;
 	ops->remove = el_remove;
 	ops->busy = el_busy;

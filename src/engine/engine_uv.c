@@ -39,6 +39,9 @@ struct engine_uv {
 	bool closing;
 	struct snap_out *outs;
 	struct snap_in *ins;
+	void (*log_fn)(void *ctx, int level, const char *msg); /* the embedder's */
+	void *log_ctx;
+	char tp_error[512]; /* the transport's last error line (for engine_uv_create) */
 };
 
 static void maybe_free(struct engine_uv *u)
@@ -221,6 +224,18 @@ static bool membership_check(void *ctx, uint64_t group_id, uint64_t from)
 	return !u->closing && engine_accepts(u->e, group_id, from);
 }
 
+/* Transport log lines go to the embedder; an error line is kept to say why create failed. */
+static void on_log(void *ctx, int level, const char *msg)
+{
+	struct engine_uv *u = ctx;
+
+	if (level == TRANSPORT_LOG_ERROR)
+		snprintf(u->tp_error, sizeof(u->tp_error), "transport: %s",
+		         strncmp(msg, "dragonraft transport: ", 22) == 0 ? msg + 22 : msg);
+	if (u->log_fn != NULL)
+		u->log_fn(u->log_ctx, level, msg);
+}
+
 static void on_closed(void *ctx)
 {
 	struct engine_uv *u = ctx;
@@ -300,10 +315,15 @@ int engine_uv_create(uv_loop_t *loop, const struct engine_config *ecfg,
 	tc.node_id = ecfg->node_id;
 	if (tc.snapshot_dir == NULL)
 		tc.snapshot_dir = ecfg->snapshot_dir;
+	u->log_fn = tcfg->log_fn;
+	u->log_ctx = tcfg->log_ctx;
+	tc.log_fn = on_log;
+	tc.log_ctx = u;
 	rc = transport_create(loop, &tc, &cb, &u->t);
 	if (rc != TRANSPORT_OK) {
 		if (errmsg != NULL && errmsg_len > 0)
-			snprintf(errmsg, errmsg_len, "transport: %s", transport_strerror(rc));
+			snprintf(errmsg, errmsg_len, "%s",
+			         u->tp_error[0] != '\0' ? u->tp_error : transport_strerror(rc));
 		free(u);
 		return ENGINE_ERR_INVALID;
 	}
@@ -332,6 +352,16 @@ err_after_transport:
 	u->closing = true;
 	transport_close(u->t);
 	return rc;
+}
+
+int engine_uv_reload_tls(struct engine_uv *u, const struct transport_tls_files *f, char *errmsg,
+                         size_t errmsg_len)
+{
+	if (transport_reload_tls(u->t, f) == TRANSPORT_OK)
+		return ENGINE_OK;
+	if (errmsg != NULL && errmsg_len > 0)
+		snprintf(errmsg, errmsg_len, "%s", transport_errmsg(u->t));
+	return ENGINE_ERR_INVALID;
 }
 
 struct engine *engine_uv_engine(struct engine_uv *u)

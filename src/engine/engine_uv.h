@@ -25,11 +25,19 @@ struct engine_uv;
 
 /*
  * Create the transport on loop and an engine over storage; node id and
- * snapshot directory come from ecfg.  On error the reason is in errmsg.
+ * snapshot directory come from ecfg.  On error the reason is in errmsg (the
+ * transport's own, e.g. a certificate that cannot be loaded).
  */
 int engine_uv_create(uv_loop_t *loop, const struct engine_config *ecfg,
                      const struct engine_storage_ops *storage, const struct transport_config *tcfg,
                      struct engine_uv **out, char *errmsg, size_t errmsg_len);
+/*
+ * Read the transport's TLS files again (transport_reload_tls: new connections
+ * use them, connections of peers whose certificates no longer verify close).
+ * On error nothing changed and the reason is in errmsg.
+ */
+int engine_uv_reload_tls(struct engine_uv *u, const struct transport_tls_files *f, char *errmsg,
+                         size_t errmsg_len);
 /* The engine (for groups and client operations). */
 struct engine *engine_uv_engine(struct engine_uv *u);
 /* The transport (for its listen port and counters). */

@@ -134,6 +134,9 @@ int eng_view_load(struct engine *e, struct group *g, const struct engine_bootstr
 		if (rc != ENGINE_OK)
 			return rc;
 		rc = eng_book_save(e, g);
+		if (rc == ENGINE_ERR_NOMEM)
+			return eng_err(e, rc, "group %llu: out of memory",
+			               (unsigned long long)g->id);
 		if (rc != ENGINE_OK)
 			return eng_fail_engine(e, rc, "group %llu: saving its bootstrap record",
 			                       (unsigned long long)g->id);
@@ -160,6 +163,24 @@ int eng_view_load(struct engine *e, struct group *g, const struct engine_bootstr
 	g->conf = g->snap.index > 0 ? g->snap.membership : *eng_book_initial(g);
 	g->applied = g->snap.index;
 	g->applied_term = g->snap.term;
+	/*
+	 * A state machine ahead of the whole stored log: legitimate only when
+	 * a received snapshot's recovery started (its marker is there) and the
+	 * crash came before its metadata was saved.  Otherwise this LogDB is an
+	 * older copy: it would vote and acknowledge as if it had never seen
+	 * what this member did (a vote twice in one term), so the member stays
+	 * down.
+	 */
+	if (g->sm_skip > g->last && ss->recovery < g->sm_skip) {
+		rc = eng_err(e, ENGINE_ERR_INVALID,
+		             "group %llu: the state machine applied %llu but the LogDB ends at "
+		             "%llu with no snapshot that covers it (an older copy of the LogDB?); "
+		             "refusing to start the member, which could vote twice",
+		             (unsigned long long)g->id, (unsigned long long)g->sm_skip,
+		             (unsigned long long)g->last);
+		e->a->free(ss);
+		return rc;
+	}
 	e->a->free(ss);
 	if (g->first == 0 || g->first > g->last + 1 || g->snap.index + 1 < g->first ||
 	    g->hs.commit > g->last)

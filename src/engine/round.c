@@ -39,26 +39,30 @@ static void send_msgs(struct engine *e, struct group *g, bool early)
 	}
 }
 
-/* Apply rd.committed: conf changes to the core, the rest to the state machine. */
+/*
+ * Apply rd.committed above g->applied: conf changes to the core, the rest to
+ * the state machine.  A conf change the core cannot apply for lack of memory
+ * stops there (raft.h: it must apply before any later entry): what came
+ * before it is applied, and the group holds its Ready until a later round
+ * applies the rest (GS_APPLY_RETRY).
+ */
 static void apply(struct engine *e, struct group *g)
 {
 	const struct raft_ready *rd = &g->rd;
-	uint32_t k = 0;
+	uint32_t k = 0, n = rd->n_committed;
+	char what[64];
 	int rc;
 
-	if (rd->n_committed == 0)
+	if (n == 0)
 		return;
-	if (eng_reserve(e, (void **)&e->sment, &e->cap_sment, rd->n_committed, sizeof(*e->sment)) !=
-	    ENGINE_OK) {
-		eng_group_failed(e, g, ENGINE_ERR_NOMEM, "apply failed (out of memory)");
-		return;
-	}
-	for (uint32_t i = 0; i < rd->n_committed; i++) {
+	if (eng_reserve(e, (void **)&e->sment, &e->cap_sment, n, sizeof(*e->sment)) != ENGINE_OK)
+		n = 0; /* nothing applied: retried like a conf change without memory */
+	for (uint32_t i = 0; i < n; i++) {
 		const struct raft_entry *c = &rd->committed[i];
 		struct engine_sm_entry *s = &e->sment[k];
 
 		if (c->index <= g->applied)
-			continue; /* covered by an installed snapshot */
+			continue; /* covered by an installed snapshot, or applied before a retry */
 		s->index = c->index;
 		s->term = c->term;
 		s->type = c->type;
@@ -68,16 +72,21 @@ static void apply(struct engine *e, struct group *g)
 			struct raft_conf_change cc;
 			struct raft_membership out;
 
-			/* Applied whole or not at all by the core: nothing to retry, the group
-			 * stops. */
 			rc = raft_apply_conf_change(g->r, c, &out);
+			if (rc == RAFT_ERR_NOMEM) {
+				n = i; /* applied whole or not at all: retried from here */
+				break;
+			}
 			if (rc != RAFT_OK) {
-				eng_group_failed(
-				        e, g, ENGINE_ERR_RAFT,
-				        "applying the membership change at index %llu failed "
-				        "(%s: %s)",
-				        (unsigned long long)c->index, raft_strerror(rc),
-				        raft_errmsg(g->r));
+				snprintf(what, sizeof(what),
+				         "applying the membership change at index %llu",
+				         (unsigned long long)c->index);
+				if (rc ==
+				    RAFT_ERR_INVALID) /* a malformed entry: every replica stops */
+					eng_group_failed(e, g, ENGINE_ERR_RAFT, "%s (%s)", what,
+					                 raft_errmsg(g->r));
+				else
+					eng_raft_rc(e, g, rc, what);
 				return;
 			}
 			g->conf = out;
@@ -104,7 +113,7 @@ static void apply(struct engine *e, struct group *g)
 		g->stats.entries_applied += k;
 	}
 	/* Completions: our proposals. */
-	for (uint32_t i = 0; i < rd->n_committed; i++) {
+	for (uint32_t i = 0; i < n; i++) {
 		const struct raft_entry *c = &rd->committed[i];
 		struct pending *p, op;
 
@@ -118,11 +127,17 @@ static void apply(struct engine *e, struct group *g)
 		g->n_pending--;
 		eng_complete(e, op.cb, op.ctx, ENGINE_OK, g->id, c->index, 0);
 	}
-	g->applied = rd->committed[rd->n_committed - 1].index;
-	g->applied_term = rd->committed[rd->n_committed - 1].term;
+	if (n > 0 && rd->committed[n - 1].index > g->applied) {
+		g->applied = rd->committed[n - 1].index;
+		g->applied_term = rd->committed[n - 1].term;
+	}
 	if (g->sm_skip < g->applied)
 		g->sm_skip = g->applied;
-	eng_cc_applied(e, g, rd->committed, rd->n_committed);
+	eng_cc_applied(e, g, rd->committed, n);
+	if (n < rd->n_committed)
+		eng_set_state(e, g, GS_APPLY_RETRY);
+	else if (g->state == GS_APPLY_RETRY)
+		eng_set_state(e, g, GS_ACTIVE);
 }
 
 /* Reads whose index is now applied (g->reads holds the keys of those with an index). */
@@ -219,6 +234,24 @@ static raft_index cache_keep(const struct group *g)
 	return keep > g->first ? keep : g->first;
 }
 
+/* g's Ready is saved and its messages sent: apply it, then advance. */
+static void finish(struct engine *e, struct group *g)
+{
+	if (g->state == GS_FAILED)
+		return; /* sending found a fatal error of the core */
+	apply(e, g);
+	if (g->state != GS_ACTIVE && g->state != GS_RECOVERED)
+		return; /* failed, or a membership change waits for memory */
+	read_states(e, g);
+	raft_advance(g->r, &g->rd);
+	if (eng_raft_rc(e, g, raft_fatal(g->r), "an advance") != ENGINE_OK)
+		return;
+	if (g->state == GS_RECOVERED)
+		eng_set_state(e, g, GS_ACTIVE);
+	dr_arena_reset(&g->arena.ar);
+	eng_cache_release(&g->cache, e->a);
+}
+
 /* Take the ready set: the groups this round visits go into e->batch; marks made from now on
  * are for the next round. */
 static size_t take_marked(struct engine *e)
@@ -262,6 +295,8 @@ int engine_run_round(struct engine *e)
 			e->ready[n++] = g; /* the held Ready, with the state machine recovered */
 			continue;
 		}
+		if (g->state == GS_APPLY_RETRY)
+			finish(e, g); /* the held Ready was saved and sent: apply the rest */
 		if (g->state != GS_ACTIVE)
 			continue; /* failed, or frozen with its Ready held */
 		if (g->sm.apply_busy != NULL) {
@@ -270,7 +305,9 @@ int engine_run_round(struct engine *e)
 		}
 		if (!raft_has_ready(g->r))
 			continue;
-		raft_ready(g->r, &g->rd); /* a failed read of the log stops the engine */
+		/* A failed read of the log stops the engine; an impossible state the group. */
+		if (eng_raft_rc(e, g, raft_ready(g->r, &g->rd), "a Ready") != ENGINE_OK)
+			continue;
 		e->ready[n++] = g;
 	}
 	if (e->failed)
@@ -299,6 +336,8 @@ int engine_run_round(struct engine *e)
 		}
 		n = k;
 	}
+	if (e->failed)
+		goto out; /* a recovery marker could not be saved */
 
 	/* 3. One synced save for every group. */
 	for (size_t i = 0; i < n; i++) {
@@ -335,21 +374,15 @@ int engine_run_round(struct engine *e)
 			continue;
 		eng_view_persisted(e, g);
 		send_msgs(e, g, false);
-		apply(e, g);
-		if (g->state == GS_FAILED)
-			continue;
-		read_states(e, g);
-		raft_advance(g->r, &g->rd);
-		if (g->state == GS_RECOVERED)
-			eng_set_state(e, g, GS_ACTIVE);
-		dr_arena_reset(&g->arena.ar);
-		eng_cache_release(&g->cache, e->a);
+		finish(e, g);
 	}
 
 	/* 5. The batch's leadership changes, reads, snapshots; what has more work stays marked. */
 	for (size_t i = 0; i < nb && !e->failed; i++) {
 		struct group *g = e->batch[i];
 
+		if (g->state == GS_APPLY_RETRY)
+			eng_mark(e, g); /* the next round applies again */
 		if (g->state != GS_ACTIVE)
 			continue;
 		watch_leader(e, g);
@@ -359,6 +392,7 @@ int engine_run_round(struct engine *e)
 			resolve_overwritten(e, g);
 		eng_snapshot_if_due(e, g);
 		eng_cache_trim(&g->cache, cache_keep(g));
+		eng_tick_update(e, g); /* quiesced, or woken by an input */
 		if (raft_has_ready(g->r))
 			eng_mark(e, g);
 	}

@@ -69,6 +69,7 @@ static void ship(struct engine *e, struct group *g)
 done:
 	g->out = NULL;
 	e->a->free(o);
+	eng_raft_rc(e, g, raft_fatal(g->r), "a snapshot report");
 }
 
 void eng_send_snapshot(struct engine *e, struct group *g, const struct raft_message *m)
@@ -87,6 +88,10 @@ void eng_send_snapshot(struct engine *e, struct group *g, const struct raft_mess
 		else
 			raft_report_snapshot(g->r, m->to, true);
 		return;
+	}
+	if (g->sm.save_snapshot == NULL) {
+		g->stats.snapshots_unavailable++; /* status: needs_snapshot */
+		eng_changed(e, g);
 	}
 	if (g->sm.save_snapshot == NULL || e->net.send_snapshot == NULL ||
 	    (o = e->a->malloc(sizeof(*o))) == NULL) {
@@ -134,6 +139,12 @@ int eng_install(struct engine *e, struct group *g)
 	if (snprintf(held, sizeof(held), "%s.recovering", g->recv_path) < (int)sizeof(held) &&
 	    rename(g->recv_path, held) == 0)
 		memcpy(g->recv_path, held, ENGINE_PATH_MAX);
+	/* The state machine goes ahead of the log until the install is saved: say so first. */
+	rc = e->st.save_recovery(e->st.ctx, g->id, s->index);
+	if (rc != ENGINE_OK)
+		return eng_fail_engine(e, rc,
+		                       "group %llu: saving the recovery marker of snapshot %llu",
+		                       (unsigned long long)g->id, (unsigned long long)s->index);
 	rc = g->sm.recover(g->sm.ctx, g->recv_path, s->index);
 	if (rc == ENGINE_IN_PROGRESS) {
 		eng_set_state(e, g,
@@ -191,6 +202,17 @@ int eng_snapshot_if_due(struct engine *e, struct group *g)
 	eng_waiter_done(e, g, &g->snapreq.w, ENGINE_OK, a);
 
 	c = a > e->cfg.compaction_overhead ? a - e->cfg.compaction_overhead : 0;
+	if (g->sm.save_snapshot == NULL) {
+		/*
+		 * No full snapshot can be made: what a member may still need stays.  The
+		 * leader knows what each has; a follower does not know what the others
+		 * have, and may lead them one day.
+		 */
+		raft_index keep = raft_role(g->r) == RAFT_LEADER ? raft_peers_match(g->r) : 0;
+
+		if (c > keep)
+			c = keep;
+	}
 	if (c < g->first)
 		return ENGINE_OK;
 	if (c == a) {
@@ -207,5 +229,5 @@ int eng_snapshot_if_due(struct engine *e, struct group *g)
 	g->first = c + 1;
 	g->prev_term = t;
 	raft_compacted(g->r, c);
-	return ENGINE_OK;
+	return eng_raft_rc(e, g, raft_fatal(g->r), "a compaction");
 }

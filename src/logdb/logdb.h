@@ -214,6 +214,17 @@ int logdb_delete_snapshot(struct logdb *db, uint64_t group_id, raft_id node_id, 
 int logdb_replace_snapshot(struct logdb *db, uint64_t group_id, raft_id node_id,
                            const struct logdb_snapshot *snap);
 
+/*
+ * A received snapshot at index is about to be recovered into the state
+ * machine, before its record is saved: a synced marker, so that a restart
+ * can tell a state machine ahead of the log because of it from one ahead of
+ * a stale copy of the LogDB.  The save that installs a snapshot deletes the
+ * marker in its batch; so do removal and import.
+ */
+int logdb_save_recovery(struct logdb *db, uint64_t group_id, raft_id node_id, raft_index index);
+/* The marker's index, 0 when there is none. */
+int logdb_get_recovery(struct logdb *db, uint64_t group_id, raft_id node_id, raft_index *index);
+
 /* Delete everything stored for (group, node) (synced), then compact it away. */
 int logdb_remove_node_data(struct logdb *db, uint64_t group_id, raft_id node_id);
 /*

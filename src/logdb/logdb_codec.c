@@ -230,6 +230,16 @@ int logdb_encode_range(struct logdb_buf *b, const uint8_t *key, size_t klen, uin
 	return LOGDB_OK;
 }
 
+int logdb_encode_recovery(struct logdb_buf *b, const uint8_t *key, size_t klen, uint64_t index)
+{
+	int rc = begin(b, LOGDB_KIND_RECOVERY, 8);
+	if (rc)
+		return rc;
+	add64(b, index);
+	seal(b, key, klen);
+	return LOGDB_OK;
+}
+
 int logdb_encode_node(struct logdb_buf *b, const uint8_t *key, size_t klen)
 {
 	int rc = begin(b, LOGDB_KIND_NODE, 0);
@@ -450,6 +460,21 @@ int logdb_decode_state(const uint8_t *key, size_t klen, const uint8_t *val, size
 	hs->vote = r64(&r);
 	hs->commit = r64(&r);
 	return done(&r, why);
+}
+
+int logdb_decode_recovery(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                          uint64_t *index, const char **why)
+{
+	struct rd r;
+	int rc = open_value(key, klen, val, vlen, LOGDB_KIND_RECOVERY, &r, why);
+	if (rc)
+		return rc;
+	*index = r64(&r);
+	if ((rc = done(&r, why)))
+		return rc;
+	if (*index == 0)
+		return fail(why, "recovery marker at index 0");
+	return LOGDB_OK;
 }
 
 int logdb_decode_range(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,

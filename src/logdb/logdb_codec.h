@@ -27,6 +27,7 @@ enum logdb_kind {
 	LOGDB_KIND_NODE = 0x0404,
 	LOGDB_KIND_BOOTSTRAP = 0x0505,
 	LOGDB_KIND_SNAPSHOT = 0x0606,
+	LOGDB_KIND_RECOVERY = 0x0707, /* a received snapshot being recovered: its index */
 };
 
 #define LOGDB_KEY_LEN         20 /* kind, zeros, group, node */
@@ -83,6 +84,8 @@ int logdb_encode_node(struct logdb_buf *b, const uint8_t *key, size_t klen);
 /* Encode a bootstrap value. */
 int logdb_encode_bootstrap(struct logdb_buf *b, const uint8_t *key, size_t klen,
                            const struct logdb_bootstrap *bs);
+/* Encode a recovery marker value: the index of the snapshot being recovered. */
+int logdb_encode_recovery(struct logdb_buf *b, const uint8_t *key, size_t klen, uint64_t index);
 /* Encode a snapshot value (its index is in the key). */
 int logdb_encode_snapshot(struct logdb_buf *b, const uint8_t *key, size_t klen,
                           const struct logdb_snapshot *s);
@@ -115,6 +118,9 @@ int logdb_decode_node(const uint8_t *key, size_t klen, const uint8_t *val, size_
 /* Decode a bootstrap value. */
 int logdb_decode_bootstrap(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
                            struct logdb_bootstrap *bs, const char **why);
+/* Decode a recovery marker value. */
+int logdb_decode_recovery(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                          uint64_t *index, const char **why);
 /* Decode a snapshot value. */
 int logdb_decode_snapshot(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
                           struct logdb_snapshot *s, const char **why);

@@ -256,6 +256,29 @@ int logdb_get_bootstrap(struct logdb *db, uint64_t g, raft_id n, struct logdb_bo
 	return LOGDB_OK;
 }
 
+int logdb_get_recovery(struct logdb *db, uint64_t g, raft_id n, raft_index *index)
+{
+	struct shard *s = logdb_shard(db, g);
+	uint8_t key[LOGDB_KEY_LEN];
+	char *err = NULL;
+	size_t vlen;
+	const char *why;
+	*index = 0;
+	logdb_key(key, LOGDB_KIND_RECOVERY, g, n);
+	char *v = rocksdb_get(s->db, db->ropts, (const char *)key, sizeof(key), &vlen, &err);
+	if (err)
+		return logdb_io_fail(db, err, "reading a recovery marker");
+	if (v == NULL)
+		return LOGDB_OK;
+	int rc = logdb_decode_recovery(key, sizeof(key), (uint8_t *)v, vlen, index, &why);
+	rocksdb_free(v);
+	if (rc)
+		return logdb_fail(db, rc,
+		                  "corrupt recovery marker: group %" PRIu64 " node %" PRIu64 ": %s",
+		                  g, n, why);
+	return LOGDB_OK;
+}
+
 int logdb_list_nodes(struct logdb *db, struct logdb_node_info **out, size_t *count)
 {
 	static const uint8_t lo[4] = {LOGDB_KIND_NODE >> 8, LOGDB_KIND_NODE & 0xff, 0, 0};

@@ -197,6 +197,10 @@ static int stage(struct logdb_worker *w, struct shard *s, rocksdb_writebatch_t *
 		delete_indexes(b, LOGDB_KIND_ENTRY, g, n, 0, UINT64_MAX);
 		first = si + 1;
 		last = si;
+		/* the state machine's recovery of it (logdb_save_recovery) is over */
+		uint8_t key[LOGDB_KEY_LEN];
+		logdb_key(key, LOGDB_KIND_RECOVERY, g, n);
+		rocksdb_writebatch_delete(b, (const char *)key, sizeof(key));
 	}
 	if (u->n_entries) {
 		uint64_t lo = u->entries[0].index, hi = u->entries[u->n_entries - 1].index;
@@ -507,6 +511,22 @@ int logdb_replace_snapshot(struct logdb *db, uint64_t g, raft_id n,
 	return save_snapshot(db, g, n, snap, true);
 }
 
+int logdb_save_recovery(struct logdb *db, uint64_t g, raft_id n, raft_index index)
+{
+	uint8_t key[LOGDB_KEY_LEN];
+	struct oneoff o;
+	if (index == 0)
+		return logdb_fail(db, LOGDB_ERR_INVALID, "recovery marker at index 0");
+	oneoff_init(db, &o);
+	logdb_key(key, LOGDB_KIND_RECOVERY, g, n);
+	int rc = logdb_encode_recovery(&o.v, key, sizeof(key), index);
+	if (rc)
+		rc = logdb_fail(db, rc, "out of memory encoding a recovery marker");
+	else
+		put(o.b, key, sizeof(key), &o.v);
+	return oneoff_write(db, g, &o, rc, "writing a recovery marker");
+}
+
 int logdb_delete_snapshot(struct logdb *db, uint64_t g, raft_id n, raft_index index)
 {
 	uint8_t key[LOGDB_INDEX_KEY_LEN];
@@ -521,7 +541,7 @@ int logdb_delete_snapshot(struct logdb *db, uint64_t g, raft_id n, raft_index in
 static void delete_all(rocksdb_writebatch_t *b, uint64_t g, uint64_t n)
 {
 	static const unsigned point[] = {LOGDB_KIND_STATE, LOGDB_KIND_RANGE, LOGDB_KIND_NODE,
-	                                 LOGDB_KIND_BOOTSTRAP};
+	                                 LOGDB_KIND_BOOTSTRAP, LOGDB_KIND_RECOVERY};
 	static const unsigned ranged[] = {LOGDB_KIND_ENTRY, LOGDB_KIND_SNAPSHOT};
 	uint8_t k1[LOGDB_INDEX_KEY_LEN + 1], k2[LOGDB_INDEX_KEY_LEN + 1];
 	for (size_t i = 0; i < sizeof(point) / sizeof(point[0]); i++) {

@@ -13,12 +13,11 @@
 #include "transport/frame.h"
 #include "transport/transport.h"
 
-#define TP_READ_BUF     (64u << 10)
-#define TP_DIRECT_MAX   (256u << 10)
-#define TP_UNREACH_MAX  4096
-#define TP_MAX_ADDRS    8  /* resolved addresses of a host name tried per dial */
-#define TP_LOG_SLOTS    64 /* remote (address, node) pairs whose log lines are rate-limited */
-#define TP_LOG_EVERY_MS 60000
+#define TP_READ_BUF    (64u << 10)
+#define TP_DIRECT_MAX  (256u << 10)
+#define TP_UNREACH_MAX 4096
+#define TP_MAX_ADDRS   8  /* resolved addresses of a host name tried per dial */
+#define TP_LOG_SLOTS   64 /* sources (IPv4 /24, IPv6 /64) with a line in this log window */
 
 enum conn_state {
 	CS_RESOLVING = 1, /* client: host name lookup on the thread pool */
@@ -92,12 +91,10 @@ struct peer {
 	struct transport_peer_stats st;
 };
 
-/* The last log line about one remote (address, node) pair. */
+/* A source (its IPv4 /24 or IPv6 /64) that had its line in a log window. */
 struct tp_log_slot {
-	uint8_t key[24]; /* address (16 bytes; IPv4 mapped) and node id */
-	uint64_t last_ms;
-	uint64_t suppressed;
-	bool used;
+	uint8_t key[16]; /* the address, IPv4 mapped, masked to its prefix */
+	uint64_t window; /* the window it is for (t->log_window) */
 };
 
 struct transport {
@@ -122,7 +119,15 @@ struct transport {
 	struct peer *dirty; /* peers with messages queued since the last flush */
 	uint32_t hs_conns;  /* accepted connections still in the handshake */
 	struct transport_mem_budget budget;
+	/*
+	 * The refusal log (tp_log_refusal): one line per source per window of
+	 * log_window_ms, at most log_max_lines in all; what is left out is
+	 * counted and told in one summary line when the window ends.
+	 */
 	struct tp_log_slot log[TP_LOG_SLOTS];
+	uint64_t log_window; /* uv_now() + 1 when the current window started; 0 = none yet */
+	uint32_t log_lines;  /* lines written in this window */
+	uint64_t log_unsaid; /* refusals left out in this window (the summary tells) */
 	struct snap_send *sends;
 	struct snap_recv *recvs;
 	struct transport_encoder enc;
@@ -183,9 +188,15 @@ int tp_send_frame(struct conn *c, uint8_t kind, const void *payload, uint32_t le
 int tp_conn_write(struct conn *c, uv_write_t *req, const uv_buf_t *bufs, unsigned n,
                   uv_write_cb cb);
 
-/* Logs a refusal or failure concerning c, at most once a minute per address and node. */
+/*
+ * Logs a refusal or failure concerning c: at most one line per source (IPv4
+ * /24, IPv6 /64) per log window and log_max_lines in all, then one summary.
+ */
 void tp_log_refusal(struct transport *t, const struct conn *c, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
+
+/* Ends the refusal log's window once it is over, with its summary line (cheap to call often). */
+void tp_log_window(struct transport *t, uint64_t now);
 
 /* Calls log_fn at level with a formatted line. */
 void tp_log(struct transport *t, int level, const char *fmt, ...)

@@ -403,44 +403,43 @@ static int psk_find(SSL *ssl, const unsigned char *id, size_t idlen, SSL_SESSION
 	return *sess != NULL;
 }
 
-/* Records OpenSSL's last error as "what: reason" in t->errmsg. */
+/* Records OpenSSL's first error (the cause: "No such file or directory") in t->errmsg. */
 static int ssl_error(struct transport *t, const char *what, const char *file)
 {
 	char buf[200];
 
-	ERR_error_string_n(ERR_peek_last_error(), buf, sizeof(buf));
+	ERR_error_string_n(ERR_peek_error(), buf, sizeof(buf));
 	ERR_clear_error();
 	tp_errorf(t, "%s \"%s\": %s", what, file != NULL ? file : "", buf);
 	return TRANSPORT_EINVAL;
 }
 
-static int load_certs(struct transport *t, SSL_CTX *ctx)
+static int load_certs(struct transport *t, SSL_CTX *ctx, const struct transport_tls_files *f)
 {
-	const struct transport_config *cfg = &t->cfg;
 	uint64_t id;
 
-	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert_file) != 1)
-		return ssl_error(t, "cannot load certificate", cfg->tls_cert_file);
-	if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key_file, SSL_FILETYPE_PEM) != 1)
-		return ssl_error(t, "cannot load private key", cfg->tls_key_file);
+	if (SSL_CTX_use_certificate_chain_file(ctx, f->cert) != 1)
+		return ssl_error(t, "cannot load certificate", f->cert);
+	if (SSL_CTX_use_PrivateKey_file(ctx, f->key, SSL_FILETYPE_PEM) != 1)
+		return ssl_error(t, "cannot load private key", f->key);
 	if (SSL_CTX_check_private_key(ctx) != 1)
-		return ssl_error(t, "private key does not match certificate", cfg->tls_key_file);
-	if (SSL_CTX_load_verify_locations(ctx, cfg->tls_ca_file, NULL) != 1)
-		return ssl_error(t, "cannot load CA certificates", cfg->tls_ca_file);
-	if (cfg->tls_crl_file != NULL) {
+		return ssl_error(t, "private key does not match certificate", f->key);
+	if (SSL_CTX_load_verify_locations(ctx, f->ca, NULL) != 1)
+		return ssl_error(t, "cannot load CA certificates", f->ca);
+	if (f->crl != NULL) {
 		X509_STORE *st = SSL_CTX_get_cert_store(ctx);
 		X509_LOOKUP *lk = X509_STORE_add_lookup(st, X509_LOOKUP_file());
 
-		if (lk == NULL || X509_load_crl_file(lk, cfg->tls_crl_file, X509_FILETYPE_PEM) < 1)
-			return ssl_error(t, "cannot load CRL", cfg->tls_crl_file);
+		if (lk == NULL || X509_load_crl_file(lk, f->crl, X509_FILETYPE_PEM) < 1)
+			return ssl_error(t, "cannot load CRL", f->crl);
 		X509_STORE_set_flags(st, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
 	}
 	if (cert_node_id(SSL_CTX_get0_certificate(ctx), &id) != TRANSPORT_OK ||
-	    id != cfg->node_id) {
+	    id != t->cfg.node_id) {
 		tp_errorf(t,
 		          "certificate \"%s\" does not name node %llu (subjectAltName URI %s%llu)",
-		          cfg->tls_cert_file, (unsigned long long)cfg->node_id,
-		          TRANSPORT_CERT_URI_PREFIX, (unsigned long long)cfg->node_id);
+		          f->cert, (unsigned long long)t->cfg.node_id, TRANSPORT_CERT_URI_PREFIX,
+		          (unsigned long long)t->cfg.node_id);
 		return TRANSPORT_EINVAL;
 	}
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
@@ -473,31 +472,12 @@ static int setup_psk(struct transport *t, SSL_CTX *ctx)
 	return TRANSPORT_OK;
 }
 
-int tp_tls_setup(struct transport *t)
+/* A TLS 1.3 context with certificates from f (f NULL: the cluster PSK). */
+static int new_ctx(struct transport *t, const struct transport_tls_files *f, SSL_CTX **out)
 {
-	const struct transport_config *cfg = &t->cfg;
-	bool certs =
-	        cfg->tls_cert_file != NULL || cfg->tls_key_file != NULL || cfg->tls_ca_file != NULL;
 	SSL_CTX *ctx;
 	int rc;
 
-	if (certs &&
-	    (cfg->tls_cert_file == NULL || cfg->tls_key_file == NULL || cfg->tls_ca_file == NULL)) {
-		tp_errorf(t, "TLS needs a certificate, its key and the CA file together");
-		return TRANSPORT_EINVAL;
-	}
-	if (certs && cfg->secret != NULL) {
-		tp_errorf(t, "configure certificates or a cluster secret, not both");
-		return TRANSPORT_EINVAL;
-	}
-	if (!certs && cfg->tls_crl_file != NULL) {
-		tp_errorf(t, "a CRL needs certificates");
-		return TRANSPORT_EINVAL;
-	}
-	if (!certs && cfg->secret == NULL) {
-		t->security = TRANSPORT_SEC_NONE;
-		return TRANSPORT_OK;
-	}
 	pthread_once(&bio_once, bio_init_method);
 	ctx = bio_method != NULL ? SSL_CTX_new(TLS_method()) : NULL;
 	if (ctx == NULL)
@@ -511,16 +491,98 @@ int tp_tls_setup(struct transport *t)
 	}
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	t->security = certs ? TRANSPORT_SEC_CERT : TRANSPORT_SEC_PSK;
-	rc = certs ? load_certs(t, ctx) : setup_psk(t, ctx);
+	rc = f != NULL ? load_certs(t, ctx, f) : setup_psk(t, ctx);
 	if (rc != TRANSPORT_OK)
 		goto err_free_ctx;
-	t->ssl_ctx = ctx;
+	*out = ctx;
 	return TRANSPORT_OK;
 
 err_free_ctx:
 	SSL_CTX_free(ctx);
 	return rc;
+}
+
+int tp_tls_setup(struct transport *t)
+{
+	const struct transport_config *cfg = &t->cfg;
+	struct transport_tls_files f = {cfg->tls_cert_file, cfg->tls_key_file, cfg->tls_ca_file,
+	                                cfg->tls_crl_file};
+	bool certs = f.cert != NULL || f.key != NULL || f.ca != NULL;
+
+	if (certs && (f.cert == NULL || f.key == NULL || f.ca == NULL)) {
+		tp_errorf(t, "TLS needs a certificate, its key and the CA file together");
+		return TRANSPORT_EINVAL;
+	}
+	if (certs && cfg->secret != NULL) {
+		tp_errorf(t, "configure certificates or a cluster secret, not both");
+		return TRANSPORT_EINVAL;
+	}
+	if (!certs && f.crl != NULL) {
+		tp_errorf(t, "a CRL needs certificates");
+		return TRANSPORT_EINVAL;
+	}
+	if (!certs && cfg->secret == NULL) {
+		t->security = TRANSPORT_SEC_NONE;
+		return TRANSPORT_OK;
+	}
+	t->security = certs ? TRANSPORT_SEC_CERT : TRANSPORT_SEC_PSK;
+	return new_ctx(t, certs ? &f : NULL, &t->ssl_ctx);
+}
+
+/* Does the peer's certificate of ssl still verify against ctx's CA and CRL?  Why not in *err. */
+static bool peer_still_valid(SSL_CTX *ctx, SSL *ssl, int *err)
+{
+	X509 *leaf = SSL_get0_peer_certificate(ssl);
+	X509_STORE_CTX *sc = X509_STORE_CTX_new();
+	bool ok = false;
+
+	*err = X509_V_ERR_UNSPECIFIED;
+	if (leaf != NULL && sc != NULL &&
+	    X509_STORE_CTX_init(sc, SSL_CTX_get_cert_store(ctx), leaf,
+	                        SSL_get_peer_cert_chain(ssl)) == 1) {
+		ok = X509_verify_cert(sc) == 1;
+		*err = X509_STORE_CTX_get_error(sc);
+	}
+	X509_STORE_CTX_free(sc);
+	ERR_clear_error();
+	return ok;
+}
+
+int transport_reload_tls(struct transport *t, const struct transport_tls_files *f)
+{
+	SSL_CTX *ctx, *old = t->ssl_ctx;
+	struct conn *c, *next;
+	int rc, err;
+
+	if (t->closing)
+		return TRANSPORT_ECLOSED;
+	if (t->security != TRANSPORT_SEC_CERT) {
+		tp_errorf(t, "only a transport that started with certificates can reload them");
+		return TRANSPORT_EINVAL;
+	}
+	if (f == NULL || f->cert == NULL || f->key == NULL || f->ca == NULL) {
+		tp_errorf(t, "TLS needs a certificate, its key and the CA file together");
+		return TRANSPORT_EINVAL;
+	}
+	rc = new_ctx(t, f, &ctx);
+	if (rc != TRANSPORT_OK)
+		return rc; /* the files in use stay */
+	t->ssl_ctx = ctx;
+	SSL_CTX_free(old); /* each connection holds a reference to the context it started with */
+	for (c = t->conns; c != NULL; c = next) {
+		next = c->next;
+		if (c->ssl == NULL || c->state == CS_CLOSING)
+			continue;
+		if (c->state == CS_TLS) {
+			tp_conn_close(c); /* its handshake began with the old files: redial */
+		} else if (!peer_still_valid(ctx, c->ssl, &err)) {
+			t->st.tls_reload_closed++;
+			tp_log_refusal(t, c, "certificate no longer valid after a TLS reload: %s",
+			               X509_verify_cert_error_string(err));
+			tp_conn_close(c);
+		}
+	}
+	return TRANSPORT_OK;
 }
 
 void tp_tls_free(struct transport *t)

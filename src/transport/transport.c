@@ -31,6 +31,8 @@
 #define DEF_RECV_MEMORY   (256ull << 20)
 #define DEF_SNAP_MAX      (1ull << 40)
 #define DEF_SNAP_MIN_FREE (256ull << 20)
+#define DEF_LOG_LINES     20u
+#define DEF_LOG_WINDOW    60000u
 /* Decode memory allowed per frame beyond twice its length (protobuf-c structures). */
 #define DECODE_SLACK (16u << 20)
 /* Largest frame accepted before the handshake completes (HELLO and WELCOME are smaller). */
@@ -68,66 +70,96 @@ void tp_log(struct transport *t, int level, const char *fmt, ...)
 	t->cfg.log_fn(t->cfg.log_ctx, level, line);
 }
 
-/* The remote address of c as text, and as 16 bytes (IPv4 mapped) into key. */
-static void remote_addr(const struct conn *c, char *s, size_t cap, uint8_t key[16])
+/* The remote address of c as 16 bytes (IPv4 mapped) into key. */
+static void remote_key(const struct conn *c, uint8_t key[16])
 {
 	const struct sockaddr_storage *ss = &c->addrs[c->addr_idx];
 
 	memset(key, 0, 16);
-	snprintf(s, cap, "?");
 	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
-
 		key[10] = key[11] = 0xff;
-		memcpy(key + 12, &in->sin_addr, 4);
-		inet_ntop(AF_INET, &in->sin_addr, s, (socklen_t)cap);
+		memcpy(key + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
 	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
-
-		memcpy(key, &in6->sin6_addr, 16);
-		inet_ntop(AF_INET6, &in6->sin6_addr, s, (socklen_t)cap);
+		memcpy(key, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
 	}
+}
+
+/* The remote address of c as text. */
+static void remote_text(const struct conn *c, char *s, size_t cap)
+{
+	const struct sockaddr_storage *ss = &c->addrs[c->addr_idx];
+
+	snprintf(s, cap, "?");
+	if (ss->ss_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, s, (socklen_t)cap);
+	else if (ss->ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, s,
+		          (socklen_t)cap);
+}
+
+static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+/* Mask key (from remote_key) to its source prefix: IPv4 /24 or IPv6 /64. */
+static void source_prefix(uint8_t key[16])
+{
+	if (memcmp(key, v4mapped, 12) == 0)
+		key[15] = 0;
+	else
+		memset(key + 8, 0, 8);
+}
+
+void tp_log_window(struct transport *t, uint64_t now)
+{
+	uint64_t len = t->cfg.log_window_ms;
+
+	if (t->log_window != 0 && now - (t->log_window - 1) < len)
+		return;
+	if (t->log_unsaid > 0)
+		tp_log(t, TRANSPORT_LOG_INFO,
+		       "dragonraft transport: %llu more refused or failed connections in the last "
+		       "%llu s were not logged (at most %u lines, one per source address /24 or "
+		       "/64)",
+		       (unsigned long long)t->log_unsaid, (unsigned long long)((len + 999) / 1000),
+		       t->cfg.log_max_lines);
+	t->log_window = now + 1;
+	t->log_lines = 0;
+	t->log_unsaid = 0;
 }
 
 void tp_log_refusal(struct transport *t, const struct conn *c, const char *fmt, ...)
 {
-	struct tp_log_slot *slot = NULL, *oldest = &t->log[0];
-	uint64_t now = uv_now(t->loop), suppressed;
-	uint8_t key[24];
+	struct tp_log_slot *slot = NULL, *free_slot = NULL;
+	uint8_t key[16];
 	char addr[64], what[320];
 	va_list ap;
 
 	if (t->cfg.log_fn == NULL)
 		return;
-	remote_addr(c, addr, sizeof(addr), key);
-	tp_put64(key + 16, c->remote_id);
+	tp_log_window(t, uv_now(t->loop));
+	remote_key(c, key);
+	source_prefix(key);
 	for (int i = 0; i < TP_LOG_SLOTS && slot == NULL; i++) {
-		if (t->log[i].used && memcmp(t->log[i].key, key, sizeof(key)) == 0)
+		if (t->log[i].window != t->log_window)
+			free_slot = free_slot != NULL ? free_slot : &t->log[i];
+		else if (memcmp(t->log[i].key, key, sizeof(key)) == 0)
 			slot = &t->log[i];
-		else if (!t->log[i].used || t->log[i].last_ms < oldest->last_ms)
-			oldest = &t->log[i];
 	}
-	if (slot != NULL && now - slot->last_ms < TP_LOG_EVERY_MS) {
-		slot->suppressed++;
-		t->st.log_lines_suppressed++;
+	if (slot == NULL && t->log_lines < t->cfg.log_max_lines && free_slot != NULL) {
+		slot = free_slot;
+		memcpy(slot->key, key, sizeof(key));
+		slot->window = t->log_window;
+		t->log_lines++;
+		remote_text(c, addr, sizeof(addr));
+		va_start(ap, fmt);
+		vsnprintf(what, sizeof(what), fmt, ap);
+		va_end(ap);
+		tp_log(t, TRANSPORT_LOG_INFO, "dragonraft transport: %s %s (node %llu): %s",
+		       c->client ? "connection to" : "refused connection from", addr,
+		       (unsigned long long)c->remote_id, what);
 		return;
 	}
-	if (slot == NULL) {
-		slot = oldest;
-		memset(slot, 0, sizeof(*slot));
-		memcpy(slot->key, key, sizeof(key));
-		slot->used = true;
-	}
-	suppressed = slot->suppressed;
-	slot->suppressed = 0;
-	slot->last_ms = now;
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
-	tp_log(t, TRANSPORT_LOG_INFO,
-	       "dragonraft transport: %s %s (node %llu): %s (%llu more like it in the last minute)",
-	       c->client ? "connection to" : "refused connection from", addr,
-	       (unsigned long long)c->remote_id, what, (unsigned long long)suppressed);
+	t->log_unsaid++;
+	t->st.log_lines_suppressed++;
 }
 
 /* ---- peers: a hash table by node id ---------------------------------------- */
@@ -533,6 +565,8 @@ void transport_flush(struct transport *t)
 	now = uv_now(t->loop);
 	/* Only peers queued to since the last flush; a peer still waiting for its connection
 	 * or for a write is flushed again by that callback. */
+	if (t->log_unsaid > 0)
+		tp_log_window(t, now); /* the summary of a window that ended */
 	while ((p = t->dirty) != NULL) {
 		t->dirty = p->dirty_next;
 		p->dirty = false;
@@ -684,7 +718,7 @@ static void conn_open(struct conn *c)
 		t->hs_conns--;
 	}
 	c->last_active = uv_now(t->loop);
-	uv_timer_start(&c->timer, on_timer, t->cfg.idle_timeout_ms, 0);
+	uv_timer_start(&c->timer, on_timer, 0, 0); /* arms the idle check (and keepalive) */
 }
 
 int tp_send_hello(struct conn *c)
@@ -847,11 +881,19 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		tp_conn_close(c);
 }
 
-/* The handshake deadline before the connection opens, the idle check after. */
+/*
+ * The handshake deadline before the connection opens; after, the idle check
+ * and, on an outgoing message connection, a keepalive: an empty batch once
+ * nothing was written for a third of the idle timeout.  A node with nothing
+ * to say (its groups quiescent) so keeps its connections, the receiver's
+ * idle timeout closes only those of peers that went silent, and a peer that
+ * died is noticed (a reset, or TCP_USER_TIMEOUT on the unacknowledged
+ * keepalive) and reported unreachable.
+ */
 static void on_timer(uv_timer_t *h)
 {
 	struct conn *c = h->data;
-	uint64_t now = uv_now(c->t->loop), idle = c->t->cfg.idle_timeout_ms;
+	uint64_t now = uv_now(c->t->loop), idle = c->t->cfg.idle_timeout_ms, next;
 
 	if (c->state != CS_OPEN) {
 		tp_conn_fail(c, TRANSPORT_ETIMEOUT);
@@ -863,7 +905,23 @@ static void on_timer(uv_timer_t *h)
 		tp_conn_fail(c, TRANSPORT_EIDLE);
 		return;
 	}
-	uv_timer_start(&c->timer, on_timer, c->last_active + idle - now, 0);
+	next = c->last_active + idle - now;
+	if (c->client && c->purpose == TRANSPORT_PURPOSE_MSG) {
+		uint64_t ka = idle / 3 > 0 ? idle / 3 : 1;
+
+		if (now - c->last_active < ka) {
+			next = c->last_active + ka - now;
+		} else {
+			next = ka;
+			if (!c->peer->inflight &&
+			    tp_send_frame(c, TF_BATCH, NULL, 0) != TRANSPORT_OK) {
+				tp_conn_fail(c, TRANSPORT_EIO);
+				return;
+			}
+			c->peer->st.keepalives_sent++;
+		}
+	}
+	uv_timer_start(&c->timer, on_timer, next, 0);
 }
 
 void tp_conn_arm_deadline(struct conn *c)
@@ -910,8 +968,6 @@ void tp_conn_read(struct conn *c, bool on)
 /* Whether a and b are one source for the handshake limits: one IPv4 address or IPv6 /64. */
 static bool same_source(const uint8_t a[16], const uint8_t b[16])
 {
-	static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
 	if (memcmp(a, v4mapped, 12) == 0)
 		return memcmp(a, b, 16) == 0;
 	return memcmp(a, b, 8) == 0;
@@ -921,7 +977,6 @@ static bool same_source(const uint8_t a[16], const uint8_t b[16])
 static bool admit(struct transport *t, struct conn *c)
 {
 	uint8_t key[16], other[16];
-	char addr[64], tmp[64];
 	uint32_t same = 0;
 
 	if (t->hs_conns >= t->cfg.max_handshakes) {
@@ -929,11 +984,11 @@ static bool admit(struct transport *t, struct conn *c)
 		tp_log_refusal(t, c, "%u connections are in the handshake already", t->hs_conns);
 		return false;
 	}
-	remote_addr(c, addr, sizeof(addr), key);
+	remote_key(c, key);
 	for (struct conn *o = t->conns; o != NULL; o = o->next) {
 		if (!o->in_hs)
 			continue;
-		remote_addr(o, tmp, sizeof(tmp), other);
+		remote_key(o, other);
 		if (same_source(key, other))
 			same++;
 	}
@@ -1061,6 +1116,12 @@ static void apply_defaults(struct transport_config *c)
 		c->snapshot_max_bytes = DEF_SNAP_MAX;
 	if (c->snapshot_min_free_bytes == 0)
 		c->snapshot_min_free_bytes = DEF_SNAP_MIN_FREE;
+	if (c->log_max_lines == 0)
+		c->log_max_lines = DEF_LOG_LINES;
+	if (c->log_max_lines > TP_LOG_SLOTS)
+		c->log_max_lines = TP_LOG_SLOTS;
+	if (c->log_window_ms == 0)
+		c->log_window_ms = DEF_LOG_WINDOW;
 }
 
 int transport_create(uv_loop_t *loop, const struct transport_config *cfg,

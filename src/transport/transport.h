@@ -19,7 +19,8 @@
  * globally and per source address, and every connection has a handshake
  * deadline, TCP keepalive with TCP_USER_TIMEOUT and an idle timeout.  Each
  * refusal is counted (transport_stats) and logged through log_fn at most once
- * a minute per remote address and node.
+ * a minute per source address (IPv4 /24, IPv6 /64) and 20 times a minute in
+ * all, with a summary line of what was left out.
  *
  * Memory: the messages given to on_message_batch, their entry arrays and
  * snapshot metadata live in a per-connection decode arena, and entry data
@@ -77,13 +78,17 @@ struct transport_config {
 	uint32_t max_handshakes_per_addr;  /* ... from one IPv4 address or IPv6 /64 [8] */
 	uint32_t max_snapshot_conns;       /* open snapshot connections from one node [4] */
 	uint32_t idle_timeout_ms;    /* a connection with no byte read or written for this long
-	                              * is closed [60000] */
+	                              * is closed; an outgoing message connection sends an
+	                              * empty batch after a third of it [60000] */
 	uint32_t keepalive_ms;       /* TCP keepalive probes after this long idle; TCP_USER_TIMEOUT
 	                              * is three times it [10000] */
 	uint64_t recv_memory_max;    /* frame reassembly buffers of all connections together
 	                              * [256 MiB, at least 2 x max_frame] */
 	uint64_t snapshot_max_bytes; /* largest snapshot accepted [1 TiB] */
 	uint64_t snapshot_min_free_bytes; /* free space a received snapshot must leave [256 MiB] */
+	uint32_t log_max_lines; /* refusal lines per log window in all (at most 64); then one
+	                         * summary [20] */
+	uint32_t log_window_ms; /* ... and at most one per source (IPv4 /24, IPv6 /64) [60000] */
 	/* Lines for the server log (enum transport_log_level, no trailing newline), also from
 	 * inside transport_create; NULL: none. */
 	void (*log_fn)(void *log_ctx, int level, const char *msg);
@@ -132,7 +137,8 @@ struct transport_peer_stats {
 	uint64_t bytes_dropped; /* encoded bytes of dropped queued messages and undecodable batches
 	                         */
 	uint64_t connects;      /* outgoing connections that completed the handshake */
-	uint32_t queued_msgs;   /* waiting in the send queue now */
+	uint64_t keepalives_sent; /* empty batches on an idle outgoing message connection */
+	uint32_t queued_msgs;     /* waiting in the send queue now */
 	uint64_t queued_bytes;
 	bool connected; /* an outgoing message connection is open */
 };
@@ -147,6 +153,8 @@ struct transport_stats {
 	uint64_t decode_errors;          /* batches that failed protobuf decode or bounds checks */
 	uint64_t tls_handshake_failures; /* certificate, CA, CRL, PSK or not TLS at all */
 	uint64_t tls_record_errors;      /* altered or forged bytes after the handshake */
+	uint64_t tls_reload_closed; /* connections closed at a TLS reload: the peer's certificate
+	                             * no longer verifies (revoked, expired, another CA) */
 	uint64_t auth_bad_node_id;       /* ids in HELLO/WELCOME not those of the certificate
 	                                  * or of this node */
 	uint64_t auth_unknown_node;      /* HELLO from a node id that is not a peer here */
@@ -162,7 +170,7 @@ struct transport_stats {
 	uint64_t snapshot_takeovers;      /* a new BEGIN from the same sender replaced a stream */
 	uint64_t snapshot_parts_expired;  /* partial snapshot files deleted for age */
 	uint64_t resolve_failures;        /* host names of peers that did not resolve */
-	uint64_t log_lines_suppressed;    /* refusals not logged (one line per peer per minute) */
+	uint64_t log_lines_suppressed;    /* refusals not logged (see log_max_lines) */
 	uint64_t recv_memory;             /* bytes held by frame reassembly buffers now */
 };
 
@@ -213,6 +221,21 @@ void transport_stats(const struct transport *t, struct transport_stats *out);
 
 /* The last error's human description. */
 const char *transport_errmsg(const struct transport *t);
+
+/* The TLS files of a node with certificates (as transport_config's tls_* fields). */
+struct transport_tls_files {
+	const char *cert, *key, *ca;
+	const char *crl; /* optional */
+};
+/*
+ * Reads the certificate, key, CA and CRL again (say, a CRL that now revokes a
+ * node): connections made from now on use them, an open connection whose
+ * peer's certificate no longer verifies is closed (tls_reload_closed,
+ * logged), and one still in its handshake is closed so that it starts again
+ * with the new files.  Only for a transport created with certificates.  On
+ * error nothing changes (the reason in transport_errmsg).
+ */
+int transport_reload_tls(struct transport *t, const struct transport_tls_files *f);
 
 /* Closes every connection and handle; memory is freed (and on_closed called) as the loop runs. */
 void transport_close(struct transport *t);

@@ -11,6 +11,14 @@
 #include "cluster.h"
 #include "raft/raft.h"
 
+/* The state machine ops of node id's member of group g. */
+static void sm_ops(const struct cluster *c, raft_id id, int g, struct engine_sm_ops *sm)
+{
+	kv_sm_ops(c->nodes[id].sm[g], sm);
+	if (c->no_full_snapshots)
+		sm->save_snapshot = NULL;
+}
+
 static int start_engine(struct cluster *c, raft_id id)
 {
 	struct cl_node *n = &c->nodes[id];
@@ -101,7 +109,7 @@ int cluster_init_with(struct cluster *c, const struct cluster_storage *st, int n
 		for (int g = 0; g < n_groups; g++) {
 			struct engine_sm_ops sm;
 
-			kv_sm_ops(c->nodes[id].sm[g], &sm);
+			sm_ops(c, id, g, &sm);
 			rc = engine_start_group(c->nodes[id].e, c->group_ids[g], &bs, &sm);
 			if (rc != ENGINE_OK) {
 				fprintf(stderr, "start_group: %s\n", engine_errmsg(c->nodes[id].e));
@@ -179,7 +187,7 @@ int cluster_restart(struct cluster *c, raft_id id)
 
 		if (g < 0)
 			return ENGINE_ERR_INVALID;
-		kv_sm_ops(n->sm[g], &sm);
+		sm_ops(c, id, g, &sm);
 		rc = engine_start_group(n->e, ids[i], NULL, &sm);
 		if (rc != ENGINE_OK) {
 			fprintf(stderr, "restart group %llu on %llu: %s\n",
@@ -198,7 +206,7 @@ int cluster_join(struct cluster *c, raft_id id, int gi)
 
 	memset(&bs, 0, sizeof(bs));
 	bs.join = true;
-	kv_sm_ops(c->nodes[id].sm[gi], &sm);
+	sm_ops(c, id, gi, &sm);
 	return engine_start_group(c->nodes[id].e, c->group_ids[gi], &bs, &sm);
 }
 

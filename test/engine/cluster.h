@@ -41,6 +41,7 @@ struct cluster {
 	struct engine_config cfg;
 	uint64_t sm_lag;
 	unsigned sm_async_ticks; /* > 0: snapshot ops run in the background this long */
+	bool no_full_snapshots;  /* members started from now on have no save_snapshot */
 	char dir[256];
 	uint64_t ticks;
 	uint64_t incarnations; /* engines started so far (client ids) */

@@ -163,13 +163,31 @@ void fake_net_ops(struct fake_net *n, raft_id id, struct engine_network_ops *ops
 	ops->add_peer = net_add_peer;
 }
 
+/* Node id goes down or is cut off: the nodes on the other side lose their connections. */
+static void disconnect(struct fake_net *n, raft_id id)
+{
+	for (raft_id x = 1; x < FAKE_NET_MAX_NODES; x++) {
+		if (x == id || n->engines[x] == NULL)
+			continue;
+		engine_report_unreachable(n->engines[x], id, 0);
+		if (n->engines[id] != NULL)
+			engine_report_unreachable(n->engines[id], x, 0);
+	}
+}
+
 void fake_net_attach(struct fake_net *n, raft_id id, struct engine *e)
 {
+	if (e == NULL && up(n, id)) {
+		n->engines[id] = NULL;
+		disconnect(n, id);
+	}
 	n->engines[id] = e;
 }
 
 void fake_net_isolate(struct fake_net *n, raft_id id, bool isolated)
 {
+	if (isolated && up(n, id))
+		disconnect(n, id);
 	n->isolated[id] = isolated;
 }
 

@@ -3,7 +3,9 @@
  * deep-copies the message into one queue; fake_net_deliver() hands queued
  * messages to their destination engines.  A node that is down (no engine
  * attached) or isolated loses what is sent to it or by it, and the sender
- * hears "unreachable".  Snapshot files are moved into the network directory
+ * hears "unreachable".  When a node goes down or is cut off, the nodes on
+ * the other side hear it at once (engine_report_unreachable with group 0),
+ * as a transport hears of a lost connection.  Snapshot files are moved into the network directory
  * and handed to the receiver, then the sender hears the outcome.
  */
 #ifndef DRAGONRAFT_TEST_FAKE_NET_H

@@ -17,6 +17,7 @@ struct fgroup {
 	raft_index first;    /* index of ents[0] */
 	raft_term prev_term; /* term of first - 1 */
 	struct raft_snapshot_meta snap;
+	raft_index recovery; /* save_recovery's marker; 0 = none */
 	struct fent *ents;
 	size_t n, cap;
 };
@@ -27,7 +28,8 @@ struct fake_storage {
 	bool busy;
 	bool fail_armed;
 	size_t fail_keep;
-	bool fail_reads;
+	enum fake_read_fault read_fault;
+	unsigned nomem_reads; /* FAKE_READ_NOMEM: reads still to fail */
 	uint64_t saves;
 };
 
@@ -162,6 +164,7 @@ static int fs_save(void *ctx, const struct engine_update *u, size_t n)
 			g->snap = *u[i].snapshot;
 			g->first = u[i].snapshot->index + 1;
 			g->prev_term = u[i].snapshot->term;
+			g->recovery = 0;
 		}
 		if (u[i].n_entries > 0) {
 			rc = append(g, u[i].entries, u[i].n_entries);
@@ -186,6 +189,7 @@ static int fs_load(void *ctx, uint64_t group_id, struct engine_stored_state *out
 	out->last_index = last_of(g);
 	out->prev_term = g->prev_term;
 	out->snapshot = g->snap;
+	out->recovery = g->recovery;
 	return ENGINE_OK;
 }
 
@@ -199,6 +203,22 @@ static int fs_list(void *ctx, uint64_t *ids, size_t cap, size_t *n)
 	return ENGINE_OK;
 }
 
+/* The injected fault of a read of entries or a term. */
+static int read_fault(struct fake_storage *fs)
+{
+	switch (fs->read_fault) {
+	case FAKE_READ_FAIL:
+		return ENGINE_ERR_STORAGE;
+	case FAKE_READ_NOMEM:
+		if (fs->nomem_reads == 0)
+			return ENGINE_OK;
+		fs->nomem_reads--;
+		return ENGINE_ERR_NOMEM;
+	default:
+		return ENGINE_OK;
+	}
+}
+
 static int fs_entries(void *ctx, uint64_t group_id, raft_index lo, raft_index hi,
                       uint64_t max_bytes, struct raft_entry *out, uint32_t *n,
                       struct engine_arena *arena)
@@ -206,12 +226,14 @@ static int fs_entries(void *ctx, uint64_t group_id, raft_index lo, raft_index hi
 	struct fgroup *g = find(ctx, group_id);
 	uint64_t size = 0;
 	uint32_t k = 0;
+	int rc;
 
 	*n = 0;
 	if (g == NULL)
 		return ENGINE_ERR_NOT_FOUND;
-	if (((struct fake_storage *)ctx)->fail_reads)
-		return ENGINE_ERR_STORAGE;
+	rc = read_fault(ctx);
+	if (rc != ENGINE_OK)
+		return rc;
 	if (lo < g->first || hi > last_of(g) + 1 || lo >= hi)
 		return ENGINE_ERR_INVALID;
 	for (raft_index i = lo; i < hi; i++) {
@@ -228,6 +250,8 @@ static int fs_entries(void *ctx, uint64_t group_id, raft_index lo, raft_index hi
 		}
 		out[k] = *e;
 		out[k].data = d;
+		if (((struct fake_storage *)ctx)->read_fault == FAKE_READ_BAD_INDEX)
+			out[k].index++; /* storage that contradicts itself */
 		size += e->len;
 		k++;
 	}
@@ -238,11 +262,13 @@ static int fs_entries(void *ctx, uint64_t group_id, raft_index lo, raft_index hi
 static int fs_term(void *ctx, uint64_t group_id, raft_index i, raft_term *t)
 {
 	struct fgroup *g = find(ctx, group_id);
+	int rc;
 
 	if (g == NULL)
 		return ENGINE_ERR_NOT_FOUND;
-	if (((struct fake_storage *)ctx)->fail_reads)
-		return ENGINE_ERR_STORAGE;
+	rc = read_fault(ctx);
+	if (rc != ENGINE_OK)
+		return rc;
 	if (i + 1 == g->first) {
 		*t = g->prev_term;
 		return ENGINE_OK;
@@ -261,6 +287,16 @@ static int fs_save_snapshot(void *ctx, uint64_t group_id, const struct raft_snap
 		return ENGINE_ERR_NOT_FOUND;
 	if (m->index > g->snap.index)
 		g->snap = *m;
+	return ENGINE_OK;
+}
+
+static int fs_save_recovery(void *ctx, uint64_t group_id, raft_index index)
+{
+	struct fgroup *g = find(ctx, group_id);
+
+	if (g == NULL)
+		return ENGINE_ERR_NOT_FOUND;
+	g->recovery = index;
 	return ENGINE_OK;
 }
 
@@ -307,7 +343,9 @@ static bool fs_busy(void *ctx, uint64_t group_id)
 
 static const char *fs_errmsg(void *ctx)
 {
-	return ((struct fake_storage *)ctx)->fail_reads ? "fake storage: reads fail" : "";
+	return ((struct fake_storage *)ctx)->read_fault == FAKE_READ_FAIL
+	               ? "fake storage: reads fail"
+	               : "";
 }
 
 void fake_storage_ops(struct fake_storage *fs, struct engine_storage_ops *ops)
@@ -321,6 +359,7 @@ void fake_storage_ops(struct fake_storage *fs, struct engine_storage_ops *ops)
 	ops->entries = fs_entries;
 	ops->term = fs_term;
 	ops->save_snapshot = fs_save_snapshot;
+	ops->save_recovery = fs_save_recovery;
 	ops->compact = fs_compact;
 	ops->remove = fs_remove;
 	ops->busy = fs_busy;
@@ -338,9 +377,15 @@ void fake_storage_fail_next_save(struct fake_storage *fs, size_t keep)
 	fs->fail_keep = keep;
 }
 
-void fake_storage_fail_reads(struct fake_storage *fs, bool on)
+void fake_storage_read_fault(struct fake_storage *fs, enum fake_read_fault f, unsigned n)
 {
-	fs->fail_reads = on;
+	fs->read_fault = f;
+	fs->nomem_reads = n;
+}
+
+unsigned fake_storage_nomem_left(const struct fake_storage *fs)
+{
+	return fs->nomem_reads;
 }
 
 int fake_storage_mangle(struct fake_storage *fs, uint64_t group_id, raft_index index)
@@ -370,4 +415,33 @@ raft_index fake_storage_first(const struct fake_storage *fs, uint64_t group_id)
 	const struct fgroup *g = find(fs, group_id);
 
 	return g == NULL ? 0 : g->first;
+}
+
+int fake_storage_clone(const struct fake_storage *fs, struct fake_storage **out)
+{
+	struct fake_storage *c;
+	int rc = fake_storage_create(&c);
+
+	for (size_t i = 0; i < fs->n && rc == ENGINE_OK; i++) {
+		const struct fgroup *g = fs->groups[i];
+		struct fgroup *ng;
+
+		rc = fs_save_bootstrap(c, g->id, &g->bs);
+		if (rc != ENGINE_OK)
+			break;
+		ng = find(c, g->id);
+		ng->hs = g->hs;
+		ng->first = g->first;
+		ng->prev_term = g->prev_term;
+		ng->snap = g->snap;
+		ng->recovery = g->recovery;
+		for (size_t k = 0; k < g->n && rc == ENGINE_OK; k++)
+			rc = append(ng, &g->ents[k].e, 1);
+	}
+	if (rc != ENGINE_OK) {
+		fake_storage_destroy(c);
+		return rc;
+	}
+	*out = c;
+	return ENGINE_OK;
 }

@@ -14,6 +14,8 @@ struct fake_storage;
 
 /* Create an empty store. */
 int fake_storage_create(struct fake_storage **out);
+/* A deep copy of fs (a copy of a LogDB directory taken at this moment). */
+int fake_storage_clone(const struct fake_storage *fs, struct fake_storage **out);
 /* Free the store and everything in it. */
 void fake_storage_destroy(struct fake_storage *fs);
 /* Fill ops with callbacks over fs. */
@@ -22,8 +24,17 @@ void fake_storage_ops(struct fake_storage *fs, struct engine_storage_ops *ops);
 void fake_storage_set_busy(struct fake_storage *fs, bool b);
 /* The next save persists only its first keep updates, then fails. */
 void fake_storage_fail_next_save(struct fake_storage *fs, size_t keep);
-/* Make every read of entries or terms fail with ENGINE_ERR_STORAGE (or stop that). */
-void fake_storage_fail_reads(struct fake_storage *fs, bool on);
+/* Faults injected into reads of entries and terms. */
+enum fake_read_fault {
+	FAKE_READ_OK = 0,
+	FAKE_READ_FAIL,      /* every read fails with ENGINE_ERR_STORAGE */
+	FAKE_READ_NOMEM,     /* the next n reads fail with ENGINE_ERR_NOMEM */
+	FAKE_READ_BAD_INDEX, /* entries come back with wrong indexes */
+};
+/* Inject fault f into the reads (n: FAKE_READ_NOMEM's count). */
+void fake_storage_read_fault(struct fake_storage *fs, enum fake_read_fault f, unsigned n);
+/* FAKE_READ_NOMEM: failures not spent yet. */
+unsigned fake_storage_nomem_left(const struct fake_storage *fs);
 /* Replace the data of stored entry index of a group with 3 bytes of garbage. */
 int fake_storage_mangle(struct fake_storage *fs, uint64_t group_id, raft_index index);
 /* Number of save calls so far. */

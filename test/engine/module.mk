@@ -37,10 +37,15 @@ CHECK_STEPS += engine-fault-check
 engine-fault-check: $(B)/test/dr-fault-test $(B)/test/dr-node $(B)/test/libdr_faultfs.so
 	$(B)/test/dr-fault-test $(B)/test/dr-node $(abspath $(B)/test/libdr_faultfs.so)
 
+# The processes talk mutual TLS: a cluster CA and certificates for nodes 1..4.
+PROCS_CERTS := $(B)/test/procs-certs
+$(PROCS_CERTS)/node4.crt: scripts/make-certs.sh
+	bash scripts/make-certs.sh $(PROCS_CERTS) 4 >/dev/null
+
 .PHONY: engine-procs-check
 CHECK_STEPS += engine-procs-check
-engine-procs-check: $(B)/test/dr-procs-test $(B)/test/dr-node
-	$(B)/test/dr-procs-test $(B)/test/dr-node
+engine-procs-check: $(B)/test/dr-procs-test $(B)/test/dr-node $(PROCS_CERTS)/node4.crt
+	DRNODE_TLS_DIR=$(abspath $(PROCS_CERTS)) $(B)/test/dr-procs-test $(B)/test/dr-node
 
 $(B)/bench/engine_bench: $(NODE_CLIENT_OBJS)
 $(B)/bench/idle_bench: $(NODE_CLIENT_OBJS)

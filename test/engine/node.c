@@ -11,7 +11,7 @@
  *
  * Usage: dr-node --id N --dir DIR --listen 127.0.0.1:PORT [--mem] [--async-snapshots]
  *                [--rtt MS] [--election TICKS] [--heartbeat TICKS] [--snapshot-entries N]
- *                [--overhead N] [--shards N]
+ *                [--overhead N] [--shards N] [--quiesce TICKS (0: never)]
  *
  * Control protocol: one command per line on stdin, one reply line per
  * command on stdout, both starting with the caller's tag (a word).  Replies
@@ -30,8 +30,9 @@
  *   T snapshot G              snapshot + compaction now      -> T rc index leader   (async)
  *   T status G                -> T rc role term leader commit applied last first snap
  *                                 writable count digest recoveries voters(a,b,c) state
+ *                                 quiescent(0/1)
  *   T engine                  -> T failed(0/1) engine_errmsg
- *   T groups                  -> T 0 running with-a-leader led-here
+ *   T groups                  -> T 0 running with-a-leader led-here quiescent
  *   T bench SECS OUT          propose 16-byte entries with OUT in flight on every
  *                             group this node leads, for SECS -> T 0 committed failed
  *                             then "b:count" latency buckets (see BENCH_BUCKETS)
@@ -408,13 +409,13 @@ static void cmd_status(const char *tag, uint64_t gid)
 		off += (size_t)snprintf(voters + off, sizeof(voters) - off, "%s%" PRIu64,
 		                        i ? "," : "", st.membership.voters[i]);
 	reply("%s 0 %d %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
-	      " %" PRIu64 " %d %" PRIu64 " %" PRIu64 " %u %s %d",
+	      " %" PRIu64 " %d %" PRIu64 " %" PRIu64 " %u %s %d %d",
 	      tag, st.role, st.term, st.leader, st.commit, st.applied, st.last_index,
 	      st.first_index, st.snapshot_index, st.writable ? 1 : 0,
 	      N.mem ? kv_sm_count(s->k) : file_sm_count(s->f),
 	      N.mem ? kv_sm_digest(s->k) : file_sm_digest(s->f),
 	      N.mem ? kv_sm_recoveries(s->k) : file_sm_recoveries(s->f), off ? voters : "-",
-	      st.state);
+	      st.state, st.quiescent ? 1 : 0);
 }
 
 /* ---- bench ---- */
@@ -562,19 +563,22 @@ static void cmd_bench(const char *tag, double secs, unsigned out)
 
 static void cmd_groups(const char *tag)
 {
-	size_t n, led = 0, leading = 0;
+	size_t n, led = 0, leading = 0, quiescent = 0;
 	uint64_t *ids = running_groups(&n);
 
 	for (size_t i = 0; i < n; i++) {
 		struct engine_group_status st;
 
-		if (engine_group_status(N.e, ids[i], &st) != ENGINE_OK || st.leader == 0)
+		if (engine_group_status(N.e, ids[i], &st) != ENGINE_OK)
+			continue;
+		quiescent += st.quiescent;
+		if (st.leader == 0)
 			continue;
 		led++;
 		leading += st.leader == N.id;
 	}
 	free(ids);
-	reply("%s 0 %zu %zu %zu", tag, n, led, leading);
+	reply("%s 0 %zu %zu %zu %zu", tag, n, led, leading, quiescent);
 }
 
 static void command(char *line)
@@ -718,6 +722,8 @@ static void usage(void)
 	        "[--async-snapshots] [--rtt MS]\n"
 	        "               [--election TICKS] [--heartbeat TICKS] [--snapshot-entries N] "
 	        "[--overhead N] [--shards N]\n"
+	        "               [--quiesce TICKS (idle ticks before a group quiesces; 0: "
+	        "never)]\n"
 	        "               [--tls-dir DIR (ca.crt, nodeN.crt/.key, crl.pem of "
 	        "scripts/make-certs.sh; default $DRNODE_TLS_DIR)]\n");
 	exit(2);
@@ -771,6 +777,10 @@ int main(int argc, char **argv)
 			cfg.snapshot_entries = strtoull(v, NULL, 10);
 		else if (strcmp(a, "--overhead") == 0)
 			cfg.compaction_overhead = strtoull(v, NULL, 10);
+		else if (strcmp(a, "--quiesce") == 0)
+			cfg.quiesce_ticks = strtoul(v, NULL, 10) > 0
+			                            ? (unsigned)strtoul(v, NULL, 10)
+			                            : ENGINE_QUIESCE_OFF;
 		else if (strcmp(a, "--tls-dir") == 0)
 			tls_dir = v;
 		else

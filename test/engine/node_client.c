@@ -303,10 +303,10 @@ int nc_status(struct nc_cluster *c, int idx, unsigned long long gid, struct nc_s
 		return -1;
 	if (st->rc != 0)
 		return 0;
-	if (sscanf(buf, "%d %d %llu %llu %llu %llu %llu %llu %llu %d %llu %llu %u %255s %d",
+	if (sscanf(buf, "%d %d %llu %llu %llu %llu %llu %llu %llu %d %llu %llu %u %255s %d %d",
 	           &st->rc, &st->role, &st->term, &st->leader, &st->commit, &st->applied, &st->last,
 	           &st->first, &st->snap, &st->writable, &st->count, &st->digest, &st->recoveries,
-	           st->voters, &st->state) != 15)
+	           st->voters, &st->state, &st->quiescent) != 16)
 		return -1;
 	return 0;
 }

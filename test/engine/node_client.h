@@ -71,7 +71,8 @@ struct nc_status {
 	unsigned long long count, digest;
 	unsigned recoveries;
 	char voters[256];
-	int state; /* enum engine_group_state */
+	int state;     /* enum engine_group_state */
+	int quiescent; /* 1: the group is quiescent on that node */
 };
 /* Ask node idx for group gid's status; -1 when no reply (rc in st->rc otherwise). */
 int nc_status(struct nc_cluster *c, int idx, unsigned long long gid, struct nc_status *st);

@@ -6,8 +6,9 @@
  * Part 1, three nodes and eight groups: elect; propose 10,000 entries and see
  * every replica apply the same sequence; kill -9 a follower, restart it and
  * see it catch up; kill -9 a leader, see a new one elected and proposals
- * continue; add a fourth node to a group after compaction (it catches up
- * through a snapshot); transfer leadership to it; remove a member.
+ * continue; the same once every group is quiescent (idle groups stop
+ * heartbeating, so only the broken connections tell); add a fourth node to a group after compaction
+ * (it catches up through a snapshot); transfer leadership to it; remove a member.
  *
  * Part 2, three fresh nodes and four groups: proposals flow while 20 (or
  * PROCS_KILLS) kill -9s of random nodes happen, each node restarted at once.
@@ -236,6 +237,29 @@ static bool wait_leaders(int g0, int g1, double seconds)
 		}
 		hint[gi] = l;
 	}
+	return true;
+}
+
+/* Every live member of groups [g0, g1) is quiescent (dr-node's default: after 60 idle ticks). */
+static bool wait_quiescent(int g0, int g1, double seconds)
+{
+	double end = nc_now() + seconds;
+
+	for (int gi = g0; gi < g1; gi++)
+		for (int i = 0; i < C.n; i++) {
+			struct nc_status st;
+
+			while (nc_alive(&C, i) &&
+			       (nc_status(&C, i, gids[gi], &st) != 0 || st.rc != 0 ||
+			        !st.quiescent) &&
+			       nc_now() < end)
+				nc_pump(&C, 50);
+			if (nc_alive(&C, i) && nc_now() >= end) {
+				fail_why("group %" PRIu64 " not quiescent on node %d after %.0f s",
+				         gids[gi], nodes[i].id, seconds);
+				return false;
+			}
+		}
 	return true;
 }
 
@@ -561,6 +585,25 @@ static void part1(const char *tmp)
 	}
 	ok = ok && propose_acked(1000, 128, 0, 1, 60) && restart(lead) && wait_converged(0, 8, 60);
 	report("kill -9 the leader: new leader, proposals continue", ok, t0);
+	if (!ok)
+		goto skip;
+
+	/* Idle groups quiesce; kill -9 their leader: its connections break, a new one leads. */
+	t0 = nc_now();
+	ok = wait_quiescent(0, 8, 30);
+	lead = leader_of(0, NULL);
+	if (ok) {
+		nc_kill(&C, lead, SIGKILL);
+		orphan(lead);
+		ok = wait_leaders(0, 8, 30);
+	}
+	if (ok && leader_of(0, NULL) == lead) {
+		fail_why("the killed node still leads");
+		ok = false;
+	}
+	ok = ok && propose_acked(1000, 128, 0, 8, 60) && restart(lead) &&
+	     wait_converged(0, 8, 60) && wait_quiescent(0, 8, 30);
+	report("idle groups quiesce; kill -9 their leader: new leader, quiescent again", ok, t0);
 	if (!ok)
 		goto skip;
 

@@ -6,7 +6,8 @@
  * the harness to fix the value's CRC32C so the fuzzer reaches the parsers
  * behind the checksum; bytes 1..24 are the group, node and index of the key;
  * the rest is the stored value.  A value that decodes must re-encode to the
- * same bytes (entry runs, hard state, range, node info), and no input may crash.
+ * same bytes (entry runs, hard state, range, recovery marker, node info), and
+ * no input may crash.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -18,8 +19,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const unsigned kinds[8] = {
-        LOGDB_KIND_ENTRY,     LOGDB_KIND_STATE,    LOGDB_KIND_RANGE, LOGDB_KIND_NODE,
-        LOGDB_KIND_BOOTSTRAP, LOGDB_KIND_SNAPSHOT, LOGDB_KIND_ENTRY, LOGDB_KIND_SNAPSHOT,
+        LOGDB_KIND_ENTRY,     LOGDB_KIND_STATE,    LOGDB_KIND_RANGE,    LOGDB_KIND_NODE,
+        LOGDB_KIND_BOOTSTRAP, LOGDB_KIND_SNAPSHOT, LOGDB_KIND_RECOVERY, LOGDB_KIND_SNAPSHOT,
 };
 
 static uint64_t get64(const uint8_t *p)
@@ -57,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(val, data + 25, vlen);
 	if (fix_crc && vlen >= LOGDB_HDR_LEN) {
 		uint32_t c = dr_crc32c(dr_crc32c(0, key, klen), val + LOGDB_HDR_LEN,
-		                          vlen - LOGDB_HDR_LEN);
+		                       vlen - LOGDB_HDR_LEN);
 		for (int i = 0; i < 4; i++)
 			val[4 + i] = (uint8_t)(c >> (8 * i));
 	}
@@ -73,7 +74,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			struct raft_entry *e = malloc(run.n * sizeof(*e));
 			for (uint32_t i = 0; i < run.n; i++) {
 				logdb_run_next(&run, &e[i]);
-				if (e[i].len && (e[i].data < val || e[i].data + e[i].len > val + vlen))
+				if (e[i].len &&
+				    (e[i].data < val || e[i].data + e[i].len > val + vlen))
 					__builtin_trap();
 			}
 			if (logdb_encode_run(&b, key, klen, e, run.n) == 0)
@@ -93,6 +95,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint64_t first, last;
 		rc = logdb_decode_range(key, klen, val, vlen, &first, &last, &why);
 		if (rc == 0 && logdb_encode_range(&b, key, klen, first, last) == 0)
+			same(&b, val, vlen);
+		break;
+	}
+	case LOGDB_KIND_RECOVERY: {
+		uint64_t index;
+		rc = logdb_decode_recovery(key, klen, val, vlen, &index, &why);
+		if (rc == 0 && logdb_encode_recovery(&b, key, klen, index) == 0)
 			same(&b, val, vlen);
 		break;
 	}

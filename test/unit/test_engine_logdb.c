@@ -152,11 +152,17 @@ static raft_term term_after_conflict(raft_index i)
 	return i >= 700 ? 40 : term_at(i);
 }
 
-/* Terms read through the adapter's window stay right across saves, conflicts and compaction. */
+/*
+ * Terms read through the adapter's window stay right across saves, conflicts
+ * and compaction; a reload starts the log where compaction left it.
+ */
 static void test_terms(void **state)
 {
 	struct cluster c;
 	struct engine_storage_ops ops;
+	struct engine_bootstrap bs;
+	struct raft_snapshot_meta snap;
+	struct engine_stored_state *ss;
 	raft_term t;
 
 	(void)state;
@@ -175,14 +181,34 @@ static void test_terms(void **state)
 	assert_int_equal(t, 40);
 	expect_terms(&ops, 1, 900, term_after_conflict);
 	assert_int_equal(ops.term(ops.ctx, 5, 901, &t), ENGINE_ERR_STORAGE);
-	/* compaction: what remains still answers */
+	/* compaction below a snapshot: what remains still answers, term(650) too */
+	memset(&bs, 0, sizeof(bs));
+	bs.n_members = 1;
+	bs.members[0].node_id = 1;
+	assert_int_equal(ops.save_bootstrap(ops.ctx, 5, &bs), ENGINE_OK);
+	memset(&snap, 0, sizeof(snap));
+	snap.index = 800;
+	snap.term = 40;
+	snap.membership.n_voters = 1;
+	snap.membership.voters[0] = 1;
+	assert_int_equal(ops.save_snapshot(ops.ctx, 5, &snap), ENGINE_OK);
 	assert_int_equal(ops.compact(ops.ctx, 5, 650), ENGINE_OK);
-	expect_terms(&ops, 651, 900, term_after_conflict);
+	expect_terms(&ops, 650, 900, term_after_conflict);
+	/* a restart sees the log from 651 on, below the snapshot too */
+	close_db(&c, 1);
+	assert_int_equal(open_db(&c, 1, &ops), ENGINE_OK);
+	assert_non_null(ss = malloc(sizeof(*ss)));
+	assert_int_equal(ops.load(ops.ctx, 5, ss), ENGINE_OK);
+	assert_int_equal(ss->first_index, 651);
+	assert_int_equal(ss->prev_term, term_after_conflict(650));
+	assert_int_equal(ss->last_index, 900);
+	assert_int_equal(ss->snapshot.index, 800);
+	free(ss);
 	close_db(&c, 1);
 	nftw(c.dir, rm_any, 8, FTW_DEPTH | FTW_PHYS);
 }
 
-static void read_failure(void (*damage)(struct cluster *c, raft_id id));
+static void read_failure(void (*damage)(struct cluster *c, raft_id id), const char *also);
 
 /* Flip one byte in the middle of the first stored entry run of group 1 on (stopped) node id. */
 static void flip_run(struct cluster *c, raft_id id)
@@ -223,7 +249,7 @@ static void flip_run(struct cluster *c, raft_id id)
 static void test_corrupt_run_restart(void **state)
 {
 	(void)state;
-	read_failure(flip_run);
+	read_failure(flip_run, "checksum");
 }
 
 #define ENGINE_EXTRA_TESTS cmocka_unit_test(test_terms), cmocka_unit_test(test_corrupt_run_restart),

@@ -46,18 +46,18 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Run the loop until pred holds or seconds pass. */
+/* Run the loop until pred holds or seconds pass (pred NULL: until they pass). */
 static bool run_until(struct world *w, bool (*pred)(struct world *, void *), void *arg,
                       double seconds)
 {
 	double end = now_s() + seconds;
 
 	while (now_s() < end) {
-		if (pred(w, arg))
+		if (pred != NULL && pred(w, arg))
 			return true;
 		uv_run(&w->loop, UV_RUN_ONCE);
 	}
-	return pred(w, arg);
+	return pred != NULL && pred(w, arg);
 }
 
 static struct engine *eng(struct world *w, int id)
@@ -177,6 +177,89 @@ static bool loop_quiet(struct world *w, void *arg)
 	return !uv_loop_alive(&w->loop);
 }
 
+static bool all_quiescent(struct world *w, void *arg)
+{
+	(void)arg;
+	for (int id = 1; id <= NODES; id++)
+		for (int g = 0; g < GROUPS; g++) {
+			struct engine_group_status st;
+
+			if (eng(w, id) != NULL &&
+			    engine_group_status(eng(w, id), 100 + (uint64_t)g, &st) == ENGINE_OK &&
+			    !st.quiescent)
+				return false;
+		}
+	return true;
+}
+
+static uint64_t msgs_sent(struct world *w)
+{
+	uint64_t n = 0;
+
+	for (int id = 1; id <= NODES; id++)
+		for (int to = 1; to <= NODES; to++) {
+			struct transport_peer_stats ps;
+
+			if (w->n[id].u != NULL &&
+			    transport_peer_stats(engine_uv_transport(w->n[id].u), (uint64_t)to,
+			                         &ps) == TRANSPORT_OK)
+				n += ps.msgs_sent;
+		}
+	return n;
+}
+
+static void run_for(struct world *w, double seconds)
+{
+	run_until(w, NULL, NULL, seconds);
+}
+
+/*
+ * Quiescence over TCP: idle groups stop sending; a proposal wakes one
+ * without an election; the leader of group 0 shuts down, the followers hear
+ * of it from the transport (their connections close) and elect another.
+ */
+static void quiesce_over_tcp(struct world *w, int want)
+{
+	struct engine_group_status st;
+	uint64_t sent;
+	raft_term term;
+	uint8_t buf[16] = {0};
+	int lead, old;
+
+	if (!run_until(w, all_quiescent, NULL, 10))
+		fail_msg("groups did not quiesce");
+	run_for(w, 0.05);
+	sent = msgs_sent(w);
+	run_for(w, 0.5); /* 100 ticks */
+	if (msgs_sent(w) != sent)
+		fail_msg("%llu messages sent by quiescent groups",
+		         (unsigned long long)(msgs_sent(w) - sent));
+	lead = leader_of(w, 1);
+	assert_int_equal(engine_group_status(eng(w, lead), 101, &st), ENGINE_OK);
+	term = st.term;
+	memcpy(buf, &want, sizeof(want));
+	assert_int_equal(engine_propose(eng(w, lead), 101, buf, 16, ack_cb, NULL), ENGINE_OK);
+	want++;
+	if (!run_until(w, acked_all, &want, 10))
+		fail_msg("a proposal to a quiescent group was not acknowledged");
+	assert_int_equal(engine_group_status(eng(w, lead), 101, &st), ENGINE_OK);
+	assert_int_equal(st.term, term);
+	if (!run_until(w, all_quiescent, NULL, 10))
+		fail_msg("groups did not quiesce again");
+
+	old = leader_of(w, 0);
+	engine_uv_close(w->n[old].u);
+	w->n[old].u = NULL;
+	if (!run_until(w, all_led, NULL, 10))
+		fail_msg("no new leader after the quiescent leader went away");
+	lead = leader_of(w, 0);
+	assert_true(lead != old);
+	assert_int_equal(engine_propose(eng(w, lead), 100, buf, 16, ack_cb, NULL), ENGINE_OK);
+	want++;
+	if (!run_until(w, acked_all, &want, 10))
+		fail_msg("the new leader did not commit");
+}
+
 static void test_uv_cluster(void **state)
 {
 	struct world w;
@@ -263,8 +346,11 @@ static void test_uv_cluster(void **state)
 	assert_true(kv_sm_recoveries(w.n[4].sm[0]) >= 1);
 	assert_int_equal(kv_sm_count(w.n[4].sm[0]), (uint64_t)want / GROUPS);
 
+	quiesce_over_tcp(&w, want);
+
 	for (int id = 1; id <= NODES; id++)
-		engine_uv_close(w.n[id].u);
+		if (w.n[id].u != NULL)
+			engine_uv_close(w.n[id].u);
 	if (!run_until(&w, loop_quiet, NULL, 10))
 		fail_msg("loop still alive after close");
 	assert_int_equal(uv_loop_close(&w.loop), 0);
@@ -334,11 +420,57 @@ static void test_uv_embedded(void **state)
 	rmdir(w.dir);
 }
 
+/* Review 1, #9: engine_uv_create says why the transport could not start. */
+static void test_uv_create_errors(void **state)
+{
+	struct engine_config cfg;
+	struct transport_config tc;
+	struct engine_storage_ops st;
+	struct fake_storage *fs;
+	struct engine_uv *u = NULL, *first = NULL;
+	uv_loop_t loop;
+	char err[512], addr[64];
+
+	(void)state;
+	assert_int_equal(uv_loop_init(&loop), 0);
+	assert_int_equal(fake_storage_create(&fs), ENGINE_OK);
+	fake_storage_ops(fs, &st);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.node_id = 1;
+	memset(&tc, 0, sizeof(tc));
+	tc.listen_addr = "127.0.0.1:0";
+	tc.tls_cert_file = "/nonexistent/node1.crt";
+	tc.tls_key_file = "/nonexistent/node1.key";
+	tc.tls_ca_file = "/nonexistent/ca.crt";
+	assert_int_equal(engine_uv_create(&loop, &cfg, &st, &tc, &u, err, sizeof(err)),
+	                 ENGINE_ERR_INVALID);
+	if (strstr(err, "cannot load certificate \"/nonexistent/node1.crt\"") == NULL ||
+	    strstr(err, "No such file") == NULL)
+		fail_msg("expected the certificate and the reason: %s", err);
+	/* A port in use. */
+	tc.tls_cert_file = tc.tls_key_file = tc.tls_ca_file = NULL;
+	assert_int_equal(engine_uv_create(&loop, &cfg, &st, &tc, &first, err, sizeof(err)),
+	                 ENGINE_OK);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d",
+	         transport_listen_port(engine_uv_transport(first)));
+	tc.listen_addr = addr;
+	assert_int_equal(engine_uv_create(&loop, &cfg, &st, &tc, &u, err, sizeof(err)),
+	                 ENGINE_ERR_INVALID);
+	if (strstr(err, "cannot listen on") == NULL || strstr(err, "address already in use") == NULL)
+		fail_msg("expected the address in use: %s", err);
+	engine_uv_close(first);
+	while (uv_loop_alive(&loop))
+		uv_run(&loop, UV_RUN_ONCE);
+	assert_int_equal(uv_loop_close(&loop), 0);
+	fake_storage_destroy(fs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_uv_cluster),
 	        cmocka_unit_test(test_uv_embedded),
+	        cmocka_unit_test(test_uv_create_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

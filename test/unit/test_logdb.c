@@ -563,6 +563,46 @@ static void test_snapshot_in_save(void **state)
 }
 
 /*
+ * The recovery marker (review 1, #6): saved before a received snapshot goes
+ * into the state machine, it survives a restart, and the save that installs
+ * that snapshot deletes it in its batch; so does removing the member.
+ */
+static void test_recovery_marker(void **state)
+{
+	struct fx *f = *state;
+	struct logdb_snapshot s;
+	raft_index idx = 99;
+	CHECK_RC(f, logdb_get_recovery(f->db, 9, 1, &idx), LOGDB_OK);
+	assert_int_equal(idx, 0);
+	CHECK_RC(f, append(f, 9, 1, 10, 1, 4, NULL), LOGDB_OK);
+	CHECK_RC(f, logdb_save_recovery(f->db, 9, 1, 0), LOGDB_ERR_INVALID);
+	CHECK_RC(f, logdb_save_recovery(f->db, 9, 1, 20), LOGDB_OK);
+	fx_reopen(f);
+	CHECK_RC(f, logdb_get_recovery(f->db, 9, 1, &idx), LOGDB_OK);
+	assert_int_equal(idx, 20);
+	CHECK_RC(f, logdb_get_recovery(f->db, 9, 2, &idx), LOGDB_OK); /* another member's */
+	assert_int_equal(idx, 0);
+	/* entries alone leave it */
+	CHECK_RC(f, append(f, 9, 11, 12, 1, 4, NULL), LOGDB_OK);
+	CHECK_RC(f, logdb_get_recovery(f->db, 9, 1, &idx), LOGDB_OK);
+	assert_int_equal(idx, 20);
+	make_snap(&s, 20, 3);
+	struct logdb_update u = {.group_id = 9,
+	                         .node_id = 1,
+	                         .hard_state_changed = true,
+	                         .hard_state = {.term = 3, .vote = 0, .commit = 20},
+	                         .snapshot = &s};
+	CHECK_RC(f, logdb_save(f->w, &u, 1), LOGDB_OK);
+	fx_reopen(f);
+	CHECK_RC(f, logdb_get_recovery(f->db, 9, 1, &idx), LOGDB_OK);
+	assert_int_equal(idx, 0);
+	CHECK_RC(f, logdb_save_recovery(f->db, 9, 1, 30), LOGDB_OK);
+	CHECK_RC(f, logdb_remove_node_data(f->db, 9, 1), LOGDB_OK);
+	CHECK_RC(f, logdb_get_recovery(f->db, 9, 1, &idx), LOGDB_OK);
+	assert_int_equal(idx, 0);
+}
+
+/*
  * A follower's conflicting tail is longer than the snapshot it installs: the
  * whole log goes with the install (in the same batch), so a restart does not
  * bring back entries whose terms are older than the snapshot's.
@@ -1299,6 +1339,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_snapshot_metadata, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_snapshot_in_save, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_snapshot_install_truncates, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_recovery_marker, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_many_groups_across_shards, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_hard_state_cache_skips_unchanged, setup,
 	                                        teardown),

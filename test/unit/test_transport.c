@@ -573,6 +573,68 @@ static bool raw_admitted(struct th_pair *p, int sec, const char *cert, uint64_t 
 	return ok;
 }
 
+/* A clear-text connection from source address src to a TLS node: refused. */
+static bool raw_admitted_from(struct th_pair *p, const char *src)
+{
+	struct th_raw r;
+	bool ok = th_raw_connect(&r, &p->loop, p->b.port, src, TH_NONE, NULL) == 0 &&
+	          th_raw_hello(&r, 1, 2, TRANSPORT_PURPOSE_MSG) == 0;
+
+	th_raw_close(&r);
+	return ok;
+}
+
+struct lines_want {
+	struct th_node *n;
+	int want;
+};
+
+static bool info_lines_reach(void *arg)
+{
+	struct lines_want *w = arg;
+
+	return w->n->log_lines[TRANSPORT_LOG_INFO] >= w->want;
+}
+
+/*
+ * Review 1, #7: refused connections from many source addresses cannot fill
+ * the log: one line per source /24 per window and a cap in all, then one
+ * summary line with what was left out; the next window logs again.
+ */
+static void test_refusal_log_bounded(void **state)
+{
+	struct transport_config cfg = {.log_max_lines = 5, .log_window_ms = 4000};
+	struct transport_stats st;
+	struct th_pair p;
+	char src[32];
+	int lines;
+
+	(void)state;
+	assert_int_equal(th_pair_start(&p, TH_CERT, TH_CERT, &cfg), 0);
+	lines = p.b.log_lines[TRANSPORT_LOG_INFO];
+	/* 30 sources in 30 /24s, and 10 more in the first /24 */
+	for (int i = 0; i < 40; i++) {
+		snprintf(src, sizeof(src), "127.%d.%d.%d", 1 + i % 30, 7, 1 + i / 30);
+		assert_false(raw_admitted_from(&p, src));
+	}
+	WAIT_STAT(p.b.t, tls_handshake_failures, 40, 5000);
+	if (p.b.log_lines[TRANSPORT_LOG_INFO] - lines != 5)
+		fail_msg("expected 5 refusal lines, got %d",
+		         p.b.log_lines[TRANSPORT_LOG_INFO] - lines);
+	transport_stats(p.b.t, &st);
+	assert_int_equal(st.log_lines_suppressed, 35);
+	/* The window ends: one summary line. */
+	assert_true(th_run_until(&p.loop, info_lines_reach, &(struct lines_want){&p.b, lines + 6},
+	                         10000));
+	assert_non_null(strstr(p.b.last_log, "35 more"));
+	/* The next window logs again. */
+	assert_false(raw_admitted_from(&p, "127.1.7.1"));
+	assert_true(th_run_until(&p.loop, info_lines_reach, &(struct lines_want){&p.b, lines + 7},
+	                         5000));
+	assert_non_null(strstr(p.b.last_log, "127.1.7.1"));
+	assert_true(th_pair_stop(&p));
+}
+
 static void test_certificates_refused(void **state)
 {
 	struct th_pair p;
@@ -634,6 +696,69 @@ static void test_revoked_certificate(void **state)
 	WAIT_STAT(p.b.t, tls_handshake_failures, 1, 5000);
 	assert_int_equal(transport_send(p.a.t, &m), 0);
 	assert_true(th_run_until(&p.loop, th_got_msgs, &w, 5000));
+	assert_true(th_pair_stop(&p));
+}
+
+static bool b_tls_reload_closed(void *arg)
+{
+	struct transport_stats st;
+
+	transport_stats(((struct th_pair *)arg)->b.t, &st);
+	return st.tls_reload_closed >= 1;
+}
+
+/*
+ * Review 1, #4: a CRL that revokes node 3, installed by a reload, closes node
+ * 3's open connection and keeps it out; node 1 goes on.  A reload with a file
+ * that cannot be read changes nothing.
+ */
+static void test_tls_reload(void **state)
+{
+	struct th_pair p;
+	struct th_node n3;
+	struct th_want w1 = {&p.b, 1}, w3 = {&p.b, 2}, w4 = {&p.b, 3};
+	struct raft_message m1 = th_heartbeat(1, 2, 1, 1), m3 = th_heartbeat(3, 2, 1, 2);
+	struct transport_tls_files f;
+	char crl[600], addr[64];
+
+	(void)state;
+	assert_int_equal(th_pair_start(&p, TH_CERT, TH_CERT, NULL), 0);
+	assert_int_equal(th_node_start(&n3, &p.loop, 3, 0, TH_CERT, NULL), 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", p.b.port);
+	assert_int_equal(transport_add_peer(n3.t, 2, addr), 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", n3.port);
+	assert_int_equal(transport_add_peer(p.b.t, 3, addr), 0);
+	assert_int_equal(transport_send(p.a.t, &m1), 0);
+	assert_true(th_run_until(&p.loop, th_got_msgs, &w1, 5000));
+	assert_int_equal(transport_send(n3.t, &m3), 0);
+	assert_true(th_run_until(&p.loop, th_got_msgs, &w3, 5000));
+	/* A CRL file that is not there: refused, the files in use stay. */
+	f = (struct transport_tls_files){p.b.files[0], p.b.files[1], p.b.files[2],
+	                                 "/nonexistent/crl.pem"};
+	assert_int_equal(transport_reload_tls(p.b.t, &f), TRANSPORT_EINVAL);
+	assert_non_null(strstr(transport_errmsg(p.b.t), "cannot load CRL"));
+	/* The CRL revoking node 3: its connection closes, node 1's stays. */
+	f.crl = th_pki_path(crl, sizeof(crl), "crl.pem");
+	assert_int_equal(transport_reload_tls(p.b.t, &f), TRANSPORT_OK);
+	assert_true(th_run_until(&p.loop, b_tls_reload_closed, &p, 5000));
+	m3.context = 3;
+	transport_send(n3.t, &m3); /* redials, and is refused */
+	WAIT_STAT(p.b.t, tls_handshake_failures, 1, 5000);
+	m1.context = 3;
+	assert_int_equal(transport_send(p.a.t, &m1), 0);
+	assert_true(th_run_until(&p.loop, th_got_msgs, &w4, 5000));
+	assert_int_equal(p.b.per_group[1], 3); /* node 3 delivered nothing after the reload */
+	{
+		struct transport_stats st;
+
+		transport_stats(p.b.t, &st);
+		assert_int_equal(st.tls_reload_closed, 1);
+	}
+	th_node_stop(&n3);
+	/* A node without certificates has none to reload. */
+	assert_int_equal(th_node_start(&n3, &p.loop, 4, 0, TH_PSK, NULL), 0);
+	assert_int_equal(transport_reload_tls(n3.t, &f), TRANSPORT_EINVAL);
+	th_node_stop(&n3);
 	assert_true(th_pair_stop(&p));
 }
 
@@ -983,6 +1108,42 @@ static void test_one_connection_per_node_and_idle(void **state)
 	assert_true(th_pair_stop(&p));
 }
 
+/*
+ * A node with nothing to say (quiescent groups) keeps its connection: an
+ * empty batch every third of the idle timeout, which the receiver neither
+ * delivers nor counts as a decode error.  When the peer then goes away, the
+ * silent node hears it (unreachable for every group) without sending.
+ */
+static void test_keepalive_of_silent_connection(void **state)
+{
+	struct transport_config cfg = {.idle_timeout_ms = 300};
+	struct raft_message m = th_heartbeat(1, 2, 1, 1);
+	struct transport_peer_stats ps;
+	struct transport_stats st;
+	struct th_pair p;
+	struct th_want w = {&p.b, 1};
+
+	(void)state;
+	assert_int_equal(th_pair_start(&p, TH_CERT, TH_CERT, &cfg), 0);
+	assert_int_equal(transport_send(p.a.t, &m), TRANSPORT_OK);
+	assert_true(th_run_until(&p.loop, th_got_msgs, &w, 5000));
+	th_run_for(&p.loop, 1500); /* five idle timeouts without a message */
+	transport_stats(p.b.t, &st);
+	assert_int_equal(st.idle_timeouts, 0);
+	assert_int_equal(st.decode_errors, 0);
+	assert_int_equal(p.b.msgs, 1);
+	transport_peer_stats(p.a.t, 2, &ps);
+	assert_true(ps.connected);
+	assert_int_equal(ps.connects, 1);
+	if (ps.keepalives_sent < 3)
+		fail_msg("expected at least 3 keepalives in 1.5 s, got %llu",
+		         (unsigned long long)ps.keepalives_sent);
+	assert_int_equal(p.a.unreachable, 0);
+	th_node_stop(&p.b);
+	assert_true(th_run_until(&p.loop, a_unreachable, &p, 5000));
+	assert_true(th_pair_stop(&p));
+}
+
 /* A batch of one append whose entry of n bytes carries the checked pattern. */
 static void big_batch(struct transport_buf *b, uint64_t from, size_t n)
 {
@@ -1088,11 +1249,14 @@ int main(void)
 	        cmocka_unit_test_teardown(test_unresolvable_peer_does_not_block, unblock),
 	        cmocka_unit_test_teardown(test_close_with_resolve_in_flight, unblock),
 	        cmocka_unit_test(test_certificates_refused),
+	        cmocka_unit_test(test_refusal_log_bounded),
 	        cmocka_unit_test(test_revoked_certificate),
+	        cmocka_unit_test(test_tls_reload),
 	        cmocka_unit_test(test_psk_mode),
 	        cmocka_unit_test(test_mitm_rewrite_detected),
 	        cmocka_unit_test(test_handshake_flood),
 	        cmocka_unit_test(test_one_connection_per_node_and_idle),
+	        cmocka_unit_test(test_keepalive_of_silent_connection),
 	        cmocka_unit_test(test_giant_frames_bounded),
 	};
 	signal(SIGPIPE, SIG_IGN); /* as every embedder does (PostgreSQL, dr-node) */

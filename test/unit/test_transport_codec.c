@@ -220,7 +220,9 @@ static void test_roundtrip_all_types(void **state)
 		struct raft_message *m = &in[t - 1];
 		memset(m, 0, sizeof(*m));
 		m->type = t;
-		m->flags = t == RAFT_MSG_VOTE ? RAFT_MSG_FLAG_TRANSFER : 0;
+		m->flags = t == RAFT_MSG_VOTE             ? RAFT_MSG_FLAG_TRANSFER
+		           : t == RAFT_MSG_HEARTBEAT_RESP ? RAFT_MSG_FLAG_WAKE /* quiescence */
+		                                          : 0;
 		m->group_id = 1000 + t;
 		m->from = 1;
 		m->to = 2;
