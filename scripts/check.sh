@@ -142,7 +142,11 @@ tap() {
 	return "$rc"
 }
 
+# The extension installs into the one PostgreSQL of this machine: checks of
+# several work trees at once take turns from the install to the end.
 install_ext() {
+	exec 9>"${TMPDIR:-/tmp}/dragonraft-pg.lock"
+	flock 9
 	echo "==== install ===="
 	make --no-print-directory install >build/check/install.log 2>&1 || {
 		cat build/check/install.log
