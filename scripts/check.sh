@@ -42,7 +42,7 @@ run_layer() {
 	shift
 	echo "==== $name ===="
 	t0=$(date +%s)
-	"$@" 2>&1 | tee "$log"
+	"$@" 9>&- 2>&1 | tee "$log" # servers never inherit the lock
 	rc=${PIPESTATUS[0]}
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
 	p=$(echo "$line" | sed -n 's/^\([0-9]*\) passed.*/\1/p')

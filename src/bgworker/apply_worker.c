@@ -157,18 +157,28 @@ static void publish(uint64 group_id, uint64 applied, RepOriginId origin, const c
 		SetLatch(&ProcGlobal->allProcs[pgprocno].procLatch);
 }
 
-/* The group's origin and applied index, the first time it is seen. */
+static void commit_batch(void);
+
+/*
+ * The group's origin and applied index, the first time it is seen.  The
+ * origin is looked up (or created) in a transaction of its own, so an open
+ * batch of another group commits first.
+ */
 static ApplyGroup *find_group(uint64 group_id)
 {
-	bool found;
-	ApplyGroup *ag = hash_search(groups, &group_id, HASH_ENTER, &found);
+	ApplyGroup *ag = hash_search(groups, &group_id, HASH_FIND, NULL);
+	RepOriginId origin;
 
-	if (!found) {
-		ag->origin = dr_origins_find(group_id, true);
-		ag->applied = replorigin_get_progress(ag->origin, false);
-		dlist_init(&ag->waiting);
-		ag->takeover = false;
-	}
+	if (ag != NULL)
+		return ag;
+	if (batch.ag != NULL)
+		commit_batch();
+	origin = dr_origins_find(group_id, true);
+	ag = hash_search(groups, &group_id, HASH_ENTER, NULL);
+	ag->origin = origin;
+	ag->applied = replorigin_get_progress(origin, false);
+	dlist_init(&ag->waiting);
+	ag->takeover = false;
 	return ag;
 }
 
