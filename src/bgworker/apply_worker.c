@@ -63,10 +63,12 @@
 typedef struct ApplyGroup {
 	uint64 group_id; /* hash key */
 	RepOriginId origin;
-	uint64 applied;     /* its last entry applied here (committed or in the open batch) */
-	dlist_head waiting; /* entries behind one a live backend applies (Deferred) */
-	dlist_node parked;  /* in the list of groups with waiting entries */
-	bool takeover;      /* the shared takeover flag is set for this batch */
+	uint64 applied;      /* its last entry applied here (committed or in the open batch) */
+	dlist_head waiting;  /* entries behind one a live backend applies (Deferred) */
+	dlist_node parked;   /* in the list of groups with waiting entries */
+	bool takeover;       /* the shared takeover flag is set for this batch */
+	uint64 schema_index; /* its last utility command applied (committed) */
+	uint64 schema_batch; /* the same within the open batch */
 } ApplyGroup;
 
 /* A message kept while its group waits for a backend. */
@@ -168,14 +170,17 @@ static ApplyGroup *find_group(uint64 group_id)
 {
 	ApplyGroup *ag = hash_search(groups, &group_id, HASH_FIND, NULL);
 	RepOriginId origin;
+	uint64 schema_index;
 
 	if (ag != NULL)
 		return ag;
 	if (batch.ag != NULL)
 		commit_batch();
 	origin = dr_origins_find(group_id, true);
+	schema_index = dr_apply_rows_schema_index(group_id);
 	ag = hash_search(groups, &group_id, HASH_ENTER, NULL);
 	ag->origin = origin;
+	ag->schema_index = ag->schema_batch = schema_index;
 	ag->applied = replorigin_get_progress(origin, false);
 	dlist_init(&ag->waiting);
 	ag->takeover = false;
@@ -228,6 +233,7 @@ static void begin_batch(ApplyGroup *ag, uint64 first)
 	replorigin_session_setup(ag->origin);
 	replorigin_session_origin = ag->origin;
 	batch.ag = ag;
+	ag->schema_batch = ag->schema_index;
 	batch.n = 0;
 	batch.bytes = 0;
 	snprintf(activity, sizeof(activity), "applying group %llu from entry %llu",
@@ -256,6 +262,11 @@ static void commit_batch(void)
 	batch.ag = NULL;
 	applying.group_id = 0;
 	ag->takeover = false; /* publish clears the shared flag */
+	if (ag->schema_batch != ag->schema_index) {
+		/* before applied moves past it: a backend at its turn must see it */
+		ag->schema_index = ag->schema_batch;
+		dr_apply_rows_publish_schema(ag->group_id, ag->schema_index, true);
+	}
 	publish(ag->group_id, ag->applied, ag->origin, NULL);
 	dr_apply_rows_forget();
 }
@@ -359,15 +370,18 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 			break;
 		case ENTRY_CHANGE_SET:
 			set_takeover(ag);
-			dr_apply_rows_change_set(m->group_id, m->index, &h);
+			dr_apply_rows_change_set(m->group_id, m->index, ag->schema_batch, &h);
 			break;
 		case ENTRY_REGISTER_TABLE:
 			set_takeover(ag);
 			dr_apply_rows_register(m->group_id, m->index, &h);
 			break;
 		case ENTRY_DDL:
+			/* Writers of older schemas waiting for their turn fail with 40001 now. */
+			dr_apply_rows_publish_schema(m->group_id, m->index, false);
 			set_takeover(ag);
 			dr_apply_rows_ddl(m->group_id, m->index, &h);
+			ag->schema_batch = m->index;
 			break;
 		}
 	}
