@@ -213,6 +213,7 @@ kill_server() {
 	pm=$(head -n 1 "$LC_DIR/node$1/postmaster.pid")
 	kill -KILL $(pgrep -P "$pm") "$pm" 2>/dev/null || true
 	while kill -0 "$pm" 2>/dev/null; do sleep 0.01; done
+	rm -f "$LC_DIR/node$1/postmaster.pid" # it died: no server runs there
 }
 gaps=()
 for ((k = 1; k <= failovers; k++)); do
