@@ -143,6 +143,7 @@ static void publish(DrSm *sm, const struct engine_group_status *st,
 	g->sending_snapshot = st->sending_snapshot;
 	g->quiescent = st->quiescent;
 	g->leader_contact = tick_time(st->leader_contact_tick, now_tick, now);
+	dr_shmem_group_track_lag(g, now);
 	g->stats.proposals = stats->proposals;
 	g->stats.commits = stats->entries_applied;
 	g->stats.unknown_outcomes = stats->unknown_outcomes;

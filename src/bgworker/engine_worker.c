@@ -355,9 +355,12 @@ static void main_loop(void)
 	for (;;) {
 		WaitEvent ev[3];
 		long timeout = engine_has_work(de->e) ? 0 : engine_uv_timeout(de->u);
+		long retry = dr_pg_sm_timeout();
 		TimestampTz now;
 		int n;
 
+		if (retry >= 0 && (timeout < 0 || retry < timeout))
+			timeout = retry;
 		if (timeout < 0 || timeout > HOUSEKEEPING_MS)
 			timeout = HOUSEKEEPING_MS;
 		n = WaitEventSetWait(wes, timeout, ev, lengthof(ev), PG_WAIT_EXTENSION);

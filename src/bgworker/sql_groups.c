@@ -16,9 +16,9 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "queue.h"
-#include "replication/slot.h"
 #include "shmem.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "write.h"
@@ -169,8 +169,7 @@ Datum dr_create_group(PG_FUNCTION_ARGS)
 	DrResult res;
 	char *payload;
 	Size len;
-	int n, n_groups;
-	bool exists;
+	int n;
 
 	dr_sql_groups_check_engine();
 	if (group_id < 1)
@@ -199,22 +198,6 @@ Datum dr_create_group(PG_FUNCTION_ARGS)
 		                 "listen_address), "
 		                 "which other members dial.")));
 
-	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
-	exists = dr_shmem_group_find((uint64)group_id) != NULL;
-	n_groups = dr_shared->n_groups;
-	LWLockRelease(dr_shared->groups_lock);
-	if (!exists && n_groups >= max_replication_slots)
-		ereport(ERROR,
-		        (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-		         errmsg("this node is a member of %d groups, as many as "
-		                "max_replication_slots allows",
-		                n_groups),
-		         errdetail("Each group keeps its applied index in a replication "
-		                   "origin, and PostgreSQL tracks at most "
-		                   "max_replication_slots of them."),
-		         errhint("Raise max_replication_slots (and dragonraft.max_groups) and "
-		                 "restart the server.")));
-
 	payload = dr_queue_encode_members(members, n, &len);
 	dr_queue_call(DR_REQ_CREATE_GROUP, (uint64)group_id, 0, payload, len, &res);
 	switch (res.rc) {
@@ -232,6 +215,19 @@ Datum dr_create_group(PG_FUNCTION_ARGS)
 		         errmsg("group %lld cannot be started on this node: %s",
 		                (long long)group_id, res.errmsg),
 		         errdetail("A member that lost its Raft log must not start as new.")));
+		break;
+	case DR_RC_ORIGINS_FULL:
+		ereport(ERROR,
+		        (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+		         errmsg("this server has %s replication origins, as many as "
+		                "max_replication_slots allows",
+		                res.errmsg),
+		         errdetail("Each group keeps its applied index in a replication "
+		                   "origin, and PostgreSQL tracks at most "
+		                   "max_replication_slots of them (logical replication's "
+		                   "subscriptions use them too)."),
+		         errhint("Raise max_replication_slots (and dragonraft.max_groups) and "
+		                 "restart the server.")));
 		break;
 	case DR_RC_GROUPS_FULL:
 		ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),

@@ -22,8 +22,10 @@ PG_FUNCTION_INFO_V1(dr_group_members);
 PG_FUNCTION_INFO_V1(dr_group_stats);
 PG_FUNCTION_INFO_V1(dr_stat_reset);
 
-/* Committed entries not yet applied beyond which a member is catching up. */
+/* A member is catching up beyond this many committed entries not yet applied, or
+ * while an entry committed this long ago is not applied. */
 #define CATCHING_UP_ENTRIES 100
+#define LAGGING_MS          1000
 
 static const char *engine_state_name(DrEngineState s)
 {
@@ -138,7 +140,7 @@ static GroupCopy *copy_groups(int *n)
 }
 
 /* The state of a member as dragonraft.status shows it, and its error or NULL. */
-static const char *member_state(const GroupCopy *c, const char **error)
+static const char *member_state(const GroupCopy *c, TimestampTz now, const char **error)
 {
 	const DrGroup *g = &c->g;
 
@@ -147,14 +149,16 @@ static const char *member_state(const GroupCopy *c, const char **error)
 		*error = c->engine_error[0] ? c->engine_error : "the engine worker is not running";
 		return "stopped";
 	}
-	if (g->member_state == DR_MEMBER_FAILED || g->member_state == DR_MEMBER_LOST ||
-	    g->apply_failing)
+	if (g->member_state == DR_MEMBER_FAILED || g->member_state == DR_MEMBER_LOST)
 		return "stopped";
+	if (g->apply_failures > 0)
+		return "apply_failed";
 	if (g->member_state == DR_MEMBER_RECOVERING || g->sending_snapshot)
 		return "snapshotting";
 	if (g->leader == 0)
 		return "no_leader";
-	if (g->apply_held || g->commit > g->applied + CATCHING_UP_ENTRIES)
+	if (g->apply_held || g->commit > g->applied + CATCHING_UP_ENTRIES ||
+	    dr_shmem_group_lagging(g, now, LAGGING_MS))
 		return "catching_up";
 	return "ok";
 }
@@ -176,7 +180,7 @@ Datum dr_group_status(PG_FUNCTION_ARGS)
 		Datum values[13];
 		bool nulls[13] = {false};
 		const char *error;
-		const char *state = member_state(&groups[i], &error);
+		const char *state = member_state(&groups[i], now, &error);
 
 		values[0] = Int64GetDatum((int64)g->group_id);
 		values[1] = Int32GetDatum(dr_node_id);
