@@ -476,18 +476,63 @@ static void op_done(void *ctx, const struct engine_result *res)
 	dr_queue_complete(slot, gen, &r);
 }
 
+/* A transfer that ended, kept until the main loop published its group's status. */
+typedef struct Transfer {
+	struct Transfer *next;
+	void *ctx; /* the request's (dr_queue_ctx) */
+	uint64 group_id;
+	struct engine_result res;
+} Transfer;
+
+static Transfer *transfers_done;
+
+/* Engine callback: a transfer ended. */
+static void transfer_done(void *ctx, const struct engine_result *res)
+{
+	Transfer *tr = ctx;
+
+	tr->res = *res;
+	tr->next = transfers_done;
+	transfers_done = tr;
+}
+
 static void transfer_leader(DrTaken *t)
 {
 	DrSm *sm = dr_engine_groups_find(t->group_id);
+	Transfer *tr;
 	int rc;
 
 	if (sm == NULL) {
 		complete(t, ENGINE_ERR_NO_GROUP, 0);
 		return;
 	}
-	rc = engine_transfer_leader(dr_engine->e, t->group_id, t->arg, op_done, dr_queue_ctx(t));
-	if (rc != ENGINE_OK)
+	tr = malloc(sizeof(*tr));
+	if (tr == NULL) {
+		complete(t, ENGINE_ERR_NOMEM, 0);
+		return;
+	}
+	tr->ctx = dr_queue_ctx(t);
+	tr->group_id = t->group_id;
+	rc = engine_transfer_leader(dr_engine->e, t->group_id, t->arg, transfer_done, tr);
+	if (rc != ENGINE_OK) {
+		free(tr);
 		complete(t, rc, sm->leader);
+	}
+}
+
+void dr_engine_groups_transfers_done(void)
+{
+	while (transfers_done != NULL) {
+		Transfer *tr = transfers_done;
+		DrSm *sm = dr_engine_groups_find(tr->group_id);
+
+		transfers_done = tr->next;
+		/* The status shows the new leader when transfer_leader returns. */
+		if (sm != NULL && tr->res.rc == ENGINE_OK)
+			dr_engine_status_publish(sm);
+		op_done(tr->ctx, &tr->res);
+		free(tr);
+	}
 }
 
 /*

@@ -383,6 +383,7 @@ static void main_loop(void)
 
 		dr_engine_groups_take_requests();
 		engine_uv_run_nowait(de->u);
+		dr_engine_groups_transfers_done();
 		flush_transport_log();
 		dr_pg_sm_poll();
 		now = GetCurrentTimestamp();

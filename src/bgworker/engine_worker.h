@@ -79,6 +79,8 @@ extern void dr_pg_sm_shutdown(void);
 extern DrSm *dr_engine_groups_find(uint64 group_id);
 extern void dr_engine_groups_restart(void);
 extern void dr_engine_groups_take_requests(void);
+/* Complete the transfers that ended, once their groups' status is published. */
+extern void dr_engine_groups_transfers_done(void);
 extern void dr_engine_groups_member_info(void);
 extern void dr_engine_groups_reload(void);
 

@@ -106,6 +106,26 @@ static void bad_members(const char *msg, const char *detail)
 	                        "\"3\": \"10.0.0.3:7400\"}'.")));
 }
 
+/* Whether an address has only printable ASCII characters other than space, quotes and
+ * backslash (it goes into the LogDB, the log and error messages as it is). */
+static bool plain_address(const char *a, int len)
+{
+	for (int i = 0; i < len; i++)
+		if (a[i] <= ' ' || a[i] > '~' || a[i] == '"' || a[i] == '\'' || a[i] == '\\')
+			return false;
+	return true;
+}
+
+/* s as a JSON string, for error messages. */
+static char *json_quoted(const char *s)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	escape_json(&buf, s);
+	return buf.data;
+}
+
 /* members jsonb -> out (room for RAFT_MAX_MEMBERS); returns the count. */
 static int parse_members(Jsonb *jb, DrMemberAddr *out)
 {
@@ -128,10 +148,12 @@ static int parse_members(Jsonb *jb, DrMemberAddr *out)
 		key = pnstrdup(v.val.string.val, v.val.string.len);
 		errno = 0;
 		id = strtoi64(key, &end, 10);
-		if (key[0] < '0' || key[0] > '9' || *end != '\0' || errno != 0 || id < 1 ||
+		if (key[0] < '1' || key[0] > '9' || *end != '\0' || errno != 0 || id < 1 ||
 		    id > INT_MAX)
-			bad_members(psprintf("member id \"%s\" is not a positive integer", key),
-			            "Node ids are integers from 1 to 2147483647.");
+			bad_members(psprintf("member id %s is not a positive integer",
+			                     json_quoted(key)),
+			            "Node ids are integers from 1 to 2147483647, written without "
+			            "leading zeros.");
 		tok = JsonbIteratorNext(&it, &v, true);
 		if (tok != WJB_VALUE || v.type != jbvString)
 			bad_members(psprintf("the address of node %s is not a string", key), NULL);
@@ -145,6 +167,13 @@ static int parse_members(Jsonb *jb, DrMemberAddr *out)
 			            psprintf("A group has at most %d members.", RAFT_MAX_MEMBERS));
 		if (v.val.string.len >= DR_ADDR_LEN)
 			bad_members(psprintf("the address of node %s is too long", key), NULL);
+		if (!plain_address(v.val.string.val, v.val.string.len))
+			bad_members(
+			        psprintf("the address %s of node %s is not host:port",
+			                 json_quoted(pnstrdup(v.val.string.val, v.val.string.len)),
+			                 key),
+			        "An address has no spaces, quotes, backslashes or control "
+			        "characters.");
 		out[n].node_id = (uint64)id;
 		memcpy(out[n].addr, v.val.string.val, v.val.string.len);
 		out[n].addr[v.val.string.len] = '\0';
