@@ -187,6 +187,7 @@ void dr_engine_groups_restart(void)
 	struct engine_member *members = palloc(sizeof(struct engine_member) * RAFT_MAX_MEMBERS);
 	size_t n = 0, cap = 64;
 	uint64 *ids = palloc(cap * sizeof(uint64));
+	int not_started = 0;
 	DrOrigin *origins;
 	int n_origins;
 	char path[MAXPGPATH];
@@ -232,6 +233,7 @@ void dr_engine_groups_restart(void)
 			durable = replorigin_get_progress(origin, true);
 		g = new_entry(ids[i], durable, origin);
 		if (g == NULL) {
+			not_started++;
 			ereport(WARNING,
 			        (errmsg("dragonraft group %llu not started: dragonraft.max_groups "
 			                "(%d) groups exist",
@@ -280,6 +282,9 @@ void dr_engine_groups_restart(void)
 		set_stopped(g, DR_MEMBER_LOST, msg);
 		warn_lost(origins[k].group_id, msg);
 	}
+	SpinLockAcquire(&dr_shared->mutex);
+	dr_shared->groups_not_started = not_started;
+	SpinLockRelease(&dr_shared->mutex);
 	if (dlist_is_empty(&info.need))
 		info.file_current = true; /* nothing to tell: no group, or all know it */
 	pfree(lbs);

@@ -394,6 +394,7 @@ static void main_loop(void)
 		if (now >= next_housekeeping) {
 			dr_engine_groups_member_info();
 			dr_engine_status_peers();
+			dr_engine_status_node();
 			next_housekeeping = TimestampTzPlusMilliseconds(now, HOUSEKEEPING_MS);
 		}
 		if (now >= next_durable) {

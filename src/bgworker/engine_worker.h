@@ -88,5 +88,6 @@ extern void dr_engine_groups_reload(void);
 extern void dr_engine_status_publish(DrSm *sm);
 extern void dr_engine_status_refresh(void);
 extern void dr_engine_status_peers(void);
+extern void dr_engine_status_node(void);
 
 #endif /* DRAGONRAFT_ENGINE_WORKER_H */

@@ -164,6 +164,17 @@ typedef struct DrCommit {
 	uint64 group_id;
 } DrCommit;
 
+/* The transport's refusals, summed by kind (dragonraft.stat_node). */
+typedef struct DrTransportCounters {
+	uint64 accepted;          /* connections accepted */
+	uint64 refused;           /* connections over the handshake or snapshot limits */
+	uint64 tls_failures;      /* TLS handshakes that failed, altered records */
+	uint64 auth_refused;      /* wrong or unknown node ids, not on loopback without TLS */
+	uint64 messages_rejected; /* undecodable, or not from the connection's node or a member */
+	uint64 frames_rejected;   /* bad header, oversize, bad checksum, over the memory budget */
+	uint64 lines_suppressed;  /* refusals not logged (rate limit) */
+} DrTransportCounters;
+
 /* The node-wide part. */
 typedef struct DrShared {
 	slock_t mutex; /* protects the fields up to queue_mutex */
@@ -172,6 +183,8 @@ typedef struct DrShared {
 	int engine_pgprocno; /* its PGPROC, for SetLatch; -1 unless running */
 	TimestampTz engine_started;
 	char engine_error[DR_ERROR_LEN]; /* why the engine stopped, "" after a clean stop */
+	int groups_not_started;          /* stored groups beyond dragonraft.max_groups */
+	DrTransportCounters transport;   /* copied by the engine worker */
 	char raft_address[DR_ADDR_LEN];  /* host:port the transport listens on */
 	pid_t apply_pid;                 /* 0 = no apply worker process */
 	int apply_pgprocno;              /* its PGPROC, for SetLatch; -1 unless running */

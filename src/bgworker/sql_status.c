@@ -21,6 +21,7 @@ PG_FUNCTION_INFO_V1(dr_group_status);
 PG_FUNCTION_INFO_V1(dr_group_members);
 PG_FUNCTION_INFO_V1(dr_group_stats);
 PG_FUNCTION_INFO_V1(dr_stat_reset);
+PG_FUNCTION_INFO_V1(dr_node_stats);
 
 /* A member is catching up beyond this many committed entries not yet applied, or
  * while an entry committed this long ago is not applied. */
@@ -91,6 +92,33 @@ Datum dr_node_status(PG_FUNCTION_ARGS)
 	nulls[5] = apply_pid == 0;
 	values[6] = CStringGetTextDatum(error);
 	nulls[6] = error[0] == '\0';
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/* dragonraft.stat_node: groups not started, and the transport's refusals. */
+Datum dr_node_stats(PG_FUNCTION_ARGS)
+{
+	TupleDesc tupdesc;
+	Datum values[8];
+	bool nulls[8] = {false};
+	DrTransportCounters c;
+	int not_started;
+
+	dr_shmem_check_loaded();
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	SpinLockAcquire(&dr_shared->mutex);
+	not_started = dr_shared->groups_not_started;
+	c = dr_shared->transport;
+	SpinLockRelease(&dr_shared->mutex);
+	values[0] = Int32GetDatum(not_started);
+	values[1] = Int64GetDatum((int64)c.accepted);
+	values[2] = Int64GetDatum((int64)c.refused);
+	values[3] = Int64GetDatum((int64)c.tls_failures);
+	values[4] = Int64GetDatum((int64)c.auth_refused);
+	values[5] = Int64GetDatum((int64)c.messages_rejected);
+	values[6] = Int64GetDatum((int64)c.frames_rejected);
+	values[7] = Int64GetDatum((int64)c.lines_suppressed);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 

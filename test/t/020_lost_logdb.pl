@@ -6,7 +6,9 @@
 # - the way to rejoin works without a server restart: drop the group's
 #   origin, create the group again; the new member starts from nothing,
 #   member info included, and every group goes on applying;
-# - after a server restart too.
+# - after a server restart too;
+# - groups beyond dragonraft.max_groups at a restart are counted in
+#   dragonraft.stat_node.
 use strict;
 use warnings;
 use File::Path qw(rmtree);
@@ -92,6 +94,16 @@ ok( $node->poll_query_until('postgres',
 	'a new entry reaches both groups');
 unlike(slurp_file($node->logfile), qr/are missing|apply worker parked/,
 	'no apply failed on the way');
+
+# 4. Room for one group only after a restart.
+$node->append_conf('postgresql.conf', 'dragonraft.max_groups = 1');
+$node->restart;
+engine_running(0);
+is( sql(q{SELECT (SELECT count(*) FROM dragonraft.status) || ' ' || groups_not_started
+	        FROM dragonraft.stat_node}),
+	'1 1', 'one group runs, and stat_node counts the one not started');
+like(slurp_file($node->logfile), qr/dragonraft group 2[01] not started: dragonraft.max_groups \(1\) groups exist/,
+	'the log names it');
 
 $node->stop('fast');
 done_testing();

@@ -2,11 +2,14 @@
 # - transfer_leader() returns once dragonraft.status on the node that ran it
 #   shows the new leader (run on the leader, and on the target);
 # - DROP EXTENSION is refused while the node is a member of groups;
+# - dragonraft.stat_node counts the transport's refusals (a connection that
+#   is not TLS);
 # - an invalid dragonraft address in postgresql.conf stops the server from
 #   starting instead of falling back to the default.
 use strict;
 use warnings;
 use FindBin;
+use IO::Socket::INET;
 use lib $FindBin::RealBin;
 use DragonCluster;
 use PostgreSQL::Test::Cluster;
@@ -43,7 +46,22 @@ like($msg, qr/cannot drop extension dragonraft: this node is a member of 1 group
 is($c->node(1)->safe_psql('postgres', 'SELECT count(*) FROM dragonraft.status'), '1',
 	'and the extension is still there');
 
-# 3. An address PostgreSQL would replace with the default.
+# 3. Bytes that are not TLS on the Raft port: refused, and counted.
+my $before = $c->node(1)->safe_psql('postgres', 'SELECT tls_failures FROM dragonraft.stat_node');
+for (1 .. 3)
+{
+	my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $c->{raft_port}{1})
+	  or die "cannot connect: $!";
+	print $s "GET / HTTP/1.0\r\n\r\n" x 20;
+	local $/;
+	my $ignored = <$s>;    # until the node closes the connection
+	close $s;
+}
+ok( $c->node(1)->poll_query_until('postgres',
+		"SELECT tls_failures >= $before + 3 AND connections_accepted > 0 FROM dragonraft.stat_node"),
+	'stat_node counts the failed TLS handshakes');
+
+# 4. An address PostgreSQL would replace with the default.
 my $bad = PostgreSQL::Test::Cluster->new('bad_address');
 $bad->init;
 $bad->append_conf('postgresql.conf', q{
