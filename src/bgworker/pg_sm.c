@@ -146,6 +146,16 @@ static void free_entry(DrSmEntry *e)
 		                      ? dlist_container(DrSmEntry, order_node,
 		                                        dlist_next_node(&S.order, &e->order_node))
 		                      : NULL;
+	/* (A backend may apply its own entry before it is sent again.) */
+	if (S.resend_next == e) {
+		DrSm *sm = dlist_head_element(DrSm, resend_node, &S.resend);
+
+		S.resend_next =
+		        dlist_has_next(&sm->entries, &e->group_node)
+		                ? dlist_container(DrSmEntry, group_node,
+		                                  dlist_next_node(&sm->entries, &e->group_node))
+		                : NULL;
+	}
 	dlist_delete(&e->group_node);
 	dlist_delete(&e->order_node);
 	S.bytes -= sizeof(DrSmEntry) + e->msg.len;
