@@ -398,6 +398,24 @@ static void truncate_table(Oid relid)
 	table_close(rel, NoLock);
 }
 
+/*
+ * Each op is a replication step, as worker.c's begin/end_replication_step:
+ * a snapshot and a command id of its own, then CommandCounterIncrement, so
+ * that an op sees (and can lock) the row versions the ops before it made.
+ */
+static void step_begin(EState *estate)
+{
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (estate != NULL)
+		estate->es_output_cid = GetCurrentCommandId(true);
+}
+
+static void step_end(void)
+{
+	PopActiveSnapshot();
+	CommandCounterIncrement();
+}
+
 static void apply_sections(uint64 group_id, const struct entry_change_set *cs, Oid relid_override)
 {
 	EState *estate = NULL;
@@ -405,14 +423,15 @@ static void apply_sections(uint64 group_id, const struct entry_change_set *cs, O
 	struct entry_reader r = cs->ops;
 	EPQState epq;
 
-	PushActiveSnapshot(GetTransactionSnapshot());
 	for (uint32 i = 0; i < cs->n_ops; i++) {
 		struct entry_op op;
 
 		(void)entry_next_op(&r, &op);
 		if (tables == NULL) {
+			step_begin(NULL);
 			tables = open_tables(group_id, cs, relid_override, &estate);
 			EvalPlanQualInit(&epq, estate, NULL, NIL, -1);
+			PopActiveSnapshot();
 		}
 		if (op.kind == ENTRY_OP_TRUNCATE) {
 			Relation rel = tables[op.table].rel;
@@ -421,14 +440,18 @@ static void apply_sections(uint64 group_id, const struct entry_change_set *cs, O
 			EvalPlanQualEnd(&epq);
 			close_tables(tables, cs->n_tables, estate);
 			tables = NULL;
+			step_begin(NULL);
 			if (OidIsValid(relid))
 				truncate_table(relid);
-			CommandCounterIncrement();
+			step_end();
 			continue;
 		}
+		step_begin(estate);
 		apply_op(tables, &op, estate, &epq);
+		step_end();
 		CHECK_FOR_INTERRUPTS();
 	}
+	step_begin(NULL);
 	if (tables == NULL) {
 		tables = open_tables(group_id, cs, relid_override, &estate);
 		EvalPlanQualInit(&epq, estate, NULL, NIL, -1);
@@ -436,8 +459,7 @@ static void apply_sections(uint64 group_id, const struct entry_change_set *cs, O
 	apply_sequences(tables, cs);
 	EvalPlanQualEnd(&epq);
 	close_tables(tables, cs->n_tables, estate);
-	PopActiveSnapshot();
-	CommandCounterIncrement();
+	step_end();
 }
 
 static void decode_failed(int rc) pg_attribute_noreturn();
