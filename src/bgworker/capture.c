@@ -24,7 +24,9 @@
 #include "catalog/dependency.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_trigger.h"
+#include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -160,8 +162,46 @@ static void start(uint64 group_id)
 	X.active = true;
 }
 
-/* The table's entry in the change set, set up at its first change. */
-static int table_index(Relation rel, uint64 table_id)
+/*
+ * The trigger's arguments must be the registration of the table it fires on
+ * (dragonraft.replicated_tables): a trigger that names another table's id
+ * would write rows into that table on the other members.  Read as the
+ * bootstrap superuser (the writer need not see the catalog table); once per
+ * table and transaction.
+ */
+static void check_registration(Relation rel, uint64 table_id)
+{
+	Oid types[3] = {INT8OID, INT8OID, OIDOID};
+	Datum values[3] = {Int64GetDatum((int64)X.group_id), Int64GetDatum((int64)table_id),
+	                   ObjectIdGetDatum(RelationGetRelid(rel))};
+	Oid save_user;
+	int save_sec, rc;
+	uint64 n;
+
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rc = SPI_execute_with_args("SELECT FROM dragonraft.replicated_tables WHERE group_id = $1 "
+	                           "AND table_id = $2 AND relid = $3 AND state = 'replicated'",
+	                           3, types, values, NULL, true, 1);
+	n = SPI_processed;
+	SPI_finish();
+	SetUserIdAndSecContext(save_user, save_sec);
+	if (rc != SPI_OK_SELECT || n != 1)
+		ereport(ERROR,
+		        (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+		         errmsg("table \"%s\" is not table %llu of dragonraft group %llu",
+		                RelationGetRelationName(rel), (unsigned long long)table_id,
+		                (unsigned long long)X.group_id),
+		         errdetail("Its trigger calls dragonraft.capture() with another table's "
+		                   "registration."),
+		         errhint("Only dragonraft.replicate_table installs that trigger.")));
+}
+
+/* The table's entry in the change set, set up at its first change
+ * (check: the trigger's table id must be rel's registration). */
+static int table_index(Relation rel, uint64 table_id, bool check)
 {
 	TupleDesc desc = RelationGetDescr(rel);
 	MemoryContext old;
@@ -171,6 +211,8 @@ static int table_index(Relation rel, uint64 table_id)
 	for (int i = 0; i < X.n_tables; i++)
 		if (X.tables[i].relid == RelationGetRelid(rel))
 			return i;
+	if (check)
+		check_registration(rel, table_id);
 
 	old = MemoryContextSwitchTo(TopTransactionContext);
 	if (X.n_tables == X.cap_tables) {
@@ -297,6 +339,10 @@ Datum dr_capture(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event))
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 		                errmsg("dragonraft.capture() must be called as an AFTER trigger")));
+	/* The triggers are ENABLE ALWAYS (session_replication_role = replica does not
+	 * bypass them); the apply worker's own changes come from the log. */
+	if (dr_is_apply_worker)
+		return PointerGetDatum(NULL);
 	rel = td->tg_relation;
 	desc = RelationGetDescr(rel);
 	if (td->tg_trigger->tgnargs != 2)
@@ -305,7 +351,7 @@ Datum dr_capture(PG_FUNCTION_ARGS)
 	group_id = strtou64(td->tg_trigger->tgargs[0], NULL, 10);
 	table_id = strtou64(td->tg_trigger->tgargs[1], NULL, 10);
 	start(group_id);
-	ti = table_index(rel, table_id);
+	ti = table_index(rel, table_id, true);
 	t = &X.tables[ti];
 
 	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event)) {
@@ -354,7 +400,7 @@ static void capture_rows(Relation rel)
 	Snapshot snap = RegisterSnapshot(GetLatestSnapshot());
 	TableScanDesc scan = table_beginscan(rel, snap, 0, NULL);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
-	int ti = table_index(rel, 1); /* the id is the entry's index: unknown, unused */
+	int ti = table_index(rel, 1, false); /* the id is the entry's index: unknown, unused */
 
 	while (table_scan_getnextslot(scan, ForwardScanDirection, slot)) {
 		bool should_free;

@@ -16,9 +16,12 @@
 #include "write.h"
 
 #include "access/table.h"
+#include "catalog/index.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "executor/executor.h"
 #include "nodes/parsenodes.h"
+#include "parser/parse_func.h"
 #include "parser/parsetree.h"
 #include "tcop/utility.h"
 #include "utils/lsyscache.h"
@@ -29,7 +32,11 @@ int dr_internal_ddl = 0;
 static ProcessUtility_hook_type prev_utility = NULL;
 static ExecutorStart_hook_type prev_executor_start = NULL;
 
-/* Is the relation rv names replicated?  A missing one is not. */
+/*
+ * Is the relation rv names replicated (for an index: its table)?  A missing
+ * one is not, nor anything that is not a table (a composite type, a view,
+ * a sequence).
+ */
 static bool rv_replicated(RangeVar *rv)
 {
 	Oid relid = RangeVarGetRelid(rv, NoLock, true);
@@ -38,12 +45,49 @@ static bool rv_replicated(RangeVar *rv)
 
 	if (!OidIsValid(relid))
 		return false;
-	rel = try_table_open(relid, AccessShareLock);
+	switch (get_rel_relkind(relid)) {
+	case RELKIND_INDEX:
+	case RELKIND_PARTITIONED_INDEX:
+		relid = IndexGetRelation(relid, true);
+		break;
+	case RELKIND_RELATION:
+	case RELKIND_PARTITIONED_TABLE:
+		break;
+	default:
+		return false;
+	}
+	rel = OidIsValid(relid) ? try_table_open(relid, AccessShareLock) : NULL;
 	if (rel == NULL)
 		return false;
 	r = dr_capture_rel_replicated(rel, NULL, NULL);
 	table_close(rel, AccessShareLock);
 	return r;
+}
+
+/* A trigger that only replicate_table may create: the capture trigger's
+ * names, or dragonraft.capture() under any name. */
+static bool capture_trigger(Node *stmt)
+{
+	const char *name = NULL;
+
+	if (IsA(stmt, CreateTrigStmt)) {
+		CreateTrigStmt *t = (CreateTrigStmt *)stmt;
+		char *schema, *fn;
+
+		DeconstructQualifiedName(t->funcname, &schema, &fn);
+		if (strcmp(fn, "capture") == 0) {
+			Oid fid = schema ? InvalidOid : LookupFuncName(t->funcname, 0, NULL, true);
+
+			if (schema ? strcmp(schema, "dragonraft") == 0
+			           : OidIsValid(fid) &&
+			                     get_func_namespace(fid) ==
+			                             get_namespace_oid("dragonraft", true))
+				return true;
+		}
+		name = t->trigname;
+	} else if (IsA(stmt, RenameStmt) && ((RenameStmt *)stmt)->renameType == OBJECT_TRIGGER)
+		name = ((RenameStmt *)stmt)->newname;
+	return name != NULL && strncmp(name, DR_CAPTURE_TRIGGER, strlen(DR_CAPTURE_TRIGGER)) == 0;
 }
 
 /* The replicated table a DDL statement changes, or NULL. */
@@ -113,7 +157,14 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 	Node *stmt = pstmt->utilityStmt;
 
 	if (!dr_is_apply_worker && dr_internal_ddl == 0) {
-		RangeVar *rv = ddl_target(stmt);
+		RangeVar *rv;
+
+		if (capture_trigger(stmt))
+			ereport(ERROR,
+			        (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			         errmsg("only dragonraft.replicate_table creates dragonraft's "
+			                "capture triggers")));
+		rv = ddl_target(stmt);
 
 		if (rv != NULL && (nodeTag(stmt) == T_DropStmt || rv_replicated(rv)))
 			ereport(ERROR,

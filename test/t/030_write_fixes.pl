@@ -38,6 +38,7 @@ sub same_everywhere
 $L->safe_psql('postgres', q{SELECT dragonraft.execute(1, $$
 CREATE TABLE acc (id int PRIMARY KEY, bal int);
 CREATE TABLE swap (id int PRIMARY KEY DEFERRABLE INITIALLY DEFERRED, v text);
+ALTER TABLE swap REPLICA IDENTITY FULL; -- a deferrable key cannot be the identity
 $$)});
 $L->safe_psql('postgres', "SELECT dragonraft.replicate_table('$_', 1)") for qw(acc swap);
 $L->safe_psql('postgres', q{
@@ -53,3 +54,53 @@ is(same_everywhere('acc', 'id', 'a row changed twice'), '(1,80);(2,5);(4,44)',
 	'the leader has the rows');
 is(same_everywhere('swap', 'id', 'a key swap under a deferrable key'), '(1,two);(2,one)',
 	'the keys are swapped');
+
+# 2. The capture trigger cannot be forged (review 2, #5): a table's trigger
+# must carry its own registration, and only replicate_table creates it.
+my $acc_id = $L->safe_psql('postgres',
+	"SELECT table_id FROM dragonraft.replicated_tables WHERE relid = 'acc'::regclass");
+$L->safe_psql('postgres', q{
+CREATE ROLE mallory LOGIN;
+CREATE SCHEMA m AUTHORIZATION mallory;
+SET ROLE mallory;
+CREATE TABLE m.fake (id int PRIMARY KEY, bal int);
+});
+my ($st, $err) = $c->sql_error($l, "SET ROLE mallory; CREATE TRIGGER dragonraft_capture AFTER INSERT ON m.fake
+	FOR EACH ROW EXECUTE FUNCTION dragonraft.capture('1', '$acc_id')");
+is($st, '42501', 'a user cannot create the capture trigger');
+($st, $err) = $c->sql_error($l, "CREATE TRIGGER other_name AFTER INSERT ON m.fake
+	FOR EACH ROW EXECUTE FUNCTION dragonraft.capture('1', '$acc_id')");
+is($st, '42501', 'not even a superuser, under another name');
+$L->safe_psql('postgres', "CREATE FUNCTION m.noop() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END';
+	CREATE TRIGGER t AFTER INSERT ON m.fake FOR EACH ROW EXECUTE FUNCTION m.noop()");
+($st, $err) = $c->sql_error($l, 'ALTER TRIGGER t ON m.fake RENAME TO dragonraft_capture');
+is($st, '42501', 'nor rename a trigger to its name');
+# A forged trigger that got in anyway (execute() runs as superuser) names
+# another table's registration: the write is refused, nothing is proposed.
+$L->safe_psql('postgres', "SELECT dragonraft.execute(1, \$\$CREATE TABLE m.fake2 (id int PRIMARY KEY, bal int);
+	CREATE TRIGGER dragonraft_capture AFTER INSERT ON m.fake2 FOR EACH ROW EXECUTE FUNCTION dragonraft.capture('1', '$acc_id')\$\$)");
+($st, $err) = $c->sql_error($l, 'INSERT INTO m.fake2 VALUES (666, 666)');
+is($st, '39P01', 'a write through a forged capture trigger is refused');
+like($err, qr/is not table $acc_id of dragonraft group 1/, 'saying why');
+is(same_everywhere('acc', 'id', 'after the forgery'), '(1,80);(2,5);(4,44)',
+	'no member has the forged row');
+
+# 3. session_replication_role = replica bypasses nothing (review 2, #6).
+$L->safe_psql('postgres', "SET session_replication_role = replica; INSERT INTO acc VALUES (5, 55); TRUNCATE swap");
+is(same_everywhere('acc', 'id', 'a write in replica mode'), '(1,80);(2,5);(4,44);(5,55)',
+	'a leader\'s write in replica mode is replicated');
+is(same_everywhere('swap', 'id', 'a TRUNCATE in replica mode'), '', 'and its TRUNCATE');
+($st, $err) = $c->sql_error($followers[0], "SET session_replication_role = replica; INSERT INTO acc VALUES (6, 66)");
+is($st, '25006', 'a follower refuses a write in replica mode');
+
+# 4. ALTER INDEX and ALTER TYPE pass the DDL hook (review 2, #14), except on
+# a replicated table's index.
+$L->safe_psql('postgres', 'CREATE TABLE plain (id int PRIMARY KEY); CREATE TYPE comp AS (a int, b int)');
+$L->safe_psql('postgres', 'ALTER INDEX plain_pkey RENAME TO plain_key; ALTER INDEX plain_key SET (fillfactor = 80);
+	ALTER TYPE comp RENAME ATTRIBUTE a TO aa');
+is($L->safe_psql('postgres', "SELECT count(*) FROM pg_class WHERE relname = 'plain_key'"), '1',
+	'ALTER INDEX works on a table that is not replicated');
+($st, $err) = $c->sql_error($l, 'ALTER INDEX acc_pkey RENAME TO acc_key');
+is($st, '0A000', 'ALTER INDEX on a replicated table\'s index is refused');
+
+done_testing();
