@@ -387,15 +387,23 @@ static void apply_sequences(ApplyTable *tables, const struct entry_change_set *c
 	}
 }
 
-/* TRUNCATE a table: with no index of it open here (as in worker.c). */
-static void truncate_table(Oid relid)
+/* TRUNCATE tables together, as one command (foreign keys between them allow
+ * it only so), with no index of them open here (as worker.c does). */
+static void truncate_tables(List *relids)
 {
-	Relation rel = table_open(relid, AccessExclusiveLock);
+	List *rels = NIL, *logged = NIL;
+	ListCell *lc;
 
-	ExecuteTruncateGuts(list_make1(rel), list_make1_oid(relid),
-	                    RelationIsLogicallyLogged(rel) ? list_make1_oid(relid) : NIL,
-	                    DROP_RESTRICT, false);
-	table_close(rel, NoLock);
+	foreach (lc, relids) {
+		Relation rel = table_open(lfirst_oid(lc), AccessExclusiveLock);
+
+		rels = lappend(rels, rel);
+		if (RelationIsLogicallyLogged(rel))
+			logged = lappend_oid(logged, RelationGetRelid(rel));
+	}
+	ExecuteTruncateGuts(rels, relids, logged, DROP_RESTRICT, false);
+	foreach (lc, rels)
+		table_close(lfirst(lc), NoLock);
 }
 
 /*
@@ -434,15 +442,33 @@ static void apply_sections(uint64 group_id, const struct entry_change_set *cs, O
 			PopActiveSnapshot();
 		}
 		if (op.kind == ENTRY_OP_TRUNCATE) {
-			Relation rel = tables[op.table].rel;
-			Oid relid = rel ? RelationGetRelid(rel) : InvalidOid;
+			List *relids = NIL;
 
+			/* One TRUNCATE command records an op per table, adjacent: apply
+			 * adjacent ones together (TRUNCATE parent, child; ... CASCADE). */
+			for (;;) {
+				Relation rel = tables[op.table].rel;
+				struct entry_reader next = r;
+				struct entry_op next_op;
+
+				if (rel != NULL)
+					relids = list_append_unique_oid(relids,
+					                                RelationGetRelid(rel));
+				if (i + 1 == cs->n_ops)
+					break;
+				(void)entry_next_op(&next, &next_op);
+				if (next_op.kind != ENTRY_OP_TRUNCATE)
+					break;
+				r = next;
+				op = next_op;
+				i++;
+			}
 			EvalPlanQualEnd(&epq);
 			close_tables(tables, cs->n_tables, estate);
 			tables = NULL;
 			step_begin(NULL);
-			if (OidIsValid(relid))
-				truncate_table(relid);
+			if (relids != NIL)
+				truncate_tables(relids);
 			step_end();
 			continue;
 		}

@@ -103,4 +103,17 @@ is($L->safe_psql('postgres', "SELECT count(*) FROM pg_class WHERE relname = 'pla
 ($st, $err) = $c->sql_error($l, 'ALTER INDEX acc_pkey RENAME TO acc_key');
 is($st, '0A000', 'ALTER INDEX on a replicated table\'s index is refused');
 
+# 5. TRUNCATE of tables a foreign key relates (review 2, #3).
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(1, $$
+CREATE TABLE parent (id int PRIMARY KEY);
+CREATE TABLE child (id int PRIMARY KEY, p int REFERENCES parent);
+$$)});
+$L->safe_psql('postgres', "SELECT dragonraft.replicate_table('$_', 1)") for qw(parent child);
+$L->safe_psql('postgres', 'INSERT INTO parent VALUES (1), (2); INSERT INTO child VALUES (1, 1), (2, 2);
+	TRUNCATE parent, child;
+	INSERT INTO parent VALUES (3); INSERT INTO child VALUES (3, 3);
+	BEGIN; INSERT INTO acc VALUES (7, 7); TRUNCATE parent CASCADE; INSERT INTO parent VALUES (4); COMMIT');
+is(same_everywhere('parent', 'id', 'TRUNCATE of related tables'), '(4)', 'the leader has the parent rows');
+is(same_everywhere('child', 'id', 'TRUNCATE ... CASCADE'), '', 'and no child rows');
+
 done_testing();
