@@ -10,6 +10,12 @@
  * row under REPLICA IDENTITY FULL; a DELETE carries the key (or the row).
  * A table without a replica identity takes INSERTs only, as a publication
  * would.  A subtransaction that rolls back takes its changes with it.
+ * The entry lists the changes in execution order: by the command id that
+ * made each one (a user trigger's changes may be captured before their
+ * cause), in capture order within a command.  A TRUNCATE counts as the
+ * command current when its capture fires: a user AFTER TRUNCATE trigger
+ * that fires before it and writes the same table is not ordered (known
+ * limit).
  *
  * The first change of a transaction checks that this node leads the group
  * and records the term (xact.c); a change to a table of another group is
@@ -52,6 +58,13 @@ typedef struct CapTable {
 	char identity;       /* 'k' key, 'f' full row, 'n' none (INSERT only) */
 } CapTable;
 
+/* Where an op starts in X.ops, and the command that made its change. */
+typedef struct OpPos {
+	CommandId cid;
+	uint32 seq; /* capture order: the tie-break of a stable sort */
+	size_t off, len;
+} OpPos;
+
 /* State at the start of an open subtransaction. */
 typedef struct Saved {
 	SubTransactionId subid;
@@ -69,6 +82,9 @@ static struct {
 	Oid registration;
 	struct entry_buf ops;
 	uint32 n_ops;
+	OpPos *pos; /* n_ops of them; cap_pos allocated */
+	uint32 cap_pos;
+	bool unsorted; /* an op was captured after an op of a later command */
 	CapTable *tables;
 	int n_tables;
 	int cap_tables;
@@ -259,6 +275,27 @@ static int table_index(Relation rel, uint64 table_id, bool check)
 	return X.n_tables++;
 }
 
+/*
+ * Start an op made by command cid.  Triggers fire in name order, and a
+ * nested statement's events fire inside the outer event, so a change a user
+ * trigger makes may be captured before the change that caused it: the
+ * command id orders them (dr_capture_encode), the capture order within one
+ * command.
+ */
+static void put_op(unsigned kind, int ti, CommandId cid)
+{
+	if (X.n_ops == X.cap_pos) {
+		X.cap_pos = X.cap_pos ? 2 * X.cap_pos : 64;
+		X.pos = grow_in_xact(X.pos, (size_t)X.cap_pos * sizeof(OpPos));
+	}
+	if (X.n_ops > 0 && cid < X.pos[X.n_ops - 1].cid)
+		X.unsorted = true;
+	X.pos[X.n_ops].cid = cid;
+	X.pos[X.n_ops].seq = X.n_ops;
+	X.pos[X.n_ops].off = X.ops.len;
+	entry_put_op(&X.ops, kind, (uint32)ti);
+}
+
 /* Append a tuple: every shipped column, or only the key (ABSENT elsewhere). */
 static void put_tuple(const CapTable *t, HeapTuple tup, TupleDesc desc, bool key_only)
 {
@@ -354,10 +391,12 @@ Datum dr_capture(PG_FUNCTION_ARGS)
 	ti = table_index(rel, table_id, true);
 	t = &X.tables[ti];
 
+	/* The command of a row change is in its tuple (cmin of the new version,
+	 * cmax of the deleted one; combo ids resolve in our own transaction). */
 	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event)) {
-		entry_put_op(&X.ops, ENTRY_OP_TRUNCATE, (uint32)ti);
+		put_op(ENTRY_OP_TRUNCATE, ti, GetCurrentCommandId(false));
 	} else if (TRIGGER_FIRED_BY_INSERT(td->tg_event)) {
-		entry_put_op(&X.ops, ENTRY_OP_INSERT, (uint32)ti);
+		put_op(ENTRY_OP_INSERT, ti, HeapTupleHeaderGetCmin(td->tg_trigtuple->t_data));
 		put_tuple(t, td->tg_trigtuple, desc, false);
 	} else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event)) {
 		bool with_old;
@@ -366,7 +405,7 @@ Datum dr_capture(PG_FUNCTION_ARGS)
 			no_identity(rel, "update");
 		with_old = t->identity == 'f' ||
 		           key_changed(t, td->tg_trigtuple, td->tg_newtuple, desc);
-		entry_put_op(&X.ops, ENTRY_OP_UPDATE, (uint32)ti);
+		put_op(ENTRY_OP_UPDATE, ti, HeapTupleHeaderGetCmin(td->tg_newtuple->t_data));
 		entry_put_u8(&X.ops, with_old ? 1 : 0);
 		if (with_old)
 			put_tuple(t, td->tg_trigtuple, desc, t->identity == 'k');
@@ -374,7 +413,7 @@ Datum dr_capture(PG_FUNCTION_ARGS)
 	} else if (TRIGGER_FIRED_BY_DELETE(td->tg_event)) {
 		if (t->identity == 'n')
 			no_identity(rel, "delete from");
-		entry_put_op(&X.ops, ENTRY_OP_DELETE, (uint32)ti);
+		put_op(ENTRY_OP_DELETE, ti, HeapTupleHeaderGetCmax(td->tg_trigtuple->t_data));
 		put_tuple(t, td->tg_trigtuple, desc, t->identity == 'k');
 	}
 	X.n_ops++;
@@ -407,7 +446,7 @@ static void capture_rows(Relation rel)
 		HeapTuple tup = ExecFetchSlotHeapTuple(slot, false, &should_free);
 
 		CHECK_FOR_INTERRUPTS();
-		entry_put_op(&X.ops, ENTRY_OP_INSERT, (uint32)ti);
+		put_op(ENTRY_OP_INSERT, ti, 0);
 		put_tuple(&X.tables[ti], tup, desc, false);
 		X.n_ops++;
 		if (should_free)
@@ -486,11 +525,38 @@ static struct entry_seq *capture_sequences(uint32 *n)
 	return seqs;
 }
 
+static int cmp_pos(const void *a, const void *b)
+{
+	const OpPos *x = a, *y = b;
+
+	if (x->cid != y->cid)
+		return x->cid < y->cid ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* The ops in execution order: by command, then in capture order. */
+static struct entry_buf sorted_ops(void)
+{
+	struct entry_buf b = {0};
+
+	if (!X.unsorted)
+		return X.ops;
+	for (uint32 i = 0; i < X.n_ops; i++)
+		X.pos[i].len = (i + 1 < X.n_ops ? X.pos[i + 1].off : X.ops.len) - X.pos[i].off;
+	qsort(X.pos, X.n_ops, sizeof(OpPos), cmp_pos);
+	b.grow = grow_in_xact;
+	for (uint32 i = 0; i < X.n_ops; i++)
+		entry_put_bytes(&b, X.ops.data + X.pos[i].off, X.pos[i].len);
+	if (b.failed)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	return b;
+}
+
 uint8 *dr_capture_encode(const struct entry_owner *owner, Size *len)
 {
 	struct entry_table_in *tables;
 	struct entry_register_in reg;
-	struct entry_buf out = {0};
+	struct entry_buf out = {0}, ops;
 	struct entry_seq *seqs;
 	uint32 n_seqs;
 	int rc;
@@ -512,9 +578,10 @@ uint8 *dr_capture_encode(const struct entry_owner *owner, Size *len)
 		tables[i].cols = (const char *const *)X.tables[i].cols;
 	}
 	out.grow = grow_in_xact;
+	ops = sorted_ops();
 	rc = entry_encode_change_set(&out, owner, X.registration != InvalidOid ? &reg : NULL,
-	                             tables, (uint32)X.n_tables, seqs, n_seqs, X.ops.data,
-	                             X.ops.len, X.n_ops);
+	                             tables, (uint32)X.n_tables, seqs, n_seqs, ops.data, ops.len,
+	                             X.n_ops);
 	if (rc != ENTRY_OK)
 		elog(ERROR, "dragonraft could not encode the change set: %s", entry_strerror(rc));
 	if (out.len > (size_t)dr_max_entry_size)

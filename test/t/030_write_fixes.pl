@@ -116,4 +116,35 @@ $L->safe_psql('postgres', 'INSERT INTO parent VALUES (1), (2); INSERT INTO child
 is(same_everywhere('parent', 'id', 'TRUNCATE of related tables'), '(4)', 'the leader has the parent rows');
 is(same_everywhere('child', 'id', 'TRUNCATE ... CASCADE'), '', 'and no child rows');
 
+# 6. Changes a user trigger makes are applied after the change that caused
+# them (review 2, #4), although triggers named below dragonraft_capture fire
+# first: a freed seat taken by the wait list; a row stamped by its own
+# AFTER INSERT trigger.
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(1, $$
+CREATE TABLE tickets (id int PRIMARY KEY, seat int UNIQUE, who text);
+CREATE FUNCTION recycle() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  IF OLD.seat <> NEW.seat THEN
+    INSERT INTO tickets VALUES (NEW.id + 100, OLD.seat, 'waitlist');
+  END IF;
+  RETURN NULL;
+END $f$;
+CREATE TRIGGER a_recycle AFTER UPDATE ON tickets FOR EACH ROW EXECUTE FUNCTION recycle();
+CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  IF NEW.who = 'stamp me' THEN
+    UPDATE tickets SET who = 'stamped' WHERE id = NEW.id;
+  END IF;
+  RETURN NULL;
+END $f$;
+CREATE TRIGGER a_stamp AFTER INSERT ON tickets FOR EACH ROW EXECUTE FUNCTION stamp();
+$$)});
+$L->safe_psql('postgres', "SELECT dragonraft.replicate_table('tickets', 1)");
+$L->safe_psql('postgres', "INSERT INTO tickets VALUES (1, 5, 'ann'), (2, 8, 'stamp me');
+	UPDATE tickets SET seat = 6 WHERE id = 1;
+	BEGIN; INSERT INTO tickets VALUES (3, 9, 'stamp me'); UPDATE tickets SET seat = 10 WHERE id = 3; COMMIT");
+is(same_everywhere('tickets', 'id', 'changes made by user triggers'),
+	'(1,6,ann);(2,8,stamped);(3,10,stamped);(101,5,waitlist);(103,9,waitlist)',
+	'the leader has the triggers\' changes');
+
 done_testing();
