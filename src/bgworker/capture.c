@@ -172,7 +172,7 @@ static void start(uint64 group_id)
 		                   "its change set was committed in the Raft log."),
 		         errhint("Use REPEATABLE READ or READ COMMITTED for writes of replicated "
 		                 "tables.")));
-	X.term = dr_xact_writable(group_id);
+	X.term = dr_xact_writable(group_id, false);
 	X.group_id = group_id;
 	X.ops.grow = grow_in_xact;
 	X.active = true;
@@ -213,6 +213,17 @@ static void check_registration(Relation rel, uint64 table_id)
 		         errdetail("Its trigger calls dragonraft.capture() with another table's "
 		                   "registration."),
 		         errhint("Only dragonraft.replicate_table installs that trigger.")));
+}
+
+void dr_capture_begin(uint64 group_id)
+{
+	start(group_id);
+}
+
+void dr_capture_lock(uint64 group_id)
+{
+	if (!X.active || X.group_id != group_id)
+		(void)dr_xact_writable(group_id, true);
 }
 
 /* The table's entry in the change set, set up at its first change

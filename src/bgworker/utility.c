@@ -6,9 +6,12 @@
  *   it on every member in log order; the apply worker and dragonraft's own
  *   trigger installation are let through.  TRUNCATE and COPY are data
  *   changes and replicate like DML.
+ * - ExecutorStart checks a statement that writes (or locks rows of) a
+ *   replicated table before it touches a row (dr_capture_begin/lock).
  * - ProcessUtility and ExecutorStart note a write to a table that is not
  *   replicated: such a transaction keeps synchronous_commit (only the
  *   replicated part is durable in the Raft log).
+ * - Only replicate_table creates capture triggers.
  *
  * Both hooks cost a transaction that touches no replicated table a few
  * tests per statement.
@@ -187,27 +190,48 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 		                        dest, qc);
 }
 
+/*
+ * A statement that writes (or locks rows of) a replicated table checks that
+ * this node may write it before it touches a row: a follower refuses it
+ * with 25006 before it runs, and a new leader waits until it applied its
+ * term's no-op before it locks a row that an older entry, not applied yet,
+ * may change (the apply worker would wait for that lock, and the backend
+ * for the apply).  Other result relations keep synchronous_commit.
+ */
 static void executor_start(QueryDesc *qd, int eflags)
 {
+	PlannedStmt *ps = qd->plannedstmt;
 	ListCell *lc;
 
 	if (prev_executor_start)
 		prev_executor_start(qd, eflags);
 	else
 		standard_ExecutorStart(qd, eflags);
-	if (qd->plannedstmt->resultRelations == NIL || (eflags & EXEC_FLAG_EXPLAIN_ONLY) ||
-	    dr_capture_other_writes())
+	if ((ps->resultRelations == NIL && ps->rowMarks == NIL) ||
+	    (eflags & EXEC_FLAG_EXPLAIN_ONLY) || dr_is_apply_worker)
 		return;
-	foreach (lc, qd->plannedstmt->resultRelations) {
+	foreach (lc, ps->resultRelations) {
 		Index rti = lfirst_int(lc);
 		ResultRelInfo *ri = qd->estate->es_result_relations
 		                            ? qd->estate->es_result_relations[rti - 1]
 		                            : NULL;
+		uint64 group_id;
 
-		if (ri == NULL || !dr_capture_rel_replicated(ri->ri_RelationDesc, NULL, NULL)) {
+		if (ri != NULL && dr_capture_rel_replicated(ri->ri_RelationDesc, &group_id, NULL))
+			dr_capture_begin(group_id);
+		else if (!dr_capture_other_writes())
 			dr_capture_note_other_write();
-			return;
-		}
+	}
+	foreach (lc, ps->rowMarks) {
+		PlanRowMark *rc = lfirst(lc);
+		uint64 group_id;
+
+		if (rc->markType == ROW_MARK_REFERENCE || rc->markType == ROW_MARK_COPY ||
+		    rt_fetch(rc->rti, ps->rtable)->rtekind != RTE_RELATION)
+			continue;
+		if (dr_capture_rel_replicated(ExecGetRangeTableRelation(qd->estate, rc->rti),
+		                              &group_id, NULL))
+			dr_capture_lock(group_id);
 	}
 }
 

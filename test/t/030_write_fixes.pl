@@ -147,4 +147,40 @@ is(same_everywhere('tickets', 'id', 'changes made by user triggers'),
 	'(1,6,ann);(2,8,stamped);(3,10,stamped);(101,5,waitlist);(103,9,waitlist)',
 	'the leader has the triggers\' changes');
 
+# 7. A write is checked before it touches a row (review 2, #2).  A follower
+# refuses it before it waits for a row lock:
+my ($f, $g) = @followers;
+my $F = $c->node($f);
+my $holder = $F->background_psql('postgres', on_error_stop => 0);
+$holder->query_safe('BEGIN; SELECT * FROM acc WHERE id = 1 FOR UPDATE');
+($st, $err) = $c->sql_error($f, "SET lock_timeout = '30s'; UPDATE acc SET bal = 0 WHERE id = 1");
+is($st, '25006', 'a follower refuses a write before it waits for a row lock');
+# A new leader that has not applied its backlog yet: its writer waits before
+# it locks a row that an older entry changes (the apply worker would wait
+# for that lock, and the writer for the apply).  The local lock holds back
+# this member's apply of the next two entries.
+$L->safe_psql('postgres', 'UPDATE acc SET bal = bal + 1 WHERE id = 1; UPDATE acc SET bal = bal + 1 WHERE id = 2');
+ok($c->wait_until("the apply worker of node $f to wait for the row lock", sub {
+	$F->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND backend_type LIKE 'dragonraft%'") eq '1' }),
+	'the apply worker of the future leader waits for the local lock');
+$L->safe_psql('postgres', "SELECT dragonraft.transfer_leader(1, $f)");
+ok($c->wait_until("node $f to lead", sub {
+	$F->safe_psql('postgres', 'SELECT role FROM dragonraft.status WHERE group_id = 1') eq 'leader' }),
+	'the leadership moved to the member with a backlog');
+my ($wout, $werr) = ('', '');
+my $writer = IPC::Run::start(['psql', '-XAt', '-d', $F->connstr('postgres'), '-c',
+		'\set VERBOSITY verbose', '-c', "SET statement_timeout = '60s'", '-c',
+		'UPDATE acc SET bal = bal + 1000 WHERE id = 2'],
+	'>', \$wout, '2>', \$werr);
+ok($c->wait_until('the writer to wait for the new leader\'s backlog', sub {
+	$F->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND query LIKE 'UPDATE acc%'") eq '1' }),
+	'the writer on the new leader waits before it locks a row');
+$holder->query_safe('COMMIT');
+$holder->quit;
+$writer->finish;
+is($werr, '', 'the writer commits once the backlog is applied');
+($l, @followers) = ($f, grep { $_ != $f } $c->ids);
+is(same_everywhere('acc', 'id', 'after the new leader\'s first write'), '(1,81);(2,1006);(4,44);(5,55);(7,7)',
+	'the new leader has every change');
+
 done_testing();
