@@ -387,15 +387,41 @@ static void apply_sequences(ApplyTable *tables, const struct entry_change_set *c
 	}
 }
 
-/* TRUNCATE a table: with no index of it open here (as in worker.c). */
-static void truncate_table(Oid relid)
+/* TRUNCATE tables together, as one command (foreign keys between them allow
+ * it only so), with no index of them open here (as worker.c does). */
+static void truncate_tables(List *relids)
 {
-	Relation rel = table_open(relid, AccessExclusiveLock);
+	List *rels = NIL, *logged = NIL;
+	ListCell *lc;
 
-	ExecuteTruncateGuts(list_make1(rel), list_make1_oid(relid),
-	                    RelationIsLogicallyLogged(rel) ? list_make1_oid(relid) : NIL,
-	                    DROP_RESTRICT, false);
-	table_close(rel, NoLock);
+	foreach (lc, relids) {
+		Relation rel = table_open(lfirst_oid(lc), AccessExclusiveLock);
+
+		rels = lappend(rels, rel);
+		if (RelationIsLogicallyLogged(rel))
+			logged = lappend_oid(logged, RelationGetRelid(rel));
+	}
+	ExecuteTruncateGuts(rels, relids, logged, DROP_RESTRICT, false);
+	foreach (lc, rels)
+		table_close(lfirst(lc), NoLock);
+}
+
+/*
+ * Each op is a replication step, as worker.c's begin/end_replication_step:
+ * a snapshot and a command id of its own, then CommandCounterIncrement, so
+ * that an op sees (and can lock) the row versions the ops before it made.
+ */
+static void step_begin(EState *estate)
+{
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (estate != NULL)
+		estate->es_output_cid = GetCurrentCommandId(true);
+}
+
+static void step_end(void)
+{
+	PopActiveSnapshot();
+	CommandCounterIncrement();
 }
 
 static void apply_sections(uint64 group_id, const struct entry_change_set *cs, Oid relid_override)
@@ -405,30 +431,53 @@ static void apply_sections(uint64 group_id, const struct entry_change_set *cs, O
 	struct entry_reader r = cs->ops;
 	EPQState epq;
 
-	PushActiveSnapshot(GetTransactionSnapshot());
 	for (uint32 i = 0; i < cs->n_ops; i++) {
 		struct entry_op op;
 
 		(void)entry_next_op(&r, &op);
 		if (tables == NULL) {
+			step_begin(NULL);
 			tables = open_tables(group_id, cs, relid_override, &estate);
 			EvalPlanQualInit(&epq, estate, NULL, NIL, -1);
+			PopActiveSnapshot();
 		}
 		if (op.kind == ENTRY_OP_TRUNCATE) {
-			Relation rel = tables[op.table].rel;
-			Oid relid = rel ? RelationGetRelid(rel) : InvalidOid;
+			List *relids = NIL;
 
+			/* One TRUNCATE command records an op per table, adjacent: apply
+			 * adjacent ones together (TRUNCATE parent, child; ... CASCADE). */
+			for (;;) {
+				Relation rel = tables[op.table].rel;
+				struct entry_reader next = r;
+				struct entry_op next_op;
+
+				if (rel != NULL)
+					relids = list_append_unique_oid(relids,
+					                                RelationGetRelid(rel));
+				if (i + 1 == cs->n_ops)
+					break;
+				(void)entry_next_op(&next, &next_op);
+				if (next_op.kind != ENTRY_OP_TRUNCATE)
+					break;
+				r = next;
+				op = next_op;
+				i++;
+			}
 			EvalPlanQualEnd(&epq);
 			close_tables(tables, cs->n_tables, estate);
 			tables = NULL;
-			if (OidIsValid(relid))
-				truncate_table(relid);
-			CommandCounterIncrement();
+			step_begin(NULL);
+			if (relids != NIL)
+				truncate_tables(relids);
+			step_end();
 			continue;
 		}
+		step_begin(estate);
 		apply_op(tables, &op, estate, &epq);
+		step_end();
 		CHECK_FOR_INTERRUPTS();
 	}
+	step_begin(NULL);
 	if (tables == NULL) {
 		tables = open_tables(group_id, cs, relid_override, &estate);
 		EvalPlanQualInit(&epq, estate, NULL, NIL, -1);
@@ -436,8 +485,7 @@ static void apply_sections(uint64 group_id, const struct entry_change_set *cs, O
 	apply_sequences(tables, cs);
 	EvalPlanQualEnd(&epq);
 	close_tables(tables, cs->n_tables, estate);
-	PopActiveSnapshot();
-	CommandCounterIncrement();
+	step_end();
 }
 
 static void decode_failed(int rc) pg_attribute_noreturn();

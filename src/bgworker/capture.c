@@ -10,6 +10,12 @@
  * row under REPLICA IDENTITY FULL; a DELETE carries the key (or the row).
  * A table without a replica identity takes INSERTs only, as a publication
  * would.  A subtransaction that rolls back takes its changes with it.
+ * The entry lists the changes in execution order: by the command id that
+ * made each one (a user trigger's changes may be captured before their
+ * cause), in capture order within a command.  A TRUNCATE counts as the
+ * command current when its capture fires: a user AFTER TRUNCATE trigger
+ * that fires before it and writes the same table is not ordered (known
+ * limit).
  *
  * The first change of a transaction checks that this node leads the group
  * and records the term (xact.c); a change to a table of another group is
@@ -24,7 +30,9 @@
 #include "catalog/dependency.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_trigger.h"
+#include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -50,6 +58,13 @@ typedef struct CapTable {
 	char identity;       /* 'k' key, 'f' full row, 'n' none (INSERT only) */
 } CapTable;
 
+/* Where an op starts in X.ops, and the command that made its change. */
+typedef struct OpPos {
+	CommandId cid;
+	uint32 seq; /* capture order: the tie-break of a stable sort */
+	size_t off, len;
+} OpPos;
+
 /* State at the start of an open subtransaction. */
 typedef struct Saved {
 	SubTransactionId subid;
@@ -68,6 +83,9 @@ static struct {
 	Oid registration;
 	struct entry_buf ops;
 	uint32 n_ops;
+	OpPos *pos; /* n_ops of them; cap_pos allocated */
+	uint32 cap_pos;
+	bool unsorted; /* an op was captured after an op of a later command */
 	CapTable *tables;
 	int n_tables;
 	int cap_tables;
@@ -156,7 +174,7 @@ static void start(uint64 group_id)
 		                   "its change set was committed in the Raft log."),
 		         errhint("Use REPEATABLE READ or READ COMMITTED for writes of replicated "
 		                 "tables.")));
-	X.term = dr_xact_writable(group_id);
+	X.term = dr_xact_writable(group_id, false);
 	/* After the table's lock: no utility command on it can commit before ours. */
 	X.schema_index = dr_xact_schema_index(group_id);
 	X.group_id = group_id;
@@ -164,8 +182,57 @@ static void start(uint64 group_id)
 	X.active = true;
 }
 
-/* The table's entry in the change set, set up at its first change. */
-static int table_index(Relation rel, uint64 table_id)
+/*
+ * The trigger's arguments must be the registration of the table it fires on
+ * (dragonraft.replicated_tables): a trigger that names another table's id
+ * would write rows into that table on the other members.  Read as the
+ * bootstrap superuser (the writer need not see the catalog table); once per
+ * table and transaction.
+ */
+static void check_registration(Relation rel, uint64 table_id)
+{
+	Oid types[3] = {INT8OID, INT8OID, OIDOID};
+	Datum values[3] = {Int64GetDatum((int64)X.group_id), Int64GetDatum((int64)table_id),
+	                   ObjectIdGetDatum(RelationGetRelid(rel))};
+	Oid save_user;
+	int save_sec, rc;
+	uint64 n;
+
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rc = SPI_execute_with_args("SELECT FROM dragonraft.replicated_tables WHERE group_id = $1 "
+	                           "AND table_id = $2 AND relid = $3 AND state = 'replicated'",
+	                           3, types, values, NULL, true, 1);
+	n = SPI_processed;
+	SPI_finish();
+	SetUserIdAndSecContext(save_user, save_sec);
+	if (rc != SPI_OK_SELECT || n != 1)
+		ereport(ERROR,
+		        (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+		         errmsg("table \"%s\" is not table %llu of dragonraft group %llu",
+		                RelationGetRelationName(rel), (unsigned long long)table_id,
+		                (unsigned long long)X.group_id),
+		         errdetail("Its trigger calls dragonraft.capture() with another table's "
+		                   "registration."),
+		         errhint("Only dragonraft.replicate_table installs that trigger.")));
+}
+
+void dr_capture_begin(uint64 group_id)
+{
+	start(group_id);
+}
+
+void dr_capture_lock(uint64 group_id)
+{
+	if (!X.active || X.group_id != group_id)
+		(void)dr_xact_writable(group_id, true);
+}
+
+/* The table's entry in the change set, set up at its first change
+ * (check: the trigger's table id must be rel's registration). */
+static int table_index(Relation rel, uint64 table_id, bool check)
 {
 	TupleDesc desc = RelationGetDescr(rel);
 	MemoryContext old;
@@ -175,6 +242,8 @@ static int table_index(Relation rel, uint64 table_id)
 	for (int i = 0; i < X.n_tables; i++)
 		if (X.tables[i].relid == RelationGetRelid(rel))
 			return i;
+	if (check)
+		check_registration(rel, table_id);
 
 	old = MemoryContextSwitchTo(TopTransactionContext);
 	if (X.n_tables == X.cap_tables) {
@@ -219,6 +288,27 @@ static int table_index(Relation rel, uint64 table_id)
 	}
 	MemoryContextSwitchTo(old);
 	return X.n_tables++;
+}
+
+/*
+ * Start an op made by command cid.  Triggers fire in name order, and a
+ * nested statement's events fire inside the outer event, so a change a user
+ * trigger makes may be captured before the change that caused it: the
+ * command id orders them (dr_capture_encode), the capture order within one
+ * command.
+ */
+static void put_op(unsigned kind, int ti, CommandId cid)
+{
+	if (X.n_ops == X.cap_pos) {
+		X.cap_pos = X.cap_pos ? 2 * X.cap_pos : 64;
+		X.pos = grow_in_xact(X.pos, (size_t)X.cap_pos * sizeof(OpPos));
+	}
+	if (X.n_ops > 0 && cid < X.pos[X.n_ops - 1].cid)
+		X.unsorted = true;
+	X.pos[X.n_ops].cid = cid;
+	X.pos[X.n_ops].seq = X.n_ops;
+	X.pos[X.n_ops].off = X.ops.len;
+	entry_put_op(&X.ops, kind, (uint32)ti);
 }
 
 /* Append a tuple: every shipped column, or only the key (ABSENT elsewhere). */
@@ -301,6 +391,10 @@ Datum dr_capture(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event))
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 		                errmsg("dragonraft.capture() must be called as an AFTER trigger")));
+	/* The triggers are ENABLE ALWAYS (session_replication_role = replica does not
+	 * bypass them); the apply worker's own changes come from the log. */
+	if (dr_is_apply_worker)
+		return PointerGetDatum(NULL);
 	rel = td->tg_relation;
 	desc = RelationGetDescr(rel);
 	if (td->tg_trigger->tgnargs != 2)
@@ -309,13 +403,15 @@ Datum dr_capture(PG_FUNCTION_ARGS)
 	group_id = strtou64(td->tg_trigger->tgargs[0], NULL, 10);
 	table_id = strtou64(td->tg_trigger->tgargs[1], NULL, 10);
 	start(group_id);
-	ti = table_index(rel, table_id);
+	ti = table_index(rel, table_id, true);
 	t = &X.tables[ti];
 
+	/* The command of a row change is in its tuple (cmin of the new version,
+	 * cmax of the deleted one; combo ids resolve in our own transaction). */
 	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event)) {
-		entry_put_op(&X.ops, ENTRY_OP_TRUNCATE, (uint32)ti);
+		put_op(ENTRY_OP_TRUNCATE, ti, GetCurrentCommandId(false));
 	} else if (TRIGGER_FIRED_BY_INSERT(td->tg_event)) {
-		entry_put_op(&X.ops, ENTRY_OP_INSERT, (uint32)ti);
+		put_op(ENTRY_OP_INSERT, ti, HeapTupleHeaderGetCmin(td->tg_trigtuple->t_data));
 		put_tuple(t, td->tg_trigtuple, desc, false);
 	} else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event)) {
 		bool with_old;
@@ -324,7 +420,7 @@ Datum dr_capture(PG_FUNCTION_ARGS)
 			no_identity(rel, "update");
 		with_old = t->identity == 'f' ||
 		           key_changed(t, td->tg_trigtuple, td->tg_newtuple, desc);
-		entry_put_op(&X.ops, ENTRY_OP_UPDATE, (uint32)ti);
+		put_op(ENTRY_OP_UPDATE, ti, HeapTupleHeaderGetCmin(td->tg_newtuple->t_data));
 		entry_put_u8(&X.ops, with_old ? 1 : 0);
 		if (with_old)
 			put_tuple(t, td->tg_trigtuple, desc, t->identity == 'k');
@@ -332,7 +428,7 @@ Datum dr_capture(PG_FUNCTION_ARGS)
 	} else if (TRIGGER_FIRED_BY_DELETE(td->tg_event)) {
 		if (t->identity == 'n')
 			no_identity(rel, "delete from");
-		entry_put_op(&X.ops, ENTRY_OP_DELETE, (uint32)ti);
+		put_op(ENTRY_OP_DELETE, ti, HeapTupleHeaderGetCmax(td->tg_trigtuple->t_data));
 		put_tuple(t, td->tg_trigtuple, desc, t->identity == 'k');
 	}
 	X.n_ops++;
@@ -358,14 +454,14 @@ static void capture_rows(Relation rel)
 	Snapshot snap = RegisterSnapshot(GetLatestSnapshot());
 	TableScanDesc scan = table_beginscan(rel, snap, 0, NULL);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
-	int ti = table_index(rel, 1); /* the id is the entry's index: unknown, unused */
+	int ti = table_index(rel, 1, false); /* the id is the entry's index: unknown, unused */
 
 	while (table_scan_getnextslot(scan, ForwardScanDirection, slot)) {
 		bool should_free;
 		HeapTuple tup = ExecFetchSlotHeapTuple(slot, false, &should_free);
 
 		CHECK_FOR_INTERRUPTS();
-		entry_put_op(&X.ops, ENTRY_OP_INSERT, (uint32)ti);
+		put_op(ENTRY_OP_INSERT, ti, 0);
 		put_tuple(&X.tables[ti], tup, desc, false);
 		X.n_ops++;
 		if (should_free)
@@ -444,11 +540,38 @@ static struct entry_seq *capture_sequences(uint32 *n)
 	return seqs;
 }
 
+static int cmp_pos(const void *a, const void *b)
+{
+	const OpPos *x = a, *y = b;
+
+	if (x->cid != y->cid)
+		return x->cid < y->cid ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* The ops in execution order: by command, then in capture order. */
+static struct entry_buf sorted_ops(void)
+{
+	struct entry_buf b = {0};
+
+	if (!X.unsorted)
+		return X.ops;
+	for (uint32 i = 0; i < X.n_ops; i++)
+		X.pos[i].len = (i + 1 < X.n_ops ? X.pos[i + 1].off : X.ops.len) - X.pos[i].off;
+	qsort(X.pos, X.n_ops, sizeof(OpPos), cmp_pos);
+	b.grow = grow_in_xact;
+	for (uint32 i = 0; i < X.n_ops; i++)
+		entry_put_bytes(&b, X.ops.data + X.pos[i].off, X.pos[i].len);
+	if (b.failed)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	return b;
+}
+
 uint8 *dr_capture_encode(const struct entry_owner *owner, Size *len)
 {
 	struct entry_table_in *tables;
 	struct entry_register_in reg;
-	struct entry_buf out = {0};
+	struct entry_buf out = {0}, ops;
 	struct entry_seq *seqs;
 	uint32 n_seqs;
 	int rc;
@@ -470,9 +593,10 @@ uint8 *dr_capture_encode(const struct entry_owner *owner, Size *len)
 		tables[i].cols = (const char *const *)X.tables[i].cols;
 	}
 	out.grow = grow_in_xact;
-	rc = entry_encode_change_set(
-	        &out, owner, X.schema_index, X.registration != InvalidOid ? &reg : NULL, tables,
-	        (uint32)X.n_tables, seqs, n_seqs, X.ops.data, X.ops.len, X.n_ops);
+	ops = sorted_ops();
+	rc = entry_encode_change_set(&out, owner, X.schema_index,
+	                             X.registration != InvalidOid ? &reg : NULL, tables,
+	                             (uint32)X.n_tables, seqs, n_seqs, ops.data, ops.len, X.n_ops);
 	if (rc != ENTRY_OK)
 		elog(ERROR, "dragonraft could not encode the change set: %s", entry_strerror(rc));
 	if (out.len > (size_t)dr_max_entry_size)

@@ -99,6 +99,11 @@ void dr_sql_tables_install(Oid relid, uint64 group_id, uint64 table_id)
 		                         qname, (unsigned long long)group_id,
 		                         (unsigned long long)table_id),
 		                false, 0) != SPI_OK_UTILITY ||
+		    /* session_replication_role = replica bypasses neither of them */
+		    SPI_execute(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER " DR_CAPTURE_TRIGGER
+		                         ", ENABLE ALWAYS TRIGGER " DR_TRUNCATE_TRIGGER,
+		                         qname),
+		                false, 0) != SPI_OK_UTILITY ||
 		    SPI_execute_with_args("INSERT INTO dragonraft.replicated_tables "
 		                          "(group_id, table_id, relid, state) "
 		                          "VALUES ($1, $2, $3, 'replicated') "

@@ -45,6 +45,11 @@ extern bool dr_capture_pending(DrPending *p);
 /* A write on a table that is not replicated (sync commit stays on). */
 extern void dr_capture_note_other_write(void);
 extern bool dr_capture_other_writes(void);
+/* ExecutorStart, before any row is locked: the statement writes a table of
+ * group_id (the first one checks that this node may write it), or only
+ * locks rows of it (a leader waits until it applied its term's no-op). */
+extern void dr_capture_begin(uint64 group_id);
+extern void dr_capture_lock(uint64 group_id);
 /* replicate_table: the transaction registers relid (locked) in group_id. */
 extern void dr_capture_register(Oid relid, uint64 group_id);
 /* The entry of the transaction, palloc'd in the current context. */
@@ -62,8 +67,9 @@ extern void dr_capture_not_leader(uint64 group_id, uint64 leader) pg_attribute_n
 /* Register the transaction callbacks (from _PG_init). */
 extern void dr_xact_init(void);
 /* First replicated write: the node must lead group_id and have applied its
- * term's no-op (waits for it, cancellable); returns the term. */
-extern uint64 dr_xact_writable(uint64 group_id);
+ * term's no-op (waits for it, cancellable); returns the term.  lock_only (a
+ * row lock, FOR UPDATE/SHARE): only a leader waits, nothing is refused. */
+extern uint64 dr_xact_writable(uint64 group_id, bool lock_only);
 /* The group's schema index as this backend sees it now (DrGroup.schema_index). */
 extern uint64 dr_xact_schema_index(uint64 group_id);
 

@@ -170,12 +170,19 @@ static void stale_view(uint64 group_id)
 	         errhint("Retry the transaction.")));
 }
 
-uint64 dr_xact_writable(uint64 group_id)
+uint64 dr_xact_writable(uint64 group_id, bool lock_only)
 {
 	GroupView v;
 
-	dr_sql_groups_check_engine();
+	if (!lock_only)
+		dr_sql_groups_check_engine();
 	for (;;) {
+		if (lock_only &&
+		    (!view_group(group_id, &v) || v.role != RAFT_LEADER ||
+		     v.member_state == DR_MEMBER_FAILED || v.member_state == DR_MEMBER_LOST)) {
+			ConditionVariableCancelSleep();
+			return 0; /* a lock here holds back only this member's apply */
+		}
 		if (!view_group(group_id, &v))
 			ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
 			                errmsg("dragonraft group %llu does not exist on this node",

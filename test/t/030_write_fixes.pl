@@ -1,0 +1,186 @@
+# Write-path fixes of review 2, on three nodes: a transaction that changes
+# one row twice applies on the followers (each op is a replication step);
+# the capture trigger cannot be forged or bypassed; ALTER INDEX / ALTER TYPE
+# on objects that are not tables pass the DDL hook; TRUNCATE of tables
+# related by a foreign key applies on the followers.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use DragonCluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $c = DragonCluster->new(3);
+$c->create_group(1);
+my $l = $c->leader(1);
+ok($l, "group 1 has a writable leader (node $l)");
+my @followers = grep { $_ != $l } $c->ids;
+my $L = $c->node($l);
+
+# Every member applied everything, its group is ok, and has the leader's rows.
+sub same_everywhere
+{
+	my ($table, $order, $what) = @_;
+	ok($c->caught_up(1), "$what: every member applied it");
+	my $want = $c->contents($l, $table, $order);
+	for my $f (@followers)
+	{
+		is($c->node($f)->safe_psql('postgres',
+				"SELECT state FROM dragonraft.status WHERE group_id = 1"),
+			'ok', "$what: node $f applies on");
+		is($c->contents($f, $table, $order), $want, "$what: node $f has the leader's $table");
+	}
+	return $want;
+}
+
+# 1. One transaction changes a row twice (review 2, #1).
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(1, $$
+CREATE TABLE acc (id int PRIMARY KEY, bal int);
+CREATE TABLE swap (id int PRIMARY KEY DEFERRABLE INITIALLY DEFERRED, v text);
+ALTER TABLE swap REPLICA IDENTITY FULL; -- a deferrable key cannot be the identity
+$$)});
+$L->safe_psql('postgres', "SELECT dragonraft.replicate_table('$_', 1)") for qw(acc swap);
+$L->safe_psql('postgres', q{
+INSERT INTO acc VALUES (1, 100), (3, 30);
+INSERT INTO swap VALUES (1, 'one'), (2, 'two');
+BEGIN; INSERT INTO acc VALUES (2, 0); UPDATE acc SET bal = 5 WHERE id = 2; COMMIT;
+BEGIN; UPDATE acc SET bal = bal - 10 WHERE id = 1; UPDATE acc SET bal = bal - 10 WHERE id = 1; COMMIT;
+BEGIN; UPDATE acc SET bal = 0 WHERE id = 3; DELETE FROM acc WHERE id = 3; COMMIT;
+BEGIN; INSERT INTO acc VALUES (4, 4); DELETE FROM acc WHERE id = 4; INSERT INTO acc VALUES (4, 44); COMMIT;
+UPDATE swap SET id = 3 - id;
+});
+is(same_everywhere('acc', 'id', 'a row changed twice'), '(1,80);(2,5);(4,44)',
+	'the leader has the rows');
+is(same_everywhere('swap', 'id', 'a key swap under a deferrable key'), '(1,two);(2,one)',
+	'the keys are swapped');
+
+# 2. The capture trigger cannot be forged (review 2, #5): a table's trigger
+# must carry its own registration, and only replicate_table creates it.
+my $acc_id = $L->safe_psql('postgres',
+	"SELECT table_id FROM dragonraft.replicated_tables WHERE relid = 'acc'::regclass");
+$L->safe_psql('postgres', q{
+CREATE ROLE mallory LOGIN;
+CREATE SCHEMA m AUTHORIZATION mallory;
+SET ROLE mallory;
+CREATE TABLE m.fake (id int PRIMARY KEY, bal int);
+});
+my ($st, $err) = $c->sql_error($l, "SET ROLE mallory; CREATE TRIGGER dragonraft_capture AFTER INSERT ON m.fake
+	FOR EACH ROW EXECUTE FUNCTION dragonraft.capture('1', '$acc_id')");
+is($st, '42501', 'a user cannot create the capture trigger');
+($st, $err) = $c->sql_error($l, "CREATE TRIGGER other_name AFTER INSERT ON m.fake
+	FOR EACH ROW EXECUTE FUNCTION dragonraft.capture('1', '$acc_id')");
+is($st, '42501', 'not even a superuser, under another name');
+$L->safe_psql('postgres', "CREATE FUNCTION m.noop() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END';
+	CREATE TRIGGER t AFTER INSERT ON m.fake FOR EACH ROW EXECUTE FUNCTION m.noop()");
+($st, $err) = $c->sql_error($l, 'ALTER TRIGGER t ON m.fake RENAME TO dragonraft_capture');
+is($st, '42501', 'nor rename a trigger to its name');
+# A forged trigger that got in anyway (execute() runs as superuser) names
+# another table's registration: the write is refused, nothing is proposed.
+$L->safe_psql('postgres', "SELECT dragonraft.execute(1, \$\$CREATE TABLE m.fake2 (id int PRIMARY KEY, bal int);
+	CREATE TRIGGER dragonraft_capture AFTER INSERT ON m.fake2 FOR EACH ROW EXECUTE FUNCTION dragonraft.capture('1', '$acc_id')\$\$)");
+($st, $err) = $c->sql_error($l, 'INSERT INTO m.fake2 VALUES (666, 666)');
+is($st, '39P01', 'a write through a forged capture trigger is refused');
+like($err, qr/is not table $acc_id of dragonraft group 1/, 'saying why');
+is(same_everywhere('acc', 'id', 'after the forgery'), '(1,80);(2,5);(4,44)',
+	'no member has the forged row');
+
+# 3. session_replication_role = replica bypasses nothing (review 2, #6).
+$L->safe_psql('postgres', "SET session_replication_role = replica; INSERT INTO acc VALUES (5, 55); TRUNCATE swap");
+is(same_everywhere('acc', 'id', 'a write in replica mode'), '(1,80);(2,5);(4,44);(5,55)',
+	'a leader\'s write in replica mode is replicated');
+is(same_everywhere('swap', 'id', 'a TRUNCATE in replica mode'), '', 'and its TRUNCATE');
+($st, $err) = $c->sql_error($followers[0], "SET session_replication_role = replica; INSERT INTO acc VALUES (6, 66)");
+is($st, '25006', 'a follower refuses a write in replica mode');
+
+# 4. ALTER INDEX and ALTER TYPE pass the DDL hook (review 2, #14), except on
+# a replicated table's index.
+$L->safe_psql('postgres', 'CREATE TABLE plain (id int PRIMARY KEY); CREATE TYPE comp AS (a int, b int)');
+$L->safe_psql('postgres', 'ALTER INDEX plain_pkey RENAME TO plain_key; ALTER INDEX plain_key SET (fillfactor = 80);
+	ALTER TYPE comp RENAME ATTRIBUTE a TO aa');
+is($L->safe_psql('postgres', "SELECT count(*) FROM pg_class WHERE relname = 'plain_key'"), '1',
+	'ALTER INDEX works on a table that is not replicated');
+($st, $err) = $c->sql_error($l, 'ALTER INDEX acc_pkey RENAME TO acc_key');
+is($st, '0A000', 'ALTER INDEX on a replicated table\'s index is refused');
+
+# 5. TRUNCATE of tables a foreign key relates (review 2, #3).
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(1, $$
+CREATE TABLE parent (id int PRIMARY KEY);
+CREATE TABLE child (id int PRIMARY KEY, p int REFERENCES parent);
+$$)});
+$L->safe_psql('postgres', "SELECT dragonraft.replicate_table('$_', 1)") for qw(parent child);
+$L->safe_psql('postgres', 'INSERT INTO parent VALUES (1), (2); INSERT INTO child VALUES (1, 1), (2, 2);
+	TRUNCATE parent, child;
+	INSERT INTO parent VALUES (3); INSERT INTO child VALUES (3, 3);
+	BEGIN; INSERT INTO acc VALUES (7, 7); TRUNCATE parent CASCADE; INSERT INTO parent VALUES (4); COMMIT');
+is(same_everywhere('parent', 'id', 'TRUNCATE of related tables'), '(4)', 'the leader has the parent rows');
+is(same_everywhere('child', 'id', 'TRUNCATE ... CASCADE'), '', 'and no child rows');
+
+# 6. Changes a user trigger makes are applied after the change that caused
+# them (review 2, #4), although triggers named below dragonraft_capture fire
+# first: a freed seat taken by the wait list; a row stamped by its own
+# AFTER INSERT trigger.
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(1, $$
+CREATE TABLE tickets (id int PRIMARY KEY, seat int UNIQUE, who text);
+CREATE FUNCTION recycle() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  IF OLD.seat <> NEW.seat THEN
+    INSERT INTO tickets VALUES (NEW.id + 100, OLD.seat, 'waitlist');
+  END IF;
+  RETURN NULL;
+END $f$;
+CREATE TRIGGER a_recycle AFTER UPDATE ON tickets FOR EACH ROW EXECUTE FUNCTION recycle();
+CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  IF NEW.who = 'stamp me' THEN
+    UPDATE tickets SET who = 'stamped' WHERE id = NEW.id;
+  END IF;
+  RETURN NULL;
+END $f$;
+CREATE TRIGGER a_stamp AFTER INSERT ON tickets FOR EACH ROW EXECUTE FUNCTION stamp();
+$$)});
+$L->safe_psql('postgres', "SELECT dragonraft.replicate_table('tickets', 1)");
+$L->safe_psql('postgres', "INSERT INTO tickets VALUES (1, 5, 'ann'), (2, 8, 'stamp me');
+	UPDATE tickets SET seat = 6 WHERE id = 1;
+	BEGIN; INSERT INTO tickets VALUES (3, 9, 'stamp me'); UPDATE tickets SET seat = 10 WHERE id = 3; COMMIT");
+is(same_everywhere('tickets', 'id', 'changes made by user triggers'),
+	'(1,6,ann);(2,8,stamped);(3,10,stamped);(101,5,waitlist);(103,9,waitlist)',
+	'the leader has the triggers\' changes');
+
+# 7. A write is checked before it touches a row (review 2, #2).  A follower
+# refuses it before it waits for a row lock:
+my ($f, $g) = @followers;
+my $F = $c->node($f);
+my $holder = $F->background_psql('postgres', on_error_stop => 0);
+$holder->query_safe('BEGIN; SELECT * FROM acc WHERE id = 1 FOR UPDATE');
+($st, $err) = $c->sql_error($f, "SET lock_timeout = '30s'; UPDATE acc SET bal = 0 WHERE id = 1");
+is($st, '25006', 'a follower refuses a write before it waits for a row lock');
+# A new leader that has not applied its backlog yet: its writer waits before
+# it locks a row that an older entry changes (the apply worker would wait
+# for that lock, and the writer for the apply).  The local lock holds back
+# this member's apply of the next two entries.
+$L->safe_psql('postgres', 'UPDATE acc SET bal = bal + 1 WHERE id = 1; UPDATE acc SET bal = bal + 1 WHERE id = 2');
+ok($c->wait_until("the apply worker of node $f to wait for the row lock", sub {
+	$F->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND backend_type LIKE 'dragonraft%'") eq '1' }),
+	'the apply worker of the future leader waits for the local lock');
+$L->safe_psql('postgres', "SELECT dragonraft.transfer_leader(1, $f)");
+ok($c->wait_until("node $f to lead", sub {
+	$F->safe_psql('postgres', 'SELECT role FROM dragonraft.status WHERE group_id = 1') eq 'leader' }),
+	'the leadership moved to the member with a backlog');
+my ($wout, $werr) = ('', '');
+my $writer = IPC::Run::start(['psql', '-XAt', '-d', $F->connstr('postgres'), '-c',
+		'\set VERBOSITY verbose', '-c', "SET statement_timeout = '60s'", '-c',
+		'UPDATE acc SET bal = bal + 1000 WHERE id = 2'],
+	'>', \$wout, '2>', \$werr);
+ok($c->wait_until('the writer to wait for the new leader\'s backlog', sub {
+	$F->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND query LIKE 'UPDATE acc%'") eq '1' }),
+	'the writer on the new leader waits before it locks a row');
+$holder->query_safe('COMMIT');
+$holder->quit;
+$writer->finish;
+is($werr, '', 'the writer commits once the backlog is applied');
+($l, @followers) = ($f, grep { $_ != $f } $c->ids);
+is(same_everywhere('acc', 'id', 'after the new leader\'s first write'), '(1,81);(2,1006);(4,44);(5,55);(7,7)',
+	'the new leader has every change');
+
+done_testing();
