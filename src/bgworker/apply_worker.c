@@ -79,6 +79,8 @@ typedef struct ApplyGroup {
 	bool takeover;      /* the shared takeover flag is set for this batch */
 	bool failed;        /* parked after a failure: its entries are dropped until the
 	                     * engine worker sends them again (DR_APPLY_RESEND) */
+	uint64 schema_index; /* its last utility command applied (committed) */
+	uint64 schema_batch; /* the same within the open batch */
 } ApplyGroup;
 
 /* A message kept while its group waits for a backend. */
@@ -185,16 +187,23 @@ static int publish(uint64 group_id, uint64 applied, RepOriginId origin, const ch
 	return delay;
 }
 
-/* The group's origin and applied index, the first time it is seen. */
+/*
+ * The group's origin, applied index and schema index, the first time it is
+ * seen: looked up (the origin created) in transactions of their own, so the
+ * caller commits an open batch first.
+ */
 static ApplyGroup *find_group(uint64 group_id)
 {
 	ApplyGroup *ag = hash_search(groups, &group_id, HASH_FIND, NULL);
 	RepOriginId origin;
+	uint64 schema_index;
 
 	if (ag == NULL) {
 		origin = dr_origins_find(group_id, true); /* may fail: nothing entered yet */
+		schema_index = dr_apply_rows_schema_index(group_id);
 		ag = hash_search(groups, &group_id, HASH_ENTER, NULL);
 		ag->origin = origin;
+		ag->schema_index = ag->schema_batch = schema_index;
 		ag->applied = replorigin_get_progress(origin, false);
 		dlist_init(&ag->waiting);
 		ag->takeover = false;
@@ -247,6 +256,7 @@ static void begin_batch(ApplyGroup *ag, uint64 first)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	batch.ag = ag;
+	ag->schema_batch = ag->schema_index;
 	batch.n = 0;
 	batch.bytes = 0;
 	replorigin_session_setup(ag->origin);
@@ -293,6 +303,11 @@ static void commit_batch(void)
 	batch.ag = NULL;
 	applying.group_id = 0;
 	ag->takeover = false; /* publish clears the shared flag */
+	if (ag->schema_batch != ag->schema_index) {
+		/* before applied moves past it: a backend at its turn must see it */
+		ag->schema_index = ag->schema_batch;
+		dr_apply_rows_publish_schema(ag->group_id, ag->schema_index, true);
+	}
 	publish(ag->group_id, ag->applied, ag->origin, NULL);
 	dr_apply_rows_forget();
 }
@@ -387,15 +402,18 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 			break;
 		case ENTRY_CHANGE_SET:
 			set_takeover(ag);
-			dr_apply_rows_change_set(m->group_id, m->index, &h);
+			dr_apply_rows_change_set(m->group_id, m->index, ag->schema_batch, &h);
 			break;
 		case ENTRY_REGISTER_TABLE:
 			set_takeover(ag);
 			dr_apply_rows_register(m->group_id, m->index, &h);
 			break;
 		case ENTRY_DDL:
+			/* Writers of older schemas waiting for their turn fail with 40001 now. */
+			dr_apply_rows_publish_schema(m->group_id, m->index, false);
 			set_takeover(ag);
 			dr_apply_rows_ddl(m->group_id, m->index, &h);
+			ag->schema_batch = m->index;
 			break;
 		}
 	}

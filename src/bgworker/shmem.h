@@ -122,6 +122,9 @@ typedef struct DrGroup {
 	                        * before that backend releases its locks): until applied
 	                        * reaches it, local reads of its rows may be stale */
 	RepOriginId origin;    /* the group's replication origin, InvalidRepOriginId until known */
+	uint64 schema_index;   /* the group's last utility command applied here (published
+	                        * before applied moves past it) */
+	uint64 schema_next;    /* apply worker: the last utility command it began to apply */
 	uint64 apply_errors;   /* apply worker failures */
 	uint32 apply_failures; /* consecutive failures to apply its next entry (error says
 	                        * why); 0 = it applies.  Its entries are parked meanwhile */
