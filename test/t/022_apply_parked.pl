@@ -74,5 +74,17 @@ is($F->safe_psql('postgres', q{SELECT state FROM dragonraft.status WHERE group_i
 	'ok', 'and its status is ok again');
 unlike(slurp_file($F->logfile), qr/are missing/, 'no entry was skipped');
 
+# 3. After a restart of every server (shared memory new everywhere), writes
+# go on and reach every member.
+$c->node($_)->restart for $c->ids;
+$l1 = $c->leader(1) or die 'no leader of group 1 after the restart';
+$c->node($l1)->safe_psql('postgres', 'INSERT INTO t1 SELECT generate_series(101, 110)');
+ok($c->caught_up(1), 'group 1 applied everywhere after the restart');
+for my $id ($c->ids)
+{
+	is($c->node($id)->safe_psql('postgres', 'SELECT count(*) FROM t1'), '110',
+		"node $id has the rows written after the restart");
+}
+
 $c->node($_)->stop('fast') for $c->ids;
 done_testing();
