@@ -322,7 +322,7 @@ static void watch_apply(void)
  * A group's entries fail to apply (failures > 0): hold it, and send its
  * entries again once the apply worker's pause (retry_at) is over.
  */
-static void watch_parked(DrSm *sm, uint32 failures, TimestampTz retry_at, TimestampTz now)
+static void watch_parked(DrSm *sm, uint32 failures, TimestampTz retry_at)
 {
 	if (failures == 0) {
 		sm->parked = false; /* resume_held lets it go on */
@@ -331,7 +331,7 @@ static void watch_parked(DrSm *sm, uint32 failures, TimestampTz retry_at, Timest
 	sm->parked = true;
 	if (retry_at == 0 || sm->in_resend)
 		return;
-	if (retry_at > now) {
+	if (retry_at > GetCurrentTimestamp()) {
 		if (S.next_retry == 0 || retry_at < S.next_retry)
 			S.next_retry = retry_at;
 		return;
@@ -347,7 +347,6 @@ static void watch_parked(DrSm *sm, uint32 failures, TimestampTz retry_at, Timest
 static void collect_applied(void)
 {
 	dlist_mutable_iter it;
-	TimestampTz now = GetCurrentTimestamp();
 
 	S.next_retry = 0;
 	dlist_foreach_modify(it, &S.with_entries)
@@ -363,7 +362,7 @@ static void collect_applied(void)
 		retry_at = sm->shared->apply_retry_at;
 		SpinLockRelease(&sm->shared->mutex);
 		if (failures > 0 || sm->parked)
-			watch_parked(sm, failures, retry_at, now);
+			watch_parked(sm, failures, retry_at);
 		while (!dlist_is_empty(&sm->entries)) {
 			DrSmEntry *e = dlist_head_element(DrSmEntry, group_node, &sm->entries);
 
@@ -400,7 +399,6 @@ static void resume_held(void)
 	}
 }
 
-/* One message to the apply worker without blocking; false if it did not go. */
 /* One message (of entry e, or NULL) to the apply worker without blocking; false if
  * it did not go (all of it). */
 static bool send_msg(const DrApplyMsg *msg, const uint8 *data, bool flush, DrSmEntry *e)
