@@ -73,12 +73,12 @@
 typedef struct ApplyGroup {
 	uint64 group_id; /* hash key */
 	RepOriginId origin;
-	uint64 applied;     /* its last entry applied here (committed or in the open batch) */
-	dlist_head waiting; /* entries behind one a live backend applies (Deferred) */
-	dlist_node parked;  /* in the list of groups with waiting entries */
-	bool takeover;      /* the shared takeover flag is set for this batch */
-	bool failed;        /* parked after a failure: its entries are dropped until the
-	                     * engine worker sends them again (DR_APPLY_RESEND) */
+	uint64 applied;      /* its last entry applied here (committed or in the open batch) */
+	dlist_head waiting;  /* entries behind one a live backend applies (Deferred) */
+	dlist_node parked;   /* in the list of groups with waiting entries */
+	bool takeover;       /* the shared takeover flag is set for this batch */
+	bool failed;         /* parked after a failure: its entries are dropped until the
+	                      * engine worker sends them again (DR_APPLY_RESEND) */
 	uint64 schema_index; /* its last utility command applied (committed) */
 	uint64 schema_batch; /* the same within the open batch */
 } ApplyGroup;
@@ -201,6 +201,8 @@ static ApplyGroup *find_group(uint64 group_id)
 	if (ag == NULL) {
 		origin = dr_origins_find(group_id, true); /* may fail: nothing entered yet */
 		schema_index = dr_apply_rows_schema_index(group_id);
+		/* Shared memory is new after a restart: writers record the schema from it. */
+		dr_apply_rows_publish_schema(group_id, schema_index, true);
 		ag = hash_search(groups, &group_id, HASH_ENTER, NULL);
 		ag->origin = origin;
 		ag->schema_index = ag->schema_batch = schema_index;
@@ -530,11 +532,13 @@ static void park_failed_group(void)
 		drop_waiting(ag);
 		ag->takeover = false;
 		ag->applied = replorigin_get_progress(ag->origin, false);
+		ag->schema_batch = ag->schema_index; /* rolled back with the batch */
 	} else {
 		/* Its origin could not be found or made: find_group tries again later. */
 		ag = hash_search(groups, &gid, HASH_ENTER, NULL);
 		ag->origin = InvalidRepOriginId;
 		ag->applied = 0;
+		ag->schema_index = ag->schema_batch = 0;
 		dlist_init(&ag->waiting);
 		ag->takeover = false;
 	}

@@ -274,6 +274,16 @@ void dr_engine_groups_restart(void)
 		LWLockRelease(dr_shared->groups_lock);
 		if (g != NULL)
 			continue; /* in the LogDB but not started: said above */
+		if (!dr_origins_applied_here(origins[k].group_id)) {
+			ereport(LOG,
+			        (errmsg("replication origin \"dragonraft_%llu\" is not taken for a "
+			                "group of this node",
+			                (unsigned long long)origins[k].group_id),
+			         errdetail("Neither the LogDB nor dragonraft.member_info knows "
+			                   "the group; create_group refuses that group id while "
+			                   "the origin exists.")));
+			continue;
+		}
 		g = new_entry(origins[k].group_id, applied, origins[k].id);
 		if (g == NULL)
 			continue;

@@ -13,9 +13,12 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/pg_replication_origin.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "origins.h"
 #include "utils/builtins.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 #define ORIGIN_PREFIX "dragonraft_"
 
@@ -89,6 +92,31 @@ int dr_origins_count(void)
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(cxt);
 	return n;
+}
+
+bool dr_origins_applied_here(uint64 group_id)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Datum gid = Int64GetDatum((int64)group_id);
+	Oid type = INT8OID;
+	bool found = true;
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT 1 WHERE to_regclass('dragonraft.member_info') IS NOT NULL", true,
+	                1) == SPI_OK_SELECT &&
+	    SPI_processed == 1)
+		found = SPI_execute_with_args(
+		                "SELECT 1 FROM dragonraft.member_info WHERE group_id = $1", 1,
+		                &type, &gid, NULL, true, 1) != SPI_OK_SELECT ||
+		        SPI_processed == 1;
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
+	return found;
 }
 
 RepOriginId dr_origins_find(uint64 group_id, bool create)

@@ -18,6 +18,13 @@ typedef struct DrOrigin {
 extern void dr_origins_name(uint64 group_id, char *buf);
 /* Every group's origin (palloc'd in the caller's context; *n of them). */
 extern DrOrigin *dr_origins_scan(int *n);
+/*
+ * Whether this node applied entries of group_id: dragonraft.member_info has
+ * rows of it (every member applies its own member info entry early); true
+ * too when that table is not there to tell.  An origin named like a group's
+ * without any is not one of dragonraft's.
+ */
+extern bool dr_origins_applied_here(uint64 group_id);
 /* Every replication origin of the server, dragonraft's or not. */
 extern int dr_origins_count(void);
 /* group_id's origin; InvalidRepOriginId if it has none and create is false. */

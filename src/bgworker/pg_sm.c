@@ -61,6 +61,13 @@ static struct {
 	bool resend_started;     /* the head's DR_APPLY_RESEND message is sent */
 	DrSmEntry *resend_next;  /* the head's next entry to send again, NULL = done */
 	TimestampTz next_retry;  /* earliest time a parked group is due; 0 = none */
+	/*
+	 * A message whose send would block may be partly in the queue: the next
+	 * send must be the same message, and its entry stays until it is sent
+	 * (a backend may apply its own entry meanwhile).
+	 */
+	DrSmEntry *blocked;  /* that entry; NULL: none, or a DR_APPLY_RESEND message */
+	bool blocked_normal; /* it is S.next_send (not the resend's) */
 
 	dsm_segment *seg; /* the current apply worker's queue */
 	shm_mq_handle *mqh;
@@ -201,6 +208,8 @@ static void apply_gone(void)
 	S.mqh = NULL;
 	S.seg = NULL;
 	S.worker = NULL;
+	S.blocked = NULL;
+	S.blocked_normal = false;
 	/* The next apply worker gets everything, and tries parked groups at once. */
 	while (!dlist_is_empty(&S.resend))
 		resend_remove(dlist_head_element(DrSm, resend_node, &S.resend));
@@ -313,7 +322,7 @@ static void watch_apply(void)
  * A group's entries fail to apply (failures > 0): hold it, and send its
  * entries again once the apply worker's pause (retry_at) is over.
  */
-static void watch_parked(DrSm *sm, uint32 failures, TimestampTz retry_at, TimestampTz now)
+static void watch_parked(DrSm *sm, uint32 failures, TimestampTz retry_at)
 {
 	if (failures == 0) {
 		sm->parked = false; /* resume_held lets it go on */
@@ -322,7 +331,7 @@ static void watch_parked(DrSm *sm, uint32 failures, TimestampTz retry_at, Timest
 	sm->parked = true;
 	if (retry_at == 0 || sm->in_resend)
 		return;
-	if (retry_at > now) {
+	if (retry_at > GetCurrentTimestamp()) {
 		if (S.next_retry == 0 || retry_at < S.next_retry)
 			S.next_retry = retry_at;
 		return;
@@ -338,7 +347,6 @@ static void watch_parked(DrSm *sm, uint32 failures, TimestampTz retry_at, Timest
 static void collect_applied(void)
 {
 	dlist_mutable_iter it;
-	TimestampTz now = GetCurrentTimestamp();
 
 	S.next_retry = 0;
 	dlist_foreach_modify(it, &S.with_entries)
@@ -354,11 +362,11 @@ static void collect_applied(void)
 		retry_at = sm->shared->apply_retry_at;
 		SpinLockRelease(&sm->shared->mutex);
 		if (failures > 0 || sm->parked)
-			watch_parked(sm, failures, retry_at, now);
+			watch_parked(sm, failures, retry_at);
 		while (!dlist_is_empty(&sm->entries)) {
 			DrSmEntry *e = dlist_head_element(DrSmEntry, group_node, &sm->entries);
 
-			if (e->msg.index > applied)
+			if (e->msg.index > applied || e == S.blocked)
 				break;
 			free_entry(e);
 			S.failures = 0; /* the apply worker gets on */
@@ -391,10 +399,12 @@ static void resume_held(void)
 	}
 }
 
-/* One message to the apply worker without blocking; false if it did not go. */
-static bool send_msg(const DrApplyMsg *msg, const uint8 *data, bool flush)
+/* One message (of entry e, or NULL) to the apply worker without blocking; false if
+ * it did not go (all of it). */
+static bool send_msg(const DrApplyMsg *msg, const uint8 *data, bool flush, DrSmEntry *e)
 {
 	shm_mq_iovec iov[2];
+	shm_mq_result res;
 
 	iov[0].data = (const char *)msg;
 	iov[0].len = sizeof(*msg);
@@ -402,7 +412,9 @@ static bool send_msg(const DrApplyMsg *msg, const uint8 *data, bool flush)
 	iov[1].len = msg->len;
 	/* Would block: the apply worker sets our latch as it reads.  Detached: it
 	 * exits, and watch_apply notices. */
-	return shm_mq_sendv(S.mqh, iov, 2, true, flush) == SHM_MQ_SUCCESS;
+	res = shm_mq_sendv(S.mqh, iov, 2, true, flush);
+	S.blocked = res == SHM_MQ_WOULD_BLOCK ? e : NULL;
+	return res == SHM_MQ_SUCCESS;
 }
 
 /* The entries of parked groups that are due, each after a DR_APPLY_RESEND message. */
@@ -414,7 +426,7 @@ static bool send_again(void)
 		if (!S.resend_started) {
 			DrApplyMsg m = {.group_id = sm->group_id, .type = DR_APPLY_RESEND};
 
-			if (!send_msg(&m, NULL, dlist_is_empty(&sm->entries)))
+			if (!send_msg(&m, NULL, dlist_is_empty(&sm->entries), NULL))
 				return false;
 			S.resend_started = true;
 			S.resend_next =
@@ -426,7 +438,7 @@ static bool send_again(void)
 			DrSmEntry *e = S.resend_next;
 			bool last = !dlist_has_next(&sm->entries, &e->group_node);
 
-			if (!send_msg(&e->msg, e->data, last))
+			if (!send_msg(&e->msg, e->data, last, e))
 				return false;
 			S.resend_next = last ? NULL
 			                     : dlist_container(DrSmEntry, group_node,
@@ -438,21 +450,33 @@ static bool send_again(void)
 	return true;
 }
 
-/* Send what the apply worker has not had yet, without blocking. */
-static void send_entries(void)
+/* The entries in hand-over order that the apply worker has not had yet. */
+static bool send_new(void)
 {
-	if (S.mqh == NULL || !send_again())
-		return;
 	while (S.next_send != NULL) {
 		DrSmEntry *e = S.next_send;
 		bool last = !dlist_has_next(&S.order, &e->order_node);
 
-		if (!send_msg(&e->msg, e->data, last))
-			return;
+		S.blocked_normal = !send_msg(&e->msg, e->data, last, e);
+		if (S.blocked_normal)
+			return false;
 		S.next_send = last ? NULL
 		                   : dlist_container(DrSmEntry, order_node,
 		                                     dlist_next_node(&S.order, &e->order_node));
 	}
+	return true;
+}
+
+/* Send what the apply worker has not had yet, without blocking. */
+static void send_entries(void)
+{
+	if (S.mqh == NULL)
+		return;
+	/* A message partly in the queue goes on first. */
+	if (S.blocked_normal && !send_new())
+		return;
+	if (send_again())
+		(void)send_new();
 }
 
 void dr_pg_sm_poll(void)

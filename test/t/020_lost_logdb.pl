@@ -8,7 +8,10 @@
 #   member info included, and every group goes on applying;
 # - after a server restart too;
 # - groups beyond dragonraft.max_groups at a restart are counted in
-#   dragonraft.stat_node.
+#   dragonraft.stat_node;
+# - an origin named dragonraft_<n> that dragonraft did not make (no LogDB
+#   record, no member info) is not shown as a lost group, and create_group
+#   refuses that id while it exists.
 use strict;
 use warnings;
 use File::Path qw(rmtree);
@@ -95,10 +98,18 @@ ok( $node->poll_query_until('postgres',
 unlike(slurp_file($node->logfile), qr/are missing|apply worker parked/,
 	'no apply failed on the way');
 
-# 4. Room for one group only after a restart.
+# 4. Room for one group only after a restart; and someone else's origin.
+sql(q{SELECT pg_replication_origin_create('dragonraft_77')});
+sql(q{SELECT pg_replication_origin_advance('dragonraft_77', '0/12345')});
 $node->append_conf('postgresql.conf', 'dragonraft.max_groups = 1');
 $node->restart;
 engine_running(0);
+is(sql('SELECT count(*) FROM dragonraft.status WHERE group_id = 77'), '0',
+	'an origin dragonraft_77 of no group of this node is not shown as a lost group');
+like(slurp_file($node->logfile), qr/replication origin "dragonraft_77" is not taken for a group of this node/,
+	'the log says so');
+($rc, $stdout, $stderr) = $node->psql('postgres', "SELECT dragonraft.create_group(77, $members)");
+like($stderr, qr/group 77 cannot be started on this node/, 'create_group refuses that id');
 is( sql(q{SELECT (SELECT count(*) FROM dragonraft.status) || ' ' || groups_not_started
 	        FROM dragonraft.stat_node}),
 	'1 1', 'one group runs, and stat_node counts the one not started');
