@@ -97,7 +97,7 @@ sub client
 			IPC::Run::timeout(60));
 		my $outcome;
 		eval { $h->finish; 1 } or do { $h->kill_kill; $outcome = 'hung'; };
-		my $rc = $h->result(0) // -1;
+		my $rc = defined $outcome ? -1 : $h->result(0) // -1;
 		my $next = 0;
 		if (defined $outcome) { }
 		elsif ($rc == 0 && $err !~ /ERROR|FATAL|closed/) { $outcome = 'committed'; }
