@@ -61,7 +61,6 @@ dragonraft.ssl_ca_file = '$certs/ca.crt'
 
 sub node { my ($self, $id) = @_; return $self->{nodes}[ $id - 1 ]; }
 sub addr { my ($self, $id) = @_; return $self->{own} ? "127.0.0.1$id" : '127.0.0.1'; }
-sub raft_port { my ($self, $id) = @_; return $self->{raft_port}{$id}; }
 sub ids { my ($self) = @_; return (1 .. $self->{n}); }
 # The nodes whose server runs (not stopped or crashed).
 sub running { my ($self) = @_; return grep { defined $self->node($_)->{_pid} } $self->ids; }

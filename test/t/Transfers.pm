@@ -97,7 +97,7 @@ sub client
 			IPC::Run::timeout(60));
 		my $outcome;
 		eval { $h->finish; 1 } or do { $h->kill_kill; $outcome = 'hung'; };
-		my $rc = $h->result(0) // -1;
+		my $rc = defined $outcome ? -1 : $h->result(0) // -1;
 		my $next = 0;
 		if (defined $outcome) { }
 		elsif ($rc == 0 && $err !~ /ERROR|FATAL|closed/) { $outcome = 'committed'; }
@@ -117,7 +117,7 @@ sub client
 			$next = 1;
 		}
 		else { $outcome = 'unknown'; $next = 1; }
-		printf $log "%d %.6f %s\n", $id, time, $outcome;
+		printf $log "%d %.6f %d %s\n", $id, time, $target, $outcome;
 		if ($next)
 		{
 			$target = $target % $nodes + 1 unless defined $pin;
@@ -128,7 +128,7 @@ sub client
 	return;
 }
 
-# Every client's outcomes: id => [time, outcome].
+# Every client's outcomes: id => [time, node, outcome].
 sub outcomes
 {
 	my ($self) = @_;
@@ -138,7 +138,7 @@ sub outcomes
 		open(my $fh, '<', $f) or next;
 		while (my $line = <$fh>)
 		{
-			$r{$1} = [ $2, $3 ] if $line =~ /^(\d+) (\S+) (.+)$/;
+			$r{$1} = [ $2, $3, $4 ] if $line =~ /^(\d+) (\S+) (\d+) (.+)$/;
 		}
 		close $fh;
 	}
@@ -154,18 +154,18 @@ sub wait_commits
 		"$n commits",
 		sub {
 			my %r = $self->outcomes;
-			return (grep { $_->[1] eq 'committed' && $_->[0] > $since } values %r) >= $n;
+			return (grep { $_->[2] eq 'committed' && $_->[0] > $since } values %r) >= $n;
 		});
 }
 
-# The write gap around time t: the last COMMIT before it to the first after.
+# The write gap when node old was killed at time t: its last COMMIT to the
+# first on another node after t (-1 if either is missing).
 sub gap
 {
-	my ($self, $t) = @_;
-	my %r = $self->outcomes;
-	my @c = sort { $a <=> $b } map { $_->[0] } grep { $_->[1] eq 'committed' } values %r;
-	my ($before) = reverse grep { $_ < $t } @c;
-	my ($after) = grep { $_ > $t } @c;
+	my ($self, $t, $old) = @_;
+	my @c = grep { $_->[2] eq 'committed' } values %{ { $self->outcomes } };
+	my ($before) = sort { $b <=> $a } map { $_->[0] } grep { $_->[1] == $old } @c;
+	my ($after) = sort { $a <=> $b } grep { $_ > $t } map { $_->[0] } grep { $_->[1] != $old } @c;
 	return defined $before && defined $after ? $after - $before : -1;
 }
 
@@ -177,7 +177,7 @@ sub stop
 	close $fh;
 	waitpid($_, 0) for @{ $self->{pids} };
 	my %r = $self->outcomes;
-	return map { $_ => $r{$_}[1] } keys %r;
+	return map { $_ => $r{$_}[2] } keys %r;
 }
 
 # The invariants, on every node (run after caught_up).
