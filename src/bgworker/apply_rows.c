@@ -144,9 +144,16 @@ static ApplyTable *open_tables(uint64 group_id, const struct entry_change_set *c
 		(void)entry_next_table(&r, &et);
 		relid = relid_override != InvalidOid ? relid_override
 		                                     : relmap_lookup(group_id, et.table_id);
-		t->rel = OidIsValid(relid) ? try_table_open(relid, RowExclusiveLock) : NULL;
+		if (!OidIsValid(relid))
+			continue; /* refused here: its ops are skipped */
+		t->rel = try_table_open(relid, RowExclusiveLock);
 		if (t->rel == NULL)
-			continue;
+			ereport(ERROR,
+			        (errcode(ERRCODE_UNDEFINED_TABLE),
+			         errmsg("replicated table %llu of group %llu is missing on this node",
+			                (unsigned long long)et.table_id, (unsigned long long)group_id),
+			         errdetail("Table %u was dropped outside dragonraft.execute.", relid),
+			         errhint("Replicated tables change through dragonraft.execute only.")));
 		t->n_cols = et.n_cols;
 		t->attnums = palloc(et.n_cols * sizeof(AttrNumber));
 		t->recv = palloc(et.n_cols * sizeof(FmgrInfo));

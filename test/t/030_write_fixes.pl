@@ -183,4 +183,34 @@ is($werr, '', 'the writer commits once the backlog is applied');
 is(same_everywhere('acc', 'id', 'after the new leader\'s first write'), '(1,81);(2,1006);(4,44);(5,55);(7,7)',
 	'the new leader has every change');
 
+# 8. DDL that drops or changes part of a replicated table past the statement
+# hook is refused too (review 2, #7), on any member; through execute() it runs.
+$L = $c->node($l);
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(1, $$
+CREATE SCHEMA app;
+CREATE TYPE app.color AS ENUM ('red');
+CREATE TABLE app.t (id serial PRIMARY KEY, u int NOT NULL, c app.color);
+CREATE UNIQUE INDEX t_u ON app.t (u);
+$$)});
+$L->safe_psql('postgres', "SELECT dragonraft.replicate_table('app.t', 1)");
+ok($c->caught_up(1), 'app.t is replicated everywhere');
+for my $ddl ('DROP SCHEMA app CASCADE', 'DROP TYPE app.color CASCADE', 'DROP INDEX app.t_u',
+	'DROP TRIGGER dragonraft_capture ON app.t', 'DROP SEQUENCE app.t_id_seq CASCADE',
+	'ALTER SEQUENCE app.t_id_seq RESTART WITH 1', 'CREATE TABLE app.child () INHERITS (app.t)',
+	'CREATE POLICY p ON app.t USING (false)', 'DROP EXTENSION dragonraft CASCADE')
+{
+	for my $id ($l, $followers[0])
+	{
+		my ($st) = $c->sql_error($id, "BEGIN; $ddl; ROLLBACK");
+		is($st, '0A000', "node $id refuses $ddl");
+	}
+}
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'DROP SCHEMA app CASCADE')});
+ok($c->caught_up(1), 'a drop through execute() is applied everywhere');
+is($c->node($_)->safe_psql('postgres',
+		"SELECT count(*) FROM pg_namespace WHERE nspname = 'app'") . '/'
+	  . $c->node($_)->safe_psql('postgres',
+		"SELECT count(*) FROM dragonraft.replicated_tables WHERE relid IS NOT NULL AND NOT EXISTS (SELECT FROM pg_class WHERE oid = relid)"),
+	'0/0', "node $_ dropped the schema and forgot its table") for $c->ids;
+
 done_testing();
