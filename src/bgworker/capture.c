@@ -365,9 +365,9 @@ static void no_identity(Relation rel, const char *action)
 	                 strcmp(action, "update") == 0 ? "updating" : "deleting from")));
 }
 
-static void check_size(void)
+static void check_size(size_t len)
 {
-	if (X.ops.len > (size_t)dr_max_entry_size)
+	if (len > (size_t)dr_max_entry_size)
 		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 		                errmsg("the transaction's changes to replicated tables exceed "
 		                       "dragonraft.max_entry_size (%d bytes)",
@@ -428,7 +428,7 @@ Datum dr_capture(PG_FUNCTION_ARGS)
 		put_tuple(t, td->tg_trigtuple, desc, t->identity == 'k');
 	}
 	X.n_ops++;
-	check_size();
+	check_size(X.ops.len);
 	return PointerGetDatum(NULL);
 }
 
@@ -595,8 +595,7 @@ uint8 *dr_capture_encode(const struct entry_owner *owner, Size *len)
 	                             X.n_ops);
 	if (rc != ENTRY_OK)
 		elog(ERROR, "dragonraft could not encode the change set: %s", entry_strerror(rc));
-	if (out.len > (size_t)dr_max_entry_size)
-		check_size();
+	check_size(out.len);
 	*len = out.len;
 	return out.data;
 }
@@ -635,7 +634,9 @@ void dr_capture_subxact(SubXactEvent event, SubTransactionId my_subid,
 			X.ops.len = s->ops_len;
 			X.n_ops = s->n_ops;
 			X.n_tables = s->n_tables;
-			X.saved = list_copy_tail(X.saved, foreach_current_index(lc) + 1);
+			/* In place: the current context is the abort's, reset right after. */
+			for (int n = foreach_current_index(lc); n >= 0; n--)
+				X.saved = list_delete_first(X.saved);
 			return;
 		}
 		/* It began before the first change: nothing of the transaction is left. */
