@@ -35,6 +35,7 @@
 #include "catalog/catalog.h"
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_sequence.h"
 #include "catalog/pg_type.h"
 #include "commands/tablecmds.h"
 #include "commands/trigger.h"
@@ -50,6 +51,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
 /* A table of the entry being applied. */
 typedef struct ApplyTable {
@@ -150,10 +152,14 @@ static ApplyTable *open_tables(uint64 group_id, const struct entry_change_set *c
 		if (t->rel == NULL)
 			ereport(ERROR,
 			        (errcode(ERRCODE_UNDEFINED_TABLE),
-			         errmsg("replicated table %llu of group %llu is missing on this node",
-			                (unsigned long long)et.table_id, (unsigned long long)group_id),
-			         errdetail("Table %u was dropped outside dragonraft.execute.", relid),
-			         errhint("Replicated tables change through dragonraft.execute only.")));
+			         errmsg("replicated table %llu of group %llu is missing on this "
+			                "node",
+			                (unsigned long long)et.table_id,
+			                (unsigned long long)group_id),
+			         errdetail("Table %u was dropped outside dragonraft.execute.",
+			                   relid),
+			         errhint("Replicated tables change through dragonraft.execute "
+			                 "only.")));
 		t->n_cols = et.n_cols;
 		t->attnums = palloc(et.n_cols * sizeof(AttrNumber));
 		t->recv = palloc(et.n_cols * sizeof(FmgrInfo));
@@ -345,24 +351,8 @@ static void apply_op(ApplyTable *tables, struct entry_op *op, EState *estate, EP
 	}
 }
 
-/* The sequence owned by column att of relid, or InvalidOid. */
-static Oid owned_sequence(Oid relid, AttrNumber att)
-{
-	ListCell *lc;
-
-	foreach (lc, getOwnedSequences(relid)) {
-		Oid seqid = lfirst_oid(lc), tab;
-		int32 col;
-
-		if ((sequenceIsOwned(seqid, DEPENDENCY_AUTO, &tab, &col) ||
-		     sequenceIsOwned(seqid, DEPENDENCY_INTERNAL, &tab, &col)) &&
-		    col == att)
-			return seqid;
-	}
-	return InvalidOid;
-}
-
-/* Sequences go forward to the leader's last value, never back. */
+/* Sequences go forward (in the direction of their increment) to the leader's
+ * last value, never back. */
 static void apply_sequences(ApplyTable *tables, const struct entry_change_set *cs)
 {
 	struct entry_reader r = cs->seqs;
@@ -373,6 +363,9 @@ static void apply_sequences(ApplyTable *tables, const struct entry_change_set *c
 		Oid seqid;
 		LOCAL_FCINFO(fcinfo, 1);
 		Datum cur;
+		HeapTuple seqtup;
+		AttrNumber att;
+		bool ascending;
 
 		(void)entry_next_seq(&r, &s);
 		t = &tables[s.table];
@@ -380,14 +373,22 @@ static void apply_sequences(ApplyTable *tables, const struct entry_change_set *c
 			continue;
 		if (s.column >= t->n_cols)
 			corrupt("a sequence names a column past its table's");
-		seqid = owned_sequence(RelationGetRelid(t->rel), t->attnums[s.column]);
-		if (!OidIsValid(seqid))
+		att = t->attnums[s.column];
+		seqid = dr_column_sequence(
+		        RelationGetRelid(t->rel), att,
+		        TupleDescAttr(RelationGetDescr(t->rel), att - 1)->atthasdef,
+		        getOwnedSequences(RelationGetRelid(t->rel)));
+		if (!OidIsValid(seqid) ||
+		    !HeapTupleIsValid(seqtup = SearchSysCache1(SEQRELID, ObjectIdGetDatum(seqid))))
 			continue;
+		ascending = ((Form_pg_sequence)GETSTRUCT(seqtup))->seqincrement > 0;
+		ReleaseSysCache(seqtup);
 		InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
 		fcinfo->args[0].value = ObjectIdGetDatum(seqid);
 		fcinfo->args[0].isnull = false;
 		cur = pg_sequence_last_value(fcinfo);
-		if (!fcinfo->isnull && DatumGetInt64(cur) >= s.value)
+		if (!fcinfo->isnull &&
+		    (ascending ? DatumGetInt64(cur) >= s.value : DatumGetInt64(cur) <= s.value))
 			continue;
 		(void)DirectFunctionCall2(setval_oid, ObjectIdGetDatum(seqid),
 		                          Int64GetDatum(s.value));

@@ -24,11 +24,15 @@
  */
 #include "write.h"
 
+#include "access/genam.h"
 #include "access/heapam.h"
+#include "access/table.h"
 #include "access/htup_details.h"
 #include "access/tableam.h"
 #include "catalog/dependency.h"
+#include "catalog/pg_attrdef.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_depend.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -39,10 +43,12 @@
 #include "nodes/bitmapset.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/typcache.h"
 
 PG_FUNCTION_INFO_V1(dr_capture);
 
@@ -55,7 +61,9 @@ typedef struct CapTable {
 	AttrNumber *attnums; /* their attribute numbers */
 	FmgrInfo *send;      /* their types' send functions */
 	bool *key;           /* part of the replica identity key */
+	Oid *seqs;           /* the sequence each one's values come from, or InvalidOid */
 	char identity;       /* 'k' key, 'f' full row, 'n' none (INSERT only) */
+	const char *no_eq;   /* 'f': a column whose type has no equality, or NULL */
 } CapTable;
 
 /* Where an op starts in X.ops, and the command that made its change. */
@@ -233,6 +241,7 @@ static int table_index(Relation rel, uint64 table_id, bool check)
 	TupleDesc desc = RelationGetDescr(rel);
 	MemoryContext old;
 	Bitmapset *key = NULL;
+	List *owned;
 	CapTable *t;
 
 	for (int i = 0; i < X.n_tables; i++)
@@ -255,6 +264,8 @@ static int table_index(Relation rel, uint64 table_id, bool check)
 	t->attnums = palloc(desc->natts * sizeof(AttrNumber));
 	t->send = palloc(desc->natts * sizeof(FmgrInfo));
 	t->key = palloc0(desc->natts * sizeof(bool));
+	t->seqs = palloc(desc->natts * sizeof(Oid));
+	owned = getOwnedSequences(t->relid);
 	switch (rel->rd_rel->relreplident) {
 	case REPLICA_IDENTITY_FULL:
 		t->identity = 'f';
@@ -280,6 +291,11 @@ static int table_index(Relation rel, uint64 table_id, bool check)
 		t->key[t->n_cols] =
 		        t->identity == 'f' ||
 		        bms_is_member(a->attnum - FirstLowInvalidHeapAttributeNumber, key);
+		t->seqs[t->n_cols] = dr_column_sequence(t->relid, a->attnum, a->atthasdef, owned);
+		/* A member finds an identity FULL row by comparing every column. */
+		if (t->identity == 'f' && t->no_eq == NULL &&
+		    !OidIsValid(lookup_type_cache(a->atttypid, TYPECACHE_EQ_OPR)->eq_opr))
+			t->no_eq = t->cols[t->n_cols];
 		t->n_cols++;
 	}
 	MemoryContextSwitchTo(old);
@@ -353,8 +369,19 @@ static bool key_changed(const CapTable *t, HeapTuple oldtup, HeapTuple newtup, T
 	return false;
 }
 
-static void no_identity(Relation rel, const char *action)
+static void no_identity(Relation rel, const CapTable *t, const char *action)
 {
+	if (t->no_eq != NULL)
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("cannot %s table \"%s\" because its replica identity is FULL and "
+		                "column \"%s\" has a type without an equality operator",
+		                action, RelationGetRelationName(rel), t->no_eq),
+		         errdetail("The members of its group find the row to change by comparing "
+		                   "every column."),
+		         errhint("Give the table a primary key, or set REPLICA IDENTITY USING "
+		                 "INDEX "
+		                 "with dragonraft.execute and ALTER TABLE.")));
 	ereport(ERROR,
 	        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 	         errmsg("cannot %s table \"%s\" because it does not have a replica identity and "
@@ -412,8 +439,8 @@ Datum dr_capture(PG_FUNCTION_ARGS)
 	} else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event)) {
 		bool with_old;
 
-		if (t->identity == 'n')
-			no_identity(rel, "update");
+		if (t->identity == 'n' || t->no_eq != NULL)
+			no_identity(rel, t, "update");
 		with_old = t->identity == 'f' ||
 		           key_changed(t, td->tg_trigtuple, td->tg_newtuple, desc);
 		put_op(ENTRY_OP_UPDATE, ti, HeapTupleHeaderGetCmin(td->tg_newtuple->t_data));
@@ -422,8 +449,8 @@ Datum dr_capture(PG_FUNCTION_ARGS)
 			put_tuple(t, td->tg_trigtuple, desc, t->identity == 'k');
 		put_tuple(t, td->tg_newtuple, desc, false);
 	} else if (TRIGGER_FIRED_BY_DELETE(td->tg_event)) {
-		if (t->identity == 'n')
-			no_identity(rel, "delete from");
+		if (t->identity == 'n' || t->no_eq != NULL)
+			no_identity(rel, t, "delete from");
 		put_op(ENTRY_OP_DELETE, ti, HeapTupleHeaderGetCmax(td->tg_trigtuple->t_data));
 		put_tuple(t, td->tg_trigtuple, desc, t->identity == 'k');
 	}
@@ -499,7 +526,52 @@ static bool sequence_last_value(Oid seqid, int64 *value)
 	return true;
 }
 
-/* The sequences owned by the tables (serial and identity columns). */
+/*
+ * The sequence a column's values come from: the one it owns (serial,
+ * identity; owned: getOwnedSequences of its table), or the one its default
+ * calls (nextval('some_seq')); InvalidOid if none.
+ */
+Oid dr_column_sequence(Oid relid, AttrNumber att, bool has_default, List *owned)
+{
+	ListCell *lc;
+	Oid def, seqid = InvalidOid;
+	Relation dep;
+	ScanKeyData key[2];
+	SysScanDesc scan;
+	HeapTuple tup;
+
+	foreach (lc, owned) {
+		Oid tab;
+		int32 col;
+
+		if ((sequenceIsOwned(lfirst_oid(lc), DEPENDENCY_AUTO, &tab, &col) ||
+		     sequenceIsOwned(lfirst_oid(lc), DEPENDENCY_INTERNAL, &tab, &col)) &&
+		    col == att)
+			return lfirst_oid(lc);
+	}
+	if (!has_default || !OidIsValid(def = GetAttrDefaultOid(relid, att)))
+		return InvalidOid;
+	dep = table_open(DependRelationId, AccessShareLock);
+	ScanKeyInit(&key[0], Anum_pg_depend_classid, BTEqualStrategyNumber, F_OIDEQ,
+	            ObjectIdGetDatum(AttrDefaultRelationId));
+	ScanKeyInit(&key[1], Anum_pg_depend_objid, BTEqualStrategyNumber, F_OIDEQ,
+	            ObjectIdGetDatum(def));
+	scan = systable_beginscan(dep, DependDependerIndexId, true, NULL, 2, key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan))) {
+		Form_pg_depend d = (Form_pg_depend)GETSTRUCT(tup);
+
+		if (d->refclassid == RelationRelationId &&
+		    get_rel_relkind(d->refobjid) == RELKIND_SEQUENCE) {
+			seqid = d->refobjid;
+			break;
+		}
+	}
+	systable_endscan(scan);
+	table_close(dep, AccessShareLock);
+	return seqid;
+}
+
+/* The last values of the sequences the tables' columns take values from. */
 static struct entry_seq *capture_sequences(uint32 *n)
 {
 	struct entry_seq *seqs = NULL;
@@ -508,29 +580,21 @@ static struct entry_seq *capture_sequences(uint32 *n)
 	*n = 0;
 	for (int ti = 0; ti < X.n_tables; ti++) {
 		const CapTable *t = &X.tables[ti];
-		ListCell *lc;
 
-		foreach (lc, getOwnedSequences(t->relid)) {
-			Oid seqid = lfirst_oid(lc), tab;
-			int32 col;
+		for (int c = 0; c < t->n_cols; c++) {
 			int64 v;
 
-			if (!sequenceIsOwned(seqid, DEPENDENCY_AUTO, &tab, &col) &&
-			    !sequenceIsOwned(seqid, DEPENDENCY_INTERNAL, &tab, &col))
+			if (!OidIsValid(t->seqs[c]) || !sequence_last_value(t->seqs[c], &v))
 				continue;
-			for (int c = 0; c < t->n_cols; c++) {
-				if (t->attnums[c] != col || !sequence_last_value(seqid, &v))
-					continue;
-				if ((int)*n == cap) {
-					cap = cap ? 2 * cap : 4;
-					seqs = seqs ? repalloc(seqs, cap * sizeof(*seqs))
-					            : palloc(cap * sizeof(*seqs));
-				}
-				seqs[*n].table = (uint32)ti;
-				seqs[*n].column = (uint16)c;
-				seqs[*n].value = v;
-				(*n)++;
+			if ((int)*n == cap) {
+				cap = cap ? 2 * cap : 4;
+				seqs = seqs ? repalloc(seqs, cap * sizeof(*seqs))
+				            : palloc(cap * sizeof(*seqs));
 			}
+			seqs[*n].table = (uint32)ti;
+			seqs[*n].column = (uint16)c;
+			seqs[*n].value = v;
+			(*n)++;
 		}
 	}
 	return seqs;

@@ -213,4 +213,55 @@ is($c->node($_)->safe_psql('postgres',
 		"SELECT count(*) FROM dragonraft.replicated_tables WHERE relid IS NOT NULL AND NOT EXISTS (SELECT FROM pg_class WHERE oid = relid)"),
 	'0/0', "node $_ dropped the schema and forgot its table") for $c->ids;
 
+# 9. Sequences that a default calls without owning them, and descending ones,
+# follow their tables to a new leader (review 2, #12).
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(1, $$
+CREATE SEQUENCE free_seq;
+CREATE TABLE free (id bigint PRIMARY KEY DEFAULT nextval('free_seq'), v int);
+CREATE TABLE down (id int GENERATED ALWAYS AS IDENTITY (INCREMENT BY -1 START WITH -1) PRIMARY KEY, v int);
+$$)});
+$L->safe_psql('postgres', "SELECT dragonraft.replicate_table('$_', 1)") for qw(free down);
+$L->safe_psql('postgres', 'INSERT INTO free (v) VALUES (1), (2), (3); INSERT INTO down (v) VALUES (1), (2), (3)');
+ok($c->caught_up(1), 'the sequences\' rows are applied everywhere');
+my $next = $followers[0];
+$L->safe_psql('postgres', "SELECT dragonraft.transfer_leader(1, $next)");
+($l, @followers) = ($next, grep { $_ != $next } $c->ids);
+ok($c->leader(1) == $l, "node $l leads");
+$L = $c->node($l);
+($st, $err) = $c->sql_error($l, 'INSERT INTO free (v) VALUES (4); INSERT INTO down (v) VALUES (4)');
+is($st, '', 'the new leader hands out ids no row holds') or diag $err;
+is(same_everywhere('free', 'id', 'a sequence called by a default'), '(1,1);(2,2);(3,3);(4,4)', 'free ids go on');
+is(same_everywhere('down', 'id', 'a descending sequence'), '(-4,4);(-3,3);(-2,2);(-1,1)', 'descending ids go on');
+
+# 10. An UPDATE or DELETE a member could not find the row of (REPLICA
+# IDENTITY FULL, a column without equality) is refused on the leader (#13).
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(1, $$
+CREATE TABLE js (id int, doc json); ALTER TABLE js REPLICA IDENTITY FULL;
+$$)});
+$L->safe_psql('postgres', "SELECT dragonraft.replicate_table('js', 1)");
+$L->safe_psql('postgres', q{INSERT INTO js VALUES (1, '{"a": 1}')});
+($st, $err) = $c->sql_error($l, q{UPDATE js SET doc = '{}'});
+is($st, '55000', 'an UPDATE of an identity FULL table with a json column is refused');
+like($err, qr/column "doc" has a type without an equality operator/, 'saying why');
+is(same_everywhere('js', 'id', 'after the refused UPDATE'), '(1,"{""a"": 1}")', 'the row is unchanged');
+
+# 11. execute() cancelled after it proposed: 40003, and the command runs (#17).
+my $reader = $L->background_psql('postgres', on_error_stop => 0);
+$reader->query_safe('BEGIN; SELECT count(*) FROM acc');
+my ($xout, $xerr) = ('', '');
+my $exec = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
+		'\set VERBOSITY verbose', '-c', "SELECT dragonraft.execute(1, 'ALTER TABLE acc ADD COLUMN z int')"],
+	'>', \$xout, '2>', \$xerr);
+ok($c->wait_until('execute() to wait for its apply', sub {
+	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND query LIKE '%ADD COLUMN z%'") eq '1' }),
+	'execute() waits for the apply, which waits for a reader\'s lock');
+$L->safe_psql('postgres', "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%ADD COLUMN z%' AND backend_type = 'client backend' AND pid <> pg_backend_pid()");
+$exec->finish;
+like($xerr, qr/ERROR:\s+40003/, 'a cancelled execute() reports 40003');
+$reader->query_safe('COMMIT');
+$reader->quit;
+ok($c->caught_up(1), 'the command is applied once the reader is gone');
+is($c->node($_)->safe_psql('postgres', "SELECT count(*) FROM pg_attribute WHERE attrelid = 'acc'::regclass AND attname = 'z'"),
+	'1', "node $_ has the column") for $c->ids;
+
 done_testing();
