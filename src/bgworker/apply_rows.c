@@ -19,8 +19,9 @@
  * A registration whose table exists here with another definition, or with
  * rows of its own, is refused: the refusal is recorded in
  * dragonraft.replicated_tables (state 'refused', with the reason) and in the
- * server log, the group's apply goes on, and later changes of that table
- * are skipped on this member.  Stopping the group's apply instead would
+ * server log, the group's apply goes on, later changes of that table are
+ * skipped on this member, and a guard trigger refuses local writes to it
+ * (they would never be replicated, even once this member leads).  Stopping the group's apply instead would
  * leave every other table of the group behind for a local mistake that a
  * DBA fixes by dropping the table here and replicating it again.
  *
@@ -549,6 +550,31 @@ static void record_table(uint64 group_id, uint64 table_id, Oid relid, const char
 		elog(ERROR, "dragonraft could not record table %llu", (unsigned long long)table_id);
 }
 
+/* A table refused here takes no writes: they would never be replicated, even
+ * once this member leads (ENABLE ALWAYS, before any row is touched). */
+static void guard(const char *qname, uint64 group_id)
+{
+	dr_internal_ddl++;
+	PG_TRY();
+	{
+		if (SPI_execute(psprintf("CREATE OR REPLACE TRIGGER " DR_REFUSED_TRIGGER
+		                         " BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s "
+		                         "FOR EACH STATEMENT EXECUTE FUNCTION "
+		                         "dragonraft.capture('refused', '%llu')",
+		                         qname, (unsigned long long)group_id),
+		                false, 0) != SPI_OK_UTILITY ||
+		    SPI_execute(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER " DR_REFUSED_TRIGGER,
+		                         qname),
+		                false, 0) != SPI_OK_UTILITY)
+			elog(ERROR, "dragonraft could not guard the refused table %s", qname);
+	}
+	PG_FINALLY();
+	{
+		dr_internal_ddl--;
+	}
+	PG_END_TRY();
+}
+
 static void refuse(uint64 group_id, uint64 index, const char *qname, Oid relid, const char *reason)
 {
 	record_table(group_id, index, relid, "refused", reason);
@@ -621,6 +647,7 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, const struct entry_he
 		}
 		here = dr_sql_tables_definition(relid);
 		if (strcmp(here, def) != 0) {
+			guard(qname, group_id);
 			refuse(group_id, index, qname, relid,
 			       psprintf("its definition differs from the leader's (leader: %s; "
 			                "here: "
@@ -634,6 +661,7 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, const struct entry_he
 		if (SPI_processed > 0) {
 			/* The proposing node's own rows are in the entry: replace them. */
 			if (!mine) {
+				guard(qname, group_id);
 				refuse(group_id, index, qname, relid,
 				       "it has rows here; a member's table must be empty to join");
 				return;

@@ -411,13 +411,27 @@ Datum dr_capture(PG_FUNCTION_ARGS)
 	const CapTable *t;
 	int ti;
 
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event))
+	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 		                errmsg("dragonraft.capture() must be called as an AFTER trigger")));
 	/* The triggers are ENABLE ALWAYS (session_replication_role = replica does not
 	 * bypass them); the apply worker's own changes come from the log. */
 	if (dr_is_apply_worker)
 		return PointerGetDatum(NULL);
+	if (td->tg_trigger->tgnargs == 2 && strcmp(td->tg_trigger->tgargs[0], "refused") == 0)
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("table \"%s\" was refused by dragonraft group %s on this member",
+		                RelationGetRelationName(td->tg_relation),
+		                td->tg_trigger->tgargs[1]),
+		         errdetail("The group replicates a table of that name; writes here would "
+		                   "never be replicated.  dragonraft.tables says why it was "
+		                   "refused."),
+		         errhint("Drop the table on this node, then replicate it again on the "
+		                 "leader.")));
+	if (!TRIGGER_FIRED_AFTER(td->tg_event))
+		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+		                errmsg("dragonraft.capture() must be called as an AFTER trigger")));
 	rel = td->tg_relation;
 	desc = RelationGetDescr(rel);
 	if (td->tg_trigger->tgnargs != 2)

@@ -17,6 +17,9 @@
  * Their arguments are the group id and the table id (decimal). */
 #define DR_CAPTURE_TRIGGER  "dragonraft_capture"
 #define DR_TRUNCATE_TRIGGER "dragonraft_capture_truncate"
+/* On a table this member refused: every write fails (its arguments are
+ * 'refused' and the group id). */
+#define DR_REFUSED_TRIGGER "dragonraft_refused"
 
 /* GUCs for tests only (superuser): fail the local commit after the entry
  * committed in the log; hold the local commit that many milliseconds. */

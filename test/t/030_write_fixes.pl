@@ -264,4 +264,24 @@ ok($c->caught_up(1), 'the command is applied once the reader is gone');
 is($c->node($_)->safe_psql('postgres', "SELECT count(*) FROM pg_attribute WHERE attrelid = 'acc'::regclass AND attname = 'z'"),
 	'1', "node $_ has the column") for $c->ids;
 
+# 12. A member that refused a table refuses writes to it, even when it leads
+# (review 2, #9): they would never be replicated.
+my $r = $followers[0];
+$L->safe_psql('postgres', 'CREATE TABLE mine (k int PRIMARY KEY, v text)');
+$c->node($r)->safe_psql('postgres', 'CREATE TABLE mine (k bigint PRIMARY KEY)');
+$L->safe_psql('postgres', "SELECT dragonraft.replicate_table('mine', 1)");
+ok($c->caught_up(1), 'the registration is applied');
+like($c->node($r)->safe_psql('postgres', "SELECT state FROM dragonraft.tables WHERE relid = 'mine'::regclass"),
+	qr/^refused/, "node $r refused the table");
+$L->safe_psql('postgres', "SELECT dragonraft.transfer_leader(1, $r)");
+ok($c->wait_until("node $r to lead", sub {
+	$c->node($r)->safe_psql('postgres', 'SELECT role FROM dragonraft.status WHERE group_id = 1') eq 'leader' }),
+	'the refusing member leads');
+($st, $err) = $c->sql_error($r, 'INSERT INTO mine VALUES (1)');
+is($st, '55000', 'a write of the table it refused is refused');
+like($err, qr/table "mine" was refused by dragonraft group 1 on this member/, 'saying why');
+$c->node($r)->safe_psql('postgres', 'DROP TABLE mine');
+is($c->node($r)->safe_psql('postgres', "SELECT count(*) FROM pg_class WHERE relname = 'mine'"), '0',
+	'the DBA can drop the refused table');
+
 done_testing();
