@@ -21,9 +21,9 @@
  * dragonraft.replicated_tables (state 'refused', with the reason) and in the
  * server log, the group's apply goes on, later changes of that table are
  * skipped on this member, and a guard trigger refuses local writes to it
- * (they would never be replicated, even once this member leads).  Stopping the group's apply instead would
- * leave every other table of the group behind for a local mistake that a
- * DBA fixes by dropping the table here and replicating it again.
+ * (they would never be replicated, even once this member leads).  Stopping the group's apply
+ * instead would leave every other table of the group behind for a local mistake that a DBA fixes by
+ * dropping the table here and replicating it again.
  *
  * A utility command (execute) runs in a subtransaction: if it fails, the
  * failure is recorded in dragonraft.ddl_history (every member, in log
@@ -34,7 +34,6 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/catalog.h"
-#include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_sequence.h"
 #include "catalog/pg_type.h"
@@ -365,7 +364,6 @@ static void apply_sequences(ApplyTable *tables, const struct entry_change_set *c
 		LOCAL_FCINFO(fcinfo, 1);
 		Datum cur;
 		HeapTuple seqtup;
-		AttrNumber att;
 		bool ascending;
 
 		(void)entry_next_seq(&r, &s);
@@ -374,11 +372,8 @@ static void apply_sequences(ApplyTable *tables, const struct entry_change_set *c
 			continue;
 		if (s.column >= t->n_cols)
 			corrupt("a sequence names a column past its table's");
-		att = t->attnums[s.column];
-		seqid = dr_column_sequence(
-		        RelationGetRelid(t->rel), att,
-		        TupleDescAttr(RelationGetDescr(t->rel), att - 1)->atthasdef,
-		        getOwnedSequences(RelationGetRelid(t->rel)));
+		seqid = dr_column_sequence(t->rel, t->attnums[s.column],
+		                           dr_owned_sequences(RelationGetRelid(t->rel)));
 		if (!OidIsValid(seqid) ||
 		    !HeapTupleIsValid(seqtup = SearchSysCache1(SEQRELID, ObjectIdGetDatum(seqid))))
 			continue;

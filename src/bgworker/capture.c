@@ -265,7 +265,7 @@ static int table_index(Relation rel, uint64 table_id, bool check)
 	t->send = palloc(desc->natts * sizeof(FmgrInfo));
 	t->key = palloc0(desc->natts * sizeof(bool));
 	t->seqs = palloc(desc->natts * sizeof(Oid));
-	owned = getOwnedSequences(t->relid);
+	owned = dr_owned_sequences(t->relid);
 	switch (rel->rd_rel->relreplident) {
 	case REPLICA_IDENTITY_FULL:
 		t->identity = 'f';
@@ -291,7 +291,7 @@ static int table_index(Relation rel, uint64 table_id, bool check)
 		t->key[t->n_cols] =
 		        t->identity == 'f' ||
 		        bms_is_member(a->attnum - FirstLowInvalidHeapAttributeNumber, key);
-		t->seqs[t->n_cols] = dr_column_sequence(t->relid, a->attnum, a->atthasdef, owned);
+		t->seqs[t->n_cols] = dr_column_sequence(rel, a->attnum, owned);
 		/* A member finds an identity FULL row by comparing every column. */
 		if (t->identity == 'f' && t->no_eq == NULL &&
 		    !OidIsValid(lookup_type_cache(a->atttypid, TYPECACHE_EQ_OPR)->eq_opr))
@@ -540,12 +540,43 @@ static bool sequence_last_value(Oid seqid, int64 *value)
 	return true;
 }
 
-/*
- * The sequence a column's values come from: the one it owns (serial,
- * identity; owned: getOwnedSequences of its table), or the one its default
- * calls (nextval('some_seq')); InvalidOid if none.
- */
-Oid dr_column_sequence(Oid relid, AttrNumber att, bool has_default, List *owned)
+List *dr_owned_sequences(Oid relid)
+{
+	List *owned = NIL;
+	ListCell *lc;
+
+	foreach (lc, getOwnedSequences(relid)) {
+		DrOwnedSeq *o = palloc(sizeof(DrOwnedSeq));
+		Oid tab;
+		int32 col;
+
+		if (!sequenceIsOwned(lfirst_oid(lc), DEPENDENCY_AUTO, &tab, &col) &&
+		    !sequenceIsOwned(lfirst_oid(lc), DEPENDENCY_INTERNAL, &tab, &col))
+			continue;
+		o->seq = lfirst_oid(lc);
+		o->att = (AttrNumber)col;
+		owned = lappend(owned, o);
+	}
+	return owned;
+}
+
+/* Does the default of column att call nextval()?  (A filter on the stored
+ * expression's text, so that plain defaults cost no catalog scan.) */
+static bool default_calls_nextval(Relation rel, AttrNumber att)
+{
+	TupleConstr *constr = RelationGetDescr(rel)->constr;
+	char funcid[32];
+
+	if (constr == NULL)
+		return false;
+	snprintf(funcid, sizeof(funcid), ":funcid %u ", F_NEXTVAL);
+	for (int i = 0; i < constr->num_defval; i++)
+		if (constr->defval[i].adnum == att)
+			return strstr(constr->defval[i].adbin, funcid) != NULL;
+	return false;
+}
+
+Oid dr_column_sequence(Relation rel, AttrNumber att, List *owned)
 {
 	ListCell *lc;
 	Oid def, seqid = InvalidOid;
@@ -555,16 +586,15 @@ Oid dr_column_sequence(Oid relid, AttrNumber att, bool has_default, List *owned)
 	HeapTuple tup;
 
 	foreach (lc, owned) {
-		Oid tab;
-		int32 col;
+		DrOwnedSeq *o = lfirst(lc);
 
-		if ((sequenceIsOwned(lfirst_oid(lc), DEPENDENCY_AUTO, &tab, &col) ||
-		     sequenceIsOwned(lfirst_oid(lc), DEPENDENCY_INTERNAL, &tab, &col)) &&
-		    col == att)
-			return lfirst_oid(lc);
+		if (o->att == att)
+			return o->seq;
 	}
-	if (!has_default || !OidIsValid(def = GetAttrDefaultOid(relid, att)))
+	if (!default_calls_nextval(rel, att) ||
+	    !OidIsValid(def = GetAttrDefaultOid(RelationGetRelid(rel), att)))
 		return InvalidOid;
+	/* The sequence the default depends on (nextval('some_seq')). */
 	dep = table_open(DependRelationId, AccessShareLock);
 	ScanKeyInit(&key[0], Anum_pg_depend_classid, BTEqualStrategyNumber, F_OIDEQ,
 	            ObjectIdGetDatum(AttrDefaultRelationId));

@@ -61,9 +61,15 @@ extern void dr_capture_reset(void);
 /* SubXactCallback: a rolled-back subtransaction's changes go. */
 extern void dr_capture_subxact(SubXactEvent event, SubTransactionId my_subid,
                                SubTransactionId parent_subid);
-/* The sequence column att of relid takes its values from (owned: one of
- * getOwnedSequences(relid); or called by its default), or InvalidOid. */
-extern Oid dr_column_sequence(Oid relid, AttrNumber att, bool has_default, List *owned);
+/* The sequences a table owns (serial, identity) and their columns; the
+ * sequence column att takes its values from: owned (one of owned), or the
+ * one its default calls (nextval('some_seq')); InvalidOid if none. */
+typedef struct DrOwnedSeq {
+	Oid seq;
+	AttrNumber att;
+} DrOwnedSeq;
+extern List *dr_owned_sequences(Oid relid);
+extern Oid dr_column_sequence(Relation rel, AttrNumber att, List *owned);
 /* The error a follower's write gets (25006), naming the leader. */
 extern void dr_capture_not_leader(uint64 group_id, uint64 leader) pg_attribute_noreturn();
 
