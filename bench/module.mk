@@ -18,3 +18,10 @@ bench-pg-failover: install
 BENCH_STEPS += bench-applied-index
 bench-applied-index:
 	bash bench/applied_index.sh
+
+# pgbench tpcb-like: dragonraft (3 nodes) beside synchronous replication and a
+# single server, then the failover write gap.
+.PHONY: bench-pgbench
+BENCH_STEPS += bench-pgbench
+bench-pgbench: install
+	bash bench/pgbench.sh

@@ -67,7 +67,8 @@ for n in 1 2 3; do
 	rss=$(awk '/^VmRSS/ {print $2}' "/proc/${pid[$n]}/status")
 	anon=$(awk '/^RssAnon/ {print $2}' "/proc/${pid[$n]}/status")
 	shm=$(awk '/^RssShmem/ {print $2}' "/proc/${pid[$n]}/status")
-	echo "node $n: engine worker (pid ${pid[$n]}) idle ${idle} s: CPU ${cpu}% of a core, RSS $((rss / 1024)) MiB (private $((anon / 1024)) MiB, shared memory $((shm / 1024)) MiB)"
+	quiet=$(lc_psql "$n" -c 'SELECT count(*) FILTER (WHERE quiescent) FROM dragonraft.status')
+	echo "node $n: engine worker (pid ${pid[$n]}) idle ${idle} s: CPU ${cpu}% of a core, RSS $((rss / 1024)) MiB (private $((anon / 1024)) MiB, shared memory $((shm / 1024)) MiB), $quiet of $groups groups quiescent"
 	worst_cpu=$(awk -v a="$cpu" -v b="$worst_cpu" 'BEGIN { print (a > b ? a : b) }')
 	[ "$anon" -gt "$worst_rss" ] && worst_rss=$anon
 done

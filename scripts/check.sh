@@ -121,10 +121,20 @@ tap() {
 	mkdir -p "$dir/t"
 	cp test/t/*.pl test/t/*.pm "$dir/t/"
 	[ "$(id -u)" -eq 0 ] && chown -R postgres "$dir"
+	# The partition test adds and removes nftables rules, which takes
+	# CAP_NET_ADMIN; the tests run as postgres.  As root, give them a copy
+	# of nft with that capability that only the postgres group may run.
+	local nft=
+	if [ "$(id -u)" -eq 0 ] && [ -x /usr/sbin/nft ]; then
+		mkdir -p "$dir/bin"
+		install -o root -g postgres -m 0750 /usr/sbin/nft "$dir/bin/nft"
+		setcap cap_net_admin+ep "$dir/bin/nft" && nft=$dir/bin/nft
+	fi
 	(cd "$dir" && "${RUN_AS[@]}" env PATH="$PG_BINDIR:$PATH" PERL5LIB="$PG_PERL" \
-		TESTDIR="$dir" PG_REGRESS="$PG_REGRESS" PGPORT=54321 DR_SCRIPTS="$top/scripts" \
+		TESTDIR="$dir" PG_REGRESS="$PG_REGRESS" PGPORT=54321 DR_SCRIPTS="$top/scripts" DR_NFT="$nft" \
 		prove --timer -v ${TAP_TESTS:-t/*.pl}) 2>&1 | tee "$dir/prove.txt"
 	rc=${PIPESTATUS[0]}
+	rm -rf "$dir/bin"
 	if [ "$rc" -ne 0 ]; then
 		for f in "$dir"/tmp_check/log/*; do
 			echo "---- $f (last 30 lines)"

@@ -2,12 +2,14 @@
 # make demo: a local 3-node dragonraft cluster on this machine.
 #
 # Installs what is missing, builds and installs the extension, starts three
-# PostgreSQL 15 servers with dragonraft preloaded (node ids 1, 2, 3), creates
-# a Raft group on them, shows its status from each server, moves the
-# leadership, stops the leader's server and shows the new leader, then
-# starts it again.  It says what it does at each step.  Then it stops the
-# servers and removes their data; DEMO_KEEP=1 leaves them running (it prints
-# how to stop them).
+# PostgreSQL 15 servers with dragonraft preloaded (node ids 1, 2, 3; mutual
+# TLS between them), creates a Raft group on them, creates a table through
+# the log and replicates it, writes on the leader and shows the rows on all
+# three, shows a follower's error naming the leader, kills the leader's
+# server, shows the new leader taking a write, and starts the old leader
+# again, which catches up.  It says what it does at each step.  Then it
+# stops the servers and removes their data; DEMO_KEEP=1 leaves them running
+# (it prints how to stop them).
 set -eu -o pipefail
 cd "$(dirname "$0")/.."
 
@@ -60,41 +62,80 @@ for n in 1 2 3; do
 	show "$n" "$status"
 done
 
-say "Every member knows every member's Raft and client address (dragonraft.members on node $first, the leader, with each member's progress):"
-show "$first" "SELECT node_id, address, client_address, voting, match_index, lag_entries FROM dragonraft.members ORDER BY node_id"
-
-target=$((first % 3 + 1))
-say "Moving the leadership to node $target: SELECT dragonraft.transfer_leader(1, $target); on node $first"
-lc_psql "$first" -c "SELECT dragonraft.transfer_leader(1, $target)" >/dev/null
-echo "   transfer_leader returned once node $target led; node 1 sees leader $(agreed_leader "$first" 1 2 3)."
-
+leader=$first
 others=()
 for n in 1 2 3; do
-	[ "$n" = "$target" ] || others+=("$n")
+	[ "$n" = "$leader" ] || others+=("$n")
 done
-say "Stopping the leader's server (node $target, pg_ctl stop -m fast)."
-lc_stop "$target"
-t0=$(date +%s.%N)
-new=$(agreed_leader "$target" "${others[@]}")
-echo "   Nodes ${others[0]} and ${others[1]} elected node $new within $(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN { printf "%.1f", a - b }') s:"
-show "${others[0]}" "$status"
+say "Creating a table on every node through the log: dragonraft.execute(1, 'CREATE TABLE ...')"
+echo "   on node ${others[0]}, a follower: execute() forwards the command to the leader, and every"
+echo "   member runs it when it applies that entry of the log, in the same order everywhere."
+show "${others[0]}" "SELECT dragonraft.execute(1, 'CREATE TABLE accounts (id int PRIMARY KEY, owner text NOT NULL, balance numeric NOT NULL DEFAULT 0)') AS log_index"
 
-say "Starting node $target again: it rejoins as a follower of node $new."
-lc_start "$target"
-lc_wait_engine "$target"
-agreed_leader "$target" 1 2 3 >/dev/null
-show "$target" "$status"
+say "Replicating it: SELECT dragonraft.replicate_table('accounts', 1); on the leader (node $leader)."
+show "$leader" "SELECT dragonraft.replicate_table('accounts', 1)"
+
+say "Writing on the leader with ordinary SQL: COMMIT returns once a majority has the change in its Raft log."
+show "$leader" "INSERT INTO accounts VALUES (1, 'ann', 100), (2, 'bob', 50)"
+show "$leader" "BEGIN; UPDATE accounts SET balance = balance - 10 WHERE id = 1; UPDATE accounts SET balance = balance + 10 WHERE id = 2; COMMIT"
+# Each follower applies the entry a moment after the leader's COMMIT.
+caught_up() { # the log index every node in "$@" must have applied
+	local idx=$1 n deadline=$((SECONDS + 30))
+	shift
+	for n in "$@"; do
+		until [ "$(lc_psql "$n" -c "SELECT applied_index >= $idx FROM dragonraft.status WHERE group_id = 1")" = t ]; do
+			[ $SECONDS -lt $deadline ] || { echo "node $n did not catch up within 30 s" >&2; return 1; }
+			sleep 0.05
+		done
+	done
+}
+caught_up "$(lc_psql "$leader" -c "SELECT commit_index FROM dragonraft.status WHERE group_id = 1")" 1 2 3
+for n in 1 2 3; do
+	echo "-- accounts on node $n"
+	show "$n" "SELECT * FROM accounts ORDER BY id"
+done
+
+say "Writing on a follower (node ${others[0]}) fails with SQLSTATE 25006, naming the leader and its client address:"
+lc_as_user "$PG_BINDIR/psql" -X -h "$dir" -p "${LC_PGPORT[${others[0]}]}" -U postgres -d postgres \
+	-c '\set VERBOSITY verbose' -c "INSERT INTO accounts VALUES (3, 'cy', 1)" 2>&1 | sed 's/^/   /' || true
+echo "   Applications and poolers ask any node where writes go: SELECT * FROM dragonraft.leader(1);"
+show "${others[0]}" "SELECT * FROM dragonraft.leader(1)"
+
+say "Killing the leader's server (node $leader) with SIGKILL, as a crash would."
+pm=$(head -n 1 "$dir/node$leader/postmaster.pid")
+t0=$(date +%s.%N)
+kill -KILL $(pgrep -P "$pm") "$pm" 2>/dev/null || true
+while kill -0 "$pm" 2>/dev/null; do sleep 0.05; done
+rm -f "$dir/node$leader/postmaster.pid" # it died: no server runs there
+new=$(agreed_leader "$leader" "${others[@]}")
+echo "   Nodes ${others[0]} and ${others[1]} elected node $new within $(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN { printf "%.1f", a - b }') s:"
+show "$new" "$status"
+
+say "Writing on the new leader (node $new): the group goes on with two of its three members."
+show "$new" "UPDATE accounts SET balance = balance + 1 WHERE id = 1"
+caught_up "$(lc_psql "$new" -c "SELECT commit_index FROM dragonraft.status WHERE group_id = 1")" "${others[@]}"
+for n in "${others[@]}"; do
+	echo "-- accounts on node $n"
+	show "$n" "SELECT * FROM accounts ORDER BY id"
+done
+
+say "Starting node $leader again: it rejoins as a follower and catches up from the leader's log."
+lc_start "$leader"
+lc_wait_engine "$leader"
+agreed_leader 0 1 2 3 >/dev/null
+caught_up "$(lc_psql "$new" -c "SELECT commit_index FROM dragonraft.status WHERE group_id = 1")" "$leader"
+show "$leader" "$status"
+echo "-- accounts on node $leader"
+show "$leader" "SELECT * FROM accounts ORDER BY id"
 
 cat <<MSG
 
-What runs today: each server's engine worker runs the Raft engine (LogDB in
-PGDATA/dragonraft, TCP transport), its apply worker applies committed
-entries with the applied index in a replication origin per group, and
-dragonraft.status / members / stat_groups show what happens; the server
-logs say when a node leads, follows, or loses sight of another node.
-Still to come: replicated tables (dragonraft.replicate_table, the write
-path through the log, follower errors naming the leader), then membership
-changes, snapshots of the tables and linearizable reads.
+That was the write path of dragonraft: DDL through the log (execute), tables
+joining a group (replicate_table), writes on the leader that COMMIT once a
+majority has them, followers that refuse writes and name the leader, a new
+leader within about a second of a crash, and a restarted node catching up.
+Still to come: membership changes and full snapshots of the tables from SQL,
+and linearizable reads on followers.
 MSG
 if [ "${DEMO_KEEP:-0}" = 1 ]; then
 	echo "servers left running; stop them with: for n in 1 2 3; do ${RUN_AS[*]} $PG_BINDIR/pg_ctl -D $dir/node\$n stop; done"

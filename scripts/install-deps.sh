@@ -8,6 +8,7 @@ packages=(
 	postgresql-15 postgresql-server-dev-15
 	librocksdb-dev libuv1-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev
 	libcmocka-dev libipc-run-perl
+	nftables libcap2-bin
 	clang libclang-rt-14-dev
 )
 

@@ -104,6 +104,12 @@ SELECT dragonraft.create_group(2, '{"1": "127.0.0.1:0"}');
 \echo :LAST_ERROR_SQLSTATE
 SELECT dragonraft.create_group(2, '{"1": "127.0.0.1:65536"}');
 \echo :LAST_ERROR_SQLSTATE
+SELECT dragonraft.create_group(2, '{"01": "127.0.0.1:7401"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dragonraft.create_group(2, '{"1": "127.0.0.1 :7401"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dragonraft.create_group(2, '{"1": "127.0.0.1\":7401"}');
+\echo :LAST_ERROR_SQLSTATE
 SELECT dragonraft.create_group(2, '{}');
 \echo :LAST_ERROR_SQLSTATE
 SELECT dragonraft.create_group(2, '{"2": "127.0.0.1:7402", "3": "127.0.0.1:7403"}');

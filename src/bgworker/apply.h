@@ -11,6 +11,13 @@
 /* Bytes of the queue's ring in its DSM segment. */
 #define DR_APPLY_QUEUE_BYTES (4 * 1024 * 1024)
 
+/*
+ * DrApplyMsg.type of a message without data: the group's entries follow
+ * again from the first one the engine worker keeps (after the apply worker
+ * parked the group when one of its entries failed to apply).
+ */
+#define DR_APPLY_RESEND 0xFFFFFFFFu
+
 typedef struct DrApplyMsg {
 	uint64 group_id;
 	uint64 index;

@@ -516,14 +516,77 @@ bool dr_apply_rows_owned(const struct entry_header *h)
 	return live;
 }
 
-void dr_apply_rows_change_set(uint64 group_id, uint64 index, const struct entry_header *h)
+/*
+ * A change set built against an older schema than the group's at its place
+ * in the log (a utility command came between the writer's first write and
+ * its entry) is skipped, on every member alike: its columns and values may
+ * no longer mean what they did.  Its backend failed with 40001 (xact.c).
+ */
+void dr_apply_rows_change_set(uint64 group_id, uint64 index, uint64 schema_index,
+                              const struct entry_header *h)
 {
 	struct entry_change_set cs;
 	int rc = entry_decode_change_set(h, &cs);
 
 	if (rc != ENTRY_OK)
 		decode_failed(rc);
+	if (cs.schema_index < schema_index) {
+		ereport(LOG, (errmsg("dragonraft skipped entry %llu of group %llu: the command at "
+		                     "entry %llu changed the group's tables after its transaction "
+		                     "first wrote",
+		                     (unsigned long long)index, (unsigned long long)group_id,
+		                     (unsigned long long)schema_index),
+		              errdetail("Its transaction failed with SQLSTATE 40001 on node %u; "
+		                        "every member skips it.",
+		                        cs.owner.node_id)));
+		return;
+	}
 	apply_sections(group_id, &cs, InvalidOid);
+}
+
+uint64 dr_apply_rows_schema_index(uint64 group_id)
+{
+	Oid types[1] = {INT8OID};
+	Datum values[1] = {Int64GetDatum((int64)group_id)};
+	uint64 index = 0;
+	bool isnull;
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args(
+	            "SELECT max(index) FROM dragonraft.ddl_history WHERE group_id = $1", 1, types,
+	            values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "dragonraft could not read dragonraft.ddl_history");
+	if (SPI_processed == 1) {
+		Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			index = (uint64)DatumGetInt64(d);
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return index;
+}
+
+void dr_apply_rows_publish_schema(uint64 group_id, uint64 index, bool applied)
+{
+	DrGroup *g;
+
+	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+	g = dr_shmem_group_find(group_id);
+	if (g != NULL) {
+		SpinLockAcquire(&g->mutex);
+		if (applied)
+			g->schema_index = index;
+		else
+			g->schema_next = index;
+		SpinLockRelease(&g->mutex);
+		ConditionVariableBroadcast(&g->applied_cv);
+	}
+	LWLockRelease(dr_shared->groups_lock);
 }
 
 /* ---- registrations ---- */

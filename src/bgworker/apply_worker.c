@@ -11,6 +11,13 @@
  *
  * The engine worker may send an entry again (after this worker restarted);
  * entries at or below the applied index are skipped, and a gap is an error.
+ *
+ * An entry that fails to apply stops only its group: the transaction is
+ * rolled back, the group is parked (its entries dropped here, held by the
+ * engine worker, which keeps every entry until it is applied), its status
+ * says apply_failed with the error, and the other groups go on.  The engine
+ * worker sends the group's entries again after a pause that doubles from 1 s
+ * up to 30 s while they keep failing (DR_APPLY_RESEND, pg_sm.c).
  * Its commits are asynchronous (synchronous_commit = off): the entries are
  * durable in the Raft log, and after a crash the engine replays those above
  * the applied index that reached the disk.
@@ -58,6 +65,9 @@
 /* A batch (one transaction) ends at a group change, an empty queue or these. */
 #define BATCH_ENTRIES 1000
 #define BATCH_BYTES   (16 * 1024 * 1024)
+/* A parked group is tried again after this, doubled at each failure up to the most. */
+#define RETRY_MS     1000
+#define MAX_RETRY_MS 30000
 
 /* What this worker knows of a group. */
 typedef struct ApplyGroup {
@@ -67,6 +77,10 @@ typedef struct ApplyGroup {
 	dlist_head waiting; /* entries behind one a live backend applies (Deferred) */
 	dlist_node parked;  /* in the list of groups with waiting entries */
 	bool takeover;      /* the shared takeover flag is set for this batch */
+	bool failed;        /* parked after a failure: its entries are dropped until the
+	                     * engine worker sends them again (DR_APPLY_RESEND) */
+	uint64 schema_index; /* its last utility command applied (committed) */
+	uint64 schema_batch; /* the same within the open batch */
 } ApplyGroup;
 
 /* A message kept while its group waits for a backend. */
@@ -85,7 +99,14 @@ static struct {
 	ApplyGroup *ag; /* NULL: none open */
 	int n;
 	Size bytes;
+	bool origin_set; /* replorigin_session_setup done */
 } batch;
+
+/* The message received and not yet dealt with (valid until the next receive). */
+static struct {
+	const DrApplyMsg *m; /* NULL: none */
+	const uint8 *data;
+} in_hand;
 
 /* What is being applied, for the error context and the error record. */
 static struct {
@@ -122,11 +143,15 @@ static void apply_error_callback(void *arg)
 		           (unsigned long long)applying.group_id);
 }
 
-/* Tell backends and the engine worker how far a group is applied (or that it failed). */
-static void publish(uint64 group_id, uint64 applied, RepOriginId origin, const char *error)
+/*
+ * Tell backends and the engine worker how far a group is applied, or that it
+ * failed: then the pause (ms) before its entries come again.
+ */
+static int publish(uint64 group_id, uint64 applied, RepOriginId origin, const char *error)
 {
+	TimestampTz now = GetCurrentTimestamp();
 	DrGroup *g;
-	int pgprocno;
+	int pgprocno, delay = 0;
 
 	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
 	g = dr_shmem_group_find(group_id);
@@ -137,12 +162,16 @@ static void publish(uint64 group_id, uint64 applied, RepOriginId origin, const c
 				g->applied = applied;
 			g->origin = origin;
 			g->takeover = false;
-			if (g->apply_failing && g->member_state == DR_MEMBER_ACTIVE)
+			if (g->apply_failures > 0 && g->member_state == DR_MEMBER_ACTIVE)
 				g->error[0] = '\0';
-			g->apply_failing = false;
+			g->apply_failures = 0;
+			g->apply_retry_at = 0;
+			dr_shmem_group_track_lag(g, now);
 		} else {
 			g->apply_errors++;
-			g->apply_failing = true;
+			g->apply_failures++;
+			delay = Min(RETRY_MS << Min(g->apply_failures - 1, 5), MAX_RETRY_MS);
+			g->apply_retry_at = TimestampTzPlusMilliseconds(now, delay);
 			if (g->member_state == DR_MEMBER_ACTIVE)
 				snprintf(g->error, sizeof(g->error), "apply worker: %s", error);
 		}
@@ -155,30 +184,31 @@ static void publish(uint64 group_id, uint64 applied, RepOriginId origin, const c
 	SpinLockRelease(&dr_shared->mutex);
 	if (pgprocno >= 0)
 		SetLatch(&ProcGlobal->allProcs[pgprocno].procLatch);
+	return delay;
 }
 
-static void commit_batch(void);
-
 /*
- * The group's origin and applied index, the first time it is seen.  The
- * origin is looked up (or created) in a transaction of its own, so an open
- * batch of another group commits first.
+ * The group's origin, applied index and schema index, the first time it is
+ * seen: looked up (the origin created) in transactions of their own, so the
+ * caller commits an open batch first.
  */
 static ApplyGroup *find_group(uint64 group_id)
 {
 	ApplyGroup *ag = hash_search(groups, &group_id, HASH_FIND, NULL);
 	RepOriginId origin;
+	uint64 schema_index;
 
-	if (ag != NULL)
-		return ag;
-	if (batch.ag != NULL)
-		commit_batch();
-	origin = dr_origins_find(group_id, true);
-	ag = hash_search(groups, &group_id, HASH_ENTER, NULL);
-	ag->origin = origin;
-	ag->applied = replorigin_get_progress(origin, false);
-	dlist_init(&ag->waiting);
-	ag->takeover = false;
+	if (ag == NULL) {
+		origin = dr_origins_find(group_id, true); /* may fail: nothing entered yet */
+		schema_index = dr_apply_rows_schema_index(group_id);
+		ag = hash_search(groups, &group_id, HASH_ENTER, NULL);
+		ag->origin = origin;
+		ag->schema_index = ag->schema_batch = schema_index;
+		ag->applied = replorigin_get_progress(origin, false);
+		dlist_init(&ag->waiting);
+		ag->takeover = false;
+		ag->failed = false;
+	}
 	return ag;
 }
 
@@ -225,11 +255,27 @@ static void begin_batch(ApplyGroup *ag, uint64 first)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	replorigin_session_setup(ag->origin);
-	replorigin_session_origin = ag->origin;
 	batch.ag = ag;
+	ag->schema_batch = ag->schema_index;
 	batch.n = 0;
 	batch.bytes = 0;
+	replorigin_session_setup(ag->origin);
+	batch.origin_set = true;
+	replorigin_session_origin = ag->origin;
+	/*
+	 * The origin is the only record of what this node applied: a new one
+	 * (a new group, or a member that rejoins after losing its LogDB) starts
+	 * from nothing, and so does the group's member info.
+	 */
+	if (ag->applied == 0) {
+		Datum gid = Int64GetDatum((int64)ag->group_id);
+		Oid type = INT8OID;
+
+		if (SPI_execute_with_args("DELETE FROM dragonraft.member_info WHERE group_id = $1",
+		                          1, &type, &gid, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not clear dragonraft.member_info of group %llu",
+			     (unsigned long long)ag->group_id);
+	}
 	snprintf(activity, sizeof(activity), "applying group %llu from entry %llu",
 	         (unsigned long long)ag->group_id, (unsigned long long)first);
 	pgstat_report_activity(STATE_RUNNING, activity);
@@ -250,12 +296,18 @@ static void commit_batch(void)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	replorigin_session_reset();
+	batch.origin_set = false;
 	replorigin_session_origin = InvalidRepOriginId;
 	replorigin_session_origin_lsn = InvalidXLogRecPtr;
 	replorigin_session_origin_timestamp = 0;
 	batch.ag = NULL;
 	applying.group_id = 0;
 	ag->takeover = false; /* publish clears the shared flag */
+	if (ag->schema_batch != ag->schema_index) {
+		/* before applied moves past it: a backend at its turn must see it */
+		ag->schema_index = ag->schema_batch;
+		dr_apply_rows_publish_schema(ag->group_id, ag->schema_index, true);
+	}
 	publish(ag->group_id, ag->applied, ag->origin, NULL);
 	dr_apply_rows_forget();
 }
@@ -272,14 +324,13 @@ static void apply_member_info(uint64 group_id, uint64 index, const struct entry_
 	if (member_info_plan == NULL) {
 		Oid types[4] = {INT8OID, INT4OID, TEXTOID, INT8OID};
 
-		/* A row that already holds this index means the entry was applied before. */
+		/* Entries come in log order above the origin's position: the last one wins. */
 		member_info_plan = SPI_prepare(
 		        "INSERT INTO dragonraft.member_info AS m "
 		        "(group_id, node_id, client_address, since_index) VALUES ($1, $2, $3, $4) "
 		        "ON CONFLICT (group_id, node_id) DO UPDATE "
 		        "SET client_address = EXCLUDED.client_address, since_index = "
-		        "EXCLUDED.since_index "
-		        "WHERE m.since_index < EXCLUDED.since_index",
+		        "EXCLUDED.since_index",
 		        4, types);
 		if (member_info_plan == NULL || SPI_keepplan(member_info_plan) != 0)
 			elog(ERROR, "SPI_prepare failed for dragonraft.member_info: %s",
@@ -292,14 +343,6 @@ static void apply_member_info(uint64 group_id, uint64 index, const struct entry_
 	rc = SPI_execute_plan(member_info_plan, values, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "dragonraft.member_info insert failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed != 1)
-		ereport(ERROR,
-		        (errcode(ERRCODE_INTERNAL_ERROR),
-		         errmsg("entry %llu of group %llu was applied before",
-		                (unsigned long long)index, (unsigned long long)group_id),
-		         errdetail("dragonraft.member_info already holds node %u at that index "
-		                   "or a later one.",
-		                   mi.node_id)));
 }
 
 /*
@@ -359,15 +402,18 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 			break;
 		case ENTRY_CHANGE_SET:
 			set_takeover(ag);
-			dr_apply_rows_change_set(m->group_id, m->index, &h);
+			dr_apply_rows_change_set(m->group_id, m->index, ag->schema_batch, &h);
 			break;
 		case ENTRY_REGISTER_TABLE:
 			set_takeover(ag);
 			dr_apply_rows_register(m->group_id, m->index, &h);
 			break;
 		case ENTRY_DDL:
+			/* Writers of older schemas waiting for their turn fail with 40001 now. */
+			dr_apply_rows_publish_schema(m->group_id, m->index, false);
 			set_takeover(ag);
 			dr_apply_rows_ddl(m->group_id, m->index, &h);
+			ag->schema_batch = m->index;
 			break;
 		}
 	}
@@ -410,28 +456,119 @@ static void retry_parked(void)
 	}
 }
 
+/* Forget the entries of ag that wait for backends. */
+static void drop_waiting(ApplyGroup *ag)
+{
+	if (dlist_is_empty(&ag->waiting))
+		return;
+	dlist_delete(&ag->parked);
+	while (!dlist_is_empty(&ag->waiting))
+		pfree(dlist_container(Deferred, node, dlist_pop_head_node(&ag->waiting)));
+}
+
 static void receive_entry(const DrApplyMsg *m, const uint8 *data)
 {
-	ApplyGroup *ag = batch.ag != NULL && batch.ag->group_id == m->group_id
-	                         ? batch.ag
-	                         : find_group(m->group_id);
+	ApplyGroup *ag;
 
+	if (m->type == DR_APPLY_RESEND) {
+		/* Its entries follow from the first one kept: try again. */
+		ag = hash_search(groups, &m->group_id, HASH_FIND, NULL);
+		if (ag != NULL && ag->failed && ag->origin == InvalidRepOriginId)
+			hash_search(groups, &m->group_id, HASH_REMOVE, NULL);
+		else if (ag != NULL && ag->failed) {
+			ag->failed = false;
+			ag->applied = replorigin_get_progress(ag->origin, false);
+		}
+		return;
+	}
+	ag = hash_search(groups, &m->group_id, HASH_FIND, NULL);
+	if (ag == NULL) {
+		if (batch.ag != NULL)
+			commit_batch(); /* finding its origin takes a transaction */
+		applying.group_id = m->group_id;
+		applying.index = m->index;
+		applying.what = "origin lookup";
+		ag = find_group(m->group_id);
+	}
+	if (ag->failed)
+		return; /* parked: the engine worker sends it again */
 	if (!dlist_is_empty(&ag->waiting) || !apply_entry(ag, m, data))
 		defer(ag, m, data);
 }
 
-/* Receive and apply until the engine worker goes away. */
-static void apply_loop(shm_mq_handle *mqh)
+/*
+ * An entry of applying.group_id failed (the error is being handled): roll
+ * back its batch, log the error and park the group; the others go on.
+ */
+static void park_failed_group(void)
+{
+	uint64 gid = applying.group_id;
+	ApplyGroup *ag;
+	ErrorData *edata;
+	int delay;
+
+	HOLD_INTERRUPTS();
+	MemoryContextSwitchTo(TopMemoryContext);
+	edata = CopyErrorData();
+	EmitErrorReport();
+	FlushErrorState();
+	AbortOutOfAnyTransaction();
+	if (batch.origin_set) {
+		replorigin_session_reset();
+		batch.origin_set = false;
+	}
+	replorigin_session_origin = InvalidRepOriginId;
+	replorigin_session_origin_lsn = InvalidXLogRecPtr;
+	replorigin_session_origin_timestamp = 0;
+	batch.ag = NULL;
+	applying.group_id = 0;
+	dr_apply_rows_forget();
+	RESUME_INTERRUPTS();
+
+	ag = hash_search(groups, &gid, HASH_FIND, NULL);
+	if (ag != NULL) {
+		drop_waiting(ag);
+		ag->takeover = false;
+		ag->applied = replorigin_get_progress(ag->origin, false);
+	} else {
+		/* Its origin could not be found or made: find_group tries again later. */
+		ag = hash_search(groups, &gid, HASH_ENTER, NULL);
+		ag->origin = InvalidRepOriginId;
+		ag->applied = 0;
+		dlist_init(&ag->waiting);
+		ag->takeover = false;
+	}
+	ag->failed = true;
+	if (in_hand.m != NULL && in_hand.m->group_id == gid)
+		in_hand.m = NULL; /* it comes again with the group's other entries */
+	delay = publish(gid, 0, InvalidRepOriginId, edata->message);
+	ereport(LOG, (errmsg("dragonraft apply worker parked group %llu after an error; the "
+	                     "other groups go on",
+	                     (unsigned long long)gid),
+	              errdetail("Its entries are applied again in %d ms.", delay)));
+	FreeErrorData(edata);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* Receive and apply until the engine worker goes away; an error stops its group. */
+static void apply_messages(shm_mq_handle *mqh)
 {
 	for (;;) {
 		Size nbytes;
 		void *data;
-		shm_mq_result res = shm_mq_receive(mqh, &nbytes, &data, true);
+		shm_mq_result res;
 
+		if (in_hand.m != NULL) {
+			receive_entry(in_hand.m, in_hand.data); /* after its group's failure */
+			in_hand.m = NULL;
+			applying.group_id = 0;
+		}
+		res = shm_mq_receive(mqh, &nbytes, &data, true);
 		if (res == SHM_MQ_WOULD_BLOCK) {
 			if (batch.ag != NULL)
 				commit_batch();
 			retry_parked();
+			applying.group_id = 0;
 			if (batch.ag != NULL)
 				continue; /* applied what waited: commit it first */
 			pgstat_report_activity(STATE_IDLE, NULL);
@@ -459,10 +596,31 @@ static void apply_loop(shm_mq_handle *mqh)
 			elog(ERROR,
 			     "dragonraft apply worker received a malformed message of %zu bytes",
 			     nbytes);
-		receive_entry((const DrApplyMsg *)data, (const uint8 *)data + sizeof(DrApplyMsg));
+		in_hand.m = (const DrApplyMsg *)data;
+		in_hand.data = (const uint8 *)data + sizeof(DrApplyMsg);
+		receive_entry(in_hand.m, in_hand.data);
+		in_hand.m = NULL;
 		if (!dlist_is_empty(&parked_groups))
 			retry_parked();
+		applying.group_id = 0; /* what fails now is no group's */
 		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+static void apply_loop(shm_mq_handle *mqh)
+{
+	for (;;) {
+		PG_TRY();
+		{
+			apply_messages(mqh);
+		}
+		PG_CATCH();
+		{
+			if (applying.group_id == 0)
+				PG_RE_THROW();
+			park_failed_group();
+		}
+		PG_END_TRY();
 	}
 }
 
@@ -544,21 +702,5 @@ void dr_apply_worker_main(Datum arg)
 	errcb.arg = NULL;
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
-	PG_TRY();
-	{
-		apply_loop(mqh);
-	}
-	PG_CATCH();
-	{
-		/* Record what failed where the status shows it; the engine worker restarts us. */
-		if (applying.group_id != 0) {
-			ErrorData *edata;
-
-			MemoryContextSwitchTo(TopMemoryContext);
-			edata = CopyErrorData();
-			publish(applying.group_id, 0, InvalidRepOriginId, edata->message);
-		}
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
+	apply_loop(mqh);
 }

@@ -87,6 +87,7 @@ static struct {
 	bool other_write; /* a table that is not replicated was written */
 	uint64 group_id;
 	uint64 term;
+	uint64 schema_index; /* see DrPending */
 	Oid registration;
 	struct entry_buf ops;
 	uint32 n_ops;
@@ -130,6 +131,7 @@ bool dr_capture_pending(DrPending *p)
 		return false;
 	p->group_id = X.group_id;
 	p->term = X.term;
+	p->schema_index = X.schema_index;
 	p->registration = X.registration;
 	return true;
 }
@@ -181,6 +183,8 @@ static void start(uint64 group_id)
 		         errhint("Use REPEATABLE READ or READ COMMITTED for writes of replicated "
 		                 "tables.")));
 	X.term = dr_xact_writable(group_id, false);
+	/* After the table's lock: no utility command on it can commit before ours. */
+	X.schema_index = dr_xact_schema_index(group_id);
 	X.group_id = group_id;
 	X.ops.grow = grow_in_xact;
 	X.active = true;
@@ -698,9 +702,9 @@ uint8 *dr_capture_encode(const struct entry_owner *owner, Size *len)
 	}
 	out.grow = grow_in_xact;
 	ops = sorted_ops();
-	rc = entry_encode_change_set(&out, owner, X.registration != InvalidOid ? &reg : NULL,
-	                             tables, (uint32)X.n_tables, seqs, n_seqs, ops.data, ops.len,
-	                             X.n_ops);
+	rc = entry_encode_change_set(&out, owner, X.schema_index,
+	                             X.registration != InvalidOid ? &reg : NULL, tables,
+	                             (uint32)X.n_tables, seqs, n_seqs, ops.data, ops.len, X.n_ops);
 	if (rc != ENTRY_OK)
 		elog(ERROR, "dragonraft could not encode the change set: %s", entry_strerror(rc));
 	check_size(out.len);

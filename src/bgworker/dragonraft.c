@@ -10,6 +10,9 @@
 
 #include <limits.h>
 
+#include "catalog/objectaccess.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "postmaster/postmaster.h"
@@ -48,6 +51,10 @@ int dr_read_consistency = DR_READ_LOCAL;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static object_access_hook_type prev_object_access_hook = NULL;
+
+/* An address in postgresql.conf that check_address refused while the library loaded. */
+static char *refused_address = NULL;
 
 static const struct config_enum_entry read_consistency_options[] = {
         {"local", DR_READ_LOCAL, false},
@@ -111,6 +118,9 @@ static bool check_address(char **newval, void **extra, GucSource source)
 		return true;
 	if (!dr_parse_address(*newval, host, sizeof(host), &port, &why)) {
 		GUC_check_errdetail("%s", why);
+		/* PostgreSQL would go on with the default: _PG_init refuses instead. */
+		if (process_shared_preload_libraries_in_progress && refused_address == NULL)
+			refused_address = MemoryContextStrdup(TopMemoryContext, *newval);
 		return false;
 	}
 	return true;
@@ -227,12 +237,48 @@ static void shmem_startup(void)
 	dr_shmem_startup();
 }
 
+/*
+ * DROP EXTENSION dragonraft while this node is a member of groups would
+ * leave them voting and acknowledging with nothing applied, and lose the
+ * member info of every group: refused.
+ */
+static void object_access(ObjectAccessType access, Oid classId, Oid objectId, int subId, void *arg)
+{
+	int n_groups;
+
+	if (prev_object_access_hook)
+		prev_object_access_hook(access, classId, objectId, subId, arg);
+	if (access != OAT_DROP || classId != ExtensionRelationId ||
+	    objectId != get_extension_oid("dragonraft", true))
+		return;
+	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+	n_groups = dr_shared->n_groups;
+	LWLockRelease(dr_shared->groups_lock);
+	if (n_groups > 0)
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_IN_USE),
+		         errmsg("cannot drop extension dragonraft: this node is a member of %d "
+		                "groups",
+		                n_groups),
+		         errdetail("The groups go on without the extension's tables and state "
+		                   "machine; dragonraft.status lists them."),
+		         errhint("Remove this node from every group first (and drop the groups' "
+		                 "replication origins, dragonraft_<group id>).")));
+}
+
 void _PG_init(void)
 {
 	define_gucs();
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;
+
+	if (refused_address != NULL)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		                errmsg("invalid dragonraft address \"%s\" in the configuration",
+		                       refused_address),
+		                errhint("dragonraft.listen_address and advertise_address take "
+		                        "host:port, with a port from 0 to 65535.")));
 
 	if (dr_heartbeat_rtt >= dr_election_rtt)
 		ereport(ERROR,
@@ -248,6 +294,8 @@ void _PG_init(void)
 	shmem_request_hook = shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = shmem_startup;
+	prev_object_access_hook = object_access_hook;
+	object_access_hook = object_access;
 
 	dr_xact_init();
 	dr_utility_init();

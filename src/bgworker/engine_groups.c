@@ -21,6 +21,7 @@
 #include "origins.h"
 #include "queue.h"
 #include "raft/raft.h"
+#include "replication/slot.h"
 #include "storage/fd.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -110,7 +111,9 @@ static DrGroup *new_entry(uint64 group_id, raft_index applied, RepOriginId origi
 		g->error[0] = '\0';
 		g->applied = applied;
 		g->origin = origin;
-		g->apply_failing = false;
+		g->apply_failures = 0;
+		g->apply_retry_at = 0;
+		g->behind_since = 0;
 		/* The engine's counters start again with the member. */
 		memset(&g->stats, 0, sizeof(g->stats));
 		memset(&g->stats_base, 0, sizeof(g->stats_base));
@@ -126,6 +129,19 @@ static void remove_entry(uint64 group_id)
 {
 	LWLockAcquire(dr_shared->groups_lock, LW_EXCLUSIVE);
 	dr_shmem_group_remove(group_id);
+	LWLockRelease(dr_shared->groups_lock);
+}
+
+/* The entries an engine worker that ran before left: what it knew may be gone. */
+static void remove_all_entries(void)
+{
+	HASH_SEQ_STATUS seq;
+	DrGroup *g;
+
+	LWLockAcquire(dr_shared->groups_lock, LW_EXCLUSIVE);
+	dr_shmem_group_scan_init(&seq);
+	while ((g = hash_seq_search(&seq)) != NULL)
+		dr_shmem_group_remove(g->group_id); /* the current entry: allowed in a scan */
 	LWLockRelease(dr_shared->groups_lock);
 }
 
@@ -171,12 +187,14 @@ void dr_engine_groups_restart(void)
 	struct engine_member *members = palloc(sizeof(struct engine_member) * RAFT_MAX_MEMBERS);
 	size_t n = 0, cap = 64;
 	uint64 *ids = palloc(cap * sizeof(uint64));
+	int not_started = 0;
 	DrOrigin *origins;
 	int n_origins;
 	char path[MAXPGPATH];
 	char buf[ENTRY_CLIENT_ADDR_MAX + 1];
 	FILE *f;
 
+	remove_all_entries();
 	dlist_init(&info.need);
 	strlcpy(info.address, dr_effective_client_address(), sizeof(info.address));
 	snprintf(path, sizeof(path), "%s/%s", dr_data_dir, CLIENT_ADDRESS_FILE);
@@ -215,6 +233,7 @@ void dr_engine_groups_restart(void)
 			durable = replorigin_get_progress(origin, true);
 		g = new_entry(ids[i], durable, origin);
 		if (g == NULL) {
+			not_started++;
 			ereport(WARNING,
 			        (errmsg("dragonraft group %llu not started: dragonraft.max_groups "
 			                "(%d) groups exist",
@@ -254,7 +273,7 @@ void dr_engine_groups_restart(void)
 		g = dr_shmem_group_find(origins[k].group_id);
 		LWLockRelease(dr_shared->groups_lock);
 		if (g != NULL)
-			continue; /* in the LogDB but it failed to start: said above */
+			continue; /* in the LogDB but not started: said above */
 		g = new_entry(origins[k].group_id, applied, origins[k].id);
 		if (g == NULL)
 			continue;
@@ -263,6 +282,9 @@ void dr_engine_groups_restart(void)
 		set_stopped(g, DR_MEMBER_LOST, msg);
 		warn_lost(origins[k].group_id, msg);
 	}
+	SpinLockAcquire(&dr_shared->mutex);
+	dr_shared->groups_not_started = not_started;
+	SpinLockRelease(&dr_shared->mutex);
 	if (dlist_is_empty(&info.need))
 		info.file_current = true; /* nothing to tell: no group, or all know it */
 	pfree(lbs);
@@ -354,7 +376,7 @@ static void create_group(DrTaken *t)
 	RepOriginId origin;
 	DrGroup *g;
 	DrSm *sm;
-	int n = 0, rc;
+	int n = 0, n_origins, rc;
 	bool ok;
 
 	ok = dr_queue_decode_members(t->payload, t->len, req, RAFT_MAX_MEMBERS, &n);
@@ -375,6 +397,12 @@ static void create_group(DrTaken *t)
 		fail(t, DR_RC_MEMBERS_DIFFER, "%s", s.data);
 		return;
 	}
+	/*
+	 * The origin is made right after the member's LogDB record, so one
+	 * without the other means this node was a member and lost its LogDB.
+	 * Looked up again each time: the way to rejoin is to drop it.
+	 */
+	origin = dr_origins_find(gid, false);
 	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
 	g = dr_shmem_group_find(gid);
 	if (g != NULL) {
@@ -386,19 +414,27 @@ static void create_group(DrTaken *t)
 		strlcpy(error, g->error, sizeof(error));
 		SpinLockRelease(&g->mutex);
 		LWLockRelease(dr_shared->groups_lock);
-		fail(t, state == DR_MEMBER_LOST ? DR_RC_LOST : ENGINE_ERR_SM, "%s", error);
-		return;
-	}
-	LWLockRelease(dr_shared->groups_lock);
+		if (state != DR_MEMBER_LOST || origin != InvalidRepOriginId) {
+			fail(t, state == DR_MEMBER_LOST ? DR_RC_LOST : ENGINE_ERR_SM, "%s", error);
+			return;
+		}
+		remove_entry(gid); /* its origin was dropped: it may join as new */
+	} else
+		LWLockRelease(dr_shared->groups_lock);
 
-	/*
-	 * The origin is made right after the member's LogDB record, so one
-	 * without the other means this node was a member and lost its LogDB.
-	 */
-	origin = dr_origins_find(gid, false);
 	if (origin != InvalidRepOriginId) {
 		fail(t, DR_RC_LOST, LOST_FMT, (unsigned long long)gid,
 		     (unsigned long long)replorigin_get_progress(origin, false), dr_node_id);
+		return;
+	}
+	/*
+	 * PostgreSQL tracks at most max_replication_slots origins with a
+	 * position, and they are the server's, not only dragonraft's: counted
+	 * here, where create_group requests are taken one at a time.
+	 */
+	n_origins = dr_origins_count();
+	if (n_origins >= max_replication_slots) {
+		fail(t, DR_RC_ORIGINS_FULL, "%d", n_origins);
 		return;
 	}
 	g = new_entry(gid, 0, InvalidRepOriginId);
@@ -445,18 +481,63 @@ static void op_done(void *ctx, const struct engine_result *res)
 	dr_queue_complete(slot, gen, &r);
 }
 
+/* A transfer that ended, kept until the main loop published its group's status. */
+typedef struct Transfer {
+	struct Transfer *next;
+	void *ctx; /* the request's (dr_queue_ctx) */
+	uint64 group_id;
+	struct engine_result res;
+} Transfer;
+
+static Transfer *transfers_done;
+
+/* Engine callback: a transfer ended. */
+static void transfer_done(void *ctx, const struct engine_result *res)
+{
+	Transfer *tr = ctx;
+
+	tr->res = *res;
+	tr->next = transfers_done;
+	transfers_done = tr;
+}
+
 static void transfer_leader(DrTaken *t)
 {
 	DrSm *sm = dr_engine_groups_find(t->group_id);
+	Transfer *tr;
 	int rc;
 
 	if (sm == NULL) {
 		complete(t, ENGINE_ERR_NO_GROUP, 0);
 		return;
 	}
-	rc = engine_transfer_leader(dr_engine->e, t->group_id, t->arg, op_done, dr_queue_ctx(t));
-	if (rc != ENGINE_OK)
+	tr = malloc(sizeof(*tr));
+	if (tr == NULL) {
+		complete(t, ENGINE_ERR_NOMEM, 0);
+		return;
+	}
+	tr->ctx = dr_queue_ctx(t);
+	tr->group_id = t->group_id;
+	rc = engine_transfer_leader(dr_engine->e, t->group_id, t->arg, transfer_done, tr);
+	if (rc != ENGINE_OK) {
+		free(tr);
 		complete(t, rc, sm->leader);
+	}
+}
+
+void dr_engine_groups_transfers_done(void)
+{
+	while (transfers_done != NULL) {
+		Transfer *tr = transfers_done;
+		DrSm *sm = dr_engine_groups_find(tr->group_id);
+
+		transfers_done = tr->next;
+		/* The status shows the new leader when transfer_leader returns. */
+		if (sm != NULL && tr->res.rc == ENGINE_OK)
+			dr_engine_status_publish(sm);
+		op_done(tr->ctx, &tr->res);
+		free(tr);
+	}
 }
 
 /*

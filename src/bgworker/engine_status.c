@@ -143,6 +143,7 @@ static void publish(DrSm *sm, const struct engine_group_status *st,
 	g->sending_snapshot = st->sending_snapshot;
 	g->quiescent = st->quiescent;
 	g->leader_contact = tick_time(st->leader_contact_tick, now_tick, now);
+	dr_shmem_group_track_lag(g, now);
 	g->stats.proposals = stats->proposals;
 	g->stats.commits = stats->entries_applied;
 	g->stats.unknown_outcomes = stats->unknown_outcomes;
@@ -194,6 +195,27 @@ void dr_engine_status_refresh(void)
 		if (n < CHANGED_BATCH)
 			break;
 	}
+}
+
+/* ---- the node ---- */
+
+void dr_engine_status_node(void)
+{
+	struct transport_stats ts;
+	DrTransportCounters c;
+
+	transport_stats(dr_engine->t, &ts);
+	c.accepted = ts.conns_accepted;
+	c.refused = ts.conns_refused_limit + ts.conns_refused_per_addr + ts.snap_conns_refused;
+	c.tls_failures = ts.tls_handshake_failures + ts.tls_record_errors;
+	c.auth_refused = ts.auth_bad_node_id + ts.auth_unknown_node + ts.auth_not_loopback;
+	c.messages_rejected = ts.decode_errors + ts.msgs_rejected_sender + ts.msgs_rejected_member;
+	c.frames_rejected =
+	        ts.frames_bad_header + ts.frames_oversize + ts.frames_bad_crc + ts.frames_over_budget;
+	c.lines_suppressed = ts.log_lines_suppressed;
+	SpinLockAcquire(&dr_shared->mutex);
+	dr_shared->transport = c;
+	SpinLockRelease(&dr_shared->mutex);
 }
 
 /* ---- other nodes: unreachable and back ---- */

@@ -355,9 +355,12 @@ static void main_loop(void)
 	for (;;) {
 		WaitEvent ev[3];
 		long timeout = engine_has_work(de->e) ? 0 : engine_uv_timeout(de->u);
+		long retry = dr_pg_sm_timeout();
 		TimestampTz now;
 		int n;
 
+		if (retry >= 0 && (timeout < 0 || retry < timeout))
+			timeout = retry;
 		if (timeout < 0 || timeout > HOUSEKEEPING_MS)
 			timeout = HOUSEKEEPING_MS;
 		n = WaitEventSetWait(wes, timeout, ev, lengthof(ev), PG_WAIT_EXTENSION);
@@ -380,6 +383,7 @@ static void main_loop(void)
 
 		dr_engine_groups_take_requests();
 		engine_uv_run_nowait(de->u);
+		dr_engine_groups_transfers_done();
 		flush_transport_log();
 		dr_pg_sm_poll();
 		now = GetCurrentTimestamp();
@@ -390,6 +394,7 @@ static void main_loop(void)
 		if (now >= next_housekeeping) {
 			dr_engine_groups_member_info();
 			dr_engine_status_peers();
+			dr_engine_status_node();
 			next_housekeeping = TimestampTzPlusMilliseconds(now, HOUSEKEEPING_MS);
 		}
 		if (now >= next_durable) {

@@ -31,13 +31,17 @@ typedef struct DrSm {
 	dlist_node queued;     /* in the list of groups with entries, while it has some */
 	dlist_node progressed; /* in the list of groups whose applied index moved */
 	bool in_progressed;
-	bool held; /* apply_busy told the engine to hold its entries */
+	bool held;              /* apply_busy told the engine to hold its entries */
+	dlist_node held_node;   /* in the list of held groups, while held */
+	bool parked;            /* its entries fail to apply: held until they do */
+	dlist_node resend_node; /* in the list of groups to send again, while in_resend */
+	bool in_resend;
 
 	/* engine_status.c: what was published last */
 	int role;
 	raft_term term;
 	raft_id leader;
-	uint64 members_sig; /* signature of the membership in the member pool */
+	uint64 members_sig;   /* signature of the membership in the member pool */
 	bool snapshot_needed; /* a member needs a full snapshot (logged once) */
 
 	/* engine_groups.c: this node's member info entry */
@@ -67,12 +71,16 @@ extern void dr_pg_sm_ops(DrSm *sm, struct engine_sm_ops *ops);
 extern void dr_pg_sm_forget(DrSm *sm);
 extern void dr_pg_sm_poll(void);
 extern void dr_pg_sm_refresh_durable(void);
+/* Milliseconds until a parked group is due to be sent again; -1 = none. */
+extern long dr_pg_sm_timeout(void);
 extern void dr_pg_sm_shutdown(void);
 
 /* engine_groups.c: groups, requests from backends, member info entries. */
 extern DrSm *dr_engine_groups_find(uint64 group_id);
 extern void dr_engine_groups_restart(void);
 extern void dr_engine_groups_take_requests(void);
+/* Complete the transfers that ended, once their groups' status is published. */
+extern void dr_engine_groups_transfers_done(void);
 extern void dr_engine_groups_member_info(void);
 extern void dr_engine_groups_reload(void);
 
@@ -80,5 +88,6 @@ extern void dr_engine_groups_reload(void);
 extern void dr_engine_status_publish(DrSm *sm);
 extern void dr_engine_status_refresh(void);
 extern void dr_engine_status_peers(void);
+extern void dr_engine_status_node(void);
 
 #endif /* DRAGONRAFT_ENGINE_WORKER_H */

@@ -72,6 +72,25 @@ DrOrigin *dr_origins_scan(int *n)
 	return out;
 }
 
+int dr_origins_count(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Relation rel;
+	SysScanDesc scan;
+	int n = 0;
+
+	StartTransactionCommand();
+	rel = table_open(ReplicationOriginRelationId, AccessShareLock);
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	while (HeapTupleIsValid(systable_getnext(scan)))
+		n++;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
+	return n;
+}
+
 RepOriginId dr_origins_find(uint64 group_id, bool create)
 {
 	MemoryContext cxt = CurrentMemoryContext;

@@ -11,6 +11,11 @@
  * the group's committed entries in the Raft log (they stay durable and
  * acknowledged) until the apply worker catches up and the group is resumed.
  *
+ * A group whose entry failed to apply is parked by the apply worker (its
+ * status says when to try again): it is held here until it applies, and at
+ * the time set its entries are sent again, after a DR_APPLY_RESEND message,
+ * while the other groups' entries keep flowing.
+ *
  * durable_applied() is the applied index whose commit is flushed to WAL:
  * the replication origin's progress, flushed (replorigin_get_progress with
  * flush), read in the main loop and cached (the callback may not do I/O or
@@ -51,7 +56,11 @@ static struct {
 	Size bytes;              /* bytes kept */
 	dlist_head with_entries; /* groups that have entries kept */
 	dlist_head progressed;   /* groups whose applied index moved since the last refresh */
-	int n_held;              /* groups held by apply_busy */
+	dlist_head held;         /* groups held by apply_busy */
+	dlist_head resend;       /* parked groups whose entries are due to be sent again */
+	bool resend_started;     /* the head's DR_APPLY_RESEND message is sent */
+	DrSmEntry *resend_next;  /* the head's next entry to send again, NULL = done */
+	TimestampTz next_retry;  /* earliest time a parked group is due; 0 = none */
 
 	dsm_segment *seg; /* the current apply worker's queue */
 	shm_mq_handle *mqh;
@@ -67,6 +76,8 @@ void dr_pg_sm_init(void)
 	dlist_init(&S.order);
 	dlist_init(&S.with_entries);
 	dlist_init(&S.progressed);
+	dlist_init(&S.held);
+	dlist_init(&S.resend);
 }
 
 /* ---- engine callbacks: no palloc, no ereport ---- */
@@ -107,11 +118,11 @@ static bool sm_apply_busy(void *ctx)
 {
 	DrSm *sm = ctx;
 
-	if (S.bytes < QUEUE_BOUND)
+	if (S.bytes < QUEUE_BOUND && !sm->parked)
 		return false;
 	if (!sm->held) {
 		sm->held = true;
-		S.n_held++;
+		dlist_push_tail(&S.held, &sm->held_node);
 	}
 	return true;
 }
@@ -135,10 +146,32 @@ static void free_entry(DrSmEntry *e)
 		                      ? dlist_container(DrSmEntry, order_node,
 		                                        dlist_next_node(&S.order, &e->order_node))
 		                      : NULL;
+	/* (A backend may apply its own entry before it is sent again.) */
+	if (S.resend_next == e) {
+		DrSm *sm = dlist_head_element(DrSm, resend_node, &S.resend);
+
+		S.resend_next =
+		        dlist_has_next(&sm->entries, &e->group_node)
+		                ? dlist_container(DrSmEntry, group_node,
+		                                  dlist_next_node(&sm->entries, &e->group_node))
+		                : NULL;
+	}
 	dlist_delete(&e->group_node);
 	dlist_delete(&e->order_node);
 	S.bytes -= sizeof(DrSmEntry) + e->msg.len;
 	free(e);
+}
+
+static void resend_remove(DrSm *sm)
+{
+	if (!sm->in_resend)
+		return;
+	if (dlist_head_element(DrSm, resend_node, &S.resend) == sm) {
+		S.resend_started = false;
+		S.resend_next = NULL;
+	}
+	dlist_delete(&sm->resend_node);
+	sm->in_resend = false;
 }
 
 void dr_pg_sm_forget(DrSm *sm)
@@ -151,8 +184,9 @@ void dr_pg_sm_forget(DrSm *sm)
 		dlist_delete(&sm->progressed);
 	sm->in_progressed = false;
 	if (sm->held)
-		S.n_held--;
+		dlist_delete(&sm->held_node);
 	sm->held = false;
+	resend_remove(sm);
 }
 
 /* The apply worker exited: everything kept goes to the next one. */
@@ -167,6 +201,9 @@ static void apply_gone(void)
 	S.mqh = NULL;
 	S.seg = NULL;
 	S.worker = NULL;
+	/* The next apply worker gets everything, and tries parked groups at once. */
+	while (!dlist_is_empty(&S.resend))
+		resend_remove(dlist_head_element(DrSm, resend_node, &S.resend));
 	S.next_send = dlist_is_empty(&S.order)
 	                      ? NULL
 	                      : dlist_head_element(DrSmEntry, order_node, &S.order);
@@ -272,19 +309,52 @@ static void watch_apply(void)
 		start_apply();
 }
 
-/* Free what the apply worker applied; note the groups that moved. */
+/*
+ * A group's entries fail to apply (failures > 0): hold it, and send its
+ * entries again once the apply worker's pause (retry_at) is over.
+ */
+static void watch_parked(DrSm *sm, uint32 failures, TimestampTz retry_at, TimestampTz now)
+{
+	if (failures == 0) {
+		sm->parked = false; /* resume_held lets it go on */
+		return;
+	}
+	sm->parked = true;
+	if (retry_at == 0 || sm->in_resend)
+		return;
+	if (retry_at > now) {
+		if (S.next_retry == 0 || retry_at < S.next_retry)
+			S.next_retry = retry_at;
+		return;
+	}
+	SpinLockAcquire(&sm->shared->mutex);
+	sm->shared->apply_retry_at = 0;
+	SpinLockRelease(&sm->shared->mutex);
+	dlist_push_tail(&S.resend, &sm->resend_node);
+	sm->in_resend = true;
+}
+
+/* Free what the apply worker applied; note the groups that moved, and parked ones. */
 static void collect_applied(void)
 {
 	dlist_mutable_iter it;
+	TimestampTz now = GetCurrentTimestamp();
 
+	S.next_retry = 0;
 	dlist_foreach_modify(it, &S.with_entries)
 	{
 		DrSm *sm = dlist_container(DrSm, queued, it.cur);
 		uint64 applied;
+		uint32 failures;
+		TimestampTz retry_at;
 
 		SpinLockAcquire(&sm->shared->mutex);
 		applied = sm->shared->applied;
+		failures = sm->shared->apply_failures;
+		retry_at = sm->shared->apply_retry_at;
 		SpinLockRelease(&sm->shared->mutex);
+		if (failures > 0 || sm->parked)
+			watch_parked(sm, failures, retry_at, now);
 		while (!dlist_is_empty(&sm->entries)) {
 			DrSmEntry *e = dlist_head_element(DrSmEntry, group_node, &sm->entries);
 
@@ -302,42 +372,83 @@ static void collect_applied(void)
 	}
 }
 
-/* Held groups go on once there is room. */
+/* Held groups go on once there is room (parked ones once they apply). */
 static void resume_held(void)
 {
-	HASH_SEQ_STATUS seq;
-	DrSm *sm;
+	dlist_mutable_iter it;
 
-	if (S.n_held == 0 || S.bytes >= QUEUE_BOUND)
+	if (S.bytes >= QUEUE_BOUND)
 		return;
-	hash_seq_init(&seq, dr_engine->sms);
-	while ((sm = hash_seq_search(&seq)) != NULL) {
-		if (!sm->held)
+	dlist_foreach_modify(it, &S.held)
+	{
+		DrSm *sm = dlist_container(DrSm, held_node, it.cur);
+
+		if (sm->parked)
 			continue;
+		dlist_delete(&sm->held_node);
 		sm->held = false;
 		engine_sm_resume(dr_engine->e, sm->group_id);
 	}
-	S.n_held = 0;
+}
+
+/* One message to the apply worker without blocking; false if it did not go. */
+static bool send_msg(const DrApplyMsg *msg, const uint8 *data, bool flush)
+{
+	shm_mq_iovec iov[2];
+
+	iov[0].data = (const char *)msg;
+	iov[0].len = sizeof(*msg);
+	iov[1].data = (const char *)data;
+	iov[1].len = msg->len;
+	/* Would block: the apply worker sets our latch as it reads.  Detached: it
+	 * exits, and watch_apply notices. */
+	return shm_mq_sendv(S.mqh, iov, 2, true, flush) == SHM_MQ_SUCCESS;
+}
+
+/* The entries of parked groups that are due, each after a DR_APPLY_RESEND message. */
+static bool send_again(void)
+{
+	while (!dlist_is_empty(&S.resend)) {
+		DrSm *sm = dlist_head_element(DrSm, resend_node, &S.resend);
+
+		if (!S.resend_started) {
+			DrApplyMsg m = {.group_id = sm->group_id, .type = DR_APPLY_RESEND};
+
+			if (!send_msg(&m, NULL, dlist_is_empty(&sm->entries)))
+				return false;
+			S.resend_started = true;
+			S.resend_next =
+			        dlist_is_empty(&sm->entries)
+			                ? NULL
+			                : dlist_head_element(DrSmEntry, group_node, &sm->entries);
+		}
+		while (S.resend_next != NULL) {
+			DrSmEntry *e = S.resend_next;
+			bool last = !dlist_has_next(&sm->entries, &e->group_node);
+
+			if (!send_msg(&e->msg, e->data, last))
+				return false;
+			S.resend_next = last ? NULL
+			                     : dlist_container(DrSmEntry, group_node,
+			                                       dlist_next_node(&sm->entries,
+			                                                       &e->group_node));
+		}
+		resend_remove(sm);
+	}
+	return true;
 }
 
 /* Send what the apply worker has not had yet, without blocking. */
 static void send_entries(void)
 {
-	while (S.next_send != NULL && S.mqh != NULL) {
+	if (S.mqh == NULL || !send_again())
+		return;
+	while (S.next_send != NULL) {
 		DrSmEntry *e = S.next_send;
 		bool last = !dlist_has_next(&S.order, &e->order_node);
-		shm_mq_iovec iov[2];
-		shm_mq_result res;
 
-		iov[0].data = (const char *)&e->msg;
-		iov[0].len = sizeof(e->msg);
-		iov[1].data = (const char *)e->data;
-		iov[1].len = e->msg.len;
-		res = shm_mq_sendv(S.mqh, iov, 2, true, last);
-		if (res == SHM_MQ_WOULD_BLOCK)
-			return; /* the apply worker sets our latch as it reads */
-		if (res == SHM_MQ_DETACHED)
-			return; /* it exits; watch_apply notices */
+		if (!send_msg(&e->msg, e->data, last))
+			return;
 		S.next_send = last ? NULL
 		                   : dlist_container(DrSmEntry, order_node,
 		                                     dlist_next_node(&S.order, &e->order_node));
@@ -350,6 +461,17 @@ void dr_pg_sm_poll(void)
 	collect_applied();
 	resume_held();
 	send_entries();
+}
+
+long dr_pg_sm_timeout(void)
+{
+	long secs;
+	int usecs;
+
+	if (S.next_retry == 0)
+		return -1;
+	TimestampDifference(GetCurrentTimestamp(), S.next_retry, &secs, &usecs);
+	return secs * 1000 + (usecs + 999) / 1000;
 }
 
 void dr_pg_sm_refresh_durable(void)

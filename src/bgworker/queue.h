@@ -28,6 +28,7 @@ typedef enum DrRequestKind {
 #define DR_RC_MEMBERS_DIFFER (-103) /* the group exists here with other members */
 #define DR_RC_LOST           (-104) /* the member lost its LogDB (errmsg says more) */
 #define DR_RC_TERM_CHANGED   (-105) /* not proposed: this node no longer leads that term */
+#define DR_RC_ORIGINS_FULL   (-106) /* max_replication_slots origins exist (errmsg: how many) */
 
 /* What an operation completed with. */
 typedef struct DrResult {

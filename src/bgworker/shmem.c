@@ -245,6 +245,20 @@ const char *dr_shmem_node_address(uint64 node_id)
 	return NULL;
 }
 
+void dr_shmem_group_track_lag(DrGroup *g, TimestampTz now)
+{
+	if (g->behind_since != 0 && g->applied < g->behind_commit)
+		return; /* still behind what was committed then */
+	g->behind_since = g->commit > g->applied ? now : 0;
+	g->behind_commit = g->commit;
+}
+
+bool dr_shmem_group_lagging(const DrGroup *g, TimestampTz now, int lag_ms)
+{
+	return g->behind_since != 0 && g->applied < g->behind_commit &&
+	       TimestampDifferenceExceeds(g->behind_since, now, lag_ms);
+}
+
 void dr_shmem_group_scan_init(HASH_SEQ_STATUS *status)
 {
 	Assert(LWLockHeldByMe(dr_shared->groups_lock));

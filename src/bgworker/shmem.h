@@ -115,15 +115,24 @@ typedef struct DrGroup {
 	uint64 noop_index; /* leader: its term's no-op; 0 when not leading */
 
 	/* written by the apply worker, and by backends at their turn (see NOTES) */
-	uint64 applied;      /* applied index: its effects are committed here */
-	bool takeover;       /* the apply worker applies an entry whose backend gave up:
-	                      * backends waiting for a later turn end with 40003 */
-	uint64 gave_up;      /* highest entry whose backend gave up after it committed (set
-	                      * before that backend releases its locks): until applied
-	                      * reaches it, local reads of its rows may be stale */
-	RepOriginId origin;  /* the group's replication origin, InvalidRepOriginId until known */
-	uint64 apply_errors; /* apply worker failures */
-	bool apply_failing;  /* the last attempt to apply failed (error says why) */
+	uint64 applied;        /* applied index: its effects are committed here */
+	bool takeover;         /* the apply worker applies an entry whose backend gave up:
+	                        * backends waiting for a later turn end with 40003 */
+	uint64 gave_up;        /* highest entry whose backend gave up after it committed (set
+	                        * before that backend releases its locks): until applied
+	                        * reaches it, local reads of its rows may be stale */
+	RepOriginId origin;    /* the group's replication origin, InvalidRepOriginId until known */
+	uint64 schema_index;   /* the group's last utility command applied here (published
+	                        * before applied moves past it) */
+	uint64 schema_next;    /* apply worker: the last utility command it began to apply */
+	uint64 apply_errors;   /* apply worker failures */
+	uint32 apply_failures; /* consecutive failures to apply its next entry (error says
+	                        * why); 0 = it applies.  Its entries are parked meanwhile */
+	TimestampTz apply_retry_at; /* the engine worker sends its entries again then; 0 once
+	                             * it did (it clears it) */
+	/* written by the engine worker and the apply worker (dr_shmem_group_track_lag) */
+	TimestampTz behind_since; /* applied has stayed below behind_commit since; 0 = caught up */
+	uint64 behind_commit;     /* the commit index seen then */
 	ConditionVariable applied_cv; /* broadcast when applied moves */
 } DrGroup;
 
@@ -158,6 +167,17 @@ typedef struct DrCommit {
 	uint64 group_id;
 } DrCommit;
 
+/* The transport's refusals, summed by kind (dragonraft.stat_node). */
+typedef struct DrTransportCounters {
+	uint64 accepted;          /* connections accepted */
+	uint64 refused;           /* connections over the handshake or snapshot limits */
+	uint64 tls_failures;      /* TLS handshakes that failed, altered records */
+	uint64 auth_refused;      /* wrong or unknown node ids, not on loopback without TLS */
+	uint64 messages_rejected; /* undecodable, or not from the connection's node or a member */
+	uint64 frames_rejected;   /* bad header, oversize, bad checksum, over the memory budget */
+	uint64 lines_suppressed;  /* refusals not logged (rate limit) */
+} DrTransportCounters;
+
 /* The node-wide part. */
 typedef struct DrShared {
 	slock_t mutex; /* protects the fields up to queue_mutex */
@@ -166,6 +186,8 @@ typedef struct DrShared {
 	int engine_pgprocno; /* its PGPROC, for SetLatch; -1 unless running */
 	TimestampTz engine_started;
 	char engine_error[DR_ERROR_LEN]; /* why the engine stopped, "" after a clean stop */
+	int groups_not_started;          /* stored groups beyond dragonraft.max_groups */
+	DrTransportCounters transport;   /* copied by the engine worker */
 	char raft_address[DR_ADDR_LEN];  /* host:port the transport listens on */
 	pid_t apply_pid;                 /* 0 = no apply worker process */
 	int apply_pgprocno;              /* its PGPROC, for SetLatch; -1 unless running */
@@ -215,6 +237,12 @@ extern bool dr_shmem_node_set(uint64 node_id, const char *address);
 extern const char *dr_shmem_node_address(uint64 node_id);
 /* Set the apply worker's latch, if it runs. */
 extern void dr_shmem_wake_apply(void);
+
+/* After commit or applied moved: note since when an entry committed is not applied
+ * (the caller holds g->mutex). */
+extern void dr_shmem_group_track_lag(DrGroup *g, TimestampTz now);
+/* Whether an entry committed lag_ms ago or earlier is still not applied. */
+extern bool dr_shmem_group_lagging(const DrGroup *g, TimestampTz now, int lag_ms);
 
 /* Scan every group entry; the caller holds the groups lock. */
 extern void dr_shmem_group_scan_init(HASH_SEQ_STATUS *status);

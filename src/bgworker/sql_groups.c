@@ -16,9 +16,9 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "queue.h"
-#include "replication/slot.h"
 #include "shmem.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "write.h"
@@ -106,6 +106,26 @@ static void bad_members(const char *msg, const char *detail)
 	                        "\"3\": \"10.0.0.3:7400\"}'.")));
 }
 
+/* Whether an address has only printable ASCII characters other than space, quotes and
+ * backslash (it goes into the LogDB, the log and error messages as it is). */
+static bool plain_address(const char *a, int len)
+{
+	for (int i = 0; i < len; i++)
+		if (a[i] <= ' ' || a[i] > '~' || a[i] == '"' || a[i] == '\'' || a[i] == '\\')
+			return false;
+	return true;
+}
+
+/* s as a JSON string, for error messages. */
+static char *json_quoted(const char *s)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	escape_json(&buf, s);
+	return buf.data;
+}
+
 /* members jsonb -> out (room for RAFT_MAX_MEMBERS); returns the count. */
 static int parse_members(Jsonb *jb, DrMemberAddr *out)
 {
@@ -128,10 +148,12 @@ static int parse_members(Jsonb *jb, DrMemberAddr *out)
 		key = pnstrdup(v.val.string.val, v.val.string.len);
 		errno = 0;
 		id = strtoi64(key, &end, 10);
-		if (key[0] < '0' || key[0] > '9' || *end != '\0' || errno != 0 || id < 1 ||
+		if (key[0] < '1' || key[0] > '9' || *end != '\0' || errno != 0 || id < 1 ||
 		    id > INT_MAX)
-			bad_members(psprintf("member id \"%s\" is not a positive integer", key),
-			            "Node ids are integers from 1 to 2147483647.");
+			bad_members(psprintf("member id %s is not a positive integer",
+			                     json_quoted(key)),
+			            "Node ids are integers from 1 to 2147483647, written without "
+			            "leading zeros.");
 		tok = JsonbIteratorNext(&it, &v, true);
 		if (tok != WJB_VALUE || v.type != jbvString)
 			bad_members(psprintf("the address of node %s is not a string", key), NULL);
@@ -145,6 +167,13 @@ static int parse_members(Jsonb *jb, DrMemberAddr *out)
 			            psprintf("A group has at most %d members.", RAFT_MAX_MEMBERS));
 		if (v.val.string.len >= DR_ADDR_LEN)
 			bad_members(psprintf("the address of node %s is too long", key), NULL);
+		if (!plain_address(v.val.string.val, v.val.string.len))
+			bad_members(
+			        psprintf("the address %s of node %s is not host:port",
+			                 json_quoted(pnstrdup(v.val.string.val, v.val.string.len)),
+			                 key),
+			        "An address has no spaces, quotes, backslashes or control "
+			        "characters.");
 		out[n].node_id = (uint64)id;
 		memcpy(out[n].addr, v.val.string.val, v.val.string.len);
 		out[n].addr[v.val.string.len] = '\0';
@@ -169,8 +198,7 @@ Datum dr_create_group(PG_FUNCTION_ARGS)
 	DrResult res;
 	char *payload;
 	Size len;
-	int n, n_groups;
-	bool exists;
+	int n;
 
 	dr_sql_groups_check_engine();
 	if (group_id < 1)
@@ -199,22 +227,6 @@ Datum dr_create_group(PG_FUNCTION_ARGS)
 		                 "listen_address), "
 		                 "which other members dial.")));
 
-	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
-	exists = dr_shmem_group_find((uint64)group_id) != NULL;
-	n_groups = dr_shared->n_groups;
-	LWLockRelease(dr_shared->groups_lock);
-	if (!exists && n_groups >= max_replication_slots)
-		ereport(ERROR,
-		        (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-		         errmsg("this node is a member of %d groups, as many as "
-		                "max_replication_slots allows",
-		                n_groups),
-		         errdetail("Each group keeps its applied index in a replication "
-		                   "origin, and PostgreSQL tracks at most "
-		                   "max_replication_slots of them."),
-		         errhint("Raise max_replication_slots (and dragonraft.max_groups) and "
-		                 "restart the server.")));
-
 	payload = dr_queue_encode_members(members, n, &len);
 	dr_queue_call(DR_REQ_CREATE_GROUP, (uint64)group_id, 0, payload, len, &res);
 	switch (res.rc) {
@@ -232,6 +244,19 @@ Datum dr_create_group(PG_FUNCTION_ARGS)
 		         errmsg("group %lld cannot be started on this node: %s",
 		                (long long)group_id, res.errmsg),
 		         errdetail("A member that lost its Raft log must not start as new.")));
+		break;
+	case DR_RC_ORIGINS_FULL:
+		ereport(ERROR,
+		        (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+		         errmsg("this server has %s replication origins, as many as "
+		                "max_replication_slots allows",
+		                res.errmsg),
+		         errdetail("Each group keeps its applied index in a replication "
+		                   "origin, and PostgreSQL tracks at most "
+		                   "max_replication_slots of them (logical replication's "
+		                   "subscriptions use them too)."),
+		         errhint("Raise max_replication_slots (and dragonraft.max_groups) and "
+		                 "restart the server.")));
 		break;
 	case DR_RC_GROUPS_FULL:
 		ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),

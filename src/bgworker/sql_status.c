@@ -21,9 +21,12 @@ PG_FUNCTION_INFO_V1(dr_group_status);
 PG_FUNCTION_INFO_V1(dr_group_members);
 PG_FUNCTION_INFO_V1(dr_group_stats);
 PG_FUNCTION_INFO_V1(dr_stat_reset);
+PG_FUNCTION_INFO_V1(dr_node_stats);
 
-/* Committed entries not yet applied beyond which a member is catching up. */
+/* A member is catching up beyond this many committed entries not yet applied, or
+ * while an entry committed this long ago is not applied. */
 #define CATCHING_UP_ENTRIES 100
+#define LAGGING_MS          1000
 
 static const char *engine_state_name(DrEngineState s)
 {
@@ -92,6 +95,33 @@ Datum dr_node_status(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
+/* dragonraft.stat_node: groups not started, and the transport's refusals. */
+Datum dr_node_stats(PG_FUNCTION_ARGS)
+{
+	TupleDesc tupdesc;
+	Datum values[8];
+	bool nulls[8] = {false};
+	DrTransportCounters c;
+	int not_started;
+
+	dr_shmem_check_loaded();
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	SpinLockAcquire(&dr_shared->mutex);
+	not_started = dr_shared->groups_not_started;
+	c = dr_shared->transport;
+	SpinLockRelease(&dr_shared->mutex);
+	values[0] = Int32GetDatum(not_started);
+	values[1] = Int64GetDatum((int64)c.accepted);
+	values[2] = Int64GetDatum((int64)c.refused);
+	values[3] = Int64GetDatum((int64)c.tls_failures);
+	values[4] = Int64GetDatum((int64)c.auth_refused);
+	values[5] = Int64GetDatum((int64)c.messages_rejected);
+	values[6] = Int64GetDatum((int64)c.frames_rejected);
+	values[7] = Int64GetDatum((int64)c.lines_suppressed);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
 /* A copy of a group entry, taken under its mutex. */
 typedef struct GroupCopy {
 	DrGroup g;
@@ -138,7 +168,7 @@ static GroupCopy *copy_groups(int *n)
 }
 
 /* The state of a member as dragonraft.status shows it, and its error or NULL. */
-static const char *member_state(const GroupCopy *c, const char **error)
+static const char *member_state(const GroupCopy *c, TimestampTz now, const char **error)
 {
 	const DrGroup *g = &c->g;
 
@@ -147,14 +177,16 @@ static const char *member_state(const GroupCopy *c, const char **error)
 		*error = c->engine_error[0] ? c->engine_error : "the engine worker is not running";
 		return "stopped";
 	}
-	if (g->member_state == DR_MEMBER_FAILED || g->member_state == DR_MEMBER_LOST ||
-	    g->apply_failing)
+	if (g->member_state == DR_MEMBER_FAILED || g->member_state == DR_MEMBER_LOST)
 		return "stopped";
+	if (g->apply_failures > 0)
+		return "apply_failed";
 	if (g->member_state == DR_MEMBER_RECOVERING || g->sending_snapshot)
 		return "snapshotting";
 	if (g->leader == 0)
 		return "no_leader";
-	if (g->apply_held || g->commit > g->applied + CATCHING_UP_ENTRIES)
+	if (g->apply_held || g->commit > g->applied + CATCHING_UP_ENTRIES ||
+	    dr_shmem_group_lagging(g, now, LAGGING_MS))
 		return "catching_up";
 	return "ok";
 }
@@ -176,7 +208,7 @@ Datum dr_group_status(PG_FUNCTION_ARGS)
 		Datum values[13];
 		bool nulls[13] = {false};
 		const char *error;
-		const char *state = member_state(&groups[i], &error);
+		const char *state = member_state(&groups[i], now, &error);
 
 		values[0] = Int64GetDatum((int64)g->group_id);
 		values[1] = Int32GetDatum(dr_node_id);

@@ -38,8 +38,9 @@ extern bool dr_capture_rel_replicated(Relation rel, uint64 *group_id, uint64 *ta
 /* The transaction's replicated writes, as the commit path sees them. */
 typedef struct DrPending {
 	uint64 group_id;
-	uint64 term;      /* the term this node led at the first write */
-	Oid registration; /* replicate_table's table, InvalidOid for a change set */
+	uint64 term;         /* the term this node led at the first write */
+	uint64 schema_index; /* the group's schema_index at the first write (DrGroup) */
+	Oid registration;    /* replicate_table's table, InvalidOid for a change set */
 } DrPending;
 
 /* Does the transaction have anything to replicate?  (The fast path: one test.) */
@@ -81,6 +82,8 @@ extern void dr_xact_init(void);
  * term's no-op (waits for it, cancellable); returns the term.  lock_only (a
  * row lock, FOR UPDATE/SHARE): only a leader waits, nothing is refused. */
 extern uint64 dr_xact_writable(uint64 group_id, bool lock_only);
+/* The group's schema index as this backend sees it now (DrGroup.schema_index). */
+extern uint64 dr_xact_schema_index(uint64 group_id);
 
 /* ---- utility.c ---- */
 
@@ -92,7 +95,12 @@ extern void dr_utility_init(void);
 /* Is this change set or registration a live local backend's to apply? */
 extern bool dr_apply_rows_owned(const struct entry_header *h);
 /* Apply one entry of a group inside the open transaction. */
-extern void dr_apply_rows_change_set(uint64 group_id, uint64 index, const struct entry_header *h);
+extern void dr_apply_rows_change_set(uint64 group_id, uint64 index, uint64 schema_index,
+                                     const struct entry_header *h);
+/* The group's last utility command applied here (its own transaction). */
+extern uint64 dr_apply_rows_schema_index(uint64 group_id);
+/* Publish the schema index (applied: true) or one being applied (false). */
+extern void dr_apply_rows_publish_schema(uint64 group_id, uint64 index, bool applied);
 extern void dr_apply_rows_register(uint64 group_id, uint64 index, const struct entry_header *h);
 extern void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header *h);
 /* The end of a transaction: forget cached table ids (they may have changed). */

@@ -24,6 +24,10 @@
  * ends with 40003: its entry is committed in Raft and the apply worker
  * applies it too.
  *
+ * A transaction whose entry follows a utility command of its group that it
+ * did not see at its first write is skipped by every member (apply_rows.c);
+ * at its turn it fails with 40001 (schema_changed), nothing committed.
+ *
  * statement_timeout does not fire here (it is disabled before commit).  The
  * turn wait ends on pg_cancel_backend (40003: the entry is committed in the
  * log and will be applied), pg_terminate_backend and a vanished client
@@ -99,6 +103,8 @@ typedef struct GroupView {
 	uint64 noop_index;
 	uint64 applied;
 	uint64 gave_up;
+	uint64 schema_index;
+	uint64 schema_next;
 	bool takeover;
 	RepOriginId origin;
 	char error[DR_ERROR_LEN];
@@ -117,6 +123,8 @@ static bool view_group(uint64 group_id, GroupView *v)
 		v->noop_index = v->g->noop_index;
 		v->applied = v->g->applied;
 		v->gave_up = v->g->gave_up;
+		v->schema_index = v->g->schema_index;
+		v->schema_next = v->g->schema_next;
 		v->takeover = v->g->takeover;
 		v->origin = v->g->origin;
 		strlcpy(v->error, v->g->error, sizeof(v->error));
@@ -204,6 +212,13 @@ uint64 dr_xact_writable(uint64 group_id, bool lock_only)
 	return v.term;
 }
 
+uint64 dr_xact_schema_index(uint64 group_id)
+{
+	GroupView v;
+
+	return view_group(group_id, &v) ? v.schema_index : 0;
+}
+
 /* ---- outcomes ---- */
 
 /* 40003: the entry may be (or is) committed in the log; it is applied from there. */
@@ -272,8 +287,28 @@ static void proposal_outcome(const DrResult *res, const DrPending *p)
 	}
 }
 
+/*
+ * A utility command of the group lies in the log between the schema this
+ * transaction wrote against (schema_index at its first write) and its entry:
+ * every member skips the entry (apply_rows.c), so nothing commits.
+ */
+static void schema_changed(uint64 group_id, uint64 command_index) pg_attribute_noreturn();
+
+static void schema_changed(uint64 group_id, uint64 command_index)
+{
+	ereport(ERROR,
+	        (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+	         errmsg("could not serialize access: a command run through dragonraft.execute "
+	                "changed the tables of group %llu while this transaction wrote them",
+	                (unsigned long long)group_id),
+	         errdetail("The command at log index %llu comes before this transaction's entry, "
+	                   "which every member skips: nothing was committed.",
+	                   (unsigned long long)command_index),
+	         errhint("Retry the transaction.")));
+}
+
 /* Wait until the group applied N - 1 (see the top of the file). */
-static void wait_turn(uint64 group_id, uint64 index)
+static void wait_turn(uint64 group_id, uint64 index, uint64 schema_index)
 {
 	TimestampTz next_client_check = 0;
 	GroupView v;
@@ -282,6 +317,11 @@ static void wait_turn(uint64 group_id, uint64 index)
 	for (;;) {
 		if (!view_group(group_id, &v))
 			break; /* the group went away: the commit fails below */
+		if (Max(v.schema_index, v.schema_next) > schema_index) {
+			RESUME_INTERRUPTS();
+			ConditionVariableCancelSleep();
+			schema_changed(group_id, Max(v.schema_index, v.schema_next));
+		}
 		if (v.applied + 1 >= index)
 			break;
 		if (v.takeover) {
@@ -365,7 +405,7 @@ static void pre_commit(void)
 	proposal_outcome(&res, &p);
 	C.index = res.index;
 
-	wait_turn(p.group_id, C.index);
+	wait_turn(p.group_id, C.index, p.schema_index);
 	if (p.registration != InvalidOid)
 		dr_sql_tables_install(p.registration, p.group_id, C.index);
 

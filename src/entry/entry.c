@@ -422,7 +422,7 @@ static int check_name(const char *s)
 }
 
 int entry_encode_change_set(struct entry_buf *out, const struct entry_owner *owner,
-                            const struct entry_register_in *reg,
+                            uint64_t schema_index, const struct entry_register_in *reg,
                             const struct entry_table_in *tables, uint32_t n_tables,
                             const struct entry_seq *seqs, uint32_t n_seqs, const uint8_t *ops,
                             size_t ops_len, uint32_t n_ops)
@@ -451,6 +451,8 @@ int entry_encode_change_set(struct entry_buf *out, const struct entry_owner *own
 	entry_put_u64(out, owner->incarnation);
 	entry_put_u32(out, owner->slot);
 	entry_put_u64(out, owner->generation);
+	if (reg == NULL)
+		entry_put_u64(out, schema_index);
 	if (reg != NULL) {
 		put_name(out, reg->schema);
 		put_name(out, reg->name);
@@ -549,7 +551,8 @@ int entry_decode_change_set(const struct entry_header *h, struct entry_change_se
 	memset(out, 0, sizeof(*out));
 	if (h->type != ENTRY_CHANGE_SET)
 		return ENTRY_ERR_TYPE;
-	if ((rc = decode_owner(&r, &out->owner)) != ENTRY_OK)
+	if ((rc = decode_owner(&r, &out->owner)) != ENTRY_OK ||
+	    (rc = get_u64(&r, &out->schema_index)) != ENTRY_OK)
 		return rc;
 	return decode_sections(&r, out, 0);
 }

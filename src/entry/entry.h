@@ -185,11 +185,14 @@ struct entry_register_in {
 /*
  * Encode a change set (reg NULL) or a registration into out (from its
  * current length): ops/ops_len/n_ops are the ops encoded with the op
- * encoders.  ENTRY_ERR_FORMAT for a name out of range or a registration
- * without exactly one table, ENTRY_ERR_SPACE when the buffer failed.
+ * encoders.  schema_index (change sets only) is the index of the group's
+ * last utility command the writer had seen applied when it first wrote: a
+ * change set with a utility command of its group between that index and
+ * its own was built against another schema, and every member skips it.  ENTRY_ERR_FORMAT for a name
+ * out of range or a registration without exactly one table, ENTRY_ERR_SPACE when the buffer failed.
  */
 int entry_encode_change_set(struct entry_buf *out, const struct entry_owner *owner,
-                            const struct entry_register_in *reg,
+                            uint64_t schema_index, const struct entry_register_in *reg,
                             const struct entry_table_in *tables, uint32_t n_tables,
                             const struct entry_seq *seqs, uint32_t n_seqs, const uint8_t *ops,
                             size_t ops_len, uint32_t n_ops);
@@ -203,6 +206,7 @@ struct entry_reader {
 /* A decoded change set or registration; pointers into the input. */
 struct entry_change_set {
 	struct entry_owner owner;
+	uint64_t schema_index; /* change sets only (see entry_encode_change_set) */
 	/* registration only */
 	const char *schema;
 	uint16_t schema_len;

@@ -90,6 +90,25 @@ int tp_parse_listen_addr(const char *s, struct sockaddr_storage *ss)
 	return TRANSPORT_OK;
 }
 
+void tp_set_local_addr(struct transport *t, const struct sockaddr_storage *listen)
+{
+	struct sockaddr_storage *ss = &t->local_addr;
+
+	*ss = *listen;
+	if (ss->ss_family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)ss;
+		in->sin_port = 0;
+		if (in->sin_addr.s_addr == htonl(INADDR_ANY))
+			ss->ss_family = AF_UNSPEC;
+	} else if (ss->ss_family == AF_INET6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+		in6->sin6_port = 0;
+		if (IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr))
+			ss->ss_family = AF_UNSPEC;
+	} else
+		ss->ss_family = AF_UNSPEC;
+}
+
 bool tp_is_loopback(const struct sockaddr_storage *ss)
 {
 	if (ss->ss_family == AF_INET) {
@@ -116,8 +135,14 @@ static bool connect_addr(struct conn *c)
 	int rc;
 
 	c->state = CS_CONNECTING;
-	rc = uv_tcp_connect(&c->connect_req, &c->tcp,
-	                    (const struct sockaddr *)&c->addrs[c->addr_idx], on_connect);
+	/* From the address this node listens on, when the peer's family is
+	 * the same: a peer (and a firewall) sees the node's own address. */
+	rc = 0;
+	if (t->local_addr.ss_family == c->addrs[c->addr_idx].ss_family)
+		rc = uv_tcp_bind(&c->tcp, (const struct sockaddr *)&t->local_addr, 0);
+	if (rc == 0)
+		rc = uv_tcp_connect(&c->connect_req, &c->tcp,
+		                    (const struct sockaddr *)&c->addrs[c->addr_idx], on_connect);
 	if (rc != 0) {
 		tp_errorf(t, "cannot start connecting to node %llu: %s",
 		          (unsigned long long)c->peer->id, uv_strerror(rc));

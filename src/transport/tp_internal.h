@@ -107,6 +107,9 @@ struct transport {
 	char *snapshot_dir;
 	uv_tcp_t listener;
 	bool listening;
+	/* The listen address with port 0, when it names one address: outgoing
+	 * connections start from it too (ss_family AF_UNSPEC: any address). */
+	struct sockaddr_storage local_addr;
 	uv_prepare_t prepare;
 	uv_check_t check;
 	uv_timer_t expiry; /* ages out partial snapshot files */
@@ -153,6 +156,9 @@ bool tp_numeric_addr(const char *host, uint16_t port, struct sockaddr_storage *s
 
 /* Parses the listen address; a host name is resolved here, synchronously (create only). */
 int tp_parse_listen_addr(const char *s, struct sockaddr_storage *ss);
+/* Remembers the listen address as the one outgoing connections start from,
+ * unless it is a wildcard (0.0.0.0, ::). */
+void tp_set_local_addr(struct transport *t, const struct sockaddr_storage *listen);
 
 /* Whether ss is 127.0.0.0/8, ::1 or v4-mapped 127/8. */
 bool tp_is_loopback(const struct sockaddr_storage *ss);

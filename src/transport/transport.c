@@ -1070,6 +1070,7 @@ static int start_listening(struct transport *t, const char *addr)
 		tp_errorf(t, "cannot listen on %s: %s", addr, uv_strerror(rc));
 		return TRANSPORT_EIO;
 	}
+	tp_set_local_addr(t, &ss);
 	return TRANSPORT_OK;
 }
 

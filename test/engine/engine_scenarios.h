@@ -226,6 +226,44 @@ static void test_replicate(void **state)
 	free(p);
 }
 
+static uint64_t storage_reads(const struct cluster *c)
+{
+	uint64_t n = 0;
+
+	for (raft_id id = 1; id <= (raft_id)c->n_nodes; id++)
+		n += fake_storage_reads(c->nodes[id].fs);
+	return n;
+}
+
+/*
+ * In steady state nothing is read back from storage: every entry is applied
+ * and acknowledged at once, and the cache still has the term of the last
+ * entry, which the next append needs (a LogDB read per append was most of a
+ * busy engine's CPU).
+ */
+static void test_steady_state_reads_nothing(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	struct prop p[100];
+	uint64_t reads;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, 50, 1);
+	assert_true(cluster_run(&c, all_converged, NULL, 100));
+	settle(&c, 5);
+	reads = storage_reads(&c);
+	for (size_t i = 50; i < 100; i++) {
+		propose_many(&c, p + i, 1, 1 + i);
+		assert_true(cluster_run(&c, all_converged, NULL, 100));
+	}
+	assert_int_equal(storage_reads(&c), reads);
+	check_acked(&c, p, 100);
+	cluster_destroy(&c);
+}
+
 /*
  * A follower whose state machine is busy (apply_busy) gets no committed
  * entries, yet keeps persisting and acknowledging: with the third node down
@@ -2154,6 +2192,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_replicate),
+	        cmocka_unit_test(test_steady_state_reads_nothing),
 	        cmocka_unit_test(test_follower_restart),
 	        cmocka_unit_test(test_apply_held),
 	        cmocka_unit_test(test_status_and_stats),

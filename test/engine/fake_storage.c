@@ -31,6 +31,7 @@ struct fake_storage {
 	enum fake_read_fault read_fault;
 	unsigned nomem_reads; /* FAKE_READ_NOMEM: reads still to fail */
 	uint64_t saves;
+	uint64_t reads; /* reads of entries and terms */
 };
 
 int fake_storage_create(struct fake_storage **out)
@@ -206,6 +207,7 @@ static int fs_list(void *ctx, uint64_t *ids, size_t cap, size_t *n)
 /* The injected fault of a read of entries or a term. */
 static int read_fault(struct fake_storage *fs)
 {
+	fs->reads++;
 	switch (fs->read_fault) {
 	case FAKE_READ_FAIL:
 		return ENGINE_ERR_STORAGE;
@@ -408,6 +410,11 @@ int fake_storage_mangle(struct fake_storage *fs, uint64_t group_id, raft_index i
 uint64_t fake_storage_saves(const struct fake_storage *fs)
 {
 	return fs->saves;
+}
+
+uint64_t fake_storage_reads(const struct fake_storage *fs)
+{
+	return fs->reads;
 }
 
 raft_index fake_storage_first(const struct fake_storage *fs, uint64_t group_id)

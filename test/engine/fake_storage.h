@@ -39,6 +39,8 @@ unsigned fake_storage_nomem_left(const struct fake_storage *fs);
 int fake_storage_mangle(struct fake_storage *fs, uint64_t group_id, raft_index index);
 /* Number of save calls so far. */
 uint64_t fake_storage_saves(const struct fake_storage *fs);
+/* Number of reads of entries and terms so far. */
+uint64_t fake_storage_reads(const struct fake_storage *fs);
 /* First stored index of a group (0 when unknown). */
 raft_index fake_storage_first(const struct fake_storage *fs, uint64_t group_id);
 

@@ -95,8 +95,8 @@ static void change_set(const struct entry_change_set *cs, int registration, cons
 		reg.def = def = dup_name(cs->def, cs->def_len);
 	}
 	/* A registration's definition is any text: longer than a name is fine. */
-	if (entry_encode_change_set(&out, &cs->owner, registration ? &reg : NULL, tables,
-	                            cs->n_tables, seqs, cs->n_seqs, cs->ops.p,
+	if (entry_encode_change_set(&out, &cs->owner, cs->schema_index, registration ? &reg : NULL,
+	                            tables, cs->n_tables, seqs, cs->n_seqs, cs->ops.p,
 	                            (size_t)(cs->ops.end - cs->ops.p), cs->n_ops) != ENTRY_OK)
 		__builtin_trap();
 	same_or_trap(&out, in, size);

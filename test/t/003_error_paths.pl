@@ -4,8 +4,13 @@
 # - SIGKILL of the apply worker with entries in flight: the postmaster's
 #   crash restart brings the groups back, the apply worker resumes at the
 #   durable applied index, and no entry is applied twice;
-# - an apply worker that fails with an ERROR is restarted and resumes once
+# - an entry that fails to apply parks its group only (state apply_failed,
+#   retried with backoff) while the other groups go on, and it resumes once
 #   the cause is gone;
+# - a group whose entries wait for the apply worker shows catching_up;
+# - create_group counts every replication origin of the server against
+#   max_replication_slots, so that no group is created whose origin the
+#   apply worker could not use;
 # - a backend waiting on the engine worker gets an error when the worker
 #   exits, and can be cancelled (statement_timeout) without leaving its
 #   request behind;
@@ -27,6 +32,7 @@ shared_preload_libraries = 'dragonraft'
 dragonraft.node_id = 1
 dragonraft.listen_address = '127.0.0.1:$rport'
 restart_after_crash = on
+max_replication_slots = 10
 });
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION dragonraft');
@@ -47,6 +53,8 @@ my $all_applied = q{
 	SELECT count(*) FILTER (WHERE s.state = 'ok' AND s.applied_index = s.commit_index
 	                        AND i.node_id IS NOT NULL) || '/' || count(*)
 	  FROM dragonraft.status s LEFT JOIN dragonraft.member_info i USING (group_id, node_id)};
+
+my ($rc, $stdout, $stderr);
 
 sub engine_pid { return sql('SELECT engine_pid FROM dragonraft.node_status()'); }
 sub apply_pid { return sql('SELECT apply_pid FROM dragonraft.node_status()'); }
@@ -77,6 +85,9 @@ ok( $node->poll_query_until('postgres',
 		q{SELECT count(*) FILTER (WHERE commit_index >= 3 AND applied_index = 0) FROM dragonraft.status},
 		'5'),
 	'five new groups commit entries that the stopped apply worker has not applied');
+ok( $node->poll_query_until('postgres',
+		q{SELECT count(*) FILTER (WHERE state = 'catching_up') FROM dragonraft.status}, '5'),
+	'they show catching_up while their committed entries wait (fewer than 100 of them)');
 my $log_offset = -s $node->logfile;
 kill 'KILL', $apid;
 $node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
@@ -87,39 +98,65 @@ like($log, qr/dragonraft apply worker for node 1 started in database "postgres"/
 	'the apply worker logs its start');
 like($log, qr/It resumes \d+ groups after their applied indexes: group \d+ at \d+/,
 	'and where each group resumes');
-unlike($log, qr/was applied before|are missing/, 'no entry was applied twice or skipped');
+unlike($log, qr/are missing/, 'no entry was skipped');
 is(sql('SELECT count(*) FROM dragonraft.member_info'), '6', 'one member info row per group');
 
-# 3. An apply worker that fails is restarted, and resumes once the cause is gone.
+# 3. An entry that fails to apply stops its group only: group 2 is parked,
+# the other groups go on, and group 2 resumes once the cause is gone.
 sql(q{
 	CREATE FUNCTION public.refuse_member_info() RETURNS trigger LANGUAGE plpgsql AS
-	  $$BEGIN RAISE EXCEPTION 'injected apply failure'; END$$;
+	  $$BEGIN
+	    IF NEW.group_id = 2 THEN RAISE EXCEPTION 'injected apply failure'; END IF;
+	    RETURN NEW;
+	  END$$;
 	CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON dragonraft.member_info
 	  FOR EACH ROW EXECUTE FUNCTION public.refuse_member_info();
 	ALTER TABLE dragonraft.member_info ENABLE ALWAYS TRIGGER refuse;
 });
+$apid = apply_pid();
 $log_offset = -s $node->logfile;
 my $moved = 'host=127.0.0.1 port=' . $node->port . ' application_name=moved';
 $node->append_conf('postgresql.conf', "dragonraft.client_address = '$moved'");
 $node->reload;
-my $failed_at = $node->wait_for_log(
-	qr/ERROR:  injected apply failure\n.*?dragonraft apply of entry \d+ \(member info\) of group \d+/s,
+$node->wait_for_log(
+	qr/ERROR:  injected apply failure\n.*?dragonraft apply of entry \d+ \(member info\) of group 2/s,
 	$log_offset);
 ok(1, 'the failure is logged with the group and entry');
-$node->wait_for_log(qr/dragonraft apply worker for node 1 started/, $failed_at);
-ok(1, 'the engine worker starts a new apply worker');
 ok( $node->poll_query_until('postgres', q{
-		SELECT bool_or(state = 'stopped' AND error = 'apply worker: injected apply failure')
-		  FROM dragonraft.status}),
-	'status shows the group stopped with the apply error');
-ok($node->poll_query_until('postgres', 'SELECT sum(apply_errors) > 0 FROM dragonraft.stat_groups'),
-	'stat_groups counts apply errors');
+		SELECT state || ': ' || error FROM dragonraft.status WHERE group_id = 2},
+		'apply_failed: apply worker: injected apply failure'),
+	'status shows group 2 apply_failed with the error');
+ok( $node->poll_query_until('postgres',
+		"SELECT count(*) FROM dragonraft.member_info WHERE client_address = '$moved'", '5'),
+	'the other five groups apply the new client address meanwhile');
+ok( $node->poll_query_until('postgres',
+		q{SELECT apply_errors >= 2 FROM dragonraft.stat_groups WHERE group_id = 2}),
+	'group 2 is tried again');
+is(apply_pid(), $apid, 'by the same apply worker, which did not exit');
+create_group(7);
+ok( $node->poll_query_until('postgres', q{
+		SELECT state = 'ok' AND applied_index = commit_index FROM dragonraft.status
+		 WHERE group_id = 7}),
+	'a group created meanwhile applies');
+is(sql(q{SELECT state FROM dragonraft.status WHERE group_id = 2}), 'apply_failed',
+	'while group 2 stays parked');
 sql('DROP TRIGGER refuse ON dragonraft.member_info');
-ok($node->poll_query_until('postgres', $all_applied, '6/6'), 'it resumes once the cause is gone');
+ok($node->poll_query_until('postgres', $all_applied, '7/7'), 'it resumes once the cause is gone');
 is(sql("SELECT count(*) FROM dragonraft.member_info WHERE client_address = '$moved'"),
-	'6', 'every group applied the new client address');
-unlike(slurp_file($node->logfile, $log_offset), qr/was applied before|are missing/,
-	'no entry was applied twice or skipped');
+	'7', 'every group applied the new client address');
+unlike(slurp_file($node->logfile, $log_offset), qr/are missing/, 'no entry was skipped');
+
+# 3b. Replication origins: max_replication_slots (10) counts them all, and
+# one of logical replication's holds a slot.  Groups 1 to 7 have 7 origins.
+sql(q{SELECT pg_replication_origin_create('someone_else')});
+sql(q{SELECT pg_replication_origin_advance('someone_else', '0/1')});
+create_group($_) for 8 .. 9;
+($rc, $stdout, $stderr) = $node->psql('postgres',
+	"SELECT dragonraft.create_group(10, '{\"1\": \"127.0.0.1:$rport\"}')");
+like($stderr, qr/this server has 10 replication origins, as many as max_replication_slots allows/,
+	'the group beyond max_replication_slots origins is refused');
+ok($node->poll_query_until('postgres', $all_applied, '9/9'), 'every group created applies');
+sql(q{SELECT pg_replication_origin_drop('someone_else')});
 
 # 4. A backend waiting on the engine worker gets an error when the worker exits.
 $epid = engine_pid();
@@ -141,14 +178,14 @@ like($waiter->{stderr}, qr/dragonraft engine worker exited before the operation 
 	'the waiting backend gets an error');
 $waiter->quit;
 $node->wait_for_log(qr/dragonraft engine worker for node 1 shutting down/, $log_offset);
-my ($rc, $stdout, $stderr) = $node->psql('postgres',
-	"SELECT dragonraft.create_group(7, '{\"1\": \"127.0.0.1:$rport\"}')");
+($rc, $stdout, $stderr) = $node->psql('postgres',
+	"SELECT dragonraft.create_group(10, '{\"1\": \"127.0.0.1:$rport\"}')");
 like($stderr, qr/dragonraft engine worker is not running/,
 	'a request while the worker is down fails at once');
 ok( $node->poll_query_until('postgres',
 		"SELECT engine_state = 'running' AND engine_pid <> $epid FROM dragonraft.node_status()"),
 	'the postmaster starts the engine worker again');
-ok($node->poll_query_until('postgres', $all_applied, '6/6'), 'with every group');
+ok($node->poll_query_until('postgres', $all_applied, '9/9'), 'with every group');
 
 # 5. A cancelled wait leaves nothing behind: the next request of the same
 # session works.
@@ -170,7 +207,7 @@ $session->quit;
 $log_offset = -s $node->logfile;
 kill 'KILL', engine_pid();
 $node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
-ok($node->poll_query_until('postgres', $all_applied, '6/6'),
+ok($node->poll_query_until('postgres', $all_applied, '9/9'),
 	'after SIGKILL of the engine worker every group is back');
 
 $node->stop('fast');

@@ -10,6 +10,11 @@
 #   $c->node($l)->safe_psql('postgres', ...);
 #   $c->caught_up(1);                             # every member applied it
 #   my ($state, $msg) = $c->sql_error($id, 'INSERT ...');
+#   $c->crash($id);                               # SIGKILL to the server and its children
+#
+# DragonCluster->new(3, own_addresses => 1) has node K's transport listen
+# on 127.0.0.1K (11, 12, ...) instead of 127.0.0.1, and so dial from it too:
+# firewall rules can then tell the nodes apart (addr($id)).
 #
 # scripts/check.sh runs the tests as the postgres user when started as root
 # (PostgreSQL refuses to run as root) and sets DR_SCRIPTS.
@@ -25,7 +30,8 @@ use Time::HiRes qw(time usleep);
 sub new
 {
 	my ($class, $n, %opts) = @_;
-	my $self = bless { nodes => [], raft_port => {}, n => $n }, $class;
+	my $self = bless { nodes => [], raft_port => {}, n => $n, own => $opts{own_addresses} },
+	  $class;
 
 	die 'DR_SCRIPTS must name the scripts directory of dragonraft' unless $ENV{DR_SCRIPTS};
 	my $certs = PostgreSQL::Test::Utils::tempdir() . '/certs';
@@ -37,10 +43,11 @@ sub new
 		$node->init;
 		my $port = PostgreSQL::Test::Cluster::get_free_port();
 		$self->{raft_port}{$id} = $port;
+		my $addr = $self->addr($id);
 		$node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'dragonraft'
 dragonraft.node_id = $id
-dragonraft.listen_address = '127.0.0.1:$port'
+dragonraft.listen_address = '$addr:$port'
 dragonraft.ssl_cert_file = '$certs/node$id.crt'
 dragonraft.ssl_key_file = '$certs/node$id.key'
 dragonraft.ssl_ca_file = '$certs/ca.crt'
@@ -53,14 +60,19 @@ dragonraft.ssl_ca_file = '$certs/ca.crt'
 }
 
 sub node { my ($self, $id) = @_; return $self->{nodes}[ $id - 1 ]; }
+sub addr { my ($self, $id) = @_; return $self->{own} ? "127.0.0.1$id" : '127.0.0.1'; }
+sub raft_port { my ($self, $id) = @_; return $self->{raft_port}{$id}; }
 sub ids { my ($self) = @_; return (1 .. $self->{n}); }
+# The nodes whose server runs (not stopped or crashed).
+sub running { my ($self) = @_; return grep { defined $self->node($_)->{_pid} } $self->ids; }
 
 # The members JSON of every node.
 sub members
 {
 	my ($self) = @_;
 	return '{'
-	  . join(', ', map { qq{"$_": "127.0.0.1:$self->{raft_port}{$_}"} } $self->ids) . '}';
+	  . join(', ', map { qq{"$_": "} . $self->addr($_) . qq{:$self->{raft_port}{$_}"} } $self->ids)
+	  . '}';
 }
 
 sub create_group
@@ -92,8 +104,8 @@ sub wait_until
 	return 0;
 }
 
-# The leader of group g once every node agrees on it and it accepts writes
-# (it applied its term's no-op); undef after the timeout.
+# The leader of group g once every running node agrees on it and it accepts
+# writes (it applied its term's no-op); undef after the timeout.
 sub leader
 {
 	my ($self, $g) = @_;
@@ -101,7 +113,7 @@ sub leader
 		"a writable leader of group $g",
 		sub {
 			my (%leaders, $leading);
-			for my $id ($self->ids)
+			for my $id ($self->running)
 			{
 				my ($role, $leader, $applied, $commit) = split /\|/,
 				  $self->node($id)->safe_psql('postgres',
@@ -115,7 +127,7 @@ sub leader
 		});
 }
 
-# Every node applied every entry of group g that its leader committed so far
+# Every running node applied every entry of group g that its leader committed so far
 # (execute() on the leader adds one and returns once it is applied there).
 sub caught_up
 {
@@ -125,7 +137,7 @@ sub caught_up
 	return $self->wait_until(
 		"every member of group $g at $index",
 		sub {
-			for my $id ($self->ids)
+			for my $id ($self->running)
 			{
 				return 0
 				  unless $self->node($id)->safe_psql('postgres',
@@ -169,6 +181,17 @@ sub server_pids
 		push @pids, $1 if defined $line && $line =~ /^(\d+) \(.*\) \S (\d+) / && $2 == $ppid;
 	}
 	return @pids;
+}
+
+# SIGKILL to node id's postmaster and all its children at once (a crash of
+# the machine, as far as the others can tell); returns once they are gone.
+sub crash
+{
+	my ($self, $id) = @_;
+	my @pids = $self->server_pids($id);
+	kill 'KILL', @pids;
+	$self->node($id)->{_pid} = undef;
+	return $self->wait_until("node ${id}'s processes to exit", sub { !grep { -e "/proc/$_" } @pids });
 }
 
 1;

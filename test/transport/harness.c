@@ -178,7 +178,8 @@ int th_node_start(struct th_node *n, uv_loop_t *loop, uint64_t id, int port, int
 		memset(&cfg, 0, sizeof(cfg));
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
 	cfg.node_id = id;
-	cfg.listen_addr = addr;
+	if (cfg.listen_addr == NULL)
+		cfg.listen_addr = addr;
 	cfg.log_fn = on_log;
 	cfg.log_ctx = n;
 	if (sec == TH_PSK && cfg.secret == NULL) {

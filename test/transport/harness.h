@@ -72,7 +72,7 @@ const char *th_pki_path(char *buf, size_t cap, const char *name);
 
 /*
  * Creates node id listening on 127.0.0.1:port (0: any) secured as sec says; TLS file
- * names set in extra win over the defaults.
+ * names and a listen address set in extra win over the defaults.
  */
 int th_node_start(struct th_node *n, uv_loop_t *loop, uint64_t id, int port, int sec,
                   const struct transport_config *extra);

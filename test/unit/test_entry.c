@@ -172,7 +172,7 @@ static void encode_change_set(struct entry_buf *out, const struct entry_register
 		n_ops += 3;
 	}
 	assert_false(ops.failed);
-	assert_int_equal(entry_encode_change_set(out, &owner, reg, tables, reg ? 1 : 2, &seq, 1,
+	assert_int_equal(entry_encode_change_set(out, &owner, 77, reg, tables, reg ? 1 : 2, &seq, 1,
 	                                         ops.data, ops.len, n_ops),
 	                 ENTRY_OK);
 	free(ops.data);
@@ -221,13 +221,15 @@ static void test_change_set_round_trip(void **state)
 	assert_true(cs.owner.incarnation == 0x1122334455667788ull);
 	assert_int_equal(cs.owner.slot, 17);
 	assert_int_equal(cs.owner.generation, 99);
+	assert_int_equal(cs.schema_index, 77);
 	{
 		struct entry_owner o;
 
 		assert_int_equal(entry_decode_owner(&h, &o), ENTRY_OK);
 		/* field by field: the struct has padding */
-		assert_true(o.node_id == cs.owner.node_id && o.incarnation == cs.owner.incarnation &&
-		            o.slot == cs.owner.slot && o.generation == cs.owner.generation);
+		assert_true(o.node_id == cs.owner.node_id &&
+		            o.incarnation == cs.owner.incarnation && o.slot == cs.owner.slot &&
+		            o.generation == cs.owner.generation);
 	}
 	assert_int_equal(cs.n_tables, 2);
 	r = cs.tables;
@@ -305,11 +307,11 @@ static void test_change_set_refuses(void **state)
 		struct entry_buf out = {0};
 
 		assert_int_equal(
-		        entry_encode_change_set(&out, &o, NULL, &t, 1, NULL, 0, NULL, 0, 0),
+		        entry_encode_change_set(&out, &o, 0, NULL, &t, 1, NULL, 0, NULL, 0, 0),
 		        ENTRY_ERR_FORMAT);
 		o.node_id = 0;
 		assert_int_equal(
-		        entry_encode_change_set(&out, &o, NULL, NULL, 0, NULL, 0, NULL, 0, 0),
+		        entry_encode_change_set(&out, &o, 0, NULL, NULL, 0, NULL, 0, NULL, 0, 0),
 		        ENTRY_ERR_FORMAT);
 		free(out.data);
 	}

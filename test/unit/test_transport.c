@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <cmocka.h>
 
@@ -438,6 +440,51 @@ static void test_create_errors(void **state)
 	th_run_for(&p.loop, 20);
 	assert_false(n3.closed);
 	assert_true(th_pair_stop(&p));
+}
+
+/* A node listening on one address dials from it: peers and firewalls see
+ * the node's own address (the partition test of the extension relies on it). */
+static bool accepted(void *arg)
+{
+	int *fd = arg;
+
+	fd[1] = accept(fd[0], NULL, NULL);
+	return fd[1] >= 0;
+}
+
+static void test_dials_from_listen_address(void **state)
+{
+	uv_loop_t loop;
+	struct th_node n;
+	struct transport_config cfg = {.listen_addr = "127.0.0.2:0"};
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sin);
+	char peer[64];
+	int fd[2] = {-1, -1};
+	struct raft_message m = th_heartbeat(1, 2, 1, 1);
+
+	(void)state;
+	/* A plain listener on 127.0.0.1 stands for node 2. */
+	fd[0] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	assert_true(fd[0] >= 0);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd[0], (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(fd[0], 4), 0);
+	assert_int_equal(getsockname(fd[0], (struct sockaddr *)&sin, &len), 0);
+	snprintf(peer, sizeof(peer), "127.0.0.1:%d", ntohs(sin.sin_port));
+
+	uv_loop_init(&loop);
+	assert_int_equal(th_node_start(&n, &loop, 1, 0, TH_NONE, &cfg), 0);
+	assert_int_equal(transport_add_peer(n.t, 2, peer), TRANSPORT_OK);
+	assert_int_equal(transport_send(n.t, &m), TRANSPORT_OK);
+	assert_true(th_run_until(&loop, accepted, fd, 5000));
+	len = sizeof(sin);
+	assert_int_equal(getpeername(fd[1], (struct sockaddr *)&sin, &len), 0);
+	assert_string_equal(inet_ntoa(sin.sin_addr), "127.0.0.2");
+	close(fd[1]);
+	close(fd[0]);
+	th_node_stop(&n);
+	assert_int_equal(uv_loop_close(&loop), 0);
 }
 
 /* ---- peers named by host name ------------------------------------------- */
@@ -1245,6 +1292,7 @@ int main(void)
 	        cmocka_unit_test(test_no_secret_loopback_only),
 	        cmocka_unit_test(test_queue_overflow_and_handshake_timeout),
 	        cmocka_unit_test(test_create_errors),
+	        cmocka_unit_test(test_dials_from_listen_address),
 	        cmocka_unit_test(test_peer_by_host_name),
 	        cmocka_unit_test_teardown(test_unresolvable_peer_does_not_block, unblock),
 	        cmocka_unit_test_teardown(test_close_with_resolve_in_flight, unblock),

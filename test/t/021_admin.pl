@@ -1,0 +1,77 @@
+# What an administrator relies on, on three nodes:
+# - transfer_leader() returns once dragonraft.status on the node that ran it
+#   shows the new leader (run on the leader, and on the target);
+# - DROP EXTENSION is refused while the node is a member of groups;
+# - dragonraft.stat_node counts the transport's refusals (a connection that
+#   is not TLS);
+# - an invalid dragonraft address in postgresql.conf stops the server from
+#   starting instead of falling back to the default.
+use strict;
+use warnings;
+use FindBin;
+use IO::Socket::INET;
+use lib $FindBin::RealBin;
+use DragonCluster;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $c = DragonCluster->new(3);
+$c->create_group(1);
+my $l = $c->leader(1) or die 'no leader';
+
+# 1. Leadership moves around the three nodes, each transfer run on the
+# leader or on the target; the status of the node that ran it shows the new
+# leader as soon as transfer_leader returns.
+my (@targets, @seen);
+for my $round (1 .. 6)
+{
+	my $target = $l % 3 + 1;
+	my $caller = $round % 2 ? $l : $target;
+	push @targets, $target;
+	my $out = $c->node($caller)->safe_psql(
+		'postgres', qq{
+		SELECT dragonraft.transfer_leader(1, $target);
+		SELECT leader_id FROM dragonraft.status WHERE group_id = 1});
+	push @seen, (split /\n/, $out)[-1];
+	$l = $c->leader(1) or die 'no leader after a transfer';
+}
+is("@seen", "@targets", 'status shows the new leader as soon as transfer_leader returns');
+
+# 2. DROP EXTENSION while a member of group 1.
+my ($state, $msg) = $c->sql_error(1, 'DROP EXTENSION dragonraft CASCADE');
+is($state, '55006', 'DROP EXTENSION is refused (object in use)');
+like($msg, qr/cannot drop extension dragonraft: this node is a member of 1 groups/,
+	'with the number of groups');
+is($c->node(1)->safe_psql('postgres', 'SELECT count(*) FROM dragonraft.status'), '1',
+	'and the extension is still there');
+
+# 3. Bytes that are not TLS on the Raft port: refused, and counted.
+my $before = $c->node(1)->safe_psql('postgres', 'SELECT tls_failures FROM dragonraft.stat_node');
+for (1 .. 3)
+{
+	my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $c->{raft_port}{1})
+	  or die "cannot connect: $!";
+	print $s "GET / HTTP/1.0\r\n\r\n" x 20;
+	local $/;
+	my $ignored = <$s>;    # until the node closes the connection
+	close $s;
+}
+ok( $c->node(1)->poll_query_until('postgres',
+		"SELECT tls_failures >= $before + 3 AND connections_accepted > 0 FROM dragonraft.stat_node"),
+	'stat_node counts the failed TLS handshakes');
+
+# 4. An address PostgreSQL would replace with the default.
+my $bad = PostgreSQL::Test::Cluster->new('bad_address');
+$bad->init;
+$bad->append_conf('postgresql.conf', q{
+shared_preload_libraries = 'dragonraft'
+dragonraft.node_id = 9
+dragonraft.listen_address = '127.0.0.1:99999'
+});
+ok(!$bad->start(fail_ok => 1), 'a server with listen_address port 99999 does not start');
+like(slurp_file($bad->logfile), qr/invalid dragonraft address "127.0.0.1:99999" in the configuration/,
+	'its log names the address');
+
+$c->node($_)->stop('fast') for $c->ids;
+done_testing();

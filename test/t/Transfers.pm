@@ -1,0 +1,220 @@
+# Transfers - a bank-transfer load for failover tests of dragonraft.
+#
+# Table accounts (20 accounts of 1000) and transfers (one row per transfer,
+# its id chosen by the client) in a replicated group.  Each client is a
+# forked process that runs transfers one after another, each one psql
+# session (BEGIN; two UPDATEs; INSERT INTO transfers; COMMIT), against the
+# node it believes leads (following the leader named by a 25006 error, or
+# trying the next node when one does not answer), or always against one
+# node (pin).  It records each transfer's outcome in its own file:
+#   committed  COMMIT returned success
+#   unknown    40003, or the connection was lost after the transaction was
+#              sent: it may or may not have committed
+#   failed S   any other error (SQLSTATE S): it did not commit
+#   hung       no answer within 60 s (a defect)
+#
+#   Transfers::setup($c, $group, $leader);
+#   my $load = Transfers->start($c, $clients, pin => $id);
+#   $load->wait_commits($n [, $since]);  # n more COMMITs (after time $since)
+#   my %outcome = $load->stop;           # id => outcome
+#   Transfers::check($c, \%outcome, $label);
+package Transfers;
+
+use strict;
+use warnings;
+use IPC::Run;
+use POSIX ();
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time usleep);
+
+my $ACCOUNTS = 20;
+my $BALANCE = 1000;
+
+sub setup
+{
+	my ($c, $g, $l) = @_;
+	my $L = $c->node($l);
+	$L->safe_psql('postgres', qq{SELECT dragonraft.execute($g, \$\$
+CREATE TABLE accounts (id int PRIMARY KEY, balance bigint NOT NULL);
+CREATE TABLE transfers (id bigint PRIMARY KEY, src int NOT NULL, dst int NOT NULL, amount int NOT NULL);
+\$\$)});
+	$L->safe_psql('postgres', "SELECT dragonraft.replicate_table('$_', $g)") for qw(accounts transfers);
+	$L->safe_psql('postgres',
+		"INSERT INTO accounts SELECT i, $BALANCE FROM generate_series(1, $ACCOUNTS) i");
+	return;
+}
+
+sub start
+{
+	my ($class, $c, $n, %opts) = @_;
+	my $self = bless { c => $c, dir => PostgreSQL::Test::Utils::tempdir(), pids => [] }, $class;
+	$self->{base} = $self->{started} = time;
+	for my $k (1 .. $n)
+	{
+		my $pid = fork;
+		die "fork: $!" unless defined $pid;
+		if ($pid == 0)
+		{
+			# Never the END blocks of the parent's modules (they stop the servers).
+			eval { client($c, $self->{dir}, $k, $opts{pin}); 1 } or print STDERR "client $k: $@";
+			POSIX::_exit(0);
+		}
+		push @{ $self->{pids} }, $pid;
+	}
+	return $self;
+}
+
+# One client: transfers until the stop file appears or the test exits.
+sub client
+{
+	my ($c, $dir, $k, $pin) = @_;
+	srand($$ ^ int(time * 1000));
+	open(my $log, '>>', "$dir/client$k") or die;
+	$log->autoflush(1);
+	my $nodes = () = $c->ids;
+	my $target = $pin // 1 + $k % $nodes;
+	my $seq = 0;
+	$ENV{PGCONNECT_TIMEOUT} = 5;
+	my $parent = getppid;
+	until (-e "$dir/stop" || getppid != $parent)    # the test ended: stop too
+	{
+		my $id = ($$ % 100_000 + 1) * 1_000_000 + ++$seq;
+		my $a = 1 + int(rand $ACCOUNTS);
+		my $b = 1 + int(rand($ACCOUNTS - 1));
+		$b++ if $b >= $a;
+		my $amount = 1 + int(rand 50);
+		my ($out, $err) = ('', '');
+		my $sql = "BEGIN; UPDATE accounts SET balance = balance - $amount WHERE id = $a; "
+		  . "UPDATE accounts SET balance = balance + $amount WHERE id = $b; "
+		  . "INSERT INTO transfers VALUES ($id, $a, $b, $amount); COMMIT;";
+		my $h = IPC::Run::start(
+			[
+				'psql', '-XAtq', '-v', 'ON_ERROR_STOP=1', '-d', $c->node($target)->connstr('postgres'),
+				'-c', '\set VERBOSITY verbose', '-c', $sql
+			],
+			'>', \$out, '2>', \$err,
+			IPC::Run::timeout(60));
+		my $outcome;
+		eval { $h->finish; 1 } or do { $h->kill_kill; $outcome = 'hung'; };
+		my $rc = $h->result(0) // -1;
+		my $next = 0;
+		if (defined $outcome) { }
+		elsif ($rc == 0 && $err !~ /ERROR|FATAL|closed/) { $outcome = 'committed'; }
+		elsif ($err =~ /ERROR:\s+40003:/) { $outcome = 'unknown'; $next = 1; }
+		elsif ($err =~ /ERROR:\s+([0-9A-Z]{5}):/)
+		{
+			$outcome = "failed $1";
+			if ($1 eq '25006' && !defined $pin)
+			{
+				if ($err =~ /The leader is node (\d+)/) { $target = $1; }
+				else { $next = 1; }
+			}
+		}
+		elsif ($err =~ /connection to server .* failed/)
+		{
+			$outcome = 'failed connect';
+			$next = 1;
+		}
+		else { $outcome = 'unknown'; $next = 1; }
+		printf $log "%d %.6f %s\n", $id, time, $outcome;
+		if ($next)
+		{
+			$target = $target % $nodes + 1 unless defined $pin;
+			usleep(50_000);
+		}
+	}
+	close $log;
+	return;
+}
+
+# Every client's outcomes: id => [time, outcome].
+sub outcomes
+{
+	my ($self) = @_;
+	my %r;
+	for my $f (glob "$self->{dir}/client*")
+	{
+		open(my $fh, '<', $f) or next;
+		while (my $line = <$fh>)
+		{
+			$r{$1} = [ $2, $3 ] if $line =~ /^(\d+) (\S+) (.+)$/;
+		}
+		close $fh;
+	}
+	return %r;
+}
+
+# Waits until n transfers committed after time since (default: this call).
+sub wait_commits
+{
+	my ($self, $n, $since) = @_;
+	$since //= time;
+	return $self->{c}->wait_until(
+		"$n commits",
+		sub {
+			my %r = $self->outcomes;
+			return (grep { $_->[1] eq 'committed' && $_->[0] > $since } values %r) >= $n;
+		});
+}
+
+# The write gap around time t: the last COMMIT before it to the first after.
+sub gap
+{
+	my ($self, $t) = @_;
+	my %r = $self->outcomes;
+	my @c = sort { $a <=> $b } map { $_->[0] } grep { $_->[1] eq 'committed' } values %r;
+	my ($before) = reverse grep { $_ < $t } @c;
+	my ($after) = grep { $_ > $t } @c;
+	return defined $before && defined $after ? $after - $before : -1;
+}
+
+# Stops the clients; returns id => outcome.
+sub stop
+{
+	my ($self) = @_;
+	open(my $fh, '>', "$self->{dir}/stop") or die;
+	close $fh;
+	waitpid($_, 0) for @{ $self->{pids} };
+	my %r = $self->outcomes;
+	return map { $_ => $r{$_}[1] } keys %r;
+}
+
+# The invariants, on every node (run after caught_up).
+sub check
+{
+	my ($c, $r, $label) = @_;
+	my %count;
+	$count{ $r->{$_} }++ for keys %$r;
+	diag("$label: " . join(', ', map { "$_ $count{$_}" } sort keys %count));
+	is($count{hung} // 0, 0, "$label: no transaction went unanswered");
+	my ($first) = $c->ids;
+	my $accounts = $c->contents($first, 'accounts', 'id');
+	my $transfers = $c->contents($first, 'transfers', 'id');
+	for my $id ($c->ids)
+	{
+		my $N = $c->node($id);
+		is($N->safe_psql('postgres', 'SELECT sum(balance) FROM accounts'),
+			$ACCOUNTS * $BALANCE, "$label: node $id: the sum of the balances is unchanged");
+		is($N->safe_psql('postgres', qq{SELECT count(*) FROM accounts a WHERE balance <> $BALANCE
+			- (SELECT coalesce(sum(amount), 0) FROM transfers WHERE src = a.id)
+			+ (SELECT coalesce(sum(amount), 0) FROM transfers WHERE dst = a.id)}),
+			'0', "$label: node $id: every balance is what its transfers made it");
+		is($c->contents($id, 'accounts', 'id'), $accounts, "$label: node $id has the same accounts");
+		is($c->contents($id, 'transfers', 'id'), $transfers, "$label: node $id has the same transfers");
+	}
+	my %present = map { $_ => 1 } split /\n/,
+	  $c->node($first)->safe_psql('postgres', 'SELECT id FROM transfers ORDER BY id');
+	my @lost = grep { $r->{$_} eq 'committed' && !$present{$_} } keys %$r;
+	is(scalar(@lost), 0, "$label: every transfer that got COMMIT is there")
+	  or diag("missing: @lost[0 .. ($#lost < 9 ? $#lost : 9)]");
+	my @ghost = grep { defined $r->{$_} && $r->{$_} =~ /^failed/ } keys %present;
+	is(scalar(@ghost), 0, "$label: no transfer that failed is there")
+	  or diag(join ', ', map { "$_: $r->{$_}" } @ghost[0 .. ($#ghost < 9 ? $#ghost : 9)]);
+	my @unknown_in = grep { defined $r->{$_} && $r->{$_} eq 'unknown' } keys %present;
+	diag("$label: " . scalar(@unknown_in) . ' of ' . ($count{unknown} // 0)
+		  . ' transfers of unknown outcome committed');
+	return;
+}
+
+1;
