@@ -214,7 +214,8 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 	/* The apply worker runs the command in log order and waits for the locks
 	 * it needs; this backend would wait for that apply while holding its
 	 * transaction's locks (a cycle no deadlock detector sees), and a ROLLBACK
-	 * could not undo the command on the members. */
+	 * could not undo the command on the members.  (A multi-statement query
+	 * string is a block too, as for VACUUM.) */
 	if (IsTransactionBlock() || TransactionIdIsValid(GetTopTransactionIdIfAny()))
 		ereport(ERROR, (errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
 		                errmsg("dragonraft.execute cannot run inside a transaction block "
