@@ -89,6 +89,33 @@ static bool rv_replicated(RangeVar *rv)
 	return OidIsValid(relid) && part_of_replicated(relid, AccessShareLock);
 }
 
+/* COPY FROM and TRUNCATE run no ExecutorStart: check their replicated tables
+ * before they touch a row (a follower's 25006 before a long COPY). */
+static void check_data_targets(Node *stmt)
+{
+	List *rvs = NIL;
+	ListCell *lc;
+
+	if (IsA(stmt, CopyStmt) && ((CopyStmt *)stmt)->is_from && ((CopyStmt *)stmt)->relation)
+		rvs = list_make1(((CopyStmt *)stmt)->relation);
+	else if (IsA(stmt, TruncateStmt))
+		rvs = ((TruncateStmt *)stmt)->relations;
+	foreach (lc, rvs) {
+		Oid relid = RangeVarGetRelid(lfirst(lc), NoLock, true);
+		Relation rel;
+		uint64 group_id;
+		bool replicated;
+
+		if (!OidIsValid(relid) || get_rel_relkind(relid) != RELKIND_RELATION ||
+		    (rel = try_table_open(relid, AccessShareLock)) == NULL)
+			continue;
+		replicated = dr_capture_rel_replicated(rel, &group_id, NULL);
+		table_close(rel, AccessShareLock);
+		if (replicated)
+			dr_capture_begin(group_id);
+	}
+}
+
 /* A trigger that only replicate_table may create: the capture trigger's
  * names, or dragonraft.capture() under any name. */
 static bool capture_trigger(Node *stmt)
@@ -216,6 +243,7 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 			                   "group in log order."),
 			         errhint("Run it as SELECT dragonraft.execute(<group id>, "
 			                 "'<command>').")));
+		check_data_targets(stmt);
 		if (!dr_capture_other_writes() && !writes_nothing(stmt))
 			dr_capture_note_other_write();
 	}

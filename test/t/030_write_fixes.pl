@@ -155,6 +155,10 @@ my $holder = $F->background_psql('postgres', on_error_stop => 0);
 $holder->query_safe('BEGIN; SELECT * FROM acc WHERE id = 1 FOR UPDATE');
 ($st, $err) = $c->sql_error($f, "SET lock_timeout = '30s'; UPDATE acc SET bal = 0 WHERE id = 1");
 is($st, '25006', 'a follower refuses a write before it waits for a row lock');
+($st, $err) = $c->sql_error($f, "SET lock_timeout = '30s'; TRUNCATE acc");
+is($st, '25006', 'and a TRUNCATE before it waits for the table lock');
+($st, $err) = $c->sql_error($f, "COPY acc FROM PROGRAM 'echo 99	99'");
+is($st, '25006', 'and a COPY');
 # A new leader that has not applied its backlog yet: its writer waits before
 # it locks a row that an older entry changes (the apply worker would wait
 # for that lock, and the writer for the apply).  The local lock holds back
