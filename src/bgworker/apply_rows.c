@@ -21,9 +21,10 @@
  * dragonraft.replicated_tables (state 'refused', with the reason) and in the
  * server log, the group's apply goes on, later changes of that table are
  * skipped on this member, and a guard trigger refuses local writes to it
- * (they would never be replicated, even once this member leads).  Stopping the group's apply
- * instead would leave every other table of the group behind for a local mistake that a DBA fixes by
- * dropping the table here and replicating it again.
+ * (they would never be replicated, even once this member leads).  Stopping
+ * the group's apply instead would leave every other table of the group
+ * behind for a local mistake that a DBA fixes by dropping the table here and
+ * replicating it again.
  *
  * A utility command (execute) runs in a subtransaction: if it fails, the
  * failure is recorded in dragonraft.ddl_history (every member, in log

@@ -26,8 +26,8 @@
 
 #include "access/genam.h"
 #include "access/heapam.h"
-#include "access/table.h"
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/dependency.h"
 #include "catalog/pg_attrdef.h"
@@ -383,9 +383,8 @@ static void no_identity(Relation rel, const CapTable *t, const char *action)
 		                action, RelationGetRelationName(rel), t->no_eq),
 		         errdetail("The members of its group find the row to change by comparing "
 		                   "every column."),
-		         errhint("Give the table a primary key, or set REPLICA IDENTITY USING "
-		                 "INDEX "
-		                 "with dragonraft.execute and ALTER TABLE.")));
+		         errhint("Give the table a primary key, or an identity index, with "
+		                 "dragonraft.execute.")));
 	ereport(ERROR,
 	        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 	         errmsg("cannot %s table \"%s\" because it does not have a replica identity and "
