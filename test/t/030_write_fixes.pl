@@ -187,6 +187,40 @@ is($werr, '', 'the writer commits once the backlog is applied');
 is(same_everywhere('acc', 'id', 'after the new leader\'s first write'), '(1,81);(2,1006);(4,44);(5,55);(7,7)',
 	'the new leader has every change');
 
+# A utility command in the new leader's backlog needs the table lock its
+# waiting writer holds: the writer ends with 40001 (nothing proposed) rather
+# than wait for an apply that waits for it.
+my ($next2) = grep { $_ != $l } $c->ids;
+my $N = $c->node($next2);
+$holder = $N->background_psql('postgres', on_error_stop => 0);
+$holder->query_safe('BEGIN; SELECT * FROM acc WHERE id = 1 FOR UPDATE');
+$c->node($l)->safe_psql('postgres', "UPDATE acc SET bal = bal + 1 WHERE id = 1;
+	SELECT dragonraft.execute(1, 'ALTER TABLE acc ADD COLUMN w int')");
+ok($c->wait_until("the apply worker of node $next2 to wait for the row lock", sub {
+	$N->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND backend_type LIKE 'dragonraft%'") eq '1' }),
+	'the apply worker of the next leader waits for the local lock');
+$c->node($l)->safe_psql('postgres', "SELECT dragonraft.transfer_leader(1, $next2)");
+ok($c->wait_until("node $next2 to lead", sub {
+	$N->safe_psql('postgres', 'SELECT role FROM dragonraft.status WHERE group_id = 1') eq 'leader' }),
+	'the leadership moved to the member with a command in its backlog');
+($wout, $werr) = ('', '');
+$writer = IPC::Run::start(['psql', '-XAt', '-d', $N->connstr('postgres'), '-c',
+		'\set VERBOSITY verbose', '-c', "SET statement_timeout = '60s'", '-c',
+		'UPDATE acc SET bal = bal + 1000 WHERE id = 2'],
+	'>', \$wout, '2>', \$werr);
+ok($c->wait_until('the writer to wait for the backlog', sub {
+	$N->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND query LIKE 'UPDATE acc%'") eq '1' }),
+	'the writer waits for the backlog');
+$holder->query_safe('COMMIT');
+$holder->quit;
+$writer->finish;
+like($werr, qr/ERROR:\s+40001:.*applies a command run through dragonraft.execute/,
+	'the writer ends with 40001 when the backlog\'s command needs its lock');
+($l, @followers) = ($next2, grep { $_ != $next2 } $c->ids);
+$N->safe_psql('postgres', 'UPDATE acc SET bal = bal + 1000 WHERE id = 2');
+is(same_everywhere('acc', 'id', 'after the retry'), '(1,82,);(2,2006,);(4,44,);(5,55,);(7,7,)',
+	'the retry commits after the command');
+
 # 8. DDL that drops or changes part of a replicated table past the statement
 # hook is refused too (review 2, #7), on any member; through execute() it runs.
 $L = $c->node($l);
