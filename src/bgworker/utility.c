@@ -11,7 +11,9 @@
  * - ProcessUtility and ExecutorStart note a write to a table that is not
  *   replicated: such a transaction keeps synchronous_commit (only the
  *   replicated part is durable in the Raft log).
- * - Only replicate_table creates capture triggers.
+ * - Only replicate_table creates dragonraft's triggers, and nothing (execute()
+ *   included) drops, renames, enables or disables them, or fires a user
+ *   trigger of a replicated table in the apply worker.
  * - object_access_hook: a drop that takes part of a replicated table with
  *   it (a CASCADE, an index, an owned sequence, a capture trigger) is
  *   refused like the DDL above.
@@ -116,30 +118,83 @@ static void check_data_targets(Node *stmt)
 	}
 }
 
-/* A trigger that only replicate_table may create: the capture trigger's
- * names, or dragonraft.capture() under any name. */
-static bool capture_trigger(Node *stmt)
+/* One of dragonraft's triggers (capture, truncate capture, refused guard). */
+static bool ours(const char *trigname)
 {
-	const char *name = NULL;
+	return trigname != NULL && strncmp(trigname, "dragonraft_", strlen("dragonraft_")) == 0;
+}
 
+/*
+ * A trigger change that would forge, stop or bypass capture, or make a user
+ * trigger fire in the apply worker (ENABLE ALWAYS/REPLICA: its writes would
+ * reach the followers twice): refused everywhere, dragonraft.execute()
+ * included (every member refuses it alike); NULL if it is none.
+ */
+static const char *trigger_change(Node *stmt)
+{
 	if (IsA(stmt, CreateTrigStmt)) {
 		CreateTrigStmt *t = (CreateTrigStmt *)stmt;
 		char *schema, *fn;
+		Oid fid;
 
 		DeconstructQualifiedName(t->funcname, &schema, &fn);
-		if (strcmp(fn, "capture") == 0) {
-			Oid fid = schema ? InvalidOid : LookupFuncName(t->funcname, 0, NULL, true);
+		fid = strcmp(fn, "capture") == 0 && schema == NULL
+		              ? LookupFuncName(t->funcname, 0, NULL, true)
+		              : InvalidOid;
+		if (ours(t->trigname) ||
+		    (strcmp(fn, "capture") == 0 &&
+		     (schema ? strcmp(schema, "dragonraft") == 0
+		             : OidIsValid(fid) && get_func_namespace(fid) ==
+		                                          get_namespace_oid("dragonraft", true))))
+			return "only dragonraft.replicate_table creates dragonraft's triggers";
+	} else if (IsA(stmt, RenameStmt) && ((RenameStmt *)stmt)->renameType == OBJECT_TRIGGER) {
+		RenameStmt *r = (RenameStmt *)stmt;
 
-			if (schema ? strcmp(schema, "dragonraft") == 0
-			           : OidIsValid(fid) &&
-			                     get_func_namespace(fid) ==
-			                             get_namespace_oid("dragonraft", true))
-				return true;
+		if (ours(r->subname) || ours(r->newname))
+			return "dragonraft's triggers cannot be renamed";
+	} else if (IsA(stmt, DropStmt) && ((DropStmt *)stmt)->removeType == OBJECT_TRIGGER) {
+		ListCell *lc;
+
+		foreach (lc, ((DropStmt *)stmt)->objects)
+			if (ours(strVal(llast(lfirst(lc)))))
+				return "dragonraft's triggers go with their table";
+	} else if (IsA(stmt, AlterTableStmt)) {
+		AlterTableStmt *at = (AlterTableStmt *)stmt;
+		ListCell *lc;
+
+		foreach (lc, at->cmds) {
+			AlterTableCmd *cmd = lfirst(lc);
+
+			switch (cmd->subtype) {
+			case AT_EnableTrig:
+			case AT_DisableTrig:
+				if (ours(cmd->name))
+					return "dragonraft's triggers cannot be enabled or "
+					       "disabled";
+				break;
+			case AT_EnableAlwaysTrig:
+			case AT_EnableReplicaTrig:
+				if (ours(cmd->name) || rv_replicated(at->relation))
+					return "the user triggers of a replicated table fire on "
+					       "its leader "
+					       "only (ENABLE ALWAYS or REPLICA would fire them in "
+					       "the apply "
+					       "worker too)";
+				break;
+			case AT_EnableTrigAll:
+			case AT_DisableTrigAll:
+			case AT_EnableTrigUser:
+			case AT_DisableTrigUser:
+				if (rv_replicated(at->relation))
+					return "dragonraft's triggers cannot be enabled or "
+					       "disabled";
+				break;
+			default:
+				break;
+			}
 		}
-		name = t->trigname;
-	} else if (IsA(stmt, RenameStmt) && ((RenameStmt *)stmt)->renameType == OBJECT_TRIGGER)
-		name = ((RenameStmt *)stmt)->newname;
-	return name != NULL && strncmp(name, DR_CAPTURE_TRIGGER, strlen(DR_CAPTURE_TRIGGER)) == 0;
+	}
+	return NULL;
 }
 
 /* The replicated table a DDL statement changes, or NULL. */
@@ -222,15 +277,15 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 {
 	Node *stmt = pstmt->utilityStmt;
 
-	if (!dr_is_apply_worker && dr_internal_ddl == 0) {
-		RangeVar *rv;
+	if (dr_internal_ddl == 0) {
+		const char *refused = trigger_change(stmt);
 
-		if (capture_trigger(stmt))
+		if (refused != NULL)
 			ereport(ERROR,
-			        (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			         errmsg("only dragonraft.replicate_table creates dragonraft's "
-			                "capture triggers")));
-		rv = ddl_target(stmt);
+			        (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE), errmsg("%s", refused)));
+	}
+	if (!dr_is_apply_worker && dr_internal_ddl == 0) {
+		RangeVar *rv = ddl_target(stmt);
 
 		if (rv != NULL && (nodeTag(stmt) == T_DropStmt || rv_replicated(rv)))
 			ereport(ERROR,
