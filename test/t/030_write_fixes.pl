@@ -1,8 +1,17 @@
 # Write-path fixes of review 2, on three nodes: a transaction that changes
 # one row twice applies on the followers (each op is a replication step);
-# the capture trigger cannot be forged or bypassed; ALTER INDEX / ALTER TYPE
-# on objects that are not tables pass the DDL hook; TRUNCATE of tables
-# related by a foreign key applies on the followers.
+# dragonraft's triggers cannot be forged, dropped, disabled or bypassed
+# (session_replication_role = replica), execute() included; ALTER INDEX /
+# ALTER TYPE on objects that are not tables pass the DDL hook; TRUNCATE of
+# tables related by a foreign key applies on the followers; changes made by
+# user triggers are applied after their cause; a follower refuses a write
+# before it runs, and a new leader's writer waits for its backlog before it
+# locks a row (or ends with 40001 when a command of that backlog may need its
+# lock); drops that take part of a replicated table with them are refused;
+# sequences called by defaults and descending ones follow a new leader; an
+# identity FULL UPDATE a member could not apply is refused on the leader;
+# execute() cancelled after proposing reports 40003; a member that refused a
+# table refuses writes to it.
 use strict;
 use warnings;
 use FindBin;
