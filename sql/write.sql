@@ -159,8 +159,20 @@ SELECT pg_temp.try($$DROP TABLE accounts$$);
 SELECT pg_temp.try($$CREATE INDEX ON accounts (owner)$$);
 SELECT pg_temp.try($$ALTER TABLE accounts RENAME TO acc$$);
 -- A command that fails on the members (38000): recorded, nothing wedged.
-SELECT pg_temp.try($$SELECT dragonraft.execute(1, 'ALTER TABLE no_such_table ADD COLUMN y int')$$);
+SELECT dragonraft.execute(1, 'ALTER TABLE no_such_table ADD COLUMN y int');
 SELECT command, error FROM dragonraft.ddl_history WHERE error IS NOT NULL;
+
+-- execute() in a transaction block, or after a write of its transaction
+-- (25001): the apply of the command may wait for this transaction's locks,
+-- and a ROLLBACK could not undo it on the members.
+BEGIN;
+SELECT pg_temp.try($$SELECT dragonraft.execute(1, 'CREATE TABLE in_block (k int)')$$);
+ROLLBACK;
+DO $$BEGIN
+  CREATE TEMP TABLE w (k int);
+  PERFORM dragonraft.execute(1, 'CREATE TABLE in_block (k int)');
+END$$;
+SELECT count(*) FROM dragonraft.ddl_history WHERE command LIKE '%in_block%';
 -- SERIALIZABLE writes (0A000).
 BEGIN ISOLATION LEVEL SERIALIZABLE;
 SELECT pg_temp.try($$INSERT INTO accounts VALUES (9, 'x', 0)$$);

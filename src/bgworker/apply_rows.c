@@ -19,10 +19,12 @@
  * A registration whose table exists here with another definition, or with
  * rows of its own, is refused: the refusal is recorded in
  * dragonraft.replicated_tables (state 'refused', with the reason) and in the
- * server log, the group's apply goes on, and later changes of that table
- * are skipped on this member.  Stopping the group's apply instead would
- * leave every other table of the group behind for a local mistake that a
- * DBA fixes by dropping the table here and replicating it again.
+ * server log, the group's apply goes on, later changes of that table are
+ * skipped on this member, and a guard trigger refuses local writes to it
+ * (they would never be replicated, even once this member leads).  Stopping
+ * the group's apply instead would leave every other table of the group
+ * behind for a local mistake that a DBA fixes by dropping the table here and
+ * replicating it again.
  *
  * A utility command (execute) runs in a subtransaction: if it fails, the
  * failure is recorded in dragonraft.ddl_history (every member, in log
@@ -33,8 +35,8 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/catalog.h"
-#include "catalog/dependency.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_sequence.h"
 #include "catalog/pg_type.h"
 #include "commands/tablecmds.h"
 #include "commands/trigger.h"
@@ -50,6 +52,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
 /* A table of the entry being applied. */
 typedef struct ApplyTable {
@@ -144,9 +147,20 @@ static ApplyTable *open_tables(uint64 group_id, const struct entry_change_set *c
 		(void)entry_next_table(&r, &et);
 		relid = relid_override != InvalidOid ? relid_override
 		                                     : relmap_lookup(group_id, et.table_id);
-		t->rel = OidIsValid(relid) ? try_table_open(relid, RowExclusiveLock) : NULL;
+		if (!OidIsValid(relid))
+			continue; /* refused here: its ops are skipped */
+		t->rel = try_table_open(relid, RowExclusiveLock);
 		if (t->rel == NULL)
-			continue;
+			ereport(ERROR,
+			        (errcode(ERRCODE_UNDEFINED_TABLE),
+			         errmsg("replicated table %llu of group %llu is missing on this "
+			                "node",
+			                (unsigned long long)et.table_id,
+			                (unsigned long long)group_id),
+			         errdetail("Table %u was dropped outside dragonraft.execute.",
+			                   relid),
+			         errhint("Replicated tables change through dragonraft.execute "
+			                 "only.")));
 		t->n_cols = et.n_cols;
 		t->attnums = palloc(et.n_cols * sizeof(AttrNumber));
 		t->recv = palloc(et.n_cols * sizeof(FmgrInfo));
@@ -338,24 +352,8 @@ static void apply_op(ApplyTable *tables, struct entry_op *op, EState *estate, EP
 	}
 }
 
-/* The sequence owned by column att of relid, or InvalidOid. */
-static Oid owned_sequence(Oid relid, AttrNumber att)
-{
-	ListCell *lc;
-
-	foreach (lc, getOwnedSequences(relid)) {
-		Oid seqid = lfirst_oid(lc), tab;
-		int32 col;
-
-		if ((sequenceIsOwned(seqid, DEPENDENCY_AUTO, &tab, &col) ||
-		     sequenceIsOwned(seqid, DEPENDENCY_INTERNAL, &tab, &col)) &&
-		    col == att)
-			return seqid;
-	}
-	return InvalidOid;
-}
-
-/* Sequences go forward to the leader's last value, never back. */
+/* Sequences go forward (in the direction of their increment) to the leader's
+ * last value, never back. */
 static void apply_sequences(ApplyTable *tables, const struct entry_change_set *cs)
 {
 	struct entry_reader r = cs->seqs;
@@ -366,6 +364,8 @@ static void apply_sequences(ApplyTable *tables, const struct entry_change_set *c
 		Oid seqid;
 		LOCAL_FCINFO(fcinfo, 1);
 		Datum cur;
+		HeapTuple seqtup;
+		bool ascending;
 
 		(void)entry_next_seq(&r, &s);
 		t = &tables[s.table];
@@ -373,14 +373,19 @@ static void apply_sequences(ApplyTable *tables, const struct entry_change_set *c
 			continue;
 		if (s.column >= t->n_cols)
 			corrupt("a sequence names a column past its table's");
-		seqid = owned_sequence(RelationGetRelid(t->rel), t->attnums[s.column]);
-		if (!OidIsValid(seqid))
+		seqid = dr_column_sequence(t->rel, t->attnums[s.column],
+		                           dr_owned_sequences(RelationGetRelid(t->rel)));
+		if (!OidIsValid(seqid) ||
+		    !HeapTupleIsValid(seqtup = SearchSysCache1(SEQRELID, ObjectIdGetDatum(seqid))))
 			continue;
+		ascending = ((Form_pg_sequence)GETSTRUCT(seqtup))->seqincrement > 0;
+		ReleaseSysCache(seqtup);
 		InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
 		fcinfo->args[0].value = ObjectIdGetDatum(seqid);
 		fcinfo->args[0].isnull = false;
 		cur = pg_sequence_last_value(fcinfo);
-		if (!fcinfo->isnull && DatumGetInt64(cur) >= s.value)
+		if (!fcinfo->isnull &&
+		    (ascending ? DatumGetInt64(cur) >= s.value : DatumGetInt64(cur) <= s.value))
 			continue;
 		(void)DirectFunctionCall2(setval_oid, ObjectIdGetDatum(seqid),
 		                          Int64GetDatum(s.value));
@@ -604,6 +609,31 @@ static void record_table(uint64 group_id, uint64 table_id, Oid relid, const char
 		elog(ERROR, "dragonraft could not record table %llu", (unsigned long long)table_id);
 }
 
+/* A table refused here takes no writes: they would never be replicated, even
+ * once this member leads (ENABLE ALWAYS, before any row is touched). */
+static void guard(const char *qname, uint64 group_id)
+{
+	dr_internal_ddl++;
+	PG_TRY();
+	{
+		if (SPI_execute(psprintf("CREATE OR REPLACE TRIGGER " DR_REFUSED_TRIGGER
+		                         " BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s "
+		                         "FOR EACH STATEMENT EXECUTE FUNCTION "
+		                         "dragonraft.capture('refused', '%llu')",
+		                         qname, (unsigned long long)group_id),
+		                false, 0) != SPI_OK_UTILITY ||
+		    SPI_execute(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER " DR_REFUSED_TRIGGER,
+		                         qname),
+		                false, 0) != SPI_OK_UTILITY)
+			elog(ERROR, "dragonraft could not guard the refused table %s", qname);
+	}
+	PG_FINALLY();
+	{
+		dr_internal_ddl--;
+	}
+	PG_END_TRY();
+}
+
 static void refuse(uint64 group_id, uint64 index, const char *qname, Oid relid, const char *reason)
 {
 	record_table(group_id, index, relid, "refused", reason);
@@ -676,6 +706,7 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, const struct entry_he
 		}
 		here = dr_sql_tables_definition(relid);
 		if (strcmp(here, def) != 0) {
+			guard(qname, group_id);
 			refuse(group_id, index, qname, relid,
 			       psprintf("its definition differs from the leader's (leader: %s; "
 			                "here: "
@@ -689,6 +720,7 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, const struct entry_he
 		if (SPI_processed > 0) {
 			/* The proposing node's own rows are in the entry: replace them. */
 			if (!mine) {
+				guard(qname, group_id);
 				refuse(group_id, index, qname, relid,
 				       "it has rows here; a member's table must be empty to join");
 				return;

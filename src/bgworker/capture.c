@@ -24,11 +24,15 @@
  */
 #include "write.h"
 
+#include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/dependency.h"
+#include "catalog/pg_attrdef.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_depend.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -39,10 +43,12 @@
 #include "nodes/bitmapset.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/typcache.h"
 
 PG_FUNCTION_INFO_V1(dr_capture);
 
@@ -55,7 +61,9 @@ typedef struct CapTable {
 	AttrNumber *attnums; /* their attribute numbers */
 	FmgrInfo *send;      /* their types' send functions */
 	bool *key;           /* part of the replica identity key */
+	Oid *seqs;           /* the sequence each one's values come from, or InvalidOid */
 	char identity;       /* 'k' key, 'f' full row, 'n' none (INSERT only) */
+	const char *no_eq;   /* 'f': a column whose type has no equality, or NULL */
 } CapTable;
 
 /* Where an op starts in X.ops, and the command that made its change. */
@@ -237,6 +245,7 @@ static int table_index(Relation rel, uint64 table_id, bool check)
 	TupleDesc desc = RelationGetDescr(rel);
 	MemoryContext old;
 	Bitmapset *key = NULL;
+	List *owned;
 	CapTable *t;
 
 	for (int i = 0; i < X.n_tables; i++)
@@ -259,6 +268,8 @@ static int table_index(Relation rel, uint64 table_id, bool check)
 	t->attnums = palloc(desc->natts * sizeof(AttrNumber));
 	t->send = palloc(desc->natts * sizeof(FmgrInfo));
 	t->key = palloc0(desc->natts * sizeof(bool));
+	t->seqs = palloc(desc->natts * sizeof(Oid));
+	owned = dr_owned_sequences(t->relid);
 	switch (rel->rd_rel->relreplident) {
 	case REPLICA_IDENTITY_FULL:
 		t->identity = 'f';
@@ -284,6 +295,11 @@ static int table_index(Relation rel, uint64 table_id, bool check)
 		t->key[t->n_cols] =
 		        t->identity == 'f' ||
 		        bms_is_member(a->attnum - FirstLowInvalidHeapAttributeNumber, key);
+		t->seqs[t->n_cols] = dr_column_sequence(rel, a->attnum, owned);
+		/* A member finds an identity FULL row by comparing every column. */
+		if (t->identity == 'f' && t->no_eq == NULL &&
+		    !OidIsValid(lookup_type_cache(a->atttypid, TYPECACHE_EQ_OPR)->eq_opr))
+			t->no_eq = t->cols[t->n_cols];
 		t->n_cols++;
 	}
 	MemoryContextSwitchTo(old);
@@ -357,8 +373,18 @@ static bool key_changed(const CapTable *t, HeapTuple oldtup, HeapTuple newtup, T
 	return false;
 }
 
-static void no_identity(Relation rel, const char *action)
+static void no_identity(Relation rel, const CapTable *t, const char *action)
 {
+	if (t->no_eq != NULL)
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("cannot %s table \"%s\" because its replica identity is FULL and "
+		                "column \"%s\" has a type without an equality operator",
+		                action, RelationGetRelationName(rel), t->no_eq),
+		         errdetail("The members of its group find the row to change by comparing "
+		                   "every column."),
+		         errhint("Give the table a primary key, or an identity index, with "
+		                 "dragonraft.execute.")));
 	ereport(ERROR,
 	        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 	         errmsg("cannot %s table \"%s\" because it does not have a replica identity and "
@@ -369,9 +395,9 @@ static void no_identity(Relation rel, const char *action)
 	                 strcmp(action, "update") == 0 ? "updating" : "deleting from")));
 }
 
-static void check_size(void)
+static void check_size(size_t len)
 {
-	if (X.ops.len > (size_t)dr_max_entry_size)
+	if (len > (size_t)dr_max_entry_size)
 		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 		                errmsg("the transaction's changes to replicated tables exceed "
 		                       "dragonraft.max_entry_size (%d bytes)",
@@ -388,13 +414,27 @@ Datum dr_capture(PG_FUNCTION_ARGS)
 	const CapTable *t;
 	int ti;
 
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event))
+	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 		                errmsg("dragonraft.capture() must be called as an AFTER trigger")));
 	/* The triggers are ENABLE ALWAYS (session_replication_role = replica does not
 	 * bypass them); the apply worker's own changes come from the log. */
 	if (dr_is_apply_worker)
 		return PointerGetDatum(NULL);
+	if (td->tg_trigger->tgnargs == 2 && strcmp(td->tg_trigger->tgargs[0], "refused") == 0)
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("table \"%s\" was refused by dragonraft group %s on this member",
+		                RelationGetRelationName(td->tg_relation),
+		                td->tg_trigger->tgargs[1]),
+		         errdetail("The group replicates a table of that name; writes here would "
+		                   "never be replicated.  dragonraft.tables says why it was "
+		                   "refused."),
+		         errhint("Drop the table on this node, then replicate it again on the "
+		                 "leader.")));
+	if (!TRIGGER_FIRED_AFTER(td->tg_event))
+		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+		                errmsg("dragonraft.capture() must be called as an AFTER trigger")));
 	rel = td->tg_relation;
 	desc = RelationGetDescr(rel);
 	if (td->tg_trigger->tgnargs != 2)
@@ -416,8 +456,8 @@ Datum dr_capture(PG_FUNCTION_ARGS)
 	} else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event)) {
 		bool with_old;
 
-		if (t->identity == 'n')
-			no_identity(rel, "update");
+		if (t->identity == 'n' || t->no_eq != NULL)
+			no_identity(rel, t, "update");
 		with_old = t->identity == 'f' ||
 		           key_changed(t, td->tg_trigtuple, td->tg_newtuple, desc);
 		put_op(ENTRY_OP_UPDATE, ti, HeapTupleHeaderGetCmin(td->tg_newtuple->t_data));
@@ -426,13 +466,13 @@ Datum dr_capture(PG_FUNCTION_ARGS)
 			put_tuple(t, td->tg_trigtuple, desc, t->identity == 'k');
 		put_tuple(t, td->tg_newtuple, desc, false);
 	} else if (TRIGGER_FIRED_BY_DELETE(td->tg_event)) {
-		if (t->identity == 'n')
-			no_identity(rel, "delete from");
+		if (t->identity == 'n' || t->no_eq != NULL)
+			no_identity(rel, t, "delete from");
 		put_op(ENTRY_OP_DELETE, ti, HeapTupleHeaderGetCmax(td->tg_trigtuple->t_data));
 		put_tuple(t, td->tg_trigtuple, desc, t->identity == 'k');
 	}
 	X.n_ops++;
-	check_size();
+	check_size(X.ops.len);
 	return PointerGetDatum(NULL);
 }
 
@@ -503,7 +543,82 @@ static bool sequence_last_value(Oid seqid, int64 *value)
 	return true;
 }
 
-/* The sequences owned by the tables (serial and identity columns). */
+List *dr_owned_sequences(Oid relid)
+{
+	List *owned = NIL;
+	ListCell *lc;
+
+	foreach (lc, getOwnedSequences(relid)) {
+		DrOwnedSeq *o = palloc(sizeof(DrOwnedSeq));
+		Oid tab;
+		int32 col;
+
+		if (!sequenceIsOwned(lfirst_oid(lc), DEPENDENCY_AUTO, &tab, &col) &&
+		    !sequenceIsOwned(lfirst_oid(lc), DEPENDENCY_INTERNAL, &tab, &col))
+			continue;
+		o->seq = lfirst_oid(lc);
+		o->att = (AttrNumber)col;
+		owned = lappend(owned, o);
+	}
+	return owned;
+}
+
+/* Does the default of column att call nextval()?  (A filter on the stored
+ * expression's text, so that plain defaults cost no catalog scan.) */
+static bool default_calls_nextval(Relation rel, AttrNumber att)
+{
+	TupleConstr *constr = RelationGetDescr(rel)->constr;
+	char funcid[32];
+
+	if (constr == NULL)
+		return false;
+	snprintf(funcid, sizeof(funcid), ":funcid %u ", F_NEXTVAL);
+	for (int i = 0; i < constr->num_defval; i++)
+		if (constr->defval[i].adnum == att)
+			return strstr(constr->defval[i].adbin, funcid) != NULL;
+	return false;
+}
+
+Oid dr_column_sequence(Relation rel, AttrNumber att, List *owned)
+{
+	ListCell *lc;
+	Oid def, seqid = InvalidOid;
+	Relation dep;
+	ScanKeyData key[2];
+	SysScanDesc scan;
+	HeapTuple tup;
+
+	foreach (lc, owned) {
+		DrOwnedSeq *o = lfirst(lc);
+
+		if (o->att == att)
+			return o->seq;
+	}
+	if (!default_calls_nextval(rel, att) ||
+	    !OidIsValid(def = GetAttrDefaultOid(RelationGetRelid(rel), att)))
+		return InvalidOid;
+	/* The sequence the default depends on (nextval('some_seq')). */
+	dep = table_open(DependRelationId, AccessShareLock);
+	ScanKeyInit(&key[0], Anum_pg_depend_classid, BTEqualStrategyNumber, F_OIDEQ,
+	            ObjectIdGetDatum(AttrDefaultRelationId));
+	ScanKeyInit(&key[1], Anum_pg_depend_objid, BTEqualStrategyNumber, F_OIDEQ,
+	            ObjectIdGetDatum(def));
+	scan = systable_beginscan(dep, DependDependerIndexId, true, NULL, 2, key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan))) {
+		Form_pg_depend d = (Form_pg_depend)GETSTRUCT(tup);
+
+		if (d->refclassid == RelationRelationId &&
+		    get_rel_relkind(d->refobjid) == RELKIND_SEQUENCE) {
+			seqid = d->refobjid;
+			break;
+		}
+	}
+	systable_endscan(scan);
+	table_close(dep, AccessShareLock);
+	return seqid;
+}
+
+/* The last values of the sequences the tables' columns take values from. */
 static struct entry_seq *capture_sequences(uint32 *n)
 {
 	struct entry_seq *seqs = NULL;
@@ -512,29 +627,21 @@ static struct entry_seq *capture_sequences(uint32 *n)
 	*n = 0;
 	for (int ti = 0; ti < X.n_tables; ti++) {
 		const CapTable *t = &X.tables[ti];
-		ListCell *lc;
 
-		foreach (lc, getOwnedSequences(t->relid)) {
-			Oid seqid = lfirst_oid(lc), tab;
-			int32 col;
+		for (int c = 0; c < t->n_cols; c++) {
 			int64 v;
 
-			if (!sequenceIsOwned(seqid, DEPENDENCY_AUTO, &tab, &col) &&
-			    !sequenceIsOwned(seqid, DEPENDENCY_INTERNAL, &tab, &col))
+			if (!OidIsValid(t->seqs[c]) || !sequence_last_value(t->seqs[c], &v))
 				continue;
-			for (int c = 0; c < t->n_cols; c++) {
-				if (t->attnums[c] != col || !sequence_last_value(seqid, &v))
-					continue;
-				if ((int)*n == cap) {
-					cap = cap ? 2 * cap : 4;
-					seqs = seqs ? repalloc(seqs, cap * sizeof(*seqs))
-					            : palloc(cap * sizeof(*seqs));
-				}
-				seqs[*n].table = (uint32)ti;
-				seqs[*n].column = (uint16)c;
-				seqs[*n].value = v;
-				(*n)++;
+			if ((int)*n == cap) {
+				cap = cap ? 2 * cap : 4;
+				seqs = seqs ? repalloc(seqs, cap * sizeof(*seqs))
+				            : palloc(cap * sizeof(*seqs));
 			}
+			seqs[*n].table = (uint32)ti;
+			seqs[*n].column = (uint16)c;
+			seqs[*n].value = v;
+			(*n)++;
 		}
 	}
 	return seqs;
@@ -599,8 +706,7 @@ uint8 *dr_capture_encode(const struct entry_owner *owner, Size *len)
 	                             (uint32)X.n_tables, seqs, n_seqs, ops.data, ops.len, X.n_ops);
 	if (rc != ENTRY_OK)
 		elog(ERROR, "dragonraft could not encode the change set: %s", entry_strerror(rc));
-	if (out.len > (size_t)dr_max_entry_size)
-		check_size();
+	check_size(out.len);
 	*len = out.len;
 	return out.data;
 }
@@ -639,7 +745,9 @@ void dr_capture_subxact(SubXactEvent event, SubTransactionId my_subid,
 			X.ops.len = s->ops_len;
 			X.n_ops = s->n_ops;
 			X.n_tables = s->n_tables;
-			X.saved = list_copy_tail(X.saved, foreach_current_index(lc) + 1);
+			/* In place: the current context is the abort's, reset right after. */
+			for (int n = foreach_current_index(lc); n >= 0; n--)
+				X.saved = list_delete_first(X.saved);
 			return;
 		}
 		/* It began before the first change: nothing of the transaction is left. */

@@ -177,10 +177,14 @@ static int parse_members(Jsonb *jb, DrMemberAddr *out)
 		out[n].node_id = (uint64)id;
 		memcpy(out[n].addr, v.val.string.val, v.val.string.len);
 		out[n].addr[v.val.string.len] = '\0';
-		if (!dr_parse_address(out[n].addr, host, sizeof(host), &port, &why) || port == 0)
+		if (!dr_parse_address(out[n].addr, host, sizeof(host), &port, &why))
 			bad_members(psprintf("the address \"%s\" of node %s is not host:port",
 			                     out[n].addr, key),
-			            port == 0 ? "The port must be a number from 1 to 65535." : why);
+			            why);
+		if (port == 0)
+			bad_members(psprintf("the address \"%s\" of node %s is not host:port",
+			                     out[n].addr, key),
+			            "The port must be a number from 1 to 65535.");
 		n++;
 	}
 	if (n == 0)

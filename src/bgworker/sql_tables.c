@@ -18,6 +18,7 @@
 #include "write.h"
 
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "engine/engine.h"
 #include "executor/spi.h"
@@ -172,6 +173,26 @@ static void wait_applied(uint64 group_id, uint64 index)
 	ConditionVariableCancelSleep();
 }
 
+/* In a PG_CATCH after the proposal was sent: a cancel or statement_timeout
+ * leaves the command to the log, where it may commit and run (40003). */
+static void unknown_if_cancelled(MemoryContext cxt, int64 group_id)
+{
+	ErrorData *ed;
+
+	MemoryContextSwitchTo(cxt);
+	ed = CopyErrorData();
+	if (ed->sqlerrcode != ERRCODE_QUERY_CANCELED)
+		return;
+	FlushErrorState();
+	ereport(ERROR, (errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN),
+	                errmsg("the outcome of the command in dragonraft group %lld is unknown",
+	                       (long long)group_id),
+	                errdetail("%s after the command was proposed: it may still run on every "
+	                          "member.",
+	                          ed->message),
+	                errhint("See dragonraft.ddl_history on any member.")));
+}
+
 Datum dr_execute(PG_FUNCTION_ARGS)
 {
 	int64 group_id = PG_GETARG_INT64(0);
@@ -180,6 +201,7 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 	struct entry_buf b = {0};
 	DrResult res;
 	bool exists;
+	MemoryContext cxt = CurrentMemoryContext;
 
 	dr_sql_groups_check_engine();
 	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
@@ -189,6 +211,16 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
 		                errmsg("dragonraft group %lld does not exist on this node",
 		                       (long long)group_id)));
+	/* The apply worker runs the command in log order and waits for the locks
+	 * it needs; this backend would wait for that apply while holding its
+	 * transaction's locks (a cycle no deadlock detector sees), and a ROLLBACK
+	 * could not undo the command on the members.  (A multi-statement query
+	 * string is a block too, as for VACUUM.) */
+	if (IsTransactionBlock() || TransactionIdIsValid(GetTopTransactionIdIfAny()))
+		ereport(ERROR, (errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+		                errmsg("dragonraft.execute cannot run inside a transaction block "
+		                       "or after a write of its transaction"),
+		                errhint("Call it in a transaction of its own.")));
 	d.node_id = (uint32)dr_node_id;
 	d.command = command;
 	d.len = (uint32)strlen(command);
@@ -202,11 +234,14 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 	{
 		dr_queue_call(DR_REQ_PROPOSE, (uint64)group_id, 0, b.data, b.len, &res);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
 		free(b.data);
+		unknown_if_cancelled(cxt, group_id);
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	free(b.data);
 	switch (res.rc) {
 	case ENGINE_OK:
 		break;
@@ -232,7 +267,16 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 		                                       : "the engine worker exited"),
 		         errhint("See dragonraft.ddl_history on any member.")));
 	}
-	wait_applied((uint64)group_id, res.index);
+	PG_TRY();
+	{
+		wait_applied((uint64)group_id, res.index);
+	}
+	PG_CATCH();
+	{
+		unknown_if_cancelled(cxt, group_id);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 
 	/* Did it fail here?  (Every member runs it; the error was recorded.) */
 	{

@@ -11,22 +11,34 @@
  * - ProcessUtility and ExecutorStart note a write to a table that is not
  *   replicated: such a transaction keeps synchronous_commit (only the
  *   replicated part is durable in the Raft log).
- * - Only replicate_table creates capture triggers.
+ * - Only replicate_table creates dragonraft's triggers, and nothing (execute()
+ *   included) drops, renames, enables or disables them, or fires a user
+ *   trigger of a replicated table in the apply worker.
+ * - object_access_hook: a drop that takes part of a replicated table with
+ *   it (a CASCADE, an index, an owned sequence, a capture trigger) is
+ *   refused like the DDL above.
  *
  * Both hooks cost a transaction that touches no replicated table a few
  * tests per statement.
  */
 #include "write.h"
 
+#include "access/genam.h"
+#include "access/relation.h"
 #include "access/table.h"
+#include "catalog/dependency.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
+#include "catalog/objectaccess.h"
+#include "catalog/objectaddress.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_trigger.h"
 #include "executor/executor.h"
 #include "nodes/parsenodes.h"
 #include "parser/parse_func.h"
 #include "parser/parsetree.h"
 #include "tcop/utility.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 
 bool dr_is_apply_worker = false;
@@ -34,63 +46,155 @@ int dr_internal_ddl = 0;
 
 static ProcessUtility_hook_type prev_utility = NULL;
 static ExecutorStart_hook_type prev_executor_start = NULL;
+static object_access_hook_type prev_object_access = NULL;
 
 /*
- * Is the relation rv names replicated (for an index: its table)?  A missing
- * one is not, nor anything that is not a table (a composite type, a view,
- * a sequence).
+ * Is relid (a table, or an index or owned sequence of one) part of a
+ * replicated table?  Anything else (a view, a composite type) is not.  The
+ * table is opened with lockmode (NoLock: the caller holds one).
  */
-static bool rv_replicated(RangeVar *rv)
+static bool part_of_replicated(Oid relid, LOCKMODE lockmode)
 {
-	Oid relid = RangeVarGetRelid(rv, NoLock, true);
+	Oid tab = relid;
+	int32 col;
 	Relation rel;
 	bool r;
 
-	if (!OidIsValid(relid))
-		return false;
 	switch (get_rel_relkind(relid)) {
+	case RELKIND_RELATION:
+		break;
 	case RELKIND_INDEX:
 	case RELKIND_PARTITIONED_INDEX:
-		relid = IndexGetRelation(relid, true);
+		tab = IndexGetRelation(relid, true);
 		break;
-	case RELKIND_RELATION:
-	case RELKIND_PARTITIONED_TABLE:
+	case RELKIND_SEQUENCE:
+		if (!sequenceIsOwned(relid, DEPENDENCY_AUTO, &tab, &col) &&
+		    !sequenceIsOwned(relid, DEPENDENCY_INTERNAL, &tab, &col))
+			return false;
 		break;
 	default:
 		return false;
 	}
-	rel = OidIsValid(relid) ? try_table_open(relid, AccessShareLock) : NULL;
+	rel = OidIsValid(tab) ? try_relation_open(tab, lockmode) : NULL;
 	if (rel == NULL)
 		return false;
 	r = dr_capture_rel_replicated(rel, NULL, NULL);
-	table_close(rel, AccessShareLock);
+	relation_close(rel, lockmode);
 	return r;
 }
 
-/* A trigger that only replicate_table may create: the capture trigger's
- * names, or dragonraft.capture() under any name. */
-static bool capture_trigger(Node *stmt)
+/* Is the relation rv names part of a replicated table?  A missing one is not. */
+static bool rv_replicated(RangeVar *rv)
 {
-	const char *name = NULL;
+	Oid relid = RangeVarGetRelid(rv, NoLock, true);
 
+	return OidIsValid(relid) && part_of_replicated(relid, AccessShareLock);
+}
+
+/* COPY FROM and TRUNCATE run no ExecutorStart: check their replicated tables
+ * before they touch a row (a follower's 25006 before a long COPY). */
+static void check_data_targets(Node *stmt)
+{
+	List *rvs = NIL;
+	ListCell *lc;
+
+	if (IsA(stmt, CopyStmt) && ((CopyStmt *)stmt)->is_from && ((CopyStmt *)stmt)->relation)
+		rvs = list_make1(((CopyStmt *)stmt)->relation);
+	else if (IsA(stmt, TruncateStmt))
+		rvs = ((TruncateStmt *)stmt)->relations;
+	foreach (lc, rvs) {
+		Oid relid = RangeVarGetRelid(lfirst(lc), NoLock, true);
+		Relation rel;
+		uint64 group_id;
+		bool replicated;
+
+		if (!OidIsValid(relid) || get_rel_relkind(relid) != RELKIND_RELATION ||
+		    (rel = try_table_open(relid, AccessShareLock)) == NULL)
+			continue;
+		replicated = dr_capture_rel_replicated(rel, &group_id, NULL);
+		table_close(rel, AccessShareLock);
+		if (replicated)
+			dr_capture_begin(group_id);
+	}
+}
+
+/* One of dragonraft's triggers (capture, truncate capture, refused guard). */
+static bool ours(const char *trigname)
+{
+	return trigname != NULL && strncmp(trigname, "dragonraft_", strlen("dragonraft_")) == 0;
+}
+
+/*
+ * A trigger change that would forge, stop or bypass capture, or make a user
+ * trigger fire in the apply worker (ENABLE ALWAYS/REPLICA: its writes would
+ * reach the followers twice): refused everywhere, dragonraft.execute()
+ * included (every member refuses it alike); NULL if it is none.
+ */
+static const char *trigger_change(Node *stmt)
+{
 	if (IsA(stmt, CreateTrigStmt)) {
 		CreateTrigStmt *t = (CreateTrigStmt *)stmt;
 		char *schema, *fn;
+		Oid fid;
 
 		DeconstructQualifiedName(t->funcname, &schema, &fn);
-		if (strcmp(fn, "capture") == 0) {
-			Oid fid = schema ? InvalidOid : LookupFuncName(t->funcname, 0, NULL, true);
+		fid = strcmp(fn, "capture") == 0 && schema == NULL
+		              ? LookupFuncName(t->funcname, 0, NULL, true)
+		              : InvalidOid;
+		if (ours(t->trigname) ||
+		    (strcmp(fn, "capture") == 0 &&
+		     (schema ? strcmp(schema, "dragonraft") == 0
+		             : OidIsValid(fid) && get_func_namespace(fid) ==
+		                                          get_namespace_oid("dragonraft", true))))
+			return "only dragonraft.replicate_table creates dragonraft's triggers";
+	} else if (IsA(stmt, RenameStmt) && ((RenameStmt *)stmt)->renameType == OBJECT_TRIGGER) {
+		RenameStmt *r = (RenameStmt *)stmt;
 
-			if (schema ? strcmp(schema, "dragonraft") == 0
-			           : OidIsValid(fid) &&
-			                     get_func_namespace(fid) ==
-			                             get_namespace_oid("dragonraft", true))
-				return true;
+		if (ours(r->subname) || ours(r->newname))
+			return "dragonraft's triggers cannot be renamed";
+	} else if (IsA(stmt, DropStmt) && ((DropStmt *)stmt)->removeType == OBJECT_TRIGGER) {
+		ListCell *lc;
+
+		foreach (lc, ((DropStmt *)stmt)->objects)
+			if (ours(strVal(llast(lfirst(lc)))))
+				return "dragonraft's triggers go with their table";
+	} else if (IsA(stmt, AlterTableStmt)) {
+		AlterTableStmt *at = (AlterTableStmt *)stmt;
+		ListCell *lc;
+
+		foreach (lc, at->cmds) {
+			AlterTableCmd *cmd = lfirst(lc);
+
+			switch (cmd->subtype) {
+			case AT_EnableTrig:
+			case AT_DisableTrig:
+				if (ours(cmd->name))
+					return "dragonraft's triggers cannot be enabled or "
+					       "disabled";
+				break;
+			case AT_EnableAlwaysTrig:
+			case AT_EnableReplicaTrig:
+				if (ours(cmd->name) || rv_replicated(at->relation))
+					return "the user triggers of a replicated table fire on "
+					       "its leader "
+					       "only (ENABLE ALWAYS or REPLICA would fire them in "
+					       "the apply "
+					       "worker too)";
+				break;
+			case AT_EnableTrigAll:
+			case AT_DisableTrigAll:
+			case AT_EnableTrigUser:
+			case AT_DisableTrigUser:
+				if (rv_replicated(at->relation))
+					return "dragonraft's triggers cannot be enabled or "
+					       "disabled";
+				break;
+			default:
+				break;
+			}
 		}
-		name = t->trigname;
-	} else if (IsA(stmt, RenameStmt) && ((RenameStmt *)stmt)->renameType == OBJECT_TRIGGER)
-		name = ((RenameStmt *)stmt)->newname;
-	return name != NULL && strncmp(name, DR_CAPTURE_TRIGGER, strlen(DR_CAPTURE_TRIGGER)) == 0;
+	}
+	return NULL;
 }
 
 /* The replicated table a DDL statement changes, or NULL. */
@@ -109,6 +213,20 @@ static RangeVar *ddl_target(Node *stmt)
 		return ((RuleStmt *)stmt)->relation;
 	case T_AlterObjectSchemaStmt:
 		return ((AlterObjectSchemaStmt *)stmt)->relation;
+	case T_AlterSeqStmt:
+		return ((AlterSeqStmt *)stmt)->sequence;
+	case T_CreatePolicyStmt:
+		return ((CreatePolicyStmt *)stmt)->table;
+	case T_AlterPolicyStmt:
+		return ((AlterPolicyStmt *)stmt)->table;
+	case T_CreateStmt: {
+		ListCell *lc;
+
+		foreach (lc, ((CreateStmt *)stmt)->inhRelations)
+			if (rv_replicated(lfirst(lc)))
+				return lfirst(lc);
+		return NULL;
+	}
 	case T_DropStmt: {
 		DropStmt *d = (DropStmt *)stmt;
 		ListCell *lc;
@@ -159,15 +277,15 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 {
 	Node *stmt = pstmt->utilityStmt;
 
-	if (!dr_is_apply_worker && dr_internal_ddl == 0) {
-		RangeVar *rv;
+	if (dr_internal_ddl == 0) {
+		const char *refused = trigger_change(stmt);
 
-		if (capture_trigger(stmt))
+		if (refused != NULL)
 			ereport(ERROR,
-			        (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			         errmsg("only dragonraft.replicate_table creates dragonraft's "
-			                "capture triggers")));
-		rv = ddl_target(stmt);
+			        (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE), errmsg("%s", refused)));
+	}
+	if (!dr_is_apply_worker && dr_internal_ddl == 0) {
+		RangeVar *rv = ddl_target(stmt);
 
 		if (rv != NULL && (nodeTag(stmt) == T_DropStmt || rv_replicated(rv)))
 			ereport(ERROR,
@@ -180,6 +298,7 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 			                   "group in log order."),
 			         errhint("Run it as SELECT dragonraft.execute(<group id>, "
 			                 "'<command>').")));
+		check_data_targets(stmt);
 		if (!dr_capture_other_writes() && !writes_nothing(stmt))
 			dr_capture_note_other_write();
 	}
@@ -235,8 +354,68 @@ static void executor_start(QueryDesc *qd, int eflags)
 	}
 }
 
+/* The table of a capture trigger, or InvalidOid. */
+static Oid capture_trigger_table(Oid trigid)
+{
+	Relation tgrel = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple tup;
+	Oid relid = InvalidOid;
+
+	ScanKeyInit(&key, Anum_pg_trigger_oid, BTEqualStrategyNumber, F_OIDEQ,
+	            ObjectIdGetDatum(trigid));
+	scan = systable_beginscan(tgrel, TriggerOidIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup)) {
+		Form_pg_trigger t = (Form_pg_trigger)GETSTRUCT(tup);
+
+		if (strcmp(NameStr(t->tgname), DR_CAPTURE_TRIGGER) == 0 ||
+		    strcmp(NameStr(t->tgname), DR_TRUNCATE_TRIGGER) == 0)
+			relid = t->tgrelid;
+	}
+	systable_endscan(scan);
+	table_close(tgrel, AccessShareLock);
+	return relid;
+}
+
+/*
+ * A drop that takes a replicated table, a column, an index or an owned
+ * sequence of one, or its capture trigger, with it (DROP SCHEMA / TYPE /
+ * DOMAIN ... CASCADE, DROP INDEX, DROP SEQUENCE, DROP EXTENSION) is refused
+ * outside dragonraft.execute(): a statement list cannot see every CASCADE.
+ * PostgreSQL's own internal drops (REINDEX CONCURRENTLY, rewrites) pass.
+ */
+static void object_access(ObjectAccessType access, Oid classId, Oid objectId, int subId, void *arg)
+{
+	Oid relid = InvalidOid;
+
+	if (prev_object_access)
+		prev_object_access(access, classId, objectId, subId, arg);
+	if (access != OAT_DROP || dr_is_apply_worker || dr_internal_ddl > 0 ||
+	    (arg != NULL && (((ObjectAccessDrop *)arg)->dropflags & PERFORM_DELETION_INTERNAL)))
+		return;
+	if (classId == TriggerRelationId)
+		relid = capture_trigger_table(objectId);
+	else if (classId == RelationRelationId && part_of_replicated(objectId, NoLock))
+		relid = objectId;
+	if (OidIsValid(relid))
+		ereport(ERROR,
+		        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+		         errmsg("%s is part of a table replicated by dragonraft: drop it with "
+		                "dragonraft.execute",
+		                getObjectDescription(&(ObjectAddress){classId, objectId, subId},
+		                                     false)),
+		         errdetail(
+		                 "DDL on a replicated table must run on every member of its group "
+		                 "in log order."),
+		         errhint("Run it as SELECT dragonraft.execute(<group id>, '<command>').")));
+}
+
 void dr_utility_init(void)
 {
+	prev_object_access = object_access_hook;
+	object_access_hook = object_access;
 	prev_utility = ProcessUtility_hook;
 	ProcessUtility_hook = utility;
 	prev_executor_start = ExecutorStart_hook;

@@ -17,6 +17,9 @@
  * Their arguments are the group id and the table id (decimal). */
 #define DR_CAPTURE_TRIGGER  "dragonraft_capture"
 #define DR_TRUNCATE_TRIGGER "dragonraft_capture_truncate"
+/* On a table this member refused: every write fails (its arguments are
+ * 'refused' and the group id). */
+#define DR_REFUSED_TRIGGER "dragonraft_refused"
 
 /* GUCs for tests only (superuser): fail the local commit after the entry
  * committed in the log; hold the local commit that many milliseconds. */
@@ -59,6 +62,15 @@ extern void dr_capture_reset(void);
 /* SubXactCallback: a rolled-back subtransaction's changes go. */
 extern void dr_capture_subxact(SubXactEvent event, SubTransactionId my_subid,
                                SubTransactionId parent_subid);
+/* The sequences a table owns (serial, identity) and their columns; the
+ * sequence column att takes its values from: owned (one of owned), or the
+ * one its default calls (nextval('some_seq')); InvalidOid if none. */
+typedef struct DrOwnedSeq {
+	Oid seq;
+	AttrNumber att;
+} DrOwnedSeq;
+extern List *dr_owned_sequences(Oid relid);
+extern Oid dr_column_sequence(Relation rel, AttrNumber att, List *owned);
 /* The error a follower's write gets (25006), naming the leader. */
 extern void dr_capture_not_leader(uint64 group_id, uint64 leader) pg_attribute_noreturn();
 

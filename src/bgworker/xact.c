@@ -170,9 +170,34 @@ static void stale_view(uint64 group_id)
 	         errhint("Retry the transaction.")));
 }
 
+/*
+ * A new leader applies a utility command of its backlog while a writer waits
+ * for the no-op: the command may need a lock the writer took before it
+ * waits (its table's, at parse time), a cycle no deadlock detector sees.
+ * The writer proposed nothing: it ends, and may retry.
+ */
+static void command_in_backlog(uint64 group_id, uint64 command_index) pg_attribute_noreturn();
+
+static void command_in_backlog(uint64 group_id, uint64 command_index)
+{
+	ConditionVariableCancelSleep();
+	ereport(ERROR,
+	        (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+	         errmsg("could not serialize access: dragonraft group %llu applies a command run "
+	                "through dragonraft.execute",
+	                (unsigned long long)group_id),
+	         errdetail("This node leads the group since recently and applies the command at "
+	                   "log index %llu of its backlog; it may need this transaction's locks.  "
+	                   "Nothing was proposed.",
+	                   (unsigned long long)command_index),
+	         errhint("Retry the transaction.")));
+}
+
 uint64 dr_xact_writable(uint64 group_id, bool lock_only)
 {
 	GroupView v;
+	uint64 schema_seen = 0;
+	bool first = true;
 
 	if (!lock_only)
 		dr_sql_groups_check_engine();
@@ -204,6 +229,11 @@ uint64 dr_xact_writable(uint64 group_id, bool lock_only)
 		/* A new leader writes once it applied its term's no-op: no stale view. */
 		if (v.noop_index > 0 && v.applied >= v.noop_index)
 			break;
+		if (first)
+			schema_seen = Max(v.schema_index, v.schema_next);
+		else if (Max(v.schema_index, v.schema_next) > schema_seen)
+			command_in_backlog(group_id, Max(v.schema_index, v.schema_next));
+		first = false;
 		/* Bounded by statement_timeout; cancellable. */
 		(void)ConditionVariableTimedSleep(&v.g->applied_cv, TURN_POLL_MS,
 		                                  PG_WAIT_EXTENSION);
