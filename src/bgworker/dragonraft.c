@@ -11,6 +11,7 @@
 #include <limits.h>
 
 #include "fmgr.h"
+#include "membership.h"
 #include "miscadmin.h"
 #include "postmaster/postmaster.h"
 #include "shmem.h"
@@ -251,6 +252,7 @@ void _PG_init(void)
 
 	dr_xact_init();
 	dr_utility_init();
+	dr_reads_init();
 	if (dr_node_id > 0)
 		dr_register_engine_worker();
 }

@@ -6,6 +6,8 @@
 #
 #   my $c = DragonCluster->new(3);               # started, extension created
 #   $c->create_group(1);                          # on every node
+#   $c->create_group(2, 1, 2, 3);                 # on nodes 1 to 3 only
+#   $c->group_nodes(2, 1, 2, 3, 4);               # after membership changes
 #   my $l = $c->leader(1);                        # node id, once all agree
 #   $c->node($l)->safe_psql('postgres', ...);
 #   $c->caught_up(1);                             # every member applied it
@@ -55,19 +57,31 @@ dragonraft.ssl_ca_file = '$certs/ca.crt'
 sub node { my ($self, $id) = @_; return $self->{nodes}[ $id - 1 ]; }
 sub ids { my ($self) = @_; return (1 .. $self->{n}); }
 
-# The members JSON of every node.
+# The members JSON of the given nodes (default: every node).
 sub members
 {
-	my ($self) = @_;
-	return '{'
-	  . join(', ', map { qq{"$_": "127.0.0.1:$self->{raft_port}{$_}"} } $self->ids) . '}';
+	my ($self, @ids) = @_;
+	@ids = $self->ids unless @ids;
+	return '{' . join(', ', map { qq{"$_": "127.0.0.1:$self->{raft_port}{$_}"} } @ids) . '}';
+}
+
+# node id's Raft address.
+sub raft_address { my ($self, $id) = @_; return "127.0.0.1:$self->{raft_port}{$id}"; }
+
+# The nodes that run group g (set by create_group and group_nodes; default: all).
+sub group_nodes
+{
+	my ($self, $g, @ids) = @_;
+	$self->{group_nodes}{$g} = [@ids] if @ids;
+	return @{ $self->{group_nodes}{$g} // [ $self->ids ] };
 }
 
 sub create_group
 {
-	my ($self, $g) = @_;
-	my $m = $self->members;
-	for my $id ($self->ids)
+	my ($self, $g, @ids) = @_;
+	my @nodes = $self->group_nodes($g, @ids);
+	my $m = $self->members(@nodes);
+	for my $id (@nodes)
 	{
 		$self->wait_until("the engine worker of node $id",
 			sub { $self->node($id)->safe_psql('postgres',
@@ -101,7 +115,7 @@ sub leader
 		"a writable leader of group $g",
 		sub {
 			my (%leaders, $leading);
-			for my $id ($self->ids)
+			for my $id ($self->group_nodes($g))
 			{
 				my ($role, $leader, $applied, $commit) = split /\|/,
 				  $self->node($id)->safe_psql('postgres',
@@ -125,7 +139,7 @@ sub caught_up
 	return $self->wait_until(
 		"every member of group $g at $index",
 		sub {
-			for my $id ($self->ids)
+			for my $id ($self->group_nodes($g))
 			{
 				return 0
 				  unless $self->node($id)->safe_psql('postgres',
