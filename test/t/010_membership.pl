@@ -86,17 +86,36 @@ $N4->psql('postgres', "SELECT dragonraft.join_group(1, '" . $c->members(1, 2, 3)
 	stderr => \$jerr);
 like($jerr, qr/already a member/, 'join_group again does nothing');
 
-# Linearizable reads on followers, right after each commit on the leader.
-my $seen = 0;
-for my $i (1 .. 20)
+# Linearizable reads on followers right after a commit on the leader.  On
+# each follower a session holds a SHARE lock on t, so its apply worker waits
+# to insert: a local read misses the row, a linearizable one waits for it.
+for my $f ($f1, 4)
 {
-	my $id = 200000 + $i;
+	my $id = 200000 + $f;
+	my $F = $c->node($f);
+	my $holder = $F->background_psql('postgres');
+	$holder->query_safe('BEGIN; LOCK TABLE t IN SHARE MODE');
 	$L->safe_psql('postgres', "INSERT INTO t VALUES ($id, 'lin')");
-	my $r = $c->node($i % 2 ? $f1 : 4)->safe_psql('postgres',
-		"SET dragonraft.read_consistency = 'linearizable'; SELECT count(*) FROM t WHERE id = $id");
-	$seen++ if $r eq '1';
+	is($F->safe_psql('postgres', "SELECT count(*) FROM t WHERE id = $id"), '0',
+		"node $f: a local read does not see the row while its apply waits");
+	my ($rout, $rerr) = ('', '');
+	my $reader = IPC::Run::start(
+		[ 'psql', '-XAtq', '-d', $F->connstr('postgres'), '-c',
+			"SET dragonraft.read_consistency = 'linearizable'; SELECT count(*) FROM t WHERE id = $id" ],
+		'>', \$rout, '2>', \$rerr);
+	ok( $c->wait_until(
+			'the linearizable read to wait',
+			sub {
+				$F->safe_psql('postgres',
+					q{SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%linearizable%'
+					    AND wait_event_type = 'Extension' AND pid <> pg_backend_pid()}) eq '1';
+			}),
+		"node $f: a linearizable read waits for the apply");
+	$holder->query_safe('COMMIT');
+	$holder->quit;
+	$reader->finish;
+	is($rout, "1\n", "node $f: then it sees the row committed on the leader before it began");
 }
-is($seen, 20, 'a linearizable read on a follower (voter or not) sees the commit just before');
 my $commit = $L->safe_psql('postgres', 'SELECT commit_index FROM dragonraft.status');
 cmp_ok($c->node($f2)->safe_psql('postgres', 'SELECT dragonraft.read_barrier(1)'),
 	'>=', $commit, "read_barrier on a follower returns at least the leader's commit index");
