@@ -402,9 +402,13 @@ static void retry_parked(void)
 
 static void receive_entry(const DrApplyMsg *m, const uint8 *data)
 {
-	ApplyGroup *ag = batch.ag != NULL && batch.ag->group_id == m->group_id
-	                         ? batch.ag
-	                         : find_group(m->group_id);
+	ApplyGroup *ag;
+
+	/* A batch ends at a group change; end it before find_group(), which runs a
+	 * transaction of its own the first time it sees a group (its origin). */
+	if (batch.ag != NULL && batch.ag->group_id != m->group_id)
+		commit_batch();
+	ag = batch.ag != NULL ? batch.ag : find_group(m->group_id);
 
 	if (!dlist_is_empty(&ag->waiting) || !apply_entry(ag, m, data))
 		defer(ag, m, data);
