@@ -309,3 +309,64 @@ COMMENT ON VIEW stat_node IS
 REVOKE ALL ON FUNCTION node_stats() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION node_stats() TO pg_monitor, dragonraft_admin;
 GRANT SELECT ON stat_node TO pg_monitor, dragonraft_admin;
+
+-- Issue 14 (helper "member"): membership, snapshots and linearizable reads
+-- (DESIGN §5, §6, §9).
+CREATE FUNCTION add_member(group_id bigint, node_id integer, address text,
+                           voting boolean DEFAULT true)
+RETURNS void
+AS 'MODULE_PATHNAME', 'dr_add_member'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION add_member(bigint, integer, text, boolean) IS
+  'On the leader: add a node (its Raft address) to a group, voting or not; returns once the change is applied here; then run join_group on that node';
+
+CREATE FUNCTION promote_member(group_id bigint, node_id integer)
+RETURNS void
+AS 'MODULE_PATHNAME', 'dr_promote_member'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION promote_member(bigint, integer) IS
+  'On the leader: a non-voting member becomes a voter; returns once the change is applied here';
+
+CREATE FUNCTION remove_member(group_id bigint, node_id integer, force boolean DEFAULT false)
+RETURNS void
+AS 'MODULE_PATHNAME', 'dr_remove_member'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION remove_member(bigint, integer, boolean) IS
+  'On the leader: remove a member from a group (its node id is never accepted again); one of two voters only with force; returns once applied here';
+
+CREATE FUNCTION join_group(group_id bigint, members jsonb)
+RETURNS void
+AS 'MODULE_PATHNAME', 'dr_join_group'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION join_group(bigint, jsonb) IS
+  'On a node that a member added with add_member: start its member (members maps node ids of the group to their Raft addresses, as in create_group) and return once it caught up; fails if no leader contacts it';
+
+CREATE FUNCTION leave_group(group_id bigint, force boolean DEFAULT false)
+RETURNS void
+AS 'MODULE_PATHNAME', 'dr_leave_group'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION leave_group(bigint, boolean) IS
+  'Stop this node''s member of a group and delete its Raft data; the leader first removes itself (one of two voters only with force), a follower must have been removed on the leader (then force, as it may not have heard of it); the group''s tables stay here, no longer replicated';
+
+CREATE FUNCTION snapshot(group_id bigint)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'dr_snapshot'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION snapshot(bigint) IS
+  'Record a snapshot of a group now (index, term, membership: the tables are the data) and compact its log; returns the snapshot''s index';
+
+CREATE FUNCTION read_barrier(group_id bigint)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'dr_read_barrier_sql'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION read_barrier(bigint) IS
+  'Linearizable read fence: a ReadIndex confirmed by a quorum, then a wait until this node applied it; returns that index.  Statements that start afterwards see every write committed before it began';
+
+REVOKE ALL ON FUNCTION add_member(bigint, integer, text, boolean), promote_member(bigint, integer),
+  remove_member(bigint, integer, boolean), join_group(bigint, jsonb), leave_group(bigint, boolean),
+  snapshot(bigint), read_barrier(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION add_member(bigint, integer, text, boolean),
+  promote_member(bigint, integer), remove_member(bigint, integer, boolean),
+  join_group(bigint, jsonb), leave_group(bigint, boolean), snapshot(bigint) TO dragonraft_admin;
+-- Any reader may fence its reads (as read_consistency = 'linearizable' does).
+GRANT EXECUTE ON FUNCTION read_barrier(bigint) TO PUBLIC;

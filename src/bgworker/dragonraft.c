@@ -14,6 +14,7 @@
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
 #include "fmgr.h"
+#include "membership.h"
 #include "miscadmin.h"
 #include "postmaster/postmaster.h"
 #include "shmem.h"
@@ -299,6 +300,7 @@ void _PG_init(void)
 
 	dr_xact_init();
 	dr_utility_init();
+	dr_reads_init();
 	if (dr_node_id > 0)
 		dr_register_engine_worker();
 }

@@ -398,7 +398,7 @@ static void create_group(DrTaken *t)
 	if (dr_engine_groups_find(gid) != NULL) {
 		StringInfoData s;
 
-		if (same_members(gid, req, n)) {
+		if (t->kind == DR_REQ_JOIN_GROUP || same_members(gid, req, n)) {
 			complete(t, ENGINE_OK, 0);
 			return;
 		}
@@ -452,6 +452,7 @@ static void create_group(DrTaken *t)
 		complete(t, DR_RC_GROUPS_FULL, 0);
 		return;
 	}
+	bs->join = t->kind == DR_REQ_JOIN_GROUP;
 	bs->n_members = n;
 	for (int i = 0; i < n; i++) {
 		bs->members[i].node_id = req[i].node_id;
@@ -463,21 +464,37 @@ static void create_group(DrTaken *t)
 		fail(t, rc, "%s", engine_errmsg(dr_engine->e));
 		return;
 	}
-	origin = dr_origins_find(gid, true);
-	SpinLockAcquire(&g->mutex);
-	g->origin = origin;
-	SpinLockRelease(&g->mutex);
+	/* A joining member gets its origin from the apply worker, at its first entry:
+	 * until then it may give up (join_group, not contacted) and leave nothing. */
+	if (!bs->join) {
+		origin = dr_origins_find(gid, true);
+		SpinLockAcquire(&g->mutex);
+		g->origin = origin;
+		SpinLockRelease(&g->mutex);
+	}
 	learn_addresses(bs->members, bs->n_members);
 	dr_engine_status_publish(sm); /* visible when create_group returns */
 	need_info(sm);
 	complete(t, ENGINE_OK, 0);
-	ereport(LOG, (errmsg("dragonraft group %llu created on node %d with %d members",
+	ereport(LOG, (errmsg(bs->join ? "dragonraft group %llu joined by node %d (%d known members)"
+	                              : "dragonraft group %llu created on node %d with %d members",
 	                     (unsigned long long)gid, dr_node_id, n)));
 }
 
-/* Engine callback: a transfer or a proposal ended (a proposal: committed and
- * handed to the apply side, or not). */
-static void op_done(void *ctx, const struct engine_result *res)
+void dr_engine_groups_stop(uint64 group_id)
+{
+	DrSm *sm = dr_engine_groups_find(group_id);
+
+	if (sm != NULL) {
+		remove_sm(sm);
+		dr_engine->n_running--;
+	}
+	remove_entry(group_id);
+}
+
+/* Engine callback: an operation of a backend's request ended (a proposal:
+ * committed and handed to the apply side, or not). */
+void dr_engine_groups_op_done(void *ctx, const struct engine_result *res)
 {
 	DrResult r;
 	int slot;
@@ -545,7 +562,7 @@ void dr_engine_groups_transfers_done(void)
 		/* The status shows the new leader when transfer_leader returns. */
 		if (sm != NULL && tr->res.rc == ENGINE_OK)
 			dr_engine_status_publish(sm);
-		op_done(tr->ctx, &tr->res);
+		dr_engine_groups_op_done(tr->ctx, &tr->res);
 		free(tr);
 	}
 }
@@ -573,8 +590,8 @@ static void propose(DrTaken *t)
 		return;
 	}
 	/* The engine copies the entry: the payload may go right after. */
-	rc = engine_propose(dr_engine->e, t->group_id, t->payload, (uint32)t->len, op_done,
-	                    dr_queue_ctx(t));
+	rc = engine_propose(dr_engine->e, t->group_id, t->payload, (uint32)t->len,
+	                    dr_engine_groups_op_done, dr_queue_ctx(t));
 	dr_queue_done_with_payload(t);
 	if (rc != ENGINE_OK)
 		complete(t, rc, sm->leader);
@@ -587,6 +604,7 @@ void dr_engine_groups_take_requests(void)
 	while (dr_queue_take(&t)) {
 		switch (t.kind) {
 		case DR_REQ_CREATE_GROUP:
+		case DR_REQ_JOIN_GROUP:
 			create_group(&t);
 			break;
 		case DR_REQ_TRANSFER_LEADER:
@@ -597,6 +615,8 @@ void dr_engine_groups_take_requests(void)
 			propose(&t);
 			break;
 		default:
+			if (dr_membership_request(&t))
+				break;
 			dr_queue_done_with_payload(&t);
 			fail(&t, DR_RC_BAD_REQUEST, "unknown request kind %d", (int)t.kind);
 		}

@@ -83,6 +83,14 @@ extern void dr_engine_groups_take_requests(void);
 extern void dr_engine_groups_transfers_done(void);
 extern void dr_engine_groups_member_info(void);
 extern void dr_engine_groups_reload(void);
+/* Forget a group the engine no longer runs (its DrSm and status entry). */
+extern void dr_engine_groups_stop(uint64 group_id);
+/* Engine callback completing a backend's request (ctx: dr_queue_ctx). */
+extern void dr_engine_groups_op_done(void *ctx, const struct engine_result *res);
+
+/* membership.c: membership, reads and snapshot requests; false: not one of them. */
+struct DrTaken;
+extern bool dr_membership_request(struct DrTaken *t);
 
 /* engine_status.c: status in shared memory, LOG lines. */
 extern void dr_engine_status_publish(DrSm *sm);

@@ -19,6 +19,12 @@ typedef enum DrRequestKind {
 	DR_REQ_TRANSFER_LEADER,  /* arg: the target node */
 	DR_REQ_PROPOSE,          /* payload: an entry; arg: the term this node must still
 	                          * lead in (0: any, and a follower forwards it) */
+	/* membership.c */
+	DR_REQ_JOIN_GROUP,    /* payload: known members (dr_queue_encode_members) */
+	DR_REQ_CHANGE_MEMBER, /* arg: the node; payload: a DrMemberChange */
+	DR_REQ_LEAVE_GROUP,   /* stop this node's member and delete its LogDB data */
+	DR_REQ_READ_INDEX,    /* a linearizable read point (index: once handed to apply) */
+	DR_REQ_SNAPSHOT,      /* a metadata snapshot now, then compaction (index) */
 } DrRequestKind;
 
 /* Outcomes beyond the engine's own codes (enum engine_rc, 0 = success). */
@@ -29,6 +35,12 @@ typedef enum DrRequestKind {
 #define DR_RC_LOST           (-104) /* the member lost its LogDB (errmsg says more) */
 #define DR_RC_TERM_CHANGED   (-105) /* not proposed: this node no longer leads that term */
 #define DR_RC_ORIGINS_FULL   (-106) /* max_replication_slots origins exist (errmsg: how many) */
+/* membership.c: a change refused before it reached the Raft core */
+#define DR_RC_REMOVED    (-107) /* the node was removed from the group: never again */
+#define DR_RC_IS_MEMBER  (-108) /* add: already a member (a voter, for a promotion) */
+#define DR_RC_NOT_MEMBER (-109) /* remove or promote: not a member (not a non-voter) */
+#define DR_RC_LAST_VOTER (-110) /* remove: the group's only voter */
+#define DR_RC_TWO_VOTERS (-111) /* remove: one of two voters, without force */
 
 /* What an operation completed with. */
 typedef struct DrResult {

@@ -14,6 +14,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "membership.h"
 #include "miscadmin.h"
 #include "queue.h"
 #include "shmem.h"
@@ -127,7 +128,7 @@ static char *json_quoted(const char *s)
 }
 
 /* members jsonb -> out (room for RAFT_MAX_MEMBERS); returns the count. */
-static int parse_members(Jsonb *jb, DrMemberAddr *out)
+int dr_sql_groups_parse_members(Jsonb *jb, DrMemberAddr *out)
 {
 	JsonbIterator *it;
 	JsonbValue v;
@@ -208,7 +209,7 @@ Datum dr_create_group(PG_FUNCTION_ARGS)
 	if (group_id < 1)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 		                errmsg("group id must be a positive integer")));
-	n = parse_members(jb, members);
+	n = dr_sql_groups_parse_members(jb, members);
 	SpinLockAcquire(&dr_shared->mutex);
 	strlcpy(own, dr_shared->raft_address, sizeof(own));
 	SpinLockRelease(&dr_shared->mutex);

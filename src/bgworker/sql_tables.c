@@ -61,8 +61,10 @@ char *dr_sql_tables_definition(Oid relid)
 	bool pushed;
 
 	with_spi_begin(&pushed);
+	/* Not read-only: the command counter moves, so that a table made earlier in this
+	 * transaction (a DDL entry applied in the same batch) shows its columns. */
 	if (SPI_execute_with_args("SELECT dragonraft.table_definition($1)", 1, types, values, NULL,
-	                          true, 1) == SPI_OK_SELECT &&
+	                          false, 1) == SPI_OK_SELECT &&
 	    SPI_processed == 1) {
 		char *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 

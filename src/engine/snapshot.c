@@ -199,6 +199,7 @@ int eng_snapshot_if_due(struct engine *e, struct group *g)
 		                       (unsigned long long)g->id, (unsigned long long)a);
 	g->snap = meta;
 	g->last_snap_applied = g->applied;
+	eng_changed(e, g); /* its status shows the snapshot index */
 	eng_waiter_done(e, g, &g->snapreq.w, ENGINE_OK, a);
 
 	c = a > e->cfg.compaction_overhead ? a - e->cfg.compaction_overhead : 0;

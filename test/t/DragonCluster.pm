@@ -6,6 +6,8 @@
 #
 #   my $c = DragonCluster->new(3);               # started, extension created
 #   $c->create_group(1);                          # on every node
+#   $c->create_group(2, 1, 2, 3);                 # on nodes 1 to 3 only
+#   $c->group_nodes(2, 1, 2, 3, 4);               # after membership changes
 #   my $l = $c->leader(1);                        # node id, once all agree
 #   $c->node($l)->safe_psql('postgres', ...);
 #   $c->caught_up(1);                             # every member applied it
@@ -64,21 +66,38 @@ sub addr { my ($self, $id) = @_; return $self->{own} ? "127.0.0.1$id" : '127.0.0
 sub ids { my ($self) = @_; return (1 .. $self->{n}); }
 # The nodes whose server runs (not stopped or crashed).
 sub running { my ($self) = @_; return grep { defined $self->node($_)->{_pid} } $self->ids; }
+# The nodes of group g whose server runs.
+sub running_in
+{
+	my ($self, $g) = @_;
+	return grep { defined $self->node($_)->{_pid} } $self->group_nodes($g);
+}
 
-# The members JSON of every node.
+# The members JSON of the given nodes (default: every node).
 sub members
 {
-	my ($self) = @_;
-	return '{'
-	  . join(', ', map { qq{"$_": "} . $self->addr($_) . qq{:$self->{raft_port}{$_}"} } $self->ids)
-	  . '}';
+	my ($self, @ids) = @_;
+	@ids = $self->ids unless @ids;
+	return '{' . join(', ', map { qq{"$_": "} . $self->raft_address($_) . qq{"} } @ids) . '}';
+}
+
+# node id's Raft address.
+sub raft_address { my ($self, $id) = @_; return $self->addr($id) . ":$self->{raft_port}{$id}"; }
+
+# The nodes that run group g (set by create_group and group_nodes; default: all).
+sub group_nodes
+{
+	my ($self, $g, @ids) = @_;
+	$self->{group_nodes}{$g} = [@ids] if @ids;
+	return @{ $self->{group_nodes}{$g} // [ $self->ids ] };
 }
 
 sub create_group
 {
-	my ($self, $g) = @_;
-	my $m = $self->members;
-	for my $id ($self->ids)
+	my ($self, $g, @ids) = @_;
+	my @nodes = $self->group_nodes($g, @ids);
+	my $m = $self->members(@nodes);
+	for my $id (@nodes)
 	{
 		$self->wait_until("the engine worker of node $id",
 			sub { $self->node($id)->safe_psql('postgres',
@@ -112,7 +131,7 @@ sub leader
 		"a writable leader of group $g",
 		sub {
 			my (%leaders, $leading);
-			for my $id ($self->running)
+			for my $id ($self->running_in($g))
 			{
 				my ($role, $leader, $applied, $commit) = split /\|/,
 				  $self->node($id)->safe_psql('postgres',
@@ -136,7 +155,7 @@ sub caught_up
 	return $self->wait_until(
 		"every member of group $g at $index",
 		sub {
-			for my $id ($self->running)
+			for my $id ($self->running_in($g))
 			{
 				return 0
 				  unless $self->node($id)->safe_psql('postgres',

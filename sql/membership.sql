@@ -1,0 +1,105 @@
+-- Membership, snapshots and read barriers on one node (DESIGN §5, §6, §9):
+-- every error with its SQLSTATE.  Three nodes are in test/t/010_membership.pl.
+\set VERBOSITY default
+
+CREATE FUNCTION pg_temp.wait_for(cond text) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  deadline timestamptz := clock_timestamp() + interval '60 s';
+  ok boolean;
+BEGIN
+  LOOP
+    EXECUTE cond INTO ok;
+    EXIT WHEN ok;
+    IF clock_timestamp() > deadline THEN
+      RAISE EXCEPTION 'timed out waiting for: %', cond;
+    END IF;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+
+-- A statement's SQLSTATE and message, with this node's address as <this node>.
+CREATE FUNCTION pg_temp.try(cmd text, addr text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+  st text; msg text; det text; hint text;
+BEGIN
+  EXECUTE cmd;
+  RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
+                          det = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+  RETURN replace(concat_ws(E'\n', st || ': ' || msg, 'DETAIL: ' || nullif(det, ''),
+                           'HINT: ' || nullif(hint, '')), addr, '<this node>');
+END $$;
+
+SELECT raft_address AS addr FROM dragonraft.node_status() \gset
+SELECT dragonraft.create_group(14, jsonb_build_object('1', :'addr'));
+SELECT pg_temp.wait_for($$SELECT EXISTS (SELECT 1 FROM dragonraft.status
+  WHERE group_id = 14 AND role = 'leader' AND applied_index = commit_index)$$);
+
+-- Bad arguments.
+SELECT pg_temp.try($$SELECT dragonraft.add_member(14, 2, 'nowhere')$$, :'addr');
+SELECT pg_temp.try($$SELECT dragonraft.add_member(14, 2, '127.0.0.1:0')$$, :'addr');
+SELECT pg_temp.try($$SELECT dragonraft.add_member(14, 0, '127.0.0.1:9')$$, :'addr');
+SELECT pg_temp.try($$SELECT dragonraft.add_member(99, 2, '127.0.0.1:9')$$, :'addr');
+SELECT pg_temp.try($$SELECT dragonraft.remove_member(99, 2)$$, :'addr');
+-- An existing member, the last voter, a node that is not a member.
+SELECT pg_temp.try(format($$SELECT dragonraft.add_member(14, 1, %L)$$, :'addr'), :'addr');
+SELECT pg_temp.try($$SELECT dragonraft.remove_member(14, 1)$$, :'addr');
+SELECT pg_temp.try($$SELECT dragonraft.remove_member(14, 1, true)$$, :'addr');
+SELECT pg_temp.try($$SELECT dragonraft.remove_member(14, 5)$$, :'addr');
+SELECT pg_temp.try($$SELECT dragonraft.promote_member(14, 1)$$, :'addr');
+SELECT pg_temp.try($$SELECT dragonraft.promote_member(14, 5)$$, :'addr');
+
+-- A non-voting member does not count towards the quorum: adding and removing one
+-- commits with node 1 alone.  A removed node id is refused forever after.
+SELECT dragonraft.add_member(14, 2, '127.0.0.1:9', false);
+SELECT node_id, voting FROM dragonraft.members WHERE group_id = 14 ORDER BY node_id;
+SELECT pg_temp.try($$SELECT dragonraft.add_member(14, 2, '127.0.0.1:9', false)$$, :'addr');
+SELECT dragonraft.remove_member(14, 2);
+SELECT node_id, voting FROM dragonraft.members WHERE group_id = 14 ORDER BY node_id;
+SELECT pg_temp.try($$SELECT dragonraft.add_member(14, 2, '127.0.0.1:9')$$, :'addr');
+SELECT pg_temp.try($$SELECT dragonraft.add_member(14, 2, '127.0.0.1:9', false)$$, :'addr');
+
+-- Snapshots: the index, shown by dragonraft.status.
+SELECT dragonraft.snapshot(14) AS snap \gset
+SELECT :snap > 0 AS has_index,
+       (SELECT snapshot_index FROM dragonraft.status WHERE group_id = 14) = :snap AS shown;
+SELECT pg_temp.try($$SELECT dragonraft.snapshot(99)$$, :'addr');
+
+-- Read barriers: the leader's commit index, applied here.
+SELECT dragonraft.read_barrier(14) >= :snap AS barrier;
+SELECT dragonraft.read_barrier(14) <= applied_index AS applied
+  FROM dragonraft.status WHERE group_id = 14;
+SELECT pg_temp.try($$SELECT dragonraft.read_barrier(99)$$, :'addr');
+SELECT pg_temp.try($$SELECT dragonraft.read_barrier(0)$$, :'addr');
+
+-- Node 3 (down) added as a non-voter, then promoted: the change commits
+-- under the old membership (node 1 alone), after which the group has no
+-- quorum: a further change cannot complete (40003, it may still apply: or
+-- 55000 once node 1 stepped down), a read barrier fails, and the leader
+-- cannot leave.
+SELECT dragonraft.add_member(14, 3, '127.0.0.1:9', false);
+SELECT dragonraft.promote_member(14, 3);
+SELECT node_id, voting FROM dragonraft.members WHERE group_id = 14 ORDER BY node_id;
+SELECT pg_temp.try($$SELECT dragonraft.add_member(14, 4, '127.0.0.1:9')$$, :'addr') ~
+       '^(55000: group 14 has no leader|40003: the membership change of node 4 in group 14 did not complete: it may still apply)'
+       AS refused;
+SELECT pg_temp.try($$SELECT dragonraft.read_barrier(14)$$, :'addr') ~ '^55000' AS no_quorum;
+SELECT pg_temp.try($$SELECT dragonraft.leave_group(14)$$, :'addr') ~ '^(55000|40003)'
+       AS cannot_leave;
+
+-- join_group: members must name another node; a node never added is not
+-- contacted (after 20 election timeouts: its member is removed again).
+SELECT pg_temp.try(format($$SELECT dragonraft.join_group(20, '{"1": "%s"}')$$, :'addr'), :'addr');
+SELECT pg_temp.try($$SELECT dragonraft.join_group(20, '[2]')$$, :'addr');
+SELECT pg_temp.try($$SELECT dragonraft.join_group(20, '{"2": "127.0.0.1:9"}')$$, :'addr');
+SELECT count(*) AS left_behind FROM dragonraft.status WHERE group_id = 20;
+SELECT count(*) AS origins FROM pg_replication_origin WHERE roname = 'dragonraft_20';
+-- A member joins nothing twice.
+SELECT dragonraft.join_group(14, '{"3": "127.0.0.1:9"}');
+SELECT pg_temp.try($$SELECT dragonraft.leave_group(99)$$, :'addr');
+
+-- Linearizable reads of tables that are not replicated cost nothing.
+SET dragonraft.read_consistency = 'linearizable';
+SELECT count(*) FROM dragonraft.member_info WHERE group_id = 14;
+RESET dragonraft.read_consistency;

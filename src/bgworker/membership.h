@@ -1,0 +1,33 @@
+/*
+ * membership.h - what the SQL functions of membership, reads and snapshots
+ * (sql_membership.c, reads.c) share with the engine worker's side of them
+ * (membership.c).
+ */
+#ifndef DRAGONRAFT_MEMBERSHIP_H
+#define DRAGONRAFT_MEMBERSHIP_H
+
+#include "dragonraft.h"
+
+#include "queue.h"
+#include "raft/raft_msg.h"
+#include "utils/jsonb.h"
+
+/* The payload of DR_REQ_CHANGE_MEMBER. */
+typedef struct DrMemberChange {
+	uint32 type;            /* enum raft_conf_change_type */
+	bool promote;           /* RAFT_CC_ADD_VOTER of a member that must be a non-voter */
+	bool force;             /* RAFT_CC_REMOVE: also one of two voters */
+	char addr[DR_ADDR_LEN]; /* the new member's Raft address ("" for the others) */
+} DrMemberChange;
+
+/* sql_groups.c: a members jsonb of create_group or join_group into out (room for
+ * RAFT_MAX_MEMBERS); returns the count, or raises the error. */
+extern int dr_sql_groups_parse_members(Jsonb *jb, DrMemberAddr *out);
+
+/* reads.c: the ExecutorStart hook of linearizable reads (from _PG_init). */
+extern void dr_reads_init(void);
+/* A ReadIndex of group_id through the engine, then a wait until this node applied
+ * it (cancellable); returns the index.  Errors: no quorum, no leader, no group. */
+extern uint64 dr_read_barrier(uint64 group_id);
+
+#endif /* DRAGONRAFT_MEMBERSHIP_H */

@@ -1,0 +1,169 @@
+/*
+ * reads.c - linearizable reads (DESIGN §5, Raft thesis §6.4).
+ *
+ * dr_read_barrier() asks the engine for a ReadIndex (the leader confirms
+ * its leadership with a quorum; a follower's request is forwarded to the
+ * leader by the Raft core), then waits until this node's applied index
+ * (the effects committed here) reaches it.  A statement that begins after
+ * the barrier returned sees every write committed in the group before the
+ * barrier began.
+ *
+ * With dragonraft.read_consistency = 'linearizable', the ExecutorStart hook
+ * runs the barrier for every group whose tables the statement reads, then
+ * (in READ COMMITTED) replaces the statement's snapshot, taken before the
+ * barrier, by a new one.  In REPEATABLE READ and SERIALIZABLE the
+ * transaction's snapshot is its first statement's, taken before any hook
+ * runs: the barrier then still waits, but only a read_barrier() run before
+ * the transaction began makes its reads linearizable.  Reads in the default
+ * 'local' mode cost nothing here.
+ */
+#include "dragonraft.h"
+
+#include "access/xact.h"
+#include "catalog/pg_class.h"
+#include "engine/engine.h"
+#include "executor/executor.h"
+#include "membership.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "queue.h"
+#include "shmem.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "write.h"
+
+#define MAX_GROUPS_PER_STATEMENT 64
+
+static ExecutorStart_hook_type prev_executor_start = NULL;
+
+static void barrier_failed(uint64 group_id, const char *msg, const char *detail)
+        pg_attribute_noreturn();
+
+static void barrier_failed(uint64 group_id, const char *msg, const char *detail)
+{
+	ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+	                errmsg("linearizable read barrier of dragonraft group %llu failed: %s",
+	                       (unsigned long long)group_id, msg),
+	                detail ? errdetail("%s", detail) : 0,
+	                errhint("Retry once dragonraft.status shows a leader, or read with "
+	                        "dragonraft.read_consistency = 'local'.")));
+}
+
+uint64 dr_read_barrier(uint64 group_id)
+{
+	DrResult res;
+	DrGroup *g;
+
+	dr_sql_groups_check_engine();
+	dr_queue_call(DR_REQ_READ_INDEX, group_id, 0, NULL, 0, &res);
+	switch (res.rc) {
+	case ENGINE_OK:
+		break;
+	case ENGINE_ERR_NO_GROUP:
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+		                errmsg("dragonraft group %llu does not exist on this node",
+		                       (unsigned long long)group_id)));
+		break;
+	case ENGINE_ERR_TIMEOUT:
+		barrier_failed(group_id, "no quorum confirmed the leader in time",
+		               psprintf("A read index waits %d ms for a majority of the voters.",
+		                        4 * dr_election_rtt * dr_rtt_ms));
+		break;
+	case ENGINE_ERR_DROPPED:
+	case ENGINE_ERR_UNKNOWN:
+	case ENGINE_ERR_NOT_LEADER:
+		barrier_failed(group_id, "the group has no leader at the moment", NULL);
+		break;
+	case ENGINE_ERR_BUSY:
+		barrier_failed(group_id, "this member is loading a snapshot", NULL);
+		break;
+	case DR_RC_ENGINE_EXITED:
+		barrier_failed(group_id, "the engine worker exited", NULL);
+		break;
+	default:
+		barrier_failed(group_id, res.rc > -100 ? engine_strerror(res.rc) : "bad request",
+		               res.errmsg[0] ? res.errmsg : NULL);
+	}
+
+	/* The engine handed the entries up to res.index to the apply side: wait for them. */
+	for (;;) {
+		uint64 applied = 0;
+		DrMemberState state = DR_MEMBER_FAILED;
+
+		LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+		g = dr_shmem_group_find(group_id);
+		if (g != NULL) {
+			SpinLockAcquire(&g->mutex);
+			applied = g->applied;
+			state = g->member_state;
+			SpinLockRelease(&g->mutex);
+		}
+		LWLockRelease(dr_shared->groups_lock);
+		if (applied >= res.index)
+			break;
+		if (g == NULL || state == DR_MEMBER_FAILED || state == DR_MEMBER_LOST) {
+			ConditionVariableCancelSleep();
+			barrier_failed(group_id, "the group stopped on this node", NULL);
+		}
+		/* The entry's memory stays in shared memory if leave_group removes it
+		 * meanwhile; the timeout then ends the sleep and the lookup fails. */
+		(void)ConditionVariableTimedSleep(&g->applied_cv, 100, PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+	return res.index;
+}
+
+/* The groups of the replicated tables that a statement reads. */
+static int statement_groups(PlannedStmt *ps, uint64 *groups)
+{
+	int n = 0;
+	ListCell *lc;
+
+	foreach (lc, ps->rtable) {
+		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+		Relation rel;
+		uint64 gid;
+		bool found = false;
+
+		if (rte->rtekind != RTE_RELATION || rte->relkind != RELKIND_RELATION)
+			continue;
+		rel = RelationIdGetRelation(rte->relid);
+		if (rel == NULL)
+			continue;
+		if (dr_capture_rel_replicated(rel, &gid, NULL)) {
+			for (int i = 0; i < n; i++)
+				found = found || groups[i] == gid;
+			if (!found && n < MAX_GROUPS_PER_STATEMENT)
+				groups[n++] = gid;
+		}
+		RelationClose(rel);
+	}
+	return n;
+}
+
+static void executor_start(QueryDesc *qd, int eflags)
+{
+	if (dr_read_consistency == DR_READ_LINEARIZABLE && !dr_is_apply_worker &&
+	    !(eflags & EXEC_FLAG_EXPLAIN_ONLY) && qd->snapshot != NULL) {
+		uint64 groups[MAX_GROUPS_PER_STATEMENT];
+		int n = statement_groups(qd->plannedstmt, groups);
+
+		for (int i = 0; i < n; i++)
+			(void)dr_read_barrier(groups[i]);
+		if (n > 0 && !IsolationUsesXactSnapshot()) {
+			/* The statement's snapshot predates the barrier: take one after it. */
+			UnregisterSnapshot(qd->snapshot);
+			qd->snapshot = RegisterSnapshot(GetTransactionSnapshot());
+		}
+	}
+	if (prev_executor_start)
+		prev_executor_start(qd, eflags);
+	else
+		standard_ExecutorStart(qd, eflags);
+}
+
+void dr_reads_init(void)
+{
+	prev_executor_start = ExecutorStart_hook;
+	ExecutorStart_hook = executor_start;
+}

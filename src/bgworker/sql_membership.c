@@ -1,0 +1,639 @@
+/*
+ * sql_membership.c - SQL functions for a group's members (DESIGN §6):
+ * add_member, promote_member, remove_member, join_group, leave_group, and
+ * snapshot() and read_barrier().  Checks that need the group's membership
+ * as the leader sees it run in the engine worker (membership.c); every
+ * outcome becomes an error with its SQLSTATE.
+ *
+ * Membership changes run on the leader (the error on a follower names it),
+ * one at a time per group, and return once applied here.  A change that no
+ * quorum acknowledges in time ends with 40003: it may still apply.
+ *
+ * join_group starts this node's member with the addresses of members it may
+ * hear from, then waits until a leader contacts it (bounded: a node nobody
+ * added is never contacted; its member is removed again), and until it
+ * applied the log up to the change that added it, with NOTICEs on the way.
+ */
+#include "dragonraft.h"
+
+#include <limits.h>
+
+#include "catalog/pg_type.h"
+#include "engine/engine.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "membership.h"
+#include "miscadmin.h"
+#include "origins.h"
+#include "pgstat.h"
+#include "raft/raft.h"
+#include "shmem.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+#include "write.h"
+
+PG_FUNCTION_INFO_V1(dr_add_member);
+PG_FUNCTION_INFO_V1(dr_promote_member);
+PG_FUNCTION_INFO_V1(dr_remove_member);
+PG_FUNCTION_INFO_V1(dr_join_group);
+PG_FUNCTION_INFO_V1(dr_leave_group);
+PG_FUNCTION_INFO_V1(dr_snapshot);
+PG_FUNCTION_INFO_V1(dr_read_barrier_sql);
+
+/* A node that was added hears from the leader within an election timeout or
+ * two; this many election timeouts without contact mean it was not added. */
+#define JOIN_CONTACT_TIMEOUTS 20
+/* While joining: this many election timeouts without a new entry mean the
+ * leader cannot send the log (its beginning was compacted). */
+#define JOIN_STALL_TIMEOUTS 60
+#define JOIN_NOTICE_MS      5000
+
+/* What this node's status entry of a group says. */
+typedef struct GroupView {
+	bool exists;
+	DrMemberState state;
+	int role;
+	uint64 leader;
+	uint64 commit;
+	uint64 applied;
+	uint64 last_index;
+	uint64 snapshot_index;
+	bool member; /* the node asked about is in the membership this node knows */
+	bool voter;
+	int n_voters;
+	char error[DR_ERROR_LEN];
+} GroupView;
+
+/* group_id's status here, with whether node is a member (and votes). */
+static GroupView view(int64 group_id, int64 node)
+{
+	GroupView v;
+	DrGroup *g;
+
+	memset(&v, 0, sizeof(v));
+	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+	g = group_id > 0 ? dr_shmem_group_find((uint64)group_id) : NULL;
+	if (g != NULL) {
+		v.exists = true;
+		for (int m = g->first_member; m >= 0; m = dr_members[m].next) {
+			if (dr_members[m].voter)
+				v.n_voters++;
+			if (dr_members[m].node_id == (uint64)node) {
+				v.member = true;
+				v.voter = dr_members[m].voter;
+			}
+		}
+		SpinLockAcquire(&g->mutex);
+		v.state = g->member_state;
+		v.role = g->role;
+		v.leader = g->leader;
+		v.commit = g->commit;
+		v.applied = g->applied;
+		v.last_index = g->last_index;
+		v.snapshot_index = g->snapshot_index;
+		strlcpy(v.error, g->error, sizeof(v.error));
+		SpinLockRelease(&g->mutex);
+	}
+	LWLockRelease(dr_shared->groups_lock);
+	return v;
+}
+
+/* The group must run here. */
+static GroupView running_group(int64 group_id)
+{
+	GroupView v = view(group_id, dr_node_id);
+
+	if (!v.exists)
+		ereport(ERROR,
+		        (errcode(ERRCODE_UNDEFINED_OBJECT),
+		         errmsg("group %lld does not exist on this node", (long long)group_id)));
+	if (v.state == DR_MEMBER_LOST || v.state == DR_MEMBER_FAILED)
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("group %lld is stopped on this node", (long long)group_id),
+		                errdetail("%s", v.error)));
+	return v;
+}
+
+static void check_node_id(int64 node_id)
+{
+	if (node_id < 1 || node_id > INT_MAX)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		                errmsg("node id must be an integer from 1 to %d", INT_MAX)));
+}
+
+static void not_leader(int64 group_id, uint64 leader) pg_attribute_noreturn();
+
+static void not_leader(int64 group_id, uint64 leader)
+{
+	char *addr = leader ? dr_sql_groups_client_address(group_id, (int64)leader) : NULL;
+
+	if (leader == 0)
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("group %lld has no leader at the moment", (long long)group_id),
+		         errhint("Try again once dragonraft.status shows a leader.")));
+	ereport(ERROR,
+	        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+	         errmsg("node %d does not lead group %lld", dr_node_id, (long long)group_id),
+	         errdetail("Node %llu leads it%s%s%s.", (unsigned long long)leader,
+	                   addr ? " (client address \"" : "", addr ? addr : "", addr ? "\")" : ""),
+	         errhint("Membership changes run on the leader.")));
+}
+
+/* The outcome of a membership change of node in group_id, as an error unless it applied. */
+static void change_outcome(const DrResult *res, int64 group_id, int64 node)
+{
+	switch (res->rc) {
+	case ENGINE_OK:
+		return;
+	case ENGINE_ERR_NOT_LEADER:
+	case ENGINE_ERR_DROPPED:
+		not_leader(group_id, res->leader);
+		break;
+	case ENGINE_ERR_NO_GROUP:
+		ereport(ERROR,
+		        (errcode(ERRCODE_UNDEFINED_OBJECT),
+		         errmsg("group %lld does not exist on this node", (long long)group_id)));
+		break;
+	case ENGINE_ERR_PENDING:
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_IN_USE),
+		         errmsg("a membership change or leadership transfer of group %lld is in "
+		                "progress",
+		                (long long)group_id),
+		         errhint("Groups change one member at a time: retry once it is done.")));
+		break;
+	case ENGINE_ERR_TIMEOUT:
+	case ENGINE_ERR_UNKNOWN:
+	case ENGINE_ERR_STOPPED:
+	case DR_RC_ENGINE_EXITED:
+		ereport(ERROR,
+		        (errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN),
+		         errmsg("the membership change of node %lld in group %lld did not "
+		                "complete: "
+		                "it may still apply",
+		                (long long)node, (long long)group_id),
+		         errdetail("%s", res->rc == ENGINE_ERR_TIMEOUT
+		                                 ? psprintf("No quorum applied it within %d ms; a "
+		                                            "majority of the voters may be down.",
+		                                            4 * dr_election_rtt * dr_rtt_ms)
+		                                 : "The leadership or the engine worker changed "
+		                                   "meanwhile."),
+		         errhint("See dragonraft.members once the group has a leader again.")));
+		break;
+	case DR_RC_REMOVED:
+		ereport(ERROR,
+		        (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		         errmsg("node %lld was removed from group %lld and can never be a member "
+		                "again",
+		                (long long)node, (long long)group_id),
+		         errhint("Give the server a new dragonraft.node_id to add it again.")));
+		break;
+	case DR_RC_IS_MEMBER:
+		ereport(ERROR, (errcode(ERRCODE_DUPLICATE_OBJECT),
+		                errmsg("node %lld is already a member of group %lld",
+		                       (long long)node, (long long)group_id),
+		                errhint("promote_member makes a non-voting member vote.")));
+		break;
+	case DR_RC_NOT_MEMBER:
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+		                errmsg("node %lld is not a %smember of group %lld", (long long)node,
+		                       res->index == 1 ? "non-voting " : "", (long long)group_id),
+		                errhint("See dragonraft.members on the leader.")));
+		break;
+	case DR_RC_LAST_VOTER:
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("node %lld is the last voter of group %lld", (long long)node,
+		                       (long long)group_id),
+		                errdetail("A group keeps at least one voting member.")));
+		break;
+	case DR_RC_TWO_VOTERS:
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("node %lld is one of the two voters of group %lld", (long long)node,
+		                (long long)group_id),
+		         errdetail(
+		                 "Until every member applied the change, each of the two voters "
+		                 "may count itself alone as a majority; and the remaining one has "
+		                 "no fault tolerance."),
+		         errhint("Add a voter first, or pass force => true.")));
+		break;
+	case ENGINE_ERR_REJECTED:
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		                errmsg("group %lld refused the membership change of node %lld",
+		                       (long long)group_id, (long long)node)));
+		break;
+	default:
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+		                errmsg("could not change the membership of group %lld: %s",
+		                       (long long)group_id,
+		                       res->rc > -100 ? engine_strerror(res->rc) : "bad request"),
+		                res->errmsg[0] ? errdetail("%s", res->errmsg) : 0));
+	}
+}
+
+/* Wait a little for the group's status to move (cancellable). */
+static void nap(void)
+{
+	CHECK_FOR_INTERRUPTS();
+	(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10,
+	                PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+}
+
+/*
+ * The engine worker copies a group's status into shared memory at most
+ * every 100 ms: wait (up to a second) until dragonraft.members shows an
+ * applied change, so that it does once the function returned.
+ */
+static void await_members(int64 group_id, int64 node, const DrMemberChange *c)
+{
+	TimestampTz start = GetCurrentTimestamp();
+
+	for (;;) {
+		GroupView v = view(group_id, node);
+		bool shown = c->type == RAFT_CC_REMOVE
+		                     ? !v.member
+		                     : v.member && v.voter == (c->type == RAFT_CC_ADD_VOTER);
+
+		if (shown || !v.exists ||
+		    TimestampDifferenceExceeds(start, GetCurrentTimestamp(), 1000))
+			return;
+		nap();
+	}
+}
+
+static void change(int64 group_id, int64 node, const DrMemberChange *c)
+{
+	DrResult res;
+
+	dr_sql_groups_check_engine();
+	check_node_id(node);
+	(void)running_group(group_id);
+	dr_queue_call(DR_REQ_CHANGE_MEMBER, (uint64)group_id, (uint64)node, c, sizeof(*c), &res);
+	if (res.rc == DR_RC_NOT_MEMBER)
+		res.index = c->promote; /* says which kind of member it is not */
+	change_outcome(&res, group_id, node);
+	await_members(group_id, node, c);
+}
+
+Datum dr_add_member(PG_FUNCTION_ARGS)
+{
+	int64 group_id = PG_GETARG_INT64(0);
+	int64 node = PG_GETARG_INT32(1);
+	char *addr = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	bool voting = PG_GETARG_BOOL(3);
+	DrMemberChange c;
+	char host[DR_ADDR_LEN];
+	const char *why = NULL;
+	int port = 0;
+
+	if (strlen(addr) >= DR_ADDR_LEN ||
+	    !dr_parse_address(addr, host, sizeof(host), &port, &why) || port == 0)
+		ereport(ERROR,
+		        (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		         errmsg("the address \"%s\" is not host:port", addr),
+		         errdetail("%s", why ? why : "The port must be a number from 1 to 65535."),
+		         errhint("Give the new node's dragonraft.advertise_address (or "
+		                 "listen_address).")));
+	memset(&c, 0, sizeof(c));
+	c.type = voting ? RAFT_CC_ADD_VOTER : RAFT_CC_ADD_NONVOTER;
+	strlcpy(c.addr, addr, sizeof(c.addr));
+	change(group_id, node, &c);
+	PG_RETURN_VOID();
+}
+
+Datum dr_promote_member(PG_FUNCTION_ARGS)
+{
+	DrMemberChange c;
+
+	memset(&c, 0, sizeof(c));
+	c.type = RAFT_CC_ADD_VOTER;
+	c.promote = true;
+	change(PG_GETARG_INT64(0), PG_GETARG_INT32(1), &c);
+	PG_RETURN_VOID();
+}
+
+Datum dr_remove_member(PG_FUNCTION_ARGS)
+{
+	DrMemberChange c;
+
+	memset(&c, 0, sizeof(c));
+	c.type = RAFT_CC_REMOVE;
+	c.force = PG_GETARG_BOOL(2);
+	change(PG_GETARG_INT64(0), PG_GETARG_INT32(1), &c);
+	PG_RETURN_VOID();
+}
+
+/* ---- leaving ---- */
+
+/*
+ * Stop this node's member of group_id and delete its data: the capture
+ * triggers and catalog rows of the group (its tables stay, no longer
+ * replicated here; NOTICE), the LogDB data, then the replication origin
+ * (last: without the LogDB record, an origin marks a member that lost its
+ * log, DESIGN §10).
+ */
+static void leave_locally(int64 group_id)
+{
+	Oid types[1] = {INT8OID};
+	Datum values[1] = {Int64GetDatum(group_id)};
+	StringInfoData tables;
+	char origin[NAMEDATALEN];
+	DrResult res;
+
+	initStringInfo(&tables);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT relid::regclass::text FROM dragonraft.replicated_tables "
+	                          "WHERE group_id = $1 AND relid IS NOT NULL "
+	                          "AND state = 'replicated' ORDER BY 1",
+	                          1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "dragonraft could not list the tables of group %lld",
+		     (long long)group_id);
+	dr_internal_ddl++;
+	PG_TRY();
+	{
+		SPITupleTable *tt = SPI_tuptable;
+		uint64 n = SPI_processed;
+
+		for (uint64 i = 0; i < n; i++) {
+			char *t = SPI_getvalue(tt->vals[i], tt->tupdesc, 1);
+
+			appendStringInfo(&tables, "%s%s", i > 0 ? ", " : "", t);
+			if (SPI_execute(
+			            psprintf("DROP TRIGGER IF EXISTS " DR_CAPTURE_TRIGGER
+			                     " ON %s; DROP TRIGGER IF EXISTS " DR_TRUNCATE_TRIGGER
+			                     " ON %s",
+			                     t, t),
+			            false, 0) != SPI_OK_UTILITY)
+				elog(ERROR, "dragonraft could not drop its triggers on %s", t);
+		}
+	}
+	PG_FINALLY();
+	{
+		dr_internal_ddl--;
+	}
+	PG_END_TRY();
+	if (SPI_execute_with_args("DELETE FROM dragonraft.replicated_tables WHERE group_id = $1", 1,
+	                          types, values, NULL, false, 0) != SPI_OK_DELETE ||
+	    SPI_execute_with_args("DELETE FROM dragonraft.ddl_history WHERE group_id = $1", 1,
+	                          types, values, NULL, false, 0) != SPI_OK_DELETE ||
+	    SPI_execute_with_args("DELETE FROM dragonraft.member_info WHERE group_id = $1", 1,
+	                          types, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "dragonraft could not delete the catalog rows of group %lld",
+		     (long long)group_id);
+	SPI_finish();
+
+	/* Quick (nothing waits for the network), and a cancel here would leave the
+	 * LogDB data gone with the origin and triggers still there. */
+	dr_queue_call_uncancellable(DR_REQ_LEAVE_GROUP, (uint64)group_id, 0, NULL, 0, &res);
+	if (res.rc != ENGINE_OK)
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+		                errmsg("could not stop the member of group %lld on this node: %s",
+		                       (long long)group_id,
+		                       res.rc > -100 ? engine_strerror(res.rc)
+		                                     : "the engine worker exited"),
+		                res.errmsg[0] ? errdetail("%s", res.errmsg) : 0));
+	dr_origins_name((uint64)group_id, origin);
+	replorigin_drop_by_name(origin, true, false);
+	if (tables.len > 0)
+		ereport(NOTICE, (errmsg("the tables of group %lld stay on this node, no longer "
+		                        "replicated: %s",
+		                        (long long)group_id, tables.data)));
+}
+
+Datum dr_leave_group(PG_FUNCTION_ARGS)
+{
+	int64 group_id = PG_GETARG_INT64(0);
+	bool force = PG_GETARG_BOOL(1);
+	GroupView v;
+
+	dr_sql_groups_check_engine();
+	v = view(group_id, dr_node_id);
+	if (!v.exists)
+		ereport(ERROR,
+		        (errcode(ERRCODE_UNDEFINED_OBJECT),
+		         errmsg("group %lld does not exist on this node", (long long)group_id)));
+	if (v.member && v.state == DR_MEMBER_ACTIVE && v.role == RAFT_LEADER) {
+		DrMemberChange c;
+
+		/* The leader removes itself; it hands over leadership as it applies it. */
+		memset(&c, 0, sizeof(c));
+		c.type = RAFT_CC_REMOVE;
+		c.force = force;
+		change(group_id, dr_node_id, &c);
+	} else if (v.member && v.state == DR_MEMBER_ACTIVE && !force) {
+		/* Changes run on the leader, and a removed follower may never hear of its
+		 * removal (the leader stops sending it anything): the user must say so. */
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("node %d is a member of group %lld as far as it knows", dr_node_id,
+		                (long long)group_id),
+		         errdetail("Only the leader can remove a member, and a removed node may "
+		                   "never hear of it: the leader stops sending it anything."),
+		         errhint("Run SELECT dragonraft.remove_member(%lld, %d) on the leader, "
+		                 "then "
+		                 "leave_group(%lld, force => true) here.",
+		                 (long long)group_id, dr_node_id, (long long)group_id)));
+	}
+	leave_locally(group_id);
+	PG_RETURN_VOID();
+}
+
+/* ---- joining ---- */
+
+static void join_failed(int64 group_id, const DrResult *res) pg_attribute_noreturn();
+
+static void join_failed(int64 group_id, const DrResult *res)
+{
+	switch (res->rc) {
+	case DR_RC_LOST:
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("group %lld cannot be joined from this node: %s",
+		                (long long)group_id, res->errmsg),
+		         errdetail("A member that lost its Raft log must not start as new.")));
+		break;
+	case DR_RC_GROUPS_FULL:
+		ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+		                errmsg("this node is a member of dragonraft.max_groups (%d) groups",
+		                       dr_max_groups),
+		                errhint("Raise dragonraft.max_groups and restart the server.")));
+		break;
+	case DR_RC_ENGINE_EXITED:
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("dragonraft engine worker exited before the operation completed")));
+		break;
+	default:
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+		                errmsg("could not join group %lld: %s", (long long)group_id,
+		                       res->rc > -100 ? engine_strerror(res->rc) : "bad request"),
+		                res->errmsg[0] ? errdetail("%s", res->errmsg) : 0));
+	}
+}
+
+Datum dr_join_group(PG_FUNCTION_ARGS)
+{
+	int64 group_id = PG_GETARG_INT64(0);
+	Jsonb *jb = PG_GETARG_JSONB_P(1);
+	DrMemberAddr *members = palloc(sizeof(DrMemberAddr) * RAFT_MAX_MEMBERS);
+	int election_ms = dr_election_rtt * dr_rtt_ms;
+	TimestampTz start, moved, noticed;
+	uint64 last = 0;
+	GroupView v;
+	DrResult res;
+	char *payload;
+	Size len;
+	int n, others = 0;
+
+	dr_sql_groups_check_engine();
+	if (group_id < 1)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		                errmsg("group id must be a positive integer")));
+	n = dr_sql_groups_parse_members(jb, members);
+	for (int i = 0; i < n; i++)
+		if (members[i].node_id != (uint64)dr_node_id)
+			members[others++] = members[i];
+	if (others == 0)
+		ereport(ERROR,
+		        (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		         errmsg("members must name a member of group %lld other than this node",
+		                (long long)group_id),
+		         errhint("Give the Raft addresses of the group's members, as in "
+		                 "create_group: a joining node hears from whichever leads.")));
+	v = view(group_id, dr_node_id);
+	if (v.exists && v.state == DR_MEMBER_ACTIVE && v.member) {
+		ereport(NOTICE, (errmsg("node %d is already a member of group %lld", dr_node_id,
+		                        (long long)group_id)));
+		PG_RETURN_VOID();
+	}
+	/* A member that is still catching up (join_group cancelled, or the server
+	 * restarted meanwhile) is waited for again. */
+	if (!v.exists || v.state != DR_MEMBER_ACTIVE) {
+		payload = dr_queue_encode_members(members, others, &len);
+		dr_queue_call(DR_REQ_JOIN_GROUP, (uint64)group_id, 0, payload, len, &res);
+		if (res.rc != ENGINE_OK)
+			join_failed(group_id, &res);
+	}
+
+	/* Was it added?  Then a leader contacts it. */
+	start = GetCurrentTimestamp();
+	for (;;) {
+		v = view(group_id, dr_node_id);
+		if (v.exists && v.leader != 0)
+			break;
+		if (!v.exists || v.state != DR_MEMBER_ACTIVE)
+			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			                errmsg("the member of group %lld stopped on this node",
+			                       (long long)group_id),
+			                errdetail("%s", v.error)));
+		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(),
+		                               JOIN_CONTACT_TIMEOUTS * election_ms)) {
+			char own[DR_ADDR_LEN];
+
+			leave_locally(group_id);
+			SpinLockAcquire(&dr_shared->mutex);
+			strlcpy(own, dr_shared->raft_address, sizeof(own));
+			SpinLockRelease(&dr_shared->mutex);
+			ereport(ERROR,
+			        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			         errmsg("node %d was not added to group %lld", dr_node_id,
+			                (long long)group_id),
+			         errdetail("No leader of the group contacted it within %d ms.",
+			                   JOIN_CONTACT_TIMEOUTS * election_ms),
+			         errhint("Run SELECT dragonraft.add_member(%lld, %d, '%s') on the "
+			                 "group's leader first; a removed node can never rejoin.",
+			                 (long long)group_id, dr_node_id, own)));
+		}
+		nap();
+	}
+	ereport(NOTICE, (errmsg("node %d joined group %lld: node %llu leads it; catching up",
+	                        dr_node_id, (long long)group_id, (unsigned long long)v.leader)));
+
+	/* Caught up: it applied the change that added it, and what the leader committed. */
+	moved = noticed = GetCurrentTimestamp();
+	for (;;) {
+		TimestampTz now = GetCurrentTimestamp();
+
+		v = view(group_id, dr_node_id);
+		if (!v.exists || v.state == DR_MEMBER_LOST || v.state == DR_MEMBER_FAILED)
+			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			                errmsg("the member of group %lld stopped on this node",
+			                       (long long)group_id),
+			                errdetail("%s", v.error)));
+		if (v.member && v.applied >= v.commit)
+			break;
+		if (v.last_index != last) {
+			last = v.last_index;
+			moved = now;
+		} else if (TimestampDifferenceExceeds(moved, now,
+		                                      JOIN_STALL_TIMEOUTS * election_ms))
+			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			                errmsg("node %d receives no entries of group %lld",
+			                       dr_node_id, (long long)group_id),
+			                errdetail("Its log ends at %llu and did not grow for %d "
+			                          "ms: the leader "
+			                          "may have compacted the entries it needs, and "
+			                          "full snapshots "
+			                          "are not implemented yet.",
+			                          (unsigned long long)v.last_index,
+			                          JOIN_STALL_TIMEOUTS * election_ms),
+			                errhint("Remove it on the leader (remove_member) and "
+			                        "leave_group here.")));
+		if (TimestampDifferenceExceeds(noticed, now, JOIN_NOTICE_MS)) {
+			noticed = now;
+			ereport(NOTICE,
+			        (errmsg("joining group %lld: %llu entries received, %llu applied",
+			                (long long)group_id, (unsigned long long)v.last_index,
+			                (unsigned long long)v.applied)));
+		}
+		nap();
+	}
+	ereport(NOTICE, (errmsg("node %d caught up with group %lld at entry %llu", dr_node_id,
+	                        (long long)group_id, (unsigned long long)v.applied)));
+	PG_RETURN_VOID();
+}
+
+/* ---- snapshots and reads ---- */
+
+Datum dr_snapshot(PG_FUNCTION_ARGS)
+{
+	int64 group_id = PG_GETARG_INT64(0);
+	DrResult res;
+
+	dr_sql_groups_check_engine();
+	(void)running_group(group_id);
+	dr_queue_call(DR_REQ_SNAPSHOT, (uint64)group_id, 0, NULL, 0, &res);
+	if (res.rc == ENGINE_ERR_NO_GROUP)
+		ereport(ERROR,
+		        (errcode(ERRCODE_UNDEFINED_OBJECT),
+		         errmsg("group %lld does not exist on this node", (long long)group_id)));
+	if (res.rc != ENGINE_OK)
+		ereport(ERROR,
+		        (errcode(res.rc == ENGINE_ERR_PENDING || res.rc == ENGINE_ERR_BUSY
+		                         ? ERRCODE_OBJECT_IN_USE
+		                         : ERRCODE_INTERNAL_ERROR),
+		         errmsg("could not take a snapshot of group %lld: %s", (long long)group_id,
+		                res.rc > -100 ? engine_strerror(res.rc)
+		                              : "the engine worker exited"),
+		         res.errmsg[0] ? errdetail("%s", res.errmsg) : 0));
+	/* dragonraft.status shows it once the function returned (see await_members). */
+	for (TimestampTz start = GetCurrentTimestamp();
+	     view(group_id, dr_node_id).snapshot_index < res.index &&
+	     !TimestampDifferenceExceeds(start, GetCurrentTimestamp(), 1000);)
+		nap();
+	PG_RETURN_INT64((int64)res.index);
+}
+
+Datum dr_read_barrier_sql(PG_FUNCTION_ARGS)
+{
+	int64 group_id = PG_GETARG_INT64(0);
+
+	if (group_id < 1)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		                errmsg("group id must be a positive integer")));
+	PG_RETURN_INT64((int64)dr_read_barrier((uint64)group_id));
+}

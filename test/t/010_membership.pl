@@ -1,0 +1,248 @@
+# Membership from SQL and linearizable reads (issue 14; DESIGN §5, §6):
+# group 1 on nodes 1-3 with rows; node 4 added as a non-voting member and
+# joined while writes go on: its rows equal the leader's and it keeps up; a
+# linearizable read on a follower right after a commit on the leader sees
+# it; the non-voter does not count towards the quorum (two voters stopped:
+# no writes, no read barrier, a membership change ends with 40003); it is
+# promoted, removed (refused forever after), and leaves (its tables stay,
+# no longer replicated, and its data is gone); the leader leaves too.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use DragonCluster;
+use IPC::Run;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $c = DragonCluster->new(4);
+$c->create_group(1, 1, 2, 3);
+my $l = $c->leader(1);
+ok($l, "group 1 has a writable leader (node $l)");
+my ($f1, $f2) = grep { $_ != $l } 1 .. 3;
+my $L = $c->node($l);
+my $N4 = $c->node(4);
+
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(1,
+  'CREATE TABLE t (id int PRIMARY KEY, v text NOT NULL); CREATE TABLE u (k text PRIMARY KEY, n int)')});
+$L->safe_psql('postgres', q{
+INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 5000) g;
+INSERT INTO u SELECT 'k' || g, g FROM generate_series(1, 300) g;
+SELECT dragonraft.replicate_table('t', 1);
+SELECT dragonraft.replicate_table('u', 1);
+});
+ok($c->caught_up(1), 'nodes 1-3 replicate t and u');
+
+# Changes run on the leader; a follower names it.
+my ($st, $msg) = $c->sql_error($f1,
+	"SELECT dragonraft.add_member(1, 4, '" . $c->raft_address(4) . "', false)");
+is($st, '55000', 'add_member on a follower is refused');
+like($msg, qr/Node $l leads it/, 'and the error names the leader');
+
+# join_group on a node never added: not contacted, nothing left behind.
+($st, $msg) = $c->sql_error(4, "SELECT dragonraft.join_group(1, '" . $c->members(1, 2, 3) . "')");
+is($st, '55000', 'join_group on a node that was not added fails');
+like($msg, qr/node 4 was not added to group 1/, 'and says so');
+is($N4->safe_psql('postgres', 'SELECT count(*) FROM dragonraft.status'), '0',
+	'and leaves no member behind');
+
+# Node 4 added as a non-voter and joined, while the leader goes on writing.
+$L->safe_psql('postgres',
+	"SELECT dragonraft.add_member(1, 4, '" . $c->raft_address(4) . "', false)");
+is($L->safe_psql('postgres',
+		q{SELECT string_agg(node_id || ':' || voting, ',' ORDER BY node_id) FROM dragonraft.members}),
+	'1:true,2:true,3:true,4:false', 'node 4 is a non-voting member on the leader');
+($st, $msg) = $c->sql_error($l,
+	"SELECT dragonraft.add_member(1, 4, '" . $c->raft_address(4) . "')");
+is($st, '42710', 'adding it again is refused');
+
+my $writes = join('', map { "INSERT INTO t VALUES (" . (100000 + $_) . ", 'during');\n" } 1 .. 300);
+my ($wout, $werr) = ('', '');
+my $writer = IPC::Run::start([ 'psql', '-XAtq', '-d', $L->connstr('postgres'), '-f', '-' ],
+	'<', \$writes, '>', \$wout, '2>', \$werr);
+my ($jout, $jerr) = ('', '');
+$N4->psql('postgres', "SELECT dragonraft.join_group(1, '" . $c->members(1, 2, 3) . "')",
+	stdout => \$jout, stderr => \$jerr, on_error_die => 1);
+like($jerr, qr/node 4 joined group 1: node $l leads it/, 'join_group reports the contact');
+like($jerr, qr/node 4 caught up with group 1/, 'and the catch-up');
+$writer->finish;
+is($werr, '', 'writes went on during the join');
+is($L->safe_psql('postgres', q{SELECT count(*) FROM t WHERE v = 'during'}), '300',
+	'all 300 of them committed');
+$c->group_nodes(1, 1, 2, 3, 4);
+ok($c->caught_up(1), 'node 4 keeps up with later writes');
+for my $tbl ([ 't', 'id' ], [ 'u', 'k' ])
+{
+	is($c->contents(4, @$tbl), $c->contents($l, @$tbl), "node 4's $tbl->[0] equals the leader's");
+}
+is($N4->safe_psql('postgres', 'SELECT count(*) FROM t'), '5300', 'node 4 has every row of t');
+is($N4->safe_psql('postgres', q{SELECT dragonraft.table_definition('t')}),
+	$L->safe_psql('postgres', q{SELECT dragonraft.table_definition('t')}),
+	'with the same definition');
+is($N4->safe_psql('postgres',
+		q{SELECT string_agg(node_id || ':' || voting, ',' ORDER BY node_id) FROM dragonraft.members}),
+	'1:true,2:true,3:true,4:false', 'node 4 sees itself as a non-voting member');
+$N4->psql('postgres', "SELECT dragonraft.join_group(1, '" . $c->members(1, 2, 3) . "')",
+	stderr => \$jerr);
+like($jerr, qr/already a member/, 'join_group again does nothing');
+
+# Linearizable reads on followers right after a commit on the leader.  On
+# each follower a session holds a SHARE lock on t, so its apply worker waits
+# to insert: a local read misses the row, a linearizable one waits for it.
+for my $f ($f1, 4)
+{
+	my $id = 200000 + $f;
+	my $F = $c->node($f);
+	my $holder = $F->background_psql('postgres');
+	$holder->query_safe('BEGIN; LOCK TABLE t IN SHARE MODE');
+	$L->safe_psql('postgres', "INSERT INTO t VALUES ($id, 'lin')");
+	is($F->safe_psql('postgres', "SELECT count(*) FROM t WHERE id = $id"), '0',
+		"node $f: a local read does not see the row while its apply waits");
+	my ($rout, $rerr) = ('', '');
+	my $reader = IPC::Run::start(
+		[ 'psql', '-XAtq', '-d', $F->connstr('postgres'), '-c',
+			"SET dragonraft.read_consistency = 'linearizable'; SELECT count(*) FROM t WHERE id = $id" ],
+		'>', \$rout, '2>', \$rerr);
+	ok( $c->wait_until(
+			'the linearizable read to wait',
+			sub {
+				$F->safe_psql('postgres',
+					q{SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%linearizable%'
+					    AND wait_event_type = 'Extension' AND pid <> pg_backend_pid()}) eq '1';
+			}),
+		"node $f: a linearizable read waits for the apply");
+	$holder->query_safe('COMMIT');
+	$holder->quit;
+	$reader->finish;
+	is($rout, "1\n", "node $f: then it sees the row committed on the leader before it began");
+}
+my $commit = $L->safe_psql('postgres', 'SELECT commit_index FROM dragonraft.status');
+cmp_ok($c->node($f2)->safe_psql('postgres', 'SELECT dragonraft.read_barrier(1)'),
+	'>=', $commit, "read_barrier on a follower returns at least the leader's commit index");
+
+# The non-voter does not count: with two voters down, the third cannot write.
+my $up = $f1;
+$c->node($_)->stop('fast') for grep { $_ != $up } 1 .. 3;
+($st, $msg) = $c->sql_error($up, 'SELECT dragonraft.read_barrier(1)');
+is($st, '55000', 'without a quorum of voters the read barrier fails');
+like($msg, qr/read barrier of dragonraft group 1 failed/, 'clearly');
+($st, $msg) = $c->sql_error($up,
+	"SET dragonraft.read_consistency = 'linearizable'; SELECT count(*) FROM t");
+is($st, '55000', 'and so does a linearizable read');
+is($c->node($up)->safe_psql('postgres', 'SELECT count(*) > 0 FROM t'), 't',
+	'while a local read answers');
+ok( $c->wait_until(
+		'no leader on the remaining voter',
+		sub {
+			$c->node($up)->safe_psql('postgres',
+				"SELECT role <> 'leader' FROM dragonraft.status WHERE group_id = 1") eq 't';
+		}),
+	'the remaining voter and the non-voter elect no leader');
+($st, $msg) = $c->sql_error(4, q{SELECT dragonraft.read_barrier(1)});
+is($st, '55000', 'the non-voter cannot confirm reads either');
+$c->node($_)->start for grep { $_ != $up } 1 .. 3;
+$l = $c->leader(1);
+ok($l, "a leader again once the voters are back (node $l)");
+$L = $c->node($l);
+
+# A membership change without a quorum: bounded wait, then 40003.
+my @others = grep { $_ != $l } 1 .. 3;
+$c->node($_)->stop('immediate') for @others;
+my ($pout, $perr) = ('', '');
+my $promote = IPC::Run::start(
+	[ 'psql', '-XAtq', '-v', 'VERBOSITY=verbose', '-d', $L->connstr('postgres'), '-c',
+		'SELECT dragonraft.promote_member(1, 4)' ],
+	'>', \$pout, '2>', \$perr);
+$c->wait_until('the promotion to wait',
+	sub {
+		$L->safe_psql('postgres',
+			q{SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%promote_member%'
+			    AND wait_event_type = 'Extension'}) eq '1';
+	});
+($st, $msg) = $c->sql_error($l, 'SELECT dragonraft.remove_member(1, 4)');
+ok($st eq '55006' || $st eq '55000', "a second change while one is pending is refused ($st)");
+like($msg, qr/is in progress|no leader|does not lead/, 'and says why');
+$promote->finish;
+like($perr, qr/40003|55000/, 'a change without a quorum fails after a bounded wait');
+like($perr, qr/may still apply|no leader|does not lead/, 'saying it may still apply')
+  if $perr =~ /40003/;
+$c->node($_)->start for @others;
+$l = $c->leader(1);
+ok($l, "a leader again (node $l)");
+$L = $c->node($l);
+ok($c->wait_until(
+		'node 4 promoted or not',
+		sub {
+			my ($s) = $c->sql_error($l, 'SELECT dragonraft.promote_member(1, 4)');
+			return $s eq '' || $s eq '42710';
+		}),
+	'node 4 is promoted to a voter');
+is($L->safe_psql('postgres', 'SELECT voting FROM dragonraft.members WHERE node_id = 4'), 't',
+	'it votes');
+($st) = $c->sql_error($l, 'SELECT dragonraft.promote_member(1, 4)');
+is($st, '42710', 'promoting a voter again is refused');
+ok($c->caught_up(1), 'four voters caught up');
+
+# Removal: node 4 is refused forever after, and leaves.
+$L->safe_psql('postgres', 'SELECT dragonraft.remove_member(1, 4)');
+is($L->safe_psql('postgres', 'SELECT count(*) FROM dragonraft.members WHERE node_id = 4'), '0',
+	'node 4 removed');
+($st, $msg) = $c->sql_error($l,
+	"SELECT dragonraft.add_member(1, 4, '" . $c->raft_address(4) . "')");
+is($st, '22023', 'a removed node cannot be added again');
+like($msg, qr/can never be a member again/, 'and the error says why');
+$c->group_nodes(1, 1, 2, 3);
+$L->safe_psql('postgres', "INSERT INTO t VALUES (300000, 'after removal')");
+ok($c->caught_up(1), 'the three remaining members go on');
+# The leader may have stopped sending to node 4 before it applied its removal.
+($st, $msg) = $c->sql_error(4, 'SELECT dragonraft.leave_group(1)');
+if ($st ne '')
+{
+	is($st, '55000', 'a removed node that did not hear of it leaves only with force');
+	like($msg, qr/remove_member\(1, 4\) on the leader, then leave_group\(1, force => true\)/,
+		'and the hint says how');
+	($st, $msg) = $c->sql_error(4, 'SELECT dragonraft.leave_group(1, force => true)');
+}
+is($st, '', 'node 4 leaves group 1');
+$jerr = $msg;
+like($jerr, qr/stay on this node, no longer replicated: t, u/, 'leave_group names the tables left');
+is($N4->safe_psql('postgres',
+		q{SELECT (SELECT count(*) FROM dragonraft.status) || ',' || (SELECT count(*) FROM dragonraft.tables)
+		  || ',' || (SELECT count(*) FROM pg_replication_origin WHERE roname = 'dragonraft_1')}),
+	'0,0,0', 'node 4 has no group, replicated table or origin left');
+$N4->safe_psql('postgres', "INSERT INTO t VALUES (-1, 'local only')");
+is($N4->safe_psql('postgres', 'SELECT count(*) FROM t WHERE id = -1'), '1',
+	'its tables are plain tables now');
+$N4->restart;
+ok($c->wait_until('node 4 engine',
+		sub { $N4->safe_psql('postgres', 'SELECT engine_state FROM dragonraft.node_status()') eq 'running' }),
+	'node 4 restarts');
+is($N4->safe_psql('postgres', 'SELECT count(*) FROM dragonraft.status'), '0',
+	'and its LogDB knows no group 1');
+($st, $msg) = $c->sql_error(4, "SELECT dragonraft.join_group(1, '" . $c->members(1, 2, 3) . "')");
+is($st, '55000', 'a removed node that tries to rejoin is refused');
+
+# Removing one of two voters needs force; so does the leader's leaving then.
+$l = $c->leader(1);
+$L = $c->node($l);
+@others = grep { $_ != $l } 1 .. 3;
+$L->safe_psql('postgres', "SELECT dragonraft.remove_member(1, $others[0])");
+$c->node($others[0])->safe_psql('postgres', 'SELECT dragonraft.leave_group(1, true)');
+$c->group_nodes(1, $l, $others[1]);
+($st, $msg) = $c->sql_error($l, "SELECT dragonraft.remove_member(1, $others[1])");
+is($st, '55000', 'removing one of two voters is refused without force');
+like($msg, qr/one of the two voters of group 1/, 'and the error says why');
+($st, $msg) = $c->sql_error($l, 'SELECT dragonraft.leave_group(1)');
+is($st, '55000', 'the leader of two voters cannot leave either');
+like($msg, qr/node $l is one of the two voters/, 'for the same reason');
+$L->safe_psql('postgres', "SELECT dragonraft.remove_member(1, $others[1], true)");
+is($L->safe_psql('postgres', 'SELECT string_agg(node_id::text, \',\') FROM dragonraft.members'),
+	$l, 'with force it is removed');
+($st, $msg) = $c->sql_error($l, "SELECT dragonraft.remove_member(1, $l, true)");
+is($st, '55000', 'the last voter stays');
+like($msg, qr/last voter/, 'and the error says so');
+$L->safe_psql('postgres', "INSERT INTO t VALUES (300001, 'alone')");
+is($L->safe_psql('postgres', 'SELECT count(*) FROM t WHERE id = 300001'), '1',
+	'the group of one goes on');
+
+done_testing();
