@@ -134,8 +134,8 @@ That was the write path of dragonraft: DDL through the log (execute), tables
 joining a group (replicate_table), writes on the leader that COMMIT once a
 majority has them, followers that refuse writes and name the leader, a new
 leader within about a second of a crash, and a restarted node catching up.
-Still to come: membership changes and full snapshots of the tables from SQL,
-and linearizable reads on followers.
+Also built: membership changes and linearizable reads from SQL.  Still to
+come: full snapshots of the tables for members that fall behind a compacted log.
 MSG
 if [ "${DEMO_KEEP:-0}" = 1 ]; then
 	echo "servers left running; stop them with: for n in 1 2 3; do ${RUN_AS[*]} $PG_BINDIR/pg_ctl -D $dir/node\$n stop; done"
