@@ -55,25 +55,6 @@ static void kill_all(void)
 		nc_kill(&C, i, SIGKILL);
 }
 
-/* CPU seconds used by pid so far; -1 if unknown. */
-static double cpu_seconds(pid_t pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long long ut = 0, st = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	if (f == NULL)
-		return -1;
-	p = fgets(buf, sizeof(buf), f);
-	fclose(f);
-	if (p == NULL || (p = strrchr(buf, ')')) == NULL ||
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-		return -1;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
 /* Resident set size of pid in MiB; -1 if unknown. */
 static double rss_mib(pid_t pid)
 {
@@ -166,12 +147,12 @@ static int run(const char *tmp, int groups, double secs, struct result *r)
 		nc_pump(&C, 200);
 	r->settle_s = nc_now() - t0;
 	for (int i = 0; i < 3; i++)
-		cpu0[i] = cpu_seconds(nodes[i].pid);
+		cpu0[i] = nc_cpu_seconds(nodes[i].pid);
 	t0 = nc_now();
 	while (nc_now() < t0 + secs)
 		nc_pump(&C, 200);
 	for (int i = 0; i < 3; i++) {
-		double cpu1 = cpu_seconds(nodes[i].pid);
+		double cpu1 = nc_cpu_seconds(nodes[i].pid);
 
 		if (cpu0[i] < 0 || cpu1 < 0 || !nc_alive(&C, i)) {
 			fprintf(stderr, "node %d went away\n", i + 1);

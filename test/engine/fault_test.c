@@ -99,25 +99,6 @@ static void on_line(void *arg, int idx, char *line)
 		bad_rc = true;
 }
 
-/* CPU seconds the process has used so far. */
-static double cpu_seconds(pid_t pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long long ut = 0, st = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	if (f == NULL)
-		return -1;
-	p = fgets(buf, sizeof(buf), f);
-	fclose(f);
-	if (p == NULL || (p = strrchr(buf, ')')) == NULL ||
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-		return -1;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
 /* Wait until every group is writable (a single member elects itself). */
 static bool all_writable(void)
 {
@@ -292,10 +273,10 @@ static void scenario(const char *name, const char *shim, const char *fault_var,
 		ok = false;
 	}
 	/* 5. it waits without spinning */
-	cpu0 = ok ? cpu_seconds(node.pid) : 0;
+	cpu0 = ok ? nc_cpu_seconds(node.pid) : 0;
 	if (ok)
 		nc_pump(&C, 1000);
-	cpu1 = ok ? cpu_seconds(node.pid) : 0;
+	cpu1 = ok ? nc_cpu_seconds(node.pid) : 0;
 	if (ok && (cpu0 < 0 || cpu1 - cpu0 > 0.2)) {
 		fail_why("the stopped node used %.2f s of CPU in 1 s", cpu1 - cpu0);
 		ok = false;

@@ -42,6 +42,8 @@ struct nc_cluster {
 
 /* Seconds on the monotonic clock. */
 double nc_now(void);
+/* CPU seconds (user + system) process pid has used so far; -1 if unknown. */
+double nc_cpu_seconds(pid_t pid);
 /* Start node idx (again, on its port once known) and wait up to timeout_s for "ready". */
 int nc_start(struct nc_cluster *c, int idx, double timeout_s);
 /* Send sig (SIGKILL) to node idx and reap it. */

@@ -13,7 +13,7 @@ use lib $FindBin::RealBin;
 use DragonCluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(time usleep);
+use Time::HiRes qw(time);
 
 my $c = DragonCluster->new(3);
 $c->create_group(1);
