@@ -38,8 +38,10 @@
  *    reply had been lost on the network, which Raft tolerates; carry on.
  *    raft_ready never fails for memory: what it could not add waits for the
  *    next Ready.
- *  - fatal, the group must stop: RAFT_ERR_BUG (an impossible state; debug
- *    builds abort instead) and RAFT_ERR_STORAGE (a storage callback failed or
+ *  - fatal, the group must stop: RAFT_ERR_BUG (an impossible state, debug
+ *    builds abort instead; or, from raft_step, a leader whose log contradicts
+ *    an entry committed here: proof that a replica lost its state and voted
+ *    or acknowledged again) and RAFT_ERR_STORAGE (a storage callback failed or
  *    storage contradicts itself).  They are sticky: every later call returns
  *    the same code, raft_has_ready() is false and raft_ready() hands out
  *    nothing, so nothing computed after the failure ever leaves the replica.
@@ -287,9 +289,9 @@ raft_index raft_peers_match(const struct raft *r);
 struct raft_peer_progress {
 	raft_id id;
 	bool voter;
-	raft_index match;    /* highest index known to be replicated there */
-	raft_index next;     /* next index to send */
-	bool recent_active;  /* heard from since the last check-quorum */
+	raft_index match;   /* highest index known to be replicated there */
+	raft_index next;    /* next index to send */
+	bool recent_active; /* heard from since the last check-quorum */
 };
 /* As leader: member id's progress (RAFT_ERR_NOT_LEADER, or RAFT_ERR_INVALID for a non-member). */
 int raft_peer_progress(const struct raft *r, raft_id id, struct raft_peer_progress *out);
