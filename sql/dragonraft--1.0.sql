@@ -370,3 +370,15 @@ GRANT EXECUTE ON FUNCTION add_member(bigint, integer, text, boolean),
   join_group(bigint, jsonb), leave_group(bigint, boolean), snapshot(bigint) TO dragonraft_admin;
 -- Any reader may fence its reads (as read_consistency = 'linearizable' does).
 GRANT EXECUTE ON FUNCTION read_barrier(bigint) TO PUBLIC;
+
+-- Review 3 fixes (helper mfix): a node that left a group never rejoins it under
+-- the same node id (its Raft state is gone).
+CREATE TABLE left_groups (
+  group_id bigint NOT NULL,
+  node_id integer NOT NULL,
+  left_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (group_id, node_id)
+);
+COMMENT ON TABLE left_groups IS
+  'Groups this server left (leave_group) under a node id: create_group and join_group of such a group are refused under that id, which must never vote again.  Delete a row only once no member of that group exists anywhere';
+GRANT SELECT ON left_groups TO pg_monitor, dragonraft_admin;

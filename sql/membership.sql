@@ -103,3 +103,16 @@ SELECT pg_temp.try($$SELECT dragonraft.leave_group(99)$$, :'addr');
 SET dragonraft.read_consistency = 'linearizable';
 SELECT count(*) FROM dragonraft.member_info WHERE group_id = 14;
 RESET dragonraft.read_consistency;
+
+-- A node that left a group never becomes its member again under the same
+-- node id (its vote and log are gone): create_group and join_group of it are
+-- refused.  Group 21: node 1 with an unreachable second voter, so node 1 does
+-- not lead it and leaves it with force.
+SELECT dragonraft.create_group(21, jsonb_build_object('1', :'addr', '2', '127.0.0.1:9'));
+SELECT pg_temp.try($$SELECT dragonraft.leave_group(21)$$, :'addr');
+SELECT dragonraft.leave_group(21, true);
+SELECT group_id, node_id FROM dragonraft.left_groups ORDER BY 1, 2;
+SELECT pg_temp.try(format($$SELECT dragonraft.create_group(21, '{"1": "%s", "2": "127.0.0.1:9"}')$$,
+                          :'addr'), :'addr');
+SELECT pg_temp.try($$SELECT dragonraft.join_group(21, '{"2": "127.0.0.1:9"}')$$, :'addr');
+SELECT count(*) AS left_behind FROM dragonraft.status WHERE group_id = 21;

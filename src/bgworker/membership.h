@@ -24,6 +24,10 @@ typedef struct DrMemberChange {
  * RAFT_MAX_MEMBERS); returns the count, or raises the error. */
 extern int dr_sql_groups_parse_members(Jsonb *jb, DrMemberAddr *out);
 
+/* sql_membership.c: refuse (an error with a hint) to start a member of group_id here
+ * if this node id left it: its Raft state is gone, so it must never vote again. */
+extern void dr_sql_membership_check_not_left(int64 group_id);
+
 /* reads.c: the ExecutorStart hook of linearizable reads (from _PG_init). */
 extern void dr_reads_init(void);
 /* A ReadIndex of group_id through the engine, then a wait until this node applied
