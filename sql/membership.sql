@@ -60,6 +60,14 @@ SELECT node_id, voting FROM dragonraft.members WHERE group_id = 14 ORDER BY node
 SELECT pg_temp.try($$SELECT dragonraft.add_member(14, 2, '127.0.0.1:9')$$, :'addr');
 SELECT pg_temp.try($$SELECT dragonraft.add_member(14, 2, '127.0.0.1:9', false)$$, :'addr');
 
+-- A change that leaves no quorum that answers is refused unless forced: here a
+-- second voter that does not answer (the way in is a non-voter, promoted once
+-- it caught up).  A host with a colon needs brackets.
+SELECT pg_temp.try($$SELECT dragonraft.add_member(14, 5, '127.0.0.1:9')$$, :'addr');
+SELECT pg_temp.try($$SELECT dragonraft.add_member(14, 5, 'host:1:2', false)$$, :'addr');
+SELECT pg_temp.try($$SELECT dragonraft.add_member(14, 5, '[::1:9', false)$$, :'addr');
+SELECT node_id, voting FROM dragonraft.members WHERE group_id = 14 ORDER BY node_id;
+
 -- Snapshots: the index, shown by dragonraft.status.
 SELECT dragonraft.snapshot(14) AS snap \gset
 SELECT :snap > 0 AS has_index,
@@ -73,16 +81,18 @@ SELECT dragonraft.read_barrier(14) <= applied_index AS applied
 SELECT pg_temp.try($$SELECT dragonraft.read_barrier(99)$$, :'addr');
 SELECT pg_temp.try($$SELECT dragonraft.read_barrier(0)$$, :'addr');
 
--- Node 3 (down) added as a non-voter, then promoted: the change commits
+-- Node 3 (down) added as a non-voter, then promoted (refused: it never
+-- answered; with force it is promoted): the change commits
 -- under the old membership (node 1 alone), after which the group has no
--- quorum: a further change cannot complete (40003, it may still apply: or
--- 55000 once node 1 stepped down), a read barrier fails, and the leader
--- cannot leave.
+-- quorum: a further change is refused (55000) or cannot complete (40003, it
+-- may still apply: or 55000 once node 1 stepped down), a read barrier
+-- fails, and the leader cannot leave.
 SELECT dragonraft.add_member(14, 3, '127.0.0.1:9', false);
-SELECT dragonraft.promote_member(14, 3);
+SELECT pg_temp.try($$SELECT dragonraft.promote_member(14, 3)$$, :'addr');
+SELECT dragonraft.promote_member(14, 3, force => true);
 SELECT node_id, voting FROM dragonraft.members WHERE group_id = 14 ORDER BY node_id;
 SELECT pg_temp.try($$SELECT dragonraft.add_member(14, 4, '127.0.0.1:9')$$, :'addr') ~
-       '^(55000: group 14 has no leader|40003: the membership change of node 4 in group 14 did not complete: it may still apply)'
+       '^(55000: group 14 has no leader|55000: the membership change of node 4 would leave group 14 without a quorum|40003: the membership change of node 4 in group 14 did not complete: it may still apply)'
        AS refused;
 SELECT pg_temp.try($$SELECT dragonraft.read_barrier(14)$$, :'addr') ~ '^55000' AS no_quorum;
 SELECT pg_temp.try($$SELECT dragonraft.leave_group(14)$$, :'addr') ~ '^(55000|40003)'

@@ -16,7 +16,8 @@
 typedef struct DrMemberChange {
 	uint32 type;            /* enum raft_conf_change_type */
 	bool promote;           /* RAFT_CC_ADD_VOTER of a member that must be a non-voter */
-	bool force;             /* RAFT_CC_REMOVE: also one of two voters */
+	bool force;             /* also one of two voters, or a change after which the
+	                         * voters that answer are no quorum */
 	char addr[DR_ADDR_LEN]; /* the new member's Raft address ("" for the others) */
 } DrMemberChange;
 

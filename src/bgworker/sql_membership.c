@@ -219,6 +219,28 @@ static void change_outcome(const DrResult *res, int64 group_id, int64 node)
 		                 "no fault tolerance."),
 		         errhint("Add a voter first, or pass force => true.")));
 		break;
+	case DR_RC_NO_QUORUM:
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("the membership change of node %lld would leave group %lld without "
+		                "a quorum that answers",
+		                (long long)node, (long long)group_id),
+		         errdetail("%s", res->errmsg),
+		         errhint("To add a voter, add it with voting => false, run join_group on "
+		                 "it, "
+		                 "then promote_member; bring the missing voters back first; or "
+		                 "pass force => true (add_member: voting => true, force => "
+		                 "true).")));
+		break;
+	case DR_RC_BEHIND:
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("node %lld has not caught up with group %lld",
+		                       (long long)node, (long long)group_id),
+		                errdetail("%s", res->errmsg),
+		                errhint("Run join_group on that node, promote it once join_group "
+		                        "returned; or "
+		                        "pass force => true.")));
+		break;
 	case ENGINE_ERR_REJECTED:
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 		                errmsg("group %lld refused the membership change of node %lld",
@@ -299,6 +321,7 @@ Datum dr_add_member(PG_FUNCTION_ARGS)
 		                 "listen_address).")));
 	memset(&c, 0, sizeof(c));
 	c.type = voting ? RAFT_CC_ADD_VOTER : RAFT_CC_ADD_NONVOTER;
+	c.force = PG_NARGS() > 4 && PG_GETARG_BOOL(4);
 	strlcpy(c.addr, addr, sizeof(c.addr));
 	change(group_id, node, &c);
 	PG_RETURN_VOID();
@@ -311,6 +334,7 @@ Datum dr_promote_member(PG_FUNCTION_ARGS)
 	memset(&c, 0, sizeof(c));
 	c.type = RAFT_CC_ADD_VOTER;
 	c.promote = true;
+	c.force = PG_NARGS() > 2 && PG_GETARG_BOOL(2);
 	change(PG_GETARG_INT64(0), PG_GETARG_INT32(1), &c);
 	PG_RETURN_VOID();
 }
