@@ -1,0 +1,52 @@
+# Review 3 fixes (membership and linearizable reads): a change that would
+# leave no quorum of voters that answer is refused unless forced (a live
+# voter removed while another is down, a non-voter promoted before it caught
+# up).
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use DragonCluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $c = DragonCluster->new(3);
+$c->create_group(1, 1, 2, 3);
+my $l = $c->leader(1);
+ok($l, "group 1 has a writable leader (node $l)");
+my ($f1, $f2) = grep { $_ != $l } 1 .. 3;
+my $L = $c->node($l);
+my $F = $c->node($f1);
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'CREATE TABLE t (id int PRIMARY KEY, v text)')});
+$L->safe_psql('postgres', q{INSERT INTO t VALUES (1, 'one'); SELECT dragonraft.replicate_table('t', 1)});
+ok($c->caught_up(1), 'nodes 1-3 replicate t');
+
+# Membership: with voter f2 down, removing the live voter f1 would leave
+# {leader, f2} of which one answers: refused.  A non-voter that never joined
+# is not promoted.  force overrides; removing the down voter is allowed.
+$c->node($f2)->stop('fast');
+ok($c->wait_until("the leader to see node $f2 gone",
+		sub { $L->safe_psql('postgres',
+				"SELECT last_contact < now() - 2 * current_setting('dragonraft.election_rtt')::int * "
+				  . "(SELECT setting::int FROM pg_settings WHERE name = 'dragonraft.rtt_ms') "
+				  . "* interval '1 ms' FROM dragonraft.members WHERE group_id = 1 AND node_id = $f2")
+				  eq 't' }),
+	"the leader no longer hears from node $f2");
+my ($st, $msg) = $c->sql_error($l, "SELECT dragonraft.remove_member(1, $f1)");
+is($st, '55000', 'removing a live voter while another is down is refused');
+like($msg, qr/without a quorum that answers.*1 of its 2 voters would answer/s, 'and says why');
+$L->safe_psql('postgres', "SELECT dragonraft.add_member(1, 7, '127.0.0.1:9', false)");
+($st, $msg) = $c->sql_error($l, 'SELECT dragonraft.promote_member(1, 7)');
+is($st, '55000', 'a non-voter that never joined is not promoted');
+like($msg, qr/node 7 has not caught up.*does not answer/s, 'and the error says so');
+$L->safe_psql('postgres', 'SELECT dragonraft.remove_member(1, 7)');
+$L->safe_psql('postgres', "SELECT dragonraft.remove_member(1, $f2)");
+is($L->safe_psql('postgres',
+		q{SELECT string_agg(node_id::text, ',' ORDER BY node_id) FROM dragonraft.members WHERE group_id = 1}),
+	join(',', sort { $a <=> $b } $l, $f1), 'removing the voter that is down is allowed');
+$L->safe_psql('postgres', "INSERT INTO t VALUES (4, 'four')");
+is($F->safe_psql('postgres',
+		"SET dragonraft.read_consistency = 'linearizable'; SELECT count(*) FROM t WHERE id = 4"),
+	'1', 'and the group goes on');
+
+done_testing();
