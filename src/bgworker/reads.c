@@ -10,15 +10,16 @@
  *
  * With dragonraft.read_consistency = 'linearizable', the ExecutorStart hook
  * runs the barrier for every group whose tables the statement reads, then
- * (in READ COMMITTED) replaces the statement's snapshot, taken before the
- * barrier, by a new one.  In REPEATABLE READ and SERIALIZABLE the
+ * replaces the statement's snapshot, taken before the barrier, by a new one.
+ * That is READ COMMITTED only: in REPEATABLE READ and SERIALIZABLE the
  * transaction's snapshot is its first statement's, taken before any hook
- * runs: the barrier then still waits, but only a read_barrier() run before
- * the transaction began makes its reads linearizable.  Reads in the default
+ * runs, so such a read is refused (0A000); a read_barrier() run before the
+ * transaction began makes its reads linearizable.  Reads in the default
  * 'local' mode cost nothing here.
  */
 #include "dragonraft.h"
 
+#include "access/parallel.h"
 #include "access/xact.h"
 #include "catalog/pg_class.h"
 #include "engine/engine.h"
@@ -143,14 +144,33 @@ static int statement_groups(PlannedStmt *ps, uint64 *groups)
 
 static void executor_start(QueryDesc *qd, int eflags)
 {
+	/* A parallel worker runs with the snapshot its leader took after the barrier. */
 	if (dr_read_consistency == DR_READ_LINEARIZABLE && !dr_is_apply_worker &&
-	    !(eflags & EXEC_FLAG_EXPLAIN_ONLY) && qd->snapshot != NULL) {
+	    !IsParallelWorker() && !(eflags & EXEC_FLAG_EXPLAIN_ONLY) && qd->snapshot != NULL) {
 		uint64 groups[MAX_GROUPS_PER_STATEMENT];
 		int n = statement_groups(qd->plannedstmt, groups);
 
+		/* The transaction's snapshot predates any barrier run now: it would read stale
+		 * data without a word (review 3 #3). */
+		if (n > 0 && IsolationUsesXactSnapshot())
+			ereport(ERROR,
+			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			         errmsg("dragonraft.read_consistency = 'linearizable' reads only "
+			                "in "
+			                "READ COMMITTED"),
+			         errdetail(
+			                 "A REPEATABLE READ or SERIALIZABLE transaction reads the "
+			                 "snapshot taken when its first statement began, before "
+			                 "any "
+			                 "read barrier could run."),
+			         errhint("Run SELECT dragonraft.read_barrier(group_id) before "
+			                 "BEGIN and "
+			                 "read with dragonraft.read_consistency = 'local' inside "
+			                 "the "
+			                 "transaction.")));
 		for (int i = 0; i < n; i++)
 			(void)dr_read_barrier(groups[i]);
-		if (n > 0 && !IsolationUsesXactSnapshot()) {
+		if (n > 0) {
 			/* The statement's snapshot predates the barrier: take one after it. */
 			UnregisterSnapshot(qd->snapshot);
 			qd->snapshot = RegisterSnapshot(GetTransactionSnapshot());

@@ -1,7 +1,8 @@
 # Review 3 fixes (membership and linearizable reads): a change that would
 # leave no quorum of voters that answer is refused unless forced (a live
 # voter removed while another is down, a non-voter promoted before it caught
-# up).
+# up); a linearizable read in REPEATABLE READ or SERIALIZABLE is refused
+# instead of returning stale rows.
 use strict;
 use warnings;
 use FindBin;
@@ -20,6 +21,18 @@ my $F = $c->node($f1);
 $L->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'CREATE TABLE t (id int PRIMARY KEY, v text)')});
 $L->safe_psql('postgres', q{INSERT INTO t VALUES (1, 'one'); SELECT dragonraft.replicate_table('t', 1)});
 ok($c->caught_up(1), 'nodes 1-3 replicate t');
+
+# Linearizable reads: READ COMMITTED only.
+for my $iso ('REPEATABLE READ', 'SERIALIZABLE')
+{
+	my ($st, $msg) = $c->sql_error($f1,
+		"SET dragonraft.read_consistency = 'linearizable'; BEGIN ISOLATION LEVEL $iso; SELECT count(*) FROM t; COMMIT");
+	is($st, '0A000', "a linearizable read in $iso is refused");
+	like($msg, qr/read_barrier\(group_id\) before BEGIN/, 'and the hint says what to do');
+}
+is($F->safe_psql('postgres',
+		"SET dragonraft.read_consistency = 'linearizable'; BEGIN; SELECT count(*) FROM t; COMMIT"),
+	'1', 'a linearizable read in READ COMMITTED answers');
 
 # Membership: with voter f2 down, removing the live voter f1 would leave
 # {leader, f2} of which one answers: refused.  A non-voter that never joined
