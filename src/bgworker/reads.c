@@ -22,6 +22,7 @@
 #include "access/parallel.h"
 #include "access/xact.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
 #include "engine/engine.h"
 #include "executor/executor.h"
 #include "membership.h"
@@ -29,11 +30,16 @@
 #include "pgstat.h"
 #include "queue.h"
 #include "shmem.h"
+#include "utils/array.h"
+#include "utils/fmgrprotos.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 #include "write.h"
 
 #define MAX_GROUPS_PER_STATEMENT 64
+/* A barrier whose local apply does not move for this many election timeouts fails. */
+#define BARRIER_STALL_TIMEOUTS 20
 
 static ExecutorStart_hook_type prev_executor_start = NULL;
 
@@ -50,10 +56,52 @@ static void barrier_failed(uint64 group_id, const char *msg, const char *detail)
 	                        "dragonraft.read_consistency = 'local'.")));
 }
 
+/* Is the apply worker waiting for a lock that this backend holds? */
+static bool apply_waits_for_me(void)
+{
+	ArrayType *a;
+	Datum *pids;
+	pid_t pid;
+	int n;
+
+	SpinLockAcquire(&dr_shared->mutex);
+	pid = dr_shared->apply_pid;
+	SpinLockRelease(&dr_shared->mutex);
+	if (pid == 0)
+		return false;
+	a = DatumGetArrayTypeP(DirectFunctionCall1(pg_blocking_pids, Int32GetDatum((int32)pid)));
+	deconstruct_array(a, INT4OID, sizeof(int32), true, TYPALIGN_INT, &pids, NULL, &n);
+	for (int i = 0; i < n; i++)
+		if (DatumGetInt32(pids[i]) == MyProcPid)
+			return true;
+	return false;
+}
+
+/* Why a local apply that has not moved since `moved` will not reach the barrier
+ * (failures and error: the group's apply status), or NULL to wait on. */
+static const char *apply_stuck(TimestampTz moved, int stall, uint32 failures, const char *error)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (failures > 0)
+		return psprintf("Applying the next entry failed: %s", error);
+	if (TimestampDifferenceExceeds(moved, now, 100) && apply_waits_for_me())
+		return "The apply worker waits for a lock that this transaction holds.";
+	if (TimestampDifferenceExceeds(moved, now, stall))
+		return psprintf("It did not move for %d ms: the apply worker may be waiting for a "
+		                "lock, or not running.",
+		                stall);
+	return NULL;
+}
+
 uint64 dr_read_barrier(uint64 group_id)
 {
 	DrResult res;
 	DrGroup *g;
+	TimestampTz moved;
+	uint64 last = 0;
+	const char *why;
+	int stall;
 
 	dr_sql_groups_check_engine();
 	dr_queue_call(DR_REQ_READ_INDEX, group_id, 0, NULL, 0, &res);
@@ -86,10 +134,19 @@ uint64 dr_read_barrier(uint64 group_id)
 		               res.errmsg[0] ? res.errmsg : NULL);
 	}
 
-	/* The engine handed the entries up to res.index to the apply side: wait for them. */
+	/*
+	 * The engine handed the entries up to res.index to the apply side: wait for
+	 * them, but not for an apply that stopped moving (review 3 #5): the apply
+	 * worker may be failing, stopped, or waiting for a lock that this very
+	 * transaction holds, which no deadlock detector sees.
+	 */
+	stall = BARRIER_STALL_TIMEOUTS * dr_election_rtt * dr_rtt_ms;
+	moved = GetCurrentTimestamp();
 	for (;;) {
 		uint64 applied = 0;
+		uint32 failures = 0;
 		DrMemberState state = DR_MEMBER_FAILED;
+		char error[DR_ERROR_LEN];
 
 		LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
 		g = dr_shmem_group_find(group_id);
@@ -97,6 +154,9 @@ uint64 dr_read_barrier(uint64 group_id)
 			SpinLockAcquire(&g->mutex);
 			applied = g->applied;
 			state = g->member_state;
+			failures = g->apply_failures;
+			if (failures > 0)
+				strlcpy(error, g->error, sizeof(error));
 			SpinLockRelease(&g->mutex);
 		}
 		LWLockRelease(dr_shared->groups_lock);
@@ -105,6 +165,17 @@ uint64 dr_read_barrier(uint64 group_id)
 		if (g == NULL || state == DR_MEMBER_FAILED || state == DR_MEMBER_LOST) {
 			ConditionVariableCancelSleep();
 			barrier_failed(group_id, "the group stopped on this node", NULL);
+		}
+		if (applied != last) {
+			last = applied;
+			moved = GetCurrentTimestamp();
+		} else if ((why = apply_stuck(moved, stall, failures, error)) != NULL) {
+			ConditionVariableCancelSleep();
+			barrier_failed(group_id,
+			               psprintf("this node's apply is stuck at entry %llu of %llu",
+			                        (unsigned long long)applied,
+			                        (unsigned long long)res.index),
+			               why);
 		}
 		/* The entry's memory stays in shared memory if leave_group removes it
 		 * meanwhile; the timeout then ends the sleep and the lookup fails. */

@@ -2,7 +2,9 @@
 # leave no quorum of voters that answer is refused unless forced (a live
 # voter removed while another is down, a non-voter promoted before it caught
 # up); a linearizable read in REPEATABLE READ or SERIALIZABLE is refused
-# instead of returning stale rows.
+# instead of returning stale rows; a read barrier does not wait for ever for
+# an apply worker that does not move, nor for one that waits for a lock the
+# reading transaction holds.
 use strict;
 use warnings;
 use FindBin;
@@ -34,6 +36,30 @@ is($F->safe_psql('postgres',
 		"SET dragonraft.read_consistency = 'linearizable'; BEGIN; SELECT count(*) FROM t; COMMIT"),
 	'1', 'a linearizable read in READ COMMITTED answers');
 
+# A barrier whose apply does not move ends with an error: the apply worker
+# stopped, then one waiting for a lock that the reading transaction holds.
+my $apply = $F->safe_psql('postgres', 'SELECT apply_pid FROM dragonraft.node_status()');
+kill 'STOP', $apply;
+$L->safe_psql('postgres', "INSERT INTO t VALUES (2, 'two')");
+my ($st, $msg) = $c->sql_error($f1, "SET statement_timeout = '180s'; SELECT dragonraft.read_barrier(1)");
+kill 'CONT', $apply;
+is($st, '55000', 'a read barrier does not wait for a stopped apply worker');
+like($msg, qr/apply is stuck at entry .* did not move for/s, 'and says why');
+ok($c->wait_until('the barrier once the apply worker runs again',
+		sub { $c->sql_error($f1, 'SELECT dragonraft.read_barrier(1)') eq '' }),
+	'once it runs again the barrier returns');
+
+my $holder = $F->background_psql('postgres', on_error_stop => 0);
+$holder->query_safe("BEGIN; SET LOCAL statement_timeout = '180s'; LOCK TABLE t IN SHARE MODE");
+$L->safe_psql('postgres', "INSERT INTO t VALUES (3, 'three')");
+$holder->query("SET dragonraft.read_consistency = 'linearizable'; SELECT count(*) FROM t");
+like($holder->{stderr}, qr/apply is stuck .* waits for a lock that this transaction holds/s,
+	'a linearizable read waiting for an apply blocked by its own lock fails at once');
+$holder->query('ROLLBACK');
+$holder->quit;
+ok($c->caught_up(1), 'then the apply goes on');
+is($F->safe_psql('postgres', 'SELECT count(*) FROM t'), '3', 'with every row');
+
 # Membership: with voter f2 down, removing the live voter f1 would leave
 # {leader, f2} of which one answers: refused.  A non-voter that never joined
 # is not promoted.  force overrides; removing the down voter is allowed.
@@ -45,7 +71,7 @@ ok($c->wait_until("the leader to see node $f2 gone",
 				  . "* interval '1 ms' FROM dragonraft.members WHERE group_id = 1 AND node_id = $f2")
 				  eq 't' }),
 	"the leader no longer hears from node $f2");
-my ($st, $msg) = $c->sql_error($l, "SELECT dragonraft.remove_member(1, $f1)");
+($st, $msg) = $c->sql_error($l, "SELECT dragonraft.remove_member(1, $f1)");
 is($st, '55000', 'removing a live voter while another is down is refused');
 like($msg, qr/without a quorum that answers.*1 of its 2 voters would answer/s, 'and says why');
 $L->safe_psql('postgres', "SELECT dragonraft.add_member(1, 7, '127.0.0.1:9', false)");
