@@ -205,7 +205,19 @@ static int statement_groups(PlannedStmt *ps, uint64 *groups)
 		if (dr_capture_rel_replicated(rel, &gid, NULL)) {
 			for (int i = 0; i < n; i++)
 				found = found || groups[i] == gid;
-			if (!found && n < MAX_GROUPS_PER_STATEMENT)
+			if (!found && n == MAX_GROUPS_PER_STATEMENT) {
+				RelationClose(rel);
+				ereport(ERROR,
+				        (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				         errmsg("a linearizable statement reads tables of more "
+				                "than %d "
+				                "dragonraft groups",
+				                MAX_GROUPS_PER_STATEMENT),
+				         errhint("Run dragonraft.read_barrier() for each group, "
+				                 "then read "
+				                 "with dragonraft.read_consistency = 'local'.")));
+			}
+			if (!found)
 				groups[n++] = gid;
 		}
 		RelationClose(rel);
