@@ -9,7 +9,7 @@
  * there, the last voter, one of two voters (the other alone would then be
  * a quorum of one: allowed only with force).  Unless forced, a change must
  * also leave a quorum of the new voters that answer the leader now (etcd's
- * strict reconfiguration check): adding a voter to a one-voter group, or
+ * strict reconfiguration check; see answers()): adding a voter to a one-voter group, or
  * removing a live voter while another is down, would stop the group for as
  * long as the missing voter stays away (for ever, for a wrong address); and
  * a non-voter is promoted only once it has caught up.  The Raft core checks again,
@@ -21,6 +21,7 @@
 #include "membership.h"
 #include "queue.h"
 #include "raft/raft.h"
+#include "transport/transport.h"
 
 static void complete(const DrTaken *t, int rc, uint64 leader)
 {
@@ -43,11 +44,16 @@ static bool listed(const raft_id *ids, uint32 n, raft_id id)
 /* A non-voter this close to the leader's last index may be promoted. */
 #define PROMOTE_MAX_LAG 1024
 
-/* Does member id answer the leader (st: the leader's status)?  A quiescent group's
- * members all held the whole log when it went quiet. */
+/*
+ * Does member id answer the leader (st: the leader's status)?  It was heard
+ * from within an election timeout; in a quiescent group, which exchanges no
+ * heartbeats, the transport has a connection to it open (its members all
+ * held the whole log when it went quiet).
+ */
 static bool answers(const struct engine_group_status *st, raft_id id, raft_index *match)
 {
 	uint64 now = engine_now(dr_engine->e);
+	struct transport_peer_stats ps;
 
 	*match = st->last_index;
 	if (id == st->leader)
@@ -58,8 +64,10 @@ static bool answers(const struct engine_group_status *st, raft_id id, raft_index
 		if (p->node_id != id)
 			continue;
 		*match = p->match;
-		return st->quiescent ||
-		       (p->contact_tick != 0 && now - p->contact_tick <= (uint64)dr_election_rtt);
+		if (st->quiescent)
+			return transport_peer_stats(dr_engine->t, id, &ps) == TRANSPORT_OK &&
+			       ps.connected;
+		return p->contact_tick != 0 && now - p->contact_tick <= (uint64)dr_election_rtt;
 	}
 	*match = 0;
 	return false;

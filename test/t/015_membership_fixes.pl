@@ -60,25 +60,38 @@ $holder->quit;
 ok($c->caught_up(1), 'then the apply goes on');
 is($F->safe_psql('postgres', 'SELECT count(*) FROM t'), '3', 'with every row');
 
+# A quiescent group exchanges no heartbeats: there a member answers while the
+# transport has a connection to it open.  Adding a voter that does not answer
+# to three that do leaves a quorum of four: allowed.
+my $stale = "last_contact < now() - 2 * current_setting('dragonraft.election_rtt')::int * "
+  . "(SELECT setting::int FROM pg_settings WHERE name = 'dragonraft.rtt_ms') * interval '1 ms'";
+ok( $c->wait_until('group 1 quiescent, its followers not heard from for a while',
+		sub {
+			$L->safe_psql('postgres',
+				"SELECT (SELECT quiescent FROM dragonraft.status WHERE group_id = 1) AND bool_and($stale) "
+				  . "FROM dragonraft.members WHERE group_id = 1 AND node_id <> $l") eq 't';
+		}),
+	'group 1 quiesces');
+$L->safe_psql('postgres', "SELECT dragonraft.add_member(1, 7, '127.0.0.1:9')");
+$L->safe_psql('postgres', 'SELECT dragonraft.remove_member(1, 7)');
+pass('in a quiescent group the connected members answer');
+
 # Membership: with voter f2 down, removing the live voter f1 would leave
 # {leader, f2} of which one answers: refused.  A non-voter that never joined
 # is not promoted.  force overrides; removing the down voter is allowed.
 $c->node($f2)->stop('fast');
 ok($c->wait_until("the leader to see node $f2 gone",
 		sub { $L->safe_psql('postgres',
-				"SELECT last_contact < now() - 2 * current_setting('dragonraft.election_rtt')::int * "
-				  . "(SELECT setting::int FROM pg_settings WHERE name = 'dragonraft.rtt_ms') "
-				  . "* interval '1 ms' FROM dragonraft.members WHERE group_id = 1 AND node_id = $f2")
-				  eq 't' }),
+				"SELECT $stale FROM dragonraft.members WHERE group_id = 1 AND node_id = $f2") eq 't' }),
 	"the leader no longer hears from node $f2");
 ($st, $msg) = $c->sql_error($l, "SELECT dragonraft.remove_member(1, $f1)");
 is($st, '55000', 'removing a live voter while another is down is refused');
 like($msg, qr/without a quorum that answers.*1 of its 2 voters would answer/s, 'and says why');
-$L->safe_psql('postgres', "SELECT dragonraft.add_member(1, 7, '127.0.0.1:9', false)");
-($st, $msg) = $c->sql_error($l, 'SELECT dragonraft.promote_member(1, 7)');
+$L->safe_psql('postgres', "SELECT dragonraft.add_member(1, 8, '127.0.0.1:9', false)");
+($st, $msg) = $c->sql_error($l, 'SELECT dragonraft.promote_member(1, 8)');
 is($st, '55000', 'a non-voter that never joined is not promoted');
-like($msg, qr/node 7 has not caught up.*does not answer/s, 'and the error says so');
-$L->safe_psql('postgres', 'SELECT dragonraft.remove_member(1, 7)');
+like($msg, qr/node 8 has not caught up.*does not answer/s, 'and the error says so');
+$L->safe_psql('postgres', 'SELECT dragonraft.remove_member(1, 8)');
 $L->safe_psql('postgres', "SELECT dragonraft.remove_member(1, $f2)");
 is($L->safe_psql('postgres',
 		q{SELECT string_agg(node_id::text, ',' ORDER BY node_id) FROM dragonraft.members WHERE group_id = 1}),
