@@ -45,10 +45,11 @@ static bool listed(const raft_id *ids, uint32 n, raft_id id)
 #define PROMOTE_MAX_LAG 1024
 
 /*
- * Does member id answer the leader (st: the leader's status)?  It was heard
- * from within an election timeout; in a quiescent group, which exchanges no
- * heartbeats, the transport has a connection to it open (its members all
- * held the whole log when it went quiet).
+ * Does member id answer the leader (st: the leader's status)?  The transport
+ * has a connection to it open (a server that stopped or crashed closed it at
+ * once), and it was heard from within an election timeout (a server cut off
+ * or powered off), unless the group is quiescent and exchanges no
+ * heartbeats (its members all held the whole log when it went quiet).
  */
 static bool answers(const struct engine_group_status *st, raft_id id, raft_index *match)
 {
@@ -64,10 +65,10 @@ static bool answers(const struct engine_group_status *st, raft_id id, raft_index
 		if (p->node_id != id)
 			continue;
 		*match = p->match;
-		if (st->quiescent)
-			return transport_peer_stats(dr_engine->t, id, &ps) == TRANSPORT_OK &&
-			       ps.connected;
-		return p->contact_tick != 0 && now - p->contact_tick <= (uint64)dr_election_rtt;
+		if (transport_peer_stats(dr_engine->t, id, &ps) != TRANSPORT_OK || !ps.connected)
+			return false;
+		return st->quiescent ||
+		       (p->contact_tick != 0 && now - p->contact_tick <= (uint64)dr_election_rtt);
 	}
 	*match = 0;
 	return false;
