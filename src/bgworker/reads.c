@@ -52,8 +52,9 @@ static void barrier_failed(uint64 group_id, const char *msg, const char *detail)
 	                errmsg("linearizable read barrier of dragonraft group %llu failed: %s",
 	                       (unsigned long long)group_id, msg),
 	                detail ? errdetail("%s", detail) : 0,
-	                errhint("Retry once dragonraft.status shows a leader, or read with "
-	                        "dragonraft.read_consistency = 'local'.")));
+	                errhint("Retry once dragonraft.status shows a leader and the group "
+	                        "applying here, or read with dragonraft.read_consistency = "
+	                        "'local'.")));
 }
 
 /* Is the apply worker waiting for a lock that this backend holds? */
