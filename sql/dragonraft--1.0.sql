@@ -370,3 +370,18 @@ GRANT EXECUTE ON FUNCTION add_member(bigint, integer, text, boolean),
   join_group(bigint, jsonb), leave_group(bigint, boolean), snapshot(bigint) TO dragonraft_admin;
 -- Any reader may fence its reads (as read_consistency = 'linearizable' does).
 GRANT EXECUTE ON FUNCTION read_barrier(bigint) TO PUBLIC;
+
+-- Commit-path throughput (issue 13): backends cache what capture() reads from
+-- the catalogs about each table; a change of the registrations invalidates it.
+CREATE FUNCTION registrations_changed()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'dr_registrations_changed'
+LANGUAGE C;
+COMMENT ON FUNCTION registrations_changed() IS
+  'Trigger on replicated_tables: tells every backend to forget what it cached about replicated tables';
+REVOKE ALL ON FUNCTION registrations_changed() FROM PUBLIC;
+CREATE TRIGGER registrations_changed
+  AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON replicated_tables
+  FOR EACH STATEMENT EXECUTE FUNCTION registrations_changed();
+-- The apply worker writes registrations as session_replication_role = replica.
+ALTER TABLE replicated_tables ENABLE ALWAYS TRIGGER registrations_changed;
