@@ -116,8 +116,6 @@ typedef struct DrGroup {
 
 	/* written by the apply worker, and by backends at their turn (see NOTES) */
 	uint64 applied;        /* applied index: its effects are committed here */
-	bool takeover;         /* the apply worker applies an entry whose backend gave up:
-	                        * backends waiting for a later turn end with 40003 */
 	uint64 gave_up;        /* highest entry whose backend gave up after it committed (set
 	                        * before that backend releases its locks): until applied
 	                        * reaches it, local reads of its rows may be stale */

@@ -156,6 +156,8 @@ Datum dr_replicate_table(PG_FUNCTION_ARGS)
 /* Wait (cancellable) until the group applied index here. */
 static void wait_applied(uint64 group_id, uint64 index)
 {
+	TimestampTz next_lock_check = 0;
+
 	for (;;) {
 		DrGroup *g;
 		uint64 applied = 0;
@@ -170,6 +172,19 @@ static void wait_applied(uint64 group_id, uint64 index)
 		LWLockRelease(dr_shared->groups_lock);
 		if (g == NULL || applied >= index)
 			break;
+		if (dr_xact_unblock_apply(&next_lock_check))
+			ereport(ERROR,
+			        (errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN),
+			         errmsg("the command in dragonraft group %llu waits for a lock "
+			                "that "
+			                "this statement holds",
+			                (unsigned long long)group_id),
+			         errdetail("It is entry %llu of the group's log; every member runs "
+			                   "it once this transaction ends.",
+			                   (unsigned long long)index),
+			         errhint("Call dragonraft.execute in a statement that reads no "
+			                 "table "
+			                 "the command changes; see dragonraft.ddl_history.")));
 		(void)ConditionVariableTimedSleep(&g->applied_cv, 100, PG_WAIT_EXTENSION);
 	}
 	ConditionVariableCancelSleep();

@@ -25,6 +25,7 @@
  * committed in the log; hold the local commit that many milliseconds. */
 extern bool dr_testing_fail_local_commit;
 extern int dr_testing_commit_delay;
+extern int dr_max_apply_lock_delay;
 /* This process is the apply worker: every utility command is allowed. */
 extern bool dr_is_apply_worker;
 /* > 0 while dragonraft itself runs DDL on a replicated table (its triggers). */
@@ -84,6 +85,12 @@ extern void dr_xact_init(void);
 extern uint64 dr_xact_writable(uint64 group_id, bool lock_only);
 /* The group's schema index as this backend sees it now (DrGroup.schema_index). */
 extern uint64 dr_xact_schema_index(uint64 group_id);
+/* For a backend waiting for the apply worker, checked at most once per
+ * *next_check: true when the apply worker has waited deadlock_timeout for a
+ * lock this backend holds (directly or through other lock waits), so this
+ * backend must stop waiting; sessions that block it beyond
+ * dragonraft.max_apply_lock_delay are cancelled, then terminated. */
+extern bool dr_xact_unblock_apply(TimestampTz *next_check);
 
 /* ---- utility.c ---- */
 

@@ -17,12 +17,17 @@
  * have committed it releases the origin and marks the slot GAVE_UP: the
  * apply worker then applies entry N from the log, as on a follower.
  *
- * While the apply worker applies such an entry it may need row locks that a
- * later transaction holds while it waits for its own turn; PostgreSQL's
- * deadlock detector cannot see a wait on a condition variable.  So a backend
- * waiting for its turn while the apply worker takes over (DrGroup.takeover)
- * ends with 40003: its entry is committed in Raft and the apply worker
- * applies it too.
+ * While the apply worker applies such an entry (or a utility command) it may
+ * need a lock that a later transaction holds while it waits for its own turn;
+ * PostgreSQL's deadlock detector cannot see a wait on a condition variable.
+ * So backends that wait for the apply worker look at its lock wait, as hot
+ * standby resolves its lock conflicts (dr_xact_unblock_apply): once it has
+ * waited deadlock_timeout, a backend waiting for its turn that holds the lock
+ * (directly, or through other sessions' lock waits) ends with 40003: its
+ * entry is committed in Raft and the apply worker applies it too.  Sessions
+ * that block it longer than dragonraft.max_apply_lock_delay (an idle reader
+ * of a table a command alters) are cancelled, and terminated if they still
+ * block a second later: the apply worker serves every group of the node.
  *
  * A transaction whose entry follows a utility command of its group that it
  * did not see at its first write is skipped by every member (apply_rows.c);
@@ -46,6 +51,9 @@
 #include "shmem.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
+#include "storage/procarray.h"
+#include "utils/array.h"
+#include "utils/fmgrprotos.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -53,6 +61,7 @@
 
 bool dr_testing_fail_local_commit = false;
 int dr_testing_commit_delay = 0;
+int dr_max_apply_lock_delay = 5000;
 
 /* libpq/libpq.h declares it, but its include of libpq-be.h wants GSSAPI headers. */
 extern bool pq_check_connection(void);
@@ -105,7 +114,6 @@ typedef struct GroupView {
 	uint64 gave_up;
 	uint64 schema_index;
 	uint64 schema_next;
-	bool takeover;
 	RepOriginId origin;
 	char error[DR_ERROR_LEN];
 } GroupView;
@@ -125,7 +133,6 @@ static bool view_group(uint64 group_id, GroupView *v)
 		v->gave_up = v->g->gave_up;
 		v->schema_index = v->g->schema_index;
 		v->schema_next = v->g->schema_next;
-		v->takeover = v->g->takeover;
 		v->origin = v->g->origin;
 		strlcpy(v->error, v->g->error, sizeof(v->error));
 		SpinLockRelease(&v->g->mutex);
@@ -164,9 +171,9 @@ static void stale_view(uint64 group_id)
 	                "%llu "
 	                "is being applied from the log",
 	                (unsigned long long)group_id),
-	         errdetail(
-	                 "Its local commit failed after its entry committed; this transaction may "
-	                 "have read rows as they were before it.  Nothing was proposed."),
+	         errdetail("Its backend ended after its entry committed in the log, before its "
+	                   "local commit; this transaction may have read rows as they were before "
+	                   "it.  Nothing was proposed."),
 	         errhint("Retry the transaction.")));
 }
 
@@ -247,6 +254,88 @@ uint64 dr_xact_schema_index(uint64 group_id)
 	GroupView v;
 
 	return view_group(group_id, &v) ? v.schema_index : 0;
+}
+
+/* ---- the apply worker's lock waits ---- */
+
+/* Since when the apply worker waits for a heavyweight lock; 0 when it does not. */
+static TimestampTz apply_lock_wait(int *pid)
+{
+	PGPROC *proc;
+	int pgprocno;
+
+	SpinLockAcquire(&dr_shared->mutex);
+	pgprocno = dr_shared->apply_pgprocno;
+	*pid = (int)dr_shared->apply_pid;
+	SpinLockRelease(&dr_shared->mutex);
+	if (pgprocno < 0)
+		return 0;
+	proc = &ProcGlobal->allProcs[pgprocno];
+	if ((proc->wait_event_info & 0xFF000000U) != PG_WAIT_LOCK)
+		return 0;
+	return (TimestampTz)pg_atomic_read_u64(&proc->waitStart);
+}
+
+/* Append to pids the processes that pid waits for (pg_blocking_pids). */
+static List *blockers(List *pids, int pid)
+{
+	ArrayType *a =
+	        DatumGetArrayTypeP(DirectFunctionCall1(pg_blocking_pids, Int32GetDatum(pid)));
+	int32 *p = (int32 *)ARR_DATA_PTR(a);
+	int n = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+
+	for (int i = 0; i < n; i++)
+		pids = list_append_unique_int(pids, p[i]);
+	return pids;
+}
+
+/* Processes looked at beyond the apply worker's direct blockers. */
+#define MAX_BLOCKER_CHAIN 16
+
+bool dr_xact_unblock_apply(TimestampTz *next_check)
+{
+	TimestampTz since, now;
+	List *direct, *chain;
+	int apply_pid, pid;
+	bool escalate;
+	ListCell *lc;
+
+	since = apply_lock_wait(&apply_pid);
+	if (since == 0)
+		return false;
+	now = GetCurrentTimestamp();
+	if (now < *next_check || !TimestampDifferenceExceeds(since, now, DeadlockTimeout))
+		return false;
+	*next_check = TimestampTzPlusMilliseconds(now, Min(DeadlockTimeout, 1000));
+	direct = blockers(NIL, apply_pid);
+	chain = list_copy(direct);
+	for (int i = 0; i < list_length(chain) && i < MAX_BLOCKER_CHAIN; i++) {
+		pid = list_nth_int(chain, i);
+		if (pid == MyProcPid)
+			return true;
+		if (pid != apply_pid)
+			chain = blockers(chain, pid);
+	}
+	if (dr_max_apply_lock_delay < 0 ||
+	    !TimestampDifferenceExceeds(since, now, dr_max_apply_lock_delay))
+		return false;
+	escalate = TimestampDifferenceExceeds(since, now, dr_max_apply_lock_delay + 1000);
+	foreach (lc, direct) {
+		pid = lfirst_int(lc);
+		if (pid == apply_pid || BackendPidGetProc(pid) == NULL)
+			continue;
+		ereport(LOG,
+		        (errmsg("dragonraft %s process %d: it holds a lock that the apply worker "
+		                "has waited for since %s",
+		                escalate ? "terminates" : "cancels", pid,
+		                timestamptz_to_str(since)),
+		         errdetail(
+		                 "The apply worker applies every group of this node in log order; "
+		                 "dragonraft.max_apply_lock_delay is %d ms.",
+		                 dr_max_apply_lock_delay)));
+		(void)kill(pid, escalate ? SIGTERM : SIGINT);
+	}
+	return false;
 }
 
 /* ---- outcomes ---- */
@@ -340,7 +429,7 @@ static void schema_changed(uint64 group_id, uint64 command_index)
 /* Wait until the group applied N - 1 (see the top of the file). */
 static void wait_turn(uint64 group_id, uint64 index, uint64 schema_index)
 {
-	TimestampTz next_client_check = 0;
+	TimestampTz next_client_check = 0, next_lock_check = 0;
 	GroupView v;
 
 	HOLD_INTERRUPTS(); /* cancels are turned into 40003 below, not 57014 */
@@ -348,24 +437,25 @@ static void wait_turn(uint64 group_id, uint64 index, uint64 schema_index)
 		if (!view_group(group_id, &v))
 			break; /* the group went away: the commit fails below */
 		if (Max(v.schema_index, v.schema_next) > schema_index) {
+			(void)dr_xact_unblock_apply(
+			        &next_lock_check); /* a command may be blocked */
 			RESUME_INTERRUPTS();
 			ConditionVariableCancelSleep();
 			schema_changed(group_id, Max(v.schema_index, v.schema_next));
 		}
 		if (v.applied + 1 >= index)
 			break;
-		if (v.takeover) {
+		if (dr_xact_unblock_apply(&next_lock_check)) {
 			RESUME_INTERRUPTS();
-			unknown_outcome(psprintf("transaction committed in the log of dragonraft "
-			                         "group %llu at "
-			                         "index %llu, but not applied by this backend",
-			                         (unsigned long long)group_id,
-			                         (unsigned long long)index),
-			                "The apply worker is applying an earlier entry whose "
-			                "transaction failed "
-			                "after its commit in the log; this transaction's entry is "
-			                "applied from "
-			                "the log too.");
+			ConditionVariableCancelSleep();
+			unknown_outcome(
+			        psprintf("transaction committed in the log of dragonraft "
+			                 "group %llu at index %llu, but not applied by this "
+			                 "backend",
+			                 (unsigned long long)group_id, (unsigned long long)index),
+			        "It held a lock that the apply worker waited for while this "
+			        "transaction waited for its turn; its entry is applied from the "
+			        "log.");
 		}
 		if (ProcDiePending) {
 			RESUME_INTERRUPTS();
