@@ -370,3 +370,9 @@ GRANT EXECUTE ON FUNCTION add_member(bigint, integer, text, boolean),
   join_group(bigint, jsonb), leave_group(bigint, boolean), snapshot(bigint) TO dragonraft_admin;
 -- Any reader may fence its reads (as read_consistency = 'linearizable' does).
 GRANT EXECUTE ON FUNCTION read_barrier(bigint) TO PUBLIC;
+
+-- Review 2 write-path leftovers (helper wfix2): execute() runs each command as
+-- the role that proposed it; ddl_history records that role.
+ALTER TABLE ddl_history ADD COLUMN role text;
+COMMENT ON COLUMN ddl_history.role IS
+  'The role that proposed the command: every member runs it as that role';

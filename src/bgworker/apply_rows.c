@@ -26,9 +26,11 @@
  * behind for a local mistake that a DBA fixes by dropping the table here and
  * replicating it again.
  *
- * A utility command (execute) runs in a subtransaction: if it fails, the
- * failure is recorded in dragonraft.ddl_history (every member, in log
- * order) and the apply goes on; execute() reports it on the proposing node.
+ * A utility command (execute) runs in a subtransaction, as the role that
+ * proposed it (looked up by name on each member), its settings (SET) undone
+ * after it: if it fails, or the role does not exist here, the failure is
+ * recorded in dragonraft.ddl_history (every member, in log order) and the
+ * apply goes on; execute() reports it on the proposing node.
  */
 #include "write.h"
 
@@ -46,8 +48,10 @@
 #include "nodes/makefuncs.h"
 #include "shmem.h"
 #include "storage/lmgr.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -752,16 +756,32 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, const struct entry_he
 void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header *h)
 {
 	struct entry_ddl d;
-	Oid types[4] = {INT8OID, INT8OID, TEXTOID, TEXTOID};
-	Datum values[4];
-	char nulls[4] = {' ', ' ', ' ', ' '};
-	char *command, *error;
+	Oid types[5] = {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID};
+	Datum values[5];
+	char nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	char *command, *role, *error;
+	Oid roleid, save_user;
+	int save_sec, save_nestlevel;
 	int rc = entry_decode_ddl(h, &d);
 
 	if (rc != ENTRY_OK)
 		decode_failed(rc);
 	command = pnstrdup(d.command, d.len);
-	error = try_sql(command);
+	role = pnstrdup(d.role, d.role_len);
+	roleid = get_role_oid(role, true);
+	if (!OidIsValid(roleid))
+		error = psprintf(
+		        "role \"%s\", which proposed the command, does not exist on this node",
+		        role);
+	else {
+		/* As the proposing role, with its privileges here; its settings end with it. */
+		GetUserIdAndSecContext(&save_user, &save_sec);
+		SetUserIdAndSecContext(roleid, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+		save_nestlevel = NewGUCNestLevel();
+		error = try_sql(command);
+		AtEOXact_GUC(false, save_nestlevel);
+		SetUserIdAndSecContext(save_user, save_sec);
+	}
 	if (error != NULL)
 		ereport(WARNING,
 		        (errmsg("dragonraft command of group %llu at entry %llu failed on "
@@ -773,9 +793,10 @@ void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header 
 	values[2] = CStringGetTextDatum(command);
 	values[3] = error ? CStringGetTextDatum(error) : (Datum)0;
 	nulls[3] = error ? ' ' : 'n';
+	values[4] = CStringGetTextDatum(role);
 	if (SPI_execute_with_args("INSERT INTO dragonraft.ddl_history (group_id, index, command, "
-	                          "error) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-	                          4, types, values, nulls, false, 0) != SPI_OK_INSERT)
+	                          "error, role) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+	                          5, types, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "dragonraft could not record a command in dragonraft.ddl_history");
 	/* Tables the command dropped are no longer replicated. */
 	if (SPI_execute("DELETE FROM dragonraft.replicated_tables t WHERE relid IS NOT NULL AND "
