@@ -376,3 +376,15 @@ GRANT EXECUTE ON FUNCTION read_barrier(bigint) TO PUBLIC;
 ALTER TABLE ddl_history ADD COLUMN role text;
 COMMENT ON COLUMN ddl_history.role IS
   'The role that proposed the command: every member runs it as that role';
+-- A command that failed on some members only leaves their schemas apart:
+-- each member shows the commands that failed here.
+CREATE VIEW ddl_failures AS
+  SELECT group_id, count(*) AS failed, max(index) AS last_index,
+         (array_agg(error ORDER BY index DESC))[1] AS last_error,
+         (array_agg(command ORDER BY index DESC))[1] AS last_command
+    FROM ddl_history
+   WHERE error IS NOT NULL
+   GROUP BY group_id;
+COMMENT ON VIEW ddl_failures IS
+  'Per group, the commands run through dragonraft.execute that failed on this node: how many, and the last one with its error.  Compare members: a command that failed on some only left their schemas apart';
+GRANT SELECT ON ddl_history, ddl_failures TO pg_monitor, dragonraft_admin;
