@@ -372,10 +372,13 @@ GRANT EXECUTE ON FUNCTION add_member(bigint, integer, text, boolean),
 GRANT EXECUTE ON FUNCTION read_barrier(bigint) TO PUBLIC;
 
 -- Review 2 write-path leftovers (helper wfix2): execute() runs each command as
--- the role that proposed it; ddl_history records that role.
-ALTER TABLE ddl_history ADD COLUMN role text;
+-- the role that proposed it; ddl_history records that role and the tables
+-- the command changes.
+ALTER TABLE ddl_history ADD COLUMN role text, ADD COLUMN tables bigint[];
 COMMENT ON COLUMN ddl_history.role IS
   'The role that proposed the command: every member runs it as that role';
+COMMENT ON COLUMN ddl_history.tables IS
+  'The ids of the replicated tables the command changes (NULL: it may change any): a transaction that wrote one of them before the command, and whose entry comes after it, is skipped';
 -- A command that failed on some members only leaves their schemas apart:
 -- each member shows the commands that failed here.
 CREATE VIEW ddl_failures AS

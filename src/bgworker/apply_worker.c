@@ -199,7 +199,7 @@ static ApplyGroup *find_group(uint64 group_id)
 		origin = dr_origins_find(group_id, true); /* may fail: nothing entered yet */
 		schema_index = dr_apply_rows_schema_index(group_id);
 		/* Shared memory is new after a restart: writers record the schema from it. */
-		dr_apply_rows_publish_schema(group_id, schema_index, true);
+		dr_apply_rows_publish_schema(group_id, schema_index, true, 0);
 		ag = hash_search(groups, &group_id, HASH_ENTER, NULL);
 		ag->origin = origin;
 		ag->schema_index = ag->schema_batch = schema_index;
@@ -284,7 +284,7 @@ static void commit_batch(void)
 	if (ag->schema_batch != ag->schema_index) {
 		/* before applied moves past it: a backend at its turn must see it */
 		ag->schema_index = ag->schema_batch;
-		dr_apply_rows_publish_schema(ag->group_id, ag->schema_index, true);
+		dr_apply_rows_publish_schema(ag->group_id, ag->schema_index, true, 0);
 	}
 	publish(ag->group_id, ag->applied, ag->origin, NULL);
 	dr_apply_rows_forget();
@@ -385,8 +385,6 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 			dr_apply_rows_register(m->group_id, m->index, &h);
 			break;
 		case ENTRY_DDL:
-			/* Writers of older schemas waiting for their turn fail with 40001 now. */
-			dr_apply_rows_publish_schema(m->group_id, m->index, false);
 			dr_apply_rows_ddl(m->group_id, m->index, &h);
 			ag->schema_batch = m->index;
 			break;

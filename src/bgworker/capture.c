@@ -136,6 +136,19 @@ bool dr_capture_pending(DrPending *p)
 	return true;
 }
 
+uint64 *dr_capture_table_ids(int *n)
+{
+	uint64 *ids;
+
+	*n = X.n_tables;
+	if (X.registration != InvalidOid)
+		return NULL;
+	ids = palloc(Max(X.n_tables, 1) * sizeof(uint64));
+	for (int i = 0; i < X.n_tables; i++)
+		ids[i] = X.tables[i].table_id;
+	return ids;
+}
+
 void dr_capture_note_other_write(void)
 {
 	X.other_write = true;

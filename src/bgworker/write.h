@@ -46,6 +46,9 @@ typedef struct DrPending {
 
 /* Does the transaction have anything to replicate?  (The fast path: one test.) */
 extern bool dr_capture_pending(DrPending *p);
+/* The ids of the tables the transaction wrote (palloc'd, *n of them); NULL
+ * for a registration. */
+extern uint64 *dr_capture_table_ids(int *n);
 /* A write on a table that is not replicated (sync commit stays on). */
 extern void dr_capture_note_other_write(void);
 extern bool dr_capture_other_writes(void);
@@ -107,7 +110,12 @@ extern void dr_apply_rows_change_set(uint64 group_id, uint64 index, uint64 schem
 /* The group's last utility command applied here (its own transaction). */
 extern uint64 dr_apply_rows_schema_index(uint64 group_id);
 /* Publish the schema index (applied: true) or one being applied (false). */
-extern void dr_apply_rows_publish_schema(uint64 group_id, uint64 index, bool applied);
+extern void dr_apply_rows_publish_schema(uint64 group_id, uint64 index, bool applied, uint64 table);
+/* The last utility command of the group after index since and before index
+ * before that changes one of tables[n]; 0 if none.  Reads
+ * dragonraft.ddl_history with the active snapshot. */
+extern uint64 dr_apply_rows_command_between(uint64 group_id, uint64 since, uint64 before,
+                                            const uint64 *tables, int n);
 extern void dr_apply_rows_register(uint64 group_id, uint64 index, const struct entry_header *h);
 extern void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header *h);
 /* The end of a transaction: forget cached table ids (they may have changed). */

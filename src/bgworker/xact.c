@@ -29,9 +29,12 @@
  * of a table a command alters) are cancelled, and terminated if they still
  * block a second later: the apply worker serves every group of the node.
  *
- * A transaction whose entry follows a utility command of its group that it
- * did not see at its first write is skipped by every member (apply_rows.c);
- * at its turn it fails with 40001 (schema_changed), nothing committed.
+ * A transaction whose entry follows a utility command that changes one of
+ * its tables, and that it did not see at its first write, is skipped by
+ * every member (apply_rows.c); it fails with 40001 (schema_changed), nothing
+ * committed: at once when the apply worker begins that command (it may need
+ * the table's lock), or at its turn, when dragonraft.ddl_history says which
+ * tables the commands before its entry changed.
  *
  * statement_timeout does not fire here (it is disabled before commit).  The
  * turn wait ends on pg_cancel_backend (40003: the entry is committed in the
@@ -52,11 +55,12 @@
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
+#include "tcop/tcopprot.h"
 #include "utils/array.h"
 #include "utils/fmgrprotos.h"
-#include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 bool dr_testing_fail_local_commit = false;
@@ -114,6 +118,7 @@ typedef struct GroupView {
 	uint64 gave_up;
 	uint64 schema_index;
 	uint64 schema_next;
+	uint64 schema_next_table;
 	RepOriginId origin;
 	char error[DR_ERROR_LEN];
 } GroupView;
@@ -133,6 +138,7 @@ static bool view_group(uint64 group_id, GroupView *v)
 		v->gave_up = v->g->gave_up;
 		v->schema_index = v->g->schema_index;
 		v->schema_next = v->g->schema_next;
+		v->schema_next_table = v->g->schema_next_table;
 		v->origin = v->g->origin;
 		strlcpy(v->error, v->g->error, sizeof(v->error));
 		SpinLockRelease(&v->g->mutex);
@@ -407,9 +413,10 @@ static void proposal_outcome(const DrResult *res, const DrPending *p)
 }
 
 /*
- * A utility command of the group lies in the log between the schema this
- * transaction wrote against (schema_index at its first write) and its entry:
- * every member skips the entry (apply_rows.c), so nothing commits.
+ * A utility command that changes a table this transaction wrote lies in the
+ * log between the schema it wrote against (schema_index at its first write)
+ * and its entry: every member skips the entry (apply_rows.c), so nothing
+ * commits.
  */
 static void schema_changed(uint64 group_id, uint64 command_index) pg_attribute_noreturn();
 
@@ -418,7 +425,7 @@ static void schema_changed(uint64 group_id, uint64 command_index)
 	ereport(ERROR,
 	        (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 	         errmsg("could not serialize access: a command run through dragonraft.execute "
-	                "changed the tables of group %llu while this transaction wrote them",
+	                "changed a table of group %llu while this transaction wrote it",
 	                (unsigned long long)group_id),
 	         errdetail("The command at log index %llu comes before this transaction's entry, "
 	                   "which every member skips: nothing was committed.",
@@ -426,22 +433,38 @@ static void schema_changed(uint64 group_id, uint64 command_index)
 	         errhint("Retry the transaction.")));
 }
 
+/* Does the command the apply worker began (schema_next) change one of tables? */
+static bool next_command_changes(const GroupView *v, const uint64 *tables, int n)
+{
+	if (v->schema_next_table == 0)
+		return true;
+	for (int i = 0; i < n; i++)
+		if (tables[i] == v->schema_next_table)
+			return true;
+	return false;
+}
+
 /* Wait until the group applied N - 1 (see the top of the file). */
 static void wait_turn(uint64 group_id, uint64 index, uint64 schema_index)
 {
 	TimestampTz next_client_check = 0, next_lock_check = 0;
 	GroupView v;
+	int n_tables;
+	uint64 *tables = dr_capture_table_ids(&n_tables), command = 0;
 
 	HOLD_INTERRUPTS(); /* cancels are turned into 40003 below, not 57014 */
 	for (;;) {
 		if (!view_group(group_id, &v))
 			break; /* the group went away: the commit fails below */
-		if (Max(v.schema_index, v.schema_next) > schema_index) {
+		/* Not waited for: the command may need this transaction's table lock.
+		 * (Members skip change sets only, never a registration.) */
+		if (tables != NULL && v.schema_next > schema_index &&
+		    next_command_changes(&v, tables, n_tables)) {
 			(void)dr_xact_unblock_apply(
 			        &next_lock_check); /* a command may be blocked */
 			RESUME_INTERRUPTS();
 			ConditionVariableCancelSleep();
-			schema_changed(group_id, Max(v.schema_index, v.schema_next));
+			schema_changed(group_id, v.schema_next);
 		}
 		if (v.applied + 1 >= index)
 			break;
@@ -494,6 +517,15 @@ static void wait_turn(uint64 group_id, uint64 index, uint64 schema_index)
 	if (v.applied >= index)
 		elog(ERROR, "dragonraft entry %llu of group %llu was applied by another process",
 		     (unsigned long long)index, (unsigned long long)group_id);
+	/* Every command before the entry is applied: which tables did they change? */
+	if (tables != NULL && v.schema_index > schema_index) {
+		PushActiveSnapshot(GetLatestSnapshot());
+		command = dr_apply_rows_command_between(group_id, schema_index, index, tables,
+		                                        n_tables);
+		PopActiveSnapshot();
+	}
+	if (command > 0)
+		schema_changed(group_id, command);
 	if (v.origin == InvalidRepOriginId)
 		elog(ERROR, "dragonraft group %llu has no replication origin yet",
 		     (unsigned long long)group_id);

@@ -28,17 +28,21 @@ sub unknown_outcomes
 		'SELECT xact_unknown FROM dragonraft.stat_groups WHERE group_id = 1');
 }
 
-# 1. Writers of table a while commands that touch other tables run: none of
-# them ends with 40003 (40001 is retried by pgbench).
+# 1. Writers of table a while commands that change other tables run: none
+# of them ends with 40003, nor with 40001 (no retries: the commands change
+# no table the writers wrote).
 my $script = PostgreSQL::Test::Utils::tempdir() . '/insert.sql';
 PostgreSQL::Test::Utils::append_to_file($script, "INSERT INTO a (v) VALUES (1);\n");
 my ($bout, $berr) = ('', '');
-my $bench = IPC::Run::start(['pgbench', '-n', '-c', '4', '-t', '1000', '--max-tries=1000', '-f',
+my $bench = IPC::Run::start(['pgbench', '-n', '-c', '4', '-t', '1000', '-f',
 		$script, '-d', $L->connstr('postgres')], '>', \$bout, '2>', \$berr);
 sub rows { return $L->safe_psql('postgres', 'SELECT count(*) FROM a'); }
 ok($c->wait_until('the first rows of pgbench', sub { rows() > 0 }), 'pgbench writes');
-$L->safe_psql('postgres', "SELECT dragonraft.execute(1, 'CREATE TABLE unrelated_$_ (id int)')")
-  for 1 .. 20;
+for my $i (1 .. 10)
+{
+	$L->safe_psql('postgres', "SELECT dragonraft.execute(1, 'CREATE TABLE unrelated_$i (id int)')");
+	$L->safe_psql('postgres', "SELECT dragonraft.execute(1, 'ALTER TABLE public.t2 ADD COLUMN c$i int')");
+}
 my $rows = rows();
 $bench->finish;
 my $rc = $? >> 8;
@@ -96,5 +100,41 @@ $reader->finish;
 like($rout, qr/still here/, 'the reader was left alone');
 $ddl->finish;
 like($dout, qr/^\d+$/, 'the command ran once the reader committed') or diag $derr;
+
+# 4. A writer waiting for its turn holds a lock that the command before its
+# entry needs (a table that is not replicated): the apply worker waits for
+# it, and after deadlock_timeout the writer ends with 40003; its entry, which
+# the command does not concern, is applied from the log.
+$L->safe_psql('postgres', 'CREATE TABLE side (id int)');
+my ($h1out, $h1err, $h2out, $h2err) = ('', '', '', '');
+my $h1 = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
+		'SET dragonraft.testing_commit_delay = 5000', '-c', 'INSERT INTO a (v) VALUES (10)'],
+	'>', \$h1out, '2>', \$h1err);
+ok($c->wait_until('the first writer at its turn', sub {
+	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%VALUES (10)%' AND state = 'active' AND pid <> pg_backend_pid()") eq '1' }),
+	'a writer holds its turn');
+($dout, $derr) = ('', '');
+$ddl = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
+		"SELECT dragonraft.execute(1, 'ALTER TABLE public.side ADD COLUMN y int')"],
+	'>', \$dout, '2>', \$derr);
+ok($c->wait_until('the command in the log', sub {
+	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%public.side%' AND wait_event_type = 'Extension' AND pid <> pg_backend_pid()") eq '1' }),
+	'the command waits for its apply');
+my $h2 = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
+		'\set VERBOSITY verbose', '-c',
+		'BEGIN; INSERT INTO side VALUES (1); INSERT INTO a (v) VALUES (11); COMMIT'],
+	'>', \$h2out, '2>', \$h2err);
+ok($c->wait_until('the second writer waiting for its turn', sub {
+	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%VALUES (11)%' AND wait_event_type = 'Extension' AND pid <> pg_backend_pid()") eq '1' }),
+	'the second writer waits for its turn, behind the command');
+$h1->finish;
+$h2->finish;
+$ddl->finish;
+is($h1err, '', 'the first writer commits');
+like($h2err, qr/40003.*not applied by this backend/s, 'the second writer ends with 40003');
+like($dout, qr/^\d+$/, 'the command ran') or diag $derr;
+is($L->safe_psql('postgres', 'SELECT count(*) FROM a WHERE v IN (10, 11)'), '2',
+	'both writers\' rows are in the table');
+is($L->safe_psql('postgres', 'SELECT count(*) FROM side'), '0', 'the second writer\'s local row is not');
 
 done_testing();
