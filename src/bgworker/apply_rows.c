@@ -815,6 +815,50 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, const struct entry_he
 	                     (unsigned long long)group_id, (unsigned long long)index)));
 }
 
+/*
+ * dragonraft's triggers on tables replicated (or refused) before they were
+ * made ENABLE ALWAYS fire for session_replication_role = replica too from
+ * now on (at every start of the apply worker; none is found after the
+ * first).
+ */
+void dr_apply_rows_upgrade_triggers(void)
+{
+	uint64 n;
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', "
+	                "tgrelid::regclass, tgname) FROM pg_trigger WHERE tgname IN "
+	                "('" DR_CAPTURE_TRIGGER "', '" DR_TRUNCATE_TRIGGER "', '" DR_REFUSED_TRIGGER
+	                "') AND tgenabled <> 'A'",
+	                true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "dragonraft could not read pg_trigger");
+	n = SPI_processed;
+	if (n > 0) {
+		SPITupleTable *tt = SPI_tuptable;
+
+		dr_internal_ddl++;
+		for (uint64 i = 0; i < n; i++) {
+			char *sql = SPI_getvalue(tt->vals[i], tt->tupdesc, 1);
+			char *error = try_sql(sql);
+
+			if (error != NULL)
+				ereport(WARNING,
+				        (errmsg("dragonraft could not upgrade a trigger: %s",
+				                error),
+				         errdetail("The command was: %s", sql)));
+			else
+				ereport(LOG, (errmsg("dragonraft upgraded a trigger: %s", sql)));
+		}
+		dr_internal_ddl--;
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
 /* ---- utility commands ---- */
 
 /*

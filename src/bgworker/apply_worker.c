@@ -654,6 +654,7 @@ void dr_apply_worker_main(Datum arg)
 	/* The Raft log already holds every entry durably (see the top of this file). */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("session_replication_role", "replica", PGC_SUSET, PGC_S_OVERRIDE);
+	dr_apply_rows_upgrade_triggers();
 
 	seg = dsm_attach(handle);
 	if (seg == NULL)

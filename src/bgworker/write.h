@@ -49,6 +49,9 @@ extern bool dr_capture_pending(DrPending *p);
 /* The ids of the tables the transaction wrote (palloc'd, *n of them); NULL
  * for a registration. */
 extern uint64 *dr_capture_table_ids(int *n);
+/* The first command of the TRUNCATE statement under way (utility.c), or
+ * InvalidCommandId. */
+extern CommandId dr_truncate_cid;
 /* A write on a table that is not replicated (sync commit stays on). */
 extern void dr_capture_note_other_write(void);
 extern bool dr_capture_other_writes(void);
@@ -118,6 +121,8 @@ extern uint64 dr_apply_rows_command_between(uint64 group_id, uint64 since, uint6
                                             const uint64 *tables, int n);
 extern void dr_apply_rows_register(uint64 group_id, uint64 index, const struct entry_header *h);
 extern void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header *h);
+/* At the apply worker's start: dragonraft's triggers made ENABLE ALWAYS. */
+extern void dr_apply_rows_upgrade_triggers(void);
 /* The end of a transaction: forget cached table ids (they may have changed). */
 extern void dr_apply_rows_forget(void);
 
