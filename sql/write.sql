@@ -270,3 +270,27 @@ SELECT count(*) FROM accounts WHERE id = 40;
 DROP TABLE regress_admin_space.owned;
 DROP SCHEMA regress_admin_space;
 DROP ROLE regress_dragonraft_admin;
+
+-- Which replicated tables a command changes (ddl_history.tables, NULL: any
+-- table of the group): a writer's change set is skipped only behind one
+-- that changes its tables.
+CREATE TABLE inh_parent (id int);
+CREATE TABLE inh_kid () INHERITS (inh_parent);
+SELECT dragonraft.execute(1, 'ALTER TABLE public.accounts ADD COLUMN memo text') > 0 AS executed;
+SELECT dragonraft.execute(1, 'CREATE INDEX ON public.accounts (memo)') > 0 AS executed;
+SELECT dragonraft.execute(1, 'ALTER TABLE accounts DROP COLUMN memo') > 0 AS executed;
+SELECT dragonraft.execute(1, 'CREATE TABLE public.plain (id int)') > 0 AS executed;
+SELECT dragonraft.execute(1, 'DROP TABLE public.plain') > 0 AS executed;
+SELECT dragonraft.execute(1, 'ALTER TABLE public.inh_parent ADD COLUMN w int') > 0 AS executed;
+SELECT dragonraft.execute(1, 'CREATE TABLE public.t1 (a int); CREATE TABLE public.t2 (a int)') > 0 AS executed;
+SELECT command,
+       CASE WHEN tables IS NULL THEN 'any'
+            WHEN tables = '{}' THEN 'none'
+            WHEN tables = ARRAY[(SELECT table_id FROM dragonraft.replicated_tables
+                                  WHERE relid = 'accounts'::regclass)] THEN 'accounts'
+       END AS changes
+  FROM dragonraft.ddl_history
+ WHERE group_id = 1 AND index > (SELECT max(index) FROM dragonraft.ddl_history
+                                  WHERE command LIKE 'SELECT 1, %')
+ ORDER BY index;
+DROP TABLE inh_kid, inh_parent, t1, t2;

@@ -39,6 +39,7 @@
 #include "catalog/catalog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_sequence.h"
 #include "catalog/pg_type.h"
 #include "commands/tablecmds.h"
@@ -868,7 +869,8 @@ void dr_apply_rows_upgrade_triggers(void)
  * (dr_apply_rows_change_set), so every member must give the same answer at
  * the command's place in the log: it is narrowed only for one statement
  * that changes the one table it names, schema-qualified (search_path and the
- * role's "$user" play no part), and for CREATE TABLE of a plain new table.
+ * role's "$user" play no part), without partitions or inheritance children,
+ * and for CREATE TABLE of a plain new table.
  */
 static int64 command_table(uint64 group_id, const char *command)
 {
@@ -935,6 +937,8 @@ static int64 command_table(uint64 group_id, const char *command)
 	relid = RangeVarGetRelid(rv, NoLock, true);
 	if (!OidIsValid(relid))
 		return 0;
+	if (has_subclass(relid))
+		return -1; /* it recurses to partitions and inheritance children */
 	values[0] = Int64GetDatum((int64)group_id);
 	values[1] = ObjectIdGetDatum(relid);
 	if (SPI_execute_with_args("SELECT table_id FROM dragonraft.replicated_tables WHERE "
