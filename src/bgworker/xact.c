@@ -460,8 +460,8 @@ static void wait_turn(uint64 group_id, uint64 index, uint64 schema_index)
 		 * (Members skip change sets only, never a registration.) */
 		if (tables != NULL && v.schema_next > schema_index &&
 		    next_command_changes(&v, tables, n_tables)) {
-			(void)dr_xact_unblock_apply(
-			        &next_lock_check); /* a command may be blocked */
+			/* The command may itself wait for another session's lock. */
+			(void)dr_xact_unblock_apply(&next_lock_check);
 			RESUME_INTERRUPTS();
 			ConditionVariableCancelSleep();
 			schema_changed(group_id, v.schema_next);
