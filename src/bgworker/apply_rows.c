@@ -820,7 +820,8 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, const struct entry_he
  * dragonraft's triggers on tables replicated (or refused) before they were
  * made ENABLE ALWAYS fire for session_replication_role = replica too from
  * now on (at every start of the apply worker; none is found after the
- * first).
+ * first).  A table whose lock is not free at once is left to the next start:
+ * a writer may hold it while it waits for this worker.
  */
 void dr_apply_rows_upgrade_triggers(void)
 {
@@ -840,6 +841,8 @@ void dr_apply_rows_upgrade_triggers(void)
 	if (n > 0) {
 		SPITupleTable *tt = SPI_tuptable;
 
+		if (SPI_execute("SET LOCAL lock_timeout = '1s'", false, 0) != SPI_OK_UTILITY)
+			elog(ERROR, "dragonraft could not set lock_timeout");
 		dr_internal_ddl++;
 		for (uint64 i = 0; i < n; i++) {
 			char *sql = SPI_getvalue(tt->vals[i], tt->tupdesc, 1);
