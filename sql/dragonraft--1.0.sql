@@ -390,4 +390,5 @@ CREATE VIEW ddl_failures AS
    GROUP BY group_id;
 COMMENT ON VIEW ddl_failures IS
   'Per group, the commands run through dragonraft.execute that failed on this node: how many, and the last one with its error.  Compare members: a command that failed on some only left their schemas apart';
-GRANT SELECT ON ddl_history, ddl_failures TO pg_monitor, dragonraft_admin;
+GRANT SELECT ON ddl_failures TO pg_monitor, dragonraft_admin;
+GRANT SELECT ON ddl_history TO dragonraft_admin;
