@@ -392,3 +392,18 @@ COMMENT ON VIEW ddl_failures IS
   'Per group, the commands run through dragonraft.execute that failed on this node: how many, and the last one with its error.  Compare members: a command that failed on some only left their schemas apart';
 GRANT SELECT ON ddl_failures TO pg_monitor, dragonraft_admin;
 GRANT SELECT ON ddl_history TO dragonraft_admin;
+
+-- Commit-path throughput (issue 13): backends cache what capture() reads from
+-- the catalogs about each table; a change of the registrations invalidates it.
+CREATE FUNCTION registrations_changed()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'dr_registrations_changed'
+LANGUAGE C;
+COMMENT ON FUNCTION registrations_changed() IS
+  'Trigger on replicated_tables: tells every backend to forget what it cached about replicated tables';
+REVOKE ALL ON FUNCTION registrations_changed() FROM PUBLIC;
+CREATE TRIGGER registrations_changed
+  AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON replicated_tables
+  FOR EACH STATEMENT EXECUTE FUNCTION registrations_changed();
+-- The apply worker writes registrations as session_replication_role = replica.
+ALTER TABLE replicated_tables ENABLE ALWAYS TRIGGER registrations_changed;

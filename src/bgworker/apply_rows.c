@@ -56,6 +56,7 @@
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -83,7 +84,19 @@ typedef struct RelmapEntry {
 	Oid relid;
 } RelmapEntry;
 
+/*
+ * Kept across batches: any relcache invalidation (DDL on a table, and every
+ * change of dragonraft.replicated_tables, whose trigger invalidates them all)
+ * empties it at its next use.  The callback only counts: it may run in the
+ * middle of a lookup.
+ */
 static HTAB *relmap = NULL;
+static uint64 relmap_gen, relmap_built_gen;
+
+static void relmap_inval(Datum arg, Oid relid)
+{
+	relmap_gen++;
+}
 
 void dr_apply_rows_forget(void)
 {
@@ -101,21 +114,30 @@ static Oid relmap_lookup(uint64 group_id, uint64 table_id)
 		uint64 table_id;
 	} key = {group_id, table_id};
 
+	if (relmap != NULL && relmap_built_gen != relmap_gen)
+		dr_apply_rows_forget();
 	if (relmap == NULL) {
 		HASHCTL info;
+		static bool registered = false;
 
+		if (!registered) {
+			CacheRegisterRelcacheCallback(relmap_inval, (Datum)0);
+			registered = true;
+		}
+		relmap_built_gen = relmap_gen;
 		memset(&info, 0, sizeof(info));
 		info.keysize = sizeof(key);
 		info.entrysize = sizeof(RelmapEntry);
 		relmap = hash_create("dragonraft relmap", 64, &info, HASH_ELEM | HASH_BLOBS);
 	}
-	e = hash_search(relmap, &key, HASH_ENTER, &found);
-	if (!found) {
+	e = hash_search(relmap, &key, HASH_FIND, NULL);
+	if (e == NULL) {
 		Oid types[2] = {INT8OID, INT8OID};
 		Datum values[2] = {Int64GetDatum((int64)group_id), Int64GetDatum((int64)table_id)};
+		uint64 gen = relmap_gen;
+		Oid relid = InvalidOid;
 		bool isnull;
 
-		e->relid = InvalidOid;
 		if (SPI_execute_with_args("SELECT relid FROM dragonraft.replicated_tables "
 		                          "WHERE group_id = $1 AND table_id = $2 AND state = "
 		                          "'replicated'",
@@ -125,8 +147,12 @@ static Oid relmap_lookup(uint64 group_id, uint64 table_id)
 			                        &isnull);
 
 			if (!isnull)
-				e->relid = DatumGetObjectId(d);
+				relid = DatumGetObjectId(d);
 		}
+		if (gen != relmap_gen)
+			return relid; /* may be older than an invalidation: not kept */
+		e = hash_search(relmap, &key, HASH_ENTER, &found);
+		e->relid = relid;
 	}
 	return e->relid;
 }

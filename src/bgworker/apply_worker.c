@@ -287,7 +287,6 @@ static void commit_batch(void)
 		dr_apply_rows_publish_schema(ag->group_id, ag->schema_index, true, 0);
 	}
 	publish(ag->group_id, ag->applied, ag->origin, NULL);
-	dr_apply_rows_forget();
 }
 
 static void apply_member_info(uint64 group_id, uint64 index, const struct entry_header *h)

@@ -44,8 +44,10 @@
 #include "nodes/bitmapset.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/hsearch.h"
 #include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -53,6 +55,7 @@
 #include "utils/typcache.h"
 
 PG_FUNCTION_INFO_V1(dr_capture);
+PG_FUNCTION_INFO_V1(dr_registrations_changed);
 
 /* A table the transaction changed, and how its rows are encoded. */
 typedef struct CapTable {
@@ -242,6 +245,102 @@ static void check_registration(Relation rel, uint64 table_id)
 		         errhint("Only dragonraft.replicate_table installs that trigger.")));
 }
 
+/*
+ * What table_index learns from the catalogs, kept across transactions: the
+ * registration a table's trigger arguments were checked against (an SPI
+ * query) and the sequence of each column (pg_depend scans); before, every
+ * transaction paid both for every table it wrote.  Any relcache
+ * invalidation empties it: DDL on a table or a sequence, VACUUM, and every
+ * change of dragonraft.replicated_tables (its trigger,
+ * dr_registrations_changed).
+ */
+typedef struct RelInfo {
+	Oid relid;                 /* hash key */
+	uint64 group_id, table_id; /* the registration checked; 0 = not checked */
+	int natts;
+	Oid *seqs; /* by attribute number - 1, in CacheMemoryContext */
+} RelInfo;
+
+static HTAB *rel_info;
+static uint64 rel_info_gen; /* invalidations seen */
+
+static void rel_info_inval(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS s;
+	RelInfo *r;
+
+	rel_info_gen++;
+	hash_seq_init(&s, rel_info);
+	while ((r = hash_seq_search(&s)) != NULL) {
+		pfree(r->seqs);
+		(void)hash_search(rel_info, &r->relid, HASH_REMOVE, NULL);
+	}
+}
+
+/*
+ * Check rel's registration (when check) and put the sequence of each of its
+ * attributes (InvalidOid for none) in seqs, from the cache or the catalogs.
+ * Nothing here may hold a cache entry across a catalog access: an
+ * invalidation may empty the cache there.
+ */
+static void catalog_info(Relation rel, uint64 table_id, bool check, Oid *seqs)
+{
+	Oid relid = RelationGetRelid(rel);
+	TupleDesc desc = RelationGetDescr(rel);
+	uint64 gen;
+	RelInfo *r;
+	List *owned;
+	bool found;
+
+	if (rel_info == NULL) {
+		HASHCTL ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(RelInfo);
+		ctl.hcxt = CacheMemoryContext;
+		rel_info = hash_create("dragonraft capture tables", 64, &ctl,
+		                       HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		CacheRegisterRelcacheCallback(rel_info_inval, (Datum)0);
+	}
+	r = hash_search(rel_info, &relid, HASH_FIND, NULL);
+	if (r != NULL && r->natts == desc->natts &&
+	    (!check || (r->group_id == X.group_id && r->table_id == table_id))) {
+		memcpy(seqs, r->seqs, desc->natts * sizeof(Oid));
+		return;
+	}
+	gen = rel_info_gen;
+	if (check)
+		check_registration(rel, table_id);
+	owned = dr_owned_sequences(relid);
+	for (int i = 0; i < desc->natts; i++) {
+		Form_pg_attribute a = TupleDescAttr(desc, i);
+
+		seqs[i] = a->attisdropped || a->attgenerated
+		                  ? InvalidOid
+		                  : dr_column_sequence(rel, a->attnum, owned);
+	}
+	if (gen != rel_info_gen)
+		return; /* what was read may be older than an invalidation: not kept */
+	r = hash_search(rel_info, &relid, HASH_ENTER, &found);
+	if (found)
+		pfree(r->seqs);
+	r->seqs = MemoryContextAlloc(CacheMemoryContext, desc->natts * sizeof(Oid));
+	memcpy(r->seqs, seqs, desc->natts * sizeof(Oid));
+	r->natts = desc->natts;
+	r->group_id = check ? X.group_id : 0;
+	r->table_id = check ? table_id : 0;
+}
+
+/* AFTER ... FOR EACH STATEMENT on dragonraft.replicated_tables: registrations changed. */
+Datum dr_registrations_changed(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "dragonraft.registrations_changed() must be called as a trigger");
+	CacheInvalidateRelcacheAll();
+	return PointerGetDatum(NULL);
+}
+
 void dr_capture_begin(uint64 group_id)
 {
 	start(group_id);
@@ -260,14 +359,12 @@ static int table_index(Relation rel, uint64 table_id, bool check)
 	TupleDesc desc = RelationGetDescr(rel);
 	MemoryContext old;
 	Bitmapset *key = NULL;
-	List *owned;
+	Oid *att_seqs;
 	CapTable *t;
 
 	for (int i = 0; i < X.n_tables; i++)
 		if (X.tables[i].relid == RelationGetRelid(rel))
 			return i;
-	if (check)
-		check_registration(rel, table_id);
 
 	old = MemoryContextSwitchTo(TopTransactionContext);
 	if (X.n_tables == X.cap_tables) {
@@ -284,7 +381,8 @@ static int table_index(Relation rel, uint64 table_id, bool check)
 	t->send = palloc(desc->natts * sizeof(FmgrInfo));
 	t->key = palloc0(desc->natts * sizeof(bool));
 	t->seqs = palloc(desc->natts * sizeof(Oid));
-	owned = dr_owned_sequences(t->relid);
+	att_seqs = palloc(desc->natts * sizeof(Oid));
+	catalog_info(rel, table_id, check, att_seqs);
 	switch (rel->rd_rel->relreplident) {
 	case REPLICA_IDENTITY_FULL:
 		t->identity = 'f';
@@ -310,7 +408,7 @@ static int table_index(Relation rel, uint64 table_id, bool check)
 		t->key[t->n_cols] =
 		        t->identity == 'f' ||
 		        bms_is_member(a->attnum - FirstLowInvalidHeapAttributeNumber, key);
-		t->seqs[t->n_cols] = dr_column_sequence(rel, a->attnum, owned);
+		t->seqs[t->n_cols] = att_seqs[i];
 		/* A member finds an identity FULL row by comparing every column. */
 		if (t->identity == 'f' && t->no_eq == NULL &&
 		    !OidIsValid(lookup_type_cache(a->atttypid, TYPECACHE_EQ_OPR)->eq_opr))
