@@ -370,3 +370,17 @@ GRANT EXECUTE ON FUNCTION add_member(bigint, integer, text, boolean),
   join_group(bigint, jsonb), leave_group(bigint, boolean), snapshot(bigint) TO dragonraft_admin;
 -- Any reader may fence its reads (as read_consistency = 'linearizable' does).
 GRANT EXECUTE ON FUNCTION read_barrier(bigint) TO PUBLIC;
+
+-- Issue 14, full snapshots (helper snap): their progress.
+CREATE FUNCTION stat_progress_snapshot(OUT group_id bigint, OUT pid integer, OUT role text,
+  OUT phase text, OUT snapshot_index bigint, OUT bytes_total bigint, OUT bytes_done bigint,
+  OUT tables_total integer, OUT tables_done integer, OUT started timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'dr_stat_progress_snapshot'
+LANGUAGE C STRICT VOLATILE;
+CREATE VIEW stat_progress_snapshot AS SELECT * FROM stat_progress_snapshot();
+COMMENT ON VIEW stat_progress_snapshot IS
+  'Full snapshots being exported (sender: the leader, for a member that needs compacted entries or joins) or loaded (receiver) on this node: phase, bytes and tables';
+REVOKE ALL ON FUNCTION stat_progress_snapshot() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION stat_progress_snapshot() TO pg_monitor, dragonraft_admin;
+GRANT SELECT ON stat_progress_snapshot TO pg_monitor, dragonraft_admin;

@@ -18,6 +18,7 @@
 #include "miscadmin.h"
 #include "postmaster/postmaster.h"
 #include "shmem.h"
+#include "snapshot.h"
 #include "storage/ipc.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -221,6 +222,11 @@ static void define_gucs(void)
 	                        "after its turn came.",
 	                        NULL, &dr_testing_commit_delay, 0, 0, 60000, PGC_SUSET, GUC_UNIT_MS,
 	                        NULL, NULL, NULL);
+	DefineCustomIntVariable("dragonraft.testing_snapshot_delay",
+	                        "For tests only: pause this long in the middle of every full "
+	                        "snapshot export (after its snapshot is taken) and load.",
+	                        NULL, &dr_testing_snapshot_delay, 0, 0, 600000, PGC_SUSET,
+	                        GUC_UNIT_MS, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("dragonraft");
 }
 

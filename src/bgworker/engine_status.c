@@ -104,8 +104,8 @@ static void log_role(DrSm *sm, const struct engine_group_status *st)
 				                     "and needs a full snapshot",
 				                     (unsigned long long)st->peers[i].node_id,
 				                     (unsigned long long)st->group_id),
-				              errdetail("This version cannot make full snapshots of a "
-				                        "group's tables: that member stays behind.")));
+				              errdetail("The leader exports its tables for it "
+				                        "(dragonraft.stat_progress_snapshot).")));
 	sm->snapshot_needed = st->snapshot_needed;
 	sm->role = st->role;
 	sm->term = st->term;
