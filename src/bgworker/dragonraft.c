@@ -223,8 +223,8 @@ static void define_gucs(void)
 	                        NULL, &dr_testing_commit_delay, 0, 0, 60000, PGC_SUSET, GUC_UNIT_MS,
 	                        NULL, NULL, NULL);
 	DefineCustomIntVariable("dragonraft.testing_snapshot_delay",
-	                        "For tests only: pause this long in the middle of every full "
-	                        "snapshot export (after its snapshot is taken) and load.",
+	                        "For tests only: pause this long in every full snapshot export "
+	                        "(once its file is written) and load (after its first table).",
 	                        NULL, &dr_testing_snapshot_delay, 0, 0, 600000, PGC_SUSET,
 	                        GUC_UNIT_MS, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("dragonraft");

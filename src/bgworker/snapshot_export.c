@@ -36,6 +36,7 @@
 #include "pgstat.h"
 #include "port/pg_crc32c.h"
 #include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
 #include "replication/origin.h"
 #include "shmem.h"
 #include "storage/fd.h"
@@ -282,7 +283,6 @@ static void export(uint64 group_id, const char *path)
 	X.job->tables_total = (uint32)list_length(tables);
 	SpinLockRelease(&X.job->mutex);
 	wake_engine(); /* the group's apply goes on */
-	dr_snapshot_testing_pause();
 	if (index < X.job->handed)
 		elog(ERROR, "group %llu applied %llu, less than the %llu handed over",
 		     (unsigned long long)group_id, (unsigned long long)index,
@@ -339,6 +339,7 @@ static void export(uint64 group_id, const char *path)
 		                errmsg("could not write snapshot file \"%s\": %m", path)));
 	X.out = NULL;
 	progress(done);
+	dr_snapshot_testing_pause();
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -355,6 +356,7 @@ void dr_snapshot_export_main(Datum arg)
 	char path[MAXPGPATH];
 	MemoryContext cxt;
 
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	X.job = dr_snapshot_job(job);

@@ -8,6 +8,8 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "postmaster/interrupt.h"
+#include "utils/guc.h"
 #include "storage/latch.h"
 #include "storage/shmem.h"
 #include "utils/wait_event.h"
@@ -23,16 +25,20 @@ int dr_testing_snapshot_delay = 0;
 
 void dr_snapshot_testing_pause(void)
 {
-	TimestampTz end;
+	TimestampTz start = GetCurrentTimestamp();
 
-	if (dr_testing_snapshot_delay == 0)
-		return;
-	end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), dr_testing_snapshot_delay);
-	while (GetCurrentTimestamp() < end) {
+	/* Re-read on reload: setting it to 0 ends the pause. */
+	while (dr_testing_snapshot_delay > 0 &&
+	       !TimestampDifferenceExceeds(start, GetCurrentTimestamp(),
+	                                   dr_testing_snapshot_delay)) {
 		(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 100,
 		                PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending) {
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
 	}
 }
 

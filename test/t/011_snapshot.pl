@@ -21,6 +21,7 @@ my $c = DragonCluster->new(4, conf => qq{
 dragonraft.snapshot_entries = 200
 dragonraft.compaction_overhead = 20
 max_worker_processes = 16
+restart_after_crash = on
 });
 $c->create_group(1, 1, 2, 3);
 my $l = $c->leader(1);
@@ -114,5 +115,110 @@ is($N4->safe_psql('postgres', q{SELECT last_value FROM t_n_seq}),
 	"node 4's sequence of t is where the leader's is");
 $L->safe_psql('postgres', q{UPDATE t SET v = 'later' WHERE id <= 100; DELETE FROM u WHERE k LIKE 'a%'});
 identical('later writes', 4);
+
+# Set dragonraft.testing_snapshot_delay on node id (ALTER SYSTEM: it outlives a crash
+# restart) and wait until new sessions see it.
+sub set_delay
+{
+	my ($id, $ms) = @_;
+	my $N = $c->node($id);
+	$N->safe_psql('postgres', "ALTER SYSTEM SET dragonraft.testing_snapshot_delay = $ms");
+	$N->safe_psql('postgres', 'SELECT pg_reload_conf()');
+	$c->wait_until("node $id to reload",
+		sub { $N->safe_psql('postgres', q{SELECT setting FROM pg_settings
+			WHERE name = 'dragonraft.testing_snapshot_delay'}) eq $ms });
+	return;
+}
+
+# Node 4 stops; the others write and compact past it; it starts again and needs a snapshot.
+sub leave_behind
+{
+	my ($tag) = @_;
+	$N4->stop('fast');
+	$c->group_nodes(1, 1, 2, 3);
+	write_entries(300, $tag);
+	compact();
+	return;
+}
+
+sub progress
+{
+	my ($id, $where) = @_;
+	return $c->node($id)->safe_psql('postgres',
+		"SELECT pid FROM dragonraft.stat_progress_snapshot WHERE $where");
+}
+
+# ---- kill -9 of node 4's apply worker in the middle of loading a snapshot ----
+my $rows4 = $N4->safe_psql('postgres', 'SELECT count(*) FROM u');
+leave_behind('b');
+$N4->append_conf('postgresql.conf', "dragonraft.testing_snapshot_delay = 600000\n");
+$N4->start;
+$c->group_nodes(1, 1, 2, 3, 4);
+my $pid = $c->wait_until('node 4 to load the first table of a snapshot',
+	sub { progress(4, "role = 'receiver' AND phase = 'loading' AND tables_done = 1") });
+ok($pid, 'node 4 loads a snapshot');
+is($N4->safe_psql('postgres', 'SELECT count(*) FROM u'), $rows4,
+	'meanwhile node 4 shows its old rows');
+kill 'KILL', $pid;
+ok($c->wait_until('node 4 to restart after the kill', sub {
+			$N4->psql('postgres', 'SELECT 1') == 0
+			  && progress(4, "role = 'receiver' AND phase = 'loading'") }),
+	'after a kill -9 of the receiver node 4 restarts and loads the snapshot again');
+set_delay(4, 0);
+identical('after a kill -9 in the middle of a load', 4);
+
+# ---- a corrupt snapshot file is refused, nothing loaded ----
+$rows4 = $N4->safe_psql('postgres', 'SELECT count(*) FROM u');
+leave_behind('c');
+$l = $c->leader(1);
+$L = $c->node($l);
+set_delay($l, 600000);
+$N4->start;
+$c->group_nodes(1, 1, 2, 3, 4);
+ok($c->wait_until('the leader to write a snapshot',
+		sub { progress($l, "role = 'sender' AND phase = 'exporting' AND bytes_done > 0") }),
+	'the leader exports a snapshot for node 4');
+my @files = grep { !/\.copy$/ } glob($L->data_dir . '/dragonraft/snapshots/snap-*');
+is(scalar(@files), 1, 'one snapshot file');
+{
+	open(my $fh, '+<', $files[0]) or die "open $files[0]: $!";
+	binmode $fh;
+	my $size = -s $files[0];
+	seek($fh, int($size / 2), 0);
+	my $b;
+	read($fh, $b, 1);
+	seek($fh, int($size / 2), 0);
+	print $fh chr(ord($b) ^ 0x55);
+	close $fh;
+}
+set_delay($l, 0);
+ok($c->wait_until('node 4 to refuse the snapshot',
+		sub { $N4->safe_psql('postgres',
+				q{SELECT state = 'stopped' FROM dragonraft.status WHERE group_id = 1}) eq 't' }),
+	'node 4 stops the group');
+like(slurp_file($N4->logfile), qr/snapshot file ".*" is corrupt: checksum mismatch/,
+	'and says the snapshot file is corrupt');
+is($N4->safe_psql('postgres', 'SELECT count(*) FROM u'), $rows4, 'nothing of it was loaded');
+$N4->restart;
+identical('after a restart the member loads a good snapshot', 4);
+
+# ---- kill -9 of the leader in the middle of exporting a snapshot ----
+leave_behind('d');
+$l = $c->leader(1);
+$L = $c->node($l);
+set_delay($l, 600000);
+$N4->start;
+$c->group_nodes(1, 1, 2, 3, 4);
+ok($c->wait_until('the leader to export a snapshot',
+		sub { progress($l, "role = 'sender' AND phase = 'exporting'") }),
+	'the leader exports a snapshot for node 4');
+$c->crash($l);
+my $nl = $c->leader(1);
+isnt($nl, $l, "node $nl leads after the crash");
+write_entries(50, 'e');
+ok($c->caught_up(1), 'node 4 catches up from the new leader');
+$L->start;
+set_delay($l, 0);
+identical('after a kill -9 of the leader in the middle of an export', 1, 2, 3, 4);
 
 done_testing();
