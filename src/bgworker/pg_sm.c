@@ -148,11 +148,7 @@ static bool sm_apply_busy(void *ctx)
 	return true;
 }
 
-/*
- * A full snapshot for a member (snapshot_export.c): the group's apply is held
- * from now on (whatever this round still hands over counts), and the main
- * loop starts the exporter (watch_exports).
- */
+/* A full snapshot for a member (snapshot_export.c): the main loop starts the exporter. */
 static int sm_save_snapshot(void *ctx, const char *path, raft_index *index)
 {
 	DrSm *sm = ctx;
@@ -169,7 +165,6 @@ static int sm_save_snapshot(void *ctx, const char *path, raft_index *index)
 	strlcpy(j->path, path, sizeof(j->path));
 	SpinLockRelease(&j->mutex);
 	sm->exporting = true;
-	sm->export_hold = true;
 	sm->exporter = NULL;
 	dlist_push_tail(&S.exports, &sm->snap_node);
 	*index = 0;
@@ -595,9 +590,12 @@ static bool start_exporter(DrSm *sm)
 }
 
 /*
- * Exports: start the exporter; tell it once everything handed over is
- * applied (its snapshot then holds exactly that); let the group's apply go
- * on once it took its snapshot; tell the engine when the file is written.
+ * Exports: start the exporter; once it is ready, hold the group's apply
+ * (from the next round on nothing more is handed over, so sm->handed is
+ * final now) and tell it when everything handed over is applied (its
+ * snapshot then holds exactly that); let the apply go on once it took its
+ * snapshot; tell the engine when the file is written.  The group's writes
+ * wait only from "ready" to "taken".
  */
 static void watch_exports(void)
 {
@@ -627,7 +625,9 @@ static void watch_exports(void)
 		SpinLockRelease(&sm->shared->mutex);
 		stopped = GetBackgroundWorkerPid(sm->exporter, &pid) == BGWH_STOPPED;
 		SpinLockAcquire(&j->mutex);
-		if (!j->drained && applied >= sm->handed) {
+		if (j->phase == DR_SNAP_DRAINING && !j->taken)
+			sm->export_hold = true;
+		if (sm->export_hold && !j->drained && applied >= sm->handed) {
 			j->drained = true;
 			j->handed = sm->handed;
 		}

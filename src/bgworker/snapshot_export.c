@@ -3,9 +3,9 @@
  * a group's full snapshot (snapshot.h) for the engine worker (pg_sm.c), so
  * that the engine worker, the other groups and the leader's writes go on.
  *
- * The rows and the applied index must match exactly.  The engine worker
- * holds the group's apply (apply_busy) from the moment the engine asked for
- * the snapshot, and says "drained" once everything handed to the state
+ * The rows and the applied index must match exactly.  Once the exporter is
+ * connected and ready, the engine worker holds the group's apply
+ * (apply_busy), and says "drained" once everything handed to the state
  * machine is applied and published (DrGroup.applied moves after the commit
  * that applied an entry is visible, by the apply worker or by a backend at
  * its turn).  Nothing of the group commits then: the REPEATABLE READ
@@ -266,6 +266,11 @@ static void export(uint64 group_id, const char *path)
 	ListCell *lc;
 	uint32 done = 0;
 
+	/* Ready: the engine worker holds the group's apply until the snapshot is taken. */
+	SpinLockAcquire(&X.job->mutex);
+	X.job->phase = DR_SNAP_DRAINING;
+	SpinLockRelease(&X.job->mutex);
+	wake_engine();
 	wait_drained();
 	StartTransactionCommand();
 	XactIsoLevel = XACT_REPEATABLE_READ;
@@ -365,9 +370,7 @@ void dr_snapshot_export_main(Datum arg)
 	strlcpy(path, X.job->path, sizeof(path));
 	X.job->pid = MyProcPid;
 	X.job->waiter_pgprocno = MyProc->pgprocno;
-	X.job->phase = DR_SNAP_DRAINING;
 	SpinLockRelease(&X.job->mutex);
-	wake_engine();
 	BackgroundWorkerInitializeConnection(dr_database, NULL, 0);
 	pgstat_report_activity(STATE_RUNNING, psprintf("exporting a snapshot of group %llu",
 	                                               (unsigned long long)group_id));
