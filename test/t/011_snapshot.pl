@@ -13,6 +13,7 @@ use warnings;
 use FindBin;
 use lib $FindBin::RealBin;
 use DragonCluster;
+use File::Find;
 use IPC::Run;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -22,6 +23,7 @@ dragonraft.snapshot_entries = 200
 dragonraft.compaction_overhead = 20
 max_worker_processes = 16
 restart_after_crash = on
+dragonraft.logdb_memtable_budget = 4MB
 });
 $c->create_group(1, 1, 2, 3);
 my $l = $c->leader(1);
@@ -220,5 +222,24 @@ ok($c->caught_up(1), 'node 4 catches up from the new leader');
 $L->start;
 set_delay($l, 0);
 identical('after a kill -9 of the leader in the middle of an export', 1, 2, 3, 4);
+
+# ---- the LogDB stays bounded under sustained writes (10 x snapshot_entries) ----
+$l = $c->leader(1);
+my $logdb = $c->node($l)->data_dir . '/dragonraft/logdb';
+my @sizes;
+for my $round (1 .. 10)
+{
+	my $sql = join('', map { "INSERT INTO u SELECT 'big$round-$_', jsonb_build_object('p', "
+		  . "(SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 125)));\n" } 1 .. 200);
+	$c->node($l)->safe_psql('postgres', $sql);
+	my $bytes = 0;
+	find(sub { $bytes += -s $_ if -f $_ }, $logdb);
+	push @sizes, $bytes;
+}
+note("the leader's LogDB after each 200 writes of 4 kB: @sizes bytes");
+my $max = (sort { $b <=> $a } @sizes)[0];
+cmp_ok($max, '<', 4 << 20,
+	"the leader's LogDB stays under 4 MB while 2,000 entries of over 4 kB (8 MB) pass through it");
+identical('after the long run', 1, 2, 3, 4);
 
 done_testing();
