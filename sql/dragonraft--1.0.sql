@@ -378,6 +378,7 @@ CREATE FUNCTION stat_progress_snapshot(OUT group_id bigint, OUT pid integer, OUT
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'dr_stat_progress_snapshot'
 LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION stat_progress_snapshot() IS 'The rows of the view dragonraft.stat_progress_snapshot';
 CREATE VIEW stat_progress_snapshot AS SELECT * FROM stat_progress_snapshot();
 COMMENT ON VIEW stat_progress_snapshot IS
   'Full snapshots being exported (sender: the leader, for a member that needs compacted entries or joins) or loaded (receiver) on this node: phase, bytes and tables';
