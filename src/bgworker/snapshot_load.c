@@ -29,6 +29,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/timestamp.h"
 #include "write.h"
 
 static struct {
@@ -188,6 +189,31 @@ static void our_triggers(const char *qname, bool on)
 	                      qname));
 }
 
+/*
+ * A table's definition (dragonraft.table_definition: one statement a line)
+ * in what makes the table (its sequences and CREATE TABLE) and what follows
+ * the rows (constraints, indexes, sequence ownership, replica identity).
+ */
+static void split_definition(const char *def, char **pre, char **post)
+{
+	StringInfoData a, b;
+	const char *p = def;
+
+	initStringInfo(&a);
+	initStringInfo(&b);
+	while (*p != '\0') {
+		const char *end = strstr(p, ";\n");
+		size_t n = end != NULL ? (size_t)(end - p) + 2 : strlen(p);
+		bool first = strncmp(p, "CREATE SEQUENCE ", 16) == 0 ||
+		             strncmp(p, "CREATE TABLE ", 13) == 0;
+
+		appendBinaryStringInfo(first ? &a : &b, p, n);
+		p += n;
+	}
+	*pre = a.data;
+	*post = b.data;
+}
+
 /* One table: its meta section has been read; its rows come next.  Returns its id. */
 static uint64 load_table(uint64 group_id, const char *meta, uint64 len)
 {
@@ -197,6 +223,7 @@ static uint64 load_table(uint64 group_id, const char *meta, uint64 len)
 	uint64 table_id = 0, rows_len, g, tid;
 	Oid nsp, relid;
 	bool replicated_here = false;
+	char *pre, *post = "";
 
 	if (len < 8 + 4)
 		corrupt("a table section is too short");
@@ -246,7 +273,8 @@ static uint64 load_table(uint64 group_id, const char *meta, uint64 len)
 			run(psprintf("TRUNCATE ONLY %s", qname));
 		}
 	} else {
-		run_internal(def);
+		split_definition(def, &pre, &post);
+		run_internal(pre);
 		relid = OidIsValid(nsp = get_namespace_oid(schema, true))
 		                ? get_relname_relid(name, nsp)
 		                : InvalidOid;
@@ -258,6 +286,8 @@ static uint64 load_table(uint64 group_id, const char *meta, uint64 len)
 	}
 	CommandCounterIncrement();
 	copy_in(relid, rows_len);
+	if (post[0] != '\0')
+		run_internal(post); /* its indexes: built once, faster than row by row */
 	if (seqs[0] != '\0')
 		run(seqs);
 	if (replicated_here)
@@ -331,6 +361,7 @@ static void drop_others(uint64 group_id, const uint64 *loaded, uint32 n_loaded)
 static uint64 load(uint64 group_id, uint64 index, const char *path)
 {
 	struct stat st;
+	TimestampTz start = GetCurrentTimestamp(), verified;
 	uint32 tables, done = 0;
 	uint64 *loaded;
 	uint64 schema_index = 0;
@@ -348,6 +379,7 @@ static uint64 load(uint64 group_id, uint64 index, const char *path)
 		SpinLockRelease(&L.job->mutex);
 	}
 	tables = verify(group_id, index, (uint64)st.st_size);
+	verified = GetCurrentTimestamp();
 	if (L.job != NULL) {
 		SpinLockAcquire(&L.job->mutex);
 		L.job->tables_total = tables;
@@ -396,9 +428,11 @@ static uint64 load(uint64 group_id, uint64 index, const char *path)
 			schema_index = (uint64)DatumGetInt64(d);
 	}
 	ereport(LOG, (errmsg("dragonraft loaded the snapshot of group %llu at entry %llu: %u "
-	                     "tables, %llu bytes",
+	                     "tables, %llu bytes in %ld ms (checksum %ld ms)",
 	                     (unsigned long long)group_id, (unsigned long long)index, tables,
-	                     (unsigned long long)st.st_size)));
+	                     (unsigned long long)st.st_size,
+	                     (long)((GetCurrentTimestamp() - start) / 1000),
+	                     (long)((verified - start) / 1000))));
 	return schema_index;
 }
 
