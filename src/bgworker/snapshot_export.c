@@ -45,6 +45,7 @@
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -267,6 +268,13 @@ static void export(uint64 group_id, const char *path)
 	uint32 done = 0;
 	TimestampTz held, released;
 
+	/*
+	 * The group's writes wait while its apply is held: a table locked by a
+	 * transaction that waits for its own commit through the group would hold
+	 * them for good.  Such a lock fails the export (tried again in 1 s).
+	 */
+	SetConfigOption("lock_timeout", psprintf("%d", dr_election_rtt * dr_rtt_ms), PGC_SUSET,
+	                PGC_S_OVERRIDE);
 	/* Ready: the engine worker holds the group's apply until the snapshot is taken. */
 	held = GetCurrentTimestamp();
 	SpinLockAcquire(&X.job->mutex);

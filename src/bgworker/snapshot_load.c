@@ -222,7 +222,7 @@ static uint64 load_table(uint64 group_id, const char *meta, uint64 len)
 	char *qname;
 	uint64 table_id = 0, rows_len, g, tid;
 	Oid nsp, relid;
-	bool replicated_here = false;
+	bool replicated_here = false, same;
 	char *pre, *post = "";
 
 	if (len < 8 + 4)
@@ -247,13 +247,26 @@ static uint64 load_table(uint64 group_id, const char *meta, uint64 len)
 
 		replicated_here = dr_capture_rel_replicated(rel, &g, &tid);
 		table_close(rel, NoLock);
-		if (replicated_here && (g != group_id || tid != table_id))
-			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			                errmsg("table %s of the snapshot of group %llu is another "
-			                       "replicated table here",
-			                       qname, (unsigned long long)group_id)));
-		if (!replicated_here) {
-			if (strcmp(dr_sql_tables_definition(relid), def) != 0)
+		if (replicated_here && g != group_id)
+			ereport(ERROR,
+			        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			         errmsg("table %s of the snapshot of group %llu is replicated "
+			                "by group %llu here",
+			                qname, (unsigned long long)group_id,
+			                (unsigned long long)g)));
+		same = strcmp(dr_sql_tables_definition(relid), def) == 0;
+		if (replicated_here && (tid != table_id || !same)) {
+			/* Dropped and made again, or changed, by commands whose entries this
+			 * member missed: the group's table replaces it. */
+			ereport(LOG,
+			        (errmsg("dragonraft replaces table %s by the one in the snapshot "
+			                "of group %llu",
+			                qname, (unsigned long long)group_id)));
+			run_internal(psprintf("DROP TABLE %s", qname));
+			relid = InvalidOid;
+			replicated_here = false;
+		} else if (!replicated_here) {
+			if (!same)
 				ereport(ERROR,
 				        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				         errmsg("table %s exists here with a definition other than "
@@ -272,7 +285,8 @@ static uint64 load_table(uint64 group_id, const char *meta, uint64 len)
 			our_triggers(qname, false);
 			run(psprintf("TRUNCATE ONLY %s", qname));
 		}
-	} else {
+	}
+	if (!OidIsValid(relid)) {
 		split_definition(def, &pre, &post);
 		run_internal(pre);
 		relid = OidIsValid(nsp = get_namespace_oid(schema, true))

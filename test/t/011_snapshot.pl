@@ -6,8 +6,10 @@
 # of loading the snapshot (the old rows stay visible until then, and stay
 # after the crash) and a kill -9 of the leader in the middle of exporting
 # one; each time it recovers and every node is identical.  A corrupt file is
-# refused with a clear error and nothing loaded.  Under sustained writes
-# (10 x snapshot_entries) the LogDB directory stays bounded.
+# refused with a clear error and nothing loaded.  Commands in the compacted
+# log (a table changed, one dropped, one created) reach node 4 through a
+# snapshot.  Under sustained writes (10 x snapshot_entries) the LogDB
+# directory stays bounded.
 use strict;
 use warnings;
 use FindBin;
@@ -222,6 +224,36 @@ ok($c->caught_up(1), 'node 4 catches up from the new leader');
 $L->start;
 set_delay($l, 0);
 identical('after a kill -9 of the leader in the middle of an export', 1, 2, 3, 4);
+
+# ---- commands in the compacted log: a changed table, a dropped one, a new one ----
+$l = $c->leader(1);
+$c->node($l)->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'CREATE TABLE x (id int PRIMARY KEY)');
+	INSERT INTO x SELECT generate_series(1, 10); SELECT dragonraft.replicate_table('x', 1)});
+ok($c->caught_up(1), 'x is replicated everywhere');
+$N4->stop('fast');
+$c->group_nodes(1, 1, 2, 3);
+$c->node($l)->safe_psql('postgres', q{
+SELECT dragonraft.execute(1, 'ALTER TABLE u ADD COLUMN extra int NOT NULL DEFAULT 7');
+SELECT dragonraft.execute(1, 'DROP TABLE x');
+SELECT dragonraft.execute(1, 'CREATE TABLE y (id int PRIMARY KEY, v text)');
+INSERT INTO y SELECT g, 'y' || g FROM generate_series(1, 1000) g;
+SELECT dragonraft.replicate_table('y', 1)});
+write_entries(300, 'f');
+compact();
+$N4->start;
+$c->group_nodes(1, 1, 2, 3, 4);
+identical('after commands in the compacted log', 4);
+cmp_ok($N4->safe_psql('postgres',
+		q{SELECT snapshots_received FROM dragonraft.stat_groups WHERE group_id = 1}),
+	'>=', 1, 'node 4 caught up by a snapshot');
+like(slurp_file($N4->logfile), qr/replaces table public\.u by the one in the snapshot/,
+	'which replaced its outdated table u');
+is($N4->safe_psql('postgres', q{SELECT to_regclass('x') IS NULL}), 't',
+	'node 4 dropped the table the group dropped');
+is($c->contents(4, 'y', 'id'), $c->contents($c->leader(1), 'y', 'id'),
+	"node 4 has the group's new table and its rows");
+is($N4->safe_psql('postgres', q{SELECT string_agg(relid::text, ',' ORDER BY since_index) FROM dragonraft.tables}),
+	't,u,y', 'and replicates t, u and y');
 
 # ---- the LogDB stays bounded under sustained writes (10 x snapshot_entries) ----
 $l = $c->leader(1);
