@@ -23,6 +23,11 @@
  *
  * The apply worker is started here once a group exists (its database holds
  * the extension then) and again whenever it exits.
+ *
+ * Full snapshots (snapshot.h): save_snapshot starts an exporter (a dynamic
+ * background worker) and holds the group's apply only while the exporter
+ * takes its snapshot (watch_exports); recover queues a DR_APPLY_SNAPSHOT
+ * message that the apply worker loads after the group's earlier entries.
  */
 #include "engine_worker.h"
 
@@ -576,6 +581,7 @@ static bool start_exporter(DrSm *sm)
 	snprintf(w.bgw_type, BGW_MAXLEN, "dragonraft snapshot exporter");
 	w.bgw_notify_pid = MyProcPid;
 	w.bgw_main_arg = Int32GetDatum(sm->snap_job);
+	memcpy(w.bgw_extra, &sm->group_id, sizeof(sm->group_id)); /* the job is this group's */
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	ok = RegisterDynamicBackgroundWorker(&w, &sm->exporter);
 	MemoryContextSwitchTo(old);

@@ -40,6 +40,7 @@
 #include "replication/origin.h"
 #include "shmem.h"
 #include "storage/fd.h"
+#include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
 #include "storage/proc.h"
@@ -70,7 +71,21 @@ static struct {
 	uint64 bytes;
 	char *tmp; /* COPY's file */
 	DrSnapJob *job;
+	uint64 group_id;
 } X;
+
+/*
+ * Lock the job if it is still this exporter's (the engine worker frees it
+ * when the group stops, and may give it to another export meanwhile).
+ */
+static bool lock_job(void)
+{
+	SpinLockAcquire(&X.job->mutex);
+	if (X.job->pid == MyProcPid && X.job->group_id == X.group_id)
+		return true;
+	SpinLockRelease(&X.job->mutex);
+	return false;
+}
 
 static void wake_engine(void)
 {
@@ -121,7 +136,8 @@ static void put_section(uint32 kind, const void *data, uint64 len)
 
 static void progress(uint32 tables_done)
 {
-	SpinLockAcquire(&X.job->mutex);
+	if (!lock_job())
+		return;
 	X.job->bytes_done = X.bytes;
 	X.job->bytes_total = X.bytes;
 	X.job->tables_done = tables_done;
@@ -240,7 +256,8 @@ static void wait_drained(void)
 	for (;;) {
 		bool drained;
 
-		SpinLockAcquire(&X.job->mutex);
+		if (!lock_job())
+			elog(ERROR, "the export was called off");
 		drained = X.job->drained;
 		SpinLockRelease(&X.job->mutex);
 		if (drained)
@@ -277,7 +294,8 @@ static void export(uint64 group_id, const char *path)
 	                PGC_S_OVERRIDE);
 	/* Ready: the engine worker holds the group's apply until the snapshot is taken. */
 	held = GetCurrentTimestamp();
-	SpinLockAcquire(&X.job->mutex);
+	if (!lock_job())
+		elog(ERROR, "the export was called off");
 	X.job->phase = DR_SNAP_DRAINING;
 	SpinLockRelease(&X.job->mutex);
 	wake_engine();
@@ -291,7 +309,8 @@ static void export(uint64 group_id, const char *path)
 	origin = replorigin_by_name(origin_name, false);
 	index = replorigin_get_progress(origin, false);
 	tables = group_tables(group_id);
-	SpinLockAcquire(&X.job->mutex);
+	if (!lock_job())
+		elog(ERROR, "the export was called off");
 	X.job->index = index;
 	X.job->taken = true;
 	X.job->phase = DR_SNAP_EXPORTING;
@@ -378,8 +397,13 @@ void dr_snapshot_export_main(Datum arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	X.job = dr_snapshot_job(job);
+	memcpy(&X.group_id, MyBgworkerEntry->bgw_extra, sizeof(X.group_id));
+	group_id = X.group_id;
 	SpinLockAcquire(&X.job->mutex);
-	group_id = X.job->group_id;
+	if (X.job->group_id != group_id || X.job->pid != 0) {
+		SpinLockRelease(&X.job->mutex);
+		proc_exit(0); /* called off before it started */
+	}
 	strlcpy(path, X.job->path, sizeof(path));
 	X.job->pid = MyProcPid;
 	X.job->waiter_pgprocno = MyProc->pgprocno;
@@ -391,10 +415,11 @@ void dr_snapshot_export_main(Datum arg)
 	PG_TRY();
 	{
 		export(group_id, path);
-		SpinLockAcquire(&X.job->mutex);
-		X.job->rc = 0;
-		X.job->phase = DR_SNAP_DONE;
-		SpinLockRelease(&X.job->mutex);
+		if (lock_job()) {
+			X.job->rc = 0;
+			X.job->phase = DR_SNAP_DONE;
+			SpinLockRelease(&X.job->mutex);
+		}
 	}
 	PG_CATCH();
 	{
@@ -402,12 +427,13 @@ void dr_snapshot_export_main(Datum arg)
 
 		MemoryContextSwitchTo(cxt);
 		ed = CopyErrorData();
-		SpinLockAcquire(&X.job->mutex);
-		strlcpy(X.job->error, ed->message, sizeof(X.job->error));
-		X.job->rc = -1;
-		X.job->taken = true;
-		X.job->phase = DR_SNAP_DONE;
-		SpinLockRelease(&X.job->mutex);
+		if (lock_job()) {
+			strlcpy(X.job->error, ed->message, sizeof(X.job->error));
+			X.job->rc = -1;
+			X.job->taken = true;
+			X.job->phase = DR_SNAP_DONE;
+			SpinLockRelease(&X.job->mutex);
+		}
 		unlink(path);
 		if (X.tmp != NULL)
 			unlink(X.tmp);

@@ -3,11 +3,12 @@
  * the apply worker in one transaction that also sets the group's origin to
  * the snapshot's index (apply_worker.c): the checksum first (a bad file is an
  * error before anything changes), then per table: created from the
- * definition it carries if it does not exist here (an existing table that is
- * not the group's must be empty and defined alike), truncated and filled with
- * binary COPY (dragonraft's triggers off meanwhile, in this transaction
- * only), its owned sequences set; then the group's history and member info
- * replaced.  Tables of the group here that the snapshot lacks were dropped by
+ * definition it carries if it does not exist here (indexes after the rows;
+ * a table of the group here that differs is dropped first, an existing table
+ * that is not the group's must be empty and defined alike), or truncated,
+ * and filled with binary COPY (dragonraft's triggers off meanwhile, in this
+ * transaction only), its owned sequences set; then the group's history and
+ * member info replaced.  Tables of the group here that the snapshot lacks were dropped by
  * a command whose entry was compacted: they are dropped.  A crash leaves
  * everything as it was; the engine receives the snapshot again.
  */
