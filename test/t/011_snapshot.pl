@@ -1,15 +1,15 @@
 # Full table snapshots (issue 14; DESIGN §9): group 1 on nodes 1-3 with
 # 100,000 rows in two tables and a compacted log; a bare node 4 is added and
 # joins from a snapshot while a writer goes on (its writes counted): its
-# schema and rows equal the leader's and it keeps up.  Then node 4 falls
-# behind a compacted log twice: a kill -9 of its apply worker in the middle
-# of loading the snapshot (the old rows stay visible until then, and stay
-# after the crash) and a kill -9 of the leader in the middle of exporting
-# one; each time it recovers and every node is identical.  A corrupt file is
-# refused with a clear error and nothing loaded.  Commands in the compacted
-# log (a table changed, one dropped, one created) reach node 4 through a
-# snapshot.  Under sustained writes (10 x snapshot_entries) the LogDB
-# directory stays bounded.
+# schema, rows, history and sequence equal the leader's and it keeps up.
+# Then node 4 falls behind a compacted log again and again: a kill -9 of its
+# apply worker in the middle of loading the snapshot (its old rows stay
+# visible meanwhile); a corrupt file (refused with a clear error, nothing
+# loaded, the group stopped until a restart); an exporter terminated, then a
+# kill -9 of the leader in the middle of exporting; commands in the compacted
+# log (a table changed, one dropped, one created).  Each time it recovers and
+# every node is identical.  Under sustained writes (10 x snapshot_entries)
+# the LogDB directory stays bounded.
 use strict;
 use warnings;
 use FindBin;
@@ -213,9 +213,13 @@ $L = $c->node($l);
 set_delay($l, 600000);
 $N4->start;
 $c->group_nodes(1, 1, 2, 3, 4);
-ok($c->wait_until('the leader to export a snapshot',
-		sub { progress($l, "role = 'sender' AND phase = 'exporting'") }),
-	'the leader exports a snapshot for node 4');
+my $exporter = $c->wait_until('the leader to export a snapshot',
+	sub { progress($l, "role = 'sender' AND phase = 'exporting'") });
+ok($exporter, 'the leader exports a snapshot for node 4');
+$L->safe_psql('postgres', "SELECT pg_terminate_backend($exporter)");
+my $again = $c->wait_until('the leader to export it again',
+	sub { progress($l, "role = 'sender' AND phase = 'exporting' AND pid <> $exporter") });
+ok($again, 'an exporter that was terminated is followed by another');
 $c->crash($l);
 my $nl = $c->leader(1);
 isnt($nl, $l, "node $nl leads after the crash");
