@@ -173,7 +173,9 @@ static int publish(uint64 group_id, uint64 applied, RepOriginId origin, const ch
 			g->apply_failures++;
 			delay = Min(RETRY_MS << Min(g->apply_failures - 1, 5), MAX_RETRY_MS);
 			g->apply_retry_at = TimestampTzPlusMilliseconds(now, delay);
-			if (g->member_state == DR_MEMBER_ACTIVE)
+			/* (A snapshot that fails to load stops the group with this error.) */
+			if (g->member_state == DR_MEMBER_ACTIVE ||
+			    g->member_state == DR_MEMBER_RECOVERING)
 				snprintf(g->error, sizeof(g->error), "apply worker: %s", error);
 		}
 		SpinLockRelease(&g->mutex);

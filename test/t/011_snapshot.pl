@@ -200,7 +200,8 @@ ok($c->wait_until('node 4 to refuse the snapshot',
 		sub { $N4->safe_psql('postgres',
 				q{SELECT state = 'stopped' FROM dragonraft.status WHERE group_id = 1}) eq 't' }),
 	'node 4 stops the group');
-like(slurp_file($N4->logfile), qr/snapshot file ".*" is corrupt: checksum mismatch/,
+like($N4->safe_psql('postgres', 'SELECT error FROM dragonraft.status WHERE group_id = 1'),
+	qr/snapshot file ".*" is corrupt: checksum mismatch/,
 	'and says the snapshot file is corrupt');
 is($N4->safe_psql('postgres', 'SELECT count(*) FROM u'), $rows4, 'nothing of it was loaded');
 $N4->restart;
