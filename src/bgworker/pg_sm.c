@@ -35,6 +35,7 @@
 #include "miscadmin.h"
 #include "snapshot.h"
 #include "postmaster/bgworker.h"
+#include "storage/fd.h"
 #include "storage/proc.h"
 #include "storage/shm_mq.h"
 #include "utils/memutils.h"
@@ -86,8 +87,40 @@ static struct {
 	bool warned;            /* about the current reason it cannot start */
 } S;
 
+/*
+ * Snapshot files a previous engine worker left (it crashed while one was
+ * made, sent or loaded) are of no use to this one; partial streams (.part)
+ * are the transport's to resume or age out.
+ */
+static void remove_stale_snapshots(void)
+{
+	char *dir = psprintf("%s/snapshots", dr_data_dir);
+	DIR *d = AllocateDir(dir);
+	struct dirent *de;
+	int n = 0;
+
+	if (d == NULL)
+		return; /* none yet */
+	while ((de = ReadDir(d, dir)) != NULL) {
+		size_t len = strlen(de->d_name);
+
+		if (strncmp(de->d_name, "snap-", 5) != 0 ||
+		    (len > 5 && strcmp(de->d_name + len - 5, ".part") == 0))
+			continue;
+		if (unlink(psprintf("%s/%s", dir, de->d_name)) == 0)
+			n++;
+	}
+	FreeDir(d);
+	if (n > 0)
+		ereport(LOG,
+		        (errmsg("dragonraft removed %d snapshot files of a previous engine worker "
+		                "from \"%s\"",
+		                n, dir)));
+}
+
 void dr_pg_sm_init(void)
 {
+	remove_stale_snapshots();
 	memset(&S, 0, sizeof(S));
 	dlist_init(&S.order);
 	dlist_init(&S.with_entries);

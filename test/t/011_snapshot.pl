@@ -170,6 +170,8 @@ ok($c->wait_until('node 4 to restart after the kill', sub {
 	'after a kill -9 of the receiver node 4 restarts and loads the snapshot again');
 set_delay(4, 0);
 identical('after a kill -9 in the middle of a load', 4);
+like(slurp_file($N4->logfile), qr/removed 1 snapshot files of a previous engine worker/,
+	'the file of the interrupted load was removed');
 
 # ---- a corrupt snapshot file is refused, nothing loaded ----
 $rows4 = $N4->safe_psql('postgres', 'SELECT count(*) FROM u');
