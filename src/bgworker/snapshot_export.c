@@ -125,13 +125,11 @@ static void put64(uint64 v)
 	put(b, 8);
 }
 
-static void put_section(uint32 kind, const void *data, uint64 len)
+static void put_header(uint32 kind, uint64 len)
 {
 	put32(kind);
 	put32(0);
 	put64(len);
-	if (len > 0)
-		put(data, len);
 }
 
 static void progress(uint32 tables_done)
@@ -169,9 +167,7 @@ static void copy_section(uint32 kind, Relation rel, const char *query)
 	if (in == NULL || fstat(fileno(in), &st) != 0)
 		ereport(ERROR,
 		        (errcode_for_file_access(), errmsg("could not read \"%s\": %m", X.tmp)));
-	put32(kind);
-	put32(0);
-	put64((uint64)st.st_size);
+	put_header(kind, (uint64)st.st_size);
 	while ((n = fread(buf, 1, sizeof(buf), in)) > 0) {
 		put(buf, n);
 		CHECK_FOR_INTERRUPTS();
@@ -347,7 +343,8 @@ static void export(uint64 group_id, const char *path)
 		appendBinaryStringInfo(&meta, t->name, strlen(t->name) + 1);
 		appendBinaryStringInfo(&meta, t->def, strlen(t->def) + 1);
 		appendBinaryStringInfo(&meta, t->seqs, strlen(t->seqs) + 1);
-		put_section(DR_SNAP_TABLE, meta.data, meta.len);
+		put_header(DR_SNAP_TABLE, meta.len);
+		put(meta.data, meta.len);
 		rel = table_open(t->relid, AccessShareLock);
 		copy_section(DR_SNAP_ROWS, rel, NULL);
 		table_close(rel, AccessShareLock);
