@@ -371,6 +371,28 @@ GRANT EXECUTE ON FUNCTION add_member(bigint, integer, text, boolean),
 -- Any reader may fence its reads (as read_consistency = 'linearizable' does).
 GRANT EXECUTE ON FUNCTION read_barrier(bigint) TO PUBLIC;
 
+-- Review 2 write-path leftovers (helper wfix2): execute() runs each command as
+-- the role that proposed it; ddl_history records that role and the tables
+-- the command changes.
+ALTER TABLE ddl_history ADD COLUMN role text, ADD COLUMN tables bigint[];
+COMMENT ON COLUMN ddl_history.role IS
+  'The role that proposed the command: every member runs it as that role';
+COMMENT ON COLUMN ddl_history.tables IS
+  'The ids of the replicated tables the command changes (NULL: it may change any): a transaction that wrote one of them before the command, and whose entry comes after it, is skipped';
+-- A command that failed on some members only leaves their schemas apart:
+-- each member shows the commands that failed here.
+CREATE VIEW ddl_failures AS
+  SELECT group_id, count(*) AS failed, max(index) AS last_index,
+         (array_agg(error ORDER BY index DESC))[1] AS last_error,
+         (array_agg(command ORDER BY index DESC))[1] AS last_command
+    FROM ddl_history
+   WHERE error IS NOT NULL
+   GROUP BY group_id;
+COMMENT ON VIEW ddl_failures IS
+  'Per group, the commands run through dragonraft.execute that failed on this node: how many, and the last one with its error.  Compare members: a command that failed on some only left their schemas apart';
+GRANT SELECT ON ddl_failures TO pg_monitor, dragonraft_admin;
+GRANT SELECT ON ddl_history TO dragonraft_admin;
+
 -- Issue 14, full snapshots (helper snap): their progress.
 CREATE FUNCTION stat_progress_snapshot(OUT group_id bigint, OUT pid integer, OUT role text,
   OUT phase text, OUT snapshot_index bigint, OUT bytes_total bigint, OUT bytes_done bigint,

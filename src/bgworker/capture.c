@@ -13,9 +13,9 @@
  * The entry lists the changes in execution order: by the command id that
  * made each one (a user trigger's changes may be captured before their
  * cause), in capture order within a command.  A TRUNCATE counts as the
- * command current when its capture fires: a user AFTER TRUNCATE trigger
- * that fires before it and writes the same table is not ordered (known
- * limit).
+ * command that truncated the table (its pg_class row's, in the TRUNCATE
+ * statement), not the one current when its capture fires: a user AFTER
+ * TRUNCATE trigger may fire before it and write the table.
  *
  * The first change of a transaction checks that this node leads the group
  * and records the term (xact.c); a change to a table of another group is
@@ -29,6 +29,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/dependency.h"
 #include "catalog/pg_attrdef.h"
 #include "catalog/pg_authid.h"
@@ -48,6 +49,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/typcache.h"
 
 PG_FUNCTION_INFO_V1(dr_capture);
@@ -134,6 +136,19 @@ bool dr_capture_pending(DrPending *p)
 	p->schema_index = X.schema_index;
 	p->registration = X.registration;
 	return true;
+}
+
+uint64 *dr_capture_table_ids(int *n)
+{
+	uint64 *ids;
+
+	*n = X.n_tables;
+	if (X.registration != InvalidOid)
+		return NULL;
+	ids = palloc(Max(X.n_tables, 1) * sizeof(uint64));
+	for (int i = 0; i < X.n_tables; i++)
+		ids[i] = X.tables[i].table_id;
+	return ids;
 }
 
 void dr_capture_note_other_write(void)
@@ -327,6 +342,29 @@ static void put_op(unsigned kind, int ti, CommandId cid)
 	entry_put_op(&X.ops, kind, (uint32)ti);
 }
 
+CommandId dr_truncate_cid = InvalidCommandId;
+
+/*
+ * The command that truncated rel: the one that wrote its pg_class row (a new
+ * relfilenode, made visible at once), if it belongs to the TRUNCATE
+ * statement under way; else (a table created or truncated before in the same
+ * subtransaction is emptied in place) the statement's first command.
+ */
+static CommandId truncate_cid(Relation rel)
+{
+	CommandId cid =
+	        dr_truncate_cid != InvalidCommandId ? dr_truncate_cid : GetCurrentCommandId(false);
+	HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(RelationGetRelid(rel)));
+
+	if (HeapTupleIsValid(tup)) {
+		if (TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetRawXmin(tup->t_data)) &&
+		    HeapTupleHeaderGetCmin(tup->t_data) > cid)
+			cid = HeapTupleHeaderGetCmin(tup->t_data);
+		ReleaseSysCache(tup);
+	}
+	return cid;
+}
+
 /* Append a tuple: every shipped column, or only the key (ABSENT elsewhere). */
 static void put_tuple(const CapTable *t, HeapTuple tup, TupleDesc desc, bool key_only)
 {
@@ -449,7 +487,7 @@ Datum dr_capture(PG_FUNCTION_ARGS)
 	/* The command of a row change is in its tuple (cmin of the new version,
 	 * cmax of the deleted one; combo ids resolve in our own transaction). */
 	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event)) {
-		put_op(ENTRY_OP_TRUNCATE, ti, GetCurrentCommandId(false));
+		put_op(ENTRY_OP_TRUNCATE, ti, truncate_cid(rel));
 	} else if (TRIGGER_FIRED_BY_INSERT(td->tg_event)) {
 		put_op(ENTRY_OP_INSERT, ti, HeapTupleHeaderGetCmin(td->tg_trigtuple->t_data));
 		put_tuple(t, td->tg_trigtuple, desc, false);

@@ -217,6 +217,14 @@ static void define_gucs(void)
 	                         "barrier.",
 	                         NULL, &dr_read_consistency, DR_READ_LOCAL,
 	                         read_consistency_options, PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable(
+	        "dragonraft.max_apply_lock_delay",
+	        "How long the apply worker may wait for a lock held by another session before "
+	        "that session is cancelled (then terminated, if it still blocks a second later).",
+	        "The apply worker applies every group of the node in log order: while it waits, "
+	        "the writers of every group wait for their turn.  -1 waits forever.",
+	        &dr_max_apply_lock_delay, 5000, -1, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL,
+	        NULL);
 	DefineCustomBoolVariable("dragonraft.testing_fail_local_commit",
 	                         "For tests only: fail every local commit after its change set "
 	                         "committed in the Raft log.",
