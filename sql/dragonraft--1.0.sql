@@ -407,3 +407,18 @@ CREATE TRIGGER registrations_changed
   FOR EACH STATEMENT EXECUTE FUNCTION registrations_changed();
 -- The apply worker writes registrations as session_replication_role = replica.
 ALTER TABLE replicated_tables ENABLE ALWAYS TRIGGER registrations_changed;
+
+-- Issue 14, full snapshots (helper snap): their progress.
+CREATE FUNCTION stat_progress_snapshot(OUT group_id bigint, OUT pid integer, OUT role text,
+  OUT phase text, OUT snapshot_index bigint, OUT bytes_total bigint, OUT bytes_done bigint,
+  OUT tables_total integer, OUT tables_done integer, OUT started timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'dr_stat_progress_snapshot'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION stat_progress_snapshot() IS 'The rows of the view dragonraft.stat_progress_snapshot';
+CREATE VIEW stat_progress_snapshot AS SELECT * FROM stat_progress_snapshot();
+COMMENT ON VIEW stat_progress_snapshot IS
+  'Full snapshots being exported (sender: the leader, for a member that needs compacted entries or joins) or loaded (receiver) on this node: phase, bytes and tables';
+REVOKE ALL ON FUNCTION stat_progress_snapshot() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION stat_progress_snapshot() TO pg_monitor, dragonraft_admin;
+GRANT SELECT ON stat_progress_snapshot TO pg_monitor, dragonraft_admin;

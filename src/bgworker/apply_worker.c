@@ -49,6 +49,7 @@
 #include "postmaster/interrupt.h"
 #include "raft/raft_msg.h"
 #include "shmem.h"
+#include "snapshot.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
@@ -169,7 +170,9 @@ static int publish(uint64 group_id, uint64 applied, RepOriginId origin, const ch
 			g->apply_failures++;
 			delay = Min(RETRY_MS << Min(g->apply_failures - 1, 5), MAX_RETRY_MS);
 			g->apply_retry_at = TimestampTzPlusMilliseconds(now, delay);
-			if (g->member_state == DR_MEMBER_ACTIVE)
+			/* (A snapshot that fails to load stops the group with this error.) */
+			if (g->member_state == DR_MEMBER_ACTIVE ||
+			    g->member_state == DR_MEMBER_RECOVERING)
 				snprintf(g->error, sizeof(g->error), "apply worker: %s", error);
 		}
 		SpinLockRelease(&g->mutex);
@@ -438,9 +441,43 @@ static void drop_waiting(ApplyGroup *ag)
 		pfree(dlist_container(Deferred, node, dlist_pop_head_node(&ag->waiting)));
 }
 
+/*
+ * A received snapshot replaces the group's tables (snapshot_load.c) in one
+ * transaction that sets its origin to the snapshot's index; the group's
+ * entries at or below it that come after are skipped.
+ */
+static void load_snapshot(const DrApplyMsg *m, const uint8 *data)
+{
+	ApplyGroup *ag;
+
+	if (batch.ag != NULL)
+		commit_batch();
+	applying.group_id = m->group_id;
+	applying.index = m->index;
+	applying.what = "snapshot";
+	if (m->len == 0 || data[m->len - 1] != '\0')
+		elog(ERROR, "malformed snapshot message");
+	ag = find_group(m->group_id);
+	if (ag->failed)
+		return; /* parked: the engine worker sends it again */
+	refresh_applied(ag);
+	if (m->index <= ag->applied)
+		return;
+	drop_waiting(ag);
+	begin_batch(ag, m->index);
+	ag->schema_batch = dr_snapshot_load(m->group_id, m->index, (const char *)data);
+	ag->applied = m->index;
+	commit_batch();
+}
+
 static void receive_entry(const DrApplyMsg *m, const uint8 *data)
 {
 	ApplyGroup *ag;
+
+	if (m->type == DR_APPLY_SNAPSHOT) {
+		load_snapshot(m, data);
+		return;
+	}
 
 	if (m->type == DR_APPLY_RESEND) {
 		/* Its entries follow from the first one kept: try again. */

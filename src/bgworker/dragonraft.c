@@ -18,6 +18,7 @@
 #include "miscadmin.h"
 #include "postmaster/postmaster.h"
 #include "shmem.h"
+#include "snapshot.h"
 #include "storage/ipc.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -38,6 +39,7 @@ int dr_election_rtt = 10;
 int dr_heartbeat_rtt = 1;
 int dr_snapshot_entries = 10000;
 int dr_compaction_overhead = 5000;
+int dr_logdb_memtable_budget = 256;
 int dr_max_entry_size = 64 * 1024 * 1024;
 int dr_max_groups = 1024;
 char *dr_cluster_secret_file = NULL;
@@ -167,6 +169,11 @@ static void define_gucs(void)
 	                        "Applied entries between automatic metadata snapshots.", NULL,
 	                        &dr_snapshot_entries, 10000, 0, INT_MAX, PGC_POSTMASTER, 0, NULL,
 	                        NULL, NULL);
+	DefineCustomIntVariable("dragonraft.logdb_memtable_budget",
+	                        "Memory for the LogDB's write buffers (all shards); the log "
+	                        "reaches its files once they fill.",
+	                        NULL, &dr_logdb_memtable_budget, 256, 4, 65536, PGC_POSTMASTER,
+	                        GUC_UNIT_MB, NULL, NULL, NULL);
 	DefineCustomIntVariable("dragonraft.compaction_overhead",
 	                        "Entries kept below the durable applied index when the log "
 	                        "is compacted.",
@@ -229,6 +236,11 @@ static void define_gucs(void)
 	                        "after its turn came.",
 	                        NULL, &dr_testing_commit_delay, 0, 0, 60000, PGC_SUSET, GUC_UNIT_MS,
 	                        NULL, NULL, NULL);
+	DefineCustomIntVariable("dragonraft.testing_snapshot_delay",
+	                        "For tests only: pause this long in every full snapshot export "
+	                        "(once its file is written) and load (after its first table).",
+	                        NULL, &dr_testing_snapshot_delay, 0, 0, 600000, PGC_SUSET,
+	                        GUC_UNIT_MS, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("dragonraft");
 }
 

@@ -251,6 +251,7 @@ static void start_engine(void)
 	de->loop_ready = true;
 	memset(&lc, 0, sizeof(lc));
 	lc.dir = logdb_dir;
+	lc.memtable_budget = (uint64)dr_logdb_memtable_budget << 20;
 	open_with_threads_masked(&lc, err, sizeof(err), &rc);
 	if (rc != LOGDB_OK)
 		stop_with(psprintf("dragonraft could not open its LogDB in \"%s\": %s", logdb_dir,
