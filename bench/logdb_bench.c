@@ -118,7 +118,7 @@ static void small_write(const char *dir, double *w50, double *w99, double *r50, 
 			exit(1);
 		}
 		double t2 = now_us();
-		if ((rc = logdb_save(w, &u, 1)))
+		if ((rc = logdb_save(w, &u, 1, true)))
 			die("save", db, rc);
 		if (i >= 20) { /* warm-up excluded */
 			raw[i - 20] = t2 - t;
@@ -165,7 +165,7 @@ static double throughput(const char *dir, unsigned groups, uint32_t size, double
 			        .n_entries = PER_GROUP,
 			        .entries = &ents[g * PER_GROUP]};
 		}
-		if ((rc = logdb_save(w, ups, groups)))
+		if ((rc = logdb_save(w, ups, groups, true)))
 			die("save", db, rc);
 		next += PER_GROUP;
 		n_entries += (uint64_t)groups * PER_GROUP;

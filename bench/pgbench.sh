@@ -23,6 +23,10 @@
 # BENCH_FAILOVERS (3) kills, the median is the headline.  The old leader is
 # restarted and rejoins between kills.
 #
+# For each setup it also prints where the CPU went, per transaction: the
+# servers' processes by kind (backends are the postmasters' reaped
+# children, read when pgbench's connections have ended), from /proc.
+#
 # The last line is the headline.  Run it under the machine's PostgreSQL lock
 # when others share the machine: flock /tmp/dragonraft-pg.lock make bench-pgbench
 set -eu -o pipefail
@@ -147,14 +151,47 @@ port[single]=$single_port
 mkdir -p "$dir/logs"
 [ "$(id -u)" -eq 0 ] && chown "$TEST_USER" "$dir/logs"
 
+# The data directories of a setup's servers.
+declare -A datadirs=([dragonraft]="$dir/dr/node1 $dir/dr/node2 $dir/dr/node3"
+	[sync]="$dir/primary $dir/s1 $dir/s2" [single]="$dir/single")
+# CPU clock ticks of a setup's processes by kind, one "kind ticks" line each.
+cpu_ticks() { # SETUP
+	local d pm p kind
+	for d in ${datadirs[$1]}; do
+		pm=$(head -n 1 "$d/postmaster.pid")
+		awk '{ print "backends", $16 + $17 }' "/proc/$pm/stat"
+		for p in $(pgrep -P "$pm"); do
+			case "$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)" in
+			*"dragonraft engine"*) kind=engine_worker ;;
+			*"dragonraft apply"*) kind=apply_worker ;;
+			*walsender*) kind=walsender ;;
+			*walreceiver*) kind=walreceiver ;;
+			*startup*) kind=startup ;;
+			*walwriter*) kind=walwriter ;;
+			*"postgres postgres"* | "") continue ;; # a backend still running: counted when reaped
+			*) kind=other ;;
+			esac
+			awk -v k="$kind" '{ print k, $14 + $15 }' "/proc/$p/stat" 2>/dev/null || true
+		done
+	done
+}
+declare -A cpu txns
 run() { # SETUP ROUND
-	local out
+	local out before after
+	before=$(cpu_ticks "$1")
 	out=$(lc_as_user "$PG_BINDIR/pgbench" -n -c "$clients" -j 2 -T "$secs" -l \
 		--log-prefix="$dir/logs/$1.$2" -h "${host[$1]}" -p "${port[$1]}" -U postgres postgres 2>&1) || {
 		echo "$out" >&2
 		return 1
 	}
-	local t failed
+	local t failed n
+	sleep 0.2 # the backends exit and are reaped
+	after=$(cpu_ticks "$1")
+	cpu[$1]="${cpu[$1]:-}
+$(printf '%s\n' "$before" | sed 's/$/ -/')
+$after"
+	n=$(echo "$out" | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p')
+	txns[$1]=$((${txns[$1]:-0} + n))
 	t=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\) .*/\1/p')
 	failed=$(echo "$out" | sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p')
 	echo "round $2 $1: $t tps${failed:+, $failed failed}"
@@ -174,9 +211,19 @@ latency() {
 		{ v[NR] = $1; s += $1 }
 		END { i = int(NR * 0.99); if (i < 1) i = 1; printf "mean %.2f ms, p99 %.2f ms", s / NR / 1000, v[i] / 1000 }'
 }
+hz=$(getconf CLK_TCK)
 for s in dragonraft sync single; do
 	lat[$s]=$(latency "$s")
 	printf '%-10s %6s tps  latency %s\n' "$s" "$(mean "${tps[$s]}")" "${lat[$s]}"
+done
+# CPU per transaction by kind of process (all servers of the setup summed).
+for s in dragonraft sync single; do
+	echo "${cpu[$s]}" | awk -v n="${txns[$s]}" -v hz="$hz" -v s="$s" '
+		NF >= 2 { t[$1] += ($3 == "-") ? -$2 : $2 }
+		END { line = sprintf("%-10s CPU per transaction:", s); total = 0
+		      for (k in t) if (t[k] > 0) { us = t[k] / hz / n * 1e6; total += us
+		                                   line = line sprintf(" %s %.0f us,", k, us) }
+		      printf "%s total %.0f us\n", line, total }'
 done
 
 # Every dragonraft node ends with the leader's rows.

@@ -7,7 +7,9 @@
 # the log and replicates it, writes on the leader and shows the rows on all
 # three, shows a follower's error naming the leader, kills the leader's
 # server, shows the new leader taking a write, and starts the old leader
-# again, which catches up.  It says what it does at each step.  Then it
+# again, which catches up.  Then a fourth server joins the group while a
+# client writes on the leader: the log was compacted, so it gets a full
+# snapshot of the tables.  It says what it does at each step.  Then it
 # stops the servers and removes their data; DEMO_KEEP=1 leaves them running
 # (it prints how to stop them).
 set -eu -o pipefail
@@ -43,11 +45,14 @@ agreed_leader() {
 	return 1
 }
 
-say "Starting three PostgreSQL servers in $dir (node ids 1, 2 and 3), each with"
+say "Starting four PostgreSQL servers in $dir (node ids 1 to 4), each with"
 echo "   dragonraft in shared_preload_libraries and CREATE EXTENSION dragonraft; the nodes"
 echo "   talk mutual TLS with certificates that scripts/make-certs.sh made in $dir/certs."
-lc_create "$dir" 3
-for n in 1 2 3; do
+echo "   The group starts on nodes 1-3; node 4 joins it at the end.  (The log is compacted"
+echo "   down to 10 entries below the applied index: dragonraft.compaction_overhead = 10.)"
+lc_create "$dir" 4 "dragonraft.compaction_overhead = 10"
+LC_MEMBERS=$(sed -E 's/, "4": "[^"]*"//' <<<"$LC_MEMBERS")
+for n in 1 2 3 4; do
 	echo "   node $n: PostgreSQL on port ${LC_PGPORT[$n]}, Raft transport on 127.0.0.1:${LC_RAFTPORT[$n]}"
 done
 
@@ -128,15 +133,44 @@ show "$leader" "$status"
 echo "-- accounts on node $leader"
 show "$leader" "SELECT * FROM accounts ORDER BY id"
 
+say "Writing 500 more rows on the leader (node $new), then a snapshot on every member:"
+echo "   SELECT dragonraft.snapshot(1); the log below it (minus 10 entries) is compacted."
+printf "INSERT INTO accounts VALUES (%s, 'early', 1);\n" $(seq 100 599) | lc_psql "$new" >/dev/null
+idx=$(lc_psql "$new" -c "SELECT applied_index FROM dragonraft.status WHERE group_id = 1")
+for n in 1 2 3; do
+	until [ "$(lc_psql "$n" -c "SELECT dragonraft.snapshot(1) >= $idx")" = t ]; do sleep 0.2; done
+done
+show "$new" "SELECT node_id, applied_index, snapshot_index FROM dragonraft.status"
+
+say "Adding node 4 while a client writes on the leader: on the leader,"
+echo "   SELECT dragonraft.add_member(1, 4, '127.0.0.1:${LC_RAFTPORT[4]}'); then on node 4"
+echo "   SELECT dragonraft.join_group(1, '<the members' Raft addresses>').  The entries node 4"
+echo "   needs were compacted: the leader exports its tables (binary COPY, one snapshot) and"
+echo "   node 4 loads them in one transaction, then follows the log."
+printf "INSERT INTO accounts VALUES (%s, 'during the join', 1);\n" $(seq 1000 1299) |
+	lc_psql "$new" >"$dir/writer.out" 2>&1 &
+writer=$!
+lc_psql "$new" -c "SELECT dragonraft.add_member(1, 4, '127.0.0.1:${LC_RAFTPORT[4]}')" >/dev/null
+lc_as_user "$PG_BINDIR/psql" -X -h "$dir" -p "${LC_PGPORT[4]}" -U postgres -d postgres \
+	-c "SELECT dragonraft.join_group(1, '$LC_MEMBERS')" 2>&1 | sed 's/^/   /'
+wait $writer
+echo "   The writer's 300 inserts: $(grep -c . "$dir/writer.out" || true) errors."
+caught_up "$(lc_psql "$new" -c "SELECT commit_index FROM dragonraft.status WHERE group_id = 1")" 1 2 3 4
+for n in "$new" 4; do
+	echo "-- node $n"
+	show "$n" "SELECT count(*) AS rows, count(*) FILTER (WHERE owner = 'during the join') AS written_during_the_join, sum(balance) FROM accounts"
+done
+show 4 "SELECT group_id, snapshots_received FROM dragonraft.stat_groups"
+
 cat <<MSG
 
-That was the write path of dragonraft: DDL through the log (execute), tables
-joining a group (replicate_table), writes on the leader that COMMIT once a
-majority has them, followers that refuse writes and name the leader, a new
-leader within about a second of a crash, and a restarted node catching up.
-Also built: membership changes and linearizable reads from SQL.  Still to
-come: full snapshots of the tables for members that fall behind a compacted log.
+That was dragonraft: DDL through the log (execute), tables joining a group
+(replicate_table), writes on the leader that COMMIT once a majority has them,
+followers that refuse writes and name the leader, a new leader within about
+a second of a crash, a restarted node catching up from the log, and a new
+node joining from a full snapshot of the tables while writes go on.  Also
+built: linearizable reads and the other membership changes from SQL.
 MSG
 if [ "${DEMO_KEEP:-0}" = 1 ]; then
-	echo "servers left running; stop them with: for n in 1 2 3; do ${RUN_AS[*]} $PG_BINDIR/pg_ctl -D $dir/node\$n stop; done"
+	echo "servers left running; stop them with: for n in 1 2 3 4; do ${RUN_AS[*]} $PG_BINDIR/pg_ctl -D $dir/node\$n stop; done"
 fi

@@ -371,6 +371,58 @@ GRANT EXECUTE ON FUNCTION add_member(bigint, integer, text, boolean),
 -- Any reader may fence its reads (as read_consistency = 'linearizable' does).
 GRANT EXECUTE ON FUNCTION read_barrier(bigint) TO PUBLIC;
 
+-- Review 2 write-path leftovers (helper wfix2): execute() runs each command as
+-- the role that proposed it; ddl_history records that role and the tables
+-- the command changes.
+ALTER TABLE ddl_history ADD COLUMN role text, ADD COLUMN tables bigint[];
+COMMENT ON COLUMN ddl_history.role IS
+  'The role that proposed the command: every member runs it as that role';
+COMMENT ON COLUMN ddl_history.tables IS
+  'The ids of the replicated tables the command changes (NULL: it may change any): a transaction that wrote one of them before the command, and whose entry comes after it, is skipped';
+-- A command that failed on some members only leaves their schemas apart:
+-- each member shows the commands that failed here.
+CREATE VIEW ddl_failures AS
+  SELECT group_id, count(*) AS failed, max(index) AS last_index,
+         (array_agg(error ORDER BY index DESC))[1] AS last_error,
+         (array_agg(command ORDER BY index DESC))[1] AS last_command
+    FROM ddl_history
+   WHERE error IS NOT NULL
+   GROUP BY group_id;
+COMMENT ON VIEW ddl_failures IS
+  'Per group, the commands run through dragonraft.execute that failed on this node: how many, and the last one with its error.  Compare members: a command that failed on some only left their schemas apart';
+GRANT SELECT ON ddl_failures TO pg_monitor, dragonraft_admin;
+GRANT SELECT ON ddl_history TO dragonraft_admin;
+
+-- Commit-path throughput (issue 13): backends cache what capture() reads from
+-- the catalogs about each table; a change of the registrations invalidates it.
+CREATE FUNCTION registrations_changed()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'dr_registrations_changed'
+LANGUAGE C;
+COMMENT ON FUNCTION registrations_changed() IS
+  'Trigger on replicated_tables: tells every backend to forget what it cached about replicated tables';
+REVOKE ALL ON FUNCTION registrations_changed() FROM PUBLIC;
+CREATE TRIGGER registrations_changed
+  AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON replicated_tables
+  FOR EACH STATEMENT EXECUTE FUNCTION registrations_changed();
+-- The apply worker writes registrations as session_replication_role = replica.
+ALTER TABLE replicated_tables ENABLE ALWAYS TRIGGER registrations_changed;
+
+-- Issue 14, full snapshots (helper snap): their progress.
+CREATE FUNCTION stat_progress_snapshot(OUT group_id bigint, OUT pid integer, OUT role text,
+  OUT phase text, OUT snapshot_index bigint, OUT bytes_total bigint, OUT bytes_done bigint,
+  OUT tables_total integer, OUT tables_done integer, OUT started timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'dr_stat_progress_snapshot'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION stat_progress_snapshot() IS 'The rows of the view dragonraft.stat_progress_snapshot';
+CREATE VIEW stat_progress_snapshot AS SELECT * FROM stat_progress_snapshot();
+COMMENT ON VIEW stat_progress_snapshot IS
+  'Full snapshots being exported (sender: the leader, for a member that needs compacted entries or joins) or loaded (receiver) on this node: phase, bytes and tables';
+REVOKE ALL ON FUNCTION stat_progress_snapshot() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION stat_progress_snapshot() TO pg_monitor, dragonraft_admin;
+GRANT SELECT ON stat_progress_snapshot TO pg_monitor, dragonraft_admin;
+
 -- Review 3 fixes (helper mfix): a node that left a group never rejoins it under
 -- the same node id (its Raft state is gone).
 CREATE TABLE left_groups (

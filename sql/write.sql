@@ -223,3 +223,74 @@ RESET ROLE;
 SELECT id, owner FROM accounts WHERE id = 30;
 DROP OWNED BY regress_dragonraft_writer;
 DROP ROLE regress_dragonraft_writer;
+
+-- execute() runs the command as the role that proposed it, with that role's
+-- privileges on every member (review 2, #16), and takes utility commands only.
+CREATE ROLE regress_dragonraft_admin;
+GRANT dragonraft_admin TO regress_dragonraft_admin;
+CREATE SCHEMA regress_admin_space AUTHORIZATION regress_dragonraft_admin;
+SET ROLE regress_dragonraft_admin;
+SELECT dragonraft.execute(1, 'ALTER ROLE regress_dragonraft_admin SUPERUSER');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dragonraft.execute(1, 'CREATE TABLE regress_admin_space.owned (id int PRIMARY KEY)') > 0 AS executed;
+SELECT dragonraft.execute(1, 'ALTER TABLE accounts ADD COLUMN note text');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dragonraft.execute(1, 'SET ROLE dragonraft_admin');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT rolsuper FROM pg_roles WHERE rolname = 'regress_dragonraft_admin';
+SELECT relowner::regrole FROM pg_class WHERE oid = 'regress_admin_space.owned'::regclass;
+SELECT role, error IS NOT NULL AS failed, command FROM dragonraft.ddl_history
+ WHERE role = 'regress_dragonraft_admin' ORDER BY index;
+-- A SET in a command ends with it: the apply worker's settings stay.
+SELECT dragonraft.execute(1, 'SET search_path = nowhere') > 0 AS executed;
+SELECT dragonraft.execute(1, 'CREATE TABLE after_set (id int)') > 0 AS executed;
+SELECT 'public.after_set'::regclass;
+-- Commands that change rows, read tables or run code are refused.
+SELECT dragonraft.execute(1, 'INSERT INTO accounts VALUES (40, ''x'', 0)');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dragonraft.execute(1, 'CREATE TABLE c (a int); UPDATE accounts SET balance = 0');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dragonraft.execute(1, 'SELECT count(*) FROM accounts');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dragonraft.execute(1, 'SELECT now()');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dragonraft.execute(1, 'DO $do$BEGIN END$do$');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dragonraft.execute(1, 'TRUNCATE accounts');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dragonraft.execute(1, 'CREATE TABLE copy AS SELECT * FROM accounts');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dragonraft.execute(1, 'EXPLAIN ANALYZE DELETE FROM accounts');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dragonraft.execute(1, 'SELEC 1');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dragonraft.execute(1, 'SELECT 1, ''barrier''') > 0 AS executed;
+SELECT count(*) FROM accounts WHERE id = 40;
+DROP TABLE regress_admin_space.owned;
+DROP SCHEMA regress_admin_space;
+DROP ROLE regress_dragonraft_admin;
+
+-- Which replicated tables a command changes (ddl_history.tables, NULL: any
+-- table of the group): a writer's change set is skipped only behind one
+-- that changes its tables.
+CREATE TABLE inh_parent (id int);
+CREATE TABLE inh_kid () INHERITS (inh_parent);
+SELECT dragonraft.execute(1, 'ALTER TABLE public.accounts ADD COLUMN memo text') > 0 AS executed;
+SELECT dragonraft.execute(1, 'CREATE INDEX ON public.accounts (memo)') > 0 AS executed;
+SELECT dragonraft.execute(1, 'ALTER TABLE accounts DROP COLUMN memo') > 0 AS executed;
+SELECT dragonraft.execute(1, 'CREATE TABLE public.plain (id int)') > 0 AS executed;
+SELECT dragonraft.execute(1, 'DROP TABLE public.plain') > 0 AS executed;
+SELECT dragonraft.execute(1, 'ALTER TABLE public.inh_parent ADD COLUMN w int') > 0 AS executed;
+SELECT dragonraft.execute(1, 'CREATE TABLE public.t1 (a int); CREATE TABLE public.t2 (a int)') > 0 AS executed;
+SELECT command,
+       CASE WHEN tables IS NULL THEN 'any'
+            WHEN tables = '{}' THEN 'none'
+            WHEN tables = ARRAY[(SELECT table_id FROM dragonraft.replicated_tables
+                                  WHERE relid = 'accounts'::regclass)] THEN 'accounts'
+       END AS changes
+  FROM dragonraft.ddl_history
+ WHERE group_id = 1 AND index > (SELECT max(index) FROM dragonraft.ddl_history
+                                  WHERE command LIKE 'SELECT 1, %')
+ ORDER BY index;
+DROP TABLE inh_kid, inh_parent, t1, t2;

@@ -26,9 +26,11 @@
  * behind for a local mistake that a DBA fixes by dropping the table here and
  * replicating it again.
  *
- * A utility command (execute) runs in a subtransaction: if it fails, the
- * failure is recorded in dragonraft.ddl_history (every member, in log
- * order) and the apply goes on; execute() reports it on the proposing node.
+ * A utility command (execute) runs in a subtransaction, as the role that
+ * proposed it (looked up by name on each member), its settings (SET) undone
+ * after it: if it fails, or the role does not exist here, the failure is
+ * recorded in dragonraft.ddl_history (every member, in log order) and the
+ * apply goes on; execute() reports it on the proposing node.
  */
 #include "write.h"
 
@@ -36,6 +38,8 @@
 #include "access/xact.h"
 #include "catalog/catalog.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_sequence.h"
 #include "catalog/pg_type.h"
 #include "commands/tablecmds.h"
@@ -44,10 +48,15 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "parser/parser.h"
 #include "shmem.h"
 #include "storage/lmgr.h"
+#include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
+#include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -75,7 +84,19 @@ typedef struct RelmapEntry {
 	Oid relid;
 } RelmapEntry;
 
+/*
+ * Kept across batches: any relcache invalidation (DDL on a table, and every
+ * change of dragonraft.replicated_tables, whose trigger invalidates them all)
+ * empties it at its next use.  The callback only counts: it may run in the
+ * middle of a lookup.
+ */
 static HTAB *relmap = NULL;
+static uint64 relmap_gen, relmap_built_gen;
+
+static void relmap_inval(Datum arg, Oid relid)
+{
+	relmap_gen++;
+}
 
 void dr_apply_rows_forget(void)
 {
@@ -93,21 +114,30 @@ static Oid relmap_lookup(uint64 group_id, uint64 table_id)
 		uint64 table_id;
 	} key = {group_id, table_id};
 
+	if (relmap != NULL && relmap_built_gen != relmap_gen)
+		dr_apply_rows_forget();
 	if (relmap == NULL) {
 		HASHCTL info;
+		static bool registered = false;
 
+		if (!registered) {
+			CacheRegisterRelcacheCallback(relmap_inval, (Datum)0);
+			registered = true;
+		}
+		relmap_built_gen = relmap_gen;
 		memset(&info, 0, sizeof(info));
 		info.keysize = sizeof(key);
 		info.entrysize = sizeof(RelmapEntry);
 		relmap = hash_create("dragonraft relmap", 64, &info, HASH_ELEM | HASH_BLOBS);
 	}
-	e = hash_search(relmap, &key, HASH_ENTER, &found);
-	if (!found) {
+	e = hash_search(relmap, &key, HASH_FIND, NULL);
+	if (e == NULL) {
 		Oid types[2] = {INT8OID, INT8OID};
 		Datum values[2] = {Int64GetDatum((int64)group_id), Int64GetDatum((int64)table_id)};
+		uint64 gen = relmap_gen;
+		Oid relid = InvalidOid;
 		bool isnull;
 
-		e->relid = InvalidOid;
 		if (SPI_execute_with_args("SELECT relid FROM dragonraft.replicated_tables "
 		                          "WHERE group_id = $1 AND table_id = $2 AND state = "
 		                          "'replicated'",
@@ -117,8 +147,12 @@ static Oid relmap_lookup(uint64 group_id, uint64 table_id)
 			                        &isnull);
 
 			if (!isnull)
-				e->relid = DatumGetObjectId(d);
+				relid = DatumGetObjectId(d);
 		}
+		if (gen != relmap_gen)
+			return relid; /* may be older than an invalidation: not kept */
+		e = hash_search(relmap, &key, HASH_ENTER, &found);
+		e->relid = relid;
 	}
 	return e->relid;
 }
@@ -517,26 +551,85 @@ bool dr_apply_rows_owned(const struct entry_header *h)
 	return live;
 }
 
+uint64 dr_apply_rows_command_between(uint64 group_id, uint64 since, uint64 before,
+                                     const uint64 *tables, int n)
+{
+	Oid types[4] = {INT8OID, INT8OID, INT8OID, INT8ARRAYOID};
+	Datum values[4], *ids = palloc(Max(n, 1) * sizeof(Datum));
+	uint64 found = 0;
+	Oid save_user;
+	int save_sec, rc;
+	bool isnull;
+
+	for (int i = 0; i < n; i++)
+		ids[i] = Int64GetDatum((int64)tables[i]);
+	values[0] = Int64GetDatum((int64)group_id);
+	values[1] = Int64GetDatum((int64)since);
+	values[2] = Int64GetDatum((int64)before);
+	values[3] = PointerGetDatum(
+	        construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	/* As the bootstrap superuser: a writer need not see the catalog table. */
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rc = SPI_execute_with_args(
+	        "SELECT max(index) FROM dragonraft.ddl_history WHERE group_id = $1 "
+	        "AND index > $2 AND index < $3 AND (tables IS NULL OR tables && $4)",
+	        4, types, values, NULL, true, 1);
+	SetUserIdAndSecContext(save_user, save_sec);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "dragonraft could not read dragonraft.ddl_history");
+	if (SPI_processed == 1) {
+		Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			found = (uint64)DatumGetInt64(d);
+	}
+	SPI_finish();
+	return found;
+}
+
 /*
- * A change set built against an older schema than the group's at its place
- * in the log (a utility command came between the writer's first write and
- * its entry) is skipped, on every member alike: its columns and values may
- * no longer mean what they did.  Its backend failed with 40001 (xact.c).
+ * A change set built against an older schema of one of its tables than the
+ * table's at the change set's place in the log (a utility command that
+ * changes it came between the writer's first write and its entry) is
+ * skipped, on every member alike: its columns and values may no longer mean
+ * what they did.  Its backend failed with 40001 (xact.c).  schema_index is
+ * the group's last command so far: only when the change set is older does
+ * dragonraft.ddl_history say which tables the commands since changed.
  */
 void dr_apply_rows_change_set(uint64 group_id, uint64 index, uint64 schema_index,
                               const struct entry_header *h)
 {
 	struct entry_change_set cs;
 	int rc = entry_decode_change_set(h, &cs);
+	uint64 command = 0;
 
 	if (rc != ENTRY_OK)
 		decode_failed(rc);
 	if (cs.schema_index < schema_index) {
+		struct entry_reader r = cs.tables;
+		uint64 *tables = palloc(Max(cs.n_tables, 1) * sizeof(uint64));
+
+		for (uint32 i = 0; i < cs.n_tables; i++) {
+			struct entry_table et;
+
+			(void)entry_next_table(&r, &et);
+			tables[i] = et.table_id;
+		}
+		/* The apply worker's own transaction: a new snapshot sees its batch. */
+		PushActiveSnapshot(GetTransactionSnapshot());
+		command = dr_apply_rows_command_between(group_id, cs.schema_index, index, tables,
+		                                        (int)cs.n_tables);
+		PopActiveSnapshot();
+	}
+	if (command > 0) {
 		ereport(LOG, (errmsg("dragonraft skipped entry %llu of group %llu: the command at "
-		                     "entry %llu changed the group's tables after its transaction "
+		                     "entry %llu changed its tables after its transaction "
 		                     "first wrote",
 		                     (unsigned long long)index, (unsigned long long)group_id,
-		                     (unsigned long long)schema_index),
+		                     (unsigned long long)command),
 		              errdetail("Its transaction failed with SQLSTATE 40001 on node %u; "
 		                        "every member skips it.",
 		                        cs.owner.node_id)));
@@ -572,7 +665,7 @@ uint64 dr_apply_rows_schema_index(uint64 group_id)
 	return index;
 }
 
-void dr_apply_rows_publish_schema(uint64 group_id, uint64 index, bool applied)
+void dr_apply_rows_publish_schema(uint64 group_id, uint64 index, bool applied, uint64 table)
 {
 	DrGroup *g;
 
@@ -582,8 +675,10 @@ void dr_apply_rows_publish_schema(uint64 group_id, uint64 index, bool applied)
 		SpinLockAcquire(&g->mutex);
 		if (applied)
 			g->schema_index = index;
-		else
+		else {
 			g->schema_next = index;
+			g->schema_next_table = table;
+		}
 		SpinLockRelease(&g->mutex);
 		ConditionVariableBroadcast(&g->applied_cv);
 	}
@@ -747,21 +842,179 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, const struct entry_he
 	                     (unsigned long long)group_id, (unsigned long long)index)));
 }
 
+/*
+ * dragonraft's triggers on tables replicated (or refused) before they were
+ * made ENABLE ALWAYS fire for session_replication_role = replica too from
+ * now on (at every start of the apply worker; none is found after the
+ * first).  A table whose lock is not free at once is left to the next start:
+ * a writer may hold it while it waits for this worker.
+ */
+void dr_apply_rows_upgrade_triggers(void)
+{
+	uint64 n;
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', "
+	                "tgrelid::regclass, tgname) FROM pg_trigger WHERE tgname IN "
+	                "('" DR_CAPTURE_TRIGGER "', '" DR_TRUNCATE_TRIGGER "', '" DR_REFUSED_TRIGGER
+	                "') AND tgenabled <> 'A'",
+	                true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "dragonraft could not read pg_trigger");
+	n = SPI_processed;
+	if (n > 0) {
+		SPITupleTable *tt = SPI_tuptable;
+
+		if (SPI_execute("SET LOCAL lock_timeout = '1s'", false, 0) != SPI_OK_UTILITY)
+			elog(ERROR, "dragonraft could not set lock_timeout");
+		dr_internal_ddl++;
+		for (uint64 i = 0; i < n; i++) {
+			char *sql = SPI_getvalue(tt->vals[i], tt->tupdesc, 1);
+			char *error = try_sql(sql);
+
+			if (error != NULL)
+				ereport(WARNING,
+				        (errmsg("dragonraft could not upgrade a trigger: %s",
+				                error),
+				         errdetail("The command was: %s", sql)));
+			else
+				ereport(LOG, (errmsg("dragonraft upgraded a trigger: %s", sql)));
+		}
+		dr_internal_ddl--;
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
 /* ---- utility commands ---- */
+
+/*
+ * The replicated table of group_id that a command changes: its table id, 0
+ * when it changes none, -1 when it may change any.  A change set of a
+ * table that a command changed after its writer first wrote is skipped
+ * (dr_apply_rows_change_set), so every member must give the same answer at
+ * the command's place in the log: it is narrowed only for one statement
+ * that changes the one table it names, schema-qualified (search_path and the
+ * role's "$user" play no part), without partitions or inheritance children,
+ * and for CREATE TABLE of a plain new table.
+ */
+static int64 command_table(uint64 group_id, const char *command)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	List *volatile stmts = NIL;
+	RangeVar *rv = NULL;
+	Node *n;
+	Oid relid, types[2] = {INT8OID, OIDOID};
+	Datum values[2];
+	bool isnull;
+
+	PG_TRY();
+	{
+		stmts = raw_parser(command, RAW_PARSE_DEFAULT);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState(); /* it fails to run too; any table, to be safe */
+		stmts = NIL;
+	}
+	PG_END_TRY();
+	if (list_length(stmts) != 1)
+		return -1;
+	n = linitial_node(RawStmt, stmts)->stmt;
+	switch (nodeTag(n)) {
+	case T_CreateStmt: {
+		CreateStmt *c = (CreateStmt *)n;
+
+		return c->inhRelations == NIL && c->partbound == NULL && c->ofTypename == NULL ? 0
+		                                                                               : -1;
+	}
+	case T_AlterTableStmt:
+		if (((AlterTableStmt *)n)->objtype != OBJECT_TABLE)
+			return -1;
+		rv = ((AlterTableStmt *)n)->relation;
+		break;
+	case T_IndexStmt:
+		rv = ((IndexStmt *)n)->relation;
+		break;
+	case T_RenameStmt: {
+		RenameStmt *r = (RenameStmt *)n;
+
+		if (r->renameType != OBJECT_TABLE &&
+		    (r->renameType != OBJECT_COLUMN || r->relationType != OBJECT_TABLE))
+			return -1;
+		rv = r->relation;
+		break;
+	}
+	case T_DropStmt: {
+		DropStmt *d = (DropStmt *)n;
+
+		if (d->removeType != OBJECT_TABLE || d->behavior != DROP_RESTRICT ||
+		    list_length(d->objects) != 1)
+			return -1;
+		rv = makeRangeVarFromNameList(linitial_node(List, d->objects));
+		break;
+	}
+	default:
+		return -1;
+	}
+	if (rv == NULL || rv->schemaname == NULL)
+		return -1;
+	relid = RangeVarGetRelid(rv, NoLock, true);
+	if (!OidIsValid(relid))
+		return 0;
+	if (has_subclass(relid))
+		return -1; /* it recurses to partitions and inheritance children */
+	values[0] = Int64GetDatum((int64)group_id);
+	values[1] = ObjectIdGetDatum(relid);
+	if (SPI_execute_with_args("SELECT table_id FROM dragonraft.replicated_tables WHERE "
+	                          "group_id = $1 AND relid = $2",
+	                          2, types, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "dragonraft could not read dragonraft.replicated_tables");
+	if (SPI_processed == 0)
+		return 0;
+	return DatumGetInt64(
+	        SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
 
 void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header *h)
 {
 	struct entry_ddl d;
-	Oid types[4] = {INT8OID, INT8OID, TEXTOID, TEXTOID};
-	Datum values[4];
-	char nulls[4] = {' ', ' ', ' ', ' '};
-	char *command, *error;
+	Oid types[6] = {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, INT8ARRAYOID};
+	Datum values[6];
+	char nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	char *command, *role, *error;
+	Oid roleid, save_user;
+	int save_sec, save_nestlevel;
+	int64 table;
+	Datum id;
 	int rc = entry_decode_ddl(h, &d);
 
 	if (rc != ENTRY_OK)
 		decode_failed(rc);
 	command = pnstrdup(d.command, d.len);
-	error = try_sql(command);
+	role = pnstrdup(d.role, d.role_len);
+	/* Writers of that table waiting for their turn fail with 40001 now (xact.c). */
+	table = command_table(group_id, command);
+	if (table != 0)
+		dr_apply_rows_publish_schema(group_id, index, false, table < 0 ? 0 : (uint64)table);
+	roleid = get_role_oid(role, true);
+	if (!OidIsValid(roleid))
+		error = psprintf(
+		        "role \"%s\", which proposed the command, does not exist on this node",
+		        role);
+	else {
+		/* As the proposing role, with its privileges here; its settings end with it. */
+		GetUserIdAndSecContext(&save_user, &save_sec);
+		SetUserIdAndSecContext(roleid, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+		save_nestlevel = NewGUCNestLevel();
+		error = try_sql(command);
+		AtEOXact_GUC(false, save_nestlevel);
+		SetUserIdAndSecContext(save_user, save_sec);
+	}
 	if (error != NULL)
 		ereport(WARNING,
 		        (errmsg("dragonraft command of group %llu at entry %llu failed on "
@@ -773,9 +1026,16 @@ void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header 
 	values[2] = CStringGetTextDatum(command);
 	values[3] = error ? CStringGetTextDatum(error) : (Datum)0;
 	nulls[3] = error ? ' ' : 'n';
+	values[4] = CStringGetTextDatum(role);
+	id = Int64GetDatum(table);
+	values[5] = table < 0 ? (Datum)0
+	                      : PointerGetDatum(construct_array(&id, table > 0 ? 1 : 0, INT8OID, 8,
+	                                                        FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	nulls[5] = table < 0 ? 'n' : ' ';
 	if (SPI_execute_with_args("INSERT INTO dragonraft.ddl_history (group_id, index, command, "
-	                          "error) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-	                          4, types, values, nulls, false, 0) != SPI_OK_INSERT)
+	                          "error, role, tables) VALUES ($1, $2, $3, $4, $5, $6) "
+	                          "ON CONFLICT DO NOTHING",
+	                          6, types, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "dragonraft could not record a command in dragonraft.ddl_history");
 	/* Tables the command dropped are no longer replicated. */
 	if (SPI_execute("DELETE FROM dragonraft.replicated_tables t WHERE relid IS NOT NULL AND "

@@ -31,10 +31,9 @@
  * memory, while the other groups' entries go on (one worker serves every
  * group, and a backend may take a while: its turn, its commit).  If the
  * backend gives up (its local commit failed, it was cancelled or it exited)
- * this worker applies the entry, and sets the group's takeover flag while
- * it applies such entries, utility commands and registrations, so that no
- * backend waits for a later turn holding row locks this worker needs
- * (xact.c ends those with 40003).
+ * this worker applies the entry.  A backend waiting for a later turn that
+ * holds a lock this worker waits for ends itself with 40003 (xact.c,
+ * dr_xact_unblock_apply).
  */
 #include "dragonraft.h"
 
@@ -50,6 +49,7 @@
 #include "postmaster/interrupt.h"
 #include "raft/raft_msg.h"
 #include "shmem.h"
+#include "snapshot.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
@@ -76,7 +76,6 @@ typedef struct ApplyGroup {
 	uint64 applied;      /* its last entry applied here (committed or in the open batch) */
 	dlist_head waiting;  /* entries behind one a live backend applies (Deferred) */
 	dlist_node parked;   /* in the list of groups with waiting entries */
-	bool takeover;       /* the shared takeover flag is set for this batch */
 	bool failed;         /* parked after a failure: its entries are dropped until the
 	                      * engine worker sends them again (DR_APPLY_RESEND) */
 	uint64 schema_index; /* its last utility command applied (committed) */
@@ -161,7 +160,6 @@ static int publish(uint64 group_id, uint64 applied, RepOriginId origin, const ch
 			if (g->applied < applied)
 				g->applied = applied;
 			g->origin = origin;
-			g->takeover = false;
 			if (g->apply_failures > 0 && g->member_state == DR_MEMBER_ACTIVE)
 				g->error[0] = '\0';
 			g->apply_failures = 0;
@@ -172,7 +170,9 @@ static int publish(uint64 group_id, uint64 applied, RepOriginId origin, const ch
 			g->apply_failures++;
 			delay = Min(RETRY_MS << Min(g->apply_failures - 1, 5), MAX_RETRY_MS);
 			g->apply_retry_at = TimestampTzPlusMilliseconds(now, delay);
-			if (g->member_state == DR_MEMBER_ACTIVE)
+			/* (A snapshot that fails to load stops the group with this error.) */
+			if (g->member_state == DR_MEMBER_ACTIVE ||
+			    g->member_state == DR_MEMBER_RECOVERING)
 				snprintf(g->error, sizeof(g->error), "apply worker: %s", error);
 		}
 		SpinLockRelease(&g->mutex);
@@ -202,13 +202,12 @@ static ApplyGroup *find_group(uint64 group_id)
 		origin = dr_origins_find(group_id, true); /* may fail: nothing entered yet */
 		schema_index = dr_apply_rows_schema_index(group_id);
 		/* Shared memory is new after a restart: writers record the schema from it. */
-		dr_apply_rows_publish_schema(group_id, schema_index, true);
+		dr_apply_rows_publish_schema(group_id, schema_index, true, 0);
 		ag = hash_search(groups, &group_id, HASH_ENTER, NULL);
 		ag->origin = origin;
 		ag->schema_index = ag->schema_batch = schema_index;
 		ag->applied = replorigin_get_progress(origin, false);
 		dlist_init(&ag->waiting);
-		ag->takeover = false;
 		ag->failed = false;
 	}
 	return ag;
@@ -228,25 +227,6 @@ static void refresh_applied(ApplyGroup *ag)
 		SpinLockRelease(&g->mutex);
 	}
 	LWLockRelease(dr_shared->groups_lock);
-}
-
-/* Backends waiting for a later turn of this group end with 40003 (xact.c). */
-static void set_takeover(ApplyGroup *ag)
-{
-	DrGroup *g;
-
-	if (ag->takeover)
-		return;
-	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
-	g = dr_shmem_group_find(ag->group_id);
-	if (g != NULL) {
-		SpinLockAcquire(&g->mutex);
-		g->takeover = true;
-		SpinLockRelease(&g->mutex);
-		ConditionVariableBroadcast(&g->applied_cv);
-	}
-	LWLockRelease(dr_shared->groups_lock);
-	ag->takeover = true;
 }
 
 static void begin_batch(ApplyGroup *ag, uint64 first)
@@ -304,14 +284,12 @@ static void commit_batch(void)
 	replorigin_session_origin_timestamp = 0;
 	batch.ag = NULL;
 	applying.group_id = 0;
-	ag->takeover = false; /* publish clears the shared flag */
 	if (ag->schema_batch != ag->schema_index) {
 		/* before applied moves past it: a backend at its turn must see it */
 		ag->schema_index = ag->schema_batch;
-		dr_apply_rows_publish_schema(ag->group_id, ag->schema_index, true);
+		dr_apply_rows_publish_schema(ag->group_id, ag->schema_index, true, 0);
 	}
 	publish(ag->group_id, ag->applied, ag->origin, NULL);
-	dr_apply_rows_forget();
 }
 
 static void apply_member_info(uint64 group_id, uint64 index, const struct entry_header *h)
@@ -403,17 +381,12 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 			apply_member_info(m->group_id, m->index, &h);
 			break;
 		case ENTRY_CHANGE_SET:
-			set_takeover(ag);
 			dr_apply_rows_change_set(m->group_id, m->index, ag->schema_batch, &h);
 			break;
 		case ENTRY_REGISTER_TABLE:
-			set_takeover(ag);
 			dr_apply_rows_register(m->group_id, m->index, &h);
 			break;
 		case ENTRY_DDL:
-			/* Writers of older schemas waiting for their turn fail with 40001 now. */
-			dr_apply_rows_publish_schema(m->group_id, m->index, false);
-			set_takeover(ag);
 			dr_apply_rows_ddl(m->group_id, m->index, &h);
 			ag->schema_batch = m->index;
 			break;
@@ -468,9 +441,43 @@ static void drop_waiting(ApplyGroup *ag)
 		pfree(dlist_container(Deferred, node, dlist_pop_head_node(&ag->waiting)));
 }
 
+/*
+ * A received snapshot replaces the group's tables (snapshot_load.c) in one
+ * transaction that sets its origin to the snapshot's index; the group's
+ * entries at or below it that come after are skipped.
+ */
+static void load_snapshot(const DrApplyMsg *m, const uint8 *data)
+{
+	ApplyGroup *ag;
+
+	if (batch.ag != NULL)
+		commit_batch();
+	applying.group_id = m->group_id;
+	applying.index = m->index;
+	applying.what = "snapshot";
+	if (m->len == 0 || data[m->len - 1] != '\0')
+		elog(ERROR, "malformed snapshot message");
+	ag = find_group(m->group_id);
+	if (ag->failed)
+		return; /* parked: the engine worker sends it again */
+	refresh_applied(ag);
+	if (m->index <= ag->applied)
+		return;
+	drop_waiting(ag);
+	begin_batch(ag, m->index);
+	ag->schema_batch = dr_snapshot_load(m->group_id, m->index, (const char *)data);
+	ag->applied = m->index;
+	commit_batch();
+}
+
 static void receive_entry(const DrApplyMsg *m, const uint8 *data)
 {
 	ApplyGroup *ag;
+
+	if (m->type == DR_APPLY_SNAPSHOT) {
+		load_snapshot(m, data);
+		return;
+	}
 
 	if (m->type == DR_APPLY_RESEND) {
 		/* Its entries follow from the first one kept: try again. */
@@ -530,7 +537,6 @@ static void park_failed_group(void)
 	ag = hash_search(groups, &gid, HASH_FIND, NULL);
 	if (ag != NULL) {
 		drop_waiting(ag);
-		ag->takeover = false;
 		ag->applied = replorigin_get_progress(ag->origin, false);
 		ag->schema_batch = ag->schema_index; /* rolled back with the batch */
 	} else {
@@ -540,7 +546,6 @@ static void park_failed_group(void)
 		ag->applied = 0;
 		ag->schema_index = ag->schema_batch = 0;
 		dlist_init(&ag->waiting);
-		ag->takeover = false;
 	}
 	ag->failed = true;
 	if (in_hand.m != NULL && in_hand.m->group_id == gid)
@@ -685,6 +690,7 @@ void dr_apply_worker_main(Datum arg)
 	/* The Raft log already holds every entry durably (see the top of this file). */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("session_replication_role", "replica", PGC_SUSET, PGC_S_OVERRIDE);
+	dr_apply_rows_upgrade_triggers();
 
 	seg = dsm_attach(handle);
 	if (seg == NULL)

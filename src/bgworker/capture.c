@@ -13,9 +13,9 @@
  * The entry lists the changes in execution order: by the command id that
  * made each one (a user trigger's changes may be captured before their
  * cause), in capture order within a command.  A TRUNCATE counts as the
- * command current when its capture fires: a user AFTER TRUNCATE trigger
- * that fires before it and writes the same table is not ordered (known
- * limit).
+ * command that truncated the table (its pg_class row's, in the TRUNCATE
+ * statement), not the one current when its capture fires: a user AFTER
+ * TRUNCATE trigger may fire before it and write the table.
  *
  * The first change of a transaction checks that this node leads the group
  * and records the term (xact.c); a change to a table of another group is
@@ -29,6 +29,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/dependency.h"
 #include "catalog/pg_attrdef.h"
 #include "catalog/pg_authid.h"
@@ -43,14 +44,18 @@
 #include "nodes/bitmapset.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/hsearch.h"
 #include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/typcache.h"
 
 PG_FUNCTION_INFO_V1(dr_capture);
+PG_FUNCTION_INFO_V1(dr_registrations_changed);
 
 /* A table the transaction changed, and how its rows are encoded. */
 typedef struct CapTable {
@@ -134,6 +139,19 @@ bool dr_capture_pending(DrPending *p)
 	p->schema_index = X.schema_index;
 	p->registration = X.registration;
 	return true;
+}
+
+uint64 *dr_capture_table_ids(int *n)
+{
+	uint64 *ids;
+
+	*n = X.n_tables;
+	if (X.registration != InvalidOid)
+		return NULL;
+	ids = palloc(Max(X.n_tables, 1) * sizeof(uint64));
+	for (int i = 0; i < X.n_tables; i++)
+		ids[i] = X.tables[i].table_id;
+	return ids;
 }
 
 void dr_capture_note_other_write(void)
@@ -227,6 +245,102 @@ static void check_registration(Relation rel, uint64 table_id)
 		         errhint("Only dragonraft.replicate_table installs that trigger.")));
 }
 
+/*
+ * What table_index learns from the catalogs, kept across transactions: the
+ * registration a table's trigger arguments were checked against (an SPI
+ * query) and the sequence of each column (pg_depend scans); before, every
+ * transaction paid both for every table it wrote.  Any relcache
+ * invalidation empties it: DDL on a table or a sequence, VACUUM, and every
+ * change of dragonraft.replicated_tables (its trigger,
+ * dr_registrations_changed).
+ */
+typedef struct RelInfo {
+	Oid relid;                 /* hash key */
+	uint64 group_id, table_id; /* the registration checked; 0 = not checked */
+	int natts;
+	Oid *seqs; /* by attribute number - 1, in CacheMemoryContext */
+} RelInfo;
+
+static HTAB *rel_info;
+static uint64 rel_info_gen; /* invalidations seen */
+
+static void rel_info_inval(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS s;
+	RelInfo *r;
+
+	rel_info_gen++;
+	hash_seq_init(&s, rel_info);
+	while ((r = hash_seq_search(&s)) != NULL) {
+		pfree(r->seqs);
+		(void)hash_search(rel_info, &r->relid, HASH_REMOVE, NULL);
+	}
+}
+
+/*
+ * Check rel's registration (when check) and put the sequence of each of its
+ * attributes (InvalidOid for none) in seqs, from the cache or the catalogs.
+ * Nothing here may hold a cache entry across a catalog access: an
+ * invalidation may empty the cache there.
+ */
+static void catalog_info(Relation rel, uint64 table_id, bool check, Oid *seqs)
+{
+	Oid relid = RelationGetRelid(rel);
+	TupleDesc desc = RelationGetDescr(rel);
+	uint64 gen;
+	RelInfo *r;
+	List *owned;
+	bool found;
+
+	if (rel_info == NULL) {
+		HASHCTL ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(RelInfo);
+		ctl.hcxt = CacheMemoryContext;
+		rel_info = hash_create("dragonraft capture tables", 64, &ctl,
+		                       HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		CacheRegisterRelcacheCallback(rel_info_inval, (Datum)0);
+	}
+	r = hash_search(rel_info, &relid, HASH_FIND, NULL);
+	if (r != NULL && r->natts == desc->natts &&
+	    (!check || (r->group_id == X.group_id && r->table_id == table_id))) {
+		memcpy(seqs, r->seqs, desc->natts * sizeof(Oid));
+		return;
+	}
+	gen = rel_info_gen;
+	if (check)
+		check_registration(rel, table_id);
+	owned = dr_owned_sequences(relid);
+	for (int i = 0; i < desc->natts; i++) {
+		Form_pg_attribute a = TupleDescAttr(desc, i);
+
+		seqs[i] = a->attisdropped || a->attgenerated
+		                  ? InvalidOid
+		                  : dr_column_sequence(rel, a->attnum, owned);
+	}
+	if (gen != rel_info_gen)
+		return; /* what was read may be older than an invalidation: not kept */
+	r = hash_search(rel_info, &relid, HASH_ENTER, &found);
+	if (found)
+		pfree(r->seqs);
+	r->seqs = MemoryContextAlloc(CacheMemoryContext, desc->natts * sizeof(Oid));
+	memcpy(r->seqs, seqs, desc->natts * sizeof(Oid));
+	r->natts = desc->natts;
+	r->group_id = check ? X.group_id : 0;
+	r->table_id = check ? table_id : 0;
+}
+
+/* AFTER ... FOR EACH STATEMENT on dragonraft.replicated_tables: registrations changed. */
+Datum dr_registrations_changed(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "dragonraft.registrations_changed() must be called as a trigger");
+	CacheInvalidateRelcacheAll();
+	return PointerGetDatum(NULL);
+}
+
 void dr_capture_begin(uint64 group_id)
 {
 	start(group_id);
@@ -245,14 +359,12 @@ static int table_index(Relation rel, uint64 table_id, bool check)
 	TupleDesc desc = RelationGetDescr(rel);
 	MemoryContext old;
 	Bitmapset *key = NULL;
-	List *owned;
+	Oid *att_seqs;
 	CapTable *t;
 
 	for (int i = 0; i < X.n_tables; i++)
 		if (X.tables[i].relid == RelationGetRelid(rel))
 			return i;
-	if (check)
-		check_registration(rel, table_id);
 
 	old = MemoryContextSwitchTo(TopTransactionContext);
 	if (X.n_tables == X.cap_tables) {
@@ -269,7 +381,8 @@ static int table_index(Relation rel, uint64 table_id, bool check)
 	t->send = palloc(desc->natts * sizeof(FmgrInfo));
 	t->key = palloc0(desc->natts * sizeof(bool));
 	t->seqs = palloc(desc->natts * sizeof(Oid));
-	owned = dr_owned_sequences(t->relid);
+	att_seqs = palloc(desc->natts * sizeof(Oid));
+	catalog_info(rel, table_id, check, att_seqs);
 	switch (rel->rd_rel->relreplident) {
 	case REPLICA_IDENTITY_FULL:
 		t->identity = 'f';
@@ -295,7 +408,7 @@ static int table_index(Relation rel, uint64 table_id, bool check)
 		t->key[t->n_cols] =
 		        t->identity == 'f' ||
 		        bms_is_member(a->attnum - FirstLowInvalidHeapAttributeNumber, key);
-		t->seqs[t->n_cols] = dr_column_sequence(rel, a->attnum, owned);
+		t->seqs[t->n_cols] = att_seqs[i];
 		/* A member finds an identity FULL row by comparing every column. */
 		if (t->identity == 'f' && t->no_eq == NULL &&
 		    !OidIsValid(lookup_type_cache(a->atttypid, TYPECACHE_EQ_OPR)->eq_opr))
@@ -325,6 +438,29 @@ static void put_op(unsigned kind, int ti, CommandId cid)
 	X.pos[X.n_ops].seq = X.n_ops;
 	X.pos[X.n_ops].off = X.ops.len;
 	entry_put_op(&X.ops, kind, (uint32)ti);
+}
+
+CommandId dr_truncate_cid = InvalidCommandId;
+
+/*
+ * The command that truncated rel: the one that wrote its pg_class row (a new
+ * relfilenode, made visible at once), if it belongs to the TRUNCATE
+ * statement under way; else (a table created or truncated before in the same
+ * subtransaction is emptied in place) the statement's first command.
+ */
+static CommandId truncate_cid(Relation rel)
+{
+	CommandId cid =
+	        dr_truncate_cid != InvalidCommandId ? dr_truncate_cid : GetCurrentCommandId(false);
+	HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(RelationGetRelid(rel)));
+
+	if (HeapTupleIsValid(tup)) {
+		if (TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetRawXmin(tup->t_data)) &&
+		    HeapTupleHeaderGetCmin(tup->t_data) > cid)
+			cid = HeapTupleHeaderGetCmin(tup->t_data);
+		ReleaseSysCache(tup);
+	}
+	return cid;
 }
 
 /* Append a tuple: every shipped column, or only the key (ABSENT elsewhere). */
@@ -449,7 +585,7 @@ Datum dr_capture(PG_FUNCTION_ARGS)
 	/* The command of a row change is in its tuple (cmin of the new version,
 	 * cmax of the deleted one; combo ids resolve in our own transaction). */
 	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event)) {
-		put_op(ENTRY_OP_TRUNCATE, ti, GetCurrentCommandId(false));
+		put_op(ENTRY_OP_TRUNCATE, ti, truncate_cid(rel));
 	} else if (TRIGGER_FIRED_BY_INSERT(td->tg_event)) {
 		put_op(ENTRY_OP_INSERT, ti, HeapTupleHeaderGetCmin(td->tg_trigtuple->t_data));
 		put_tuple(t, td->tg_trigtuple, desc, false);

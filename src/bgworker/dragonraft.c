@@ -18,6 +18,7 @@
 #include "miscadmin.h"
 #include "postmaster/postmaster.h"
 #include "shmem.h"
+#include "snapshot.h"
 #include "storage/ipc.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -38,6 +39,7 @@ int dr_election_rtt = 10;
 int dr_heartbeat_rtt = 1;
 int dr_snapshot_entries = 10000;
 int dr_compaction_overhead = 5000;
+int dr_logdb_memtable_budget = 256;
 int dr_max_entry_size = 64 * 1024 * 1024;
 int dr_max_groups = 1024;
 char *dr_cluster_secret_file = NULL;
@@ -175,6 +177,11 @@ static void define_gucs(void)
 	                        "Applied entries between automatic metadata snapshots.", NULL,
 	                        &dr_snapshot_entries, 10000, 0, INT_MAX, PGC_POSTMASTER, 0, NULL,
 	                        NULL, NULL);
+	DefineCustomIntVariable("dragonraft.logdb_memtable_budget",
+	                        "Memory for the LogDB's write buffers (all shards); the log "
+	                        "reaches its files once they fill.",
+	                        NULL, &dr_logdb_memtable_budget, 256, 4, 65536, PGC_POSTMASTER,
+	                        GUC_UNIT_MB, NULL, NULL, NULL);
 	DefineCustomIntVariable("dragonraft.compaction_overhead",
 	                        "Entries kept below the durable applied index when the log "
 	                        "is compacted.",
@@ -218,6 +225,14 @@ static void define_gucs(void)
 	                         "barrier.",
 	                         NULL, &dr_read_consistency, DR_READ_LOCAL,
 	                         read_consistency_options, PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable(
+	        "dragonraft.max_apply_lock_delay",
+	        "How long the apply worker may wait for a lock held by another session before "
+	        "that session is cancelled (then terminated, if it still blocks a second later).",
+	        "The apply worker applies every group of the node in log order: while it waits, "
+	        "the writers of every group wait for their turn.  -1 waits forever.",
+	        &dr_max_apply_lock_delay, 5000, -1, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL,
+	        NULL);
 	DefineCustomBoolVariable("dragonraft.testing_fail_local_commit",
 	                         "For tests only: fail every local commit after its change set "
 	                         "committed in the Raft log.",
@@ -229,6 +244,11 @@ static void define_gucs(void)
 	                        "after its turn came.",
 	                        NULL, &dr_testing_commit_delay, 0, 0, 60000, PGC_SUSET, GUC_UNIT_MS,
 	                        NULL, NULL, NULL);
+	DefineCustomIntVariable("dragonraft.testing_snapshot_delay",
+	                        "For tests only: pause this long in every full snapshot export "
+	                        "(once its file is written) and load (after its first table).",
+	                        NULL, &dr_testing_snapshot_delay, 0, 0, 600000, PGC_SUSET,
+	                        GUC_UNIT_MS, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("dragonraft");
 }
 

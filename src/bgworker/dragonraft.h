@@ -22,6 +22,7 @@ extern int dr_election_rtt;
 extern int dr_heartbeat_rtt;
 extern int dr_snapshot_entries;
 extern int dr_compaction_overhead;
+extern int dr_logdb_memtable_budget; /* MB */
 extern int dr_max_entry_size;
 extern int dr_max_groups;
 extern char *dr_cluster_secret_file;

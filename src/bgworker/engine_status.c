@@ -104,8 +104,8 @@ static void log_role(DrSm *sm, const struct engine_group_status *st)
 				                     "and needs a full snapshot",
 				                     (unsigned long long)st->peers[i].node_id,
 				                     (unsigned long long)st->group_id),
-				              errdetail("This version cannot make full snapshots of a "
-				                        "group's tables: that member stays behind.")));
+				              errdetail("The leader exports its tables for it "
+				                        "(dragonraft.stat_progress_snapshot).")));
 	sm->snapshot_needed = st->snapshot_needed;
 	sm->role = st->role;
 	sm->term = st->term;
@@ -130,8 +130,8 @@ static void publish(DrSm *sm, const struct engine_group_status *st,
 	g->member_state = failed                                 ? DR_MEMBER_FAILED
 	                  : st->state == ENGINE_GROUP_RECOVERING ? DR_MEMBER_RECOVERING
 	                                                         : DR_MEMBER_ACTIVE;
-	if (failed)
-		strlcpy(g->error, st->error, sizeof(g->error));
+	if (failed && !(sm->recover_failed && g->error[0] != '\0'))
+		strlcpy(g->error, st->error, sizeof(g->error)); /* (the load's own error stays) */
 	g->role = (uint8)st->role;
 	g->term = st->term;
 	g->leader = st->leader;

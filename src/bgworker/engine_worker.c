@@ -38,6 +38,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
+#include "write.h"
 
 /* Housekeeping cadence: member info entries, reachability of other nodes. */
 #define HOUSEKEEPING_MS 250
@@ -250,6 +251,7 @@ static void start_engine(void)
 	de->loop_ready = true;
 	memset(&lc, 0, sizeof(lc));
 	lc.dir = logdb_dir;
+	lc.memtable_budget = (uint64)dr_logdb_memtable_budget << 20;
 	open_with_threads_masked(&lc, err, sizeof(err), &rc);
 	if (rc != LOGDB_OK)
 		stop_with(psprintf("dragonraft could not open its LogDB in \"%s\": %s", logdb_dir,
@@ -346,7 +348,7 @@ static void main_loop(void)
 	MemoryContext loop_cxt = AllocSetContextCreate(TopMemoryContext, "dragonraft engine loop",
 	                                               ALLOCSET_DEFAULT_SIZES);
 	WaitEventSet *wes = CreateWaitEventSet(TopMemoryContext, 3);
-	TimestampTz next_status = 0, next_housekeeping = 0, next_durable = 0;
+	TimestampTz next_status = 0, next_housekeeping = 0, next_durable = 0, next_lock_check = 0;
 
 	AddWaitEventToSet(wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(wes, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
@@ -395,6 +397,9 @@ static void main_loop(void)
 			dr_engine_groups_member_info();
 			dr_engine_status_peers();
 			dr_engine_status_node();
+			/* A session that blocks the apply worker on a node with no writer
+			 * (a follower): max_apply_lock_delay holds there too. */
+			(void)dr_xact_unblock_apply(&next_lock_check);
 			next_housekeeping = TimestampTzPlusMilliseconds(now, HOUSEKEEPING_MS);
 		}
 		if (now >= next_durable) {

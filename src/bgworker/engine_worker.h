@@ -36,6 +36,15 @@ typedef struct DrSm {
 	bool parked;            /* its entries fail to apply: held until they do */
 	dlist_node resend_node; /* in the list of groups to send again, while in_resend */
 	bool in_resend;
+	raft_index handed;    /* the last entry handed over */
+	bool exporting;       /* a full snapshot is made (the exporter's job: snap_job) */
+	bool export_hold;     /* ... and the group's apply is held until it took its snapshot */
+	int snap_job;         /* the exporter's job (snapshot.h), while exporting */
+	dlist_node snap_node; /* in the list of exports, while exporting */
+	struct BackgroundWorkerHandle *exporter; /* NULL until it is started */
+	TimestampTz export_retry_at;             /* no export before (one failed) */
+	raft_index recovering; /* a received snapshot at this index is loaded; 0 = none */
+	bool recover_failed;   /* it failed to load: the group stopped, nothing is sent again */
 
 	/* engine_status.c: what was published last */
 	int role;

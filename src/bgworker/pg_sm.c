@@ -23,12 +23,19 @@
  *
  * The apply worker is started here once a group exists (its database holds
  * the extension then) and again whenever it exits.
+ *
+ * Full snapshots (snapshot.h): save_snapshot starts an exporter (a dynamic
+ * background worker) and holds the group's apply only while the exporter
+ * takes its snapshot (watch_exports); recover queues a DR_APPLY_SNAPSHOT
+ * message that the apply worker loads after the group's earlier entries.
  */
 #include "engine_worker.h"
 
 #include "apply.h"
 #include "miscadmin.h"
+#include "snapshot.h"
 #include "postmaster/bgworker.h"
+#include "storage/fd.h"
 #include "storage/proc.h"
 #include "storage/shm_mq.h"
 #include "utils/memutils.h"
@@ -47,6 +54,8 @@ typedef struct DrSmEntry {
 /* Pause before starting an apply worker again after one exited; and the most. */
 #define RESTART_DELAY_MS     1000
 #define MAX_RESTART_DELAY_MS 30000
+/* Pause before a leader exports a snapshot again after an export failed. */
+#define EXPORT_RETRY_MS 1000
 /* ... and after one found no extension in dragonraft.database, or had no slot. */
 #define RETRY_DELAY_MS 10000
 
@@ -58,6 +67,7 @@ static struct {
 	dlist_head progressed;   /* groups whose applied index moved since the last refresh */
 	dlist_head held;         /* groups held by apply_busy */
 	dlist_head resend;       /* parked groups whose entries are due to be sent again */
+	dlist_head exports;      /* groups whose full snapshot is being made */
 	bool resend_started;     /* the head's DR_APPLY_RESEND message is sent */
 	DrSmEntry *resend_next;  /* the head's next entry to send again, NULL = done */
 	TimestampTz next_retry;  /* earliest time a parked group is due; 0 = none */
@@ -77,42 +87,84 @@ static struct {
 	bool warned;            /* about the current reason it cannot start */
 } S;
 
+/*
+ * Snapshot files a previous engine worker left (it crashed while one was
+ * made, sent or loaded) are of no use to this one; partial streams (.part)
+ * are the transport's to resume or age out.
+ */
+static void remove_stale_snapshots(void)
+{
+	char *dir = psprintf("%s/snapshots", dr_data_dir);
+	DIR *d = AllocateDir(dir);
+	struct dirent *de;
+	int n = 0;
+
+	if (d == NULL)
+		return; /* none yet */
+	while ((de = ReadDir(d, dir)) != NULL) {
+		size_t len = strlen(de->d_name);
+
+		if (strncmp(de->d_name, "snap-", 5) != 0 ||
+		    (len > 5 && strcmp(de->d_name + len - 5, ".part") == 0))
+			continue;
+		if (unlink(psprintf("%s/%s", dir, de->d_name)) == 0)
+			n++;
+	}
+	FreeDir(d);
+	if (n > 0)
+		ereport(LOG,
+		        (errmsg("dragonraft removed %d snapshot files of a previous engine worker "
+		                "from \"%s\"",
+		                n, dir)));
+}
+
 void dr_pg_sm_init(void)
 {
+	remove_stale_snapshots();
 	memset(&S, 0, sizeof(S));
 	dlist_init(&S.order);
 	dlist_init(&S.with_entries);
 	dlist_init(&S.progressed);
 	dlist_init(&S.held);
 	dlist_init(&S.resend);
+	dlist_init(&S.exports);
 }
 
 /* ---- engine callbacks: no palloc, no ereport ---- */
+
+/* Keep one message for the apply worker (malloc: an engine callback). */
+static bool keep(DrSm *sm, raft_index index, raft_term term, uint32 type, const void *data,
+                 uint32 len)
+{
+	DrSmEntry *e = malloc(offsetof(DrSmEntry, data) + len);
+
+	if (e == NULL)
+		return false;
+	e->msg.group_id = sm->group_id;
+	e->msg.index = index;
+	e->msg.term = term;
+	e->msg.type = type;
+	e->msg.len = len;
+	if (len > 0)
+		memcpy(e->data, data, len);
+	if (dlist_is_empty(&sm->entries))
+		dlist_push_tail(&S.with_entries, &sm->queued);
+	dlist_push_tail(&sm->entries, &e->group_node);
+	dlist_push_tail(&S.order, &e->order_node);
+	S.bytes += sizeof(DrSmEntry) + len;
+	if (S.next_send == NULL)
+		S.next_send = e;
+	sm->handed = index;
+	return true;
+}
 
 static int sm_apply(void *ctx, const struct engine_sm_entry *ents, uint32_t n)
 {
 	DrSm *sm = ctx;
 
-	for (uint32_t i = 0; i < n; i++) {
-		DrSmEntry *e = malloc(offsetof(DrSmEntry, data) + ents[i].len);
-
-		if (e == NULL)
+	for (uint32_t i = 0; i < n; i++)
+		if (!keep(sm, ents[i].index, ents[i].term, ents[i].type, ents[i].data, ents[i].len))
 			return ENGINE_ERR_NOMEM;
-		e->msg.group_id = sm->group_id;
-		e->msg.index = ents[i].index;
-		e->msg.term = ents[i].term;
-		e->msg.type = ents[i].type;
-		e->msg.len = ents[i].len;
-		if (ents[i].len > 0)
-			memcpy(e->data, ents[i].data, ents[i].len);
-		if (dlist_is_empty(&sm->entries))
-			dlist_push_tail(&S.with_entries, &sm->queued);
-		dlist_push_tail(&sm->entries, &e->group_node);
-		dlist_push_tail(&S.order, &e->order_node);
-		S.bytes += sizeof(DrSmEntry) + ents[i].len;
-		if (S.next_send == NULL)
-			S.next_send = e;
-	}
 	return ENGINE_OK;
 }
 
@@ -125,13 +177,51 @@ static bool sm_apply_busy(void *ctx)
 {
 	DrSm *sm = ctx;
 
-	if (S.bytes < QUEUE_BOUND && !sm->parked)
+	if (S.bytes < QUEUE_BOUND && !sm->parked && !sm->export_hold)
 		return false;
 	if (!sm->held) {
 		sm->held = true;
 		dlist_push_tail(&S.held, &sm->held_node);
 	}
 	return true;
+}
+
+/* A full snapshot for a member (snapshot_export.c): the main loop starts the exporter. */
+static int sm_save_snapshot(void *ctx, const char *path, raft_index *index)
+{
+	DrSm *sm = ctx;
+	DrSnapJob *j;
+
+	if (sm->exporting || strlen(path) >= MAXPGPATH ||
+	    (sm->export_retry_at != 0 && GetCurrentTimestamp() < sm->export_retry_at))
+		return ENGINE_ERR_SNAPSHOT;
+	sm->snap_job = dr_snapshot_job_alloc(sm->group_id, DR_SNAP_SENDER);
+	if (sm->snap_job < 0)
+		return ENGINE_ERR_SNAPSHOT; /* too many at once: the engine asks again later */
+	j = dr_snapshot_job(sm->snap_job);
+	SpinLockAcquire(&j->mutex);
+	strlcpy(j->path, path, sizeof(j->path));
+	SpinLockRelease(&j->mutex);
+	sm->exporting = true;
+	sm->exporter = NULL;
+	dlist_push_tail(&S.exports, &sm->snap_node);
+	*index = 0;
+	return ENGINE_IN_PROGRESS;
+}
+
+/*
+ * A received snapshot: the apply worker loads it (DR_APPLY_SNAPSHOT, after
+ * the group's entries handed over before it); engine_snapshot_recovered()
+ * once its applied index reaches it (collect_applied).
+ */
+static int sm_recover(void *ctx, const char *path, raft_index index)
+{
+	DrSm *sm = ctx;
+
+	if (!keep(sm, index, 0, DR_APPLY_SNAPSHOT, path, (uint32)strlen(path) + 1))
+		return ENGINE_ERR_NOMEM;
+	sm->recovering = index;
+	return ENGINE_IN_PROGRESS;
 }
 
 void dr_pg_sm_ops(DrSm *sm, struct engine_sm_ops *ops)
@@ -141,7 +231,8 @@ void dr_pg_sm_ops(DrSm *sm, struct engine_sm_ops *ops)
 	ops->apply = sm_apply;
 	ops->durable_applied = sm_durable_applied;
 	ops->apply_busy = sm_apply_busy;
-	/* Full snapshots (exporting and loading tables) come with membership changes. */
+	ops->save_snapshot = sm_save_snapshot;
+	ops->recover = sm_recover;
 }
 
 /* ---- main loop ---- */
@@ -181,8 +272,27 @@ static void resend_remove(DrSm *sm)
 	sm->in_resend = false;
 }
 
+/* The export of sm ends: its apply goes on (resume: the group still runs). */
+static void export_end(DrSm *sm, bool resume)
+{
+	if (sm->exporter != NULL) {
+		TerminateBackgroundWorker(sm->exporter); /* no-op once it exited */
+		pfree(sm->exporter);
+	}
+	sm->exporter = NULL;
+	dr_snapshot_job_free(sm->snap_job);
+	dlist_delete(&sm->snap_node);
+	sm->exporting = false;
+	if (sm->export_hold && resume)
+		engine_sm_resume(dr_engine->e, sm->group_id);
+	sm->export_hold = false;
+}
+
 void dr_pg_sm_forget(DrSm *sm)
 {
+	if (sm->exporting)
+		export_end(sm, false);
+	sm->recovering = 0;
 	if (!dlist_is_empty(&sm->entries))
 		dlist_delete(&sm->queued);
 	while (!dlist_is_empty(&sm->entries))
@@ -329,7 +439,7 @@ static void watch_parked(DrSm *sm, uint32 failures, TimestampTz retry_at)
 		return;
 	}
 	sm->parked = true;
-	if (retry_at == 0 || sm->in_resend)
+	if (retry_at == 0 || sm->in_resend || sm->recover_failed)
 		return;
 	if (retry_at > GetCurrentTimestamp()) {
 		if (S.next_retry == 0 || retry_at < S.next_retry)
@@ -361,6 +471,14 @@ static void collect_applied(void)
 		failures = sm->shared->apply_failures;
 		retry_at = sm->shared->apply_retry_at;
 		SpinLockRelease(&sm->shared->mutex);
+		if (sm->recovering != 0 && (applied >= sm->recovering || failures > 0)) {
+			/* Loaded, or it failed (the apply worker logged why): the group stops. */
+			sm->recover_failed = applied < sm->recovering;
+			sm->recovering = 0;
+			engine_snapshot_recovered(dr_engine->e, sm->group_id,
+			                          sm->recover_failed ? ENGINE_ERR_SNAPSHOT
+			                                             : ENGINE_OK);
+		}
 		if (failures > 0 || sm->parked)
 			watch_parked(sm, failures, retry_at);
 		while (!dlist_is_empty(&sm->entries)) {
@@ -391,7 +509,7 @@ static void resume_held(void)
 	{
 		DrSm *sm = dlist_container(DrSm, held_node, it.cur);
 
-		if (sm->parked)
+		if (sm->parked || sm->export_hold)
 			continue;
 		dlist_delete(&sm->held_node);
 		sm->held = false;
@@ -479,8 +597,114 @@ static void send_entries(void)
 		(void)send_new();
 }
 
+static bool start_exporter(DrSm *sm)
+{
+	BackgroundWorker w;
+	MemoryContext old;
+	bool ok;
+
+	memset(&w, 0, sizeof(w));
+	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	w.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(w.bgw_library_name, BGW_MAXLEN, "dragonraft");
+	snprintf(w.bgw_function_name, BGW_MAXLEN, "dr_snapshot_export_main");
+	snprintf(w.bgw_name, BGW_MAXLEN, "dragonraft snapshot exporter for group %llu",
+	         (unsigned long long)sm->group_id);
+	snprintf(w.bgw_type, BGW_MAXLEN, "dragonraft snapshot exporter");
+	w.bgw_notify_pid = MyProcPid;
+	w.bgw_main_arg = Int32GetDatum(sm->snap_job);
+	memcpy(w.bgw_extra, &sm->group_id, sizeof(sm->group_id)); /* the job is this group's */
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	ok = RegisterDynamicBackgroundWorker(&w, &sm->exporter);
+	MemoryContextSwitchTo(old);
+	if (!ok) {
+		sm->exporter = NULL;
+		ereport(WARNING, (errmsg("dragonraft cannot export a snapshot of group %llu: no "
+		                         "background worker slot is free",
+		                         (unsigned long long)sm->group_id),
+		                  errhint("Raise max_worker_processes; the leader tries again.")));
+	}
+	return ok;
+}
+
+/*
+ * Exports: start the exporter; once it is ready, hold the group's apply
+ * (from the next round on nothing more is handed over, so sm->handed is
+ * final now) and tell it when everything handed over is applied (its
+ * snapshot then holds exactly that); let the apply go on once it took its
+ * snapshot; tell the engine when the file is written.  The group's writes
+ * wait only from "ready" to "taken".
+ */
+static void watch_exports(void)
+{
+	dlist_mutable_iter it;
+
+	dlist_foreach_modify(it, &S.exports)
+	{
+		DrSm *sm = dlist_container(DrSm, snap_node, it.cur);
+		DrSnapJob *j = dr_snapshot_job(sm->snap_job);
+		uint64 applied;
+		bool drained, taken, stopped;
+		int rc, waiter;
+		DrSnapPhase phase;
+		raft_index index;
+		char error[DR_ERROR_LEN];
+		pid_t pid;
+
+		if (sm->exporter == NULL && !start_exporter(sm)) {
+			export_end(sm, true);
+			sm->export_retry_at =
+			        TimestampTzPlusMilliseconds(GetCurrentTimestamp(), EXPORT_RETRY_MS);
+			engine_snapshot_saved(dr_engine->e, sm->group_id, ENGINE_ERR_SNAPSHOT, 0);
+			continue;
+		}
+		SpinLockAcquire(&sm->shared->mutex);
+		applied = sm->shared->applied;
+		SpinLockRelease(&sm->shared->mutex);
+		stopped = GetBackgroundWorkerPid(sm->exporter, &pid) == BGWH_STOPPED;
+		SpinLockAcquire(&j->mutex);
+		if (j->phase == DR_SNAP_DRAINING && !j->taken)
+			sm->export_hold = true;
+		if (sm->export_hold && !j->drained && applied >= sm->handed) {
+			j->drained = true;
+			j->handed = sm->handed;
+		}
+		drained = j->drained;
+		taken = j->taken;
+		phase = j->phase;
+		rc = j->rc;
+		index = j->index;
+		waiter = j->waiter_pgprocno;
+		strlcpy(error, j->error, sizeof(error));
+		SpinLockRelease(&j->mutex);
+		if (drained && !taken && waiter >= 0)
+			SetLatch(&ProcGlobal->allProcs[waiter].procLatch);
+		if (taken && sm->export_hold) {
+			sm->export_hold = false;
+			engine_sm_resume(dr_engine->e, sm->group_id);
+		}
+		if (phase != DR_SNAP_DONE && !stopped)
+			continue;
+		if (phase != DR_SNAP_DONE || rc != 0)
+			ereport(LOG, (errmsg("dragonraft could not export a snapshot of group %llu",
+			                     (unsigned long long)sm->group_id),
+			              errdetail("%s", error[0] ? error : "The exporter exited.")));
+		export_end(sm, true);
+		/* A failed export is not tried again at once (the leader asks at every probe). */
+		sm->export_retry_at = phase == DR_SNAP_DONE && rc == 0
+		                              ? 0
+		                              : TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+		                                                            EXPORT_RETRY_MS);
+		engine_snapshot_saved(dr_engine->e, sm->group_id,
+		                      sm->export_retry_at == 0 ? ENGINE_OK : ENGINE_ERR_SNAPSHOT,
+		                      index);
+	}
+}
+
 void dr_pg_sm_poll(void)
 {
+	watch_exports();
 	watch_apply();
 	collect_applied();
 	resume_held();
@@ -524,6 +748,8 @@ void dr_pg_sm_refresh_durable(void)
 
 void dr_pg_sm_shutdown(void)
 {
+	while (!dlist_is_empty(&S.exports))
+		export_end(dlist_head_element(DrSm, snap_node, &S.exports), false);
 	if (S.worker != NULL)
 		TerminateBackgroundWorker(S.worker);
 	apply_gone();

@@ -7,6 +7,7 @@
 
 #include "miscadmin.h"
 #include "queue.h"
+#include "snapshot.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
@@ -46,6 +47,7 @@ static Size shmem_size(void)
 void dr_shmem_request(void)
 {
 	RequestAddinShmemSpace(shmem_size());
+	RequestAddinShmemSpace(dr_snapshot_shmem_size());
 	RequestNamedLWLockTranche("dragonraft", 1);
 }
 
@@ -112,6 +114,7 @@ void dr_shmem_startup(void)
 		dr_shared->member_free = 0;
 		memset(dr_nodes, 0, mul_size(dr_n_nodes, sizeof(DrNode)));
 	}
+	dr_snapshot_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

@@ -115,19 +115,19 @@ typedef struct DrGroup {
 	uint64 noop_index; /* leader: its term's no-op; 0 when not leading */
 
 	/* written by the apply worker, and by backends at their turn (see NOTES) */
-	uint64 applied;        /* applied index: its effects are committed here */
-	bool takeover;         /* the apply worker applies an entry whose backend gave up:
-	                        * backends waiting for a later turn end with 40003 */
-	uint64 gave_up;        /* highest entry whose backend gave up after it committed (set
-	                        * before that backend releases its locks): until applied
-	                        * reaches it, local reads of its rows may be stale */
-	RepOriginId origin;    /* the group's replication origin, InvalidRepOriginId until known */
-	uint64 schema_index;   /* the group's last utility command applied here (published
-	                        * before applied moves past it) */
-	uint64 schema_next;    /* apply worker: the last utility command it began to apply */
-	uint64 apply_errors;   /* apply worker failures */
-	uint32 apply_failures; /* consecutive failures to apply its next entry (error says
-	                        * why); 0 = it applies.  Its entries are parked meanwhile */
+	uint64 applied;      /* applied index: its effects are committed here */
+	uint64 gave_up;      /* highest entry whose backend gave up after it committed (set
+	                      * before that backend releases its locks): until applied
+	                      * reaches it, local reads of its rows may be stale */
+	RepOriginId origin;  /* the group's replication origin, InvalidRepOriginId until known */
+	uint64 schema_index; /* the group's last utility command applied here (published
+	                      * before applied moves past it) */
+	uint64 schema_next;  /* apply worker: the last utility command it began to apply
+	                      * of those that change a replicated table */
+	uint64 schema_next_table;   /* the one table that command changes; 0: any */
+	uint64 apply_errors;        /* apply worker failures */
+	uint32 apply_failures;      /* consecutive failures to apply its next entry (error says
+	                             * why); 0 = it applies.  Its entries are parked meanwhile */
 	TimestampTz apply_retry_at; /* the engine worker sends its entries again then; 0 once
 	                             * it did (it clears it) */
 	/* written by the engine worker and the apply worker (dr_shmem_group_track_lag) */

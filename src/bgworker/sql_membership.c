@@ -28,6 +28,7 @@
 #include "pgstat.h"
 #include "raft/raft.h"
 #include "shmem.h"
+#include "snapshot.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
@@ -557,7 +558,8 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 	DrMemberAddr *members = palloc(sizeof(DrMemberAddr) * RAFT_MAX_MEMBERS);
 	int election_ms = dr_election_rtt * dr_rtt_ms;
 	TimestampTz start, moved, noticed;
-	uint64 last = 0;
+	uint64 last = 0, done, total;
+	DrSnapPhase phase, last_phase = DR_SNAP_STARTING;
 	GroupView v;
 	DrResult res;
 	char *payload;
@@ -642,6 +644,22 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 			                errdetail("%s", v.error)));
 		if (v.member && v.applied >= v.commit)
 			break;
+		if (dr_snapshot_receiving(group_id, &phase, &done, &total)) {
+			moved = now; /* a snapshot is loaded: the log waits */
+			if (phase != last_phase ||
+			    TimestampDifferenceExceeds(noticed, now, JOIN_NOTICE_MS)) {
+				noticed = now;
+				ereport(NOTICE, (errmsg("joining group %lld: %s a snapshot, %llu "
+				                        "of %llu bytes",
+				                        (long long)group_id,
+				                        phase == DR_SNAP_VERIFYING ? "verifying"
+				                                                   : "loading",
+				                        (unsigned long long)done,
+				                        (unsigned long long)total)));
+			}
+			last_phase = phase;
+		} else if (v.state == DR_MEMBER_RECOVERING)
+			moved = now;
 		if (v.last_index != last) {
 			last = v.last_index;
 			moved = now;
@@ -651,10 +669,9 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 			                errmsg("node %d receives no entries of group %lld",
 			                       dr_node_id, (long long)group_id),
 			                errdetail("Its log ends at %llu and did not grow for %d "
-			                          "ms: the leader "
-			                          "may have compacted the entries it needs, and "
-			                          "full snapshots "
-			                          "are not implemented yet.",
+			                          "ms: the leader may fail to send it a snapshot "
+			                          "of the entries it compacted (see the leader's "
+			                          "log).",
 			                          (unsigned long long)v.last_index,
 			                          JOIN_STALL_TIMEOUTS * election_ms),
 			                errhint("Remove it on the leader (remove_member) and "

@@ -24,6 +24,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "parser/parser.h"
 #include "pgstat.h"
 #include "queue.h"
 #include "shmem.h"
@@ -156,6 +157,8 @@ Datum dr_replicate_table(PG_FUNCTION_ARGS)
 /* Wait (cancellable) until the group applied index here. */
 static void wait_applied(uint64 group_id, uint64 index)
 {
+	TimestampTz next_lock_check = 0;
+
 	for (;;) {
 		DrGroup *g;
 		uint64 applied = 0;
@@ -170,6 +173,19 @@ static void wait_applied(uint64 group_id, uint64 index)
 		LWLockRelease(dr_shared->groups_lock);
 		if (g == NULL || applied >= index)
 			break;
+		if (dr_xact_unblock_apply(&next_lock_check))
+			ereport(ERROR,
+			        (errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN),
+			         errmsg("the command in dragonraft group %llu waits for a lock "
+			                "that "
+			                "this statement holds",
+			                (unsigned long long)group_id),
+			         errdetail("It is entry %llu of the group's log; every member runs "
+			                   "it once this transaction ends.",
+			                   (unsigned long long)index),
+			         errhint("Call dragonraft.execute in a statement that reads no "
+			                 "table "
+			                 "the command changes; see dragonraft.ddl_history.")));
 		(void)ConditionVariableTimedSleep(&g->applied_cv, 100, PG_WAIT_EXTENSION);
 	}
 	ConditionVariableCancelSleep();
@@ -193,6 +209,82 @@ static void unknown_if_cancelled(MemoryContext cxt, int64 group_id)
 	                          "member.",
 	                          ed->message),
 	                errhint("See dragonraft.ddl_history on any member.")));
+}
+
+/* A SELECT of constants only, such as SELECT 1: a barrier through the log. */
+static bool constant_select(const SelectStmt *s)
+{
+	ListCell *lc;
+
+	if (s->op != SETOP_NONE || s->fromClause != NIL || s->whereClause != NULL ||
+	    s->intoClause != NULL || s->valuesLists != NIL || s->withClause != NULL ||
+	    s->groupClause != NIL || s->havingClause != NULL || s->lockingClause != NIL ||
+	    s->distinctClause != NIL || s->sortClause != NIL || s->limitCount != NULL ||
+	    s->limitOffset != NULL)
+		return false;
+	foreach (lc, s->targetList) {
+		ResTarget *rt = lfirst_node(ResTarget, lc);
+
+		if (!IsA(rt->val, A_Const))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * execute() takes utility commands (DDL) only.  A command that reads or
+ * writes rows, or runs code of its own, would run in each member's apply
+ * worker (session_replication_role = replica: no triggers, no foreign key
+ * checks) and could give each member its own result; rows replicate as DML.
+ */
+static void check_utility_only(const char *command)
+{
+	List *stmts = raw_parser(command, RAW_PARSE_DEFAULT);
+	ListCell *lc;
+
+	foreach (lc, stmts) {
+		Node *n = lfirst_node(RawStmt, lc)->stmt;
+		const char *what = NULL;
+
+		switch (nodeTag(n)) {
+		case T_SelectStmt:
+			what = constant_select((SelectStmt *)n) ? NULL : "SELECT";
+			break;
+		case T_InsertStmt:
+		case T_UpdateStmt:
+		case T_DeleteStmt:
+		case T_MergeStmt:
+		case T_TruncateStmt:
+		case T_CopyStmt:
+			what = "a command that changes rows";
+			break;
+		case T_CreateTableAsStmt:
+		case T_RefreshMatViewStmt:
+			what = "a command that fills a table from a query";
+			break;
+		case T_CallStmt:
+		case T_DoStmt:
+		case T_ExecuteStmt:
+		case T_PrepareStmt:
+		case T_ExplainStmt:
+		case T_DeclareCursorStmt:
+			what = "a command that runs a query or code";
+			break;
+		default:
+			break;
+		}
+		if (what != NULL)
+			ereport(ERROR,
+			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			         errmsg("dragonraft.execute runs utility commands only, not %s",
+			                what),
+			         errdetail("Every member would run it with "
+			                   "session_replication_role = "
+			                   "replica, and could get its own result."),
+			         errhint("Change the rows of a replicated table with ordinary SQL "
+			                 "on "
+			                 "the leader.")));
+	}
 }
 
 Datum dr_execute(PG_FUNCTION_ARGS)
@@ -229,6 +321,10 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 	if (d.len == 0)
 		ereport(ERROR,
 		        (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("the command is empty")));
+	check_utility_only(command);
+	/* Every member runs it as this role (by name), with its privileges there. */
+	d.role = GetUserNameFromId(GetUserId(), false);
+	d.role_len = (uint16)strlen(d.role);
 	if (entry_encode_ddl(&b, &d) != ENTRY_OK || b.len > (size_t)dr_max_entry_size)
 		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 		                errmsg("the command exceeds dragonraft.max_entry_size")));

@@ -271,6 +271,17 @@ static bool writes_nothing(Node *stmt)
 	}
 }
 
+static void next_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+                         ProcessUtilityContext context, ParamListInfo params,
+                         QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	if (prev_utility)
+		prev_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv,
+		                        dest, qc);
+}
+
 static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
                     ProcessUtilityContext context, ParamListInfo params, QueryEnvironment *queryEnv,
                     DestReceiver *dest, QueryCompletion *qc)
@@ -302,11 +313,23 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 		if (!dr_capture_other_writes() && !writes_nothing(stmt))
 			dr_capture_note_other_write();
 	}
-	if (prev_utility)
-		prev_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv,
-		                        dest, qc);
+	if (IsA(stmt, TruncateStmt)) {
+		/* Its capture orders it by the command that truncated (capture.c). */
+		CommandId outer = dr_truncate_cid;
+
+		dr_truncate_cid = GetCurrentCommandId(false);
+		PG_TRY();
+		{
+			next_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv,
+			             dest, qc);
+		}
+		PG_FINALLY();
+		{
+			dr_truncate_cid = outer;
+		}
+		PG_END_TRY();
+	} else
+		next_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
 }
 
 /*

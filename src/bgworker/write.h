@@ -25,6 +25,7 @@
  * committed in the log; hold the local commit that many milliseconds. */
 extern bool dr_testing_fail_local_commit;
 extern int dr_testing_commit_delay;
+extern int dr_max_apply_lock_delay;
 /* This process is the apply worker: every utility command is allowed. */
 extern bool dr_is_apply_worker;
 /* > 0 while dragonraft itself runs DDL on a replicated table (its triggers). */
@@ -45,6 +46,12 @@ typedef struct DrPending {
 
 /* Does the transaction have anything to replicate?  (The fast path: one test.) */
 extern bool dr_capture_pending(DrPending *p);
+/* The ids of the tables the transaction wrote (palloc'd, *n of them); NULL
+ * for a registration. */
+extern uint64 *dr_capture_table_ids(int *n);
+/* The first command of the TRUNCATE statement under way (utility.c), or
+ * InvalidCommandId. */
+extern CommandId dr_truncate_cid;
 /* A write on a table that is not replicated (sync commit stays on). */
 extern void dr_capture_note_other_write(void);
 extern bool dr_capture_other_writes(void);
@@ -84,6 +91,12 @@ extern void dr_xact_init(void);
 extern uint64 dr_xact_writable(uint64 group_id, bool lock_only);
 /* The group's schema index as this backend sees it now (DrGroup.schema_index). */
 extern uint64 dr_xact_schema_index(uint64 group_id);
+/* For a backend waiting for the apply worker, checked at most once per
+ * *next_check: true when the apply worker has waited deadlock_timeout for a
+ * lock this backend holds (directly or through other lock waits), so this
+ * backend must stop waiting; sessions that block it beyond
+ * dragonraft.max_apply_lock_delay are cancelled, then terminated. */
+extern bool dr_xact_unblock_apply(TimestampTz *next_check);
 
 /* ---- utility.c ---- */
 
@@ -100,9 +113,16 @@ extern void dr_apply_rows_change_set(uint64 group_id, uint64 index, uint64 schem
 /* The group's last utility command applied here (its own transaction). */
 extern uint64 dr_apply_rows_schema_index(uint64 group_id);
 /* Publish the schema index (applied: true) or one being applied (false). */
-extern void dr_apply_rows_publish_schema(uint64 group_id, uint64 index, bool applied);
+extern void dr_apply_rows_publish_schema(uint64 group_id, uint64 index, bool applied, uint64 table);
+/* The last utility command of the group after index since and before index
+ * before that changes one of tables[n]; 0 if none.  Reads
+ * dragonraft.ddl_history with the active snapshot. */
+extern uint64 dr_apply_rows_command_between(uint64 group_id, uint64 since, uint64 before,
+                                            const uint64 *tables, int n);
 extern void dr_apply_rows_register(uint64 group_id, uint64 index, const struct entry_header *h);
 extern void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header *h);
+/* At the apply worker's start: dragonraft's triggers made ENABLE ALWAYS. */
+extern void dr_apply_rows_upgrade_triggers(void);
 /* The end of a transaction: forget cached table ids (they may have changed). */
 extern void dr_apply_rows_forget(void);
 

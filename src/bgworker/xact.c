@@ -17,16 +17,24 @@
  * have committed it releases the origin and marks the slot GAVE_UP: the
  * apply worker then applies entry N from the log, as on a follower.
  *
- * While the apply worker applies such an entry it may need row locks that a
- * later transaction holds while it waits for its own turn; PostgreSQL's
- * deadlock detector cannot see a wait on a condition variable.  So a backend
- * waiting for its turn while the apply worker takes over (DrGroup.takeover)
- * ends with 40003: its entry is committed in Raft and the apply worker
- * applies it too.
+ * While the apply worker applies such an entry (or a utility command) it may
+ * need a lock that a later transaction holds while it waits for its own turn;
+ * PostgreSQL's deadlock detector cannot see a wait on a condition variable.
+ * So backends that wait for the apply worker look at its lock wait, as hot
+ * standby resolves its lock conflicts (dr_xact_unblock_apply): once it has
+ * waited deadlock_timeout, a backend waiting for its turn that holds the lock
+ * (directly, or through other sessions' lock waits) ends with 40003: its
+ * entry is committed in Raft and the apply worker applies it too.  Sessions
+ * that block it longer than dragonraft.max_apply_lock_delay (an idle reader
+ * of a table a command alters) are cancelled, and terminated if they still
+ * block a second later: the apply worker serves every group of the node.
  *
- * A transaction whose entry follows a utility command of its group that it
- * did not see at its first write is skipped by every member (apply_rows.c);
- * at its turn it fails with 40001 (schema_changed), nothing committed.
+ * A transaction whose entry follows a utility command that changes one of
+ * its tables, and that it did not see at its first write, is skipped by
+ * every member (apply_rows.c); it fails with 40001 (schema_changed), nothing
+ * committed: at once when the apply worker begins that command (it may need
+ * the table's lock), or at its turn, when dragonraft.ddl_history says which
+ * tables the commands before its entry changed.
  *
  * statement_timeout does not fire here (it is disabled before commit).  The
  * turn wait ends on pg_cancel_backend (40003: the entry is committed in the
@@ -46,13 +54,18 @@
 #include "shmem.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
+#include "storage/procarray.h"
 #include "tcop/tcopprot.h"
+#include "utils/array.h"
+#include "utils/fmgrprotos.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 bool dr_testing_fail_local_commit = false;
 int dr_testing_commit_delay = 0;
+int dr_max_apply_lock_delay = 5000;
 
 /* libpq/libpq.h declares it, but its include of libpq-be.h wants GSSAPI headers. */
 extern bool pq_check_connection(void);
@@ -105,7 +118,7 @@ typedef struct GroupView {
 	uint64 gave_up;
 	uint64 schema_index;
 	uint64 schema_next;
-	bool takeover;
+	uint64 schema_next_table;
 	RepOriginId origin;
 	char error[DR_ERROR_LEN];
 } GroupView;
@@ -125,7 +138,7 @@ static bool view_group(uint64 group_id, GroupView *v)
 		v->gave_up = v->g->gave_up;
 		v->schema_index = v->g->schema_index;
 		v->schema_next = v->g->schema_next;
-		v->takeover = v->g->takeover;
+		v->schema_next_table = v->g->schema_next_table;
 		v->origin = v->g->origin;
 		strlcpy(v->error, v->g->error, sizeof(v->error));
 		SpinLockRelease(&v->g->mutex);
@@ -164,9 +177,9 @@ static void stale_view(uint64 group_id)
 	                "%llu "
 	                "is being applied from the log",
 	                (unsigned long long)group_id),
-	         errdetail(
-	                 "Its local commit failed after its entry committed; this transaction may "
-	                 "have read rows as they were before it.  Nothing was proposed."),
+	         errdetail("Its backend ended after its entry committed in the log, before its "
+	                   "local commit; this transaction may have read rows as they were before "
+	                   "it.  Nothing was proposed."),
 	         errhint("Retry the transaction.")));
 }
 
@@ -249,6 +262,88 @@ uint64 dr_xact_schema_index(uint64 group_id)
 	return view_group(group_id, &v) ? v.schema_index : 0;
 }
 
+/* ---- the apply worker's lock waits ---- */
+
+/* Since when the apply worker waits for a heavyweight lock; 0 when it does not. */
+static TimestampTz apply_lock_wait(int *pid)
+{
+	PGPROC *proc;
+	int pgprocno;
+
+	SpinLockAcquire(&dr_shared->mutex);
+	pgprocno = dr_shared->apply_pgprocno;
+	*pid = (int)dr_shared->apply_pid;
+	SpinLockRelease(&dr_shared->mutex);
+	if (pgprocno < 0)
+		return 0;
+	proc = &ProcGlobal->allProcs[pgprocno];
+	if ((proc->wait_event_info & 0xFF000000U) != PG_WAIT_LOCK)
+		return 0;
+	return (TimestampTz)pg_atomic_read_u64(&proc->waitStart);
+}
+
+/* Append to pids the processes that pid waits for (pg_blocking_pids). */
+static List *blockers(List *pids, int pid)
+{
+	ArrayType *a =
+	        DatumGetArrayTypeP(DirectFunctionCall1(pg_blocking_pids, Int32GetDatum(pid)));
+	int32 *p = (int32 *)ARR_DATA_PTR(a);
+	int n = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+
+	for (int i = 0; i < n; i++)
+		pids = list_append_unique_int(pids, p[i]);
+	return pids;
+}
+
+/* Processes looked at beyond the apply worker's direct blockers. */
+#define MAX_BLOCKER_CHAIN 16
+
+bool dr_xact_unblock_apply(TimestampTz *next_check)
+{
+	TimestampTz since, now;
+	List *direct, *chain;
+	int apply_pid, pid;
+	bool escalate;
+	ListCell *lc;
+
+	since = apply_lock_wait(&apply_pid);
+	if (since == 0)
+		return false;
+	now = GetCurrentTimestamp();
+	if (now < *next_check || !TimestampDifferenceExceeds(since, now, DeadlockTimeout))
+		return false;
+	*next_check = TimestampTzPlusMilliseconds(now, Min(DeadlockTimeout, 1000));
+	direct = blockers(NIL, apply_pid);
+	chain = list_copy(direct);
+	for (int i = 0; i < list_length(chain) && i < MAX_BLOCKER_CHAIN; i++) {
+		pid = list_nth_int(chain, i);
+		if (pid == MyProcPid)
+			return true;
+		if (pid != apply_pid)
+			chain = blockers(chain, pid);
+	}
+	if (dr_max_apply_lock_delay < 0 ||
+	    !TimestampDifferenceExceeds(since, now, dr_max_apply_lock_delay))
+		return false;
+	escalate = TimestampDifferenceExceeds(since, now, dr_max_apply_lock_delay + 1000);
+	foreach (lc, direct) {
+		pid = lfirst_int(lc);
+		if (pid == apply_pid || BackendPidGetProc(pid) == NULL)
+			continue;
+		ereport(LOG,
+		        (errmsg("dragonraft %s process %d: it holds a lock that the apply worker "
+		                "has waited for since %s",
+		                escalate ? "terminates" : "cancels", pid,
+		                timestamptz_to_str(since)),
+		         errdetail(
+		                 "The apply worker applies every group of this node in log order; "
+		                 "dragonraft.max_apply_lock_delay is %d ms.",
+		                 dr_max_apply_lock_delay)));
+		(void)kill(pid, escalate ? SIGTERM : SIGINT);
+	}
+	return false;
+}
+
 /* ---- outcomes ---- */
 
 /* 40003: the entry may be (or is) committed in the log; it is applied from there. */
@@ -318,9 +413,10 @@ static void proposal_outcome(const DrResult *res, const DrPending *p)
 }
 
 /*
- * A utility command of the group lies in the log between the schema this
- * transaction wrote against (schema_index at its first write) and its entry:
- * every member skips the entry (apply_rows.c), so nothing commits.
+ * A utility command that changes a table this transaction wrote lies in the
+ * log between the schema it wrote against (schema_index at its first write)
+ * and its entry: every member skips the entry (apply_rows.c), so nothing
+ * commits.
  */
 static void schema_changed(uint64 group_id, uint64 command_index) pg_attribute_noreturn();
 
@@ -329,7 +425,7 @@ static void schema_changed(uint64 group_id, uint64 command_index)
 	ereport(ERROR,
 	        (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 	         errmsg("could not serialize access: a command run through dragonraft.execute "
-	                "changed the tables of group %llu while this transaction wrote them",
+	                "changed a table of group %llu while this transaction wrote it",
 	                (unsigned long long)group_id),
 	         errdetail("The command at log index %llu comes before this transaction's entry, "
 	                   "which every member skips: nothing was committed.",
@@ -337,35 +433,52 @@ static void schema_changed(uint64 group_id, uint64 command_index)
 	         errhint("Retry the transaction.")));
 }
 
+/* Does the command the apply worker began (schema_next) change one of tables? */
+static bool next_command_changes(const GroupView *v, const uint64 *tables, int n)
+{
+	if (v->schema_next_table == 0)
+		return true;
+	for (int i = 0; i < n; i++)
+		if (tables[i] == v->schema_next_table)
+			return true;
+	return false;
+}
+
 /* Wait until the group applied N - 1 (see the top of the file). */
 static void wait_turn(uint64 group_id, uint64 index, uint64 schema_index)
 {
-	TimestampTz next_client_check = 0;
+	TimestampTz next_client_check = 0, next_lock_check = 0;
 	GroupView v;
+	int n_tables;
+	uint64 *tables = dr_capture_table_ids(&n_tables), command = 0;
 
 	HOLD_INTERRUPTS(); /* cancels are turned into 40003 below, not 57014 */
 	for (;;) {
 		if (!view_group(group_id, &v))
 			break; /* the group went away: the commit fails below */
-		if (Max(v.schema_index, v.schema_next) > schema_index) {
+		/* Not waited for: the command may need this transaction's table lock.
+		 * (Members skip change sets only, never a registration.) */
+		if (tables != NULL && v.schema_next > schema_index &&
+		    next_command_changes(&v, tables, n_tables)) {
+			/* The command may itself wait for another session's lock. */
+			(void)dr_xact_unblock_apply(&next_lock_check);
 			RESUME_INTERRUPTS();
 			ConditionVariableCancelSleep();
-			schema_changed(group_id, Max(v.schema_index, v.schema_next));
+			schema_changed(group_id, v.schema_next);
 		}
 		if (v.applied + 1 >= index)
 			break;
-		if (v.takeover) {
+		if (dr_xact_unblock_apply(&next_lock_check)) {
 			RESUME_INTERRUPTS();
-			unknown_outcome(psprintf("transaction committed in the log of dragonraft "
-			                         "group %llu at "
-			                         "index %llu, but not applied by this backend",
-			                         (unsigned long long)group_id,
-			                         (unsigned long long)index),
-			                "The apply worker is applying an earlier entry whose "
-			                "transaction failed "
-			                "after its commit in the log; this transaction's entry is "
-			                "applied from "
-			                "the log too.");
+			ConditionVariableCancelSleep();
+			unknown_outcome(
+			        psprintf("transaction committed in the log of dragonraft "
+			                 "group %llu at index %llu, but not applied by this "
+			                 "backend",
+			                 (unsigned long long)group_id, (unsigned long long)index),
+			        "It held a lock that the apply worker waited for while this "
+			        "transaction waited for its turn; its entry is applied from the "
+			        "log.");
 		}
 		if (ProcDiePending) {
 			RESUME_INTERRUPTS();
@@ -404,6 +517,15 @@ static void wait_turn(uint64 group_id, uint64 index, uint64 schema_index)
 	if (v.applied >= index)
 		elog(ERROR, "dragonraft entry %llu of group %llu was applied by another process",
 		     (unsigned long long)index, (unsigned long long)group_id);
+	/* Every command before the entry is applied: which tables did they change? */
+	if (tables != NULL && v.schema_index > schema_index) {
+		PushActiveSnapshot(GetLatestSnapshot());
+		command = dr_apply_rows_command_between(group_id, schema_index, index, tables,
+		                                        n_tables);
+		PopActiveSnapshot();
+	}
+	if (command > 0)
+		schema_changed(group_id, command);
 	if (v.origin == InvalidRepOriginId)
 		elog(ERROR, "dragonraft group %llu has no replication origin yet",
 		     (unsigned long long)group_id);

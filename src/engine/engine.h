@@ -152,16 +152,21 @@ struct engine_stored_state {
 
 /*
  * The engine's view of the LogDB.  Every function returns an engine_rc.  The
- * contract the engine relies on: save() is durable when it returns (one synced
- * batch per shard); compact(i) keeps term(i) answerable (the entry at i or a
+ * contract the engine relies on: save() with sync is durable when it returns
+ * (one synced batch per shard), and a later synced save makes the unsynced
+ * ones before it durable too; compact(i) keeps term(i) answerable (the entry at i or a
  * record of its term stays), so Raft can match appends right after it.
  */
 struct engine_storage_ops {
 	void *ctx;
 	/* Record (or replace) a member's bootstrap info, synced, before its first save. */
 	int (*save_bootstrap)(void *ctx, uint64_t group_id, const struct engine_bootstrap *bs);
-	/* Persist many groups' updates in one synced call. */
-	int (*save)(void *ctx, const struct engine_update *u, size_t n);
+	/*
+	 * Persist many groups' updates in one call, synced unless sync is false
+	 * (the engine asks for no sync when only commit indexes changed: a lost
+	 * commit index is learned again from the leader).
+	 */
+	int (*save)(void *ctx, const struct engine_update *u, size_t n, bool sync);
 	/* Everything a restart needs; ENGINE_ERR_NOT_FOUND for an unknown group. */
 	int (*load)(void *ctx, uint64_t group_id, struct engine_stored_state *out);
 	/* Groups stored here: up to cap ids into ids, total count in *n. */

@@ -585,11 +585,14 @@ int entry_encode_ddl(struct entry_buf *out, const struct entry_ddl *d)
 {
 	uint8_t hdr[ENTRY_HEADER_BYTES];
 
-	if (d->node_id == 0 || check_text(d->command, d->len, 1, UINT32_MAX) != ENTRY_OK)
+	if (d->node_id == 0 || check_text(d->role, d->role_len, 1, ENTRY_NAME_MAX) != ENTRY_OK ||
+	    check_text(d->command, d->len, 1, UINT32_MAX) != ENTRY_OK)
 		return ENTRY_ERR_FORMAT;
 	put_header(hdr, ENTRY_DDL);
 	entry_put_bytes(out, hdr, sizeof(hdr));
 	entry_put_u32(out, d->node_id);
+	entry_put_u16(out, d->role_len);
+	entry_put_bytes(out, d->role, d->role_len);
 	entry_put_u32(out, d->len);
 	entry_put_bytes(out, d->command, d->len);
 	return out->failed ? ENTRY_ERR_SPACE : ENTRY_OK;
@@ -603,6 +606,7 @@ int entry_decode_ddl(const struct entry_header *h, struct entry_ddl *out)
 	if (h->type != ENTRY_DDL)
 		return ENTRY_ERR_TYPE;
 	if ((rc = get_u32(&r, &out->node_id)) != ENTRY_OK ||
+	    (rc = entry_next_name(&r, &out->role, &out->role_len)) != ENTRY_OK ||
 	    (rc = get_u32(&r, &out->len)) != ENTRY_OK)
 		return rc;
 	if (!need(&r, out->len))

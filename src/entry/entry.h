@@ -19,7 +19,8 @@
  *	                    printable ASCII, 1..ENTRY_CLIENT_ADDR_MAX bytes)
  *
  *	ENTRY_CHANGE_SET    owner, sections (one committed transaction's changes)
- *	ENTRY_DDL           u32 node id, u32 length, command (UTF-8 text, no NUL)
+ *	ENTRY_DDL           u32 node id, name(role), u32 length, command (UTF-8
+ *	                    text, no NUL): the role that proposed it runs it
  *	ENTRY_REGISTER_TABLE owner, name(schema), name(table), u32 length,
  *	                    definition (text, no NUL), sections (the table and its
  *	                    rows as INSERTs; exactly one table)
@@ -263,6 +264,8 @@ int entry_next_value(struct entry_reader *r, unsigned *kind, const uint8_t **dat
 
 struct entry_ddl {
 	uint32_t node_id;
+	const char *role; /* the proposing role's name; not NUL-terminated when decoded */
+	uint16_t role_len;
 	const char *command; /* not NUL-terminated */
 	uint32_t len;
 };

@@ -673,6 +673,7 @@ int logdb_open(const struct logdb_config *cfg, struct logdb **out, char *errmsg,
 	set_options(db, cfg);
 	db->wopts = rocksdb_writeoptions_create();
 	rocksdb_writeoptions_set_sync(db->wopts, cfg->no_sync ? 0 : 1);
+	db->wopts_nosync = rocksdb_writeoptions_create();
 	db->ropts = rocksdb_readoptions_create();
 	rocksdb_readoptions_set_verify_checksums(db->ropts, 1);
 
@@ -707,6 +708,7 @@ err_after_shards:
 	close_shards(db);
 	rocksdb_options_destroy(db->opts);
 	rocksdb_writeoptions_destroy(db->wopts);
+	rocksdb_writeoptions_destroy(db->wopts_nosync);
 	rocksdb_readoptions_destroy(db->ropts);
 	cfg_free(cfg, db->shards);
 err_after_dir:
@@ -732,6 +734,7 @@ void logdb_close(struct logdb *db)
 	close_shards(db);
 	rocksdb_options_destroy(db->opts);
 	rocksdb_writeoptions_destroy(db->wopts);
+	rocksdb_writeoptions_destroy(db->wopts_nosync);
 	rocksdb_readoptions_destroy(db->ropts);
 	logdb_free(db, db->shards);
 	logdb_free(db, db->wal_dir);

@@ -7,11 +7,10 @@
  * thread that saves Raft state owns a struct logdb_worker (its reusable write
  * batches and buffers); reads need no worker.
  *
- * Durability: logdb_save() returns only after every touched shard's batch is
- * fsynced.  Each shard's batch is atomic.  Across shards a crash may keep one
- * shard's batch and lose another's; that is safe because a group (and all of
- * its keys) lives in exactly one shard, so every group sees all or nothing of
- * one save.
+ * Durability: logdb_save() (unless told not to sync) returns only after
+ * every touched shard's batch is fsynced.  Each shard's batch is atomic.  Across shards a crash may
+ * keep one shard's batch and lose another's; that is safe because a group (and all of its keys)
+ * lives in exactly one shard, so every group sees all or nothing of one save.
  *
  * Failures: the first write, sync or flush that fails stops the LogDB for
  * good: every later write, flush and compaction (any shard) returns
@@ -180,9 +179,12 @@ void logdb_free(struct logdb *db, void *p);
 /*
  * Persist n groups' updates: one synced batch per touched shard, the shards
  * written in parallel.  On an error some shards' batches may have been
- * written (each group still sees all or nothing of its update).
+ * written (each group still sees all or nothing of its update).  With sync
+ * false the batches are written but not fsynced: a crash of the machine may
+ * lose them (never a torn part of one), and a later synced write of the same
+ * shard makes them durable too (RocksDB's WAL is in write order).
  */
-int logdb_save(struct logdb_worker *w, const struct logdb_update *updates, size_t n);
+int logdb_save(struct logdb_worker *w, const struct logdb_update *updates, size_t n, bool sync);
 /* Entries [low, high) of (group, node), at most max_bytes of payload but at least one. */
 int logdb_iterate_entries(struct logdb *db, uint64_t group_id, raft_id node_id, raft_index low,
                           raft_index high, uint64_t max_bytes, struct logdb_entries *out);

@@ -48,6 +48,7 @@ struct shard_job {
 	struct logdb_worker *w;
 	const struct logdb_update *updates;
 	size_t n;
+	bool sync;
 	int rc;
 	bool posted; /* taken by a save until it collects the result */
 	bool done;
@@ -86,6 +87,7 @@ struct logdb {
 	struct shard *shards;
 	rocksdb_options_t *opts;
 	rocksdb_writeoptions_t *wopts;
+	rocksdb_writeoptions_t *wopts_nosync; /* saves that need no fsync (logdb_save) */
 	rocksdb_readoptions_t *ropts;
 
 	pthread_mutex_t err_lock;

@@ -3,10 +3,10 @@
  * many groups, bootstrap info, log removal, snapshot records, removal and
  * import of a member's data.
  *
- * Every write goes through one RocksDB write batch, synced, under the lock of
- * the shard it touches, so the member cache (struct member) changes in the
- * same order as the disk.  If a write fails, the cached state of the members
- * it touched is forgotten and reloaded from disk on next use.
+ * Every write goes through one RocksDB write batch, synced (a save may ask
+ * for none, see logdb_save), under the lock of the shard it touches, so the
+ * member cache (struct member) changes in the same order as the disk.  If a write fails, the cached
+ * state of the members it touched is forgotten and reloaded from disk on next use.
  */
 #include <inttypes.h>
 #include <string.h>
@@ -14,17 +14,24 @@
 #include "logdb/logdb_int.h"
 
 /* Every write goes through here: none once the LogDB stopped, and the first failure stops it. */
-static int write_batch(struct logdb *db, struct shard *s, rocksdb_writebatch_t *b, const char *what)
+static int write_opts(struct logdb *db, struct shard *s, rocksdb_writebatch_t *b,
+                      const rocksdb_writeoptions_t *wo, const char *what)
 {
 	char *err = NULL;
 	int rc = logdb_check_stopped(db);
 	if (rc)
 		return rc;
-	rocksdb_write(s->db, db->wopts, b, &err);
+	rocksdb_write(s->db, wo, b, &err);
 	atomic_store(&s->busy, BUSY_UNKNOWN);
 	if (err)
 		return logdb_write_failed(db, err, what);
 	return LOGDB_OK;
+}
+
+/* A synced write. */
+static int write_batch(struct logdb *db, struct shard *s, rocksdb_writebatch_t *b, const char *what)
+{
+	return write_opts(db, s, b, db->wopts, what);
 }
 
 static void put(rocksdb_writebatch_t *b, const uint8_t *key, size_t klen, const struct logdb_buf *v)
@@ -247,7 +254,7 @@ static int stage(struct logdb_worker *w, struct shard *s, rocksdb_writebatch_t *
 
 /* Build and write shard si's batch from the updates that map to it. */
 static int save_shard(struct logdb_worker *w, unsigned si, const struct logdb_update *updates,
-                      size_t n)
+                      size_t n, bool sync)
 {
 	struct logdb *db = w->db;
 	struct shard *s = &db->shards[si];
@@ -261,7 +268,8 @@ static int save_shard(struct logdb_worker *w, unsigned si, const struct logdb_up
 		if (w->shard_of[i] == si)
 			rc = stage(w, s, b, v, &updates[i]);
 	if (rc == LOGDB_OK && rocksdb_writebatch_count(b) > 0)
-		rc = write_batch(db, s, b, "writing a save batch");
+		rc = write_opts(db, s, b, sync ? db->wopts : db->wopts_nosync,
+		                "writing a save batch");
 	if (rc)
 		for (size_t i = 0; i < n; i++)
 			if (w->shard_of[i] == si)
@@ -282,7 +290,7 @@ static void *writer_main(void *arg)
 			break;
 		struct shard_job j = s->job;
 		pthread_mutex_unlock(&s->job_lock);
-		int rc = save_shard(j.w, (unsigned)(s - j.w->db->shards), j.updates, j.n);
+		int rc = save_shard(j.w, (unsigned)(s - j.w->db->shards), j.updates, j.n, j.sync);
 		pthread_mutex_lock(&s->job_lock);
 		s->job.rc = rc;
 		s->job.done = true;
@@ -332,7 +340,8 @@ void logdb_writers_stop(struct logdb *db)
 }
 
 /* Hand shard si's part of a save to its writer thread; false if it is busy. */
-static bool post(struct logdb_worker *w, unsigned si, const struct logdb_update *updates, size_t n)
+static bool post(struct logdb_worker *w, unsigned si, const struct logdb_update *updates, size_t n,
+                 bool sync)
 {
 	struct shard *s = &w->db->shards[si];
 	if (!s->thread_started)
@@ -340,7 +349,8 @@ static bool post(struct logdb_worker *w, unsigned si, const struct logdb_update 
 	pthread_mutex_lock(&s->job_lock);
 	bool free_slot = !s->job.posted;
 	if (free_slot) {
-		s->job = (struct shard_job){.w = w, .updates = updates, .n = n, .posted = true};
+		s->job = (struct shard_job){
+		        .w = w, .updates = updates, .n = n, .sync = sync, .posted = true};
 		pthread_cond_signal(&s->job_ready);
 	}
 	pthread_mutex_unlock(&s->job_lock);
@@ -365,9 +375,10 @@ static int collect(struct logdb *db, unsigned si)
  * Each touched shard gets one batch and one fsync.  With several shards, all
  * but the last go to their writer threads and the caller writes the last
  * itself, so the syncs (and the memtable work) overlap; a shard whose thread
- * is busy with another worker's save is written inline instead.
+ * is busy with another worker's save is written inline instead.  Unsynced
+ * saves are cheap and written inline.
  */
-int logdb_save(struct logdb_worker *w, const struct logdb_update *updates, size_t n)
+int logdb_save(struct logdb_worker *w, const struct logdb_update *updates, size_t n, bool sync)
 {
 	struct logdb *db = w->db;
 	uint64_t touched = 0, posted = 0;
@@ -393,11 +404,11 @@ int logdb_save(struct logdb_worker *w, const struct logdb_update *updates, size_
 	while (touched) {
 		unsigned si = (unsigned)__builtin_ctzll(touched);
 		touched &= touched - 1;
-		if (touched && post(w, si, updates, n)) {
+		if (touched && sync && post(w, si, updates, n, sync)) {
 			posted |= 1ull << si;
 			continue;
 		}
-		int r = save_shard(w, si, updates, n);
+		int r = save_shard(w, si, updates, n, sync);
 		if (rc == LOGDB_OK)
 			rc = r;
 	}

@@ -359,12 +359,15 @@ int raft_create(const struct raft_config *cfg, const struct raft_membership *boo
 		rc = RAFT_ERR_STORAGE;
 		goto err_after_alloc;
 	}
-	if (hs.commit > raft_log_last(&r->log) || cfg->applied > hs.commit ||
+	if (hs.commit > raft_log_last(&r->log) || cfg->applied > raft_log_last(&r->log) ||
 	    (cfg->applied + 1 < raft_log_first(&r->log) && cfg->applied < hs.commit)) {
 		/* A log that lost entries it acknowledged must not take part. */
 		rc = RAFT_ERR_STORAGE;
 		goto err_after_alloc;
 	}
+	/* What was applied was committed; a commit index need not be durable. */
+	if (hs.commit < cfg->applied)
+		hs.commit = cfg->applied;
 	r->term = hs.term;
 	r->vote = hs.vote;
 	r->log.committed = hs.commit;

@@ -165,7 +165,7 @@ struct raft_config {
 	uint64_t max_entry_bytes;       /* largest single entry; 0 = none */
 	uint64_t max_committed_bytes; /* most committed bytes per Ready (>= 1 entry); 0 = 64 MiB */
 	unsigned quiesce_tick;        /* idle ticks before a leader quiesces the group; 0 = never */
-	raft_index applied;           /* last applied index at restart */
+	raft_index applied;           /* last applied index at restart (may pass the stored commit) */
 	uint64_t seed;                /* seeds the randomized election timeout */
 	struct raft_storage storage;
 	const struct raft_alloc *alloc; /* NULL = libc */
@@ -260,6 +260,16 @@ bool raft_has_ready(const struct raft *r);
 int raft_ready(struct raft *r, struct raft_ready *rd);
 /* The caller has persisted, sent and applied rd. */
 void raft_advance(struct raft *r, const struct raft_ready *rd);
+/*
+ * An apply-only Ready: committed entries that this replica already persisted
+ * and nothing else (no entries, state or messages, which wait for the next
+ * raft_ready()), acknowledged with raft_advance() like any Ready.  It lets a
+ * caller apply what is committed before it persists newer entries, so that
+ * a commit does not wait for the fsync of the entries proposed after it
+ * (etcd raft applies committed entries concurrently with the next write).
+ */
+bool raft_has_apply_ready(const struct raft *r);
+int raft_ready_apply(struct raft *r, struct raft_ready *rd);
 /* Messages that a leader may send before persisting the entries they carry. */
 bool raft_msg_may_precede_persist(const struct raft_message *m);
 

@@ -182,6 +182,7 @@ struct raft {
 
 	/* What the outstanding Ready handed out. */
 	bool in_ready;
+	bool rd_apply_only; /* raft_ready_apply: committed entries only */
 	bool rd_hs;
 	struct raft_hard_state rd_hard_state;
 	bool rd_ss;

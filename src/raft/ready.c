@@ -28,11 +28,11 @@ bool raft_has_ready(const struct raft *r)
 	       soft_changed(r) || (!r->hold_apply && l->committed > l->applied) || r->n_rs > 0;
 }
 
-/* Committed entries not yet applied, bounded per Ready. */
-static int fill_committed(struct raft *r, uint32_t *n)
+/* Committed entries not yet applied, up to upto, bounded per Ready. */
+static int fill_committed(struct raft *r, raft_index upto, uint32_t *n)
 {
 	struct raft_log *l = &r->log;
-	raft_index lo = l->applied + 1, hi = l->committed + 1;
+	raft_index lo = l->applied + 1, hi = (l->committed < upto ? l->committed : upto) + 1;
 	uint64_t max =
 	        r->cfg.max_committed_bytes ? r->cfg.max_committed_bytes : RAFT_COMMITTED_MAX_BYTES;
 	int rc;
@@ -80,7 +80,7 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
 	}
 	if (r->wake_notify && raft_quiesce_notify(r) == RAFT_OK)
 		r->wake_notify = false;
-	if (fill_committed(r, &nc) != RAFT_OK)
+	if (fill_committed(r, l->committed, &nc) != RAFT_OK)
 		nc = 0;
 	if (raft_done(r, RAFT_OK) != RAFT_OK)
 		return r->fatal; /* nothing computed from a failed read leaves */
@@ -125,6 +125,40 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
 	return RAFT_OK;
 }
 
+bool raft_has_apply_ready(const struct raft *r)
+{
+	const struct raft_log *l = &r->log;
+
+	return !r->in_ready && r->fatal == 0 && !r->hold_apply && l->committed > l->applied &&
+	       raft_log_persisted(l) > l->applied;
+}
+
+int raft_ready_apply(struct raft *r, struct raft_ready *rd)
+{
+	uint32_t nc = 0;
+
+	memset(rd, 0, sizeof(*rd));
+	if (r->fatal != 0)
+		return r->fatal;
+	if (r->in_ready)
+		return RAFT_ERR_INVALID;
+	if (fill_committed(r, raft_log_persisted(&r->log), &nc) != RAFT_OK)
+		nc = 0;
+	if (raft_done(r, RAFT_OK) != RAFT_OK)
+		return r->fatal;
+	r->in_ready = true;
+	r->rd_apply_only = true;
+	r->rd_hs = false;
+	r->rd_ss = false;
+	r->rd_snap = false;
+	r->rd_last_term = 0;
+	rd->n_committed = nc;
+	rd->committed = r->cents;
+	r->rd_committed_hi = nc > 0 ? r->cents[nc - 1].index : 0;
+	r->rd_n_committed = nc;
+	return RAFT_OK;
+}
+
 void raft_advance(struct raft *r, const struct raft_ready *rd)
 {
 	struct raft_log *l = &r->log;
@@ -133,12 +167,15 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
 	if (!r->in_ready)
 		return;
 	r->in_ready = false;
-	/* Everything handed out is done (nothing is queued inside a Ready): reuse the buffers. */
-	r->n_msgs = 0;
-	r->n_ments = 0;
-	r->n_msnaps = 0;
-	dr_arena_reset(&r->mdata);
-	r->n_rs = 0;
+	/* Everything handed out is done (nothing is queued inside a Ready): reuse the buffers.
+	 * An apply-only Ready handed out no messages: they wait for the next one. */
+	if (!r->rd_apply_only) {
+		r->n_msgs = 0;
+		r->n_ments = 0;
+		r->n_msnaps = 0;
+		dr_arena_reset(&r->mdata);
+		r->n_rs = 0;
+	}
 	if (r->rd_hs)
 		r->prev_hs = r->rd_hard_state;
 	if (r->rd_ss)
@@ -160,8 +197,9 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
 	if (r->rd_last_term != 0)
 		raft_log_stable_to(r, r->rd_last_index, r->rd_last_term);
 	/* No entry is unstable and no message refers to their data any more. */
-	if (l->n == 0)
+	if (l->n == 0 && !r->rd_apply_only)
 		dr_arena_reset(&l->arena);
+	r->rd_apply_only = false;
 	if (r->rd_last_term != 0 && r->role == RAFT_LEADER) {
 		struct progress *self = raft_pr(r, r->id);
 

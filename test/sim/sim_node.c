@@ -365,6 +365,46 @@ static void ready_finish(struct sim_world *w, struct sim_node *nd)
 	sim_observe(w, nd);
 }
 
+/*
+ * An apply-only Ready (raft_ready_apply), as the engine takes one before
+ * each round: on every other step of the clock (not from the random stream,
+ * so that seeds keep their runs).  It may only hold committed entries this
+ * node already stored.
+ */
+static void apply_early(struct sim_world *w, struct sim_node *nd)
+{
+	struct raft_ready *rd = &nd->rd;
+	int rc;
+
+	if ((w->now + nd->id) % 2 != 0 || !raft_has_apply_ready(nd->r))
+		return;
+	rc = raft_ready_apply(nd->r, rd);
+	if (rc != RAFT_OK) {
+		sim_observe(w, nd);
+		if (!w->failed && !nd->stopped)
+			sim_fail(w, "api", "raft_ready_apply on node %" PRIu64 ": %s", nd->id,
+			         raft_strerror(rc));
+		return;
+	}
+	if (rd->n_entries || rd->n_messages || rd->hard_state_changed || rd->has_snapshot ||
+	    rd->n_read_states ||
+	    (rd->n_committed &&
+	     rd->committed[rd->n_committed - 1].index > sim_store_last(&nd->st))) {
+		sim_fail(w, "api",
+		         "node %" PRIu64 ": an apply-only Ready holds more than stored "
+		         "committed entries",
+		         nd->id);
+		return;
+	}
+	sim_check_intact(w, nd, rd->committed, rd->n_committed, "committed entries");
+	for (uint32_t i = 0; i < rd->n_committed && !w->failed && !nd->stopped; i++)
+		apply_entry(w, nd, &rd->committed[i]);
+	if (w->failed)
+		return;
+	raft_advance(nd->r, rd);
+	sim_observe(w, nd);
+}
+
 /* Take a Ready; returns false if there was none or its persistence was delayed. */
 static bool ready_begin(struct sim_world *w, struct sim_node *nd)
 {
@@ -421,6 +461,9 @@ void sim_node_loop(struct sim_world *w, struct sim_node *nd, bool one)
 			sim_fail(w, "api", "node %" PRIu64 " keeps having a Ready", nd->id);
 			return;
 		}
+		apply_early(w, nd);
+		if (w->failed || !sim_node_ready_for_calls(nd) || !raft_has_ready(nd->r))
+			return;
 		if (!ready_begin(w, nd))
 			return;
 	}

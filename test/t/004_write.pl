@@ -241,7 +241,7 @@ ok($c->wait_until('the apply worker to wait for the lock', sub {
 	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'dragonraft apply' AND wait_event_type = 'Lock'") eq '1' }),
 	'the leader\'s apply worker waits for the local transaction\'s lock');
 $B->query('COMMIT');
-like($B->{stderr}, qr/could not serialize access: a command run through dragonraft.execute changed the tables of group 1/, 'the local transaction ends with 40001');
+like($B->{stderr}, qr/could not serialize access: a command run through dragonraft.execute changed a table of group 1/, 'the local transaction ends with 40001');
 $B->quit;
 ok($c->caught_up(1), 'the command is applied, the transaction\'s entry skipped');
 is($c->node($_)->safe_psql('postgres', "SELECT owner = 'held' FROM accounts WHERE id = 1"),

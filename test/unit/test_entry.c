@@ -344,7 +344,7 @@ static void test_register_round_trip(void **state)
 
 static void test_ddl(void **state)
 {
-	struct entry_ddl d = {2, "CREATE TABLE t (a int)", 22}, out;
+	struct entry_ddl d = {2, "alice", 5, "CREATE TABLE t (a int)", 22}, out;
 	struct entry_buf b = {0};
 	struct entry_header h;
 
@@ -353,6 +353,8 @@ static void test_ddl(void **state)
 	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
 	assert_int_equal(entry_decode_ddl(&h, &out), ENTRY_OK);
 	assert_int_equal(out.node_id, 2);
+	assert_int_equal(out.role_len, 5);
+	assert_memory_equal(out.role, "alice", 5);
 	assert_int_equal(out.len, 22);
 	assert_memory_equal(out.command, d.command, 22);
 	for (size_t n = ENTRY_HEADER_BYTES; n < b.len; n++) {
@@ -365,6 +367,13 @@ static void test_ddl(void **state)
 	assert_int_equal(entry_decode_ddl(&h, &out), ENTRY_ERR_FORMAT);
 	d.len = 0;
 	b.len = 0;
+	assert_int_equal(entry_encode_ddl(&b, &d), ENTRY_ERR_FORMAT);
+	/* A role name is 1 to ENTRY_NAME_MAX bytes. */
+	d.len = 22;
+	d.role_len = 0;
+	assert_int_equal(entry_encode_ddl(&b, &d), ENTRY_ERR_FORMAT);
+	d.role = "a_role_name_longer_than_sixty_three_bytes_is_not_a_postgres_name";
+	d.role_len = (uint16_t)strlen(d.role);
 	assert_int_equal(entry_encode_ddl(&b, &d), ENTRY_ERR_FORMAT);
 	free(b.data);
 }
@@ -379,7 +388,7 @@ static void *no_memory(void *old, size_t size)
 
 static void test_buf_failure(void **state)
 {
-	struct entry_ddl d = {2, "VACUUM", 6};
+	struct entry_ddl d = {2, "alice", 5, "VACUUM", 6};
 	struct entry_buf b = {0};
 
 	(void)state;

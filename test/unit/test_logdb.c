@@ -138,7 +138,7 @@ static int append(struct fx *f, uint64_t g, uint64_t lo, uint64_t hi, uint64_t t
 		u.hard_state_changed = true;
 		u.hard_state = *hs;
 	}
-	int rc = logdb_save(f->w, &u, 1);
+	int rc = logdb_save(f->w, &u, 1, true);
 	free(e);
 	free(data);
 	return rc;
@@ -264,7 +264,7 @@ static void test_runs(void **state)
 		fill(big[i], mixed[i].len, 12, i + 1, 1);
 	}
 	struct logdb_update mu = {.group_id = 12, .node_id = 1, .n_entries = 6, .entries = mixed};
-	CHECK_RC(f, logdb_save(f->w, &mu, 1), LOGDB_OK);
+	CHECK_RC(f, logdb_save(f->w, &mu, 1, true), LOGDB_OK);
 	CHECK_RC(f, append(f, 12, 6, 10, 2, 10, NULL), LOGDB_OK);
 	CHECK_RC(f, logdb_iterate_entries(f->db, 12, 1, 1, 11, 550, &f->ents), LOGDB_OK);
 	if (f->ents.n != 10 || f->ents.bytes != 550)
@@ -523,7 +523,7 @@ static void test_snapshot_in_save(void **state)
 	                         .hard_state_changed = true,
 	                         .hard_state = {.term = 3, .vote = 0, .commit = 20},
 	                         .snapshot = &s};
-	CHECK_RC(f, logdb_save(f->w, &u, 1), LOGDB_OK);
+	CHECK_RC(f, logdb_save(f->w, &u, 1, true), LOGDB_OK);
 	fx_reopen(f);
 	CHECK_RC(f, logdb_read_state(f->db, 9, 1, &rs), LOGDB_OK);
 	assert_int_equal(rs.first_index, 21);
@@ -543,7 +543,7 @@ static void test_snapshot_in_save(void **state)
 	u.hard_state_changed = false;
 	u.n_entries = 1;
 	u.entries = &e24;
-	CHECK_RC(f, logdb_save(f->w, &u, 1), LOGDB_OK);
+	CHECK_RC(f, logdb_save(f->w, &u, 1, true), LOGDB_OK);
 	CHECK_RC(f, logdb_read_state(f->db, 9, 1, &rs), LOGDB_OK);
 	assert_int_equal(rs.first_index, 24);
 	assert_int_equal(rs.entry_count, 1);
@@ -552,7 +552,7 @@ static void test_snapshot_in_save(void **state)
 	         LOGDB_ERR_UNAVAILABLE);
 	/* entries of a save with a snapshot cannot leave a gap after it */
 	e24.index = 30;
-	CHECK_RC(f, logdb_save(f->w, &u, 1), LOGDB_ERR_INVALID);
+	CHECK_RC(f, logdb_save(f->w, &u, 1, true), LOGDB_ERR_INVALID);
 	/* the record of the snapshot at 20 went with it */
 	struct logdb_snapshot *list;
 	size_t k;
@@ -592,7 +592,7 @@ static void test_recovery_marker(void **state)
 	                         .hard_state_changed = true,
 	                         .hard_state = {.term = 3, .vote = 0, .commit = 20},
 	                         .snapshot = &s};
-	CHECK_RC(f, logdb_save(f->w, &u, 1), LOGDB_OK);
+	CHECK_RC(f, logdb_save(f->w, &u, 1, true), LOGDB_OK);
 	fx_reopen(f);
 	CHECK_RC(f, logdb_get_recovery(f->db, 9, 1, &idx), LOGDB_OK);
 	assert_int_equal(idx, 0);
@@ -620,7 +620,7 @@ static void test_snapshot_install_truncates(void **state)
 	                         .hard_state_changed = true,
 	                         .hard_state = {.term = 2, .vote = 0, .commit = 5},
 	                         .snapshot = &s};
-	CHECK_RC(f, logdb_save(f->w, &u, 1), LOGDB_OK);
+	CHECK_RC(f, logdb_save(f->w, &u, 1, true), LOGDB_OK);
 	fx_reopen(f);
 	CHECK_RC(f, logdb_read_state(f->db, 15, 1, &rs), LOGDB_OK);
 	assert_int_equal(rs.first_index, 6);
@@ -662,7 +662,7 @@ static void test_many_groups_across_shards(void **state)
 			        .n_entries = 3,
 			        .entries = e[g]};
 		}
-		CHECK_RC(f, logdb_save(f->w, u, G), LOGDB_OK);
+		CHECK_RC(f, logdb_save(f->w, u, G, true), LOGDB_OK);
 	}
 	fx_reopen(f);
 	unsigned per_shard[4] = {0};
@@ -697,10 +697,10 @@ static void test_hard_state_cache_skips_unchanged(void **state)
 	        .group_id = 11, .node_id = 1, .hard_state_changed = true, .hard_state = hs};
 	rocksdb_t *r = f->db->shards[logdb_shard_of(f->db, 11)].db;
 	uint64_t before, after;
-	CHECK_RC(f, logdb_save(f->w, &u, 1), LOGDB_OK);
+	CHECK_RC(f, logdb_save(f->w, &u, 1, true), LOGDB_OK);
 	assert_int_equal(rocksdb_property_int(r, "rocksdb.num-entries-active-mem-table", &before),
 	                 0);
-	CHECK_RC(f, logdb_save(f->w, &u, 1), LOGDB_OK);
+	CHECK_RC(f, logdb_save(f->w, &u, 1, true), LOGDB_OK);
 	assert_int_equal(rocksdb_property_int(r, "rocksdb.num-entries-active-mem-table", &after),
 	                 0);
 	if (after != before)
@@ -708,7 +708,7 @@ static void test_hard_state_cache_skips_unchanged(void **state)
 		         " memtable entries)",
 		         before, after);
 	u.hard_state.commit = 1;
-	CHECK_RC(f, logdb_save(f->w, &u, 1), LOGDB_OK);
+	CHECK_RC(f, logdb_save(f->w, &u, 1, true), LOGDB_OK);
 	assert_int_equal(rocksdb_property_int(r, "rocksdb.num-entries-active-mem-table", &after),
 	                 0);
 	assert_int_equal(after, before + 1);
@@ -843,14 +843,14 @@ static void test_invalid_updates(void **state)
 	struct fx *f = *state;
 	struct raft_entry e[2] = {{.term = 1, .index = 1}, {.term = 1, .index = 3}};
 	struct logdb_update u = {.group_id = 1, .node_id = 1, .n_entries = 2, .entries = e};
-	CHECK_RC(f, logdb_save(f->w, &u, 1), LOGDB_ERR_INVALID);
+	CHECK_RC(f, logdb_save(f->w, &u, 1, true), LOGDB_ERR_INVALID);
 	e[0].index = 0;
 	e[1].index = 1;
-	CHECK_RC(f, logdb_save(f->w, &u, 1), LOGDB_ERR_INVALID);
+	CHECK_RC(f, logdb_save(f->w, &u, 1, true), LOGDB_ERR_INVALID);
 	e[0].index = 1;
 	e[1].index = 2;
 	e[1].len = 4; /* data missing */
-	CHECK_RC(f, logdb_save(f->w, &u, 1), LOGDB_ERR_INVALID);
+	CHECK_RC(f, logdb_save(f->w, &u, 1, true), LOGDB_ERR_INVALID);
 	/* nothing was written by the refused saves */
 	struct logdb_raft_state rs;
 	CHECK_RC(f, logdb_read_state(f->db, 1, 1, &rs), LOGDB_ERR_NOT_FOUND);
@@ -933,7 +933,7 @@ static void *saver_main(void *arg)
 			                             .n_entries = 8,
 			                             .entries = e[i]};
 		}
-		sv->rc = logdb_save(sv->w, u, 16);
+		sv->rc = logdb_save(sv->w, u, 16, true);
 	}
 	return NULL;
 }

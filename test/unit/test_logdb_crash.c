@@ -197,7 +197,7 @@ static int child(const char *dir, uint64_t seed, uint64_t start)
 				first[g] = si + 1;
 			}
 		}
-		if ((rc = logdb_save(w, ups, n))) {
+		if ((rc = logdb_save(w, ups, n, true))) {
 			fprintf(stderr, "child: save %" PRIu64 ": %s\n", b,
 			        logdb_errmsg(db, err, sizeof(err)));
 			return 2;

@@ -116,6 +116,55 @@ static void test_leader_counts_itself_only_when_persisted(void **state)
 	fx_destroy(f);
 }
 
+/* An apply-only Ready: the persisted committed entries and nothing else. */
+static void test_ready_apply(void **state)
+{
+	struct fx *f = fx_create(1, NULL);
+	struct raft_ready rd;
+	raft_index idx;
+	struct raft *r;
+
+	(void)state;
+	fx_elect(f, 1);
+	r = NODE(f, 1);
+	assert_int_equal(raft_propose(r, (const uint8_t *)"a", 1, &idx), RAFT_OK);
+	raft_ready(r, &rd);
+	assert_int_equal(raft_memstorage_save_ready(f->nodes[1].ms, &rd), RAFT_OK);
+	raft_advance(r, &rd);
+	assert_int_equal(raft_commit_index(r), 3); /* committed, not applied yet */
+	assert_int_equal(raft_propose(r, (const uint8_t *)"b", 1, &idx), RAFT_OK);
+	assert_int_equal(idx, 4); /* not persisted */
+
+	assert_true(raft_has_apply_ready(r));
+	assert_int_equal(raft_ready_apply(r, &rd), RAFT_OK);
+	assert_int_equal(rd.n_committed, 1);
+	assert_int_equal(rd.committed[0].index, 3);
+	assert_int_equal(rd.n_entries, 0);
+	assert_int_equal(rd.n_messages, 0);
+	assert_false(rd.hard_state_changed);
+	/* A Ready is out: inputs wait. */
+	assert_false(raft_has_ready(r));
+	assert_int_equal(raft_propose(r, (const uint8_t *)"c", 1, &idx), RAFT_ERR_INVALID);
+	raft_advance(r, &rd);
+	/* Entry 4 is not persisted: nothing more to apply early. */
+	assert_false(raft_has_apply_ready(r));
+
+	/* The next Ready has entry 4 to persist and the commit index, nothing to apply. */
+	assert_true(raft_has_ready(r));
+	raft_ready(r, &rd);
+	assert_int_equal(rd.n_entries, 1);
+	assert_int_equal(rd.entries[0].index, 4);
+	assert_true(rd.hard_state_changed);
+	assert_int_equal(rd.n_committed, 0);
+	assert_int_equal(raft_memstorage_save_ready(f->nodes[1].ms, &rd), RAFT_OK);
+	raft_advance(r, &rd);
+	raft_ready(r, &rd);
+	assert_int_equal(rd.n_committed, 1);
+	assert_int_equal(rd.committed[0].index, 4);
+	raft_advance(r, &rd);
+	fx_destroy(f);
+}
+
 static void test_leader_appends_precede_persist(void **state)
 {
 	struct fx *f = fx_create(3, NULL);
@@ -1083,6 +1132,7 @@ int main(void)
 	        cmocka_unit_test(test_replication_and_forwarding),
 	        cmocka_unit_test(test_no_leader_drops_proposal),
 	        cmocka_unit_test(test_leader_counts_itself_only_when_persisted),
+	        cmocka_unit_test(test_ready_apply),
 	        cmocka_unit_test(test_leader_appends_precede_persist),
 	        cmocka_unit_test(test_leader_term_durable_before_appends),
 	        cmocka_unit_test(test_prevote_keeps_term),

@@ -1,0 +1,106 @@
+/*
+ * snapshot.h - full snapshots of a group's tables (DESIGN §9): the file a
+ * leader exports for a member that needs compacted entries or joins
+ * (snapshot_export.c, a dynamic background worker), the load of a received
+ * one (snapshot_load.c, in the apply worker), and their progress in shared
+ * memory (snapshot_progress.c, dragonraft.stat_progress_snapshot).
+ *
+ * The file: a header, sections, a trailer; integers little-endian.
+ *
+ *	header   "DRSNAP01", group id (8), index (8), tables (4), 0 (4)
+ *	section  kind (4), 0 (4), length (8), that many bytes
+ *	trailer  DR_SNAP_END (4), CRC-32C of every byte before it (4), file size (8)
+ *
+ * Sections: per table a DR_SNAP_TABLE (table id (8), then schema, name,
+ * definition (dragonraft.table_definition) and the SQL that sets its owned
+ * sequences, each NUL-terminated) followed by its DR_SNAP_ROWS (binary COPY);
+ * then DR_SNAP_HISTORY and DR_SNAP_MEMBERS, the group's rows of
+ * dragonraft.ddl_history and dragonraft.member_info (binary COPY).
+ */
+#ifndef DRAGONRAFT_SNAPSHOT_H
+#define DRAGONRAFT_SNAPSHOT_H
+
+#include "dragonraft.h"
+
+#include "storage/spin.h"
+
+#define DR_SNAP_MAGIC         "DRSNAP01"
+#define DR_SNAP_HEADER_BYTES  32
+#define DR_SNAP_SECTION_BYTES 16
+#define DR_SNAP_TRAILER_BYTES 16
+
+enum DrSnapKind {
+	DR_SNAP_TABLE = 1,
+	DR_SNAP_ROWS = 2,
+	DR_SNAP_HISTORY = 3,
+	DR_SNAP_MEMBERS = 4,
+	DR_SNAP_END = 0x444e4521, /* "!END" */
+};
+
+/* DrApplyMsg.type of the message that loads a snapshot: index is the snapshot's, the
+ * data the file's path (NUL-terminated). */
+#define DR_APPLY_SNAPSHOT 0xFFFFFFFEu
+
+/* Snapshots being made or loaded on this node at once (one per group and role). */
+#define DR_SNAP_JOBS 8
+
+typedef enum DrSnapRole {
+	DR_SNAP_SENDER = 1,
+	DR_SNAP_RECEIVER = 2,
+} DrSnapRole;
+
+typedef enum DrSnapPhase {
+	DR_SNAP_STARTING,  /* sender: the exporter starts */
+	DR_SNAP_DRAINING,  /* sender: the group's apply is held until it applied what it has */
+	DR_SNAP_EXPORTING, /* sender: tables are written */
+	DR_SNAP_VERIFYING, /* receiver: the checksum is checked */
+	DR_SNAP_LOADING,   /* receiver: schema and rows are replaced */
+	DR_SNAP_DONE,      /* sender: the file is written (rc says how it went) */
+} DrSnapPhase;
+
+/* One snapshot being made or loaded (shared memory, mutex). */
+typedef struct DrSnapJob {
+	slock_t mutex;
+	uint64 group_id; /* 0 = free */
+	DrSnapRole role;
+	DrSnapPhase phase;
+	int pid;
+	uint64 index;       /* the snapshot's index (once known) */
+	uint64 handed;      /* sender: the index handed to the state machine when held */
+	bool drained;       /* sender: the engine worker saw everything handed applied */
+	bool taken;         /* sender: the exporter's snapshot is taken, apply may go on */
+	int rc;             /* sender, DR_SNAP_DONE: an engine_rc */
+	uint64 bytes_total; /* receiver: the file; sender: the rows written so far */
+	uint64 bytes_done;
+	uint32 tables_total;
+	uint32 tables_done;
+	int waiter_pgprocno; /* sender: the exporter, to wake when drained */
+	TimestampTz started;
+	char path[MAXPGPATH];
+	char error[DR_ERROR_LEN]; /* sender: why it failed */
+} DrSnapJob;
+
+/* GUC for tests only (dragonraft.testing_snapshot_delay, ms). */
+extern int dr_testing_snapshot_delay;
+
+/* snapshot_progress.c */
+extern Size dr_snapshot_shmem_size(void);
+extern void dr_snapshot_shmem_init(void);
+/* For tests: pause dr_testing_snapshot_delay ms (interruptible). */
+extern void dr_snapshot_testing_pause(void);
+/* A free job for group_id in role; -1 if none is free. */
+extern int dr_snapshot_job_alloc(uint64 group_id, DrSnapRole role);
+extern void dr_snapshot_job_free(int job);
+extern DrSnapJob *dr_snapshot_job(int job);
+/* The receiver's job of group_id: its phase and done/total bytes; false if none. */
+extern bool dr_snapshot_receiving(uint64 group_id, DrSnapPhase *phase, uint64 *done, uint64 *total);
+
+/* snapshot_export.c: the exporter's entry point (arg: its job). */
+extern PGDLLEXPORT void dr_snapshot_export_main(Datum arg);
+
+/* snapshot_load.c (apply worker, inside its transaction with SPI connected and the
+ * group's origin set up): replace the group's tables, history and member info by the
+ * file's; returns the group's schema index after it (its last utility command). */
+extern uint64 dr_snapshot_load(uint64 group_id, uint64 index, const char *path);
+
+#endif /* DRAGONRAFT_SNAPSHOT_H */

@@ -1,0 +1,167 @@
+/*
+ * snapshot_progress.c - the full snapshots being made or loaded on this node,
+ * in shared memory (snapshot.h), and dragonraft.stat_progress_snapshot,
+ * after pg_stat_progress_copy: a row per snapshot, from shared memory only.
+ */
+#include "snapshot.h"
+
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "postmaster/interrupt.h"
+#include "utils/guc.h"
+#include "storage/latch.h"
+#include "storage/shmem.h"
+#include "utils/wait_event.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+PG_FUNCTION_INFO_V1(dr_stat_progress_snapshot);
+
+static DrSnapJob *jobs;
+
+int dr_testing_snapshot_delay = 0;
+
+void dr_snapshot_testing_pause(void)
+{
+	TimestampTz start = GetCurrentTimestamp();
+
+	/* Re-read on reload: setting it to 0 ends the pause. */
+	while (dr_testing_snapshot_delay > 0 &&
+	       !TimestampDifferenceExceeds(start, GetCurrentTimestamp(),
+	                                   dr_testing_snapshot_delay)) {
+		(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 100,
+		                PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending) {
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+	}
+}
+
+Size dr_snapshot_shmem_size(void)
+{
+	return MAXALIGN(sizeof(DrSnapJob) * DR_SNAP_JOBS);
+}
+
+void dr_snapshot_shmem_init(void)
+{
+	bool found;
+
+	jobs = ShmemInitStruct("dragonraft snapshots", dr_snapshot_shmem_size(), &found);
+	if (!found) {
+		memset(jobs, 0, dr_snapshot_shmem_size());
+		for (int i = 0; i < DR_SNAP_JOBS; i++)
+			SpinLockInit(&jobs[i].mutex);
+	}
+}
+
+DrSnapJob *dr_snapshot_job(int job)
+{
+	return &jobs[job];
+}
+
+int dr_snapshot_job_alloc(uint64 group_id, DrSnapRole role)
+{
+	for (int i = 0; i < DR_SNAP_JOBS; i++) {
+		DrSnapJob *j = &jobs[i];
+
+		SpinLockAcquire(&j->mutex);
+		if (j->group_id == 0) {
+			slock_t m = j->mutex;
+
+			memset(j, 0, sizeof(*j));
+			j->mutex = m;
+			j->group_id = group_id;
+			j->role = role;
+			j->phase = role == DR_SNAP_SENDER ? DR_SNAP_STARTING : DR_SNAP_VERIFYING;
+			j->waiter_pgprocno = -1;
+			j->started = GetCurrentTimestamp();
+			SpinLockRelease(&j->mutex);
+			return i;
+		}
+		SpinLockRelease(&j->mutex);
+	}
+	return -1;
+}
+
+void dr_snapshot_job_free(int job)
+{
+	SpinLockAcquire(&jobs[job].mutex);
+	jobs[job].group_id = 0;
+	SpinLockRelease(&jobs[job].mutex);
+}
+
+bool dr_snapshot_receiving(uint64 group_id, DrSnapPhase *phase, uint64 *done, uint64 *total)
+{
+	for (int i = 0; i < DR_SNAP_JOBS; i++) {
+		DrSnapJob *j = &jobs[i];
+		bool mine;
+
+		SpinLockAcquire(&j->mutex);
+		mine = j->group_id == group_id && j->role == DR_SNAP_RECEIVER;
+		if (mine) {
+			*phase = j->phase;
+			*done = j->bytes_done;
+			*total = j->bytes_total;
+		}
+		SpinLockRelease(&j->mutex);
+		if (mine)
+			return true;
+	}
+	return false;
+}
+
+static const char *phase_name(DrSnapPhase p)
+{
+	switch (p) {
+	case DR_SNAP_STARTING:
+		return "starting";
+	case DR_SNAP_DRAINING:
+		return "waiting for apply";
+	case DR_SNAP_EXPORTING:
+		return "exporting";
+	case DR_SNAP_VERIFYING:
+		return "verifying";
+	case DR_SNAP_LOADING:
+		return "loading";
+	case DR_SNAP_DONE:
+		return "done";
+	}
+	return "unknown";
+}
+
+/* dragonraft.stat_progress_snapshot */
+Datum dr_stat_progress_snapshot(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *)fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (int i = 0; i < DR_SNAP_JOBS; i++) {
+		DrSnapJob j;
+		Datum values[10];
+		bool nulls[10] = {0};
+
+		SpinLockAcquire(&jobs[i].mutex);
+		j = jobs[i];
+		SpinLockRelease(&jobs[i].mutex);
+		if (j.group_id == 0)
+			continue;
+		values[0] = Int64GetDatum((int64)j.group_id);
+		values[1] = Int32GetDatum(j.pid);
+		values[2] = CStringGetTextDatum(j.role == DR_SNAP_SENDER ? "sender" : "receiver");
+		values[3] = CStringGetTextDatum(phase_name(j.phase));
+		values[4] = Int64GetDatum((int64)j.index);
+		nulls[4] = j.index == 0;
+		values[5] = Int64GetDatum((int64)j.bytes_total);
+		values[6] = Int64GetDatum((int64)j.bytes_done);
+		values[7] = Int32GetDatum((int32)j.tables_total);
+		values[8] = Int32GetDatum((int32)j.tables_done);
+		values[9] = TimestampTzGetDatum(j.started);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum)0;
+}

@@ -1,0 +1,284 @@
+# Full table snapshots (issue 14; DESIGN §9): group 1 on nodes 1-3 with
+# 100,000 rows in two tables and a compacted log; a bare node 4 is added and
+# joins from a snapshot while a writer goes on (its writes counted): its
+# schema, rows, history and sequence equal the leader's and it keeps up.
+# Then node 4 falls behind a compacted log again and again: a kill -9 of its
+# apply worker in the middle of loading the snapshot (its old rows stay
+# visible meanwhile); a corrupt file (refused with a clear error, nothing
+# loaded, the group stopped until a restart); an exporter terminated, then a
+# kill -9 of the leader in the middle of exporting; commands in the compacted
+# log (a table changed, one dropped, one created).  Each time it recovers and
+# every node is identical.  Under sustained writes (10 x snapshot_entries)
+# the LogDB directory stays bounded.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use DragonCluster;
+use File::Find;
+use IPC::Run;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $c = DragonCluster->new(4, conf => qq{
+dragonraft.snapshot_entries = 200
+dragonraft.compaction_overhead = 20
+max_worker_processes = 16
+restart_after_crash = on
+dragonraft.logdb_memtable_budget = 4MB
+});
+$c->create_group(1, 1, 2, 3);
+my $l = $c->leader(1);
+ok($l, "group 1 has a writable leader (node $l)");
+my $L = $c->node($l);
+my $N4 = $c->node(4);
+
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(1,
+  'CREATE TABLE t (id int PRIMARY KEY, v text NOT NULL, n serial); CREATE TABLE u (k text PRIMARY KEY, j jsonb)')});
+$L->safe_psql('postgres', q{
+INSERT INTO t (id, v) SELECT g, md5(g::text) FROM generate_series(1, 60000) g;
+INSERT INTO u SELECT 'k' || g, jsonb_build_object('g', g) FROM generate_series(1, 40000) g;
+SELECT dragonraft.replicate_table('t', 1);
+SELECT dragonraft.replicate_table('u', 1);
+});
+# More entries than snapshot_entries, then a snapshot everywhere: the log is compacted.
+sub write_entries
+{
+	my ($n, $tag) = @_;
+	my $sql = join('', map { "INSERT INTO u VALUES ('$tag$_', '{}');\n" } 1 .. $n);
+	$c->node($c->leader(1))->safe_psql('postgres', $sql);
+	return;
+}
+
+# A snapshot on every member once it made its last entry durable: the log is
+# compacted below it (minus compaction_overhead) and a lagging member needs a snapshot.
+sub compact
+{
+	ok($c->caught_up(1), 'the members caught up');
+	my $lid = $c->leader(1);
+	my $index = $c->node($lid)->safe_psql('postgres',
+		'SELECT applied_index FROM dragonraft.status WHERE group_id = 1');
+	for my $id ($c->running_in(1))
+	{
+		ok($c->wait_until("node $id to snapshot group 1 at $index",
+				sub { $c->node($id)->safe_psql('postgres', 'SELECT dragonraft.snapshot(1)') >= $index }),
+			"node $id took a snapshot at $index or later");
+	}
+	return;
+}
+write_entries(300, 'a');
+compact();
+
+sub identical
+{
+	my ($what, @ids) = @_;
+	my $lid = $c->leader(1);
+	ok($c->caught_up(1), "$what: the members caught up");
+	for my $id (@ids)
+	{
+		for my $tbl ([ 't', 'id' ], [ 'u', 'k' ])
+		{
+			is($c->contents($id, @$tbl), $c->contents($lid, @$tbl),
+				"$what: node ${id}'s $tbl->[0] equals the leader's");
+		}
+		is($c->node($id)->safe_psql('postgres',
+				q{SELECT dragonraft.table_definition('t') || dragonraft.table_definition('u')}),
+			$c->node($lid)->safe_psql('postgres',
+				q{SELECT dragonraft.table_definition('t') || dragonraft.table_definition('u')}),
+			"$what: node ${id}'s tables are defined as the leader's");
+	}
+	return;
+}
+
+# ---- A bare node 4 joins from a snapshot while the leader writes. ----
+$L->safe_psql('postgres', "SELECT dragonraft.add_member(1, 4, '" . $c->raft_address(4) . "')");
+my $writes = join('', map { "INSERT INTO t (id, v) VALUES (" . (100000 + $_) . ", 'during');\n" } 1 .. 400);
+my ($wout, $werr) = ('', '');
+my $writer = IPC::Run::start([ 'psql', '-XAtq', '-d', $L->connstr('postgres'), '-f', '-' ],
+	'<', \$writes, '>', \$wout, '2>', \$werr);
+my ($jout, $jerr) = ('', '');
+$N4->psql('postgres', "SELECT dragonraft.join_group(1, '" . $c->members(1, 2, 3) . "')",
+	stdout => \$jout, stderr => \$jerr, on_error_die => 1);
+like($jerr, qr/node 4 caught up with group 1/, 'node 4 joined and caught up');
+$writer->finish;
+is($werr, '', 'writes went on during the join');
+is($L->safe_psql('postgres', q{SELECT count(*) FROM t WHERE v = 'during'}), '400',
+	'all 400 of them committed');
+cmp_ok($N4->safe_psql('postgres',
+		q{SELECT snapshots_received FROM dragonraft.stat_groups WHERE group_id = 1}),
+	'>=', 1, 'node 4 installed a snapshot');
+$c->group_nodes(1, 1, 2, 3, 4);
+identical('after the join', 4);
+is($N4->safe_psql('postgres', q{SELECT string_agg(relid::text, ',' ORDER BY since_index) FROM dragonraft.tables}),
+	't,u', 'node 4 replicates t and u');
+is($N4->safe_psql('postgres', q{SELECT count(*) FROM dragonraft.ddl_history}),
+	$L->safe_psql('postgres', q{SELECT count(*) FROM dragonraft.ddl_history}),
+	"node 4 has the group's command history");
+is($N4->safe_psql('postgres', q{SELECT last_value FROM t_n_seq}),
+	$L->safe_psql('postgres', q{SELECT last_value FROM t_n_seq}),
+	"node 4's sequence of t is where the leader's is");
+$L->safe_psql('postgres', q{UPDATE t SET v = 'later' WHERE id <= 100; DELETE FROM u WHERE k LIKE 'a%'});
+identical('later writes', 4);
+
+# Set dragonraft.testing_snapshot_delay on node id (ALTER SYSTEM: it outlives a crash
+# restart) and wait until new sessions see it.
+sub set_delay
+{
+	my ($id, $ms) = @_;
+	my $N = $c->node($id);
+	$N->safe_psql('postgres', "ALTER SYSTEM SET dragonraft.testing_snapshot_delay = $ms");
+	$N->safe_psql('postgres', 'SELECT pg_reload_conf()');
+	$c->wait_until("node $id to reload",
+		sub { $N->safe_psql('postgres', q{SELECT setting FROM pg_settings
+			WHERE name = 'dragonraft.testing_snapshot_delay'}) eq $ms });
+	return;
+}
+
+# Node 4 stops; the others write and compact past it; it starts again and needs a snapshot.
+sub leave_behind
+{
+	my ($tag) = @_;
+	$N4->stop('fast');
+	$c->group_nodes(1, 1, 2, 3);
+	write_entries(300, $tag);
+	compact();
+	return;
+}
+
+sub progress
+{
+	my ($id, $where) = @_;
+	return $c->node($id)->safe_psql('postgres',
+		"SELECT pid FROM dragonraft.stat_progress_snapshot WHERE $where");
+}
+
+# ---- kill -9 of node 4's apply worker in the middle of loading a snapshot ----
+my $rows4 = $N4->safe_psql('postgres', 'SELECT count(*) FROM u');
+leave_behind('b');
+$N4->append_conf('postgresql.conf', "dragonraft.testing_snapshot_delay = 600000\n");
+$N4->start;
+$c->group_nodes(1, 1, 2, 3, 4);
+my $pid = $c->wait_until('node 4 to load the first table of a snapshot',
+	sub { progress(4, "role = 'receiver' AND phase = 'loading' AND tables_done = 1") });
+ok($pid, 'node 4 loads a snapshot');
+is($N4->safe_psql('postgres', 'SELECT count(*) FROM u'), $rows4,
+	'meanwhile node 4 shows its old rows');
+kill 'KILL', $pid;
+ok($c->wait_until('node 4 to restart after the kill', sub {
+			$N4->psql('postgres', 'SELECT 1') == 0
+			  && progress(4, "role = 'receiver' AND phase = 'loading'") }),
+	'after a kill -9 of the receiver node 4 restarts and loads the snapshot again');
+set_delay(4, 0);
+identical('after a kill -9 in the middle of a load', 4);
+like(slurp_file($N4->logfile), qr/removed 1 snapshot files of a previous engine worker/,
+	'the file of the interrupted load was removed');
+
+# ---- a corrupt snapshot file is refused, nothing loaded ----
+$rows4 = $N4->safe_psql('postgres', 'SELECT count(*) FROM u');
+leave_behind('c');
+$l = $c->leader(1);
+$L = $c->node($l);
+set_delay($l, 600000);
+$N4->start;
+$c->group_nodes(1, 1, 2, 3, 4);
+ok($c->wait_until('the leader to write a snapshot',
+		sub { progress($l, "role = 'sender' AND phase = 'exporting' AND bytes_done > 0") }),
+	'the leader exports a snapshot for node 4');
+my @files = grep { !/\.copy$/ } glob($L->data_dir . '/dragonraft/snapshots/snap-*');
+is(scalar(@files), 1, 'one snapshot file');
+{
+	open(my $fh, '+<', $files[0]) or die "open $files[0]: $!";
+	binmode $fh;
+	my $size = -s $files[0];
+	seek($fh, int($size / 2), 0);
+	my $b;
+	read($fh, $b, 1);
+	seek($fh, int($size / 2), 0);
+	print $fh chr(ord($b) ^ 0x55);
+	close $fh;
+}
+set_delay($l, 0);
+ok($c->wait_until('node 4 to refuse the snapshot',
+		sub { $N4->safe_psql('postgres',
+				q{SELECT state = 'stopped' FROM dragonraft.status WHERE group_id = 1}) eq 't' }),
+	'node 4 stops the group');
+like($N4->safe_psql('postgres', 'SELECT error FROM dragonraft.status WHERE group_id = 1'),
+	qr/snapshot file ".*" is corrupt: checksum mismatch/,
+	'and says the snapshot file is corrupt');
+is($N4->safe_psql('postgres', 'SELECT count(*) FROM u'), $rows4, 'nothing of it was loaded');
+$N4->restart;
+identical('after a restart the member loads a good snapshot', 4);
+
+# ---- kill -9 of the leader in the middle of exporting a snapshot ----
+leave_behind('d');
+$l = $c->leader(1);
+$L = $c->node($l);
+set_delay($l, 600000);
+$N4->start;
+$c->group_nodes(1, 1, 2, 3, 4);
+my $exporter = $c->wait_until('the leader to export a snapshot',
+	sub { progress($l, "role = 'sender' AND phase = 'exporting'") });
+ok($exporter, 'the leader exports a snapshot for node 4');
+$L->safe_psql('postgres', "SELECT pg_terminate_backend($exporter)");
+my $again = $c->wait_until('the leader to export it again',
+	sub { progress($l, "role = 'sender' AND phase = 'exporting' AND pid <> $exporter") });
+ok($again, 'an exporter that was terminated is followed by another');
+$c->crash($l);
+my $nl = $c->leader(1);
+isnt($nl, $l, "node $nl leads after the crash");
+write_entries(50, 'e');
+ok($c->caught_up(1), 'node 4 catches up from the new leader');
+$L->start;
+set_delay($l, 0);
+identical('after a kill -9 of the leader in the middle of an export', 1, 2, 3, 4);
+
+# ---- commands in the compacted log: a changed table, a dropped one, a new one ----
+$l = $c->leader(1);
+$c->node($l)->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'CREATE TABLE x (id int PRIMARY KEY)');
+	INSERT INTO x SELECT generate_series(1, 10); SELECT dragonraft.replicate_table('x', 1)});
+ok($c->caught_up(1), 'x is replicated everywhere');
+$N4->stop('fast');
+$c->group_nodes(1, 1, 2, 3);
+$c->node($l)->safe_psql('postgres', q{
+SELECT dragonraft.execute(1, 'ALTER TABLE u ADD COLUMN extra int NOT NULL DEFAULT 7');
+SELECT dragonraft.execute(1, 'DROP TABLE x');
+SELECT dragonraft.execute(1, 'CREATE TABLE y (id int PRIMARY KEY, v text)');
+INSERT INTO y SELECT g, 'y' || g FROM generate_series(1, 1000) g;
+SELECT dragonraft.replicate_table('y', 1)});
+write_entries(300, 'f');
+compact();
+$N4->start;
+$c->group_nodes(1, 1, 2, 3, 4);
+identical('after commands in the compacted log', 4);
+cmp_ok($N4->safe_psql('postgres',
+		q{SELECT snapshots_received FROM dragonraft.stat_groups WHERE group_id = 1}),
+	'>=', 1, 'node 4 caught up by a snapshot');
+like(slurp_file($N4->logfile), qr/replaces table public\.u by the one in the snapshot/,
+	'which replaced its outdated table u');
+is($N4->safe_psql('postgres', q{SELECT to_regclass('x') IS NULL}), 't',
+	'node 4 dropped the table the group dropped');
+is($c->contents(4, 'y', 'id'), $c->contents($c->leader(1), 'y', 'id'),
+	"node 4 has the group's new table and its rows");
+is($N4->safe_psql('postgres', q{SELECT string_agg(relid::text, ',' ORDER BY since_index) FROM dragonraft.tables}),
+	't,u,y', 'and replicates t, u and y');
+
+# ---- the LogDB stays bounded under sustained writes (10 x snapshot_entries) ----
+$l = $c->leader(1);
+my $logdb = $c->node($l)->data_dir . '/dragonraft/logdb';
+my @sizes;
+for my $round (1 .. 10)
+{
+	my $sql = join('', map { "INSERT INTO u SELECT 'big$round-$_', jsonb_build_object('p', "
+		  . "(SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 125)));\n" } 1 .. 200);
+	$c->node($l)->safe_psql('postgres', $sql);
+	my $bytes = 0;
+	find(sub { $bytes += -s $_ if -f $_ }, $logdb);
+	push @sizes, $bytes;
+}
+note("the leader's LogDB after each 200 writes of 4 kB: @sizes bytes");
+my $max = (sort { $b <=> $a } @sizes)[0];
+cmp_ok($max, '<', 4 << 20,
+	"the leader's LogDB stays under 4 MB while 2,000 entries of over 4 kB (8 MB) pass through it");
+identical('after the long run', 1, 2, 3, 4);
+
+done_testing();
