@@ -422,3 +422,34 @@ COMMENT ON VIEW stat_progress_snapshot IS
 REVOKE ALL ON FUNCTION stat_progress_snapshot() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION stat_progress_snapshot() TO pg_monitor, dragonraft_admin;
 GRANT SELECT ON stat_progress_snapshot TO pg_monitor, dragonraft_admin;
+
+-- Review 3 fixes (helper mfix): a node that left a group never rejoins it under
+-- the same node id (its Raft state is gone).
+CREATE TABLE left_groups (
+  group_id bigint NOT NULL,
+  node_id integer NOT NULL,
+  left_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (group_id, node_id)
+);
+COMMENT ON TABLE left_groups IS
+  'Groups this server left (leave_group) under a node id: create_group and join_group of such a group are refused under that id, which must never vote again.  Delete a row only once no member of that group exists anywhere';
+GRANT SELECT ON left_groups TO pg_monitor, dragonraft_admin;
+
+-- Membership changes refuse to leave no quorum that answers; force overrides.
+CREATE FUNCTION add_member(group_id bigint, node_id integer, address text, voting boolean,
+                           force boolean)
+RETURNS void
+AS 'MODULE_PATHNAME', 'dr_add_member'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION add_member(bigint, integer, text, boolean, boolean) IS
+  'add_member; with force, also a voter after which the voters that answer the leader are no quorum (say, the second voter of a group)';
+CREATE FUNCTION promote_member(group_id bigint, node_id integer, force boolean)
+RETURNS void
+AS 'MODULE_PATHNAME', 'dr_promote_member'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION promote_member(bigint, integer, boolean) IS
+  'promote_member; with force, also a non-voter that has not caught up or does not answer';
+REVOKE ALL ON FUNCTION add_member(bigint, integer, text, boolean, boolean),
+  promote_member(bigint, integer, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION add_member(bigint, integer, text, boolean, boolean),
+  promote_member(bigint, integer, boolean) TO dragonraft_admin;

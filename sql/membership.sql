@@ -60,6 +60,14 @@ SELECT node_id, voting FROM dragonraft.members WHERE group_id = 14 ORDER BY node
 SELECT pg_temp.try($$SELECT dragonraft.add_member(14, 2, '127.0.0.1:9')$$, :'addr');
 SELECT pg_temp.try($$SELECT dragonraft.add_member(14, 2, '127.0.0.1:9', false)$$, :'addr');
 
+-- A change that leaves no quorum that answers is refused unless forced: here a
+-- second voter that does not answer (the way in is a non-voter, promoted once
+-- it caught up).  A host with a colon needs brackets.
+SELECT pg_temp.try($$SELECT dragonraft.add_member(14, 5, '127.0.0.1:9')$$, :'addr');
+SELECT pg_temp.try($$SELECT dragonraft.add_member(14, 5, 'host:1:2', false)$$, :'addr');
+SELECT pg_temp.try($$SELECT dragonraft.add_member(14, 5, '[::1:9', false)$$, :'addr');
+SELECT node_id, voting FROM dragonraft.members WHERE group_id = 14 ORDER BY node_id;
+
 -- Snapshots: the index, shown by dragonraft.status.
 SELECT dragonraft.snapshot(14) AS snap \gset
 SELECT :snap > 0 AS has_index,
@@ -73,16 +81,18 @@ SELECT dragonraft.read_barrier(14) <= applied_index AS applied
 SELECT pg_temp.try($$SELECT dragonraft.read_barrier(99)$$, :'addr');
 SELECT pg_temp.try($$SELECT dragonraft.read_barrier(0)$$, :'addr');
 
--- Node 3 (down) added as a non-voter, then promoted: the change commits
+-- Node 3 (down) added as a non-voter, then promoted (refused: it never
+-- answered; with force it is promoted): the change commits
 -- under the old membership (node 1 alone), after which the group has no
--- quorum: a further change cannot complete (40003, it may still apply: or
--- 55000 once node 1 stepped down), a read barrier fails, and the leader
--- cannot leave.
+-- quorum: a further change is refused (55000) or cannot complete (40003, it
+-- may still apply: or 55000 once node 1 stepped down), a read barrier
+-- fails, and the leader cannot leave.
 SELECT dragonraft.add_member(14, 3, '127.0.0.1:9', false);
-SELECT dragonraft.promote_member(14, 3);
+SELECT pg_temp.try($$SELECT dragonraft.promote_member(14, 3)$$, :'addr');
+SELECT dragonraft.promote_member(14, 3, force => true);
 SELECT node_id, voting FROM dragonraft.members WHERE group_id = 14 ORDER BY node_id;
 SELECT pg_temp.try($$SELECT dragonraft.add_member(14, 4, '127.0.0.1:9')$$, :'addr') ~
-       '^(55000: group 14 has no leader|40003: the membership change of node 4 in group 14 did not complete: it may still apply)'
+       '^(55000: group 14 has no leader|55000: the membership change of node 4 would leave group 14 without a quorum|40003: the membership change of node 4 in group 14 did not complete: it may still apply)'
        AS refused;
 SELECT pg_temp.try($$SELECT dragonraft.read_barrier(14)$$, :'addr') ~ '^55000' AS no_quorum;
 SELECT pg_temp.try($$SELECT dragonraft.leave_group(14)$$, :'addr') ~ '^(55000|40003)'
@@ -103,3 +113,16 @@ SELECT pg_temp.try($$SELECT dragonraft.leave_group(99)$$, :'addr');
 SET dragonraft.read_consistency = 'linearizable';
 SELECT count(*) FROM dragonraft.member_info WHERE group_id = 14;
 RESET dragonraft.read_consistency;
+
+-- A node that left a group never becomes its member again under the same
+-- node id (its vote and log are gone): create_group and join_group of it are
+-- refused.  Group 21: node 1 with an unreachable second voter, so node 1 does
+-- not lead it and leaves it with force.
+SELECT dragonraft.create_group(21, jsonb_build_object('1', :'addr', '2', '127.0.0.1:9'));
+SELECT pg_temp.try($$SELECT dragonraft.leave_group(21)$$, :'addr');
+SELECT dragonraft.leave_group(21, true);
+SELECT group_id, node_id FROM dragonraft.left_groups ORDER BY 1, 2;
+SELECT pg_temp.try(format($$SELECT dragonraft.create_group(21, '{"1": "%s", "2": "127.0.0.1:9"}')$$,
+                          :'addr'), :'addr');
+SELECT pg_temp.try($$SELECT dragonraft.join_group(21, '{"2": "127.0.0.1:9"}')$$, :'addr');
+SELECT count(*) AS left_behind FROM dragonraft.status WHERE group_id = 21;

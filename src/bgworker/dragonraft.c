@@ -69,6 +69,7 @@ bool dr_parse_address(const char *addr, char *host, size_t hostlen, int *port, c
 {
 	const char *colon = strrchr(addr, ':');
 	char *end;
+	size_t hl;
 	long p;
 
 	if (colon == NULL || colon == addr) {
@@ -87,6 +88,13 @@ bool dr_parse_address(const char *addr, char *host, size_t hostlen, int *port, c
 	}
 	memcpy(host, addr, colon - addr);
 	host[colon - addr] = '\0';
+	/* An IPv6 host (anything with a colon) needs brackets: [::1]:7400. */
+	hl = strlen(host);
+	if (strpbrk(host, ":[]") != NULL && !(hl > 2 && host[0] == '[' && host[hl - 1] == ']' &&
+	                                      strcspn(host + 1, "[]") == hl - 2)) {
+		*why = "A host with a colon (IPv6) must be in brackets, as in [::1]:7400.";
+		return false;
+	}
 	*port = (int)p;
 	return true;
 }

@@ -7,7 +7,12 @@
  * own error instead of the Raft core's generic refusal: an id removed
  * before (never accepted again), an existing member, a member that is not
  * there, the last voter, one of two voters (the other alone would then be
- * a quorum of one: allowed only with force).  The Raft core checks again,
+ * a quorum of one: allowed only with force).  Unless forced, a change must
+ * also leave a quorum of the new voters that answer the leader now (etcd's
+ * strict reconfiguration check; see answers()): adding a voter to a one-voter group, or
+ * removing a live voter while another is down, would stop the group for as
+ * long as the missing voter stays away (for ever, for a wrong address); and
+ * a non-voter is promoted only once it has caught up.  The Raft core checks again,
  * and refuses a second change while one is pending.  Changes go through the
  * leader only; a follower answers with the leader's id.
  */
@@ -16,6 +21,7 @@
 #include "membership.h"
 #include "queue.h"
 #include "raft/raft.h"
+#include "transport/transport.h"
 
 static void complete(const DrTaken *t, int rc, uint64 leader)
 {
@@ -35,9 +41,80 @@ static bool listed(const raft_id *ids, uint32 n, raft_id id)
 	return false;
 }
 
-/* Why membership m refuses change c of node, or 0. */
-static int refusal(const struct raft_membership *m, const DrMemberChange *c, raft_id node)
+/* A non-voter this close to the leader's last index may be promoted. */
+#define PROMOTE_MAX_LAG 1024
+
+/*
+ * Does member id answer the leader (st: the leader's status)?  The transport
+ * has a connection to it open (a server that stopped or crashed closed it at
+ * once), and it was heard from within an election timeout (a server cut off
+ * or powered off), unless the group is quiescent and exchanges no
+ * heartbeats (its members all held the whole log when it went quiet).
+ */
+static bool answers(const struct engine_group_status *st, raft_id id, raft_index *match)
 {
+	uint64 now = engine_now(dr_engine->e);
+	struct transport_peer_stats ps;
+
+	*match = st->last_index;
+	if (id == st->leader)
+		return true;
+	for (uint32 i = 0; i < st->n_peers; i++) {
+		const struct engine_peer_status *p = &st->peers[i];
+
+		if (p->node_id != id)
+			continue;
+		*match = p->match;
+		if (transport_peer_stats(dr_engine->t, id, &ps) != TRANSPORT_OK || !ps.connected)
+			return false;
+		return st->quiescent ||
+		       (p->contact_tick != 0 && now - p->contact_tick <= (uint64)dr_election_rtt);
+	}
+	*match = 0;
+	return false;
+}
+
+/* Unless forced: do the voters after change c of node that answer now form a quorum? */
+static int quorum_refusal(const struct engine_group_status *st, const DrMemberChange *c,
+                          raft_id node, DrResult *res)
+{
+	const struct raft_membership *m = &st->membership;
+	uint32 n = 0, live = 0;
+	raft_index match;
+
+	for (uint32 i = 0; i < m->n_voters; i++) {
+		if (c->type == RAFT_CC_REMOVE && m->voters[i] == node)
+			continue;
+		n++;
+		live += answers(st, m->voters[i], &match);
+	}
+	if (c->type == RAFT_CC_ADD_VOTER) {
+		bool up = answers(st, node, &match);
+
+		if (c->promote && (!up || match + PROMOTE_MAX_LAG < st->last_index)) {
+			snprintf(res->errmsg, sizeof(res->errmsg),
+			         "It %s the leader, and holds the log up to entry %llu of %llu.",
+			         up ? "answers" : "does not answer", (unsigned long long)match,
+			         (unsigned long long)st->last_index);
+			return DR_RC_BEHIND;
+		}
+		n++;
+		live += up;
+	}
+	if (live >= n / 2 + 1)
+		return 0;
+	snprintf(
+	        res->errmsg, sizeof(res->errmsg),
+	        "After the change %u of its %u voters would answer the leader now; a quorum is %u.",
+	        live, n, n / 2 + 1);
+	return DR_RC_NO_QUORUM;
+}
+
+/* Why the leader's status st refuses change c of node, or 0 (res: details). */
+static int refusal(const struct engine_group_status *st, const DrMemberChange *c, raft_id node,
+                   DrResult *res)
+{
+	const struct raft_membership *m = &st->membership;
 	bool voter = listed(m->voters, m->n_voters, node);
 	bool nonvoter = listed(m->nonvoters, m->n_nonvoters, node);
 
@@ -49,7 +126,7 @@ static int refusal(const struct raft_membership *m, const DrMemberChange *c, raf
 			return DR_RC_IS_MEMBER;
 		if (c->promote && !nonvoter)
 			return DR_RC_NOT_MEMBER;
-		return 0;
+		break;
 	case RAFT_CC_ADD_NONVOTER:
 		return voter || nonvoter ? DR_RC_IS_MEMBER : 0;
 	default:
@@ -59,14 +136,17 @@ static int refusal(const struct raft_membership *m, const DrMemberChange *c, raf
 			return DR_RC_LAST_VOTER;
 		if (voter && m->n_voters == 2 && !c->force)
 			return DR_RC_TWO_VOTERS;
-		return 0;
+		if (!voter)
+			return 0;
 	}
+	return c->force ? 0 : quorum_refusal(st, c, node, res);
 }
 
 static void change_member(DrTaken *t)
 {
 	static struct engine_group_status st;
 	DrMemberChange c;
+	DrResult res;
 	raft_id node = t->arg;
 	int rc;
 
@@ -87,9 +167,10 @@ static void change_member(DrTaken *t)
 		complete(t, st.leader != 0 ? ENGINE_ERR_NOT_LEADER : ENGINE_ERR_DROPPED, st.leader);
 		return;
 	}
-	rc = refusal(&st.membership, &c, node);
-	if (rc != 0) {
-		complete(t, rc, st.leader);
+	memset(&res, 0, sizeof(res));
+	res.rc = refusal(&st, &c, node, &res);
+	if (res.rc != 0) {
+		dr_queue_complete(t->slot, t->generation, &res);
 		return;
 	}
 	if (c.type == RAFT_CC_REMOVE)

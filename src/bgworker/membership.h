@@ -16,13 +16,18 @@
 typedef struct DrMemberChange {
 	uint32 type;            /* enum raft_conf_change_type */
 	bool promote;           /* RAFT_CC_ADD_VOTER of a member that must be a non-voter */
-	bool force;             /* RAFT_CC_REMOVE: also one of two voters */
+	bool force;             /* also one of two voters, or a change after which the
+	                         * voters that answer are no quorum */
 	char addr[DR_ADDR_LEN]; /* the new member's Raft address ("" for the others) */
 } DrMemberChange;
 
 /* sql_groups.c: a members jsonb of create_group or join_group into out (room for
  * RAFT_MAX_MEMBERS); returns the count, or raises the error. */
 extern int dr_sql_groups_parse_members(Jsonb *jb, DrMemberAddr *out);
+
+/* sql_membership.c: refuse (an error with a hint) to start a member of group_id here
+ * if this node id left it: its Raft state is gone, so it must never vote again. */
+extern void dr_sql_membership_check_not_left(int64 group_id);
 
 /* reads.c: the ExecutorStart hook of linearizable reads (from _PG_init). */
 extern void dr_reads_init(void);

@@ -41,6 +41,8 @@ typedef enum DrRequestKind {
 #define DR_RC_NOT_MEMBER (-109) /* remove or promote: not a member (not a non-voter) */
 #define DR_RC_LAST_VOTER (-110) /* remove: the group's only voter */
 #define DR_RC_TWO_VOTERS (-111) /* remove: one of two voters, without force */
+#define DR_RC_NO_QUORUM  (-112) /* without force: the new voters that answer are no quorum */
+#define DR_RC_BEHIND     (-113) /* promote, without force: the non-voter is not caught up */
 
 /* What an operation completed with. */
 typedef struct DrResult {

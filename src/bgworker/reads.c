@@ -10,17 +10,19 @@
  *
  * With dragonraft.read_consistency = 'linearizable', the ExecutorStart hook
  * runs the barrier for every group whose tables the statement reads, then
- * (in READ COMMITTED) replaces the statement's snapshot, taken before the
- * barrier, by a new one.  In REPEATABLE READ and SERIALIZABLE the
+ * replaces the statement's snapshot, taken before the barrier, by a new one.
+ * That is READ COMMITTED only: in REPEATABLE READ and SERIALIZABLE the
  * transaction's snapshot is its first statement's, taken before any hook
- * runs: the barrier then still waits, but only a read_barrier() run before
- * the transaction began makes its reads linearizable.  Reads in the default
+ * runs, so such a read is refused (0A000); a read_barrier() run before the
+ * transaction began makes its reads linearizable.  Reads in the default
  * 'local' mode cost nothing here.
  */
 #include "dragonraft.h"
 
+#include "access/parallel.h"
 #include "access/xact.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
 #include "engine/engine.h"
 #include "executor/executor.h"
 #include "membership.h"
@@ -28,11 +30,16 @@
 #include "pgstat.h"
 #include "queue.h"
 #include "shmem.h"
+#include "utils/array.h"
+#include "utils/fmgrprotos.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 #include "write.h"
 
 #define MAX_GROUPS_PER_STATEMENT 64
+/* A barrier whose local apply does not move for this many election timeouts fails. */
+#define BARRIER_STALL_TIMEOUTS 20
 
 static ExecutorStart_hook_type prev_executor_start = NULL;
 
@@ -45,14 +52,57 @@ static void barrier_failed(uint64 group_id, const char *msg, const char *detail)
 	                errmsg("linearizable read barrier of dragonraft group %llu failed: %s",
 	                       (unsigned long long)group_id, msg),
 	                detail ? errdetail("%s", detail) : 0,
-	                errhint("Retry once dragonraft.status shows a leader, or read with "
-	                        "dragonraft.read_consistency = 'local'.")));
+	                errhint("Retry once dragonraft.status shows a leader and the group "
+	                        "applying here, or read with dragonraft.read_consistency = "
+	                        "'local'.")));
+}
+
+/* Is the apply worker waiting for a lock that this backend holds? */
+static bool apply_waits_for_me(void)
+{
+	ArrayType *a;
+	Datum *pids;
+	pid_t pid;
+	int n;
+
+	SpinLockAcquire(&dr_shared->mutex);
+	pid = dr_shared->apply_pid;
+	SpinLockRelease(&dr_shared->mutex);
+	if (pid == 0)
+		return false;
+	a = DatumGetArrayTypeP(DirectFunctionCall1(pg_blocking_pids, Int32GetDatum((int32)pid)));
+	deconstruct_array(a, INT4OID, sizeof(int32), true, TYPALIGN_INT, &pids, NULL, &n);
+	for (int i = 0; i < n; i++)
+		if (DatumGetInt32(pids[i]) == MyProcPid)
+			return true;
+	return false;
+}
+
+/* Why a local apply that has not moved since `moved` will not reach the barrier
+ * (failures and error: the group's apply status), or NULL to wait on. */
+static const char *apply_stuck(TimestampTz moved, int stall, uint32 failures, const char *error)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (failures > 0)
+		return psprintf("Applying the next entry failed: %s", error);
+	if (TimestampDifferenceExceeds(moved, now, 100) && apply_waits_for_me())
+		return "The apply worker waits for a lock that this transaction holds.";
+	if (TimestampDifferenceExceeds(moved, now, stall))
+		return psprintf("It did not move for %d ms: the apply worker may be waiting for a "
+		                "lock, or not running.",
+		                stall);
+	return NULL;
 }
 
 uint64 dr_read_barrier(uint64 group_id)
 {
 	DrResult res;
 	DrGroup *g;
+	TimestampTz moved;
+	uint64 last = 0;
+	const char *why;
+	int stall;
 
 	dr_sql_groups_check_engine();
 	dr_queue_call(DR_REQ_READ_INDEX, group_id, 0, NULL, 0, &res);
@@ -85,10 +135,19 @@ uint64 dr_read_barrier(uint64 group_id)
 		               res.errmsg[0] ? res.errmsg : NULL);
 	}
 
-	/* The engine handed the entries up to res.index to the apply side: wait for them. */
+	/*
+	 * The engine handed the entries up to res.index to the apply side: wait for
+	 * them, but not for an apply that stopped moving (review 3 #5): the apply
+	 * worker may be failing, stopped, or waiting for a lock that this very
+	 * transaction holds, which no deadlock detector sees.
+	 */
+	stall = BARRIER_STALL_TIMEOUTS * dr_election_rtt * dr_rtt_ms;
+	moved = GetCurrentTimestamp();
 	for (;;) {
 		uint64 applied = 0;
+		uint32 failures = 0;
 		DrMemberState state = DR_MEMBER_FAILED;
+		char error[DR_ERROR_LEN];
 
 		LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
 		g = dr_shmem_group_find(group_id);
@@ -96,6 +155,9 @@ uint64 dr_read_barrier(uint64 group_id)
 			SpinLockAcquire(&g->mutex);
 			applied = g->applied;
 			state = g->member_state;
+			failures = g->apply_failures;
+			if (failures > 0)
+				strlcpy(error, g->error, sizeof(error));
 			SpinLockRelease(&g->mutex);
 		}
 		LWLockRelease(dr_shared->groups_lock);
@@ -104,6 +166,17 @@ uint64 dr_read_barrier(uint64 group_id)
 		if (g == NULL || state == DR_MEMBER_FAILED || state == DR_MEMBER_LOST) {
 			ConditionVariableCancelSleep();
 			barrier_failed(group_id, "the group stopped on this node", NULL);
+		}
+		if (applied != last) {
+			last = applied;
+			moved = GetCurrentTimestamp();
+		} else if ((why = apply_stuck(moved, stall, failures, error)) != NULL) {
+			ConditionVariableCancelSleep();
+			barrier_failed(group_id,
+			               psprintf("this node's apply is stuck at entry %llu of %llu",
+			                        (unsigned long long)applied,
+			                        (unsigned long long)res.index),
+			               why);
 		}
 		/* The entry's memory stays in shared memory if leave_group removes it
 		 * meanwhile; the timeout then ends the sleep and the lookup fails. */
@@ -133,7 +206,19 @@ static int statement_groups(PlannedStmt *ps, uint64 *groups)
 		if (dr_capture_rel_replicated(rel, &gid, NULL)) {
 			for (int i = 0; i < n; i++)
 				found = found || groups[i] == gid;
-			if (!found && n < MAX_GROUPS_PER_STATEMENT)
+			if (!found && n == MAX_GROUPS_PER_STATEMENT) {
+				RelationClose(rel);
+				ereport(ERROR,
+				        (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				         errmsg("a linearizable statement reads tables of more "
+				                "than %d "
+				                "dragonraft groups",
+				                MAX_GROUPS_PER_STATEMENT),
+				         errhint("Run dragonraft.read_barrier() for each group, "
+				                 "then read "
+				                 "with dragonraft.read_consistency = 'local'.")));
+			}
+			if (!found)
 				groups[n++] = gid;
 		}
 		RelationClose(rel);
@@ -143,14 +228,33 @@ static int statement_groups(PlannedStmt *ps, uint64 *groups)
 
 static void executor_start(QueryDesc *qd, int eflags)
 {
+	/* A parallel worker runs with the snapshot its leader took after the barrier. */
 	if (dr_read_consistency == DR_READ_LINEARIZABLE && !dr_is_apply_worker &&
-	    !(eflags & EXEC_FLAG_EXPLAIN_ONLY) && qd->snapshot != NULL) {
+	    !IsParallelWorker() && !(eflags & EXEC_FLAG_EXPLAIN_ONLY) && qd->snapshot != NULL) {
 		uint64 groups[MAX_GROUPS_PER_STATEMENT];
 		int n = statement_groups(qd->plannedstmt, groups);
 
+		/* The transaction's snapshot predates any barrier run now: it would read stale
+		 * data without a word (review 3 #3). */
+		if (n > 0 && IsolationUsesXactSnapshot())
+			ereport(ERROR,
+			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			         errmsg("dragonraft.read_consistency = 'linearizable' reads only "
+			                "in "
+			                "READ COMMITTED"),
+			         errdetail(
+			                 "A REPEATABLE READ or SERIALIZABLE transaction reads the "
+			                 "snapshot taken when its first statement began, before "
+			                 "any "
+			                 "read barrier could run."),
+			         errhint("Run SELECT dragonraft.read_barrier(group_id) before "
+			                 "BEGIN and "
+			                 "read with dragonraft.read_consistency = 'local' inside "
+			                 "the "
+			                 "transaction.")));
 		for (int i = 0; i < n; i++)
 			(void)dr_read_barrier(groups[i]);
-		if (n > 0 && !IsolationUsesXactSnapshot()) {
+		if (n > 0) {
 			/* The statement's snapshot predates the barrier: take one after it. */
 			UnregisterSnapshot(qd->snapshot);
 			qd->snapshot = RegisterSnapshot(GetTransactionSnapshot());

@@ -210,6 +210,7 @@ Datum dr_create_group(PG_FUNCTION_ARGS)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 		                errmsg("group id must be a positive integer")));
 	n = dr_sql_groups_parse_members(jb, members);
+	dr_sql_membership_check_not_left(group_id);
 	SpinLockAcquire(&dr_shared->mutex);
 	strlcpy(own, dr_shared->raft_address, sizeof(own));
 	SpinLockRelease(&dr_shared->mutex);

@@ -3,6 +3,7 @@
  * struct raft_storage, unstable entries (not yet persisted) kept here, plus
  * the commit and apply indexes.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "raft/raft_int.h"
@@ -219,6 +220,35 @@ static int find_conflict(struct raft_log *l, const struct raft_entry *e, uint32_
 	return RAFT_OK;
 }
 
+/*
+ * A leader of the current term has every committed entry (paper 5.4.1), so a
+ * different term at a committed index is proof that some replica broke
+ * Raft's rules (one that lost its state and voted or acknowledged again
+ * under the same id): neither log can be trusted any more, and the replica
+ * stops instead of rejecting the append for ever.
+ */
+int raft_log_check_committed(struct raft *r, raft_index i, raft_term t)
+{
+	raft_term have;
+	int rc;
+
+	if (i == 0 || i > r->log.committed)
+		return RAFT_OK;
+	rc = raft_log_term(&r->log, i, &have);
+	if (rc == RAFT_ERR_COMPACTED)
+		return RAFT_OK;
+	if (rc != RAFT_OK || have == t)
+		return rc;
+	if (r->fatal == 0) {
+		r->fatal = RAFT_ERR_BUG;
+		snprintf(r->errmsg, sizeof(r->errmsg),
+		         "logs diverged: the leader has term %llu at index %llu, committed here in "
+		         "term %llu",
+		         (unsigned long long)t, (unsigned long long)i, (unsigned long long)have);
+	}
+	return RAFT_ERR_BUG;
+}
+
 int raft_log_maybe_append(struct raft *r, raft_index prev, raft_term prev_term, raft_index commit,
                           const struct raft_entry *e, uint32_t n, bool *ok, raft_index *lastnew)
 {
@@ -234,14 +264,17 @@ int raft_log_maybe_append(struct raft *r, raft_index prev, raft_term prev_term, 
 	*ok = false;
 	/* Paper 5.3: reject unless the log contains an entry at prev with prev_term. */
 	rc = raft_log_match_term(l, prev, prev_term, &match);
+	if (rc == RAFT_OK && !match)
+		rc = raft_log_check_committed(r, prev, prev_term);
 	if (rc != RAFT_OK || !match)
 		return rc;
 	rc = find_conflict(l, e, n, &ci);
 	if (rc != RAFT_OK)
 		return rc;
 	if (ci != 0) {
-		if (ci <= l->committed)
-			return RAFT_ERR_INVALID; /* a leader never overwrites committed entries */
+		rc = raft_log_check_committed(r, ci, e[ci - (prev + 1)].term);
+		if (rc != RAFT_OK)
+			return rc;
 		/* Paper 5.3: delete the conflicting entry and all that follow it. */
 		rc = raft_log_append(r, &e[ci - (prev + 1)], (uint32_t)(n - (ci - (prev + 1))));
 		if (rc != RAFT_OK)

@@ -38,8 +38,10 @@
  *    reply had been lost on the network, which Raft tolerates; carry on.
  *    raft_ready never fails for memory: what it could not add waits for the
  *    next Ready.
- *  - fatal, the group must stop: RAFT_ERR_BUG (an impossible state; debug
- *    builds abort instead) and RAFT_ERR_STORAGE (a storage callback failed or
+ *  - fatal, the group must stop: RAFT_ERR_BUG (an impossible state, debug
+ *    builds abort instead; or, from raft_step, a leader whose log contradicts
+ *    an entry committed here: proof that a replica lost its state and voted
+ *    or acknowledged again) and RAFT_ERR_STORAGE (a storage callback failed or
  *    storage contradicts itself).  They are sticky: every later call returns
  *    the same code, raft_has_ready() is false and raft_ready() hands out
  *    nothing, so nothing computed after the failure ever leaves the replica.

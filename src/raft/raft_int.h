@@ -270,6 +270,9 @@ int raft_log_entries(struct raft_log *l, raft_index lo, raft_index hi, uint64_t 
                      struct raft_entry *out, uint32_t *n);
 /* Append entries (copied) from ents[0].index, replacing what follows; all or nothing. */
 int raft_log_append(struct raft *r, const struct raft_entry *e, uint32_t n);
+/* RAFT_OK unless the leader's entry i of term t contradicts an entry committed here:
+ * then the replica stops (RAFT_ERR_BUG, see raft.h "Errors"). */
+int raft_log_check_committed(struct raft *r, raft_index i, raft_term t);
 /* Follower append (paper 5.3): returns RAFT_OK and *ok, *lastnew. */
 int raft_log_maybe_append(struct raft *r, raft_index prev, raft_term prev_term, raft_index commit,
                           const struct raft_entry *e, uint32_t n, bool *ok, raft_index *lastnew);

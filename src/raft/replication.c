@@ -244,6 +244,11 @@ int raft_repl_handle_append(struct raft *r, const struct raft_message *m)
 
 	if (m->index < l->committed) {
 		/* Everything up to commit is settled: tell the leader where we are. */
+		rc = raft_log_check_committed(r, m->index, m->log_term);
+		for (uint32_t k = 0; k < m->n_entries && rc == RAFT_OK; k++)
+			rc = raft_log_check_committed(r, m->entries[k].index, m->entries[k].term);
+		if (rc != RAFT_OK)
+			return rc;
 		o = raft_send(r, m->from, RAFT_MSG_APPEND_RESP);
 		if (o == NULL)
 			return RAFT_ERR_NOMEM;

@@ -362,6 +362,52 @@ static void test_impossible_state_stops_the_replica(void **state)
 #endif
 }
 
+/*
+ * A leader whose log contradicts an entry committed here (a replica lost its
+ * state and voted again): the follower stops with a message instead of
+ * rejecting the append for ever, whether the append starts at the committed
+ * entry or before it.  A mismatch above the commit index is an ordinary reject.
+ */
+static void test_diverged_committed_entry_stops_the_replica(void **state)
+{
+	for (int early = 0; early < 2; early++) {
+		struct fx *f = fx_create(3, NULL);
+		struct raft_entry e[2];
+		struct raft_message m;
+		struct raft *r;
+		raft_index c;
+		raft_term t;
+
+		(void)state;
+		fx_elect(f, 1);
+		fx_stabilize(f);
+		r = NODE(f, 2);
+		c = raft_commit_index(r);
+		t = raft_term_of(r) + 1;
+		assert_true(c >= 2);
+		m = msg(f, RAFT_MSG_APPEND, 3, 2, t);
+		/* Above the commit index: a reject, nothing fatal. */
+		m.index = c + 1;
+		m.log_term = t;
+		assert_int_equal(raft_step(r, &m), RAFT_OK);
+		assert_int_equal(raft_fatal(r), 0);
+		e[0] = (struct raft_entry){t, c, RAFT_ENTRY_NORMAL, 0, NULL};
+		e[1] = (struct raft_entry){t, c + 1, RAFT_ENTRY_NORMAL, 0, NULL};
+		m.index = c - early;
+		m.log_term = t;
+		m.entries = early ? e : &e[1];
+		m.n_entries = early ? 2 : 1;
+		if (early)
+			assert_int_equal(raft_term_at(r, c - 1, &m.log_term), RAFT_OK);
+		assert_int_equal(raft_step(r, &m), RAFT_ERR_BUG);
+		assert_int_equal(raft_fatal(r), RAFT_ERR_BUG);
+		assert_non_null(strstr(raft_errmsg(r), "diverged"));
+		assert_int_equal(raft_commit_index(r), c);
+		assert_false(raft_has_ready(r));
+		fx_destroy(f);
+	}
+}
+
 /* Forged input is refused and counted, never an impossible state. */
 static void test_forged_ack_beyond_the_log_is_refused(void **state)
 {
@@ -449,6 +495,7 @@ int main(void)
 	        cmocka_unit_test(test_storage_failure_stops_the_replica),
 	        cmocka_unit_test(test_unreadable_term_is_no_conflict),
 	        cmocka_unit_test(test_impossible_state_stops_the_replica),
+	        cmocka_unit_test(test_diverged_committed_entry_stops_the_replica),
 	        cmocka_unit_test(test_forged_ack_beyond_the_log_is_refused),
 	        cmocka_unit_test(test_inputs_refused_inside_a_ready),
 	        cmocka_unit_test(test_committed_bytes_per_ready),
