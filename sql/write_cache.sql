@@ -19,3 +19,11 @@ INSERT INTO cached (v) VALUES (3);
 SELECT dragonraft.execute(1, 'ALTER TABLE cached ADD COLUMN w text DEFAULT ''x''') > 0 AS executed;
 INSERT INTO cached (v, w) VALUES (4, 'y');
 SELECT id, v, w FROM cached ORDER BY id;
+
+-- COPY t TO reads a snapshot taken before any read barrier: refused under
+-- 'linearizable' (0A000); COPY (SELECT ...) TO runs the barrier.
+SET dragonraft.read_consistency = 'linearizable';
+COPY cached TO STDOUT;
+COPY (SELECT id, v, w FROM cached ORDER BY id) TO STDOUT;
+RESET dragonraft.read_consistency;
+COPY cached TO STDOUT;

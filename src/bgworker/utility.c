@@ -118,6 +118,28 @@ static void check_data_targets(Node *stmt)
 	}
 }
 
+/*
+ * COPY t TO reads with the snapshot its portal took before any hook runs, so
+ * no read barrier can come first (review 3 #9): under 'linearizable' it is
+ * refused; COPY (SELECT ...) TO runs the executor and its barrier.
+ */
+static void check_linearizable_copy(Node *stmt)
+{
+	CopyStmt *cs = (CopyStmt *)stmt;
+
+	if (dr_read_consistency != DR_READ_LINEARIZABLE || !IsA(stmt, CopyStmt) || cs->is_from ||
+	    cs->relation == NULL || !rv_replicated(cs->relation))
+		return;
+	ereport(ERROR,
+	        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+	         errmsg("COPY %s TO is not a linearizable read", cs->relation->relname),
+	         errdetail("COPY of a table reads a snapshot taken before a read barrier "
+	                   "could run."),
+	         errhint("With dragonraft.read_consistency = 'linearizable', copy the rows with "
+	                 "COPY (SELECT * FROM %s) TO.",
+	                 cs->relation->relname)));
+}
+
 /* One of dragonraft's triggers (capture, truncate capture, refused guard). */
 static bool ours(const char *trigname)
 {
@@ -310,6 +332,7 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 			         errhint("Run it as SELECT dragonraft.execute(<group id>, "
 			                 "'<command>').")));
 		check_data_targets(stmt);
+		check_linearizable_copy(stmt);
 		if (!dr_capture_other_writes() && !writes_nothing(stmt))
 			dr_capture_note_other_write();
 	}
