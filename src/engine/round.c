@@ -257,6 +257,15 @@ static void finish(struct engine *e, struct group *g)
 	eng_cache_release(&g->cache, e->a);
 }
 
+/* Committed entries stay out of Readys while the state machine cannot take more. */
+static void hold_if_busy(struct group *g)
+{
+	if (g->sm.apply_busy != NULL) {
+		g->apply_held = g->sm.apply_busy(g->sm.ctx);
+		raft_hold_apply(g->r, g->apply_held);
+	}
+}
+
 /*
  * Before a round: the marked groups' committed entries that this node already
  * persisted are applied and their proposals completed (an apply-only Ready),
@@ -273,10 +282,7 @@ static bool apply_persisted(struct engine *e)
 
 		if (g->state != GS_ACTIVE)
 			continue;
-		if (g->sm.apply_busy != NULL) {
-			g->apply_held = g->sm.apply_busy(g->sm.ctx);
-			raft_hold_apply(g->r, g->apply_held);
-		}
+		hold_if_busy(g);
 		if (!raft_has_apply_ready(g->r) ||
 		    eng_raft_rc(e, g, raft_ready_apply(g->r, &g->rd), "a Ready") != ENGINE_OK)
 			continue;
@@ -341,10 +347,7 @@ int engine_run_round(struct engine *e)
 			finish(e, g); /* the held Ready was saved and sent: apply the rest */
 		if (g->state != GS_ACTIVE)
 			continue; /* failed, or frozen with its Ready held */
-		if (g->sm.apply_busy != NULL) {
-			g->apply_held = g->sm.apply_busy(g->sm.ctx);
-			raft_hold_apply(g->r, g->apply_held);
-		}
+		hold_if_busy(g);
 		if (!raft_has_ready(g->r))
 			continue;
 		/* A failed read of the log stops the engine; an impossible state the group. */

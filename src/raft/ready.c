@@ -49,16 +49,32 @@ static int fill_committed(struct raft *r, raft_index upto, uint32_t *n)
 	return raft_log_entries(l, lo, hi, max, r->cents, n);
 }
 
+/* An empty rd, or why no Ready may be handed out now. */
+static int ready_open(struct raft *r, struct raft_ready *rd)
+{
+	memset(rd, 0, sizeof(*rd));
+	if (r->fatal != 0)
+		return r->fatal;
+	return r->in_ready ? RAFT_ERR_INVALID : RAFT_OK;
+}
+
+/* rd hands out the nc committed entries fill_committed gathered. */
+static void hand_committed(struct raft *r, struct raft_ready *rd, uint32_t nc)
+{
+	rd->n_committed = nc;
+	rd->committed = r->cents;
+	r->rd_committed_hi = nc > 0 ? r->cents[nc - 1].index : 0;
+	r->rd_n_committed = nc;
+}
+
 int raft_ready(struct raft *r, struct raft_ready *rd)
 {
 	struct raft_log *l = &r->log;
 	uint32_t nc = 0;
+	int rc = ready_open(r, rd);
 
-	memset(rd, 0, sizeof(*rd));
-	if (r->fatal != 0)
-		return r->fatal;
-	if (r->in_ready)
-		return RAFT_ERR_INVALID;
+	if (rc != RAFT_OK)
+		return rc;
 	/*
 	 * Appends may leave before the leader persists the entries they carry,
 	 * but never before its term and vote are durable: a leader that crashed
@@ -115,10 +131,7 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
 	rd->n_messages = r->n_msgs;
 	rd->messages = r->msgs;
 
-	rd->n_committed = nc;
-	rd->committed = r->cents;
-	r->rd_committed_hi = nc > 0 ? r->cents[nc - 1].index : 0;
-	r->rd_n_committed = nc;
+	hand_committed(r, rd, nc);
 
 	rd->n_read_states = r->n_rs;
 	rd->read_states = r->rs;
@@ -136,12 +149,10 @@ bool raft_has_apply_ready(const struct raft *r)
 int raft_ready_apply(struct raft *r, struct raft_ready *rd)
 {
 	uint32_t nc = 0;
+	int rc = ready_open(r, rd);
 
-	memset(rd, 0, sizeof(*rd));
-	if (r->fatal != 0)
-		return r->fatal;
-	if (r->in_ready)
-		return RAFT_ERR_INVALID;
+	if (rc != RAFT_OK)
+		return rc;
 	if (fill_committed(r, raft_log_persisted(&r->log), &nc) != RAFT_OK)
 		nc = 0;
 	if (raft_done(r, RAFT_OK) != RAFT_OK)
@@ -152,10 +163,7 @@ int raft_ready_apply(struct raft *r, struct raft_ready *rd)
 	r->rd_ss = false;
 	r->rd_snap = false;
 	r->rd_last_term = 0;
-	rd->n_committed = nc;
-	rd->committed = r->cents;
-	r->rd_committed_hi = nc > 0 ? r->cents[nc - 1].index : 0;
-	r->rd_n_committed = nc;
+	hand_committed(r, rd, nc);
 	return RAFT_OK;
 }
 
