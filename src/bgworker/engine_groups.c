@@ -39,6 +39,7 @@ static struct {
 	char address[ENTRY_CLIENT_ADDR_MAX + 1];
 	uint64 generation; /* bumped when the address changes */
 	dlist_head need;   /* groups that need an entry with it */
+	dlist_head addrs;  /* groups whose leader should propose the members' addresses */
 	bool file_current; /* CLIENT_ADDRESS_FILE holds it: every group knows it */
 } info;
 
@@ -78,6 +79,8 @@ static void remove_sm(DrSm *sm)
 	dr_pg_sm_forget(sm);
 	if (sm->info_needed)
 		dlist_delete(&sm->info_node);
+	if (sm->addresses_needed)
+		dlist_delete(&sm->addr_node);
 	hash_search(dr_engine->sms, &gid, HASH_REMOVE, NULL);
 }
 
@@ -196,6 +199,7 @@ void dr_engine_groups_restart(void)
 
 	remove_all_entries();
 	dlist_init(&info.need);
+	dlist_init(&info.addrs);
 	strlcpy(info.address, dr_effective_client_address(), sizeof(info.address));
 	snprintf(path, sizeof(path), "%s/%s", dr_data_dir, CLIENT_ADDRESS_FILE);
 	f = AllocateFile(path, "r");
@@ -378,6 +382,25 @@ static bool same_members(uint64 group_id, const DrMemberAddr *req, int n)
 	return same;
 }
 
+/* Addresses a user gave join_group for a group this node is a member of. */
+static void join_addresses(uint64 group_id, const DrMemberAddr *req, int n)
+{
+	struct engine_member *m = palloc(sizeof(*m) * RAFT_MAX_MEMBERS);
+	uint32 k = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (req[i].node_id == (uint64)dr_node_id ||
+		    engine_learn_address(dr_engine->e, group_id, req[i].node_id, req[i].addr) !=
+		            ENGINE_OK)
+			continue;
+		m[k].node_id = req[i].node_id;
+		strlcpy(m[k].addr, req[i].addr, ENGINE_ADDR_MAX);
+		k++;
+	}
+	learn_addresses(m, k);
+	pfree(m);
+}
+
 static void create_group(DrTaken *t)
 {
 	struct engine_bootstrap *bs = palloc0(sizeof(*bs));
@@ -398,7 +421,13 @@ static void create_group(DrTaken *t)
 	if (dr_engine_groups_find(gid) != NULL) {
 		StringInfoData s;
 
-		if (t->kind == DR_REQ_JOIN_GROUP || same_members(gid, req, n)) {
+		if (t->kind == DR_REQ_JOIN_GROUP) {
+			/* Already a member: it learns the addresses it was given (review 3 #4). */
+			join_addresses(gid, req, n);
+			complete(t, ENGINE_OK, 0);
+			return;
+		}
+		if (same_members(gid, req, n)) {
 			complete(t, ENGINE_OK, 0);
 			return;
 		}
@@ -644,6 +673,87 @@ static void info_done(void *ctx, const struct engine_result *res)
 	free(c);
 }
 
+/*
+ * An entry of sm's group was handed to the apply side (an engine callback:
+ * no palloc, no ereport).  Every member must reach every other, so the
+ * members' Raft addresses travel in the log (review 3 #4): the bootstrap
+ * members' are in no membership change.  When a member's info arrives (a
+ * member that starts, or a joiner that caught up), the leader proposes the
+ * addresses it knows (propose_addresses); every member learns them.
+ */
+void dr_engine_groups_entry_applied(DrSm *sm, const uint8 *data, uint32 len)
+{
+	struct entry_address a[ENTRY_ADDRESSES_MAX];
+	struct entry_member_info mi;
+	struct entry_header h;
+	char addr[ENTRY_RAFT_ADDR_MAX + 1];
+	size_t n;
+
+	if (entry_decode_header(data, len, &h) != ENTRY_OK)
+		return;
+	if (h.type == ENTRY_MEMBER_INFO) {
+		if (entry_decode_member_info(&h, &mi) == ENTRY_OK &&
+		    mi.node_id != (uint32)dr_node_id && !sm->addresses_needed) {
+			sm->addresses_needed = true;
+			dlist_push_tail(&info.addrs, &sm->addr_node);
+		}
+		return;
+	}
+	if (h.type != ENTRY_ADDRESSES || entry_decode_addresses(&h, a, &n) != ENTRY_OK)
+		return;
+	LWLockAcquire(dr_shared->groups_lock, LW_EXCLUSIVE);
+	for (size_t i = 0; i < n; i++) {
+		if (a[i].node_id == (uint32)dr_node_id || a[i].addr_len >= ENGINE_ADDR_MAX)
+			continue;
+		memcpy(addr, a[i].addr, a[i].addr_len);
+		addr[a[i].addr_len] = '\0';
+		if (engine_learn_address(dr_engine->e, sm->group_id, a[i].node_id, addr) ==
+		    ENGINE_OK)
+			(void)dr_shmem_node_set(a[i].node_id, addr); /* dragonraft.members */
+	}
+	LWLockRelease(dr_shared->groups_lock);
+}
+
+/* The leader of sm's group proposes its members' addresses (no-op elsewhere). */
+static void propose_addresses(DrSm *sm)
+{
+	static struct engine_group_status st;
+	static struct logdb_bootstrap bs;
+	struct entry_address a[ENTRY_ADDRESSES_MAX];
+	const struct raft_membership *m = &st.membership;
+	uint8 buf[ENTRY_HEADER_BYTES + 2 + ENTRY_ADDRESSES_MAX * (6 + ENTRY_RAFT_ADDR_MAX)];
+	size_t n = 0, len;
+	char own[DR_ADDR_LEN];
+
+	if (engine_group_status(dr_engine->e, sm->group_id, &st) != ENGINE_OK ||
+	    st.role != RAFT_LEADER)
+		return; /* (kept: if this node leads later, it proposes them then) */
+	if (logdb_get_bootstrap(dr_engine->db, sm->group_id, dr_node_id, &bs) != LOGDB_OK)
+		bs.n_addresses = 0;
+	SpinLockAcquire(&dr_shared->mutex);
+	strlcpy(own, dr_shared->raft_address, sizeof(own));
+	SpinLockRelease(&dr_shared->mutex);
+	for (uint32 i = 0; i < m->n_voters + m->n_nonvoters && n < ENTRY_ADDRESSES_MAX; i++) {
+		raft_id id = i < m->n_voters ? m->voters[i] : m->nonvoters[i - m->n_voters];
+		const char *addr = id == (raft_id)dr_node_id ? own : NULL;
+
+		for (uint32 k = 0; addr == NULL && k < bs.n_addresses && k < RAFT_MAX_MEMBERS; k++)
+			if (bs.addresses[k].node_id == id)
+				addr = bs.addresses[k].addr;
+		if (addr == NULL || addr[0] == '\0' || strlen(addr) > ENTRY_RAFT_ADDR_MAX)
+			continue;
+		a[n].node_id = (uint32)id;
+		a[n].addr = addr;
+		a[n].addr_len = (uint16)strlen(addr);
+		n++;
+	}
+	if (n > 0 && entry_encode_addresses(buf, sizeof(buf), a, n, &len) == ENTRY_OK &&
+	    engine_propose(dr_engine->e, sm->group_id, buf, (uint32)len, NULL, NULL) != ENGINE_OK)
+		return; /* busy: the next turn tries again */
+	sm->addresses_needed = false;
+	dlist_delete(&sm->addr_node);
+}
+
 /* Write the address every group knows now, so that a restart proposes nothing. */
 static void write_address_file(void)
 {
@@ -670,10 +780,15 @@ static void write_address_file(void)
 void dr_engine_groups_member_info(void)
 {
 	dlist_iter it;
+	dlist_mutable_iter mit;
 	uint8 buf[ENTRY_CLIENT_ADDR_MAX + 64];
 	struct entry_member_info mi;
 	size_t len;
 
+	dlist_foreach_modify(mit, &info.addrs)
+	{
+		propose_addresses(dlist_container(DrSm, addr_node, mit.cur));
+	}
 	if (info.file_current)
 		return;
 	if (dlist_is_empty(&info.need)) {

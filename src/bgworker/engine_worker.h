@@ -57,6 +57,9 @@ typedef struct DrSm {
 	dlist_node info_node; /* in the list of groups that need one */
 	bool info_needed;
 	bool info_inflight;
+	/* ... and the members' addresses, which its leader proposes */
+	dlist_node addr_node; /* in the list of groups that need them, while addresses_needed */
+	bool addresses_needed;
 } DrSm;
 
 /* The engine worker's process-wide state. */
@@ -91,6 +94,7 @@ extern void dr_engine_groups_take_requests(void);
 /* Complete the transfers that ended, once their groups' status is published. */
 extern void dr_engine_groups_transfers_done(void);
 extern void dr_engine_groups_member_info(void);
+extern void dr_engine_groups_entry_applied(DrSm *sm, const uint8 *data, uint32 len);
 extern void dr_engine_groups_reload(void);
 /* Forget a group the engine no longer runs (its DrSm and status entry). */
 extern void dr_engine_groups_stop(uint64 group_id);

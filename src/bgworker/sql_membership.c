@@ -582,19 +582,23 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 		                (long long)group_id),
 		         errhint("Give the Raft addresses of the group's members, as in "
 		                 "create_group: a joining node hears from whichever leads.")));
+	/*
+	 * A member learns the addresses it is given (the engine worker keeps them
+	 * with the group's), and one that is still catching up (join_group
+	 * cancelled, or the server restarted meanwhile) is waited for again.
+	 */
 	v = view(group_id, dr_node_id);
+	payload = dr_queue_encode_members(members, others, &len);
+	dr_queue_call(DR_REQ_JOIN_GROUP, (uint64)group_id, 0, payload, len, &res);
+	if (res.rc != ENGINE_OK)
+		join_failed(group_id, &res);
 	if (v.exists && v.state == DR_MEMBER_ACTIVE && v.member) {
 		ereport(NOTICE, (errmsg("node %d is already a member of group %lld", dr_node_id,
-		                        (long long)group_id)));
+		                        (long long)group_id),
+		                 errdetail_plural("It learned the address given for %d other node.",
+		                                  "It learned the addresses given for %d other nodes.",
+		                                  others, others)));
 		PG_RETURN_VOID();
-	}
-	/* A member that is still catching up (join_group cancelled, or the server
-	 * restarted meanwhile) is waited for again. */
-	if (!v.exists || v.state != DR_MEMBER_ACTIVE) {
-		payload = dr_queue_encode_members(members, others, &len);
-		dr_queue_call(DR_REQ_JOIN_GROUP, (uint64)group_id, 0, payload, len, &res);
-		if (res.rc != ENGINE_OK)
-			join_failed(group_id, &res);
 	}
 
 	/* Was it added?  Then a leader contacts it. */

@@ -1,0 +1,50 @@
+# Review 3, the rest of the membership findings: a node that joined with
+# only the leader's address learns every member's Raft address from the
+# group and keeps up after the leadership moves (#4).
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use DragonCluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $c = DragonCluster->new(4);
+$c->create_group(1, 1, 2, 3);
+my $l = $c->leader(1);
+ok($l, "group 1 has a writable leader (node $l)");
+my $L = $c->node($l);
+my $N4 = $c->node(4);
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'CREATE TABLE t (id int PRIMARY KEY, v text)')});
+$N4->safe_psql('postgres', 'CREATE TABLE t (id int PRIMARY KEY, v text)');
+$L->safe_psql('postgres', q{INSERT INTO t VALUES (1, 'one'); SELECT dragonraft.replicate_table('t', 1)});
+ok($c->caught_up(1), 'nodes 1-3 replicate t');
+
+# #4: node 4 joins as a voter knowing only the leader's address.
+$L->safe_psql('postgres', "SELECT dragonraft.add_member(1, 4, '" . $c->raft_address(4) . "')");
+$c->group_nodes(1, 1, 2, 3, 4);
+$N4->safe_psql('postgres', "SELECT dragonraft.join_group(1, '" . $c->members($l) . "')");
+my @others = grep { $_ != $l } 1 .. 3;
+my $want = join(',', map { "$_=" . $c->raft_address($_) } @others);
+ok( $c->wait_until('node 4 knows every member\'s address',
+		sub {
+			$N4->safe_psql('postgres',
+				"SELECT string_agg(node_id || '=' || address, ',' ORDER BY node_id) FROM dragonraft.members "
+				  . "WHERE group_id = 1 AND node_id NOT IN (4, $l)") eq $want;
+		}),
+	'a node that joined with the leader\'s address learns the other members\' from the group');
+
+# The leadership moves to a node that node 4 was never told about.
+my $new = $others[0];
+$L->safe_psql('postgres', "SELECT dragonraft.transfer_leader(1, $new)");
+is($c->leader(1), $new, "node $new leads group 1");
+$c->node($new)->safe_psql('postgres', "INSERT INTO t VALUES (2, 'two')");
+ok($c->caught_up(1), 'node 4 applies the new leader\'s entries');
+is($c->contents(4, 't', 'id'), $c->contents($new, 't', 'id'), 'node 4 has the new leader\'s rows');
+
+# join_group on a member: it learns the addresses it is given.
+my ($st, $msg) = $c->sql_error(4, "SELECT dragonraft.join_group(1, '" . $c->members(1, 2, 3) . "')");
+is($st, '', 'join_group on a member succeeds');
+like($msg, qr/already a member.*learned the addresses given for 3 other nodes/s, 'and says it learned the addresses');
+
+done_testing();
