@@ -493,14 +493,15 @@ static void create_group(DrTaken *t)
 		fail(t, rc, "%s", engine_errmsg(dr_engine->e));
 		return;
 	}
-	/* A joining member gets its origin from the apply worker, at its first entry:
-	 * until then it may give up (join_group, not contacted) and leave nothing. */
-	if (!bs->join) {
-		origin = dr_origins_find(gid, true);
-		SpinLockAcquire(&g->mutex);
-		g->origin = origin;
-		SpinLockRelease(&g->mutex);
-	}
+	/*
+	 * The origin now, a joining member's too (review 3 #6): one taken by
+	 * another group before its first entry would leave it unable to apply.
+	 * join_group drops it again if it gives up (leave_locally).
+	 */
+	origin = dr_origins_find(gid, true);
+	SpinLockAcquire(&g->mutex);
+	g->origin = origin;
+	SpinLockRelease(&g->mutex);
 	learn_addresses(bs->members, bs->n_members);
 	dr_engine_status_publish(sm); /* visible when create_group returns */
 	need_info(sm);

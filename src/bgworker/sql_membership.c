@@ -48,7 +48,9 @@ PG_FUNCTION_INFO_V1(dr_read_barrier_sql);
 /* While joining: this many election timeouts without a new entry mean the
  * leader cannot send the log (its beginning was compacted). */
 #define JOIN_STALL_TIMEOUTS 60
-#define JOIN_NOTICE_MS      5000
+/* ... and this many with every apply of its entries failing end it too. */
+#define JOIN_APPLY_FAILED_TIMEOUTS 10
+#define JOIN_NOTICE_MS             5000
 
 /* What this node's status entry of a group says. */
 typedef struct GroupView {
@@ -60,7 +62,8 @@ typedef struct GroupView {
 	uint64 applied;
 	uint64 last_index;
 	uint64 snapshot_index;
-	bool member; /* the node asked about is in the membership this node knows */
+	uint32 apply_failures; /* in a row: the apply worker retries */
+	bool member;           /* the node asked about is in the membership this node knows */
 	bool voter;
 	int n_voters;
 	char error[DR_ERROR_LEN];
@@ -93,6 +96,7 @@ static GroupView view(int64 group_id, int64 node)
 		v.applied = g->applied;
 		v.last_index = g->last_index;
 		v.snapshot_index = g->snapshot_index;
+		v.apply_failures = g->apply_failures;
 		strlcpy(v.error, g->error, sizeof(v.error));
 		SpinLockRelease(&g->mutex);
 	}
@@ -358,9 +362,10 @@ Datum dr_remove_member(PG_FUNCTION_ARGS)
  * triggers and catalog rows of the group (its tables stay, no longer
  * replicated here; NOTICE), the LogDB data, then the replication origin
  * (last: without the LogDB record, an origin marks a member that lost its
- * log, DESIGN §10).
+ * log, DESIGN §10).  gave_up_join: join_group's clean-up, which ends in an
+ * error that rolls back the drop here; the engine worker drops it too.
  */
-static void leave_locally(int64 group_id)
+static void leave_locally(int64 group_id, bool gave_up_join)
 {
 	Oid types[1] = {INT8OID};
 	Datum values[1] = {Int64GetDatum(group_id)};
@@ -413,7 +418,8 @@ static void leave_locally(int64 group_id)
 
 	/* Quick (nothing waits for the network), and a cancel here would leave the
 	 * LogDB data gone with the origin and triggers still there. */
-	dr_queue_call_uncancellable(DR_REQ_LEAVE_GROUP, (uint64)group_id, 0, NULL, 0, &res);
+	dr_queue_call_uncancellable(DR_REQ_LEAVE_GROUP, (uint64)group_id, gave_up_join, NULL, 0,
+	                            &res);
 	if (res.rc != ENGINE_OK)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
 		                errmsg("could not stop the member of group %lld on this node: %s",
@@ -514,7 +520,7 @@ Datum dr_leave_group(PG_FUNCTION_ARGS)
 		                 (long long)group_id, dr_node_id, (long long)group_id)));
 	}
 	record_left(group_id);
-	leave_locally(group_id);
+	leave_locally(group_id, false);
 	PG_RETURN_VOID();
 }
 
@@ -538,6 +544,27 @@ static void join_failed(int64 group_id, const DrResult *res)
 		                       dr_max_groups),
 		                errhint("Raise dragonraft.max_groups and restart the server.")));
 		break;
+	case DR_RC_ORIGINS_FULL:
+		ereport(ERROR,
+		        (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+		         errmsg("this server has %s replication origins, as many as "
+		                "max_replication_slots allows",
+		                res->errmsg),
+		         errdetail(
+		                 "Each group keeps its applied index in a replication origin, and "
+		                 "PostgreSQL tracks at most max_replication_slots of them (logical "
+		                 "replication's subscriptions use them too)."),
+		         errhint("Raise max_replication_slots (and dragonraft.max_groups) and "
+		                 "restart the server.")));
+		break;
+	case ENGINE_ERR_SM:
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("group %lld exists on this node but is stopped",
+		                       (long long)group_id),
+		                errdetail("%s", res->errmsg),
+		                errhint("leave_group(%lld, force => true) removes it here.",
+		                        (long long)group_id)));
+		break;
 	case DR_RC_ENGINE_EXITED:
 		ereport(ERROR,
 		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -557,7 +584,7 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 	Jsonb *jb = PG_GETARG_JSONB_P(1);
 	DrMemberAddr *members = palloc(sizeof(DrMemberAddr) * RAFT_MAX_MEMBERS);
 	int election_ms = dr_election_rtt * dr_rtt_ms;
-	TimestampTz start, moved, noticed;
+	TimestampTz start, moved, noticed, failing = 0;
 	uint64 last = 0, done, total;
 	DrSnapPhase phase, last_phase = DR_SNAP_STARTING;
 	GroupView v;
@@ -593,11 +620,12 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 	if (res.rc != ENGINE_OK)
 		join_failed(group_id, &res);
 	if (v.exists && v.state == DR_MEMBER_ACTIVE && v.member) {
-		ereport(NOTICE, (errmsg("node %d is already a member of group %lld", dr_node_id,
-		                        (long long)group_id),
-		                 errdetail_plural("It learned the address given for %d other node.",
-		                                  "It learned the addresses given for %d other nodes.",
-		                                  others, others)));
+		ereport(NOTICE,
+		        (errmsg("node %d is already a member of group %lld", dr_node_id,
+		                (long long)group_id),
+		         errdetail_plural("It learned the address given for %d other node.",
+		                          "It learned the addresses given for %d other nodes.",
+		                          others, others)));
 		PG_RETURN_VOID();
 	}
 
@@ -616,7 +644,7 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 		                               JOIN_CONTACT_TIMEOUTS * election_ms)) {
 			char own[DR_ADDR_LEN];
 
-			leave_locally(group_id);
+			leave_locally(group_id, true);
 			SpinLockAcquire(&dr_shared->mutex);
 			strlcpy(own, dr_shared->raft_address, sizeof(own));
 			SpinLockRelease(&dr_shared->mutex);
@@ -648,6 +676,28 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 			                errdetail("%s", v.error)));
 		if (v.member && v.applied >= v.commit)
 			break;
+		if (v.apply_failures == 0)
+			failing = 0;
+		else if (failing == 0)
+			failing = now;
+		else if (TimestampDifferenceExceeds(failing, now,
+		                                    JOIN_APPLY_FAILED_TIMEOUTS * election_ms))
+			ereport(ERROR,
+			        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			         errmsg("node %d cannot apply the entries of group %lld",
+			                dr_node_id, (long long)group_id),
+			         errdetail(
+			                 "It applied up to entry %llu of %llu and every try failed "
+			                 "for %d ms: %s",
+			                 (unsigned long long)v.applied,
+			                 (unsigned long long)v.commit,
+			                 JOIN_APPLY_FAILED_TIMEOUTS * election_ms, v.error),
+			         errhint("The member stays and its apply worker keeps trying: fix "
+			                 "the "
+			                 "cause (see dragonraft.status and the server log), then "
+			                 "run "
+			                 "join_group again to wait for it; or remove_member on the "
+			                 "leader and leave_group here.")));
 		if (dr_snapshot_receiving(group_id, &phase, &done, &total)) {
 			moved = now; /* a snapshot is loaded: the log waits */
 			if (phase != last_phase ||

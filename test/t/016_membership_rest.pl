@@ -1,6 +1,8 @@
 # Review 3, the rest of the membership findings: a node that joined with
 # only the leader's address learns every member's Raft address from the
-# group and keeps up after the leadership moves (#4).
+# group and keeps up after the leadership moves (#4); join_group ends with
+# an error when the joiner cannot apply the group's entries, and when the
+# server's replication origins are all taken (#6).
 use strict;
 use warnings;
 use FindBin;
@@ -46,5 +48,39 @@ is($c->contents(4, 't', 'id'), $c->contents($new, 't', 'id'), 'node 4 has the ne
 my ($st, $msg) = $c->sql_error(4, "SELECT dragonraft.join_group(1, '" . $c->members(1, 2, 3) . "')");
 is($st, '', 'join_group on a member succeeds');
 like($msg, qr/already a member.*learned the addresses given for 3 other nodes/s, 'and says it learned the addresses');
+
+# #6: a joiner whose apply fails (here a trigger of its own, which the apply
+# worker fires: ENABLE ALWAYS) ends join_group with the apply's error.
+$c->create_group(2, 1, 2, 3);
+$l = $c->leader(2);
+$L = $c->node($l);
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(2, 'CREATE TABLE t2 (id int PRIMARY KEY)')});
+$L->safe_psql('postgres', q{INSERT INTO t2 VALUES (1); SELECT dragonraft.replicate_table('t2', 2)});
+$N4->safe_psql('postgres', q{
+CREATE TABLE t2 (id int PRIMARY KEY);
+CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'boom %', NEW.id; END$$;
+CREATE TRIGGER boom BEFORE INSERT ON t2 FOR EACH ROW EXECUTE FUNCTION boom();
+ALTER TABLE t2 ENABLE ALWAYS TRIGGER boom});
+$L->safe_psql('postgres', "SELECT dragonraft.add_member(2, 4, '" . $c->raft_address(4) . "', false)");
+$c->group_nodes(2, 1, 2, 3, 4);
+($st, $msg) = $c->sql_error(4,
+	"SET statement_timeout = '120s'; SELECT dragonraft.join_group(2, '" . $c->members(1, 2, 3) . "')");
+is($st, '55000', 'join_group ends when the joiner cannot apply the entries');
+like($msg, qr/node 4 cannot apply the entries of group 2.*boom 1/s, 'and gives the apply\'s error');
+$N4->safe_psql('postgres', 'DROP TRIGGER boom ON t2');
+ok($c->caught_up(2), 'without the trigger node 4 catches up');
+is($c->contents(4, 't2', 'id'), '(1)', 'with the group\'s rows');
+
+# #6: the joiner's replication origin is made when its member starts, so
+# join_group checks that one is free (here: both taken, by groups 1 and 2).
+$N4->append_conf('postgresql.conf', 'max_replication_slots = 2');
+$N4->restart;
+$c->wait_until('the engine worker of node 4',
+	sub { $N4->safe_psql('postgres', 'SELECT engine_state FROM dragonraft.node_status()') eq 'running' });
+($st, $msg) = $c->sql_error(4, "SELECT dragonraft.join_group(3, '" . $c->members(1, 2, 3) . "')");
+is($st, '53400', 'join_group with every replication origin taken is refused');
+like($msg, qr/replication origins, as many as max_replication_slots allows/, 'and says why');
+is($N4->safe_psql('postgres', 'SELECT count(*) FROM dragonraft.status WHERE group_id = 3'),
+	'0', 'and leaves no member behind');
 
 done_testing();
