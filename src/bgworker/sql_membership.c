@@ -432,7 +432,10 @@ static void leave_locally(int64 group_id, bool gave_up_join)
 	if (tables.len > 0)
 		ereport(NOTICE, (errmsg("the tables of group %lld stay on this node, no longer "
 		                        "replicated: %s",
-		                        (long long)group_id, tables.data)));
+		                        (long long)group_id, tables.data),
+		                 errhint("To join the group again (under a new node id), empty "
+		                         "or drop them first: a member's copy of a group's table "
+		                         "must be empty when the table reaches it.")));
 }
 
 /*
@@ -525,6 +528,47 @@ Datum dr_leave_group(PG_FUNCTION_ARGS)
 }
 
 /* ---- joining ---- */
+
+/*
+ * A table of the group that this node refused (it had rows of its own, or
+ * another definition: say, a server that left the group, kept its tables,
+ * and joins again under a new node id) is not replicated here: the client
+ * is told, not only the server log (review 3 #7).
+ */
+static void warn_refused(int64 group_id)
+{
+	Oid types[1] = {INT8OID};
+	Datum values[1] = {Int64GetDatum(group_id)};
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT string_agg(format('%s (%s)', relid::regclass, detail), "
+	                          "'; ' ORDER BY table_id) FROM dragonraft.replicated_tables "
+	                          "WHERE group_id = $1 AND state = 'refused'",
+	                          /* not read-only: a snapshot taken now, after the apply */
+	                          1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "dragonraft could not list the tables of group %lld",
+		     (long long)group_id);
+	if (SPI_processed == 1) {
+		char *refused = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (refused != NULL)
+			ereport(WARNING,
+			        (errmsg("node %d does not replicate some tables of group %lld: %s",
+			                dr_node_id, (long long)group_id, refused),
+			         errdetail("A member's copy of a group's table must be empty and "
+			                   "defined as the leader's when the table reaches it; a "
+			                   "refused table takes no writes and no linearizable "
+			                   "reads here, and the group's other tables go on."),
+			         errhint("A refused table is not registered again: run "
+			                 "remove_member(%lld, %d) on the leader and "
+			                 "leave_group(%lld, force => true) here, empty or drop "
+			                 "these tables, then add this server again under a new "
+			                 "dragonraft.node_id.",
+			                 (long long)group_id, dr_node_id, (long long)group_id)));
+	}
+	SPI_finish();
+}
 
 static void join_failed(int64 group_id, const DrResult *res) pg_attribute_noreturn();
 
@@ -739,6 +783,7 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 		}
 		nap();
 	}
+	warn_refused(group_id);
 	ereport(NOTICE, (errmsg("node %d caught up with group %lld at entry %llu", dr_node_id,
 	                        (long long)group_id, (unsigned long long)v.applied)));
 	PG_RETURN_VOID();

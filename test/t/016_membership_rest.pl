@@ -2,7 +2,8 @@
 # only the leader's address learns every member's Raft address from the
 # group and keeps up after the leadership moves (#4); join_group ends with
 # an error when the joiner cannot apply the group's entries, and when the
-# server's replication origins are all taken (#6).
+# server's replication origins are all taken (#6); a table that the joiner
+# refused is named to the client, and not read linearizably (#7).
 use strict;
 use warnings;
 use FindBin;
@@ -71,16 +72,37 @@ $N4->safe_psql('postgres', 'DROP TRIGGER boom ON t2');
 ok($c->caught_up(2), 'without the trigger node 4 catches up');
 is($c->contents(4, 't2', 'id'), '(1)', 'with the group\'s rows');
 
+# #7: a joiner whose own copy of a group's table has rows refuses that table
+# (a server that left the group kept its tables): join_group says so, and a
+# linearizable read of it is refused as a local write is.
+$c->create_group(3, 1, 2, 3);
+$l = $c->leader(3);
+$L = $c->node($l);
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(3, 'CREATE TABLE t3 (id int PRIMARY KEY)')});
+$L->safe_psql('postgres', q{INSERT INTO t3 VALUES (1); SELECT dragonraft.replicate_table('t3', 3)});
+$N4->safe_psql('postgres', 'CREATE TABLE t3 (id int PRIMARY KEY); INSERT INTO t3 VALUES (99)');
+$L->safe_psql('postgres', "SELECT dragonraft.add_member(3, 4, '" . $c->raft_address(4) . "', false)");
+$c->group_nodes(3, 1, 2, 3, 4);
+($st, $msg) = $c->sql_error(4, "SELECT dragonraft.join_group(3, '" . $c->members(1, 2, 3) . "')");
+is($st, '', 'join_group with a refused table returns');
+like($msg, qr/WARNING:.*node 4 does not replicate some tables of group 3: t3 \(it has rows/s,
+	'and warns the client, naming the table and why');
+like($msg, qr/empty or drop these tables, then add this server again under a new dragonraft.node_id/,
+	'and what to do');
+($st, $msg) = $c->sql_error(4, "SET dragonraft.read_consistency = 'linearizable'; SELECT count(*) FROM t3");
+is($st, '55000', 'a linearizable read of the refused table is refused');
+like($msg, qr/table "t3" was refused by dragonraft group 3/, 'and says why');
+
 # #6: the joiner's replication origin is made when its member starts, so
-# join_group checks that one is free (here: both taken, by groups 1 and 2).
-$N4->append_conf('postgresql.conf', 'max_replication_slots = 2');
+# join_group checks that one is free (here: all taken, by groups 1 to 3).
+$N4->append_conf('postgresql.conf', 'max_replication_slots = 3');
 $N4->restart;
 $c->wait_until('the engine worker of node 4',
 	sub { $N4->safe_psql('postgres', 'SELECT engine_state FROM dragonraft.node_status()') eq 'running' });
-($st, $msg) = $c->sql_error(4, "SELECT dragonraft.join_group(3, '" . $c->members(1, 2, 3) . "')");
+($st, $msg) = $c->sql_error(4, "SELECT dragonraft.join_group(4, '" . $c->members(1, 2, 3) . "')");
 is($st, '53400', 'join_group with every replication origin taken is refused');
 like($msg, qr/replication origins, as many as max_replication_slots allows/, 'and says why');
-is($N4->safe_psql('postgres', 'SELECT count(*) FROM dragonraft.status WHERE group_id = 3'),
+is($N4->safe_psql('postgres', 'SELECT count(*) FROM dragonraft.status WHERE group_id = 4'),
 	'0', 'and leaves no member behind');
 
 done_testing();
