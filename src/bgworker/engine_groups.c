@@ -502,6 +502,7 @@ static void create_group(DrTaken *t)
 	SpinLockAcquire(&g->mutex);
 	g->origin = origin;
 	SpinLockRelease(&g->mutex);
+	sm->joining = bs->join;
 	learn_addresses(bs->members, bs->n_members);
 	dr_engine_status_publish(sm); /* visible when create_group returns */
 	need_info(sm);
@@ -660,6 +661,10 @@ typedef struct InfoCtx {
 	uint64 generation;
 } InfoCtx;
 
+/* Member info proposals that failed in a row double the pause, up to this. */
+#define INFO_RETRY_MS     1000
+#define INFO_RETRY_MAX_MS 30000
+
 /* Engine callback: a member info proposal ended. */
 static void info_done(void *ctx, const struct engine_result *res)
 {
@@ -667,6 +672,14 @@ static void info_done(void *ctx, const struct engine_result *res)
 	DrSm *sm = c->sm;
 
 	sm->info_inflight = false;
+	if (res->rc != ENGINE_OK) {
+		/* Say, a joiner that receives nothing: no entry every turn (review 3 #14). */
+		sm->info_retry_at = TimestampTzPlusMilliseconds(
+		        GetCurrentTimestamp(),
+		        Min(INFO_RETRY_MS << Min(sm->info_failures, 5), INFO_RETRY_MAX_MS));
+		sm->info_failures++;
+	} else
+		sm->info_failures = 0;
 	if (res->rc == ENGINE_OK && c->generation == info.generation && sm->info_needed) {
 		sm->info_needed = false;
 		dlist_delete(&sm->info_node);
@@ -785,6 +798,7 @@ void dr_engine_groups_member_info(void)
 	uint8 buf[ENTRY_CLIENT_ADDR_MAX + 64];
 	struct entry_member_info mi;
 	size_t len;
+	TimestampTz now = GetCurrentTimestamp();
 
 	dlist_foreach_modify(mit, &info.addrs)
 	{
@@ -813,8 +827,24 @@ void dr_engine_groups_member_info(void)
 		DrSm *sm = dlist_container(DrSm, info_node, it.cur);
 		InfoCtx *c;
 
-		if (sm->info_inflight || sm->leader == 0)
-			continue; /* no leader yet: later */
+		if (sm->info_inflight || sm->leader == 0 || now < sm->info_retry_at)
+			continue; /* no leader yet, or backing off: later */
+		if (sm->joining) {
+			/* A joiner proposes it once it caught up (review 3 #14): until then
+			 * each try would only time out, and grow the leader's log. */
+			static struct engine_group_status st;
+			raft_index applied;
+
+			if (sm->join_target == 0 &&
+			    engine_group_status(dr_engine->e, sm->group_id, &st) == ENGINE_OK)
+				sm->join_target = st.commit; /* the first commit index it knows */
+			SpinLockAcquire(&sm->shared->mutex);
+			applied = sm->shared->applied;
+			SpinLockRelease(&sm->shared->mutex);
+			if (sm->join_target == 0 || applied < sm->join_target)
+				continue;
+			sm->joining = false;
+		}
 		c = malloc(sizeof(*c));
 		if (c == NULL)
 			return;

@@ -57,6 +57,10 @@ typedef struct DrSm {
 	dlist_node info_node; /* in the list of groups that need one */
 	bool info_needed;
 	bool info_inflight;
+	bool joining;              /* a new member: its info waits until it caught up, */
+	raft_index join_target;    /* ... applied the first commit index it knew (0: none yet) */
+	TimestampTz info_retry_at; /* no info proposal before (the last one failed) */
+	int info_failures;         /* in a row: the back-off doubles */
 	/* ... and the members' addresses, which its leader proposes */
 	dlist_node addr_node; /* in the list of groups that need them, while addresses_needed */
 	bool addresses_needed;

@@ -3,7 +3,8 @@
 # group and keeps up after the leadership moves (#4); join_group ends with
 # an error when the joiner cannot apply the group's entries, and when the
 # server's replication origins are all taken (#6); a table that the joiner
-# refused is named to the client, and not read linearizably (#7).
+# refused is named to the client, and not read linearizably (#7); a joiner
+# proposes its member info only once it caught up (#14).
 use strict;
 use warnings;
 use FindBin;
@@ -68,9 +69,16 @@ $c->group_nodes(2, 1, 2, 3, 4);
 	"SET statement_timeout = '120s'; SELECT dragonraft.join_group(2, '" . $c->members(1, 2, 3) . "')");
 is($st, '55000', 'join_group ends when the joiner cannot apply the entries');
 like($msg, qr/node 4 cannot apply the entries of group 2.*boom 1/s, 'and gives the apply\'s error');
+# #14: meanwhile the joiner proposed no member info entry (each try would
+# have timed out, its proposal applies only once it applied it, and grown
+# the leader's log); it does once it caught up.
+my $info = 'SELECT count(*) FROM dragonraft.member_info WHERE group_id = 2 AND node_id = 4';
+is($L->safe_psql('postgres', $info), '0', 'a joiner that cannot apply proposes no member info');
 $N4->safe_psql('postgres', 'DROP TRIGGER boom ON t2');
 ok($c->caught_up(2), 'without the trigger node 4 catches up');
 is($c->contents(4, 't2', 'id'), '(1)', 'with the group\'s rows');
+ok($c->wait_until('node 4\'s member info in group 2', sub { $L->safe_psql('postgres', $info) eq '1' }),
+	'and then its member info reaches the group');
 
 # #7: a joiner whose own copy of a group's table has rows refuses that table
 # (a server that left the group kept its tables): join_group says so, and a
