@@ -103,8 +103,20 @@ uint64 dr_read_barrier(uint64 group_id)
 	uint64 last = 0;
 	const char *why;
 	int stall;
+	bool removed = false;
 
 	dr_sql_groups_check_engine();
+	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+	g = dr_shmem_group_find(group_id);
+	if (g != NULL) {
+		SpinLockAcquire(&g->mutex);
+		removed = g->removed;
+		SpinLockRelease(&g->mutex);
+	}
+	LWLockRelease(dr_shared->groups_lock);
+	if (removed) /* its ReadIndex would go unanswered (review 3 #10) */
+		barrier_failed(group_id, psprintf("node %d was removed from the group", dr_node_id),
+		               "Its tables here are no longer replicated.");
 	dr_queue_call(DR_REQ_READ_INDEX, group_id, 0, NULL, 0, &res);
 	switch (res.rc) {
 	case ENGINE_OK:

@@ -63,6 +63,7 @@ typedef struct GroupView {
 	uint64 last_index;
 	uint64 snapshot_index;
 	uint32 apply_failures; /* in a row: the apply worker retries */
+	bool removed;          /* this node's membership lists it as removed */
 	bool member;           /* the node asked about is in the membership this node knows */
 	bool voter;
 	int n_voters;
@@ -97,6 +98,7 @@ static GroupView view(int64 group_id, int64 node)
 		v.last_index = g->last_index;
 		v.snapshot_index = g->snapshot_index;
 		v.apply_failures = g->apply_failures;
+		v.removed = g->removed;
 		strlcpy(v.error, g->error, sizeof(v.error));
 		SpinLockRelease(&g->mutex);
 	}
@@ -570,6 +572,20 @@ static void warn_refused(int64 group_id)
 	SPI_finish();
 }
 
+/* This node applied its own removal (review 3 #10): it never joins again. */
+static void check_not_removed(int64 group_id, const GroupView *v)
+{
+	if (v->exists && v->removed)
+		ereport(ERROR,
+		        (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		         errmsg("node %d was removed from group %lld and can never be a member "
+		                "again",
+		                dr_node_id, (long long)group_id),
+		         errhint("Run leave_group(%lld, force => true) here, then give the server "
+		                 "a new dragonraft.node_id and add it under that id.",
+		                 (long long)group_id)));
+}
+
 static void join_failed(int64 group_id, const DrResult *res) pg_attribute_noreturn();
 
 static void join_failed(int64 group_id, const DrResult *res)
@@ -659,6 +675,7 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 	 * cancelled, or the server restarted meanwhile) is waited for again.
 	 */
 	v = view(group_id, dr_node_id);
+	check_not_removed(group_id, &v);
 	payload = dr_queue_encode_members(members, others, &len);
 	dr_queue_call(DR_REQ_JOIN_GROUP, (uint64)group_id, 0, payload, len, &res);
 	if (res.rc != ENGINE_OK)
@@ -677,6 +694,7 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 	start = GetCurrentTimestamp();
 	for (;;) {
 		v = view(group_id, dr_node_id);
+		check_not_removed(group_id, &v);
 		if (v.exists && v.leader != 0)
 			break;
 		if (!v.exists || v.state != DR_MEMBER_ACTIVE)
@@ -718,6 +736,7 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 			                errmsg("the member of group %lld stopped on this node",
 			                       (long long)group_id),
 			                errdetail("%s", v.error)));
+		check_not_removed(group_id, &v);
 		if (v.member && v.applied >= v.commit)
 			break;
 		if (v.apply_failures == 0)

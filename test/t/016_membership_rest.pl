@@ -4,7 +4,8 @@
 # an error when the joiner cannot apply the group's entries, and when the
 # server's replication origins are all taken (#6); a table that the joiner
 # refused is named to the client, and not read linearizably (#7); a joiner
-# proposes its member info only once it caught up (#14).
+# proposes its member info only once it caught up (#14); a removed node
+# says so (#10).
 use strict;
 use warnings;
 use FindBin;
@@ -112,5 +113,26 @@ is($st, '53400', 'join_group with every replication origin taken is refused');
 like($msg, qr/replication origins, as many as max_replication_slots allows/, 'and says why');
 is($N4->safe_psql('postgres', 'SELECT count(*) FROM dragonraft.status WHERE group_id = 4'),
 	'0', 'and leaves no member behind');
+
+# #10: a node that applied its own removal says so: dragonraft.status,
+# join_group (at once) and linearizable reads.  (A follower may never hear
+# of its removal: the leader stops sending to it.  A leader that removes
+# itself applies it.)
+$l = $c->leader(1);
+$c->node($l)->safe_psql('postgres', 'SELECT dragonraft.transfer_leader(1, 4)') if $l != 4;
+is($c->leader(1), 4, 'node 4 leads group 1');
+$N4->safe_psql('postgres', 'SELECT dragonraft.remove_member(1, 4)');
+$c->group_nodes(1, 1, 2, 3);
+ok( $c->wait_until('node 4 shows its removal',
+		sub { $N4->safe_psql('postgres', 'SELECT state FROM dragonraft.status WHERE group_id = 1') eq 'removed' }),
+	'a removed node\'s status says removed');
+like($N4->safe_psql('postgres', 'SELECT error FROM dragonraft.status WHERE group_id = 1'),
+	qr/node 4 was removed from group 1 .*leave_group\(1, force => true\)/, 'and what to do');
+($st, $msg) = $c->sql_error(4, "SELECT dragonraft.join_group(1, '" . $c->members(1, 2, 3) . "')");
+is($st, '22023', 'join_group on a removed node is refused');
+like($msg, qr/node 4 was removed from group 1 and can never be a member again/, 'and says why');
+($st, $msg) = $c->sql_error(4, "SET dragonraft.read_consistency = 'linearizable'; SELECT count(*) FROM t");
+is($st, '55000', 'a linearizable read on a removed node is refused');
+like($msg, qr/node 4 was removed from the group/, 'and says why');
 
 done_testing();
