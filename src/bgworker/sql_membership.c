@@ -272,6 +272,23 @@ static void nap(void)
 }
 
 /*
+ * Membership changes, joining and leaving act on the group and the LogDB at
+ * once, and a ROLLBACK undoes none of it (a leave rolled back left the
+ * catalog rows and triggers of a group whose LogDB data was gone, review 3
+ * #8): refused in a transaction block, as VACUUM is.  (A subtransaction of
+ * an autocommit statement, say a PL/pgSQL exception block, is allowed; a
+ * failed leave_group can be run again.)
+ */
+static void not_in_transaction_block(const char *what)
+{
+	if (IsTransactionBlock() && !IsSubTransaction())
+		ereport(ERROR, (errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+		                errmsg("%s cannot run inside a transaction block", what),
+		                errdetail("What it does to the group does not roll back with the "
+		                          "transaction.")));
+}
+
+/*
  * The engine worker copies a group's status into shared memory at most
  * every 100 ms: wait (up to a second) until dragonraft.members shows an
  * applied change, so that it does once the function returned.
@@ -300,6 +317,9 @@ static void change(int64 group_id, int64 node, const DrMemberChange *c)
 	dr_sql_groups_check_engine();
 	check_node_id(node);
 	(void)running_group(group_id);
+	not_in_transaction_block(c->type == RAFT_CC_REMOVE ? "remove_member"
+	                         : c->promote              ? "promote_member"
+	                                                   : "add_member");
 	dr_queue_call(DR_REQ_CHANGE_MEMBER, (uint64)group_id, (uint64)node, c, sizeof(*c), &res);
 	if (res.rc == DR_RC_NOT_MEMBER)
 		res.index = c->promote; /* says which kind of member it is not */
@@ -490,6 +510,31 @@ void dr_sql_membership_check_not_left(int64 group_id)
 		                 dr_node_id)));
 }
 
+/* Is something of group_id left here that the engine no longer runs (a leave
+ * that failed after its LogDB step)?  Then leave_group finishes the job. */
+static bool left_behind(int64 group_id)
+{
+	Oid types[1] = {INT8OID};
+	Datum values[1] = {Int64GetDatum(group_id)};
+	char origin[NAMEDATALEN];
+	bool found;
+
+	dr_origins_name((uint64)group_id, origin);
+	if (replorigin_by_name(origin, true) != InvalidRepOriginId)
+		return true;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT 1 FROM dragonraft.replicated_tables WHERE group_id = $1 "
+	                          "UNION ALL "
+	                          "SELECT 1 FROM dragonraft.member_info WHERE group_id = $1",
+	                          1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "dragonraft could not read the catalog rows of group %lld",
+		     (long long)group_id);
+	found = SPI_processed > 0;
+	SPI_finish();
+	return found;
+}
+
 Datum dr_leave_group(PG_FUNCTION_ARGS)
 {
 	int64 group_id = PG_GETARG_INT64(0);
@@ -498,10 +543,11 @@ Datum dr_leave_group(PG_FUNCTION_ARGS)
 
 	dr_sql_groups_check_engine();
 	v = view(group_id, dr_node_id);
-	if (!v.exists)
+	if (!v.exists && !left_behind(group_id))
 		ereport(ERROR,
 		        (errcode(ERRCODE_UNDEFINED_OBJECT),
 		         errmsg("group %lld does not exist on this node", (long long)group_id)));
+	not_in_transaction_block("leave_group");
 	if (v.member && v.state == DR_MEMBER_ACTIVE && v.role == RAFT_LEADER) {
 		DrMemberChange c;
 
@@ -659,6 +705,7 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 		                errmsg("group id must be a positive integer")));
 	n = dr_sql_groups_parse_members(jb, members);
 	dr_sql_membership_check_not_left(group_id);
+	not_in_transaction_block("join_group");
 	for (int i = 0; i < n; i++)
 		if (members[i].node_id != (uint64)dr_node_id)
 			members[others++] = members[i];
