@@ -27,12 +27,12 @@
 #include "utils/timestamp.h"
 
 #define CLIENT_ADDRESS_FILE "client_address"
-/* Why a member that lost its LogDB is not started (DESIGN §10). */
+/* Why a member that lost its LogDB is not started (DESIGN §10); leave_group also ends a
+ * leave that was interrupted between its LogDB step and its commit (review 3 #11). */
 #define LOST_FMT                                                                                   \
 	"this node was a member (replication origin dragonraft_%llu, applied up to %llu) but its " \
-	"LogDB has no record of the group; to rejoin, remove node %d on another member, drop "     \
-	"that "                                                                                    \
-	"origin here and add the node again"
+	"LogDB has no record of the group; to rejoin, remove node %d on another member, run "      \
+	"leave_group(%llu, true) here (it also ends an interrupted leave) and use a new node_id"
 
 /* This node's member info: the address every group should know. */
 static struct {
@@ -292,7 +292,8 @@ void dr_engine_groups_restart(void)
 		if (g == NULL)
 			continue;
 		snprintf(msg, sizeof(msg), LOST_FMT, (unsigned long long)origins[k].group_id,
-		         (unsigned long long)applied, dr_node_id);
+		         (unsigned long long)applied, dr_node_id,
+		         (unsigned long long)origins[k].group_id);
 		set_stopped(g, DR_MEMBER_LOST, msg);
 		warn_lost(origins[k].group_id, msg);
 	}
@@ -463,7 +464,8 @@ static void create_group(DrTaken *t)
 
 	if (origin != InvalidRepOriginId) {
 		fail(t, DR_RC_LOST, LOST_FMT, (unsigned long long)gid,
-		     (unsigned long long)replorigin_get_progress(origin, false), dr_node_id);
+		     (unsigned long long)replorigin_get_progress(origin, false), dr_node_id,
+		     (unsigned long long)gid);
 		return;
 	}
 	/*

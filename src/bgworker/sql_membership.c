@@ -759,12 +759,20 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 			SpinLockRelease(&dr_shared->mutex);
 			ereport(ERROR,
 			        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			         errmsg("node %d was not added to group %lld", dr_node_id,
-			                (long long)group_id),
-			         errdetail("No leader of the group contacted it within %d ms.",
-			                   JOIN_CONTACT_TIMEOUTS * election_ms),
+			         errmsg("no leader of group %lld contacted node %d",
+			                (long long)group_id, dr_node_id),
+			         errdetail(
+			                 "Within %d ms.  Either node %d was not added to the "
+			                 "group, or "
+			                 "members names no member that this node can reach: a new "
+			                 "member accepts connections only from the nodes given.",
+			                 JOIN_CONTACT_TIMEOUTS * election_ms, dr_node_id),
 			         errhint("Run SELECT dragonraft.add_member(%lld, %d, '%s') on the "
-			                 "group's leader first; a removed node can never rejoin.",
+			                 "group's leader first (a removed node can never rejoin), "
+			                 "and "
+			                 "give the Raft addresses (advertise_address) of the "
+			                 "group's "
+			                 "members, its leader's at least.",
 			                 (long long)group_id, dr_node_id, own)));
 		}
 		nap();
