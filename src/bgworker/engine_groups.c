@@ -702,7 +702,7 @@ void dr_engine_groups_entry_applied(DrSm *sm, const uint8 *data, uint32 len)
 	struct entry_address a[ENTRY_ADDRESSES_MAX];
 	struct entry_member_info mi;
 	struct entry_header h;
-	char addr[ENTRY_RAFT_ADDR_MAX + 1];
+	char addr[ENTRY_ADDRESSES_MAX][ENTRY_RAFT_ADDR_MAX + 1];
 	size_t n;
 
 	if (entry_decode_header(data, len, &h) != ENTRY_OK)
@@ -717,16 +717,20 @@ void dr_engine_groups_entry_applied(DrSm *sm, const uint8 *data, uint32 len)
 	}
 	if (h.type != ENTRY_ADDRESSES || entry_decode_addresses(&h, a, &n) != ENTRY_OK)
 		return;
-	LWLockAcquire(dr_shared->groups_lock, LW_EXCLUSIVE);
+	StaticAssertStmt(ENTRY_RAFT_ADDR_MAX < ENGINE_ADDR_MAX, "a Raft address fits the engine's");
 	for (size_t i = 0; i < n; i++) {
-		if (a[i].node_id == (uint32)dr_node_id || a[i].addr_len >= ENGINE_ADDR_MAX)
-			continue;
-		memcpy(addr, a[i].addr, a[i].addr_len);
-		addr[a[i].addr_len] = '\0';
-		if (engine_learn_address(dr_engine->e, sm->group_id, a[i].node_id, addr) ==
-		    ENGINE_OK)
-			(void)dr_shmem_node_set(a[i].node_id, addr); /* dragonraft.members */
+		memcpy(addr[i], a[i].addr, a[i].addr_len);
+		addr[i][a[i].addr_len] = '\0';
+		/* (saved in the LogDB when new: not under the groups lock) */
+		if (a[i].node_id == (uint32)dr_node_id ||
+		    engine_learn_address(dr_engine->e, sm->group_id, a[i].node_id, addr[i]) !=
+		            ENGINE_OK)
+			a[i].node_id = 0;
 	}
+	LWLockAcquire(dr_shared->groups_lock, LW_EXCLUSIVE);
+	for (size_t i = 0; i < n; i++)
+		if (a[i].node_id != 0)
+			(void)dr_shmem_node_set(a[i].node_id, addr[i]); /* dragonraft.members */
 	LWLockRelease(dr_shared->groups_lock);
 }
 
@@ -741,9 +745,11 @@ static void propose_addresses(DrSm *sm)
 	size_t n = 0, len;
 	char own[DR_ADDR_LEN];
 
-	if (engine_group_status(dr_engine->e, sm->group_id, &st) != ENGINE_OK ||
+	/* (Kept while this node follows: if it leads later, it proposes them then.) */
+	if (sm->role != RAFT_LEADER ||
+	    engine_group_status(dr_engine->e, sm->group_id, &st) != ENGINE_OK ||
 	    st.role != RAFT_LEADER)
-		return; /* (kept: if this node leads later, it proposes them then) */
+		return;
 	if (logdb_get_bootstrap(dr_engine->db, sm->group_id, dr_node_id, &bs) != LOGDB_OK)
 		bs.n_addresses = 0;
 	SpinLockAcquire(&dr_shared->mutex);
