@@ -144,7 +144,8 @@ static void apply_error_callback(void *arg)
 
 /*
  * Tell backends and the engine worker how far a group is applied, or that it
- * failed: then the pause (ms) before its entries come again.
+ * failed: then the pause (ms) before its entries come again.  Progress wakes
+ * the engine worker only while it waits on it (pg_sm.c: want_apply_wakes).
  */
 static int publish(uint64 group_id, uint64 applied, RepOriginId origin, const char *error)
 {
@@ -180,7 +181,7 @@ static int publish(uint64 group_id, uint64 applied, RepOriginId origin, const ch
 	}
 	LWLockRelease(dr_shared->groups_lock);
 	SpinLockAcquire(&dr_shared->mutex);
-	pgprocno = dr_shared->engine_pgprocno;
+	pgprocno = dr_shared->apply_wakes_engine || error != NULL ? dr_shared->engine_pgprocno : -1;
 	SpinLockRelease(&dr_shared->mutex);
 	if (pgprocno >= 0)
 		SetLatch(&ProcGlobal->allProcs[pgprocno].procLatch);

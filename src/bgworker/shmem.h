@@ -192,6 +192,7 @@ typedef struct DrShared {
 	pid_t apply_pid;                 /* 0 = no apply worker process */
 	int apply_pgprocno;              /* its PGPROC, for SetLatch; -1 unless running */
 	DrApplyState apply_state;
+	bool apply_wakes_engine; /* its progress wakes the engine worker (pg_sm.c) */
 	uint64 incarnation; /* random, new at each start of shared memory; fixed after */
 
 	slock_t queue_mutex; /* protects accepting and the ring */
