@@ -467,14 +467,22 @@ static void collect_applied(void)
 		uint64 applied;
 		uint32 failures;
 		TimestampTz retry_at;
+		bool corrupt;
 
 		SpinLockAcquire(&sm->shared->mutex);
 		applied = sm->shared->applied;
 		failures = sm->shared->apply_failures;
 		retry_at = sm->shared->apply_retry_at;
+		corrupt = sm->shared->apply_corrupt;
 		SpinLockRelease(&sm->shared->mutex);
-		if (sm->recovering != 0 && (applied >= sm->recovering || failures > 0)) {
-			/* Loaded, or it failed (the apply worker logged why): the group stops. */
+		/*
+		 * Loaded; or the file is corrupt (the apply worker logged why): the
+		 * group stops, and its next start fetches another.  A load that failed
+		 * otherwise (a table of its own here, a lock, disk space) is tried
+		 * again after the apply worker's pause, as a failed entry is, so that
+		 * fixing the cause is enough; status shows the error meanwhile.
+		 */
+		if (sm->recovering != 0 && (applied >= sm->recovering || (failures > 0 && corrupt))) {
 			sm->recover_failed = applied < sm->recovering;
 			sm->recovering = 0;
 			engine_snapshot_recovered(dr_engine->e, sm->group_id,
