@@ -44,7 +44,7 @@ typedef struct DrSm {
 	struct BackgroundWorkerHandle *exporter; /* NULL until it is started */
 	TimestampTz export_retry_at;             /* no export before (one failed) */
 	raft_index recovering; /* a received snapshot at this index is loaded; 0 = none */
-	bool recover_failed;   /* it failed to load: the group stopped, nothing is sent again */
+	bool recover_failed;   /* its file was corrupt: the group stopped, nothing is sent again */
 
 	/* engine_status.c: what was published last */
 	int role;

@@ -68,6 +68,7 @@ static struct {
 	dlist_head held;         /* groups held by apply_busy */
 	dlist_head resend;       /* parked groups whose entries are due to be sent again */
 	dlist_head exports;      /* groups whose full snapshot is being made */
+	bool watched;            /* a group is recovering or parked */
 	bool resend_started;     /* the head's DR_APPLY_RESEND message is sent */
 	DrSmEntry *resend_next;  /* the head's next entry to send again, NULL = done */
 	TimestampTz next_retry;  /* earliest time a parked group is due; 0 = none */
@@ -459,20 +460,29 @@ static void collect_applied(void)
 	dlist_mutable_iter it;
 
 	S.next_retry = 0;
+	S.watched = false;
 	dlist_foreach_modify(it, &S.with_entries)
 	{
 		DrSm *sm = dlist_container(DrSm, queued, it.cur);
 		uint64 applied;
 		uint32 failures;
 		TimestampTz retry_at;
+		bool corrupt;
 
 		SpinLockAcquire(&sm->shared->mutex);
 		applied = sm->shared->applied;
 		failures = sm->shared->apply_failures;
 		retry_at = sm->shared->apply_retry_at;
+		corrupt = sm->shared->apply_corrupt;
 		SpinLockRelease(&sm->shared->mutex);
-		if (sm->recovering != 0 && (applied >= sm->recovering || failures > 0)) {
-			/* Loaded, or it failed (the apply worker logged why): the group stops. */
+		/*
+		 * Loaded; or the file is corrupt (the apply worker logged why): the
+		 * group stops, and its next start fetches another.  A load that failed
+		 * otherwise (a table of its own here, a lock, disk space) is tried
+		 * again after the apply worker's pause, as a failed entry is, so that
+		 * fixing the cause is enough; status shows the error meanwhile.
+		 */
+		if (sm->recovering != 0 && (applied >= sm->recovering || (failures > 0 && corrupt))) {
 			sm->recover_failed = applied < sm->recovering;
 			sm->recovering = 0;
 			engine_snapshot_recovered(dr_engine->e, sm->group_id,
@@ -481,6 +491,7 @@ static void collect_applied(void)
 		}
 		if (failures > 0 || sm->parked)
 			watch_parked(sm, failures, retry_at);
+		S.watched |= sm->recovering != 0 || sm->parked;
 		while (!dlist_is_empty(&sm->entries)) {
 			DrSmEntry *e = dlist_head_element(DrSmEntry, group_node, &sm->entries);
 
@@ -702,6 +713,28 @@ static void watch_exports(void)
 	}
 }
 
+/*
+ * Whether the apply worker's progress wakes this worker: only while
+ * something here waits on it (a held, parked or recovering group, an export
+ * waiting for the drain, a queue past half its bound).  Otherwise the
+ * applied index is read at the next wake-up (a round, a request, the
+ * housekeeping timeout), and what it frees can wait until then: a wake-up
+ * per apply batch would cost every node a context switch per transaction
+ * under load.  Both sides use dr_shared->mutex, so progress published
+ * before the flag is set is seen by the pass that the latch set here runs.
+ */
+static void want_apply_wakes(bool want)
+{
+	bool was;
+
+	SpinLockAcquire(&dr_shared->mutex);
+	was = dr_shared->apply_wakes_engine;
+	dr_shared->apply_wakes_engine = want;
+	SpinLockRelease(&dr_shared->mutex);
+	if (want && !was)
+		SetLatch(MyLatch);
+}
+
 void dr_pg_sm_poll(void)
 {
 	watch_exports();
@@ -709,6 +742,8 @@ void dr_pg_sm_poll(void)
 	collect_applied();
 	resume_held();
 	send_entries();
+	want_apply_wakes(S.watched || !dlist_is_empty(&S.held) || !dlist_is_empty(&S.exports) ||
+	                 S.bytes >= QUEUE_BOUND / 2);
 }
 
 long dr_pg_sm_timeout(void)
