@@ -54,8 +54,10 @@ typedef struct DrSmEntry {
 /* Pause before starting an apply worker again after one exited; and the most. */
 #define RESTART_DELAY_MS     1000
 #define MAX_RESTART_DELAY_MS 30000
-/* Pause before a leader exports a snapshot again after an export failed. */
-#define EXPORT_RETRY_MS 1000
+/* Pause before a leader exports a snapshot again after an export failed; it
+ * doubles with each failure in a row, up to the most. */
+#define EXPORT_RETRY_MS     1000
+#define MAX_EXPORT_RETRY_MS 60000
 /* ... and after one found no extension in dragonraft.database, or had no slot. */
 #define RETRY_DELAY_MS 10000
 
@@ -454,6 +456,20 @@ static void watch_parked(DrSm *sm, uint32 failures, TimestampTz retry_at)
 	sm->in_resend = true;
 }
 
+/*
+ * A failed export is not tried again at once (the leader asks at every
+ * probe), and less often while it keeps failing: each try holds the group's
+ * apply for a moment and may fill the disk.
+ */
+static void export_failed(DrSm *sm)
+{
+	int ms = EXPORT_RETRY_MS << Min(sm->export_failures, 6);
+
+	sm->export_failures++;
+	sm->export_retry_at =
+	        TimestampTzPlusMilliseconds(GetCurrentTimestamp(), Min(ms, MAX_EXPORT_RETRY_MS));
+}
+
 /* Free what the apply worker applied; note the groups that moved, and parked ones. */
 static void collect_applied(void)
 {
@@ -665,8 +681,7 @@ static void watch_exports(void)
 
 		if (sm->exporter == NULL && !start_exporter(sm)) {
 			export_end(sm, true);
-			sm->export_retry_at =
-			        TimestampTzPlusMilliseconds(GetCurrentTimestamp(), EXPORT_RETRY_MS);
+			export_failed(sm);
 			engine_snapshot_saved(dr_engine->e, sm->group_id, ENGINE_ERR_SNAPSHOT, 0);
 			continue;
 		}
@@ -702,11 +717,11 @@ static void watch_exports(void)
 			                     (unsigned long long)sm->group_id),
 			              errdetail("%s", error[0] ? error : "The exporter exited.")));
 		export_end(sm, true);
-		/* A failed export is not tried again at once (the leader asks at every probe). */
-		sm->export_retry_at = phase == DR_SNAP_DONE && rc == 0
-		                              ? 0
-		                              : TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-		                                                            EXPORT_RETRY_MS);
+		if (phase == DR_SNAP_DONE && rc == 0) {
+			sm->export_retry_at = 0;
+			sm->export_failures = 0;
+		} else
+			export_failed(sm);
 		engine_snapshot_saved(dr_engine->e, sm->group_id,
 		                      sm->export_retry_at == 0 ? ENGINE_OK : ENGINE_ERR_SNAPSHOT,
 		                      index);
