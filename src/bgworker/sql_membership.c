@@ -761,18 +761,15 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 			        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			         errmsg("no leader of group %lld contacted node %d",
 			                (long long)group_id, dr_node_id),
-			         errdetail(
-			                 "Within %d ms.  Either node %d was not added to the "
-			                 "group, or "
-			                 "members names no member that this node can reach: a new "
-			                 "member accepts connections only from the nodes given.",
-			                 JOIN_CONTACT_TIMEOUTS * election_ms, dr_node_id),
+			         errdetail("Within %d ms.  Either node %d was not added to the "
+			                   "group, or members names no member that this node can "
+			                   "reach: a new member accepts connections only from the "
+			                   "nodes given.",
+			                   JOIN_CONTACT_TIMEOUTS * election_ms, dr_node_id),
 			         errhint("Run SELECT dragonraft.add_member(%lld, %d, '%s') on the "
 			                 "group's leader first (a removed node can never rejoin), "
-			                 "and "
-			                 "give the Raft addresses (advertise_address) of the "
-			                 "group's "
-			                 "members, its leader's at least.",
+			                 "and give the Raft addresses (advertise_address) of the "
+			                 "group's members, its leader's at least.",
 			                 (long long)group_id, dr_node_id, own)));
 		}
 		nap();
@@ -811,11 +808,9 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 			                 (unsigned long long)v.commit,
 			                 JOIN_APPLY_FAILED_TIMEOUTS * election_ms, v.error),
 			         errhint("The member stays and its apply worker keeps trying: fix "
-			                 "the "
-			                 "cause (see dragonraft.status and the server log), then "
-			                 "run "
-			                 "join_group again to wait for it; or remove_member on the "
-			                 "leader and leave_group here.")));
+			                 "the cause (see dragonraft.status and the server log), "
+			                 "then run join_group again to wait for it; or "
+			                 "remove_member on the leader and leave_group here.")));
 		if (dr_snapshot_receiving(group_id, &phase, &done, &total)) {
 			moved = now; /* a snapshot is loaded: the log waits */
 			if (phase != last_phase ||
