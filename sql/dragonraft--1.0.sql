@@ -453,3 +453,8 @@ REVOKE ALL ON FUNCTION add_member(bigint, integer, text, boolean, boolean),
   promote_member(bigint, integer, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION add_member(bigint, integer, text, boolean, boolean),
   promote_member(bigint, integer, boolean) TO dragonraft_admin;
+
+-- Review 3, the rest of the membership findings (helper mfix2): a node that
+-- applied its own removal shows state 'removed'.
+COMMENT ON COLUMN status.state IS
+  'ok; no_leader; catching_up (over 100 committed entries not applied here, or the apply worker holds them back); snapshotting; apply_failed (see error); removed (this node applied its own removal: leave_group(group, force => true) deletes its data here); stopped (see error)';

@@ -108,6 +108,18 @@ SELECT count(*) AS origins FROM pg_replication_origin WHERE roname = 'dragonraft
 -- A member joins nothing twice.
 SELECT dragonraft.join_group(14, '{"3": "127.0.0.1:9"}');
 SELECT pg_temp.try($$SELECT dragonraft.leave_group(99)$$, :'addr');
+-- Their effects do not roll back: membership functions are refused in a
+-- transaction block (the group and its data are left as they were).
+BEGIN;
+SELECT dragonraft.leave_group(14, true);
+ROLLBACK;
+BEGIN;
+SELECT dragonraft.add_member(14, 7, '127.0.0.1:9', false);
+ROLLBACK;
+BEGIN;
+SELECT dragonraft.join_group(14, '{"3": "127.0.0.1:9"}');
+ROLLBACK;
+SELECT count(*) AS still_there FROM dragonraft.status WHERE group_id = 14;
 
 -- Linearizable reads of tables that are not replicated cost nothing.
 SET dragonraft.read_consistency = 'linearizable';
@@ -120,7 +132,17 @@ RESET dragonraft.read_consistency;
 -- not lead it and leaves it with force.
 SELECT dragonraft.create_group(21, jsonb_build_object('1', :'addr', '2', '127.0.0.1:9'));
 SELECT pg_temp.try($$SELECT dragonraft.leave_group(21)$$, :'addr');
+-- A leave whose effects on the catalog roll back afterwards (here with a
+-- subtransaction) left a group without LogDB data: leave_group finishes it.
+DO $$BEGIN
+  PERFORM dragonraft.leave_group(21, true);
+  RAISE EXCEPTION 'undone';
+EXCEPTION WHEN raise_exception THEN NULL;
+END$$;
+SELECT count(*) AS running FROM dragonraft.status WHERE group_id = 21;
+SELECT count(*) AS origins FROM pg_replication_origin WHERE roname = 'dragonraft_21';
 SELECT dragonraft.leave_group(21, true);
+SELECT count(*) AS origins FROM pg_replication_origin WHERE roname = 'dragonraft_21';
 SELECT group_id, node_id FROM dragonraft.left_groups ORDER BY 1, 2;
 SELECT pg_temp.try(format($$SELECT dragonraft.create_group(21, '{"1": "%s", "2": "127.0.0.1:9"}')$$,
                           :'addr'), :'addr');

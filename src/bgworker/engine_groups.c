@@ -27,18 +27,19 @@
 #include "utils/timestamp.h"
 
 #define CLIENT_ADDRESS_FILE "client_address"
-/* Why a member that lost its LogDB is not started (DESIGN §10). */
+/* Why a member that lost its LogDB is not started (DESIGN §10); leave_group also ends a
+ * leave that was interrupted between its LogDB step and its commit (review 3 #11). */
 #define LOST_FMT                                                                                   \
 	"this node was a member (replication origin dragonraft_%llu, applied up to %llu) but its " \
-	"LogDB has no record of the group; to rejoin, remove node %d on another member, drop "     \
-	"that "                                                                                    \
-	"origin here and add the node again"
+	"LogDB has no record of the group; to rejoin, remove node %d on another member, run "      \
+	"leave_group(%llu, true) here (it also ends an interrupted leave) and use a new node_id"
 
 /* This node's member info: the address every group should know. */
 static struct {
 	char address[ENTRY_CLIENT_ADDR_MAX + 1];
 	uint64 generation; /* bumped when the address changes */
 	dlist_head need;   /* groups that need an entry with it */
+	dlist_head addrs;  /* groups whose leader should propose the members' addresses */
 	bool file_current; /* CLIENT_ADDRESS_FILE holds it: every group knows it */
 } info;
 
@@ -78,6 +79,8 @@ static void remove_sm(DrSm *sm)
 	dr_pg_sm_forget(sm);
 	if (sm->info_needed)
 		dlist_delete(&sm->info_node);
+	if (sm->addresses_needed)
+		dlist_delete(&sm->addr_node);
 	hash_search(dr_engine->sms, &gid, HASH_REMOVE, NULL);
 }
 
@@ -197,6 +200,7 @@ void dr_engine_groups_restart(void)
 
 	remove_all_entries();
 	dlist_init(&info.need);
+	dlist_init(&info.addrs);
 	strlcpy(info.address, dr_effective_client_address(), sizeof(info.address));
 	snprintf(path, sizeof(path), "%s/%s", dr_data_dir, CLIENT_ADDRESS_FILE);
 	f = AllocateFile(path, "r");
@@ -289,7 +293,8 @@ void dr_engine_groups_restart(void)
 		if (g == NULL)
 			continue;
 		snprintf(msg, sizeof(msg), LOST_FMT, (unsigned long long)origins[k].group_id,
-		         (unsigned long long)applied, dr_node_id);
+		         (unsigned long long)applied, dr_node_id,
+		         (unsigned long long)origins[k].group_id);
 		set_stopped(g, DR_MEMBER_LOST, msg);
 		warn_lost(origins[k].group_id, msg);
 	}
@@ -379,6 +384,25 @@ static bool same_members(uint64 group_id, const DrMemberAddr *req, int n)
 	return same;
 }
 
+/* Addresses a user gave join_group for a group this node is a member of. */
+static void join_addresses(uint64 group_id, const DrMemberAddr *req, int n)
+{
+	struct engine_member *m = palloc(sizeof(*m) * RAFT_MAX_MEMBERS);
+	uint32 k = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (req[i].node_id == (uint64)dr_node_id ||
+		    engine_learn_address(dr_engine->e, group_id, req[i].node_id, req[i].addr) !=
+		            ENGINE_OK)
+			continue;
+		m[k].node_id = req[i].node_id;
+		strlcpy(m[k].addr, req[i].addr, ENGINE_ADDR_MAX);
+		k++;
+	}
+	learn_addresses(m, k);
+	pfree(m);
+}
+
 static void create_group(DrTaken *t)
 {
 	struct engine_bootstrap *bs = palloc0(sizeof(*bs));
@@ -399,7 +423,13 @@ static void create_group(DrTaken *t)
 	if (dr_engine_groups_find(gid) != NULL) {
 		StringInfoData s;
 
-		if (t->kind == DR_REQ_JOIN_GROUP || same_members(gid, req, n)) {
+		if (t->kind == DR_REQ_JOIN_GROUP) {
+			/* Already a member: it learns the addresses it was given (review 3 #4). */
+			join_addresses(gid, req, n);
+			complete(t, ENGINE_OK, 0);
+			return;
+		}
+		if (same_members(gid, req, n)) {
 			complete(t, ENGINE_OK, 0);
 			return;
 		}
@@ -435,7 +465,8 @@ static void create_group(DrTaken *t)
 
 	if (origin != InvalidRepOriginId) {
 		fail(t, DR_RC_LOST, LOST_FMT, (unsigned long long)gid,
-		     (unsigned long long)replorigin_get_progress(origin, false), dr_node_id);
+		     (unsigned long long)replorigin_get_progress(origin, false), dr_node_id,
+		     (unsigned long long)gid);
 		return;
 	}
 	/*
@@ -465,14 +496,16 @@ static void create_group(DrTaken *t)
 		fail(t, rc, "%s", engine_errmsg(dr_engine->e));
 		return;
 	}
-	/* A joining member gets its origin from the apply worker, at its first entry:
-	 * until then it may give up (join_group, not contacted) and leave nothing. */
-	if (!bs->join) {
-		origin = dr_origins_find(gid, true);
-		SpinLockAcquire(&g->mutex);
-		g->origin = origin;
-		SpinLockRelease(&g->mutex);
-	}
+	/*
+	 * The origin now, a joining member's too (review 3 #6): one taken by
+	 * another group before its first entry would leave it unable to apply.
+	 * join_group drops it again if it gives up (leave_locally).
+	 */
+	origin = dr_origins_find(gid, true);
+	SpinLockAcquire(&g->mutex);
+	g->origin = origin;
+	SpinLockRelease(&g->mutex);
+	sm->joining = bs->join;
 	learn_addresses(bs->members, bs->n_members);
 	dr_engine_status_publish(sm); /* visible when create_group returns */
 	need_info(sm);
@@ -631,6 +664,10 @@ typedef struct InfoCtx {
 	uint64 generation;
 } InfoCtx;
 
+/* Member info proposals that failed in a row double the pause, up to this. */
+#define INFO_RETRY_MS     1000
+#define INFO_RETRY_MAX_MS 30000
+
 /* Engine callback: a member info proposal ended. */
 static void info_done(void *ctx, const struct engine_result *res)
 {
@@ -638,11 +675,106 @@ static void info_done(void *ctx, const struct engine_result *res)
 	DrSm *sm = c->sm;
 
 	sm->info_inflight = false;
+	if (res->rc != ENGINE_OK) {
+		/* Say, a joiner that receives nothing: no entry every turn (review 3 #14). */
+		sm->info_retry_at = TimestampTzPlusMilliseconds(
+		        GetCurrentTimestamp(),
+		        Min(INFO_RETRY_MS << Min(sm->info_failures, 5), INFO_RETRY_MAX_MS));
+		sm->info_failures++;
+	} else
+		sm->info_failures = 0;
 	if (res->rc == ENGINE_OK && c->generation == info.generation && sm->info_needed) {
 		sm->info_needed = false;
 		dlist_delete(&sm->info_node);
 	}
 	free(c);
+}
+
+/*
+ * An entry of sm's group was handed to the apply side (an engine callback:
+ * no palloc, no ereport).  Every member must reach every other, so the
+ * members' Raft addresses travel in the log (review 3 #4): the bootstrap
+ * members' are in no membership change.  When a member's info arrives (a
+ * member that starts, or a joiner that caught up), the leader proposes the
+ * addresses it knows (propose_addresses); every member learns them.
+ */
+void dr_engine_groups_entry_applied(DrSm *sm, const uint8 *data, uint32 len)
+{
+	struct entry_address a[ENTRY_ADDRESSES_MAX];
+	struct entry_member_info mi;
+	struct entry_header h;
+	char addr[ENTRY_ADDRESSES_MAX][ENTRY_RAFT_ADDR_MAX + 1];
+	size_t n;
+
+	if (entry_decode_header(data, len, &h) != ENTRY_OK)
+		return;
+	if (h.type == ENTRY_MEMBER_INFO) {
+		if (entry_decode_member_info(&h, &mi) == ENTRY_OK &&
+		    mi.node_id != (uint32)dr_node_id && !sm->addresses_needed) {
+			sm->addresses_needed = true;
+			dlist_push_tail(&info.addrs, &sm->addr_node);
+		}
+		return;
+	}
+	if (h.type != ENTRY_ADDRESSES || entry_decode_addresses(&h, a, &n) != ENTRY_OK)
+		return;
+	StaticAssertStmt(ENTRY_RAFT_ADDR_MAX < ENGINE_ADDR_MAX, "a Raft address fits the engine's");
+	for (size_t i = 0; i < n; i++) {
+		memcpy(addr[i], a[i].addr, a[i].addr_len);
+		addr[i][a[i].addr_len] = '\0';
+		/* (saved in the LogDB when new: not under the groups lock) */
+		if (a[i].node_id == (uint32)dr_node_id ||
+		    engine_learn_address(dr_engine->e, sm->group_id, a[i].node_id, addr[i]) !=
+		            ENGINE_OK)
+			a[i].node_id = 0;
+	}
+	LWLockAcquire(dr_shared->groups_lock, LW_EXCLUSIVE);
+	for (size_t i = 0; i < n; i++)
+		if (a[i].node_id != 0)
+			(void)dr_shmem_node_set(a[i].node_id, addr[i]); /* dragonraft.members */
+	LWLockRelease(dr_shared->groups_lock);
+}
+
+/* The leader of sm's group proposes its members' addresses (no-op elsewhere). */
+static void propose_addresses(DrSm *sm)
+{
+	static struct engine_group_status st;
+	static struct logdb_bootstrap bs;
+	struct entry_address a[ENTRY_ADDRESSES_MAX];
+	const struct raft_membership *m = &st.membership;
+	uint8 buf[ENTRY_HEADER_BYTES + 2 + ENTRY_ADDRESSES_MAX * (6 + ENTRY_RAFT_ADDR_MAX)];
+	size_t n = 0, len;
+	char own[DR_ADDR_LEN];
+
+	/* (Kept while this node follows: if it leads later, it proposes them then.) */
+	if (sm->role != RAFT_LEADER ||
+	    engine_group_status(dr_engine->e, sm->group_id, &st) != ENGINE_OK ||
+	    st.role != RAFT_LEADER)
+		return;
+	if (logdb_get_bootstrap(dr_engine->db, sm->group_id, dr_node_id, &bs) != LOGDB_OK)
+		bs.n_addresses = 0;
+	SpinLockAcquire(&dr_shared->mutex);
+	strlcpy(own, dr_shared->raft_address, sizeof(own));
+	SpinLockRelease(&dr_shared->mutex);
+	for (uint32 i = 0; i < m->n_voters + m->n_nonvoters && n < ENTRY_ADDRESSES_MAX; i++) {
+		raft_id id = i < m->n_voters ? m->voters[i] : m->nonvoters[i - m->n_voters];
+		const char *addr = id == (raft_id)dr_node_id ? own : NULL;
+
+		for (uint32 k = 0; addr == NULL && k < bs.n_addresses && k < RAFT_MAX_MEMBERS; k++)
+			if (bs.addresses[k].node_id == id)
+				addr = bs.addresses[k].addr;
+		if (addr == NULL || addr[0] == '\0' || strlen(addr) > ENTRY_RAFT_ADDR_MAX)
+			continue;
+		a[n].node_id = (uint32)id;
+		a[n].addr = addr;
+		a[n].addr_len = (uint16)strlen(addr);
+		n++;
+	}
+	if (n > 0 && entry_encode_addresses(buf, sizeof(buf), a, n, &len) == ENTRY_OK &&
+	    engine_propose(dr_engine->e, sm->group_id, buf, (uint32)len, NULL, NULL) != ENGINE_OK)
+		return; /* busy: the next turn tries again */
+	sm->addresses_needed = false;
+	dlist_delete(&sm->addr_node);
 }
 
 /* Write the address every group knows now, so that a restart proposes nothing. */
@@ -671,10 +803,16 @@ static void write_address_file(void)
 void dr_engine_groups_member_info(void)
 {
 	dlist_iter it;
+	dlist_mutable_iter mit;
 	uint8 buf[ENTRY_CLIENT_ADDR_MAX + 64];
 	struct entry_member_info mi;
 	size_t len;
+	TimestampTz now = GetCurrentTimestamp();
 
+	dlist_foreach_modify(mit, &info.addrs)
+	{
+		propose_addresses(dlist_container(DrSm, addr_node, mit.cur));
+	}
 	if (info.file_current)
 		return;
 	if (dlist_is_empty(&info.need)) {
@@ -698,8 +836,24 @@ void dr_engine_groups_member_info(void)
 		DrSm *sm = dlist_container(DrSm, info_node, it.cur);
 		InfoCtx *c;
 
-		if (sm->info_inflight || sm->leader == 0)
-			continue; /* no leader yet: later */
+		if (sm->info_inflight || sm->leader == 0 || now < sm->info_retry_at)
+			continue; /* no leader yet, or backing off: later */
+		if (sm->joining) {
+			/* A joiner proposes it once it caught up (review 3 #14): until then
+			 * each try would only time out, and grow the leader's log. */
+			static struct engine_group_status st;
+			raft_index applied;
+
+			if (sm->join_target == 0 &&
+			    engine_group_status(dr_engine->e, sm->group_id, &st) == ENGINE_OK)
+				sm->join_target = st.commit; /* the first commit index it knows */
+			SpinLockAcquire(&sm->shared->mutex);
+			applied = sm->shared->applied;
+			SpinLockRelease(&sm->shared->mutex);
+			if (sm->join_target == 0 || applied < sm->join_target)
+				continue;
+			sm->joining = false;
+		}
 		c = malloc(sizeof(*c));
 		if (c == NULL)
 			return;

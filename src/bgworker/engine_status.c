@@ -142,6 +142,9 @@ static void publish(DrSm *sm, const struct engine_group_status *st,
 	g->apply_held = st->apply_held;
 	g->sending_snapshot = st->sending_snapshot;
 	g->quiescent = st->quiescent;
+	g->removed = false;
+	for (uint32 i = 0; i < st->membership.n_removed; i++)
+		g->removed = g->removed || st->membership.removed[i] == (raft_id)dr_node_id;
 	g->leader_contact = tick_time(st->leader_contact_tick, now_tick, now);
 	dr_shmem_group_track_lag(g, now);
 	g->stats.proposals = stats->proposals;

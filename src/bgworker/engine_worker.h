@@ -58,6 +58,13 @@ typedef struct DrSm {
 	dlist_node info_node; /* in the list of groups that need one */
 	bool info_needed;
 	bool info_inflight;
+	bool joining;              /* a new member: its info waits until it caught up, */
+	raft_index join_target;    /* ... applied the first commit index it knew (0: none yet) */
+	TimestampTz info_retry_at; /* no info proposal before (the last one failed) */
+	int info_failures;         /* in a row: the back-off doubles */
+	/* ... and the members' addresses, which its leader proposes */
+	dlist_node addr_node; /* in the list of groups that need them, while addresses_needed */
+	bool addresses_needed;
 } DrSm;
 
 /* The engine worker's process-wide state. */
@@ -92,6 +99,7 @@ extern void dr_engine_groups_take_requests(void);
 /* Complete the transfers that ended, once their groups' status is published. */
 extern void dr_engine_groups_transfers_done(void);
 extern void dr_engine_groups_member_info(void);
+extern void dr_engine_groups_entry_applied(DrSm *sm, const uint8 *data, uint32 len);
 extern void dr_engine_groups_reload(void);
 /* Forget a group the engine no longer runs (its DrSm and status entry). */
 extern void dr_engine_groups_stop(uint64 group_id);

@@ -19,6 +19,7 @@
 #include "engine_worker.h"
 
 #include "membership.h"
+#include "origins.h"
 #include "queue.h"
 #include "raft/raft.h"
 #include "transport/transport.h"
@@ -194,12 +195,20 @@ static void change_member(DrTaken *t)
 	}
 }
 
+/*
+ * arg 1: a join that gave up (no leader contacted the new member).  Its
+ * origin, made when it started, is dropped here: the backend's drop would
+ * roll back with join_group's error, leaving an origin that marks a member
+ * without a LogDB.
+ */
 static void leave_group(DrTaken *t)
 {
 	int rc = engine_remove_group_data(dr_engine->e, t->group_id);
 
 	if (rc == ENGINE_OK || rc == ENGINE_ERR_NO_GROUP) {
 		dr_engine_groups_stop(t->group_id);
+		if (t->arg == 1)
+			(void)dr_origins_drop(t->group_id); /* (logged if it failed) */
 		ereport(LOG,
 		        (errmsg("dragonraft group %llu: node %d left it, its LogDB data deleted",
 		                (unsigned long long)t->group_id, dr_node_id)));

@@ -134,3 +134,29 @@ RepOriginId dr_origins_find(uint64 group_id, bool create)
 	MemoryContextSwitchTo(cxt);
 	return id;
 }
+
+bool dr_origins_drop(uint64 group_id)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	char name[NAMEDATALEN];
+	volatile bool ok = true;
+
+	dr_origins_name(group_id, name);
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		replorigin_drop_by_name(name, true, true);
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	return ok;
+}

@@ -29,5 +29,7 @@ extern bool dr_origins_applied_here(uint64 group_id);
 extern int dr_origins_count(void);
 /* group_id's origin; InvalidRepOriginId if it has none and create is false. */
 extern RepOriginId dr_origins_find(uint64 group_id, bool create);
+/* Drop group_id's origin if it has one (not waiting for a user of it); false on failure. */
+extern bool dr_origins_drop(uint64 group_id);
 
 #endif /* DRAGONRAFT_ORIGINS_H */

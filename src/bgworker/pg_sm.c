@@ -32,6 +32,7 @@
 #include "engine_worker.h"
 
 #include "apply.h"
+#include "entry/entry.h"
 #include "miscadmin.h"
 #include "snapshot.h"
 #include "postmaster/bgworker.h"
@@ -165,9 +166,14 @@ static int sm_apply(void *ctx, const struct engine_sm_entry *ents, uint32_t n)
 {
 	DrSm *sm = ctx;
 
-	for (uint32_t i = 0; i < n; i++)
+	for (uint32_t i = 0; i < n; i++) {
 		if (!keep(sm, ents[i].index, ents[i].term, ents[i].type, ents[i].data, ents[i].len))
 			return ENGINE_ERR_NOMEM;
+		/* Members' addresses are the engine worker's (engine_groups.c). */
+		if (ents[i].len > ENTRY_HEADER_BYTES &&
+		    (ents[i].data[1] == ENTRY_ADDRESSES || ents[i].data[1] == ENTRY_MEMBER_INFO))
+			dr_engine_groups_entry_applied(sm, ents[i].data, ents[i].len);
+	}
 	return ENGINE_OK;
 }
 

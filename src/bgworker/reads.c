@@ -103,8 +103,20 @@ uint64 dr_read_barrier(uint64 group_id)
 	uint64 last = 0;
 	const char *why;
 	int stall;
+	bool removed = false;
 
 	dr_sql_groups_check_engine();
+	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+	g = dr_shmem_group_find(group_id);
+	if (g != NULL) {
+		SpinLockAcquire(&g->mutex);
+		removed = g->removed;
+		SpinLockRelease(&g->mutex);
+	}
+	LWLockRelease(dr_shared->groups_lock);
+	if (removed) /* its ReadIndex would go unanswered (review 3 #10) */
+		barrier_failed(group_id, psprintf("node %d was removed from the group", dr_node_id),
+		               "Its tables here are no longer replicated.");
 	dr_queue_call(DR_REQ_READ_INDEX, group_id, 0, NULL, 0, &res);
 	switch (res.rc) {
 	case ENGINE_OK:
@@ -186,6 +198,38 @@ uint64 dr_read_barrier(uint64 group_id)
 	return res.index;
 }
 
+/* A table this member refused (its group's registration met rows or another
+ * definition here) holds stale rows: a linearizable read of it is refused, as a
+ * local write is (review 3 #7). */
+static void check_not_refused(Relation rel)
+{
+	TriggerDesc *td = rel->trigdesc;
+
+	for (int i = 0; td != NULL && i < td->numtriggers; i++) {
+		Trigger *t = &td->triggers[i];
+
+		if (t->tgnargs == 2 && strcmp(t->tgname, DR_REFUSED_TRIGGER) == 0 &&
+		    strcmp(t->tgargs[0], "refused") == 0) {
+			char *name = pstrdup(RelationGetRelationName(rel));
+			char *group = pstrdup(t->tgargs[1]);
+
+			RelationClose(rel);
+			ereport(ERROR,
+			        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			         errmsg("table \"%s\" was refused by dragonraft group %s on this "
+			                "member",
+			                name, group),
+			         errdetail("This member does not replicate it: a linearizable read "
+			                   "of it would return rows that the group does not have.  "
+			                   "dragonraft.tables says why it was refused."),
+			         errhint("Read it with dragonraft.read_consistency = 'local'.  To "
+			                 "replicate it here: remove_member on the leader, "
+			                 "leave_group here, empty the table, and join again "
+			                 "under a new dragonraft.node_id.")));
+		}
+	}
+}
+
 /* The groups of the replicated tables that a statement reads. */
 static int statement_groups(PlannedStmt *ps, uint64 *groups)
 {
@@ -203,6 +247,7 @@ static int statement_groups(PlannedStmt *ps, uint64 *groups)
 		rel = RelationIdGetRelation(rte->relid);
 		if (rel == NULL)
 			continue;
+		check_not_refused(rel);
 		if (dr_capture_rel_replicated(rel, &gid, NULL)) {
 			for (int i = 0; i < n; i++)
 				found = found || groups[i] == gid;

@@ -99,6 +99,7 @@ typedef struct DrGroup {
 	bool apply_held;            /* committed entries wait for the apply worker */
 	bool sending_snapshot;      /* a full snapshot is being made for a follower */
 	bool quiescent;             /* idle: no heartbeats until any input (contact stays old) */
+	bool removed;               /* its membership lists this node as removed */
 	uint64 term;                /* current term */
 	uint64 leader;              /* leader's node id, 0 = none known */
 	uint64 commit;              /* commit index */

@@ -48,7 +48,9 @@ PG_FUNCTION_INFO_V1(dr_read_barrier_sql);
 /* While joining: this many election timeouts without a new entry mean the
  * leader cannot send the log (its beginning was compacted). */
 #define JOIN_STALL_TIMEOUTS 60
-#define JOIN_NOTICE_MS      5000
+/* ... and this many with every apply of its entries failing end it too. */
+#define JOIN_APPLY_FAILED_TIMEOUTS 10
+#define JOIN_NOTICE_MS             5000
 
 /* What this node's status entry of a group says. */
 typedef struct GroupView {
@@ -60,7 +62,9 @@ typedef struct GroupView {
 	uint64 applied;
 	uint64 last_index;
 	uint64 snapshot_index;
-	bool member; /* the node asked about is in the membership this node knows */
+	uint32 apply_failures; /* in a row: the apply worker retries */
+	bool removed;          /* this node's membership lists it as removed */
+	bool member;           /* the node asked about is in the membership this node knows */
 	bool voter;
 	int n_voters;
 	char error[DR_ERROR_LEN];
@@ -93,6 +97,8 @@ static GroupView view(int64 group_id, int64 node)
 		v.applied = g->applied;
 		v.last_index = g->last_index;
 		v.snapshot_index = g->snapshot_index;
+		v.apply_failures = g->apply_failures;
+		v.removed = g->removed;
 		strlcpy(v.error, g->error, sizeof(v.error));
 		SpinLockRelease(&g->mutex);
 	}
@@ -266,6 +272,23 @@ static void nap(void)
 }
 
 /*
+ * Membership changes, joining and leaving act on the group and the LogDB at
+ * once, and a ROLLBACK undoes none of it (a leave rolled back left the
+ * catalog rows and triggers of a group whose LogDB data was gone, review 3
+ * #8): refused in a transaction block, as VACUUM is.  (A subtransaction of
+ * an autocommit statement, say a PL/pgSQL exception block, is allowed; a
+ * failed leave_group can be run again.)
+ */
+static void not_in_transaction_block(const char *what)
+{
+	if (IsTransactionBlock() && !IsSubTransaction())
+		ereport(ERROR, (errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+		                errmsg("%s cannot run inside a transaction block", what),
+		                errdetail("What it does to the group does not roll back with the "
+		                          "transaction.")));
+}
+
+/*
  * The engine worker copies a group's status into shared memory at most
  * every 100 ms: wait (up to a second) until dragonraft.members shows an
  * applied change, so that it does once the function returned.
@@ -294,6 +317,9 @@ static void change(int64 group_id, int64 node, const DrMemberChange *c)
 	dr_sql_groups_check_engine();
 	check_node_id(node);
 	(void)running_group(group_id);
+	not_in_transaction_block(c->type == RAFT_CC_REMOVE ? "remove_member"
+	                         : c->promote              ? "promote_member"
+	                                                   : "add_member");
 	dr_queue_call(DR_REQ_CHANGE_MEMBER, (uint64)group_id, (uint64)node, c, sizeof(*c), &res);
 	if (res.rc == DR_RC_NOT_MEMBER)
 		res.index = c->promote; /* says which kind of member it is not */
@@ -358,9 +384,10 @@ Datum dr_remove_member(PG_FUNCTION_ARGS)
  * triggers and catalog rows of the group (its tables stay, no longer
  * replicated here; NOTICE), the LogDB data, then the replication origin
  * (last: without the LogDB record, an origin marks a member that lost its
- * log, DESIGN §10).
+ * log, DESIGN §10).  gave_up_join: join_group's clean-up, which ends in an
+ * error that rolls back the drop here; the engine worker drops it too.
  */
-static void leave_locally(int64 group_id)
+static void leave_locally(int64 group_id, bool gave_up_join)
 {
 	Oid types[1] = {INT8OID};
 	Datum values[1] = {Int64GetDatum(group_id)};
@@ -413,7 +440,8 @@ static void leave_locally(int64 group_id)
 
 	/* Quick (nothing waits for the network), and a cancel here would leave the
 	 * LogDB data gone with the origin and triggers still there. */
-	dr_queue_call_uncancellable(DR_REQ_LEAVE_GROUP, (uint64)group_id, 0, NULL, 0, &res);
+	dr_queue_call_uncancellable(DR_REQ_LEAVE_GROUP, (uint64)group_id, gave_up_join, NULL, 0,
+	                            &res);
 	if (res.rc != ENGINE_OK)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
 		                errmsg("could not stop the member of group %lld on this node: %s",
@@ -426,7 +454,10 @@ static void leave_locally(int64 group_id)
 	if (tables.len > 0)
 		ereport(NOTICE, (errmsg("the tables of group %lld stay on this node, no longer "
 		                        "replicated: %s",
-		                        (long long)group_id, tables.data)));
+		                        (long long)group_id, tables.data),
+		                 errhint("To join the group again (under a new node id), empty "
+		                         "or drop them first: a member's copy of a group's table "
+		                         "must be empty when the table reaches it.")));
 }
 
 /*
@@ -479,6 +510,31 @@ void dr_sql_membership_check_not_left(int64 group_id)
 		                 dr_node_id)));
 }
 
+/* Is something of group_id left here that the engine no longer runs (a leave
+ * that failed after its LogDB step)?  Then leave_group finishes the job. */
+static bool left_behind(int64 group_id)
+{
+	Oid types[1] = {INT8OID};
+	Datum values[1] = {Int64GetDatum(group_id)};
+	char origin[NAMEDATALEN];
+	bool found;
+
+	dr_origins_name((uint64)group_id, origin);
+	if (replorigin_by_name(origin, true) != InvalidRepOriginId)
+		return true;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT 1 FROM dragonraft.replicated_tables WHERE group_id = $1 "
+	                          "UNION ALL "
+	                          "SELECT 1 FROM dragonraft.member_info WHERE group_id = $1",
+	                          1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "dragonraft could not read the catalog rows of group %lld",
+		     (long long)group_id);
+	found = SPI_processed > 0;
+	SPI_finish();
+	return found;
+}
+
 Datum dr_leave_group(PG_FUNCTION_ARGS)
 {
 	int64 group_id = PG_GETARG_INT64(0);
@@ -487,10 +543,11 @@ Datum dr_leave_group(PG_FUNCTION_ARGS)
 
 	dr_sql_groups_check_engine();
 	v = view(group_id, dr_node_id);
-	if (!v.exists)
+	if (!v.exists && !left_behind(group_id))
 		ereport(ERROR,
 		        (errcode(ERRCODE_UNDEFINED_OBJECT),
 		         errmsg("group %lld does not exist on this node", (long long)group_id)));
+	not_in_transaction_block("leave_group");
 	if (v.member && v.state == DR_MEMBER_ACTIVE && v.role == RAFT_LEADER) {
 		DrMemberChange c;
 
@@ -514,11 +571,66 @@ Datum dr_leave_group(PG_FUNCTION_ARGS)
 		                 (long long)group_id, dr_node_id, (long long)group_id)));
 	}
 	record_left(group_id);
-	leave_locally(group_id);
+	leave_locally(group_id, false);
 	PG_RETURN_VOID();
 }
 
 /* ---- joining ---- */
+
+/*
+ * A table of the group that this node refused (it had rows of its own, or
+ * another definition: say, a server that left the group, kept its tables,
+ * and joins again under a new node id) is not replicated here: the client
+ * is told, not only the server log (review 3 #7).
+ */
+static void warn_refused(int64 group_id)
+{
+	Oid types[1] = {INT8OID};
+	Datum values[1] = {Int64GetDatum(group_id)};
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT string_agg(format('%s (%s)', relid::regclass, detail), "
+	                          "'; ' ORDER BY table_id) FROM dragonraft.replicated_tables "
+	                          "WHERE group_id = $1 AND state = 'refused'",
+	                          /* not read-only: a snapshot taken now, after the apply */
+	                          1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "dragonraft could not list the tables of group %lld",
+		     (long long)group_id);
+	if (SPI_processed == 1) {
+		char *refused = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (refused != NULL)
+			ereport(WARNING,
+			        (errmsg("node %d does not replicate some tables of group %lld: %s",
+			                dr_node_id, (long long)group_id, refused),
+			         errdetail("A member's copy of a group's table must be empty and "
+			                   "defined as the leader's when the table reaches it; a "
+			                   "refused table takes no writes and no linearizable "
+			                   "reads here, and the group's other tables go on."),
+			         errhint("A refused table is not registered again: run "
+			                 "remove_member(%lld, %d) on the leader and "
+			                 "leave_group(%lld, force => true) here, empty or drop "
+			                 "these tables, then add this server again under a new "
+			                 "dragonraft.node_id.",
+			                 (long long)group_id, dr_node_id, (long long)group_id)));
+	}
+	SPI_finish();
+}
+
+/* This node applied its own removal (review 3 #10): it never joins again. */
+static void check_not_removed(int64 group_id, const GroupView *v)
+{
+	if (v->exists && v->removed)
+		ereport(ERROR,
+		        (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		         errmsg("node %d was removed from group %lld and can never be a member "
+		                "again",
+		                dr_node_id, (long long)group_id),
+		         errhint("Run leave_group(%lld, force => true) here, then give the server "
+		                 "a new dragonraft.node_id and add it under that id.",
+		                 (long long)group_id)));
+}
 
 static void join_failed(int64 group_id, const DrResult *res) pg_attribute_noreturn();
 
@@ -537,6 +649,27 @@ static void join_failed(int64 group_id, const DrResult *res)
 		                errmsg("this node is a member of dragonraft.max_groups (%d) groups",
 		                       dr_max_groups),
 		                errhint("Raise dragonraft.max_groups and restart the server.")));
+		break;
+	case DR_RC_ORIGINS_FULL:
+		ereport(ERROR,
+		        (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+		         errmsg("this server has %s replication origins, as many as "
+		                "max_replication_slots allows",
+		                res->errmsg),
+		         errdetail(
+		                 "Each group keeps its applied index in a replication origin, and "
+		                 "PostgreSQL tracks at most max_replication_slots of them (logical "
+		                 "replication's subscriptions use them too)."),
+		         errhint("Raise max_replication_slots (and dragonraft.max_groups) and "
+		                 "restart the server.")));
+		break;
+	case ENGINE_ERR_SM:
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("group %lld exists on this node but is stopped",
+		                       (long long)group_id),
+		                errdetail("%s", res->errmsg),
+		                errhint("leave_group(%lld, force => true) removes it here.",
+		                        (long long)group_id)));
 		break;
 	case DR_RC_ENGINE_EXITED:
 		ereport(ERROR,
@@ -557,7 +690,7 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 	Jsonb *jb = PG_GETARG_JSONB_P(1);
 	DrMemberAddr *members = palloc(sizeof(DrMemberAddr) * RAFT_MAX_MEMBERS);
 	int election_ms = dr_election_rtt * dr_rtt_ms;
-	TimestampTz start, moved, noticed;
+	TimestampTz start, moved, noticed, failing = 0;
 	uint64 last = 0, done, total;
 	DrSnapPhase phase, last_phase = DR_SNAP_STARTING;
 	GroupView v;
@@ -572,6 +705,7 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 		                errmsg("group id must be a positive integer")));
 	n = dr_sql_groups_parse_members(jb, members);
 	dr_sql_membership_check_not_left(group_id);
+	not_in_transaction_block("join_group");
 	for (int i = 0; i < n; i++)
 		if (members[i].node_id != (uint64)dr_node_id)
 			members[others++] = members[i];
@@ -582,25 +716,32 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 		                (long long)group_id),
 		         errhint("Give the Raft addresses of the group's members, as in "
 		                 "create_group: a joining node hears from whichever leads.")));
+	/*
+	 * A member learns the addresses it is given (the engine worker keeps them
+	 * with the group's), and one that is still catching up (join_group
+	 * cancelled, or the server restarted meanwhile) is waited for again.
+	 */
 	v = view(group_id, dr_node_id);
+	check_not_removed(group_id, &v);
+	payload = dr_queue_encode_members(members, others, &len);
+	dr_queue_call(DR_REQ_JOIN_GROUP, (uint64)group_id, 0, payload, len, &res);
+	if (res.rc != ENGINE_OK)
+		join_failed(group_id, &res);
 	if (v.exists && v.state == DR_MEMBER_ACTIVE && v.member) {
-		ereport(NOTICE, (errmsg("node %d is already a member of group %lld", dr_node_id,
-		                        (long long)group_id)));
+		ereport(NOTICE,
+		        (errmsg("node %d is already a member of group %lld", dr_node_id,
+		                (long long)group_id),
+		         errdetail_plural("It learned the address given for %d other node.",
+		                          "It learned the addresses given for %d other nodes.",
+		                          others, others)));
 		PG_RETURN_VOID();
-	}
-	/* A member that is still catching up (join_group cancelled, or the server
-	 * restarted meanwhile) is waited for again. */
-	if (!v.exists || v.state != DR_MEMBER_ACTIVE) {
-		payload = dr_queue_encode_members(members, others, &len);
-		dr_queue_call(DR_REQ_JOIN_GROUP, (uint64)group_id, 0, payload, len, &res);
-		if (res.rc != ENGINE_OK)
-			join_failed(group_id, &res);
 	}
 
 	/* Was it added?  Then a leader contacts it. */
 	start = GetCurrentTimestamp();
 	for (;;) {
 		v = view(group_id, dr_node_id);
+		check_not_removed(group_id, &v);
 		if (v.exists && v.leader != 0)
 			break;
 		if (!v.exists || v.state != DR_MEMBER_ACTIVE)
@@ -612,18 +753,23 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 		                               JOIN_CONTACT_TIMEOUTS * election_ms)) {
 			char own[DR_ADDR_LEN];
 
-			leave_locally(group_id);
+			leave_locally(group_id, true);
 			SpinLockAcquire(&dr_shared->mutex);
 			strlcpy(own, dr_shared->raft_address, sizeof(own));
 			SpinLockRelease(&dr_shared->mutex);
 			ereport(ERROR,
 			        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			         errmsg("node %d was not added to group %lld", dr_node_id,
-			                (long long)group_id),
-			         errdetail("No leader of the group contacted it within %d ms.",
-			                   JOIN_CONTACT_TIMEOUTS * election_ms),
+			         errmsg("no leader of group %lld contacted node %d",
+			                (long long)group_id, dr_node_id),
+			         errdetail("Within %d ms.  Either node %d was not added to the "
+			                   "group, or members names no member that this node can "
+			                   "reach: a new member accepts connections only from the "
+			                   "nodes given.",
+			                   JOIN_CONTACT_TIMEOUTS * election_ms, dr_node_id),
 			         errhint("Run SELECT dragonraft.add_member(%lld, %d, '%s') on the "
-			                 "group's leader first; a removed node can never rejoin.",
+			                 "group's leader first (a removed node can never rejoin), "
+			                 "and give the Raft addresses (advertise_address) of the "
+			                 "group's members, its leader's at least.",
 			                 (long long)group_id, dr_node_id, own)));
 		}
 		nap();
@@ -642,8 +788,29 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 			                errmsg("the member of group %lld stopped on this node",
 			                       (long long)group_id),
 			                errdetail("%s", v.error)));
+		check_not_removed(group_id, &v);
 		if (v.member && v.applied >= v.commit)
 			break;
+		if (v.apply_failures == 0)
+			failing = 0;
+		else if (failing == 0)
+			failing = now;
+		else if (TimestampDifferenceExceeds(failing, now,
+		                                    JOIN_APPLY_FAILED_TIMEOUTS * election_ms))
+			ereport(ERROR,
+			        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			         errmsg("node %d cannot apply the entries of group %lld",
+			                dr_node_id, (long long)group_id),
+			         errdetail(
+			                 "It applied up to entry %llu of %llu and every try failed "
+			                 "for %d ms: %s",
+			                 (unsigned long long)v.applied,
+			                 (unsigned long long)v.commit,
+			                 JOIN_APPLY_FAILED_TIMEOUTS * election_ms, v.error),
+			         errhint("The member stays and its apply worker keeps trying: fix "
+			                 "the cause (see dragonraft.status and the server log), "
+			                 "then run join_group again to wait for it; or "
+			                 "remove_member on the leader and leave_group here.")));
 		if (dr_snapshot_receiving(group_id, &phase, &done, &total)) {
 			moved = now; /* a snapshot is loaded: the log waits */
 			if (phase != last_phase ||
@@ -685,6 +852,7 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 		}
 		nap();
 	}
+	warn_refused(group_id);
 	ereport(NOTICE, (errmsg("node %d caught up with group %lld at entry %llu", dr_node_id,
 	                        (long long)group_id, (unsigned long long)v.applied)));
 	PG_RETURN_VOID();

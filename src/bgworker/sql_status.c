@@ -179,6 +179,13 @@ static const char *member_state(const GroupCopy *c, TimestampTz now, const char 
 	}
 	if (g->member_state == DR_MEMBER_FAILED || g->member_state == DR_MEMBER_LOST)
 		return "stopped";
+	if (g->removed) {
+		*error = psprintf("node %d was removed from group %llu and can never be its member "
+		                  "again; leave_group(%llu, force => true) deletes its data here",
+		                  dr_node_id, (unsigned long long)g->group_id,
+		                  (unsigned long long)g->group_id);
+		return "removed";
+	}
 	if (g->apply_failures > 0)
 		return "apply_failed";
 	if (g->member_state == DR_MEMBER_RECOVERING || g->sending_snapshot)

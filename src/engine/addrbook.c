@@ -2,7 +2,8 @@
  * addrbook.c - the addresses of a group's members.  The stored bootstrap
  * record doubles as the address book: it is saved again whenever a
  * membership change brings a new address, and every known address is handed
- * to the network (add_peer) when the group starts or learns it.  In memory
+ * to the network (add_peer) when the group starts or learns it (from a
+ * membership change, or from the embedder: engine_learn_address).  In memory
  * it is kept compact (struct addrbook): a group has a few members, where the
  * public record has room for RAFT_MAX_MEMBERS of them.
  */
@@ -122,6 +123,16 @@ int eng_learn_address(struct engine *e, struct group *g, raft_id id, const char 
 	if (id != e->cfg.node_id && e->net.add_peer != NULL)
 		e->net.add_peer(e->net.ctx, id, m->addr);
 	return ENGINE_OK;
+}
+
+int engine_learn_address(struct engine *e, uint64_t group_id, raft_id node_id, const char *addr)
+{
+	struct group *g = eng_group(e, group_id);
+
+	if (g == NULL)
+		return eng_err(e, ENGINE_ERR_NO_GROUP, "group %llu is not here",
+		               (unsigned long long)group_id);
+	return eng_learn_address(e, g, node_id, addr, strlen(addr));
 }
 
 void eng_announce_addresses(struct engine *e, struct group *g)

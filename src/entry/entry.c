@@ -37,6 +37,8 @@ const char *entry_type_name(unsigned type)
 		return "utility command";
 	case ENTRY_REGISTER_TABLE:
 		return "table registration";
+	case ENTRY_ADDRESSES:
+		return "member addresses";
 	}
 	return NULL;
 }
@@ -144,6 +146,75 @@ int entry_decode_member_info(const struct entry_header *h, struct entry_member_i
 	if (h->body_len > 6 + alen || out->node_id == 0)
 		return ENTRY_ERR_FORMAT;
 	return check_client_addr(out->client_addr, alen);
+}
+
+/* A Raft address is printable ASCII too (views, error messages, logs). */
+static int check_raft_addr(const char *a, size_t len)
+{
+	if (len == 0 || len > ENTRY_RAFT_ADDR_MAX)
+		return ENTRY_ERR_FORMAT;
+	for (size_t i = 0; i < len; i++)
+		if (a[i] < 0x20 || a[i] > 0x7e)
+			return ENTRY_ERR_FORMAT;
+	return ENTRY_OK;
+}
+
+int entry_encode_addresses(uint8_t *buf, size_t cap, const struct entry_address *a, size_t n,
+                           size_t *len)
+{
+	size_t off = ENTRY_HEADER_BYTES + 2;
+
+	*len = 0;
+	if (n == 0 || n > ENTRY_ADDRESSES_MAX)
+		return ENTRY_ERR_FORMAT;
+	for (size_t i = 0; i < n; i++) {
+		if (a[i].node_id == 0 || check_raft_addr(a[i].addr, a[i].addr_len) != ENTRY_OK)
+			return ENTRY_ERR_FORMAT;
+		if (cap < off + 6 + a[i].addr_len)
+			return ENTRY_ERR_SPACE;
+		put32(buf + off, a[i].node_id);
+		put16(buf + off + 4, a[i].addr_len);
+		memcpy(buf + off + 6, a[i].addr, a[i].addr_len);
+		off += 6 + a[i].addr_len;
+	}
+	put_header(buf, ENTRY_ADDRESSES);
+	put16(buf + ENTRY_HEADER_BYTES, (uint16_t)n);
+	*len = off;
+	return ENTRY_OK;
+}
+
+int entry_decode_addresses(const struct entry_header *h, struct entry_address *out, size_t *n)
+{
+	const uint8_t *b = h->body;
+	size_t off = 2, count;
+
+	*n = 0;
+	if (h->type != ENTRY_ADDRESSES)
+		return ENTRY_ERR_TYPE;
+	if (h->body_len < 2)
+		return ENTRY_ERR_SHORT;
+	count = get16(b);
+	if (count == 0 || count > ENTRY_ADDRESSES_MAX)
+		return ENTRY_ERR_FORMAT;
+	for (size_t i = 0; i < count; i++) {
+		int rc;
+
+		if (h->body_len < off + 6)
+			return ENTRY_ERR_SHORT;
+		out[i].node_id = get32(b + off);
+		out[i].addr_len = get16(b + off + 4);
+		out[i].addr = (const char *)b + off + 6;
+		off += 6 + out[i].addr_len;
+		if (h->body_len < off)
+			return ENTRY_ERR_SHORT;
+		rc = check_raft_addr(out[i].addr, out[i].addr_len);
+		if (rc != ENTRY_OK || out[i].node_id == 0)
+			return ENTRY_ERR_FORMAT;
+	}
+	if (h->body_len != off)
+		return ENTRY_ERR_FORMAT;
+	*n = count;
+	return ENTRY_OK;
 }
 
 /* ---- output buffers ---- */

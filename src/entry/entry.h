@@ -18,6 +18,12 @@
  *	ENTRY_MEMBER_INFO   u32 node id, u16 length, client address (no NUL;
  *	                    printable ASCII, 1..ENTRY_CLIENT_ADDR_MAX bytes)
  *
+ *	ENTRY_ADDRESSES     u16 count (1..ENTRY_ADDRESSES_MAX), each: u32 node id
+ *	                    (not 0), u16 length, Raft address (no NUL; printable
+ *	                    ASCII, 1..ENTRY_RAFT_ADDR_MAX bytes): the members'
+ *	                    Raft addresses as the leader that proposed it knows
+ *	                    them, so that every member can reach every other
+ *
  *	ENTRY_CHANGE_SET    owner, sections (one committed transaction's changes)
  *	ENTRY_DDL           u32 node id, name(role), u32 length, command (UTF-8
  *	                    text, no NUL): the role that proposed it runs it
@@ -62,6 +68,8 @@
 #define ENTRY_HEADER_BYTES    4
 #define ENTRY_CLIENT_ADDR_MAX 1024 /* bytes of a client address (libpq conninfo) */
 #define ENTRY_NAME_MAX        63   /* bytes of a schema, table or column name */
+#define ENTRY_RAFT_ADDR_MAX   255  /* bytes of a Raft address (host:port) */
+#define ENTRY_ADDRESSES_MAX   64   /* addresses in one ENTRY_ADDRESSES entry */
 
 /* Return codes: 0 is success, errors are negative. */
 enum entry_rc {
@@ -81,6 +89,7 @@ enum entry_type {
 	ENTRY_CHANGE_SET = 2,     /* the row changes of one committed transaction */
 	ENTRY_DDL = 3,            /* a utility command run on every member (execute) */
 	ENTRY_REGISTER_TABLE = 4, /* a table joins the group: its definition and rows */
+	ENTRY_ADDRESSES = 5,      /* the members' Raft addresses */
 };
 
 /* Static name of a type ("member info"), or NULL when unknown. */
@@ -111,6 +120,20 @@ int entry_encode_member_info(uint8_t *buf, size_t cap, const struct entry_member
                              size_t *len);
 /* Decode the body of a member info entry (h from entry_decode_header). */
 int entry_decode_member_info(const struct entry_header *h, struct entry_member_info *out);
+
+/* ENTRY_ADDRESSES: one member's node id and Raft address (not NUL-terminated). */
+struct entry_address {
+	uint32_t node_id;
+	const char *addr;
+	uint16_t addr_len;
+};
+
+/* Encode n addresses into buf (cap bytes); *len receives the bytes written. */
+int entry_encode_addresses(uint8_t *buf, size_t cap, const struct entry_address *a, size_t n,
+                           size_t *len);
+/* Decode the body of an addresses entry into out (room for ENTRY_ADDRESSES_MAX; the
+ * addresses point into the input); *n receives how many. */
+int entry_decode_addresses(const struct entry_header *h, struct entry_address *out, size_t *n);
 
 /* ---- change sets and table registrations ---- */
 

@@ -654,6 +654,33 @@ static bool removed_from_conf(struct cluster *c, void *arg)
 }
 
 /* A member is removed; the other two keep committing. */
+/*
+ * engine_learn_address (addresses the embedder replicates): a node it names
+ * is accepted in the group, also after a restart (the saved address book);
+ * a group that is not there is refused.
+ */
+static void test_learn_address(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	uint64_t gid;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	gid = c.group_ids[0];
+	assert_int_equal(engine_learn_address(c.nodes[1].e, gid + 1000, 7, "127.0.0.1:7"),
+	                 ENGINE_ERR_NO_GROUP);
+	assert_false(engine_accepts(c.nodes[1].e, gid, 7));
+	assert_int_equal(engine_learn_address(c.nodes[1].e, gid, 7, "127.0.0.1:7"), ENGINE_OK);
+	assert_true(engine_accepts(c.nodes[1].e, gid, 7));
+	cluster_crash(&c, 1);
+	assert_int_equal(cluster_restart(&c, 1), ENGINE_OK);
+	assert_true(engine_accepts(c.nodes[1].e, gid, 7));
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	cluster_destroy(&c);
+}
+
 static void test_remove_member(void **state)
 {
 	struct engine_config cfg = base_cfg();
@@ -2287,6 +2314,7 @@ int main(void)
 	        cmocka_unit_test(test_add_member_snapshot_long_load),
 	        cmocka_unit_test(test_transfer),
 	        cmocka_unit_test(test_install_over_longer_log),
+	        cmocka_unit_test(test_learn_address),
 	        cmocka_unit_test(test_remove_member),
 	        cmocka_unit_test(test_backpressure),
 	        cmocka_unit_test(test_follower_ops),

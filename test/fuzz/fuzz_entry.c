@@ -116,6 +116,7 @@ static void change_set(const struct entry_change_set *cs, int registration, cons
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct entry_member_info mi;
+	struct entry_address addrs[ENTRY_ADDRESSES_MAX];
 	struct entry_change_set cs;
 	struct entry_ddl ddl;
 	struct entry_header h;
@@ -134,6 +135,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (h.type == ENTRY_MEMBER_INFO && entry_decode_member_info(&h, &mi) == ENTRY_OK) {
 		again = malloc(size);
 		if (again == NULL || entry_encode_member_info(again, size, &mi, &len) != ENTRY_OK ||
+		    len != size || memcmp(again, copy, size) != 0)
+			__builtin_trap();
+		free(again);
+	} else if (h.type == ENTRY_ADDRESSES &&
+	           entry_decode_addresses(&h, addrs, &len) == ENTRY_OK) {
+		size_t n = len;
+
+		again = malloc(size);
+		if (again == NULL ||
+		    entry_encode_addresses(again, size, addrs, n, &len) != ENTRY_OK ||
 		    len != size || memcmp(again, copy, size) != 0)
 			__builtin_trap();
 		free(again);

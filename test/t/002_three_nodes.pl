@@ -256,7 +256,7 @@ ok( wait_until(
 		sub {
 			$n3->safe_psql('postgres', q{
 			SELECT count(*) = 2 AND bool_and(state = 'stopped' AND role IS NULL
-			       AND error ~ '^this node was a member \(replication origin dragonraft_\d, applied up to \d+\) but its LogDB has no record of the group; to rejoin, remove node 3 on another member, drop that origin here and add the node again$')
+			       AND error ~ '^this node was a member \(replication origin dragonraft_\d, applied up to \d+\) but its LogDB has no record of the group; to rejoin, remove node 3 on another member, run leave_group\(\d, true\) here \(it also ends an interrupted leave\) and use a new node_id$')
 			  FROM dragonraft.status}) eq 't';
 		}),
 	'status shows both members of node 3 stopped, with the reason');

@@ -42,7 +42,7 @@ like($msg, qr/Node $l leads it/, 'and the error names the leader');
 # join_group on a node never added: not contacted, nothing left behind.
 ($st, $msg) = $c->sql_error(4, "SELECT dragonraft.join_group(1, '" . $c->members(1, 2, 3) . "')");
 is($st, '55000', 'join_group on a node that was not added fails');
-like($msg, qr/node 4 was not added to group 1/, 'and says so');
+like($msg, qr/no leader of group 1 contacted node 4.*Either node 4 was not added to the group/s, 'and says so');
 is($N4->safe_psql('postgres', 'SELECT count(*) FROM dragonraft.status'), '0',
 	'and leaves no member behind');
 

@@ -72,6 +72,55 @@ static void test_encode_refuses(void **state)
 	assert_int_equal(entry_encode_member_info(buf, sizeof(buf), &mi, &len), ENTRY_OK);
 }
 
+static void test_addresses(void **state)
+{
+	struct entry_address in[2] = {{1, "10.0.0.1:7400", 13}, {42, "[::1]:7402", 10}};
+	struct entry_address out[ENTRY_ADDRESSES_MAX], bad;
+	struct entry_header h;
+	uint8_t buf[128];
+	size_t len, n;
+
+	(void)state;
+	assert_int_equal(entry_encode_addresses(buf, sizeof(buf), in, 2, &len), ENTRY_OK);
+	assert_int_equal(len, ENTRY_HEADER_BYTES + 2 + 6 + 13 + 6 + 10);
+	assert_int_equal(entry_decode_header(buf, len, &h), ENTRY_OK);
+	assert_string_equal(entry_type_name(h.type), "member addresses");
+	assert_int_equal(entry_decode_addresses(&h, out, &n), ENTRY_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(out[1].node_id, 42);
+	assert_int_equal(out[1].addr_len, 10);
+	assert_memory_equal(out[1].addr, "[::1]:7402", 10);
+	/* Every shorter body is truncated; a byte more is left over. */
+	for (size_t k = ENTRY_HEADER_BYTES; k < len; k++) {
+		assert_int_equal(entry_decode_header(buf, k, &h), ENTRY_OK);
+		assert_int_equal(entry_decode_addresses(&h, out, &n), ENTRY_ERR_SHORT);
+	}
+	buf[len] = 'x';
+	assert_int_equal(entry_decode_header(buf, len + 1, &h), ENTRY_OK);
+	assert_int_equal(entry_decode_addresses(&h, out, &n), ENTRY_ERR_FORMAT);
+	/* A node id 0, a control character, a count of 0 or over the most. */
+	assert_int_equal(entry_decode_header(buf, len, &h), ENTRY_OK);
+	buf[ENTRY_HEADER_BYTES + 2] = 0;
+	assert_int_equal(entry_decode_addresses(&h, out, &n), ENTRY_ERR_FORMAT);
+	buf[ENTRY_HEADER_BYTES + 2] = 1;
+	buf[ENTRY_HEADER_BYTES + 2 + 6] = '\n';
+	assert_int_equal(entry_decode_addresses(&h, out, &n), ENTRY_ERR_FORMAT);
+	buf[ENTRY_HEADER_BYTES + 2 + 6] = '1';
+	buf[ENTRY_HEADER_BYTES] = 0;
+	assert_int_equal(entry_decode_addresses(&h, out, &n), ENTRY_ERR_FORMAT);
+	buf[ENTRY_HEADER_BYTES] = ENTRY_ADDRESSES_MAX + 1;
+	assert_int_equal(entry_decode_addresses(&h, out, &n), ENTRY_ERR_FORMAT);
+	/* The encoder refuses the same, and a buffer one byte short. */
+	assert_int_equal(entry_encode_addresses(buf, len - 1, in, 2, &len), ENTRY_ERR_SPACE);
+	assert_int_equal(entry_encode_addresses(buf, sizeof(buf), in, 0, &len), ENTRY_ERR_FORMAT);
+	bad = in[0];
+	bad.addr_len = 0;
+	assert_int_equal(entry_encode_addresses(buf, sizeof(buf), &bad, 1, &len), ENTRY_ERR_FORMAT);
+	bad = in[0];
+	bad.node_id = 0;
+	assert_int_equal(entry_encode_addresses(buf, sizeof(buf), &bad, 1, &len), ENTRY_ERR_FORMAT);
+}
+
 static void test_header_refuses(void **state)
 {
 	struct entry_header h;
@@ -404,6 +453,7 @@ int main(void)
 	        cmocka_unit_test(test_member_info_round_trip),
 	        cmocka_unit_test(test_encode_refuses),
 	        cmocka_unit_test(test_header_refuses),
+	        cmocka_unit_test(test_addresses),
 	        cmocka_unit_test(test_member_info_refuses),
 	        cmocka_unit_test(test_strerror),
 	        cmocka_unit_test(test_change_set_round_trip),
