@@ -691,7 +691,7 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 	DrMemberAddr *members = palloc(sizeof(DrMemberAddr) * RAFT_MAX_MEMBERS);
 	int election_ms = dr_election_rtt * dr_rtt_ms;
 	TimestampTz start, moved, noticed, failing = 0;
-	uint64 last = 0, done, total;
+	uint64 last = 0, done, total, caught;
 	DrSnapPhase phase, last_phase = DR_SNAP_STARTING;
 	GroupView v;
 	DrResult res;
@@ -852,9 +852,15 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 		}
 		nap();
 	}
+	/*
+	 * A snapshot sets this member's commit index to its own: what the leader
+	 * committed is asked of the leader (a read barrier, which waits until it
+	 * is applied here too).
+	 */
+	caught = dr_read_barrier((uint64)group_id);
 	warn_refused(group_id);
 	ereport(NOTICE, (errmsg("node %d caught up with group %lld at entry %llu", dr_node_id,
-	                        (long long)group_id, (unsigned long long)v.applied)));
+	                        (long long)group_id, (unsigned long long)caught)));
 	PG_RETURN_VOID();
 }
 
