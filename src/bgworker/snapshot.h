@@ -7,9 +7,12 @@
  *
  * The file: a header, sections, a trailer; integers little-endian.
  *
- *	header   "DRSNAP01", group id (8), index (8), tables (4), 0 (4)
+ *	header   "DRSNAP02", group id (8), index (8), tables (4), 0 (4)
  *	section  kind (4), 0 (4), length (8), that many bytes
  *	trailer  DR_SNAP_END (4), CRC-32C of every byte before it (4), file size (8)
+ *
+ * The checksum takes each section's header after its bytes (the exporter
+ * writes a section before it knows its length, then fills in its header).
  *
  * Sections: per table a DR_SNAP_TABLE (table id (8), then schema, name,
  * definition (dragonraft.table_definition) and the SQL that sets its owned
@@ -24,7 +27,7 @@
 
 #include "storage/spin.h"
 
-#define DR_SNAP_MAGIC         "DRSNAP01"
+#define DR_SNAP_MAGIC         "DRSNAP02"
 #define DR_SNAP_HEADER_BYTES  32
 #define DR_SNAP_SECTION_BYTES 16
 #define DR_SNAP_TRAILER_BYTES 16

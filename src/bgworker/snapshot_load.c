@@ -83,26 +83,47 @@ static void progress(DrSnapPhase phase, uint32 tables_done)
 	SpinLockRelease(&L.job->mutex);
 }
 
+/* Feed n bytes of the file to crc. */
+static void crc_bytes(pg_crc32c *crc, uint64 n)
+{
+	char buf[65536];
+
+	while (n > 0) {
+		size_t k = Min(n, sizeof(buf));
+
+		get(buf, k);
+		COMP_CRC32C(*crc, buf, k);
+		n -= k;
+		progress(DR_SNAP_VERIFYING, 0);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
 /* The checksum over the whole file and its trailer; then back at the header's end. */
 static uint32 verify(uint64 group_id, uint64 index, uint64 size)
 {
-	char buf[65536];
 	char magic[8];
 	pg_crc32c crc;
-	uint64 left;
+	uint64 end = size - DR_SNAP_TRAILER_BYTES;
 	uint32 tables;
 
 	if (size < DR_SNAP_HEADER_BYTES + DR_SNAP_TRAILER_BYTES)
 		corrupt("it is too short");
 	INIT_CRC32C(crc);
-	for (left = size - DR_SNAP_TRAILER_BYTES; left > 0;) {
-		size_t n = Min(left, sizeof(buf));
+	crc_bytes(&crc, DR_SNAP_HEADER_BYTES);
+	while (L.done < end) {
+		uint8 h[DR_SNAP_SECTION_BYTES];
+		uint64 len = 0;
 
-		get(buf, n);
-		COMP_CRC32C(crc, buf, n);
-		left -= n;
-		progress(DR_SNAP_VERIFYING, 0);
-		CHECK_FOR_INTERRUPTS();
+		if (end - L.done < sizeof(h))
+			corrupt("a section runs past the end");
+		get(h, sizeof(h));
+		for (int i = 0; i < 8; i++)
+			len |= (uint64)h[8 + i] << (8 * i);
+		if (len > end - L.done)
+			corrupt("a section runs past the end");
+		crc_bytes(&crc, len);
+		COMP_CRC32C(crc, h, sizeof(h)); /* a section's header after its bytes */
 	}
 	FIN_CRC32C(crc);
 	if (get32() != DR_SNAP_END)
