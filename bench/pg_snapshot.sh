@@ -3,7 +3,10 @@
 #
 # For each row count in BENCH_ROWS (default "100000 1000000"): five local
 # PostgreSQL servers with dragonraft; group 1 on nodes 1-3 with that many
-# rows in two tables (60% in t, 40% in u) and a compacted log.  Then, for
+# rows in two tables (60% in t, 40% in u) and a log compacted below them
+# (snapshot_entries 1000; compaction_overhead 4000, so that a joining node
+# catches up from the log after its load even while a client writes; with
+# 100, as until 2026-11-30, it could need a second snapshot).  Then, for
 # each mode in BENCH_WRITER (default "0 1"), a bare node (4, then 5) is added
 # and joins, so the leader exports a full snapshot, the engine streams it and
 # the new node loads it; after it, the same two tables are copied with
@@ -66,6 +69,8 @@ join_and_dump() {
 	local secs=$((4 + rows / 100000)) t0 t1 jstats=- dstats=-
 	mode=$([ "$write" = 1 ] && echo "one writer" || echo "no writer")
 
+	local exports
+	exports=$(grep -c 'exported a snapshot of group 1' "$run/node$l.log" || true)
 	[ "$write" = 0 ] || writer_start "$run" "join$node" "$secs" "$l"
 	t0=$(date +%s%3N)
 	lc_psql "$l" -c "SELECT dragonraft.add_member(1, $node, '127.0.0.1:${LC_RAFTPORT[$node]}')" >/dev/null
@@ -77,6 +82,8 @@ join_and_dump() {
 	l_log=$(grep 'exported a snapshot of group 1' "$run/node$l.log" | tail -1)
 	n_log=$(grep 'loaded the snapshot of group 1' "$run/node$node.log" | tail -1)
 	[ -n "$l_log" ] && [ -n "$n_log" ] || { echo "no snapshot was exported and loaded" >&2; exit 1; }
+	exports=$(($(grep -c 'exported a snapshot of group 1' "$run/node$l.log") - exports))
+	[ "$exports" = 1 ] || echo "warning: $exports snapshots were exported for node $node (the last one counts)" >&2
 	local bytes export_ms held_ms load_ms export_end load_start load_end transfer_ms snap_ms
 	bytes=$(sed -E 's/.* ([0-9]+) bytes in .*/\1/' <<<"$l_log")
 	export_ms=$(sed -E 's/.* bytes in ([0-9]+) ms.*/\1/' <<<"$l_log")
@@ -121,7 +128,7 @@ one_run() {
 	mkdir -p "$run"
 	[ "$(id -u)" -eq 0 ] && chown "$TEST_USER" "$run"
 	lc_create "$run" 5 "dragonraft.snapshot_entries = 1000
-dragonraft.compaction_overhead = 100
+dragonraft.compaction_overhead = 4000
 max_worker_processes = 16
 log_min_messages = log"
 	m3=$(sed -E 's/, "4": "[^"]*"//; s/, "5": "[^"]*"//' <<<"$LC_MEMBERS")
@@ -143,15 +150,19 @@ log_min_messages = log"
 	for ((i = 0; i < nu; i += 50000)); do
 		lc_psql "$l" -c "INSERT INTO u SELECT 'key' || g, jsonb_build_object('g', g, 'h', md5(g::text)) FROM generate_series($((i + 1)), $((i + 50000 < nu ? i + 50000 : nu))) g" >/dev/null
 	done
-	# Past snapshot_entries, then a snapshot everywhere: the log is compacted.
-	printf 'INSERT INTO w (v) VALUES (%s);\n' $(seq 1 1100) | lc_psql "$l" >/dev/null
+	# Past compaction_overhead (4 clients, one row per transaction), then a snapshot
+	# everywhere: the log is compacted below the rows.  (The overhead leaves a joining
+	# node room to catch up from the log after its load, while a client writes.)
+	echo "INSERT INTO w (v) VALUES ('setup');" >"$run/w.sql"
+	[ "$(id -u)" -eq 0 ] && chown "$TEST_USER" "$run/w.sql"
+	lc_as_user "$PG_BINDIR/pgbench" -n -c 4 -t 1100 -f "$run/w.sql" -h "$LC_DIR" -p "${LC_PGPORT[$l]}" \
+		-U postgres postgres >/dev/null 2>&1
 	local idx
 	idx=$(lc_psql "$l" -c "SELECT applied_index FROM dragonraft.status WHERE group_id = 1")
 	for n in 1 2 3; do
 		until [ "$(lc_psql "$n" -c "SELECT dragonraft.snapshot(1) >= $idx")" = t ]; do sleep 0.2; done
 	done
 	echo "INSERT INTO w (v) VALUES ('during');" >"$run/w.sql"
-	[ "$(id -u)" -eq 0 ] && chown "$TEST_USER" "$run/w.sql"
 
 	# Node 4 joins in the first mode, node 5 (with node 4 a member) in the second.
 	local node=4 members=$m3 write
