@@ -105,5 +105,7 @@ extern PGDLLEXPORT void dr_snapshot_export_main(Datum arg);
  * group's origin set up): replace the group's tables, history and member info by the
  * file's; returns the group's schema index after it (its last utility command). */
 extern uint64 dr_snapshot_load(uint64 group_id, uint64 index, const char *path);
+/* The LOG line of the last load, once its transaction committed (its time includes it). */
+extern void dr_snapshot_log_loaded(void);
 
 #endif /* DRAGONRAFT_SNAPSHOT_H */

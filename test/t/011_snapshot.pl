@@ -4,8 +4,9 @@
 # schema, rows, history and sequence equal the leader's and it keeps up.
 # Then node 4 falls behind a compacted log again and again: a kill -9 of its
 # apply worker in the middle of loading the snapshot (its old rows stay
-# visible meanwhile); a corrupt file (refused with a clear error, nothing
-# loaded, the group stopped until a restart); an exporter terminated, then a
+# visible meanwhile); corrupt files (a flipped byte, a section's length past
+# the end: refused with a clear error, nothing loaded, the group stopped until
+# a restart); an exporter terminated, then a
 # kill -9 of the leader in the middle of exporting; commands in the compacted
 # log (a table changed, one dropped, one created).  Each time it recovers and
 # every node is identical.  Under sustained writes (10 x snapshot_entries)
@@ -173,41 +174,47 @@ identical('after a kill -9 in the middle of a load', 4);
 like(slurp_file($N4->logfile), qr/removed 1 snapshot files of a previous engine worker/,
 	'the file of the interrupted load was removed');
 
-# ---- a corrupt snapshot file is refused, nothing loaded ----
-$rows4 = $N4->safe_psql('postgres', 'SELECT count(*) FROM u');
-leave_behind('c');
-$l = $c->leader(1);
-$L = $c->node($l);
-set_delay($l, 600000);
-$N4->start;
-$c->group_nodes(1, 1, 2, 3, 4);
-ok($c->wait_until('the leader to write a snapshot',
-		sub { progress($l, "role = 'sender' AND phase = 'exporting' AND bytes_done > 0") }),
-	'the leader exports a snapshot for node 4');
-my @files = glob($L->data_dir . '/dragonraft/snapshots/snap-*');
-is(scalar(@files), 1, 'one snapshot file');
+# ---- corrupt snapshot files are refused, nothing loaded: a byte of the rows
+# flipped, and the length of the first section (its high byte, at 47) made to
+# run past the file's end ----
+for my $case ([ 'c', 'half', 'checksum mismatch' ], [ 'h', 47, 'a section runs past the end' ])
 {
-	open(my $fh, '+<', $files[0]) or die "open $files[0]: $!";
-	binmode $fh;
-	my $size = -s $files[0];
-	seek($fh, int($size / 2), 0);
-	my $b;
-	read($fh, $b, 1);
-	seek($fh, int($size / 2), 0);
-	print $fh chr(ord($b) ^ 0x55);
-	close $fh;
+	my ($tag, $where, $why) = @$case;
+	$rows4 = $N4->safe_psql('postgres', 'SELECT count(*) FROM u');
+	leave_behind($tag);
+	$l = $c->leader(1);
+	$L = $c->node($l);
+	set_delay($l, 600000);
+	$N4->start;
+	$c->group_nodes(1, 1, 2, 3, 4);
+	ok($c->wait_until('the leader to write a snapshot',
+			sub { progress($l, "role = 'sender' AND phase = 'exporting' AND bytes_done > 0") }),
+		'the leader exports a snapshot for node 4');
+	my @files = glob($L->data_dir . '/dragonraft/snapshots/snap-*');
+	is(scalar(@files), 1, 'one snapshot file');
+	{
+		open(my $fh, '+<', $files[0]) or die "open $files[0]: $!";
+		binmode $fh;
+		my $at = $where eq 'half' ? int((-s $files[0]) / 2) : $where;
+		seek($fh, $at, 0);
+		my $b;
+		read($fh, $b, 1);
+		seek($fh, $at, 0);
+		print $fh chr(ord($b) ^ 0x55);
+		close $fh;
+	}
+	set_delay($l, 0);
+	ok($c->wait_until('node 4 to refuse the snapshot',
+			sub { $N4->safe_psql('postgres',
+					q{SELECT state = 'stopped' FROM dragonraft.status WHERE group_id = 1}) eq 't' }),
+		'node 4 stops the group');
+	like($N4->safe_psql('postgres', 'SELECT error FROM dragonraft.status WHERE group_id = 1'),
+		qr/snapshot file ".*" is corrupt: \Q$why\E/,
+		"and says the snapshot file is corrupt: $why");
+	is($N4->safe_psql('postgres', 'SELECT count(*) FROM u'), $rows4, 'nothing of it was loaded');
+	$N4->restart;
+	identical('after a restart the member loads a good snapshot', 4);
 }
-set_delay($l, 0);
-ok($c->wait_until('node 4 to refuse the snapshot',
-		sub { $N4->safe_psql('postgres',
-				q{SELECT state = 'stopped' FROM dragonraft.status WHERE group_id = 1}) eq 't' }),
-	'node 4 stops the group');
-like($N4->safe_psql('postgres', 'SELECT error FROM dragonraft.status WHERE group_id = 1'),
-	qr/snapshot file ".*" is corrupt: checksum mismatch/,
-	'and says the snapshot file is corrupt');
-is($N4->safe_psql('postgres', 'SELECT count(*) FROM u'), $rows4, 'nothing of it was loaded');
-$N4->restart;
-identical('after a restart the member loads a good snapshot', 4);
 
 # ---- kill -9 of the leader in the middle of exporting a snapshot ----
 leave_behind('d');
