@@ -29,6 +29,7 @@
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "port/pg_crc32c.h"
@@ -165,24 +166,87 @@ static void end_section(uint32 kind)
 }
 
 /* Binary COPY's integers are big-endian. */
-static void row_int(StringInfo buf, int bytes, uint32 v)
+static void row_int(StringInfo buf, int bytes, uint64 v)
 {
 	for (int i = bytes - 1; i >= 0; i--)
 		appendStringInfoCharMacro(buf, (char)(v >> (8 * i)));
 }
 
 /*
+ * Columns whose send function writes the value's bits big-endian (int2send,
+ * int4send, int8send, float4send, ...): their width here, 0 for the others.
+ * Written directly, the same bytes, without a call and a bytea per value.
+ */
+static int fixed_width(Oid type)
+{
+	switch (type) {
+	case BOOLOID:
+		return 1;
+	case INT2OID:
+		return 2;
+	case INT4OID:
+	case OIDOID:
+	case DATEOID:
+	case FLOAT4OID:
+		return 4;
+	case INT8OID:
+	case TIMEOID:
+	case TIMESTAMPOID:
+	case TIMESTAMPTZOID:
+	case FLOAT8OID:
+		return 8;
+	default:
+		return 0;
+	}
+}
+
+static uint64 fixed_bits(Oid type, Datum d)
+{
+	switch (type) {
+	case BOOLOID:
+		return DatumGetBool(d) ? 1 : 0;
+	case INT2OID:
+		return (uint16)DatumGetInt16(d);
+	case INT4OID:
+	case DATEOID:
+		return (uint32)DatumGetInt32(d);
+	case OIDOID:
+		return DatumGetObjectId(d);
+	case FLOAT4OID: {
+		float4 f = DatumGetFloat4(d);
+		uint32 u;
+
+		memcpy(&u, &f, sizeof(u));
+		return u;
+	}
+	case FLOAT8OID: {
+		float8 f = DatumGetFloat8(d);
+		uint64 u;
+
+		memcpy(&u, &f, sizeof(u));
+		return u;
+	}
+	default:
+		return (uint64)DatumGetInt64(d);
+	}
+}
+
+/*
  * Rows in binary COPY's format (what COPY FROM reads back), written straight
  * into the snapshot file: the columns COPY TO would write (not dropped, not
- * generated), each by its type's send function.  Tuples come from a scan of
- * rel or, without rel, from SPI's result of query.
+ * generated), each by its type's send function or, for common types, the
+ * same bytes written directly.  Tuples come from a scan of rel or, without
+ * rel, from SPI's result of query.
  */
 static void rows_section(uint32 kind, Relation rel, const char *query)
 {
 	static const char sig[] = "PGCOPY\n\377\r\n"; /* and its NUL */
 	TupleDesc desc;
-	int natts, *atts;
+	int natts, *atts, *width;
 	FmgrInfo *send;
+	/* textsend, varcharsend, bpcharsend and byteasend write the bytes as they are when no
+	 * encoding conversion is needed */
+	bool raw_text = pg_get_client_encoding() == GetDatabaseEncoding();
 	MemoryContext row_cxt, old;
 	StringInfoData buf;
 	TableScanDesc scan = NULL;
@@ -199,6 +263,7 @@ static void rows_section(uint32 kind, Relation rel, const char *query)
 		desc = SPI_tuptable->tupdesc;
 	atts = palloc(sizeof(int) * desc->natts);
 	send = palloc(sizeof(FmgrInfo) * desc->natts);
+	width = palloc(sizeof(int) * desc->natts);
 	natts = 0;
 	for (int i = 0; i < desc->natts; i++) {
 		Form_pg_attribute a = TupleDescAttr(desc, i);
@@ -209,6 +274,11 @@ static void rows_section(uint32 kind, Relation rel, const char *query)
 			continue;
 		getTypeBinaryOutputInfo(a->atttypid, &func, &varlena);
 		fmgr_info(func, &send[natts]);
+		width[natts] = fixed_width(a->atttypid);
+		if (a->atttypid == BYTEAOID ||
+		    (raw_text && (a->atttypid == TEXTOID || a->atttypid == VARCHAROID ||
+		                  a->atttypid == BPCHAROID)))
+			width[natts] = -1; /* the varlena's bytes */
 		atts[natts++] = i;
 	}
 	row_cxt =
@@ -248,7 +318,17 @@ static void rows_section(uint32 kind, Relation rel, const char *query)
 
 			if (nulls[i])
 				row_int(&buf, 4, (uint32)-1);
-			else {
+			else if (width[k] > 0) {
+				row_int(&buf, 4, (uint64)width[k]);
+				row_int(&buf, width[k],
+				        fixed_bits(TupleDescAttr(desc, i)->atttypid, values[i]));
+			} else if (width[k] < 0) {
+				struct varlena *v = pg_detoast_datum_packed(
+				        (struct varlena *)DatumGetPointer(values[i]));
+
+				row_int(&buf, 4, VARSIZE_ANY_EXHDR(v));
+				appendBinaryStringInfo(&buf, VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
+			} else {
 				bytea *b = SendFunctionCall(&send[k], values[i]);
 
 				row_int(&buf, 4, (uint32)(VARSIZE(b) - VARHDRSZ));

@@ -42,6 +42,25 @@ INSERT INTO u SELECT 'k' || g, jsonb_build_object('g', g) FROM generate_series(1
 SELECT dragonraft.replicate_table('t', 1);
 SELECT dragonraft.replicate_table('u', 1);
 });
+# Every type the exporter writes without its send function, with edge values,
+# NULLs, a dropped column and large (compressed, out-of-line) values.
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(1,
+  'CREATE TABLE ty (id int PRIMARY KEY, gone int, b bool, s int2, i int4, o oid, d date,
+     f4 float4, f8 float8, tm time, ts timestamp, tz timestamptz, x text, vc varchar(20),
+     c char(5), by bytea, i8 int8); ALTER TABLE ty DROP COLUMN gone')});
+$L->safe_psql('postgres', q{
+INSERT INTO ty VALUES
+  (1, true, -32768, -2147483648, 4294967295, '4713-01-01 BC', '-0', 'NaN', '00:00:00',
+   '-infinity', 'infinity', '', '', '', '', -9223372036854775808),
+  (2, false, 32767, 2147483647, 0, 'infinity', 'Infinity', '-1.5e-300', '23:59:59.999999',
+   '2026-11-30 09:00:00.123456', '1999-12-31 23:59:59.5+05', 'é€😀', 'ab ', 'x',
+   '\x00ff00', 9223372036854775807),
+  (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+  (4, true, 1, 1, 1, '2000-01-01', 3.25, pi(), '12:00', '2000-01-01', '2000-01-01 00:00+00',
+   repeat('compressible ', 20000), 'v', 'abcde',
+   (SELECT string_agg(md5(g::text), '')::bytea FROM generate_series(1, 5000) g), 1);
+SELECT dragonraft.replicate_table('ty', 1);
+});
 # More entries than snapshot_entries, then a snapshot everywhere: the log is compacted.
 sub write_entries
 {
@@ -110,8 +129,10 @@ cmp_ok($N4->safe_psql('postgres',
 	'>=', 1, 'node 4 installed a snapshot');
 $c->group_nodes(1, 1, 2, 3, 4);
 identical('after the join', 4);
+is($c->contents(4, 'ty', 'id'), $c->contents($l, 'ty', 'id'),
+	"node 4's rows of every type written directly equal the leader's");
 is($N4->safe_psql('postgres', q{SELECT string_agg(relid::text, ',' ORDER BY since_index) FROM dragonraft.tables}),
-	't,u', 'node 4 replicates t and u');
+	't,u,ty', 'node 4 replicates t, u and ty');
 is($N4->safe_psql('postgres', q{SELECT count(*) FROM dragonraft.ddl_history}),
 	$L->safe_psql('postgres', q{SELECT count(*) FROM dragonraft.ddl_history}),
 	"node 4 has the group's command history");
@@ -267,7 +288,7 @@ is($N4->safe_psql('postgres', q{SELECT to_regclass('x') IS NULL}), 't',
 is($c->contents(4, 'y', 'id'), $c->contents($c->leader(1), 'y', 'id'),
 	"node 4 has the group's new table and its rows");
 is($N4->safe_psql('postgres', q{SELECT string_agg(relid::text, ',' ORDER BY since_index) FROM dragonraft.tables}),
-	't,u,y', 'and replicates t, u and y');
+	't,u,ty,y', 'and replicates t, u, ty and y');
 
 # ---- the LogDB stays bounded under sustained writes (10 x snapshot_entries) ----
 $l = $c->leader(1);
