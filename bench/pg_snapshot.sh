@@ -17,8 +17,10 @@
 #
 # Per mode it prints the snapshot's phases (from the servers' LOG lines):
 # export, transfer (from the export's end to the load's start; negative when
-# they overlap), load, and "snapshot" from the export's start to the load's
-# end; the file size; join_group's total; the writes on the leader during the
+# they overlap), load (up to its commit), and "snapshot" from the export's
+# start to the load's end; the CPU time of the exporter and of the loader
+# (the rest of their time they waited: for I/O, or for a core on a busy
+# machine); the file size; join_group's total; the writes on the leader during the
 # join and the longest; pg_dump | psql's total, pg_dump's alone (to a pipe
 # that discards it, timed separately) and the dump's size; the writes during
 # it.  The last line is the headline, one comparison per row count and mode.
@@ -88,6 +90,10 @@ join_and_dump() {
 	bytes=$(sed -E 's/.* ([0-9]+) bytes in .*/\1/' <<<"$l_log")
 	export_ms=$(sed -E 's/.* bytes in ([0-9]+) ms.*/\1/' <<<"$l_log")
 	held_ms=$(sed -E 's/.*apply held ([0-9]+) ms.*/\1/' <<<"$l_log")
+	# (The CPU time the exporter and the loader used, when their LOG lines say it.)
+	local export_cpu load_cpu
+	export_cpu=$(grep -oE 'CPU [0-9]+' <<<"$l_log" | cut -c5-) || export_cpu=-
+	load_cpu=$(grep -oE 'CPU [0-9]+' <<<"$n_log" | cut -c5-) || load_cpu=-
 	load_ms=$(sed -E 's/.* bytes in ([0-9]+) ms.*/\1/' <<<"$n_log")
 	export_end=$(log_ms "$l_log")
 	load_end=$(log_ms "$n_log")
@@ -115,9 +121,9 @@ join_and_dump() {
 		-d "$db" -c "SELECT (SELECT count(*) FROM t) + (SELECT count(*) FROM u)")" = "$rows" ] ||
 		echo "warning: pg_dump | psql copied a different number of rows" >&2
 
-	printf '%d rows, %s: file %.1f MB; export %d ms (apply held %d ms), transfer %d ms, load %d ms; snapshot %d ms; join_group %d ms; node %d has %d rows; leader writes during the join %s, longest %s ms; pg_dump|psql %d ms (pg_dump alone %d ms, %.1f MB), leader writes during it %s, longest %s ms\n' \
-		"$rows" "$mode" "$(awk -v b="$bytes" 'BEGIN { print b / 1e6 }')" "$export_ms" "$held_ms" \
-		"$transfer_ms" "$load_ms" "$snap_ms" "$((t1 - t0))" "$node" "$rows_n" "${jstats% *}" "${jstats#* }" \
+	printf '%d rows, %s: file %.1f MB; export %d ms (apply held %d ms, CPU %s ms), transfer %d ms, load %d ms (CPU %s ms); snapshot %d ms; join_group %d ms; node %d has %d rows; leader writes during the join %s, longest %s ms; pg_dump|psql %d ms (pg_dump alone %d ms, %.1f MB), leader writes during it %s, longest %s ms\n' \
+		"$rows" "$mode" "$(awk -v b="$bytes" 'BEGIN { print b / 1e6 }')" "$export_ms" "$held_ms" "$export_cpu" \
+		"$transfer_ms" "$load_ms" "$load_cpu" "$snap_ms" "$((t1 - t0))" "$node" "$rows_n" "${jstats% *}" "${jstats#* }" \
 		"$((d1 - d0))" "$((p1 - p0))" "$(awk -v b="$dump_bytes" 'BEGIN { print b / 1e6 }')" \
 		"${dstats% *}" "${dstats#* }"
 	headline+="${headline:+; }$rows rows, $mode: snapshot $snap_ms ms (export $export_ms, transfer $transfer_ms, load $load_ms) vs pg_dump|psql $((d1 - d0)) ms, leader's longest write ${jstats#* } ms"

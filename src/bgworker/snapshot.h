@@ -89,6 +89,9 @@ extern int dr_testing_snapshot_delay;
 /* snapshot_progress.c */
 extern Size dr_snapshot_shmem_size(void);
 extern void dr_snapshot_shmem_init(void);
+/* CPU time this process used so far (user and system), ms: the LOG lines of an export
+ * and of a load say how much of their time it was. */
+extern long dr_snapshot_cpu_ms(void);
 /* For tests: pause dr_testing_snapshot_delay ms (interruptible). */
 extern void dr_snapshot_testing_pause(void);
 /* A free job for group_id in role; -1 if none is free. */

@@ -456,6 +456,7 @@ static void export(uint64 group_id, const char *path)
 	ListCell *lc;
 	uint32 done = 0;
 	TimestampTz held, released;
+	long cpu = dr_snapshot_cpu_ms();
 
 	/*
 	 * The group's writes wait while its apply is held: a table locked by a
@@ -551,11 +552,11 @@ static void export(uint64 group_id, const char *path)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	ereport(LOG, (errmsg("dragonraft exported a snapshot of group %llu at entry %llu: %d "
-	                     "tables, %llu bytes in %ld ms (its apply held %ld ms)",
+	                     "tables, %llu bytes in %ld ms (its apply held %ld ms; CPU %ld ms)",
 	                     (unsigned long long)group_id, (unsigned long long)index,
 	                     list_length(tables), (unsigned long long)X.bytes,
 	                     (long)((GetCurrentTimestamp() - X.job->started) / 1000),
-	                     (long)((released - held) / 1000))));
+	                     (long)((released - held) / 1000), dr_snapshot_cpu_ms() - cpu)));
 }
 
 void dr_snapshot_export_main(Datum arg)

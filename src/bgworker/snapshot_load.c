@@ -44,6 +44,7 @@ static struct {
 	uint64 group_id, index, size;
 	uint32 tables;
 	TimestampTz start, verified;
+	long cpu;
 } L;
 
 static void corrupt(const char *why) pg_attribute_noreturn();
@@ -480,11 +481,11 @@ static uint64 load(uint64 group_id, uint64 index, const char *path)
 void dr_snapshot_log_loaded(void)
 {
 	ereport(LOG, (errmsg("dragonraft loaded the snapshot of group %llu at entry %llu: %u "
-	                     "tables, %llu bytes in %ld ms (checksum %ld ms)",
+	                     "tables, %llu bytes in %ld ms (checksum %ld ms; CPU %ld ms)",
 	                     (unsigned long long)L.group_id, (unsigned long long)L.index, L.tables,
 	                     (unsigned long long)L.size,
 	                     (long)((GetCurrentTimestamp() - L.start) / 1000),
-	                     (long)((L.verified - L.start) / 1000))));
+	                     (long)((L.verified - L.start) / 1000), dr_snapshot_cpu_ms() - L.cpu)));
 }
 
 uint64 dr_snapshot_load(uint64 group_id, uint64 index, const char *path)
@@ -497,6 +498,7 @@ uint64 dr_snapshot_load(uint64 group_id, uint64 index, const char *path)
 	L.group_id = group_id;
 	L.index = index;
 	L.start = GetCurrentTimestamp();
+	L.cpu = dr_snapshot_cpu_ms();
 	L.job = job >= 0 ? dr_snapshot_job(job) : NULL;
 	if (L.job != NULL) {
 		SpinLockAcquire(&L.job->mutex);
