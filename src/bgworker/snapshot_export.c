@@ -256,6 +256,9 @@ static void rows_section(uint32 kind, Relation rel, const char *query)
 	Datum *spi_values = NULL;
 	bool *spi_nulls = NULL;
 
+	if (rel != NULL && rel->rd_rel->relkind != RELKIND_RELATION)
+		elog(ERROR, "dragonraft cannot export \"%s\": not an ordinary table",
+		     RelationGetRelationName(rel)); /* (replicate_table takes no other) */
 	if (rel != NULL)
 		desc = RelationGetDescr(rel);
 	else if (SPI_execute(query, true, 0) != SPI_OK_SELECT)
