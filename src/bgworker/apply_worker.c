@@ -473,6 +473,7 @@ static void load_snapshot(const DrApplyMsg *m, const uint8 *data)
 	ag->schema_batch = dr_snapshot_load(m->group_id, m->index, (const char *)data);
 	ag->applied = m->index;
 	commit_batch();
+	dr_snapshot_log_loaded();
 }
 
 static void receive_entry(const DrApplyMsg *m, const uint8 *data)

@@ -7,9 +7,12 @@
  *
  * The file: a header, sections, a trailer; integers little-endian.
  *
- *	header   "DRSNAP01", group id (8), index (8), tables (4), 0 (4)
+ *	header   "DRSNAP02", group id (8), index (8), tables (4), 0 (4)
  *	section  kind (4), 0 (4), length (8), that many bytes
  *	trailer  DR_SNAP_END (4), CRC-32C of every byte before it (4), file size (8)
+ *
+ * The checksum takes each section's header after its bytes (the exporter
+ * writes a section before it knows its length, then fills in its header).
  *
  * Sections: per table a DR_SNAP_TABLE (table id (8), then schema, name,
  * definition (dragonraft.table_definition) and the SQL that sets its owned
@@ -24,7 +27,7 @@
 
 #include "storage/spin.h"
 
-#define DR_SNAP_MAGIC         "DRSNAP01"
+#define DR_SNAP_MAGIC         "DRSNAP02"
 #define DR_SNAP_HEADER_BYTES  32
 #define DR_SNAP_SECTION_BYTES 16
 #define DR_SNAP_TRAILER_BYTES 16
@@ -86,6 +89,9 @@ extern int dr_testing_snapshot_delay;
 /* snapshot_progress.c */
 extern Size dr_snapshot_shmem_size(void);
 extern void dr_snapshot_shmem_init(void);
+/* CPU time this process used so far (user and system), ms: the LOG lines of an export
+ * and of a load say how much of their time it was. */
+extern long dr_snapshot_cpu_ms(void);
 /* For tests: pause dr_testing_snapshot_delay ms (interruptible). */
 extern void dr_snapshot_testing_pause(void);
 /* A free job for group_id in role; -1 if none is free. */
@@ -102,5 +108,7 @@ extern PGDLLEXPORT void dr_snapshot_export_main(Datum arg);
  * group's origin set up): replace the group's tables, history and member info by the
  * file's; returns the group's schema index after it (its last utility command). */
 extern uint64 dr_snapshot_load(uint64 group_id, uint64 index, const char *path);
+/* The LOG line of the last load, once its transaction committed (its time includes it). */
+extern void dr_snapshot_log_loaded(void);
 
 #endif /* DRAGONRAFT_SNAPSHOT_H */

@@ -12,27 +12,25 @@
  * snapshot taken now holds exactly the entries up to the origin's position,
  * which is that index.  The group's tables are locked (ACCESS SHARE) before
  * its apply goes on, so no utility command of the group changes them under
- * the export (one would wait for its end).  The rows are written with binary
- * COPY, table by table (COPY TO a file, then appended to the snapshot with
- * the running checksum).
+ * the export (one would wait for its end).  The rows are written in binary
+ * COPY's format, table by table, by a scan of each straight into the file
+ * (no COPY TO a file of its own and copy of it: every byte is written once).
  */
 #include "snapshot.h"
 
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include "access/htup_details.h"
 #include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
-#include "commands/copy.h"
 #include "commands/sequence.h"
 #include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
-#include "nodes/makefuncs.h"
-#include "parser/parse_node.h"
-#include "parser/parser.h"
 #include "pgstat.h"
 #include "port/pg_crc32c.h"
 #include "postmaster/bgworker.h"
@@ -69,7 +67,8 @@ static struct {
 	FILE *out;
 	pg_crc32c crc;
 	uint64 bytes;
-	char *tmp; /* COPY's file */
+	uint64 section;     /* where the section being written starts */
+	uint32 tables_done; /* tables written */
 	DrSnapJob *job;
 	uint64 group_id;
 } X;
@@ -125,58 +124,240 @@ static void put64(uint64 v)
 	put(b, 8);
 }
 
-static void put_header(uint32 kind, uint64 len)
-{
-	put32(kind);
-	put32(0);
-	put64(len);
-}
-
-static void progress(uint32 tables_done)
+static void progress(void)
 {
 	if (!lock_job())
 		return;
 	X.job->bytes_done = X.bytes;
 	X.job->bytes_total = X.bytes;
-	X.job->tables_done = tables_done;
+	X.job->tables_done = X.tables_done;
 	SpinLockRelease(&X.job->mutex);
 }
 
-/* COPY ... TO the temporary file in binary, then append it as a section. */
-static void copy_section(uint32 kind, Relation rel, const char *query)
+/*
+ * A section is written before its length is known: its header is a
+ * placeholder, filled in at its end, and goes into the checksum after its
+ * bytes (snapshot.h).
+ */
+static void begin_section(void)
 {
-	ParseState *pstate = make_parsestate(NULL);
-	List *options = list_make1(makeDefElem("format", (Node *)makeString("binary"), -1));
-	RawStmt *raw = NULL;
-	CopyToState cstate;
-	struct stat st;
-	FILE *in;
-	char buf[65536];
-	size_t n;
+	static const uint8 zero[DR_SNAP_SECTION_BYTES];
 
-	if (query != NULL) {
-		pstate->p_sourcetext = query;
-		raw = linitial_node(RawStmt, raw_parser(query, RAW_PARSE_DEFAULT));
-	}
-	cstate = BeginCopyTo(pstate, rel, raw, InvalidOid, X.tmp, false, NIL, options);
-	(void)DoCopyTo(cstate);
-	EndCopyTo(cstate);
-	free_parsestate(pstate);
+	X.section = X.bytes;
+	if (fwrite(zero, 1, sizeof(zero), X.out) != sizeof(zero))
+		ereport(ERROR,
+		        (errcode_for_file_access(), errmsg("could not write snapshot file: %m")));
+	X.bytes += sizeof(zero);
+}
 
-	in = AllocateFile(X.tmp, PG_BINARY_R);
-	if (in == NULL || fstat(fileno(in), &st) != 0)
+static void end_section(uint32 kind)
+{
+	uint64 len = X.bytes - X.section - DR_SNAP_SECTION_BYTES;
+	uint8 h[DR_SNAP_SECTION_BYTES] = {0};
+
+	for (int i = 0; i < 4; i++)
+		h[i] = (uint8)(kind >> (8 * i));
+	for (int i = 0; i < 8; i++)
+		h[8 + i] = (uint8)(len >> (8 * i));
+	if (fseeko(X.out, (off_t)X.section, SEEK_SET) != 0 ||
+	    fwrite(h, 1, sizeof(h), X.out) != sizeof(h) || fseeko(X.out, 0, SEEK_END) != 0)
 		ereport(ERROR,
-		        (errcode_for_file_access(), errmsg("could not read \"%s\": %m", X.tmp)));
-	put_header(kind, (uint64)st.st_size);
-	while ((n = fread(buf, 1, sizeof(buf), in)) > 0) {
-		put(buf, n);
-		CHECK_FOR_INTERRUPTS();
+		        (errcode_for_file_access(), errmsg("could not write snapshot file: %m")));
+	COMP_CRC32C(X.crc, h, sizeof(h));
+}
+
+/* Binary COPY's integers are big-endian. */
+static void row_int(StringInfo buf, int bytes, uint64 v)
+{
+	for (int i = bytes - 1; i >= 0; i--)
+		appendStringInfoCharMacro(buf, (char)(v >> (8 * i)));
+}
+
+/*
+ * Columns whose send function writes the value's bits big-endian (int2send,
+ * int4send, int8send, float4send, ...): their width here, 0 for the others.
+ * Written directly, the same bytes, without a call and a bytea per value.
+ */
+static int fixed_width(Oid type)
+{
+	switch (type) {
+	case BOOLOID:
+		return 1;
+	case INT2OID:
+		return 2;
+	case INT4OID:
+	case OIDOID:
+	case DATEOID:
+	case FLOAT4OID:
+		return 4;
+	case INT8OID:
+	case TIMEOID:
+	case TIMESTAMPOID:
+	case TIMESTAMPTZOID:
+	case FLOAT8OID:
+		return 8;
+	default:
+		return 0;
 	}
-	if (ferror(in))
-		ereport(ERROR,
-		        (errcode_for_file_access(), errmsg("could not read \"%s\": %m", X.tmp)));
-	FreeFile(in);
-	unlink(X.tmp);
+}
+
+static uint64 fixed_bits(Oid type, Datum d)
+{
+	switch (type) {
+	case BOOLOID:
+		return DatumGetBool(d) ? 1 : 0;
+	case INT2OID:
+		return (uint16)DatumGetInt16(d);
+	case INT4OID:
+	case DATEOID:
+		return (uint32)DatumGetInt32(d);
+	case OIDOID:
+		return DatumGetObjectId(d);
+	case FLOAT4OID: {
+		float4 f = DatumGetFloat4(d);
+		uint32 u;
+
+		memcpy(&u, &f, sizeof(u));
+		return u;
+	}
+	case FLOAT8OID: {
+		float8 f = DatumGetFloat8(d);
+		uint64 u;
+
+		memcpy(&u, &f, sizeof(u));
+		return u;
+	}
+	default:
+		return (uint64)DatumGetInt64(d);
+	}
+}
+
+/*
+ * Rows in binary COPY's format (what COPY FROM reads back), written straight
+ * into the snapshot file: the columns COPY TO would write (not dropped, not
+ * generated), each by its type's send function or, for common types, the
+ * same bytes written directly.  Tuples come from a scan of rel or, without
+ * rel, from SPI's result of query.
+ */
+static void rows_section(uint32 kind, Relation rel, const char *query)
+{
+	static const char sig[] = "PGCOPY\n\377\r\n"; /* and its NUL */
+	TupleDesc desc;
+	int natts, *atts, *width;
+	FmgrInfo *send;
+	/* textsend, varcharsend, bpcharsend and byteasend write the bytes as they are when no
+	 * encoding conversion is needed */
+	bool raw_text = pg_get_client_encoding() == GetDatabaseEncoding();
+	MemoryContext row_cxt, old;
+	StringInfoData buf;
+	TableScanDesc scan = NULL;
+	TupleTableSlot *slot = NULL;
+	uint64 n = 0;
+	Datum *spi_values = NULL;
+	bool *spi_nulls = NULL;
+
+	if (rel != NULL && rel->rd_rel->relkind != RELKIND_RELATION)
+		elog(ERROR, "dragonraft cannot export \"%s\": not an ordinary table",
+		     RelationGetRelationName(rel)); /* (replicate_table takes no other) */
+	if (rel != NULL)
+		desc = RelationGetDescr(rel);
+	else if (SPI_execute(query, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "dragonraft could not run: %s", query);
+	else
+		desc = SPI_tuptable->tupdesc;
+	atts = palloc(sizeof(int) * desc->natts);
+	send = palloc(sizeof(FmgrInfo) * desc->natts);
+	width = palloc(sizeof(int) * desc->natts);
+	natts = 0;
+	for (int i = 0; i < desc->natts; i++) {
+		Form_pg_attribute a = TupleDescAttr(desc, i);
+		Oid func;
+		bool varlena;
+
+		if (a->attisdropped || a->attgenerated)
+			continue;
+		getTypeBinaryOutputInfo(a->atttypid, &func, &varlena);
+		fmgr_info(func, &send[natts]);
+		width[natts] = fixed_width(a->atttypid);
+		if (a->atttypid == BYTEAOID ||
+		    (raw_text && (a->atttypid == TEXTOID || a->atttypid == VARCHAROID ||
+		                  a->atttypid == BPCHAROID)))
+			width[natts] = -1; /* the varlena's bytes */
+		atts[natts++] = i;
+	}
+	row_cxt =
+	        AllocSetContextCreate(CurrentMemoryContext, "snapshot row", ALLOCSET_DEFAULT_SIZES);
+	initStringInfo(&buf);
+	begin_section();
+	appendBinaryStringInfo(&buf, sig, sizeof(sig));
+	row_int(&buf, 4, 0); /* flags */
+	row_int(&buf, 4, 0); /* header extension */
+	if (rel == NULL) {
+		spi_values = palloc(sizeof(Datum) * desc->natts);
+		spi_nulls = palloc(sizeof(bool) * desc->natts);
+	} else {
+		scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+		slot = table_slot_create(rel, NULL);
+	}
+	for (;;) {
+		Datum *values;
+		bool *nulls;
+
+		if (rel != NULL) {
+			if (!table_scan_getnextslot(scan, ForwardScanDirection, slot))
+				break;
+			slot_getallattrs(slot);
+			values = slot->tts_values;
+			nulls = slot->tts_isnull;
+		} else if (n < SPI_processed) {
+			values = spi_values;
+			nulls = spi_nulls;
+			heap_deform_tuple(SPI_tuptable->vals[n], desc, values, nulls);
+		} else
+			break;
+		old = MemoryContextSwitchTo(row_cxt);
+		row_int(&buf, 2, (uint32)natts);
+		for (int k = 0; k < natts; k++) {
+			int i = atts[k];
+
+			if (nulls[i])
+				row_int(&buf, 4, (uint32)-1);
+			else if (width[k] > 0) {
+				row_int(&buf, 4, (uint64)width[k]);
+				row_int(&buf, width[k],
+				        fixed_bits(TupleDescAttr(desc, i)->atttypid, values[i]));
+			} else if (width[k] < 0) {
+				struct varlena *v = pg_detoast_datum_packed(
+				        (struct varlena *)DatumGetPointer(values[i]));
+
+				row_int(&buf, 4, VARSIZE_ANY_EXHDR(v));
+				appendBinaryStringInfo(&buf, VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
+			} else {
+				bytea *b = SendFunctionCall(&send[k], values[i]);
+
+				row_int(&buf, 4, (uint32)(VARSIZE(b) - VARHDRSZ));
+				appendBinaryStringInfo(&buf, VARDATA(b), VARSIZE(b) - VARHDRSZ);
+			}
+		}
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(row_cxt);
+		if (buf.len >= 65536) {
+			put(buf.data, buf.len);
+			resetStringInfo(&buf);
+			progress();
+			CHECK_FOR_INTERRUPTS();
+		}
+		n++;
+	}
+	row_int(&buf, 2, (uint32)-1); /* the end of the rows */
+	put(buf.data, buf.len);
+	end_section(kind);
+	if (rel != NULL) {
+		ExecDropSingleTupleTableSlot(slot);
+		table_endscan(scan);
+	}
+	MemoryContextDelete(row_cxt);
+	pfree(buf.data);
 }
 
 /* The SQL that sets relid's owned sequences as they are now. */
@@ -301,8 +482,8 @@ static void export(uint64 group_id, const char *path)
 	uint64 index;
 	List *tables;
 	ListCell *lc;
-	uint32 done = 0;
 	TimestampTz held, released;
+	long cpu = dr_snapshot_cpu_ms();
 
 	/*
 	 * The group's writes wait while its apply is held: a table locked by a
@@ -346,8 +527,6 @@ static void export(uint64 group_id, const char *path)
 	if (X.out == NULL)
 		ereport(ERROR, (errcode_for_file_access(),
 		                errmsg("could not create snapshot file \"%s\": %m", path)));
-	/* COPY takes absolute paths only (the snapshot directory may be relative to PGDATA). */
-	X.tmp = psprintf("%s.copy", make_absolute_path(path));
 	INIT_CRC32C(X.crc);
 	put(DR_SNAP_MAGIC, 8);
 	put64(group_id);
@@ -366,18 +545,20 @@ static void export(uint64 group_id, const char *path)
 		appendBinaryStringInfo(&meta, t->name, strlen(t->name) + 1);
 		appendBinaryStringInfo(&meta, t->def, strlen(t->def) + 1);
 		appendBinaryStringInfo(&meta, t->seqs, strlen(t->seqs) + 1);
-		put_header(DR_SNAP_TABLE, meta.len);
+		begin_section();
 		put(meta.data, meta.len);
+		end_section(DR_SNAP_TABLE);
 		rel = table_open(t->relid, AccessShareLock);
-		copy_section(DR_SNAP_ROWS, rel, NULL);
+		rows_section(DR_SNAP_ROWS, rel, NULL);
 		table_close(rel, AccessShareLock);
-		progress(++done);
+		X.tables_done++;
+		progress();
 	}
-	copy_section(DR_SNAP_HISTORY, NULL,
+	rows_section(DR_SNAP_HISTORY, NULL,
 	             psprintf("SELECT * FROM dragonraft.ddl_history WHERE group_id = %llu "
 	                      "ORDER BY index",
 	                      (unsigned long long)group_id));
-	copy_section(DR_SNAP_MEMBERS, NULL,
+	rows_section(DR_SNAP_MEMBERS, NULL,
 	             psprintf("SELECT * FROM dragonraft.member_info WHERE group_id = %llu "
 	                      "ORDER BY node_id",
 	                      (unsigned long long)group_id));
@@ -393,17 +574,17 @@ static void export(uint64 group_id, const char *path)
 		ereport(ERROR, (errcode_for_file_access(),
 		                errmsg("could not write snapshot file \"%s\": %m", path)));
 	X.out = NULL;
-	progress(done);
+	progress();
 	dr_snapshot_testing_pause();
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	ereport(LOG, (errmsg("dragonraft exported a snapshot of group %llu at entry %llu: %d "
-	                     "tables, %llu bytes in %ld ms (its apply held %ld ms)",
+	                     "tables, %llu bytes in %ld ms (its apply held %ld ms; CPU %ld ms)",
 	                     (unsigned long long)group_id, (unsigned long long)index,
 	                     list_length(tables), (unsigned long long)X.bytes,
 	                     (long)((GetCurrentTimestamp() - X.job->started) / 1000),
-	                     (long)((released - held) / 1000))));
+	                     (long)((released - held) / 1000), dr_snapshot_cpu_ms() - cpu)));
 }
 
 void dr_snapshot_export_main(Datum arg)
@@ -455,8 +636,6 @@ void dr_snapshot_export_main(Datum arg)
 			SpinLockRelease(&X.job->mutex);
 		}
 		unlink(path);
-		if (X.tmp != NULL)
-			unlink(X.tmp);
 		wake_engine();
 		PG_RE_THROW();
 	}

@@ -6,7 +6,7 @@
  * definition it carries if it does not exist here (indexes after the rows;
  * a table of the group here that differs is dropped first, an existing table
  * that is not the group's must be empty and defined alike), or truncated,
- * and filled with binary COPY (dragonraft's triggers off meanwhile, in this
+ * and filled with binary COPY (FREEZE; dragonraft's triggers off meanwhile, in this
  * transaction only), its owned sequences set; then the group's history and
  * member info replaced.  Tables of the group here that the snapshot lacks were dropped by
  * a command whose entry was compacted: they are dropped.  A crash leaves
@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/copy.h"
@@ -39,6 +40,11 @@ static struct {
 	uint64 left; /* bytes of the section COPY reads */
 	DrSnapJob *job;
 	uint64 done;
+	/* for dr_snapshot_log_loaded() */
+	uint64 group_id, index, size;
+	uint32 tables;
+	TimestampTz start, verified;
+	long cpu;
 } L;
 
 static void corrupt(const char *why) pg_attribute_noreturn();
@@ -83,26 +89,47 @@ static void progress(DrSnapPhase phase, uint32 tables_done)
 	SpinLockRelease(&L.job->mutex);
 }
 
+/* Feed n bytes of the file to crc. */
+static void crc_bytes(pg_crc32c *crc, uint64 n)
+{
+	char buf[65536];
+
+	while (n > 0) {
+		size_t k = Min(n, sizeof(buf));
+
+		get(buf, k);
+		COMP_CRC32C(*crc, buf, k);
+		n -= k;
+		progress(DR_SNAP_VERIFYING, 0);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
 /* The checksum over the whole file and its trailer; then back at the header's end. */
 static uint32 verify(uint64 group_id, uint64 index, uint64 size)
 {
-	char buf[65536];
 	char magic[8];
 	pg_crc32c crc;
-	uint64 left;
+	uint64 end = size - DR_SNAP_TRAILER_BYTES;
 	uint32 tables;
 
 	if (size < DR_SNAP_HEADER_BYTES + DR_SNAP_TRAILER_BYTES)
 		corrupt("it is too short");
 	INIT_CRC32C(crc);
-	for (left = size - DR_SNAP_TRAILER_BYTES; left > 0;) {
-		size_t n = Min(left, sizeof(buf));
+	crc_bytes(&crc, DR_SNAP_HEADER_BYTES);
+	while (L.done < end) {
+		uint8 h[DR_SNAP_SECTION_BYTES];
+		uint64 len = 0;
 
-		get(buf, n);
-		COMP_CRC32C(crc, buf, n);
-		left -= n;
-		progress(DR_SNAP_VERIFYING, 0);
-		CHECK_FOR_INTERRUPTS();
+		if (end - L.done < sizeof(h))
+			corrupt("a section runs past the end");
+		get(h, sizeof(h));
+		for (int i = 0; i < 8; i++)
+			len |= (uint64)h[8 + i] << (8 * i);
+		if (len > end - L.done)
+			corrupt("a section runs past the end");
+		crc_bytes(&crc, len);
+		COMP_CRC32C(crc, h, sizeof(h)); /* a section's header after its bytes */
 	}
 	FIN_CRC32C(crc);
 	if (get32() != DR_SNAP_END)
@@ -148,6 +175,11 @@ static void copy_in(Oid relid, uint64 len)
 	List *options = list_make1(makeDefElem("format", (Node *)makeString("binary"), -1));
 	CopyFromState cstate;
 
+	/* A table made or truncated by this load: its rows go in frozen and all-visible, so
+	 * that the first reads and vacuum here do not write every page again. */
+	if (rel->rd_createSubid == GetCurrentSubTransactionId() ||
+	    rel->rd_newRelfilenodeSubid == GetCurrentSubTransactionId())
+		options = lappend(options, makeDefElem("freeze", (Node *)makeBoolean(true), -1));
 	(void)addRangeTableEntryForRelation(pstate, rel, RowExclusiveLock, NULL, false, false);
 	L.left = len;
 	cstate = BeginCopyFrom(pstate, rel, NULL, NULL, false, copy_source, NIL, options);
@@ -376,7 +408,6 @@ static void drop_others(uint64 group_id, const uint64 *loaded, uint32 n_loaded)
 static uint64 load(uint64 group_id, uint64 index, const char *path)
 {
 	struct stat st;
-	TimestampTz start = GetCurrentTimestamp(), verified;
 	uint32 tables, done = 0;
 	uint64 *loaded;
 	uint64 schema_index = 0;
@@ -394,7 +425,7 @@ static uint64 load(uint64 group_id, uint64 index, const char *path)
 		SpinLockRelease(&L.job->mutex);
 	}
 	tables = verify(group_id, index, (uint64)st.st_size);
-	verified = GetCurrentTimestamp();
+	L.verified = GetCurrentTimestamp();
 	if (L.job != NULL) {
 		SpinLockAcquire(&L.job->mutex);
 		L.job->tables_total = tables;
@@ -442,13 +473,19 @@ static uint64 load(uint64 group_id, uint64 index, const char *path)
 		if (!isnull)
 			schema_index = (uint64)DatumGetInt64(d);
 	}
-	ereport(LOG, (errmsg("dragonraft loaded the snapshot of group %llu at entry %llu: %u "
-	                     "tables, %llu bytes in %ld ms (checksum %ld ms)",
-	                     (unsigned long long)group_id, (unsigned long long)index, tables,
-	                     (unsigned long long)st.st_size,
-	                     (long)((GetCurrentTimestamp() - start) / 1000),
-	                     (long)((verified - start) / 1000))));
+	L.tables = tables;
+	L.size = (uint64)st.st_size;
 	return schema_index;
+}
+
+void dr_snapshot_log_loaded(void)
+{
+	ereport(LOG, (errmsg("dragonraft loaded the snapshot of group %llu at entry %llu: %u "
+	                     "tables, %llu bytes in %ld ms (checksum %ld ms; CPU %ld ms)",
+	                     (unsigned long long)L.group_id, (unsigned long long)L.index, L.tables,
+	                     (unsigned long long)L.size,
+	                     (long)((GetCurrentTimestamp() - L.start) / 1000),
+	                     (long)((L.verified - L.start) / 1000), dr_snapshot_cpu_ms() - L.cpu)));
 }
 
 uint64 dr_snapshot_load(uint64 group_id, uint64 index, const char *path)
@@ -458,6 +495,10 @@ uint64 dr_snapshot_load(uint64 group_id, uint64 index, const char *path)
 
 	memset(&L, 0, sizeof(L));
 	L.path = path;
+	L.group_id = group_id;
+	L.index = index;
+	L.start = GetCurrentTimestamp();
+	L.cpu = dr_snapshot_cpu_ms();
 	L.job = job >= 0 ? dr_snapshot_job(job) : NULL;
 	if (L.job != NULL) {
 		SpinLockAcquire(&L.job->mutex);

@@ -5,6 +5,8 @@
  */
 #include "snapshot.h"
 
+#include <sys/resource.h>
+
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -22,6 +24,16 @@ PG_FUNCTION_INFO_V1(dr_stat_progress_snapshot);
 static DrSnapJob *jobs;
 
 int dr_testing_snapshot_delay = 0;
+
+long dr_snapshot_cpu_ms(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return 0;
+	return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000L +
+	       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000L;
+}
 
 void dr_snapshot_testing_pause(void)
 {

@@ -1,11 +1,14 @@
 # Full table snapshots (issue 14; DESIGN §9): group 1 on nodes 1-3 with
 # 100,000 rows in two tables and a compacted log; a bare node 4 is added and
 # joins from a snapshot while a writer goes on (its writes counted): its
-# schema, rows, history and sequence equal the leader's and it keeps up.
+# schema, rows (also of a table of every type the exporter writes without
+# its send function, with edge values), history and sequence equal the
+# leader's and it keeps up.
 # Then node 4 falls behind a compacted log again and again: a kill -9 of its
 # apply worker in the middle of loading the snapshot (its old rows stay
-# visible meanwhile); a corrupt file (refused with a clear error, nothing
-# loaded, the group stopped until a restart); an exporter terminated, then a
+# visible meanwhile); corrupt files (a flipped byte, a section's length past
+# the end: refused with a clear error, nothing loaded, the group stopped until
+# a restart); an exporter terminated, then a
 # kill -9 of the leader in the middle of exporting; commands in the compacted
 # log (a table changed, one dropped, one created).  Each time it recovers and
 # every node is identical.  Under sustained writes (10 x snapshot_entries)
@@ -40,6 +43,25 @@ INSERT INTO t (id, v) SELECT g, md5(g::text) FROM generate_series(1, 60000) g;
 INSERT INTO u SELECT 'k' || g, jsonb_build_object('g', g) FROM generate_series(1, 40000) g;
 SELECT dragonraft.replicate_table('t', 1);
 SELECT dragonraft.replicate_table('u', 1);
+});
+# Every type the exporter writes without its send function, with edge values,
+# NULLs, a dropped column and large (compressed, out-of-line) values.
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(1,
+  'CREATE TABLE ty (id int PRIMARY KEY, gone int, b bool, s int2, i int4, o oid, d date,
+     f4 float4, f8 float8, tm time, ts timestamp, tz timestamptz, x text, vc varchar(20),
+     c char(5), by bytea, i8 int8); ALTER TABLE ty DROP COLUMN gone')});
+$L->safe_psql('postgres', q{
+INSERT INTO ty VALUES
+  (1, true, -32768, -2147483648, 4294967295, '4713-01-01 BC', '-0', 'NaN', '00:00:00',
+   '-infinity', 'infinity', '', '', '', '', -9223372036854775808),
+  (2, false, 32767, 2147483647, 0, 'infinity', 'Infinity', '-1.5e-300', '23:59:59.999999',
+   '2026-11-30 09:00:00.123456', '1999-12-31 23:59:59.5+05', 'é€😀', 'ab ', 'x',
+   '\x00ff00', 9223372036854775807),
+  (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+  (4, true, 1, 1, 1, '2000-01-01', 3.25, pi(), '12:00', '2000-01-01', '2000-01-01 00:00+00',
+   repeat('compressible ', 20000), 'v', 'abcde',
+   (SELECT string_agg(md5(g::text), '')::bytea FROM generate_series(1, 5000) g), 1);
+SELECT dragonraft.replicate_table('ty', 1);
 });
 # More entries than snapshot_entries, then a snapshot everywhere: the log is compacted.
 sub write_entries
@@ -109,8 +131,10 @@ cmp_ok($N4->safe_psql('postgres',
 	'>=', 1, 'node 4 installed a snapshot');
 $c->group_nodes(1, 1, 2, 3, 4);
 identical('after the join', 4);
+is($c->contents(4, 'ty', 'id'), $c->contents($l, 'ty', 'id'),
+	"node 4's rows of every type written directly equal the leader's");
 is($N4->safe_psql('postgres', q{SELECT string_agg(relid::text, ',' ORDER BY since_index) FROM dragonraft.tables}),
-	't,u', 'node 4 replicates t and u');
+	't,u,ty', 'node 4 replicates t, u and ty');
 is($N4->safe_psql('postgres', q{SELECT count(*) FROM dragonraft.ddl_history}),
 	$L->safe_psql('postgres', q{SELECT count(*) FROM dragonraft.ddl_history}),
 	"node 4 has the group's command history");
@@ -173,41 +197,47 @@ identical('after a kill -9 in the middle of a load', 4);
 like(slurp_file($N4->logfile), qr/removed 1 snapshot files of a previous engine worker/,
 	'the file of the interrupted load was removed');
 
-# ---- a corrupt snapshot file is refused, nothing loaded ----
-$rows4 = $N4->safe_psql('postgres', 'SELECT count(*) FROM u');
-leave_behind('c');
-$l = $c->leader(1);
-$L = $c->node($l);
-set_delay($l, 600000);
-$N4->start;
-$c->group_nodes(1, 1, 2, 3, 4);
-ok($c->wait_until('the leader to write a snapshot',
-		sub { progress($l, "role = 'sender' AND phase = 'exporting' AND bytes_done > 0") }),
-	'the leader exports a snapshot for node 4');
-my @files = grep { !/\.copy$/ } glob($L->data_dir . '/dragonraft/snapshots/snap-*');
-is(scalar(@files), 1, 'one snapshot file');
+# ---- corrupt snapshot files are refused, nothing loaded: a byte of the rows
+# flipped, and the length of the first section (its high byte, at 47) made to
+# run past the file's end ----
+for my $case ([ 'c', 'half', 'checksum mismatch' ], [ 'h', 47, 'a section runs past the end' ])
 {
-	open(my $fh, '+<', $files[0]) or die "open $files[0]: $!";
-	binmode $fh;
-	my $size = -s $files[0];
-	seek($fh, int($size / 2), 0);
-	my $b;
-	read($fh, $b, 1);
-	seek($fh, int($size / 2), 0);
-	print $fh chr(ord($b) ^ 0x55);
-	close $fh;
+	my ($tag, $where, $why) = @$case;
+	$rows4 = $N4->safe_psql('postgres', 'SELECT count(*) FROM u');
+	leave_behind($tag);
+	$l = $c->leader(1);
+	$L = $c->node($l);
+	set_delay($l, 600000);
+	$N4->start;
+	$c->group_nodes(1, 1, 2, 3, 4);
+	ok($c->wait_until('the leader to write a snapshot',
+			sub { progress($l, "role = 'sender' AND phase = 'exporting' AND bytes_done > 0") }),
+		'the leader exports a snapshot for node 4');
+	my @files = glob($L->data_dir . '/dragonraft/snapshots/snap-*');
+	is(scalar(@files), 1, 'one snapshot file');
+	{
+		open(my $fh, '+<', $files[0]) or die "open $files[0]: $!";
+		binmode $fh;
+		my $at = $where eq 'half' ? int((-s $files[0]) / 2) : $where;
+		seek($fh, $at, 0);
+		my $b;
+		read($fh, $b, 1);
+		seek($fh, $at, 0);
+		print $fh chr(ord($b) ^ 0x55);
+		close $fh;
+	}
+	set_delay($l, 0);
+	ok($c->wait_until('node 4 to refuse the snapshot',
+			sub { $N4->safe_psql('postgres',
+					q{SELECT state = 'stopped' FROM dragonraft.status WHERE group_id = 1}) eq 't' }),
+		'node 4 stops the group');
+	like($N4->safe_psql('postgres', 'SELECT error FROM dragonraft.status WHERE group_id = 1'),
+		qr/snapshot file ".*" is corrupt: \Q$why\E/,
+		"and says the snapshot file is corrupt: $why");
+	is($N4->safe_psql('postgres', 'SELECT count(*) FROM u'), $rows4, 'nothing of it was loaded');
+	$N4->restart;
+	identical('after a restart the member loads a good snapshot', 4);
 }
-set_delay($l, 0);
-ok($c->wait_until('node 4 to refuse the snapshot',
-		sub { $N4->safe_psql('postgres',
-				q{SELECT state = 'stopped' FROM dragonraft.status WHERE group_id = 1}) eq 't' }),
-	'node 4 stops the group');
-like($N4->safe_psql('postgres', 'SELECT error FROM dragonraft.status WHERE group_id = 1'),
-	qr/snapshot file ".*" is corrupt: checksum mismatch/,
-	'and says the snapshot file is corrupt');
-is($N4->safe_psql('postgres', 'SELECT count(*) FROM u'), $rows4, 'nothing of it was loaded');
-$N4->restart;
-identical('after a restart the member loads a good snapshot', 4);
 
 # ---- kill -9 of the leader in the middle of exporting a snapshot ----
 leave_behind('d');
@@ -260,7 +290,7 @@ is($N4->safe_psql('postgres', q{SELECT to_regclass('x') IS NULL}), 't',
 is($c->contents(4, 'y', 'id'), $c->contents($c->leader(1), 'y', 'id'),
 	"node 4 has the group's new table and its rows");
 is($N4->safe_psql('postgres', q{SELECT string_agg(relid::text, ',' ORDER BY since_index) FROM dragonraft.tables}),
-	't,u,y', 'and replicates t, u and y');
+	't,u,ty,y', 'and replicates t, u, ty and y');
 
 # ---- the LogDB stays bounded under sustained writes (10 x snapshot_entries) ----
 $l = $c->leader(1);
