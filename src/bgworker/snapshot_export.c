@@ -425,6 +425,47 @@ static List *group_tables(uint64 group_id)
 	return tables;
 }
 
+/*
+ * Before the group's apply is held: ACCESS SHARE on each of its tables for
+ * the session (as CREATE INDEX CONCURRENTLY does), waiting while the
+ * group's writes go on for as long as a session keeps a stronger lock on
+ * one.  Inside the hold, group_tables' locks are then granted at once
+ * (lock_timeout still bounds a table registered in between).  They last
+ * until the exporter's process ends, with the export.
+ */
+static void lock_tables_for_session(uint64 group_id)
+{
+	Oid types[1] = {INT8OID};
+	Datum values[1] = {Int64GetDatum((int64)group_id)};
+	List *relids = NIL;
+	ListCell *lc;
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT relid FROM dragonraft.replicated_tables "
+	                          "WHERE group_id = $1 AND state = 'replicated' AND relid IS NOT NULL",
+	                          1, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "dragonraft could not list the tables of group %llu",
+		     (unsigned long long)group_id);
+	for (uint64 i = 0; i < SPI_processed; i++) {
+		bool isnull;
+
+		relids = lappend_oid(relids, DatumGetObjectId(SPI_getbinval(
+		                                     SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1,
+		                                     &isnull)));
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	foreach (lc, relids) {
+		LockRelId id = {.relId = lfirst_oid(lc), .dbId = MyDatabaseId};
+
+		LockRelationIdForSession(&id, AccessShareLock);
+	}
+	CommitTransactionCommand();
+}
+
 /* Until the engine worker says the group's apply is drained. */
 static void wait_drained(void)
 {
@@ -462,10 +503,11 @@ static void export(uint64 group_id, const char *path)
 	TimestampTz held, released;
 	long cpu = dr_snapshot_cpu_ms();
 
+	lock_tables_for_session(group_id);
 	/*
 	 * The group's writes wait while its apply is held: a table locked by a
 	 * transaction that waits for its own commit through the group would hold
-	 * them for good.  Such a lock fails the export (tried again in 1 s).
+	 * them for good.  Such a lock fails the export (tried again later).
 	 */
 	SetConfigOption("lock_timeout", psprintf("%d", dr_election_rtt * dr_rtt_ms), PGC_SUSET,
 	                PGC_S_OVERRIDE);
