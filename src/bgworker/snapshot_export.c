@@ -18,6 +18,7 @@
  */
 #include "snapshot.h"
 
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "access/htup_details.h"
@@ -448,6 +449,80 @@ static List *group_tables(uint64 group_id)
 	return tables;
 }
 
+/*
+ * Before the group's apply is held: ACCESS SHARE on each of its tables for
+ * the session (as CREATE INDEX CONCURRENTLY does), waiting while the
+ * group's writes go on for as long as a session keeps a stronger lock on
+ * one.  Inside the hold, group_tables' locks are then granted at once
+ * (lock_timeout still bounds a table registered in between).  They last
+ * until the exporter's process ends, with the export.
+ */
+static uint64 lock_tables_for_session(uint64 group_id)
+{
+	Oid types[1] = {INT8OID};
+	Datum values[1] = {Int64GetDatum((int64)group_id)};
+	List *relids = NIL;
+	ListCell *lc;
+	uint64 size = 0;
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT relid, coalesce(pg_table_size(relid), 0) "
+	                          "FROM dragonraft.replicated_tables "
+	                          "WHERE group_id = $1 AND state = 'replicated' AND relid IS NOT NULL",
+	                          1, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "dragonraft could not list the tables of group %llu",
+		     (unsigned long long)group_id);
+	for (uint64 i = 0; i < SPI_processed; i++) {
+		HeapTuple tup = SPI_tuptable->vals[i];
+		bool isnull;
+
+		relids = lappend_oid(relids, DatumGetObjectId(SPI_getbinval(
+		                                     tup, SPI_tuptable->tupdesc, 1, &isnull)));
+		size += (uint64)DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	foreach (lc, relids) {
+		LockRelId id = {.relId = lfirst_oid(lc), .dbId = MyDatabaseId};
+
+		LockRelationIdForSession(&id, AccessShareLock);
+	}
+	CommitTransactionCommand();
+	return size;
+}
+
+/*
+ * The file must fit beside the LogDB (in dragonraft.data_dir) with room to
+ * spare: a full disk would stop the node's engine.  Its rows take about as
+ * much as the tables' heaps (size, pg_table_size); refused otherwise.
+ */
+static void check_room(const char *path, uint64 size)
+{
+	char dir[MAXPGPATH];
+	struct statvfs vfs;
+	uint64 avail;
+
+	strlcpy(dir, path, sizeof(dir));
+	get_parent_directory(dir);
+	if (statvfs(dir, &vfs) != 0)
+		ereport(ERROR, (errcode_for_file_access(),
+		                errmsg("could not check the free space of \"%s\": %m", dir)));
+	avail = (uint64)vfs.f_bavail * vfs.f_frsize;
+	if (avail < size + DR_SNAP_MIN_FREE)
+		ereport(ERROR,
+		        (errcode(ERRCODE_DISK_FULL),
+		         errmsg("no room for a snapshot of group %llu in \"%s\"",
+		                (unsigned long long)X.group_id, dir),
+		         errdetail("Its tables take %llu bytes; %llu bytes are free, and %llu must "
+		                   "stay free for the LogDB.",
+		                   (unsigned long long)size, (unsigned long long)avail,
+		                   (unsigned long long)DR_SNAP_MIN_FREE),
+		         errhint("Free space on the file system of dragonraft.data_dir.")));
+}
+
 /* Until the engine worker says the group's apply is drained. */
 static void wait_drained(void)
 {
@@ -485,10 +560,11 @@ static void export(uint64 group_id, const char *path)
 	TimestampTz held, released;
 	long cpu = dr_snapshot_cpu_ms();
 
+	check_room(path, lock_tables_for_session(group_id));
 	/*
 	 * The group's writes wait while its apply is held: a table locked by a
 	 * transaction that waits for its own commit through the group would hold
-	 * them for good.  Such a lock fails the export (tried again in 1 s).
+	 * them for good.  Such a lock fails the export (tried again later).
 	 */
 	SetConfigOption("lock_timeout", psprintf("%d", dr_election_rtt * dr_rtt_ms), PGC_SUSET,
 	                PGC_S_OVERRIDE);
