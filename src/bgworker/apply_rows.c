@@ -28,9 +28,12 @@
  *
  * A utility command (execute) runs in a subtransaction, as the role that
  * proposed it (looked up by name on each member), its settings (SET) undone
- * after it: if it fails, or the role does not exist here, the failure is
- * recorded in dragonraft.ddl_history (every member, in log order) and the
- * apply goes on; execute() reports it on the proposing node.
+ * after it, and is recorded in dragonraft.ddl_history.  It ran on the node
+ * that proposed it (sql_tables.c tries it there first), so a failure here
+ * (the role does not exist here, a local object takes a name, ...) would
+ * leave this member with another schema: the group's apply stops here with
+ * the error, as PostgreSQL's logical apply worker does, and the entry is
+ * tried again until the cause is fixed (apply_worker.c).
  */
 #include "write.h"
 
@@ -983,9 +986,9 @@ static int64 command_table(uint64 group_id, const char *command)
 void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header *h)
 {
 	struct entry_ddl d;
-	Oid types[6] = {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, INT8ARRAYOID};
-	Datum values[6];
-	char nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Oid types[5] = {INT8OID, INT8OID, TEXTOID, TEXTOID, INT8ARRAYOID};
+	Datum values[5];
+	char nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	char *command, *role, *error;
 	Oid roleid, save_user;
 	int save_sec, save_nestlevel;
@@ -1015,27 +1018,31 @@ void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header 
 		AtEOXact_GUC(false, save_nestlevel);
 		SetUserIdAndSecContext(save_user, save_sec);
 	}
+	/* The group stops here (apply_worker.c) until the cause is fixed on this node. */
 	if (error != NULL)
-		ereport(WARNING,
-		        (errmsg("dragonraft command of group %llu at entry %llu failed on "
-		                "this node: %s",
-		                (unsigned long long)group_id, (unsigned long long)index, error),
-		         errdetail("The command was: %s", command)));
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("the command at entry %llu failed on this node: %s; the "
+		                       "command: %s",
+		                       (unsigned long long)index, error, command),
+		                errdetail("It ran on the node that proposed it: this member stops "
+		                          "applying group %llu rather than go on with a different "
+		                          "schema.",
+		                          (unsigned long long)group_id),
+		                errhint("Fix the cause on this node (a missing role, an object "
+		                        "that takes the name, ...): the command is tried again.")));
 	values[0] = Int64GetDatum((int64)group_id);
 	values[1] = Int64GetDatum((int64)index);
 	values[2] = CStringGetTextDatum(command);
-	values[3] = error ? CStringGetTextDatum(error) : (Datum)0;
-	nulls[3] = error ? ' ' : 'n';
-	values[4] = CStringGetTextDatum(role);
+	values[3] = CStringGetTextDatum(role);
 	id = Int64GetDatum(table);
-	values[5] = table < 0 ? (Datum)0
+	values[4] = table < 0 ? (Datum)0
 	                      : PointerGetDatum(construct_array(&id, table > 0 ? 1 : 0, INT8OID, 8,
 	                                                        FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	nulls[5] = table < 0 ? 'n' : ' ';
+	nulls[4] = table < 0 ? 'n' : ' ';
 	if (SPI_execute_with_args("INSERT INTO dragonraft.ddl_history (group_id, index, command, "
-	                          "error, role, tables) VALUES ($1, $2, $3, $4, $5, $6) "
+	                          "role, tables) VALUES ($1, $2, $3, $4, $5) "
 	                          "ON CONFLICT DO NOTHING",
-	                          6, types, values, nulls, false, 0) != SPI_OK_INSERT)
+	                          5, types, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "dragonraft could not record a command in dragonraft.ddl_history");
 	/* Tables the command dropped are no longer replicated. */
 	if (SPI_execute("DELETE FROM dragonraft.replicated_tables t WHERE relid IS NOT NULL AND "

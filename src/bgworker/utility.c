@@ -3,8 +3,9 @@
  *
  * - ProcessUtility: DDL on a replicated table (ALTER TABLE, DROP TABLE,
  *   CREATE INDEX, ...) is refused outside dragonraft.execute(), which runs
- *   it on every member in log order; the apply worker and dragonraft's own
- *   trigger installation are let through.  TRUNCATE and COPY are data
+ *   it on every member in log order; the apply worker, execute()'s try of
+ *   the command on the calling node and dragonraft's own trigger
+ *   installation are let through.  TRUNCATE and COPY are data
  *   changes and replicate like DML.
  * - ExecutorStart checks a statement that writes (or locks rows of) a
  *   replicated table before it touches a row (dr_capture_begin/lock).
@@ -43,6 +44,7 @@
 
 bool dr_is_apply_worker = false;
 int dr_internal_ddl = 0;
+uint64 dr_execute_group = 0;
 
 static ProcessUtility_hook_type prev_utility = NULL;
 static ExecutorStart_hook_type prev_executor_start = NULL;
@@ -317,7 +319,7 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 			ereport(ERROR,
 			        (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE), errmsg("%s", refused)));
 	}
-	if (!dr_is_apply_worker && dr_internal_ddl == 0) {
+	if (!dr_is_apply_worker && dr_internal_ddl == 0 && dr_execute_group == 0) {
 		RangeVar *rv = ddl_target(stmt);
 
 		if (rv != NULL && (nodeTag(stmt) == T_DropStmt || rv_replicated(rv)))
@@ -439,6 +441,7 @@ static void object_access(ObjectAccessType access, Oid classId, Oid objectId, in
 	if (prev_object_access)
 		prev_object_access(access, classId, objectId, subId, arg);
 	if (access != OAT_DROP || dr_is_apply_worker || dr_internal_ddl > 0 ||
+	    dr_execute_group != 0 ||
 	    (arg != NULL && (((ObjectAccessDrop *)arg)->dropflags & PERFORM_DELETION_INTERNAL)))
 		return;
 	if (classId == TriggerRelationId)

@@ -91,7 +91,7 @@ for my $cmd ("CREATE TABLE m.fake2 (id int PRIMARY KEY, bal int); CREATE TRIGGER
 	'ALTER TABLE acc DISABLE TRIGGER USER', 'ALTER TABLE acc ENABLE TRIGGER ALL')
 {
 	($st, $err) = $c->sql_error($l, "SELECT dragonraft.execute(1, '$cmd')");
-	is($st, '38000', "execute() refuses $cmd") or diag $err;
+	is($st, '42501', "execute() refuses $cmd before proposing it") or diag $err;
 }
 is($L->safe_psql('postgres', "SELECT count(*) FROM pg_class WHERE relname = 'fake2'"), '0',
 	'the forging command left nothing');
@@ -300,23 +300,33 @@ like($err, qr/column "doc" has a type without an equality operator/, 'saying why
 is(same_everywhere('js', 'id', 'after the refused UPDATE'), '(1,"{""a"": 1}")', 'the row is unchanged');
 
 # 11. execute() cancelled after it proposed: 40003, and the command runs (#17).
+# A reader holds back the leader's apply of a command proposed on a
+# follower (execute() tries its command on the calling node first, so the
+# reader would hold back that try on the leader); an execute() on the
+# leader waits behind it.
+$L->safe_psql('postgres', 'ALTER SYSTEM SET dragonraft.max_apply_lock_delay = -1; SELECT pg_reload_conf()');
+ok($c->caught_up(1), 'the leader\'s apply worker keeps a reader that blocks it');
 my $reader = $L->background_psql('postgres', on_error_stop => 0);
 $reader->query_safe('BEGIN; SELECT count(*) FROM acc');
+$c->node($followers[0])->safe_psql('postgres', "SELECT dragonraft.execute(1, 'ALTER TABLE acc ADD COLUMN z int')");
 my ($xout, $xerr) = ('', '');
 my $exec = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
-		'\set VERBOSITY verbose', '-c', "SELECT dragonraft.execute(1, 'ALTER TABLE acc ADD COLUMN z int')"],
+		'\set VERBOSITY verbose', '-c', "SELECT dragonraft.execute(1, 'SELECT 1, ''behind''')"],
 	'>', \$xout, '2>', \$xerr);
 ok($c->wait_until('execute() to wait for its apply', sub {
-	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND query LIKE '%ADD COLUMN z%'") eq '1' }),
+	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND query LIKE '%behind%'") eq '1' }),
 	'execute() waits for the apply, which waits for a reader\'s lock');
-$L->safe_psql('postgres', "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%ADD COLUMN z%' AND backend_type = 'client backend' AND pid <> pg_backend_pid()");
+$L->safe_psql('postgres', "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%behind%' AND backend_type = 'client backend' AND pid <> pg_backend_pid()");
 $exec->finish;
 like($xerr, qr/ERROR:\s+40003/, 'a cancelled execute() reports 40003');
 $reader->query_safe('COMMIT');
 $reader->quit;
-ok($c->caught_up(1), 'the command is applied once the reader is gone');
+$L->safe_psql('postgres', 'ALTER SYSTEM RESET dragonraft.max_apply_lock_delay; SELECT pg_reload_conf()');
+ok($c->caught_up(1), 'the commands are applied once the reader is gone');
 is($c->node($_)->safe_psql('postgres', "SELECT count(*) FROM pg_attribute WHERE attrelid = 'acc'::regclass AND attname = 'z'"),
 	'1', "node $_ has the column") for $c->ids;
+is($c->node($_)->safe_psql('postgres', "SELECT count(*) FROM dragonraft.ddl_history WHERE command LIKE '%behind%'"),
+	'1', "node $_ ran the cancelled command") for $c->ids;
 
 # 12. A member that refused a table refuses writes to it, even when it leads
 # (review 2, #9): they would never be replicated.

@@ -3,7 +3,8 @@
 # a session that holds a lock the apply worker needs (an idle reader of a
 # table a command alters) is cancelled, then terminated, after
 # dragonraft.max_apply_lock_delay, so it cannot stall the group's writes for
-# good.
+# good; execute()'s try of its command on the calling node waits for such
+# a reader as ALTER TABLE does.
 use strict;
 use warnings;
 use FindBin;
@@ -52,9 +53,27 @@ unlike($berr, qr/aborted/, 'no client aborted');
 like($bout, qr/number of failed transactions: 0 /, 'no transaction failed');
 is(unknown_outcomes(), '0', 'no transaction ended with 40003');
 
-# 2. An idle reader of t2 holds the lock an ALTER TABLE t2 needs: it is
-# cancelled (ignored while idle), then terminated; the command runs and the
-# group writes again.
+# 2. An idle reader of t2 holds the lock an ALTER TABLE t2 needs when the
+# apply worker comes to it: it is cancelled (ignored while idle), then
+# terminated; the command runs and the group writes again.  (execute()
+# tries its command on this node first and waits for such a reader as ALTER
+# TABLE does: the reader takes its lock after that try, while a writer holds
+# its turn and so the command's apply waits.)
+my ($w1out, $w1err) = ('', '');
+my $w1 = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
+		'SET dragonraft.testing_commit_delay = 5000', '-c', 'INSERT INTO a (v) VALUES (9)'],
+	'>', \$w1out, '2>', \$w1err);
+ok($c->wait_until('the writer at its turn', sub {
+	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%VALUES (9)%' AND state = 'active' AND pid <> pg_backend_pid()") eq '1' }),
+	'a writer holds its turn');
+my $log_offset = -s $L->logfile;
+my ($dout, $derr) = ('', '');
+my $ddl = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
+		"SELECT dragonraft.execute(1, 'ALTER TABLE t2 ADD COLUMN x int')"],
+	'>', \$dout, '2>', \$derr, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+ok($c->wait_until('the command in the log', sub {
+	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%ADD COLUMN x%' AND wait_event_type = 'Extension' AND pid <> pg_backend_pid()") eq '1' }),
+	'the command waits for its apply, behind the writer');
 my ($rin, $rout, $rerr) = ("BEGIN;\nSELECT count(*) FROM t2;\n", '', '');
 my $reader = IPC::Run::start(['psql', '-XAtq', '-d', $L->connstr('postgres')],
 	'<', \$rin, '>', \$rout, '2>', \$rerr);
@@ -62,11 +81,8 @@ $reader->pump until $rout =~ /1/;
 my $reader_pid = $L->safe_psql('postgres',
 	"SELECT pid FROM pg_stat_activity WHERE state = 'idle in transaction'");
 ok($reader_pid, "the reader is idle in its transaction (pid $reader_pid)");
-my $log_offset = -s $L->logfile;
-my ($dout, $derr) = ('', '');
-my $ddl = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
-		"SELECT dragonraft.execute(1, 'ALTER TABLE t2 ADD COLUMN x int')"],
-	'>', \$dout, '2>', \$derr, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+$w1->finish;
+is($w1err, '', 'the writer commits');
 $ddl->finish;
 like($dout, qr/^\d+$/, 'the command ran') or diag $derr;
 like(slurp_file($L->logfile, $log_offset),
@@ -80,8 +96,9 @@ is($L->safe_psql('postgres', q{SELECT count(*) FROM pg_attribute WHERE attrelid 
 $L->safe_psql('postgres', 'INSERT INTO a (v) VALUES (2); INSERT INTO t2 VALUES (2, 2)');
 is($L->safe_psql('postgres', 'SELECT count(*) FROM t2'), '2', 'the group writes again');
 
-# 3. With the delay at -1 the apply worker waits as long as the reader holds
-# its lock, as a plain ALTER TABLE would.
+# 3. A reader that holds its lock before execute() is waited for as a plain
+# ALTER TABLE would (execute() tries the command on this node first), and
+# left alone; with the delay at -1 the apply worker would wait so too.
 $L->safe_psql('postgres', "ALTER SYSTEM SET dragonraft.max_apply_lock_delay = -1; SELECT pg_reload_conf()");
 ($rin, $rout, $rerr) = ("BEGIN;\nSELECT count(*) FROM t2;\n", '', '');
 $reader = IPC::Run::start(['psql', '-XAtq', '-d', $L->connstr('postgres')],
@@ -91,10 +108,10 @@ $reader->pump until $rout =~ /2/;
 $ddl = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
 		"SELECT dragonraft.execute(1, 'ALTER TABLE t2 ADD COLUMN y int')"],
 	'>', \$dout, '2>', \$derr);
-ok($c->wait_until('the apply worker waiting for the reader\'s lock', sub {
+ok($c->wait_until('execute() waiting for the reader\'s lock', sub {
 	$L->safe_psql('postgres',
 		"SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 't2'::regclass AND waitstart < now() - interval '3 s'") eq '1' }),
-	'the apply worker waits for the reader beyond the delay of part 2');
+	'execute() waits for the reader beyond the delay of part 2');
 $rin .= "SELECT 'still here';\nCOMMIT;\n";
 $reader->finish;
 like($rout, qr/still here/, 'the reader was left alone');

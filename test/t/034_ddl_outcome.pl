@@ -1,0 +1,105 @@
+# A command run through dragonraft.execute has one outcome on every member
+# (issue 13, review 2 #17): the calling node tries it first and a command
+# that fails there never enters the log; a member where a command of the log
+# fails stops applying its group with the command and PostgreSQL's error in
+# dragonraft.status (apply_failed), as PostgreSQL's logical apply worker
+# does, and goes on by itself once the cause is fixed there.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use DragonCluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $c = DragonCluster->new(3);
+$c->create_group(1);
+my $l = $c->leader(1);
+ok($l, "group 1 has a writable leader (node $l)");
+my ($f1, $f2) = grep { $_ != $l } $c->ids;
+my ($L, $F1, $F2) = map { $c->node($_) } ($l, $f1, $f2);
+
+sub status
+{
+	my ($node) = @_;
+	return $node->safe_psql('postgres', 'SELECT state || coalesce(\'|\' || error, \'\') FROM dragonraft.status WHERE group_id = 1');
+}
+
+sub history
+{
+	my ($node) = @_;
+	return $node->safe_psql('postgres', 'SELECT count(*) FROM dragonraft.ddl_history WHERE group_id = 1');
+}
+
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'CREATE TABLE public.acc (id int PRIMARY KEY, v text)')});
+$L->safe_psql('postgres', q{SELECT dragonraft.replicate_table('public.acc', 1)});
+$L->safe_psql('postgres', q{INSERT INTO acc VALUES (1, 'one')});
+ok($c->caught_up(1), 'the table is on every member');
+my $n = history($L);
+
+# 1. A command that fails on the calling node never enters the log: a local
+# table of the leader takes the name, then one of a follower that calls it.
+$L->safe_psql('postgres', 'CREATE TABLE public.mine (id int)');
+my ($state, $err) = $c->sql_error($l, q{SELECT dragonraft.execute(1, 'CREATE TABLE public.mine (id int, v text)')});
+is($state, '42P07', 'the leader refuses a command that fails there, with its SQLSTATE');
+like($err, qr/relation "mine" already exists.*nothing was proposed/s, 'and says nothing was proposed');
+($state, $err) = $c->sql_error($l, q{SELECT dragonraft.execute(1, 'ALTER TABLE public.nothere ADD COLUMN x int')});
+is($state, '42P01', 'a command on a missing table is refused too');
+$F2->safe_psql('postgres', 'CREATE TABLE public.theirs (id int)');
+($state, $err) = $c->sql_error($f2, q{SELECT dragonraft.execute(1, 'CREATE TABLE public.theirs (id int)')});
+is($state, '42P07', 'a follower that calls execute() tries the command first as well');
+ok($c->caught_up(1), 'the group goes on');
+is(history($_), $n + 1, "nothing of them is in node ${\$_->name}'s history (only the barrier)") for ($L, $F1, $F2);
+is($F1->safe_psql('postgres', q{SELECT count(*) FROM pg_class WHERE relname IN ('mine', 'theirs')}), '0',
+	'and no member made their tables');
+$n = history($L);
+
+# 2. The role that proposed a command is missing on one follower: that
+# follower stops applying the group and says why; once the role exists, it
+# runs the command as that role and goes on.
+for my $node ($L, $F2)
+{
+	$node->safe_psql('postgres', q{CREATE ROLE builder; GRANT dragonraft_admin TO builder;
+		GRANT CREATE ON SCHEMA public TO builder});
+}
+$L->safe_psql('postgres', q{SET ROLE builder; SELECT dragonraft.execute(1, 'CREATE TABLE public.by_role (id int)')});
+$L->safe_psql('postgres', q{INSERT INTO acc VALUES (2, 'two')});
+ok($c->wait_until('node f1 stops', sub { status($F1) =~ /^apply_failed/ }), 'the follower without the role stops applying the group');
+like(status($F1), qr/role "builder", which proposed the command, does not exist on this node.*CREATE TABLE public.by_role/,
+	'its status names the error and the command');
+is($c->contents($f1, 'acc', 'id'), '(1,one)', 'it applies nothing after the command');
+ok($c->wait_until('node f2 applies', sub {
+	$F2->safe_psql('postgres', q{SELECT count(*) FROM acc}) eq '2' }), 'the other follower goes on');
+is($F2->safe_psql('postgres', q{SELECT relowner::regrole FROM pg_class WHERE relname = 'by_role'}),
+	'builder', 'and ran the command as the role');
+
+# execute() on the stopped follower says so instead of waiting.
+($state, $err) = $c->sql_error($f1, q{SELECT dragonraft.execute(1, 'SELECT 1')});
+is($state, '55000', 'execute() on the stopped member fails');
+like($err, qr/this node's apply of dragonraft group 1 stopped.*does not exist on this node.*Nothing was proposed/s, 'with the reason, before it proposes anything');
+
+$F1->safe_psql('postgres', q{CREATE ROLE builder; GRANT CREATE ON SCHEMA public TO builder});
+ok($c->wait_until('node f1 goes on', sub { status($F1) eq 'ok' }), 'once the role exists the follower goes on');
+ok($c->caught_up(1), 'and catches up');
+is($F1->safe_psql('postgres', q{SELECT relowner::regrole FROM pg_class WHERE relname = 'by_role'}),
+	'builder', 'it ran the command as the role');
+is($c->contents($f1, 'acc', 'id'), '(1,one);(2,two)', 'and has the rows that came after it');
+
+# 3. A local table of one follower takes the name: that follower stops until
+# it is out of the way.
+$F1->safe_psql('postgres', 'CREATE TABLE public.clash (id int)');
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'CREATE TABLE public.clash (id int, v text)')});
+$L->safe_psql('postgres', q{INSERT INTO acc VALUES (3, 'three')});
+ok($c->wait_until('node f1 stops', sub { status($F1) =~ /^apply_failed/ }), 'the follower with the clashing table stops');
+like(status($F1), qr/relation "clash" already exists.*CREATE TABLE public.clash \(id int, v text\)/,
+	'its status names the error and the command');
+is($c->contents($f1, 'acc', 'id'), '(1,one);(2,two)', 'it applies nothing after the command');
+$F1->safe_psql('postgres', 'ALTER TABLE public.clash RENAME TO clash_local');
+ok($c->wait_until('node f1 goes on', sub { status($F1) eq 'ok' }), 'once the name is free it goes on');
+ok($c->caught_up(1), 'and catches up');
+is($F1->safe_psql('postgres', q{SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute
+	WHERE attrelid = 'public.clash'::regclass AND attnum > 0}), 'id,v', 'with the group\'s table');
+is($c->contents($f1, 'acc', 'id'), '(1,one);(2,two);(3,three)', 'and the rows');
+is(history($_), $n + 4, "node ${\$_->name} recorded each command once") for ($L, $F1, $F2);
+
+done_testing();
