@@ -49,3 +49,21 @@ SELECT dragonraft.execute(1, 'ALTER TABLE notrepl ADD COLUMN c timestamptz DEFAU
 SELECT id, v, n, a, b, d, e, g FROM fill ORDER BY id;
 INSERT INTO fill (id, v, n) VALUES (3, 'x', 3);
 SELECT id, e IS NOT NULL AS e_set FROM fill ORDER BY id;
+
+-- execute() of one group on a table replicated by another (0A000): each
+-- group's history changes its own tables only.  Group 7 replicates other
+-- (write.sql).
+SELECT dragonraft.execute(1, 'ALTER TABLE other ADD COLUMN x int');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dragonraft.execute(1, 'CREATE INDEX ON public.other (k)');
+SELECT dragonraft.execute(1, 'DROP TABLE other');
+SELECT dragonraft.execute(1, 'DROP TABLE notrepl, other');
+SELECT dragonraft.execute(1, 'DROP TABLE fill, other');  -- one of group 1 first
+SELECT dragonraft.execute(1, 'CREATE SCHEMA s1; ALTER TABLE other SET SCHEMA s1');
+\set VERBOSITY default
+SELECT dragonraft.execute(1, 'ALTER TABLE other RENAME COLUMN k TO key');
+\set VERBOSITY terse
+SELECT count(*) FROM dragonraft.ddl_history WHERE command LIKE '%other%' AND group_id = 1;
+-- Its own group may.
+SELECT dragonraft.execute(7, 'ALTER TABLE other ADD COLUMN x int') > 0 AS executed;
+SELECT attname FROM pg_attribute WHERE attrelid = 'other'::regclass AND attnum > 0 ORDER BY attnum;

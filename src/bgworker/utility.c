@@ -384,11 +384,23 @@ static void check_new_type(Relation rel, const char *col, ColumnDef *def)
 	                 "replicate), then drop the old column and rename the new one.")));
 }
 
+static void other_group(const char *what, uint64 group_id) pg_attribute_noreturn();
+static void other_group(const char *what, uint64 group_id)
+{
+	ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+	                errmsg("%s is replicated by dragonraft group %llu, not by group %llu", what,
+	                       (unsigned long long)group_id, (unsigned long long)dr_execute_group),
+	                errdetail("The history of each group changes its own tables only: members "
+	                          "apply each group's log in its own order."),
+	                errhint("Run it as SELECT dragonraft.execute(%llu, '<command>').",
+	                        (unsigned long long)group_id)));
+}
+
 /*
  * A statement of the command that execute() of group dr_execute_group tries
- * here, before it proposes it: it may change that group's replicated tables,
- * but not so that members would hold different values.  (The apply worker
- * runs what passed here.)
+ * here, before it proposes it: it may change that group's replicated tables
+ * (another group's: object_access too), but not so that members would hold
+ * different values.  (The apply worker runs what passed here.)
  */
 static void check_execute(Node *stmt)
 {
@@ -397,6 +409,8 @@ static void check_execute(Node *stmt)
 	Relation rel;
 	ListCell *lc;
 
+	if (group_id != 0 && group_id != dr_execute_group)
+		other_group(psprintf("table \"%s\"", rv->relname), group_id);
 	if (group_id == 0 || !IsA(stmt, AlterTableStmt))
 		return;
 	rel = relation_openrv(rv, AccessShareLock);
@@ -581,28 +595,38 @@ static Oid capture_trigger_table(Oid trigid)
 static void object_access(ObjectAccessType access, Oid classId, Oid objectId, int subId, void *arg)
 {
 	Oid relid = InvalidOid;
+	uint64 group_id = 0;
 
 	if (prev_object_access)
 		prev_object_access(access, classId, objectId, subId, arg);
 	if (access != OAT_DROP || dr_is_apply_worker || dr_internal_ddl > 0 ||
-	    dr_execute_group != 0 ||
 	    (arg != NULL && (((ObjectAccessDrop *)arg)->dropflags & PERFORM_DELETION_INTERNAL)))
 		return;
 	if (classId == TriggerRelationId)
 		relid = capture_trigger_table(objectId);
-	else if (classId == RelationRelationId && part_of_replicated(objectId, NoLock))
+	else if (classId == RelationRelationId &&
+	         (group_id = part_of_replicated(objectId, NoLock)) != 0)
 		relid = objectId;
-	if (OidIsValid(relid))
-		ereport(ERROR,
-		        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-		         errmsg("%s is part of a table replicated by dragonraft: drop it with "
-		                "dragonraft.execute",
-		                getObjectDescription(&(ObjectAddress){classId, objectId, subId},
-		                                     false)),
-		         errdetail(
-		                 "DDL on a replicated table must run on every member of its group "
-		                 "in log order."),
-		         errhint("Run it as SELECT dragonraft.execute(<group id>, '<command>').")));
+	if (!OidIsValid(relid))
+		return;
+	/* execute() of that group (its try of the command) may drop it */
+	if (dr_execute_group != 0) {
+		if (group_id == 0)
+			group_id = part_of_replicated(relid, NoLock);
+		if (group_id == 0 || group_id == dr_execute_group)
+			return;
+		other_group(
+		        getObjectDescription(&(ObjectAddress){RelationRelationId, relid, 0}, false),
+		        group_id);
+	}
+	ereport(ERROR,
+	        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+	         errmsg("%s is part of a table replicated by dragonraft: drop it with "
+	                "dragonraft.execute",
+	                getObjectDescription(&(ObjectAddress){classId, objectId, subId}, false)),
+	         errdetail("DDL on a replicated table must run on every member of its group "
+	                   "in log order."),
+	         errhint("Run it as SELECT dragonraft.execute(<group id>, '<command>').")));
 }
 
 void dr_utility_init(void)
