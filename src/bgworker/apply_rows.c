@@ -33,7 +33,8 @@
  * (the role does not exist here, a local object takes a name, ...) would
  * leave this member with another schema: the group's apply stops here with
  * the error, as PostgreSQL's logical apply worker does, and the entry is
- * tried again until the cause is fixed (apply_worker.c).
+ * tried again until the cause is fixed (apply_worker.c), or until a DBA
+ * skips it here (skip_command: recorded with its error in ddl_history).
  */
 #include "write.h"
 
@@ -986,14 +987,15 @@ static int64 command_table(uint64 group_id, const char *command)
 void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header *h)
 {
 	struct entry_ddl d;
-	Oid types[5] = {INT8OID, INT8OID, TEXTOID, TEXTOID, INT8ARRAYOID};
-	Datum values[5];
-	char nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	Oid types[6] = {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, INT8ARRAYOID};
+	Datum values[6];
+	char nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	char *command, *role, *error;
 	Oid roleid, save_user;
 	int save_sec, save_nestlevel;
 	int64 table;
 	Datum id;
+	bool skip, isnull;
 	int rc = entry_decode_ddl(h, &d);
 
 	if (rc != ENTRY_OK)
@@ -1018,31 +1020,57 @@ void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header 
 		AtEOXact_GUC(false, save_nestlevel);
 		SetUserIdAndSecContext(save_user, save_sec);
 	}
-	/* The group stops here (apply_worker.c) until the cause is fixed on this node. */
-	if (error != NULL)
-		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-		                errmsg("the command at entry %llu failed on this node: %s; the "
-		                       "command: %s",
-		                       (unsigned long long)index, error, command),
-		                errdetail("It ran on the node that proposed it: this member stops "
-		                          "applying group %llu rather than go on with a different "
-		                          "schema.",
-		                          (unsigned long long)group_id),
-		                errhint("Fix the cause on this node (a missing role, an object "
-		                        "that takes the name, ...): the command is tried again.")));
+	/*
+	 * The group stops here (apply_worker.c) until the cause is fixed on this
+	 * node, or a DBA skips the command here (skip_command).  A request to skip
+	 * it goes once the entry is applied, whether it was needed or not (and
+	 * one for an entry that was not a command, at the next command).
+	 */
 	values[0] = Int64GetDatum((int64)group_id);
 	values[1] = Int64GetDatum((int64)index);
+	if (SPI_execute_with_args("DELETE FROM dragonraft.skip_requests "
+	                          "WHERE group_id = $1 AND index <= $2 RETURNING index = $2",
+	                          2, types, values, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
+		elog(ERROR, "dragonraft could not read dragonraft.skip_requests");
+	skip = false;
+	for (uint64 i = 0; i < SPI_processed; i++)
+		skip |= DatumGetBool(
+		        SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+	if (error != NULL && !skip)
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("the command at entry %llu failed on this node: %s; the "
+		                "command: %s",
+		                (unsigned long long)index, error, command),
+		         errdetail("It ran on the node that proposed it: this member stops "
+		                   "applying group %llu rather than go on with a different "
+		                   "schema.",
+		                   (unsigned long long)group_id),
+		         errhint("Fix the cause on this node (a missing role, an object "
+		                 "that takes the name, ...): the command is tried again.  "
+		                 "Or skip it here: SELECT dragonraft.skip_command(%llu, %llu).",
+		                 (unsigned long long)group_id, (unsigned long long)index)));
+	if (error != NULL)
+		ereport(WARNING,
+		        (errmsg("dragonraft skipped the command at entry %llu of group %llu on "
+		                "this "
+		                "node: %s",
+		                (unsigned long long)index, (unsigned long long)group_id, error),
+		         errdetail("dragonraft.skip_command asked for it; the command was: %s",
+		                   command)));
 	values[2] = CStringGetTextDatum(command);
-	values[3] = CStringGetTextDatum(role);
+	values[3] = error ? CStringGetTextDatum(error) : (Datum)0;
+	nulls[3] = error ? ' ' : 'n';
+	values[4] = CStringGetTextDatum(role);
 	id = Int64GetDatum(table);
-	values[4] = table < 0 ? (Datum)0
+	values[5] = table < 0 ? (Datum)0
 	                      : PointerGetDatum(construct_array(&id, table > 0 ? 1 : 0, INT8OID, 8,
 	                                                        FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	nulls[4] = table < 0 ? 'n' : ' ';
+	nulls[5] = table < 0 ? 'n' : ' ';
 	if (SPI_execute_with_args("INSERT INTO dragonraft.ddl_history (group_id, index, command, "
-	                          "role, tables) VALUES ($1, $2, $3, $4, $5) "
+	                          "error, role, tables) VALUES ($1, $2, $3, $4, $5, $6) "
 	                          "ON CONFLICT DO NOTHING",
-	                          5, types, values, nulls, false, 0) != SPI_OK_INSERT)
+	                          6, types, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "dragonraft could not record a command in dragonraft.ddl_history");
 	/* Tables the command dropped are no longer replicated. */
 	if (SPI_execute("DELETE FROM dragonraft.replicated_tables t WHERE relid IS NOT NULL AND "

@@ -36,6 +36,7 @@
 
 PG_FUNCTION_INFO_V1(dr_replicate_table);
 PG_FUNCTION_INFO_V1(dr_execute);
+PG_FUNCTION_INFO_V1(dr_skip_command);
 
 /* Run fn with SPI connected and a snapshot (also at PRE_COMMIT, which has none). */
 static void with_spi_begin(bool *pushed)
@@ -337,11 +338,11 @@ static void check_utility_only(const char *command)
  * of the log fails stops applying the group until the cause is fixed there
  * (apply_rows.c).  So the calling node tries it first, as its apply worker
  * will run it (as this role, in the same security context, with
- * search_path at its default), in a
- * subtransaction rolled back at once: a command that fails here is refused
- * and never enters the log.  While it runs, the hooks let it change the
- * group's replicated tables and refuse what would make members diverge
- * (utility.c).
+ * search_path at its default), in a subtransaction rolled back at once: a
+ * command that fails here is refused and never enters the log.  While it
+ * runs, the hooks let it change the group's replicated tables and refuse
+ * what would make members diverge (utility.c).  It waits for the locks it
+ * needs as the command would.
  */
 static void try_here(int64 group_id, const char *command)
 {
@@ -478,4 +479,49 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 	PG_END_TRY();
 
 	PG_RETURN_INT64((int64)res.index);
+}
+
+/*
+ * skip_command(): on a member whose apply of the group stopped at the
+ * command of entry index (it failed here: apply_rows.c), ask the apply
+ * worker to skip that command here if it fails again, as ALTER SUBSCRIPTION
+ * ... SKIP does.  Nothing else is ever skipped.
+ */
+Datum dr_skip_command(PG_FUNCTION_ARGS)
+{
+	int64 group_id = PG_GETARG_INT64(0);
+	int64 index = PG_GETARG_INT64(1);
+	uint64 applied = 0;
+	uint32 failures = 0;
+	char error[DR_ERROR_LEN];
+	Oid types[2] = {INT8OID, INT8OID};
+	Datum values[2] = {Int64GetDatum(group_id), Int64GetDatum(index)};
+
+	dr_sql_groups_check_engine();
+	if (group_id < 1 || read_group((uint64)group_id, &applied, &failures, error) == NULL)
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+		                errmsg("dragonraft group %lld does not exist on this node",
+		                       (long long)group_id)));
+	/* (apply_rows.c words the failure of a command so) */
+	if (failures == 0 || index < 1 || (uint64)index != applied + 1 ||
+	    strstr(error, "the command at entry") == NULL)
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("this node's apply of dragonraft group %lld did not stop at the "
+		                "command of entry %lld",
+		                (long long)group_id, (long long)index),
+		         failures > 0 ? errdetail("It stopped at entry %llu: %s",
+		                                  (unsigned long long)applied + 1, error)
+		                      : errdetail("It goes on.")));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("INSERT INTO dragonraft.skip_requests (group_id, index) "
+	                          "VALUES ($1, $2) ON CONFLICT DO NOTHING",
+	                          2, types, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "dragonraft could not record the request to skip a command");
+	SPI_finish();
+	ereport(NOTICE, (errmsg("the command is skipped on this node at the next try of the "
+	                        "group's apply"),
+	                 errhint("See dragonraft.status and dragonraft.ddl_failures.")));
+	PG_RETURN_VOID();
 }

@@ -3,7 +3,8 @@
 # that fails there never enters the log; a member where a command of the log
 # fails stops applying its group with the command and PostgreSQL's error in
 # dragonraft.status (apply_failed), as PostgreSQL's logical apply worker
-# does, and goes on by itself once the cause is fixed there.
+# does, and goes on by itself once the cause is fixed there, or once a DBA
+# skips the command there.
 use strict;
 use warnings;
 use FindBin;
@@ -101,5 +102,32 @@ is($F1->safe_psql('postgres', q{SELECT string_agg(attname, ',' ORDER BY attnum) 
 	WHERE attrelid = 'public.clash'::regclass AND attnum > 0}), 'id,v', 'with the group\'s table');
 is($c->contents($f1, 'acc', 'id'), '(1,one);(2,two);(3,three)', 'and the rows');
 is(history($_), $n + 4, "node ${\$_->name} recorded each command once") for ($L, $F1, $F2);
+
+# 4. A DBA may skip, on one member, a command that failed there, as ALTER
+# SUBSCRIPTION ... SKIP does: that member's schema then differs from the
+# others', as dragonraft.ddl_failures shows there.
+$F1->safe_psql('postgres', 'CREATE TABLE public.clash2 (id int)');
+my $idx = $L->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'CREATE TABLE public.clash2 (id int, v text)')});
+$L->safe_psql('postgres', q{INSERT INTO acc VALUES (4, 'four')});
+ok($c->wait_until('node f1 stops', sub { status($F1) =~ /^apply_failed/ }), 'the follower with the clashing table stops');
+($state, $err) = $c->sql_error($f1, 'SELECT dragonraft.skip_command(1, ' . ($idx + 1) . ')');
+is($state, '55000', 'skip_command refuses an entry at which the apply did not stop');
+like($err, qr/did not stop at the command of entry \d+.*It stopped at entry $idx: apply worker: the command at entry $idx failed/s,
+	'and says where it stopped');
+($state, $err) = $c->sql_error($f2, "SELECT dragonraft.skip_command(1, $idx)");
+is($state, '55000', 'and a member where the command ran');
+$F1->safe_psql('postgres', "SELECT dragonraft.skip_command(1, $idx)");
+ok($c->wait_until('node f1 goes on', sub { status($F1) eq 'ok' }), 'once skipped there, the follower goes on');
+ok($c->caught_up(1), 'and catches up');
+is($c->contents($f1, 'acc', 'id'), '(1,one);(2,two);(3,three);(4,four)', 'with the rows after the command');
+is($F1->safe_psql('postgres', q{SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute
+	WHERE attrelid = 'public.clash2'::regclass AND attnum > 0}), 'id', 'its own table stays');
+$F1->safe_psql('postgres', 'CREATE ROLE watcher IN ROLE pg_monitor');
+is($F1->safe_psql('postgres', q{SET ROLE watcher;
+	SELECT failed || '|' || last_index || '|' || last_error || '|' || last_command FROM dragonraft.ddl_failures}),
+	"1|$idx|relation \"clash2\" already exists|CREATE TABLE public.clash2 (id int, v text)",
+	'dragonraft.ddl_failures shows the skipped command, to pg_monitor too');
+is($F1->safe_psql('postgres', 'SELECT count(*) FROM dragonraft.skip_requests'), '0', 'the request is gone');
+is($L->safe_psql('postgres', 'SELECT count(*) FROM dragonraft.ddl_failures'), '0', 'nothing was skipped on the leader');
 
 done_testing();
