@@ -10,6 +10,7 @@ use warnings;
 use FindBin;
 use lib $FindBin::RealBin;
 use DragonCluster;
+use IPC::Run;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
@@ -129,5 +130,28 @@ is($F1->safe_psql('postgres', q{SET ROLE watcher;
 	'dragonraft.ddl_failures shows the skipped command, to pg_monitor too');
 is($F1->safe_psql('postgres', 'SELECT count(*) FROM dragonraft.skip_requests'), '0', 'the request is gone');
 is($L->safe_psql('postgres', 'SELECT count(*) FROM dragonraft.ddl_failures'), '0', 'nothing was skipped on the leader');
+
+# 5. A command proposed on a follower clashes with a local table of the
+# leader: the leader stops applying the group, and its writers wait for their
+# turn (nothing is lost) until the name is free there.
+$L->safe_psql('postgres', 'CREATE TABLE public.leader_only (id int)');
+$F2->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'CREATE TABLE public.leader_only (id int, v text)')});
+ok($c->wait_until('the leader stops', sub { status($L) =~ /^apply_failed/ }), 'the leader with the clashing table stops');
+like(status($L), qr/relation "leader_only" already exists/, 'its status says why');
+my ($wout, $werr) = ('', '');
+my $writer = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
+		"INSERT INTO acc VALUES (5, 'five')"], '>', \$wout, '2>', \$werr);
+ok($c->wait_until('the writer waits for its turn', sub {
+	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%(5, ''five'')%' AND wait_event_type = 'Extension' AND pid <> pg_backend_pid()") eq '1' }),
+	'a writer on the leader waits for its turn');
+$L->safe_psql('postgres', 'ALTER TABLE public.leader_only RENAME TO leader_local');
+$writer->finish;
+is($werr, '', 'once the name is free the writer commits');
+ok($c->wait_until('the leader goes on', sub { status($L) eq 'ok' }), 'and the leader applies the group again');
+ok($c->caught_up(1), 'every member catches up');
+is($c->contents($_, 'acc', 'id'), '(1,one);(2,two);(3,three);(4,four);(5,five)', "node $_ has the row")
+	for $c->ids;
+is($L->safe_psql('postgres', q{SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute
+	WHERE attrelid = 'public.leader_only'::regclass AND attnum > 0}), 'id,v', 'the leader has the group\'s table');
 
 done_testing();
