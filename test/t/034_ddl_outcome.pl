@@ -80,6 +80,13 @@ is($F2->safe_psql('postgres', q{SELECT relowner::regrole FROM pg_class WHERE rel
 is($state, '55000', 'execute() on the stopped member fails');
 like($err, qr/this node's apply of dragonraft group 1 stopped.*does not exist on this node.*Nothing was proposed/s, 'with the reason, before it proposes anything');
 
+# A crash of the stopped follower changes nothing: it stops there again.
+$c->crash($f1);
+$F1->start;
+ok($c->wait_until('node f1 stops again', sub { status($F1) =~ /^apply_failed.*role "builder"/ }),
+	'after a crash the follower stops at the command again');
+is($c->contents($f1, 'acc', 'id'), '(1,one)', 'and still applies nothing after it');
+
 $F1->safe_psql('postgres', q{CREATE ROLE builder; GRANT CREATE ON SCHEMA public TO builder});
 ok($c->wait_until('node f1 goes on', sub { status($F1) eq 'ok' }), 'once the role exists the follower goes on');
 ok($c->caught_up(1), 'and catches up');
