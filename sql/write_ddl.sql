@@ -33,6 +33,9 @@ SELECT dragonraft.execute(1, 'ALTER TABLE fill ALTER COLUMN v TYPE timestamptz U
 SELECT dragonraft.execute(1, 'ALTER TABLE fill ADD COLUMN c timestamptz DEFAULT now()');
 SELECT dragonraft.execute(1, 'ALTER TABLE fill ALTER COLUMN n TYPE float8 USING n + random()');
 \set VERBOSITY terse
+-- A command that cannot run in a transaction block fails in the try.
+SELECT dragonraft.execute(1, 'CREATE INDEX CONCURRENTLY ON fill (v)');
+SELECT dragonraft.execute(1, 'VACUUM fill');
 -- Nothing of it entered the log.
 SELECT count(*) FROM dragonraft.ddl_history WHERE index > :before AND command <> 'SELECT 1';
 
