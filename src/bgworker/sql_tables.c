@@ -23,6 +23,7 @@
 #include "engine/engine.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "membership.h"
 #include "miscadmin.h"
 #include "parser/parser.h"
 #include "pgstat.h"
@@ -342,7 +343,8 @@ static void check_utility_only(const char *command)
  * command that fails here is refused and never enters the log.  While it
  * runs, the hooks let it change the group's replicated tables and refuse
  * what would make members diverge (utility.c).  It waits for the locks it
- * needs as the command would.
+ * needs as the command would.  (A read barrier first: it sees every command
+ * committed before execute() was called, wherever it was proposed.)
  */
 static void try_here(int64 group_id, const char *command)
 {
@@ -423,6 +425,7 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 		        (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("the command is empty")));
 	check_utility_only(command);
 	check_apply_goes_on((uint64)group_id, 0, applied, failures, error);
+	(void)dr_read_barrier((uint64)group_id);
 	try_here(group_id, command);
 	/* Every member runs it as this role (by name), with its privileges there. */
 	d.role = GetUserNameFromId(GetUserId(), false);

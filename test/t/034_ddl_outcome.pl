@@ -161,4 +161,28 @@ is($c->contents($_, 'acc', 'id'), '(1,one);(2,two);(3,three);(4,four);(5,five)',
 is($L->safe_psql('postgres', q{SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute
 	WHERE attrelid = 'public.leader_only'::regclass AND attnum > 0}), 'id,v', 'the leader has the group\'s table');
 
+# 6. execute() on a member that has not applied an earlier command yet (a
+# reader holds back its apply) waits for it before it tries its own: a
+# command may follow another proposed elsewhere.
+$F2->safe_psql('postgres', 'ALTER SYSTEM SET dragonraft.max_apply_lock_delay = -1; SELECT pg_reload_conf()');
+my $held = $F2->background_psql('postgres', on_error_stop => 0);
+$held->query_safe('BEGIN; SELECT count(*) FROM acc');
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'ALTER TABLE public.acc ADD COLUMN q int')});
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'CREATE TABLE public.after_q (id int)')});
+($wout, $werr) = ('', '');
+my $later = IPC::Run::start(['psql', '-XAt', '-d', $F2->connstr('postgres'), '-c',
+		q{SELECT dragonraft.execute(1, 'ALTER TABLE public.after_q ADD COLUMN w int')}],
+	'>', \$wout, '2>', \$werr);
+ok($c->wait_until('the follower\'s execute() waits', sub {
+	$F2->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%after_q ADD COLUMN w%' AND wait_event_type = 'Extension' AND pid <> pg_backend_pid()") eq '1' }),
+	'execute() on a follower behind the log waits for it');
+$held->query_safe('COMMIT');
+$held->quit;
+$later->finish;
+like($wout, qr/^\d+$/, 'then tries and proposes its command') or diag $werr;
+$F2->safe_psql('postgres', 'ALTER SYSTEM RESET dragonraft.max_apply_lock_delay; SELECT pg_reload_conf()');
+ok($c->caught_up(1), 'every member applies it');
+is($c->node($_)->safe_psql('postgres', q{SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute
+	WHERE attrelid = 'public.after_q'::regclass AND attnum > 0}), 'id,w', "node $_ has the column") for $c->ids;
+
 done_testing();
