@@ -1052,9 +1052,8 @@ void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header 
 		                 (unsigned long long)group_id, (unsigned long long)index)));
 	if (error != NULL)
 		ereport(WARNING,
-		        (errmsg("dragonraft skipped the command at entry %llu of group %llu on "
-		                "this "
-		                "node: %s",
+		        (errmsg("dragonraft skipped the command at entry %llu of group %llu "
+		                "on this node: %s",
 		                (unsigned long long)index, (unsigned long long)group_id, error),
 		         errdetail("dragonraft.skip_command asked for it; the command was: %s",
 		                   command)));
