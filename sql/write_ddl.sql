@@ -11,6 +11,7 @@ CREATE TABLE fill (id int PRIMARY KEY, v text, n int);
 CREATE SEQUENCE fill_local;
 CREATE DOMAIN stamp AS timestamptz DEFAULT clock_timestamp();
 CREATE DOMAIN seven AS int DEFAULT 7;
+CREATE TYPE mood AS ENUM ('ok', 'meh');
 CREATE TABLE notrepl (id int)$$) > 0 AS executed;
 SELECT dragonraft.replicate_table('fill', 1);
 INSERT INTO fill VALUES (1, '2026-01-01', 1), (2, '2026-01-02', 2);
@@ -29,6 +30,12 @@ SELECT dragonraft.execute(1, 'ALTER TABLE fill ADD COLUMN ok int, ADD COLUMN c t
 SELECT dragonraft.execute(1, 'ALTER TABLE fill ALTER COLUMN n TYPE float8 USING n + random()');
 SELECT dragonraft.execute(1, 'ALTER TABLE fill ALTER COLUMN v TYPE timestamptz USING v::timestamptz');
 \echo :LAST_ERROR_SQLSTATE
+-- A literal that each member reads at its own time or with its own
+-- DateStyle, TimeZone or OIDs.
+SELECT dragonraft.execute(1, $$ALTER TABLE fill ADD COLUMN c timestamptz DEFAULT 'now'$$);
+SELECT dragonraft.execute(1, $$ALTER TABLE fill ADD COLUMN c date DEFAULT '2026-01-02'$$);
+SELECT dragonraft.execute(1, $$ALTER TABLE fill ADD COLUMN c regclass DEFAULT 'fill'$$);
+SELECT dragonraft.execute(1, $$ALTER TABLE fill ALTER COLUMN n TYPE timestamptz USING 'today'$$);
 \set VERBOSITY default
 SELECT dragonraft.execute(1, 'ALTER TABLE fill ADD COLUMN c timestamptz DEFAULT now()');
 SELECT dragonraft.execute(1, 'ALTER TABLE fill ALTER COLUMN n TYPE float8 USING n + random()');
@@ -39,17 +46,19 @@ SELECT dragonraft.execute(1, 'VACUUM fill');
 -- Nothing of it entered the log.
 SELECT count(*) FROM dragonraft.ddl_history WHERE index > :before AND command <> 'SELECT 1';
 
--- What every member computes alike passes: a constant, an immutable
--- expression or domain default, a stored generated column, an immutable
--- conversion; a default for new rows only (the leader ships their values).
+-- What every member computes alike passes: a constant (of text, an array,
+-- an enum, jsonb), an immutable expression or domain default, a stored
+-- generated column, an immutable conversion; a default for new rows only
+-- (the leader ships their values).
 SELECT dragonraft.execute(1, $$ALTER TABLE fill ADD COLUMN a int DEFAULT 3,
   ADD COLUMN b text DEFAULT upper('x') || 'y', ADD COLUMN d seven, ADD COLUMN e text,
-  ADD COLUMN g int GENERATED ALWAYS AS (id * 2) STORED$$) > 0 AS executed;
+  ADD COLUMN g int GENERATED ALWAYS AS (id * 2) STORED, ADD COLUMN h text[] DEFAULT '{}',
+  ADD COLUMN m mood DEFAULT 'ok', ADD COLUMN j jsonb DEFAULT '{"k": 1}'$$) > 0 AS executed;
 SELECT dragonraft.execute(1, 'ALTER TABLE fill ALTER COLUMN n TYPE bigint') > 0 AS executed;
 SELECT dragonraft.execute(1, 'ALTER TABLE fill ALTER COLUMN n TYPE numeric USING n * 10') > 0 AS executed;
 SELECT dragonraft.execute(1, 'ALTER TABLE fill ALTER COLUMN e SET DEFAULT now()') > 0 AS executed;
 SELECT dragonraft.execute(1, 'ALTER TABLE notrepl ADD COLUMN c timestamptz DEFAULT clock_timestamp()') > 0 AS executed;
-SELECT id, v, n, a, b, d, e, g FROM fill ORDER BY id;
+SELECT id, v, n, a, b, d, e, g, h, m, j FROM fill ORDER BY id;
 INSERT INTO fill (id, v, n) VALUES (3, 'x', 3);
 SELECT id, e IS NOT NULL AS e_set FROM fill ORDER BY id;
 

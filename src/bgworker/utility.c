@@ -36,6 +36,7 @@
 #include "catalog/objectaccess.h"
 #include "catalog/objectaddress.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_trigger.h"
 #include "executor/executor.h"
 #include "nodes/makefuncs.h"
@@ -299,10 +300,43 @@ static bool is_serial(const TypeName *t)
 }
 
 /*
+ * A literal that each member converts at parse time with a function that is
+ * not immutable ('now', a date or timestamptz read with its own DateStyle and
+ * TimeZone, a regclass OID): enums (a label, whatever its OID) and arrays of
+ * immutable element types are the same everywhere.
+ */
+static bool member_literal(Node *node, void *context)
+{
+	Oid type, input, ioparam;
+
+	if (node == NULL)
+		return false;
+	if (!IsA(node, Const))
+		return expression_tree_walker(node, member_literal, context);
+	if (((Const *)node)->constisnull)
+		return false;
+	type = getBaseType(((Const *)node)->consttype);
+	if (OidIsValid(get_element_type(type)))
+		type = getBaseType(get_element_type(type));
+	if (type_is_enum(type))
+		return false;
+	getTypeInputInfo(type, &input, &ioparam);
+	return func_volatile(input) != PROVOLATILE_IMMUTABLE;
+}
+
+/* Would each member compute expr, a fill of existing rows, for itself? */
+static bool member_dependent(Node *expr)
+{
+	return expr != NULL && (contain_mutable_functions_after_planning((Expr *)expr) ||
+	                        member_literal(expr, NULL));
+}
+
+/*
  * The new column def of a replicated table fills its existing rows on each
  * member: refused unless every member computes the same values (an
- * immutable default, of its own or of its domain; not a serial or identity
- * column, which numbers the rows in each member's own physical order).
+ * immutable default, of its own or of its domain, without a literal each
+ * member reads its own way; not a serial or identity column, which numbers
+ * the rows in each member's own physical order).
  */
 static void check_new_column(const char *table, ColumnDef *def)
 {
@@ -325,7 +359,7 @@ static void check_new_column(const char *table, ColumnDef *def)
 		expr = raw != NULL ? cookDefault(make_parsestate(NULL), raw, typid, typmod,
 		                                 def->colname, '\0')
 		                   : get_typdefault(typid);
-		if (expr == NULL || !contain_mutable_functions_after_planning((Expr *)expr))
+		if (!member_dependent(expr))
 			return;
 	}
 	ereport(ERROR,
@@ -371,7 +405,7 @@ static void check_new_type(Relation rel, const char *col, ColumnDef *def)
 	}
 	expr = coerce_to_target_type(ps, expr, exprType(expr), typid, typmod, COERCION_ASSIGNMENT,
 	                             COERCE_IMPLICIT_CAST, -1);
-	if (expr == NULL || !contain_mutable_functions_after_planning((Expr *)expr))
+	if (!member_dependent(expr))
 		return;
 	ereport(ERROR,
 	        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
