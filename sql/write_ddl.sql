@@ -79,3 +79,10 @@ SELECT count(*) FROM dragonraft.ddl_history WHERE command LIKE '%other%' AND gro
 -- Its own group may.
 SELECT dragonraft.execute(7, 'ALTER TABLE other ADD COLUMN x int') > 0 AS executed;
 SELECT attname FROM pg_attribute WHERE attrelid = 'other'::regclass AND attnum > 0 ORDER BY attnum;
+
+-- A group without a leader: execute() cannot wait for this node to apply
+-- its log, and proposes nothing (group 8 has no leader: write.sql).
+\set VERBOSITY default
+SELECT dragonraft.execute(8, 'CREATE TABLE public.in_8 (id int)');
+\set VERBOSITY terse
+SELECT count(*) FROM pg_class WHERE relname = 'in_8';

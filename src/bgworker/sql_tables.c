@@ -425,7 +425,27 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 		        (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("the command is empty")));
 	check_utility_only(command);
 	check_apply_goes_on((uint64)group_id, 0, applied, failures, error);
-	(void)dr_read_barrier((uint64)group_id);
+	PG_TRY();
+	{
+		(void)dr_read_barrier((uint64)group_id);
+	}
+	PG_CATCH();
+	{
+		ErrorData *ed;
+
+		MemoryContextSwitchTo(cxt);
+		ed = CopyErrorData();
+		FlushErrorState();
+		ereport(ERROR, (errcode(ed->sqlerrcode),
+		                errmsg("dragonraft.execute could not wait for this node to apply "
+		                       "the log of group %lld",
+		                       (long long)group_id),
+		                errdetail("%s%s%s", ed->message, ed->detail ? " " : "",
+		                          ed->detail ? ed->detail : ""),
+		                errhint("Nothing was proposed.  Retry once dragonraft.status shows "
+		                        "a leader and the group applying here.")));
+	}
+	PG_END_TRY();
 	try_here(group_id, command);
 	/* Every member runs it as this role (by name), with its privileges there. */
 	d.role = GetUserNameFromId(GetUserId(), false);
