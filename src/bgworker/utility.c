@@ -38,6 +38,7 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_trigger.h"
+#include "commands/tablecmds.h"
 #include "executor/executor.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
@@ -440,6 +441,8 @@ static void check_execute(Node *stmt)
 {
 	RangeVar *rv = ddl_target(stmt);
 	uint64 group_id = rv != NULL ? rv_replicated(rv) : 0;
+	List *cmds;
+	LOCKMODE lockmode;
 	Relation rel;
 	ListCell *lc;
 
@@ -447,8 +450,11 @@ static void check_execute(Node *stmt)
 		other_group(psprintf("table \"%s\"", rv->relname), group_id);
 	if (group_id == 0 || !IsA(stmt, AlterTableStmt))
 		return;
-	rel = relation_openrv(rv, AccessShareLock);
-	foreach (lc, ((AlterTableStmt *)stmt)->cmds) {
+	/* the lock ALTER TABLE takes next (no upgrade from a weaker one) */
+	cmds = ((AlterTableStmt *)stmt)->cmds;
+	lockmode = AlterTableGetLockLevel(cmds);
+	rel = relation_openrv(rv, lockmode);
+	foreach (lc, cmds) {
 		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
 
 		if (cmd->subtype == AT_AddColumn)
@@ -457,7 +463,7 @@ static void check_execute(Node *stmt)
 		else if (cmd->subtype == AT_AlterColumnType)
 			check_new_type(rel, cmd->name, castNode(ColumnDef, cmd->def));
 	}
-	relation_close(rel, AccessShareLock);
+	relation_close(rel, NoLock);
 }
 
 /* Utility statements that write nothing a crash could lose. */
