@@ -479,3 +479,4 @@ COMMENT ON FUNCTION skip_command(bigint, bigint) IS
   'On a member whose apply of the group stopped at the command of entry index (it failed here): skip that command here, as ALTER SUBSCRIPTION ... SKIP does; this member''s schema then differs from the others''';
 REVOKE ALL ON FUNCTION skip_command(bigint, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION skip_command(bigint, bigint) TO dragonraft_admin;
+GRANT SELECT ON skip_requests TO pg_monitor, dragonraft_admin;

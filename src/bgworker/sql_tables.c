@@ -19,6 +19,7 @@
 
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "engine/engine.h"
 #include "executor/spi.h"
@@ -519,6 +520,8 @@ Datum dr_skip_command(PG_FUNCTION_ARGS)
 	char error[DR_ERROR_LEN];
 	Oid types[2] = {INT8OID, INT8OID};
 	Datum values[2] = {Int64GetDatum(group_id), Int64GetDatum(index)};
+	Oid save_user;
+	int save_sec, rc;
 
 	dr_sql_groups_check_engine();
 	if (group_id < 1 || read_group((uint64)group_id, &applied, &failures, error) == NULL)
@@ -536,13 +539,18 @@ Datum dr_skip_command(PG_FUNCTION_ARGS)
 		         failures > 0 ? errdetail("It stopped at entry %llu: %s",
 		                                  (unsigned long long)applied + 1, error)
 		                      : errdetail("It goes on.")));
+	/* As the bootstrap superuser: dragonraft_admin may ask, not write the table. */
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("INSERT INTO dragonraft.skip_requests (group_id, index) "
-	                          "VALUES ($1, $2) ON CONFLICT DO NOTHING",
-	                          2, types, values, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "dragonraft could not record the request to skip a command");
+	rc = SPI_execute_with_args("INSERT INTO dragonraft.skip_requests (group_id, index) "
+	                           "VALUES ($1, $2) ON CONFLICT DO NOTHING",
+	                           2, types, values, NULL, false, 0);
 	SPI_finish();
+	SetUserIdAndSecContext(save_user, save_sec);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "dragonraft could not record the request to skip a command");
 	ereport(NOTICE, (errmsg("the command is skipped on this node at the next try of the "
 	                        "group's apply"),
 	                 errhint("See dragonraft.status and dragonraft.ddl_failures.")));
