@@ -8,7 +8,9 @@
 #               (mutual TLS between the nodes, default rtt_ms/election_rtt);
 #               pgbench runs against the leader
 #   sync        a primary and two streaming standbys, synchronous_commit on,
-#               synchronous_standby_names = 'ANY 1 (s1, s2)'
+#               synchronous_standby_names = 'ANY 1 (s1, s2)'; the standbys
+#               stream over TLS (ssl = on, sslmode=require), as dragonraft's
+#               nodes talk; BENCH_SYNC_SSL=0 streams over plain TCP instead
 #   single      one server, synchronous_commit on
 # Scale BENCH_SCALE (10), BENCH_CLIENTS (8) clients, BENCH_SECONDS (30) per
 # run, BENCH_ROUNDS (2) rounds, each round running the three setups in turn,
@@ -39,6 +41,7 @@ clients=${BENCH_CLIENTS:-8}
 secs=${BENCH_SECONDS:-30}
 rounds=${BENCH_ROUNDS:-2}
 failovers=${BENCH_FAILOVERS:-3}
+sync_ssl=${BENCH_SYNC_SSL:-1}
 
 dir=$(make_workdir bench-pgbench)
 [ "$(id -u)" -eq 0 ] && chown "$TEST_USER" "$dir"
@@ -74,17 +77,28 @@ primary_port=$(lc_free_port)
 plain_init primary "$primary_port" "synchronous_standby_names = 'ANY 1 (s1, s2)'
 wal_level = replica"
 echo "host replication postgres 127.0.0.1/32 trust" >>"$dir/primary/pg_hba.conf"
+sslmode=disable
+if [ "$sync_ssl" = 1 ]; then
+	# A self-signed certificate: the standbys encrypt (sslmode=require), as
+	# dragonraft's nodes do, without checking it (neither side is attacked here).
+	lc_as_user openssl req -new -x509 -days 2 -nodes -subj /CN=127.0.0.1 \
+		-keyout "$dir/primary/server.key" -out "$dir/primary/server.crt" >/dev/null 2>&1
+	printf '%s\n' "ssl = on" >>"$dir/primary/postgresql.conf"
+	sslmode=require
+fi
 plain_start primary
 for s in s1 s2; do
 	port=$(lc_free_port)
 	lc_as_user "$PG_BINDIR/pg_basebackup" -h 127.0.0.1 -p "$primary_port" -U postgres -D "$dir/$s" -R -X stream >/dev/null
-	printf '%s\n' "port = $port" "primary_conninfo = 'host=127.0.0.1 port=$primary_port user=postgres application_name=$s'" \
+	printf '%s\n' "port = $port" "primary_conninfo = 'host=127.0.0.1 port=$primary_port user=postgres application_name=$s sslmode=$sslmode'" \
 		>>"$dir/$s/postgresql.auto.conf"
 	plain_start "$s"
 done
 until [ "$(psql_at "$primary_port" -c "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming' AND sync_state = 'quorum'")" = 2 ]; do
 	sleep 0.1
 done
+[ "$(psql_at "$primary_port" -c "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_replication USING (pid) WHERE ssl")" = $((sync_ssl * 2)) ] ||
+	{ echo "bench/pgbench.sh: the standbys' TLS is not as asked (BENCH_SYNC_SSL=$sync_ssl)" >&2; exit 1; }
 
 # ---- dragonraft -------------------------------------------------------------
 mkdir -p "$dir/dr"
@@ -287,6 +301,6 @@ gap=$(printf '%s\n' "${gaps[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[i
 d=$(mean "${tps[dragonraft]}")
 s=$(mean "${tps[sync]}")
 o=$(mean "${tps[single]}")
-echo "settings: scale $scale, $clients clients, $secs s x $rounds rounds per setup; $conf" | tr '\n' ' '
+echo "settings: scale $scale, $clients clients, $secs s x $rounds rounds per setup; standbys over $([ "$sync_ssl" = 1 ] && echo TLS || echo plain TCP); $conf" | tr '\n' ' '
 echo
 echo "pgbench_bench: dragonraft $d tps, sync replication $s tps, single $o tps; dragonraft/sync $(awk -v a="$d" -v b="$s" 'BEGIN { printf "%.2f", a / b }'), dragonraft/single $(awk -v a="$d" -v b="$o" 'BEGIN { printf "%.2f", a / b }'); failover write gap $gap s"

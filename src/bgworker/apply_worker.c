@@ -144,9 +144,11 @@ static void apply_error_callback(void *arg)
 
 /*
  * Tell backends and the engine worker how far a group is applied, or that it
- * failed: then the pause (ms) before its entries come again.
+ * failed: then the pause (ms) before its entries come again.  Progress wakes
+ * the engine worker only while it waits on it (pg_sm.c: want_apply_wakes).
  */
-static int publish(uint64 group_id, uint64 applied, RepOriginId origin, const char *error)
+static int publish(uint64 group_id, uint64 applied, RepOriginId origin, const char *error,
+                   bool corrupt)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	DrGroup *g;
@@ -160,14 +162,17 @@ static int publish(uint64 group_id, uint64 applied, RepOriginId origin, const ch
 			if (g->applied < applied)
 				g->applied = applied;
 			g->origin = origin;
-			if (g->apply_failures > 0 && g->member_state == DR_MEMBER_ACTIVE)
+			if (g->apply_failures > 0 && (g->member_state == DR_MEMBER_ACTIVE ||
+			                              g->member_state == DR_MEMBER_RECOVERING))
 				g->error[0] = '\0';
 			g->apply_failures = 0;
+			g->apply_corrupt = false;
 			g->apply_retry_at = 0;
 			dr_shmem_group_track_lag(g, now);
 		} else {
 			g->apply_errors++;
 			g->apply_failures++;
+			g->apply_corrupt = corrupt;
 			delay = Min(RETRY_MS << Min(g->apply_failures - 1, 5), MAX_RETRY_MS);
 			g->apply_retry_at = TimestampTzPlusMilliseconds(now, delay);
 			/* (A snapshot that fails to load stops the group with this error.) */
@@ -180,7 +185,7 @@ static int publish(uint64 group_id, uint64 applied, RepOriginId origin, const ch
 	}
 	LWLockRelease(dr_shared->groups_lock);
 	SpinLockAcquire(&dr_shared->mutex);
-	pgprocno = dr_shared->engine_pgprocno;
+	pgprocno = dr_shared->apply_wakes_engine || error != NULL ? dr_shared->engine_pgprocno : -1;
 	SpinLockRelease(&dr_shared->mutex);
 	if (pgprocno >= 0)
 		SetLatch(&ProcGlobal->allProcs[pgprocno].procLatch);
@@ -289,7 +294,7 @@ static void commit_batch(void)
 		ag->schema_index = ag->schema_batch;
 		dr_apply_rows_publish_schema(ag->group_id, ag->schema_index, true, 0);
 	}
-	publish(ag->group_id, ag->applied, ag->origin, NULL);
+	publish(ag->group_id, ag->applied, ag->origin, NULL, false);
 }
 
 static void apply_member_info(uint64 group_id, uint64 index, const struct entry_header *h)
@@ -550,7 +555,8 @@ static void park_failed_group(void)
 	ag->failed = true;
 	if (in_hand.m != NULL && in_hand.m->group_id == gid)
 		in_hand.m = NULL; /* it comes again with the group's other entries */
-	delay = publish(gid, 0, InvalidRepOriginId, edata->message);
+	delay = publish(gid, 0, InvalidRepOriginId, edata->message,
+	                edata->sqlerrcode == ERRCODE_DATA_CORRUPTED);
 	ereport(LOG, (errmsg("dragonraft apply worker parked group %llu after an error; the "
 	                     "other groups go on",
 	                     (unsigned long long)gid),

@@ -113,6 +113,7 @@ static DrGroup *new_entry(uint64 group_id, raft_index applied, RepOriginId origi
 		g->origin = origin;
 		g->apply_failures = 0;
 		g->apply_retry_at = 0;
+		g->apply_corrupt = false;
 		g->behind_since = 0;
 		/* The engine's counters start again with the member. */
 		memset(&g->stats, 0, sizeof(g->stats));

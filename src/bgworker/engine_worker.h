@@ -43,8 +43,9 @@ typedef struct DrSm {
 	dlist_node snap_node; /* in the list of exports, while exporting */
 	struct BackgroundWorkerHandle *exporter; /* NULL until it is started */
 	TimestampTz export_retry_at;             /* no export before (one failed) */
+	uint32 export_failures;                  /* in a row: the pause doubles with each */
 	raft_index recovering; /* a received snapshot at this index is loaded; 0 = none */
-	bool recover_failed;   /* it failed to load: the group stopped, nothing is sent again */
+	bool recover_failed;   /* its file was corrupt: the group stopped, nothing is sent again */
 
 	/* engine_status.c: what was published last */
 	int role;

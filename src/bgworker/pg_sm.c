@@ -54,8 +54,10 @@ typedef struct DrSmEntry {
 /* Pause before starting an apply worker again after one exited; and the most. */
 #define RESTART_DELAY_MS     1000
 #define MAX_RESTART_DELAY_MS 30000
-/* Pause before a leader exports a snapshot again after an export failed. */
-#define EXPORT_RETRY_MS 1000
+/* Pause before a leader exports a snapshot again after an export failed; it
+ * doubles with each failure in a row, up to the most. */
+#define EXPORT_RETRY_MS     1000
+#define MAX_EXPORT_RETRY_MS 60000
 /* ... and after one found no extension in dragonraft.database, or had no slot. */
 #define RETRY_DELAY_MS 10000
 
@@ -68,6 +70,7 @@ static struct {
 	dlist_head held;         /* groups held by apply_busy */
 	dlist_head resend;       /* parked groups whose entries are due to be sent again */
 	dlist_head exports;      /* groups whose full snapshot is being made */
+	bool watched;            /* a group is recovering or parked */
 	bool resend_started;     /* the head's DR_APPLY_RESEND message is sent */
 	DrSmEntry *resend_next;  /* the head's next entry to send again, NULL = done */
 	TimestampTz next_retry;  /* earliest time a parked group is due; 0 = none */
@@ -453,26 +456,49 @@ static void watch_parked(DrSm *sm, uint32 failures, TimestampTz retry_at)
 	sm->in_resend = true;
 }
 
+/*
+ * A failed export is not tried again at once (the leader asks at every
+ * probe), and less often while it keeps failing: each try holds the group's
+ * apply for a moment and may fill the disk.
+ */
+static void export_failed(DrSm *sm)
+{
+	int ms = EXPORT_RETRY_MS << Min(sm->export_failures, 6);
+
+	sm->export_failures++;
+	sm->export_retry_at =
+	        TimestampTzPlusMilliseconds(GetCurrentTimestamp(), Min(ms, MAX_EXPORT_RETRY_MS));
+}
+
 /* Free what the apply worker applied; note the groups that moved, and parked ones. */
 static void collect_applied(void)
 {
 	dlist_mutable_iter it;
 
 	S.next_retry = 0;
+	S.watched = false;
 	dlist_foreach_modify(it, &S.with_entries)
 	{
 		DrSm *sm = dlist_container(DrSm, queued, it.cur);
 		uint64 applied;
 		uint32 failures;
 		TimestampTz retry_at;
+		bool corrupt;
 
 		SpinLockAcquire(&sm->shared->mutex);
 		applied = sm->shared->applied;
 		failures = sm->shared->apply_failures;
 		retry_at = sm->shared->apply_retry_at;
+		corrupt = sm->shared->apply_corrupt;
 		SpinLockRelease(&sm->shared->mutex);
-		if (sm->recovering != 0 && (applied >= sm->recovering || failures > 0)) {
-			/* Loaded, or it failed (the apply worker logged why): the group stops. */
+		/*
+		 * Loaded; or the file is corrupt (the apply worker logged why): the
+		 * group stops, and its next start fetches another.  A load that failed
+		 * otherwise (a table of its own here, a lock, disk space) is tried
+		 * again after the apply worker's pause, as a failed entry is, so that
+		 * fixing the cause is enough; status shows the error meanwhile.
+		 */
+		if (sm->recovering != 0 && (applied >= sm->recovering || (failures > 0 && corrupt))) {
 			sm->recover_failed = applied < sm->recovering;
 			sm->recovering = 0;
 			engine_snapshot_recovered(dr_engine->e, sm->group_id,
@@ -481,6 +507,7 @@ static void collect_applied(void)
 		}
 		if (failures > 0 || sm->parked)
 			watch_parked(sm, failures, retry_at);
+		S.watched |= sm->recovering != 0 || sm->parked;
 		while (!dlist_is_empty(&sm->entries)) {
 			DrSmEntry *e = dlist_head_element(DrSmEntry, group_node, &sm->entries);
 
@@ -654,8 +681,7 @@ static void watch_exports(void)
 
 		if (sm->exporter == NULL && !start_exporter(sm)) {
 			export_end(sm, true);
-			sm->export_retry_at =
-			        TimestampTzPlusMilliseconds(GetCurrentTimestamp(), EXPORT_RETRY_MS);
+			export_failed(sm);
 			engine_snapshot_saved(dr_engine->e, sm->group_id, ENGINE_ERR_SNAPSHOT, 0);
 			continue;
 		}
@@ -691,15 +717,37 @@ static void watch_exports(void)
 			                     (unsigned long long)sm->group_id),
 			              errdetail("%s", error[0] ? error : "The exporter exited.")));
 		export_end(sm, true);
-		/* A failed export is not tried again at once (the leader asks at every probe). */
-		sm->export_retry_at = phase == DR_SNAP_DONE && rc == 0
-		                              ? 0
-		                              : TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-		                                                            EXPORT_RETRY_MS);
+		if (phase == DR_SNAP_DONE && rc == 0) {
+			sm->export_retry_at = 0;
+			sm->export_failures = 0;
+		} else
+			export_failed(sm);
 		engine_snapshot_saved(dr_engine->e, sm->group_id,
 		                      sm->export_retry_at == 0 ? ENGINE_OK : ENGINE_ERR_SNAPSHOT,
 		                      index);
 	}
+}
+
+/*
+ * Whether the apply worker's progress wakes this worker: only while
+ * something here waits on it (a held, parked or recovering group, an export
+ * waiting for the drain, a queue past half its bound).  Otherwise the
+ * applied index is read at the next wake-up (a round, a request, the
+ * housekeeping timeout), and what it frees can wait until then: a wake-up
+ * per apply batch would cost every node a context switch per transaction
+ * under load.  Both sides use dr_shared->mutex, so progress published
+ * before the flag is set is seen by the pass that the latch set here runs.
+ */
+static void want_apply_wakes(bool want)
+{
+	bool was;
+
+	SpinLockAcquire(&dr_shared->mutex);
+	was = dr_shared->apply_wakes_engine;
+	dr_shared->apply_wakes_engine = want;
+	SpinLockRelease(&dr_shared->mutex);
+	if (want && !was)
+		SetLatch(MyLatch);
 }
 
 void dr_pg_sm_poll(void)
@@ -709,6 +757,8 @@ void dr_pg_sm_poll(void)
 	collect_applied();
 	resume_held();
 	send_entries();
+	want_apply_wakes(S.watched || !dlist_is_empty(&S.held) || !dlist_is_empty(&S.exports) ||
+	                 S.bytes >= QUEUE_BOUND / 2);
 }
 
 long dr_pg_sm_timeout(void)

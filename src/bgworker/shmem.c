@@ -89,6 +89,7 @@ void dr_shmem_startup(void)
 		dr_shared->engine_state = DR_ENGINE_OFF;
 		dr_shared->engine_pgprocno = -1;
 		dr_shared->apply_pgprocno = -1;
+		dr_shared->apply_wakes_engine = true;
 		/* Entries proposed before this start belong to no live backend. */
 		if (!pg_strong_random(&dr_shared->incarnation, sizeof(dr_shared->incarnation)))
 			dr_shared->incarnation = (uint64)GetCurrentTimestamp() ^ (uint64)MyProcPid

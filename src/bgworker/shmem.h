@@ -130,6 +130,8 @@ typedef struct DrGroup {
 	                             * why); 0 = it applies.  Its entries are parked meanwhile */
 	TimestampTz apply_retry_at; /* the engine worker sends its entries again then; 0 once
 	                             * it did (it clears it) */
+	bool apply_corrupt;         /* the last failure was ERRCODE_DATA_CORRUPTED: trying
+	                             * the same bytes again cannot help */
 	/* written by the engine worker and the apply worker (dr_shmem_group_track_lag) */
 	TimestampTz behind_since; /* applied has stayed below behind_commit since; 0 = caught up */
 	uint64 behind_commit;     /* the commit index seen then */
@@ -192,6 +194,7 @@ typedef struct DrShared {
 	pid_t apply_pid;                 /* 0 = no apply worker process */
 	int apply_pgprocno;              /* its PGPROC, for SetLatch; -1 unless running */
 	DrApplyState apply_state;
+	bool apply_wakes_engine; /* its progress wakes the engine worker (pg_sm.c) */
 	uint64 incarnation; /* random, new at each start of shared memory; fixed after */
 
 	slock_t queue_mutex; /* protects accepting and the ring */

@@ -211,7 +211,30 @@ static List *group_tables(uint64 group_id)
 	Datum values[1] = {Int64GetDatum((int64)group_id)};
 	List *tables = NIL;
 	ListCell *lc;
+	char *refused;
+	bool isnull;
 
+	/* A snapshot from here would lack them, and a member that loads it drops them. */
+	if (SPI_execute_with_args("SELECT string_agg(coalesce(relid::regclass::text, "
+	                          "'table id ' || table_id), ', ' ORDER BY table_id) "
+	                          "FROM dragonraft.replicated_tables "
+	                          "WHERE group_id = $1 AND state <> 'replicated'",
+	                          1, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "dragonraft could not list the tables of group %llu",
+		     (unsigned long long)group_id);
+	(void)SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull) {
+		refused = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("node %d cannot export a snapshot of group %llu: it does not "
+		                "replicate the group's table(s) %s",
+		                dr_node_id, (unsigned long long)group_id, refused),
+		         errdetail("A snapshot from here would lack them, and a member that "
+		                   "loads it would drop them with the group's rows."),
+		         errhint("Transfer the group's leadership to a member that replicates "
+		                 "them (dragonraft.transfer_leader).")));
+	}
 	if (SPI_execute_with_args("SELECT t.table_id, t.relid, n.nspname, c.relname, "
 	                          "dragonraft.table_definition(t.relid) "
 	                          "FROM dragonraft.replicated_tables t "

@@ -217,6 +217,14 @@ struct group {
 	                  */
 	raft_index recv_index;
 	struct snap_out *out; /* a state machine snapshot for followers, while one is made */
+	/* Snapshots shipped to followers: the log after each stays until that follower has it
+	 * (snapshot.c keep_shipped). */
+	struct shipped {
+		raft_id to;
+		raft_index index;
+		uint64_t until; /* tick */
+	} shipped[RAFT_MAX_MEMBERS];
+	uint32_t n_shipped;
 
 	struct pending_cc cc;
 	struct pending_transfer transfer;

@@ -12,6 +12,57 @@
 
 #include "engine/engine_int.h"
 
+/*
+ * How long (in election timeouts) the log after a shipped snapshot is kept
+ * for a follower that has not caught up to it yet: a member that never
+ * loads it must not hold the log for ever.
+ */
+#define SHIPPED_KEEP_ELECTIONS 600
+
+static void note_shipped(struct engine *e, struct group *g, raft_id to, raft_index index)
+{
+	uint32_t k = 0;
+
+	while (k < g->n_shipped && g->shipped[k].to != to)
+		k++;
+	if (k == RAFT_MAX_MEMBERS)
+		return;
+	if (k == g->n_shipped)
+		g->n_shipped++;
+	g->shipped[k].to = to;
+	g->shipped[k].index = index;
+	g->shipped[k].until = e->now + (uint64_t)SHIPPED_KEEP_ELECTIONS * e->cfg.election_rtt;
+}
+
+/*
+ * A follower that receives a snapshot at index i then needs the entries
+ * after i: compaction (up to c) stays at or below i until the follower's
+ * match reaches it (or the keep expires, or this node no longer leads).
+ * Otherwise a follower whose load takes longer than the group needs to
+ * write compaction_overhead entries would need one snapshot after another
+ * and never catch up (etcd keeps SnapshotCatchUpEntries for the same
+ * reason).
+ */
+static raft_index keep_shipped(struct engine *e, struct group *g, raft_index c)
+{
+	uint32_t k = 0;
+
+	while (k < g->n_shipped) {
+		const struct shipped *s = &g->shipped[k];
+		struct raft_peer_progress pr;
+
+		if (e->now >= s->until || raft_peer_progress(g->r, s->to, &pr) != RAFT_OK ||
+		    pr.match >= s->index) {
+			g->shipped[k] = g->shipped[--g->n_shipped];
+			continue;
+		}
+		if (c > s->index)
+			c = s->index;
+		k++;
+	}
+	return c;
+}
+
 /* Ship the state machine snapshot g->out holds to every follower waiting for it. */
 static void ship(struct engine *e, struct group *g)
 {
@@ -65,6 +116,8 @@ static void ship(struct engine *e, struct group *g)
 		out.snapshot = &meta;
 		if (e->net.send_snapshot(e->net.ctx, &out, path) != ENGINE_OK)
 			raft_report_snapshot(g->r, o->to[k], true);
+		else
+			note_shipped(e, g, o->to[k], idx);
 	}
 done:
 	g->out = NULL;
@@ -214,6 +267,10 @@ int eng_snapshot_if_due(struct engine *e, struct group *g)
 		if (c > keep)
 			c = keep;
 	}
+	/* (While a snapshot for a follower is made, its index is not known yet.) */
+	if (g->out != NULL)
+		return ENGINE_OK;
+	c = keep_shipped(e, g, c);
 	if (c < g->first)
 		return ENGINE_OK;
 	if (c == a) {

@@ -491,6 +491,53 @@ static void test_add_member_snapshot_async(void **state)
 	add_member_snapshot(5);
 }
 
+static bool node4_recovering(struct cluster *c, void *arg)
+{
+	struct engine_group_status st;
+
+	(void)arg;
+	return cluster_status(c, 4, 0, &st) && st.state == ENGINE_GROUP_RECOVERING;
+}
+
+/*
+ * A joiner whose snapshot takes long to load while the group writes more
+ * than snapshot_entries + compaction_overhead entries: the leader keeps the
+ * log after the snapshot it shipped until the joiner has it, so one
+ * snapshot is enough (review 4 #4: it needed one after another).
+ */
+static void test_add_member_snapshot_long_load(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_wait w = {0};
+	struct cluster c;
+	size_t n = 300, more = 500;
+	struct prop *p = calloc(n + more, sizeof(*p));
+	raft_id lead;
+
+	(void)state;
+	cfg.snapshot_entries = 100;
+	cfg.compaction_overhead = 20;
+	assert_int_equal(cluster_init_with(&c, test_storage, 4, 3, 1, &cfg, 0), ENGINE_OK);
+	cluster_async_snapshots(&c, 60);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, n, 1);
+	lead = cluster_leader(&c, 0);
+	assert_int_equal(cluster_join(&c, 4, 0), ENGINE_OK);
+	assert_int_equal(engine_add_member(c.nodes[lead].e, c.group_ids[0], 4, "127.0.0.1:7404",
+	                                   engine_wait_cb, &w),
+	                 ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w, 100));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	assert_true(cluster_run(&c, node4_recovering, NULL, 400));
+	propose_many(&c, p + n, more, 30000);
+	assert_true(cluster_run(&c, all_converged, NULL, 400));
+	assert_int_equal(kv_sm_recoveries(c.nodes[4].sm[0]), 1);
+	assert_int_equal(kv_sm_count(c.nodes[4].sm[0]), n + more);
+	check_acked(&c, p, n + more);
+	cluster_destroy(&c);
+	free(p);
+}
+
 /*
  * An old leader, cut off, appends a long tail that never commits; the others
  * go on and compact, so it catches up through a snapshot that is shorter
@@ -2237,6 +2284,7 @@ int main(void)
 	        cmocka_unit_test(test_leader_crash),
 	        cmocka_unit_test(test_add_member_snapshot),
 	        cmocka_unit_test(test_add_member_snapshot_async),
+	        cmocka_unit_test(test_add_member_snapshot_long_load),
 	        cmocka_unit_test(test_transfer),
 	        cmocka_unit_test(test_install_over_longer_log),
 	        cmocka_unit_test(test_remove_member),

@@ -61,13 +61,9 @@ is(unknown_outcomes(), '0', 'no transaction ended with 40003');
 # idle), then terminated; the command runs and the group writes again.  (The
 # command is proposed on the follower: execute() tries it on the calling
 # node first, and there waits for such a reader as ALTER TABLE does: part 3.)
-my ($rin, $rout, $rerr) = ("BEGIN;\nSELECT count(*) FROM t2;\n", '', '');
-my $reader = IPC::Run::start(['psql', '-XAtq', '-d', $L->connstr('postgres')],
-	'<', \$rin, '>', \$rout, '2>', \$rerr);
-$reader->pump until $rout =~ /1/;
-my $reader_pid = $L->safe_psql('postgres',
-	"SELECT pid FROM pg_stat_activity WHERE state = 'idle in transaction'");
-ok($reader_pid, "the reader is idle in its transaction (pid $reader_pid)");
+my $reader = $c->idle_reader($l, 't2');
+ok($reader, 'the reader is idle in its transaction');
+my $reader_pid = $reader->{pid};
 my $log_offset = -s $L->logfile;
 my ($dout, $derr) = ('', '');
 my $ddl = IPC::Run::start(['psql', '-XAt', '-d', $F->connstr('postgres'), '-c',
@@ -81,9 +77,9 @@ ok($c->wait_until('the leader applies the command', sub {
 like(slurp_file($L->logfile, $log_offset),
 	qr/dragonraft terminates process $reader_pid: it holds a lock that the apply worker has waited for/,
 	'the reader was terminated, and the log says why');
-$rin .= "SELECT 1;\n";
-$reader->finish;
-like($rerr, qr/terminating connection/, 'the reader\'s session ended');
+${ $reader->{in} } .= "SELECT 1;\n";
+$reader->{h}->finish;
+like(${ $reader->{err} }, qr/terminating connection/, 'the reader\'s session ended');
 is($L->safe_psql('postgres', q{SELECT count(*) FROM pg_attribute WHERE attrelid = 't2'::regclass AND attname = 'x'}),
 	'1', 't2 has the new column');
 $L->safe_psql('postgres', 'INSERT INTO a (v) VALUES (2); INSERT INTO t2 VALUES (2, 2)');
@@ -93,10 +89,8 @@ is($L->safe_psql('postgres', 'SELECT count(*) FROM t2'), '2', 'the group writes 
 # ALTER TABLE would (execute() tries the command on this node first), and
 # left alone; with the delay at -1 the apply worker would wait so too.
 $L->safe_psql('postgres', "ALTER SYSTEM SET dragonraft.max_apply_lock_delay = -1; SELECT pg_reload_conf()");
-($rin, $rout, $rerr) = ("BEGIN;\nSELECT count(*) FROM t2;\n", '', '');
-$reader = IPC::Run::start(['psql', '-XAtq', '-d', $L->connstr('postgres')],
-	'<', \$rin, '>', \$rout, '2>', \$rerr);
-$reader->pump until $rout =~ /2/;
+$reader = $c->idle_reader($l, 't2');
+ok($reader, 'a new reader is idle in its transaction');
 ($dout, $derr) = ('', '');
 $ddl = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
 		"SELECT dragonraft.execute(1, 'ALTER TABLE t2 ADD COLUMN y int')"],
@@ -105,9 +99,9 @@ ok($c->wait_until('execute() waiting for the reader\'s lock', sub {
 	$L->safe_psql('postgres',
 		"SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 't2'::regclass AND waitstart < now() - interval '3 s'") eq '1' }),
 	'execute() waits for the reader beyond the delay of part 2');
-$rin .= "SELECT 'still here';\nCOMMIT;\n";
-$reader->finish;
-like($rout, qr/still here/, 'the reader was left alone');
+${ $reader->{in} } .= "SELECT 'still here';\nCOMMIT;\n";
+$reader->{h}->finish;
+like(${ $reader->{out} }, qr/still here/, 'the reader was left alone');
 $ddl->finish;
 like($dout, qr/^\d+$/, 'the command ran once the reader committed') or diag $derr;
 

@@ -8,7 +8,6 @@ use warnings;
 use FindBin;
 use lib $FindBin::RealBin;
 use DragonCluster;
-use IPC::Run;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
@@ -25,13 +24,9 @@ $L->safe_psql('postgres', 'INSERT INTO t VALUES (1)');
 ok($c->caught_up(1), 'every member has the row');
 
 # A reader on the follower, idle in its transaction, holds t's lock.
-my ($rin, $rout, $rerr) = ("BEGIN;\nSELECT count(*) FROM t;\n", '', '');
-my $reader = IPC::Run::start(['psql', '-XAtq', '-d', $F->connstr('postgres')],
-	'<', \$rin, '>', \$rout, '2>', \$rerr);
-$reader->pump until $rout =~ /1/;
-my $reader_pid = $F->safe_psql('postgres',
-	"SELECT pid FROM pg_stat_activity WHERE state = 'idle in transaction'");
-ok($reader_pid, "the reader is idle in its transaction (pid $reader_pid)");
+my $reader = $c->idle_reader($f, 't');
+ok($reader, 'the reader is idle in its transaction');
+my $reader_pid = $reader->{pid};
 my $log_offset = -s $F->logfile;
 
 # The command runs on the leader at once; the follower's apply waits for the reader.
@@ -43,9 +38,9 @@ ok($c->wait_until("the follower applied entry $index", sub {
 like(slurp_file($F->logfile, $log_offset),
 	qr/dragonraft terminates process $reader_pid: it holds a lock that the apply worker has waited for/,
 	'the reader was terminated, and the follower\'s log says why');
-$rin .= "SELECT 1;\n";
-$reader->finish;
-like($rerr, qr/terminating connection/, 'the reader\'s session ended');
+${ $reader->{in} } .= "SELECT 1;\n";
+$reader->{h}->finish;
+like(${ $reader->{err} }, qr/terminating connection/, 'the reader\'s session ended');
 is($F->safe_psql('postgres', q{SELECT count(*) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'x'}),
 	'1', 'the follower\'s t has the new column');
 $L->safe_psql('postgres', 'INSERT INTO t VALUES (2, 2)');

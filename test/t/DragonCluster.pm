@@ -28,6 +28,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
+use IPC::Run;
 
 sub new
 {
@@ -183,6 +184,26 @@ sub sql_error
 		stdout => \$out, stderr => \$err);
 	return ($1, $err) if $err =~ /ERROR:\s+([0-9A-Z]{5}):/;
 	return ('', $err);
+}
+
+# A psql session on node id that read table in a transaction it leaves open,
+# idle, holding the table's lock: {h => IPC::Run handle, in, out, err =>
+# refs to its input, output and errors, pid => its backend}.  Append to
+# ${$r->{in}} and call $r->{h}->finish to end it.
+sub idle_reader
+{
+	my ($self, $id, $table) = @_;
+	my $r = { in => \(my $in = "BEGIN;\nSELECT count(*) FROM $table;\nSELECT pg_backend_pid();\n"),
+		out => \(my $out = ''), err => \(my $err = '') };
+	$r->{h} = IPC::Run::start(['psql', '-XAtq', '-d', $self->node($id)->connstr('postgres')],
+		'<', $r->{in}, '>', $r->{out}, '2>', $r->{err});
+	$r->{h}->pump until ${ $r->{out} } =~ /^\d+\n(\d+)\n/;
+	$r->{pid} = $1;
+	$self->wait_until("session $r->{pid} to idle in its transaction", sub {
+		$self->node($id)->safe_psql('postgres',
+			"SELECT state FROM pg_stat_activity WHERE pid = $r->{pid}") eq 'idle in transaction' })
+	  or return undef;
+	return $r;
 }
 
 # A postmaster and its children, to wait for after a SIGKILL.
