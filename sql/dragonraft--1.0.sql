@@ -458,3 +458,30 @@ GRANT EXECUTE ON FUNCTION add_member(bigint, integer, text, boolean, boolean),
 -- applied its own removal shows state 'removed'.
 COMMENT ON COLUMN status.state IS
   'ok; no_leader; catching_up (over 100 committed entries not applied here, or the apply worker holds them back); snapshotting; apply_failed (see error); removed (this node applied its own removal: leave_group(group, force => true) deletes its data here); stopped (see error)';
+
+-- Issue 13, the write path's open ends (helper wfix3): a command of the log
+-- has one outcome on every member.  execute() tries it on the calling node
+-- first (one that fails there never enters the log), and a member where a
+-- command of the log fails stops applying its group until the cause is
+-- fixed there (dragonraft.status: apply_failed), or until a DBA skips the
+-- command there with skip_command (ddl_history.error then says why).
+COMMENT ON TABLE ddl_history IS
+  'Utility commands run through dragonraft.execute, in log order; error: the command failed on this node and a DBA skipped it here (skip_command)';
+COMMENT ON VIEW ddl_failures IS
+  'Per group, the commands run through dragonraft.execute that failed on this node and were skipped here with dragonraft.skip_command: how many, and the last one with its error.  This node''s schema differs from the other members'' by them';
+CREATE TABLE skip_requests (
+  group_id bigint NOT NULL,
+  index bigint NOT NULL,
+  PRIMARY KEY (group_id, index)
+);
+COMMENT ON TABLE skip_requests IS
+  'Commands that skip_command asked the apply worker to skip on this node if they fail again (a row goes once its entry is applied)';
+CREATE FUNCTION skip_command(group_id bigint, index bigint)
+RETURNS void
+AS 'MODULE_PATHNAME', 'dr_skip_command'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION skip_command(bigint, bigint) IS
+  'On a member whose apply of the group stopped at the command of entry index (it failed here): skip that command here, as ALTER SUBSCRIPTION ... SKIP does; this member''s schema then differs from the others''';
+REVOKE ALL ON FUNCTION skip_command(bigint, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION skip_command(bigint, bigint) TO dragonraft_admin;
+GRANT SELECT ON skip_requests TO pg_monitor, dragonraft_admin;

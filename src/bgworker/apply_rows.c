@@ -28,9 +28,13 @@
  *
  * A utility command (execute) runs in a subtransaction, as the role that
  * proposed it (looked up by name on each member), its settings (SET) undone
- * after it: if it fails, or the role does not exist here, the failure is
- * recorded in dragonraft.ddl_history (every member, in log order) and the
- * apply goes on; execute() reports it on the proposing node.
+ * after it, and is recorded in dragonraft.ddl_history.  It ran on the node
+ * that proposed it (sql_tables.c tries it there first), so a failure here
+ * (the role does not exist here, a local object takes a name, ...) would
+ * leave this member with another schema: the group's apply stops here with
+ * the error, as PostgreSQL's logical apply worker does, and the entry is
+ * tried again until the cause is fixed (apply_worker.c), or until a DBA
+ * skips it here (skip_command: recorded with its error in ddl_history).
  */
 #include "write.h"
 
@@ -991,6 +995,7 @@ void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header 
 	int save_sec, save_nestlevel;
 	int64 table;
 	Datum id;
+	bool skip, isnull;
 	int rc = entry_decode_ddl(h, &d);
 
 	if (rc != ENTRY_OK)
@@ -1015,14 +1020,43 @@ void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header 
 		AtEOXact_GUC(false, save_nestlevel);
 		SetUserIdAndSecContext(save_user, save_sec);
 	}
-	if (error != NULL)
-		ereport(WARNING,
-		        (errmsg("dragonraft command of group %llu at entry %llu failed on "
-		                "this node: %s",
-		                (unsigned long long)group_id, (unsigned long long)index, error),
-		         errdetail("The command was: %s", command)));
+	/*
+	 * The group stops here (apply_worker.c) until the cause is fixed on this
+	 * node, or a DBA skips the command here (skip_command).  A request to skip
+	 * it goes once the entry is applied, whether it was needed or not (and
+	 * one for an entry that was not a command, at the next command).
+	 */
 	values[0] = Int64GetDatum((int64)group_id);
 	values[1] = Int64GetDatum((int64)index);
+	if (SPI_execute_with_args("DELETE FROM dragonraft.skip_requests "
+	                          "WHERE group_id = $1 AND index <= $2 RETURNING index = $2",
+	                          2, types, values, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
+		elog(ERROR, "dragonraft could not read dragonraft.skip_requests");
+	skip = false;
+	for (uint64 i = 0; i < SPI_processed; i++)
+		skip |= DatumGetBool(
+		        SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+	if (error != NULL && !skip)
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("the command at entry %llu failed on this node: %s; the "
+		                "command: %s",
+		                (unsigned long long)index, error, command),
+		         errdetail("It ran on the node that proposed it: this member stops "
+		                   "applying group %llu rather than go on with a different "
+		                   "schema.",
+		                   (unsigned long long)group_id),
+		         errhint("Fix the cause on this node (a missing role, an object "
+		                 "that takes the name, ...): the command is tried again.  "
+		                 "Or skip it here: SELECT dragonraft.skip_command(%llu, %llu).",
+		                 (unsigned long long)group_id, (unsigned long long)index)));
+	if (error != NULL)
+		ereport(WARNING,
+		        (errmsg("dragonraft skipped the command at entry %llu of group %llu "
+		                "on this node: %s",
+		                (unsigned long long)index, (unsigned long long)group_id, error),
+		         errdetail("dragonraft.skip_command asked for it; the command was: %s",
+		                   command)));
 	values[2] = CStringGetTextDatum(command);
 	values[3] = error ? CStringGetTextDatum(error) : (Datum)0;
 	nulls[3] = error ? ' ' : 'n';

@@ -11,18 +11,20 @@
  * backend installs the capture triggers with that id in the same local
  * transaction, as every member does when it applies entry N.
  *
- * execute() proposes a utility command (from any member: a follower
- * forwards it to the leader) and returns once it is applied here; the apply
- * worker of every member runs it in log order (apply_rows.c).
+ * execute() tries a utility command here, proposes it (from any member: a
+ * follower forwards it to the leader) and returns once it is applied here;
+ * the apply worker of every member runs it in log order (apply_rows.c).
  */
 #include "write.h"
 
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "engine/engine.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "membership.h"
 #include "miscadmin.h"
 #include "parser/parser.h"
 #include "pgstat.h"
@@ -30,11 +32,13 @@
 #include "shmem.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 
 PG_FUNCTION_INFO_V1(dr_replicate_table);
 PG_FUNCTION_INFO_V1(dr_execute);
+PG_FUNCTION_INFO_V1(dr_skip_command);
 
 /* Run fn with SPI connected and a snapshot (also at PRE_COMMIT, which has none). */
 static void with_spi_begin(bool *pushed)
@@ -154,25 +158,69 @@ Datum dr_replicate_table(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* Wait (cancellable) until the group applied index here. */
+/* The group here (NULL: none; valid only for its condition variable): its
+ * applied index, and its apply failures and error (apply_worker.c). */
+static DrGroup *read_group(uint64 group_id, uint64 *applied, uint32 *failures,
+                           char error[DR_ERROR_LEN])
+{
+	DrGroup *g;
+
+	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+	g = dr_shmem_group_find(group_id);
+	if (g != NULL) {
+		SpinLockAcquire(&g->mutex);
+		*applied = g->applied;
+		*failures = g->apply_failures;
+		memcpy(error, g->error, DR_ERROR_LEN);
+		SpinLockRelease(&g->mutex);
+		error[DR_ERROR_LEN - 1] = '\0';
+	}
+	LWLockRelease(dr_shared->groups_lock);
+	return g;
+}
+
+/*
+ * The group's apply stopped here (an entry failed): the command, proposed
+ * as entry index or about to be (0), would not run here until the cause is
+ * fixed.
+ */
+static void check_apply_goes_on(uint64 group_id, uint64 index, uint64 applied, uint32 failures,
+                                const char *error)
+{
+	if (failures == 0)
+		return;
+	ereport(ERROR,
+	        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+	         index > 0 ? errmsg("the command is entry %llu of dragonraft group %llu, but this "
+	                            "node's apply of the group stopped at entry %llu: %s",
+	                            (unsigned long long)index, (unsigned long long)group_id,
+	                            (unsigned long long)applied + 1, error)
+	                   : errmsg("this node's apply of dragonraft group %llu stopped at entry "
+	                            "%llu: %s",
+	                            (unsigned long long)group_id, (unsigned long long)applied + 1,
+	                            error),
+	         index > 0 ? errdetail("Every member runs the command in log order; a member "
+	                               "where an entry fails stops applying the group.")
+	                   : errdetail("Nothing was proposed."),
+	         errhint("Fix the cause here (see dragonraft.status): the apply is tried again "
+	                 "and goes on by itself.")));
+}
+
+/* Wait (cancellable) until the group applied index here; an error if its
+ * apply stopped here. */
 static void wait_applied(uint64 group_id, uint64 index)
 {
 	TimestampTz next_lock_check = 0;
 
 	for (;;) {
-		DrGroup *g;
 		uint64 applied = 0;
+		uint32 failures = 0;
+		char error[DR_ERROR_LEN];
+		DrGroup *g = read_group(group_id, &applied, &failures, error);
 
-		LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
-		g = dr_shmem_group_find(group_id);
-		if (g != NULL) {
-			SpinLockAcquire(&g->mutex);
-			applied = g->applied;
-			SpinLockRelease(&g->mutex);
-		}
-		LWLockRelease(dr_shared->groups_lock);
 		if (g == NULL || applied >= index)
 			break;
+		check_apply_goes_on(group_id, index, applied, failures, error);
 		if (dr_xact_unblock_apply(&next_lock_check))
 			ereport(ERROR,
 			        (errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN),
@@ -287,6 +335,62 @@ static void check_utility_only(const char *command)
 	}
 }
 
+/*
+ * A command must have one outcome on every member: a member where a command
+ * of the log fails stops applying the group until the cause is fixed there
+ * (apply_rows.c).  So the calling node tries it first, as its apply worker
+ * will run it (as this role, in the same security context, with
+ * search_path at its default), in a subtransaction rolled back at once: a
+ * command that fails here is refused and never enters the log.  While it
+ * runs, the hooks let it change the group's replicated tables and refuse
+ * what would make members diverge (utility.c).  It waits for the locks it
+ * needs as the command would.  (A read barrier first: it sees every command
+ * committed before execute() was called, wherever it was proposed.)
+ */
+static void try_here(int64 group_id, const char *command)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData *volatile ed = NULL;
+	Oid save_user;
+	int save_sec;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	dr_execute_group = (uint64)group_id;
+	PG_TRY();
+	{
+		SetUserIdAndSecContext(save_user, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+		(void)set_config_option("search_path", GetConfigOptionResetString("search_path"),
+		                        PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0,
+		                        false);
+		if (SPI_execute(command, false, 0) < 0)
+			elog(ERROR, "SPI_execute failed");
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		ed = CopyErrorData();
+		FlushErrorState();
+	}
+	PG_END_TRY();
+	dr_execute_group = 0;
+	SetUserIdAndSecContext(save_user, save_sec);
+	RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	SPI_finish();
+	if (ed != NULL)
+		ereport(ERROR, (errcode(ed->sqlerrcode), errmsg_internal("%s", ed->message),
+		                errdetail("%s%sdragonraft.execute tried the command on this node "
+		                          "first and it failed here: nothing was proposed.",
+		                          ed->detail ? ed->detail : "", ed->detail ? " " : ""),
+		                ed->hint ? errhint("%s", ed->hint) : 0));
+}
+
 Datum dr_execute(PG_FUNCTION_ARGS)
 {
 	int64 group_id = PG_GETARG_INT64(0);
@@ -294,14 +398,13 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 	struct entry_ddl d;
 	struct entry_buf b = {0};
 	DrResult res;
-	bool exists;
+	uint64 applied = 0;
+	uint32 failures = 0;
+	char error[DR_ERROR_LEN];
 	MemoryContext cxt = CurrentMemoryContext;
 
 	dr_sql_groups_check_engine();
-	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
-	exists = group_id > 0 && dr_shmem_group_find((uint64)group_id) != NULL;
-	LWLockRelease(dr_shared->groups_lock);
-	if (!exists)
+	if (group_id < 1 || read_group((uint64)group_id, &applied, &failures, error) == NULL)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
 		                errmsg("dragonraft group %lld does not exist on this node",
 		                       (long long)group_id)));
@@ -322,6 +425,29 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 		        (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("the command is empty")));
 	check_utility_only(command);
+	check_apply_goes_on((uint64)group_id, 0, applied, failures, error);
+	PG_TRY();
+	{
+		(void)dr_read_barrier((uint64)group_id);
+	}
+	PG_CATCH();
+	{
+		ErrorData *ed;
+
+		MemoryContextSwitchTo(cxt);
+		ed = CopyErrorData();
+		FlushErrorState();
+		ereport(ERROR, (errcode(ed->sqlerrcode),
+		                errmsg("dragonraft.execute could not wait for this node to apply "
+		                       "the log of group %lld",
+		                       (long long)group_id),
+		                errdetail("%s%s%s", ed->message, ed->detail ? " " : "",
+		                          ed->detail ? ed->detail : ""),
+		                errhint("Nothing was proposed.  Retry once dragonraft.status shows "
+		                        "a leader and the group applying here.")));
+	}
+	PG_END_TRY();
+	try_here(group_id, command);
 	/* Every member runs it as this role (by name), with its privileges there. */
 	d.role = GetUserNameFromId(GetUserId(), false);
 	d.role_len = (uint16)strlen(d.role);
@@ -376,30 +502,57 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 	}
 	PG_END_TRY();
 
-	/* Did it fail here?  (Every member runs it; the error was recorded.) */
-	{
-		Oid types[2] = {INT8OID, INT8OID};
-		Datum values[2] = {Int64GetDatum(group_id), Int64GetDatum((int64)res.index)};
-		char *error = NULL;
-
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		/* Not read-only: a new snapshot, which sees the apply worker's commit. */
-		if (SPI_execute_with_args("SELECT error FROM dragonraft.ddl_history "
-		                          "WHERE group_id = $1 AND index = $2",
-		                          2, types, values, NULL, false, 1) == SPI_OK_SELECT &&
-		    SPI_processed == 1)
-			error = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-		if (error != NULL)
-			error = pstrdup(error);
-		SPI_finish();
-		if (error != NULL)
-			ereport(ERROR,
-			        (errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-			         errmsg("the command failed: %s", error),
-			         errdetail("It is entry %llu of group %lld; every member ran it "
-			                   "and recorded the outcome in dragonraft.ddl_history.",
-			                   (unsigned long long)res.index, (long long)group_id)));
-	}
 	PG_RETURN_INT64((int64)res.index);
+}
+
+/*
+ * skip_command(): on a member whose apply of the group stopped at the
+ * command of entry index (it failed here: apply_rows.c), ask the apply
+ * worker to skip that command here if it fails again, as ALTER SUBSCRIPTION
+ * ... SKIP does.  Nothing else is ever skipped.
+ */
+Datum dr_skip_command(PG_FUNCTION_ARGS)
+{
+	int64 group_id = PG_GETARG_INT64(0);
+	int64 index = PG_GETARG_INT64(1);
+	uint64 applied = 0;
+	uint32 failures = 0;
+	char error[DR_ERROR_LEN];
+	Oid types[2] = {INT8OID, INT8OID};
+	Datum values[2] = {Int64GetDatum(group_id), Int64GetDatum(index)};
+	Oid save_user;
+	int save_sec, rc;
+
+	dr_sql_groups_check_engine();
+	if (group_id < 1 || read_group((uint64)group_id, &applied, &failures, error) == NULL)
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+		                errmsg("dragonraft group %lld does not exist on this node",
+		                       (long long)group_id)));
+	/* (apply_rows.c words the failure of a command so) */
+	if (failures == 0 || index < 1 || (uint64)index != applied + 1 ||
+	    strstr(error, "the command at entry") == NULL)
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("this node's apply of dragonraft group %lld did not stop at the "
+		                "command of entry %lld",
+		                (long long)group_id, (long long)index),
+		         failures > 0 ? errdetail("It stopped at entry %llu: %s",
+		                                  (unsigned long long)applied + 1, error)
+		                      : errdetail("It goes on.")));
+	/* As the bootstrap superuser: dragonraft_admin may ask, not write the table. */
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rc = SPI_execute_with_args("INSERT INTO dragonraft.skip_requests (group_id, index) "
+	                           "VALUES ($1, $2) ON CONFLICT DO NOTHING",
+	                           2, types, values, NULL, false, 0);
+	SPI_finish();
+	SetUserIdAndSecContext(save_user, save_sec);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "dragonraft could not record the request to skip a command");
+	ereport(NOTICE, (errmsg("the command is skipped on this node at the next try of the "
+	                        "group's apply"),
+	                 errhint("See dragonraft.status and dragonraft.ddl_failures.")));
+	PG_RETURN_VOID();
 }

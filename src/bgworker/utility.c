@@ -3,9 +3,12 @@
  *
  * - ProcessUtility: DDL on a replicated table (ALTER TABLE, DROP TABLE,
  *   CREATE INDEX, ...) is refused outside dragonraft.execute(), which runs
- *   it on every member in log order; the apply worker and dragonraft's own
- *   trigger installation are let through.  TRUNCATE and COPY are data
- *   changes and replicate like DML.
+ *   it on every member in log order; the apply worker, execute()'s try of
+ *   the command on the calling node and dragonraft's own trigger
+ *   installation are let through.  execute()'s try refuses a command that
+ *   would give members different values (a default that is not immutable
+ *   filling a new column, a conversion that is not immutable).  TRUNCATE
+ *   and COPY are data changes and replicate like DML.
  * - ExecutorStart checks a statement that writes (or locks rows of) a
  *   replicated table before it touches a row (dr_capture_begin/lock).
  * - ProcessUtility and ExecutorStart note a write to a table that is not
@@ -27,15 +30,25 @@
 #include "access/relation.h"
 #include "access/table.h"
 #include "catalog/dependency.h"
+#include "catalog/heap.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/objectaccess.h"
 #include "catalog/objectaddress.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_trigger.h"
+#include "commands/tablecmds.h"
 #include "executor/executor.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
+#include "optimizer/optimizer.h"
+#include "parser/parse_coerce.h"
+#include "parser/parse_expr.h"
 #include "parser/parse_func.h"
+#include "parser/parse_relation.h"
+#include "parser/parse_type.h"
 #include "parser/parsetree.h"
 #include "tcop/utility.h"
 #include "utils/fmgroids.h"
@@ -43,22 +56,24 @@
 
 bool dr_is_apply_worker = false;
 int dr_internal_ddl = 0;
+uint64 dr_execute_group = 0;
 
 static ProcessUtility_hook_type prev_utility = NULL;
 static ExecutorStart_hook_type prev_executor_start = NULL;
 static object_access_hook_type prev_object_access = NULL;
 
 /*
- * Is relid (a table, or an index or owned sequence of one) part of a
- * replicated table?  Anything else (a view, a composite type) is not.  The
- * table is opened with lockmode (NoLock: the caller holds one).
+ * The group of the replicated table that relid (a table, or an index or
+ * owned sequence of one) is part of; 0 if none.  Anything else (a view, a
+ * composite type) is part of none.  The table is opened with lockmode
+ * (NoLock: the caller holds one).
  */
-static bool part_of_replicated(Oid relid, LOCKMODE lockmode)
+static uint64 part_of_replicated(Oid relid, LOCKMODE lockmode)
 {
 	Oid tab = relid;
 	int32 col;
 	Relation rel;
-	bool r;
+	uint64 group_id = 0;
 
 	switch (get_rel_relkind(relid)) {
 	case RELKIND_RELATION:
@@ -70,25 +85,27 @@ static bool part_of_replicated(Oid relid, LOCKMODE lockmode)
 	case RELKIND_SEQUENCE:
 		if (!sequenceIsOwned(relid, DEPENDENCY_AUTO, &tab, &col) &&
 		    !sequenceIsOwned(relid, DEPENDENCY_INTERNAL, &tab, &col))
-			return false;
+			return 0;
 		break;
 	default:
-		return false;
+		return 0;
 	}
 	rel = OidIsValid(tab) ? try_relation_open(tab, lockmode) : NULL;
 	if (rel == NULL)
-		return false;
-	r = dr_capture_rel_replicated(rel, NULL, NULL);
+		return 0;
+	if (!dr_capture_rel_replicated(rel, &group_id, NULL))
+		group_id = 0;
 	relation_close(rel, lockmode);
-	return r;
+	return group_id;
 }
 
-/* Is the relation rv names part of a replicated table?  A missing one is not. */
-static bool rv_replicated(RangeVar *rv)
+/* The group of the replicated table that the relation rv names is part of;
+ * 0 if none (or it does not exist). */
+static uint64 rv_replicated(RangeVar *rv)
 {
 	Oid relid = RangeVarGetRelid(rv, NoLock, true);
 
-	return OidIsValid(relid) && part_of_replicated(relid, AccessShareLock);
+	return OidIsValid(relid) ? part_of_replicated(relid, AccessShareLock) : 0;
 }
 
 /* COPY FROM and TRUNCATE run no ExecutorStart: check their replicated tables
@@ -268,6 +285,187 @@ static RangeVar *ddl_target(Node *stmt)
 	}
 }
 
+/* ---- execute()'s try of its command (dr_execute_group) ---- */
+
+/* serial, bigserial, ...: as parse_utilcmd.c tells them. */
+static bool is_serial(const TypeName *t)
+{
+	const char *n;
+
+	if (t == NULL || list_length(t->names) != 1 || t->pct_type)
+		return false;
+	n = strVal(linitial(t->names));
+	return strcmp(n, "smallserial") == 0 || strcmp(n, "serial2") == 0 ||
+	       strcmp(n, "serial") == 0 || strcmp(n, "serial4") == 0 ||
+	       strcmp(n, "bigserial") == 0 || strcmp(n, "serial8") == 0;
+}
+
+/*
+ * A literal that each member converts at parse time with a function that is
+ * not immutable ('now', a date or timestamptz read with its own DateStyle and
+ * TimeZone, a regclass OID): enums (a label, whatever its OID) and arrays of
+ * immutable element types are the same everywhere.
+ */
+static bool member_literal(Node *node, void *context)
+{
+	Oid type, input, ioparam;
+
+	if (node == NULL)
+		return false;
+	if (!IsA(node, Const))
+		return expression_tree_walker(node, member_literal, context);
+	if (((Const *)node)->constisnull)
+		return false;
+	type = getBaseType(((Const *)node)->consttype);
+	if (OidIsValid(get_element_type(type)))
+		type = getBaseType(get_element_type(type));
+	if (type_is_enum(type))
+		return false;
+	getTypeInputInfo(type, &input, &ioparam);
+	return func_volatile(input) != PROVOLATILE_IMMUTABLE;
+}
+
+/* Would each member compute expr, a fill of existing rows, for itself? */
+static bool member_dependent(Node *expr)
+{
+	return expr != NULL && (contain_mutable_functions_after_planning((Expr *)expr) ||
+	                        member_literal(expr, NULL));
+}
+
+/*
+ * The new column def of a replicated table fills its existing rows on each
+ * member: refused unless every member computes the same values (an
+ * immutable default, of its own or of its domain, without a literal each
+ * member reads its own way; not a serial or identity column, which numbers
+ * the rows in each member's own physical order).
+ */
+static void check_new_column(const char *table, ColumnDef *def)
+{
+	Node *raw = def->raw_default, *expr = NULL;
+	bool numbered = is_serial(def->typeName);
+	ListCell *lc;
+	Oid typid;
+	int32 typmod;
+
+	foreach (lc, def->constraints) {
+		Constraint *con = lfirst_node(Constraint, lc);
+
+		if (con->contype == CONSTR_DEFAULT)
+			raw = con->raw_expr;
+		else if (con->contype == CONSTR_IDENTITY)
+			numbered = true;
+	}
+	if (!numbered) {
+		typenameTypeIdAndMod(NULL, def->typeName, &typid, &typmod);
+		expr = raw != NULL ? cookDefault(make_parsestate(NULL), raw, typid, typmod,
+		                                 def->colname, '\0')
+		                   : get_typdefault(typid);
+		if (!member_dependent(expr))
+			return;
+	}
+	ereport(ERROR,
+	        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+	         errmsg("new column \"%s\" of replicated table \"%s\" would get values that "
+	                "differ between members",
+	                def->colname, table),
+	         errdetail(numbered ? "Each member would number its existing rows in its own "
+	                              "order."
+	                            : "Each member would compute its default, which is not "
+	                              "immutable, for its existing rows."),
+	         errhint("Add the column without a default or with a constant one, fill it "
+	                 "with UPDATE on the leader (rows replicate), then set its default "
+	                 "with ALTER TABLE ... ALTER COLUMN ... SET DEFAULT.")));
+}
+
+/*
+ * ALTER COLUMN col TYPE of a replicated table converts its existing rows on
+ * each member: refused unless the conversion (USING, or the cast) is
+ * immutable (a cast from text to timestamptz reads each member's TimeZone).
+ */
+static void check_new_type(Relation rel, const char *col, ColumnDef *def)
+{
+	AttrNumber att = get_attnum(RelationGetRelid(rel), col);
+	ParseState *ps;
+	Node *expr;
+	Oid typid;
+	int32 typmod;
+
+	if (att <= 0)
+		return; /* ALTER TABLE says what is wrong */
+	typenameTypeIdAndMod(NULL, def->typeName, &typid, &typmod);
+	ps = make_parsestate(NULL);
+	addNSItemToQuery(ps,
+	                 addRangeTableEntryForRelation(ps, rel, AccessShareLock, NULL, false, true),
+	                 false, true, true);
+	if (def->raw_default != NULL)
+		expr = transformExpr(ps, def->raw_default, EXPR_KIND_ALTER_COL_TRANSFORM);
+	else {
+		Form_pg_attribute a = TupleDescAttr(RelationGetDescr(rel), att - 1);
+
+		expr = (Node *)makeVar(1, att, a->atttypid, a->atttypmod, a->attcollation, 0);
+	}
+	expr = coerce_to_target_type(ps, expr, exprType(expr), typid, typmod, COERCION_ASSIGNMENT,
+	                             COERCE_IMPLICIT_CAST, -1);
+	if (!member_dependent(expr))
+		return;
+	ereport(ERROR,
+	        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+	         errmsg("column \"%s\" of replicated table \"%s\" would be converted to values "
+	                "that differ between members",
+	                col, RelationGetRelationName(rel)),
+	         errdetail("Each member would compute the conversion, which is not immutable, "
+	                   "for its existing rows."),
+	         errhint("Add a column of the new type, fill it with UPDATE on the leader (rows "
+	                 "replicate), then drop the old column and rename the new one.")));
+}
+
+static void other_group(const char *what, uint64 group_id) pg_attribute_noreturn();
+static void other_group(const char *what, uint64 group_id)
+{
+	ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+	                errmsg("%s is replicated by dragonraft group %llu, not by group %llu", what,
+	                       (unsigned long long)group_id, (unsigned long long)dr_execute_group),
+	                errdetail("The history of each group changes its own tables only: members "
+	                          "apply each group's log in its own order."),
+	                errhint("Run it as SELECT dragonraft.execute(%llu, '<command>').",
+	                        (unsigned long long)group_id)));
+}
+
+/*
+ * A statement of the command that execute() of group dr_execute_group tries
+ * here, before it proposes it: it may change that group's replicated tables
+ * (another group's: object_access too), but not so that members would hold
+ * different values.  (The apply worker runs what passed here.)
+ */
+static void check_execute(Node *stmt)
+{
+	RangeVar *rv = ddl_target(stmt);
+	uint64 group_id = rv != NULL ? rv_replicated(rv) : 0;
+	List *cmds;
+	LOCKMODE lockmode;
+	Relation rel;
+	ListCell *lc;
+
+	if (group_id != 0 && group_id != dr_execute_group)
+		other_group(psprintf("table \"%s\"", rv->relname), group_id);
+	if (group_id == 0 || !IsA(stmt, AlterTableStmt))
+		return;
+	/* the lock ALTER TABLE takes next (no upgrade from a weaker one) */
+	cmds = ((AlterTableStmt *)stmt)->cmds;
+	lockmode = AlterTableGetLockLevel(cmds);
+	rel = relation_openrv(rv, lockmode);
+	foreach (lc, cmds) {
+		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+
+		if (cmd->subtype == AT_AddColumn)
+			check_new_column(RelationGetRelationName(rel),
+			                 castNode(ColumnDef, cmd->def));
+		else if (cmd->subtype == AT_AlterColumnType)
+			check_new_type(rel, cmd->name, castNode(ColumnDef, cmd->def));
+	}
+	relation_close(rel, NoLock);
+}
+
 /* Utility statements that write nothing a crash could lose. */
 static bool writes_nothing(Node *stmt)
 {
@@ -317,7 +515,9 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 			ereport(ERROR,
 			        (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE), errmsg("%s", refused)));
 	}
-	if (!dr_is_apply_worker && dr_internal_ddl == 0) {
+	if (dr_execute_group != 0)
+		check_execute(stmt);
+	else if (!dr_is_apply_worker && dr_internal_ddl == 0) {
 		RangeVar *rv = ddl_target(stmt);
 
 		if (rv != NULL && (nodeTag(stmt) == T_DropStmt || rv_replicated(rv)))
@@ -435,6 +635,7 @@ static Oid capture_trigger_table(Oid trigid)
 static void object_access(ObjectAccessType access, Oid classId, Oid objectId, int subId, void *arg)
 {
 	Oid relid = InvalidOid;
+	uint64 group_id = 0;
 
 	if (prev_object_access)
 		prev_object_access(access, classId, objectId, subId, arg);
@@ -443,19 +644,29 @@ static void object_access(ObjectAccessType access, Oid classId, Oid objectId, in
 		return;
 	if (classId == TriggerRelationId)
 		relid = capture_trigger_table(objectId);
-	else if (classId == RelationRelationId && part_of_replicated(objectId, NoLock))
+	else if (classId == RelationRelationId &&
+	         (group_id = part_of_replicated(objectId, NoLock)) != 0)
 		relid = objectId;
-	if (OidIsValid(relid))
-		ereport(ERROR,
-		        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-		         errmsg("%s is part of a table replicated by dragonraft: drop it with "
-		                "dragonraft.execute",
-		                getObjectDescription(&(ObjectAddress){classId, objectId, subId},
-		                                     false)),
-		         errdetail(
-		                 "DDL on a replicated table must run on every member of its group "
-		                 "in log order."),
-		         errhint("Run it as SELECT dragonraft.execute(<group id>, '<command>').")));
+	if (!OidIsValid(relid))
+		return;
+	/* execute() of that group (its try of the command) may drop it */
+	if (dr_execute_group != 0) {
+		if (group_id == 0)
+			group_id = part_of_replicated(relid, NoLock);
+		if (group_id == 0 || group_id == dr_execute_group)
+			return;
+		other_group(
+		        getObjectDescription(&(ObjectAddress){RelationRelationId, relid, 0}, false),
+		        group_id);
+	}
+	ereport(ERROR,
+	        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+	         errmsg("%s is part of a table replicated by dragonraft: drop it with "
+	                "dragonraft.execute",
+	                getObjectDescription(&(ObjectAddress){classId, objectId, subId}, false)),
+	         errdetail("DDL on a replicated table must run on every member of its group "
+	                   "in log order."),
+	         errhint("Run it as SELECT dragonraft.execute(<group id>, '<command>').")));
 }
 
 void dr_utility_init(void)

@@ -30,6 +30,9 @@ extern int dr_max_apply_lock_delay;
 extern bool dr_is_apply_worker;
 /* > 0 while dragonraft itself runs DDL on a replicated table (its triggers). */
 extern int dr_internal_ddl;
+/* The group whose execute() tries its command in this backend (0: none):
+ * that group's tables may change, other groups' may not (utility.c). */
+extern uint64 dr_execute_group;
 
 /* Is rel replicated?  Its group and table id if so. */
 extern bool dr_capture_rel_replicated(Relation rel, uint64 *group_id, uint64 *table_id);

@@ -24,14 +24,16 @@ $L->safe_psql('postgres', "INSERT INTO t VALUES (0, 0, 'before')");
 
 # The writer holds its row lock (and its schema) while the command enters the
 # log; the apply worker waits for the lock, so the writer's entry follows the
-# command's.
+# command's.  (The command is run on a follower: on the leader, execute()
+# would try it first and wait for the writer's lock, as ALTER TABLE does.)
+my ($f) = grep { $_ != $l } $c->ids;
 sub race
 {
 	my ($command, $row, $v) = @_;
 	my $w = $L->background_psql('postgres', on_error_stop => 0);
 	$w->query_safe("BEGIN; INSERT INTO t (id, v) VALUES ($row, $v)");
 	my ($out, $err) = ('', '');
-	my $ddl = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
+	my $ddl = IPC::Run::start(['psql', '-XAt', '-d', $c->node($f)->connstr('postgres'), '-c',
 			"SELECT dragonraft.execute(1, '$command')"], '>', \$out, '2>', \$err);
 	ok( $c->wait_until('the command waiting for the writer\'s lock', sub {
 			$L->safe_psql('postgres',
@@ -62,7 +64,6 @@ $L->safe_psql('postgres', "INSERT INTO t VALUES (3, to_timestamp(3), 3)");
 ok($c->caught_up(1), 'a later write is applied everywhere');
 my $want = $c->contents($l, 't', 'id');
 is($c->contents($_, 't', 'id'), $want, "node $_ has the leader's rows") for $c->ids;
-my ($f) = grep { $_ != $l } $c->ids;
 like(slurp_file($c->node($f)->logfile), qr/skipped entry \d+ of group 1/,
 	'a follower logs the skipped entry');
 

@@ -91,7 +91,7 @@ for my $cmd ("CREATE TABLE m.fake2 (id int PRIMARY KEY, bal int); CREATE TRIGGER
 	'ALTER TABLE acc DISABLE TRIGGER USER', 'ALTER TABLE acc ENABLE TRIGGER ALL')
 {
 	($st, $err) = $c->sql_error($l, "SELECT dragonraft.execute(1, '$cmd')");
-	is($st, '38000', "execute() refuses $cmd") or diag $err;
+	is($st, '42501', "execute() refuses $cmd before proposing it") or diag $err;
 }
 is($L->safe_psql('postgres', "SELECT count(*) FROM pg_class WHERE relname = 'fake2'"), '0',
 	'the forging command left nothing');
@@ -300,21 +300,34 @@ like($err, qr/column "doc" has a type without an equality operator/, 'saying why
 is(same_everywhere('js', 'id', 'after the refused UPDATE'), '(1,"{""a"": 1}")', 'the row is unchanged');
 
 # 11. execute() cancelled after it proposed: 40003, and the command runs (#17).
+# The node's one apply worker waits for a reader's lock to apply a command
+# of group 2 (proposed on another member: execute() tries its command on the
+# calling node first, where it would wait for the reader itself); an
+# execute() of group 1 there waits behind it.
+$c->create_group(2);
+ok($c->leader(2), 'group 2 has a leader');
+my ($other) = grep { $_ != $l } $c->ids;
+$c->node($other)->safe_psql('postgres', "SELECT dragonraft.execute(2, 'CREATE TABLE public.g2 (id int)')");
+ok($c->caught_up(2), 'group 2 has its table everywhere');
+$L->safe_psql('postgres', 'ALTER SYSTEM SET dragonraft.max_apply_lock_delay = -1; SELECT pg_reload_conf()');
+ok($c->caught_up(1), 'the apply worker keeps a reader that blocks it');
 my $reader = $L->background_psql('postgres', on_error_stop => 0);
-$reader->query_safe('BEGIN; SELECT count(*) FROM acc');
+$reader->query_safe('BEGIN; SELECT count(*) FROM g2');
+$c->node($other)->safe_psql('postgres', "SELECT dragonraft.execute(2, 'ALTER TABLE public.g2 ADD COLUMN z int')");
 my ($xout, $xerr) = ('', '');
 my $exec = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
 		'\set VERBOSITY verbose', '-c', "SELECT dragonraft.execute(1, 'ALTER TABLE acc ADD COLUMN z int')"],
 	'>', \$xout, '2>', \$xerr);
 ok($c->wait_until('execute() to wait for its apply', sub {
-	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND query LIKE '%ADD COLUMN z%'") eq '1' }),
+	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND query LIKE '%ADD COLUMN z%' AND backend_type = 'client backend'") eq '1' }),
 	'execute() waits for the apply, which waits for a reader\'s lock');
-$L->safe_psql('postgres', "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%ADD COLUMN z%' AND backend_type = 'client backend' AND pid <> pg_backend_pid()");
+$L->safe_psql('postgres', "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%acc ADD COLUMN z%' AND backend_type = 'client backend' AND pid <> pg_backend_pid()");
 $exec->finish;
 like($xerr, qr/ERROR:\s+40003/, 'a cancelled execute() reports 40003');
 $reader->query_safe('COMMIT');
 $reader->quit;
-ok($c->caught_up(1), 'the command is applied once the reader is gone');
+$L->safe_psql('postgres', 'ALTER SYSTEM RESET dragonraft.max_apply_lock_delay; SELECT pg_reload_conf()');
+ok($c->caught_up($_), "group $_ is applied everywhere once the reader is gone") for (1, 2);
 is($c->node($_)->safe_psql('postgres', "SELECT count(*) FROM pg_attribute WHERE attrelid = 'acc'::regclass AND attname = 'z'"),
 	'1', "node $_ has the column") for $c->ids;
 

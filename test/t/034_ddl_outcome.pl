@@ -1,0 +1,190 @@
+# A command run through dragonraft.execute has one outcome on every member
+# (issue 13, review 2 #17): the calling node tries it first and a command
+# that fails there never enters the log; a member where a command of the log
+# fails stops applying its group with the command and PostgreSQL's error in
+# dragonraft.status (apply_failed), as PostgreSQL's logical apply worker
+# does, and goes on by itself once the cause is fixed there, or once a DBA
+# skips the command there.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use DragonCluster;
+use IPC::Run;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $c = DragonCluster->new(3);
+$c->create_group(1);
+my $l = $c->leader(1);
+ok($l, "group 1 has a writable leader (node $l)");
+my ($f1, $f2) = grep { $_ != $l } $c->ids;
+my ($L, $F1, $F2) = map { $c->node($_) } ($l, $f1, $f2);
+
+sub status
+{
+	my ($node) = @_;
+	return $node->safe_psql('postgres', 'SELECT state || coalesce(\'|\' || error, \'\') FROM dragonraft.status WHERE group_id = 1');
+}
+
+sub history
+{
+	my ($node) = @_;
+	return $node->safe_psql('postgres', 'SELECT count(*) FROM dragonraft.ddl_history WHERE group_id = 1');
+}
+
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'CREATE TABLE public.acc (id int PRIMARY KEY, v text)')});
+$L->safe_psql('postgres', q{SELECT dragonraft.replicate_table('public.acc', 1)});
+$L->safe_psql('postgres', q{INSERT INTO acc VALUES (1, 'one')});
+ok($c->caught_up(1), 'the table is on every member');
+my $n = history($L);
+
+# 1. A command that fails on the calling node never enters the log: a local
+# table of the leader takes the name, then one of a follower that calls it.
+$L->safe_psql('postgres', 'CREATE TABLE public.mine (id int)');
+my ($state, $err) = $c->sql_error($l, q{SELECT dragonraft.execute(1, 'CREATE TABLE public.mine (id int, v text)')});
+is($state, '42P07', 'the leader refuses a command that fails there, with its SQLSTATE');
+like($err, qr/relation "mine" already exists.*nothing was proposed/s, 'and says nothing was proposed');
+($state, $err) = $c->sql_error($l, q{SELECT dragonraft.execute(1, 'ALTER TABLE public.nothere ADD COLUMN x int')});
+is($state, '42P01', 'a command on a missing table is refused too');
+$F2->safe_psql('postgres', 'CREATE TABLE public.theirs (id int)');
+($state, $err) = $c->sql_error($f2, q{SELECT dragonraft.execute(1, 'CREATE TABLE public.theirs (id int)')});
+is($state, '42P07', 'a follower that calls execute() tries the command first as well');
+ok($c->caught_up(1), 'the group goes on');
+is(history($_), $n + 1, "nothing of them is in node ${\$_->name}'s history (only the barrier)") for ($L, $F1, $F2);
+is($F1->safe_psql('postgres', q{SELECT count(*) FROM pg_class WHERE relname IN ('mine', 'theirs')}), '0',
+	'and no member made their tables');
+$n = history($L);
+
+# 2. The role that proposed a command is missing on one follower: that
+# follower stops applying the group and says why; once the role exists, it
+# runs the command as that role and goes on.
+for my $node ($L, $F2)
+{
+	$node->safe_psql('postgres', q{CREATE ROLE builder; GRANT dragonraft_admin TO builder;
+		GRANT CREATE ON SCHEMA public TO builder});
+}
+$L->safe_psql('postgres', q{SET ROLE builder; SELECT dragonraft.execute(1, 'CREATE TABLE public.by_role (id int)')});
+$L->safe_psql('postgres', q{INSERT INTO acc VALUES (2, 'two')});
+ok($c->wait_until('node f1 stops', sub { status($F1) =~ /^apply_failed/ }), 'the follower without the role stops applying the group');
+like(status($F1), qr/role "builder", which proposed the command, does not exist on this node.*CREATE TABLE public.by_role/,
+	'its status names the error and the command');
+is($c->contents($f1, 'acc', 'id'), '(1,one)', 'it applies nothing after the command');
+ok($c->wait_until('node f2 applies', sub {
+	$F2->safe_psql('postgres', q{SELECT count(*) FROM acc}) eq '2' }), 'the other follower goes on');
+is($F2->safe_psql('postgres', q{SELECT relowner::regrole FROM pg_class WHERE relname = 'by_role'}),
+	'builder', 'and ran the command as the role');
+
+# execute() on the stopped follower says so instead of waiting.
+($state, $err) = $c->sql_error($f1, q{SELECT dragonraft.execute(1, 'SELECT 1')});
+is($state, '55000', 'execute() on the stopped member fails');
+like($err, qr/this node's apply of dragonraft group 1 stopped.*does not exist on this node.*Nothing was proposed/s, 'with the reason, before it proposes anything');
+
+# A crash of the stopped follower changes nothing: it stops there again.
+$c->crash($f1);
+$F1->start;
+ok($c->wait_until('node f1 stops again', sub { status($F1) =~ /^apply_failed.*role "builder"/ }),
+	'after a crash the follower stops at the command again');
+is($c->contents($f1, 'acc', 'id'), '(1,one)', 'and still applies nothing after it');
+
+$F1->safe_psql('postgres', q{CREATE ROLE builder; GRANT CREATE ON SCHEMA public TO builder});
+ok($c->wait_until('node f1 goes on', sub { status($F1) eq 'ok' }), 'once the role exists the follower goes on');
+ok($c->caught_up(1), 'and catches up');
+is($F1->safe_psql('postgres', q{SELECT relowner::regrole FROM pg_class WHERE relname = 'by_role'}),
+	'builder', 'it ran the command as the role');
+is($c->contents($f1, 'acc', 'id'), '(1,one);(2,two)', 'and has the rows that came after it');
+
+# 3. A local table of one follower takes the name: that follower stops until
+# it is out of the way.
+$F1->safe_psql('postgres', 'CREATE TABLE public.clash (id int)');
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'CREATE TABLE public.clash (id int, v text)')});
+$L->safe_psql('postgres', q{INSERT INTO acc VALUES (3, 'three')});
+ok($c->wait_until('node f1 stops', sub { status($F1) =~ /^apply_failed/ }), 'the follower with the clashing table stops');
+like(status($F1), qr/relation "clash" already exists.*CREATE TABLE public.clash \(id int, v text\)/,
+	'its status names the error and the command');
+is($c->contents($f1, 'acc', 'id'), '(1,one);(2,two)', 'it applies nothing after the command');
+$F1->safe_psql('postgres', 'ALTER TABLE public.clash RENAME TO clash_local');
+ok($c->wait_until('node f1 goes on', sub { status($F1) eq 'ok' }), 'once the name is free it goes on');
+ok($c->caught_up(1), 'and catches up');
+is($F1->safe_psql('postgres', q{SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute
+	WHERE attrelid = 'public.clash'::regclass AND attnum > 0}), 'id,v', 'with the group\'s table');
+is($c->contents($f1, 'acc', 'id'), '(1,one);(2,two);(3,three)', 'and the rows');
+is(history($_), $n + 4, "node ${\$_->name} recorded each command once") for ($L, $F1, $F2);
+
+# 4. A DBA may skip, on one member, a command that failed there, as ALTER
+# SUBSCRIPTION ... SKIP does: that member's schema then differs from the
+# others', as dragonraft.ddl_failures shows there.
+$F1->safe_psql('postgres', 'CREATE TABLE public.clash2 (id int)');
+my $idx = $L->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'CREATE TABLE public.clash2 (id int, v text)')});
+$L->safe_psql('postgres', q{INSERT INTO acc VALUES (4, 'four')});
+ok($c->wait_until('node f1 stops', sub { status($F1) =~ /^apply_failed/ }), 'the follower with the clashing table stops');
+($state, $err) = $c->sql_error($f1, 'SELECT dragonraft.skip_command(1, ' . ($idx + 1) . ')');
+is($state, '55000', 'skip_command refuses an entry at which the apply did not stop');
+like($err, qr/did not stop at the command of entry \d+.*It stopped at entry $idx: apply worker: the command at entry $idx failed/s,
+	'and says where it stopped');
+($state, $err) = $c->sql_error($f2, "SELECT dragonraft.skip_command(1, $idx)");
+is($state, '55000', 'and a member where the command ran');
+$F1->safe_psql('postgres', 'CREATE ROLE skipper IN ROLE dragonraft_admin');
+$F1->safe_psql('postgres', "SET ROLE skipper; SELECT dragonraft.skip_command(1, $idx)");
+ok($c->wait_until('node f1 goes on', sub { status($F1) eq 'ok' }), 'once a dragonraft_admin skipped it there, the follower goes on');
+ok($c->caught_up(1), 'and catches up');
+is($c->contents($f1, 'acc', 'id'), '(1,one);(2,two);(3,three);(4,four)', 'with the rows after the command');
+is($F1->safe_psql('postgres', q{SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute
+	WHERE attrelid = 'public.clash2'::regclass AND attnum > 0}), 'id', 'its own table stays');
+$F1->safe_psql('postgres', 'CREATE ROLE watcher IN ROLE pg_monitor');
+is($F1->safe_psql('postgres', q{SET ROLE watcher;
+	SELECT failed || '|' || last_index || '|' || last_error || '|' || last_command FROM dragonraft.ddl_failures}),
+	"1|$idx|relation \"clash2\" already exists|CREATE TABLE public.clash2 (id int, v text)",
+	'dragonraft.ddl_failures shows the skipped command, to pg_monitor too');
+is($F1->safe_psql('postgres', 'SET ROLE skipper; SELECT count(*) FROM dragonraft.skip_requests'), '0',
+	'the request is gone');
+is($L->safe_psql('postgres', 'SELECT count(*) FROM dragonraft.ddl_failures'), '0', 'nothing was skipped on the leader');
+
+# 5. A command proposed on a follower clashes with a local table of the
+# leader: the leader stops applying the group, and its writers wait for their
+# turn (nothing is lost) until the name is free there.
+$L->safe_psql('postgres', 'CREATE TABLE public.leader_only (id int)');
+$F2->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'CREATE TABLE public.leader_only (id int, v text)')});
+ok($c->wait_until('the leader stops', sub { status($L) =~ /^apply_failed/ }), 'the leader with the clashing table stops');
+like(status($L), qr/relation "leader_only" already exists/, 'its status says why');
+my ($wout, $werr) = ('', '');
+my $writer = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
+		"INSERT INTO acc VALUES (5, 'five')"], '>', \$wout, '2>', \$werr);
+ok($c->wait_until('the writer waits for its turn', sub {
+	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%(5, ''five'')%' AND wait_event_type = 'Extension' AND pid <> pg_backend_pid()") eq '1' }),
+	'a writer on the leader waits for its turn');
+$L->safe_psql('postgres', 'ALTER TABLE public.leader_only RENAME TO leader_local');
+$writer->finish;
+is($werr, '', 'once the name is free the writer commits');
+ok($c->wait_until('the leader goes on', sub { status($L) eq 'ok' }), 'and the leader applies the group again');
+ok($c->caught_up(1), 'every member catches up');
+is($c->contents($_, 'acc', 'id'), '(1,one);(2,two);(3,three);(4,four);(5,five)', "node $_ has the row")
+	for $c->ids;
+is($L->safe_psql('postgres', q{SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute
+	WHERE attrelid = 'public.leader_only'::regclass AND attnum > 0}), 'id,v', 'the leader has the group\'s table');
+
+# 6. execute() on a member that has not applied an earlier command yet (a
+# reader holds back its apply) waits for it before it tries its own: a
+# command may follow another proposed elsewhere.
+$F2->safe_psql('postgres', 'ALTER SYSTEM SET dragonraft.max_apply_lock_delay = -1; SELECT pg_reload_conf()');
+my $held = $F2->background_psql('postgres', on_error_stop => 0);
+$held->query_safe('BEGIN; SELECT count(*) FROM acc');
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'ALTER TABLE public.acc ADD COLUMN q int')});
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'CREATE TABLE public.after_q (id int)')});
+($wout, $werr) = ('', '');
+my $later = IPC::Run::start(['psql', '-XAt', '-d', $F2->connstr('postgres'), '-c',
+		q{SELECT dragonraft.execute(1, 'ALTER TABLE public.after_q ADD COLUMN w int')}],
+	'>', \$wout, '2>', \$werr);
+ok($c->wait_until('the follower\'s execute() waits', sub {
+	$F2->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%after_q ADD COLUMN w%' AND wait_event_type = 'Extension' AND pid <> pg_backend_pid()") eq '1' }),
+	'execute() on a follower behind the log waits for it');
+$held->query_safe('COMMIT');
+$held->quit;
+$later->finish;
+like($wout, qr/^\d+$/, 'then tries and proposes its command') or diag $werr;
+$F2->safe_psql('postgres', 'ALTER SYSTEM RESET dragonraft.max_apply_lock_delay; SELECT pg_reload_conf()');
+ok($c->caught_up(1), 'every member applies it');
+is($c->node($_)->safe_psql('postgres', q{SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute
+	WHERE attrelid = 'public.after_q'::regclass AND attnum > 0}), 'id,w', "node $_ has the column") for $c->ids;
+
+done_testing();
