@@ -454,9 +454,23 @@ static List *group_tables(uint64 group_id)
  * the session (as CREATE INDEX CONCURRENTLY does), waiting while the
  * group's writes go on for as long as a session keeps a stronger lock on
  * one.  Inside the hold, group_tables' locks are then granted at once
- * (lock_timeout still bounds a table registered in between).  They last
- * until the exporter's process ends, with the export.
+ * (lock_timeout still bounds a table registered in between).  Session
+ * locks outlive transactions and even the process (its lock table entries
+ * would stay behind it): unlock_tables releases them at the export's end
+ * and, whatever ends the process, at its exit.
  */
+static Oid *session_locked;
+static int n_session_locked;
+
+static void unlock_tables(int code, Datum arg)
+{
+	while (n_session_locked > 0) {
+		LockRelId id = {.relId = session_locked[--n_session_locked], .dbId = MyDatabaseId};
+
+		UnlockRelationIdForSession(&id, AccessShareLock);
+	}
+}
+
 static uint64 lock_tables_for_session(uint64 group_id)
 {
 	Oid types[1] = {INT8OID};
@@ -485,10 +499,13 @@ static uint64 lock_tables_for_session(uint64 group_id)
 	}
 	SPI_finish();
 	PopActiveSnapshot();
+	session_locked = MemoryContextAlloc(TopMemoryContext, Max(list_length(relids), 1) * sizeof(Oid));
+	before_shmem_exit(unlock_tables, (Datum)0);
 	foreach (lc, relids) {
 		LockRelId id = {.relId = lfirst_oid(lc), .dbId = MyDatabaseId};
 
 		LockRelationIdForSession(&id, AccessShareLock);
+		session_locked[n_session_locked++] = id.relId;
 	}
 	CommitTransactionCommand();
 	return size;
@@ -559,6 +576,7 @@ static void export(uint64 group_id, const char *path)
 	ListCell *lc;
 	TimestampTz held, released;
 	long cpu = dr_snapshot_cpu_ms();
+	int n_tables;
 
 	check_room(path, lock_tables_for_session(group_id));
 	/*
@@ -652,13 +670,15 @@ static void export(uint64 group_id, const char *path)
 	X.out = NULL;
 	progress();
 	dr_snapshot_testing_pause();
+	n_tables = list_length(tables); /* (in SPI's memory) */
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	unlock_tables(0, (Datum)0);
 	ereport(LOG, (errmsg("dragonraft exported a snapshot of group %llu at entry %llu: %d "
 	                     "tables, %llu bytes in %ld ms (its apply held %ld ms; CPU %ld ms)",
 	                     (unsigned long long)group_id, (unsigned long long)index,
-	                     list_length(tables), (unsigned long long)X.bytes,
+	                     n_tables, (unsigned long long)X.bytes,
 	                     (long)((GetCurrentTimestamp() - X.job->started) / 1000),
 	                     (long)((released - held) / 1000), dr_snapshot_cpu_ms() - cpu)));
 }

@@ -74,5 +74,11 @@ $c->group_nodes(1, 1, 2, 3, 4);
 ok($c->caught_up(1), 'every member caught up');
 is($c->contents(4, 't', 'id'), $c->contents($l, 't', 'id'), "node 4's t equals the leader's");
 is($c->contents(4, 'w', 'id'), $c->contents($l, 'w', 'id'), "node 4's w equals the leader's");
+# The exporter's session locks end with it: a command on t runs on every member.
+is($L->safe_psql('postgres', q{SELECT count(*) FROM pg_locks l WHERE l.relation IN ('t'::regclass, 'w'::regclass)
+	AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = l.pid)}), '0',
+	'no lock of the exporter is left behind it');
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'ALTER TABLE t ADD COLUMN x int')});
+ok($c->caught_up(1), 'a command on t after the export is applied everywhere');
 
 done_testing();
