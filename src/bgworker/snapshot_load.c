@@ -2,15 +2,22 @@
  * snapshot_load.c - the load of a received full snapshot (snapshot.h), by
  * the apply worker in one transaction that also sets the group's origin to
  * the snapshot's index (apply_worker.c): the checksum first (a bad file is an
- * error before anything changes), then per table: created from the
- * definition it carries if it does not exist here (indexes after the rows;
- * a table of the group here that differs is dropped first, an existing table
- * that is not the group's must be empty and defined alike), or truncated,
- * and filled with binary COPY (FREEZE; dragonraft's triggers off meanwhile, in this
- * transaction only), its owned sequences set; then the group's history and
- * member info replaced.  Tables of the group here that the snapshot lacks were dropped by
- * a command whose entry was compacted: they are dropped.  A crash leaves
- * everything as it was; the engine receives the snapshot again.
+ * error before anything changes), then the tables' sections are read and
+ * every table's fate decided before anything changes: made from the
+ * definition it carries if it does not exist here, kept (a table of the
+ * group here that is alike), replaced (one of the group that differs, or
+ * that references a replaced one), or adopted (an existing table that is not
+ * the group's must be empty and defined alike).  Replaced tables, and tables
+ * of the group here that the snapshot lacks (dropped by a command whose entry
+ * was compacted), are dropped in one statement; a kept one is truncated
+ * right before its rows, with those foreign keys link it to (TRUNCATE allows
+ * nothing else; a foreign key from a table outside the group is an error
+ * naming it).  Then per table: made if needed, filled
+ * with binary COPY (FREEZE; dragonraft's triggers off meanwhile, in this
+ * transaction only; foreign keys are not checked: session_replication_role
+ * is replica), its indexes built, its owned sequences set; then the group's
+ * history and member info replaced.  A crash leaves everything as it was;
+ * the engine receives the snapshot again.
  */
 #include "snapshot.h"
 
@@ -27,6 +34,7 @@
 #include "parser/parse_relation.h"
 #include "port/pg_crc32c.h"
 #include "storage/fd.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -247,106 +255,405 @@ static void split_definition(const char *def, char **pre, char **post)
 	*post = b.data;
 }
 
-/* One table: its meta section has been read; its rows come next.  Returns its id. */
-static uint64 load_table(uint64 group_id, const char *meta, uint64 len)
-{
-	const char *end = meta + len;
+/* What the load does with a table of the snapshot. */
+typedef enum Fate {
+	FATE_CREATE,  /* not here: made from its definition */
+	FATE_REPLACE, /* the group's here, but another or changed: dropped, then made */
+	FATE_KEEP,    /* the group's here and alike: truncated */
+	FATE_ADOPT,   /* here, not the group's, alike and empty: it joins the group */
+} Fate;
+
+typedef struct LoadTable {
+	uint64 table_id;
 	const char *schema, *name, *def, *seqs;
 	char *qname;
-	uint64 table_id = 0, rows_len, g, tid;
-	Oid nsp, relid;
-	bool replicated_here = false, same;
-	char *pre, *post = "";
+	uint64 rows_at, rows_len; /* its rows section's bytes in the file */
+	Oid relid;
+	Fate fate;
+	bool truncated; /* kept or adopted: truncated by now */
+} LoadTable;
+
+/* Where the file's sections are. */
+typedef struct Contents {
+	LoadTable *t;
+	uint32 n;
+	uint64 history_at, history_len, members_at, members_len;
+} Contents;
+
+static void seek_to(uint64 at)
+{
+	if (fseeko(L.in, (off_t)at, SEEK_SET) != 0)
+		corrupt("seek failed");
+	L.done = at;
+}
+
+/* A table section: its id, then schema, name, definition and sequences' SQL. */
+static void parse_table(LoadTable *t, const char *meta, uint64 len)
+{
+	const char *end = meta + len;
 
 	if (len < 8 + 4)
 		corrupt("a table section is too short");
+	t->table_id = 0;
 	for (int i = 0; i < 8; i++)
-		table_id |= (uint64)(uint8)meta[i] << (8 * i);
-	schema = meta + 8;
-	name = schema + strnlen(schema, end - schema) + 1;
-	def = name < end ? name + strnlen(name, end - name) + 1 : end;
-	seqs = def < end ? def + strnlen(def, end - def) + 1 : end;
-	if (seqs >= end || seqs + strnlen(seqs, end - seqs) + 1 != end)
+		t->table_id |= (uint64)(uint8)meta[i] << (8 * i);
+	t->schema = meta + 8;
+	t->name = t->schema + strnlen(t->schema, end - t->schema) + 1;
+	t->def = t->name < end ? t->name + strnlen(t->name, end - t->name) + 1 : end;
+	t->seqs = t->def < end ? t->def + strnlen(t->def, end - t->def) + 1 : end;
+	if (t->seqs >= end || t->seqs + strnlen(t->seqs, end - t->seqs) + 1 != end)
 		corrupt("a table section is malformed");
-	if (get32() != DR_SNAP_ROWS || get32() != 0)
-		corrupt("a table's rows are missing");
-	rows_len = get64();
+	t->qname = quote_qualified_identifier(t->schema, t->name);
+}
 
-	qname = quote_qualified_identifier(schema, name);
-	nsp = get_namespace_oid(schema, true);
-	relid = OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
-	if (OidIsValid(relid)) {
-		Relation rel = table_open(relid, AccessExclusiveLock);
+/* Read the tables' sections and note where every section's bytes are. */
+static void scan(Contents *c, uint32 tables, uint64 end)
+{
+	bool history = false, members = false;
 
-		replicated_here = dr_capture_rel_replicated(rel, &g, &tid);
-		table_close(rel, NoLock);
-		if (replicated_here && g != group_id)
-			ereport(ERROR,
-			        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			         errmsg("table %s of the snapshot of group %llu is replicated "
-			                "by group %llu here",
-			                qname, (unsigned long long)group_id,
-			                (unsigned long long)g)));
-		same = strcmp(dr_sql_tables_definition(relid), def) == 0;
-		if (replicated_here && (tid != table_id || !same)) {
-			/* Dropped and made again, or changed, by commands whose entries this
-			 * member missed: the group's table replaces it. */
+	c->t = palloc0(sizeof(LoadTable) * Max(tables, 1));
+	while (L.done < end) {
+		uint32 kind = get32();
+		uint64 len;
+
+		(void)get32();
+		len = get64();
+		if (len > end - L.done)
+			corrupt("a section runs past the end");
+		if (kind == DR_SNAP_TABLE) {
+			LoadTable *t;
+			char *meta;
+
+			if (len > MaxAllocSize || c->n >= tables)
+				corrupt("a table section is too long, or one too many");
+			t = &c->t[c->n++];
+			meta = palloc(len);
+			get(meta, len);
+			parse_table(t, meta, len);
+			if (end - L.done < DR_SNAP_SECTION_BYTES || get32() != DR_SNAP_ROWS ||
+			    get32() != 0)
+				corrupt("a table's rows are missing");
+			t->rows_len = get64();
+			if (t->rows_len > end - L.done)
+				corrupt("a section runs past the end");
+			t->rows_at = L.done;
+			seek_to(L.done + t->rows_len);
+		} else if (kind == DR_SNAP_HISTORY || kind == DR_SNAP_MEMBERS) {
+			if (kind == DR_SNAP_HISTORY) {
+				c->history_at = L.done;
+				c->history_len = len;
+				history = true;
+			} else {
+				c->members_at = L.done;
+				c->members_len = len;
+				members = true;
+			}
+			seek_to(L.done + len);
+		} else
+			corrupt("unknown section");
+	}
+	if (c->n != tables)
+		corrupt("it holds fewer tables than its header says");
+	if (!history || !members)
+		corrupt("its history or member info is missing");
+}
+
+/* Whether the table here (if any) is kept, replaced or adopted, or the table is made. */
+static void examine(uint64 group_id, LoadTable *t)
+{
+	Oid nsp = get_namespace_oid(t->schema, true);
+	uint64 g, tid;
+	bool mine, same;
+	Relation rel;
+
+	t->relid = OidIsValid(nsp) ? get_relname_relid(t->name, nsp) : InvalidOid;
+	t->fate = FATE_CREATE;
+	if (!OidIsValid(t->relid))
+		return;
+	rel = table_open(t->relid, AccessShareLock); /* TRUNCATE or DROP lock it more */
+	mine = dr_capture_rel_replicated(rel, &g, &tid);
+	table_close(rel, NoLock);
+	if (mine && g != group_id)
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("table %s of the snapshot of group %llu is replicated "
+		                "by group %llu here",
+		                t->qname, (unsigned long long)group_id, (unsigned long long)g)));
+	same = strcmp(dr_sql_tables_definition(t->relid), t->def) == 0;
+	if (mine) {
+		/* Dropped and made again, or changed, by commands whose entries this member
+		 * missed: the group's table replaces it. */
+		t->fate = tid == t->table_id && same ? FATE_KEEP : FATE_REPLACE;
+		return;
+	}
+	if (!same)
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("table %s exists here with a definition other than the one in the "
+		                "snapshot of group %llu",
+		                t->qname, (unsigned long long)group_id),
+		         errhint("Drop it on this node.")));
+	if (SPI_execute(psprintf("SELECT 1 FROM %s LIMIT 1", t->qname), true, 1) != SPI_OK_SELECT ||
+	    SPI_processed > 0)
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("table %s has rows here; it must be empty to join group %llu",
+		                t->qname, (unsigned long long)group_id)));
+	t->fate = FATE_ADOPT;
+}
+
+static char *relname(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+	                                  get_rel_name(relid));
+}
+
+/* Whether relid has a foreign key to one of the tables in refs. */
+static bool references(Oid relid, List *refs)
+{
+	Relation rel = table_open(relid, NoLock);
+	ListCell *lc;
+	bool found = false;
+
+	foreach (lc, RelationGetFKeyList(rel)) {
+		ForeignKeyCacheInfo *fk = lfirst(lc);
+
+		found = found || list_member_oid(refs, fk->confrelid);
+	}
+	table_close(rel, NoLock);
+	return found;
+}
+
+/*
+ * The group's tables here that the load drops or truncates (mine): a foreign
+ * key into one of them from a table that is none of them makes the load fail
+ * (TRUNCATE and DROP would, less clearly).
+ */
+static void check_referenced(uint64 group_id, List *mine)
+{
+	Datum *elems = palloc(sizeof(Datum) * Max(list_length(mine), 1));
+	Oid types[1] = {OIDARRAYOID};
+	Datum values[1];
+	int n = 0;
+	ListCell *lc;
+
+	foreach (lc, mine)
+		elems[n++] = ObjectIdGetDatum(lfirst_oid(lc));
+	values[0] =
+	        PointerGetDatum(construct_array(elems, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+	if (SPI_execute_with_args("SELECT conrelid, conname::text, confrelid FROM pg_constraint "
+	                          "WHERE contype = 'f' AND confrelid = ANY ($1) "
+	                          "AND NOT conrelid = ANY ($1) ORDER BY 1, 2 LIMIT 1",
+	                          1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "dragonraft could not read pg_constraint");
+	if (SPI_processed > 0) {
+		HeapTuple tup = SPI_tuptable->vals[0];
+		TupleDesc desc = SPI_tuptable->tupdesc;
+		bool isnull;
+		Oid from = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+		Oid to = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("table %s references table %s of group %llu, whose rows a "
+		                "snapshot replaces here",
+		                relname(from), relname(to), (unsigned long long)group_id),
+		         errdetail("Its foreign key %s is not one of group %llu's tables'.",
+		                   quote_identifier(SPI_getvalue(tup, desc, 2)),
+		                   (unsigned long long)group_id),
+		         errhint("Drop that foreign key on this node; the snapshot is loaded "
+		                 "when the server restarts.")));
+	}
+}
+
+/*
+ * Tables of the group here that the snapshot lacks (dropped by a command whose
+ * entry was compacted): their relids (if they still exist) join gone, their
+ * ids stale.
+ */
+static void others(uint64 group_id, const Contents *c, List **gone, List **stale)
+{
+	Oid types[1] = {INT8OID};
+	Datum values[1] = {Int64GetDatum((int64)group_id)};
+	SPITupleTable *tt;
+
+	if (SPI_execute_with_args("SELECT table_id, relid FROM dragonraft.replicated_tables "
+	                          "WHERE group_id = $1",
+	                          1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "dragonraft could not list the tables of group %llu",
+		     (unsigned long long)group_id);
+	tt = SPI_tuptable;
+	for (uint64 i = 0; i < SPI_processed; i++) {
+		bool isnull, keep = false;
+		int64 tid = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+		Datum d = SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull);
+		Oid relid = isnull ? InvalidOid : DatumGetObjectId(d);
+
+		for (uint32 k = 0; k < c->n && !keep; k++)
+			keep = c->t[k].table_id == (uint64)tid;
+		if (keep)
+			continue;
+		*stale = lappend(*stale, makeInteger(tid));
+		if (OidIsValid(relid) && get_rel_name(relid) != NULL) {
+			ereport(LOG,
+			        (errmsg("dragonraft drops table %s: the snapshot of group %llu "
+			                "does not have it",
+			                relname(relid), (unsigned long long)group_id)));
+			*gone = list_append_unique_oid(*gone, relid);
+		}
+	}
+}
+
+/*
+ * Decide every table's fate and make way for the snapshot's tables: the
+ * group's tables here that are replaced or that the snapshot lacks are
+ * dropped together, with the tables of the group kept here that reference
+ * them (made again).  A foreign key from a table outside the group into one
+ * that is dropped or truncated is an error.
+ */
+static void clear_tables(uint64 group_id, Contents *c, List **stale)
+{
+	List *gone = NIL, *mine, *kept = NIL;
+	bool more = true;
+	StringInfoData sql;
+	ListCell *lc;
+
+	for (uint32 i = 0; i < c->n; i++)
+		examine(group_id, &c->t[i]);
+	others(group_id, c, &gone, stale);
+	for (uint32 i = 0; i < c->n; i++)
+		if (c->t[i].fate == FATE_REPLACE)
+			gone = list_append_unique_oid(gone, c->t[i].relid);
+	while (more) {
+		more = false;
+		for (uint32 i = 0; i < c->n; i++) {
+			LoadTable *t = &c->t[i];
+
+			if (t->fate == FATE_KEEP && references(t->relid, gone)) {
+				t->fate = FATE_REPLACE;
+				gone = lappend_oid(gone, t->relid);
+				more = true;
+			}
+		}
+	}
+	for (uint32 i = 0; i < c->n; i++)
+		if (c->t[i].fate == FATE_KEEP || c->t[i].fate == FATE_ADOPT)
+			kept = lappend_oid(kept, c->t[i].relid);
+	mine = list_concat_copy(gone, kept);
+	if (mine == NIL)
+		return;
+	check_referenced(group_id, mine);
+	initStringInfo(&sql);
+	foreach (lc, gone) {
+		appendStringInfoString(&sql, sql.len == 0 ? "DROP TABLE " : ", ");
+		appendStringInfoString(&sql, relname(lfirst_oid(lc)));
+	}
+	for (uint32 i = 0; i < c->n; i++)
+		if (c->t[i].fate == FATE_REPLACE) {
 			ereport(LOG,
 			        (errmsg("dragonraft replaces table %s by the one in the snapshot "
 			                "of group %llu",
-			                qname, (unsigned long long)group_id)));
-			run_internal(psprintf("DROP TABLE %s", qname));
-			relid = InvalidOid;
-			replicated_here = false;
-		} else if (!replicated_here) {
-			if (!same)
-				ereport(ERROR,
-				        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				         errmsg("table %s exists here with a definition other than "
-				                "the one in the snapshot of group %llu",
-				                qname, (unsigned long long)group_id),
-				         errhint("Drop it on this node.")));
-			if (SPI_execute(psprintf("SELECT 1 FROM %s LIMIT 1", qname), true, 1) !=
-			            SPI_OK_SELECT ||
-			    SPI_processed > 0)
-				ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				                errmsg("table %s has rows here; it must be empty "
-				                       "to join group "
-				                       "%llu",
-				                       qname, (unsigned long long)group_id)));
-		} else {
-			our_triggers(qname, false);
-			run(psprintf("TRUNCATE ONLY %s", qname));
+			                c->t[i].qname, (unsigned long long)group_id)));
+			c->t[i].relid = InvalidOid;
+		}
+	if (sql.len > 0)
+		run_internal(sql.data);
+	CommandCounterIncrement();
+}
+
+/* Whether a foreign key links tables a and b (both locked). */
+static bool linked(Oid a, Oid b)
+{
+	return references(a, list_make1_oid(b)) || references(b, list_make1_oid(a));
+}
+
+/*
+ * Truncate t, kept or adopted, right before its rows, together with the
+ * tables kept or adopted that foreign keys link to it, directly or not
+ * (TRUNCATE allows nothing else): the others' old rows stay readable here
+ * until their turn.
+ */
+static void truncate_linked(Contents *c, LoadTable *t)
+{
+	List *set = list_make1_oid(t->relid);
+	bool more = true;
+	StringInfoData sql;
+
+	while (more) {
+		more = false;
+		for (uint32 i = 0; i < c->n; i++) {
+			LoadTable *u = &c->t[i];
+			ListCell *lc;
+
+			if ((u->fate != FATE_KEEP && u->fate != FATE_ADOPT) ||
+			    list_member_oid(set, u->relid))
+				continue;
+			foreach (lc, set)
+				if (linked(u->relid, lfirst_oid(lc))) {
+					set = lappend_oid(set, u->relid);
+					more = true;
+					break;
+				}
 		}
 	}
-	if (!OidIsValid(relid)) {
-		split_definition(def, &pre, &post);
-		run_internal(pre);
-		relid = OidIsValid(nsp = get_namespace_oid(schema, true))
-		                ? get_relname_relid(name, nsp)
-		                : InvalidOid;
-		if (!OidIsValid(relid))
-			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
-			                errmsg("the definition of %s in the snapshot made no such "
-			                       "table",
-			                       qname)));
+	initStringInfo(&sql);
+	for (uint32 i = 0; i < c->n; i++) {
+		LoadTable *u = &c->t[i];
+
+		if ((u->fate != FATE_KEEP && u->fate != FATE_ADOPT) ||
+		    !list_member_oid(set, u->relid))
+			continue;
+		if (u->fate == FATE_KEEP)
+			our_triggers(u->qname, false);
+		appendStringInfoString(&sql, sql.len == 0 ? "TRUNCATE ONLY " : ", ");
+		appendStringInfoString(&sql, u->qname);
+		u->truncated = true;
 	}
+	run(sql.data);
 	CommandCounterIncrement();
-	copy_in(relid, rows_len);
+}
+
+/* Make the table from its definition (what comes before its rows). */
+static void create_table(LoadTable *t, char **post)
+{
+	Oid nsp;
+	char *pre;
+
+	split_definition(t->def, &pre, post);
+	run_internal(pre);
+	nsp = get_namespace_oid(t->schema, true);
+	t->relid = OidIsValid(nsp) ? get_relname_relid(t->name, nsp) : InvalidOid;
+	if (!OidIsValid(t->relid))
+		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+		                errmsg("the definition of %s in the snapshot made no such table",
+		                       t->qname)));
+	CommandCounterIncrement();
+}
+
+/* One table's rows, then what follows them. */
+static void load_rows(uint64 group_id, Contents *c, LoadTable *t)
+{
+	char *post = "";
+
+	if (t->fate == FATE_CREATE || t->fate == FATE_REPLACE)
+		create_table(t, &post);
+	else if (!t->truncated)
+		truncate_linked(c, t);
+	seek_to(t->rows_at);
+	copy_in(t->relid, t->rows_len);
 	if (post[0] != '\0')
 		run_internal(post); /* its indexes: built once, faster than row by row */
-	if (seqs[0] != '\0')
-		run(seqs);
-	if (replicated_here)
-		our_triggers(qname, true);
+	if (t->seqs[0] != '\0')
+		run(t->seqs);
+	if (t->fate == FATE_KEEP)
+		our_triggers(t->qname, true);
 	else
-		dr_sql_tables_install(relid, group_id, table_id);
+		dr_sql_tables_install(t->relid, group_id, t->table_id);
 	CommandCounterIncrement();
-	return table_id;
 }
 
 /* Replace the group's rows of a catalog table by the section's. */
-static void load_catalog(uint64 group_id, const char *table, uint64 len)
+static void load_catalog(uint64 group_id, const char *table, uint64 at, uint64 len)
 {
 	Oid types[1] = {INT8OID};
 	Datum values[1] = {Int64GetDatum((int64)group_id)};
@@ -356,63 +663,21 @@ static void load_catalog(uint64 group_id, const char *table, uint64 len)
 	if (SPI_execute_with_args(psprintf("DELETE FROM dragonraft.%s WHERE group_id = $1", table),
 	                          1, types, values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "dragonraft could not clear dragonraft.%s", table);
+	seek_to(at);
 	copy_in(relid, len);
 	CommandCounterIncrement();
-}
-
-/* Tables of the group here that the snapshot does not have: dropped in its history. */
-static void drop_others(uint64 group_id, const uint64 *loaded, uint32 n_loaded)
-{
-	Oid types[1] = {INT8OID};
-	Datum values[1] = {Int64GetDatum((int64)group_id)};
-	SPITupleTable *tt;
-	uint64 n;
-
-	if (SPI_execute_with_args("SELECT table_id, relid FROM dragonraft.replicated_tables "
-	                          "WHERE group_id = $1",
-	                          1, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "dragonraft could not list the tables of group %llu",
-		     (unsigned long long)group_id);
-	tt = SPI_tuptable;
-	n = SPI_processed;
-	for (uint64 i = 0; i < n; i++) {
-		bool isnull, keep = false;
-		uint64 tid =
-		        (uint64)DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
-		Datum d = SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull);
-		Oid relid = isnull ? InvalidOid : DatumGetObjectId(d);
-		Oid dtypes[2] = {INT8OID, INT8OID};
-		Datum dvalues[2] = {Int64GetDatum((int64)group_id), Int64GetDatum((int64)tid)};
-
-		for (uint32 k = 0; k < n_loaded && !keep; k++)
-			keep = loaded[k] == tid;
-		if (keep)
-			continue;
-		if (OidIsValid(relid) && get_rel_name(relid) != NULL) {
-			char *qname = quote_qualified_identifier(
-			        get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid));
-
-			ereport(LOG,
-			        (errmsg("dragonraft drops table %s: the snapshot of group %llu "
-			                "does not have it",
-			                qname, (unsigned long long)group_id)));
-			run_internal(psprintf("DROP TABLE %s", qname));
-		}
-		if (SPI_execute_with_args("DELETE FROM dragonraft.replicated_tables "
-		                          "WHERE group_id = $1 AND table_id = $2",
-		                          2, dtypes, dvalues, NULL, false, 0) != SPI_OK_DELETE)
-			elog(ERROR, "dragonraft could not update dragonraft.replicated_tables");
-	}
 }
 
 static uint64 load(uint64 group_id, uint64 index, const char *path)
 {
 	struct stat st;
-	uint32 tables, done = 0;
-	uint64 *loaded;
+	uint32 tables;
+	Contents c = {0};
+	List *stale = NIL;
+	ListCell *lc;
 	uint64 schema_index = 0;
-	Oid types[1] = {INT8OID};
-	Datum values[1] = {Int64GetDatum((int64)group_id)};
+	Oid types[2] = {INT8OID, INT8OID};
+	Datum values[2] = {Int64GetDatum((int64)group_id)};
 
 	L.in = AllocateFile(path, PG_BINARY_R);
 	if (L.in == NULL || fstat(fileno(L.in), &st) != 0)
@@ -432,37 +697,23 @@ static uint64 load(uint64 group_id, uint64 index, const char *path)
 		SpinLockRelease(&L.job->mutex);
 	}
 	progress(DR_SNAP_LOADING, 0);
-	loaded = palloc(sizeof(uint64) * Max(tables, 1));
-	while (L.done < (uint64)st.st_size - DR_SNAP_TRAILER_BYTES) {
-		uint32 kind = get32();
-		uint64 len;
-
-		(void)get32();
-		len = get64();
-		if (len > (uint64)st.st_size - L.done)
-			corrupt("a section runs past the end");
-		if (kind == DR_SNAP_TABLE) {
-			char *meta;
-
-			if (len > MaxAllocSize || done >= tables)
-				corrupt("a table section is too long, or one too many");
-			meta = palloc(len);
-			get(meta, len);
-			loaded[done] = load_table(group_id, meta, len);
-			pfree(meta);
-			progress(DR_SNAP_LOADING, ++done);
-			if (done == 1)
-				dr_snapshot_testing_pause();
-		} else if (kind == DR_SNAP_HISTORY)
-			load_catalog(group_id, "ddl_history", len);
-		else if (kind == DR_SNAP_MEMBERS)
-			load_catalog(group_id, "member_info", len);
-		else
-			corrupt("unknown section");
+	scan(&c, tables, (uint64)st.st_size - DR_SNAP_TRAILER_BYTES);
+	clear_tables(group_id, &c, &stale);
+	load_catalog(group_id, "ddl_history", c.history_at, c.history_len);
+	for (uint32 i = 0; i < c.n; i++) {
+		load_rows(group_id, &c, &c.t[i]);
+		progress(DR_SNAP_LOADING, i + 1);
+		if (i == 0)
+			dr_snapshot_testing_pause();
 	}
-	if (done != tables)
-		corrupt("it holds fewer tables than its header says");
-	drop_others(group_id, loaded, done);
+	load_catalog(group_id, "member_info", c.members_at, c.members_len);
+	foreach (lc, stale) {
+		values[1] = Int64GetDatum(intVal(lfirst(lc)));
+		if (SPI_execute_with_args("DELETE FROM dragonraft.replicated_tables "
+		                          "WHERE group_id = $1 AND table_id = $2",
+		                          2, types, values, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "dragonraft could not update dragonraft.replicated_tables");
+	}
 	if (SPI_execute_with_args("SELECT max(index) FROM dragonraft.ddl_history "
 	                          "WHERE group_id = $1",
 	                          1, types, values, NULL, true, 1) == SPI_OK_SELECT &&

@@ -1,0 +1,120 @@
+# Full snapshots rebuild what the log built (review 4 #1-#3): group 1 on
+# nodes 1-3 with tables linked by foreign keys.  A follower that needs a
+# snapshot while it has the group's tables loads it (all of them truncated
+# together; a foreign key from a table outside the group into one of them is
+# refused with an error naming it).  Then a bare node 4 joins the group from a
+# snapshot and has what the compacted log made.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use DragonCluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $c = DragonCluster->new(4, conf => qq{
+dragonraft.snapshot_entries = 50
+dragonraft.compaction_overhead = 5
+});
+$c->create_group(1, 1, 2, 3);
+my $l = $c->leader(1);
+ok($l, "group 1 has a writable leader (node $l)");
+
+sub leader_sql
+{
+	my ($sql) = @_;
+	return $c->node($c->leader(1))->safe_psql('postgres', $sql);
+}
+
+# A snapshot on every running member once it applied everything: the log is
+# compacted below it and a member further behind needs a full snapshot.
+sub compact
+{
+	ok($c->caught_up(1), 'the members caught up');
+	my $index = leader_sql('SELECT applied_index FROM dragonraft.status WHERE group_id = 1');
+	for my $id ($c->running_in(1))
+	{
+		ok($c->wait_until("node $id to snapshot group 1 at $index",
+				sub { $c->node($id)->safe_psql('postgres', 'SELECT dragonraft.snapshot(1)') >= $index }),
+			"node $id took a snapshot at $index or later");
+	}
+	return;
+}
+
+sub write_entries
+{
+	my ($n, $tag) = @_;
+	leader_sql(join('', map { "INSERT INTO parent VALUES ($tag$_, 'w');\n" } 1 .. $n));
+	return;
+}
+
+sub same_rows
+{
+	my ($what, $id, @tables) = @_;
+	my $lid = $c->leader(1);
+	ok($c->caught_up(1), "$what: the members caught up");
+	for my $t (@tables)
+	{
+		is($c->contents($id, $t, '1'), $c->contents($lid, $t, '1'),
+			"$what: node ${id}'s $t equals the leader's");
+	}
+	return;
+}
+
+# ---- #1: a follower with the group's tables, two linked by a foreign key ----
+leader_sql(q{SELECT dragonraft.execute(1, 'CREATE TABLE parent (id int PRIMARY KEY, v text);
+  CREATE TABLE child (id int PRIMARY KEY, pid int REFERENCES parent, v text)')});
+leader_sql(q{INSERT INTO parent SELECT g, 'p' FROM generate_series(1, 100) g;
+  INSERT INTO child SELECT g, g, 'c' FROM generate_series(1, 100) g;
+  SELECT dragonraft.replicate_table('parent', 1);
+  SELECT dragonraft.replicate_table('child', 1)});
+my $f = $l == 3 ? 2 : 3;
+my $F = $c->node($f);
+same_rows('parent and child replicated', $f, 'parent', 'child');
+# A table of node f's own, outside the group, that references the group's parent.
+$F->safe_psql('postgres', 'CREATE TABLE mine (id int PRIMARY KEY, pid int REFERENCES parent)');
+
+# Node f stops; the others write and compact past it.
+sub leave_behind
+{
+	my ($tag) = @_;
+	$F->stop('fast');
+	$c->group_nodes(1, grep { $_ != $f } 1, 2, 3);
+	write_entries(100, $tag);
+	leader_sql("UPDATE child SET v = 'changed$tag' WHERE id <= 10");
+	compact();
+	$c->group_nodes(1, 1, 2, 3);
+	return;
+}
+leave_behind(1000);
+$F->start;
+ok($c->wait_until("node $f to refuse the snapshot",
+		sub { $F->safe_psql('postgres', q{SELECT state FROM dragonraft.status WHERE group_id = 1})
+			  eq 'stopped' }),
+	"node $f stops the group: a table outside it references one of its tables");
+like($F->safe_psql('postgres', 'SELECT error FROM dragonraft.status WHERE group_id = 1'),
+	qr/table public\.mine.* references table public\.parent of group 1/,
+	'its error names the table outside the group and the one it references');
+is($F->safe_psql('postgres', 'SELECT count(*) FROM parent'), '100', 'nothing was loaded');
+$F->safe_psql('postgres', 'DROP TABLE mine');
+$F->restart;
+same_rows('a member with foreign keys between its tables loads a snapshot', $f, 'parent', 'child');
+cmp_ok($F->safe_psql('postgres',
+		q{SELECT snapshots_received FROM dragonraft.stat_groups WHERE group_id = 1}),
+	'>=', 1, "node $f caught up by a snapshot");
+is($F->safe_psql('postgres', q{SELECT count(*) FROM pg_constraint WHERE conrelid = 'child'::regclass
+		AND contype = 'f'}), '1', "node ${f}'s child still references parent");
+
+# A table of the group changed in the compacted log: replaced, with the one that
+# references it, together.
+leave_behind(2000);
+leader_sql(q{SELECT dragonraft.execute(1, 'ALTER TABLE parent ADD COLUMN extra int DEFAULT 1')});
+write_entries(60, 3000);
+compact();
+$F->start;
+same_rows('after the referenced table changed in the compacted log', $f, 'parent', 'child');
+is($F->safe_psql('postgres', q{SELECT dragonraft.table_definition('parent') || dragonraft.table_definition('child')}),
+	leader_sql(q{SELECT dragonraft.table_definition('parent') || dragonraft.table_definition('child')}),
+	"node ${f}'s parent and child are defined as the leader's");
+
+done_testing();
