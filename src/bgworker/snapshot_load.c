@@ -15,8 +15,9 @@
  * naming it).  Then per table: made if needed, filled
  * with binary COPY (FREEZE; dragonraft's triggers off meanwhile, in this
  * transaction only; foreign keys are not checked: session_replication_role
- * is replica), its indexes built, its owned sequences set; then the group's
- * history and member info replaced.  A crash leaves everything as it was;
+ * is replica), its indexes built, its owned sequences set; then the foreign
+ * keys of the tables made, once every table is there and loaded; then the
+ * group's history and member info replaced.  A crash leaves everything as it was;
  * the engine receives the snapshot again.
  */
 #include "snapshot.h"
@@ -230,29 +231,59 @@ static void our_triggers(const char *qname, bool on)
 	                      qname));
 }
 
+/* Past an identifier as format('%I') writes it; NULL if there is none. */
+static const char *skip_ident(const char *p)
+{
+	if (*p != '"') {
+		const char *q = p + strcspn(p, " .");
+
+		return q > p ? q : NULL;
+	}
+	for (p++; *p != '\0'; p++)
+		if (*p == '"' && *++p != '"')
+			return p;
+	return NULL;
+}
+
+/* Whether a line of table_definition adds a foreign key: ALTER TABLE schema.name ADD
+ * CONSTRAINT name FOREIGN KEY ... */
+static bool foreign_key(const char *p)
+{
+	if (strncmp(p, "ALTER TABLE ", 12) != 0 || (p = skip_ident(p + 12)) == NULL ||
+	    *p++ != '.' || (p = skip_ident(p)) == NULL || strncmp(p, " ADD CONSTRAINT ", 16) != 0 ||
+	    (p = skip_ident(p + 16)) == NULL)
+		return false;
+	return strncmp(p, " FOREIGN KEY ", 13) == 0;
+}
+
 /*
  * A table's definition (dragonraft.table_definition: one statement a line)
- * in what makes the table (its sequences and CREATE TABLE) and what follows
- * the rows (constraints, indexes, sequence ownership, replica identity).
+ * in what makes the table (its sequences and CREATE TABLE), what follows its
+ * rows (constraints, indexes, sequence ownership, replica identity) and its
+ * foreign keys, added once every table of the snapshot is made and loaded.
  */
-static void split_definition(const char *def, char **pre, char **post)
+static void split_definition(const char *def, char **pre, char **post, char **fks)
 {
-	StringInfoData a, b;
+	StringInfoData part[3];
 	const char *p = def;
 
-	initStringInfo(&a);
-	initStringInfo(&b);
+	for (int i = 0; i < 3; i++)
+		initStringInfo(&part[i]);
 	while (*p != '\0') {
 		const char *end = strstr(p, ";\n");
 		size_t n = end != NULL ? (size_t)(end - p) + 2 : strlen(p);
-		bool first = strncmp(p, "CREATE SEQUENCE ", 16) == 0 ||
-		             strncmp(p, "CREATE TABLE ", 13) == 0;
+		int i = 1;
 
-		appendBinaryStringInfo(first ? &a : &b, p, n);
+		if (strncmp(p, "CREATE SEQUENCE ", 16) == 0 || strncmp(p, "CREATE TABLE ", 13) == 0)
+			i = 0;
+		else if (foreign_key(p))
+			i = 2;
+		appendBinaryStringInfo(&part[i], p, n);
 		p += n;
 	}
-	*pre = a.data;
-	*post = b.data;
+	*pre = part[0].data;
+	*post = part[1].data;
+	*fks = part[2].data;
 }
 
 /* What the load does with a table of the snapshot. */
@@ -271,6 +302,7 @@ typedef struct LoadTable {
 	Oid relid;
 	Fate fate;
 	bool truncated; /* kept or adopted: truncated by now */
+	char *fks;      /* a table made by the load: its foreign keys, added last */
 } LoadTable;
 
 /* Where the file's sections are. */
@@ -619,7 +651,7 @@ static void create_table(LoadTable *t, char **post)
 	Oid nsp;
 	char *pre;
 
-	split_definition(t->def, &pre, post);
+	split_definition(t->def, &pre, post, &t->fks);
 	run_internal(pre);
 	nsp = get_namespace_oid(t->schema, true);
 	t->relid = OidIsValid(nsp) ? get_relname_relid(t->name, nsp) : InvalidOid;
@@ -706,6 +738,9 @@ static uint64 load(uint64 group_id, uint64 index, const char *path)
 		if (i == 0)
 			dr_snapshot_testing_pause();
 	}
+	for (uint32 i = 0; i < c.n; i++)
+		if (c.t[i].fks != NULL && c.t[i].fks[0] != '\0')
+			run_internal(c.t[i].fks); /* every table they reference is there */
 	load_catalog(group_id, "member_info", c.members_at, c.members_len);
 	foreach (lc, stale) {
 		values[1] = Int64GetDatum(intVal(lfirst(lc)));

@@ -117,4 +117,37 @@ is($F->safe_psql('postgres', q{SELECT dragonraft.table_definition('parent') || d
 	leader_sql(q{SELECT dragonraft.table_definition('parent') || dragonraft.table_definition('child')}),
 	"node ${f}'s parent and child are defined as the leader's");
 
+# ---- A bare node 4 joins: what the compacted log made, it gets from the snapshot ----
+# #2c: a foreign key to a table of the group with a higher table id (the
+# child replicated before its parent).
+leader_sql(q{SELECT dragonraft.execute(1, 'CREATE TABLE p3 (id int PRIMARY KEY);
+  CREATE TABLE c3 (id int PRIMARY KEY, pid int REFERENCES p3)')});
+leader_sql(q{INSERT INTO p3 SELECT generate_series(1, 10);
+  INSERT INTO c3 SELECT g, g FROM generate_series(1, 10) g;
+  SELECT dragonraft.replicate_table('c3', 1);
+  SELECT dragonraft.replicate_table('p3', 1)});
+my @tables = qw(parent child c3 p3);
+
+write_entries(60, 4000);
+compact();
+leader_sql("SELECT dragonraft.add_member(1, 4, '" . $c->raft_address(4) . "')");
+my ($jout, $jerr) = ('', '');
+$c->node(4)->psql('postgres', "SELECT dragonraft.join_group(1, '" . $c->members(1, 2, 3) . "')",
+	stdout => \$jout, stderr => \$jerr);
+like($jerr, qr/node 4 caught up with group 1/, 'node 4 joined group 1 and caught up')
+  or diag($jerr);
+$c->group_nodes(1, 1, 2, 3, 4);
+cmp_ok($c->node(4)->safe_psql('postgres',
+		q{SELECT snapshots_received FROM dragonraft.stat_groups WHERE group_id = 1}),
+	'>=', 1, 'node 4 installed a snapshot');
+same_rows('after the join', 4, @tables);
+for my $t (@tables)
+{
+	is($c->node(4)->safe_psql('postgres', "SELECT dragonraft.table_definition('$t')"),
+		leader_sql("SELECT dragonraft.table_definition('$t')"),
+		"node 4's $t is defined as the leader's");
+}
+leader_sql(q{INSERT INTO p3 VALUES (11); INSERT INTO c3 VALUES (11, 11)});
+same_rows('later writes', 4, 'p3', 'c3');
+
 done_testing();
