@@ -32,14 +32,18 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "parser/parser.h"
 #include "parser/parse_relation.h"
 #include "port/pg_crc32c.h"
 #include "storage/fd.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 #include "write.h"
 
@@ -476,7 +480,7 @@ static void check_referenced(uint64 group_id, List *mine)
 	if (SPI_execute_with_args("SELECT conrelid, conname::text, confrelid FROM pg_constraint "
 	                          "WHERE contype = 'f' AND confrelid = ANY ($1) "
 	                          "AND NOT conrelid = ANY ($1) ORDER BY 1, 2 LIMIT 1",
-	                          1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+	                          1, types, values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "dragonraft could not read pg_constraint");
 	if (SPI_processed > 0) {
 		HeapTuple tup = SPI_tuptable->vals[0];
@@ -700,6 +704,254 @@ static void load_catalog(uint64 group_id, const char *table, uint64 at, uint64 l
 	CommandCounterIncrement();
 }
 
+/*
+ * Statements of the group's commands that make or change objects other than
+ * tables, which its tables may need (a schema, a type or domain of a column,
+ * a function of a default, check, index or trigger, a collation, an
+ * extension, their owners and privileges).
+ */
+static bool makes_object(Node *stmt)
+{
+	switch (nodeTag(stmt)) {
+	case T_CreateSchemaStmt:
+	case T_CreateEnumStmt:
+	case T_AlterEnumStmt:
+	case T_CompositeTypeStmt:
+	case T_CreateRangeStmt:
+	case T_CreateDomainStmt:
+	case T_AlterDomainStmt:
+	case T_DefineStmt: /* base types, collations, aggregates, operators, ... */
+	case T_CreateFunctionStmt:
+	case T_AlterFunctionStmt:
+	case T_CreateExtensionStmt:
+	case T_CreateCastStmt:
+	case T_CreateConversionStmt:
+	case T_AlterOwnerStmt: /* of an object that is not a table */
+		return true;
+	case T_GrantStmt: {
+		GrantStmt *g = (GrantStmt *)stmt;
+
+		return g->targtype == ACL_TARGET_OBJECT && g->objtype != OBJECT_TABLE &&
+		       g->objtype != OBJECT_SEQUENCE;
+	}
+	default:
+		return false;
+	}
+}
+
+/* The statement as the command spells it; a schema without what it creates inside. */
+static char *statement_sql(const char *command, RawStmt *raw)
+{
+	CreateSchemaStmt *cs = (CreateSchemaStmt *)raw->stmt;
+
+	if (IsA(raw->stmt, CreateSchemaStmt) && cs->schemaElts != NIL) {
+		const char *name =
+		        cs->schemaname != NULL ? cs->schemaname : get_rolespec_name(cs->authrole);
+
+		return psprintf("CREATE SCHEMA %s%s%s", quote_identifier(name),
+		                cs->authrole != NULL ? " AUTHORIZATION " : "",
+		                cs->authrole != NULL
+		                        ? quote_identifier(get_rolespec_name(cs->authrole))
+		                        : "");
+	}
+	return raw->stmt_len > 0 ? pnstrdup(command + raw->stmt_location, raw->stmt_len)
+	                         : pstrdup(command + raw->stmt_location);
+}
+
+/* Run sql in a subtransaction; false if it failed only because its object exists here. */
+static bool run_unless_there(const char *sql)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool ran = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		run(sql);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData *ed;
+
+		MemoryContextSwitchTo(cxt);
+		ed = CopyErrorData();
+		if (ed->sqlerrcode != ERRCODE_DUPLICATE_OBJECT &&
+		    ed->sqlerrcode != ERRCODE_DUPLICATE_SCHEMA &&
+		    ed->sqlerrcode != ERRCODE_DUPLICATE_FUNCTION)
+			PG_RE_THROW();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		ran = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return ran;
+}
+
+typedef struct ObjectContext {
+	uint64 group_id, index;
+	const char *role, *sql;
+} ObjectContext;
+
+static void object_context(void *arg)
+{
+	ObjectContext *o = arg;
+
+	errcontext("making what the command of group %llu at entry %llu made, as role %s: %s",
+	           (unsigned long long)o->group_id, (unsigned long long)o->index, o->role, o->sql);
+}
+
+/* A statement of the group's history that make_objects runs again. */
+typedef struct Replay {
+	uint64 index;
+	const char *role, *command;
+	RawStmt *raw;
+	bool done; /* folded into the CREATE TYPE of its enum */
+} Replay;
+
+/*
+ * An enum value added by ALTER TYPE ... ADD VALUE cannot be used in the
+ * transaction that adds it, and the load uses it: the CREATE TYPE of an enum
+ * that does not exist here makes it with the values the later commands of
+ * the history (spelling its name alike) add or rename, which are then done.
+ */
+static void fold_enum(List *replays, int at)
+{
+	CreateEnumStmt *ce = (CreateEnumStmt *)((Replay *)list_nth(replays, at))->raw->stmt;
+	char *name = NameListToString(ce->typeName);
+	List *vals = NIL, *folded = NIL;
+	StringInfoData sql;
+	ListCell *lc;
+
+	foreach (lc, ce->vals)
+		vals = lappend(vals, strVal(lfirst(lc)));
+	for_each_from(lc, replays, at + 1)
+	{
+		Replay *r = lfirst(lc);
+		AlterEnumStmt *ae = (AlterEnumStmt *)r->raw->stmt;
+		ListCell *v;
+		int pos = -1, i = 0;
+
+		if (IsA(r->raw->stmt, CreateEnumStmt) &&
+		    strcmp(NameListToString(((CreateEnumStmt *)r->raw->stmt)->typeName), name) == 0)
+			break; /* made again after a DROP TYPE */
+		if (!IsA(r->raw->stmt, AlterEnumStmt) ||
+		    strcmp(NameListToString(ae->typeName), name) != 0)
+			continue;
+		foreach (v, vals) {
+			if (strcmp(lfirst(v), ae->oldVal != NULL ? ae->oldVal : ae->newVal) == 0)
+				pos = i;
+			i++;
+		}
+		if (ae->oldVal != NULL && pos >= 0) /* RENAME VALUE */
+			list_nth_cell(vals, pos)->ptr_value = ae->newVal;
+		else if (ae->oldVal == NULL && pos < 0) { /* ADD VALUE */
+			pos = list_length(vals);
+			i = 0;
+			foreach (v, vals) {
+				if (ae->newValNeighbor != NULL &&
+				    strcmp(lfirst(v), ae->newValNeighbor) == 0)
+					pos = ae->newValIsAfter ? i + 1 : i;
+				i++;
+			}
+			vals = list_insert_nth(vals, pos, ae->newVal);
+		}
+		folded = lappend(folded, r);
+	}
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "CREATE TYPE %s AS ENUM (", NameListToQuotedString(ce->typeName));
+	foreach (lc, vals)
+		appendStringInfo(&sql, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+		                 quote_literal_cstr(lfirst(lc)));
+	appendStringInfoChar(&sql, ')');
+	if (run_unless_there(sql.data))
+		foreach (lc, folded)
+			((Replay *)lfirst(lc))->done = true;
+}
+
+/*
+ * Make the objects other than tables that the group's commands made (its
+ * history, now the snapshot's): their statements run again in log order, as
+ * the role that ran them, before the tables are made; one whose object
+ * exists here already is skipped.  Function bodies are not checked (they may
+ * use tables not made yet).
+ */
+static void make_objects(uint64 group_id)
+{
+	Oid types[1] = {INT8OID};
+	Datum values[1] = {Int64GetDatum((int64)group_id)};
+	List *replays = NIL;
+	ListCell *lc;
+	ObjectContext o = {.group_id = group_id};
+	ErrorContextCallback cb = {.callback = object_context, .arg = &o};
+
+	if (SPI_execute_with_args("SELECT index, command, coalesce(role, '') "
+	                          "FROM dragonraft.ddl_history "
+	                          "WHERE group_id = $1 AND error IS NULL ORDER BY index",
+	                          1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "dragonraft could not read the history of group %llu",
+		     (unsigned long long)group_id);
+	for (uint64 i = 0; i < SPI_processed; i++) {
+		HeapTuple tup = SPI_tuptable->vals[i];
+		TupleDesc desc = SPI_tuptable->tupdesc;
+		bool isnull;
+		uint64 index = (uint64)DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		char *command = SPI_getvalue(tup, desc, 2), *role = SPI_getvalue(tup, desc, 3);
+
+		foreach (lc, raw_parser(command, RAW_PARSE_DEFAULT)) {
+			Replay *r = palloc0(sizeof(Replay));
+
+			r->raw = lfirst_node(RawStmt, lc);
+			if (!makes_object(r->raw->stmt))
+				continue;
+			r->index = index;
+			r->role = role;
+			r->command = command;
+			replays = lappend(replays, r);
+		}
+	}
+	cb.previous = error_context_stack;
+	error_context_stack = &cb;
+	foreach (lc, replays) {
+		Replay *r = lfirst(lc);
+		Oid roleid = r->role[0] != '\0' ? get_role_oid(r->role, true) : GetUserId(),
+		    save_user;
+		int save_sec, nestlevel;
+
+		if (r->done)
+			continue;
+		o.index = r->index;
+		o.role = r->role;
+		o.sql = statement_sql(r->command, r->raw);
+		if (!OidIsValid(roleid))
+			ereport(ERROR,
+			        (errcode(ERRCODE_UNDEFINED_OBJECT),
+			         errmsg("role \"%s\", which ran the command of group %llu at "
+			                "entry %llu, does not exist on this node",
+			                r->role, (unsigned long long)group_id,
+			                (unsigned long long)r->index),
+			         errhint("Create the role on this node; the snapshot is loaded "
+			                 "when the server restarts.")));
+		GetUserIdAndSecContext(&save_user, &save_sec);
+		SetUserIdAndSecContext(roleid, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+		nestlevel = NewGUCNestLevel();
+		(void)set_config_option("check_function_bodies", "off", PGC_SUSET, PGC_S_SESSION,
+		                        GUC_ACTION_SAVE, true, 0, false);
+		if (IsA(r->raw->stmt, CreateEnumStmt))
+			fold_enum(replays, foreach_current_index(lc));
+		else
+			(void)run_unless_there(o.sql);
+		AtEOXact_GUC(false, nestlevel);
+		SetUserIdAndSecContext(save_user, save_sec);
+	}
+	error_context_stack = cb.previous;
+	CommandCounterIncrement();
+}
+
 static uint64 load(uint64 group_id, uint64 index, const char *path)
 {
 	struct stat st;
@@ -732,6 +984,7 @@ static uint64 load(uint64 group_id, uint64 index, const char *path)
 	scan(&c, tables, (uint64)st.st_size - DR_SNAP_TRAILER_BYTES);
 	clear_tables(group_id, &c, &stale);
 	load_catalog(group_id, "ddl_history", c.history_at, c.history_len);
+	make_objects(group_id);
 	for (uint32 i = 0; i < c.n; i++) {
 		load_rows(group_id, &c, &c.t[i]);
 		progress(DR_SNAP_LOADING, i + 1);
@@ -751,7 +1004,7 @@ static uint64 load(uint64 group_id, uint64 index, const char *path)
 	}
 	if (SPI_execute_with_args("SELECT max(index) FROM dragonraft.ddl_history "
 	                          "WHERE group_id = $1",
-	                          1, types, values, NULL, true, 1) == SPI_OK_SELECT &&
+	                          1, types, values, NULL, false, 1) == SPI_OK_SELECT &&
 	    SPI_processed == 1) {
 		bool isnull;
 		Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
