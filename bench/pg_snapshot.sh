@@ -130,7 +130,7 @@ join_and_dump() {
 }
 
 one_run() {
-	local rows=$1 run=$dir/r$rows l m3 m
+	local rows=$1 run=$dir/r$rows l m3
 	mkdir -p "$run"
 	[ "$(id -u)" -eq 0 ] && chown "$TEST_USER" "$run"
 	lc_create "$run" 5 "dragonraft.snapshot_entries = 1000
@@ -162,7 +162,7 @@ log_min_messages = log"
 	echo "INSERT INTO w (v) VALUES ('setup');" >"$run/w.sql"
 	[ "$(id -u)" -eq 0 ] && chown "$TEST_USER" "$run/w.sql"
 	lc_as_user "$PG_BINDIR/pgbench" -n -c 4 -t 1100 -f "$run/w.sql" -h "$LC_DIR" -p "${LC_PGPORT[$l]}" \
-		-U postgres postgres >/dev/null 2>&1
+		-U postgres postgres >/dev/null
 	local idx
 	idx=$(lc_psql "$l" -c "SELECT applied_index FROM dragonraft.status WHERE group_id = 1")
 	for n in 1 2 3; do

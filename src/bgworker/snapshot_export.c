@@ -67,7 +67,8 @@ static struct {
 	FILE *out;
 	pg_crc32c crc;
 	uint64 bytes;
-	uint64 section; /* where the section being written starts */
+	uint64 section;     /* where the section being written starts */
+	uint32 tables_done; /* tables written */
 	DrSnapJob *job;
 	uint64 group_id;
 } X;
@@ -123,13 +124,13 @@ static void put64(uint64 v)
 	put(b, 8);
 }
 
-static void progress(uint32 tables_done)
+static void progress(void)
 {
 	if (!lock_job())
 		return;
 	X.job->bytes_done = X.bytes;
 	X.job->bytes_total = X.bytes;
-	X.job->tables_done = tables_done;
+	X.job->tables_done = X.tables_done;
 	SpinLockRelease(&X.job->mutex);
 }
 
@@ -255,6 +256,9 @@ static void rows_section(uint32 kind, Relation rel, const char *query)
 	Datum *spi_values = NULL;
 	bool *spi_nulls = NULL;
 
+	if (rel != NULL && rel->rd_rel->relkind != RELKIND_RELATION)
+		elog(ERROR, "dragonraft cannot export \"%s\": not an ordinary table",
+		     RelationGetRelationName(rel)); /* (replicate_table takes no other) */
 	if (rel != NULL)
 		desc = RelationGetDescr(rel);
 	else if (SPI_execute(query, true, 0) != SPI_OK_SELECT)
@@ -340,6 +344,7 @@ static void rows_section(uint32 kind, Relation rel, const char *query)
 		if (buf.len >= 65536) {
 			put(buf.data, buf.len);
 			resetStringInfo(&buf);
+			progress();
 			CHECK_FOR_INTERRUPTS();
 		}
 		n++;
@@ -454,7 +459,6 @@ static void export(uint64 group_id, const char *path)
 	uint64 index;
 	List *tables;
 	ListCell *lc;
-	uint32 done = 0;
 	TimestampTz held, released;
 	long cpu = dr_snapshot_cpu_ms();
 
@@ -524,7 +528,8 @@ static void export(uint64 group_id, const char *path)
 		rel = table_open(t->relid, AccessShareLock);
 		rows_section(DR_SNAP_ROWS, rel, NULL);
 		table_close(rel, AccessShareLock);
-		progress(++done);
+		X.tables_done++;
+		progress();
 	}
 	rows_section(DR_SNAP_HISTORY, NULL,
 	             psprintf("SELECT * FROM dragonraft.ddl_history WHERE group_id = %llu "
@@ -546,7 +551,7 @@ static void export(uint64 group_id, const char *path)
 		ereport(ERROR, (errcode_for_file_access(),
 		                errmsg("could not write snapshot file \"%s\": %m", path)));
 	X.out = NULL;
-	progress(done);
+	progress();
 	dr_snapshot_testing_pause();
 	SPI_finish();
 	PopActiveSnapshot();

@@ -1,7 +1,9 @@
 # Full table snapshots (issue 14; DESIGN §9): group 1 on nodes 1-3 with
 # 100,000 rows in two tables and a compacted log; a bare node 4 is added and
 # joins from a snapshot while a writer goes on (its writes counted): its
-# schema, rows, history and sequence equal the leader's and it keeps up.
+# schema, rows (also of a table of every type the exporter writes without
+# its send function, with edge values), history and sequence equal the
+# leader's and it keeps up.
 # Then node 4 falls behind a compacted log again and again: a kill -9 of its
 # apply worker in the middle of loading the snapshot (its old rows stay
 # visible meanwhile); corrupt files (a flipped byte, a section's length past
