@@ -300,7 +300,7 @@ typedef enum Fate {
 
 typedef struct LoadTable {
 	uint64 table_id;
-	const char *schema, *name, *def, *seqs;
+	const char *schema, *name, *def, *seqs, *extras;
 	char *qname;
 	uint64 rows_at, rows_len; /* its rows section's bytes in the file */
 	Oid relid;
@@ -323,7 +323,7 @@ static void seek_to(uint64 at)
 	L.done = at;
 }
 
-/* A table section: its id, then schema, name, definition and sequences' SQL. */
+/* A table section: its id, then schema, name, definition, sequences' SQL and extras. */
 static void parse_table(LoadTable *t, const char *meta, uint64 len)
 {
 	const char *end = meta + len;
@@ -337,7 +337,8 @@ static void parse_table(LoadTable *t, const char *meta, uint64 len)
 	t->name = t->schema + strnlen(t->schema, end - t->schema) + 1;
 	t->def = t->name < end ? t->name + strnlen(t->name, end - t->name) + 1 : end;
 	t->seqs = t->def < end ? t->def + strnlen(t->def, end - t->def) + 1 : end;
-	if (t->seqs >= end || t->seqs + strnlen(t->seqs, end - t->seqs) + 1 != end)
+	t->extras = t->seqs < end ? t->seqs + strnlen(t->seqs, end - t->seqs) + 1 : end;
+	if (t->extras >= end || t->extras + strnlen(t->extras, end - t->extras) + 1 != end)
 		corrupt("a table section is malformed");
 	t->qname = quote_qualified_identifier(t->schema, t->name);
 }
@@ -394,6 +395,52 @@ static void scan(Contents *c, uint32 tables, uint64 end)
 		corrupt("its history or member info is missing");
 }
 
+/* dragonraft.table_extras of a table here. */
+static char *extras_here(Oid relid)
+{
+	Oid types[1] = {OIDOID};
+	Datum values[1] = {ObjectIdGetDatum(relid)};
+
+	if (SPI_execute_with_args("SELECT dragonraft.table_extras($1)", 1, types, values, NULL,
+	                          false, 1) != SPI_OK_SELECT ||
+	    SPI_processed != 1)
+		elog(ERROR, "dragonraft could not describe table %u", relid);
+	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+}
+
+/*
+ * Give a table the load made what it has besides its definition, after its
+ * rows and every table: a role it names that does not exist here fails the
+ * load with an error that says so.
+ */
+static void give_extras(uint64 group_id, const LoadTable *t)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		run_internal(t->extras);
+	}
+	PG_CATCH();
+	{
+		ErrorData *ed;
+
+		MemoryContextSwitchTo(cxt);
+		ed = CopyErrorData();
+		FlushErrorState();
+		ereport(ERROR,
+		        (errcode(ed->sqlerrcode),
+		         errmsg("table %s of the snapshot of group %llu could not get its owner, "
+		                "privileges, row level security, policies, triggers or comments "
+		                "here: %s",
+		                t->qname, (unsigned long long)group_id, ed->message),
+		         errdetail("What it has on the leader: %s", t->extras),
+		         errhint("Create what is missing on this node (a role, say); the snapshot "
+		                 "is loaded when the server restarts.")));
+	}
+	PG_END_TRY();
+}
+
 /* Whether the table here (if any) is kept, replaced or adopted, or the table is made. */
 static void examine(uint64 group_id, LoadTable *t)
 {
@@ -417,6 +464,7 @@ static void examine(uint64 group_id, LoadTable *t)
 		                t->qname, (unsigned long long)group_id, (unsigned long long)g)));
 	same = strcmp(dr_sql_tables_definition(t->relid), t->def) == 0;
 	if (mine) {
+		same = same && strcmp(extras_here(t->relid), t->extras) == 0;
 		/* Dropped and made again, or changed, by commands whose entries this member
 		 * missed: the group's table replaces it. */
 		t->fate = tid == t->table_id && same ? FATE_KEEP : FATE_REPLACE;
@@ -435,6 +483,16 @@ static void examine(uint64 group_id, LoadTable *t)
 		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 		         errmsg("table %s has rows here; it must be empty to join group %llu",
 		                t->qname, (unsigned long long)group_id)));
+	if (strcmp(extras_here(t->relid), t->extras) != 0)
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("table %s exists here with an owner, privileges, row level "
+		                       "security, "
+		                       "policies, triggers or comments other than in the snapshot "
+		                       "of group "
+		                       "%llu",
+		                       t->qname, (unsigned long long)group_id),
+		                errdetail("The snapshot gives it: %s", t->extras),
+		                errhint("Drop it on this node.")));
 	t->fate = FATE_ADOPT;
 }
 
@@ -994,6 +1052,9 @@ static uint64 load(uint64 group_id, uint64 index, const char *path)
 	for (uint32 i = 0; i < c.n; i++)
 		if (c.t[i].fks != NULL && c.t[i].fks[0] != '\0')
 			run_internal(c.t[i].fks); /* every table they reference is there */
+	for (uint32 i = 0; i < c.n; i++)
+		if (c.t[i].fate == FATE_CREATE || c.t[i].fate == FATE_REPLACE)
+			give_extras(group_id, &c.t[i]); /* a policy may use another table */
 	load_catalog(group_id, "member_info", c.members_at, c.members_len);
 	foreach (lc, stale) {
 		values[1] = Int64GetDatum(intVal(lfirst(lc)));

@@ -5,8 +5,9 @@
 # refused with an error naming it).  Then a bare node 4 joins the group from a
 # snapshot and has what the compacted log made: tables whose foreign keys
 # reference tables replicated after them, a schema, an enum type with a value
-# added later, a domain, a function; and node f loads one again with all of
-# it there.
+# added later, a domain, a function; a table's owner, privileges, row level
+# security, policies, triggers and comments (once the node has the owner
+# role); and node f loads one again with all of it there.
 use strict;
 use warnings;
 use FindBin;
@@ -143,6 +144,38 @@ leader_sql(q{INSERT INTO s.t (id, m, n) SELECT g, 'ok', g FROM generate_series(1
   INSERT INTO s.t (id, m, n) VALUES (11, 'glad', 11);
   SELECT dragonraft.replicate_table('s.t', 1)});
 push @tables, 's.t';
+# #3: a table owned by alice, with privileges (bob reads it and may change a
+# column), row level security and a policy, an ENABLE ALWAYS user trigger and
+# a disabled one, and comments.  Roles are the node's own: alice exists on
+# nodes 1-3 only, bob everywhere.
+for my $id (1 .. 4)
+{
+	$c->node($id)->safe_psql('postgres', ($id < 4 ? 'CREATE ROLE alice; ' : '') . 'CREATE ROLE bob');
+}
+leader_sql(q{SELECT dragonraft.execute(1, $$CREATE TABLE k (id int PRIMARY KEY, who text, v text);
+  CREATE FUNCTION audit() RETURNS trigger LANGUAGE plpgsql
+    AS 'BEGIN NEW.v := coalesce(NEW.v, ''audited''); RETURN NEW; END';
+  CREATE TRIGGER k_audit BEFORE INSERT ON k FOR EACH ROW EXECUTE FUNCTION audit();
+  ALTER TABLE k ENABLE ALWAYS TRIGGER k_audit;
+  CREATE TRIGGER k_off BEFORE UPDATE ON k FOR EACH ROW EXECUTE FUNCTION audit();
+  ALTER TABLE k DISABLE TRIGGER k_off;
+  ALTER TABLE k OWNER TO alice;
+  GRANT SELECT ON k TO bob;
+  GRANT UPDATE (v) ON k TO bob;
+  ALTER TABLE k ENABLE ROW LEVEL SECURITY;
+  CREATE POLICY theirs ON k FOR SELECT TO bob USING (who = current_user);
+  COMMENT ON TABLE k IS 'audited';
+  COMMENT ON COLUMN k.v IS 'set by the trigger'$$)});
+leader_sql(q{INSERT INTO k (id, who) VALUES (1, 'bob'), (2, 'alice');
+  SELECT dragonraft.replicate_table('k', 1)});
+push @tables, 'k';
+my $k_catalog = q{SELECT c.relowner::regrole || ' ' || c.relacl::text || ' ' || c.relrowsecurity
+    || ' ' || (SELECT string_agg(polname || ':' || pg_get_expr(polqual, polrelid), ',') FROM pg_policy WHERE polrelid = c.oid)
+    || ' ' || (SELECT string_agg(tgname || ':' || tgenabled::text, ',' ORDER BY tgname) FROM pg_trigger
+               WHERE tgrelid = c.oid AND tgname LIKE 'k\_%')
+    || ' ' || obj_description(c.oid, 'pg_class') || ' ' || col_description(c.oid, 3)
+    || ' ' || (SELECT attacl::text FROM pg_attribute WHERE attrelid = c.oid AND attname = 'v')
+  FROM pg_class c WHERE c.oid = 'k'::regclass};
 
 write_entries(60, 4000);
 compact();
@@ -150,12 +183,15 @@ leader_sql("SELECT dragonraft.add_member(1, 4, '" . $c->raft_address(4) . "')");
 my ($jout, $jerr) = ('', '');
 $c->node(4)->psql('postgres', "SELECT dragonraft.join_group(1, '" . $c->members(1, 2, 3) . "')",
 	stdout => \$jout, stderr => \$jerr);
-like($jerr, qr/node 4 caught up with group 1/, 'node 4 joined group 1 and caught up')
-  or diag($jerr);
+like($jerr, qr/table public\.k of the snapshot of group 1 could not get its owner.*role "alice" does not exist/,
+	'the join of node 4, which lacks the owner of k, fails with an error that says so');
+is($c->node(4)->safe_psql('postgres', 'SELECT to_regclass(\'k\') IS NULL'), 't', 'and loads nothing');
+$c->node(4)->safe_psql('postgres', 'CREATE ROLE alice');
+$c->node(4)->restart;
 $c->group_nodes(1, 1, 2, 3, 4);
-cmp_ok($c->node(4)->safe_psql('postgres',
-		q{SELECT snapshots_received FROM dragonraft.stat_groups WHERE group_id = 1}),
-	'>=', 1, 'node 4 installed a snapshot');
+ok($c->wait_until('node 4 to install a snapshot', sub { $c->node(4)->safe_psql('postgres',
+		q{SELECT snapshots_received >= 1 FROM dragonraft.stat_groups WHERE group_id = 1}) eq 't' }),
+	'with the role there, after a restart, node 4 installs the snapshot');
 same_rows('after the join', 4, @tables);
 for my $t (@tables)
 {
@@ -168,10 +204,19 @@ leader_sql(q{INSERT INTO p3 VALUES (11); INSERT INTO c3 VALUES (11, 11);
 same_rows('later writes', 4, 'p3', 'c3', 's.t');
 is($c->node(4)->safe_psql('postgres', q{SELECT s.pick() || ' ' || enum_range(NULL::mood)::text}),
 	'picked {sad,ok,glad}', "node 4 has the group's function and type");
+is($c->node(4)->safe_psql('postgres', $k_catalog), leader_sql($k_catalog),
+	"node 4's k has the leader's owner, privileges, row security, policy, triggers and comments");
+is($c->node(4)->safe_psql('postgres', 'SET ROLE bob; SELECT string_agg(who, \',\') FROM k'), 'bob',
+	'bob sees only his row of k on node 4');
+$c->node(4)->safe_psql('postgres', 'SET ROLE alice; SELECT count(*) FROM k');
+leader_sql(q{INSERT INTO k (id, who) VALUES (3, 'carl')});
+same_rows("k's always-enabled trigger", 4, 'k');
 
 # Node f, which has all of it, needs a snapshot again: what exists is skipped.
 leave_behind(5000);
 $F->start;
 same_rows('a member that has the objects loads a snapshot', $f, @tables);
+unlike(slurp_file($F->logfile), qr/replaces table public\.k /,
+	"node $f kept its k, alike with its owner, privileges, policy, triggers and comments");
 
 done_testing();
