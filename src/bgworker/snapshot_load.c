@@ -7,18 +7,20 @@
  * definition it carries if it does not exist here, kept (a table of the
  * group here that is alike), replaced (one of the group that differs, or
  * that references a replaced one), or adopted (an existing table that is not
- * the group's must be empty and defined alike).  Replaced tables, and tables
- * of the group here that the snapshot lacks (dropped by a command whose entry
- * was compacted), are dropped in one statement; a kept one is truncated
- * right before its rows, with those foreign keys link it to (TRUNCATE allows
- * nothing else; a foreign key from a table outside the group is an error
- * naming it).  Then per table: made if needed, filled
- * with binary COPY (FREEZE; dragonraft's triggers off meanwhile, in this
- * transaction only; foreign keys are not checked: session_replication_role
- * is replica), its indexes built, its owned sequences set; then the foreign
- * keys of the tables made, once every table is there and loaded; then the
- * group's history and member info replaced.  A crash leaves everything as it was;
- * the engine receives the snapshot again.
+ * the group's must be empty and alike).  Replaced tables, and tables of the
+ * group here that the snapshot lacks (dropped by a command whose entry was
+ * compacted), are dropped in one statement (a foreign key from a table
+ * outside the group into one that is dropped or truncated is an error naming
+ * it).  The group's history is loaded, and the objects other than tables
+ * that its commands made are made again from it.  Then per table: made if
+ * needed, or truncated right before its rows with the kept tables foreign
+ * keys link it to (TRUNCATE allows nothing else), filled with binary COPY
+ * (FREEZE; dragonraft's triggers off meanwhile, in this transaction only;
+ * foreign keys are not checked: session_replication_role is replica), its
+ * indexes built, its owned sequences set.  Once every table is loaded, the
+ * tables made get their foreign keys, then their owner, privileges, policies,
+ * triggers and comments; then the group's member info is replaced.  A crash
+ * leaves everything as it was; the engine receives the snapshot again.
  */
 #include "snapshot.h"
 
@@ -484,15 +486,15 @@ static void examine(uint64 group_id, LoadTable *t)
 		         errmsg("table %s has rows here; it must be empty to join group %llu",
 		                t->qname, (unsigned long long)group_id)));
 	if (strcmp(extras_here(t->relid), t->extras) != 0)
-		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-		                errmsg("table %s exists here with an owner, privileges, row level "
-		                       "security, "
-		                       "policies, triggers or comments other than in the snapshot "
-		                       "of group "
-		                       "%llu",
-		                       t->qname, (unsigned long long)group_id),
-		                errdetail("The snapshot gives it: %s", t->extras),
-		                errhint("Drop it on this node.")));
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("table %s exists here with an owner, privileges, row level "
+		                "security, "
+		                "policies, triggers or comments other than in the snapshot of "
+		                "group %llu",
+		                t->qname, (unsigned long long)group_id),
+		         errdetail("The snapshot gives it: %s", t->extras),
+		         errhint("Drop it on this node.")));
 	t->fate = FATE_ADOPT;
 }
 
@@ -961,11 +963,13 @@ static void make_objects(uint64 group_id)
 		char *command = SPI_getvalue(tup, desc, 2), *role = SPI_getvalue(tup, desc, 3);
 
 		foreach (lc, raw_parser(command, RAW_PARSE_DEFAULT)) {
-			Replay *r = palloc0(sizeof(Replay));
+			RawStmt *raw = lfirst_node(RawStmt, lc);
+			Replay *r;
 
-			r->raw = lfirst_node(RawStmt, lc);
-			if (!makes_object(r->raw->stmt))
+			if (!makes_object(raw->stmt))
 				continue;
+			r = palloc0(sizeof(Replay));
+			r->raw = raw;
 			r->index = index;
 			r->role = role;
 			r->command = command;
