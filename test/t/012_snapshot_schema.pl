@@ -1,8 +1,9 @@
 # Full snapshots rebuild what the log built (review 4 #1-#3): group 1 on
 # nodes 1-3 with tables linked by foreign keys.  A follower that needs a
-# snapshot while it has the group's tables loads it (all of them truncated
-# together; a foreign key from a table outside the group into one of them is
-# refused with an error naming it).  Then a bare node 4 joins the group from a
+# snapshot while it has the group's tables loads it (each truncated with the
+# tables foreign keys link it to, a changed one replaced with those that
+# reference it; a foreign key from a table outside the group into one of them
+# is refused with an error naming it).  Then a bare node 4 joins the group from a
 # snapshot and has what the compacted log made: tables whose foreign keys
 # reference tables replicated after them, a schema, an enum type with a value
 # added later, a domain, a function; a table's owner, privileges, row level
