@@ -7,7 +7,7 @@
  *
  * The file: a header, sections, a trailer; integers little-endian.
  *
- *	header   "DRSNAP02", group id (8), index (8), tables (4), 0 (4)
+ *	header   "DRSNAP03", group id (8), index (8), tables (4), 0 (4)
  *	section  kind (4), 0 (4), length (8), that many bytes
  *	trailer  DR_SNAP_END (4), CRC-32C of every byte before it (4), file size (8)
  *
@@ -15,8 +15,10 @@
  * writes a section before it knows its length, then fills in its header).
  *
  * Sections: per table a DR_SNAP_TABLE (table id (8), then schema, name,
- * definition (dragonraft.table_definition) and the SQL that sets its owned
- * sequences, each NUL-terminated) followed by its DR_SNAP_ROWS (binary COPY);
+ * definition (dragonraft.table_definition), the SQL that sets its owned
+ * sequences and what it has besides its definition (dragonraft.table_extras:
+ * owner, privileges, row level security, policies, user triggers, comments),
+ * each NUL-terminated) followed by its DR_SNAP_ROWS (binary COPY);
  * then DR_SNAP_HISTORY and DR_SNAP_MEMBERS, the group's rows of
  * dragonraft.ddl_history and dragonraft.member_info (binary COPY).
  */
@@ -27,7 +29,7 @@
 
 #include "storage/spin.h"
 
-#define DR_SNAP_MAGIC         "DRSNAP02"
+#define DR_SNAP_MAGIC         "DRSNAP03"
 #define DR_SNAP_HEADER_BYTES  32
 #define DR_SNAP_SECTION_BYTES 16
 #define DR_SNAP_TRAILER_BYTES 16

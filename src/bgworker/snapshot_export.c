@@ -61,7 +61,8 @@ typedef struct ExportTable {
 	char *schema;
 	char *name;
 	char *def;
-	char *seqs; /* SQL that sets its owned sequences */
+	char *seqs;   /* SQL that sets its owned sequences */
+	char *extras; /* dragonraft.table_extras: owner, privileges, policies, ... */
 } ExportTable;
 
 static struct {
@@ -418,7 +419,8 @@ static List *group_tables(uint64 group_id)
 		                 "them (dragonraft.transfer_leader).")));
 	}
 	if (SPI_execute_with_args("SELECT t.table_id, t.relid, n.nspname, c.relname, "
-	                          "dragonraft.table_definition(t.relid) "
+	                          "dragonraft.table_definition(t.relid), "
+	                          "dragonraft.table_extras(t.relid) "
 	                          "FROM dragonraft.replicated_tables t "
 	                          "JOIN pg_class c ON c.oid = t.relid "
 	                          "JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -438,6 +440,7 @@ static List *group_tables(uint64 group_id)
 		t->schema = SPI_getvalue(tup, desc, 3);
 		t->name = SPI_getvalue(tup, desc, 4);
 		t->def = SPI_getvalue(tup, desc, 5);
+		t->extras = SPI_getvalue(tup, desc, 6);
 		tables = lappend(tables, t);
 	}
 	foreach (lc, tables) {
@@ -639,6 +642,7 @@ static void export(uint64 group_id, const char *path)
 		appendBinaryStringInfo(&meta, t->name, strlen(t->name) + 1);
 		appendBinaryStringInfo(&meta, t->def, strlen(t->def) + 1);
 		appendBinaryStringInfo(&meta, t->seqs, strlen(t->seqs) + 1);
+		appendBinaryStringInfo(&meta, t->extras, strlen(t->extras) + 1);
 		begin_section();
 		put(meta.data, meta.len);
 		end_section(DR_SNAP_TABLE);

@@ -2,15 +2,25 @@
  * snapshot_load.c - the load of a received full snapshot (snapshot.h), by
  * the apply worker in one transaction that also sets the group's origin to
  * the snapshot's index (apply_worker.c): the checksum first (a bad file is an
- * error before anything changes), then per table: created from the
- * definition it carries if it does not exist here (indexes after the rows;
- * a table of the group here that differs is dropped first, an existing table
- * that is not the group's must be empty and defined alike), or truncated,
- * and filled with binary COPY (FREEZE; dragonraft's triggers off meanwhile, in this
- * transaction only), its owned sequences set; then the group's history and
- * member info replaced.  Tables of the group here that the snapshot lacks were dropped by
- * a command whose entry was compacted: they are dropped.  A crash leaves
- * everything as it was; the engine receives the snapshot again.
+ * error before anything changes), then the tables' sections are read and
+ * every table's fate decided before anything changes: made from the
+ * definition it carries if it does not exist here, kept (a table of the
+ * group here that is alike), replaced (one of the group that differs, or
+ * that references a replaced one), or adopted (an existing table that is not
+ * the group's must be empty and alike).  Replaced tables, and tables of the
+ * group here that the snapshot lacks (dropped by a command whose entry was
+ * compacted), are dropped in one statement (a foreign key from a table
+ * outside the group into one that is dropped or truncated is an error naming
+ * it).  The group's history is loaded, and the objects other than tables
+ * that its commands made are made again from it.  Then per table: made if
+ * needed, or truncated right before its rows with the kept tables foreign
+ * keys link it to (TRUNCATE allows nothing else), filled with binary COPY
+ * (FREEZE; dragonraft's triggers off meanwhile, in this transaction only;
+ * foreign keys are not checked: session_replication_role is replica), its
+ * indexes built, its owned sequences set.  Once every table is loaded, the
+ * tables made get their foreign keys, then their owner, privileges, policies,
+ * triggers and comments; then the group's member info is replaced.  A crash
+ * leaves everything as it was; the engine receives the snapshot again.
  */
 #include "snapshot.h"
 
@@ -24,13 +34,18 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "parser/parser.h"
 #include "parser/parse_relation.h"
 #include "port/pg_crc32c.h"
 #include "storage/fd.h"
+#include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 #include "write.h"
 
@@ -222,131 +237,519 @@ static void our_triggers(const char *qname, bool on)
 	                      qname));
 }
 
+/* Past an identifier as format('%I') writes it; NULL if there is none. */
+static const char *skip_ident(const char *p)
+{
+	if (*p != '"') {
+		const char *q = p + strcspn(p, " .");
+
+		return q > p ? q : NULL;
+	}
+	for (p++; *p != '\0'; p++)
+		if (*p == '"' && *++p != '"')
+			return p;
+	return NULL;
+}
+
+/* Whether a line of table_definition adds a foreign key: ALTER TABLE schema.name ADD
+ * CONSTRAINT name FOREIGN KEY ... */
+static bool foreign_key(const char *p)
+{
+	if (strncmp(p, "ALTER TABLE ", 12) != 0 || (p = skip_ident(p + 12)) == NULL ||
+	    *p++ != '.' || (p = skip_ident(p)) == NULL || strncmp(p, " ADD CONSTRAINT ", 16) != 0 ||
+	    (p = skip_ident(p + 16)) == NULL)
+		return false;
+	return strncmp(p, " FOREIGN KEY ", 13) == 0;
+}
+
 /*
  * A table's definition (dragonraft.table_definition: one statement a line)
- * in what makes the table (its sequences and CREATE TABLE) and what follows
- * the rows (constraints, indexes, sequence ownership, replica identity).
+ * in what makes the table (its sequences and CREATE TABLE), what follows its
+ * rows (constraints, indexes, sequence ownership, replica identity) and its
+ * foreign keys, added once every table of the snapshot is made and loaded.
  */
-static void split_definition(const char *def, char **pre, char **post)
+static void split_definition(const char *def, char **pre, char **post, char **fks)
 {
-	StringInfoData a, b;
+	StringInfoData part[3];
 	const char *p = def;
 
-	initStringInfo(&a);
-	initStringInfo(&b);
+	for (int i = 0; i < 3; i++)
+		initStringInfo(&part[i]);
 	while (*p != '\0') {
 		const char *end = strstr(p, ";\n");
 		size_t n = end != NULL ? (size_t)(end - p) + 2 : strlen(p);
-		bool first = strncmp(p, "CREATE SEQUENCE ", 16) == 0 ||
-		             strncmp(p, "CREATE TABLE ", 13) == 0;
+		int i = 1;
 
-		appendBinaryStringInfo(first ? &a : &b, p, n);
+		if (strncmp(p, "CREATE SEQUENCE ", 16) == 0 || strncmp(p, "CREATE TABLE ", 13) == 0)
+			i = 0;
+		else if (foreign_key(p))
+			i = 2;
+		appendBinaryStringInfo(&part[i], p, n);
 		p += n;
 	}
-	*pre = a.data;
-	*post = b.data;
+	*pre = part[0].data;
+	*post = part[1].data;
+	*fks = part[2].data;
 }
 
-/* One table: its meta section has been read; its rows come next.  Returns its id. */
-static uint64 load_table(uint64 group_id, const char *meta, uint64 len)
+/* What the load does with a table of the snapshot. */
+typedef enum Fate {
+	FATE_CREATE,  /* not here: made from its definition */
+	FATE_REPLACE, /* the group's here, but another or changed: dropped, then made */
+	FATE_KEEP,    /* the group's here and alike: truncated */
+	FATE_ADOPT,   /* here, not the group's, alike and empty: it joins the group */
+} Fate;
+
+typedef struct LoadTable {
+	uint64 table_id;
+	const char *schema, *name, *def, *seqs, *extras;
+	char *qname;
+	uint64 rows_at, rows_len; /* its rows section's bytes in the file */
+	Oid relid;
+	Fate fate;
+	bool truncated; /* kept or adopted: truncated by now */
+	char *fks;      /* a table made by the load: its foreign keys, added last */
+} LoadTable;
+
+/* Where the file's sections are. */
+typedef struct Contents {
+	LoadTable *t;
+	uint32 n;
+	uint64 history_at, history_len, members_at, members_len;
+} Contents;
+
+static void seek_to(uint64 at)
+{
+	if (fseeko(L.in, (off_t)at, SEEK_SET) != 0)
+		corrupt("seek failed");
+	L.done = at;
+}
+
+/* A table section: its id, then schema, name, definition, sequences' SQL and extras. */
+static void parse_table(LoadTable *t, const char *meta, uint64 len)
 {
 	const char *end = meta + len;
-	const char *schema, *name, *def, *seqs;
-	char *qname;
-	uint64 table_id = 0, rows_len, g, tid;
-	Oid nsp, relid;
-	bool replicated_here = false, same;
-	char *pre, *post = "";
 
 	if (len < 8 + 4)
 		corrupt("a table section is too short");
+	t->table_id = 0;
 	for (int i = 0; i < 8; i++)
-		table_id |= (uint64)(uint8)meta[i] << (8 * i);
-	schema = meta + 8;
-	name = schema + strnlen(schema, end - schema) + 1;
-	def = name < end ? name + strnlen(name, end - name) + 1 : end;
-	seqs = def < end ? def + strnlen(def, end - def) + 1 : end;
-	if (seqs >= end || seqs + strnlen(seqs, end - seqs) + 1 != end)
+		t->table_id |= (uint64)(uint8)meta[i] << (8 * i);
+	t->schema = meta + 8;
+	t->name = t->schema + strnlen(t->schema, end - t->schema) + 1;
+	t->def = t->name < end ? t->name + strnlen(t->name, end - t->name) + 1 : end;
+	t->seqs = t->def < end ? t->def + strnlen(t->def, end - t->def) + 1 : end;
+	t->extras = t->seqs < end ? t->seqs + strnlen(t->seqs, end - t->seqs) + 1 : end;
+	if (t->extras >= end || t->extras + strnlen(t->extras, end - t->extras) + 1 != end)
 		corrupt("a table section is malformed");
-	if (get32() != DR_SNAP_ROWS || get32() != 0)
-		corrupt("a table's rows are missing");
-	rows_len = get64();
+	t->qname = quote_qualified_identifier(t->schema, t->name);
+}
 
-	qname = quote_qualified_identifier(schema, name);
-	nsp = get_namespace_oid(schema, true);
-	relid = OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
-	if (OidIsValid(relid)) {
-		Relation rel = table_open(relid, AccessExclusiveLock);
+/* Read the tables' sections and note where every section's bytes are. */
+static void scan(Contents *c, uint32 tables, uint64 end)
+{
+	bool history = false, members = false;
 
-		replicated_here = dr_capture_rel_replicated(rel, &g, &tid);
-		table_close(rel, NoLock);
-		if (replicated_here && g != group_id)
-			ereport(ERROR,
-			        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			         errmsg("table %s of the snapshot of group %llu is replicated "
-			                "by group %llu here",
-			                qname, (unsigned long long)group_id,
-			                (unsigned long long)g)));
-		same = strcmp(dr_sql_tables_definition(relid), def) == 0;
-		if (replicated_here && (tid != table_id || !same)) {
-			/* Dropped and made again, or changed, by commands whose entries this
-			 * member missed: the group's table replaces it. */
+	c->t = palloc0(sizeof(LoadTable) * Max(tables, 1));
+	while (L.done < end) {
+		uint32 kind = get32();
+		uint64 len;
+
+		(void)get32();
+		len = get64();
+		if (len > end - L.done)
+			corrupt("a section runs past the end");
+		if (kind == DR_SNAP_TABLE) {
+			LoadTable *t;
+			char *meta;
+
+			if (len > MaxAllocSize || c->n >= tables)
+				corrupt("a table section is too long, or one too many");
+			t = &c->t[c->n++];
+			meta = palloc(len);
+			get(meta, len);
+			parse_table(t, meta, len);
+			if (end - L.done < DR_SNAP_SECTION_BYTES || get32() != DR_SNAP_ROWS ||
+			    get32() != 0)
+				corrupt("a table's rows are missing");
+			t->rows_len = get64();
+			if (t->rows_len > end - L.done)
+				corrupt("a section runs past the end");
+			t->rows_at = L.done;
+			seek_to(L.done + t->rows_len);
+		} else if (kind == DR_SNAP_HISTORY || kind == DR_SNAP_MEMBERS) {
+			if (kind == DR_SNAP_HISTORY) {
+				c->history_at = L.done;
+				c->history_len = len;
+				history = true;
+			} else {
+				c->members_at = L.done;
+				c->members_len = len;
+				members = true;
+			}
+			seek_to(L.done + len);
+		} else
+			corrupt("unknown section");
+	}
+	if (c->n != tables)
+		corrupt("it holds fewer tables than its header says");
+	if (!history || !members)
+		corrupt("its history or member info is missing");
+}
+
+/* dragonraft.table_extras of a table here. */
+static char *extras_here(Oid relid)
+{
+	Oid types[1] = {OIDOID};
+	Datum values[1] = {ObjectIdGetDatum(relid)};
+
+	if (SPI_execute_with_args("SELECT dragonraft.table_extras($1)", 1, types, values, NULL,
+	                          false, 1) != SPI_OK_SELECT ||
+	    SPI_processed != 1)
+		elog(ERROR, "dragonraft could not describe table %u", relid);
+	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+}
+
+/*
+ * Give a table the load made what it has besides its definition, after its
+ * rows and every table: a role it names that does not exist here fails the
+ * load with an error that says so.
+ */
+static void give_extras(uint64 group_id, const LoadTable *t)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		run_internal(t->extras);
+	}
+	PG_CATCH();
+	{
+		ErrorData *ed;
+
+		MemoryContextSwitchTo(cxt);
+		ed = CopyErrorData();
+		FlushErrorState();
+		ereport(ERROR,
+		        (errcode(ed->sqlerrcode),
+		         errmsg("table %s of the snapshot of group %llu could not get its owner, "
+		                "privileges, row level security, policies, triggers or comments "
+		                "here: %s",
+		                t->qname, (unsigned long long)group_id, ed->message),
+		         errdetail("What it has on the leader: %s", t->extras),
+		         errhint("Create what is missing on this node (a role, say); the snapshot "
+		                 "is loaded when the server restarts.")));
+	}
+	PG_END_TRY();
+}
+
+/* Whether the table here (if any) is kept, replaced or adopted, or the table is made. */
+static void examine(uint64 group_id, LoadTable *t)
+{
+	Oid nsp = get_namespace_oid(t->schema, true);
+	uint64 g, tid;
+	bool mine, same;
+	Relation rel;
+
+	t->relid = OidIsValid(nsp) ? get_relname_relid(t->name, nsp) : InvalidOid;
+	t->fate = FATE_CREATE;
+	if (!OidIsValid(t->relid))
+		return;
+	rel = table_open(t->relid, AccessShareLock); /* TRUNCATE or DROP lock it more */
+	mine = dr_capture_rel_replicated(rel, &g, &tid);
+	table_close(rel, NoLock);
+	if (mine && g != group_id)
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("table %s of the snapshot of group %llu is replicated "
+		                "by group %llu here",
+		                t->qname, (unsigned long long)group_id, (unsigned long long)g)));
+	same = strcmp(dr_sql_tables_definition(t->relid), t->def) == 0;
+	if (mine) {
+		same = same && strcmp(extras_here(t->relid), t->extras) == 0;
+		/* Dropped and made again, or changed, by commands whose entries this member
+		 * missed: the group's table replaces it. */
+		t->fate = tid == t->table_id && same ? FATE_KEEP : FATE_REPLACE;
+		return;
+	}
+	if (!same)
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("table %s exists here with a definition other than the one in the "
+		                "snapshot of group %llu",
+		                t->qname, (unsigned long long)group_id),
+		         errhint("Drop it on this node.")));
+	if (SPI_execute(psprintf("SELECT 1 FROM %s LIMIT 1", t->qname), true, 1) != SPI_OK_SELECT ||
+	    SPI_processed > 0)
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("table %s has rows here; it must be empty to join group %llu",
+		                t->qname, (unsigned long long)group_id)));
+	if (strcmp(extras_here(t->relid), t->extras) != 0)
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("table %s exists here with an owner, privileges, row level "
+		                "security, "
+		                "policies, triggers or comments other than in the snapshot of "
+		                "group %llu",
+		                t->qname, (unsigned long long)group_id),
+		         errdetail("The snapshot gives it: %s", t->extras),
+		         errhint("Drop it on this node.")));
+	t->fate = FATE_ADOPT;
+}
+
+static char *relname(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+	                                  get_rel_name(relid));
+}
+
+/* Whether relid has a foreign key to one of the tables in refs. */
+static bool references(Oid relid, List *refs)
+{
+	Relation rel = table_open(relid, NoLock);
+	ListCell *lc;
+	bool found = false;
+
+	foreach (lc, RelationGetFKeyList(rel)) {
+		ForeignKeyCacheInfo *fk = lfirst(lc);
+
+		found = found || list_member_oid(refs, fk->confrelid);
+	}
+	table_close(rel, NoLock);
+	return found;
+}
+
+/*
+ * The group's tables here that the load drops or truncates (mine): a foreign
+ * key into one of them from a table that is none of them makes the load fail
+ * (TRUNCATE and DROP would, less clearly).
+ */
+static void check_referenced(uint64 group_id, List *mine)
+{
+	Datum *elems = palloc(sizeof(Datum) * Max(list_length(mine), 1));
+	Oid types[1] = {OIDARRAYOID};
+	Datum values[1];
+	int n = 0;
+	ListCell *lc;
+
+	foreach (lc, mine)
+		elems[n++] = ObjectIdGetDatum(lfirst_oid(lc));
+	values[0] =
+	        PointerGetDatum(construct_array(elems, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+	if (SPI_execute_with_args("SELECT conrelid, conname::text, confrelid FROM pg_constraint "
+	                          "WHERE contype = 'f' AND confrelid = ANY ($1) "
+	                          "AND NOT conrelid = ANY ($1) ORDER BY 1, 2 LIMIT 1",
+	                          1, types, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "dragonraft could not read pg_constraint");
+	if (SPI_processed > 0) {
+		HeapTuple tup = SPI_tuptable->vals[0];
+		TupleDesc desc = SPI_tuptable->tupdesc;
+		bool isnull;
+		Oid from = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+		Oid to = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("table %s references table %s of group %llu, whose rows a "
+		                "snapshot replaces here",
+		                relname(from), relname(to), (unsigned long long)group_id),
+		         errdetail("Its foreign key %s is not one of group %llu's tables'.",
+		                   quote_identifier(SPI_getvalue(tup, desc, 2)),
+		                   (unsigned long long)group_id),
+		         errhint("Drop that foreign key on this node; the snapshot is loaded "
+		                 "when the server restarts.")));
+	}
+}
+
+/*
+ * Tables of the group here that the snapshot lacks (dropped by a command whose
+ * entry was compacted): their relids (if they still exist) join gone, their
+ * ids stale.
+ */
+static void others(uint64 group_id, const Contents *c, List **gone, List **stale)
+{
+	Oid types[1] = {INT8OID};
+	Datum values[1] = {Int64GetDatum((int64)group_id)};
+	SPITupleTable *tt;
+
+	if (SPI_execute_with_args("SELECT table_id, relid FROM dragonraft.replicated_tables "
+	                          "WHERE group_id = $1",
+	                          1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "dragonraft could not list the tables of group %llu",
+		     (unsigned long long)group_id);
+	tt = SPI_tuptable;
+	for (uint64 i = 0; i < SPI_processed; i++) {
+		bool isnull, keep = false;
+		int64 tid = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+		Datum d = SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull);
+		Oid relid = isnull ? InvalidOid : DatumGetObjectId(d);
+
+		for (uint32 k = 0; k < c->n && !keep; k++)
+			keep = c->t[k].table_id == (uint64)tid;
+		if (keep)
+			continue;
+		*stale = lappend(*stale, makeInteger(tid));
+		if (OidIsValid(relid) && get_rel_name(relid) != NULL) {
+			ereport(LOG,
+			        (errmsg("dragonraft drops table %s: the snapshot of group %llu "
+			                "does not have it",
+			                relname(relid), (unsigned long long)group_id)));
+			*gone = list_append_unique_oid(*gone, relid);
+		}
+	}
+}
+
+/*
+ * Decide every table's fate and make way for the snapshot's tables: the
+ * group's tables here that are replaced or that the snapshot lacks are
+ * dropped together, with the tables of the group kept here that reference
+ * them (made again).  A foreign key from a table outside the group into one
+ * that is dropped or truncated is an error.
+ */
+static void clear_tables(uint64 group_id, Contents *c, List **stale)
+{
+	List *gone = NIL, *mine, *kept = NIL;
+	bool more = true;
+	StringInfoData sql;
+	ListCell *lc;
+
+	for (uint32 i = 0; i < c->n; i++)
+		examine(group_id, &c->t[i]);
+	others(group_id, c, &gone, stale);
+	for (uint32 i = 0; i < c->n; i++)
+		if (c->t[i].fate == FATE_REPLACE)
+			gone = list_append_unique_oid(gone, c->t[i].relid);
+	while (more) {
+		more = false;
+		for (uint32 i = 0; i < c->n; i++) {
+			LoadTable *t = &c->t[i];
+
+			if (t->fate == FATE_KEEP && references(t->relid, gone)) {
+				t->fate = FATE_REPLACE;
+				gone = lappend_oid(gone, t->relid);
+				more = true;
+			}
+		}
+	}
+	for (uint32 i = 0; i < c->n; i++)
+		if (c->t[i].fate == FATE_KEEP || c->t[i].fate == FATE_ADOPT)
+			kept = lappend_oid(kept, c->t[i].relid);
+	mine = list_concat_copy(gone, kept);
+	if (mine == NIL)
+		return;
+	check_referenced(group_id, mine);
+	initStringInfo(&sql);
+	foreach (lc, gone) {
+		appendStringInfoString(&sql, sql.len == 0 ? "DROP TABLE " : ", ");
+		appendStringInfoString(&sql, relname(lfirst_oid(lc)));
+	}
+	for (uint32 i = 0; i < c->n; i++)
+		if (c->t[i].fate == FATE_REPLACE) {
 			ereport(LOG,
 			        (errmsg("dragonraft replaces table %s by the one in the snapshot "
 			                "of group %llu",
-			                qname, (unsigned long long)group_id)));
-			run_internal(psprintf("DROP TABLE %s", qname));
-			relid = InvalidOid;
-			replicated_here = false;
-		} else if (!replicated_here) {
-			if (!same)
-				ereport(ERROR,
-				        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				         errmsg("table %s exists here with a definition other than "
-				                "the one in the snapshot of group %llu",
-				                qname, (unsigned long long)group_id),
-				         errhint("Drop it on this node.")));
-			if (SPI_execute(psprintf("SELECT 1 FROM %s LIMIT 1", qname), true, 1) !=
-			            SPI_OK_SELECT ||
-			    SPI_processed > 0)
-				ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				                errmsg("table %s has rows here; it must be empty "
-				                       "to join group "
-				                       "%llu",
-				                       qname, (unsigned long long)group_id)));
-		} else {
-			our_triggers(qname, false);
-			run(psprintf("TRUNCATE ONLY %s", qname));
+			                c->t[i].qname, (unsigned long long)group_id)));
+			c->t[i].relid = InvalidOid;
+		}
+	if (sql.len > 0)
+		run_internal(sql.data);
+	CommandCounterIncrement();
+}
+
+/* Whether a foreign key links tables a and b (both locked). */
+static bool linked(Oid a, Oid b)
+{
+	return references(a, list_make1_oid(b)) || references(b, list_make1_oid(a));
+}
+
+/*
+ * Truncate t, kept or adopted, right before its rows, together with the
+ * tables kept or adopted that foreign keys link to it, directly or not
+ * (TRUNCATE allows nothing else): the others' old rows stay readable here
+ * until their turn.
+ */
+static void truncate_linked(Contents *c, LoadTable *t)
+{
+	List *set = list_make1_oid(t->relid);
+	bool more = true;
+	StringInfoData sql;
+
+	while (more) {
+		more = false;
+		for (uint32 i = 0; i < c->n; i++) {
+			LoadTable *u = &c->t[i];
+			ListCell *lc;
+
+			if ((u->fate != FATE_KEEP && u->fate != FATE_ADOPT) ||
+			    list_member_oid(set, u->relid))
+				continue;
+			foreach (lc, set)
+				if (linked(u->relid, lfirst_oid(lc))) {
+					set = lappend_oid(set, u->relid);
+					more = true;
+					break;
+				}
 		}
 	}
-	if (!OidIsValid(relid)) {
-		split_definition(def, &pre, &post);
-		run_internal(pre);
-		relid = OidIsValid(nsp = get_namespace_oid(schema, true))
-		                ? get_relname_relid(name, nsp)
-		                : InvalidOid;
-		if (!OidIsValid(relid))
-			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
-			                errmsg("the definition of %s in the snapshot made no such "
-			                       "table",
-			                       qname)));
+	initStringInfo(&sql);
+	for (uint32 i = 0; i < c->n; i++) {
+		LoadTable *u = &c->t[i];
+
+		if ((u->fate != FATE_KEEP && u->fate != FATE_ADOPT) ||
+		    !list_member_oid(set, u->relid))
+			continue;
+		if (u->fate == FATE_KEEP)
+			our_triggers(u->qname, false);
+		appendStringInfoString(&sql, sql.len == 0 ? "TRUNCATE ONLY " : ", ");
+		appendStringInfoString(&sql, u->qname);
+		u->truncated = true;
 	}
+	run(sql.data);
 	CommandCounterIncrement();
-	copy_in(relid, rows_len);
+}
+
+/* Make the table from its definition (what comes before its rows). */
+static void create_table(LoadTable *t, char **post)
+{
+	Oid nsp;
+	char *pre;
+
+	split_definition(t->def, &pre, post, &t->fks);
+	run_internal(pre);
+	nsp = get_namespace_oid(t->schema, true);
+	t->relid = OidIsValid(nsp) ? get_relname_relid(t->name, nsp) : InvalidOid;
+	if (!OidIsValid(t->relid))
+		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+		                errmsg("the definition of %s in the snapshot made no such table",
+		                       t->qname)));
+	CommandCounterIncrement();
+}
+
+/* One table's rows, then what follows them. */
+static void load_rows(uint64 group_id, Contents *c, LoadTable *t)
+{
+	char *post = "";
+
+	if (t->fate == FATE_CREATE || t->fate == FATE_REPLACE)
+		create_table(t, &post);
+	else if (!t->truncated)
+		truncate_linked(c, t);
+	seek_to(t->rows_at);
+	copy_in(t->relid, t->rows_len);
 	if (post[0] != '\0')
 		run_internal(post); /* its indexes: built once, faster than row by row */
-	if (seqs[0] != '\0')
-		run(seqs);
-	if (replicated_here)
-		our_triggers(qname, true);
+	if (t->seqs[0] != '\0')
+		run(t->seqs);
+	if (t->fate == FATE_KEEP)
+		our_triggers(t->qname, true);
 	else
-		dr_sql_tables_install(relid, group_id, table_id);
+		dr_sql_tables_install(t->relid, group_id, t->table_id);
 	CommandCounterIncrement();
-	return table_id;
 }
 
 /* Replace the group's rows of a catalog table by the section's. */
-static void load_catalog(uint64 group_id, const char *table, uint64 len)
+static void load_catalog(uint64 group_id, const char *table, uint64 at, uint64 len)
 {
 	Oid types[1] = {INT8OID};
 	Datum values[1] = {Int64GetDatum((int64)group_id)};
@@ -356,63 +759,271 @@ static void load_catalog(uint64 group_id, const char *table, uint64 len)
 	if (SPI_execute_with_args(psprintf("DELETE FROM dragonraft.%s WHERE group_id = $1", table),
 	                          1, types, values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "dragonraft could not clear dragonraft.%s", table);
+	seek_to(at);
 	copy_in(relid, len);
 	CommandCounterIncrement();
 }
 
-/* Tables of the group here that the snapshot does not have: dropped in its history. */
-static void drop_others(uint64 group_id, const uint64 *loaded, uint32 n_loaded)
+/*
+ * Statements of the group's commands that make or change objects other than
+ * tables, which its tables may need (a schema, a type or domain of a column,
+ * a function of a default, check, index or trigger, a collation, an
+ * extension, their owners and privileges).
+ */
+static bool makes_object(Node *stmt)
+{
+	switch (nodeTag(stmt)) {
+	case T_CreateSchemaStmt:
+	case T_CreateEnumStmt:
+	case T_AlterEnumStmt:
+	case T_CompositeTypeStmt:
+	case T_CreateRangeStmt:
+	case T_CreateDomainStmt:
+	case T_AlterDomainStmt:
+	case T_DefineStmt: /* base types, collations, aggregates, operators, ... */
+	case T_CreateFunctionStmt:
+	case T_AlterFunctionStmt:
+	case T_CreateExtensionStmt:
+	case T_CreateCastStmt:
+	case T_CreateConversionStmt:
+	case T_AlterOwnerStmt: /* of an object that is not a table */
+		return true;
+	case T_GrantStmt: {
+		GrantStmt *g = (GrantStmt *)stmt;
+
+		return g->targtype == ACL_TARGET_OBJECT && g->objtype != OBJECT_TABLE &&
+		       g->objtype != OBJECT_SEQUENCE;
+	}
+	default:
+		return false;
+	}
+}
+
+/* The statement as the command spells it; a schema without what it creates inside. */
+static char *statement_sql(const char *command, RawStmt *raw)
+{
+	CreateSchemaStmt *cs = (CreateSchemaStmt *)raw->stmt;
+
+	if (IsA(raw->stmt, CreateSchemaStmt) && cs->schemaElts != NIL) {
+		const char *name =
+		        cs->schemaname != NULL ? cs->schemaname : get_rolespec_name(cs->authrole);
+
+		return psprintf("CREATE SCHEMA %s%s%s", quote_identifier(name),
+		                cs->authrole != NULL ? " AUTHORIZATION " : "",
+		                cs->authrole != NULL
+		                        ? quote_identifier(get_rolespec_name(cs->authrole))
+		                        : "");
+	}
+	return raw->stmt_len > 0 ? pnstrdup(command + raw->stmt_location, raw->stmt_len)
+	                         : pstrdup(command + raw->stmt_location);
+}
+
+/* Run sql in a subtransaction; false if it failed only because its object exists here. */
+static bool run_unless_there(const char *sql)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool ran = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		run(sql);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData *ed;
+
+		MemoryContextSwitchTo(cxt);
+		ed = CopyErrorData();
+		if (ed->sqlerrcode != ERRCODE_DUPLICATE_OBJECT &&
+		    ed->sqlerrcode != ERRCODE_DUPLICATE_SCHEMA &&
+		    ed->sqlerrcode != ERRCODE_DUPLICATE_FUNCTION)
+			PG_RE_THROW();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		ran = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return ran;
+}
+
+typedef struct ObjectContext {
+	uint64 group_id, index;
+	const char *role, *sql;
+} ObjectContext;
+
+static void object_context(void *arg)
+{
+	ObjectContext *o = arg;
+
+	errcontext("making what the command of group %llu at entry %llu made, as role %s: %s",
+	           (unsigned long long)o->group_id, (unsigned long long)o->index, o->role, o->sql);
+}
+
+/* A statement of the group's history that make_objects runs again. */
+typedef struct Replay {
+	uint64 index;
+	const char *role, *command;
+	RawStmt *raw;
+	bool done; /* folded into the CREATE TYPE of its enum */
+} Replay;
+
+/*
+ * An enum value added by ALTER TYPE ... ADD VALUE cannot be used in the
+ * transaction that adds it, and the load uses it: the CREATE TYPE of an enum
+ * that does not exist here makes it with the values the later commands of
+ * the history (spelling its name alike) add or rename, which are then done.
+ */
+static void fold_enum(List *replays, int at)
+{
+	CreateEnumStmt *ce = (CreateEnumStmt *)((Replay *)list_nth(replays, at))->raw->stmt;
+	char *name = NameListToString(ce->typeName);
+	List *vals = NIL, *folded = NIL;
+	StringInfoData sql;
+	ListCell *lc;
+
+	foreach (lc, ce->vals)
+		vals = lappend(vals, strVal(lfirst(lc)));
+	for_each_from(lc, replays, at + 1)
+	{
+		Replay *r = lfirst(lc);
+		AlterEnumStmt *ae = (AlterEnumStmt *)r->raw->stmt;
+		ListCell *v;
+		int pos = -1, i = 0;
+
+		if (IsA(r->raw->stmt, CreateEnumStmt) &&
+		    strcmp(NameListToString(((CreateEnumStmt *)r->raw->stmt)->typeName), name) == 0)
+			break; /* made again after a DROP TYPE */
+		if (!IsA(r->raw->stmt, AlterEnumStmt) ||
+		    strcmp(NameListToString(ae->typeName), name) != 0)
+			continue;
+		foreach (v, vals) {
+			if (strcmp(lfirst(v), ae->oldVal != NULL ? ae->oldVal : ae->newVal) == 0)
+				pos = i;
+			i++;
+		}
+		if (ae->oldVal != NULL && pos >= 0) /* RENAME VALUE */
+			list_nth_cell(vals, pos)->ptr_value = ae->newVal;
+		else if (ae->oldVal == NULL && pos < 0) { /* ADD VALUE */
+			pos = list_length(vals);
+			i = 0;
+			foreach (v, vals) {
+				if (ae->newValNeighbor != NULL &&
+				    strcmp(lfirst(v), ae->newValNeighbor) == 0)
+					pos = ae->newValIsAfter ? i + 1 : i;
+				i++;
+			}
+			vals = list_insert_nth(vals, pos, ae->newVal);
+		}
+		folded = lappend(folded, r);
+	}
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "CREATE TYPE %s AS ENUM (", NameListToQuotedString(ce->typeName));
+	foreach (lc, vals)
+		appendStringInfo(&sql, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+		                 quote_literal_cstr(lfirst(lc)));
+	appendStringInfoChar(&sql, ')');
+	if (run_unless_there(sql.data))
+		foreach (lc, folded)
+			((Replay *)lfirst(lc))->done = true;
+}
+
+/*
+ * Make the objects other than tables that the group's commands made (its
+ * history, now the snapshot's): their statements run again in log order, as
+ * the role that ran them, before the tables are made; one whose object
+ * exists here already is skipped.  Function bodies are not checked (they may
+ * use tables not made yet).
+ */
+static void make_objects(uint64 group_id)
 {
 	Oid types[1] = {INT8OID};
 	Datum values[1] = {Int64GetDatum((int64)group_id)};
-	SPITupleTable *tt;
-	uint64 n;
+	List *replays = NIL;
+	ListCell *lc;
+	ObjectContext o = {.group_id = group_id};
+	ErrorContextCallback cb = {.callback = object_context, .arg = &o};
 
-	if (SPI_execute_with_args("SELECT table_id, relid FROM dragonraft.replicated_tables "
-	                          "WHERE group_id = $1",
+	if (SPI_execute_with_args("SELECT index, command, coalesce(role, '') "
+	                          "FROM dragonraft.ddl_history "
+	                          "WHERE group_id = $1 AND error IS NULL ORDER BY index",
 	                          1, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "dragonraft could not list the tables of group %llu",
+		elog(ERROR, "dragonraft could not read the history of group %llu",
 		     (unsigned long long)group_id);
-	tt = SPI_tuptable;
-	n = SPI_processed;
-	for (uint64 i = 0; i < n; i++) {
-		bool isnull, keep = false;
-		uint64 tid =
-		        (uint64)DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
-		Datum d = SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull);
-		Oid relid = isnull ? InvalidOid : DatumGetObjectId(d);
-		Oid dtypes[2] = {INT8OID, INT8OID};
-		Datum dvalues[2] = {Int64GetDatum((int64)group_id), Int64GetDatum((int64)tid)};
+	for (uint64 i = 0; i < SPI_processed; i++) {
+		HeapTuple tup = SPI_tuptable->vals[i];
+		TupleDesc desc = SPI_tuptable->tupdesc;
+		bool isnull;
+		uint64 index = (uint64)DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		char *command = SPI_getvalue(tup, desc, 2), *role = SPI_getvalue(tup, desc, 3);
 
-		for (uint32 k = 0; k < n_loaded && !keep; k++)
-			keep = loaded[k] == tid;
-		if (keep)
-			continue;
-		if (OidIsValid(relid) && get_rel_name(relid) != NULL) {
-			char *qname = quote_qualified_identifier(
-			        get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid));
+		foreach (lc, raw_parser(command, RAW_PARSE_DEFAULT)) {
+			RawStmt *raw = lfirst_node(RawStmt, lc);
+			Replay *r;
 
-			ereport(LOG,
-			        (errmsg("dragonraft drops table %s: the snapshot of group %llu "
-			                "does not have it",
-			                qname, (unsigned long long)group_id)));
-			run_internal(psprintf("DROP TABLE %s", qname));
+			if (!makes_object(raw->stmt))
+				continue;
+			r = palloc0(sizeof(Replay));
+			r->raw = raw;
+			r->index = index;
+			r->role = role;
+			r->command = command;
+			replays = lappend(replays, r);
 		}
-		if (SPI_execute_with_args("DELETE FROM dragonraft.replicated_tables "
-		                          "WHERE group_id = $1 AND table_id = $2",
-		                          2, dtypes, dvalues, NULL, false, 0) != SPI_OK_DELETE)
-			elog(ERROR, "dragonraft could not update dragonraft.replicated_tables");
 	}
+	cb.previous = error_context_stack;
+	error_context_stack = &cb;
+	foreach (lc, replays) {
+		Replay *r = lfirst(lc);
+		Oid roleid = r->role[0] != '\0' ? get_role_oid(r->role, true) : GetUserId(),
+		    save_user;
+		int save_sec, nestlevel;
+
+		if (r->done)
+			continue;
+		o.index = r->index;
+		o.role = r->role;
+		o.sql = statement_sql(r->command, r->raw);
+		if (!OidIsValid(roleid))
+			ereport(ERROR,
+			        (errcode(ERRCODE_UNDEFINED_OBJECT),
+			         errmsg("role \"%s\", which ran the command of group %llu at "
+			                "entry %llu, does not exist on this node",
+			                r->role, (unsigned long long)group_id,
+			                (unsigned long long)r->index),
+			         errhint("Create the role on this node; the snapshot is loaded "
+			                 "when the server restarts.")));
+		GetUserIdAndSecContext(&save_user, &save_sec);
+		SetUserIdAndSecContext(roleid, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+		nestlevel = NewGUCNestLevel();
+		(void)set_config_option("check_function_bodies", "off", PGC_SUSET, PGC_S_SESSION,
+		                        GUC_ACTION_SAVE, true, 0, false);
+		if (IsA(r->raw->stmt, CreateEnumStmt))
+			fold_enum(replays, foreach_current_index(lc));
+		else
+			(void)run_unless_there(o.sql);
+		AtEOXact_GUC(false, nestlevel);
+		SetUserIdAndSecContext(save_user, save_sec);
+	}
+	error_context_stack = cb.previous;
+	CommandCounterIncrement();
 }
 
 static uint64 load(uint64 group_id, uint64 index, const char *path)
 {
 	struct stat st;
-	uint32 tables, done = 0;
-	uint64 *loaded;
+	uint32 tables;
+	Contents c = {0};
+	List *stale = NIL;
+	ListCell *lc;
 	uint64 schema_index = 0;
-	Oid types[1] = {INT8OID};
-	Datum values[1] = {Int64GetDatum((int64)group_id)};
+	Oid types[2] = {INT8OID, INT8OID};
+	Datum values[2] = {Int64GetDatum((int64)group_id)};
 
 	L.in = AllocateFile(path, PG_BINARY_R);
 	if (L.in == NULL || fstat(fileno(L.in), &st) != 0)
@@ -432,40 +1043,33 @@ static uint64 load(uint64 group_id, uint64 index, const char *path)
 		SpinLockRelease(&L.job->mutex);
 	}
 	progress(DR_SNAP_LOADING, 0);
-	loaded = palloc(sizeof(uint64) * Max(tables, 1));
-	while (L.done < (uint64)st.st_size - DR_SNAP_TRAILER_BYTES) {
-		uint32 kind = get32();
-		uint64 len;
-
-		(void)get32();
-		len = get64();
-		if (len > (uint64)st.st_size - L.done)
-			corrupt("a section runs past the end");
-		if (kind == DR_SNAP_TABLE) {
-			char *meta;
-
-			if (len > MaxAllocSize || done >= tables)
-				corrupt("a table section is too long, or one too many");
-			meta = palloc(len);
-			get(meta, len);
-			loaded[done] = load_table(group_id, meta, len);
-			pfree(meta);
-			progress(DR_SNAP_LOADING, ++done);
-			if (done == 1)
-				dr_snapshot_testing_pause();
-		} else if (kind == DR_SNAP_HISTORY)
-			load_catalog(group_id, "ddl_history", len);
-		else if (kind == DR_SNAP_MEMBERS)
-			load_catalog(group_id, "member_info", len);
-		else
-			corrupt("unknown section");
+	scan(&c, tables, (uint64)st.st_size - DR_SNAP_TRAILER_BYTES);
+	clear_tables(group_id, &c, &stale);
+	load_catalog(group_id, "ddl_history", c.history_at, c.history_len);
+	make_objects(group_id);
+	for (uint32 i = 0; i < c.n; i++) {
+		load_rows(group_id, &c, &c.t[i]);
+		progress(DR_SNAP_LOADING, i + 1);
+		if (i == 0)
+			dr_snapshot_testing_pause();
 	}
-	if (done != tables)
-		corrupt("it holds fewer tables than its header says");
-	drop_others(group_id, loaded, done);
+	for (uint32 i = 0; i < c.n; i++)
+		if (c.t[i].fks != NULL && c.t[i].fks[0] != '\0')
+			run_internal(c.t[i].fks); /* every table they reference is there */
+	for (uint32 i = 0; i < c.n; i++)
+		if (c.t[i].fate == FATE_CREATE || c.t[i].fate == FATE_REPLACE)
+			give_extras(group_id, &c.t[i]); /* a policy may use another table */
+	load_catalog(group_id, "member_info", c.members_at, c.members_len);
+	foreach (lc, stale) {
+		values[1] = Int64GetDatum(intVal(lfirst(lc)));
+		if (SPI_execute_with_args("DELETE FROM dragonraft.replicated_tables "
+		                          "WHERE group_id = $1 AND table_id = $2",
+		                          2, types, values, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "dragonraft could not update dragonraft.replicated_tables");
+	}
 	if (SPI_execute_with_args("SELECT max(index) FROM dragonraft.ddl_history "
 	                          "WHERE group_id = $1",
-	                          1, types, values, NULL, true, 1) == SPI_OK_SELECT &&
+	                          1, types, values, NULL, false, 1) == SPI_OK_SELECT &&
 	    SPI_processed == 1) {
 		bool isnull;
 		Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
