@@ -186,6 +186,23 @@ sub sql_error
 	return ('', $err);
 }
 
+# Members ids of group g take a snapshot at the leader's applied index or
+# later: their logs are compacted below it (minus compaction_overhead), and
+# a member further behind needs a full snapshot.  False if one did not.
+sub compact
+{
+	my ($self, $g, @ids) = @_;
+	my $index = $self->node($self->leader($g))
+	  ->safe_psql('postgres', "SELECT applied_index FROM dragonraft.status WHERE group_id = $g");
+	for my $id (@ids)
+	{
+		$self->wait_until("node $id to snapshot group $g at $index", sub {
+			$self->node($id)->safe_psql('postgres', "SELECT dragonraft.snapshot($g)") >= $index })
+		  or return 0;
+	}
+	return 1;
+}
+
 # A psql session on node id that read table in a transaction it leaves open,
 # idle, holding the table's lock: {h => IPC::Run handle, in, out, err =>
 # refs to its input, output and errors, pid => its backend}.  Append to
