@@ -106,6 +106,10 @@ extern bool dr_xact_unblock_apply(TimestampTz *next_check);
 /* Install the ProcessUtility and ExecutorStart hooks (from _PG_init). */
 extern void dr_utility_init(void);
 
+/* Is this transaction a block the client began (BEGIN or START TRANSACTION),
+ * as opposed to one statement's, even inside a savepoint of it? */
+extern bool dr_utility_explicit_block(void);
+
 /* ---- apply_rows.c (apply worker) ---- */
 
 /* Is this change set or registration a live local backend's to apply? */
