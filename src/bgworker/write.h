@@ -45,6 +45,7 @@ typedef struct DrPending {
 	uint64 term;         /* the term this node led at the first write */
 	uint64 schema_index; /* the group's schema_index at the first write (DrGroup) */
 	Oid registration;    /* replicate_table's table, InvalidOid for a change set */
+	uint64 resend;       /* resend_table: the registration's table id; 0 otherwise */
 } DrPending;
 
 /* Does the transaction have anything to replicate?  (The fast path: one test.) */
@@ -63,8 +64,9 @@ extern bool dr_capture_other_writes(void);
  * locks rows of it (a leader waits until it applied its term's no-op). */
 extern void dr_capture_begin(uint64 group_id);
 extern void dr_capture_lock(uint64 group_id);
-/* replicate_table: the transaction registers relid (locked) in group_id. */
-extern void dr_capture_register(Oid relid, uint64 group_id);
+/* replicate_table: the transaction registers relid (locked) in group_id;
+ * resend_table: again, as table id resend (0 for a new registration). */
+extern void dr_capture_register(Oid relid, uint64 group_id, uint64 resend);
 /* The entry of the transaction, palloc'd in the current context. */
 extern uint8 *dr_capture_encode(const struct entry_owner *owner, Size *len);
 /* Forget everything (end of transaction). */

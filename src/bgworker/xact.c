@@ -558,7 +558,7 @@ static void pre_commit(void)
 	C.index = res.index;
 
 	wait_turn(p.group_id, C.index, p.schema_index);
-	if (p.registration != InvalidOid)
+	if (p.registration != InvalidOid && p.resend == 0)
 		dr_sql_tables_install(p.registration, p.group_id, C.index);
 
 	(void)view_group(p.group_id, &v);
