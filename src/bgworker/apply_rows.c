@@ -749,8 +749,7 @@ static void refuse(uint64 group_id, uint64 table_id, uint64 index, const char *q
 	                 qname)));
 }
 
-/* The table id a registration sends: 1 for a new table (whose id is the
- * entry's index), the table's own for resend_table. */
+/* The table id a registration sends again (resend_table): the table's own. */
 static uint64 sent_table_id(const struct entry_change_set *cs)
 {
 	struct entry_reader r = cs->tables;
@@ -824,7 +823,8 @@ static char *try_sql(const char *sql)
 	return error;
 }
 
-void dr_apply_rows_register(uint64 group_id, uint64 index, const struct entry_header *h)
+void dr_apply_rows_register(uint64 group_id, uint64 index, uint64 schema_index,
+                            const struct entry_header *h)
 {
 	struct entry_change_set cs;
 	char *schema, *name, *def, *qname, *error;
@@ -835,10 +835,30 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, const struct entry_he
 
 	if (rc != ENTRY_OK)
 		decode_failed(rc);
-	if (sent_table_id(&cs) > 1) { /* resend_table: for the members that do not have it */
+	if (h->type == ENTRY_RESEND_TABLE) { /* for the members that do not replicate it */
+		uint64 command = 0;
+
 		table_id = sent_table_id(&cs);
 		if (replicates(group_id, table_id))
 			return;
+		if (cs.schema_index < schema_index) {
+			PushActiveSnapshot(GetTransactionSnapshot());
+			command = dr_apply_rows_command_between(group_id, cs.schema_index, index,
+			                                        &table_id, 1);
+			PopActiveSnapshot();
+		}
+		if (command > 0) {
+			ereport(LOG,
+			        (errmsg("dragonraft skipped entry %llu of group %llu: the command "
+			                "at entry %llu changed its table after it was read",
+			                (unsigned long long)index, (unsigned long long)group_id,
+			                (unsigned long long)command),
+			         errdetail(
+			                 "Its resend_table failed with SQLSTATE 40001 on node %u; "
+			                 "every member skips it.",
+			                 cs.owner.node_id)));
+			return;
+		}
 	}
 	schema = pnstrdup(cs.schema, cs.schema_len);
 	name = pnstrdup(cs.name, cs.name_len);

@@ -370,7 +370,9 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 		has_header = true;
 	}
 	/* Owned by a live backend?  (Read before applied: see shmem.h NOTES.) */
-	if (has_header && (h.type == ENTRY_CHANGE_SET || h.type == ENTRY_REGISTER_TABLE) &&
+	if (has_header &&
+	    (h.type == ENTRY_CHANGE_SET || h.type == ENTRY_REGISTER_TABLE ||
+	     h.type == ENTRY_RESEND_TABLE) &&
 	    dr_apply_rows_owned(&h)) {
 		if (batch.ag == ag)
 			commit_batch(); /* its turn needs our applied index */
@@ -400,7 +402,8 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 			dr_apply_rows_change_set(m->group_id, m->index, ag->schema_batch, &h);
 			break;
 		case ENTRY_REGISTER_TABLE:
-			dr_apply_rows_register(m->group_id, m->index, &h);
+		case ENTRY_RESEND_TABLE:
+			dr_apply_rows_register(m->group_id, m->index, ag->schema_batch, &h);
 			break;
 		case ENTRY_DDL:
 			dr_apply_rows_ddl(m->group_id, m->index, &h);

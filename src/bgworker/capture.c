@@ -148,7 +148,7 @@ uint64 *dr_capture_table_ids(int *n)
 	uint64 *ids;
 
 	*n = X.n_tables;
-	if (X.registration != InvalidOid)
+	if (X.registration != InvalidOid && X.resend == 0)
 		return NULL;
 	ids = palloc(Max(X.n_tables, 1) * sizeof(uint64));
 	for (int i = 0; i < X.n_tables; i++)
@@ -830,6 +830,7 @@ uint8 *dr_capture_encode(const struct entry_owner *owner, Size *len)
 		reg.schema = get_namespace_name(RelationGetNamespace(rel));
 		reg.name = RelationGetRelationName(rel);
 		reg.def = dr_sql_tables_definition(X.registration);
+		reg.resend = X.resend != 0;
 		table_close(rel, NoLock);
 	}
 	seqs = capture_sequences(&n_seqs);

@@ -128,7 +128,10 @@ extern void dr_apply_rows_publish_schema(uint64 group_id, uint64 index, bool app
  * dragonraft.ddl_history with the active snapshot. */
 extern uint64 dr_apply_rows_command_between(uint64 group_id, uint64 since, uint64 before,
                                             const uint64 *tables, int n);
-extern void dr_apply_rows_register(uint64 group_id, uint64 index, const struct entry_header *h);
+/* A registration, or one sent again (skipped, as a change set is, when a command changed
+ * its table after schema_index, the group's last command applied before it). */
+extern void dr_apply_rows_register(uint64 group_id, uint64 index, uint64 schema_index,
+                                   const struct entry_header *h);
 extern void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header *h);
 /* At the apply worker's start: dragonraft's triggers made ENABLE ALWAYS. */
 extern void dr_apply_rows_upgrade_triggers(void);

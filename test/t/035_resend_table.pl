@@ -6,12 +6,14 @@
 # the log again, under t's table id.  Node 3 then has the group's rows and
 # follows later writes; nodes 1 and 2, which replicate t already, are
 # unchanged (no rows doubled), and node 3's own table is left as it was.
-# A table that is not replicated, or a resend on a follower, is refused.
+# A table that is not replicated, or a resend on a follower, is refused; a
+# resend racing a command that changes the table is skipped by every member.
 use strict;
 use warnings;
 use FindBin;
 use lib $FindBin::RealBin;
 use DragonCluster;
+use IPC::Run;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
@@ -51,6 +53,31 @@ is($st, '25006', 'resend_table on a follower is refused with 25006');
 # The DBA follows the hint.
 $N3->safe_psql('postgres', 'ALTER TABLE t RENAME TO t_own; ALTER INDEX t_pkey RENAME TO t_own_pkey');
 my $index1 = $N1->safe_psql('postgres', q{SELECT table_id FROM dragonraft.replicated_tables WHERE relid = 't'::regclass});
+
+# A resend racing a command that changes t: the command (from node 2) comes
+# first in the log, so the rows and definition the resend read are older
+# than t's at its place in the log.  Its session fails with 40001 and every
+# member skips it (node 3 would otherwise make t without the new column).
+my ($in, $out, $err) = ("BEGIN;\nSELECT dragonraft.resend_table('t');\nSELECT 'resend read';\n", '', '');
+my $h = IPC::Run::start([ 'psql', '-XAtq', '-v', 'VERBOSITY=verbose', '-d', $N1->connstr('postgres') ],
+	'<', \$in, '>', \$out, '2>', \$err);
+$h->pump until $out =~ /resend read/;
+$offset = -s $N3->logfile;
+$c->node(2)->safe_psql('postgres',
+	q{SELECT dragonraft.execute(1, 'ALTER TABLE IF EXISTS t ADD COLUMN z int NOT NULL DEFAULT 7')});
+ok($c->wait_until("node 1's apply to wait for the session's lock on t", sub {
+	$N1->safe_psql('postgres', q{SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+		WHERE NOT l.granted AND a.backend_type = 'dragonraft apply'}) ne '0' }),
+	"node 1's apply waits for the resend's lock");
+$in .= "COMMIT;\n";
+$h->finish;
+like($err, qr/ERROR:  40001:/, 'the resend racing the command fails with 40001');
+ok($c->caught_up(1), 'the members applied the command and the resend');
+like(slurp_file($N3->logfile, $offset), qr/dragonraft skipped entry \d+ of group 1: the command at entry \d+ changed its table after it was read/,
+	'node 3 skipped the resend built before the command');
+is($N3->safe_psql('postgres', q{SELECT count(*) FROM dragonraft.replicated_tables WHERE state = 'replicated'}), '0',
+	'node 3 still does not replicate t');
+
 $N1->safe_psql('postgres', q{SELECT dragonraft.resend_table('t')});
 ok($c->caught_up(1), 'the members applied the resent registration');
 is($N3->safe_psql('postgres', q{SELECT state || ' ' || table_id FROM dragonraft.replicated_tables WHERE relid = 't'::regclass}),
