@@ -111,6 +111,8 @@ extern void dr_utility_init(void);
 /* Is this transaction a block the client began (BEGIN or START TRANSACTION),
  * as opposed to one statement's, even inside a savepoint of it? */
 extern bool dr_utility_explicit_block(void);
+/* Is a procedure (CALL) under way? */
+extern bool dr_utility_in_call(void);
 
 /* ---- apply_rows.c (apply worker) ---- */
 
