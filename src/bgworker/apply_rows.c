@@ -761,17 +761,29 @@ static uint64 sent_table_id(const struct entry_change_set *cs)
 	return t.table_id;
 }
 
-/* Does this member replicate table table_id of the group? */
-static bool replicates(uint64 group_id, uint64 table_id)
+/* Does this member replicate table table_id of the group?  If it refused it:
+ * the local table it refused then (*refused; InvalidOid if none). */
+static bool replicates(uint64 group_id, uint64 table_id, Oid *refused)
 {
 	Oid types[2] = {INT8OID, INT8OID};
 	Datum values[2] = {Int64GetDatum((int64)group_id), Int64GetDatum((int64)table_id)};
+	bool isnull, replicated = false;
 
-	if (SPI_execute_with_args("SELECT 1 FROM dragonraft.replicated_tables WHERE group_id = $1 "
-	                          "AND table_id = $2 AND state = 'replicated'",
-	                          2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+	*refused = InvalidOid;
+	if (SPI_execute_with_args(
+	            "SELECT state = 'replicated', relid FROM dragonraft.replicated_tables "
+	            "WHERE group_id = $1 AND table_id = $2",
+	            2, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "dragonraft could not read dragonraft.replicated_tables");
-	return SPI_processed > 0;
+	if (SPI_processed == 1) {
+		HeapTuple tup = SPI_tuptable->vals[0];
+		Datum relid = SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull);
+
+		replicated = DatumGetBool(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
+		if (!replicated && relid != (Datum)0)
+			*refused = DatumGetObjectId(relid);
+	}
+	return replicated;
 }
 
 /* A refused table taken now loses its guard. */
@@ -831,6 +843,7 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, uint64 schema_index,
 	Oid nsp, relid;
 	bool mine;
 	uint64 table_id = index;
+	Oid refused = InvalidOid;
 	int rc = entry_decode_register(h, &cs);
 
 	if (rc != ENTRY_OK)
@@ -839,7 +852,7 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, uint64 schema_index,
 		uint64 command = 0;
 
 		table_id = sent_table_id(&cs);
-		if (replicates(group_id, table_id))
+		if (replicates(group_id, table_id, &refused))
 			return;
 		if (cs.schema_index < schema_index) {
 			PushActiveSnapshot(GetTransactionSnapshot());
@@ -916,6 +929,10 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, uint64 schema_index,
 		}
 	}
 	apply_sections(group_id, &cs, relid);
+	/* The member's own table that it refused, renamed since, is a plain table again. */
+	if (OidIsValid(refused) && refused != relid && get_rel_name(refused) != NULL)
+		unguard(quote_qualified_identifier(get_namespace_name(get_rel_namespace(refused)),
+		                                   get_rel_name(refused)));
 	dr_sql_tables_install(relid, group_id, table_id);
 	dr_apply_rows_forget();
 	ereport(LOG, (errmsg("dragonraft table %s joined group %llu at entry %llu", qname,
