@@ -131,6 +131,17 @@ void dr_shmem_wake_apply(void)
 		SetLatch(&ProcGlobal->allProcs[pgprocno].procLatch);
 }
 
+void dr_shmem_wake_engine(void)
+{
+	int pgprocno;
+
+	SpinLockAcquire(&dr_shared->mutex);
+	pgprocno = dr_shared->engine_pgprocno;
+	SpinLockRelease(&dr_shared->mutex);
+	if (pgprocno >= 0)
+		SetLatch(&ProcGlobal->allProcs[pgprocno].procLatch);
+}
+
 void dr_shmem_check_loaded(void)
 {
 	if (dr_shared == NULL)

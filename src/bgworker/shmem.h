@@ -243,6 +243,8 @@ extern const char *dr_shmem_node_address(uint64 node_id);
 /* A backend committed or gave up its entry: set the apply worker's latch, if
  * it runs and entries of backends wait there (apply_wants_commits). */
 extern void dr_shmem_wake_apply(void);
+/* Set the engine worker's latch, if it runs. */
+extern void dr_shmem_wake_engine(void);
 
 /* After commit or applied moved: note since when an entry committed is not applied
  * (the caller holds g->mutex). */

@@ -622,17 +622,6 @@ static void committed(void)
 	dr_shmem_wake_apply();
 }
 
-static void wake_engine(void)
-{
-	int pgprocno;
-
-	SpinLockAcquire(&dr_shared->mutex);
-	pgprocno = dr_shared->engine_pgprocno;
-	SpinLockRelease(&dr_shared->mutex);
-	if (pgprocno >= 0)
-		SetLatch(&ProcGlobal->allProcs[pgprocno].procLatch);
-}
-
 /* Aborted after a proposal that may commit: the apply worker applies it.
  * (Abort callbacks run before the transaction's locks are released.) */
 static void gave_up(void)
@@ -654,7 +643,7 @@ static void gave_up(void)
 	}
 	set_slot(DR_COMMIT_GAVE_UP, C.group_id, false, NULL);
 	dr_shmem_wake_apply();
-	wake_engine(); /* it holds the entry for us (pg_sm.c): the apply worker's now */
+	dr_shmem_wake_engine(); /* it holds the entry for us (pg_sm.c): the apply worker's now */
 }
 
 static void xact_callback(XactEvent event, void *arg)
