@@ -54,6 +54,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
 #include "parser/parser.h"
 #include "shmem.h"
 #include "storage/lmgr.h"
@@ -99,6 +100,12 @@ typedef struct RelmapEntry {
 static HTAB *relmap = NULL;
 static uint64 relmap_gen, relmap_built_gen;
 
+/*
+ * dragonraft.capture(), whose triggers do nothing in the apply worker;
+ * InvalidOid until looked up (again after dr_apply_rows_forget).
+ */
+static Oid capture_fn = InvalidOid;
+
 static void relmap_inval(Datum arg, Oid relid)
 {
 	relmap_gen++;
@@ -106,6 +113,7 @@ static void relmap_inval(Datum arg, Oid relid)
 
 void dr_apply_rows_forget(void)
 {
+	capture_fn = InvalidOid;
 	if (relmap != NULL)
 		hash_destroy(relmap);
 	relmap = NULL;
@@ -168,6 +176,33 @@ static void corrupt(const char *what) pg_attribute_noreturn();
 static void corrupt(const char *what)
 {
 	ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("malformed change set: %s", what)));
+}
+
+/*
+ * The apply worker fires the triggers that session_replication_role =
+ * replica fires (ENABLE ALWAYS or REPLICA), as PostgreSQL's apply worker
+ * does; dragonraft's own (ENABLE ALWAYS) return at once here.  A table with
+ * no other trigger that fires gets no trigger descriptor: its rows queue no
+ * after-trigger event, which would fetch each row again to call a trigger
+ * that does nothing.
+ */
+static void drop_idle_triggers(ResultRelInfo *rri)
+{
+	TriggerDesc *td = rri->ri_TrigDesc;
+
+	if (td == NULL)
+		return;
+	if (!OidIsValid(capture_fn))
+		capture_fn = LookupFuncName(
+		        list_make2(makeString("dragonraft"), makeString("capture")), 0, NULL, true);
+	for (int i = 0; i < td->numtriggers; i++) {
+		const Trigger *tg = &td->triggers[i];
+
+		if (tg->tgfoid != capture_fn && (tg->tgenabled == TRIGGER_FIRES_ALWAYS ||
+		                                 tg->tgenabled == TRIGGER_FIRES_ON_REPLICA))
+			return;
+	}
+	rri->ri_TrigDesc = NULL;
 }
 
 /* Open the entry's tables (relid_override: a registration's one table). */
@@ -260,6 +295,7 @@ static ApplyTable *open_tables(uint64 group_id, const struct entry_change_set *c
 		desc = RelationGetDescr(t->rel);
 		t->rri = makeNode(ResultRelInfo);
 		InitResultRelInfo(t->rri, t->rel, i + 1, NULL, 0);
+		drop_idle_triggers(t->rri);
 		estate->es_opened_result_relations =
 		        lappend(estate->es_opened_result_relations, t->rri);
 		ExecOpenIndices(t->rri, false);

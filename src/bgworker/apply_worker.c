@@ -202,6 +202,21 @@ static int publish(uint64 group_id, uint64 applied, RepOriginId origin, const ch
 }
 
 /*
+ * Whether backends' commits wake this worker (xact.c): only while entries of
+ * theirs wait here (parked_groups); the engine worker hands over an entry of
+ * a live local backend once that backend is done with it (pg_sm.c).  Set
+ * before the last look at the waiting entries (retry_parked) and read by a
+ * backend after it published its commit, both under dr_shared->mutex: one
+ * of the two sees the other.
+ */
+static void want_commits(bool want)
+{
+	SpinLockAcquire(&dr_shared->mutex);
+	dr_shared->apply_wants_commits = want;
+	SpinLockRelease(&dr_shared->mutex);
+}
+
+/*
  * The group's origin, applied index and schema index, the first time it is
  * seen: looked up (the origin created) in transactions of their own, so the
  * caller commits an open batch first.
@@ -371,10 +386,7 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 		has_header = true;
 	}
 	/* Owned by a live backend?  (Read before applied: see shmem.h NOTES.) */
-	if (has_header &&
-	    (h.type == ENTRY_CHANGE_SET || h.type == ENTRY_REGISTER_TABLE ||
-	     h.type == ENTRY_RESEND_TABLE) &&
-	    dr_apply_rows_owned(&h)) {
+	if (has_header && dr_apply_rows_owned(&h)) {
 		if (batch.ag == ag)
 			commit_batch(); /* its turn needs our applied index */
 		refresh_applied(ag);
@@ -727,6 +739,7 @@ static void apply_messages(shm_mq_handle *mqh)
 			if (batch.ag != NULL)
 				commit_batch();
 			check_loads();
+			want_commits(!dlist_is_empty(&parked_groups));
 			retry_parked();
 			applying.group_id = 0;
 			if (batch.ag != NULL)

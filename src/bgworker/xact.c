@@ -671,6 +671,7 @@ static void gave_up(void)
 	}
 	set_slot(DR_COMMIT_GAVE_UP, C.group_id, false, NULL);
 	dr_shmem_wake_apply();
+	dr_shmem_wake_engine(); /* it holds the entry for us (pg_sm.c): the apply worker's now */
 }
 
 static void xact_callback(XactEvent event, void *arg)
