@@ -13,9 +13,10 @@
  * which is that index.  The group's tables are locked (ACCESS SHARE, for
  * the session) and described before its apply is held, so that the hold
  * lasts as long whatever their number, and no utility command of the group
- * changes them under the export (one would wait for its end).  The rows are written in binary
- * COPY's format, table by table, by a scan of each straight into the file
- * (no COPY TO a file of its own and copy of it: every byte is written once).
+ * changes them under the export (one would wait for its end).  The rows are
+ * written in binary COPY's format, table by table, by a scan of each
+ * straight into the file (no COPY TO a file of its own and copy of it: every
+ * byte is written once).
  */
 #include "snapshot.h"
 
@@ -498,10 +499,9 @@ static uint64 schema_index(uint64 group_id)
 }
 
 /*
- * The group's tables in table id order, with their definitions and extras
- * if describe, in cxt: an error if this node
- * refused one of them (a snapshot from here would lack it, and a member
- * that loads it drops it).
+ * The group's tables in table id order, in cxt, with their definitions and
+ * extras if describe: an error if this node refused one of them (a snapshot
+ * from here would lack it, and a member that loads it drops it).
  */
 static List *list_tables(uint64 group_id, bool describe, MemoryContext cxt)
 {
@@ -580,9 +580,8 @@ static List *describe_tables(uint64 group_id, uint64 *schema)
 		while (i < n_session_locked && session_locked[i] != t->relid)
 			i++;
 		if (i == n_session_locked)
-			changed(group_id,
-			        psprintf("table %s.%s was registered after they were locked",
-			                 t->schema, t->name));
+			changed(group_id, psprintf("table %s was registered after they were locked",
+			                           quote_qualified_identifier(t->schema, t->name)));
 	}
 	SPI_finish();
 	PopActiveSnapshot();
@@ -593,7 +592,7 @@ static List *describe_tables(uint64 group_id, uint64 *schema)
 
 /*
  * Under the snapshot taken while the group's apply was held: the group's
- * tables and last command are those described_tables saw, or the export
+ * tables and last command are those describe_tables saw, or the export
  * fails (tried again).
  */
 static void check_tables(uint64 group_id, List *described, uint64 schema)
@@ -612,8 +611,9 @@ static void check_tables(uint64 group_id, List *described, uint64 schema)
 		if (a == NULL || b == NULL || a->table_id != b->table_id || a->relid != b->relid ||
 		    strcmp(a->schema, b->schema) != 0 || strcmp(a->name, b->name) != 0)
 			changed(group_id,
-			        psprintf("table %s.%s was registered, dropped or renamed",
-			                 (a != NULL ? a : b)->schema, (a != NULL ? a : b)->name));
+			        psprintf("table %s was registered, dropped or renamed",
+			                 quote_qualified_identifier((a != NULL ? a : b)->schema,
+			                                            (a != NULL ? a : b)->name)));
 	}
 }
 
