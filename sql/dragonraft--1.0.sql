@@ -572,6 +572,17 @@ $$;
 COMMENT ON FUNCTION table_extras(regclass) IS
   'What a replicated table has besides its definition (owner, privileges, row level security, policies, user triggers, comments), as the statements that give it; full snapshots carry it';
 
+-- Review 4 leftovers on full snapshots (helper snapfix2): a member's history
+-- says how each command reached it, and ddl_failures what happened here.
+ALTER TABLE ddl_history ADD COLUMN via text NOT NULL DEFAULT 'log'
+  CHECK (via IN ('log', 'snapshot', 'replayed'));
+COMMENT ON COLUMN ddl_history.via IS
+  'How the command reached this node: log (it ran here when its entry was applied); snapshot (it did not run here: its effect came with a full snapshot of the group''s tables); replayed (it came with a full snapshot, whose load ran here its statements that make objects other than tables)';
+COMMENT ON COLUMN ddl_history.error IS
+  'Why the command''s effect is missing here: it failed here and a DBA skipped it (skip_command), or, with via snapshot or replayed, it had been skipped on the member the snapshot came from (the error says so)';
+COMMENT ON VIEW ddl_failures IS
+  'Per group, the commands run through dragonraft.execute whose effect this node lacks: skipped here with dragonraft.skip_command after they failed here, or skipped on the member a snapshot loaded here came from (the error says which).  This node''s schema differs by them from the members'' that ran them';
+
 -- A refused table taken by its members after all (the lead, session 6).
 CREATE FUNCTION resend_table(tbl regclass)
 RETURNS void

@@ -10,11 +10,13 @@
  * that applied an entry is visible, by the apply worker or by a backend at
  * its turn).  Nothing of the group commits then: the REPEATABLE READ
  * snapshot taken now holds exactly the entries up to the origin's position,
- * which is that index.  The group's tables are locked (ACCESS SHARE) before
- * its apply goes on, so no utility command of the group changes them under
- * the export (one would wait for its end).  The rows are written in binary
- * COPY's format, table by table, by a scan of each straight into the file
- * (no COPY TO a file of its own and copy of it: every byte is written once).
+ * which is that index.  The group's tables are locked (ACCESS SHARE, for
+ * the session) and described before its apply is held, so that the hold
+ * lasts as long whatever their number, and no utility command of the group
+ * changes them under the export (one would wait for its end).  The rows are
+ * written in binary COPY's format, table by table, by a scan of each
+ * straight into the file (no COPY TO a file of its own and copy of it: every
+ * byte is written once).
  */
 #include "snapshot.h"
 
@@ -61,7 +63,6 @@ typedef struct ExportTable {
 	char *schema;
 	char *name;
 	char *def;
-	char *seqs;   /* SQL that sets its owned sequences */
 	char *extras; /* dragonraft.table_extras: owner, privileges, policies, ... */
 } ExportTable;
 
@@ -387,77 +388,11 @@ static char *sequences_sql(Oid relid)
 	return s.data;
 }
 
-/* The group's tables, locked: read inside the snapshot while its apply is held. */
-static List *group_tables(uint64 group_id)
-{
-	Oid types[1] = {INT8OID};
-	Datum values[1] = {Int64GetDatum((int64)group_id)};
-	List *tables = NIL;
-	ListCell *lc;
-	char *refused;
-	bool isnull;
-
-	/* A snapshot from here would lack them, and a member that loads it drops them. */
-	if (SPI_execute_with_args("SELECT string_agg(coalesce(relid::regclass::text, "
-	                          "'table id ' || table_id), ', ' ORDER BY table_id) "
-	                          "FROM dragonraft.replicated_tables "
-	                          "WHERE group_id = $1 AND state <> 'replicated'",
-	                          1, types, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "dragonraft could not list the tables of group %llu",
-		     (unsigned long long)group_id);
-	(void)SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (!isnull) {
-		refused = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-		ereport(ERROR,
-		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-		         errmsg("node %d cannot export a snapshot of group %llu: it does not "
-		                "replicate the group's table(s) %s",
-		                dr_node_id, (unsigned long long)group_id, refused),
-		         errdetail("A snapshot from here would lack them, and a member that "
-		                   "loads it would drop them with the group's rows."),
-		         errhint("Transfer the group's leadership to a member that replicates "
-		                 "them (dragonraft.transfer_leader).")));
-	}
-	if (SPI_execute_with_args("SELECT t.table_id, t.relid, n.nspname, c.relname, "
-	                          "dragonraft.table_definition(t.relid), "
-	                          "dragonraft.table_extras(t.relid) "
-	                          "FROM dragonraft.replicated_tables t "
-	                          "JOIN pg_class c ON c.oid = t.relid "
-	                          "JOIN pg_namespace n ON n.oid = c.relnamespace "
-	                          "WHERE t.group_id = $1 AND t.state = 'replicated' "
-	                          "ORDER BY t.table_id",
-	                          1, types, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "dragonraft could not list the tables of group %llu",
-		     (unsigned long long)group_id);
-	for (uint64 i = 0; i < SPI_processed; i++) {
-		HeapTuple tup = SPI_tuptable->vals[i];
-		TupleDesc desc = SPI_tuptable->tupdesc;
-		ExportTable *t = palloc0(sizeof(ExportTable));
-		bool isnull;
-
-		t->table_id = (uint64)DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		t->relid = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
-		t->schema = SPI_getvalue(tup, desc, 3);
-		t->name = SPI_getvalue(tup, desc, 4);
-		t->def = SPI_getvalue(tup, desc, 5);
-		t->extras = SPI_getvalue(tup, desc, 6);
-		tables = lappend(tables, t);
-	}
-	foreach (lc, tables) {
-		ExportTable *t = lfirst(lc);
-
-		LockRelationOid(t->relid, AccessShareLock);
-		t->seqs = sequences_sql(t->relid);
-	}
-	return tables;
-}
-
 /*
  * Before the group's apply is held: ACCESS SHARE on each of its tables for
  * the session (as CREATE INDEX CONCURRENTLY does), waiting while the
  * group's writes go on for as long as a session keeps a stronger lock on
- * one.  Inside the hold, group_tables' locks are then granted at once
- * (lock_timeout still bounds a table registered in between).  Session
+ * one.  Then nothing of the export waits for a table's lock.  Session
  * locks outlive transactions and even the process (its lock table entries
  * would stay behind it): unlock_tables releases them at the export's end
  * and, whatever ends the process, at its exit.
@@ -486,10 +421,11 @@ static uint64 lock_tables_for_session(uint64 group_id)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT relid, coalesce(pg_table_size(relid), 0) "
-	                          "FROM dragonraft.replicated_tables "
-	                          "WHERE group_id = $1 AND state = 'replicated' AND relid IS NOT NULL",
-	                          1, types, values, NULL, true, 0) != SPI_OK_SELECT)
+	if (SPI_execute_with_args(
+	            "SELECT relid, coalesce(pg_table_size(relid), 0) "
+	            "FROM dragonraft.replicated_tables "
+	            "WHERE group_id = $1 AND state = 'replicated' AND relid IS NOT NULL",
+	            1, types, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "dragonraft could not list the tables of group %llu",
 		     (unsigned long long)group_id);
 	for (uint64 i = 0; i < SPI_processed; i++) {
@@ -498,11 +434,13 @@ static uint64 lock_tables_for_session(uint64 group_id)
 
 		relids = lappend_oid(relids, DatumGetObjectId(SPI_getbinval(
 		                                     tup, SPI_tuptable->tupdesc, 1, &isnull)));
-		size += (uint64)DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+		size += (uint64)DatumGetInt64(
+		        SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
 	}
 	SPI_finish();
 	PopActiveSnapshot();
-	session_locked = MemoryContextAlloc(TopMemoryContext, Max(list_length(relids), 1) * sizeof(Oid));
+	session_locked =
+	        MemoryContextAlloc(TopMemoryContext, Max(list_length(relids), 1) * sizeof(Oid));
 	before_shmem_exit(unlock_tables, (Datum)0);
 	foreach (lc, relids) {
 		LockRelId id = {.relId = lfirst_oid(lc), .dbId = MyDatabaseId};
@@ -512,6 +450,171 @@ static uint64 lock_tables_for_session(uint64 group_id)
 	}
 	CommitTransactionCommand();
 	return size;
+}
+
+/* An error unless this node replicates every table of the group. */
+static void check_refused(uint64 group_id)
+{
+	Oid types[1] = {INT8OID};
+	Datum values[1] = {Int64GetDatum((int64)group_id)};
+	char *refused;
+	bool isnull;
+
+	if (SPI_execute_with_args("SELECT string_agg(coalesce(relid::regclass::text, "
+	                          "'table id ' || table_id), ', ' ORDER BY table_id) "
+	                          "FROM dragonraft.replicated_tables "
+	                          "WHERE group_id = $1 AND state <> 'replicated'",
+	                          1, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "dragonraft could not list the tables of group %llu",
+		     (unsigned long long)group_id);
+	(void)SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return;
+	refused = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+	                errmsg("node %d cannot export a snapshot of group %llu: it does not "
+	                       "replicate the group's table(s) %s",
+	                       dr_node_id, (unsigned long long)group_id, refused),
+	                errdetail("A snapshot from here would lack them, and a member that "
+	                          "loads it would drop them with the group's rows."),
+	                errhint("Transfer the group's leadership to a member that replicates "
+	                        "them (dragonraft.transfer_leader).")));
+}
+
+/* The last command of the group's history (0 if none). */
+static uint64 schema_index(uint64 group_id)
+{
+	Oid types[1] = {INT8OID};
+	Datum values[1] = {Int64GetDatum((int64)group_id)};
+	bool isnull;
+	Datum d;
+
+	if (SPI_execute_with_args("SELECT max(index) FROM dragonraft.ddl_history "
+	                          "WHERE group_id = $1",
+	                          1, types, values, NULL, true, 1) != SPI_OK_SELECT ||
+	    SPI_processed != 1)
+		elog(ERROR, "dragonraft could not read dragonraft.ddl_history");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? 0 : (uint64)DatumGetInt64(d);
+}
+
+/*
+ * The group's tables in table id order, in cxt, with their definitions and
+ * extras if describe: an error if this node refused one of them (a snapshot
+ * from here would lack it, and a member that loads it drops it).
+ */
+static List *list_tables(uint64 group_id, bool describe, MemoryContext cxt)
+{
+	Oid types[1] = {INT8OID};
+	Datum values[1] = {Int64GetDatum((int64)group_id)};
+	List *tables = NIL;
+	MemoryContext old;
+
+	check_refused(group_id);
+	if (SPI_execute_with_args(psprintf("SELECT t.table_id, t.relid, n.nspname, c.relname, %s "
+	                                   "FROM dragonraft.replicated_tables t "
+	                                   "JOIN pg_class c ON c.oid = t.relid "
+	                                   "JOIN pg_namespace n ON n.oid = c.relnamespace "
+	                                   "WHERE t.group_id = $1 AND t.state = 'replicated' "
+	                                   "ORDER BY t.table_id",
+	                                   describe ? "dragonraft.table_definition(t.relid), "
+	                                              "dragonraft.table_extras(t.relid)"
+	                                            : "NULL, NULL"),
+	                          1, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "dragonraft could not list the tables of group %llu",
+		     (unsigned long long)group_id);
+	old = MemoryContextSwitchTo(cxt);
+	for (uint64 i = 0; i < SPI_processed; i++) {
+		HeapTuple tup = SPI_tuptable->vals[i];
+		TupleDesc desc = SPI_tuptable->tupdesc;
+		ExportTable *t = palloc0(sizeof(ExportTable));
+		bool isnull;
+
+		t->table_id = (uint64)DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		t->relid = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+		t->schema = SPI_getvalue(tup, desc, 3);
+		t->name = SPI_getvalue(tup, desc, 4);
+		t->def = SPI_getvalue(tup, desc, 5);
+		t->extras = SPI_getvalue(tup, desc, 6);
+		tables = lappend(tables, t);
+	}
+	MemoryContextSwitchTo(old);
+	return tables;
+}
+
+static void changed(uint64 group_id, const char *what) pg_attribute_noreturn();
+
+static void changed(uint64 group_id, const char *what)
+{
+	ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+	                errmsg("the tables of group %llu changed while their snapshot was "
+	                       "prepared: %s",
+	                       (unsigned long long)group_id, what),
+	                errdetail("The export is tried again.")));
+}
+
+/*
+ * The group's tables, described before its apply is held, once they are
+ * locked for the session (lock_tables_for_session: their definitions cannot
+ * change meanwhile), and the group's last command then: a snapshot taken
+ * later holds exactly these tables so defined if it holds the same tables
+ * and the same last command (what else changes them, a command of the
+ * group, comes with a row of its history).
+ */
+static List *describe_tables(uint64 group_id, uint64 *schema)
+{
+	MemoryContext keep = CurrentMemoryContext;
+	List *tables;
+	ListCell *lc;
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	*schema = schema_index(group_id);
+	tables = list_tables(group_id, true, keep);
+	foreach (lc, tables) {
+		ExportTable *t = lfirst(lc);
+		int i = 0;
+
+		while (i < n_session_locked && session_locked[i] != t->relid)
+			i++;
+		if (i == n_session_locked)
+			changed(group_id, psprintf("table %s was registered after they were locked",
+			                           quote_qualified_identifier(t->schema, t->name)));
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(keep);
+	return tables;
+}
+
+/*
+ * Under the snapshot taken while the group's apply was held: the group's
+ * tables and last command are those describe_tables saw, or the export
+ * fails (tried again).
+ */
+static void check_tables(uint64 group_id, List *described, uint64 schema)
+{
+	List *now = list_tables(group_id, false, CurrentMemoryContext);
+	uint64 schema_now = schema_index(group_id);
+
+	if (schema_now != schema)
+		changed(group_id, psprintf("the command at entry %llu was applied after they were "
+		                           "described",
+		                           (unsigned long long)schema_now));
+	for (int i = 0; i < Max(list_length(now), list_length(described)); i++) {
+		ExportTable *a = i < list_length(now) ? list_nth(now, i) : NULL;
+		ExportTable *b = i < list_length(described) ? list_nth(described, i) : NULL;
+
+		if (a == NULL || b == NULL || a->table_id != b->table_id || a->relid != b->relid ||
+		    strcmp(a->schema, b->schema) != 0 || strcmp(a->name, b->name) != 0)
+			changed(group_id,
+			        psprintf("table %s was registered, dropped or renamed",
+			                 quote_qualified_identifier((a != NULL ? a : b)->schema,
+			                                            (a != NULL ? a : b)->name)));
+	}
 }
 
 /*
@@ -574,22 +677,19 @@ static void export(uint64 group_id, const char *path)
 {
 	char origin_name[NAMEDATALEN];
 	RepOriginId origin;
-	uint64 index;
+	uint64 index, schema;
 	List *tables;
 	ListCell *lc;
 	TimestampTz held, released;
 	long cpu = dr_snapshot_cpu_ms();
-	int n_tables;
 
 	check_room(path, lock_tables_for_session(group_id));
+	tables = describe_tables(group_id, &schema);
 	/*
-	 * The group's writes wait while its apply is held: a table locked by a
-	 * transaction that waits for its own commit through the group would hold
-	 * them for good.  Such a lock fails the export (tried again later).
+	 * Ready: the engine worker holds the group's apply until the snapshot is
+	 * taken.  Nothing in between depends on the number of tables: what is
+	 * read under the snapshot is read after the hold.
 	 */
-	SetConfigOption("lock_timeout", psprintf("%d", dr_election_rtt * dr_rtt_ms), PGC_SUSET,
-	                PGC_S_OVERRIDE);
-	/* Ready: the engine worker holds the group's apply until the snapshot is taken. */
 	held = GetCurrentTimestamp();
 	if (!lock_job())
 		elog(ERROR, "the export was called off");
@@ -600,12 +700,9 @@ static void export(uint64 group_id, const char *path)
 	StartTransactionCommand();
 	XactIsoLevel = XACT_REPEATABLE_READ;
 	PushActiveSnapshot(GetTransactionSnapshot());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
 	dr_origins_name(group_id, origin_name);
 	origin = replorigin_by_name(origin_name, false);
 	index = replorigin_get_progress(origin, false);
-	tables = group_tables(group_id);
 	if (!lock_job())
 		elog(ERROR, "the export was called off");
 	X.job->index = index;
@@ -619,6 +716,9 @@ static void export(uint64 group_id, const char *path)
 		elog(ERROR, "group %llu applied %llu, less than the %llu handed over",
 		     (unsigned long long)group_id, (unsigned long long)index,
 		     (unsigned long long)X.job->handed);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	check_tables(group_id, tables, schema);
 
 	X.out = AllocateFile(path, PG_BINARY_W);
 	if (X.out == NULL)
@@ -634,6 +734,7 @@ static void export(uint64 group_id, const char *path)
 		ExportTable *t = lfirst(lc);
 		StringInfoData meta;
 		Relation rel;
+		char *seqs;
 
 		initStringInfo(&meta);
 		for (int i = 0; i < 8; i++)
@@ -641,7 +742,8 @@ static void export(uint64 group_id, const char *path)
 		appendBinaryStringInfo(&meta, t->schema, strlen(t->schema) + 1);
 		appendBinaryStringInfo(&meta, t->name, strlen(t->name) + 1);
 		appendBinaryStringInfo(&meta, t->def, strlen(t->def) + 1);
-		appendBinaryStringInfo(&meta, t->seqs, strlen(t->seqs) + 1);
+		seqs = sequences_sql(t->relid); /* a sequence only grows: read after the hold */
+		appendBinaryStringInfo(&meta, seqs, strlen(seqs) + 1);
 		appendBinaryStringInfo(&meta, t->extras, strlen(t->extras) + 1);
 		begin_section();
 		put(meta.data, meta.len);
@@ -674,7 +776,6 @@ static void export(uint64 group_id, const char *path)
 	X.out = NULL;
 	progress();
 	dr_snapshot_testing_pause();
-	n_tables = list_length(tables); /* (in SPI's memory) */
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -682,7 +783,7 @@ static void export(uint64 group_id, const char *path)
 	ereport(LOG, (errmsg("dragonraft exported a snapshot of group %llu at entry %llu: %d "
 	                     "tables, %llu bytes in %ld ms (its apply held %ld ms; CPU %ld ms)",
 	                     (unsigned long long)group_id, (unsigned long long)index,
-	                     n_tables, (unsigned long long)X.bytes,
+	                     list_length(tables), (unsigned long long)X.bytes,
 	                     (long)((GetCurrentTimestamp() - X.job->started) / 1000),
 	                     (long)((released - held) / 1000), dr_snapshot_cpu_ms() - cpu)));
 }

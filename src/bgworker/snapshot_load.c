@@ -10,14 +10,17 @@
  * the group's must be empty and alike).  Replaced tables, and tables of the
  * group here that the snapshot lacks (dropped by a command whose entry was
  * compacted), are dropped in one statement (a foreign key from a table
- * outside the group into one that is dropped or truncated is an error naming
- * it).  The group's history is loaded, and the objects other than tables
- * that its commands made are made again from it.  Then per table: made if
- * needed, or truncated right before its rows with the kept tables foreign
- * keys link it to (TRUNCATE allows nothing else), filled with binary COPY
- * (FREEZE; dragonraft's triggers off meanwhile, in this transaction only;
- * foreign keys are not checked: session_replication_role is replica), its
- * indexes built, its owned sequences set.  Once every table is loaded, the
+ * outside the group into one that is dropped or truncated, or a view on one
+ * that is dropped, is an error naming it); a relation here that has the
+ * name of one that a table to be made makes is an error naming it.  The
+ * group's history is loaded (its commands came with the snapshot: none ran
+ * here), and the objects other than tables that its commands made are made
+ * again from it.  Then per table: made if needed, or truncated right
+ * before its rows with the kept tables foreign keys link it to (TRUNCATE
+ * allows nothing else), filled with binary COPY (FREEZE; dragonraft's
+ * triggers off meanwhile, in this transaction only; foreign keys are not
+ * checked: session_replication_role is replica), its indexes built, its
+ * owned sequences set.  Once every table is loaded, the
  * tables made get their foreign keys, then their owner, privileges, policies,
  * triggers and comments; then the group's member info is replaced.  A crash
  * leaves everything as it was; the engine receives the snapshot again.
@@ -28,6 +31,7 @@
 
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/copy.h"
@@ -36,6 +40,7 @@
 #include "nodes/makefuncs.h"
 #include "parser/parser.h"
 #include "parser/parse_relation.h"
+#include "parser/parse_type.h"
 #include "port/pg_crc32c.h"
 #include "storage/fd.h"
 #include "utils/acl.h"
@@ -46,6 +51,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/resowner.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "write.h"
 
@@ -237,33 +243,39 @@ static void our_triggers(const char *qname, bool on)
 	                      qname));
 }
 
-/* Past an identifier as format('%I') writes it; NULL if there is none. */
-static const char *skip_ident(const char *p)
+/* The statement as the command spells it; a schema without what it creates inside. */
+static char *statement_sql(const char *command, RawStmt *raw)
 {
-	if (*p != '"') {
-		const char *q = p + strcspn(p, " .");
+	CreateSchemaStmt *cs = (CreateSchemaStmt *)raw->stmt;
 
-		return q > p ? q : NULL;
+	if (IsA(raw->stmt, CreateSchemaStmt) && cs->schemaElts != NIL) {
+		const char *name =
+		        cs->schemaname != NULL ? cs->schemaname : get_rolespec_name(cs->authrole);
+
+		return psprintf("CREATE SCHEMA %s%s%s", quote_identifier(name),
+		                cs->authrole != NULL ? " AUTHORIZATION " : "",
+		                cs->authrole != NULL
+		                        ? quote_identifier(get_rolespec_name(cs->authrole))
+		                        : "");
 	}
-	for (p++; *p != '\0'; p++)
-		if (*p == '"' && *++p != '"')
-			return p;
-	return NULL;
+	return raw->stmt_len > 0 ? pnstrdup(command + raw->stmt_location, raw->stmt_len)
+	                         : pstrdup(command + raw->stmt_location);
 }
 
-/* Whether a line of table_definition adds a foreign key: ALTER TABLE schema.name ADD
- * CONSTRAINT name FOREIGN KEY ... */
-static bool foreign_key(const char *p)
+/* The constraint an ALTER TABLE ... ADD CONSTRAINT of a definition adds, or NULL. */
+static Constraint *added_constraint(Node *stmt)
 {
-	if (strncmp(p, "ALTER TABLE ", 12) != 0 || (p = skip_ident(p + 12)) == NULL ||
-	    *p++ != '.' || (p = skip_ident(p)) == NULL || strncmp(p, " ADD CONSTRAINT ", 16) != 0 ||
-	    (p = skip_ident(p + 16)) == NULL)
-		return false;
-	return strncmp(p, " FOREIGN KEY ", 13) == 0;
+	AlterTableCmd *cmd;
+
+	if (!IsA(stmt, AlterTableStmt) || list_length(((AlterTableStmt *)stmt)->cmds) != 1)
+		return NULL;
+	cmd = linitial(((AlterTableStmt *)stmt)->cmds);
+	return cmd->subtype == AT_AddConstraint ? (Constraint *)cmd->def : NULL;
 }
 
 /*
- * A table's definition (dragonraft.table_definition: one statement a line)
+ * A table's definition (dragonraft.table_definition), statement by
+ * statement as the parser splits it (a literal may hold ";" and a newline),
  * in what makes the table (its sequences and CREATE TABLE), what follows its
  * rows (constraints, indexes, sequence ownership, replica identity) and its
  * foreign keys, added once every table of the snapshot is made and loaded.
@@ -271,21 +283,20 @@ static bool foreign_key(const char *p)
 static void split_definition(const char *def, char **pre, char **post, char **fks)
 {
 	StringInfoData part[3];
-	const char *p = def;
+	ListCell *lc;
 
 	for (int i = 0; i < 3; i++)
 		initStringInfo(&part[i]);
-	while (*p != '\0') {
-		const char *end = strstr(p, ";\n");
-		size_t n = end != NULL ? (size_t)(end - p) + 2 : strlen(p);
+	foreach (lc, raw_parser(def, RAW_PARSE_DEFAULT)) {
+		RawStmt *raw = lfirst_node(RawStmt, lc);
+		Constraint *con = added_constraint(raw->stmt);
 		int i = 1;
 
-		if (strncmp(p, "CREATE SEQUENCE ", 16) == 0 || strncmp(p, "CREATE TABLE ", 13) == 0)
+		if (IsA(raw->stmt, CreateSeqStmt) || IsA(raw->stmt, CreateStmt))
 			i = 0;
-		else if (foreign_key(p))
+		else if (con != NULL && con->contype == CONSTR_FOREIGN)
 			i = 2;
-		appendBinaryStringInfo(&part[i], p, n);
-		p += n;
+		appendStringInfo(&part[i], "%s;\n", statement_sql(def, raw));
 	}
 	*pre = part[0].data;
 	*post = part[1].data;
@@ -443,6 +454,106 @@ static void give_extras(uint64 group_id, const LoadTable *t)
 	PG_END_TRY();
 }
 
+static char *relname(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+	                                  get_rel_name(relid));
+}
+
+static void name_taken(uint64 group_id, const LoadTable *t, const char *what)
+        pg_attribute_noreturn();
+
+/* what (a relation or type here) has a name that table t of the snapshot needs. */
+static void name_taken(uint64 group_id, const LoadTable *t, const char *what)
+{
+	ereport(ERROR,
+	        (errcode(ERRCODE_DUPLICATE_OBJECT),
+	         errmsg("%s here has a name that table %s of the snapshot of group %llu "
+	                "needs",
+	                what, t->qname, (unsigned long long)group_id),
+	         errdetail("Nothing of the snapshot was loaded."),
+	         errhint("Rename or drop the %s on this node: the load is tried again.", what)));
+}
+
+/* A relation here, for an error: its kind and name (and an index's table). */
+static char *describe_relation(Oid relid)
+{
+	switch (get_rel_relkind(relid)) {
+	case RELKIND_RELATION:
+		return psprintf("table %s", relname(relid));
+	case RELKIND_INDEX:
+	case RELKIND_PARTITIONED_INDEX:
+		return psprintf("index %s of table %s", relname(relid),
+		                relname(IndexGetRelation(relid, false)));
+	case RELKIND_SEQUENCE:
+		return psprintf("sequence %s", relname(relid));
+	case RELKIND_VIEW:
+		return psprintf("view %s", relname(relid));
+	case RELKIND_MATVIEW:
+		return psprintf("materialized view %s", relname(relid));
+	default:
+		return psprintf("relation %s", relname(relid));
+	}
+}
+
+/*
+ * The relations that the tables the load makes make (themselves, their
+ * sequences, the indexes of their constraints and their other indexes) and
+ * their row types: one here that has such a name is an error before any of
+ * them is made.  (Checked after the drops, which free the names of the
+ * tables replaced; an error rolls them back.)
+ */
+static void check_names(uint64 group_id, const Contents *c)
+{
+	for (uint32 i = 0; i < c->n; i++) {
+		const LoadTable *t = &c->t[i];
+		ListCell *lc;
+
+		if (t->fate != FATE_CREATE && t->fate != FATE_REPLACE)
+			continue;
+		foreach (lc, raw_parser(t->def, RAW_PARSE_DEFAULT)) {
+			Node *stmt = lfirst_node(RawStmt, lc)->stmt;
+			Constraint *con = added_constraint(stmt);
+			RangeVar *rv = NULL;
+			const char *name = NULL;
+			Oid nsp, relid;
+
+			if (IsA(stmt, CreateSeqStmt))
+				rv = ((CreateSeqStmt *)stmt)->sequence;
+			else if (IsA(stmt, CreateStmt))
+				rv = ((CreateStmt *)stmt)->relation;
+			else if (IsA(stmt, IndexStmt)) {
+				rv = ((IndexStmt *)stmt)->relation;
+				name = ((IndexStmt *)stmt)->idxname;
+			} else if (con != NULL && (con->contype == CONSTR_PRIMARY ||
+			                           con->contype == CONSTR_UNIQUE ||
+			                           con->contype == CONSTR_EXCLUSION)) {
+				rv = ((AlterTableStmt *)stmt)->relation;
+				name = con->conname;
+			}
+			if (rv == NULL)
+				continue;
+			if (name == NULL)
+				name = rv->relname;
+			nsp = get_namespace_oid(rv->schemaname != NULL ? rv->schemaname : t->schema,
+			                        true);
+			if (!OidIsValid(nsp) || name == NULL)
+				continue; /* (a schema that the history makes) */
+			relid = get_relname_relid(name, nsp);
+			if (OidIsValid(relid))
+				name_taken(group_id, t, describe_relation(relid));
+			if (IsA(stmt, CreateStmt) &&
+			    OidIsValid(GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+			                               CStringGetDatum(name),
+			                               ObjectIdGetDatum(nsp))))
+				name_taken(group_id, t,
+				           psprintf("type %s",
+				                    quote_qualified_identifier(
+				                            get_namespace_name(nsp), name)));
+		}
+	}
+}
+
 /* Whether the table here (if any) is kept, replaced or adopted, or the table is made. */
 static void examine(uint64 group_id, LoadTable *t)
 {
@@ -455,6 +566,8 @@ static void examine(uint64 group_id, LoadTable *t)
 	t->fate = FATE_CREATE;
 	if (!OidIsValid(t->relid))
 		return;
+	if (get_rel_relkind(t->relid) != RELKIND_RELATION)
+		name_taken(group_id, t, describe_relation(t->relid));
 	rel = table_open(t->relid, AccessShareLock); /* TRUNCATE or DROP lock it more */
 	mine = dr_capture_rel_replicated(rel, &g, &tid);
 	table_close(rel, NoLock);
@@ -498,12 +611,6 @@ static void examine(uint64 group_id, LoadTable *t)
 	t->fate = FATE_ADOPT;
 }
 
-static char *relname(Oid relid)
-{
-	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-	                                  get_rel_name(relid));
-}
-
 /* Whether relid has a foreign key to one of the tables in refs. */
 static bool references(Oid relid, List *refs)
 {
@@ -520,6 +627,18 @@ static bool references(Oid relid, List *refs)
 	return found;
 }
 
+/* A list of oids as an oid[] parameter. */
+static Datum oid_array(List *oids)
+{
+	Datum *elems = palloc(sizeof(Datum) * Max(list_length(oids), 1));
+	int n = 0;
+	ListCell *lc;
+
+	foreach (lc, oids)
+		elems[n++] = ObjectIdGetDatum(lfirst_oid(lc));
+	return PointerGetDatum(construct_array(elems, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+}
+
 /*
  * The group's tables here that the load drops or truncates (mine): a foreign
  * key into one of them from a table that is none of them makes the load fail
@@ -527,16 +646,9 @@ static bool references(Oid relid, List *refs)
  */
 static void check_referenced(uint64 group_id, List *mine)
 {
-	Datum *elems = palloc(sizeof(Datum) * Max(list_length(mine), 1));
 	Oid types[1] = {OIDARRAYOID};
-	Datum values[1];
-	int n = 0;
-	ListCell *lc;
+	Datum values[1] = {oid_array(mine)};
 
-	foreach (lc, mine)
-		elems[n++] = ObjectIdGetDatum(lfirst_oid(lc));
-	values[0] =
-	        PointerGetDatum(construct_array(elems, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
 	if (SPI_execute_with_args("SELECT conrelid, conname::text, confrelid FROM pg_constraint "
 	                          "WHERE contype = 'f' AND confrelid = ANY ($1) "
 	                          "AND NOT conrelid = ANY ($1) ORDER BY 1, 2 LIMIT 1",
@@ -560,6 +672,41 @@ static void check_referenced(uint64 group_id, List *mine)
 		         errhint("Drop that foreign key on this node; the snapshot is loaded "
 		                 "when the server restarts.")));
 	}
+}
+
+/*
+ * A view here (or a materialized view) on a table of the group that the load
+ * drops is an error naming it: DROP TABLE would fail less clearly, and
+ * CASCADE would drop what is not the group's.
+ */
+static void check_views(uint64 group_id, List *gone)
+{
+	Oid types[1] = {OIDARRAYOID};
+	Datum values[1] = {oid_array(gone)};
+	bool isnull;
+
+	if (SPI_execute_with_args("SELECT r.ev_class, d.refobjid FROM pg_depend d "
+	                          "JOIN pg_rewrite r ON r.oid = d.objid "
+	                          "WHERE d.classid = 'pg_rewrite'::regclass "
+	                          "AND d.refclassid = 'pg_class'::regclass "
+	                          "AND d.refobjid = ANY ($1) AND NOT r.ev_class = ANY ($1) "
+	                          "ORDER BY 1, 2 LIMIT 1",
+	                          1, types, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "dragonraft could not read pg_depend");
+	if (SPI_processed == 0)
+		return;
+	ereport(ERROR,
+	        (errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+	         errmsg("%s here depends on table %s of group %llu, which a snapshot replaces "
+	                "here",
+	                describe_relation(DatumGetObjectId(SPI_getbinval(
+	                        SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull))),
+	                relname(DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+	                                                       SPI_tuptable->tupdesc, 2, &isnull))),
+	                (unsigned long long)group_id),
+	         errdetail("Nothing of the snapshot was loaded."),
+	         errhint("Drop it on this node (and make it again once the snapshot is loaded): "
+	                 "the load is tried again.")));
 }
 
 /*
@@ -639,6 +786,8 @@ static void clear_tables(uint64 group_id, Contents *c, List **stale)
 	if (mine == NIL)
 		return;
 	check_referenced(group_id, mine);
+	if (gone != NIL)
+		check_views(group_id, gone);
 	initStringInfo(&sql);
 	foreach (lc, gone) {
 		appendStringInfoString(&sql, sql.len == 0 ? "DROP TABLE " : ", ");
@@ -765,6 +914,32 @@ static void load_catalog(uint64 group_id, const char *table, uint64 at, uint64 l
 }
 
 /*
+ * The group's history, as loaded: how its commands reached this node.  The
+ * snapshot's rows say how they reached the member that exported it: here
+ * every one came with the snapshot (via) and none ran, and one that was
+ * skipped there after it failed there (error) is missing here because of
+ * that.  Then the commands of the n entries indexes (NULL: all) get via.
+ */
+static void history_via(uint64 group_id, const char *via, Datum *indexes, int n)
+{
+	Oid types[3] = {INT8OID, TEXTOID, INT8ARRAYOID};
+	Datum values[3] = {Int64GetDatum((int64)group_id), CStringGetTextDatum(via),
+	                   PointerGetDatum(construct_array(indexes, n, INT8OID, 8, FLOAT8PASSBYVAL,
+	                                                   TYPALIGN_DOUBLE))};
+
+	if (SPI_execute_with_args(
+	            psprintf("UPDATE dragonraft.ddl_history SET via = $2%s WHERE group_id = $1%s",
+	                     indexes != NULL ? ""
+	                                     : ", error = CASE WHEN via = 'log' AND error IS NOT "
+	                                       "NULL THEN 'not run here: it was skipped on the "
+	                                       "member that exported the snapshot loaded here, "
+	                                       "where it failed: ' || error ELSE error END",
+	                     indexes != NULL ? " AND index = ANY ($3)" : ""),
+	            3, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "dragonraft could not update dragonraft.ddl_history");
+}
+
+/*
  * Statements of the group's commands that make or change objects other than
  * tables, which its tables may need (a schema, a type or domain of a column,
  * a function of a default, check, index or trigger, a collation, an
@@ -797,25 +972,6 @@ static bool makes_object(Node *stmt)
 	default:
 		return false;
 	}
-}
-
-/* The statement as the command spells it; a schema without what it creates inside. */
-static char *statement_sql(const char *command, RawStmt *raw)
-{
-	CreateSchemaStmt *cs = (CreateSchemaStmt *)raw->stmt;
-
-	if (IsA(raw->stmt, CreateSchemaStmt) && cs->schemaElts != NIL) {
-		const char *name =
-		        cs->schemaname != NULL ? cs->schemaname : get_rolespec_name(cs->authrole);
-
-		return psprintf("CREATE SCHEMA %s%s%s", quote_identifier(name),
-		                cs->authrole != NULL ? " AUTHORIZATION " : "",
-		                cs->authrole != NULL
-		                        ? quote_identifier(get_rolespec_name(cs->authrole))
-		                        : "");
-	}
-	return raw->stmt_len > 0 ? pnstrdup(command + raw->stmt_location, raw->stmt_len)
-	                         : pstrdup(command + raw->stmt_location);
 }
 
 /* Run sql in a subtransaction; false if it failed only because its object exists here. */
@@ -871,6 +1027,7 @@ typedef struct Replay {
 	const char *role, *command;
 	RawStmt *raw;
 	bool done; /* folded into the CREATE TYPE of its enum */
+	bool ran;  /* run here (or folded into a CREATE TYPE run here) */
 } Replay;
 
 /*
@@ -881,7 +1038,8 @@ typedef struct Replay {
  */
 static void fold_enum(List *replays, int at)
 {
-	CreateEnumStmt *ce = (CreateEnumStmt *)((Replay *)list_nth(replays, at))->raw->stmt;
+	Replay *create = list_nth(replays, at);
+	CreateEnumStmt *ce = (CreateEnumStmt *)create->raw->stmt;
 	char *name = NameListToString(ce->typeName);
 	List *vals = NIL, *folded = NIL;
 	StringInfoData sql;
@@ -928,9 +1086,40 @@ static void fold_enum(List *replays, int at)
 		appendStringInfo(&sql, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
 		                 quote_literal_cstr(lfirst(lc)));
 	appendStringInfoChar(&sql, ')');
-	if (run_unless_there(sql.data))
-		foreach (lc, folded)
-			((Replay *)lfirst(lc))->done = true;
+	if (!run_unless_there(sql.data))
+		return;
+	create->ran = true;
+	foreach (lc, folded)
+		((Replay *)lfirst(lc))->done = ((Replay *)lfirst(lc))->ran = true;
+}
+
+/*
+ * Whether ALTER TYPE ... ADD VALUE of an enum that exists here (its CREATE
+ * TYPE did not run in this load) has nothing to add.  A value that this
+ * transaction added could not be used by the snapshot's rows: an error, which
+ * says how to add it.
+ */
+static bool enum_has_value(uint64 group_id, const Replay *r)
+{
+	AlterEnumStmt *ae = (AlterEnumStmt *)r->raw->stmt;
+	Oid typid = LookupTypeNameOid(NULL, makeTypeNameFromNameList(ae->typeName), true);
+	char *name;
+
+	if (!OidIsValid(typid) || SearchSysCacheExists2(ENUMTYPOIDNAME, ObjectIdGetDatum(typid),
+	                                                CStringGetDatum(ae->newVal)))
+		return OidIsValid(typid); /* (one that does not exist fails as it would) */
+	name = format_type_be(typid);
+	ereport(ERROR,
+	        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+	         errmsg("enum type %s here lacks the value %s that the command of group %llu at "
+	                "entry %llu added",
+	                name, quote_literal_cstr(ae->newVal), (unsigned long long)group_id,
+	                (unsigned long long)r->index),
+	         errdetail("The snapshot's rows may use it, and a value cannot be used in the "
+	                   "transaction that adds it.  Nothing of the snapshot was loaded."),
+	         errhint("Add it on this node: ALTER TYPE %s ADD VALUE %s; the load is tried "
+	                 "again.",
+	                 name, quote_literal_cstr(ae->newVal))));
 }
 
 /*
@@ -946,6 +1135,8 @@ static void make_objects(uint64 group_id)
 	Datum values[1] = {Int64GetDatum((int64)group_id)};
 	List *replays = NIL;
 	ListCell *lc;
+	Datum *ran;
+	int n_ran = 0;
 	ObjectContext o = {.group_id = group_id};
 	ErrorContextCallback cb = {.callback = object_context, .arg = &o};
 
@@ -976,6 +1167,7 @@ static void make_objects(uint64 group_id)
 			replays = lappend(replays, r);
 		}
 	}
+	ran = palloc(sizeof(Datum) * Max(list_length(replays), 1));
 	cb.previous = error_context_stack;
 	error_context_stack = &cb;
 	foreach (lc, replays) {
@@ -989,6 +1181,9 @@ static void make_objects(uint64 group_id)
 		o.index = r->index;
 		o.role = r->role;
 		o.sql = statement_sql(r->command, r->raw);
+		if (IsA(r->raw->stmt, AlterEnumStmt) &&
+		    ((AlterEnumStmt *)r->raw->stmt)->oldVal == NULL && enum_has_value(group_id, r))
+			continue;
 		if (!OidIsValid(roleid))
 			ereport(ERROR,
 			        (errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -1006,11 +1201,16 @@ static void make_objects(uint64 group_id)
 		if (IsA(r->raw->stmt, CreateEnumStmt))
 			fold_enum(replays, foreach_current_index(lc));
 		else
-			(void)run_unless_there(o.sql);
+			r->ran = run_unless_there(o.sql);
 		AtEOXact_GUC(false, nestlevel);
 		SetUserIdAndSecContext(save_user, save_sec);
 	}
 	error_context_stack = cb.previous;
+	foreach (lc, replays)
+		if (((Replay *)lfirst(lc))->ran)
+			ran[n_ran++] = Int64GetDatum((int64)((Replay *)lfirst(lc))->index);
+	if (n_ran > 0)
+		history_via(group_id, "replayed", ran, n_ran);
 	CommandCounterIncrement();
 }
 
@@ -1045,7 +1245,9 @@ static uint64 load(uint64 group_id, uint64 index, const char *path)
 	progress(DR_SNAP_LOADING, 0);
 	scan(&c, tables, (uint64)st.st_size - DR_SNAP_TRAILER_BYTES);
 	clear_tables(group_id, &c, &stale);
+	check_names(group_id, &c);
 	load_catalog(group_id, "ddl_history", c.history_at, c.history_len);
+	history_via(group_id, "snapshot", NULL, 0);
 	make_objects(group_id);
 	for (uint32 i = 0; i < c.n; i++) {
 		load_rows(group_id, &c, &c.t[i]);
