@@ -362,6 +362,29 @@ static void rows_section(uint32 kind, Relation rel, const char *query)
 	pfree(buf.data);
 }
 
+static void flush_rows(StringInfo buf)
+{
+	put(buf->data, buf->len);
+	resetStringInfo(buf);
+	progress();
+}
+
+/* A table's rows: in their on-disk form (snapshot_rows.c), else as binary COPY. */
+static void table_rows(Relation rel)
+{
+	StringInfoData buf;
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION || !dr_snapshot_rows_raw(rel)) {
+		rows_section(DR_SNAP_ROWS, rel, NULL);
+		return;
+	}
+	initStringInfo(&buf);
+	begin_section();
+	dr_snapshot_rows_write(rel, &buf, flush_rows);
+	end_section(DR_SNAP_ROWS);
+	pfree(buf.data);
+}
+
 /* The SQL that sets relid's owned sequences as they are now. */
 static char *sequences_sql(Oid relid)
 {
@@ -486,10 +509,11 @@ static uint64 lock_tables_for_session(uint64 group_id)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT relid, coalesce(pg_table_size(relid), 0) "
-	                          "FROM dragonraft.replicated_tables "
-	                          "WHERE group_id = $1 AND state = 'replicated' AND relid IS NOT NULL",
-	                          1, types, values, NULL, true, 0) != SPI_OK_SELECT)
+	if (SPI_execute_with_args(
+	            "SELECT relid, coalesce(pg_table_size(relid), 0) "
+	            "FROM dragonraft.replicated_tables "
+	            "WHERE group_id = $1 AND state = 'replicated' AND relid IS NOT NULL",
+	            1, types, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "dragonraft could not list the tables of group %llu",
 		     (unsigned long long)group_id);
 	for (uint64 i = 0; i < SPI_processed; i++) {
@@ -498,11 +522,13 @@ static uint64 lock_tables_for_session(uint64 group_id)
 
 		relids = lappend_oid(relids, DatumGetObjectId(SPI_getbinval(
 		                                     tup, SPI_tuptable->tupdesc, 1, &isnull)));
-		size += (uint64)DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+		size += (uint64)DatumGetInt64(
+		        SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
 	}
 	SPI_finish();
 	PopActiveSnapshot();
-	session_locked = MemoryContextAlloc(TopMemoryContext, Max(list_length(relids), 1) * sizeof(Oid));
+	session_locked =
+	        MemoryContextAlloc(TopMemoryContext, Max(list_length(relids), 1) * sizeof(Oid));
 	before_shmem_exit(unlock_tables, (Datum)0);
 	foreach (lc, relids) {
 		LockRelId id = {.relId = lfirst_oid(lc), .dbId = MyDatabaseId};
@@ -630,6 +656,12 @@ static void export(uint64 group_id, const char *path)
 	put64(index);
 	put32((uint32)list_length(tables));
 	put32(0);
+	{
+		uint8 platform[DR_SNAP_HEADER_BYTES - 32];
+
+		dr_snapshot_platform(platform);
+		put(platform, sizeof(platform));
+	}
 	foreach (lc, tables) {
 		ExportTable *t = lfirst(lc);
 		StringInfoData meta;
@@ -647,7 +679,7 @@ static void export(uint64 group_id, const char *path)
 		put(meta.data, meta.len);
 		end_section(DR_SNAP_TABLE);
 		rel = table_open(t->relid, AccessShareLock);
-		rows_section(DR_SNAP_ROWS, rel, NULL);
+		table_rows(rel);
 		table_close(rel, AccessShareLock);
 		X.tables_done++;
 		progress();
@@ -681,8 +713,8 @@ static void export(uint64 group_id, const char *path)
 	unlock_tables(0, (Datum)0);
 	ereport(LOG, (errmsg("dragonraft exported a snapshot of group %llu at entry %llu: %d "
 	                     "tables, %llu bytes in %ld ms (its apply held %ld ms; CPU %ld ms)",
-	                     (unsigned long long)group_id, (unsigned long long)index,
-	                     n_tables, (unsigned long long)X.bytes,
+	                     (unsigned long long)group_id, (unsigned long long)index, n_tables,
+	                     (unsigned long long)X.bytes,
 	                     (long)((GetCurrentTimestamp() - X.job->started) / 1000),
 	                     (long)((released - held) / 1000), dr_snapshot_cpu_ms() - cpu)));
 }

@@ -32,6 +32,7 @@
 #include "catalog/pg_type.h"
 #include "commands/copy.h"
 #include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "parser/parser.h"
@@ -120,6 +121,36 @@ static void crc_bytes(pg_crc32c *crc, uint64 n)
 	}
 }
 
+/* What the rows' on-disk form depends on (snapshot.h) must be the same here. */
+static void check_platform(void)
+{
+	uint8 file[DR_SNAP_HEADER_BYTES - 32], here[DR_SNAP_HEADER_BYTES - 32];
+	char *what[2];
+
+	get(file, sizeof(file));
+	dr_snapshot_platform(here);
+	if (memcmp(file, here, sizeof(file)) == 0)
+		return;
+	for (int i = 0; i < 2; i++) {
+		const uint8 *p = i == 0 ? file : here;
+
+		what[i] = psprintf("PostgreSQL %u (catalog version %u), MAXALIGN %d, "
+		                   "FLOAT8PASSBYVAL %d, %s-endian, %d-byte Datum, encoding %s",
+		                   p[0] | p[1] << 8 | p[2] << 16 | (uint32)p[3] << 24,
+		                   p[4] | p[5] << 8 | p[6] << 16 | (uint32)p[7] << 24, p[8], p[9],
+		                   p[10] ? "big" : "little", p[11],
+		                   pg_encoding_to_char(p[12] | p[13] << 8 | p[14] << 16 |
+		                                       (uint32)p[15] << 24));
+	}
+	ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+	                errmsg("snapshot file \"%s\" was made by a server unlike this one", L.path),
+	                errdetail("The file's rows are for %s; this server has %s. Nothing of it "
+	                          "was loaded.",
+	                          what[0], what[1]),
+	                errhint("Run the same PostgreSQL major version on the same platform, "
+	                        "with the same database encoding, on every member.")));
+}
+
 /* The checksum over the whole file and its trailer; then back at the header's end. */
 static uint32 verify(uint64 group_id, uint64 index, uint64 size)
 {
@@ -163,6 +194,7 @@ static uint32 verify(uint64 group_id, uint64 index, uint64 size)
 		corrupt("it is not the snapshot of this group and index");
 	tables = get32();
 	(void)get32();
+	check_platform();
 	return tables;
 }
 
@@ -726,6 +758,37 @@ static void create_table(LoadTable *t, char **post)
 	CommandCounterIncrement();
 }
 
+/* get, with the load's progress. */
+static void get_rows(void *p, size_t n)
+{
+	get(p, n);
+	if (L.job != NULL) {
+		SpinLockAcquire(&L.job->mutex);
+		L.job->bytes_done = L.done;
+		SpinLockRelease(&L.job->mutex);
+	}
+}
+
+/* A table's rows: in their on-disk form (snapshot_rows.c), or binary COPY. */
+static void rows_in(Oid relid, uint64 len)
+{
+	char magic[8];
+	Relation rel;
+
+	if (len >= sizeof(magic)) {
+		get(magic, sizeof(magic));
+		if (memcmp(magic, DR_SNAP_RAW_MAGIC, sizeof(magic)) != 0)
+			seek_to(L.done - sizeof(magic));
+	}
+	if (len < sizeof(magic) || memcmp(magic, DR_SNAP_RAW_MAGIC, sizeof(magic)) != 0) {
+		copy_in(relid, len);
+		return;
+	}
+	rel = table_open(relid, RowExclusiveLock);
+	dr_snapshot_rows_read(rel, len - sizeof(magic), get_rows, corrupt);
+	table_close(rel, NoLock);
+}
+
 /* One table's rows, then what follows them. */
 static void load_rows(uint64 group_id, Contents *c, LoadTable *t)
 {
@@ -736,7 +799,7 @@ static void load_rows(uint64 group_id, Contents *c, LoadTable *t)
 	else if (!t->truncated)
 		truncate_linked(c, t);
 	seek_to(t->rows_at);
-	copy_in(t->relid, t->rows_len);
+	rows_in(t->relid, t->rows_len);
 	if (post[0] != '\0')
 		run_internal(post); /* its indexes: built once, faster than row by row */
 	if (t->seqs[0] != '\0')

@@ -198,9 +198,9 @@ like(slurp_file($N4->logfile), qr/removed 1 snapshot files of a previous engine 
 	'the file of the interrupted load was removed');
 
 # ---- corrupt snapshot files are refused, nothing loaded: a byte of the rows
-# flipped, and the length of the first section (its high byte, at 47) made to
+# flipped, and the length of the first section (its high byte, at 63) made to
 # run past the file's end ----
-for my $case ([ 'c', 'half', 'checksum mismatch' ], [ 'h', 47, 'a section runs past the end' ])
+for my $case ([ 'c', 'half', 'checksum mismatch' ], [ 'h', 63, 'a section runs past the end' ])
 {
 	my ($tag, $where, $why) = @$case;
 	$rows4 = $N4->safe_psql('postgres', 'SELECT count(*) FROM u');
