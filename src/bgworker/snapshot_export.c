@@ -509,11 +509,10 @@ static uint64 lock_tables_for_session(uint64 group_id)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args(
-	            "SELECT relid, coalesce(pg_table_size(relid), 0) "
-	            "FROM dragonraft.replicated_tables "
-	            "WHERE group_id = $1 AND state = 'replicated' AND relid IS NOT NULL",
-	            1, types, values, NULL, true, 0) != SPI_OK_SELECT)
+	if (SPI_execute_with_args("SELECT relid, coalesce(pg_table_size(relid), 0) "
+	                          "FROM dragonraft.replicated_tables "
+	                          "WHERE group_id = $1 AND state = 'replicated' AND relid IS NOT NULL",
+	                          1, types, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "dragonraft could not list the tables of group %llu",
 		     (unsigned long long)group_id);
 	for (uint64 i = 0; i < SPI_processed; i++) {
@@ -522,13 +521,11 @@ static uint64 lock_tables_for_session(uint64 group_id)
 
 		relids = lappend_oid(relids, DatumGetObjectId(SPI_getbinval(
 		                                     tup, SPI_tuptable->tupdesc, 1, &isnull)));
-		size += (uint64)DatumGetInt64(
-		        SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+		size += (uint64)DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
 	}
 	SPI_finish();
 	PopActiveSnapshot();
-	session_locked =
-	        MemoryContextAlloc(TopMemoryContext, Max(list_length(relids), 1) * sizeof(Oid));
+	session_locked = MemoryContextAlloc(TopMemoryContext, Max(list_length(relids), 1) * sizeof(Oid));
 	before_shmem_exit(unlock_tables, (Datum)0);
 	foreach (lc, relids) {
 		LockRelId id = {.relId = lfirst_oid(lc), .dbId = MyDatabaseId};
@@ -713,8 +710,8 @@ static void export(uint64 group_id, const char *path)
 	unlock_tables(0, (Datum)0);
 	ereport(LOG, (errmsg("dragonraft exported a snapshot of group %llu at entry %llu: %d "
 	                     "tables, %llu bytes in %ld ms (its apply held %ld ms; CPU %ld ms)",
-	                     (unsigned long long)group_id, (unsigned long long)index, n_tables,
-	                     (unsigned long long)X.bytes,
+	                     (unsigned long long)group_id, (unsigned long long)index,
+	                     n_tables, (unsigned long long)X.bytes,
 	                     (long)((GetCurrentTimestamp() - X.job->started) / 1000),
 	                     (long)((released - held) / 1000), dr_snapshot_cpu_ms() - cpu)));
 }

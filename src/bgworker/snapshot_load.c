@@ -772,15 +772,13 @@ static void get_rows(void *p, size_t n)
 /* A table's rows: in their on-disk form (snapshot_rows.c), or binary COPY. */
 static void rows_in(Oid relid, uint64 len)
 {
+	uint64 start = L.done;
 	char magic[8];
 	Relation rel;
 
-	if (len >= sizeof(magic)) {
-		get(magic, sizeof(magic));
-		if (memcmp(magic, DR_SNAP_RAW_MAGIC, sizeof(magic)) != 0)
-			seek_to(L.done - sizeof(magic));
-	}
-	if (len < sizeof(magic) || memcmp(magic, DR_SNAP_RAW_MAGIC, sizeof(magic)) != 0) {
+	if (len < sizeof(magic) ||
+	    (get(magic, sizeof(magic)), memcmp(magic, DR_SNAP_RAW_MAGIC, sizeof(magic)) != 0)) {
+		seek_to(start);
 		copy_in(relid, len);
 		return;
 	}
