@@ -25,6 +25,7 @@
 #include "access/detoast.h"
 #include "access/heapam.h"
 #include "access/tableam.h"
+#include "access/toast_compression.h"
 #include "catalog/catversion.h"
 #include "catalog/index.h"
 #include "catalog/pg_type.h"
@@ -344,6 +345,28 @@ static Col *read_columns(Relation rel, int *ncols)
 	return cols;
 }
 
+/* A compressed value's method must be one this server reads (lz4 is optional). */
+static void compression(const char *v)
+{
+	varattrib_4b h;
+
+	memcpy(&h, v, VARHDRSZ_COMPRESSED);
+	switch (VARDATA_COMPRESSED_GET_COMPRESS_METHOD(&h)) {
+	case TOAST_PGLZ_COMPRESSION_ID:
+		return;
+	case TOAST_LZ4_COMPRESSION_ID:
+#ifdef USE_LZ4
+		return;
+#else
+		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+		                errmsg("a snapshot's value is compressed with lz4, which this server "
+		                       "was built without")));
+#endif
+	default:
+		R.corrupt("a value's compression method is unknown");
+	}
+}
+
 /*
  * One value of c at *p (before end) into *d: checked lengths; a datum that
  * must be aligned and is not is copied (into the current memory context).
@@ -387,6 +410,8 @@ static void read_value(const Col *c, const char **p, const char *end, Datum *d, 
 	}
 	if (size > (size_t)(end - v))
 		R.corrupt("a value runs past its rows");
+	if (c->len == -1 && VARATT_IS_4B_C(v))
+		compression(v);
 	*p = v + size;
 	if (c->byval) {
 		Datum u; /* (aligned for fetch_att) */
