@@ -251,10 +251,90 @@ is($N4->safe_psql('postgres', q{SELECT current_setting('test.refuse_rw') || ' ' 
 like(slurp_file($N4->logfile), qr/removed 1 snapshot files of a previous engine worker/,
 	'the file of the interrupted load was removed');
 
+# CRC-32C (Castagnoli), as the snapshot file's checksum.
+my @crc_table = map {
+	my $c = $_;
+	$c = $c & 1 ? ($c >> 1) ^ 0x82F63B78 : $c >> 1 for 1 .. 8;
+	$c
+} 0 .. 255;
+
+sub crc_add
+{
+	my ($crc, $bytes) = @_;
+	$crc = $crc_table[ ($crc ^ $_) & 0xFF ] ^ ($crc >> 8) for unpack('C*', $bytes);
+	return $crc;
+}
+
+# Whether the snapshot file is complete (its trailer in place).
+sub file_complete
+{
+	my ($file) = @_;
+	my $size = -s $file;
+	return 0 unless $size && $size > 64;
+	open(my $fh, '<', $file) or return 0;
+	binmode $fh;
+	seek($fh, $size - 16, 0);
+	read($fh, my $t, 16);
+	my ($end, $crc, $lo, $hi) = unpack('VVVV', $t);
+	return $end == 0x444e4521 && $lo + $hi * 2**32 == $size;
+}
+
+# Write $bytes at $at in the file, then its checksum again (as someone who can write
+# the file could): what the loader reads must not take the file's word for lengths.
+sub lie
+{
+	my ($file, $at, $bytes) = @_;
+	open(my $fh, '+<', $file) or die "open $file: $!";
+	binmode $fh;
+	seek($fh, $at, 0);
+	print $fh $bytes;
+	my $size = -s $file;
+	seek($fh, 0, 0);
+	read($fh, my $all, $size - 16);
+	my $crc = crc_add(0xFFFFFFFF, substr($all, 0, 48));
+	for (my $pos = 48; $pos < $size - 16;)
+	{
+		my ($lo, $hi) = unpack('VV', substr($all, $pos + 8, 8));
+		my $len = $lo + $hi * 2**32;
+		$crc = crc_add($crc, substr($all, $pos + 16, $len));
+		$crc = crc_add($crc, substr($all, $pos, 16));
+		$pos += 16 + $len;
+	}
+	seek($fh, $size - 12, 0);
+	print $fh pack('V', $crc ^ 0xFFFFFFFF);
+	close $fh;
+	return;
+}
+
+# Where the first row of the first table (t: id int, v text, n int) is: after the
+# header, its table section, its rows section's header, the rows' magic, columns
+# and the first chunk's header.
+sub first_row
+{
+	my ($file) = @_;
+	open(my $fh, '<', $file) or die "open $file: $!";
+	binmode $fh;
+	read($fh, my $all, 4096);
+	my $pos = 48 + 16 + unpack('V', substr($all, 48 + 8, 4)) + 16 + 8;
+	my $n = unpack('V', substr($all, $pos, 4));
+	$pos += 4;
+	for (1 .. $n)
+	{
+		$pos += 9;
+		$pos++ while substr($all, $pos, 1) ne "\0";
+		$pos++;
+	}
+	return $pos + 8;
+}
+
 # ---- corrupt snapshot files are refused, nothing loaded: a byte of the rows
 # flipped, and the length of the first section (its high byte, at 63) made to
-# run past the file's end ----
-for my $case ([ 'c', 'half', 'checksum mismatch' ], [ 'h', 63, 'a section runs past the end' ])
+# run past the file's end; then files whose checksum was made again: a first
+# row whose text value claims 1 GB (a 4-byte varlena header past the id and
+# the NULL bitmap), a first chunk that claims more bytes than its section ----
+for my $case ([ 'c', 'half', 'checksum mismatch' ], [ 'h', 63, 'a section runs past the end' ],
+	[ 'lv', 'value', 'a value runs past its rows' ],
+	[ 'lk', 'chunk', 'a chunk of a table\'s rows is too long' ])
 {
 	my ($tag, $where, $why) = @$case;
 	$rows4 = $N4->safe_psql('postgres', 'SELECT count(*) FROM u');
@@ -269,6 +349,17 @@ for my $case ([ 'c', 'half', 'checksum mismatch' ], [ 'h', 63, 'a section runs p
 		'the leader exports a snapshot for node 4');
 	my @files = glob($L->data_dir . '/dragonraft/snapshots/snap-*');
 	is(scalar(@files), 1, 'one snapshot file');
+	ok($c->wait_until('the snapshot file to be complete', sub { file_complete($files[0]) }),
+		'the leader wrote it');
+	if ($where eq 'value')
+	{
+		lie($files[0], first_row($files[0]) + 1 + 4, pack('V', 0x3FFFFFF0 << 2));
+	}
+	elsif ($where eq 'chunk')
+	{
+		lie($files[0], first_row($files[0]) - 8, pack('V', 0xFFFFFFF0));
+	}
+	else
 	{
 		open(my $fh, '+<', $files[0]) or die "open $files[0]: $!";
 		binmode $fh;
