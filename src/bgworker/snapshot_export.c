@@ -12,9 +12,11 @@
  * snapshot taken now holds exactly the entries up to the origin's position,
  * which is that index.  The group's tables are locked (ACCESS SHARE) before
  * its apply goes on, so no utility command of the group changes them under
- * the export (one would wait for its end).  The rows are written in binary
- * COPY's format, table by table, by a scan of each straight into the file
- * (no COPY TO a file of its own and copy of it: every byte is written once).
+ * the export (one would wait for its end).  The rows are written table by
+ * table, by a scan of each straight into the file (every byte is written
+ * once), in their on-disk form (snapshot_rows.c) or, for a table with stored
+ * generated columns and for the group's history and member info, in binary
+ * COPY's format.
  */
 #include "snapshot.h"
 
