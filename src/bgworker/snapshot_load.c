@@ -14,8 +14,10 @@
  * it).  The group's history is loaded, and the objects other than tables
  * that its commands made are made again from it.  Then per table: made if
  * needed, or truncated right before its rows with the kept tables foreign
- * keys link it to (TRUNCATE allows nothing else), filled with binary COPY
- * (FREEZE; dragonraft's triggers off meanwhile, in this transaction only;
+ * keys link it to (TRUNCATE allows nothing else), filled with its rows
+ * (snapshot_rows.c: inserted frozen, no trigger fired, a kept table's indexes
+ * rebuilt after them; binary COPY FREEZE for a table with stored generated
+ * columns; dragonraft's triggers off meanwhile, in this transaction only;
  * foreign keys are not checked: session_replication_role is replica), its
  * indexes built, its owned sequences set.  Once every table is loaded, the
  * tables made get their foreign keys, then their owner, privileges, policies,
@@ -136,7 +138,7 @@ static void check_platform(void)
 
 		what[i] = psprintf("PostgreSQL %u (catalog version %u), MAXALIGN %d, "
 		                   "FLOAT8PASSBYVAL %d, %s-endian, %d-byte Datum, encoding %s",
-		                   p[0] | p[1] << 8 | p[2] << 16 | (uint32)p[3] << 24,
+		                   (p[0] | p[1] << 8 | p[2] << 16 | (uint32)p[3] << 24) / 100,
 		                   p[4] | p[5] << 8 | p[6] << 16 | (uint32)p[7] << 24, p[8], p[9],
 		                   p[10] ? "big" : "little", p[11],
 		                   pg_encoding_to_char(p[12] | p[13] << 8 | p[14] << 16 |
