@@ -571,3 +571,13 @@ END
 $$;
 COMMENT ON FUNCTION table_extras(regclass) IS
   'What a replicated table has besides its definition (owner, privileges, row level security, policies, user triggers, comments), as the statements that give it; full snapshots carry it';
+
+-- A refused table taken by its members after all (the lead, session 6).
+CREATE FUNCTION resend_table(tbl regclass)
+RETURNS void
+AS 'MODULE_PATHNAME', 'dr_resend_table'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION resend_table(regclass) IS
+  'On the leader: send a replicated table''s definition and rows through the log again, so that members that refused it (and dropped or renamed their own table since) take it; the others are unchanged';
+REVOKE ALL ON FUNCTION resend_table(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION resend_table(regclass) TO dragonraft_admin;

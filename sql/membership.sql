@@ -119,6 +119,17 @@ ROLLBACK;
 BEGIN;
 SELECT dragonraft.join_group(14, '{"3": "127.0.0.1:9"}');
 ROLLBACK;
+-- Savepoints of the block too, and a PL/pgSQL exception block inside it.
+BEGIN;
+SAVEPOINT s;
+SELECT dragonraft.add_member(14, 7, '127.0.0.1:9', false);
+ROLLBACK;
+BEGIN;
+DO $$BEGIN
+  PERFORM dragonraft.leave_group(14, true);
+EXCEPTION WHEN division_by_zero THEN NULL;
+END$$;
+ROLLBACK;
 SELECT count(*) AS still_there FROM dragonraft.status WHERE group_id = 14;
 
 -- Linearizable reads of tables that are not replicated cost nothing.

@@ -191,6 +191,14 @@ CREATE TABLE big AS SELECT g AS id, repeat('z', 1000) AS pad FROM generate_serie
 SELECT pg_temp.try($$SELECT dragonraft.replicate_table('big', 1)$$);
 SELECT pg_temp.try($$SELECT dragonraft.replicate_table('accounts', 1)$$);
 SELECT pg_temp.try($$SELECT dragonraft.replicate_table('dragonraft.status', 1)$$);
+-- resend_table: of a table that is not replicated (55000), of a view (42809),
+-- and of a replicated one: the rows stay as they were (a single member has
+-- the table already).
+SELECT pg_temp.try($$SELECT dragonraft.resend_table('big')$$);
+SELECT pg_temp.try($$SELECT dragonraft.resend_table('dragonraft.status')$$);
+SELECT count(*) AS items_before FROM items;
+SELECT dragonraft.resend_table('items');
+SELECT count(*) AS items_after FROM items;
 -- Two groups in one transaction (0A000).
 SELECT raft_address AS addr FROM dragonraft.node_status() \gset
 SELECT dragonraft.create_group(7, jsonb_build_object('1', :'addr'));

@@ -23,8 +23,10 @@
  * skipped on this member, and a guard trigger refuses local writes to it
  * (they would never be replicated, even once this member leads).  Stopping
  * the group's apply instead would leave every other table of the group
- * behind for a local mistake that a DBA fixes by dropping the table here and
- * replicating it again.
+ * behind for a local mistake that a DBA fixes by dropping (or renaming) the
+ * table here and running resend_table() on the leader: the registration comes
+ * again under the table's id, with the rows of that log position, and only
+ * members that do not replicate the table take it.
  *
  * A utility command (execute) runs in a subtransaction, as the role that
  * proposed it (looked up by name on each member), its settings (SET) undone
@@ -733,15 +735,61 @@ static void guard(const char *qname, uint64 group_id)
 	PG_END_TRY();
 }
 
-static void refuse(uint64 group_id, uint64 index, const char *qname, Oid relid, const char *reason)
+static void refuse(uint64 group_id, uint64 table_id, uint64 index, const char *qname, Oid relid,
+                   const char *reason)
 {
-	record_table(group_id, index, relid, "refused", reason);
+	record_table(group_id, table_id, relid, "refused", reason);
 	ereport(WARNING,
 	        (errmsg("dragonraft does not replicate table %s of group %llu on this node: %s",
 	                qname, (unsigned long long)group_id, reason),
 	         errdetail("Its registration is entry %llu; the group's other tables go on.",
 	                   (unsigned long long)index),
-	         errhint("Drop the table on this node, then replicate it again on the leader.")));
+	         errhint("Drop the table on this node (or rename it and its indexes), then "
+	                 "run dragonraft.resend_table('%s') on the group's leader.",
+	                 qname)));
+}
+
+/* The table id a registration sends again (resend_table): the table's own. */
+static uint64 sent_table_id(const struct entry_change_set *cs)
+{
+	struct entry_reader r = cs->tables;
+	struct entry_table t;
+	int rc = entry_next_table(&r, &t);
+
+	if (rc != ENTRY_OK)
+		decode_failed(rc);
+	return t.table_id;
+}
+
+/* Does this member replicate table table_id of the group? */
+static bool replicates(uint64 group_id, uint64 table_id)
+{
+	Oid types[2] = {INT8OID, INT8OID};
+	Datum values[2] = {Int64GetDatum((int64)group_id), Int64GetDatum((int64)table_id)};
+
+	if (SPI_execute_with_args("SELECT 1 FROM dragonraft.replicated_tables WHERE group_id = $1 "
+	                          "AND table_id = $2 AND state = 'replicated'",
+	                          2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "dragonraft could not read dragonraft.replicated_tables");
+	return SPI_processed > 0;
+}
+
+/* A refused table taken now loses its guard. */
+static void unguard(const char *qname)
+{
+	dr_internal_ddl++;
+	PG_TRY();
+	{
+		if (SPI_execute(
+		            psprintf("DROP TRIGGER IF EXISTS " DR_REFUSED_TRIGGER " ON %s", qname),
+		            false, 0) != SPI_OK_UTILITY)
+			elog(ERROR, "dragonraft could not drop the guard of %s", qname);
+	}
+	PG_FINALLY();
+	{
+		dr_internal_ddl--;
+	}
+	PG_END_TRY();
 }
 
 /* Run sql in a subtransaction; NULL or the error's message. */
@@ -775,16 +823,43 @@ static char *try_sql(const char *sql)
 	return error;
 }
 
-void dr_apply_rows_register(uint64 group_id, uint64 index, const struct entry_header *h)
+void dr_apply_rows_register(uint64 group_id, uint64 index, uint64 schema_index,
+                            const struct entry_header *h)
 {
 	struct entry_change_set cs;
 	char *schema, *name, *def, *qname, *error;
 	Oid nsp, relid;
 	bool mine;
+	uint64 table_id = index;
 	int rc = entry_decode_register(h, &cs);
 
 	if (rc != ENTRY_OK)
 		decode_failed(rc);
+	if (h->type == ENTRY_RESEND_TABLE) { /* for the members that do not replicate it */
+		uint64 command = 0;
+
+		table_id = sent_table_id(&cs);
+		if (replicates(group_id, table_id))
+			return;
+		if (cs.schema_index < schema_index) {
+			PushActiveSnapshot(GetTransactionSnapshot());
+			command = dr_apply_rows_command_between(group_id, cs.schema_index, index,
+			                                        &table_id, 1);
+			PopActiveSnapshot();
+		}
+		if (command > 0) {
+			ereport(LOG,
+			        (errmsg("dragonraft skipped entry %llu of group %llu: the command "
+			                "at entry %llu changed its table after it was read",
+			                (unsigned long long)index, (unsigned long long)group_id,
+			                (unsigned long long)command),
+			         errdetail(
+			                 "Its resend_table failed with SQLSTATE 40001 on node %u; "
+			                 "every member skips it.",
+			                 cs.owner.node_id)));
+			return;
+		}
+	}
 	schema = pnstrdup(cs.schema, cs.schema_len);
 	name = pnstrdup(cs.name, cs.name_len);
 	def = pnstrdup(cs.def, cs.def_len);
@@ -800,13 +875,13 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, const struct entry_he
 
 		table_close(rel, NoLock);
 		if (replicated) {
-			refuse(group_id, index, qname, relid, "it is replicated already");
+			refuse(group_id, table_id, index, qname, relid, "it is replicated already");
 			return;
 		}
 		here = dr_sql_tables_definition(relid);
 		if (strcmp(here, def) != 0) {
 			guard(qname, group_id);
-			refuse(group_id, index, qname, relid,
+			refuse(group_id, table_id, index, qname, relid,
 			       psprintf("its definition differs from the leader's (leader: %s; "
 			                "here: "
 			                "%s)",
@@ -820,7 +895,7 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, const struct entry_he
 			/* The proposing node's own rows are in the entry: replace them. */
 			if (!mine) {
 				guard(qname, group_id);
-				refuse(group_id, index, qname, relid,
+				refuse(group_id, table_id, index, qname, relid,
 				       "it has rows here; a member's table must be empty to join");
 				return;
 			}
@@ -828,19 +903,20 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, const struct entry_he
 			    SPI_OK_UTILITY)
 				elog(ERROR, "dragonraft could not truncate %s", qname);
 		}
+		unguard(qname);
 	} else {
 		error = try_sql(def);
 		nsp = get_namespace_oid(schema, true);
 		relid = OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
 		if (error != NULL || !OidIsValid(relid)) {
-			refuse(group_id, index, qname, InvalidOid,
+			refuse(group_id, table_id, index, qname, InvalidOid,
 			       psprintf("it could not be created here: %s",
 			                error ? error : "the definition made no such table"));
 			return;
 		}
 	}
 	apply_sections(group_id, &cs, relid);
-	dr_sql_tables_install(relid, group_id, index);
+	dr_sql_tables_install(relid, group_id, table_id);
 	dr_apply_rows_forget();
 	ereport(LOG, (errmsg("dragonraft table %s joined group %llu at entry %llu", qname,
 	                     (unsigned long long)group_id, (unsigned long long)index)));

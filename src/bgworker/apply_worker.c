@@ -22,6 +22,9 @@
  * durable in the Raft log, and after a crash the engine replays those above
  * the applied index that reached the disk.
  *
+ * A received full snapshot is loaded by a loader of its own (start_load), a
+ * background worker, while this one applies the other groups.
+ *
  * Entries are no-ops, membership changes, member info (dragonraft.member_info),
  * and the write path's change sets, table registrations and utility
  * commands (apply_rows.c).  On the leader a change set or registration
@@ -80,6 +83,8 @@ typedef struct ApplyGroup {
 	                      * engine worker sends them again (DR_APPLY_RESEND) */
 	uint64 schema_index; /* its last utility command applied (committed) */
 	uint64 schema_batch; /* the same within the open batch */
+	BackgroundWorkerHandle *loader; /* loading a snapshot (its entries wait); NULL: not */
+	int load_job;                   /* the loader's receiver job */
 } ApplyGroup;
 
 /* A message kept while its group waits for a backend. */
@@ -90,6 +95,9 @@ typedef struct Deferred {
 } Deferred;
 
 static HTAB *groups;
+static int n_loading; /* groups with a loader */
+
+static void park(uint64 gid, const char *message, bool corrupt);
 static dlist_head parked_groups = DLIST_STATIC_INIT(parked_groups);
 static SPIPlanPtr member_info_plan;
 
@@ -214,6 +222,7 @@ static ApplyGroup *find_group(uint64 group_id)
 		ag->applied = replorigin_get_progress(origin, false);
 		dlist_init(&ag->waiting);
 		ag->failed = false;
+		ag->loader = NULL;
 	}
 	return ag;
 }
@@ -340,6 +349,8 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 	bool has_header = false;
 	int rc;
 
+	if (ag->loader != NULL)
+		return false; /* after its snapshot */
 	if (batch.ag != NULL &&
 	    (batch.ag != ag || batch.n >= BATCH_ENTRIES || batch.bytes >= BATCH_BYTES))
 		commit_batch();
@@ -359,7 +370,9 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 		has_header = true;
 	}
 	/* Owned by a live backend?  (Read before applied: see shmem.h NOTES.) */
-	if (has_header && (h.type == ENTRY_CHANGE_SET || h.type == ENTRY_REGISTER_TABLE) &&
+	if (has_header &&
+	    (h.type == ENTRY_CHANGE_SET || h.type == ENTRY_REGISTER_TABLE ||
+	     h.type == ENTRY_RESEND_TABLE) &&
 	    dr_apply_rows_owned(&h)) {
 		if (batch.ag == ag)
 			commit_batch(); /* its turn needs our applied index */
@@ -389,7 +402,8 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 			dr_apply_rows_change_set(m->group_id, m->index, ag->schema_batch, &h);
 			break;
 		case ENTRY_REGISTER_TABLE:
-			dr_apply_rows_register(m->group_id, m->index, &h);
+		case ENTRY_RESEND_TABLE:
+			dr_apply_rows_register(m->group_id, m->index, ag->schema_batch, &h);
 			break;
 		case ENTRY_DDL:
 			dr_apply_rows_ddl(m->group_id, m->index, &h);
@@ -448,32 +462,124 @@ static void drop_waiting(ApplyGroup *ag)
 
 /*
  * A received snapshot replaces the group's tables (snapshot_load.c) in one
- * transaction that sets its origin to the snapshot's index; the group's
- * entries at or below it that come after are skipped.
+ * transaction that sets its origin to the snapshot's index, made by a
+ * loader of its own (dr_snapshot_loader_main) while this worker applies the
+ * other groups; the group's entries that come meanwhile wait here, and
+ * those at or below the index are skipped after it.
  */
-static void load_snapshot(const DrApplyMsg *m, const uint8 *data)
+static void start_load(const DrApplyMsg *m, const uint8 *data)
 {
+	BackgroundWorker w;
+	MemoryContext old;
 	ApplyGroup *ag;
+	DrSnapJob *j;
+	bool registered;
+	int job;
 
 	if (batch.ag != NULL)
 		commit_batch();
 	applying.group_id = m->group_id;
 	applying.index = m->index;
 	applying.what = "snapshot";
-	if (m->len == 0 || data[m->len - 1] != '\0')
+	if (m->len == 0 || data[m->len - 1] != '\0' || m->len > MAXPGPATH)
 		elog(ERROR, "malformed snapshot message");
 	ag = find_group(m->group_id);
-	if (ag->failed)
-		return; /* parked: the engine worker sends it again */
+	if (ag->failed || ag->loader != NULL)
+		return; /* parked: the engine worker sends it again; or loading one already */
 	refresh_applied(ag);
 	if (m->index <= ag->applied)
 		return;
 	drop_waiting(ag);
-	begin_batch(ag, m->index);
-	ag->schema_batch = dr_snapshot_load(m->group_id, m->index, (const char *)data);
-	ag->applied = m->index;
-	commit_batch();
-	dr_snapshot_log_loaded();
+	job = dr_snapshot_job_alloc(m->group_id, DR_SNAP_RECEIVER);
+	if (job < 0)
+		ereport(ERROR,
+		        (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+		         errmsg("dragonraft makes or loads %d snapshots already", DR_SNAP_JOBS),
+		         errdetail("The load is tried again once one of them ends.")));
+	j = dr_snapshot_job(job);
+	SpinLockAcquire(&j->mutex);
+	j->index = m->index;
+	strlcpy(j->path, (const char *)data, sizeof(j->path));
+	SpinLockRelease(&j->mutex);
+	memset(&w, 0, sizeof(w));
+	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	w.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(w.bgw_library_name, BGW_MAXLEN, "dragonraft");
+	snprintf(w.bgw_function_name, BGW_MAXLEN, "dr_snapshot_loader_main");
+	snprintf(w.bgw_name, BGW_MAXLEN, "dragonraft snapshot loader for group %llu",
+	         (unsigned long long)m->group_id);
+	snprintf(w.bgw_type, BGW_MAXLEN, "dragonraft snapshot loader");
+	w.bgw_main_arg = Int32GetDatum(job);
+	w.bgw_notify_pid = MyProcPid;
+	old = MemoryContextSwitchTo(TopMemoryContext); /* the handle outlives transactions */
+	registered = RegisterDynamicBackgroundWorker(&w, &ag->loader);
+	MemoryContextSwitchTo(old);
+	if (!registered) {
+		ag->loader = NULL;
+		dr_snapshot_job_free(job);
+		ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+		                errmsg("no background worker slot is free for the snapshot load"),
+		                errhint("Raise max_worker_processes.")));
+	}
+	ag->load_job = job;
+	n_loading++;
+}
+
+/* A loader ended: the group goes on after its snapshot, or is parked with its error. */
+static void finish_load(ApplyGroup *ag)
+{
+	DrSnapJob *j = dr_snapshot_job(ag->load_job);
+	char error[DR_ERROR_LEN];
+	bool done;
+	int code;
+
+	if (batch.ag != NULL)
+		commit_batch(); /* what follows takes transactions of its own */
+	SpinLockAcquire(&j->mutex);
+	done = j->phase == DR_SNAP_DONE;
+	code = j->rc;
+	memcpy(error, j->error, sizeof(error));
+	SpinLockRelease(&j->mutex);
+	error[sizeof(error) - 1] = '\0';
+	dr_snapshot_job_free(ag->load_job);
+	pfree(ag->loader);
+	ag->loader = NULL;
+	n_loading--;
+	applying.group_id = ag->group_id;
+	applying.what = "snapshot";
+	if (!done || code != 0) {
+		park(ag->group_id, done ? error : "the snapshot loader exited before its commit",
+		     done && code == ERRCODE_DATA_CORRUPTED);
+		return;
+	}
+	/* It committed, and published the group's applied index. */
+	ag->schema_index = ag->schema_batch = dr_apply_rows_schema_index(ag->group_id);
+	ag->applied = replorigin_get_progress(ag->origin, false);
+	dr_apply_rows_forget();
+	applying.group_id = 0;
+}
+
+static void check_loads(void)
+{
+	HASH_SEQ_STATUS it;
+	ApplyGroup *ag, *ended = NULL;
+	pid_t pid;
+
+	while (n_loading > 0) {
+		hash_seq_init(&it, groups);
+		while ((ag = hash_seq_search(&it)) != NULL)
+			if (ag->loader != NULL &&
+			    GetBackgroundWorkerPid(ag->loader, &pid) == BGWH_STOPPED) {
+				ended = ag;
+				hash_seq_term(&it);
+				break;
+			}
+		if (ended == NULL)
+			return;
+		finish_load(ended);
+		ended = NULL;
+	}
 }
 
 static void receive_entry(const DrApplyMsg *m, const uint8 *data)
@@ -481,7 +587,7 @@ static void receive_entry(const DrApplyMsg *m, const uint8 *data)
 	ApplyGroup *ag;
 
 	if (m->type == DR_APPLY_SNAPSHOT) {
-		load_snapshot(m, data);
+		start_load(m, data);
 		return;
 	}
 
@@ -511,6 +617,37 @@ static void receive_entry(const DrApplyMsg *m, const uint8 *data)
 		defer(ag, m, data);
 }
 
+/* Park group gid after an error: its entries are dropped until they come again. */
+static void park(uint64 gid, const char *message, bool corrupt)
+{
+	ApplyGroup *ag;
+	int delay;
+
+	ag = hash_search(groups, &gid, HASH_FIND, NULL);
+	if (ag != NULL) {
+		drop_waiting(ag);
+		ag->applied = replorigin_get_progress(ag->origin, false);
+		ag->schema_batch = ag->schema_index; /* rolled back with the batch */
+	} else {
+		/* Its origin could not be found or made: find_group tries again later. */
+		ag = hash_search(groups, &gid, HASH_ENTER, NULL);
+		ag->origin = InvalidRepOriginId;
+		ag->applied = 0;
+		ag->schema_index = ag->schema_batch = 0;
+		dlist_init(&ag->waiting);
+		ag->loader = NULL;
+	}
+	ag->failed = true;
+	if (in_hand.m != NULL && in_hand.m->group_id == gid)
+		in_hand.m = NULL; /* it comes again with the group's other entries */
+	delay = publish(gid, 0, InvalidRepOriginId, message, corrupt);
+	ereport(LOG, (errmsg("dragonraft apply worker parked group %llu after an error; the "
+	                     "other groups go on",
+	                     (unsigned long long)gid),
+	              errdetail("Its entries are applied again in %d ms.", delay)));
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
 /*
  * An entry of applying.group_id failed (the error is being handled): roll
  * back its batch, log the error and park the group; the others go on.
@@ -518,9 +655,7 @@ static void receive_entry(const DrApplyMsg *m, const uint8 *data)
 static void park_failed_group(void)
 {
 	uint64 gid = applying.group_id;
-	ApplyGroup *ag;
 	ErrorData *edata;
-	int delay;
 
 	HOLD_INTERRUPTS();
 	MemoryContextSwitchTo(TopMemoryContext);
@@ -540,30 +675,8 @@ static void park_failed_group(void)
 	dr_apply_rows_forget();
 	RESUME_INTERRUPTS();
 
-	ag = hash_search(groups, &gid, HASH_FIND, NULL);
-	if (ag != NULL) {
-		drop_waiting(ag);
-		ag->applied = replorigin_get_progress(ag->origin, false);
-		ag->schema_batch = ag->schema_index; /* rolled back with the batch */
-	} else {
-		/* Its origin could not be found or made: find_group tries again later. */
-		ag = hash_search(groups, &gid, HASH_ENTER, NULL);
-		ag->origin = InvalidRepOriginId;
-		ag->applied = 0;
-		ag->schema_index = ag->schema_batch = 0;
-		dlist_init(&ag->waiting);
-	}
-	ag->failed = true;
-	if (in_hand.m != NULL && in_hand.m->group_id == gid)
-		in_hand.m = NULL; /* it comes again with the group's other entries */
-	delay = publish(gid, 0, InvalidRepOriginId, edata->message,
-	                edata->sqlerrcode == ERRCODE_DATA_CORRUPTED);
-	ereport(LOG, (errmsg("dragonraft apply worker parked group %llu after an error; the "
-	                     "other groups go on",
-	                     (unsigned long long)gid),
-	              errdetail("Its entries are applied again in %d ms.", delay)));
+	park(gid, edata->message, edata->sqlerrcode == ERRCODE_DATA_CORRUPTED);
 	FreeErrorData(edata);
-	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
 /* Receive and apply until the engine worker goes away; an error stops its group. */
@@ -583,6 +696,7 @@ static void apply_messages(shm_mq_handle *mqh)
 		if (res == SHM_MQ_WOULD_BLOCK) {
 			if (batch.ag != NULL)
 				commit_batch();
+			check_loads();
 			retry_parked();
 			applying.group_id = 0;
 			if (batch.ag != NULL)
@@ -616,6 +730,7 @@ static void apply_messages(shm_mq_handle *mqh)
 		in_hand.data = (const uint8 *)data + sizeof(DrApplyMsg);
 		receive_entry(in_hand.m, in_hand.data);
 		in_hand.m = NULL;
+		check_loads();
 		if (!dlist_is_empty(&parked_groups))
 			retry_parked();
 		applying.group_id = 0; /* what fails now is no group's */
@@ -720,4 +835,80 @@ void dr_apply_worker_main(Datum arg)
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
 	apply_loop(mqh);
+}
+
+/* The loader's outcome, for the apply worker (finish_load). */
+static void loader_done(DrSnapJob *j, int code, const char *error)
+{
+	SpinLockAcquire(&j->mutex);
+	j->phase = DR_SNAP_DONE;
+	j->rc = code;
+	if (error != NULL)
+		strlcpy(j->error, error, sizeof(j->error));
+	SpinLockRelease(&j->mutex);
+}
+
+/*
+ * The loader of a received snapshot (start_load): the transaction that
+ * replaces the group's tables and sets its origin to the snapshot's index,
+ * published as the group's applied index as this worker's batches are.
+ */
+void dr_snapshot_loader_main(Datum arg)
+{
+	int job = DatumGetInt32(arg);
+	DrSnapJob *j = dr_snapshot_job(job);
+	ErrorContextCallback errcb;
+	HASHCTL info;
+	ApplyGroup *ag;
+	uint64 group_id, index;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	dr_is_apply_worker = true;
+	SpinLockAcquire(&j->mutex);
+	group_id = j->group_id;
+	index = j->index;
+	j->pid = MyProcPid;
+	SpinLockRelease(&j->mutex);
+	BackgroundWorkerInitializeConnection(dr_database, NULL, 0);
+	CurrentResourceOwner = ResourceOwnerCreate(NULL, "dragonraft snapshot loader");
+	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("session_replication_role", "replica", PGC_SUSET, PGC_S_OVERRIDE);
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(uint64);
+	info.entrysize = sizeof(ApplyGroup);
+	groups = hash_create("dragonraft loader group", 4, &info, HASH_ELEM | HASH_BLOBS);
+	errcb.callback = apply_error_callback;
+	errcb.arg = NULL;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+	PG_TRY();
+	{
+		applying.group_id = group_id;
+		applying.index = index;
+		applying.what = "snapshot";
+		ag = find_group(group_id);
+		begin_batch(ag, index);
+		ag->schema_batch = dr_snapshot_load(job);
+		ag->applied = index;
+		commit_batch();
+		dr_snapshot_log_loaded();
+		loader_done(j, 0, NULL);
+	}
+	PG_CATCH();
+	{
+		ErrorData *edata;
+
+		HOLD_INTERRUPTS();
+		MemoryContextSwitchTo(TopMemoryContext);
+		edata = CopyErrorData();
+		EmitErrorReport();
+		FlushErrorState();
+		AbortOutOfAnyTransaction();
+		loader_done(j, edata->sqlerrcode, edata->message);
+		proc_exit(1);
+	}
+	PG_END_TRY();
+	proc_exit(0);
 }

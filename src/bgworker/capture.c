@@ -94,6 +94,7 @@ static struct {
 	uint64 term;
 	uint64 schema_index; /* see DrPending */
 	Oid registration;
+	uint64 resend; /* see DrPending */
 	struct entry_buf ops;
 	uint32 n_ops;
 	OpPos *pos; /* n_ops of them; cap_pos allocated */
@@ -138,6 +139,7 @@ bool dr_capture_pending(DrPending *p)
 	p->term = X.term;
 	p->schema_index = X.schema_index;
 	p->registration = X.registration;
+	p->resend = X.resend;
 	return true;
 }
 
@@ -146,7 +148,7 @@ uint64 *dr_capture_table_ids(int *n)
 	uint64 *ids;
 
 	*n = X.n_tables;
-	if (X.registration != InvalidOid)
+	if (X.registration != InvalidOid && X.resend == 0)
 		return NULL;
 	ids = palloc(Max(X.n_tables, 1) * sizeof(uint64));
 	for (int i = 0; i < X.n_tables; i++)
@@ -566,8 +568,8 @@ Datum dr_capture(PG_FUNCTION_ARGS)
 		         errdetail("The group replicates a table of that name; writes here would "
 		                   "never be replicated.  dragonraft.tables says why it was "
 		                   "refused."),
-		         errhint("Drop the table on this node, then replicate it again on the "
-		                 "leader.")));
+		         errhint("Drop the table on this node (or rename it and its indexes), "
+		                 "then run dragonraft.resend_table on the group's leader.")));
 	if (!TRIGGER_FIRED_AFTER(td->tg_event))
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 		                errmsg("dragonraft.capture() must be called as an AFTER trigger")));
@@ -612,7 +614,7 @@ Datum dr_capture(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
-void dr_capture_register(Oid relid, uint64 group_id)
+void dr_capture_register(Oid relid, uint64 group_id, uint64 resend)
 {
 	if (X.active && X.n_ops > 0)
 		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -620,6 +622,7 @@ void dr_capture_register(Oid relid, uint64 group_id)
 		                errdetail("This transaction already wrote replicated tables.")));
 	start(group_id);
 	X.registration = relid;
+	X.resend = resend;
 }
 
 /* The registered table's rows as INSERTs, read with a fresh snapshot (the
@@ -630,7 +633,8 @@ static void capture_rows(Relation rel)
 	Snapshot snap = RegisterSnapshot(GetLatestSnapshot());
 	TableScanDesc scan = table_beginscan(rel, snap, 0, NULL);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
-	int ti = table_index(rel, 1, false); /* the id is the entry's index: unknown, unused */
+	/* A new table's id is the entry's index (unknown here: members take that one) */
+	int ti = table_index(rel, X.resend != 0 ? X.resend : 1, false);
 
 	while (table_scan_getnextslot(scan, ForwardScanDirection, slot)) {
 		bool should_free;
@@ -826,6 +830,7 @@ uint8 *dr_capture_encode(const struct entry_owner *owner, Size *len)
 		reg.schema = get_namespace_name(RelationGetNamespace(rel));
 		reg.name = RelationGetRelationName(rel);
 		reg.def = dr_sql_tables_definition(X.registration);
+		reg.resend = X.resend != 0;
 		table_close(rel, NoLock);
 	}
 	seqs = capture_sequences(&n_seqs);

@@ -30,6 +30,7 @@
 #include "pgstat.h"
 #include "queue.h"
 #include "shmem.h"
+#include "snapshot.h"
 #include "utils/array.h"
 #include "utils/fmgrprotos.h"
 #include "utils/rel.h"
@@ -57,23 +58,34 @@ static void barrier_failed(uint64 group_id, const char *msg, const char *detail)
 	                        "'local'.")));
 }
 
-/* Is the apply worker waiting for a lock that this backend holds? */
-static bool apply_waits_for_me(void)
+/* Is pid waiting for a lock that this backend holds? */
+static bool waits_for_me(pid_t pid)
 {
 	ArrayType *a;
 	Datum *pids;
-	pid_t pid;
 	int n;
 
-	SpinLockAcquire(&dr_shared->mutex);
-	pid = dr_shared->apply_pid;
-	SpinLockRelease(&dr_shared->mutex);
-	if (pid == 0)
-		return false;
 	a = DatumGetArrayTypeP(DirectFunctionCall1(pg_blocking_pids, Int32GetDatum((int32)pid)));
 	deconstruct_array(a, INT4OID, sizeof(int32), true, TYPALIGN_INT, &pids, NULL, &n);
 	for (int i = 0; i < n; i++)
 		if (DatumGetInt32(pids[i]) == MyProcPid)
+			return true;
+	return false;
+}
+
+/* Is the apply worker, or a snapshot loader, waiting for a lock that this backend holds? */
+static bool apply_waits_for_me(void)
+{
+	int loaders[DR_SNAP_JOBS], n = dr_snapshot_loader_pids(loaders);
+	pid_t pid;
+
+	SpinLockAcquire(&dr_shared->mutex);
+	pid = dr_shared->apply_pid;
+	SpinLockRelease(&dr_shared->mutex);
+	if (pid != 0 && waits_for_me(pid))
+		return true;
+	for (int i = 0; i < n; i++)
+		if (waits_for_me(loaders[i]))
 			return true;
 	return false;
 }

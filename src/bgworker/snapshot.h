@@ -2,7 +2,7 @@
  * snapshot.h - full snapshots of a group's tables (DESIGN §9): the file a
  * leader exports for a member that needs compacted entries or joins
  * (snapshot_export.c, a dynamic background worker), the load of a received
- * one (snapshot_load.c, in the apply worker), and their progress in shared
+ * one (snapshot_load.c, in a loader the apply worker starts), and their progress in shared
  * memory (snapshot_progress.c, dragonraft.stat_progress_snapshot).
  *
  * The file: a header, sections, a trailer; integers little-endian.
@@ -93,7 +93,7 @@ typedef enum DrSnapPhase {
 	DR_SNAP_EXPORTING, /* sender: tables are written */
 	DR_SNAP_VERIFYING, /* receiver: the checksum is checked */
 	DR_SNAP_LOADING,   /* receiver: schema and rows are replaced */
-	DR_SNAP_DONE,      /* sender: the file is written (rc says how it went) */
+	DR_SNAP_DONE,      /* the file is written, or loaded (rc says how it went) */
 } DrSnapPhase;
 
 /* One snapshot being made or loaded (shared memory, mutex). */
@@ -107,7 +107,7 @@ typedef struct DrSnapJob {
 	uint64 handed;      /* sender: the index handed to the state machine when held */
 	bool drained;       /* sender: the engine worker saw everything handed applied */
 	bool taken;         /* sender: the exporter's snapshot is taken, apply may go on */
-	int rc;             /* sender, DR_SNAP_DONE: an engine_rc */
+	int rc;             /* DR_SNAP_DONE: sender, an engine_rc; receiver, 0 or the SQLSTATE */
 	uint64 bytes_total; /* receiver: the file; sender: the rows written so far */
 	uint64 bytes_done;
 	uint32 tables_total;
@@ -115,7 +115,7 @@ typedef struct DrSnapJob {
 	int waiter_pgprocno; /* sender: the exporter, to wake when drained */
 	TimestampTz started;
 	char path[MAXPGPATH];
-	char error[DR_ERROR_LEN]; /* sender: why it failed */
+	char error[DR_ERROR_LEN]; /* why it failed */
 } DrSnapJob;
 
 /* GUC for tests only (dragonraft.testing_snapshot_delay, ms). */
@@ -138,6 +138,13 @@ extern bool dr_snapshot_receiving(uint64 group_id, DrSnapPhase *phase, uint64 *d
 
 /* snapshot_export.c: the exporter's entry point (arg: its job). */
 extern PGDLLEXPORT void dr_snapshot_export_main(Datum arg);
+/* apply_worker.c: the loader's entry point (arg: its receiver job), a background worker
+ * that the apply worker starts for a received snapshot while it applies the other
+ * groups; the job's phase is DR_SNAP_DONE once its transaction committed (rc 0) or
+ * failed (rc its SQLSTATE, error its message). */
+extern PGDLLEXPORT void dr_snapshot_loader_main(Datum arg);
+/* The loaders' pids (at most DR_SNAP_JOBS); how many. */
+extern int dr_snapshot_loader_pids(int *pids);
 
 /* snapshot_rows.c: rows in their on-disk form. */
 /* Whether values of type go raw (its values hold no OID of a local object). */
@@ -157,10 +164,11 @@ extern void dr_snapshot_rows_write(Relation rel, StringInfo buf, void (*flush)(S
 extern void dr_snapshot_rows_read(Relation rel, uint64 len, void (*get)(void *, size_t),
                                   void (*corrupt)(const char *) pg_attribute_noreturn());
 
-/* snapshot_load.c (apply worker, inside its transaction with SPI connected and the
- * group's origin set up): replace the group's tables, history and member info by the
- * file's; returns the group's schema index after it (its last utility command). */
-extern uint64 dr_snapshot_load(uint64 group_id, uint64 index, const char *path);
+/* snapshot_load.c (the loader, inside its transaction with SPI connected and the group's
+ * origin set up): replace the group's tables, history and member info by those of the
+ * file of receiver job job (its group, index and path); returns the group's schema index
+ * after it (its last utility command).  The caller frees the job. */
+extern uint64 dr_snapshot_load(int job);
 /* The LOG line of the last load, once its transaction committed (its time includes it). */
 extern void dr_snapshot_log_loaded(void);
 

@@ -1155,35 +1155,30 @@ void dr_snapshot_log_loaded(void)
 	                     (long)((L.verified - L.start) / 1000), dr_snapshot_cpu_ms() - L.cpu)));
 }
 
-uint64 dr_snapshot_load(uint64 group_id, uint64 index, const char *path)
+uint64 dr_snapshot_load(int job)
 {
-	int job = dr_snapshot_job_alloc(group_id, DR_SNAP_RECEIVER);
+	DrSnapJob *j = dr_snapshot_job(job);
 	volatile uint64 schema_index;
 
 	memset(&L, 0, sizeof(L));
-	L.path = path;
-	L.group_id = group_id;
-	L.index = index;
+	L.job = j;
+	SpinLockAcquire(&j->mutex);
+	j->pid = MyProcPid;
+	L.group_id = j->group_id;
+	L.index = j->index;
+	L.path = pstrdup(j->path);
+	SpinLockRelease(&j->mutex);
 	L.start = GetCurrentTimestamp();
 	L.cpu = dr_snapshot_cpu_ms();
-	L.job = job >= 0 ? dr_snapshot_job(job) : NULL;
-	if (L.job != NULL) {
-		SpinLockAcquire(&L.job->mutex);
-		L.job->pid = MyProcPid;
-		strlcpy(L.job->path, path, sizeof(L.job->path));
-		SpinLockRelease(&L.job->mutex);
-	}
 	PG_TRY();
 	{
-		schema_index = load(group_id, index, path);
+		schema_index = load(L.group_id, L.index, L.path);
 	}
 	PG_FINALLY();
 	{
 		if (L.in != NULL)
 			FreeFile(L.in);
 		L.in = NULL;
-		if (job >= 0)
-			dr_snapshot_job_free(job);
 	}
 	PG_END_TRY();
 	return schema_index;

@@ -107,6 +107,22 @@ void dr_snapshot_job_free(int job)
 	SpinLockRelease(&jobs[job].mutex);
 }
 
+int dr_snapshot_loader_pids(int *pids)
+{
+	int n = 0;
+
+	for (int i = 0; i < DR_SNAP_JOBS; i++) {
+		DrSnapJob *j = &jobs[i];
+
+		SpinLockAcquire(&j->mutex);
+		if (j->group_id != 0 && j->role == DR_SNAP_RECEIVER && j->pid != 0 &&
+		    j->phase != DR_SNAP_DONE)
+			pids[n++] = j->pid;
+		SpinLockRelease(&j->mutex);
+	}
+	return n;
+}
+
 bool dr_snapshot_receiving(uint64 group_id, DrSnapPhase *phase, uint64 *done, uint64 *total)
 {
 	for (int i = 0; i < DR_SNAP_JOBS; i++) {

@@ -275,13 +275,13 @@ static void nap(void)
  * Membership changes, joining and leaving act on the group and the LogDB at
  * once, and a ROLLBACK undoes none of it (a leave rolled back left the
  * catalog rows and triggers of a group whose LogDB data was gone, review 3
- * #8): refused in a transaction block, as VACUUM is.  (A subtransaction of
- * an autocommit statement, say a PL/pgSQL exception block, is allowed; a
- * failed leave_group can be run again.)
+ * #8): refused in a transaction block, as VACUUM is, savepoints included.
+ * (A subtransaction of an autocommit statement, say a PL/pgSQL exception
+ * block, is allowed; a failed leave_group can be run again.)
  */
 static void not_in_transaction_block(const char *what)
 {
-	if (IsTransactionBlock() && !IsSubTransaction())
+	if (IsTransactionBlock() && (!IsSubTransaction() || dr_utility_explicit_block()))
 		ereport(ERROR, (errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
 		                errmsg("%s cannot run inside a transaction block", what),
 		                errdetail("What it does to the group does not roll back with the "

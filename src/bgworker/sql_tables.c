@@ -10,6 +10,8 @@
  * once it is committed in the log at index N the table's id is N: the
  * backend installs the capture triggers with that id in the same local
  * transaction, as every member does when it applies entry N.
+ * resend_table() sends a replicated table's registration again, under its
+ * first id, for members that refused it (apply_rows.c).
  *
  * execute() tries a utility command here, proposes it (from any member: a
  * follower forwards it to the leader) and returns once it is applied here;
@@ -37,6 +39,7 @@
 #include "utils/snapmgr.h"
 
 PG_FUNCTION_INFO_V1(dr_replicate_table);
+PG_FUNCTION_INFO_V1(dr_resend_table);
 PG_FUNCTION_INFO_V1(dr_execute);
 PG_FUNCTION_INFO_V1(dr_skip_command);
 
@@ -128,6 +131,22 @@ void dr_sql_tables_install(Oid relid, uint64 group_id, uint64 table_id)
 	with_spi_end(pushed);
 }
 
+/* The table to register, locked until the commit (writes wait; reads go on). */
+static Relation open_registered(Oid relid)
+{
+	Relation rel = table_open(relid, ExclusiveLock);
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION ||
+	    rel->rd_rel->relpersistence != RELPERSISTENCE_PERMANENT)
+		ereport(ERROR,
+		        (errcode(ERRCODE_WRONG_OBJECT_TYPE),
+		         errmsg("\"%s\" cannot be replicated", RelationGetRelationName(rel)),
+		         errdetail("Only ordinary permanent tables can be replicated (not "
+		                   "partitioned, "
+		                   "temporary or unlogged ones, views or foreign tables).")));
+	return rel;
+}
+
 Datum dr_replicate_table(PG_FUNCTION_ARGS)
 {
 	Oid relid = PG_GETARG_OID(0);
@@ -138,23 +157,39 @@ Datum dr_replicate_table(PG_FUNCTION_ARGS)
 	if (group_id < 1)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 		                errmsg("group id must be a positive integer")));
-	/* Writes wait from here to the commit; reads go on. */
-	rel = table_open(relid, ExclusiveLock);
-	if (rel->rd_rel->relkind != RELKIND_RELATION ||
-	    rel->rd_rel->relpersistence != RELPERSISTENCE_PERMANENT)
-		ereport(ERROR,
-		        (errcode(ERRCODE_WRONG_OBJECT_TYPE),
-		         errmsg("\"%s\" cannot be replicated", RelationGetRelationName(rel)),
-		         errdetail("Only ordinary permanent tables can be replicated (not "
-		                   "partitioned, "
-		                   "temporary or unlogged ones, views or foreign tables).")));
+	rel = open_registered(relid);
 	if (dr_capture_rel_replicated(rel, NULL, NULL))
 		ereport(ERROR,
 		        (errcode(ERRCODE_DUPLICATE_OBJECT),
 		         errmsg("table \"%s\" is replicated already", RelationGetRelationName(rel)),
 		         errhint("See dragonraft.tables.")));
 	table_close(rel, NoLock);
-	dr_capture_register(relid, (uint64)group_id);
+	dr_capture_register(relid, (uint64)group_id, 0);
+	PG_RETURN_VOID();
+}
+
+/*
+ * The registration of a replicated table, sent through the log again with
+ * its rows: members that refused it (and whose own table was dropped or
+ * fixed since) take it as from the first; the others have it already.
+ */
+Datum dr_resend_table(PG_FUNCTION_ARGS)
+{
+	Oid relid = PG_GETARG_OID(0);
+	uint64 group_id, table_id;
+	Relation rel;
+
+	dr_sql_groups_check_engine();
+	rel = open_registered(relid);
+	if (!dr_capture_rel_replicated(rel, &group_id, &table_id))
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("table \"%s\" is not replicated on this node",
+		                RelationGetRelationName(rel)),
+		         errhint("Run resend_table on the group's leader; a table not replicated "
+		                 "yet is registered with replicate_table.")));
+	table_close(rel, NoLock);
+	dr_capture_register(relid, group_id, table_id);
 	PG_RETURN_VOID();
 }
 

@@ -29,6 +29,7 @@
 #include "access/genam.h"
 #include "access/relation.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/dependency.h"
 #include "catalog/heap.h"
 #include "catalog/index.h"
@@ -50,6 +51,7 @@
 #include "parser/parse_relation.h"
 #include "parser/parse_type.h"
 #include "parser/parsetree.h"
+#include "storage/proc.h"
 #include "tcop/utility.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -59,6 +61,8 @@ int dr_internal_ddl = 0;
 uint64 dr_execute_group = 0;
 
 static ProcessUtility_hook_type prev_utility = NULL;
+/* The local transaction in which the client ran BEGIN or START TRANSACTION. */
+static LocalTransactionId explicit_block_lxid = InvalidLocalTransactionId;
 static ExecutorStart_hook_type prev_executor_start = NULL;
 static object_access_hook_type prev_object_access = NULL;
 
@@ -508,6 +512,9 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 {
 	Node *stmt = pstmt->utilityStmt;
 
+	if (IsA(stmt, TransactionStmt) && (((TransactionStmt *)stmt)->kind == TRANS_STMT_BEGIN ||
+	                                   ((TransactionStmt *)stmt)->kind == TRANS_STMT_START))
+		explicit_block_lxid = MyProc->lxid;
 	if (dr_internal_ddl == 0) {
 		const char *refused = trigger_change(stmt);
 
@@ -553,6 +560,11 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 		PG_END_TRY();
 	} else
 		next_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+}
+
+bool dr_utility_explicit_block(void)
+{
+	return IsTransactionBlock() && explicit_block_lxid == MyProc->lxid;
 }
 
 /*

@@ -45,6 +45,7 @@ typedef struct DrPending {
 	uint64 term;         /* the term this node led at the first write */
 	uint64 schema_index; /* the group's schema_index at the first write (DrGroup) */
 	Oid registration;    /* replicate_table's table, InvalidOid for a change set */
+	uint64 resend;       /* resend_table: the registration's table id; 0 otherwise */
 } DrPending;
 
 /* Does the transaction have anything to replicate?  (The fast path: one test.) */
@@ -63,8 +64,9 @@ extern bool dr_capture_other_writes(void);
  * locks rows of it (a leader waits until it applied its term's no-op). */
 extern void dr_capture_begin(uint64 group_id);
 extern void dr_capture_lock(uint64 group_id);
-/* replicate_table: the transaction registers relid (locked) in group_id. */
-extern void dr_capture_register(Oid relid, uint64 group_id);
+/* replicate_table: the transaction registers relid (locked) in group_id;
+ * resend_table: again, as table id resend (0 for a new registration). */
+extern void dr_capture_register(Oid relid, uint64 group_id, uint64 resend);
 /* The entry of the transaction, palloc'd in the current context. */
 extern uint8 *dr_capture_encode(const struct entry_owner *owner, Size *len);
 /* Forget everything (end of transaction). */
@@ -106,6 +108,10 @@ extern bool dr_xact_unblock_apply(TimestampTz *next_check);
 /* Install the ProcessUtility and ExecutorStart hooks (from _PG_init). */
 extern void dr_utility_init(void);
 
+/* Is this transaction a block the client began (BEGIN or START TRANSACTION),
+ * as opposed to one statement's, even inside a savepoint of it? */
+extern bool dr_utility_explicit_block(void);
+
 /* ---- apply_rows.c (apply worker) ---- */
 
 /* Is this change set or registration a live local backend's to apply? */
@@ -122,7 +128,10 @@ extern void dr_apply_rows_publish_schema(uint64 group_id, uint64 index, bool app
  * dragonraft.ddl_history with the active snapshot. */
 extern uint64 dr_apply_rows_command_between(uint64 group_id, uint64 since, uint64 before,
                                             const uint64 *tables, int n);
-extern void dr_apply_rows_register(uint64 group_id, uint64 index, const struct entry_header *h);
+/* A registration, or one sent again (skipped, as a change set is, when a command changed
+ * its table after schema_index, the group's last command applied before it). */
+extern void dr_apply_rows_register(uint64 group_id, uint64 index, uint64 schema_index,
+                                   const struct entry_header *h);
 extern void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header *h);
 /* At the apply worker's start: dragonraft's triggers made ENABLE ALWAYS. */
 extern void dr_apply_rows_upgrade_triggers(void);

@@ -52,6 +52,7 @@
 #include "raft/raft.h"
 #include "replication/origin.h"
 #include "shmem.h"
+#include "snapshot.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
@@ -264,22 +265,40 @@ uint64 dr_xact_schema_index(uint64 group_id)
 
 /* ---- the apply worker's lock waits ---- */
 
-/* Since when the apply worker waits for a heavyweight lock; 0 when it does not. */
+/* Since when proc waits for a heavyweight lock; 0 when it does not. */
+static TimestampTz lock_wait_since(PGPROC *proc)
+{
+	if (proc == NULL || (proc->wait_event_info & 0xFF000000U) != PG_WAIT_LOCK)
+		return 0;
+	return (TimestampTz)pg_atomic_read_u64(&proc->waitStart);
+}
+
+/*
+ * Since when the apply worker, or a snapshot loader (which applies a group
+ * in its stead), waits for a heavyweight lock, the one that waits longest
+ * (*pid); 0 when none does.
+ */
 static TimestampTz apply_lock_wait(int *pid)
 {
-	PGPROC *proc;
-	int pgprocno;
+	int pids[DR_SNAP_JOBS], n, pgprocno;
+	TimestampTz since = 0;
 
 	SpinLockAcquire(&dr_shared->mutex);
 	pgprocno = dr_shared->apply_pgprocno;
 	*pid = (int)dr_shared->apply_pid;
 	SpinLockRelease(&dr_shared->mutex);
-	if (pgprocno < 0)
-		return 0;
-	proc = &ProcGlobal->allProcs[pgprocno];
-	if ((proc->wait_event_info & 0xFF000000U) != PG_WAIT_LOCK)
-		return 0;
-	return (TimestampTz)pg_atomic_read_u64(&proc->waitStart);
+	if (pgprocno >= 0)
+		since = lock_wait_since(&ProcGlobal->allProcs[pgprocno]);
+	n = dr_snapshot_loader_pids(pids);
+	for (int i = 0; i < n; i++) {
+		TimestampTz t = lock_wait_since(BackendPidGetProc(pids[i]));
+
+		if (t != 0 && (since == 0 || t < since)) {
+			since = t;
+			*pid = pids[i];
+		}
+	}
+	return since;
 }
 
 /* Append to pids the processes that pid waits for (pg_blocking_pids). */
@@ -558,7 +577,7 @@ static void pre_commit(void)
 	C.index = res.index;
 
 	wait_turn(p.group_id, C.index, p.schema_index);
-	if (p.registration != InvalidOid)
+	if (p.registration != InvalidOid && p.resend == 0)
 		dr_sql_tables_install(p.registration, p.group_id, C.index);
 
 	(void)view_group(p.group_id, &v);

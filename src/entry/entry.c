@@ -39,6 +39,8 @@ const char *entry_type_name(unsigned type)
 		return "table registration";
 	case ENTRY_ADDRESSES:
 		return "member addresses";
+	case ENTRY_RESEND_TABLE:
+		return "table registration sent again";
 	}
 	return NULL;
 }
@@ -516,13 +518,15 @@ int entry_encode_change_set(struct entry_buf *out, const struct entry_owner *own
 	                    check_name(reg->name) != ENTRY_OK || strlen(reg->def) > UINT32_MAX))
 		return ENTRY_ERR_FORMAT;
 
-	put_header(hdr, reg != NULL ? ENTRY_REGISTER_TABLE : ENTRY_CHANGE_SET);
+	put_header(hdr, reg == NULL   ? ENTRY_CHANGE_SET
+	                : reg->resend ? ENTRY_RESEND_TABLE
+	                              : ENTRY_REGISTER_TABLE);
 	entry_put_bytes(out, hdr, sizeof(hdr));
 	entry_put_u32(out, owner->node_id);
 	entry_put_u64(out, owner->incarnation);
 	entry_put_u32(out, owner->slot);
 	entry_put_u64(out, owner->generation);
-	if (reg == NULL)
+	if (reg == NULL || reg->resend)
 		entry_put_u64(out, schema_index);
 	if (reg != NULL) {
 		put_name(out, reg->schema);
@@ -609,7 +613,8 @@ int entry_decode_owner(const struct entry_header *h, struct entry_owner *out)
 {
 	struct entry_reader r = {h->body, h->body + h->body_len};
 
-	if (h->type != ENTRY_CHANGE_SET && h->type != ENTRY_REGISTER_TABLE)
+	if (h->type != ENTRY_CHANGE_SET && h->type != ENTRY_REGISTER_TABLE &&
+	    h->type != ENTRY_RESEND_TABLE)
 		return ENTRY_ERR_TYPE;
 	return decode_owner(&r, out);
 }
@@ -634,9 +639,10 @@ int entry_decode_register(const struct entry_header *h, struct entry_change_set 
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if (h->type != ENTRY_REGISTER_TABLE)
+	if (h->type != ENTRY_REGISTER_TABLE && h->type != ENTRY_RESEND_TABLE)
 		return ENTRY_ERR_TYPE;
 	if ((rc = decode_owner(&r, &out->owner)) != ENTRY_OK ||
+	    (h->type == ENTRY_RESEND_TABLE && (rc = get_u64(&r, &out->schema_index)) != ENTRY_OK) ||
 	    (rc = entry_next_name(&r, &out->schema, &out->schema_len)) != ENTRY_OK ||
 	    (rc = entry_next_name(&r, &out->name, &out->name_len)) != ENTRY_OK ||
 	    (rc = get_u32(&r, &out->def_len)) != ENTRY_OK)

@@ -30,6 +30,9 @@
  *	ENTRY_REGISTER_TABLE owner, name(schema), name(table), u32 length,
  *	                    definition (text, no NUL), sections (the table and its
  *	                    rows as INSERTs; exactly one table)
+ *	ENTRY_RESEND_TABLE  owner, u64 schema index, then as ENTRY_REGISTER_TABLE;
+ *	                    the table's id is its first registration's
+ *	                    (resend_table: for members that do not replicate it)
  *
  * where
  *
@@ -90,6 +93,7 @@ enum entry_type {
 	ENTRY_DDL = 3,            /* a utility command run on every member (execute) */
 	ENTRY_REGISTER_TABLE = 4, /* a table joins the group: its definition and rows */
 	ENTRY_ADDRESSES = 5,      /* the members' Raft addresses */
+	ENTRY_RESEND_TABLE = 6,   /* a registration sent again */
 };
 
 /* Static name of a type ("member info"), or NULL when unknown. */
@@ -204,15 +208,17 @@ struct entry_register_in {
 	const char *schema;
 	const char *name;
 	const char *def; /* canonical definition (CREATE statements) */
+	int resend;      /* ENTRY_RESEND_TABLE (it carries schema_index) */
 };
 
 /*
  * Encode a change set (reg NULL) or a registration into out (from its
  * current length): ops/ops_len/n_ops are the ops encoded with the op
- * encoders.  schema_index (change sets only) is the index of the group's
- * last utility command the writer had seen applied when it first wrote: a
- * change set with a utility command of its group between that index and
- * its own was built against another schema, and every member skips it.  ENTRY_ERR_FORMAT for a name
+ * encoders.  schema_index (change sets and resends only) is the index of the
+ * group's last utility command the writer had seen applied when it first
+ * wrote: a change set (or a resend) with a utility command of its group
+ * changing its tables between that index and its own was built against
+ * another schema, and every member skips it.  ENTRY_ERR_FORMAT for a name
  * out of range or a registration without exactly one table, ENTRY_ERR_SPACE when the buffer failed.
  */
 int entry_encode_change_set(struct entry_buf *out, const struct entry_owner *owner,
@@ -230,7 +236,7 @@ struct entry_reader {
 /* A decoded change set or registration; pointers into the input. */
 struct entry_change_set {
 	struct entry_owner owner;
-	uint64_t schema_index; /* change sets only (see entry_encode_change_set) */
+	uint64_t schema_index; /* change sets and resends (see entry_encode_change_set) */
 	/* registration only */
 	const char *schema;
 	uint16_t schema_len;
@@ -251,7 +257,7 @@ struct entry_change_set {
  * the rest). */
 int entry_decode_owner(const struct entry_header *h, struct entry_owner *out);
 
-/* Decode and check the whole body of a change set / a registration. */
+/* Decode and check the whole body of a change set / a registration (either kind). */
 int entry_decode_change_set(const struct entry_header *h, struct entry_change_set *out);
 int entry_decode_register(const struct entry_header *h, struct entry_change_set *out);
 

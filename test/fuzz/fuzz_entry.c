@@ -31,6 +31,7 @@ static char *dup_name(const char *p, size_t len)
 }
 
 /* Walk every section of an accepted change set and encode it again. */
+/* registration: 0 a change set, 1 a registration, 2 one sent again. */
 static void change_set(const struct entry_change_set *cs, int registration, const uint8_t *in,
                        size_t size)
 {
@@ -93,6 +94,7 @@ static void change_set(const struct entry_change_set *cs, int registration, cons
 		reg.schema = schema = dup_name(cs->schema, cs->schema_len);
 		reg.name = name = dup_name(cs->name, cs->name_len);
 		reg.def = def = dup_name(cs->def, cs->def_len);
+		reg.resend = registration > 1;
 	}
 	/* A registration's definition is any text: longer than a name is fine. */
 	if (entry_encode_change_set(&out, &cs->owner, cs->schema_index, registration ? &reg : NULL,
@@ -150,8 +152,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(again);
 	} else if (h.type == ENTRY_CHANGE_SET && entry_decode_change_set(&h, &cs) == ENTRY_OK) {
 		change_set(&cs, 0, copy, size);
-	} else if (h.type == ENTRY_REGISTER_TABLE && entry_decode_register(&h, &cs) == ENTRY_OK) {
-		change_set(&cs, 1, copy, size);
+	} else if ((h.type == ENTRY_REGISTER_TABLE || h.type == ENTRY_RESEND_TABLE) &&
+	           entry_decode_register(&h, &cs) == ENTRY_OK) {
+		change_set(&cs, h.type == ENTRY_RESEND_TABLE ? 2 : 1, copy, size);
 	} else if (h.type == ENTRY_DDL && entry_decode_ddl(&h, &ddl) == ENTRY_OK) {
 		struct entry_buf out = {0};
 

@@ -368,7 +368,7 @@ static void test_change_set_refuses(void **state)
 
 static void test_register_round_trip(void **state)
 {
-	struct entry_register_in reg = {"public", "accounts", "CREATE TABLE x (id int)"};
+	struct entry_register_in reg = {"public", "accounts", "CREATE TABLE x (id int)", 0};
 	struct entry_buf b = {0};
 	struct entry_change_set cs;
 	struct entry_header h;
@@ -380,6 +380,36 @@ static void test_register_round_trip(void **state)
 	assert_int_equal(entry_decode_register(&h, &cs), ENTRY_OK);
 	assert_int_equal(cs.schema_len, 6);
 	assert_memory_equal(cs.schema, "public", 6);
+	assert_memory_equal(cs.name, "accounts", 8);
+	assert_int_equal(cs.def_len, strlen(reg.def));
+	assert_int_equal(cs.n_tables, 1);
+	assert_int_equal(cs.n_ops, 1);
+	for (size_t n = ENTRY_HEADER_BYTES; n < b.len; n++) {
+		assert_int_equal(entry_decode_header(b.data, n, &h), ENTRY_OK);
+		assert_int_not_equal(entry_decode_register(&h, &cs), ENTRY_OK);
+	}
+	free(b.data);
+}
+
+/* A registration sent again carries the writer's schema index; decoded alike. */
+static void test_resend_round_trip(void **state)
+{
+	struct entry_register_in reg = {"public", "accounts", "CREATE TABLE x (id int)", 1};
+	struct entry_buf b = {0};
+	struct entry_change_set cs;
+	struct entry_owner o;
+	struct entry_header h;
+
+	(void)state;
+	encode_change_set(&b, &reg);
+	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
+	assert_int_equal(h.type, ENTRY_RESEND_TABLE);
+	assert_string_equal(entry_type_name(h.type), "table registration sent again");
+	assert_int_equal(entry_decode_owner(&h, &o), ENTRY_OK);
+	assert_int_equal(o.slot, 17);
+	assert_int_equal(entry_decode_change_set(&h, &cs), ENTRY_ERR_TYPE);
+	assert_int_equal(entry_decode_register(&h, &cs), ENTRY_OK);
+	assert_int_equal(cs.schema_index, 77);
 	assert_memory_equal(cs.name, "accounts", 8);
 	assert_int_equal(cs.def_len, strlen(reg.def));
 	assert_int_equal(cs.n_tables, 1);
@@ -459,6 +489,7 @@ int main(void)
 	        cmocka_unit_test(test_change_set_round_trip),
 	        cmocka_unit_test(test_change_set_refuses),
 	        cmocka_unit_test(test_register_round_trip),
+	        cmocka_unit_test(test_resend_round_trip),
 	        cmocka_unit_test(test_ddl),
 	        cmocka_unit_test(test_buf_failure),
 	};

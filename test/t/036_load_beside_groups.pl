@@ -1,0 +1,81 @@
+# A snapshot load does not hold up the node's other groups (issue 14: "in
+# the background so that other groups ... go on"): it runs in a loader of
+# its own while the apply worker applies the rest.  Node 3 follows groups 1
+# and 2; it falls behind group 1's compacted log and loads a snapshot that
+# pauses after its first table (dragonraft.testing_snapshot_delay).  While
+# that load is open, group 2's writes reach node 3, and group 1's writes
+# wait there; once the load ends, node 3 applies them and is identical to
+# the leader.  A load whose loader is terminated is tried again.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use DragonCluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $c = DragonCluster->new(3, conf => qq{
+dragonraft.snapshot_entries = 50
+dragonraft.compaction_overhead = 5
+});
+my ($N1, $N3) = ($c->node(1), $c->node(3));
+$c->create_group($_) for (1, 2);
+for my $g (1, 2)
+{
+	my $l = $c->leader($g);
+	$c->node($l)->safe_psql('postgres', "SELECT dragonraft.transfer_leader($g, 1)") unless $l == 1;
+	ok($c->wait_until("node 1 to lead group $g", sub { $c->leader($g) == 1 }), "node 1 leads group $g");
+}
+$N1->safe_psql('postgres', q{
+SELECT dragonraft.execute(1, 'CREATE TABLE a (id int PRIMARY KEY, v text); CREATE TABLE b (id int PRIMARY KEY)');
+SELECT dragonraft.execute(2, 'CREATE TABLE u (id int PRIMARY KEY, v text)');
+SELECT dragonraft.replicate_table('a', 1);
+SELECT dragonraft.replicate_table('b', 1);
+SELECT dragonraft.replicate_table('u', 2);
+INSERT INTO a SELECT g, 'first' FROM generate_series(1, 1000) g;
+INSERT INTO b SELECT g FROM generate_series(1, 1000) g;
+});
+ok($c->caught_up($_), "the members caught up with group $_") for (1, 2);
+
+# Node 3 stops; group 1 writes and compacts past it.
+$N3->stop('fast');
+$N1->safe_psql('postgres', join('', map { "INSERT INTO a VALUES (1000 + $_, 'behind');\n" } 1 .. 120));
+ok($c->compact(1, 1, 2), 'nodes 1 and 2 compacted group 1');
+$N3->append_conf('postgresql.conf', "dragonraft.testing_snapshot_delay = 600000\n");
+$N3->start;
+my $loader = $c->wait_until('node 3 to load the first table of group 1', sub {
+	$N3->safe_psql('postgres', q{SELECT pid FROM dragonraft.stat_progress_snapshot
+		WHERE group_id = 1 AND role = 'receiver' AND phase = 'loading' AND tables_done = 1}) });
+ok($loader, 'node 3 loads a snapshot of group 1, paused after its first table');
+
+# Meanwhile group 2 goes on on node 3, and group 1's new writes wait there.
+$N1->safe_psql('postgres', q{INSERT INTO u SELECT g, 'during' FROM generate_series(1, 10) g});
+$N1->safe_psql('postgres', q{INSERT INTO a VALUES (5000, 'during the load')});
+ok($c->wait_until('node 3 to apply group 2', sub {
+	$N3->safe_psql('postgres', 'SELECT count(*) FROM u') eq '10' }),
+	"node 3 applies group 2's writes while group 1's load is open");
+is($N3->safe_psql('postgres', q{SELECT pid FROM dragonraft.stat_progress_snapshot
+	WHERE group_id = 1 AND role = 'receiver' AND phase = 'loading'}), $loader,
+	'and group 1 is still loading then');
+
+# A loader that is terminated: its load is tried again.
+my $offset = -s $N3->logfile;
+$N3->safe_psql('postgres', "SELECT pg_terminate_backend($loader)");
+ok($c->wait_until('a new loader', sub {
+	my $p = $N3->safe_psql('postgres', q{SELECT pid FROM dragonraft.stat_progress_snapshot
+		WHERE group_id = 1 AND role = 'receiver' AND phase = 'loading'});
+	$p ne '' && $p ne $loader }), 'a terminated load is tried again by a new loader');
+like(slurp_file($N3->logfile, $offset), qr/parked group 1 after an error/,
+	'the apply worker parked group 1 meanwhile');
+
+$N3->safe_psql('postgres', 'ALTER SYSTEM SET dragonraft.testing_snapshot_delay = 0');
+$N3->safe_psql('postgres', 'SELECT pg_reload_conf()');
+ok($c->caught_up(1), 'node 3 catches up with group 1 once the load ends');
+ok($c->caught_up(2), 'and with group 2');
+for my $t ([ 'a', 1 ], [ 'b', 1 ], [ 'u', 2 ])
+{
+	is($c->contents(3, $t->[0], 'id'), $c->contents(1, $t->[0], 'id'), "node 3's $t->[0] equals node 1's");
+}
+like($N3->safe_psql('postgres', q{SELECT v FROM a WHERE id = 5000}), qr/during the load/,
+	"group 1's write made during the load reached node 3");
+done_testing();
