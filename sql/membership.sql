@@ -130,6 +130,19 @@ DO $$BEGIN
 EXCEPTION WHEN division_by_zero THEN NULL;
 END$$;
 ROLLBACK;
+-- A block chained to the last one, and a procedure (it may roll back).
+BEGIN;
+COMMIT AND CHAIN;
+SAVEPOINT s;
+SELECT dragonraft.add_member(14, 7, '127.0.0.1:9', false);
+ROLLBACK;
+CREATE PROCEDURE add_then_roll_back() LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM dragonraft.add_member(14, 7, '127.0.0.1:9', false);
+  ROLLBACK;
+END$$;
+CALL add_then_roll_back();
+DROP PROCEDURE add_then_roll_back();
 SELECT count(*) AS still_there FROM dragonraft.status WHERE group_id = 14;
 
 -- Linearizable reads of tables that are not replicated cost nothing.

@@ -54,6 +54,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
 #include "parser/parser.h"
 #include "shmem.h"
 #include "storage/lmgr.h"
@@ -99,6 +100,12 @@ typedef struct RelmapEntry {
 static HTAB *relmap = NULL;
 static uint64 relmap_gen, relmap_built_gen;
 
+/*
+ * dragonraft.capture(), whose triggers do nothing in the apply worker;
+ * InvalidOid until looked up (again after dr_apply_rows_forget).
+ */
+static Oid capture_fn = InvalidOid;
+
 static void relmap_inval(Datum arg, Oid relid)
 {
 	relmap_gen++;
@@ -106,6 +113,7 @@ static void relmap_inval(Datum arg, Oid relid)
 
 void dr_apply_rows_forget(void)
 {
+	capture_fn = InvalidOid;
 	if (relmap != NULL)
 		hash_destroy(relmap);
 	relmap = NULL;
@@ -168,6 +176,33 @@ static void corrupt(const char *what) pg_attribute_noreturn();
 static void corrupt(const char *what)
 {
 	ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("malformed change set: %s", what)));
+}
+
+/*
+ * The apply worker fires the triggers that session_replication_role =
+ * replica fires (ENABLE ALWAYS or REPLICA), as PostgreSQL's apply worker
+ * does; dragonraft's own (ENABLE ALWAYS) return at once here.  A table with
+ * no other trigger that fires gets no trigger descriptor: its rows queue no
+ * after-trigger event, which would fetch each row again to call a trigger
+ * that does nothing.
+ */
+static void drop_idle_triggers(ResultRelInfo *rri)
+{
+	TriggerDesc *td = rri->ri_TrigDesc;
+
+	if (td == NULL)
+		return;
+	if (!OidIsValid(capture_fn))
+		capture_fn = LookupFuncName(
+		        list_make2(makeString("dragonraft"), makeString("capture")), 0, NULL, true);
+	for (int i = 0; i < td->numtriggers; i++) {
+		const Trigger *tg = &td->triggers[i];
+
+		if (tg->tgfoid != capture_fn && (tg->tgenabled == TRIGGER_FIRES_ALWAYS ||
+		                                 tg->tgenabled == TRIGGER_FIRES_ON_REPLICA))
+			return;
+	}
+	rri->ri_TrigDesc = NULL;
 }
 
 /* Open the entry's tables (relid_override: a registration's one table). */
@@ -260,6 +295,7 @@ static ApplyTable *open_tables(uint64 group_id, const struct entry_change_set *c
 		desc = RelationGetDescr(t->rel);
 		t->rri = makeNode(ResultRelInfo);
 		InitResultRelInfo(t->rri, t->rel, i + 1, NULL, 0);
+		drop_idle_triggers(t->rri);
 		estate->es_opened_result_relations =
 		        lappend(estate->es_opened_result_relations, t->rri);
 		ExecOpenIndices(t->rri, false);
@@ -761,17 +797,29 @@ static uint64 sent_table_id(const struct entry_change_set *cs)
 	return t.table_id;
 }
 
-/* Does this member replicate table table_id of the group? */
-static bool replicates(uint64 group_id, uint64 table_id)
+/* Does this member replicate table table_id of the group?  If it refused it:
+ * the local table it refused then (*refused; InvalidOid if none). */
+static bool replicates(uint64 group_id, uint64 table_id, Oid *refused)
 {
 	Oid types[2] = {INT8OID, INT8OID};
 	Datum values[2] = {Int64GetDatum((int64)group_id), Int64GetDatum((int64)table_id)};
+	bool isnull, replicated = false;
 
-	if (SPI_execute_with_args("SELECT 1 FROM dragonraft.replicated_tables WHERE group_id = $1 "
-	                          "AND table_id = $2 AND state = 'replicated'",
-	                          2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+	*refused = InvalidOid;
+	if (SPI_execute_with_args(
+	            "SELECT state = 'replicated', relid FROM dragonraft.replicated_tables "
+	            "WHERE group_id = $1 AND table_id = $2",
+	            2, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "dragonraft could not read dragonraft.replicated_tables");
-	return SPI_processed > 0;
+	if (SPI_processed == 1) {
+		HeapTuple tup = SPI_tuptable->vals[0];
+		Datum relid = SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull);
+
+		replicated = DatumGetBool(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
+		if (!replicated && relid != (Datum)0)
+			*refused = DatumGetObjectId(relid);
+	}
+	return replicated;
 }
 
 /* A refused table taken now loses its guard. */
@@ -831,6 +879,7 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, uint64 schema_index,
 	Oid nsp, relid;
 	bool mine;
 	uint64 table_id = index;
+	Oid refused = InvalidOid;
 	int rc = entry_decode_register(h, &cs);
 
 	if (rc != ENTRY_OK)
@@ -839,7 +888,7 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, uint64 schema_index,
 		uint64 command = 0;
 
 		table_id = sent_table_id(&cs);
-		if (replicates(group_id, table_id))
+		if (replicates(group_id, table_id, &refused))
 			return;
 		if (cs.schema_index < schema_index) {
 			PushActiveSnapshot(GetTransactionSnapshot());
@@ -916,6 +965,10 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, uint64 schema_index,
 		}
 	}
 	apply_sections(group_id, &cs, relid);
+	/* The member's own table that it refused, renamed since, is a plain table again. */
+	if (OidIsValid(refused) && refused != relid && get_rel_name(refused) != NULL)
+		unguard(quote_qualified_identifier(get_namespace_name(get_rel_namespace(refused)),
+		                                   get_rel_name(refused)));
 	dr_sql_tables_install(relid, group_id, table_id);
 	dr_apply_rows_forget();
 	ereport(LOG, (errmsg("dragonraft table %s joined group %llu at entry %llu", qname,

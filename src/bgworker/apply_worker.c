@@ -95,7 +95,8 @@ typedef struct Deferred {
 } Deferred;
 
 static HTAB *groups;
-static int n_loading; /* groups with a loader */
+static ApplyGroup *loading[DR_SNAP_JOBS]; /* the groups with a loader */
+static int n_loading;
 
 static void park(uint64 gid, const char *message, bool corrupt);
 static dlist_head parked_groups = DLIST_STATIC_INIT(parked_groups);
@@ -198,6 +199,21 @@ static int publish(uint64 group_id, uint64 applied, RepOriginId origin, const ch
 	if (pgprocno >= 0)
 		SetLatch(&ProcGlobal->allProcs[pgprocno].procLatch);
 	return delay;
+}
+
+/*
+ * Whether backends' commits wake this worker (xact.c): only while entries of
+ * theirs wait here (parked_groups); the engine worker hands over an entry of
+ * a live local backend once that backend is done with it (pg_sm.c).  Set
+ * before the last look at the waiting entries (retry_parked) and read by a
+ * backend after it published its commit, both under dr_shared->mutex: one
+ * of the two sees the other.
+ */
+static void want_commits(bool want)
+{
+	SpinLockAcquire(&dr_shared->mutex);
+	dr_shared->apply_wants_commits = want;
+	SpinLockRelease(&dr_shared->mutex);
 }
 
 /*
@@ -370,10 +386,7 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 		has_header = true;
 	}
 	/* Owned by a live backend?  (Read before applied: see shmem.h NOTES.) */
-	if (has_header &&
-	    (h.type == ENTRY_CHANGE_SET || h.type == ENTRY_REGISTER_TABLE ||
-	     h.type == ENTRY_RESEND_TABLE) &&
-	    dr_apply_rows_owned(&h)) {
+	if (has_header && dr_apply_rows_owned(&h)) {
 		if (batch.ag == ag)
 			commit_batch(); /* its turn needs our applied index */
 		refresh_applied(ag);
@@ -467,6 +480,45 @@ static void drop_waiting(ApplyGroup *ag)
  * other groups; the group's entries that come meanwhile wait here, and
  * those at or below the index are skipped after it.
  */
+/* A loader's argument: its job and the job's generation (DR_SNAP_JOBS <= 16). */
+static Datum loader_arg(int job, uint32 generation)
+{
+	return Int32GetDatum((int32)((generation & 0x7FFFFFF) << 4 | (uint32)job));
+}
+
+/*
+ * Loaders of a predecessor (an apply worker that exited while they ran) end
+ * before this worker applies anything: one that committed later would move
+ * a group behind its back.  Their loads come again with the engine
+ * worker's messages.
+ */
+static void end_orphan_loaders(void)
+{
+	for (int i = 0; i < DR_SNAP_JOBS; i++) {
+		DrSnapJob *j = dr_snapshot_job(i);
+
+		for (;;) {
+			bool loader;
+			pid_t pid;
+
+			SpinLockAcquire(&j->mutex);
+			loader = j->group_id != 0 && j->role == DR_SNAP_RECEIVER;
+			pid = j->pid;
+			if (loader && pid == 0)
+				j->group_id =
+				        0; /* ended, or not started: then it finds its job gone */
+			SpinLockRelease(&j->mutex);
+			if (!loader || pid == 0)
+				break;
+			(void)kill(pid, SIGTERM); /* its exit clears pid (loader_exit) */
+			(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+			                10, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+}
+
 static void start_load(const DrApplyMsg *m, const uint8 *data)
 {
 	BackgroundWorker w;
@@ -490,6 +542,7 @@ static void start_load(const DrApplyMsg *m, const uint8 *data)
 	if (m->index <= ag->applied)
 		return;
 	drop_waiting(ag);
+	memset(&w, 0, sizeof(w));
 	job = dr_snapshot_job_alloc(m->group_id, DR_SNAP_RECEIVER);
 	if (job < 0)
 		ereport(ERROR,
@@ -500,8 +553,8 @@ static void start_load(const DrApplyMsg *m, const uint8 *data)
 	SpinLockAcquire(&j->mutex);
 	j->index = m->index;
 	strlcpy(j->path, (const char *)data, sizeof(j->path));
+	w.bgw_main_arg = loader_arg(job, j->generation);
 	SpinLockRelease(&j->mutex);
-	memset(&w, 0, sizeof(w));
 	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	w.bgw_restart_time = BGW_NEVER_RESTART;
@@ -510,7 +563,6 @@ static void start_load(const DrApplyMsg *m, const uint8 *data)
 	snprintf(w.bgw_name, BGW_MAXLEN, "dragonraft snapshot loader for group %llu",
 	         (unsigned long long)m->group_id);
 	snprintf(w.bgw_type, BGW_MAXLEN, "dragonraft snapshot loader");
-	w.bgw_main_arg = Int32GetDatum(job);
 	w.bgw_notify_pid = MyProcPid;
 	old = MemoryContextSwitchTo(TopMemoryContext); /* the handle outlives transactions */
 	registered = RegisterDynamicBackgroundWorker(&w, &ag->loader);
@@ -523,7 +575,7 @@ static void start_load(const DrApplyMsg *m, const uint8 *data)
 		                errhint("Raise max_worker_processes.")));
 	}
 	ag->load_job = job;
-	n_loading++;
+	loading[n_loading++] = ag;
 }
 
 /* A loader ended: the group goes on after its snapshot, or is parked with its error. */
@@ -545,7 +597,6 @@ static void finish_load(ApplyGroup *ag)
 	dr_snapshot_job_free(ag->load_job);
 	pfree(ag->loader);
 	ag->loader = NULL;
-	n_loading--;
 	applying.group_id = ag->group_id;
 	applying.what = "snapshot";
 	if (!done || code != 0) {
@@ -562,24 +613,15 @@ static void finish_load(ApplyGroup *ag)
 
 static void check_loads(void)
 {
-	HASH_SEQ_STATUS it;
-	ApplyGroup *ag, *ended = NULL;
 	pid_t pid;
 
-	while (n_loading > 0) {
-		hash_seq_init(&it, groups);
-		while ((ag = hash_seq_search(&it)) != NULL)
-			if (ag->loader != NULL &&
-			    GetBackgroundWorkerPid(ag->loader, &pid) == BGWH_STOPPED) {
-				ended = ag;
-				hash_seq_term(&it);
-				break;
-			}
-		if (ended == NULL)
-			return;
-		finish_load(ended);
-		ended = NULL;
-	}
+	for (int i = 0; i < n_loading; i++)
+		if (GetBackgroundWorkerPid(loading[i]->loader, &pid) == BGWH_STOPPED) {
+			ApplyGroup *ag = loading[i];
+
+			loading[i--] = loading[--n_loading];
+			finish_load(ag);
+		}
 }
 
 static void receive_entry(const DrApplyMsg *m, const uint8 *data)
@@ -697,6 +739,7 @@ static void apply_messages(shm_mq_handle *mqh)
 			if (batch.ag != NULL)
 				commit_batch();
 			check_loads();
+			want_commits(!dlist_is_empty(&parked_groups));
 			retry_parked();
 			applying.group_id = 0;
 			if (batch.ag != NULL)
@@ -801,6 +844,7 @@ void dr_apply_worker_main(Datum arg)
 	before_shmem_exit(on_apply_exit, (Datum)0);
 
 	BackgroundWorkerInitializeConnection(dr_database, NULL, 0);
+	end_orphan_loaders();
 	CurrentResourceOwner = ResourceOwnerCreate(NULL, "dragonraft apply worker");
 	StartTransactionCommand();
 	have_extension = OidIsValid(get_extension_oid("dragonraft", true));
@@ -837,6 +881,17 @@ void dr_apply_worker_main(Datum arg)
 	apply_loop(mqh);
 }
 
+/* The loader's job no longer names a live process. */
+static void loader_exit(int code, Datum arg)
+{
+	DrSnapJob *j = dr_snapshot_job(DatumGetInt32(arg) & 0xF);
+
+	SpinLockAcquire(&j->mutex);
+	if (loader_arg(DatumGetInt32(arg) & 0xF, j->generation) == arg)
+		j->pid = 0;
+	SpinLockRelease(&j->mutex);
+}
+
 /* The loader's outcome, for the apply worker (finish_load). */
 static void loader_done(DrSnapJob *j, int code, const char *error)
 {
@@ -855,22 +910,29 @@ static void loader_done(DrSnapJob *j, int code, const char *error)
  */
 void dr_snapshot_loader_main(Datum arg)
 {
-	int job = DatumGetInt32(arg);
+	int job = DatumGetInt32(arg) & 0xF;
 	DrSnapJob *j = dr_snapshot_job(job);
 	ErrorContextCallback errcb;
 	HASHCTL info;
 	ApplyGroup *ag;
 	uint64 group_id, index;
+	bool mine;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	dr_is_apply_worker = true;
 	SpinLockAcquire(&j->mutex);
+	mine = j->group_id != 0 && j->role == DR_SNAP_RECEIVER &&
+	       loader_arg(job, j->generation) == arg;
+	if (mine)
+		j->pid = MyProcPid;
 	group_id = j->group_id;
 	index = j->index;
-	j->pid = MyProcPid;
 	SpinLockRelease(&j->mutex);
+	if (!mine)
+		proc_exit(0); /* its apply worker exited before it started (end_orphan_loaders) */
+	before_shmem_exit(loader_exit, arg);
 	BackgroundWorkerInitializeConnection(dr_database, NULL, 0);
 	CurrentResourceOwner = ResourceOwnerCreate(NULL, "dragonraft snapshot loader");
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);

@@ -653,9 +653,17 @@ static void capture_rows(Relation rel)
 			                RelationGetRelationName(rel)),
 			         errdetail("Its rows exceed dragonraft.max_entry_size (%d bytes).",
 			                   dr_max_entry_size),
-			         errhint("Replicate the table while it is empty (move its rows "
-			                 "aside), then load its rows in transactions smaller than "
-			                 "dragonraft.max_entry_size.")));
+			         X.resend != 0
+			                 ? errhint("resend_table sends the whole table in one "
+			                           "entry: "
+			                           "raise dragonraft.max_entry_size on every "
+			                           "member "
+			                           "(a restart) while you resend it.")
+			                 : errhint("Replicate the table while it is empty (move "
+			                           "its "
+			                           "rows aside), then load its rows in "
+			                           "transactions "
+			                           "smaller than dragonraft.max_entry_size.")));
 	}
 	ExecDropSingleTupleTableSlot(slot);
 	table_endscan(scan);

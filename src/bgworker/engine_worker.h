@@ -37,6 +37,7 @@ typedef struct DrSm {
 	dlist_node resend_node; /* in the list of groups to send again, while in_resend */
 	bool in_resend;
 	raft_index handed;    /* the last entry handed over */
+	uint64 hold_pass;     /* the pass of send_new that holds its entries (pg_sm.c) */
 	bool exporting;       /* a full snapshot is made (the exporter's job: snap_job) */
 	bool export_hold;     /* ... and the group's apply is held until it took its snapshot */
 	int snap_job;         /* the exporter's job (snapshot.h), while exporting */
@@ -88,7 +89,8 @@ extern void dr_pg_sm_ops(DrSm *sm, struct engine_sm_ops *ops);
 extern void dr_pg_sm_forget(DrSm *sm);
 extern void dr_pg_sm_poll(void);
 extern void dr_pg_sm_refresh_durable(void);
-/* Milliseconds until a parked group is due to be sent again; -1 = none. */
+/* Milliseconds until the next look: a parked group due to be sent again, or an
+ * entry held for its backend; -1 = none. */
 extern long dr_pg_sm_timeout(void);
 extern void dr_pg_sm_shutdown(void);
 

@@ -10,6 +10,9 @@
  * again.  What is kept is bounded in bytes: at the bound apply_busy() holds
  * the group's committed entries in the Raft log (they stay durable and
  * acknowledged) until the apply worker catches up and the group is resumed.
+ * A change set that a live local backend commits itself (the leader's own
+ * writes) is held back, with its group's later entries, until that backend
+ * committed it or gave up (backend_applies).
  *
  * A group whose entry failed to apply is parked by the apply worker (its
  * status says when to try again): it is held here until it applies, and at
@@ -41,11 +44,14 @@
 #include "storage/shm_mq.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
+#include "write.h"
 
 /* An entry handed over and not yet applied. */
 typedef struct DrSmEntry {
 	dlist_node group_node; /* in its group's entries */
 	dlist_node order_node; /* in hand-over order */
+	DrSm *sm;              /* its group */
+	bool sent;             /* to the current apply worker, in hand-over order */
 	DrApplyMsg msg;
 	uint8 data[FLEXIBLE_ARRAY_MEMBER];
 } DrSmEntry;
@@ -61,10 +67,14 @@ typedef struct DrSmEntry {
 #define MAX_EXPORT_RETRY_MS 60000
 /* ... and after one found no extension in dragonraft.database, or had no slot. */
 #define RETRY_DELAY_MS 10000
+/* While a local backend's entry is held (backend_applies): how often to look
+ * again whether that backend is done with it. */
+#define HOLD_POLL_MS 1
 
 static struct {
 	dlist_head order;        /* every entry kept, in hand-over order */
 	DrSmEntry *next_send;    /* first entry not yet sent, NULL = all sent */
+	uint64 pass;             /* of send_new over the entries not sent */
 	Size bytes;              /* bytes kept */
 	dlist_head with_entries; /* groups that have entries kept */
 	dlist_head progressed;   /* groups whose applied index moved since the last refresh */
@@ -72,6 +82,7 @@ static struct {
 	dlist_head resend;       /* parked groups whose entries are due to be sent again */
 	dlist_head exports;      /* groups whose full snapshot is being made */
 	bool watched;            /* a group is recovering or parked */
+	bool holding;            /* an entry is held: a live local backend applies it */
 	bool resend_started;     /* the head's DR_APPLY_RESEND message is sent */
 	DrSmEntry *resend_next;  /* the head's next entry to send again, NULL = done */
 	TimestampTz next_retry;  /* earliest time a parked group is due; 0 = none */
@@ -81,7 +92,7 @@ static struct {
 	 * (a backend may apply its own entry meanwhile).
 	 */
 	DrSmEntry *blocked;  /* that entry; NULL: none, or a DR_APPLY_RESEND message */
-	bool blocked_normal; /* it is S.next_send (not the resend's) */
+	bool blocked_normal; /* it is send_new's (not the resend's) */
 
 	dsm_segment *seg; /* the current apply worker's queue */
 	shm_mq_handle *mqh;
@@ -144,6 +155,8 @@ static bool keep(DrSm *sm, raft_index index, raft_term term, uint32 type, const 
 
 	if (e == NULL)
 		return false;
+	e->sm = sm;
+	e->sent = false;
 	e->msg.group_id = sm->group_id;
 	e->msg.index = index;
 	e->msg.term = term;
@@ -248,6 +261,8 @@ void dr_pg_sm_ops(DrSm *sm, struct engine_sm_ops *ops)
 
 static void free_entry(DrSmEntry *e)
 {
+	if (S.blocked == e)
+		S.blocked = NULL; /* (its group is gone) */
 	if (S.next_send == e)
 		S.next_send = dlist_has_next(&S.order, &e->order_node)
 		                      ? dlist_container(DrSmEntry, order_node,
@@ -315,6 +330,20 @@ void dr_pg_sm_forget(DrSm *sm)
 	resend_remove(sm);
 }
 
+/* Everything kept goes to a new apply worker. */
+static void send_all_again(void)
+{
+	dlist_iter it;
+
+	dlist_foreach(it, &S.order)
+	{
+		dlist_container(DrSmEntry, order_node, it.cur)->sent = false;
+	}
+	S.next_send = dlist_is_empty(&S.order)
+	                      ? NULL
+	                      : dlist_head_element(DrSmEntry, order_node, &S.order);
+}
+
 /* The apply worker exited: everything kept goes to the next one. */
 static void apply_gone(void)
 {
@@ -332,9 +361,7 @@ static void apply_gone(void)
 	/* The next apply worker gets everything, and tries parked groups at once. */
 	while (!dlist_is_empty(&S.resend))
 		resend_remove(dlist_head_element(DrSm, resend_node, &S.resend));
-	S.next_send = dlist_is_empty(&S.order)
-	                      ? NULL
-	                      : dlist_head_element(DrSmEntry, order_node, &S.order);
+	send_all_again();
 }
 
 static void start_apply(void)
@@ -382,9 +409,7 @@ static void start_apply(void)
 	}
 	S.mqh = shm_mq_attach(mq, S.seg, S.worker);
 	MemoryContextSwitchTo(old);
-	S.next_send = dlist_is_empty(&S.order)
-	                      ? NULL
-	                      : dlist_head_element(DrSmEntry, order_node, &S.order);
+	send_all_again();
 }
 
 static void warn_no_extension(void)
@@ -504,7 +529,8 @@ static void collect_applied(void)
 		 * again after the apply worker's pause, as a failed entry is, so that
 		 * fixing the cause is enough; status shows the error meanwhile.
 		 */
-		if (sm->recovering != 0 && (applied >= sm->recovering || (failures > 0 && corrupt))) {
+		if (sm->recovering != 0 &&
+		    (applied >= sm->recovering || (failures > 0 && corrupt))) {
 			sm->recover_failed = applied < sm->recovering;
 			sm->recovering = 0;
 			engine_snapshot_recovered(dr_engine->e, sm->group_id,
@@ -601,30 +627,76 @@ static bool send_again(void)
 	return true;
 }
 
-/* The entries in hand-over order that the apply worker has not had yet. */
+/*
+ * Is e a change set (or registration) of a live backend of this node, which
+ * commits it itself at its turn (xact.c)?  The apply worker could only wait
+ * for that backend (and be woken by its commit: a context switch per
+ * transaction on a leader), so e is held here, with the entries of its
+ * group after it, until the backend applied it (collect_applied frees it)
+ * or gave up (then e goes to the apply worker).  Other groups' entries go
+ * on meanwhile.
+ */
+static bool backend_applies(const DrSmEntry *e)
+{
+	struct entry_header h;
+
+	return e->msg.type == RAFT_ENTRY_NORMAL && e->msg.len > 0 &&
+	       entry_decode_header(e->data, e->msg.len, &h) == ENTRY_OK && dr_apply_rows_owned(&h);
+}
+
+static DrSmEntry *next_in_order(DrSmEntry *e)
+{
+	return dlist_has_next(&S.order, &e->order_node)
+	               ? dlist_container(DrSmEntry, order_node,
+	                                 dlist_next_node(&S.order, &e->order_node))
+	               : NULL;
+}
+
+/* Send e (flush: the last one of a pass); false if it did not go. */
+static bool send_one(DrSmEntry *e, bool flush)
+{
+	e->sent = send_msg(&e->msg, e->data, flush, e);
+	S.blocked_normal = S.blocked == e;
+	return e->sent;
+}
+
+/*
+ * The entries in hand-over order that the apply worker has not had yet,
+ * but those held for their backends; each sent after the next one to send
+ * is found, so that the last one flushes the queue.
+ */
 static bool send_new(void)
 {
-	while (S.next_send != NULL) {
-		DrSmEntry *e = S.next_send;
-		bool last = !dlist_has_next(&S.order, &e->order_node);
+	DrSmEntry *pending = NULL;
 
-		S.blocked_normal = !send_msg(&e->msg, e->data, last, e);
-		if (S.blocked_normal)
+	S.pass++;
+	for (DrSmEntry *e = S.next_send; e != NULL; e = next_in_order(e)) {
+		if (e->sent || e->sm->hold_pass == S.pass)
+			continue; /* sent, or its group waits for an entry held before it */
+		if (backend_applies(e)) {
+			e->sm->hold_pass = S.pass;
+			S.holding = true;
+			continue;
+		}
+		if (pending != NULL && !send_one(pending, false))
 			return false;
-		S.next_send = last ? NULL
-		                   : dlist_container(DrSmEntry, order_node,
-		                                     dlist_next_node(&S.order, &e->order_node));
+		pending = e;
 	}
+	if (pending != NULL && !send_one(pending, true))
+		return false;
+	while (S.next_send != NULL && S.next_send->sent)
+		S.next_send = next_in_order(S.next_send);
 	return true;
 }
 
 /* Send what the apply worker has not had yet, without blocking. */
 static void send_entries(void)
 {
+	S.holding = false;
 	if (S.mqh == NULL)
 		return;
-	/* A message partly in the queue goes on first. */
-	if (S.blocked_normal && !send_new())
+	/* A message partly in the queue goes on first, whatever it is. */
+	if (S.blocked_normal && S.blocked != NULL && !send_one(S.blocked, true))
 		return;
 	if (send_again())
 		(void)send_new();
@@ -769,13 +841,14 @@ void dr_pg_sm_poll(void)
 
 long dr_pg_sm_timeout(void)
 {
-	long secs;
+	long secs, ms;
 	int usecs;
 
 	if (S.next_retry == 0)
-		return -1;
+		return S.holding ? HOLD_POLL_MS : -1;
 	TimestampDifference(GetCurrentTimestamp(), S.next_retry, &secs, &usecs);
-	return secs * 1000 + (usecs + 999) / 1000;
+	ms = secs * 1000 + (usecs + 999) / 1000;
+	return S.holding && ms > HOLD_POLL_MS ? HOLD_POLL_MS : ms;
 }
 
 void dr_pg_sm_refresh_durable(void)

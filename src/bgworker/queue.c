@@ -111,7 +111,6 @@ static void call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *pa
 	dsm_handle handle = DSM_HANDLE_INVALID;
 	uint64 gen;
 	bool accepted;
-	int pgprocno;
 
 	if (!exit_hook_set) {
 		before_shmem_exit(on_backend_exit, (Datum)0);
@@ -160,11 +159,7 @@ static void call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *pa
 			dsm_detach(seg);
 		engine_not_running();
 	}
-	SpinLockAcquire(&dr_shared->mutex);
-	pgprocno = dr_shared->engine_pgprocno;
-	SpinLockRelease(&dr_shared->mutex);
-	if (pgprocno >= 0)
-		SetLatch(&ProcGlobal->allProcs[pgprocno].procLatch);
+	dr_shmem_wake_engine();
 
 	if (!cancellable)
 		HOLD_INTERRUPTS(); /* CHECK_FOR_INTERRUPTS in the sleep does nothing */

@@ -90,6 +90,7 @@ void dr_shmem_startup(void)
 		dr_shared->engine_pgprocno = -1;
 		dr_shared->apply_pgprocno = -1;
 		dr_shared->apply_wakes_engine = true;
+		dr_shared->apply_wants_commits = true;
 		/* Entries proposed before this start belong to no live backend. */
 		if (!pg_strong_random(&dr_shared->incarnation, sizeof(dr_shared->incarnation)))
 			dr_shared->incarnation = (uint64)GetCurrentTimestamp() ^ (uint64)MyProcPid
@@ -124,7 +125,18 @@ void dr_shmem_wake_apply(void)
 	int pgprocno;
 
 	SpinLockAcquire(&dr_shared->mutex);
-	pgprocno = dr_shared->apply_pgprocno;
+	pgprocno = dr_shared->apply_wants_commits ? dr_shared->apply_pgprocno : -1;
+	SpinLockRelease(&dr_shared->mutex);
+	if (pgprocno >= 0)
+		SetLatch(&ProcGlobal->allProcs[pgprocno].procLatch);
+}
+
+void dr_shmem_wake_engine(void)
+{
+	int pgprocno;
+
+	SpinLockAcquire(&dr_shared->mutex);
+	pgprocno = dr_shared->engine_pgprocno;
 	SpinLockRelease(&dr_shared->mutex);
 	if (pgprocno >= 0)
 		SetLatch(&ProcGlobal->allProcs[pgprocno].procLatch);

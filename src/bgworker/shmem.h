@@ -195,8 +195,9 @@ typedef struct DrShared {
 	pid_t apply_pid;                 /* 0 = no apply worker process */
 	int apply_pgprocno;              /* its PGPROC, for SetLatch; -1 unless running */
 	DrApplyState apply_state;
-	bool apply_wakes_engine; /* its progress wakes the engine worker (pg_sm.c) */
-	uint64 incarnation; /* random, new at each start of shared memory; fixed after */
+	bool apply_wakes_engine;  /* its progress wakes the engine worker (pg_sm.c) */
+	bool apply_wants_commits; /* backends' commits wake it: entries of theirs wait there */
+	uint64 incarnation;       /* random, new at each start of shared memory; fixed after */
 
 	slock_t queue_mutex; /* protects accepting and the ring */
 	bool accepting;      /* the engine worker takes requests */
@@ -239,8 +240,11 @@ extern bool dr_shmem_group_set_members(DrGroup *g, const uint64 *ids, const bool
 extern bool dr_shmem_node_set(uint64 node_id, const char *address);
 /* node_id's address or NULL; the caller holds the groups lock. */
 extern const char *dr_shmem_node_address(uint64 node_id);
-/* Set the apply worker's latch, if it runs. */
+/* A backend committed or gave up its entry: set the apply worker's latch, if
+ * it runs and entries of backends wait there (apply_wants_commits). */
 extern void dr_shmem_wake_apply(void);
+/* Set the engine worker's latch, if it runs. */
+extern void dr_shmem_wake_engine(void);
 
 /* After commit or applied moved: note since when an entry committed is not applied
  * (the caller holds g->mutex). */

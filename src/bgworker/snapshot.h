@@ -99,7 +99,8 @@ typedef enum DrSnapPhase {
 /* One snapshot being made or loaded (shared memory, mutex). */
 typedef struct DrSnapJob {
 	slock_t mutex;
-	uint64 group_id; /* 0 = free */
+	uint64 group_id;   /* 0 = free */
+	uint32 generation; /* its allocations so far: a loader started for an older one exits */
 	DrSnapRole role;
 	DrSnapPhase phase;
 	int pid;

@@ -1159,6 +1159,7 @@ uint64 dr_snapshot_load(int job)
 {
 	DrSnapJob *j = dr_snapshot_job(job);
 	volatile uint64 schema_index;
+	char path[MAXPGPATH];
 
 	memset(&L, 0, sizeof(L));
 	L.job = j;
@@ -1166,8 +1167,10 @@ uint64 dr_snapshot_load(int job)
 	j->pid = MyProcPid;
 	L.group_id = j->group_id;
 	L.index = j->index;
-	L.path = pstrdup(j->path);
+	memcpy(path, j->path, sizeof(path));
 	SpinLockRelease(&j->mutex);
+	path[sizeof(path) - 1] = '\0';
+	L.path = pstrdup(path);
 	L.start = GetCurrentTimestamp();
 	L.cpu = dr_snapshot_cpu_ms();
 	PG_TRY();

@@ -84,9 +84,11 @@ int dr_snapshot_job_alloc(uint64 group_id, DrSnapRole role)
 		SpinLockAcquire(&j->mutex);
 		if (j->group_id == 0) {
 			slock_t m = j->mutex;
+			uint32 generation = j->generation + 1;
 
 			memset(j, 0, sizeof(*j));
 			j->mutex = m;
+			j->generation = generation;
 			j->group_id = group_id;
 			j->role = role;
 			j->phase = role == DR_SNAP_SENDER ? DR_SNAP_STARTING : DR_SNAP_VERIFYING;

@@ -18,6 +18,7 @@
 
 #include <limits.h>
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "engine/engine.h"
 #include "executor/spi.h"
@@ -275,15 +276,19 @@ static void nap(void)
  * Membership changes, joining and leaving act on the group and the LogDB at
  * once, and a ROLLBACK undoes none of it (a leave rolled back left the
  * catalog rows and triggers of a group whose LogDB data was gone, review 3
- * #8): refused in a transaction block, as VACUUM is, savepoints included.
+ * #8): refused in a transaction block, as VACUUM is, savepoints, chained
+ * blocks and pipelines included, and in a procedure, which may roll back.
  * (A subtransaction of an autocommit statement, say a PL/pgSQL exception
  * block, is allowed; a failed leave_group can be run again.)
  */
 static void not_in_transaction_block(const char *what)
 {
-	if (IsTransactionBlock() && (!IsSubTransaction() || dr_utility_explicit_block()))
+	if ((IsTransactionBlock() && (!IsSubTransaction() || dr_utility_explicit_block())) ||
+	    (MyXactFlags & XACT_FLAGS_PIPELINING) || dr_utility_in_call())
 		ereport(ERROR, (errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
-		                errmsg("%s cannot run inside a transaction block", what),
+		                errmsg("%s cannot run inside a transaction block, a pipeline or a "
+		                       "procedure",
+		                       what),
 		                errdetail("What it does to the group does not roll back with the "
 		                          "transaction.")));
 }
@@ -608,12 +613,9 @@ static void warn_refused(int64 group_id)
 			                   "defined as the leader's when the table reaches it; a "
 			                   "refused table takes no writes and no linearizable "
 			                   "reads here, and the group's other tables go on."),
-			         errhint("A refused table is not registered again: run "
-			                 "remove_member(%lld, %d) on the leader and "
-			                 "leave_group(%lld, force => true) here, empty or drop "
-			                 "these tables, then add this server again under a new "
-			                 "dragonraft.node_id.",
-			                 (long long)group_id, dr_node_id, (long long)group_id)));
+			         errhint("Drop these tables here (or rename them and their "
+			                 "indexes), then run dragonraft.resend_table on the "
+			                 "group's leader for each.")));
 	}
 	SPI_finish();
 }

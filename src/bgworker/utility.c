@@ -61,8 +61,10 @@ int dr_internal_ddl = 0;
 uint64 dr_execute_group = 0;
 
 static ProcessUtility_hook_type prev_utility = NULL;
-/* The local transaction in which the client ran BEGIN or START TRANSACTION. */
+/* The local transaction that the client began with BEGIN, START TRANSACTION
+ * or COMMIT/ROLLBACK AND CHAIN; the depth of CALL statements under way. */
 static LocalTransactionId explicit_block_lxid = InvalidLocalTransactionId;
+static int call_depth = 0;
 static ExecutorStart_hook_type prev_executor_start = NULL;
 static object_access_hook_type prev_object_access = NULL;
 
@@ -512,9 +514,16 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 {
 	Node *stmt = pstmt->utilityStmt;
 
-	if (IsA(stmt, TransactionStmt) && (((TransactionStmt *)stmt)->kind == TRANS_STMT_BEGIN ||
-	                                   ((TransactionStmt *)stmt)->kind == TRANS_STMT_START))
-		explicit_block_lxid = MyProc->lxid;
+	if (IsA(stmt, TransactionStmt)) {
+		TransactionStmt *ts = (TransactionStmt *)stmt;
+
+		if (ts->kind == TRANS_STMT_BEGIN || ts->kind == TRANS_STMT_START)
+			explicit_block_lxid = MyProc->lxid;
+		else if ((ts->kind == TRANS_STMT_COMMIT || ts->kind == TRANS_STMT_ROLLBACK) &&
+		         ts->chain)
+			explicit_block_lxid =
+			        MyProc->lxid + 1; /* the chained one: the next local id */
+	}
 	if (dr_internal_ddl == 0) {
 		const char *refused = trigger_change(stmt);
 
@@ -543,7 +552,19 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 		if (!dr_capture_other_writes() && !writes_nothing(stmt))
 			dr_capture_note_other_write();
 	}
-	if (IsA(stmt, TruncateStmt)) {
+	if (IsA(stmt, CallStmt)) {
+		call_depth++;
+		PG_TRY();
+		{
+			next_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv,
+			             dest, qc);
+		}
+		PG_FINALLY();
+		{
+			call_depth--;
+		}
+		PG_END_TRY();
+	} else if (IsA(stmt, TruncateStmt)) {
 		/* Its capture orders it by the command that truncated (capture.c). */
 		CommandId outer = dr_truncate_cid;
 
@@ -565,6 +586,11 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 bool dr_utility_explicit_block(void)
 {
 	return IsTransactionBlock() && explicit_block_lxid == MyProc->lxid;
+}
+
+bool dr_utility_in_call(void)
+{
+	return call_depth > 0;
 }
 
 /*

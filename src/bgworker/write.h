@@ -111,10 +111,13 @@ extern void dr_utility_init(void);
 /* Is this transaction a block the client began (BEGIN or START TRANSACTION),
  * as opposed to one statement's, even inside a savepoint of it? */
 extern bool dr_utility_explicit_block(void);
+/* Is a procedure (CALL) under way? */
+extern bool dr_utility_in_call(void);
 
 /* ---- apply_rows.c (apply worker) ---- */
 
-/* Is this change set or registration a live local backend's to apply? */
+/* Is this change set or registration (or resend) a live local backend's to apply?
+ * (False for any other entry.) */
 extern bool dr_apply_rows_owned(const struct entry_header *h);
 /* Apply one entry of a group inside the open transaction. */
 extern void dr_apply_rows_change_set(uint64 group_id, uint64 index, uint64 schema_index,

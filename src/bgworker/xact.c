@@ -346,13 +346,22 @@ bool dr_xact_unblock_apply(TimestampTz *next_check)
 		return false;
 	escalate = TimestampDifferenceExceeds(since, now, dr_max_apply_lock_delay + 1000);
 	foreach (lc, direct) {
+		int applying[DR_SNAP_JOBS + 1], n = dr_snapshot_loader_pids(applying);
+
 		pid = lfirst_int(lc);
-		if (pid == apply_pid || BackendPidGetProc(pid) == NULL)
+		SpinLockAcquire(&dr_shared->mutex);
+		applying[n++] = (int)dr_shared->apply_pid;
+		SpinLockRelease(&dr_shared->mutex);
+		for (int i = 0; i < n && pid != 0; i++)
+			if (pid == applying[i])
+				pid = 0; /* never the apply worker or a loader themselves */
+		if (pid == 0 || BackendPidGetProc(pid) == NULL)
 			continue;
 		ereport(LOG,
-		        (errmsg("dragonraft %s process %d: it holds a lock that the apply worker "
-		                "has waited for since %s",
+		        (errmsg("dragonraft %s process %d: it holds a lock that the %s has waited "
+		                "for since %s",
 		                escalate ? "terminates" : "cancels", pid,
+		                apply_pid == applying[n - 1] ? "apply worker" : "snapshot loader",
 		                timestamptz_to_str(since)),
 		         errdetail(
 		                 "The apply worker applies every group of this node in log order; "
@@ -662,6 +671,7 @@ static void gave_up(void)
 	}
 	set_slot(DR_COMMIT_GAVE_UP, C.group_id, false, NULL);
 	dr_shmem_wake_apply();
+	dr_shmem_wake_engine(); /* it holds the entry for us (pg_sm.c): the apply worker's now */
 }
 
 static void xact_callback(XactEvent event, void *arg)

@@ -84,6 +84,8 @@ is($N3->safe_psql('postgres', q{SELECT state || ' ' || table_id FROM dragonraft.
 	"replicated $index1", 'node 3 replicates t now, under its table id');
 is($c->contents(3, 't', 'id'), $c->contents(1, 't', 'id'), "node 3's t has the group's 60 rows");
 is($N3->safe_psql('postgres', q{SELECT count(*) FROM t_own}), '1', "node 3's own table keeps its row");
+$N3->safe_psql('postgres', q{INSERT INTO t_own VALUES (2, 'mine again')});
+is($N3->safe_psql('postgres', q{SELECT count(*) FROM t_own}), '2', "and takes local writes again (its guard is gone)");
 is($N3->safe_psql('postgres', q{SELECT count(*) FROM pg_trigger WHERE tgrelid = 't'::regclass AND tgname = 'dragonraft_refused'}),
 	'0', 'the new t carries no guard');
 for my $id (1, 2)

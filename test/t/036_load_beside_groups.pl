@@ -5,7 +5,8 @@
 # pauses after its first table (dragonraft.testing_snapshot_delay).  While
 # that load is open, group 2's writes reach node 3, and group 1's writes
 # wait there; once the load ends, node 3 applies them and is identical to
-# the leader.  A load whose loader is terminated is tried again.
+# the leader.  A load whose loader is terminated is tried again, and one
+# whose apply worker exits is ended and made again by the next one.
 use strict;
 use warnings;
 use FindBin;
@@ -68,6 +69,22 @@ ok($c->wait_until('a new loader', sub {
 like(slurp_file($N3->logfile, $offset), qr/parked group 1 after an error/,
 	'the apply worker parked group 1 meanwhile');
 
+# An apply worker that exits while its loader runs: the next one ends that
+# loader before it applies anything (it could commit behind its back) and
+# loads the snapshot again.
+my $second = $N3->safe_psql('postgres', q{SELECT pid FROM dragonraft.stat_progress_snapshot
+	WHERE group_id = 1 AND role = 'receiver' AND phase = 'loading'});
+my $apply = $N3->safe_psql('postgres', q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'dragonraft apply'});
+$N3->safe_psql('postgres', "SELECT pg_terminate_backend($apply)");
+ok($c->wait_until('a new apply worker and loader', sub {
+	my $p = $N3->safe_psql('postgres', q{SELECT string_agg(pid::text, ',') FROM dragonraft.stat_progress_snapshot
+		WHERE group_id = 1 AND role = 'receiver'});
+	$p ne '' && $p !~ /\b$second\b/ }), 'after its apply worker exits, one new loader loads the snapshot');
+ok($c->wait_until('the old loader to exit', sub {
+	$N3->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE pid = $second") eq '0' }),
+	'the orphaned loader ended');
+$N1->safe_psql('postgres', q{INSERT INTO a VALUES (5001, 'after the apply worker restart')});
+
 $N3->safe_psql('postgres', 'ALTER SYSTEM SET dragonraft.testing_snapshot_delay = 0');
 $N3->safe_psql('postgres', 'SELECT pg_reload_conf()');
 ok($c->caught_up(1), 'node 3 catches up with group 1 once the load ends');
@@ -78,4 +95,6 @@ for my $t ([ 'a', 1 ], [ 'b', 1 ], [ 'u', 2 ])
 }
 like($N3->safe_psql('postgres', q{SELECT v FROM a WHERE id = 5000}), qr/during the load/,
 	"group 1's write made during the load reached node 3");
+is($N3->safe_psql('postgres', 'SELECT count(*) FROM dragonraft.stat_progress_snapshot'), '0',
+	'no snapshot job is left behind on node 3');
 done_testing();
