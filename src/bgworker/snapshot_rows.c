@@ -319,9 +319,8 @@ static Col *read_columns(Relation rel, int *ncols)
 			    !dr_snapshot_raw_type(type))
 				ereport(ERROR,
 				        (errcode(ERRCODE_DATA_CORRUPTED),
-				         errmsg("column \"%s\" of table %s has type %s here, not "
-				                "the "
-				                "snapshot's (type %u, modifier %d)",
+				         errmsg("column \"%s\" of table %s has type %s here, "
+				                "not the snapshot's (type %u, modifier %d)",
 				                name, RelationGetRelationName(rel),
 				                format_type_with_typemod(a->atttypid, a->atttypmod),
 				                type, typmod)));
@@ -358,9 +357,10 @@ static void compression(const char *v)
 #ifdef USE_LZ4
 		return;
 #else
-		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-		                errmsg("a snapshot's value is compressed with lz4, which this server "
-		                       "was built without")));
+		ereport(ERROR,
+		        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+		         errmsg("a snapshot's value is compressed with lz4, which this server "
+		                "was built without")));
 #endif
 	default:
 		R.corrupt("a value's compression method is unknown");
