@@ -98,7 +98,7 @@ $c->group_nodes(3, 1, 2, 3, 4);
 is($st, '', 'join_group with a refused table returns');
 like($msg, qr/WARNING:.*node 4 does not replicate some tables of group 3: t3 \(it has rows/s,
 	'and warns the client, naming the table and why');
-like($msg, qr/empty or drop these tables, then add this server again under a new dragonraft.node_id/,
+like($msg, qr/HINT:  Drop these tables here \(or rename them and their indexes\), then run dragonraft.resend_table on the group.s leader for each/,
 	'and what to do');
 ($st, $msg) = $c->sql_error(4, "SET dragonraft.read_consistency = 'linearizable'; SELECT count(*) FROM t3");
 is($st, '55000', 'a linearizable read of the refused table is refused');
