@@ -7,7 +7,11 @@
  *
  * The file: a header, sections, a trailer; integers little-endian.
  *
- *	header   "DRSNAP03", group id (8), index (8), tables (4), 0 (4)
+ *	header   "DRSNAP04", group id (8), index (8), tables (4), 0 (4), then what
+ *	         the rows' on-disk form depends on: PostgreSQL's major version
+ *	         (PG_VERSION_NUM / 100) (4), catalog version (4), MAXALIGN (1),
+ *	         FLOAT8PASSBYVAL (1), big-endian (1), sizeof(Datum) (1) and the
+ *	         database's encoding (4): a node that differs refuses the file
  *	section  kind (4), 0 (4), length (8), that many bytes
  *	trailer  DR_SNAP_END (4), CRC-32C of every byte before it (4), file size (8)
  *
@@ -18,21 +22,47 @@
  * definition (dragonraft.table_definition), the SQL that sets its owned
  * sequences and what it has besides its definition (dragonraft.table_extras:
  * owner, privileges, row level security, policies, user triggers, comments),
- * each NUL-terminated) followed by its DR_SNAP_ROWS (binary COPY);
- * then DR_SNAP_HISTORY and DR_SNAP_MEMBERS, the group's rows of
- * dragonraft.ddl_history and dragonraft.member_info (binary COPY).
+ * each NUL-terminated) followed by its DR_SNAP_ROWS; then DR_SNAP_HISTORY
+ * and DR_SNAP_MEMBERS, the group's rows of dragonraft.ddl_history and
+ * dragonraft.member_info (binary COPY).
+ *
+ * A table's rows (snapshot_rows.c) are in binary COPY's format when it has
+ * stored generated columns, else in their on-disk form:
+ *
+ *	DR_SNAP_RAW_MAGIC, columns (4), per column: form (1: DR_SNAP_COL_RAW or
+ *	DR_SNAP_COL_SEND), type (4), typmod (4), name (NUL-terminated);
+ *	chunks: bytes (4), rows (4, at most DR_SNAP_CHUNK_ROWS), that many bytes of
+ *	rows; a chunk of 0 rows and 0 bytes ends them.
+ *	row: a bitmap of its NULL columns (a bit per column, 1 = NULL), then each
+ *	other column's value: DR_SNAP_COL_RAW, the datum as a tuple holds it
+ *	(byval or fixed length: its typlen bytes; varlena: with its own 1- or
+ *	4-byte header, compressed or not, never an external pointer);
+ *	DR_SNAP_COL_SEND, its length (4) and its type's send function's bytes.
+ *
+ * Raw are the columns of built-in base types (and arrays of them) whose
+ * values hold no OID of a local object (dr_snapshot_raw_type): the same
+ * major version on the same platform reads them as they are.  Columns are
+ * matched by name: the ends' column order and dropped columns may differ.
  */
 #ifndef DRAGONRAFT_SNAPSHOT_H
 #define DRAGONRAFT_SNAPSHOT_H
 
 #include "dragonraft.h"
 
+#include "lib/stringinfo.h"
 #include "storage/spin.h"
+#include "utils/relcache.h"
 
-#define DR_SNAP_MAGIC         "DRSNAP03"
-#define DR_SNAP_HEADER_BYTES  32
+#define DR_SNAP_MAGIC         "DRSNAP04"
+#define DR_SNAP_HEADER_BYTES  48
 #define DR_SNAP_SECTION_BYTES 16
 #define DR_SNAP_TRAILER_BYTES 16
+
+/* A table's rows in their on-disk form (above); otherwise binary COPY's. */
+#define DR_SNAP_RAW_MAGIC  "DRROWS1\n"
+#define DR_SNAP_COL_RAW    'r'
+#define DR_SNAP_COL_SEND   's'
+#define DR_SNAP_CHUNK_ROWS 1000
 
 enum DrSnapKind {
 	DR_SNAP_TABLE = 1,
@@ -116,6 +146,24 @@ extern PGDLLEXPORT void dr_snapshot_export_main(Datum arg);
 extern PGDLLEXPORT void dr_snapshot_loader_main(Datum arg);
 /* The loaders' pids (at most DR_SNAP_JOBS); how many. */
 extern int dr_snapshot_loader_pids(int *pids);
+
+/* snapshot_rows.c: rows in their on-disk form. */
+/* Whether values of type go raw (its values hold no OID of a local object). */
+extern bool dr_snapshot_raw_type(Oid type);
+/* Whether rel's rows go in their on-disk form (it has no stored generated column). */
+extern bool dr_snapshot_rows_raw(Relation rel);
+/* The platform part of the header (after its first 32 bytes). */
+extern void dr_snapshot_platform(uint8 out[DR_SNAP_HEADER_BYTES - 32]);
+/* Write rel's rows, from the magic to the end chunk, into buf; flush(buf) empties it
+ * (called whenever it holds a chunk or more). */
+extern void dr_snapshot_rows_write(Relation rel, StringInfo buf, void (*flush)(StringInfo));
+/* Insert the rows of a section of len bytes after its magic into rel (made or
+ * truncated by this transaction, locked), reading with get (n bytes, or a
+ * corrupt-file error); corrupt() reports a malformed section.  The rows go in
+ * frozen when they can, with no trigger fired; NOT NULL and CHECK constraints
+ * are checked; rel's indexes are rebuilt after them. */
+extern void dr_snapshot_rows_read(Relation rel, uint64 len, void (*get)(void *, size_t),
+                                  void (*corrupt)(const char *) pg_attribute_noreturn());
 
 /* snapshot_load.c (the loader, inside its transaction with SPI connected and the group's
  * origin set up): replace the group's tables, history and member info by those of the

@@ -14,9 +14,10 @@
  * the session) and described before its apply is held, so that the hold
  * lasts as long whatever their number, and no utility command of the group
  * changes them under the export (one would wait for its end).  The rows are
- * written in binary COPY's format, table by table, by a scan of each
- * straight into the file (no COPY TO a file of its own and copy of it: every
- * byte is written once).
+ * written table by table, by a scan of each straight into the file (every
+ * byte is written once), in their on-disk form (snapshot_rows.c) or, for a
+ * table with stored generated columns and for the group's history and
+ * member info, in binary COPY's format.
  */
 #include "snapshot.h"
 
@@ -360,6 +361,29 @@ static void rows_section(uint32 kind, Relation rel, const char *query)
 		table_endscan(scan);
 	}
 	MemoryContextDelete(row_cxt);
+	pfree(buf.data);
+}
+
+static void flush_rows(StringInfo buf)
+{
+	put(buf->data, buf->len);
+	resetStringInfo(buf);
+	progress();
+}
+
+/* A table's rows: in their on-disk form (snapshot_rows.c), else as binary COPY. */
+static void table_rows(Relation rel)
+{
+	StringInfoData buf;
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION || !dr_snapshot_rows_raw(rel)) {
+		rows_section(DR_SNAP_ROWS, rel, NULL);
+		return;
+	}
+	initStringInfo(&buf);
+	begin_section();
+	dr_snapshot_rows_write(rel, &buf, flush_rows);
+	end_section(DR_SNAP_ROWS);
 	pfree(buf.data);
 }
 
@@ -730,6 +754,12 @@ static void export(uint64 group_id, const char *path)
 	put64(index);
 	put32((uint32)list_length(tables));
 	put32(0);
+	{
+		uint8 platform[DR_SNAP_HEADER_BYTES - 32];
+
+		dr_snapshot_platform(platform);
+		put(platform, sizeof(platform));
+	}
 	foreach (lc, tables) {
 		ExportTable *t = lfirst(lc);
 		StringInfoData meta;
@@ -749,7 +779,7 @@ static void export(uint64 group_id, const char *path)
 		put(meta.data, meta.len);
 		end_section(DR_SNAP_TABLE);
 		rel = table_open(t->relid, AccessShareLock);
-		rows_section(DR_SNAP_ROWS, rel, NULL);
+		table_rows(rel);
 		table_close(rel, AccessShareLock);
 		X.tables_done++;
 		progress();

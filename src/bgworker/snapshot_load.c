@@ -1,7 +1,7 @@
 /*
  * snapshot_load.c - the load of a received full snapshot (snapshot.h), by
- * the apply worker in one transaction that also sets the group's origin to
- * the snapshot's index (apply_worker.c): the checksum first (a bad file is an
+ * a loader that the apply worker starts, in one transaction that also sets
+ * the group's origin to the snapshot's index (apply_worker.c): the checksum first (a bad file is an
  * error before anything changes), then the tables' sections are read and
  * every table's fate decided before anything changes: made from the
  * definition it carries if it does not exist here, kept (a table of the
@@ -17,10 +17,12 @@
  * here), and the objects other than tables that its commands made are made
  * again from it.  Then per table: made if needed, or truncated right
  * before its rows with the kept tables foreign keys link it to (TRUNCATE
- * allows nothing else), filled with binary COPY (FREEZE; dragonraft's
- * triggers off meanwhile, in this transaction only; foreign keys are not
- * checked: session_replication_role is replica), its indexes built, its
- * owned sequences set.  Once every table is loaded, the
+ * allows nothing else), filled with its rows (snapshot_rows.c: inserted
+ * frozen, no trigger fired, a kept table's indexes rebuilt after them;
+ * binary COPY FREEZE for a table with stored generated columns;
+ * dragonraft's triggers off meanwhile, in this transaction only; foreign
+ * keys are not checked: session_replication_role is replica), its indexes
+ * built, its owned sequences set.  Once every table is loaded, the
  * tables made get their foreign keys, then their owner, privileges, policies,
  * triggers and comments; then the group's member info is replaced.  A crash
  * leaves everything as it was; the engine receives the snapshot again.
@@ -36,6 +38,7 @@
 #include "catalog/pg_type.h"
 #include "commands/copy.h"
 #include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "parser/parser.h"
@@ -126,6 +129,36 @@ static void crc_bytes(pg_crc32c *crc, uint64 n)
 	}
 }
 
+/* What the rows' on-disk form depends on (snapshot.h) must be the same here. */
+static void check_platform(void)
+{
+	uint8 file[DR_SNAP_HEADER_BYTES - 32], here[DR_SNAP_HEADER_BYTES - 32];
+	char *what[2];
+
+	get(file, sizeof(file));
+	dr_snapshot_platform(here);
+	if (memcmp(file, here, sizeof(file)) == 0)
+		return;
+	for (int i = 0; i < 2; i++) {
+		const uint8 *p = i == 0 ? file : here;
+
+		what[i] = psprintf("PostgreSQL %u (catalog version %u), MAXALIGN %d, "
+		                   "FLOAT8PASSBYVAL %d, %s-endian, %d-byte Datum, encoding %s",
+		                   (p[0] | p[1] << 8 | p[2] << 16 | (uint32)p[3] << 24) / 100,
+		                   p[4] | p[5] << 8 | p[6] << 16 | (uint32)p[7] << 24, p[8], p[9],
+		                   p[10] ? "big" : "little", p[11],
+		                   pg_encoding_to_char(p[12] | p[13] << 8 | p[14] << 16 |
+		                                       (uint32)p[15] << 24));
+	}
+	ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+	                errmsg("snapshot file \"%s\" was made by a server unlike this one", L.path),
+	                errdetail("The file's rows are for %s; this server has %s. Nothing of it "
+	                          "was loaded.",
+	                          what[0], what[1]),
+	                errhint("Run the same PostgreSQL major version on the same platform, "
+	                        "with the same database encoding, on every member.")));
+}
+
 /* The checksum over the whole file and its trailer; then back at the header's end. */
 static uint32 verify(uint64 group_id, uint64 index, uint64 size)
 {
@@ -169,6 +202,7 @@ static uint32 verify(uint64 group_id, uint64 index, uint64 size)
 		corrupt("it is not the snapshot of this group and index");
 	tables = get32();
 	(void)get32();
+	check_platform();
 	return tables;
 }
 
@@ -875,6 +909,35 @@ static void create_table(LoadTable *t, char **post)
 	CommandCounterIncrement();
 }
 
+/* get, with the load's progress. */
+static void get_rows(void *p, size_t n)
+{
+	get(p, n);
+	if (L.job != NULL) {
+		SpinLockAcquire(&L.job->mutex);
+		L.job->bytes_done = L.done;
+		SpinLockRelease(&L.job->mutex);
+	}
+}
+
+/* A table's rows: in their on-disk form (snapshot_rows.c), or binary COPY. */
+static void rows_in(Oid relid, uint64 len)
+{
+	uint64 start = L.done;
+	char magic[8];
+	Relation rel;
+
+	if (len < sizeof(magic) ||
+	    (get(magic, sizeof(magic)), memcmp(magic, DR_SNAP_RAW_MAGIC, sizeof(magic)) != 0)) {
+		seek_to(start);
+		copy_in(relid, len);
+		return;
+	}
+	rel = table_open(relid, RowExclusiveLock);
+	dr_snapshot_rows_read(rel, len - sizeof(magic), get_rows, corrupt);
+	table_close(rel, NoLock);
+}
+
 /* One table's rows, then what follows them. */
 static void load_rows(uint64 group_id, Contents *c, LoadTable *t)
 {
@@ -885,7 +948,7 @@ static void load_rows(uint64 group_id, Contents *c, LoadTable *t)
 	else if (!t->truncated)
 		truncate_linked(c, t);
 	seek_to(t->rows_at);
-	copy_in(t->relid, t->rows_len);
+	rows_in(t->relid, t->rows_len);
 	if (post[0] != '\0')
 		run_internal(post); /* its indexes: built once, faster than row by row */
 	if (t->seqs[0] != '\0')

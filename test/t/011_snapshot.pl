@@ -63,6 +63,49 @@ INSERT INTO ty VALUES
    (SELECT string_agg(md5(g::text), '')::bytea FROM generate_series(1, 5000) g), 1);
 SELECT dragonraft.replicate_table('ty', 1);
 });
+# Rows carried in their on-disk form (built-in types: numeric, jsonb, arrays with
+# NULLs and two dimensions, uuid, interval, ...; large values compressed or not,
+# inline or out of line; more rows than a chunk holds) and in their send
+# function's form (an enum, a domain, a range).  Node 4 makes this table before
+# it joins, with a column it then drops (the snapshot's table is adopted): the
+# two ends' tuples differ, their columns match by name.
+my $rw_cols = q{n numeric, j jsonb, ia int[], ta text[], uu uuid, iv interval, tt timetz,
+  ip inet, nm name, bits varbit, pt point, tv tsvector, m money, r int4range, e mood,
+  dm posint, big text, bj jsonb};
+$L->safe_psql('postgres', qq{SELECT dragonraft.execute(1,
+  'CREATE TYPE mood AS ENUM (''sad'', ''ok''); CREATE DOMAIN posint AS int CHECK (VALUE > 0);
+   CREATE TABLE rw (id int PRIMARY KEY, $rw_cols)')});
+# A user trigger marked ENABLE ALWAYS that fails on a node where test.refuse_rw is on:
+# a load does not fire it (below).
+my $guard = q{CREATE FUNCTION rw_guard() RETURNS trigger LANGUAGE plpgsql AS $f$BEGIN
+  IF current_setting('test.refuse_rw', true) = 'on' THEN RAISE EXCEPTION 'rw_guard fired'; END IF;
+  RETURN NEW; END$f$;
+CREATE TRIGGER rw_guard BEFORE INSERT ON rw FOR EACH ROW EXECUTE FUNCTION rw_guard();
+ALTER TABLE rw ENABLE ALWAYS TRIGGER rw_guard;};
+$L->safe_psql('postgres', "SELECT dragonraft.execute(1, \$c\$$guard\$c\$)");
+$L->safe_psql('postgres', q{
+INSERT INTO rw VALUES
+  (1, 'NaN', '{"a": [1, 2, {"b": null}], "c": "é"}', '{1,NULL,3}', '{{a,b},{NULL,é}}',
+   'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '1 year 2 mons -3 days 04:05:06.789',
+   '12:34:56+05:30', '10.1.2.3/8', 'a name', B'10101', '(1.5,-2)', 'a fat cat', 12.34,
+   '[1,10)', 'ok', 5, '', '[]'),
+  (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+   NULL, NULL, NULL, NULL),
+  (3, -1e-300 * 1e300 + 1234567890.0987654321 ^ 7, NULL, '{}', '{}', NULL, '-178000000 years',
+   NULL, '::1', repeat('n', 63), B'', '(0,0)', '', -92233720368547758.08, 'empty', 'sad',
+   2147483647, (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 6000) g),
+   (SELECT jsonb_agg(g) FROM generate_series(1, 20000) g)),
+  (4, 0, '{"k": "v"}', (SELECT array_agg(g) FROM generate_series(1, 3000) g), '{x}', NULL,
+   NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '(,5]', NULL, NULL, repeat('abc', 2000),
+   NULL);
+INSERT INTO rw (id, n, j, ia, ta) SELECT g, g * 1.5, jsonb_build_object('g', g), ARRAY[g, -g],
+  ARRAY[g::text] FROM generate_series(10, 2600) g;
+SELECT dragonraft.replicate_table('rw', 1);
+});
+$N4->safe_psql('postgres', qq{CREATE TYPE mood AS ENUM ('sad', 'ok');
+  CREATE DOMAIN posint AS int CHECK (VALUE > 0);
+  CREATE TABLE rw (id int PRIMARY KEY, gone text, $rw_cols); ALTER TABLE rw DROP COLUMN gone;
+  $guard});
 # More entries than snapshot_entries, then a snapshot everywhere: the log is compacted.
 sub write_entries
 {
@@ -98,11 +141,16 @@ sub identical
 	ok($c->caught_up(1), "$what: the members caught up");
 	for my $id (@ids)
 	{
-		for my $tbl ([ 't', 'id' ], [ 'u', 'k' ])
+		for my $tbl ([ 't', 'id' ], [ 'u', 'k' ], [ 'ty', 'id' ], [ 'rw', 'id' ])
 		{
 			is($c->contents($id, @$tbl), $c->contents($lid, @$tbl),
 				"$what: node ${id}'s $tbl->[0] equals the leader's");
 		}
+		# every row has its index entries, in order (amcheck)
+		is($c->node($id)->safe_psql('postgres', q{CREATE EXTENSION IF NOT EXISTS amcheck;
+				SELECT count(bt_index_check(indexrelid, true)) FROM pg_index
+				 WHERE indrelid IN ('t'::regclass, 'u'::regclass, 'ty'::regclass, 'rw'::regclass)}),
+			'4', "$what: node ${id}'s indexes hold its rows");
 		is($c->node($id)->safe_psql('postgres',
 				q{SELECT dragonraft.table_definition('t') || dragonraft.table_definition('u')}),
 			$c->node($lid)->safe_psql('postgres',
@@ -131,10 +179,11 @@ cmp_ok($N4->safe_psql('postgres',
 	'>=', 1, 'node 4 installed a snapshot');
 $c->group_nodes(1, 1, 2, 3, 4);
 identical('after the join', 4);
-is($c->contents(4, 'ty', 'id'), $c->contents($l, 'ty', 'id'),
-	"node 4's rows of every type written directly equal the leader's");
+is($N4->safe_psql('postgres',
+		q{SELECT count(*) FROM pg_attribute WHERE attrelid = 'rw'::regclass AND attisdropped}),
+	'1', "node 4's rw, adopted, has a dropped column the leader's lacks");
 is($N4->safe_psql('postgres', q{SELECT string_agg(relid::text, ',' ORDER BY since_index) FROM dragonraft.tables}),
-	't,u,ty', 'node 4 replicates t, u and ty');
+	't,u,ty,rw', 'node 4 replicates t, u, ty and rw');
 is($N4->safe_psql('postgres', q{SELECT count(*) FROM dragonraft.ddl_history}),
 	$L->safe_psql('postgres', q{SELECT count(*) FROM dragonraft.ddl_history}),
 	"node 4 has the group's command history");
@@ -179,7 +228,8 @@ sub progress
 # ---- kill -9 of node 4's apply worker in the middle of loading a snapshot ----
 my $rows4 = $N4->safe_psql('postgres', 'SELECT count(*) FROM u');
 leave_behind('b');
-$N4->append_conf('postgresql.conf', "dragonraft.testing_snapshot_delay = 600000\n");
+$N4->append_conf('postgresql.conf',
+	"dragonraft.testing_snapshot_delay = 600000\ntest.refuse_rw = on\n");
 $N4->start;
 $c->group_nodes(1, 1, 2, 3, 4);
 my $pid = $c->wait_until('node 4 to load the first table of a snapshot',
@@ -194,13 +244,99 @@ ok($c->wait_until('node 4 to restart after the kill', sub {
 	'after a kill -9 of the receiver node 4 restarts and loads the snapshot again');
 set_delay(4, 0);
 identical('after a kill -9 in the middle of a load', 4);
+is($N4->safe_psql('postgres', q{SELECT current_setting('test.refuse_rw') || ' ' || tgenabled::text
+		FROM pg_trigger WHERE tgname = 'rw_guard'}),
+	'on A', "node 4's rw has its trigger ENABLE ALWAYS, which fails when it fires: the load "
+	  . 'of its rows (kept) did not fire it');
 like(slurp_file($N4->logfile), qr/removed 1 snapshot files of a previous engine worker/,
 	'the file of the interrupted load was removed');
 
+# CRC-32C (Castagnoli), as the snapshot file's checksum.
+my @crc_table = map {
+	my $c = $_;
+	$c = $c & 1 ? ($c >> 1) ^ 0x82F63B78 : $c >> 1 for 1 .. 8;
+	$c
+} 0 .. 255;
+
+sub crc_add
+{
+	my ($crc, $bytes) = @_;
+	$crc = $crc_table[ ($crc ^ $_) & 0xFF ] ^ ($crc >> 8) for unpack('C*', $bytes);
+	return $crc;
+}
+
+# Whether the snapshot file is complete (its trailer in place).
+sub file_complete
+{
+	my ($file) = @_;
+	my $size = -s $file;
+	return 0 unless $size && $size > 64;
+	open(my $fh, '<', $file) or return 0;
+	binmode $fh;
+	seek($fh, $size - 16, 0);
+	read($fh, my $t, 16);
+	my ($end, $crc, $lo, $hi) = unpack('VVVV', $t);
+	return $end == 0x444e4521 && $lo + $hi * 2**32 == $size;
+}
+
+# Write $bytes at $at in the file, then its checksum again (as someone who can write
+# the file could): what the loader reads must not take the file's word for lengths.
+sub lie
+{
+	my ($file, $at, $bytes) = @_;
+	open(my $fh, '+<', $file) or die "open $file: $!";
+	binmode $fh;
+	seek($fh, $at, 0);
+	print $fh $bytes;
+	my $size = -s $file;
+	seek($fh, 0, 0);
+	read($fh, my $all, $size - 16);
+	my $crc = crc_add(0xFFFFFFFF, substr($all, 0, 48));
+	for (my $pos = 48; $pos < $size - 16;)
+	{
+		my ($lo, $hi) = unpack('VV', substr($all, $pos + 8, 8));
+		my $len = $lo + $hi * 2**32;
+		$crc = crc_add($crc, substr($all, $pos + 16, $len));
+		$crc = crc_add($crc, substr($all, $pos, 16));
+		$pos += 16 + $len;
+	}
+	seek($fh, $size - 12, 0);
+	print $fh pack('V', $crc ^ 0xFFFFFFFF);
+	close $fh;
+	return;
+}
+
+# Where the first row of the first table (t: id int, v text, n int) is: after the
+# header, its table section, its rows section's header, the rows' magic, columns
+# and the first chunk's header.
+sub first_row
+{
+	my ($file) = @_;
+	open(my $fh, '<', $file) or die "open $file: $!";
+	binmode $fh;
+	read($fh, my $all, 4096);
+	my $pos = 48 + 16 + unpack('V', substr($all, 48 + 8, 4)) + 16 + 8;
+	my $n = unpack('V', substr($all, $pos, 4));
+	$pos += 4;
+	for (1 .. $n)
+	{
+		$pos += 9;
+		$pos++ while substr($all, $pos, 1) ne "\0";
+		$pos++;
+	}
+	return $pos + 8;
+}
+
 # ---- corrupt snapshot files are refused, nothing loaded: a byte of the rows
-# flipped, and the length of the first section (its high byte, at 47) made to
-# run past the file's end ----
-for my $case ([ 'c', 'half', 'checksum mismatch' ], [ 'h', 47, 'a section runs past the end' ])
+# flipped, and the length of the first section (its high byte, at 63) made to
+# run past the file's end; then files whose checksum was made again: a first
+# row whose text value claims 1 GB (a 4-byte varlena header past the id and
+# the NULL bitmap), a first chunk that claims more bytes than its section, a
+# header of another catalog version ----
+for my $case ([ 'c', 'half', 'checksum mismatch' ], [ 'h', 63, 'a section runs past the end' ],
+	[ 'lv', 'value', 'a value runs past its rows' ],
+	[ 'lk', 'chunk', 'a chunk of a table\'s rows is too long' ],
+	[ 'lp', 'platform', 'made by a server unlike this one' ])
 {
 	my ($tag, $where, $why) = @$case;
 	$rows4 = $N4->safe_psql('postgres', 'SELECT count(*) FROM u');
@@ -215,6 +351,21 @@ for my $case ([ 'c', 'half', 'checksum mismatch' ], [ 'h', 47, 'a section runs p
 		'the leader exports a snapshot for node 4');
 	my @files = glob($L->data_dir . '/dragonraft/snapshots/snap-*');
 	is(scalar(@files), 1, 'one snapshot file');
+	ok($c->wait_until('the snapshot file to be complete', sub { file_complete($files[0]) }),
+		'the leader wrote it');
+	if ($where eq 'value')
+	{
+		lie($files[0], first_row($files[0]) + 1 + 4, pack('V', 0x3FFFFFF0 << 2));
+	}
+	elsif ($where eq 'chunk')
+	{
+		lie($files[0], first_row($files[0]) - 8, pack('V', 0xFFFFFFF0));
+	}
+	elsif ($where eq 'platform')
+	{
+		lie($files[0], 36, pack('V', 201909212)); # another catalog version
+	}
+	else
 	{
 		open(my $fh, '+<', $files[0]) or die "open $files[0]: $!";
 		binmode $fh;
@@ -227,13 +378,26 @@ for my $case ([ 'c', 'half', 'checksum mismatch' ], [ 'h', 47, 'a section runs p
 		close $fh;
 	}
 	set_delay($l, 0);
-	ok($c->wait_until('node 4 to refuse the snapshot',
-			sub { $N4->safe_psql('postgres',
-					q{SELECT state = 'stopped' FROM dragonraft.status WHERE group_id = 1}) eq 't' }),
-		'node 4 stops the group');
-	like($N4->safe_psql('postgres', 'SELECT error FROM dragonraft.status WHERE group_id = 1'),
-		qr/snapshot file ".*" is corrupt: \Q$why\E/,
-		"and says the snapshot file is corrupt: $why");
+	if ($where eq 'platform')
+	{
+		# (not corrupt: its load is tried again after a pause, and refused again)
+		ok($c->wait_until('node 4 to refuse the snapshot',
+				sub { $N4->safe_psql('postgres', q{SELECT error FROM dragonraft.status
+					WHERE group_id = 1}) =~ /snapshot file ".*" was made by a server unlike this one/ }),
+			'node 4 refuses a file made by a server of another catalog version');
+		like(slurp_file($N4->logfile), qr/catalog version 201909212\).*this server has PostgreSQL 15 \(catalog version/,
+			'and says how the two differ');
+	}
+	else
+	{
+		ok($c->wait_until('node 4 to refuse the snapshot',
+				sub { $N4->safe_psql('postgres',
+						q{SELECT state = 'stopped' FROM dragonraft.status WHERE group_id = 1}) eq 't' }),
+			'node 4 stops the group');
+		like($N4->safe_psql('postgres', 'SELECT error FROM dragonraft.status WHERE group_id = 1'),
+			qr/snapshot file ".*" is corrupt: \Q$why\E/,
+			"and says the snapshot file is corrupt: $why");
+	}
 	is($N4->safe_psql('postgres', 'SELECT count(*) FROM u'), $rows4, 'nothing of it was loaded');
 	$N4->restart;
 	identical('after a restart the member loads a good snapshot', 4);
@@ -290,7 +454,7 @@ is($N4->safe_psql('postgres', q{SELECT to_regclass('x') IS NULL}), 't',
 is($c->contents(4, 'y', 'id'), $c->contents($c->leader(1), 'y', 'id'),
 	"node 4 has the group's new table and its rows");
 is($N4->safe_psql('postgres', q{SELECT string_agg(relid::text, ',' ORDER BY since_index) FROM dragonraft.tables}),
-	't,u,ty,y', 'and replicates t, u, ty and y');
+	't,u,ty,rw,y', 'and replicates t, u, ty, rw and y');
 
 # ---- the LogDB stays bounded under sustained writes (10 x snapshot_entries) ----
 $l = $c->leader(1);
