@@ -791,7 +791,9 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 			                       (long long)group_id),
 			                errdetail("%s", v.error)));
 		check_not_removed(group_id, &v);
-		if (v.member && v.applied >= v.commit)
+		/* (Not while the engine still installs a loaded snapshot: a read barrier
+		 * would find the member busy.) */
+		if (v.member && v.applied >= v.commit && v.state != DR_MEMBER_RECOVERING)
 			break;
 		if (v.apply_failures == 0)
 			failing = 0;
