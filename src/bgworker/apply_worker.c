@@ -542,7 +542,7 @@ static void start_load(const DrApplyMsg *m, const uint8 *data)
 	if (m->index <= ag->applied)
 		return;
 	drop_waiting(ag);
-	memset(&w, 0, sizeof(w));
+	dr_snapshot_worker(&w, "dr_snapshot_loader_main", "loader", m->group_id);
 	job = dr_snapshot_job_alloc(m->group_id, DR_SNAP_RECEIVER);
 	if (job < 0)
 		ereport(ERROR,
@@ -555,15 +555,6 @@ static void start_load(const DrApplyMsg *m, const uint8 *data)
 	strlcpy(j->path, (const char *)data, sizeof(j->path));
 	w.bgw_main_arg = loader_arg(job, j->generation);
 	SpinLockRelease(&j->mutex);
-	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	w.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(w.bgw_library_name, BGW_MAXLEN, "dragonraft");
-	snprintf(w.bgw_function_name, BGW_MAXLEN, "dr_snapshot_loader_main");
-	snprintf(w.bgw_name, BGW_MAXLEN, "dragonraft snapshot loader for group %llu",
-	         (unsigned long long)m->group_id);
-	snprintf(w.bgw_type, BGW_MAXLEN, "dragonraft snapshot loader");
-	w.bgw_notify_pid = MyProcPid;
 	old = MemoryContextSwitchTo(TopMemoryContext); /* the handle outlives transactions */
 	registered = RegisterDynamicBackgroundWorker(&w, &ag->loader);
 	MemoryContextSwitchTo(old);
@@ -690,6 +681,19 @@ static void park(uint64 gid, const char *message, bool corrupt)
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
+/* The error being handled, logged and copied; its transaction aborted. */
+static ErrorData *take_error(void)
+{
+	ErrorData *edata;
+
+	MemoryContextSwitchTo(TopMemoryContext);
+	edata = CopyErrorData();
+	EmitErrorReport();
+	FlushErrorState();
+	AbortOutOfAnyTransaction();
+	return edata;
+}
+
 /*
  * An entry of applying.group_id failed (the error is being handled): roll
  * back its batch, log the error and park the group; the others go on.
@@ -700,11 +704,7 @@ static void park_failed_group(void)
 	ErrorData *edata;
 
 	HOLD_INTERRUPTS();
-	MemoryContextSwitchTo(TopMemoryContext);
-	edata = CopyErrorData();
-	EmitErrorReport();
-	FlushErrorState();
-	AbortOutOfAnyTransaction();
+	edata = take_error();
 	if (batch.origin_set) {
 		replorigin_session_reset();
 		batch.origin_set = false;
@@ -963,11 +963,7 @@ void dr_snapshot_loader_main(Datum arg)
 		ErrorData *edata;
 
 		HOLD_INTERRUPTS();
-		MemoryContextSwitchTo(TopMemoryContext);
-		edata = CopyErrorData();
-		EmitErrorReport();
-		FlushErrorState();
-		AbortOutOfAnyTransaction();
+		edata = take_error();
 		loader_done(j, edata->sqlerrcode, edata->message);
 		proc_exit(1);
 	}

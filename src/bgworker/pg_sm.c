@@ -708,16 +708,7 @@ static bool start_exporter(DrSm *sm)
 	MemoryContext old;
 	bool ok;
 
-	memset(&w, 0, sizeof(w));
-	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	w.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(w.bgw_library_name, BGW_MAXLEN, "dragonraft");
-	snprintf(w.bgw_function_name, BGW_MAXLEN, "dr_snapshot_export_main");
-	snprintf(w.bgw_name, BGW_MAXLEN, "dragonraft snapshot exporter for group %llu",
-	         (unsigned long long)sm->group_id);
-	snprintf(w.bgw_type, BGW_MAXLEN, "dragonraft snapshot exporter");
-	w.bgw_notify_pid = MyProcPid;
+	dr_snapshot_worker(&w, "dr_snapshot_export_main", "exporter", sm->group_id);
 	w.bgw_main_arg = Int32GetDatum(sm->snap_job);
 	memcpy(w.bgw_extra, &sm->group_id, sizeof(sm->group_id)); /* the job is this group's */
 	old = MemoryContextSwitchTo(TopMemoryContext);

@@ -50,6 +50,7 @@
 #include "dragonraft.h"
 
 #include "lib/stringinfo.h"
+#include "postmaster/bgworker.h"
 #include "storage/spin.h"
 #include "utils/relcache.h"
 
@@ -130,6 +131,10 @@ extern void dr_snapshot_shmem_init(void);
 extern long dr_snapshot_cpu_ms(void);
 /* For tests: pause dr_testing_snapshot_delay ms (interruptible). */
 extern void dr_snapshot_testing_pause(void);
+/* w set up for a snapshot worker of group_id (what: "exporter" or "loader") that runs
+ * function and notifies this process of its start and end. */
+extern void dr_snapshot_worker(BackgroundWorker *w, const char *function, const char *what,
+                               uint64 group_id);
 /* A free job for group_id in role; -1 if none is free. */
 extern int dr_snapshot_job_alloc(uint64 group_id, DrSnapRole role);
 extern void dr_snapshot_job_free(int job);

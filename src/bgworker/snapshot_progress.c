@@ -76,6 +76,21 @@ DrSnapJob *dr_snapshot_job(int job)
 	return &jobs[job];
 }
 
+void dr_snapshot_worker(BackgroundWorker *w, const char *function, const char *what,
+                        uint64 group_id)
+{
+	memset(w, 0, sizeof(*w));
+	w->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	w->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	w->bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(w->bgw_library_name, BGW_MAXLEN, "dragonraft");
+	snprintf(w->bgw_function_name, BGW_MAXLEN, "%s", function);
+	snprintf(w->bgw_name, BGW_MAXLEN, "dragonraft snapshot %s for group %llu", what,
+	         (unsigned long long)group_id);
+	snprintf(w->bgw_type, BGW_MAXLEN, "dragonraft snapshot %s", what);
+	w->bgw_notify_pid = MyProcPid;
+}
+
 int dr_snapshot_job_alloc(uint64 group_id, DrSnapRole role)
 {
 	for (int i = 0; i < DR_SNAP_JOBS; i++) {
