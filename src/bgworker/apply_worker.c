@@ -293,6 +293,20 @@ static void begin_batch(ApplyGroup *ag, uint64 first)
 	pgstat_report_activity(STATE_RUNNING, activity);
 }
 
+/* The batch's transaction ended (committed or aborted): so does its origin session. */
+static void end_batch(void)
+{
+	if (batch.origin_set) {
+		replorigin_session_reset();
+		batch.origin_set = false;
+	}
+	replorigin_session_origin = InvalidRepOriginId;
+	replorigin_session_origin_lsn = InvalidXLogRecPtr;
+	replorigin_session_origin_timestamp = 0;
+	batch.ag = NULL;
+	applying.group_id = 0;
+}
+
 static void commit_batch(void)
 {
 	ApplyGroup *ag = batch.ag;
@@ -307,13 +321,7 @@ static void commit_batch(void)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
-	replorigin_session_reset();
-	batch.origin_set = false;
-	replorigin_session_origin = InvalidRepOriginId;
-	replorigin_session_origin_lsn = InvalidXLogRecPtr;
-	replorigin_session_origin_timestamp = 0;
-	batch.ag = NULL;
-	applying.group_id = 0;
+	end_batch();
 	if (ag->schema_batch != ag->schema_index) {
 		/* before applied moves past it: a backend at its turn must see it */
 		ag->schema_index = ag->schema_batch;
@@ -705,15 +713,7 @@ static void park_failed_group(void)
 
 	HOLD_INTERRUPTS();
 	edata = take_error();
-	if (batch.origin_set) {
-		replorigin_session_reset();
-		batch.origin_set = false;
-	}
-	replorigin_session_origin = InvalidRepOriginId;
-	replorigin_session_origin_lsn = InvalidXLogRecPtr;
-	replorigin_session_origin_timestamp = 0;
-	batch.ag = NULL;
-	applying.group_id = 0;
+	end_batch();
 	dr_apply_rows_forget();
 	RESUME_INTERRUPTS();
 
