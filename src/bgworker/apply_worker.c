@@ -481,13 +481,6 @@ static void drop_waiting(ApplyGroup *ag)
 		pfree(dlist_container(Deferred, node, dlist_pop_head_node(&ag->waiting)));
 }
 
-/*
- * A received snapshot replaces the group's tables (snapshot_load.c) in one
- * transaction that sets its origin to the snapshot's index, made by a
- * loader of its own (dr_snapshot_loader_main) while this worker applies the
- * other groups; the group's entries that come meanwhile wait here, and
- * those at or below the index are skipped after it.
- */
 /* A loader's argument: its job and the job's generation (DR_SNAP_JOBS <= 16). */
 static Datum loader_arg(int job, uint32 generation)
 {
@@ -512,9 +505,9 @@ static void end_orphan_loaders(void)
 			SpinLockAcquire(&j->mutex);
 			loader = j->group_id != 0 && j->role == DR_SNAP_RECEIVER;
 			pid = j->pid;
+			/* Ended, or not started: then it finds its job gone. */
 			if (loader && pid == 0)
-				j->group_id =
-				        0; /* ended, or not started: then it finds its job gone */
+				j->group_id = 0;
 			SpinLockRelease(&j->mutex);
 			if (!loader || pid == 0)
 				break;
@@ -527,6 +520,13 @@ static void end_orphan_loaders(void)
 	}
 }
 
+/*
+ * A received snapshot replaces the group's tables (snapshot_load.c) in one
+ * transaction that sets its origin to the snapshot's index, made by a
+ * loader of its own (dr_snapshot_loader_main) while this worker applies the
+ * other groups; the group's entries that come meanwhile wait here, and
+ * those at or below the index are skipped after it.
+ */
 static void start_load(const DrApplyMsg *m, const uint8 *data)
 {
 	BackgroundWorker w;
