@@ -746,29 +746,32 @@ static void record_table(uint64 group_id, uint64 table_id, Oid relid, const char
 		elog(ERROR, "dragonraft could not record table %llu", (unsigned long long)table_id);
 }
 
-/* A table refused here takes no writes: they would never be replicated, even
- * once this member leads (ENABLE ALWAYS, before any row is touched). */
-static void guard(const char *qname, uint64 group_id)
+/* Run dragonraft's own DDL on a table (its trigger changes pass the utility hook). */
+static void internal_ddl(const char *sql)
 {
 	dr_internal_ddl++;
 	PG_TRY();
 	{
-		if (SPI_execute(psprintf("CREATE OR REPLACE TRIGGER " DR_REFUSED_TRIGGER
-		                         " BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s "
-		                         "FOR EACH STATEMENT EXECUTE FUNCTION "
-		                         "dragonraft.capture('refused', '%llu')",
-		                         qname, (unsigned long long)group_id),
-		                false, 0) != SPI_OK_UTILITY ||
-		    SPI_execute(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER " DR_REFUSED_TRIGGER,
-		                         qname),
-		                false, 0) != SPI_OK_UTILITY)
-			elog(ERROR, "dragonraft could not guard the refused table %s", qname);
+		if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+			elog(ERROR, "dragonraft could not run: %s", sql);
 	}
 	PG_FINALLY();
 	{
 		dr_internal_ddl--;
 	}
 	PG_END_TRY();
+}
+
+/* A table refused here takes no writes: they would never be replicated, even
+ * once this member leads (ENABLE ALWAYS, before any row is touched). */
+static void guard(const char *qname, uint64 group_id)
+{
+	internal_ddl(psprintf("CREATE OR REPLACE TRIGGER " DR_REFUSED_TRIGGER
+	                      " BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s "
+	                      "FOR EACH STATEMENT EXECUTE FUNCTION "
+	                      "dragonraft.capture('refused', '%llu')",
+	                      qname, (unsigned long long)group_id));
+	internal_ddl(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER " DR_REFUSED_TRIGGER, qname));
 }
 
 static void refuse(uint64 group_id, uint64 table_id, uint64 index, const char *qname, Oid relid,
@@ -825,19 +828,7 @@ static bool replicates(uint64 group_id, uint64 table_id, Oid *refused)
 /* A refused table taken now loses its guard. */
 static void unguard(const char *qname)
 {
-	dr_internal_ddl++;
-	PG_TRY();
-	{
-		if (SPI_execute(
-		            psprintf("DROP TRIGGER IF EXISTS " DR_REFUSED_TRIGGER " ON %s", qname),
-		            false, 0) != SPI_OK_UTILITY)
-			elog(ERROR, "dragonraft could not drop the guard of %s", qname);
-	}
-	PG_FINALLY();
-	{
-		dr_internal_ddl--;
-	}
-	PG_END_TRY();
+	internal_ddl(psprintf("DROP TRIGGER IF EXISTS " DR_REFUSED_TRIGGER " ON %s", qname));
 }
 
 /* Run sql in a subtransaction; NULL or the error's message. */
