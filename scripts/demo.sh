@@ -145,7 +145,7 @@ show "$new" "SELECT node_id, applied_index, snapshot_index FROM dragonraft.statu
 say "Adding node 4 while a client writes on the leader: on the leader,"
 echo "   SELECT dragonraft.add_member(1, 4, '127.0.0.1:${LC_RAFTPORT[4]}'); then on node 4"
 echo "   SELECT dragonraft.join_group(1, '<the members' Raft addresses>').  The entries node 4"
-echo "   needs were compacted: the leader exports its tables (binary COPY, one snapshot) and"
+echo "   needs were compacted: the leader exports its tables (one snapshot, rows in their on-disk form) and"
 echo "   node 4 loads them in one transaction, then follows the log."
 printf "INSERT INTO accounts VALUES (%s, 'during the join', 1);\n" $(seq 1000 1299) |
 	lc_psql "$new" >"$dir/writer.out" 2>&1 &

@@ -40,6 +40,8 @@
  */
 #include "dragonraft.h"
 
+#include <sys/stat.h>
+
 #include "access/xact.h"
 #include "apply.h"
 #include "commands/extension.h"
@@ -533,6 +535,7 @@ static void start_load(const DrApplyMsg *m, const uint8 *data)
 	MemoryContext old;
 	ApplyGroup *ag;
 	DrSnapJob *j;
+	struct stat st;
 	bool registered;
 	int job;
 
@@ -558,8 +561,11 @@ static void start_load(const DrApplyMsg *m, const uint8 *data)
 		         errmsg("dragonraft makes or loads %d snapshots already", DR_SNAP_JOBS),
 		         errdetail("The load is tried again once one of them ends.")));
 	j = dr_snapshot_job(job);
+	if (stat((const char *)data, &st) != 0)
+		st.st_size = 0; /* the loader says why it cannot open it */
 	SpinLockAcquire(&j->mutex);
 	j->index = m->index;
+	j->bytes_total = (uint64)st.st_size; /* its progress is shown from now on */
 	strlcpy(j->path, (const char *)data, sizeof(j->path));
 	w.bgw_main_arg = loader_arg(job, j->generation);
 	SpinLockRelease(&j->mutex);
