@@ -598,6 +598,7 @@ uint64 dr_apply_rows_command_between(uint64 group_id, uint64 since, uint64 befor
 {
 	Oid types[4] = {INT8OID, INT8OID, INT8OID, INT8ARRAYOID};
 	Datum values[4], *ids = palloc(Max(n, 1) * sizeof(Datum));
+	char nulls[4] = {' ', ' ', ' ', tables == NULL ? 'n' : ' '};
 	uint64 found = 0;
 	Oid save_user;
 	int save_sec, rc;
@@ -608,8 +609,10 @@ uint64 dr_apply_rows_command_between(uint64 group_id, uint64 since, uint64 befor
 	values[0] = Int64GetDatum((int64)group_id);
 	values[1] = Int64GetDatum((int64)since);
 	values[2] = Int64GetDatum((int64)before);
-	values[3] = PointerGetDatum(
-	        construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[3] = tables == NULL ? (Datum)0
+	                           : PointerGetDatum(construct_array(ids, n, INT8OID, 8,
+	                                                             FLOAT8PASSBYVAL,
+	                                                             TYPALIGN_DOUBLE));
 	/* As the bootstrap superuser: a writer need not see the catalog table. */
 	GetUserIdAndSecContext(&save_user, &save_sec);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
@@ -617,8 +620,8 @@ uint64 dr_apply_rows_command_between(uint64 group_id, uint64 since, uint64 befor
 		elog(ERROR, "SPI_connect failed");
 	rc = SPI_execute_with_args(
 	        "SELECT max(index) FROM dragonraft.ddl_history WHERE group_id = $1 "
-	        "AND index > $2 AND index < $3 AND (tables IS NULL OR tables && $4)",
-	        4, types, values, NULL, true, 1);
+	        "AND index > $2 AND index < $3 AND ($4 IS NULL OR tables IS NULL OR tables && $4)",
+	        4, types, values, nulls, true, 1);
 	SetUserIdAndSecContext(save_user, save_sec);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "dragonraft could not read dragonraft.ddl_history");
@@ -872,33 +875,36 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, uint64 schema_index,
 	uint64 table_id = index;
 	Oid refused = InvalidOid;
 	int rc = entry_decode_register(h, &cs);
+	uint64 command = 0;
+	bool resend = h->type == ENTRY_RESEND_TABLE;
 
 	if (rc != ENTRY_OK)
 		decode_failed(rc);
-	if (h->type == ENTRY_RESEND_TABLE) { /* for the members that do not replicate it */
-		uint64 command = 0;
-
+	if (resend) { /* for the members that do not replicate it */
 		table_id = sent_table_id(&cs);
 		if (replicates(group_id, table_id, &refused))
 			return;
-		if (cs.schema_index < schema_index) {
-			PushActiveSnapshot(GetTransactionSnapshot());
-			command = dr_apply_rows_command_between(group_id, cs.schema_index, index,
-			                                        &table_id, 1);
-			PopActiveSnapshot();
-		}
-		if (command > 0) {
-			ereport(LOG,
-			        (errmsg("dragonraft skipped entry %llu of group %llu: the command "
-			                "at entry %llu changed its table after it was read",
-			                (unsigned long long)index, (unsigned long long)group_id,
-			                (unsigned long long)command),
-			         errdetail(
-			                 "Its resend_table failed with SQLSTATE 40001 on node %u; "
-			                 "every member skips it.",
-			                 cs.owner.node_id)));
-			return;
-		}
+	}
+	/* Read before a command that lies before it in the log (any command, for a
+	 * table that is not replicated yet): skipped, as a change set is. */
+	if (h->type != ENTRY_REGISTER_TABLE_V1 && cs.schema_index < schema_index) {
+		PushActiveSnapshot(GetTransactionSnapshot());
+		command = dr_apply_rows_command_between(group_id, cs.schema_index, index,
+		                                        resend ? &table_id : NULL, resend ? 1 : 0);
+		PopActiveSnapshot();
+	}
+	if (command > 0) {
+		ereport(LOG,
+		        (errmsg("dragonraft skipped entry %llu of group %llu: the command at entry "
+		                "%llu %s",
+		                (unsigned long long)index, (unsigned long long)group_id,
+		                (unsigned long long)command,
+		                resend ? "changed its table after it was read"
+		                       : "came after its table was read"),
+		         errdetail("Its %s failed with SQLSTATE 40001 on node %u; every member "
+		                   "skips it.",
+		                   resend ? "resend_table" : "replicate_table", cs.owner.node_id)));
+		return;
 	}
 	schema = pnstrdup(cs.schema, cs.schema_len);
 	name = pnstrdup(cs.name, cs.name_len);
@@ -1122,10 +1128,11 @@ void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header 
 		decode_failed(rc);
 	command = pnstrdup(d.command, d.len);
 	role = pnstrdup(d.role, d.role_len);
-	/* Writers of that table waiting for their turn fail with 40001 now (xact.c). */
+	/* Writers of that table (and replicate_table) waiting for their turn fail with
+	 * 40001 now (xact.c). */
 	table = command_table(group_id, command);
-	if (table != 0)
-		dr_apply_rows_publish_schema(group_id, index, false, table < 0 ? 0 : (uint64)table);
+	dr_apply_rows_publish_schema(group_id, index, false,
+	                             table < 0 ? 0 : (table == 0 ? DR_SCHEMA_NO_TABLE : (uint64)table));
 	roleid = get_role_oid(role, true);
 	if (!OidIsValid(roleid))
 		error = psprintf(

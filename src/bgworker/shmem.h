@@ -87,6 +87,8 @@ typedef struct DrGroupStats {
 
 #define DR_STATS_FIELDS (sizeof(DrGroupStats) / sizeof(uint64))
 
+#define DR_SCHEMA_NO_TABLE UINT64_MAX /* DrGroup.schema_next_table */
+
 /* One group's status entry (the key of the groups hash table). */
 typedef struct DrGroup {
 	uint64 group_id;  /* hash key; fixed while the entry exists */
@@ -123,9 +125,9 @@ typedef struct DrGroup {
 	RepOriginId origin;  /* the group's replication origin, InvalidRepOriginId until known */
 	uint64 schema_index; /* the group's last utility command applied here (published
 	                      * before applied moves past it) */
-	uint64 schema_next;  /* apply worker: the last utility command it began to apply
-	                      * of those that change a replicated table */
-	uint64 schema_next_table;   /* the one table that command changes; 0: any */
+	uint64 schema_next;  /* apply worker: the last utility command it began to apply */
+	uint64 schema_next_table;   /* the one replicated table that command changes; 0: any;
+	                             * DR_SCHEMA_NO_TABLE: none */
 	uint64 apply_errors;        /* apply worker failures */
 	uint32 apply_failures;      /* consecutive failures to apply its next entry (error says
 	                             * why); 0 = it applies.  Its entries are parked meanwhile */

@@ -127,7 +127,7 @@ extern uint64 dr_apply_rows_schema_index(uint64 group_id);
 /* Publish the schema index (applied: true) or one being applied (false). */
 extern void dr_apply_rows_publish_schema(uint64 group_id, uint64 index, bool applied, uint64 table);
 /* The last utility command of the group after index since and before index
- * before that changes one of tables[n]; 0 if none.  Reads
+ * before that changes one of tables[n] (any command: tables NULL); 0 if none.  Reads
  * dragonraft.ddl_history with the active snapshot. */
 extern uint64 dr_apply_rows_command_between(uint64 group_id, uint64 since, uint64 before,
                                             const uint64 *tables, int n);

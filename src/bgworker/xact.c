@@ -31,7 +31,8 @@
  *
  * A transaction whose entry follows a utility command that changes one of
  * its tables, and that it did not see at its first write, is skipped by
- * every member (apply_rows.c); it fails with 40001 (schema_changed), nothing
+ * every member (apply_rows.c), and so is a replicate_table after any command
+ * it did not see; it fails with 40001 (schema_changed), nothing
  * committed: at once when the apply worker begins that command (it may need
  * the table's lock), or at its turn, when dragonraft.ddl_history says which
  * tables the commands before its entry changed.
@@ -446,14 +447,19 @@ static void proposal_outcome(const DrResult *res, const DrPending *p)
  * and its entry: every member skips the entry (apply_rows.c), so nothing
  * commits.
  */
-static void schema_changed(uint64 group_id, uint64 command_index) pg_attribute_noreturn();
+static void schema_changed(uint64 group_id, uint64 command_index, bool registration)
+        pg_attribute_noreturn();
 
-static void schema_changed(uint64 group_id, uint64 command_index)
+static void schema_changed(uint64 group_id, uint64 command_index, bool registration)
 {
 	ereport(ERROR,
 	        (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-	         errmsg("could not serialize access: a command run through dragonraft.execute "
-	                "changed a table of group %llu while this transaction wrote it",
+	         errmsg(registration ? "could not serialize access: a command run through "
+	                               "dragonraft.execute in group %llu came between "
+	                               "replicate_table and its entry"
+	                             : "could not serialize access: a command run through "
+	                               "dragonraft.execute changed a table of group %llu while "
+	                               "this transaction wrote it",
 	                (unsigned long long)group_id),
 	         errdetail("The command at log index %llu comes before this transaction's entry, "
 	                   "which every member skips: nothing was committed.",
@@ -466,6 +472,8 @@ static bool next_command_changes(const GroupView *v, const uint64 *tables, int n
 {
 	if (v->schema_next_table == 0)
 		return true;
+	if (v->schema_next_table == DR_SCHEMA_NO_TABLE)
+		return false;
 	for (int i = 0; i < n; i++)
 		if (tables[i] == v->schema_next_table)
 			return true;
@@ -485,14 +493,14 @@ static void wait_turn(uint64 group_id, uint64 index, uint64 schema_index)
 		if (!view_group(group_id, &v))
 			break; /* the group went away: the commit fails below */
 		/* Not waited for: the command may need this transaction's table lock.
-		 * (Members skip change sets only, never a registration.) */
-		if (tables != NULL && v.schema_next > schema_index &&
-		    next_command_changes(&v, tables, n_tables)) {
+		 * (A first registration, tables NULL, is skipped after any command.) */
+		if (v.schema_next > schema_index &&
+		    (tables == NULL || next_command_changes(&v, tables, n_tables))) {
 			/* The command may itself wait for another session's lock. */
 			(void)dr_xact_unblock_apply(&next_lock_check);
 			RESUME_INTERRUPTS();
 			ConditionVariableCancelSleep();
-			schema_changed(group_id, v.schema_next);
+			schema_changed(group_id, v.schema_next, tables == NULL);
 		}
 		if (v.applied + 1 >= index)
 			break;
@@ -546,14 +554,14 @@ static void wait_turn(uint64 group_id, uint64 index, uint64 schema_index)
 		elog(ERROR, "dragonraft entry %llu of group %llu was applied by another process",
 		     (unsigned long long)index, (unsigned long long)group_id);
 	/* Every command before the entry is applied: which tables did they change? */
-	if (tables != NULL && v.schema_index > schema_index) {
+	if (v.schema_index > schema_index) {
 		PushActiveSnapshot(GetLatestSnapshot());
 		command = dr_apply_rows_command_between(group_id, schema_index, index, tables,
 		                                        n_tables);
 		PopActiveSnapshot();
 	}
 	if (command > 0)
-		schema_changed(group_id, command);
+		schema_changed(group_id, command, tables == NULL);
 	if (v.origin == InvalidRepOriginId)
 		elog(ERROR, "dragonraft group %llu has no replication origin yet",
 		     (unsigned long long)group_id);

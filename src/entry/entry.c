@@ -36,6 +36,7 @@ const char *entry_type_name(unsigned type)
 	case ENTRY_DDL:
 		return "utility command";
 	case ENTRY_REGISTER_TABLE:
+	case ENTRY_REGISTER_TABLE_V1:
 		return "table registration";
 	case ENTRY_ADDRESSES:
 		return "member addresses";
@@ -526,8 +527,7 @@ int entry_encode_change_set(struct entry_buf *out, const struct entry_owner *own
 	entry_put_u64(out, owner->incarnation);
 	entry_put_u32(out, owner->slot);
 	entry_put_u64(out, owner->generation);
-	if (reg == NULL || reg->resend)
-		entry_put_u64(out, schema_index);
+	entry_put_u64(out, schema_index);
 	if (reg != NULL) {
 		put_name(out, reg->schema);
 		put_name(out, reg->name);
@@ -614,7 +614,7 @@ int entry_decode_owner(const struct entry_header *h, struct entry_owner *out)
 	struct entry_reader r = {h->body, h->body + h->body_len};
 
 	if (h->type != ENTRY_CHANGE_SET && h->type != ENTRY_REGISTER_TABLE &&
-	    h->type != ENTRY_RESEND_TABLE)
+	    h->type != ENTRY_RESEND_TABLE && h->type != ENTRY_REGISTER_TABLE_V1)
 		return ENTRY_ERR_TYPE;
 	return decode_owner(&r, out);
 }
@@ -639,10 +639,12 @@ int entry_decode_register(const struct entry_header *h, struct entry_change_set 
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if (h->type != ENTRY_REGISTER_TABLE && h->type != ENTRY_RESEND_TABLE)
+	if (h->type != ENTRY_REGISTER_TABLE && h->type != ENTRY_RESEND_TABLE &&
+	    h->type != ENTRY_REGISTER_TABLE_V1)
 		return ENTRY_ERR_TYPE;
 	if ((rc = decode_owner(&r, &out->owner)) != ENTRY_OK ||
-	    (h->type == ENTRY_RESEND_TABLE && (rc = get_u64(&r, &out->schema_index)) != ENTRY_OK) ||
+	    (h->type != ENTRY_REGISTER_TABLE_V1 &&
+	     (rc = get_u64(&r, &out->schema_index)) != ENTRY_OK) ||
 	    (rc = entry_next_name(&r, &out->schema, &out->schema_len)) != ENTRY_OK ||
 	    (rc = entry_next_name(&r, &out->name, &out->name_len)) != ENTRY_OK ||
 	    (rc = get_u32(&r, &out->def_len)) != ENTRY_OK)

@@ -27,12 +27,15 @@
  *	ENTRY_CHANGE_SET    owner, sections (one committed transaction's changes)
  *	ENTRY_DDL           u32 node id, name(role), u32 length, command (UTF-8
  *	                    text, no NUL): the role that proposed it runs it
- *	ENTRY_REGISTER_TABLE owner, name(schema), name(table), u32 length,
- *	                    definition (text, no NUL), sections (the table and its
- *	                    rows as INSERTs; exactly one table)
- *	ENTRY_RESEND_TABLE  owner, u64 schema index, then as ENTRY_REGISTER_TABLE;
- *	                    the table's id is its first registration's
- *	                    (resend_table: for members that do not replicate it)
+ *	ENTRY_REGISTER_TABLE owner, u64 schema index, name(schema), name(table),
+ *	                    u32 length, definition (text, no NUL), sections (the
+ *	                    table and its rows as INSERTs; exactly one table)
+ *	ENTRY_RESEND_TABLE  as ENTRY_REGISTER_TABLE; the table's id is its first
+ *	                    registration's (resend_table: for members that do not
+ *	                    replicate it)
+ *	ENTRY_REGISTER_TABLE_V1  as ENTRY_REGISTER_TABLE without the schema
+ *	                    index: written by builds before 2026-11-30, still
+ *	                    decoded (a log may hold one), never written
  *
  * where
  *
@@ -91,9 +94,10 @@ enum entry_type {
 	ENTRY_MEMBER_INFO = 1,    /* a member's node id and client address */
 	ENTRY_CHANGE_SET = 2,     /* the row changes of one committed transaction */
 	ENTRY_DDL = 3,            /* a utility command run on every member (execute) */
-	ENTRY_REGISTER_TABLE = 4, /* a table joins the group: its definition and rows */
-	ENTRY_ADDRESSES = 5,      /* the members' Raft addresses */
-	ENTRY_RESEND_TABLE = 6,   /* a registration sent again */
+	ENTRY_REGISTER_TABLE_V1 = 4, /* ENTRY_REGISTER_TABLE of older builds */
+	ENTRY_ADDRESSES = 5,         /* the members' Raft addresses */
+	ENTRY_RESEND_TABLE = 6,      /* a registration sent again */
+	ENTRY_REGISTER_TABLE = 7,    /* a table joins the group: its definition and rows */
 };
 
 /* Static name of a type ("member info"), or NULL when unknown. */
@@ -208,17 +212,18 @@ struct entry_register_in {
 	const char *schema;
 	const char *name;
 	const char *def; /* canonical definition (CREATE statements) */
-	int resend;      /* ENTRY_RESEND_TABLE (it carries schema_index) */
+	int resend;      /* ENTRY_RESEND_TABLE, not ENTRY_REGISTER_TABLE */
 };
 
 /*
  * Encode a change set (reg NULL) or a registration into out (from its
  * current length): ops/ops_len/n_ops are the ops encoded with the op
- * encoders.  schema_index (change sets and resends only) is the index of the
- * group's last utility command the writer had seen applied when it first
- * wrote: a change set (or a resend) with a utility command of its group
- * changing its tables between that index and its own was built against
- * another schema, and every member skips it.  ENTRY_ERR_FORMAT for a name
+ * encoders.  schema_index is the index of the group's last utility command
+ * the writer had seen applied when it first wrote: a change set (or a
+ * resend) with a utility command of its group changing its tables between
+ * that index and its own was built against another schema, and every member
+ * skips it; so does a registration with any utility command there (the
+ * table is not replicated yet: which commands change it is not known).  ENTRY_ERR_FORMAT for a name
  * out of range or a registration without exactly one table, ENTRY_ERR_SPACE when the buffer failed.
  */
 int entry_encode_change_set(struct entry_buf *out, const struct entry_owner *owner,
@@ -236,7 +241,7 @@ struct entry_reader {
 /* A decoded change set or registration; pointers into the input. */
 struct entry_change_set {
 	struct entry_owner owner;
-	uint64_t schema_index; /* change sets and resends (see entry_encode_change_set) */
+	uint64_t schema_index; /* see entry_encode_change_set; 0 in ENTRY_REGISTER_TABLE_V1 */
 	/* registration only */
 	const char *schema;
 	uint16_t schema_len;

@@ -98,4 +98,46 @@ for my $id (1, 2)
 $N1->safe_psql('postgres', q{UPDATE t SET v = 'changed' WHERE id <= 5; DELETE FROM t WHERE id > 55; INSERT INTO t VALUES (100, 'after')});
 ok($c->caught_up(1), 'the members applied the later writes');
 is($c->contents($_, 't', 'id'), $c->contents(1, 't', 'id'), "node $_ has the same t as node 1") for (2, 3);
+
+# A replicate_table racing a command, the same way: the command comes first in
+# the log, after replicate_table read u's definition.  The table is not
+# replicated yet, so any command there counts: the session fails with 40001,
+# every member skips the registration (none refuses u, none replicates it), and
+# the retry replicates u with the command's column on every member.
+$N1->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'CREATE TABLE public.u (id int PRIMARY KEY)')});
+ok($c->caught_up(1), 'every member has u');
+($in, $out, $err) = ("BEGIN;\nSELECT dragonraft.replicate_table('u', 1);\nSELECT 'registration read';\n", '', '');
+$h = IPC::Run::start([ 'psql', '-XAtq', '-v', 'VERBOSITY=verbose', '-d', $N1->connstr('postgres') ],
+	'<', \$in, '>', \$out, '2>', \$err);
+$h->pump until $out =~ /registration read/;
+$offset = -s $N3->logfile;
+$c->node(2)->safe_psql('postgres',
+	q{SELECT dragonraft.execute(1, 'ALTER TABLE public.u ADD COLUMN z int NOT NULL DEFAULT 7')});
+ok($c->wait_until("node 1's apply to wait for the session's lock on u", sub {
+	$N1->safe_psql('postgres', q{SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+		WHERE NOT l.granted AND a.backend_type = 'dragonraft apply'}) ne '0' }),
+	"node 1's apply waits for replicate_table's lock");
+$in .= "COMMIT;\n";
+$h->finish;
+like($err, qr/ERROR:  40001: could not serialize access: a command run through dragonraft.execute in group 1 came between replicate_table and its entry/,
+	'the replicate_table racing the command fails with 40001');
+ok($c->caught_up(1), 'the members applied the command and the registration');
+like(slurp_file($N3->logfile, $offset), qr/dragonraft skipped entry \d+ of group 1: the command at entry \d+ came after its table was read/,
+	'node 3 skipped the registration built before the command');
+for my $id (1 .. 3)
+{
+	is($c->node($id)->safe_psql('postgres',
+		q{SELECT count(*) FROM dragonraft.replicated_tables WHERE relid = 'u'::regclass}),
+		'0', "node $id neither replicates nor refused u");
+}
+$N1->safe_psql('postgres', q{SELECT dragonraft.replicate_table('u', 1)});
+$N1->safe_psql('postgres', q{INSERT INTO u (id) VALUES (1)});
+ok($c->caught_up(1), 'the members applied the retried registration');
+for my $id (1 .. 3)
+{
+	is($c->node($id)->safe_psql('postgres',
+		q{SELECT state || ' ' || (SELECT string_agg(id || ':' || z, ',') FROM u)
+		  FROM dragonraft.replicated_tables WHERE relid = 'u'::regclass}),
+		'replicated 1:7', "node $id replicates u with the command's column");
+}
 done_testing();

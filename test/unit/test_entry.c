@@ -391,11 +391,40 @@ static void test_register_round_trip(void **state)
 	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
 	assert_int_equal(h.type, ENTRY_REGISTER_TABLE);
 	assert_int_equal(entry_decode_register(&h, &cs), ENTRY_OK);
+	assert_int_equal(cs.schema_index, 77);
 	assert_int_equal(cs.schema_len, 6);
 	assert_memory_equal(cs.schema, "public", 6);
 	assert_memory_equal(cs.name, "accounts", 8);
 	assert_int_equal(cs.def_len, strlen(reg.def));
 	assert_int_equal(cs.n_tables, 1);
+	assert_int_equal(cs.n_ops, 1);
+	refuses_every_cut(&b);
+}
+
+/* A registration of an older build (no schema index) is still decoded. */
+static void test_register_v1(void **state)
+{
+	struct entry_register_in reg = {"public", "accounts", "CREATE TABLE x (id int)", 0};
+	struct entry_buf b = {0};
+	struct entry_change_set cs;
+	struct entry_owner o;
+	struct entry_header h;
+	const size_t owner_end = ENTRY_HEADER_BYTES + 4 + 8 + 4 + 8;
+
+	(void)state;
+	encode_change_set(&b, &reg);
+	/* The V1 layout: the same bytes without the u64 after the owner. */
+	memmove(b.data + owner_end, b.data + owner_end + 8, b.len - owner_end - 8);
+	b.len -= 8;
+	b.data[1] = ENTRY_REGISTER_TABLE_V1;
+	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
+	assert_string_equal(entry_type_name(h.type), "table registration");
+	assert_int_equal(entry_decode_owner(&h, &o), ENTRY_OK);
+	assert_int_equal(o.slot, 17);
+	assert_int_equal(entry_decode_register(&h, &cs), ENTRY_OK);
+	assert_int_equal(cs.schema_index, 0);
+	assert_memory_equal(cs.name, "accounts", 8);
+	assert_int_equal(cs.def_len, strlen(reg.def));
 	assert_int_equal(cs.n_ops, 1);
 	refuses_every_cut(&b);
 }
@@ -494,6 +523,7 @@ int main(void)
 	        cmocka_unit_test(test_change_set_round_trip),
 	        cmocka_unit_test(test_change_set_refuses),
 	        cmocka_unit_test(test_register_round_trip),
+	        cmocka_unit_test(test_register_v1),
 	        cmocka_unit_test(test_resend_round_trip),
 	        cmocka_unit_test(test_ddl),
 	        cmocka_unit_test(test_buf_failure),
