@@ -1246,7 +1246,8 @@ typedef struct Replay {
 	const char *role, *command;
 	RawStmt *raw;
 	ObjKey key, renamed; /* what it makes or changes; a RENAME: the new name */
-	ObjKey final;        /* a CREATE: its object's name after later RENAMEs */
+	ObjKey final;        /* a CREATE: its object's name after later RENAMEs (for an
+	                      * object in a renamed schema: that schema's new name) */
 	bool done; /* folded into the CREATE TYPE of its enum, or its object dropped later */
 	bool ran;  /* run here (or folded into a CREATE TYPE run here) */
 } Replay;
