@@ -33,6 +33,7 @@ struct engine_uv {
 	struct transport *t;
 	uv_timer_t tick;
 	uv_prepare_t prep;
+	uv_check_t check;
 	uv_idle_t idle;
 	unsigned open_handles;
 	bool transport_open;
@@ -265,7 +266,22 @@ static void run_rounds(struct engine_uv *u)
 		uv_idle_stop(&u->idle);
 }
 
+/*
+ * Rounds run after the loop polled (a check handle), so that a round takes
+ * every message read in this turn: acknowledgements that arrived while the
+ * engine waited are applied before the next entries' save (apply_persisted
+ * in round.c), not after it.  Before the poll, work that timers or
+ * callbacks made only keeps the poll from blocking.
+ */
 static void on_prepare(uv_prepare_t *h)
+{
+	struct engine_uv *u = h->data;
+
+	if (!u->closing && engine_has_work(u->e))
+		uv_idle_start(&u->idle, on_idle);
+}
+
+static void on_check(uv_check_t *h)
 {
 	struct engine_uv *u = h->data;
 
@@ -338,12 +354,14 @@ int engine_uv_create(uv_loop_t *loop, const struct engine_config *ecfg,
 		goto err_after_transport;
 	uv_timer_init(loop, &u->tick);
 	uv_prepare_init(loop, &u->prep);
+	uv_check_init(loop, &u->check);
 	uv_idle_init(loop, &u->idle);
-	u->tick.data = u->prep.data = u->idle.data = u;
-	u->open_handles = 3;
+	u->tick.data = u->prep.data = u->check.data = u->idle.data = u;
+	u->open_handles = 4;
 	uv_timer_start(&u->tick, on_tick, ecfg->rtt_ms ? ecfg->rtt_ms : 50,
 	               ecfg->rtt_ms ? ecfg->rtt_ms : 50);
 	uv_prepare_start(&u->prep, on_prepare);
+	uv_check_start(&u->check, on_check);
 	*out = u;
 	return ENGINE_OK;
 
@@ -396,6 +414,7 @@ void engine_uv_close(struct engine_uv *u)
 	u->closing = true;
 	uv_close((uv_handle_t *)&u->tick, on_handle_closed);
 	uv_close((uv_handle_t *)&u->prep, on_handle_closed);
+	uv_close((uv_handle_t *)&u->check, on_handle_closed);
 	uv_close((uv_handle_t *)&u->idle, on_handle_closed);
 	transport_close(u->t);
 }

@@ -1,7 +1,8 @@
 /*
  * engine_uv.h - drives an engine from a libuv loop with the TCP transport:
- * a timer ticks every rtt_ms, a prepare handle runs engine rounds whenever
- * there is work (then flushes the transport), and transport callbacks feed
+ * a timer ticks every rtt_ms, a check handle runs engine rounds whenever
+ * there is work (after the loop polled, so a round takes every message read
+ * in its turn; then it flushes the transport), and transport callbacks feed
  * messages, snapshots and unreachable reports to the engine.
  *
  * Embedding in another event loop (the PostgreSQL engine worker): wait on

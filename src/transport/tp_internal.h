@@ -194,6 +194,17 @@ int tp_send_frame(struct conn *c, uint8_t kind, const void *payload, uint32_t le
 int tp_conn_write(struct conn *c, uv_write_t *req, const uv_buf_t *bufs, unsigned n,
                   uv_write_cb cb);
 
+/* tp_conn_write_now: every byte went to the socket at once; cb does not run. */
+#define TP_WRITTEN (-1)
+
+/*
+ * As tp_conn_write, but what the socket takes at once is written now, without
+ * a write request: when that is every byte it returns TP_WRITTEN and cb never
+ * runs.  (A request that libuv completes costs a callback in the loop's next
+ * turn and the socket's re-registration with epoll.)
+ */
+int tp_conn_write_now(struct conn *c, uv_write_t *req, const uv_buf_t *buf, uv_write_cb cb);
+
 /*
  * Logs a refusal or failure concerning c: at most one line per source (IPv4
  * /24, IPv6 /64) per log window and log_max_lines in all, then one summary.
@@ -222,8 +233,9 @@ void tp_tls_free(struct transport *t);
 int tp_tls_start(struct conn *c);
 /* Feeds n bytes of ciphertext: handshake, then decrypted frames to the frame reader. */
 int tp_tls_read(struct conn *c, const uint8_t *p, size_t n);
-/* Encrypts bufs into c's output and writes it (see tp_conn_write). */
-int tp_tls_write(struct conn *c, uv_write_t *req, const uv_buf_t *bufs, unsigned n, uv_write_cb cb);
+/* Encrypts bufs into c's output and writes it (see tp_conn_write; with now, tp_conn_write_now). */
+int tp_tls_write(struct conn *c, uv_write_t *req, const uv_buf_t *bufs, unsigned n, uv_write_cb cb,
+                 bool now);
 /* Frees c's TLS state. */
 void tp_tls_conn_free(struct conn *c);
 

@@ -17,8 +17,9 @@
  * buffers: the ciphertext libuv read is handed to OpenSSL from the read
  * buffer, and decrypted payload bytes go straight into the frame reader's
  * buffer (where a large payload lands without another copy, as in clear
- * text); ciphertext is gathered in 256 KiB pieces, each written with
- * uv_write as soon as it is full, so it leaves while still in cache.
+ * text); ciphertext is gathered in 256 KiB pieces, each written as soon as it
+ * is full, so it leaves while still in cache: what the socket takes at once
+ * directly, the rest with uv_write.
  */
 #include "transport/tp_internal.h"
 
@@ -34,7 +35,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
-/* Ciphertext gathered before it is handed to uv_write. */
+/* Ciphertext gathered before it is written. */
 #define TLS_PIECE (256u << 10)
 /* A written ciphertext buffer up to this size is kept for the next write. */
 #define TLS_SPARE_MAX (1u << 20)
@@ -131,16 +132,36 @@ static void tls_written(uv_write_t *req, int status)
 		cb(user, status);
 }
 
-/* Hands the ciphertext gathered so far to uv_write; cb (if any) runs when it is written. */
-static int emit(struct conn *c, uv_write_t *user, uv_write_cb cb)
+/*
+ * Writes the ciphertext gathered so far: what the socket takes at once (a
+ * caller's request only with now), the rest with uv_write.  cb (if any) runs
+ * when it is written; unless it was all written at once with now: TP_WRITTEN.
+ */
+static int emit_now(struct conn *c, uv_write_t *user, uv_write_cb cb, bool now)
 {
 	struct tls_write *w;
 	uv_buf_t b;
+	size_t done = 0;
 
 	if (c->tout.len == 0 && cb == NULL)
 		return TRANSPORT_OK;
 	if (!c->tcp_live)
 		return TRANSPORT_EIO;
+	if (c->tout.len > 0 && (now || cb == NULL)) {
+		/* UV_EAGAIN also while earlier writes are queued: they go first.  An
+		 * error is left to uv_write, which reports it as before. */
+		uv_buf_t all = uv_buf_init((char *)c->tout.p, (unsigned int)c->tout.len);
+		int r = uv_try_write((uv_stream_t *)&c->tcp, &all, 1);
+
+		if (r > 0) {
+			c->last_active = uv_now(c->t->loop);
+			done = (size_t)r;
+		}
+		if (done == c->tout.len) {
+			c->tout.len = 0;
+			return cb != NULL ? TP_WRITTEN : TRANSPORT_OK;
+		}
+	}
 	w = transport_malloc(sizeof(*w));
 	if (w == NULL)
 		return TRANSPORT_ENOMEM;
@@ -150,7 +171,7 @@ static int emit(struct conn *c, uv_write_t *user, uv_write_cb cb)
 	w->ct = c->tout;
 	c->tout = c->spare;
 	memset(&c->spare, 0, sizeof(c->spare));
-	b = uv_buf_init((char *)w->ct.p, (unsigned int)w->ct.len);
+	b = uv_buf_init((char *)w->ct.p + done, (unsigned int)(w->ct.len - done));
 	if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, tls_written) != 0) {
 		transport_buf_free(&w->ct);
 		transport_free(w);
@@ -159,7 +180,13 @@ static int emit(struct conn *c, uv_write_t *user, uv_write_cb cb)
 	return TRANSPORT_OK;
 }
 
-int tp_tls_write(struct conn *c, uv_write_t *req, const uv_buf_t *bufs, unsigned n, uv_write_cb cb)
+static int emit(struct conn *c, uv_write_t *user, uv_write_cb cb)
+{
+	return emit_now(c, user, cb, false);
+}
+
+int tp_tls_write(struct conn *c, uv_write_t *req, const uv_buf_t *bufs, unsigned n, uv_write_cb cb,
+                 bool now)
 {
 	ERR_clear_error();
 	for (unsigned i = 0; i < n; i++) {
@@ -175,7 +202,7 @@ int tp_tls_write(struct conn *c, uv_write_t *req, const uv_buf_t *bufs, unsigned
 			off += (size_t)r;
 		}
 	}
-	return emit(c, req, cb);
+	return emit_now(c, req, cb, now);
 }
 
 /* ---- identity ------------------------------------------------------------- */

@@ -484,9 +484,31 @@ int tp_conn_write(struct conn *c, uv_write_t *req, const uv_buf_t *bufs, unsigne
 	if (!c->tcp_live)
 		return TRANSPORT_EIO;
 	if (c->ssl != NULL)
-		return tp_tls_write(c, req, bufs, n, cb);
+		return tp_tls_write(c, req, bufs, n, cb, false);
 	return uv_write(req, (uv_stream_t *)&c->tcp, bufs, n, cb) != 0 ? TRANSPORT_EIO
 	                                                               : TRANSPORT_OK;
+}
+
+int tp_conn_write_now(struct conn *c, uv_write_t *req, const uv_buf_t *buf, uv_write_cb cb)
+{
+	uv_buf_t rest = *buf;
+	int r;
+
+	if (!c->tcp_live)
+		return TRANSPORT_EIO;
+	if (c->ssl != NULL)
+		return tp_tls_write(c, req, buf, 1, cb, true);
+	/* UV_EAGAIN also while earlier writes are queued: they go first.  An
+	 * error is left to uv_write, which reports it as before. */
+	r = uv_try_write((uv_stream_t *)&c->tcp, buf, 1);
+	if (r > 0) {
+		c->last_active = uv_now(c->t->loop);
+		if ((size_t)r == buf->len)
+			return TP_WRITTEN;
+		rest = uv_buf_init(buf->base + r, (unsigned int)(buf->len - (size_t)r));
+	}
+	return uv_write(req, (uv_stream_t *)&c->tcp, &rest, 1, cb) != 0 ? TRANSPORT_EIO
+	                                                                : TRANSPORT_OK;
 }
 
 int tp_send_frame(struct conn *c, uint8_t kind, const void *payload, uint32_t len)
@@ -502,10 +524,11 @@ int tp_send_frame(struct conn *c, uint8_t kind, const void *payload, uint32_t le
 	transport_frame_header_put(w->data, kind, w->data + TRANSPORT_FRAME_HDR, len);
 	b = uv_buf_init((char *)w->data, TRANSPORT_FRAME_HDR + len);
 	w->req.data = c;
-	rc = tp_conn_write(c, &w->req, &b, 1, ctrl_written);
-	if (rc != TRANSPORT_OK)
-		transport_free(w);
-	return rc;
+	rc = tp_conn_write_now(c, &w->req, &b, ctrl_written);
+	if (rc == TRANSPORT_OK)
+		return rc;
+	transport_free(w);
+	return rc == TP_WRITTEN ? TRANSPORT_OK : rc;
 }
 
 /* ---- sending batches ----------------------------------------------------- */
@@ -529,6 +552,7 @@ static void flush_peer(struct peer *p)
 	struct transport_buf tmp;
 	uint32_t len;
 	uv_buf_t b;
+	int rc;
 
 	if (p->inflight || p->q_msgs == 0 || c == NULL || c->state != CS_OPEN)
 		return;
@@ -541,14 +565,15 @@ static void flush_peer(struct peer *p)
 	p->q_crc = 0;
 	b = uv_buf_init((char *)p->wbuf.p, (unsigned int)p->wbuf.len);
 	p->wreq.data = p;
-	if (tp_conn_write(c, &p->wreq, &b, 1, batch_written) != TRANSPORT_OK) {
+	rc = tp_conn_write_now(c, &p->wreq, &b, batch_written);
+	if (rc != TRANSPORT_OK && rc != TP_WRITTEN) {
 		p->st.msgs_dropped += p->q_msgs;
 		p->st.bytes_dropped += len;
 		p->q_msgs = 0;
 		tp_conn_fail(c, TRANSPORT_EIO);
 		return;
 	}
-	p->inflight = true;
+	p->inflight = rc == TRANSPORT_OK; /* else written: the next batch may go at once */
 	p->st.msgs_sent += p->q_msgs;
 	p->st.bytes_sent += p->wbuf.len;
 	p->st.batches_sent++;
