@@ -74,6 +74,7 @@ struct logdb_config {
 	 */
 	uint64_t memtable_budget;
 	int l0_slowdown_trigger;         /* L0 files that slow writes (stop: +16); 0 = 20 */
+	uint64_t journal_segment;        /* tests: journal segment bytes; 0 = one memtable */
 	bool no_sync;                    /* tests only: do not fsync saves */
 	bool disable_auto_compactions;   /* tests only: keep L0 files (busy tests) */
 	const struct logdb_alloc *alloc; /* NULL = libc */
