@@ -23,3 +23,7 @@ BENCH_STEPS += bench-logdb
 # Fuzz target for the on-disk value decoders.
 FUZZ_TARGETS += fuzz_logdb_value
 $(FZ)/fuzz_logdb_value: $(call fuzz_objs,$(logdb_SRCS) $(util_SRCS))
+
+# Fuzz target for the journal's record reader.
+FUZZ_TARGETS += fuzz_logdb_journal
+$(FZ)/fuzz_logdb_journal: $(call fuzz_objs,$(logdb_SRCS) $(util_SRCS))
