@@ -1510,6 +1510,60 @@ static void test_write_failure_stops(void **state)
 	expect_entries(f, other, 1, 4, 1, 10);
 }
 
+/*
+ * The journal's own failures stop the LogDB too, under a file size limit
+ * (EFBIG, as ENOSPC on a full disk): a record written short (a torn record
+ * on disk, dropped at the reopen), and no room for a new segment (a batch
+ * larger than a segment gets one of its own size).  Every acknowledged save
+ * is there after a reopen.
+ */
+static int limited_saves(struct fx *f, rlim_t limit, uint32_t len, uint64_t *acked)
+{
+	struct rlimit old, lim;
+	int rc = LOGDB_OK;
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = limit;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	for (int i = 0; i < 100 && rc == LOGDB_OK; i++)
+		if ((rc = append(f, 1, *acked + 1, *acked + 4, 1, len, NULL)) == LOGDB_OK)
+			*acked += 4;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	return rc;
+}
+
+static void test_journal_write_failures(void **state)
+{
+	struct fx *f = *state;
+	uint64_t acked = 0;
+	f->cfg.shards = 1;
+	f->cfg.journal_segment = 64 << 10;
+	fx_recreate(f);
+	/* the first save zero-fills the whole first segment */
+	CHECK_RC(f, append(f, 1, 1, 4, 1, 1000, NULL), LOGDB_OK);
+	acked = 4;
+	CHECK_RC(f, limited_saves(f, 40000, 1000, &acked), LOGDB_ERR_IO);
+	expect_msg(f, "short write", "the LogDB stopped");
+	expect_msg(f, "writing the journal of LogDB shard 0", "0000000000000000.jnl");
+	assert_true(acked > 4);
+	fx_reopen(f);
+	expect_entries(f, 1, 1, acked, 1, 1000);
+
+	/*
+	 * segments of 64 KiB fill up (the limit leaves room for RocksDB's
+	 * files); then a 1.2 MiB batch needs a segment of its own
+	 */
+	CHECK_RC(f, limited_saves(f, 1 << 20, 1000, &acked), LOGDB_OK);
+	CHECK_RC(f, limited_saves(f, 1 << 20, 300 << 10, &acked), LOGDB_ERR_IO);
+	expect_msg(f, "zero-filling the journal of LogDB shard 0", "File too large");
+	CHECK_RC(f, append(f, 1, acked + 1, acked + 1, 1, 1000, NULL), LOGDB_ERR_IO);
+	fx_reopen(f);
+	expect_entries(f, 1, 1, acked, 1, 1000);
+	CHECK_RC(f, append(f, 1, acked + 1, acked + 1, 1, 1000, NULL), LOGDB_OK);
+}
+
 /* ---- allocation failures ------------------------------------------------ */
 
 static int alloc_budget = -1; /* allocations left before failing; -1 = unlimited */
@@ -1633,6 +1687,7 @@ int main(int argc, char **argv)
 	        cmocka_unit_test_setup_teardown(test_journal_recycles, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_journal_before_rocksdb, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_journal_after_old_wal, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_journal_write_failures, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_write_failure_stops, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_alloc_failures, setup, teardown),
 	};
