@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
@@ -18,7 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1564,6 +1567,38 @@ static void test_journal_write_failures(void **state)
 	CHECK_RC(f, append(f, 1, acked + 1, acked + 1, 1, 1000, NULL), LOGDB_OK);
 }
 
+/*
+ * A failed fdatasync of the journal (as Linux reports a lost writeback once:
+ * the next one would succeed) stops the LogDB: the save fails, nothing is
+ * retried, later saves are refused; a reopen has every acknowledged save.
+ * fdatasync is interposed here (the journal's and RocksDB's calls reach it).
+ */
+static atomic_int fail_next_fdatasync;
+
+int fdatasync(int fd)
+{
+	if (atomic_exchange(&fail_next_fdatasync, 0)) {
+		errno = EIO;
+		return -1;
+	}
+	return (int)syscall(SYS_fdatasync, fd);
+}
+
+static void test_journal_sync_failure(void **state)
+{
+	struct fx *f = *state;
+	CHECK_RC(f, append(f, 1, 1, 4, 1, 100, NULL), LOGDB_OK);
+	atomic_store(&fail_next_fdatasync, 1);
+	CHECK_RC(f, append(f, 1, 5, 8, 1, 100, NULL), LOGDB_ERR_IO);
+	assert_int_equal(atomic_load(&fail_next_fdatasync), 0);
+	expect_msg(f, "syncing the journal of LogDB shard 1", "Input/output error");
+	CHECK_RC(f, append(f, 1, 5, 8, 1, 100, NULL), LOGDB_ERR_IO);
+	expect_msg(f, "stopped after a write failure", "syncing the journal");
+	fx_reopen(f);
+	expect_entries(f, 1, 1, 4, 1, 100);
+	CHECK_RC(f, append(f, 1, 5, 8, 1, 100, NULL), LOGDB_OK);
+}
+
 /* ---- allocation failures ------------------------------------------------ */
 
 static int alloc_budget = -1; /* allocations left before failing; -1 = unlimited */
@@ -1688,6 +1723,7 @@ int main(int argc, char **argv)
 	        cmocka_unit_test_setup_teardown(test_journal_before_rocksdb, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_journal_after_old_wal, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_journal_write_failures, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_journal_sync_failure, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_write_failure_stops, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_alloc_failures, setup, teardown),
 	};
