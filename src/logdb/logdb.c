@@ -613,10 +613,11 @@ static void set_options(struct logdb *db, const struct logdb_config *cfg)
 	rocksdb_options_set_keep_log_file_num(o, 2);
 	rocksdb_options_set_max_open_files(o, 256);
 	/*
-	 * WAL recovery: a torn last record (a crash while it was written) is
-	 * dropped, any other damage fails the open.  Point-in-time recovery
-	 * would silently stop replay at a damaged record and drop every later
-	 * synced write, votes included.
+	 * RocksDB's own WAL holds only what an older build wrote (the journal
+	 * is the log now), recovered as then: a torn last record (a crash
+	 * while it was written) is dropped, any other damage fails the open.
+	 * Point-in-time recovery would silently stop replay at a damaged
+	 * record and drop every later synced write, votes included.
 	 */
 	rocksdb_options_set_wal_recovery_mode(o, 0); /* kTolerateCorruptedTailRecords */
 	if (cfg->disable_auto_compactions)

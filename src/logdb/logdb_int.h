@@ -160,8 +160,7 @@ int logdb_fail(struct logdb *db, int rc, const char *fmt, ...)
 int logdb_io_fail(struct logdb *db, char *err, const char *what);
 /* A write, sync or flush failed (err freed here): stop the LogDB; LOGDB_ERR_IO. */
 int logdb_write_failed(struct logdb *db, char *err, const char *what);
-/* A write, sync or flush failed (what: doing what; why: the cause): stop the LogDB; LOGDB_ERR_IO.
- */
+/* A write, sync or flush failed while doing what, because why: stop the LogDB; LOGDB_ERR_IO. */
 int logdb_stop(struct logdb *db, const char *what, const char *why);
 /* LOGDB_ERR_IO (naming the first failure) once the LogDB stopped, else LOGDB_OK. */
 int logdb_check_stopped(struct logdb *db);

@@ -18,8 +18,8 @@
  * to the shard's journal (fdatasynced if sync), then to RocksDB (no WAL);
  * the first failure stops the LogDB.  Shard lock held.
  */
-static int write_opts(struct logdb *db, struct shard *s, rocksdb_writebatch_t *b, bool sync,
-                      const char *what)
+static int write_to(struct logdb *db, struct shard *s, rocksdb_writebatch_t *b, bool sync,
+                    const char *what)
 {
 	char *err = NULL;
 	int rc = logdb_check_stopped(db);
@@ -35,7 +35,7 @@ static int write_opts(struct logdb *db, struct shard *s, rocksdb_writebatch_t *b
 /* A synced write. */
 static int write_batch(struct logdb *db, struct shard *s, rocksdb_writebatch_t *b, const char *what)
 {
-	return write_opts(db, s, b, true, what);
+	return write_to(db, s, b, true, what);
 }
 
 static void put(rocksdb_writebatch_t *b, const uint8_t *key, size_t klen, const struct logdb_buf *v)
@@ -272,7 +272,7 @@ static int save_shard(struct logdb_worker *w, unsigned si, const struct logdb_up
 		if (w->shard_of[i] == si)
 			rc = stage(w, s, b, v, &updates[i]);
 	if (rc == LOGDB_OK && rocksdb_writebatch_count(b) > 0)
-		rc = write_opts(db, s, b, sync, "writing a save batch");
+		rc = write_to(db, s, b, sync, "writing a save batch");
 	if (rc)
 		for (size_t i = 0; i < n; i++)
 			if (w->shard_of[i] == si)
