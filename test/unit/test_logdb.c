@@ -1370,6 +1370,38 @@ static void test_journal_recycles(void **state)
 	crash_after(f, "rewrite_saves", 401, 450);
 	fx_open(f);
 	expect_rewrites(f, 450);
+
+	/* damage in the live part of a recycled segment (not its tail) fails the open */
+	crash_after(f, "tiny_saves", 1, 20);
+	char ck[400], seg[400], want[64];
+	unsigned long long lsn = 0;
+	snprintf(ck, sizeof(ck), "%s/journal-0/CHECKPOINT", f->dir);
+	FILE *fp = fopen(ck, "r");
+	assert_non_null(fp);
+	assert_int_equal(fscanf(fp, "dragonraft-journal 1 lsn=%llu", &lsn), 1);
+	fclose(fp);
+	n = segments(f, 0, starts, 64);
+	int k = n - 1;
+	while (k > 0 && starts[k] > lsn)
+		k--;
+	assert_true(starts[k] > 0); /* a segment in its second use or later */
+	snprintf(seg, sizeof(seg), "%s/journal-0/%016" PRIx64 ".jnl", f->dir, starts[k]);
+	size_t offs[64], size;
+	int nrec;
+	uint8_t *p = read_segment(seg, &size, starts[k], offs, &nrec);
+	int live = 0;
+	while (live < nrec && starts[k] + offs[live] < lsn)
+		live++;
+	assert_true(nrec - live >= 2);
+	uint8_t c = p[offs[live] + LOGDB_JREC_HDR + 3] ^ 0x04;
+	patch(seg, offs[live] + LOGDB_JREC_HDR + 3, &c, 1);
+	snprintf(want, sizeof(want), "offset %zu", offs[live]);
+	expect_open_corrupt(f, seg + strlen(f->dir) + 1, want);
+	patch(seg, 0, p, size);
+	free(p);
+	fx_open(f);
+	expect_rewrites(f, 450);
+	expect_entries(f, 3, 1, 20, 1, 16);
 }
 
 /* A crash after a batch reached the journal, before RocksDB had it: replayed. */
@@ -1434,6 +1466,14 @@ static void old_wal_write(rocksdb_t *r, void *arg)
 	assert_null(err);
 	rocksdb_writeoptions_destroy(wo);
 	logdb_buf_free(&v);
+}
+
+static int tiny_saves(struct fx *f, uint64_t a, uint64_t b)
+{
+	for (uint64_t i = a; i <= b; i++)
+		if (append(f, 3, i, i, 1, 16, NULL) != LOGDB_OK)
+			return 1;
+	return 0;
 }
 
 static int four_more(struct fx *f, uint64_t a, uint64_t b)
@@ -1665,11 +1705,10 @@ static int child_main(char **argv)
 	static const struct {
 		const char *name;
 		int (*fn)(struct fx *f, uint64_t a, uint64_t b);
-	} steps[] = {{"six_saves", six_saves},
-	             {"six_saves_after_torn", six_saves_after_torn},
-	             {"rewrite_saves", rewrite_saves},
-	             {"journal_only", journal_only},
-	             {"four_more", four_more}};
+	} steps[] = {
+	        {"six_saves", six_saves},         {"six_saves_after_torn", six_saves_after_torn},
+	        {"rewrite_saves", rewrite_saves}, {"journal_only", journal_only},
+	        {"four_more", four_more},         {"tiny_saves", tiny_saves}};
 	static struct fx f;
 	char err[512];
 	snprintf(f.dir, sizeof(f.dir), "%s", argv[3]);
