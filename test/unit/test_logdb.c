@@ -1350,6 +1350,8 @@ static void test_journal_recycles(void **state)
 	f->cfg.shards = 1;
 	f->cfg.journal_segment = 64 << 10;
 	fx_recreate(f);
+	/* first a batch bigger than a segment: a segment of its own, not kept once free */
+	CHECK_RC(f, append(f, 4, 1, 4, 1, 50 << 10, NULL), LOGDB_OK);
 	struct rewrites r = {.from = 1, .to = 300};
 	assert_int_equal(rewrites(f, &r), 0);
 	logdb_wait_compactions(f->db); /* checkpoints too */
@@ -1358,6 +1360,16 @@ static void test_journal_recycles(void **state)
 		fail_msg("expected at most 4 segment files, the last past 60 segments, got %d, "
 		         "the last at %" PRIu64,
 		         n, starts[n - 1]);
+	for (int i = 0; i < n; i++) {
+		char path[400];
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/journal-0/%016" PRIx64 ".jnl", f->dir, starts[i]);
+		assert_int_equal(stat(path, &st), 0);
+		if (st.st_size > 64 << 10)
+			fail_msg("%s has %lld bytes, more than a segment", path,
+			         (long long)st.st_size);
+	}
+	expect_entries(f, 4, 1, 4, 1, 50 << 10);
 	expect_rewrites(f, 300);
 
 	crash_after(f, "rewrite_saves", 301, 400);
