@@ -904,6 +904,11 @@ static void test_wal_dir(void **state)
 	expect_entries(f, 1, 1, 5, 1, 10);
 	snprintf(path, sizeof(path), "%s/shard-%u", wal, logdb_shard_of(f->db, 1));
 	assert_int_equal(access(path, F_OK), 0);
+	/* the journal is in the WAL directory too */
+	snprintf(path, sizeof(path), "%s/journal-%u/CHECKPOINT", wal, logdb_shard_of(f->db, 1));
+	assert_int_equal(access(path, F_OK), 0);
+	snprintf(path, sizeof(path), "%s/journal-%u", f->dir, logdb_shard_of(f->db, 1));
+	assert_int_equal(access(path, F_OK), -1);
 }
 
 /* Two threads, each with its own worker, save disjoint groups in every shard at once. */
