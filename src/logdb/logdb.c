@@ -95,19 +95,24 @@ int logdb_io_fail(struct logdb *db, char *err, const char *what)
 	return LOGDB_ERR_IO;
 }
 
-int logdb_write_failed(struct logdb *db, char *err, const char *what)
+int logdb_stop(struct logdb *db, const char *what, const char *why)
 {
 	pthread_mutex_lock(&db->err_lock);
 	if (!atomic_load(&db->stopped)) {
-		snprintf(db->stopmsg, sizeof(db->stopmsg), "%s: %s", what,
-		         err ? err : "unknown RocksDB error");
+		snprintf(db->stopmsg, sizeof(db->stopmsg), "%s: %s", what, why);
 		atomic_store(&db->stopped, true);
 	}
 	snprintf(db->errmsg, sizeof(db->errmsg),
 	         "%s: %s; the LogDB stopped (nothing more is written: a failed write or sync "
 	         "may have lost data)",
-	         what, err ? err : "unknown RocksDB error");
+	         what, why);
 	pthread_mutex_unlock(&db->err_lock);
+	return LOGDB_ERR_IO;
+}
+
+int logdb_write_failed(struct logdb *db, char *err, const char *what)
+{
+	logdb_stop(db, what, err ? err : "unknown RocksDB error");
 	rocksdb_free(err);
 	return LOGDB_ERR_IO;
 }
@@ -294,20 +299,33 @@ void logdb_member_forget(struct shard *s, uint64_t g, uint64_t n)
 
 /* ---- background compaction -------------------------------------------- */
 
+/* Work queued for the background thread (bg_lock held). */
+static bool bg_pending(struct logdb *db)
+{
+	return db->job_count || db->full_compact_mask || db->ckpt_mask;
+}
+
 static void *bg_main(void *arg)
 {
 	struct logdb *db = arg;
 	pthread_mutex_lock(&db->bg_lock);
 	for (;;) {
-		while (!db->bg_stop && db->job_count == 0 && db->full_compact_mask == 0)
+		while (!db->bg_stop && !bg_pending(db))
 			pthread_cond_wait(&db->bg_wake, &db->bg_lock);
-		if (db->job_count == 0 && db->full_compact_mask == 0)
+		if (!bg_pending(db))
 			break; /* stopping with nothing left */
 		db->bg_running = true;
 		if (atomic_load(&db->stopped)) {
 			db->job_count = 0; /* nothing more is written, compactions included */
 			db->full_compact_mask = 0;
+			db->ckpt_mask = 0;
 			pthread_mutex_unlock(&db->bg_lock);
+		} else if (db->ckpt_mask) {
+			/* first: a lagging checkpoint makes the journal create segments */
+			unsigned si = (unsigned)__builtin_ctzll(db->ckpt_mask);
+			db->ckpt_mask &= ~(1ull << si);
+			pthread_mutex_unlock(&db->bg_lock);
+			logdb_journal_checkpoint(db, si);
 		} else if (db->job_count) {
 			struct compact_job j = db->jobs[db->job_head];
 			db->job_head = (db->job_head + 1) % COMPACT_QUEUE;
@@ -323,7 +341,7 @@ static void *bg_main(void *arg)
 		}
 		pthread_mutex_lock(&db->bg_lock);
 		db->bg_running = false;
-		if (db->job_count == 0 && db->full_compact_mask == 0)
+		if (!bg_pending(db))
 			pthread_cond_broadcast(&db->bg_idle);
 	}
 	db->bg_running = false;
@@ -352,6 +370,14 @@ void logdb_queue_compaction(struct logdb *db, unsigned si, const uint8_t *lo, si
 	pthread_mutex_unlock(&db->bg_lock);
 }
 
+void logdb_queue_checkpoint(struct logdb *db, unsigned si)
+{
+	pthread_mutex_lock(&db->bg_lock);
+	db->ckpt_mask |= 1ull << si;
+	pthread_cond_signal(&db->bg_wake);
+	pthread_mutex_unlock(&db->bg_lock);
+}
+
 int logdb_compact_entries_to(struct logdb *db, uint64_t g, raft_id n, raft_index index)
 {
 	uint8_t lo[LOGDB_INDEX_KEY_LEN], hi[LOGDB_INDEX_KEY_LEN];
@@ -369,7 +395,7 @@ int logdb_compact_entries_to(struct logdb *db, uint64_t g, raft_id n, raft_index
 void logdb_wait_compactions(struct logdb *db)
 {
 	pthread_mutex_lock(&db->bg_lock);
-	while (db->job_count || db->full_compact_mask || db->bg_running)
+	while (bg_pending(db) || db->bg_running)
 		pthread_cond_wait(&db->bg_idle, &db->bg_lock);
 	pthread_mutex_unlock(&db->bg_lock);
 }
@@ -568,8 +594,11 @@ static void set_options(struct logdb *db, const struct logdb_config *cfg)
 	uint64_t budget =
 	        cfg->memtable_budget ? cfg->memtable_budget : LOGDB_DEFAULT_MEMTABLE_BUDGET;
 	uint64_t wb = budget / db->n / LOGDB_MEMTABLES_PER_SHARD;
+	if (wb < (256u << 10))
+		wb = 256u << 10;
 	/* One budget for all shards: RocksDB keeps at most this many memtables a shard. */
-	rocksdb_options_set_write_buffer_size(o, wb > (256u << 10) ? wb : 256u << 10);
+	rocksdb_options_set_write_buffer_size(o, wb);
+	db->seg_size = cfg->journal_segment ? cfg->journal_segment : wb; /* one per memtable */
 	rocksdb_options_set_max_write_buffer_number(o, LOGDB_MEMTABLES_PER_SHARD);
 	rocksdb_options_set_level0_slowdown_writes_trigger(o, db->l0_slowdown);
 	rocksdb_options_set_level0_stop_writes_trigger(o, db->l0_slowdown + 16);
@@ -584,10 +613,11 @@ static void set_options(struct logdb *db, const struct logdb_config *cfg)
 	rocksdb_options_set_keep_log_file_num(o, 2);
 	rocksdb_options_set_max_open_files(o, 256);
 	/*
-	 * WAL recovery: a torn last record (a crash while it was written) is
-	 * dropped, any other damage fails the open.  Point-in-time recovery
-	 * would silently stop replay at a damaged record and drop every later
-	 * synced write, votes included.
+	 * RocksDB's own WAL holds only what an older build wrote (the journal
+	 * is the log now), recovered as then: a torn last record (a crash
+	 * while it was written) is dropped, any other damage fails the open.
+	 * Point-in-time recovery would silently stop replay at a damaged
+	 * record and drop every later synced write, votes included.
 	 */
 	rocksdb_options_set_wal_recovery_mode(o, 0); /* kTolerateCorruptedTailRecords */
 	if (cfg->disable_auto_compactions)
@@ -610,6 +640,7 @@ static void stop_bg(struct logdb *db)
 static void close_shards(struct logdb *db)
 {
 	for (unsigned i = 0; i < db->n; i++) {
+		logdb_journal_close(db, i);
 		if (db->shards[i].db)
 			rocksdb_close(db->shards[i].db);
 		pthread_mutex_destroy(&db->shards[i].lock);
@@ -668,12 +699,13 @@ int logdb_open(const struct logdb_config *cfg, struct logdb **out, char *errmsg,
 	if (db->shards == NULL)
 		goto err_after_dir;
 	memset(db->shards, 0, db->n * sizeof(*db->shards));
-	for (unsigned i = 0; i < db->n; i++)
+	for (unsigned i = 0; i < db->n; i++) {
 		pthread_mutex_init(&db->shards[i].lock, NULL);
+		db->shards[i].j.fd = db->shards[i].j.dirfd = -1;
+	}
 	set_options(db, cfg);
 	db->wopts = rocksdb_writeoptions_create();
-	rocksdb_writeoptions_set_sync(db->wopts, cfg->no_sync ? 0 : 1);
-	db->wopts_nosync = rocksdb_writeoptions_create();
+	rocksdb_writeoptions_disable_WAL(db->wopts, 1);
 	db->ropts = rocksdb_readoptions_create();
 	rocksdb_readoptions_set_verify_checksums(db->ropts, 1);
 
@@ -690,6 +722,8 @@ int logdb_open(const struct logdb_config *cfg, struct logdb **out, char *errmsg,
 			rocksdb_free(err);
 			goto err_after_shards;
 		}
+		if ((rc = logdb_journal_open(db, i, db->wal_dir ? db->wal_dir : db->dir)))
+			goto err_after_shards;
 	}
 	if (pthread_create(&db->bg, NULL, bg_main, db) != 0) {
 		rc = logdb_fail(db, LOGDB_ERR_NOMEM, "cannot start the compaction thread");
@@ -708,7 +742,6 @@ err_after_shards:
 	close_shards(db);
 	rocksdb_options_destroy(db->opts);
 	rocksdb_writeoptions_destroy(db->wopts);
-	rocksdb_writeoptions_destroy(db->wopts_nosync);
 	rocksdb_readoptions_destroy(db->ropts);
 	cfg_free(cfg, db->shards);
 err_after_dir:
@@ -734,7 +767,6 @@ void logdb_close(struct logdb *db)
 	close_shards(db);
 	rocksdb_options_destroy(db->opts);
 	rocksdb_writeoptions_destroy(db->wopts);
-	rocksdb_writeoptions_destroy(db->wopts_nosync);
 	rocksdb_readoptions_destroy(db->ropts);
 	logdb_free(db, db->shards);
 	logdb_free(db, db->wal_dir);

@@ -18,7 +18,8 @@
  * fsync must not be retried (the kernel may have dropped the pages it could
  * not write) and RocksDB's writers must not be used after an error.  Reads
  * go on; reopening is the way back.  Opening fails with LOGDB_ERR_CORRUPT
- * when a WAL is damaged before its end (a torn last record is dropped).
+ * when a shard's journal is damaged before its end (a torn last record is
+ * dropped).
  *
  * Memory: pointers in the structs below are borrowed unless said otherwise.
  */
@@ -64,7 +65,7 @@ struct logdb_alloc {
 
 struct logdb_config {
 	const char *dir;     /* data directory (created if missing) */
-	const char *wal_dir; /* separate WAL directory, or NULL */
+	const char *wal_dir; /* separate directory for the journals (and RocksDB's WAL), or NULL */
 	unsigned shards;     /* RocksDB instances; 0 = LOGDB_DEFAULT_SHARDS */
 	/*
 	 * Memory for every shard's memtables together (RocksDB's write
@@ -74,6 +75,7 @@ struct logdb_config {
 	 */
 	uint64_t memtable_budget;
 	int l0_slowdown_trigger;         /* L0 files that slow writes (stop: +16); 0 = 20 */
+	uint64_t journal_segment;        /* tests: journal segment bytes; 0 = one memtable */
 	bool no_sync;                    /* tests only: do not fsync saves */
 	bool disable_auto_compactions;   /* tests only: keep L0 files (busy tests) */
 	const struct logdb_alloc *alloc; /* NULL = libc */
@@ -182,7 +184,7 @@ void logdb_free(struct logdb *db, void *p);
  * written (each group still sees all or nothing of its update).  With sync
  * false the batches are written but not fsynced: a crash of the machine may
  * lose them (never a torn part of one), and a later synced write of the same
- * shard makes them durable too (RocksDB's WAL is in write order).
+ * shard makes them durable too (the shard's journal is in write order).
  */
 int logdb_save(struct logdb_worker *w, const struct logdb_update *updates, size_t n, bool sync);
 /* Entries [low, high) of (group, node), at most max_bytes of payload but at least one. */

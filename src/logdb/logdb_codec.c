@@ -571,3 +571,54 @@ int logdb_decode_snapshot(const uint8_t *key, size_t klen, const uint8_t *val, s
 		return rc;
 	return done(&r, why);
 }
+
+/* ---- journal records --------------------------------------------------- */
+
+uint64_t logdb_jrec_size(uint64_t len)
+{
+	return (LOGDB_JREC_HDR + len + 7) & ~(uint64_t)7;
+}
+
+static uint32_t jrec_crc(const uint8_t *hdr, const void *body, uint32_t len)
+{
+	return dr_crc32c(dr_crc32c(0, hdr, 16), body, len);
+}
+
+void logdb_jrec_header(uint8_t *hdr, uint64_t lsn, const void *body, uint32_t len)
+{
+	put_le32(hdr, LOGDB_JREC_MAGIC);
+	put_le32(hdr + 4, len);
+	put_le64(hdr + 8, lsn);
+	put_le32(hdr + 16, jrec_crc(hdr, body, len));
+	put_le32(hdr + 20, 0);
+}
+
+int logdb_jrec_read(const uint8_t *seg, size_t size, uint64_t start, size_t off,
+                    const uint8_t **body, uint32_t *len)
+{
+	if (off > size || size - off < LOGDB_JREC_HDR)
+		return LOGDB_JREC_END;
+	const uint8_t *h = seg + off;
+	if (get_le32(h) != LOGDB_JREC_MAGIC || get_le64(h + 8) != start + off ||
+	    get_le32(h + 20) != 0)
+		return LOGDB_JREC_END;
+	uint32_t n = get_le32(h + 4);
+	if (n > size - off - LOGDB_JREC_HDR ||
+	    get_le32(h + 16) != jrec_crc(h, h + LOGDB_JREC_HDR, n))
+		return LOGDB_JREC_TORN;
+	*body = h + LOGDB_JREC_HDR;
+	*len = n;
+	return LOGDB_JREC_VALID;
+}
+
+size_t logdb_jrec_find(const uint8_t *seg, size_t size, uint64_t start, size_t from)
+{
+	const uint8_t *body;
+	uint32_t len;
+	for (size_t off = (from + 7) & ~(size_t)7; off < size && size - off >= LOGDB_JREC_HDR;
+	     off += 8)
+		if (get_le32(seg + off) == LOGDB_JREC_MAGIC &&
+		    logdb_jrec_read(seg, size, start, off, &body, &len) == LOGDB_JREC_VALID)
+			return off;
+	return size;
+}

@@ -125,4 +125,35 @@ int logdb_decode_recovery(const uint8_t *key, size_t klen, const uint8_t *val, s
 int logdb_decode_snapshot(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
                           struct logdb_snapshot *s, const char **why);
 
+/*
+ * Journal records (logdb_journal.c): a 24-byte header (magic, body length,
+ * LSN, CRC32C over the header's first 16 bytes and the body, 4 zero bytes),
+ * the body (a RocksDB write batch) and zeros up to a multiple of 8 bytes.
+ * The LSN is the record's byte position in the endless journal, so a record
+ * left from a segment file's earlier use (another LSN at that offset) is
+ * told apart from the current one.
+ */
+#define LOGDB_JREC_HDR   24
+#define LOGDB_JREC_MAGIC 0x4a52444cu /* "LDRJ" */
+
+/* Bytes a record with a body of len takes (header, body, padding to 8). */
+uint64_t logdb_jrec_size(uint64_t len);
+/* Fill hdr for a record at lsn with body[0..len). */
+void logdb_jrec_header(uint8_t *hdr, uint64_t lsn, const void *body, uint32_t len);
+
+enum logdb_jrec_state {
+	LOGDB_JREC_VALID = 0, /* a whole record of this segment's generation */
+	LOGDB_JREC_END = 1,   /* zeros, a record of an earlier use, or not a header */
+	LOGDB_JREC_TORN = 2,  /* this generation's header with a short body or a bad CRC */
+};
+/*
+ * Classify the bytes at seg[off..size) of a segment that starts at LSN
+ * start; for a valid record *body and *len give its body.  off is a multiple
+ * of 8.
+ */
+int logdb_jrec_read(const uint8_t *seg, size_t size, uint64_t start, size_t off,
+                    const uint8_t **body, uint32_t *len);
+/* The offset of the first valid record at or after from (8-aligned), or size if none. */
+size_t logdb_jrec_find(const uint8_t *seg, size_t size, uint64_t start, size_t from);
+
 #endif /* DRAGONRAFT_LOGDB_CODEC_H */

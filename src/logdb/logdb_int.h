@@ -54,8 +54,34 @@ struct shard_job {
 	bool done;
 };
 
+/*
+ * A shard's journal (logdb_journal.c): every write batch goes first, as one
+ * record, to a segment file of the journal and then to RocksDB with its WAL
+ * disabled.  Segment files are named by the LSN of their first byte,
+ * zero-filled before records are written over them (so an fdatasync changes
+ * no metadata) and recycled once a checkpoint has every record in them in
+ * RocksDB's SST files.  Guarded by the shard lock, except ckpt (the
+ * background thread's).
+ */
+struct journal {
+	char *dir; /* <wal_dir or dir>/journal-N */
+	int dirfd;
+	int fd;             /* the current segment, -1 before the first write */
+	uint64_t seg_start; /* its first LSN (its name) */
+	uint64_t seg_cap;   /* bytes it holds before the next switch */
+	uint64_t prepared;  /* bytes of it zero-filled (its size) */
+	uint64_t pos;       /* LSN of the next record */
+	bool dirty;         /* written since its last fdatasync */
+	uint64_t *segs;     /* every segment file's start LSN, ascending; the last is current */
+	size_t n_segs, cap_segs;
+	size_t n_free;      /* segs[0..n_free) hold only checkpointed records: reusable */
+	uint64_t ckpt_want; /* LSN the next checkpoint covers (set at a switch) */
+	uint64_t ckpt;      /* the checkpoint on disk: records below it are in SST files */
+};
+
 struct shard {
 	rocksdb_t *db;
+	struct journal j;
 	pthread_mutex_t lock; /* orders this shard's writes; guards the cache */
 	struct member *tab;   /* open-addressing hash table of members */
 	size_t cap, count;
@@ -85,9 +111,9 @@ struct logdb {
 	int l0_slowdown; /* L0 files at which RocksDB slows writes */
 	const struct logdb_alloc *alloc;
 	struct shard *shards;
+	uint64_t seg_size; /* journal segment size (one memtable) */
 	rocksdb_options_t *opts;
-	rocksdb_writeoptions_t *wopts;
-	rocksdb_writeoptions_t *wopts_nosync; /* saves that need no fsync (logdb_save) */
+	rocksdb_writeoptions_t *wopts; /* RocksDB's WAL disabled: the journal is the log */
 	rocksdb_readoptions_t *ropts;
 
 	pthread_mutex_t err_lock;
@@ -110,6 +136,7 @@ struct logdb {
 	struct compact_job jobs[COMPACT_QUEUE];
 	unsigned job_head, job_count;
 	uint64_t full_compact_mask; /* shards to compact entirely (queue overflowed) */
+	uint64_t ckpt_mask;         /* shards whose journal wants a checkpoint */
 };
 
 /* Per-update work of one save, reused across saves. */
@@ -133,6 +160,8 @@ int logdb_fail(struct logdb *db, int rc, const char *fmt, ...)
 int logdb_io_fail(struct logdb *db, char *err, const char *what);
 /* A write, sync or flush failed (err freed here): stop the LogDB; LOGDB_ERR_IO. */
 int logdb_write_failed(struct logdb *db, char *err, const char *what);
+/* A write, sync or flush failed while doing what, because why: stop the LogDB; LOGDB_ERR_IO. */
+int logdb_stop(struct logdb *db, const char *what, const char *why);
 /* LOGDB_ERR_IO (naming the first failure) once the LogDB stopped, else LOGDB_OK. */
 int logdb_check_stopped(struct logdb *db);
 
@@ -164,5 +193,16 @@ void logdb_range_end(uint8_t *key, unsigned kind, uint64_t group_id, uint64_t no
 /* Queue a background compaction of [lo, hi) in shard si. */
 void logdb_queue_compaction(struct logdb *db, unsigned si, const uint8_t *lo, size_t lo_len,
                             const uint8_t *hi, size_t hi_len);
+
+/* Open shard si's journal in base/journal-si and replay it into the shard's RocksDB. */
+int logdb_journal_open(struct logdb *db, unsigned si, const char *base);
+/* Checkpoint shard si's journal (unless the LogDB stopped), close its files and free it. */
+void logdb_journal_close(struct logdb *db, unsigned si);
+/* Append batch b to s's journal, fdatasynced if sync (shard lock held). */
+int logdb_journal_append(struct logdb *db, struct shard *s, rocksdb_writebatch_t *b, bool sync);
+/* Flush shard si, record its checkpoint, free the segments it covers (background thread). */
+int logdb_journal_checkpoint(struct logdb *db, unsigned si);
+/* Ask the background thread for a checkpoint of shard si. */
+void logdb_queue_checkpoint(struct logdb *db, unsigned si);
 
 #endif /* DRAGONRAFT_LOGDB_INT_H */

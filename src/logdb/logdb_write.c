@@ -13,15 +13,19 @@
 
 #include "logdb/logdb_int.h"
 
-/* Every write goes through here: none once the LogDB stopped, and the first failure stops it. */
-static int write_opts(struct logdb *db, struct shard *s, rocksdb_writebatch_t *b,
-                      const rocksdb_writeoptions_t *wo, const char *what)
+/*
+ * Every write goes through here: none once the LogDB stopped; the batch goes
+ * to the shard's journal (fdatasynced if sync), then to RocksDB (no WAL);
+ * the first failure stops the LogDB.  Shard lock held.
+ */
+static int write_to(struct logdb *db, struct shard *s, rocksdb_writebatch_t *b, bool sync,
+                    const char *what)
 {
 	char *err = NULL;
 	int rc = logdb_check_stopped(db);
-	if (rc)
+	if (rc || (rc = logdb_journal_append(db, s, b, sync)))
 		return rc;
-	rocksdb_write(s->db, wo, b, &err);
+	rocksdb_write(s->db, db->wopts, b, &err);
 	atomic_store(&s->busy, BUSY_UNKNOWN);
 	if (err)
 		return logdb_write_failed(db, err, what);
@@ -31,7 +35,7 @@ static int write_opts(struct logdb *db, struct shard *s, rocksdb_writebatch_t *b
 /* A synced write. */
 static int write_batch(struct logdb *db, struct shard *s, rocksdb_writebatch_t *b, const char *what)
 {
-	return write_opts(db, s, b, db->wopts, what);
+	return write_to(db, s, b, true, what);
 }
 
 static void put(rocksdb_writebatch_t *b, const uint8_t *key, size_t klen, const struct logdb_buf *v)
@@ -268,8 +272,7 @@ static int save_shard(struct logdb_worker *w, unsigned si, const struct logdb_up
 		if (w->shard_of[i] == si)
 			rc = stage(w, s, b, v, &updates[i]);
 	if (rc == LOGDB_OK && rocksdb_writebatch_count(b) > 0)
-		rc = write_opts(db, s, b, sync ? db->wopts : db->wopts_nosync,
-		                "writing a save batch");
+		rc = write_to(db, s, b, sync, "writing a save batch");
 	if (rc)
 		for (size_t i = 0; i < n; i++)
 			if (w->shard_of[i] == si)

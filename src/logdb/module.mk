@@ -1,7 +1,7 @@
 # src/logdb: the LogDB on RocksDB's C API (DESIGN §7).
 MODULES += logdb
 logdb_SRCS := src/logdb/logdb_codec.c src/logdb/logdb.c \
-	src/logdb/logdb_write.c src/logdb/logdb_read.c
+	src/logdb/logdb_write.c src/logdb/logdb_read.c src/logdb/logdb_journal.c
 
 UNIT_TESTS += test_logdb
 $(B)/test/test_logdb: $(B)/lib/libdr_logdb.a $(B)/lib/libdr_util.a
@@ -23,3 +23,7 @@ BENCH_STEPS += bench-logdb
 # Fuzz target for the on-disk value decoders.
 FUZZ_TARGETS += fuzz_logdb_value
 $(FZ)/fuzz_logdb_value: $(call fuzz_objs,$(logdb_SRCS) $(util_SRCS))
+
+# Fuzz target for the journal's record reader.
+FUZZ_TARGETS += fuzz_logdb_journal
+$(FZ)/fuzz_logdb_journal: $(call fuzz_objs,$(logdb_SRCS) $(util_SRCS))

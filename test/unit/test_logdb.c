@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
@@ -18,7 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -900,6 +904,11 @@ static void test_wal_dir(void **state)
 	expect_entries(f, 1, 1, 5, 1, 10);
 	snprintf(path, sizeof(path), "%s/shard-%u", wal, logdb_shard_of(f->db, 1));
 	assert_int_equal(access(path, F_OK), 0);
+	/* the journal is in the WAL directory too */
+	snprintf(path, sizeof(path), "%s/journal-%u/CHECKPOINT", wal, logdb_shard_of(f->db, 1));
+	assert_int_equal(access(path, F_OK), 0);
+	snprintf(path, sizeof(path), "%s/journal-%u", f->dir, logdb_shard_of(f->db, 1));
+	assert_int_equal(access(path, F_OK), -1);
 }
 
 /* Two threads, each with its own worker, save disjoint groups in every shard at once. */
@@ -1115,94 +1124,390 @@ static void test_bad_data_on_disk(void **state)
 
 /* ---- damaged WAL, failed writes ------------------------------------------ */
 
-/* Copy the files of directory from into directory to (created). */
-static void copy_dir(const char *from, const char *to)
+/* ---- the journal ---------------------------------------------------------- */
+
+/*
+ * Close f's LogDB, then run a child (this program again: RocksDB's thread
+ * pools do not survive a bare fork) that opens it, runs the step named
+ * what with arguments a and b, and exits without closing: a crash, nothing
+ * flushed or checkpointed since the last segment switch.
+ */
+static void crash_after(struct fx *f, const char *what, uint64_t a, uint64_t b)
 {
-	char a[600], b[600], buf[65536];
-	struct dirent *d;
-	DIR *dir = opendir(from);
-	assert_non_null(dir);
-	assert_int_equal(mkdir(to, 0700), 0);
-	while ((d = readdir(dir)) != NULL) {
-		if (d->d_name[0] == '.')
-			continue;
-		snprintf(a, sizeof(a), "%s/%s", from, d->d_name);
-		snprintf(b, sizeof(b), "%s/%s", to, d->d_name);
-		int in = open(a, O_RDONLY), out = open(b, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		assert_true(in >= 0 && out >= 0);
-		ssize_t n;
-		while ((n = read(in, buf, sizeof(buf))) > 0)
-			assert_int_equal(write(out, buf, (size_t)n), n);
-		close(in);
-		close(out);
+	char args[5][64];
+	int st;
+	fx_close(f);
+	snprintf(args[0], sizeof(args[0]), "%u", f->cfg.shards);
+	snprintf(args[1], sizeof(args[1]), "%" PRIu64, f->cfg.journal_segment);
+	snprintf(args[2], sizeof(args[2]), "%" PRIu64, a);
+	snprintf(args[3], sizeof(args[3]), "%" PRIu64, b);
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		execl("/proc/self/exe", "test_logdb", "--child", what, f->dir, args[0], args[1],
+		      args[2], args[3], (char *)NULL);
+		_exit(3);
 	}
-	closedir(dir);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fail_msg("the writing child (%s) failed (status %d)", what, st);
 }
 
-/* The newest WAL file of directory dir into path. */
-static void newest_wal(const char *dir, char *path, size_t len)
+/* Start over in an empty directory with cfg changed by the caller. */
+static void fx_recreate(struct fx *f)
 {
+	if (f->db)
+		fx_close(f);
+	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	assert_int_equal(mkdir(f->dir, 0700), 0);
+	fx_open(f);
+}
+
+/* The journal's segment files of shard si (start LSNs, ascending); their count. */
+static int segments(struct fx *f, unsigned si, uint64_t *starts, int max)
+{
+	char path[400];
 	struct dirent *d;
-	unsigned long best = 0;
-	DIR *dp = opendir(dir);
+	int n = 0;
+	snprintf(path, sizeof(path), "%s/journal-%u", f->dir, si);
+	DIR *dp = opendir(path);
 	assert_non_null(dp);
 	while ((d = readdir(dp)) != NULL) {
-		size_t n = strlen(d->d_name);
-		if (n > 4 && strcmp(d->d_name + n - 4, ".log") == 0 &&
-		    strtoul(d->d_name, NULL, 10) >= best) {
-			best = strtoul(d->d_name, NULL, 10);
-			snprintf(path, len, "%s/%s", dir, d->d_name);
+		size_t len = strlen(d->d_name);
+		if (len == 20 && strcmp(d->d_name + 16, ".jnl") == 0) {
+			assert_true(n < max);
+			starts[n++] = strtoull(d->d_name, NULL, 16);
 		}
 	}
 	closedir(dp);
-	assert_true(best > 0);
+	for (int i = 1; i < n; i++)
+		for (int k = i; k > 0 && starts[k - 1] > starts[k]; k--) {
+			uint64_t t = starts[k];
+			starts[k] = starts[k - 1];
+			starts[k - 1] = t;
+		}
+	return n;
+}
+
+/* Read a segment file; the offsets of its valid records from 0 into offs. */
+static uint8_t *read_segment(const char *path, size_t *size, uint64_t start, size_t *offs, int *n)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	uint8_t *p = malloc((size_t)st.st_size + 1);
+	assert_int_equal(pread(fd, p, (size_t)st.st_size, 0), st.st_size);
+	close(fd);
+	*size = (size_t)st.st_size;
+	const uint8_t *body;
+	uint32_t len;
+	size_t off = 0;
+	for (*n = 0; logdb_jrec_read(p, *size, start, off, &body, &len) == LOGDB_JREC_VALID;
+	     off += logdb_jrec_size(len))
+		offs[(*n)++] = off;
+	return p;
+}
+
+static void patch(const char *path, size_t off, const void *bytes, size_t n)
+{
+	int fd = open(path, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, bytes, n, (off_t)off), (ssize_t)n);
+	close(fd);
+}
+
+static int six_saves(struct fx *f, uint64_t a, uint64_t b)
+{
+	struct raft_hard_state hs = {.term = 1, .vote = 1, .commit = 0};
+	(void)a;
+	(void)b;
+	for (uint64_t i = 0; i < 6; i++) {
+		hs.commit = i * 10;
+		if (append(f, 1, i * 10 + 1, i * 10 + 10, 1, 64, &hs) != LOGDB_OK)
+			return 1;
+	}
+	return 0;
+}
+
+static int six_saves_after_torn(struct fx *f, uint64_t a, uint64_t b)
+{
+	(void)a;
+	(void)b;
+	return append(f, 1, 51, 60, 1, 64, NULL);
+}
+
+static const uint8_t zeros16[16];
+
+static void expect_open_corrupt(struct fx *f, const char *a, const char *b)
+{
+	struct logdb *db;
+	char err[512];
+	int rc = logdb_open(&f->cfg, &db, err, sizeof(err));
+	if (rc == LOGDB_OK)
+		logdb_close(db);
+	if (rc != LOGDB_ERR_CORRUPT || strstr(err, a) == NULL || strstr(err, b) == NULL)
+		fail_msg("expected LOGDB_ERR_CORRUPT naming %s and %s, got %s: %s", a, b,
+		         logdb_strerror(rc), err);
 }
 
 /*
- * A torn last WAL record (a crash while writing it) is dropped; damage
- * before the end fails the open loudly instead of silently dropping every
- * later synced write (RocksDB's default point-in-time recovery would).
+ * A torn last journal record (a crash while it was written) is dropped and
+ * written over; damage before the end fails the open loudly, naming shard,
+ * file and offset, instead of silently dropping every later synced write.
  */
-static void test_wal_damage(void **state)
+static void test_journal_damage(void **state)
 {
 	struct fx *f = *state;
-	struct raft_hard_state hs = {.term = 1, .vote = 1, .commit = 0};
 	struct logdb_raft_state rs;
-	struct logdb *db;
-	char shard[300], keep[300], wal[600], err[512];
-	struct stat st;
-	for (uint64_t i = 0; i < 6; i++) {
-		hs.commit = i * 10;
-		CHECK_RC(f, append(f, 1, i * 10 + 1, i * 10 + 10, 1, 64, &hs), LOGDB_OK);
-	}
-	snprintf(shard, sizeof(shard), "%s/shard-%u", f->dir, logdb_shard_of(f->db, 1));
-	snprintf(keep, sizeof(keep), "%s/keep", f->dir);
-	fx_close(f);
-	copy_dir(shard, keep);
+	char seg[400], want[64];
+	size_t offs[16], size;
+	int n;
+	unsigned si = 1 % f->cfg.shards;
+	crash_after(f, "six_saves", 0, 0);
+	snprintf(seg, sizeof(seg), "%s/journal-%u/0000000000000000.jnl", f->dir, si);
+	uint8_t *p = read_segment(seg, &size, 0, offs, &n);
+	assert_int_equal(n, 6);
 
-	/* a flipped byte in the second of six records */
-	newest_wal(shard, wal, sizeof(wal));
-	assert_int_equal(stat(wal, &st), 0);
-	int fd = open(wal, O_RDWR);
-	uint8_t c;
-	assert_true(fd >= 0);
-	assert_int_equal(pread(fd, &c, 1, st.st_size / 4), 1);
-	c ^= 0x10;
-	assert_int_equal(pwrite(fd, &c, 1, st.st_size / 4), 1);
-	close(fd);
-	assert_int_equal(logdb_open(&f->cfg, &db, err, sizeof(err)), LOGDB_ERR_CORRUPT);
-	if (strstr(err, shard) == NULL)
-		fail_msg("expected the error to name %s, got: %s", shard, err);
+	/* a flipped byte in the body of the second of six records */
+	uint8_t c = p[offs[1] + LOGDB_JREC_HDR + 5] ^ 0x10;
+	patch(seg, offs[1] + LOGDB_JREC_HDR + 5, &c, 1);
+	snprintf(want, sizeof(want), "offset %zu", offs[1]);
+	expect_open_corrupt(f, "journal-1/0000000000000000.jnl", want);
+	/* ... or in its LSN: no longer a record of this use of the segment, yet more follow */
+	patch(seg, 0, p, size);
+	c = p[offs[1] + 9] ^ 0x01;
+	patch(seg, offs[1] + 9, &c, 1);
+	expect_open_corrupt(f, "shard 1", want);
 
-	/* the undamaged copy with its last record torn opens, without that save */
-	nftw(shard, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	copy_dir(keep, shard);
-	assert_int_equal(truncate(wal, st.st_size - 20), 0);
+	/* the undamaged journal with its last record torn opens, without that save */
+	patch(seg, 0, p, size);
+	patch(seg, offs[5] + LOGDB_JREC_HDR + 100, zeros16, 16);
 	fx_open(f);
 	CHECK_RC(f, logdb_read_state(f->db, 1, 1, &rs), LOGDB_OK);
 	assert_int_equal(rs.entry_count, 50);
 	assert_int_equal(rs.hard_state.commit, 40);
 	expect_entries(f, 1, 1, 50, 1, 64);
+	/* writing goes on over the torn record, and a crash keeps it */
+	crash_after(f, "six_saves_after_torn", 0, 0);
+	fx_open(f);
+	expect_entries(f, 1, 1, 60, 1, 64);
+	free(p);
+}
+
+/*
+ * Small segments: the journal goes round its files many times (switches,
+ * checkpoints, recycling) and keeps at most four; a crash after that, also
+ * one between a flush and its checkpoint, keeps every save, and no stale
+ * record of an earlier use of a segment comes back (each save rewrites
+ * group 1's entries 1-16 with a new term: an old record replayed would
+ * bring back an older term).
+ */
+struct rewrites {
+	uint64_t from, to; /* terms */
+	bool flush_without_checkpoint;
+};
+
+static int rewrites(struct fx *f, const struct rewrites *r)
+{
+	for (uint64_t t = r->from; t <= r->to; t++) {
+		struct raft_hard_state hs = {.term = t, .vote = 1, .commit = t};
+		if (append(f, 1, 1, 16, t, 1024, &hs) != LOGDB_OK ||
+		    append(f, 2, t, t, 1, 512, NULL) != LOGDB_OK)
+			return 1;
+		if (r->flush_without_checkpoint && t == (r->from + r->to) / 2) {
+			/* a crash after the flush, before CHECKPOINT is renamed */
+			char tmp[400];
+			if (logdb_flush(f->db) != LOGDB_OK)
+				return 1;
+			snprintf(tmp, sizeof(tmp), "%s/journal-0/CHECKPOINT.tmp", f->dir);
+			FILE *fp = fopen(tmp, "w");
+			if (fp == NULL)
+				return 1;
+			fputs("dragonraft-jour", fp);
+			fclose(fp);
+		}
+	}
+	return 0;
+}
+
+/* The child's step: terms a..b, with a flush but no checkpoint halfway. */
+static int rewrite_saves(struct fx *f, uint64_t a, uint64_t b)
+{
+	struct rewrites r = {.from = a, .to = b, .flush_without_checkpoint = true};
+	return rewrites(f, &r);
+}
+
+static void expect_rewrites(struct fx *f, uint64_t term)
+{
+	struct logdb_raft_state rs;
+	expect_entries(f, 1, 1, 16, term, 1024);
+	CHECK_RC(f, logdb_read_state(f->db, 1, 1, &rs), LOGDB_OK);
+	assert_int_equal(rs.hard_state.term, term);
+	expect_entries(f, 2, 1, term, 1, 512);
+}
+
+static void test_journal_recycles(void **state)
+{
+	struct fx *f = *state;
+	uint64_t starts[64];
+	f->cfg.shards = 1;
+	f->cfg.journal_segment = 64 << 10;
+	fx_recreate(f);
+	/* first a batch bigger than a segment: a segment of its own, not kept once free */
+	CHECK_RC(f, append(f, 4, 1, 4, 1, 50 << 10, NULL), LOGDB_OK);
+	struct rewrites r = {.from = 1, .to = 300};
+	assert_int_equal(rewrites(f, &r), 0);
+	logdb_wait_compactions(f->db); /* checkpoints too */
+	int n = segments(f, 0, starts, 64);
+	if (n > 4 || starts[n - 1] < 60 * (64 << 10))
+		fail_msg("expected at most 4 segment files, the last past 60 segments, got %d, "
+		         "the last at %" PRIu64,
+		         n, starts[n - 1]);
+	for (int i = 0; i < n; i++) {
+		char path[400];
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/journal-0/%016" PRIx64 ".jnl", f->dir, starts[i]);
+		assert_int_equal(stat(path, &st), 0);
+		if (st.st_size > 64 << 10)
+			fail_msg("%s has %lld bytes, more than a segment", path,
+			         (long long)st.st_size);
+	}
+	expect_entries(f, 4, 1, 4, 1, 50 << 10);
+	expect_rewrites(f, 300);
+
+	crash_after(f, "rewrite_saves", 301, 400);
+	fx_open(f);
+	expect_rewrites(f, 400);
+	char tmp[400];
+	snprintf(tmp, sizeof(tmp), "%s/journal-0/CHECKPOINT.tmp", f->dir);
+	assert_int_equal(access(tmp, F_OK), -1);
+	/* and once more from the state that replay left */
+	crash_after(f, "rewrite_saves", 401, 450);
+	fx_open(f);
+	expect_rewrites(f, 450);
+
+	/* damage in the live part of a recycled segment (not its tail) fails the open */
+	crash_after(f, "tiny_saves", 1, 20);
+	char ck[400], seg[400], want[64];
+	unsigned long long lsn = 0;
+	snprintf(ck, sizeof(ck), "%s/journal-0/CHECKPOINT", f->dir);
+	FILE *fp = fopen(ck, "r");
+	assert_non_null(fp);
+	assert_int_equal(fscanf(fp, "dragonraft-journal 1 lsn=%llu", &lsn), 1);
+	fclose(fp);
+	n = segments(f, 0, starts, 64);
+	int k = n - 1;
+	while (k > 0 && starts[k] > lsn)
+		k--;
+	assert_true(starts[k] > 0); /* a segment in its second use or later */
+	snprintf(seg, sizeof(seg), "%s/journal-0/%016" PRIx64 ".jnl", f->dir, starts[k]);
+	size_t offs[64], size;
+	int nrec;
+	uint8_t *p = read_segment(seg, &size, starts[k], offs, &nrec);
+	int live = 0;
+	while (live < nrec && starts[k] + offs[live] < lsn)
+		live++;
+	assert_true(nrec - live >= 2);
+	uint8_t c = p[offs[live] + LOGDB_JREC_HDR + 3] ^ 0x04;
+	patch(seg, offs[live] + LOGDB_JREC_HDR + 3, &c, 1);
+	snprintf(want, sizeof(want), "offset %zu", offs[live]);
+	expect_open_corrupt(f, seg + strlen(f->dir) + 1, want);
+	patch(seg, 0, p, size);
+	free(p);
+	fx_open(f);
+	expect_rewrites(f, 450);
+	expect_entries(f, 3, 1, 20, 1, 16);
+}
+
+/* A crash after a batch reached the journal, before RocksDB had it: replayed. */
+static int journal_only(struct fx *f, uint64_t a, uint64_t b)
+{
+	struct raft_entry e[3];
+	uint8_t data[3][40], key[LOGDB_INDEX_KEY_LEN], rkey[LOGDB_KEY_LEN];
+	struct logdb_buf v = {0};
+	(void)a;
+	(void)b;
+	for (int i = 0; i < 3; i++) {
+		fill(data[i], 40, 5, (uint64_t)i + 1, 2);
+		e[i] = (struct raft_entry){
+		        .term = 2, .index = (uint64_t)i + 1, .len = 40, .data = data[i]};
+	}
+	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+	logdb_index_key(key, LOGDB_KIND_ENTRY, 5, 1, 1);
+	if (logdb_encode_run(&v, key, sizeof(key), e, 3))
+		return 1;
+	rocksdb_writebatch_put(wb, (const char *)key, sizeof(key), (const char *)v.p, v.len);
+	logdb_key(rkey, LOGDB_KIND_RANGE, 5, 1);
+	if (logdb_encode_range(&v, rkey, sizeof(rkey), 1, 3))
+		return 1;
+	rocksdb_writebatch_put(wb, (const char *)rkey, sizeof(rkey), (const char *)v.p, v.len);
+	struct shard *s = logdb_shard(f->db, 5);
+	pthread_mutex_lock(&s->lock);
+	int rc = logdb_journal_append(f->db, s, wb, true);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static void test_journal_before_rocksdb(void **state)
+{
+	struct fx *f = *state;
+	crash_after(f, "journal_only", 0, 0);
+	fx_open(f);
+	expect_entries(f, 5, 1, 3, 2, 40);
+}
+
+/* What an older build left in RocksDB's own WAL is kept, and the journal goes on after it. */
+static void old_wal_write(rocksdb_t *r, void *arg)
+{
+	struct raft_entry e[4];
+	uint8_t data[4][32], key[LOGDB_INDEX_KEY_LEN], rkey[LOGDB_KEY_LEN];
+	struct logdb_buf v = {0};
+	char *err = NULL;
+	(void)arg;
+	for (int i = 0; i < 4; i++) {
+		fill(data[i], 32, 9, (uint64_t)i + 1, 1);
+		e[i] = (struct raft_entry){
+		        .term = 1, .index = (uint64_t)i + 1, .len = 32, .data = data[i]};
+	}
+	rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+	rocksdb_writeoptions_set_sync(wo, 1);
+	logdb_index_key(key, LOGDB_KIND_ENTRY, 9, 1, 1);
+	assert_int_equal(logdb_encode_run(&v, key, sizeof(key), e, 4), 0);
+	rocksdb_put(r, wo, (const char *)key, sizeof(key), (const char *)v.p, v.len, &err);
+	assert_null(err);
+	logdb_key(rkey, LOGDB_KIND_RANGE, 9, 1);
+	assert_int_equal(logdb_encode_range(&v, rkey, sizeof(rkey), 1, 4), 0);
+	rocksdb_put(r, wo, (const char *)rkey, sizeof(rkey), (const char *)v.p, v.len, &err);
+	assert_null(err);
+	rocksdb_writeoptions_destroy(wo);
+	logdb_buf_free(&v);
+}
+
+static int tiny_saves(struct fx *f, uint64_t a, uint64_t b)
+{
+	for (uint64_t i = a; i <= b; i++)
+		if (append(f, 3, i, i, 1, 16, NULL) != LOGDB_OK)
+			return 1;
+	return 0;
+}
+
+static int four_more(struct fx *f, uint64_t a, uint64_t b)
+{
+	(void)a;
+	(void)b;
+	return append(f, 9, 5, 8, 1, 32, NULL);
+}
+
+static void test_journal_after_old_wal(void **state)
+{
+	struct fx *f = *state;
+	poke(f, 9, old_wal_write, NULL); /* left in the WAL: RocksDB closes without a flush */
+	expect_entries(f, 9, 1, 4, 1, 32);
+	crash_after(f, "four_more", 0, 0);
+	fx_open(f);
+	expect_entries(f, 9, 1, 8, 1, 32);
 }
 
 /*
@@ -1239,7 +1544,7 @@ static void test_write_failure_stops(void **state)
 	expect_msg(f, "the LogDB stopped", NULL);
 	/* with room again, nothing more is written, in any shard */
 	CHECK_RC(f, append(f, other, 4, 4, 1, 10, NULL), LOGDB_ERR_IO);
-	expect_msg(f, "stopped after a write failure", "writing a save batch");
+	expect_msg(f, "stopped after a write failure", "the journal of LogDB shard");
 	struct logdb_bootstrap bs;
 	make_bootstrap(&bs, other);
 	CHECK_RC(f, logdb_save_bootstrap(f->db, other, 1, &bs), LOGDB_ERR_IO);
@@ -1263,6 +1568,92 @@ static void test_write_failure_stops(void **state)
 	}
 	CHECK_RC(f, append(f, other, 4, 4, 1, 10, NULL), LOGDB_OK);
 	expect_entries(f, other, 1, 4, 1, 10);
+}
+
+/*
+ * The journal's own failures stop the LogDB too, under a file size limit
+ * (EFBIG, as ENOSPC on a full disk): a record written short (a torn record
+ * on disk, dropped at the reopen), and no room for a new segment (a batch
+ * larger than a segment gets one of its own size).  Every acknowledged save
+ * is there after a reopen.
+ */
+static int limited_saves(struct fx *f, rlim_t limit, uint32_t len, uint64_t *acked)
+{
+	struct rlimit old, lim;
+	int rc = LOGDB_OK;
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = limit;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	for (int i = 0; i < 100 && rc == LOGDB_OK; i++)
+		if ((rc = append(f, 1, *acked + 1, *acked + 4, 1, len, NULL)) == LOGDB_OK)
+			*acked += 4;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	return rc;
+}
+
+static void test_journal_write_failures(void **state)
+{
+	struct fx *f = *state;
+	uint64_t acked = 0;
+	f->cfg.shards = 1;
+	f->cfg.journal_segment = 64 << 10;
+	fx_recreate(f);
+	/* the first save zero-fills the whole first segment */
+	CHECK_RC(f, append(f, 1, 1, 4, 1, 1000, NULL), LOGDB_OK);
+	acked = 4;
+	CHECK_RC(f, limited_saves(f, 40000, 1000, &acked), LOGDB_ERR_IO);
+	expect_msg(f, "short write", "the LogDB stopped");
+	expect_msg(f, "writing the journal of LogDB shard 0", "0000000000000000.jnl");
+	assert_true(acked > 4);
+	fx_reopen(f);
+	expect_entries(f, 1, 1, acked, 1, 1000);
+
+	/*
+	 * segments of 64 KiB fill up (the limit leaves room for RocksDB's
+	 * files); then a 1.2 MiB batch needs a segment of its own
+	 */
+	CHECK_RC(f, limited_saves(f, 1 << 20, 1000, &acked), LOGDB_OK);
+	CHECK_RC(f, limited_saves(f, 1 << 20, 300 << 10, &acked), LOGDB_ERR_IO);
+	expect_msg(f, "zero-filling the journal of LogDB shard 0", "File too large");
+	CHECK_RC(f, append(f, 1, acked + 1, acked + 1, 1, 1000, NULL), LOGDB_ERR_IO);
+	fx_reopen(f);
+	expect_entries(f, 1, 1, acked, 1, 1000);
+	CHECK_RC(f, append(f, 1, acked + 1, acked + 1, 1, 1000, NULL), LOGDB_OK);
+}
+
+/*
+ * A failed fdatasync of the journal (as Linux reports a lost writeback once:
+ * the next one would succeed) stops the LogDB: the save fails, nothing is
+ * retried, later saves are refused; a reopen has every acknowledged save.
+ * fdatasync is interposed here (the journal's and RocksDB's calls reach it).
+ */
+static atomic_int fail_next_fdatasync;
+
+int fdatasync(int fd)
+{
+	if (atomic_exchange(&fail_next_fdatasync, 0)) {
+		errno = EIO;
+		return -1;
+	}
+	return (int)syscall(SYS_fdatasync, fd);
+}
+
+static void test_journal_sync_failure(void **state)
+{
+	struct fx *f = *state;
+	CHECK_RC(f, append(f, 1, 1, 4, 1, 100, NULL), LOGDB_OK);
+	atomic_store(&fail_next_fdatasync, 1);
+	CHECK_RC(f, append(f, 1, 5, 8, 1, 100, NULL), LOGDB_ERR_IO);
+	assert_int_equal(atomic_load(&fail_next_fdatasync), 0);
+	expect_msg(f, "syncing the journal of LogDB shard 1", "Input/output error");
+	CHECK_RC(f, append(f, 1, 5, 8, 1, 100, NULL), LOGDB_ERR_IO);
+	expect_msg(f, "stopped after a write failure", "syncing the journal");
+	fx_reopen(f);
+	expect_entries(f, 1, 1, 4, 1, 100);
+	CHECK_RC(f, append(f, 1, 5, 8, 1, 100, NULL), LOGDB_OK);
 }
 
 /* ---- allocation failures ------------------------------------------------ */
@@ -1325,8 +1716,40 @@ static void test_alloc_failures(void **state)
 	expect_entries(f, 1, 1, 3, 1, 10);
 }
 
-int main(void)
+/* test_logdb --child STEP DIR SHARDS SEGMENT A B: a crash_after() child. */
+static int child_main(char **argv)
 {
+	static const struct {
+		const char *name;
+		int (*fn)(struct fx *f, uint64_t a, uint64_t b);
+	} steps[] = {
+	        {"six_saves", six_saves},         {"six_saves_after_torn", six_saves_after_torn},
+	        {"rewrite_saves", rewrite_saves}, {"journal_only", journal_only},
+	        {"four_more", four_more},         {"tiny_saves", tiny_saves}};
+	static struct fx f;
+	char err[512];
+	snprintf(f.dir, sizeof(f.dir), "%s", argv[3]);
+	f.cfg.dir = f.dir;
+	f.cfg.shards = (unsigned)atoi(argv[4]);
+	f.cfg.journal_segment = strtoull(argv[5], NULL, 10);
+	if (logdb_open(&f.cfg, &f.db, err, sizeof(err)) != LOGDB_OK ||
+	    logdb_worker_create(f.db, &f.w) != LOGDB_OK) {
+		fprintf(stderr, "child: %s\n", err);
+		return 2;
+	}
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
+		if (strcmp(argv[2], steps[i].name) == 0)
+			return steps[i].fn(&f, strtoull(argv[6], NULL, 10),
+			                   strtoull(argv[7], NULL, 10))
+			               ? 1
+			               : 0;
+	return 4;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 8 && strcmp(argv[1], "--child") == 0)
+		_exit(child_main(argv)); /* a crash: no close, no flush */
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_crc32c),
 	        cmocka_unit_test(test_codec_detects_every_flip),
@@ -1351,7 +1774,12 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_wal_dir, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_concurrent_workers, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_bad_data_on_disk, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_wal_damage, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_journal_damage, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_journal_recycles, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_journal_before_rocksdb, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_journal_after_old_wal, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_journal_write_failures, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_journal_sync_failure, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_write_failure_stops, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_alloc_failures, setup, teardown),
 	};

@@ -37,6 +37,8 @@
 #define MAX_PER_GROUP 6
 #define MAX_LEN       4096
 #define MAX_BATCHES   (1 << 20)
+/* small journal segments: switched, checkpointed and recycled in most rounds */
+#define SEGMENT (64u << 10)
 
 static uint64_t mix(uint64_t x)
 {
@@ -135,7 +137,7 @@ static uint32_t entry_data(uint64_t seed, uint64_t b, uint64_t g, uint64_t idx, 
 
 static int child(const char *dir, uint64_t seed, uint64_t start)
 {
-	struct logdb_config cfg = {.dir = dir, .shards = SHARDS};
+	struct logdb_config cfg = {.dir = dir, .shards = SHARDS, .journal_segment = SEGMENT};
 	struct logdb *db;
 	struct logdb_worker *w;
 	char err[512];
@@ -432,7 +434,7 @@ static long run_child(const char *self, const char *dir, uint64_t seed, uint64_t
 static bool verify(const char *dir, uint64_t seed, struct model *m, struct model *tmp,
                    uint64_t start, long acked, char *why, size_t whylen)
 {
-	struct logdb_config cfg = {.dir = dir, .shards = SHARDS};
+	struct logdb_config cfg = {.dir = dir, .shards = SHARDS, .journal_segment = SEGMENT};
 	struct logdb *db;
 	struct logdb_entries ents = {0};
 	char err[512];
@@ -532,6 +534,23 @@ int main(int argc, char **argv)
 	}
 	printf("%ld batches acknowledged over %d kills, %" PRIu64 " entries in the final log\n",
 	       total, rounds, entries);
+	/* the journals went round their segments several times (recycling, checkpoints) */
+	for (int s = 0; s < SHARDS && failed == 0; s++) {
+		char path[256];
+		unsigned long long lsn = 0;
+		snprintf(path, sizeof(path), "%s/journal-%d/CHECKPOINT", dir, s);
+		FILE *f = fopen(path, "r");
+		if (f == NULL || fscanf(f, "dragonraft-journal 1 lsn=%llu", &lsn) != 1 ||
+		    lsn < 16 * SEGMENT) {
+			printf("FAIL: shard %d's journal ended at LSN %llu, not recycled\n", s,
+			       lsn);
+			failed++;
+		} else {
+			printf("shard %d: journal checkpoint at %.1f MiB\n", s, lsn / 1048576.0);
+		}
+		if (f)
+			fclose(f);
+	}
 	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;

@@ -1,0 +1,601 @@
+/*
+ * logdb_journal.c - each shard's own write-ahead journal in front of RocksDB.
+ *
+ * RocksDB's WAL grows its file with every append, so each fdatasync also
+ * commits the inode's size in the file system's journal; RocksDB recycles
+ * WAL files only in recovery modes that silently drop synced writes after
+ * a damaged record.  So every batch goes first to this journal (one record,
+ * fdatasynced when the save asks for it), then to RocksDB with its WAL
+ * disabled.
+ *
+ * Segments: files named by the LSN (byte position in the endless journal)
+ * of their first byte, at least one memtable long, zero-filled a chunk
+ * ahead of the writer so that the fdatasync of a record overwrites
+ * allocated blocks and changes no metadata.  Records do not span segments:
+ * one that does not fit starts the next segment (a batch larger than a
+ * segment gets a segment of its own size, unlinked once free).  The old
+ * segment is fdatasynced before the switch and the new name made durable
+ * (fsync of the directory) before anything is written to it, so the
+ * journal on disk is always a prefix of what was written.
+ *
+ * Checkpoints: at a switch the background thread is asked to flush the
+ * shard's memtables (every record below the new segment was written to
+ * RocksDB before: both happen under the shard lock) and then to record
+ * that LSN in CHECKPOINT (written to a temporary file, synced, renamed);
+ * only then are the segments below it free.  A free segment is renamed to
+ * the next start LSN when one is needed, or a new file is created when none
+ * is free (the checkpoint lags); at most JOURNAL_SEGS files are kept.
+ *
+ * Replay (open): from the checkpoint, every record whose LSN matches its
+ * position, segment after segment, is written to RocksDB, then the shard is
+ * flushed and the end recorded as the new checkpoint.  The journal ends at
+ * zeros, a record of a segment's earlier use or a torn record (short body,
+ * bad CRC); if a valid record of the current use follows that point in the
+ * segment, or any later segment holds one, the damage is not a torn tail
+ * and the open fails with LOGDB_ERR_CORRUPT naming shard, file and offset.
+ * Batches are blind writes (puts, deletes, range deletions), so writing a
+ * record again that RocksDB already has changes nothing.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "logdb/logdb_int.h"
+
+#define JOURNAL_SEGS  4          /* segment files kept per shard */
+#define JOURNAL_CHUNK (1u << 20) /* zero-filled ahead of the writer at a time */
+#define CKPT_FILE     "CHECKPOINT"
+#define CKPT_TMP      "CHECKPOINT.tmp"
+#define CKPT_MAGIC    "dragonraft-journal"
+#define SEG_NAME_LEN  20 /* 16 hex digits + ".jnl" */
+
+static const uint8_t zeros[64 << 10];
+
+static void seg_name(char *buf, uint64_t start)
+{
+	snprintf(buf, SEG_NAME_LEN + 1, "%016" PRIx64 ".jnl", start);
+}
+
+/* A segment file's start LSN from its name; false for any other file. */
+static bool parse_seg_name(const char *name, uint64_t *start)
+{
+	char *end;
+	if (strlen(name) != SEG_NAME_LEN || strcmp(name + 16, ".jnl") != 0)
+		return false;
+	for (int i = 0; i < 16; i++)
+		if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
+			return false;
+	*start = strtoull(name, &end, 16);
+	return end == name + 16;
+}
+
+static unsigned shard_no(struct logdb *db, struct shard *s)
+{
+	return (unsigned)(s - db->shards);
+}
+
+/* A failed journal write or sync: stop the LogDB (errno describes it). */
+static int jfail(struct logdb *db, struct shard *s, const char *what, uint64_t file, uint64_t off)
+{
+	char buf[256], name[SEG_NAME_LEN + 1];
+	const char *why = errno ? strerror(errno) : "short write";
+	seg_name(name, file);
+	snprintf(buf, sizeof(buf), "%s the journal of LogDB shard %u (%s/%s at offset %" PRIu64 ")",
+	         what, shard_no(db, s), s->j.dir, name, off);
+	return logdb_stop(db, buf, why);
+}
+
+static int sync_dir(struct logdb *db, struct journal *j)
+{
+	return db->no_sync ? 0 : fsync(j->dirfd);
+}
+
+/* Room for one more segment in j->segs. */
+static int reserve_seg(struct logdb *db, struct journal *j)
+{
+	if (j->n_segs < j->cap_segs)
+		return LOGDB_OK;
+	size_t cap = j->cap_segs ? j->cap_segs * 2 : 8;
+	uint64_t *p = logdb_realloc(db, j->segs, cap * sizeof(*p));
+	if (p == NULL)
+		return logdb_fail(db, LOGDB_ERR_NOMEM, "out of memory for the journal");
+	j->segs = p;
+	j->cap_segs = cap;
+	return LOGDB_OK;
+}
+
+static void drop_first_seg(struct journal *j)
+{
+	memmove(j->segs, j->segs + 1, (j->n_segs - 1) * sizeof(*j->segs));
+	j->n_segs--;
+	j->n_free--;
+}
+
+/* Unlink free segments beyond JOURNAL_SEGS files. */
+static void trim_free(struct journal *j)
+{
+	char name[SEG_NAME_LEN + 1];
+	while (j->n_free > 0 && j->n_segs > JOURNAL_SEGS) {
+		seg_name(name, j->segs[0]);
+		unlinkat(j->dirfd, name, 0);
+		drop_first_seg(j);
+	}
+}
+
+/* Write CHECKPOINT = lsn atomically (temporary file, sync, rename, sync the directory). */
+static int write_ckpt(struct logdb *db, struct journal *j, uint64_t lsn)
+{
+	char line[64];
+	int n = snprintf(line, sizeof(line), CKPT_MAGIC " 1 lsn=%" PRIu64 "\n", lsn);
+	int fd = openat(j->dirfd, CKPT_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	errno = 0;
+	bool ok = write(fd, line, (size_t)n) == n && (db->no_sync || fsync(fd) == 0);
+	int e = errno;
+	close(fd);
+	errno = e;
+	if (!ok || renameat(j->dirfd, CKPT_TMP, j->dirfd, CKPT_FILE) != 0 || sync_dir(db, j) != 0)
+		return -1;
+	return 0;
+}
+
+/* Read CHECKPOINT into *lsn (0 when there is none yet). */
+static int read_ckpt(struct logdb *db, unsigned si, struct journal *j, uint64_t *lsn)
+{
+	char line[64] = "";
+	*lsn = 0;
+	int fd = openat(j->dirfd, CKPT_FILE, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return LOGDB_OK;
+		return logdb_fail(db, LOGDB_ERR_IO, "cannot read %s/" CKPT_FILE ": %s", j->dir,
+		                  strerror(errno));
+	}
+	ssize_t n = read(fd, line, sizeof(line) - 1);
+	close(fd);
+	unsigned version = 0;
+	char nl = 0;
+	if (n < 0 || sscanf(line, CKPT_MAGIC " %u lsn=%" SCNu64 "%c", &version, lsn, &nl) != 3 ||
+	    version != 1 || nl != '\n')
+		return logdb_fail(db, LOGDB_ERR_CORRUPT,
+		                  "journal of LogDB shard %u: %s/" CKPT_FILE " is damaged", si,
+		                  j->dir);
+	return LOGDB_OK;
+}
+
+/* ---- writing ----------------------------------------------------------- */
+
+/* Zero-fill the current segment up to at least need bytes (a chunk ahead). */
+static int prepare(struct logdb *db, struct shard *s, uint64_t need)
+{
+	struct journal *j = &s->j;
+	uint64_t target = (need + JOURNAL_CHUNK - 1) / JOURNAL_CHUNK * JOURNAL_CHUNK;
+	if (target > j->seg_cap)
+		target = j->seg_cap > need ? j->seg_cap : need;
+	while (j->prepared < target) {
+		struct iovec iov[16];
+		int cnt = 0;
+		uint64_t n = 0;
+		while (cnt < 16 && j->prepared + n < target) {
+			uint64_t k = target - j->prepared - n;
+			iov[cnt].iov_base = (void *)zeros;
+			iov[cnt].iov_len = k < sizeof(zeros) ? k : sizeof(zeros);
+			n += iov[cnt++].iov_len;
+		}
+		errno = 0;
+		ssize_t w = pwritev(j->fd, iov, cnt, (off_t)j->prepared);
+		if (w <= 0)
+			return jfail(db, s, "zero-filling", j->seg_start, j->prepared);
+		j->prepared += (uint64_t)w;
+		j->dirty = true;
+	}
+	return LOGDB_OK;
+}
+
+/* Start the next segment at j->pos, for a record of rec bytes. */
+static int switch_segment(struct logdb *db, struct shard *s, uint64_t rec)
+{
+	struct journal *j = &s->j;
+	char name[SEG_NAME_LEN + 1], old[SEG_NAME_LEN + 1];
+	unsigned si = shard_no(db, s);
+	if (j->fd >= 0) {
+		errno = 0;
+		if (j->dirty && !db->no_sync && fdatasync(j->fd) != 0)
+			return jfail(db, s, "syncing", j->seg_start, j->pos - j->seg_start);
+		close(j->fd);
+		j->fd = -1;
+		j->dirty = false;
+		j->ckpt_want = j->pos;
+		logdb_queue_checkpoint(db, si);
+	}
+	int rc = reserve_seg(db, j);
+	if (rc)
+		return rc;
+	seg_name(name, j->pos);
+	errno = 0;
+	if (j->n_free > 0) {
+		seg_name(old, j->segs[0]);
+		if (renameat(j->dirfd, old, j->dirfd, name) != 0)
+			return jfail(db, s, "recycling a segment of", j->pos, 0);
+		drop_first_seg(j);
+		j->fd = openat(j->dirfd, name, O_RDWR | O_CLOEXEC);
+	} else {
+		j->fd = openat(j->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	}
+	struct stat st;
+	if (j->fd < 0 || fstat(j->fd, &st) != 0)
+		return jfail(db, s, "opening a segment of", j->pos, 0);
+	if (sync_dir(db, j) != 0)
+		return jfail(db, s, "syncing the directory of", j->pos, 0);
+	j->segs[j->n_segs++] = j->pos;
+	j->seg_start = j->pos;
+	j->prepared = (uint64_t)st.st_size;
+	j->seg_cap = db->seg_size;
+	if (j->seg_cap < j->prepared)
+		j->seg_cap = j->prepared;
+	if (j->seg_cap < rec)
+		j->seg_cap = rec;
+	return LOGDB_OK;
+}
+
+int logdb_journal_append(struct logdb *db, struct shard *s, rocksdb_writebatch_t *b, bool sync)
+{
+	struct journal *j = &s->j;
+	uint8_t hdr[LOGDB_JREC_HDR];
+	size_t len;
+	const char *body = rocksdb_writebatch_data(b, &len);
+	int rc;
+	if (len > UINT32_MAX - 64)
+		return logdb_fail(db, LOGDB_ERR_TOO_BIG, "a write batch of %zu bytes", len);
+	uint64_t rec = logdb_jrec_size(len);
+	if (j->fd < 0 || (j->pos > j->seg_start && j->pos - j->seg_start + rec > j->seg_cap))
+		if ((rc = switch_segment(db, s, rec)))
+			return rc;
+	uint64_t off = j->pos - j->seg_start;
+	if (off + rec > j->prepared && (rc = prepare(db, s, off + rec)))
+		return rc;
+	logdb_jrec_header(hdr, j->pos, body, (uint32_t)len);
+	struct iovec iov[3] = {
+	        {hdr, sizeof(hdr)}, {(void *)body, len}, {(void *)zeros, rec - sizeof(hdr) - len}};
+	errno = 0;
+	if (pwritev(j->fd, iov, 3, (off_t)off) != (ssize_t)rec)
+		return jfail(db, s, "writing", j->seg_start, off);
+	j->pos += rec;
+	j->dirty = true;
+	if (sync && !db->no_sync) {
+		if (fdatasync(j->fd) != 0)
+			return jfail(db, s, "syncing", j->seg_start, off);
+		j->dirty = false;
+	}
+	return LOGDB_OK;
+}
+
+/* ---- checkpoints ------------------------------------------------------- */
+
+/*
+ * Segments [n_free, k) hold only checkpointed records: free them for reuse,
+ * except a file that grew for a batch larger than a segment (unlinked, so
+ * the journal keeps its size).
+ */
+static void release(struct logdb *db, struct journal *j, size_t k)
+{
+	char name[SEG_NAME_LEN + 1];
+	struct stat st;
+	while (j->n_free < k) {
+		seg_name(name, j->segs[j->n_free]);
+		if (fstatat(j->dirfd, name, &st, 0) == 0 && (uint64_t)st.st_size <= db->seg_size) {
+			j->n_free++;
+			continue;
+		}
+		unlinkat(j->dirfd, name, 0);
+		memmove(j->segs + j->n_free, j->segs + j->n_free + 1,
+		        (j->n_segs - j->n_free - 1) * sizeof(*j->segs));
+		j->n_segs--;
+		k--;
+	}
+	trim_free(j);
+}
+
+/* Segments below the one that holds lsn are free: lsn is durable in RocksDB. */
+static void free_below(struct logdb *db, struct journal *j, uint64_t lsn)
+{
+	size_t k = j->n_free;
+	while (k + 1 < j->n_segs && j->segs[k + 1] <= lsn)
+		k++;
+	release(db, j, k);
+}
+
+int logdb_journal_checkpoint(struct logdb *db, unsigned si)
+{
+	struct shard *s = &db->shards[si];
+	struct journal *j = &s->j;
+	pthread_mutex_lock(&s->lock);
+	uint64_t lsn = j->ckpt_want; /* every record below it is in RocksDB */
+	pthread_mutex_unlock(&s->lock);
+	if (lsn <= j->ckpt)
+		return LOGDB_OK;
+	int rc = logdb_check_stopped(db);
+	if (rc)
+		return rc;
+	rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+	rocksdb_flushoptions_set_wait(fo, 1);
+	char *err = NULL;
+	rocksdb_flush(s->db, fo, &err);
+	rocksdb_flushoptions_destroy(fo);
+	atomic_store(&s->busy, BUSY_UNKNOWN);
+	if (err)
+		return logdb_write_failed(db, err, "flushing a shard for a journal checkpoint");
+	errno = 0;
+	if (write_ckpt(db, j, lsn) != 0) {
+		char what[300];
+		snprintf(what, sizeof(what), "writing %s/" CKPT_FILE, j->dir);
+		return logdb_stop(db, what, strerror(errno));
+	}
+	pthread_mutex_lock(&s->lock);
+	j->ckpt = lsn;
+	free_below(db, j, lsn);
+	pthread_mutex_unlock(&s->lock);
+	return LOGDB_OK;
+}
+
+/* ---- open and replay --------------------------------------------------- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* List the segment files (sorted) and remove a leftover temporary checkpoint. */
+static int list_segments(struct logdb *db, struct journal *j)
+{
+	DIR *d = fdopendir(dup(j->dirfd));
+	if (d == NULL)
+		return logdb_fail(db, LOGDB_ERR_IO, "cannot list %s: %s", j->dir, strerror(errno));
+	int rc = LOGDB_OK;
+	struct dirent *e;
+	uint64_t start;
+	while (rc == LOGDB_OK && (e = readdir(d)) != NULL) {
+		if (parse_seg_name(e->d_name, &start) && (rc = reserve_seg(db, j)) == LOGDB_OK)
+			j->segs[j->n_segs++] = start;
+		else if (strcmp(e->d_name, CKPT_TMP) == 0)
+			unlinkat(j->dirfd, CKPT_TMP, 0);
+	}
+	closedir(d);
+	if (j->n_segs > 1)
+		qsort(j->segs, j->n_segs, sizeof(*j->segs), cmp_u64);
+	return rc;
+}
+
+/* A segment file mapped for reading. */
+struct seg_map {
+	const uint8_t *p;
+	size_t size;
+};
+
+static int map_seg(struct logdb *db, struct journal *j, uint64_t start, struct seg_map *m)
+{
+	char name[SEG_NAME_LEN + 1];
+	struct stat st;
+	seg_name(name, start);
+	m->p = NULL;
+	m->size = 0;
+	int fd = openat(j->dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return logdb_fail(db, LOGDB_ERR_IO, "cannot read %s/%s: %s", j->dir, name,
+		                  strerror(e));
+	}
+	if (st.st_size > 0) {
+		void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (p == MAP_FAILED) {
+			int e = errno;
+			close(fd);
+			return logdb_fail(db, LOGDB_ERR_IO, "cannot map %s/%s: %s", j->dir, name,
+			                  strerror(e));
+		}
+		m->p = p;
+		m->size = (size_t)st.st_size;
+	}
+	close(fd);
+	return LOGDB_OK;
+}
+
+static void unmap_seg(struct seg_map *m)
+{
+	if (m->p)
+		munmap((void *)m->p, m->size);
+}
+
+static int damaged(struct logdb *db, unsigned si, struct journal *j, uint64_t file, size_t off,
+                   uint64_t valid_file, size_t valid_off)
+{
+	char a[SEG_NAME_LEN + 1], b[SEG_NAME_LEN + 1];
+	seg_name(a, file);
+	seg_name(b, valid_file);
+	return logdb_fail(db, LOGDB_ERR_CORRUPT,
+	                  "journal of LogDB shard %u is damaged: the record at %s/%s offset %zu "
+	                  "is not valid but a valid record follows (%s offset %zu); not a torn "
+	                  "tail, so later synced writes would be lost",
+	                  si, j->dir, a, off, b, valid_off);
+}
+
+/* Write one record's batch to RocksDB. */
+static int replay_record(struct logdb *db, struct shard *s, const uint8_t *body, uint32_t len)
+{
+	char *err = NULL;
+	if (len < 12) /* a RocksDB write batch has a 12-byte header */
+		return logdb_fail(db, LOGDB_ERR_CORRUPT,
+		                  "journal of LogDB shard %u: a %u-byte record", shard_no(db, s),
+		                  len);
+	rocksdb_writebatch_t *b = rocksdb_writebatch_create_from((const char *)body, len);
+	rocksdb_write(s->db, db->wopts, b, &err);
+	rocksdb_writebatch_destroy(b);
+	if (err)
+		return logdb_io_fail(db, err, "replaying the journal");
+	return LOGDB_OK;
+}
+
+/*
+ * Replay from lsn, in segs[k] and the segments that continue it; *end is the
+ * LSN after the last valid record and *last the index of its segment.
+ */
+static int replay(struct logdb *db, struct shard *s, size_t k, uint64_t lsn, uint64_t *end,
+                  size_t *last)
+{
+	struct journal *j = &s->j;
+	unsigned si = shard_no(db, s);
+	struct seg_map m;
+	int rc;
+	for (;;) {
+		uint64_t start = j->segs[k];
+		if ((rc = map_seg(db, j, start, &m)))
+			return rc;
+		size_t off = (size_t)(lsn - start);
+		const uint8_t *body;
+		uint32_t len;
+		while (logdb_jrec_read(m.p, m.size, start, off, &body, &len) == LOGDB_JREC_VALID) {
+			if ((rc = replay_record(db, s, body, len))) {
+				unmap_seg(&m);
+				return rc;
+			}
+			off += logdb_jrec_size(len);
+		}
+		lsn = start + off;
+		if (k + 1 < j->n_segs && j->segs[k + 1] == lsn) {
+			unmap_seg(&m); /* the writer switched here */
+			k++;
+			continue;
+		}
+		/* the end: nothing valid may follow, here or in a later segment */
+		size_t v = logdb_jrec_find(m.p, m.size, start, off + 8);
+		unmap_seg(&m);
+		if (v < m.size)
+			return damaged(db, si, j, start, off, start, v);
+		for (size_t i = k + 1; i < j->n_segs; i++) {
+			if ((rc = map_seg(db, j, j->segs[i], &m)))
+				return rc;
+			v = logdb_jrec_find(m.p, m.size, j->segs[i], 0);
+			unmap_seg(&m);
+			if (v < m.size)
+				return damaged(db, si, j, start, off, j->segs[i], v);
+		}
+		*end = lsn;
+		*last = k;
+		return LOGDB_OK;
+	}
+}
+
+int logdb_journal_open(struct logdb *db, unsigned si, const char *base)
+{
+	struct shard *s = &db->shards[si];
+	struct journal *j = &s->j;
+	char name[SEG_NAME_LEN + 1];
+	uint64_t ckpt, end;
+	size_t last = 0;
+	int rc;
+
+	j->fd = -1;
+	j->dirfd = -1;
+	size_t n = strlen(base) + 32;
+	if ((j->dir = logdb_malloc(db, n)) == NULL)
+		return logdb_fail(db, LOGDB_ERR_NOMEM, "out of memory for the journal");
+	snprintf(j->dir, n, "%s/journal-%u", base, si);
+	if ((mkdir(j->dir, 0700) != 0 && errno != EEXIST) ||
+	    (j->dirfd = open(j->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return logdb_fail(db, LOGDB_ERR_IO, "cannot open %s: %s", j->dir, strerror(errno));
+	if ((rc = read_ckpt(db, si, j, &ckpt)) || (rc = list_segments(db, j)))
+		return rc;
+
+	/* the segment that holds the checkpoint, and replay from there */
+	end = ckpt;
+	bool any = j->n_segs > 0 && j->segs[0] <= ckpt;
+	if (any) {
+		size_t k = 0;
+		while (k + 1 < j->n_segs && j->segs[k + 1] <= ckpt)
+			k++;
+		if ((rc = replay(db, s, k, ckpt, &end, &last)))
+			return rc;
+	} else {
+		/* nothing to replay: no later segment may hold a valid record */
+		for (size_t i = 0; i < j->n_segs; i++) {
+			struct seg_map m;
+			if ((rc = map_seg(db, j, j->segs[i], &m)))
+				return rc;
+			size_t v = logdb_jrec_find(m.p, m.size, j->segs[i], 0);
+			unmap_seg(&m);
+			if (v < m.size)
+				return damaged(db, si, j, ckpt, 0, j->segs[i], v);
+		}
+	}
+	/* segments after the end hold nothing: remove them (their names come again) */
+	size_t keep = any ? last + 1 : 0;
+	if (keep < j->n_segs) {
+		for (size_t i = keep; i < j->n_segs; i++) {
+			seg_name(name, j->segs[i]);
+			unlinkat(j->dirfd, name, 0);
+		}
+		j->n_segs = keep;
+		if (sync_dir(db, j) != 0)
+			return logdb_fail(db, LOGDB_ERR_IO, "cannot sync %s: %s", j->dir,
+			                  strerror(errno));
+	}
+	if (end > ckpt) {
+		rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+		char *err = NULL;
+		rocksdb_flushoptions_set_wait(fo, 1);
+		rocksdb_flush(s->db, fo, &err);
+		rocksdb_flushoptions_destroy(fo);
+		if (err)
+			return logdb_io_fail(db, err,
+			                     "flushing a shard after the journal's replay");
+		if (write_ckpt(db, j, end) != 0)
+			return logdb_fail(db, LOGDB_ERR_IO, "cannot write %s/" CKPT_FILE ": %s",
+			                  j->dir, strerror(errno));
+	}
+	j->ckpt = j->ckpt_want = j->pos = end;
+	if (any) {
+		/* go on writing in the segment where the replay ended */
+		struct stat st;
+		release(db, j, last);
+		j->seg_start = j->segs[j->n_free];
+		seg_name(name, j->seg_start);
+		j->fd = openat(j->dirfd, name, O_RDWR | O_CLOEXEC);
+		if (j->fd < 0 || fstat(j->fd, &st) != 0)
+			return logdb_fail(db, LOGDB_ERR_IO, "cannot open %s/%s: %s", j->dir, name,
+			                  strerror(errno));
+		j->prepared = (uint64_t)st.st_size;
+		j->seg_cap = db->seg_size > j->prepared ? db->seg_size : j->prepared;
+	}
+	return LOGDB_OK;
+}
+
+void logdb_journal_close(struct logdb *db, unsigned si)
+{
+	struct journal *j = &db->shards[si].j;
+	if (j->fd >= 0 && db->shards[si].db) {
+		/* a clean close replays nothing at the next open */
+		j->ckpt_want = j->pos;
+		logdb_journal_checkpoint(db, si);
+	}
+	if (j->fd >= 0)
+		close(j->fd);
+	if (j->dirfd >= 0)
+		close(j->dirfd);
+	logdb_free(db, j->segs);
+	logdb_free(db, j->dir);
+	memset(j, 0, sizeof(*j));
+	j->fd = j->dirfd = -1;
+}
