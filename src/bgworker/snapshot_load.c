@@ -1006,7 +1006,7 @@ static void history_via(uint64 group_id, const char *via, Datum *indexes, int n)
  * Statements of the group's commands that make or change objects other than
  * tables, which its tables may need (a schema, a type or domain of a column,
  * a function of a default, check, index or trigger, a collation, an
- * extension, their owners, privileges and names).
+ * extension, their owners and privileges).
  */
 static bool makes_object(Node *stmt)
 {
@@ -1026,18 +1026,6 @@ static bool makes_object(Node *stmt)
 	case T_CreateConversionStmt:
 	case T_AlterOwnerStmt: /* of an object that is not a table */
 		return true;
-	case T_RenameStmt:
-		switch (((RenameStmt *)stmt)->renameType) {
-		case OBJECT_SCHEMA:
-		case OBJECT_TYPE:
-		case OBJECT_DOMAIN:
-		case OBJECT_FUNCTION:
-		case OBJECT_PROCEDURE:
-		case OBJECT_ROUTINE:
-			return true;
-		default:
-			return false;
-		}
 	case T_GrantStmt: {
 		GrantStmt *g = (GrantStmt *)stmt;
 
@@ -1049,149 +1037,8 @@ static bool makes_object(Node *stmt)
 	}
 }
 
-/*
- * The object a statement of the history makes or changes, as its command
- * spells it: kind 's' schema, 't' type (or domain), 'r' function or
- * procedure with its input argument types (args NULL: any, as DROP FUNCTION f
- * without them).  Kind 0: not told apart (never cancelled).
- */
-typedef struct ObjKey {
-	char kind;
-	char *name, *args;
-} ObjKey;
-
-static ObjKey type_key(List *names)
-{
-	return (ObjKey){'t', NameListToString(names), NULL};
-}
-
-static ObjKey routine_key(ObjectWithArgs *o)
-{
-	StringInfoData args;
-	ListCell *lc;
-
-	if (o->args_unspecified)
-		return (ObjKey){'r', NameListToString(o->objname), NULL};
-	initStringInfo(&args);
-	foreach (lc, o->objargs)
-		appendStringInfo(&args, "%s,", TypeNameToString(lfirst_node(TypeName, lc)));
-	return (ObjKey){'r', NameListToString(o->objname), args.data};
-}
-
-static ObjKey function_key(CreateFunctionStmt *f)
-{
-	StringInfoData args;
-	ListCell *lc;
-
-	initStringInfo(&args);
-	foreach (lc, f->parameters) {
-		FunctionParameter *p = lfirst_node(FunctionParameter, lc);
-
-		if (p->mode != FUNC_PARAM_OUT && p->mode != FUNC_PARAM_TABLE)
-			appendStringInfo(&args, "%s,", TypeNameToString(p->argType));
-	}
-	return (ObjKey){'r', NameListToString(f->funcname), args.data};
-}
-
-/* The key of an object named by a statement's object node, by its kind. */
-static ObjKey named_key(ObjectType kind, Node *object)
-{
-	switch (kind) {
-	case OBJECT_SCHEMA:
-		return (ObjKey){'s', pstrdup(strVal(object)), NULL};
-	case OBJECT_TYPE:
-	case OBJECT_DOMAIN:
-		return type_key(IsA(object, TypeName) ? ((TypeName *)object)->names
-		                                      : castNode(List, object));
-	case OBJECT_FUNCTION:
-	case OBJECT_PROCEDURE:
-	case OBJECT_ROUTINE:
-		return routine_key(castNode(ObjectWithArgs, object));
-	default:
-		return (ObjKey){0};
-	}
-}
-
-static ObjKey object_key(Node *stmt)
-{
-	switch (nodeTag(stmt)) {
-	case T_CreateSchemaStmt:
-		return (ObjKey){'s', pstrdup(((CreateSchemaStmt *)stmt)->schemaname), NULL};
-	case T_CreateEnumStmt:
-		return type_key(((CreateEnumStmt *)stmt)->typeName);
-	case T_AlterEnumStmt:
-		return type_key(((AlterEnumStmt *)stmt)->typeName);
-	case T_CreateRangeStmt:
-		return type_key(((CreateRangeStmt *)stmt)->typeName);
-	case T_CreateDomainStmt:
-		return type_key(((CreateDomainStmt *)stmt)->domainname);
-	case T_AlterDomainStmt:
-		return type_key(((AlterDomainStmt *)stmt)->typeName);
-	case T_CompositeTypeStmt: {
-		RangeVar *rv = ((CompositeTypeStmt *)stmt)->typevar;
-
-		return (ObjKey){'t',
-		                rv->schemaname ? psprintf("%s.%s", rv->schemaname, rv->relname)
-		                               : pstrdup(rv->relname),
-		                NULL};
-	}
-	case T_DefineStmt:
-		return ((DefineStmt *)stmt)->kind == OBJECT_TYPE
-		               ? type_key(((DefineStmt *)stmt)->defnames)
-		               : (ObjKey){0};
-	case T_CreateFunctionStmt:
-		return function_key((CreateFunctionStmt *)stmt);
-	case T_AlterFunctionStmt:
-		return routine_key(((AlterFunctionStmt *)stmt)->func);
-	case T_AlterOwnerStmt:
-		return ((AlterOwnerStmt *)stmt)->object != NULL
-		               ? named_key(((AlterOwnerStmt *)stmt)->objectType,
-		                           ((AlterOwnerStmt *)stmt)->object)
-		               : (ObjKey){0};
-	case T_RenameStmt: {
-		RenameStmt *r = (RenameStmt *)stmt;
-
-		return r->renameType == OBJECT_SCHEMA ? (ObjKey){'s', pstrdup(r->subname), NULL}
-		                                      : named_key(r->renameType, r->object);
-	}
-	case T_GrantStmt: {
-		GrantStmt *g = (GrantStmt *)stmt;
-
-		return list_length(g->objects) == 1 ? named_key(g->objtype, linitial(g->objects))
-		                                    : (ObjKey){0};
-	}
-	default:
-		return (ObjKey){0};
-	}
-}
-
-/* The name an object gets from a RENAME (in its schema), as object_key's. */
-static ObjKey renamed_key(RenameStmt *r, ObjKey old)
-{
-	char *dot = old.kind == 's' ? NULL : strrchr(old.name, '.');
-
-	return (ObjKey){old.kind,
-	                dot ? psprintf("%.*s.%s", (int)(dot - old.name), old.name, r->newname)
-	                    : pstrdup(r->newname),
-	                old.args};
-}
-
-/* Is a the object b names (args NULL in either: any), or in schema b? */
-static bool same_object(const ObjKey *a, const ObjKey *b)
-{
-	size_t n = strlen(b->name);
-
-	if (a->kind == 0 || b->kind == 0)
-		return false;
-	if (b->kind == 's' && a->kind != 's')
-		return strncmp(a->name, b->name, n) == 0 && a->name[n] == '.';
-	return a->kind == b->kind && strcmp(a->name, b->name) == 0 &&
-	       (a->args == NULL || b->args == NULL || strcmp(a->args, b->args) == 0);
-}
-
-/* Run sql in a subtransaction; false if it failed only because its object exists
- * here (or, when missing_ok, does not: the history may have dropped it later). */
-static bool run_unless_there(const char *sql, bool missing_ok)
+/* Run sql in a subtransaction; false if it failed only because its object exists here. */
+static bool run_unless_there(const char *sql)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -1212,10 +1059,7 @@ static bool run_unless_there(const char *sql, bool missing_ok)
 		ed = CopyErrorData();
 		if (ed->sqlerrcode != ERRCODE_DUPLICATE_OBJECT &&
 		    ed->sqlerrcode != ERRCODE_DUPLICATE_SCHEMA &&
-		    ed->sqlerrcode != ERRCODE_DUPLICATE_FUNCTION &&
-		    !(missing_ok && (ed->sqlerrcode == ERRCODE_UNDEFINED_OBJECT ||
-		                     ed->sqlerrcode == ERRCODE_UNDEFINED_FUNCTION ||
-		                     ed->sqlerrcode == ERRCODE_INVALID_SCHEMA_NAME)))
+		    ed->sqlerrcode != ERRCODE_DUPLICATE_FUNCTION)
 			PG_RE_THROW();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
@@ -1245,91 +1089,9 @@ typedef struct Replay {
 	uint64 index;
 	const char *role, *command;
 	RawStmt *raw;
-	ObjKey key, renamed; /* what it makes or changes; a RENAME: the new name */
-	ObjKey final;        /* a CREATE: its object's name after later RENAMEs (for an
-	                      * object in a renamed schema: that schema's new name) */
-	bool done; /* folded into the CREATE TYPE of its enum, or its object dropped later */
+	bool done; /* folded into the CREATE TYPE of its enum */
 	bool ran;  /* run here (or folded into a CREATE TYPE run here) */
 } Replay;
-
-/*
- * The history dropped an object (a schema, type, domain or function): the
- * statements before the DROP that made, changed or renamed it (and through
- * a rename, those of its earlier name; for a schema, those of its objects)
- * are not replayed, and neither is the DROP.  So a function dropped and made
- * again with another body or result type is made once, as it is now, where
- * replaying the first CREATE would make the second one find it there.
- */
-static void cancel_dropped(List *replays, ObjKey dropped)
-{
-	List *names = list_make1(&dropped);
-
-	for (int i = list_length(replays) - 1; i >= 0; i--) {
-		Replay *r = list_nth(replays, i);
-		const ObjKey *k = r->renamed.kind != 0 ? &r->renamed : &r->key;
-		ListCell *lc;
-
-		foreach (lc, names) {
-			if (!same_object(k, lfirst(lc)))
-				continue;
-			r->done = true;
-			if (r->renamed.kind != 0)
-				names = lappend(names, &r->key);
-			break;
-		}
-	}
-}
-
-/* Does the statement make its object (rather than change one that exists)? */
-static bool creates(Node *stmt)
-{
-	return !IsA(stmt, AlterEnumStmt) && !IsA(stmt, AlterDomainStmt) &&
-	       !IsA(stmt, AlterFunctionStmt) && !IsA(stmt, AlterOwnerStmt) &&
-	       !IsA(stmt, RenameStmt) && !IsA(stmt, GrantStmt);
-}
-
-/* A RENAME in the history: the CREATEs before it of its object learn the new name. */
-static void follow_rename(List *replays, const Replay *rename)
-{
-	ListCell *lc;
-
-	foreach (lc, replays) {
-		Replay *r = lfirst(lc);
-
-		if (r != rename && !r->done && creates(r->raw->stmt) &&
-		    same_object(r->final.kind != 0 ? &r->final : &r->key, &rename->key))
-			r->final = rename->renamed;
-	}
-}
-
-/*
- * Does the object a CREATE makes exist here under the name later RENAMEs
- * give it?  Then this member has it as the history left it: neither the
- * CREATE nor the RENAMEs run (they would leave the old name made again).
- */
-static bool exists_renamed(const ObjKey *k)
-{
-	Oid types[1] = {TEXTOID};
-	Datum values[1];
-	const char *sql;
-
-	if (k->kind == 0)
-		return false;
-	if (k->kind == 's')
-		sql = "SELECT to_regnamespace($1)";
-	else if (k->kind == 't')
-		sql = "SELECT to_regtype($1)";
-	else
-		sql = k->args ? "SELECT to_regprocedure($1)" : "SELECT to_regproc($1)";
-	values[0] = CStringGetTextDatum(
-	        k->kind != 'r' || k->args == NULL
-	                ? k->name
-	                : psprintf("%s(%.*s)", k->name, (int)Max(strlen(k->args), 1) - 1, k->args));
-	if (SPI_execute_with_args(sql, 1, types, values, NULL, true, 1) != SPI_OK_SELECT ||
-	    SPI_processed != 1)
-		elog(ERROR, "dragonraft could not look up %s", k->name);
-	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) != NULL;
-}
 
 /*
  * An enum value added by ALTER TYPE ... ADD VALUE cannot be used in the
@@ -1387,7 +1149,7 @@ static void fold_enum(List *replays, int at)
 		appendStringInfo(&sql, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
 		                 quote_literal_cstr(lfirst(lc)));
 	appendStringInfoChar(&sql, ')');
-	if (!run_unless_there(sql.data, false))
+	if (!run_unless_there(sql.data))
 		return;
 	create->ran = true;
 	foreach (lc, folded)
@@ -1458,14 +1220,6 @@ static void make_objects(uint64 group_id)
 			RawStmt *raw = lfirst_node(RawStmt, lc);
 			Replay *r;
 
-			if (IsA(raw->stmt, DropStmt)) {
-				DropStmt *d = (DropStmt *)raw->stmt;
-				ListCell *o;
-
-				foreach (o, d->objects)
-					cancel_dropped(replays, named_key(d->removeType, lfirst(o)));
-				continue;
-			}
 			if (!makes_object(raw->stmt))
 				continue;
 			r = palloc0(sizeof(Replay));
@@ -1473,11 +1227,6 @@ static void make_objects(uint64 group_id)
 			r->index = index;
 			r->role = role;
 			r->command = command;
-			r->key = object_key(raw->stmt);
-			if (IsA(raw->stmt, RenameStmt) && r->key.kind != 0) {
-				r->renamed = renamed_key((RenameStmt *)raw->stmt, r->key);
-				follow_rename(replays, r);
-			}
 			replays = lappend(replays, r);
 		}
 	}
@@ -1490,7 +1239,7 @@ static void make_objects(uint64 group_id)
 		    save_user;
 		int save_sec, nestlevel;
 
-		if (r->done || (r->final.kind != 0 && exists_renamed(&r->final)))
+		if (r->done)
 			continue;
 		o.index = r->index;
 		o.role = r->role;
@@ -1515,7 +1264,7 @@ static void make_objects(uint64 group_id)
 		if (IsA(r->raw->stmt, CreateEnumStmt))
 			fold_enum(replays, foreach_current_index(lc));
 		else
-			r->ran = run_unless_there(o.sql, !creates(r->raw->stmt));
+			r->ran = run_unless_there(o.sql);
 		AtEOXact_GUC(false, nestlevel);
 		SetUserIdAndSecContext(save_user, save_sec);
 	}
