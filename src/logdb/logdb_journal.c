@@ -473,6 +473,16 @@ static int replay(struct logdb *db, struct shard *s, size_t k, uint64_t lsn, uin
 	}
 }
 
+static int fsync_path(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
 int logdb_journal_open(struct logdb *db, unsigned si, const char *base)
 {
 	struct shard *s = &db->shards[si];
@@ -488,7 +498,8 @@ int logdb_journal_open(struct logdb *db, unsigned si, const char *base)
 	if ((j->dir = logdb_malloc(db, n)) == NULL)
 		return logdb_fail(db, LOGDB_ERR_NOMEM, "out of memory for the journal");
 	snprintf(j->dir, n, "%s/journal-%u", base, si);
-	if ((mkdir(j->dir, 0700) != 0 && errno != EEXIST) ||
+	bool made = mkdir(j->dir, 0700) == 0;
+	if ((!made && errno != EEXIST) || (made && !db->no_sync && fsync_path(base) != 0) ||
 	    (j->dirfd = open(j->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return logdb_fail(db, LOGDB_ERR_IO, "cannot open %s: %s", j->dir, strerror(errno));
 	if ((rc = read_ckpt(db, si, j, &ckpt)) || (rc = list_segments(db, j)))
