@@ -514,17 +514,13 @@ int logdb_journal_open(struct logdb *db, unsigned si, const char *base)
 			k++;
 		if ((rc = replay(db, s, k, ckpt, &end, &last)))
 			return rc;
-	} else {
-		/* nothing to replay: no later segment may hold a valid record */
-		for (size_t i = 0; i < j->n_segs; i++) {
-			struct seg_map m;
-			if ((rc = map_seg(db, j, j->segs[i], &m)))
-				return rc;
-			size_t v = logdb_jrec_find(m.p, m.size, j->segs[i], 0);
-			unmap_seg(&m);
-			if (v < m.size)
-				return damaged(db, si, j, ckpt, 0, j->segs[i], v);
-		}
+	} else if (j->n_segs > 0) {
+		/* a journal starts at LSN 0, and the segment with the checkpoint stays */
+		seg_name(name, j->segs[0]);
+		return logdb_fail(db, LOGDB_ERR_CORRUPT,
+		                  "journal of LogDB shard %u is damaged: %s/" CKPT_FILE
+		                  " is missing or behind the oldest segment %s",
+		                  si, j->dir, name);
 	}
 	/* segments after the end hold nothing: remove them (their names come again) */
 	size_t keep = any ? last + 1 : 0;

@@ -1,0 +1,235 @@
+/*
+ * test_logdb_journal.c - damage to a LogDB journal that is not a torn tail
+ * fails the open with LOGDB_ERR_CORRUPT, naming what is wrong, instead of
+ * opening with a silently shorter (or older) log: a changed CHECKPOINT, a
+ * missing, emptied or renamed segment, a damaged last record of a segment
+ * that a later segment follows, a record moved from a later position, a
+ * deleted or stale journal directory.  Also: an older CHECKPOINT (version 1)
+ * is still read, and the open unlinks no segment file.
+ *
+ * Each case starts from a journal that a clean close left (CHECKPOINT at
+ * its end) with 64 KiB segments that went round several times, damages it
+ * as a disk, a person or a restore could, and opens it.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "logdb/logdb.h"
+#include "logdb/logdb_codec.h"
+
+#define SEG     (64u << 10)
+#define ENTRIES 600 /* of 200 bytes, one save each: about 6 segments */
+
+struct fx {
+	char dir[256], jdir[300];
+	struct logdb_config cfg;
+};
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void fill(uint8_t *p, uint64_t idx)
+{
+	for (int i = 0; i < 200; i++)
+		p[i] = (uint8_t)(idx * 31 + (uint64_t)i);
+}
+
+static struct logdb *open_ok(struct fx *f)
+{
+	struct logdb *db;
+	char err[512];
+	int rc = logdb_open(&f->cfg, &db, err, sizeof(err));
+	if (rc)
+		fail_msg("logdb_open(%s) = %s: %s", f->dir, logdb_strerror(rc), err);
+	return db;
+}
+
+/* Synced saves of group 1's entries [lo, hi], one each, with commit = index; close. */
+static void save(struct fx *f, uint64_t lo, uint64_t hi)
+{
+	struct logdb *db = open_ok(f);
+	struct logdb_worker *w;
+	uint8_t buf[200];
+	assert_int_equal(logdb_worker_create(db, &w), LOGDB_OK);
+	for (uint64_t i = lo; i <= hi; i++) {
+		fill(buf, i);
+		struct raft_entry e = {.term = 1, .index = i, .len = 200, .data = buf};
+		struct logdb_update u = {.group_id = 1,
+		                         .node_id = 1,
+		                         .hard_state_changed = true,
+		                         .hard_state = {.term = 1, .vote = 1, .commit = i},
+		                         .n_entries = 1,
+		                         .entries = &e};
+		assert_int_equal(logdb_save(w, &u, 1, true), LOGDB_OK);
+		if (i % 50 == 0)
+			logdb_wait_compactions(db); /* and checkpoints: segments get reused */
+	}
+	logdb_worker_destroy(w);
+	logdb_close(db);
+}
+
+/* The open keeps every entry 1..last, committed. */
+static void expect_log(struct fx *f, uint64_t last)
+{
+	struct logdb *db = open_ok(f);
+	struct logdb_raft_state rs;
+	struct logdb_entries ents = {0};
+	uint8_t buf[200];
+	assert_int_equal(logdb_read_state(db, 1, 1, &rs), LOGDB_OK);
+	assert_int_equal(rs.first_index, 1);
+	assert_int_equal(rs.entry_count, last);
+	assert_int_equal(rs.hard_state.commit, last);
+	assert_int_equal(logdb_iterate_entries(db, 1, 1, 1, last + 1, UINT64_MAX, &ents), LOGDB_OK);
+	assert_int_equal(ents.n, last);
+	for (uint32_t i = 0; i < ents.n; i++) {
+		fill(buf, i + 1);
+		assert_int_equal(ents.ents[i].len, 200);
+		assert_memory_equal(ents.ents[i].data, buf, 200);
+	}
+	logdb_entries_free(db, &ents);
+	logdb_close(db);
+}
+
+/* The open fails with LOGDB_ERR_CORRUPT and a message holding a and b. */
+static void expect_corrupt(struct fx *f, const char *a, const char *b)
+{
+	struct logdb *db;
+	char err[512] = "";
+	int rc = logdb_open(&f->cfg, &db, err, sizeof(err));
+	if (rc == LOGDB_OK)
+		logdb_close(db);
+	if (rc != LOGDB_ERR_CORRUPT || strstr(err, a) == NULL || strstr(err, b) == NULL)
+		fail_msg("expected LOGDB_ERR_CORRUPT naming \"%s\" and \"%s\", got %s: %s", a, b,
+		         logdb_strerror(rc), err);
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test_logdb_journal.XXXXXX");
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	snprintf(f->jdir, sizeof(f->jdir), "%s/journal-0", f->dir);
+	f->cfg.dir = f->dir;
+	f->cfg.shards = 1;
+	f->cfg.journal_segment = SEG;
+	save(f, 1, ENTRIES);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+/* The segment files (start LSNs, ascending); their count. */
+static int segments(struct fx *f, uint64_t *starts, int max)
+{
+	struct dirent *d;
+	int n = 0;
+	DIR *dp = opendir(f->jdir);
+	assert_non_null(dp);
+	while ((d = readdir(dp)) != NULL)
+		if (strlen(d->d_name) == 20 && strcmp(d->d_name + 16, ".jnl") == 0) {
+			assert_true(n < max);
+			starts[n++] = strtoull(d->d_name, NULL, 16);
+		}
+	closedir(dp);
+	for (int i = 1; i < n; i++)
+		for (int k = i; k > 0 && starts[k - 1] > starts[k]; k--) {
+			uint64_t t = starts[k];
+			starts[k] = starts[k - 1];
+			starts[k - 1] = t;
+		}
+	return n;
+}
+
+static uint8_t *read_file(const char *path, size_t *size)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	uint8_t *p = malloc((size_t)st.st_size + 1);
+	assert_int_equal(pread(fd, p, (size_t)st.st_size, 0), st.st_size);
+	close(fd);
+	*size = (size_t)st.st_size;
+	p[*size] = 0;
+	return p;
+}
+
+/* The checkpoint's LSN and segment (version 1 names none: the newest one). */
+static uint64_t ckpt_lsn(struct fx *f, uint64_t *seg)
+{
+	char path[400];
+	size_t size;
+	unsigned long long lsn = 0, s = 0;
+	uint64_t starts[16];
+	snprintf(path, sizeof(path), "%s/CHECKPOINT", f->jdir);
+	char *p = (char *)read_file(path, &size);
+	int n = sscanf(p, "dragonraft-journal %*u lsn=%llu seg=%llx", &lsn, &s);
+	assert_true(n >= 1);
+	free(p);
+	*seg = n == 2 ? s : starts[segments(f, starts, 16) - 1];
+	return lsn;
+}
+
+/* The setup's journal opens whole, went round its segments, and nothing changes. */
+static void test_control(void **state)
+{
+	struct fx *f = *state;
+	uint64_t starts[16], seg;
+	int n = segments(f, starts, 16);
+	assert_true(n >= 2 && starts[0] > 0); /* recycled */
+	uint64_t lsn = ckpt_lsn(f, &seg);
+	assert_int_equal(seg, starts[n - 1]);
+	assert_true(lsn > seg);
+	expect_log(f, ENTRIES);
+	save(f, ENTRIES + 1, ENTRIES + 10);
+	expect_log(f, ENTRIES + 10);
+}
+
+/* D5: CHECKPOINT deleted after the journal recycled: said so, no file invented. */
+static void test_checkpoint_missing(void **state)
+{
+	struct fx *f = *state;
+	char path[400];
+	snprintf(path, sizeof(path), "%s/CHECKPOINT", f->jdir);
+	assert_int_equal(unlink(path), 0);
+	expect_corrupt(f, "CHECKPOINT is missing or behind the oldest segment", ".jnl");
+	struct logdb *db;
+	char err[512];
+	assert_int_equal(logdb_open(&f->cfg, &db, err, sizeof(err)), LOGDB_ERR_CORRUPT);
+	assert_null(strstr(err, "0000000000000000.jnl"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test_setup_teardown(test_control, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_checkpoint_missing, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
