@@ -31,8 +31,10 @@
  * flushed and the end recorded as the new checkpoint.  The journal ends at
  * zeros, a record of a segment's earlier use or a torn record (short body,
  * bad CRC); if a valid record of the current use follows that point in the
- * segment, or any later segment holds one, the damage is not a torn tail
- * and the open fails with LOGDB_ERR_CORRUPT naming shard, file and offset.
+ * segment, or any later segment exists (the writer synced the segment whole
+ * before it made the next one), the damage is not a torn tail and the open
+ * fails with LOGDB_ERR_CORRUPT naming shard, file and offset.  The open
+ * removes no segment file that may hold records (the evidence).
  * Batches are blind writes (puts, deletes, range deletions), so writing a
  * record again that RocksDB already has changes nothing.
  */
@@ -432,6 +434,7 @@ static int replay(struct logdb *db, struct shard *s, size_t k, uint64_t lsn, uin
 {
 	struct journal *j = &s->j;
 	unsigned si = shard_no(db, s);
+	char a[SEG_NAME_LEN + 1], b[SEG_NAME_LEN + 1];
 	struct seg_map m;
 	int rc;
 	for (;;) {
@@ -454,18 +457,21 @@ static int replay(struct logdb *db, struct shard *s, size_t k, uint64_t lsn, uin
 			k++;
 			continue;
 		}
-		/* the end: nothing valid may follow, here or in a later segment */
+		/* the end: nothing valid may follow, and no later segment exist */
 		size_t v = logdb_jrec_find(m.p, m.size, start, off + 8);
 		unmap_seg(&m);
 		if (v < m.size)
 			return damaged(db, si, j, start, off, start, v);
-		for (size_t i = k + 1; i < j->n_segs; i++) {
-			if ((rc = map_seg(db, j, j->segs[i], &m)))
-				return rc;
-			v = logdb_jrec_find(m.p, m.size, j->segs[i], 0);
-			unmap_seg(&m);
-			if (v < m.size)
-				return damaged(db, si, j, start, off, j->segs[i], v);
+		if (k + 1 < j->n_segs) {
+			/* the writer synced this segment whole before it made the next one */
+			seg_name(a, start);
+			seg_name(b, j->segs[k + 1]);
+			return logdb_fail(
+			        db, LOGDB_ERR_CORRUPT,
+			        "journal of LogDB shard %u is damaged: its records end at "
+			        "%s/%s offset %zu, but a later segment %s exists (a "
+			        "segment is complete before the next one is made)",
+			        si, j->dir, a, off, b);
 		}
 		*end = lsn;
 		*last = k;
@@ -521,18 +527,6 @@ int logdb_journal_open(struct logdb *db, unsigned si, const char *base)
 		                  "journal of LogDB shard %u is damaged: %s/" CKPT_FILE
 		                  " is missing or behind the oldest segment %s",
 		                  si, j->dir, name);
-	}
-	/* segments after the end hold nothing: remove them (their names come again) */
-	size_t keep = any ? last + 1 : 0;
-	if (keep < j->n_segs) {
-		for (size_t i = keep; i < j->n_segs; i++) {
-			seg_name(name, j->segs[i]);
-			unlinkat(j->dirfd, name, 0);
-		}
-		j->n_segs = keep;
-		if (sync_dir(db, j) != 0)
-			return logdb_fail(db, LOGDB_ERR_IO, "cannot sync %s: %s", j->dir,
-			                  strerror(errno));
 	}
 	if (end > ckpt) {
 		rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();

@@ -166,6 +166,11 @@ static int segments(struct fx *f, uint64_t *starts, int max)
 	return n;
 }
 
+static void seg_path(struct fx *f, char *buf, size_t len, uint64_t start)
+{
+	snprintf(buf, len, "%s/%016" PRIx64 ".jnl", f->jdir, start);
+}
+
 static uint8_t *read_file(const char *path, size_t *size)
 {
 	struct stat st;
@@ -178,6 +183,14 @@ static uint8_t *read_file(const char *path, size_t *size)
 	*size = (size_t)st.st_size;
 	p[*size] = 0;
 	return p;
+}
+
+static void write_file(const char *path, size_t off, const void *bytes, size_t n)
+{
+	int fd = open(path, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, bytes, n, (off_t)off), (ssize_t)n);
+	close(fd);
 }
 
 /* The checkpoint's LSN and segment (version 1 names none: the newest one). */
@@ -196,6 +209,28 @@ static uint64_t ckpt_lsn(struct fx *f, uint64_t *seg)
 	return lsn;
 }
 
+/* Offsets of the valid records of the segment at start; their count. */
+static int records(const uint8_t *p, size_t size, uint64_t start, size_t *offs, int max)
+{
+	const uint8_t *body;
+	uint32_t len;
+	int n = 0;
+	for (size_t off = 0; logdb_jrec_read(p, size, start, off, &body, &len) == LOGDB_JREC_VALID;
+	     off += logdb_jrec_size(len)) {
+		assert_true(n < max);
+		offs[n++] = off;
+	}
+	return n;
+}
+
+static void write_ckpt_line(struct fx *f, const char *line)
+{
+	char path[400];
+	snprintf(path, sizeof(path), "%s/CHECKPOINT", f->jdir);
+	assert_int_equal(truncate(path, 0), 0);
+	write_file(path, 0, line, strlen(line));
+}
+
 /* The setup's journal opens whole, went round its segments, and nothing changes. */
 static void test_control(void **state)
 {
@@ -209,6 +244,36 @@ static void test_control(void **state)
 	expect_log(f, ENTRIES);
 	save(f, ENTRIES + 1, ENTRIES + 10);
 	expect_log(f, ENTRIES + 10);
+}
+
+/* D3: a damaged last record of a segment while a later (empty) segment exists. */
+static void test_damage_before_later_segment(void **state)
+{
+	struct fx *f = *state;
+	char sp[400], next[400], line[128], want[64];
+	size_t size, offs[512];
+	uint64_t seg, lsn = ckpt_lsn(f, &seg);
+	seg_path(f, sp, sizeof(sp), seg);
+	uint8_t *p = read_file(sp, &size);
+	int n = records(p, size, seg, offs, 512);
+	assert_int_equal(
+	        seg + offs[n - 1] +
+	                logdb_jrec_size(p[offs[n - 1] + 4] | (uint32_t)p[offs[n - 1] + 5] << 8),
+	        lsn);
+	/* the writer switched at the end (the new segment is empty), and the replay starts earlier
+	 */
+	seg_path(f, next, sizeof(next), lsn);
+	write_file(next, 0, "", 0);
+	snprintf(line, sizeof(line), "dragonraft-journal 1 lsn=%" PRIu64 "\n", seg);
+	write_ckpt_line(f, line);
+	expect_log(f, ENTRIES); /* undamaged: the replay goes on into the empty segment */
+	write_ckpt_line(f, line);
+	uint8_t c = p[offs[n - 1] + LOGDB_JREC_HDR + 7] ^ 0x20;
+	write_file(sp, offs[n - 1] + LOGDB_JREC_HDR + 7, &c, 1);
+	snprintf(want, sizeof(want), "offset %zu", offs[n - 1]);
+	expect_corrupt(f, want, "later segment");
+	assert_int_equal(access(next, F_OK), 0);
+	free(p);
 }
 
 /* D5: CHECKPOINT deleted after the journal recycled: said so, no file invented. */
@@ -229,6 +294,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup_teardown(test_control, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_damage_before_later_segment, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_checkpoint_missing, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
