@@ -231,6 +231,15 @@ static void write_ckpt_line(struct fx *f, const char *line)
 	write_file(path, 0, line, strlen(line));
 }
 
+/* A version 2 CHECKPOINT line for lsn, seg, rec with a correct checksum. */
+static void ckpt_v2(char *line, size_t len, uint64_t lsn, uint64_t seg, int rec)
+{
+	int n = snprintf(line, len,
+	                 "dragonraft-journal 2 lsn=%" PRIu64 " seg=%016" PRIx64 " rec=%d", lsn, seg,
+	                 rec);
+	snprintf(line + n, len - (size_t)n, " crc=%08" PRIx32 "\n", dr_crc32c(0, line, (size_t)n));
+}
+
 /* The setup's journal opens whole, went round its segments, and nothing changes. */
 static void test_control(void **state)
 {
@@ -244,6 +253,95 @@ static void test_control(void **state)
 	expect_log(f, ENTRIES);
 	save(f, ENTRIES + 1, ENTRIES + 10);
 	expect_log(f, ENTRIES + 10);
+}
+
+/* D1: a changed digit of CHECKPOINT fails its checksum; a valid line at a wrong LSN fails too. */
+static void test_checkpoint_changed(void **state)
+{
+	struct fx *f = *state;
+	char path[400], line[128];
+	size_t size;
+	uint64_t seg, lsn = ckpt_lsn(f, &seg);
+	snprintf(path, sizeof(path), "%s/CHECKPOINT", f->jdir);
+	char *orig = (char *)read_file(path, &size);
+	char *d = strstr(orig, "lsn=") + 4;
+	for (int i = 0; d[i] >= '0' && d[i] <= '9'; i++) {
+		char *p = strdup(orig);
+		p[d - orig + i] = p[d - orig + i] == '9' ? '1' : (char)(p[d - orig + i] + 1);
+		write_ckpt_line(f, p);
+		expect_corrupt(f, "journal-0/CHECKPOINT is damaged", "checksum");
+		free(p);
+	}
+	/* a well-formed checkpoint at a record boundary of the segment, not its end */
+	char sp[400];
+	size_t offs[512];
+	seg_path(f, sp, sizeof(sp), seg);
+	uint8_t *p = read_file(sp, &size);
+	int n = records(p, size, seg, offs, 512);
+	assert_true(n >= 2 && seg + offs[n - 1] < lsn);
+	free(p);
+	ckpt_v2(line, sizeof(line), seg + offs[n - 1] - 8, seg, 0); /* inside a record */
+	write_ckpt_line(f, line);
+	expect_corrupt(f, "CHECKPOINT", "a record of the segment spans it");
+	ckpt_v2(line, sizeof(line), lsn + 4096, seg, 0); /* past the end */
+	write_ckpt_line(f, line);
+	expect_corrupt(f, "CHECKPOINT", "records stop before it");
+	ckpt_v2(line, sizeof(line), lsn, seg, 1); /* claims a record at the end */
+	write_ckpt_line(f, line);
+	expect_corrupt(f, "CHECKPOINT", "written before it, is missing");
+	write_ckpt_line(f, orig);
+	free(orig);
+	expect_log(f, ENTRIES);
+}
+
+/* A version 1 CHECKPOINT (older build) is read, and rewritten as version 2. */
+static void test_checkpoint_version1(void **state)
+{
+	struct fx *f = *state;
+	char line[128];
+	uint64_t seg, lsn = ckpt_lsn(f, &seg);
+	snprintf(line, sizeof(line), "dragonraft-journal 1 lsn=%" PRIu64 "\n", lsn);
+	write_ckpt_line(f, line);
+	expect_log(f, ENTRIES);
+	uint64_t seg2, lsn2 = ckpt_lsn(f, &seg2);
+	assert_int_equal(lsn2, lsn);
+	assert_int_equal(seg2, seg);
+}
+
+/* D2: the checkpoint's segment deleted, emptied, renamed; never unlinked at open. */
+static void test_newest_segment_lost(void **state)
+{
+	struct fx *f = *state;
+	char sp[400], moved[400], want[64];
+	size_t size;
+	uint64_t starts[16], seg;
+	uint64_t lsn = ckpt_lsn(f, &seg);
+	seg_path(f, sp, sizeof(sp), seg);
+	uint8_t *p = read_file(sp, &size);
+	snprintf(want, sizeof(want), "%016" PRIx64 ".jnl", seg);
+
+	assert_int_equal(unlink(sp), 0);
+	expect_corrupt(f, "names the segment it is in, which is missing", want);
+
+	write_file(sp, 0, "", 0); /* empty */
+	expect_corrupt(f, want, "the segment's records stop before it");
+
+	/* renamed to a later name: missing, and the renamed file stays */
+	seg_path(f, moved, sizeof(moved), lsn + SEG);
+	write_file(moved, 0, p, size);
+	assert_int_equal(unlink(sp), 0);
+	expect_corrupt(f, "which is missing", want);
+	assert_int_equal(access(moved, F_OK), 0);
+
+	/* ... also when CHECKPOINT has no segment name (version 1): the rename is a gap */
+	char line[128];
+	snprintf(line, sizeof(line), "dragonraft-journal 1 lsn=%" PRIu64 "\n", seg);
+	write_ckpt_line(f, line);
+	expect_corrupt(f, "later segment", "exists");
+	assert_int_equal(access(moved, F_OK), 0);
+	int n = segments(f, starts, 16);
+	assert_int_equal(starts[n - 1], lsn + SEG);
+	free(p);
 }
 
 /* D3: a damaged last record of a segment while a later (empty) segment exists. */
@@ -294,6 +392,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup_teardown(test_control, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_checkpoint_changed, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_checkpoint_version1, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_newest_segment_lost, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_damage_before_later_segment, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_checkpoint_missing, setup, teardown),
 	};
