@@ -31,12 +31,17 @@
  * the checkpoint LSN.  From there every record whose LSN matches its
  * position, segment after segment, is written to RocksDB, then the shard is
  * flushed and the end recorded as the new checkpoint.  The journal ends at
- * zeros, a record of a segment's earlier use or a torn record (short body,
- * bad CRC); if a valid record of the current use follows that point in the
- * segment, or any later segment exists (the writer synced the segment whole
- * before it made the next one), the damage is not a torn tail and the open
- * fails with LOGDB_ERR_CORRUPT naming shard, file and offset.  The open
- * removes no segment file that may hold records (the evidence).
+ * zeros, a record of a segment's earlier use (its LSN below the checkpoint)
+ * or a torn record (short body, bad CRC); if a valid record follows that
+ * point in the segment (or one whose LSN is not its position but at or above
+ * the checkpoint: moved), or any later segment exists (the writer synced
+ * the segment whole before it made the next one), the damage is not a torn
+ * tail and the open fails with LOGDB_ERR_CORRUPT naming shard, file and
+ * offset.  Each checkpoint also puts its LSN into the shard (the 0x0808
+ * marker) before the flush: a shard whose marker is beyond the journal's end
+ * has lost its journal (deleted, emptied) or found an older one (a restore),
+ * and the open fails.  The open never removes a segment file that holds
+ * records not yet checkpointed.
  * Batches are blind writes (puts, deletes, range deletions), so writing a
  * record again that RocksDB already has changes nothing.
  */
@@ -335,12 +340,17 @@ static void free_below(struct journal *j, uint64_t lsn)
 
 /*
  * Record checkpoint c: make the checkpoint's segment durable (the open walks
- * its records up to c->lsn), flush the shard, then write CHECKPOINT.  A
- * failure stops the LogDB.
+ * its records up to c->lsn, and the marker below must never be ahead of
+ * the durable journal), put c->lsn into the shard (the 0x0808 marker, which
+ * ties RocksDB to its journal: the open fails when RocksDB is ahead of the
+ * journal's end), flush the shard, then write CHECKPOINT.  A failure stops
+ * the LogDB.
  */
 static int checkpoint_to(struct logdb *db, struct shard *s, const struct ckpt *c)
 {
 	struct journal *j = &s->j;
+	uint8_t key[LOGDB_KEY_LEN];
+	struct logdb_buf v = {.alloc = db->alloc};
 	char *err = NULL, what[300], name[SEG_NAME_LEN + 1];
 	seg_name(name, c->seg);
 	errno = 0;
@@ -350,6 +360,14 @@ static int checkpoint_to(struct logdb *db, struct shard *s, const struct ckpt *c
 		close(fd);
 	if (!ok)
 		return jfail(db, s, "syncing for a checkpoint", c->seg, 0);
+	logdb_key(key, LOGDB_KIND_CKPT, 0, 0);
+	if (logdb_encode_ckpt(&v, key, sizeof(key), c->lsn) != LOGDB_OK)
+		return logdb_fail(db, LOGDB_ERR_NOMEM, "out of memory for a journal checkpoint");
+	rocksdb_put(s->db, db->wopts, (const char *)key, sizeof(key), (const char *)v.p, v.len,
+	            &err);
+	logdb_buf_free(&v);
+	if (err)
+		return logdb_write_failed(db, err, "writing a journal checkpoint marker");
 	rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
 	rocksdb_flushoptions_set_wait(fo, 1);
 	rocksdb_flush(s->db, fo, &err);
@@ -533,11 +551,14 @@ static int check_ckpt(struct logdb *db, unsigned si, struct journal *j, size_t k
 }
 
 /*
- * Replay from lsn, in segs[k] and the segments that continue it; *end is the
- * LSN after the last valid record and *last the index of its segment.
+ * Replay from lsn, in segs[k] and the segments that continue it (only
+ * walk them unless apply); *end is the LSN after the last valid record
+ * and *last the index of its segment.  The journal ends at zeros, a record
+ * of a segment's earlier use (its LSN is below ckpt) or a torn record; a
+ * valid record after that point, or any later segment, is damage.
  */
-static int replay(struct logdb *db, struct shard *s, size_t k, uint64_t lsn, uint64_t *end,
-                  size_t *last)
+static int replay(struct logdb *db, struct shard *s, size_t k, uint64_t lsn, uint64_t ckpt,
+                  bool apply, uint64_t *end, size_t *last)
 {
 	struct journal *j = &s->j;
 	unsigned si = shard_no(db, s);
@@ -552,7 +573,7 @@ static int replay(struct logdb *db, struct shard *s, size_t k, uint64_t lsn, uin
 		const uint8_t *body;
 		uint32_t len;
 		while (logdb_jrec_read(m.p, m.size, start, off, &body, &len) == LOGDB_JREC_VALID) {
-			if ((rc = replay_record(db, s, body, len))) {
+			if (apply && (rc = replay_record(db, s, body, len))) {
 				unmap_seg(&m);
 				return rc;
 			}
@@ -564,8 +585,8 @@ static int replay(struct logdb *db, struct shard *s, size_t k, uint64_t lsn, uin
 			k++;
 			continue;
 		}
-		/* the end: nothing valid may follow, and no later segment exist */
-		size_t v = logdb_jrec_find(m.p, m.size, start, off + 8);
+		/* the end: nothing valid may follow (a moved record neither) */
+		size_t v = logdb_jrec_find(m.p, m.size, start, off, ckpt);
 		unmap_seg(&m);
 		if (v < m.size)
 			return damaged(db, si, j, start, off, start, v);
@@ -586,6 +607,29 @@ static int replay(struct logdb *db, struct shard *s, size_t k, uint64_t lsn, uin
 	}
 }
 
+/* The shard's checkpoint marker (0x0808) into *lsn, 0 if it has none. */
+static int read_marker(struct logdb *db, struct shard *s, uint64_t *lsn)
+{
+	uint8_t key[LOGDB_KEY_LEN];
+	size_t vlen;
+	char *err = NULL;
+	const char *why = NULL;
+	*lsn = 0;
+	logdb_key(key, LOGDB_KIND_CKPT, 0, 0);
+	char *v = rocksdb_get(s->db, db->ropts, (const char *)key, sizeof(key), &vlen, &err);
+	if (err)
+		return logdb_io_fail(db, err, "reading the journal checkpoint marker");
+	if (v == NULL)
+		return LOGDB_OK;
+	int rc = logdb_decode_ckpt(key, sizeof(key), (const uint8_t *)v, vlen, lsn, &why);
+	rocksdb_free(v);
+	if (rc)
+		return logdb_fail(db, LOGDB_ERR_CORRUPT,
+		                  "LogDB shard %u: journal checkpoint marker: %s", shard_no(db, s),
+		                  why);
+	return LOGDB_OK;
+}
+
 static int fsync_path(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -602,7 +646,7 @@ int logdb_journal_open(struct logdb *db, unsigned si, const char *base)
 	struct journal *j = &s->j;
 	char name[SEG_NAME_LEN + 1];
 	struct ckpt c;
-	uint64_t end;
+	uint64_t end, marker;
 	size_t k, last = 0;
 	int rc;
 
@@ -616,7 +660,8 @@ int logdb_journal_open(struct logdb *db, unsigned si, const char *base)
 	if ((!made && errno != EEXIST) || (made && !db->no_sync && fsync_path(base) != 0) ||
 	    (j->dirfd = open(j->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return logdb_fail(db, LOGDB_ERR_IO, "cannot open %s: %s", j->dir, strerror(errno));
-	if ((rc = read_ckpt(db, si, j, &c)) || (rc = list_segments(db, j)))
+	if ((rc = read_ckpt(db, si, j, &c)) || (rc = list_segments(db, j)) ||
+	    (rc = read_marker(db, s, &marker)))
 		return rc;
 
 	/* the segment that holds the checkpoint, checked, and replay from there */
@@ -636,9 +681,18 @@ int logdb_journal_open(struct logdb *db, unsigned si, const char *base)
 		}
 		if ((rc = check_ckpt(db, si, j, k, &c)))
 			return rc;
-		if ((rc = replay(db, s, k, c.lsn, &end, &last)))
+		/* RocksDB ahead of the CHECKPOINT (a crash before it was written): walk first */
+		if (marker > c.lsn && (rc = replay(db, s, k, c.lsn, c.lsn, false, &end, &last)))
+			return rc;
+		if (marker <= end && (rc = replay(db, s, k, c.lsn, c.lsn, true, &end, &last)))
 			return rc;
 	}
+	if (marker > end)
+		return logdb_fail(db, LOGDB_ERR_CORRUPT,
+		                  "journal of LogDB shard %u is missing, damaged or older than the "
+		                  "shard: the shard was checkpointed at LSN %" PRIu64
+		                  " but %s/ ends at %" PRIu64,
+		                  si, marker, j->dir, end);
 	j->ckpt = j->ckpt_want = j->pos = end;
 	if (j->n_segs == 0)
 		return LOGDB_OK; /* a new journal */

@@ -364,7 +364,11 @@ static void test_damage_before_later_segment(void **state)
 	write_file(next, 0, "", 0);
 	snprintf(line, sizeof(line), "dragonraft-journal 1 lsn=%" PRIu64 "\n", seg);
 	write_ckpt_line(f, line);
-	expect_log(f, ENTRIES); /* undamaged: the replay goes on into the empty segment */
+	/*
+	 * undamaged, it replays into the empty segment; CHECKPOINT is then behind
+	 * the shard's marker, as after a crash between a flush and CHECKPOINT
+	 */
+	expect_log(f, ENTRIES);
 	write_ckpt_line(f, line);
 	uint8_t c = p[offs[n - 1] + LOGDB_JREC_HDR + 7] ^ 0x20;
 	write_file(sp, offs[n - 1] + LOGDB_JREC_HDR + 7, &c, 1);
@@ -372,6 +376,56 @@ static void test_damage_before_later_segment(void **state)
 	expect_corrupt(f, want, "later segment");
 	assert_int_equal(access(next, F_OK), 0);
 	free(p);
+}
+
+/* A whole record with a later LSN than its position (moved) after the end is damage. */
+static void test_moved_record(void **state)
+{
+	struct fx *f = *state;
+	char sp[400], want[64];
+	size_t size, offs[512];
+	uint64_t seg, lsn = ckpt_lsn(f, &seg);
+	seg_path(f, sp, sizeof(sp), seg);
+	uint8_t *p = read_file(sp, &size);
+	int n = records(p, size, seg, offs, 512);
+	assert_true(n >= 1);
+	/* the first record of the segment, as if at LSN lsn + 4096, written 64 bytes after the end
+	 */
+	uint32_t len = (uint32_t)p[offs[0] + 4] | (uint32_t)p[offs[0] + 5] << 8 |
+	               (uint32_t)p[offs[0] + 6] << 16;
+	size_t at = (size_t)(lsn - seg) + 64;
+	assert_true(at + LOGDB_JREC_HDR + len <= size);
+	uint8_t hdr[LOGDB_JREC_HDR];
+	logdb_jrec_header(hdr, lsn + 4096, p + LOGDB_JREC_HDR, len);
+	write_file(sp, at, hdr, sizeof(hdr));
+	write_file(sp, at + LOGDB_JREC_HDR, p + LOGDB_JREC_HDR, len);
+	snprintf(want, sizeof(want), "offset %zu", at);
+	expect_corrupt(f, "not a torn tail", want);
+	/* the same record with an LSN below the checkpoint is of an earlier use: the end */
+	logdb_jrec_header(hdr, seg - SEG, p + LOGDB_JREC_HDR, len);
+	write_file(sp, at, hdr, sizeof(hdr));
+	expect_log(f, ENTRIES);
+	free(p);
+}
+
+/* D2d, D4: a deleted journal directory, and an older copy of it, fail the open. */
+static void test_journal_gone_or_stale(void **state)
+{
+	struct fx *f = *state;
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd), "cp -a %s %s.old", f->jdir, f->jdir);
+	assert_int_equal(system(cmd), 0);
+	save(f, ENTRIES + 1, ENTRIES + 300);
+	snprintf(cmd, sizeof(cmd), "mv %s %s.new", f->jdir, f->jdir);
+	assert_int_equal(system(cmd), 0);
+	expect_corrupt(f, "journal of LogDB shard 0 is missing, damaged or older than the shard",
+	               "ends at 0");
+	snprintf(cmd, sizeof(cmd), "rm -rf %s && mv %s.old %s", f->jdir, f->jdir, f->jdir);
+	assert_int_equal(system(cmd), 0);
+	expect_corrupt(f, "older than the shard", "checkpointed at LSN");
+	snprintf(cmd, sizeof(cmd), "rm -rf %s && mv %s.new %s", f->jdir, f->jdir, f->jdir);
+	assert_int_equal(system(cmd), 0);
+	expect_log(f, ENTRIES + 300);
 }
 
 /* D5: CHECKPOINT deleted after the journal recycled: said so, no file invented. */
@@ -396,6 +450,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_checkpoint_version1, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_newest_segment_lost, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_damage_before_later_segment, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_moved_record, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_journal_gone_or_stale, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_checkpoint_missing, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
