@@ -13,10 +13,10 @@
  * ahead of the writer so that the fdatasync of a record overwrites
  * allocated blocks and changes no metadata.  Records do not span segments:
  * one that does not fit starts the next segment (a batch larger than a
- * segment gets a segment of its own size).  The old segment is fdatasynced
- * before the switch and the new name made durable (fsync of the directory)
- * before anything is written to it, so the journal on disk is always a
- * prefix of what was written.
+ * segment gets a segment of its own size, unlinked once free).  The old
+ * segment is fdatasynced before the switch and the new name made durable
+ * (fsync of the directory) before anything is written to it, so the
+ * journal on disk is always a prefix of what was written.
  *
  * Checkpoints: at a switch the background thread is asked to flush the
  * shard's memtables (every record below the new segment was written to
@@ -330,12 +330,37 @@ int logdb_journal_append(struct logdb *db, struct shard *s, rocksdb_writebatch_t
 
 /* ---- checkpoints ------------------------------------------------------- */
 
-/* Segments below the one that holds lsn are free: lsn is durable in RocksDB. */
-static void free_below(struct journal *j, uint64_t lsn)
+/*
+ * Segments [n_free, k) hold only checkpointed records: free them for reuse,
+ * except a file that grew for a batch larger than a segment (unlinked, so
+ * the journal keeps its size).
+ */
+static void release(struct logdb *db, struct journal *j, size_t k)
 {
-	while (j->n_free + 1 < j->n_segs && j->segs[j->n_free + 1] <= lsn)
-		j->n_free++;
+	char name[SEG_NAME_LEN + 1];
+	struct stat st;
+	while (j->n_free < k) {
+		seg_name(name, j->segs[j->n_free]);
+		if (fstatat(j->dirfd, name, &st, 0) == 0 && (uint64_t)st.st_size <= db->seg_size) {
+			j->n_free++;
+			continue;
+		}
+		unlinkat(j->dirfd, name, 0);
+		memmove(j->segs + j->n_free, j->segs + j->n_free + 1,
+		        (j->n_segs - j->n_free - 1) * sizeof(*j->segs));
+		j->n_segs--;
+		k--;
+	}
 	trim_free(j);
+}
+
+/* Segments below the one that holds lsn are free: lsn is durable in RocksDB. */
+static void free_below(struct logdb *db, struct journal *j, uint64_t lsn)
+{
+	size_t k = j->n_free;
+	while (k + 1 < j->n_segs && j->segs[k + 1] <= lsn)
+		k++;
+	release(db, j, k);
 }
 
 /*
@@ -410,7 +435,7 @@ int logdb_journal_checkpoint(struct logdb *db, unsigned si)
 		return rc;
 	pthread_mutex_lock(&s->lock);
 	j->ckpt = c.lsn;
-	free_below(j, c.lsn);
+	free_below(db, j, c.lsn);
 	pthread_mutex_unlock(&s->lock);
 	return LOGDB_OK;
 }
@@ -702,8 +727,8 @@ int logdb_journal_open(struct logdb *db, unsigned si, const char *base)
 		return rc;
 	/* go on writing in the segment where the replay ended */
 	struct stat st;
-	j->n_free = last;
-	j->seg_start = j->segs[last];
+	release(db, j, last);
+	j->seg_start = j->segs[j->n_free];
 	seg_name(name, j->seg_start);
 	j->fd = openat(j->dirfd, name, O_RDWR | O_CLOEXEC);
 	if (j->fd < 0 || fstat(j->fd, &st) != 0)
@@ -711,7 +736,6 @@ int logdb_journal_open(struct logdb *db, unsigned si, const char *base)
 		                  strerror(errno));
 	j->prepared = (uint64_t)st.st_size;
 	j->seg_cap = db->seg_size > j->prepared ? db->seg_size : j->prepared;
-	trim_free(j);
 	return LOGDB_OK;
 }
 

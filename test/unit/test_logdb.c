@@ -904,6 +904,11 @@ static void test_wal_dir(void **state)
 	expect_entries(f, 1, 1, 5, 1, 10);
 	snprintf(path, sizeof(path), "%s/shard-%u", wal, logdb_shard_of(f->db, 1));
 	assert_int_equal(access(path, F_OK), 0);
+	/* the journal is in the WAL directory too */
+	snprintf(path, sizeof(path), "%s/journal-%u/CHECKPOINT", wal, logdb_shard_of(f->db, 1));
+	assert_int_equal(access(path, F_OK), 0);
+	snprintf(path, sizeof(path), "%s/journal-%u", f->dir, logdb_shard_of(f->db, 1));
+	assert_int_equal(access(path, F_OK), -1);
 }
 
 /* Two threads, each with its own worker, save disjoint groups in every shard at once. */
@@ -1350,6 +1355,8 @@ static void test_journal_recycles(void **state)
 	f->cfg.shards = 1;
 	f->cfg.journal_segment = 64 << 10;
 	fx_recreate(f);
+	/* first a batch bigger than a segment: a segment of its own, not kept once free */
+	CHECK_RC(f, append(f, 4, 1, 4, 1, 50 << 10, NULL), LOGDB_OK);
 	struct rewrites r = {.from = 1, .to = 300};
 	assert_int_equal(rewrites(f, &r), 0);
 	logdb_wait_compactions(f->db); /* checkpoints too */
@@ -1358,6 +1365,16 @@ static void test_journal_recycles(void **state)
 		fail_msg("expected at most 4 segment files, the last past 60 segments, got %d, "
 		         "the last at %" PRIu64,
 		         n, starts[n - 1]);
+	for (int i = 0; i < n; i++) {
+		char path[400];
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/journal-0/%016" PRIx64 ".jnl", f->dir, starts[i]);
+		assert_int_equal(stat(path, &st), 0);
+		if (st.st_size > 64 << 10)
+			fail_msg("%s has %lld bytes, more than a segment", path,
+			         (long long)st.st_size);
+	}
+	expect_entries(f, 4, 1, 4, 1, 50 << 10);
 	expect_rewrites(f, 300);
 
 	crash_after(f, "rewrite_saves", 301, 400);
