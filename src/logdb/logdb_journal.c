@@ -612,12 +612,22 @@ static int replay(struct logdb *db, struct shard *s, size_t k, uint64_t lsn, uin
 		}
 		/* the end: nothing valid may follow (a moved record neither) */
 		size_t v = logdb_jrec_find(m.p, m.size, start, off, ckpt);
+		bool moved = v < m.size && logdb_jrec_read(m.p, m.size, start, v, &body, &len) !=
+		                                   LOGDB_JREC_VALID;
 		unmap_seg(&m);
+		seg_name(a, start);
+		if (moved)
+			return logdb_fail(
+			        db, LOGDB_ERR_CORRUPT,
+			        "journal of LogDB shard %u is damaged: the record at %s/%s "
+			        "offset %zu is whole but its LSN is not its position and "
+			        "not below the checkpoint (a moved or renamed segment); not "
+			        "a torn tail",
+			        si, j->dir, a, v);
 		if (v < m.size)
 			return damaged(db, si, j, start, off, start, v);
 		if (k + 1 < j->n_segs) {
 			/* the writer synced this segment whole before it made the next one */
-			seg_name(a, start);
 			seg_name(b, j->segs[k + 1]);
 			return logdb_fail(
 			        db, LOGDB_ERR_CORRUPT,

@@ -400,7 +400,7 @@ static void test_moved_record(void **state)
 	write_file(sp, at, hdr, sizeof(hdr));
 	write_file(sp, at + LOGDB_JREC_HDR, p + LOGDB_JREC_HDR, len);
 	snprintf(want, sizeof(want), "offset %zu", at);
-	expect_corrupt(f, "not a torn tail", want);
+	expect_corrupt(f, "its LSN is not its position and not below the checkpoint", want);
 	/* the same record with an LSN below the checkpoint is of an earlier use: the end */
 	logdb_jrec_header(hdr, seg - SEG, p + LOGDB_JREC_HDR, len);
 	write_file(sp, at, hdr, sizeof(hdr));
