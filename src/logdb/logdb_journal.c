@@ -384,7 +384,7 @@ static int checkpoint_to(struct logdb *db, struct shard *s, const struct ckpt *c
 	if (fd >= 0)
 		close(fd);
 	if (!ok)
-		return jfail(db, s, "syncing for a checkpoint", c->seg, 0);
+		return jfail(db, s, "syncing, for a checkpoint,", c->seg, 0);
 	logdb_key(key, LOGDB_KIND_CKPT, 0, 0);
 	if (logdb_encode_ckpt(&v, key, sizeof(key), c->lsn) != LOGDB_OK)
 		return logdb_fail(db, LOGDB_ERR_NOMEM, "out of memory for a journal checkpoint");
