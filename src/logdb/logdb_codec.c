@@ -240,6 +240,16 @@ int logdb_encode_recovery(struct logdb_buf *b, const uint8_t *key, size_t klen, 
 	return LOGDB_OK;
 }
 
+int logdb_encode_ckpt(struct logdb_buf *b, const uint8_t *key, size_t klen, uint64_t lsn)
+{
+	int rc = begin(b, LOGDB_KIND_CKPT, 8);
+	if (rc)
+		return rc;
+	add64(b, lsn);
+	seal(b, key, klen);
+	return LOGDB_OK;
+}
+
 int logdb_encode_node(struct logdb_buf *b, const uint8_t *key, size_t klen)
 {
 	int rc = begin(b, LOGDB_KIND_NODE, 0);
@@ -477,6 +487,17 @@ int logdb_decode_recovery(const uint8_t *key, size_t klen, const uint8_t *val, s
 	return LOGDB_OK;
 }
 
+int logdb_decode_ckpt(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                      uint64_t *lsn, const char **why)
+{
+	struct rd r;
+	int rc = open_value(key, klen, val, vlen, LOGDB_KIND_CKPT, &r, why);
+	if (rc)
+		return rc;
+	*lsn = r64(&r);
+	return done(&r, why);
+}
+
 int logdb_decode_range(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
                        uint64_t *first, uint64_t *last, const char **why)
 {
@@ -611,14 +632,22 @@ int logdb_jrec_read(const uint8_t *seg, size_t size, uint64_t start, size_t off,
 	return LOGDB_JREC_VALID;
 }
 
-size_t logdb_jrec_find(const uint8_t *seg, size_t size, uint64_t start, size_t from)
+size_t logdb_jrec_find(const uint8_t *seg, size_t size, uint64_t start, size_t from,
+                       uint64_t moved_min)
 {
 	const uint8_t *body;
 	uint32_t len;
 	for (size_t off = (from + 7) & ~(size_t)7; off < size && size - off >= LOGDB_JREC_HDR;
-	     off += 8)
-		if (get_le32(seg + off) == LOGDB_JREC_MAGIC &&
-		    logdb_jrec_read(seg, size, start, off, &body, &len) == LOGDB_JREC_VALID)
+	     off += 8) {
+		if (get_le32(seg + off) != LOGDB_JREC_MAGIC)
+			continue;
+		/* read it as a record of the segment whose start puts its LSN here */
+		uint64_t lsn = get_le64(seg + off + 8);
+		bool moved = moved_min != UINT64_MAX && lsn >= moved_min && lsn != start + off &&
+		             lsn >= off;
+		uint64_t at = moved ? lsn - off : start;
+		if (logdb_jrec_read(seg, size, at, off, &body, &len) == LOGDB_JREC_VALID)
 			return off;
+	}
 	return size;
 }

@@ -28,6 +28,7 @@ enum logdb_kind {
 	LOGDB_KIND_BOOTSTRAP = 0x0505,
 	LOGDB_KIND_SNAPSHOT = 0x0606,
 	LOGDB_KIND_RECOVERY = 0x0707, /* a received snapshot being recovered: its index */
+	LOGDB_KIND_CKPT = 0x0808,     /* group 0, node 0: the shard's last journal checkpoint */
 };
 
 #define LOGDB_KEY_LEN         20 /* kind, zeros, group, node */
@@ -86,6 +87,8 @@ int logdb_encode_bootstrap(struct logdb_buf *b, const uint8_t *key, size_t klen,
                            const struct logdb_bootstrap *bs);
 /* Encode a recovery marker value: the index of the snapshot being recovered. */
 int logdb_encode_recovery(struct logdb_buf *b, const uint8_t *key, size_t klen, uint64_t index);
+/* Encode a journal checkpoint marker: the checkpoint's LSN. */
+int logdb_encode_ckpt(struct logdb_buf *b, const uint8_t *key, size_t klen, uint64_t lsn);
 /* Encode a snapshot value (its index is in the key). */
 int logdb_encode_snapshot(struct logdb_buf *b, const uint8_t *key, size_t klen,
                           const struct logdb_snapshot *s);
@@ -121,6 +124,9 @@ int logdb_decode_bootstrap(const uint8_t *key, size_t klen, const uint8_t *val, 
 /* Decode a recovery marker value. */
 int logdb_decode_recovery(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
                           uint64_t *index, const char **why);
+/* Decode a journal checkpoint marker value. */
+int logdb_decode_ckpt(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                      uint64_t *lsn, const char **why);
 /* Decode a snapshot value. */
 int logdb_decode_snapshot(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
                           struct logdb_snapshot *s, const char **why);
@@ -153,7 +159,13 @@ enum logdb_jrec_state {
  */
 int logdb_jrec_read(const uint8_t *seg, size_t size, uint64_t start, size_t off,
                     const uint8_t **body, uint32_t *len);
-/* The offset of the first valid record at or after from (8-aligned), or size if none. */
-size_t logdb_jrec_find(const uint8_t *seg, size_t size, uint64_t start, size_t from);
+/*
+ * The offset of the first valid record at or after from (8-aligned), or size
+ * if none.  A record that is whole but whose LSN is not its position counts
+ * too when that LSN is at least moved_min (a record that cannot be of the
+ * segment's earlier use: moved or renamed); UINT64_MAX counts none of them.
+ */
+size_t logdb_jrec_find(const uint8_t *seg, size_t size, uint64_t start, size_t from,
+                       uint64_t moved_min);
 
 #endif /* DRAGONRAFT_LOGDB_CODEC_H */

@@ -26,13 +26,22 @@
  * the next start LSN when one is needed, or a new file is created when none
  * is free (the checkpoint lags); at most JOURNAL_SEGS files are kept.
  *
- * Replay (open): from the checkpoint, every record whose LSN matches its
+ * Replay (open): CHECKPOINT (with a CRC32C) names the segment that holds
+ * the checkpoint; that segment's records must lead from its start exactly to
+ * the checkpoint LSN.  From there every record whose LSN matches its
  * position, segment after segment, is written to RocksDB, then the shard is
  * flushed and the end recorded as the new checkpoint.  The journal ends at
- * zeros, a record of a segment's earlier use or a torn record (short body,
- * bad CRC); if a valid record of the current use follows that point in the
- * segment, or any later segment holds one, the damage is not a torn tail
- * and the open fails with LOGDB_ERR_CORRUPT naming shard, file and offset.
+ * zeros, a record of a segment's earlier use (its LSN below the checkpoint)
+ * or a torn record (short body, bad CRC); if a valid record follows that
+ * point in the segment (or one whose LSN is not its position but at or above
+ * the checkpoint: moved), or any later segment exists (the writer synced
+ * the segment whole before it made the next one), the damage is not a torn
+ * tail and the open fails with LOGDB_ERR_CORRUPT naming shard, file and
+ * offset.  Each checkpoint also puts its LSN into the shard (the 0x0808
+ * marker) before the flush: a shard whose marker is beyond the journal's end
+ * has lost its journal (deleted, emptied) or found an older one (a restore),
+ * and the open fails.  The open never removes a segment file that holds
+ * records not yet checkpointed.
  * Batches are blind writes (puts, deletes, range deletions), so writing a
  * record again that RocksDB already has changes nothing.
  */
@@ -131,11 +140,35 @@ static void trim_free(struct journal *j)
 	}
 }
 
-/* Write CHECKPOINT = lsn atomically (temporary file, sync, rename, sync the directory). */
-static int write_ckpt(struct logdb *db, struct journal *j, uint64_t lsn)
+/*
+ * What CHECKPOINT says (version 2: "dragonraft-journal 2 lsn=L seg=S rec=R
+ * crc=C"): records below LSN lsn are in RocksDB's SST files; seg is the
+ * segment that holds lsn, whose records [seg, lsn) were durable when it was
+ * written (they lead from the segment's start exactly to lsn); rec says that
+ * a record at lsn was durable too (a checkpoint taken at a switch, after the
+ * first record of the new segment); crc is a CRC32C of the line before it.
+ * Version 1 ("dragonraft-journal 1 lsn=L") has no seg, rec or crc.
+ */
+struct ckpt {
+	uint64_t lsn, seg;
+	bool rec;
+	bool found; /* the file exists */
+	bool named; /* version 2: seg was recorded */
+};
+
+static int format_ckpt(char *line, size_t size, const struct ckpt *c)
 {
-	char line[64];
-	int n = snprintf(line, sizeof(line), CKPT_MAGIC " 1 lsn=%" PRIu64 "\n", lsn);
+	int n = snprintf(line, size, CKPT_MAGIC " 2 lsn=%" PRIu64 " seg=%016" PRIx64 " rec=%d",
+	                 c->lsn, c->seg, c->rec ? 1 : 0);
+	uint32_t crc = dr_crc32c(0, line, (size_t)n);
+	return n + snprintf(line + n, size - (size_t)n, " crc=%08" PRIx32 "\n", crc);
+}
+
+/* Write CHECKPOINT atomically (temporary file, sync, rename, sync the directory). */
+static int write_ckpt(struct logdb *db, struct journal *j, const struct ckpt *c)
+{
+	char line[128];
+	int n = format_ckpt(line, sizeof(line), c);
 	int fd = openat(j->dirfd, CKPT_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -1;
@@ -149,11 +182,11 @@ static int write_ckpt(struct logdb *db, struct journal *j, uint64_t lsn)
 	return 0;
 }
 
-/* Read CHECKPOINT into *lsn (0 when there is none yet). */
-static int read_ckpt(struct logdb *db, unsigned si, struct journal *j, uint64_t *lsn)
+/* Read CHECKPOINT into *c (c->found false, lsn 0 when there is none yet). */
+static int read_ckpt(struct logdb *db, unsigned si, struct journal *j, struct ckpt *c)
 {
-	char line[64] = "";
-	*lsn = 0;
+	char line[128] = "", want[128];
+	memset(c, 0, sizeof(*c));
 	int fd = openat(j->dirfd, CKPT_FILE, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno == ENOENT)
@@ -163,13 +196,28 @@ static int read_ckpt(struct logdb *db, unsigned si, struct journal *j, uint64_t 
 	}
 	ssize_t n = read(fd, line, sizeof(line) - 1);
 	close(fd);
+	c->found = true;
 	unsigned version = 0;
+	int rec = 0;
 	char nl = 0;
-	if (n < 0 || sscanf(line, CKPT_MAGIC " %u lsn=%" SCNu64 "%c", &version, lsn, &nl) != 3 ||
-	    version != 1 || nl != '\n')
+	bool ok = false;
+	if (n > 0 && sscanf(line, CKPT_MAGIC " %u", &version) == 1 && version == 1) {
+		ok = sscanf(line, CKPT_MAGIC " 1 lsn=%" SCNu64 "%c", &c->lsn, &nl) == 2 &&
+		     nl == '\n';
+	} else if (n > 0 && version == 2 &&
+	           sscanf(line, CKPT_MAGIC " 2 lsn=%" SCNu64 " seg=%" SCNx64 " rec=%d", &c->lsn,
+	                  &c->seg, &rec) == 3) {
+		/* the line written for these values, checksum included, and nothing else */
+		c->named = true;
+		c->rec = rec;
+		ok = c->seg <= c->lsn && format_ckpt(want, sizeof(want), c) == n &&
+		     strcmp(want, line) == 0;
+	}
+	if (!ok)
 		return logdb_fail(db, LOGDB_ERR_CORRUPT,
-		                  "journal of LogDB shard %u: %s/" CKPT_FILE " is damaged", si,
-		                  j->dir);
+		                  "journal of LogDB shard %u: %s/" CKPT_FILE
+		                  " is damaged (bad format or checksum)",
+		                  si, j->dir);
 	return LOGDB_OK;
 }
 
@@ -315,35 +363,79 @@ static void free_below(struct logdb *db, struct journal *j, uint64_t lsn)
 	release(db, j, k);
 }
 
-int logdb_journal_checkpoint(struct logdb *db, unsigned si)
+/*
+ * Record checkpoint c: make the checkpoint's segment durable (the open walks
+ * its records up to c->lsn, and the marker below must never be ahead of
+ * the durable journal), put c->lsn into the shard (the 0x0808 marker, which
+ * ties RocksDB to its journal: the open fails when RocksDB is ahead of the
+ * journal's end), flush the shard, then write CHECKPOINT.  A failure stops
+ * the LogDB.
+ */
+static int checkpoint_to(struct logdb *db, struct shard *s, const struct ckpt *c)
 {
-	struct shard *s = &db->shards[si];
 	struct journal *j = &s->j;
-	pthread_mutex_lock(&s->lock);
-	uint64_t lsn = j->ckpt_want; /* every record below it is in RocksDB */
-	pthread_mutex_unlock(&s->lock);
-	if (lsn <= j->ckpt)
-		return LOGDB_OK;
-	int rc = logdb_check_stopped(db);
-	if (rc)
-		return rc;
+	uint8_t key[LOGDB_KEY_LEN];
+	struct logdb_buf v = {.alloc = db->alloc};
+	char *err = NULL, what[300], name[SEG_NAME_LEN + 1];
+	seg_name(name, c->seg);
+	errno = 0;
+	int fd = openat(j->dirfd, name, O_RDONLY | O_CLOEXEC);
+	bool ok = fd >= 0 && (db->no_sync || fdatasync(fd) == 0);
+	if (fd >= 0)
+		close(fd);
+	if (!ok)
+		return jfail(db, s, "syncing, for a checkpoint,", c->seg, 0);
+	logdb_key(key, LOGDB_KIND_CKPT, 0, 0);
+	if (logdb_encode_ckpt(&v, key, sizeof(key), c->lsn) != LOGDB_OK)
+		return logdb_fail(db, LOGDB_ERR_NOMEM, "out of memory for a journal checkpoint");
+	rocksdb_put(s->db, db->wopts, (const char *)key, sizeof(key), (const char *)v.p, v.len,
+	            &err);
+	logdb_buf_free(&v);
+	if (err)
+		return logdb_write_failed(db, err, "writing a journal checkpoint marker");
 	rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
 	rocksdb_flushoptions_set_wait(fo, 1);
-	char *err = NULL;
 	rocksdb_flush(s->db, fo, &err);
 	rocksdb_flushoptions_destroy(fo);
 	atomic_store(&s->busy, BUSY_UNKNOWN);
 	if (err)
 		return logdb_write_failed(db, err, "flushing a shard for a journal checkpoint");
-	errno = 0;
-	if (write_ckpt(db, j, lsn) != 0) {
-		char what[300];
+	if (write_ckpt(db, j, c) != 0) {
 		snprintf(what, sizeof(what), "writing %s/" CKPT_FILE, j->dir);
 		return logdb_stop(db, what, strerror(errno));
 	}
+	return LOGDB_OK;
+}
+
+/* The index of the segment that holds lsn (the greatest start <= lsn); n_segs if none. */
+static size_t seg_holding(const struct journal *j, uint64_t lsn)
+{
+	size_t k = j->n_segs;
+	for (size_t i = 0; i < j->n_segs && j->segs[i] <= lsn; i++)
+		k = i;
+	return k;
+}
+
+int logdb_journal_checkpoint(struct logdb *db, unsigned si)
+{
+	struct shard *s = &db->shards[si];
+	struct journal *j = &s->j;
+	struct ckpt c = {.named = true};
 	pthread_mutex_lock(&s->lock);
-	j->ckpt = lsn;
-	free_below(db, j, lsn);
+	c.lsn = j->ckpt_want; /* every record below it is in RocksDB */
+	if (c.lsn > j->ckpt) {
+		c.seg = j->segs[seg_holding(j, c.lsn)];
+		c.rec = j->pos > c.lsn; /* written, so the sync of c.seg covers it */
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (c.lsn <= j->ckpt)
+		return LOGDB_OK;
+	int rc = logdb_check_stopped(db);
+	if (rc || (rc = checkpoint_to(db, s, &c)))
+		return rc;
+	pthread_mutex_lock(&s->lock);
+	j->ckpt = c.lsn;
+	free_below(db, j, c.lsn);
 	pthread_mutex_unlock(&s->lock);
 	return LOGDB_OK;
 }
@@ -449,14 +541,53 @@ static int replay_record(struct logdb *db, struct shard *s, const uint8_t *body,
 }
 
 /*
- * Replay from lsn, in segs[k] and the segments that continue it; *end is the
- * LSN after the last valid record and *last the index of its segment.
+ * Check checkpoint c against segs[k], the segment that holds it: the records
+ * of that segment from its start lead exactly to c->lsn (they stay until a
+ * later checkpoint frees the segment), followed by a record if c->rec.
  */
-static int replay(struct logdb *db, struct shard *s, size_t k, uint64_t lsn, uint64_t *end,
-                  size_t *last)
+static int check_ckpt(struct logdb *db, unsigned si, struct journal *j, size_t k,
+                      const struct ckpt *c)
+{
+	char name[SEG_NAME_LEN + 1];
+	struct seg_map m;
+	const uint8_t *body;
+	uint32_t len;
+	uint64_t start = j->segs[k];
+	size_t off = 0, at = (size_t)(c->lsn - start);
+	int rc = map_seg(db, j, start, &m);
+	if (rc)
+		return rc;
+	while (off < at &&
+	       logdb_jrec_read(m.p, m.size, start, off, &body, &len) == LOGDB_JREC_VALID)
+		off += logdb_jrec_size(len);
+	bool rec = off == at &&
+	           logdb_jrec_read(m.p, m.size, start, off, &body, &len) == LOGDB_JREC_VALID;
+	unmap_seg(&m);
+	if (off == at && (rec || !c->rec))
+		return LOGDB_OK;
+	seg_name(name, start);
+	return logdb_fail(db, LOGDB_ERR_CORRUPT,
+	                  "journal of LogDB shard %u is damaged: " CKPT_FILE " (LSN %" PRIu64
+	                  ") is at %s/%s offset %zu, but %s",
+	                  si, c->lsn, j->dir, name, at,
+	                  off < at   ? "the segment's records stop before it"
+	                  : off > at ? "a record of the segment spans it"
+	                             : "the record there, written before it, is missing");
+}
+
+/*
+ * Replay from lsn, in segs[k] and the segments that continue it (only
+ * walk them unless apply); *end is the LSN after the last valid record
+ * and *last the index of its segment.  The journal ends at zeros, a record
+ * of a segment's earlier use (its LSN is below ckpt) or a torn record; a
+ * valid record after that point, or any later segment, is damage.
+ */
+static int replay(struct logdb *db, struct shard *s, size_t k, uint64_t lsn, uint64_t ckpt,
+                  bool apply, uint64_t *end, size_t *last)
 {
 	struct journal *j = &s->j;
 	unsigned si = shard_no(db, s);
+	char a[SEG_NAME_LEN + 1], b[SEG_NAME_LEN + 1];
 	struct seg_map m;
 	int rc;
 	for (;;) {
@@ -467,7 +598,7 @@ static int replay(struct logdb *db, struct shard *s, size_t k, uint64_t lsn, uin
 		const uint8_t *body;
 		uint32_t len;
 		while (logdb_jrec_read(m.p, m.size, start, off, &body, &len) == LOGDB_JREC_VALID) {
-			if ((rc = replay_record(db, s, body, len))) {
+			if (apply && (rc = replay_record(db, s, body, len))) {
 				unmap_seg(&m);
 				return rc;
 			}
@@ -479,18 +610,31 @@ static int replay(struct logdb *db, struct shard *s, size_t k, uint64_t lsn, uin
 			k++;
 			continue;
 		}
-		/* the end: nothing valid may follow, here or in a later segment */
-		size_t v = logdb_jrec_find(m.p, m.size, start, off + 8);
+		/* the end: nothing valid may follow (a moved record neither) */
+		size_t v = logdb_jrec_find(m.p, m.size, start, off, ckpt);
+		bool moved = v < m.size && logdb_jrec_read(m.p, m.size, start, v, &body, &len) !=
+		                                   LOGDB_JREC_VALID;
 		unmap_seg(&m);
+		seg_name(a, start);
+		if (moved)
+			return logdb_fail(
+			        db, LOGDB_ERR_CORRUPT,
+			        "journal of LogDB shard %u is damaged: the record at %s/%s "
+			        "offset %zu is whole but its LSN is not its position and "
+			        "not below the checkpoint (a moved or renamed segment); not "
+			        "a torn tail",
+			        si, j->dir, a, v);
 		if (v < m.size)
 			return damaged(db, si, j, start, off, start, v);
-		for (size_t i = k + 1; i < j->n_segs; i++) {
-			if ((rc = map_seg(db, j, j->segs[i], &m)))
-				return rc;
-			v = logdb_jrec_find(m.p, m.size, j->segs[i], 0);
-			unmap_seg(&m);
-			if (v < m.size)
-				return damaged(db, si, j, start, off, j->segs[i], v);
+		if (k + 1 < j->n_segs) {
+			/* the writer synced this segment whole before it made the next one */
+			seg_name(b, j->segs[k + 1]);
+			return logdb_fail(
+			        db, LOGDB_ERR_CORRUPT,
+			        "journal of LogDB shard %u is damaged: its records end at "
+			        "%s/%s offset %zu, but a later segment %s exists (a "
+			        "segment is complete before the next one is made)",
+			        si, j->dir, a, off, b);
 		}
 		*end = lsn;
 		*last = k;
@@ -498,13 +642,47 @@ static int replay(struct logdb *db, struct shard *s, size_t k, uint64_t lsn, uin
 	}
 }
 
+/* The shard's checkpoint marker (0x0808) into *lsn, 0 if it has none. */
+static int read_marker(struct logdb *db, struct shard *s, uint64_t *lsn)
+{
+	uint8_t key[LOGDB_KEY_LEN];
+	size_t vlen;
+	char *err = NULL;
+	const char *why = NULL;
+	*lsn = 0;
+	logdb_key(key, LOGDB_KIND_CKPT, 0, 0);
+	char *v = rocksdb_get(s->db, db->ropts, (const char *)key, sizeof(key), &vlen, &err);
+	if (err)
+		return logdb_io_fail(db, err, "reading the journal checkpoint marker");
+	if (v == NULL)
+		return LOGDB_OK;
+	int rc = logdb_decode_ckpt(key, sizeof(key), (const uint8_t *)v, vlen, lsn, &why);
+	rocksdb_free(v);
+	if (rc)
+		return logdb_fail(db, LOGDB_ERR_CORRUPT,
+		                  "LogDB shard %u: journal checkpoint marker: %s", shard_no(db, s),
+		                  why);
+	return LOGDB_OK;
+}
+
+static int fsync_path(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
 int logdb_journal_open(struct logdb *db, unsigned si, const char *base)
 {
 	struct shard *s = &db->shards[si];
 	struct journal *j = &s->j;
 	char name[SEG_NAME_LEN + 1];
-	uint64_t ckpt, end;
-	size_t last = 0;
+	struct ckpt c;
+	uint64_t end, marker;
+	size_t k, last = 0;
 	int rc;
 
 	j->fd = -1;
@@ -513,72 +691,61 @@ int logdb_journal_open(struct logdb *db, unsigned si, const char *base)
 	if ((j->dir = logdb_malloc(db, n)) == NULL)
 		return logdb_fail(db, LOGDB_ERR_NOMEM, "out of memory for the journal");
 	snprintf(j->dir, n, "%s/journal-%u", base, si);
-	if ((mkdir(j->dir, 0700) != 0 && errno != EEXIST) ||
+	bool made = mkdir(j->dir, 0700) == 0;
+	if ((!made && errno != EEXIST) || (made && !db->no_sync && fsync_path(base) != 0) ||
 	    (j->dirfd = open(j->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return logdb_fail(db, LOGDB_ERR_IO, "cannot open %s: %s", j->dir, strerror(errno));
-	if ((rc = read_ckpt(db, si, j, &ckpt)) || (rc = list_segments(db, j)))
+	if ((rc = read_ckpt(db, si, j, &c)) || (rc = list_segments(db, j)) ||
+	    (rc = read_marker(db, s, &marker)))
 		return rc;
 
-	/* the segment that holds the checkpoint, and replay from there */
-	end = ckpt;
-	bool any = j->n_segs > 0 && j->segs[0] <= ckpt;
-	if (any) {
-		size_t k = 0;
-		while (k + 1 < j->n_segs && j->segs[k + 1] <= ckpt)
-			k++;
-		if ((rc = replay(db, s, k, ckpt, &end, &last)))
+	/* the segment that holds the checkpoint, checked, and replay from there */
+	end = c.lsn;
+	if (c.found || j->n_segs > 0) {
+		k = c.named ? seg_holding(j, c.seg) : seg_holding(j, c.lsn);
+		if (k == j->n_segs || (c.named && j->segs[k] != c.seg)) {
+			seg_name(name, c.named ? c.seg : j->n_segs ? j->segs[0] : 0);
+			return logdb_fail(db, LOGDB_ERR_CORRUPT,
+			                  "journal of LogDB shard %u is damaged: %s/" CKPT_FILE
+			                  " %s%s",
+			                  si, j->dir,
+			                  c.named ? "names the segment it is in, which is missing: "
+			                  : j->n_segs ? "is missing or behind the oldest segment "
+			                              : "is there but no segment file",
+			                  c.named || j->n_segs ? name : "");
+		}
+		if ((rc = check_ckpt(db, si, j, k, &c)))
 			return rc;
-	} else {
-		/* nothing to replay: no later segment may hold a valid record */
-		for (size_t i = 0; i < j->n_segs; i++) {
-			struct seg_map m;
-			if ((rc = map_seg(db, j, j->segs[i], &m)))
-				return rc;
-			size_t v = logdb_jrec_find(m.p, m.size, j->segs[i], 0);
-			unmap_seg(&m);
-			if (v < m.size)
-				return damaged(db, si, j, ckpt, 0, j->segs[i], v);
-		}
+		/* RocksDB ahead of the CHECKPOINT (a crash before it was written): walk first */
+		if (marker > c.lsn && (rc = replay(db, s, k, c.lsn, c.lsn, false, &end, &last)))
+			return rc;
+		if (marker <= end && (rc = replay(db, s, k, c.lsn, c.lsn, true, &end, &last)))
+			return rc;
 	}
-	/* segments after the end hold nothing: remove them (their names come again) */
-	size_t keep = any ? last + 1 : 0;
-	if (keep < j->n_segs) {
-		for (size_t i = keep; i < j->n_segs; i++) {
-			seg_name(name, j->segs[i]);
-			unlinkat(j->dirfd, name, 0);
-		}
-		j->n_segs = keep;
-		if (sync_dir(db, j) != 0)
-			return logdb_fail(db, LOGDB_ERR_IO, "cannot sync %s: %s", j->dir,
-			                  strerror(errno));
-	}
-	if (end > ckpt) {
-		rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
-		char *err = NULL;
-		rocksdb_flushoptions_set_wait(fo, 1);
-		rocksdb_flush(s->db, fo, &err);
-		rocksdb_flushoptions_destroy(fo);
-		if (err)
-			return logdb_io_fail(db, err,
-			                     "flushing a shard after the journal's replay");
-		if (write_ckpt(db, j, end) != 0)
-			return logdb_fail(db, LOGDB_ERR_IO, "cannot write %s/" CKPT_FILE ": %s",
-			                  j->dir, strerror(errno));
-	}
+	if (marker > end)
+		return logdb_fail(db, LOGDB_ERR_CORRUPT,
+		                  "journal of LogDB shard %u is missing, damaged or older than the "
+		                  "shard: the shard was checkpointed at LSN %" PRIu64
+		                  " but %s/ ends at %" PRIu64,
+		                  si, marker, j->dir, end);
 	j->ckpt = j->ckpt_want = j->pos = end;
-	if (any) {
-		/* go on writing in the segment where the replay ended */
-		struct stat st;
-		release(db, j, last);
-		j->seg_start = j->segs[j->n_free];
-		seg_name(name, j->seg_start);
-		j->fd = openat(j->dirfd, name, O_RDWR | O_CLOEXEC);
-		if (j->fd < 0 || fstat(j->fd, &st) != 0)
-			return logdb_fail(db, LOGDB_ERR_IO, "cannot open %s/%s: %s", j->dir, name,
-			                  strerror(errno));
-		j->prepared = (uint64_t)st.st_size;
-		j->seg_cap = db->seg_size > j->prepared ? db->seg_size : j->prepared;
-	}
+	if (j->n_segs == 0)
+		return LOGDB_OK; /* a new journal */
+	/* record the end (the shard flushed) unless CHECKPOINT says so already */
+	if ((end > c.lsn || !c.named || c.seg != j->segs[last]) &&
+	    (rc = checkpoint_to(db, s, &(struct ckpt){.lsn = end, .seg = j->segs[last]})))
+		return rc;
+	/* go on writing in the segment where the replay ended */
+	struct stat st;
+	release(db, j, last);
+	j->seg_start = j->segs[j->n_free];
+	seg_name(name, j->seg_start);
+	j->fd = openat(j->dirfd, name, O_RDWR | O_CLOEXEC);
+	if (j->fd < 0 || fstat(j->fd, &st) != 0)
+		return logdb_fail(db, LOGDB_ERR_IO, "cannot open %s/%s: %s", j->dir, name,
+		                  strerror(errno));
+	j->prepared = (uint64_t)st.st_size;
+	j->seg_cap = db->seg_size > j->prepared ? db->seg_size : j->prepared;
 	return LOGDB_OK;
 }
 

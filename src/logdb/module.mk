@@ -6,6 +6,10 @@ logdb_SRCS := src/logdb/logdb_codec.c src/logdb/logdb.c \
 UNIT_TESTS += test_logdb
 $(B)/test/test_logdb: $(B)/lib/libdr_logdb.a $(B)/lib/libdr_util.a
 
+# Damage to the journal that is not a torn tail fails the open.
+UNIT_TESTS += test_logdb_journal
+$(B)/test/test_logdb_journal: $(B)/lib/libdr_logdb.a $(B)/lib/libdr_util.a
+
 # Crash test: SIGKILL a writing child at random moments, check what survives.
 $(B)/test/test_logdb_crash: $(B)/lib/libdr_logdb.a $(B)/lib/libdr_util.a
 .PHONY: logdb-crash-check

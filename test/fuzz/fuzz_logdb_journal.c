@@ -6,7 +6,8 @@
  *   even: the rest is a segment file that starts at LSN 0; every record the
  *         reader accepts must check out on its own (magic, LSN = offset,
  *         CRC32C over header and body, inside the segment), and the search
- *         for a valid record after the end must return one or nothing.
+ *         for a valid record after the end must return one or nothing (and
+ *         one counting moved records: whole at its own LSN).
  *   odd:  the rest describes records (a length byte, then that many body
  *         bytes, repeated); the harness writes them as a segment with
  *         correct headers (the reader must return them all, in order, then
@@ -73,7 +74,7 @@ static void raw(const uint8_t *data, size_t size)
 	if (size)
 		memcpy(seg, data, size);
 	size_t end = walk(seg, size, offs, &n, 0);
-	size_t v = logdb_jrec_find(seg, size, 0, end + 8);
+	size_t v = logdb_jrec_find(seg, size, 0, end + 8, UINT64_MAX);
 	if (v < size) {
 		const uint8_t *body;
 		uint32_t len;
@@ -83,6 +84,16 @@ static void raw(const uint8_t *data, size_t size)
 		check_valid(seg, size, v, body, len);
 	} else if (v != size) {
 		__builtin_trap();
+	}
+	/* counting moved records (LSN >= 64) too: whole records at their own LSN */
+	v = logdb_jrec_find(seg, size, 0, end + 8, 64);
+	if (v < size) {
+		const uint8_t *body;
+		uint32_t len;
+		uint64_t lsn = le64(seg + v + 8);
+		if (v < end + 8 || (lsn != v && lsn < 64) ||
+		    logdb_jrec_read(seg, size, lsn - v, v, &body, &len) != LOGDB_JREC_VALID)
+			__builtin_trap();
 	}
 	free(seg);
 }
@@ -128,7 +139,7 @@ static void built(const uint8_t *data, size_t size)
 	size_t end = walk(seg, cap, got, &n, MAX_RECS);
 	if (n != k || end != offs[k])
 		__builtin_trap();
-	size_t v = logdb_jrec_find(seg, cap, 0, end + 8);
+	size_t v = logdb_jrec_find(seg, cap, 0, end + 8, UINT64_MAX);
 	/* (a record found inside the damaged one's body is the fuzzer's own bytes) */
 	if (k + 1 < nrec ? v > offs[k + 1] : v != cap && v >= offs[k] + logdb_jrec_size(lens[k]))
 		__builtin_trap();

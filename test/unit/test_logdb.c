@@ -1395,7 +1395,7 @@ static void test_journal_recycles(void **state)
 	snprintf(ck, sizeof(ck), "%s/journal-0/CHECKPOINT", f->dir);
 	FILE *fp = fopen(ck, "r");
 	assert_non_null(fp);
-	assert_int_equal(fscanf(fp, "dragonraft-journal 1 lsn=%llu", &lsn), 1);
+	assert_int_equal(fscanf(fp, "dragonraft-journal %*u lsn=%llu", &lsn), 1);
 	fclose(fp);
 	n = segments(f, 0, starts, 64);
 	int k = n - 1;
