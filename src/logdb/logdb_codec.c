@@ -230,24 +230,26 @@ int logdb_encode_range(struct logdb_buf *b, const uint8_t *key, size_t klen, uin
 	return LOGDB_OK;
 }
 
-int logdb_encode_recovery(struct logdb_buf *b, const uint8_t *key, size_t klen, uint64_t index)
+/* A value of kind that holds one u64. */
+static int encode_u64(struct logdb_buf *b, unsigned kind, const uint8_t *key, size_t klen,
+                      uint64_t v)
 {
-	int rc = begin(b, LOGDB_KIND_RECOVERY, 8);
+	int rc = begin(b, kind, 8);
 	if (rc)
 		return rc;
-	add64(b, index);
+	add64(b, v);
 	seal(b, key, klen);
 	return LOGDB_OK;
 }
 
+int logdb_encode_recovery(struct logdb_buf *b, const uint8_t *key, size_t klen, uint64_t index)
+{
+	return encode_u64(b, LOGDB_KIND_RECOVERY, key, klen, index);
+}
+
 int logdb_encode_ckpt(struct logdb_buf *b, const uint8_t *key, size_t klen, uint64_t lsn)
 {
-	int rc = begin(b, LOGDB_KIND_CKPT, 8);
-	if (rc)
-		return rc;
-	add64(b, lsn);
-	seal(b, key, klen);
-	return LOGDB_OK;
+	return encode_u64(b, LOGDB_KIND_CKPT, key, klen, lsn);
 }
 
 int logdb_encode_node(struct logdb_buf *b, const uint8_t *key, size_t klen)
