@@ -30,6 +30,7 @@
 #include "logdb/logdb.h"
 #include "logdb/logdb_codec.h"
 #include "logdb/logdb_int.h"
+#include "logdb_test_util.h"
 
 struct fx {
 	char dir[256];
@@ -1168,26 +1169,8 @@ static void fx_recreate(struct fx *f)
 static int segments(struct fx *f, unsigned si, uint64_t *starts, int max)
 {
 	char path[400];
-	struct dirent *d;
-	int n = 0;
 	snprintf(path, sizeof(path), "%s/journal-%u", f->dir, si);
-	DIR *dp = opendir(path);
-	assert_non_null(dp);
-	while ((d = readdir(dp)) != NULL) {
-		size_t len = strlen(d->d_name);
-		if (len == 20 && strcmp(d->d_name + 16, ".jnl") == 0) {
-			assert_true(n < max);
-			starts[n++] = strtoull(d->d_name, NULL, 16);
-		}
-	}
-	closedir(dp);
-	for (int i = 1; i < n; i++)
-		for (int k = i; k > 0 && starts[k - 1] > starts[k]; k--) {
-			uint64_t t = starts[k];
-			starts[k] = starts[k - 1];
-			starts[k - 1] = t;
-		}
-	return n;
+	return journal_segments(path, starts, max);
 }
 
 /* Read a segment file; the offsets of its valid records from 0 into offs. */
@@ -1240,18 +1223,6 @@ static int six_saves_after_torn(struct fx *f, uint64_t a, uint64_t b)
 
 static const uint8_t zeros16[16];
 
-static void expect_open_corrupt(struct fx *f, const char *a, const char *b)
-{
-	struct logdb *db;
-	char err[512];
-	int rc = logdb_open(&f->cfg, &db, err, sizeof(err));
-	if (rc == LOGDB_OK)
-		logdb_close(db);
-	if (rc != LOGDB_ERR_CORRUPT || strstr(err, a) == NULL || strstr(err, b) == NULL)
-		fail_msg("expected LOGDB_ERR_CORRUPT naming %s and %s, got %s: %s", a, b,
-		         logdb_strerror(rc), err);
-}
-
 /*
  * A torn last journal record (a crash while it was written) is dropped and
  * written over; damage before the end fails the open loudly, naming shard,
@@ -1274,12 +1245,12 @@ static void test_journal_damage(void **state)
 	uint8_t c = p[offs[1] + LOGDB_JREC_HDR + 5] ^ 0x10;
 	patch(seg, offs[1] + LOGDB_JREC_HDR + 5, &c, 1);
 	snprintf(want, sizeof(want), "offset %zu", offs[1]);
-	expect_open_corrupt(f, "journal-1/0000000000000000.jnl", want);
+	expect_open_corrupt(&f->cfg, "journal-1/0000000000000000.jnl", want);
 	/* ... or in its LSN: no longer a record of this use of the segment, yet more follow */
 	patch(seg, 0, p, size);
 	c = p[offs[1] + 9] ^ 0x01;
 	patch(seg, offs[1] + 9, &c, 1);
-	expect_open_corrupt(f, "shard 1", want);
+	expect_open_corrupt(&f->cfg, "shard 1", want);
 
 	/* the undamaged journal with its last record torn opens, without that save */
 	patch(seg, 0, p, size);
@@ -1413,7 +1384,7 @@ static void test_journal_recycles(void **state)
 	uint8_t c = p[offs[live] + LOGDB_JREC_HDR + 3] ^ 0x04;
 	patch(seg, offs[live] + LOGDB_JREC_HDR + 3, &c, 1);
 	snprintf(want, sizeof(want), "offset %zu", offs[live]);
-	expect_open_corrupt(f, seg + strlen(f->dir) + 1, want);
+	expect_open_corrupt(&f->cfg, seg + strlen(f->dir) + 1, want);
 	patch(seg, 0, p, size);
 	free(p);
 	fx_open(f);

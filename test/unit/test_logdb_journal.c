@@ -29,6 +29,7 @@
 
 #include "logdb/logdb.h"
 #include "logdb/logdb_codec.h"
+#include "logdb_test_util.h"
 
 #define SEG     (64u << 10)
 #define ENTRIES 600 /* of 200 bytes, one save each: about 6 segments */
@@ -108,19 +109,6 @@ static void expect_log(struct fx *f, uint64_t last)
 	logdb_close(db);
 }
 
-/* The open fails with LOGDB_ERR_CORRUPT and a message holding a and b. */
-static void expect_corrupt(struct fx *f, const char *a, const char *b)
-{
-	struct logdb *db;
-	char err[512] = "";
-	int rc = logdb_open(&f->cfg, &db, err, sizeof(err));
-	if (rc == LOGDB_OK)
-		logdb_close(db);
-	if (rc != LOGDB_ERR_CORRUPT || strstr(err, a) == NULL || strstr(err, b) == NULL)
-		fail_msg("expected LOGDB_ERR_CORRUPT naming \"%s\" and \"%s\", got %s: %s", a, b,
-		         logdb_strerror(rc), err);
-}
-
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
@@ -147,23 +135,7 @@ static int teardown(void **state)
 /* The segment files (start LSNs, ascending); their count. */
 static int segments(struct fx *f, uint64_t *starts, int max)
 {
-	struct dirent *d;
-	int n = 0;
-	DIR *dp = opendir(f->jdir);
-	assert_non_null(dp);
-	while ((d = readdir(dp)) != NULL)
-		if (strlen(d->d_name) == 20 && strcmp(d->d_name + 16, ".jnl") == 0) {
-			assert_true(n < max);
-			starts[n++] = strtoull(d->d_name, NULL, 16);
-		}
-	closedir(dp);
-	for (int i = 1; i < n; i++)
-		for (int k = i; k > 0 && starts[k - 1] > starts[k]; k--) {
-			uint64_t t = starts[k];
-			starts[k] = starts[k - 1];
-			starts[k - 1] = t;
-		}
-	return n;
+	return journal_segments(f->jdir, starts, max);
 }
 
 static void seg_path(struct fx *f, char *buf, size_t len, uint64_t start)
@@ -269,7 +241,7 @@ static void test_checkpoint_changed(void **state)
 		char *p = strdup(orig);
 		p[d - orig + i] = p[d - orig + i] == '9' ? '1' : (char)(p[d - orig + i] + 1);
 		write_ckpt_line(f, p);
-		expect_corrupt(f, "journal-0/CHECKPOINT is damaged", "checksum");
+		expect_open_corrupt(&f->cfg, "journal-0/CHECKPOINT is damaged", "checksum");
 		free(p);
 	}
 	/* a well-formed checkpoint at a record boundary of the segment, not its end */
@@ -282,13 +254,13 @@ static void test_checkpoint_changed(void **state)
 	free(p);
 	ckpt_v2(line, sizeof(line), seg + offs[n - 1] - 8, seg, 0); /* inside a record */
 	write_ckpt_line(f, line);
-	expect_corrupt(f, "CHECKPOINT", "a record of the segment spans it");
+	expect_open_corrupt(&f->cfg, "CHECKPOINT", "a record of the segment spans it");
 	ckpt_v2(line, sizeof(line), lsn + 4096, seg, 0); /* past the end */
 	write_ckpt_line(f, line);
-	expect_corrupt(f, "CHECKPOINT", "records stop before it");
+	expect_open_corrupt(&f->cfg, "CHECKPOINT", "records stop before it");
 	ckpt_v2(line, sizeof(line), lsn, seg, 1); /* claims a record at the end */
 	write_ckpt_line(f, line);
-	expect_corrupt(f, "CHECKPOINT", "written before it, is missing");
+	expect_open_corrupt(&f->cfg, "CHECKPOINT", "written before it, is missing");
 	write_ckpt_line(f, orig);
 	free(orig);
 	expect_log(f, ENTRIES);
@@ -321,23 +293,23 @@ static void test_newest_segment_lost(void **state)
 	snprintf(want, sizeof(want), "%016" PRIx64 ".jnl", seg);
 
 	assert_int_equal(unlink(sp), 0);
-	expect_corrupt(f, "names the segment it is in, which is missing", want);
+	expect_open_corrupt(&f->cfg, "names the segment it is in, which is missing", want);
 
 	write_file(sp, 0, "", 0); /* empty */
-	expect_corrupt(f, want, "the segment's records stop before it");
+	expect_open_corrupt(&f->cfg, want, "the segment's records stop before it");
 
 	/* renamed to a later name: missing, and the renamed file stays */
 	seg_path(f, moved, sizeof(moved), lsn + SEG);
 	write_file(moved, 0, p, size);
 	assert_int_equal(unlink(sp), 0);
-	expect_corrupt(f, "which is missing", want);
+	expect_open_corrupt(&f->cfg, "which is missing", want);
 	assert_int_equal(access(moved, F_OK), 0);
 
 	/* ... also when CHECKPOINT has no segment name (version 1): the rename is a gap */
 	char line[128];
 	snprintf(line, sizeof(line), "dragonraft-journal 1 lsn=%" PRIu64 "\n", seg);
 	write_ckpt_line(f, line);
-	expect_corrupt(f, "later segment", "exists");
+	expect_open_corrupt(&f->cfg, "later segment", "exists");
 	assert_int_equal(access(moved, F_OK), 0);
 	int n = segments(f, starts, 16);
 	assert_int_equal(starts[n - 1], lsn + SEG);
@@ -373,7 +345,7 @@ static void test_damage_before_later_segment(void **state)
 	uint8_t c = p[offs[n - 1] + LOGDB_JREC_HDR + 7] ^ 0x20;
 	write_file(sp, offs[n - 1] + LOGDB_JREC_HDR + 7, &c, 1);
 	snprintf(want, sizeof(want), "offset %zu", offs[n - 1]);
-	expect_corrupt(f, want, "later segment");
+	expect_open_corrupt(&f->cfg, want, "later segment");
 	assert_int_equal(access(next, F_OK), 0);
 	free(p);
 }
@@ -400,7 +372,8 @@ static void test_moved_record(void **state)
 	write_file(sp, at, hdr, sizeof(hdr));
 	write_file(sp, at + LOGDB_JREC_HDR, p + LOGDB_JREC_HDR, len);
 	snprintf(want, sizeof(want), "offset %zu", at);
-	expect_corrupt(f, "its LSN is not its position and not below the checkpoint", want);
+	expect_open_corrupt(&f->cfg, "its LSN is not its position and not below the checkpoint",
+	                    want);
 	/* the same record with an LSN below the checkpoint is of an earlier use: the end */
 	logdb_jrec_header(hdr, seg - SEG, p + LOGDB_JREC_HDR, len);
 	write_file(sp, at, hdr, sizeof(hdr));
@@ -418,11 +391,12 @@ static void test_journal_gone_or_stale(void **state)
 	save(f, ENTRIES + 1, ENTRIES + 300);
 	snprintf(cmd, sizeof(cmd), "mv %s %s.new", f->jdir, f->jdir);
 	assert_int_equal(system(cmd), 0);
-	expect_corrupt(f, "journal of LogDB shard 0 is missing, damaged or older than the shard",
-	               "ends at 0");
+	expect_open_corrupt(&f->cfg,
+	                    "journal of LogDB shard 0 is missing, damaged or older than the shard",
+	                    "ends at 0");
 	snprintf(cmd, sizeof(cmd), "rm -rf %s && mv %s.old %s", f->jdir, f->jdir, f->jdir);
 	assert_int_equal(system(cmd), 0);
-	expect_corrupt(f, "older than the shard", "checkpointed at LSN");
+	expect_open_corrupt(&f->cfg, "older than the shard", "checkpointed at LSN");
 	snprintf(cmd, sizeof(cmd), "rm -rf %s && mv %s.new %s", f->jdir, f->jdir, f->jdir);
 	assert_int_equal(system(cmd), 0);
 	expect_log(f, ENTRIES + 300);
@@ -435,7 +409,7 @@ static void test_checkpoint_missing(void **state)
 	char path[400];
 	snprintf(path, sizeof(path), "%s/CHECKPOINT", f->jdir);
 	assert_int_equal(unlink(path), 0);
-	expect_corrupt(f, "CHECKPOINT is missing or behind the oldest segment", ".jnl");
+	expect_open_corrupt(&f->cfg, "CHECKPOINT is missing or behind the oldest segment", ".jnl");
 	struct logdb *db;
 	char err[512];
 	assert_int_equal(logdb_open(&f->cfg, &db, err, sizeof(err)), LOGDB_ERR_CORRUPT);
