@@ -42,6 +42,27 @@ is($st, '55000', "node 3 refuses local writes to its refused t");
 like($err, qr/HINT:  Drop the table on this node \(or rename it and its indexes\), then run dragonraft.resend_table/,
 	'and its hint names resend_table');
 
+# Run $sql on node 1 in an open transaction, then the command $command
+# through node 2 (it lands before the transaction's entry in the log); once
+# node 1's apply waits for the session's lock on $table, COMMIT.  Returns
+# the session's stderr.
+sub race_command
+{
+	my ($sql, $table, $command) = @_;
+	my ($in, $out, $err) = ("BEGIN;\n$sql;\nSELECT 'read';\n", '', '');
+	my $h = IPC::Run::start([ 'psql', '-XAtq', '-v', 'VERBOSITY=verbose', '-d', $N1->connstr('postgres') ],
+		'<', \$in, '>', \$out, '2>', \$err);
+	$h->pump until $out =~ /read/;
+	$c->node(2)->safe_psql('postgres', "SELECT dragonraft.execute(1, '$command')");
+	ok($c->wait_until("node 1's apply to wait for the session's lock on $table", sub {
+		$N1->safe_psql('postgres', q{SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+			WHERE NOT l.granted AND a.backend_type = 'dragonraft apply'}) ne '0' }),
+		"node 1's apply waits for the session's lock on $table");
+	$in .= "COMMIT;\n";
+	$h->finish;
+	return $err;
+}
+
 # The errors first.
 $N1->safe_psql('postgres', 'CREATE TABLE plain (id int PRIMARY KEY)');
 ($st, $err) = $c->sql_error(1, q{SELECT dragonraft.resend_table('plain')});
@@ -58,19 +79,9 @@ my $index1 = $N1->safe_psql('postgres', q{SELECT table_id FROM dragonraft.replic
 # first in the log, so the rows and definition the resend read are older
 # than t's at its place in the log.  Its session fails with 40001 and every
 # member skips it (node 3 would otherwise make t without the new column).
-my ($in, $out, $err) = ("BEGIN;\nSELECT dragonraft.resend_table('t');\nSELECT 'resend read';\n", '', '');
-my $h = IPC::Run::start([ 'psql', '-XAtq', '-v', 'VERBOSITY=verbose', '-d', $N1->connstr('postgres') ],
-	'<', \$in, '>', \$out, '2>', \$err);
-$h->pump until $out =~ /resend read/;
 $offset = -s $N3->logfile;
-$c->node(2)->safe_psql('postgres',
-	q{SELECT dragonraft.execute(1, 'ALTER TABLE IF EXISTS t ADD COLUMN z int NOT NULL DEFAULT 7')});
-ok($c->wait_until("node 1's apply to wait for the session's lock on t", sub {
-	$N1->safe_psql('postgres', q{SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-		WHERE NOT l.granted AND a.backend_type = 'dragonraft apply'}) ne '0' }),
-	"node 1's apply waits for the resend's lock");
-$in .= "COMMIT;\n";
-$h->finish;
+my $err = race_command(q{SELECT dragonraft.resend_table('t')}, 't',
+	'ALTER TABLE IF EXISTS t ADD COLUMN z int NOT NULL DEFAULT 7');
 like($err, qr/ERROR:  40001:/, 'the resend racing the command fails with 40001');
 ok($c->caught_up(1), 'the members applied the command and the resend');
 like(slurp_file($N3->logfile, $offset), qr/dragonraft skipped entry \d+ of group 1: the command at entry \d+ changed its table after it was read/,
@@ -106,19 +117,9 @@ is($c->contents($_, 't', 'id'), $c->contents(1, 't', 'id'), "node $_ has the sam
 # the retry replicates u with the command's column on every member.
 $N1->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'CREATE TABLE public.u (id int PRIMARY KEY)')});
 ok($c->caught_up(1), 'every member has u');
-($in, $out, $err) = ("BEGIN;\nSELECT dragonraft.replicate_table('u', 1);\nSELECT 'registration read';\n", '', '');
-$h = IPC::Run::start([ 'psql', '-XAtq', '-v', 'VERBOSITY=verbose', '-d', $N1->connstr('postgres') ],
-	'<', \$in, '>', \$out, '2>', \$err);
-$h->pump until $out =~ /registration read/;
 $offset = -s $N3->logfile;
-$c->node(2)->safe_psql('postgres',
-	q{SELECT dragonraft.execute(1, 'ALTER TABLE public.u ADD COLUMN z int NOT NULL DEFAULT 7')});
-ok($c->wait_until("node 1's apply to wait for the session's lock on u", sub {
-	$N1->safe_psql('postgres', q{SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-		WHERE NOT l.granted AND a.backend_type = 'dragonraft apply'}) ne '0' }),
-	"node 1's apply waits for replicate_table's lock");
-$in .= "COMMIT;\n";
-$h->finish;
+$err = race_command(q{SELECT dragonraft.replicate_table('u', 1)}, 'u',
+	'ALTER TABLE public.u ADD COLUMN z int NOT NULL DEFAULT 7');
 like($err, qr/ERROR:  40001: could not serialize access: a command run through dragonraft.execute in group 1 came between replicate_table and its entry/,
 	'the replicate_table racing the command fails with 40001');
 ok($c->caught_up(1), 'the members applied the command and the registration');
