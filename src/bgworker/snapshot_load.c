@@ -8,8 +8,9 @@
  * group here that is alike), replaced (one of the group that differs, or
  * that references a replaced one), or adopted (an existing table that is not
  * the group's must be empty and alike).  Replaced tables, and tables of the
- * group here that the snapshot lacks (dropped by a command whose entry was
- * compacted), are dropped in one statement (a foreign key from a table
+ * group here that the snapshot lacks or has under another name (dropped or
+ * renamed by a command whose entry was compacted), are dropped in one
+ * statement (a foreign key from a table
  * outside the group into one that is dropped or truncated, or a view on one
  * that is dropped, is an error naming it); a relation here that has the
  * name of one that a table to be made makes is an error naming it.  The
@@ -753,7 +754,9 @@ static void check_views(uint64 group_id, List *gone)
 /*
  * Tables of the group here that the snapshot lacks (dropped by a command whose
  * entry was compacted): their relids (if they still exist) join gone, their
- * ids stale.
+ * ids stale.  So does a table of the group here that the snapshot has under
+ * another name (renamed, or moved to another schema, by such a command): the
+ * snapshot's is made, under the same id.
  */
 static void others(uint64 group_id, const Contents *c, List **gone, List **stale)
 {
@@ -768,21 +771,25 @@ static void others(uint64 group_id, const Contents *c, List **gone, List **stale
 		     (unsigned long long)group_id);
 	tt = SPI_tuptable;
 	for (uint64 i = 0; i < SPI_processed; i++) {
-		bool isnull, keep = false;
+		bool isnull;
 		int64 tid = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
 		Datum d = SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull);
 		Oid relid = isnull ? InvalidOid : DatumGetObjectId(d);
+		const LoadTable *t = NULL;
 
-		for (uint32 k = 0; k < c->n && !keep; k++)
-			keep = c->t[k].table_id == (uint64)tid;
-		if (keep)
+		for (uint32 k = 0; k < c->n && t == NULL; k++)
+			if (c->t[k].table_id == (uint64)tid)
+				t = &c->t[k];
+		if (t != NULL && t->relid == relid)
 			continue;
-		*stale = lappend(*stale, makeInteger(tid));
+		if (t == NULL)
+			*stale = lappend(*stale, makeInteger(tid));
 		if (OidIsValid(relid) && get_rel_name(relid) != NULL) {
 			ereport(LOG,
-			        (errmsg("dragonraft drops table %s: the snapshot of group %llu "
-			                "does not have it",
-			                relname(relid), (unsigned long long)group_id)));
+			        (errmsg("dragonraft drops table %s: the snapshot of group %llu %s",
+			                relname(relid), (unsigned long long)group_id,
+			                t == NULL ? "does not have it"
+			                          : psprintf("has it as %s", t->qname))));
 			*gone = list_append_unique_oid(*gone, relid);
 		}
 	}
@@ -986,17 +993,21 @@ static void load_catalog(uint64 group_id, const char *table, uint64 at, uint64 l
 	CommandCounterIncrement();
 }
 
-/* The commands of the n entries indexes get via. */
-static void history_via(uint64 group_id, const char *via, Datum *indexes, int n)
+/* The commands of the n entries indexes get via and error (each unless NULL). */
+static void history_mark(uint64 group_id, const char *via, const char *error, Datum *indexes, int n)
 {
-	Oid types[3] = {INT8OID, TEXTOID, INT8ARRAYOID};
-	Datum values[3] = {Int64GetDatum((int64)group_id), CStringGetTextDatum(via),
+	Oid types[4] = {INT8OID, TEXTOID, INT8ARRAYOID, TEXTOID};
+	Datum values[4] = {Int64GetDatum((int64)group_id),
+	                   via != NULL ? CStringGetTextDatum(via) : (Datum)0,
 	                   PointerGetDatum(construct_array(indexes, n, INT8OID, 8, FLOAT8PASSBYVAL,
-	                                                   TYPALIGN_DOUBLE))};
+	                                                   TYPALIGN_DOUBLE)),
+	                   error != NULL ? CStringGetTextDatum(error) : (Datum)0};
+	char nulls[4] = {' ', via != NULL ? ' ' : 'n', ' ', error != NULL ? ' ' : 'n'};
 
-	if (SPI_execute_with_args("UPDATE dragonraft.ddl_history SET via = $2 "
+	if (SPI_execute_with_args("UPDATE dragonraft.ddl_history "
+	                          "SET via = coalesce($2, via), error = coalesce($4, error) "
 	                          "WHERE group_id = $1 AND index = ANY ($3)",
-	                          3, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+	                          4, types, values, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "dragonraft could not update dragonraft.ddl_history");
 }
 
@@ -1089,10 +1100,9 @@ static void history_loaded(uint64 group_id, const LocalHistory *local)
  * Whether the load runs a statement of a command again: not if it changes
  * relations (tables, their columns, constraints, indexes, triggers,
  * policies, rules, privileges and comments; sequences, views), which the
- * snapshot's tables come with, or rows (a SELECT from them too), which its
- * rows do.  Everything else runs (a DROP, RENAME, SET SCHEMA or ALTER of a
- * type, function, schema ...; a SET or a SELECT set_config(...), which the
- * command's later statements see), whatever it names.
+ * snapshot's tables come with.  Everything else runs (a DROP, RENAME, SET
+ * SCHEMA or ALTER of a type, function, schema ...; a SET, which the command's
+ * later statements see), whatever it names.
  */
 static bool replayed(Node *stmt)
 {
@@ -1112,27 +1122,13 @@ static bool replayed(Node *stmt)
 	case T_RuleStmt:
 	case T_CreateStatsStmt:
 	case T_AlterStatsStmt:
-	case T_RefreshMatViewStmt:
 	case T_AlterTableMoveAllStmt:
-	case T_TruncateStmt:
-	case T_CopyStmt:
-	case T_InsertStmt:
-	case T_UpdateStmt:
-	case T_DeleteStmt:
-	case T_MergeStmt:
 	case T_LockStmt:
 	case T_ClusterStmt:
 	case T_VacuumStmt:
 	case T_ReindexStmt:
-	case T_ExplainStmt:
-	case T_TransactionStmt:
+	case T_SelectStmt: /* a constant one: execute() takes no other (nor DML, DO, CALL) */
 		return false;
-	case T_SelectStmt: { /* one without FROM runs: SELECT set_config(...), f() */
-		SelectStmt *sel = (SelectStmt *)stmt;
-
-		return sel->fromClause == NIL && sel->intoClause == NULL &&
-		       sel->valuesLists == NIL && sel->op == SETOP_NONE;
-	}
 	case T_AlterTableStmt: /* ALTER TYPE ... ADD / DROP / ALTER ATTRIBUTE runs */
 		return ((AlterTableStmt *)stmt)->objtype == OBJECT_TYPE;
 	case T_RenameStmt:
@@ -1267,7 +1263,9 @@ static void replay_context(void *arg)
  * final definition, which an earlier definition of the objects it uses may
  * not fit (a type dropped after a column stopped using it, then made
  * again): once a statement fails, the tables kept are replaced instead and
- * the statement is tried again.  Whether anything ran (the caller then
+ * the statement is tried again.  No view is made (the tables are made after
+ * this, from their final definitions): the error of a command that makes one
+ * says so (dragonraft.ddl_failures lists it).  Whether anything ran (the caller then
  * decides again what each table becomes: a CASCADE may have changed or
  * dropped one).
  */
@@ -1277,8 +1275,8 @@ static bool replay(uint64 group_id, uint64 after, Contents *c, List **stale)
 	Datum values[2] = {Int64GetDatum((int64)group_id), Int64GetDatum((int64)after)};
 	uint64 n;
 	char **commands, **roles;
-	Datum *indexes, *ran;
-	int n_ran = 0;
+	Datum *indexes, *ran, *views;
+	int n_ran = 0, n_views = 0;
 	bool replaced = false;
 	ReplayContext o = {.group_id = group_id};
 	ErrorContextCallback cb = {.callback = replay_context, .arg = &o};
@@ -1295,6 +1293,7 @@ static bool replay(uint64 group_id, uint64 after, Contents *c, List **stale)
 	roles = palloc(sizeof(char *) * Max(n, 1));
 	indexes = palloc(sizeof(Datum) * Max(n, 1));
 	ran = palloc(sizeof(Datum) * Max(n, 1));
+	views = palloc(sizeof(Datum) * Max(n, 1));
 	for (uint64 i = 0; i < n; i++) {
 		bool isnull;
 
@@ -1309,7 +1308,7 @@ static bool replay(uint64 group_id, uint64 after, Contents *c, List **stale)
 		Oid roleid = roles[i][0] != '\0' ? get_role_oid(roles[i], true) : GetUserId(),
 		    save_user;
 		int save_sec, nestlevel;
-		bool any = false;
+		bool any = false, view = false;
 		ListCell *lc;
 
 		o.index = (uint64)DatumGetInt64(indexes[i]);
@@ -1333,8 +1332,13 @@ static bool replay(uint64 group_id, uint64 after, Contents *c, List **stale)
 			RawStmt *raw = lfirst_node(RawStmt, lc);
 			ErrorData *ed;
 
-			if (!replayed(raw->stmt))
+			if (!replayed(raw->stmt)) {
+				view |= IsA(raw->stmt, ViewStmt) ||
+				        (IsA(raw->stmt, CreateTableAsStmt) &&
+				         ((CreateTableAsStmt *)raw->stmt)->objtype ==
+				                 OBJECT_MATVIEW);
 				continue;
+			}
 			o.sql = statement_sql(commands[i], raw);
 			ed = try_run(o.sql);
 			if (ed != NULL && !replaced) {
@@ -1365,10 +1369,17 @@ static bool replay(uint64 group_id, uint64 after, Contents *c, List **stale)
 		SetUserIdAndSecContext(save_user, save_sec);
 		if (any)
 			ran[n_ran++] = indexes[i];
+		if (view)
+			views[n_views++] = indexes[i];
 	}
 	error_context_stack = cb.previous;
 	if (n_ran > 0)
-		history_via(group_id, "replayed", ran, n_ran);
+		history_mark(group_id, "replayed", NULL, ran, n_ran);
+	if (n_views > 0)
+		history_mark(group_id, NULL,
+		             "not all run here: a snapshot's load makes no view, and this command "
+		             "makes one",
+		             views, n_views);
 	CommandCounterIncrement();
 	return n_ran > 0;
 }
