@@ -1278,6 +1278,7 @@ static bool replay(uint64 group_id, uint64 after, Contents *c, List **stale)
 	Datum *indexes, *ran, *views;
 	int n_ran = 0, n_views = 0;
 	bool replaced = false;
+	char *search_path = pstrdup(GetConfigOption("search_path", false, false));
 	ReplayContext o = {.group_id = group_id};
 	ErrorContextCallback cb = {.callback = replay_context, .arg = &o};
 
@@ -1342,8 +1343,18 @@ static bool replay(uint64 group_id, uint64 after, Contents *c, List **stale)
 			o.sql = statement_sql(commands[i], raw);
 			ed = try_run(o.sql);
 			if (ed != NULL && !replaced) {
+				int level = NewGUCNestLevel();
+
+				/* as the load, not as the command's role, with its search_path */
 				replaced = true;
+				SetUserIdAndSecContext(save_user, save_sec);
+				(void)set_config_option("search_path", search_path, PGC_SUSET,
+				                        PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+				                        false);
 				clear_tables(group_id, c, stale, true);
+				AtEOXact_GUC(false, level);
+				SetUserIdAndSecContext(roleid,
+				                       save_sec | SECURITY_LOCAL_USERID_CHANGE);
 				ed = try_run(o.sql);
 			}
 			if (ed != NULL)
