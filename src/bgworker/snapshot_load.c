@@ -8,14 +8,17 @@
  * group here that is alike), replaced (one of the group that differs, or
  * that references a replaced one), or adopted (an existing table that is not
  * the group's must be empty and alike).  Replaced tables, and tables of the
- * group here that the snapshot lacks (dropped by a command whose entry was
- * compacted), are dropped in one statement (a foreign key from a table
+ * group here that the snapshot lacks or has under another name (dropped or
+ * renamed by a command whose entry was compacted), are dropped in one
+ * statement (a foreign key from a table
  * outside the group into one that is dropped or truncated, or a view on one
  * that is dropped, is an error naming it); a relation here that has the
  * name of one that a table to be made makes is an error naming it.  The
- * group's history is loaded (its commands came with the snapshot: none ran
- * here), and the objects other than tables that its commands made are made
- * again from it.  Then per table: made if needed, or truncated right
+ * group's history is loaded, and what its commands that this node lacks
+ * (those above its own history: all on a bare node) did besides changing the
+ * group's tables and rows runs here again, verbatim and in log order (a
+ * failure is an error naming the command); the tables' fates are decided
+ * again after it.  Then per table: made if needed, or truncated right
  * before its rows with the kept tables foreign keys link it to (TRUNCATE
  * allows nothing else), filled with its rows (snapshot_rows.c: inserted
  * frozen, no trigger fired, a kept table's indexes rebuilt after them;
@@ -31,10 +34,14 @@
 
 #include <sys/stat.h>
 
+#include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/catalog.h"
 #include "catalog/index.h"
+#include "catalog/indexing.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_enum.h"
 #include "catalog/pg_type.h"
 #include "commands/copy.h"
 #include "executor/spi.h"
@@ -49,6 +56,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -746,7 +754,9 @@ static void check_views(uint64 group_id, List *gone)
 /*
  * Tables of the group here that the snapshot lacks (dropped by a command whose
  * entry was compacted): their relids (if they still exist) join gone, their
- * ids stale.
+ * ids stale.  So does a table of the group here that the snapshot has under
+ * another name (renamed, or moved to another schema, by such a command): the
+ * snapshot's is made, under the same id.
  */
 static void others(uint64 group_id, const Contents *c, List **gone, List **stale)
 {
@@ -761,21 +771,25 @@ static void others(uint64 group_id, const Contents *c, List **gone, List **stale
 		     (unsigned long long)group_id);
 	tt = SPI_tuptable;
 	for (uint64 i = 0; i < SPI_processed; i++) {
-		bool isnull, keep = false;
+		bool isnull;
 		int64 tid = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
 		Datum d = SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull);
 		Oid relid = isnull ? InvalidOid : DatumGetObjectId(d);
+		const LoadTable *t = NULL;
 
-		for (uint32 k = 0; k < c->n && !keep; k++)
-			keep = c->t[k].table_id == (uint64)tid;
-		if (keep)
+		for (uint32 k = 0; k < c->n && t == NULL; k++)
+			if (c->t[k].table_id == (uint64)tid)
+				t = &c->t[k];
+		if (t != NULL && t->relid == relid)
 			continue;
-		*stale = lappend(*stale, makeInteger(tid));
+		if (t == NULL)
+			*stale = lappend(*stale, makeInteger(tid));
 		if (OidIsValid(relid) && get_rel_name(relid) != NULL) {
 			ereport(LOG,
-			        (errmsg("dragonraft drops table %s: the snapshot of group %llu "
-			                "does not have it",
-			                relname(relid), (unsigned long long)group_id)));
+			        (errmsg("dragonraft drops table %s: the snapshot of group %llu %s",
+			                relname(relid), (unsigned long long)group_id,
+			                t == NULL ? "does not have it"
+			                          : psprintf("has it as %s", t->qname))));
 			*gone = list_append_unique_oid(*gone, relid);
 		}
 	}
@@ -788,15 +802,18 @@ static void others(uint64 group_id, const Contents *c, List **gone, List **stale
  * them (made again).  A foreign key from a table outside the group into one
  * that is dropped or truncated is an error.
  */
-static void clear_tables(uint64 group_id, Contents *c, List **stale)
+static void clear_tables(uint64 group_id, Contents *c, List **stale, bool replace_kept)
 {
 	List *gone = NIL, *mine, *kept = NIL;
 	bool more = true;
 	StringInfoData sql;
 	ListCell *lc;
 
-	for (uint32 i = 0; i < c->n; i++)
+	for (uint32 i = 0; i < c->n; i++) {
 		examine(group_id, &c->t[i]);
+		if (replace_kept && c->t[i].fate == FATE_KEEP)
+			c->t[i].fate = FATE_REPLACE;
+	}
 	others(group_id, c, &gone, stale);
 	for (uint32 i = 0; i < c->n; i++)
 		if (c->t[i].fate == FATE_REPLACE)
@@ -976,73 +993,228 @@ static void load_catalog(uint64 group_id, const char *table, uint64 at, uint64 l
 	CommandCounterIncrement();
 }
 
-/*
- * The group's history, as loaded: how its commands reached this node.  The
- * snapshot's rows say how they reached the member that exported it: here
- * every one came with the snapshot (via) and none ran, and one that was
- * skipped there after it failed there (error) is missing here because of
- * that.  Then the commands of the n entries indexes (NULL: all) get via.
- */
-static void history_via(uint64 group_id, const char *via, Datum *indexes, int n)
+/* The commands of the n entries indexes get via and error (each unless NULL). */
+static void history_mark(uint64 group_id, const char *via, const char *error, Datum *indexes, int n)
 {
-	Oid types[3] = {INT8OID, TEXTOID, INT8ARRAYOID};
-	Datum values[3] = {Int64GetDatum((int64)group_id), CStringGetTextDatum(via),
+	Oid types[4] = {INT8OID, TEXTOID, INT8ARRAYOID, TEXTOID};
+	Datum values[4] = {Int64GetDatum((int64)group_id),
+	                   via != NULL ? CStringGetTextDatum(via) : (Datum)0,
 	                   PointerGetDatum(construct_array(indexes, n, INT8OID, 8, FLOAT8PASSBYVAL,
-	                                                   TYPALIGN_DOUBLE))};
+	                                                   TYPALIGN_DOUBLE)),
+	                   error != NULL ? CStringGetTextDatum(error) : (Datum)0};
+	char nulls[4] = {' ', via != NULL ? ' ' : 'n', ' ', error != NULL ? ' ' : 'n'};
+
+	if (SPI_execute_with_args("UPDATE dragonraft.ddl_history "
+	                          "SET via = coalesce($2, via), error = coalesce($4, error) "
+	                          "WHERE group_id = $1 AND index = ANY ($3)",
+	                          4, types, values, nulls, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "dragonraft could not update dragonraft.ddl_history");
+}
+
+/* This node's history of the group before the load: its last index (0: none) and its rows'
+ * indexes, commands, vias and errors (arrays, in index order). */
+typedef struct LocalHistory {
+	uint64 last;
+	Datum indexes, commands, vias, errors;
+} LocalHistory;
+
+static void read_local_history(uint64 group_id, LocalHistory *local)
+{
+	Oid types[1] = {INT8OID};
+	Datum values[1] = {Int64GetDatum((int64)group_id)};
+	Datum *cols[4] = {&local->indexes, &local->commands, &local->vias, &local->errors};
+	bool isnull;
 
 	if (SPI_execute_with_args(
-	            psprintf("UPDATE dragonraft.ddl_history SET via = $2%s WHERE group_id = $1%s",
-	                     indexes != NULL ? ""
-	                                     : ", error = CASE WHEN via = 'log' AND error IS NOT "
-	                                       "NULL THEN 'not run here: it was skipped on the "
-	                                       "member that exported the snapshot loaded here, "
-	                                       "where it failed: ' || error ELSE error END",
-	                     indexes != NULL ? " AND index = ANY ($3)" : ""),
-	            3, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+	            "SELECT coalesce(max(index), 0), array_agg(index ORDER BY index), "
+	            "array_agg(command ORDER BY index), array_agg(via ORDER BY index), "
+	            "array_agg(error ORDER BY index) FROM dragonraft.ddl_history "
+	            "WHERE group_id = $1",
+	            1, types, values, NULL, false, 1) != SPI_OK_SELECT ||
+	    SPI_processed != 1)
+		elog(ERROR, "dragonraft could not read dragonraft.ddl_history");
+	local->last = (uint64)DatumGetInt64(
+	        SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	for (int i = 0; i < 4; i++) {
+		Datum d =
+		        SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 2, &isnull);
+
+		*cols[i] = isnull ? (Datum)0 : datumCopy(d, false, -1);
+	}
+}
+
+/*
+ * The group's history, as loaded: how its commands reached this node.  The
+ * snapshot's rows say how they reached the member that exported it.  Those
+ * this node had already (local) keep what its own rows said; here every
+ * later one came with the snapshot (via), and one that was skipped there
+ * after it failed there (error) is missing here because of that.  A history
+ * here that is not the start of the snapshot's is an error: what this node
+ * made of it is not the group's.
+ */
+static void history_loaded(uint64 group_id, const LocalHistory *local)
+{
+	Oid types[5] = {INT8OID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+	Datum values[5] = {Int64GetDatum((int64)group_id), local->indexes, local->commands,
+	                   local->vias, local->errors};
+
+	if (local->last > 0) {
+		if (SPI_execute_with_args("SELECT l.index FROM unnest($2, $3) l (index, command) "
+		                          "LEFT JOIN dragonraft.ddl_history h "
+		                          "ON h.group_id = $1 AND h.index = l.index "
+		                          "WHERE h.command IS DISTINCT FROM l.command "
+		                          "ORDER BY 1 LIMIT 1",
+		                          3, types, values, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "dragonraft could not read dragonraft.ddl_history");
+		if (SPI_processed > 0)
+			ereport(ERROR,
+			        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			         errmsg("the history of group %llu here differs from the "
+			                "one in its snapshot at entry %s",
+			                (unsigned long long)group_id,
+			                SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+			                             1)),
+			         errdetail("This node's schema is not what the group's "
+			                   "commands made.  Nothing of the snapshot was loaded."),
+			         errhint("See dragonraft.ddl_history on this node and on "
+			                 "the leader.")));
+		if (SPI_execute_with_args("UPDATE dragonraft.ddl_history h "
+		                          "SET via = l.via, error = l.error "
+		                          "FROM unnest($2, $4, $5) l (index, via, error) "
+		                          "WHERE h.group_id = $1 AND h.index = l.index",
+		                          5, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "dragonraft could not update dragonraft.ddl_history");
+	}
+	values[1] = Int64GetDatum((int64)local->last);
+	types[1] = INT8OID;
+	if (SPI_execute_with_args(
+	            "UPDATE dragonraft.ddl_history SET via = 'snapshot', "
+	            "error = CASE WHEN via = 'log' AND error IS NOT NULL THEN 'not run here: it "
+	            "was skipped on the member that exported the snapshot loaded here, where it "
+	            "failed: ' || error ELSE error END WHERE group_id = $1 AND index > $2",
+	            2, types, values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "dragonraft could not update dragonraft.ddl_history");
 }
 
 /*
- * Statements of the group's commands that make or change objects other than
- * tables, which its tables may need (a schema, a type or domain of a column,
- * a function of a default, check, index or trigger, a collation, an
- * extension, their owners and privileges).
+ * Whether the load runs a statement of a command again: not if it changes
+ * relations (tables, their columns, constraints, indexes, triggers,
+ * policies, rules, privileges and comments; sequences, views), which the
+ * snapshot's tables come with.  Everything else runs (a DROP, RENAME, SET
+ * SCHEMA or ALTER of a type, function, schema ...; a SET, which the command's
+ * later statements see), whatever it names.
  */
-static bool makes_object(Node *stmt)
+static bool replayed(Node *stmt)
 {
-	switch (nodeTag(stmt)) {
-	case T_CreateSchemaStmt:
-	case T_CreateEnumStmt:
-	case T_AlterEnumStmt:
-	case T_CompositeTypeStmt:
-	case T_CreateRangeStmt:
-	case T_CreateDomainStmt:
-	case T_AlterDomainStmt:
-	case T_DefineStmt: /* base types, collations, aggregates, operators, ... */
-	case T_CreateFunctionStmt:
-	case T_AlterFunctionStmt:
-	case T_CreateExtensionStmt:
-	case T_CreateCastStmt:
-	case T_CreateConversionStmt:
-	case T_AlterOwnerStmt: /* of an object that is not a table */
-		return true;
-	case T_GrantStmt: {
-		GrantStmt *g = (GrantStmt *)stmt;
+	ObjectType kind;
 
-		return g->targtype == ACL_TARGET_OBJECT && g->objtype != OBJECT_TABLE &&
-		       g->objtype != OBJECT_SEQUENCE;
-	}
-	default:
+	switch (nodeTag(stmt)) {
+	case T_CreateStmt:
+	case T_CreateForeignTableStmt:
+	case T_CreateTableAsStmt:
+	case T_ViewStmt:
+	case T_CreateSeqStmt:
+	case T_AlterSeqStmt:
+	case T_IndexStmt:
+	case T_CreateTrigStmt:
+	case T_CreatePolicyStmt:
+	case T_AlterPolicyStmt:
+	case T_RuleStmt:
+	case T_CreateStatsStmt:
+	case T_AlterStatsStmt:
+	case T_AlterTableMoveAllStmt:
+	case T_LockStmt:
+	case T_ClusterStmt:
+	case T_VacuumStmt:
+	case T_ReindexStmt:
+	case T_SelectStmt: /* a constant one: execute() takes no other (nor DML, DO, CALL) */
 		return false;
+	case T_AlterTableStmt: /* ALTER TYPE ... ADD / DROP / ALTER ATTRIBUTE runs */
+		return ((AlterTableStmt *)stmt)->objtype == OBJECT_TYPE;
+	case T_RenameStmt:
+		kind = ((RenameStmt *)stmt)->renameType;
+		break;
+	case T_DropStmt:
+		kind = ((DropStmt *)stmt)->removeType;
+		break;
+	case T_AlterObjectSchemaStmt:
+		kind = ((AlterObjectSchemaStmt *)stmt)->objectType;
+		break;
+	case T_CommentStmt:
+		kind = ((CommentStmt *)stmt)->objtype;
+		break;
+	case T_SecLabelStmt:
+		kind = ((SecLabelStmt *)stmt)->objtype;
+		break;
+	case T_GrantStmt:
+		kind = ((GrantStmt *)stmt)->objtype;
+		break;
+	default:
+		return true;
+	}
+	switch (kind) {
+	case OBJECT_TABLE:
+	case OBJECT_FOREIGN_TABLE:
+	case OBJECT_SEQUENCE:
+	case OBJECT_VIEW:
+	case OBJECT_MATVIEW:
+	case OBJECT_INDEX:
+	case OBJECT_COLUMN:
+	case OBJECT_TABCONSTRAINT:
+	case OBJECT_TRIGGER:
+	case OBJECT_POLICY:
+	case OBJECT_RULE:
+	case OBJECT_STATISTIC_EXT:
+		return false;
+	default:
+		return true;
 	}
 }
 
-/* Run sql in a subtransaction; false if it failed only because its object exists here. */
-static bool run_unless_there(const char *sql)
+/*
+ * PostgreSQL refuses to use an enum value that ALTER TYPE ... ADD VALUE
+ * added in the same transaction, and the snapshot's rows may use it.  All
+ * that could hold the value is this transaction's (the tables it loads are
+ * made or truncated by it; a rollback takes them with the value), so the
+ * value's row is made again under a new OID, as CREATE TYPE makes its
+ * values: usable at once.  (An odd OID: its order comes from its sort order.)
+ */
+static void enum_value_usable(AlterEnumStmt *ae)
+{
+	Oid typid = LookupTypeNameOid(NULL, makeTypeNameFromNameList(ae->typeName), false);
+	HeapTuple tup = SearchSysCacheCopy2(ENUMTYPOIDNAME, ObjectIdGetDatum(typid),
+	                                    CStringGetDatum(ae->newVal));
+	Datum values[Natts_pg_enum];
+	bool nulls[Natts_pg_enum] = {false};
+	Form_pg_enum en;
+	Relation rel;
+	Oid oid;
+
+	if (!HeapTupleIsValid(tup))
+		return;
+	en = (Form_pg_enum)GETSTRUCT(tup);
+	if (!EnumUncommitted(en->oid))
+		return;
+	rel = table_open(EnumRelationId, RowExclusiveLock);
+	CatalogTupleDelete(rel, &tup->t_self);
+	do
+		oid = GetNewOidWithIndex(rel, EnumOidIndexId, Anum_pg_enum_oid);
+	while (oid % 2 == 0);
+	values[Anum_pg_enum_oid - 1] = ObjectIdGetDatum(oid);
+	values[Anum_pg_enum_enumtypid - 1] = ObjectIdGetDatum(typid);
+	values[Anum_pg_enum_enumsortorder - 1] = Float4GetDatum(en->enumsortorder);
+	values[Anum_pg_enum_enumlabel - 1] = NameGetDatum(&en->enumlabel);
+	CatalogTupleInsert(rel, heap_form_tuple(RelationGetDescr(rel), values, nulls));
+	table_close(rel, RowExclusiveLock);
+	CommandCounterIncrement();
+}
+
+/* Run sql in a subtransaction: NULL, or its error. */
+static ErrorData *try_run(const char *sql)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
-	volatile bool ran = true;
+	ErrorData *volatile ed = NULL;
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
@@ -1053,207 +1225,103 @@ static bool run_unless_there(const char *sql)
 	}
 	PG_CATCH();
 	{
-		ErrorData *ed;
-
 		MemoryContextSwitchTo(cxt);
 		ed = CopyErrorData();
-		if (ed->sqlerrcode != ERRCODE_DUPLICATE_OBJECT &&
-		    ed->sqlerrcode != ERRCODE_DUPLICATE_SCHEMA &&
-		    ed->sqlerrcode != ERRCODE_DUPLICATE_FUNCTION)
-			PG_RE_THROW();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
-		ran = false;
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
 	CurrentResourceOwner = owner;
-	return ran;
+	return ed;
 }
 
-typedef struct ObjectContext {
+typedef struct ReplayContext {
 	uint64 group_id, index;
 	const char *role, *sql;
-} ObjectContext;
+} ReplayContext;
 
-static void object_context(void *arg)
+static void replay_context(void *arg)
 {
-	ObjectContext *o = arg;
+	ReplayContext *o = arg;
 
-	errcontext("making what the command of group %llu at entry %llu made, as role %s: %s",
+	errcontext("running again the command of group %llu at entry %llu, as role %s: %s",
 	           (unsigned long long)o->group_id, (unsigned long long)o->index, o->role, o->sql);
 }
 
-/* A statement of the group's history that make_objects runs again. */
-typedef struct Replay {
-	uint64 index;
-	const char *role, *command;
-	RawStmt *raw;
-	bool done; /* folded into the CREATE TYPE of its enum */
-	bool ran;  /* run here (or folded into a CREATE TYPE run here) */
-} Replay;
-
 /*
- * An enum value added by ALTER TYPE ... ADD VALUE cannot be used in the
- * transaction that adds it, and the load uses it: the CREATE TYPE of an enum
- * that does not exist here makes it with the values the later commands of
- * the history (spelling its name alike) add or rename, which are then done.
+ * Run again what the group's commands above this node's history (after) did
+ * besides changing its tables and rows: every other statement of each
+ * command, verbatim and in log order, as the role that ran it, with the
+ * settings its earlier statements made (check_function_bodies off: a body
+ * may use a table made later), DROP, RENAME and CASCADE included; a command
+ * skipped on the member the snapshot came from is skipped here.  So a bare
+ * node runs what the whole history did and a member that fell behind what
+ * it missed, with no guess about what exists here: a statement that fails
+ * fails the load, naming the command (an object of this node's own that
+ * takes a name the group uses, say).  A table of the group kept here has its
+ * final definition, which an earlier definition of the objects it uses may
+ * not fit (a type dropped after a column stopped using it, then made
+ * again): once a statement fails, the tables kept are replaced instead and
+ * the statement is tried again.  No view is made (the tables are made after
+ * this, from their final definitions): the error of a command that makes one
+ * says so (dragonraft.ddl_failures lists it).  Whether anything ran (the caller then
+ * decides again what each table becomes: a CASCADE may have changed or
+ * dropped one).
  */
-static void fold_enum(List *replays, int at)
+static bool replay(uint64 group_id, uint64 after, Contents *c, List **stale)
 {
-	Replay *create = list_nth(replays, at);
-	CreateEnumStmt *ce = (CreateEnumStmt *)create->raw->stmt;
-	char *name = NameListToString(ce->typeName);
-	List *vals = NIL, *folded = NIL;
-	StringInfoData sql;
-	ListCell *lc;
-
-	foreach (lc, ce->vals)
-		vals = lappend(vals, strVal(lfirst(lc)));
-	for_each_from(lc, replays, at + 1)
-	{
-		Replay *r = lfirst(lc);
-		AlterEnumStmt *ae = (AlterEnumStmt *)r->raw->stmt;
-		ListCell *v;
-		int pos = -1, i = 0;
-
-		if (IsA(r->raw->stmt, CreateEnumStmt) &&
-		    strcmp(NameListToString(((CreateEnumStmt *)r->raw->stmt)->typeName), name) == 0)
-			break; /* made again after a DROP TYPE */
-		if (!IsA(r->raw->stmt, AlterEnumStmt) ||
-		    strcmp(NameListToString(ae->typeName), name) != 0)
-			continue;
-		foreach (v, vals) {
-			if (strcmp(lfirst(v), ae->oldVal != NULL ? ae->oldVal : ae->newVal) == 0)
-				pos = i;
-			i++;
-		}
-		if (ae->oldVal != NULL && pos >= 0) /* RENAME VALUE */
-			list_nth_cell(vals, pos)->ptr_value = ae->newVal;
-		else if (ae->oldVal == NULL && pos < 0) { /* ADD VALUE */
-			pos = list_length(vals);
-			i = 0;
-			foreach (v, vals) {
-				if (ae->newValNeighbor != NULL &&
-				    strcmp(lfirst(v), ae->newValNeighbor) == 0)
-					pos = ae->newValIsAfter ? i + 1 : i;
-				i++;
-			}
-			vals = list_insert_nth(vals, pos, ae->newVal);
-		}
-		folded = lappend(folded, r);
-	}
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "CREATE TYPE %s AS ENUM (", NameListToQuotedString(ce->typeName));
-	foreach (lc, vals)
-		appendStringInfo(&sql, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
-		                 quote_literal_cstr(lfirst(lc)));
-	appendStringInfoChar(&sql, ')');
-	if (!run_unless_there(sql.data))
-		return;
-	create->ran = true;
-	foreach (lc, folded)
-		((Replay *)lfirst(lc))->done = ((Replay *)lfirst(lc))->ran = true;
-}
-
-/*
- * Whether ALTER TYPE ... ADD VALUE of an enum that exists here (its CREATE
- * TYPE did not run in this load) has nothing to add.  A value that this
- * transaction added could not be used by the snapshot's rows: an error, which
- * says how to add it.
- */
-static bool enum_has_value(uint64 group_id, const Replay *r)
-{
-	AlterEnumStmt *ae = (AlterEnumStmt *)r->raw->stmt;
-	Oid typid = LookupTypeNameOid(NULL, makeTypeNameFromNameList(ae->typeName), true);
-	char *name;
-
-	if (!OidIsValid(typid) || SearchSysCacheExists2(ENUMTYPOIDNAME, ObjectIdGetDatum(typid),
-	                                                CStringGetDatum(ae->newVal)))
-		return OidIsValid(typid); /* (one that does not exist fails as it would) */
-	name = format_type_be(typid);
-	ereport(ERROR,
-	        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-	         errmsg("enum type %s here lacks the value %s that the command of group %llu at "
-	                "entry %llu added",
-	                name, quote_literal_cstr(ae->newVal), (unsigned long long)group_id,
-	                (unsigned long long)r->index),
-	         errdetail("The snapshot's rows may use it, and a value cannot be used in the "
-	                   "transaction that adds it.  Nothing of the snapshot was loaded."),
-	         errhint("Add it on this node: ALTER TYPE %s ADD VALUE %s; the load is tried "
-	                 "again.",
-	                 name, quote_literal_cstr(ae->newVal))));
-}
-
-/*
- * Make the objects other than tables that the group's commands made (its
- * history, now the snapshot's): their statements run again in log order, as
- * the role that ran them, before the tables are made; one whose object
- * exists here already is skipped.  Function bodies are not checked (they may
- * use tables not made yet).
- */
-static void make_objects(uint64 group_id)
-{
-	Oid types[1] = {INT8OID};
-	Datum values[1] = {Int64GetDatum((int64)group_id)};
-	List *replays = NIL;
-	ListCell *lc;
-	Datum *ran;
-	int n_ran = 0;
-	ObjectContext o = {.group_id = group_id};
-	ErrorContextCallback cb = {.callback = object_context, .arg = &o};
+	Oid types[2] = {INT8OID, INT8OID};
+	Datum values[2] = {Int64GetDatum((int64)group_id), Int64GetDatum((int64)after)};
+	uint64 n;
+	char **commands, **roles;
+	Datum *indexes, *ran, *views;
+	int n_ran = 0, n_views = 0;
+	bool replaced = false;
+	char *search_path = pstrdup(GetConfigOption("search_path", false, false));
+	ReplayContext o = {.group_id = group_id};
+	ErrorContextCallback cb = {.callback = replay_context, .arg = &o};
 
 	if (SPI_execute_with_args("SELECT index, command, coalesce(role, '') "
 	                          "FROM dragonraft.ddl_history "
-	                          "WHERE group_id = $1 AND error IS NULL ORDER BY index",
-	                          1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+	                          "WHERE group_id = $1 AND index > $2 AND error IS NULL "
+	                          "ORDER BY index",
+	                          2, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "dragonraft could not read the history of group %llu",
 		     (unsigned long long)group_id);
-	for (uint64 i = 0; i < SPI_processed; i++) {
-		HeapTuple tup = SPI_tuptable->vals[i];
-		TupleDesc desc = SPI_tuptable->tupdesc;
+	n = SPI_processed;
+	commands = palloc(sizeof(char *) * Max(n, 1));
+	roles = palloc(sizeof(char *) * Max(n, 1));
+	indexes = palloc(sizeof(Datum) * Max(n, 1));
+	ran = palloc(sizeof(Datum) * Max(n, 1));
+	views = palloc(sizeof(Datum) * Max(n, 1));
+	for (uint64 i = 0; i < n; i++) {
 		bool isnull;
-		uint64 index = (uint64)DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		char *command = SPI_getvalue(tup, desc, 2), *role = SPI_getvalue(tup, desc, 3);
 
-		foreach (lc, raw_parser(command, RAW_PARSE_DEFAULT)) {
-			RawStmt *raw = lfirst_node(RawStmt, lc);
-			Replay *r;
-
-			if (!makes_object(raw->stmt))
-				continue;
-			r = palloc0(sizeof(Replay));
-			r->raw = raw;
-			r->index = index;
-			r->role = role;
-			r->command = command;
-			replays = lappend(replays, r);
-		}
+		indexes[i] =
+		        SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+		commands[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		roles[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3);
 	}
-	ran = palloc(sizeof(Datum) * Max(list_length(replays), 1));
 	cb.previous = error_context_stack;
 	error_context_stack = &cb;
-	foreach (lc, replays) {
-		Replay *r = lfirst(lc);
-		Oid roleid = r->role[0] != '\0' ? get_role_oid(r->role, true) : GetUserId(),
+	for (uint64 i = 0; i < n; i++) {
+		Oid roleid = roles[i][0] != '\0' ? get_role_oid(roles[i], true) : GetUserId(),
 		    save_user;
 		int save_sec, nestlevel;
+		bool any = false, view = false;
+		ListCell *lc;
 
-		if (r->done)
-			continue;
-		o.index = r->index;
-		o.role = r->role;
-		o.sql = statement_sql(r->command, r->raw);
-		if (IsA(r->raw->stmt, AlterEnumStmt) &&
-		    ((AlterEnumStmt *)r->raw->stmt)->oldVal == NULL && enum_has_value(group_id, r))
-			continue;
+		o.index = (uint64)DatumGetInt64(indexes[i]);
+		o.role = roles[i];
+		o.sql = commands[i];
 		if (!OidIsValid(roleid))
 			ereport(ERROR,
 			        (errcode(ERRCODE_UNDEFINED_OBJECT),
 			         errmsg("role \"%s\", which ran the command of group %llu at "
 			                "entry %llu, does not exist on this node",
-			                r->role, (unsigned long long)group_id,
-			                (unsigned long long)r->index),
+			                roles[i], (unsigned long long)group_id,
+			                (unsigned long long)o.index),
 			         errhint("Create the role on this node; the snapshot is loaded "
 			                 "when the server restarts.")));
 		GetUserIdAndSecContext(&save_user, &save_sec);
@@ -1261,20 +1329,70 @@ static void make_objects(uint64 group_id)
 		nestlevel = NewGUCNestLevel();
 		(void)set_config_option("check_function_bodies", "off", PGC_SUSET, PGC_S_SESSION,
 		                        GUC_ACTION_SAVE, true, 0, false);
-		if (IsA(r->raw->stmt, CreateEnumStmt))
-			fold_enum(replays, foreach_current_index(lc));
-		else
-			r->ran = run_unless_there(o.sql);
+		foreach (lc, raw_parser(commands[i], RAW_PARSE_DEFAULT)) {
+			RawStmt *raw = lfirst_node(RawStmt, lc);
+			ErrorData *ed;
+
+			if (!replayed(raw->stmt)) {
+				view |= IsA(raw->stmt, ViewStmt) ||
+				        (IsA(raw->stmt, CreateTableAsStmt) &&
+				         ((CreateTableAsStmt *)raw->stmt)->objtype ==
+				                 OBJECT_MATVIEW);
+				continue;
+			}
+			o.sql = statement_sql(commands[i], raw);
+			ed = try_run(o.sql);
+			if (ed != NULL && !replaced) {
+				int level = NewGUCNestLevel();
+
+				/* as the load, not as the command's role, with its search_path */
+				replaced = true;
+				SetUserIdAndSecContext(save_user, save_sec);
+				(void)set_config_option("search_path", search_path, PGC_SUSET,
+				                        PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+				                        false);
+				clear_tables(group_id, c, stale, true);
+				AtEOXact_GUC(false, level);
+				SetUserIdAndSecContext(roleid,
+				                       save_sec | SECURITY_LOCAL_USERID_CHANGE);
+				ed = try_run(o.sql);
+			}
+			if (ed != NULL)
+				ereport(ERROR,
+				        (errcode(ed->sqlerrcode),
+				         errmsg("the command of group %llu at entry %llu failed "
+				                "when its snapshot's load ran it again here: %s",
+				                (unsigned long long)group_id,
+				                (unsigned long long)o.index, ed->message),
+				         errdetail("A snapshot's load runs again what the group's "
+				                   "commands that this node lacks did besides "
+				                   "changing its tables and rows.  Nothing of the "
+				                   "snapshot was loaded."),
+				         errhint("An object of this node's own may take a name "
+				                 "that the group uses: drop or rename it; the load "
+				                 "is tried again.")));
+			if (IsA(raw->stmt, AlterEnumStmt) &&
+			    ((AlterEnumStmt *)raw->stmt)->oldVal == NULL)
+				enum_value_usable((AlterEnumStmt *)raw->stmt);
+			any = true;
+		}
 		AtEOXact_GUC(false, nestlevel);
 		SetUserIdAndSecContext(save_user, save_sec);
+		if (any)
+			ran[n_ran++] = indexes[i];
+		if (view)
+			views[n_views++] = indexes[i];
 	}
 	error_context_stack = cb.previous;
-	foreach (lc, replays)
-		if (((Replay *)lfirst(lc))->ran)
-			ran[n_ran++] = Int64GetDatum((int64)((Replay *)lfirst(lc))->index);
 	if (n_ran > 0)
-		history_via(group_id, "replayed", ran, n_ran);
+		history_mark(group_id, "replayed", NULL, ran, n_ran);
+	if (n_views > 0)
+		history_mark(group_id, NULL,
+		             "not all run here: a snapshot's load makes no view, and this command "
+		             "makes one",
+		             views, n_views);
 	CommandCounterIncrement();
+	return n_ran > 0;
 }
 
 static uint64 load(uint64 group_id, uint64 index, const char *path)
@@ -1285,6 +1403,7 @@ static uint64 load(uint64 group_id, uint64 index, const char *path)
 	List *stale = NIL;
 	ListCell *lc;
 	uint64 schema_index = 0;
+	LocalHistory local;
 	Oid types[2] = {INT8OID, INT8OID};
 	Datum values[2] = {Int64GetDatum((int64)group_id)};
 
@@ -1307,11 +1426,13 @@ static uint64 load(uint64 group_id, uint64 index, const char *path)
 	}
 	progress(DR_SNAP_LOADING, 0);
 	scan(&c, tables, (uint64)st.st_size - DR_SNAP_TRAILER_BYTES);
-	clear_tables(group_id, &c, &stale);
-	check_names(group_id, &c);
+	read_local_history(group_id, &local);
+	clear_tables(group_id, &c, &stale, false);
 	load_catalog(group_id, "ddl_history", c.history_at, c.history_len);
-	history_via(group_id, "snapshot", NULL, 0);
-	make_objects(group_id);
+	history_loaded(group_id, &local);
+	if (replay(group_id, local.last, &c, &stale))
+		clear_tables(group_id, &c, &stale, false);
+	check_names(group_id, &c);
 	for (uint32 i = 0; i < c.n; i++) {
 		load_rows(group_id, &c, &c.t[i]);
 		progress(DR_SNAP_LOADING, i + 1);

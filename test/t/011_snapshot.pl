@@ -68,19 +68,24 @@ SELECT dragonraft.replicate_table('ty', 1);
 # inline or out of line; more rows than a chunk holds) and in their send
 # function's form (an enum, a domain, a range).  Node 4 makes this table before
 # it joins, with a column it then drops (the snapshot's table is adopted): the
-# two ends' tuples differ, their columns match by name.
+# two ends' tuples differ, their columns match by name.  Its types and its
+# trigger's function are every node's own (a load refuses an object of the
+# node's own where the group's history makes one).
 my $rw_cols = q{n numeric, j jsonb, ia int[], ta text[], uu uuid, iv interval, tt timetz,
   ip inet, nm name, bits varbit, pt point, tv tsvector, m money, r int4range, e mood,
   dm posint, big text, bj jsonb};
-$L->safe_psql('postgres', qq{SELECT dragonraft.execute(1,
-  'CREATE TYPE mood AS ENUM (''sad'', ''ok''); CREATE DOMAIN posint AS int CHECK (VALUE > 0);
-   CREATE TABLE rw (id int PRIMARY KEY, $rw_cols)')});
 # A user trigger marked ENABLE ALWAYS that fails on a node where test.refuse_rw is on:
 # a load does not fire it (below).
-my $guard = q{CREATE FUNCTION rw_guard() RETURNS trigger LANGUAGE plpgsql AS $f$BEGIN
+for my $id (1 .. 4)
+{
+	$c->node($id)->safe_psql('postgres', q{CREATE TYPE mood AS ENUM ('sad', 'ok');
+  CREATE DOMAIN posint AS int CHECK (VALUE > 0);
+  CREATE FUNCTION rw_guard() RETURNS trigger LANGUAGE plpgsql AS $f$BEGIN
   IF current_setting('test.refuse_rw', true) = 'on' THEN RAISE EXCEPTION 'rw_guard fired'; END IF;
-  RETURN NEW; END$f$;
-CREATE TRIGGER rw_guard BEFORE INSERT ON rw FOR EACH ROW EXECUTE FUNCTION rw_guard();
+  RETURN NEW; END$f$});
+}
+$L->safe_psql('postgres', qq{SELECT dragonraft.execute(1, 'CREATE TABLE rw (id int PRIMARY KEY, $rw_cols)')});
+my $guard = q{CREATE TRIGGER rw_guard BEFORE INSERT ON rw FOR EACH ROW EXECUTE FUNCTION rw_guard();
 ALTER TABLE rw ENABLE ALWAYS TRIGGER rw_guard;};
 $L->safe_psql('postgres', "SELECT dragonraft.execute(1, \$c\$$guard\$c\$)");
 $L->safe_psql('postgres', q{
@@ -102,9 +107,7 @@ INSERT INTO rw (id, n, j, ia, ta) SELECT g, g * 1.5, jsonb_build_object('g', g),
   ARRAY[g::text] FROM generate_series(10, 2600) g;
 SELECT dragonraft.replicate_table('rw', 1);
 });
-$N4->safe_psql('postgres', qq{CREATE TYPE mood AS ENUM ('sad', 'ok');
-  CREATE DOMAIN posint AS int CHECK (VALUE > 0);
-  CREATE TABLE rw (id int PRIMARY KEY, gone text, $rw_cols); ALTER TABLE rw DROP COLUMN gone;
+$N4->safe_psql('postgres', qq{CREATE TABLE rw (id int PRIMARY KEY, gone text, $rw_cols); ALTER TABLE rw DROP COLUMN gone;
   $guard});
 # More entries than snapshot_entries, then a snapshot everywhere: the log is compacted.
 sub write_entries
