@@ -2300,6 +2300,44 @@ static void test_commit_index_unsynced(void **state)
 }
 #endif
 
+/*
+ * Membership changes take effect when applied, and a restart re-applies
+ * them only up to the stored commit index: that index must be durable
+ * before a change is applied.  A group grown from one member to two, both
+ * crashed at once (unsynced writes lost), node 1 restarted alone: it must
+ * not lead the two-member group by itself (review 8).
+ */
+static void test_membership_survives_crash(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_group_status st;
+	struct engine_wait w = {0};
+	struct cluster c;
+	struct prop p[20];
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 2, 1, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, 10, 1);
+	assert_int_equal(cluster_join(&c, 2, 0), ENGINE_OK);
+	assert_int_equal(engine_add_member(c.nodes[1].e, c.group_ids[0], 2, "127.0.0.1:7402",
+	                                   engine_wait_cb, &w),
+	                 ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w, 200));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	assert_true(cluster_status(&c, 1, 0, &st));
+	assert_int_equal(st.membership.n_voters, 2);
+	cluster_crash(&c, 1);
+	cluster_crash(&c, 2);
+	assert_int_equal(cluster_restart(&c, 1), ENGINE_OK);
+	assert_false(cluster_run(&c, all_led, NULL, 100));
+	assert_int_equal(cluster_restart(&c, 2), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p + 10, 10, 100);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	cluster_destroy(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2330,6 +2368,7 @@ int main(void)
 	        cmocka_unit_test(test_quiesce_off),
 	        cmocka_unit_test(test_quiesce_leader_crash),
 	        cmocka_unit_test(test_quiesce_partitioned_leader),
+	        cmocka_unit_test(test_membership_survives_crash),
 #ifdef ENGINE_EXTRA_TESTS
 	        ENGINE_EXTRA_TESTS
 #endif
