@@ -211,6 +211,13 @@ struct engine_network_ops {
 	int (*send_snapshot)(void *ctx, const struct raft_message *m, const char *path);
 	/* node_id listens at addr (from group members and membership changes). */
 	int (*add_peer)(void *ctx, raft_id node_id, const char *addr);
+	/*
+	 * Optional: write what was queued now, calling nothing back.  A round
+	 * calls it after a leader's appends, before the save it fsyncs, so
+	 * that the followers' writes overlap the leader's own (thesis 10.2.1);
+	 * without it they leave with the round's other messages.
+	 */
+	void (*flush)(void *ctx);
 };
 
 /* ---- state machine ------------------------------------------------------ */

@@ -107,6 +107,11 @@ static int net_send_snapshot(void *ctx, const struct raft_message *m, const char
 	return ENGINE_OK;
 }
 
+static void net_flush(void *ctx)
+{
+	transport_write_queued(((struct engine_uv *)ctx)->t);
+}
+
 static int net_add_peer(void *ctx, raft_id node_id, const char *addr)
 {
 	struct engine_uv *u = ctx;
@@ -349,6 +354,7 @@ int engine_uv_create(uv_loop_t *loop, const struct engine_config *ecfg,
 	net.send = net_send;
 	net.send_snapshot = net_send_snapshot;
 	net.add_peer = net_add_peer;
+	net.flush = net_flush;
 	rc = engine_create(ecfg, storage, &net, &u->e, errmsg, errmsg_len);
 	if (rc != ENGINE_OK)
 		goto err_after_transport;

@@ -20,13 +20,17 @@ static uint64_t get64(const uint8_t *p)
 	return v;
 }
 
-static void send_msgs(struct engine *e, struct group *g, bool early)
+/* Sends g's messages that may (early) or may not precede its save; true if any. */
+static bool send_msgs(struct engine *e, struct group *g, bool early)
 {
+	bool any = false;
+
 	for (uint32_t i = 0; i < g->rd.n_messages; i++) {
 		const struct raft_message *m = &g->rd.messages[i];
 
 		if (raft_msg_may_precede_persist(m) != early)
 			continue;
+		any = true;
 		if (m->type == RAFT_MSG_SNAPSHOT) {
 			eng_send_snapshot(e, g, m);
 			continue;
@@ -37,6 +41,7 @@ static void send_msgs(struct engine *e, struct group *g, bool early)
 			for (uint32_t k = 0; k < m->n_entries; k++)
 				g->stats.bytes_sent += m->entries[k].len;
 	}
+	return any;
 }
 
 /*
@@ -349,7 +354,7 @@ static size_t take_marked(struct engine *e)
 int engine_run_round(struct engine *e)
 {
 	size_t nb, n = 0, nu = 0;
-	bool sync = false;
+	bool sync = false, early = false;
 	int rc = ENGINE_OK;
 
 	if (e->in_round || e->in_flush)
@@ -398,8 +403,8 @@ int engine_run_round(struct engine *e)
 
 	/* 1. A leader's appends may leave before its own write (thesis 10.2.1). */
 	for (size_t i = 0; i < n; i++)
-		if (e->ready[i]->state == GS_ACTIVE)
-			send_msgs(e, e->ready[i], true);
+		if (e->ready[i]->state == GS_ACTIVE && send_msgs(e, e->ready[i], true))
+			early = true;
 
 	/*
 	 * 2. Received snapshots go into the state machine before their metadata
@@ -449,6 +454,9 @@ int engine_run_round(struct engine *e)
 			sync = true;
 	}
 	if (nu > 0) {
+		/* The appends leave now, not after the fsync (which they need not wait for). */
+		if (sync && early && e->net.flush != NULL)
+			e->net.flush(e->net.ctx);
 		rc = e->st.save(e->st.ctx, e->updates, nu, sync);
 		if (rc != ENGINE_OK) {
 			eng_fail_engine(e, rc,

@@ -580,7 +580,7 @@ static void flush_peer(struct peer *p)
 	p->q_msgs = 0;
 }
 
-void transport_flush(struct transport *t)
+void transport_write_queued(struct transport *t)
 {
 	uint64_t now;
 	struct peer *p;
@@ -590,8 +590,6 @@ void transport_flush(struct transport *t)
 	now = uv_now(t->loop);
 	/* Only peers queued to since the last flush; a peer still waiting for its connection
 	 * or for a write is flushed again by that callback. */
-	if (t->log_unsaid > 0)
-		tp_log_window(t, now); /* the summary of a window that ended */
 	while ((p = t->dirty) != NULL) {
 		t->dirty = p->dirty_next;
 		p->dirty = false;
@@ -601,6 +599,15 @@ void transport_flush(struct transport *t)
 			tp_dial(t, p, TRANSPORT_PURPOSE_MSG);
 		flush_peer(p);
 	}
+}
+
+void transport_flush(struct transport *t)
+{
+	if (t->closing)
+		return;
+	if (t->log_unsaid > 0)
+		tp_log_window(t, uv_now(t->loop)); /* the summary of a window that ended */
+	transport_write_queued(t);
 	deliver_unreachable(t);
 }
 

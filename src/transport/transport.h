@@ -207,6 +207,9 @@ int transport_send(struct transport *t, const struct raft_message *m);
 
 /* Sends every peer's queued messages now (one batch per peer). */
 void transport_flush(struct transport *t);
+/* The same without calling back (no on_unreachable): callable from inside the embedder's
+ * work, such as a leader's appends sent in an engine round before its own fsync. */
+void transport_write_queued(struct transport *t);
 
 /* Streams the file at path to node_id on its own connection; on_snapshot_sent reports the end. */
 int transport_send_snapshot(struct transport *t, uint64_t node_id, uint64_t group_id,
