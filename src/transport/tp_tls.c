@@ -305,7 +305,9 @@ int tp_tls_read(struct conn *c, const uint8_t *p, size_t n)
 		if (c->state == CS_CLOSING)
 			return TRANSPORT_ECLOSED;
 	}
-	for (;;) {
+	/* Until the bytes read and what OpenSSL holds are used up (a last SSL_read would only
+	 * say SSL_ERROR_WANT_READ). */
+	while (c->tin_len > 0 || SSL_has_pending(c->ssl)) {
 		uint8_t hdr[TRANSPORT_FRAME_HDR], *dst;
 		size_t room = transport_frame_reader_direct(&c->rd, &dst);
 
