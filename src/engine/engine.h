@@ -22,8 +22,8 @@
  *
  * One round visits the groups with work (the ready set: messages arrived,
  * a tick made work, an operation started, a report came; idle groups cost
- * nothing), gathers their Readys, sends the leaders' appends (they may go
- * out before the leader's own write), writes all their hard states and
+ * nothing), gathers their Readys, sends the leaders' appends (they go out
+ * before the leader's own write), writes all their hard states and
  * entries with ONE storage save (one synced batch per LogDB shard), sends the
  * other messages, applies committed entries to the state machines, advances
  * the Raft cores, completes client callbacks, then takes metadata snapshots
