@@ -162,11 +162,12 @@ struct engine_storage_ops {
 	/* Record (or replace) a member's bootstrap info, synced, before its first save. */
 	int (*save_bootstrap)(void *ctx, uint64_t group_id, const struct engine_bootstrap *bs);
 	/*
-	 * Persist many groups' updates in one call, synced unless sync is false
-	 * (the engine asks for no sync when only commit indexes changed: a lost
-	 * commit index is learned again from the leader).
+	 * Persist many groups' updates in one call, synced.  The engine saves
+	 * only what must be durable (entries, snapshots, a new term or vote): a
+	 * hard state that only moved the commit index goes with the group's
+	 * next save (a lost commit index is learned again from the leader).
 	 */
-	int (*save)(void *ctx, const struct engine_update *u, size_t n, bool sync);
+	int (*save)(void *ctx, const struct engine_update *u, size_t n);
 	/* Everything a restart needs; ENGINE_ERR_NOT_FOUND for an unknown group. */
 	int (*load)(void *ctx, uint64_t group_id, struct engine_stored_state *out);
 	/* Groups stored here: up to cap ids into ids, total count in *n. */

@@ -103,7 +103,7 @@ static int el_save_bootstrap(void *ctx, uint64_t group_id, const struct engine_b
 	return from_logdb(logdb_save_bootstrap(el->db, group_id, el->node, l));
 }
 
-static int el_save(void *ctx, const struct engine_update *u, size_t n, bool sync)
+static int el_save(void *ctx, const struct engine_update *u, size_t n)
 {
 	struct engine_logdb *el = ctx;
 
@@ -141,7 +141,7 @@ static int el_save(void *ctx, const struct engine_update *u, size_t n, bool sync
 			l->snapshot = &el->snaps[i];
 		}
 	}
-	return from_logdb(logdb_save(el->w, el->ups, n, sync));
+	return from_logdb(logdb_save(el->w, el->ups, n, true));
 }
 
 static int el_term(void *ctx, uint64_t group_id, raft_index i, raft_term *t);

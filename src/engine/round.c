@@ -354,7 +354,7 @@ static size_t take_marked(struct engine *e)
 int engine_run_round(struct engine *e)
 {
 	size_t nb, n = 0, nu = 0;
-	bool sync = false, early = false;
+	bool early = false;
 	int rc = ENGINE_OK;
 
 	if (e->in_round || e->in_flush)
@@ -428,18 +428,22 @@ int engine_run_round(struct engine *e)
 		goto out; /* a recovery marker could not be saved */
 
 	/*
-	 * 3. One save for every group, synced unless only commit indexes moved
-	 * (as etcd's MustSync): the commit index need not be durable, a restart
-	 * learns it again from the leader and never applies past what the
-	 * state machine holds twice.  That takes an fsync off every commit's
-	 * path on the leader and on the followers.
+	 * 3. One synced save for every group with entries, a snapshot, or a new
+	 * term or vote.  A Ready that only moved the commit index saves nothing
+	 * (etcd's MustSync, one step further): the commit index need not be
+	 * durable (raft.h), a restart learns it again from the leader and never
+	 * applies past what the state machine holds twice; its hard state goes
+	 * with the group's next save.  That takes a write off every commit on
+	 * the leader and off every follower's learning of it.
 	 */
 	for (size_t i = 0; i < n; i++) {
 		struct group *g = e->ready[i];
 		struct engine_update *u = &e->updates[nu];
 
 		if (g->state == GS_FAILED ||
-		    (!g->rd.hard_state_changed && g->rd.n_entries == 0 && !g->rd.has_snapshot))
+		    (g->rd.n_entries == 0 && !g->rd.has_snapshot &&
+		     (!g->rd.hard_state_changed || (g->rd.hard_state.term == g->hs.term &&
+		                                    g->rd.hard_state.vote == g->hs.vote))))
 			continue;
 		u->group_id = g->id;
 		u->hard_state_changed = g->rd.hard_state_changed;
@@ -448,16 +452,12 @@ int engine_run_round(struct engine *e)
 		u->n_entries = g->rd.n_entries;
 		u->entries = g->rd.entries;
 		nu++;
-		if (u->n_entries > 0 || u->snapshot != NULL ||
-		    (u->hard_state_changed &&
-		     (u->hard_state.term != g->hs.term || u->hard_state.vote != g->hs.vote)))
-			sync = true;
 	}
 	if (nu > 0) {
 		/* The appends leave now, not after the fsync (which they need not wait for). */
-		if (sync && early && e->net.flush != NULL)
+		if (early && e->net.flush != NULL)
 			e->net.flush(e->net.ctx);
-		rc = e->st.save(e->st.ctx, e->updates, nu, sync);
+		rc = e->st.save(e->st.ctx, e->updates, nu);
 		if (rc != ENGINE_OK) {
 			eng_fail_engine(e, rc,
 			                "saving the raft state (%zu groups, group %llu first)", nu,

@@ -156,8 +156,6 @@ void cluster_crash(struct cluster *c, raft_id id)
 	if (c->storage != NULL && n->e != NULL)
 		c->storage->close(c, id);
 	n->e = NULL;
-	if (c->storage == NULL)
-		fake_storage_crash(n->fs);
 	for (int g = 0; g < c->n_groups; g++)
 		kv_sm_crash(n->sm[g]);
 }

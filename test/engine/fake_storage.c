@@ -14,9 +14,8 @@ struct fgroup {
 	uint64_t id;
 	struct engine_bootstrap bs;
 	struct raft_hard_state hs;
-	struct raft_hard_state synced_hs; /* hs as of the last synced save */
-	raft_index first;                 /* index of ents[0] */
-	raft_term prev_term;              /* term of first - 1 */
+	raft_index first;    /* index of ents[0] */
+	raft_term prev_term; /* term of first - 1 */
 	struct raft_snapshot_meta snap;
 	raft_index recovery; /* save_recovery's marker; 0 = none */
 	struct fent *ents;
@@ -32,9 +31,8 @@ struct fake_storage {
 	enum fake_read_fault read_fault;
 	unsigned nomem_reads; /* FAKE_READ_NOMEM: reads still to fail */
 	uint64_t saves;
-	uint64_t unsynced_saves;
-	uint64_t sync_violations; /* unsynced saves that carried what must be durable */
-	uint64_t reads;           /* reads of entries and terms */
+	uint64_t commit_only; /* updates with nothing that must be durable */
+	uint64_t reads;       /* reads of entries and terms */
 };
 
 int fake_storage_create(struct fake_storage **out)
@@ -145,22 +143,13 @@ static int append(struct fgroup *g, const struct raft_entry *e, uint32_t n)
 	return ENGINE_OK;
 }
 
-/* A synced write: as in one LogDB shard, everything written before it is durable now. */
-static void synced(struct fake_storage *fs)
-{
-	for (size_t i = 0; i < fs->n; i++)
-		fs->groups[i]->synced_hs = fs->groups[i]->hs;
-}
-
-static int fs_save(void *ctx, const struct engine_update *u, size_t n, bool sync)
+static int fs_save(void *ctx, const struct engine_update *u, size_t n)
 {
 	struct fake_storage *fs = ctx;
 	bool fail = false;
 	int rc;
 
 	fs->saves++;
-	if (!sync)
-		fs->unsynced_saves++;
 	if (fs->fail_armed) {
 		fs->fail_armed = false;
 		fail = true;
@@ -172,10 +161,10 @@ static int fs_save(void *ctx, const struct engine_update *u, size_t n, bool sync
 
 		if (g == NULL)
 			return ENGINE_ERR_NOT_FOUND;
-		if (!sync && (u[i].snapshot != NULL || u[i].n_entries > 0 ||
-		              (u[i].hard_state_changed && (u[i].hard_state.term != g->hs.term ||
-		                                           u[i].hard_state.vote != g->hs.vote))))
-			fs->sync_violations++;
+		if (u[i].snapshot == NULL && u[i].n_entries == 0 &&
+		    (!u[i].hard_state_changed ||
+		     (u[i].hard_state.term == g->hs.term && u[i].hard_state.vote == g->hs.vote)))
+			fs->commit_only++;
 		if (u[i].snapshot != NULL) {
 			truncate_from(g, 0);
 			g->snap = *u[i].snapshot;
@@ -191,8 +180,6 @@ static int fs_save(void *ctx, const struct engine_update *u, size_t n, bool sync
 		if (u[i].hard_state_changed)
 			g->hs = u[i].hard_state;
 	}
-	if (sync)
-		synced(fs);
 	return fail ? ENGINE_ERR_STORAGE : ENGINE_OK;
 }
 
@@ -307,7 +294,6 @@ static int fs_save_snapshot(void *ctx, uint64_t group_id, const struct raft_snap
 		return ENGINE_ERR_NOT_FOUND;
 	if (m->index > g->snap.index)
 		g->snap = *m;
-	synced(ctx);
 	return ENGINE_OK;
 }
 
@@ -318,7 +304,6 @@ static int fs_save_recovery(void *ctx, uint64_t group_id, raft_index index)
 	if (g == NULL)
 		return ENGINE_ERR_NOT_FOUND;
 	g->recovery = index;
-	synced(ctx);
 	return ENGINE_OK;
 }
 
@@ -432,20 +417,16 @@ uint64_t fake_storage_saves(const struct fake_storage *fs)
 	return fs->saves;
 }
 
-uint64_t fake_storage_unsynced_saves(const struct fake_storage *fs)
+uint64_t fake_storage_commit_only(const struct fake_storage *fs)
 {
-	return fs->unsynced_saves;
+	return fs->commit_only;
 }
 
-uint64_t fake_storage_sync_violations(const struct fake_storage *fs)
+raft_index fake_storage_commit(const struct fake_storage *fs, uint64_t group_id)
 {
-	return fs->sync_violations;
-}
+	const struct fgroup *g = find(fs, group_id);
 
-void fake_storage_crash(struct fake_storage *fs)
-{
-	for (size_t i = 0; i < fs->n; i++)
-		fs->groups[i]->hs = fs->groups[i]->synced_hs;
+	return g == NULL ? 0 : g->hs.commit;
 }
 
 uint64_t fake_storage_reads(const struct fake_storage *fs)

@@ -37,13 +37,12 @@ void fake_storage_read_fault(struct fake_storage *fs, enum fake_read_fault f, un
 unsigned fake_storage_nomem_left(const struct fake_storage *fs);
 /* Replace the data of stored entry index of a group with 3 bytes of garbage. */
 int fake_storage_mangle(struct fake_storage *fs, uint64_t group_id, raft_index index);
-/* Number of save calls so far; of them unsynced. */
+/* Number of save calls so far. */
 uint64_t fake_storage_saves(const struct fake_storage *fs);
-uint64_t fake_storage_unsynced_saves(const struct fake_storage *fs);
-/* Unsynced saves that carried entries, a snapshot, or a new term or vote. */
-uint64_t fake_storage_sync_violations(const struct fake_storage *fs);
-/* A machine crash: what unsynced saves wrote since the last synced one is lost. */
-void fake_storage_crash(struct fake_storage *fs);
+/* Updates saved that carried no entries, no snapshot, no new term or vote. */
+uint64_t fake_storage_commit_only(const struct fake_storage *fs);
+/* The commit index of a group's stored hard state (0 when unknown). */
+raft_index fake_storage_commit(const struct fake_storage *fs, uint64_t group_id);
 /* Number of reads of entries and terms so far. */
 uint64_t fake_storage_reads(const struct fake_storage *fs);
 /* First stored index of a group (0 when unknown). */

@@ -124,7 +124,7 @@ static void save_range(const struct engine_storage_ops *ops, raft_index lo, raft
 	u.group_id = 5;
 	u.n_entries = (uint32_t)(hi - lo + 1);
 	u.entries = ents;
-	assert_int_equal(ops->save(ops->ctx, &u, 1, true), ENGINE_OK);
+	assert_int_equal(ops->save(ops->ctx, &u, 1), ENGINE_OK);
 }
 
 static void expect_terms(const struct engine_storage_ops *ops, raft_index lo, raft_index hi,
