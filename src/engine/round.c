@@ -48,9 +48,9 @@ static bool send_msgs(struct engine *e, struct group *g, bool early)
  * Membership changes take effect when applied, and a restart applies them
  * again only up to the stored commit index (its configuration is the
  * snapshot's plus the changes in the log up to that index).  A commit index
- * moved alone is saved unsynced, which a power loss takes: a member could
- * then restart with the configuration before a change and count votes with
- * it (a member of a group grown from one elects itself).  So before a
+ * moved alone is not saved (step 3 below): a member could then restart with
+ * the configuration before a change and count votes with it (a member of a
+ * group grown from one elects itself).  So before a
  * Ready's membership changes are applied, a commit index that covers them is
  * made durable (review 8).  Membership changes are rare: one more fsync each.
  */
@@ -70,7 +70,7 @@ static int save_conf_commit(struct engine *e, struct group *g, const struct raft
 	u.hard_state = g->hs; /* its term and vote are durable */
 	if (u.hard_state.commit < hi)
 		u.hard_state.commit = hi; /* persisted here: it is being applied */
-	rc = e->st.save(e->st.ctx, &u, 1, true);
+	rc = e->st.save(e->st.ctx, &u, 1);
 	if (rc != ENGINE_OK)
 		return eng_fail_engine(e, rc,
 		                       "group %llu: saving the commit index of the membership "
