@@ -23,8 +23,8 @@
  * One round visits the groups with work (the ready set: messages arrived,
  * a tick made work, an operation started, a report came; idle groups cost
  * nothing), gathers their Readys, sends the leaders' appends (they go out
- * before the leader's own write), writes all their hard states and
- * entries with ONE storage save (one synced batch per LogDB shard), sends the
+ * before the leader's own write), writes their entries and changed hard
+ * states with ONE storage save (one synced batch per LogDB shard), sends the
  * other messages, applies committed entries to the state machines, advances
  * the Raft cores, completes client callbacks, then takes metadata snapshots
  * and compacts logs where due.
@@ -152,9 +152,8 @@ struct engine_stored_state {
 
 /*
  * The engine's view of the LogDB.  Every function returns an engine_rc.  The
- * contract the engine relies on: save() with sync is durable when it returns
- * (one synced batch per shard), and a later synced save makes the unsynced
- * ones before it durable too; compact(i) keeps term(i) answerable (the entry at i or a
+ * contract the engine relies on: save() is durable when it returns (one
+ * synced batch per shard); compact(i) keeps term(i) answerable (the entry at i or a
  * record of its term stays), so Raft can match appends right after it.
  */
 struct engine_storage_ops {
@@ -165,7 +164,9 @@ struct engine_storage_ops {
 	 * Persist many groups' updates in one call, synced.  The engine saves
 	 * only what must be durable (entries, snapshots, a new term or vote): a
 	 * hard state that only moved the commit index goes with the group's
-	 * next save (a lost commit index is learned again from the leader).
+	 * next save (a lost commit index is learned again from the leader),
+	 * except before a membership change is applied: a restart applies the
+	 * log's changes again only up to the stored commit index.
 	 */
 	int (*save)(void *ctx, const struct engine_update *u, size_t n);
 	/* Everything a restart needs; ENGINE_ERR_NOT_FOUND for an unknown group. */
