@@ -70,13 +70,20 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
-/* A table of the entry being applied. */
-typedef struct ApplyTable {
-	Relation rel;        /* NULL: not replicated here, its ops are skipped */
+/* The columns an entry names for a table: where they are here, how they come in. */
+typedef struct ColumnMap {
+	const uint8 *names; /* the entry's column names section, as it came */
+	Size names_len;
 	int n_cols;          /* the entry's columns */
 	AttrNumber *attnums; /* their attribute numbers here */
 	FmgrInfo *recv;      /* their types' receive functions */
 	Oid *ioparams;
+} ColumnMap;
+
+/* A table of the entry being applied. */
+typedef struct ApplyTable {
+	Relation rel;          /* NULL: not replicated here, its ops are skipped */
+	const ColumnMap *cols; /* (NULL with rel) */
 	ResultRelInfo *rri;
 	Oid idx; /* the replica identity index, InvalidOid: whole row */
 	TupleTableSlot *remote, *key, *local, *changed;
@@ -89,15 +96,19 @@ typedef struct RelmapEntry {
 		uint64 table_id;
 	} key;
 	Oid relid;
+	ColumnMap *cols; /* its columns as entries name them (column_map); NULL: none yet */
 } RelmapEntry;
 
 /*
  * Kept across batches: any relcache invalidation (DDL on a table, and every
  * change of dragonraft.replicated_tables, whose trigger invalidates them all)
- * empties it at its next use.  The callback only counts: it may run in the
- * middle of a lookup.
+ * empties it before the next entry (relmap_check).  The callback only
+ * counts: it may run in the middle of a lookup, and an entry's tables use
+ * the column maps until it is applied; meanwhile nothing stale is used or
+ * kept.  relmap_cxt holds the hash and the column maps.
  */
 static HTAB *relmap = NULL;
+static MemoryContext relmap_cxt = NULL;
 static uint64 relmap_gen, relmap_built_gen;
 
 /*
@@ -114,22 +125,37 @@ static void relmap_inval(Datum arg, Oid relid)
 void dr_apply_rows_forget(void)
 {
 	capture_fn = InvalidOid;
-	if (relmap != NULL)
-		hash_destroy(relmap);
+	if (relmap_cxt != NULL)
+		MemoryContextDelete(relmap_cxt); /* and relmap with it */
+	relmap_cxt = NULL;
 	relmap = NULL;
 }
 
-static Oid relmap_lookup(uint64 group_id, uint64 table_id)
+/* Before an entry's tables are opened: forget what an invalidation made stale. */
+static void relmap_check(void)
+{
+	if (relmap != NULL && relmap_built_gen != relmap_gen)
+		dr_apply_rows_forget();
+}
+
+/*
+ * The local table of a table id (InvalidOid: not replicated here), and its
+ * entry in relmap (*entry; NULL when an invalidation came since relmap_check:
+ * then nothing is kept).
+ */
+static Oid relmap_lookup(uint64 group_id, uint64 table_id, RelmapEntry **entry)
 {
 	RelmapEntry *e;
-	bool found;
 	struct {
 		uint64 group_id;
 		uint64 table_id;
 	} key = {group_id, table_id};
+	Oid types[2] = {INT8OID, INT8OID};
+	Datum values[2] = {Int64GetDatum((int64)group_id), Int64GetDatum((int64)table_id)};
+	uint64 gen = relmap_gen;
+	Oid relid = InvalidOid;
+	bool isnull;
 
-	if (relmap != NULL && relmap_built_gen != relmap_gen)
-		dr_apply_rows_forget();
 	if (relmap == NULL) {
 		HASHCTL info;
 		static bool registered = false;
@@ -139,36 +165,40 @@ static Oid relmap_lookup(uint64 group_id, uint64 table_id)
 			registered = true;
 		}
 		relmap_built_gen = relmap_gen;
+		relmap_cxt = AllocSetContextCreate(TopMemoryContext, "dragonraft relmap",
+		                                   ALLOCSET_DEFAULT_SIZES);
 		memset(&info, 0, sizeof(info));
 		info.keysize = sizeof(key);
 		info.entrysize = sizeof(RelmapEntry);
-		relmap = hash_create("dragonraft relmap", 64, &info, HASH_ELEM | HASH_BLOBS);
+		info.hcxt = relmap_cxt;
+		relmap = hash_create("dragonraft relmap", 64, &info,
+		                     HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
-	e = hash_search(relmap, &key, HASH_FIND, NULL);
-	if (e == NULL) {
-		Oid types[2] = {INT8OID, INT8OID};
-		Datum values[2] = {Int64GetDatum((int64)group_id), Int64GetDatum((int64)table_id)};
-		uint64 gen = relmap_gen;
-		Oid relid = InvalidOid;
-		bool isnull;
-
-		if (SPI_execute_with_args("SELECT relid FROM dragonraft.replicated_tables "
-		                          "WHERE group_id = $1 AND table_id = $2 AND state = "
-		                          "'replicated'",
-		                          2, types, values, NULL, true, 1) == SPI_OK_SELECT &&
-		    SPI_processed == 1) {
-			Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
-			                        &isnull);
-
-			if (!isnull)
-				relid = DatumGetObjectId(d);
+	if (relmap_built_gen == relmap_gen) {
+		e = hash_search(relmap, &key, HASH_FIND, NULL);
+		if (e != NULL) {
+			*entry = e;
+			return e->relid;
 		}
-		if (gen != relmap_gen)
-			return relid; /* may be older than an invalidation: not kept */
-		e = hash_search(relmap, &key, HASH_ENTER, &found);
-		e->relid = relid;
 	}
-	return e->relid;
+	if (SPI_execute_with_args("SELECT relid FROM dragonraft.replicated_tables "
+	                          "WHERE group_id = $1 AND table_id = $2 AND state = "
+	                          "'replicated'",
+	                          2, types, values, NULL, true, 1) == SPI_OK_SELECT &&
+	    SPI_processed == 1) {
+		Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			relid = DatumGetObjectId(d);
+	}
+	*entry = NULL;
+	if (gen != relmap_gen || relmap_built_gen != relmap_gen)
+		return relid; /* may be older than an invalidation: not kept */
+	e = hash_search(relmap, &key, HASH_ENTER, NULL);
+	e->relid = relid;
+	e->cols = NULL;
+	*entry = e;
+	return relid;
 }
 
 static void corrupt(const char *what) pg_attribute_noreturn();
@@ -205,6 +235,64 @@ static void drop_idle_triggers(ResultRelInfo *rri)
 	rri->ri_TrigDesc = NULL;
 }
 
+/*
+ * The columns et names in rel: the column map kept in e (its table's first
+ * entry made it), else a new one, kept in e if e has none (and e is not
+ * NULL), or in the transaction's memory.  Capture names every column of a
+ * table (not dropped, not generated): another list comes after a command
+ * changed the table, and that invalidation empties relmap.
+ */
+static const ColumnMap *column_map(RelmapEntry *e, Relation rel, const struct entry_table *et)
+{
+	Size len = et->cols.end - et->cols.p;
+	struct entry_reader r = et->cols;
+	MemoryContext cxt, old;
+	ColumnMap *cm;
+
+	if (e != NULL && e->cols != NULL) {
+		if (e->cols->names_len == len && memcmp(e->cols->names, et->cols.p, len) == 0)
+			return e->cols;
+		e = NULL; /* (not replaced: an entry may use it until relmap_check) */
+	}
+	cxt = e != NULL ? relmap_cxt : CurrentMemoryContext;
+	old = MemoryContextSwitchTo(cxt);
+	cm = palloc(sizeof(ColumnMap));
+	cm->names = memcpy(palloc(Max(len, 1)), et->cols.p, len);
+	cm->names_len = len;
+	cm->n_cols = et->n_cols;
+	cm->attnums = palloc(et->n_cols * sizeof(AttrNumber));
+	cm->recv = palloc(et->n_cols * sizeof(FmgrInfo));
+	cm->ioparams = palloc(et->n_cols * sizeof(Oid));
+	MemoryContextSwitchTo(old);
+	for (int c = 0; c < et->n_cols; c++) {
+		const char *name;
+		uint16 name_len;
+		char *cname;
+		AttrNumber att;
+		Form_pg_attribute a;
+		Oid recv;
+
+		(void)entry_next_name(&r, &name, &name_len);
+		cname = pnstrdup(name, name_len);
+		att = get_attnum(RelationGetRelid(rel), cname);
+		if (att <= 0 || TupleDescAttr(RelationGetDescr(rel), att - 1)->attgenerated)
+			ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+			                errmsg("column \"%s\" of replicated table \"%s\" does not "
+			                       "exist on "
+			                       "this node",
+			                       cname, RelationGetRelationName(rel)),
+			                errhint("Change replicated tables with dragonraft.execute "
+			                        "only.")));
+		a = TupleDescAttr(RelationGetDescr(rel), att - 1);
+		cm->attnums[c] = att;
+		getTypeBinaryInputInfo(a->atttypid, &recv, &cm->ioparams[c]);
+		fmgr_info_cxt(recv, &cm->recv[c], cxt);
+	}
+	if (e != NULL)
+		e->cols = cm;
+	return cm;
+}
+
 /* Open the entry's tables (relid_override: a registration's one table). */
 static ApplyTable *open_tables(uint64 group_id, const struct entry_change_set *cs,
                                Oid relid_override, EState **estate_out)
@@ -217,11 +305,12 @@ static ApplyTable *open_tables(uint64 group_id, const struct entry_change_set *c
 	for (uint32 i = 0; i < cs->n_tables; i++) {
 		ApplyTable *t = &tables[i];
 		struct entry_table et;
+		RelmapEntry *e = NULL;
 		Oid relid;
 
 		(void)entry_next_table(&r, &et);
 		relid = relid_override != InvalidOid ? relid_override
-		                                     : relmap_lookup(group_id, et.table_id);
+		                                     : relmap_lookup(group_id, et.table_id, &e);
 		if (!OidIsValid(relid))
 			continue; /* refused here: its ops are skipped */
 		t->rel = try_table_open(relid, RowExclusiveLock);
@@ -236,35 +325,9 @@ static ApplyTable *open_tables(uint64 group_id, const struct entry_change_set *c
 			                   relid),
 			         errhint("Replicated tables change through dragonraft.execute "
 			                 "only.")));
-		t->n_cols = et.n_cols;
-		t->attnums = palloc(et.n_cols * sizeof(AttrNumber));
-		t->recv = palloc(et.n_cols * sizeof(FmgrInfo));
-		t->ioparams = palloc(et.n_cols * sizeof(Oid));
-		for (int c = 0; c < et.n_cols; c++) {
-			const char *name;
-			uint16 len;
-			char *cname;
-			AttrNumber att;
-			Form_pg_attribute a;
-			Oid recv;
-
-			(void)entry_next_name(&et.cols, &name, &len);
-			cname = pnstrdup(name, len);
-			att = get_attnum(relid, cname);
-			if (att <= 0 ||
-			    TupleDescAttr(RelationGetDescr(t->rel), att - 1)->attgenerated)
-				ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
-				                errmsg("column \"%s\" of replicated table \"%s\" "
-				                       "does not exist on "
-				                       "this node",
-				                       cname, RelationGetRelationName(t->rel)),
-				                errhint("Change replicated tables with "
-				                        "dragonraft.execute only.")));
-			a = TupleDescAttr(RelationGetDescr(t->rel), att - 1);
-			t->attnums[c] = att;
-			getTypeBinaryInputInfo(a->atttypid, &recv, &t->ioparams[c]);
-			fmgr_info(recv, &t->recv[c]);
-		}
+		if (relmap_built_gen != relmap_gen)
+			e = NULL; /* an invalidation came with the lock */
+		t->cols = column_map(e, t->rel, &et);
 	}
 
 	/* One range table entry per table of the entry, in order. */
@@ -278,10 +341,10 @@ static ApplyTable *open_tables(uint64 group_id, const struct entry_change_set *c
 		rte->rellockmode = AccessShareLock;
 		/* Every shipped column counts as updated: stored generated columns
 		 * are recomputed from them (as worker.c does). */
-		for (int c = 0; c < tables[i].n_cols; c++)
+		for (int c = 0; rel != NULL && c < tables[i].cols->n_cols; c++)
 			rte->updatedCols = bms_add_member(
 			        rte->updatedCols,
-			        tables[i].attnums[c] - FirstLowInvalidHeapAttributeNumber);
+			        tables[i].cols->attnums[c] - FirstLowInvalidHeapAttributeNumber);
 		rtable = lappend(rtable, rte);
 	}
 	ExecInitRangeTable(estate, rtable);
@@ -325,9 +388,10 @@ static void close_tables(ApplyTable *tables, uint32 n, EState *estate)
 static void fill(ApplyTable *t, const struct entry_tuple *tu, TupleTableSlot *slot, bool *present)
 {
 	TupleDesc desc = slot->tts_tupleDescriptor;
+	const ColumnMap *cm = t->cols;
 	struct entry_reader r = tu->values; /* a tuple may be read twice (key, new row) */
 
-	if (tu->n_cols != t->n_cols)
+	if (tu->n_cols != cm->n_cols)
 		corrupt("a tuple does not have its table's columns");
 	ExecClearTuple(slot);
 	for (int i = 0; i < desc->natts; i++) {
@@ -336,8 +400,8 @@ static void fill(ApplyTable *t, const struct entry_tuple *tu, TupleTableSlot *sl
 		if (present != NULL)
 			present[i] = false;
 	}
-	for (int c = 0; c < t->n_cols; c++) {
-		int att = t->attnums[c] - 1;
+	for (int c = 0; c < cm->n_cols; c++) {
+		int att = cm->attnums[c] - 1;
 		const uint8 *data;
 		uint32 len;
 		unsigned kind;
@@ -357,7 +421,7 @@ static void fill(ApplyTable *t, const struct entry_tuple *tu, TupleTableSlot *sl
 		buf.len = (int)len;
 		buf.maxlen = (int)len + 1;
 		buf.cursor = 0;
-		slot->tts_values[att] = ReceiveFunctionCall(&t->recv[c], &buf, t->ioparams[c],
+		slot->tts_values[att] = ReceiveFunctionCall(&cm->recv[c], &buf, cm->ioparams[c],
 		                                            TupleDescAttr(desc, att)->atttypmod);
 		slot->tts_isnull[att] = false;
 		if (buf.cursor != buf.len)
@@ -447,9 +511,9 @@ static void apply_sequences(ApplyTable *tables, const struct entry_change_set *c
 		t = &tables[s.table];
 		if (t->rel == NULL)
 			continue;
-		if (s.column >= t->n_cols)
+		if (s.column >= t->cols->n_cols)
 			corrupt("a sequence names a column past its table's");
-		seqid = dr_column_sequence(t->rel, t->attnums[s.column],
+		seqid = dr_column_sequence(t->rel, t->cols->attnums[s.column],
 		                           dr_owned_sequences(RelationGetRelid(t->rel)));
 		if (!OidIsValid(seqid) ||
 		    !HeapTupleIsValid(seqtup = SearchSysCache1(SEQRELID, ObjectIdGetDatum(seqid))))
@@ -512,6 +576,7 @@ static void apply_sections(uint64 group_id, const struct entry_change_set *cs, O
 	struct entry_reader r = cs->ops;
 	EPQState epq;
 
+	relmap_check();
 	for (uint32 i = 0; i < cs->n_ops; i++) {
 		struct entry_op op;
 
@@ -610,9 +675,8 @@ uint64 dr_apply_rows_command_between(uint64 group_id, uint64 since, uint64 befor
 	values[1] = Int64GetDatum((int64)since);
 	values[2] = Int64GetDatum((int64)before);
 	values[3] = tables == NULL ? (Datum)0
-	                           : PointerGetDatum(construct_array(ids, n, INT8OID, 8,
-	                                                             FLOAT8PASSBYVAL,
-	                                                             TYPALIGN_DOUBLE));
+	                           : PointerGetDatum(construct_array(
+	                                     ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	/* As the bootstrap superuser: a writer need not see the catalog table. */
 	GetUserIdAndSecContext(&save_user, &save_sec);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
@@ -1132,7 +1196,8 @@ void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header 
 	 * 40001 now (xact.c). */
 	table = command_table(group_id, command);
 	dr_apply_rows_publish_schema(group_id, index, false,
-	                             table < 0 ? 0 : (table == 0 ? DR_SCHEMA_NO_TABLE : (uint64)table));
+	                             table < 0 ? 0
+	                                       : (table == 0 ? DR_SCHEMA_NO_TABLE : (uint64)table));
 	roleid = get_role_oid(role, true);
 	if (!OidIsValid(roleid))
 		error = psprintf(
