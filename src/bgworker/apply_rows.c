@@ -5,12 +5,14 @@
  * index in its commit record: apply_worker.c).
  *
  * Rows are applied with the executor, as logical replication's worker.c
- * does: a table id maps to the local table (dragonraft.replicated_tables,
- * cached until the next registration or utility command), column names to
- * attribute numbers, values come in through their types' binary receive
- * functions, rows are found by replica identity (the identity index, or the
- * whole row under REPLICA IDENTITY FULL) and changed with
- * ExecSimpleRelationInsert/Update/Delete.  The worker runs with
+ * does: a table id maps to the local table (dragonraft.replicated_tables),
+ * column names to attribute numbers, values come in through their types'
+ * binary receive functions (both cached until a relcache invalidation, a
+ * registration or a utility command), rows are found by replica identity
+ * (the identity index, or the whole row under REPLICA IDENTITY FULL) and
+ * changed with ExecSimpleRelationInsert/Update/Delete.  The tables stay open,
+ * with their executor state, for the batch's next change sets of the same
+ * tables (kept).  The worker runs with
  * session_replication_role = replica, so user triggers and the capture
  * trigger do not fire.  A row that is not found, or a constraint that
  * fails, means this member diverged: the apply stops with an error rather
@@ -117,13 +119,43 @@ static uint64 relmap_gen, relmap_built_gen;
  */
 static Oid capture_fn = InvalidOid;
 
+/*
+ * The tables that the batch's last change set opened, with their executor
+ * state (which holds them), kept open for the batch's next change sets that
+ * name no other table (or another column list): their locks stay until the
+ * commit anyway.  Closed before the commit (dr_apply_rows_close), before a
+ * command or a registration runs and before a TRUNCATE (these refuse a
+ * table in use), and when relmap goes stale (they use its column maps).
+ */
+static struct {
+	EState *estate; /* NULL: none open */
+	EPQState epq;
+	ApplyTable *tables; /* in estate's memory */
+	uint32 n;
+} kept;
+
 static void relmap_inval(Datum arg, Oid relid)
 {
 	relmap_gen++;
 }
 
+void dr_apply_rows_close(void)
+{
+	if (kept.estate == NULL)
+		return;
+	EvalPlanQualEnd(&kept.epq);
+	ExecCloseResultRelations(kept.estate);
+	ExecResetTupleTable(kept.estate->es_tupleTable, false);
+	for (uint32 i = 0; i < kept.n; i++)
+		if (kept.tables[i].rel != NULL)
+			table_close(kept.tables[i].rel, NoLock);
+	FreeExecutorState(kept.estate);
+	kept.estate = NULL;
+}
+
 void dr_apply_rows_forget(void)
 {
+	kept.estate = NULL; /* closed, or gone with its transaction */
 	capture_fn = InvalidOid;
 	if (relmap_cxt != NULL)
 		MemoryContextDelete(relmap_cxt); /* and relmap with it */
@@ -134,8 +166,10 @@ void dr_apply_rows_forget(void)
 /* Before an entry's tables are opened: forget what an invalidation made stale. */
 static void relmap_check(void)
 {
-	if (relmap != NULL && relmap_built_gen != relmap_gen)
+	if (relmap != NULL && relmap_built_gen != relmap_gen) {
+		dr_apply_rows_close();
 		dr_apply_rows_forget();
+	}
 }
 
 /*
@@ -293,41 +327,80 @@ static const ColumnMap *column_map(RelmapEntry *e, Relation rel, const struct en
 	return cm;
 }
 
-/* Open the entry's tables (relid_override: a registration's one table). */
+/* The kept table relid, if its column list is the one et names. */
+static const ApplyTable *kept_table(Oid relid, const struct entry_table *et)
+{
+	Size len = et->cols.end - et->cols.p;
+
+	for (uint32 i = 0; i < kept.n; i++) {
+		const ApplyTable *k = &kept.tables[i];
+
+		if (k->rel != NULL && RelationGetRelid(k->rel) == relid &&
+		    k->cols->names_len == len && memcmp(k->cols->names, et->cols.p, len) == 0)
+			return k;
+	}
+	return NULL;
+}
+
+/*
+ * The entry's tables (relid_override: a registration's one table): the kept
+ * ones if they are all there, else opened (and kept in place of those).
+ * The entry's after-trigger query begins.
+ */
 static ApplyTable *open_tables(uint64 group_id, const struct entry_change_set *cs,
-                               Oid relid_override, EState **estate_out)
+                               Oid relid_override)
 {
 	ApplyTable *tables = palloc0(Max(cs->n_tables, 1) * sizeof(ApplyTable));
-	EState *estate = CreateExecutorState();
+	struct entry_table *ets = palloc(Max(cs->n_tables, 1) * sizeof(struct entry_table));
+	RelmapEntry **es = palloc(Max(cs->n_tables, 1) * sizeof(RelmapEntry *));
+	Oid *relids = palloc(Max(cs->n_tables, 1) * sizeof(Oid));
 	struct entry_reader r = cs->tables;
+	bool reuse = kept.estate != NULL;
+	EState *estate;
 	List *rtable = NIL;
 
 	for (uint32 i = 0; i < cs->n_tables; i++) {
-		ApplyTable *t = &tables[i];
-		struct entry_table et;
-		RelmapEntry *e = NULL;
-		Oid relid;
+		const ApplyTable *k;
 
-		(void)entry_next_table(&r, &et);
-		relid = relid_override != InvalidOid ? relid_override
-		                                     : relmap_lookup(group_id, et.table_id, &e);
-		if (!OidIsValid(relid))
-			continue; /* refused here: its ops are skipped */
-		t->rel = try_table_open(relid, RowExclusiveLock);
+		(void)entry_next_table(&r, &ets[i]);
+		es[i] = NULL;
+		relids[i] = relid_override != InvalidOid
+		                    ? relid_override
+		                    : relmap_lookup(group_id, ets[i].table_id, &es[i]);
+		if (!reuse || !OidIsValid(relids[i]))
+			continue; /* (refused here: its ops are skipped) */
+		k = kept_table(relids[i], &ets[i]);
+		if (k != NULL)
+			tables[i] = *k;
+		else
+			reuse = false;
+	}
+	if (reuse) {
+		AfterTriggerBeginQuery();
+		return tables;
+	}
+	dr_apply_rows_close();
+	memset(tables, 0, Max(cs->n_tables, 1) * sizeof(ApplyTable));
+	for (uint32 i = 0; i < cs->n_tables; i++) {
+		ApplyTable *t = &tables[i];
+
+		if (!OidIsValid(relids[i]))
+			continue;
+		t->rel = try_table_open(relids[i], RowExclusiveLock);
 		if (t->rel == NULL)
 			ereport(ERROR,
 			        (errcode(ERRCODE_UNDEFINED_TABLE),
 			         errmsg("replicated table %llu of group %llu is missing on this "
 			                "node",
-			                (unsigned long long)et.table_id,
+			                (unsigned long long)ets[i].table_id,
 			                (unsigned long long)group_id),
 			         errdetail("Table %u was dropped outside dragonraft.execute.",
-			                   relid),
+			                   relids[i]),
 			         errhint("Replicated tables change through dragonraft.execute "
 			                 "only.")));
 		if (relmap_built_gen != relmap_gen)
-			e = NULL; /* an invalidation came with the lock */
-		t->cols = column_map(e, t->rel, &et);
+			es[i] = NULL; /* an invalidation came with the lock */
+		t->cols = column_map(es[i], t->rel, &ets[i]);
 	}
 
 	/* One range table entry per table of the entry, in order. */
@@ -347,6 +420,7 @@ static ApplyTable *open_tables(uint64 group_id, const struct entry_change_set *c
 			        tables[i].cols->attnums[c] - FirstLowInvalidHeapAttributeNumber);
 		rtable = lappend(rtable, rte);
 	}
+	estate = CreateExecutorState();
 	ExecInitRangeTable(estate, rtable);
 	estate->es_output_cid = GetCurrentCommandId(true);
 	for (uint32 i = 0; i < cs->n_tables; i++) {
@@ -368,20 +442,14 @@ static ApplyTable *open_tables(uint64 group_id, const struct entry_change_set *c
 		t->changed = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
 		t->local = table_slot_create(t->rel, &estate->es_tupleTable);
 	}
+	kept.estate = estate;
+	kept.n = cs->n_tables;
+	kept.tables =
+	        MemoryContextAlloc(estate->es_query_cxt, Max(cs->n_tables, 1) * sizeof(ApplyTable));
+	memcpy(kept.tables, tables, cs->n_tables * sizeof(ApplyTable));
+	EvalPlanQualInit(&kept.epq, estate, NULL, NIL, -1);
 	AfterTriggerBeginQuery();
-	*estate_out = estate;
 	return tables;
-}
-
-static void close_tables(ApplyTable *tables, uint32 n, EState *estate)
-{
-	AfterTriggerEndQuery(estate);
-	ExecCloseResultRelations(estate);
-	ExecResetTupleTable(estate->es_tupleTable, false);
-	FreeExecutorState(estate);
-	for (uint32 i = 0; i < n; i++)
-		if (tables[i].rel != NULL)
-			table_close(tables[i].rel, NoLock);
 }
 
 /* Fill slot from an entry tuple; present[attnum - 1] says what was shipped. */
@@ -571,10 +639,8 @@ static void step_end(void)
 
 static void apply_sections(uint64 group_id, const struct entry_change_set *cs, Oid relid_override)
 {
-	EState *estate = NULL;
 	ApplyTable *tables = NULL;
 	struct entry_reader r = cs->ops;
-	EPQState epq;
 
 	relmap_check();
 	for (uint32 i = 0; i < cs->n_ops; i++) {
@@ -583,8 +649,7 @@ static void apply_sections(uint64 group_id, const struct entry_change_set *cs, O
 		(void)entry_next_op(&r, &op);
 		if (tables == NULL) {
 			step_begin(NULL);
-			tables = open_tables(group_id, cs, relid_override, &estate);
-			EvalPlanQualInit(&epq, estate, NULL, NIL, -1);
+			tables = open_tables(group_id, cs, relid_override);
 			PopActiveSnapshot();
 		}
 		if (op.kind == ENTRY_OP_TRUNCATE) {
@@ -609,8 +674,8 @@ static void apply_sections(uint64 group_id, const struct entry_change_set *cs, O
 				op = next_op;
 				i++;
 			}
-			EvalPlanQualEnd(&epq);
-			close_tables(tables, cs->n_tables, estate);
+			AfterTriggerEndQuery(kept.estate);
+			dr_apply_rows_close();
 			tables = NULL;
 			step_begin(NULL);
 			if (relids != NIL)
@@ -618,19 +683,17 @@ static void apply_sections(uint64 group_id, const struct entry_change_set *cs, O
 			step_end();
 			continue;
 		}
-		step_begin(estate);
-		apply_op(tables, &op, estate, &epq);
+		step_begin(kept.estate);
+		apply_op(tables, &op, kept.estate, &kept.epq);
+		ResetPerTupleExprContext(kept.estate);
 		step_end();
 		CHECK_FOR_INTERRUPTS();
 	}
 	step_begin(NULL);
-	if (tables == NULL) {
-		tables = open_tables(group_id, cs, relid_override, &estate);
-		EvalPlanQualInit(&epq, estate, NULL, NIL, -1);
-	}
+	if (tables == NULL)
+		tables = open_tables(group_id, cs, relid_override);
 	apply_sequences(tables, cs);
-	EvalPlanQualEnd(&epq);
-	close_tables(tables, cs->n_tables, estate);
+	AfterTriggerEndQuery(kept.estate);
 	step_end();
 }
 
@@ -944,7 +1007,8 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, uint64 schema_index,
 
 	if (rc != ENTRY_OK)
 		decode_failed(rc);
-	if (resend) { /* for the members that do not replicate it */
+	dr_apply_rows_close(); /* its table may be one of them */
+	if (resend) {          /* for the members that do not replicate it */
 		table_id = sent_table_id(&cs);
 		if (replicates(group_id, table_id, &refused))
 			return;
@@ -1026,6 +1090,7 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, uint64 schema_index,
 		}
 	}
 	apply_sections(group_id, &cs, relid);
+	dr_apply_rows_close(); /* (ALTER TABLE refuses a table in use) */
 	/* The member's own table that it refused, renamed since, is a plain table again. */
 	if (OidIsValid(refused) && refused != relid && get_rel_name(refused) != NULL)
 		unguard(quote_qualified_identifier(get_namespace_name(get_rel_namespace(refused)),
@@ -1190,6 +1255,7 @@ void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header 
 
 	if (rc != ENTRY_OK)
 		decode_failed(rc);
+	dr_apply_rows_close(); /* a command refuses a table in use */
 	command = pnstrdup(d.command, d.len);
 	role = pnstrdup(d.role, d.role_len);
 	/* Writers of that table (and replicate_table) waiting for their turn fail with
@@ -1268,6 +1334,7 @@ void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header 
 	                "NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = t.relid)",
 	                false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "dragonraft could not update dragonraft.replicated_tables");
+	dr_apply_rows_close();
 	dr_apply_rows_forget();
 	CommandCounterIncrement();
 }

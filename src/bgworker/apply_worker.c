@@ -320,6 +320,7 @@ static void commit_batch(void)
 	replorigin_session_origin_timestamp = GetCurrentTimestamp();
 	/* Without an XID the commit record would not carry the origin's position. */
 	(void)GetTopTransactionId();
+	dr_apply_rows_close();
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
