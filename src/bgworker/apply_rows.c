@@ -42,11 +42,15 @@
  */
 #include "write.h"
 
+#include "access/genam.h"
+#include "access/stratnum.h"
 #include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/catalog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_sequence.h"
 #include "catalog/pg_type.h"
@@ -82,12 +86,21 @@ typedef struct ColumnMap {
 	Oid *ioparams;
 } ColumnMap;
 
+/* A scan of a table's replica identity index, begun once and run again per row. */
+typedef struct IdentityScan {
+	IndexScanDesc scan;
+	SnapshotData dirty; /* the scan's: it says who holds a row it finds */
+	int n_keys;
+	AttrNumber *attnums; /* the table's attribute of each key column */
+	ScanKeyData *keys;   /* their equality operators (arguments set per row) */
+} IdentityScan;
+
 /* A table of the entry being applied. */
 typedef struct ApplyTable {
 	Relation rel;          /* NULL: not replicated here, its ops are skipped */
 	const ColumnMap *cols; /* (NULL with rel) */
 	ResultRelInfo *rri;
-	Oid idx; /* the replica identity index, InvalidOid: whole row */
+	IdentityScan *ident; /* NULL: no identity index, rows are found by the whole row */
 	TupleTableSlot *remote, *key, *local, *changed;
 } ApplyTable;
 
@@ -144,6 +157,9 @@ void dr_apply_rows_close(void)
 	if (kept.estate == NULL)
 		return;
 	EvalPlanQualEnd(&kept.epq);
+	for (uint32 i = 0; i < kept.n; i++)
+		if (kept.tables[i].ident != NULL)
+			index_endscan(kept.tables[i].ident->scan);
 	ExecCloseResultRelations(kept.estate);
 	ExecResetTupleTable(kept.estate->es_tupleTable, false);
 	for (uint32 i = 0; i < kept.n; i++)
@@ -310,13 +326,13 @@ static const ColumnMap *column_map(RelmapEntry *e, Relation rel, const struct en
 		cname = pnstrdup(name, name_len);
 		att = get_attnum(RelationGetRelid(rel), cname);
 		if (att <= 0 || TupleDescAttr(RelationGetDescr(rel), att - 1)->attgenerated)
-			ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
-			                errmsg("column \"%s\" of replicated table \"%s\" does not "
-			                       "exist on "
-			                       "this node",
-			                       cname, RelationGetRelationName(rel)),
-			                errhint("Change replicated tables with dragonraft.execute "
-			                        "only.")));
+			ereport(ERROR,
+			        (errcode(ERRCODE_UNDEFINED_COLUMN),
+			         errmsg("column \"%s\" of replicated table \"%s\" does not exist "
+			                "on this node",
+			                cname, RelationGetRelationName(rel)),
+			         errhint("Change replicated tables with dragonraft.execute "
+			                 "only.")));
 		a = TupleDescAttr(RelationGetDescr(rel), att - 1);
 		cm->attnums[c] = att;
 		getTypeBinaryInputInfo(a->atttypid, &recv, &cm->ioparams[c]);
@@ -325,6 +341,50 @@ static const ColumnMap *column_map(RelmapEntry *e, Relation rel, const struct en
 	if (e != NULL)
 		e->cols = cm;
 	return cm;
+}
+
+/*
+ * The scan that finds rows of rel by its replica identity index idx (as
+ * execReplication.c's RelationFindReplTupleByIndex, which would look up the
+ * index's operators and begin a scan for every row): an equality key per
+ * index column, through a dirty snapshot.
+ */
+static IdentityScan *identity_scan(ResultRelInfo *rri, Oid idx)
+{
+	IdentityScan *is = palloc(sizeof(IdentityScan));
+	Relation idxrel = NULL;
+	int2vector *indkey;
+	oidvector *opclass;
+	bool isnull;
+
+	/* The result relation opened every index of the table (locked until the commit). */
+	for (int i = 0; i < rri->ri_NumIndices; i++)
+		if (RelationGetRelid(rri->ri_IndexRelationDescs[i]) == idx)
+			idxrel = rri->ri_IndexRelationDescs[i];
+	if (idxrel == NULL)
+		elog(ERROR, "replica identity index %u of table \"%s\" is not open", idx,
+		     RelationGetRelationName(rri->ri_RelationDesc));
+	indkey = &idxrel->rd_index->indkey;
+	opclass = (oidvector *)DatumGetPointer(SysCacheGetAttr(INDEXRELID, idxrel->rd_indextuple,
+	                                                       Anum_pg_index_indclass, &isnull));
+	is->n_keys = IndexRelationGetNumberOfKeyAttributes(idxrel);
+	is->attnums = palloc(is->n_keys * sizeof(AttrNumber));
+	is->keys = palloc(is->n_keys * sizeof(ScanKeyData));
+	for (int k = 0; k < is->n_keys; k++) {
+		Oid type = get_opclass_input_type(opclass->values[k]);
+		Oid family = get_opclass_family(opclass->values[k]);
+		Oid op = get_opfamily_member(family, type, type, BTEqualStrategyNumber);
+
+		if (!OidIsValid(op))
+			elog(ERROR, "missing operator %d(%u,%u) in opfamily %u",
+			     BTEqualStrategyNumber, type, type, family);
+		is->attnums[k] = indkey->values[k];
+		ScanKeyInit(&is->keys[k], k + 1, BTEqualStrategyNumber, get_opcode(op), (Datum)0);
+		is->keys[k].sk_collation = idxrel->rd_indcollation[k];
+	}
+	InitDirtySnapshot(is->dirty);
+	is->scan = index_beginscan(rri->ri_RelationDesc, idxrel, &is->dirty, is->n_keys, 0);
+	return is;
 }
 
 /* The kept table relid, if its column list is the one et names. */
@@ -426,6 +486,7 @@ static ApplyTable *open_tables(uint64 group_id, const struct entry_change_set *c
 	for (uint32 i = 0; i < cs->n_tables; i++) {
 		ApplyTable *t = &tables[i];
 		TupleDesc desc;
+		Oid idx;
 
 		if (t->rel == NULL)
 			continue;
@@ -436,7 +497,8 @@ static ApplyTable *open_tables(uint64 group_id, const struct entry_change_set *c
 		estate->es_opened_result_relations =
 		        lappend(estate->es_opened_result_relations, t->rri);
 		ExecOpenIndices(t->rri, false);
-		t->idx = RelationGetReplicaIndex(t->rel);
+		idx = RelationGetReplicaIndex(t->rel);
+		t->ident = OidIsValid(idx) ? identity_scan(t->rri, idx) : NULL;
 		t->remote = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
 		t->key = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
 		t->changed = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
@@ -500,14 +562,69 @@ static void fill(ApplyTable *t, const struct entry_tuple *tu, TupleTableSlot *sl
 	ExecStoreVirtualTuple(slot);
 }
 
+/*
+ * The row the key slot identifies, by the identity index, into t->local and
+ * locked; false if there is none.  A row that another transaction holds
+ * (inserting, deleting or locking it) is looked up again once that one
+ * ended, and so is a row that changed before it could be locked (as
+ * RelationFindReplTupleByIndex does).
+ */
+static bool find_by_identity(ApplyTable *t)
+{
+	IdentityScan *is = t->ident;
+	ScanKeyData keys[INDEX_MAX_KEYS];
+
+	memcpy(keys, is->keys, is->n_keys * sizeof(ScanKeyData));
+	for (int k = 0; k < is->n_keys; k++) {
+		keys[k].sk_argument = t->key->tts_values[is->attnums[k] - 1];
+		if (t->key->tts_isnull[is->attnums[k] - 1])
+			keys[k].sk_flags |= SK_ISNULL;
+	}
+	for (;;) {
+		TransactionId holder;
+		TM_FailureData tmfd;
+		TM_Result res;
+
+		index_rescan(is->scan, keys, is->n_keys, NULL, 0);
+		if (!index_getnext_slot(is->scan, ForwardScanDirection, t->local))
+			return false;
+		ExecMaterializeSlot(t->local);
+		holder = TransactionIdIsValid(is->dirty.xmin) ? is->dirty.xmin : is->dirty.xmax;
+		if (TransactionIdIsValid(holder)) {
+			XactLockTableWait(holder, NULL, NULL, XLTW_None);
+			continue;
+		}
+		PushActiveSnapshot(GetLatestSnapshot());
+		res = table_tuple_lock(t->rel, &t->local->tts_tid, GetLatestSnapshot(), t->local,
+		                       GetCurrentCommandId(false), LockTupleExclusive,
+		                       LockWaitBlock, 0, &tmfd);
+		PopActiveSnapshot();
+		switch (res) {
+		case TM_Ok:
+			return true;
+		case TM_Updated:
+		case TM_Deleted:
+			ereport(LOG,
+			        (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			         errmsg("dragonraft: concurrent %s of a row to apply, retrying",
+			                res == TM_Updated ? "update" : "delete")));
+			continue;
+		case TM_Invisible:
+			elog(ERROR, "attempted to lock invisible tuple");
+			break;
+		default:
+			elog(ERROR, "unexpected table_tuple_lock status: %u", res);
+			break;
+		}
+	}
+}
+
 /* Find the local row the key slot identifies (locked), into t->local. */
 static void find_row(ApplyTable *t, const char *action)
 {
-	bool found =
-	        OidIsValid(t->idx)
-	                ? RelationFindReplTupleByIndex(t->rel, t->idx, LockTupleExclusive, t->key,
-	                                               t->local)
-	                : RelationFindReplTupleSeq(t->rel, LockTupleExclusive, t->key, t->local);
+	bool found = t->ident != NULL ? find_by_identity(t)
+	                              : RelationFindReplTupleSeq(t->rel, LockTupleExclusive, t->key,
+	                                                         t->local);
 
 	if (!found)
 		ereport(ERROR,

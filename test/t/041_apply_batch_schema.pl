@@ -3,7 +3,9 @@
 # A command that changes the table between two entries must make the second
 # use the new definition: in one apply transaction (the follower's apply
 # waits behind a lock while the three entries arrive) and across
-# transactions (a column dropped and added again under its name).
+# transactions (a column dropped and added again under its name).  The
+# identity index's scan is kept too: a row locked on the follower is waited
+# for, then updated.
 use strict;
 use warnings;
 use FindBin;
@@ -68,6 +70,25 @@ for my $id ($c->ids)
 {
 	is($c->contents($id, 't', 'id'), '(0,);(1,);(2,);(3,3)',
 		"node $id has the new column's value");
+}
+# A row that a reader on the follower locks: the apply waits for it, then updates it.
+($in, $out, $err) = ("BEGIN;\nSELECT id FROM t WHERE id = 3 FOR UPDATE;\n", '', '');
+$h = IPC::Run::start(['psql', '-XAtq', '-d', $F->connstr('postgres')],
+	'<', \$in, '>', \$out, '2>', \$err);
+$h->pump until $out =~ /^3\n/;
+$L->safe_psql('postgres', 'UPDATE t SET v = 30 WHERE id = 3');
+ok($c->wait_until('the follower\'s apply to wait for the row', sub {
+	$F->safe_psql('postgres',
+		"SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+		  . "WHERE NOT l.granted AND a.backend_type = 'dragonraft apply'") eq '1' }),
+	'the follower\'s apply waits for the locked row');
+$in .= "COMMIT;\n";
+$h->finish;
+is($err, '', 'the reader committed');
+ok($c->caught_up(1), 'every member applied the update');
+for my $id ($c->ids)
+{
+	is($c->contents($id, 't', 'id'), '(0,);(1,);(2,);(3,30)', "node $id has the updated row");
 }
 is($F->safe_psql('postgres', 'SELECT apply_errors FROM dragonraft.stat_groups WHERE group_id = 1'),
 	'0', 'the follower applied everything at the first try');
