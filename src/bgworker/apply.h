@@ -8,8 +8,28 @@
 
 #include "dragonraft.h"
 
-/* Bytes of the queue's ring in its DSM segment. */
+#include "port/atomics.h"
+
+/* Bytes of the queue's DSM segment: a DrApplyQueue, then the shm_mq. */
 #define DR_APPLY_QUEUE_BYTES (4 * 1024 * 1024)
+
+/*
+ * The head of the queue's segment.  A shm_mq receiver that finds the queue
+ * empty marks what it read and sets the sender's latch: it would wake the
+ * engine worker after every apply batch.  So the apply worker calls
+ * shm_mq_receive only while messages counts more than it received; what it
+ * read is then marked only each quarter of the ring, or when a message is
+ * not there whole (the engine worker waits for room then).  The engine
+ * worker counts a message before its first try to send it (a message that
+ * would block counts once), and once more as it detaches, so that the apply
+ * worker looks and finds the queue detached.
+ */
+typedef struct DrApplyQueue {
+	pg_atomic_uint64 messages;
+} DrApplyQueue;
+
+#define DR_APPLY_QUEUE_MQ       MAXALIGN(sizeof(DrApplyQueue))
+#define DR_APPLY_QUEUE_MQ_BYTES (DR_APPLY_QUEUE_BYTES - DR_APPLY_QUEUE_MQ)
 
 /*
  * DrApplyMsg.type of a message without data: the group's entries follow

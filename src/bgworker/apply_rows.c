@@ -5,12 +5,14 @@
  * index in its commit record: apply_worker.c).
  *
  * Rows are applied with the executor, as logical replication's worker.c
- * does: a table id maps to the local table (dragonraft.replicated_tables,
- * cached until the next registration or utility command), column names to
- * attribute numbers, values come in through their types' binary receive
- * functions, rows are found by replica identity (the identity index, or the
- * whole row under REPLICA IDENTITY FULL) and changed with
- * ExecSimpleRelationInsert/Update/Delete.  The worker runs with
+ * does: a table id maps to the local table (dragonraft.replicated_tables),
+ * column names to attribute numbers, values come in through their types'
+ * binary receive functions (both cached until a relcache invalidation, a
+ * registration or a utility command), rows are found by replica identity
+ * (the identity index, or the whole row under REPLICA IDENTITY FULL) and
+ * changed with ExecSimpleRelationInsert/Update/Delete.  The tables stay open,
+ * with their executor state, for the batch's next change sets of the same
+ * tables (kept).  The worker runs with
  * session_replication_role = replica, so user triggers and the capture
  * trigger do not fire.  A row that is not found, or a constraint that
  * fails, means this member diverged: the apply stops with an error rather
@@ -40,11 +42,15 @@
  */
 #include "write.h"
 
+#include "access/genam.h"
+#include "access/stratnum.h"
 #include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/catalog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_sequence.h"
 #include "catalog/pg_type.h"
@@ -70,15 +76,31 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
-/* A table of the entry being applied. */
-typedef struct ApplyTable {
-	Relation rel;        /* NULL: not replicated here, its ops are skipped */
+/* The columns an entry names for a table: where they are here, how they come in. */
+typedef struct ColumnMap {
+	const uint8 *names; /* the entry's column names section, as it came */
+	Size names_len;
 	int n_cols;          /* the entry's columns */
 	AttrNumber *attnums; /* their attribute numbers here */
 	FmgrInfo *recv;      /* their types' receive functions */
 	Oid *ioparams;
+} ColumnMap;
+
+/* A scan of a table's replica identity index, begun once and run again per row. */
+typedef struct IdentityScan {
+	IndexScanDesc scan;
+	SnapshotData dirty; /* the scan's: it says who holds a row it finds */
+	int n_keys;
+	AttrNumber *attnums; /* the table's attribute of each key column */
+	ScanKeyData *keys;   /* their equality operators (arguments set per row) */
+} IdentityScan;
+
+/* A table of the entry being applied. */
+typedef struct ApplyTable {
+	Relation rel;          /* NULL: not replicated here, its ops are skipped */
+	const ColumnMap *cols; /* (NULL with rel) */
 	ResultRelInfo *rri;
-	Oid idx; /* the replica identity index, InvalidOid: whole row */
+	IdentityScan *ident; /* NULL: no identity index, rows are found by the whole row */
 	TupleTableSlot *remote, *key, *local, *changed;
 } ApplyTable;
 
@@ -89,15 +111,19 @@ typedef struct RelmapEntry {
 		uint64 table_id;
 	} key;
 	Oid relid;
+	ColumnMap *cols; /* its columns as entries name them (column_map); NULL: none yet */
 } RelmapEntry;
 
 /*
  * Kept across batches: any relcache invalidation (DDL on a table, and every
  * change of dragonraft.replicated_tables, whose trigger invalidates them all)
- * empties it at its next use.  The callback only counts: it may run in the
- * middle of a lookup.
+ * empties it before the next entry (relmap_check).  The callback only
+ * counts: it may run in the middle of a lookup, and an entry's tables use
+ * the column maps until it is applied; meanwhile nothing stale is used or
+ * kept.  relmap_cxt holds the hash and the column maps.
  */
 static HTAB *relmap = NULL;
+static MemoryContext relmap_cxt = NULL;
 static uint64 relmap_gen, relmap_built_gen;
 
 /*
@@ -106,30 +132,80 @@ static uint64 relmap_gen, relmap_built_gen;
  */
 static Oid capture_fn = InvalidOid;
 
+/*
+ * The tables that the batch's last change set opened, with their executor
+ * state (which holds them), kept open for the batch's next change sets that
+ * name no other table (or another column list): their locks stay until the
+ * commit anyway.  Closed before the commit (dr_apply_rows_close), before a
+ * command or a registration runs and before a TRUNCATE (these refuse a
+ * table in use), and when relmap goes stale (they use its column maps).
+ */
+static struct {
+	EState *estate; /* NULL: none open */
+	EPQState epq;
+	ApplyTable *tables; /* in estate's memory */
+	uint32 n;
+} kept;
+
 static void relmap_inval(Datum arg, Oid relid)
 {
 	relmap_gen++;
 }
 
+void dr_apply_rows_close(void)
+{
+	if (kept.estate == NULL)
+		return;
+	EvalPlanQualEnd(&kept.epq);
+	for (uint32 i = 0; i < kept.n; i++)
+		if (kept.tables[i].ident != NULL)
+			index_endscan(kept.tables[i].ident->scan);
+	ExecCloseResultRelations(kept.estate);
+	ExecResetTupleTable(kept.estate->es_tupleTable, false);
+	for (uint32 i = 0; i < kept.n; i++)
+		if (kept.tables[i].rel != NULL)
+			table_close(kept.tables[i].rel, NoLock);
+	FreeExecutorState(kept.estate);
+	kept.estate = NULL;
+}
+
 void dr_apply_rows_forget(void)
 {
+	kept.estate = NULL; /* closed, or gone with its transaction */
 	capture_fn = InvalidOid;
-	if (relmap != NULL)
-		hash_destroy(relmap);
+	if (relmap_cxt != NULL)
+		MemoryContextDelete(relmap_cxt); /* and relmap with it */
+	relmap_cxt = NULL;
 	relmap = NULL;
 }
 
-static Oid relmap_lookup(uint64 group_id, uint64 table_id)
+/* Before an entry's tables are opened: forget what an invalidation made stale. */
+static void relmap_check(void)
+{
+	if (relmap != NULL && relmap_built_gen != relmap_gen) {
+		dr_apply_rows_close();
+		dr_apply_rows_forget();
+	}
+}
+
+/*
+ * The local table of a table id (InvalidOid: not replicated here), and its
+ * entry in relmap (*entry; NULL when an invalidation came since relmap_check:
+ * then nothing is kept).
+ */
+static Oid relmap_lookup(uint64 group_id, uint64 table_id, RelmapEntry **entry)
 {
 	RelmapEntry *e;
-	bool found;
 	struct {
 		uint64 group_id;
 		uint64 table_id;
 	} key = {group_id, table_id};
+	Oid types[2] = {INT8OID, INT8OID};
+	Datum values[2] = {Int64GetDatum((int64)group_id), Int64GetDatum((int64)table_id)};
+	uint64 gen = relmap_gen;
+	Oid relid = InvalidOid;
+	bool isnull;
 
-	if (relmap != NULL && relmap_built_gen != relmap_gen)
-		dr_apply_rows_forget();
 	if (relmap == NULL) {
 		HASHCTL info;
 		static bool registered = false;
@@ -139,36 +215,40 @@ static Oid relmap_lookup(uint64 group_id, uint64 table_id)
 			registered = true;
 		}
 		relmap_built_gen = relmap_gen;
+		relmap_cxt = AllocSetContextCreate(TopMemoryContext, "dragonraft relmap",
+		                                   ALLOCSET_DEFAULT_SIZES);
 		memset(&info, 0, sizeof(info));
 		info.keysize = sizeof(key);
 		info.entrysize = sizeof(RelmapEntry);
-		relmap = hash_create("dragonraft relmap", 64, &info, HASH_ELEM | HASH_BLOBS);
+		info.hcxt = relmap_cxt;
+		relmap = hash_create("dragonraft relmap", 64, &info,
+		                     HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
-	e = hash_search(relmap, &key, HASH_FIND, NULL);
-	if (e == NULL) {
-		Oid types[2] = {INT8OID, INT8OID};
-		Datum values[2] = {Int64GetDatum((int64)group_id), Int64GetDatum((int64)table_id)};
-		uint64 gen = relmap_gen;
-		Oid relid = InvalidOid;
-		bool isnull;
-
-		if (SPI_execute_with_args("SELECT relid FROM dragonraft.replicated_tables "
-		                          "WHERE group_id = $1 AND table_id = $2 AND state = "
-		                          "'replicated'",
-		                          2, types, values, NULL, true, 1) == SPI_OK_SELECT &&
-		    SPI_processed == 1) {
-			Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
-			                        &isnull);
-
-			if (!isnull)
-				relid = DatumGetObjectId(d);
+	if (relmap_built_gen == relmap_gen) {
+		e = hash_search(relmap, &key, HASH_FIND, NULL);
+		if (e != NULL) {
+			*entry = e;
+			return e->relid;
 		}
-		if (gen != relmap_gen)
-			return relid; /* may be older than an invalidation: not kept */
-		e = hash_search(relmap, &key, HASH_ENTER, &found);
-		e->relid = relid;
 	}
-	return e->relid;
+	if (SPI_execute_with_args("SELECT relid FROM dragonraft.replicated_tables "
+	                          "WHERE group_id = $1 AND table_id = $2 AND state = "
+	                          "'replicated'",
+	                          2, types, values, NULL, true, 1) == SPI_OK_SELECT &&
+	    SPI_processed == 1) {
+		Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			relid = DatumGetObjectId(d);
+	}
+	*entry = NULL;
+	if (gen != relmap_gen || relmap_built_gen != relmap_gen)
+		return relid; /* may be older than an invalidation: not kept */
+	e = hash_search(relmap, &key, HASH_ENTER, NULL);
+	e->relid = relid;
+	e->cols = NULL;
+	*entry = e;
+	return relid;
 }
 
 static void corrupt(const char *what) pg_attribute_noreturn();
@@ -205,66 +285,182 @@ static void drop_idle_triggers(ResultRelInfo *rri)
 	rri->ri_TrigDesc = NULL;
 }
 
-/* Open the entry's tables (relid_override: a registration's one table). */
+/*
+ * The columns et names in rel: the column map kept in e (its table's first
+ * entry made it), else a new one, kept in e if e has none (and e is not
+ * NULL), or in the transaction's memory.  Capture names every column of a
+ * table (not dropped, not generated): another list comes after a command
+ * changed the table, and that invalidation empties relmap.
+ */
+static const ColumnMap *column_map(RelmapEntry *e, Relation rel, const struct entry_table *et)
+{
+	Size len = et->cols.end - et->cols.p;
+	struct entry_reader r = et->cols;
+	MemoryContext cxt, old;
+	ColumnMap *cm;
+
+	if (e != NULL && e->cols != NULL) {
+		if (e->cols->names_len == len && memcmp(e->cols->names, et->cols.p, len) == 0)
+			return e->cols;
+		e = NULL; /* (not replaced: an entry may use it until relmap_check) */
+	}
+	cxt = e != NULL ? relmap_cxt : CurrentMemoryContext;
+	old = MemoryContextSwitchTo(cxt);
+	cm = palloc(sizeof(ColumnMap));
+	cm->names = memcpy(palloc(Max(len, 1)), et->cols.p, len);
+	cm->names_len = len;
+	cm->n_cols = et->n_cols;
+	cm->attnums = palloc(et->n_cols * sizeof(AttrNumber));
+	cm->recv = palloc(et->n_cols * sizeof(FmgrInfo));
+	cm->ioparams = palloc(et->n_cols * sizeof(Oid));
+	MemoryContextSwitchTo(old);
+	for (int c = 0; c < et->n_cols; c++) {
+		const char *name;
+		uint16 name_len;
+		char *cname;
+		AttrNumber att;
+		Form_pg_attribute a;
+		Oid recv;
+
+		(void)entry_next_name(&r, &name, &name_len);
+		cname = pnstrdup(name, name_len);
+		att = get_attnum(RelationGetRelid(rel), cname);
+		if (att <= 0 || TupleDescAttr(RelationGetDescr(rel), att - 1)->attgenerated)
+			ereport(ERROR,
+			        (errcode(ERRCODE_UNDEFINED_COLUMN),
+			         errmsg("column \"%s\" of replicated table \"%s\" does not exist "
+			                "on this node",
+			                cname, RelationGetRelationName(rel)),
+			         errhint("Change replicated tables with dragonraft.execute "
+			                 "only.")));
+		a = TupleDescAttr(RelationGetDescr(rel), att - 1);
+		cm->attnums[c] = att;
+		getTypeBinaryInputInfo(a->atttypid, &recv, &cm->ioparams[c]);
+		fmgr_info_cxt(recv, &cm->recv[c], cxt);
+	}
+	if (e != NULL)
+		e->cols = cm;
+	return cm;
+}
+
+/*
+ * The scan that finds rows of rel by its replica identity index idx (as
+ * execReplication.c's RelationFindReplTupleByIndex, which would look up the
+ * index's operators and begin a scan for every row): an equality key per
+ * index column, through a dirty snapshot.
+ */
+static IdentityScan *identity_scan(ResultRelInfo *rri, Oid idx)
+{
+	IdentityScan *is = palloc(sizeof(IdentityScan));
+	Relation idxrel = NULL;
+	int2vector *indkey;
+	oidvector *opclass;
+	bool isnull;
+
+	/* The result relation opened every index of the table (locked until the commit). */
+	for (int i = 0; i < rri->ri_NumIndices; i++)
+		if (RelationGetRelid(rri->ri_IndexRelationDescs[i]) == idx)
+			idxrel = rri->ri_IndexRelationDescs[i];
+	if (idxrel == NULL)
+		elog(ERROR, "replica identity index %u of table \"%s\" is not open", idx,
+		     RelationGetRelationName(rri->ri_RelationDesc));
+	indkey = &idxrel->rd_index->indkey;
+	opclass = (oidvector *)DatumGetPointer(SysCacheGetAttr(INDEXRELID, idxrel->rd_indextuple,
+	                                                       Anum_pg_index_indclass, &isnull));
+	is->n_keys = IndexRelationGetNumberOfKeyAttributes(idxrel);
+	is->attnums = palloc(is->n_keys * sizeof(AttrNumber));
+	is->keys = palloc(is->n_keys * sizeof(ScanKeyData));
+	for (int k = 0; k < is->n_keys; k++) {
+		Oid type = get_opclass_input_type(opclass->values[k]);
+		Oid family = get_opclass_family(opclass->values[k]);
+		Oid op = get_opfamily_member(family, type, type, BTEqualStrategyNumber);
+
+		if (!OidIsValid(op))
+			elog(ERROR, "missing operator %d(%u,%u) in opfamily %u",
+			     BTEqualStrategyNumber, type, type, family);
+		is->attnums[k] = indkey->values[k];
+		ScanKeyInit(&is->keys[k], k + 1, BTEqualStrategyNumber, get_opcode(op), (Datum)0);
+		is->keys[k].sk_collation = idxrel->rd_indcollation[k];
+	}
+	InitDirtySnapshot(is->dirty);
+	is->scan = index_beginscan(rri->ri_RelationDesc, idxrel, &is->dirty, is->n_keys, 0);
+	return is;
+}
+
+/* The kept table relid, if its column list is the one et names. */
+static const ApplyTable *kept_table(Oid relid, const struct entry_table *et)
+{
+	Size len = et->cols.end - et->cols.p;
+
+	for (uint32 i = 0; i < kept.n; i++) {
+		const ApplyTable *k = &kept.tables[i];
+
+		if (k->rel != NULL && RelationGetRelid(k->rel) == relid &&
+		    k->cols->names_len == len && memcmp(k->cols->names, et->cols.p, len) == 0)
+			return k;
+	}
+	return NULL;
+}
+
+/*
+ * The entry's tables (relid_override: a registration's one table): the kept
+ * ones if they are all there, else opened (and kept in place of those).
+ * The entry's after-trigger query begins.
+ */
 static ApplyTable *open_tables(uint64 group_id, const struct entry_change_set *cs,
-                               Oid relid_override, EState **estate_out)
+                               Oid relid_override)
 {
 	ApplyTable *tables = palloc0(Max(cs->n_tables, 1) * sizeof(ApplyTable));
-	EState *estate = CreateExecutorState();
+	struct entry_table *ets = palloc(Max(cs->n_tables, 1) * sizeof(struct entry_table));
+	RelmapEntry **es = palloc(Max(cs->n_tables, 1) * sizeof(RelmapEntry *));
+	Oid *relids = palloc(Max(cs->n_tables, 1) * sizeof(Oid));
 	struct entry_reader r = cs->tables;
+	bool reuse = kept.estate != NULL;
+	EState *estate;
 	List *rtable = NIL;
 
 	for (uint32 i = 0; i < cs->n_tables; i++) {
-		ApplyTable *t = &tables[i];
-		struct entry_table et;
-		Oid relid;
+		const ApplyTable *k;
 
-		(void)entry_next_table(&r, &et);
-		relid = relid_override != InvalidOid ? relid_override
-		                                     : relmap_lookup(group_id, et.table_id);
-		if (!OidIsValid(relid))
-			continue; /* refused here: its ops are skipped */
-		t->rel = try_table_open(relid, RowExclusiveLock);
+		(void)entry_next_table(&r, &ets[i]);
+		es[i] = NULL;
+		relids[i] = relid_override != InvalidOid
+		                    ? relid_override
+		                    : relmap_lookup(group_id, ets[i].table_id, &es[i]);
+		if (!reuse || !OidIsValid(relids[i]))
+			continue; /* (refused here: its ops are skipped) */
+		k = kept_table(relids[i], &ets[i]);
+		if (k != NULL)
+			tables[i] = *k;
+		else
+			reuse = false;
+	}
+	if (reuse) {
+		AfterTriggerBeginQuery();
+		return tables;
+	}
+	dr_apply_rows_close();
+	memset(tables, 0, Max(cs->n_tables, 1) * sizeof(ApplyTable));
+	for (uint32 i = 0; i < cs->n_tables; i++) {
+		ApplyTable *t = &tables[i];
+
+		if (!OidIsValid(relids[i]))
+			continue;
+		t->rel = try_table_open(relids[i], RowExclusiveLock);
 		if (t->rel == NULL)
 			ereport(ERROR,
 			        (errcode(ERRCODE_UNDEFINED_TABLE),
 			         errmsg("replicated table %llu of group %llu is missing on this "
 			                "node",
-			                (unsigned long long)et.table_id,
+			                (unsigned long long)ets[i].table_id,
 			                (unsigned long long)group_id),
 			         errdetail("Table %u was dropped outside dragonraft.execute.",
-			                   relid),
+			                   relids[i]),
 			         errhint("Replicated tables change through dragonraft.execute "
 			                 "only.")));
-		t->n_cols = et.n_cols;
-		t->attnums = palloc(et.n_cols * sizeof(AttrNumber));
-		t->recv = palloc(et.n_cols * sizeof(FmgrInfo));
-		t->ioparams = palloc(et.n_cols * sizeof(Oid));
-		for (int c = 0; c < et.n_cols; c++) {
-			const char *name;
-			uint16 len;
-			char *cname;
-			AttrNumber att;
-			Form_pg_attribute a;
-			Oid recv;
-
-			(void)entry_next_name(&et.cols, &name, &len);
-			cname = pnstrdup(name, len);
-			att = get_attnum(relid, cname);
-			if (att <= 0 ||
-			    TupleDescAttr(RelationGetDescr(t->rel), att - 1)->attgenerated)
-				ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
-				                errmsg("column \"%s\" of replicated table \"%s\" "
-				                       "does not exist on "
-				                       "this node",
-				                       cname, RelationGetRelationName(t->rel)),
-				                errhint("Change replicated tables with "
-				                        "dragonraft.execute only.")));
-			a = TupleDescAttr(RelationGetDescr(t->rel), att - 1);
-			t->attnums[c] = att;
-			getTypeBinaryInputInfo(a->atttypid, &recv, &t->ioparams[c]);
-			fmgr_info(recv, &t->recv[c]);
-		}
+		if (relmap_built_gen != relmap_gen)
+			es[i] = NULL; /* an invalidation came with the lock */
+		t->cols = column_map(es[i], t->rel, &ets[i]);
 	}
 
 	/* One range table entry per table of the entry, in order. */
@@ -278,17 +474,19 @@ static ApplyTable *open_tables(uint64 group_id, const struct entry_change_set *c
 		rte->rellockmode = AccessShareLock;
 		/* Every shipped column counts as updated: stored generated columns
 		 * are recomputed from them (as worker.c does). */
-		for (int c = 0; c < tables[i].n_cols; c++)
+		for (int c = 0; rel != NULL && c < tables[i].cols->n_cols; c++)
 			rte->updatedCols = bms_add_member(
 			        rte->updatedCols,
-			        tables[i].attnums[c] - FirstLowInvalidHeapAttributeNumber);
+			        tables[i].cols->attnums[c] - FirstLowInvalidHeapAttributeNumber);
 		rtable = lappend(rtable, rte);
 	}
+	estate = CreateExecutorState();
 	ExecInitRangeTable(estate, rtable);
 	estate->es_output_cid = GetCurrentCommandId(true);
 	for (uint32 i = 0; i < cs->n_tables; i++) {
 		ApplyTable *t = &tables[i];
 		TupleDesc desc;
+		Oid idx;
 
 		if (t->rel == NULL)
 			continue;
@@ -299,35 +497,31 @@ static ApplyTable *open_tables(uint64 group_id, const struct entry_change_set *c
 		estate->es_opened_result_relations =
 		        lappend(estate->es_opened_result_relations, t->rri);
 		ExecOpenIndices(t->rri, false);
-		t->idx = RelationGetReplicaIndex(t->rel);
+		idx = RelationGetReplicaIndex(t->rel);
+		t->ident = OidIsValid(idx) ? identity_scan(t->rri, idx) : NULL;
 		t->remote = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
 		t->key = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
 		t->changed = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
 		t->local = table_slot_create(t->rel, &estate->es_tupleTable);
 	}
+	kept.estate = estate;
+	kept.n = cs->n_tables;
+	kept.tables =
+	        MemoryContextAlloc(estate->es_query_cxt, Max(cs->n_tables, 1) * sizeof(ApplyTable));
+	memcpy(kept.tables, tables, cs->n_tables * sizeof(ApplyTable));
+	EvalPlanQualInit(&kept.epq, estate, NULL, NIL, -1);
 	AfterTriggerBeginQuery();
-	*estate_out = estate;
 	return tables;
-}
-
-static void close_tables(ApplyTable *tables, uint32 n, EState *estate)
-{
-	AfterTriggerEndQuery(estate);
-	ExecCloseResultRelations(estate);
-	ExecResetTupleTable(estate->es_tupleTable, false);
-	FreeExecutorState(estate);
-	for (uint32 i = 0; i < n; i++)
-		if (tables[i].rel != NULL)
-			table_close(tables[i].rel, NoLock);
 }
 
 /* Fill slot from an entry tuple; present[attnum - 1] says what was shipped. */
 static void fill(ApplyTable *t, const struct entry_tuple *tu, TupleTableSlot *slot, bool *present)
 {
 	TupleDesc desc = slot->tts_tupleDescriptor;
+	const ColumnMap *cm = t->cols;
 	struct entry_reader r = tu->values; /* a tuple may be read twice (key, new row) */
 
-	if (tu->n_cols != t->n_cols)
+	if (tu->n_cols != cm->n_cols)
 		corrupt("a tuple does not have its table's columns");
 	ExecClearTuple(slot);
 	for (int i = 0; i < desc->natts; i++) {
@@ -336,8 +530,8 @@ static void fill(ApplyTable *t, const struct entry_tuple *tu, TupleTableSlot *sl
 		if (present != NULL)
 			present[i] = false;
 	}
-	for (int c = 0; c < t->n_cols; c++) {
-		int att = t->attnums[c] - 1;
+	for (int c = 0; c < cm->n_cols; c++) {
+		int att = cm->attnums[c] - 1;
 		const uint8 *data;
 		uint32 len;
 		unsigned kind;
@@ -357,7 +551,7 @@ static void fill(ApplyTable *t, const struct entry_tuple *tu, TupleTableSlot *sl
 		buf.len = (int)len;
 		buf.maxlen = (int)len + 1;
 		buf.cursor = 0;
-		slot->tts_values[att] = ReceiveFunctionCall(&t->recv[c], &buf, t->ioparams[c],
+		slot->tts_values[att] = ReceiveFunctionCall(&cm->recv[c], &buf, cm->ioparams[c],
 		                                            TupleDescAttr(desc, att)->atttypmod);
 		slot->tts_isnull[att] = false;
 		if (buf.cursor != buf.len)
@@ -368,14 +562,69 @@ static void fill(ApplyTable *t, const struct entry_tuple *tu, TupleTableSlot *sl
 	ExecStoreVirtualTuple(slot);
 }
 
+/*
+ * The row the key slot identifies, by the identity index, into t->local and
+ * locked; false if there is none.  A row that another transaction holds
+ * (inserting, deleting or locking it) is looked up again once that one
+ * ended, and so is a row that changed before it could be locked (as
+ * RelationFindReplTupleByIndex does).
+ */
+static bool find_by_identity(ApplyTable *t)
+{
+	IdentityScan *is = t->ident;
+	ScanKeyData keys[INDEX_MAX_KEYS];
+
+	memcpy(keys, is->keys, is->n_keys * sizeof(ScanKeyData));
+	for (int k = 0; k < is->n_keys; k++) {
+		keys[k].sk_argument = t->key->tts_values[is->attnums[k] - 1];
+		if (t->key->tts_isnull[is->attnums[k] - 1])
+			keys[k].sk_flags |= SK_ISNULL;
+	}
+	for (;;) {
+		TransactionId holder;
+		TM_FailureData tmfd;
+		TM_Result res;
+
+		index_rescan(is->scan, keys, is->n_keys, NULL, 0);
+		if (!index_getnext_slot(is->scan, ForwardScanDirection, t->local))
+			return false;
+		ExecMaterializeSlot(t->local);
+		holder = TransactionIdIsValid(is->dirty.xmin) ? is->dirty.xmin : is->dirty.xmax;
+		if (TransactionIdIsValid(holder)) {
+			XactLockTableWait(holder, NULL, NULL, XLTW_None);
+			continue;
+		}
+		PushActiveSnapshot(GetLatestSnapshot());
+		res = table_tuple_lock(t->rel, &t->local->tts_tid, GetLatestSnapshot(), t->local,
+		                       GetCurrentCommandId(false), LockTupleExclusive,
+		                       LockWaitBlock, 0, &tmfd);
+		PopActiveSnapshot();
+		switch (res) {
+		case TM_Ok:
+			return true;
+		case TM_Updated:
+		case TM_Deleted:
+			ereport(LOG,
+			        (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			         errmsg("dragonraft: concurrent %s of a row to apply, retrying",
+			                res == TM_Updated ? "update" : "delete")));
+			continue;
+		case TM_Invisible:
+			elog(ERROR, "attempted to lock invisible tuple");
+			break;
+		default:
+			elog(ERROR, "unexpected table_tuple_lock status: %u", res);
+			break;
+		}
+	}
+}
+
 /* Find the local row the key slot identifies (locked), into t->local. */
 static void find_row(ApplyTable *t, const char *action)
 {
-	bool found =
-	        OidIsValid(t->idx)
-	                ? RelationFindReplTupleByIndex(t->rel, t->idx, LockTupleExclusive, t->key,
-	                                               t->local)
-	                : RelationFindReplTupleSeq(t->rel, LockTupleExclusive, t->key, t->local);
+	bool found = t->ident != NULL ? find_by_identity(t)
+	                              : RelationFindReplTupleSeq(t->rel, LockTupleExclusive, t->key,
+	                                                         t->local);
 
 	if (!found)
 		ereport(ERROR,
@@ -447,9 +696,9 @@ static void apply_sequences(ApplyTable *tables, const struct entry_change_set *c
 		t = &tables[s.table];
 		if (t->rel == NULL)
 			continue;
-		if (s.column >= t->n_cols)
+		if (s.column >= t->cols->n_cols)
 			corrupt("a sequence names a column past its table's");
-		seqid = dr_column_sequence(t->rel, t->attnums[s.column],
+		seqid = dr_column_sequence(t->rel, t->cols->attnums[s.column],
 		                           dr_owned_sequences(RelationGetRelid(t->rel)));
 		if (!OidIsValid(seqid) ||
 		    !HeapTupleIsValid(seqtup = SearchSysCache1(SEQRELID, ObjectIdGetDatum(seqid))))
@@ -507,19 +756,17 @@ static void step_end(void)
 
 static void apply_sections(uint64 group_id, const struct entry_change_set *cs, Oid relid_override)
 {
-	EState *estate = NULL;
 	ApplyTable *tables = NULL;
 	struct entry_reader r = cs->ops;
-	EPQState epq;
 
+	relmap_check();
 	for (uint32 i = 0; i < cs->n_ops; i++) {
 		struct entry_op op;
 
 		(void)entry_next_op(&r, &op);
 		if (tables == NULL) {
 			step_begin(NULL);
-			tables = open_tables(group_id, cs, relid_override, &estate);
-			EvalPlanQualInit(&epq, estate, NULL, NIL, -1);
+			tables = open_tables(group_id, cs, relid_override);
 			PopActiveSnapshot();
 		}
 		if (op.kind == ENTRY_OP_TRUNCATE) {
@@ -544,8 +791,8 @@ static void apply_sections(uint64 group_id, const struct entry_change_set *cs, O
 				op = next_op;
 				i++;
 			}
-			EvalPlanQualEnd(&epq);
-			close_tables(tables, cs->n_tables, estate);
+			AfterTriggerEndQuery(kept.estate);
+			dr_apply_rows_close();
 			tables = NULL;
 			step_begin(NULL);
 			if (relids != NIL)
@@ -553,19 +800,17 @@ static void apply_sections(uint64 group_id, const struct entry_change_set *cs, O
 			step_end();
 			continue;
 		}
-		step_begin(estate);
-		apply_op(tables, &op, estate, &epq);
+		step_begin(kept.estate);
+		apply_op(tables, &op, kept.estate, &kept.epq);
+		ResetPerTupleExprContext(kept.estate);
 		step_end();
 		CHECK_FOR_INTERRUPTS();
 	}
 	step_begin(NULL);
-	if (tables == NULL) {
-		tables = open_tables(group_id, cs, relid_override, &estate);
-		EvalPlanQualInit(&epq, estate, NULL, NIL, -1);
-	}
+	if (tables == NULL)
+		tables = open_tables(group_id, cs, relid_override);
 	apply_sequences(tables, cs);
-	EvalPlanQualEnd(&epq);
-	close_tables(tables, cs->n_tables, estate);
+	AfterTriggerEndQuery(kept.estate);
 	step_end();
 }
 
@@ -610,9 +855,8 @@ uint64 dr_apply_rows_command_between(uint64 group_id, uint64 since, uint64 befor
 	values[1] = Int64GetDatum((int64)since);
 	values[2] = Int64GetDatum((int64)before);
 	values[3] = tables == NULL ? (Datum)0
-	                           : PointerGetDatum(construct_array(ids, n, INT8OID, 8,
-	                                                             FLOAT8PASSBYVAL,
-	                                                             TYPALIGN_DOUBLE));
+	                           : PointerGetDatum(construct_array(
+	                                     ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	/* As the bootstrap superuser: a writer need not see the catalog table. */
 	GetUserIdAndSecContext(&save_user, &save_sec);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
@@ -880,7 +1124,8 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, uint64 schema_index,
 
 	if (rc != ENTRY_OK)
 		decode_failed(rc);
-	if (resend) { /* for the members that do not replicate it */
+	dr_apply_rows_close(); /* its table may be one of them */
+	if (resend) {          /* for the members that do not replicate it */
 		table_id = sent_table_id(&cs);
 		if (replicates(group_id, table_id, &refused))
 			return;
@@ -962,6 +1207,7 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, uint64 schema_index,
 		}
 	}
 	apply_sections(group_id, &cs, relid);
+	dr_apply_rows_close(); /* (ALTER TABLE refuses a table in use) */
 	/* The member's own table that it refused, renamed since, is a plain table again. */
 	if (OidIsValid(refused) && refused != relid && get_rel_name(refused) != NULL)
 		unguard(quote_qualified_identifier(get_namespace_name(get_rel_namespace(refused)),
@@ -1126,13 +1372,15 @@ void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header 
 
 	if (rc != ENTRY_OK)
 		decode_failed(rc);
+	dr_apply_rows_close(); /* a command refuses a table in use */
 	command = pnstrdup(d.command, d.len);
 	role = pnstrdup(d.role, d.role_len);
 	/* Writers of that table (and replicate_table) waiting for their turn fail with
 	 * 40001 now (xact.c). */
 	table = command_table(group_id, command);
 	dr_apply_rows_publish_schema(group_id, index, false,
-	                             table < 0 ? 0 : (table == 0 ? DR_SCHEMA_NO_TABLE : (uint64)table));
+	                             table < 0 ? 0
+	                                       : (table == 0 ? DR_SCHEMA_NO_TABLE : (uint64)table));
 	roleid = get_role_oid(role, true);
 	if (!OidIsValid(roleid))
 		error = psprintf(
@@ -1203,6 +1451,7 @@ void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header 
 	                "NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = t.relid)",
 	                false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "dragonraft could not update dragonraft.replicated_tables");
+	dr_apply_rows_close();
 	dr_apply_rows_forget();
 	CommandCounterIncrement();
 }

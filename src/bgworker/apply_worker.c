@@ -320,6 +320,7 @@ static void commit_batch(void)
 	replorigin_session_origin_timestamp = GetCurrentTimestamp();
 	/* Without an XID the commit record would not carry the origin's position. */
 	(void)GetTopTransactionId();
+	dr_apply_rows_close();
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -728,8 +729,26 @@ static void park_failed_group(void)
 	FreeErrorData(edata);
 }
 
+/* The queue from the engine worker, and the messages received from it (apply.h). */
+static DrApplyQueue *queue;
+static shm_mq_handle *queue_mqh;
+static uint64 received;
+
+/* The next message, without the shm_mq's wake-up of the engine worker when empty. */
+static shm_mq_result receive(Size *nbytes, void **data)
+{
+	shm_mq_result res;
+
+	if (pg_atomic_read_u64(&queue->messages) == received)
+		return SHM_MQ_WOULD_BLOCK;
+	res = shm_mq_receive(queue_mqh, nbytes, data, true);
+	if (res == SHM_MQ_SUCCESS)
+		received++;
+	return res;
+}
+
 /* Receive and apply until the engine worker goes away; an error stops its group. */
-static void apply_messages(shm_mq_handle *mqh)
+static void apply_messages(void)
 {
 	for (;;) {
 		Size nbytes;
@@ -741,7 +760,7 @@ static void apply_messages(shm_mq_handle *mqh)
 			in_hand.m = NULL;
 			applying.group_id = 0;
 		}
-		res = shm_mq_receive(mqh, &nbytes, &data, true);
+		res = receive(&nbytes, &data);
 		if (res == SHM_MQ_WOULD_BLOCK) {
 			if (batch.ag != NULL)
 				commit_batch();
@@ -788,12 +807,12 @@ static void apply_messages(shm_mq_handle *mqh)
 	}
 }
 
-static void apply_loop(shm_mq_handle *mqh)
+static void apply_loop(void)
 {
 	for (;;) {
 		PG_TRY();
 		{
-			apply_messages(mqh);
+			apply_messages();
 		}
 		PG_CATCH();
 		{
@@ -834,7 +853,6 @@ void dr_apply_worker_main(Datum arg)
 	dsm_handle handle = DatumGetUInt32(arg);
 	ErrorContextCallback errcb;
 	dsm_segment *seg;
-	shm_mq_handle *mqh;
 	shm_mq *mq;
 	HASHCTL info;
 	bool have_extension;
@@ -870,9 +888,10 @@ void dr_apply_worker_main(Datum arg)
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 		                errmsg("dragonraft apply worker could not map the engine worker's "
 		                       "queue")));
-	mq = dsm_segment_address(seg);
+	queue = dsm_segment_address(seg);
+	mq = (shm_mq *)((char *)queue + DR_APPLY_QUEUE_MQ);
 	shm_mq_set_receiver(mq, MyProc);
-	mqh = shm_mq_attach(mq, seg, NULL);
+	queue_mqh = shm_mq_attach(mq, seg, NULL);
 
 	memset(&info, 0, sizeof(info));
 	info.keysize = sizeof(uint64);
@@ -885,7 +904,7 @@ void dr_apply_worker_main(Datum arg)
 	errcb.arg = NULL;
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
-	apply_loop(mqh);
+	apply_loop();
 }
 
 /* The loader's job no longer names a live process. */

@@ -95,7 +95,9 @@ static struct {
 	bool blocked_normal; /* it is send_new's (not the resend's) */
 
 	dsm_segment *seg; /* the current apply worker's queue */
+	DrApplyQueue *queue;
 	shm_mq_handle *mqh;
+	bool counted; /* the message being sent is counted (queue->messages) */
 	BackgroundWorkerHandle *worker;
 	TimestampTz next_start; /* no apply worker starts before */
 	int failures;           /* apply workers that exited since anything was applied */
@@ -344,17 +346,28 @@ static void send_all_again(void)
 	                      : dlist_head_element(DrSmEntry, order_node, &S.order);
 }
 
+/* The apply worker looks at the queue (and finds it detached): see apply.h. */
+static void queue_closing(dsm_segment *seg, Datum arg)
+{
+	pg_atomic_fetch_add_u64(&((DrApplyQueue *)dsm_segment_address(seg))->messages, 1);
+}
+
 /* The apply worker exited: everything kept goes to the next one. */
 static void apply_gone(void)
 {
-	if (S.mqh != NULL)
+	if (S.mqh != NULL) {
+		cancel_on_dsm_detach(S.seg, queue_closing, (Datum)0);
+		queue_closing(S.seg, (Datum)0);
 		shm_mq_detach(S.mqh);
+	}
 	if (S.seg != NULL)
 		dsm_detach(S.seg);
 	if (S.worker != NULL)
 		pfree(S.worker);
 	S.mqh = NULL;
 	S.seg = NULL;
+	S.queue = NULL;
+	S.counted = false;
 	S.worker = NULL;
 	S.blocked = NULL;
 	S.blocked_normal = false;
@@ -390,13 +403,16 @@ static void start_apply(void)
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	S.seg = dsm_create(DR_APPLY_QUEUE_BYTES, 0);
 	dsm_pin_mapping(S.seg);
-	mq = shm_mq_create(dsm_segment_address(S.seg), DR_APPLY_QUEUE_BYTES);
+	S.queue = dsm_segment_address(S.seg);
+	pg_atomic_init_u64(&S.queue->messages, 0);
+	mq = shm_mq_create((char *)S.queue + DR_APPLY_QUEUE_MQ, DR_APPLY_QUEUE_MQ_BYTES);
 	shm_mq_set_sender(mq, MyProc);
 	w.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(S.seg));
 	if (!RegisterDynamicBackgroundWorker(&w, &S.worker)) {
 		MemoryContextSwitchTo(old);
 		dsm_detach(S.seg);
 		S.seg = NULL;
+		S.queue = NULL;
 		S.worker = NULL;
 		S.next_start = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RETRY_DELAY_MS);
 		if (!S.warned)
@@ -408,6 +424,8 @@ static void start_apply(void)
 		return;
 	}
 	S.mqh = shm_mq_attach(mq, S.seg, S.worker);
+	/* After shm_mq's own: at exit it runs first, before the queue is detached. */
+	on_dsm_detach(S.seg, queue_closing, (Datum)0);
 	MemoryContextSwitchTo(old);
 	send_all_again();
 }
@@ -587,10 +605,15 @@ static bool send_msg(const DrApplyMsg *msg, const uint8 *data, bool flush, DrSmE
 	iov[0].len = sizeof(*msg);
 	iov[1].data = (const char *)data;
 	iov[1].len = msg->len;
+	if (!S.counted) {
+		pg_atomic_fetch_add_u64(&S.queue->messages, 1); /* (a full barrier) */
+		S.counted = true;
+	}
 	/* Would block: the apply worker sets our latch as it reads.  Detached: it
 	 * exits, and watch_apply notices. */
 	res = shm_mq_sendv(S.mqh, iov, 2, true, flush);
 	S.blocked = res == SHM_MQ_WOULD_BLOCK ? e : NULL;
+	S.counted = res == SHM_MQ_WOULD_BLOCK;
 	return res == SHM_MQ_SUCCESS;
 }
 

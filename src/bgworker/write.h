@@ -138,7 +138,10 @@ extern void dr_apply_rows_register(uint64 group_id, uint64 index, uint64 schema_
 extern void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header *h);
 /* At the apply worker's start: dragonraft's triggers made ENABLE ALWAYS. */
 extern void dr_apply_rows_upgrade_triggers(void);
-/* The end of a transaction: forget cached table ids (they may have changed). */
+/* Before the apply transaction commits: close the tables kept open for its entries. */
+extern void dr_apply_rows_close(void);
+/* After a transaction (closed, or aborted): forget cached table ids and column maps
+ * (they may have changed). */
 extern void dr_apply_rows_forget(void);
 
 /* ---- sql_tables.c ---- */
