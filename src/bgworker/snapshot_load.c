@@ -471,7 +471,25 @@ static char *extras_here(Oid relid)
 static void give_extras(uint64 group_id, const LoadTable *t)
 {
 	MemoryContext cxt = CurrentMemoryContext;
+	Oid types[1] = {TEXTOID};
+	Datum values[1] = {CStringGetTextDatum(t->qname)};
 
+	/*
+	 * Its privileges are the leader's, which the extras grant: none else.
+	 * The default privileges that the replayed history set here gave it and
+	 * its sequences more when the load made them (review 9); the extras do
+	 * not carry a sequence's privileges, which keeps its owner's.
+	 */
+	if (SPI_execute_with_args(
+	            "UPDATE pg_catalog.pg_class SET relacl = NULL WHERE oid = $1::regclass "
+	            "OR oid IN (SELECT d.objid FROM pg_catalog.pg_depend d "
+	            "JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S' "
+	            "WHERE d.classid = 'pg_catalog.pg_class'::regclass "
+	            "AND d.refclassid = 'pg_catalog.pg_class'::regclass "
+	            "AND d.refobjid = $1::regclass AND d.deptype IN ('a', 'i'))",
+	            1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "dragonraft could not reset the privileges of %s", t->qname);
+	CommandCounterIncrement();
 	PG_TRY();
 	{
 		run_internal(t->extras);
@@ -1284,7 +1302,8 @@ static bool replay(uint64 group_id, uint64 after, Contents *c, List **stale)
 
 	if (SPI_execute_with_args("SELECT index, command, coalesce(role, '') "
 	                          "FROM dragonraft.ddl_history "
-	                          "WHERE group_id = $1 AND index > $2 AND error IS NULL "
+	                          "WHERE group_id = $1 AND index > $2 AND (error IS NULL "
+	                          "OR error LIKE 'not all run here:%') "
 	                          "ORDER BY index",
 	                          2, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "dragonraft could not read the history of group %llu",
