@@ -72,6 +72,14 @@ sub same_catalog
 	return;
 }
 
+# Node id loaded a snapshot of group 1 (within the timeout).
+sub loads_snapshot
+{
+	my ($id) = @_;
+	return $c->wait_until("node $id to load a snapshot", sub { $c->node($id)->safe_psql('postgres',
+		q{SELECT snapshots_received >= 1 FROM dragonraft.stat_groups WHERE group_id = 1}) eq 't' });
+}
+
 sub write_rows
 {
 	my ($tag) = @_;
@@ -181,9 +189,7 @@ write_rows(1000);
 ok($c->compact(1, $l, $h), 'the log is compacted past node f');
 $c->group_nodes(1, 1, 2, 3);
 $F->start;
-ok($c->wait_until("node $f to load a snapshot", sub { $F->safe_psql('postgres',
-		q{SELECT snapshots_received >= 1 FROM dragonraft.stat_groups WHERE group_id = 1}) eq 't' }),
-	"node $f caught up by a snapshot");
+ok(loads_snapshot($f), "node $f caught up by a snapshot");
 same_catalog('a follower that missed the history', $f);
 for my $t (@tables)
 {
@@ -207,9 +213,7 @@ write_rows(2000);
 ok($c->compact(1, $l, $f), 'the log is compacted past node h');
 $c->group_nodes(1, 1, 2, 3);
 $H->start;
-ok($c->wait_until("node $h to load a snapshot", sub { $H->safe_psql('postgres',
-		q{SELECT snapshots_received >= 1 FROM dragonraft.stat_groups WHERE group_id = 1}) eq 't' }),
-	"node $h caught up by a snapshot");
+ok(loads_snapshot($h), "node $h caught up by a snapshot");
 same_catalog('a member that had the history', $h);
 is($H->safe_psql('postgres', q{SELECT (snapshots_received >= 1) || ' ' || (SELECT count(*) FROM dragonraft.ddl_history
 		WHERE group_id = 1 AND via <> 'log') FROM dragonraft.stat_groups WHERE group_id = 1}),
@@ -253,8 +257,7 @@ is($N->safe_psql('postgres', q{SELECT to_regclass('tc') IS NULL AND to_regtype('
 $N->safe_psql('postgres', q{DROP SCHEMA ss});
 $N->restart;
 $c->group_nodes(1, 1, 2, 3, 4, 5);
-ok($c->wait_until('node 5 to load a snapshot', sub { $N->safe_psql('postgres',
-		q{SELECT snapshots_received >= 1 FROM dragonraft.stat_groups WHERE group_id = 1}) eq 't' }),
+ok(loads_snapshot(5),
 	'with its own schema gone, after a restart, node 5 loads the snapshot');
 same_catalog('a bare node once its own schema is gone', 5);
 
