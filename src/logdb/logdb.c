@@ -11,7 +11,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <time.h>
 
 #include "logdb/logdb_int.h"
 
@@ -412,14 +411,7 @@ void logdb_wait_compactions(struct logdb *db)
  */
 static bool shard_busy(struct logdb *db, struct shard *s)
 {
-	uint64_t imm = 0, delayed = 0, stopped = 0, active = 0;
-	/* A memtable grows by at most 4 bytes a byte of write batch (keys, skiplist nodes):
-	 * asked again after a quarter of its room was written, no switch goes unseen. */
-	if (rocksdb_property_int(s->db, "rocksdb.cur-size-active-mem-table", &active) == 0 &&
-	    active < db->write_buffer)
-		atomic_store(&s->busy_step, (db->write_buffer - active) / 4);
-	else
-		atomic_store(&s->busy_step, 0);
+	uint64_t imm = 0, delayed = 0, stopped = 0;
 	if (rocksdb_property_int(s->db, "rocksdb.num-immutable-mem-table", &imm) == 0 &&
 	    imm + 2 >= LOGDB_MEMTABLES_PER_SHARD)
 		return true;
@@ -441,14 +433,8 @@ bool logdb_busy(struct logdb *db, uint64_t group_id)
 	struct shard *s = logdb_shard(db, group_id);
 	if (atomic_load(&db->stopped))
 		return true; /* takes no writes at all */
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-	if (atomic_load(&s->busy) == BUSY_NO && atomic_load(&s->busy_written) < s->busy_step &&
-	    now - atomic_load(&s->busy_at) < LOGDB_BUSY_RECHECK_NS)
+	if (atomic_load(&s->busy) == BUSY_NO)
 		return false;
-	atomic_store(&s->busy_written, 0);
-	atomic_store(&s->busy_at, now);
 	bool busy = shard_busy(db, s);
 	atomic_store(&s->busy, busy ? BUSY_YES : BUSY_NO);
 	return busy;
@@ -613,7 +599,6 @@ static void set_options(struct logdb *db, const struct logdb_config *cfg)
 	/* One budget for all shards: RocksDB keeps at most this many memtables a shard. */
 	rocksdb_options_set_write_buffer_size(o, wb);
 	db->seg_size = cfg->journal_segment ? cfg->journal_segment : wb; /* one per memtable */
-	db->write_buffer = wb;
 	rocksdb_options_set_max_write_buffer_number(o, LOGDB_MEMTABLES_PER_SHARD);
 	rocksdb_options_set_level0_slowdown_writes_trigger(o, db->l0_slowdown);
 	rocksdb_options_set_level0_stop_writes_trigger(o, db->l0_slowdown + 16);

@@ -243,9 +243,8 @@ int logdb_import_snapshot(struct logdb *db, uint64_t group_id, raft_id node_id,
 /*
  * True when the shard holding group_id is one step from a RocksDB write
  * slowdown (immutable memtables or L0 files), or in one, or the LogDB
- * stopped.  Cheap: while not busy it is computed again only once writes
- * to the shard could have switched its memtable, or after 5 ms, so it may
- * lag the shard's background flushes by that much.
+ * stopped.  Cheap: computed at most once per write to the shard while not
+ * busy, so it may lag the shard's background flushes by one save.
  */
 bool logdb_busy(struct logdb *db, uint64_t group_id);
 /* Flush every shard's memtables to SST files (tests, backups). */

@@ -94,22 +94,14 @@ struct shard {
 	struct shard_job job;
 
 	/*
-	 * The busy signal, computed from RocksDB's properties when asked and
-	 * unknown or stale: a busy shard is asked again each time; one that
-	 * was not is asked again after LOGDB_BUSY_RECHECK_NS (background
-	 * flushes and compactions move it) or once the writes since could
-	 * have switched its memtable (busy_step bytes: only then does a write
-	 * make a shard busier).  Our own flushes reset it to unknown.
+	 * The busy signal, computed from RocksDB's properties only when asked
+	 * and unknown: every write resets it to unknown (only writes make a
+	 * shard busier), and a busy shard is asked again each time.
 	 */
-	atomic_int busy;                   /* enum busy_state */
-	atomic_uint_fast64_t busy_written; /* write batch bytes since it was computed */
-	atomic_int_fast64_t busy_at;       /* when (CLOCK_MONOTONIC, ns) */
-	atomic_uint_fast64_t busy_step;    /* written bytes that make it stale */
+	atomic_int busy; /* enum busy_state */
 };
 
 enum busy_state { BUSY_UNKNOWN = 0, BUSY_NO = 1, BUSY_YES = 2 };
-
-#define LOGDB_BUSY_RECHECK_NS (5 * 1000 * 1000)
 
 struct logdb {
 	char *dir;
@@ -119,8 +111,7 @@ struct logdb {
 	int l0_slowdown; /* L0 files at which RocksDB slows writes */
 	const struct logdb_alloc *alloc;
 	struct shard *shards;
-	uint64_t seg_size;     /* journal segment size (one memtable) */
-	uint64_t write_buffer; /* RocksDB's memtable size */
+	uint64_t seg_size; /* journal segment size (one memtable) */
 	rocksdb_options_t *opts;
 	rocksdb_writeoptions_t *wopts; /* RocksDB's WAL disabled: the journal is the log */
 	rocksdb_readoptions_t *ropts;

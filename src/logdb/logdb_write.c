@@ -25,10 +25,8 @@ static int write_to(struct logdb *db, struct shard *s, rocksdb_writebatch_t *b, 
 	int rc = logdb_check_stopped(db);
 	if (rc || (rc = logdb_journal_append(db, s, b, sync)))
 		return rc;
-	size_t len;
 	rocksdb_write(s->db, db->wopts, b, &err);
-	(void)rocksdb_writebatch_data(b, &len);
-	atomic_fetch_add(&s->busy_written, len);
+	atomic_store(&s->busy, BUSY_UNKNOWN);
 	if (err)
 		return logdb_write_failed(db, err, what);
 	return LOGDB_OK;

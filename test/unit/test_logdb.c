@@ -891,39 +891,6 @@ static void test_busy_signal(void **state)
 	assert_int_equal(delayed, 0);
 }
 
-/*
- * Writes alone (RocksDB switching and flushing memtables by itself) make the
- * shard busy, although the signal is cached between writes: it fires one
- * step before RocksDB slows writes down.
- */
-static void test_busy_from_writes(void **state)
-{
-	struct fx *f = *state;
-	fx_close(f);
-	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	f->cfg.disable_auto_compactions = true;
-	f->cfg.l0_slowdown_trigger = 6;
-	f->cfg.shards = 1;
-	f->cfg.memtable_budget = 1 << 20; /* 256 KiB memtables */
-	fx_open(f);
-	uint64_t i = 0;
-	while (!logdb_busy(f->db, 1)) {
-		if (i == 400) /* 1.6 MiB: 6 memtables */
-			fail_msg("not busy after %llu writes of 4 KiB", (unsigned long long)i);
-		CHECK_RC(f, append(f, 1, i + 1, i + 1, 1, 4096, NULL), LOGDB_OK);
-		i++;
-	}
-	uint64_t delayed = 1, stopped = 1;
-	assert_int_equal(rocksdb_property_int(f->db->shards[0].db,
-	                                      "rocksdb.actual-delayed-write-rate", &delayed),
-	                 0);
-	assert_int_equal(
-	        rocksdb_property_int(f->db->shards[0].db, "rocksdb.is-write-stopped", &stopped), 0);
-	if (delayed != 0 || stopped != 0)
-		fail_msg("busy only once RocksDB slowed writes (after %llu writes)",
-		         (unsigned long long)i);
-}
-
 static void test_wal_dir(void **state)
 {
 	struct fx *f = *state;
@@ -1775,7 +1742,6 @@ int main(int argc, char **argv)
 	        cmocka_unit_test_setup_teardown(test_import_snapshot, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_invalid_updates, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_busy_signal, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_busy_from_writes, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_wal_dir, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_concurrent_workers, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_bad_data_on_disk, setup, teardown),
