@@ -492,9 +492,9 @@ for my $round (1 .. 10)
 }
 note("the leader's LogDB after each 200 writes of 4 kB: @sizes bytes");
 # Bounded, not growing with what passed: it keeps coming back under 4 MB.
-# At one moment it may hold more (6.4 and 7.1 MB were seen once each in
-# about ten runs, back under 1.3 MB one round later: a compaction or a
-# checkpoint in progress, not found out which).
+# At one moment it may hold more (7.1 MB at two measurements of one run and
+# 6.4 MB at one of another, in about ten runs, back under 1.3 MB one round
+# later: a compaction or a checkpoint in progress, not found out which).
 my $max = (sort { $b <=> $a } @sizes)[0];
 my $low = (sort { $a <=> $b } @sizes[5 .. 9])[0];
 cmp_ok($low, '<', 4 << 20,
