@@ -181,6 +181,19 @@ int eng_view_load(struct engine *e, struct group *g, const struct engine_bootstr
 		e->a->free(ss);
 		return rc;
 	}
+	/*
+	 * An entry the state machine applied was committed, and the log holds
+	 * it as applied (entries up to a commit index are never replaced).  The
+	 * commit index starts there when the stored one is behind (a commit
+	 * moved alone is not saved, round.c): the core then applies the
+	 * membership changes up to it again, and status, joins and their waits
+	 * never see a commit index below the applied one until the leader is
+	 * heard from.  Not while a received snapshot's recovery may have run
+	 * (its marker above the saved snapshot): the state machine may hold the
+	 * snapshot's entries, which the log need not.
+	 */
+	if (g->sm_skip > g->hs.commit && g->sm_skip <= g->last && ss->recovery <= g->snap.index)
+		g->hs.commit = g->sm_skip;
 	e->a->free(ss);
 	if (g->first == 0 || g->first > g->last + 1 || g->snap.index + 1 < g->first ||
 	    g->hs.commit > g->last)
