@@ -1848,6 +1848,77 @@ static void test_sm_ahead_of_log(void **state)
 	free(p);
 }
 
+/*
+ * The crash window of a received snapshot (its state machine recovered, its
+ * metadata not saved) over a longer log of entries from an old term: the
+ * state machine's applied index is no commit index for that log, which
+ * holds other entries up to it.  The old leader restarts, takes the group's
+ * log and goes on with every acknowledged entry.
+ */
+static void test_recovery_window_over_longer_log(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_group_status st;
+	struct engine_sm_ops lops, fops;
+	struct cluster c;
+	struct prop *p = calloc(440, sizeof(*p));
+	char path[300];
+	raft_index idx = 0;
+	raft_id old, lead;
+
+	(void)state;
+	assert_non_null(p);
+	cfg.snapshot_entries = 40;
+	cfg.compaction_overhead = 5;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, 20, 1);
+	old = cluster_leader(&c, 0);
+	fake_net_isolate(c.net, old, true);
+	for (size_t i = 0; i < 300; i++) {
+		uint8_t buf[16];
+		uint64_t key = 1000 + i;
+
+		memcpy(buf, &key, 8);
+		memcpy(buf + 8, &key, 8);
+		assert_int_equal(engine_propose(c.nodes[old].e, c.group_ids[0], buf, sizeof(buf),
+		                                prop_cb, &p[20 + i]),
+		                 ENGINE_OK);
+		p[20 + i].node = old;
+	}
+	assert_true(cluster_run(&c, new_leader, &old, 200));
+	propose_many(&c, p + 320, 60, 5000);
+	lead = cluster_leader(&c, 0);
+	cluster_crash(&c, old);
+	mark_abandoned(p, 320, old);
+	kv_sm_ops(c.nodes[lead].sm[0], &lops);
+	kv_sm_ops(c.nodes[old].sm[0], &fops);
+	snprintf(path, sizeof(path), "%s/window.snap", c.dir);
+	assert_int_equal(lops.save_snapshot(lops.ctx, path, &idx), ENGINE_OK);
+	save_recovery_marker(&c, old, idx);
+	assert_int_equal(fops.recover(fops.ctx, path, idx), ENGINE_OK);
+	remove(path);
+	assert_int_equal(cluster_restart(&c, old), ENGINE_OK);
+	assert_true(cluster_status(&c, old, 0, &st));
+	if (st.last_index < idx)
+		fail_msg("setup: the old leader's log (to %llu) must reach past the snapshot its "
+		         "state machine took (%llu)",
+		         (unsigned long long)st.last_index, (unsigned long long)idx);
+	/* Its entries up to idx are not the group's: none of them is committed here. */
+	if (st.commit >= idx)
+		fail_msg("the restart took entries of the old term up to %llu as committed "
+		         "(its state machine's snapshot is at %llu)",
+		         (unsigned long long)st.commit, (unsigned long long)idx);
+	fake_net_isolate(c.net, old, false);
+	propose_many(&c, p + 380, 60, 9000);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	assert_true(cluster_status(&c, old, 0, &st));
+	assert_int_equal(st.state, ENGINE_GROUP_ACTIVE);
+	check_acked(&c, p, 440);
+	cluster_destroy(&c);
+	free(p);
+}
+
 #ifdef TEST_ENGINE_FAKE
 /* A node that lost its LogDB refuses to start its member again (DESIGN 10). */
 static void test_lost_logdb(void **state)
@@ -2424,6 +2495,7 @@ int main(void)
 	        cmocka_unit_test(test_chaos),
 	        cmocka_unit_test(test_chaos_async),
 	        cmocka_unit_test(test_sm_ahead_of_log),
+	        cmocka_unit_test(test_recovery_window_over_longer_log),
 	        cmocka_unit_test(test_no_full_snapshots),
 	        cmocka_unit_test(test_quiesce_and_wake),
 	        cmocka_unit_test(test_quiesce_off),
