@@ -92,14 +92,16 @@ struct sim_ent {
 
 struct sim_store {
 	struct raft_hard_state hs;
-	struct raft_membership membership; /* as of the applied index */
+	struct raft_membership boot;       /* the bootstrap record (empty for a joiner) */
+	struct raft_membership membership; /* the core's, as of its applied index */
 	struct sim_snapshot snap;          /* latest snapshot */
 	struct sim_snapshot old_snap;      /* the one before (for messages in flight) */
 	raft_index first;                  /* index of ents[0] */
 	raft_term prev_term;               /* term of first - 1 */
 	struct sim_ent *ents;
 	size_t n, cap;
-	raft_index applied; /* durable together with sm */
+	raft_index applied; /* the state machine's applied index (sm) */
+	raft_index durable; /* what of it survives a crash (the engine's durable_applied) */
 	struct sim_u64s sm; /* sm[i] = content applied at index i, 1 <= i <= applied */
 	/* entry data the core may still point to until its next raft_advance() */
 	uint8_t **grave;
@@ -124,8 +126,9 @@ int sim_store_term(const struct sim_store *s, raft_index i, raft_term *t);
 int sim_store_append(struct sim_store *s, const struct raft_entry *e, uint32_t n);
 /* Replace log and state machine with a snapshot. */
 void sim_store_install(struct sim_store *s, const struct sim_snapshot *snap);
-/* Snapshot the state machine at the applied index; false if nothing new. */
-bool sim_store_take_snapshot(struct sim_store *s);
+/* Snapshot the state machine at index at (<= applied; as the engine, at its durable applied
+ * index), with the membership, which must be as of at; false if nothing new or it is not. */
+bool sim_store_take_snapshot(struct sim_store *s, raft_index at);
 /* Drop log entries up to index (<= the snapshot index). */
 void sim_store_compact(struct sim_store *s, raft_index upto);
 /* Free entry data buried since the last call (after raft_advance or a crash). */
@@ -176,6 +179,17 @@ struct sim_item *sim_net_pop_due(struct sim_net *n, uint64_t now);
 /* Free every queued item. */
 void sim_net_free(struct sim_net *n);
 
+/* What a run is asked to do (sim_main.c). */
+struct sim_opts {
+	uint64_t seed;
+	unsigned nodes; /* 3 or 5 */
+	uint64_t steps; /* units of chaos before the heal */
+	bool trace;
+	/* The engine's restart without a fix, to show what the simulator finds: */
+	bool no_conf_commit; /* no commit save before membership changes apply */
+	bool stale_commit;   /* the commit index not raised to the durable applied index */
+};
+
 /* ---- the world ------------------------------------------------------------ */
 
 /* Fault and workload mix of one run, drawn from the seed. */
@@ -207,6 +221,7 @@ struct sim_params {
 	raft_id slow;             /* this node applies one entry per Ready, and rarely loops */
 	unsigned reorder_appends; /* permille of appends delivered late (stale rejections) */
 	unsigned dup_snap;        /* permille of snapshot messages delivered twice */
+	unsigned sm_flush;        /* permille of Readys after which the applied index is durable */
 	unsigned max_inflight;
 	uint64_t max_msg_bytes, max_inflight_bytes, max_uncommitted, max_committed;
 };
@@ -219,8 +234,11 @@ struct sim_node {
 	uint32_t inc; /* incarnation */
 	uint64_t restart_at;
 	struct sim_store st;
-	bool busy;  /* a Ready is being persisted */
-	bool dirty; /* batch mode: inputs wait for the node's next loop */
+	struct raft_hard_state hs; /* the latest hard state, saved or not (the engine's g->hs) */
+	raft_index applied;        /* the core's applied index (below st.applied in a replay) */
+	raft_index replay_upto;    /* after a restart: entries the state machine holds */
+	bool busy;                 /* a Ready is being persisted */
+	bool dirty;                /* batch mode: inputs wait for the node's next loop */
 	struct raft_ready rd;
 	uint64_t persist_at;
 	bool crash_on_fsync;            /* the next late persist ends in a crash */
@@ -268,15 +286,17 @@ struct sim_world {
 	uint64_t seed;
 	unsigned n;
 	bool trace;
+	struct sim_opts o;
 	struct sim_rand rng;
 	struct sim_rand fault_rng; /* allocation and storage failures */
 	struct sim_params p;
 	uint64_t now;
 	bool healed, quiet;
-	uint64_t quiet_until;  /* a quiet spell (no client input) lasts until then */
-	uint64_t drain_at;     /* when the last message sent before the heal arrives */
-	raft_term killed_term; /* leader killer: the newest term whose leader was judged */
-	raft_id kill_id;       /* ... its leader, to be struck at kill_at */
+	uint64_t quiet_until;   /* a quiet spell (no client input) lasts until then */
+	uint64_t drain_at;      /* when the last message sent before the heal arrives */
+	raft_term killed_term;  /* leader killer: the newest term whose leader was judged */
+	raft_index killed_conf; /* ... and the newest membership change it had applied */
+	raft_id kill_id;        /* ... its leader, to be struck at kill_at */
 	uint64_t kill_at;
 	unsigned removals;
 	struct sim_node nodes[SIM_MAX_NODES + 1]; /* 1..n */
@@ -368,13 +388,6 @@ extern const struct raft_alloc sim_alloc;
 void sim_alloc_bind(struct sim_world *w);
 
 /* ---- sim_run.c ---------------------------------------------------------------- */
-
-struct sim_opts {
-	uint64_t seed;
-	unsigned nodes; /* 3 or 5 */
-	uint64_t steps; /* units of chaos before the heal */
-	bool trace;
-};
 
 /* Run one seed; returns true if every property held (else w->prop/why say why). */
 bool sim_run(const struct sim_opts *o, char *prop, size_t prop_len, char *why, size_t why_len);

@@ -64,6 +64,33 @@ bool sim_node_ready_for_calls(const struct sim_node *nd)
 	return nd->up && nd->r && !nd->busy && !nd->stopped;
 }
 
+/*
+ * What the core starts from, as the engine restarts a group (logview.c
+ * eng_view_load, engine_start_group): the membership of the snapshot, or of
+ * the bootstrap record, and the changes in the log up to the commit index
+ * applied again; the core's applied index is the snapshot's; the state
+ * machine is at its durable applied index and skips what it holds (sm_skip),
+ * but the membership changes among those entries go to the core.  An entry
+ * the state machine applied was committed: the commit index starts there
+ * if it was saved lower (a commit-only Ready saves nothing).
+ */
+static void restart_view(struct sim_world *w, struct sim_node *nd, struct raft_config *cfg)
+{
+	struct sim_store *s = &nd->st;
+
+	s->membership = s->snap.meta.index > 0 ? s->snap.meta.membership : s->boot;
+	cfg->applied = nd->applied = s->snap.meta.index;
+	nd->replay_upto = s->applied;
+	if (s->applied > sim_store_last(s))
+		sim_fail(w, "api",
+		         "node %" PRIu64 ": the state machine applied %" PRIu64
+		         " past the log's end %" PRIu64,
+		         nd->id, s->applied, sim_store_last(s));
+	else if (!w->o.stale_commit && s->hs.commit < s->applied)
+		s->hs.commit = s->applied;
+	nd->hs = s->hs;
+}
+
 void sim_node_start(struct sim_world *w, struct sim_node *nd, const struct raft_membership *boot)
 {
 	struct raft_config cfg;
@@ -83,7 +110,6 @@ void sim_node_start(struct sim_world *w, struct sim_node *nd, const struct raft_
 	/* The slow node applies one entry per Ready: its applied index lags. */
 	cfg.max_committed_bytes = nd->id == w->p.slow ? 1 : w->p.max_committed;
 	cfg.quiesce_tick = w->p.quiesce_tick;
-	cfg.applied = nd->st.applied;
 	cfg.seed = sim_rand_next(&w->rng);
 	cfg.storage = sim_store_iface(&nd->st);
 	cfg.alloc = &sim_alloc;
@@ -94,7 +120,8 @@ void sim_node_start(struct sim_world *w, struct sim_node *nd, const struct raft_
 	 * the restarted core re-bootstraps from the stored membership.
 	 */
 	if (boot)
-		nd->st.membership = *boot;
+		nd->st.boot = *boot;
+	restart_view(w, nd, &cfg);
 	rc = raft_create(&cfg, boot, &nd->r);
 	if (rc == RAFT_ERR_NOMEM) {
 		sim_trace(w, "node %" PRIu64 " cannot start: out of memory", nd->id);
@@ -168,6 +195,7 @@ void sim_node_crash(struct sim_world *w, struct sim_node *nd, uint64_t down_for)
 	nd->dirty = false;
 	nd->crash_on_fsync = false;
 	sim_store_flush_grave(&nd->st);
+	nd->st.applied = nd->st.durable;
 	sim_node_drop_snapshots(nd);
 	nd->restart_at = w->now + down_for;
 	w->n_crashes++;
@@ -284,6 +312,10 @@ static void apply_conf_change(struct sim_world *w, struct sim_node *nd, const st
 	}
 	nd->st.membership = m;
 	sim_check_membership(w, nd, &m);
+	/* Until its next write, a restart may not see the change (its commit index is
+	 * saved only with it, and the state machine may not hold it durably): crash then. */
+	if (!w->healed && e->index > nd->replay_upto && sim_rand_permille(&w->rng, w->p.kill))
+		nd->crash_on_fsync = true;
 	if (raft_conf_change_decode(e->data, e->len, &cc) != RAFT_OK || cc.type != RAFT_CC_REMOVE ||
 	    raft_membership_contains(&m, cc.node_id))
 		return;
@@ -297,13 +329,61 @@ static void apply_entry(struct sim_world *w, struct sim_node *nd, const struct r
 {
 	uint64_t c = sim_content(e->type, e->data, e->len);
 
-	sim_check_apply(w, nd, e->index, e->term, c);
-	if (w->failed)
-		return;
+	if (e->index <= nd->applied)
+		return; /* covered by an installed snapshot */
+	if (e->index > nd->replay_upto) {
+		sim_check_apply(w, nd, e->index, e->term, c);
+		if (w->failed)
+			return;
+	}
 	if (e->type == RAFT_ENTRY_CONF_CHANGE)
 		apply_conf_change(w, nd, e);
+	nd->applied = e->index;
+	if (e->index <= nd->replay_upto)
+		return; /* the state machine has it (sm_skip) */
 	sim_u64s_set(&nd->st.sm, e->index, c);
 	nd->st.applied = e->index;
+}
+
+/*
+ * As round.c's save_conf_commit: before membership changes are applied, the
+ * commit index that covers them is saved (a restart applies them again only
+ * up to the saved commit index).
+ */
+static void save_conf_commit(struct sim_world *w, struct sim_node *nd, const struct raft_ready *rd)
+{
+	raft_index hi = 0;
+
+	for (uint32_t i = 0; i < rd->n_committed; i++)
+		if (rd->committed[i].type == RAFT_ENTRY_CONF_CHANGE &&
+		    rd->committed[i].index > nd->applied)
+			hi = rd->committed[i].index;
+	if (hi == 0 || w->o.no_conf_commit)
+		return;
+	if (nd->hs.commit < hi)
+		nd->hs.commit = hi;
+	nd->st.hs = nd->hs;
+}
+
+static void apply_committed(struct sim_world *w, struct sim_node *nd, const struct raft_ready *rd)
+{
+	sim_check_intact(w, nd, rd->committed, rd->n_committed, "committed entries");
+	if (!w->failed)
+		save_conf_commit(w, nd, rd);
+	for (uint32_t i = 0; i < rd->n_committed && !w->failed && !nd->stopped; i++)
+		apply_entry(w, nd, &rd->committed[i]);
+}
+
+/*
+ * Does rd write anything (round.c step 3)?  Entries, a snapshot, a new term
+ * or vote, all synced.  A Ready that only moved the commit index saves
+ * nothing: its commit index goes with the next save.
+ */
+static bool saves(const struct sim_node *nd, const struct raft_ready *rd)
+{
+	return rd->n_entries || rd->has_snapshot ||
+	       (rd->hard_state_changed &&
+	        (rd->hard_state.term != nd->st.hs.term || rd->hard_state.vote != nd->st.hs.vote));
 }
 
 static void ready_finish(struct sim_world *w, struct sim_node *nd)
@@ -329,6 +409,8 @@ static void ready_finish(struct sim_world *w, struct sim_node *nd)
 		if (w->failed)
 			return;
 		sim_store_install(&nd->st, in);
+		nd->applied = rd->snapshot.index;
+		nd->replay_upto = 0; /* the snapshot replaced the state machine */
 		sim_node_drop_snapshots(nd);
 		w->n_snapshots++;
 		sim_trace(w, "node %" PRIu64 " installs snapshot %" PRIu64 " term %" PRIu64, nd->id,
@@ -342,7 +424,9 @@ static void ready_finish(struct sim_world *w, struct sim_node *nd)
 	}
 	if (rd->hard_state_changed) {
 		sim_check_hard_state(w, nd, &rd->hard_state);
-		nd->st.hs = rd->hard_state;
+		nd->hs = rd->hard_state;
+		if (saves(nd, rd))
+			nd->st.hs = rd->hard_state;
 	}
 	if (rd->n_entries && sim_store_append(&nd->st, rd->entries, rd->n_entries) != 0) {
 		sim_fail(w, "api", "node %" PRIu64 " cannot append entries from %" PRIu64, nd->id,
@@ -352,9 +436,9 @@ static void ready_finish(struct sim_world *w, struct sim_node *nd)
 	for (uint32_t i = 0; i < rd->n_messages && !w->failed; i++)
 		if (!raft_msg_may_precede_persist(&rd->messages[i]))
 			send(w, nd, &rd->messages[i]);
-	sim_check_intact(w, nd, rd->committed, rd->n_committed, "committed entries");
-	for (uint32_t i = 0; i < rd->n_committed && !w->failed && !nd->stopped; i++)
-		apply_entry(w, nd, &rd->committed[i]);
+	apply_committed(w, nd, rd);
+	if (sim_rand_permille(&w->rng, w->p.sm_flush))
+		nd->st.durable = nd->st.applied;
 	for (uint32_t i = 0; i < rd->n_read_states && !w->failed; i++)
 		sim_check_read(w, nd, rd->read_states[i].context, rd->read_states[i].index);
 	if (w->failed)
@@ -396,9 +480,7 @@ static void apply_early(struct sim_world *w, struct sim_node *nd)
 		         nd->id);
 		return;
 	}
-	sim_check_intact(w, nd, rd->committed, rd->n_committed, "committed entries");
-	for (uint32_t i = 0; i < rd->n_committed && !w->failed && !nd->stopped; i++)
-		apply_entry(w, nd, &rd->committed[i]);
+	apply_committed(w, nd, rd);
 	if (w->failed)
 		return;
 	raft_advance(nd->r, rd);
@@ -429,7 +511,7 @@ static bool ready_begin(struct sim_world *w, struct sim_node *nd)
 	for (uint32_t i = 0; i < rd->n_messages && !w->failed; i++)
 		if (raft_msg_may_precede_persist(&rd->messages[i]))
 			send(w, nd, &rd->messages[i]);
-	io = rd->n_entries || rd->hard_state_changed || rd->has_snapshot;
+	io = saves(nd, rd);
 	if (nd->booting) {
 		nd->booting = false;
 		ready_finish(w, nd);
@@ -448,7 +530,7 @@ static bool ready_begin(struct sim_world *w, struct sim_node *nd)
 void sim_node_loop(struct sim_world *w, struct sim_node *nd, bool one)
 {
 	/* Bounded: a few Readys, plus one per entry to apply (max_committed may be tiny). */
-	uint64_t most = nd->r ? 1000 + raft_commit_index(nd->r) - nd->st.applied : 0;
+	uint64_t most = nd->r ? 1000 + raft_commit_index(nd->r) - nd->applied : 0;
 
 	nd->dirty = false;
 	for (uint64_t guard = 0;

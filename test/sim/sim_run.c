@@ -77,6 +77,10 @@ static void draw_params(struct sim_world *w)
 		p->compact = 30 + (unsigned)sim_rand_below(r, 100); /* snapshots galore */
 		p->dup_snap = 100 + (unsigned)sim_rand_below(r, 400);
 	}
+	/* The state machine's applied index is durable after every Ready, or it lags, far. */
+	p->sm_flush = sim_rand_below(r, 3) == 0
+	                      ? 1000
+	                      : 1 + (unsigned)sim_rand_below(r, sim_rand_below(r, 2) ? 20 : 300);
 }
 
 static void bootstrap(struct sim_world *w)
@@ -350,7 +354,8 @@ static void compact(struct sim_world *w, struct sim_node *nd)
 	struct sim_store *s = &nd->st;
 	raft_index keep, upto;
 
-	if (!sim_store_take_snapshot(s))
+	/* As the engine: at the state machine's durable applied index, not past the core's. */
+	if (!sim_store_take_snapshot(s, s->durable < nd->applied ? s->durable : nd->applied))
 		return;
 	keep = sim_rand_below(&w->rng, 8);
 	upto = s->snap.meta.index > keep ? s->snap.meta.index - keep : 0;
@@ -446,7 +451,8 @@ static void restart_due(struct sim_world *w, bool all)
 	}
 }
 
-/* Leader killer: some new leaders crash or are cut off soon after their election. */
+/* Leader killer: some new leaders crash or are cut off soon after their election, or
+ * after they applied a membership change (its commit index may not be saved). */
 static void kill_leaders(struct sim_world *w)
 {
 	struct sim_node *l = sim_find_leader(w), *nd = &w->nodes[w->kill_id];
@@ -461,8 +467,10 @@ static void kill_leaders(struct sim_world *w)
 			sim_trace(w, "new leader %" PRIu64 " cut off", nd->id);
 		}
 	}
-	if (l && l->term > w->killed_term) {
+	if (l && l->r &&
+	    (l->term > w->killed_term || raft_membership(l->r)->config_index > w->killed_conf)) {
 		w->killed_term = l->term;
+		w->killed_conf = raft_membership(l->r)->config_index;
 		if (sim_rand_permille(&w->rng, w->p.kill)) {
 			w->kill_id = l->id;
 			w->kill_at = w->now + sim_rand_below(&w->rng, 3 * SIM_TICK_UNITS);
@@ -793,6 +801,7 @@ bool sim_run(const struct sim_opts *o, char *prop, size_t prop_len, char *why, s
 		snprintf(why, why_len, "out of memory");
 		return false;
 	}
+	w->o = *o;
 	w->seed = o->seed;
 	w->n = o->nodes;
 	w->trace = o->trace;
@@ -805,12 +814,12 @@ bool sim_run(const struct sim_opts *o, char *prop, size_t prop_len, char *why, s
 	        "seed %" PRIu64 ", %u nodes: election %u heartbeat %u drop %u dup %u reorder %u "
 	        "delay %u part %u crash %u fsync-late %u/%u prevote %d checkquorum %d inflight %u "
 	        "msgbytes %" PRIu64 " batch %d/%u big %u small %u nomem %u stfail %u "
-	        "snapfail %u/%u quiesce %u idle %u",
+	        "snapfail %u/%u quiesce %u idle %u smflush %u",
 	        o->seed, w->n, w->p.elect_tick, w->p.hb_tick, w->p.drop, w->p.dup, w->p.reorder,
 	        w->p.max_delay, w->p.part, w->p.crash, w->p.fsync_delay, w->p.fsync_max,
 	        w->p.pre_vote, w->p.check_quorum, w->p.max_inflight, w->p.max_msg_bytes, w->p.batch,
 	        w->p.loop, w->p.big, w->p.max_small, w->p.nomem, w->p.st_fail, w->p.snap_fail,
-	        w->p.snap_delay, w->p.quiesce_tick, w->p.idle);
+	        w->p.snap_delay, w->p.quiesce_tick, w->p.idle, w->p.sm_flush);
 	bootstrap(w);
 	while (!w->failed && w->now < o->steps) {
 		chaos(w);

@@ -88,8 +88,9 @@ static void test_store_log(void **state)
 	s.applied = 4;
 	for (raft_index i = 1; i <= 4; i++)
 		sim_u64s_set(&s.sm, i, i);
-	assert_true(sim_store_take_snapshot(&s));
-	assert_false(sim_store_take_snapshot(&s)); /* nothing new */
+	assert_false(sim_store_take_snapshot(&s, 5)); /* not applied */
+	assert_true(sim_store_take_snapshot(&s, 4));
+	assert_false(sim_store_take_snapshot(&s, 4)); /* nothing new */
 	assert_int_equal(s.snap.meta.index, 4);
 	assert_int_equal(s.snap.meta.term, 3);
 	sim_store_compact(&s, 3);

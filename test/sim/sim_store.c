@@ -1,7 +1,8 @@
 /*
  * sim_store.c - one simulated node's disk: hard state, log, snapshot and the
- * state machine with its applied index.  Everything here survives a crash;
- * what the core has not handed over through a completed Ready does not.
+ * state machine with its applied index.  Everything here survives a crash
+ * but the state machine's entries above its durable index; what the core
+ * has not handed over through a completed Ready does not.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -127,22 +128,22 @@ void sim_store_install(struct sim_store *s, const struct sim_snapshot *snap)
 	memset(&s->snap, 0, sizeof(s->snap));
 	sim_snapshot_copy(&s->snap, snap);
 	s->membership = snap->meta.membership;
-	s->applied = snap->meta.index;
+	s->applied = s->durable = snap->meta.index;
 	sim_u64s_copy(&s->sm, &snap->sm, snap->meta.index + 1);
 }
 
-bool sim_store_take_snapshot(struct sim_store *s)
+bool sim_store_take_snapshot(struct sim_store *s, raft_index at)
 {
 	struct sim_snapshot snap;
 
 	memset(&snap, 0, sizeof(snap));
-	if (s->applied <= s->snap.meta.index)
+	if (at > s->applied || at <= s->snap.meta.index || s->membership.config_index > at)
 		return false;
-	if (sim_store_term(s, s->applied, &snap.meta.term) != RAFT_OK)
+	if (sim_store_term(s, at, &snap.meta.term) != RAFT_OK)
 		return false;
-	snap.meta.index = s->applied;
+	snap.meta.index = at;
 	snap.meta.membership = s->membership;
-	sim_u64s_copy(&snap.sm, &s->sm, s->applied + 1);
+	sim_u64s_copy(&snap.sm, &s->sm, at + 1);
 	sim_snapshot_free(&s->old_snap);
 	s->old_snap = s->snap;
 	s->snap = snap;
