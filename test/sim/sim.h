@@ -217,7 +217,7 @@ struct sim_params {
 	unsigned quiesce_tick;    /* raft quiesce_tick (0: quiescence off) */
 	unsigned wake;            /* permille per step: a spurious raft_wake */
 	unsigned idle;            /* permille per step: a quiet spell (no client input) begins */
-	unsigned kill;            /* permille of new leaders crashed or cut off soon after */
+	unsigned kill;            /* permille of new leaders, or conf changes, struck soon after */
 	raft_id slow;             /* this node applies one entry per Ready, and rarely loops */
 	unsigned reorder_appends; /* permille of appends delivered late (stale rejections) */
 	unsigned dup_snap;        /* permille of snapshot messages delivered twice */

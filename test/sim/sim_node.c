@@ -329,13 +329,15 @@ static void apply_entry(struct sim_world *w, struct sim_node *nd, const struct r
 {
 	uint64_t c = sim_content(e->type, e->data, e->len);
 
-	if (e->index <= nd->applied)
-		return; /* covered by an installed snapshot */
-	if (e->index > nd->replay_upto) {
+	if (e->index > nd->replay_upto)
 		sim_check_apply(w, nd, e->index, e->term, c);
-		if (w->failed)
-			return;
-	}
+	else if (e->index != nd->applied + 1)
+		sim_fail(w, "apply-order",
+		         "node %" PRIu64 " asked to apply index %" PRIu64 " after %" PRIu64
+		         " (again after a restart)",
+		         nd->id, e->index, nd->applied);
+	if (w->failed)
+		return;
 	if (e->type == RAFT_ENTRY_CONF_CHANGE)
 		apply_conf_change(w, nd, e);
 	nd->applied = e->index;
