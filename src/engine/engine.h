@@ -164,9 +164,10 @@ struct engine_storage_ops {
 	 * Persist many groups' updates in one call, synced.  The engine saves
 	 * only what must be durable (entries, snapshots, a new term or vote): a
 	 * hard state that only moved the commit index goes with the group's
-	 * next save (a lost commit index is learned again from the leader),
-	 * except before a membership change is applied: a restart applies the
-	 * log's changes again only up to the stored commit index.
+	 * next save (a restart starts it at the state machine's durable
+	 * applied index if that is further, and learns the rest again from the
+	 * leader), except before a membership change is applied: a restart
+	 * applies the log's changes again only up to that commit index.
 	 */
 	int (*save)(void *ctx, const struct engine_update *u, size_t n);
 	/* Everything a restart needs; ENGINE_ERR_NOT_FOUND for an unknown group. */
