@@ -233,6 +233,13 @@ static void define_gucs(void)
 	        "the writers of every group wait for their turn.  -1 waits forever.",
 	        &dr_max_apply_lock_delay, 5000, -1, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL,
 	        NULL);
+	DefineCustomIntVariable(
+	        "dragonraft.leader_handoff_after",
+	        "How many tries of one entry may fail in this node's apply of a group it leads "
+	        "before it hands the leadership to another member.",
+	        "The leader commits the group's writes in log order after that entry, so the "
+	        "group takes no writes until it applies.  Handed off once per entry.  0 never.",
+	        &dr_leader_handoff_after, 2, 0, INT_MAX, PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomBoolVariable("dragonraft.testing_fail_local_commit",
 	                         "For tests only: fail every local commit after its change set "
 	                         "committed in the Raft log.",

@@ -47,6 +47,8 @@ typedef struct DrSm {
 	uint32 export_failures;                  /* in a row: the pause doubles with each */
 	raft_index recovering; /* a received snapshot at this index is loaded; 0 = none */
 	bool recover_failed;   /* its file was corrupt: the group stopped, nothing is sent again */
+	raft_index handoff_entry; /* the failing entry for which it handed off its leadership */
+	uint32 handoff_tried;     /* ... at this count of failures (one try per failure) */
 
 	/* engine_status.c: what was published last */
 	int role;

@@ -39,6 +39,7 @@
 #include "miscadmin.h"
 #include "snapshot.h"
 #include "postmaster/bgworker.h"
+#include "raft/raft.h"
 #include "storage/fd.h"
 #include "storage/proc.h"
 #include "storage/shm_mq.h"
@@ -480,17 +481,81 @@ static void watch_apply(void)
 		start_apply();
 }
 
+int dr_leader_handoff_after = 2;
+
+static void handoff_done(void *ctx, const struct engine_result *res)
+{
+	DrSm *sm = dr_engine_groups_find((uint64)(uintptr_t)ctx);
+
+	if (res->rc == ENGINE_OK)
+		return;
+	ereport(LOG, (errmsg("dragonraft: group %llu could not hand off its leadership: %s",
+	                     (unsigned long long)res->group_id, engine_strerror(res->rc))));
+	if (sm != NULL)
+		sm->handoff_entry = 0; /* tried again at the next failure */
+}
+
+/*
+ * The leader commits a group's writes here in log order, after the entry
+ * that fails to apply here: the group takes no writes until it applies.
+ * After dr_leader_handoff_after failed tries, hand the leadership to the
+ * voter with most of the log, once per entry (never back: if the entry fails
+ * there too, it goes on to another member, and stops at one that handed off).
+ */
+static void hand_off(DrSm *sm, uint32 failures, raft_index entry)
+{
+	static struct engine_group_status st;
+	raft_index best = 0;
+	raft_id target = 0;
+	int rc;
+
+	if (dr_leader_handoff_after == 0 || failures < (uint32)dr_leader_handoff_after ||
+	    sm->role != RAFT_LEADER || sm->handoff_entry == entry || failures <= sm->handoff_tried)
+		return;
+	if (engine_group_status(dr_engine->e, sm->group_id, &st) != ENGINE_OK ||
+	    st.role != RAFT_LEADER)
+		return;
+	for (uint32 i = 0; i < st.n_peers; i++) {
+		const struct engine_peer_status *p = &st.peers[i];
+
+		if (p->voter && !p->needs_snapshot && p->contact_tick != 0 && p->match >= best) {
+			best = p->match;
+			target = p->node_id;
+		}
+	}
+	sm->handoff_tried = failures;
+	if (target == 0)
+		return; /* no other voter in touch */
+	sm->handoff_entry = entry;
+	ereport(LOG, (errmsg("dragonraft: this node's apply of group %llu failed %u times at "
+	                     "entry %llu: it hands the leadership to node %llu",
+	                     (unsigned long long)sm->group_id, failures,
+	                     (unsigned long long)entry, (unsigned long long)target),
+	              errhint("dragonraft.leader_handoff_after sets when; see "
+	                      "dragonraft.status for the error.")));
+	rc = engine_transfer_leader(dr_engine->e, sm->group_id, target, handoff_done,
+	                            (void *)(uintptr_t)sm->group_id);
+	if (rc != ENGINE_OK) {
+		struct engine_result res = {.rc = rc, .group_id = sm->group_id};
+
+		handoff_done((void *)(uintptr_t)sm->group_id, &res);
+	}
+}
+
 /*
  * A group's entries fail to apply (failures > 0): hold it, and send its
  * entries again once the apply worker's pause (retry_at) is over.
  */
-static void watch_parked(DrSm *sm, uint32 failures, TimestampTz retry_at)
+static void watch_parked(DrSm *sm, uint32 failures, TimestampTz retry_at, raft_index applied)
 {
 	if (failures == 0) {
 		sm->parked = false; /* resume_held lets it go on */
+		sm->handoff_entry = 0;
+		sm->handoff_tried = 0;
 		return;
 	}
 	sm->parked = true;
+	hand_off(sm, failures, applied + 1);
 	if (retry_at == 0 || sm->in_resend || sm->recover_failed)
 		return;
 	if (retry_at > GetCurrentTimestamp()) {
@@ -556,7 +621,7 @@ static void collect_applied(void)
 			                                             : ENGINE_OK);
 		}
 		if (failures > 0 || sm->parked)
-			watch_parked(sm, failures, retry_at);
+			watch_parked(sm, failures, retry_at, applied);
 		S.watched |= sm->recovering != 0 || sm->parked;
 		while (!dlist_is_empty(&sm->entries)) {
 			DrSmEntry *e = dlist_head_element(DrSmEntry, group_node, &sm->entries);

@@ -26,6 +26,7 @@
 extern bool dr_testing_fail_local_commit;
 extern int dr_testing_commit_delay;
 extern int dr_max_apply_lock_delay;
+extern int dr_leader_handoff_after;
 /* This process is the apply worker: every utility command is allowed. */
 extern bool dr_is_apply_worker;
 /* > 0 while dragonraft itself runs DDL on a replicated table (its triggers). */

@@ -121,6 +121,7 @@ typedef struct GroupView {
 	uint64 schema_index;
 	uint64 schema_next;
 	uint64 schema_next_table;
+	uint32 apply_failures;
 	RepOriginId origin;
 	char error[DR_ERROR_LEN];
 } GroupView;
@@ -141,6 +142,7 @@ static bool view_group(uint64 group_id, GroupView *v)
 		v->schema_index = v->g->schema_index;
 		v->schema_next = v->g->schema_next;
 		v->schema_next_table = v->g->schema_next_table;
+		v->apply_failures = v->g->apply_failures;
 		v->origin = v->g->origin;
 		strlcpy(v->error, v->g->error, sizeof(v->error));
 		SpinLockRelease(&v->g->mutex);
@@ -235,6 +237,21 @@ uint64 dr_xact_writable(uint64 group_id, bool lock_only)
 		if (v.role != RAFT_LEADER) {
 			ConditionVariableCancelSleep();
 			dr_capture_not_leader(group_id, v.leader);
+		}
+		/* Its turn would wait until the entry that fails here is fixed or
+		 * skipped: say so now, before anything is proposed. */
+		if (v.apply_failures > 0) {
+			ConditionVariableCancelSleep();
+			ereport(ERROR,
+			        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			         errmsg("this node's apply of dragonraft group %llu stopped at entry "
+			                "%llu: %s",
+			                (unsigned long long)group_id,
+			                (unsigned long long)v.applied + 1, v.error),
+			         errdetail("This node leads the group and commits its writes in log "
+			                   "order, after that entry.  Nothing was proposed."),
+			         errhint("Fix the cause here (see dragonraft.status), or move the "
+			                 "leadership with dragonraft.transfer_leader.")));
 		}
 		/* Not waited for: the apply worker may need a lock this transaction holds. */
 		if (v.applied < v.gave_up) {

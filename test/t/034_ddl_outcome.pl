@@ -141,25 +141,48 @@ is($F1->safe_psql('postgres', 'SET ROLE skipper; SELECT count(*) FROM dragonraft
 is($L->safe_psql('postgres', 'SELECT count(*) FROM dragonraft.ddl_failures'), '0', 'nothing was skipped on the leader');
 
 # 5. A command proposed on a follower clashes with a local table of the
-# leader: the leader stops applying the group, and its writers wait for their
-# turn (nothing is lost) until the name is free there.
+# leader: the leader stops applying the group. A writer that wrote before
+# waits for its turn (nothing is lost) until the name is free there; a new
+# writer is refused at its first write, before anything is proposed. (The
+# leader keeps the group while dragonraft.leader_handoff_after is 0.)
+$L->safe_psql('postgres', 'ALTER SYSTEM SET dragonraft.leader_handoff_after = 0; SELECT pg_reload_conf()');
+my $early = $L->background_psql('postgres', on_error_stop => 0);
+$early->query_safe(q{BEGIN; INSERT INTO acc VALUES (5, 'five')});
 $L->safe_psql('postgres', 'CREATE TABLE public.leader_only (id int)');
 $F2->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'CREATE TABLE public.leader_only (id int, v text)')});
 ok($c->wait_until('the leader stops', sub { status($L) =~ /^apply_failed/ }), 'the leader with the clashing table stops');
 like(status($L), qr/relation "leader_only" already exists/, 'its status says why');
+($state, $err) = $c->sql_error($l, q{INSERT INTO acc VALUES (6, 'six')});
+is($state, '55000', 'a new writer on the leader is refused');
+like($err, qr/this node's apply of dragonraft group 1 stopped at entry \d+: apply worker: .*relation "leader_only" already exists.*Nothing was proposed.*transfer_leader/s,
+	'with the cause, before it proposes anything');
 my ($wout, $werr) = ('', '');
-my $writer = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
-		"INSERT INTO acc VALUES (5, 'five')"], '>', \$wout, '2>', \$werr);
-ok($c->wait_until('the writer waits for its turn', sub {
-	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%(5, ''five'')%' AND wait_event_type = 'Extension' AND pid <> pg_backend_pid()") eq '1' }),
-	'a writer on the leader waits for its turn');
+$early->query_until(qr/^$/, "COMMIT;\n");
+ok($c->wait_until('the early writer waits for its turn', sub {
+	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COMMIT%' AND wait_event_type = 'Extension' AND pid <> pg_backend_pid()") eq '1' }),
+	'a writer that wrote before waits for its turn at COMMIT');
+# After dragonraft.leader_handoff_after failed tries (2 by default), the
+# leader hands the group to a member that applies, which takes writes.
+$L->safe_psql('postgres', 'ALTER SYSTEM RESET dragonraft.leader_handoff_after; SELECT pg_reload_conf()');
+my $nl;
+ok($c->wait_until('another member leads', sub {
+	($nl) = grep { $c->node($_)->safe_psql('postgres', 'SELECT role FROM dragonraft.status WHERE group_id = 1') eq 'leader' } ($f1, $f2);
+	defined $nl }), 'the leader hands the group to another member');
+like(status($L), qr/^apply_failed/, 'while its own apply still fails');
+ok($c->wait_until('the new leader takes a write', sub {
+	($state) = $c->sql_error($nl, q{INSERT INTO acc VALUES (6, 'six') ON CONFLICT DO NOTHING});
+	$state eq '' }), 'the new leader takes writes');
+ok($c->wait_until('the new leader applied', sub { $c->contents($nl, 'acc', 'id') =~ /\(6,six\)$/ }),
+	'the group goes on without the stopped member');
 $L->safe_psql('postgres', 'ALTER TABLE public.leader_only RENAME TO leader_local');
-$writer->finish;
-is($werr, '', 'once the name is free the writer commits');
+$early->quit;
+is($early->{stderr}, '', 'once the name is free the writer commits');
 ok($c->wait_until('the leader goes on', sub { status($L) eq 'ok' }), 'and the leader applies the group again');
 ok($c->caught_up(1), 'every member catches up');
-is($c->contents($_, 'acc', 'id'), '(1,one);(2,two);(3,three);(4,four);(5,five)', "node $_ has the row")
+is($c->contents($_, 'acc', 'id'), '(1,one);(2,two);(3,three);(4,four);(5,five);(6,six)', "node $_ has the rows")
 	for $c->ids;
+$c->node($nl)->safe_psql('postgres', "SELECT dragonraft.transfer_leader(1, $l)");
+is($c->leader(1), $l, 'the first leader leads again');
 is($L->safe_psql('postgres', q{SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute
 	WHERE attrelid = 'public.leader_only'::regclass AND attnum > 0}), 'id,v', 'the leader has the group\'s table');
 
