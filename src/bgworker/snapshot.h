@@ -20,9 +20,8 @@
  *
  * Sections: per table a DR_SNAP_TABLE (table id (8), then schema, name,
  * definition (dragonraft.table_definition), the SQL that sets its owned
- * sequences and what it has besides its definition (dragonraft.table_extras:
- * owner, privileges, row level security, policies, user triggers, comments),
- * each NUL-terminated) followed by its DR_SNAP_ROWS; then DR_SNAP_HISTORY
+ * sequences and what it has besides its definition (DR_SNAP_EXTRAS), each
+ * NUL-terminated) followed by its DR_SNAP_ROWS; then DR_SNAP_HISTORY
  * and DR_SNAP_MEMBERS, the group's rows of dragonraft.ddl_history and
  * dragonraft.member_info (binary COPY).
  *
@@ -58,6 +57,28 @@
 #define DR_SNAP_HEADER_BYTES  48
 #define DR_SNAP_SECTION_BYTES 16
 #define DR_SNAP_TRAILER_BYTES 16
+
+/*
+ * What table rel (SQL: a regclass) has besides its definition, as the
+ * statements that give it: dragonraft.table_extras (owner, privileges, row
+ * level security, policies, user triggers, comments), then the privileges on
+ * its owned sequences (review 9 R7).
+ */
+#define DR_SNAP_EXTRAS(rel)                                                                        \
+	"dragonraft.table_extras(" rel ") || coalesce((SELECT string_agg(format("                  \
+	"E'\nREVOKE ALL ON SEQUENCE %s FROM PUBLIC, %I;', q, pg_get_userbyid(relowner)) || "       \
+	"coalesce((SELECT string_agg(format(E'\nGRANT %s ON SEQUENCE %s TO %s%s;', "               \
+	"a.privilege_type, q, CASE WHEN a.grantee = 0 THEN 'PUBLIC' "                              \
+	"ELSE quote_ident(pg_get_userbyid(a.grantee)) END, CASE WHEN a.is_grantable "              \
+	"THEN ' WITH GRANT OPTION' ELSE '' END), '' ORDER BY a.grantee, a.privilege_type) "        \
+	"FROM aclexplode(relacl) a), ''), '' ORDER BY q) "                                         \
+	"FROM (SELECT format('%I.%I', n.nspname, s.relname) AS q, s.relowner, s.relacl "           \
+	"FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_class s "                                  \
+	"ON s.oid = d.objid AND s.relkind = 'S' AND s.relacl IS NOT NULL "                         \
+	"JOIN pg_catalog.pg_namespace n ON n.oid = s.relnamespace "                                \
+	"WHERE d.classid = 'pg_catalog.pg_class'::regclass "                                       \
+	"AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = " rel " "             \
+	"AND d.deptype IN ('a', 'i')) x), '')"
 
 /* A table's rows in their on-disk form (above); otherwise binary COPY's. */
 #define DR_SNAP_RAW_MAGIC  "DRROWS1\n"

@@ -64,7 +64,7 @@ typedef struct ExportTable {
 	char *schema;
 	char *name;
 	char *def;
-	char *extras; /* dragonraft.table_extras: owner, privileges, policies, ... */
+	char *extras; /* DR_SNAP_EXTRAS: owner, privileges, policies, ... */
 } ExportTable;
 
 static struct {
@@ -533,6 +533,8 @@ static List *list_tables(uint64 group_id, bool describe, MemoryContext cxt)
 	Datum values[1] = {Int64GetDatum((int64)group_id)};
 	List *tables = NIL;
 	MemoryContext old;
+	const char *description =
+	        "dragonraft.table_definition(t.relid), " DR_SNAP_EXTRAS("t.relid");
 
 	check_refused(group_id);
 	if (SPI_execute_with_args(psprintf("SELECT t.table_id, t.relid, n.nspname, c.relname, %s "
@@ -541,9 +543,7 @@ static List *list_tables(uint64 group_id, bool describe, MemoryContext cxt)
 	                                   "JOIN pg_namespace n ON n.oid = c.relnamespace "
 	                                   "WHERE t.group_id = $1 AND t.state = 'replicated' "
 	                                   "ORDER BY t.table_id",
-	                                   describe ? "dragonraft.table_definition(t.relid), "
-	                                              "dragonraft.table_extras(t.relid)"
-	                                            : "NULL, NULL"),
+	                                   describe ? description : "NULL, NULL"),
 	                          1, types, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "dragonraft could not list the tables of group %llu",
 		     (unsigned long long)group_id);

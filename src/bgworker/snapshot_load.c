@@ -15,9 +15,11 @@
  * that is dropped, is an error naming it); a relation here that has the
  * name of one that a table to be made makes is an error naming it.  The
  * group's history is loaded, and what its commands that this node lacks
- * (those above its own history: all on a bare node) did besides changing the
+ * (those above its own history: all on a bare node; and those of it that
+ * failed here and ran where the snapshot was made) did besides changing the
  * group's tables and rows runs here again, verbatim and in log order (a
- * failure is an error naming the command); the tables' fates are decided
+ * failure is an error naming the command; a statement that needs a table of
+ * the group runs once the tables are made); the tables' fates are decided
  * again after it.  Then per table: made if needed, or truncated right
  * before its rows with the kept tables foreign keys link it to (TRUNCATE
  * allows nothing else), filled with its rows (snapshot_rows.c: inserted
@@ -26,7 +28,8 @@
  * dragonraft's triggers off meanwhile, in this transaction only; foreign
  * keys are not checked: session_replication_role is replica), its indexes
  * built, its owned sequences set.  Once every table is loaded, the
- * tables made get their foreign keys, then their owner, privileges, policies,
+ * tables made get their foreign keys, the statements set aside run, then the
+ * tables made get their owner, privileges (their sequences' too), policies,
  * triggers and comments; then the group's member info is replaced.  A crash
  * leaves everything as it was; the engine receives the snapshot again.
  */
@@ -450,14 +453,14 @@ static void scan(Contents *c, uint32 tables, uint64 end)
 		corrupt("its history or member info is missing");
 }
 
-/* dragonraft.table_extras of a table here. */
+/* DR_SNAP_EXTRAS of a table here. */
 static char *extras_here(Oid relid)
 {
-	Oid types[1] = {OIDOID};
+	Oid types[1] = {REGCLASSOID};
 	Datum values[1] = {ObjectIdGetDatum(relid)};
 
-	if (SPI_execute_with_args("SELECT dragonraft.table_extras($1)", 1, types, values, NULL,
-	                          false, 1) != SPI_OK_SELECT ||
+	if (SPI_execute_with_args("SELECT " DR_SNAP_EXTRAS("$1"), 1, types, values, NULL, false,
+	                          1) != SPI_OK_SELECT ||
 	    SPI_processed != 1)
 		elog(ERROR, "dragonraft could not describe table %u", relid);
 	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
@@ -477,8 +480,7 @@ static void give_extras(uint64 group_id, const LoadTable *t)
 	/*
 	 * Its privileges are the leader's, which the extras grant: none else.
 	 * The default privileges that the replayed history set here gave it and
-	 * its sequences more when the load made them (review 9); the extras do
-	 * not carry a sequence's privileges, which keeps its owner's.
+	 * its sequences more when the load made them (review 9).
 	 */
 	if (SPI_execute_with_args(
 	            "UPDATE pg_catalog.pg_class SET relacl = NULL WHERE oid = $1::regclass "
@@ -766,7 +768,9 @@ static void check_views(uint64 group_id, List *gone)
 	                (unsigned long long)group_id),
 	         errdetail("Nothing of the snapshot was loaded."),
 	         errhint("Drop it on this node (and make it again once the snapshot is loaded): "
-	                 "the load is tried again.")));
+	                 "the load is tried again.  If a command of the group made it "
+	                 "(dragonraft.ddl_history), a load makes no view: it is then missing "
+	                 "here, as on a node that joins.")));
 }
 
 /*
@@ -1062,20 +1066,34 @@ static void read_local_history(uint64 group_id, LocalHistory *local)
 }
 
 /*
+ * A command of this node's history that did not run here (it failed here and
+ * was skipped, or a load here took it from a member that had skipped it) but
+ * did where the snapshot was made (review 9 R5): the load runs it again.
+ */
+#define NOT_RUN_HERE                                                                               \
+	"l.error IS NOT NULL AND l.error NOT LIKE 'not all run here:%' "                           \
+	"AND (h.error IS NULL OR h.error LIKE 'not all run here:%')"
+
+/*
  * The group's history, as loaded: how its commands reached this node.  The
  * snapshot's rows say how they reached the member that exported it.  Those
- * this node had already (local) keep what its own rows said; here every
- * later one came with the snapshot (via), and one that was skipped there
- * after it failed there (error) is missing here because of that.  A history
- * here that is not the start of the snapshot's is an error: what this node
- * made of it is not the group's.
+ * this node had already (local) keep what its own rows said, but for those
+ * that did not run here and did there: they came with the snapshot (via),
+ * their indexes in *redo (a Datum int8[], or 0: none); here every later one
+ * came with the snapshot, and one that was skipped there after it failed
+ * there (error) is missing here because of that.  A history here that is
+ * not the start of the snapshot's is an error: what this node made of it is
+ * not the group's.
  */
-static void history_loaded(uint64 group_id, const LocalHistory *local)
+static void history_loaded(uint64 group_id, const LocalHistory *local, Datum *redo)
 {
 	Oid types[5] = {INT8OID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
 	Datum values[5] = {Int64GetDatum((int64)group_id), local->indexes, local->commands,
 	                   local->vias, local->errors};
+	Datum d;
+	bool isnull;
 
+	*redo = (Datum)0;
 	if (local->last > 0) {
 		if (SPI_execute_with_args("SELECT l.index FROM unnest($2, $3) l (index, command) "
 		                          "LEFT JOIN dragonraft.ddl_history h "
@@ -1096,12 +1114,22 @@ static void history_loaded(uint64 group_id, const LocalHistory *local)
 			                   "commands made.  Nothing of the snapshot was loaded."),
 			         errhint("See dragonraft.ddl_history on this node and on "
 			                 "the leader.")));
-		if (SPI_execute_with_args("UPDATE dragonraft.ddl_history h "
-		                          "SET via = l.via, error = l.error "
+		if (SPI_execute_with_args("WITH u AS (UPDATE dragonraft.ddl_history h "
+		                          "SET via = CASE WHEN " NOT_RUN_HERE " THEN 'snapshot' "
+		                          "ELSE l.via END, "
+		                          "error = CASE WHEN " NOT_RUN_HERE " THEN h.error "
+		                          "ELSE l.error END "
 		                          "FROM unnest($2, $4, $5) l (index, via, error) "
-		                          "WHERE h.group_id = $1 AND h.index = l.index",
-		                          5, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+		                          "WHERE h.group_id = $1 AND h.index = l.index "
+		                          "RETURNING h.index, " NOT_RUN_HERE " AS redo) "
+		                          "SELECT array_agg(index ORDER BY index) FROM u "
+		                          "WHERE redo",
+		                          5, types, values, NULL, false, 1) != SPI_OK_SELECT ||
+		    SPI_processed != 1)
 			elog(ERROR, "dragonraft could not update dragonraft.ddl_history");
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+			*redo = datumCopy(d, false, -1);
 	}
 	values[1] = Int64GetDatum((int64)local->last);
 	types[1] = INT8OID;
@@ -1268,29 +1296,114 @@ static void replay_context(void *arg)
 }
 
 /*
- * Run again what the group's commands above this node's history (after) did
- * besides changing its tables and rows: every other statement of each
- * command, verbatim and in log order, as the role that ran it, with the
- * settings its earlier statements made (check_function_bodies off: a body
- * may use a table made later), DROP, RENAME and CASCADE included; a command
- * skipped on the member the snapshot came from is skipped here.  So a bare
- * node runs what the whole history did and a member that fell behind what
- * it missed, with no guess about what exists here: a statement that fails
- * fails the load, naming the command (an object of this node's own that
- * takes a name the group uses, say).  A table of the group kept here has its
- * final definition, which an earlier definition of the objects it uses may
- * not fit (a type dropped after a column stopped using it, then made
- * again): once a statement fails, the tables kept are replaced instead and
- * the statement is tried again.  No view is made (the tables are made after
- * this, from their final definitions): the error of a command that makes one
- * says so (dragonraft.ddl_failures lists it).  Whether anything ran (the caller then
+ * A statement that failed because an object it names is missing, which the
+ * tables the load makes later may make (CREATE PUBLICATION ... FOR TABLE, a
+ * function whose SQL-standard body reads one or that returns its rows), or
+ * an object that such a statement makes: its run waits for them (review 9
+ * R3).
+ */
+static bool needs_tables(int sqlerrcode)
+{
+	return sqlerrcode == ERRCODE_UNDEFINED_TABLE || sqlerrcode == ERRCODE_UNDEFINED_OBJECT ||
+	       sqlerrcode == ERRCODE_UNDEFINED_FUNCTION;
+}
+
+/* A statement run again after the tables are made, as its command's role. */
+typedef struct Later {
+	uint64 index;
+	Oid roleid;
+	const char *role;
+	List *sets; /* the SET statements its command ran before it */
+	char *sql;
+	Node *stmt;
+} Later;
+
+/* Run a command's statements as roleid: the settings they make end with leave(). */
+static int enter(Oid roleid, Oid *save_user, int *save_sec)
+{
+	int nestlevel;
+
+	GetUserIdAndSecContext(save_user, save_sec);
+	SetUserIdAndSecContext(roleid, *save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	nestlevel = NewGUCNestLevel();
+	(void)set_config_option("check_function_bodies", "off", PGC_SUSET, PGC_S_SESSION,
+	                        GUC_ACTION_SAVE, true, 0, false);
+	return nestlevel;
+}
+
+static void leave(int nestlevel, Oid save_user, int save_sec)
+{
+	AtEOXact_GUC(false, nestlevel);
+	SetUserIdAndSecContext(save_user, save_sec);
+}
+
+static void replay_failed(uint64 group_id, uint64 index, ErrorData *ed) pg_attribute_noreturn();
+
+static void replay_failed(uint64 group_id, uint64 index, ErrorData *ed)
+{
+	ereport(ERROR,
+	        (errcode(ed->sqlerrcode),
+	         errmsg("the command of group %llu at entry %llu failed when its snapshot's "
+	                "load ran it again here: %s",
+	                (unsigned long long)group_id, (unsigned long long)index, ed->message),
+	         errdetail("A snapshot's load runs again what the group's commands that this "
+	                   "node lacks did besides changing its tables and rows.  Nothing of "
+	                   "the snapshot was loaded."),
+	         errhint("An object of this node's own may take a name that the group uses: "
+	                 "drop or rename it; the load is tried again.")));
+}
+
+/* What follows a statement that ran again. */
+static void replayed_stmt(Node *stmt)
+{
+	if (IsA(stmt, AlterEnumStmt) && ((AlterEnumStmt *)stmt)->oldVal == NULL)
+		enum_value_usable((AlterEnumStmt *)stmt);
+}
+
+/* Whether a statement makes a view (or a materialized view), which no load makes. */
+static bool makes_view(Node *stmt)
+{
+	ListCell *lc;
+
+	if (IsA(stmt, ViewStmt) || (IsA(stmt, CreateTableAsStmt) &&
+	                            ((CreateTableAsStmt *)stmt)->objtype == OBJECT_MATVIEW))
+		return true;
+	if (IsA(stmt, CreateSchemaStmt))
+		foreach (lc, ((CreateSchemaStmt *)stmt)->schemaElts)
+			if (makes_view(lfirst(lc)))
+				return true;
+	return false;
+}
+
+/*
+ * Run again what the group's commands above this node's history (after), and
+ * those of it in redo (an int8[] or 0: history_loaded), did besides changing
+ * its tables and rows: every other statement of each command, verbatim and
+ * in log order, as the role that ran it, with the settings its earlier
+ * statements made (check_function_bodies off: a body may use a table made
+ * later), DROP, RENAME and CASCADE included; a command skipped on the member
+ * the snapshot came from is skipped here.  So a bare node runs what the whole
+ * history did and a member that fell behind what it missed, with no guess
+ * about what exists here: a statement that fails fails the load, naming the
+ * command (an object of this node's own that takes a name the group uses,
+ * say).  A table of the group kept here has its final definition, which an
+ * earlier definition of the objects it uses may not fit (a type dropped
+ * after a column stopped using it, then made again): once a statement fails,
+ * the tables kept are replaced instead and the statement is tried again.  A
+ * statement that fails because an object it names is missing (needs_tables)
+ * joins *later, which run_later runs once the tables are made.
+ * No view is made (the tables are made after this, from their final
+ * definitions): the error of a command that makes one says so
+ * (dragonraft.ddl_failures lists it).  Whether anything ran (the caller then
  * decides again what each table becomes: a CASCADE may have changed or
  * dropped one).
  */
-static bool replay(uint64 group_id, uint64 after, Contents *c, List **stale)
+static bool replay(uint64 group_id, uint64 after, Datum redo, Contents *c, List **stale,
+                   List **later)
 {
-	Oid types[2] = {INT8OID, INT8OID};
-	Datum values[2] = {Int64GetDatum((int64)group_id), Int64GetDatum((int64)after)};
+	Oid types[3] = {INT8OID, INT8OID, INT8ARRAYOID};
+	Datum values[3] = {Int64GetDatum((int64)group_id), Int64GetDatum((int64)after), redo};
+	char nulls[3] = {' ', ' ', redo != (Datum)0 ? ' ' : 'n'};
 	uint64 n;
 	char **commands, **roles;
 	Datum *indexes, *ran, *views;
@@ -1302,10 +1415,10 @@ static bool replay(uint64 group_id, uint64 after, Contents *c, List **stale)
 
 	if (SPI_execute_with_args("SELECT index, command, coalesce(role, '') "
 	                          "FROM dragonraft.ddl_history "
-	                          "WHERE group_id = $1 AND index > $2 AND (error IS NULL "
-	                          "OR error LIKE 'not all run here:%') "
+	                          "WHERE group_id = $1 AND (index > $2 OR index = ANY ($3)) "
+	                          "AND (error IS NULL OR error LIKE 'not all run here:%') "
 	                          "ORDER BY index",
-	                          2, types, values, NULL, false, 0) != SPI_OK_SELECT)
+	                          3, types, values, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "dragonraft could not read the history of group %llu",
 		     (unsigned long long)group_id);
 	n = SPI_processed;
@@ -1329,6 +1442,7 @@ static bool replay(uint64 group_id, uint64 after, Contents *c, List **stale)
 		    save_user;
 		int save_sec, nestlevel;
 		bool any = false, view = false;
+		List *sets = NIL;
 		ListCell *lc;
 
 		o.index = (uint64)DatumGetInt64(indexes[i]);
@@ -1343,25 +1457,18 @@ static bool replay(uint64 group_id, uint64 after, Contents *c, List **stale)
 			                (unsigned long long)o.index),
 			         errhint("Create the role on this node; the snapshot is loaded "
 			                 "when the server restarts.")));
-		GetUserIdAndSecContext(&save_user, &save_sec);
-		SetUserIdAndSecContext(roleid, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-		nestlevel = NewGUCNestLevel();
-		(void)set_config_option("check_function_bodies", "off", PGC_SUSET, PGC_S_SESSION,
-		                        GUC_ACTION_SAVE, true, 0, false);
+		nestlevel = enter(roleid, &save_user, &save_sec);
 		foreach (lc, raw_parser(commands[i], RAW_PARSE_DEFAULT)) {
 			RawStmt *raw = lfirst_node(RawStmt, lc);
 			ErrorData *ed;
+			char *sql;
 
-			if (!replayed(raw->stmt)) {
-				view |= IsA(raw->stmt, ViewStmt) ||
-				        (IsA(raw->stmt, CreateTableAsStmt) &&
-				         ((CreateTableAsStmt *)raw->stmt)->objtype ==
-				                 OBJECT_MATVIEW);
+			view |= makes_view(raw->stmt); /* CREATE SCHEMA ... CREATE VIEW runs */
+			if (!replayed(raw->stmt))
 				continue;
-			}
-			o.sql = statement_sql(commands[i], raw);
+			o.sql = sql = statement_sql(commands[i], raw);
 			ed = try_run(o.sql);
-			if (ed != NULL && !replaced) {
+			if (ed != NULL && !replaced && !needs_tables(ed->sqlerrcode)) {
 				int level = NewGUCNestLevel();
 
 				/* as the load, not as the command's role, with its search_path */
@@ -1376,27 +1483,26 @@ static bool replay(uint64 group_id, uint64 after, Contents *c, List **stale)
 				                       save_sec | SECURITY_LOCAL_USERID_CHANGE);
 				ed = try_run(o.sql);
 			}
+			if (ed != NULL && needs_tables(ed->sqlerrcode)) {
+				Later *w = palloc(sizeof(Later));
+
+				*w = (Later){.index = o.index,
+				             .roleid = roleid,
+				             .role = roles[i],
+				             .sets = list_copy(sets),
+				             .sql = sql,
+				             .stmt = raw->stmt};
+				*later = lappend(*later, w);
+				continue;
+			}
 			if (ed != NULL)
-				ereport(ERROR,
-				        (errcode(ed->sqlerrcode),
-				         errmsg("the command of group %llu at entry %llu failed "
-				                "when its snapshot's load ran it again here: %s",
-				                (unsigned long long)group_id,
-				                (unsigned long long)o.index, ed->message),
-				         errdetail("A snapshot's load runs again what the group's "
-				                   "commands that this node lacks did besides "
-				                   "changing its tables and rows.  Nothing of the "
-				                   "snapshot was loaded."),
-				         errhint("An object of this node's own may take a name "
-				                 "that the group uses: drop or rename it; the load "
-				                 "is tried again.")));
-			if (IsA(raw->stmt, AlterEnumStmt) &&
-			    ((AlterEnumStmt *)raw->stmt)->oldVal == NULL)
-				enum_value_usable((AlterEnumStmt *)raw->stmt);
+				replay_failed(group_id, o.index, ed);
+			if (IsA(raw->stmt, VariableSetStmt))
+				sets = lappend(sets, sql);
+			replayed_stmt(raw->stmt);
 			any = true;
 		}
-		AtEOXact_GUC(false, nestlevel);
-		SetUserIdAndSecContext(save_user, save_sec);
+		leave(nestlevel, save_user, save_sec);
 		if (any)
 			ran[n_ran++] = indexes[i];
 		if (view)
@@ -1414,6 +1520,48 @@ static bool replay(uint64 group_id, uint64 after, Contents *c, List **stale)
 	return n_ran > 0;
 }
 
+/*
+ * The statements replay() set aside, in log order, once the tables are made:
+ * each as its command's role, after the SET statements its command ran
+ * before it; one that fails now fails the load.
+ */
+static void run_later(uint64 group_id, List *later)
+{
+	ReplayContext o = {.group_id = group_id};
+	ErrorContextCallback cb = {.callback = replay_context, .arg = &o};
+	Datum *ran = palloc(sizeof(Datum) * Max(list_length(later), 1));
+	int n_ran = 0;
+	ListCell *lc, *s;
+
+	cb.previous = error_context_stack;
+	error_context_stack = &cb;
+	foreach (lc, later) {
+		Later *w = lfirst(lc);
+		Oid save_user;
+		int save_sec, nestlevel = enter(w->roleid, &save_user, &save_sec);
+		ErrorData *ed;
+
+		o.index = w->index;
+		o.role = w->role;
+		foreach (s, w->sets) {
+			o.sql = lfirst(s);
+			run(o.sql);
+		}
+		o.sql = w->sql;
+		ed = try_run(o.sql);
+		if (ed != NULL)
+			replay_failed(group_id, o.index, ed);
+		replayed_stmt(w->stmt);
+		leave(nestlevel, save_user, save_sec);
+		if (n_ran == 0 || DatumGetInt64(ran[n_ran - 1]) != (int64)w->index)
+			ran[n_ran++] = Int64GetDatum((int64)w->index);
+	}
+	error_context_stack = cb.previous;
+	if (n_ran > 0)
+		history_mark(group_id, "replayed", NULL, ran, n_ran);
+	CommandCounterIncrement();
+}
+
 static uint64 load(uint64 group_id, uint64 index, const char *path)
 {
 	struct stat st;
@@ -1423,6 +1571,8 @@ static uint64 load(uint64 group_id, uint64 index, const char *path)
 	ListCell *lc;
 	uint64 schema_index = 0;
 	LocalHistory local;
+	Datum redo;
+	List *later = NIL;
 	Oid types[2] = {INT8OID, INT8OID};
 	Datum values[2] = {Int64GetDatum((int64)group_id)};
 
@@ -1448,8 +1598,8 @@ static uint64 load(uint64 group_id, uint64 index, const char *path)
 	read_local_history(group_id, &local);
 	clear_tables(group_id, &c, &stale, false);
 	load_catalog(group_id, "ddl_history", c.history_at, c.history_len);
-	history_loaded(group_id, &local);
-	if (replay(group_id, local.last, &c, &stale))
+	history_loaded(group_id, &local, &redo);
+	if (replay(group_id, local.last, redo, &c, &stale, &later))
 		clear_tables(group_id, &c, &stale, false);
 	check_names(group_id, &c);
 	for (uint32 i = 0; i < c.n; i++) {
@@ -1461,6 +1611,7 @@ static uint64 load(uint64 group_id, uint64 index, const char *path)
 	for (uint32 i = 0; i < c.n; i++)
 		if (c.t[i].fks != NULL && c.t[i].fks[0] != '\0')
 			run_internal(c.t[i].fks); /* every table they reference is there */
+	run_later(group_id, later);
 	for (uint32 i = 0; i < c.n; i++)
 		if (c.t[i].fate == FATE_CREATE || c.t[i].fate == FATE_REPLACE)
 			give_extras(group_id, &c.t[i]); /* a policy may use another table */
