@@ -110,6 +110,8 @@ static void log_role(DrSm *sm, const struct engine_group_status *st)
 	sm->role = st->role;
 	sm->term = st->term;
 	sm->leader = st->leader;
+	if (st->leader != 0 && st->leader != (raft_id)dr_node_id)
+		sm->last_leader = st->leader;
 }
 
 static void publish(DrSm *sm, const struct engine_group_status *st,

@@ -48,7 +48,8 @@ typedef struct DrSm {
 	raft_index recovering; /* a received snapshot at this index is loaded; 0 = none */
 	bool recover_failed;   /* its file was corrupt: the group stopped, nothing is sent again */
 	raft_index handoff_entry; /* the failing entry for which it handed off its leadership */
-	uint32 handoff_tried;     /* ... at this count of failures (one try per failure) */
+	TimestampTz handoff_not_before; /* ... and a failed hand-off is tried again then */
+	raft_id last_leader;            /* the last other node seen leading (engine_status.c) */
 
 	/* engine_status.c: what was published last */
 	int role;

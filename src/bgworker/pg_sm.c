@@ -481,7 +481,7 @@ static void watch_apply(void)
 		start_apply();
 }
 
-int dr_leader_handoff_after = 2;
+int dr_leader_handoff_after = 3;
 
 static void handoff_done(void *ctx, const struct engine_result *res)
 {
@@ -491,46 +491,54 @@ static void handoff_done(void *ctx, const struct engine_result *res)
 		return;
 	ereport(LOG, (errmsg("dragonraft: group %llu could not hand off its leadership: %s",
 	                     (unsigned long long)res->group_id, engine_strerror(res->rc))));
-	if (sm != NULL)
-		sm->handoff_entry = 0; /* tried again at the next failure */
+	if (sm != NULL) {
+		sm->handoff_entry = 0; /* tried again after an election timeout */
+		sm->handoff_not_before = TimestampTzPlusMilliseconds(
+		        GetCurrentTimestamp(), dr_election_rtt * dr_rtt_ms);
+	}
 }
 
 /*
  * The leader commits a group's writes here in log order, after the entry
  * that fails to apply here: the group takes no writes until it applies.
- * After dr_leader_handoff_after failed tries, hand the leadership to the
- * voter with most of the log, once per entry (never back: if the entry fails
- * there too, it goes on to another member, and stops at one that handed off).
+ * After dr_leader_handoff_after failed tries, hand the leadership, once per
+ * entry, to the voter with most of the log among those that hold the entry
+ * and were heard from within an election timeout, but not to the last other
+ * node that led (it may have handed the group here for the same entry).
  */
-static void hand_off(DrSm *sm, uint32 failures, raft_index entry)
+static void hand_off(DrSm *sm, uint32 failures, raft_index applied)
 {
 	static struct engine_group_status st;
-	raft_index best = 0;
+	raft_index best = applied; /* the target holds the failing entry */
 	raft_id target = 0;
+	uint64 now;
 	int rc;
 
 	if (dr_leader_handoff_after == 0 || failures < (uint32)dr_leader_handoff_after ||
-	    sm->role != RAFT_LEADER || sm->handoff_entry == entry || failures <= sm->handoff_tried)
+	    sm->role != RAFT_LEADER || sm->handoff_entry == applied + 1 ||
+	    GetCurrentTimestamp() < sm->handoff_not_before)
 		return;
 	if (engine_group_status(dr_engine->e, sm->group_id, &st) != ENGINE_OK ||
 	    st.role != RAFT_LEADER)
 		return;
+	now = engine_now(dr_engine->e);
 	for (uint32 i = 0; i < st.n_peers; i++) {
 		const struct engine_peer_status *p = &st.peers[i];
 
-		if (p->voter && !p->needs_snapshot && p->contact_tick != 0 && p->match >= best) {
+		if (p->voter && !p->needs_snapshot && p->match > best &&
+		    p->node_id != sm->last_leader && p->contact_tick != 0 &&
+		    p->contact_tick + (uint64)dr_election_rtt >= now) {
 			best = p->match;
 			target = p->node_id;
 		}
 	}
-	sm->handoff_tried = failures;
 	if (target == 0)
-		return; /* no other voter in touch */
-	sm->handoff_entry = entry;
-	ereport(LOG, (errmsg("dragonraft: this node's apply of group %llu failed %u times at "
+		return; /* none yet: looked at again at the next poll */
+	sm->handoff_entry = applied + 1;
+	ereport(LOG, (errmsg("dragonraft: this node's apply of group %llu failed %u times after "
 	                     "entry %llu: it hands the leadership to node %llu",
 	                     (unsigned long long)sm->group_id, failures,
-	                     (unsigned long long)entry, (unsigned long long)target),
+	                     (unsigned long long)applied, (unsigned long long)target),
 	              errhint("dragonraft.leader_handoff_after sets when; see "
 	                      "dragonraft.status for the error.")));
 	rc = engine_transfer_leader(dr_engine->e, sm->group_id, target, handoff_done,
@@ -551,11 +559,10 @@ static void watch_parked(DrSm *sm, uint32 failures, TimestampTz retry_at, raft_i
 	if (failures == 0) {
 		sm->parked = false; /* resume_held lets it go on */
 		sm->handoff_entry = 0;
-		sm->handoff_tried = 0;
 		return;
 	}
 	sm->parked = true;
-	hand_off(sm, failures, applied + 1);
+	hand_off(sm, failures, applied);
 	if (retry_at == 0 || sm->in_resend || sm->recover_failed)
 		return;
 	if (retry_at > GetCurrentTimestamp()) {

@@ -227,12 +227,12 @@ static void check_apply_goes_on(uint64 group_id, uint64 index, uint64 applied, u
 	ereport(ERROR,
 	        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 	         index > 0 ? errmsg("the command is entry %llu of dragonraft group %llu, but this "
-	                            "node's apply of the group stopped at entry %llu: %s",
+	                            "node's apply of the group stopped after entry %llu: %s",
 	                            (unsigned long long)index, (unsigned long long)group_id,
-	                            (unsigned long long)applied + 1, error)
-	                   : errmsg("this node's apply of dragonraft group %llu stopped at entry "
-	                            "%llu: %s",
-	                            (unsigned long long)group_id, (unsigned long long)applied + 1,
+	                            (unsigned long long)applied, error)
+	                   : errmsg("this node's apply of dragonraft group %llu stopped after "
+	                            "entry %llu: %s",
+	                            (unsigned long long)group_id, (unsigned long long)applied,
 	                            error),
 	         index > 0 ? errdetail("Every member runs the command in log order; a member "
 	                               "where an entry fails stops applying the group.")
@@ -557,22 +557,27 @@ Datum dr_skip_command(PG_FUNCTION_ARGS)
 	Datum values[2] = {Int64GetDatum(group_id), Int64GetDatum(index)};
 	Oid save_user;
 	int save_sec, rc;
+	const char *at;
+	unsigned long long failed;
 
 	dr_sql_groups_check_engine();
 	if (group_id < 1 || read_group((uint64)group_id, &applied, &failures, error) == NULL)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
 		                errmsg("dragonraft group %lld does not exist on this node",
 		                       (long long)group_id)));
-	/* (apply_rows.c words the failure of a command so) */
-	if (failures == 0 || index < 1 || (uint64)index != applied + 1 ||
-	    strstr(error, "the command at entry") == NULL)
+	/* (apply_rows.c words the failure of a command so; the command may come
+	 * after other entries of the batch that failed with it) */
+	at = strstr(error, "the command at entry ");
+	if (at == NULL || sscanf(at, "the command at entry %llu ", &failed) != 1)
+		failed = 0;
+	if (failures == 0 || index < 1 || (uint64)index != failed)
 		ereport(ERROR,
 		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 		         errmsg("this node's apply of dragonraft group %lld did not stop at the "
 		                "command of entry %lld",
 		                (long long)group_id, (long long)index),
-		         failures > 0 ? errdetail("It stopped at entry %llu: %s",
-		                                  (unsigned long long)applied + 1, error)
+		         failures > 0 ? errdetail("It stopped after entry %llu: %s",
+		                                  (unsigned long long)applied, error)
 		                      : errdetail("It goes on.")));
 	/* As the bootstrap superuser: dragonraft_admin may ask, not write the table. */
 	GetUserIdAndSecContext(&save_user, &save_sec);

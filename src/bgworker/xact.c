@@ -238,16 +238,18 @@ uint64 dr_xact_writable(uint64 group_id, bool lock_only)
 			ConditionVariableCancelSleep();
 			dr_capture_not_leader(group_id, v.leader);
 		}
-		/* Its turn would wait until the entry that fails here is fixed or
-		 * skipped: say so now, before anything is proposed. */
-		if (v.apply_failures > 0) {
+		/* Its turn would wait until the entry that fails here (again, after
+		 * the apply worker's pause: not a passing lock conflict) is fixed or
+		 * skipped: say so now, before anything is proposed.  (A row lock
+		 * proposes nothing.) */
+		if (v.apply_failures >= 2 && !lock_only) {
 			ConditionVariableCancelSleep();
 			ereport(ERROR,
 			        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			         errmsg("this node's apply of dragonraft group %llu stopped at entry "
+			         errmsg("this node's apply of dragonraft group %llu stopped after entry "
 			                "%llu: %s",
-			                (unsigned long long)group_id,
-			                (unsigned long long)v.applied + 1, v.error),
+			                (unsigned long long)group_id, (unsigned long long)v.applied,
+			                v.error),
 			         errdetail("This node leads the group and commits its writes in log "
 			                   "order, after that entry.  Nothing was proposed."),
 			         errhint("Fix the cause here (see dragonraft.status), or move the "

@@ -120,7 +120,7 @@ $L->safe_psql('postgres', q{INSERT INTO acc VALUES (4, 'four')});
 ok($c->wait_until('node f1 stops', sub { status($F1) =~ /^apply_failed/ }), 'the follower with the clashing table stops');
 ($state, $err) = $c->sql_error($f1, 'SELECT dragonraft.skip_command(1, ' . ($idx + 1) . ')');
 is($state, '55000', 'skip_command refuses an entry at which the apply did not stop');
-like($err, qr/did not stop at the command of entry \d+.*It stopped at entry $idx: apply worker: the command at entry $idx failed/s,
+like($err, qr/did not stop at the command of entry \d+.*It stopped after entry \d+: apply worker: the command at entry $idx failed/s,
 	'and says where it stopped');
 ($state, $err) = $c->sql_error($f2, "SELECT dragonraft.skip_command(1, $idx)");
 is($state, '55000', 'and a member where the command ran');
@@ -140,6 +140,33 @@ is($F1->safe_psql('postgres', 'SET ROLE skipper; SELECT count(*) FROM dragonraft
 	'the request is gone');
 is($L->safe_psql('postgres', 'SELECT count(*) FROM dragonraft.ddl_failures'), '0', 'nothing was skipped on the leader');
 
+# 4b. The failing command came in one apply batch after other entries (the
+# follower's apply waited behind a lock meanwhile): skip_command takes the
+# entry its error names, and the entries before it are applied.
+$F1->safe_psql('postgres', 'CREATE TABLE public.clash3 (id int); ALTER SYSTEM SET dragonraft.max_apply_lock_delay = -1; SELECT pg_reload_conf()');
+my $locker = $F1->background_psql('postgres', on_error_stop => 0);
+$locker->query_safe('BEGIN; LOCK TABLE acc IN SHARE MODE');
+$L->safe_psql('postgres', q{INSERT INTO acc VALUES (41, 'forty-one')});
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'CREATE TABLE public.before3 (id int)')});
+$idx = $L->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'CREATE TABLE public.clash3 (id int, v text)')});
+ok($c->wait_until('the follower has the three entries', sub {
+	$F1->safe_psql('postgres', "SELECT commit_index >= $idx FROM dragonraft.status WHERE group_id = 1") eq 't' }),
+	'the follower has the row and both commands committed');
+$locker->query_safe('COMMIT');
+$locker->quit;
+ok($c->wait_until('node f1 stops', sub { status($F1) =~ /^apply_failed.*the command at entry $idx failed/ }),
+	'the follower stops at the second command');
+my $applied = $F1->safe_psql('postgres', 'SELECT applied_index FROM dragonraft.status WHERE group_id = 1');
+$F1->safe_psql('postgres', "SET ROLE skipper; SELECT dragonraft.skip_command(1, $idx)");
+ok($c->wait_until('node f1 goes on', sub { status($F1) eq 'ok' }), 'skip_command of the entry the error names lets it go on');
+ok($applied < $idx - 1, "(the batch began before entry $idx: applied was $applied)");
+is($c->contents($f1, 'acc', 'id'), '(1,one);(2,two);(3,three);(4,four);(41,forty-one)', 'with the row before the command');
+is($F1->safe_psql('postgres', q{SELECT count(*) FROM pg_class WHERE relname = 'before3'}), '1', 'and the command before it');
+$F1->safe_psql('postgres', 'ALTER SYSTEM RESET dragonraft.max_apply_lock_delay; SELECT pg_reload_conf()');
+$L->safe_psql('postgres', q{DELETE FROM acc WHERE id = 41});
+ok($c->caught_up(1), 'every member catches up');
+$n = history($L);
+
 # 5. A command proposed on a follower clashes with a local table of the
 # leader: the leader stops applying the group. A writer that wrote before
 # waits for its turn (nothing is lost) until the name is free there; a new
@@ -148,20 +175,25 @@ is($L->safe_psql('postgres', 'SELECT count(*) FROM dragonraft.ddl_failures'), '0
 $L->safe_psql('postgres', 'ALTER SYSTEM SET dragonraft.leader_handoff_after = 0; SELECT pg_reload_conf()');
 my $early = $L->background_psql('postgres', on_error_stop => 0);
 $early->query_safe(q{BEGIN; INSERT INTO acc VALUES (5, 'five')});
+my $errors = $L->safe_psql('postgres', 'SELECT apply_errors FROM dragonraft.stat_groups WHERE group_id = 1');
 $L->safe_psql('postgres', 'CREATE TABLE public.leader_only (id int)');
 $F2->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'CREATE TABLE public.leader_only (id int, v text)')});
 ok($c->wait_until('the leader stops', sub { status($L) =~ /^apply_failed/ }), 'the leader with the clashing table stops');
 like(status($L), qr/relation "leader_only" already exists/, 'its status says why');
+# Once it failed again after the apply worker's pause (not a passing conflict):
+ok($c->wait_until('the leader fails twice', sub {
+	$L->safe_psql('postgres', 'SELECT apply_errors FROM dragonraft.stat_groups WHERE group_id = 1') >= $errors + 2 }),
+	'the leader tries the entry again, and it fails again');
 ($state, $err) = $c->sql_error($l, q{INSERT INTO acc VALUES (6, 'six')});
 is($state, '55000', 'a new writer on the leader is refused');
-like($err, qr/this node's apply of dragonraft group 1 stopped at entry \d+: apply worker: .*relation "leader_only" already exists.*Nothing was proposed.*transfer_leader/s,
+like($err, qr/this node's apply of dragonraft group 1 stopped after entry \d+: apply worker: .*relation "leader_only" already exists.*Nothing was proposed.*transfer_leader/s,
 	'with the cause, before it proposes anything');
 my ($wout, $werr) = ('', '');
 $early->query_until(qr/^$/, "COMMIT;\n");
 ok($c->wait_until('the early writer waits for its turn', sub {
 	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COMMIT%' AND wait_event_type = 'Extension' AND pid <> pg_backend_pid()") eq '1' }),
 	'a writer that wrote before waits for its turn at COMMIT');
-# After dragonraft.leader_handoff_after failed tries (2 by default), the
+# After dragonraft.leader_handoff_after failed tries (3 by default), the
 # leader hands the group to a member that applies, which takes writes.
 $L->safe_psql('postgres', 'ALTER SYSTEM RESET dragonraft.leader_handoff_after; SELECT pg_reload_conf()');
 my $nl;
