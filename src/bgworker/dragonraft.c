@@ -239,7 +239,7 @@ static void define_gucs(void)
 	        "before it hands the leadership to another member.",
 	        "The leader commits the group's writes in log order after that entry, so the "
 	        "group takes no writes until it applies.  Handed off once per entry.  0 never.",
-	        &dr_leader_handoff_after, 2, 0, INT_MAX, PGC_SIGHUP, 0, NULL, NULL, NULL);
+	        &dr_leader_handoff_after, 3, 0, INT_MAX, PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomBoolVariable("dragonraft.testing_fail_local_commit",
 	                         "For tests only: fail every local commit after its change set "
 	                         "committed in the Raft log.",
