@@ -8,6 +8,9 @@
  *     group in the term recorded at the first write.  The wait for the
  *     outcome cannot be cancelled: a proposal that may commit is never
  *     abandoned while this node leads (leadership loss ends it with 40003);
+ *     the engine answers once the entry is applied, or once it is committed
+ *     and the request timeout passed while the group's apply is parked here
+ *     (an earlier entry fails): then the turn wait takes the cancel;
  *  2. waits for its turn: the group's applied index is N - 1 (applied_cv);
  *  3. sets up the group's replication origin with origin lsn N, so that its
  *     commit record carries applied index N: its local commit is the

@@ -303,15 +303,30 @@ void eng_expire(struct engine *e)
 		if (p->key == 0 || p->deadline > e->now)
 			continue;
 		/*
-		 * A committed proposal is about to be applied: let it finish.  A
+		 * A committed proposal is about to be applied: let it finish; but
+		 * while the state machine holds the group's entries back
+		 * (apply_busy: an entry before it fails there, say), it completes
+		 * now, committed, so that its caller need not wait for that.  A
 		 * leader never abandons a proposal of its own term (DESIGN 4):
 		 * it commits, or CheckQuorum makes the leader step down and the
 		 * outcome becomes unknown.
 		 */
 		g = eng_group(e, p->group_id);
 		if (g != NULL && p->kind == PK_PROPOSAL && p->index != 0 &&
-		    (p->index <= raft_commit_index(g->r) ||
-		     (raft_role(g->r) == RAFT_LEADER && p->term == raft_term_of(g->r))))
+		    p->index <= raft_commit_index(g->r)) {
+			raft_term t;
+
+			if (!g->apply_held || raft_term_at(g->r, p->index, &t) != RAFT_OK ||
+			    t != p->term)
+				continue;
+			eng_pending_del(&e->pend, p, &op);
+			g->n_pending--;
+			i--;
+			eng_complete(e, op.cb, op.ctx, ENGINE_OK, op.group_id, op.index, 0);
+			continue;
+		}
+		if (g != NULL && p->kind == PK_PROPOSAL && p->index != 0 &&
+		    raft_role(g->r) == RAFT_LEADER && p->term == raft_term_of(g->r))
 			continue;
 		if (g != NULL && p->kind == PK_READ && p->index != 0)
 			continue;

@@ -422,7 +422,9 @@ int engine_remove_group_data(struct engine *e, uint64_t group_id);
 /* Groups the storage holds (for restarts): up to cap ids, total in *n. */
 int engine_stored_groups(struct engine *e, uint64_t *ids, size_t cap, size_t *n);
 
-/* Propose data; 0 means cb runs exactly once later, else cb never runs. */
+/* Propose data; 0 means cb runs exactly once later, else cb never runs: ENGINE_OK once
+ * it is committed and applied here, or, while the state machine holds the group's
+ * entries back (apply_busy), once it is committed and request_timeout_ticks passed. */
 int engine_propose(struct engine *e, uint64_t group_id, const void *data, uint32_t len,
                    engine_done_cb cb, void *ctx);
 /* Linearizable read point: cb gets the index once this node applied it. */

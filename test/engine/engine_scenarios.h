@@ -306,6 +306,42 @@ static void test_apply_held(void **state)
 	free(p);
 }
 
+/*
+ * A leader whose state machine holds its entries back (apply_busy: an entry
+ * fails to apply there) completes a committed proposal after the request
+ * timeout, committed, without waiting for its apply; resumed, it applies it.
+ */
+static void test_proposal_done_while_held(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct props ps;
+	struct cluster c;
+	struct prop p[11];
+	raft_id lead;
+	raft_index before;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, 10, 1);
+	assert_true(cluster_run(&c, all_converged, NULL, 100));
+	lead = cluster_leader(&c, 0);
+	kv_sm_set_busy(c.nodes[lead].sm[0], true);
+	before = kv_sm_applied(c.nodes[lead].sm[0]);
+	assert_int_equal(propose(&c, 0, &p[10], 11), ENGINE_OK);
+	ps = (struct props){p + 10, 1};
+	assert_true(cluster_run(&c, props_done, &ps, 400));
+	assert_int_equal(p[10].rc, ENGINE_OK);
+	assert_true(p[10].index > before);
+	assert_int_equal(kv_sm_applied(c.nodes[lead].sm[0]), before);
+	assert_int_equal(cluster_leader(&c, 0), lead);
+	kv_sm_set_busy(c.nodes[lead].sm[0], false);
+	engine_sm_resume(c.nodes[lead].e, c.group_ids[0]);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	check_acked(&c, p, 11);
+	cluster_destroy(&c);
+}
+
 /* What an operator sees: peers' progress and contact on the leader, counters, changed groups. */
 static void test_status_and_stats(void **state)
 {
@@ -2477,6 +2513,7 @@ int main(void)
 	        cmocka_unit_test(test_steady_state_reads_nothing),
 	        cmocka_unit_test(test_follower_restart),
 	        cmocka_unit_test(test_apply_held),
+	        cmocka_unit_test(test_proposal_done_while_held),
 	        cmocka_unit_test(test_status_and_stats),
 	        cmocka_unit_test(test_leader_crash),
 	        cmocka_unit_test(test_add_member_snapshot),

@@ -175,6 +175,9 @@ $n = history($L);
 $L->safe_psql('postgres', 'ALTER SYSTEM SET dragonraft.leader_handoff_after = 0; SELECT pg_reload_conf()');
 my $early = $L->background_psql('postgres', on_error_stop => 0);
 $early->query_safe(q{BEGIN; INSERT INTO acc VALUES (5, 'five')});
+my $cancelled = $L->background_psql('postgres', on_error_stop => 0);
+my $cancelled_pid = $cancelled->query_safe('SELECT pg_backend_pid()');
+$cancelled->query_safe(q{BEGIN; INSERT INTO acc VALUES (7, 'seven')});
 my $errors = $L->safe_psql('postgres', 'SELECT apply_errors FROM dragonraft.stat_groups WHERE group_id = 1');
 $L->safe_psql('postgres', 'CREATE TABLE public.leader_only (id int)');
 $F2->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'CREATE TABLE public.leader_only (id int, v text)')});
@@ -193,6 +196,16 @@ $early->query_until(qr/^$/, "COMMIT;\n");
 ok($c->wait_until('the early writer waits for its turn', sub {
 	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COMMIT%' AND wait_event_type = 'Extension' AND pid <> pg_backend_pid()") eq '1' }),
 	'a writer that wrote before waits for its turn at COMMIT');
+# Another one that waits there is cancelled: its outcome is unknown (40003),
+# and its change set, committed in the log, is applied from there.
+$cancelled->query_until(qr/^$/, "COMMIT;\n");
+ok($c->wait_until('the second early writer waits', sub {
+	$L->safe_psql('postgres', "SELECT wait_event_type = 'Extension' FROM pg_stat_activity WHERE pid = $cancelled_pid") eq 't' }),
+	'a second one waits at COMMIT');
+$L->safe_psql('postgres', "SELECT pg_cancel_backend($cancelled_pid)");
+$cancelled->quit;
+like($cancelled->{stderr}, qr/canceled while the transaction waited for its turn.*committed in the log/s,
+	'cancelled, it ends with an unknown outcome');
 # After dragonraft.leader_handoff_after failed tries (3 by default), the
 # leader hands the group to a member that applies, which takes writes.
 $L->safe_psql('postgres', 'ALTER SYSTEM RESET dragonraft.leader_handoff_after; SELECT pg_reload_conf()');
@@ -204,14 +217,14 @@ like(status($L), qr/^apply_failed/, 'while its own apply still fails');
 ok($c->wait_until('the new leader takes a write', sub {
 	($state) = $c->sql_error($nl, q{INSERT INTO acc VALUES (6, 'six') ON CONFLICT DO NOTHING});
 	$state eq '' }), 'the new leader takes writes');
-ok($c->wait_until('the new leader applied', sub { $c->contents($nl, 'acc', 'id') =~ /\(6,six\)$/ }),
+ok($c->wait_until('the new leader applied', sub { $c->contents($nl, 'acc', 'id') =~ /\(6,six\)/ }),
 	'the group goes on without the stopped member');
 $L->safe_psql('postgres', 'ALTER TABLE public.leader_only RENAME TO leader_local');
 $early->quit;
 is($early->{stderr}, '', 'once the name is free the writer commits');
 ok($c->wait_until('the leader goes on', sub { status($L) eq 'ok' }), 'and the leader applies the group again');
 ok($c->caught_up(1), 'every member catches up');
-is($c->contents($_, 'acc', 'id'), '(1,one);(2,two);(3,three);(4,four);(5,five);(6,six)', "node $_ has the rows")
+is($c->contents($_, 'acc', 'id'), '(1,one);(2,two);(3,three);(4,four);(5,five);(6,six);(7,seven)', "node $_ has the rows")
 	for $c->ids;
 $c->node($nl)->safe_psql('postgres', "SELECT dragonraft.transfer_leader(1, $l)");
 is($c->leader(1), $l, 'the first leader leads again');
