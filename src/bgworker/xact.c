@@ -7,7 +7,10 @@
  *     queue; the engine worker proposes it only if this node still leads the
  *     group in the term recorded at the first write.  The wait for the
  *     outcome cannot be cancelled: a proposal that may commit is never
- *     abandoned while this node leads (leadership loss ends it with 40003);
+ *     abandoned while this node leads (leadership loss ends it with 40003).
+ *     A group that takes no entries for now (ENGINE_ERR_BUSY: nothing was
+ *     proposed) makes it wait and propose again (dr_busy_wait), cancellable,
+ *     until dragonraft.busy_timeout or statement_timeout;
  *  2. waits for its turn: the group's applied index is N - 1 (applied_cv);
  *  3. sets up the group's replication origin with origin lsn N, so that its
  *     commit record carries applied index N: its local commit is the
@@ -37,7 +40,8 @@
  * the table's lock), or at its turn, when dragonraft.ddl_history says which
  * tables the commands before its entry changed.
  *
- * statement_timeout does not fire here (it is disabled before commit).  The
+ * statement_timeout does not fire here (it is disabled before commit; only
+ * dr_busy_wait looks at it, before anything is proposed).  The
  * turn wait ends on pg_cancel_backend (40003: the entry is committed in the
  * log and will be applied), pg_terminate_backend and a vanished client
  * (checked as client_connection_check_interval does); every path hands the
