@@ -251,6 +251,19 @@ static void define_gucs(void)
 	                        "after its turn came.",
 	                        NULL, &dr_testing_commit_delay, 0, 0, 60000, PGC_SUSET, GUC_UNIT_MS,
 	                        NULL, NULL, NULL);
+	DefineCustomIntVariable("dragonraft.testing_busy",
+	                        "For tests only: every commit's proposal meets backpressure "
+	                        "for this long, as if the group's log took no entries.",
+	                        NULL, &dr_testing_busy, 0, 0, 600000, PGC_SUSET, GUC_UNIT_MS, NULL,
+	                        NULL, NULL);
+	DefineCustomIntVariable(
+	        "dragonraft.busy_timeout",
+	        "How long a write waits for a busy group's log to take entries again.",
+	        "A group is busy while its LogDB shard nears a write stall, too many of its "
+	        "entries are uncommitted, or this member loads a snapshot: a commit or "
+	        "execute() waits, proposes again, and fails with 53200 after this long "
+	        "(or when statement_timeout passes first).  0 fails at once.",
+	        &dr_busy_timeout, 10000, 0, INT_MAX, PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("dragonraft.testing_snapshot_delay",
 	                        "For tests only: pause this long in every full snapshot export "
 	                        "(once its file is written) and load (after its first table).",

@@ -433,6 +433,7 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 	struct entry_ddl d;
 	struct entry_buf b = {0};
 	DrResult res;
+	void *entry;
 	uint64 applied = 0;
 	uint32 failures = 0;
 	char error[DR_ERROR_LEN];
@@ -489,18 +490,24 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 	if (entry_encode_ddl(&b, &d) != ENTRY_OK || b.len > (size_t)dr_max_entry_size)
 		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 		                errmsg("the command exceeds dragonraft.max_entry_size")));
-	PG_TRY();
-	{
-		dr_queue_call(DR_REQ_PROPOSE, (uint64)group_id, 0, b.data, b.len, &res);
-	}
-	PG_CATCH();
-	{
-		free(b.data);
-		unknown_if_cancelled(cxt, group_id);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
+	entry = palloc(b.len);
+	memcpy(entry, b.data, b.len);
 	free(b.data);
+	for (TimestampTz busy_since = 0;; dr_busy_wait((uint64)group_id, &busy_since)) {
+		PG_TRY();
+		{
+			dr_queue_call(DR_REQ_PROPOSE, (uint64)group_id, 0, entry, b.len, &res);
+		}
+		PG_CATCH();
+		{
+			unknown_if_cancelled(cxt, group_id);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		if (res.rc != ENGINE_ERR_BUSY)
+			break;
+	}
+	pfree(entry);
 	switch (res.rc) {
 	case ENGINE_OK:
 		break;
@@ -511,11 +518,6 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 		                       (long long)group_id),
 		                errdetail("Nothing was proposed."),
 		                errhint("Try again once the group has elected a leader.")));
-		break;
-	case ENGINE_ERR_BUSY:
-		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-		                errmsg("dragonraft group %lld is busy", (long long)group_id),
-		                errdetail("Nothing was proposed."), errhint("Try again.")));
 		break;
 	default:
 		ereport(ERROR,

@@ -25,6 +25,10 @@
  * committed in the log; hold the local commit that many milliseconds. */
 extern bool dr_testing_fail_local_commit;
 extern int dr_testing_commit_delay;
+/* For tests only: a commit's proposals meet backpressure for that many ms. */
+extern int dr_testing_busy;
+/* dragonraft.busy_timeout: how long a proposal that meets backpressure waits. */
+extern int dr_busy_timeout;
 extern int dr_max_apply_lock_delay;
 extern int dr_leader_handoff_after;
 /* This process is the apply worker: every utility command is allowed. */
@@ -34,6 +38,15 @@ extern int dr_internal_ddl;
 /* The group whose execute() tries its command in this backend (0: none):
  * that group's tables may change, other groups' may not (utility.c). */
 extern uint64 dr_execute_group;
+
+/*
+ * A proposal of group_id met backpressure (ENGINE_ERR_BUSY: nothing was
+ * proposed, and the cause clears by itself).  Sleeps a moment, interruptibly,
+ * for the caller to propose again; raises 53200 once it has waited
+ * dragonraft.busy_timeout since *since (0 at the first call), and 57014 once
+ * statement_timeout has passed since the statement began.
+ */
+extern void dr_busy_wait(uint64 group_id, TimestampTz *since);
 
 /* Is rel replicated?  Its group and table id if so. */
 extern bool dr_capture_rel_replicated(Relation rel, uint64 *group_id, uint64 *table_id);

@@ -7,10 +7,13 @@
  *     queue; the engine worker proposes it only if this node still leads the
  *     group in the term recorded at the first write.  The wait for the
  *     outcome cannot be cancelled: a proposal that may commit is never
- *     abandoned while this node leads (leadership loss ends it with 40003);
- *     the engine answers once the entry is applied, or once it is committed
+ *     abandoned while this node leads (leadership loss ends it with 40003).
+ *     The engine answers once the entry is applied, or once it is committed
  *     and the request timeout passed while the group's apply is parked here
- *     (an earlier entry fails): then the turn wait takes the cancel;
+ *     (an earlier entry fails): then the turn wait takes the cancel.
+ *     A group that takes no entries for now (ENGINE_ERR_BUSY: nothing was
+ *     proposed) makes it wait and propose again (dr_busy_wait), cancellable,
+ *     until dragonraft.busy_timeout or statement_timeout;
  *  2. waits for its turn: the group's applied index is N - 1 (applied_cv);
  *  3. sets up the group's replication origin with origin lsn N, so that its
  *     commit record carries applied index N: its local commit is the
@@ -40,7 +43,8 @@
  * the table's lock), or at its turn, when dragonraft.ddl_history says which
  * tables the commands before its entry changed.
  *
- * statement_timeout does not fire here (it is disabled before commit).  The
+ * statement_timeout does not fire here (it is disabled before commit; only
+ * dr_busy_wait looks at it, before anything is proposed).  The
  * turn wait ends on pg_cancel_backend (40003: the entry is committed in the
  * log and will be applied), pg_terminate_backend and a vanished client
  * (checked as client_connection_check_interval does); every path hands the
@@ -70,14 +74,18 @@
 
 bool dr_testing_fail_local_commit = false;
 int dr_testing_commit_delay = 0;
+int dr_testing_busy = 0;
+int dr_busy_timeout = 10000;
 int dr_max_apply_lock_delay = 5000;
 
 /* libpq/libpq.h declares it, but its include of libpq-be.h wants GSSAPI headers. */
 extern bool pq_check_connection(void);
 
-/* Turn waits wake this often to look at cancels and the client's socket. */
+/* Turn waits wake this often to look at cancels and the client's socket; a
+ * proposal that met backpressure is tried again every BUSY_POLL_MS. */
 #define TURN_POLL_MS   100
 #define CLIENT_POLL_MS 1000
+#define BUSY_POLL_MS   10
 
 typedef enum Phase {
 	PHASE_NONE,     /* nothing proposed */
@@ -395,6 +403,41 @@ bool dr_xact_unblock_apply(TimestampTz *next_check)
 	return false;
 }
 
+/* ---- backpressure ---- */
+
+void dr_busy_wait(uint64 group_id, TimestampTz *since)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	long secs;
+	int usecs;
+
+	if (*since == 0)
+		*since = now;
+	/* At PRE_COMMIT PostgreSQL has disabled the timer already: look here. */
+	if (StatementTimeout > 0 &&
+	    TimestampDifferenceExceeds(GetCurrentStatementStartTimestamp(), now, StatementTimeout))
+		ereport(ERROR, (errcode(ERRCODE_QUERY_CANCELED),
+		                errmsg("canceling statement due to statement timeout")));
+	if (TimestampDifferenceExceeds(*since, now, dr_busy_timeout)) {
+		TimestampDifference(*since, now, &secs, &usecs);
+		ereport(ERROR,
+		        (errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+		         errmsg("dragonraft group %llu is busy: its log takes no more entries "
+		                "for now",
+		                (unsigned long long)group_id),
+		         errdetail("Nothing was proposed; it waited %ld ms "
+		                   "(dragonraft.busy_timeout).  A LogDB shard near a write stall, "
+		                   "too many uncommitted entries, or a snapshot this member loads "
+		                   "hold it back.",
+		                   secs * 1000 + usecs / 1000),
+		         errhint("Retry the transaction.")));
+	}
+	(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, BUSY_POLL_MS,
+	                PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+}
+
 /* ---- outcomes ---- */
 
 /* 40003: the entry may be (or is) committed in the log; it is applied from there. */
@@ -423,16 +466,6 @@ static void proposal_outcome(const DrResult *res, const DrPending *p)
 		C.phase = PHASE_NONE;
 		set_slot(DR_COMMIT_IDLE, 0, false, NULL);
 		dr_capture_not_leader(p->group_id, res->leader);
-		break;
-	case ENGINE_ERR_BUSY:
-		C.phase = PHASE_NONE;
-		set_slot(DR_COMMIT_IDLE, 0, false, NULL);
-		ereport(ERROR,
-		        (errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-		         errmsg("dragonraft group %llu is busy: its log takes no more entries "
-		                "for now",
-		                (unsigned long long)p->group_id),
-		         errdetail("Nothing was proposed."), errhint("Retry the transaction.")));
 		break;
 	case ENGINE_ERR_TOO_BIG:
 		C.phase = PHASE_NONE;
@@ -610,7 +643,25 @@ static void pre_commit(void)
 	set_slot(DR_COMMIT_PROPOSED, p.group_id, true, &owner.generation);
 	entry = dr_capture_encode(&owner, &len);
 	C.phase = PHASE_PROPOSED;
-	dr_queue_call_uncancellable(DR_REQ_PROPOSE, p.group_id, p.term, entry, len, &res);
+	for (TimestampTz busy_since = 0;;) {
+		if (dr_testing_busy > 0 &&
+		    (busy_since == 0 ||
+		     !TimestampDifferenceExceeds(busy_since, GetCurrentTimestamp(),
+		                                 dr_testing_busy)))
+			res.rc = ENGINE_ERR_BUSY;
+		else
+			dr_queue_call_uncancellable(DR_REQ_PROPOSE, p.group_id, p.term, entry, len,
+			                            &res);
+		if (res.rc != ENGINE_ERR_BUSY)
+			break;
+		/* Nothing was proposed: an error or a cancel while it waits ends the
+		 * transaction with nothing to hand on.  The entry keeps its generation. */
+		C.phase = PHASE_NONE;
+		set_slot(DR_COMMIT_IDLE, 0, false, NULL);
+		dr_busy_wait(p.group_id, &busy_since);
+		set_slot(DR_COMMIT_PROPOSED, p.group_id, false, NULL);
+		C.phase = PHASE_PROPOSED;
+	}
 	pfree(entry);
 	proposal_outcome(&res, &p);
 	C.index = res.index;

@@ -432,7 +432,7 @@ bool logdb_busy(struct logdb *db, uint64_t group_id)
 {
 	struct shard *s = logdb_shard(db, group_id);
 	if (atomic_load(&db->stopped))
-		return true; /* takes no writes at all */
+		return false; /* a failure, not backpressure: the next save fails with it */
 	if (atomic_load(&s->busy) == BUSY_NO)
 		return false;
 	bool busy = shard_busy(db, s);

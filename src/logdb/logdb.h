@@ -242,9 +242,11 @@ int logdb_import_snapshot(struct logdb *db, uint64_t group_id, raft_id node_id,
 
 /*
  * True when the shard holding group_id is one step from a RocksDB write
- * slowdown (immutable memtables or L0 files), or in one, or the LogDB
- * stopped.  Cheap: computed at most once per write to the shard while not
- * busy, so it may lag the shard's background flushes by one save.
+ * slowdown (immutable memtables or L0 files), or in one: backpressure that
+ * clears by itself, so callers wait and try again.  A stopped LogDB is not
+ * busy: it takes no writes ever again, and the next save says so.  Cheap:
+ * computed at most once per write to the shard while not busy, so it may lag
+ * the shard's background flushes by one save.
  */
 bool logdb_busy(struct logdb *db, uint64_t group_id);
 /* Flush every shard's memtables to SST files (tests, backups). */
