@@ -36,17 +36,30 @@ int raft_quiesce_tick(struct raft *r)
 	}
 	if (++r->idle_ticks < r->cfg.quiesce_tick)
 		return RAFT_OK;
-	for (uint32_t i = 0; i < r->n_prs; i++)
-		if (r->prs[i].id != r->id && raft_send(r, r->prs[i].id, RAFT_MSG_QUIESCE) == NULL)
+	for (uint32_t i = 0; i < r->n_prs; i++) {
+		struct raft_message *m;
+
+		if (r->prs[i].id == r->id)
+			continue;
+		m = raft_send(r, r->prs[i].id, RAFT_MSG_QUIESCE);
+		if (m == NULL)
 			return RAFT_ERR_NOMEM; /* the next tick tries again */
+		/* As a heartbeat's: a member that restarted since it reported its
+		 * commit index (which need not be stored) learns it before it goes
+		 * quiet, for no heartbeat comes after this. */
+		m->commit = r->prs[i].match < r->log.committed ? r->prs[i].match : r->log.committed;
+	}
 	r->quiesced = true;
 	return RAFT_OK;
 }
 
-void raft_quiesce_follow(struct raft *r)
+int raft_quiesce_follow(struct raft *r, const struct raft_message *m)
 {
+	raft_index last = raft_log_last(&r->log);
+
 	r->election_elapsed = 0;
 	r->quiesced = true;
+	return raft_log_commit_to(r, m->commit < last ? m->commit : last);
 }
 
 void raft_quiesce_wake(struct raft *r)

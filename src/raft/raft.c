@@ -629,8 +629,7 @@ static int step_candidate(struct raft *r, const struct raft_message *m)
 		return raft_snap_handle(r, m);
 	case RAFT_MSG_QUIESCE:
 		raft_become_follower(r, m->term, m->from);
-		raft_quiesce_follow(r);
-		return RAFT_OK;
+		return raft_quiesce_follow(r, m);
 	default:
 		if (m->type == want)
 			return raft_handle_vote_resp(r, m);
@@ -669,8 +668,7 @@ static int step_follower(struct raft *r, const struct raft_message *m)
 		return raft_snap_handle(r, m);
 	case RAFT_MSG_QUIESCE:
 		r->lead = m->from;
-		raft_quiesce_follow(r);
-		return RAFT_OK;
+		return raft_quiesce_follow(r, m);
 	case RAFT_MSG_TIMEOUT_NOW:
 		/* Thesis 3.10: the transferee campaigns at once, skipping pre-vote. */
 		if (!raft_promotable(r))

@@ -71,8 +71,9 @@
  * Quiescence (config quiesce_tick, after Dragonboat): a leader whose group has
  * been idle for quiesce_tick ticks (no proposal, read, membership change,
  * transfer or snapshot under way; every member has acknowledged the last
- * index and reported the commit index) sends RAFT_MSG_QUIESCE and stops
- * ticking; a follower does the same on that message from its leader.  While
+ * index and reported the commit index) sends RAFT_MSG_QUIESCE, carrying the
+ * commit index as a heartbeat does, and stops ticking; a follower takes that
+ * commit index and does the same on that message from its leader.  While
  * raft_quiesced(), raft_tick() does nothing (the caller may skip it).  Any
  * local input and any message but QUIESCE wakes the replica, except that a
  * quiescent leader ignores plain heartbeat responses (late answers to its

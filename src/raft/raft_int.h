@@ -401,7 +401,7 @@ bool raft_memb_valid(const struct raft_membership *m);
 /* Leader, each tick: count idle ticks and quiesce the group when due. */
 int raft_quiesce_tick(struct raft *r);
 /* QUIESCE from our leader: stop ticking. */
-void raft_quiesce_follow(struct raft *r);
+int raft_quiesce_follow(struct raft *r, const struct raft_message *m);
 /* Leave quiescence: timers restart; at the next Ready a leader heartbeats, a follower tells its
  * leader. */
 void raft_quiesce_wake(struct raft *r);
