@@ -545,6 +545,8 @@ int engine_stop_group(struct engine *e, uint64_t group_id)
 	e->defer++;
 	eng_fail_group(e, g, ENGINE_ERR_STOPPED);
 	e->defer--;
+	for (uint32_t i = 0; i < g->book.n; i++)
+		eng_drop_peer_if_unused(e, g->book.m[i].node_id);
 	group_free(e, g);
 	eng_flush(e);
 	return ENGINE_OK;
