@@ -6,7 +6,9 @@
  * membership change, or from the embedder: engine_learn_address).  A member's
  * removal takes its address out of the book (saved again), and once no group
  * here has a node any more, as a member or in its book, the network forgets
- * it (remove_peer); so does stopping a group here.  In memory
+ * it (remove_peer); so does stopping a group here.  A removal this member
+ * learns from a snapshot (its membership's removed ids) prunes the book too,
+ * at the install and at each start.  In memory
  * it is kept compact (struct addrbook): a group has a few members, where the
  * public record has room for RAFT_MAX_MEMBERS of them.
  */
@@ -192,4 +194,11 @@ int eng_forget_address(struct engine *e, struct group *g, raft_id id)
 	}
 	eng_drop_peer_if_unused(e, id);
 	return ENGINE_OK;
+}
+
+void eng_book_drop_removed(struct engine *e, struct group *g, const struct raft_membership *m)
+{
+	for (uint32_t i = 0; i < m->n_removed; i++)
+		if (eng_knows_address(g, m->removed[i]))
+			eng_forget_address(e, g, m->removed[i]);
 }

@@ -806,6 +806,78 @@ static void test_removed_member_leaves_network(void **state)
 	cluster_destroy(&c);
 }
 
+/*
+ * A member that was down while another was removed, and catches up from a
+ * snapshot taken after the removal, learns of it from the snapshot's
+ * membership: the removed node leaves its book and its network, and a
+ * restart does not bring it back.
+ */
+static void test_removal_learnt_from_snapshot(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct peer_seen seen = {.want = false};
+	struct engine_group_status st;
+	struct cluster c;
+	const size_t n = 300;
+	struct prop *p = calloc(n, sizeof(*p));
+	raft_id lead, gone = 0, late = 0;
+
+	(void)state;
+	assert_non_null(p);
+	cfg.snapshot_entries = 100;
+	cfg.compaction_overhead = 20;
+	assert_int_equal(cluster_init_with(&c, test_storage, 4, 4, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	lead = cluster_leader(&c, 0);
+	for (raft_id id = 1; id <= 4; id++)
+		if (id != lead && late == 0)
+			late = id;
+		else if (id != lead && gone == 0)
+			gone = id;
+	cluster_crash(&c, late);
+	remove_from(&c, 0, gone);
+	assert_int_equal(engine_remove_group_data(c.nodes[gone].e, c.group_ids[0]), ENGINE_OK);
+	propose_many(&c, p, n, 1);
+	assert_true(cluster_status(&c, lead, 0, &st));
+	if (st.first_index <= 10)
+		fail_msg("leader's log was not compacted (first index %llu)",
+		         (unsigned long long)st.first_index);
+	assert_int_equal(cluster_restart(&c, late), ENGINE_OK);
+	assert_true(fake_net_has_peer(c.net, late, gone)); /* its book still lists it */
+	seen.peer = gone;
+	assert_true(cluster_run(&c, peer_seen_by_all, &seen, 200));
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	if (kv_sm_recoveries(c.nodes[late].sm[0]) < 1)
+		fail_msg("node %llu caught up without a snapshot", (unsigned long long)late);
+	assert_false(engine_accepts(c.nodes[late].e, c.group_ids[0], gone));
+	cluster_crash(&c, late);
+	assert_int_equal(cluster_restart(&c, late), ENGINE_OK);
+	assert_false(fake_net_has_peer(c.net, late, gone));
+	assert_true(fake_net_has_peer(c.net, late, lead));
+	if (test_storage == NULL) {
+		/* A book still listing it (saved by an older version) is pruned at start. */
+		struct engine_storage_ops ops;
+		struct engine_stored_state *ss = calloc(1, sizeof(*ss));
+		struct engine_member *m;
+
+		assert_non_null(ss);
+		cluster_crash(&c, late);
+		fake_storage_ops(c.nodes[late].fs, &ops);
+		assert_int_equal(ops.load(ops.ctx, c.group_ids[0], ss), ENGINE_OK);
+		m = &ss->bootstrap.members[ss->bootstrap.n_members++];
+		m->node_id = gone;
+		snprintf(m->addr, sizeof(m->addr), "127.0.0.1:%d", 7400 + (int)gone);
+		assert_int_equal(ops.save_bootstrap(ops.ctx, c.group_ids[0], &ss->bootstrap),
+		                 ENGINE_OK);
+		free(ss);
+		assert_int_equal(cluster_restart(&c, late), ENGINE_OK);
+		assert_false(fake_net_has_peer(c.net, late, gone));
+		assert_false(engine_accepts(c.nodes[late].e, c.group_ids[0], gone));
+	}
+	cluster_destroy(&c);
+	free(p);
+}
+
 /* Too many uncommitted bytes, or a busy LogDB, pause proposals with ENGINE_ERR_BUSY. */
 static void test_backpressure(void **state)
 {
@@ -2585,6 +2657,7 @@ int main(void)
 	        cmocka_unit_test(test_learn_address),
 	        cmocka_unit_test(test_remove_member),
 	        cmocka_unit_test(test_removed_member_leaves_network),
+	        cmocka_unit_test(test_removal_learnt_from_snapshot),
 	        cmocka_unit_test(test_backpressure),
 	        cmocka_unit_test(test_follower_ops),
 	        cmocka_unit_test(test_crash_loop),
