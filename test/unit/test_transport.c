@@ -1370,6 +1370,12 @@ static void test_remove_peer(void **state)
 	assert_int_equal(transport_peer_stats(p.a.t, 2, &ps), TRANSPORT_OK);
 	assert_true(ps.msgs_dropped >= 10);
 	assert_true(ps.connected);
+	/* Removed while its host name is being looked up (the lookup is abandoned). */
+	m = th_heartbeat(1, 3, 1, 1);
+	assert_int_equal(transport_add_peer(p.a.t, 3, "localhost:1"), TRANSPORT_OK);
+	assert_int_equal(transport_send(p.a.t, &m), TRANSPORT_OK);
+	assert_int_equal(transport_remove_peer(p.a.t, 3), TRANSPORT_OK);
+	assert_int_equal(transport_send(p.a.t, &m), TRANSPORT_ENOPEER);
 	assert_true(th_pair_stop(&p));
 }
 
