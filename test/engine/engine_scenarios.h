@@ -709,7 +709,7 @@ static void test_remove_member(void **state)
 }
 
 struct peer_seen {
-	raft_id id, peer;
+	raft_id peer;
 	bool want;
 };
 
