@@ -3,7 +3,12 @@
  * record doubles as the address book: it is saved again whenever a
  * membership change brings a new address, and every known address is handed
  * to the network (add_peer) when the group starts or learns it (from a
- * membership change, or from the embedder: engine_learn_address).  In memory
+ * membership change, or from the embedder: engine_learn_address).  A member's
+ * removal takes its address out of the book (saved again), and once no group
+ * here has a node any more, as a member or in its book, the network forgets
+ * it (remove_peer); so does stopping a group here.  A removal this member
+ * learns from a snapshot (its membership's removed ids) prunes the book too,
+ * at the install and at each start.  In memory
  * it is kept compact (struct addrbook): a group has a few members, where the
  * public record has room for RAFT_MAX_MEMBERS of them.
  */
@@ -150,4 +155,50 @@ bool eng_knows_address(const struct group *g, raft_id id)
 		if (g->book.m[i].node_id == id)
 			return true;
 	return false;
+}
+
+/* Whether a group here still has node id, as a member or in its address book. */
+static bool peer_needed(const struct engine *e, raft_id id)
+{
+	for (size_t i = 0; i < e->n_groups; i++) {
+		const struct group *g = e->groups[i];
+
+		if (eng_knows_address(g, id) || raft_membership_contains(raft_membership(g->r), id))
+			return true;
+	}
+	return false;
+}
+
+void eng_drop_peer_if_unused(struct engine *e, raft_id id)
+{
+	if (id != e->cfg.node_id && e->net.remove_peer != NULL && !peer_needed(e, id))
+		e->net.remove_peer(e->net.ctx, id);
+}
+
+int eng_forget_address(struct engine *e, struct group *g, raft_id id)
+{
+	struct addrbook *b = &g->book;
+	int rc;
+
+	for (uint32_t i = 0; i < b->n; i++) {
+		if (b->m[i].node_id != id)
+			continue;
+		memmove(&b->m[i], &b->m[i + 1], (b->n - i - 1) * sizeof(*b->m));
+		b->n--;
+		rc = eng_book_save(e, g);
+		if (rc != ENGINE_OK)
+			return eng_fail_engine(
+			        e, rc, "group %llu: saving the address book without node %llu",
+			        (unsigned long long)g->id, (unsigned long long)id);
+		break;
+	}
+	eng_drop_peer_if_unused(e, id);
+	return ENGINE_OK;
+}
+
+void eng_book_drop_removed(struct engine *e, struct group *g, const struct raft_membership *m)
+{
+	for (uint32_t i = 0; i < m->n_removed; i++)
+		if (eng_knows_address(g, m->removed[i]))
+			eng_forget_address(e, g, m->removed[i]);
 }

@@ -506,6 +506,7 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 	g->role = raft_role(g->r);
 	g->term = raft_term_of(g->r);
 	g->leader = raft_leader(g->r);
+	eng_book_drop_removed(e, g, &g->conf); /* removals the log no longer holds */
 	eng_announce_addresses(e, g);
 	e->groups[e->n_groups++] = g;
 	index_add(e, g);
@@ -545,6 +546,8 @@ int engine_stop_group(struct engine *e, uint64_t group_id)
 	e->defer++;
 	eng_fail_group(e, g, ENGINE_ERR_STOPPED);
 	e->defer--;
+	for (uint32_t i = 0; i < g->book.n; i++)
+		eng_drop_peer_if_unused(e, g->book.m[i].node_id);
 	group_free(e, g);
 	eng_flush(e);
 	return ENGINE_OK;

@@ -221,6 +221,13 @@ struct engine_network_ops {
 	 * without it they leave with the round's other messages.
 	 */
 	void (*flush)(void *ctx);
+	/*
+	 * Optional: no group here has node_id any more (as a member or in its
+	 * address book: it was removed, or this node left the groups it shared):
+	 * forget its address and what was queued to it, and refuse it until
+	 * add_peer declares it again.  Must call nothing back from inside.
+	 */
+	void (*remove_peer)(void *ctx, raft_id node_id);
 };
 
 /* ---- state machine ------------------------------------------------------ */

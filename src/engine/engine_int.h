@@ -383,6 +383,12 @@ void eng_book_free(struct engine *e, struct group *g);
 const struct raft_membership *eng_book_initial(const struct group *g);
 /* Learn a member's address (bootstrap record, transport). */
 int eng_learn_address(struct engine *e, struct group *g, raft_id id, const char *addr, size_t len);
+/* Node id left g: its address leaves g's book (saved), and the network once no group needs it. */
+int eng_forget_address(struct engine *e, struct group *g, raft_id id);
+/* eng_forget_address for each of m's removed ids that g's book lists. */
+void eng_book_drop_removed(struct engine *e, struct group *g, const struct raft_membership *m);
+/* Tell the network to forget node id unless a group here has it (member or address). */
+void eng_drop_peer_if_unused(struct engine *e, raft_id id);
 /* Tell the network every address g knows (at start). */
 void eng_announce_addresses(struct engine *e, struct group *g);
 /* Does g's address book list node id? */

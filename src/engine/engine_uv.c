@@ -120,6 +120,11 @@ static int net_add_peer(void *ctx, raft_id node_id, const char *addr)
 	                                                               : ENGINE_ERR_INVALID;
 }
 
+static void net_remove_peer(void *ctx, raft_id node_id)
+{
+	transport_remove_peer(((struct engine_uv *)ctx)->t, node_id);
+}
+
 /* ---- transport callbacks ---- */
 
 static struct snap_in **find_in(struct engine_uv *u, uint64_t group_id)
@@ -355,6 +360,7 @@ int engine_uv_create(uv_loop_t *loop, const struct engine_config *ecfg,
 	net.send_snapshot = net_send_snapshot;
 	net.add_peer = net_add_peer;
 	net.flush = net_flush;
+	net.remove_peer = net_remove_peer;
 	rc = engine_create(ecfg, storage, &net, &u->e, errmsg, errmsg_len);
 	if (rc != ENGINE_OK)
 		goto err_after_transport;

@@ -220,6 +220,7 @@ void eng_view_persisted(struct engine *e, struct group *g)
 		g->last = rd->snapshot.index;
 		g->prev_term = rd->snapshot.term;
 		g->conf = rd->snapshot.membership;
+		eng_book_drop_removed(e, g, &g->conf);
 		g->applied = rd->snapshot.index;
 		g->applied_term = rd->snapshot.term;
 		g->sm_skip = rd->snapshot.index;

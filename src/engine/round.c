@@ -114,6 +114,7 @@ static void apply(struct engine *e, struct group *g)
 		if (c->type == RAFT_ENTRY_CONF_CHANGE) {
 			struct raft_conf_change cc;
 			struct raft_membership out;
+			bool decoded;
 
 			rc = raft_apply_conf_change(g->r, c, &out);
 			if (rc == RAFT_ERR_NOMEM) {
@@ -133,8 +134,10 @@ static void apply(struct engine *e, struct group *g)
 				return;
 			}
 			g->conf = out;
-			if (raft_conf_change_decode(c->data, c->len, &cc) == RAFT_OK &&
-			    cc.type != RAFT_CC_REMOVE && cc.context_len > 0)
+			decoded = raft_conf_change_decode(c->data, c->len, &cc) == RAFT_OK;
+			if (decoded && cc.type == RAFT_CC_REMOVE)
+				eng_forget_address(e, g, cc.node_id);
+			else if (decoded && cc.context_len > 0)
 				eng_learn_address(e, g, cc.node_id, (const char *)cc.context,
 				                  cc.context_len);
 		} else if (c->len >= ENGINE_HEADER_BYTES) {

@@ -273,6 +273,8 @@ int tp_snap_server_frame(struct conn *c, const struct transport_frame_header *h,
 void tp_snap_send_conn_closed(struct conn *c);
 /* Snapshot receiver: c is closing; the partial file stays for a resume. */
 void tp_snap_recv_conn_closed(struct conn *c);
+/* Snapshot sender: p was removed; its streams end (unreachable) in the loop's next turn. */
+void tp_snap_send_peer_removed(struct transport *t, struct peer *p);
 /* Snapshot sender: abort every stream (transport closing). */
 void tp_snap_send_shutdown(struct transport *t);
 /* Snapshot receiver: stop the expiry timer, free idle streams (transport closing). */

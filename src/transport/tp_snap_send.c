@@ -435,6 +435,27 @@ void tp_snap_send_conn_closed(struct conn *c)
 	uv_timer_start(&ss->retry, ss_retry_fire, delay, 0);
 }
 
+void tp_snap_send_peer_removed(struct transport *t, struct peer *p)
+{
+	for (struct snap_send *ss = t->sends; ss != NULL; ss = ss->next) {
+		if (ss->peer != p)
+			continue;
+		if (ss->conn != NULL) {
+			struct conn *c = ss->conn;
+
+			ss->conn = NULL;
+			c->ss = NULL;
+			tp_conn_close(c);
+		}
+		/* The dial fails now that p has no address: the stream ends from the timer (or
+		 * from the checksum's callback), not inside the caller's call. */
+		if (ss->state != SS_CRC) {
+			ss->state = SS_RETRY_WAIT;
+			uv_timer_start(&ss->retry, ss_retry_fire, 0, 0);
+		}
+	}
+}
+
 void tp_snap_send_shutdown(struct transport *t)
 {
 	while (t->sends != NULL)

@@ -242,6 +242,18 @@ static struct peer *peer_get(struct transport *t, uint64_t id)
 	return p;
 }
 
+/* Drops p's queued messages, counted as dropped (their senders hear "unreachable"). */
+static void drop_queue(struct peer *p)
+{
+	if (p->q_msgs == 0)
+		return;
+	p->st.msgs_dropped += p->q_msgs;
+	p->st.bytes_dropped += p->q.len - TRANSPORT_FRAME_HDR;
+	p->q_msgs = 0;
+	p->q.len = 0;
+	p->q_crc = 0;
+}
+
 void tp_report_unreachable(struct transport *t, uint64_t node, uint64_t group)
 {
 	for (uint32_t i = 0; i < t->n_unreach; i++)
@@ -423,13 +435,7 @@ void tp_conn_close(struct conn *c)
 	if (c->client && c->purpose == TRANSPORT_PURPOSE_MSG && p != NULL && p->conn == c) {
 		p->conn = NULL;
 		p->st.connected = false;
-		if (p->q_msgs > 0) {
-			p->st.msgs_dropped += p->q_msgs;
-			p->st.bytes_dropped += p->q.len - TRANSPORT_FRAME_HDR;
-			p->q_msgs = 0;
-			p->q.len = 0;
-			p->q_crc = 0;
-		}
+		drop_queue(p);
 		if (was != CS_OPEN) {
 			/* Never got through: wait before the next attempt. */
 			uint64_t max = t->cfg.backoff_max_ms;
@@ -540,6 +546,8 @@ static void batch_written(uv_write_t *req, int status)
 	struct peer *p = req->data;
 
 	p->inflight = false;
+	if (!p->has_addr)
+		transport_buf_free(&p->wbuf); /* removed while the batch was written */
 	if (p->conn != NULL)
 		on_written(p->conn, status);
 	if (status == 0 && p->conn != NULL)
@@ -674,14 +682,7 @@ int transport_send(struct transport *t, const struct raft_message *m)
 		t->dirty = p;
 	}
 	if (p->conn == NULL && tp_dial(t, p, TRANSPORT_PURPOSE_MSG) == NULL) {
-		/* A connection that failed to start already dropped the queue. */
-		if (p->q_msgs > 0) {
-			p->st.msgs_dropped += p->q_msgs;
-			p->st.bytes_dropped += p->q.len - TRANSPORT_FRAME_HDR;
-			p->q_msgs = 0;
-			p->q.len = 0;
-			p->q_crc = 0;
-		}
+		drop_queue(p); /* (a connection that failed to start dropped it already) */
 		tp_report_unreachable(t, p->id, m->group_id);
 		return TRANSPORT_EUNREACHABLE;
 	}
@@ -1301,13 +1302,40 @@ int transport_add_peer(struct transport *t, uint64_t node_id, const char *addr)
 	return TRANSPORT_OK;
 }
 
+int transport_remove_peer(struct transport *t, uint64_t node_id)
+{
+	struct peer *p = tp_peer_find(t, node_id);
+
+	if (t->closing)
+		return TRANSPORT_ECLOSED;
+	if (p == NULL || !p->has_addr)
+		return TRANSPORT_ENOPEER;
+	/*
+	 * The struct stays (connections closing, a batch write and snapshot
+	 * streams still point to it) but without an address it is no peer: it
+	 * is not dialed, its HELLO is refused, sends to it fail.
+	 */
+	p->has_addr = false;
+	transport_free(p->host);
+	p->host = NULL;
+	tp_snap_send_peer_removed(t, p); /* first: their connections close without a retry */
+	for (struct conn *c = t->conns; c != NULL; c = c->next)
+		if (c->peer == p)
+			tp_conn_close(c);
+	drop_queue(p);
+	transport_buf_free(&p->q);
+	if (!p->inflight)
+		transport_buf_free(&p->wbuf); /* else batch_written frees it */
+	return TRANSPORT_OK;
+}
+
 int transport_peer_stats(const struct transport *t, uint64_t node_id,
                          struct transport_peer_stats *out)
 {
 	const struct peer *p = tp_peer_find(t, node_id);
 
 	memset(out, 0, sizeof(*out));
-	if (p == NULL)
+	if (p == NULL || !p->has_addr)
 		return TRANSPORT_ENOPEER;
 	*out = p->st;
 	out->queued_msgs = p->q_msgs;

@@ -153,14 +153,14 @@ struct transport_stats {
 	uint64_t decode_errors;          /* batches that failed protobuf decode or bounds checks */
 	uint64_t tls_handshake_failures; /* certificate, CA, CRL, PSK or not TLS at all */
 	uint64_t tls_record_errors;      /* altered or forged bytes after the handshake */
-	uint64_t tls_reload_closed; /* connections closed at a TLS reload: the peer's certificate
-	                             * no longer verifies (revoked, expired, another CA) */
-	uint64_t auth_bad_node_id;       /* ids in HELLO/WELCOME not those of the certificate
-	                                  * or of this node */
-	uint64_t auth_unknown_node;      /* HELLO from a node id that is not a peer here */
-	uint64_t auth_not_loopback;      /* no TLS configured and not on loopback */
-	uint64_t snap_conns_refused;     /* over max_snapshot_conns from one node */
-	uint64_t conns_replaced;         /* an older connection of the same node and purpose */
+	uint64_t tls_reload_closed;  /* connections closed at a TLS reload: the peer's certificate
+	                              * no longer verifies (revoked, expired, another CA) */
+	uint64_t auth_bad_node_id;   /* ids in HELLO/WELCOME not those of the certificate
+	                              * or of this node */
+	uint64_t auth_unknown_node;  /* HELLO from a node id that is not a peer here */
+	uint64_t auth_not_loopback;  /* no TLS configured and not on loopback */
+	uint64_t snap_conns_refused; /* over max_snapshot_conns from one node */
+	uint64_t conns_replaced;     /* an older connection of the same node and purpose */
 	uint64_t handshake_timeouts, idle_timeouts, protocol_errors;
 	uint64_t msgs_rejected_sender; /* from/to do not match the authenticated connection */
 	uint64_t msgs_rejected_member; /* membership_check said no (unknown group, non-member) */
@@ -201,6 +201,16 @@ int transport_listen_port(const struct transport *t);
  * nodes may connect to this node. */
 int transport_add_peer(struct transport *t, uint64_t node_id, const char *addr);
 
+/*
+ * Forgets node_id (no group here has it any more): its address is cleared, its
+ * connections both ways are closed, its queued messages are dropped (reported
+ * unreachable at the next flush, as at a disconnect), its snapshot streams end
+ * with TRANSPORT_EUNREACHABLE in a later loop turn, and it is neither dialed nor
+ * let in again until transport_add_peer() declares it anew (its counters then
+ * go on).  Calls nothing back from inside.  TRANSPORT_ENOPEER if it is not a peer.
+ */
+int transport_remove_peer(struct transport *t, uint64_t node_id);
+
 /* Queues m for m->to; TRANSPORT_EQUEUEFULL / EUNREACHABLE when dropped (reported via
  * on_unreachable). */
 int transport_send(struct transport *t, const struct raft_message *m);
@@ -215,7 +225,8 @@ void transport_write_queued(struct transport *t);
 int transport_send_snapshot(struct transport *t, uint64_t node_id, uint64_t group_id,
                             const struct raft_snapshot_meta *meta, const char *path);
 
-/* Copies node_id's counters into *out; TRANSPORT_ENOPEER if never seen. */
+/* Copies node_id's counters into *out; TRANSPORT_ENOPEER if not a peer (never declared, or
+ * removed). */
 int transport_peer_stats(const struct transport *t, uint64_t node_id,
                          struct transport_peer_stats *out);
 

@@ -744,6 +744,176 @@ static void test_remove_member(void **state)
 	cluster_destroy(&c);
 }
 
+struct peer_seen {
+	raft_id peer;
+	bool want;
+};
+
+/* Every live node but peer has (want) or lacks (!want) peer in its network. */
+static bool peer_seen_by_all(struct cluster *c, void *arg)
+{
+	const struct peer_seen *ps = arg;
+
+	for (raft_id id = 1; id <= (raft_id)c->n_nodes; id++)
+		if (id != ps->peer && c->nodes[id].e != NULL &&
+		    fake_net_has_peer(c->net, id, ps->peer) != ps->want)
+			return false;
+	return true;
+}
+
+/* Remove node gone from group gi through its leader and wait for the outcome. */
+static void remove_from(struct cluster *c, int gi, raft_id gone)
+{
+	struct engine_wait w = {0};
+
+	assert_int_equal(engine_remove_member(c->nodes[cluster_leader(c, gi)].e, c->group_ids[gi],
+	                                      gone, engine_wait_cb, &w),
+	                 ENGINE_OK);
+	assert_true(cluster_run(c, waited, &w, 100));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+}
+
+/*
+ * A member removed from every group it shared with the others leaves their
+ * networks (remove_peer) and their address books, so a restart does not bring
+ * it back; removed from one group of two it stays.  The node itself, leaving,
+ * forgets them too.  Its address learnt again, it is a peer again.
+ */
+static void test_removed_member_leaves_network(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct peer_seen seen = {.want = true};
+	struct cluster c;
+	struct prop p[30];
+	raft_id gone = 0, other;
+	char addr[32];
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 2, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	for (raft_id id = 1; id <= 3 && gone == 0; id++)
+		if (id != cluster_leader(&c, 0) && id != cluster_leader(&c, 1))
+			gone = id;
+	assert_true(gone != 0);
+	other = gone == 1 ? 2 : 1;
+	seen.peer = gone;
+	assert_true(peer_seen_by_all(&c, &seen));
+	propose_many(&c, p, 20, 1);
+	/* Removed from group 0 only: still a peer, for group 1. */
+	remove_from(&c, 0, gone);
+	assert_true(cluster_run(&c, removed_from_conf, &gone, 100));
+	assert_true(peer_seen_by_all(&c, &seen));
+	assert_false(engine_accepts(c.nodes[other].e, c.group_ids[0], gone));
+	assert_true(engine_accepts(c.nodes[other].e, c.group_ids[1], gone));
+	/* Removed from both: forgotten by the others. */
+	remove_from(&c, 1, gone);
+	seen.want = false;
+	assert_true(cluster_run(&c, peer_seen_by_all, &seen, 100));
+	assert_false(engine_accepts(c.nodes[other].e, c.group_ids[1], gone));
+	/* Leaving its groups, it forgets the others. */
+	for (int gi = 0; gi < 2; gi++)
+		assert_int_equal(engine_remove_group_data(c.nodes[gone].e, c.group_ids[gi]),
+		                 ENGINE_OK);
+	for (raft_id id = 1; id <= 3; id++)
+		assert_false(fake_net_has_peer(c.net, gone, id));
+	/* A restart does not bring it back (the address books were saved without it). */
+	for (raft_id id = 1; id <= 3; id++) {
+		if (id == gone)
+			continue;
+		cluster_crash(&c, id);
+		assert_int_equal(cluster_restart(&c, id), ENGINE_OK);
+		assert_false(fake_net_has_peer(c.net, id, gone));
+		assert_true(fake_net_has_peer(c.net, id, 6 - id - gone));
+	}
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p + 20, 10, 100);
+	/* (The log's membership changes were applied again: it is no member.) */
+	for (raft_id id = 1; id <= 3; id++)
+		for (int gi = 0; gi < 2 && id != gone; gi++)
+			assert_false(engine_accepts(c.nodes[id].e, c.group_ids[gi], gone));
+	assert_true(peer_seen_by_all(&c, &seen));
+	/* (Raft never takes a removed id back into a group.)  Told of it again, as of a
+	 * node about to join, the node declares it to its network again. */
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", 7400 + (int)gone);
+	assert_int_equal(engine_learn_address(c.nodes[other].e, c.group_ids[1], gone, addr),
+	                 ENGINE_OK);
+	assert_true(fake_net_has_peer(c.net, other, gone));
+	assert_true(engine_accepts(c.nodes[other].e, c.group_ids[1], gone));
+	cluster_destroy(&c);
+}
+
+/*
+ * A member that was down while another was removed, and catches up from a
+ * snapshot taken after the removal, learns of it from the snapshot's
+ * membership: the removed node leaves its book and its network, and a
+ * restart does not bring it back.
+ */
+static void test_removal_learnt_from_snapshot(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct peer_seen seen = {.want = false};
+	struct engine_group_status st;
+	struct cluster c;
+	const size_t n = 300;
+	struct prop *p = calloc(n, sizeof(*p));
+	raft_id lead, gone = 0, late = 0;
+
+	(void)state;
+	assert_non_null(p);
+	cfg.snapshot_entries = 100;
+	cfg.compaction_overhead = 20;
+	assert_int_equal(cluster_init_with(&c, test_storage, 4, 4, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	lead = cluster_leader(&c, 0);
+	for (raft_id id = 1; id <= 4; id++)
+		if (id != lead && late == 0)
+			late = id;
+		else if (id != lead && gone == 0)
+			gone = id;
+	cluster_crash(&c, late);
+	remove_from(&c, 0, gone);
+	assert_int_equal(engine_remove_group_data(c.nodes[gone].e, c.group_ids[0]), ENGINE_OK);
+	propose_many(&c, p, n, 1);
+	assert_true(cluster_status(&c, lead, 0, &st));
+	if (st.first_index <= 10)
+		fail_msg("leader's log was not compacted (first index %llu)",
+		         (unsigned long long)st.first_index);
+	assert_int_equal(cluster_restart(&c, late), ENGINE_OK);
+	assert_true(fake_net_has_peer(c.net, late, gone)); /* its book still lists it */
+	seen.peer = gone;
+	assert_true(cluster_run(&c, peer_seen_by_all, &seen, 200));
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	if (kv_sm_recoveries(c.nodes[late].sm[0]) < 1)
+		fail_msg("node %llu caught up without a snapshot", (unsigned long long)late);
+	assert_false(engine_accepts(c.nodes[late].e, c.group_ids[0], gone));
+	cluster_crash(&c, late);
+	assert_int_equal(cluster_restart(&c, late), ENGINE_OK);
+	assert_false(fake_net_has_peer(c.net, late, gone));
+	assert_true(fake_net_has_peer(c.net, late, lead));
+	if (test_storage == NULL) {
+		/* A book still listing it (saved by an older version) is pruned at start. */
+		struct engine_storage_ops ops;
+		struct engine_stored_state *ss = calloc(1, sizeof(*ss));
+		struct engine_member *m;
+
+		assert_non_null(ss);
+		cluster_crash(&c, late);
+		fake_storage_ops(c.nodes[late].fs, &ops);
+		assert_int_equal(ops.load(ops.ctx, c.group_ids[0], ss), ENGINE_OK);
+		m = &ss->bootstrap.members[ss->bootstrap.n_members++];
+		m->node_id = gone;
+		snprintf(m->addr, sizeof(m->addr), "127.0.0.1:%d", 7400 + (int)gone);
+		assert_int_equal(ops.save_bootstrap(ops.ctx, c.group_ids[0], &ss->bootstrap),
+		                 ENGINE_OK);
+		free(ss);
+		assert_int_equal(cluster_restart(&c, late), ENGINE_OK);
+		assert_false(fake_net_has_peer(c.net, late, gone));
+		assert_false(engine_accepts(c.nodes[late].e, c.group_ids[0], gone));
+	}
+	cluster_destroy(&c);
+	free(p);
+}
+
 /* Too many uncommitted bytes, or a busy LogDB, pause proposals with ENGINE_ERR_BUSY. */
 static void test_backpressure(void **state)
 {
@@ -2523,6 +2693,8 @@ int main(void)
 	        cmocka_unit_test(test_install_over_longer_log),
 	        cmocka_unit_test(test_learn_address),
 	        cmocka_unit_test(test_remove_member),
+	        cmocka_unit_test(test_removed_member_leaves_network),
+	        cmocka_unit_test(test_removal_learnt_from_snapshot),
 	        cmocka_unit_test(test_backpressure),
 	        cmocka_unit_test(test_follower_ops),
 	        cmocka_unit_test(test_crash_loop),

@@ -15,6 +15,7 @@ struct qmsg {
 struct endpoint {
 	struct fake_net *net;
 	raft_id id;
+	bool peers[FAKE_NET_MAX_NODES]; /* declared with add_peer and not removed since */
 };
 
 struct fake_net {
@@ -149,9 +150,26 @@ static int net_send_snapshot(void *ctx, const struct raft_message *m, const char
 
 static int net_add_peer(void *ctx, raft_id node_id, const char *addr)
 {
-	(void)ctx;
+	struct endpoint *ep = ctx;
+
 	(void)addr;
-	return node_id > 0 && node_id < FAKE_NET_MAX_NODES ? ENGINE_OK : ENGINE_ERR_INVALID;
+	if (node_id == 0 || node_id >= FAKE_NET_MAX_NODES || node_id == ep->id)
+		return ENGINE_ERR_INVALID;
+	ep->peers[node_id] = true;
+	return ENGINE_OK;
+}
+
+static void net_remove_peer(void *ctx, raft_id node_id)
+{
+	struct endpoint *ep = ctx;
+
+	if (node_id > 0 && node_id < FAKE_NET_MAX_NODES)
+		ep->peers[node_id] = false;
+}
+
+bool fake_net_has_peer(const struct fake_net *n, raft_id id, raft_id peer)
+{
+	return peer > 0 && peer < FAKE_NET_MAX_NODES && n->ep[id].peers[peer];
 }
 
 void fake_net_ops(struct fake_net *n, raft_id id, struct engine_network_ops *ops)
@@ -161,6 +179,7 @@ void fake_net_ops(struct fake_net *n, raft_id id, struct engine_network_ops *ops
 	ops->send = net_send;
 	ops->send_snapshot = net_send_snapshot;
 	ops->add_peer = net_add_peer;
+	ops->remove_peer = net_remove_peer;
 }
 
 /* Node id goes down or is cut off: the nodes on the other side lose their connections. */
@@ -181,6 +200,8 @@ void fake_net_attach(struct fake_net *n, raft_id id, struct engine *e)
 		n->engines[id] = NULL;
 		disconnect(n, id);
 	}
+	if (e == NULL) /* its transport went with it */
+		memset(n->ep[id].peers, 0, sizeof(n->ep[id].peers));
 	n->engines[id] = e;
 }
 

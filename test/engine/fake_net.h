@@ -5,8 +5,10 @@
  * attached) or isolated loses what is sent to it or by it, and the sender
  * hears "unreachable".  When a node goes down or is cut off, the nodes on
  * the other side hear it at once (engine_report_unreachable with group 0),
- * as a transport hears of a lost connection.  Snapshot files are moved into the network directory
- * and handed to the receiver, then the sender hears the outcome.
+ * as a transport hears of a lost connection.  Each node's declared peers
+ * (add_peer, remove_peer) are recorded, and forgotten when it goes down.
+ * Snapshot files are moved into the network directory and handed to the
+ * receiver, then the sender hears the outcome.
  */
 #ifndef DRAGONRAFT_TEST_FAKE_NET_H
 #define DRAGONRAFT_TEST_FAKE_NET_H
@@ -29,6 +31,8 @@ void fake_net_attach(struct fake_net *n, raft_id id, struct engine *e);
 void fake_net_isolate(struct fake_net *n, raft_id id, bool isolated);
 /* Deliver everything queued so far; returns the number of messages delivered. */
 size_t fake_net_deliver(struct fake_net *n);
+/* Whether node id's network knows peer (add_peer, and no remove_peer since). */
+bool fake_net_has_peer(const struct fake_net *n, raft_id id, raft_id peer);
 /* Messages waiting. */
 size_t fake_net_queued(const struct fake_net *n);
 /* Messages sent so far. */

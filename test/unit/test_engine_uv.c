@@ -118,6 +118,19 @@ static bool converged(struct world *w, void *arg)
 
 static int acked;
 
+/* No live transport of nodes 1..3 has node 4 as a peer. */
+static bool node4_forgotten(struct world *w, void *arg)
+{
+	struct transport_peer_stats ps;
+
+	(void)arg;
+	for (int id = 1; id <= 3; id++)
+		if (w->n[id].u != NULL && transport_peer_stats(engine_uv_transport(w->n[id].u), 4,
+		                                               &ps) != TRANSPORT_ENOPEER)
+			return false;
+	return true;
+}
+
 static void ack_cb(void *ctx, const struct engine_result *res)
 {
 	(void)ctx;
@@ -348,6 +361,19 @@ static void test_uv_cluster(void **state)
 
 	quiesce_over_tcp(&w, want);
 
+	/* Node 4 removed from its one group: the others' transports forget it (they
+	 * knew it: it caught up through them). */
+	assert_false(node4_forgotten(&w, NULL));
+	lead = leader_of(&w, 0);
+	memset(&wt, 0, sizeof(wt));
+	assert_true(lead != 0);
+	assert_int_equal(engine_remove_member(eng(&w, lead), 100, 4, engine_wait_cb, &wt),
+	                 ENGINE_OK);
+	if (!run_until(&w, waited, &wt, 20) || wt.res.rc != ENGINE_OK)
+		fail_msg("remove_member did not complete");
+	if (!run_until(&w, node4_forgotten, NULL, 20))
+		fail_msg("a transport still has node 4 as a peer");
+
 	for (int id = 1; id <= NODES; id++)
 		if (w.n[id].u != NULL)
 			engine_uv_close(w.n[id].u);
@@ -456,7 +482,8 @@ static void test_uv_create_errors(void **state)
 	tc.listen_addr = addr;
 	assert_int_equal(engine_uv_create(&loop, &cfg, &st, &tc, &u, err, sizeof(err)),
 	                 ENGINE_ERR_INVALID);
-	if (strstr(err, "cannot listen on") == NULL || strstr(err, "address already in use") == NULL)
+	if (strstr(err, "cannot listen on") == NULL ||
+	    strstr(err, "address already in use") == NULL)
 		fail_msg("expected the address in use: %s", err);
 	engine_uv_close(first);
 	while (uv_loop_alive(&loop))

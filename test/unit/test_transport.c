@@ -1281,11 +1281,110 @@ static int unblock(void **state)
 	return 0;
 }
 
+/* Sends from -> to until to received want messages. */
+struct pump {
+	struct th_node *from, *to;
+	uint64_t want, ctx;
+};
+
+static bool pumped(void *arg)
+{
+	struct pump *f = arg;
+	struct raft_message m = th_heartbeat(f->from->id, f->to->id, 1, ++f->ctx);
+
+	transport_send(f->from->t, &m);
+	return f->to->msgs >= f->want;
+}
+
+/* Node 2 sends to node 1 until node 1 refused it as unknown. */
+static bool refused_unknown(void *arg)
+{
+	struct th_pair *p = arg;
+	struct raft_message m = th_heartbeat(2, 1, 1, 1);
+	struct transport_stats st;
+
+	transport_send(p->b.t, &m);
+	transport_stats(p->a.t, &st);
+	return st.auth_unknown_node > 0;
+}
+
+struct grew {
+	const uint64_t *v;
+	uint64_t before;
+};
+
+static bool grew(void *arg)
+{
+	const struct grew *g = arg;
+
+	return *g->v > g->before;
+}
+
+/*
+ * A removed peer is forgotten: what was queued to it is dropped and reported
+ * unreachable, its connections both ways close, it is no longer sent to nor
+ * let in; declared again, it works as before.
+ */
+static void test_remove_peer(void **state)
+{
+	struct th_pair p;
+	struct pump ab = {.from = &p.a, .to = &p.b, .want = 1};
+	struct pump ba = {.from = &p.b, .to = &p.a, .want = 1};
+	struct raft_message m = th_heartbeat(1, 2, 1, 1000);
+	struct transport_peer_stats ps;
+	struct grew unreach;
+	uint64_t b_msgs;
+	char addr[64];
+
+	(void)state;
+	assert_int_equal(th_pair_start(&p, SECRET, SECRET, NULL), 0);
+	assert_true(th_run_until(&p.loop, pumped, &ab, 5000));
+	assert_true(th_run_until(&p.loop, pumped, &ba, 5000));
+	/* Messages queued on node 1's open connection to node 2, not yet written. */
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(transport_send(p.a.t, &m), TRANSPORT_OK);
+	assert_int_equal(transport_peer_stats(p.a.t, 2, &ps), TRANSPORT_OK);
+	assert_true(ps.connected);
+	assert_int_equal(ps.queued_msgs, 10);
+	b_msgs = p.b.msgs;
+	unreach.v = &p.a.unreachable;
+	unreach.before = p.a.unreachable;
+	assert_int_equal(transport_remove_peer(p.a.t, 2), TRANSPORT_OK);
+	assert_int_equal(p.a.unreachable, unreach.before); /* nothing called back from inside */
+	assert_int_equal(transport_remove_peer(p.a.t, 2), TRANSPORT_ENOPEER);
+	assert_int_equal(transport_remove_peer(p.a.t, 9), TRANSPORT_ENOPEER);
+	assert_int_equal(transport_peer_stats(p.a.t, 2, &ps), TRANSPORT_ENOPEER);
+	assert_int_equal(transport_send(p.a.t, &m), TRANSPORT_ENOPEER);
+	/* The dropped queue is reported unreachable at the next flush. */
+	assert_true(th_run_until(&p.loop, grew, &unreach, 5000));
+	/* Node 1 closed node 2's connection to it too; node 2's new one is refused. */
+	assert_true(th_run_until(&p.loop, refused_unknown, &p, 5000));
+	assert_int_equal(p.b.msgs, b_msgs); /* the queued messages never left */
+	/* Declared again: messages flow both ways, counters go on. */
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", p.b.port);
+	assert_int_equal(transport_add_peer(p.a.t, 2, addr), TRANSPORT_OK);
+	ab.want = p.b.msgs + 1;
+	assert_true(th_run_until(&p.loop, pumped, &ab, 5000));
+	ba.want = p.a.msgs + 1;
+	assert_true(th_run_until(&p.loop, pumped, &ba, 15000)); /* node 2 redials after backoff */
+	assert_int_equal(transport_peer_stats(p.a.t, 2, &ps), TRANSPORT_OK);
+	assert_true(ps.msgs_dropped >= 10);
+	assert_true(ps.connected);
+	/* Removed while its host name is being looked up (the lookup is abandoned). */
+	m = th_heartbeat(1, 3, 1, 1);
+	assert_int_equal(transport_add_peer(p.a.t, 3, "localhost:1"), TRANSPORT_OK);
+	assert_int_equal(transport_send(p.a.t, &m), TRANSPORT_OK);
+	assert_int_equal(transport_remove_peer(p.a.t, 3), TRANSPORT_OK);
+	assert_int_equal(transport_send(p.a.t, &m), TRANSPORT_ENOPEER);
+	assert_true(th_pair_stop(&p));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_100k_messages_in_order),
 	        cmocka_unit_test(test_peer_restart),
+	        cmocka_unit_test(test_remove_peer),
 	        cmocka_unit_test(test_wrong_node_id),
 	        cmocka_unit_test(test_oversize_and_bad_crc),
 	        cmocka_unit_test(test_membership_and_sender_checks),

@@ -727,6 +727,68 @@ static void test_messages_flow_while_chunk_write_stalls(void **state)
 		         io.on_loop, io.calls);
 }
 
+/*
+ * A peer removed while a stream to it is under way, or while its checksum
+ * pass runs: the stream ends with TRANSPORT_EUNREACHABLE in a later loop
+ * turn, never from inside transport_remove_peer().  Declared again, a new
+ * stream gets through.
+ */
+static void test_remove_peer_ends_stream(void **state)
+{
+	struct transport_config cfg = {.snapshot_chunk = 256 << 10};
+	struct th_pair p;
+	char dir[] = "/tmp/dr-transport-XXXXXX", src[600], addr[64];
+	struct raft_snapshot_meta meta = test_meta();
+	const size_t size = 4u << 20;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(src, sizeof(src), "%s/source.snap", dir);
+	write_source(src, size);
+	io.loop_thread = pthread_self();
+	io.calls = io.on_loop = 0;
+	io.stalled = io.released = false;
+	io.stall_next_write = true;
+	io.fail_errno = 0;
+	transport_set_io_hooks(&hooks);
+	cfg.snapshot_dir = dir;
+	assert_int_equal(th_pair_start(&p, SECRET, SECRET, &cfg), 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", p.b.port);
+	assert_int_equal(transport_send_snapshot(p.a.t, 2, 9, &meta, src), 0);
+	if (!th_run_until(&p.loop, io_stalled, NULL, 10000))
+		fail_msg("expected the first chunk write to start");
+	assert_int_equal(transport_remove_peer(p.a.t, 2), TRANSPORT_OK);
+	assert_int_equal(p.a.snap_sent_status, -1);
+	pthread_mutex_lock(&io.mu);
+	io.released = true;
+	pthread_cond_broadcast(&io.cv);
+	pthread_mutex_unlock(&io.mu);
+	if (!th_run_until(&p.loop, snap_sent, &p.a, 20000))
+		fail_msg("expected the stream to end");
+	assert_int_equal(p.a.snap_sent_status, TRANSPORT_EUNREACHABLE);
+	/* Removed during the checksum pass. */
+	assert_int_equal(transport_add_peer(p.a.t, 2, addr), TRANSPORT_OK);
+	p.a.snap_sent_status = -1;
+	assert_int_equal(transport_send_snapshot(p.a.t, 2, 9, &meta, src), 0);
+	assert_int_equal(transport_remove_peer(p.a.t, 2), TRANSPORT_OK);
+	assert_int_equal(transport_send_snapshot(p.a.t, 2, 9, &meta, src), TRANSPORT_ENOPEER);
+	if (!th_run_until(&p.loop, snap_sent, &p.a, 20000))
+		fail_msg("expected the stream to end");
+	assert_int_equal(p.a.snap_sent_status, TRANSPORT_EUNREACHABLE);
+	assert_int_equal(p.b.snap_received, 0);
+	/* Declared again: the next stream is delivered. */
+	assert_int_equal(transport_add_peer(p.a.t, 2, addr), TRANSPORT_OK);
+	p.a.snap_sent_status = -1;
+	assert_int_equal(transport_send_snapshot(p.a.t, 2, 9, &meta, src), 0);
+	if (!th_run_until(&p.loop, snap_sent, &p.a, 20000))
+		fail_msg("expected the stream to end");
+	assert_int_equal(p.a.snap_sent_status, TRANSPORT_OK);
+	assert_int_equal(p.b.snap_received, 1);
+	assert_true(th_pair_stop(&p));
+	transport_set_io_hooks(NULL);
+	th_remove_dir(dir);
+}
+
 static void test_write_error_fails_stream(void **state)
 {
 	struct transport_config cfg = {0};
@@ -768,6 +830,7 @@ int main(void)
 	        cmocka_unit_test(test_stale_parts_deleted_at_start),
 	        cmocka_unit_test_teardown(test_messages_flow_while_chunk_write_stalls, io_reset),
 	        cmocka_unit_test_teardown(test_write_error_fails_stream, io_reset),
+	        cmocka_unit_test_teardown(test_remove_peer_ends_stream, io_reset),
 	        cmocka_unit_test(test_oversize_snapshots_refused),
 	        cmocka_unit_test(test_stalled_stream_taken_over),
 	};
