@@ -575,6 +575,37 @@ static void test_add_member_snapshot_long_load(void **state)
 }
 
 /*
+ * A group whose first leader, cut off after 20 entries, appends 300 of its
+ * term (p[20..319]) that the others never see while they elect another
+ * leader (compacting every 40 entries): the cut-off leader's id.
+ */
+static raft_id cut_off_leader(struct cluster *c, struct engine_config *cfg, struct prop *p)
+{
+	raft_id old;
+
+	cfg->snapshot_entries = 40;
+	cfg->compaction_overhead = 5;
+	assert_int_equal(cluster_init_with(c, test_storage, 3, 3, 1, cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(c, all_led, NULL, 200));
+	propose_many(c, p, 20, 1);
+	old = cluster_leader(c, 0);
+	fake_net_isolate(c->net, old, true);
+	for (size_t i = 0; i < 300; i++) {
+		uint8_t buf[16];
+		uint64_t key = 1000 + i;
+
+		memcpy(buf, &key, 8);
+		memcpy(buf + 8, &key, 8);
+		assert_int_equal(engine_propose(c->nodes[old].e, c->group_ids[0], buf, sizeof(buf),
+		                                prop_cb, &p[20 + i]),
+		                 ENGINE_OK);
+		p[20 + i].node = old;
+	}
+	assert_true(cluster_run(c, new_leader, &old, 200));
+	return old;
+}
+
+/*
  * An old leader, cut off, appends a long tail that never commits; the others
  * go on and compact, so it catches up through a snapshot that is shorter
  * than its tail.  Killed right after the install and restarted, its log ends
@@ -592,25 +623,7 @@ static void test_install_over_longer_log(void **state)
 
 	(void)state;
 	assert_non_null(p);
-	cfg.snapshot_entries = 40;
-	cfg.compaction_overhead = 5;
-	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
-	assert_true(cluster_run(&c, all_led, NULL, 200));
-	propose_many(&c, p, 20, 1);
-	old = cluster_leader(&c, 0);
-	fake_net_isolate(c.net, old, true);
-	for (size_t i = 0; i < 300; i++) {
-		uint8_t buf[16];
-		uint64_t key = 1000 + i;
-
-		memcpy(buf, &key, 8);
-		memcpy(buf + 8, &key, 8);
-		assert_int_equal(engine_propose(c.nodes[old].e, c.group_ids[0], buf, sizeof(buf),
-		                                prop_cb, &p[20 + i]),
-		                 ENGINE_OK);
-		p[20 + i].node = old;
-	}
-	assert_true(cluster_run(&c, new_leader, &old, 200));
+	old = cut_off_leader(&c, &cfg, p);
 	propose_many(&c, p + 320, 120, 5000);
 	assert_true(cluster_status(&c, old, 0, &st));
 	assert_true(cluster_status(&c, cluster_leader(&c, 0), 0, &ls));
@@ -2074,25 +2087,7 @@ static void test_recovery_window_over_longer_log(void **state)
 
 	(void)state;
 	assert_non_null(p);
-	cfg.snapshot_entries = 40;
-	cfg.compaction_overhead = 5;
-	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
-	assert_true(cluster_run(&c, all_led, NULL, 200));
-	propose_many(&c, p, 20, 1);
-	old = cluster_leader(&c, 0);
-	fake_net_isolate(c.net, old, true);
-	for (size_t i = 0; i < 300; i++) {
-		uint8_t buf[16];
-		uint64_t key = 1000 + i;
-
-		memcpy(buf, &key, 8);
-		memcpy(buf + 8, &key, 8);
-		assert_int_equal(engine_propose(c.nodes[old].e, c.group_ids[0], buf, sizeof(buf),
-		                                prop_cb, &p[20 + i]),
-		                 ENGINE_OK);
-		p[20 + i].node = old;
-	}
-	assert_true(cluster_run(&c, new_leader, &old, 200));
+	old = cut_off_leader(&c, &cfg, p);
 	propose_many(&c, p + 320, 60, 5000);
 	lead = cluster_leader(&c, 0);
 	cluster_crash(&c, old);
