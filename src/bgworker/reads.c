@@ -129,11 +129,7 @@ uint64 dr_read_barrier(uint64 group_id)
 	if (removed) /* its ReadIndex would go unanswered (review 3 #10) */
 		barrier_failed(group_id, psprintf("node %d was removed from the group", dr_node_id),
 		               "Its tables here are no longer replicated.");
-	for (TimestampTz busy_since = 0;; dr_busy_wait(group_id, &busy_since)) {
-		dr_queue_call(DR_REQ_READ_INDEX, group_id, 0, NULL, 0, &res);
-		if (res.rc != ENGINE_ERR_BUSY)
-			break;
-	}
+	dr_queue_call(DR_REQ_READ_INDEX, group_id, 0, NULL, 0, &res);
 	switch (res.rc) {
 	case ENGINE_OK:
 		break;
@@ -151,6 +147,9 @@ uint64 dr_read_barrier(uint64 group_id)
 	case ENGINE_ERR_UNKNOWN:
 	case ENGINE_ERR_NOT_LEADER:
 		barrier_failed(group_id, "the group has no leader at the moment", NULL);
+		break;
+	case ENGINE_ERR_BUSY: /* (a read index meets no backpressure: that is all) */
+		barrier_failed(group_id, "this member is loading a snapshot", NULL);
 		break;
 	case DR_RC_ENGINE_EXITED:
 		barrier_failed(group_id, "the engine worker exited", NULL);
