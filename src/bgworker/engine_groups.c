@@ -627,7 +627,10 @@ static void propose(DrTaken *t)
 	rc = engine_propose(dr_engine->e, t->group_id, t->payload, (uint32)t->len,
 	                    dr_engine_groups_op_done, dr_queue_ctx(t));
 	dr_queue_done_with_payload(t);
-	if (rc != ENGINE_OK)
+	if (rc == ENGINE_ERR_FAILED || rc == ENGINE_ERR_STOPPED)
+		fail(t, DR_RC_NOT_TAKEN, "%s",
+		     engine_failed(dr_engine->e) ? engine_errmsg(dr_engine->e) : engine_strerror(rc));
+	else if (rc != ENGINE_OK)
 		complete(t, rc, sm->leader);
 }
 

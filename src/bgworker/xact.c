@@ -482,6 +482,16 @@ static void proposal_outcome(const DrResult *res, const DrPending *p)
 		                errmsg("dragonraft group %llu does not exist on this node",
 		                       (unsigned long long)p->group_id)));
 		break;
+	case DR_RC_NOT_TAKEN:
+		C.phase = PHASE_NONE;
+		set_slot(DR_COMMIT_IDLE, 0, false, NULL);
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("dragonraft's engine on this node takes no transaction of "
+		                       "group %llu: %s",
+		                       (unsigned long long)p->group_id, res->errmsg),
+		                errdetail("Nothing was proposed."),
+		                errhint("See dragonraft.node_status() and the server log.")));
+		break;
 	default:
 		/* Unknown, timeout, a stopped group or engine: it may still commit. */
 		unknown_outcome(psprintf("the outcome of the transaction in dragonraft group %llu "
