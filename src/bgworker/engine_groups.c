@@ -629,7 +629,8 @@ static void propose(DrTaken *t)
 	dr_queue_done_with_payload(t);
 	if (rc == ENGINE_ERR_FAILED || rc == ENGINE_ERR_STOPPED)
 		fail(t, DR_RC_NOT_TAKEN, "%s",
-		     engine_failed(dr_engine->e) ? engine_errmsg(dr_engine->e) : engine_strerror(rc));
+		     engine_failed(dr_engine->e) ? engine_errmsg(dr_engine->e)
+		                                 : engine_strerror(rc));
 	else if (rc != ENGINE_OK)
 		complete(t, rc, sm->leader);
 }

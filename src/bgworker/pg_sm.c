@@ -493,8 +493,8 @@ static void handoff_done(void *ctx, const struct engine_result *res)
 	                     (unsigned long long)res->group_id, engine_strerror(res->rc))));
 	if (sm != NULL) {
 		sm->handoff_entry = 0; /* tried again after an election timeout */
-		sm->handoff_not_before = TimestampTzPlusMilliseconds(
-		        GetCurrentTimestamp(), dr_election_rtt * dr_rtt_ms);
+		sm->handoff_not_before = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+		                                                     dr_election_rtt * dr_rtt_ms);
 	}
 }
 
@@ -532,8 +532,12 @@ static void hand_off(DrSm *sm, uint32 failures, raft_index applied)
 			target = p->node_id;
 		}
 	}
-	if (target == 0)
-		return; /* none yet: looked at again at the next poll */
+	if (target == 0) {
+		/* none yet (progress unknown right after an election): look again */
+		sm->handoff_not_before =
+		        TimestampTzPlusMilliseconds(GetCurrentTimestamp(), dr_rtt_ms);
+		return;
+	}
 	sm->handoff_entry = applied + 1;
 	ereport(LOG, (errmsg("dragonraft: this node's apply of group %llu failed %u times after "
 	                     "entry %llu: it hands the leadership to node %llu",

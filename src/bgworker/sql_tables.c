@@ -226,14 +226,14 @@ static void check_apply_goes_on(uint64 group_id, uint64 index, uint64 applied, u
 		return;
 	ereport(ERROR,
 	        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-	         index > 0 ? errmsg("the command is entry %llu of dragonraft group %llu, but this "
-	                            "node's apply of the group stopped after entry %llu: %s",
-	                            (unsigned long long)index, (unsigned long long)group_id,
-	                            (unsigned long long)applied, error)
-	                   : errmsg("this node's apply of dragonraft group %llu stopped after "
-	                            "entry %llu: %s",
-	                            (unsigned long long)group_id, (unsigned long long)applied,
-	                            error),
+	         index > 0
+	                 ? errmsg("the command is entry %llu of dragonraft group %llu, but this "
+	                          "node's apply of the group stopped after entry %llu: %s",
+	                          (unsigned long long)index, (unsigned long long)group_id,
+	                          (unsigned long long)applied, error)
+	                 : errmsg("this node's apply of dragonraft group %llu stopped after "
+	                          "entry %llu: %s",
+	                          (unsigned long long)group_id, (unsigned long long)applied, error),
 	         index > 0 ? errdetail("Every member runs the command in log order; a member "
 	                               "where an entry fails stops applying the group.")
 	                   : errdetail("Nothing was proposed."),

@@ -221,6 +221,22 @@ static void command_in_backlog(uint64 group_id, uint64 command_index)
 	         errhint("Retry the transaction.")));
 }
 
+/* A new writer of a group whose apply stopped here, where it leads. */
+static void apply_stopped(uint64 group_id, uint64 applied, const char *error)
+        pg_attribute_noreturn();
+
+static void apply_stopped(uint64 group_id, uint64 applied, const char *error)
+{
+	ereport(ERROR,
+	        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+	         errmsg("this node's apply of dragonraft group %llu stopped after entry %llu: %s",
+	                (unsigned long long)group_id, (unsigned long long)applied, error),
+	         errdetail("This node leads the group and commits its writes in log order, "
+	                   "after that entry.  Nothing was proposed."),
+	         errhint("Fix the cause here (see dragonraft.status), or move the leadership "
+	                 "with dragonraft.transfer_leader.")));
+}
+
 uint64 dr_xact_writable(uint64 group_id, bool lock_only)
 {
 	GroupView v;
@@ -255,16 +271,7 @@ uint64 dr_xact_writable(uint64 group_id, bool lock_only)
 		 * proposes nothing.) */
 		if (v.apply_failures >= 2 && !lock_only) {
 			ConditionVariableCancelSleep();
-			ereport(ERROR,
-			        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			         errmsg("this node's apply of dragonraft group %llu stopped after entry "
-			                "%llu: %s",
-			                (unsigned long long)group_id, (unsigned long long)v.applied,
-			                v.error),
-			         errdetail("This node leads the group and commits its writes in log "
-			                   "order, after that entry.  Nothing was proposed."),
-			         errhint("Fix the cause here (see dragonraft.status), or move the "
-			                 "leadership with dragonraft.transfer_leader.")));
+			apply_stopped(group_id, v.applied, v.error);
 		}
 		/* Not waited for: the apply worker may need a lock this transaction holds. */
 		if (v.applied < v.gave_up) {
