@@ -32,43 +32,12 @@ my ($F, $H) = ($c->node($f), $c->node($h));
 sub lsql { return $c->node($c->leader(1))->safe_psql('postgres', $_[0]); }
 sub ex { return lsql("SELECT dragonraft.execute(1, \$q\$$_[0]\$q\$)"); }
 
-# The objects of the database outside the system's and dragonraft's schemas,
-# as text: schemas (owner, privileges), types (composite attributes, enum
-# labels, domain base and checks), functions (definition, privileges) and the
-# group's tables' definitions.
-my $catalog = q{
-WITH ns AS (SELECT oid, nspname FROM pg_namespace
-             WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'dragonraft', 'pg_toast')
-               AND nspname NOT LIKE 'pg_temp%' AND nspname NOT LIKE 'pg_toast_temp%')
-SELECT concat_ws(E'\n',
-  (SELECT string_agg(format('schema %s %s %s', nspname, nspowner::regrole, nspacl), E'\n' ORDER BY nspname)
-     FROM pg_namespace WHERE oid IN (SELECT oid FROM ns)),
-  (SELECT string_agg(format('type %s %s %s %s', t.oid::regtype, t.typtype,
-            CASE t.typtype
-              WHEN 'e' THEN (SELECT string_agg(enumlabel, ',' ORDER BY enumsortorder) FROM pg_enum WHERE enumtypid = t.oid)
-              WHEN 'c' THEN (SELECT string_agg(attname || ':' || format_type(atttypid, atttypmod), ',' ORDER BY attnum)
-                               FROM pg_attribute WHERE attrelid = t.typrelid AND attnum > 0 AND NOT attisdropped)
-              WHEN 'd' THEN format_type(t.typbasetype, t.typtypmod) || ' ' || coalesce((SELECT string_agg(pg_get_constraintdef(oid), ',' ORDER BY conname)
-                               FROM pg_constraint WHERE contypid = t.oid), '')
-            END, t.typacl), E'\n' ORDER BY t.oid::regtype::text)
-     FROM pg_type t WHERE t.typnamespace IN (SELECT oid FROM ns) AND t.typtype IN ('c', 'e', 'd', 'r')
-       AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')),
-  (SELECT string_agg(pg_get_functiondef(p.oid) || ' acl ' || coalesce(p.proacl::text, 'default'), E'\n' ORDER BY p.oid::regprocedure::text)
-     FROM pg_proc p WHERE p.pronamespace IN (SELECT oid FROM ns) AND p.prokind IN ('f', 'p')),
-  (SELECT string_agg(format('rel %s %s', c.oid::regclass,
-            (SELECT string_agg(a::text, ',' ORDER BY a::text) FROM unnest(c.relacl) a)), E'\n' ORDER BY c.oid::regclass::text)
-     FROM pg_class c WHERE c.relnamespace IN (SELECT oid FROM ns) AND c.relkind IN ('r', 'S')),
-  (SELECT string_agg(format('defacl %s %s %s', defaclrole::regrole, defaclobjtype, defaclacl), E'\n' ORDER BY defaclobjtype)
-     FROM pg_default_acl),
-  (SELECT string_agg(dragonraft.table_definition(relid), E'\n' ORDER BY relid::regclass::text)
-     FROM dragonraft.replicated_tables WHERE group_id = 1 AND relid IS NOT NULL))};
 
 sub same_catalog
 {
 	my ($what, $id) = @_;
 	ok($c->caught_up(1), "$what: the members caught up");
-	my ($mine, $theirs) = ($c->node($id)->safe_psql('postgres', $catalog), lsql($catalog));
-	is($mine, $theirs, "$what: node ${id}'s objects and tables are the leader's");
+	is($c->catalog($id), $c->catalog($c->leader(1)), "$what: node ${id}'s objects and tables are the leader's");
 	return;
 }
 

@@ -30,35 +30,12 @@ $c->create_group($_, 1, 2, 3) for 1, 2;
 sub on { my ($g, $id, $sql) = @_; return $c->node($id // $c->leader($g))->safe_psql('postgres', $sql); }
 sub ex { my ($g, $cmd) = @_; return on($g, undef, "SELECT dragonraft.execute($g, \$q\$$cmd\$q\$)"); }
 
-# The objects of the database outside the system's and dragonraft's schemas:
-# schemas, types, functions (definition, privileges), tables and sequences
-# (privileges), default privileges, publications and the tables' definitions.
-my $catalog = q{
-WITH ns AS (SELECT oid, nspname FROM pg_namespace
-             WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'dragonraft', 'pg_toast')
-               AND nspname NOT LIKE 'pg_temp%' AND nspname NOT LIKE 'pg_toast_temp%')
-SELECT concat_ws(E'\n',
-  (SELECT string_agg(format('schema %s %s %s', nspname, nspowner::regrole, nspacl), E'\n' ORDER BY nspname)
-     FROM pg_namespace WHERE oid IN (SELECT oid FROM ns)),
-  (SELECT string_agg(format('type %s %s', t.oid::regtype, t.typtype), E'\n' ORDER BY t.oid::regtype::text)
-     FROM pg_type t WHERE t.typnamespace IN (SELECT oid FROM ns) AND t.typtype IN ('c', 'e', 'd', 'r')
-       AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')),
-  (SELECT string_agg(pg_get_functiondef(p.oid) || ' acl ' || coalesce(p.proacl::text, 'default'), E'\n' ORDER BY p.oid::regprocedure::text)
-     FROM pg_proc p WHERE p.pronamespace IN (SELECT oid FROM ns) AND p.prokind IN ('f', 'p')),
-  (SELECT string_agg(format('rel %s %s %s', c.oid::regclass, c.relkind,
-            (SELECT string_agg(a::text, ',' ORDER BY a::text) FROM unnest(c.relacl) a)), E'\n' ORDER BY c.oid::regclass::text)
-     FROM pg_class c WHERE c.relnamespace IN (SELECT oid FROM ns) AND c.relkind IN ('r', 'S')),
-  (SELECT string_agg(format('pub %s %s', p.pubname, (SELECT string_agg(pt.schemaname || '.' || pt.tablename, ',' ORDER BY 1)
-                      FROM pg_publication_tables pt WHERE pt.pubname = p.pubname)), E'\n' ORDER BY p.pubname)
-     FROM pg_publication p),
-  (SELECT string_agg(dragonraft.table_definition(relid), E'\n' ORDER BY relid::regclass::text)
-     FROM dragonraft.replicated_tables WHERE relid IS NOT NULL))};
 
 sub same_catalog
 {
 	my ($what, $id) = @_;
 	ok($c->caught_up($_), "$what: the members of group $_ caught up") for 1, 2;
-	is($c->node($id)->safe_psql('postgres', $catalog), on(1, undef, $catalog),
+	is($c->catalog($id), $c->catalog($c->leader(1)),
 		"$what: node ${id}'s objects and tables are the leader's");
 	return;
 }
