@@ -43,8 +43,8 @@ PG_FUNCTION_INFO_V1(dr_resend_table);
 PG_FUNCTION_INFO_V1(dr_execute);
 PG_FUNCTION_INFO_V1(dr_skip_command);
 
-/* Run fn with SPI connected and a snapshot (also at PRE_COMMIT, which has none). */
-static void with_spi_begin(bool *pushed)
+/* Connect SPI with a snapshot (also at PRE_COMMIT, which has none). */
+void dr_spi_begin(bool *pushed)
 {
 	*pushed = !ActiveSnapshotSet();
 	if (*pushed)
@@ -53,7 +53,7 @@ static void with_spi_begin(bool *pushed)
 		elog(ERROR, "SPI_connect failed");
 }
 
-static void with_spi_end(bool pushed)
+void dr_spi_end(bool pushed)
 {
 	SPI_finish();
 	if (pushed)
@@ -68,7 +68,7 @@ char *dr_sql_tables_definition(Oid relid)
 	char *def = NULL;
 	bool pushed;
 
-	with_spi_begin(&pushed);
+	dr_spi_begin(&pushed);
 	/* Not read-only: the command counter moves, so that a table made earlier in this
 	 * transaction (a DDL entry applied in the same batch) shows its columns. */
 	if (SPI_execute_with_args("SELECT dragonraft.table_definition($1)", 1, types, values, NULL,
@@ -79,7 +79,7 @@ char *dr_sql_tables_definition(Oid relid)
 		if (v != NULL)
 			def = MemoryContextStrdup(cxt, v);
 	}
-	with_spi_end(pushed);
+	dr_spi_end(pushed);
 	if (def == NULL)
 		elog(ERROR, "dragonraft could not describe table %u", relid);
 	return def;
@@ -94,7 +94,7 @@ void dr_sql_tables_install(Oid relid, uint64 group_id, uint64 table_id)
 	                   ObjectIdGetDatum(relid)};
 	bool pushed;
 
-	with_spi_begin(&pushed);
+	dr_spi_begin(&pushed);
 	dr_internal_ddl++;
 	PG_TRY();
 	{
@@ -128,7 +128,7 @@ void dr_sql_tables_install(Oid relid, uint64 group_id, uint64 table_id)
 		dr_internal_ddl--;
 	}
 	PG_END_TRY();
-	with_spi_end(pushed);
+	dr_spi_end(pushed);
 }
 
 /* The table to register, locked until the commit (writes wait; reads go on). */
