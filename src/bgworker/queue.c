@@ -19,12 +19,15 @@
  */
 #include "queue.h"
 
+#include "access/xact.h"
+#include "dragonraft.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "shmem.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
+#include "utils/timestamp.h"
 
 /* Head of a payload in a DSM segment: it must belong to the request. */
 typedef struct DrPayloadHeader {
@@ -37,6 +40,9 @@ typedef struct DrPayloadHeader {
 #define CTX_SLOT_BITS 20 /* MAX_BACKENDS is 2^18 - 1 */
 #define GEN_MASK      ((UINT64CONST(1) << (64 - CTX_SLOT_BITS)) - 1)
 
+/* How often a caller that takes no cancel looks whether the engine worker is stalled. */
+#define STALL_POLL_MS 100
+
 static bool exit_hook_set = false;
 
 static DrRequest *my_slot(void)
@@ -46,12 +52,15 @@ static DrRequest *my_slot(void)
 	return &dr_requests[MyBackendId - 1];
 }
 
-/* The backend gives up on generation gen of its slot (error or exit). */
-static void abandon(DrRequest *r, uint64 gen)
+/* The backend gives up on generation gen of its slot (error or exit); the
+ * state it had.  One still SUBMITTED is never taken (take_requests). */
+static DrSlotState abandon(DrRequest *r, uint64 gen)
 {
+	DrSlotState was;
 	bool wake = false;
 
 	SpinLockAcquire(&r->mutex);
+	was = r->state;
 	if (r->generation == gen) {
 		if (r->state == DR_SLOT_DONE) {
 			r->state = DR_SLOT_FREE;
@@ -63,6 +72,7 @@ static void abandon(DrRequest *r, uint64 gen)
 	SpinLockRelease(&r->mutex);
 	if (wake)
 		ConditionVariableBroadcast(&r->cv);
+	return was;
 }
 
 /* A backend that exits while it waits (FATAL skips PG_CATCH) leaves nothing behind. */
@@ -93,6 +103,29 @@ static void wait_free(DrRequest *r)
 		ConditionVariableSleep(&r->cv, PG_WAIT_EXTENSION);
 	}
 	ConditionVariableCancelSleep();
+}
+
+/*
+ * A proposal's caller waits for its outcome without taking a cancel: the
+ * Raft core bounds that wait (CheckQuorum, the request timeout), while the
+ * engine worker runs.  One that has not looped for an election timeout (a
+ * hung disk, SIGSTOP) would hold the backend for as long, deaf to
+ * pg_cancel_backend, pg_terminate_backend and a fast shutdown: with one of
+ * those pending, or statement_timeout past (PostgreSQL disabled its timer
+ * before COMMIT), the caller gives up then.  Any other request's caller
+ * waits on (leave_group must know whether its data is gone).
+ */
+static bool give_up_on_stalled_engine(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz loop_at = (TimestampTz)pg_atomic_read_u64(&dr_shared->engine_loop_at);
+
+	if (!QueryCancelPending && !ProcDiePending &&
+	    !(StatementTimeout > 0 &&
+	      TimestampDifferenceExceeds(GetCurrentStatementStartTimestamp(), now,
+	                                 StatementTimeout)))
+		return false;
+	return TimestampDifferenceExceeds(loop_at, now, dr_election_rtt * dr_rtt_ms);
 }
 
 static void engine_not_running(void)
@@ -178,7 +211,17 @@ static void call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *pa
 			SpinLockRelease(&r->mutex);
 			if (done)
 				break;
-			ConditionVariableSleep(&r->cv, PG_WAIT_EXTENSION);
+			if (!cancellable && kind == DR_REQ_PROPOSE && give_up_on_stalled_engine()) {
+				memset(res, 0, sizeof(*res));
+				res->rc = abandon(r, gen) == DR_SLOT_SUBMITTED
+				                  ? DR_RC_NOT_TAKEN
+				                  : DR_RC_ENGINE_STALLED;
+				strlcpy(res->errmsg, "the engine worker stopped answering",
+				        sizeof(res->errmsg));
+				break;
+			}
+			(void)ConditionVariableTimedSleep(&r->cv, cancellable ? -1 : STALL_POLL_MS,
+			                                  PG_WAIT_EXTENSION);
 		}
 		ConditionVariableCancelSleep();
 	}

@@ -460,6 +460,22 @@ static void unknown_outcome(const char *msg, const char *detail)
 	                 "check whether the transaction's changes are there before retrying.")));
 }
 
+/* What ended the wait for a proposal's outcome (40003). */
+static const char *proposed_then(int rc)
+{
+	switch (rc) {
+	case DR_RC_ENGINE_EXITED:
+		return "the engine worker exited";
+	case DR_RC_ENGINE_STALLED:
+		return "the engine worker stopped answering, and the wait for its outcome was "
+		       "cancelled";
+	case ENGINE_ERR_UNKNOWN:
+		return "this node lost the leadership";
+	default:
+		return engine_strerror(rc);
+	}
+}
+
 /* The proposal's outcome as an error, unless it committed (ENGINE_OK). */
 static void proposal_outcome(const DrResult *res, const DrPending *p)
 {
@@ -501,15 +517,11 @@ static void proposal_outcome(const DrResult *res, const DrPending *p)
 		break;
 	default:
 		/* Unknown, timeout, a stopped group or engine: it may still commit. */
-		unknown_outcome(psprintf("the outcome of the transaction in dragonraft group %llu "
-		                         "is unknown",
-		                         (unsigned long long)p->group_id),
-		                psprintf("Its change set was proposed, then %s.",
-		                         res->rc == DR_RC_ENGINE_EXITED
-		                                 ? "the engine worker exited"
-		                                 : (res->rc == ENGINE_ERR_UNKNOWN
-		                                            ? "this node lost the leadership"
-		                                            : engine_strerror(res->rc))));
+		unknown_outcome(
+		        psprintf("the outcome of the transaction in dragonraft group %llu "
+		                 "is unknown",
+		                 (unsigned long long)p->group_id),
+		        psprintf("Its change set was proposed, then %s.", proposed_then(res->rc)));
 	}
 }
 

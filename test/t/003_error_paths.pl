@@ -203,6 +203,47 @@ is($session->query("SELECT 'transferred' FROM dragonraft.transfer_leader(1, 1)")
 	'transferred', 'the same session submits again once the engine is back');
 $session->quit;
 
+# 5b. A COMMIT waits for its proposal's outcome without taking a cancel, as
+# long as the engine worker runs.  One that stopped answering (SIGSTOP here,
+# a hung disk in life) does not hold the writer: a cancel, statement_timeout
+# or pg_terminate_backend ends the wait after an election timeout, and the
+# proposal the engine never took was not proposed (review 12).
+sql(q{SELECT dragonraft.execute(1, 'CREATE TABLE stall (id int PRIMARY KEY)')});
+sql(q{SELECT dragonraft.replicate_table('stall', 1)});
+for my $how ('cancel', 'statement_timeout', 'terminate')
+{
+	$epid = engine_pid();
+	kill 'STOP', $epid;
+	my $w = $node->background_psql('postgres', on_error_stop => 0);
+	my $wpid = $w->query_safe('SELECT pg_backend_pid()');
+	$w->query_safe(q{\set VERBOSITY verbose});
+	$w->query_safe(q{SET statement_timeout = '1s'}) if $how eq 'statement_timeout';
+	$w->query_until(qr/started/, qq{\\echo started\nINSERT INTO stall VALUES (1);\n});
+	ok( $node->poll_query_until('postgres',
+			"SELECT wait_event_type = 'Extension' FROM pg_stat_activity WHERE pid = $wpid"),
+		"$how: a COMMIT waits on the stopped engine worker");
+	sql("SELECT pg_cancel_backend($wpid)") if $how eq 'cancel';
+	sql("SELECT pg_terminate_backend($wpid)") if $how eq 'terminate';
+	ok($node->poll_query_until('postgres', "SELECT count(*) FROM pg_stat_activity WHERE pid = $wpid AND state = 'active'", '0'),
+		"$how: the writer stops waiting while the engine is still stopped");
+	if ($how eq 'terminate')
+	{
+		is(sql("SELECT count(*) FROM pg_stat_activity WHERE pid = $wpid"), '0', 'terminate: the backend exits');
+	}
+	else
+	{
+		$w->query('SELECT 1');
+		like($w->{stderr}, qr/55000: dragonraft's engine on this node takes no transaction of group 1: the engine worker stopped answering.*Nothing was proposed/s,
+			"$how: with 55000, nothing proposed");
+	}
+	kill 'CONT', $epid;
+	$w->quit;
+}
+ok($node->poll_query_until('postgres', $all_applied, '9/9'), 'the groups go on once the engine runs again');
+is(sql('SELECT count(*) FROM stall'), '0', 'and nothing of the writers was committed');
+sql('INSERT INTO stall VALUES (1)');
+is(sql('SELECT count(*) FROM stall'), '1', 'a write after them commits');
+
 # 6. SIGKILL of the engine worker: crash restart, and the groups come back.
 $log_offset = -s $node->logfile;
 kill 'KILL', engine_pid();
