@@ -460,6 +460,33 @@ static void unknown_outcome(const char *msg, const char *detail)
 	                 "check whether the transaction's changes are there before retrying.")));
 }
 
+void dr_proposal_refused(const DrResult *res, uint64 group_id, const char *what)
+{
+	switch (res->rc) {
+	case ENGINE_ERR_TOO_BIG:
+		ereport(ERROR,
+		        (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+		         errmsg("the %s exceeds the engine's largest entry", what),
+		         errdetail("Nothing was proposed."),
+		         errhint("Split the work: dragonraft.max_entry_size bounds an entry.")));
+		break;
+	case ENGINE_ERR_NO_GROUP:
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+		                errmsg("dragonraft group %llu does not exist on this node",
+		                       (unsigned long long)group_id),
+		                errdetail("Nothing was proposed.")));
+		break;
+	case DR_RC_NOT_TAKEN:
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("dragonraft's engine on this node takes no %s of group "
+		                       "%llu: %s",
+		                       what, (unsigned long long)group_id, res->errmsg),
+		                errdetail("Nothing was proposed."),
+		                errhint("See dragonraft.node_status() and the server log.")));
+		break;
+	}
+}
+
 /* The proposal's outcome as an error, unless it committed (ENGINE_OK). */
 static void proposal_outcome(const DrResult *res, const DrPending *p)
 {
@@ -469,35 +496,14 @@ static void proposal_outcome(const DrResult *res, const DrPending *p)
 	case DR_RC_TERM_CHANGED:
 	case ENGINE_ERR_NOT_LEADER:
 	case ENGINE_ERR_DROPPED:
+	case ENGINE_ERR_TOO_BIG:
+	case ENGINE_ERR_NO_GROUP:
+	case DR_RC_NOT_TAKEN:
 		/* Nothing was proposed: the transaction simply fails. */
 		C.phase = PHASE_NONE;
 		set_slot(DR_COMMIT_IDLE, 0, false, NULL);
+		dr_proposal_refused(res, p->group_id, "transaction");
 		dr_capture_not_leader(p->group_id, res->leader);
-		break;
-	case ENGINE_ERR_TOO_BIG:
-		C.phase = PHASE_NONE;
-		set_slot(DR_COMMIT_IDLE, 0, false, NULL);
-		ereport(ERROR,
-		        (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-		         errmsg("the transaction's change set exceeds the engine's largest entry"),
-		         errhint("Split the work into smaller transactions.")));
-		break;
-	case ENGINE_ERR_NO_GROUP:
-		C.phase = PHASE_NONE;
-		set_slot(DR_COMMIT_IDLE, 0, false, NULL);
-		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
-		                errmsg("dragonraft group %llu does not exist on this node",
-		                       (unsigned long long)p->group_id)));
-		break;
-	case DR_RC_NOT_TAKEN:
-		C.phase = PHASE_NONE;
-		set_slot(DR_COMMIT_IDLE, 0, false, NULL);
-		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-		                errmsg("dragonraft's engine on this node takes no transaction of "
-		                       "group %llu: %s",
-		                       (unsigned long long)p->group_id, res->errmsg),
-		                errdetail("Nothing was proposed."),
-		                errhint("See dragonraft.node_status() and the server log.")));
 		break;
 	default:
 		/* Unknown, timeout, a stopped group or engine: it may still commit. */
