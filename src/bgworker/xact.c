@@ -54,6 +54,7 @@
 
 #include "access/xact.h"
 #include "engine/engine.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "queue.h"
@@ -78,6 +79,8 @@ int dr_testing_busy = 0;
 int dr_busy_timeout = 10000;
 int dr_max_apply_lock_delay = 5000;
 
+PG_FUNCTION_INFO_V1(dr_busy_waits);
+
 /* libpq/libpq.h declares it, but its include of libpq-be.h wants GSSAPI headers. */
 extern bool pq_check_connection(void);
 
@@ -98,6 +101,7 @@ static struct {
 	Phase phase;
 	uint64 group_id;
 	uint64 index; /* the entry's index, 0 until known */
+	bool busy;    /* the commit slot says DR_COMMIT_BUSY (dr_busy_wait) */
 } C;
 
 static DrCommit *my_commit(void)
@@ -412,6 +416,15 @@ bool dr_xact_unblock_apply(TimestampTz *next_check)
 
 /* ---- backpressure ---- */
 
+/* The wait is over: the commit slot is IDLE again (nothing proposed yet). */
+static void busy_end(void)
+{
+	if (C.busy) {
+		set_slot(DR_COMMIT_IDLE, 0, false, NULL);
+		C.busy = false;
+	}
+}
+
 void dr_busy_wait(uint64 group_id, TimestampTz *since)
 {
 	TimestampTz now = GetCurrentTimestamp();
@@ -420,6 +433,19 @@ void dr_busy_wait(uint64 group_id, TimestampTz *since)
 
 	if (*since == 0)
 		*since = now;
+	/* The commit slot shows the wait (dragonraft.busy_waits): IDLE again
+	 * after it, or at the end of the transaction on an error. */
+	if (!C.busy) {
+		DrCommit *c = my_commit();
+
+		SpinLockAcquire(&c->mutex);
+		c->state = DR_COMMIT_BUSY;
+		c->group_id = group_id;
+		c->busy_pid = MyProcPid;
+		c->busy_since = *since;
+		SpinLockRelease(&c->mutex);
+		C.busy = true;
+	}
 	/* At PRE_COMMIT PostgreSQL has disabled the timer already: look here. */
 	if (StatementTimeout > 0 &&
 	    TimestampDifferenceExceeds(GetCurrentStatementStartTimestamp(), now, StatementTimeout))
@@ -443,6 +469,30 @@ void dr_busy_wait(uint64 group_id, TimestampTz *since)
 	                PG_WAIT_EXTENSION);
 	ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();
+	busy_end();
+}
+
+/* dragonraft.busy_waits: the commit slots that wait for backpressure. */
+Datum dr_busy_waits(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *)fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (int i = 0; i < MaxBackends; i++) {
+		DrCommit *c = &dr_commits[i];
+		Datum values[3];
+		bool nulls[3] = {0}, busy;
+
+		SpinLockAcquire(&c->mutex);
+		busy = c->state == DR_COMMIT_BUSY;
+		values[0] = Int32GetDatum(c->busy_pid);
+		values[1] = Int64GetDatum((int64)c->group_id);
+		values[2] = TimestampTzGetDatum(c->busy_since);
+		SpinLockRelease(&c->mutex);
+		if (busy)
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum)0;
 }
 
 /* ---- outcomes ---- */
@@ -680,7 +730,6 @@ static void pre_commit(void)
 		/* Nothing was proposed: an error or a cancel while it waits ends the
 		 * transaction with nothing to hand on.  The entry keeps its generation. */
 		C.phase = PHASE_NONE;
-		set_slot(DR_COMMIT_IDLE, 0, false, NULL);
 		dr_busy_wait(p.group_id, &busy_since);
 		set_slot(DR_COMMIT_PROPOSED, p.group_id, false, NULL);
 		C.phase = PHASE_PROPOSED;
@@ -800,12 +849,15 @@ static void xact_callback(XactEvent event, void *arg)
 	case XACT_EVENT_COMMIT:
 		if (C.phase == PHASE_ORIGIN)
 			committed();
+		busy_end(); /* execute() in a subtransaction that failed as it waited */
 		memset(&C, 0, sizeof(C));
 		dr_capture_reset();
 		break;
 	case XACT_EVENT_ABORT:
 		if (C.phase != PHASE_NONE)
 			gave_up();
+		else
+			busy_end();
 		memset(&C, 0, sizeof(C));
 		dr_capture_reset();
 		break;
