@@ -23,7 +23,7 @@ COMMIT;
 SELECT id FROM busy ORDER BY id;
 SELECT commit_index - :before AS entries FROM dragonraft.status WHERE group_id = 1;
 
--- Still busy after dragonraft.busy_timeout: 53200, nothing proposed.
+-- Still busy after dragonraft.busy_timeout: 53000, nothing proposed.
 SET dragonraft.testing_busy = 60000;
 SET dragonraft.busy_timeout = 200;
 INSERT INTO busy VALUES (4);

@@ -42,7 +42,7 @@ extern uint64 dr_execute_group;
 /*
  * A proposal of group_id met backpressure (ENGINE_ERR_BUSY: nothing was
  * proposed, and the cause clears by itself).  Sleeps a moment, interruptibly,
- * for the caller to propose again; raises 53200 once it has waited
+ * for the caller to propose again; raises 53000 once it has waited
  * dragonraft.busy_timeout since *since (0 at the first call), and 57014 once
  * statement_timeout has passed since the statement began.
  */
