@@ -13,7 +13,8 @@
  *     (an earlier entry fails): then the turn wait takes the cancel.
  *     A group that takes no entries for now (ENGINE_ERR_BUSY: nothing was
  *     proposed) makes it wait and propose again (dr_busy_wait), cancellable,
- *     until dragonraft.busy_timeout or statement_timeout;
+ *     until dragonraft.busy_timeout or statement_timeout; its commit slot
+ *     says so meanwhile (DR_COMMIT_BUSY, the view dragonraft.busy_waits);
  *  2. waits for its turn: the group's applied index is N - 1 (applied_cv);
  *  3. sets up the group's replication origin with origin lsn N, so that its
  *     commit record carries applied index N: its local commit is the
@@ -553,7 +554,7 @@ static void proposal_outcome(const DrResult *res, const DrPending *p)
 		C.phase = PHASE_NONE;
 		set_slot(DR_COMMIT_IDLE, 0, false, NULL);
 		dr_proposal_refused(res, p->group_id, "transaction");
-		dr_capture_not_leader(p->group_id, res->leader);
+		dr_capture_not_leader(p->group_id, res->leader); /* the others */
 		break;
 	default:
 		/* Unknown, timeout, a stopped group or engine: it may still commit. */
