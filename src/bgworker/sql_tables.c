@@ -568,8 +568,8 @@ Datum dr_skip_command(PG_FUNCTION_ARGS)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
 		                errmsg("dragonraft group %lld does not exist on this node",
 		                       (long long)group_id)));
-	/* (apply_rows.c words the failure of a command so; the command may come
-	 * after other entries of the batch that failed with it) */
+	/* (apply_rows.c words the failure of a command so; a command begins an
+	 * apply batch, so it stopped right before it) */
 	at = strstr(error, "the command at entry ");
 	if (at == NULL || sscanf(at, "the command at entry %llu ", &failed) != 1)
 		failed = 0;
