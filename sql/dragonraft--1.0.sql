@@ -592,3 +592,16 @@ COMMENT ON FUNCTION resend_table(regclass) IS
   'On the leader: send a replicated table''s definition and rows through the log again, so that members that refused it (and dropped or renamed their own table since) take it; the others are unchanged';
 REVOKE ALL ON FUNCTION resend_table(regclass) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION resend_table(regclass) TO dragonraft_admin;
+
+-- Review 11 F5 (helper busyreal): which writers wait for backpressure.
+CREATE FUNCTION busy_waits(OUT pid integer, OUT group_id bigint, OUT since timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'dr_busy_waits'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION busy_waits() IS 'The rows of the view dragonraft.busy_waits';
+CREATE VIEW busy_waits AS SELECT * FROM busy_waits();
+COMMENT ON VIEW busy_waits IS
+  'Backends whose COMMIT or dragonraft.execute waits for a busy group''s log to take its entry (nothing proposed yet; dragonraft.busy_timeout), since when.  Their wait event is Extension, as for a writer waiting for its turn: join pg_stat_activity on pid to tell them apart';
+REVOKE ALL ON FUNCTION busy_waits() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION busy_waits() TO pg_monitor, dragonraft_admin;
+GRANT SELECT ON busy_waits TO pg_monitor, dragonraft_admin;

@@ -23,7 +23,7 @@ COMMIT;
 SELECT id FROM busy ORDER BY id;
 SELECT commit_index - :before AS entries FROM dragonraft.status WHERE group_id = 1;
 
--- Still busy after dragonraft.busy_timeout: 53200, nothing proposed.
+-- Still busy after dragonraft.busy_timeout: 53000, nothing proposed.
 SET dragonraft.testing_busy = 60000;
 SET dragonraft.busy_timeout = 200;
 INSERT INTO busy VALUES (4);
@@ -45,6 +45,8 @@ INSERT INTO busy VALUES (8);
 COMMIT;
 SET statement_timeout = '60s';
 RESET dragonraft.testing_busy;
+-- dragonraft.busy_waits showed each wait, and none is left after its error.
+SELECT count(*) AS busy_waits FROM dragonraft.busy_waits;
 
 SELECT id FROM busy ORDER BY id;
 SELECT commit_index - :before AS entries FROM dragonraft.status WHERE group_id = 1;

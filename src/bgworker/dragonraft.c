@@ -261,7 +261,7 @@ static void define_gucs(void)
 	        "How long a write waits for a busy group's log to take entries again.",
 	        "A group is busy while its LogDB shard nears a write stall, too many of its "
 	        "entries are uncommitted, or this member loads a snapshot: a commit or "
-	        "execute() waits, proposes again, and fails with 53200 after this long "
+	        "execute() waits, proposes again, and fails with 53000 after this long "
 	        "(or when statement_timeout passes first).  0 fails at once.",
 	        &dr_busy_timeout, 10000, 0, INT_MAX, PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("dragonraft.testing_snapshot_delay",

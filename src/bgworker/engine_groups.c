@@ -627,12 +627,16 @@ static void propose(DrTaken *t)
 	rc = engine_propose(dr_engine->e, t->group_id, t->payload, (uint32)t->len,
 	                    dr_engine_groups_op_done, dr_queue_ctx(t));
 	dr_queue_done_with_payload(t);
-	if (rc == ENGINE_ERR_FAILED || rc == ENGINE_ERR_STOPPED)
+	/* Refused at once: nothing was proposed.  The backend words these itself;
+	 * any other reason (the engine failed or stops, the group failed, no
+	 * memory) is DR_RC_NOT_TAKEN, never an outcome it has to call unknown. */
+	if (rc == ENGINE_ERR_BUSY || rc == ENGINE_ERR_NOT_LEADER || rc == ENGINE_ERR_DROPPED ||
+	    rc == ENGINE_ERR_TOO_BIG || rc == ENGINE_ERR_NO_GROUP)
+		complete(t, rc, sm->leader);
+	else if (rc != ENGINE_OK)
 		fail(t, DR_RC_NOT_TAKEN, "%s",
 		     engine_failed(dr_engine->e) ? engine_errmsg(dr_engine->e)
 		                                 : engine_strerror(rc));
-	else if (rc != ENGINE_OK)
-		complete(t, rc, sm->leader);
 }
 
 void dr_engine_groups_take_requests(void)

@@ -285,17 +285,24 @@ static void fail(DrRequest *r, uint64 gen, int rc, const char *msg)
 	finish(r, gen, &res);
 }
 
-/* Fail every request still outstanding (none is in the ring: it is closed). */
+/* Fail every request still outstanding (none is in the ring: it is closed).
+ * A proposal never taken was not proposed: its caller must not call its
+ * outcome unknown. */
 static void fail_all(void)
 {
 	for (int i = 0; i < MaxBackends; i++) {
 		DrRequest *r = &dr_requests[i];
 		uint64 gen;
+		bool untaken;
 
 		SpinLockAcquire(&r->mutex);
 		gen = r->generation;
+		untaken = r->state == DR_SLOT_SUBMITTED && r->kind == DR_REQ_PROPOSE;
 		SpinLockRelease(&r->mutex);
-		fail(r, gen, DR_RC_ENGINE_EXITED, "");
+		if (untaken)
+			fail(r, gen, DR_RC_NOT_TAKEN, "the engine worker exited before it took it");
+		else
+			fail(r, gen, DR_RC_ENGINE_EXITED, "");
 	}
 }
 

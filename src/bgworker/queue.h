@@ -35,10 +35,8 @@ typedef enum DrRequestKind {
 #define DR_RC_LOST           (-104) /* the member lost its LogDB (errmsg says more) */
 #define DR_RC_TERM_CHANGED   (-105) /* not proposed: this node no longer leads that term */
 #define DR_RC_ORIGINS_FULL   (-106) /* max_replication_slots origins exist (errmsg: how many) */
-#define DR_RC_NOT_TAKEN      (-114) /* not proposed: the engine failed or stops (errmsg: why) */
-#define DR_RC_ENGINE_STALLED                                                                       \
-	(-115) /* a proposal's caller gave up: the engine worker                                   \
-	        * stopped answering (its outcome is unknown) */
+#define DR_RC_NOT_TAKEN      (-114) /* not proposed: the engine refused it (errmsg: why) */
+#define DR_RC_ENGINE_STALLED (-115) /* given up: the engine stopped answering (queue.c) */
 /* membership.c: a change refused before it reached the Raft core */
 #define DR_RC_REMOVED    (-107) /* the node was removed from the group: never again */
 #define DR_RC_IS_MEMBER  (-108) /* add: already a member (a voter, for a promotion) */

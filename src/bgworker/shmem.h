@@ -163,6 +163,8 @@ typedef enum DrCommitState {
 	DR_COMMIT_IDLE,     /* nothing proposed, or committed */
 	DR_COMMIT_PROPOSED, /* proposed; the backend will apply its entry itself */
 	DR_COMMIT_GAVE_UP,  /* the backend aborted after proposing: the apply worker applies it */
+	DR_COMMIT_BUSY,     /* nothing proposed: it waits for the group's log to take entries
+	                     * (dr_busy_wait; a COMMIT or execute(), dragonraft.busy_waits) */
 } DrCommitState;
 
 typedef struct DrCommit {
@@ -170,6 +172,8 @@ typedef struct DrCommit {
 	uint64 generation; /* bumped at each proposal; the entry carries it */
 	DrCommitState state;
 	uint64 group_id;
+	int busy_pid;           /* DR_COMMIT_BUSY: the backend's pid and */
+	TimestampTz busy_since; /* when it first met backpressure */
 } DrCommit;
 
 /* The transport's refusals, summed by kind (dragonraft.stat_node). */

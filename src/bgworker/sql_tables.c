@@ -519,15 +519,8 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 		                errdetail("Nothing was proposed."),
 		                errhint("Try again once the group has elected a leader.")));
 		break;
-	case DR_RC_NOT_TAKEN:
-		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-		                errmsg("dragonraft's engine on this node takes no command of group "
-		                       "%lld: %s",
-		                       (long long)group_id, res.errmsg),
-		                errdetail("Nothing was proposed."),
-		                errhint("See dragonraft.node_status() and the server log.")));
-		break;
 	default:
+		dr_proposal_refused(&res, (uint64)group_id, "command");
 		ereport(ERROR,
 		        (errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN),
 		         errmsg("the outcome of the command in dragonraft group %lld is unknown",

@@ -42,11 +42,19 @@ extern uint64 dr_execute_group;
 /*
  * A proposal of group_id met backpressure (ENGINE_ERR_BUSY: nothing was
  * proposed, and the cause clears by itself).  Sleeps a moment, interruptibly,
- * for the caller to propose again; raises 53200 once it has waited
+ * for the caller to propose again; raises 53000 once it has waited
  * dragonraft.busy_timeout since *since (0 at the first call), and 57014 once
  * statement_timeout has passed since the statement began.
  */
 extern void dr_busy_wait(uint64 group_id, TimestampTz *since);
+/*
+ * The error of a proposal of group_id that the engine refused at once and
+ * that the caller does not word itself (ENGINE_ERR_TOO_BIG, _NO_GROUP,
+ * DR_RC_NOT_TAKEN): nothing was proposed.  Returns for any other outcome.
+ * what names the proposal: "transaction", "command".
+ */
+struct DrResult;
+extern void dr_proposal_refused(const struct DrResult *res, uint64 group_id, const char *what);
 
 /* Is rel replicated?  Its group and table id if so. */
 extern bool dr_capture_rel_replicated(Relation rel, uint64 *group_id, uint64 *table_id);

@@ -13,7 +13,8 @@
  *     (an earlier entry fails): then the turn wait takes the cancel.
  *     A group that takes no entries for now (ENGINE_ERR_BUSY: nothing was
  *     proposed) makes it wait and propose again (dr_busy_wait), cancellable,
- *     until dragonraft.busy_timeout or statement_timeout;
+ *     until dragonraft.busy_timeout or statement_timeout; its commit slot
+ *     says so meanwhile (DR_COMMIT_BUSY, the view dragonraft.busy_waits);
  *  2. waits for its turn: the group's applied index is N - 1 (applied_cv);
  *  3. sets up the group's replication origin with origin lsn N, so that its
  *     commit record carries applied index N: its local commit is the
@@ -54,6 +55,7 @@
 
 #include "access/xact.h"
 #include "engine/engine.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "queue.h"
@@ -78,6 +80,8 @@ int dr_testing_busy = 0;
 int dr_busy_timeout = 10000;
 int dr_max_apply_lock_delay = 5000;
 
+PG_FUNCTION_INFO_V1(dr_busy_waits);
+
 /* libpq/libpq.h declares it, but its include of libpq-be.h wants GSSAPI headers. */
 extern bool pq_check_connection(void);
 
@@ -98,6 +102,7 @@ static struct {
 	Phase phase;
 	uint64 group_id;
 	uint64 index; /* the entry's index, 0 until known */
+	bool busy;    /* the commit slot says DR_COMMIT_BUSY (dr_busy_wait) */
 } C;
 
 static DrCommit *my_commit(void)
@@ -412,6 +417,15 @@ bool dr_xact_unblock_apply(TimestampTz *next_check)
 
 /* ---- backpressure ---- */
 
+/* The wait is over: the commit slot is IDLE again (nothing proposed yet). */
+static void busy_end(void)
+{
+	if (C.busy) {
+		set_slot(DR_COMMIT_IDLE, 0, false, NULL);
+		C.busy = false;
+	}
+}
+
 void dr_busy_wait(uint64 group_id, TimestampTz *since)
 {
 	TimestampTz now = GetCurrentTimestamp();
@@ -420,6 +434,19 @@ void dr_busy_wait(uint64 group_id, TimestampTz *since)
 
 	if (*since == 0)
 		*since = now;
+	/* The commit slot shows the wait (dragonraft.busy_waits): IDLE again
+	 * after it, or at the end of the transaction on an error. */
+	if (!C.busy) {
+		DrCommit *c = my_commit();
+
+		SpinLockAcquire(&c->mutex);
+		c->state = DR_COMMIT_BUSY;
+		c->group_id = group_id;
+		c->busy_pid = MyProcPid;
+		c->busy_since = *since;
+		SpinLockRelease(&c->mutex);
+		C.busy = true;
+	}
 	/* At PRE_COMMIT PostgreSQL has disabled the timer already: look here. */
 	if (StatementTimeout > 0 &&
 	    TimestampDifferenceExceeds(GetCurrentStatementStartTimestamp(), now, StatementTimeout))
@@ -443,6 +470,30 @@ void dr_busy_wait(uint64 group_id, TimestampTz *since)
 	                PG_WAIT_EXTENSION);
 	ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();
+	busy_end();
+}
+
+/* dragonraft.busy_waits: the commit slots that wait for backpressure. */
+Datum dr_busy_waits(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *)fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (int i = 0; i < MaxBackends; i++) {
+		DrCommit *c = &dr_commits[i];
+		Datum values[3];
+		bool nulls[3] = {0}, busy;
+
+		SpinLockAcquire(&c->mutex);
+		busy = c->state == DR_COMMIT_BUSY;
+		values[0] = Int32GetDatum(c->busy_pid);
+		values[1] = Int64GetDatum((int64)c->group_id);
+		values[2] = TimestampTzGetDatum(c->busy_since);
+		SpinLockRelease(&c->mutex);
+		if (busy)
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum)0;
 }
 
 /* ---- outcomes ---- */
@@ -476,6 +527,33 @@ static const char *proposed_then(int rc)
 	}
 }
 
+void dr_proposal_refused(const DrResult *res, uint64 group_id, const char *what)
+{
+	switch (res->rc) {
+	case ENGINE_ERR_TOO_BIG:
+		ereport(ERROR,
+		        (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+		         errmsg("the %s exceeds the engine's largest entry", what),
+		         errdetail("Nothing was proposed."),
+		         errhint("Split the work: dragonraft.max_entry_size bounds an entry.")));
+		break;
+	case ENGINE_ERR_NO_GROUP:
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+		                errmsg("dragonraft group %llu does not exist on this node",
+		                       (unsigned long long)group_id),
+		                errdetail("Nothing was proposed.")));
+		break;
+	case DR_RC_NOT_TAKEN:
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("dragonraft's engine on this node takes no %s of group "
+		                       "%llu: %s",
+		                       what, (unsigned long long)group_id, res->errmsg),
+		                errdetail("Nothing was proposed."),
+		                errhint("See dragonraft.node_status() and the server log.")));
+		break;
+	}
+}
+
 /* The proposal's outcome as an error, unless it committed (ENGINE_OK). */
 static void proposal_outcome(const DrResult *res, const DrPending *p)
 {
@@ -485,35 +563,14 @@ static void proposal_outcome(const DrResult *res, const DrPending *p)
 	case DR_RC_TERM_CHANGED:
 	case ENGINE_ERR_NOT_LEADER:
 	case ENGINE_ERR_DROPPED:
+	case ENGINE_ERR_TOO_BIG:
+	case ENGINE_ERR_NO_GROUP:
+	case DR_RC_NOT_TAKEN:
 		/* Nothing was proposed: the transaction simply fails. */
 		C.phase = PHASE_NONE;
 		set_slot(DR_COMMIT_IDLE, 0, false, NULL);
-		dr_capture_not_leader(p->group_id, res->leader);
-		break;
-	case ENGINE_ERR_TOO_BIG:
-		C.phase = PHASE_NONE;
-		set_slot(DR_COMMIT_IDLE, 0, false, NULL);
-		ereport(ERROR,
-		        (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-		         errmsg("the transaction's change set exceeds the engine's largest entry"),
-		         errhint("Split the work into smaller transactions.")));
-		break;
-	case ENGINE_ERR_NO_GROUP:
-		C.phase = PHASE_NONE;
-		set_slot(DR_COMMIT_IDLE, 0, false, NULL);
-		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
-		                errmsg("dragonraft group %llu does not exist on this node",
-		                       (unsigned long long)p->group_id)));
-		break;
-	case DR_RC_NOT_TAKEN:
-		C.phase = PHASE_NONE;
-		set_slot(DR_COMMIT_IDLE, 0, false, NULL);
-		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-		                errmsg("dragonraft's engine on this node takes no transaction of "
-		                       "group %llu: %s",
-		                       (unsigned long long)p->group_id, res->errmsg),
-		                errdetail("Nothing was proposed."),
-		                errhint("See dragonraft.node_status() and the server log.")));
+		dr_proposal_refused(res, p->group_id, "transaction");
+		dr_capture_not_leader(p->group_id, res->leader); /* the others */
 		break;
 	default:
 		/* Unknown, timeout, a stopped group or engine: it may still commit. */
@@ -686,7 +743,6 @@ static void pre_commit(void)
 		/* Nothing was proposed: an error or a cancel while it waits ends the
 		 * transaction with nothing to hand on.  The entry keeps its generation. */
 		C.phase = PHASE_NONE;
-		set_slot(DR_COMMIT_IDLE, 0, false, NULL);
 		dr_busy_wait(p.group_id, &busy_since);
 		set_slot(DR_COMMIT_PROPOSED, p.group_id, false, NULL);
 		C.phase = PHASE_PROPOSED;
@@ -806,12 +862,15 @@ static void xact_callback(XactEvent event, void *arg)
 	case XACT_EVENT_COMMIT:
 		if (C.phase == PHASE_ORIGIN)
 			committed();
+		busy_end(); /* execute() in a subtransaction that failed as it waited */
 		memset(&C, 0, sizeof(C));
 		dr_capture_reset();
 		break;
 	case XACT_EVENT_ABORT:
 		if (C.phase != PHASE_NONE)
 			gave_up();
+		else
+			busy_end();
 		memset(&C, 0, sizeof(C));
 		dr_capture_reset();
 		break;

@@ -982,6 +982,92 @@ static void test_backpressure(void **state)
 	free(p);
 }
 
+/*
+ * A proposal answered ENGINE_ERR_BUSY proposed nothing: the leader's log, its
+ * pending proposals and every state machine stay as they were, its callback is
+ * never called; proposed again once the cause clears, it commits exactly once
+ * (review 11 F3).  Both causes: too many uncommitted bytes, a busy LogDB.
+ */
+static void test_busy_proposes_nothing(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	struct prop *p = calloc(1024, sizeof(*p));
+	struct engine_group_status st, st2;
+	uint64_t applied0[4];
+	raft_id lead;
+	size_t i, n;
+	int rc = ENGINE_OK;
+
+	(void)state;
+	cfg.max_uncommitted_bytes = 4096;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	lead = cluster_leader(&c, 0);
+	for (raft_id id = 1; id <= 3; id++) {
+		applied0[id] = kv_sm_count(c.nodes[id].sm[0]);
+		if (id != lead)
+			fake_net_isolate(c.net, id, true);
+	}
+	for (i = 0; i < 1024 && (rc = propose(&c, 0, &p[i], 1000 + i)) == ENGINE_OK; i++)
+		cluster_step(&c);
+	if (rc != ENGINE_ERR_BUSY)
+		fail_msg("expected ENGINE_ERR_BUSY, got %s after %zu", engine_strerror(rc), i);
+	n = i; /* p[n] was refused */
+	assert_true(cluster_status(&c, lead, 0, &st));
+	for (int k = 0; k < 3; k++) {
+		assert_int_equal(propose(&c, 0, &p[n], 1000 + n), ENGINE_ERR_BUSY);
+		cluster_step(&c);
+	}
+	assert_true(cluster_status(&c, lead, 0, &st2));
+	assert_int_equal(st2.last_index, st.last_index);
+	assert_int_equal(st2.term, st.term);
+	assert_int_equal(c.nodes[lead].e->pend.n, n);
+	assert_false(p[n].done);
+
+	/* The followers come back: the accepted proposals commit, then the retry. */
+	for (raft_id id = 1; id <= 3; id++)
+		fake_net_isolate(c.net, id, false);
+	{
+		struct props ps = {p, n};
+
+		assert_true(cluster_run(&c, props_done, &ps, 300));
+	}
+	assert_int_equal(cluster_leader(&c, 0), lead);
+	assert_false(p[n].done);
+	assert_int_equal(propose(&c, 0, &p[n], 1000 + n), ENGINE_OK);
+	/* A busy LogDB refuses the next one before the Raft core sees it. */
+	if (test_storage == NULL) {
+		assert_true(cluster_status(&c, lead, 0, &st));
+		fake_storage_set_busy(c.nodes[lead].fs, true);
+		for (int k = 0; k < 3; k++)
+			assert_int_equal(propose(&c, 0, &p[n + 1], 1000 + n + 1), ENGINE_ERR_BUSY);
+		assert_true(cluster_status(&c, lead, 0, &st2));
+		assert_int_equal(st2.last_index, st.last_index);
+		fake_storage_set_busy(c.nodes[lead].fs, false);
+		assert_int_equal(propose(&c, 0, &p[n + 1], 1000 + n + 1), ENGINE_OK);
+		n++;
+	}
+	n++;
+	{
+		struct props ps = {p, n};
+
+		assert_true(cluster_run(&c, props_done, &ps, 300));
+	}
+	assert_true(cluster_run(&c, all_converged, NULL, 100));
+	for (i = 0; i < n; i++)
+		if (p[i].rc != ENGINE_OK)
+			fail_msg("proposal %zu completed with %s", i, engine_strerror(p[i].rc));
+	/* Each key once: as many entries applied as proposals accepted, no more. */
+	for (raft_id id = 1; id <= 3; id++) {
+		assert_int_equal(kv_sm_count(c.nodes[id].sm[0]) - applied0[id], n);
+		for (i = 0; i < n; i++)
+			assert_int_equal(kv_sm_get(c.nodes[id].sm[0], 1000 + i, NULL), p[i].index);
+	}
+	cluster_destroy(&c);
+	free(p);
+}
+
 /* Followers say NOT_LEADER (or forward when configured); read index works. */
 static void test_follower_ops(void **state)
 {
@@ -2691,6 +2777,7 @@ int main(void)
 	        cmocka_unit_test(test_removed_member_leaves_network),
 	        cmocka_unit_test(test_removal_learnt_from_snapshot),
 	        cmocka_unit_test(test_backpressure),
+	        cmocka_unit_test(test_busy_proposes_nothing),
 	        cmocka_unit_test(test_follower_ops),
 	        cmocka_unit_test(test_crash_loop),
 	        cmocka_unit_test(test_unknown_outcome),
