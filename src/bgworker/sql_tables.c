@@ -552,9 +552,10 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 
 /*
  * skip_command(): on a member whose apply of the group stopped at the
- * command of entry index (it failed here: apply_rows.c), ask the apply
- * worker to skip that command here if it fails again, as ALTER SUBSCRIPTION
- * ... SKIP does.  Nothing else is ever skipped.
+ * command of entry index (it failed here: apply_rows.c, or when a snapshot's
+ * load ran it again: snapshot_load.c), ask the apply worker (or the load) to
+ * skip that command here if it fails again, as ALTER SUBSCRIPTION ... SKIP
+ * does.  Nothing else is ever skipped.
  */
 Datum dr_skip_command(PG_FUNCTION_ARGS)
 {
@@ -576,9 +577,14 @@ Datum dr_skip_command(PG_FUNCTION_ARGS)
 		                errmsg("dragonraft group %lld does not exist on this node",
 		                       (long long)group_id)));
 	/* (apply_rows.c words the failure of a command so; the command may come
-	 * after other entries of the batch that failed with it) */
+	 * after other entries of the batch that failed with it; snapshot_load.c
+	 * words so a command that a snapshot's load ran again) */
 	at = strstr(error, "the command at entry ");
 	if (at == NULL || sscanf(at, "the command at entry %llu ", &failed) != 1)
+		failed = 0;
+	at = strstr(error, " at entry ");
+	if (at != NULL && strstr(at, "failed when its snapshot's load ran it") != NULL &&
+	    sscanf(at, " at entry %llu ", &failed) != 1)
 		failed = 0;
 	if (failures == 0 || index < 1 || (uint64)index != failed)
 		ereport(ERROR,
