@@ -455,35 +455,19 @@ static void scan(Contents *c, uint32 tables, uint64 end)
 		corrupt("its history or member info is missing");
 }
 
-/* DR_SNAP_EXTRAS of a table here. */
-static char *extras_here(Oid relid)
-{
-	Oid types[1] = {REGCLASSOID};
-	Datum values[1] = {ObjectIdGetDatum(relid)};
-
-	if (SPI_execute_with_args("SELECT " DR_SNAP_EXTRAS("$1"), 1, types, values, NULL, false,
-	                          1) != SPI_OK_SELECT ||
-	    SPI_processed != 1)
-		elog(ERROR, "dragonraft could not describe table %u", relid);
-	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-}
-
 /*
- * Give a table the load made what it has besides its definition, after its
- * rows and every table: a role it names that does not exist here fails the
- * load with an error that says so.
+ * Give table qname, just made from its definition, what it has besides it
+ * (extras, DR_SNAP_EXTRAS): its privileges are those the extras grant, none
+ * else (the default privileges here gave it and its sequences more: review
+ * 9).  A role it names that does not exist here is an error naming what
+ * (the table, as an error says it).
  */
-static void give_extras(uint64 group_id, const LoadTable *t)
+void dr_snapshot_give_extras(const char *qname, const char *extras, const char *what)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	Oid types[1] = {TEXTOID};
-	Datum values[1] = {CStringGetTextDatum(t->qname)};
+	Datum values[1] = {CStringGetTextDatum(qname)};
 
-	/*
-	 * Its privileges are the leader's, which the extras grant: none else.
-	 * The default privileges that the replayed history set here gave it and
-	 * its sequences more when the load made them (review 9).
-	 */
 	if (SPI_execute_with_args(
 	            "UPDATE pg_catalog.pg_class SET relacl = NULL WHERE oid = $1::regclass "
 	            "OR oid IN (SELECT d.objid FROM pg_catalog.pg_depend d "
@@ -492,11 +476,11 @@ static void give_extras(uint64 group_id, const LoadTable *t)
 	            "AND d.refclassid = 'pg_catalog.pg_class'::regclass "
 	            "AND d.refobjid = $1::regclass AND d.deptype IN ('a', 'i'))",
 	            1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "dragonraft could not reset the privileges of %s", t->qname);
+		elog(ERROR, "dragonraft could not reset the privileges of %s", qname);
 	CommandCounterIncrement();
 	PG_TRY();
 	{
-		run_internal(t->extras);
+		run_internal(extras);
 	}
 	PG_CATCH();
 	{
@@ -507,13 +491,12 @@ static void give_extras(uint64 group_id, const LoadTable *t)
 		FlushErrorState();
 		ereport(ERROR,
 		        (errcode(ed->sqlerrcode),
-		         errmsg("table %s of the snapshot of group %llu could not get its owner, "
-		                "privileges, row level security, policies, triggers or comments "
-		                "here: %s",
-		                t->qname, (unsigned long long)group_id, ed->message),
-		         errdetail("What it has on the leader: %s", t->extras),
-		         errhint("Create what is missing on this node (a role, say); the snapshot "
-		                 "is loaded when the server restarts.")));
+		         errmsg("%s could not get its owner, privileges, row level security, "
+		                "policies, triggers or comments here: %s",
+		                what, ed->message),
+		         errdetail("What it has on the leader: %s", extras),
+		         errhint("Create what is missing on this node (a role, say); it is "
+		                 "tried again.")));
 	}
 	PG_END_TRY();
 }
@@ -643,7 +626,7 @@ static void examine(uint64 group_id, LoadTable *t)
 		                t->qname, (unsigned long long)group_id, (unsigned long long)g)));
 	same = strcmp(dr_sql_tables_definition(t->relid), t->def) == 0;
 	if (mine) {
-		same = same && strcmp(extras_here(t->relid), t->extras) == 0;
+		same = same && strcmp(dr_sql_tables_extras(t->relid), t->extras) == 0;
 		/* Dropped and made again, or changed, by commands whose entries this member
 		 * missed: the group's table replaces it. */
 		t->fate = tid == t->table_id && same ? FATE_KEEP : FATE_REPLACE;
@@ -662,7 +645,7 @@ static void examine(uint64 group_id, LoadTable *t)
 		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 		         errmsg("table %s has rows here; it must be empty to join group %llu",
 		                t->qname, (unsigned long long)group_id)));
-	if (strcmp(extras_here(t->relid), t->extras) != 0)
+	if (strcmp(dr_sql_tables_extras(t->relid), t->extras) != 0)
 		ereport(ERROR,
 		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 		         errmsg("table %s exists here with an owner, privileges, row level "
@@ -1899,7 +1882,11 @@ static uint64 load(uint64 group_id, uint64 index, const char *path)
 	run_later(group_id, later);
 	for (uint32 i = 0; i < c.n; i++)
 		if (c.t[i].fate == FATE_CREATE || c.t[i].fate == FATE_REPLACE)
-			give_extras(group_id, &c.t[i]); /* a policy may use another table */
+			dr_snapshot_give_extras(/* a policy may use another table */
+			                        c.t[i].qname, c.t[i].extras,
+			                        psprintf("table %s of the snapshot of group %llu",
+			                                 c.t[i].qname,
+			                                 (unsigned long long)group_id));
 	load_catalog(group_id, "member_info", c.members_at, c.members_len);
 	foreach (lc, stale) {
 		values[1] = Int64GetDatum(intVal(lfirst(lc)));

@@ -18,6 +18,7 @@
  * the apply worker of every member runs it in log order (apply_rows.c).
  */
 #include "write.h"
+#include "snapshot.h"
 
 #include "access/table.h"
 #include "access/xact.h"
@@ -60,7 +61,8 @@ static void with_spi_end(bool pushed)
 		PopActiveSnapshot();
 }
 
-char *dr_sql_tables_definition(Oid relid)
+/* The one text that sql (of $1, relid) returns, palloc'd. */
+static char *describe(Oid relid, const char *sql)
 {
 	Oid types[1] = {OIDOID};
 	Datum values[1] = {ObjectIdGetDatum(relid)};
@@ -71,8 +73,7 @@ char *dr_sql_tables_definition(Oid relid)
 	with_spi_begin(&pushed);
 	/* Not read-only: the command counter moves, so that a table made earlier in this
 	 * transaction (a DDL entry applied in the same batch) shows its columns. */
-	if (SPI_execute_with_args("SELECT dragonraft.table_definition($1)", 1, types, values, NULL,
-	                          false, 1) == SPI_OK_SELECT &&
+	if (SPI_execute_with_args(sql, 1, types, values, NULL, false, 1) == SPI_OK_SELECT &&
 	    SPI_processed == 1) {
 		char *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 
@@ -83,6 +84,16 @@ char *dr_sql_tables_definition(Oid relid)
 	if (def == NULL)
 		elog(ERROR, "dragonraft could not describe table %u", relid);
 	return def;
+}
+
+char *dr_sql_tables_definition(Oid relid)
+{
+	return describe(relid, "SELECT dragonraft.table_definition($1)");
+}
+
+char *dr_sql_tables_extras(Oid relid)
+{
+	return describe(relid, "SELECT " DR_SNAP_EXTRAS("$1::regclass"));
 }
 
 void dr_sql_tables_install(Oid relid, uint64 group_id, uint64 table_id)

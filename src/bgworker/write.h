@@ -165,6 +165,8 @@ extern void dr_apply_rows_forget(void);
 extern void dr_sql_tables_install(Oid relid, uint64 group_id, uint64 table_id);
 /* The canonical definition of relid (CREATE statements), palloc'd. */
 extern char *dr_sql_tables_definition(Oid relid);
+/* What relid has besides its definition (snapshot.h's DR_SNAP_EXTRAS), palloc'd. */
+extern char *dr_sql_tables_extras(Oid relid);
 
 /* ---- sql_groups.c ---- */
 

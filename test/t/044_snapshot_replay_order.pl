@@ -8,7 +8,9 @@
 # column was dropped later, with CASCADE, which dropped its function on the
 # members that ran it) fails a lagging follower's load with an error that
 # names skip_command; skip_command there leaves the statement out and the
-# load ends with the leader's objects.
+# load ends with the leader's objects.  Group 3: a table that a member
+# refused, sent again (resend_table) after that member dropped its own, comes
+# with its owner, privileges (its sequence's too) and comment there.
 use strict;
 use warnings;
 use FindBin;
@@ -23,9 +25,9 @@ dragonraft.compaction_overhead = 5
 });
 for my $id (1 .. 4)
 {
-	$c->node($id)->safe_psql('postgres', 'CREATE ROLE order_reader');
+	$c->node($id)->safe_psql('postgres', 'CREATE ROLE order_reader; CREATE ROLE order_owner');
 }
-$c->create_group($_, 1, 2, 3) for 1, 2;
+$c->create_group($_, 1, 2, 3) for 1, 2, 3;
 
 sub on { my ($g, $id, $sql) = @_; return $c->node($id // $c->leader($g))->safe_psql('postgres', $sql); }
 sub ex { my ($g, $cmd) = @_; return on($g, undef, "SELECT dragonraft.execute($g, \$q\$$cmd\$q\$)"); }
@@ -33,7 +35,7 @@ sub ex { my ($g, $cmd) = @_; return on($g, undef, "SELECT dragonraft.execute($g,
 sub same_catalog
 {
 	my ($what, $id) = @_;
-	ok($c->caught_up($_), "$what: the members of group $_ caught up") for 1, 2;
+	ok($c->caught_up($_), "$what: the members of group $_ caught up") for 1, 2, 3;
 	is($c->catalog($id), $c->catalog($c->leader(1)),
 		"$what: node ${id}'s objects and tables are the leader's");
 	return;
@@ -99,5 +101,28 @@ same_catalog('a follower that skipped a statement set aside', $f2);
 is($c->contents($f2, 'ct', 'id'), $c->contents($l2, 'ct', 'id'), "node ${f2}'s ct equals the leader's");
 like(on(2, $f2, "SELECT error FROM dragonraft.ddl_history WHERE group_id = 2 AND index = $idx"),
 	qr/^not all run here: a statement was skipped here \(skip_command\)/, "node ${f2}'s history says so");
+
+# ---- Group 3: a table sent again comes with its owner and privileges ----
+my $l3 = $c->leader(3);
+my ($r3) = grep { $_ != $l3 } 1, 2, 3;
+on(3, $r3, q{CREATE TABLE rs (id int PRIMARY KEY); INSERT INTO rs VALUES (0)});
+for my $id (grep { $_ != $r3 } 1, 2, 3)
+{
+	on(3, $id, q{CREATE TABLE rs (id serial PRIMARY KEY, v text); ALTER TABLE rs OWNER TO order_owner;
+	  GRANT SELECT, INSERT ON rs TO order_reader; GRANT USAGE ON SEQUENCE rs_id_seq TO order_reader;
+	  COMMENT ON TABLE rs IS 'sent again'});
+}
+on(3, undef, q{SELECT dragonraft.replicate_table('rs', 3); INSERT INTO rs (v) VALUES ('a'), ('b')});
+ok($c->caught_up(3), 'group 3 caught up');
+is(on(3, $r3, q{SELECT state FROM dragonraft.tables WHERE relid = 'rs'::regclass}), 'refused',
+	"node $r3 refused rs (a table of its own)");
+on(3, $r3, q{DROP TABLE rs});
+on(3, undef, q{SELECT dragonraft.resend_table('rs')});
+ok($c->caught_up(3), 'group 3 caught up after the resend');
+is(on(3, $r3, q{SELECT state || ' ' || pg_get_userbyid(c.relowner) || ' ' || obj_description(c.oid, 'pg_class')
+  FROM dragonraft.tables t JOIN pg_class c ON c.oid = t.relid WHERE c.relname = 'rs'}),
+	'replicated order_owner sent again', "node $r3 took rs with its owner and comment");
+is($c->catalog($r3), $c->catalog($l3), "node ${r3}'s objects and tables (rs and its sequence's privileges) are the leader's");
+is($c->contents($r3, 'rs', 'id'), $c->contents($l3, 'rs', 'id'), "node ${r3}'s rs equals the leader's");
 
 done_testing();
