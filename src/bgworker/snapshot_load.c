@@ -916,14 +916,32 @@ static void truncate_linked(Contents *c, LoadTable *t)
 	CommandCounterIncrement();
 }
 
-/* Make the table from its definition (what comes before its rows). */
-static void create_table(LoadTable *t, char **post)
+typedef struct Later Later;
+static ErrorData *try_run(const char *sql, Node *stmt, const char *command);
+static bool run_later(uint64 group_id, List *later, bool early);
+
+/*
+ * Make the table from its definition (what comes before its rows).  One
+ * that uses a type that a statement set aside makes (a composite type or a
+ * domain over the row type of a table made before it) is made once the
+ * statements set aside that can run now ran.
+ */
+static void create_table(uint64 group_id, LoadTable *t, char **post, List *later)
 {
 	Oid nsp;
 	char *pre;
+	ErrorData *ed = NULL;
 
 	split_definition(t->def, &pre, post, &t->fks);
-	run_internal(pre);
+	if (later != NIL) {
+		dr_internal_ddl++;
+		ed = try_run(pre, NULL, NULL);
+		dr_internal_ddl--;
+	}
+	if (later == NIL || (ed != NULL && run_later(group_id, later, true)))
+		run_internal(pre);
+	else if (ed != NULL)
+		ReThrowError(ed);
 	nsp = get_namespace_oid(t->schema, true);
 	t->relid = OidIsValid(nsp) ? get_relname_relid(t->name, nsp) : InvalidOid;
 	if (!OidIsValid(t->relid))
@@ -963,12 +981,12 @@ static void rows_in(Oid relid, uint64 len)
 }
 
 /* One table's rows, then what follows them. */
-static void load_rows(uint64 group_id, Contents *c, LoadTable *t)
+static void load_rows(uint64 group_id, Contents *c, LoadTable *t, List *later)
 {
 	char *post = "";
 
 	if (t->fate == FATE_CREATE || t->fate == FATE_REPLACE)
-		create_table(t, &post);
+		create_table(group_id, t, &post, later);
 	else if (!t->truncated)
 		truncate_linked(c, t);
 	seek_to(t->rows_at);
@@ -1291,7 +1309,7 @@ static ErrorData *try_run(const char *sql, Node *stmt, const char *command)
 	PG_TRY();
 	{
 		run(sql);
-		if (IsA(stmt, CreateSchemaStmt))
+		if (stmt != NULL && IsA(stmt, CreateSchemaStmt))
 			schema_grants((CreateSchemaStmt *)stmt, command);
 		ReleaseCurrentSubTransaction();
 	}
@@ -1339,7 +1357,7 @@ static bool needs_tables(int sqlerrcode)
  * a rename of a table or of a column that a command made after such a
  * statement: undone before them (undo), made again in log order.
  */
-typedef struct Later {
+struct Later {
 	uint64 index;
 	Oid roleid;
 	const char *role;
@@ -1348,7 +1366,8 @@ typedef struct Later {
 	Node *stmt;
 	const char *command; /* the whole command, stmt's source */
 	char *undo;          /* a rename: what undoes it (NULL once it cannot be: not made here) */
-} Later;
+	bool done;           /* ran before the last tables were made (run_later, early) */
+};
 
 /* The key of an object of kind named by name (its last part): functions and
  * their kin one kind, types and domains one, whatever the spelling of its
@@ -1793,9 +1812,11 @@ static ErrorData *run_as(ReplayContext *o, Later *w, const char *sql)
  * before it; one that fails now fails the load.  The tables and columns that
  * later commands renamed have the names these statements knew: the renames
  * are undone first, newest first, and made again in log order among them (a
- * rename of a table that the load does not make is left out).
+ * rename of a table that the load does not make is left out).  Early (a
+ * table to make needs a type that one of them makes): those that run now
+ * before the first that fails, when no rename is among them; whether any ran.
  */
-static void run_later(uint64 group_id, List *later)
+static bool run_later(uint64 group_id, List *later, bool early)
 {
 	ReplayContext o = {.group_id = group_id};
 	ErrorContextCallback cb = {.callback = replay_context, .arg = &o};
@@ -1803,23 +1824,34 @@ static void run_later(uint64 group_id, List *later)
 	int n_ran = 0;
 	ListCell *lc;
 
+	foreach (lc, later)
+		if (early && ((Later *)lfirst(lc))->undo != NULL)
+			return false;
 	cb.previous = error_context_stack;
 	error_context_stack = &cb;
-	for (int i = list_length(later) - 1; i >= 0; i--) {
+	for (int i = list_length(later) - 1; i >= 0 && !early; i--) {
 		Later *w = list_nth(later, i);
+		ErrorData *ed;
 
-		if (w->undo != NULL && run_as(&o, w, w->undo) != NULL)
-			w->undo = w->sql = NULL;
+		if (w->undo == NULL || (ed = run_as(&o, w, w->undo)) == NULL)
+			continue;
+		if (ed->sqlerrcode != ERRCODE_UNDEFINED_TABLE &&
+		    !skipped_here(group_id, w->index, ed))
+			replay_failed(group_id, w->index, ed, true);
+		w->undo = w->sql = NULL; /* not made here (or skipped) */
 	}
 	foreach (lc, later) {
 		Later *w = lfirst(lc);
 		ErrorData *ed;
 
-		if (w->sql == NULL)
+		if (w->sql == NULL || w->done)
 			continue;
 		ed = run_as(&o, w, w->sql);
+		if (ed != NULL && early)
+			break;
 		if (ed != NULL && !skipped_here(group_id, w->index, ed))
 			replay_failed(group_id, w->index, ed, true);
+		w->done = true;
 		if (w->undo == NULL &&
 		    (n_ran == 0 || DatumGetInt64(ran[n_ran - 1]) != (int64)w->index))
 			ran[n_ran++] = Int64GetDatum((int64)w->index);
@@ -1828,6 +1860,7 @@ static void run_later(uint64 group_id, List *later)
 	if (n_ran > 0)
 		history_mark(group_id, "replayed", NULL, ran, n_ran);
 	CommandCounterIncrement();
+	return n_ran > 0;
 }
 
 static uint64 load(uint64 group_id, uint64 index, const char *path)
@@ -1871,7 +1904,7 @@ static uint64 load(uint64 group_id, uint64 index, const char *path)
 		clear_tables(group_id, &c, &stale, false);
 	check_names(group_id, &c);
 	for (uint32 i = 0; i < c.n; i++) {
-		load_rows(group_id, &c, &c.t[i]);
+		load_rows(group_id, &c, &c.t[i], later);
 		progress(DR_SNAP_LOADING, i + 1);
 		if (i == 0)
 			dr_snapshot_testing_pause();
@@ -1879,7 +1912,7 @@ static uint64 load(uint64 group_id, uint64 index, const char *path)
 	for (uint32 i = 0; i < c.n; i++)
 		if (c.t[i].fks != NULL && c.t[i].fks[0] != '\0')
 			run_internal(c.t[i].fks); /* every table they reference is there */
-	run_later(group_id, later);
+	(void)run_later(group_id, later, false);
 	for (uint32 i = 0; i < c.n; i++)
 		if (c.t[i].fate == FATE_CREATE || c.t[i].fate == FATE_REPLACE)
 			dr_snapshot_give_extras(/* a policy may use another table */

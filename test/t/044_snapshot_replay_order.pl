@@ -3,14 +3,16 @@
 # commands that renamed the tables and the column such statements read, or
 # moved a table to another schema; that replaced (CREATE OR REPLACE) or
 # dropped (DROP ... IF EXISTS) what such a statement made; and a CREATE
-# SCHEMA with GRANT elements: node 4 ends with the leader's objects.
-# Group 2: a statement set aside that fails once the tables are made (its
-# column was dropped later, with CASCADE, which dropped its function on the
-# members that ran it) fails a lagging follower's load with an error that
-# names skip_command; skip_command there leaves the statement out and the
-# load ends with the leader's objects.  Group 3: a table that a member
-# refused, sent again (resend_table) after that member dropped its own, comes
-# with its owner, privileges (its sequence's too) and comment there.
+# SCHEMA with GRANT elements.  Group 4: a composite type and a domain over a
+# table's row type that another table uses.  Node 4 joins both and ends with
+# the leader's objects.  Group 2: a statement set aside that fails once the
+# tables are made (its column was dropped later, with CASCADE, which dropped
+# its function on the members that ran it) fails a lagging follower's load
+# with an error that names skip_command; skip_command there leaves the
+# statement out and the load ends with the leader's objects.  Group 3: a
+# table that a member refused, sent again (resend_table) after that member
+# dropped its own, comes with its owner, privileges (its sequence's too) and
+# comment there.
 use strict;
 use warnings;
 use FindBin;
@@ -27,7 +29,7 @@ for my $id (1 .. 4)
 {
 	$c->node($id)->safe_psql('postgres', 'CREATE ROLE order_reader; CREATE ROLE order_owner');
 }
-$c->create_group($_, 1, 2, 3) for 1, 2, 3;
+$c->create_group($_, 1, 2, 3) for 1, 2, 3, 4;
 
 sub on { my ($g, $id, $sql) = @_; return $c->node($id // $c->leader($g))->safe_psql('postgres', $sql); }
 sub ex { my ($g, $cmd) = @_; return on($g, undef, "SELECT dragonraft.execute($g, \$q\$$cmd\$q\$)"); }
@@ -35,7 +37,7 @@ sub ex { my ($g, $cmd) = @_; return on($g, undef, "SELECT dragonraft.execute($g,
 sub same_catalog
 {
 	my ($what, $id) = @_;
-	ok($c->caught_up($_), "$what: the members of group $_ caught up") for 1, 2, 3;
+	ok($c->caught_up($_), "$what: the members of group $_ caught up") for 1, 2, 3, 4;
 	is($c->catalog($id), $c->catalog($c->leader(1)),
 		"$what: node ${id}'s objects and tables are the leader's");
 	return;
@@ -62,11 +64,23 @@ is(on(1, undef, q{SELECT rtf() || ' ' || orf() || ' ' || (to_regprocedure('df()'
   || ' ' || has_function_privilege('order_reader', 'gf()', 'EXECUTE')}),
 	'1 42 true true true', "the leader's objects");
 on(1, undef, join('', map { "INSERT INTO s9.rt2 VALUES ($_, 'x');\n" } 100 .. 160));
-ok($c->compact(1, 1, 2, 3), "group 1's log is compacted");
-on(1, undef, "SELECT dragonraft.add_member(1, 4, '" . $c->raft_address(4) . "')");
-$c->node(4)->safe_psql('postgres', "SELECT dragonraft.join_group(1, '" . $c->members(1, 2, 3) . "')");
-$c->group_nodes(1, 1, 2, 3, 4);
+# Group 4: a composite type and a domain over a table's row type, which
+# another table of the group uses: made once the first table is.
+ex(4, q{CREATE TABLE ra (id int PRIMARY KEY)});
+on(4, undef, q{SELECT dragonraft.replicate_table('ra', 4); INSERT INTO ra VALUES (1)});
+ex(4, q{CREATE TYPE rct AS (r ra, n int); CREATE DOMAIN rdom AS ra CHECK ((VALUE).id > 0)});
+ex(4, q{CREATE TABLE rb (id int PRIMARY KEY, y rct, z rdom)});
+on(4, undef, q{SELECT dragonraft.replicate_table('rb', 4); INSERT INTO rb VALUES (1, ROW(ROW(5), 6), ROW(7))});
+on(4, undef, join('', map { "INSERT INTO ra VALUES ($_);\n" } 100 .. 160));
+for my $g (1, 4)
+{
+	ok($c->compact($g, 1, 2, 3), "group ${g}'s log is compacted");
+	on($g, undef, "SELECT dragonraft.add_member($g, 4, '" . $c->raft_address(4) . "')");
+	$c->node(4)->safe_psql('postgres', "SELECT dragonraft.join_group($g, '" . $c->members(1, 2, 3) . "')");
+	$c->group_nodes($g, 1, 2, 3, 4);
+}
 same_catalog('a bare node after renames', 4);
+is($c->contents(4, 'rb', 'id'), $c->contents(1, 'rb', 'id'), "node 4's rb (a row type in a row) equals the leader's");
 is($c->contents(4, 's9.rt2', 'id'), $c->contents(1, 's9.rt2', 'id'), "node 4's s9.rt2 equals the leader's");
 is(on(1, 4, q{SELECT rtf() || ' ' || orf() || ' ' || (SELECT string_agg(schemaname || '.' || tablename, ',')
   FROM pg_publication_tables WHERE pubname = 'rp')}), '62 42 s9.rt2',
