@@ -395,6 +395,10 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 			                        "version on this node too.")));
 		applying.what = entry_type_name(h.type);
 		has_header = true;
+		/* A command begins a batch: if it fails here, what came before stays
+		 * applied, and the group stops right after it. */
+		if (h.type == ENTRY_DDL && batch.ag == ag)
+			commit_batch();
 	}
 	/* Owned by a live backend?  (Read before applied: see shmem.h NOTES.) */
 	if (has_header && dr_apply_rows_owned(&h)) {

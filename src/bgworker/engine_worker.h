@@ -49,6 +49,8 @@ typedef struct DrSm {
 	bool recover_failed;   /* its file was corrupt: the group stopped, nothing is sent again */
 	raft_index handoff_entry; /* the failing entry for which it handed off its leadership */
 	TimestampTz handoff_not_before; /* ... and a failed hand-off is tried again then */
+	raft_index handoff_none_logged; /* the failing entry for which it logged that no voter
+	                                 * could take the group */
 	raft_id last_leader;            /* the last other node seen leading (engine_status.c) */
 
 	/* engine_status.c: what was published last */

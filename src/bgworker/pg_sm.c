@@ -498,6 +498,27 @@ static void handoff_done(void *ctx, const struct engine_result *res)
 	}
 }
 
+/* No voter could take the group after two more tries: say so once per entry. */
+static void log_no_handoff(DrSm *sm, uint32 failures, raft_index applied)
+{
+	if (sm->handoff_none_logged == applied + 1)
+		return;
+	sm->handoff_none_logged = applied + 1;
+	ereport(LOG,
+	        (errmsg("dragonraft: this node's apply of group %llu failed %u times after "
+	                "entry %llu, and no other voter can take the group",
+	                (unsigned long long)sm->group_id, failures, (unsigned long long)applied),
+	         sm->last_leader != 0
+	                 ? errdetail("A voter takes it when it holds that entry, answered "
+	                             "within an election timeout and is not node %llu, the "
+	                             "last other node that led.",
+	                             (unsigned long long)sm->last_leader)
+	                 : errdetail("A voter takes it when it holds that entry and answered "
+	                             "within an election timeout."),
+	         errhint("The group takes no writes until this node applies the entry; see "
+	                 "dragonraft.status for the error.")));
+}
+
 /*
  * The leader commits a group's writes here in log order, after the entry
  * that fails to apply here: the group takes no writes until it applies.
@@ -536,6 +557,8 @@ static void hand_off(DrSm *sm, uint32 failures, raft_index applied)
 		/* none yet (progress unknown right after an election): look again */
 		sm->handoff_not_before =
 		        TimestampTzPlusMilliseconds(GetCurrentTimestamp(), dr_rtt_ms);
+		if (failures >= (uint32)dr_leader_handoff_after + 2)
+			log_no_handoff(sm, failures, applied);
 		return;
 	}
 	sm->handoff_entry = applied + 1;

@@ -69,9 +69,9 @@ char *dr_sql_groups_client_address(int64 group_id, int64 node_id)
 	Oid types[2] = {INT8OID, INT8OID};
 	Datum values[2] = {Int64GetDatum(group_id), Int64GetDatum(node_id)};
 	char *addr = NULL;
+	bool pushed;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		return NULL;
+	dr_spi_begin(&pushed); /* (a COMMIT refused at PRE_COMMIT names the leader) */
 	if (SPI_execute_with_args("SELECT client_address FROM dragonraft.member_info "
 	                          "WHERE group_id = $1 AND node_id = $2",
 	                          2, types, values, NULL, true, 1) == SPI_OK_SELECT &&
@@ -81,7 +81,7 @@ char *dr_sql_groups_client_address(int64 group_id, int64 node_id)
 		if (v != NULL)
 			addr = MemoryContextStrdup(TopTransactionContext, v);
 	}
-	SPI_finish();
+	dr_spi_end(pushed);
 	return addr;
 }
 

@@ -44,8 +44,8 @@ PG_FUNCTION_INFO_V1(dr_resend_table);
 PG_FUNCTION_INFO_V1(dr_execute);
 PG_FUNCTION_INFO_V1(dr_skip_command);
 
-/* Run fn with SPI connected and a snapshot (also at PRE_COMMIT, which has none). */
-static void with_spi_begin(bool *pushed)
+/* Connect SPI with a snapshot (also at PRE_COMMIT, which has none). */
+void dr_spi_begin(bool *pushed)
 {
 	*pushed = !ActiveSnapshotSet();
 	if (*pushed)
@@ -54,7 +54,7 @@ static void with_spi_begin(bool *pushed)
 		elog(ERROR, "SPI_connect failed");
 }
 
-static void with_spi_end(bool pushed)
+void dr_spi_end(bool pushed)
 {
 	SPI_finish();
 	if (pushed)
@@ -70,7 +70,7 @@ static char *describe(Oid relid, const char *sql)
 	char *def = NULL;
 	bool pushed;
 
-	with_spi_begin(&pushed);
+	dr_spi_begin(&pushed);
 	/* Not read-only: the command counter moves, so that a table made earlier in this
 	 * transaction (a DDL entry applied in the same batch) shows its columns. */
 	if (SPI_execute_with_args(sql, 1, types, values, NULL, false, 1) == SPI_OK_SELECT &&
@@ -80,7 +80,7 @@ static char *describe(Oid relid, const char *sql)
 		if (v != NULL)
 			def = MemoryContextStrdup(cxt, v);
 	}
-	with_spi_end(pushed);
+	dr_spi_end(pushed);
 	if (def == NULL)
 		elog(ERROR, "dragonraft could not describe table %u", relid);
 	return def;
@@ -105,7 +105,7 @@ void dr_sql_tables_install(Oid relid, uint64 group_id, uint64 table_id)
 	                   ObjectIdGetDatum(relid)};
 	bool pushed;
 
-	with_spi_begin(&pushed);
+	dr_spi_begin(&pushed);
 	dr_internal_ddl++;
 	PG_TRY();
 	{
@@ -139,7 +139,7 @@ void dr_sql_tables_install(Oid relid, uint64 group_id, uint64 table_id)
 		dr_internal_ddl--;
 	}
 	PG_END_TRY();
-	with_spi_end(pushed);
+	dr_spi_end(pushed);
 }
 
 /* The table to register, locked until the commit (writes wait; reads go on). */
@@ -587,9 +587,9 @@ Datum dr_skip_command(PG_FUNCTION_ARGS)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
 		                errmsg("dragonraft group %lld does not exist on this node",
 		                       (long long)group_id)));
-	/* (apply_rows.c words the failure of a command so; the command may come
-	 * after other entries of the batch that failed with it; snapshot_load.c
-	 * words so a command that a snapshot's load ran again) */
+	/* (apply_rows.c words the failure of a command so; a command begins an
+	 * apply batch, so it stopped right before it; snapshot_load.c words so a
+	 * command that a snapshot's load ran again) */
 	at = strstr(error, "the command at entry ");
 	if (at == NULL || sscanf(at, "the command at entry %llu ", &failed) != 1)
 		failed = 0;

@@ -164,6 +164,9 @@ extern void dr_apply_rows_forget(void);
  * registration's index); in the current transaction, SPI not connected. */
 extern void dr_sql_tables_install(Oid relid, uint64 group_id, uint64 table_id);
 /* The canonical definition of relid (CREATE statements), palloc'd. */
+/* SPI connected, with a snapshot pushed when there is none (PRE_COMMIT). */
+extern void dr_spi_begin(bool *pushed);
+extern void dr_spi_end(bool pushed);
 extern char *dr_sql_tables_definition(Oid relid);
 /* What relid has besides its definition (snapshot.h's DR_SNAP_EXTRAS), palloc'd. */
 extern char *dr_sql_tables_extras(Oid relid);

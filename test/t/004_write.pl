@@ -103,6 +103,23 @@ like($err, qr/The leader is node $l, client address "host=127\.0\.0\.1 port=$por
 is($c->node($f1)->safe_psql('postgres', 'SELECT node_id FROM dragonraft.leader(1)'), $l,
 	'dragonraft.leader() names it too');
 
+# 4b. The leadership moves between a transaction's first write and its
+# COMMIT: the COMMIT is refused with 25006 naming the new leader (review 12:
+# it was an internal error, SPI without a snapshot at PRE_COMMIT).
+my $moved = $L->background_psql('postgres', on_error_stop => 0);
+$moved->query_safe(q{\set VERBOSITY verbose
+BEGIN; INSERT INTO accounts VALUES (9, 'moved', 0)});
+$L->safe_psql('postgres', "SELECT dragonraft.transfer_leader(1, $f1)");
+ok($c->wait_until("node $f1 leads", sub { $c->node($f1)->safe_psql('postgres',
+	"SELECT role = 'leader' FROM dragonraft.status WHERE group_id = 1") eq 't' }), 'the leadership moved');
+$moved->query('COMMIT');
+$moved->quit;
+like($moved->{stderr}, qr/ERROR:\s+25006:.*The leader is node $f1, client address/s,
+	'a COMMIT after the leadership moved is refused with 25006 naming the new leader');
+$c->node($f1)->safe_psql('postgres', "SELECT dragonraft.transfer_leader(1, $l)");
+is($c->leader(1), $l, 'the first leader leads again');
+is($L->safe_psql('postgres', 'SELECT count(*) FROM accounts WHERE id = 9'), '0', 'and the refused row is nowhere');
+
 # 5. A member whose table differs refuses the registration; the group goes on.
 $L->safe_psql('postgres', 'CREATE TABLE differ (k int PRIMARY KEY, v text)');
 $c->node($f2)->safe_psql('postgres', 'CREATE TABLE differ (k bigint PRIMARY KEY)');
