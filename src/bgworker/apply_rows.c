@@ -41,6 +41,7 @@
  * skips it here (skip_command: recorded with its error in ddl_history).
  */
 #include "write.h"
+#include "snapshot.h"
 
 #include "access/genam.h"
 #include "access/stratnum.h"
@@ -1120,7 +1121,8 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, uint64 schema_index,
 	Oid refused = InvalidOid;
 	int rc = entry_decode_register(h, &cs);
 	uint64 command = 0;
-	bool resend = h->type == ENTRY_RESEND_TABLE;
+	bool resend = h->type == ENTRY_RESEND_TABLE || h->type == ENTRY_RESEND_TABLE_V1;
+	bool made = false;
 
 	if (rc != ENTRY_OK)
 		decode_failed(rc);
@@ -1205,6 +1207,7 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, uint64 schema_index,
 			                error ? error : "the definition made no such table"));
 			return;
 		}
+		made = true;
 	}
 	apply_sections(group_id, &cs, relid);
 	dr_apply_rows_close(); /* (ALTER TABLE refuses a table in use) */
@@ -1213,6 +1216,12 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, uint64 schema_index,
 		unguard(quote_qualified_identifier(get_namespace_name(get_rel_namespace(refused)),
 		                                   get_rel_name(refused)));
 	dr_sql_tables_install(relid, group_id, table_id);
+	/* A table sent again that this member made: its owner, privileges, ... too. */
+	if (made && cs.extras != NULL)
+		dr_snapshot_give_extras(qname, pnstrdup(cs.extras, cs.extras_len),
+		                        psprintf("table %s, sent again to group %llu at entry %llu",
+		                                 qname, (unsigned long long)group_id,
+		                                 (unsigned long long)index));
 	dr_apply_rows_forget();
 	ereport(LOG, (errmsg("dragonraft table %s joined group %llu at entry %llu", qname,
 	                     (unsigned long long)group_id, (unsigned long long)index)));

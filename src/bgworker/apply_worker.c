@@ -432,6 +432,7 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 		case ENTRY_REGISTER_TABLE:
 		case ENTRY_REGISTER_TABLE_V1:
 		case ENTRY_RESEND_TABLE:
+		case ENTRY_RESEND_TABLE_V1:
 			dr_apply_rows_register(m->group_id, m->index, ag->schema_batch, &h);
 			break;
 		case ENTRY_DDL:

@@ -839,6 +839,7 @@ uint8 *dr_capture_encode(const struct entry_owner *owner, Size *len)
 		reg.name = RelationGetRelationName(rel);
 		reg.def = dr_sql_tables_definition(X.registration);
 		reg.resend = X.resend != 0;
+		reg.extras = reg.resend ? dr_sql_tables_extras(X.registration) : NULL;
 		table_close(rel, NoLock);
 	}
 	seqs = capture_sequences(&n_seqs);

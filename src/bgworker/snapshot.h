@@ -198,5 +198,8 @@ extern void dr_snapshot_rows_read(Relation rel, uint64 len, void (*get)(void *, 
 extern uint64 dr_snapshot_load(int job);
 /* The LOG line of the last load, once its transaction committed (its time includes it). */
 extern void dr_snapshot_log_loaded(void);
+/* Give table qname, just made from its definition (SPI connected), what it has besides it
+ * (extras: DR_SNAP_EXTRAS) and no other privileges; an error names what (the table). */
+extern void dr_snapshot_give_extras(const char *qname, const char *extras, const char *what);
 
 #endif /* DRAGONRAFT_SNAPSHOT_H */

@@ -56,6 +56,7 @@
 #include "parser/parse_type.h"
 #include "port/pg_crc32c.h"
 #include "storage/fd.h"
+#include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -80,6 +81,7 @@ static struct {
 	uint32 tables;
 	TimestampTz start, verified;
 	long cpu;
+	uint64 skipped; /* the command whose failing statements the load leaves out (0: none) */
 } L;
 
 static void corrupt(const char *why) pg_attribute_noreturn();
@@ -453,35 +455,19 @@ static void scan(Contents *c, uint32 tables, uint64 end)
 		corrupt("its history or member info is missing");
 }
 
-/* DR_SNAP_EXTRAS of a table here. */
-static char *extras_here(Oid relid)
-{
-	Oid types[1] = {REGCLASSOID};
-	Datum values[1] = {ObjectIdGetDatum(relid)};
-
-	if (SPI_execute_with_args("SELECT " DR_SNAP_EXTRAS("$1"), 1, types, values, NULL, false,
-	                          1) != SPI_OK_SELECT ||
-	    SPI_processed != 1)
-		elog(ERROR, "dragonraft could not describe table %u", relid);
-	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-}
-
 /*
- * Give a table the load made what it has besides its definition, after its
- * rows and every table: a role it names that does not exist here fails the
- * load with an error that says so.
+ * Give table qname, just made from its definition, what it has besides it
+ * (extras, DR_SNAP_EXTRAS): its privileges are those the extras grant, none
+ * else (the default privileges here gave it and its sequences more: review
+ * 9).  A role it names that does not exist here is an error naming what
+ * (the table, as an error says it).
  */
-static void give_extras(uint64 group_id, const LoadTable *t)
+void dr_snapshot_give_extras(const char *qname, const char *extras, const char *what)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	Oid types[1] = {TEXTOID};
-	Datum values[1] = {CStringGetTextDatum(t->qname)};
+	Datum values[1] = {CStringGetTextDatum(qname)};
 
-	/*
-	 * Its privileges are the leader's, which the extras grant: none else.
-	 * The default privileges that the replayed history set here gave it and
-	 * its sequences more when the load made them (review 9).
-	 */
 	if (SPI_execute_with_args(
 	            "UPDATE pg_catalog.pg_class SET relacl = NULL WHERE oid = $1::regclass "
 	            "OR oid IN (SELECT d.objid FROM pg_catalog.pg_depend d "
@@ -490,11 +476,11 @@ static void give_extras(uint64 group_id, const LoadTable *t)
 	            "AND d.refclassid = 'pg_catalog.pg_class'::regclass "
 	            "AND d.refobjid = $1::regclass AND d.deptype IN ('a', 'i'))",
 	            1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "dragonraft could not reset the privileges of %s", t->qname);
+		elog(ERROR, "dragonraft could not reset the privileges of %s", qname);
 	CommandCounterIncrement();
 	PG_TRY();
 	{
-		run_internal(t->extras);
+		run_internal(extras);
 	}
 	PG_CATCH();
 	{
@@ -505,13 +491,12 @@ static void give_extras(uint64 group_id, const LoadTable *t)
 		FlushErrorState();
 		ereport(ERROR,
 		        (errcode(ed->sqlerrcode),
-		         errmsg("table %s of the snapshot of group %llu could not get its owner, "
-		                "privileges, row level security, policies, triggers or comments "
-		                "here: %s",
-		                t->qname, (unsigned long long)group_id, ed->message),
-		         errdetail("What it has on the leader: %s", t->extras),
-		         errhint("Create what is missing on this node (a role, say); the snapshot "
-		                 "is loaded when the server restarts.")));
+		         errmsg("%s could not get its owner, privileges, row level security, "
+		                "policies, triggers or comments here: %s",
+		                what, ed->message),
+		         errdetail("What it has on the leader: %s", extras),
+		         errhint("Create what is missing on this node (a role, say); it is "
+		                 "tried again.")));
 	}
 	PG_END_TRY();
 }
@@ -641,7 +626,7 @@ static void examine(uint64 group_id, LoadTable *t)
 		                t->qname, (unsigned long long)group_id, (unsigned long long)g)));
 	same = strcmp(dr_sql_tables_definition(t->relid), t->def) == 0;
 	if (mine) {
-		same = same && strcmp(extras_here(t->relid), t->extras) == 0;
+		same = same && strcmp(dr_sql_tables_extras(t->relid), t->extras) == 0;
 		/* Dropped and made again, or changed, by commands whose entries this member
 		 * missed: the group's table replaces it. */
 		t->fate = tid == t->table_id && same ? FATE_KEEP : FATE_REPLACE;
@@ -660,7 +645,7 @@ static void examine(uint64 group_id, LoadTable *t)
 		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 		         errmsg("table %s has rows here; it must be empty to join group %llu",
 		                t->qname, (unsigned long long)group_id)));
-	if (strcmp(extras_here(t->relid), t->extras) != 0)
+	if (strcmp(dr_sql_tables_extras(t->relid), t->extras) != 0)
 		ereport(ERROR,
 		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 		         errmsg("table %s exists here with an owner, privileges, row level "
@@ -931,14 +916,32 @@ static void truncate_linked(Contents *c, LoadTable *t)
 	CommandCounterIncrement();
 }
 
-/* Make the table from its definition (what comes before its rows). */
-static void create_table(LoadTable *t, char **post)
+typedef struct Later Later;
+static ErrorData *try_run(const char *sql, Node *stmt, const char *command);
+static bool run_later(uint64 group_id, List *later, bool early);
+
+/*
+ * Make the table from its definition (what comes before its rows).  One
+ * that uses a type that a statement set aside makes (a composite type or a
+ * domain over the row type of a table made before it) is made once the
+ * statements set aside that can run now ran.
+ */
+static void create_table(uint64 group_id, LoadTable *t, char **post, List *later)
 {
 	Oid nsp;
 	char *pre;
+	ErrorData *ed = NULL;
 
 	split_definition(t->def, &pre, post, &t->fks);
-	run_internal(pre);
+	if (later != NIL) {
+		dr_internal_ddl++;
+		ed = try_run(pre, NULL, NULL);
+		dr_internal_ddl--;
+	}
+	if (later == NIL || (ed != NULL && run_later(group_id, later, true)))
+		run_internal(pre);
+	else if (ed != NULL)
+		ReThrowError(ed);
 	nsp = get_namespace_oid(t->schema, true);
 	t->relid = OidIsValid(nsp) ? get_relname_relid(t->name, nsp) : InvalidOid;
 	if (!OidIsValid(t->relid))
@@ -978,12 +981,12 @@ static void rows_in(Oid relid, uint64 len)
 }
 
 /* One table's rows, then what follows them. */
-static void load_rows(uint64 group_id, Contents *c, LoadTable *t)
+static void load_rows(uint64 group_id, Contents *c, LoadTable *t, List *later)
 {
 	char *post = "";
 
 	if (t->fate == FATE_CREATE || t->fate == FATE_REPLACE)
-		create_table(t, &post);
+		create_table(group_id, t, &post, later);
 	else if (!t->truncated)
 		truncate_linked(c, t);
 	seek_to(t->rows_at);
@@ -1255,8 +1258,47 @@ static void enum_value_usable(AlterEnumStmt *ae)
 	CommandCounterIncrement();
 }
 
-/* Run sql in a subtransaction: NULL, or its error. */
-static ErrorData *try_run(const char *sql)
+/*
+ * The GRANT elements of CREATE SCHEMA cs (of command) that the load runs
+ * again, as CREATE SCHEMA runs them: the schema first in the search path, as
+ * its owner.  (The others are the relations' elements, which the tables
+ * bring, or views.)
+ */
+static void schema_grants(CreateSchemaStmt *cs, const char *command)
+{
+	Oid owner = cs->authrole != NULL ? get_rolespec_oid(cs->authrole, false) : GetUserId();
+	OverrideSearchPath *path = GetOverrideSearchPath(CurrentMemoryContext);
+	Oid save_user;
+	int save_sec;
+	ListCell *lc;
+
+	path->schemas = lcons_oid(get_namespace_oid(cs->schemaname != NULL
+	                                                    ? cs->schemaname
+	                                                    : get_rolespec_name(cs->authrole),
+	                                            false),
+	                          path->schemas);
+	PushOverrideSearchPath(path);
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	foreach (lc, cs->schemaElts) {
+		PlannedStmt *ps;
+
+		if (!IsA(lfirst(lc), GrantStmt) || !replayed(lfirst(lc)))
+			continue;
+		ps = makeNode(PlannedStmt);
+		ps->commandType = CMD_UTILITY;
+		ps->utilityStmt = lfirst(lc);
+		ps->stmt_location = -1;
+		ProcessUtility(ps, command, false, PROCESS_UTILITY_SUBCOMMAND, NULL, NULL,
+		               None_Receiver, NULL);
+		CommandCounterIncrement();
+	}
+	SetUserIdAndSecContext(save_user, save_sec);
+	PopOverrideSearchPath();
+}
+
+/* Run sql (statement stmt of command) in a subtransaction: NULL, or its error. */
+static ErrorData *try_run(const char *sql, Node *stmt, const char *command)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -1267,6 +1309,8 @@ static ErrorData *try_run(const char *sql)
 	PG_TRY();
 	{
 		run(sql);
+		if (stmt != NULL && IsA(stmt, CreateSchemaStmt))
+			schema_grants((CreateSchemaStmt *)stmt, command);
 		ReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();
@@ -1308,15 +1352,173 @@ static bool needs_tables(int sqlerrcode)
 	       sqlerrcode == ERRCODE_UNDEFINED_FUNCTION;
 }
 
-/* A statement run again after the tables are made, as its command's role. */
-typedef struct Later {
+/*
+ * A statement run again after the tables are made, as its command's role; or
+ * a rename of a table or of a column that a command made after such a
+ * statement: undone before them (undo), made again in log order.
+ */
+struct Later {
 	uint64 index;
 	Oid roleid;
 	const char *role;
 	List *sets; /* the SET statements its command ran before it */
 	char *sql;
 	Node *stmt;
-} Later;
+	const char *command; /* the whole command, stmt's source */
+	char *undo;          /* a rename: what undoes it (NULL once it cannot be: not made here) */
+	bool done;           /* ran before the last tables were made (run_later, early) */
+};
+
+/* The key of an object of kind named by name (its last part): functions and
+ * their kin one kind, types and domains one, whatever the spelling of its
+ * schema or arguments. */
+static void add_key(List **keys, ObjectType kind, Node *name)
+{
+	const char *last;
+
+	if (name == NULL)
+		return;
+	if (IsA(name, ObjectWithArgs))
+		name = (Node *)((ObjectWithArgs *)name)->objname;
+	else if (IsA(name, TypeName))
+		name = (Node *)((TypeName *)name)->names;
+	if (IsA(name, List))
+		name = llast((List *)name);
+	if (!IsA(name, String))
+		return;
+	last = strVal(name);
+	if (kind == OBJECT_PROCEDURE || kind == OBJECT_ROUTINE || kind == OBJECT_AGGREGATE)
+		kind = OBJECT_FUNCTION;
+	else if (kind == OBJECT_DOMAIN)
+		kind = OBJECT_TYPE;
+	*keys = lappend(*keys, psprintf("%d %s", (int)kind, last));
+}
+
+/*
+ * The objects other than relations that a statement makes, changes or drops,
+ * as keys (add_key): a statement that names one that a statement set aside
+ * names is set aside too, so that it runs after it, as in the log (a DROP
+ * ... IF EXISTS, a CREATE OR REPLACE, a CREATE again after a DROP set aside
+ * succeed where the object is missing).
+ */
+static List *object_keys(Node *stmt)
+{
+	List *keys = NIL;
+	ListCell *lc;
+
+	switch (nodeTag(stmt)) {
+	case T_CreateFunctionStmt:
+		add_key(&keys, OBJECT_FUNCTION, (Node *)((CreateFunctionStmt *)stmt)->funcname);
+		break;
+	case T_AlterFunctionStmt:
+		add_key(&keys, OBJECT_FUNCTION, (Node *)((AlterFunctionStmt *)stmt)->func);
+		break;
+	case T_DropStmt:
+		foreach (lc, ((DropStmt *)stmt)->objects)
+			add_key(&keys, ((DropStmt *)stmt)->removeType, lfirst(lc));
+		break;
+	case T_RenameStmt:
+		add_key(&keys, ((RenameStmt *)stmt)->renameType, ((RenameStmt *)stmt)->object);
+		add_key(&keys, ((RenameStmt *)stmt)->renameType,
+		        (Node *)makeString(((RenameStmt *)stmt)->newname));
+		break;
+	case T_AlterObjectSchemaStmt:
+		add_key(&keys, ((AlterObjectSchemaStmt *)stmt)->objectType,
+		        ((AlterObjectSchemaStmt *)stmt)->object);
+		break;
+	case T_AlterOwnerStmt:
+		add_key(&keys, ((AlterOwnerStmt *)stmt)->objectType,
+		        ((AlterOwnerStmt *)stmt)->object);
+		break;
+	case T_AlterObjectDependsStmt:
+		add_key(&keys, ((AlterObjectDependsStmt *)stmt)->objectType,
+		        ((AlterObjectDependsStmt *)stmt)->object);
+		break;
+	case T_CommentStmt:
+		add_key(&keys, ((CommentStmt *)stmt)->objtype, ((CommentStmt *)stmt)->object);
+		break;
+	case T_GrantStmt:
+		if (((GrantStmt *)stmt)->targtype == ACL_TARGET_OBJECT)
+			foreach (lc, ((GrantStmt *)stmt)->objects)
+				add_key(&keys, ((GrantStmt *)stmt)->objtype, lfirst(lc));
+		break;
+	case T_CreatePublicationStmt:
+		add_key(&keys, OBJECT_PUBLICATION,
+		        (Node *)makeString(((CreatePublicationStmt *)stmt)->pubname));
+		break;
+	case T_AlterPublicationStmt:
+		add_key(&keys, OBJECT_PUBLICATION,
+		        (Node *)makeString(((AlterPublicationStmt *)stmt)->pubname));
+		break;
+	case T_DefineStmt:
+		add_key(&keys, ((DefineStmt *)stmt)->kind, (Node *)((DefineStmt *)stmt)->defnames);
+		break;
+	case T_CompositeTypeStmt:
+		add_key(&keys, OBJECT_TYPE,
+		        (Node *)makeString(((CompositeTypeStmt *)stmt)->typevar->relname));
+		break;
+	case T_CreateDomainStmt:
+		add_key(&keys, OBJECT_TYPE, (Node *)((CreateDomainStmt *)stmt)->domainname);
+		break;
+	case T_CreateEnumStmt:
+		add_key(&keys, OBJECT_TYPE, (Node *)((CreateEnumStmt *)stmt)->typeName);
+		break;
+	case T_AlterEnumStmt:
+		add_key(&keys, OBJECT_TYPE, (Node *)((AlterEnumStmt *)stmt)->typeName);
+		break;
+	case T_AlterDomainStmt:
+		add_key(&keys, OBJECT_TYPE, (Node *)((AlterDomainStmt *)stmt)->typeName);
+		break;
+	default:
+		break;
+	}
+	return keys;
+}
+
+/* Whether two lists of keys (object_keys) share one. */
+static bool keys_meet(List *a, List *b)
+{
+	ListCell *x, *y;
+
+	foreach (x, a)
+		foreach (y, b)
+			if (strcmp(lfirst(x), lfirst(y)) == 0)
+				return true;
+	return false;
+}
+
+/* A relation as a statement spelled it, with name instead of its own. */
+static char *spelled(RangeVar *rv, const char *name)
+{
+	return rv->schemaname != NULL ? quote_qualified_identifier(rv->schemaname, name)
+	                              : pstrdup(quote_identifier(name));
+}
+
+/*
+ * What undoes a statement that renames a table or a column of one, or moves
+ * a table to another schema named (from a schema named), run as its command's
+ * role after its command's SET statements: NULL if it is none of them.
+ */
+static char *rename_undo(Node *stmt)
+{
+	RenameStmt *rs = (RenameStmt *)stmt;
+	AlterObjectSchemaStmt *os = (AlterObjectSchemaStmt *)stmt;
+
+	if (IsA(stmt, RenameStmt) && rs->renameType == OBJECT_TABLE)
+		return psprintf("ALTER TABLE %s RENAME TO %s", spelled(rs->relation, rs->newname),
+		                quote_identifier(rs->relation->relname));
+	if (IsA(stmt, RenameStmt) && rs->renameType == OBJECT_COLUMN &&
+	    rs->relationType == OBJECT_TABLE)
+		return psprintf("ALTER TABLE %s RENAME COLUMN %s TO %s",
+		                spelled(rs->relation, rs->relation->relname),
+		                quote_identifier(rs->newname), quote_identifier(rs->subname));
+	if (IsA(stmt, AlterObjectSchemaStmt) && os->objectType == OBJECT_TABLE &&
+	    os->relation->schemaname != NULL)
+		return psprintf("ALTER TABLE %s SET SCHEMA %s",
+		                quote_qualified_identifier(os->newschema, os->relation->relname),
+		                quote_identifier(os->relation->schemaname));
+	return NULL;
+}
 
 /* Run a command's statements as roleid: the settings they make end with leave(). */
 static int enter(Oid roleid, Oid *save_user, int *save_sec)
@@ -1337,20 +1539,65 @@ static void leave(int nestlevel, Oid save_user, int save_sec)
 	SetUserIdAndSecContext(save_user, save_sec);
 }
 
-static void replay_failed(uint64 group_id, uint64 index, ErrorData *ed) pg_attribute_noreturn();
+/*
+ * Whether a DBA asked (skip_command) to skip here the command at index, whose
+ * statement failed with ed when the load ran it: the load leaves out its
+ * statements that fail, and this node's history says so.  The request goes.
+ */
+static bool skipped_here(uint64 group_id, uint64 index, ErrorData *ed)
+{
+	Oid types[2] = {INT8OID, INT8OID};
+	Datum values[2] = {Int64GetDatum((int64)group_id), Int64GetDatum((int64)index)};
 
-static void replay_failed(uint64 group_id, uint64 index, ErrorData *ed)
+	if (L.skipped == index)
+		return true;
+	if (SPI_execute_with_args("DELETE FROM dragonraft.skip_requests "
+	                          "WHERE group_id = $1 AND index = $2",
+	                          2, types, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "dragonraft could not read dragonraft.skip_requests");
+	if (SPI_processed == 0)
+		return false;
+	L.skipped = index;
+	ereport(LOG,
+	        (errmsg("dragonraft left out a statement of the command of group %llu at "
+	                "entry %llu in a snapshot's load here (skip_command): %s",
+	                (unsigned long long)group_id, (unsigned long long)index, ed->message)));
+	history_mark(group_id, NULL,
+	             psprintf("not all run here: a statement was skipped here (skip_command) "
+	                      "when a snapshot's load ran it: %s",
+	                      ed->message),
+	             values + 1, 1);
+	return true;
+}
+
+static void replay_failed(uint64 group_id, uint64 index, ErrorData *ed, bool aside)
+        pg_attribute_noreturn();
+
+/* The command at index failed when the load ran it again (aside: once the tables were
+ * made, for a statement that needs one). */
+static void replay_failed(uint64 group_id, uint64 index, ErrorData *ed, bool aside)
 {
 	ereport(ERROR,
 	        (errcode(ed->sqlerrcode),
 	         errmsg("the command of group %llu at entry %llu failed when its snapshot's "
 	                "load ran it again here: %s",
 	                (unsigned long long)group_id, (unsigned long long)index, ed->message),
-	         errdetail("A snapshot's load runs again what the group's commands that this "
-	                   "node lacks did besides changing its tables and rows.  Nothing of "
-	                   "the snapshot was loaded."),
-	         errhint("An object of this node's own may take a name that the group uses: "
-	                 "drop or rename it; the load is tried again.")));
+	         aside ? errdetail("A snapshot's load runs again what the group's commands that "
+	                           "this node lacks did besides changing its tables and rows; "
+	                           "this statement needs a table of the group and ran once the "
+	                           "tables were made, as a later command of the group left them "
+	                           "(renames undone).  Nothing of the snapshot was loaded.")
+	               : errdetail("A snapshot's load runs again what the group's commands that "
+	                           "this node lacks did besides changing its tables and rows.  "
+	                           "Nothing of the snapshot was loaded."),
+	         aside ? errhint("A later command that dropped a table or a column it needs "
+	                         "(ALTER TABLE ... DROP COLUMN ... CASCADE) dropped what it made "
+	                         "on the members that ran it: then run "
+	                         "dragonraft.skip_command(%llu, %llu) here, and the load leaves "
+	                         "the statement out.",
+	                         (unsigned long long)group_id, (unsigned long long)index)
+	               : errhint("An object of this node's own may take a name that the group "
+	                         "uses: drop or rename it; the load is tried again.")));
 }
 
 /* What follows a statement that ran again. */
@@ -1409,6 +1656,7 @@ static bool replay(uint64 group_id, uint64 after, Datum redo, Contents *c, List 
 	Datum *indexes, *ran, *views;
 	int n_ran = 0, n_views = 0;
 	bool replaced = false;
+	List *aside = NIL; /* the keys (object_keys) of the statements set aside */
 	char *search_path = pstrdup(GetConfigOption("search_path", false, false));
 	ReplayContext o = {.group_id = group_id};
 	ErrorContextCallback cb = {.callback = replay_context, .arg = &o};
@@ -1461,13 +1709,20 @@ static bool replay(uint64 group_id, uint64 after, Datum redo, Contents *c, List 
 		foreach (lc, raw_parser(commands[i], RAW_PARSE_DEFAULT)) {
 			RawStmt *raw = lfirst_node(RawStmt, lc);
 			ErrorData *ed;
-			char *sql;
+			char *sql, *undo;
+			List *keys;
+			bool defer;
 
 			view |= makes_view(raw->stmt); /* CREATE SCHEMA ... CREATE VIEW runs */
-			if (!replayed(raw->stmt))
+			undo = *later != NIL ? rename_undo(raw->stmt) : NULL;
+			if (!replayed(raw->stmt) && undo == NULL)
 				continue;
 			o.sql = sql = statement_sql(commands[i], raw);
-			ed = try_run(o.sql);
+			keys = object_keys(raw->stmt);
+			/* after a statement set aside that names the same object, or a rename of
+			 * a table or column after one (run_later) */
+			defer = undo != NULL || keys_meet(keys, aside);
+			ed = defer ? NULL : try_run(o.sql, raw->stmt, commands[i]);
 			if (ed != NULL && !replaced && !needs_tables(ed->sqlerrcode)) {
 				int level = NewGUCNestLevel();
 
@@ -1481,9 +1736,9 @@ static bool replay(uint64 group_id, uint64 after, Datum redo, Contents *c, List 
 				AtEOXact_GUC(false, level);
 				SetUserIdAndSecContext(roleid,
 				                       save_sec | SECURITY_LOCAL_USERID_CHANGE);
-				ed = try_run(o.sql);
+				ed = try_run(o.sql, raw->stmt, commands[i]);
 			}
-			if (ed != NULL && needs_tables(ed->sqlerrcode)) {
+			if (defer || (ed != NULL && needs_tables(ed->sqlerrcode))) {
 				Later *w = palloc(sizeof(Later));
 
 				*w = (Later){.index = o.index,
@@ -1491,12 +1746,18 @@ static bool replay(uint64 group_id, uint64 after, Datum redo, Contents *c, List 
 				             .role = roles[i],
 				             .sets = list_copy(sets),
 				             .sql = sql,
-				             .stmt = raw->stmt};
+				             .stmt = raw->stmt,
+				             .command = commands[i],
+				             .undo = undo};
 				*later = lappend(*later, w);
+				aside = list_concat(aside, keys);
 				continue;
 			}
-			if (ed != NULL)
-				replay_failed(group_id, o.index, ed);
+			if (ed != NULL) {
+				if (!skipped_here(group_id, o.index, ed))
+					replay_failed(group_id, o.index, ed, false);
+				continue;
+			}
 			if (IsA(raw->stmt, VariableSetStmt))
 				sets = lappend(sets, sql);
 			replayed_stmt(raw->stmt);
@@ -1520,46 +1781,86 @@ static bool replay(uint64 group_id, uint64 after, Datum redo, Contents *c, List 
 	return n_ran > 0;
 }
 
+/* Run sql of w (or what undoes it) as its command's role, after its command's SET
+ * statements: NULL, or its error.  A rename of a table of the group here is the load's. */
+static ErrorData *run_as(ReplayContext *o, Later *w, const char *sql)
+{
+	Oid save_user;
+	int save_sec, nestlevel = enter(w->roleid, &save_user, &save_sec);
+	ListCell *lc;
+	ErrorData *ed;
+
+	o->index = w->index;
+	o->role = w->role;
+	foreach (lc, w->sets) {
+		o->sql = lfirst(lc);
+		run(o->sql);
+	}
+	o->sql = sql;
+	dr_internal_ddl += w->undo != NULL;
+	ed = try_run(sql, w->stmt, w->command);
+	dr_internal_ddl -= w->undo != NULL;
+	if (ed == NULL)
+		replayed_stmt(w->stmt);
+	leave(nestlevel, save_user, save_sec);
+	return ed;
+}
+
 /*
  * The statements replay() set aside, in log order, once the tables are made:
  * each as its command's role, after the SET statements its command ran
- * before it; one that fails now fails the load.
+ * before it; one that fails now fails the load.  The tables and columns that
+ * later commands renamed have the names these statements knew: the renames
+ * are undone first, newest first, and made again in log order among them (a
+ * rename of a table that the load does not make is left out).  Early (a
+ * table to make needs a type that one of them makes): those that run now
+ * before the first that fails, when no rename is among them; whether any ran.
  */
-static void run_later(uint64 group_id, List *later)
+static bool run_later(uint64 group_id, List *later, bool early)
 {
 	ReplayContext o = {.group_id = group_id};
 	ErrorContextCallback cb = {.callback = replay_context, .arg = &o};
 	Datum *ran = palloc(sizeof(Datum) * Max(list_length(later), 1));
 	int n_ran = 0;
-	ListCell *lc, *s;
+	ListCell *lc;
 
+	foreach (lc, later)
+		if (early && ((Later *)lfirst(lc))->undo != NULL)
+			return false;
 	cb.previous = error_context_stack;
 	error_context_stack = &cb;
-	foreach (lc, later) {
-		Later *w = lfirst(lc);
-		Oid save_user;
-		int save_sec, nestlevel = enter(w->roleid, &save_user, &save_sec);
+	for (int i = list_length(later) - 1; i >= 0 && !early; i--) {
+		Later *w = list_nth(later, i);
 		ErrorData *ed;
 
-		o.index = w->index;
-		o.role = w->role;
-		foreach (s, w->sets) {
-			o.sql = lfirst(s);
-			run(o.sql);
-		}
-		o.sql = w->sql;
-		ed = try_run(o.sql);
-		if (ed != NULL)
-			replay_failed(group_id, o.index, ed);
-		replayed_stmt(w->stmt);
-		leave(nestlevel, save_user, save_sec);
-		if (n_ran == 0 || DatumGetInt64(ran[n_ran - 1]) != (int64)w->index)
+		if (w->undo == NULL || (ed = run_as(&o, w, w->undo)) == NULL)
+			continue;
+		if (ed->sqlerrcode != ERRCODE_UNDEFINED_TABLE &&
+		    !skipped_here(group_id, w->index, ed))
+			replay_failed(group_id, w->index, ed, true);
+		w->undo = w->sql = NULL; /* not made here (or skipped) */
+	}
+	foreach (lc, later) {
+		Later *w = lfirst(lc);
+		ErrorData *ed;
+
+		if (w->sql == NULL || w->done)
+			continue;
+		ed = run_as(&o, w, w->sql);
+		if (ed != NULL && early)
+			break;
+		if (ed != NULL && !skipped_here(group_id, w->index, ed))
+			replay_failed(group_id, w->index, ed, true);
+		w->done = true;
+		if (w->undo == NULL &&
+		    (n_ran == 0 || DatumGetInt64(ran[n_ran - 1]) != (int64)w->index))
 			ran[n_ran++] = Int64GetDatum((int64)w->index);
 	}
 	error_context_stack = cb.previous;
 	if (n_ran > 0)
 		history_mark(group_id, "replayed", NULL, ran, n_ran);
 	CommandCounterIncrement();
+	return n_ran > 0;
 }
 
 static uint64 load(uint64 group_id, uint64 index, const char *path)
@@ -1603,7 +1904,7 @@ static uint64 load(uint64 group_id, uint64 index, const char *path)
 		clear_tables(group_id, &c, &stale, false);
 	check_names(group_id, &c);
 	for (uint32 i = 0; i < c.n; i++) {
-		load_rows(group_id, &c, &c.t[i]);
+		load_rows(group_id, &c, &c.t[i], later);
 		progress(DR_SNAP_LOADING, i + 1);
 		if (i == 0)
 			dr_snapshot_testing_pause();
@@ -1611,10 +1912,14 @@ static uint64 load(uint64 group_id, uint64 index, const char *path)
 	for (uint32 i = 0; i < c.n; i++)
 		if (c.t[i].fks != NULL && c.t[i].fks[0] != '\0')
 			run_internal(c.t[i].fks); /* every table they reference is there */
-	run_later(group_id, later);
+	(void)run_later(group_id, later, false);
 	for (uint32 i = 0; i < c.n; i++)
 		if (c.t[i].fate == FATE_CREATE || c.t[i].fate == FATE_REPLACE)
-			give_extras(group_id, &c.t[i]); /* a policy may use another table */
+			dr_snapshot_give_extras(/* a policy may use another table */
+			                        c.t[i].qname, c.t[i].extras,
+			                        psprintf("table %s of the snapshot of group %llu",
+			                                 c.t[i].qname,
+			                                 (unsigned long long)group_id));
 	load_catalog(group_id, "member_info", c.members_at, c.members_len);
 	foreach (lc, stale) {
 		values[1] = Int64GetDatum(intVal(lfirst(lc)));

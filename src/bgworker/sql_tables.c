@@ -18,6 +18,7 @@
  * the apply worker of every member runs it in log order (apply_rows.c).
  */
 #include "write.h"
+#include "snapshot.h"
 
 #include "access/table.h"
 #include "access/xact.h"
@@ -60,7 +61,8 @@ void dr_spi_end(bool pushed)
 		PopActiveSnapshot();
 }
 
-char *dr_sql_tables_definition(Oid relid)
+/* The one text that sql (of $1, relid) returns, palloc'd. */
+static char *describe(Oid relid, const char *sql)
 {
 	Oid types[1] = {OIDOID};
 	Datum values[1] = {ObjectIdGetDatum(relid)};
@@ -71,8 +73,7 @@ char *dr_sql_tables_definition(Oid relid)
 	dr_spi_begin(&pushed);
 	/* Not read-only: the command counter moves, so that a table made earlier in this
 	 * transaction (a DDL entry applied in the same batch) shows its columns. */
-	if (SPI_execute_with_args("SELECT dragonraft.table_definition($1)", 1, types, values, NULL,
-	                          false, 1) == SPI_OK_SELECT &&
+	if (SPI_execute_with_args(sql, 1, types, values, NULL, false, 1) == SPI_OK_SELECT &&
 	    SPI_processed == 1) {
 		char *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 
@@ -83,6 +84,16 @@ char *dr_sql_tables_definition(Oid relid)
 	if (def == NULL)
 		elog(ERROR, "dragonraft could not describe table %u", relid);
 	return def;
+}
+
+char *dr_sql_tables_definition(Oid relid)
+{
+	return describe(relid, "SELECT dragonraft.table_definition($1)");
+}
+
+char *dr_sql_tables_extras(Oid relid)
+{
+	return describe(relid, "SELECT " DR_SNAP_EXTRAS("$1::regclass"));
 }
 
 void dr_sql_tables_install(Oid relid, uint64 group_id, uint64 table_id)
@@ -545,9 +556,10 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 
 /*
  * skip_command(): on a member whose apply of the group stopped at the
- * command of entry index (it failed here: apply_rows.c), ask the apply
- * worker to skip that command here if it fails again, as ALTER SUBSCRIPTION
- * ... SKIP does.  Nothing else is ever skipped.
+ * command of entry index (it failed here: apply_rows.c, or when a snapshot's
+ * load ran it again: snapshot_load.c), ask the apply worker (or the load) to
+ * skip that command here if it fails again, as ALTER SUBSCRIPTION ... SKIP
+ * does.  Nothing else is ever skipped.
  */
 Datum dr_skip_command(PG_FUNCTION_ARGS)
 {
@@ -569,9 +581,14 @@ Datum dr_skip_command(PG_FUNCTION_ARGS)
 		                errmsg("dragonraft group %lld does not exist on this node",
 		                       (long long)group_id)));
 	/* (apply_rows.c words the failure of a command so; a command begins an
-	 * apply batch, so it stopped right before it) */
+	 * apply batch, so it stopped right before it; snapshot_load.c words so a
+	 * command that a snapshot's load ran again) */
 	at = strstr(error, "the command at entry ");
 	if (at == NULL || sscanf(at, "the command at entry %llu ", &failed) != 1)
+		failed = 0;
+	at = strstr(error, " at entry ");
+	if (at != NULL && strstr(at, "failed when its snapshot's load ran it") != NULL &&
+	    sscanf(at, " at entry %llu ", &failed) != 1)
 		failed = 0;
 	if (failures == 0 || index < 1 || (uint64)index != failed)
 		ereport(ERROR,

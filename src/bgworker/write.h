@@ -176,6 +176,8 @@ extern void dr_sql_tables_install(Oid relid, uint64 group_id, uint64 table_id);
 extern void dr_spi_begin(bool *pushed);
 extern void dr_spi_end(bool pushed);
 extern char *dr_sql_tables_definition(Oid relid);
+/* What relid has besides its definition (snapshot.h's DR_SNAP_EXTRAS), palloc'd. */
+extern char *dr_sql_tables_extras(Oid relid);
 
 /* ---- sql_groups.c ---- */
 

@@ -41,6 +41,7 @@ const char *entry_type_name(unsigned type)
 	case ENTRY_ADDRESSES:
 		return "member addresses";
 	case ENTRY_RESEND_TABLE:
+	case ENTRY_RESEND_TABLE_V1:
 		return "table registration sent again";
 	}
 	return NULL;
@@ -515,8 +516,10 @@ int entry_encode_change_set(struct entry_buf *out, const struct entry_owner *own
 	for (uint32_t i = 0; i < n_seqs; i++)
 		if (seqs[i].table >= n_tables)
 			return ENTRY_ERR_FORMAT;
-	if (reg != NULL && (check_name(reg->schema) != ENTRY_OK ||
-	                    check_name(reg->name) != ENTRY_OK || strlen(reg->def) > UINT32_MAX))
+	if (reg != NULL &&
+	    (check_name(reg->schema) != ENTRY_OK || check_name(reg->name) != ENTRY_OK ||
+	     strlen(reg->def) > UINT32_MAX ||
+	     (reg->resend && reg->extras != NULL && strlen(reg->extras) > UINT32_MAX)))
 		return ENTRY_ERR_FORMAT;
 
 	put_header(hdr, reg == NULL   ? ENTRY_CHANGE_SET
@@ -533,6 +536,12 @@ int entry_encode_change_set(struct entry_buf *out, const struct entry_owner *own
 		put_name(out, reg->name);
 		entry_put_u32(out, (uint32_t)strlen(reg->def));
 		entry_put_bytes(out, reg->def, strlen(reg->def));
+		if (reg->resend) {
+			const char *extras = reg->extras != NULL ? reg->extras : "";
+
+			entry_put_u32(out, (uint32_t)strlen(extras));
+			entry_put_bytes(out, extras, strlen(extras));
+		}
 	}
 	entry_put_u32(out, n_tables);
 	for (uint32_t i = 0; i < n_tables; i++) {
@@ -614,7 +623,8 @@ int entry_decode_owner(const struct entry_header *h, struct entry_owner *out)
 	struct entry_reader r = {h->body, h->body + h->body_len};
 
 	if (h->type != ENTRY_CHANGE_SET && h->type != ENTRY_REGISTER_TABLE &&
-	    h->type != ENTRY_RESEND_TABLE && h->type != ENTRY_REGISTER_TABLE_V1)
+	    h->type != ENTRY_RESEND_TABLE && h->type != ENTRY_REGISTER_TABLE_V1 &&
+	    h->type != ENTRY_RESEND_TABLE_V1)
 		return ENTRY_ERR_TYPE;
 	return decode_owner(&r, out);
 }
@@ -640,7 +650,7 @@ int entry_decode_register(const struct entry_header *h, struct entry_change_set 
 
 	memset(out, 0, sizeof(*out));
 	if (h->type != ENTRY_REGISTER_TABLE && h->type != ENTRY_RESEND_TABLE &&
-	    h->type != ENTRY_REGISTER_TABLE_V1)
+	    h->type != ENTRY_REGISTER_TABLE_V1 && h->type != ENTRY_RESEND_TABLE_V1)
 		return ENTRY_ERR_TYPE;
 	if ((rc = decode_owner(&r, &out->owner)) != ENTRY_OK ||
 	    (h->type != ENTRY_REGISTER_TABLE_V1 &&
@@ -655,6 +665,16 @@ int entry_decode_register(const struct entry_header *h, struct entry_change_set 
 	r.p += out->def_len;
 	if ((rc = check_text(out->def, out->def_len, 1, UINT32_MAX)) != ENTRY_OK)
 		return rc;
+	if (h->type == ENTRY_RESEND_TABLE) {
+		if ((rc = get_u32(&r, &out->extras_len)) != ENTRY_OK)
+			return rc;
+		if (!need(&r, out->extras_len))
+			return ENTRY_ERR_SHORT;
+		out->extras = (const char *)r.p;
+		r.p += out->extras_len;
+		if ((rc = check_text(out->extras, out->extras_len, 0, UINT32_MAX)) != ENTRY_OK)
+			return rc;
+	}
 	return decode_sections(&r, out, 1);
 }
 

@@ -30,9 +30,15 @@
  *	ENTRY_REGISTER_TABLE owner, u64 schema index, name(schema), name(table),
  *	                    u32 length, definition (text, no NUL), sections (the
  *	                    table and its rows as INSERTs; exactly one table)
- *	ENTRY_RESEND_TABLE  as ENTRY_REGISTER_TABLE; the table's id is its first
+ *	ENTRY_RESEND_TABLE  as ENTRY_REGISTER_TABLE, with u32 length, extras
+ *	                    (text, no NUL: what the table has besides its
+ *	                    definition, as the statements that give it) after
+ *	                    the definition; the table's id is its first
  *	                    registration's (resend_table: for members that do not
  *	                    replicate it)
+ *	ENTRY_RESEND_TABLE_V1  as ENTRY_RESEND_TABLE without the extras: written
+ *	                    by builds before 2026-12-01, still decoded, never
+ *	                    written
  *	ENTRY_REGISTER_TABLE_V1  as ENTRY_REGISTER_TABLE without the schema
  *	                    index: written by builds before 2026-11-30, still
  *	                    decoded (a log may hold one), never written
@@ -91,13 +97,14 @@ enum entry_rc {
 const char *entry_strerror(int rc);
 
 enum entry_type {
-	ENTRY_MEMBER_INFO = 1,    /* a member's node id and client address */
-	ENTRY_CHANGE_SET = 2,     /* the row changes of one committed transaction */
-	ENTRY_DDL = 3,            /* a utility command run on every member (execute) */
+	ENTRY_MEMBER_INFO = 1,       /* a member's node id and client address */
+	ENTRY_CHANGE_SET = 2,        /* the row changes of one committed transaction */
+	ENTRY_DDL = 3,               /* a utility command run on every member (execute) */
 	ENTRY_REGISTER_TABLE_V1 = 4, /* ENTRY_REGISTER_TABLE of older builds */
 	ENTRY_ADDRESSES = 5,         /* the members' Raft addresses */
-	ENTRY_RESEND_TABLE = 6,      /* a registration sent again */
+	ENTRY_RESEND_TABLE_V1 = 6,   /* ENTRY_RESEND_TABLE of older builds */
 	ENTRY_REGISTER_TABLE = 7,    /* a table joins the group: its definition and rows */
+	ENTRY_RESEND_TABLE = 8,      /* a registration sent again, with the table's extras */
 };
 
 /* Static name of a type ("member info"), or NULL when unknown. */
@@ -211,8 +218,9 @@ struct entry_seq {
 struct entry_register_in {
 	const char *schema;
 	const char *name;
-	const char *def; /* canonical definition (CREATE statements) */
-	int resend;      /* ENTRY_RESEND_TABLE, not ENTRY_REGISTER_TABLE */
+	const char *def;    /* canonical definition (CREATE statements) */
+	int resend;         /* ENTRY_RESEND_TABLE, not ENTRY_REGISTER_TABLE */
+	const char *extras; /* a resend: the table's owner, privileges, ... (NULL: none) */
 };
 
 /*
@@ -249,6 +257,8 @@ struct entry_change_set {
 	uint16_t name_len;
 	const char *def;
 	uint32_t def_len;
+	const char *extras; /* ENTRY_RESEND_TABLE only (else NULL) */
+	uint32_t extras_len;
 	/* the sections */
 	uint32_t n_tables;
 	struct entry_reader tables;

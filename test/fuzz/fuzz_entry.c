@@ -40,7 +40,7 @@ static void change_set(const struct entry_change_set *cs, int registration, cons
 	struct entry_register_in reg;
 	struct entry_buf out = {0};
 	struct entry_reader r;
-	char *schema = NULL, *name = NULL, *def = NULL;
+	char *schema = NULL, *name = NULL, *def = NULL, *extras = NULL;
 
 	if (tables == NULL || seqs == NULL)
 		abort();
@@ -95,6 +95,8 @@ static void change_set(const struct entry_change_set *cs, int registration, cons
 		reg.name = name = dup_name(cs->name, cs->name_len);
 		reg.def = def = dup_name(cs->def, cs->def_len);
 		reg.resend = registration > 1;
+		reg.extras = extras =
+		        cs->extras != NULL ? dup_name(cs->extras, cs->extras_len) : NULL;
 	}
 	/* A registration's definition is any text: longer than a name is fine. */
 	if (entry_encode_change_set(&out, &cs->owner, cs->schema_index, registration ? &reg : NULL,
@@ -114,6 +116,7 @@ static void change_set(const struct entry_change_set *cs, int registration, cons
 	free(schema);
 	free(name);
 	free(def);
+	free(extras);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -154,11 +157,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else if (h.type == ENTRY_CHANGE_SET && entry_decode_change_set(&h, &cs) == ENTRY_OK) {
 		change_set(&cs, 0, copy, size);
 	} else if ((h.type == ENTRY_REGISTER_TABLE || h.type == ENTRY_RESEND_TABLE ||
-	            h.type == ENTRY_REGISTER_TABLE_V1) &&
+	            h.type == ENTRY_REGISTER_TABLE_V1 || h.type == ENTRY_RESEND_TABLE_V1) &&
 	           entry_decode_register(&h, &cs) == ENTRY_OK) {
-		/* No encoder writes V1: walked, not compared. */
-		change_set(&cs, h.type == ENTRY_RESEND_TABLE ? 2 : 1,
-		           h.type == ENTRY_REGISTER_TABLE_V1 ? NULL : copy, size);
+		/* No encoder writes the V1 types: walked, not compared. */
+		change_set(&cs,
+		           h.type == ENTRY_RESEND_TABLE || h.type == ENTRY_RESEND_TABLE_V1 ? 2 : 1,
+		           h.type == ENTRY_REGISTER_TABLE_V1 || h.type == ENTRY_RESEND_TABLE_V1
+		                   ? NULL
+		                   : copy,
+		           size);
 	} else if (h.type == ENTRY_DDL && entry_decode_ddl(&h, &ddl) == ENTRY_OK) {
 		struct entry_buf out = {0};
 

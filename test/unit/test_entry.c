@@ -381,7 +381,7 @@ static void refuses_every_cut(struct entry_buf *b)
 
 static void test_register_round_trip(void **state)
 {
-	struct entry_register_in reg = {"public", "accounts", "CREATE TABLE x (id int)", 0};
+	struct entry_register_in reg = {"public", "accounts", "CREATE TABLE x (id int)", 0, NULL};
 	struct entry_buf b = {0};
 	struct entry_change_set cs;
 	struct entry_header h;
@@ -404,7 +404,7 @@ static void test_register_round_trip(void **state)
 /* A registration of an older build (no schema index) is still decoded. */
 static void test_register_v1(void **state)
 {
-	struct entry_register_in reg = {"public", "accounts", "CREATE TABLE x (id int)", 0};
+	struct entry_register_in reg = {"public", "accounts", "CREATE TABLE x (id int)", 0, NULL};
 	struct entry_buf b = {0};
 	struct entry_change_set cs;
 	struct entry_owner o;
@@ -429,10 +429,11 @@ static void test_register_v1(void **state)
 	refuses_every_cut(&b);
 }
 
-/* A registration sent again carries the writer's schema index; decoded alike. */
+/* A registration sent again carries the writer's schema index and the table's extras. */
 static void test_resend_round_trip(void **state)
 {
-	struct entry_register_in reg = {"public", "accounts", "CREATE TABLE x (id int)", 1};
+	struct entry_register_in reg = {"public", "accounts", "CREATE TABLE x (id int)", 1,
+	                                "ALTER TABLE x OWNER TO alice;"};
 	struct entry_buf b = {0};
 	struct entry_change_set cs;
 	struct entry_owner o;
@@ -450,7 +451,39 @@ static void test_resend_round_trip(void **state)
 	assert_int_equal(cs.schema_index, 77);
 	assert_memory_equal(cs.name, "accounts", 8);
 	assert_int_equal(cs.def_len, strlen(reg.def));
+	assert_int_equal(cs.extras_len, strlen(reg.extras));
+	assert_memory_equal(cs.extras, reg.extras, strlen(reg.extras));
 	assert_int_equal(cs.n_tables, 1);
+	assert_int_equal(cs.n_ops, 1);
+	refuses_every_cut(&b);
+}
+
+/* A resend of an older build (no extras) is still decoded; one with a NUL in its extras
+ * is not. */
+static void test_resend_v1(void **state)
+{
+	struct entry_register_in reg = {"public", "accounts", "CREATE TABLE x (id int)", 1, "ab"};
+	struct entry_buf b = {0};
+	struct entry_change_set cs;
+	struct entry_header h;
+	const size_t extras_at =
+	        ENTRY_HEADER_BYTES + 4 + 8 + 4 + 8 + 8 + 2 + 6 + 2 + 8 + 4 + strlen(reg.def);
+
+	(void)state;
+	encode_change_set(&b, &reg);
+	b.data[extras_at + 4] = '\0';
+	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
+	assert_int_equal(entry_decode_register(&h, &cs), ENTRY_ERR_FORMAT);
+	/* The V1 layout: the same bytes without the extras. */
+	memmove(b.data + extras_at, b.data + extras_at + 6, b.len - extras_at - 6);
+	b.len -= 6;
+	b.data[1] = ENTRY_RESEND_TABLE_V1;
+	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
+	assert_string_equal(entry_type_name(h.type), "table registration sent again");
+	assert_int_equal(entry_decode_register(&h, &cs), ENTRY_OK);
+	assert_int_equal(cs.schema_index, 77);
+	assert_null(cs.extras);
+	assert_int_equal(cs.def_len, strlen(reg.def));
 	assert_int_equal(cs.n_ops, 1);
 	refuses_every_cut(&b);
 }
@@ -525,6 +558,7 @@ int main(void)
 	        cmocka_unit_test(test_register_round_trip),
 	        cmocka_unit_test(test_register_v1),
 	        cmocka_unit_test(test_resend_round_trip),
+	        cmocka_unit_test(test_resend_v1),
 	        cmocka_unit_test(test_ddl),
 	        cmocka_unit_test(test_buf_failure),
 	};
