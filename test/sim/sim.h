@@ -407,5 +407,7 @@ uint64_t sim_read(struct sim_world *w, struct sim_node *nd);
 void sim_probe_disruption(struct sim_world *w);
 /* A transfer to a lagging voter hands over in one term or leaves term and leader alone. */
 void sim_probe_transfer(struct sim_world *w);
+/* Once idle, every member has applied every committed entry (one crashed after a write too). */
+void sim_probe_idle_apply(struct sim_world *w);
 
 #endif /* DRAGONRAFT_SIM_H */
