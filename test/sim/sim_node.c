@@ -622,9 +622,17 @@ void sim_node_deliver(struct sim_world *w, struct sim_item *it)
 		          it->from, it->to, down ? "node down" : "partition");
 		if (it->m.type == RAFT_MSG_SNAPSHOT)
 			queue_report(w, it->from, it->from_inc, it->to, true);
-		/* The sender's transport notices the peer is unreachable. */
+		/*
+		 * The sender's transport notices the peer is unreachable; the engine
+		 * also wakes a quiescent leader of a group it is in
+		 * (engine_report_unreachable), so a QUIESCE that did not arrive wakes it.
+		 */
 		if (sim_node_ready_for_calls(from) && from->inc == it->from_inc) {
 			raft_report_unreachable(from->r, it->to);
+			if (raft_quiesced(from->r) && raft_role(from->r) == RAFT_LEADER &&
+			    raft_membership_contains(raft_membership(from->r), it->to))
+				sim_trace(w, "node %" PRIu64 " woken: %s", from->id,
+				          raft_strerror(raft_wake(from->r)));
 			sim_observe(w, from);
 			sim_node_pump(w, from);
 		}
