@@ -91,3 +91,22 @@ int raft_quiesce_notify(struct raft *r)
 	m->commit = r->log.committed;
 	return RAFT_OK;
 }
+
+int raft_quiesce_seek(struct raft *r)
+{
+	/* Not a member (yet: a joiner): its leader comes to it once it is added. */
+	if (!raft_membership_contains(&r->conf, r->id))
+		return RAFT_OK;
+	for (uint32_t i = 0; i < r->conf.n_voters; i++) {
+		struct raft_message *m;
+
+		if (r->conf.voters[i] == r->id)
+			continue;
+		m = raft_send(r, r->conf.voters[i], RAFT_MSG_HEARTBEAT_RESP);
+		if (m == NULL)
+			return RAFT_ERR_NOMEM;
+		m->flags = RAFT_MSG_FLAG_WAKE;
+		m->commit = r->log.committed;
+	}
+	return RAFT_OK;
+}

@@ -429,9 +429,16 @@ static int tick(struct raft *r)
 
 	r->election_elapsed++;
 	if (r->role != RAFT_LEADER) {
-		if (raft_promotable(r) && r->election_elapsed >= r->randomized_timeout) {
+		if (r->election_elapsed < r->randomized_timeout)
+			return RAFT_OK;
+		if (raft_promotable(r)) {
 			r->election_elapsed = 0;
 			return raft_do_campaign(r, r->cfg.pre_vote, false);
+		}
+		/* A non-voter with no leader: the leader may be quiescent (raft.h). */
+		if (r->lead == 0 && r->cfg.quiesce_tick > 0) {
+			r->election_elapsed = 0;
+			return raft_quiesce_seek(r);
 		}
 		return RAFT_OK;
 	}
@@ -684,13 +691,17 @@ static int step_follower(struct raft *r, const struct raft_message *m)
 	}
 }
 
-/* Does m wake a quiescent replica?  Not QUIESCE, nor a leader's late heartbeat responses. */
+/*
+ * Does m wake a quiescent replica?  Not QUIESCE; a heartbeat response only a
+ * leader, and only one that asks to (not a late answer to its heartbeats).
+ */
 static bool wakes(const struct raft *r, const struct raft_message *m)
 {
 	if (m->type == RAFT_MSG_QUIESCE)
 		return false;
-	return !(r->role == RAFT_LEADER && m->type == RAFT_MSG_HEARTBEAT_RESP &&
-	         (m->flags & RAFT_MSG_FLAG_WAKE) == 0);
+	if (m->type == RAFT_MSG_HEARTBEAT_RESP)
+		return r->role == RAFT_LEADER && (m->flags & RAFT_MSG_FLAG_WAKE) != 0;
+	return true;
 }
 
 static int step(struct raft *r, const struct raft_message *m)

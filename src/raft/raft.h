@@ -76,13 +76,20 @@
  * commit index and does the same on that message from its leader.  While
  * raft_quiesced(), raft_tick() does nothing (the caller may skip it).  Any
  * local input and any message but QUIESCE wakes the replica, except that a
- * quiescent leader ignores plain heartbeat responses (late answers to its
- * last heartbeats).  Waking restarts the timers, so it never starts an
- * election or a CheckQuorum step-down by itself; a woken leader heartbeats at
- * once and a woken follower tells its leader (a heartbeat response flagged
- * RAFT_MSG_FLAG_WAKE), so one woken member wakes the group.  If the leader
+ * heartbeat response wakes only a leader, and only when flagged (not late
+ * answers to its last heartbeats).  Waking restarts the timers, so it never
+ * starts an election or a CheckQuorum step-down by itself; a woken leader
+ * heartbeats at once and a woken follower tells its leader (a heartbeat
+ * response flagged RAFT_MSG_FLAG_WAKE), so one woken member wakes the
+ * group.  If the leader
  * may be gone, wake the followers (raft_wake(), or raft_report_unreachable()
- * of the leader): they elect a new one after an election timeout.
+ * of the leader): they elect a new one after an election timeout.  A
+ * non-voter that knows no leader (one that restarted after the group went
+ * quiet, and missed QUIESCE) sends that flagged heartbeat response to every
+ * voter each election timeout: it cannot campaign, and a quiescent leader
+ * sends nothing, so it would learn its commit index only at the next write
+ * (unless the caller wakes a quiescent leader when a message to a member
+ * fails, as the engine does).  Only a leader wakes on it.
  *
  * rd.committed may include entries of rd.entries (the leader commits through
  * its followers while persisting in parallel): persist before applying.
@@ -166,8 +173,8 @@ struct raft_config {
 	uint64_t max_entry_bytes;       /* largest single entry; 0 = none */
 	uint64_t max_committed_bytes; /* most committed bytes per Ready (>= 1 entry); 0 = 64 MiB */
 	unsigned quiesce_tick;        /* idle ticks before a leader quiesces the group; 0 = never */
-	raft_index applied;           /* last applied index at restart (may pass the stored commit) */
-	uint64_t seed;                /* seeds the randomized election timeout */
+	raft_index applied; /* last applied index at restart (may pass the stored commit) */
+	uint64_t seed;      /* seeds the randomized election timeout */
 	struct raft_storage storage;
 	const struct raft_alloc *alloc; /* NULL = libc */
 };

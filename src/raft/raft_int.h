@@ -407,6 +407,8 @@ int raft_quiesce_follow(struct raft *r, const struct raft_message *m);
 void raft_quiesce_wake(struct raft *r);
 /* At Ready: the heartbeats or the notice of a replica that woke up. */
 int raft_quiesce_notify(struct raft *r);
+/* A non-voter that knows no leader, each election timeout: wake a quiescent leader. */
+int raft_quiesce_seek(struct raft *r);
 
 /* ---- snapshot.c ---- */
 

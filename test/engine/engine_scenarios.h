@@ -1507,6 +1507,51 @@ static void test_quiesce_leader_crash(void **state)
 }
 
 /*
+ * A non-voter of a quiescent group crashes and restarts, its commit index
+ * (moved alone, so not saved) and its state machine (durable far behind)
+ * below the last entry; it cannot campaign, and a quiescent leader sends
+ * nothing.  It applies every committed entry without another write: while it
+ * is down, each message the leader sends it fails and wakes the leader
+ * (engine_report_unreachable), so the leader never stays quiet for long; and
+ * a non-voter that knows no leader wakes it (raft.h, "Quiescence").
+ */
+static void test_quiesce_nonvoter_restart(void **state)
+{
+	struct engine_config cfg = quiesce_cfg();
+	struct engine_group_status st;
+	struct engine_wait w = {0};
+	struct cluster c;
+	struct prop p[20];
+	raft_id lead;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 2, 1, &cfg, 1000), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	lead = cluster_leader(&c, 0);
+	assert_int_equal(cluster_join(&c, 3, 0), ENGINE_OK);
+	assert_int_equal(engine_add_nonvoter(c.nodes[lead].e, c.group_ids[0], 3, "127.0.0.1:7403",
+	                                     engine_wait_cb, &w),
+	                 ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w, 100));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	propose_many(&c, p, 20, 1);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	expect_silence(&c);
+	cluster_crash(&c, 3);
+	settle(&c, 3 * QUIESCE_TICKS);
+	assert_int_equal(cluster_restart(&c, 3), ENGINE_OK);
+	assert_true(cluster_status(&c, 3, 0, &st));
+	if (st.commit >= st.last_index)
+		fail_msg("node 3 restarted with commit index %llu of %llu: nothing to learn",
+		         (unsigned long long)st.commit, (unsigned long long)st.last_index);
+	assert_true(cluster_run(&c, all_converged, NULL, 10 * cfg.election_rtt));
+	assert_int_equal(kv_sm_count(c.nodes[3].sm[0]), 20);
+	check_acked(&c, p, 20);
+	expect_silence(&c);
+	cluster_destroy(&c);
+}
+
+/*
  * The leader of quiescent groups is cut off: the others elect a new leader;
  * the old one wakes (its connections broke too), finds no quorum and steps
  * down, so it no longer claims to lead; a proposal it took meanwhile never
@@ -2792,6 +2837,7 @@ int main(void)
 	        cmocka_unit_test(test_quiesce_off),
 	        cmocka_unit_test(test_quiesce_leader_crash),
 	        cmocka_unit_test(test_quiesce_partitioned_leader),
+	        cmocka_unit_test(test_quiesce_nonvoter_restart),
 	        cmocka_unit_test(test_membership_survives_crash),
 #ifdef ENGINE_EXTRA_TESTS
 	        ENGINE_EXTRA_TESTS

@@ -4,7 +4,8 @@
 # 1. The self-test: each checker must flag a forged violation.
 # 2. SEEDS3 seeds with 3 nodes and SEEDS5 with 5 nodes against the core as
 #    written: each seed is one test.
-# 3. A seed reproduces its run byte for byte.
+# 3. Seeds that failed once (regressions).
+# 4. A seed reproduces its run byte for byte.
 # (The mutation suite, sim-mutants-check, shows that the seeds find bugs.)
 # Ends with one line "N passed, N failed".
 set -u -o pipefail
@@ -44,6 +45,18 @@ for spec in "3 $seeds3" "5 $seeds5"; do
 	echo "sim: $1 nodes: $(tail -n 1 "$out") ($(($(date +%s) - t0))s)"
 	count "$out"
 done
+
+# Seeds that failed once, each with the fix that made it pass:
+#   3:1019595 3:1022196 3:1039487  a follower's snapshot is made when it is
+#     sent, with the membership as of its index (review 11 F1)
+regressions="3:1019595 3:1022196 3:1039487"
+before=$fail
+for spec in $regressions; do
+	"$sim" --seed-start "${spec#*:}" --runs 1 --nodes "${spec%%:*}" >"$out" 2>&1
+	grep '^FAIL' "$out"
+	count "$out"
+done
+echo "sim: regression seeds ($regressions): $((fail - before)) failed"
 
 t0=$(date +%s)
 "$sim" --seed-start 7 --runs 2 --steps 5000 --trace >"$out.a" 2>&1

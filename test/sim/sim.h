@@ -94,8 +94,7 @@ struct sim_store {
 	struct raft_hard_state hs;
 	struct raft_membership boot;       /* the bootstrap record (empty for a joiner) */
 	struct raft_membership membership; /* the core's, as of its applied index */
-	struct sim_snapshot snap;          /* latest snapshot */
-	struct sim_snapshot old_snap;      /* the one before (for messages in flight) */
+	struct raft_snapshot_meta snap;    /* latest snapshot: metadata (the engine's) */
 	raft_index first;                  /* index of ents[0] */
 	raft_term prev_term;               /* term of first - 1 */
 	struct sim_ent *ents;
@@ -126,15 +125,14 @@ int sim_store_term(const struct sim_store *s, raft_index i, raft_term *t);
 int sim_store_append(struct sim_store *s, const struct raft_entry *e, uint32_t n);
 /* Replace log and state machine with a snapshot. */
 void sim_store_install(struct sim_store *s, const struct sim_snapshot *snap);
-/* Snapshot the state machine at index at (<= applied; as the engine, at its durable applied
- * index), with the membership, which must be as of at; false if nothing new or it is not. */
+/* The metadata snapshot at index at (<= applied; as the engine, at its durable applied
+ * index), with the membership, which must be as of at; false if nothing new or it is not.
+ * (A follower's snapshot is made when it is sent, from the state machine: sim_node.c.) */
 bool sim_store_take_snapshot(struct sim_store *s, raft_index at);
 /* Drop log entries up to index (<= the snapshot index). */
 void sim_store_compact(struct sim_store *s, raft_index upto);
 /* Free entry data buried since the last call (after raft_advance or a crash). */
 void sim_store_flush_grave(struct sim_store *s);
-/* Deep-copy a snapshot. */
-void sim_snapshot_copy(struct sim_snapshot *dst, const struct sim_snapshot *src);
 /* Free a snapshot's content. */
 void sim_snapshot_free(struct sim_snapshot *s);
 
@@ -222,6 +220,7 @@ struct sim_params {
 	unsigned reorder_appends; /* permille of appends delivered late (stale rejections) */
 	unsigned dup_snap;        /* permille of snapshot messages delivered twice */
 	unsigned sm_flush;        /* permille of Readys after which the applied index is durable */
+	unsigned sm_lag; /* permille of snapshots for followers made at the durable applied index */
 	unsigned max_inflight;
 	uint64_t max_msg_bytes, max_inflight_bytes, max_uncommitted, max_committed;
 };
@@ -408,5 +407,7 @@ uint64_t sim_read(struct sim_world *w, struct sim_node *nd);
 void sim_probe_disruption(struct sim_world *w);
 /* A transfer to a lagging voter hands over in one term or leaves term and leader alone. */
 void sim_probe_transfer(struct sim_world *w);
+/* Once idle, every member has applied every committed entry (one crashed after a write too). */
+void sim_probe_idle_apply(struct sim_world *w);
 
 #endif /* DRAGONRAFT_SIM_H */

@@ -78,8 +78,8 @@ static void restart_view(struct sim_world *w, struct sim_node *nd, struct raft_c
 {
 	struct sim_store *s = &nd->st;
 
-	s->membership = s->snap.meta.index > 0 ? s->snap.meta.membership : s->boot;
-	cfg->applied = nd->applied = s->snap.meta.index;
+	s->membership = s->snap.index > 0 ? s->snap.membership : s->boot;
+	cfg->applied = nd->applied = s->snap.index;
 	nd->replay_upto = s->applied;
 	if (s->applied > sim_store_last(s))
 		sim_fail(w, "api",
@@ -217,6 +217,34 @@ static void queue_report(struct sim_world *w, raft_id sender, uint32_t sender_in
 	sim_net_push(&w->net, it);
 }
 
+/*
+ * As the engine ships a snapshot (src/engine/snapshot.c eng_send_snapshot,
+ * ship): the core's message names the stored snapshot, but the follower gets
+ * a state machine snapshot made now, at the state machine's applied index,
+ * with the membership as of that index; the engine reports it failed when
+ * that index is past the core's applied index (a replay after a restart) or,
+ * below it, when its term or membership is not known here.  The state
+ * machine's applied index may lag the engine's (PostgreSQL's apply worker):
+ * per seed, some snapshots are made at the durable applied index.
+ */
+static bool make_snapshot(struct sim_world *w, struct sim_node *nd, struct sim_item *it)
+{
+	struct sim_store *s = &nd->st;
+	raft_index at = s->applied;
+
+	if (s->durable < at && sim_rand_permille(&w->rng, w->p.sm_lag))
+		at = s->durable;
+	if (at == 0 || at > nd->applied || s->membership.config_index > at ||
+	    sim_store_term(s, at, &it->meta.term) != RAFT_OK)
+		return false;
+	it->meta.index = at;
+	it->meta.membership = s->membership;
+	it->m.index = at;
+	it->m.log_term = it->meta.term;
+	sim_u64s_copy(&it->sm, &s->sm, at + 1);
+	return true;
+}
+
 static void send(struct sim_world *w, struct sim_node *nd, const struct raft_message *m)
 {
 	struct sim_item *it;
@@ -233,23 +261,12 @@ static void send(struct sim_world *w, struct sim_node *nd, const struct raft_mes
 	it = sim_item_from_msg(m);
 	it->from = nd->id;
 	it->from_inc = nd->inc;
-	if (m->type == RAFT_MSG_SNAPSHOT) {
-		const struct sim_snapshot *s = NULL;
-
-		if (m->snapshot && nd->st.snap.meta.index == m->snapshot->index)
-			s = &nd->st.snap;
-		else if (m->snapshot && nd->st.old_snap.meta.index == m->snapshot->index)
-			s = &nd->st.old_snap;
-		if (!s || s->meta.index == 0) {
-			sim_trace(w,
-			          "node %" PRIu64 " snapshot for %" PRIu64
-			          " has no data here; dropped",
-			          nd->id, m->to);
-			queue_report(w, nd->id, nd->inc, m->to, true);
-			sim_item_free(it);
-			return;
-		}
-		sim_u64s_copy(&it->sm, &s->sm, s->meta.index + 1);
+	if (m->type == RAFT_MSG_SNAPSHOT && !make_snapshot(w, nd, it)) {
+		sim_trace(w, "node %" PRIu64 " cannot make a snapshot for %" PRIu64 " now", nd->id,
+		          m->to);
+		raft_report_snapshot(nd->r, m->to, true);
+		sim_item_free(it);
+		return;
 	}
 	if (sim_rand_permille(&w->rng, w->p.drop)) {
 		sim_trace(w, "drop %s %" PRIu64 "->%" PRIu64 " (lost)", msg_name(m->type), nd->id,
@@ -605,9 +622,17 @@ void sim_node_deliver(struct sim_world *w, struct sim_item *it)
 		          it->from, it->to, down ? "node down" : "partition");
 		if (it->m.type == RAFT_MSG_SNAPSHOT)
 			queue_report(w, it->from, it->from_inc, it->to, true);
-		/* The sender's transport notices the peer is unreachable. */
+		/*
+		 * The sender's transport notices the peer is unreachable; the engine
+		 * also wakes a quiescent leader of a group it is in
+		 * (engine_report_unreachable), so a QUIESCE that did not arrive wakes it.
+		 */
 		if (sim_node_ready_for_calls(from) && from->inc == it->from_inc) {
 			raft_report_unreachable(from->r, it->to);
+			if (raft_quiesced(from->r) && raft_role(from->r) == RAFT_LEADER &&
+			    raft_membership_contains(raft_membership(from->r), it->to))
+				sim_trace(w, "node %" PRIu64 " woken: %s", from->id,
+				          raft_strerror(raft_wake(from->r)));
 			sim_observe(w, from);
 			sim_node_pump(w, from);
 		}

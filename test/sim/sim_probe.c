@@ -1,5 +1,5 @@
 /*
- * sim_probe.c - two checks run after liveness, in a healed group with nothing
+ * sim_probe.c - checks run after liveness, in a healed group with nothing
  * else going on, for the rules that only show as lost availability:
  *
  *   disruption  a follower cut off for several election timeouts and healed
@@ -9,12 +9,20 @@
  *   transfer    a leadership transfer to a voter that lags hands over in one
  *               term (TimeoutNow only once the target is up to date, thesis
  *               3.10), or is abandoned with leader and term unchanged
+ *   idle-apply  once the group is idle, every member applies every committed
+ *               entry: also a member that crashed after its last write, its
+ *               commit index not saved (a Ready that only moves it saves
+ *               nothing), and came back just as the leader quiesced (a
+ *               QUIESCE that carried no commit index left it behind until
+ *               the next write: fixed in 93dbd5d)
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "sim.h"
+
+#define IDLE_BOUND_ELECTIONS 60 /* idle-apply: most election timeouts to converge */
 
 /* Run k election timeouts. */
 static void run_elections(struct sim_world *w, uint64_t k)
@@ -164,4 +172,113 @@ void sim_probe_transfer(struct sim_world *w)
 		         "transfer of term %" PRIu64 " from %" PRIu64 " to lagging %" PRIu64
 		         " left no stable leader",
 		         t, l->id, target->id);
+}
+
+/* Has every member of l's group applied index i? */
+static bool all_applied(struct sim_world *w, struct sim_node *l, raft_index i)
+{
+	const struct raft_membership *m = raft_membership(l->r);
+
+	for (unsigned id = 1; id <= w->n; id++)
+		if (raft_membership_contains(m, id) &&
+		    (!w->nodes[id].up || w->nodes[id].st.applied < i))
+			return false;
+	return true;
+}
+
+/* A member other than leader l, up (voter or not); or NULL. */
+static struct sim_node *other_member(struct sim_world *w, struct sim_node *l)
+{
+	const struct raft_membership *m = raft_membership(l->r);
+	struct sim_node *c[SIM_MAX_NODES];
+	unsigned n = 0;
+
+	for (unsigned id = 1; id <= w->n; id++)
+		if (id != l->id && raft_membership_contains(m, id) &&
+		    sim_node_ready_for_calls(&w->nodes[id]))
+			c[n++] = &w->nodes[id];
+	return n ? c[sim_rand_below(&w->rng, n)] : NULL;
+}
+
+/* A write applied everywhere, then member f crashes and comes back as the group goes idle. */
+static void crash_after_write(struct sim_world *w, struct sim_node *l)
+{
+	uint64_t id = sim_propose(w, l), end;
+	const struct sim_prop *p = &w->props[id - 1];
+	struct sim_node *f;
+	bool at_quiesce;
+
+	end = w->now + (uint64_t)10 * w->p.elect_tick * SIM_TICK_UNITS;
+	while (!w->failed && w->now < end &&
+	       !(p->status == SIM_PROP_ACKED && all_applied(w, l, p->index)))
+		sim_step(w);
+	if (w->failed || p->status != SIM_PROP_ACKED || !l->r || !(f = other_member(w, l)))
+		return; /* nothing to judge here: liveness has checked that writes complete */
+	/* Soon after: before or after it told the leader its commit index. */
+	end = w->now + sim_rand_below(&w->rng, (uint64_t)2 * w->p.hb_tick * SIM_TICK_UNITS);
+	while (!w->failed && w->now < end)
+		sim_step(w);
+	if (w->failed || !f->up)
+		return;
+	sim_trace(w,
+	          "probe: node %" PRIu64 " crashes after write %" PRIu64 " (commit %" PRIu64
+	          " saved %" PRIu64 ", applied %" PRIu64 " durable %" PRIu64 ")",
+	          f->id, p->index, f->commit, f->st.hs.commit, f->st.applied, f->st.durable);
+	sim_node_crash(w, f, UINT64_MAX / 2);
+	/* It comes back as soon as the leader quiesces (its QUIESCE then in flight), or later. */
+	at_quiesce = sim_rand_below(&w->rng, 2) == 0;
+	end = w->now + sim_rand_below(&w->rng, (uint64_t)3 * w->p.elect_tick * SIM_TICK_UNITS);
+	while (!w->failed && w->now < end && !(at_quiesce && l->r && raft_quiesced(l->r)))
+		sim_step(w);
+	f->restart_at = w->now + 1;
+}
+
+/* Has every member of l's group applied exactly l's commit index? */
+static bool converged(struct sim_world *w, struct sim_node *l, char *why, size_t len)
+{
+	raft_index c = raft_commit_index(l->r);
+
+	for (unsigned id = 1; id <= w->n; id++) {
+		struct sim_node *nd = &w->nodes[id];
+
+		if (!raft_membership_contains(raft_membership(l->r), id))
+			continue;
+		if (!nd->up || nd->st.applied != c || nd->applied != c) {
+			snprintf(why, len,
+			         "leader %" PRIu64 " term %" PRIu64 " commit %" PRIu64
+			         ", but node %u %s applied %" PRIu64 " (its commit %" PRIu64 ")",
+			         l->id, l->term, c, id, nd->up ? "has" : "is down, has",
+			         nd->st.applied, nd->commit);
+			return false;
+		}
+	}
+	return true;
+}
+
+void sim_probe_idle_apply(struct sim_world *w)
+{
+	struct sim_node *l;
+	char why[160];
+
+	settle(w);
+	l = sim_stable_leader(w);
+	if (w->failed || !l || !sim_node_ready_for_calls(l))
+		return;
+	crash_after_write(w, l);
+	/* Idle: long enough to quiesce, and for a member that came back to catch up. */
+	run_elections(w, 6 + w->p.quiesce_tick / w->p.elect_tick);
+	/* (If its crash cost the group its leader, electing one may take longer.) */
+	for (unsigned k = 0; !w->failed; k++) {
+		l = sim_stable_leader(w);
+		if (!l)
+			snprintf(why, sizeof(why), "no stable leader");
+		else if (converged(w, l, why, sizeof(why)))
+			return;
+		if (k == IDLE_BOUND_ELECTIONS) {
+			sim_fail(w, "idle-apply", "%u election timeouts into an idle spell: %s",
+			         IDLE_BOUND_ELECTIONS, why);
+			return;
+		}
+		run_elections(w, 1);
+	}
 }

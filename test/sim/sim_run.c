@@ -26,6 +26,7 @@ static void draw_params(struct sim_world *w)
 	struct sim_rand *r = &w->rng;
 	struct sim_params *p = &w->p;
 	static const unsigned small[] = {0, 64, 2048};
+	struct sim_rand own;
 
 	p->elect_tick = 6 + (unsigned)sim_rand_below(r, 20);
 	p->hb_tick = 1 + (unsigned)sim_rand_below(r, p->elect_tick / 4);
@@ -81,6 +82,9 @@ static void draw_params(struct sim_world *w)
 	p->sm_flush = sim_rand_below(r, 3) == 0
 	                      ? 1000
 	                      : 1 + (unsigned)sim_rand_below(r, sim_rand_below(r, 2) ? 20 : 300);
+	/* From a stream of its own: a seed's run stays as it was up to its first snapshot. */
+	sim_rand_seed(&own, w->seed ^ 0x736d5f6c6167ULL);
+	p->sm_lag = sim_rand_below(&own, 2) ? 0 : 1 + (unsigned)sim_rand_below(&own, 1000);
 }
 
 static void bootstrap(struct sim_world *w)
@@ -358,13 +362,13 @@ static void compact(struct sim_world *w, struct sim_node *nd)
 	if (!sim_store_take_snapshot(s, s->durable < nd->applied ? s->durable : nd->applied))
 		return;
 	keep = sim_rand_below(&w->rng, 8);
-	upto = s->snap.meta.index > keep ? s->snap.meta.index - keep : 0;
+	upto = s->snap.index > keep ? s->snap.index - keep : 0;
 	if (upto >= s->first) {
 		sim_store_compact(s, upto);
 		raft_compacted(nd->r, upto);
 	}
 	sim_trace(w, "node %" PRIu64 " snapshot at %" PRIu64 ", log now [%" PRIu64 ", %" PRIu64 "]",
-	          nd->id, s->snap.meta.index, s->first, sim_store_last(s));
+	          nd->id, s->snap.index, s->first, sim_store_last(s));
 	sim_observe(w, nd);
 	sim_node_pump(w, nd);
 }
@@ -574,8 +578,8 @@ void sim_step(struct sim_world *w)
 
 	w->now++;
 	restart_due(w, false);
-	/* After the heal, an engine's periodic snapshot policy (a follower added
-	 * after the last snapshot needs a newer one that names it). */
+	/* After the heal, snapshots and compaction go on (the engine's snapshot_entries
+	 * policy): a member that lags may still need a snapshot. */
 	if (w->healed && w->now % (10 * SIM_TICK_UNITS) == 0 && (any = pick_node(w)))
 		compact(w, any);
 	for (unsigned id = 1; id <= w->n && !w->failed; id++)
@@ -814,12 +818,12 @@ bool sim_run(const struct sim_opts *o, char *prop, size_t prop_len, char *why, s
 	        "seed %" PRIu64 ", %u nodes: election %u heartbeat %u drop %u dup %u reorder %u "
 	        "delay %u part %u crash %u fsync-late %u/%u prevote %d checkquorum %d inflight %u "
 	        "msgbytes %" PRIu64 " batch %d/%u big %u small %u nomem %u stfail %u "
-	        "snapfail %u/%u quiesce %u idle %u smflush %u",
+	        "snapfail %u/%u quiesce %u idle %u smflush %u smlag %u",
 	        o->seed, w->n, w->p.elect_tick, w->p.hb_tick, w->p.drop, w->p.dup, w->p.reorder,
 	        w->p.max_delay, w->p.part, w->p.crash, w->p.fsync_delay, w->p.fsync_max,
 	        w->p.pre_vote, w->p.check_quorum, w->p.max_inflight, w->p.max_msg_bytes, w->p.batch,
 	        w->p.loop, w->p.big, w->p.max_small, w->p.nomem, w->p.st_fail, w->p.snap_fail,
-	        w->p.snap_delay, w->p.quiesce_tick, w->p.idle, w->p.sm_flush);
+	        w->p.snap_delay, w->p.quiesce_tick, w->p.idle, w->p.sm_flush, w->p.sm_lag);
 	bootstrap(w);
 	while (!w->failed && w->now < o->steps) {
 		chaos(w);
@@ -830,6 +834,7 @@ bool sim_run(const struct sim_opts *o, char *prop, size_t prop_len, char *why, s
 		if (liveness(w)) {
 			sim_probe_disruption(w);
 			sim_probe_transfer(w);
+			sim_probe_idle_apply(w);
 		}
 	}
 	sim_trace(w,

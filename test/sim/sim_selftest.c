@@ -91,8 +91,8 @@ static void test_store_log(void **state)
 	assert_false(sim_store_take_snapshot(&s, 5)); /* not applied */
 	assert_true(sim_store_take_snapshot(&s, 4));
 	assert_false(sim_store_take_snapshot(&s, 4)); /* nothing new */
-	assert_int_equal(s.snap.meta.index, 4);
-	assert_int_equal(s.snap.meta.term, 3);
+	assert_int_equal(s.snap.index, 4);
+	assert_int_equal(s.snap.term, 3);
 	sim_store_compact(&s, 3);
 	assert_int_equal(st.first_index(st.ctx), 4);
 	assert_int_equal(sim_store_term(&s, 3, &t), RAFT_OK);

@@ -39,12 +39,6 @@ void sim_snapshot_free(struct sim_snapshot *s)
 	memset(&s->meta, 0, sizeof(s->meta));
 }
 
-void sim_snapshot_copy(struct sim_snapshot *dst, const struct sim_snapshot *src)
-{
-	sim_u64s_copy(&dst->sm, &src->sm, src->meta.index + 1);
-	dst->meta = src->meta;
-}
-
 void sim_store_free(struct sim_store *s)
 {
 	struct sim_rand *fail_rng = s->fail_rng;
@@ -55,8 +49,6 @@ void sim_store_free(struct sim_store *s)
 	free(s->ents);
 	sim_store_flush_grave(s);
 	free(s->grave);
-	sim_snapshot_free(&s->snap);
-	sim_snapshot_free(&s->old_snap);
 	sim_u64s_free(&s->sm);
 	sim_store_init(s);
 	s->fail_rng = fail_rng; /* the disk is gone, not its flakiness */
@@ -123,10 +115,7 @@ void sim_store_install(struct sim_store *s, const struct sim_snapshot *snap)
 	s->n = 0;
 	s->first = snap->meta.index + 1;
 	s->prev_term = snap->meta.term;
-	sim_snapshot_free(&s->old_snap);
-	s->old_snap = s->snap;
-	memset(&s->snap, 0, sizeof(s->snap));
-	sim_snapshot_copy(&s->snap, snap);
+	s->snap = snap->meta;
 	s->membership = snap->meta.membership;
 	s->applied = s->durable = snap->meta.index;
 	sim_u64s_copy(&s->sm, &snap->sm, snap->meta.index + 1);
@@ -134,19 +123,14 @@ void sim_store_install(struct sim_store *s, const struct sim_snapshot *snap)
 
 bool sim_store_take_snapshot(struct sim_store *s, raft_index at)
 {
-	struct sim_snapshot snap;
+	raft_term t;
 
-	memset(&snap, 0, sizeof(snap));
-	if (at > s->applied || at <= s->snap.meta.index || s->membership.config_index > at)
+	if (at > s->applied || at <= s->snap.index || s->membership.config_index > at ||
+	    sim_store_term(s, at, &t) != RAFT_OK)
 		return false;
-	if (sim_store_term(s, at, &snap.meta.term) != RAFT_OK)
-		return false;
-	snap.meta.index = at;
-	snap.meta.membership = s->membership;
-	sim_u64s_copy(&snap.sm, &s->sm, at + 1);
-	sim_snapshot_free(&s->old_snap);
-	s->old_snap = s->snap;
-	s->snap = snap;
+	s->snap.index = at;
+	s->snap.term = t;
+	s->snap.membership = s->membership;
 	return true;
 }
 
@@ -154,8 +138,8 @@ void sim_store_compact(struct sim_store *s, raft_index upto)
 {
 	size_t drop;
 
-	if (upto > s->snap.meta.index)
-		upto = s->snap.meta.index;
+	if (upto > s->snap.index)
+		upto = s->snap.index;
 	if (upto < s->first || upto > sim_store_last(s))
 		return;
 	drop = upto - s->first + 1;
@@ -237,7 +221,7 @@ static raft_index cb_last_index(void *ctx)
 
 static int cb_snapshot(void *ctx, struct raft_snapshot_meta *meta)
 {
-	*meta = ((struct sim_store *)ctx)->snap.meta;
+	*meta = ((struct sim_store *)ctx)->snap;
 	return RAFT_OK;
 }
 
