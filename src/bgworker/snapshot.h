@@ -7,7 +7,7 @@
  *
  * The file: a header, sections, a trailer; integers little-endian.
  *
- *	header   "DRSNAP04", group id (8), index (8), tables (4), 0 (4), then what
+ *	header   "DRSNAP05", group id (8), index (8), tables (4), 0 (4), then what
  *	         the rows' on-disk form depends on: PostgreSQL's major version
  *	         (PG_VERSION_NUM / 100) (4), catalog version (4), MAXALIGN (1),
  *	         FLOAT8PASSBYVAL (1), big-endian (1), sizeof(Datum) (1) and the
@@ -21,9 +21,18 @@
  * Sections: per table a DR_SNAP_TABLE (table id (8), then schema, name,
  * definition (dragonraft.table_definition), the SQL that sets its owned
  * sequences and what it has besides its definition (DR_SNAP_EXTRAS), each
- * NUL-terminated) followed by its DR_SNAP_ROWS; then DR_SNAP_HISTORY
- * and DR_SNAP_MEMBERS, the group's rows of dragonraft.ddl_history and
- * dragonraft.member_info (binary COPY).
+ * NUL-terminated) followed by its DR_SNAP_ROWS; then per relation that the
+ * group's commands made and that is not a table of the group
+ * (dragonraft.made_relations), in the order they were made, a DR_SNAP_PLAIN
+ * (the index of the command that made it (8), its relkind (1), then schema,
+ * name, definition
+ * (dragonraft.plain_definition: a view, a sequence or a table without its
+ * rows), the SQL that sets its sequence (or its owned sequences) and its
+ * extras (DR_SNAP_EXTRAS), each NUL-terminated; a relation that snapshots do
+ * not carry has an empty definition and, instead of its extras, what it is:
+ * "unlogged table", ...); then DR_SNAP_HISTORY and DR_SNAP_MEMBERS, the
+ * group's rows of dragonraft.ddl_history and dragonraft.member_info (binary
+ * COPY).  (DRSNAP04 had no DR_SNAP_PLAIN.)
  *
  * A table's rows (snapshot_rows.c) are in binary COPY's format when it has
  * stored generated columns, else in their on-disk form:
@@ -53,7 +62,7 @@
 #include "storage/spin.h"
 #include "utils/relcache.h"
 
-#define DR_SNAP_MAGIC         "DRSNAP04"
+#define DR_SNAP_MAGIC         "DRSNAP05"
 #define DR_SNAP_HEADER_BYTES  48
 #define DR_SNAP_SECTION_BYTES 16
 #define DR_SNAP_TRAILER_BYTES 16
@@ -91,6 +100,7 @@ enum DrSnapKind {
 	DR_SNAP_ROWS = 2,
 	DR_SNAP_HISTORY = 3,
 	DR_SNAP_MEMBERS = 4,
+	DR_SNAP_PLAIN = 5,
 	DR_SNAP_END = 0x444e4521, /* "!END" */
 };
 
