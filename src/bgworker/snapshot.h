@@ -89,6 +89,18 @@
 	"AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = " rel " "             \
 	"AND d.deptype IN ('a', 'i')) x), '')"
 
+/*
+ * Of the relations in dragonraft.made_relations (pg_class row c), those that
+ * snapshots carry in DR_SNAP_PLAIN sections: not a table of the group, nor
+ * a sequence that a column owns (it goes with its table).
+ */
+#define DR_SNAP_PLAIN_REL(c)                                                                       \
+	"NOT EXISTS (SELECT FROM dragonraft.replicated_tables t WHERE t.relid = " c ".oid) "        \
+	"AND NOT (" c ".relkind = 'S' AND EXISTS (SELECT FROM pg_catalog.pg_depend o "             \
+	"WHERE o.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND o.objid = " c ".oid "   \
+	"AND o.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass "                           \
+	"AND o.deptype IN ('a', 'i')))"
+
 /* A table's rows in their on-disk form (above); otherwise binary COPY's. */
 #define DR_SNAP_RAW_MAGIC  "DRROWS1\n"
 #define DR_SNAP_COL_RAW    'r'

@@ -444,11 +444,7 @@ static void plain_sections(uint64 group_id)
 	            "JOIN pg_catalog.pg_class c ON c.oid = m.relid "
 	            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
 	            "CROSS JOIN LATERAL (SELECT dragonraft.plain_definition(c.oid) AS def) d "
-	            "WHERE m.group_id = $1 AND NOT EXISTS (SELECT FROM dragonraft.replicated_tables t "
-	            "WHERE t.relid = c.oid) AND NOT (c.relkind = 'S' AND EXISTS (SELECT FROM "
-	            "pg_catalog.pg_depend o WHERE o.classid = 'pg_catalog.pg_class'::regclass "
-	            "AND o.objid = c.oid AND o.refclassid = 'pg_catalog.pg_class'::regclass "
-	            "AND o.deptype IN ('a', 'i'))) ORDER BY m.index, m.seq",
+	            "WHERE m.group_id = $1 AND " DR_SNAP_PLAIN_REL("c") " ORDER BY m.index, m.seq",
 	            1, types, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "dragonraft could not read dragonraft.made_relations");
 	tt = SPI_tuptable;

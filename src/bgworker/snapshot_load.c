@@ -911,18 +911,17 @@ static void plain_clear(uint64 group_id, const Contents *c, List *gone)
 	mine = oids_of("SELECT m.relid FROM dragonraft.made_relations m "
 	               "JOIN pg_catalog.pg_class c ON c.oid = m.relid "
 	               "WHERE m.group_id = $1 AND NOT c.oid = ANY ($2) "
-	               "AND NOT EXISTS (SELECT FROM dragonraft.replicated_tables t "
-	               "WHERE t.relid = c.oid) ORDER BY m.index, m.seq",
+	               "AND " DR_SNAP_PLAIN_REL("c") " ORDER BY m.index, m.seq",
 	               INT8OID, Int64GetDatum((int64)group_id), gone);
 	foreach (lc, c->plain) {
 		LoadPlain *p = lfirst(lc);
-		Oid relid = p->def[0] != '\0' ? plain_here(p) : InvalidOid;
+		Oid relid = plain_here(p);
 
 		if (!OidIsValid(relid) || list_member_oid(gone, relid))
 			continue;
 		named = lappend_oid(named, relid);
-		if (plain_alike(relid, p))
-			continue;
+		if (p->def[0] == '\0' || plain_alike(relid, p))
+			continue; /* (one that snapshots do not carry stays as it is) */
 		if (!list_member_oid(mine, relid))
 			ereport(ERROR,
 			        (errcode(ERRCODE_DUPLICATE_OBJECT),
