@@ -30,7 +30,12 @@
  * built, its owned sequences set.  Once every table is loaded, the
  * tables made get their foreign keys, the statements set aside run, then the
  * tables made get their owner, privileges (their sequences' too), policies,
- * triggers and comments; then the group's member info is replaced.  A crash
+ * triggers and comments; then the group's member info is replaced.  The
+ * relations that the group's commands made and that are not its tables
+ * (DR_SNAP_PLAIN: views, sequences, plain tables) are kept when alike, or
+ * dropped with the tables (plain_clear) and made again: the sequences
+ * before the tables, the views and plain tables once the tables are loaded
+ * (plain_make); dragonraft.made_relations then lists them.  A crash
  * leaves everything as it was; the engine receives the snapshot again.
  */
 #include "snapshot.h"
@@ -898,7 +903,8 @@ static bool plain_alike(Oid relid, const LoadPlain *p)
  * an error otherwise, naming it.  The group's relations here that the
  * snapshot lacks (a command this node missed dropped or renamed them), and
  * those that depend on a relation dropped now or on a table in gone (a view
- * of the group on a table the load replaces), are dropped too, in one
+ * of the group on a table the load replaces; a plain table whose default or
+ * foreign key uses one), are dropped too, in one
  * deletion that fails if anything else depends on them; the load makes
  * those of the snapshot again once the tables are loaded (plain_make).
  */
@@ -952,10 +958,12 @@ static void plain_clear(uint64 group_id, const Contents *c, List *gone)
 		               "'pg_catalog.pg_rewrite'::pg_catalog.regclass AND r.oid = d.objid "
 		               "LEFT JOIN pg_catalog.pg_attrdef a ON d.classid = "
 		               "'pg_catalog.pg_attrdef'::pg_catalog.regclass AND a.oid = d.objid "
+		               "LEFT JOIN pg_catalog.pg_constraint k ON d.classid = "
+		               "'pg_catalog.pg_constraint'::pg_catalog.regclass AND k.oid = d.objid "
 		               "WHERE d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass "
 		               "AND d.refobjid = ANY ($2) AND m = coalesce(r.ev_class, a.adrelid, "
-		               "CASE WHEN d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass "
-		               "THEN d.objid END))",
+		               "k.conrelid, CASE WHEN d.classid = "
+		               "'pg_catalog.pg_class'::pg_catalog.regclass THEN d.objid END))",
 		               OIDARRAYOID, oid_array(list_difference_oid(mine, drop)),
 		               list_concat_copy(drop, gone));
 		drop = list_concat(drop, more);
