@@ -216,13 +216,15 @@ DECLARE
   cols text[] := '{}';
   ident "char";
 BEGIN
-  FOR r IN SELECT d.objid::regclass::text AS seq, a.attname
+  FOR r IN SELECT d.objid::regclass::text AS seq, d.objid, a.attname
              FROM pg_depend d
              JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
              JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
             WHERE d.classid = 'pg_class'::regclass AND d.refobjid = tbl AND d.deptype = 'a'
             ORDER BY 1 LOOP
-    def := def || format('CREATE SEQUENCE %s;', r.seq) || E'\n';
+    -- with its parameters (a serial's is an integer sequence)
+    def := def || coalesce(dragonraft.plain_definition(r.objid),
+                           format('CREATE SEQUENCE %s;', r.seq)) || E'\n';
   END LOOP;
   FOR r IN SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS typ, a.attnotnull,
                   a.attidentity, a.attgenerated, pg_get_expr(ad.adbin, ad.adrelid) AS dflt,
