@@ -7,7 +7,9 @@
 # them, and later commands on them (CREATE OR REPLACE VIEW, GRANT, ALTER
 # SEQUENCE) and the audit trigger, once node 4 leads, run there as on every
 # member.  Then a member stopped across a compaction, whose load must replace
-# the table a view of the group reads, drops that view and makes it again.
+# the table a view of the group reads, drops that view and makes it again;
+# its history says that the load did not make an unlogged table (not
+# carried).
 use strict;
 use warnings;
 use FindBin;
@@ -142,6 +144,8 @@ $c->group_nodes(1, @up);
 ex(q{ALTER TABLE t ADD COLUMN w int DEFAULT 7});
 ex(q{CREATE OR REPLACE VIEW tv2 AS SELECT count(*) AS n, sum(w) AS sw FROM t});
 ex(q{DROP VIEW s.sv});
+# An unlogged table, which snapshots do not carry.
+my $ul = ex(q{CREATE UNLOGGED TABLE ul (id int)});
 on(4, join('', map { "INSERT INTO t VALUES ($_, 'later');\n" } 200 .. 260));
 ok($c->compact(1, @up), "the log is compacted past node $h");
 my $offset = -s $c->node($h)->logfile;
@@ -150,6 +154,12 @@ $c->node($h)->start;
 ok($c->wait_until("node $h to load a snapshot", sub {
 	on($h, q{SELECT snapshots_received >= 1 FROM dragonraft.stat_groups WHERE group_id = 1}) eq 't' }),
 	"node $h loads a snapshot");
+is(on($h, "SELECT error FROM dragonraft.ddl_history WHERE group_id = 1 AND index = $ul"),
+	"not all run here: a snapshot's load does not make the unlogged table public.ul that this command made",
+	"node ${h}'s history says the load did not make the unlogged table");
+like(on($h, q{SELECT last_error FROM dragonraft.ddl_failures WHERE group_id = 1}), qr/unlogged table public\.ul/,
+	"node ${h}'s ddl_failures lists it");
+ex(q{DROP TABLE IF EXISTS ul});
 same_catalog('a member that missed commands', $h);
 like(slurp_file($c->node($h)->logfile, $offset),
 	qr/dragonraft drops (?:[^\n]*, )?view public\.tv, [^\n]*made by commands of group 1/,
