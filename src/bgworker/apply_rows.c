@@ -1408,8 +1408,8 @@ static void record_made(uint64 group_id, uint64 index, List *relids)
 		return;
 	values[0] = Int64GetDatum((int64)group_id);
 	values[1] = Int64GetDatum((int64)index);
-	values[2] = PointerGetDatum(
-	        construct_array(elems, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+	values[2] =
+	        PointerGetDatum(construct_array(elems, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
 	if (SPI_execute_with_args("INSERT INTO dragonraft.made_relations (group_id, index, seq, "
 	                          "relid) SELECT $1, $2, m.seq, c.oid "
 	                          "FROM unnest($3) WITH ORDINALITY AS m (relid, seq) "

@@ -95,9 +95,9 @@
  * a sequence that a column owns (it goes with its table).
  */
 #define DR_SNAP_PLAIN_REL(c)                                                                       \
-	"NOT EXISTS (SELECT FROM dragonraft.replicated_tables t WHERE t.relid = " c ".oid) "        \
+	"NOT EXISTS (SELECT FROM dragonraft.replicated_tables t WHERE t.relid = " c ".oid) "       \
 	"AND NOT (" c ".relkind = 'S' AND EXISTS (SELECT FROM pg_catalog.pg_depend o "             \
-	"WHERE o.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND o.objid = " c ".oid "   \
+	"WHERE o.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND o.objid = " c ".oid "    \
 	"AND o.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass "                           \
 	"AND o.deptype IN ('a', 'i')))"
 

@@ -439,12 +439,15 @@ static void plain_sections(uint64 group_id)
 	            "WHEN c.relkind = 'f' THEN 'foreign table' "
 	            "WHEN c.relpersistence = 'u' THEN 'unlogged table' "
 	            "ELSE 'partition or inheritance child' END "
-	            "ELSE " DR_SNAP_EXTRAS("c.oid") " END, c.relkind::text "
-	            "FROM dragonraft.made_relations m "
-	            "JOIN pg_catalog.pg_class c ON c.oid = m.relid "
-	            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-	            "CROSS JOIN LATERAL (SELECT dragonraft.plain_definition(c.oid) AS def) d "
-	            "WHERE m.group_id = $1 AND " DR_SNAP_PLAIN_REL("c") " ORDER BY m.index, m.seq",
+	            "ELSE " DR_SNAP_EXTRAS(
+	                    "c.oid") " END, c.relkind::text "
+	                             "FROM dragonraft.made_relations m "
+	                             "JOIN pg_catalog.pg_class c ON c.oid = m.relid "
+	                             "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+	                             "CROSS JOIN LATERAL (SELECT "
+	                             "dragonraft.plain_definition(c.oid) AS def) d "
+	                             "WHERE m.group_id = $1 AND " DR_SNAP_PLAIN_REL(
+	                                     "c") " ORDER BY m.index, m.seq",
 	            1, types, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "dragonraft could not read dragonraft.made_relations");
 	tt = SPI_tuptable;
@@ -473,7 +476,8 @@ static void plain_sections(uint64 group_id)
 		appendStringInfoChar(&meta, kind);
 		for (int k = 0; k < 4; k++)
 			appendBinaryStringInfo(&meta, parts[k], strlen(parts[k]) + 1);
-		appendBinaryStringInfo(&meta, extras ? extras : "", strlen(extras ? extras : "") + 1);
+		appendBinaryStringInfo(&meta, extras ? extras : "",
+		                       strlen(extras ? extras : "") + 1);
 		begin_section();
 		put(meta.data, meta.len);
 		end_section(DR_SNAP_PLAIN);

@@ -62,11 +62,11 @@
 #include "parser/parse_type.h"
 #include "port/pg_crc32c.h"
 #include "storage/fd.h"
+#include "storage/lmgr.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "storage/lmgr.h"
 #include "utils/datum.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -218,7 +218,8 @@ static uint32 verify(uint64 group_id, uint64 index, uint64 size)
 	get(magic, 8);
 	if (memcmp(magic, DR_SNAP_MAGIC, 8) != 0)
 		corrupt(memcmp(magic, "DRSNAP", 6) == 0
-		                ? psprintf("its format is %.8s, and this server reads %s only (every "
+		                ? psprintf("its format is %.8s, and this server reads %s only "
+		                           "(every "
 		                           "member must run the same build)",
 		                           magic, DR_SNAP_MAGIC)
 		                : "not a dragonraft snapshot");
@@ -859,9 +860,9 @@ static List *oids_of(const char *query, Oid type1, Datum arg1, List *oids)
 	for (uint64 i = 0; i < SPI_processed; i++) {
 		bool isnull;
 
-		found = lappend_oid(found, DatumGetObjectId(SPI_getbinval(
-		                                   SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1,
-		                                   &isnull)));
+		found = lappend_oid(
+		        found, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+		                                              SPI_tuptable->tupdesc, 1, &isnull)));
 	}
 	return found;
 }
@@ -940,11 +941,13 @@ static void plain_clear(uint64 group_id, const Contents *c, List *gone)
 			                                                       : "table",
 			                         p->qname),
 			                (unsigned long long)group_id),
-			         errdetail("A command of the group made it on the members, with "
-			                   "another definition, owner or privileges than this one's "
-			                   "here, which no command of the group made.  Nothing of "
-			                   "the snapshot was loaded."),
-			         errhint("Rename or drop it on this node: the load is tried again.")));
+			         errdetail(
+			                 "A command of the group made it on the members, with "
+			                 "another definition, owner or privileges than this one's "
+			                 "here, which no command of the group made.  Nothing of "
+			                 "the snapshot was loaded."),
+			         errhint("Rename or drop it on this node: the load is tried "
+			                 "again.")));
 		drop = lappend_oid(drop, relid);
 	}
 	foreach (lc, mine)
@@ -952,20 +955,21 @@ static void plain_clear(uint64 group_id, const Contents *c, List *gone)
 			drop = list_append_unique_oid(drop, lfirst_oid(lc));
 	/* what depends on them, or on the tables dropped, goes with them */
 	do {
-		more = oids_of("SELECT DISTINCT m FROM unnest($1::pg_catalog.oid[]) m WHERE EXISTS ("
-		               "SELECT FROM pg_catalog.pg_depend d "
-		               "LEFT JOIN pg_catalog.pg_rewrite r ON d.classid = "
-		               "'pg_catalog.pg_rewrite'::pg_catalog.regclass AND r.oid = d.objid "
-		               "LEFT JOIN pg_catalog.pg_attrdef a ON d.classid = "
-		               "'pg_catalog.pg_attrdef'::pg_catalog.regclass AND a.oid = d.objid "
-		               "LEFT JOIN pg_catalog.pg_constraint k ON d.classid = "
-		               "'pg_catalog.pg_constraint'::pg_catalog.regclass AND k.oid = d.objid "
-		               "WHERE d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass "
-		               "AND d.refobjid = ANY ($2) AND m = coalesce(r.ev_class, a.adrelid, "
-		               "k.conrelid, CASE WHEN d.classid = "
-		               "'pg_catalog.pg_class'::pg_catalog.regclass THEN d.objid END))",
-		               OIDARRAYOID, oid_array(list_difference_oid(mine, drop)),
-		               list_concat_copy(drop, gone));
+		more = oids_of(
+		        "SELECT DISTINCT m FROM unnest($1::pg_catalog.oid[]) m WHERE EXISTS ("
+		        "SELECT FROM pg_catalog.pg_depend d "
+		        "LEFT JOIN pg_catalog.pg_rewrite r ON d.classid = "
+		        "'pg_catalog.pg_rewrite'::pg_catalog.regclass AND r.oid = d.objid "
+		        "LEFT JOIN pg_catalog.pg_attrdef a ON d.classid = "
+		        "'pg_catalog.pg_attrdef'::pg_catalog.regclass AND a.oid = d.objid "
+		        "LEFT JOIN pg_catalog.pg_constraint k ON d.classid = "
+		        "'pg_catalog.pg_constraint'::pg_catalog.regclass AND k.oid = d.objid "
+		        "WHERE d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass "
+		        "AND d.refobjid = ANY ($2) AND m = coalesce(r.ev_class, a.adrelid, "
+		        "k.conrelid, CASE WHEN d.classid = "
+		        "'pg_catalog.pg_class'::pg_catalog.regclass THEN d.objid END))",
+		        OIDARRAYOID, oid_array(list_difference_oid(mine, drop)),
+		        list_concat_copy(drop, gone));
 		drop = list_concat(drop, more);
 	} while (more != NIL);
 	if (drop == NIL)
@@ -2108,12 +2112,14 @@ static void plain_make(uint64 group_id, Contents *c, bool early)
 		if (pending != NIL && !progress)
 			ereport(ERROR,
 			        (errcode(first->sqlerrcode),
-			         errmsg("%s of the snapshot of group %llu could not be made here: %s",
+			         errmsg("%s of the snapshot of group %llu could not be made here: "
+			                "%s",
 			                ((LoadPlain *)linitial(pending))->qname,
 			                (unsigned long long)group_id, first->message),
 			         errdetail("A command of the group made it (entry %llu); its "
 			                   "definition: %s",
-			                   (unsigned long long)((LoadPlain *)linitial(pending))->index,
+			                   (unsigned long long)((LoadPlain *)linitial(pending))
+			                           ->index,
 			                   ((LoadPlain *)linitial(pending))->def),
 			         errhint("Fix the cause on this node: the load is tried again.")));
 	}
@@ -2143,11 +2149,13 @@ static void plain_finish(uint64 group_id, Contents *c)
 
 		if (p->def[0] == '\0') {
 			if (!OidIsValid(relid))
-				history_mark(group_id, NULL,
-				             psprintf("not all run here: a snapshot's load does not make "
-				                      "the %s %s that this command made",
-				                      p->extras, p->qname),
-				             &index, 1);
+				history_mark(
+				        group_id, NULL,
+				        psprintf(
+				                "not all run here: a snapshot's load does not make "
+				                "the %s %s that this command made",
+				                p->extras, p->qname),
+				        &index, 1);
 			continue;
 		}
 		if (!OidIsValid(relid))
@@ -2157,8 +2165,8 @@ static void plain_finish(uint64 group_id, Contents *c)
 			                       p->qname)));
 		if (p->made)
 			dr_snapshot_give_extras(p->qname, p->extras,
-			                        psprintf("%s of the snapshot of group %llu", p->qname,
-			                                 (unsigned long long)group_id));
+			                        psprintf("%s of the snapshot of group %llu",
+			                                 p->qname, (unsigned long long)group_id));
 		if (p->seqs[0] != '\0')
 			run(p->seqs);
 		values[1] = index;

@@ -398,9 +398,9 @@ static List *sequences_locked(void)
 	for (uint64 i = 0; i < SPI_processed; i++) {
 		bool isnull;
 
-		relids = lappend_oid(relids, DatumGetObjectId(SPI_getbinval(
-		                                     SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1,
-		                                     &isnull)));
+		relids = lappend_oid(
+		        relids, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+		                                               SPI_tuptable->tupdesc, 1, &isnull)));
 	}
 	return relids;
 }
