@@ -59,7 +59,8 @@ ex(q{CREATE TABLE t (id int PRIMARY KEY, v text)});
 on(undef, q{SELECT dragonraft.replicate_table('t', 1); INSERT INTO t VALUES (1, 'one'), (2, 'two')});
 ex(q{CREATE VIEW tv WITH (security_barrier) AS SELECT id, upper(v) AS uv FROM t WHERE id > 0;
   COMMENT ON VIEW tv IS 'a view of the group'});
-ex(q{CREATE SEQUENCE ss AS integer START 100 INCREMENT 5 MAXVALUE 100000 CYCLE});
+ex(q{CREATE SEQUENCE ss AS integer START 100 INCREMENT 5 MAXVALUE 100000 CYCLE;
+  GRANT USAGE ON SEQUENCE ss TO plain_reader; COMMENT ON SEQUENCE ss IS 'a sequence of the group'});
 ex(q{CREATE TABLE audit (n bigserial PRIMARY KEY, id int, at text NOT NULL DEFAULT 'insert');
   CREATE FUNCTION audit_f() RETURNS trigger LANGUAGE plpgsql
     AS $$BEGIN INSERT INTO public.audit (id) VALUES (NEW.id); RETURN NEW; END$$;
@@ -100,8 +101,9 @@ same_catalog('a bare node', 4);
 is(on(4, q{SELECT string_agg(id || ':' || uv, ',' ORDER BY id) FROM tv}),
 	on($l, q{SELECT string_agg(id || ':' || uv, ',' ORDER BY id) FROM tv}), "node 4's view reads its table");
 is(on(4, q{SELECT n FROM tv2}), on($l, q{SELECT n FROM tv2}), "node 4's view over a view");
-is(on(4, q{SELECT last_value || ' ' || is_called FROM ss}), '110 true',
-	"node 4's sequence is at the leader's value");
+is(on(4, q{SELECT last_value || ' ' || is_called || ' ' || has_sequence_privilege('plain_reader', 'ss', 'USAGE')
+  || ' ' || obj_description('ss'::regclass, 'pg_class') FROM ss}), '110 true true a sequence of the group',
+	"node 4's sequence is at the leader's value, with its grant and comment");
 is(on(4, q{SELECT count(*) || ' ' || (SELECT one FROM s.sv) FROM audit}), '0 1',
 	"node 4 has the audit table (without the leader's rows) and the view of the schema");
 is(on(4, q{SELECT obj_description('tv'::regclass, 'pg_class') || ' ' || pg_get_userbyid(relowner)
