@@ -162,6 +162,7 @@ sql(q{SELECT pg_replication_origin_drop('someone_else')});
 $epid = engine_pid();
 kill 'STOP', $epid;
 my $waiter = $node->background_psql('postgres', on_error_stop => 0);
+$waiter->query_safe(q{\set VERBOSITY verbose});
 $waiter->query_until(qr/started/, q{\echo started
 SELECT dragonraft.transfer_leader(1, 1);
 });
@@ -174,8 +175,8 @@ $log_offset = -s $node->logfile;
 kill 'TERM', $epid;
 kill 'CONT', $epid;
 my $out = $waiter->query('SELECT 1');
-like($waiter->{stderr}, qr/dragonraft engine worker exited before the operation completed/,
-	'the waiting backend gets an error');
+like($waiter->{stderr}, qr/55000: dragonraft's engine on this node did not take the transfer_leader of group 1: the engine worker exited before it took it.*Nothing was done/s,
+	'the waiting backend gets an error: nothing was done');
 $waiter->quit;
 $node->wait_for_log(qr/dragonraft engine worker for node 1 shutting down/, $log_offset);
 ($rc, $stdout, $stderr) = $node->psql('postgres',
