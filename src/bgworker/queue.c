@@ -88,9 +88,40 @@ static void on_backend_exit(int code, Datum arg)
 	abandon(r, gen, false);
 }
 
-/* Wait until the slot is free: an abandoned request of ours may still run. */
-static void wait_free(DrRequest *r)
+/*
+ * A proposal's caller waits for its outcome without taking a cancel: the
+ * Raft core bounds that wait (CheckQuorum, the request timeout), while the
+ * engine worker runs.  One that has not looped for an election timeout (a
+ * hung disk, SIGSTOP) would hold the backend for as long, deaf to
+ * pg_cancel_backend, pg_terminate_backend and a fast shutdown: with one of
+ * those pending, or statement_timeout past (PostgreSQL disabled its timer
+ * before COMMIT), the caller gives up then.  The caller of another request
+ * (leave_group, which must know whether its data is gone) gives up only on
+ * one the engine has not taken.  So does one that waits for its slot to be
+ * freed of an earlier request the engine has not taken either (wait_free).
+ */
+static bool give_up_on_stalled_engine(TimestampTz since)
 {
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz loop_at = (TimestampTz)pg_atomic_read_u64(&dr_shared->engine_loop_at);
+
+	if (!QueryCancelPending && !ProcDiePending &&
+	    !(StatementTimeout > 0 &&
+	      TimestampDifferenceExceeds(GetCurrentStatementStartTimestamp(), now,
+	                                 StatementTimeout)))
+		return false;
+	/* Counted from since (the wait's start) at the earliest: a worker that
+	 * just resumed has not looped yet. */
+	return TimestampDifferenceExceeds(Max(loop_at, since), now, dr_election_rtt * dr_rtt_ms);
+}
+
+/* Wait until the slot is free: an abandoned request of ours may still run.
+ * False if the engine worker stopped answering meanwhile (nothing submitted). */
+static bool wait_free(DrRequest *r)
+{
+	TimestampTz since = GetCurrentTimestamp();
+	bool freed = true;
+
 	for (;;) {
 		DrSlotState s;
 
@@ -101,33 +132,14 @@ static void wait_free(DrRequest *r)
 		SpinLockRelease(&r->mutex);
 		if (s == DR_SLOT_FREE)
 			break;
-		ConditionVariableSleep(&r->cv, PG_WAIT_EXTENSION);
+		if (give_up_on_stalled_engine(since)) {
+			freed = false;
+			break;
+		}
+		(void)ConditionVariableTimedSleep(&r->cv, STALL_POLL_MS, PG_WAIT_EXTENSION);
 	}
 	ConditionVariableCancelSleep();
-}
-
-/*
- * A proposal's caller waits for its outcome without taking a cancel: the
- * Raft core bounds that wait (CheckQuorum, the request timeout), while the
- * engine worker runs.  One that has not looped for an election timeout (a
- * hung disk, SIGSTOP) would hold the backend for as long, deaf to
- * pg_cancel_backend, pg_terminate_backend and a fast shutdown: with one of
- * those pending, or statement_timeout past (PostgreSQL disabled its timer
- * before COMMIT), the caller gives up then.  The caller of another request
- * (leave_group, which must know whether its data is gone) gives up only on
- * one the engine has not taken.
- */
-static bool give_up_on_stalled_engine(void)
-{
-	TimestampTz now = GetCurrentTimestamp();
-	TimestampTz loop_at = (TimestampTz)pg_atomic_read_u64(&dr_shared->engine_loop_at);
-
-	if (!QueryCancelPending && !ProcDiePending &&
-	    !(StatementTimeout > 0 &&
-	      TimestampDifferenceExceeds(GetCurrentStatementStartTimestamp(), now,
-	                                 StatementTimeout)))
-		return false;
-	return TimestampDifferenceExceeds(loop_at, now, dr_election_rtt * dr_rtt_ms);
+	return freed;
 }
 
 /* What a request of kind asks, for an error. */
@@ -170,12 +182,18 @@ static void call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *pa
 	dsm_handle handle = DSM_HANDLE_INVALID;
 	uint64 gen;
 	bool accepted;
+	TimestampTz submitted;
 
 	if (!exit_hook_set) {
 		before_shmem_exit(on_backend_exit, (Datum)0);
 		exit_hook_set = true;
 	}
-	wait_free(r);
+	if (!wait_free(r)) {
+		memset(res, 0, sizeof(*res));
+		res->rc = DR_RC_NOT_TAKEN;
+		strlcpy(res->errmsg, "the engine worker stopped answering", sizeof(res->errmsg));
+		goto out;
+	}
 
 	SpinLockAcquire(&r->mutex);
 	gen = (r->generation + 1) & GEN_MASK;
@@ -219,6 +237,7 @@ static void call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *pa
 		engine_not_running();
 	}
 	dr_shmem_wake_engine();
+	submitted = GetCurrentTimestamp();
 
 	if (!cancellable)
 		HOLD_INTERRUPTS(); /* CHECK_FOR_INTERRUPTS in the sleep does nothing */
@@ -237,7 +256,7 @@ static void call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *pa
 			SpinLockRelease(&r->mutex);
 			if (done)
 				break;
-			if (!cancellable && give_up_on_stalled_engine()) {
+			if (!cancellable && give_up_on_stalled_engine(submitted)) {
 				/* Any other request is given up on only before the engine took it. */
 				DrSlotState was = abandon(r, gen, kind != DR_REQ_PROPOSE);
 
@@ -268,6 +287,7 @@ static void call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *pa
 		RESUME_INTERRUPTS();
 	if (seg != NULL)
 		dsm_detach(seg);
+out:
 	/* A proposal's caller says so itself (dr_proposal_refused). */
 	if (res->rc == DR_RC_NOT_TAKEN && kind != DR_REQ_PROPOSE)
 		ereport(ERROR,

@@ -237,6 +237,18 @@ for my $how ('cancel', 'statement_timeout', 'terminate')
 		like($w->{stderr}, qr/55000: dragonraft's engine on this node takes no transaction of group 1: the engine worker stopped answering.*Nothing was proposed/s,
 			"$how: with 55000, nothing proposed");
 	}
+	if ($how eq 'statement_timeout')
+	{
+		# The session's next COMMIT, its slot still held by the proposal the
+		# stopped worker never took (review 13: it ignored statement_timeout).
+		$w->{stderr} = '';
+		$w->query_until(qr/again/, qq{\\echo again\nINSERT INTO stall VALUES (2);\n});
+		ok($node->poll_query_until('postgres', "SELECT count(*) FROM pg_stat_activity WHERE pid = $wpid AND state = 'active'", '0'),
+			"$how: the session's next COMMIT stops waiting too");
+		$w->query('SELECT 1');
+		like($w->{stderr}, qr/55000: dragonraft's engine on this node takes no transaction of group 1: the engine worker stopped answering.*Nothing was proposed/s,
+			"$how: also with 55000, nothing proposed");
+	}
 	kill 'CONT', $epid;
 	$w->quit;
 }
