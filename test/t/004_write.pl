@@ -111,6 +111,9 @@ like($err, qr/ERROR:\s+25006:.*The leader is node $l, client address "host=127\.
 	'so does it to an ordinary role');
 is($c->node($f1)->safe_psql('postgres', 'SELECT node_id FROM dragonraft.leader(1)'), $l,
 	'dragonraft.leader() names it too');
+is($c->node($f1)->safe_psql('postgres', 'SELECT node_id || \' \' || client_address FROM dragonraft.leader(1)',
+		extra_params => [ '-U', 'writer' ]),
+	"$l host=127.0.0.1 port=$port", 'to an ordinary role too');
 
 # 4b. The leadership moves between a transaction's first write and its
 # COMMIT: the COMMIT is refused with 25006 naming the new leader (review 12:
