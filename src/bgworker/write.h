@@ -116,6 +116,7 @@ extern void dr_xact_init(void);
  * term's no-op (waits for it, cancellable); returns the term.  lock_only (a
  * row lock, FOR UPDATE/SHARE): only a leader waits, nothing is refused. */
 extern uint64 dr_xact_writable(uint64 group_id, bool lock_only);
+extern void dr_xact_unknown_proposal(uint64 group_id, int delta, uint64 index);
 /* The group's schema index as this backend sees it now (DrGroup.schema_index). */
 extern uint64 dr_xact_schema_index(uint64 group_id);
 /* For a backend waiting for the apply worker, checked at most once per
