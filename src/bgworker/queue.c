@@ -46,6 +46,14 @@ typedef struct DrPayloadHeader {
 
 static bool exit_hook_set = false;
 
+/* The last call ended with an error before the engine took its request. */
+static bool last_untaken = false;
+
+bool dr_queue_last_untaken(void)
+{
+	return last_untaken;
+}
+
 static DrRequest *my_slot(void)
 {
 	if (MyBackendId < 1 || MyBackendId > MaxBackends)
@@ -200,6 +208,7 @@ static void call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *pa
 		before_shmem_exit(on_backend_exit, (Datum)0);
 		exit_hook_set = true;
 	}
+	last_untaken = true; /* until the engine may have taken it */
 	if (!wait_free(r)) {
 		memset(res, 0, sizeof(*res));
 		res->rc = DR_RC_NOT_TAKEN;
@@ -302,7 +311,7 @@ static void call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *pa
 		ConditionVariableCancelSleep();
 		if (!cancellable)
 			RESUME_INTERRUPTS();
-		abandon(r, gen, ABANDON_ANY, false);
+		last_untaken = abandon(r, gen, ABANDON_ANY, false) == DR_SLOT_SUBMITTED;
 		PG_RE_THROW();
 	}
 	PG_END_TRY();

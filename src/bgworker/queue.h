@@ -54,6 +54,10 @@ typedef struct DrResult {
 	char errmsg[DR_ERROR_LEN]; /* more about a failure, "" if nothing */
 } DrResult;
 
+/* Did the last dr_queue_call end with an error (a cancel) before the engine
+ * worker took its request? */
+extern bool dr_queue_last_untaken(void);
+
 /* Inline payload bytes per slot; larger payloads go through a DSM segment
  * (a small change set should not cost a segment per commit). */
 #define DR_INLINE_PAYLOAD 8192

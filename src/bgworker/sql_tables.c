@@ -302,7 +302,8 @@ static void wait_applied(uint64 group_id, uint64 index)
 }
 
 /* In a PG_CATCH after the proposal was sent: a cancel or statement_timeout
- * leaves the command to the log, where it may commit and run (40003). */
+ * leaves the command to the log, where it may commit and run (40003), once
+ * the engine worker took it. */
 static void unknown_if_cancelled(MemoryContext cxt, int64 group_id)
 {
 	ErrorData *ed;
@@ -312,6 +313,10 @@ static void unknown_if_cancelled(MemoryContext cxt, int64 group_id)
 	if (ed->sqlerrcode != ERRCODE_QUERY_CANCELED)
 		return;
 	FlushErrorState();
+	if (dr_queue_last_untaken())
+		ereport(ERROR, (errcode(ERRCODE_QUERY_CANCELED), errmsg("%s", ed->message),
+		                errdetail("The engine worker had not taken the command: nothing "
+		                          "was proposed.")));
 	ereport(ERROR, (errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN),
 	                errmsg("the outcome of the command in dragonraft group %lld is unknown",
 	                       (long long)group_id),
