@@ -853,18 +853,10 @@ static List *oids_of(const char *query, Oid type1, Datum arg1, List *oids)
 {
 	Oid types[2] = {type1, OIDARRAYOID};
 	Datum values[2] = {arg1, oid_array(oids)};
-	List *found = NIL;
 
 	if (SPI_execute_with_args(query, 2, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "dragonraft could not run: %s", query);
-	for (uint64 i = 0; i < SPI_processed; i++) {
-		bool isnull;
-
-		found = lappend_oid(
-		        found, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-		                                              SPI_tuptable->tupdesc, 1, &isnull)));
-	}
-	return found;
+	return dr_spi_oids();
 }
 
 /* The relation named as p is here (InvalidOid: none). */

@@ -406,8 +406,6 @@ static void check_utility_only(const char *command)
 /* The sequences whose RowExclusiveLock this backend holds (SPI connected). */
 static List *sequences_locked(void)
 {
-	List *relids = NIL;
-
 	if (SPI_execute("SELECT l.relation FROM pg_catalog.pg_locks l "
 	                "JOIN pg_catalog.pg_class c ON c.oid = l.relation "
 	                "WHERE l.pid = pg_catalog.pg_backend_pid() AND l.locktype = 'relation' "
@@ -416,14 +414,21 @@ static List *sequences_locked(void)
 	                "AND l.mode = 'RowExclusiveLock' AND l.granted AND c.relkind = 'S'",
 	                true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "dragonraft could not read pg_locks");
+	return dr_spi_oids();
+}
+
+List *dr_spi_oids(void)
+{
+	List *oids = NIL;
+
 	for (uint64 i = 0; i < SPI_processed; i++) {
 		bool isnull;
 
-		relids = lappend_oid(
-		        relids, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-		                                               SPI_tuptable->tupdesc, 1, &isnull)));
+		oids = lappend_oid(
+		        oids, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+		                                             SPI_tuptable->tupdesc, 1, &isnull)));
 	}
-	return relids;
+	return oids;
 }
 
 /*

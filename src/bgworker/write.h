@@ -193,6 +193,8 @@ typedef struct DrAsSuperuser {
 extern void dr_as_superuser_begin(DrAsSuperuser *s);
 extern void dr_as_superuser_end(const DrAsSuperuser *s);
 extern void dr_spi_end(bool pushed);
+/* The first column of SPI's last result (oids, none NULL), as a list. */
+extern List *dr_spi_oids(void);
 extern char *dr_sql_tables_definition(Oid relid);
 /* What relid has besides its definition (snapshot.h's DR_SNAP_EXTRAS), palloc'd. */
 extern char *dr_sql_tables_extras(Oid relid);
