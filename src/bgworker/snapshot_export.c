@@ -430,25 +430,20 @@ static void plain_sections(uint64 group_id)
 	Datum values[1] = {Int64GetDatum((int64)group_id)};
 	SPITupleTable *tt;
 	uint64 n;
+	char *query = psprintf(
+	        "SELECT m.index, c.oid, n.nspname, c.relname, d.def, CASE WHEN d.def IS NULL "
+	        "THEN CASE WHEN c.relkind = 'm' THEN 'materialized view' "
+	        "WHEN c.relkind = 'p' THEN 'partitioned table' "
+	        "WHEN c.relkind = 'f' THEN 'foreign table' "
+	        "WHEN c.relpersistence = 'u' THEN 'unlogged table' "
+	        "ELSE 'partition or inheritance child' END ELSE %s END, c.relkind::text "
+	        "FROM dragonraft.made_relations m JOIN pg_catalog.pg_class c ON c.oid = m.relid "
+	        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+	        "CROSS JOIN LATERAL (SELECT dragonraft.plain_definition(c.oid) AS def) d "
+	        "WHERE m.group_id = $1 AND %s ORDER BY m.index, m.seq",
+	        DR_SNAP_EXTRAS("c.oid"), DR_SNAP_PLAIN_REL("c"));
 
-	if (SPI_execute_with_args(
-	            "SELECT m.index, c.oid, n.nspname, c.relname, d.def, "
-	            "CASE WHEN d.def IS NULL THEN CASE "
-	            "WHEN c.relkind = 'm' THEN 'materialized view' "
-	            "WHEN c.relkind = 'p' THEN 'partitioned table' "
-	            "WHEN c.relkind = 'f' THEN 'foreign table' "
-	            "WHEN c.relpersistence = 'u' THEN 'unlogged table' "
-	            "ELSE 'partition or inheritance child' END "
-	            "ELSE " DR_SNAP_EXTRAS(
-	                    "c.oid") " END, c.relkind::text "
-	                             "FROM dragonraft.made_relations m "
-	                             "JOIN pg_catalog.pg_class c ON c.oid = m.relid "
-	                             "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-	                             "CROSS JOIN LATERAL (SELECT "
-	                             "dragonraft.plain_definition(c.oid) AS def) d "
-	                             "WHERE m.group_id = $1 AND " DR_SNAP_PLAIN_REL(
-	                                     "c") " ORDER BY m.index, m.seq",
-	            1, types, values, NULL, true, 0) != SPI_OK_SELECT)
+	if (SPI_execute_with_args(query, 1, types, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "dragonraft could not read dragonraft.made_relations");
 	tt = SPI_tuptable;
 	n = SPI_processed;
@@ -466,7 +461,7 @@ static void plain_sections(uint64 group_id)
 
 		initStringInfo(&seqs);
 		if (def != NULL && kind == RELKIND_SEQUENCE)
-			setval_sql(&seqs, relid); /* (SPI_tuptable changes: tt keeps the list) */
+			setval_sql(&seqs, relid); /* (a query of its own: tt stays valid) */
 		else if (def != NULL)
 			appendStringInfoString(&seqs, sequences_sql(relid));
 		parts[3] = seqs.data;
