@@ -44,7 +44,7 @@ PG_FUNCTION_INFO_V1(dr_resend_table);
 PG_FUNCTION_INFO_V1(dr_execute);
 PG_FUNCTION_INFO_V1(dr_skip_command);
 
-void dr_as_superuser_begin(DrAsSuperuser *s)
+void dr_as_superuser_begin(DrUserContext *s)
 {
 	GetUserIdAndSecContext(&s->user, &s->sec);
 	s->nest = NewGUCNestLevel();
@@ -54,7 +54,7 @@ void dr_as_superuser_begin(DrAsSuperuser *s)
 	                       s->sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 }
 
-void dr_as_superuser_end(const DrAsSuperuser *s)
+void dr_user_context_end(const DrUserContext *s)
 {
 	SetUserIdAndSecContext(s->user, s->sec);
 	AtEOXact_GUC(true, s->nest);
@@ -591,7 +591,7 @@ Datum dr_skip_command(PG_FUNCTION_ARGS)
 	char error[DR_ERROR_LEN];
 	Oid types[2] = {INT8OID, INT8OID};
 	Datum values[2] = {Int64GetDatum(group_id), Int64GetDatum(index)};
-	DrAsSuperuser su;
+	DrUserContext su;
 	int rc;
 	const char *at;
 	unsigned long long failed;
@@ -628,7 +628,7 @@ Datum dr_skip_command(PG_FUNCTION_ARGS)
 	                           "VALUES ($1, $2) ON CONFLICT DO NOTHING",
 	                           2, types, values, NULL, false, 0);
 	SPI_finish();
-	dr_as_superuser_end(&su);
+	dr_user_context_end(&su);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "dragonraft could not record the request to skip a command");
 	ereport(NOTICE, (errmsg("the command is skipped on this node at the next try of the "
