@@ -294,8 +294,7 @@ void dr_as_owner_begin(Relation rel, DrUserContext *s)
 {
 	GetUserIdAndSecContext(&s->user, &s->sec);
 	s->nest = NewGUCNestLevel();
-	(void)set_config_option("search_path", GetConfigOptionResetString("search_path"),
-	                        PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	dr_default_search_path();
 	SetUserIdAndSecContext(rel->rd_rel->relowner,
 	                       s->sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 }
@@ -1446,6 +1445,7 @@ void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header 
 		GetUserIdAndSecContext(&save_user, &save_sec);
 		SetUserIdAndSecContext(roleid, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 		save_nestlevel = NewGUCNestLevel();
+		dr_default_search_path();
 		error = try_sql(command);
 		AtEOXact_GUC(false, save_nestlevel);
 		SetUserIdAndSecContext(save_user, save_sec);

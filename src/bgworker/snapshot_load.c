@@ -1534,6 +1534,7 @@ static int enter(Oid roleid, Oid *save_user, int *save_sec)
 	GetUserIdAndSecContext(save_user, save_sec);
 	SetUserIdAndSecContext(roleid, *save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	nestlevel = NewGUCNestLevel();
+	dr_default_search_path();
 	(void)set_config_option("check_function_bodies", "off", PGC_SUSET, PGC_S_SESSION,
 	                        GUC_ACTION_SAVE, true, 0, false);
 	return nestlevel;

@@ -48,6 +48,18 @@ PG_FUNCTION_INFO_V1(dr_resend_table);
 PG_FUNCTION_INFO_V1(dr_execute);
 PG_FUNCTION_INFO_V1(dr_skip_command);
 
+void dr_pin_search_path(void)
+{
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
+}
+
+/* In a GUC nest level of the caller's. */
+void dr_default_search_path(void)
+{
+	(void)set_config_option("search_path", GetConfigOptionResetString("search_path"),
+	                        PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+}
+
 void dr_as_superuser_begin(DrUserContext *s)
 {
 	GetUserIdAndSecContext(&s->user, &s->sec);

@@ -197,6 +197,14 @@ extern void dr_user_context_end(const DrUserContext *s);
  * PostgreSQL 16's apply worker runs it (run_as_owner off): not as the
  * bootstrap superuser these workers are (review 13 F6). */
 extern bool dr_fires_user_triggers(const TriggerDesc *td);
+
+/* A background worker's own queries (as the bootstrap superuser) resolve
+ * nothing through the database's search_path, which its owner sets (review
+ * 13 F0): pinned to pg_catalog, pg_temp for the session, outside a
+ * transaction.  The user code it runs (commands, triggers) runs with the
+ * database's (dr_default_search_path). */
+extern void dr_pin_search_path(void);
+extern void dr_default_search_path(void);
 extern void dr_as_owner_begin(Relation rel, DrUserContext *s);
 extern void dr_spi_end(bool pushed);
 extern char *dr_sql_tables_definition(Oid relid);
