@@ -874,6 +874,7 @@ void dr_apply_worker_main(Datum arg)
 	before_shmem_exit(on_apply_exit, (Datum)0);
 
 	BackgroundWorkerInitializeConnection(dr_database, NULL, 0);
+	dr_pin_search_path();
 	end_orphan_loaders();
 	CurrentResourceOwner = ResourceOwnerCreate(NULL, "dragonraft apply worker");
 	StartTransactionCommand();
@@ -965,6 +966,7 @@ void dr_snapshot_loader_main(Datum arg)
 		proc_exit(0); /* its apply worker exited before it started (end_orphan_loaders) */
 	before_shmem_exit(loader_exit, arg);
 	BackgroundWorkerInitializeConnection(dr_database, NULL, 0);
+	dr_pin_search_path();
 	CurrentResourceOwner = ResourceOwnerCreate(NULL, "dragonraft snapshot loader");
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("session_replication_role", "replica", PGC_SUSET, PGC_S_OVERRIDE);

@@ -627,6 +627,12 @@ static void propose(DrTaken *t)
 	rc = engine_propose(dr_engine->e, t->group_id, t->payload, (uint32)t->len,
 	                    dr_engine_groups_op_done, dr_queue_ctx(t));
 	dr_queue_done_with_payload(t);
+	/* A leadership transfer takes no proposal until it ends (within two
+	 * election timeouts): the backend waits and proposes again, as for
+	 * backpressure, then commits here or is told the new leader (review 13
+	 * F7: 55000, "see the server log"). */
+	if (rc == ENGINE_ERR_PENDING)
+		rc = ENGINE_ERR_BUSY;
 	/* Refused at once: nothing was proposed.  The backend words these itself;
 	 * any other reason (the engine failed or stops, the group failed, no
 	 * memory) is DR_RC_NOT_TAKEN, never an outcome it has to call unknown. */

@@ -422,6 +422,7 @@ void dr_engine_worker_main(Datum arg)
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(dr_database, NULL, 0);
+	dr_pin_search_path();
 
 	dr_engine = MemoryContextAllocZero(TopMemoryContext, sizeof(DrEngine));
 	memset(&info, 0, sizeof(info));

@@ -20,6 +20,7 @@
  * member info, in binary COPY's format.
  */
 #include "snapshot.h"
+#include "write.h"
 
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -909,6 +910,7 @@ void dr_snapshot_export_main(Datum arg)
 	X.job->waiter_pgprocno = MyProc->pgprocno;
 	SpinLockRelease(&X.job->mutex);
 	BackgroundWorkerInitializeConnection(dr_database, NULL, 0);
+	dr_pin_search_path();
 	pgstat_report_activity(STATE_RUNNING, psprintf("exporting a snapshot of group %llu",
 	                                               (unsigned long long)group_id));
 	cxt = CurrentMemoryContext;

@@ -74,4 +74,35 @@ ok($c->caught_up(1), 'a write after it commits and every member applies it');
 is($c->contents($_, 't', 'id'), ($rows eq '' ? '' : "$rows;") . '(6,B)', "node $_ has it") for $c->ids;
 $_->quit for ($a, $b);
 
+# A COMMIT during a leadership transfer (the Raft core takes no proposal
+# until it ends) waits for its end as for backpressure, shown in
+# dragonraft.busy_waits, then commits or is told the new leader (review 13
+# F7: 55000, "see the server log").  The target's worker is stopped, so the
+# transfer stays open until it is sent on again.
+my $L2 = $c->node($l2);
+my ($tgt) = grep { $_ != $l2 } $c->ids;
+my $tpid = epid($tgt);
+kill 'STOP', $tpid;
+my $tr = $L2->background_psql('postgres', on_error_stop => 0);
+$tr->query_until(qr/tstarted/, "\\echo tstarted\nSELECT dragonraft.transfer_leader(1, $tgt);\n");
+ok($L2->poll_query_until('postgres', q{SELECT count(*) FROM pg_stat_activity
+		WHERE query LIKE 'SELECT dragonraft.transfer_leader%' AND wait_event_type = 'Extension'}, '1'),
+	'a transfer to a stopped node is under way');
+my $w = $L2->background_psql('postgres', on_error_stop => 0);
+$w->query_safe(q{\set VERBOSITY verbose});
+my $wpid = $w->query_safe('SELECT pg_backend_pid()');
+$w->query_until(qr/wstarted/, "\\echo wstarted\nINSERT INTO t VALUES (7, 'T');\n");
+ok($c->wait_until('the COMMIT to wait for the transfer',
+		sub { $L2->safe_psql('postgres', "SELECT count(*) FROM dragonraft.busy_waits WHERE pid = $wpid") eq '1' }),
+	'the COMMIT waits for the transfer, shown in dragonraft.busy_waits');
+kill 'CONT', $tpid;
+$w->query('SELECT 1');
+ok($w->{stderr} eq '' || $w->{stderr} =~ /ERROR:\s+25006: node $l2 is not the leader/,
+	"it commits, or is told that this node no longer leads, with 25006 ($w->{stderr})");
+$tr->query('SELECT 1');
+$_->quit for ($tr, $w);
+ok($c->caught_up(1), 'the group goes on');
+my $want = $c->contents($c->leader(1), 't', 'id');
+is($c->contents($_, 't', 'id'), $want, "node $_ has the same rows") for $c->ids;
+
 done_testing();
