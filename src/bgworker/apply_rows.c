@@ -1045,6 +1045,28 @@ static void refuse(uint64 group_id, uint64 table_id, uint64 index, const char *q
 	                 qname)));
 }
 
+/*
+ * A table this member kept (empty, defined alike) whose owner, privileges,
+ * ... differ from the proposer's (extras): it keeps them, and says so, since
+ * a failover to this member would show them to the application.
+ */
+static void warn_extras_differ(uint64 group_id, const char *qname, Oid relid,
+                               const char *extras)
+{
+	char *here = dr_sql_tables_extras(relid);
+
+	if (strcmp(here, extras) == 0)
+		return;
+	ereport(WARNING,
+	        (errmsg("dragonraft table %s of group %llu keeps its own owner, privileges, row "
+	                "level security, policies, triggers or comments on this node, which "
+	                "differ from the leader's",
+	                qname, (unsigned long long)group_id),
+	         errdetail("Here: %s\nOn the leader: %s", here, extras),
+	         errhint("Change them on every member through dragonraft.execute() on the leader "
+	                 "(ALTER TABLE ... OWNER TO, GRANT, ...).")));
+}
+
 /* The table id a registration sends again (resend_table): the table's own. */
 static uint64 sent_table_id(const struct entry_change_set *cs)
 {
@@ -1237,6 +1259,8 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, uint64 schema_index,
 		                                 resend ? "sent again to" : "registered in",
 		                                 (unsigned long long)group_id,
 		                                 (unsigned long long)index));
+	else if (!made && !mine && cs.extras != NULL)
+		warn_extras_differ(group_id, qname, relid, pnstrdup(cs.extras, cs.extras_len));
 	dr_apply_rows_forget();
 	ereport(LOG, (errmsg("dragonraft table %s joined group %llu at entry %llu", qname,
 	                     (unsigned long long)group_id, (unsigned long long)index)));
