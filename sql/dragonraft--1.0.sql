@@ -190,9 +190,11 @@ LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION execute(bigint, text) IS
   'Run a utility command (DDL) on every member of the group in log order; returns its log index once it is applied here';
 
+-- SECURITY DEFINER: any role may route its writes, though only pg_monitor
+-- and dragonraft_admin read status and member_info.
 CREATE FUNCTION leader(group_id bigint, OUT node_id integer, OUT client_address text)
 RETURNS record
-LANGUAGE sql STABLE
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT s.leader_id, i.client_address
     FROM @extschema@.status s

@@ -53,15 +53,16 @@ static DrRequest *my_slot(void)
 }
 
 /* The backend gives up on generation gen of its slot (error or exit); the
- * state it had.  One still SUBMITTED is never taken (take_requests). */
-static DrSlotState abandon(DrRequest *r, uint64 gen)
+ * state it had.  One still SUBMITTED is never taken (take_requests).  With
+ * only_untaken it gives up only on one still SUBMITTED. */
+static DrSlotState abandon(DrRequest *r, uint64 gen, bool only_untaken)
 {
 	DrSlotState was;
 	bool wake = false;
 
 	SpinLockAcquire(&r->mutex);
 	was = r->state;
-	if (r->generation == gen) {
+	if (r->generation == gen && (!only_untaken || was == DR_SLOT_SUBMITTED)) {
 		if (r->state == DR_SLOT_DONE) {
 			r->state = DR_SLOT_FREE;
 			wake = true;
@@ -84,12 +85,43 @@ static void on_backend_exit(int code, Datum arg)
 	SpinLockAcquire(&r->mutex);
 	gen = r->generation;
 	SpinLockRelease(&r->mutex);
-	abandon(r, gen);
+	abandon(r, gen, false);
 }
 
-/* Wait until the slot is free: an abandoned request of ours may still run. */
-static void wait_free(DrRequest *r)
+/*
+ * A proposal's caller waits for its outcome without taking a cancel: the
+ * Raft core bounds that wait (CheckQuorum, the request timeout), while the
+ * engine worker runs.  One that has not looped for an election timeout (a
+ * hung disk, SIGSTOP) would hold the backend for as long, deaf to
+ * pg_cancel_backend, pg_terminate_backend and a fast shutdown: with one of
+ * those pending, or statement_timeout past (PostgreSQL disabled its timer
+ * before COMMIT), the caller gives up then.  The caller of another request
+ * (leave_group, which must know whether its data is gone) gives up only on
+ * one the engine has not taken.  So does one that waits for its slot to be
+ * freed of an earlier request the engine has not taken either (wait_free).
+ */
+static bool give_up_on_stalled_engine(TimestampTz since)
 {
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz loop_at = (TimestampTz)pg_atomic_read_u64(&dr_shared->engine_loop_at);
+
+	if (!QueryCancelPending && !ProcDiePending &&
+	    !(StatementTimeout > 0 &&
+	      TimestampDifferenceExceeds(GetCurrentStatementStartTimestamp(), now,
+	                                 StatementTimeout)))
+		return false;
+	/* Counted from since (the wait's start) at the earliest: a worker that
+	 * just resumed has not looped yet. */
+	return TimestampDifferenceExceeds(Max(loop_at, since), now, dr_election_rtt * dr_rtt_ms);
+}
+
+/* Wait until the slot is free: an abandoned request of ours may still run.
+ * False if the engine worker stopped answering meanwhile (nothing submitted). */
+static bool wait_free(DrRequest *r)
+{
+	TimestampTz since = GetCurrentTimestamp();
+	bool freed = true;
+
 	for (;;) {
 		DrSlotState s;
 
@@ -100,32 +132,38 @@ static void wait_free(DrRequest *r)
 		SpinLockRelease(&r->mutex);
 		if (s == DR_SLOT_FREE)
 			break;
-		ConditionVariableSleep(&r->cv, PG_WAIT_EXTENSION);
+		if (give_up_on_stalled_engine(since)) {
+			freed = false;
+			break;
+		}
+		(void)ConditionVariableTimedSleep(&r->cv, STALL_POLL_MS, PG_WAIT_EXTENSION);
 	}
 	ConditionVariableCancelSleep();
+	return freed;
 }
 
-/*
- * A proposal's caller waits for its outcome without taking a cancel: the
- * Raft core bounds that wait (CheckQuorum, the request timeout), while the
- * engine worker runs.  One that has not looped for an election timeout (a
- * hung disk, SIGSTOP) would hold the backend for as long, deaf to
- * pg_cancel_backend, pg_terminate_backend and a fast shutdown: with one of
- * those pending, or statement_timeout past (PostgreSQL disabled its timer
- * before COMMIT), the caller gives up then.  Any other request's caller
- * waits on (leave_group must know whether its data is gone).
- */
-static bool give_up_on_stalled_engine(void)
+/* What a request of kind asks, for an error. */
+static const char *request_name(DrRequestKind kind)
 {
-	TimestampTz now = GetCurrentTimestamp();
-	TimestampTz loop_at = (TimestampTz)pg_atomic_read_u64(&dr_shared->engine_loop_at);
-
-	if (!QueryCancelPending && !ProcDiePending &&
-	    !(StatementTimeout > 0 &&
-	      TimestampDifferenceExceeds(GetCurrentStatementStartTimestamp(), now,
-	                                 StatementTimeout)))
-		return false;
-	return TimestampDifferenceExceeds(loop_at, now, dr_election_rtt * dr_rtt_ms);
+	switch (kind) {
+	case DR_REQ_CREATE_GROUP:
+		return "create_group";
+	case DR_REQ_TRANSFER_LEADER:
+		return "transfer_leader";
+	case DR_REQ_PROPOSE:
+		return "proposal";
+	case DR_REQ_JOIN_GROUP:
+		return "join_group";
+	case DR_REQ_CHANGE_MEMBER:
+		return "membership change";
+	case DR_REQ_LEAVE_GROUP:
+		return "leave_group";
+	case DR_REQ_READ_INDEX:
+		return "linearizable read";
+	case DR_REQ_SNAPSHOT:
+		return "snapshot";
+	}
+	return "request";
 }
 
 static void engine_not_running(void)
@@ -144,12 +182,18 @@ static void call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *pa
 	dsm_handle handle = DSM_HANDLE_INVALID;
 	uint64 gen;
 	bool accepted;
+	TimestampTz submitted;
 
 	if (!exit_hook_set) {
 		before_shmem_exit(on_backend_exit, (Datum)0);
 		exit_hook_set = true;
 	}
-	wait_free(r);
+	if (!wait_free(r)) {
+		memset(res, 0, sizeof(*res));
+		res->rc = DR_RC_NOT_TAKEN;
+		strlcpy(res->errmsg, "the engine worker stopped answering", sizeof(res->errmsg));
+		goto out;
+	}
 
 	SpinLockAcquire(&r->mutex);
 	gen = (r->generation + 1) & GEN_MASK;
@@ -193,6 +237,7 @@ static void call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *pa
 		engine_not_running();
 	}
 	dr_shmem_wake_engine();
+	submitted = GetCurrentTimestamp();
 
 	if (!cancellable)
 		HOLD_INTERRUPTS(); /* CHECK_FOR_INTERRUPTS in the sleep does nothing */
@@ -211,14 +256,18 @@ static void call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *pa
 			SpinLockRelease(&r->mutex);
 			if (done)
 				break;
-			if (!cancellable && kind == DR_REQ_PROPOSE && give_up_on_stalled_engine()) {
-				memset(res, 0, sizeof(*res));
-				res->rc = abandon(r, gen) == DR_SLOT_SUBMITTED
-				                  ? DR_RC_NOT_TAKEN
-				                  : DR_RC_ENGINE_STALLED;
-				strlcpy(res->errmsg, "the engine worker stopped answering",
-				        sizeof(res->errmsg));
-				break;
+			if (!cancellable && give_up_on_stalled_engine(submitted)) {
+				/* Any other request is given up on only before the engine took it. */
+				DrSlotState was = abandon(r, gen, kind != DR_REQ_PROPOSE);
+
+				if (was == DR_SLOT_SUBMITTED || kind == DR_REQ_PROPOSE) {
+					memset(res, 0, sizeof(*res));
+					res->rc = was == DR_SLOT_SUBMITTED ? DR_RC_NOT_TAKEN
+					                                   : DR_RC_ENGINE_STALLED;
+					strlcpy(res->errmsg, "the engine worker stopped answering",
+					        sizeof(res->errmsg));
+					break;
+				}
 			}
 			(void)ConditionVariableTimedSleep(&r->cv, cancellable ? -1 : STALL_POLL_MS,
 			                                  PG_WAIT_EXTENSION);
@@ -230,7 +279,7 @@ static void call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *pa
 		ConditionVariableCancelSleep();
 		if (!cancellable)
 			RESUME_INTERRUPTS();
-		abandon(r, gen);
+		abandon(r, gen, false);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -238,6 +287,17 @@ static void call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *pa
 		RESUME_INTERRUPTS();
 	if (seg != NULL)
 		dsm_detach(seg);
+out:
+	/* A proposal's caller says so itself (dr_proposal_refused). */
+	if (res->rc == DR_RC_NOT_TAKEN && kind != DR_REQ_PROPOSE)
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("dragonraft's engine on this node did not take the %s of group "
+		                "%llu: %s",
+		                request_name(kind), (unsigned long long)group_id, res->errmsg),
+		         errdetail("Nothing was done."),
+		         errhint("See dragonraft.node_status() and the server log; the postmaster "
+		                 "restarts a failed engine worker after a few seconds.")));
 }
 
 void dr_queue_call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *payload, Size len,
@@ -286,8 +346,8 @@ static void fail(DrRequest *r, uint64 gen, int rc, const char *msg)
 }
 
 /* Fail every request still outstanding (none is in the ring: it is closed).
- * A proposal never taken was not proposed: its caller must not call its
- * outcome unknown. */
+ * A request never taken did nothing: its caller must not call its outcome
+ * unknown. */
 static void fail_all(void)
 {
 	for (int i = 0; i < MaxBackends; i++) {
@@ -297,7 +357,7 @@ static void fail_all(void)
 
 		SpinLockAcquire(&r->mutex);
 		gen = r->generation;
-		untaken = r->state == DR_SLOT_SUBMITTED && r->kind == DR_REQ_PROPOSE;
+		untaken = r->state == DR_SLOT_SUBMITTED;
 		SpinLockRelease(&r->mutex);
 		if (untaken)
 			fail(r, gen, DR_RC_NOT_TAKEN, "the engine worker exited before it took it");

@@ -8,6 +8,7 @@
 
 #include <limits.h>
 
+#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "engine/engine.h"
@@ -70,12 +71,20 @@ char *dr_sql_groups_client_address(int64 group_id, int64 node_id)
 	Datum values[2] = {Int64GetDatum(group_id), Int64GetDatum(node_id)};
 	char *addr = NULL;
 	bool pushed;
+	Oid save_user;
+	int save_sec;
+	int rc;
 
 	dr_spi_begin(&pushed); /* (a COMMIT refused at PRE_COMMIT names the leader) */
-	if (SPI_execute_with_args("SELECT client_address FROM dragonraft.member_info "
-	                          "WHERE group_id = $1 AND node_id = $2",
-	                          2, types, values, NULL, true, 1) == SPI_OK_SELECT &&
-	    SPI_processed == 1) {
+	/* As the bootstrap superuser: any writer is told where the leader is,
+	 * though only pg_monitor and dragonraft_admin may read member_info. */
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	rc = SPI_execute_with_args("SELECT client_address FROM dragonraft.member_info "
+	                           "WHERE group_id = $1 AND node_id = $2",
+	                           2, types, values, NULL, true, 1);
+	SetUserIdAndSecContext(save_user, save_sec);
+	if (rc == SPI_OK_SELECT && SPI_processed == 1) {
 		char *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 
 		if (v != NULL)

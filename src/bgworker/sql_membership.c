@@ -444,7 +444,9 @@ static void leave_locally(int64 group_id, bool gave_up_join)
 	SPI_finish();
 
 	/* Quick (nothing waits for the network), and a cancel here would leave the
-	 * LogDB data gone with the origin and triggers still there. */
+	 * LogDB data gone with the origin and triggers still there.  An engine
+	 * worker that stopped answering before it took the request: queue.c gives
+	 * up on it at a cancel or statement_timeout (55000, nothing done). */
 	dr_queue_call_uncancellable(DR_REQ_LEAVE_GROUP, (uint64)group_id, gave_up_join, NULL, 0,
 	                            &res);
 	if (res.rc != ENGINE_OK)

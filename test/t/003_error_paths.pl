@@ -162,6 +162,7 @@ sql(q{SELECT pg_replication_origin_drop('someone_else')});
 $epid = engine_pid();
 kill 'STOP', $epid;
 my $waiter = $node->background_psql('postgres', on_error_stop => 0);
+$waiter->query_safe(q{\set VERBOSITY verbose});
 $waiter->query_until(qr/started/, q{\echo started
 SELECT dragonraft.transfer_leader(1, 1);
 });
@@ -174,8 +175,8 @@ $log_offset = -s $node->logfile;
 kill 'TERM', $epid;
 kill 'CONT', $epid;
 my $out = $waiter->query('SELECT 1');
-like($waiter->{stderr}, qr/dragonraft engine worker exited before the operation completed/,
-	'the waiting backend gets an error');
+like($waiter->{stderr}, qr/55000: dragonraft's engine on this node did not take the transfer_leader of group 1: the engine worker exited before it took it.*Nothing was done/s,
+	'the waiting backend gets an error: nothing was done');
 $waiter->quit;
 $node->wait_for_log(qr/dragonraft engine worker for node 1 shutting down/, $log_offset);
 ($rc, $stdout, $stderr) = $node->psql('postgres',
@@ -235,6 +236,18 @@ for my $how ('cancel', 'statement_timeout', 'terminate')
 		$w->query('SELECT 1');
 		like($w->{stderr}, qr/55000: dragonraft's engine on this node takes no transaction of group 1: the engine worker stopped answering.*Nothing was proposed/s,
 			"$how: with 55000, nothing proposed");
+	}
+	if ($how eq 'statement_timeout')
+	{
+		# The session's next COMMIT, its slot still held by the proposal the
+		# stopped worker never took (review 13: it ignored statement_timeout).
+		$w->{stderr} = '';
+		$w->query_until(qr/again/, qq{\\echo again\nINSERT INTO stall VALUES (2);\n});
+		ok($node->poll_query_until('postgres', "SELECT count(*) FROM pg_stat_activity WHERE pid = $wpid AND state = 'active'", '0'),
+			"$how: the session's next COMMIT stops waiting too");
+		$w->query('SELECT 1');
+		like($w->{stderr}, qr/55000: dragonraft's engine on this node takes no transaction of group 1: the engine worker stopped answering.*Nothing was proposed/s,
+			"$how: also with 55000, nothing proposed");
 	}
 	kill 'CONT', $epid;
 	$w->quit;

@@ -94,19 +94,32 @@ is($c->contents($l, 'accounts', 'id'),
 is($c->node($f1)->safe_psql('postgres', "SELECT last_value >= 5 FROM items_id_seq"),
 	't', 'a follower\'s sequence is past every replicated id');
 
-# 4. A write on a follower: 25006, naming the leader and its client address.
+# 4. A write on a follower: 25006, naming the leader and its client address,
+# to a writer that may not read dragonraft.member_info too (review 13: 42501).
 my $port = $L->port;
+$c->node($_)->safe_psql('postgres', 'CREATE ROLE writer LOGIN') for $c->ids;
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'GRANT SELECT, INSERT ON accounts TO writer')});
+ok($c->caught_up(1), 'the grant applied everywhere');
 my ($st, $err) = $c->sql_error($f1, "INSERT INTO accounts VALUES (8, 'x', 0)");
 is($st, '25006', 'a follower refuses a write with 25006');
 like($err, qr/The leader is node $l, client address "host=127\.0\.0\.1 port=$port"/,
 	'the error names the leader\'s node id and client address');
+$err = '';
+$c->node($f1)->psql('postgres', "\\set VERBOSITY verbose\nINSERT INTO accounts VALUES (8, 'x', 0)",
+	stderr => \$err, extra_params => [ '-U', 'writer' ]);
+like($err, qr/ERROR:\s+25006:.*The leader is node $l, client address "host=127\.0\.0\.1 port=$port"/s,
+	'so does it to an ordinary role');
 is($c->node($f1)->safe_psql('postgres', 'SELECT node_id FROM dragonraft.leader(1)'), $l,
 	'dragonraft.leader() names it too');
+is($c->node($f1)->safe_psql('postgres', 'SELECT node_id || \' \' || client_address FROM dragonraft.leader(1)',
+		extra_params => [ '-U', 'writer' ]),
+	"$l host=127.0.0.1 port=$port", 'to an ordinary role too');
 
 # 4b. The leadership moves between a transaction's first write and its
 # COMMIT: the COMMIT is refused with 25006 naming the new leader (review 12:
-# it was an internal error, SPI without a snapshot at PRE_COMMIT).
-my $moved = $L->background_psql('postgres', on_error_stop => 0);
+# it was an internal error, SPI without a snapshot at PRE_COMMIT), to an
+# ordinary role too.
+my $moved = $L->background_psql('postgres', on_error_stop => 0, extra_params => [ '-U', 'writer' ]);
 $moved->query_safe(q{\set VERBOSITY verbose
 BEGIN; INSERT INTO accounts VALUES (9, 'moved', 0)});
 $L->safe_psql('postgres', "SELECT dragonraft.transfer_leader(1, $f1)");

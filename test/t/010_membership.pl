@@ -195,6 +195,25 @@ like($msg, qr/can never be a member again/, 'and the error says why');
 $c->group_nodes(1, 1, 2, 3);
 $L->safe_psql('postgres', "INSERT INTO t VALUES (300000, 'after removal')");
 ok($c->caught_up(1), 'the three remaining members go on');
+# leave_group waits for the engine worker without taking a cancel (its data
+# may be gone meanwhile).  With the worker stopped (a hung disk in life),
+# statement_timeout ends the wait once the worker has not looped for an
+# election timeout and has not taken the request: nothing was done.
+my $epid4 = $N4->safe_psql('postgres', 'SELECT engine_pid FROM dragonraft.node_status()');
+kill 'STOP', $epid4;
+my $timed_out;
+$N4->psql('postgres',
+	"\\set VERBOSITY verbose\nSET statement_timeout = '1s';\nSELECT dragonraft.leave_group(1, force => true)",
+	stderr => \$msg, timeout => $PostgreSQL::Test::Utils::timeout_default, timed_out => \$timed_out);
+kill 'CONT', $epid4;
+ok(!$timed_out, 'leave_group on a stopped engine worker does not wait for it');
+($st) = $msg =~ /ERROR:\s+([0-9A-Z]{5}):/;
+is($st, '55000', 'it gives up at statement_timeout');
+like($msg, qr/did not take the leave_group of group 1: the engine worker stopped answering.*Nothing was done/s,
+	'and says that nothing was done');
+is($N4->safe_psql('postgres',
+		q{SELECT (SELECT count(*) FROM dragonraft.tables) || ',' || (SELECT count(*) FROM pg_replication_origin WHERE roname = 'dragonraft_1')}),
+	'2,1', 'node 4 still has its tables of group 1 and its origin');
 # The leader may have stopped sending to node 4 before it applied its removal.
 ($st, $msg) = $c->sql_error(4, 'SELECT dragonraft.leave_group(1)');
 if ($st ne '')
