@@ -85,7 +85,7 @@ my $index1 = $N1->safe_psql('postgres', q{SELECT table_id FROM dragonraft.replic
 # than t's at its place in the log.  Its session fails with 40001 and every
 # member skips it (node 3 would otherwise make t without the new column).
 $offset = -s $N3->logfile;
-my $err = race_command(q{SELECT dragonraft.resend_table('t')}, 't',
+$err = race_command(q{SELECT dragonraft.resend_table('t')}, 't',
 	'ALTER TABLE IF EXISTS t ADD COLUMN z int NOT NULL DEFAULT 7');
 like($err, qr/ERROR:  40001:/, 'the resend racing the command fails with 40001');
 ok($c->caught_up(1), 'the members applied the command and the resend');
