@@ -855,8 +855,8 @@ uint64 dr_apply_rows_command_between(uint64 group_id, uint64 since, uint64 befor
 	Datum values[4], *ids = palloc(Max(n, 1) * sizeof(Datum));
 	char nulls[4] = {' ', ' ', ' ', tables == NULL ? 'n' : ' '};
 	uint64 found = 0;
-	Oid save_user;
-	int save_sec, rc;
+	DrAsSuperuser su;
+	int rc;
 	bool isnull;
 
 	for (int i = 0; i < n; i++)
@@ -868,15 +868,14 @@ uint64 dr_apply_rows_command_between(uint64 group_id, uint64 since, uint64 befor
 	                           : PointerGetDatum(construct_array(
 	                                     ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	/* As the bootstrap superuser: a writer need not see the catalog table. */
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	dr_as_superuser_begin(&su);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	rc = SPI_execute_with_args(
 	        "SELECT max(index) FROM dragonraft.ddl_history WHERE group_id = $1 "
 	        "AND index > $2 AND index < $3 AND ($4 IS NULL OR tables IS NULL OR tables && $4)",
 	        4, types, values, nulls, true, 1);
-	SetUserIdAndSecContext(save_user, save_sec);
+	dr_as_superuser_end(&su);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "dragonraft could not read dragonraft.ddl_history");
 	if (SPI_processed == 1) {

@@ -396,7 +396,7 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 		applying.what = entry_type_name(h.type);
 		has_header = true;
 		/* A command begins a batch: if it fails here, what came before stays
-		 * applied, and the group stops right after it. */
+		 * applied, and the group stops right before it. */
 		if (h.type == ENTRY_DDL && batch.ag == ag)
 			commit_batch();
 	}

@@ -222,12 +222,11 @@ static void check_registration(Relation rel, uint64 table_id)
 	Oid types[3] = {INT8OID, INT8OID, OIDOID};
 	Datum values[3] = {Int64GetDatum((int64)X.group_id), Int64GetDatum((int64)table_id),
 	                   ObjectIdGetDatum(RelationGetRelid(rel))};
-	Oid save_user;
-	int save_sec, rc;
+	DrAsSuperuser su;
+	int rc;
 	uint64 n;
 
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	dr_as_superuser_begin(&su);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	rc = SPI_execute_with_args("SELECT FROM dragonraft.replicated_tables WHERE group_id = $1 "
@@ -235,7 +234,7 @@ static void check_registration(Relation rel, uint64 table_id)
 	                           3, types, values, NULL, true, 1);
 	n = SPI_processed;
 	SPI_finish();
-	SetUserIdAndSecContext(save_user, save_sec);
+	dr_as_superuser_end(&su);
 	if (rc != SPI_OK_SELECT || n != 1)
 		ereport(ERROR,
 		        (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),

@@ -28,6 +28,7 @@
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "utils/timestamp.h"
+#include "write.h"
 
 /* Head of a payload in a DSM segment: it must belong to the request. */
 typedef struct DrPayloadHeader {
@@ -45,6 +46,14 @@ typedef struct DrPayloadHeader {
 
 static bool exit_hook_set = false;
 
+/* The last call ended with an error before the engine took its request. */
+static bool last_untaken = false;
+
+bool dr_queue_last_untaken(void)
+{
+	return last_untaken;
+}
+
 static DrRequest *my_slot(void)
 {
 	if (MyBackendId < 1 || MyBackendId > MaxBackends)
@@ -52,22 +61,33 @@ static DrRequest *my_slot(void)
 	return &dr_requests[MyBackendId - 1];
 }
 
-/* The backend gives up on generation gen of its slot (error or exit); the
- * state it had.  One still SUBMITTED is never taken (take_requests).  With
- * only_untaken it gives up only on one still SUBMITTED. */
-static DrSlotState abandon(DrRequest *r, uint64 gen, bool only_untaken)
+/* How a backend gives up on its request. */
+typedef enum AbandonHow {
+	ABANDON_ANY,     /* an error or exit: whatever its state */
+	ABANDON_WAITING, /* not one DONE: its outcome is taken instead */
+	ABANDON_UNTAKEN, /* only one still SUBMITTED */
+} AbandonHow;
+
+/* The backend gives up on generation gen of its slot; the state it had.  One
+ * still SUBMITTED is never taken (take_requests).  held: a proposal that the
+ * engine runs is counted in its group's gave_up_unknown (by the caller) until
+ * the engine finishes it. */
+static DrSlotState abandon(DrRequest *r, uint64 gen, AbandonHow how, bool held)
 {
 	DrSlotState was;
 	bool wake = false;
 
 	SpinLockAcquire(&r->mutex);
 	was = r->state;
-	if (r->generation == gen && (!only_untaken || was == DR_SLOT_SUBMITTED)) {
+	if (r->generation == gen && (how != ABANDON_UNTAKEN || was == DR_SLOT_SUBMITTED)) {
 		if (r->state == DR_SLOT_DONE) {
-			r->state = DR_SLOT_FREE;
-			wake = true;
+			if (how == ABANDON_ANY) {
+				r->state = DR_SLOT_FREE;
+				wake = true;
+			}
 		} else if (r->state == DR_SLOT_SUBMITTED || r->state == DR_SLOT_RUNNING) {
 			r->state = DR_SLOT_ABANDONED;
+			r->held = held && was == DR_SLOT_RUNNING;
 		}
 	}
 	SpinLockRelease(&r->mutex);
@@ -85,7 +105,7 @@ static void on_backend_exit(int code, Datum arg)
 	SpinLockAcquire(&r->mutex);
 	gen = r->generation;
 	SpinLockRelease(&r->mutex);
-	abandon(r, gen, false);
+	abandon(r, gen, ABANDON_ANY, false);
 }
 
 /*
@@ -188,6 +208,7 @@ static void call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *pa
 		before_shmem_exit(on_backend_exit, (Datum)0);
 		exit_hook_set = true;
 	}
+	last_untaken = true; /* until the engine may have taken it */
 	if (!wait_free(r)) {
 		memset(res, 0, sizeof(*res));
 		res->rc = DR_RC_NOT_TAKEN;
@@ -216,6 +237,7 @@ static void call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *pa
 	SpinLockAcquire(&r->mutex);
 	r->generation = gen;
 	r->state = DR_SLOT_SUBMITTED;
+	r->held = false;
 	r->kind = kind;
 	r->group_id = group_id;
 	r->arg = arg;
@@ -257,10 +279,20 @@ static void call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *pa
 			if (done)
 				break;
 			if (!cancellable && give_up_on_stalled_engine(submitted)) {
-				/* Any other request is given up on only before the engine took it. */
-				DrSlotState was = abandon(r, gen, kind != DR_REQ_PROPOSE);
+				/* Any other request is given up on only before the engine took
+				 * it.  A proposal the engine runs may commit, at an index not
+				 * known here: no later one of its group may be made from rows
+				 * that lack it, so it is counted before the slot says so
+				 * (the engine uncounts it once it finished it: finish()). */
+				bool propose = kind == DR_REQ_PROPOSE;
+				DrSlotState was;
 
-				if (was == DR_SLOT_SUBMITTED || kind == DR_REQ_PROPOSE) {
+				if (propose)
+					dr_xact_unknown_proposal(group_id, 1, 0);
+				was = abandon(r, gen, propose ? ABANDON_WAITING : ABANDON_UNTAKEN, propose);
+				if (propose && was != DR_SLOT_RUNNING)
+					dr_xact_unknown_proposal(group_id, -1, 0);
+				if (was == DR_SLOT_SUBMITTED || (propose && was == DR_SLOT_RUNNING)) {
 					memset(res, 0, sizeof(*res));
 					res->rc = was == DR_SLOT_SUBMITTED ? DR_RC_NOT_TAKEN
 					                                   : DR_RC_ENGINE_STALLED;
@@ -279,7 +311,7 @@ static void call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *pa
 		ConditionVariableCancelSleep();
 		if (!cancellable)
 			RESUME_INTERRUPTS();
-		abandon(r, gen, false);
+		last_untaken = abandon(r, gen, ABANDON_ANY, false) == DR_SLOT_SUBMITTED;
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -317,12 +349,16 @@ void dr_queue_call_uncancellable(DrRequestKind kind, uint64 group_id, uint64 arg
 /* Free a slot its backend abandoned, or finish one with res. */
 static void finish(DrRequest *r, uint64 gen, const DrResult *res)
 {
-	bool wake = false;
+	bool wake = false, held = false;
+	uint64 group_id = 0;
 
 	SpinLockAcquire(&r->mutex);
 	if (r->generation == gen) {
 		if (r->state == DR_SLOT_ABANDONED) {
 			r->state = DR_SLOT_FREE;
+			held = r->held;
+			r->held = false;
+			group_id = r->group_id;
 			wake = true;
 		} else if (r->state == DR_SLOT_SUBMITTED || r->state == DR_SLOT_RUNNING) {
 			r->result = *res;
@@ -331,6 +367,9 @@ static void finish(DrRequest *r, uint64 gen, const DrResult *res)
 		}
 	}
 	SpinLockRelease(&r->mutex);
+	/* A proposal given up on while it ran: where it lies, if anywhere. */
+	if (held)
+		dr_xact_unknown_proposal(group_id, -1, res->index);
 	if (wake)
 		ConditionVariableBroadcast(&r->cv);
 }

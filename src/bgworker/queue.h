@@ -54,6 +54,10 @@ typedef struct DrResult {
 	char errmsg[DR_ERROR_LEN]; /* more about a failure, "" if nothing */
 } DrResult;
 
+/* Did the last dr_queue_call end with an error (a cancel) before the engine
+ * worker took its request? */
+extern bool dr_queue_last_untaken(void);
+
 /* Inline payload bytes per slot; larger payloads go through a DSM segment
  * (a small change set should not cost a segment per commit). */
 #define DR_INLINE_PAYLOAD 8192
@@ -77,6 +81,8 @@ typedef struct DrRequest {
 	Size len;       /* payload bytes */
 	dsm_handle dsm; /* DSM_HANDLE_INVALID: the payload is inline */
 	DrResult result;
+	bool held; /* a proposal given up on while the engine ran it: its group's
+	            * gave_up_unknown counts it until the engine finishes it */
 	ConditionVariable cv; /* broadcast at DONE and at FREE */
 	char payload[DR_INLINE_PAYLOAD];
 } DrRequest;

@@ -122,6 +122,10 @@ typedef struct DrGroup {
 	uint64 gave_up;      /* highest entry whose backend gave up after it committed (set
 	                      * before that backend releases its locks): until applied
 	                      * reaches it, local reads of its rows may be stale */
+	uint32 gave_up_unknown; /* proposals given up on while the engine ran them
+	                         * (stalled): their index is not known yet, so any
+	                         * read may be stale until the engine finishes them
+	                         * (queue.c) and raises gave_up to their index */
 	RepOriginId origin;  /* the group's replication origin, InvalidRepOriginId until known */
 	uint64 schema_index; /* the group's last utility command applied here (published
 	                      * before applied moves past it) */

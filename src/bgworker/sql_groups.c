@@ -8,7 +8,6 @@
 
 #include <limits.h>
 
-#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "engine/engine.h"
@@ -71,19 +70,17 @@ char *dr_sql_groups_client_address(int64 group_id, int64 node_id)
 	Datum values[2] = {Int64GetDatum(group_id), Int64GetDatum(node_id)};
 	char *addr = NULL;
 	bool pushed;
-	Oid save_user;
-	int save_sec;
+	DrAsSuperuser su;
 	int rc;
 
 	dr_spi_begin(&pushed); /* (a COMMIT refused at PRE_COMMIT names the leader) */
 	/* As the bootstrap superuser: any writer is told where the leader is,
 	 * though only pg_monitor and dragonraft_admin may read member_info. */
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	dr_as_superuser_begin(&su);
 	rc = SPI_execute_with_args("SELECT client_address FROM dragonraft.member_info "
 	                           "WHERE group_id = $1 AND node_id = $2",
 	                           2, types, values, NULL, true, 1);
-	SetUserIdAndSecContext(save_user, save_sec);
+	dr_as_superuser_end(&su);
 	if (rc == SPI_OK_SELECT && SPI_processed == 1) {
 		char *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 

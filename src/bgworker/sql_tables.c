@@ -44,6 +44,22 @@ PG_FUNCTION_INFO_V1(dr_resend_table);
 PG_FUNCTION_INFO_V1(dr_execute);
 PG_FUNCTION_INFO_V1(dr_skip_command);
 
+void dr_as_superuser_begin(DrAsSuperuser *s)
+{
+	GetUserIdAndSecContext(&s->user, &s->sec);
+	s->nest = NewGUCNestLevel();
+	(void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+	                        GUC_ACTION_SAVE, true, 0, false);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
+	                       s->sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+}
+
+void dr_as_superuser_end(const DrAsSuperuser *s)
+{
+	SetUserIdAndSecContext(s->user, s->sec);
+	AtEOXact_GUC(true, s->nest);
+}
+
 /* Connect SPI with a snapshot (also at PRE_COMMIT, which has none). */
 void dr_spi_begin(bool *pushed)
 {
@@ -286,7 +302,8 @@ static void wait_applied(uint64 group_id, uint64 index)
 }
 
 /* In a PG_CATCH after the proposal was sent: a cancel or statement_timeout
- * leaves the command to the log, where it may commit and run (40003). */
+ * leaves the command to the log, where it may commit and run (40003), once
+ * the engine worker took it. */
 static void unknown_if_cancelled(MemoryContext cxt, int64 group_id)
 {
 	ErrorData *ed;
@@ -296,6 +313,10 @@ static void unknown_if_cancelled(MemoryContext cxt, int64 group_id)
 	if (ed->sqlerrcode != ERRCODE_QUERY_CANCELED)
 		return;
 	FlushErrorState();
+	if (dr_queue_last_untaken())
+		ereport(ERROR, (errcode(ERRCODE_QUERY_CANCELED), errmsg("%s", ed->message),
+		                errdetail("The engine worker had not taken the command: nothing "
+		                          "was proposed.")));
 	ereport(ERROR, (errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN),
 	                errmsg("the outcome of the command in dragonraft group %lld is unknown",
 	                       (long long)group_id),
@@ -570,8 +591,8 @@ Datum dr_skip_command(PG_FUNCTION_ARGS)
 	char error[DR_ERROR_LEN];
 	Oid types[2] = {INT8OID, INT8OID};
 	Datum values[2] = {Int64GetDatum(group_id), Int64GetDatum(index)};
-	Oid save_user;
-	int save_sec, rc;
+	DrAsSuperuser su;
+	int rc;
 	const char *at;
 	unsigned long long failed;
 
@@ -600,15 +621,14 @@ Datum dr_skip_command(PG_FUNCTION_ARGS)
 		                                  (unsigned long long)applied, error)
 		                      : errdetail("It goes on.")));
 	/* As the bootstrap superuser: dragonraft_admin may ask, not write the table. */
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	dr_as_superuser_begin(&su);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	rc = SPI_execute_with_args("INSERT INTO dragonraft.skip_requests (group_id, index) "
 	                           "VALUES ($1, $2) ON CONFLICT DO NOTHING",
 	                           2, types, values, NULL, false, 0);
 	SPI_finish();
-	SetUserIdAndSecContext(save_user, save_sec);
+	dr_as_superuser_end(&su);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "dragonraft could not record the request to skip a command");
 	ereport(NOTICE, (errmsg("the command is skipped on this node at the next try of the "

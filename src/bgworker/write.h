@@ -116,6 +116,7 @@ extern void dr_xact_init(void);
  * term's no-op (waits for it, cancellable); returns the term.  lock_only (a
  * row lock, FOR UPDATE/SHARE): only a leader waits, nothing is refused. */
 extern uint64 dr_xact_writable(uint64 group_id, bool lock_only);
+extern void dr_xact_unknown_proposal(uint64 group_id, int delta, uint64 index);
 /* The group's schema index as this backend sees it now (DrGroup.schema_index). */
 extern uint64 dr_xact_schema_index(uint64 group_id);
 /* For a backend waiting for the apply worker, checked at most once per
@@ -174,6 +175,18 @@ extern void dr_sql_tables_install(Oid relid, uint64 group_id, uint64 table_id);
 /* The canonical definition of relid (CREATE statements), palloc'd. */
 /* SPI connected, with a snapshot pushed when there is none (PRE_COMMIT). */
 extern void dr_spi_begin(bool *pushed);
+
+/* dragonraft's own catalog queries on behalf of a role that may not read its
+ * tables: as the bootstrap superuser, in a security-restricted operation,
+ * with search_path = pg_catalog, pg_temp (the role's search_path must not
+ * resolve an operator or function of such a query: review 13 F0). */
+typedef struct DrAsSuperuser {
+	Oid user;
+	int sec;
+	int nest;
+} DrAsSuperuser;
+extern void dr_as_superuser_begin(DrAsSuperuser *s);
+extern void dr_as_superuser_end(const DrAsSuperuser *s);
 extern void dr_spi_end(bool pushed);
 extern char *dr_sql_tables_definition(Oid relid);
 /* What relid has besides its definition (snapshot.h's DR_SNAP_EXTRAS), palloc'd. */

@@ -134,6 +134,7 @@ typedef struct GroupView {
 	uint64 noop_index;
 	uint64 applied;
 	uint64 gave_up;
+	uint32 gave_up_unknown;
 	uint64 schema_index;
 	uint64 schema_next;
 	uint64 schema_next_table;
@@ -155,6 +156,7 @@ static bool view_group(uint64 group_id, GroupView *v)
 		v->noop_index = v->g->noop_index;
 		v->applied = v->g->applied;
 		v->gave_up = v->g->gave_up;
+		v->gave_up_unknown = v->g->gave_up_unknown;
 		v->schema_index = v->g->schema_index;
 		v->schema_next = v->g->schema_next;
 		v->schema_next_table = v->g->schema_next_table;
@@ -197,10 +199,45 @@ static void stale_view(uint64 group_id)
 	                "%llu "
 	                "is being applied from the log",
 	                (unsigned long long)group_id),
-	         errdetail("Its backend ended after its entry committed in the log, before its "
-	                   "local commit; this transaction may have read rows as they were before "
+	         errdetail("Its backend ended after its entry was proposed, before its local "
+	                   "commit; this transaction may have read rows as they were before "
 	                   "it.  Nothing was proposed."),
 	         errhint("Retry the transaction.")));
+}
+
+/* May this node's rows of the group lack an entry that is in the log before any
+ * this transaction would propose?  (A backend gave up on it.) */
+static bool view_stale(const GroupView *v)
+{
+	return v->applied < v->gave_up || v->gave_up_unknown > 0;
+}
+
+/*
+ * A proposal given up on while the engine worker ran it (queue.c: the worker
+ * stopped answering): the backend counts it (delta 1) before it releases its
+ * locks, so that no later proposal of this node can be made from rows that
+ * lack it; the engine worker, once it finished the proposal, raises gave_up
+ * to its index (0: it has none, nothing was appended) and uncounts it
+ * (delta -1).  Either may hold groups_lock already.
+ */
+void dr_xact_unknown_proposal(uint64 group_id, int delta, uint64 index)
+{
+	bool held = LWLockHeldByMe(dr_shared->groups_lock);
+	DrGroup *g;
+
+	if (!held)
+		LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+	g = dr_shmem_group_find(group_id);
+	if (g != NULL) {
+		SpinLockAcquire(&g->mutex);
+		if (g->gave_up < index)
+			g->gave_up = index;
+		if (delta > 0 || g->gave_up_unknown > 0)
+			g->gave_up_unknown += delta;
+		SpinLockRelease(&g->mutex);
+	}
+	if (!held)
+		LWLockRelease(dr_shared->groups_lock);
 }
 
 /*
@@ -279,7 +316,7 @@ uint64 dr_xact_writable(uint64 group_id, bool lock_only)
 			apply_stopped(group_id, v.applied, v.error);
 		}
 		/* Not waited for: the apply worker may need a lock this transaction holds. */
-		if (v.applied < v.gave_up) {
+		if (view_stale(&v)) {
 			ConditionVariableCancelSleep();
 			stale_view(group_id);
 		}
@@ -570,6 +607,16 @@ static void proposal_outcome(const DrResult *res, const DrPending *p)
 		C.phase = PHASE_NONE;
 		set_slot(DR_COMMIT_IDLE, 0, false, NULL);
 		dr_proposal_refused(res, p->group_id, "transaction");
+		if (res->rc == DR_RC_TERM_CHANGED && res->leader == (uint64)dr_node_id)
+			ereport(ERROR,
+			        (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			         errmsg("could not serialize access: the leadership of dragonraft group "
+			                "%llu changed since this transaction's first write",
+			                (unsigned long long)p->group_id),
+			         errdetail("This node leads the group again, in a later term: the "
+			                   "transaction may have read rows as they were before entries "
+			                   "of another leader.  Nothing was proposed."),
+			         errhint("Retry the transaction.")));
 		dr_capture_not_leader(p->group_id, res->leader); /* the others */
 		break;
 	default:
@@ -719,7 +766,7 @@ static void pre_commit(void)
 
 	if (!dr_capture_pending(&p))
 		return;
-	if (view_group(p.group_id, &v) && v.applied < v.gave_up)
+	if (view_group(p.group_id, &v) && view_stale(&v))
 		stale_view(p.group_id);
 	owner.node_id = (uint32)dr_node_id;
 	owner.incarnation = dr_shared->incarnation;

@@ -133,6 +133,24 @@ $c->node($f1)->safe_psql('postgres', "SELECT dragonraft.transfer_leader(1, $l)")
 is($c->leader(1), $l, 'the first leader leads again');
 is($L->safe_psql('postgres', 'SELECT count(*) FROM accounts WHERE id = 9'), '0', 'and the refused row is nowhere');
 
+# 4c. The leadership leaves and comes back between a transaction's first
+# write and its COMMIT: refused with 40001 (it may have read rows without
+# the other leader's entries), not "this node is not the leader: node N is"
+# (review 13 F5).
+my $back = $L->background_psql('postgres', on_error_stop => 0);
+$back->query_safe(q{\set VERBOSITY verbose
+BEGIN; INSERT INTO accounts VALUES (9, 'back', 0)});
+$L->safe_psql('postgres', "SELECT dragonraft.transfer_leader(1, $f1)");
+ok($c->wait_until("node $f1 leads", sub { $c->node($f1)->safe_psql('postgres',
+	"SELECT role = 'leader' FROM dragonraft.status WHERE group_id = 1") eq 't' }), 'the leadership moved away');
+$c->node($f1)->safe_psql('postgres', "SELECT dragonraft.transfer_leader(1, $l)");
+is($c->leader(1), $l, 'and came back');
+$back->query('COMMIT');
+$back->quit;
+like($back->{stderr}, qr/ERROR:\s+40001: could not serialize access: the leadership of dragonraft group 1 changed since this transaction's first write.*Nothing was proposed/s,
+	'its COMMIT is refused with 40001, nothing proposed');
+is($L->safe_psql('postgres', 'SELECT count(*) FROM accounts WHERE id = 9'), '0', 'and the row is nowhere');
+
 # 5. A member whose table differs refuses the registration; the group goes on.
 $L->safe_psql('postgres', 'CREATE TABLE differ (k int PRIMARY KEY, v text)');
 $c->node($f2)->safe_psql('postgres', 'CREATE TABLE differ (k bigint PRIMARY KEY)');

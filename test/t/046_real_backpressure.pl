@@ -120,10 +120,13 @@ release($reader);
 ok( $c->wait_until('the execute() to wait for the group too',
 		sub { n1('SELECT count(*) FROM dragonraft.busy_waits WHERE group_id = 1') == 2 }),
 	'once the lock is free, the execute() waits for group 1 too');
-like(
-	n1(q{SELECT string_agg(a.query, ' | ' ORDER BY a.query) FROM dragonraft.busy_waits b
-	       JOIN pg_stat_activity a USING (pid) WHERE a.wait_event_type = 'Extension'}),
-	qr/^INSERT INTO big VALUES \(-1, 'b'\); \| SELECT dragonraft\.execute/,
+# (Each proposes again every 10 ms: seen at once, both may not be asleep.)
+ok( $c->wait_until('the INSERT and the execute() to sleep on Extension at once',
+		sub {
+			n1(q{SELECT string_agg(a.query, ' | ' ORDER BY a.query) FROM dragonraft.busy_waits b
+			       JOIN pg_stat_activity a USING (pid) WHERE a.wait_event_type = 'Extension'})
+			  =~ /^INSERT INTO big VALUES \(-1, 'b'\); \| SELECT dragonraft\.execute/
+		}),
 	'they are the INSERT and the execute(), waiting on Extension');
 my ($commit1, $last1) = indexes();
 is($last1, $last0 + 1, 'while they wait, the log holds the big entry and nothing of theirs');

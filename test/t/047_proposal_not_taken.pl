@@ -67,13 +67,44 @@ ok($N->poll_query_until('postgres',
 		"SELECT engine_state = 'running' AND engine_pid <> $epid FROM dragonraft.node_status()"),
 	'the postmaster starts the engine worker again');
 ok($c->caught_up(1), 'the group applies again');
-is(sql('SELECT term, commit_index FROM dragonraft.status WHERE group_id = 1'),
-	($term0 + 1) . '|' . ($commit0 + 2),
-	'committed since: the no-op of the term the new worker began, and caught_up\'s execute() only');
+is(sql('SELECT term FROM dragonraft.status WHERE group_id = 1'), $term0 + 1,
+	'the new worker began a term');
+# (The new term's leader may also log its client address: dragonraft's own.)
+is(sql("SELECT string_agg(command, ';' ORDER BY index) FROM dragonraft.ddl_history WHERE group_id = 1 AND index > $commit0"),
+	'SELECT 1', 'the only command committed since is caught_up\'s execute()');
 is(sql(q{SELECT count(*) FROM t}), '0', 'the row is not there');
 is(sql(q{SELECT count(*) FROM pg_attribute WHERE attrelid = 'lockme'::regclass AND attname = 'never'}),
 	'0', 'nor the column');
 sql('INSERT INTO t VALUES (1)');
 is(sql(q{SELECT count(*) FROM t}), '1', 'the same INSERT commits now');
+
+# An execute() cancelled while its proposal waits in the queue of a stopped
+# worker: 57014, and it says that nothing was proposed (review 13 F4: it said
+# 40003, "it may still run on every member").
+$reader = $c->idle_reader(1, 'lockme');
+$se = background("SELECT dragonraft.execute(1, 'ALTER TABLE public.lockme ADD COLUMN never2 int');\n");
+ok( $c->wait_until('execute() to wait for the lock on lockme again',
+		sub { sql(q{SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'
+		             AND query LIKE 'SELECT dragonraft.execute%'}) == 1 }),
+	'execute() passed its read barrier and waits for a lock');
+$epid = sql('SELECT engine_pid FROM dragonraft.node_status()');
+kill 'STOP', $epid;
+${ $reader->{in} } .= "COMMIT;\n";
+$reader->{h}->finish;
+ok( $c->wait_until('the execute() to wait for the engine worker',
+		sub {
+			sql(q{SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Extension'
+			       AND query LIKE 'SELECT dragonraft.execute%'}) == 1
+		}),
+	'the execute() waits for the stopped engine worker');
+sql(q{SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE 'SELECT dragonraft.execute%'});
+$se->query('SELECT 1');
+kill 'CONT', $epid;
+like($se->{stderr}, qr/ERROR:\s+57014: canceling statement due to user request.*DETAIL:\s+The engine worker had not taken the command: nothing was proposed/s,
+	'the cancelled execute() says that nothing was proposed');
+$se->quit;
+ok($c->caught_up(1), 'the group applies on');
+is(sql(q{SELECT count(*) FROM pg_attribute WHERE attrelid = 'lockme'::regclass AND attname = 'never2'}),
+	'0', 'and the column is not there');
 
 done_testing();
