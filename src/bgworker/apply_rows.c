@@ -1049,8 +1049,7 @@ static void refuse(uint64 group_id, uint64 table_id, uint64 index, const char *q
  * ... differ from the proposer's (extras): it keeps them, and says so, since
  * a failover to this member would show them to the application.
  */
-static void warn_extras_differ(uint64 group_id, const char *qname, Oid relid,
-                               const char *extras)
+static void warn_extras_differ(uint64 group_id, const char *qname, Oid relid, const char *extras)
 {
 	char *here = dr_sql_tables_extras(relid);
 

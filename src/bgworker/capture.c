@@ -861,10 +861,11 @@ uint8 *dr_capture_encode(const struct entry_owner *owner, Size *len)
 		ereport(ERROR,
 		        (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 		         errmsg("table \"%s\" is too large for one entry", reg.name),
-		         errdetail("Its rows, definition, owner, privileges, policies, triggers and "
-		                   "comments take %zu bytes, over dragonraft.max_entry_size (%d "
-		                   "bytes).",
-		                   out.len, dr_max_entry_size),
+		         errdetail(
+		                 "Its rows, definition, owner, privileges, policies, triggers and "
+		                 "comments take %zu bytes, over dragonraft.max_entry_size (%d "
+		                 "bytes).",
+		                 out.len, dr_max_entry_size),
 		         registration_hint()));
 	check_size(out.len);
 	*len = out.len;

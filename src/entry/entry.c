@@ -517,10 +517,9 @@ int entry_encode_change_set(struct entry_buf *out, const struct entry_owner *own
 	for (uint32_t i = 0; i < n_seqs; i++)
 		if (seqs[i].table >= n_tables)
 			return ENTRY_ERR_FORMAT;
-	if (reg != NULL &&
-	    (check_name(reg->schema) != ENTRY_OK || check_name(reg->name) != ENTRY_OK ||
-	     strlen(reg->def) > UINT32_MAX ||
-	     (reg->extras != NULL && strlen(reg->extras) > UINT32_MAX)))
+	if (reg != NULL && (check_name(reg->schema) != ENTRY_OK ||
+	                    check_name(reg->name) != ENTRY_OK || strlen(reg->def) > UINT32_MAX ||
+	                    (reg->extras != NULL && strlen(reg->extras) > UINT32_MAX)))
 		return ENTRY_ERR_FORMAT;
 
 	put_header(hdr, reg == NULL   ? ENTRY_CHANGE_SET
