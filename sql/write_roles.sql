@@ -30,3 +30,21 @@ RESET search_path;
 RESET ROLE;
 SELECT id FROM roles_t ORDER BY id;
 SELECT rolsuper FROM pg_roles WHERE rolname = 'dr_plain';
+
+-- Only an ordinary table of the caller's own joins a group (review 13 F8:
+-- a system catalog's registration was committed in the log and stopped the
+-- group's apply for good; a dragonraft_admin registered a table it had no
+-- right to).  Nothing is proposed.
+SELECT commit_index AS before FROM dragonraft.status WHERE group_id = 1 \gset
+SELECT dragonraft.replicate_table('pg_catalog.pg_description', 1);
+SELECT dragonraft.replicate_table('dragonraft.ddl_history', 1);
+CREATE TABLE roles_secret (id int PRIMARY KEY);
+CREATE ROLE dr_admin_plain IN ROLE dragonraft_admin;
+SET ROLE dr_admin_plain;
+SELECT dragonraft.replicate_table('roles_secret', 1);
+RESET ROLE;
+SELECT commit_index = :before AS nothing_proposed FROM dragonraft.status WHERE group_id = 1;
+SELECT count(*) FROM dragonraft.tables WHERE relid = 'roles_secret'::regclass;
+-- The group goes on.
+INSERT INTO roles_t VALUES (3);
+SELECT state FROM dragonraft.status WHERE group_id = 1;

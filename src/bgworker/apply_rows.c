@@ -278,10 +278,14 @@ static void corrupt(const char *what)
  */
 static void drop_idle_triggers(ResultRelInfo *rri)
 {
-	TriggerDesc *td = rri->ri_TrigDesc;
+	if (!dr_fires_user_triggers(rri->ri_TrigDesc))
+		rri->ri_TrigDesc = NULL;
+}
 
+bool dr_fires_user_triggers(const TriggerDesc *td)
+{
 	if (td == NULL)
-		return;
+		return false;
 	if (!OidIsValid(capture_fn))
 		capture_fn = LookupFuncName(
 		        list_make2(makeString("dragonraft"), makeString("capture")), 0, NULL, true);
@@ -290,9 +294,19 @@ static void drop_idle_triggers(ResultRelInfo *rri)
 
 		if (tg->tgfoid != capture_fn && (tg->tgenabled == TRIGGER_FIRES_ALWAYS ||
 		                                 tg->tgenabled == TRIGGER_FIRES_ON_REPLICA))
-			return;
+			return true;
 	}
-	rri->ri_TrigDesc = NULL;
+	return false;
+}
+
+void dr_as_owner_begin(Relation rel, DrUserContext *s)
+{
+	GetUserIdAndSecContext(&s->user, &s->sec);
+	s->nest = NewGUCNestLevel();
+	(void)set_config_option("search_path", GetConfigOptionResetString("search_path"),
+	                        PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	SetUserIdAndSecContext(rel->rd_rel->relowner,
+	                       s->sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 }
 
 /*
@@ -733,6 +747,8 @@ static void truncate_tables(List *relids)
 {
 	List *rels = NIL, *logged = NIL;
 	ListCell *lc;
+	Relation fires = NULL; /* a table whose user triggers fire (as its owner) */
+	DrUserContext uc;
 
 	foreach (lc, relids) {
 		Relation rel = table_open(lfirst_oid(lc), AccessExclusiveLock);
@@ -740,8 +756,25 @@ static void truncate_tables(List *relids)
 		rels = lappend(rels, rel);
 		if (RelationIsLogicallyLogged(rel))
 			logged = lappend_oid(logged, RelationGetRelid(rel));
+		if (!dr_fires_user_triggers(rel->trigdesc))
+			continue;
+		if (fires != NULL && fires->rd_rel->relowner != rel->rd_rel->relowner)
+			ereport(ERROR,
+			        (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			         errmsg("could not truncate %s and %s: their triggers that fire on "
+			                "apply belong to different owners",
+			                RelationGetRelationName(fires), RelationGetRelationName(rel)),
+			         errdetail("The apply runs a table's triggers ENABLE ALWAYS or REPLICA "
+			                   "as its owner, and one TRUNCATE fires them all."),
+			         errhint("Give the tables one owner, or set those triggers ENABLE, on "
+			                 "this node: the group's apply then goes on.")));
+		fires = rel;
 	}
+	if (fires != NULL)
+		dr_as_owner_begin(fires, &uc);
 	ExecuteTruncateGuts(rels, relids, logged, DROP_RESTRICT, false);
+	if (fires != NULL)
+		dr_user_context_end(&uc);
 	foreach (lc, rels)
 		table_close(lfirst(lc), NoLock);
 }
@@ -811,7 +844,21 @@ static void apply_sections(uint64 group_id, const struct entry_change_set *cs, O
 			continue;
 		}
 		step_begin(kept.estate);
-		apply_op(tables, &op, kept.estate, &kept.epq);
+		if (op.table < cs->n_tables && tables[op.table].rel != NULL &&
+		    tables[op.table].rri->ri_TrigDesc != NULL) {
+			/* Its user triggers fire, before and after the row, as its owner
+			 * (the events queued before it fire first, as this worker). */
+			DrUserContext uc;
+
+			AfterTriggerEndQuery(kept.estate);
+			AfterTriggerBeginQuery();
+			dr_as_owner_begin(tables[op.table].rel, &uc);
+			apply_op(tables, &op, kept.estate, &kept.epq);
+			AfterTriggerEndQuery(kept.estate);
+			AfterTriggerBeginQuery();
+			dr_user_context_end(&uc);
+		} else
+			apply_op(tables, &op, kept.estate, &kept.epq);
 		ResetPerTupleExprContext(kept.estate);
 		step_end();
 		CHECK_FOR_INTERRUPTS();
@@ -855,7 +902,7 @@ uint64 dr_apply_rows_command_between(uint64 group_id, uint64 since, uint64 befor
 	Datum values[4], *ids = palloc(Max(n, 1) * sizeof(Datum));
 	char nulls[4] = {' ', ' ', ' ', tables == NULL ? 'n' : ' '};
 	uint64 found = 0;
-	DrAsSuperuser su;
+	DrUserContext su;
 	int rc;
 	bool isnull;
 
@@ -875,7 +922,7 @@ uint64 dr_apply_rows_command_between(uint64 group_id, uint64 since, uint64 befor
 	        "SELECT max(index) FROM dragonraft.ddl_history WHERE group_id = $1 "
 	        "AND index > $2 AND index < $3 AND ($4 IS NULL OR tables IS NULL OR tables && $4)",
 	        4, types, values, nulls, true, 1);
-	dr_as_superuser_end(&su);
+	dr_user_context_end(&su);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "dragonraft could not read dragonraft.ddl_history");
 	if (SPI_processed == 1) {

@@ -222,7 +222,7 @@ static void check_registration(Relation rel, uint64 table_id)
 	Oid types[3] = {INT8OID, INT8OID, OIDOID};
 	Datum values[3] = {Int64GetDatum((int64)X.group_id), Int64GetDatum((int64)table_id),
 	                   ObjectIdGetDatum(RelationGetRelid(rel))};
-	DrAsSuperuser su;
+	DrUserContext su;
 	int rc;
 	uint64 n;
 
@@ -234,7 +234,7 @@ static void check_registration(Relation rel, uint64 table_id)
 	                           3, types, values, NULL, true, 1);
 	n = SPI_processed;
 	SPI_finish();
-	dr_as_superuser_end(&su);
+	dr_user_context_end(&su);
 	if (rc != SPI_OK_SELECT || n != 1)
 		ereport(ERROR,
 		        (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),

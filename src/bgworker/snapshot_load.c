@@ -242,6 +242,8 @@ static void copy_in(Oid relid, uint64 len)
 	ParseState *pstate = make_parsestate(NULL);
 	List *options = list_make1(makeDefElem("format", (Node *)makeString("binary"), -1));
 	CopyFromState cstate;
+	bool fires = dr_fires_user_triggers(rel->trigdesc); /* (as its owner) */
+	DrUserContext uc;
 
 	/* A table made or truncated by this load: its rows go in frozen and all-visible, so
 	 * that the first reads and vacuum here do not write every page again. */
@@ -250,9 +252,13 @@ static void copy_in(Oid relid, uint64 len)
 		options = lappend(options, makeDefElem("freeze", (Node *)makeBoolean(true), -1));
 	(void)addRangeTableEntryForRelation(pstate, rel, RowExclusiveLock, NULL, false, false);
 	L.left = len;
+	if (fires)
+		dr_as_owner_begin(rel, &uc);
 	cstate = BeginCopyFrom(pstate, rel, NULL, NULL, false, copy_source, NIL, options);
 	(void)CopyFrom(cstate);
 	EndCopyFrom(cstate);
+	if (fires)
+		dr_user_context_end(&uc);
 	if (L.left != 0)
 		corrupt("a table's rows end before their section");
 	free_parsestate(pstate);

@@ -70,7 +70,7 @@ char *dr_sql_groups_client_address(int64 group_id, int64 node_id)
 	Datum values[2] = {Int64GetDatum(group_id), Int64GetDatum(node_id)};
 	char *addr = NULL;
 	bool pushed;
-	DrAsSuperuser su;
+	DrUserContext su;
 	int rc;
 
 	dr_spi_begin(&pushed); /* (a COMMIT refused at PRE_COMMIT names the leader) */
@@ -80,7 +80,7 @@ char *dr_sql_groups_client_address(int64 group_id, int64 node_id)
 	rc = SPI_execute_with_args("SELECT client_address FROM dragonraft.member_info "
 	                           "WHERE group_id = $1 AND node_id = $2",
 	                           2, types, values, NULL, true, 1);
-	dr_as_superuser_end(&su);
+	dr_user_context_end(&su);
 	if (rc == SPI_OK_SELECT && SPI_processed == 1) {
 		char *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 

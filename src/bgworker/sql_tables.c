@@ -22,6 +22,9 @@
 
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/catalog.h"
+#include "catalog/namespace.h"
+#include "catalog/objectaddress.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "engine/engine.h"
@@ -34,6 +37,7 @@
 #include "queue.h"
 #include "shmem.h"
 #include "storage/lmgr.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -44,7 +48,7 @@ PG_FUNCTION_INFO_V1(dr_resend_table);
 PG_FUNCTION_INFO_V1(dr_execute);
 PG_FUNCTION_INFO_V1(dr_skip_command);
 
-void dr_as_superuser_begin(DrAsSuperuser *s)
+void dr_as_superuser_begin(DrUserContext *s)
 {
 	GetUserIdAndSecContext(&s->user, &s->sec);
 	s->nest = NewGUCNestLevel();
@@ -54,7 +58,7 @@ void dr_as_superuser_begin(DrAsSuperuser *s)
 	                       s->sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 }
 
-void dr_as_superuser_end(const DrAsSuperuser *s)
+void dr_user_context_end(const DrUserContext *s)
 {
 	SetUserIdAndSecContext(s->user, s->sec);
 	AtEOXact_GUC(true, s->nest);
@@ -159,9 +163,17 @@ void dr_sql_tables_install(Oid relid, uint64 group_id, uint64 table_id)
 }
 
 /* The table to register, locked until the commit (writes wait; reads go on). */
+/*
+ * A table that may join a group: an ordinary permanent table, not a system
+ * catalog or one of dragonraft's own (its registration would be committed in
+ * the log and then fail on every member for ever: review 13 F8), owned by
+ * the caller, as PostgreSQL 15 asks of a table added to a publication (its
+ * rows go to every member; the apply worker, a superuser, installs it there).
+ */
 static Relation open_registered(Oid relid)
 {
 	Relation rel = table_open(relid, ExclusiveLock);
+	Oid nsp = RelationGetNamespace(rel);
 
 	if (rel->rd_rel->relkind != RELKIND_RELATION ||
 	    rel->rd_rel->relpersistence != RELPERSISTENCE_PERMANENT)
@@ -171,6 +183,17 @@ static Relation open_registered(Oid relid)
 		         errdetail("Only ordinary permanent tables can be replicated (not "
 		                   "partitioned, "
 		                   "temporary or unlogged ones, views or foreign tables).")));
+	if (IsCatalogRelation(rel) || IsSystemRelation(rel) || IsCatalogNamespace(nsp) ||
+	    nsp == get_namespace_oid("information_schema", true) ||
+	    nsp == get_namespace_oid("dragonraft", true))
+		ereport(ERROR,
+		        (errcode(ERRCODE_WRONG_OBJECT_TYPE),
+		         errmsg("\"%s\" cannot be replicated", RelationGetRelationName(rel)),
+		         errdetail("System catalogs and the tables of pg_catalog, "
+		                   "information_schema and dragonraft are each node's own.")));
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(rel->rd_rel->relkind),
+		               RelationGetRelationName(rel));
 	return rel;
 }
 
@@ -591,7 +614,7 @@ Datum dr_skip_command(PG_FUNCTION_ARGS)
 	char error[DR_ERROR_LEN];
 	Oid types[2] = {INT8OID, INT8OID};
 	Datum values[2] = {Int64GetDatum(group_id), Int64GetDatum(index)};
-	DrAsSuperuser su;
+	DrUserContext su;
 	int rc;
 	const char *at;
 	unsigned long long failed;
@@ -628,7 +651,7 @@ Datum dr_skip_command(PG_FUNCTION_ARGS)
 	                           "VALUES ($1, $2) ON CONFLICT DO NOTHING",
 	                           2, types, values, NULL, false, 0);
 	SPI_finish();
-	dr_as_superuser_end(&su);
+	dr_user_context_end(&su);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "dragonraft could not record the request to skip a command");
 	ereport(NOTICE, (errmsg("the command is skipped on this node at the next try of the "

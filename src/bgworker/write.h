@@ -176,17 +176,28 @@ extern void dr_sql_tables_install(Oid relid, uint64 group_id, uint64 table_id);
 /* SPI connected, with a snapshot pushed when there is none (PRE_COMMIT). */
 extern void dr_spi_begin(bool *pushed);
 
+/* A switch of user for a while (SetUserIdAndSecContext), with a GUC nest
+ * level of its own. */
+typedef struct DrUserContext {
+	Oid user;
+	int sec;
+	int nest;
+} DrUserContext;
+
 /* dragonraft's own catalog queries on behalf of a role that may not read its
  * tables: as the bootstrap superuser, in a security-restricted operation,
  * with search_path = pg_catalog, pg_temp (the role's search_path must not
  * resolve an operator or function of such a query: review 13 F0). */
-typedef struct DrAsSuperuser {
-	Oid user;
-	int sec;
-	int nest;
-} DrAsSuperuser;
-extern void dr_as_superuser_begin(DrAsSuperuser *s);
-extern void dr_as_superuser_end(const DrAsSuperuser *s);
+extern void dr_as_superuser_begin(DrUserContext *s);
+extern void dr_user_context_end(const DrUserContext *s);
+
+/* User code that the apply worker or a snapshot's load fires on a table (a
+ * trigger ENABLE ALWAYS or REPLICA) runs as the table's owner, in a
+ * security-restricted operation, with the database's search_path, as
+ * PostgreSQL 16's apply worker runs it (run_as_owner off): not as the
+ * bootstrap superuser these workers are (review 13 F6). */
+extern bool dr_fires_user_triggers(const TriggerDesc *td);
+extern void dr_as_owner_begin(Relation rel, DrUserContext *s);
 extern void dr_spi_end(bool pushed);
 extern char *dr_sql_tables_definition(Oid relid);
 /* What relid has besides its definition (snapshot.h's DR_SNAP_EXTRAS), palloc'd. */

@@ -326,4 +326,35 @@ ok($c->caught_up(1), 'group 1 goes on after the slow commit');
 is($c->node($_)->safe_psql('postgres', 'SELECT owner FROM accounts WHERE id = 1'), 'slow',
 	"node $_ has the slow commit") for $c->ids;
 
+# 9. A table owner's triggers that fire on apply (ENABLE ALWAYS) run as the
+# owner on the members, not as the apply worker's bootstrap superuser
+# (review 13 F6: such a trigger made its owner a superuser there).  Each
+# node's own table seen records who ran them.
+$c->node($_)->safe_psql('postgres', q{CREATE ROLE tabowner;
+	CREATE TABLE seen (who text, su bool); ALTER TABLE seen OWNER TO tabowner}) for $c->ids;
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(1, $$
+CREATE TABLE owned (id int PRIMARY KEY);
+CREATE FUNCTION owned_seen() RETURNS trigger LANGUAGE plpgsql AS
+  'BEGIN
+     BEGIN EXECUTE ''ALTER ROLE tabowner SUPERUSER''; EXCEPTION WHEN others THEN NULL; END;
+     INSERT INTO seen VALUES (current_user, (SELECT rolsuper FROM pg_roles WHERE rolname = ''tabowner''));
+     RETURN NULL;
+   END';
+CREATE TRIGGER owned_seen AFTER INSERT OR TRUNCATE ON owned FOR EACH STATEMENT EXECUTE FUNCTION owned_seen();
+CREATE TRIGGER owned_seen_row AFTER INSERT ON owned FOR EACH ROW EXECUTE FUNCTION owned_seen();
+ALTER TABLE owned ENABLE ALWAYS TRIGGER owned_seen;
+ALTER TABLE owned ENABLE ALWAYS TRIGGER owned_seen_row;
+ALTER TABLE owned OWNER TO tabowner;
+ALTER FUNCTION owned_seen() OWNER TO tabowner$$)});
+$L->safe_psql('postgres', "SELECT dragonraft.replicate_table('owned', 1)");
+$L->safe_psql('postgres', 'INSERT INTO owned VALUES (1); TRUNCATE owned');
+ok($c->caught_up(1), 'the members apply the insert and the truncate');
+for my $id (@followers)
+{
+	is($c->node($id)->safe_psql('postgres', q{SELECT string_agg(DISTINCT who || ' ' || su, ',') FROM seen}),
+		'tabowner false', "node $id ran the owner's triggers as the owner, who stays no superuser");
+	ok($c->node($id)->safe_psql('postgres', 'SELECT count(*) FROM seen') >= 2,
+		"node $id ran them (row and statement)");
+}
+
 done_testing();
