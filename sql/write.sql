@@ -189,6 +189,14 @@ SELECT pg_temp.try($$INSERT INTO accounts SELECT g, repeat('y', 1000), 0 FROM ge
 -- replicate_table of a table whose rows exceed it (54000, with a hint).
 CREATE TABLE big AS SELECT g AS id, repeat('z', 1000) AS pad FROM generate_series(1, 2000) g;
 SELECT pg_temp.try($$SELECT dragonraft.replicate_table('big', 1)$$);
+-- replicate_table of a table whose rows fit, but not with what it has
+-- besides its definition (a long comment here: the entry carries it).
+CREATE TABLE wordy (id int PRIMARY KEY);
+INSERT INTO wordy VALUES (1);
+DO $$BEGIN EXECUTE format('COMMENT ON TABLE wordy IS %L', repeat('w', 1100000)); END$$;
+SELECT dragonraft.replicate_table('wordy', 1);
+SELECT count(*) AS wordy_replicated FROM dragonraft.tables WHERE relid = 'wordy'::regclass;
+DROP TABLE wordy;
 SELECT pg_temp.try($$SELECT dragonraft.replicate_table('accounts', 1)$$);
 SELECT pg_temp.try($$SELECT dragonraft.replicate_table('dragonraft.status', 1)$$);
 -- resend_table: of a table that is not replicated (55000), of a view (42809),

@@ -30,6 +30,15 @@
  * again under the table's id, with the rows of that log position, and only
  * members that do not replicate the table take it.
  *
+ * A member that makes the table from a registration (first or sent again)
+ * gives it, in the same transaction, what it has on the proposer besides its
+ * definition (the entry's extras: owner, privileges, row level security and
+ * policies, user triggers with their enabled state, comments), as a
+ * snapshot's load does; a role or function they name that does not exist
+ * here fails the entry, and the group's apply stops here until it is
+ * created.  A table kept (the proposer's own, or an empty one defined alike)
+ * keeps its own owner and privileges.
+ *
  * A utility command (execute) runs in a subtransaction, as the role that
  * proposed it (looked up by name on each member), its settings (SET) undone
  * after it, and is recorded in dragonraft.ddl_history.  It ran on the node
@@ -1082,6 +1091,27 @@ static void refuse(uint64 group_id, uint64 table_id, uint64 index, const char *q
 	                 qname)));
 }
 
+/*
+ * A table this member kept (empty, defined alike) whose owner, privileges,
+ * ... differ from the proposer's (extras): it keeps them, and says so, since
+ * a failover to this member would show them to the application.
+ */
+static void warn_extras_differ(uint64 group_id, const char *qname, Oid relid, const char *extras)
+{
+	char *here = dr_sql_tables_extras(relid);
+
+	if (strcmp(here, extras) == 0)
+		return;
+	ereport(WARNING,
+	        (errmsg("dragonraft table %s of group %llu keeps its own owner, privileges, row "
+	                "level security, policies, triggers or comments on this node, which "
+	                "differ from the leader's",
+	                qname, (unsigned long long)group_id),
+	         errdetail("Here: %s\nOn the leader: %s", here, extras),
+	         errhint("Change them on every member through dragonraft.execute() on the leader "
+	                 "(ALTER TABLE ... OWNER TO, GRANT, ...).")));
+}
+
 /* The table id a registration sends again (resend_table): the table's own. */
 static uint64 sent_table_id(const struct entry_change_set *cs)
 {
@@ -1262,12 +1292,20 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, uint64 schema_index,
 		unguard(quote_qualified_identifier(get_namespace_name(get_rel_namespace(refused)),
 		                                   get_rel_name(refused)));
 	dr_sql_tables_install(relid, group_id, table_id);
-	/* A table sent again that this member made: its owner, privileges, ... too. */
+	/*
+	 * A table this member made: its owner, privileges, ... too, in this
+	 * transaction (entry types of older builds carry none).  A kept table
+	 * keeps its own: it is the proposer's, or one that a DBA or execute()
+	 * made here, whose owner and grants are theirs to set.
+	 */
 	if (made && cs.extras != NULL)
 		dr_snapshot_give_extras(qname, pnstrdup(cs.extras, cs.extras_len),
-		                        psprintf("table %s, sent again to group %llu at entry %llu",
-		                                 qname, (unsigned long long)group_id,
+		                        psprintf("table %s, %s group %llu at entry %llu", qname,
+		                                 resend ? "sent again to" : "registered in",
+		                                 (unsigned long long)group_id,
 		                                 (unsigned long long)index));
+	else if (!made && !mine && cs.extras != NULL)
+		warn_extras_differ(group_id, qname, relid, pnstrdup(cs.extras, cs.extras_len));
 	dr_apply_rows_forget();
 	ereport(LOG, (errmsg("dragonraft table %s joined group %llu at entry %llu", qname,
 	                     (unsigned long long)group_id, (unsigned long long)index)));

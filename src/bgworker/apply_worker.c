@@ -430,6 +430,7 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 			dr_apply_rows_change_set(m->group_id, m->index, ag->schema_batch, &h);
 			break;
 		case ENTRY_REGISTER_TABLE:
+		case ENTRY_REGISTER_TABLE_V2:
 		case ENTRY_REGISTER_TABLE_V1:
 		case ENTRY_RESEND_TABLE:
 		case ENTRY_RESEND_TABLE_V1:

@@ -624,6 +624,17 @@ void dr_capture_register(Oid relid, uint64 group_id, uint64 resend)
 	X.resend = resend;
 }
 
+/* What to do with a registration (of X) that exceeds max_entry_size. */
+static int registration_hint(void)
+{
+	return X.resend != 0 ? errhint("resend_table sends the whole table in one entry: raise "
+	                               "dragonraft.max_entry_size on every member (a restart) "
+	                               "while you resend it.")
+	                     : errhint("Replicate the table while it is empty (move its rows "
+	                               "aside), then load its rows in transactions smaller than "
+	                               "dragonraft.max_entry_size.");
+}
+
 /* The registered table's rows as INSERTs, read with a fresh snapshot (the
  * table is locked since replicate_table: nothing else changes it). */
 static void capture_rows(Relation rel)
@@ -652,17 +663,7 @@ static void capture_rows(Relation rel)
 			                RelationGetRelationName(rel)),
 			         errdetail("Its rows exceed dragonraft.max_entry_size (%d bytes).",
 			                   dr_max_entry_size),
-			         X.resend != 0
-			                 ? errhint("resend_table sends the whole table in one "
-			                           "entry: "
-			                           "raise dragonraft.max_entry_size on every "
-			                           "member "
-			                           "(a restart) while you resend it.")
-			                 : errhint("Replicate the table while it is empty (move "
-			                           "its "
-			                           "rows aside), then load its rows in "
-			                           "transactions "
-			                           "smaller than dragonraft.max_entry_size.")));
+			         registration_hint()));
 	}
 	ExecDropSingleTupleTableSlot(slot);
 	table_endscan(scan);
@@ -838,7 +839,7 @@ uint8 *dr_capture_encode(const struct entry_owner *owner, Size *len)
 		reg.name = RelationGetRelationName(rel);
 		reg.def = dr_sql_tables_definition(X.registration);
 		reg.resend = X.resend != 0;
-		reg.extras = reg.resend ? dr_sql_tables_extras(X.registration) : NULL;
+		reg.extras = dr_sql_tables_extras(X.registration);
 		table_close(rel, NoLock);
 	}
 	seqs = capture_sequences(&n_seqs);
@@ -855,6 +856,17 @@ uint8 *dr_capture_encode(const struct entry_owner *owner, Size *len)
 	                             (uint32)X.n_tables, seqs, n_seqs, ops.data, ops.len, X.n_ops);
 	if (rc != ENTRY_OK)
 		elog(ERROR, "dragonraft could not encode the change set: %s", entry_strerror(rc));
+	/* A registration counts its definition and extras (a long comment, say) too. */
+	if (X.registration != InvalidOid && out.len > (size_t)dr_max_entry_size)
+		ereport(ERROR,
+		        (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+		         errmsg("table \"%s\" is too large for one entry", reg.name),
+		         errdetail(
+		                 "Its rows, definition, owner, privileges, policies, triggers and "
+		                 "comments take %zu bytes, over dragonraft.max_entry_size (%d "
+		                 "bytes).",
+		                 out.len, dr_max_entry_size),
+		         registration_hint()));
 	check_size(out.len);
 	*len = out.len;
 	return out.data;

@@ -389,7 +389,7 @@ static void main_loop(void)
 		flush_transport_log();
 		dr_pg_sm_poll();
 		now = GetCurrentTimestamp();
-		pg_atomic_write_u64(&dr_shared->engine_loop_at, (uint64)now); /* queue.c */
+		pg_atomic_fetch_add_u64(&dr_shared->engine_loops, 1); /* queue.c */
 		if (now >= next_status) {
 			dr_engine_status_refresh();
 			next_status = TimestampTzPlusMilliseconds(now, STATUS_MS);

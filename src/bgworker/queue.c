@@ -120,28 +120,48 @@ static void on_backend_exit(int code, Datum arg)
  * one the engine has not taken.  So does one that waits for its slot to be
  * freed of an earlier request the engine has not taken either (wait_free).
  */
-static bool give_up_on_stalled_engine(TimestampTz since)
-{
-	TimestampTz now = GetCurrentTimestamp();
-	TimestampTz loop_at = (TimestampTz)pg_atomic_read_u64(&dr_shared->engine_loop_at);
+/* How long the engine worker has not looped, as the waits of one caller see
+ * it: counted in its own polls (STALL_POLL_MS, or less when woken), not by
+ * the clock, which may step. */
+typedef struct StallWatch {
+	uint64 loops; /* the worker's loop count when it last moved */
+	int still;    /* polls since */
+} StallWatch;
 
+static void stall_watch_start(StallWatch *w)
+{
+	w->loops = pg_atomic_read_u64(&dr_shared->engine_loops);
+	w->still = 0;
+}
+
+static bool give_up_on_stalled_engine(StallWatch *w)
+{
+	uint64 loops = pg_atomic_read_u64(&dr_shared->engine_loops);
+	/* An idle worker loops every HOUSEKEEPING_MS (250 ms) at least. */
+	int limit = Max(dr_election_rtt * dr_rtt_ms, 1000);
+
+	if (loops != w->loops) {
+		w->loops = loops;
+		w->still = 0;
+		return false;
+	}
+	w->still++;
 	if (!QueryCancelPending && !ProcDiePending &&
 	    !(StatementTimeout > 0 &&
-	      TimestampDifferenceExceeds(GetCurrentStatementStartTimestamp(), now,
+	      TimestampDifferenceExceeds(GetCurrentStatementStartTimestamp(), GetCurrentTimestamp(),
 	                                 StatementTimeout)))
 		return false;
-	/* Counted from since (the wait's start) at the earliest: a worker that
-	 * just resumed has not looped yet. */
-	return TimestampDifferenceExceeds(Max(loop_at, since), now, dr_election_rtt * dr_rtt_ms);
+	return w->still * STALL_POLL_MS >= limit;
 }
 
 /* Wait until the slot is free: an abandoned request of ours may still run.
  * False if the engine worker stopped answering meanwhile (nothing submitted). */
 static bool wait_free(DrRequest *r)
 {
-	TimestampTz since = GetCurrentTimestamp();
+	StallWatch watch;
 	bool freed = true;
 
+	stall_watch_start(&watch);
 	for (;;) {
 		DrSlotState s;
 
@@ -152,7 +172,7 @@ static bool wait_free(DrRequest *r)
 		SpinLockRelease(&r->mutex);
 		if (s == DR_SLOT_FREE)
 			break;
-		if (give_up_on_stalled_engine(since)) {
+		if (give_up_on_stalled_engine(&watch)) {
 			freed = false;
 			break;
 		}
@@ -202,7 +222,7 @@ static void call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *pa
 	dsm_handle handle = DSM_HANDLE_INVALID;
 	uint64 gen;
 	bool accepted;
-	TimestampTz submitted;
+	StallWatch watch;
 
 	if (!exit_hook_set) {
 		before_shmem_exit(on_backend_exit, (Datum)0);
@@ -259,7 +279,7 @@ static void call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *pa
 		engine_not_running();
 	}
 	dr_shmem_wake_engine();
-	submitted = GetCurrentTimestamp();
+	stall_watch_start(&watch);
 
 	if (!cancellable)
 		HOLD_INTERRUPTS(); /* CHECK_FOR_INTERRUPTS in the sleep does nothing */
@@ -278,7 +298,7 @@ static void call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *pa
 			SpinLockRelease(&r->mutex);
 			if (done)
 				break;
-			if (!cancellable && give_up_on_stalled_engine(submitted)) {
+			if (!cancellable && give_up_on_stalled_engine(&watch)) {
 				/* Any other request is given up on only before the engine took
 				 * it.  A proposal the engine runs may commit, at an index not
 				 * known here: no later one of its group may be made from rows

@@ -88,7 +88,7 @@ void dr_shmem_startup(void)
 		SpinLockInit(&dr_shared->queue_mutex);
 		dr_shared->engine_state = DR_ENGINE_OFF;
 		dr_shared->engine_pgprocno = -1;
-		pg_atomic_init_u64(&dr_shared->engine_loop_at, 0);
+		pg_atomic_init_u64(&dr_shared->engine_loops, 0);
 		dr_shared->apply_pgprocno = -1;
 		dr_shared->apply_wakes_engine = true;
 		dr_shared->apply_wants_commits = true;

@@ -198,7 +198,7 @@ typedef struct DrShared {
 	pid_t engine_pid;    /* 0 unless running */
 	int engine_pgprocno; /* its PGPROC, for SetLatch; -1 unless running */
 	TimestampTz engine_started;
-	pg_atomic_uint64 engine_loop_at; /* TimestampTz of the engine worker's last loop */
+	pg_atomic_uint64 engine_loops; /* the engine worker's loops (queue.c: is it stalled?) */
 	char engine_error[DR_ERROR_LEN]; /* why the engine stopped, "" after a clean stop */
 	int groups_not_started;          /* stored groups beyond dragonraft.max_groups */
 	DrTransportCounters transport;   /* copied by the engine worker */

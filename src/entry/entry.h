@@ -28,18 +28,22 @@
  *	ENTRY_DDL           u32 node id, name(role), u32 length, command (UTF-8
  *	                    text, no NUL): the role that proposed it runs it
  *	ENTRY_REGISTER_TABLE owner, u64 schema index, name(schema), name(table),
- *	                    u32 length, definition (text, no NUL), sections (the
- *	                    table and its rows as INSERTs; exactly one table)
- *	ENTRY_RESEND_TABLE  as ENTRY_REGISTER_TABLE, with u32 length, extras
- *	                    (text, no NUL: what the table has besides its
- *	                    definition, as the statements that give it) after
- *	                    the definition; the table's id is its first
+ *	                    u32 length, definition (text, no NUL), u32 length,
+ *	                    extras (text, no NUL: what the table has besides its
+ *	                    definition, as the statements that give it: owner,
+ *	                    privileges, row level security, policies, triggers,
+ *	                    comments), sections (the table and its rows as
+ *	                    INSERTs; exactly one table)
+ *	ENTRY_RESEND_TABLE  as ENTRY_REGISTER_TABLE; the table's id is its first
  *	                    registration's (resend_table: for members that do not
  *	                    replicate it)
+ *	ENTRY_REGISTER_TABLE_V2  as ENTRY_REGISTER_TABLE without the extras:
+ *	                    written by builds before 2026-12-01, still decoded,
+ *	                    never written
  *	ENTRY_RESEND_TABLE_V1  as ENTRY_RESEND_TABLE without the extras: written
  *	                    by builds before 2026-12-01, still decoded, never
  *	                    written
- *	ENTRY_REGISTER_TABLE_V1  as ENTRY_REGISTER_TABLE without the schema
+ *	ENTRY_REGISTER_TABLE_V1  as ENTRY_REGISTER_TABLE_V2 without the schema
  *	                    index: written by builds before 2026-11-30, still
  *	                    decoded (a log may hold one), never written
  *
@@ -103,8 +107,9 @@ enum entry_type {
 	ENTRY_REGISTER_TABLE_V1 = 4, /* ENTRY_REGISTER_TABLE of older builds */
 	ENTRY_ADDRESSES = 5,         /* the members' Raft addresses */
 	ENTRY_RESEND_TABLE_V1 = 6,   /* ENTRY_RESEND_TABLE of older builds */
-	ENTRY_REGISTER_TABLE = 7,    /* a table joins the group: its definition and rows */
-	ENTRY_RESEND_TABLE = 8,      /* a registration sent again, with the table's extras */
+	ENTRY_REGISTER_TABLE_V2 = 7, /* ENTRY_REGISTER_TABLE of older builds (no extras) */
+	ENTRY_RESEND_TABLE = 8,      /* a registration sent again */
+	ENTRY_REGISTER_TABLE = 9,    /* a table joins the group: its definition, extras, rows */
 };
 
 /* Static name of a type ("member info"), or NULL when unknown. */
@@ -220,7 +225,7 @@ struct entry_register_in {
 	const char *name;
 	const char *def;    /* canonical definition (CREATE statements) */
 	int resend;         /* ENTRY_RESEND_TABLE, not ENTRY_REGISTER_TABLE */
-	const char *extras; /* a resend: the table's owner, privileges, ... (NULL: none) */
+	const char *extras; /* the table's owner, privileges, ... (NULL: none) */
 };
 
 /*
@@ -257,7 +262,7 @@ struct entry_change_set {
 	uint16_t name_len;
 	const char *def;
 	uint32_t def_len;
-	const char *extras; /* ENTRY_RESEND_TABLE only (else NULL) */
+	const char *extras; /* ENTRY_REGISTER_TABLE and ENTRY_RESEND_TABLE (else NULL) */
 	uint32_t extras_len;
 	/* the sections */
 	uint32_t n_tables;

@@ -157,14 +157,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else if (h.type == ENTRY_CHANGE_SET && entry_decode_change_set(&h, &cs) == ENTRY_OK) {
 		change_set(&cs, 0, copy, size);
 	} else if ((h.type == ENTRY_REGISTER_TABLE || h.type == ENTRY_RESEND_TABLE ||
-	            h.type == ENTRY_REGISTER_TABLE_V1 || h.type == ENTRY_RESEND_TABLE_V1) &&
+	            h.type == ENTRY_REGISTER_TABLE_V2 || h.type == ENTRY_REGISTER_TABLE_V1 ||
+	            h.type == ENTRY_RESEND_TABLE_V1) &&
 	           entry_decode_register(&h, &cs) == ENTRY_OK) {
-		/* No encoder writes the V1 types: walked, not compared. */
+		/* No encoder writes the types of older builds: walked, not compared. */
 		change_set(&cs,
 		           h.type == ENTRY_RESEND_TABLE || h.type == ENTRY_RESEND_TABLE_V1 ? 2 : 1,
-		           h.type == ENTRY_REGISTER_TABLE_V1 || h.type == ENTRY_RESEND_TABLE_V1
-		                   ? NULL
-		                   : copy,
+		           h.type == ENTRY_REGISTER_TABLE || h.type == ENTRY_RESEND_TABLE ? copy
+		                                                                          : NULL,
 		           size);
 	} else if (h.type == ENTRY_DDL && entry_decode_ddl(&h, &ddl) == ENTRY_OK) {
 		struct entry_buf out = {0};

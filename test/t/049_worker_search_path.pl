@@ -7,28 +7,18 @@
 # still run with the database's search_path.
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
+use FindBin;
+use lib $FindBin::RealBin;
+use DragonCluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('solo');
-$node->init;
-my $rport = PostgreSQL::Test::Cluster::get_free_port();
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'dragonraft'
-dragonraft.node_id = 1
-dragonraft.listen_address = '127.0.0.1:$rport'
-});
-$node->start;
+my $c = DragonCluster->new(1);
+my $node = $c->node(1);
+$c->create_group(1);
+ok($c->leader(1), 'group 1 elects its member');
 # (The test's own sessions keep pg_catalog's operators.)
 sub sql { return $node->safe_psql('postgres', "SET search_path = pg_catalog, public;\n$_[0]"); }
-sql('CREATE EXTENSION dragonraft');
-ok($node->poll_query_until('postgres', "SELECT engine_state = 'running' FROM dragonraft.node_status()"),
-	'the engine worker runs');
-sql("SELECT dragonraft.create_group(1, '{\"1\": \"127.0.0.1:$rport\"}')");
-ok($node->poll_query_until('postgres',
-		"SELECT count(*) FROM dragonraft.status WHERE role = 'leader' AND applied_index = commit_index", '1'),
-	'group 1 elects its member');
 sql(q{SELECT dragonraft.execute(1, 'CREATE TABLE t (id int PRIMARY KEY)')});
 sql(q{SELECT dragonraft.replicate_table('t', 1)});
 sql('CREATE ROLE dbo LOGIN; ALTER DATABASE postgres OWNER TO dbo');

@@ -379,29 +379,142 @@ static void refuses_every_cut(struct entry_buf *b)
 	free(b->data);
 }
 
-static void test_register_round_trip(void **state)
+/* Where a registration's extras (their u32 length) begin: after the owner, the schema
+ * index, the names "public" and "accounts", and the definition. */
+static size_t extras_at(const struct entry_register_in *reg)
 {
-	struct entry_register_in reg = {"public", "accounts", "CREATE TABLE x (id int)", 0, NULL};
+	return ENTRY_HEADER_BYTES + 4 + 8 + 4 + 8 + 8 + 2 + 6 + 2 + 8 + 4 + strlen(reg->def);
+}
+
+/* Take n bytes out of b at offset at. */
+static void cut_out(struct entry_buf *b, size_t at, size_t n)
+{
+	memmove(b->data + at, b->data + at + n, b->len - at - n);
+	b->len -= n;
+}
+
+/* Encode reg and check that it decodes, as an entry of the given type, to reg's fields
+ * and the sections of encode_change_set; every cut of it is refused.  b is freed. */
+static void round_trip(const struct entry_register_in *reg, unsigned type)
+{
 	struct entry_buf b = {0};
 	struct entry_change_set cs;
+	struct entry_owner o;
 	struct entry_header h;
+	const char *extras = reg->extras != NULL ? reg->extras : "";
 
-	(void)state;
-	encode_change_set(&b, &reg);
+	encode_change_set(&b, reg);
 	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
-	assert_int_equal(h.type, ENTRY_REGISTER_TABLE);
+	assert_int_equal(h.type, type);
+	assert_int_equal(entry_decode_owner(&h, &o), ENTRY_OK);
+	assert_int_equal(o.slot, 17);
+	assert_int_equal(entry_decode_change_set(&h, &cs), ENTRY_ERR_TYPE);
 	assert_int_equal(entry_decode_register(&h, &cs), ENTRY_OK);
 	assert_int_equal(cs.schema_index, 77);
 	assert_int_equal(cs.schema_len, 6);
 	assert_memory_equal(cs.schema, "public", 6);
+	assert_int_equal(cs.name_len, 8);
 	assert_memory_equal(cs.name, "accounts", 8);
-	assert_int_equal(cs.def_len, strlen(reg.def));
+	assert_int_equal(cs.def_len, strlen(reg->def));
+	assert_memory_equal(cs.def, reg->def, strlen(reg->def));
+	assert_non_null(cs.extras);
+	assert_int_equal(cs.extras_len, strlen(extras));
+	assert_memory_equal(cs.extras, extras, strlen(extras));
 	assert_int_equal(cs.n_tables, 1);
 	assert_int_equal(cs.n_ops, 1);
 	refuses_every_cut(&b);
 }
 
-/* A registration of an older build (no schema index) is still decoded. */
+/* A registration carries the writer's schema index and the table's extras (owner,
+ * privileges, ...), as a resend does; without extras (NULL), an empty text. */
+static void test_register_round_trip(void **state)
+{
+	struct entry_register_in reg = {"public", "accounts", "CREATE TABLE x (id int)", 0,
+	                                "ALTER TABLE x OWNER TO alice;\nGRANT SELECT ON x TO bob;"};
+
+	(void)state;
+	assert_int_equal(ENTRY_REGISTER_TABLE, 9);
+	assert_string_equal(entry_type_name(ENTRY_REGISTER_TABLE), "table registration");
+	round_trip(&reg, ENTRY_REGISTER_TABLE);
+	reg.extras = NULL;
+	round_trip(&reg, ENTRY_REGISTER_TABLE);
+}
+
+/* Bad extras do not decode (a registration's and a resend's): a NUL in them, a length
+ * past the end or one short, bytes after the sections. */
+static void test_register_refuses(void **state)
+{
+	struct entry_register_in reg = {"public", "accounts", "CREATE TABLE x (id int)", 0, "ab"};
+	const size_t at = extras_at(&reg);
+
+	(void)state;
+	for (reg.resend = 0; reg.resend <= 1; reg.resend++) {
+		struct entry_buf b = {0};
+		struct entry_change_set cs;
+		struct entry_header h;
+
+		encode_change_set(&b, &reg);
+		assert_int_equal(b.data[at], 2); /* the length of "ab" */
+		assert_memory_equal(b.data + at + 4, "ab", 2);
+		b.data[at + 5] = '\0';
+		assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
+		assert_int_equal(entry_decode_register(&h, &cs), ENTRY_ERR_FORMAT);
+		b.data[at + 5] = 'b';
+		/* A length that runs past the end of the entry. */
+		b.data[at + 3] = 0x7f;
+		assert_int_equal(entry_decode_register(&h, &cs), ENTRY_ERR_SHORT);
+		b.data[at + 3] = 0;
+		/* A length one short: the sections are read one byte early. */
+		b.data[at] = 1;
+		assert_int_not_equal(entry_decode_register(&h, &cs), ENTRY_OK);
+		b.data[at] = 2;
+		assert_int_equal(entry_decode_register(&h, &cs), ENTRY_OK);
+		/* A trailing byte. */
+		entry_put_u8(&b, 0);
+		assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
+		assert_int_equal(entry_decode_register(&h, &cs), ENTRY_ERR_FORMAT);
+		free(b.data);
+	}
+	assert_string_equal(entry_strerror(ENTRY_ERR_FORMAT), "entry is malformed");
+	assert_string_equal(entry_strerror(ENTRY_ERR_SHORT), "entry is truncated");
+}
+
+/* A registration of the build before (type 7: no extras) is still decoded. */
+static void test_register_v2(void **state)
+{
+	struct entry_register_in reg = {"public", "accounts", "CREATE TABLE x (id int)", 0, "ab"};
+	struct entry_buf b = {0};
+	struct entry_change_set cs;
+	struct entry_owner o;
+	struct entry_header h;
+
+	(void)state;
+	encode_change_set(&b, &reg);
+	/* The V2 layout: the same bytes without the extras. */
+	cut_out(&b, extras_at(&reg), 4 + 2);
+	b.data[1] = ENTRY_REGISTER_TABLE_V2;
+	assert_int_equal(b.data[1], 7);
+	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
+	assert_string_equal(entry_type_name(h.type), "table registration");
+	assert_int_equal(entry_decode_owner(&h, &o), ENTRY_OK);
+	assert_int_equal(o.slot, 17);
+	assert_int_equal(entry_decode_register(&h, &cs), ENTRY_OK);
+	assert_int_equal(cs.schema_index, 77);
+	assert_memory_equal(cs.name, "accounts", 8);
+	assert_int_equal(cs.def_len, strlen(reg.def));
+	assert_null(cs.extras);
+	assert_int_equal(cs.extras_len, 0);
+	assert_int_equal(cs.n_tables, 1);
+	assert_int_equal(cs.n_ops, 1);
+	/* Read as the new type, the V2 bytes do not decode. */
+	b.data[1] = ENTRY_REGISTER_TABLE;
+	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
+	assert_int_not_equal(entry_decode_register(&h, &cs), ENTRY_OK);
+	b.data[1] = ENTRY_REGISTER_TABLE_V2;
+	refuses_every_cut(&b);
+}
+
+/* A registration of an older build (no schema index, no extras) is still decoded. */
 static void test_register_v1(void **state)
 {
 	struct entry_register_in reg = {"public", "accounts", "CREATE TABLE x (id int)", 0, NULL};
@@ -413,9 +526,10 @@ static void test_register_v1(void **state)
 
 	(void)state;
 	encode_change_set(&b, &reg);
-	/* The V1 layout: the same bytes without the u64 after the owner. */
-	memmove(b.data + owner_end, b.data + owner_end + 8, b.len - owner_end - 8);
-	b.len -= 8;
+	/* The V1 layout: the same bytes without the extras' (empty) length and the u64
+	 * after the owner. */
+	cut_out(&b, extras_at(&reg), 4);
+	cut_out(&b, owner_end, 8);
 	b.data[1] = ENTRY_REGISTER_TABLE_V1;
 	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
 	assert_string_equal(entry_type_name(h.type), "table registration");
@@ -425,6 +539,7 @@ static void test_register_v1(void **state)
 	assert_int_equal(cs.schema_index, 0);
 	assert_memory_equal(cs.name, "accounts", 8);
 	assert_int_equal(cs.def_len, strlen(reg.def));
+	assert_null(cs.extras);
 	assert_int_equal(cs.n_ops, 1);
 	refuses_every_cut(&b);
 }
@@ -434,49 +549,25 @@ static void test_resend_round_trip(void **state)
 {
 	struct entry_register_in reg = {"public", "accounts", "CREATE TABLE x (id int)", 1,
 	                                "ALTER TABLE x OWNER TO alice;"};
-	struct entry_buf b = {0};
-	struct entry_change_set cs;
-	struct entry_owner o;
-	struct entry_header h;
 
 	(void)state;
-	encode_change_set(&b, &reg);
-	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
-	assert_int_equal(h.type, ENTRY_RESEND_TABLE);
-	assert_string_equal(entry_type_name(h.type), "table registration sent again");
-	assert_int_equal(entry_decode_owner(&h, &o), ENTRY_OK);
-	assert_int_equal(o.slot, 17);
-	assert_int_equal(entry_decode_change_set(&h, &cs), ENTRY_ERR_TYPE);
-	assert_int_equal(entry_decode_register(&h, &cs), ENTRY_OK);
-	assert_int_equal(cs.schema_index, 77);
-	assert_memory_equal(cs.name, "accounts", 8);
-	assert_int_equal(cs.def_len, strlen(reg.def));
-	assert_int_equal(cs.extras_len, strlen(reg.extras));
-	assert_memory_equal(cs.extras, reg.extras, strlen(reg.extras));
-	assert_int_equal(cs.n_tables, 1);
-	assert_int_equal(cs.n_ops, 1);
-	refuses_every_cut(&b);
+	assert_string_equal(entry_type_name(ENTRY_RESEND_TABLE), "table registration sent again");
+	round_trip(&reg, ENTRY_RESEND_TABLE);
 }
 
-/* A resend of an older build (no extras) is still decoded; one with a NUL in its extras
- * is not. */
+/* A resend of an older build (no extras) is still decoded. */
 static void test_resend_v1(void **state)
 {
 	struct entry_register_in reg = {"public", "accounts", "CREATE TABLE x (id int)", 1, "ab"};
 	struct entry_buf b = {0};
 	struct entry_change_set cs;
 	struct entry_header h;
-	const size_t extras_at =
-	        ENTRY_HEADER_BYTES + 4 + 8 + 4 + 8 + 8 + 2 + 6 + 2 + 8 + 4 + strlen(reg.def);
+	const size_t at = extras_at(&reg);
 
 	(void)state;
 	encode_change_set(&b, &reg);
-	b.data[extras_at + 4] = '\0';
-	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
-	assert_int_equal(entry_decode_register(&h, &cs), ENTRY_ERR_FORMAT);
 	/* The V1 layout: the same bytes without the extras. */
-	memmove(b.data + extras_at, b.data + extras_at + 6, b.len - extras_at - 6);
-	b.len -= 6;
+	cut_out(&b, at, 4 + 2);
 	b.data[1] = ENTRY_RESEND_TABLE_V1;
 	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
 	assert_string_equal(entry_type_name(h.type), "table registration sent again");
@@ -556,6 +647,8 @@ int main(void)
 	        cmocka_unit_test(test_change_set_round_trip),
 	        cmocka_unit_test(test_change_set_refuses),
 	        cmocka_unit_test(test_register_round_trip),
+	        cmocka_unit_test(test_register_refuses),
+	        cmocka_unit_test(test_register_v2),
 	        cmocka_unit_test(test_register_v1),
 	        cmocka_unit_test(test_resend_round_trip),
 	        cmocka_unit_test(test_resend_v1),
