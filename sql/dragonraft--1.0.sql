@@ -218,13 +218,15 @@ DECLARE
   cols text[] := '{}';
   ident "char";
 BEGIN
-  FOR r IN SELECT d.objid::regclass::text AS seq, a.attname
+  FOR r IN SELECT d.objid::regclass::text AS seq, d.objid, a.attname
              FROM pg_depend d
              JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
              JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
             WHERE d.classid = 'pg_class'::regclass AND d.refobjid = tbl AND d.deptype = 'a'
             ORDER BY 1 LOOP
-    def := def || format('CREATE SEQUENCE %s;', r.seq) || E'\n';
+    -- with its parameters (a serial's is an integer sequence)
+    def := def || coalesce(dragonraft.plain_definition(r.objid),
+                           format('CREATE SEQUENCE %s;', r.seq)) || E'\n';
   END LOOP;
   FOR r IN SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS typ, a.attnotnull,
                   a.attidentity, a.attgenerated, pg_get_expr(ad.adbin, ad.adrelid) AS dflt,
@@ -565,7 +567,10 @@ BEGIN
             WHERE d.classoid = 'pg_class'::regclass AND d.objoid = tbl
             ORDER BY d.objsubid LOOP
     def := def || E'\n' || CASE WHEN r.attname IS NULL
-      THEN format('COMMENT ON TABLE %s IS %L;', tbl, r.description)
+      THEN format('COMMENT ON %s %s IS %L;',
+                  CASE (SELECT relkind FROM pg_class WHERE oid = tbl)
+                    WHEN 'v' THEN 'VIEW' WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END,
+                  tbl, r.description)
       ELSE format('COMMENT ON COLUMN %s.%I IS %L;', tbl, r.attname, r.description) END;
   END LOOP;
   RETURN def;
@@ -607,3 +612,54 @@ COMMENT ON VIEW busy_waits IS
 REVOKE ALL ON FUNCTION busy_waits() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION busy_waits() TO pg_monitor, dragonraft_admin;
 GRANT SELECT ON busy_waits TO pg_monitor, dragonraft_admin;
+
+-- Review 12 F2 (helper plainrel2): the relations that the group's commands
+-- made and that are not tables of the group (views, sequences, plain tables
+-- such as an audit table a trigger writes), so that a full snapshot brings
+-- them to a member that loads it.
+CREATE TABLE made_relations (
+  group_id bigint NOT NULL,
+  index bigint NOT NULL,
+  seq integer NOT NULL,
+  relid oid NOT NULL,
+  PRIMARY KEY (group_id, index, seq)
+);
+COMMENT ON TABLE made_relations IS
+  'The relations (views, sequences, tables) that each command of a group made on this node, in the order it made them (seq), while they exist here (relid is this node''s).  Those that are not tables of the group and not owned by a column travel with full snapshots; a snapshot''s load makes them and lists them here';
+GRANT SELECT ON made_relations TO pg_monitor, dragonraft_admin;
+
+-- How a full snapshot makes a relation that a command of the group made and
+-- that is not a table of the group: a view (with its options), a sequence
+-- (its parameters; the exporter adds its value) or a table (its definition;
+-- no rows).  NULL for a relation that a snapshot does not carry.
+CREATE FUNCTION plain_definition(rel regclass)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog
+AS $$
+DECLARE
+  c record;
+BEGIN
+  SELECT relkind, relpersistence, relispartition, reloptions INTO c FROM pg_class WHERE oid = rel;
+  IF c.relpersistence <> 'p' THEN
+    RETURN NULL;
+  ELSIF c.relkind = 'v' THEN
+    RETURN format('CREATE VIEW %s%s AS %s;', rel,
+                  CASE WHEN c.reloptions IS NULL THEN ''
+                       ELSE ' WITH (' || array_to_string(c.reloptions, ', ') || ')' END,
+                  rtrim(pg_get_viewdef(rel), ';'));
+  ELSIF c.relkind = 'S' THEN
+    RETURN (SELECT format('CREATE SEQUENCE %s AS %s INCREMENT BY %s MINVALUE %s MAXVALUE %s '
+                          'START WITH %s CACHE %s %sCYCLE;', rel, format_type(seqtypid, NULL),
+                          seqincrement, seqmin, seqmax, seqstart, seqcache,
+                          CASE WHEN seqcycle THEN '' ELSE 'NO ' END)
+              FROM pg_sequence WHERE seqrelid = rel);
+  ELSIF c.relkind = 'r' AND NOT c.relispartition
+        AND NOT EXISTS (SELECT FROM pg_inherits WHERE inhrelid = rel) THEN
+    RETURN dragonraft.table_definition(rel);
+  END IF;
+  RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION plain_definition(regclass) IS
+  'The definition of a relation that a command of a group made, which full snapshots carry: a view, a sequence (without its value) or an ordinary table (without its rows); NULL for one they do not carry (unlogged, partitioned, partition or inheritance child, foreign table, materialized view)';

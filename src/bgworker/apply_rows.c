@@ -48,6 +48,7 @@
  * the error, as PostgreSQL's logical apply worker does, and the entry is
  * tried again until the cause is fixed (apply_worker.c), or until a DBA
  * skips it here (skip_command: recorded with its error in ddl_history).
+ * The relations it makes are recorded in dragonraft.made_relations.
  */
 #include "write.h"
 #include "snapshot.h"
@@ -1448,6 +1449,60 @@ static int64 command_table(uint64 group_id, const char *command)
 	        SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
+/* try_sql of a command of a group, noting the relations it makes (dr_utility_made). */
+static char *try_command(const char *command)
+{
+	char *volatile error = NULL;
+
+	dr_utility_note_made(true);
+	PG_TRY();
+	{
+		error = try_sql(command);
+	}
+	PG_FINALLY();
+	{
+		dr_utility_note_made(false);
+	}
+	PG_END_TRY();
+	return error;
+}
+
+/*
+ * The relations that the command at index made (relids, in creation order)
+ * that still exist go into dragonraft.made_relations: views, sequences and
+ * tables (not indexes, TOAST tables, composite types or temporary
+ * relations).  Those the group's commands dropped leave it.  Full snapshots
+ * carry those that are not tables of the group (snapshot_export.c).
+ */
+static void record_made(uint64 group_id, uint64 index, List *relids)
+{
+	Oid types[3] = {INT8OID, INT8OID, OIDARRAYOID};
+	Datum values[3], *elems = palloc(sizeof(Datum) * Max(list_length(relids), 1));
+	int n = 0;
+	ListCell *lc;
+
+	if (SPI_execute("DELETE FROM dragonraft.made_relations m WHERE "
+	                "NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = m.relid)",
+	                false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "dragonraft could not update dragonraft.made_relations");
+	foreach (lc, relids)
+		elems[n++] = ObjectIdGetDatum(lfirst_oid(lc));
+	if (n == 0)
+		return;
+	values[0] = Int64GetDatum((int64)group_id);
+	values[1] = Int64GetDatum((int64)index);
+	values[2] =
+	        PointerGetDatum(construct_array(elems, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+	if (SPI_execute_with_args("INSERT INTO dragonraft.made_relations (group_id, index, seq, "
+	                          "relid) SELECT $1, $2, m.seq, c.oid "
+	                          "FROM unnest($3) WITH ORDINALITY AS m (relid, seq) "
+	                          "JOIN pg_catalog.pg_class c ON c.oid = m.relid "
+	                          "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') "
+	                          "AND c.relpersistence <> 't' ON CONFLICT DO NOTHING",
+	                          3, types, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "dragonraft could not update dragonraft.made_relations");
+}
+
 void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header *h)
 {
 	struct entry_ddl d;
@@ -1484,7 +1539,7 @@ void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header 
 		SetUserIdAndSecContext(roleid, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 		save_nestlevel = NewGUCNestLevel();
 		dr_default_search_path();
-		error = try_sql(command);
+		error = try_command(command);
 		AtEOXact_GUC(false, save_nestlevel);
 		SetUserIdAndSecContext(save_user, save_sec);
 	}
@@ -1544,6 +1599,8 @@ void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header 
 	                "NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = t.relid)",
 	                false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "dragonraft could not update dragonraft.replicated_tables");
+	if (error == NULL)
+		record_made(group_id, index, dr_utility_made());
 	dr_apply_rows_close();
 	dr_apply_rows_forget();
 	CommandCounterIncrement();

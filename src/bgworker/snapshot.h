@@ -7,7 +7,7 @@
  *
  * The file: a header, sections, a trailer; integers little-endian.
  *
- *	header   "DRSNAP04", group id (8), index (8), tables (4), 0 (4), then what
+ *	header   "DRSNAP05", group id (8), index (8), tables (4), 0 (4), then what
  *	         the rows' on-disk form depends on: PostgreSQL's major version
  *	         (PG_VERSION_NUM / 100) (4), catalog version (4), MAXALIGN (1),
  *	         FLOAT8PASSBYVAL (1), big-endian (1), sizeof(Datum) (1) and the
@@ -21,9 +21,18 @@
  * Sections: per table a DR_SNAP_TABLE (table id (8), then schema, name,
  * definition (dragonraft.table_definition), the SQL that sets its owned
  * sequences and what it has besides its definition (DR_SNAP_EXTRAS), each
- * NUL-terminated) followed by its DR_SNAP_ROWS; then DR_SNAP_HISTORY
- * and DR_SNAP_MEMBERS, the group's rows of dragonraft.ddl_history and
- * dragonraft.member_info (binary COPY).
+ * NUL-terminated) followed by its DR_SNAP_ROWS; then per relation that the
+ * group's commands made and that is not a table of the group
+ * (dragonraft.made_relations), in the order they were made, a DR_SNAP_PLAIN
+ * (the index of the command that made it (8), its relkind (1), then schema,
+ * name, definition
+ * (dragonraft.plain_definition: a view, a sequence or a table without its
+ * rows), the SQL that sets its sequence (or its owned sequences) and its
+ * extras (DR_SNAP_EXTRAS), each NUL-terminated; a relation that snapshots do
+ * not carry has an empty definition and, instead of its extras, what it is:
+ * "unlogged table", ...); then DR_SNAP_HISTORY and DR_SNAP_MEMBERS, the
+ * group's rows of dragonraft.ddl_history and dragonraft.member_info (binary
+ * COPY).  (DRSNAP04 had no DR_SNAP_PLAIN.)
  *
  * A table's rows (snapshot_rows.c) are in binary COPY's format when it has
  * stored generated columns, else in their on-disk form:
@@ -53,7 +62,7 @@
 #include "storage/spin.h"
 #include "utils/relcache.h"
 
-#define DR_SNAP_MAGIC         "DRSNAP04"
+#define DR_SNAP_MAGIC         "DRSNAP05"
 #define DR_SNAP_HEADER_BYTES  48
 #define DR_SNAP_SECTION_BYTES 16
 #define DR_SNAP_TRAILER_BYTES 16
@@ -80,6 +89,18 @@
 	"AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = " rel " "             \
 	"AND d.deptype IN ('a', 'i')) x), '')"
 
+/*
+ * Of the relations in dragonraft.made_relations (pg_class row c), those that
+ * snapshots carry in DR_SNAP_PLAIN sections: not a table of the group, nor
+ * a sequence that a column owns (it goes with its table).
+ */
+#define DR_SNAP_PLAIN_REL(c)                                                                       \
+	"NOT EXISTS (SELECT FROM dragonraft.replicated_tables t WHERE t.relid = " c ".oid) "       \
+	"AND NOT (" c ".relkind = 'S' AND EXISTS (SELECT FROM pg_catalog.pg_depend o "             \
+	"WHERE o.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND o.objid = " c ".oid "    \
+	"AND o.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass "                           \
+	"AND o.deptype IN ('a', 'i')))"
+
 /* A table's rows in their on-disk form (above); otherwise binary COPY's. */
 #define DR_SNAP_RAW_MAGIC  "DRROWS1\n"
 #define DR_SNAP_COL_RAW    'r'
@@ -91,6 +112,7 @@ enum DrSnapKind {
 	DR_SNAP_ROWS = 2,
 	DR_SNAP_HISTORY = 3,
 	DR_SNAP_MEMBERS = 4,
+	DR_SNAP_PLAIN = 5,
 	DR_SNAP_END = 0x444e4521, /* "!END" */
 };
 

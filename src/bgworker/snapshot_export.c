@@ -388,6 +388,23 @@ static void table_rows(Relation rel)
 	pfree(buf.data);
 }
 
+/* Append the SQL that sets sequence seq as it is now to s. */
+static void setval_sql(StringInfo s, Oid seq)
+{
+	char *q = quote_qualified_identifier(get_namespace_name(get_rel_namespace(seq)),
+	                                     get_rel_name(seq));
+
+	if (SPI_execute(psprintf("SELECT last_value, CASE WHEN is_called THEN 'true' ELSE "
+	                         "'false' END FROM %s",
+	                         q),
+	                true, 1) != SPI_OK_SELECT ||
+	    SPI_processed != 1)
+		elog(ERROR, "dragonraft could not read sequence %s", q);
+	appendStringInfo(s, "SELECT pg_catalog.setval(%s, %s, %s);", quote_literal_cstr(q),
+	                 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
+	                 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+}
+
 /* The SQL that sets relid's owned sequences as they are now. */
 static char *sequences_sql(Oid relid)
 {
@@ -395,22 +412,72 @@ static char *sequences_sql(Oid relid)
 	ListCell *lc;
 
 	initStringInfo(&s);
-	foreach (lc, getOwnedSequences(relid)) {
-		Oid seq = lfirst_oid(lc);
-		char *q = quote_qualified_identifier(get_namespace_name(get_rel_namespace(seq)),
-		                                     get_rel_name(seq));
-
-		if (SPI_execute(psprintf("SELECT last_value, CASE WHEN is_called THEN 'true' ELSE "
-		                         "'false' END FROM %s",
-		                         q),
-		                true, 1) != SPI_OK_SELECT ||
-		    SPI_processed != 1)
-			elog(ERROR, "dragonraft could not read sequence %s", q);
-		appendStringInfo(&s, "SELECT pg_catalog.setval(%s, %s, %s);", quote_literal_cstr(q),
-		                 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
-		                 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
-	}
+	foreach (lc, getOwnedSequences(relid))
+		setval_sql(&s, lfirst_oid(lc));
 	return s.data;
+}
+
+/*
+ * The relations that the group's commands made here and that are not its
+ * tables (dragonraft.made_relations; a sequence owned by a column travels
+ * with its table), in the order they were made: per relation a
+ * DR_SNAP_PLAIN section (snapshot.h).  One that a snapshot does not carry
+ * (dragonraft.plain_definition is NULL) goes with what it is and no
+ * definition: a load says that its command's effect is missing.
+ */
+static void plain_sections(uint64 group_id)
+{
+	Oid types[1] = {INT8OID};
+	Datum values[1] = {Int64GetDatum((int64)group_id)};
+	SPITupleTable *tt;
+	uint64 n;
+	char *query = psprintf(
+	        "SELECT m.index, c.oid, n.nspname, c.relname, d.def, CASE WHEN d.def IS NULL "
+	        "THEN CASE WHEN c.relkind = 'm' THEN 'materialized view' "
+	        "WHEN c.relkind = 'p' THEN 'partitioned table' "
+	        "WHEN c.relkind = 'f' THEN 'foreign table' "
+	        "WHEN c.relpersistence = 'u' THEN 'unlogged table' "
+	        "ELSE 'partition or inheritance child' END ELSE %s END, c.relkind::text "
+	        "FROM dragonraft.made_relations m JOIN pg_catalog.pg_class c ON c.oid = m.relid "
+	        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+	        "CROSS JOIN LATERAL (SELECT dragonraft.plain_definition(c.oid) AS def) d "
+	        "WHERE m.group_id = $1 AND %s ORDER BY m.index, m.seq",
+	        DR_SNAP_EXTRAS("c.oid"), DR_SNAP_PLAIN_REL("c"));
+
+	if (SPI_execute_with_args(query, 1, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "dragonraft could not read dragonraft.made_relations");
+	tt = SPI_tuptable;
+	n = SPI_processed;
+	for (uint64 i = 0; i < n; i++) {
+		HeapTuple tup = tt->vals[i];
+		bool isnull;
+		uint64 index = (uint64)DatumGetInt64(SPI_getbinval(tup, tt->tupdesc, 1, &isnull));
+		Oid relid = DatumGetObjectId(SPI_getbinval(tup, tt->tupdesc, 2, &isnull));
+		char *def = SPI_getvalue(tup, tt->tupdesc, 5);
+		char *extras = SPI_getvalue(tup, tt->tupdesc, 6);
+		const char *parts[4] = {SPI_getvalue(tup, tt->tupdesc, 3),
+		                        SPI_getvalue(tup, tt->tupdesc, 4), def ? def : "", NULL};
+		char kind = SPI_getvalue(tup, tt->tupdesc, 7)[0];
+		StringInfoData meta, seqs;
+
+		initStringInfo(&seqs);
+		if (def != NULL && kind == RELKIND_SEQUENCE)
+			setval_sql(&seqs, relid); /* (a query of its own: tt stays valid) */
+		else if (def != NULL)
+			appendStringInfoString(&seqs, sequences_sql(relid));
+		parts[3] = seqs.data;
+		initStringInfo(&meta);
+		for (int k = 0; k < 8; k++)
+			appendStringInfoChar(&meta, (char)(index >> (8 * k)));
+		appendStringInfoChar(&meta, kind);
+		for (int k = 0; k < 4; k++)
+			appendBinaryStringInfo(&meta, parts[k], strlen(parts[k]) + 1);
+		appendBinaryStringInfo(&meta, extras ? extras : "",
+		                       strlen(extras ? extras : "") + 1);
+		begin_section();
+		put(meta.data, meta.len);
+		end_section(DR_SNAP_PLAIN);
+	}
 }
 
 /*
@@ -785,6 +852,7 @@ static void export(uint64 group_id, const char *path)
 		X.tables_done++;
 		progress();
 	}
+	plain_sections(group_id);
 	rows_section(DR_SNAP_HISTORY, NULL,
 	             psprintf("SELECT * FROM dragonraft.ddl_history WHERE group_id = %llu "
 	                      "ORDER BY index",

@@ -30,7 +30,12 @@
  * built, its owned sequences set.  Once every table is loaded, the
  * tables made get their foreign keys, the statements set aside run, then the
  * tables made get their owner, privileges (their sequences' too), policies,
- * triggers and comments; then the group's member info is replaced.  A crash
+ * triggers and comments; then the group's member info is replaced.  The
+ * relations that the group's commands made and that are not its tables
+ * (DR_SNAP_PLAIN: views, sequences, plain tables) are kept when alike, or
+ * dropped with the tables (plain_clear) and made again: the sequences
+ * before the tables, the views and plain tables once the tables are loaded
+ * (plain_make); dragonraft.made_relations then lists them.  A crash
  * leaves everything as it was; the engine receives the snapshot again.
  */
 #include "snapshot.h"
@@ -41,6 +46,7 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/catalog.h"
+#include "catalog/dependency.h"
 #include "catalog/index.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
@@ -56,6 +62,7 @@
 #include "parser/parse_type.h"
 #include "port/pg_crc32c.h"
 #include "storage/fd.h"
+#include "storage/lmgr.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -210,7 +217,12 @@ static uint32 verify(uint64 group_id, uint64 index, uint64 size)
 	L.done = 0;
 	get(magic, 8);
 	if (memcmp(magic, DR_SNAP_MAGIC, 8) != 0)
-		corrupt("not a dragonraft snapshot of this version");
+		corrupt(memcmp(magic, "DRSNAP", 6) == 0
+		                ? psprintf("its format is %.8s, and this server reads %s only "
+		                           "(every "
+		                           "member must run the same build)",
+		                           magic, DR_SNAP_MAGIC)
+		                : "not a dragonraft snapshot");
 	if (get64() != group_id || get64() != index)
 		corrupt("it is not the snapshot of this group and index");
 	tables = get32();
@@ -375,11 +387,26 @@ typedef struct LoadTable {
 	char *fks;      /* a table made by the load: its foreign keys, added last */
 } LoadTable;
 
+/*
+ * A relation that the group's commands made and that is not one of its
+ * tables (a DR_SNAP_PLAIN section): a view, a sequence or a table, or, with
+ * an empty definition, one that snapshots do not carry (extras then says
+ * what it is).
+ */
+typedef struct LoadPlain {
+	uint64 index; /* the command that made it */
+	char kind;    /* its relkind */
+	const char *schema, *name, *def, *seqs, *extras;
+	char *qname;
+	bool made; /* made by this load */
+} LoadPlain;
+
 /* Where the file's sections are. */
 typedef struct Contents {
 	LoadTable *t;
 	uint32 n;
 	uint64 history_at, history_len, members_at, members_len;
+	List *plain; /* LoadPlain, in the order the group's commands made them */
 } Contents;
 
 static void seek_to(uint64 at)
@@ -407,6 +434,32 @@ static void parse_table(LoadTable *t, const char *meta, uint64 len)
 	if (t->extras >= end || t->extras + strnlen(t->extras, end - t->extras) + 1 != end)
 		corrupt("a table section is malformed");
 	t->qname = quote_qualified_identifier(t->schema, t->name);
+}
+
+/* A plain relation's section: the command's index, its kind, then schema, name,
+ * definition, sequences' SQL and extras. */
+static LoadPlain *parse_plain(const char *meta, uint64 len)
+{
+	const char *end = meta + len;
+	LoadPlain *p = palloc0(sizeof(LoadPlain));
+
+	if (len < 8 + 1 + 5)
+		corrupt("a relation's section is too short");
+	for (int i = 0; i < 8; i++)
+		p->index |= (uint64)(uint8)meta[i] << (8 * i);
+	p->kind = meta[8];
+	p->schema = meta + 9;
+	p->name = p->schema + strnlen(p->schema, end - p->schema) + 1;
+	p->def = p->name < end ? p->name + strnlen(p->name, end - p->name) + 1 : end;
+	p->seqs = p->def < end ? p->def + strnlen(p->def, end - p->def) + 1 : end;
+	p->extras = p->seqs < end ? p->seqs + strnlen(p->seqs, end - p->seqs) + 1 : end;
+	if (p->extras >= end || p->extras + strnlen(p->extras, end - p->extras) + 1 != end ||
+	    p->schema[0] == '\0' || p->name[0] == '\0' ||
+	    (p->def[0] != '\0' && p->kind != RELKIND_VIEW && p->kind != RELKIND_SEQUENCE &&
+	     p->kind != RELKIND_RELATION))
+		corrupt("a relation's section is malformed");
+	p->qname = quote_qualified_identifier(p->schema, p->name);
+	return p;
 }
 
 /* Read the tables' sections and note where every section's bytes are. */
@@ -441,6 +494,14 @@ static void scan(Contents *c, uint32 tables, uint64 end)
 				corrupt("a section runs past the end");
 			t->rows_at = L.done;
 			seek_to(L.done + t->rows_len);
+		} else if (kind == DR_SNAP_PLAIN) {
+			char *meta;
+
+			if (len > MaxAllocSize)
+				corrupt("a relation's section is too long");
+			meta = palloc(len);
+			get(meta, len);
+			c->plain = lappend(c->plain, parse_plain(meta, len));
 		} else if (kind == DR_SNAP_HISTORY || kind == DR_SNAP_MEMBERS) {
 			if (kind == DR_SNAP_HISTORY) {
 				c->history_at = L.done;
@@ -759,9 +820,166 @@ static void check_views(uint64 group_id, List *gone)
 	                (unsigned long long)group_id),
 	         errdetail("Nothing of the snapshot was loaded."),
 	         errhint("Drop it on this node (and make it again once the snapshot is loaded): "
-	                 "the load is tried again.  If a command of the group made it "
-	                 "(dragonraft.ddl_history), a load makes no view: it is then missing "
-	                 "here, as on a node that joins.")));
+	                 "the load is tried again.  (A view that a command of the group made "
+	                 "here, listed in dragonraft.made_relations, the load drops and makes "
+	                 "again itself.)")));
+}
+
+/*
+ * Drop the relations relids together (one may depend on another), and
+ * nothing else: an error if something else depends on one of them.
+ */
+static void drop_relations(List *relids)
+{
+	ObjectAddresses *objects = new_object_addresses();
+	ListCell *lc;
+
+	foreach (lc, relids) {
+		ObjectAddress a = {RelationRelationId, lfirst_oid(lc), 0};
+
+		LockRelationOid(a.objectId, AccessExclusiveLock);
+		add_exact_object_address(&a, objects);
+	}
+	dr_internal_ddl++;
+	PG_TRY();
+	{
+		performMultipleDeletions(objects, DROP_RESTRICT, 0);
+	}
+	PG_FINALLY();
+	{
+		dr_internal_ddl--;
+	}
+	PG_END_TRY();
+	free_object_addresses(objects);
+	CommandCounterIncrement();
+}
+
+/* The oids that query (of $1 and $2, of types type1 and oid[]) returns. */
+static List *oids_of(const char *query, Oid type1, Datum arg1, List *oids)
+{
+	Oid types[2] = {type1, OIDARRAYOID};
+	Datum values[2] = {arg1, oid_array(oids)};
+
+	if (SPI_execute_with_args(query, 2, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "dragonraft could not run: %s", query);
+	return dr_spi_oids();
+}
+
+/* The relation named as p is here (InvalidOid: none). */
+static Oid plain_here(const LoadPlain *p)
+{
+	Oid nsp = get_namespace_oid(p->schema, true);
+
+	return OidIsValid(nsp) ? get_relname_relid(p->name, nsp) : InvalidOid;
+}
+
+/* Whether relid here has p's definition and extras (as the exporter gives them). */
+static bool plain_alike(Oid relid, const LoadPlain *p)
+{
+	Oid types[1] = {OIDOID};
+	Datum values[1] = {ObjectIdGetDatum(relid)};
+	char *def, *extras;
+
+	if (get_rel_relkind(relid) != p->kind)
+		return false;
+	if (SPI_execute_with_args("SELECT dragonraft.plain_definition($1), " DR_SNAP_EXTRAS("$1"),
+	                          1, types, values, NULL, false, 1) != SPI_OK_SELECT ||
+	    SPI_processed != 1)
+		elog(ERROR, "dragonraft could not describe relation %u", relid);
+	def = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	extras = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	return def != NULL && extras != NULL && strcmp(def, p->def) == 0 &&
+	       strcmp(extras, p->extras) == 0;
+}
+
+/*
+ * Make way for the relations that the group's commands made and that are
+ * not its tables (views, sequences, plain tables: c->plain), before the
+ * tables in gone are dropped.  One here under the name of one of the
+ * snapshot's with the same definition and extras is kept (whoever made it);
+ * one that differs is dropped if the group's commands made it here
+ * (dragonraft.made_relations: a command this node missed changed it), and
+ * an error otherwise, naming it.  The group's relations here that the
+ * snapshot lacks (a command this node missed dropped or renamed them), and
+ * those that depend on a relation dropped now or on a table in gone (a view
+ * of the group on a table the load replaces; a plain table whose default or
+ * foreign key uses one), are dropped too, in one
+ * deletion that fails if anything else depends on them; the load makes
+ * those of the snapshot again once the tables are loaded (plain_make).
+ */
+static void plain_clear(uint64 group_id, const Contents *c, List *gone)
+{
+	List *mine, *drop = NIL, *named = NIL, *more;
+	ListCell *lc;
+	StringInfoData what;
+
+	mine = oids_of("SELECT m.relid FROM dragonraft.made_relations m "
+	               "JOIN pg_catalog.pg_class c ON c.oid = m.relid "
+	               "WHERE m.group_id = $1 AND NOT c.oid = ANY ($2) "
+	               "AND " DR_SNAP_PLAIN_REL("c") " ORDER BY m.index, m.seq",
+	               INT8OID, Int64GetDatum((int64)group_id), gone);
+	foreach (lc, c->plain) {
+		LoadPlain *p = lfirst(lc);
+		Oid relid = plain_here(p);
+
+		if (!OidIsValid(relid) || list_member_oid(gone, relid))
+			continue;
+		named = lappend_oid(named, relid);
+		if (p->def[0] == '\0' || plain_alike(relid, p))
+			continue; /* (one that snapshots do not carry stays as it is) */
+		if (!list_member_oid(mine, relid))
+			ereport(ERROR,
+			        (errcode(ERRCODE_DUPLICATE_OBJECT),
+			         errmsg("%s here has a name that %s of the snapshot of group %llu "
+			                "needs",
+			                describe_relation(relid),
+			                psprintf("%s %s",
+			                         p->kind == RELKIND_VIEW       ? "view"
+			                         : p->kind == RELKIND_SEQUENCE ? "sequence"
+			                                                       : "table",
+			                         p->qname),
+			                (unsigned long long)group_id),
+			         errdetail(
+			                 "A command of the group made it on the members, with "
+			                 "another definition, owner or privileges than this one's "
+			                 "here, which no command of the group made.  Nothing of "
+			                 "the snapshot was loaded."),
+			         errhint("Rename or drop it on this node: the load is tried "
+			                 "again.")));
+		drop = lappend_oid(drop, relid);
+	}
+	foreach (lc, mine)
+		if (!list_member_oid(named, lfirst_oid(lc)))
+			drop = list_append_unique_oid(drop, lfirst_oid(lc));
+	/* what depends on them, or on the tables dropped, goes with them */
+	do {
+		more = oids_of(
+		        "SELECT DISTINCT m FROM unnest($1::pg_catalog.oid[]) m WHERE EXISTS ("
+		        "SELECT FROM pg_catalog.pg_depend d "
+		        "LEFT JOIN pg_catalog.pg_rewrite r ON d.classid = "
+		        "'pg_catalog.pg_rewrite'::pg_catalog.regclass AND r.oid = d.objid "
+		        "LEFT JOIN pg_catalog.pg_attrdef a ON d.classid = "
+		        "'pg_catalog.pg_attrdef'::pg_catalog.regclass AND a.oid = d.objid "
+		        "LEFT JOIN pg_catalog.pg_constraint k ON d.classid = "
+		        "'pg_catalog.pg_constraint'::pg_catalog.regclass AND k.oid = d.objid "
+		        "WHERE d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass "
+		        "AND d.refobjid = ANY ($2) AND m = coalesce(r.ev_class, a.adrelid, "
+		        "k.conrelid, CASE WHEN d.classid = "
+		        "'pg_catalog.pg_class'::pg_catalog.regclass THEN d.objid END))",
+		        OIDARRAYOID, oid_array(list_difference_oid(mine, drop)),
+		        list_concat_copy(drop, gone));
+		drop = list_concat(drop, more);
+	} while (more != NIL);
+	if (drop == NIL)
+		return;
+	initStringInfo(&what);
+	foreach (lc, drop)
+		appendStringInfo(&what, "%s%s", what.len > 0 ? ", " : "",
+		                 describe_relation(lfirst_oid(lc)));
+	ereport(LOG, (errmsg("dragonraft drops %s, made by commands of group %llu, to make them "
+	                     "as the snapshot has them",
+	                     what.data, (unsigned long long)group_id)));
+	drop_relations(drop);
 }
 
 /*
@@ -846,6 +1064,7 @@ static void clear_tables(uint64 group_id, Contents *c, List **stale, bool replac
 	for (uint32 i = 0; i < c->n; i++)
 		if (c->t[i].fate == FATE_KEEP || c->t[i].fate == FATE_ADOPT)
 			kept = lappend_oid(kept, c->t[i].relid);
+	plain_clear(group_id, c, gone);
 	mine = list_concat_copy(gone, kept);
 	if (mine == NIL)
 		return;
@@ -1614,21 +1833,6 @@ static void replayed_stmt(Node *stmt)
 		enum_value_usable((AlterEnumStmt *)stmt);
 }
 
-/* Whether a statement makes a view (or a materialized view), which no load makes. */
-static bool makes_view(Node *stmt)
-{
-	ListCell *lc;
-
-	if (IsA(stmt, ViewStmt) || (IsA(stmt, CreateTableAsStmt) &&
-	                            ((CreateTableAsStmt *)stmt)->objtype == OBJECT_MATVIEW))
-		return true;
-	if (IsA(stmt, CreateSchemaStmt))
-		foreach (lc, ((CreateSchemaStmt *)stmt)->schemaElts)
-			if (makes_view(lfirst(lc)))
-				return true;
-	return false;
-}
-
 /*
  * Run again what the group's commands above this node's history (after), and
  * those of it in redo (an int8[] or 0: history_loaded), did besides changing
@@ -1646,9 +1850,9 @@ static bool makes_view(Node *stmt)
  * the tables kept are replaced instead and the statement is tried again.  A
  * statement that fails because an object it names is missing (needs_tables)
  * joins *later, which run_later runs once the tables are made.
- * No view is made (the tables are made after this, from their final
- * definitions): the error of a command that makes one says so
- * (dragonraft.ddl_failures lists it).  Whether anything ran (the caller then
+ * The relations that are not tables of the group (views, sequences, plain
+ * tables) come with the snapshot (plain_make), as the tables do.  Whether
+ * anything ran (the caller then
  * decides again what each table becomes: a CASCADE may have changed or
  * dropped one).
  */
@@ -1660,8 +1864,8 @@ static bool replay(uint64 group_id, uint64 after, Datum redo, Contents *c, List 
 	char nulls[3] = {' ', ' ', redo != (Datum)0 ? ' ' : 'n'};
 	uint64 n;
 	char **commands, **roles;
-	Datum *indexes, *ran, *views;
-	int n_ran = 0, n_views = 0;
+	Datum *indexes, *ran;
+	int n_ran = 0;
 	bool replaced = false;
 	List *aside = NIL; /* the keys (object_keys) of the statements set aside */
 	char *search_path = pstrdup(GetConfigOption("search_path", false, false));
@@ -1681,7 +1885,6 @@ static bool replay(uint64 group_id, uint64 after, Datum redo, Contents *c, List 
 	roles = palloc(sizeof(char *) * Max(n, 1));
 	indexes = palloc(sizeof(Datum) * Max(n, 1));
 	ran = palloc(sizeof(Datum) * Max(n, 1));
-	views = palloc(sizeof(Datum) * Max(n, 1));
 	for (uint64 i = 0; i < n; i++) {
 		bool isnull;
 
@@ -1696,7 +1899,7 @@ static bool replay(uint64 group_id, uint64 after, Datum redo, Contents *c, List 
 		Oid roleid = roles[i][0] != '\0' ? get_role_oid(roles[i], true) : GetUserId(),
 		    save_user;
 		int save_sec, nestlevel;
-		bool any = false, view = false;
+		bool any = false;
 		List *sets = NIL;
 		ListCell *lc;
 
@@ -1720,7 +1923,6 @@ static bool replay(uint64 group_id, uint64 after, Datum redo, Contents *c, List 
 			List *keys;
 			bool defer;
 
-			view |= makes_view(raw->stmt); /* CREATE SCHEMA ... CREATE VIEW runs */
 			undo = *later != NIL ? rename_undo(raw->stmt) : NULL;
 			if (!replayed(raw->stmt) && undo == NULL)
 				continue;
@@ -1773,17 +1975,10 @@ static bool replay(uint64 group_id, uint64 after, Datum redo, Contents *c, List 
 		leave(nestlevel, save_user, save_sec);
 		if (any)
 			ran[n_ran++] = indexes[i];
-		if (view)
-			views[n_views++] = indexes[i];
 	}
 	error_context_stack = cb.previous;
 	if (n_ran > 0)
 		history_mark(group_id, "replayed", NULL, ran, n_ran);
-	if (n_views > 0)
-		history_mark(group_id, NULL,
-		             "not all run here: a snapshot's load makes no view, and this command "
-		             "makes one",
-		             views, n_views);
 	CommandCounterIncrement();
 	return n_ran > 0;
 }
@@ -1870,6 +2065,120 @@ static bool run_later(uint64 group_id, List *later, bool early)
 	return n_ran > 0;
 }
 
+/*
+ * Make the relations of c->plain that are not here (plain_clear kept those
+ * alike): the sequences (early: before the tables, whose defaults may use
+ * them), or the views and tables (once the group's tables are loaded and the
+ * statements set aside ran).  A view may read one made after it (a CREATE
+ * OR REPLACE VIEW since): each is tried in order, again after the others
+ * while any of them is made; one that still fails fails the load, naming it.
+ */
+static void plain_make(uint64 group_id, Contents *c, bool early)
+{
+	List *pending = NIL;
+	ListCell *lc;
+	bool progress = true;
+
+	foreach (lc, c->plain) {
+		LoadPlain *p = lfirst(lc);
+
+		if (p->def[0] != '\0' && (p->kind == RELKIND_SEQUENCE) == early &&
+		    !OidIsValid(plain_here(p)))
+			pending = lappend(pending, p);
+	}
+	while (pending != NIL && progress) {
+		List *failed = NIL;
+		ErrorData *first = NULL;
+
+		progress = false;
+		foreach (lc, pending) {
+			LoadPlain *p = lfirst(lc);
+			ErrorData *ed;
+
+			dr_internal_ddl++;
+			ed = try_run(p->def, NULL, NULL);
+			dr_internal_ddl--;
+			if (ed == NULL) {
+				p->made = progress = true;
+				CommandCounterIncrement();
+				continue;
+			}
+			failed = lappend(failed, p);
+			if (first == NULL)
+				first = ed;
+		}
+		pending = failed;
+		if (pending != NIL && !progress)
+			ereport(ERROR,
+			        (errcode(first->sqlerrcode),
+			         errmsg("%s of the snapshot of group %llu could not be made here: "
+			                "%s",
+			                ((LoadPlain *)linitial(pending))->qname,
+			                (unsigned long long)group_id, first->message),
+			         errdetail("A command of the group made it (entry %llu); its "
+			                   "definition: %s",
+			                   (unsigned long long)((LoadPlain *)linitial(pending))
+			                           ->index,
+			                   ((LoadPlain *)linitial(pending))->def),
+			         errhint("Fix the cause on this node: the load is tried again.")));
+	}
+}
+
+/*
+ * Once the views and tables of c->plain are made: those made get their
+ * owner, privileges and comments, every sequence its value; this node's
+ * dragonraft.made_relations of the group become the snapshot's; and a
+ * command whose relation snapshots do not carry, missing here, says so in
+ * its history (dragonraft.ddl_failures).
+ */
+static void plain_finish(uint64 group_id, Contents *c)
+{
+	Oid types[4] = {INT8OID, INT8OID, INT4OID, OIDOID};
+	Datum values[4] = {Int64GetDatum((int64)group_id)};
+	ListCell *lc;
+	int seq = 0;
+
+	if (SPI_execute_with_args("DELETE FROM dragonraft.made_relations WHERE group_id = $1", 1,
+	                          types, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "dragonraft could not update dragonraft.made_relations");
+	foreach (lc, c->plain) {
+		LoadPlain *p = lfirst(lc);
+		Oid relid = plain_here(p);
+		Datum index = Int64GetDatum((int64)p->index);
+
+		if (p->def[0] == '\0') {
+			if (!OidIsValid(relid))
+				history_mark(
+				        group_id, NULL,
+				        psprintf(
+				                "not all run here: a snapshot's load does not make "
+				                "the %s %s that this command made",
+				                p->extras, p->qname),
+				        &index, 1);
+			continue;
+		}
+		if (!OidIsValid(relid))
+			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+			                errmsg("the definition of %s in the snapshot made no such "
+			                       "relation",
+			                       p->qname)));
+		if (p->made)
+			dr_snapshot_give_extras(p->qname, p->extras,
+			                        psprintf("%s of the snapshot of group %llu",
+			                                 p->qname, (unsigned long long)group_id));
+		if (p->seqs[0] != '\0')
+			run(p->seqs);
+		values[1] = index;
+		values[2] = Int32GetDatum(++seq);
+		values[3] = ObjectIdGetDatum(relid);
+		if (SPI_execute_with_args("INSERT INTO dragonraft.made_relations (group_id, index, "
+		                          "seq, relid) VALUES ($1, $2, $3, $4)",
+		                          4, types, values, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "dragonraft could not update dragonraft.made_relations");
+	}
+	CommandCounterIncrement();
+}
+
 static uint64 load(uint64 group_id, uint64 index, const char *path)
 {
 	struct stat st;
@@ -1909,6 +2218,7 @@ static uint64 load(uint64 group_id, uint64 index, const char *path)
 	history_loaded(group_id, &local, &redo);
 	if (replay(group_id, local.last, redo, &c, &stale, &later))
 		clear_tables(group_id, &c, &stale, false);
+	plain_make(group_id, &c, true);
 	check_names(group_id, &c);
 	for (uint32 i = 0; i < c.n; i++) {
 		load_rows(group_id, &c, &c.t[i], later);
@@ -1920,6 +2230,7 @@ static uint64 load(uint64 group_id, uint64 index, const char *path)
 		if (c.t[i].fks != NULL && c.t[i].fks[0] != '\0')
 			run_internal(c.t[i].fks); /* every table they reference is there */
 	(void)run_later(group_id, later, false);
+	plain_make(group_id, &c, false);
 	for (uint32 i = 0; i < c.n; i++)
 		if (c.t[i].fate == FATE_CREATE || c.t[i].fate == FATE_REPLACE)
 			dr_snapshot_give_extras(/* a policy may use another table */
@@ -1927,6 +2238,7 @@ static uint64 load(uint64 group_id, uint64 index, const char *path)
 			                        psprintf("table %s of the snapshot of group %llu",
 			                                 c.t[i].qname,
 			                                 (unsigned long long)group_id));
+	plain_finish(group_id, &c);
 	load_catalog(group_id, "member_info", c.members_at, c.members_len);
 	foreach (lc, stale) {
 		values[1] = Int64GetDatum(intVal(lfirst(lc)));

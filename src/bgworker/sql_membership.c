@@ -438,6 +438,8 @@ static void leave_locally(int64 group_id, bool gave_up_join)
 	    SPI_execute_with_args("DELETE FROM dragonraft.ddl_history WHERE group_id = $1", 1,
 	                          types, values, NULL, false, 0) != SPI_OK_DELETE ||
 	    SPI_execute_with_args("DELETE FROM dragonraft.member_info WHERE group_id = $1", 1,
+	                          types, values, NULL, false, 0) != SPI_OK_DELETE ||
+	    SPI_execute_with_args("DELETE FROM dragonraft.made_relations WHERE group_id = $1", 1,
 	                          types, values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "dragonraft could not delete the catalog rows of group %lld",
 		     (long long)group_id);

@@ -41,6 +41,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 
 PG_FUNCTION_INFO_V1(dr_replicate_table);
@@ -437,6 +438,34 @@ static void check_utility_only(const char *command)
 	}
 }
 
+/* The sequences whose RowExclusiveLock this backend holds (SPI connected). */
+static List *sequences_locked(void)
+{
+	if (SPI_execute("SELECT l.relation FROM pg_catalog.pg_locks l "
+	                "JOIN pg_catalog.pg_class c ON c.oid = l.relation "
+	                "WHERE l.pid = pg_catalog.pg_backend_pid() AND l.locktype = 'relation' "
+	                "AND l.database = (SELECT oid FROM pg_catalog.pg_database "
+	                "WHERE datname = pg_catalog.current_database()) "
+	                "AND l.mode = 'RowExclusiveLock' AND l.granted AND c.relkind = 'S'",
+	                true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "dragonraft could not read pg_locks");
+	return dr_spi_oids();
+}
+
+List *dr_spi_oids(void)
+{
+	List *oids = NIL;
+
+	for (uint64 i = 0; i < SPI_processed; i++) {
+		bool isnull;
+
+		oids = lappend_oid(
+		        oids, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+		                                             SPI_tuptable->tupdesc, 1, &isnull)));
+	}
+	return oids;
+}
+
 /*
  * A command must have one outcome on every member: a member where a command
  * of the log fails stops applying the group until the cause is fixed there
@@ -456,9 +485,12 @@ static void try_here(int64 group_id, const char *command)
 	ErrorData *volatile ed = NULL;
 	Oid save_user;
 	int save_sec;
+	List *locked, *now;
+	ListCell *lc;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	locked = sequences_locked();
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 	GetUserIdAndSecContext(&save_user, &save_sec);
@@ -484,6 +516,16 @@ static void try_here(int64 group_id, const char *command)
 	RollbackAndReleaseCurrentSubTransaction();
 	MemoryContextSwitchTo(cxt);
 	CurrentResourceOwner = owner;
+	/* ALTER SEQUENCE locked its sequence for the whole transaction (as nextval does,
+	 * sequence.c): the apply worker's run of the command would wait for this one. */
+	now = sequences_locked();
+	foreach (lc, now) {
+		if (list_member_oid(locked, lfirst_oid(lc)))
+			continue;
+		CurrentResourceOwner = TopTransactionResourceOwner;
+		UnlockRelationOid(lfirst_oid(lc), RowExclusiveLock);
+		CurrentResourceOwner = owner;
+	}
 	SPI_finish();
 	if (ed != NULL)
 		ereport(ERROR, (errcode(ed->sqlerrcode), errmsg_internal("%s", ed->message),

@@ -19,7 +19,9 @@
  *   trigger of a replicated table in the apply worker.
  * - object_access_hook: a drop that takes part of a replicated table with
  *   it (a CASCADE, an index, an owned sequence, a capture trigger) is
- *   refused like the DDL above.
+ *   refused like the DDL above; while the apply worker runs a command of a
+ *   group, it notes the relations the command makes (dr_utility_note_made:
+ *   dragonraft.made_relations, which full snapshots read).
  *
  * Both hooks cost a transaction that touches no replicated table a few
  * tests per statement.
@@ -67,6 +69,9 @@ static LocalTransactionId explicit_block_lxid = InvalidLocalTransactionId;
 static int call_depth = 0;
 static ExecutorStart_hook_type prev_executor_start = NULL;
 static object_access_hook_type prev_object_access = NULL;
+/* The relations made since dr_utility_note_made(true), while noting (TopTransactionContext). */
+static bool noting_made = false;
+static List *made = NIL;
 
 /*
  * The group of the replicated table that relid (a table, or an index or
@@ -677,6 +682,14 @@ static void object_access(ObjectAccessType access, Oid classId, Oid objectId, in
 
 	if (prev_object_access)
 		prev_object_access(access, classId, objectId, subId, arg);
+	if (access == OAT_POST_CREATE && noting_made && classId == RelationRelationId &&
+	    subId == 0) {
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+		made = lappend_oid(made, objectId);
+		MemoryContextSwitchTo(old);
+		return;
+	}
 	if (access != OAT_DROP || dr_is_apply_worker || dr_internal_ddl > 0 ||
 	    (arg != NULL && (((ObjectAccessDrop *)arg)->dropflags & PERFORM_DELETION_INTERNAL)))
 		return;
@@ -705,6 +718,18 @@ static void object_access(ObjectAccessType access, Oid classId, Oid objectId, in
 	         errdetail("DDL on a replicated table must run on every member of its group "
 	                   "in log order."),
 	         errhint("Run it as SELECT dragonraft.execute(<group id>, '<command>').")));
+}
+
+void dr_utility_note_made(bool on)
+{
+	noting_made = on;
+	if (on)
+		made = NIL; /* (a list of an earlier transaction is gone with its context) */
+}
+
+List *dr_utility_made(void)
+{
+	return made;
 }
 
 void dr_utility_init(void)

@@ -38,6 +38,11 @@ extern int dr_internal_ddl;
 /* The group whose execute() tries its command in this backend (0: none):
  * that group's tables may change, other groups' may not (utility.c). */
 extern uint64 dr_execute_group;
+/* Note the relations made from now on (on), or stop; the oids noted since, in
+ * creation order (in TopTransactionContext; a subtransaction rolled back leaves its own
+ * in: check that they exist). */
+extern void dr_utility_note_made(bool on);
+extern List *dr_utility_made(void);
 
 /*
  * A proposal of group_id met backpressure (ENGINE_ERR_BUSY: nothing was
@@ -207,6 +212,8 @@ extern void dr_pin_search_path(void);
 extern void dr_default_search_path(void);
 extern void dr_as_owner_begin(Relation rel, DrUserContext *s);
 extern void dr_spi_end(bool pushed);
+/* The first column of SPI's last result (oids, none NULL), as a list. */
+extern List *dr_spi_oids(void);
 extern char *dr_sql_tables_definition(Oid relid);
 /* What relid has besides its definition (snapshot.h's DR_SNAP_EXTRAS), palloc'd. */
 extern char *dr_sql_tables_extras(Oid relid);

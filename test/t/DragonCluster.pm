@@ -170,8 +170,9 @@ sub caught_up
 # The objects of the database outside the system's and dragonraft's schemas,
 # as text, to compare members after a snapshot's load: schemas (owner,
 # privileges), types (composite attributes, enum labels, domain base and
-# checks, privileges), functions (definition, privileges), tables and
-# sequences (kind, privileges), default privileges, publications (tables)
+# checks, privileges), functions (definition, privileges), tables, views and
+# sequences (kind, privileges, owner; columns, definition and options,
+# parameters), default privileges, publications (tables)
 # and the replicated tables' definitions.
 my $catalog_sql = q{
 WITH ns AS (SELECT oid, nspname FROM pg_namespace
@@ -192,9 +193,16 @@ SELECT concat_ws(E'\n',
        AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')),
   (SELECT string_agg(pg_get_functiondef(p.oid) || ' acl ' || coalesce(p.proacl::text, 'default'), E'\n' ORDER BY p.oid::regprocedure::text)
      FROM pg_proc p WHERE p.pronamespace IN (SELECT oid FROM ns) AND p.prokind IN ('f', 'p')),
-  (SELECT string_agg(format('rel %s %s %s', c.oid::regclass, c.relkind,
-            (SELECT string_agg(a::text, ',' ORDER BY a::text) FROM unnest(c.relacl) a)), E'\n' ORDER BY c.oid::regclass::text)
-     FROM pg_class c WHERE c.relnamespace IN (SELECT oid FROM ns) AND c.relkind IN ('r', 'S')),
+  (SELECT string_agg(format('rel %s %s %s %s %s', c.oid::regclass, c.relkind,
+            (SELECT string_agg(a::text, ',' ORDER BY a::text) FROM unnest(c.relacl) a), c.relowner::regrole,
+            CASE c.relkind
+              WHEN 'v' THEN pg_get_viewdef(c.oid) || coalesce(c.reloptions::text, '')
+              WHEN 'S' THEN (SELECT concat_ws(' ', seqtypid::regtype, seqincrement, seqmin, seqmax, seqstart, seqcache, seqcycle)
+                               FROM pg_sequence WHERE seqrelid = c.oid)
+              ELSE (SELECT string_agg(attname || ':' || format_type(atttypid, atttypmod), ',' ORDER BY attnum)
+                      FROM pg_attribute WHERE attrelid = c.oid AND attnum > 0 AND NOT attisdropped)
+            END), E'\n' ORDER BY c.oid::regclass::text)
+     FROM pg_class c WHERE c.relnamespace IN (SELECT oid FROM ns) AND c.relkind IN ('r', 'S', 'v')),
   (SELECT string_agg(format('defacl %s %s %s', defaclrole::regrole, defaclobjtype, defaclacl), E'\n' ORDER BY defaclobjtype)
      FROM pg_default_acl),
   (SELECT string_agg(format('pub %s %s', p.pubname, (SELECT string_agg(pt.schemaname || '.' || pt.tablename, ',' ORDER BY 1)
