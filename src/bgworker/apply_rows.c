@@ -242,9 +242,10 @@ static Oid relmap_lookup(uint64 group_id, uint64 table_id, RelmapEntry **entry)
 			return e->relid;
 		}
 	}
-	if (SPI_execute_with_args("SELECT relid FROM dragonraft.replicated_tables "
-	                          "WHERE group_id = $1 AND table_id = $2 AND state = "
-	                          "'replicated'",
+	if (SPI_execute_with_args("SELECT relid FROM dragonraft.replicated_tables WHERE "
+	                          "group_id OPERATOR(pg_catalog.=) $1 AND table_id "
+	                          "OPERATOR(pg_catalog.=) $2 AND state OPERATOR(pg_catalog.=) "
+	                          "'replicated'::pg_catalog.text",
 	                          2, types, values, NULL, true, 1) == SPI_OK_SELECT &&
 	    SPI_processed == 1) {
 		Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -300,11 +301,14 @@ bool dr_fires_user_triggers(const TriggerDesc *td)
 	return false;
 }
 
-void dr_as_owner_begin(Relation rel, DrUserContext *s)
+void dr_as_owner_begin(Relation rel, bool with_path, DrUserContext *s)
 {
 	GetUserIdAndSecContext(&s->user, &s->sec);
-	s->nest = NewGUCNestLevel();
-	dr_default_search_path();
+	s->nest = -1;
+	if (with_path) {
+		s->nest = NewGUCNestLevel();
+		dr_default_search_path();
+	}
 	SetUserIdAndSecContext(rel->rd_rel->relowner,
 	                       s->sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 }
@@ -771,7 +775,7 @@ static void truncate_tables(List *relids)
 		fires = rel;
 	}
 	if (fires != NULL)
-		dr_as_owner_begin(fires, &uc);
+		dr_as_owner_begin(fires, false, &uc);
 	ExecuteTruncateGuts(rels, relids, logged, DROP_RESTRICT, false);
 	if (fires != NULL)
 		dr_user_context_end(&uc);
@@ -801,7 +805,11 @@ static void apply_sections(uint64 group_id, const struct entry_change_set *cs, O
 {
 	ApplyTable *tables = NULL;
 	struct entry_reader r = cs->ops;
+	/* The owners' code on the rows sees the database's search_path (the
+	 * worker's own queries here spell out pg_catalog's operators). */
+	int nest = NewGUCNestLevel();
 
+	dr_default_search_path();
 	relmap_check();
 	for (uint32 i = 0; i < cs->n_ops; i++) {
 		struct entry_op op;
@@ -844,21 +852,26 @@ static void apply_sections(uint64 group_id, const struct entry_change_set *cs, O
 			continue;
 		}
 		step_begin(kept.estate);
-		if (op.table < cs->n_tables && tables[op.table].rel != NULL &&
-		    tables[op.table].rri->ri_TrigDesc != NULL) {
-			/* Its user triggers fire, before and after the row, as its owner
-			 * (the events queued before it fire first, as this worker). */
+		if (op.table < cs->n_tables && tables[op.table].rel != NULL) {
+			/* As its table's owner; its user triggers fire, before and after
+			 * the row, as the owner too (the events queued before it fire
+			 * first). */
+			const ApplyTable *t = &tables[op.table];
+			bool fires = t->rri->ri_TrigDesc != NULL;
 			DrUserContext uc;
 
-			AfterTriggerEndQuery(kept.estate);
-			AfterTriggerBeginQuery();
-			dr_as_owner_begin(tables[op.table].rel, &uc);
+			if (fires) {
+				AfterTriggerEndQuery(kept.estate);
+				AfterTriggerBeginQuery();
+			}
+			dr_as_owner_begin(t->rel, false, &uc);
 			apply_op(tables, &op, kept.estate, &kept.epq);
-			AfterTriggerEndQuery(kept.estate);
-			AfterTriggerBeginQuery();
+			if (fires) {
+				AfterTriggerEndQuery(kept.estate);
+				AfterTriggerBeginQuery();
+			}
 			dr_user_context_end(&uc);
-		} else
-			apply_op(tables, &op, kept.estate, &kept.epq);
+		}
 		ResetPerTupleExprContext(kept.estate);
 		step_end();
 		CHECK_FOR_INTERRUPTS();
@@ -869,6 +882,7 @@ static void apply_sections(uint64 group_id, const struct entry_change_set *cs, O
 	apply_sequences(tables, cs);
 	AfterTriggerEndQuery(kept.estate);
 	step_end();
+	AtEOXact_GUC(true, nest);
 }
 
 static void decode_failed(int rc) pg_attribute_noreturn();

@@ -254,7 +254,6 @@ static void copy_in(Oid relid, uint64 len)
 	ParseState *pstate = make_parsestate(NULL);
 	List *options = list_make1(makeDefElem("format", (Node *)makeString("binary"), -1));
 	CopyFromState cstate;
-	bool fires = dr_fires_user_triggers(rel->trigdesc); /* (as its owner) */
 	DrUserContext uc;
 
 	/* A table made or truncated by this load: its rows go in frozen and all-visible, so
@@ -264,13 +263,11 @@ static void copy_in(Oid relid, uint64 len)
 		options = lappend(options, makeDefElem("freeze", (Node *)makeBoolean(true), -1));
 	(void)addRangeTableEntryForRelation(pstate, rel, RowExclusiveLock, NULL, false, false);
 	L.left = len;
-	if (fires)
-		dr_as_owner_begin(rel, &uc);
+	dr_as_owner_begin(rel, true, &uc); /* its triggers, checks, index expressions */
 	cstate = BeginCopyFrom(pstate, rel, NULL, NULL, false, copy_source, NIL, options);
 	(void)CopyFrom(cstate);
 	EndCopyFrom(cstate);
-	if (fires)
-		dr_user_context_end(&uc);
+	dr_user_context_end(&uc);
 	if (L.left != 0)
 		corrupt("a table's rows end before their section");
 	free_parsestate(pstate);
@@ -1193,6 +1190,7 @@ static void rows_in(Oid relid, uint64 len)
 	uint64 start = L.done;
 	char magic[8];
 	Relation rel;
+	DrUserContext uc;
 
 	if (len < sizeof(magic) ||
 	    (get(magic, sizeof(magic)), memcmp(magic, DR_SNAP_RAW_MAGIC, sizeof(magic)) != 0)) {
@@ -1201,7 +1199,9 @@ static void rows_in(Oid relid, uint64 len)
 		return;
 	}
 	rel = table_open(relid, RowExclusiveLock);
+	dr_as_owner_begin(rel, true, &uc); /* its checks */
 	dr_snapshot_rows_read(rel, len - sizeof(magic), get_rows, corrupt);
+	dr_user_context_end(&uc);
 	table_close(rel, NoLock);
 }
 

@@ -74,7 +74,8 @@ void dr_as_superuser_begin(DrUserContext *s)
 void dr_user_context_end(const DrUserContext *s)
 {
 	SetUserIdAndSecContext(s->user, s->sec);
-	AtEOXact_GUC(true, s->nest);
+	if (s->nest >= 0)
+		AtEOXact_GUC(true, s->nest);
 }
 
 /* Connect SPI with a snapshot (also at PRE_COMMIT, which has none). */

@@ -196,12 +196,15 @@ typedef struct DrUserContext {
 extern void dr_as_superuser_begin(DrUserContext *s);
 extern void dr_user_context_end(const DrUserContext *s);
 
-/* User code that the apply worker or a snapshot's load fires on a table (a
- * trigger ENABLE ALWAYS or REPLICA) runs as the table's owner, in a
- * security-restricted operation, with the database's search_path, as
- * PostgreSQL 16's apply worker runs it (run_as_owner off): not as the
- * bootstrap superuser these workers are (review 13 F6). */
+/* User code that the apply worker or a snapshot's load runs on a table's
+ * rows (triggers ENABLE ALWAYS or REPLICA, CHECK constraints, domain checks,
+ * index expressions and predicates, generated columns) runs as the table's
+ * owner, in a security-restricted operation, with the database's
+ * search_path (with_path: set here; else the caller set it), as PostgreSQL
+ * 16's apply worker runs it (run_as_owner off): not as the bootstrap
+ * superuser these workers are (review 13 F6, review 14 R1). */
 extern bool dr_fires_user_triggers(const TriggerDesc *td);
+extern void dr_as_owner_begin(Relation rel, bool with_path, DrUserContext *s);
 
 /* A background worker's own queries (as the bootstrap superuser) resolve
  * nothing through the database's search_path, which its owner sets (review
@@ -210,7 +213,6 @@ extern bool dr_fires_user_triggers(const TriggerDesc *td);
  * database's (dr_default_search_path). */
 extern void dr_pin_search_path(void);
 extern void dr_default_search_path(void);
-extern void dr_as_owner_begin(Relation rel, DrUserContext *s);
 extern void dr_spi_end(bool pushed);
 /* The first column of SPI's last result (oids, none NULL), as a list. */
 extern List *dr_spi_oids(void);

@@ -326,10 +326,12 @@ ok($c->caught_up(1), 'group 1 goes on after the slow commit');
 is($c->node($_)->safe_psql('postgres', 'SELECT owner FROM accounts WHERE id = 1'), 'slow',
 	"node $_ has the slow commit") for $c->ids;
 
-# 9. A table owner's triggers that fire on apply (ENABLE ALWAYS) run as the
-# owner on the members, not as the apply worker's bootstrap superuser
-# (review 13 F6: such a trigger made its owner a superuser there).  Each
-# node's own table seen records who ran them.
+# 9. A table owner's code that the apply runs (triggers ENABLE ALWAYS, CHECK
+# constraints, domain checks, index expressions) runs as the owner on the
+# members, not as the apply worker's bootstrap superuser (review 13 F6,
+# review 14 R1: it made its owner a superuser there).  Each node's own table
+# seen records who ran the triggers; owned_guard fails when a background
+# worker runs it as a superuser.
 $c->node($_)->safe_psql('postgres', q{CREATE ROLE tabowner;
 	CREATE TABLE seen (who text, su bool); ALTER TABLE seen OWNER TO tabowner}) for $c->ids;
 $L->safe_psql('postgres', q{SELECT dragonraft.execute(1, $$
@@ -340,15 +342,29 @@ CREATE FUNCTION owned_seen() RETURNS trigger LANGUAGE plpgsql AS
      INSERT INTO seen VALUES (current_user, (SELECT rolsuper FROM pg_roles WHERE rolname = ''tabowner''));
      RETURN NULL;
    END';
+CREATE FUNCTION owned_guard(int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS
+  'BEGIN
+     IF current_setting(''application_name'') = '''' AND
+        (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+       RAISE EXCEPTION ''owned_guard ran as superuser %'', current_user;
+     END IF;
+     RETURN $1;
+   END';
+CREATE DOMAIN owned_d AS int CHECK (owned_guard(VALUE) IS NOT NULL);
+CREATE TABLE guarded (id int PRIMARY KEY CHECK (owned_guard(id) > 0), v owned_d);
+CREATE INDEX ON guarded (owned_guard(id));
+ALTER TABLE guarded OWNER TO tabowner;
+ALTER FUNCTION owned_guard(int) OWNER TO tabowner;
 CREATE TRIGGER owned_seen AFTER INSERT OR TRUNCATE ON owned FOR EACH STATEMENT EXECUTE FUNCTION owned_seen();
 CREATE TRIGGER owned_seen_row AFTER INSERT ON owned FOR EACH ROW EXECUTE FUNCTION owned_seen();
 ALTER TABLE owned ENABLE ALWAYS TRIGGER owned_seen;
 ALTER TABLE owned ENABLE ALWAYS TRIGGER owned_seen_row;
 ALTER TABLE owned OWNER TO tabowner;
 ALTER FUNCTION owned_seen() OWNER TO tabowner$$)});
-$L->safe_psql('postgres', "SELECT dragonraft.replicate_table('owned', 1)");
-$L->safe_psql('postgres', 'INSERT INTO owned VALUES (1); TRUNCATE owned');
-ok($c->caught_up(1), 'the members apply the insert and the truncate');
+$L->safe_psql('postgres', "SELECT dragonraft.replicate_table('$_', 1)") for qw(owned guarded);
+$L->safe_psql('postgres', 'INSERT INTO owned VALUES (1); TRUNCATE owned; INSERT INTO guarded VALUES (1, 1)');
+ok($c->caught_up(1), 'the members apply the inserts and the truncate (a CHECK, a domain\'s and an index expression as the owner of a table without triggers: review 14 R1)');
+is($c->contents($_, 'guarded', 'id'), '(1,1)', "node $_ has guarded's row") for $c->ids;
 for my $id (@followers)
 {
 	is($c->node($id)->safe_psql('postgres', q{SELECT string_agg(DISTINCT who || ' ' || su, ',') FROM seen}),
