@@ -48,3 +48,15 @@ SELECT count(*) FROM dragonraft.tables WHERE relid = 'roles_secret'::regclass;
 -- The group goes on.
 INSERT INTO roles_t VALUES (3);
 SELECT state FROM dragonraft.status WHERE group_id = 1;
+
+-- A deferrable trigger that fires on apply cannot be replicated: members
+-- fire a table's apply triggers as its owner in a security-restricted
+-- operation, where PostgreSQL defers no trigger (review 14 R4).
+CREATE TABLE roles_deferred (id int PRIMARY KEY);
+CREATE FUNCTION roles_noop() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END';
+CREATE CONSTRAINT TRIGGER roles_later AFTER INSERT ON roles_deferred
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION roles_noop();
+ALTER TABLE roles_deferred ENABLE ALWAYS TRIGGER roles_later;
+SELECT dragonraft.replicate_table('roles_deferred', 1);
+ALTER TABLE roles_deferred ENABLE TRIGGER roles_later;
+SELECT dragonraft.replicate_table('roles_deferred', 1);

@@ -801,6 +801,16 @@ static void step_end(void)
 	CommandCounterIncrement();
 }
 
+/* An error while a table's own code ran as its owner says so (review 14 R5). */
+static void as_owner_context(void *arg)
+{
+	Relation rel = (Relation)arg;
+
+	errcontext("applying a row of table %s as its owner %s (members run a table's triggers, "
+	           "checks and index expressions as its owner)",
+	           RelationGetRelationName(rel), GetUserNameFromId(rel->rd_rel->relowner, true));
+}
+
 static void apply_sections(uint64 group_id, const struct entry_change_set *cs, Oid relid_override)
 {
 	ApplyTable *tables = NULL;
@@ -859,11 +869,15 @@ static void apply_sections(uint64 group_id, const struct entry_change_set *cs, O
 			const ApplyTable *t = &tables[op.table];
 			bool fires = t->rri->ri_TrigDesc != NULL;
 			DrUserContext uc;
+			ErrorContextCallback cb = {.callback = as_owner_context,
+			                           .arg = (void *)t->rel,
+			                           .previous = error_context_stack};
 
 			if (fires) {
 				AfterTriggerEndQuery(kept.estate);
 				AfterTriggerBeginQuery();
 			}
+			error_context_stack = &cb;
 			dr_as_owner_begin(t->rel, false, &uc);
 			apply_op(tables, &op, kept.estate, &kept.epq);
 			if (fires) {
@@ -871,6 +885,7 @@ static void apply_sections(uint64 group_id, const struct entry_change_set *cs, O
 				AfterTriggerBeginQuery();
 			}
 			dr_user_context_end(&uc);
+			error_context_stack = cb.previous;
 		}
 		ResetPerTupleExprContext(kept.estate);
 		step_end();

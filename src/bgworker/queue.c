@@ -339,6 +339,7 @@ static void call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *pa
 		RESUME_INTERRUPTS();
 	if (seg != NULL)
 		dsm_detach(seg);
+	last_untaken = res->rc == DR_RC_NOT_TAKEN; /* (an outcome: it was taken) */
 out:
 	/* A proposal's caller says so itself (dr_proposal_refused). */
 	if (res->rc == DR_RC_NOT_TAKEN && kind != DR_REQ_PROPOSE)
@@ -387,9 +388,13 @@ static void finish(DrRequest *r, uint64 gen, const DrResult *res)
 		}
 	}
 	SpinLockRelease(&r->mutex);
-	/* A proposal given up on while it ran: where it lies, if anywhere. */
+	/* A proposal given up on while it ran: where it lies, if it committed.
+	 * Any other outcome means this node no longer leads the proposal's term:
+	 * a writer here waits for a later term's no-op, after which every entry
+	 * of that term that will ever commit is applied (review 14 R3: an index
+	 * no entry ever filled held writers off for good). */
 	if (held)
-		dr_xact_unknown_proposal(group_id, -1, res->index);
+		dr_xact_unknown_proposal(group_id, -1, res->rc == 0 ? res->index : 0);
 	if (wake)
 		ConditionVariableBroadcast(&r->cv);
 }

@@ -208,6 +208,25 @@ static Relation open_registered(Oid relid)
 	if (!pg_class_ownercheck(relid, GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(rel->rd_rel->relkind),
 		               RelationGetRelationName(rel));
+	/* The apply fires such a trigger as the table's owner in a
+	 * security-restricted operation, where PostgreSQL defers no trigger
+	 * (review 14 R4: every member's apply stopped on it for good). */
+	for (int i = 0; rel->trigdesc != NULL && i < rel->trigdesc->numtriggers; i++) {
+		const Trigger *tg = &rel->trigdesc->triggers[i];
+
+		if (tg->tgdeferrable && (tg->tgenabled == TRIGGER_FIRES_ALWAYS ||
+		                         tg->tgenabled == TRIGGER_FIRES_ON_REPLICA))
+			ereport(ERROR,
+			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			         errmsg("\"%s\" cannot be replicated: its trigger \"%s\" is deferrable "
+			                "and fires on apply",
+			                RelationGetRelationName(rel), tg->tgname),
+			         errdetail("Members fire a table's triggers ENABLE ALWAYS or REPLICA as "
+			                   "its owner in a security-restricted operation, where "
+			                   "PostgreSQL fires no deferred trigger."),
+			         errhint("Make the trigger NOT DEFERRABLE, or ENABLE it (for writes on "
+			                 "the leader only).")));
+	}
 	return rel;
 }
 

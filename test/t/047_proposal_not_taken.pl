@@ -107,4 +107,22 @@ ok($c->caught_up(1), 'the group applies on');
 is(sql(q{SELECT count(*) FROM pg_attribute WHERE attrelid = 'lockme'::regclass AND attname = 'never2'}),
 	'0', 'and the column is not there');
 
+# An execute() whose command committed, cancelled while it waits for this
+# node's apply: 40003, it may still run (review 14 R2: it said "nothing was
+# proposed", and a retry would run it twice).
+my $apid = sql('SELECT apply_pid FROM dragonraft.node_status()');
+kill 'STOP', $apid;
+$se = background("SELECT dragonraft.execute(1, 'CREATE TABLE ran_once (a int)');\n");
+ok( $c->wait_until('the command to commit, not applied here',
+		sub { sql('SELECT commit_index > applied_index FROM dragonraft.status WHERE group_id = 1') eq 't' }),
+	'the command committed and waits for the stopped apply worker');
+sql(q{SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE 'SELECT dragonraft.execute%'});
+$se->query('SELECT 1');
+kill 'CONT', $apid;
+like($se->{stderr}, qr/ERROR:\s+40003: the outcome of the command in dragonraft group 1 is unknown/,
+	'the cancelled execute() says its outcome is unknown');
+$se->quit;
+ok($c->caught_up(1), 'the group applies on');
+is(sql(q{SELECT count(*) FROM pg_class WHERE relname = 'ran_once'}), '1', 'and the command ran');
+
 done_testing();

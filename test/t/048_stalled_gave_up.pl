@@ -105,4 +105,48 @@ ok($c->caught_up(1), 'the group goes on');
 my $want = $c->contents($c->leader(1), 't', 'id');
 is($c->contents($_, 't', 'id'), $want, "node $_ has the same rows") for $c->ids;
 
+# Proposals given up on a stalled leader whose entries the next leader never
+# had: the old leader's writers wait for a later term's no-op, not for their
+# indexes, which nothing may ever fill (review 14 R3: when it led again,
+# every writer got 40001 for as long as nothing else was committed).
+my $l3 = $c->leader(1);
+my $L3 = $c->node($l3);
+my @f3 = grep { $_ != $l3 } $c->ids;
+my @f3pids = map { epid($_) } @f3;
+my $l3pid = epid($l3);
+my $last3 = $L3->safe_psql('postgres', 'SELECT last_index FROM dragonraft.status WHERE group_id = 1');
+kill 'STOP', @f3pids;
+my @given;
+for my $k (1 .. 4)
+{
+	my $h = $L3->background_psql('postgres', on_error_stop => 0);
+	my $pid = $h->query_safe('SELECT pg_backend_pid()');
+	$h->query_until(qr/started$k/, "\\echo started$k\nINSERT INTO t VALUES (20$k, 'lost');\n");
+	push @given, [ $h, $pid ];
+}
+ok($L3->poll_query_until('postgres', "SELECT last_index >= $last3 + 4 FROM dragonraft.status WHERE group_id = 1"),
+	'the stalled leader appended all four');
+kill 'STOP', $l3pid;
+$L3->safe_psql('postgres', "SELECT pg_cancel_backend($_->[1])") for @given;
+for my $g (@given)
+{
+	$g->[0]->query('SELECT 1');
+	like($g->[0]->{stderr}, qr/Its change set was proposed, then the engine worker stopped answering/, 'a writer gives up: outcome unknown');
+	$g->[0]->quit;
+}
+# The followers lose what it sent them, and elect one of them.
+for my $id (@f3) { $c->crash($id); $c->node($id)->start; }
+ok($c->wait_until('a follower to lead', sub {
+	grep { $c->node($_)->safe_psql('postgres', "SELECT role FROM dragonraft.status WHERE group_id = 1") eq 'leader' } @f3 }),
+	'the followers elect a leader');
+kill 'CONT', $l3pid;
+my $nl = $c->leader(1);
+$c->node($nl)->safe_psql('postgres', "SELECT dragonraft.transfer_leader(1, $l3)") if $nl != $l3;
+is($c->leader(1), $l3, 'the old leader leads again');
+my ($rc3, $out3, $err3) = $L3->psql('postgres', q{INSERT INTO t VALUES (300, 'after')});
+is($err3, '', 'a writer there commits');
+ok($c->caught_up(1), 'every member applies it');
+is($c->node($_)->safe_psql('postgres', "SELECT count(*) FROM t WHERE who IN ('lost', 'after')"), '1',
+	"node $_ has the write after it and none that was given up") for $c->ids;
+
 done_testing();
