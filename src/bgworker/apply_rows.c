@@ -309,8 +309,8 @@ void dr_as_owner_begin(Relation rel, bool with_path, DrUserContext *s)
 		s->nest = NewGUCNestLevel();
 		dr_default_search_path();
 	}
-	SetUserIdAndSecContext(rel->rd_rel->relowner,
-	                       s->sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	SetUserIdAndSecContext(rel->rd_rel->relowner, s->sec | SECURITY_LOCAL_USERID_CHANGE |
+	                                                      SECURITY_RESTRICTED_OPERATION);
 }
 
 /*
@@ -767,10 +767,13 @@ static void truncate_tables(List *relids)
 			        (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			         errmsg("could not truncate %s and %s: their triggers that fire on "
 			                "apply belong to different owners",
-			                RelationGetRelationName(fires), RelationGetRelationName(rel)),
-			         errdetail("The apply runs a table's triggers ENABLE ALWAYS or REPLICA "
+			                RelationGetRelationName(fires),
+			                RelationGetRelationName(rel)),
+			         errdetail("The apply runs a table's triggers ENABLE ALWAYS or "
+			                   "REPLICA "
 			                   "as its owner, and one TRUNCATE fires them all."),
-			         errhint("Give the tables one owner, or set those triggers ENABLE, on "
+			         errhint("Give the tables one owner, or set those triggers ENABLE, "
+			                 "on "
 			                 "this node: the group's apply then goes on.")));
 		fires = rel;
 	}

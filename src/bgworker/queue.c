@@ -108,18 +108,6 @@ static void on_backend_exit(int code, Datum arg)
 	abandon(r, gen, ABANDON_ANY, false);
 }
 
-/*
- * A proposal's caller waits for its outcome without taking a cancel: the
- * Raft core bounds that wait (CheckQuorum, the request timeout), while the
- * engine worker runs.  One that has not looped for an election timeout (a
- * hung disk, SIGSTOP) would hold the backend for as long, deaf to
- * pg_cancel_backend, pg_terminate_backend and a fast shutdown: with one of
- * those pending, or statement_timeout past (PostgreSQL disabled its timer
- * before COMMIT), the caller gives up then.  The caller of another request
- * (leave_group, which must know whether its data is gone) gives up only on
- * one the engine has not taken.  So does one that waits for its slot to be
- * freed of an earlier request the engine has not taken either (wait_free).
- */
 /* How long the engine worker has not looped, as the waits of one caller see
  * it: counted in its own polls (STALL_POLL_MS, or less when woken), not by
  * the clock, which may step. */
@@ -134,6 +122,18 @@ static void stall_watch_start(StallWatch *w)
 	w->still = 0;
 }
 
+/*
+ * A proposal's caller waits for its outcome without taking a cancel: the
+ * Raft core bounds that wait (CheckQuorum, the request timeout), while the
+ * engine worker runs.  One that has not looped for an election timeout (a
+ * hung disk, SIGSTOP) would hold the backend for as long, deaf to
+ * pg_cancel_backend, pg_terminate_backend and a fast shutdown: with one of
+ * those pending, or statement_timeout past (PostgreSQL disabled its timer
+ * before COMMIT), the caller gives up then.  The caller of another request
+ * (leave_group, which must know whether its data is gone) gives up only on
+ * one the engine has not taken.  So does one that waits for its slot to be
+ * freed of an earlier request the engine has not taken either (wait_free).
+ */
 static bool give_up_on_stalled_engine(StallWatch *w)
 {
 	uint64 loops = pg_atomic_read_u64(&dr_shared->engine_loops);
@@ -309,10 +309,12 @@ static void call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *pa
 
 				if (propose)
 					dr_xact_unknown_proposal(group_id, 1, 0);
-				was = abandon(r, gen, propose ? ABANDON_WAITING : ABANDON_UNTAKEN, propose);
+				was = abandon(r, gen, propose ? ABANDON_WAITING : ABANDON_UNTAKEN,
+				              propose);
 				if (propose && was != DR_SLOT_RUNNING)
 					dr_xact_unknown_proposal(group_id, -1, 0);
-				if (was == DR_SLOT_SUBMITTED || (propose && was == DR_SLOT_RUNNING)) {
+				if (was == DR_SLOT_SUBMITTED ||
+				    (propose && was == DR_SLOT_RUNNING)) {
 					memset(res, 0, sizeof(*res));
 					res->rc = was == DR_SLOT_SUBMITTED ? DR_RC_NOT_TAKEN
 					                                   : DR_RC_ENGINE_STALLED;

@@ -81,8 +81,8 @@ typedef struct DrRequest {
 	Size len;       /* payload bytes */
 	dsm_handle dsm; /* DSM_HANDLE_INVALID: the payload is inline */
 	DrResult result;
-	bool held; /* a proposal given up on while the engine ran it: its group's
-	            * gave_up_unknown counts it until the engine finishes it */
+	bool held;            /* a proposal given up on while the engine ran it: its group's
+	                       * gave_up_unknown counts it until the engine finishes it */
 	ConditionVariable cv; /* broadcast at DONE and at FREE */
 	char payload[DR_INLINE_PAYLOAD];
 } DrRequest;

@@ -118,18 +118,18 @@ typedef struct DrGroup {
 	uint64 noop_index; /* leader: its term's no-op; 0 when not leading */
 
 	/* written by the apply worker, and by backends at their turn (see NOTES) */
-	uint64 applied;      /* applied index: its effects are committed here */
-	uint64 gave_up;      /* highest entry whose backend gave up after it committed (set
-	                      * before that backend releases its locks): until applied
-	                      * reaches it, local reads of its rows may be stale */
+	uint64 applied;         /* applied index: its effects are committed here */
+	uint64 gave_up;         /* highest entry whose backend gave up after it committed (set
+	                         * before that backend releases its locks): until applied
+	                         * reaches it, local reads of its rows may be stale */
 	uint32 gave_up_unknown; /* proposals given up on while the engine ran them
 	                         * (stalled): their index is not known yet, so any
 	                         * read may be stale until the engine finishes them
 	                         * (queue.c) and raises gave_up to their index */
-	RepOriginId origin;  /* the group's replication origin, InvalidRepOriginId until known */
-	uint64 schema_index; /* the group's last utility command applied here (published
-	                      * before applied moves past it) */
-	uint64 schema_next;  /* apply worker: the last utility command it began to apply */
+	RepOriginId origin;     /* the group's replication origin, InvalidRepOriginId until known */
+	uint64 schema_index;    /* the group's last utility command applied here (published
+	                         * before applied moves past it) */
+	uint64 schema_next;     /* apply worker: the last utility command it began to apply */
 	uint64 schema_next_table;   /* the one replicated table that command changes; 0: any;
 	                             * DR_SCHEMA_NO_TABLE: none */
 	uint64 apply_errors;        /* apply worker failures */
@@ -198,7 +198,7 @@ typedef struct DrShared {
 	pid_t engine_pid;    /* 0 unless running */
 	int engine_pgprocno; /* its PGPROC, for SetLatch; -1 unless running */
 	TimestampTz engine_started;
-	pg_atomic_uint64 engine_loops; /* the engine worker's loops (queue.c: is it stalled?) */
+	pg_atomic_uint64 engine_loops;   /* the engine worker's loops (queue.c: is it stalled?) */
 	char engine_error[DR_ERROR_LEN]; /* why the engine stopped, "" after a clean stop */
 	int groups_not_started;          /* stored groups beyond dragonraft.max_groups */
 	DrTransportCounters transport;   /* copied by the engine worker */

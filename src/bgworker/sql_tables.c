@@ -57,8 +57,8 @@ void dr_pin_search_path(void)
 /* In a GUC nest level of the caller's. */
 void dr_default_search_path(void)
 {
-	(void)set_config_option("search_path", GetConfigOptionResetString("search_path"),
-	                        PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void)set_config_option("search_path", GetConfigOptionResetString("search_path"), PGC_SUSET,
+	                        PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 }
 
 void dr_as_superuser_begin(DrUserContext *s)
@@ -67,8 +67,8 @@ void dr_as_superuser_begin(DrUserContext *s)
 	s->nest = NewGUCNestLevel();
 	(void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
 	                        GUC_ACTION_SAVE, true, 0, false);
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
-	                       s->sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, s->sec | SECURITY_LOCAL_USERID_CHANGE |
+	                                                      SECURITY_RESTRICTED_OPERATION);
 }
 
 void dr_user_context_end(const DrUserContext *s)
@@ -218,13 +218,16 @@ static Relation open_registered(Oid relid)
 		                         tg->tgenabled == TRIGGER_FIRES_ON_REPLICA))
 			ereport(ERROR,
 			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			         errmsg("\"%s\" cannot be replicated: its trigger \"%s\" is deferrable "
+			         errmsg("\"%s\" cannot be replicated: its trigger \"%s\" is "
+			                "deferrable "
 			                "and fires on apply",
 			                RelationGetRelationName(rel), tg->tgname),
-			         errdetail("Members fire a table's triggers ENABLE ALWAYS or REPLICA as "
+			         errdetail("Members fire a table's triggers ENABLE ALWAYS or "
+			                   "REPLICA as "
 			                   "its owner in a security-restricted operation, where "
 			                   "PostgreSQL fires no deferred trigger."),
-			         errhint("Make the trigger NOT DEFERRABLE, or ENABLE it (for writes on "
+			         errhint("Make the trigger NOT DEFERRABLE, or ENABLE it (for "
+			                 "writes on "
 			                 "the leader only).")));
 	}
 	return rel;

@@ -610,11 +610,13 @@ static void proposal_outcome(const DrResult *res, const DrPending *p)
 		if (res->rc == DR_RC_TERM_CHANGED && res->leader == (uint64)dr_node_id)
 			ereport(ERROR,
 			        (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-			         errmsg("could not serialize access: the leadership of dragonraft group "
+			         errmsg("could not serialize access: the leadership of dragonraft "
+			                "group "
 			                "%llu changed since this transaction's first write",
 			                (unsigned long long)p->group_id),
 			         errdetail("This node leads the group again, in a later term: the "
-			                   "transaction may have read rows as they were before entries "
+			                   "transaction may have read rows as they were before "
+			                   "entries "
 			                   "of another leader.  Nothing was proposed."),
 			         errhint("Retry the transaction.")));
 		dr_capture_not_leader(p->group_id, res->leader); /* the others */
