@@ -56,7 +56,7 @@ my $log_offset = -s $N3->logfile;
 $N2->start;
 ok($c->wait_until('node 3 to refuse the export', sub {
 	slurp_file($N3->logfile, $log_offset) =~
-	  /node 3 cannot export a snapshot of group 1: it does not replicate the group's table\(s\) t/ }),
+	  /node 3 cannot export a snapshot of group 1: it does not replicate the group's table\(s\) public\.t/ }),
 	'node 3 refuses to export a snapshot that would lack t, and says why');
 is($N2->safe_psql('postgres', 'SELECT count(*) FROM t'), '100', 'node 2 keeps its rows of t');
 

@@ -41,7 +41,7 @@ $F->restart;
 ok($c->wait_until('the follower\'s triggers upgraded', sub {
 	$F->safe_psql('postgres', q{SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'dragonraft%' AND tgenabled <> 'A'}) eq '0' }),
 	'every dragonraft trigger is ENABLE ALWAYS again');
-like(slurp_file($F->logfile, $offset), qr/dragonraft upgraded a trigger: ALTER TABLE tt ENABLE ALWAYS TRIGGER dragonraft_capture/,
+like(slurp_file($F->logfile, $offset), qr/dragonraft upgraded a trigger: ALTER TABLE public\.tt ENABLE ALWAYS TRIGGER dragonraft_capture/,
 	'the log says so');
 ok($c->caught_up(1), 'the group goes on');
 
