@@ -217,8 +217,9 @@ static bool view_stale(const GroupView *v)
  * stopped answering): the backend counts it (delta 1) before it releases its
  * locks, so that no later proposal of this node can be made from rows that
  * lack it; the engine worker, once it finished the proposal, raises gave_up
- * to its index (0: it has none, nothing was appended) and uncounts it
- * (delta -1).  Either may hold groups_lock already.
+ * to its index if it committed (index 0 otherwise: this node lost that term,
+ * and a later term's no-op holds writers off) and uncounts it (delta -1).
+ * Either may hold groups_lock already.
  */
 void dr_xact_unknown_proposal(uint64 group_id, int delta, uint64 index)
 {
