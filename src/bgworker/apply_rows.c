@@ -867,8 +867,8 @@ static void apply_sections(uint64 group_id, const struct entry_change_set *cs, O
 		step_begin(kept.estate);
 		if (op.table < cs->n_tables && tables[op.table].rel != NULL) {
 			/* As its table's owner; its user triggers fire, before and after
-			 * the row, as the owner too (the events queued before it fire
-			 * first). */
+			 * the row, as the owner too.  (No event waits from an earlier op:
+			 * only a table with such triggers queues one, fired after its op.) */
 			const ApplyTable *t = &tables[op.table];
 			bool fires = t->rri->ri_TrigDesc != NULL;
 			DrUserContext uc;
@@ -876,10 +876,6 @@ static void apply_sections(uint64 group_id, const struct entry_change_set *cs, O
 			                           .arg = (void *)t->rel,
 			                           .previous = error_context_stack};
 
-			if (fires) {
-				AfterTriggerEndQuery(kept.estate);
-				AfterTriggerBeginQuery();
-			}
 			error_context_stack = &cb;
 			dr_as_owner_begin(t->rel, false, &uc);
 			apply_op(tables, &op, kept.estate, &kept.epq);
