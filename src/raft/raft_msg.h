@@ -103,6 +103,9 @@ enum raft_msg_type {
 /* Message flags. */
 #define RAFT_MSG_FLAG_TRANSFER 0x1u /* a vote caused by leadership transfer */
 #define RAFT_MSG_FLAG_WAKE     0x2u /* heartbeat response of a follower that woke up */
+/* An append without entries that only spreads the commit index to a follower
+ * known to hold its prev index: it is answered only when rejected. */
+#define RAFT_MSG_FLAG_COMMIT_ONLY 0x4u
 
 /*
  * One message.  Fields a type does not use are zero.  entries and snapshot

@@ -172,11 +172,28 @@ int raft_repl_send_append(struct raft *r, struct progress *pr, bool send_if_empt
 			if (rc != RAFT_OK)
 				return rc;
 		}
-	}
+	} else if (pr->state == PR_REPLICATE && prev == pr->match)
+		m->flags |= RAFT_MSG_FLAG_COMMIT_ONLY; /* its answer would tell nothing */
 	if (pr->state == PR_PROBE)
 		pr->probe_sent = true;
 	*sent = true;
 	return RAFT_OK;
+}
+
+/*
+ * Whether pr should now get an append without entries for a newer commit
+ * index.  Not while the leader holds uncommitted entries (their commit
+ * brings a broadcast again) or has appends in flight to pr (its answer
+ * does): appends with entries carry the commit meanwhile, and a heartbeat
+ * does should neither come.  Under load that saves a message per commit,
+ * and the answer that the flag RAFT_MSG_FLAG_COMMIT_ONLY spares.
+ */
+static bool commit_news(const struct raft *r, const struct progress *pr)
+{
+	const struct raft_log *l = &r->log;
+
+	return l->committed > pr->sent_commit && l->committed == raft_log_last(l) &&
+	       pr->next == pr->match + 1;
 }
 
 int raft_repl_bcast_append(struct raft *r)
@@ -189,8 +206,8 @@ int raft_repl_bcast_append(struct raft *r)
 		if (pr->id == r->id)
 			continue;
 		/* An empty append only to probe or to spread a new commit index. */
-		rc = raft_repl_send_append(
-		        r, pr, pr->state == PR_PROBE || r->log.committed > pr->sent_commit, &sent);
+		rc = raft_repl_send_append(r, pr, pr->state == PR_PROBE || commit_news(r, pr),
+		                           &sent);
 		/* Keep the pipe full while the window allows. */
 		while (rc == RAFT_OK && sent && pr->next <= raft_log_last(&r->log))
 			rc = raft_repl_send_append(r, pr, false, &sent);
@@ -258,7 +275,7 @@ int raft_repl_handle_append(struct raft *r, const struct raft_message *m)
 	}
 	rc = raft_log_maybe_append(r, m->index, m->log_term, m->commit, m->entries, m->n_entries,
 	                           &ok, &lastnew);
-	if (rc != RAFT_OK)
+	if (rc != RAFT_OK || (ok && m->n_entries == 0 && (m->flags & RAFT_MSG_FLAG_COMMIT_ONLY)))
 		return rc;
 	o = raft_send(r, m->from, RAFT_MSG_APPEND_RESP);
 	if (o == NULL)
@@ -358,6 +375,8 @@ int raft_repl_handle_append_resp(struct raft *r, const struct raft_message *m)
 	rc = drain(r, pr);
 	if (rc != RAFT_OK)
 		return rc;
+	if (commit_news(r, pr))
+		r->pending_bcast = true; /* the commit it was not sent while appends flew */
 	if (pr->id == r->transferee)
 		return raft_xfer_maybe_send_timeout_now(r, pr);
 	return RAFT_OK;

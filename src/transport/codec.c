@@ -276,7 +276,8 @@ int transport_message_check(const struct raft_message *m)
 
 	if (m->type == 0 || m->type > RAFT_MSG_TYPE_MAX)
 		return TRANSPORT_EDECODE;
-	if ((m->flags & ~(RAFT_MSG_FLAG_TRANSFER | RAFT_MSG_FLAG_WAKE)) != 0)
+	if ((m->flags &
+	     ~(RAFT_MSG_FLAG_TRANSFER | RAFT_MSG_FLAG_WAKE | RAFT_MSG_FLAG_COMMIT_ONLY)) != 0)
 		return TRANSPORT_EDECODE;
 	if (m->group_id == 0 || m->from == 0 || m->to == 0 || m->from == m->to)
 		return TRANSPORT_EDECODE;

@@ -21,7 +21,7 @@
  *   propose-conf ID add-voter|add-nonvoter|remove NODE | transfer ID TARGET
  *   ready ID [crash-before-persist]   take one Ready and show it
  *   deliver [from=ID] [to=ID] [type=T] [drop]   the matching queued messages
- *   step ID from=ID type=T term=T [index= logterm= commit= entries=I/T,...]
+ *   step ID from=ID type=T term=T [index= logterm= commit= entries=I/T,... commit-only]
  *                                    (a snapshot is at index/logterm)
  *   crash ID | restart ID | isolate ID | heal | stabilize | tick-all N
  *   compact ID INDEX | status | log ID | queue
@@ -166,7 +166,8 @@ static void say_msg(const struct raft_message *m)
 	say("%llu->%llu %s term=%llu", (ull)m->from, (ull)m->to, type_name(m->type), (ull)m->term);
 	switch (m->type) {
 	case RAFT_MSG_APPEND:
-		say(" prev=%llu/%llu commit=%llu", (ull)m->index, (ull)m->log_term, (ull)m->commit);
+		say(" prev=%llu/%llu commit=%llu%s", (ull)m->index, (ull)m->log_term,
+		    (ull)m->commit, m->flags & RAFT_MSG_FLAG_COMMIT_ONLY ? " commit-only" : "");
 		for (uint32_t i = 0; i < m->n_entries; i++) {
 			say(i ? ", " : " [");
 			say_entry(&m->entries[i]);
@@ -442,6 +443,8 @@ static void cmd_step(const struct args *a)
 		m.log_term = v;
 	if (num(kv(a, "commit"), &v))
 		m.commit = v;
+	if (flag(a, "commit-only"))
+		m.flags |= RAFT_MSG_FLAG_COMMIT_ONLY;
 	if (kv(a, "entries")) {
 		char buf[256], *save = NULL;
 

@@ -222,6 +222,7 @@ static void test_roundtrip_all_types(void **state)
 		m->type = t;
 		m->flags = t == RAFT_MSG_VOTE             ? RAFT_MSG_FLAG_TRANSFER
 		           : t == RAFT_MSG_HEARTBEAT_RESP ? RAFT_MSG_FLAG_WAKE /* quiescence */
+		           : t == RAFT_MSG_APPEND         ? RAFT_MSG_FLAG_COMMIT_ONLY
 		                                          : 0;
 		m->group_id = 1000 + t;
 		m->from = 1;
