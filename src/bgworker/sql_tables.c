@@ -49,9 +49,12 @@ PG_FUNCTION_INFO_V1(dr_resend_table);
 PG_FUNCTION_INFO_V1(dr_execute);
 PG_FUNCTION_INFO_V1(dr_skip_command);
 
+/* What dragonraft's own queries run with: pg_catalog's objects, nobody's else. */
+#define PINNED_SEARCH_PATH "pg_catalog, pg_temp"
+
 void dr_pin_search_path(void)
 {
-	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
+	SetConfigOption("search_path", PINNED_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
 }
 
 /* In a GUC nest level of the caller's. */
@@ -65,7 +68,7 @@ void dr_as_superuser_begin(DrUserContext *s)
 {
 	GetUserIdAndSecContext(&s->user, &s->sec);
 	s->nest = NewGUCNestLevel();
-	(void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+	(void)set_config_option("search_path", PINNED_SEARCH_PATH, PGC_USERSET, PGC_S_SESSION,
 	                        GUC_ACTION_SAVE, true, 0, false);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, s->sec | SECURITY_LOCAL_USERID_CHANGE |
 	                                                      SECURITY_RESTRICTED_OPERATION);
@@ -197,7 +200,7 @@ static Relation open_registered(Oid relid)
 		         errdetail("Only ordinary permanent tables can be replicated (not "
 		                   "partitioned, "
 		                   "temporary or unlogged ones, views or foreign tables).")));
-	if (IsCatalogRelation(rel) || IsSystemRelation(rel) || IsCatalogNamespace(nsp) ||
+	if (IsSystemRelation(rel) || IsCatalogNamespace(nsp) ||
 	    nsp == get_namespace_oid("information_schema", true) ||
 	    nsp == get_namespace_oid("dragonraft", true))
 		ereport(ERROR,
