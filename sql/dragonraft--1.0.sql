@@ -663,3 +663,10 @@ END
 $$;
 COMMENT ON FUNCTION plain_definition(regclass) IS
   'The definition of a relation that a command of a group made, which full snapshots carry: a view, a sequence (without its value) or an ordinary table (without its rows); NULL for one they do not carry (unlogged, partitioned, partition or inheritance child, foreign table, materialized view)';
+
+-- Twelfth session: a command runs with the search_path it was tried with on
+-- the calling node (that session's default), carried in its entry, on every
+-- member and in a snapshot's replay alike.
+ALTER TABLE ddl_history ADD COLUMN search_path text;
+COMMENT ON COLUMN ddl_history.search_path IS
+  'The search_path the command ran with on every member (the calling session''s default, where it was tried first); NULL: an older build''s entry, run with each node''s default';

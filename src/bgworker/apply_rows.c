@@ -1534,10 +1534,10 @@ static void record_made(uint64 group_id, uint64 index, List *relids)
 void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header *h)
 {
 	struct entry_ddl d;
-	Oid types[6] = {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, INT8ARRAYOID};
-	Datum values[6];
-	char nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
-	char *command, *role, *error;
+	Oid types[7] = {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, INT8ARRAYOID, TEXTOID};
+	Datum values[7];
+	char nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	char *command, *role, *error, *search_path;
 	Oid roleid, save_user;
 	int save_sec, save_nestlevel;
 	int64 table;
@@ -1550,6 +1550,8 @@ void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header 
 	dr_apply_rows_close(); /* a command refuses a table in use */
 	command = pnstrdup(d.command, d.len);
 	role = pnstrdup(d.role, d.role_len);
+	/* (an older build's entry: this node's default, as then) */
+	search_path = d.search_path != NULL ? pnstrdup(d.search_path, d.search_path_len) : NULL;
 	/* Writers of that table (and replicate_table) waiting for their turn fail with
 	 * 40001 now (xact.c). */
 	table = command_table(group_id, command);
@@ -1562,11 +1564,12 @@ void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header 
 		        "role \"%s\", which proposed the command, does not exist on this node",
 		        role);
 	else {
-		/* As the proposing role, with its privileges here; its settings end with it. */
+		/* As the proposing role, with its privileges here and the search_path
+		 * it was tried with; its settings end with it. */
 		GetUserIdAndSecContext(&save_user, &save_sec);
 		SetUserIdAndSecContext(roleid, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 		save_nestlevel = NewGUCNestLevel();
-		dr_default_search_path();
+		dr_command_search_path(search_path);
 		error = try_command(command);
 		AtEOXact_GUC(false, save_nestlevel);
 		SetUserIdAndSecContext(save_user, save_sec);
@@ -1617,10 +1620,12 @@ void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header 
 	                      : PointerGetDatum(construct_array(&id, table > 0 ? 1 : 0, INT8OID, 8,
 	                                                        FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	nulls[5] = table < 0 ? 'n' : ' ';
+	values[6] = search_path ? CStringGetTextDatum(search_path) : (Datum)0;
+	nulls[6] = search_path ? ' ' : 'n';
 	if (SPI_execute_with_args("INSERT INTO dragonraft.ddl_history (group_id, index, command, "
-	                          "error, role, tables) VALUES ($1, $2, $3, $4, $5, $6) "
-	                          "ON CONFLICT DO NOTHING",
-	                          6, types, values, nulls, false, 0) != SPI_OK_INSERT)
+	                          "error, role, tables, search_path) "
+	                          "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+	                          7, types, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "dragonraft could not record a command in dragonraft.ddl_history");
 	/* Tables the command dropped are no longer replicated. */
 	if (SPI_execute("DELETE FROM dragonraft.replicated_tables t WHERE relid IS NOT NULL AND "

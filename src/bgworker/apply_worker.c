@@ -397,7 +397,7 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 		has_header = true;
 		/* A command begins a batch: if it fails here, what came before stays
 		 * applied, and the group stops right before it. */
-		if (h.type == ENTRY_DDL && batch.ag == ag)
+		if ((h.type == ENTRY_DDL || h.type == ENTRY_DDL_V1) && batch.ag == ag)
 			commit_batch();
 	}
 	/* Owned by a live backend?  (Read before applied: see shmem.h NOTES.) */
@@ -437,6 +437,7 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 			dr_apply_rows_register(m->group_id, m->index, ag->schema_batch, &h);
 			break;
 		case ENTRY_DDL:
+		case ENTRY_DDL_V1:
 			dr_apply_rows_ddl(m->group_id, m->index, &h);
 			ag->schema_batch = m->index;
 			break;

@@ -1586,7 +1586,8 @@ struct Later {
 	uint64 index;
 	Oid roleid;
 	const char *role;
-	List *sets; /* the SET statements its command ran before it */
+	const char *search_path; /* its command's (NULL: this node's default) */
+	List *sets;              /* the SET statements its command ran before it */
 	char *sql;
 	Node *stmt;
 	const char *command; /* the whole command, stmt's source */
@@ -1746,14 +1747,14 @@ static char *rename_undo(Node *stmt)
 }
 
 /* Run a command's statements as roleid: the settings they make end with leave(). */
-static int enter(Oid roleid, Oid *save_user, int *save_sec)
+static int enter(Oid roleid, const char *search_path, Oid *save_user, int *save_sec)
 {
 	int nestlevel;
 
 	GetUserIdAndSecContext(save_user, save_sec);
 	SetUserIdAndSecContext(roleid, *save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	nestlevel = NewGUCNestLevel();
-	dr_default_search_path();
+	dr_command_search_path(search_path);
 	(void)set_config_option("check_function_bodies", "off", PGC_SUSET, PGC_S_SESSION,
 	                        GUC_ACTION_SAVE, true, 0, false);
 	return nestlevel;
@@ -1863,7 +1864,7 @@ static bool replay(uint64 group_id, uint64 after, Datum redo, Contents *c, List 
 	Datum values[3] = {Int64GetDatum((int64)group_id), Int64GetDatum((int64)after), redo};
 	char nulls[3] = {' ', ' ', redo != (Datum)0 ? ' ' : 'n'};
 	uint64 n;
-	char **commands, **roles;
+	char **commands, **roles, **paths;
 	Datum *indexes, *ran;
 	int n_ran = 0;
 	bool replaced = false;
@@ -1872,7 +1873,7 @@ static bool replay(uint64 group_id, uint64 after, Datum redo, Contents *c, List 
 	ReplayContext o = {.group_id = group_id};
 	ErrorContextCallback cb = {.callback = replay_context, .arg = &o};
 
-	if (SPI_execute_with_args("SELECT index, command, coalesce(role, '') "
+	if (SPI_execute_with_args("SELECT index, command, coalesce(role, ''), search_path "
 	                          "FROM dragonraft.ddl_history "
 	                          "WHERE group_id = $1 AND (index > $2 OR index = ANY ($3)) "
 	                          "AND (error IS NULL OR error LIKE 'not all run here:%') "
@@ -1883,6 +1884,7 @@ static bool replay(uint64 group_id, uint64 after, Datum redo, Contents *c, List 
 	n = SPI_processed;
 	commands = palloc(sizeof(char *) * Max(n, 1));
 	roles = palloc(sizeof(char *) * Max(n, 1));
+	paths = palloc(sizeof(char *) * Max(n, 1));
 	indexes = palloc(sizeof(Datum) * Max(n, 1));
 	ran = palloc(sizeof(Datum) * Max(n, 1));
 	for (uint64 i = 0; i < n; i++) {
@@ -1892,6 +1894,7 @@ static bool replay(uint64 group_id, uint64 after, Datum redo, Contents *c, List 
 		        SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
 		commands[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
 		roles[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3);
+		paths[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 4);
 	}
 	cb.previous = error_context_stack;
 	error_context_stack = &cb;
@@ -1915,7 +1918,7 @@ static bool replay(uint64 group_id, uint64 after, Datum redo, Contents *c, List 
 			                (unsigned long long)o.index),
 			         errhint("Create the role on this node; the snapshot is loaded "
 			                 "when the server restarts.")));
-		nestlevel = enter(roleid, &save_user, &save_sec);
+		nestlevel = enter(roleid, paths[i], &save_user, &save_sec);
 		foreach (lc, raw_parser(commands[i], RAW_PARSE_DEFAULT)) {
 			RawStmt *raw = lfirst_node(RawStmt, lc);
 			ErrorData *ed;
@@ -1953,6 +1956,7 @@ static bool replay(uint64 group_id, uint64 after, Datum redo, Contents *c, List 
 				*w = (Later){.index = o.index,
 				             .roleid = roleid,
 				             .role = roles[i],
+				             .search_path = paths[i],
 				             .sets = list_copy(sets),
 				             .sql = sql,
 				             .stmt = raw->stmt,
@@ -1988,7 +1992,7 @@ static bool replay(uint64 group_id, uint64 after, Datum redo, Contents *c, List 
 static ErrorData *run_as(ReplayContext *o, Later *w, const char *sql)
 {
 	Oid save_user;
-	int save_sec, nestlevel = enter(w->roleid, &save_user, &save_sec);
+	int save_sec, nestlevel = enter(w->roleid, w->search_path, &save_user, &save_sec);
 	ListCell *lc;
 	ErrorData *ed;
 

@@ -60,8 +60,17 @@ void dr_pin_search_path(void)
 /* In a GUC nest level of the caller's. */
 void dr_default_search_path(void)
 {
-	(void)set_config_option("search_path", GetConfigOptionResetString("search_path"), PGC_SUSET,
-	                        PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	dr_command_search_path(NULL);
+}
+
+/* A command's search_path (NULL: this node's default), in a GUC nest level of
+ * the caller's. */
+void dr_command_search_path(const char *search_path)
+{
+	(void)set_config_option("search_path",
+	                        search_path ? search_path
+	                                    : GetConfigOptionResetString("search_path"),
+	                        PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 }
 
 void dr_as_superuser_begin(DrUserContext *s)
@@ -141,9 +150,13 @@ void dr_sql_tables_install(Oid relid, uint64 group_id, uint64 table_id)
 	Datum values[3] = {Int64GetDatum((int64)group_id), Int64GetDatum((int64)table_id),
 	                   ObjectIdGetDatum(relid)};
 	bool pushed;
+	DrUserContext su;
 
 	dr_spi_begin(&pushed);
 	dr_internal_ddl++;
+	/* As the bootstrap superuser: the caller of replicate_table owns the
+	 * table, not dragonraft's catalog. */
+	dr_as_superuser_begin(&su);
 	PG_TRY();
 	{
 		if (SPI_execute(psprintf("CREATE TRIGGER " DR_CAPTURE_TRIGGER
@@ -173,6 +186,7 @@ void dr_sql_tables_install(Oid relid, uint64 group_id, uint64 table_id)
 	}
 	PG_FINALLY();
 	{
+		dr_user_context_end(&su);
 		dr_internal_ddl--;
 	}
 	PG_END_TRY();
@@ -496,15 +510,15 @@ List *dr_spi_oids(void)
  * A command must have one outcome on every member: a member where a command
  * of the log fails stops applying the group until the cause is fixed there
  * (apply_rows.c).  So the calling node tries it first, as its apply worker
- * will run it (as this role, in the same security context, with
- * search_path at its default), in a subtransaction rolled back at once: a
+ * will run it (as this role, in the same security context, with the
+ * search_path the entry carries), in a subtransaction rolled back at once: a
  * command that fails here is refused and never enters the log.  While it
  * runs, the hooks let it change the group's replicated tables and refuse
  * what would make members diverge (utility.c).  It waits for the locks it
  * needs as the command would.  (A read barrier first: it sees every command
  * committed before execute() was called, wherever it was proposed.)
  */
-static void try_here(int64 group_id, const char *command)
+static void try_here(int64 group_id, const char *command, const char *search_path)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -524,9 +538,8 @@ static void try_here(int64 group_id, const char *command)
 	PG_TRY();
 	{
 		SetUserIdAndSecContext(save_user, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-		(void)set_config_option("search_path", GetConfigOptionResetString("search_path"),
-		                        PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0,
-		                        false);
+		(void)set_config_option("search_path", search_path, PGC_USERSET, PGC_S_SESSION,
+		                        GUC_ACTION_LOCAL, true, 0, false);
 		if (SPI_execute(command, false, 0) < 0)
 			elog(ERROR, "SPI_execute failed");
 	}
@@ -618,8 +631,12 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 		                        "a leader and the group applying here.")));
 	}
 	PG_END_TRY();
-	try_here(group_id, command);
-	/* Every member runs it as this role (by name), with its privileges there. */
+	/* Every member runs it as this role (by name), with its privileges there,
+	 * and with the search_path this session has by default (its role's and
+	 * database's settings here), tried here first. */
+	d.search_path = pstrdup(GetConfigOptionResetString("search_path"));
+	d.search_path_len = (uint32)strlen(d.search_path);
+	try_here(group_id, command, d.search_path);
 	d.role = GetUserNameFromId(GetUserId(), false);
 	d.role_len = (uint16)strlen(d.role);
 	if (entry_encode_ddl(&b, &d) != ENTRY_OK || b.len > (size_t)dr_max_entry_size)

@@ -209,10 +209,12 @@ extern void dr_as_owner_begin(Relation rel, bool with_path, DrUserContext *s);
 /* A background worker's own queries (as the bootstrap superuser) resolve
  * nothing through the database's search_path, which its owner sets (review
  * 13 F0): pinned to pg_catalog, pg_temp for the session, outside a
- * transaction.  The user code it runs (commands, triggers) runs with the
- * database's (dr_default_search_path). */
+ * transaction.  The user code it runs runs with the database's
+ * (dr_default_search_path: triggers, checks), or a command with the one its
+ * entry carries (dr_command_search_path). */
 extern void dr_pin_search_path(void);
 extern void dr_default_search_path(void);
+extern void dr_command_search_path(const char *search_path);
 extern void dr_spi_end(bool pushed);
 /* The first column of SPI's last result (oids, none NULL), as a list. */
 extern List *dr_spi_oids(void);

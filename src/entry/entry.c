@@ -34,6 +34,7 @@ const char *entry_type_name(unsigned type)
 	case ENTRY_CHANGE_SET:
 		return "change set";
 	case ENTRY_DDL:
+	case ENTRY_DDL_V1:
 		return "utility command";
 	case ENTRY_REGISTER_TABLE:
 	case ENTRY_REGISTER_TABLE_V2:
@@ -688,15 +689,21 @@ int entry_encode_ddl(struct entry_buf *out, const struct entry_ddl *d)
 	uint8_t hdr[ENTRY_HEADER_BYTES];
 
 	if (d->node_id == 0 || check_text(d->role, d->role_len, 1, ENTRY_NAME_MAX) != ENTRY_OK ||
-	    check_text(d->command, d->len, 1, UINT32_MAX) != ENTRY_OK)
+	    check_text(d->command, d->len, 1, UINT32_MAX) != ENTRY_OK ||
+	    (d->search_path != NULL &&
+	     check_text(d->search_path, d->search_path_len, 0, UINT32_MAX) != ENTRY_OK))
 		return ENTRY_ERR_FORMAT;
-	put_header(hdr, ENTRY_DDL);
+	put_header(hdr, d->search_path != NULL ? ENTRY_DDL : ENTRY_DDL_V1);
 	entry_put_bytes(out, hdr, sizeof(hdr));
 	entry_put_u32(out, d->node_id);
 	entry_put_u16(out, d->role_len);
 	entry_put_bytes(out, d->role, d->role_len);
 	entry_put_u32(out, d->len);
 	entry_put_bytes(out, d->command, d->len);
+	if (d->search_path != NULL) {
+		entry_put_u32(out, d->search_path_len);
+		entry_put_bytes(out, d->search_path, d->search_path_len);
+	}
 	return out->failed ? ENTRY_ERR_SPACE : ENTRY_OK;
 }
 
@@ -705,7 +712,7 @@ int entry_decode_ddl(const struct entry_header *h, struct entry_ddl *out)
 	struct entry_reader r = {h->body, h->body + h->body_len};
 	int rc;
 
-	if (h->type != ENTRY_DDL)
+	if (h->type != ENTRY_DDL && h->type != ENTRY_DDL_V1)
 		return ENTRY_ERR_TYPE;
 	if ((rc = get_u32(&r, &out->node_id)) != ENTRY_OK ||
 	    (rc = entry_next_name(&r, &out->role, &out->role_len)) != ENTRY_OK ||
@@ -715,6 +722,19 @@ int entry_decode_ddl(const struct entry_header *h, struct entry_ddl *out)
 		return ENTRY_ERR_SHORT;
 	out->command = (const char *)r.p;
 	r.p += out->len;
+	out->search_path = NULL;
+	out->search_path_len = 0;
+	if (h->type == ENTRY_DDL) {
+		if ((rc = get_u32(&r, &out->search_path_len)) != ENTRY_OK)
+			return rc;
+		if (!need(&r, out->search_path_len))
+			return ENTRY_ERR_SHORT;
+		out->search_path = (const char *)r.p;
+		r.p += out->search_path_len;
+		if ((rc = check_text(out->search_path, out->search_path_len, 0, UINT32_MAX)) !=
+		    ENTRY_OK)
+			return rc;
+	}
 	if (r.p != r.end || out->node_id == 0)
 		return ENTRY_ERR_FORMAT;
 	return check_text(out->command, out->len, 1, UINT32_MAX);

@@ -26,7 +26,10 @@
  *
  *	ENTRY_CHANGE_SET    owner, sections (one committed transaction's changes)
  *	ENTRY_DDL           u32 node id, name(role), u32 length, command (UTF-8
- *	                    text, no NUL): the role that proposed it runs it
+ *	                    text, no NUL), u32 length, search_path (text, no NUL,
+ *	                    may be empty): the role that proposed it runs it with
+ *	                    that search_path; ENTRY_DDL_V1 of older builds has no
+ *	                    search_path
  *	ENTRY_REGISTER_TABLE owner, u64 schema index, name(schema), name(table),
  *	                    u32 length, definition (text, no NUL), u32 length,
  *	                    extras (text, no NUL: what the table has besides its
@@ -103,13 +106,14 @@ const char *entry_strerror(int rc);
 enum entry_type {
 	ENTRY_MEMBER_INFO = 1,       /* a member's node id and client address */
 	ENTRY_CHANGE_SET = 2,        /* the row changes of one committed transaction */
-	ENTRY_DDL = 3,               /* a utility command run on every member (execute) */
+	ENTRY_DDL_V1 = 3,            /* ENTRY_DDL of older builds (no search_path) */
 	ENTRY_REGISTER_TABLE_V1 = 4, /* ENTRY_REGISTER_TABLE of older builds */
 	ENTRY_ADDRESSES = 5,         /* the members' Raft addresses */
 	ENTRY_RESEND_TABLE_V1 = 6,   /* ENTRY_RESEND_TABLE of older builds */
 	ENTRY_REGISTER_TABLE_V2 = 7, /* ENTRY_REGISTER_TABLE of older builds (no extras) */
 	ENTRY_RESEND_TABLE = 8,      /* a registration sent again */
 	ENTRY_REGISTER_TABLE = 9,    /* a table joins the group: its definition, extras, rows */
+	ENTRY_DDL = 10,              /* a utility command run on every member (execute) */
 };
 
 /* Static name of a type ("member info"), or NULL when unknown. */
@@ -317,9 +321,12 @@ struct entry_ddl {
 	uint16_t role_len;
 	const char *command; /* not NUL-terminated */
 	uint32_t len;
+	const char *search_path; /* not NUL-terminated; NULL in an ENTRY_DDL_V1 */
+	uint32_t search_path_len;
 };
 
-/* Encode a DDL entry into out (from its current length). */
+/* Encode a DDL entry into out (from its current length); ENTRY_DDL_V1 when
+ * search_path is NULL (tests of older entries). */
 int entry_encode_ddl(struct entry_buf *out, const struct entry_ddl *d);
 int entry_decode_ddl(const struct entry_header *h, struct entry_ddl *out);
 

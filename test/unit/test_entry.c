@@ -581,18 +581,46 @@ static void test_resend_v1(void **state)
 
 static void test_ddl(void **state)
 {
-	struct entry_ddl d = {2, "alice", 5, "CREATE TABLE t (a int)", 22}, out;
+	struct entry_ddl d = {2, "alice", 5, "CREATE TABLE t (a int)", 22, "app, public", 11}, out;
 	struct entry_buf b = {0};
 	struct entry_header h;
 
 	(void)state;
 	assert_int_equal(entry_encode_ddl(&b, &d), ENTRY_OK);
 	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
+	assert_int_equal(h.type, ENTRY_DDL);
 	assert_int_equal(entry_decode_ddl(&h, &out), ENTRY_OK);
 	assert_int_equal(out.node_id, 2);
 	assert_int_equal(out.role_len, 5);
 	assert_memory_equal(out.role, "alice", 5);
 	assert_int_equal(out.len, 22);
+	assert_memory_equal(out.command, d.command, 22);
+	assert_int_equal(out.search_path_len, 11);
+	assert_memory_equal(out.search_path, "app, public", 11);
+	for (size_t n = ENTRY_HEADER_BYTES; n < b.len; n++) {
+		assert_int_equal(entry_decode_header(b.data, n, &h), ENTRY_OK);
+		assert_int_not_equal(entry_decode_ddl(&h, &out), ENTRY_OK);
+	}
+	/* A NUL inside the search_path. */
+	b.data[b.len - 1] = 0;
+	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
+	assert_int_equal(entry_decode_ddl(&h, &out), ENTRY_ERR_FORMAT);
+	/* An empty search_path is one. */
+	d.search_path_len = 0;
+	b.len = 0;
+	assert_int_equal(entry_encode_ddl(&b, &d), ENTRY_OK);
+	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
+	assert_int_equal(entry_decode_ddl(&h, &out), ENTRY_OK);
+	assert_non_null(out.search_path);
+	assert_int_equal(out.search_path_len, 0);
+	/* An older build's entry carries none: decoded without it. */
+	d.search_path = NULL;
+	b.len = 0;
+	assert_int_equal(entry_encode_ddl(&b, &d), ENTRY_OK);
+	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
+	assert_int_equal(h.type, ENTRY_DDL_V1);
+	assert_int_equal(entry_decode_ddl(&h, &out), ENTRY_OK);
+	assert_null(out.search_path);
 	assert_memory_equal(out.command, d.command, 22);
 	for (size_t n = ENTRY_HEADER_BYTES; n < b.len; n++) {
 		assert_int_equal(entry_decode_header(b.data, n, &h), ENTRY_OK);
@@ -625,7 +653,7 @@ static void *no_memory(void *old, size_t size)
 
 static void test_buf_failure(void **state)
 {
-	struct entry_ddl d = {2, "alice", 5, "VACUUM", 6};
+	struct entry_ddl d = {2, "alice", 5, "VACUUM", 6, "", 0};
 	struct entry_buf b = {0};
 
 	(void)state;
