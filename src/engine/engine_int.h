@@ -194,7 +194,8 @@ struct group {
 	size_t tick_pos;           /* its place in e->ticking, or SIZE_MAX when not there */
 
 	/* The stable log as storage holds it (logview.c; Raft reads it through us). */
-	struct raft_hard_state hs;
+	struct raft_hard_state hs; /* the last the core handed out */
+	raft_index saved_commit;   /* the commit index storage holds */
 	raft_index first, last;
 	raft_term prev_term;
 	struct raft_snapshot_meta snap;

@@ -155,6 +155,7 @@ int eng_view_load(struct engine *e, struct group *g, const struct engine_bootstr
 		return rc;
 	}
 	g->hs = ss->hard_state;
+	g->saved_commit = ss->hard_state.commit;
 	g->first = ss->first_index;
 	g->last = ss->last_index;
 	g->prev_term = ss->prev_term;

@@ -77,6 +77,7 @@ static int save_conf_commit(struct engine *e, struct group *g, const struct raft
 		                       "change at %llu",
 		                       (unsigned long long)g->id, (unsigned long long)hi);
 	g->hs = u.hard_state;
+	g->saved_commit = u.hard_state.commit;
 	return ENGINE_OK;
 }
 
@@ -436,8 +437,15 @@ int engine_run_round(struct engine *e)
 	 * (etcd's MustSync, one step further): the commit index need not be
 	 * durable (raft.h), a restart learns it again from the leader and never
 	 * applies past what the state machine holds twice; its hard state goes
-	 * with the group's next save.  That takes a write off every commit on
-	 * the leader and off every follower's learning of it.
+	 * with the group's next save (every save writes the current one; the
+	 * LogDB skips one it holds).  That takes a write off every commit on
+	 * the leader and off every follower's learning of it.  Except when the
+	 * commit index may cover a membership change above the stored one
+	 * (raft_conf_bound): a restart takes its configuration from the log up
+	 * to the stored commit index, and a member that learnt such a commit,
+	 * crashed and forgot it could count votes with a configuration the
+	 * group left (review 15 F3: a removed leader gone for good, the one
+	 * other voter waiting for its vote forever).
 	 */
 	for (size_t i = 0; i < n; i++) {
 		struct group *g = e->ready[i];
@@ -446,11 +454,14 @@ int engine_run_round(struct engine *e)
 		if (g->state == GS_FAILED ||
 		    (g->rd.n_entries == 0 && !g->rd.has_snapshot &&
 		     (!g->rd.hard_state_changed || (g->rd.hard_state.term == g->hs.term &&
-		                                    g->rd.hard_state.vote == g->hs.vote))))
+		                                    g->rd.hard_state.vote == g->hs.vote)) &&
+		     !(g->rd.hard_state.commit > g->saved_commit &&
+		       raft_conf_bound(g->r) > g->saved_commit)))
 			continue;
 		u->group_id = g->id;
-		u->hard_state_changed = g->rd.hard_state_changed;
+		u->hard_state_changed = true;
 		u->hard_state = g->rd.hard_state;
+		g->saved_commit = u->hard_state.commit; /* (a failed save fails the engine) */
 		u->snapshot = g->rd.has_snapshot ? &g->rd.snapshot : NULL;
 		u->n_entries = g->rd.n_entries;
 		u->entries = g->rd.entries;

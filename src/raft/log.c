@@ -21,6 +21,7 @@ int raft_log_init(struct raft *r)
 	l->offset = last + 1;
 	l->n = 0;
 	l->has_snap = false;
+	l->conf_bound = last; /* the stored log is not read for it */
 	return RAFT_OK;
 }
 
@@ -200,6 +201,11 @@ int raft_log_append(struct raft *r, const struct raft_entry *e, uint32_t n)
 		memmove(l->ents + base, l->ents + l->n, n * sizeof(*l->ents));
 	l->offset = offset;
 	l->n = base + n;
+	if (l->conf_bound >= after)
+		l->conf_bound = after - 1; /* what was above is replaced */
+	for (uint32_t j = 0; j < n; j++)
+		if (e[j].type == RAFT_ENTRY_CONF_CHANGE)
+			l->conf_bound = e[j].index;
 	return RAFT_OK;
 }
 
@@ -333,6 +339,8 @@ void raft_log_restore(struct raft *r, const struct raft_snapshot_meta *s)
 	l->offset = s->index + 1;
 	l->committed = s->index;
 	l->applied = s->index;
+	if (l->conf_bound > s->index)
+		l->conf_bound = s->index; /* the snapshot's membership comes with it */
 }
 
 bool raft_log_is_up_to_date(struct raft_log *l, raft_index lasti, raft_term term)

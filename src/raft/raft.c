@@ -897,6 +897,11 @@ raft_term raft_term_of(const struct raft *r)
 	return r->term;
 }
 
+raft_index raft_conf_bound(const struct raft *r)
+{
+	return r->log.conf_bound;
+}
+
 raft_index raft_commit_index(const struct raft *r)
 {
 	return r->log.committed;

@@ -298,6 +298,12 @@ raft_id raft_leader(const struct raft *r);
 raft_term raft_term_of(const struct raft *r);
 raft_index raft_commit_index(const struct raft *r);
 raft_index raft_last_index(const struct raft *r);
+/* No membership change entry in the log lies above this index (an upper
+ * bound: after a restart, the last index then).  A commit index that moves
+ * past a stored one below it may cover a change: an embedder that stores a
+ * commit index alone lazily must store it then (a restart takes its
+ * configuration from the log up to the stored commit index). */
+raft_index raft_conf_bound(const struct raft *r);
 /* Term of entry i in this replica's log (unstable entries included); a raft_rc. */
 int raft_term_at(const struct raft *r, raft_index i, raft_term *t);
 /* As leader: the lowest match index of the other members (what they may still

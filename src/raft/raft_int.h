@@ -105,6 +105,7 @@ struct raft_log {
 	struct raft_snapshot_meta snap;
 	raft_index committed;
 	raft_index applied;
+	raft_index conf_bound; /* no membership change in the log above it (raft_conf_bound) */
 	int failed;            /* first storage callback failure (fatal, see raft_done) */
 	raft_index failed_at;  /* the index it was reading */
 	struct dr_arena arena; /* data of unstable entries */

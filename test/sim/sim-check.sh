@@ -49,7 +49,10 @@ done
 # Seeds that failed once, each with the fix that made it pass:
 #   3:1019595 3:1022196 3:1039487  a follower's snapshot is made when it is
 #     sent, with the membership as of its index (review 11 F1)
-regressions="3:1019595 3:1022196 3:1039487"
+#   3:9003402  a commit index that may cover a membership change is saved
+#     at once, and every save stores the current one (review 15 F3; fails
+#     with --lazy-conf-commit)
+regressions="3:1019595 3:1022196 3:1039487 3:9003402"
 before=$fail
 for spec in $regressions; do
 	"$sim" --seed-start "${spec#*:}" --runs 1 --nodes "${spec%%:*}" >"$out" 2>&1

@@ -186,6 +186,9 @@ struct sim_opts {
 	/* The engine's restart without a fix, to show what the simulator finds: */
 	bool no_conf_commit; /* no commit save before membership changes apply */
 	bool stale_commit;   /* the commit index not raised to the durable applied index */
+	/* as before review 15: a save stores the hard state only when it changed,
+	 * and a commit index alone is never saved */
+	bool lazy_conf_commit;
 };
 
 /* ---- the world ------------------------------------------------------------ */

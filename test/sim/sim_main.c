@@ -4,7 +4,7 @@
  * "N passed, N failed".
  *
  *   dragonraft-sim --seed-start S --runs K [--nodes 3|5] [--steps M] [--trace]
- *                  [--stop-at-fail] [--no-conf-commit] [--stale-commit]
+ *                  [--stop-at-fail] [--no-conf-commit] [--stale-commit] [--lazy-conf-commit]
  *
  * Without --nodes, odd seeds run 5 nodes and even seeds 3.
  */
@@ -21,7 +21,8 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: dragonraft-sim --seed-start S --runs K [--nodes 3|5] [--steps M] "
-	           "[--trace] [--stop-at-fail] [--no-conf-commit] [--stale-commit]\n");
+	           "[--trace] [--stop-at-fail] [--no-conf-commit] [--stale-commit] "
+	           "[--lazy-conf-commit]\n");
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -43,7 +44,8 @@ int main(int argc, char **argv)
 {
 	uint64_t start = 1, runs = 1, steps = DEFAULT_STEPS, nodes = 0;
 	uint64_t passed = 0, failed = 0;
-	bool trace = false, stop = false, no_conf_commit = false, stale_commit = false;
+	bool trace = false, stop = false, no_conf_commit = false, stale_commit = false,
+	     lazy_conf_commit = false;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -63,6 +65,10 @@ int main(int argc, char **argv)
 		}
 		if (!strcmp(a, "--stale-commit")) {
 			stale_commit = true;
+			continue;
+		}
+		if (!strcmp(a, "--lazy-conf-commit")) {
+			lazy_conf_commit = true;
 			continue;
 		}
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -98,6 +104,7 @@ int main(int argc, char **argv)
 		        .trace = trace,
 		        .no_conf_commit = no_conf_commit,
 		        .stale_commit = stale_commit,
+		        .lazy_conf_commit = lazy_conf_commit,
 		};
 		char prop[64], why[640];
 

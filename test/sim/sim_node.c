@@ -395,14 +395,18 @@ static void apply_committed(struct sim_world *w, struct sim_node *nd, const stru
 
 /*
  * Does rd write anything (round.c step 3)?  Entries, a snapshot, a new term
- * or vote, all synced.  A Ready that only moved the commit index saves
- * nothing: its commit index goes with the next save.
+ * or vote, all synced, with the current hard state.  A Ready that only moved
+ * the commit index saves nothing (its commit index goes with the next save),
+ * unless that index may cover a membership change above the stored one
+ * (raft_conf_bound; w->o.lazy_conf_commit: it does not, as before review 15).
  */
-static bool saves(const struct sim_node *nd, const struct raft_ready *rd)
+static bool saves(const struct sim_world *w, const struct sim_node *nd, const struct raft_ready *rd)
 {
 	return rd->n_entries || rd->has_snapshot ||
 	       (rd->hard_state_changed &&
-	        (rd->hard_state.term != nd->st.hs.term || rd->hard_state.vote != nd->st.hs.vote));
+	        (rd->hard_state.term != nd->st.hs.term || rd->hard_state.vote != nd->st.hs.vote)) ||
+	       (!w->o.lazy_conf_commit && rd->hard_state.commit > nd->st.hs.commit &&
+	        raft_conf_bound(nd->r) > nd->st.hs.commit);
 }
 
 static void ready_finish(struct sim_world *w, struct sim_node *nd)
@@ -444,9 +448,10 @@ static void ready_finish(struct sim_world *w, struct sim_node *nd)
 	if (rd->hard_state_changed) {
 		sim_check_hard_state(w, nd, &rd->hard_state);
 		nd->hs = rd->hard_state;
-		if (saves(nd, rd))
-			nd->st.hs = rd->hard_state;
 	}
+	/* (before review 15, a save stored the hard state only when it changed) */
+	if (saves(w, nd, rd) && (rd->hard_state_changed || !w->o.lazy_conf_commit))
+		nd->st.hs = rd->hard_state;
 	if (rd->n_entries && sim_store_append(&nd->st, rd->entries, rd->n_entries) != 0) {
 		sim_fail(w, "api", "node %" PRIu64 " cannot append entries from %" PRIu64, nd->id,
 		         rd->entries[0].index);
@@ -530,7 +535,7 @@ static bool ready_begin(struct sim_world *w, struct sim_node *nd)
 	for (uint32_t i = 0; i < rd->n_messages && !w->failed; i++)
 		if (raft_msg_may_precede_persist(&rd->messages[i]))
 			send(w, nd, &rd->messages[i]);
-	io = saves(nd, rd);
+	io = saves(w, nd, rd);
 	if (nd->booting) {
 		nd->booting = false;
 		ready_finish(w, nd);
