@@ -2716,6 +2716,53 @@ static void test_commit_index_not_saved(void **state)
 }
 
 /*
+ * Review 15 (probe): a round that only moves the commit index saves nothing,
+ * and "its hard state goes with the group's next save" (round.c).  One
+ * write, every member learns its commit; a second write's entries are then
+ * saved on every member: the stored commit index must have reached the
+ * first write's.  It does not when the second write's rounds carry the same
+ * commit index (the core says its hard state did not change, so the save
+ * omits it): a member restarted then starts from an older configuration
+ * than it knew committed (sim seed 3 nodes 9003402: a removed leader gone,
+ * the survivor's restart config names it, no leader ever again).
+ */
+static void test_commit_goes_with_next_save(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	struct prop p[2];
+	raft_index known[4];
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, NULL, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, 1, 1);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	for (raft_id id = 1; id <= 3; id++) {
+		struct engine_group_status st;
+
+		assert_true(cluster_status(&c, id, 0, &st));
+		known[id] = st.commit;
+	}
+	propose_many(&c, p + 1, 1, 2);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	for (raft_id id = 1; id <= 3; id++) {
+		struct engine_group_status st;
+
+		assert_true(cluster_status(&c, id, 0, &st));
+		assert_true(st.last_index > known[id]); /* the second write was saved here */
+		if (fake_storage_commit(c.nodes[id].fs, c.group_ids[0]) < known[id])
+			fail_msg("node %llu saved the second write's entries but its stored commit "
+			         "index is %llu, below the %llu it knew before",
+			         (unsigned long long)id,
+			         (unsigned long long)fake_storage_commit(c.nodes[id].fs,
+			                                                 c.group_ids[0]),
+			         (unsigned long long)known[id]);
+	}
+	cluster_destroy(&c);
+}
+
+/*
  * An entry the state machine applied was committed: a restart starts the
  * commit index there when the stored one is behind (rounds that only move
  * it save nothing).  A member restarted alone, no leader to hear from,
@@ -2861,6 +2908,7 @@ int main(void)
 	        cmocka_unit_test(test_stale_logdb_copy),
 	        cmocka_unit_test(test_commit_index_not_saved),
 	        cmocka_unit_test(test_restart_commit_from_applied),
+	        cmocka_unit_test(test_commit_goes_with_next_save),
 #endif
 	};
 

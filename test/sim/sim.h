@@ -162,6 +162,7 @@ struct sim_net {
 	size_t n, cap;
 	uint64_t seq;
 	bool blocked[SIM_MAX_NODES + 1][SIM_MAX_NODES + 1]; /* [from][to] */
+	raft_id lose_acks_to; /* probe lost-acks: accepting APPEND_RESPs to it are lost */
 };
 
 /* A deep copy of a raft message as an item. */
@@ -412,5 +413,7 @@ void sim_probe_disruption(struct sim_world *w);
 void sim_probe_transfer(struct sim_world *w);
 /* Once idle, every member has applied every committed entry (one crashed after a write too). */
 void sim_probe_idle_apply(struct sim_world *w);
+/* A write whose acknowledgements were all lost commits with no write after it. */
+void sim_probe_lost_acks(struct sim_world *w);
 
 #endif /* DRAGONRAFT_SIM_H */

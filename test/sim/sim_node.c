@@ -268,6 +268,12 @@ static void send(struct sim_world *w, struct sim_node *nd, const struct raft_mes
 		sim_item_free(it);
 		return;
 	}
+	if (m->to == w->net.lose_acks_to && m->type == RAFT_MSG_APPEND_RESP && !m->reject) {
+		sim_trace(w, "drop %s %" PRIu64 "->%" PRIu64 " (probe: acks lost)",
+		          msg_name(m->type), nd->id, m->to);
+		sim_item_free(it);
+		return;
+	}
 	if (sim_rand_permille(&w->rng, w->p.drop)) {
 		sim_trace(w, "drop %s %" PRIu64 "->%" PRIu64 " (lost)", msg_name(m->type), nd->id,
 		          m->to);

@@ -15,6 +15,12 @@
  *               nothing), and came back just as the leader quiesced (a
  *               QUIESCE that carried no commit index left it behind until
  *               the next write: fixed in 93dbd5d)
+ *   lost-acks   a write whose every acknowledgement (APPEND_RESP) was lost
+ *               commits and is applied everywhere with no write after it:
+ *               the empty append that a heartbeat answer brings to a
+ *               follower with appends in flight must be answered (only an
+ *               append at the follower's known match may go unanswered,
+ *               RAFT_MSG_FLAG_COMMIT_ONLY)
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -277,6 +283,67 @@ void sim_probe_idle_apply(struct sim_world *w)
 		if (k == IDLE_BOUND_ELECTIONS) {
 			sim_fail(w, "idle-apply", "%u election timeouts into an idle spell: %s",
 			         IDLE_BOUND_ELECTIONS, why);
+			return;
+		}
+		run_elections(w, 1);
+	}
+}
+
+/* Does every member of l's group hold index i on its disk? */
+static bool all_hold(struct sim_world *w, struct sim_node *l, raft_index i)
+{
+	const struct raft_membership *m = raft_membership(l->r);
+
+	for (unsigned id = 1; id <= w->n; id++)
+		if (raft_membership_contains(m, id) &&
+		    (!w->nodes[id].up || sim_store_last(&w->nodes[id].st) < i))
+			return false;
+	return true;
+}
+
+void sim_probe_lost_acks(struct sim_world *w)
+{
+	struct sim_node *l;
+	const struct sim_prop *p;
+	raft_index idx;
+	raft_term t;
+	uint64_t id, end;
+
+	settle(w);
+	l = sim_stable_leader(w);
+	if (w->failed || !l || !sim_node_ready_for_calls(l))
+		return;
+	t = l->term;
+	w->net.lose_acks_to = l->id;
+	id = sim_propose(w, l);
+	p = &w->props[id - 1];
+	idx = l->r ? raft_last_index(l->r) : 0;
+	/* Until every member holds the write: it cannot commit meanwhile. */
+	end = w->now + (uint64_t)10 * w->p.elect_tick * SIM_TICK_UNITS;
+	while (!w->failed && w->now < end && p->status == SIM_PROP_PENDING && l->r &&
+	       !all_hold(w, l, idx))
+		sim_step(w);
+	w->net.lose_acks_to = 0;
+	if (w->failed || p->status != SIM_PROP_PENDING || !l->r || !all_hold(w, l, idx))
+		return; /* nothing to judge */
+	sim_trace(w, "probe: every member holds write %" PRIu64 " at %" PRIu64 ", its acks lost",
+	          id, idx);
+	/* No input from here on. */
+	for (unsigned k = 0; !w->failed; k++) {
+		if (!l->r || l->role != RAFT_LEADER || l->term != t)
+			return; /* leadership moved for its own reasons: a new leader commits anyway
+			         */
+		if (p->status == SIM_PROP_ACKED && all_applied(w, l, idx))
+			return;
+		if (k == 10) {
+			sim_fail(w, "lost-acks",
+			         "leader %" PRIu64 " term %" PRIu64 ": write %" PRIu64
+			         " at %" PRIu64 " held by every member, its acks lost, is %s after "
+			         "10 election timeouts without input (leader commit %" PRIu64 ")",
+			         l->id, t, id, idx,
+			         p->status == SIM_PROP_ACKED ? "not applied everywhere"
+			                                     : "not acknowledged",
+			         raft_commit_index(l->r));
 			return;
 		}
 		run_elections(w, 1);

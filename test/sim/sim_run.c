@@ -835,6 +835,7 @@ bool sim_run(const struct sim_opts *o, char *prop, size_t prop_len, char *why, s
 			sim_probe_disruption(w);
 			sim_probe_transfer(w);
 			sim_probe_idle_apply(w);
+			sim_probe_lost_acks(w);
 		}
 	}
 	sim_trace(w,
