@@ -819,7 +819,12 @@ static void apply_sections(uint64 group_id, const struct entry_change_set *cs, O
 	ApplyTable *tables = NULL;
 	struct entry_reader r = cs->ops;
 	/* The owners' code on the rows sees the database's search_path (the
-	 * worker's own queries here spell out pg_catalog's operators). */
+	 * worker's own queries here spell out pg_catalog's operators), and what
+	 * it sets (SET, SET LOCAL) is undone after the change set, as
+	 * PostgreSQL undoes what index functions set in VACUUM or CREATE INDEX:
+	 * kept, a SET of search_path would reach the worker's own queries as
+	 * the bootstrap superuser, and a SET LOCAL the batch's next change sets
+	 * (of other transactions, maybe other owners). */
 	int nest = NewGUCNestLevel();
 
 	dr_default_search_path();
@@ -896,7 +901,7 @@ static void apply_sections(uint64 group_id, const struct entry_change_set *cs, O
 	apply_sequences(tables, cs);
 	AfterTriggerEndQuery(kept.estate);
 	step_end();
-	AtEOXact_GUC(true, nest);
+	AtEOXact_GUC(false, nest);
 }
 
 static void decode_failed(int rc) pg_attribute_noreturn();
