@@ -75,6 +75,7 @@
 #include "parser/parser.h"
 #include "shmem.h"
 #include "storage/lmgr.h"
+#include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -158,6 +159,20 @@ static struct {
 	uint32 n;
 } kept;
 
+/*
+ * The database's search_path, which the owners' code on the rows sees
+ * (apply_sections), set in a GUC nest level of its own at the first change
+ * set of a run and kept for the batch's next change sets, until another
+ * entry or the commit (dr_apply_rows_pin_path): set and restored for each
+ * change set, it was parsed and the namespace path recomputed per
+ * replicated transaction.  Set while the transaction lxid lasts (an abort
+ * ends its nest levels).
+ */
+static struct {
+	int nest;
+	LocalTransactionId lxid; /* InvalidLocalTransactionId: not set */
+} rows_path;
+
 static void relmap_inval(Datum arg, Oid relid)
 {
 	relmap_gen++;
@@ -178,6 +193,23 @@ void dr_apply_rows_close(void)
 			table_close(kept.tables[i].rel, NoLock);
 	FreeExecutorState(kept.estate);
 	kept.estate = NULL;
+}
+
+void dr_apply_rows_pin_path(void)
+{
+	if (rows_path.lxid != InvalidLocalTransactionId && rows_path.lxid == MyProc->lxid)
+		AtEOXact_GUC(false, rows_path.nest);
+	rows_path.lxid = InvalidLocalTransactionId;
+}
+
+/* The database's search_path for the owners' code, until dr_apply_rows_pin_path. */
+static void rows_search_path(void)
+{
+	if (rows_path.lxid != InvalidLocalTransactionId && rows_path.lxid == MyProc->lxid)
+		return;
+	rows_path.nest = NewGUCNestLevel();
+	dr_default_search_path();
+	rows_path.lxid = MyProc->lxid;
 }
 
 void dr_apply_rows_forget(void)
@@ -818,16 +850,18 @@ static void apply_sections(uint64 group_id, const struct entry_change_set *cs, O
 {
 	ApplyTable *tables = NULL;
 	struct entry_reader r = cs->ops;
-	/* The owners' code on the rows sees the database's search_path (the
-	 * worker's own queries here spell out pg_catalog's operators), and what
-	 * it sets (SET, SET LOCAL) is undone after the change set, as
-	 * PostgreSQL undoes what index functions set in VACUUM or CREATE INDEX:
-	 * kept, a SET of search_path would reach the worker's own queries as
-	 * the bootstrap superuser, and a SET LOCAL the batch's next change sets
-	 * (of other transactions, maybe other owners). */
-	int nest = NewGUCNestLevel();
+	int nest;
 
-	dr_default_search_path();
+	/* The owners' code on the rows sees the database's search_path (the
+	 * worker's own queries here spell out pg_catalog's operators), set once
+	 * for the batch's run of change sets ... */
+	rows_search_path();
+	/* ... and what it sets (SET, SET LOCAL) is undone after the change set,
+	 * as PostgreSQL undoes what index functions set in VACUUM or CREATE
+	 * INDEX: kept, a SET of search_path would reach the worker's own queries
+	 * as the bootstrap superuser, and a SET LOCAL the batch's next change
+	 * sets (of other transactions, maybe other owners). */
+	nest = NewGUCNestLevel();
 	relmap_check();
 	for (uint32 i = 0; i < cs->n_ops; i++) {
 		struct entry_op op;
@@ -1319,6 +1353,7 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, uint64 schema_index,
 		made = true;
 	}
 	apply_sections(group_id, &cs, relid);
+	dr_apply_rows_pin_path();
 	dr_apply_rows_close(); /* (ALTER TABLE refuses a table in use) */
 	/* The member's own table that it refused, renamed since, is a plain table again. */
 	if (OidIsValid(refused) && refused != relid && get_rel_name(refused) != NULL)

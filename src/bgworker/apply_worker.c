@@ -320,6 +320,7 @@ static void commit_batch(void)
 	replorigin_session_origin_timestamp = GetCurrentTimestamp();
 	/* Without an XID the commit record would not carry the origin's position. */
 	(void)GetTopTransactionId();
+	dr_apply_rows_pin_path();
 	dr_apply_rows_close();
 	SPI_finish();
 	PopActiveSnapshot();
@@ -422,6 +423,8 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 		begin_batch(ag, m->index);
 
 	if (has_header) {
+		if (h.type != ENTRY_CHANGE_SET)
+			dr_apply_rows_pin_path(); /* its queries are the worker's own */
 		switch (h.type) {
 		case ENTRY_MEMBER_INFO:
 			apply_member_info(m->group_id, m->index, &h);
@@ -729,6 +732,7 @@ static void park_failed_group(void)
 	HOLD_INTERRUPTS();
 	edata = take_error();
 	end_batch();
+	dr_apply_rows_pin_path();
 	dr_apply_rows_forget();
 	RESUME_INTERRUPTS();
 

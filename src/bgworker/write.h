@@ -168,6 +168,9 @@ extern void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_
 extern void dr_apply_rows_upgrade_triggers(void);
 /* Before the apply transaction commits: close the tables kept open for its entries. */
 extern void dr_apply_rows_close(void);
+/* After a run of change sets (before any other entry, and before the commit):
+ * the worker's own search_path again (a no-op after an abort). */
+extern void dr_apply_rows_pin_path(void);
 /* After a transaction (closed, or aborted): forget cached table ids and column maps
  * (they may have changed). */
 extern void dr_apply_rows_forget(void);
