@@ -98,6 +98,15 @@ typedef struct ColumnMap {
 	Oid *ioparams;
 } ColumnMap;
 
+/* The key columns of a table's replica identity index: how a row is looked up. */
+typedef struct IdentityKeys {
+	Oid index;
+	int n_keys;
+	AttrNumber *attnums; /* the table's attribute of each key column */
+	RegProcedure *procs; /* its equality operator's function */
+	Oid *collations;
+} IdentityKeys;
+
 /* A scan of a table's replica identity index, begun once and run again per row. */
 typedef struct IdentityScan {
 	IndexScanDesc scan;
@@ -123,7 +132,8 @@ typedef struct RelmapEntry {
 		uint64 table_id;
 	} key;
 	Oid relid;
-	ColumnMap *cols; /* its columns as entries name them (column_map); NULL: none yet */
+	ColumnMap *cols;     /* its columns as entries name them (column_map); NULL: none yet */
+	IdentityKeys *ident; /* its identity index's keys (identity_keys); NULL: none yet */
 } RelmapEntry;
 
 /*
@@ -291,6 +301,7 @@ static Oid relmap_lookup(uint64 group_id, uint64 table_id, RelmapEntry **entry)
 	e = hash_search(relmap, &key, HASH_ENTER, NULL);
 	e->relid = relid;
 	e->cols = NULL;
+	e->ident = NULL;
 	*entry = e;
 	return relid;
 }
@@ -404,18 +415,62 @@ static const ColumnMap *column_map(RelmapEntry *e, Relation rel, const struct en
 }
 
 /*
+ * The keys of index idxrel, rel's replica identity index: kept in e (the
+ * table's first batch finds them) unless an invalidation came meanwhile (or
+ * e is NULL), else in the transaction's memory.  A change of the identity
+ * index invalidates the table, and so empties relmap before the next entry.
+ */
+static const IdentityKeys *identity_keys(RelmapEntry *e, Relation idxrel)
+{
+	uint64 gen = relmap_gen;
+	MemoryContext cxt, old;
+	IdentityKeys *ik;
+	oidvector *opclass;
+	bool isnull;
+
+	if (relmap_built_gen != relmap_gen)
+		e = NULL; /* (the entry is not to be kept, nor used) */
+	if (e != NULL && e->ident != NULL && e->ident->index == RelationGetRelid(idxrel))
+		return e->ident;
+	cxt = e != NULL ? relmap_cxt : CurrentMemoryContext;
+	old = MemoryContextSwitchTo(cxt);
+	ik = palloc(sizeof(IdentityKeys));
+	ik->index = RelationGetRelid(idxrel);
+	ik->n_keys = IndexRelationGetNumberOfKeyAttributes(idxrel);
+	ik->attnums = palloc(ik->n_keys * sizeof(AttrNumber));
+	ik->procs = palloc(ik->n_keys * sizeof(RegProcedure));
+	ik->collations = palloc(ik->n_keys * sizeof(Oid));
+	MemoryContextSwitchTo(old);
+	opclass = (oidvector *)DatumGetPointer(SysCacheGetAttr(INDEXRELID, idxrel->rd_indextuple,
+	                                                       Anum_pg_index_indclass, &isnull));
+	for (int k = 0; k < ik->n_keys; k++) {
+		Oid type = get_opclass_input_type(opclass->values[k]);
+		Oid family = get_opclass_family(opclass->values[k]);
+		Oid op = get_opfamily_member(family, type, type, BTEqualStrategyNumber);
+
+		if (!OidIsValid(op))
+			elog(ERROR, "missing operator %d(%u,%u) in opfamily %u",
+			     BTEqualStrategyNumber, type, type, family);
+		ik->attnums[k] = idxrel->rd_index->indkey.values[k];
+		ik->procs[k] = get_opcode(op);
+		ik->collations[k] = idxrel->rd_indcollation[k];
+	}
+	if (e != NULL && gen == relmap_gen)
+		e->ident = ik;
+	return ik;
+}
+
+/*
  * The scan that finds rows of rel by its replica identity index idx (as
  * execReplication.c's RelationFindReplTupleByIndex, which would look up the
  * index's operators and begin a scan for every row): an equality key per
  * index column, through a dirty snapshot.
  */
-static IdentityScan *identity_scan(ResultRelInfo *rri, Oid idx)
+static IdentityScan *identity_scan(ResultRelInfo *rri, Oid idx, RelmapEntry *e)
 {
 	IdentityScan *is = palloc(sizeof(IdentityScan));
 	Relation idxrel = NULL;
-	int2vector *indkey;
-	oidvector *opclass;
-	bool isnull;
+	const IdentityKeys *ik;
 
 	/* The result relation opened every index of the table (locked until the commit). */
 	for (int i = 0; i < rri->ri_NumIndices; i++)
@@ -424,23 +479,14 @@ static IdentityScan *identity_scan(ResultRelInfo *rri, Oid idx)
 	if (idxrel == NULL)
 		elog(ERROR, "replica identity index %u of table \"%s\" is not open", idx,
 		     RelationGetRelationName(rri->ri_RelationDesc));
-	indkey = &idxrel->rd_index->indkey;
-	opclass = (oidvector *)DatumGetPointer(SysCacheGetAttr(INDEXRELID, idxrel->rd_indextuple,
-	                                                       Anum_pg_index_indclass, &isnull));
-	is->n_keys = IndexRelationGetNumberOfKeyAttributes(idxrel);
+	ik = identity_keys(e, idxrel);
+	is->n_keys = ik->n_keys;
 	is->attnums = palloc(is->n_keys * sizeof(AttrNumber));
 	is->keys = palloc(is->n_keys * sizeof(ScanKeyData));
 	for (int k = 0; k < is->n_keys; k++) {
-		Oid type = get_opclass_input_type(opclass->values[k]);
-		Oid family = get_opclass_family(opclass->values[k]);
-		Oid op = get_opfamily_member(family, type, type, BTEqualStrategyNumber);
-
-		if (!OidIsValid(op))
-			elog(ERROR, "missing operator %d(%u,%u) in opfamily %u",
-			     BTEqualStrategyNumber, type, type, family);
-		is->attnums[k] = indkey->values[k];
-		ScanKeyInit(&is->keys[k], k + 1, BTEqualStrategyNumber, get_opcode(op), (Datum)0);
-		is->keys[k].sk_collation = idxrel->rd_indcollation[k];
+		is->attnums[k] = ik->attnums[k];
+		ScanKeyInit(&is->keys[k], k + 1, BTEqualStrategyNumber, ik->procs[k], (Datum)0);
+		is->keys[k].sk_collation = ik->collations[k];
 	}
 	InitDirtySnapshot(is->dirty);
 	is->scan = index_beginscan(rri->ri_RelationDesc, idxrel, &is->dirty, is->n_keys, 0);
@@ -558,7 +604,7 @@ static ApplyTable *open_tables(uint64 group_id, const struct entry_change_set *c
 		        lappend(estate->es_opened_result_relations, t->rri);
 		ExecOpenIndices(t->rri, false);
 		idx = RelationGetReplicaIndex(t->rel);
-		t->ident = OidIsValid(idx) ? identity_scan(t->rri, idx) : NULL;
+		t->ident = OidIsValid(idx) ? identity_scan(t->rri, idx, es[i]) : NULL;
 		t->remote = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
 		t->key = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
 		t->changed = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
