@@ -97,6 +97,7 @@ typedef struct Deferred {
 } Deferred;
 
 static HTAB *groups;
+static ApplyGroup *last_group;            /* the last entry's (NULL: none), without a hash lookup */
 static ApplyGroup *loading[DR_SNAP_JOBS]; /* the groups with a loader */
 static int n_loading;
 
@@ -653,15 +654,18 @@ static void receive_entry(const DrApplyMsg *m, const uint8 *data)
 	if (m->type == DR_APPLY_RESEND) {
 		/* Its entries follow from the first one kept: try again. */
 		ag = hash_search(groups, &m->group_id, HASH_FIND, NULL);
-		if (ag != NULL && ag->failed && ag->origin == InvalidRepOriginId)
+		if (ag != NULL && ag->failed && ag->origin == InvalidRepOriginId) {
 			hash_search(groups, &m->group_id, HASH_REMOVE, NULL);
-		else if (ag != NULL && ag->failed) {
+			last_group = NULL;
+		} else if (ag != NULL && ag->failed) {
 			ag->failed = false;
 			ag->applied = replorigin_get_progress(ag->origin, false);
 		}
 		return;
 	}
-	ag = hash_search(groups, &m->group_id, HASH_FIND, NULL);
+	ag = last_group != NULL && last_group->group_id == m->group_id
+	             ? last_group
+	             : hash_search(groups, &m->group_id, HASH_FIND, NULL);
 	if (ag == NULL) {
 		if (batch.ag != NULL)
 			commit_batch(); /* finding its origin takes a transaction */
@@ -670,6 +674,7 @@ static void receive_entry(const DrApplyMsg *m, const uint8 *data)
 		applying.what = "origin lookup";
 		ag = find_group(m->group_id);
 	}
+	last_group = ag;
 	if (ag->failed)
 		return; /* parked: the engine worker sends it again */
 	if (!dlist_is_empty(&ag->waiting) || !apply_entry(ag, m, data))
