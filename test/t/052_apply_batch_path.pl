@@ -5,7 +5,8 @@
 # must reach neither the next change sets of the transaction nor the
 # apply worker's own work (the registration makes its table with the
 # worker's search_path, pg_catalog, pg_temp, as the bootstrap superuser),
-# in that transaction or a later one.
+# in that transaction or a later one.  Then the table gets another identity
+# index, whose keys the apply worker must look up instead of those it kept.
 use strict;
 use warnings;
 use FindBin;
@@ -118,6 +119,23 @@ is( $F->safe_psql('postgres', q{SELECT string_agg(c.relname, ', ' ORDER BY c.rel
 		FROM dragonraft.replicated_tables t JOIN pg_class c ON c.oid = t.relid
 		WHERE t.state = 'replicated'}),
 	't, u, w', 'the follower replicates the registered tables');
+
+# The apply worker keeps the keys of a table's identity index with its
+# column map: another identity index is looked up anew.
+for my $cmd (
+	'ALTER TABLE public.t ALTER COLUMN v SET NOT NULL',
+	'CREATE UNIQUE INDEX t_v ON public.t (v)',
+	'ALTER TABLE public.t REPLICA IDENTITY USING INDEX t_v')
+{
+	$L->safe_psql('postgres', "SELECT dragonraft.execute(1, \$cmd\$$cmd\$cmd\$)");
+}
+$L->safe_psql('postgres', 'UPDATE t SET id = id + 10 WHERE v = 2');
+$L->safe_psql('postgres', 'DELETE FROM t WHERE v = 3');
+ok($c->caught_up(1), 'every member applied the rows found by the new identity');
+for my $id ($c->ids)
+{
+	is($c->contents($id, 't', 'id'), '(1,1);(12,2)', "node $id has the rows");
+}
 is( $F->safe_psql('postgres',
 		'SELECT apply_errors FROM dragonraft.stat_groups WHERE group_id = 1'),
 	'0', 'the follower applied everything at the first try');
