@@ -366,6 +366,20 @@ static int check_text(const char *s, size_t len, size_t min, size_t max)
 	return ENTRY_OK;
 }
 
+/* A text that may be empty: u32 length and bytes, no NUL. */
+static int get_text(struct entry_reader *r, const char **text, uint32_t *len)
+{
+	int rc = get_u32(r, len);
+
+	if (rc != ENTRY_OK)
+		return rc;
+	if (!need(r, *len))
+		return ENTRY_ERR_SHORT;
+	*text = (const char *)r->p;
+	r->p += *len;
+	return check_text(*text, *len, 0, UINT32_MAX);
+}
+
 /* A name: u16 length and bytes. */
 int entry_next_name(struct entry_reader *r, const char **name, uint16_t *len)
 {
@@ -670,13 +684,7 @@ int entry_decode_register(const struct entry_header *h, struct entry_change_set 
 		return rc;
 	/* The types of older builds carry no extras. */
 	if (h->type == ENTRY_REGISTER_TABLE || h->type == ENTRY_RESEND_TABLE) {
-		if ((rc = get_u32(&r, &out->extras_len)) != ENTRY_OK)
-			return rc;
-		if (!need(&r, out->extras_len))
-			return ENTRY_ERR_SHORT;
-		out->extras = (const char *)r.p;
-		r.p += out->extras_len;
-		if ((rc = check_text(out->extras, out->extras_len, 0, UINT32_MAX)) != ENTRY_OK)
+		if ((rc = get_text(&r, &out->extras, &out->extras_len)) != ENTRY_OK)
 			return rc;
 	}
 	return decode_sections(&r, out, 1);
@@ -725,14 +733,7 @@ int entry_decode_ddl(const struct entry_header *h, struct entry_ddl *out)
 	out->search_path = NULL;
 	out->search_path_len = 0;
 	if (h->type == ENTRY_DDL) {
-		if ((rc = get_u32(&r, &out->search_path_len)) != ENTRY_OK)
-			return rc;
-		if (!need(&r, out->search_path_len))
-			return ENTRY_ERR_SHORT;
-		out->search_path = (const char *)r.p;
-		r.p += out->search_path_len;
-		if ((rc = check_text(out->search_path, out->search_path_len, 0, UINT32_MAX)) !=
-		    ENTRY_OK)
+		if ((rc = get_text(&r, &out->search_path, &out->search_path_len)) != ENTRY_OK)
 			return rc;
 	}
 	if (r.p != r.end || out->node_id == 0)
