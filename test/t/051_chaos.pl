@@ -49,6 +49,10 @@ sub process_of
 
 sub pick { return $_[ int(rand(@_)) ]; }
 
+# (The usleep calls below are the faults' random lengths, how long a node
+# stays down or an engine worker stopped, not waits for a condition: every
+# wait for an outcome polls with a deadline, wait_until and wait_commits.)
+
 my @kinds = qw(crash crash_two kill_apply stop_engine transfer);
 for my $k (1 .. $faults)
 {
