@@ -823,9 +823,7 @@ static void apply_sequences(ApplyTable *tables, const struct entry_change_set *c
 	}
 }
 
-/* TRUNCATE tables together, as one command (foreign keys between them allow
- * it only so), with no index of them open here (as worker.c does). */
-static void truncate_tables(List *relids)
+void dr_truncate_tables(List *relids)
 {
 	List *rels = NIL, *logged = NIL;
 	ListCell *lc;
@@ -945,7 +943,7 @@ static void apply_sections(uint64 group_id, const struct entry_change_set *cs, O
 			tables = NULL;
 			step_begin(NULL);
 			if (relids != NIL)
-				truncate_tables(relids);
+				dr_truncate_tables(relids);
 			step_end();
 			continue;
 		}
@@ -1299,6 +1297,14 @@ static char *try_sql(const char *sql)
 	return error;
 }
 
+/* A table that a registration made here, as an error names it. */
+static char *registered_what(const char *qname, bool resend, uint64 group_id, uint64 index)
+{
+	return psprintf("table %s, %s group %llu at entry %llu", qname,
+	                resend ? "sent again to" : "registered in", (unsigned long long)group_id,
+	                (unsigned long long)index);
+}
+
 void dr_apply_rows_register(uint64 group_id, uint64 index, uint64 schema_index,
                             const struct entry_header *h)
 {
@@ -1397,6 +1403,10 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, uint64 schema_index,
 			return;
 		}
 		made = true;
+		/* Its rows' checks run as their owner, not as this superuser. */
+		if (cs.extras != NULL)
+			dr_snapshot_give_owner(qname, def, pnstrdup(cs.extras, cs.extras_len),
+			                       registered_what(qname, resend, group_id, index));
 	}
 	apply_sections(group_id, &cs, relid);
 	dr_apply_rows_pin_path();
@@ -1414,10 +1424,7 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, uint64 schema_index,
 	 */
 	if (made && cs.extras != NULL)
 		dr_snapshot_give_extras(qname, pnstrdup(cs.extras, cs.extras_len),
-		                        psprintf("table %s, %s group %llu at entry %llu", qname,
-		                                 resend ? "sent again to" : "registered in",
-		                                 (unsigned long long)group_id,
-		                                 (unsigned long long)index));
+		                        registered_what(qname, resend, group_id, index));
 	else if (!made && !mine && cs.extras != NULL)
 		warn_extras_differ(group_id, qname, relid, pnstrdup(cs.extras, cs.extras_len));
 	dr_apply_rows_forget();

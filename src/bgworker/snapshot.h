@@ -223,5 +223,11 @@ extern void dr_snapshot_log_loaded(void);
 /* Give table qname, just made from its definition (SPI connected), what it has besides it
  * (extras: DR_SNAP_EXTRAS) and no other privileges; an error names what (the table). */
 extern void dr_snapshot_give_extras(const char *qname, const char *extras, const char *what);
+/* Give table qname, just made from definition def, the owner that extras names (its first
+ * statement), with the sequences def makes, before any of its rows or constraints: what
+ * the owner's code does on them (checks, index expressions) runs as the owner, not as
+ * this superuser.  An error names what, as dr_snapshot_give_extras does. */
+extern void dr_snapshot_give_owner(const char *qname, const char *def, const char *extras,
+                                   const char *what);
 
 #endif /* DRAGONRAFT_SNAPSHOT_H */

@@ -20,7 +20,10 @@
  * group's tables and rows runs here again, verbatim and in log order (a
  * failure is an error naming the command; a statement that needs a table of
  * the group runs once the tables are made); the tables' fates are decided
- * again after it.  Then per table: made if needed, or truncated right
+ * again after it.  Then per table: made if needed (and given its owner at
+ * once, with the sequences it makes: what its owner's code does on its rows,
+ * index expressions, checks, triggers, runs as the owner, never as this
+ * superuser), or truncated right
  * before its rows with the kept tables foreign keys link it to (TRUNCATE
  * allows nothing else), filled with its rows (snapshot_rows.c: inserted
  * frozen, no trigger fired, a kept table's indexes rebuilt after them;
@@ -28,9 +31,11 @@
  * dragonraft's triggers off meanwhile, in this transaction only; foreign
  * keys are not checked: session_replication_role is replica), its indexes
  * built, its owned sequences set.  Once every table is loaded, the
- * tables made get their foreign keys, the statements set aside run, then the
- * tables made get their owner, privileges (their sequences' too), policies,
- * triggers and comments; then the group's member info is replaced.  The
+ * tables made get their foreign keys (these and their CHECK constraints go
+ * in NOT VALID and are then marked valid: the rows are the leader's), the
+ * statements set aside run, then the tables made get their privileges
+ * (their sequences' too), policies, triggers and comments; then the group's
+ * member info is replaced.  The
  * relations that the group's commands made and that are not its tables
  * (DR_SNAP_PLAIN: views, sequences, plain tables) are kept when alike, or
  * dropped with the tables (plain_clear) and made again: the sequences
@@ -69,6 +74,7 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -341,8 +347,12 @@ static Constraint *added_constraint(Node *stmt)
  * in what makes the table (its sequences and CREATE TABLE), what follows its
  * rows (constraints, indexes, sequence ownership, replica identity) and its
  * foreign keys, added once every table of the snapshot is made and loaded.
+ * Its valid CHECK constraints and foreign keys are added NOT VALID, their
+ * names in *unchecked, and marked valid afterwards (mark_validated): the rows
+ * are the leader's, which met them, and validating them here would run the
+ * functions of their owner (a CHECK's, a key's operators) as this superuser.
  */
-static void split_definition(const char *def, char **pre, char **post, char **fks)
+static void split_definition(const char *def, char **pre, char **post, char **fks, List **unchecked)
 {
 	StringInfoData part[3];
 	ListCell *lc;
@@ -354,11 +364,17 @@ static void split_definition(const char *def, char **pre, char **post, char **fk
 		Constraint *con = added_constraint(raw->stmt);
 		int i = 1;
 
+		bool trusted = con != NULL && !con->skip_validation &&
+		               (con->contype == CONSTR_CHECK || con->contype == CONSTR_FOREIGN);
+
 		if (IsA(raw->stmt, CreateSeqStmt) || IsA(raw->stmt, CreateStmt))
 			i = 0;
 		else if (con != NULL && con->contype == CONSTR_FOREIGN)
 			i = 2;
-		appendStringInfo(&part[i], "%s;\n", statement_sql(def, raw));
+		appendStringInfo(&part[i], "%s%s;\n", statement_sql(def, raw),
+		                 trusted ? " NOT VALID" : "");
+		if (trusted)
+			*unchecked = lappend(*unchecked, con->conname);
 	}
 	*pre = part[0].data;
 	*post = part[1].data;
@@ -380,8 +396,9 @@ typedef struct LoadTable {
 	uint64 rows_at, rows_len; /* its rows section's bytes in the file */
 	Oid relid;
 	Fate fate;
-	bool truncated; /* kept or adopted: truncated by now */
-	char *fks;      /* a table made by the load: its foreign keys, added last */
+	bool truncated;  /* kept or adopted: truncated by now */
+	char *fks;       /* a table made by the load: its foreign keys, added last */
+	List *unchecked; /* and the names of its constraints added NOT VALID */
 } LoadTable;
 
 /*
@@ -526,25 +543,14 @@ static void scan(Contents *c, uint32 tables, uint64 end)
  * 9).  A role it names that does not exist here is an error naming what
  * (the table, as an error says it).
  */
-void dr_snapshot_give_extras(const char *qname, const char *extras, const char *what)
+/* Run sql, statements of extras; an error says what could not get them. */
+static void give(const char *sql, const char *extras, const char *what)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	Oid types[1] = {TEXTOID};
-	Datum values[1] = {CStringGetTextDatum(qname)};
 
-	if (SPI_execute_with_args(
-	            "UPDATE pg_catalog.pg_class SET relacl = NULL WHERE oid = $1::regclass "
-	            "OR oid IN (SELECT d.objid FROM pg_catalog.pg_depend d "
-	            "JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S' "
-	            "WHERE d.classid = 'pg_catalog.pg_class'::regclass "
-	            "AND d.refclassid = 'pg_catalog.pg_class'::regclass "
-	            "AND d.refobjid = $1::regclass AND d.deptype IN ('a', 'i'))",
-	            1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "dragonraft could not reset the privileges of %s", qname);
-	CommandCounterIncrement();
 	PG_TRY();
 	{
-		run_internal(extras);
+		run_internal(sql);
 	}
 	PG_CATCH();
 	{
@@ -563,6 +569,64 @@ void dr_snapshot_give_extras(const char *qname, const char *extras, const char *
 		                 "tried again.")));
 	}
 	PG_END_TRY();
+}
+
+void dr_snapshot_give_owner(const char *qname, const char *def, const char *extras,
+                            const char *what)
+{
+	List *stmts = raw_parser(extras, RAW_PARSE_DEFAULT);
+	RawStmt *first = stmts != NIL ? linitial_node(RawStmt, stmts) : NULL;
+	AlterTableStmt *at = first != NULL && IsA(first->stmt, AlterTableStmt)
+	                             ? (AlterTableStmt *)first->stmt
+	                             : NULL;
+	AlterTableCmd *cmd = at != NULL && list_length(at->cmds) == 1 ? linitial(at->cmds) : NULL;
+	const char *owner;
+	StringInfoData sql;
+	ListCell *lc;
+
+	if (cmd == NULL || cmd->subtype != AT_ChangeOwner ||
+	    cmd->newowner->roletype != ROLESPEC_CSTRING)
+		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+		                errmsg("what %s has besides its definition does not begin with its "
+		                       "owner",
+		                       what),
+		                errdetail("It is: %s", extras)));
+	owner = quote_identifier(cmd->newowner->rolename);
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "ALTER TABLE %s OWNER TO %s;", qname, owner);
+	/* (not yet owned by the table when made before it: ALTER TABLE misses them) */
+	foreach (lc, raw_parser(def, RAW_PARSE_DEFAULT)) {
+		CreateSeqStmt *cs = (CreateSeqStmt *)lfirst_node(RawStmt, lc)->stmt;
+
+		if (IsA(cs, CreateSeqStmt))
+			appendStringInfo(
+			        &sql, "\nALTER SEQUENCE %s OWNER TO %s;",
+			        cs->sequence->schemaname != NULL
+			                ? quote_qualified_identifier(cs->sequence->schemaname,
+			                                             cs->sequence->relname)
+			                : quote_identifier(cs->sequence->relname),
+			        owner);
+	}
+	give(sql.data, extras, what);
+	CommandCounterIncrement();
+}
+
+void dr_snapshot_give_extras(const char *qname, const char *extras, const char *what)
+{
+	Oid types[1] = {TEXTOID};
+	Datum values[1] = {CStringGetTextDatum(qname)};
+
+	if (SPI_execute_with_args(
+	            "UPDATE pg_catalog.pg_class SET relacl = NULL WHERE oid = $1::regclass "
+	            "OR oid IN (SELECT d.objid FROM pg_catalog.pg_depend d "
+	            "JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S' "
+	            "WHERE d.classid = 'pg_catalog.pg_class'::regclass "
+	            "AND d.refclassid = 'pg_catalog.pg_class'::regclass "
+	            "AND d.refobjid = $1::regclass AND d.deptype IN ('a', 'i'))",
+	            1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "dragonraft could not reset the privileges of %s", qname);
+	CommandCounterIncrement();
+	give(extras, extras, what);
 }
 
 static char *relname(Oid relid)
@@ -1096,13 +1160,13 @@ static bool linked(Oid a, Oid b)
  * Truncate t, kept or adopted, right before its rows, together with the
  * tables kept or adopted that foreign keys link to it, directly or not
  * (TRUNCATE allows nothing else): the others' old rows stay readable here
- * until their turn.
+ * until their turn.  Their user triggers that fire run as their owner, as
+ * the apply worker's TRUNCATE runs them.
  */
 static void truncate_linked(Contents *c, LoadTable *t)
 {
-	List *set = list_make1_oid(t->relid);
+	List *set = list_make1_oid(t->relid), *relids = NIL;
 	bool more = true;
-	StringInfoData sql;
 
 	while (more) {
 		more = false;
@@ -1121,7 +1185,6 @@ static void truncate_linked(Contents *c, LoadTable *t)
 				}
 		}
 	}
-	initStringInfo(&sql);
 	for (uint32 i = 0; i < c->n; i++) {
 		LoadTable *u = &c->t[i];
 
@@ -1130,11 +1193,42 @@ static void truncate_linked(Contents *c, LoadTable *t)
 			continue;
 		if (u->fate == FATE_KEEP)
 			our_triggers(u->qname, false);
-		appendStringInfoString(&sql, sql.len == 0 ? "TRUNCATE ONLY " : ", ");
-		appendStringInfoString(&sql, u->qname);
+		relids = lappend_oid(relids, u->relid);
 		u->truncated = true;
 	}
-	run(sql.data);
+	dr_truncate_tables(relids);
+	CommandCounterIncrement();
+}
+
+/* A table of the snapshot, as an error names it. */
+static char *table_what(uint64 group_id, const LoadTable *t)
+{
+	return psprintf("table %s of the snapshot of group %llu", t->qname,
+	                (unsigned long long)group_id);
+}
+
+/*
+ * Mark the constraints of relid that split_definition added NOT VALID
+ * valid, as they are where the snapshot was made.
+ */
+static void mark_validated(Oid relid, List *names)
+{
+	Oid types[2] = {OIDOID, TEXTARRAYOID};
+	Datum values[2] = {ObjectIdGetDatum(relid)};
+	Datum *d = palloc(list_length(names) * sizeof(Datum));
+	ListCell *lc;
+
+	foreach (lc, names)
+		d[foreach_current_index(lc)] = CStringGetTextDatum(lfirst(lc));
+	values[1] = PointerGetDatum(
+	        construct_array(d, list_length(names), TEXTOID, -1, false, TYPALIGN_INT));
+	if (SPI_execute_with_args("UPDATE pg_catalog.pg_constraint SET convalidated = true "
+	                          "WHERE conrelid = $1 AND conname = ANY ($2) AND NOT convalidated",
+	                          2, types, values, NULL, false, 0) != SPI_OK_UPDATE ||
+	    SPI_processed != (uint64)list_length(names))
+		elog(ERROR, "dragonraft could not mark the constraints of %s valid",
+		     relname(relid));
+	CacheInvalidateRelcacheByRelid(relid);
 	CommandCounterIncrement();
 }
 
@@ -1154,7 +1248,7 @@ static void create_table(uint64 group_id, LoadTable *t, char **post, List *later
 	char *pre;
 	ErrorData *ed = NULL;
 
-	split_definition(t->def, &pre, post, &t->fks);
+	split_definition(t->def, &pre, post, &t->fks, &t->unchecked);
 	if (later != NIL) {
 		dr_internal_ddl++;
 		ed = try_run(pre, NULL, NULL);
@@ -1171,6 +1265,7 @@ static void create_table(uint64 group_id, LoadTable *t, char **post, List *later
 		                errmsg("the definition of %s in the snapshot made no such table",
 		                       t->qname)));
 	CommandCounterIncrement();
+	dr_snapshot_give_owner(t->qname, t->def, t->extras, table_what(group_id, t));
 }
 
 /* get, with the load's progress. */
@@ -2233,15 +2328,16 @@ static uint64 load(uint64 group_id, uint64 index, const char *path)
 	for (uint32 i = 0; i < c.n; i++)
 		if (c.t[i].fks != NULL && c.t[i].fks[0] != '\0')
 			run_internal(c.t[i].fks); /* every table they reference is there */
+	for (uint32 i = 0; i < c.n; i++)
+		if (c.t[i].unchecked != NIL)
+			mark_validated(c.t[i].relid, c.t[i].unchecked);
 	(void)run_later(group_id, later, false);
 	plain_make(group_id, &c, false);
 	for (uint32 i = 0; i < c.n; i++)
 		if (c.t[i].fate == FATE_CREATE || c.t[i].fate == FATE_REPLACE)
 			dr_snapshot_give_extras(/* a policy may use another table */
 			                        c.t[i].qname, c.t[i].extras,
-			                        psprintf("table %s of the snapshot of group %llu",
-			                                 c.t[i].qname,
-			                                 (unsigned long long)group_id));
+			                        table_what(group_id, &c.t[i]));
 	plain_finish(group_id, &c);
 	load_catalog(group_id, "member_info", c.members_at, c.members_len);
 	foreach (lc, stale) {

@@ -83,11 +83,14 @@ void dr_as_superuser_begin(DrUserContext *s)
 	                                                      SECURITY_RESTRICTED_OPERATION);
 }
 
+/* What the code run meanwhile set (set_config, SET in a function) is undone
+ * with the nest level, as an abort undoes it: none of it reaches the caller's
+ * session. */
 void dr_user_context_end(const DrUserContext *s)
 {
 	SetUserIdAndSecContext(s->user, s->sec);
 	if (s->nest >= 0)
-		AtEOXact_GUC(true, s->nest);
+		AtEOXact_GUC(false, s->nest);
 }
 
 /* Connect SPI with a snapshot (also at PRE_COMMIT, which has none). */

@@ -208,6 +208,10 @@ extern void dr_user_context_end(const DrUserContext *s);
  * superuser these workers are (review 13 F6, review 14 R1). */
 extern bool dr_fires_user_triggers(const TriggerDesc *td);
 extern void dr_as_owner_begin(Relation rel, bool with_path, DrUserContext *s);
+/* TRUNCATE relids together, as one command (foreign keys between them allow it
+ * only so), with no index of them open here (as worker.c does); the user
+ * triggers that fire run as their tables' owner, who must be one. */
+extern void dr_truncate_tables(List *relids);
 
 /* A background worker's own queries (as the bootstrap superuser) resolve
  * nothing through the database's search_path, which its owner sets (review
