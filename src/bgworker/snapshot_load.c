@@ -363,7 +363,6 @@ static void split_definition(const char *def, char **pre, char **post, char **fk
 		RawStmt *raw = lfirst_node(RawStmt, lc);
 		Constraint *con = added_constraint(raw->stmt);
 		int i = 1;
-
 		bool trusted = con != NULL && !con->skip_validation &&
 		               (con->contype == CONSTR_CHECK || con->contype == CONSTR_FOREIGN);
 
@@ -536,13 +535,6 @@ static void scan(Contents *c, uint32 tables, uint64 end)
 		corrupt("its history or member info is missing");
 }
 
-/*
- * Give table qname, just made from its definition, what it has besides it
- * (extras, DR_SNAP_EXTRAS): its privileges are those the extras grant, none
- * else (the default privileges here gave it and its sequences more: review
- * 9).  A role it names that does not exist here is an error naming what
- * (the table, as an error says it).
- */
 /* Run sql, statements of extras; an error says what could not get them. */
 static void give(const char *sql, const char *extras, const char *what)
 {
@@ -611,6 +603,13 @@ void dr_snapshot_give_owner(const char *qname, const char *def, const char *extr
 	CommandCounterIncrement();
 }
 
+/*
+ * Give table qname, just made from its definition, what it has besides it
+ * (extras, DR_SNAP_EXTRAS): its privileges are those the extras grant, none
+ * else (the default privileges here gave it and its sequences more: review
+ * 9).  A role it names that does not exist here is an error naming what
+ * (the table, as an error says it).
+ */
 void dr_snapshot_give_extras(const char *qname, const char *extras, const char *what)
 {
 	Oid types[1] = {TEXTOID};
