@@ -151,8 +151,19 @@ sub leader
 sub caught_up
 {
 	my ($self, $g) = @_;
-	my $l = $self->leader($g) or return 0;
-	my $index = $self->node($l)->safe_psql('postgres', "SELECT dragonraft.execute($g, 'SELECT 1')");
+	my $index;
+	# (tried again when the leadership moved between leader() and execute())
+	$self->wait_until(
+		"an execute() on the leader of group $g",
+		sub {
+			my $l = $self->leader($g) or return 0;
+			my ($out, $err) = ('', '');
+			my $rc = $self->node($l)->psql('postgres', "SELECT dragonraft.execute($g, 'SELECT 1')",
+				stdout => \$out, stderr => \$err);
+			diag "execute() on node $l failed, tried again: $err" if $rc != 0;
+			$index = $out if $rc == 0;
+			return $rc == 0;
+		}) or return 0;
 	return $self->wait_until(
 		"every member of group $g at $index",
 		sub {
