@@ -853,8 +853,10 @@ void dr_truncate_tables(List *relids)
 			                 "this node: the group's apply then goes on.")));
 		fires = rel;
 	}
+	/* (with the database's search_path, and what they set undone after: a
+	 * snapshot's load has no nest level of its own around this) */
 	if (fires != NULL)
-		dr_as_owner_begin(fires, false, &uc);
+		dr_as_owner_begin(fires, true, &uc);
 	ExecuteTruncateGuts(rels, relids, logged, DROP_RESTRICT, false);
 	if (fires != NULL)
 		dr_user_context_end(&uc);
@@ -1393,7 +1395,17 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, uint64 schema_index,
 		}
 		unguard(qname);
 	} else {
-		error = try_sql(def);
+		bool owner_failed;
+		/* Its owner at once: what PostgreSQL runs of its owner's code while
+		 * its constraints and indexes are added, and its rows' checks, run
+		 * as the owner, not as this superuser. */
+		ErrorData *ed = dr_snapshot_try_make(
+		        qname, def, cs.extras != NULL ? pnstrdup(cs.extras, cs.extras_len) : NULL,
+		        registered_what(qname, resend, group_id, index), &owner_failed);
+
+		if (owner_failed)
+			ReThrowError(ed); /* (a missing role: as the extras' error) */
+		error = ed != NULL ? ed->message : NULL;
 		nsp = get_namespace_oid(schema, true);
 		relid = OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
 		if (error != NULL || !OidIsValid(relid)) {
@@ -1403,10 +1415,6 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, uint64 schema_index,
 			return;
 		}
 		made = true;
-		/* Its rows' checks run as their owner, not as this superuser. */
-		if (cs.extras != NULL)
-			dr_snapshot_give_owner(qname, def, pnstrdup(cs.extras, cs.extras_len),
-			                       registered_what(qname, resend, group_id, index));
 	}
 	apply_sections(group_id, &cs, relid);
 	dr_apply_rows_pin_path();
