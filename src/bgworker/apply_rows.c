@@ -593,6 +593,7 @@ static ApplyTable *open_tables(uint64 group_id, const struct entry_change_set *c
 		ApplyTable *t = &tables[i];
 		TupleDesc desc;
 		Oid idx;
+		DrUserContext uc;
 
 		if (t->rel == NULL)
 			continue;
@@ -602,7 +603,12 @@ static ApplyTable *open_tables(uint64 group_id, const struct entry_change_set *c
 		drop_idle_triggers(t->rri);
 		estate->es_opened_result_relations =
 		        lappend(estate->es_opened_result_relations, t->rri);
+		/* Its indexes' expressions and predicates, read for the first time
+		 * in this process, run what of them is constant (an IMMUTABLE
+		 * function's call with constant arguments): as its owner. */
+		dr_as_owner_begin(t->rel, false, &uc);
 		ExecOpenIndices(t->rri, false);
+		dr_user_context_end(&uc);
 		idx = RelationGetReplicaIndex(t->rel);
 		t->ident = OidIsValid(idx) ? identity_scan(t->rri, idx, es[i]) : NULL;
 		t->remote = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
@@ -821,6 +827,19 @@ static void apply_sequences(ApplyTable *tables, const struct entry_change_set *c
 		(void)DirectFunctionCall2(setval_oid, ObjectIdGetDatum(seqid),
 		                          Int64GetDatum(s.value));
 	}
+}
+
+bool dr_table_has_rows(Oid relid)
+{
+	Relation rel = table_open(relid, AccessShareLock);
+	TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	bool any = table_scan_getnextslot(scan, ForwardScanDirection, slot);
+
+	ExecDropSingleTupleTableSlot(slot);
+	table_endscan(scan);
+	table_close(rel, NoLock);
+	return any;
 }
 
 void dr_truncate_tables(List *relids)
@@ -1378,10 +1397,7 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, uint64 schema_index,
 			                def, here));
 			return;
 		}
-		if (SPI_execute(psprintf("SELECT 1 FROM %s LIMIT 1", qname), true, 1) !=
-		    SPI_OK_SELECT)
-			elog(ERROR, "dragonraft could not read %s", qname);
-		if (SPI_processed > 0) {
+		if (dr_table_has_rows(relid)) {
 			/* The proposing node's own rows are in the entry: replace them. */
 			if (!mine) {
 				guard(qname, group_id);
@@ -1389,9 +1405,9 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, uint64 schema_index,
 				       "it has rows here; a member's table must be empty to join");
 				return;
 			}
-			if (SPI_execute(psprintf("TRUNCATE ONLY %s", qname), false, 0) !=
-			    SPI_OK_UTILITY)
-				elog(ERROR, "dragonraft could not truncate %s", qname);
+			/* (its firing user triggers as its owner) */
+			dr_truncate_tables(list_make1_oid(relid));
+			CommandCounterIncrement();
 		}
 		unguard(qname);
 	} else {

@@ -768,8 +768,7 @@ static void examine(uint64 group_id, LoadTable *t)
 		                "snapshot of group %llu",
 		                t->qname, (unsigned long long)group_id),
 		         errhint("Drop it on this node.")));
-	if (SPI_execute(psprintf("SELECT 1 FROM %s LIMIT 1", t->qname), true, 1) != SPI_OK_SELECT ||
-	    SPI_processed > 0)
+	if (dr_table_has_rows(t->relid))
 		ereport(ERROR,
 		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 		         errmsg("table %s has rows here; it must be empty to join group %llu",

@@ -133,6 +133,27 @@ is($c->node(4)->safe_psql('postgres', q{SELECT string_agg(conname || ' ' || conv
 is(owner_of(4, 'own_s.r') eq 'missing' ? 'no r' : $c->contents(4, 'own_s.r', 'id'),
 	$c->contents($l, 'own_s.r', 'id'), "node 4 has r's rows");
 
+# A member's apply worker reads a table's indexes for the first time when
+# it applies its first row after a start, or when a registration finds the
+# table there already (its check that the table is empty planned a query):
+# what of their expressions is constant ran as the superuser.
+my $x = (grep { $_ != $c->leader(1) } (1, 2, 3))[0];
+$c->node($x)->restart;
+as_own(q{INSERT INTO own_s.r VALUES (100, 100)});
+ok($c->caught_up(1), "every member applied a row of r, node $x after a restart");
+is(owner_of($x, 'own_s.r') eq 'missing' ? 'no r' : $c->contents($x, 'own_s.r', 'id'),
+	$c->contents($c->leader(1), 'own_s.r', 'id'), "node $x has r's rows");
+my $r2 = q{CREATE TABLE own_s.r2 (id bigint PRIMARY KEY, v int);
+CREATE INDEX r2_ix ON own_s.r2 ((v + own_s.c(5)));};
+$c->node($x)->safe_psql('postgres', $r2, extra_params => [ '-U', 'own' ]);
+as_own($r2 . q{INSERT INTO own_s.r2 SELECT g, g FROM generate_series(1, 5) g});
+as_own(q{SELECT dragonraft.replicate_table('own_s.r2', 1)});
+ok($c->caught_up(1), 'every member applied the registration of r2');
+is(owner_of($_, 'own_s.r2') eq 'missing' ? 'no r2' : $c->node($_)->safe_psql('postgres',
+	q{SELECT count(*) || ' ' || (SELECT state FROM dragonraft.replicated_tables WHERE relid = 'own_s.r2'::regclass)
+	  FROM own_s.r2}), '5 replicated', "node $_ replicates r2 with its rows")
+  for $c->ids;
+
 # Nobody ran own's code as another role.
 for my $id ($c->ids)
 {
