@@ -593,6 +593,7 @@ static ApplyTable *open_tables(uint64 group_id, const struct entry_change_set *c
 		ApplyTable *t = &tables[i];
 		TupleDesc desc;
 		Oid idx;
+		DrUserContext uc;
 
 		if (t->rel == NULL)
 			continue;
@@ -602,7 +603,12 @@ static ApplyTable *open_tables(uint64 group_id, const struct entry_change_set *c
 		drop_idle_triggers(t->rri);
 		estate->es_opened_result_relations =
 		        lappend(estate->es_opened_result_relations, t->rri);
+		/* Its indexes' expressions and predicates, read for the first time
+		 * in this process, run what of them is constant (an IMMUTABLE
+		 * function's call with constant arguments): as its owner. */
+		dr_as_owner_begin(t->rel, false, &uc);
 		ExecOpenIndices(t->rri, false);
+		dr_user_context_end(&uc);
 		idx = RelationGetReplicaIndex(t->rel);
 		t->ident = OidIsValid(idx) ? identity_scan(t->rri, idx, es[i]) : NULL;
 		t->remote = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
@@ -823,6 +829,19 @@ static void apply_sequences(ApplyTable *tables, const struct entry_change_set *c
 	}
 }
 
+bool dr_table_has_rows(Oid relid)
+{
+	Relation rel = table_open(relid, AccessShareLock);
+	TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	bool any = table_scan_getnextslot(scan, ForwardScanDirection, slot);
+
+	ExecDropSingleTupleTableSlot(slot);
+	table_endscan(scan);
+	table_close(rel, NoLock);
+	return any;
+}
+
 void dr_truncate_tables(List *relids)
 {
 	List *rels = NIL, *logged = NIL;
@@ -853,8 +872,10 @@ void dr_truncate_tables(List *relids)
 			                 "this node: the group's apply then goes on.")));
 		fires = rel;
 	}
+	/* (with the database's search_path, and what they set undone after: a
+	 * snapshot's load has no nest level of its own around this) */
 	if (fires != NULL)
-		dr_as_owner_begin(fires, false, &uc);
+		dr_as_owner_begin(fires, true, &uc);
 	ExecuteTruncateGuts(rels, relids, logged, DROP_RESTRICT, false);
 	if (fires != NULL)
 		dr_user_context_end(&uc);
@@ -1376,10 +1397,7 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, uint64 schema_index,
 			                def, here));
 			return;
 		}
-		if (SPI_execute(psprintf("SELECT 1 FROM %s LIMIT 1", qname), true, 1) !=
-		    SPI_OK_SELECT)
-			elog(ERROR, "dragonraft could not read %s", qname);
-		if (SPI_processed > 0) {
+		if (dr_table_has_rows(relid)) {
 			/* The proposing node's own rows are in the entry: replace them. */
 			if (!mine) {
 				guard(qname, group_id);
@@ -1387,13 +1405,23 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, uint64 schema_index,
 				       "it has rows here; a member's table must be empty to join");
 				return;
 			}
-			if (SPI_execute(psprintf("TRUNCATE ONLY %s", qname), false, 0) !=
-			    SPI_OK_UTILITY)
-				elog(ERROR, "dragonraft could not truncate %s", qname);
+			/* (its firing user triggers as its owner) */
+			dr_truncate_tables(list_make1_oid(relid));
+			CommandCounterIncrement();
 		}
 		unguard(qname);
 	} else {
-		error = try_sql(def);
+		bool owner_failed;
+		/* Its owner at once: what PostgreSQL runs of its owner's code while
+		 * its constraints and indexes are added, and its rows' checks, run
+		 * as the owner, not as this superuser. */
+		ErrorData *ed = dr_snapshot_try_make(
+		        qname, def, cs.extras != NULL ? pnstrdup(cs.extras, cs.extras_len) : NULL,
+		        registered_what(qname, resend, group_id, index), &owner_failed);
+
+		if (owner_failed)
+			ReThrowError(ed); /* (a missing role: as the extras' error) */
+		error = ed != NULL ? ed->message : NULL;
 		nsp = get_namespace_oid(schema, true);
 		relid = OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
 		if (error != NULL || !OidIsValid(relid)) {
@@ -1403,10 +1431,6 @@ void dr_apply_rows_register(uint64 group_id, uint64 index, uint64 schema_index,
 			return;
 		}
 		made = true;
-		/* Its rows' checks run as their owner, not as this superuser. */
-		if (cs.extras != NULL)
-			dr_snapshot_give_owner(qname, def, pnstrdup(cs.extras, cs.extras_len),
-			                       registered_what(qname, resend, group_id, index));
 	}
 	apply_sections(group_id, &cs, relid);
 	dr_apply_rows_pin_path();

@@ -230,4 +230,12 @@ extern void dr_snapshot_give_extras(const char *qname, const char *extras, const
 extern void dr_snapshot_give_owner(const char *qname, const char *def, const char *extras,
                                    const char *what);
 
+/* Make an empty table qname from its definition def (SPI connected) in a subtransaction:
+ * its owner (extras' first statement; none when extras is NULL) right after the CREATE
+ * statements, so that its owner's code that PostgreSQL runs while the rest is added
+ * (constraints, indexes) runs as the owner; its CHECK constraints and foreign keys are
+ * added NOT VALID and marked valid.  Its error or NULL; *owner_failed: the owner's. */
+extern ErrorData *dr_snapshot_try_make(const char *qname, const char *def, const char *extras,
+                                       const char *what, bool *owner_failed);
+
 #endif /* DRAGONRAFT_SNAPSHOT_H */

@@ -77,6 +77,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/regproc.h"
 #include "utils/rel.h"
 #include "utils/resowner.h"
 #include "utils/syscache.h"
@@ -766,8 +767,7 @@ static void examine(uint64 group_id, LoadTable *t)
 		                "snapshot of group %llu",
 		                t->qname, (unsigned long long)group_id),
 		         errhint("Drop it on this node.")));
-	if (SPI_execute(psprintf("SELECT 1 FROM %s LIMIT 1", t->qname), true, 1) != SPI_OK_SELECT ||
-	    SPI_processed > 0)
+	if (dr_table_has_rows(t->relid))
 		ereport(ERROR,
 		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 		         errmsg("table %s has rows here; it must be empty to join group %llu",
@@ -1234,6 +1234,72 @@ static void mark_validated(Oid relid, List *names)
 typedef struct Later Later;
 static ErrorData *try_run(const char *sql, Node *stmt, const char *command);
 static bool run_later(uint64 group_id, List *later, bool early);
+
+/*
+ * Make an empty table from its definition def, in a subtransaction (its
+ * error, or NULL): the table and the sequences it makes, then (extras not
+ * NULL) its owner, then the rest, its CHECK constraints and foreign keys NOT
+ * VALID and then marked valid.  Validating a CHECK runs its functions as
+ * whoever adds it, and building an index runs its expressions as the
+ * table's owner, even on no rows (PostgreSQL evaluates a call of an
+ * IMMUTABLE function with constant arguments then): neither may be this
+ * superuser.  *owner_failed says that the error is the owner's
+ * (dr_snapshot_give_owner).  A registration makes its table so
+ * (apply_rows.c), a load the plain tables that commands made.
+ */
+ErrorData *dr_snapshot_try_make(const char *qname, const char *def, const char *extras,
+                                const char *what, bool *owner_failed)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData *volatile ed = NULL;
+	volatile bool owning = false;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		char *pre, *post, *fks;
+		List *unchecked = NIL;
+		Oid relid;
+
+		if (extras == NULL)
+			run(def); /* (an older entry's: the table stays this superuser's) */
+		else {
+			split_definition(def, &pre, &post, &fks, &unchecked);
+			run(pre);
+			CommandCounterIncrement();
+			relid = RangeVarGetRelid(
+			        makeRangeVarFromNameList(stringToQualifiedNameList(qname)), NoLock,
+			        true);
+			if (!OidIsValid(relid))
+				ereport(ERROR,
+				        (errcode(ERRCODE_DATA_CORRUPTED),
+				         errmsg("the definition of %s made no such table", qname)));
+			owning = true;
+			dr_snapshot_give_owner(qname, def, extras, what);
+			owning = false;
+			run(post);
+			run(fks);
+			CommandCounterIncrement();
+			if (unchecked != NIL)
+				mark_validated(relid, unchecked);
+		}
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		ed = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	*owner_failed = ed != NULL && owning;
+	return ed;
+}
 
 /*
  * Make the table from its definition (what comes before its rows).  One
@@ -2194,7 +2260,17 @@ static void plain_make(uint64 group_id, Contents *c, bool early)
 			ErrorData *ed;
 
 			dr_internal_ddl++;
-			ed = try_run(p->def, NULL, NULL);
+			if (p->kind == RELKIND_RELATION) {
+				bool owner_failed;
+
+				/* as a registration's table: owner code runs as its owner */
+				ed = dr_snapshot_try_make(
+				        p->qname, p->def, p->extras,
+				        psprintf("%s of the snapshot of group %llu", p->qname,
+				                 (unsigned long long)group_id),
+				        &owner_failed);
+			} else
+				ed = try_run(p->def, NULL, NULL);
 			dr_internal_ddl--;
 			if (ed == NULL) {
 				p->made = progress = true;

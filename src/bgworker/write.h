@@ -212,6 +212,10 @@ extern void dr_as_owner_begin(Relation rel, bool with_path, DrUserContext *s);
  * only so), with no index of them open here (as worker.c does); the user
  * triggers that fire run as their tables' owner, who must be one. */
 extern void dr_truncate_tables(List *relids);
+/* Whether table relid has a row (as the active snapshot sees it), read without
+ * the planner: planning reads its indexes' expressions, running what of them is
+ * constant as this superuser. */
+extern bool dr_table_has_rows(Oid relid);
 
 /* A background worker's own queries (as the bootstrap superuser) resolve
  * nothing through the database's search_path, which its owner sets (review
