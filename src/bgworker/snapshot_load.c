@@ -564,8 +564,8 @@ static void give(const char *sql, const char *extras, const char *what)
 	PG_END_TRY();
 }
 
-void dr_snapshot_give_owner(const char *qname, const char *def, const char *extras,
-                            const char *what)
+/* The owner's name that extras gives (its first statement). */
+static const char *extras_owner(const char *extras, const char *what)
 {
 	List *stmts = raw_parser(extras, RAW_PARSE_DEFAULT);
 	RawStmt *first = stmts != NIL ? linitial_node(RawStmt, stmts) : NULL;
@@ -573,9 +573,6 @@ void dr_snapshot_give_owner(const char *qname, const char *def, const char *extr
 	                             ? (AlterTableStmt *)first->stmt
 	                             : NULL;
 	AlterTableCmd *cmd = at != NULL && list_length(at->cmds) == 1 ? linitial(at->cmds) : NULL;
-	const char *owner;
-	StringInfoData sql;
-	ListCell *lc;
 
 	if (cmd == NULL || cmd->subtype != AT_ChangeOwner ||
 	    cmd->newowner->roletype != ROLESPEC_CSTRING)
@@ -584,7 +581,58 @@ void dr_snapshot_give_owner(const char *qname, const char *def, const char *extr
 		                       "owner",
 		                       what),
 		                errdetail("It is: %s", extras)));
-	owner = quote_identifier(cmd->newowner->rolename);
+	return cmd->newowner->rolename;
+}
+
+/*
+ * Become, for what makes table qname (CREATE SEQUENCE, CREATE TABLE), the
+ * owner that extras names, when def has a stored generated column:
+ * PostgreSQL runs the constant calls of IMMUTABLE functions in its
+ * expression while it makes the table, as whoever makes it.  Only when that
+ * role exists here and may create in the table's schema; else (a role
+ * missing here, which dr_snapshot_give_owner then names; one that lost
+ * CREATE there since) this superuser makes it, as one must have on the
+ * leader then.  False: nothing changed.
+ */
+static bool as_maker_begin(const char *qname, const char *def, const char *extras, const char *what,
+                           DrUserContext *uc)
+{
+	bool generated = false;
+	RangeVar *rv = makeRangeVarFromNameList(stringToQualifiedNameList(qname));
+	Oid nsp = rv->schemaname != NULL ? get_namespace_oid(rv->schemaname, true) : InvalidOid;
+	Oid role;
+	ListCell *lc, *col, *con;
+
+	foreach (lc, raw_parser(def, RAW_PARSE_DEFAULT)) {
+		CreateStmt *cs = (CreateStmt *)lfirst_node(RawStmt, lc)->stmt;
+
+		if (IsA(cs, CreateStmt))
+			foreach (col, cs->tableElts)
+				if (IsA(lfirst(col), ColumnDef))
+					foreach (con, ((ColumnDef *)lfirst(col))->constraints)
+						generated |= ((Constraint *)lfirst(con))->contype ==
+						             CONSTR_GENERATED;
+	}
+	if (!generated || extras == NULL)
+		return false;
+	role = get_role_oid(extras_owner(extras, what), true);
+	if (!OidIsValid(role) || !OidIsValid(nsp) ||
+	    pg_namespace_aclcheck(nsp, role, ACL_CREATE) != ACLCHECK_OK)
+		return false;
+	GetUserIdAndSecContext(&uc->user, &uc->sec);
+	uc->nest = -1;
+	SetUserIdAndSecContext(role, uc->sec | SECURITY_LOCAL_USERID_CHANGE |
+	                                     SECURITY_RESTRICTED_OPERATION);
+	return true;
+}
+
+void dr_snapshot_give_owner(const char *qname, const char *def, const char *extras,
+                            const char *what)
+{
+	const char *owner = quote_identifier(extras_owner(extras, what));
+	StringInfoData sql;
+	ListCell *lc;
+
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "ALTER TABLE %s OWNER TO %s;", qname, owner);
 	/* (not yet owned by the table when made before it: ALTER TABLE misses them) */
@@ -1266,8 +1314,13 @@ ErrorData *dr_snapshot_try_make(const char *qname, const char *def, const char *
 		if (extras == NULL)
 			run(def); /* (an older entry's: the table stays this superuser's) */
 		else {
+			DrUserContext uc;
+			bool maker = as_maker_begin(qname, def, extras, what, &uc);
+
 			split_definition(def, &pre, &post, &fks, &unchecked);
 			run(pre);
+			if (maker)
+				dr_user_context_end(&uc);
 			CommandCounterIncrement();
 			relid = RangeVarGetRelid(
 			        makeRangeVarFromNameList(stringToQualifiedNameList(qname)), NoLock,
@@ -1312,16 +1365,24 @@ static void create_table(uint64 group_id, LoadTable *t, char **post, List *later
 	Oid nsp;
 	char *pre;
 	ErrorData *ed = NULL;
+	DrUserContext uc;
+	bool maker;
 
 	split_definition(t->def, &pre, post, &t->fks, &t->unchecked);
 	if (later != NIL) {
+		maker = as_maker_begin(t->qname, t->def, t->extras, table_what(group_id, t), &uc);
 		dr_internal_ddl++;
 		ed = try_run(pre, NULL, NULL);
 		dr_internal_ddl--;
+		if (maker)
+			dr_user_context_end(&uc);
 	}
-	if (later == NIL || (ed != NULL && run_later(group_id, later, true)))
+	if (later == NIL || (ed != NULL && run_later(group_id, later, true))) {
+		maker = as_maker_begin(t->qname, t->def, t->extras, table_what(group_id, t), &uc);
 		run_internal(pre);
-	else if (ed != NULL)
+		if (maker)
+			dr_user_context_end(&uc);
+	} else if (ed != NULL)
 		ReThrowError(ed);
 	nsp = get_namespace_oid(t->schema, true);
 	t->relid = OidIsValid(nsp) ? get_relname_relid(t->name, nsp) : InvalidOid;

@@ -11,7 +11,9 @@
 # the owner's operator as the superuser.  The role own (not a superuser)
 # owns functions that raise for any other caller.  Group 1 on nodes 1-3;
 # the followers make r from its registration; one falls behind and loads a
-# snapshot keeping its tables; node 4, bare, joins from a snapshot.
+# snapshot keeping its tables; node 4, bare, joins from a snapshot.  A
+# stored generated column's expression runs while its table is made (the
+# check that it is immutable): r and pl are made as own.
 use strict;
 use warnings;
 use FindBin;
@@ -66,12 +68,14 @@ END $f$;
 CREATE TABLE own_s.kt (id bigint PRIMARY KEY, v int);
 CREATE TRIGGER kt_t BEFORE TRUNCATE ON own_s.kt FOR EACH STATEMENT EXECUTE FUNCTION own_s.trg();
 ALTER TABLE own_s.kt ENABLE ALWAYS TRIGGER kt_t;
-CREATE TABLE own_s.pl (v int CONSTRAINT pl_v CHECK (v > own_s.c(3)));
+CREATE TABLE own_s.pl (v int CONSTRAINT pl_v CHECK (v > own_s.c(3)),
+  w int GENERATED ALWAYS AS (v + own_s.c(7)) STORED);
 CREATE INDEX pl_ix ON own_s.pl ((v + own_s.c(4)));
 $cmd$)});
 # r, made on the leader alone with its rows: the registration makes it on
 # the followers.
-as_own(q{CREATE TABLE own_s.r (id bigint PRIMARY KEY, v int, CONSTRAINT r_v CHECK (v > own_s.c(0)));
+as_own(q{CREATE TABLE own_s.r (id bigint PRIMARY KEY, v int, w int GENERATED ALWAYS AS (v + own_s.c(6)) STORED,
+  CONSTRAINT r_v CHECK (v > own_s.c(0)));
 CREATE INDEX r_ix ON own_s.r ((v + own_s.c(1)));
 CREATE INDEX r_px ON own_s.r (id) WHERE v > own_s.c(2);
 INSERT INTO own_s.r SELECT g, g FROM generate_series(1, 20) g;
