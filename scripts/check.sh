@@ -9,7 +9,9 @@
 #   fuzz     every libFuzzer target for FUZZ_SECONDS from its seed corpus
 #   regress  pg_regress (sql/, expected/) on a temporary instance
 #   isolation PostgreSQL's isolation tester (test/isolation/specs) on one node
-#   tap      TAP tests (test/t/) with PostgreSQL::Test::Cluster
+#   tap      TAP tests (test/t/) with PostgreSQL::Test::Cluster, TAP_JOBS (1) at a
+#            time (each mostly waits: 2 take about 40% less time, but a
+#            test's timing then varies more; 034 once timed out so)
 #
 # With layer names as arguments (e.g. `bash scripts/check.sh regress tap`),
 # only those run, after installing the extension.
@@ -132,7 +134,7 @@ tap() {
 	fi
 	(cd "$dir" && "${RUN_AS[@]}" env PATH="$PG_BINDIR:$PATH" PERL5LIB="$PG_PERL" \
 		TESTDIR="$dir" PG_REGRESS="$PG_REGRESS" PGPORT=54321 DR_SCRIPTS="$top/scripts" DR_NFT="$nft" \
-		prove --timer -v ${TAP_TESTS:-t/*.pl}) 2>&1 | tee "$dir/prove.txt"
+		prove --timer -v -j "${TAP_JOBS:-1}" ${TAP_TESTS:-t/*.pl}) 2>&1 | tee "$dir/prove.txt"
 	rc=${PIPESTATUS[0]}
 	rm -rf "$dir/bin"
 	if [ "$rc" -ne 0 ]; then
