@@ -1287,35 +1287,18 @@ static void unguard(const char *qname)
 	internal_ddl(psprintf("DROP TRIGGER IF EXISTS " DR_REFUSED_TRIGGER " ON %s", qname));
 }
 
+static void execute_sql(void *sql)
+{
+	if (SPI_execute(sql, false, 0) < 0)
+		elog(ERROR, "SPI_execute failed");
+}
+
 /* Run sql in a subtransaction; NULL or the error's message. */
 static char *try_sql(const char *sql)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	char *volatile error = NULL;
+	ErrorData *ed = dr_try_subxact(execute_sql, (void *)sql);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		if (SPI_execute(sql, false, 0) < 0)
-			elog(ERROR, "SPI_execute failed");
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		ErrorData *ed;
-
-		MemoryContextSwitchTo(cxt);
-		ed = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		error = ed->message;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	return error;
+	return ed == NULL ? NULL : ed->message;
 }
 
 /* A table that a registration made here, as an error names it. */

@@ -10,6 +10,7 @@
 
 #include <limits.h>
 
+#include "access/xact.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
@@ -22,6 +23,7 @@
 #include "storage/ipc.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "write.h"
 
 PG_MODULE_MAGIC;
@@ -97,6 +99,32 @@ bool dr_parse_address(const char *addr, char *host, size_t hostlen, int *port, c
 	}
 	*port = (int)p;
 	return true;
+}
+
+ErrorData *dr_try_subxact(void (*fn)(void *arg), void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData *volatile ed = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		ed = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return ed;
 }
 
 char *dr_effective_client_address(void)

@@ -49,6 +49,11 @@ extern bool dr_parse_address(const char *addr, char *host, size_t hostlen, int *
  * advertised host and the server's port (palloc'd). */
 extern char *dr_effective_client_address(void);
 
+/* Runs fn(arg) in a subtransaction, released when fn returns and rolled back
+ * when it throws: NULL, or its error, copied into the caller's memory context
+ * (the caller's resource owner and memory context are kept). */
+extern ErrorData *dr_try_subxact(void (*fn)(void *arg), void *arg);
+
 /* Registers the engine worker (called from _PG_init while preloading). */
 extern void dr_register_engine_worker(void);
 

@@ -1283,6 +1283,45 @@ typedef struct Later Later;
 static ErrorData *try_run(const char *sql, Node *stmt, const char *command);
 static bool run_later(uint64 group_id, List *later, bool early);
 
+typedef struct TryMake {
+	const char *qname, *def, *extras, *what;
+	bool owning; /* dr_snapshot_give_owner runs */
+} TryMake;
+
+static void try_make(void *arg)
+{
+	TryMake *m = arg;
+	char *pre, *post, *fks;
+	List *unchecked = NIL;
+	DrUserContext uc;
+	bool maker;
+	Oid relid;
+
+	if (m->extras == NULL) {
+		run(m->def); /* (an older entry's: the table stays this superuser's) */
+		return;
+	}
+	maker = as_maker_begin(m->qname, m->def, m->extras, m->what, &uc);
+	split_definition(m->def, &pre, &post, &fks, &unchecked);
+	run(pre);
+	if (maker)
+		dr_user_context_end(&uc);
+	CommandCounterIncrement();
+	relid = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(m->qname)),
+	                         NoLock, true);
+	if (!OidIsValid(relid))
+		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+		                errmsg("the definition of %s made no such table", m->qname)));
+	m->owning = true;
+	dr_snapshot_give_owner(m->qname, m->def, m->extras, m->what);
+	m->owning = false;
+	run(post);
+	run(fks);
+	CommandCounterIncrement();
+	if (unchecked != NIL)
+		mark_validated(relid, unchecked);
+}
+
 /*
  * Make an empty table from its definition def, in a subtransaction (its
  * error, or NULL): the table and the sequences it makes, then (extras not
@@ -1298,59 +1337,10 @@ static bool run_later(uint64 group_id, List *later, bool early);
 ErrorData *dr_snapshot_try_make(const char *qname, const char *def, const char *extras,
                                 const char *what, bool *owner_failed)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	ErrorData *volatile ed = NULL;
-	volatile bool owning = false;
+	TryMake m = {qname, def, extras, what, false};
+	ErrorData *ed = dr_try_subxact(try_make, &m);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		char *pre, *post, *fks;
-		List *unchecked = NIL;
-		Oid relid;
-
-		if (extras == NULL)
-			run(def); /* (an older entry's: the table stays this superuser's) */
-		else {
-			DrUserContext uc;
-			bool maker = as_maker_begin(qname, def, extras, what, &uc);
-
-			split_definition(def, &pre, &post, &fks, &unchecked);
-			run(pre);
-			if (maker)
-				dr_user_context_end(&uc);
-			CommandCounterIncrement();
-			relid = RangeVarGetRelid(
-			        makeRangeVarFromNameList(stringToQualifiedNameList(qname)), NoLock,
-			        true);
-			if (!OidIsValid(relid))
-				ereport(ERROR,
-				        (errcode(ERRCODE_DATA_CORRUPTED),
-				         errmsg("the definition of %s made no such table", qname)));
-			owning = true;
-			dr_snapshot_give_owner(qname, def, extras, what);
-			owning = false;
-			run(post);
-			run(fks);
-			CommandCounterIncrement();
-			if (unchecked != NIL)
-				mark_validated(relid, unchecked);
-		}
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		ed = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	*owner_failed = ed != NULL && owning;
+	*owner_failed = ed != NULL && m.owning;
 	return ed;
 }
 
@@ -1743,33 +1733,26 @@ static void schema_grants(CreateSchemaStmt *cs, const char *command)
 	PopOverrideSearchPath();
 }
 
+typedef struct TryRun {
+	const char *sql, *command;
+	Node *stmt;
+} TryRun;
+
+static void try_run_sql(void *arg)
+{
+	TryRun *t = arg;
+
+	run(t->sql);
+	if (t->stmt != NULL && IsA(t->stmt, CreateSchemaStmt))
+		schema_grants((CreateSchemaStmt *)t->stmt, t->command);
+}
+
 /* Run sql (statement stmt of command) in a subtransaction: NULL, or its error. */
 static ErrorData *try_run(const char *sql, Node *stmt, const char *command)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	ErrorData *volatile ed = NULL;
+	TryRun t = {sql, command, stmt};
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		run(sql);
-		if (stmt != NULL && IsA(stmt, CreateSchemaStmt))
-			schema_grants((CreateSchemaStmt *)stmt, command);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		ed = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	return ed;
+	return dr_try_subxact(try_run_sql, &t);
 }
 
 typedef struct ReplayContext {
