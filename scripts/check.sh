@@ -123,6 +123,9 @@ tap() {
 	mkdir -p "$dir/t"
 	cp test/t/*.pl test/t/*.pm "$dir/t/"
 	[ "$(id -u)" -eq 0 ] && chown -R postgres "$dir"
+	# DragonCluster copies this one initdb for each node
+	(cd "$dir" && "${RUN_AS[@]}" "$PG_BINDIR/initdb" -D "$dir/initdb-template" -A trust -N) \
+		>"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log"; return 1; }
 	# The partition test adds and removes nftables rules, which takes
 	# CAP_NET_ADMIN; the tests run as postgres.  As root, give them a copy
 	# of nft with that capability that only the postgres group may run.
@@ -134,6 +137,7 @@ tap() {
 	fi
 	(cd "$dir" && "${RUN_AS[@]}" env PATH="$PG_BINDIR:$PATH" PERL5LIB="$PG_PERL" \
 		TESTDIR="$dir" PG_REGRESS="$PG_REGRESS" PGPORT=54321 DR_SCRIPTS="$top/scripts" DR_NFT="$nft" \
+		DR_INITDB_TEMPLATE="$dir/initdb-template" \
 		prove --timer -v -j "${TAP_JOBS:-1}" ${TAP_TESTS:-t/*.pl}) 2>&1 | tee "$dir/prove.txt"
 	rc=${PIPESTATUS[0]}
 	rm -rf "$dir/bin"
@@ -176,13 +180,13 @@ if [ $# -gt 0 ]; then
 fi
 
 run_layer build build
-run_layer unit make --no-print-directory unit
+run_layer unit make --no-print-directory -j2 unit
 run_layer unit-asan make --no-print-directory -j2 SANITIZE=1 unit
 for step in $(make --no-print-directory -s print-CHECK_STEPS); do
-	run_layer "$step" make --no-print-directory "$step"
+	run_layer "$step" make --no-print-directory -j2 "$step"
 done
 if [ -n "$(make --no-print-directory -s print-FUZZ_TARGETS)" ]; then
-	run_layer fuzz make --no-print-directory fuzz-check
+	run_layer fuzz make --no-print-directory -j2 fuzz-check
 fi
 install_ext
 run_layer regress regress

@@ -1,12 +1,34 @@
 #!/usr/bin/env bash
-# Runs cmocka unit test binaries; prints each binary's result and ends with
-# "N passed, N failed" counting individual tests.  Exit status 1 on any failure.
+# Runs cmocka unit test binaries, UNIT_JOBS (2) at a time (each makes its own
+# temporary directories and ports); prints each binary's result in the order
+# given and ends with "N passed, N failed" counting individual tests.  Exit
+# status 1 on any failure.
 set -u
+jobs=${UNIT_JOBS:-2}
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+
+# run_one K BIN: $dir/K.out (its output), $dir/K.rc (its exit status)
+run_one() {
+	"$2" >"$dir/$1.out" 2>&1
+	echo $? >"$dir/$1.rc"
+}
+
+k=0
+for bin in "$@"; do
+	while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
+	run_one $k "$bin" &
+	k=$((k + 1))
+done
+wait
+
 passed=0
 failed=0
+k=0
 for bin in "$@"; do
-	out=$("$bin" 2>&1)
-	rc=$?
+	out=$(cat "$dir/$k.out")
+	rc=$(cat "$dir/$k.rc")
+	k=$((k + 1))
 	p=$(printf '%s\n' "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -n 1)
 	f=$(printf '%s\n' "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | tail -n 1)
 	p=${p:-0}

@@ -30,6 +30,29 @@ use Test::More;
 use Time::HiRes qw(time usleep);
 use IPC::Run;
 
+# initdb runs once, and each node's data directory is a copy of what it made
+# (as PostgreSQL 17's tests do): DR_INITDB_TEMPLATE names one that
+# scripts/check.sh made for the whole run, else a script makes its own at
+# its first node.  Every node then has the same system identifier, which
+# dragonraft does not use.
+{
+	no warnings 'redefine';
+	my $system_or_bail = \&PostgreSQL::Test::Utils::system_or_bail;
+	my $template = $ENV{DR_INITDB_TEMPLATE};
+	*PostgreSQL::Test::Utils::system_or_bail = sub {
+		my @cmd = @_;
+		# only Cluster::init's own call: initdb -D DIR -A trust -N
+		return $system_or_bail->(@cmd)
+		  unless @cmd == 6 && $cmd[0] eq 'initdb' && $cmd[1] eq '-D' && "@cmd[3..5]" eq '-A trust -N';
+		if (!defined $template)
+		{
+			$template = PostgreSQL::Test::Utils::tempdir() . '/initdb-template';
+			$system_or_bail->('initdb', '-D', $template, '-A', 'trust', '-N');
+		}
+		return $system_or_bail->('cp', '-RPp', $template, $cmd[2]);
+	};
+}
+
 sub new
 {
 	my ($class, $n, %opts) = @_;
