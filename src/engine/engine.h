@@ -492,7 +492,8 @@ int engine_group_status(const struct engine *e, uint64_t group_id, struct engine
 int engine_group_stats(const struct engine *e, uint64_t group_id, struct engine_group_stats *out);
 /*
  * Groups whose status may have changed since they were last taken (they ran
- * a Ready, started, failed, were resumed or took a snapshot): up to cap ids
+ * a Ready, started, failed, were resumed, their state machine's hold began
+ * or ended (apply_held), or took a snapshot): up to cap ids
  * into ids, the rest stay for the next call.  Lets an embedder refresh a
  * status copy without scanning every group.
  */

@@ -304,13 +304,26 @@ static void finish(struct engine *e, struct group *g)
 	eng_cache_release(&g->cache, e->a);
 }
 
-/* Committed entries stay out of Readys while the state machine cannot take more. */
-static void hold_if_busy(struct group *g)
+/*
+ * Committed entries stay out of Readys while the state machine cannot take
+ * more.  apply_held is part of the status, so a change of it is a status
+ * change (engine_take_changed): engine_sm_resume() lists the group, but the
+ * hold ends only here, in the next round, and an embedder may take the
+ * changed groups in between.  A group resumed while quiescent then runs an
+ * apply-only Ready (apply_persisted) and nothing else: unlisted here, its
+ * status copy would say apply_held until the group's next Raft event.
+ */
+static void hold_if_busy(struct engine *e, struct group *g)
 {
-	if (g->sm.apply_busy != NULL) {
-		g->apply_held = g->sm.apply_busy(g->sm.ctx);
-		raft_hold_apply(g->r, g->apply_held);
-	}
+	bool held;
+
+	if (g->sm.apply_busy == NULL)
+		return;
+	held = g->sm.apply_busy(g->sm.ctx);
+	if (held != g->apply_held)
+		eng_changed(e, g);
+	g->apply_held = held;
+	raft_hold_apply(g->r, held);
 }
 
 /*
@@ -329,7 +342,7 @@ static bool apply_persisted(struct engine *e)
 
 		if (g->state != GS_ACTIVE)
 			continue;
-		hold_if_busy(g);
+		hold_if_busy(e, g);
 		if (!raft_has_apply_ready(g->r) ||
 		    eng_raft_rc(e, g, raft_ready_apply(g->r, &g->rd), "a Ready") != ENGINE_OK)
 			continue;
@@ -394,7 +407,7 @@ int engine_run_round(struct engine *e)
 			finish(e, g); /* the held Ready was saved and sent: apply the rest */
 		if (g->state != GS_ACTIVE)
 			continue; /* failed, or frozen with its Ready held */
-		hold_if_busy(g);
+		hold_if_busy(e, g);
 		if (!raft_has_ready(g->r))
 			continue;
 		/* A failed read of the log stops the engine; an impossible state the group. */

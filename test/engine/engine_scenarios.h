@@ -1457,6 +1457,59 @@ static void test_quiesce_and_wake(void **state)
 	cluster_destroy(&c);
 }
 
+/*
+ * A follower whose state machine held its entries back (apply_busy) is
+ * resumed while its group is quiescent: the round that applies them is an
+ * apply-only Ready and nothing else happens in the group, so that round must
+ * list the group for engine_take_changed, its status no longer apply_held.
+ * An embedder that took the changed groups between engine_sm_resume() and
+ * that round (dragonraft's engine worker refreshes on a timer) saw the group
+ * still held, and would show it so until the group's next Raft event.
+ */
+static void test_resume_while_quiescent(void **state)
+{
+	struct engine_config cfg = quiesce_cfg();
+	struct engine_group_status st;
+	struct cluster c;
+	struct prop p[20];
+	uint64_t ids[8];
+	size_t n;
+	raft_id f;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, 10, 1);
+	assert_true(cluster_run(&c, all_converged, NULL, 100));
+	f = a_follower(&c, 0);
+	kv_sm_set_busy(c.nodes[f].sm[0], true);
+	propose_many(&c, p + 10, 10, 11);
+	expect_silence(&c);
+	assert_true(cluster_status(&c, f, 0, &st));
+	assert_true(st.apply_held);
+	assert_true(st.quiescent);
+	assert_true(kv_sm_applied(c.nodes[f].sm[0]) < st.commit);
+
+	kv_sm_set_busy(c.nodes[f].sm[0], false);
+	engine_sm_resume(c.nodes[f].e, c.group_ids[0]);
+	/* The embedder refreshes now, before the round: the group is still held. */
+	while (engine_take_changed(c.nodes[f].e, ids, 8) > 0)
+		;
+	assert_true(cluster_status(&c, f, 0, &st));
+	assert_true(st.apply_held);
+	assert_true(cluster_run(&c, all_converged, NULL, 10));
+	assert_true(cluster_status(&c, f, 0, &st));
+	assert_false(st.apply_held);
+	assert_true(st.quiescent); /* nothing but the apply happened */
+	n = engine_take_changed(c.nodes[f].e, ids, 8);
+	if (n != 1 || ids[0] != c.group_ids[0])
+		fail_msg("the resumed group's apply was not listed as a status change (%zu "
+		         "groups listed)",
+		         n);
+	check_acked(&c, p, 20);
+	cluster_destroy(&c);
+}
+
 /* With quiescence off, idle groups keep heartbeating (and tick). */
 static void test_quiesce_off(void **state)
 {
@@ -2881,6 +2934,7 @@ int main(void)
 	        cmocka_unit_test(test_recovery_window_over_longer_log),
 	        cmocka_unit_test(test_no_full_snapshots),
 	        cmocka_unit_test(test_quiesce_and_wake),
+	        cmocka_unit_test(test_resume_while_quiescent),
 	        cmocka_unit_test(test_quiesce_off),
 	        cmocka_unit_test(test_quiesce_leader_crash),
 	        cmocka_unit_test(test_quiesce_partitioned_leader),
