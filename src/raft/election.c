@@ -1,7 +1,7 @@
 /*
  * election.c - roles and leader election: randomized timeouts (paper 5.2),
  * one vote per term, the up-to-date check (paper 5.4.1) and PreVote
- * (thesis 9.6).
+ * (thesis 9.6), with a tie-break between two pre-candidates (below).
  */
 #include <string.h>
 
@@ -134,6 +134,22 @@ static int poll(struct raft *r)
 	return RAFT_OK;
 }
 
+/* Send a (pre-)vote request for term vterm to voter to. */
+static int ask_vote(struct raft *r, raft_id to, uint32_t type, raft_term vterm, raft_term last_term,
+                    bool transfer)
+{
+	struct raft_message *m = raft_send(r, to, type);
+
+	if (m == NULL)
+		return RAFT_ERR_NOMEM;
+	m->term = vterm;
+	m->index = raft_log_last(&r->log);
+	m->log_term = last_term;
+	if (transfer)
+		m->flags |= RAFT_MSG_FLAG_TRANSFER;
+	return RAFT_OK;
+}
+
 int raft_do_campaign(struct raft *r, bool pre, bool transfer)
 {
 	uint32_t type = pre ? RAFT_MSG_PREVOTE : RAFT_MSG_VOTE;
@@ -152,6 +168,7 @@ int raft_do_campaign(struct raft *r, bool pre, bool transfer)
 		/* Thesis 9.6: ask first whether we could win, without raising the term. */
 		raft_term keep = r->term;
 
+		r->pre_again = r->role == RAFT_PRECANDIDATE;
 		reset(r, keep);
 		r->role = RAFT_PRECANDIDATE;
 		vterm = r->term + 1;
@@ -169,45 +186,95 @@ int raft_do_campaign(struct raft *r, bool pre, bool transfer)
 		return poll(r);
 	for (uint32_t i = 0; i < r->n_prs; i++) {
 		struct progress *pr = &r->prs[i];
-		struct raft_message *m;
 
 		if (!pr->voter || pr->id == r->id)
 			continue;
-		m = raft_send(r, pr->id, type);
-		if (m == NULL)
-			return RAFT_ERR_NOMEM;
-		m->term = vterm;
-		m->index = raft_log_last(&r->log);
-		m->log_term = last_term;
-		if (transfer)
-			m->flags |= RAFT_MSG_FLAG_TRANSFER;
+		rc = ask_vote(r, pr->id, type, vterm, last_term, transfer);
+		if (rc != RAFT_OK)
+			return rc;
 	}
 	return RAFT_OK;
 }
 
+/*
+ * Two pre-candidates of one term, and a tie-break between them (issue 13).
+ *
+ * When the leader dies, its followers' timeouts can fire in the same tick.
+ * Each then becomes a pre-candidate before the other's PREVOTE arrives; if
+ * each granted the other's (their logs are equal: the leader sent both the
+ * same entries), both would become candidates of term T+1, each voting for
+ * itself and refusing the other: a split vote, and another randomized
+ * timeout (0.5 to 1 s at the engine's defaults) before anyone leads.
+ *
+ * So a pre-candidate c in its first round (not one that timed out and
+ * campaigns again), asked for a pre-vote for its own next term by q, a voter
+ * of c's configuration and not a transfer's campaign, refuses it when both
+ * logs are equal and q's id is higher (beside the usual refusal of a log
+ * behind c's, paper 5.4.1).  Having refused q for either reason, c asks q
+ * for q's pre-vote again if q has not answered c yet: q sent a pre-vote, so
+ * q no longer heeds a leader's lease (thesis 4.2.3; it may have dropped c's
+ * first request while it did), its term is c's, its log is no more up to
+ * date than c's and its id is higher when they are equal, so q grants it.
+ * With three voters and one down, c leads one round trip after q's request
+ * reaches it, in one term.
+ *
+ * Pre-votes change no term, vote or log (thesis 9.6): refusing one can only
+ * cost liveness.
+ *  - No livelock between pre-candidates: (log, then lower id) is a strict
+ *    order, so of two pre-candidates at most one refuses the other on these
+ *    grounds; the greatest among them is refused by none, and a follower
+ *    that grants the lesser q (one out of its lease, of term T, whose log is
+ *    no more up to date than q's) grants c too.
+ *  - Reachability: c may be unable to win (a quorum of voters unreachable
+ *    from c, or their answers lost) while q could win with c's grant, in a
+ *    partition that is not transitive.  c refuses q only in its first round:
+ *    once c's timeout fires again (it stays a pre-candidate while too few
+ *    answer), c grants q as before, so the tie-break costs at most one of
+ *    c's timeouts each time c becomes a pre-candidate, and randomized
+ *    timeouts break every other tie as before.
+ *  - In a group of five, q may still win its pre-vote with two followers'
+ *    grants: the rule makes splits rarer there, not impossible.
+ */
 int raft_handle_vote(struct raft *r, const struct raft_message *m)
 {
 	bool pre = m->type == RAFT_MSG_PREVOTE;
+	struct progress *pr = raft_pr(r, m->from);
 	struct raft_message *o;
-	bool can_vote, up_to_date;
+	bool can_vote, up_to_date, rival, tie = false;
+	raft_term last_term = 0;
+	int rc;
 
 	/* Paper 5.2: at most one vote per term, first come first served. */
 	can_vote =
 	        r->vote == m->from || (r->vote == 0 && r->lead == 0) || (pre && m->term > r->term);
 	/* Paper 5.4.1: only for a candidate whose log is at least as up-to-date. */
 	up_to_date = raft_log_is_up_to_date(&r->log, m->index, m->log_term);
+	/* Another pre-candidate of our term, which we count (the tie-break above). */
+	rival = pre && r->role == RAFT_PRECANDIDATE && !r->pre_again && m->term == r->term + 1 &&
+	        pr != NULL && pr->voter && (m->flags & RAFT_MSG_FLAG_TRANSFER) == 0;
+	if (rival) {
+		rc = raft_log_last_term(&r->log, &last_term);
+		if (rc != RAFT_OK)
+			return rc;
+		/* Up to date and ours no less: equal logs, and the lower id wins. */
+		tie = up_to_date && m->from > r->id && last_term == m->log_term &&
+		      raft_log_last(&r->log) == m->index;
+	}
 	o = raft_send(r, m->from, pre ? RAFT_MSG_PREVOTE_RESP : RAFT_MSG_VOTE_RESP);
 	if (o == NULL)
 		return RAFT_ERR_NOMEM;
-	if (can_vote && up_to_date) {
+	if (can_vote && up_to_date && !tie) {
 		o->term = m->term;
 		if (!pre) {
 			r->election_elapsed = 0;
 			r->vote = m->from;
 		}
-	} else {
-		o->reject = true;
+		return RAFT_OK;
 	}
+	o->reject = true;
+	/* A rival that has not answered us ignores any lease now, and grants ours. */
+	if (rival && pr->vote == VOTE_NONE)
+		return ask_vote(r, m->from, RAFT_MSG_PREVOTE, r->term + 1, last_term, false);
 	return RAFT_OK;
 }
 

@@ -164,7 +164,7 @@ struct raft_config {
 	raft_id id;                     /* this replica, > 0 */
 	unsigned election_tick;         /* election timeout in ticks (> heartbeat_tick) */
 	unsigned heartbeat_tick;        /* heartbeat interval in ticks */
-	bool pre_vote;                  /* thesis 9.6 */
+	bool pre_vote;                  /* thesis 9.6; with a tie-break (election.c) */
 	bool check_quorum;              /* leader steps down without a quorum (thesis 6.2) */
 	unsigned max_inflight_msgs;     /* appends in flight per follower */
 	uint64_t max_inflight_bytes;    /* bytes in flight per follower; 0 = unlimited */

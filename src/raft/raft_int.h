@@ -138,6 +138,7 @@ struct raft {
 	unsigned heartbeat_elapsed;
 	unsigned randomized_timeout;
 	uint64_t rng;
+	bool pre_again; /* pre-candidate in a second or later round (election.c, tie-break) */
 
 	int fatal;           /* RAFT_ERR_BUG or RAFT_ERR_STORAGE once stopped; sticky */
 	bool quiesced;       /* no ticking until woken (raft.h, "Quiescence") */

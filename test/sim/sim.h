@@ -415,5 +415,7 @@ void sim_probe_transfer(struct sim_world *w);
 void sim_probe_idle_apply(struct sim_world *w);
 /* A write whose acknowledgements were all lost commits with no write after it. */
 void sim_probe_lost_acks(struct sim_world *w);
+/* Two pre-candidates with equal logs, the leader cut off: the next term's leader, no split. */
+void sim_probe_split_vote(struct sim_world *w);
 
 #endif /* DRAGONRAFT_SIM_H */

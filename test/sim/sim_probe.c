@@ -21,6 +21,10 @@
  *               follower with appends in flight must be answered (only an
  *               append at the follower's known match may go unanswered,
  *               RAFT_MSG_FLAG_COMMIT_ONLY)
+ *   split-vote  (pre-vote on) the leader of three voters is cut off and both
+ *               others, whose logs are equal, campaign at once: the lower id
+ *               gets the other's pre-vote, not the reverse, so a leader of
+ *               the next term follows, no split vote (election.c's tie-break)
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -348,4 +352,79 @@ void sim_probe_lost_acks(struct sim_world *w)
 		}
 		run_elections(w, 1);
 	}
+}
+
+/* Does nd's log end at the same index and term as o's? */
+static bool same_last(struct sim_node *nd, struct sim_node *o)
+{
+	raft_index i = raft_last_index(nd->r);
+	raft_term a, b;
+
+	return i == raft_last_index(o->r) && raft_term_at(nd->r, i, &a) == RAFT_OK &&
+	       raft_term_at(o->r, i, &b) == RAFT_OK && a == b;
+}
+
+void sim_probe_split_vote(struct sim_world *w)
+{
+	const struct raft_membership *m;
+	struct sim_node *l, *c[2];
+	unsigned n = 0;
+	raft_term t;
+
+	if (w->failed || !w->p.pre_vote)
+		return;
+	settle(w);
+	l = sim_stable_leader(w);
+	if (w->failed || !l || !sim_node_ready_for_calls(l))
+		return;
+	m = raft_membership(l->r);
+	if (m->n_voters != 3)
+		return;
+	for (uint32_t i = 0; i < m->n_voters; i++) {
+		raft_id id = m->voters[i];
+
+		if (id != l->id && id <= w->n && sim_node_ready_for_calls(&w->nodes[id]))
+			c[n++] = &w->nodes[id];
+	}
+	if (n != 2 || c[0]->term != l->term || c[1]->term != l->term || !same_last(c[0], c[1]))
+		return; /* nothing to judge */
+	t = l->term;
+	sim_trace(w,
+	          "probe: leader %" PRIu64 " of term %" PRIu64 " cut off; %" PRIu64 " and %" PRIu64
+	          " campaign at once",
+	          l->id, t, c[0]->id, c[1]->id);
+	cut(w, l->id, true);
+	for (unsigned k = 0; k < 2; k++) {
+		raft_campaign(c[k]->r);
+		sim_observe(w, c[k]);
+		sim_node_pump(w, c[k]);
+	}
+	for (unsigned k = 0; k < 2; k++)
+		if (!c[k]->r || raft_role(c[k]->r) != RAFT_PRECANDIDATE)
+			goto out; /* one could not campaign (a membership change to apply) */
+	for (uint64_t end = w->now + (uint64_t)10 * w->p.elect_tick * SIM_TICK_UNITS;
+	     !w->failed && w->now < end;) {
+		struct sim_node *nl = sim_find_leader(w);
+
+		if (nl && nl != l) {
+			if (nl->term != t + 1 || nl->id != (c[0]->id < c[1]->id ? c[0] : c[1])->id)
+				sim_fail(w, "split-vote",
+				         "after leader %" PRIu64 " of term %" PRIu64
+				         " was cut off, "
+				         "node %" PRIu64 " leads term %" PRIu64
+				         " (pre-candidates %" PRIu64 " and %" PRIu64
+				         ", equal logs: the lower id in term %" PRIu64 ")",
+				         l->id, t, nl->id, nl->term, c[0]->id, c[1]->id, t + 1);
+			goto out;
+		}
+		sim_step(w);
+	}
+	if (!w->failed)
+		sim_fail(w, "split-vote",
+		         "after leader %" PRIu64 " of term %" PRIu64
+		         " was cut off, no leader within "
+		         "10 election timeouts (pre-candidates %" PRIu64 " and %" PRIu64 ")",
+		         l->id, t, c[0]->id, c[1]->id);
+out:
+	cut(w, l->id, false);
 }

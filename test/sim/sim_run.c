@@ -836,6 +836,7 @@ bool sim_run(const struct sim_opts *o, char *prop, size_t prop_len, char *why, s
 			sim_probe_transfer(w);
 			sim_probe_idle_apply(w);
 			sim_probe_lost_acks(w);
+			sim_probe_split_vote(w);
 		}
 	}
 	sim_trace(w,

@@ -808,6 +808,114 @@ static void test_prevote_does_not_change_voter_term(void **state)
 	fx_destroy(f);
 }
 
+/*
+ * Two pre-candidates of one term with equal logs (issue 13): the lower id
+ * gets the other's pre-vote, the higher id does not, so the group elects
+ * node 2 in one term instead of splitting the vote, whichever asks first.
+ */
+static void test_prevote_tiebreak_no_split(void **state)
+{
+	struct raft_config c;
+
+	(void)state;
+	fx_default_config(&c, 1);
+	c.pre_vote = true;
+	c.check_quorum = true;
+	for (int first = 2; first <= 3; first++) {
+		struct fx *f = fx_create(3, &c);
+
+		fx_elect(f, 1);
+		fx_crash(f, 1);
+		assert_int_equal(raft_campaign(NODE(f, first)), RAFT_OK);
+		assert_int_equal(raft_campaign(NODE(f, 5 - first)), RAFT_OK);
+		fx_stabilize(f);
+		assert_int_equal(fx_leader(f), 2);
+		/* one election: term 2 -> 3 */
+		assert_int_equal(raft_term_of(NODE(f, 2)), 3);
+		assert_int_equal(raft_term_of(NODE(f, 3)), 3);
+		fx_destroy(f);
+	}
+}
+
+/* Step a PREVOTE for term into node 2; the answer's reject flag and how many messages went out. */
+static bool prevote_rejected(struct fx *f, raft_id from, raft_term term, uint32_t flags,
+                             uint32_t *n_out, bool *asked_again)
+{
+	struct raft_message m;
+	struct raft_ready rd;
+	bool reject = false;
+
+	memset(&m, 0, sizeof(m));
+	m.type = RAFT_MSG_PREVOTE;
+	m.group_id = 7;
+	m.from = from;
+	m.to = 2;
+	m.term = term;
+	m.index = raft_last_index(NODE(f, 2));
+	m.log_term = 2;
+	m.flags = flags;
+	assert_int_equal(raft_step(NODE(f, 2), &m), RAFT_OK);
+	assert_true(raft_has_ready(NODE(f, 2)));
+	raft_ready(NODE(f, 2), &rd);
+	*n_out = rd.n_messages;
+	*asked_again = false;
+	for (uint32_t i = 0; i < rd.n_messages; i++) {
+		if (rd.messages[i].type == RAFT_MSG_PREVOTE_RESP && rd.messages[i].to == from)
+			reject = rd.messages[i].reject;
+		if (rd.messages[i].type == RAFT_MSG_PREVOTE && rd.messages[i].to == from &&
+		    rd.messages[i].term == raft_term_of(NODE(f, 2)) + 1)
+			*asked_again = true;
+	}
+	raft_advance(NODE(f, 2), &rd);
+	return reject;
+}
+
+/*
+ * What the tie-break refuses, and what it leaves alone: a pre-candidate
+ * refuses an equal log's pre-vote for its own next term from a higher id and
+ * asks that node for its own again; never a transfer's campaign, a
+ * requester that is not a voter of its configuration, one of another term,
+ * or any once its first round timed out.
+ */
+static void test_prevote_tiebreak_scope(void **state)
+{
+	struct raft_config c;
+	struct fx *f;
+	uint32_t n;
+	bool again;
+
+	(void)state;
+	fx_default_config(&c, 1);
+	c.pre_vote = true;
+	c.check_quorum = true;
+	f = fx_create(3, &c);
+	fx_elect(f, 1);
+	fx_crash(f, 1);
+	assert_int_equal(raft_campaign(NODE(f, 2)), RAFT_OK);
+	fx_ready(f, 2);
+	fx_drop_all(f);
+	assert_int_equal(raft_role(NODE(f, 2)), RAFT_PRECANDIDATE);
+	assert_int_equal(raft_term_of(NODE(f, 2)), 2);
+	/* A leadership transfer's campaign is never refused so. */
+	assert_false(prevote_rejected(f, 3, 3, RAFT_MSG_FLAG_TRANSFER, &n, &again));
+	assert_false(again);
+	/* Another term: answered as before. */
+	assert_false(prevote_rejected(f, 3, 4, 0, &n, &again));
+	/* Not a member (so not a voter we count): answered as before. */
+	assert_false(prevote_rejected(f, 4, 3, 0, &n, &again));
+	/* Equal log, higher id, our next term: refused, and node 3 asked again. */
+	assert_true(prevote_rejected(f, 3, 3, 0, &n, &again));
+	assert_true(again);
+	assert_int_equal(n, 2);
+	/* A second round (the first timed out): granted as before. */
+	assert_int_equal(raft_campaign(NODE(f, 2)), RAFT_OK);
+	fx_ready(f, 2);
+	fx_drop_all(f);
+	assert_false(prevote_rejected(f, 3, 3, 0, &n, &again));
+	assert_false(again);
+	fx_destroy(f);
+}
+
 static void test_forwarding_without_leader_and_conf_change_forward(void **state)
 {
 	struct fx *f = fx_create(3, NULL);
@@ -1155,6 +1263,8 @@ int main(void)
 	        cmocka_unit_test(test_inflight_bytes_limit),
 	        cmocka_unit_test(test_check_quorum_lease_ignores_votes),
 	        cmocka_unit_test(test_prevote_does_not_change_voter_term),
+	        cmocka_unit_test(test_prevote_tiebreak_no_split),
+	        cmocka_unit_test(test_prevote_tiebreak_scope),
 	        cmocka_unit_test(test_forwarding_without_leader_and_conf_change_forward),
 	        cmocka_unit_test(test_unreachable_falls_back_to_probe),
 	        cmocka_unit_test(test_memstorage),
