@@ -263,6 +263,9 @@ static void start_engine(void)
 
 	memset(&ec, 0, sizeof(ec));
 	ec.node_id = dr_node_id;
+	/* Election timeouts drawn anew at each start, not the node id's sequence again. */
+	if (!pg_strong_random(&ec.seed, sizeof(ec.seed)))
+		ec.seed = 0; /* the engine then seeds with the node id */
 	ec.rtt_ms = dr_rtt_ms;
 	ec.election_rtt = dr_election_rtt;
 	ec.heartbeat_rtt = dr_heartbeat_rtt;
