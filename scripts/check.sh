@@ -3,15 +3,16 @@
 # one summary line per layer and a total.
 #
 #   build    dragonraft.so and the plain-C layers, warnings are errors
-#   unit     C unit tests (cmocka), outside PostgreSQL
+#   unit     C unit tests (cmocka), outside PostgreSQL, UNIT_JOBS (2) at a time
 #   unit-asan the same under AddressSanitizer and UBSan
 #   <steps>  CHECK_STEPS from the modules (simulator seeds, crash tests, ...)
-#   fuzz     every libFuzzer target for FUZZ_SECONDS from its seed corpus
+#   fuzz     every libFuzzer target for FUZZ_SECONDS, FUZZ_JOBS (2) at a time,
+#            from its seed corpus
 #   regress  pg_regress (sql/, expected/) on a temporary instance
 #   isolation PostgreSQL's isolation tester (test/isolation/specs) on one node
-#   tap      TAP tests (test/t/) with PostgreSQL::Test::Cluster, TAP_JOBS (1) at a
-#            time (each mostly waits: 2 take about 40% less time, but a
-#            test's timing then varies more; 034 once timed out so)
+#   tap      TAP tests (test/t/) with PostgreSQL::Test::Cluster, TAP_JOBS (2) at a
+#            time (each mostly waits: 2 take about 40% less time than 1); their
+#            nodes copy one initdb
 #
 # With layer names as arguments (e.g. `bash scripts/check.sh regress tap`),
 # only those run, after installing the extension.
@@ -138,7 +139,7 @@ tap() {
 	(cd "$dir" && "${RUN_AS[@]}" env PATH="$PG_BINDIR:$PATH" PERL5LIB="$PG_PERL" \
 		TESTDIR="$dir" PG_REGRESS="$PG_REGRESS" PGPORT=54321 DR_SCRIPTS="$top/scripts" DR_NFT="$nft" \
 		DR_INITDB_TEMPLATE="$dir/initdb-template" \
-		prove --timer -v -j "${TAP_JOBS:-1}" ${TAP_TESTS:-t/*.pl}) 2>&1 | tee "$dir/prove.txt"
+		prove --timer -v -j "${TAP_JOBS:-2}" ${TAP_TESTS:-t/*.pl}) 2>&1 | tee "$dir/prove.txt"
 	rc=${PIPESTATUS[0]}
 	rm -rf "$dir/bin"
 	if [ "$rc" -ne 0 ]; then
