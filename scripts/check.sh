@@ -124,8 +124,11 @@ tap() {
 	mkdir -p "$dir/t"
 	cp test/t/*.pl test/t/*.pm "$dir/t/"
 	[ "$(id -u)" -eq 0 ] && chown -R postgres "$dir"
-	# DragonCluster copies this one initdb for each node
-	(cd "$dir" && "${RUN_AS[@]}" "$PG_BINDIR/initdb" -D "$dir/initdb-template" -A trust -N) \
+	# DragonCluster copies this one initdb for each node; made in the locale
+	# PostgreSQL::Test::Utils gives its own initdb (no LC_ALL, LANGUAGE, and
+	# LC_MESSAGES=C: untranslated server messages, which the tests match)
+	(cd "$dir" && "${RUN_AS[@]}" env -u LC_ALL -u LANGUAGE LC_MESSAGES=C \
+		"$PG_BINDIR/initdb" -D "$dir/initdb-template" -A trust -N) \
 		>"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log"; return 1; }
 	# The partition test adds and removes nftables rules, which takes
 	# CAP_NET_ADMIN; the tests run as postgres.  As root, give them a copy

@@ -26,9 +26,17 @@ passed=0
 failed=0
 k=0
 for bin in "$@"; do
-	out=$(cat "$dir/$k.out")
-	rc=$(cat "$dir/$k.rc")
+	out=$(cat "$dir/$k.out" 2>/dev/null)
+	rc=$(cat "$dir/$k.rc" 2>/dev/null)
 	k=$((k + 1))
+	case $rc in
+	'' | *[!0-9]*)
+		# its runner died or could not write (a full disk): not a pass
+		out="$out
+(no exit status recorded for $bin)"
+		rc=255
+		;;
+	esac
 	p=$(printf '%s\n' "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -n 1)
 	f=$(printf '%s\n' "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | tail -n 1)
 	p=${p:-0}
