@@ -229,9 +229,14 @@ int raft_do_campaign(struct raft *r, bool pre, bool transfer)
  *    from c, or their answers lost) while q could win with c's grant, in a
  *    partition that is not transitive.  c refuses q only in its first round:
  *    once c's timeout fires again (it stays a pre-candidate while too few
- *    answer), c grants q as before, so the tie-break costs at most one of
- *    c's timeouts each time c becomes a pre-candidate, and randomized
- *    timeouts break every other tie as before.
+ *    answer), c grants q as before.  q asks again only at its own next
+ *    timeout, which may still fall in c's first round, so there the
+ *    tie-break can delay q's election by up to two of q's timeouts (review
+ *    17: 4 voters, the leader down, the lowest surviving id cut off from
+ *    one other survivor: 29 ticks on average from the leader's death to a
+ *    new leader instead of 17, at most 64), each time c becomes a
+ *    pre-candidate; it never stops an election.  Randomized timeouts break
+ *    every other tie as before.
  *  - In a group of five, q may still win its pre-vote with two followers'
  *    grants: the rule makes splits rarer there, not impossible.
  */
