@@ -233,7 +233,7 @@ int raft_do_campaign(struct raft *r, bool pre, bool transfer)
  *    timeout, which may still fall in c's first round, so there the
  *    tie-break can delay q's election by up to two of q's timeouts (review
  *    17: 4 voters, the leader down, the lowest surviving id cut off from
- *    one other survivor: 29 ticks on average from the leader's death to a
+ *    one other survivor: 29 and 36 ticks on average from the leader's death to a
  *    new leader instead of 17, at most 64), each time c becomes a
  *    pre-candidate; it never stops an election.  Randomized timeouts break
  *    every other tie as before.
