@@ -16,7 +16,6 @@ use lib $FindBin::RealBin;
 use DragonCluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
 
 my $rounds = 6;
 my $c = DragonCluster->new(3, conf => "dragonraft.rtt_ms = 95\n");
@@ -69,14 +68,10 @@ for my $i (1 .. $rounds)
 		sub { $F->safe_psql('postgres', 'SELECT count(*) FROM t') eq $i })
 	  or die "round $i: node $f did not apply the row";
 	# Nothing else happens in the group: its status must still come back.
-	my ($end, $st) = (time + 5, '');
-	while (time < $end)
-	{
-		$st = status_row();
-		last if $st =~ /^ok\|/;
-		usleep(100_000);
-	}
-	push @stuck, "round $i: $st" unless $st =~ /^ok\|/;
+	my $st = '';
+	push @stuck, "round $i: $st"
+	  unless $c->wait_until("node $f's status to say ok (round $i)",
+		sub { ($st = status_row()) =~ /^ok\|/ }, 5);
 	# The next round starts from a group that applied everything here (an
 	# entry wakes the group, and with it a status that stuck).
 	$L->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'SELECT 1')});

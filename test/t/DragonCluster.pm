@@ -131,11 +131,12 @@ sub create_group
 	return;
 }
 
-# Poll cond until it returns true or the default timeout passes.
+# Poll cond until it returns true or the timeout passes (seconds; default
+# the harness's).
 sub wait_until
 {
-	my ($self, $what, $cond) = @_;
-	my $end = time + $PostgreSQL::Test::Utils::timeout_default;
+	my ($self, $what, $cond, $timeout) = @_;
+	my $end = time + ($timeout // $PostgreSQL::Test::Utils::timeout_default);
 	while (time < $end)
 	{
 		my $r = $cond->();
