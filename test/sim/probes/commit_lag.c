@@ -44,9 +44,9 @@ struct ev {
 	uint8_t *data;
 };
 
-static struct ev **heap;
-static size_t nheap, capheap;
-static uint64_t seq, now, D, F, P, N, drop_pm;
+#include "probe_events.h"
+
+static uint64_t now, D, F, P, N, drop_pm;
 static uint64_t rng = 88172645463325252ULL;
 
 static uint64_t rnd(void)
@@ -55,54 +55,6 @@ static uint64_t rnd(void)
 	rng ^= rng >> 7;
 	rng ^= rng << 17;
 	return rng;
-}
-
-static bool before(const struct ev *a, const struct ev *b)
-{
-	return a->at < b->at || (a->at == b->at && a->seq < b->seq);
-}
-
-static void push(struct ev *e)
-{
-	size_t i;
-
-	e->seq = seq++;
-	if (nheap == capheap) {
-		capheap = capheap ? 2 * capheap : 1024;
-		heap = realloc(heap, capheap * sizeof(*heap));
-	}
-	i = nheap++;
-	heap[i] = e;
-	while (i > 0 && before(heap[i], heap[(i - 1) / 2])) {
-		struct ev *t = heap[i];
-
-		heap[i] = heap[(i - 1) / 2];
-		heap[(i - 1) / 2] = t;
-		i = (i - 1) / 2;
-	}
-}
-
-static struct ev *pop(void)
-{
-	struct ev *top = heap[0];
-	size_t i = 0;
-
-	heap[0] = heap[--nheap];
-	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, m = i;
-
-		if (l < nheap && before(heap[l], heap[m]))
-			m = l;
-		if (r < nheap && before(heap[r], heap[m]))
-			m = r;
-		if (m == i)
-			break;
-		struct ev *t = heap[i];
-		heap[i] = heap[m];
-		heap[m] = t;
-		i = m;
-	}
-	return top;
 }
 
 static struct ev *ev_new(uint64_t at, int kind, int node)
@@ -140,30 +92,13 @@ static void note_commit(int id)
 static void send(const struct raft_message *m)
 {
 	struct ev *e;
-	uint64_t bytes = 0;
 
 	msgs[m->type]++;
 	n_msgs++;
 	if (drop_pm && rnd() % 1000 < drop_pm)
 		return;
 	e = ev_new(now + D, EV_MSG, (int)m->to);
-	e->m = *m;
-	for (uint32_t i = 0; i < m->n_entries; i++)
-		bytes += m->entries[i].len;
-	if (m->n_entries) {
-		uint8_t *p;
-
-		e->ents = calloc(m->n_entries, sizeof(*e->ents));
-		e->data = p = malloc(bytes + 1);
-		for (uint32_t i = 0; i < m->n_entries; i++) {
-			e->ents[i] = m->entries[i];
-			memcpy(p, m->entries[i].data, m->entries[i].len);
-			e->ents[i].data = p;
-			p += m->entries[i].len;
-		}
-		e->m.entries = e->ents;
-	}
-	e->m.snapshot = NULL;
+	ev_set_message(e, m);
 	push(e);
 }
 
@@ -214,23 +149,6 @@ static void pump(int id)
 			finish(id);
 		}
 	}
-}
-
-static uint64_t pct(uint64_t *v, size_t n, double p)
-{
-	size_t k;
-
-	if (n == 0)
-		return 0;
-	k = (size_t)(p * (double)(n - 1));
-	return v[k];
-}
-
-static int cmp(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
 }
 
 int main(int argc, char **argv)
@@ -382,7 +300,7 @@ int main(int argc, char **argv)
 				                 : 0;
 				sum += (double)lag[n++];
 			}
-		qsort(lag, n, sizeof(*lag), cmp);
+		qsort(lag, n, sizeof(*lag), cmp_u64);
 		printf("  follower %d: commit lag behind leader (us): mean %.0f p50 %llu p99 %llu "
 		       "max "
 		       "%llu (%zu entries)\n",
@@ -400,7 +318,7 @@ int main(int argc, char **argv)
 				lat[n] = read_done[c] - read_issued[c];
 				sum += (double)lat[n++];
 			}
-		qsort(lat, n, sizeof(*lat), cmp);
+		qsort(lat, n, sizeof(*lat), cmp_u64);
 		printf("  follower 2 ReadIndex latency (us): mean %.0f p50 %llu p99 %llu max %llu "
 		       "(%zu "
 		       "of %llu reads)\n",

@@ -59,6 +59,8 @@ struct ev {
 	uint8_t *data;
 };
 
+#include "probe_events.h"
+
 struct node {
 	struct raft *r;
 	struct raft_memstorage *ms;
@@ -71,9 +73,7 @@ struct node {
 	uint64_t prop_seen; /* client entries seen committed */
 };
 
-static struct ev **heap;
-static size_t nheap, capheap;
-static uint64_t seq, now, rng;
+static uint64_t now, rng;
 static uint64_t DMIN, DMAX, F = 2000, P = 2000;
 static int NN, verbose;
 static struct node nodes[MAXN + 1];
@@ -86,54 +86,6 @@ static uint64_t rnd(void)
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
 	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
 	return z ^ (z >> 31);
-}
-
-static bool before(const struct ev *a, const struct ev *b)
-{
-	return a->at < b->at || (a->at == b->at && a->seq < b->seq);
-}
-
-static void push(struct ev *e)
-{
-	size_t i;
-
-	e->seq = seq++;
-	if (nheap == capheap) {
-		capheap = capheap ? 2 * capheap : 1024;
-		heap = realloc(heap, capheap * sizeof(*heap));
-	}
-	i = nheap++;
-	heap[i] = e;
-	while (i > 0 && before(heap[i], heap[(i - 1) / 2])) {
-		struct ev *t = heap[i];
-
-		heap[i] = heap[(i - 1) / 2];
-		heap[(i - 1) / 2] = t;
-		i = (i - 1) / 2;
-	}
-}
-
-static struct ev *pop(void)
-{
-	struct ev *top = heap[0];
-	size_t i = 0;
-
-	heap[0] = heap[--nheap];
-	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, m = i;
-
-		if (l < nheap && before(heap[l], heap[m]))
-			m = l;
-		if (r < nheap && before(heap[r], heap[m]))
-			m = r;
-		if (m == i)
-			break;
-		struct ev *t = heap[i];
-		heap[i] = heap[m];
-		heap[m] = t;
-		i = m;
-	}
-	return top;
 }
 
 static void ev_free(struct ev *e)
@@ -158,8 +110,6 @@ static struct ev *ev_new(uint64_t at, int kind, int node)
 static void send(const struct raft_message *m)
 {
 	struct ev *e;
-	uint64_t bytes = 0;
-
 	uint64_t at;
 
 	if (nodes[m->to].dead)
@@ -170,23 +120,7 @@ static void send(const struct raft_message *m)
 		at = link_at[m->from][m->to];
 	link_at[m->from][m->to] = at;
 	e = ev_new(at, EV_MSG, (int)m->to);
-	e->m = *m;
-	for (uint32_t i = 0; i < m->n_entries; i++)
-		bytes += m->entries[i].len;
-	if (m->n_entries) {
-		uint8_t *p;
-
-		e->ents = calloc(m->n_entries, sizeof(*e->ents));
-		e->data = p = malloc(bytes + 1);
-		for (uint32_t i = 0; i < m->n_entries; i++) {
-			e->ents[i] = m->entries[i];
-			memcpy(p, m->entries[i].data, m->entries[i].len);
-			e->ents[i].data = p;
-			p += m->entries[i].len;
-		}
-		e->m.entries = e->ents;
-	}
-	e->m.snapshot = NULL;
+	ev_set_message(e, m);
 	push(e);
 }
 
@@ -445,16 +379,9 @@ static bool trial(uint64_t seed, struct result *res)
 	return ok;
 }
 
-static int cmp(const void *a, const void *b)
+static double pct_ms(const uint64_t *v, size_t n, double p)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double pct(const uint64_t *v, size_t n, double p)
-{
-	return n ? (double)v[(size_t)(p * (double)(n - 1))] / 1000.0 : 0;
+	return (double)pct(v, n, p) / 1000.0;
 }
 
 int main(int argc, char **argv)
@@ -504,8 +431,8 @@ int main(int argc, char **argv)
 			       (unsigned long long)s, (double)r.elect / 1000.0,
 			       (double)r.gap / 1000.0, (unsigned long long)r.terms);
 	}
-	qsort(elect, n, sizeof(*elect), cmp);
-	qsort(gap, n, sizeof(*gap), cmp);
+	qsort(elect, n, sizeof(*elect), cmp_u64);
+	qsort(gap, n, sizeof(*gap), cmp_u64);
 	printf("nodes %d delay %llu-%llu us fsync %llu us propose every %llu us: %zu trials "
 	       "(%llu without a leader)\n",
 	       NN, (unsigned long long)DMIN, (unsigned long long)DMAX, (unsigned long long)F,
@@ -516,10 +443,11 @@ int main(int argc, char **argv)
 	       (unsigned long long)terms_hist[3],
 	       (unsigned long long)(terms_hist[4] + terms_hist[5] + terms_hist[6] + terms_hist[7]),
 	       n ? 100.0 * (double)(n - terms_hist[1]) / (double)n : 0.0);
-	printf("  elect ms: p50 %.0f p90 %.0f p99 %.0f max %.0f\n", pct(elect, n, 0.5),
-	       pct(elect, n, 0.9), pct(elect, n, 0.99), n ? (double)elect[n - 1] / 1000.0 : 0.0);
+	printf("  elect ms: p50 %.0f p90 %.0f p99 %.0f max %.0f\n", pct_ms(elect, n, 0.5),
+	       pct_ms(elect, n, 0.9), pct_ms(elect, n, 0.99),
+	       n ? (double)elect[n - 1] / 1000.0 : 0.0);
 	printf("  gap ms:   p50 %.0f p90 %.0f p99 %.0f max %.0f; over 1.5 s: %llu (%.1f%%)\n",
-	       pct(gap, n, 0.5), pct(gap, n, 0.9), pct(gap, n, 0.99),
+	       pct_ms(gap, n, 0.5), pct_ms(gap, n, 0.9), pct_ms(gap, n, 0.99),
 	       n ? (double)gap[n - 1] / 1000.0 : 0.0, (unsigned long long)slow,
 	       n ? 100.0 * (double)slow / (double)n : 0.0);
 	free(elect);
