@@ -44,23 +44,41 @@ $(eval $(call sim_variant,rel,))
 $(eval $(call sim_variant,san,$(SIM_SAN)))
 
 # Mutants: the simulator's own objects (rel) linked with a patched copy of
-# the core.  A patch names the rule it breaks in its header.
+# the core.  A patch names the rule it breaks in its header.  Only the files
+# a patch changes are compiled again (the whole core and the transcript
+# runner when it changes a header); the rest are the rel variant's objects.
 SIM_MUTANTS := $(sort $(basename $(notdir $(wildcard test/sim/mutants/*.patch))))
 SIM_HARNESS_OBJS := $(patsubst %.c,$(SIM_DIR)/rel/obj/%.o,$(SIM_SRCS) src/util/arena.c)
-SIM_CORE_SRCS := $(filter-out %/raft_memstorage.c,$(filter src/raft/%,$(SIM_RAFT_SRCS)))
-define sim_mutant
+SIM_CORE_ALL := $(filter src/raft/%,$(SIM_RAFT_SRCS))
+SIM_CORE_SRCS := $(filter-out %/raft_memstorage.c,$(SIM_CORE_ALL))
+SIM_SCRIPT_SRCS := test/raft/raft_script.c test/unit/test_raft_fixture.c
+SIM_SCRIPT_OBJS := $(patsubst %.c,$(SIM_DIR)/script/%.o,$(SIM_SCRIPT_SRCS))
+SIM_MUT_CFLAGS := $(filter-out -MMD -MP,$(SIM_CFLAGS))
+
+$(SIM_DIR)/script/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(SIM_CFLAGS) -Itest/unit -c $< -o $@
+
+# the files patch $(1) changes; those of them mutant $(1) compiles (.c, or every core file)
+sim_mut_patched = $(shell sed -n 's|^+++ b/\(src/raft/[^[:space:]]*\).*|\1|p' test/sim/mutants/$(1).patch)
+sim_mut_srcs = $(if $(filter %.h,$(2)),$(SIM_CORE_ALL),$(filter %.c,$(2)))
+# mutant $(1)'s objects for sources $(2), compiling $(3)
+sim_mut_objs = $(foreach f,$(2),$(if $(filter $(f),$(3)),$(SIM_DIR)/mut/$(1)/obj/$(notdir $(f:.c=.o)),$(SIM_DIR)/rel/obj/$(f:.c=.o)))
+define sim_mutant_body
 $(SIM_DIR)/mut/$(1)/dragonraft-sim: test/sim/mutants/$(1).patch $(wildcard src/raft/*.c src/raft/*.h) \
-		$(SIM_HARNESS_OBJS) test/raft/raft_script.c test/unit/test_raft_fixture.c
-	@rm -rf $(SIM_DIR)/mut/$(1)/src && mkdir -p $(SIM_DIR)/mut/$(1)/src
+		$(SIM_HARNESS_OBJS) $(patsubst %.c,$(SIM_DIR)/rel/obj/%.o,$(SIM_CORE_ALL)) \
+		$(if $(filter %.h,$(2)),$(SIM_SCRIPT_SRCS),$(SIM_SCRIPT_OBJS))
+	@rm -rf $(SIM_DIR)/mut/$(1) && mkdir -p $(SIM_DIR)/mut/$(1)/src $(SIM_DIR)/mut/$(1)/obj
 	@cp -r src/raft $(SIM_DIR)/mut/$(1)/src/
 	@patch -s -p1 -d $(SIM_DIR)/mut/$(1) < test/sim/mutants/$(1).patch
-	$(CC) -I$(SIM_DIR)/mut/$(1)/src $(filter-out -MMD -MP,$(SIM_CFLAGS)) -o $$@ \
-		$(patsubst src/raft/%,$(SIM_DIR)/mut/$(1)/src/raft/%,$(SIM_CORE_SRCS)) \
-		$(SIM_HARNESS_OBJS) -lm
-	$(CC) -I$(SIM_DIR)/mut/$(1)/src $(filter-out -MMD -MP,$(SIM_CFLAGS)) -Itest/unit \
-		-o $(SIM_DIR)/mut/$(1)/raft-script test/raft/raft_script.c test/unit/test_raft_fixture.c \
-		$(SIM_DIR)/mut/$(1)/src/raft/*.c src/util/arena.c
+	$(foreach f,$(3),$(CC) -I$(SIM_DIR)/mut/$(1)/src $(SIM_MUT_CFLAGS) -c $(SIM_DIR)/mut/$(1)/$(f) \
+		-o $(SIM_DIR)/mut/$(1)/obj/$(notdir $(f:.c=.o)) &&) true
+	$(CC) -o $$@ $(call sim_mut_objs,$(1),$(SIM_CORE_SRCS),$(3)) $(SIM_HARNESS_OBJS) -lm
+	$(CC) -o $(SIM_DIR)/mut/$(1)/raft-script $(call sim_mut_objs,$(1),$(SIM_CORE_ALL),$(3)) \
+		$(SIM_DIR)/rel/obj/src/util/arena.o \
+		$(if $(filter %.h,$(2)),-I$(SIM_DIR)/mut/$(1)/src $(SIM_MUT_CFLAGS) -Itest/unit $(SIM_SCRIPT_SRCS),$(SIM_SCRIPT_OBJS))
 endef
+sim_mutant = $(call sim_mutant_body,$(1),$(call sim_mut_patched,$(1)),$(call sim_mut_srcs,$(1),$(call sim_mut_patched,$(1))))
 $(foreach m,$(SIM_MUTANTS),$(eval $(call sim_mutant,$(m))))
 SIM_MUTANT_BINS := $(patsubst %,$(SIM_DIR)/mut/%/dragonraft-sim,$(SIM_MUTANTS))
 
