@@ -37,7 +37,10 @@ sub same_catalog
 {
 	my ($what, $id) = @_;
 	ok($c->caught_up(1), "$what: the members caught up");
-	is($c->catalog($id), $c->catalog($c->leader(1)), "$what: node ${id}'s objects and tables are the leader's");
+	# another member (the leader, unless node id leads)
+	my $l1 = $c->leader(1);
+	my $other = $l1 != $id ? $l1 : (grep { $_ != $id } $c->running_in(1))[0];
+	is($c->catalog($id), $c->catalog($other), "$what: node ${id}'s objects and tables are node ${other}'s");
 	return;
 }
 
