@@ -108,7 +108,8 @@ struct logdb {
 	char *wal_dir;
 	unsigned n;
 	bool no_sync;
-	int l0_slowdown; /* L0 files at which RocksDB slows writes */
+	atomic_bool no_dsync_write; /* pwritev2(RWF_DSYNC) refused here: write, then fdatasync */
+	int l0_slowdown;            /* L0 files at which RocksDB slows writes */
 	const struct logdb_alloc *alloc;
 	struct shard *shards;
 	uint64_t seg_size; /* journal segment size (one memtable) */

@@ -316,6 +316,26 @@ int logdb_journal_append(struct logdb *db, struct shard *s, rocksdb_writebatch_t
 	struct iovec iov[3] = {
 	        {hdr, sizeof(hdr)}, {(void *)body, len}, {(void *)zeros, rec - sizeof(hdr) - len}};
 	errno = 0;
+	/*
+	 * A synced record when everything before it is synced: one system call
+	 * that writes it and syncs its range (RWF_DSYNC: a write and fdatasync of
+	 * those bytes).  Its blocks were allocated by the zero-fill, whose first
+	 * record took the fdatasync below (dirty), so no metadata is left to
+	 * commit.  Anything else dirty (an unsynced record, the zero-fill) needs
+	 * the whole file synced: the journal on disk must stay a prefix.
+	 */
+	if (sync && !db->no_sync && !j->dirty && !atomic_load(&db->no_dsync_write)) {
+		ssize_t w = pwritev2(j->fd, iov, 3, (off_t)off, RWF_DSYNC);
+
+		if (w == (ssize_t)rec) {
+			j->pos += rec;
+			return LOGDB_OK;
+		}
+		if (w >= 0 || (errno != EOPNOTSUPP && errno != ENOSYS && errno != EINVAL))
+			return jfail(db, s, "writing and syncing", j->seg_start, off);
+		atomic_store(&db->no_dsync_write, true); /* nothing written: as below from now on */
+		errno = 0;
+	}
 	if (pwritev(j->fd, iov, 3, (off_t)off) != (ssize_t)rec)
 		return jfail(db, s, "writing", j->seg_start, off);
 	j->pos += rec;
