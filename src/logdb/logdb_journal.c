@@ -331,7 +331,9 @@ int logdb_journal_append(struct logdb *db, struct shard *s, rocksdb_writebatch_t
 			j->pos += rec;
 			return LOGDB_OK;
 		}
-		if (w >= 0 || (errno != EOPNOTSUPP && errno != ENOSYS && errno != EINVAL))
+		if (w >= 0)
+			return jfail(db, s, "writing", j->seg_start, off);
+		if (errno != EOPNOTSUPP && errno != ENOSYS && errno != EINVAL)
 			return jfail(db, s, "writing and syncing", j->seg_start, off);
 		atomic_store(&db->no_dsync_write, true); /* nothing written: as below from now on */
 		errno = 0;

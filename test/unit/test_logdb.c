@@ -22,6 +22,7 @@
 #include <stdatomic.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1600,7 +1601,9 @@ static void test_journal_write_failures(void **state)
  * A failed fdatasync of the journal (as Linux reports a lost writeback once:
  * the next one would succeed) stops the LogDB: the save fails, nothing is
  * retried, later saves are refused; a reopen has every acknowledged save.
- * fdatasync is interposed here (the journal's and RocksDB's calls reach it).
+ * fdatasync and pwritev2 are interposed here (the journal's and RocksDB's
+ * calls reach them): a synced record is written with pwritev2(RWF_DSYNC)
+ * when nothing else is dirty, so its failed sync is one of that call.
  */
 static atomic_int fail_next_fdatasync;
 
@@ -1611,6 +1614,19 @@ int fdatasync(int fd)
 		return -1;
 	}
 	return (int)syscall(SYS_fdatasync, fd);
+}
+
+ssize_t pwritev2(int fd, const struct iovec *iov, int iovcnt, off_t offset, int flags)
+{
+	if ((flags & RWF_DSYNC) && atomic_exchange(&fail_next_fdatasync, 0)) {
+		/* written, then the sync failed */
+		if (pwritev(fd, iov, iovcnt, offset) < 0)
+			return -1;
+		errno = EIO;
+		return -1;
+	}
+	return (ssize_t)syscall(SYS_pwritev2, fd, iov, iovcnt, (unsigned long)offset,
+	                        (unsigned long)((uint64_t)offset >> 32), flags);
 }
 
 static void test_journal_sync_failure(void **state)
