@@ -93,7 +93,7 @@ $w->query_safe(q{\set VERBOSITY verbose});
 my $wpid = $w->query_safe('SELECT pg_backend_pid()');
 $w->query_until(qr/wstarted/, "\\echo wstarted\nINSERT INTO t VALUES (7, 'T');\n");
 ok($c->wait_until('the COMMIT to wait for the transfer',
-		sub { $L2->safe_psql('postgres', "SELECT count(*) FROM dragonraft.busy_waits WHERE pid = $wpid") eq '1' }),
+		sub { ($c->poll($l2, "SELECT count(*) FROM dragonraft.busy_waits WHERE pid = $wpid") // '') eq '1' }),
 	'the COMMIT waits for the transfer, shown in dragonraft.busy_waits');
 kill 'CONT', $tpid;
 $w->query('SELECT 1');
