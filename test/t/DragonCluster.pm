@@ -58,11 +58,11 @@ my @clusters;    # (weak references) whose poll sessions END closes
 }
 
 # DR_PSQL_TRACE=DIR: one line per psql this script starts (safe_psql, psql,
-# poll_query_until, background_psql) or persistent-session query (poll), in
-# DIR/<script>.trace: "kind<TAB>callers<TAB>SQL's start", callers being the
-# subs (DragonCluster's and the script's) and the script's outermost line
-# that led to it.  To see where a
-# test's children's CPU time goes: sort | uniq -c.
+# poll_query_until, background_psql) or poll session query (poll, query), in
+# DIR/<script>.trace: "time<TAB>kind<TAB>callers<TAB>SQL's start", callers
+# being the subs (DragonCluster's and the script's) and the script's
+# outermost line that led to it.  Where a test's children's CPU goes:
+# cut -f2,3 | sort | uniq -c; where its time goes: the gaps between times.
 if (my $dir = $ENV{DR_PSQL_TRACE})
 {
 	no warnings 'redefine';
@@ -81,7 +81,7 @@ if (my $dir = $ENV{DR_PSQL_TRACE})
 		$sql //= '';
 		$sql =~ s/\s+/ /g;
 		open(my $fh, '>>', $file) or return;
-		print $fh "$kind\t" . join(' < ', @who) . "\t" . substr($sql, 0, 70) . "\n";
+		printf $fh "%.3f\t%s\t%s\t%s\n", time, $kind, join(' < ', @who), substr($sql, 0, 70);
 		close $fh;
 	};
 	for my $kind (qw(psql poll_query_until background_psql))
