@@ -158,14 +158,12 @@ sub identical
 				"$what: node ${id}'s $tbl->[0] equals the leader's");
 		}
 		# every row has its index entries, in order (amcheck)
-		is($c->node($id)->safe_psql('postgres', q{CREATE EXTENSION IF NOT EXISTS amcheck;
-				SELECT count(bt_index_check(indexrelid, true)) FROM pg_index
+		$c->node($id)->safe_psql('postgres', 'CREATE EXTENSION IF NOT EXISTS amcheck');
+		is($c->query($id, q{SELECT count(bt_index_check(indexrelid, true)) FROM pg_index
 				 WHERE indrelid IN ('t'::regclass, 'u'::regclass, 'ty'::regclass, 'rw'::regclass)}),
 			'4', "$what: node ${id}'s indexes hold its rows");
-		is($c->node($id)->safe_psql('postgres',
-				q{SELECT dragonraft.table_definition('t') || dragonraft.table_definition('u')}),
-			$c->node($lid)->safe_psql('postgres',
-				q{SELECT dragonraft.table_definition('t') || dragonraft.table_definition('u')}),
+		is($c->query($id, q{SELECT dragonraft.table_definition('t') || dragonraft.table_definition('u')}),
+			$c->query($lid, q{SELECT dragonraft.table_definition('t') || dragonraft.table_definition('u')}),
 			"$what: node ${id}'s tables are defined as the leader's");
 	}
 	return;
