@@ -92,11 +92,12 @@ if (my $dir = $ENV{DR_PSQL_TRACE})
 	}
 	$DragonCluster::trace = $trace; # for poll()
 	# and the CPU time of the script's children (psql, pg_ctl, ...; the
-	# servers are not its children), once END closed the poll sessions
+	# servers are not its children), once END closed the poll sessions, and
+	# its own
 	$DragonCluster::trace_times = sub {
 		my @t = times;
 		open(my $fh, '>>', $file) or return;
-		printf $fh "times\t%.2f cusr %.2f csys\n", $t[2], $t[3];
+		printf $fh "times\t%.2f cusr %.2f csys %.2f usr %.2f sys\n", @t[ 2, 3, 0, 1 ];
 		close $fh;
 	};
 }
