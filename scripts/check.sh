@@ -121,9 +121,9 @@ isolation() {
 # Every TAP test, the longest first (measured two at a time), so that the
 # run does not end with one long test while the other slot is idle.
 tap_order() {
-	local t slow="011_snapshot 004_write 037_snapshot_replay 012_snapshot_schema
-		030_write_fixes 051_chaos 055_parked_quiescent 045_snapshot_plain
-		044_snapshot_replay_order 005_failover"
+	local t slow="011_snapshot 046_real_backpressure 004_write 055_parked_quiescent
+		051_chaos 037_snapshot_replay 012_snapshot_schema 044_snapshot_replay_order
+		030_write_fixes 045_snapshot_plain 005_failover"
 	for t in $slow; do [ -f "$top/test/t/$t.pl" ] && echo "t/$t.pl"; done
 	for t in "$top"/test/t/*.pl; do
 		case " $(echo $slow) " in *" $(basename "$t" .pl) "*) ;; *) echo "t/$(basename "$t")" ;; esac

@@ -123,8 +123,7 @@ my $moved = $L->background_psql('postgres', on_error_stop => 0, extra_params => 
 $moved->query_safe(q{\set VERBOSITY verbose
 BEGIN; INSERT INTO accounts VALUES (9, 'moved', 0)});
 $L->safe_psql('postgres', "SELECT dragonraft.transfer_leader(1, $f1)");
-ok($c->wait_until("node $f1 leads", sub { $c->node($f1)->safe_psql('postgres',
-	"SELECT role = 'leader' FROM dragonraft.status WHERE group_id = 1") eq 't' }), 'the leadership moved');
+ok($c->wait_until("node $f1 leads", sub { ($c->poll($f1, "SELECT role = 'leader' FROM dragonraft.status WHERE group_id = 1") // '') eq 't' }), 'the leadership moved');
 $moved->query('COMMIT');
 $moved->quit;
 like($moved->{stderr}, qr/ERROR:\s+25006:.*The leader is node $f1, client address/s,
@@ -141,8 +140,7 @@ my $back = $L->background_psql('postgres', on_error_stop => 0);
 $back->query_safe(q{\set VERBOSITY verbose
 BEGIN; INSERT INTO accounts VALUES (9, 'back', 0)});
 $L->safe_psql('postgres', "SELECT dragonraft.transfer_leader(1, $f1)");
-ok($c->wait_until("node $f1 leads", sub { $c->node($f1)->safe_psql('postgres',
-	"SELECT role = 'leader' FROM dragonraft.status WHERE group_id = 1") eq 't' }), 'the leadership moved away');
+ok($c->wait_until("node $f1 leads", sub { ($c->poll($f1, "SELECT role = 'leader' FROM dragonraft.status WHERE group_id = 1") // '') eq 't' }), 'the leadership moved away');
 $c->node($f1)->safe_psql('postgres', "SELECT dragonraft.transfer_leader(1, $l)");
 is($c->leader(1), $l, 'and came back');
 $back->query('COMMIT');
@@ -201,7 +199,7 @@ my $b = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
 		'\set VERBOSITY verbose', '-c', 'UPDATE accounts SET balance = balance + 100 WHERE id = 5'],
 	'>', \$bout, '2>', \$berr);
 ok($c->wait_until('the second writer to wait for the row lock', sub {
-	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE accounts%'") eq '1' }),
+	($c->poll($l, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE accounts%'") // '') eq '1' }),
 	'the second writer waits for the row lock');
 $a->query('SET dragonraft.testing_fail_local_commit = on; COMMIT');
 like($a->{stderr}, qr/testing_fail_local_commit is set/, 'the first writer\'s local commit failed');
@@ -232,13 +230,13 @@ my $first = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c'
 		'SET dragonraft.testing_fail_local_commit = on', '-c',
 		"UPDATE accounts SET owner = 'first' WHERE id = 30"], '>', \$aout, '2>', \$aerr);
 ok($c->wait_until('the first transaction at its turn', sub {
-	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%owner = ''first''%' AND state = 'active'") eq '1' }),
+	($c->poll($l, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%owner = ''first''%' AND state = 'active'") // '') eq '1' }),
 	'the first transaction holds its turn');
 my $second = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
 		'\set VERBOSITY verbose', '-c', "UPDATE accounts SET owner = 'second' WHERE id = 2"],
 	'>', \$cout, '2>', \$cerr);
 ok($c->wait_until('the second transaction waiting for its turn', sub {
-	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%owner = ''second''%' AND wait_event_type = 'Extension'") eq '1' }),
+	($c->poll($l, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%owner = ''second''%' AND wait_event_type = 'Extension'") // '') eq '1' }),
 	'the second transaction waits for its turn');
 $first->finish;
 $second->finish;
@@ -258,13 +256,13 @@ my $holder = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c
 		'SET dragonraft.testing_commit_delay = 3000', '-c',
 		"UPDATE accounts SET owner = 'holder' WHERE id = 30"], '>', \$hout, '2>', \$herr);
 ok($c->wait_until('a transaction holding its turn', sub {
-	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%owner = ''holder''%' AND state = 'active'") eq '1' }),
+	($c->poll($l, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%owner = ''holder''%' AND state = 'active'") // '') eq '1' }),
 	'a transaction holds its turn');
 my $waiter = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
 		'\set VERBOSITY verbose', '-c', "UPDATE accounts SET owner = 'waiter' WHERE id = 2"],
 	'>', \$wout, '2>', \$werr);
 ok($c->wait_until('the second transaction waiting for its turn', sub {
-	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%owner = ''waiter''%' AND wait_event_type = 'Extension'") eq '1' }),
+	($c->poll($l, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%owner = ''waiter''%' AND wait_event_type = 'Extension'") // '') eq '1' }),
 	'another transaction waits for its turn');
 $L->safe_psql('postgres', "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%owner = ''waiter''%' AND pid <> pg_backend_pid()");
 $waiter->finish;
@@ -286,7 +284,7 @@ my $B = $L->background_psql('postgres', on_error_stop => 0);
 $B->query_safe("BEGIN; UPDATE accounts SET owner = 'held' WHERE id = 1");
 $c->node($f2)->safe_psql('postgres', "SELECT dragonraft.execute(1, 'ALTER TABLE accounts ADD COLUMN note text')");
 ok($c->wait_until('the apply worker to wait for the lock', sub {
-	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'dragonraft apply' AND wait_event_type = 'Lock'") eq '1' }),
+	($c->poll($l, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'dragonraft apply' AND wait_event_type = 'Lock'") // '') eq '1' }),
 	'the leader\'s apply worker waits for the local transaction\'s lock');
 $B->query('COMMIT');
 like($B->{stderr}, qr/could not serialize access: a command run through dragonraft.execute changed a table of group 1/, 'the local transaction ends with 40001');
@@ -311,12 +309,12 @@ my $slow = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
 		'SET dragonraft.testing_commit_delay = 20000', '-c',
 		"UPDATE accounts SET owner = 'slow' WHERE id = 1"], '>', \$sout, '2>', \$serr);
 ok($c->wait_until('group 1\'s backend to hold its entry', sub {
-	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'UPDATE accounts SET owner%' AND state = 'active'") eq '1' }),
+	($c->poll($l, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'UPDATE accounts SET owner%' AND state = 'active'") // '') eq '1' }),
 	'group 1\'s backend holds its entry');
 my $t0 = time;
 $c->node($f1)->safe_psql('postgres', 'INSERT INTO other VALUES (42)');
 ok($c->wait_until('group 2\'s write on the node that holds group 1', sub {
-	$L->safe_psql('postgres', 'SELECT count(*) FROM other WHERE k = 42') eq '1' }),
+	($c->poll($l, 'SELECT count(*) FROM other WHERE k = 42') // '') eq '1' }),
 	'group 2\'s entry is applied there meanwhile');
 ok(time - $t0 < 15, sprintf('within %.1f s, before group 1\'s backend commits', time - $t0));
 is($L->safe_psql('postgres', "SELECT owner FROM accounts WHERE id = 1"), 'held',

@@ -137,7 +137,7 @@ sub compact
 	for my $id ($c->running_in(1))
 	{
 		ok($c->wait_until("node $id to snapshot group 1 at $index",
-				sub { $c->node($id)->safe_psql('postgres', 'SELECT dragonraft.snapshot(1)') >= $index }),
+				sub { ($c->poll($id, 'SELECT dragonraft.snapshot(1)') // -1) >= $index }),
 			"node $id took a snapshot at $index or later");
 	}
 	return;
@@ -158,14 +158,12 @@ sub identical
 				"$what: node ${id}'s $tbl->[0] equals the leader's");
 		}
 		# every row has its index entries, in order (amcheck)
-		is($c->node($id)->safe_psql('postgres', q{CREATE EXTENSION IF NOT EXISTS amcheck;
-				SELECT count(bt_index_check(indexrelid, true)) FROM pg_index
+		$c->node($id)->safe_psql('postgres', 'CREATE EXTENSION IF NOT EXISTS amcheck');
+		is($c->query($id, q{SELECT count(bt_index_check(indexrelid, true)) FROM pg_index
 				 WHERE indrelid IN ('t'::regclass, 'u'::regclass, 'ty'::regclass, 'rw'::regclass)}),
 			'4', "$what: node ${id}'s indexes hold its rows");
-		is($c->node($id)->safe_psql('postgres',
-				q{SELECT dragonraft.table_definition('t') || dragonraft.table_definition('u')}),
-			$c->node($lid)->safe_psql('postgres',
-				q{SELECT dragonraft.table_definition('t') || dragonraft.table_definition('u')}),
+		is($c->query($id, q{SELECT dragonraft.table_definition('t') || dragonraft.table_definition('u')}),
+			$c->query($lid, q{SELECT dragonraft.table_definition('t') || dragonraft.table_definition('u')}),
 			"$what: node ${id}'s tables are defined as the leader's");
 	}
 	return;
@@ -213,8 +211,8 @@ sub set_delay
 	$N->safe_psql('postgres', "ALTER SYSTEM SET dragonraft.testing_snapshot_delay = $ms");
 	$N->safe_psql('postgres', 'SELECT pg_reload_conf()');
 	$c->wait_until("node $id to reload",
-		sub { $N->safe_psql('postgres', q{SELECT setting FROM pg_settings
-			WHERE name = 'dragonraft.testing_snapshot_delay'}) eq $ms });
+		sub { ($c->poll($id, q{SELECT setting FROM pg_settings
+			WHERE name = 'dragonraft.testing_snapshot_delay'}) // '') eq $ms });
 	return;
 }
 
@@ -232,8 +230,7 @@ sub leave_behind
 sub progress
 {
 	my ($id, $where) = @_;
-	return $c->node($id)->safe_psql('postgres',
-		"SELECT pid FROM dragonraft.stat_progress_snapshot WHERE $where");
+	return $c->poll($id, "SELECT pid FROM dragonraft.stat_progress_snapshot WHERE $where") // '';
 }
 
 # ---- kill -9 of node 4's apply worker in the middle of loading a snapshot ----
@@ -249,9 +246,8 @@ ok($pid, 'node 4 loads a snapshot');
 is($N4->safe_psql('postgres', 'SELECT count(*) FROM u'), $rows4,
 	'meanwhile node 4 shows its old rows');
 kill 'KILL', $pid;
-ok($c->wait_until('node 4 to restart after the kill', sub {
-			$N4->psql('postgres', 'SELECT 1') == 0
-			  && progress(4, "role = 'receiver' AND phase = 'loading'") }),
+ok($c->wait_until('node 4 to restart after the kill',
+		sub { progress(4, "role = 'receiver' AND phase = 'loading' AND pid <> $pid") }),
 	'after a kill -9 of the receiver node 4 restarts and loads the snapshot again');
 set_delay(4, 0);
 identical('after a kill -9 in the middle of a load', 4);
@@ -393,8 +389,8 @@ for my $case ([ 'c', 'half', 'checksum mismatch' ], [ 'h', 63, 'a section runs p
 	{
 		# (not corrupt: its load is tried again after a pause, and refused again)
 		ok($c->wait_until('node 4 to refuse the snapshot',
-				sub { $N4->safe_psql('postgres', q{SELECT error FROM dragonraft.status
-					WHERE group_id = 1}) =~ /snapshot file ".*" was made by a server unlike this one/ }),
+				sub { ($c->poll(4, q{SELECT error FROM dragonraft.status
+					WHERE group_id = 1}) // '') =~ /snapshot file ".*" was made by a server unlike this one/ }),
 			'node 4 refuses a file made by a server of another catalog version');
 		like(slurp_file($N4->logfile), qr/catalog version 201909212\).*this server has PostgreSQL 15 \(catalog version/,
 			'and says how the two differ');
@@ -402,8 +398,8 @@ for my $case ([ 'c', 'half', 'checksum mismatch' ], [ 'h', 63, 'a section runs p
 	else
 	{
 		ok($c->wait_until('node 4 to refuse the snapshot',
-				sub { $N4->safe_psql('postgres',
-						q{SELECT state = 'stopped' FROM dragonraft.status WHERE group_id = 1}) eq 't' }),
+				sub { ($c->poll(4,
+						q{SELECT state = 'stopped' FROM dragonraft.status WHERE group_id = 1}) // '') eq 't' }),
 			'node 4 stops the group');
 		like($N4->safe_psql('postgres', 'SELECT error FROM dragonraft.status WHERE group_id = 1'),
 			qr/snapshot file ".*" is corrupt: \Q$why\E/,

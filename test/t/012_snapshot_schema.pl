@@ -41,7 +41,7 @@ sub compact
 	for my $id ($c->running_in(1))
 	{
 		ok($c->wait_until("node $id to snapshot group 1 at $index",
-				sub { $c->node($id)->safe_psql('postgres', 'SELECT dragonraft.snapshot(1)') >= $index }),
+				sub { ($c->poll($id, 'SELECT dragonraft.snapshot(1)') // -1) >= $index }),
 			"node $id took a snapshot at $index or later");
 	}
 	return;
@@ -95,7 +95,7 @@ sub leave_behind
 leave_behind(1000);
 $F->start;
 ok($c->wait_until("node $f to refuse the snapshot",
-		sub { $F->safe_psql('postgres', q{SELECT coalesce(error, '') FROM dragonraft.status WHERE group_id = 1})
+		sub { ($c->poll($f, q{SELECT coalesce(error, '') FROM dragonraft.status WHERE group_id = 1}) // '')
 			  =~ /table public\.mine.* references table public\.parent of group 1/ }),
 	"node $f refuses the snapshot, its error naming the table outside the group and the one it references");
 isnt($F->safe_psql('postgres', q{SELECT state FROM dragonraft.status WHERE group_id = 1}), 'stopped',
@@ -190,8 +190,8 @@ is($c->node(4)->safe_psql('postgres', 'SELECT to_regclass(\'k\') IS NULL'), 't',
 $c->node(4)->safe_psql('postgres', 'CREATE ROLE alice');
 $c->node(4)->restart;
 $c->group_nodes(1, 1, 2, 3, 4);
-ok($c->wait_until('node 4 to install a snapshot', sub { $c->node(4)->safe_psql('postgres',
-		q{SELECT snapshots_received >= 1 FROM dragonraft.stat_groups WHERE group_id = 1}) eq 't' }),
+ok($c->wait_until('node 4 to install a snapshot', sub { ($c->poll(4,
+		q{SELECT snapshots_received >= 1 FROM dragonraft.stat_groups WHERE group_id = 1}) // '') eq 't' }),
 	'with the role there, after a restart, node 4 installs the snapshot');
 same_rows('after the join', 4, @tables);
 for my $t (@tables)

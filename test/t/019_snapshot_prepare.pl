@@ -39,7 +39,7 @@ my ($L, $F, $N4) = ($c->node($l), $c->node($f), $c->node(4));
 sub status
 {
 	my ($node) = @_;
-	return $node->safe_psql('postgres',
+	return $c->query($c->id_of($node),
 		q{SELECT state || coalesce(': ' || error, '') FROM dragonraft.status WHERE group_id = 1});
 }
 

@@ -11,7 +11,11 @@ use DragonCluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $c = DragonCluster->new(3);
+# Followers wait 1.5 s (not 0.5 s) for the leader before they campaign: its
+# engine worker may be busy a moment sending them the 5 MB entry (on a
+# loaded machine the leader of group 2 once lost its leadership to that,
+# and the INSERT its outcome: 40003).
+my $c = DragonCluster->new(3, conf => "dragonraft.election_rtt = 30\n");
 $c->create_group($_) for 1 .. 2;
 my $l1 = $c->leader(1) or die 'no leader of group 1';
 my $l2 = $c->leader(2) or die 'no leader of group 2';

@@ -35,8 +35,7 @@ sub same_everywhere
 	my $want = $c->contents($l, $table, $order);
 	for my $f (@followers)
 	{
-		is($c->node($f)->safe_psql('postgres',
-				"SELECT state FROM dragonraft.status WHERE group_id = 1"),
+		is($c->query($f, "SELECT state FROM dragonraft.status WHERE group_id = 1"),
 			'ok', "$what: node $f applies on");
 		is($c->contents($f, $table, $order), $want, "$what: node $f has the leader's $table");
 	}
@@ -179,11 +178,11 @@ is($st, '25006', 'and a COPY');
 # this member's apply of the next two entries.
 $L->safe_psql('postgres', 'UPDATE acc SET bal = bal + 1 WHERE id = 1; UPDATE acc SET bal = bal + 1 WHERE id = 2');
 ok($c->wait_until("the apply worker of node $f to wait for the row lock", sub {
-	$F->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND backend_type LIKE 'dragonraft%'") eq '1' }),
+	($c->poll($f, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND backend_type LIKE 'dragonraft%'") // '') eq '1' }),
 	'the apply worker of the future leader waits for the local lock');
 $L->safe_psql('postgres', "SELECT dragonraft.transfer_leader(1, $f)");
 ok($c->wait_until("node $f to lead", sub {
-	$F->safe_psql('postgres', 'SELECT role FROM dragonraft.status WHERE group_id = 1') eq 'leader' }),
+	($c->poll($f, 'SELECT role FROM dragonraft.status WHERE group_id = 1') // '') eq 'leader' }),
 	'the leadership moved to the member with a backlog');
 my ($wout, $werr) = ('', '');
 my $writer = IPC::Run::start(['psql', '-XAt', '-d', $F->connstr('postgres'), '-c',
@@ -191,7 +190,7 @@ my $writer = IPC::Run::start(['psql', '-XAt', '-d', $F->connstr('postgres'), '-c
 		'UPDATE acc SET bal = bal + 1000 WHERE id = 2'],
 	'>', \$wout, '2>', \$werr);
 ok($c->wait_until('the writer to wait for the new leader\'s backlog', sub {
-	$F->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND query LIKE 'UPDATE acc%'") eq '1' }),
+	($c->poll($f, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND query LIKE 'UPDATE acc%'") // '') eq '1' }),
 	'the writer on the new leader waits before it locks a row');
 $holder->query_safe('COMMIT');
 $holder->quit;
@@ -211,11 +210,11 @@ $holder->query_safe('BEGIN; SELECT * FROM acc WHERE id = 1 FOR UPDATE');
 $c->node($l)->safe_psql('postgres', "UPDATE acc SET bal = bal + 1 WHERE id = 1;
 	SELECT dragonraft.execute(1, 'ALTER TABLE acc ADD COLUMN w int')");
 ok($c->wait_until("the apply worker of node $next2 to wait for the row lock", sub {
-	$N->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND backend_type LIKE 'dragonraft%'") eq '1' }),
+	($c->poll($next2, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND backend_type LIKE 'dragonraft%'") // '') eq '1' }),
 	'the apply worker of the next leader waits for the local lock');
 $c->node($l)->safe_psql('postgres', "SELECT dragonraft.transfer_leader(1, $next2)");
 ok($c->wait_until("node $next2 to lead", sub {
-	$N->safe_psql('postgres', 'SELECT role FROM dragonraft.status WHERE group_id = 1') eq 'leader' }),
+	($c->poll($next2, 'SELECT role FROM dragonraft.status WHERE group_id = 1') // '') eq 'leader' }),
 	'the leadership moved to the member with a command in its backlog');
 ($wout, $werr) = ('', '');
 $writer = IPC::Run::start(['psql', '-XAt', '-d', $N->connstr('postgres'), '-c',
@@ -223,7 +222,7 @@ $writer = IPC::Run::start(['psql', '-XAt', '-d', $N->connstr('postgres'), '-c',
 		'UPDATE acc SET bal = bal + 1000 WHERE id = 2'],
 	'>', \$wout, '2>', \$werr);
 ok($c->wait_until('the writer to wait for the backlog', sub {
-	$N->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND query LIKE 'UPDATE acc%'") eq '1' }),
+	($c->poll($next2, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND query LIKE 'UPDATE acc%'") // '') eq '1' }),
 	'the writer waits for the backlog');
 $holder->query_safe('COMMIT');
 $holder->quit;
@@ -319,7 +318,7 @@ my $exec = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
 		'\set VERBOSITY verbose', '-c', "SELECT dragonraft.execute(1, 'ALTER TABLE acc ADD COLUMN z int')"],
 	'>', \$xout, '2>', \$xerr);
 ok($c->wait_until('execute() to wait for its apply', sub {
-	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND query LIKE '%ADD COLUMN z%' AND backend_type = 'client backend'") eq '1' }),
+	($c->poll($l, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND query LIKE '%ADD COLUMN z%' AND backend_type = 'client backend'") // '') eq '1' }),
 	'execute() waits for the apply, which waits for a reader\'s lock');
 $L->safe_psql('postgres', "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%acc ADD COLUMN z%' AND backend_type = 'client backend' AND pid <> pg_backend_pid()");
 $exec->finish;
@@ -342,7 +341,7 @@ like($c->node($r)->safe_psql('postgres', "SELECT state FROM dragonraft.tables WH
 	qr/^refused/, "node $r refused the table");
 $L->safe_psql('postgres', "SELECT dragonraft.transfer_leader(1, $r)");
 ok($c->wait_until("node $r to lead", sub {
-	$c->node($r)->safe_psql('postgres', 'SELECT role FROM dragonraft.status WHERE group_id = 1') eq 'leader' }),
+	($c->poll($r, 'SELECT role FROM dragonraft.status WHERE group_id = 1') // '') eq 'leader' }),
 	'the refusing member leads');
 ($st, $err) = $c->sql_error($r, 'INSERT INTO mine VALUES (1)');
 is($st, '55000', 'a write of the table it refused is refused');

@@ -72,7 +72,7 @@ my $ddl = IPC::Run::start(['psql', '-XAt', '-d', $F->connstr('postgres'), '-c',
 $ddl->finish;
 like($dout, qr/^\d+$/, 'the command ran on the follower') or diag $derr;
 ok($c->wait_until('the leader applies the command', sub {
-	$L->safe_psql('postgres', q{SELECT count(*) FROM pg_attribute WHERE attrelid = 't2'::regclass AND attname = 'x'}) eq '1' }),
+	($c->poll($l, q{SELECT count(*) FROM pg_attribute WHERE attrelid = 't2'::regclass AND attname = 'x'}) // '') eq '1' }),
 	'and on the leader');
 like(slurp_file($L->logfile, $log_offset),
 	qr/dragonraft terminates process $reader_pid: it holds a lock that the apply worker has waited for/,
@@ -96,8 +96,8 @@ $ddl = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
 		"SELECT dragonraft.execute(1, 'ALTER TABLE t2 ADD COLUMN y int')"],
 	'>', \$dout, '2>', \$derr);
 ok($c->wait_until('execute() waiting for the reader\'s lock', sub {
-	$L->safe_psql('postgres',
-		"SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 't2'::regclass AND waitstart < now() - interval '3 s'") eq '1' }),
+	($c->poll($l,
+		"SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 't2'::regclass AND waitstart < now() - interval '3 s'") // '') eq '1' }),
 	'execute() waits for the reader beyond the delay of part 2');
 ${ $reader->{in} } .= "SELECT 'still here';\nCOMMIT;\n";
 $reader->{h}->finish;

@@ -33,7 +33,7 @@ my $log_offset = -s $F->logfile;
 my $index = $L->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'ALTER TABLE t ADD COLUMN x int')});
 like($index, qr/^\d+$/, 'the command ran on the leader');
 ok($c->wait_until("the follower applied entry $index", sub {
-	$F->safe_psql('postgres', "SELECT applied_index >= $index FROM dragonraft.status WHERE group_id = 1") eq 't' }),
+	($c->poll($f, "SELECT applied_index >= $index FROM dragonraft.status WHERE group_id = 1") // '') eq 't' }),
 	'the follower applied the command');
 like(slurp_file($F->logfile, $log_offset),
 	qr/dragonraft terminates process $reader_pid: it holds a lock that the apply worker has waited for/,

@@ -24,13 +24,13 @@ my ($L, $F1, $F2) = map { $c->node($_) } ($l, $f1, $f2);
 sub status
 {
 	my ($node) = @_;
-	return $node->safe_psql('postgres', 'SELECT state || coalesce(\'|\' || error, \'\') FROM dragonraft.status WHERE group_id = 1');
+	return $c->query($c->id_of($node), q{SELECT state || coalesce('|' || error, '') FROM dragonraft.status WHERE group_id = 1});
 }
 
 sub history
 {
 	my ($node) = @_;
-	return $node->safe_psql('postgres', 'SELECT count(*) FROM dragonraft.ddl_history WHERE group_id = 1');
+	return $c->query($c->id_of($node), 'SELECT count(*) FROM dragonraft.ddl_history WHERE group_id = 1');
 }
 
 $L->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'CREATE TABLE public.acc (id int PRIMARY KEY, v text)')});

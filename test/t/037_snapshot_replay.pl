@@ -48,8 +48,8 @@ sub same_catalog
 sub loads_snapshot
 {
 	my ($id) = @_;
-	return $c->wait_until("node $id to load a snapshot", sub { $c->node($id)->safe_psql('postgres',
-		q{SELECT snapshots_received >= 1 FROM dragonraft.stat_groups WHERE group_id = 1}) eq 't' });
+	return $c->wait_until("node $id to load a snapshot", sub { ($c->poll($id,
+		q{SELECT snapshots_received >= 1 FROM dragonraft.stat_groups WHERE group_id = 1}) // '') eq 't' });
 }
 
 sub write_rows

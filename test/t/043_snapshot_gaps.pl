@@ -45,8 +45,8 @@ sub same_catalog
 sub loads_snapshot
 {
 	my ($g, $id) = @_;
-	return $c->wait_until("node $id to load a snapshot of group $g", sub { on($g, $id,
-		"SELECT snapshots_received >= 1 FROM dragonraft.stat_groups WHERE group_id = $g") eq 't' });
+	return $c->wait_until("node $id to load a snapshot of group $g", sub { ($c->poll($id,
+		"SELECT snapshots_received >= 1 FROM dragonraft.stat_groups WHERE group_id = $g") // '') eq 't' });
 }
 
 # ---- Group 1: statements that need the group's tables ----

@@ -105,13 +105,13 @@ $c->group_nodes(2, 1, 2, 3);
 $c->node($f2)->start;
 my $error;
 ok($c->wait_until("node ${f2}'s load to fail", sub {
-	$error = on(2, $f2, q{SELECT coalesce(error, '') FROM dragonraft.status WHERE group_id = 2});
+	$error = $c->poll($f2, q{SELECT coalesce(error, '') FROM dragonraft.status WHERE group_id = 2}) // '';
 	$error =~ /at entry $idx failed when its snapshot's load ran it again here: column "c" does not exist/ }),
 	"node ${f2}'s load fails at the command whose column is gone");
 my ($state, $err) = $c->sql_error($f2, "SELECT dragonraft.skip_command(2, $idx)");
 is($state, '', "skip_command takes the command that failed the load");
 ok($c->wait_until("node $f2 to load the snapshot", sub {
-	on(2, $f2, q{SELECT snapshots_received >= 1 FROM dragonraft.stat_groups WHERE group_id = 2}) eq 't' }),
+	($c->poll($f2, q{SELECT snapshots_received >= 1 FROM dragonraft.stat_groups WHERE group_id = 2}) // '') eq 't' }),
 	"node $f2 loads the snapshot without the statement");
 same_catalog('a follower that skipped a statement set aside', $f2);
 is($c->contents($f2, 'ct', 'id'), $c->contents($l2, 'ct', 'id'), "node ${f2}'s ct equals the leader's");

@@ -42,7 +42,7 @@ is($l, 1, 'node 1 leads group 1');
 sub n1 { return $N1->safe_psql('postgres', $_[0]); }
 sub indexes
 {
-	return split /\|/, n1('SELECT commit_index, last_index FROM dragonraft.status WHERE group_id = 1');
+	return split /\|/, $c->query(1, 'SELECT commit_index, last_index FROM dragonraft.status WHERE group_id = 1');
 }
 n1(q{SELECT dragonraft.execute(1, 'CREATE TABLE big (id int PRIMARY KEY, v text)')});
 n1(q{SELECT dragonraft.replicate_table('big', 1)});
@@ -112,13 +112,13 @@ my $sa = background($big->(1));
 ok(appended($last0), 'the big entry is appended, and waits for a quorum');
 my $sb = background("SET dragonraft.busy_timeout = '5min';\nINSERT INTO big VALUES (-1, 'b');\n");
 ok( $c->wait_until('the INSERT to wait for the group',
-		sub { n1('SELECT count(*) FROM dragonraft.busy_waits WHERE group_id = 1') == 1 }),
+		sub { $c->query(1, 'SELECT count(*) FROM dragonraft.busy_waits WHERE group_id = 1') == 1 }),
 	'dragonraft.busy_waits shows the INSERT waiting for group 1')
   or diag(n1(q{SELECT string_agg(concat_ws(' ', pid, state, wait_event_type, wait_event, left(query, 60)), E'\n')
                 FROM pg_stat_activity WHERE backend_type = 'client backend'}));
 release($reader);
 ok( $c->wait_until('the execute() to wait for the group too',
-		sub { n1('SELECT count(*) FROM dragonraft.busy_waits WHERE group_id = 1') == 2 }),
+		sub { $c->query(1, 'SELECT count(*) FROM dragonraft.busy_waits WHERE group_id = 1') == 2 }),
 	'once the lock is free, the execute() waits for group 1 too');
 # (Each proposes again every 10 ms: seen at once, both may not be asleep.)
 ok( $c->wait_until('the INSERT and the execute() to sleep on Extension at once',
@@ -134,7 +134,7 @@ is($commit1, $commit0, 'and nothing commits');
 
 $c->node(2)->start;
 ok( $c->wait_until('the INSERT and the execute() to commit',
-		sub { n1('SELECT count(*) FROM dragonraft.busy_waits') == 0 && (indexes())[0] >= $commit0 + 3 }),
+		sub { $c->query(1, 'SELECT count(*) FROM dragonraft.busy_waits') == 0 && (indexes())[0] >= $commit0 + 3 }),
 	'with node 2 back, they stop waiting and commit');
 $sa->query('SELECT 1');
 $sb->query('SELECT 1');

@@ -93,7 +93,7 @@ $w->query_safe(q{\set VERBOSITY verbose});
 my $wpid = $w->query_safe('SELECT pg_backend_pid()');
 $w->query_until(qr/wstarted/, "\\echo wstarted\nINSERT INTO t VALUES (7, 'T');\n");
 ok($c->wait_until('the COMMIT to wait for the transfer',
-		sub { $L2->safe_psql('postgres', "SELECT count(*) FROM dragonraft.busy_waits WHERE pid = $wpid") eq '1' }),
+		sub { ($c->poll($l2, "SELECT count(*) FROM dragonraft.busy_waits WHERE pid = $wpid") // '') eq '1' }),
 	'the COMMIT waits for the transfer, shown in dragonraft.busy_waits');
 kill 'CONT', $tpid;
 $w->query('SELECT 1');
@@ -115,14 +115,19 @@ my @f3 = grep { $_ != $l3 } $c->ids;
 my @f3pids = map { epid($_) } @f3;
 my $l3pid = epid($l3);
 my $last3 = $L3->safe_psql('postgres', 'SELECT last_index FROM dragonraft.status WHERE group_id = 1');
-kill 'STOP', @f3pids;
+# (The writers' sessions start first: with the followers stopped, the
+# leader steps down after an election timeout, 1.5 s, which four psql
+# starts took on a loaded machine.)
 my @given;
 for my $k (1 .. 4)
 {
 	my $h = $L3->background_psql('postgres', on_error_stop => 0);
-	my $pid = $h->query_safe('SELECT pg_backend_pid()');
-	$h->query_until(qr/started$k/, "\\echo started$k\nINSERT INTO t VALUES (20$k, 'lost');\n");
-	push @given, [ $h, $pid ];
+	push @given, [ $h, $h->query_safe('SELECT pg_backend_pid()') ];
+}
+kill 'STOP', @f3pids;
+for my $k (1 .. 4)
+{
+	$given[ $k - 1 ][0]->query_until(qr/started$k/, "\\echo started$k\nINSERT INTO t VALUES (20$k, 'lost');\n");
 }
 ok($L3->poll_query_until('postgres', "SELECT last_index >= $last3 + 4 FROM dragonraft.status WHERE group_id = 1"),
 	'the stalled leader appended all four');

@@ -29,6 +29,10 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
 use IPC::Run;
+use Scalar::Util ();
+
+our $trace;
+my @clusters;    # (weak references) whose poll sessions END closes
 
 # initdb runs once, and each node's data directory is a copy of what it made
 # (as PostgreSQL 17's tests do): DR_INITDB_TEMPLATE names one that
@@ -53,11 +57,70 @@ use IPC::Run;
 	};
 }
 
+# DR_PSQL_TRACE=DIR: one line per psql this script starts (safe_psql, psql,
+# poll_query_until, background_psql) or poll session query (poll, query), in
+# DIR/<script>.trace: "time<TAB>kind<TAB>callers<TAB>SQL's start", callers
+# being the subs (DragonCluster's and the script's) and the script's
+# outermost line that led to it.  Where a test's children's CPU goes:
+# cut -f2,3 | sort | uniq -c; where its time goes: the gaps between times.
+if (my $dir = $ENV{DR_PSQL_TRACE})
+{
+	no warnings 'redefine';
+	(my $script = $0) =~ s{.*/}{};
+	my $file = "$dir/$script.trace";
+	my $trace = sub {
+		my ($kind, $sql) = @_;
+		my @who;
+		my $line;
+		for (my $i = 1; my @f = caller($i); $i++)
+		{
+			push @who, $1 if $f[3] =~ /^(?:DragonCluster|main)::(\w+)$/ && $1 ne '__ANON__';
+			$line = $f[2] if $f[1] !~ /\.pm$/;
+		}
+		push @who, "line $line" if defined $line;
+		$sql //= '';
+		$sql =~ s/\s+/ /g;
+		open(my $fh, '>>', $file) or return;
+		printf $fh "%.3f\t%s\t%s\t%s\n", time, $kind, join(' < ', @who), substr($sql, 0, 70);
+		close $fh;
+	};
+	for my $kind (qw(psql poll_query_until background_psql))
+	{
+		my $orig = \&{"PostgreSQL::Test::Cluster::$kind"};
+		no strict 'refs';
+		*{"PostgreSQL::Test::Cluster::$kind"} = sub { $trace->($kind, $_[2]); goto &$orig; };
+	}
+	$DragonCluster::trace = $trace; # for poll()
+	# and the CPU time of the script's children (psql, pg_ctl, ...; the
+	# servers are not its children), once END closed the poll sessions, and
+	# its own
+	$DragonCluster::trace_times = sub {
+		my @t = times;
+		open(my $fh, '>>', $file) or return;
+		printf $fh "times\t%.2f cusr %.2f csys %.2f usr %.2f sys\n", @t[ 2, 3, 0, 1 ];
+		close $fh;
+	};
+}
+
+# The poll sessions end before the servers do (PostgreSQL::Test::Cluster's
+# END, which runs after this one).
+END
+{
+	local $?;    # (finish sets it; it is the script's exit status here)
+	for my $c (grep { defined } @clusters)
+	{
+		$c->close_poll($_) for keys %{ $c->{polls} // {} };
+	}
+	$DragonCluster::trace_times->() if $DragonCluster::trace_times;
+}
+
 sub new
 {
 	my ($class, $n, %opts) = @_;
 	my $self = bless { nodes => [], raft_port => {}, n => $n, own => $opts{own_addresses} },
 	  $class;
+	push @clusters, $self;
+	Scalar::Util::weaken($clusters[-1]);
 
 	die 'DR_SCRIPTS must name the scripts directory of dragonraft' unless $ENV{DR_SCRIPTS};
 	my $certs = PostgreSQL::Test::Utils::tempdir() . '/certs';
@@ -86,6 +149,13 @@ dragonraft.ssl_ca_file = '$certs/ca.crt'
 }
 
 sub node { my ($self, $id) = @_; return $self->{nodes}[ $id - 1 ]; }
+# The id of a node (a PostgreSQL::Test::Cluster of this cluster).
+sub id_of
+{
+	my ($self, $node) = @_;
+	my ($id) = grep { $self->node($_) == $node } $self->ids;
+	return $id // die 'not a node of this cluster: ' . $node->name;
+}
 sub addr { my ($self, $id) = @_; return $self->{own} ? "127.0.0.1$id" : '127.0.0.1'; }
 sub ids { my ($self) = @_; return (1 .. $self->{n}); }
 # The nodes whose server runs (not stopped or crashed).
@@ -124,8 +194,7 @@ sub create_group
 	for my $id (@nodes)
 	{
 		$self->wait_until("the engine worker of node $id",
-			sub { $self->node($id)->safe_psql('postgres',
-					'SELECT engine_state FROM dragonraft.node_status()') eq 'running' });
+			sub { ($self->poll($id, 'SELECT engine_state FROM dragonraft.node_status()') // '') eq 'running' });
 		$self->node($id)->safe_psql('postgres', "SELECT dragonraft.create_group($g, '$m')");
 	}
 	return;
@@ -147,6 +216,115 @@ sub wait_until
 	return 0;
 }
 
+# Polls: one psql session per node, kept open between queries, for the
+# queries that loops repeat (a psql and a backend cost more CPU than the
+# query; on 2 cores that CPU is the servers' under test).
+#
+# poll(id, sql): sql's output on node id (as safe_psql's), or undef when the
+# node cannot be reached: stopped, starting, shutting down, restarted or
+# crashed since the last poll (the next poll connects again).  Dies on an
+# SQL error, as safe_psql.  For reads (a SELECT; a function as
+# dragonraft.snapshot()) that leave the session as they found it: no SET, no
+# transaction left open.  (psql goes on after an error here: one statement.)
+sub poll
+{
+	my ($self, $id, $sql) = @_;
+	my ($out, $err, $state) = $self->poll_result($id, $sql);
+	die "poll on node $id failed: $err\nwhile running: $sql\n" if $state eq 'error';
+	return $state eq 'ok' ? $out : undef;
+}
+
+# sql's output on node id through its poll session, as safe_psql's: dies
+# when the node cannot be reached, or on an SQL error.  For one-shot reads
+# the helpers repeat (contents, catalog) under the same rules as poll's.
+sub query
+{
+	my ($self, $id, $sql) = @_;
+	my ($out, $err, $state) = $self->poll_result($id, $sql);
+	die "query on node $id failed: $err\nwhile running: $sql\n" if $state ne 'ok';
+	return $out;
+}
+
+# poll's output, stderr and outcome: 'ok', 'error' (an SQL error: stderr has
+# it) or 'down' (no connection).
+sub poll_result
+{
+	my ($self, $id, $sql) = @_;
+	die "poll: no session state changes: $sql" if $sql =~ /^\s*(BEGIN|START|SET|RESET)\b/im;
+	$trace->('poll', $sql) if $trace;
+	for (;;)
+	{
+		my $s = $self->{polls}{$id} //= $self->_poll_start($id);
+		my $reused = $s->{n} > 0;
+		my $mark = "dragoncluster poll " . ++$s->{n};
+		# Then an empty statement, so that the session, idle, does not show
+		# the poll's text in pg_stat_activity.query (tests search for theirs).
+		${ $s->{in} } .= "$sql\n;\nSELECT WHERE false;\n\\echo '$mark'\n\\warn '$mark'\n";
+		$s->{timer}->start($PostgreSQL::Test::Utils::timeout_default);
+		my $done = eval {
+			$s->{h}->pump_nb;
+			until (${ $s->{out} } =~ /^\Q$mark\E\n/m && ${ $s->{err} } =~ /^\Q$mark\E\n/m)
+			{
+				return 0 unless $s->{h}->pumpable;
+				die "poll on node $id timed out: $sql\n" if $s->{timer}->is_expired;
+				$s->{h}->pump;
+			}
+			return 1;
+		};
+		if ((my $e = $@) =~ /^poll on node \d+ timed out/)
+		{
+			# (not to wait for the query at END)
+			delete $self->{polls}{$id};
+			eval { $s->{h}->kill_kill(grace => 1); };
+			die $e;
+		}
+		if (!$done)
+		{
+			# psql exits when it cannot connect or lost its connection; a
+			# session that worked before lost it to a restart: once more.
+			$self->close_poll($id);
+			next if $reused;
+			return ('', ${ $s->{err} }, 'down');
+		}
+		my $out = ${ $s->{out} };
+		my $err = ${ $s->{err} };
+		${ $s->{out} } = ${ $s->{err} } = '';
+		$out =~ s/^\Q$mark\E\n\z//m;
+		$err =~ s/^\Q$mark\E\n\z//m;
+		chomp $out;
+		chomp $err;
+		return ($out, $err, 'error') if $err =~ /^(?:psql:\S+ )?(?:ERROR|FATAL|PANIC):/m;
+		print "#### Begin standard error\n$err\n#### End standard error\n" if $err ne '';
+		return ($out, $err, 'ok');
+	}
+}
+
+sub _poll_start
+{
+	my ($self, $id) = @_;
+	my $node = $self->node($id);
+	local %ENV = $node->_get_env();
+	my $s = { n => 0, in => \(my $in = ''), out => \(my $out = ''), err => \(my $err = ''),
+		timer => IPC::Run::timer($PostgreSQL::Test::Utils::timeout_default) };
+	$s->{h} = IPC::Run::start(
+		[ $node->installed_command('psql'), '-XAtq', '-d',
+			$node->connstr('postgres') . ' application_name=dragoncluster_poll' ],
+		'<', $s->{in}, '>', $s->{out}, '2>', $s->{err}, $s->{timer});
+	return $s;
+}
+
+# End node id's poll session (the next poll opens another).
+sub close_poll
+{
+	my ($self, $id) = @_;
+	my $s = delete $self->{polls}{$id} or return;
+	eval {
+		${ $s->{in} } .= "\\q\n" if $s->{h}->pumpable;
+		$s->{h}->finish;
+	};
+	return;
+}
+
 # The leader of group g once every running node agrees on it and it accepts
 # writes (it applied its term's no-op); undef after the timeout.
 sub leader
@@ -158,10 +336,10 @@ sub leader
 			my (%leaders, $leading);
 			for my $id ($self->running_in($g))
 			{
-				my ($role, $leader, $applied, $commit) = split /\|/,
-				  $self->node($id)->safe_psql('postgres',
+				my $row = $self->poll($id,
 					"SELECT role, leader_id, applied_index, commit_index FROM dragonraft.status "
-					  . "WHERE group_id = $g AND state = 'ok'");
+					  . "WHERE group_id = $g AND state = 'ok'") // return undef;
+				my ($role, $leader, $applied, $commit) = split /\|/, $row;
 				return undef unless defined $commit && $leader ne '';
 				$leaders{$leader} = 1;
 				$leading = $id if $role eq 'leader' && $applied == $commit;
@@ -181,12 +359,10 @@ sub caught_up
 		"an execute() on the leader of group $g",
 		sub {
 			my $l = $self->leader($g) or return 0;
-			my ($out, $err) = ('', '');
-			my $rc = $self->node($l)->psql('postgres', "SELECT dragonraft.execute($g, 'SELECT 1')",
-				stdout => \$out, stderr => \$err);
-			diag "execute() on node $l failed, tried again: $err" if $rc != 0;
-			$index = $out if $rc == 0;
-			return $rc == 0;
+			my ($out, $err, $state) = $self->poll_result($l, "SELECT dragonraft.execute($g, 'SELECT 1')");
+			diag "execute() on node $l failed, tried again: $err" if $state ne 'ok';
+			$index = $out if $state eq 'ok';
+			return $state eq 'ok';
 		}) or return 0;
 	return $self->wait_until(
 		"every member of group $g at $index",
@@ -194,8 +370,8 @@ sub caught_up
 			for my $id ($self->running_in($g))
 			{
 				return 0
-				  unless $self->node($id)->safe_psql('postgres',
-					"SELECT applied_index >= $index FROM dragonraft.status WHERE group_id = $g")
+				  unless ($self->poll($id,
+						"SELECT applied_index >= $index FROM dragonraft.status WHERE group_id = $g") // '')
 				  eq 't';
 			}
 			return 1;
@@ -250,15 +426,14 @@ SELECT concat_ws(E'\n',
 sub catalog
 {
 	my ($self, $id) = @_;
-	return $self->node($id)->safe_psql('postgres', $catalog_sql);
+	return $self->query($id, $catalog_sql);
 }
 
 # A table's rows in order, as one string.
 sub contents
 {
 	my ($self, $id, $table, $order) = @_;
-	return $self->node($id)->safe_psql('postgres',
-		"SELECT coalesce(string_agg(t::text, ';' ORDER BY $order), '') FROM $table t");
+	return $self->query($id, "SELECT coalesce(string_agg(t::text, ';' ORDER BY $order), '') FROM $table t");
 }
 
 # Run sql on node id; its SQLSTATE and message ('' when it succeeded), and stderr.
@@ -278,12 +453,12 @@ sub sql_error
 sub compact
 {
 	my ($self, $g, @ids) = @_;
-	my $index = $self->node($self->leader($g))
-	  ->safe_psql('postgres', "SELECT applied_index FROM dragonraft.status WHERE group_id = $g");
+	my $index = $self->query($self->leader($g),
+		"SELECT applied_index FROM dragonraft.status WHERE group_id = $g");
 	for my $id (@ids)
 	{
 		$self->wait_until("node $id to snapshot group $g at $index", sub {
-			$self->node($id)->safe_psql('postgres', "SELECT dragonraft.snapshot($g)") >= $index })
+			($self->poll($id, "SELECT dragonraft.snapshot($g)") // -1) >= $index })
 		  or return 0;
 	}
 	return 1;
@@ -303,8 +478,8 @@ sub idle_reader
 	$r->{h}->pump until ${ $r->{out} } =~ /^\d+\n(\d+)\n/;
 	$r->{pid} = $1;
 	$self->wait_until("session $r->{pid} to idle in its transaction", sub {
-		$self->node($id)->safe_psql('postgres',
-			"SELECT state FROM pg_stat_activity WHERE pid = $r->{pid}") eq 'idle in transaction' })
+		($self->poll($id, "SELECT state FROM pg_stat_activity WHERE pid = $r->{pid}") // '')
+		  eq 'idle in transaction' })
 	  or return undef;
 	return $r;
 }
