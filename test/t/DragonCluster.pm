@@ -12,6 +12,8 @@
 #   $c->node($l)->safe_psql('postgres', ...);
 #   $c->caught_up(1);                             # every member applied it
 #   my ($state, $msg) = $c->sql_error($id, 'INSERT ...');
+#   $c->poll($id, 'SELECT ...');                  # one psql session per node; undef if down
+#   $c->query($id, 'SELECT ...');                 # the same; dies if the node is down
 #   $c->crash($id);                               # SIGKILL to the server and its children
 #
 # DragonCluster->new(3, own_addresses => 1) has node K's transport listen
