@@ -376,7 +376,9 @@ static void test_no_secret_loopback_only(void **state)
 
 static void test_queue_overflow_and_handshake_timeout(void **state)
 {
-	struct transport_config cfg = {.queue_max_msgs = 10, .handshake_timeout_ms = 100};
+	/* The handshake timeout also bounds a's own handshake with b: 1 s, not
+	 * less, so that a loaded machine (under ASan) does not time it out. */
+	struct transport_config cfg = {.queue_max_msgs = 10, .handshake_timeout_ms = 1000};
 	struct th_pair p;
 	struct transport_peer_stats sa;
 	struct th_raw r;
