@@ -6,12 +6,14 @@
  *   DR_FAULT_DIR=/abs/dir        files opened under this directory are watched
  *   DR_FAULT_WRITE_BYTES=N       after N bytes written to them, writes fail with
  *                                ENOSPC (a full disk; the write that crosses N is short)
- *   DR_FAULT_SYNCS=N             the (N+1)th fsync/fdatasync of them fails with EIO,
+ *   DR_FAULT_SYNCS=N             the (N+1)th sync of them (fsync, fdatasync, a write
+ *                                with RWF_DSYNC or RWF_SYNC) fails with EIO,
  *                                the later ones succeed again (as Linux reports a lost
  *                                writeback once), so a caller that retries is fooled
  *
  * Only calls through the dynamic symbols are seen (RocksDB's open, write,
- * fdatasync, fallocate: what its POSIX file system uses); stdio is not.
+ * fdatasync, fallocate: what its POSIX file system uses; the LogDB journal's
+ * pwritev and pwritev2); stdio is not.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -231,6 +233,25 @@ ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 		return -1;
 	}
 	return REAL(pwritev)(fd, iov, cnt, off);
+}
+
+static bool sync_fails(int fd);
+
+/* A write with RWF_DSYNC or RWF_SYNC is also a sync (the LogDB journal's
+ * synced records): the one that fails writes its bytes, unsynced, and
+ * reports EIO, as a lost writeback would. */
+ssize_t pwritev2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
+{
+	if (!allow_iov(fd, iov, cnt)) {
+		errno = ENOSPC;
+		return -1;
+	}
+	if ((flags & (RWF_DSYNC | RWF_SYNC)) && sync_fails(fd)) {
+		REAL(pwritev2)(fd, iov, cnt, off, flags & ~(RWF_DSYNC | RWF_SYNC));
+		errno = EIO;
+		return -1;
+	}
+	return REAL(pwritev2)(fd, iov, cnt, off, flags);
 }
 
 int fallocate(int fd, int mode, off_t off, off_t len)
