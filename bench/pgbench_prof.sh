@@ -27,10 +27,16 @@ set -eu -o pipefail
 cd "$(dirname "$0")/.."
 . scripts/pgenv.sh
 . scripts/local_cluster.sh
+. bench/pgbench_tables.sh
 
 scale=${BENCH_SCALE:-10}
 clients=${BENCH_CLIENTS:-8}
 secs=${BENCH_SECONDS:-25}
+# (the measured window is BENCH_SECONDS less 12 s of warm-up and perf stat)
+if [ "$secs" -lt 15 ]; then
+	echo "BENCH_SECONDS must be at least 15 (the window measured is 12 s shorter)" >&2
+	exit 2
+fi
 runs=${BENCH_RUNS:-3}
 perf_on=${BENCH_PERF:-1}
 record=${BENCH_PERF_RECORD:-0}
@@ -74,22 +80,7 @@ agreed_leader() {
 	return 1
 }
 L=$(agreed_leader)
-lc_psql "$L" -c "SELECT dragonraft.execute(1, \$\$
-CREATE TABLE pgbench_branches (bid int PRIMARY KEY, bbalance int, filler char(88)) WITH (fillfactor = 100);
-CREATE TABLE pgbench_tellers (tid int PRIMARY KEY, bid int, tbalance int, filler char(84)) WITH (fillfactor = 100);
-CREATE TABLE pgbench_accounts (aid int PRIMARY KEY, bid int, abalance int, filler char(84)) WITH (fillfactor = 100);
-CREATE TABLE pgbench_history (tid int, bid int, aid int, delta int, mtime timestamp, filler char(22));
-\$\$)" >/dev/null
-for t in branches tellers accounts history; do
-	lc_psql "$L" -c "SELECT dragonraft.replicate_table('pgbench_$t', 1)" >/dev/null
-done
-lc_psql "$L" -c "INSERT INTO pgbench_branches SELECT b, 0 FROM generate_series(1, $scale) b" \
-	-c "INSERT INTO pgbench_tellers SELECT t, (t - 1) / 10 + 1, 0 FROM generate_series(1, $((scale * 10))) t"
-for ((a = 1; a <= scale * 100000; a += 20000)); do
-	lc_psql "$L" -c "INSERT INTO pgbench_accounts SELECT a, (a - 1) / 100000 + 1, 0, ''
-	                 FROM generate_series($a, $((a + 19999))) a"
-done
-for n in 1 2 3; do lc_psql "$n" -c "VACUUM ANALYZE" >/dev/null; done
+pgbench_tables "$L" "$scale"
 caught_up() {
 	local want n
 	want=$(lc_psql "$L" -c "SELECT dragonraft.execute(1, 'SELECT 1')")
