@@ -176,7 +176,10 @@ typedef struct DrCommit {
 	uint64 generation; /* bumped at each proposal; the entry carries it */
 	DrCommitState state;
 	uint64 group_id;
-	int busy_pid;           /* DR_COMMIT_BUSY: the backend's pid and */
+	/* A wait for backpressure (dr_busy_wait), shown in dragonraft.busy_waits
+	 * until a proposal is taken, the proposals made again included: */
+	int busy_pid;           /* the backend's pid, 0 = none */
+	uint64 busy_group;      /* the group whose log takes no entries for now */
 	TimestampTz busy_since; /* when it first met backpressure */
 } DrCommit;
 

@@ -662,6 +662,7 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 		if (res.rc != ENGINE_ERR_BUSY)
 			break;
 	}
+	dr_busy_end();
 	pfree(entry);
 	switch (res.rc) {
 	case ENGINE_OK:

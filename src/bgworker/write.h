@@ -52,6 +52,9 @@ extern List *dr_utility_made(void);
  * statement_timeout has passed since the statement began.
  */
 extern void dr_busy_wait(uint64 group_id, TimestampTz *since);
+/* The caller's proposal was taken (or refused for good): the wait that
+ * dr_busy_wait showed in dragonraft.busy_waits is over. */
+extern void dr_busy_end(void);
 /*
  * The error of a proposal of group_id that the engine refused at once and
  * that the caller does not word itself (ENGINE_ERR_TOO_BIG, _NO_GROUP,

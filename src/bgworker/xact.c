@@ -14,7 +14,8 @@
  *     A group that takes no entries for now (ENGINE_ERR_BUSY: nothing was
  *     proposed) makes it wait and propose again (dr_busy_wait), cancellable,
  *     until dragonraft.busy_timeout or statement_timeout; its commit slot
- *     says so meanwhile (DR_COMMIT_BUSY, the view dragonraft.busy_waits);
+ *     says so meanwhile (DR_COMMIT_BUSY while it sleeps; the view
+ *     dragonraft.busy_waits shows the whole wait, until a proposal is taken);
  *  2. waits for its turn: the group's applied index is N - 1 (applied_cv);
  *  3. sets up the group's replication origin with origin lsn N, so that its
  *     commit record carries applied index N: its local commit is the
@@ -102,7 +103,7 @@ static struct {
 	Phase phase;
 	uint64 group_id;
 	uint64 index; /* the entry's index, 0 until known */
-	bool busy;    /* the commit slot says DR_COMMIT_BUSY (dr_busy_wait) */
+	bool busy;    /* the commit slot shows a backpressure wait (dr_busy_wait) */
 } C;
 
 static DrCommit *my_commit(void)
@@ -455,11 +456,20 @@ bool dr_xact_unblock_apply(TimestampTz *next_check)
 
 /* ---- backpressure ---- */
 
-/* The wait is over: the commit slot is IDLE again (nothing proposed yet). */
-static void busy_end(void)
+/* The backpressure wait is over (its proposal was taken, or the transaction
+ * ends): dragonraft.busy_waits no longer shows it. */
+void dr_busy_end(void)
 {
 	if (C.busy) {
-		set_slot(DR_COMMIT_IDLE, 0, false, NULL);
+		DrCommit *c = my_commit();
+
+		SpinLockAcquire(&c->mutex);
+		c->busy_pid = 0;
+		if (c->state == DR_COMMIT_BUSY) {
+			c->state = DR_COMMIT_IDLE; /* an error as it slept */
+			c->group_id = 0;
+		}
+		SpinLockRelease(&c->mutex);
 		C.busy = false;
 	}
 }
@@ -472,16 +482,21 @@ void dr_busy_wait(uint64 group_id, TimestampTz *since)
 
 	if (*since == 0)
 		*since = now;
-	/* The commit slot shows the wait (dragonraft.busy_waits): IDLE again
-	 * after it, or at the end of the transaction on an error. */
-	if (!C.busy) {
+	/* The commit slot says BUSY (nothing proposed) while it sleeps, and shows
+	 * the wait (dragonraft.busy_waits) from the first sleep until the caller's
+	 * proposal is taken or the transaction ends (dr_busy_end), the proposals
+	 * made again in between included. */
+	{
 		DrCommit *c = my_commit();
 
 		SpinLockAcquire(&c->mutex);
 		c->state = DR_COMMIT_BUSY;
 		c->group_id = group_id;
-		c->busy_pid = MyProcPid;
-		c->busy_since = *since;
+		if (!C.busy) {
+			c->busy_pid = MyProcPid;
+			c->busy_group = group_id;
+			c->busy_since = *since;
+		}
 		SpinLockRelease(&c->mutex);
 		C.busy = true;
 	}
@@ -508,7 +523,7 @@ void dr_busy_wait(uint64 group_id, TimestampTz *since)
 	                PG_WAIT_EXTENSION);
 	ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();
-	busy_end();
+	set_slot(DR_COMMIT_IDLE, 0, false, NULL); /* the caller proposes again */
 }
 
 /* dragonraft.busy_waits: the commit slots that wait for backpressure. */
@@ -523,9 +538,9 @@ Datum dr_busy_waits(PG_FUNCTION_ARGS)
 		bool nulls[3] = {0}, busy;
 
 		SpinLockAcquire(&c->mutex);
-		busy = c->state == DR_COMMIT_BUSY;
+		busy = c->busy_pid != 0;
 		values[0] = Int32GetDatum(c->busy_pid);
-		values[1] = Int64GetDatum((int64)c->group_id);
+		values[1] = Int64GetDatum((int64)c->busy_group);
 		values[2] = TimestampTzGetDatum(c->busy_since);
 		SpinLockRelease(&c->mutex);
 		if (busy)
@@ -797,6 +812,7 @@ static void pre_commit(void)
 		set_slot(DR_COMMIT_PROPOSED, p.group_id, false, NULL);
 		C.phase = PHASE_PROPOSED;
 	}
+	dr_busy_end();
 	pfree(entry);
 	proposal_outcome(&res, &p);
 	C.index = res.index;
@@ -912,15 +928,13 @@ static void xact_callback(XactEvent event, void *arg)
 	case XACT_EVENT_COMMIT:
 		if (C.phase == PHASE_ORIGIN)
 			committed();
-		busy_end(); /* execute() in a subtransaction that failed as it waited */
 		memset(&C, 0, sizeof(C));
 		dr_capture_reset();
 		break;
 	case XACT_EVENT_ABORT:
+		dr_busy_end();
 		if (C.phase != PHASE_NONE)
 			gave_up();
-		else
-			busy_end();
 		memset(&C, 0, sizeof(C));
 		dr_capture_reset();
 		break;
@@ -933,6 +947,8 @@ static void subxact_callback(SubXactEvent event, SubTransactionId my_subid,
                              SubTransactionId parent_subid, void *arg)
 {
 	dr_capture_subxact(event, my_subid, parent_subid);
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		dr_busy_end(); /* an execute() that failed as it waited, or proposing again */
 }
 
 void dr_xact_init(void)

@@ -22,6 +22,7 @@ use lib $FindBin::RealBin;
 use DragonCluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(usleep);
 
 # Followers wait 2 s (not 0.5 s) for the leader before they campaign: its
 # engine worker may be busy a moment sending them a 34 MiB entry.
@@ -128,6 +129,19 @@ ok( $c->wait_until('the INSERT and the execute() to sleep on Extension at once',
 			  =~ /^INSERT INTO big VALUES \(-1, 'b'\); \| SELECT dragonraft\.execute/
 		}),
 	'they are the INSERT and the execute(), waiting on Extension');
+# The view shows a wait until its proposal is taken, the proposals made again
+# every 10 ms included: with node 1's engine worker stopped, their next
+# proposals wait for it (within 10 ms), and both waits still show.
+my $e1 = n1('SELECT engine_pid FROM dragonraft.node_status()');
+kill 'STOP', $e1;
+my @seen;
+for (1 .. 20)
+{
+	push @seen, $c->query(1, 'SELECT count(*) FROM dragonraft.busy_waits WHERE group_id = 1');
+	usleep(50_000);
+}
+kill 'CONT', $e1;
+is("@seen", join(' ', (2) x 20), 'dragonraft.busy_waits shows both all along, their proposals made again included');
 my ($commit1, $last1) = indexes();
 is($last1, $last0 + 1, 'while they wait, the log holds the big entry and nothing of theirs');
 is($commit1, $commit0, 'and nothing commits');

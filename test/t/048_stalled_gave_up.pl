@@ -79,18 +79,23 @@ $_->quit for ($a, $b);
 # dragonraft.busy_waits, then commits or is told the new leader (review 13
 # F7: 55000, "see the server log").  The target's worker is stopped, so the
 # transfer stays open until it is sent on again.
+# The transfer ends by itself after an election timeout (1.5 s): both
+# sessions start before it, and the polls reuse one session, so that a loaded
+# machine's psql starts do not use that time up.
 my $L2 = $c->node($l2);
 my ($tgt) = grep { $_ != $l2 } $c->ids;
 my $tpid = epid($tgt);
-kill 'STOP', $tpid;
 my $tr = $L2->background_psql('postgres', on_error_stop => 0);
-$tr->query_until(qr/tstarted/, "\\echo tstarted\nSELECT dragonraft.transfer_leader(1, $tgt);\n");
-ok($L2->poll_query_until('postgres', q{SELECT count(*) FROM pg_stat_activity
-		WHERE query LIKE 'SELECT dragonraft.transfer_leader%' AND wait_event_type = 'Extension'}, '1'),
-	'a transfer to a stopped node is under way');
 my $w = $L2->background_psql('postgres', on_error_stop => 0);
 $w->query_safe(q{\set VERBOSITY verbose});
 my $wpid = $w->query_safe('SELECT pg_backend_pid()');
+$c->query($l2, 'SELECT 1');
+kill 'STOP', $tpid;
+$tr->query_until(qr/tstarted/, "\\echo tstarted\nSELECT dragonraft.transfer_leader(1, $tgt);\n");
+ok($c->wait_until('the transfer to start',
+		sub { $c->query($l2, q{SELECT count(*) FROM pg_stat_activity
+		        WHERE query LIKE 'SELECT dragonraft.transfer_leader%' AND wait_event_type = 'Extension'}) eq '1' }),
+	'a transfer to a stopped node is under way');
 $w->query_until(qr/wstarted/, "\\echo wstarted\nINSERT INTO t VALUES (7, 'T');\n");
 ok($c->wait_until('the COMMIT to wait for the transfer',
 		sub { ($c->poll($l2, "SELECT count(*) FROM dragonraft.busy_waits WHERE pid = $wpid") // '') eq '1' }),
