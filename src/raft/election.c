@@ -33,9 +33,11 @@ static void reset(struct raft *r, raft_term term)
 		pr->probe_sent = false;
 		pr->pending_snapshot = 0;
 		pr->recent_active = false;
+		pr->heard_before = false;
 		pr->vote = VOTE_NONE;
 		pr->read_ack = 0;
 		pr->sent_commit = 0;
+		pr->sent_last = 0;
 		pr->commit = 0;
 		pr->match = 0;
 		pr->next = last + 1;

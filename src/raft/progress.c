@@ -221,20 +221,38 @@ raft_index raft_pr_quorum_match(const struct raft *r)
 	return m[n / 2];
 }
 
+/*
+ * A member busy writing entries we sent it answers nothing until they are
+ * synced: an engine persists a Ready before it sends its messages (a 5 MB
+ * entry on a loaded machine took 0.1-0.3 s, the leader's heartbeats queued
+ * behind it).  Such a member, heard from in the period before, counts as
+ * active for one more period; never two in a row, so a leader cut off from
+ * its quorum still steps down, at most one election timeout later.
+ */
+static bool busy_writing(const struct progress *pr)
+{
+	return pr->heard_before && pr->match < pr->sent_last;
+}
+
 bool raft_pr_quorum_active(struct raft *r)
 {
 	uint32_t active = 0;
 
 	for (uint32_t i = 0; i < r->n_prs; i++) {
 		struct progress *pr = &r->prs[i];
+		bool heard = pr->recent_active;
 
 		if (pr->id == r->id) {
-			pr->recent_active = true;
+			heard = true;
+		} else if (!heard && busy_writing(pr)) {
+			heard = true;
+			pr->heard_before = false; /* the next period needs a message */
+		} else {
+			pr->heard_before = heard;
 		}
-		if (pr->voter && pr->recent_active)
+		if (pr->voter && heard)
 			active++;
-		if (pr->id != r->id)
-			pr->recent_active = false;
+		pr->recent_active = pr->id == r->id;
 	}
 	return active >= raft_quorum(r);
 }

@@ -79,12 +79,14 @@ struct progress {
 	uint8_t vote;  /* enum vote_state, during an election */
 	bool probe_sent;
 	bool recent_active;
+	bool heard_before; /* recent_active at the last CheckQuorum (raft_pr_quorum_active) */
 	raft_index match;
 	raft_index next;
 	raft_index pending_snapshot;
 	raft_index sent_commit;
-	uint64_t read_ack; /* highest ReadIndex heartbeat sequence acknowledged */
-	raft_index commit; /* highest commit index the member reported (quiescence) */
+	raft_index sent_last; /* last index of the entries last sent in an append */
+	uint64_t read_ack;    /* highest ReadIndex heartbeat sequence acknowledged */
+	raft_index commit;    /* highest commit index the member reported (quiescence) */
 	struct inflights ifl;
 };
 

@@ -165,6 +165,7 @@ int raft_repl_send_append(struct raft *r, struct progress *pr, bool send_if_empt
 		for (uint32_t i = 0; i < n; i++)
 			bytes += r->ments[r->n_ments + i].len;
 		r->n_ments += n;
+		pr->sent_last = end;
 		if (pr->state == PR_REPLICATE) {
 			/* Pipelining: optimistically move next past what is in flight. */
 			pr->next = end + 1;

@@ -2779,6 +2779,70 @@ static void test_commit_index_not_saved(void **state)
  * than it knew committed (sim seed 3 nodes 9003402: a removed leader gone,
  * the survivor's restart config names it, no leader ever again).
  */
+/* A follower's save that takes 10 of its leader's ticks (the leader's timer runs meanwhile). */
+struct slow_save {
+	struct cluster *c;
+	raft_id leader;
+	unsigned ticks;
+};
+
+static void slow_save(void *arg)
+{
+	struct slow_save *s = arg;
+	struct engine *e = s->c->nodes[s->leader].e;
+
+	for (unsigned i = 0; i < 10; i++) {
+		engine_tick(e);
+		engine_run_round(e);
+		s->ticks++;
+	}
+}
+
+/*
+ * Both followers take long to write a big entry (their engines answer
+ * nothing until it is synced: on a loaded machine a 5 MB entry kept them
+ * busy 0.1-0.3 s): while they write, their leader's timer runs two election
+ * timeouts.  It keeps leading (CheckQuorum counts members writing what it
+ * sent them, raft.h), the entry commits in its term, and nobody campaigns.
+ */
+static void test_followers_slow_to_save(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_group_status st;
+	struct cluster c;
+	struct slow_save s = {.c = &c};
+	struct prop p;
+	static uint8_t big[256 << 10];
+	raft_term term;
+	uint64_t key = 7;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, NULL, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	settle(&c, 3);
+	s.leader = cluster_leader(&c, 0);
+	assert_true(cluster_status(&c, s.leader, 0, &st));
+	term = st.term;
+	for (raft_id id = 1; id <= 3; id++)
+		if (id != s.leader)
+			fake_storage_on_save(c.nodes[id].fs, sizeof(big), slow_save, &s);
+	memcpy(big, &key, 8);
+	memset(&p, 0, sizeof(p));
+	p.key = key;
+	assert_int_equal(
+	        engine_propose(c.nodes[s.leader].e, c.group_ids[0], big, sizeof(big), prop_cb, &p),
+	        ENGINE_OK);
+	for (int i = 0; i < 20 && !p.done; i++)
+		cluster_step(&c);
+	assert_int_equal(s.ticks, 20); /* both followers were slow */
+	assert_true(p.done);
+	assert_int_equal(p.rc, ENGINE_OK);
+	assert_true(cluster_status(&c, s.leader, 0, &st));
+	assert_int_equal(st.role, RAFT_LEADER);
+	assert_int_equal(st.term, term);
+	cluster_destroy(&c);
+}
+
 static void test_commit_goes_with_next_save(void **state)
 {
 	struct engine_config cfg = base_cfg();
@@ -2963,6 +3027,7 @@ int main(void)
 	        cmocka_unit_test(test_commit_index_not_saved),
 	        cmocka_unit_test(test_restart_commit_from_applied),
 	        cmocka_unit_test(test_commit_goes_with_next_save),
+	        cmocka_unit_test(test_followers_slow_to_save),
 #endif
 	};
 

@@ -31,8 +31,11 @@ struct fake_storage {
 	enum fake_read_fault read_fault;
 	unsigned nomem_reads; /* FAKE_READ_NOMEM: reads still to fail */
 	uint64_t saves;
-	uint64_t commit_only; /* updates with nothing that must be durable */
-	uint64_t reads;       /* reads of entries and terms */
+	uint64_t commit_only;       /* updates with nothing that must be durable */
+	uint64_t reads;             /* reads of entries and terms */
+	void (*on_save)(void *arg); /* fake_storage_on_save */
+	void *on_save_arg;
+	uint32_t on_save_min;
 };
 
 int fake_storage_create(struct fake_storage **out)
@@ -143,6 +146,16 @@ static int append(struct fgroup *g, const struct raft_entry *e, uint32_t n)
 	return ENGINE_OK;
 }
 
+/* Whether an update holds an entry of at least len bytes. */
+static bool has_entry_of(const struct engine_update *u, size_t n, uint32_t len)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < u[i].n_entries; k++)
+			if (u[i].entries[k].len >= len)
+				return true;
+	return false;
+}
+
 static int fs_save(void *ctx, const struct engine_update *u, size_t n)
 {
 	struct fake_storage *fs = ctx;
@@ -150,6 +163,12 @@ static int fs_save(void *ctx, const struct engine_update *u, size_t n)
 	int rc;
 
 	fs->saves++;
+	if (fs->on_save != NULL && has_entry_of(u, n, fs->on_save_min)) {
+		void (*fn)(void *) = fs->on_save;
+
+		fs->on_save = NULL; /* once */
+		fn(fs->on_save_arg);
+	}
 	if (fs->fail_armed) {
 		fs->fail_armed = false;
 		fail = true;
@@ -371,6 +390,14 @@ void fake_storage_ops(struct fake_storage *fs, struct engine_storage_ops *ops)
 	ops->remove = fs_remove;
 	ops->busy = fs_busy;
 	ops->errmsg = fs_errmsg;
+}
+
+void fake_storage_on_save(struct fake_storage *fs, uint32_t min_len, void (*fn)(void *arg),
+                          void *arg)
+{
+	fs->on_save = fn;
+	fs->on_save_arg = arg;
+	fs->on_save_min = min_len;
 }
 
 void fake_storage_set_busy(struct fake_storage *fs, bool b)

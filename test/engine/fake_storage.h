@@ -20,6 +20,10 @@ int fake_storage_clone(const struct fake_storage *fs, struct fake_storage **out)
 void fake_storage_destroy(struct fake_storage *fs);
 /* Fill ops with callbacks over fs. */
 void fake_storage_ops(struct fake_storage *fs, struct engine_storage_ops *ops);
+/* fn(arg) runs once, inside the first save with an entry of at least min_len bytes
+ * (a save that takes long: the test lets time pass elsewhere). */
+void fake_storage_on_save(struct fake_storage *fs, uint32_t min_len, void (*fn)(void *arg),
+                          void *arg);
 /* Make busy() report b for every group. */
 void fake_storage_set_busy(struct fake_storage *fs, bool b);
 /* The next save persists only its first keep updates, then fails. */

@@ -281,6 +281,57 @@ static void test_check_quorum_steps_down(void **state)
 	fx_destroy(f);
 }
 
+/*
+ * The followers got an append and are writing it (an engine sends nothing
+ * of a Ready before it is persisted: a big entry on a loaded machine keeps
+ * them silent for a while).  Their leader keeps leading through one more
+ * CheckQuorum period than a silent member gets, and no more: cut off from
+ * them for good, it steps down within three election timeouts.
+ */
+static void test_check_quorum_followers_writing(void **state)
+{
+	struct raft_config c;
+	struct fx *f;
+
+	(void)state;
+	fx_default_config(&c, 1);
+	c.check_quorum = true;
+	f = fx_create(3, &c);
+	fx_elect(f, 1);
+	fx_tick_all(f, 3); /* heard from both */
+	assert_int_equal(fx_propose(f, 1, "big"), RAFT_OK);
+	fx_ready(f, 1);
+	/* The append reaches them; from now on they are busy writing it. */
+	while (f->nq > 0)
+		fx_deliver_at(f, 0, false);
+	fx_isolate(f, 1);
+	/* Two election timeouts of silence: a period with no message passes. */
+	fx_tick(f, 1, 20);
+	assert_int_equal(raft_role(NODE(f, 1)), RAFT_LEADER);
+	/* One more: the next period without a message ends its leadership. */
+	fx_tick(f, 1, 10);
+	assert_int_not_equal(raft_role(NODE(f, 1)), RAFT_LEADER);
+	fx_destroy(f);
+}
+
+/* A member that acknowledged everything it got has no such grace. */
+static void test_check_quorum_idle_followers_silent(void **state)
+{
+	struct raft_config c;
+	struct fx *f;
+
+	(void)state;
+	fx_default_config(&c, 1);
+	c.check_quorum = true;
+	f = fx_create(3, &c);
+	fx_elect(f, 1);
+	fx_tick_all(f, 3);
+	fx_isolate(f, 1);
+	fx_tick(f, 1, 20);
+	assert_int_not_equal(raft_role(NODE(f, 1)), RAFT_LEADER);
+	fx_destroy(f);
+}
+
 static void test_read_index(void **state)
 {
 	struct fx *f = fx_create(3, NULL);
@@ -1245,6 +1296,8 @@ int main(void)
 	        cmocka_unit_test(test_leader_term_durable_before_appends),
 	        cmocka_unit_test(test_prevote_keeps_term),
 	        cmocka_unit_test(test_check_quorum_steps_down),
+	        cmocka_unit_test(test_check_quorum_followers_writing),
+	        cmocka_unit_test(test_check_quorum_idle_followers_silent),
 	        cmocka_unit_test(test_read_index),
 	        cmocka_unit_test(test_read_index_waits_for_term_commit),
 	        cmocka_unit_test(test_transfer_leader),
