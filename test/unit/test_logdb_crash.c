@@ -6,7 +6,8 @@
  * there whole, the one batch in flight is in each shard all or nothing, nothing
  * else is visible, and the next child goes on writing.
  *
- *   test_logdb_crash [rounds [seed]]        parent (default 60 rounds)
+ *   test_logdb_crash [rounds [seed]]        parent (at least 60 rounds, more
+ *                                           until every journal was recycled)
  *   test_logdb_crash --child DIR SEED START  child (run by the parent)
  *
  * Everything a batch writes is a function of (seed, batch id), so the parent
@@ -477,6 +478,32 @@ static bool verify(const char *dir, uint64_t seed, struct model *m, struct model
 	return ok;
 }
 
+/* Shard s's journal checkpoint LSN (0 if none yet). */
+static unsigned long long checkpoint_lsn(const char *dir, int s)
+{
+	char path[256];
+	unsigned long long lsn = 0;
+	snprintf(path, sizeof(path), "%s/journal-%d/CHECKPOINT", dir, s);
+	FILE *f = fopen(path, "r");
+	if (f != NULL) {
+		if (fscanf(f, "dragonraft-journal %*u lsn=%llu", &lsn) != 1)
+			lsn = 0;
+		fclose(f);
+	}
+	return lsn;
+}
+
+/* Every shard's journal went round its segments several times (recycling,
+ * checkpoints): what the test is for. */
+#define RECYCLED_LSN (16ull * SEGMENT)
+static bool journals_recycled(const char *dir)
+{
+	for (int s = 0; s < SHARDS; s++)
+		if (checkpoint_lsn(dir, s) < RECYCLED_LSN)
+			return false;
+	return true;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 5 && strcmp(argv[1], "--child") == 0)
@@ -500,8 +527,13 @@ int main(int argc, char **argv)
 	uint64_t start = 1, rng = seed;
 	int passed = 0, failed = 0;
 	long total = 0;
-	for (int r = 0; r <= rounds; r++) {
-		bool final = r == rounds; /* the last child must go on writing */
+	/* At least rounds kills; on a loaded machine a child writes less before
+	 * its kill, so more rounds follow until every journal was recycled (at
+	 * most 10 times as many). */
+	int max_rounds = rounds * 10, r;
+	for (r = 0;; r++) {
+		/* the last child must go on writing */
+		bool final = r >= max_rounds || (r >= rounds && journals_recycled(dir));
 		rng = mix(rng);
 		uint64_t kill_ms = 5 + rng % 150;
 		long n = run_child(self, dir, seed, start, kill_ms, final ? 5 : 0);
@@ -525,6 +557,8 @@ int main(int argc, char **argv)
 		}
 		total += n;
 		start += (uint64_t)(n > 0 ? n : 0) + 1; /* skip the id of the batch in flight */
+		if (final)
+			break;
 	}
 	uint64_t entries = 0;
 	for (int g = 1; g <= GROUPS; g++) {
@@ -533,23 +567,17 @@ int main(int argc, char **argv)
 		free(tmp.log[g]);
 	}
 	printf("%ld batches acknowledged over %d kills, %" PRIu64 " entries in the final log\n",
-	       total, rounds, entries);
-	/* the journals went round their segments several times (recycling, checkpoints) */
+	       total, r, entries);
 	for (int s = 0; s < SHARDS && failed == 0; s++) {
-		char path[256];
-		unsigned long long lsn = 0;
-		snprintf(path, sizeof(path), "%s/journal-%d/CHECKPOINT", dir, s);
-		FILE *f = fopen(path, "r");
-		if (f == NULL || fscanf(f, "dragonraft-journal %*u lsn=%llu", &lsn) != 1 ||
-		    lsn < 16 * SEGMENT) {
-			printf("FAIL: shard %d's journal ended at LSN %llu, not recycled\n", s,
-			       lsn);
+		unsigned long long lsn = checkpoint_lsn(dir, s);
+		if (lsn < RECYCLED_LSN) {
+			printf("FAIL: shard %d's journal ended at LSN %llu after %d rounds, not "
+			       "recycled\n",
+			       s, lsn, r);
 			failed++;
 		} else {
 			printf("shard %d: journal checkpoint at %.1f MiB\n", s, lsn / 1048576.0);
 		}
-		if (f)
-			fclose(f);
 	}
 	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	printf("%d passed, %d failed\n", passed, failed);
