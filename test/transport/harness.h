@@ -40,7 +40,9 @@ struct th_node {
 	uint64_t unreachable;
 	uint64_t reject_group; /* membership_check refuses this group */
 	uint64_t last_msg_ms;  /* th_now_ms() of the last message */
-	uint64_t max_gap_ms;   /* largest gap between messages while gap_watch */
+	uint64_t last_runq_ms; /* th_runq_ms() then */
+	uint64_t max_gap_ms;   /* largest gap between messages while gap_watch, less the
+	                        * time this thread waited for a CPU meanwhile */
 	bool gap_watch;
 	int snap_sent_status; /* -1 until on_snapshot_sent */
 	int snap_received;
