@@ -13,7 +13,9 @@
 # Per run it prints TPS and, per transaction (entries the leader committed in
 # the measured window):
 #   CPU from /proc by kind of process, as bench/pgbench.sh counts it (leader
-#   backends: the postmaster's reaped children, whole run; workers: window)
+#   backends: the postmaster's reaped children, whole run; workers: window),
+#   and the time its threads waited runnable for a CPU (/proc/PID/task/*/schedstat:
+#   run-queue wait per transaction, and per time slice: the scheduling delay)
 #   and, from `perf stat --per-thread` over the window (BENCH_PERF=0: off),
 #   task-clock, context switches and the system calls named in BENCH_SYSCALLS,
 #   by kind (leader/follower engine worker, apply worker, backends, walwriter).
@@ -127,12 +129,17 @@ snap() {
 		my %io;
 		open(my $io, "<", "/proc/$p/io") or next;
 		while (<$io>) { $io{$1} = $2 if /^(\w+): (\d+)/ }
-		my ($v, $nv) = (0, 0);
+		my ($v, $nv, $rq, $sl) = (0, 0, 0, 0);
 		for my $s (glob "/proc/$p/task/*/status") {
 			open(my $fh, "<", $s) or next;
 			while (<$fh>) { $v += $1 if /^voluntary_ctxt_switches:\s+(\d+)/; $nv += $1 if /^nonvoluntary_ctxt_switches:\s+(\d+)/ }
 		}
-		print join(" ", $p, $k, $f[13] + $f[14], $io{syscr}, $io{syscw}, $v, $nv), "\n";' "$out/snap.kinds"
+		for my $s (glob "/proc/$p/task/*/schedstat") {
+			open(my $fh, "<", $s) or next;
+			my @ss = split / /, scalar <$fh>;
+			$rq += $ss[1]; $sl += $ss[2];
+		}
+		print join(" ", $p, $k, $f[13] + $f[14], $io{syscr}, $io{syscw}, $v, $nv, $rq, $sl), "\n";' "$out/snap.kinds"
 }
 commit_index() { lc_psql "$L" -c "SELECT commit_index FROM dragonraft.status WHERE group_id = 1"; }
 hz=$(getconf CLK_TCK)
@@ -229,14 +236,14 @@ run() { # BUILD ROUND
 	grep -E 'aborted|ERROR' "$out/pgbench.out" | head -n 3 || true
 	# Per transaction (entry), by kind: CPU us, read-like and write-like syscalls, context switches.
 	awk -v n="$n" -v hz="$hz" -v name="$name" -v r="$r" '
-		FNR == NR { c0[$1] = $3; r0[$1] = $4; w0[$1] = $5; v0[$1] = $6; nv0[$1] = $7; next }
+		FNR == NR { c0[$1] = $3; r0[$1] = $4; w0[$1] = $5; v0[$1] = $6; nv0[$1] = $7; q0[$1] = $8; s0[$1] = $9; next }
 		($1 in c0) { k = $2; cpu[k] += $3 - c0[$1]; rd[k] += $4 - r0[$1]; wr[k] += $5 - w0[$1]
-		             vcs[k] += $6 - v0[$1]; nvcs[k] += $7 - nv0[$1]; ks[k] = 1 }
-		END { for (k in ks) { printf "  %s r%s %-18s cpu %4.0f us  syscr %5.2f  syscw %5.2f  cs %5.2f + %4.2f\n", name, r, k,
-		                      cpu[k] / hz / n * 1e6, rd[k] / n, wr[k] / n, vcs[k] / n, nvcs[k] / n
-		                      tc += cpu[k]; tr += rd[k]; tw += wr[k]; tv += vcs[k]; tn += nvcs[k] }
-		      printf "  %s r%s %-18s cpu %4.0f us  syscr %5.2f  syscw %5.2f  cs %5.2f + %4.2f\n", name, r, "TOTAL",
-		             tc / hz / n * 1e6, tr / n, tw / n, tv / n, tn / n }' "$out/snap.0" "$out/snap.1" | sort
+		             vcs[k] += $6 - v0[$1]; nvcs[k] += $7 - nv0[$1]; rq[k] += $8 - q0[$1]; sl[k] += $9 - s0[$1]; ks[k] = 1 }
+		END { for (k in ks) { printf "  %s r%s %-18s cpu %4.0f us  syscr %5.2f  syscw %5.2f  cs %5.2f + %4.2f  runq %4.0f us (%3.0f us/slice)\n", name, r, k,
+		                      cpu[k] / hz / n * 1e6, rd[k] / n, wr[k] / n, vcs[k] / n, nvcs[k] / n, rq[k] / n / 1e3, sl[k] ? rq[k] / sl[k] / 1e3 : 0
+		                      tc += cpu[k]; tr += rd[k]; tw += wr[k]; tv += vcs[k]; tn += nvcs[k]; tq += rq[k]; ts += sl[k] }
+		      printf "  %s r%s %-18s cpu %4.0f us  syscr %5.2f  syscw %5.2f  cs %5.2f + %4.2f  runq %4.0f us (%3.0f us/slice)\n", name, r, "TOTAL",
+		             tc / hz / n * 1e6, tr / n, tw / n, tv / n, tn / n, tq / n / 1e3, ts ? tq / ts / 1e3 : 0 }' "$out/snap.0" "$out/snap.1" | sort
 	if [ "$perf_on" = 1 ]; then
 		# perf's CSV: "comm-tid,count,unit,event,..."
 		awk -F, -v n="$((pc1 - pc0))" -v name="$name" -v r="$r" '
