@@ -450,10 +450,10 @@ static int tick(struct raft *r)
 			raft_become_follower(r, r->term, 0);
 			return RAFT_OK;
 		}
-		/* Thesis 3.10: abandon a transfer that did not finish in an election timeout. */
-		if (r->transferee != 0)
-			raft_xfer_abort(r);
 	}
+	/* Thesis 3.10: abandon a transfer that did not finish in an election timeout. */
+	if (r->transferee != 0 && ++r->transfer_elapsed >= r->cfg.election_tick)
+		raft_xfer_abort(r);
 	if (r->cfg.quiesce_tick > 0) {
 		rc = raft_quiesce_tick(r);
 		if (rc != RAFT_OK || r->quiesced)

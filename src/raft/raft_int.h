@@ -148,6 +148,7 @@ struct raft {
 	unsigned idle_ticks; /* leader: ticks the group has been idle */
 
 	raft_id transferee;
+	unsigned transfer_elapsed; /* leader: ticks since the transfer to transferee began */
 	raft_index pending_conf_index;
 	uint64_t uncommitted;
 	bool pending_bcast; /* leader: send new entries / commit at the next Ready */

@@ -27,7 +27,10 @@ int raft_xfer_start(struct raft *r, raft_id target)
 		return RAFT_OK; /* already leader, or already under way */
 	/* Thesis 3.10: the transfer must finish within an election timeout. */
 	r->transferee = target;
-	r->election_elapsed = 0;
+	/* Its own timer: CheckQuorum's (election_elapsed) must not be set back,
+	 * or transfers asked once an election timeout keep a leader cut off
+	 * from its quorum in office (review 18). */
+	r->transfer_elapsed = 0;
 	if (pr->match == raft_log_last(&r->log))
 		return raft_xfer_maybe_send_timeout_now(r, pr);
 	return raft_repl_send_append(r, pr, true, &sent);

@@ -249,6 +249,7 @@ struct sim_node {
 	struct sim_snapshot in_snap[4]; /* snapshot data received, not yet installed */
 	unsigned n_in_snap;
 	uint64_t unreach_at; /* quiescent and cut off from the leader: wake at this time */
+	uint64_t ticks;      /* raft_tick calls (a node busy persisting misses ticks) */
 	/* observed */
 	enum raft_role role;
 	raft_term term;
@@ -417,5 +418,7 @@ void sim_probe_idle_apply(struct sim_world *w);
 void sim_probe_lost_acks(struct sim_world *w);
 /* Two pre-candidates with equal logs, the leader cut off: the next term's leader, no split. */
 void sim_probe_split_vote(struct sim_world *w);
+/* isolated-leader: a leader cut off under proposals steps down in 3 election timeouts. */
+void sim_probe_isolated_leader(struct sim_world *w);
 
 #endif /* DRAGONRAFT_SIM_H */

@@ -25,6 +25,11 @@
  *               others, whose logs are equal, campaign at once: the lower id
  *               gets the other's pre-vote, not the reverse, so a leader of
  *               the next term follows, no split vote (election.c's tie-break)
+ *   isolated-leader (check-quorum on) a leader cut off from every other
+ *               member, given a proposal every tick (each wakes it, and keeps
+ *               entries it sent unacknowledged: the grace of a member busy
+ *               writing them, progress.c busy_writing), steps down within 3
+ *               election timeouts of the cut (283f08c's bound; 2 before it)
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -33,6 +38,9 @@
 #include "sim.h"
 
 #define IDLE_BOUND_ELECTIONS 60 /* idle-apply: most election timeouts to converge */
+#ifndef SIM_ISO_BOUND
+#define SIM_ISO_BOUND 3
+#endif
 
 /* Run k election timeouts. */
 static void run_elections(struct sim_world *w, uint64_t k)
@@ -426,5 +434,50 @@ void sim_probe_split_vote(struct sim_world *w)
 		         "10 election timeouts (pre-candidates %" PRIu64 " and %" PRIu64 ")",
 		         l->id, t, c[0]->id, c[1]->id);
 out:
+	cut(w, l->id, false);
+}
+
+void sim_probe_isolated_leader(struct sim_world *w)
+{
+	struct sim_node *l;
+	uint64_t start, t0;
+	raft_term t;
+
+	if (w->failed || !w->p.check_quorum)
+		return;
+	settle(w);
+	l = sim_stable_leader(w);
+	if (w->failed || !l || !sim_node_ready_for_calls(l) || raft_membership(l->r)->n_voters < 2)
+		return; /* a lone voter is its own quorum */
+	t = l->term;
+	sim_trace(w, "probe: leader %" PRIu64 " of term %" PRIu64 " cut off, proposals every tick",
+	          l->id, t);
+	cut(w, l->id, true);
+	start = w->now;
+	t0 = l->ticks;
+	/* Counted in the leader's own ticks (it misses those that come while it
+	 * persists): 3 election timeouts from the first proposal (a quiescent
+	 * leader wakes at it, its timers at 0). */
+	while (!w->failed) {
+		if (!l->r || l->role != RAFT_LEADER || l->term != t) {
+			sim_trace(w,
+			          "probe: node %" PRIu64 " no longer leads term %" PRIu64
+			          " after %" PRIu64 " of its ticks",
+			          l->id, t, l->ticks - t0);
+			break; /* stepped down (or crashed: nothing to judge) */
+		}
+		if (l->ticks - t0 > (uint64_t)SIM_ISO_BOUND * w->p.elect_tick ||
+		    w->now - start > (uint64_t)60 * w->p.elect_tick * SIM_TICK_UNITS) {
+			sim_fail(w, "isolated-leader",
+			         "leader %" PRIu64 " of term %" PRIu64
+			         " cut off from every member, a proposal every tick, still leads "
+			         "after %" PRIu64 " of its ticks (election timeout %u)",
+			         l->id, t, l->ticks - t0, w->p.elect_tick);
+			break;
+		}
+		if ((w->now - start) % SIM_TICK_UNITS == 0 && sim_node_ready_for_calls(l))
+			(void)sim_propose(w, l);
+		sim_step(w);
+	}
 	cut(w, l->id, false);
 }

@@ -534,6 +534,7 @@ static void tick(struct sim_world *w, struct sim_node *nd)
 	if (quiet && sim_rand_below(&w->rng, 8) != 0)
 		return;
 	raft_tick(nd->r);
+	nd->ticks++;
 	if (quiet && !had && raft_has_ready(nd->r))
 		sim_fail(w, "quiescence", "quiescent node %" PRIu64 " ticked into a Ready", nd->id);
 	sim_observe(w, nd);
@@ -837,6 +838,7 @@ bool sim_run(const struct sim_opts *o, char *prop, size_t prop_len, char *why, s
 			sim_probe_idle_apply(w);
 			sim_probe_lost_acks(w);
 			sim_probe_split_vote(w);
+			sim_probe_isolated_leader(w);
 		}
 	}
 	sim_trace(w,

@@ -317,6 +317,36 @@ static void test_check_quorum_followers_writing(void **state)
 	fx_destroy(f);
 }
 
+/*
+ * Review 18: a leader cut off from its quorum steps down even while it is
+ * asked for leadership transfers, as an administrator's retries of
+ * dragonraft.transfer_leader() to one member and then another would.  Each
+ * transfer to a new target sets the election timer back to 0 (transfer.c,
+ * thesis 3.10's abort after an election timeout), and CheckQuorum runs on that
+ * same timer: asked more often than once an election timeout, it never runs.
+ * (Older than the grace of 283f08c; fails without a fix.)
+ */
+static void test_check_quorum_despite_transfers(void **state)
+{
+	struct raft_config c;
+	struct fx *f;
+
+	(void)state;
+	fx_default_config(&c, 1);
+	c.check_quorum = true;
+	f = fx_create(3, &c);
+	fx_elect(f, 1);
+	fx_tick_all(f, 3);
+	fx_isolate(f, 1);
+	for (unsigned k = 0; k < 20 && raft_role(NODE(f, 1)) == RAFT_LEADER; k++) {
+		(void)raft_transfer_leader(NODE(f, 1), 2 + k % 2);
+		fx_tick(f, 1, 5);
+	}
+	/* 100 ticks, ten election timeouts: it should have stepped down after 3. */
+	assert_int_not_equal(raft_role(NODE(f, 1)), RAFT_LEADER);
+	fx_destroy(f);
+}
+
 static void test_read_index(void **state)
 {
 	struct fx *f = fx_create(3, NULL);
@@ -1282,6 +1312,7 @@ int main(void)
 	        cmocka_unit_test(test_prevote_keeps_term),
 	        cmocka_unit_test(test_check_quorum_steps_down),
 	        cmocka_unit_test(test_check_quorum_followers_writing),
+	        cmocka_unit_test(test_check_quorum_despite_transfers),
 	        cmocka_unit_test(test_read_index),
 	        cmocka_unit_test(test_read_index_waits_for_term_commit),
 	        cmocka_unit_test(test_transfer_leader),
