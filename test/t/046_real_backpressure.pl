@@ -186,6 +186,18 @@ $sc->query('SELECT 1');
 like($sc->{stderr}, qr/ERROR:\s+53000: dragonraft group 1 is busy/, 'so does an execute()');
 $sc->quit;
 is(n1('SELECT count(*) FROM dragonraft.busy_waits'), '0', 'no wait is left behind');
+# Nor by a writer terminated as it waits.
+my $st = background("SET dragonraft.busy_timeout = '5min';\nINSERT INTO big VALUES (-3, 't');\n");
+my $stpid;
+ok( $c->wait_until('another INSERT to wait',
+		sub { $stpid = $c->query(1, 'SELECT max(pid) FROM dragonraft.busy_waits'); $stpid ne '' }),
+	'another INSERT waits');
+n1("SELECT pg_terminate_backend($stpid)");
+ok( $c->wait_until('the terminated writer to go',
+		sub { $c->query(1, "SELECT count(*) FROM pg_stat_activity WHERE pid = $stpid") == 0 }),
+	'it is terminated');
+is(n1('SELECT count(*) FROM dragonraft.busy_waits'), '0', 'and leaves no row in dragonraft.busy_waits');
+eval { $st->quit; };    # (its psql may have exited already: a broken pipe)
 ($commit1, $last1) = indexes();
 is($last1, $last0 + 1, 'the log holds the big entry only');
 $c->node(2)->start;
