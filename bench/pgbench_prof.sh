@@ -186,7 +186,8 @@ profile() { # NAME
 declare -A bk
 run() { # BUILD ROUND
 	local b=${1%%@*} r=$2 t0 t1 name pgb c0 c1 n tps p k
-	name=$(basename "$(dirname "$b")")
+	name=$(basename "$b" .so) # builds/NAME/dragonraft.so, or NAME.so
+	[ "$name" = dragonraft ] && name=$(basename "$(dirname "$b")")
 	[ "$b" = "$1" ] || name+="@${1#*@}"
 	for n in 1 2 3; do lc_stop "$n"; done
 	install_build "$b"
