@@ -265,19 +265,27 @@ static void test_prevote_keeps_term(void **state)
 	fx_destroy(f);
 }
 
-/* Cut off from members that acknowledged everything they got, a leader
- * steps down within two election timeouts (no grace: see the next test). */
-static void test_check_quorum_steps_down(void **state)
+/* Three nodes with CheckQuorum, node 1 leading and heard from both. */
+static struct fx *check_quorum_cluster(void)
 {
 	struct raft_config c;
 	struct fx *f;
 
-	(void)state;
 	fx_default_config(&c, 1);
 	c.check_quorum = true;
 	f = fx_create(3, &c);
 	fx_elect(f, 1);
 	fx_tick_all(f, 3);
+	return f;
+}
+
+/* Cut off from members that acknowledged everything they got, a leader
+ * steps down within two election timeouts (no grace: see the next test). */
+static void test_check_quorum_steps_down(void **state)
+{
+	struct fx *f = check_quorum_cluster();
+
+	(void)state;
 	fx_isolate(f, 1);
 	fx_tick(f, 1, 20);
 	assert_int_not_equal(raft_role(NODE(f, 1)), RAFT_LEADER);
@@ -293,15 +301,9 @@ static void test_check_quorum_steps_down(void **state)
  */
 static void test_check_quorum_followers_writing(void **state)
 {
-	struct raft_config c;
-	struct fx *f;
+	struct fx *f = check_quorum_cluster();
 
 	(void)state;
-	fx_default_config(&c, 1);
-	c.check_quorum = true;
-	f = fx_create(3, &c);
-	fx_elect(f, 1);
-	fx_tick_all(f, 3); /* heard from both */
 	assert_int_equal(fx_propose(f, 1, "big"), RAFT_OK);
 	fx_ready(f, 1);
 	/* The append reaches them; from now on they are busy writing it. */
@@ -328,15 +330,9 @@ static void test_check_quorum_followers_writing(void **state)
  */
 static void test_check_quorum_despite_transfers(void **state)
 {
-	struct raft_config c;
-	struct fx *f;
+	struct fx *f = check_quorum_cluster();
 
 	(void)state;
-	fx_default_config(&c, 1);
-	c.check_quorum = true;
-	f = fx_create(3, &c);
-	fx_elect(f, 1);
-	fx_tick_all(f, 3);
 	fx_isolate(f, 1);
 	for (unsigned k = 0; k < 20 && raft_role(NODE(f, 1)) == RAFT_LEADER; k++) {
 		(void)raft_transfer_leader(NODE(f, 1), 2 + k % 2);
