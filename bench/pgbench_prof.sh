@@ -237,13 +237,14 @@ run() { # BUILD ROUND
 	grep -E 'aborted|ERROR' "$out/pgbench.out" | head -n 3 || true
 	# Per transaction (entry), by kind: CPU us, read-like and write-like syscalls, context switches.
 	awk -v n="$n" -v hz="$hz" -v name="$name" -v r="$r" '
+		BEGIN { fmt = "  %s r%s %-18s cpu %4.0f us  syscr %5.2f  syscw %5.2f  cs %5.2f + %4.2f  runq %4.0f us (%3.0f us/slice)\n" }
 		FNR == NR { c0[$1] = $3; r0[$1] = $4; w0[$1] = $5; v0[$1] = $6; nv0[$1] = $7; q0[$1] = $8; s0[$1] = $9; next }
 		($1 in c0) { k = $2; cpu[k] += $3 - c0[$1]; rd[k] += $4 - r0[$1]; wr[k] += $5 - w0[$1]
 		             vcs[k] += $6 - v0[$1]; nvcs[k] += $7 - nv0[$1]; rq[k] += $8 - q0[$1]; sl[k] += $9 - s0[$1]; ks[k] = 1 }
-		END { for (k in ks) { printf "  %s r%s %-18s cpu %4.0f us  syscr %5.2f  syscw %5.2f  cs %5.2f + %4.2f  runq %4.0f us (%3.0f us/slice)\n", name, r, k,
+		END { for (k in ks) { printf fmt, name, r, k,
 		                      cpu[k] / hz / n * 1e6, rd[k] / n, wr[k] / n, vcs[k] / n, nvcs[k] / n, rq[k] / n / 1e3, sl[k] ? rq[k] / sl[k] / 1e3 : 0
 		                      tc += cpu[k]; tr += rd[k]; tw += wr[k]; tv += vcs[k]; tn += nvcs[k]; tq += rq[k]; ts += sl[k] }
-		      printf "  %s r%s %-18s cpu %4.0f us  syscr %5.2f  syscw %5.2f  cs %5.2f + %4.2f  runq %4.0f us (%3.0f us/slice)\n", name, r, "TOTAL",
+		      printf fmt, name, r, "TOTAL",
 		             tc / hz / n * 1e6, tr / n, tw / n, tv / n, tn / n, tq / n / 1e3, ts ? tq / ts / 1e3 : 0 }' "$out/snap.0" "$out/snap.1" | sort
 	if [ "$perf_on" = 1 ]; then
 		# perf's CSV: "comm-tid,count,unit,event,..."
