@@ -25,7 +25,9 @@
 # BENCH_FAILOVERS (3) kills, the median is the headline.  The old leader is
 # restarted and rejoins between kills.
 #
-# For each setup it also prints where the CPU went, per transaction: the
+# For each setup it also prints each SQL statement's mean latency (pgbench
+# -r, averaged over the rounds: which statements a setup makes slower), and
+# where the CPU went, per transaction: the
 # servers' processes by kind (backends are the postmasters' reaped
 # children, read when pgbench's connections have ended), from /proc.
 #
@@ -177,7 +179,7 @@ declare -A cpu txns
 run() { # SETUP ROUND
 	local out before after
 	before=$(cpu_ticks "$1")
-	out=$(lc_as_user "$PG_BINDIR/pgbench" -n -c "$clients" -j 2 -T "$secs" -l \
+	out=$(lc_as_user "$PG_BINDIR/pgbench" -n -c "$clients" -j 2 -T "$secs" -r -l \
 		--log-prefix="$dir/logs/$1.$2" -h "${host[$1]}" -p "${port[$1]}" -U postgres postgres 2>&1) || {
 		echo "$out" >&2
 		return 1
@@ -194,6 +196,12 @@ $after"
 	failed=$(echo "$out" | sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p')
 	echo "round $2 $1: $t tps${failed:+, $failed failed}"
 	tps[$1]="${tps[$1]:-} $t"
+	# pgbench -r: "   0.649   0  UPDATE pgbench_accounts SET ..." per SQL statement
+	# (kept as "SETUP<tab>VERB TABLE<tab>ms")
+	echo "$out" | awk -v s="$1" '/statement latencies/ { on = 1; next }
+		on && $3 ~ /^[A-Z]/ { k = $3; sub(/;$/, "", k)
+		                      for (i = 4; i <= NF; i++) if ($i ~ /^pgbench_/) { k = k " " $i; break }
+		                      printf "%s\t%s\t%s\n", s, k, $1 }' >>"$dir/statements"
 }
 order=(dragonraft sync single)
 for ((r = 1; r <= rounds; r++)); do
@@ -214,6 +222,14 @@ for s in dragonraft sync single; do
 	lat[$s]=$(latency "$s")
 	printf '%-10s %6s tps  latency %s\n' "$s" "$(mean "${tps[$s]}")" "${lat[$s]}"
 done
+# Where the latency goes: each statement's mean latency (ms) per setup, over the rounds.
+awk -F '\t' '{ k = $2; if (!(k in seen)) { seen[k] = 1; keys[++n] = k }
+       sum[$1, k] += $3; cnt[$1, k]++ }
+     END { printf "%-28s %10s %10s %10s\n", "statement latency (ms)", "dragonraft", "sync", "single"
+           for (i = 1; i <= n; i++) { k = keys[i]; printf "%-28s", k
+               split("dragonraft sync single", ss, " ")
+               for (j = 1; j <= 3; j++) printf " %10.3f", cnt[ss[j], k] ? sum[ss[j], k] / cnt[ss[j], k] : 0
+               printf "\n" } }' "$dir/statements"
 # CPU per transaction by kind of process (all servers of the setup summed).
 for s in dragonraft sync single; do
 	echo "${cpu[$s]}" | awk -v n="${txns[$s]}" -v hz="$hz" -v s="$s" '
