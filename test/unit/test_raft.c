@@ -1086,6 +1086,45 @@ static void test_probe_with_entries_not_resent_per_heartbeat(void **state)
 	fx_destroy(f);
 }
 
+/*
+ * The same from replicate state with a full window (one append in flight):
+ * the heartbeat response opens the window by one and brings an empty
+ * append past the entry (nothing is re-sent from there); its rejection
+ * shows the entry lost, and the probe that follows carries it once until
+ * an election timeout has passed (before: once per heartbeat, 10 by the
+ * 9th).
+ */
+static void test_replicate_lost_entry_resent_once(void **state)
+{
+	static uint8_t data[64 * 1024];
+	struct raft_config c;
+	struct fx *f;
+	raft_index big;
+	unsigned sent;
+
+	(void)state;
+	fx_default_config(&c, 1);
+	c.max_inflight_msgs = 1;
+	f = fx_create(3, &c);
+	fx_elect(f, 1);
+	assert_int_equal(raft_propose(NODE(f, 1), data, sizeof(data), &big), RAFT_OK);
+	sent = pump_counting(f, big, true);
+	for (unsigned k = 1; k < 10; k++) {
+		raft_tick(NODE(f, 1));
+		sent += pump_counting(f, big, true);
+	}
+	if (sent != 2)
+		fail_msg("%u appends carried the entry by 9 heartbeats", sent);
+	for (unsigned k = 10; k < 13; k++) {
+		raft_tick(NODE(f, 1));
+		sent += pump_counting(f, big, false);
+	}
+	assert_int_equal(sent, 3);
+	fx_stabilize(f);
+	assert_int_equal(raft_commit_index(NODE(f, 2)), raft_last_index(NODE(f, 1)));
+	fx_destroy(f);
+}
+
 /* A probe with entries that the transport reports lost (a connection
  * dropped: raft_report_unreachable) goes out again at the next heartbeat
  * response, as any probe does. */
@@ -1431,6 +1470,7 @@ int main(void)
 	        cmocka_unit_test(test_unreachable_falls_back_to_probe),
 	        cmocka_unit_test(test_probe_with_entries_not_resent_per_heartbeat),
 	        cmocka_unit_test(test_probe_unreachable_resends_at_next_heartbeat),
+	        cmocka_unit_test(test_replicate_lost_entry_resent_once),
 	        cmocka_unit_test(test_memstorage),
 	        cmocka_unit_test(test_random_messages_never_crash),
 	        cmocka_unit_test(test_conf_change_codec),
