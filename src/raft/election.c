@@ -31,6 +31,7 @@ static void reset(struct raft *r, raft_term term)
 
 		pr->state = PR_PROBE;
 		pr->probe_sent = false;
+		pr->probe_hold = 0;
 		pr->pending_snapshot = 0;
 		pr->recent_active = false;
 		pr->heard_before = false;

@@ -37,6 +37,7 @@ void raft_pr_free(struct raft *r, struct progress *pr)
 static void reset_state(struct progress *pr, uint8_t state)
 {
 	pr->probe_sent = false;
+	pr->probe_hold = 0;
 	pr->pending_snapshot = 0;
 	pr->state = state;
 	raft_ifl_reset(&pr->ifl);

@@ -427,6 +427,7 @@ static int tick(struct raft *r)
 {
 	int rc;
 
+	r->ticks++;
 	r->election_elapsed++;
 	if (r->role != RAFT_LEADER) {
 		if (r->election_elapsed < r->randomized_timeout)
@@ -854,6 +855,9 @@ void raft_report_unreachable(struct raft *r, raft_id peer)
 	/* Appends in flight are probably lost: fall back to probing. */
 	if (pr != NULL && pr->state == PR_REPLICATE)
 		raft_pr_become_probe(pr);
+	/* So is a probe: the next heartbeat response re-sends it, entries or not. */
+	if (pr != NULL && pr->state == PR_PROBE)
+		pr->probe_hold = 0;
 }
 
 void raft_report_snapshot(struct raft *r, raft_id peer, bool failed)

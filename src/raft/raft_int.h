@@ -85,6 +85,8 @@ struct progress {
 	raft_index pending_snapshot;
 	raft_index sent_commit;
 	raft_index sent_last; /* last index of the entries last sent in an append */
+	uint64_t probe_hold;  /* PR_PROBE: the probe in flight carried entries; a heartbeat
+	                       * response re-sends it from r->ticks == probe_hold on (0: at once) */
 	uint64_t read_ack;    /* highest ReadIndex heartbeat sequence acknowledged */
 	raft_index commit;    /* highest commit index the member reported (quiescence) */
 	struct inflights ifl;
@@ -138,6 +140,7 @@ struct raft {
 
 	unsigned election_elapsed;
 	unsigned heartbeat_elapsed;
+	uint64_t ticks; /* raft_tick() calls that ticked, ever: the clock of probe_hold */
 	unsigned randomized_timeout;
 	uint64_t rng;
 	bool pre_again; /* pre-candidate in a second or later round (election.c, tie-break) */

@@ -175,8 +175,11 @@ int raft_repl_send_append(struct raft *r, struct progress *pr, bool send_if_empt
 		}
 	} else if (pr->state == PR_REPLICATE && prev == pr->match)
 		m->flags |= RAFT_MSG_FLAG_COMMIT_ONLY; /* its answer would tell nothing */
-	if (pr->state == PR_PROBE)
+	if (pr->state == PR_PROBE) {
 		pr->probe_sent = true;
+		/* raft_repl_handle_heartbeat_resp: one with entries waits to be re-sent. */
+		pr->probe_hold = n > 0 ? r->ticks + r->cfg.election_tick : 0;
+	}
 	*sent = true;
 	return RAFT_OK;
 }
@@ -389,7 +392,23 @@ int raft_repl_handle_heartbeat_resp(struct raft *r, const struct raft_message *m
 	bool sent;
 	int rc = RAFT_OK;
 
-	pr->probe_sent = false;
+	/*
+	 * A probe or its answer may have been lost: a heartbeat response lets the
+	 * probe go out again.  Not one that carried entries before it has been
+	 * outstanding for an election timeout of our ticks (probe_hold): its
+	 * follower may be busy writing them (an engine answers nothing of a Ready
+	 * before it is synced, a 5 MB entry on a loaded machine took 0.1-0.3 s)
+	 * while heartbeat responses from before keep coming, and each would send
+	 * the whole of it again (up to max_msg_bytes).  Over TCP a message is
+	 * lost when its connection drops, which the engine reports:
+	 * raft_report_unreachable() lifts the hold, so the next heartbeat response
+	 * re-sends at once.  A loss nobody reports (the receiving group was not
+	 * active) costs at most one election timeout.  An empty probe is re-sent
+	 * at each heartbeat response; an answer (acceptance, rejection) and a new
+	 * term end the probe as before.
+	 */
+	if (pr->probe_hold == 0 || r->ticks >= pr->probe_hold)
+		pr->probe_sent = false;
 	/* An append may have been lost: open the window by one. */
 	if (pr->state == PR_REPLICATE && raft_ifl_full(r, &pr->ifl))
 		raft_ifl_free_first(&pr->ifl);

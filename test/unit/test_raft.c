@@ -1014,6 +1014,143 @@ static void test_unreachable_falls_back_to_probe(void **state)
 	fx_destroy(f);
 }
 
+/*
+ * Deliver everything queued and run every node's Ready until quiet, but
+ * count the appends to node 2 that carry index big and, if drop, lose them.
+ */
+static unsigned pump_counting(struct fx *f, raft_index big, bool drop)
+{
+	unsigned n = 0;
+
+	for (int round = 0; round < 1000; round++) {
+		bool busy = f->nq > 0;
+
+		for (raft_id id = 1; id <= f->n; id++)
+			busy |= fx_ready(f, id);
+		if (!busy)
+			break;
+		while (f->nq > 0) {
+			const struct raft_message *m = &f->q[0].m;
+			bool carries = m->type == RAFT_MSG_APPEND && m->to == 2 && m->index < big &&
+			               m->index + m->n_entries >= big;
+
+			n += carries;
+			fx_deliver_at(f, 0, drop && carries);
+		}
+	}
+	return n;
+}
+
+/* Node 1 leads three nodes; node 2 is probed (reported unreachable) and a
+ * 64 KiB entry is proposed: *big is its index. */
+static struct fx *probe_cluster(raft_index *big)
+{
+	static uint8_t data[64 * 1024];
+	struct fx *f = fx_create(3, NULL);
+
+	fx_elect(f, 1);
+	raft_report_unreachable(NODE(f, 1), 2);
+	assert_int_equal(raft_propose(NODE(f, 1), data, sizeof(data), big), RAFT_OK);
+	return f;
+}
+
+/*
+ * A follower in probe state gets a big entry and stays silent about it (it
+ * is writing it, or the message is still on its way), while its heartbeat
+ * responses keep coming: the leader sends the entry once, not once per
+ * heartbeat response (it did: 10 sends in the 9 ticks below).  The probe
+ * really was lost here: it goes out again once it has been outstanding for
+ * an election timeout (10 ticks), and the follower catches up.
+ */
+static void test_probe_with_entries_not_resent_per_heartbeat(void **state)
+{
+	raft_index big;
+	struct fx *f = probe_cluster(&big);
+	unsigned sent;
+
+	(void)state;
+	sent = pump_counting(f, big, true);
+	assert_int_equal(sent, 1);
+	for (unsigned k = 1; k < 10; k++) {
+		raft_tick(NODE(f, 1));
+		sent += pump_counting(f, big, true);
+	}
+	if (sent != 1)
+		fail_msg("%u appends carried the entry by 9 heartbeats", sent);
+	raft_tick(NODE(f, 1));
+	sent += pump_counting(f, big, false);
+	assert_int_equal(sent, 2);
+	fx_tick(f, 1, 2);
+	fx_stabilize(f);
+	assert_int_equal(raft_commit_index(NODE(f, 2)), raft_last_index(NODE(f, 1)));
+	fx_destroy(f);
+}
+
+/*
+ * The same from replicate state with a full window (one append in flight):
+ * the heartbeat response opens the window by one and brings an empty
+ * append past the entry (nothing is re-sent from there); its rejection
+ * shows the entry lost, and the probe that follows carries it once until
+ * an election timeout has passed (before: once per heartbeat, 10 by the
+ * 9th).
+ */
+static void test_replicate_lost_entry_resent_once(void **state)
+{
+	static uint8_t data[64 * 1024];
+	struct raft_config c;
+	struct fx *f;
+	raft_index big;
+	unsigned sent;
+
+	(void)state;
+	fx_default_config(&c, 1);
+	c.max_inflight_msgs = 1;
+	f = fx_create(3, &c);
+	fx_elect(f, 1);
+	assert_int_equal(raft_propose(NODE(f, 1), data, sizeof(data), &big), RAFT_OK);
+	sent = pump_counting(f, big, true);
+	for (unsigned k = 1; k < 10; k++) {
+		raft_tick(NODE(f, 1));
+		sent += pump_counting(f, big, true);
+	}
+	if (sent != 2)
+		fail_msg("%u appends carried the entry by 9 heartbeats", sent);
+	for (unsigned k = 10; k < 13; k++) {
+		raft_tick(NODE(f, 1));
+		sent += pump_counting(f, big, false);
+	}
+	assert_int_equal(sent, 3);
+	fx_stabilize(f);
+	assert_int_equal(raft_commit_index(NODE(f, 2)), raft_last_index(NODE(f, 1)));
+	fx_destroy(f);
+}
+
+/* A probe with entries that the transport reports lost (a connection
+ * dropped: raft_report_unreachable) goes out again at the next heartbeat
+ * response, as any probe does. */
+static void test_probe_unreachable_resends_at_next_heartbeat(void **state)
+{
+	raft_index big;
+	struct fx *f = probe_cluster(&big);
+	unsigned sent;
+
+	(void)state;
+	sent = pump_counting(f, big, true);
+	for (unsigned k = 0; k < 3; k++) {
+		raft_tick(NODE(f, 1));
+		sent += pump_counting(f, big, true);
+	}
+	assert_int_equal(sent, 1);
+	raft_report_unreachable(NODE(f, 1), 2);
+	raft_tick(NODE(f, 1));
+	sent += pump_counting(f, big, false);
+	assert_int_equal(sent, 2);
+	fx_tick(f, 1, 2);
+	fx_stabilize(f);
+	assert_int_equal(raft_commit_index(NODE(f, 2)), raft_last_index(NODE(f, 1)));
+	fx_destroy(f);
+}
+
 static void test_memstorage(void **state)
 {
 	struct raft_memstorage *ms;
@@ -1331,6 +1468,9 @@ int main(void)
 	        cmocka_unit_test(test_prevote_tiebreak_scope),
 	        cmocka_unit_test(test_forwarding_without_leader_and_conf_change_forward),
 	        cmocka_unit_test(test_unreachable_falls_back_to_probe),
+	        cmocka_unit_test(test_probe_with_entries_not_resent_per_heartbeat),
+	        cmocka_unit_test(test_probe_unreachable_resends_at_next_heartbeat),
+	        cmocka_unit_test(test_replicate_lost_entry_resent_once),
 	        cmocka_unit_test(test_memstorage),
 	        cmocka_unit_test(test_random_messages_never_crash),
 	        cmocka_unit_test(test_conf_change_codec),
