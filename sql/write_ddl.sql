@@ -86,3 +86,52 @@ SELECT attname FROM pg_attribute WHERE attrelid = 'other'::regclass AND attnum >
 SELECT dragonraft.execute(8, 'CREATE TABLE public.in_8 (id int)');
 \set VERBOSITY terse
 SELECT count(*) FROM pg_class WHERE relname = 'in_8';
+
+-- DDL that reaches a replicated table from another relation (review 19 F1):
+-- an ALTER TABLE or a column rename of a partitioned or inheritance parent
+-- (it recurses), ATTACH/DETACH PARTITION of one, ALTER TYPE ... CASCADE of a
+-- typed table's type.  Run on one member only, it changed the table there
+-- alone: the next change set named a column the other members lack, and
+-- their apply stopped.  Refused (0A000) like DDL on the table itself;
+-- through execute() of its group it runs on every member.
+CREATE TABLE r19_parent (id int, v text) PARTITION BY RANGE (id);
+CREATE TABLE r19_part PARTITION OF r19_parent (PRIMARY KEY (id)) FOR VALUES FROM (0) TO (100);
+CREATE TABLE r19_loose (id int PRIMARY KEY, v text);
+CREATE TYPE r19_comp AS (id int, v text);
+CREATE TABLE r19_typed OF r19_comp (PRIMARY KEY (id));
+CREATE TABLE r19_iparent (id int, v text);
+CREATE TABLE r19_kid (id int PRIMARY KEY, v text);
+ALTER TABLE r19_kid INHERIT r19_iparent;
+SELECT dragonraft.replicate_table('r19_part', 1);
+SELECT dragonraft.replicate_table('r19_loose', 1);
+SELECT dragonraft.replicate_table('r19_typed', 1);
+SELECT dragonraft.replicate_table('r19_kid', 1);
+INSERT INTO r19_parent VALUES (1, 'one');
+\set VERBOSITY default
+ALTER TABLE r19_parent ADD COLUMN x int;
+\set VERBOSITY terse
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE r19_parent RENAME COLUMN v TO w;
+ALTER TABLE r19_parent ALTER COLUMN v TYPE int USING length(v);
+ALTER TABLE r19_parent DETACH PARTITION r19_part;
+ALTER TABLE r19_parent ATTACH PARTITION r19_loose FOR VALUES FROM (100) TO (200);
+CREATE INDEX ON r19_parent (v);
+ALTER TABLE r19_iparent ADD COLUMN x int;
+ALTER TABLE r19_iparent ALTER COLUMN v TYPE int USING length(v);
+ALTER TYPE r19_comp ADD ATTRIBUTE x int CASCADE;
+ALTER TYPE r19_comp RENAME ATTRIBUTE v TO w CASCADE;
+\echo :LAST_ERROR_SQLSTATE
+-- None of them changed a replicated table.
+SELECT attrelid::regclass AS tbl,
+       string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum)
+  FROM pg_attribute
+ WHERE attrelid IN ('r19_part'::regclass, 'r19_loose'::regclass, 'r19_typed'::regclass,
+                    'r19_kid'::regclass) AND attnum > 0 AND NOT attisdropped
+ GROUP BY 1 ORDER BY 1::text;
+-- What reaches no replicated table passes; execute() of the group runs the rest.
+ALTER TABLE r19_parent RENAME TO r19_parent2;
+ALTER TABLE r19_parent2 RENAME TO r19_parent;
+CREATE TABLE r19_p2 PARTITION OF r19_parent FOR VALUES FROM (200) TO (300);
+ALTER TABLE ONLY r19_iparent ADD CONSTRAINT r19_pos CHECK (id > 0) NO INHERIT;
+SELECT dragonraft.execute(1, 'ALTER TABLE public.r19_iparent ADD COLUMN x int') > 0 AS executed;
+SELECT attname FROM pg_attribute WHERE attrelid = 'r19_kid'::regclass AND attnum > 0 ORDER BY attnum;

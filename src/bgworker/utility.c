@@ -29,8 +29,10 @@
 #include "write.h"
 
 #include "access/genam.h"
+#include "access/heapam.h"
 #include "access/relation.h"
 #include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
 #include "catalog/heap.h"
@@ -39,6 +41,7 @@
 #include "catalog/objectaccess.h"
 #include "catalog/objectaddress.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_trigger.h"
 #include "commands/tablecmds.h"
@@ -117,6 +120,89 @@ static uint64 rv_replicated(RangeVar *rv)
 	Oid relid = RangeVarGetRelid(rv, NoLock, true);
 
 	return OidIsValid(relid) ? part_of_replicated(relid, AccessShareLock) : 0;
+}
+
+/* The typed tables of the composite type of relation relid (pg_class has no
+ * index on reloftype: ALTER TYPE ... CASCADE scans it too, tablecmds.c). */
+static List *typed_tables(Oid relid)
+{
+	Oid typid = get_rel_type_id(relid);
+	Relation classrel;
+	ScanKeyData key;
+	TableScanDesc scan;
+	HeapTuple tup;
+	List *tables = NIL;
+
+	if (!OidIsValid(typid))
+		return NIL;
+	classrel = table_open(RelationRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_class_reloftype, BTEqualStrategyNumber, F_OIDEQ,
+	            ObjectIdGetDatum(typid));
+	scan = table_beginscan_catalog(classrel, 1, &key);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+		tables = lappend_oid(tables, ((Form_pg_class)GETSTRUCT(tup))->oid);
+	table_endscan(scan);
+	table_close(classrel, AccessShareLock);
+	return tables;
+}
+
+/*
+ * The group of a replicated table that stmt, a statement on the relation rv
+ * (not itself replicated) names, changes all the same by recursion: an
+ * ALTER TABLE, a column or constraint rename, an index or a row trigger of
+ * a parent reaches its partitions and inheritance children (unless ONLY),
+ * an ALTER TYPE ... CASCADE the typed tables of the type, an ATTACH or DETACH
+ * PARTITION the table it names; 0 if none.  *relid: that table.
+ */
+static uint64 replicated_below(Node *stmt, RangeVar *rv, Oid *relid)
+{
+	Oid parent = RangeVarGetRelid(rv, NoLock, true);
+	List *kids = NIL;
+	ListCell *lc;
+	char kind;
+
+	if (!OidIsValid(parent))
+		return 0;
+	kind = get_rel_relkind(parent);
+	if (IsA(stmt, AlterTableStmt))
+		foreach (lc, ((AlterTableStmt *)stmt)->cmds) {
+			AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+
+			if (cmd->subtype == AT_AttachPartition ||
+			    cmd->subtype == AT_DetachPartition) {
+				Oid part = RangeVarGetRelid(((PartitionCmd *)cmd->def)->name,
+				                            NoLock, true);
+
+				if (OidIsValid(part))
+					kids = lappend_oid(kids, part);
+			}
+		}
+	if (kind == RELKIND_COMPOSITE_TYPE &&
+	    ((IsA(stmt, AlterTableStmt) && ((AlterTableStmt *)stmt)->objtype == OBJECT_TYPE) ||
+	     (IsA(stmt, RenameStmt) && ((RenameStmt *)stmt)->renameType == OBJECT_ATTRIBUTE)))
+		kids = list_concat(kids, typed_tables(parent));
+	else if ((kind == RELKIND_RELATION || kind == RELKIND_PARTITIONED_TABLE ||
+	          kind == RELKIND_FOREIGN_TABLE) &&
+	         rv->inh &&
+	         (IsA(stmt, AlterTableStmt) ||
+	          (kind == RELKIND_PARTITIONED_TABLE &&
+	           (IsA(stmt, IndexStmt) ||
+	            (IsA(stmt, CreateTrigStmt) && ((CreateTrigStmt *)stmt)->row))) ||
+	          (IsA(stmt, RenameStmt) &&
+	           (((RenameStmt *)stmt)->renameType == OBJECT_COLUMN ||
+	            ((RenameStmt *)stmt)->renameType == OBJECT_TABCONSTRAINT))) &&
+	         has_subclass(parent))
+		kids = list_concat(kids, find_all_inheritors(parent, NoLock, NULL));
+	foreach (lc, kids) {
+		uint64 group_id;
+
+		if (lfirst_oid(lc) != parent &&
+		    (group_id = part_of_replicated(lfirst_oid(lc), AccessShareLock)) != 0) {
+			*relid = lfirst_oid(lc);
+			return group_id;
+		}
+	}
+	return 0;
 }
 
 /* COPY FROM and TRUNCATE run no ExecutorStart: check their replicated tables
@@ -452,11 +538,15 @@ static void check_execute(Node *stmt)
 {
 	RangeVar *rv = ddl_target(stmt);
 	uint64 group_id = rv != NULL ? rv_replicated(rv) : 0;
+	Oid below = InvalidOid;
 	List *cmds;
 	LOCKMODE lockmode;
 	Relation rel;
 	ListCell *lc;
 
+	if (group_id == 0 && rv != NULL && (group_id = replicated_below(stmt, rv, &below)) != 0 &&
+	    group_id != dr_execute_group)
+		other_group(psprintf("table \"%s\"", get_rel_name(below)), group_id);
 	if (group_id != 0 && group_id != dr_execute_group)
 		other_group(psprintf("table \"%s\"", rv->relname), group_id);
 	if (group_id == 0 || !IsA(stmt, AlterTableStmt))
@@ -540,7 +630,20 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 		check_execute(stmt);
 	else if (!dr_is_apply_worker && dr_internal_ddl == 0) {
 		RangeVar *rv = ddl_target(stmt);
+		Oid below = InvalidOid;
 
+		if (rv != NULL && nodeTag(stmt) != T_DropStmt && !rv_replicated(rv) &&
+		    replicated_below(stmt, rv, &below) != 0)
+			ereport(ERROR,
+			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			         errmsg("this command on \"%s\" changes table \"%s\", which is "
+			                "replicated by dragonraft: run it with dragonraft.execute",
+			                rv->relname, get_rel_name(below)),
+			         errdetail("DDL on a replicated table must run on every member of "
+			                   "its group in log order, also when it reaches the table "
+			                   "from a parent table or from its type."),
+			         errhint("Run it as SELECT dragonraft.execute(<group id>, "
+			                 "'<command>').")));
 		if (rv != NULL && (nodeTag(stmt) == T_DropStmt || rv_replicated(rv)))
 			ereport(ERROR,
 			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
