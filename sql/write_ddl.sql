@@ -135,3 +135,25 @@ CREATE TABLE r19_p2 PARTITION OF r19_parent FOR VALUES FROM (200) TO (300);
 ALTER TABLE ONLY r19_iparent ADD CONSTRAINT r19_pos CHECK (id > 0) NO INHERIT;
 SELECT dragonraft.execute(1, 'ALTER TABLE public.r19_iparent ADD COLUMN x int') > 0 AS executed;
 SELECT attname FROM pg_attribute WHERE attrelid = 'r19_kid'::regclass AND attnum > 0 ORDER BY attnum;
+
+-- execute() of a command that operates on temporary objects (review 19 F2):
+-- it ran here on this session's, then every member's apply worker ran it in
+-- its own session, where this session's are missing (the command failed
+-- there and stopped the group on every member) and the ones it made stay
+-- (the second CREATE TEMP TABLE tt failed there alike).  Refused (0A000),
+-- nothing proposed; the session's other commands run.
+CREATE TEMP TABLE r19_mine (i int);
+\set VERBOSITY default
+SELECT dragonraft.execute(1, 'CREATE TEMP TABLE r19_tt (i int)');
+\set VERBOSITY terse
+\echo :LAST_ERROR_SQLSTATE
+SELECT dragonraft.execute(1, 'CREATE TEMP TABLE r19_tt (i int)');
+SELECT dragonraft.execute(1, 'CREATE TABLE pg_temp.r19_tt (i int)');
+SELECT dragonraft.execute(1, 'CREATE TEMP SEQUENCE r19_ts');
+SELECT dragonraft.execute(1, 'CREATE FUNCTION pg_temp.r19_f() RETURNS int LANGUAGE sql AS $$SELECT 1$$');
+SELECT dragonraft.execute(1, 'ALTER TABLE r19_mine ADD COLUMN j int');
+SELECT dragonraft.execute(1, 'CREATE TABLE public.r19_like (LIKE r19_mine)');
+SELECT dragonraft.execute(1, 'DROP TABLE r19_mine');
+SELECT dragonraft.execute(1, 'CREATE TABLE public.r19_plain (i int)') > 0 AS executed;
+SELECT state, error FROM dragonraft.status WHERE group_id = 1;
+SELECT count(*) FROM dragonraft.ddl_history WHERE command LIKE '%r19_tt%' OR command LIKE '%r19_mine%';

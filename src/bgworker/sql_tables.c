@@ -530,10 +530,15 @@ static void try_here(int64 group_id, const char *command, const char *search_pat
 	int save_sec;
 	List *locked, *now;
 	ListCell *lc;
+	uint32 temp_before = MyXactFlags & XACT_FLAGS_ACCESSEDTEMPNAMESPACE;
+	bool temp_used;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	locked = sequences_locked();
+	/* (PostgreSQL's own record of a transaction that operated on temporary
+	 * objects, which PREPARE TRANSACTION refuses: cleared for the try) */
+	MyXactFlags &= ~XACT_FLAGS_ACCESSEDTEMPNAMESPACE;
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 	GetUserIdAndSecContext(&save_user, &save_sec);
@@ -554,6 +559,8 @@ static void try_here(int64 group_id, const char *command, const char *search_pat
 	}
 	PG_END_TRY();
 	dr_execute_group = 0;
+	temp_used = (MyXactFlags & XACT_FLAGS_ACCESSEDTEMPNAMESPACE) != 0;
+	MyXactFlags |= temp_before;
 	SetUserIdAndSecContext(save_user, save_sec);
 	RollbackAndReleaseCurrentSubTransaction();
 	MemoryContextSwitchTo(cxt);
@@ -569,6 +576,20 @@ static void try_here(int64 group_id, const char *command, const char *search_pat
 		CurrentResourceOwner = owner;
 	}
 	SPI_finish();
+	/* A temporary object lives in one session: the members' apply workers
+	 * would lack this session's (the command fails there and stops the
+	 * group's apply on every member), and one it made would stay in the apply
+	 * worker's session (the next command that makes it fails there). */
+	if (ed == NULL && temp_used)
+		ereport(ERROR,
+		        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+		         errmsg("dragonraft.execute cannot run a command that operates on "
+		                "temporary objects"),
+		         errdetail("Every member runs the command in its apply worker's session, "
+		                   "which has no temporary object of this session and keeps one "
+		                   "the command makes: nothing was proposed."),
+		         errhint("Run commands on temporary objects in your own session, "
+		                 "outside dragonraft.execute.")));
 	if (ed != NULL)
 		ereport(ERROR, (errcode(ed->sqlerrcode), errmsg_internal("%s", ed->message),
 		                errdetail("%s%sdragonraft.execute tried the command on this node "
