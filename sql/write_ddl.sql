@@ -157,3 +157,15 @@ SELECT dragonraft.execute(1, 'DROP TABLE r19_mine');
 SELECT dragonraft.execute(1, 'CREATE TABLE public.r19_plain (i int)') > 0 AS executed;
 SELECT state, error FROM dragonraft.status WHERE group_id = 1;
 SELECT count(*) FROM dragonraft.ddl_history WHERE command LIKE '%r19_tt%' OR command LIKE '%r19_mine%';
+
+-- execute() in a session whose settings decide whether a command fails
+-- (review 19 F3): with check_function_bodies off (pg_dump's scripts set it)
+-- a function whose body does not compile passed the try here, then failed
+-- in every member's apply worker (default settings) and stopped the group
+-- on every member.  The try runs with the defaults: refused, nothing proposed.
+SET check_function_bodies = off;
+SELECT dragonraft.execute(1, 'CREATE FUNCTION public.r19_broken() RETURNS int LANGUAGE sql AS $$SELECT 1 FROM r19_nosuch$$');
+SHOW check_function_bodies;
+RESET check_function_bodies;
+SELECT state, error FROM dragonraft.status WHERE group_id = 1;
+SELECT count(*) FROM pg_proc WHERE proname = 'r19_broken';

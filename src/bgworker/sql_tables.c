@@ -510,6 +510,16 @@ List *dr_spi_oids(void)
 }
 
 /*
+ * Settings that decide whether a command fails (or how its text reads),
+ * which a session may have changed (pg_dump's scripts turn
+ * check_function_bodies off): the try runs with their defaults, as the
+ * members' apply workers run the command (review 19 F3: a function body
+ * that did not compile passed the try and stopped every member's apply).
+ */
+static const char *const apply_settings[] = {"check_function_bodies", "standard_conforming_strings",
+                                             "allow_system_table_mods"};
+
+/*
  * A command must have one outcome on every member: a member where a command
  * of the log fails stops applying the group until the cause is fixed there
  * (apply_rows.c).  So the calling node tries it first, as its apply worker
@@ -548,6 +558,10 @@ static void try_here(int64 group_id, const char *command, const char *search_pat
 		SetUserIdAndSecContext(save_user, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 		(void)set_config_option("search_path", search_path, PGC_USERSET, PGC_S_SESSION,
 		                        GUC_ACTION_LOCAL, true, 0, false);
+		for (int i = 0; i < lengthof(apply_settings); i++)
+			(void)set_config_option(
+			        apply_settings[i], GetConfigOptionResetString(apply_settings[i]),
+			        PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 		if (SPI_execute(command, false, 0) < 0)
 			elog(ERROR, "SPI_execute failed");
 	}
