@@ -169,3 +169,18 @@ SHOW check_function_bodies;
 RESET check_function_bodies;
 SELECT state, error FROM dragonraft.status WHERE group_id = 1;
 SELECT count(*) FROM pg_proc WHERE proname = 'r19_broken';
+
+-- execute() of LISTEN or a transaction control command (review 19 F4):
+-- LISTEN passed the try here, and every member's apply worker, a background
+-- process, refused it: the group stopped on every member.  BEGIN, COMMIT and
+-- SAVEPOINT failed with XX000 'SPI_execute failed'.  Both refused (0A000).
+\set VERBOSITY default
+SELECT dragonraft.execute(1, 'LISTEN r19_channel');
+\set VERBOSITY terse
+\echo :LAST_ERROR_SQLSTATE
+SELECT dragonraft.execute(1, 'CREATE TABLE public.r19_l (i int); LISTEN r19_channel');
+SELECT dragonraft.execute(1, 'COMMIT');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dragonraft.execute(1, 'SAVEPOINT r19');
+SELECT dragonraft.execute(1, 'UNLISTEN *') > 0 AS executed;
+SELECT state, error FROM dragonraft.status WHERE group_id = 1;

@@ -456,6 +456,20 @@ static void check_utility_only(const char *command)
 		case T_RefreshMatViewStmt:
 			what = "a command that fills a table from a query";
 			break;
+		case T_TransactionStmt:
+		case T_ListenStmt:
+			/* (review 19 F4: PostgreSQL refuses LISTEN in a background process,
+			 * so it passed the try and stopped the group's apply on every
+			 * member; a transaction control command failed as 'SPI_execute
+			 * failed') */
+			ereport(ERROR,
+			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			         errmsg("dragonraft.execute cannot run %s",
+			                IsA(n, ListenStmt) ? "LISTEN"
+			                                   : "a transaction control command"),
+			         errdetail("Every member runs the command in a transaction of its "
+			                   "apply worker, a background process.")));
+			break;
 		case T_CallStmt:
 		case T_DoStmt:
 		case T_ExecuteStmt:
