@@ -184,3 +184,18 @@ SELECT dragonraft.execute(1, 'COMMIT');
 SELECT dragonraft.execute(1, 'SAVEPOINT r19');
 SELECT dragonraft.execute(1, 'UNLISTEN *') > 0 AS executed;
 SELECT state, error FROM dragonraft.status WHERE group_id = 1;
+-- DEALLOCATE, CLOSE, FETCH and MOVE act on this session's prepared
+-- statements and cursors: the try deallocated this session's for good and
+-- every member's apply worker, which has none, stopped on it.  Refused.
+PREPARE r19_prep AS SELECT 1;
+SELECT dragonraft.execute(1, 'DEALLOCATE r19_prep');
+\echo :LAST_ERROR_SQLSTATE
+EXECUTE r19_prep;
+BEGIN;
+DECLARE r19_cur CURSOR WITH HOLD FOR SELECT 1;
+COMMIT;
+SELECT dragonraft.execute(1, 'CLOSE r19_cur');
+SELECT dragonraft.execute(1, 'MOVE r19_cur');
+FETCH r19_cur;
+CLOSE r19_cur;
+SELECT state, error FROM dragonraft.status WHERE group_id = 1;

@@ -470,6 +470,23 @@ static void check_utility_only(const char *command)
 			         errdetail("Every member runs the command in a transaction of its "
 			                   "apply worker, a background process.")));
 			break;
+		case T_DeallocateStmt:
+		case T_FetchStmt:
+		case T_ClosePortalStmt:
+			/* (review 19 F4: the try here deallocated or closed this session's
+			 * own, for good, and the apply worker had none: the group stopped
+			 * on every member) */
+			ereport(ERROR,
+			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			         errmsg("dragonraft.execute cannot run %s",
+			                IsA(n, DeallocateStmt) ? "DEALLOCATE"
+			                : IsA(n, FetchStmt)    ? "FETCH or MOVE"
+			                                       : "CLOSE"),
+			         errdetail(
+			                 "It acts on the prepared statements or cursors of a "
+			                 "session, and every member runs the command in its apply "
+			                 "worker's session.")));
+			break;
 		case T_CallStmt:
 		case T_DoStmt:
 		case T_ExecuteStmt:
