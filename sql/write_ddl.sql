@@ -199,3 +199,19 @@ SELECT dragonraft.execute(1, 'MOVE r19_cur');
 FETCH r19_cur;
 CLOSE r19_cur;
 SELECT state, error FROM dragonraft.status WHERE group_id = 1;
+
+-- replicate_table in a read-only transaction (review 19 F5): its
+-- registration entered the log at the commit, then the local install of
+-- the capture triggers failed ('cannot execute CREATE TRIGGER in a
+-- read-only transaction'): the client was told it failed, and the apply
+-- worker made the table replicated from the log.  Refused (25006) first.
+CREATE TABLE r19_ro (id int PRIMARY KEY);
+BEGIN READ ONLY;
+SELECT dragonraft.replicate_table('r19_ro', 1);
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+SET default_transaction_read_only = on;
+SELECT dragonraft.replicate_table('r19_ro', 1);
+RESET default_transaction_read_only;
+SELECT dragonraft.execute(1, 'SELECT 1') > 0 AS caught_up;
+SELECT count(*) FROM dragonraft.tables WHERE relid = 'r19_ro'::regclass;

@@ -37,6 +37,7 @@
 #include "queue.h"
 #include "shmem.h"
 #include "storage/lmgr.h"
+#include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -263,6 +264,9 @@ Datum dr_replicate_table(PG_FUNCTION_ARGS)
 	if (group_id < 1)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 		                errmsg("group id must be a positive integer")));
+	/* (its catalog rows and triggers are written at the commit, once the log
+	 * took the registration: review 19 F5) */
+	PreventCommandIfReadOnly("dragonraft.replicate_table()");
 	rel = open_registered(relid);
 	if (dr_capture_rel_replicated(rel, NULL, NULL))
 		ereport(ERROR,
@@ -286,6 +290,7 @@ Datum dr_resend_table(PG_FUNCTION_ARGS)
 	Relation rel;
 
 	dr_sql_groups_check_engine();
+	PreventCommandIfReadOnly("dragonraft.resend_table()");
 	rel = open_registered(relid);
 	if (!dr_capture_rel_replicated(rel, &group_id, &table_id))
 		ereport(ERROR,
