@@ -132,6 +132,8 @@ SELECT attrelid::regclass AS tbl,
 ALTER TABLE r19_parent RENAME TO r19_parent2;
 ALTER TABLE r19_parent2 RENAME TO r19_parent;
 CREATE TABLE r19_p2 PARTITION OF r19_parent FOR VALUES FROM (200) TO (300);
+ALTER TABLE r19_parent DETACH PARTITION r19_p2;
+ALTER TABLE r19_parent ATTACH PARTITION r19_p2 FOR VALUES FROM (200) TO (300);
 ALTER TABLE ONLY r19_iparent ADD CONSTRAINT r19_pos CHECK (id > 0) NO INHERIT;
 SELECT dragonraft.execute(1, 'ALTER TABLE public.r19_iparent ADD COLUMN x int') > 0 AS executed;
 SELECT attname FROM pg_attribute WHERE attrelid = 'r19_kid'::regclass AND attnum > 0 ORDER BY attnum;

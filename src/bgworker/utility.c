@@ -160,6 +160,8 @@ static uint64 replicated_below(Node *stmt, RangeVar *rv, Oid *relid)
 	List *kids = NIL;
 	ListCell *lc;
 	char kind;
+	/* (ATTACH and DETACH PARTITION alone change the table they name only) */
+	bool recurses = !IsA(stmt, AlterTableStmt);
 
 	if (!OidIsValid(parent))
 		return 0;
@@ -175,7 +177,8 @@ static uint64 replicated_below(Node *stmt, RangeVar *rv, Oid *relid)
 
 				if (OidIsValid(part))
 					kids = lappend_oid(kids, part);
-			}
+			} else
+				recurses = true;
 		}
 	if (kind == RELKIND_COMPOSITE_TYPE &&
 	    ((IsA(stmt, AlterTableStmt) && ((AlterTableStmt *)stmt)->objtype == OBJECT_TYPE) ||
@@ -183,7 +186,7 @@ static uint64 replicated_below(Node *stmt, RangeVar *rv, Oid *relid)
 		kids = list_concat(kids, typed_tables(parent));
 	else if ((kind == RELKIND_RELATION || kind == RELKIND_PARTITIONED_TABLE ||
 	          kind == RELKIND_FOREIGN_TABLE) &&
-	         rv->inh &&
+	         rv->inh && recurses &&
 	         (IsA(stmt, AlterTableStmt) ||
 	          (kind == RELKIND_PARTITIONED_TABLE &&
 	           (IsA(stmt, IndexStmt) ||
