@@ -36,6 +36,7 @@
 #include "pgstat.h"
 #include "queue.h"
 #include "shmem.h"
+#include "storage/latch.h"
 #include "storage/lmgr.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
@@ -648,6 +649,43 @@ static void try_here(int64 group_id, const char *command, const char *search_pat
 		                ed->hint ? errhint("%s", ed->hint) : 0));
 }
 
+/* (advisory locks of SQL use 1 and 2 there) */
+#define DR_EXECUTE_LOCK_FIELD4 0xD5A7
+
+/*
+ * One execute() of a group at a time on this node, from its try until its
+ * command is applied here (review 19 F7): a second try that ran after the
+ * first one rolled back and before its command was applied here passed,
+ * and entered the log a command that then failed on every member (two
+ * sessions creating one table: the group stopped on every member).  Waits
+ * as a cancellable loop, not in the lock manager, and gives up at once if
+ * the apply worker waits for a lock this statement holds.  (Calls on two
+ * nodes at once still race: see the review.)
+ */
+static void lock_group_commands(uint64 group_id, LOCKTAG *tag)
+{
+	TimestampTz next_lock_check = 0;
+
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32)(group_id >> 32), (uint32)group_id,
+	                     DR_EXECUTE_LOCK_FIELD4);
+	while (LockAcquire(tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL) {
+		if (dr_xact_unblock_apply(&next_lock_check))
+			ereport(ERROR, (errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+			                errmsg("dragonraft.execute waits for another command of "
+			                       "group %llu, "
+			                       "which waits for a lock that this statement holds",
+			                       (unsigned long long)group_id),
+			                errdetail("Nothing was proposed."),
+			                errhint("Call dragonraft.execute in a statement that reads "
+			                        "no table "
+			                        "the other command changes.")));
+		(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10,
+		                PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
 Datum dr_execute(PG_FUNCTION_ARGS)
 {
 	int64 group_id = PG_GETARG_INT64(0);
@@ -660,6 +698,7 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 	uint32 failures = 0;
 	char error[DR_ERROR_LEN];
 	MemoryContext cxt = CurrentMemoryContext;
+	LOCKTAG tag;
 
 	dr_sql_groups_check_engine();
 	if (group_id < 1 || read_group((uint64)group_id, &applied, &failures, error) == NULL)
@@ -683,6 +722,8 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 		        (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("the command is empty")));
 	check_utility_only(command);
+	lock_group_commands((uint64)group_id, &tag);
+	(void)read_group((uint64)group_id, &applied, &failures, error); /* (after the wait) */
 	check_apply_goes_on((uint64)group_id, 0, applied, failures, error);
 	PG_TRY();
 	{
@@ -766,6 +807,7 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	(void)LockRelease(&tag, ExclusiveLock, false);
 
 	PG_RETURN_INT64((int64)res.index);
 }
