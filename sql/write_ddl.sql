@@ -138,6 +138,31 @@ ALTER TABLE ONLY r19_iparent ADD CONSTRAINT r19_pos CHECK (id > 0) NO INHERIT;
 SELECT dragonraft.execute(1, 'ALTER TABLE public.r19_iparent ADD COLUMN x int') > 0 AS executed;
 SELECT attname FROM pg_attribute WHERE attrelid = 'r19_kid'::regclass AND attnum > 0 ORDER BY attnum;
 
+-- ALTER TYPE ... ADD VALUE and ALTER DOMAIN of a type that a replicated
+-- table uses (review 19 F1, the same through a type): the leader alone
+-- accepted the new value (or a value the dropped check refused), and the
+-- members' apply stopped on its row ('invalid input value for enum').
+-- Refused, through a domain, an array or a composite type too; execute()
+-- runs them on every member.
+SELECT dragonraft.execute(1, $$CREATE TYPE public.r19_mood AS ENUM ('ok');
+CREATE TYPE public.r19_inner AS ENUM ('in');
+CREATE TYPE public.r19_pair AS (i public.r19_inner, n int);
+CREATE DOMAIN public.r19_pos AS int CHECK (VALUE > 0);
+CREATE TYPE public.r19_free AS ENUM ('x');
+CREATE TABLE public.r19_uses (id int PRIMARY KEY, m public.r19_mood[], p public.r19_pos, q public.r19_pair)$$) > 0 AS executed;
+SELECT dragonraft.replicate_table('r19_uses', 1);
+\set VERBOSITY default
+ALTER TYPE r19_mood ADD VALUE 'meh';
+\set VERBOSITY terse
+\echo :LAST_ERROR_SQLSTATE
+ALTER TYPE r19_mood RENAME VALUE 'ok' TO 'fine';
+ALTER TYPE r19_inner ADD VALUE 'out';
+ALTER DOMAIN r19_pos DROP CONSTRAINT r19_pos_check;
+ALTER TYPE r19_free ADD VALUE 'y';
+SELECT dragonraft.execute(1, $$ALTER TYPE public.r19_mood ADD VALUE 'meh'$$) > 0 AS executed;
+INSERT INTO r19_uses VALUES (1, '{ok,meh}', 1, '(in,1)');
+SELECT enum_range(NULL::r19_mood), enum_range(NULL::r19_inner);
+
 -- execute() of a command that operates on temporary objects (review 19 F2):
 -- it ran here on this session's, then every member's apply worker ran it in
 -- its own session, where this session's are missing (the command failed

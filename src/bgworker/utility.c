@@ -41,6 +41,8 @@
 #include "catalog/objectaccess.h"
 #include "catalog/objectaddress.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_depend.h"
+#include "catalog/pg_type.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_trigger.h"
@@ -206,6 +208,61 @@ static uint64 replicated_below(Node *stmt, RangeVar *rv, Oid *relid)
 		}
 	}
 	return 0;
+}
+
+/*
+ * The group of a replicated table with a column of the type that an ALTER
+ * TYPE ... ADD/RENAME VALUE or ALTER DOMAIN changes (directly, or through a
+ * domain over it, an array of it or a composite type with it); 0 if none.
+ * *relid: that table.  A value the leader alone accepts stops the apply of
+ * every member that cannot read it (review 19 F1).
+ */
+static uint64 type_replicated(Node *stmt, Oid *relid)
+{
+	List *names = IsA(stmt, AlterEnumStmt) ? ((AlterEnumStmt *)stmt)->typeName
+	                                       : ((AlterDomainStmt *)stmt)->typeName;
+	TypeName *tn = makeTypeNameFromNameList(names);
+	Oid typid = LookupTypeNameOid(NULL, tn, true);
+	List *todo, *seen = NIL;
+	Relation dep;
+	uint64 group_id = 0;
+
+	if (!OidIsValid(typid))
+		return 0;
+	todo = list_make1_oid(typid);
+	dep = table_open(DependRelationId, AccessShareLock);
+	while (todo != NIL && group_id == 0) {
+		Oid t = linitial_oid(todo);
+		ScanKeyData key[2];
+		SysScanDesc scan;
+		HeapTuple tup;
+
+		todo = list_delete_first(todo);
+		if (list_member_oid(seen, t))
+			continue;
+		seen = lappend_oid(seen, t);
+		ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
+		            ObjectIdGetDatum(TypeRelationId));
+		ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber, F_OIDEQ,
+		            ObjectIdGetDatum(t));
+		scan = systable_beginscan(dep, DependReferenceIndexId, true, NULL, 2, key);
+		while (group_id == 0 && (tup = systable_getnext(scan)) != NULL) {
+			Form_pg_depend d = (Form_pg_depend)GETSTRUCT(tup);
+
+			if (d->classid == TypeRelationId)
+				todo = lappend_oid(todo, d->objid); /* a domain or array over it */
+			else if (d->classid == RelationRelationId && d->objsubid > 0) {
+				if (get_rel_relkind(d->objid) == RELKIND_COMPOSITE_TYPE)
+					todo = lappend_oid(todo, get_rel_type_id(d->objid));
+				else if ((group_id = part_of_replicated(d->objid,
+				                                        AccessShareLock)) != 0)
+					*relid = d->objid;
+			}
+		}
+		systable_endscan(scan);
+	}
+	table_close(dep, AccessShareLock);
+	return group_id;
 }
 
 /* COPY FROM and TRUNCATE run no ExecutorStart: check their replicated tables
@@ -547,6 +604,9 @@ static void check_execute(Node *stmt)
 	Relation rel;
 	ListCell *lc;
 
+	if ((IsA(stmt, AlterEnumStmt) || IsA(stmt, AlterDomainStmt)) &&
+	    (group_id = type_replicated(stmt, &below)) != 0 && group_id != dr_execute_group)
+		other_group(psprintf("table \"%s\"", get_rel_name(below)), group_id);
 	if (group_id == 0 && rv != NULL && (group_id = replicated_below(stmt, rv, &below)) != 0 &&
 	    group_id != dr_execute_group)
 		other_group(psprintf("table \"%s\"", get_rel_name(below)), group_id);
@@ -635,6 +695,20 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 		RangeVar *rv = ddl_target(stmt);
 		Oid below = InvalidOid;
 
+		if ((IsA(stmt, AlterEnumStmt) || IsA(stmt, AlterDomainStmt)) &&
+		    type_replicated(stmt, &below) != 0)
+			ereport(ERROR,
+			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			         errmsg("this command changes a type that table \"%s\" uses, which "
+			                "is replicated by dragonraft: run it with "
+			                "dragonraft.execute",
+			                get_rel_name(below)),
+			         errdetail(
+			                 "The members of its group must read and check its values "
+			                 "alike: a value that only this node accepts stops the "
+			                 "others' apply."),
+			         errhint("Run it as SELECT dragonraft.execute(<group id>, "
+			                 "'<command>').")));
 		if (rv != NULL && nodeTag(stmt) != T_DropStmt && !rv_replicated(rv) &&
 		    replicated_below(stmt, rv, &below) != 0)
 			ereport(ERROR,
