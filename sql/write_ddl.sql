@@ -86,3 +86,159 @@ SELECT attname FROM pg_attribute WHERE attrelid = 'other'::regclass AND attnum >
 SELECT dragonraft.execute(8, 'CREATE TABLE public.in_8 (id int)');
 \set VERBOSITY terse
 SELECT count(*) FROM pg_class WHERE relname = 'in_8';
+
+-- DDL that reaches a replicated table from another relation (review 19 F1):
+-- an ALTER TABLE or a column rename of a partitioned or inheritance parent
+-- (it recurses), ATTACH/DETACH PARTITION of one, ALTER TYPE ... CASCADE of a
+-- typed table's type.  Run on one member only, it changed the table there
+-- alone: the next change set named a column the other members lack, and
+-- their apply stopped.  Refused (0A000) like DDL on the table itself;
+-- through execute() of its group it runs on every member.
+CREATE TABLE r19_parent (id int, v text) PARTITION BY RANGE (id);
+CREATE TABLE r19_part PARTITION OF r19_parent (PRIMARY KEY (id)) FOR VALUES FROM (0) TO (100);
+CREATE TABLE r19_loose (id int PRIMARY KEY, v text);
+CREATE TYPE r19_comp AS (id int, v text);
+CREATE TABLE r19_typed OF r19_comp (PRIMARY KEY (id));
+CREATE TABLE r19_iparent (id int, v text);
+CREATE TABLE r19_kid (id int PRIMARY KEY, v text);
+ALTER TABLE r19_kid INHERIT r19_iparent;
+SELECT dragonraft.replicate_table('r19_part', 1);
+SELECT dragonraft.replicate_table('r19_loose', 1);
+SELECT dragonraft.replicate_table('r19_typed', 1);
+SELECT dragonraft.replicate_table('r19_kid', 1);
+INSERT INTO r19_parent VALUES (1, 'one');
+\set VERBOSITY default
+ALTER TABLE r19_parent ADD COLUMN x int;
+\set VERBOSITY terse
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE r19_parent RENAME COLUMN v TO w;
+ALTER TABLE r19_parent ALTER COLUMN v TYPE int USING length(v);
+ALTER TABLE r19_parent DETACH PARTITION r19_part;
+ALTER TABLE r19_parent ATTACH PARTITION r19_loose FOR VALUES FROM (100) TO (200);
+CREATE INDEX ON r19_parent (v);
+ALTER TABLE r19_iparent ADD COLUMN x int;
+ALTER TABLE r19_iparent ALTER COLUMN v TYPE int USING length(v);
+ALTER TYPE r19_comp ADD ATTRIBUTE x int CASCADE;
+ALTER TYPE r19_comp RENAME ATTRIBUTE v TO w CASCADE;
+\echo :LAST_ERROR_SQLSTATE
+-- None of them changed a replicated table.
+SELECT attrelid::regclass AS tbl,
+       string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum)
+  FROM pg_attribute
+ WHERE attrelid IN ('r19_part'::regclass, 'r19_loose'::regclass, 'r19_typed'::regclass,
+                    'r19_kid'::regclass) AND attnum > 0 AND NOT attisdropped
+ GROUP BY 1 ORDER BY 1::text;
+-- What reaches no replicated table passes; execute() of the group runs the rest.
+ALTER TABLE r19_parent RENAME TO r19_parent2;
+ALTER TABLE r19_parent2 RENAME TO r19_parent;
+CREATE TABLE r19_p2 PARTITION OF r19_parent FOR VALUES FROM (200) TO (300);
+ALTER TABLE r19_parent DETACH PARTITION r19_p2;
+ALTER TABLE r19_parent ATTACH PARTITION r19_p2 FOR VALUES FROM (200) TO (300);
+ALTER TABLE ONLY r19_iparent ADD CONSTRAINT r19_pos CHECK (id > 0) NO INHERIT;
+SELECT dragonraft.execute(1, 'ALTER TABLE public.r19_iparent ADD COLUMN x int') > 0 AS executed;
+SELECT attname FROM pg_attribute WHERE attrelid = 'r19_kid'::regclass AND attnum > 0 ORDER BY attnum;
+
+-- ALTER TYPE ... ADD VALUE and ALTER DOMAIN of a type that a replicated
+-- table uses (review 19 F1, the same through a type): the leader alone
+-- accepted the new value (or a value the dropped check refused), and the
+-- members' apply stopped on its row ('invalid input value for enum').
+-- Refused, through a domain, an array or a composite type too; execute()
+-- runs them on every member.
+SELECT dragonraft.execute(1, $$CREATE TYPE public.r19_mood AS ENUM ('ok');
+CREATE TYPE public.r19_inner AS ENUM ('in');
+CREATE TYPE public.r19_pair AS (i public.r19_inner, n int);
+CREATE DOMAIN public.r19_pos AS int CHECK (VALUE > 0);
+CREATE TYPE public.r19_free AS ENUM ('x');
+CREATE TABLE public.r19_uses (id int PRIMARY KEY, m public.r19_mood[], p public.r19_pos, q public.r19_pair)$$) > 0 AS executed;
+SELECT dragonraft.replicate_table('r19_uses', 1);
+\set VERBOSITY default
+ALTER TYPE r19_mood ADD VALUE 'meh';
+\set VERBOSITY terse
+\echo :LAST_ERROR_SQLSTATE
+ALTER TYPE r19_mood RENAME VALUE 'ok' TO 'fine';
+ALTER TYPE r19_inner ADD VALUE 'out';
+ALTER DOMAIN r19_pos DROP CONSTRAINT r19_pos_check;
+ALTER TYPE r19_free ADD VALUE 'y';
+SELECT dragonraft.execute(1, $$ALTER TYPE public.r19_mood ADD VALUE 'meh'$$) > 0 AS executed;
+INSERT INTO r19_uses VALUES (1, '{ok,meh}', 1, '(in,1)');
+SELECT enum_range(NULL::r19_mood), enum_range(NULL::r19_inner);
+
+-- execute() of a command that operates on temporary objects (review 19 F2):
+-- it ran here on this session's, then every member's apply worker ran it in
+-- its own session, where this session's are missing (the command failed
+-- there and stopped the group on every member) and the ones it made stay
+-- (the second CREATE TEMP TABLE tt failed there alike).  Refused (0A000),
+-- nothing proposed; the session's other commands run.
+CREATE TEMP TABLE r19_mine (i int);
+\set VERBOSITY default
+SELECT dragonraft.execute(1, 'CREATE TEMP TABLE r19_tt (i int)');
+\set VERBOSITY terse
+\echo :LAST_ERROR_SQLSTATE
+SELECT dragonraft.execute(1, 'CREATE TEMP TABLE r19_tt (i int)');
+SELECT dragonraft.execute(1, 'CREATE TABLE pg_temp.r19_tt (i int)');
+SELECT dragonraft.execute(1, 'CREATE TEMP SEQUENCE r19_ts');
+SELECT dragonraft.execute(1, 'CREATE FUNCTION pg_temp.r19_f() RETURNS int LANGUAGE sql AS $$SELECT 1$$');
+SELECT dragonraft.execute(1, 'ALTER TABLE r19_mine ADD COLUMN j int');
+SELECT dragonraft.execute(1, 'CREATE TABLE public.r19_like (LIKE r19_mine)');
+SELECT dragonraft.execute(1, 'DROP TABLE r19_mine');
+SELECT dragonraft.execute(1, 'CREATE TABLE public.r19_plain (i int)') > 0 AS executed;
+SELECT state, error FROM dragonraft.status WHERE group_id = 1;
+SELECT count(*) FROM dragonraft.ddl_history WHERE command LIKE '%r19_tt%' OR command LIKE '%r19_mine%';
+
+-- execute() in a session whose settings decide whether a command fails
+-- (review 19 F3): with check_function_bodies off (pg_dump's scripts set it)
+-- a function whose body does not compile passed the try here, then failed
+-- in every member's apply worker (default settings) and stopped the group
+-- on every member.  The try runs with the defaults: refused, nothing proposed.
+SET check_function_bodies = off;
+SELECT dragonraft.execute(1, 'CREATE FUNCTION public.r19_broken() RETURNS int LANGUAGE sql AS $$SELECT 1 FROM r19_nosuch$$');
+SHOW check_function_bodies;
+RESET check_function_bodies;
+SELECT state, error FROM dragonraft.status WHERE group_id = 1;
+SELECT count(*) FROM pg_proc WHERE proname = 'r19_broken';
+
+-- execute() of LISTEN or a transaction control command (review 19 F4):
+-- LISTEN passed the try here, and every member's apply worker, a background
+-- process, refused it: the group stopped on every member.  BEGIN, COMMIT and
+-- SAVEPOINT failed with XX000 'SPI_execute failed'.  Both refused (0A000).
+\set VERBOSITY default
+SELECT dragonraft.execute(1, 'LISTEN r19_channel');
+\set VERBOSITY terse
+\echo :LAST_ERROR_SQLSTATE
+SELECT dragonraft.execute(1, 'CREATE TABLE public.r19_l (i int); LISTEN r19_channel');
+SELECT dragonraft.execute(1, 'COMMIT');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dragonraft.execute(1, 'SAVEPOINT r19');
+SELECT dragonraft.execute(1, 'UNLISTEN *') > 0 AS executed;
+SELECT state, error FROM dragonraft.status WHERE group_id = 1;
+-- DEALLOCATE, CLOSE, FETCH and MOVE act on this session's prepared
+-- statements and cursors: the try deallocated this session's for good and
+-- every member's apply worker, which has none, stopped on it.  Refused.
+PREPARE r19_prep AS SELECT 1;
+SELECT dragonraft.execute(1, 'DEALLOCATE r19_prep');
+\echo :LAST_ERROR_SQLSTATE
+EXECUTE r19_prep;
+BEGIN;
+DECLARE r19_cur CURSOR WITH HOLD FOR SELECT 1;
+COMMIT;
+SELECT dragonraft.execute(1, 'CLOSE r19_cur');
+SELECT dragonraft.execute(1, 'MOVE r19_cur');
+FETCH r19_cur;
+CLOSE r19_cur;
+SELECT state, error FROM dragonraft.status WHERE group_id = 1;
+
+-- replicate_table in a read-only transaction (review 19 F5): its
+-- registration entered the log at the commit, then the local install of
+-- the capture triggers failed ('cannot execute CREATE TRIGGER in a
+-- read-only transaction'): the client was told it failed, and the apply
+-- worker made the table replicated from the log.  Refused (25006) first.
+CREATE TABLE r19_ro (id int PRIMARY KEY);
+BEGIN READ ONLY;
+SELECT dragonraft.replicate_table('r19_ro', 1);
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+SET default_transaction_read_only = on;
+SELECT dragonraft.replicate_table('r19_ro', 1);
+RESET default_transaction_read_only;
+SELECT dragonraft.execute(1, 'SELECT 1') > 0 AS caught_up;
+SELECT count(*) FROM dragonraft.tables WHERE relid = 'r19_ro'::regclass;

@@ -450,6 +450,12 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 	ag->applied = m->index;
 	batch.n++;
 	batch.bytes += m->len;
+	/* ... and ends one: what comes after sees it committed, as on the node that
+	 * proposed it (review 19 F6: a value ALTER TYPE ... ADD VALUE added cannot be
+	 * used in its own transaction, and a follower that applied the next change
+	 * set with it stopped there for good). */
+	if (has_header && (h.type == ENTRY_DDL || h.type == ENTRY_DDL_V1))
+		commit_batch();
 	return true;
 }
 

@@ -36,7 +36,9 @@
 #include "pgstat.h"
 #include "queue.h"
 #include "shmem.h"
+#include "storage/latch.h"
 #include "storage/lmgr.h"
+#include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -263,6 +265,9 @@ Datum dr_replicate_table(PG_FUNCTION_ARGS)
 	if (group_id < 1)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 		                errmsg("group id must be a positive integer")));
+	/* (its catalog rows and triggers are written at the commit, once the log
+	 * took the registration: review 19 F5) */
+	PreventCommandIfReadOnly("dragonraft.replicate_table()");
 	rel = open_registered(relid);
 	if (dr_capture_rel_replicated(rel, NULL, NULL))
 		ereport(ERROR,
@@ -286,6 +291,7 @@ Datum dr_resend_table(PG_FUNCTION_ARGS)
 	Relation rel;
 
 	dr_sql_groups_check_engine();
+	PreventCommandIfReadOnly("dragonraft.resend_table()");
 	rel = open_registered(relid);
 	if (!dr_capture_rel_replicated(rel, &group_id, &table_id))
 		ereport(ERROR,
@@ -456,6 +462,37 @@ static void check_utility_only(const char *command)
 		case T_RefreshMatViewStmt:
 			what = "a command that fills a table from a query";
 			break;
+		case T_TransactionStmt:
+		case T_ListenStmt:
+			/* (review 19 F4: PostgreSQL refuses LISTEN in a background process,
+			 * so it passed the try and stopped the group's apply on every
+			 * member; a transaction control command failed as 'SPI_execute
+			 * failed') */
+			ereport(ERROR,
+			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			         errmsg("dragonraft.execute cannot run %s",
+			                IsA(n, ListenStmt) ? "LISTEN"
+			                                   : "a transaction control command"),
+			         errdetail("Every member runs the command in a transaction of its "
+			                   "apply worker, a background process.")));
+			break;
+		case T_DeallocateStmt:
+		case T_FetchStmt:
+		case T_ClosePortalStmt:
+			/* (review 19 F4: the try here deallocated or closed this session's
+			 * own, for good, and the apply worker had none: the group stopped
+			 * on every member) */
+			ereport(ERROR,
+			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			         errmsg("dragonraft.execute cannot run %s",
+			                IsA(n, DeallocateStmt) ? "DEALLOCATE"
+			                : IsA(n, FetchStmt)    ? "FETCH or MOVE"
+			                                       : "CLOSE"),
+			         errdetail(
+			                 "It acts on the prepared statements or cursors of a "
+			                 "session, and every member runs the command in its apply "
+			                 "worker's session.")));
+			break;
 		case T_CallStmt:
 		case T_DoStmt:
 		case T_ExecuteStmt:
@@ -510,6 +547,16 @@ List *dr_spi_oids(void)
 }
 
 /*
+ * Settings that decide whether a command fails (or how its text reads),
+ * which a session may have changed (pg_dump's scripts turn
+ * check_function_bodies off): the try runs with their defaults, as the
+ * members' apply workers run the command (review 19 F3: a function body
+ * that did not compile passed the try and stopped every member's apply).
+ */
+static const char *const apply_settings[] = {"check_function_bodies", "standard_conforming_strings",
+                                             "allow_system_table_mods"};
+
+/*
  * A command must have one outcome on every member: a member where a command
  * of the log fails stops applying the group until the cause is fixed there
  * (apply_rows.c).  So the calling node tries it first, as its apply worker
@@ -530,10 +577,15 @@ static void try_here(int64 group_id, const char *command, const char *search_pat
 	int save_sec;
 	List *locked, *now;
 	ListCell *lc;
+	uint32 temp_before = MyXactFlags & XACT_FLAGS_ACCESSEDTEMPNAMESPACE;
+	bool temp_used;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	locked = sequences_locked();
+	/* (PostgreSQL's own record of a transaction that operated on temporary
+	 * objects, which PREPARE TRANSACTION refuses: cleared for the try) */
+	MyXactFlags &= ~XACT_FLAGS_ACCESSEDTEMPNAMESPACE;
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 	GetUserIdAndSecContext(&save_user, &save_sec);
@@ -543,6 +595,10 @@ static void try_here(int64 group_id, const char *command, const char *search_pat
 		SetUserIdAndSecContext(save_user, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 		(void)set_config_option("search_path", search_path, PGC_USERSET, PGC_S_SESSION,
 		                        GUC_ACTION_LOCAL, true, 0, false);
+		for (int i = 0; i < lengthof(apply_settings); i++)
+			(void)set_config_option(
+			        apply_settings[i], GetConfigOptionResetString(apply_settings[i]),
+			        PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 		if (SPI_execute(command, false, 0) < 0)
 			elog(ERROR, "SPI_execute failed");
 	}
@@ -554,6 +610,8 @@ static void try_here(int64 group_id, const char *command, const char *search_pat
 	}
 	PG_END_TRY();
 	dr_execute_group = 0;
+	temp_used = (MyXactFlags & XACT_FLAGS_ACCESSEDTEMPNAMESPACE) != 0;
+	MyXactFlags |= temp_before;
 	SetUserIdAndSecContext(save_user, save_sec);
 	RollbackAndReleaseCurrentSubTransaction();
 	MemoryContextSwitchTo(cxt);
@@ -569,12 +627,63 @@ static void try_here(int64 group_id, const char *command, const char *search_pat
 		CurrentResourceOwner = owner;
 	}
 	SPI_finish();
+	/* A temporary object lives in one session: the members' apply workers
+	 * would lack this session's (the command fails there and stops the
+	 * group's apply on every member), and one it made would stay in the apply
+	 * worker's session (the next command that makes it fails there). */
+	if (ed == NULL && temp_used)
+		ereport(ERROR,
+		        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+		         errmsg("dragonraft.execute cannot run a command that operates on "
+		                "temporary objects"),
+		         errdetail("Every member runs the command in its apply worker's session, "
+		                   "which has no temporary object of this session and keeps one "
+		                   "the command makes: nothing was proposed."),
+		         errhint("Run commands on temporary objects in your own session, "
+		                 "outside dragonraft.execute.")));
 	if (ed != NULL)
 		ereport(ERROR, (errcode(ed->sqlerrcode), errmsg_internal("%s", ed->message),
 		                errdetail("%s%sdragonraft.execute tried the command on this node "
 		                          "first and it failed here: nothing was proposed.",
 		                          ed->detail ? ed->detail : "", ed->detail ? " " : ""),
 		                ed->hint ? errhint("%s", ed->hint) : 0));
+}
+
+/* (advisory locks of SQL use 1 and 2 there) */
+#define DR_EXECUTE_LOCK_FIELD4 0xD5A7
+
+/*
+ * One execute() of a group at a time on this node, from its try until its
+ * command is applied here (review 19 F7): a second try that ran after the
+ * first one rolled back and before its command was applied here passed,
+ * and entered the log a command that then failed on every member (two
+ * sessions creating one table: the group stopped on every member).  Waits
+ * as a cancellable loop, not in the lock manager, and gives up at once if
+ * the apply worker waits for a lock this statement holds.  (Calls on two
+ * nodes at once still race: see the review.)
+ */
+static void lock_group_commands(uint64 group_id, LOCKTAG *tag)
+{
+	TimestampTz next_lock_check = 0;
+
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32)(group_id >> 32), (uint32)group_id,
+	                     DR_EXECUTE_LOCK_FIELD4);
+	while (LockAcquire(tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL) {
+		if (dr_xact_unblock_apply(&next_lock_check))
+			ereport(ERROR, (errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+			                errmsg("dragonraft.execute waits for another command of "
+			                       "group %llu, "
+			                       "which waits for a lock that this statement holds",
+			                       (unsigned long long)group_id),
+			                errdetail("Nothing was proposed."),
+			                errhint("Call dragonraft.execute in a statement that reads "
+			                        "no table "
+			                        "the other command changes.")));
+		(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10,
+		                PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
 }
 
 Datum dr_execute(PG_FUNCTION_ARGS)
@@ -589,6 +698,7 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 	uint32 failures = 0;
 	char error[DR_ERROR_LEN];
 	MemoryContext cxt = CurrentMemoryContext;
+	LOCKTAG tag;
 
 	dr_sql_groups_check_engine();
 	if (group_id < 1 || read_group((uint64)group_id, &applied, &failures, error) == NULL)
@@ -612,6 +722,8 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 		        (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("the command is empty")));
 	check_utility_only(command);
+	lock_group_commands((uint64)group_id, &tag);
+	(void)read_group((uint64)group_id, &applied, &failures, error); /* (after the wait) */
 	check_apply_goes_on((uint64)group_id, 0, applied, failures, error);
 	PG_TRY();
 	{
@@ -695,6 +807,7 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	(void)LockRelease(&tag, ExclusiveLock, false);
 
 	PG_RETURN_INT64((int64)res.index);
 }

@@ -29,8 +29,10 @@
 #include "write.h"
 
 #include "access/genam.h"
+#include "access/heapam.h"
 #include "access/relation.h"
 #include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
 #include "catalog/heap.h"
@@ -39,6 +41,9 @@
 #include "catalog/objectaccess.h"
 #include "catalog/objectaddress.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_depend.h"
+#include "catalog/pg_type.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_trigger.h"
 #include "commands/tablecmds.h"
@@ -117,6 +122,147 @@ static uint64 rv_replicated(RangeVar *rv)
 	Oid relid = RangeVarGetRelid(rv, NoLock, true);
 
 	return OidIsValid(relid) ? part_of_replicated(relid, AccessShareLock) : 0;
+}
+
+/* The typed tables of the composite type of relation relid (pg_class has no
+ * index on reloftype: ALTER TYPE ... CASCADE scans it too, tablecmds.c). */
+static List *typed_tables(Oid relid)
+{
+	Oid typid = get_rel_type_id(relid);
+	Relation classrel;
+	ScanKeyData key;
+	TableScanDesc scan;
+	HeapTuple tup;
+	List *tables = NIL;
+
+	if (!OidIsValid(typid))
+		return NIL;
+	classrel = table_open(RelationRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_class_reloftype, BTEqualStrategyNumber, F_OIDEQ,
+	            ObjectIdGetDatum(typid));
+	scan = table_beginscan_catalog(classrel, 1, &key);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+		tables = lappend_oid(tables, ((Form_pg_class)GETSTRUCT(tup))->oid);
+	table_endscan(scan);
+	table_close(classrel, AccessShareLock);
+	return tables;
+}
+
+/*
+ * The group of a replicated table that stmt, a statement on the relation rv
+ * (not itself replicated) names, changes all the same by recursion: an
+ * ALTER TABLE, a column or constraint rename, an index or a row trigger of
+ * a parent reaches its partitions and inheritance children (unless ONLY),
+ * an ALTER TYPE ... CASCADE the typed tables of the type, an ATTACH or DETACH
+ * PARTITION the table it names; 0 if none.  *relid: that table.
+ */
+static uint64 replicated_below(Node *stmt, RangeVar *rv, Oid *relid)
+{
+	Oid parent = RangeVarGetRelid(rv, NoLock, true);
+	List *kids = NIL;
+	ListCell *lc;
+	char kind;
+	/* (ATTACH and DETACH PARTITION alone change the table they name only) */
+	bool recurses = !IsA(stmt, AlterTableStmt);
+
+	if (!OidIsValid(parent))
+		return 0;
+	kind = get_rel_relkind(parent);
+	if (IsA(stmt, AlterTableStmt))
+		foreach (lc, ((AlterTableStmt *)stmt)->cmds) {
+			AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+
+			if (cmd->subtype == AT_AttachPartition ||
+			    cmd->subtype == AT_DetachPartition) {
+				Oid part = RangeVarGetRelid(((PartitionCmd *)cmd->def)->name,
+				                            NoLock, true);
+
+				if (OidIsValid(part))
+					kids = lappend_oid(kids, part);
+			} else
+				recurses = true;
+		}
+	if (kind == RELKIND_COMPOSITE_TYPE &&
+	    ((IsA(stmt, AlterTableStmt) && ((AlterTableStmt *)stmt)->objtype == OBJECT_TYPE) ||
+	     (IsA(stmt, RenameStmt) && ((RenameStmt *)stmt)->renameType == OBJECT_ATTRIBUTE)))
+		kids = list_concat(kids, typed_tables(parent));
+	else if ((kind == RELKIND_RELATION || kind == RELKIND_PARTITIONED_TABLE ||
+	          kind == RELKIND_FOREIGN_TABLE) &&
+	         rv->inh && recurses &&
+	         (IsA(stmt, AlterTableStmt) ||
+	          (kind == RELKIND_PARTITIONED_TABLE &&
+	           (IsA(stmt, IndexStmt) ||
+	            (IsA(stmt, CreateTrigStmt) && ((CreateTrigStmt *)stmt)->row))) ||
+	          (IsA(stmt, RenameStmt) &&
+	           (((RenameStmt *)stmt)->renameType == OBJECT_COLUMN ||
+	            ((RenameStmt *)stmt)->renameType == OBJECT_TABCONSTRAINT))) &&
+	         has_subclass(parent))
+		kids = list_concat(kids, find_all_inheritors(parent, NoLock, NULL));
+	foreach (lc, kids) {
+		uint64 group_id;
+
+		if (lfirst_oid(lc) != parent &&
+		    (group_id = part_of_replicated(lfirst_oid(lc), AccessShareLock)) != 0) {
+			*relid = lfirst_oid(lc);
+			return group_id;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The group of a replicated table with a column of the type that an ALTER
+ * TYPE ... ADD/RENAME VALUE or ALTER DOMAIN changes (directly, or through a
+ * domain over it, an array of it or a composite type with it); 0 if none.
+ * *relid: that table.  A value the leader alone accepts stops the apply of
+ * every member that cannot read it (review 19 F1).
+ */
+static uint64 type_replicated(Node *stmt, Oid *relid)
+{
+	List *names = IsA(stmt, AlterEnumStmt) ? ((AlterEnumStmt *)stmt)->typeName
+	                                       : ((AlterDomainStmt *)stmt)->typeName;
+	TypeName *tn = makeTypeNameFromNameList(names);
+	Oid typid = LookupTypeNameOid(NULL, tn, true);
+	List *todo, *seen = NIL;
+	Relation dep;
+	uint64 group_id = 0;
+
+	if (!OidIsValid(typid))
+		return 0;
+	todo = list_make1_oid(typid);
+	dep = table_open(DependRelationId, AccessShareLock);
+	while (todo != NIL && group_id == 0) {
+		Oid t = linitial_oid(todo);
+		ScanKeyData key[2];
+		SysScanDesc scan;
+		HeapTuple tup;
+
+		todo = list_delete_first(todo);
+		if (list_member_oid(seen, t))
+			continue;
+		seen = lappend_oid(seen, t);
+		ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
+		            ObjectIdGetDatum(TypeRelationId));
+		ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber, F_OIDEQ,
+		            ObjectIdGetDatum(t));
+		scan = systable_beginscan(dep, DependReferenceIndexId, true, NULL, 2, key);
+		while (group_id == 0 && (tup = systable_getnext(scan)) != NULL) {
+			Form_pg_depend d = (Form_pg_depend)GETSTRUCT(tup);
+
+			if (d->classid == TypeRelationId)
+				todo = lappend_oid(todo, d->objid); /* a domain or array over it */
+			else if (d->classid == RelationRelationId && d->objsubid > 0) {
+				if (get_rel_relkind(d->objid) == RELKIND_COMPOSITE_TYPE)
+					todo = lappend_oid(todo, get_rel_type_id(d->objid));
+				else if ((group_id = part_of_replicated(d->objid,
+				                                        AccessShareLock)) != 0)
+					*relid = d->objid;
+			}
+		}
+		systable_endscan(scan);
+	}
+	table_close(dep, AccessShareLock);
+	return group_id;
 }
 
 /* COPY FROM and TRUNCATE run no ExecutorStart: check their replicated tables
@@ -452,11 +598,18 @@ static void check_execute(Node *stmt)
 {
 	RangeVar *rv = ddl_target(stmt);
 	uint64 group_id = rv != NULL ? rv_replicated(rv) : 0;
+	Oid below = InvalidOid;
 	List *cmds;
 	LOCKMODE lockmode;
 	Relation rel;
 	ListCell *lc;
 
+	if ((IsA(stmt, AlterEnumStmt) || IsA(stmt, AlterDomainStmt)) &&
+	    (group_id = type_replicated(stmt, &below)) != 0 && group_id != dr_execute_group)
+		other_group(psprintf("table \"%s\"", get_rel_name(below)), group_id);
+	if (group_id == 0 && rv != NULL && (group_id = replicated_below(stmt, rv, &below)) != 0 &&
+	    group_id != dr_execute_group)
+		other_group(psprintf("table \"%s\"", get_rel_name(below)), group_id);
 	if (group_id != 0 && group_id != dr_execute_group)
 		other_group(psprintf("table \"%s\"", rv->relname), group_id);
 	if (group_id == 0 || !IsA(stmt, AlterTableStmt))
@@ -540,7 +693,34 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 		check_execute(stmt);
 	else if (!dr_is_apply_worker && dr_internal_ddl == 0) {
 		RangeVar *rv = ddl_target(stmt);
+		Oid below = InvalidOid;
 
+		if ((IsA(stmt, AlterEnumStmt) || IsA(stmt, AlterDomainStmt)) &&
+		    type_replicated(stmt, &below) != 0)
+			ereport(ERROR,
+			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			         errmsg("this command changes a type that table \"%s\" uses, which "
+			                "is replicated by dragonraft: run it with "
+			                "dragonraft.execute",
+			                get_rel_name(below)),
+			         errdetail(
+			                 "The members of its group must read and check its values "
+			                 "alike: a value that only this node accepts stops the "
+			                 "others' apply."),
+			         errhint("Run it as SELECT dragonraft.execute(<group id>, "
+			                 "'<command>').")));
+		if (rv != NULL && nodeTag(stmt) != T_DropStmt && !rv_replicated(rv) &&
+		    replicated_below(stmt, rv, &below) != 0)
+			ereport(ERROR,
+			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			         errmsg("this command on \"%s\" changes table \"%s\", which is "
+			                "replicated by dragonraft: run it with dragonraft.execute",
+			                rv->relname, get_rel_name(below)),
+			         errdetail("DDL on a replicated table must run on every member of "
+			                   "its group in log order, also when it reaches the table "
+			                   "from a parent table or from its type."),
+			         errhint("Run it as SELECT dragonraft.execute(<group id>, "
+			                 "'<command>').")));
 		if (rv != NULL && (nodeTag(stmt) == T_DropStmt || rv_replicated(rv)))
 			ereport(ERROR,
 			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
