@@ -163,6 +163,19 @@ SELECT dragonraft.execute(1, $$ALTER TYPE public.r19_mood ADD VALUE 'meh'$$) > 0
 INSERT INTO r19_uses VALUES (1, '{ok,meh}', 1, '(in,1)');
 SELECT enum_range(NULL::r19_mood), enum_range(NULL::r19_inner);
 
+-- DROP FUNCTION ... CASCADE took a CHECK constraint or a default of a
+-- replicated table with it on this node alone (review 19 F1): the leader
+-- then took rows that the members' check refuses.  Refused; execute() may.
+SELECT dragonraft.execute(1, $$CREATE FUNCTION public.r19_positive(int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT $1 > 0';
+CREATE FUNCTION public.r19_one() RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT 1';
+CREATE TABLE public.r19_ck (id int PRIMARY KEY CHECK (public.r19_positive(id)), n int DEFAULT public.r19_one())$$) > 0 AS executed;
+SELECT dragonraft.replicate_table('r19_ck', 1);
+DROP FUNCTION r19_positive(int) CASCADE;
+\echo :LAST_ERROR_SQLSTATE
+DROP FUNCTION r19_one() CASCADE;
+SELECT count(*) FROM pg_constraint WHERE conrelid = 'r19_ck'::regclass AND contype = 'c';
+SELECT dragonraft.execute(1, 'ALTER TABLE public.r19_ck DROP CONSTRAINT r19_ck_id_check') > 0 AS executed;
+
 -- execute() of a command that operates on temporary objects (review 19 F2):
 -- it ran here on this session's, then every member's apply worker ran it in
 -- its own session, where this session's are missing (the command failed

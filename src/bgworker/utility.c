@@ -40,7 +40,9 @@
 #include "catalog/namespace.h"
 #include "catalog/objectaccess.h"
 #include "catalog/objectaddress.h"
+#include "catalog/pg_attrdef.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_constraint.h"
 #include "catalog/pg_depend.h"
 #include "catalog/pg_type.h"
 #include "catalog/pg_inherits.h"
@@ -62,6 +64,7 @@
 #include "tcop/utility.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 
 bool dr_is_apply_worker = false;
 int dr_internal_ddl = 0;
@@ -823,6 +826,19 @@ static void executor_start(QueryDesc *qd, int eflags)
 	}
 }
 
+/* The table of a constraint (InvalidOid: a domain's, or none). */
+static Oid get_constraint_relid(Oid conid)
+{
+	HeapTuple tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(conid));
+	Oid relid = InvalidOid;
+
+	if (HeapTupleIsValid(tup)) {
+		relid = ((Form_pg_constraint)GETSTRUCT(tup))->conrelid;
+		ReleaseSysCache(tup);
+	}
+	return relid;
+}
+
 /* The table of a capture trigger, or InvalidOid. */
 static Oid capture_trigger_table(Oid trigid)
 {
@@ -878,6 +894,16 @@ static void object_access(ObjectAccessType access, Oid classId, Oid objectId, in
 	else if (classId == RelationRelationId &&
 	         (group_id = part_of_replicated(objectId, NoLock)) != 0)
 		relid = objectId;
+	else if (classId == ConstraintRelationId || classId == AttrDefaultRelationId) {
+		/* a CHECK constraint or a default that DROP FUNCTION ... CASCADE takes
+		 * (review 19 F1: the leader alone then took rows the others refuse) */
+		Oid tab = classId == ConstraintRelationId
+		                  ? get_constraint_relid(objectId)
+		                  : GetAttrDefaultColumnAddress(objectId).objectId;
+
+		if (OidIsValid(tab) && (group_id = part_of_replicated(tab, AccessShareLock)) != 0)
+			relid = tab;
+	}
 	if (!OidIsValid(relid))
 		return;
 	/* execute() of that group (its try of the command) may drop it */
