@@ -64,6 +64,7 @@
 #include "catalog/pg_index.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_sequence.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/tablecmds.h"
 #include "commands/trigger.h"
@@ -79,6 +80,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
@@ -87,6 +89,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/typcache.h"
 
 /* The columns an entry names for a table: where they are here, how they come in. */
 typedef struct ColumnMap {
@@ -731,12 +734,119 @@ static bool find_by_identity(ApplyTable *t)
 	}
 }
 
+/*
+ * Does a local row match the key slot (a whole row, REPLICA IDENTITY FULL)
+ * column by column, dropped and generated columns aside (as PostgreSQL's
+ * tuples_equal): by image (the same bytes), or by each type's equality
+ * operator?
+ */
+static bool rows_match(TupleTableSlot *row, TupleTableSlot *key, bool image)
+{
+	TupleDesc desc = row->tts_tupleDescriptor;
+
+	slot_getallattrs(row);
+	slot_getallattrs(key);
+	for (int i = 0; i < desc->natts; i++) {
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		TypeCacheEntry *tc;
+
+		/* (not shipped: the key has none; this member computed them) */
+		if (att->attisdropped || att->attgenerated)
+			continue;
+		if (row->tts_isnull[i] != key->tts_isnull[i])
+			return false;
+		if (row->tts_isnull[i])
+			continue;
+		if (image) {
+			if (!datum_image_eq(row->tts_values[i], key->tts_values[i], att->attbyval,
+			                    att->attlen))
+				return false;
+			continue;
+		}
+		tc = lookup_type_cache(att->atttypid, TYPECACHE_EQ_OPR_FINFO);
+		if (!OidIsValid(tc->eq_opr_finfo.fn_oid))
+			ereport(ERROR,
+			        (errcode(ERRCODE_UNDEFINED_FUNCTION),
+			         errmsg("could not identify an equality operator for type %s",
+			                format_type_be(att->atttypid))));
+		if (!DatumGetBool(FunctionCall2Coll(&tc->eq_opr_finfo, att->attcollation,
+		                                    row->tts_values[i], key->tts_values[i])))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The row the key slot holds whole (REPLICA IDENTITY FULL), into t->local
+ * and locked; false if there is none.  As RelationFindReplTupleSeq, but a
+ * row with the very same bytes comes first: equality operators hold rows
+ * equal that are not the same (numeric 1.0 and 1.00, float8 0 and -0,
+ * interval '1 day' and '24 hours', text under a nondeterministic
+ * collation), and the leader changed the one whose bytes it shipped
+ * (review 20: the follower changed the first equal row it met, and both
+ * went on with other rows).  An equal row is taken only if no row has the
+ * same bytes.
+ */
+static bool find_full(ApplyTable *t)
+{
+	SnapshotData snap;
+	TableScanDesc scan;
+	TupleTableSlot *scanslot = table_slot_create(t->rel, NULL);
+	bool found;
+
+	InitDirtySnapshot(snap);
+	scan = table_beginscan(t->rel, &snap, 0, NULL);
+	for (;;) {
+		TransactionId holder = InvalidTransactionId;
+		TM_FailureData tmfd;
+		TM_Result res;
+
+		found = false;
+		table_rescan(scan, NULL);
+		while (table_scan_getnextslot(scan, ForwardScanDirection, scanslot)) {
+			bool same = rows_match(scanslot, t->key, true);
+
+			if (!same && (found || !rows_match(scanslot, t->key, false)))
+				continue;
+			found = true;
+			ExecCopySlot(t->local, scanslot);
+			holder = TransactionIdIsValid(snap.xmin) ? snap.xmin : snap.xmax;
+			if (same || TransactionIdIsValid(holder))
+				break;
+		}
+		if (!found)
+			break;
+		if (TransactionIdIsValid(holder)) {
+			XactLockTableWait(holder, NULL, NULL, XLTW_None);
+			continue;
+		}
+		PushActiveSnapshot(GetLatestSnapshot());
+		res = table_tuple_lock(t->rel, &t->local->tts_tid, GetLatestSnapshot(), t->local,
+		                       GetCurrentCommandId(false), LockTupleExclusive,
+		                       LockWaitBlock, 0, &tmfd);
+		PopActiveSnapshot();
+		if (res == TM_Ok)
+			break;
+		if (res == TM_Updated || res == TM_Deleted) {
+			ereport(LOG,
+			        (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			         errmsg("dragonraft: concurrent %s of a row to apply, retrying",
+			                res == TM_Updated ? "update" : "delete")));
+			continue;
+		}
+		if (res == TM_Invisible)
+			elog(ERROR, "attempted to lock invisible tuple");
+		elog(ERROR, "unexpected table_tuple_lock status: %u", res);
+	}
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(scanslot);
+	return found;
+}
+
 /* Find the local row the key slot identifies (locked), into t->local. */
 static void find_row(ApplyTable *t, const char *action)
 {
-	bool found = t->ident != NULL ? find_by_identity(t)
-	                              : RelationFindReplTupleSeq(t->rel, LockTupleExclusive, t->key,
-	                                                         t->local);
+	bool found = t->ident != NULL ? find_by_identity(t) : find_full(t);
 
 	if (!found)
 		ereport(ERROR,
@@ -747,11 +857,47 @@ static void find_row(ApplyTable *t, const char *action)
 		                   "outside dragonraft.")));
 }
 
+/*
+ * A BEFORE ROW trigger that fires on apply (ENABLE ALWAYS or REPLICA) may
+ * check a row, raise, or write elsewhere, but not change or skip the row the
+ * leader shipped: the leader's triggers made it already (review 20: each
+ * follower's trigger changed every applied row once more, and the apply went
+ * on with rows of its own).  The apply stops here instead, as for a row that
+ * is not found.
+ */
+static void row_changed_by_trigger(ApplyTable *t, const char *action, bool skipped)
+{
+	ereport(ERROR,
+	        (errcode(ERRCODE_TRIGGERED_ACTION_EXCEPTION),
+	         errmsg("a BEFORE ROW trigger of replicated table \"%s\" %s the row to %s",
+	                RelationGetRelationName(t->rel), skipped ? "skipped" : "changed", action),
+	         errdetail("The leader's triggers made the row; a trigger that fires on apply "
+	                   "(ENABLE ALWAYS or REPLICA) must leave it as it comes, or this "
+	                   "member's rows would differ from the leader's."),
+	         errhint("Have the trigger return NEW unchanged when "
+	                 "session_replication_role is replica, or make it ENABLE (it fires on "
+	                 "the leader only) with dragonraft.execute.")));
+}
+
+/* Does rri fire a BEFORE ROW trigger of event (TRIGGER_TYPE_INSERT, ...)? */
+static bool before_row(const ResultRelInfo *rri, int event)
+{
+	const TriggerDesc *td = rri->ri_TrigDesc;
+
+	if (td == NULL)
+		return false;
+	return event == TRIGGER_TYPE_INSERT   ? td->trig_insert_before_row
+	       : event == TRIGGER_TYPE_UPDATE ? td->trig_update_before_row
+	                                      : td->trig_delete_before_row;
+}
+
 static void apply_op(ApplyTable *tables, struct entry_op *op, EState *estate, EPQState *epq)
 {
 	ApplyTable *t = &tables[op->table];
 	TupleDesc desc;
 	bool *present;
+	bool checked;
+	ItemPointerData tid;
 
 	if (t->rel == NULL)
 		return; /* not replicated here (refused): skipped */
@@ -759,7 +905,15 @@ static void apply_op(ApplyTable *tables, struct entry_op *op, EState *estate, EP
 	switch (op->kind) {
 	case ENTRY_OP_INSERT:
 		fill(t, &op->new_tuple, t->remote, NULL);
+		checked = before_row(t->rri, TRIGGER_TYPE_INSERT);
+		if (checked)
+			ExecCopySlot(t->key, t->remote); /* (the key slot: unused by an insert) */
+		ItemPointerSetInvalid(&t->remote->tts_tid);
 		ExecSimpleRelationInsert(t->rri, estate, t->remote);
+		if (checked && !ItemPointerIsValid(&t->remote->tts_tid))
+			row_changed_by_trigger(t, "insert", true);
+		if (checked && !rows_match(t->remote, t->key, true))
+			row_changed_by_trigger(t, "insert", false);
 		break;
 	case ENTRY_OP_UPDATE:
 		present = palloc(desc->natts * sizeof(bool));
@@ -777,14 +931,27 @@ static void apply_op(ApplyTable *tables, struct entry_op *op, EState *estate, EP
 			        from_remote ? t->remote->tts_isnull[i] : t->local->tts_isnull[i];
 		}
 		ExecStoreVirtualTuple(t->changed);
+		checked = before_row(t->rri, TRIGGER_TYPE_UPDATE);
+		if (checked)
+			ExecCopySlot(t->key, t->changed); /* (the row is found: the key is done) */
+		ItemPointerSetInvalid(&t->changed->tts_tid);
 		EvalPlanQualSetSlot(epq, t->changed);
 		ExecSimpleRelationUpdate(t->rri, estate, epq, t->local, t->changed);
+		if (checked && !ItemPointerIsValid(&t->changed->tts_tid))
+			row_changed_by_trigger(t, "update", true);
+		if (checked && !rows_match(t->changed, t->key, true))
+			row_changed_by_trigger(t, "update", false);
 		break;
 	case ENTRY_OP_DELETE:
 		fill(t, &op->old_tuple, t->key, NULL);
 		find_row(t, "delete");
 		EvalPlanQualSetSlot(epq, t->local);
+		tid = t->local->tts_tid;
 		ExecSimpleRelationDelete(t->rri, estate, epq, t->local);
+		/* (a row that this transaction deleted is not its own to see) */
+		if (before_row(t->rri, TRIGGER_TYPE_DELETE) &&
+		    table_tuple_fetch_row_version(t->rel, &tid, SnapshotSelf, t->local))
+			row_changed_by_trigger(t, "delete", true);
 		break;
 	}
 }

@@ -64,6 +64,8 @@
 #include "tcop/utility.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
+#include "utils/regproc.h"
+#include "utils/rel.h"
 #include "utils/syscache.h"
 
 bool dr_is_apply_worker = false;
@@ -579,6 +581,120 @@ static void check_new_type(Relation rel, const char *col, ColumnDef *def)
 	                 "replicate), then drop the old column and rename the new one.")));
 }
 
+/*
+ * After execute()'s try of ALTER TABLE ... ADD COLUMN ... GENERATED ALWAYS
+ * AS (...) STORED on a replicated table: the expression that every member
+ * computes, for its existing rows and for every row applied later, must not
+ * hold a literal that each member read itself when it ran the command
+ * ('now', a timestamptz in its TimeZone, a regclass OID): review 20 found
+ * each member's rows stamped with the moment its apply worker ran it.
+ */
+static void check_generated(AlterTableStmt *at)
+{
+	Oid relid, below;
+	ListCell *lc;
+
+	if ((rv_replicated(at->relation) == 0 &&
+	     replicated_below((Node *)at, at->relation, &below) == 0) ||
+	    !OidIsValid(relid = RangeVarGetRelid(at->relation, NoLock, true)))
+		return;
+	foreach (lc, at->cmds) {
+		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+		const char *col;
+		AttrNumber att;
+		Relation rel;
+		TupleConstr *constr;
+		bool member = false;
+
+		if (cmd->subtype != AT_AddColumn)
+			continue;
+		col = castNode(ColumnDef, cmd->def)->colname;
+		att = get_attnum(relid, col);
+		if (att <= 0 || get_attgenerated(relid, att) == '\0')
+			continue;
+		rel = relation_open(relid, NoLock);
+		constr = RelationGetDescr(rel)->constr;
+		for (int i = 0; constr != NULL && i < constr->num_defval; i++)
+			if (constr->defval[i].adnum == att)
+				member =
+				        member_literal(stringToNode(constr->defval[i].adbin), NULL);
+		relation_close(rel, NoLock);
+		if (member)
+			ereport(ERROR,
+			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			         errmsg("generated column \"%s\" of replicated table \"%s\" would "
+			                "get "
+			                "values that differ between members",
+			                col, at->relation->relname),
+			         errdetail("Its expression holds a literal that each member reads "
+			                   "itself when it runs the command (such as 'now', a date "
+			                   "or time read in its TimeZone, or an OID)."),
+			         errhint("Write the expression with constants of types read alike "
+			                 "everywhere, or fill an ordinary column on the leader.")));
+	}
+}
+
+/*
+ * Is function funcid in the expression of a stored generated column of a
+ * replicated table (which every member computes itself)?
+ */
+static bool function_generates(Oid funcid)
+{
+	Relation dep;
+	ScanKeyData key[2];
+	SysScanDesc scan;
+	HeapTuple tup;
+	bool found = false;
+
+	dep = table_open(DependRelationId, AccessShareLock);
+	ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
+	            ObjectIdGetDatum(ProcedureRelationId));
+	ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber, F_OIDEQ,
+	            ObjectIdGetDatum(funcid));
+	scan = systable_beginscan(dep, DependReferenceIndexId, true, NULL, 2, key);
+	while (!found && HeapTupleIsValid(tup = systable_getnext(scan))) {
+		Form_pg_depend d = (Form_pg_depend)GETSTRUCT(tup);
+		Relation ad;
+		ScanKeyData adkey;
+		SysScanDesc adscan;
+		HeapTuple adtup;
+
+		if (d->classid != AttrDefaultRelationId)
+			continue;
+		ad = table_open(AttrDefaultRelationId, AccessShareLock);
+		ScanKeyInit(&adkey, Anum_pg_attrdef_oid, BTEqualStrategyNumber, F_OIDEQ,
+		            ObjectIdGetDatum(d->objid));
+		adscan = systable_beginscan(ad, AttrDefaultOidIndexId, true, NULL, 1, &adkey);
+		adtup = systable_getnext(adscan);
+		if (HeapTupleIsValid(adtup)) {
+			Form_pg_attrdef a = (Form_pg_attrdef)GETSTRUCT(adtup);
+
+			found = get_attgenerated(a->adrelid, a->adnum) != '\0' &&
+			        part_of_replicated(a->adrelid, AccessShareLock) != 0;
+		}
+		systable_endscan(adscan);
+		table_close(ad, AccessShareLock);
+	}
+	systable_endscan(scan);
+	table_close(dep, AccessShareLock);
+	return found;
+}
+
+/* A change, outside execute(), of a function that a replicated table's
+ * stored generated column calls: refused as DDL on the table is. */
+static void generated_by(const char *what) pg_attribute_noreturn();
+static void generated_by(const char *what)
+{
+	ereport(ERROR,
+	        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+	         errmsg("%s is used by a table replicated by dragonraft: change it with "
+	                "dragonraft.execute",
+	                what),
+	         errdetail("Changed on this member only, it would make this member's rows of "
+	                   "the table differ from the other members'."),
+	         errhint("Run it as SELECT dragonraft.execute(<group id>, '<command>').")));
+}
+
 static void other_group(const char *what, uint64 group_id) pg_attribute_noreturn();
 static void other_group(const char *what, uint64 group_id)
 {
@@ -769,6 +885,8 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 		PG_END_TRY();
 	} else
 		next_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	if (dr_execute_group != 0 && IsA(stmt, AlterTableStmt))
+		check_generated((AlterTableStmt *)stmt);
 }
 
 bool dr_utility_explicit_block(void)
@@ -799,8 +917,41 @@ static void executor_start(QueryDesc *qd, int eflags)
 	else
 		standard_ExecutorStart(qd, eflags);
 	if ((ps->resultRelations == NIL && ps->rowMarks == NIL) ||
-	    (eflags & EXEC_FLAG_EXPLAIN_ONLY) || dr_is_apply_worker)
+	    (eflags & EXEC_FLAG_EXPLAIN_ONLY))
 		return;
+	/* The apply writes rows with ExecSimpleRelation*, never through here: a
+	 * statement here that writes a replicated table is a trigger's that fires
+	 * on apply (ENABLE ALWAYS or REPLICA).  The leader's run of that trigger
+	 * wrote the table already, and that write is in the log: made again
+	 * here, it would be made twice on this member (review 20, TAP 063). */
+	if (dr_is_apply_worker) {
+		foreach (lc, ps->resultRelations) {
+			Index rti = lfirst_int(lc);
+			ResultRelInfo *ri = qd->estate->es_result_relations
+			                            ? qd->estate->es_result_relations[rti - 1]
+			                            : NULL;
+
+			if (ri != NULL &&
+			    dr_capture_rel_replicated(ri->ri_RelationDesc, NULL, NULL))
+				ereport(ERROR,
+				        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				         errmsg("a trigger that fires on apply writes replicated "
+				                "table "
+				                "\"%s\"",
+				                RelationGetRelationName(ri->ri_RelationDesc)),
+				         errdetail("The leader's run of the trigger wrote it, and "
+				                   "that "
+				                   "write comes through the log: made here too, it "
+				                   "would "
+				                   "be made twice on this member."),
+				         errhint("Have the trigger skip the write when "
+				                 "session_replication_role is replica, or make it "
+				                 "ENABLE "
+				                 "(it fires on the leader only) with "
+				                 "dragonraft.execute.")));
+		}
+		return;
+	}
 	foreach (lc, ps->resultRelations) {
 		Index rti = lfirst_int(lc);
 		ResultRelInfo *ri = qd->estate->es_result_relations
@@ -886,6 +1037,13 @@ static void object_access(ObjectAccessType access, Oid classId, Oid objectId, in
 		MemoryContextSwitchTo(old);
 		return;
 	}
+	/* CREATE OR REPLACE FUNCTION (a post-create of the same OID) or ALTER
+	 * FUNCTION of a function that a replicated table's stored generated
+	 * column calls: members would compute the column each their own way. */
+	if ((access == OAT_POST_CREATE || access == OAT_POST_ALTER) &&
+	    classId == ProcedureRelationId && subId == 0 && !dr_is_apply_worker &&
+	    dr_internal_ddl == 0 && dr_execute_group == 0 && function_generates(objectId))
+		generated_by(psprintf("function %s", format_procedure(objectId)));
 	if (access != OAT_DROP || dr_is_apply_worker || dr_internal_ddl > 0 ||
 	    (arg != NULL && (((ObjectAccessDrop *)arg)->dropflags & PERFORM_DELETION_INTERNAL)))
 		return;
