@@ -678,6 +678,40 @@ static void fill(ApplyTable *t, const struct entry_tuple *tu, TupleTableSlot *sl
 }
 
 /*
+ * Lock the row found into t->local: true if locked, false if another
+ * transaction updated or deleted it first (look it up again, as
+ * RelationFindReplTupleByIndex does).
+ */
+static bool lock_found(ApplyTable *t)
+{
+	TM_FailureData tmfd;
+	TM_Result res;
+
+	PushActiveSnapshot(GetLatestSnapshot());
+	res = table_tuple_lock(t->rel, &t->local->tts_tid, GetLatestSnapshot(), t->local,
+	                       GetCurrentCommandId(false), LockTupleExclusive, LockWaitBlock, 0,
+	                       &tmfd);
+	PopActiveSnapshot();
+	switch (res) {
+	case TM_Ok:
+		return true;
+	case TM_Updated:
+	case TM_Deleted:
+		ereport(LOG, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+		              errmsg("dragonraft: concurrent %s of a row to apply, retrying",
+		                     res == TM_Updated ? "update" : "delete")));
+		return false;
+	case TM_Invisible:
+		elog(ERROR, "attempted to lock invisible tuple");
+		break;
+	default:
+		elog(ERROR, "unexpected table_tuple_lock status: %u", res);
+		break;
+	}
+	return false;
+}
+
+/*
  * The row the key slot identifies, by the identity index, into t->local and
  * locked; false if there is none.  A row that another transaction holds
  * (inserting, deleting or locking it) is looked up again once that one
@@ -697,8 +731,6 @@ static bool find_by_identity(ApplyTable *t)
 	}
 	for (;;) {
 		TransactionId holder;
-		TM_FailureData tmfd;
-		TM_Result res;
 
 		index_rescan(is->scan, keys, is->n_keys, NULL, 0);
 		if (!index_getnext_slot(is->scan, ForwardScanDirection, t->local))
@@ -709,28 +741,8 @@ static bool find_by_identity(ApplyTable *t)
 			XactLockTableWait(holder, NULL, NULL, XLTW_None);
 			continue;
 		}
-		PushActiveSnapshot(GetLatestSnapshot());
-		res = table_tuple_lock(t->rel, &t->local->tts_tid, GetLatestSnapshot(), t->local,
-		                       GetCurrentCommandId(false), LockTupleExclusive,
-		                       LockWaitBlock, 0, &tmfd);
-		PopActiveSnapshot();
-		switch (res) {
-		case TM_Ok:
+		if (lock_found(t))
 			return true;
-		case TM_Updated:
-		case TM_Deleted:
-			ereport(LOG,
-			        (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-			         errmsg("dragonraft: concurrent %s of a row to apply, retrying",
-			                res == TM_Updated ? "update" : "delete")));
-			continue;
-		case TM_Invisible:
-			elog(ERROR, "attempted to lock invisible tuple");
-			break;
-		default:
-			elog(ERROR, "unexpected table_tuple_lock status: %u", res);
-			break;
-		}
 	}
 }
 
@@ -798,8 +810,6 @@ static bool find_full(ApplyTable *t)
 	scan = table_beginscan(t->rel, &snap, 0, NULL);
 	for (;;) {
 		TransactionId holder = InvalidTransactionId;
-		TM_FailureData tmfd;
-		TM_Result res;
 
 		found = false;
 		table_rescan(scan, NULL);
@@ -820,23 +830,8 @@ static bool find_full(ApplyTable *t)
 			XactLockTableWait(holder, NULL, NULL, XLTW_None);
 			continue;
 		}
-		PushActiveSnapshot(GetLatestSnapshot());
-		res = table_tuple_lock(t->rel, &t->local->tts_tid, GetLatestSnapshot(), t->local,
-		                       GetCurrentCommandId(false), LockTupleExclusive,
-		                       LockWaitBlock, 0, &tmfd);
-		PopActiveSnapshot();
-		if (res == TM_Ok)
+		if (lock_found(t))
 			break;
-		if (res == TM_Updated || res == TM_Deleted) {
-			ereport(LOG,
-			        (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-			         errmsg("dragonraft: concurrent %s of a row to apply, retrying",
-			                res == TM_Updated ? "update" : "delete")));
-			continue;
-		}
-		if (res == TM_Invisible)
-			elog(ERROR, "attempted to lock invisible tuple");
-		elog(ERROR, "unexpected table_tuple_lock status: %u", res);
 	}
 	table_endscan(scan);
 	ExecDropSingleTupleTableSlot(scanslot);

@@ -215,6 +215,18 @@ static uint64 replicated_below(Node *stmt, RangeVar *rv, Oid *relid)
 	return 0;
 }
 
+/* The pg_depend rows of the objects that depend on object objid of class classid. */
+static SysScanDesc referencing_scan(Relation dep, Oid classid, Oid objid)
+{
+	ScanKeyData key[2];
+
+	ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
+	            ObjectIdGetDatum(classid));
+	ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber, F_OIDEQ,
+	            ObjectIdGetDatum(objid));
+	return systable_beginscan(dep, DependReferenceIndexId, true, NULL, 2, key);
+}
+
 /*
  * The group of a replicated table with a column of the type that an ALTER
  * TYPE ... ADD/RENAME VALUE or ALTER DOMAIN changes (directly, or through a
@@ -238,7 +250,6 @@ static uint64 type_replicated(Node *stmt, Oid *relid)
 	dep = table_open(DependRelationId, AccessShareLock);
 	while (todo != NIL && group_id == 0) {
 		Oid t = linitial_oid(todo);
-		ScanKeyData key[2];
 		SysScanDesc scan;
 		HeapTuple tup;
 
@@ -246,11 +257,7 @@ static uint64 type_replicated(Node *stmt, Oid *relid)
 		if (list_member_oid(seen, t))
 			continue;
 		seen = lappend_oid(seen, t);
-		ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
-		            ObjectIdGetDatum(TypeRelationId));
-		ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber, F_OIDEQ,
-		            ObjectIdGetDatum(t));
-		scan = systable_beginscan(dep, DependReferenceIndexId, true, NULL, 2, key);
+		scan = referencing_scan(dep, TypeRelationId, t);
 		while (group_id == 0 && (tup = systable_getnext(scan)) != NULL) {
 			Form_pg_depend d = (Form_pg_depend)GETSTRUCT(tup);
 
@@ -640,40 +647,21 @@ static void check_generated(AlterTableStmt *at)
  */
 static bool function_generates(Oid funcid)
 {
-	Relation dep;
-	ScanKeyData key[2];
-	SysScanDesc scan;
+	Relation dep = table_open(DependRelationId, AccessShareLock);
+	SysScanDesc scan = referencing_scan(dep, ProcedureRelationId, funcid);
 	HeapTuple tup;
 	bool found = false;
 
-	dep = table_open(DependRelationId, AccessShareLock);
-	ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
-	            ObjectIdGetDatum(ProcedureRelationId));
-	ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber, F_OIDEQ,
-	            ObjectIdGetDatum(funcid));
-	scan = systable_beginscan(dep, DependReferenceIndexId, true, NULL, 2, key);
 	while (!found && HeapTupleIsValid(tup = systable_getnext(scan))) {
 		Form_pg_depend d = (Form_pg_depend)GETSTRUCT(tup);
-		Relation ad;
-		ScanKeyData adkey;
-		SysScanDesc adscan;
-		HeapTuple adtup;
+		ObjectAddress col;
 
 		if (d->classid != AttrDefaultRelationId)
 			continue;
-		ad = table_open(AttrDefaultRelationId, AccessShareLock);
-		ScanKeyInit(&adkey, Anum_pg_attrdef_oid, BTEqualStrategyNumber, F_OIDEQ,
-		            ObjectIdGetDatum(d->objid));
-		adscan = systable_beginscan(ad, AttrDefaultOidIndexId, true, NULL, 1, &adkey);
-		adtup = systable_getnext(adscan);
-		if (HeapTupleIsValid(adtup)) {
-			Form_pg_attrdef a = (Form_pg_attrdef)GETSTRUCT(adtup);
-
-			found = get_attgenerated(a->adrelid, a->adnum) != '\0' &&
-			        part_of_replicated(a->adrelid, AccessShareLock) != 0;
-		}
-		systable_endscan(adscan);
-		table_close(ad, AccessShareLock);
+		col = GetAttrDefaultColumnAddress(d->objid);
+		found = OidIsValid(col.objectId) &&
+		        get_attgenerated(col.objectId, (AttrNumber)col.objectSubId) != '\0' &&
+		        part_of_replicated(col.objectId, AccessShareLock) != 0;
 	}
 	systable_endscan(scan);
 	table_close(dep, AccessShareLock);
