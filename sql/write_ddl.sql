@@ -255,3 +255,16 @@ SELECT dragonraft.replicate_table('r19_ro', 1);
 RESET default_transaction_read_only;
 SELECT dragonraft.execute(1, 'SELECT 1') > 0 AS caught_up;
 SELECT count(*) FROM dragonraft.tables WHERE relid = 'r19_ro'::regclass;
+
+-- Review 19's rough edges: a command of blanks, ';' or a comment alone
+-- (an entry that did nothing), a table OID that is no table, and the
+-- registrations trigger called directly (each was XX000 or passed).
+SELECT dragonraft.execute(1, '  ;  ');
+SELECT dragonraft.execute(1, '-- nothing');
+SELECT dragonraft.replicate_table(0, 1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT dragonraft.resend_table(0);
+\echo :LAST_ERROR_SQLSTATE
+SELECT dragonraft.registrations_changed();
+\echo :LAST_ERROR_SQLSTATE
+SELECT state, error FROM dragonraft.status WHERE group_id = 1;

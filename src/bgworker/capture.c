@@ -337,7 +337,9 @@ static void catalog_info(Relation rel, uint64 table_id, bool check, Oid *seqs)
 Datum dr_registrations_changed(PG_FUNCTION_ARGS)
 {
 	if (!CALLED_AS_TRIGGER(fcinfo))
-		elog(ERROR, "dragonraft.registrations_changed() must be called as a trigger");
+		ereport(ERROR,
+		        (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+		         errmsg("dragonraft.registrations_changed() must be called as a trigger")));
 	CacheInvalidateRelcacheAll();
 	return PointerGetDatum(NULL);
 }

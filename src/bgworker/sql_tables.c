@@ -208,8 +208,13 @@ void dr_sql_tables_install(Oid relid, uint64 group_id, uint64 table_id)
  */
 static Relation open_registered(Oid relid)
 {
-	Relation rel = table_open(relid, ExclusiveLock);
-	Oid nsp = RelationGetNamespace(rel);
+	Relation rel = try_table_open(relid, ExclusiveLock);
+	Oid nsp;
+
+	if (rel == NULL) /* (0::regclass, or a table dropped since: review 19) */
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
+		                errmsg("relation with OID %u does not exist", relid)));
+	nsp = RelationGetNamespace(rel);
 
 	if (rel->rd_rel->relkind != RELKIND_RELATION ||
 	    rel->rd_rel->relpersistence != RELPERSISTENCE_PERMANENT)
@@ -442,6 +447,10 @@ static void check_utility_only(const char *command)
 	List *stmts = raw_parser(command, RAW_PARSE_DEFAULT);
 	ListCell *lc;
 
+	/* (blanks, ';' or a comment alone: an entry that does nothing; review 19) */
+	if (stmts == NIL)
+		ereport(ERROR,
+		        (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("the command is empty")));
 	foreach (lc, stmts) {
 		Node *n = lfirst_node(RawStmt, lc)->stmt;
 		const char *what = NULL;
