@@ -236,6 +236,9 @@ bool dr_membership_request(DrTaken *t)
 		break;
 	case DR_REQ_SNAPSHOT:
 		dr_queue_done_with_payload(t);
+		/* The snapshot covers what is applied now, not what was durable at the
+		 * last refresh (up to DURABLE_MS ago: it returned the previous index). */
+		dr_pg_sm_refresh_durable();
 		rc = engine_request_snapshot(dr_engine->e, t->group_id, dr_engine_groups_op_done,
 		                             dr_queue_ctx(t));
 		break;
