@@ -240,20 +240,20 @@ static uint64 type_replicated(Node *stmt, Oid *relid)
 	                                       : ((AlterDomainStmt *)stmt)->typeName;
 	TypeName *tn = makeTypeNameFromNameList(names);
 	Oid typid = LookupTypeNameOid(NULL, tn, true);
-	List *todo, *seen = NIL;
+	List *pending, *seen = NIL;
 	Relation dep;
 	uint64 group_id = 0;
 
 	if (!OidIsValid(typid))
 		return 0;
-	todo = list_make1_oid(typid);
+	pending = list_make1_oid(typid);
 	dep = table_open(DependRelationId, AccessShareLock);
-	while (todo != NIL && group_id == 0) {
-		Oid t = linitial_oid(todo);
+	while (pending != NIL && group_id == 0) {
+		Oid t = linitial_oid(pending);
 		SysScanDesc scan;
 		HeapTuple tup;
 
-		todo = list_delete_first(todo);
+		pending = list_delete_first(pending);
 		if (list_member_oid(seen, t))
 			continue;
 		seen = lappend_oid(seen, t);
@@ -261,11 +261,12 @@ static uint64 type_replicated(Node *stmt, Oid *relid)
 		while (group_id == 0 && (tup = systable_getnext(scan)) != NULL) {
 			Form_pg_depend d = (Form_pg_depend)GETSTRUCT(tup);
 
+			/* a domain or array over it, a composite type with it, or a table */
 			if (d->classid == TypeRelationId)
-				todo = lappend_oid(todo, d->objid); /* a domain or array over it */
+				pending = lappend_oid(pending, d->objid);
 			else if (d->classid == RelationRelationId && d->objsubid > 0) {
 				if (get_rel_relkind(d->objid) == RELKIND_COMPOSITE_TYPE)
-					todo = lappend_oid(todo, get_rel_type_id(d->objid));
+					pending = lappend_oid(pending, get_rel_type_id(d->objid));
 				else if ((group_id = part_of_replicated(d->objid,
 				                                        AccessShareLock)) != 0)
 					*relid = d->objid;
