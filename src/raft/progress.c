@@ -137,12 +137,6 @@ void raft_ifl_free_le(struct inflights *f, raft_index to)
 		f->start = 0;
 }
 
-void raft_ifl_free_first(struct inflights *f)
-{
-	if (f->count > 0)
-		raft_ifl_free_le(f, f->last[f->start]);
-}
-
 void raft_ifl_reset(struct inflights *f)
 {
 	f->start = 0;

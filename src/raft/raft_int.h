@@ -321,7 +321,6 @@ int raft_ifl_add(struct raft *r, struct inflights *f, raft_index last, uint64_t 
 /* Drop in-flight appends ending at or before to. */
 void raft_ifl_free_le(struct inflights *f, raft_index to);
 /* Drop the oldest in-flight append. */
-void raft_ifl_free_first(struct inflights *f);
 /* Empty the ring. */
 void raft_ifl_reset(struct inflights *f);
 /* Is the ring full (messages or bytes)? */

@@ -114,19 +114,21 @@ int raft_repl_propose(struct raft *r, const struct raft_entry *e, uint32_t n, ra
 	return rc;
 }
 
-int raft_repl_send_append(struct raft *r, struct progress *pr, bool send_if_empty, bool *sent)
+/*
+ * An append to pr from pr->next: with entries (up to max_msg_bytes) unless
+ * entries is false, and without any only when send_if_empty.
+ */
+static int send_append(struct raft *r, struct progress *pr, bool send_if_empty, bool entries,
+                       bool *sent)
 {
 	struct raft_log *l = &r->log;
-	raft_index prev = pr->next - 1, last = raft_log_last(l);
+	raft_index prev = pr->next - 1, last = entries ? raft_log_last(l) : prev;
 	struct raft_message *m;
 	raft_term prev_term;
 	uint32_t n = 0;
 	uint64_t bytes = 0;
 	int rc;
 
-	*sent = false;
-	if (raft_pr_is_paused(r, pr))
-		return RAFT_OK;
 	rc = raft_log_term(l, prev, &prev_term);
 	if (rc == RAFT_ERR_COMPACTED)
 		return raft_snap_send(r, pr, sent);
@@ -182,6 +184,14 @@ int raft_repl_send_append(struct raft *r, struct progress *pr, bool send_if_empt
 	}
 	*sent = true;
 	return RAFT_OK;
+}
+
+int raft_repl_send_append(struct raft *r, struct progress *pr, bool send_if_empty, bool *sent)
+{
+	*sent = false;
+	if (raft_pr_is_paused(r, pr))
+		return RAFT_OK;
+	return send_append(r, pr, send_if_empty, true, sent);
 }
 
 /*
@@ -409,11 +419,17 @@ int raft_repl_handle_heartbeat_resp(struct raft *r, const struct raft_message *m
 	 */
 	if (pr->probe_hold == 0 || r->ticks >= pr->probe_hold)
 		pr->probe_sent = false;
-	/* An append may have been lost: open the window by one. */
+	/*
+	 * A lagging follower gets an append, even empty, to expose a lost one.
+	 * With the window full, an empty one past what is in flight (as etcd
+	 * does): its acceptance frees the window, its rejection shows an append
+	 * lost and brings the probe.  Opening the window by one instead let
+	 * another append of up to max_msg_bytes go to a slow follower at every
+	 * heartbeat response, past the window's bound.
+	 */
 	if (pr->state == PR_REPLICATE && raft_ifl_full(r, &pr->ifl))
-		raft_ifl_free_first(&pr->ifl);
-	/* A lagging follower gets an append, even empty, to expose a lost one. */
-	if (pr->match < raft_log_last(&r->log))
+		rc = send_append(r, pr, true, false, &sent);
+	else if (pr->match < raft_log_last(&r->log))
 		rc = raft_repl_send_append(r, pr, true, &sent);
 	if (rc != RAFT_OK)
 		return rc;

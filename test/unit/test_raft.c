@@ -1125,6 +1125,76 @@ static void test_replicate_lost_entry_resent_once(void **state)
 	fx_destroy(f);
 }
 
+/*
+ * Run Ready cycles and deliver everything queued but the appends to node 2
+ * that carry entries: those stay queued (a slow follower has not read them
+ * yet).  Returns how many such appends are queued.
+ */
+static unsigned pump_holding(struct fx *f)
+{
+	unsigned held = 0;
+
+	for (int round = 0; round < 1000; round++) {
+		bool busy = false;
+		uint32_t i = 0;
+
+		for (raft_id id = 1; id <= f->n; id++)
+			busy |= fx_ready(f, id);
+		held = 0;
+		while (i < f->nq) {
+			const struct raft_message *m = &f->q[i].m;
+
+			if (m->type == RAFT_MSG_APPEND && m->to == 2 && m->n_entries > 0) {
+				held++;
+				i++;
+				continue;
+			}
+			fx_deliver_at(f, i, false);
+			busy = true;
+		}
+		if (!busy)
+			break;
+	}
+	return held;
+}
+
+/*
+ * A follower that reads nothing of what its window holds while heartbeat
+ * responses keep coming gets no new append with entries beyond the window
+ * (max_inflight_msgs 1 here): the leader sends an empty append past it.
+ * Before, each heartbeat response opened the window by one and sent the
+ * next entry: 10 appends in flight by the 9th heartbeat.
+ */
+static void test_replicate_window_bound_at_heartbeats(void **state)
+{
+	struct raft_config c;
+	struct fx *f;
+	unsigned held;
+
+	(void)state;
+	fx_default_config(&c, 1);
+	c.max_inflight_msgs = 1;
+	c.max_msg_bytes = 1; /* one entry per append */
+	f = fx_create(3, &c);
+	fx_elect(f, 1);
+	assert_int_equal(fx_propose(f, 1, "e1"), RAFT_OK);
+	assert_int_equal(pump_holding(f), 1);
+	for (int k = 2; k <= 10; k++)
+		assert_int_equal(fx_propose(f, 1, "ek"), RAFT_OK);
+	held = pump_holding(f);
+	for (unsigned k = 1; k < 10; k++) {
+		raft_tick(NODE(f, 1));
+		held = pump_holding(f);
+	}
+	if (held > 2)
+		fail_msg("%u appends with entries in flight to a window of 1", held);
+	fx_stabilize(f);
+	fx_tick(f, 1, 10);
+	fx_stabilize(f);
+	assert_int_equal(raft_commit_index(NODE(f, 2)), raft_last_index(NODE(f, 1)));
+	fx_destroy(f);
+}
+
 /* A probe with entries that the transport reports lost (a connection
  * dropped: raft_report_unreachable) goes out again at the next heartbeat
  * response, as any probe does. */
@@ -1471,6 +1541,7 @@ int main(void)
 	        cmocka_unit_test(test_probe_with_entries_not_resent_per_heartbeat),
 	        cmocka_unit_test(test_probe_unreachable_resends_at_next_heartbeat),
 	        cmocka_unit_test(test_replicate_lost_entry_resent_once),
+	        cmocka_unit_test(test_replicate_window_bound_at_heartbeats),
 	        cmocka_unit_test(test_memstorage),
 	        cmocka_unit_test(test_random_messages_never_crash),
 	        cmocka_unit_test(test_conf_change_codec),
