@@ -41,6 +41,7 @@
 #include "shmem.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
+#include "storage/proc.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -698,6 +699,9 @@ static uint64 preempted_by(uint64 group_id, uint64 index)
 	return first;
 }
 
+/* The transaction that called execute() last (one call per transaction). */
+static LocalTransactionId execute_lxid = InvalidLocalTransactionId;
+
 /* (advisory locks of SQL use 1 and 2 there) */
 #define DR_EXECUTE_LOCK_FIELD4 0xD5A7
 
@@ -756,6 +760,20 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
 		                errmsg("dragonraft group %lld does not exist on this node",
 		                       (long long)group_id)));
+	/* A second call in one statement (SELECT dragonraft.execute(...) FROM
+	 * generate_series(1, 2)) or function: the first call's command runs on
+	 * every member whatever becomes of this transaction.  (Its try gave the
+	 * transaction an XID: it was refused below as "after a write".) */
+	if (execute_lxid == MyProc->lxid)
+		ereport(ERROR,
+		        (errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+		         errmsg("dragonraft.execute can run only once in a transaction"),
+		         errdetail("This transaction called it before: that call's command is "
+		                   "applied on every member, and nothing that becomes of this "
+		                   "transaction can undo it."),
+		         errhint("Call it in a transaction of its own for each command, or pass "
+		                 "the commands together, separated by semicolons: every member "
+		                 "runs them in one entry.")));
 	/* The apply worker runs the command in log order and waits for the locks
 	 * it needs; this backend would wait for that apply while holding its
 	 * transaction's locks (a cycle no deadlock detector sees), and a ROLLBACK
@@ -773,6 +791,7 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 		        (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("the command is empty")));
 	check_utility_only(command);
+	execute_lxid = MyProc->lxid;
 	lock_group_commands((uint64)group_id, &tag);
 	(void)read_group((uint64)group_id, &applied, &failures, error); /* (after the wait) */
 	check_apply_goes_on((uint64)group_id, 0, applied, failures, error);
