@@ -670,3 +670,11 @@ COMMENT ON FUNCTION plain_definition(regclass) IS
 ALTER TABLE ddl_history ADD COLUMN search_path text;
 COMMENT ON COLUMN ddl_history.search_path IS
   'The search_path the command ran with on every member (the calling session''s default, where it was tried first); NULL: an older build''s entry, run with each node''s default';
+
+-- Review 19 F7, calls on two nodes at once (helper xrace): a command whose
+-- entry follows another command of its group that its try did not see (both
+-- tried at once on two nodes) is skipped on every member alike, and its
+-- caller's execute() fails with 40001.
+ALTER TABLE ddl_history ADD COLUMN preempted_by bigint;
+COMMENT ON COLUMN ddl_history.preempted_by IS
+  'NULL: the command ran (or failed here: error).  Else the index of another command of the group that came between what the command''s try saw on its calling node and its own entry: every member skipped it (it changed nothing; tables is empty) and its execute() failed with SQLSTATE 40001';

@@ -268,3 +268,18 @@ SELECT dragonraft.resend_table(0);
 SELECT dragonraft.registrations_changed();
 \echo :LAST_ERROR_SQLSTATE
 SELECT state, error FROM dragonraft.status WHERE group_id = 1;
+
+-- Two execute() calls in one statement (helper xrace): the first call's
+-- command is applied on every member whatever becomes of the statement, so
+-- the second one is refused, and says why (it was refused as "after a write
+-- of its transaction", which its caller had not made; and a command that
+-- wrote nothing in its try, SELECT 1, let a second call through).
+\set VERBOSITY default
+SELECT dragonraft.execute(1, format('CREATE TABLE public.xrace_%s (k int)', g)) > 0
+  FROM generate_series(1, 2) g;
+\echo :LAST_ERROR_SQLSTATE
+SELECT string_agg(relname, ',') FROM pg_class WHERE relname LIKE 'xrace%';
+SELECT dragonraft.execute(1, 'SELECT 1') > 0 FROM generate_series(1, 2);
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM dragonraft.ddl_history WHERE preempted_by IS NOT NULL;
+SELECT state, error FROM dragonraft.status WHERE group_id = 1;

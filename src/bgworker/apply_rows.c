@@ -48,6 +48,9 @@
  * the error, as PostgreSQL's logical apply worker does, and the entry is
  * tried again until the cause is fixed (apply_worker.c), or until a DBA
  * skips it here (skip_command: recorded with its error in ddl_history).
+ * A command whose entry follows another command of the group that its try
+ * did not see (execute() on two nodes at once) is skipped instead, on every
+ * member alike, before it runs (preempted).
  * The relations it makes are recorded in dragonraft.made_relations.
  */
 #include "write.h"
@@ -1212,9 +1215,11 @@ uint64 dr_apply_rows_command_between(uint64 group_id, uint64 since, uint64 befor
 	dr_as_superuser_begin(&su);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	/* (a command skipped for another one that came first changed nothing) */
 	rc = SPI_execute_with_args(
 	        "SELECT max(index) FROM dragonraft.ddl_history WHERE group_id = $1 "
-	        "AND index > $2 AND index < $3 AND ($4 IS NULL OR tables IS NULL OR tables && $4)",
+	        "AND index > $2 AND index < $3 AND preempted_by IS NULL "
+	        "AND ($4 IS NULL OR tables IS NULL OR tables && $4)",
 	        4, types, values, nulls, true, 1);
 	dr_user_context_end(&su);
 	if (rc != SPI_OK_SELECT)
@@ -1793,7 +1798,55 @@ static void record_made(uint64 group_id, uint64 index, List *relids)
 		elog(ERROR, "dragonraft could not update dragonraft.made_relations");
 }
 
-void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header *h)
+/*
+ * A command whose try on its calling node did not see another command of
+ * the group that comes before its entry (execute() on two nodes at once:
+ * both tries passed, and the second command may fail where the first one
+ * ran) is skipped, on every member alike: recorded in ddl_history as
+ * preempted by that command, changing no table (no writer's entry is
+ * skipped for it), and its caller's execute() fails with 40001 (sql_tables.c).
+ * Any command counts, whatever it changes: which objects a command touches
+ * is not known before it runs, and members must agree without running it.
+ */
+static void preempted(uint64 group_id, uint64 index, uint64 command, const struct entry_ddl *d)
+{
+	Oid types[6] = {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, INT8OID};
+	Datum values[6];
+	char nulls[6] = {' ', ' ', ' ', ' ', d->search_path ? ' ' : 'n', ' '};
+	char *sql = pnstrdup(d->command, d->len);
+
+	ereport(LOG,
+	        (errmsg("dragonraft skipped the command at entry %llu of group %llu: the command "
+	                "at entry %llu came first",
+	                (unsigned long long)index, (unsigned long long)group_id,
+	                (unsigned long long)command),
+	         errdetail("Its try on node %u saw the group's commands up to entry %llu; every "
+	                   "member skips it, and its dragonraft.execute fails with SQLSTATE "
+	                   "40001.  The command was: %s",
+	                   d->node_id, (unsigned long long)d->schema_index, sql)));
+	values[0] = Int64GetDatum((int64)group_id);
+	values[1] = Int64GetDatum((int64)index);
+	/* (a request to skip a command goes at the next command, as below) */
+	if (SPI_execute_with_args("DELETE FROM dragonraft.skip_requests "
+	                          "WHERE group_id = $1 AND index <= $2",
+	                          2, types, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "dragonraft could not update dragonraft.skip_requests");
+	values[2] = CStringGetTextDatum(sql);
+	values[3] = PointerGetDatum(cstring_to_text_with_len(d->role, d->role_len));
+	values[4] = d->search_path ? PointerGetDatum(cstring_to_text_with_len(d->search_path,
+	                                                                      d->search_path_len))
+	                           : (Datum)0;
+	values[5] = Int64GetDatum((int64)command);
+	if (SPI_execute_with_args("INSERT INTO dragonraft.ddl_history (group_id, index, command, "
+	                          "role, tables, search_path, preempted_by) "
+	                          "VALUES ($1, $2, $3, $4, '{}', $5, $6) ON CONFLICT DO NOTHING",
+	                          6, types, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "dragonraft could not record a command in dragonraft.ddl_history");
+	CommandCounterIncrement();
+}
+
+void dr_apply_rows_ddl(uint64 group_id, uint64 index, uint64 schema_index,
+                       const struct entry_header *h)
 {
 	struct entry_ddl d;
 	Oid types[7] = {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, INT8ARRAYOID, TEXTOID};
@@ -1805,10 +1858,24 @@ void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header 
 	int64 table;
 	Datum id;
 	bool skip, isnull;
+	uint64 first = 0;
 	int rc = entry_decode_ddl(h, &d);
 
 	if (rc != ENTRY_OK)
 		decode_failed(rc);
+	/* Decided before the command is published to writers (they would fail
+	 * for it) and before it runs.  schema_index is the group's last command so
+	 * far: only when its try saw an older one does ddl_history say whether
+	 * one of those since ran. */
+	if (d.has_schema_index && d.schema_index < schema_index) {
+		PushActiveSnapshot(GetTransactionSnapshot());
+		first = dr_apply_rows_command_between(group_id, d.schema_index, index, NULL, 0);
+		PopActiveSnapshot();
+	}
+	if (first > 0) {
+		preempted(group_id, index, first, &d);
+		return;
+	}
 	dr_apply_rows_close(); /* a command refuses a table in use */
 	command = pnstrdup(d.command, d.len);
 	role = pnstrdup(d.role, d.role_len);

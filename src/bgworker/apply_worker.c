@@ -399,7 +399,7 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 		has_header = true;
 		/* A command begins a batch: if it fails here, what came before stays
 		 * applied, and the group stops right before it. */
-		if ((h.type == ENTRY_DDL || h.type == ENTRY_DDL_V1) && batch.ag == ag)
+		if (entry_is_ddl(h.type) && batch.ag == ag)
 			commit_batch();
 	}
 	/* Owned by a live backend?  (Read before applied: see shmem.h NOTES.) */
@@ -441,8 +441,11 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 			dr_apply_rows_register(m->group_id, m->index, ag->schema_batch, &h);
 			break;
 		case ENTRY_DDL:
+		case ENTRY_DDL_V2:
 		case ENTRY_DDL_V1:
-			dr_apply_rows_ddl(m->group_id, m->index, &h);
+			/* (one skipped for another that came first too: it has a row of the
+			 * history, which writers and the next commands read) */
+			dr_apply_rows_ddl(m->group_id, m->index, ag->schema_batch, &h);
 			ag->schema_batch = m->index;
 			break;
 		}
@@ -454,7 +457,7 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 	 * proposed it (review 19 F6: a value ALTER TYPE ... ADD VALUE added cannot be
 	 * used in its own transaction, and a follower that applied the next change
 	 * set with it stopped there for good). */
-	if (has_header && (h.type == ENTRY_DDL || h.type == ENTRY_DDL_V1))
+	if (has_header && entry_is_ddl(h.type))
 		commit_batch();
 	return true;
 }

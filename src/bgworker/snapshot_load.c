@@ -2045,14 +2045,16 @@ static void replayed_stmt(Node *stmt)
  * in log order, as the role that ran it, with the settings its earlier
  * statements made (check_function_bodies off: a body may use a table made
  * later), DROP, RENAME and CASCADE included; a command skipped on the member
- * the snapshot came from is skipped here.  So a bare node runs what the whole
- * history did and a member that fell behind what it missed, with no guess
- * about what exists here: a statement that fails fails the load, naming the
- * command (an object of this node's own that takes a name the group uses,
- * say).  A table of the group kept here has its final definition, which an
- * earlier definition of the objects it uses may not fit (a type dropped
- * after a column stopped using it, then made again): once a statement fails,
- * the tables kept are replaced instead and the statement is tried again.  A
+ * the snapshot came from is skipped here, and so is one that every member
+ * skipped for another command that came first (preempted_by).  So a bare
+ * node runs what the whole history did and a member that fell behind what it
+ * missed, with no guess about what exists here: a statement that fails fails
+ * the load, naming the command (an object of this node's own that takes a
+ * name the group uses, say).  A table of the group kept here has its final
+ * definition, which an earlier definition of the objects it uses may not fit
+ * (a type dropped after a column stopped using it, then made again): once a
+ * statement fails, the tables kept are replaced instead and the statement is
+ * tried again.  A
  * statement that fails because an object it names is missing (needs_tables)
  * joins *later, which run_later runs once the tables are made.
  * The relations that are not tables of the group (views, sequences, plain
@@ -2081,7 +2083,7 @@ static bool replay(uint64 group_id, uint64 after, Datum redo, Contents *c, List 
 	                          "FROM dragonraft.ddl_history "
 	                          "WHERE group_id = $1 AND (index > $2 OR index = ANY ($3)) "
 	                          "AND (error IS NULL OR error LIKE 'not all run here:%') "
-	                          "ORDER BY index",
+	                          "AND preempted_by IS NULL ORDER BY index",
 	                          3, types, values, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "dragonraft could not read the history of group %llu",
 		     (unsigned long long)group_id);

@@ -15,7 +15,10 @@
  *
  * execute() tries a utility command here, proposes it (from any member: a
  * follower forwards it to the leader) and returns once it is applied here;
- * the apply worker of every member runs it in log order (apply_rows.c).
+ * the apply worker of every member runs it in log order (apply_rows.c).  Its
+ * entry carries the group's last command its try saw: if another command
+ * came between that one and its entry (proposed from another node while it
+ * was tried here), every member skips it, and execute() fails with 40001.
  */
 #include "write.h"
 #include "snapshot.h"
@@ -38,6 +41,7 @@
 #include "shmem.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
+#include "storage/proc.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -658,6 +662,46 @@ static void try_here(int64 group_id, const char *command, const char *search_pat
 		                ed->hint ? errhint("%s", ed->hint) : 0));
 }
 
+/*
+ * Was the command of entry index skipped on every member because another
+ * command of the group came first (apply_rows.c)?  That command's index,
+ * else 0.  Read once the entry is applied here, with a new snapshot (the
+ * statement's may be older than that apply).
+ */
+static uint64 preempted_by(uint64 group_id, uint64 index)
+{
+	Oid types[2] = {INT8OID, INT8OID};
+	Datum values[2] = {Int64GetDatum((int64)group_id), Int64GetDatum((int64)index)};
+	uint64 first = 0;
+	DrUserContext su;
+	int rc;
+
+	/* As the bootstrap superuser: the caller need not see the catalog table. */
+	dr_as_superuser_begin(&su);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetLatestSnapshot());
+	rc = SPI_execute_with_args("SELECT preempted_by FROM dragonraft.ddl_history "
+	                           "WHERE group_id = $1 AND index = $2",
+	                           2, types, values, NULL, true, 1);
+	PopActiveSnapshot();
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "dragonraft could not read dragonraft.ddl_history");
+	if (SPI_processed == 1) {
+		bool isnull;
+		Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			first = (uint64)DatumGetInt64(d);
+	}
+	SPI_finish();
+	dr_user_context_end(&su);
+	return first;
+}
+
+/* The transaction that called execute() last (one call per transaction). */
+static LocalTransactionId execute_lxid = InvalidLocalTransactionId;
+
 /* (advisory locks of SQL use 1 and 2 there) */
 #define DR_EXECUTE_LOCK_FIELD4 0xD5A7
 
@@ -669,7 +713,8 @@ static void try_here(int64 group_id, const char *command, const char *search_pat
  * sessions creating one table: the group stopped on every member).  Waits
  * as a cancellable loop, not in the lock manager, and gives up at once if
  * the apply worker waits for a lock this statement holds.  (Calls on two
- * nodes at once still race: see the review.)
+ * nodes at once still race: the entry of the second is skipped by every
+ * member, and it fails with 40001.)
  */
 static void lock_group_commands(uint64 group_id, LOCKTAG *tag)
 {
@@ -708,12 +753,27 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 	char error[DR_ERROR_LEN];
 	MemoryContext cxt = CurrentMemoryContext;
 	LOCKTAG tag;
+	uint64 first;
 
 	dr_sql_groups_check_engine();
 	if (group_id < 1 || read_group((uint64)group_id, &applied, &failures, error) == NULL)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
 		                errmsg("dragonraft group %lld does not exist on this node",
 		                       (long long)group_id)));
+	/* A second call in one statement (SELECT dragonraft.execute(...) FROM
+	 * generate_series(1, 2)) or function: the first call's command runs on
+	 * every member whatever becomes of this transaction.  (Its try gave the
+	 * transaction an XID: it was refused below as "after a write".) */
+	if (execute_lxid == MyProc->lxid)
+		ereport(ERROR,
+		        (errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+		         errmsg("dragonraft.execute can run only once in a transaction"),
+		         errdetail("This transaction called it before: that call's command is "
+		                   "applied on every member, and nothing that becomes of this "
+		                   "transaction can undo it."),
+		         errhint("Call it in a transaction of its own for each command, or pass "
+		                 "the commands together, separated by semicolons: every member "
+		                 "runs them in one entry.")));
 	/* The apply worker runs the command in log order and waits for the locks
 	 * it needs; this backend would wait for that apply while holding its
 	 * transaction's locks (a cycle no deadlock detector sees), and a ROLLBACK
@@ -731,6 +791,7 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 		        (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("the command is empty")));
 	check_utility_only(command);
+	execute_lxid = MyProc->lxid;
 	lock_group_commands((uint64)group_id, &tag);
 	(void)read_group((uint64)group_id, &applied, &failures, error); /* (after the wait) */
 	check_apply_goes_on((uint64)group_id, 0, applied, failures, error);
@@ -760,6 +821,12 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 	 * database's settings here), tried here first. */
 	d.search_path = pstrdup(GetConfigOptionResetString("search_path"));
 	d.search_path_len = (uint32)strlen(d.search_path);
+	/* The group's last command that the try sees (it may see later ones: then
+	 * its command is skipped for one of those, a needless but safe 40001).  A
+	 * command of the log between this one and the entry, which another node
+	 * proposed meanwhile, makes every member skip it (apply_rows.c). */
+	d.has_schema_index = 1;
+	d.schema_index = dr_xact_schema_index((uint64)group_id);
 	try_here(group_id, command, d.search_path);
 	d.role = GetUserNameFromId(GetUserId(), false);
 	d.role_len = (uint16)strlen(d.role);
@@ -817,6 +884,20 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 	}
 	PG_END_TRY();
 	(void)LockRelease(&tag, ExclusiveLock, false);
+	first = preempted_by((uint64)group_id, res.index);
+	if (first > 0)
+		ereport(ERROR,
+		        (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+		         errmsg("could not serialize access: another command of dragonraft group "
+		                "%lld came first",
+		                (long long)group_id),
+		         errdetail(
+		                 "The command at log index %llu entered the log after this command "
+		                 "was tried here and before its entry (%llu): every member skipped "
+		                 "this one, and nothing of it was applied.",
+		                 (unsigned long long)first, (unsigned long long)res.index),
+		         errhint("Retry dragonraft.execute: it tries the command again against the "
+		                 "schema as it is now.")));
 
 	PG_RETURN_INT64((int64)res.index);
 }

@@ -158,7 +158,8 @@ extern uint64 dr_apply_rows_schema_index(uint64 group_id);
 /* Publish the schema index (applied: true) or one being applied (false). */
 extern void dr_apply_rows_publish_schema(uint64 group_id, uint64 index, bool applied, uint64 table);
 /* The last utility command of the group after index since and before index
- * before that changes one of tables[n] (any command: tables NULL); 0 if none.  Reads
+ * before that changes one of tables[n] (any command: tables NULL); 0 if none.  A command
+ * skipped for another that came first (ddl_history.preempted_by) changed none.  Reads
  * dragonraft.ddl_history with the active snapshot. */
 extern uint64 dr_apply_rows_command_between(uint64 group_id, uint64 since, uint64 before,
                                             const uint64 *tables, int n);
@@ -166,7 +167,10 @@ extern uint64 dr_apply_rows_command_between(uint64 group_id, uint64 since, uint6
  * its table after schema_index, the group's last command applied before it). */
 extern void dr_apply_rows_register(uint64 group_id, uint64 index, uint64 schema_index,
                                    const struct entry_header *h);
-extern void dr_apply_rows_ddl(uint64 group_id, uint64 index, const struct entry_header *h);
+/* A utility command (skipped when another command of the group came after what its try
+ * saw, before it: schema_index is the group's last command applied before it). */
+extern void dr_apply_rows_ddl(uint64 group_id, uint64 index, uint64 schema_index,
+                              const struct entry_header *h);
 /* At the apply worker's start: dragonraft's triggers made ENABLE ALWAYS. */
 extern void dr_apply_rows_upgrade_triggers(void);
 /* Before the apply transaction commits: close the tables kept open for its entries. */

@@ -43,7 +43,9 @@
  * it did not see; it fails with 40001 (schema_changed), nothing
  * committed: at once when the apply worker begins that command (it may need
  * the table's lock), or at its turn, when dragonraft.ddl_history says which
- * tables the commands before its entry changed.
+ * tables the commands before its entry changed.  A command that every member
+ * skipped because another one came first (execute() on two nodes at once:
+ * ddl_history.preempted_by) changed none: no writer fails for it.
  *
  * statement_timeout does not fire here (it is disabled before commit; only
  * dr_busy_wait looks at it, before anything is proposed).  The

@@ -34,6 +34,7 @@ const char *entry_type_name(unsigned type)
 	case ENTRY_CHANGE_SET:
 		return "change set";
 	case ENTRY_DDL:
+	case ENTRY_DDL_V2:
 	case ENTRY_DDL_V1:
 		return "utility command";
 	case ENTRY_REGISTER_TABLE:
@@ -47,6 +48,11 @@ const char *entry_type_name(unsigned type)
 		return "table registration sent again";
 	}
 	return NULL;
+}
+
+int entry_is_ddl(unsigned type)
+{
+	return type == ENTRY_DDL || type == ENTRY_DDL_V2 || type == ENTRY_DDL_V1;
 }
 
 static void put16(uint8_t *p, uint16_t v)
@@ -699,9 +705,12 @@ int entry_encode_ddl(struct entry_buf *out, const struct entry_ddl *d)
 	if (d->node_id == 0 || check_text(d->role, d->role_len, 1, ENTRY_NAME_MAX) != ENTRY_OK ||
 	    check_text(d->command, d->len, 1, UINT32_MAX) != ENTRY_OK ||
 	    (d->search_path != NULL &&
-	     check_text(d->search_path, d->search_path_len, 0, UINT32_MAX) != ENTRY_OK))
+	     check_text(d->search_path, d->search_path_len, 0, UINT32_MAX) != ENTRY_OK) ||
+	    (d->search_path == NULL && d->has_schema_index))
 		return ENTRY_ERR_FORMAT;
-	put_header(hdr, d->search_path != NULL ? ENTRY_DDL : ENTRY_DDL_V1);
+	put_header(hdr, d->search_path == NULL ? ENTRY_DDL_V1
+	                : d->has_schema_index  ? ENTRY_DDL
+	                                       : ENTRY_DDL_V2);
 	entry_put_bytes(out, hdr, sizeof(hdr));
 	entry_put_u32(out, d->node_id);
 	entry_put_u16(out, d->role_len);
@@ -712,6 +721,8 @@ int entry_encode_ddl(struct entry_buf *out, const struct entry_ddl *d)
 		entry_put_u32(out, d->search_path_len);
 		entry_put_bytes(out, d->search_path, d->search_path_len);
 	}
+	if (d->has_schema_index)
+		entry_put_u64(out, d->schema_index);
 	return out->failed ? ENTRY_ERR_SPACE : ENTRY_OK;
 }
 
@@ -720,7 +731,7 @@ int entry_decode_ddl(const struct entry_header *h, struct entry_ddl *out)
 	struct entry_reader r = {h->body, h->body + h->body_len};
 	int rc;
 
-	if (h->type != ENTRY_DDL && h->type != ENTRY_DDL_V1)
+	if (!entry_is_ddl(h->type))
 		return ENTRY_ERR_TYPE;
 	if ((rc = get_u32(&r, &out->node_id)) != ENTRY_OK ||
 	    (rc = entry_next_name(&r, &out->role, &out->role_len)) != ENTRY_OK ||
@@ -732,10 +743,13 @@ int entry_decode_ddl(const struct entry_header *h, struct entry_ddl *out)
 	r.p += out->len;
 	out->search_path = NULL;
 	out->search_path_len = 0;
-	if (h->type == ENTRY_DDL) {
-		if ((rc = get_text(&r, &out->search_path, &out->search_path_len)) != ENTRY_OK)
-			return rc;
-	}
+	out->has_schema_index = h->type == ENTRY_DDL;
+	out->schema_index = 0;
+	if (h->type != ENTRY_DDL_V1 &&
+	    (rc = get_text(&r, &out->search_path, &out->search_path_len)) != ENTRY_OK)
+		return rc;
+	if (out->has_schema_index && (rc = get_u64(&r, &out->schema_index)) != ENTRY_OK)
+		return rc;
 	if (r.p != r.end || out->node_id == 0)
 		return ENTRY_ERR_FORMAT;
 	return check_text(out->command, out->len, 1, UINT32_MAX);

@@ -27,9 +27,16 @@
  *	ENTRY_CHANGE_SET    owner, sections (one committed transaction's changes)
  *	ENTRY_DDL           u32 node id, name(role), u32 length, command (UTF-8
  *	                    text, no NUL), u32 length, search_path (text, no NUL,
- *	                    may be empty): the role that proposed it runs it with
- *	                    that search_path; ENTRY_DDL_V1 of older builds has no
- *	                    search_path
+ *	                    may be empty), u64 schema index: the role that
+ *	                    proposed it runs it with that search_path, unless
+ *	                    another command of the group lies between the schema
+ *	                    index (the group's last command its try saw) and its
+ *	                    own: then every member skips it
+ *	ENTRY_DDL_V2        as ENTRY_DDL without the schema index (never skipped):
+ *	                    written by builds before 2026-12-02, still decoded,
+ *	                    never written
+ *	ENTRY_DDL_V1        as ENTRY_DDL_V2 without the search_path: written by
+ *	                    older builds, still decoded
  *	ENTRY_REGISTER_TABLE owner, u64 schema index, name(schema), name(table),
  *	                    u32 length, definition (text, no NUL), u32 length,
  *	                    extras (text, no NUL: what the table has besides its
@@ -113,8 +120,12 @@ enum entry_type {
 	ENTRY_REGISTER_TABLE_V2 = 7, /* ENTRY_REGISTER_TABLE of older builds (no extras) */
 	ENTRY_RESEND_TABLE = 8,      /* a registration sent again */
 	ENTRY_REGISTER_TABLE = 9,    /* a table joins the group: its definition, extras, rows */
-	ENTRY_DDL = 10,              /* a utility command run on every member (execute) */
+	ENTRY_DDL_V2 = 10,           /* ENTRY_DDL of older builds (no schema index) */
+	ENTRY_DDL = 11,              /* a utility command run on every member (execute) */
 };
+
+/* Is type a utility command (ENTRY_DDL or one of its older types)? */
+int entry_is_ddl(unsigned type);
 
 /* Static name of a type ("member info"), or NULL when unknown. */
 const char *entry_type_name(unsigned type);
@@ -323,10 +334,13 @@ struct entry_ddl {
 	uint32_t len;
 	const char *search_path; /* not NUL-terminated; NULL in an ENTRY_DDL_V1 */
 	uint32_t search_path_len;
+	int has_schema_index;  /* ENTRY_DDL (0 in the types of older builds) */
+	uint64_t schema_index; /* the group's last command the try saw (0: none yet) */
 };
 
-/* Encode a DDL entry into out (from its current length); ENTRY_DDL_V1 when
- * search_path is NULL (tests of older entries). */
+/* Encode a DDL entry into out (from its current length): ENTRY_DDL, or
+ * (tests of older entries) ENTRY_DDL_V2 without has_schema_index and
+ * ENTRY_DDL_V1 when search_path is NULL too. */
 int entry_encode_ddl(struct entry_buf *out, const struct entry_ddl *d);
 int entry_decode_ddl(const struct entry_header *h, struct entry_ddl *out);
 

@@ -166,9 +166,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		           h.type == ENTRY_REGISTER_TABLE || h.type == ENTRY_RESEND_TABLE ? copy
 		                                                                          : NULL,
 		           size);
-	} else if ((h.type == ENTRY_DDL || h.type == ENTRY_DDL_V1) &&
-	           entry_decode_ddl(&h, &ddl) == ENTRY_OK) {
-		/* (both still encoded: an ENTRY_DDL_V1 when search_path is NULL) */
+	} else if (entry_is_ddl(h.type) && entry_decode_ddl(&h, &ddl) == ENTRY_OK) {
+		/* (all still encoded: an ENTRY_DDL_V2 without has_schema_index, an
+		 * ENTRY_DDL_V1 when search_path is NULL too) */
 		struct entry_buf out = {0};
 
 		if (entry_encode_ddl(&out, &ddl) != ENTRY_OK)

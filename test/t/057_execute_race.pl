@@ -5,7 +5,8 @@
 # applies it: the group stops on every member (apply_failed) until a DBA
 # runs skip_command on each.  Sessions on one node were enough: execute()
 # now takes one command of a group at a time on a node, from its try until
-# its command is applied there.  (Calls on two nodes at once still race.)
+# its command is applied there.  (Calls on two nodes at once: t/064, where
+# every member skips the second command and its caller gets 40001.)
 use strict;
 use warnings;
 use FindBin;

@@ -581,14 +581,26 @@ static void test_resend_v1(void **state)
 
 static void test_ddl(void **state)
 {
-	struct entry_ddl d = {2, "alice", 5, "CREATE TABLE t (a int)", 22, "app, public", 11}, out;
+	struct entry_ddl d = {2,
+	                      "alice",
+	                      5,
+	                      "CREATE TABLE t (a int)",
+	                      22,
+	                      "app, public",
+	                      11,
+	                      1,
+	                      0x0102030405060708ULL},
+	                 out;
 	struct entry_buf b = {0};
 	struct entry_header h;
+	size_t len;
 
 	(void)state;
 	assert_int_equal(entry_encode_ddl(&b, &d), ENTRY_OK);
 	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
 	assert_int_equal(h.type, ENTRY_DDL);
+	assert_true(entry_is_ddl(h.type));
+	assert_string_equal(entry_type_name(h.type), "utility command");
 	assert_int_equal(entry_decode_ddl(&h, &out), ENTRY_OK);
 	assert_int_equal(out.node_id, 2);
 	assert_int_equal(out.role_len, 5);
@@ -597,10 +609,53 @@ static void test_ddl(void **state)
 	assert_memory_equal(out.command, d.command, 22);
 	assert_int_equal(out.search_path_len, 11);
 	assert_memory_equal(out.search_path, "app, public", 11);
+	assert_true(out.has_schema_index);
+	assert_true(out.schema_index == 0x0102030405060708ULL);
+	/* The schema index closes the body, little-endian. */
+	assert_int_equal(b.data[b.len - 8], 0x08);
+	assert_int_equal(b.data[b.len - 1], 0x01);
 	for (size_t n = ENTRY_HEADER_BYTES; n < b.len; n++) {
 		assert_int_equal(entry_decode_header(b.data, n, &h), ENTRY_OK);
 		assert_int_not_equal(entry_decode_ddl(&h, &out), ENTRY_OK);
 	}
+	/* Nothing may follow it. */
+	entry_put_u8(&b, 0);
+	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
+	assert_int_equal(entry_decode_ddl(&h, &out), ENTRY_ERR_FORMAT);
+	/* A schema index of 0 (no command yet) is one. */
+	d.schema_index = 0;
+	b.len = 0;
+	assert_int_equal(entry_encode_ddl(&b, &d), ENTRY_OK);
+	len = b.len;
+	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
+	assert_int_equal(entry_decode_ddl(&h, &out), ENTRY_OK);
+	assert_true(out.has_schema_index);
+	assert_true(out.schema_index == 0);
+	/* An older build's ENTRY_DDL_V2 (type 10) carries none: decoded without it, as
+	 * the same bytes less the schema index, and never skipped for it. */
+	d.has_schema_index = 0;
+	b.len = 0;
+	assert_int_equal(entry_encode_ddl(&b, &d), ENTRY_OK);
+	assert_int_equal(b.len, len - 8);
+	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
+	assert_int_equal(h.type, ENTRY_DDL_V2);
+	assert_int_equal(h.type, 10);
+	assert_true(entry_is_ddl(h.type));
+	assert_string_equal(entry_type_name(h.type), "utility command");
+	assert_int_equal(entry_decode_ddl(&h, &out), ENTRY_OK);
+	assert_false(out.has_schema_index);
+	assert_true(out.schema_index == 0);
+	assert_int_equal(out.search_path_len, 11);
+	assert_memory_equal(out.search_path, "app, public", 11);
+	for (size_t n = ENTRY_HEADER_BYTES; n < b.len; n++) {
+		assert_int_equal(entry_decode_header(b.data, n, &h), ENTRY_OK);
+		assert_int_not_equal(entry_decode_ddl(&h, &out), ENTRY_OK);
+	}
+	/* Bytes of an ENTRY_DDL_V2 read as an ENTRY_DDL are short. */
+	b.data[1] = ENTRY_DDL;
+	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
+	assert_int_equal(entry_decode_ddl(&h, &out), ENTRY_ERR_SHORT);
+	b.data[1] = ENTRY_DDL_V2;
 	/* A NUL inside the search_path. */
 	b.data[b.len - 1] = 0;
 	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
@@ -613,7 +668,7 @@ static void test_ddl(void **state)
 	assert_int_equal(entry_decode_ddl(&h, &out), ENTRY_OK);
 	assert_non_null(out.search_path);
 	assert_int_equal(out.search_path_len, 0);
-	/* An older build's entry carries none: decoded without it. */
+	/* An ENTRY_DDL_V1 carries no search_path: decoded without it. */
 	d.search_path = NULL;
 	b.len = 0;
 	assert_int_equal(entry_encode_ddl(&b, &d), ENTRY_OK);
@@ -621,6 +676,7 @@ static void test_ddl(void **state)
 	assert_int_equal(h.type, ENTRY_DDL_V1);
 	assert_int_equal(entry_decode_ddl(&h, &out), ENTRY_OK);
 	assert_null(out.search_path);
+	assert_false(out.has_schema_index);
 	assert_memory_equal(out.command, d.command, 22);
 	for (size_t n = ENTRY_HEADER_BYTES; n < b.len; n++) {
 		assert_int_equal(entry_decode_header(b.data, n, &h), ENTRY_OK);
@@ -630,8 +686,12 @@ static void test_ddl(void **state)
 	b.data[b.len - 1] = 0;
 	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
 	assert_int_equal(entry_decode_ddl(&h, &out), ENTRY_ERR_FORMAT);
-	d.len = 0;
+	/* ... nor a schema index: the encoder refuses one without a search_path. */
+	d.has_schema_index = 1;
 	b.len = 0;
+	assert_int_equal(entry_encode_ddl(&b, &d), ENTRY_ERR_FORMAT);
+	d.has_schema_index = 0;
+	d.len = 0;
 	assert_int_equal(entry_encode_ddl(&b, &d), ENTRY_ERR_FORMAT);
 	/* A role name is 1 to ENTRY_NAME_MAX bytes. */
 	d.len = 22;
@@ -653,7 +713,7 @@ static void *no_memory(void *old, size_t size)
 
 static void test_buf_failure(void **state)
 {
-	struct entry_ddl d = {2, "alice", 5, "VACUUM", 6, "", 0};
+	struct entry_ddl d = {2, "alice", 5, "VACUUM", 6, "", 0, 1, 7};
 	struct entry_buf b = {0};
 
 	(void)state;
