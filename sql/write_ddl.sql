@@ -329,3 +329,20 @@ REASSIGN OWNED BY r20_owner TO r20_heir$$) > 0 AS executed;
 INSERT INTO r20_t (id, v, s, b) VALUES (1, 3, 5, 'running dogs');
 SELECT id, tsv, relowner::regrole FROM r20_t, pg_class WHERE pg_class.oid = 'r20_t'::regclass;
 SELECT state, error FROM dragonraft.status WHERE group_id = 1;
+
+-- execute() runs a command with fixed settings, here and on every member
+-- (review 20 items 5 and 6): check_function_bodies on whatever the session
+-- or role set, a timestamptz literal read in UTC, a date as month first.
+SET TimeZone = 'Asia/Tokyo';
+SET DateStyle = 'ISO, DMY';
+SET check_function_bodies = off;
+SELECT dragonraft.execute(1, $$CREATE TABLE public.r20_ev (id int PRIMARY KEY,
+  at timestamptz CHECK (at >= '2026-01-01 00:00'), d date CHECK (d >= '01/02/2026'))$$) > 0 AS executed;
+SELECT dragonraft.execute(1, 'CREATE FUNCTION public.r20_broken() RETURNS int LANGUAGE sql AS $$SELECT 1 FROM r20_nosuch$$');
+RESET TimeZone;
+RESET DateStyle;
+RESET check_function_bodies;
+SET TimeZone = 'UTC';
+SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
+ WHERE conrelid = 'r20_ev'::regclass AND contype = 'c' ORDER BY 1;
+RESET TimeZone;
