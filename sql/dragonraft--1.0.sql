@@ -211,6 +211,11 @@ CREATE FUNCTION table_definition(tbl regclass)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog
+-- (constants rendered alike on every member, whatever its own settings: a
+-- CHECK's timestamptz read in each member's TimeZone made members refuse the
+-- registration; execute() runs commands with these too)
+SET TimeZone = 'UTC' SET DateStyle = 'ISO, MDY' SET IntervalStyle = 'postgres'
+SET extra_float_digits = 1 SET lc_monetary = 'C'
 AS $$
 DECLARE
   r record;
@@ -636,6 +641,8 @@ CREATE FUNCTION plain_definition(rel regclass)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog
+SET TimeZone = 'UTC' SET DateStyle = 'ISO, MDY' SET IntervalStyle = 'postgres'
+SET extra_float_digits = 1 SET lc_monetary = 'C'
 AS $$
 DECLARE
   c record;

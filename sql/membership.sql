@@ -156,16 +156,21 @@ RESET dragonraft.read_consistency;
 -- not lead it and leaves it with force.
 SELECT dragonraft.create_group(21, jsonb_build_object('1', :'addr', '2', '127.0.0.1:9'));
 SELECT pg_temp.try($$SELECT dragonraft.leave_group(21)$$, :'addr');
--- A leave whose effects on the catalog roll back afterwards (here with a
--- subtransaction) left a group without LogDB data: leave_group finishes it.
+-- A leave whose effects on the catalog rolled back afterwards (here with a
+-- subtransaction, or a query that fails after it) left a group without
+-- LogDB data behind catalog rows that say it is there: leave_group must be
+-- the whole statement (25001), and the group is left as it was.
 DO $$BEGIN
   PERFORM dragonraft.leave_group(21, true);
   RAISE EXCEPTION 'undone';
 EXCEPTION WHEN raise_exception THEN NULL;
 END$$;
+SELECT dragonraft.leave_group(21, true), 1 / (random() < 2)::int AS more;
+SELECT * FROM dragonraft.leave_group(21, true);
+SELECT dragonraft.leave_group(g, true) FROM generate_series(21, 21) g;
 SELECT count(*) AS running FROM dragonraft.status WHERE group_id = 21;
 SELECT count(*) AS origins FROM pg_replication_origin WHERE roname = 'dragonraft_21';
-SELECT dragonraft.leave_group(21, true);
+SELECT dragonraft.leave_group(21, force => true);
 SELECT count(*) AS origins FROM pg_replication_origin WHERE roname = 'dragonraft_21';
 SELECT group_id, node_id FROM dragonraft.left_groups ORDER BY 1, 2;
 SELECT pg_temp.try(format($$SELECT dragonraft.create_group(21, '{"1": "%s", "2": "127.0.0.1:9"}')$$,

@@ -283,3 +283,80 @@ SELECT dragonraft.execute(1, 'SELECT 1') > 0 FROM generate_series(1, 2);
 \echo :LAST_ERROR_SQLSTATE
 SELECT count(*) FROM dragonraft.ddl_history WHERE preempted_by IS NOT NULL;
 SELECT state, error FROM dragonraft.status WHERE group_id = 1;
+-- What members compute or check a replicated table's rows with, changed on
+-- one member only (review 20's leftovers): a function of a CHECK (the
+-- table's, or a domain's it uses), of an index expression or predicate, of
+-- an operator, one reached through a BEGIN ATOMIC body, a text search
+-- configuration or dictionary of a stored generated column; REASSIGN OWNED
+-- of the table's owner (the apply runs the table's checks as the owner).
+-- Refused outside execute() (0A000); a function reached through a body
+-- given as a string is not seen (pg_depend does not record it).
+SELECT dragonraft.execute(1, $$CREATE FUNCTION public.r20_pos(int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT $1 > 0';
+CREATE FUNCTION public.r20_inner(int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT $1 > 0';
+CREATE FUNCTION public.r20_via(i int) RETURNS bool LANGUAGE sql IMMUTABLE BEGIN ATOMIC SELECT public.r20_inner(i); END;
+CREATE FUNCTION public.r20_hidden(int) RETURNS bool LANGUAGE plpgsql IMMUTABLE AS 'BEGIN RETURN $1 > 0; END';
+CREATE FUNCTION public.r20_str(int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT public.r20_hidden($1)';
+CREATE FUNCTION public.r20_idx(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 * 2';
+CREATE FUNCTION public.r20_pred(int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT $1 > 1';
+CREATE FUNCTION public.r20_dcheck(int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT $1 < 1000';
+CREATE FUNCTION public.r20_opf(int, int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT $1 = $2';
+CREATE FUNCTION public.r20_free(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1';
+CREATE OPERATOR public.=== (FUNCTION = public.r20_opf, LEFTARG = int, RIGHTARG = int);
+CREATE DOMAIN public.r20_small AS int CHECK (public.r20_dcheck(VALUE));
+CREATE TEXT SEARCH DICTIONARY public.r20_dict (TEMPLATE = pg_catalog.simple);
+CREATE TEXT SEARCH CONFIGURATION public.r20_cfg (COPY = pg_catalog.simple);
+ALTER TEXT SEARCH CONFIGURATION public.r20_cfg ALTER MAPPING FOR asciiword WITH public.r20_dict;
+CREATE TABLE public.r20_t (id int PRIMARY KEY CHECK (public.r20_pos(id) AND public.r20_via(id) AND public.r20_str(id)),
+  v int, s public.r20_small, b text,
+  tsv tsvector GENERATED ALWAYS AS (to_tsvector('public.r20_cfg'::regconfig, b)) STORED);
+CREATE INDEX r20_t_idx ON public.r20_t (public.r20_idx(v));
+CREATE INDEX r20_t_pred ON public.r20_t (v) WHERE public.r20_pred(v) AND v OPERATOR(public.===) 3$$) > 0 AS executed;
+SELECT dragonraft.replicate_table('r20_t', 1);
+\set VERBOSITY default
+CREATE OR REPLACE FUNCTION r20_pos(int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT $1 > 5';
+\set VERBOSITY terse
+\echo :LAST_ERROR_SQLSTATE
+CREATE OR REPLACE FUNCTION r20_inner(int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT $1 > 5';
+CREATE OR REPLACE FUNCTION r20_idx(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 * 3';
+ALTER FUNCTION r20_pred(int) COST 7;
+ALTER FUNCTION r20_dcheck(int) RENAME TO r20_dcheck2;
+CREATE OR REPLACE FUNCTION r20_opf(int, int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT $1 <> $2';
+ALTER TEXT SEARCH CONFIGURATION r20_cfg ALTER MAPPING FOR asciiword WITH english_stem;
+ALTER TEXT SEARCH DICTIONARY r20_dict (StopWords = english);
+CREATE ROLE r20_owner;
+CREATE ROLE r20_heir;
+SELECT dragonraft.execute(1, 'ALTER TABLE public.r20_t OWNER TO r20_owner') > 0 AS executed;
+REASSIGN OWNED BY r20_owner TO r20_heir;
+\echo :LAST_ERROR_SQLSTATE
+SELECT p.proname, p.procost, p.prosrc FROM pg_proc p
+ WHERE p.proname IN ('r20_pos', 'r20_inner', 'r20_idx', 'r20_pred', 'r20_dcheck', 'r20_opf') ORDER BY 1;
+SELECT relowner::regrole FROM pg_class WHERE oid = 'r20_t'::regclass;
+-- Not refused: a function no replicated table uses; one reached through a
+-- body given as a string (the limit); a role that owns no replicated table.
+CREATE OR REPLACE FUNCTION r20_free(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 + 0';
+CREATE OR REPLACE FUNCTION r20_hidden(int) RETURNS bool LANGUAGE plpgsql IMMUTABLE AS 'BEGIN RETURN $1 > 0; END';
+REASSIGN OWNED BY r20_heir TO r20_owner;
+-- execute() changes them on every member.
+SELECT dragonraft.execute(1, $$CREATE OR REPLACE FUNCTION public.r20_pos(int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT $1 > -1';
+ALTER TEXT SEARCH CONFIGURATION public.r20_cfg ALTER MAPPING FOR asciiword WITH english_stem;
+REASSIGN OWNED BY r20_owner TO r20_heir$$) > 0 AS executed;
+INSERT INTO r20_t (id, v, s, b) VALUES (1, 3, 5, 'running dogs');
+SELECT id, tsv, relowner::regrole FROM r20_t, pg_class WHERE pg_class.oid = 'r20_t'::regclass;
+SELECT state, error FROM dragonraft.status WHERE group_id = 1;
+
+-- execute() runs a command with fixed settings, here and on every member
+-- (review 20 items 5 and 6): check_function_bodies on whatever the session
+-- or role set, a timestamptz literal read in UTC, a date as month first.
+SET TimeZone = 'Asia/Tokyo';
+SET DateStyle = 'ISO, DMY';
+SET check_function_bodies = off;
+SELECT dragonraft.execute(1, $$CREATE TABLE public.r20_ev (id int PRIMARY KEY,
+  at timestamptz CHECK (at >= '2026-01-01 00:00'), d date CHECK (d >= '01/02/2026'))$$) > 0 AS executed;
+SELECT dragonraft.execute(1, 'CREATE FUNCTION public.r20_broken() RETURNS int LANGUAGE sql AS $$SELECT 1 FROM r20_nosuch$$');
+RESET TimeZone;
+RESET DateStyle;
+RESET check_function_bodies;
+SET TimeZone = 'UTC';
+SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
+ WHERE conrelid = 'r20_ev'::regclass AND contype = 'c' ORDER BY 1;
+RESET TimeZone;

@@ -25,12 +25,14 @@
 #include "fmgr.h"
 #include "membership.h"
 #include "miscadmin.h"
+#include "nodes/plannodes.h"
 #include "origins.h"
 #include "pgstat.h"
 #include "raft/raft.h"
 #include "shmem.h"
 #include "snapshot.h"
 #include "storage/latch.h"
+#include "tcop/pquery.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 #include "write.h"
@@ -470,6 +472,47 @@ static void leave_locally(int64 group_id, bool gave_up_join)
 }
 
 /*
+ * leave_group deletes the member's LogDB data in its statement, and no
+ * rollback brings it back, while the catalog rows, the triggers and the
+ * record in left_groups roll back with its transaction: a statement or
+ * transaction that failed after it (a DO block that raised next, a second
+ * function call in the query) left a group without a log behind catalog
+ * rows that say it is there.  So, as PostgreSQL's PreventInTransactionBlock
+ * requires of DROP DATABASE (isTopLevel), it must be the whole top-level
+ * statement, SELECT dragonraft.leave_group(...) with constant arguments, and
+ * its transaction commits right after it (a pipeline too).  (Not from a
+ * function, a DO block or a query that does anything more.)
+ */
+static void whole_statement(FunctionCallInfo fcinfo, const char *what)
+{
+	PlannedStmt *ps = ActivePortal != NULL && list_length(ActivePortal->stmts) == 1
+	                          ? linitial(ActivePortal->stmts)
+	                          : NULL;
+	Plan *plan = ps != NULL && IsA(ps, PlannedStmt) && ps->commandType == CMD_SELECT
+	                     ? ps->planTree
+	                     : NULL;
+	bool whole = plan != NULL && IsA(plan, Result) && plan->lefttree == NULL &&
+	             ((Result *)plan)->resconstantqual == NULL && plan->qual == NIL &&
+	             list_length(plan->targetlist) == 1 && fcinfo->flinfo->fn_expr != NULL &&
+	             fcinfo->flinfo->fn_expr ==
+	                     (Node *)linitial_node(TargetEntry, plan->targetlist)->expr;
+	ListCell *lc;
+
+	if (whole)
+		foreach (lc, ((FuncExpr *)fcinfo->flinfo->fn_expr)->args)
+			whole &= IsA(lfirst(lc), Const) || IsA(lfirst(lc), Param);
+	if (!whole)
+		ereport(ERROR,
+		        (errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+		         errmsg("%s must be called alone, as SELECT dragonraft.%s(...)", what,
+		                what),
+		         errdetail("It deletes the member's Raft log at once, which no rollback "
+		                   "brings back: it cannot run from a function, a DO block or a "
+		                   "query that does more, which may fail after it.")));
+	MyXactFlags |= XACT_FLAGS_NEEDIMMEDIATECOMMIT;
+}
+
+/*
  * A member whose Raft state was deleted must never vote or acknowledge again
  * under the same node id (it would forget its vote and the entries it
  * acknowledged: a committed entry can be lost, review 3 #1).  leave_group
@@ -579,6 +622,9 @@ Datum dr_leave_group(PG_FUNCTION_ARGS)
 		                 "leave_group(%lld, force => true) here.",
 		                 (long long)group_id, dr_node_id, (long long)group_id)));
 	}
+	/* (A leader that removed itself above and is refused here keeps its
+	 * data as a removed member does: leave_group(g, true) alone deletes it.) */
+	whole_statement(fcinfo, "leave_group");
 	record_left(group_id);
 	leave_locally(group_id, false);
 	PG_RETURN_VOID();

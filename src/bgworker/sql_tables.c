@@ -66,17 +66,43 @@ void dr_pin_search_path(void)
 /* In a GUC nest level of the caller's. */
 void dr_default_search_path(void)
 {
-	dr_command_search_path(NULL);
+	(void)set_config_option("search_path", GetConfigOptionResetString("search_path"), PGC_SUSET,
+	                        PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 }
 
-/* A command's search_path (NULL: this node's default), in a GUC nest level of
- * the caller's. */
+/*
+ * The settings that a command of execute() runs with, on every member and in
+ * its try: what decides whether it fails, or how its text reads and what
+ * its constants fold to (a timestamptz or date literal in a CHECK, an index
+ * predicate or a partition bound).  Fixed, not each member's own: a role's
+ * ALTER ROLE ... SET check_function_bodies = off reached the try only, and
+ * the group stopped on every member (review 20 item 5); a member with
+ * another TimeZone in postgresql.conf folded '2026-01-01 00:00' to another
+ * instant (item 6).
+ */
+static const char *const command_settings[][2] = {
+        {"check_function_bodies", "on"},    {"standard_conforming_strings", "on"},
+        {"allow_system_table_mods", "off"}, {"TimeZone", "UTC"},
+        {"DateStyle", "ISO, MDY"},          {"IntervalStyle", "postgres"},
+        {"extra_float_digits", "1"},        {"lc_monetary", "C"},
+};
+
+static void set_command_settings(GucAction action)
+{
+	for (int i = 0; i < lengthof(command_settings); i++)
+		(void)set_config_option(command_settings[i][0], command_settings[i][1], PGC_SUSET,
+		                        PGC_S_SESSION, action, true, 0, false);
+}
+
+/* A command's search_path (NULL: this node's default) and command_settings,
+ * in a GUC nest level of the caller's. */
 void dr_command_search_path(const char *search_path)
 {
 	(void)set_config_option("search_path",
 	                        search_path ? search_path
 	                                    : GetConfigOptionResetString("search_path"),
 	                        PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	set_command_settings(GUC_ACTION_SAVE);
 }
 
 void dr_as_superuser_begin(DrUserContext *s)
@@ -560,16 +586,6 @@ List *dr_spi_oids(void)
 }
 
 /*
- * Settings that decide whether a command fails (or how its text reads),
- * which a session may have changed (pg_dump's scripts turn
- * check_function_bodies off): the try runs with their defaults, as the
- * members' apply workers run the command (review 19 F3: a function body
- * that did not compile passed the try and stopped every member's apply).
- */
-static const char *const apply_settings[] = {"check_function_bodies", "standard_conforming_strings",
-                                             "allow_system_table_mods"};
-
-/*
  * A command must have one outcome on every member: a member where a command
  * of the log fails stops applying the group until the cause is fixed there
  * (apply_rows.c).  So the calling node tries it first, as its apply worker
@@ -608,10 +624,9 @@ static void try_here(int64 group_id, const char *command, const char *search_pat
 		SetUserIdAndSecContext(save_user, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 		(void)set_config_option("search_path", search_path, PGC_USERSET, PGC_S_SESSION,
 		                        GUC_ACTION_LOCAL, true, 0, false);
-		for (int i = 0; i < lengthof(apply_settings); i++)
-			(void)set_config_option(
-			        apply_settings[i], GetConfigOptionResetString(apply_settings[i]),
-			        PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+		/* (as every member runs it: review 19 F3, a function body that did not
+		 * compile passed with this session's check_function_bodies off) */
+		set_command_settings(GUC_ACTION_LOCAL);
 		if (SPI_execute(command, false, 0) < 0)
 			elog(ERROR, "SPI_execute failed");
 	}

@@ -41,15 +41,23 @@
 #include "catalog/objectaccess.h"
 #include "catalog/objectaddress.h"
 #include "catalog/pg_attrdef.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_depend.h"
 #include "catalog/pg_type.h"
 #include "catalog/pg_inherits.h"
+#include "catalog/pg_operator.h"
 #include "catalog/pg_proc.h"
+#include "catalog/pg_shdepend.h"
 #include "catalog/pg_trigger.h"
+#include "catalog/pg_ts_config.h"
+#include "catalog/pg_ts_dict.h"
+#include "catalog/pg_ts_parser.h"
+#include "catalog/pg_ts_template.h"
 #include "commands/tablecmds.h"
 #include "executor/executor.h"
+#include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
@@ -63,6 +71,7 @@
 #include "storage/proc.h"
 #include "tcop/utility.h"
 #include "utils/fmgroids.h"
+#include "utils/acl.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
 #include "utils/rel.h"
@@ -228,18 +237,15 @@ static SysScanDesc referencing_scan(Relation dep, Oid classid, Oid objid)
 }
 
 /*
- * The group of a replicated table with a column of the type that an ALTER
- * TYPE ... ADD/RENAME VALUE or ALTER DOMAIN changes (directly, or through a
- * domain over it, an array of it or a composite type with it); 0 if none.
+ * The group of a replicated table with a column of type typid (the type
+ * that an ALTER TYPE ... ADD/RENAME VALUE or ALTER DOMAIN changes: see
+ * type_replicated), directly or through a domain over it, an array of it or
+ * a composite type with it; 0 if none.
  * *relid: that table.  A value the leader alone accepts stops the apply of
  * every member that cannot read it (review 19 F1).
  */
-static uint64 type_replicated(Node *stmt, Oid *relid)
+static uint64 type_id_replicated(Oid typid, Oid *relid)
 {
-	List *names = IsA(stmt, AlterEnumStmt) ? ((AlterEnumStmt *)stmt)->typeName
-	                                       : ((AlterDomainStmt *)stmt)->typeName;
-	TypeName *tn = makeTypeNameFromNameList(names);
-	Oid typid = LookupTypeNameOid(NULL, tn, true);
 	List *pending, *seen = NIL;
 	Relation dep;
 	uint64 group_id = 0;
@@ -275,6 +281,59 @@ static uint64 type_replicated(Node *stmt, Oid *relid)
 		systable_endscan(scan);
 	}
 	table_close(dep, AccessShareLock);
+	return group_id;
+}
+
+/* type_id_replicated of the type that stmt changes. */
+static uint64 type_replicated(Node *stmt, Oid *relid)
+{
+	List *names = IsA(stmt, AlterEnumStmt) ? ((AlterEnumStmt *)stmt)->typeName
+	                                       : ((AlterDomainStmt *)stmt)->typeName;
+	TypeName *tn = makeTypeNameFromNameList(names);
+
+	return type_id_replicated(LookupTypeNameOid(NULL, tn, true), relid);
+}
+
+/*
+ * The group of a replicated table (or owned sequence) of this database that
+ * a role of REASSIGN OWNED owns, as that command finds them; 0 if none.
+ * *relid: that table.  A member applies a table's rows as its owner (its
+ * CHECK constraints, index expressions and triggers that fire on apply run
+ * as the owner, with the owner's privileges): an owner changed on one
+ * member only can stop that member's apply (review 20 item).
+ */
+static uint64 owned_replicated(List *roles, Oid *relid)
+{
+	Relation sd = table_open(SharedDependRelationId, AccessShareLock);
+	uint64 group_id = 0;
+	ListCell *lc;
+
+	foreach (lc, roles) {
+		Oid role = get_rolespec_oid(lfirst(lc), true);
+		ScanKeyData key[2];
+		SysScanDesc scan;
+		HeapTuple tup;
+
+		if (!OidIsValid(role))
+			continue;
+		ScanKeyInit(&key[0], Anum_pg_shdepend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
+		            ObjectIdGetDatum(AuthIdRelationId));
+		ScanKeyInit(&key[1], Anum_pg_shdepend_refobjid, BTEqualStrategyNumber, F_OIDEQ,
+		            ObjectIdGetDatum(role));
+		scan = systable_beginscan(sd, SharedDependReferenceIndexId, true, NULL, 2, key);
+		while (group_id == 0 && (tup = systable_getnext(scan)) != NULL) {
+			Form_pg_shdepend d = (Form_pg_shdepend)GETSTRUCT(tup);
+
+			if (d->dbid == MyDatabaseId && d->classid == RelationRelationId &&
+			    d->deptype == SHARED_DEPENDENCY_OWNER &&
+			    (group_id = part_of_replicated(d->objid, AccessShareLock)) != 0)
+				*relid = d->objid;
+		}
+		systable_endscan(scan);
+		if (group_id != 0)
+			break;
+	}
+	table_close(sd, AccessShareLock);
 	return group_id;
 }
 
@@ -642,46 +701,136 @@ static void check_generated(AlterTableStmt *at)
 	}
 }
 
-/*
- * Is function funcid in the expression of a stored generated column of a
- * replicated table (which every member computes itself)?
- */
-static bool function_generates(Oid funcid)
+/* The table of a constraint (InvalidOid: a domain's, or none). */
+static Oid get_constraint_relid(Oid conid)
 {
-	Relation dep = table_open(DependRelationId, AccessShareLock);
-	SysScanDesc scan = referencing_scan(dep, ProcedureRelationId, funcid);
-	HeapTuple tup;
-	bool found = false;
+	HeapTuple tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(conid));
+	Oid relid = InvalidOid;
 
-	while (!found && HeapTupleIsValid(tup = systable_getnext(scan))) {
-		Form_pg_depend d = (Form_pg_depend)GETSTRUCT(tup);
-		ObjectAddress col;
-
-		if (d->classid != AttrDefaultRelationId)
-			continue;
-		col = GetAttrDefaultColumnAddress(d->objid);
-		found = OidIsValid(col.objectId) &&
-		        get_attgenerated(col.objectId, (AttrNumber)col.objectSubId) != '\0' &&
-		        part_of_replicated(col.objectId, AccessShareLock) != 0;
+	if (HeapTupleIsValid(tup)) {
+		relid = ((Form_pg_constraint)GETSTRUCT(tup))->conrelid;
+		ReleaseSysCache(tup);
 	}
-	systable_endscan(scan);
-	table_close(dep, AccessShareLock);
-	return found;
+	return relid;
 }
 
-/* A change, outside execute(), of a function that a replicated table's
- * stored generated column calls: refused as DDL on the table is. */
-static void generated_by(const char *what) pg_attribute_noreturn();
-static void generated_by(const char *what)
+/*
+ * The group of a replicated table whose rows each member checks or computes
+ * itself with object (classid, objid): a function, an operator, a text
+ * search configuration, dictionary, template or parser in the expression
+ * of its stored generated column (the apply recomputes it), its CHECK
+ * constraint or one of a domain it uses, its index's expression or
+ * predicate (or a partition key above it); 0 if none.  *relid: that table.
+ * Followed through pg_depend, which records what an expression names, and
+ * what uses those objects: an operator whose code a function is, a text
+ * search configuration over a dictionary, a function whose SQL-standard
+ * body (BEGIN ATOMIC) calls another.  It does not record the calls in a
+ * function body given as a string (LANGUAGE plpgsql, or sql AS '...'): a
+ * function reached only through one of those is not found (README).
+ */
+static uint64 computed_by_replicated(Oid classid, Oid objid, Oid *relid)
+{
+	List *pending = list_make1(list_make2_oid(classid, objid)), *seen = NIL;
+	Relation dep = table_open(DependRelationId, AccessShareLock);
+	uint64 group_id = 0;
+
+	while (pending != NIL && group_id == 0) {
+		List *obj = linitial(pending);
+		SysScanDesc scan;
+		HeapTuple tup;
+		ListCell *lc;
+		bool done = false;
+
+		pending = list_delete_first(pending);
+		foreach (lc, seen)
+			done |= equal(lfirst(lc), obj);
+		if (done)
+			continue;
+		seen = lappend(seen, obj);
+		scan = referencing_scan(dep, linitial_oid(obj), lsecond_oid(obj));
+		while (group_id == 0 && (tup = systable_getnext(scan)) != NULL) {
+			Form_pg_depend d = (Form_pg_depend)GETSTRUCT(tup);
+			Oid tab = InvalidOid;
+
+			switch (d->classid) {
+			case ProcedureRelationId:
+			case OperatorRelationId:
+			case TSConfigRelationId:
+			case TSDictionaryRelationId:
+			case TSTemplateRelationId:
+			case TSParserRelationId:
+				pending = lappend(pending, list_make2_oid(d->classid, d->objid));
+				break;
+			case AttrDefaultRelationId: {
+				ObjectAddress col = GetAttrDefaultColumnAddress(d->objid);
+
+				if (OidIsValid(col.objectId) &&
+				    get_attgenerated(col.objectId, (AttrNumber)col.objectSubId) !=
+				            '\0')
+					tab = col.objectId;
+				break;
+			}
+			case ConstraintRelationId:
+				tab = get_constraint_relid(d->objid);
+				if (!OidIsValid(tab)) {
+					HeapTuple con = SearchSysCache1(CONSTROID,
+					                                ObjectIdGetDatum(d->objid));
+
+					if (HeapTupleIsValid(con)) {
+						Oid typid = ((Form_pg_constraint)GETSTRUCT(con))
+						                    ->contypid;
+
+						ReleaseSysCache(con);
+						group_id = type_id_replicated(typid, relid);
+					}
+				}
+				break;
+			case RelationRelationId:
+				/* an index's expression or predicate, a partition key */
+				if (get_rel_relkind(d->objid) == RELKIND_PARTITIONED_TABLE) {
+					List *kids = find_all_inheritors(d->objid, AccessShareLock,
+					                                 NULL);
+
+					foreach (lc, kids)
+						if (group_id == 0 &&
+						    (group_id = part_of_replicated(
+						             lfirst_oid(lc), AccessShareLock)) != 0)
+							*relid = lfirst_oid(lc);
+				} else if (get_rel_relkind(d->objid) == RELKIND_INDEX)
+					tab = IndexGetRelation(d->objid, true);
+				break;
+			default:
+				break;
+			}
+			if (OidIsValid(tab) &&
+			    (group_id = part_of_replicated(tab, AccessShareLock)) != 0)
+				*relid = tab;
+		}
+		systable_endscan(scan);
+	}
+	table_close(dep, AccessShareLock);
+	return group_id;
+}
+
+/* A change, outside execute(), of an object that members compute or check a
+ * replicated table's rows with (computed_by_replicated): refused as DDL on
+ * the table is (review 20, and its CHECK and index cases after it). */
+static void computed_by(const char *what, Oid relid) pg_attribute_noreturn();
+static void computed_by(const char *what, Oid relid)
 {
 	ereport(ERROR,
 	        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-	         errmsg("%s is used by a table replicated by dragonraft: change it with "
-	                "dragonraft.execute",
-	                what),
-	         errdetail("Changed on this member only, it would make this member's rows of "
-	                   "the table differ from the other members'."),
-	         errhint("Run it as SELECT dragonraft.execute(<group id>, '<command>').")));
+	         errmsg("%s is used by table \"%s\", which is replicated by dragonraft: change "
+	                "it with dragonraft.execute",
+	                what, get_rel_name(relid)),
+	         errdetail("Every member computes or checks the table's rows with it itself (a "
+	                   "stored generated column, a CHECK constraint, an index): changed on "
+	                   "this member only, this member's rows or checks would differ from "
+	                   "the other members'."),
+	         errhint("Run it as SELECT dragonraft.execute(<group id>, '<command>'), and so "
+	                 "every change of a function such a table reaches through another "
+	                 "function's body: a call in a body given as a string (plpgsql, or "
+	                 "sql AS '...') is not checked.")));
 }
 
 static void other_group(const char *what, uint64 group_id) pg_attribute_noreturn();
@@ -714,6 +863,10 @@ static void check_execute(Node *stmt)
 
 	if ((IsA(stmt, AlterEnumStmt) || IsA(stmt, AlterDomainStmt)) &&
 	    (group_id = type_replicated(stmt, &below)) != 0 && group_id != dr_execute_group)
+		other_group(psprintf("table \"%s\"", get_rel_name(below)), group_id);
+	if (IsA(stmt, ReassignOwnedStmt) &&
+	    (group_id = owned_replicated(((ReassignOwnedStmt *)stmt)->roles, &below)) != 0 &&
+	    group_id != dr_execute_group)
 		other_group(psprintf("table \"%s\"", get_rel_name(below)), group_id);
 	if (group_id == 0 && rv != NULL && (group_id = replicated_below(stmt, rv, &below)) != 0 &&
 	    group_id != dr_execute_group)
@@ -815,6 +968,20 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 			                 "The members of its group must read and check its values "
 			                 "alike: a value that only this node accepts stops the "
 			                 "others' apply."),
+			         errhint("Run it as SELECT dragonraft.execute(<group id>, "
+			                 "'<command>').")));
+		if (IsA(stmt, ReassignOwnedStmt) &&
+		    owned_replicated(((ReassignOwnedStmt *)stmt)->roles, &below) != 0)
+			ereport(ERROR,
+			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			         errmsg("REASSIGN OWNED would change the owner of \"%s\", which is "
+			                "replicated by dragonraft: run it with dragonraft.execute",
+			                get_rel_name(below)),
+			         errdetail(
+			                 "Every member applies the table's rows as its owner (its "
+			                 "CHECK constraints, index expressions and triggers that "
+			                 "fire on apply run with the owner's privileges): members "
+			                 "must agree on it."),
 			         errhint("Run it as SELECT dragonraft.execute(<group id>, "
 			                 "'<command>').")));
 		if (rv != NULL && nodeTag(stmt) != T_DropStmt && !rv_replicated(rv) &&
@@ -966,19 +1133,6 @@ static void executor_start(QueryDesc *qd, int eflags)
 	}
 }
 
-/* The table of a constraint (InvalidOid: a domain's, or none). */
-static Oid get_constraint_relid(Oid conid)
-{
-	HeapTuple tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(conid));
-	Oid relid = InvalidOid;
-
-	if (HeapTupleIsValid(tup)) {
-		relid = ((Form_pg_constraint)GETSTRUCT(tup))->conrelid;
-		ReleaseSysCache(tup);
-	}
-	return relid;
-}
-
 /* The table of a capture trigger, or InvalidOid. */
 static Oid capture_trigger_table(Oid trigid)
 {
@@ -1026,13 +1180,19 @@ static void object_access(ObjectAccessType access, Oid classId, Oid objectId, in
 		MemoryContextSwitchTo(old);
 		return;
 	}
-	/* CREATE OR REPLACE FUNCTION (a post-create of the same OID) or ALTER
-	 * FUNCTION of a function that a replicated table's stored generated
-	 * column calls: members would compute the column each their own way. */
-	if ((access == OAT_POST_CREATE || access == OAT_POST_ALTER) &&
-	    classId == ProcedureRelationId && subId == 0 && !dr_is_apply_worker &&
-	    dr_internal_ddl == 0 && dr_execute_group == 0 && function_generates(objectId))
-		generated_by(psprintf("function %s", format_procedure(objectId)));
+	/* CREATE OR REPLACE FUNCTION (a post-create of the same OID), ALTER
+	 * FUNCTION (its owner too: REASSIGN OWNED), ALTER OPERATOR, ALTER TEXT
+	 * SEARCH CONFIGURATION / DICTIONARY of what a replicated table's stored
+	 * generated column, CHECK or index uses: members would compute its
+	 * column, or check or index its rows, each their own way. */
+	if ((access == OAT_POST_CREATE || access == OAT_POST_ALTER) && subId == 0 &&
+	    (classId == ProcedureRelationId || classId == OperatorRelationId ||
+	     classId == TSConfigRelationId || classId == TSDictionaryRelationId ||
+	     classId == TSTemplateRelationId || classId == TSParserRelationId) &&
+	    !dr_is_apply_worker && dr_internal_ddl == 0 && dr_execute_group == 0 &&
+	    computed_by_replicated(classId, objectId, &relid) != 0)
+		computed_by(getObjectDescription(&(ObjectAddress){classId, objectId, 0}, false),
+		            relid);
 	if (access != OAT_DROP || dr_is_apply_worker || dr_internal_ddl > 0 ||
 	    (arg != NULL && (((ObjectAccessDrop *)arg)->dropflags & PERFORM_DELETION_INTERNAL)))
 		return;
