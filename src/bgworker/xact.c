@@ -55,6 +55,8 @@
 #include "write.h"
 
 #include "access/xact.h"
+#include "catalog/pg_largeobject.h"
+#include "catalog/pg_largeobject_metadata.h"
 #include "engine/engine.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -65,6 +67,7 @@
 #include "shmem.h"
 #include "snapshot.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
 #include "tcop/tcopprot.h"
@@ -773,6 +776,21 @@ static void wait_turn(uint64 group_id, uint64 index, uint64 schema_index)
 		     (unsigned long long)group_id);
 }
 
+/*
+ * Did the transaction write anything that is not in its change set?  Then its
+ * local commit must be as durable as the user asked: after a crash the log
+ * brings back only the change set.  Large objects are written by functions
+ * (lo_from_bytea, lowrite, lo_unlink, ...), through neither the executor nor
+ * a utility command; their writes (and reads) hold RowExclusiveLock on their
+ * catalogs until the end of the transaction (review 21, TAP 067).
+ */
+static bool wrote_other(void)
+{
+	return dr_capture_other_writes() ||
+	       CheckRelationOidLockedByMe(LargeObjectRelationId, RowExclusiveLock, true) ||
+	       CheckRelationOidLockedByMe(LargeObjectMetadataRelationId, RowExclusiveLock, true);
+}
+
 static void pre_commit(void)
 {
 	struct entry_owner owner;
@@ -829,7 +847,7 @@ static void pre_commit(void)
 	C.phase = PHASE_ORIGIN;
 	(void)GetTopTransactionId();
 	/* The entry is durable in the Raft log (DESIGN §4 measured why this matters). */
-	if (!dr_capture_other_writes())
+	if (!wrote_other())
 		(void)set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
 		                        GUC_ACTION_LOCAL, true, 0, false);
 	if (dr_testing_commit_delay > 0) {
