@@ -76,6 +76,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 
 bool dr_testing_fail_local_commit = false;
@@ -105,8 +106,9 @@ typedef enum Phase {
 static struct {
 	Phase phase;
 	uint64 group_id;
-	uint64 index; /* the entry's index, 0 until known */
-	bool busy;    /* the commit slot shows a backpressure wait (dr_busy_wait) */
+	uint64 index;     /* the entry's index, 0 until known */
+	bool busy;        /* the commit slot shows a backpressure wait (dr_busy_wait) */
+	bool cancel_held; /* cancels held off from its turn to the end of the commit */
 } C;
 
 static DrCommit *my_commit(void)
@@ -836,6 +838,17 @@ static void pre_commit(void)
 	C.index = res.index;
 
 	wait_turn(p.group_id, C.index, p.schema_index);
+	/*
+	 * The entry is committed in the log, and wait_turn turned cancels into
+	 * 40003.  From here to the end of the commit a cancel or a lock_timeout
+	 * (PostgreSQL waits for the NOTIFY queue's lock after PRE_COMMIT) would
+	 * report 57014 or 55P03 for a transaction that every member applies
+	 * (review 21, TAP 068): they wait for the commit's end instead, as for
+	 * its WAL flush.  (pg_terminate_backend still ends it: a lost connection
+	 * says nothing of the outcome.)
+	 */
+	HOLD_CANCEL_INTERRUPTS();
+	C.cancel_held = true;
 	if (p.registration != InvalidOid && p.resend == 0)
 		dr_sql_tables_install(p.registration, p.group_id, C.index);
 
@@ -946,10 +959,19 @@ static void xact_callback(XactEvent event, void *arg)
 	case XACT_EVENT_COMMIT:
 		if (C.phase == PHASE_ORIGIN)
 			committed();
+		if (C.cancel_held) {
+			/* What came meanwhile is void: the COMMIT succeeded. */
+			QueryCancelPending = false;
+			(void)get_timeout_indicator(LOCK_TIMEOUT, true);
+			RESUME_CANCEL_INTERRUPTS();
+		}
 		memset(&C, 0, sizeof(C));
 		dr_capture_reset();
 		break;
 	case XACT_EVENT_ABORT:
+		/* (An ERROR reset the hold-off count already; a FATAL did not.) */
+		if (C.cancel_held && QueryCancelHoldoffCount > 0)
+			RESUME_CANCEL_INTERRUPTS();
 		dr_busy_end();
 		if (C.phase != PHASE_NONE)
 			gave_up();
