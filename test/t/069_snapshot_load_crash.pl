@@ -16,6 +16,7 @@ use warnings;
 use FindBin;
 use lib $FindBin::RealBin;
 use DragonCluster;
+use Transfers;
 use IPC::Run;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -68,5 +69,45 @@ ok( $c->wait_until('node 4 to apply every row', sub {
 		  && ($c->poll(4, q{SELECT coalesce(string_agg(t::text, ';' ORDER BY id), '') FROM t t}) // '') eq $want }),
 	"node 4 has the leader's rows after the crash that lost its load");
 diag "node 4: " . $c->query(4, q{SELECT state || ' ' || applied_index || ' ' || coalesce(error, '') FROM dragonraft.status WHERE group_id = 1});
+# Membership under a transfer load: a follower removed, the leadership
+# moved, then the old leader removed; the remaining members have every
+# acknowledged transfer, none that failed, and the same rows.
+$lid = $c->query(1, 'SELECT leader_id FROM dragonraft.status WHERE group_id = 1');
+Transfers::setup($c, 1, $lid);
+ok($c->caught_up(1), 'transfer tables replicated');
+my $load = Transfers->start($c, 4, pin => $lid);
+ok($load->wait_commits(20), 'transfers commit');
+my ($gone) = grep { $_ != $lid } $c->ids;
+$c->node($lid)->safe_psql('postgres', "SELECT dragonraft.remove_member(1, $gone)");
+my @members = grep { $_ != $gone } $c->ids;
+$c->group_nodes(1, @members);
+ok($load->wait_commits(20), "transfers commit after node $gone was removed");
+my ($next_leader) = grep { $_ != $lid } @members;
+$c->node($lid)->safe_psql('postgres', "SELECT dragonraft.transfer_leader(1, $next_leader)");
+my %r = $load->stop;
+$load = Transfers->start($c, 4, pin => $next_leader);
+ok($load->wait_commits(20), "transfers commit on the new leader $next_leader");
+$c->node($next_leader)->safe_psql('postgres', "SELECT dragonraft.remove_member(1, $lid)");
+@members = grep { $_ != $lid } @members;
+$c->group_nodes(1, @members);
+ok($load->wait_commits(20), "transfers commit after the old leader $lid was removed");
+my %r2 = $load->stop;
+%r = (%r, %r2);
+ok($c->caught_up(1), 'the remaining members caught up');
+my $want = $c->contents($next_leader, 'transfers', 'id');
+my %present = map { $_ => 1 } split /\n/, $c->query($next_leader, 'SELECT id FROM transfers ORDER BY id');
+for my $id (@members)
+{
+	is($c->contents($id, 'transfers', 'id'), $want, "node $id has the leader's transfers");
+	is($c->query($id, 'SELECT sum(balance) FROM accounts'), '20000', "node $id: the balances sum up");
+}
+my @lost = grep { $r{$_} eq 'committed' && !$present{$_} } keys %r;
+is(scalar(@lost), 0, 'every acknowledged transfer is there') or diag "missing: @lost";
+my @ghost = grep { defined $r{$_} && $r{$_} =~ /^failed/ } keys %present;
+is(scalar(@ghost), 0, 'no transfer that failed is there') or diag join ', ', map { "$_: $r{$_}" } @ghost;
+my %count;
+$count{ $r{$_} }++ for keys %r;
+diag('membership load: ' . join(', ', map { "$_ $count{$_}" } sort keys %count));
+
 $c->node($_)->stop('fast') for $c->running;
 done_testing();
