@@ -16,8 +16,21 @@ use lib $FindBin::RealBin;
 use DragonCluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(sleep);
 
 my $c = DragonCluster->new(3, conf => "wal_writer_delay = '10s'\n");
+
+# dragonraft flushes the WAL up to the applied index at most once a second
+# (its durable applied index): after a pause, a first commit makes it
+# flush; a commit right after that one is not flushed for a second.
+my $warm = 100000;
+sub flushed_just_now
+{
+	my ($N) = @_;
+	sleep 1.2;
+	$N->safe_psql('postgres', 'INSERT INTO t VALUES (' . $warm++ . ", 'warm')");
+	return;
+}
 $c->create_group(1);
 my $l = $c->leader(1);
 my $L = $c->node($l);
@@ -39,6 +52,7 @@ is($c->query($f, 'SELECT count(*) FROM t'), '100', 'the follower has every row a
 # 2. The leader acknowledges a COMMIT and crashes at once.
 $l = $c->leader(1);
 $L = $c->node($l);
+flushed_just_now($L);
 $L->safe_psql('postgres', q{INSERT INTO t VALUES (1001, 'leader')});
 ok($c->crash($l), "leader $l crashed right after the COMMIT");
 $c->node($l)->start;
@@ -53,6 +67,7 @@ for my $id ($c->ids)
 # row and a large object.
 $l = $c->leader(1);
 $L = $c->node($l);
+flushed_just_now($L);
 $L->safe_psql('postgres', q{BEGIN; INSERT INTO t VALUES (2001, 'plain'); INSERT INTO plain VALUES (1); COMMIT});
 ok($c->crash($l), "leader $l crashed right after a COMMIT with a plain write");
 $c->node($l)->start;
@@ -62,6 +77,7 @@ is($c->query($l, 'SELECT (SELECT count(*) FROM t WHERE id = 2001)::text || (SELE
 
 $l = $c->leader(1);
 $L = $c->node($l);
+flushed_just_now($L);
 $L->safe_psql('postgres', q{BEGIN; INSERT INTO t VALUES (3001, 'lo'); SELECT lo_from_bytea(4242, 'hello'); COMMIT});
 ok($c->crash($l), "leader $l crashed right after a COMMIT with a large object");
 $c->node($l)->start;
