@@ -988,7 +988,16 @@ void dr_snapshot_loader_main(Datum arg)
 	BackgroundWorkerInitializeConnection(dr_database, NULL, 0);
 	dr_pin_search_path();
 	CurrentResourceOwner = ResourceOwnerCreate(NULL, "dragonraft snapshot loader");
-	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	/*
+	 * Unlike the apply's, a load's commit must be durable before its applied
+	 * index is published: the engine then saves the installed snapshot, and
+	 * the log below it is gone.  A load lost in a crash after that (one that
+	 * drops no file, as a bare node's, is not flushed at commit otherwise)
+	 * left the member with its old tables and origin and a log starting
+	 * after the snapshot: "entries 1 to N are missing", stopped for good
+	 * (review 21, TAP 069).  One flush per load.
+	 */
+	SetConfigOption("synchronous_commit", "local", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("session_replication_role", "replica", PGC_SUSET, PGC_S_OVERRIDE);
 	memset(&info, 0, sizeof(info));
 	info.keysize = sizeof(uint64);

@@ -57,6 +57,8 @@
 #include "write.h"
 
 #include "access/xact.h"
+#include "catalog/pg_largeobject.h"
+#include "catalog/pg_largeobject_metadata.h"
 #include "engine/engine.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -67,6 +69,7 @@
 #include "shmem.h"
 #include "snapshot.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
 #include "tcop/tcopprot.h"
@@ -75,6 +78,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 
 bool dr_testing_fail_local_commit = false;
@@ -104,8 +108,9 @@ typedef enum Phase {
 static struct {
 	Phase phase;
 	uint64 group_id;
-	uint64 index; /* the entry's index, 0 until known */
-	bool busy;    /* the commit slot shows a backpressure wait (dr_busy_wait) */
+	uint64 index;     /* the entry's index, 0 until known */
+	bool busy;        /* the commit slot shows a backpressure wait (dr_busy_wait) */
+	bool cancel_held; /* cancels held off from its turn to the end of the commit */
 } C;
 
 static DrCommit *my_commit(void)
@@ -775,6 +780,21 @@ static void wait_turn(uint64 group_id, uint64 index, uint64 schema_index)
 		     (unsigned long long)group_id);
 }
 
+/*
+ * Did the transaction write anything that is not in its change set?  Then its
+ * local commit must be as durable as the user asked: after a crash the log
+ * brings back only the change set.  Large objects are written by functions
+ * (lo_from_bytea, lowrite, lo_unlink, ...), through neither the executor nor
+ * a utility command; their writes (and reads) hold RowExclusiveLock on their
+ * catalogs until the end of the transaction (review 21, TAP 067).
+ */
+static bool wrote_other(void)
+{
+	return dr_capture_other_writes() ||
+	       CheckRelationOidLockedByMe(LargeObjectRelationId, RowExclusiveLock, true) ||
+	       CheckRelationOidLockedByMe(LargeObjectMetadataRelationId, RowExclusiveLock, true);
+}
+
 static void pre_commit(void)
 {
 	struct entry_owner owner;
@@ -820,6 +840,17 @@ static void pre_commit(void)
 	C.index = res.index;
 
 	wait_turn(p.group_id, C.index, p.schema_index);
+	/*
+	 * The entry is committed in the log, and wait_turn turned cancels into
+	 * 40003.  From here to the end of the commit a cancel or a lock_timeout
+	 * (PostgreSQL waits for the NOTIFY queue's lock after PRE_COMMIT) would
+	 * report 57014 or 55P03 for a transaction that every member applies
+	 * (review 21, TAP 068): they wait for the commit's end instead, as for
+	 * its WAL flush.  (pg_terminate_backend still ends it: a lost connection
+	 * says nothing of the outcome.)
+	 */
+	HOLD_CANCEL_INTERRUPTS();
+	C.cancel_held = true;
 	if (p.registration != InvalidOid && p.resend == 0)
 		dr_sql_tables_install(p.registration, p.group_id, C.index);
 
@@ -831,7 +862,7 @@ static void pre_commit(void)
 	C.phase = PHASE_ORIGIN;
 	(void)GetTopTransactionId();
 	/* The entry is durable in the Raft log (DESIGN §4 measured why this matters). */
-	if (!dr_capture_other_writes())
+	if (!wrote_other())
 		(void)set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
 		                        GUC_ACTION_LOCAL, true, 0, false);
 	if (dr_testing_commit_delay > 0) {
@@ -930,10 +961,19 @@ static void xact_callback(XactEvent event, void *arg)
 	case XACT_EVENT_COMMIT:
 		if (C.phase == PHASE_ORIGIN)
 			committed();
+		if (C.cancel_held) {
+			/* What came meanwhile is void: the COMMIT succeeded. */
+			QueryCancelPending = false;
+			(void)get_timeout_indicator(LOCK_TIMEOUT, true);
+			RESUME_CANCEL_INTERRUPTS();
+		}
 		memset(&C, 0, sizeof(C));
 		dr_capture_reset();
 		break;
 	case XACT_EVENT_ABORT:
+		/* (An ERROR reset the hold-off count already; a FATAL did not.) */
+		if (C.cancel_held && QueryCancelHoldoffCount > 0)
+			RESUME_CANCEL_INTERRUPTS();
 		dr_busy_end();
 		if (C.phase != PHASE_NONE)
 			gave_up();
