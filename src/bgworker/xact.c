@@ -962,10 +962,13 @@ static void xact_callback(XactEvent event, void *arg)
 		if (C.phase == PHASE_ORIGIN)
 			committed();
 		if (C.cancel_held) {
-			/* What came meanwhile is void: the COMMIT succeeded. */
+			/* What came meanwhile is void: the COMMIT succeeded.  (An ERROR
+			 * caught on the way reset the hold-off count: never below 0, or
+			 * cancels would stay held for the rest of the session.) */
 			QueryCancelPending = false;
 			(void)get_timeout_indicator(LOCK_TIMEOUT, true);
-			RESUME_CANCEL_INTERRUPTS();
+			if (QueryCancelHoldoffCount > 0)
+				RESUME_CANCEL_INTERRUPTS();
 		}
 		memset(&C, 0, sizeof(C));
 		dr_capture_reset();
