@@ -833,6 +833,62 @@ static void computed_by(const char *what, Oid relid)
 	                 "sql AS '...') is not checked.")));
 }
 
+/*
+ * REVOKE (EXECUTE) of a function that members compute or check a replicated
+ * table's rows with (computed_by_replicated), outside execute(): a member's
+ * apply runs them as the table's owner, and a function call checks EXECUTE
+ * for that role; revoked on one member only (REVOKE ... FROM PUBLIC, a DBA
+ * hardening one server), its apply fails on the next row with "permission
+ * denied for function" and the group stops there (review 22, TAP 072).  A
+ * GRANT only adds, and GRANT OPTION FOR only the option: not refused.
+ */
+static void check_revoke(GrantStmt *gs)
+{
+	List *funcs = NIL;
+	ListCell *lc;
+	Oid relid = InvalidOid;
+
+	if (gs->is_grant || gs->grant_option ||
+	    (gs->objtype != OBJECT_FUNCTION && gs->objtype != OBJECT_PROCEDURE &&
+	     gs->objtype != OBJECT_ROUTINE))
+		return;
+	if (gs->targtype == ACL_TARGET_OBJECT)
+		foreach (lc, gs->objects) {
+			Oid funcid = LookupFuncWithArgs(gs->objtype, lfirst(lc), true);
+
+			if (OidIsValid(funcid))
+				funcs = lappend_oid(funcs, funcid);
+		}
+	else if (gs->targtype == ACL_TARGET_ALL_IN_SCHEMA) {
+		Relation rel = table_open(ProcedureRelationId, AccessShareLock);
+		TableScanDesc scan = table_beginscan_catalog(rel, 0, NULL);
+		List *schemas = NIL;
+		HeapTuple tup;
+
+		foreach (lc, gs->objects)
+			schemas = lappend_oid(schemas, get_namespace_oid(strVal(lfirst(lc)), true));
+		while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+			if (list_member_oid(schemas, ((Form_pg_proc)GETSTRUCT(tup))->pronamespace))
+				funcs = lappend_oid(funcs, ((Form_pg_proc)GETSTRUCT(tup))->oid);
+		table_endscan(scan);
+		table_close(rel, AccessShareLock);
+	}
+	foreach (lc, funcs)
+		if (computed_by_replicated(ProcedureRelationId, lfirst_oid(lc), &relid) != 0)
+			ereport(ERROR,
+			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			         errmsg("REVOKE on function %s, which table \"%s\" replicated by "
+			                "dragonraft uses: run it with dragonraft.execute",
+			                format_procedure(lfirst_oid(lc)), get_rel_name(relid)),
+			         errdetail(
+			                 "Every member's apply checks or computes the table's rows "
+			                 "with it as the table's owner: a privilege revoked on "
+			                 "this "
+			                 "member only stops its apply of the group."),
+			         errhint("Run it as SELECT dragonraft.execute(<group id>, "
+			                 "'<command>').")));
+}
+
 static void other_group(const char *what, uint64 group_id) pg_attribute_noreturn();
 static void other_group(const char *what, uint64 group_id)
 {
@@ -970,6 +1026,8 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 			                 "others' apply."),
 			         errhint("Run it as SELECT dragonraft.execute(<group id>, "
 			                 "'<command>').")));
+		if (IsA(stmt, GrantStmt))
+			check_revoke((GrantStmt *)stmt);
 		if (IsA(stmt, ReassignOwnedStmt) &&
 		    owned_replicated(((ReassignOwnedStmt *)stmt)->roles, &below) != 0)
 			ereport(ERROR,
