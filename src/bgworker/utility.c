@@ -727,8 +727,9 @@ static Oid get_constraint_relid(Oid conid)
  * body (BEGIN ATOMIC) calls another.  It does not record the calls in a
  * function body given as a string (LANGUAGE plpgsql, or sql AS '...'): a
  * function reached only through one of those is not found (README).
+ * A table of group except (execute() of that group) is passed over.
  */
-static uint64 computed_by_replicated(Oid classid, Oid objid, Oid *relid)
+static uint64 computed_by_replicated(Oid classid, Oid objid, uint64 except, Oid *relid)
 {
 	List *pending = list_make1(list_make2_oid(classid, objid)), *seen = NIL;
 	Relation dep = table_open(DependRelationId, AccessShareLock);
@@ -782,6 +783,8 @@ static uint64 computed_by_replicated(Oid classid, Oid objid, Oid *relid)
 
 						ReleaseSysCache(con);
 						group_id = type_id_replicated(typid, relid);
+						if (group_id == except)
+							group_id = 0;
 					}
 				}
 				break;
@@ -794,8 +797,12 @@ static uint64 computed_by_replicated(Oid classid, Oid objid, Oid *relid)
 					foreach (lc, kids)
 						if (group_id == 0 &&
 						    (group_id = part_of_replicated(
-						             lfirst_oid(lc), AccessShareLock)) != 0)
+						             lfirst_oid(lc), AccessShareLock)) !=
+						            0) {
 							*relid = lfirst_oid(lc);
+							if (group_id == except)
+								group_id = 0;
+						}
 				} else if (get_rel_relkind(d->objid) == RELKIND_INDEX)
 					tab = IndexGetRelation(d->objid, true);
 				break;
@@ -803,8 +810,11 @@ static uint64 computed_by_replicated(Oid classid, Oid objid, Oid *relid)
 				break;
 			}
 			if (OidIsValid(tab) &&
-			    (group_id = part_of_replicated(tab, AccessShareLock)) != 0)
+			    (group_id = part_of_replicated(tab, AccessShareLock)) != 0) {
 				*relid = tab;
+				if (group_id == except)
+					group_id = 0;
+			}
 		}
 		systable_endscan(scan);
 	}
@@ -842,8 +852,11 @@ static void computed_by(const char *what, Oid relid)
  * denied for function" and the group stops there (review 22, TAP 072).  A
  * GRANT only adds, and GRANT OPTION FOR only the option: not refused.
  */
+static void other_group(const char *what, uint64 group_id) pg_attribute_noreturn();
+
 static void check_revoke(GrantStmt *gs)
 {
+	uint64 group_id;
 	List *funcs = NIL;
 	ListCell *lc;
 	Oid relid = InvalidOid;
@@ -873,20 +886,26 @@ static void check_revoke(GrantStmt *gs)
 		table_endscan(scan);
 		table_close(rel, AccessShareLock);
 	}
-	foreach (lc, funcs)
-		if (computed_by_replicated(ProcedureRelationId, lfirst_oid(lc), &relid) != 0)
-			ereport(ERROR,
-			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			         errmsg("REVOKE on function %s, which table \"%s\" replicated by "
-			                "dragonraft uses: run it with dragonraft.execute",
-			                format_procedure(lfirst_oid(lc)), get_rel_name(relid)),
-			         errdetail(
-			                 "Every member's apply checks or computes the table's rows "
-			                 "with it as the table's owner: a privilege revoked on "
-			                 "this "
-			                 "member only stops its apply of the group."),
-			         errhint("Run it as SELECT dragonraft.execute(<group id>, "
-			                 "'<command>').")));
+	foreach (lc, funcs) {
+		group_id = computed_by_replicated(ProcedureRelationId, lfirst_oid(lc),
+		                                  dr_execute_group, &relid);
+		if (group_id == 0)
+			continue;
+		if (dr_execute_group != 0)
+			other_group(psprintf("table \"%s\", which function %s is used by,",
+			                     get_rel_name(relid), format_procedure(lfirst_oid(lc))),
+			            group_id);
+		ereport(ERROR,
+		        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+		         errmsg("REVOKE on function %s, which table \"%s\" replicated by "
+		                "dragonraft uses: run it with dragonraft.execute",
+		                format_procedure(lfirst_oid(lc)), get_rel_name(relid)),
+		         errdetail("Every member's apply checks or computes the table's rows "
+		                   "with it as the table's owner: a privilege revoked on this "
+		                   "member only stops its apply of the group."),
+		         errhint("Run it as SELECT dragonraft.execute(<group id>, "
+		                 "'<command>').")));
+	}
 }
 
 static void other_group(const char *what, uint64 group_id) pg_attribute_noreturn();
@@ -920,6 +939,8 @@ static void check_execute(Node *stmt)
 	if ((IsA(stmt, AlterEnumStmt) || IsA(stmt, AlterDomainStmt)) &&
 	    (group_id = type_replicated(stmt, &below)) != 0 && group_id != dr_execute_group)
 		other_group(psprintf("table \"%s\"", get_rel_name(below)), group_id);
+	if (IsA(stmt, GrantStmt))
+		check_revoke((GrantStmt *)stmt);
 	if (IsA(stmt, ReassignOwnedStmt) &&
 	    (group_id = owned_replicated(((ReassignOwnedStmt *)stmt)->roles, &below)) != 0 &&
 	    group_id != dr_execute_group)
@@ -1247,10 +1268,19 @@ static void object_access(ObjectAccessType access, Oid classId, Oid objectId, in
 	    (classId == ProcedureRelationId || classId == OperatorRelationId ||
 	     classId == TSConfigRelationId || classId == TSDictionaryRelationId ||
 	     classId == TSTemplateRelationId || classId == TSParserRelationId) &&
-	    !dr_is_apply_worker && dr_internal_ddl == 0 && dr_execute_group == 0 &&
-	    computed_by_replicated(classId, objectId, &relid) != 0)
+	    !dr_is_apply_worker && dr_internal_ddl == 0 &&
+	    (group_id = computed_by_replicated(classId, objectId, dr_execute_group, &relid)) != 0) {
+		/* execute() of another group: members apply each group's log in its
+		 * own order (review 22: the try passed over the object's users) */
+		if (dr_execute_group != 0)
+			other_group(
+			        psprintf("table \"%s\", which %s is used by,", get_rel_name(relid),
+			                 getObjectDescription(
+			                         &(ObjectAddress){classId, objectId, 0}, false)),
+			        group_id);
 		computed_by(getObjectDescription(&(ObjectAddress){classId, objectId, 0}, false),
 		            relid);
+	}
 	if (access != OAT_DROP || dr_is_apply_worker || dr_internal_ddl > 0 ||
 	    (arg != NULL && (((ObjectAccessDrop *)arg)->dropflags & PERFORM_DELETION_INTERNAL)))
 		return;

@@ -54,4 +54,27 @@ $c->node($l)->safe_psql('postgres', q{SELECT dragonraft.execute(1,
 $c->node($l)->safe_psql('postgres', 'INSERT INTO acct VALUES (3)');
 ok($c->caught_up(1), 'REVOKE through execute(): a row after it is applied everywhere');
 is($c->contents($f, 'acct', 'id'), $c->contents($l, 'acct', 'id'), 'and the follower has the leader\'s rows');
+
+# execute() of another group may not change them either (review 22): the
+# try passed over what a table computes its rows with, so group 1's log
+# replaced a function that group 2's CHECK calls, at another place in each
+# member's apply of group 2.
+$c->create_group(2);
+$l = $c->leader(2);
+$c->node($l)->safe_psql('postgres', q{SELECT dragonraft.execute(2, $$CREATE FUNCTION public.pos2(int) RETURNS bool
+	IMMUTABLE LANGUAGE sql AS 'SELECT $1 > 0';
+	CREATE TABLE public.acct2 (id int PRIMARY KEY CHECK (public.pos2(id)))$$)});
+$c->node($l)->safe_psql('postgres', "SELECT dragonraft.replicate_table('public.acct2', 2)");
+for my $cmd ('CREATE OR REPLACE FUNCTION public.pos2(int) RETURNS bool IMMUTABLE LANGUAGE sql AS \'SELECT $1 > 5\'',
+	'REVOKE EXECUTE ON FUNCTION public.pos2(int) FROM PUBLIC')
+{
+	($st, $err) = $c->sql_error($c->leader(1), "SELECT dragonraft.execute(1, \$\$$cmd\$\$)");
+	is($st, '0A000', "execute() of group 1 refuses what group 2's CHECK calls: $cmd");
+	like($err, qr/replicated by dragonraft group 2, not by group 1/, 'naming both groups');
+}
+$c->node($l)->safe_psql('postgres', q{SELECT dragonraft.execute(2, $$CREATE OR REPLACE FUNCTION public.pos2(int) RETURNS bool
+	IMMUTABLE LANGUAGE sql AS 'SELECT $1 > -5'$$)});
+pass('execute() of group 2 replaces it');
+$c->node($l)->safe_psql('postgres', 'INSERT INTO acct2 VALUES (-1)');
+ok($c->caught_up(2), 'a row it allows is applied everywhere');
 done_testing();
