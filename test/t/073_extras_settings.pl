@@ -37,4 +37,22 @@ my $got = $c->node($f)->safe_psql('postgres', $q);
 diag "leader: $want\nfollower: $got";
 like($want, qr/2026-01-02.*2026-01-03/, 'the leader\'s policy and trigger say January 2 and 3');
 is($got, $want, 'the follower\'s policy and trigger say the same');
+
+# Part 2 (same item): settings that change how a command's text parses, not
+# in execute()'s fixed list: a member with transform_null_equals = on in
+# postgresql.conf made "a = NULL" of a CHECK "a IS NULL", and one with
+# array_nulls = off read '{NULL}' as the string "NULL": the members'
+# constraints differed (a row the leader took could stop the other's apply).
+$c->node($f)->append_conf('postgresql.conf', "transform_null_equals = on\narray_nulls = off\n");
+$c->node($f)->restart;
+$c->create_group(2);
+$l = $c->leader(2);
+$c->node($l)->safe_psql('postgres', q{SELECT dragonraft.execute(2, $$CREATE TABLE public.tn (id int PRIMARY KEY,
+	a int CHECK (a = NULL OR a > 0), t text[] CHECK (t <> '{NULL}'))$$)});
+ok($c->caught_up(2), 'the command is applied everywhere');
+$q = q{SELECT string_agg(pg_get_constraintdef(oid), '; ' ORDER BY conname) FROM pg_constraint
+	WHERE conrelid = 'public.tn'::regclass AND contype = 'c'};
+my @defs = map { $c->node($_)->safe_psql('postgres', $q) } $c->ids;
+diag "node $_: $defs[$_ - 1]" for $c->ids;
+is($defs[1], $defs[0], 'the members\' constraints are the same');
 done_testing();
