@@ -505,6 +505,11 @@ CREATE FUNCTION table_extras(tbl regclass)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog
+-- (a policy's or a trigger's WHEN constants rendered alike, as in
+-- table_definition: a date under the caller's DateStyle 'SQL, DMY' read
+-- '02/01/2026' as February 1 on a member with MDY; review 22, TAP 073)
+SET TimeZone = 'UTC' SET DateStyle = 'ISO, MDY' SET IntervalStyle = 'postgres'
+SET extra_float_digits = 1 SET lc_monetary = 'C'
 AS $$
 DECLARE
   r record;

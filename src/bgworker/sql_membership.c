@@ -34,6 +34,7 @@
 #include "storage/latch.h"
 #include "tcop/pquery.h"
 #include "utils/builtins.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 #include "write.h"
 
@@ -394,6 +395,46 @@ Datum dr_remove_member(PG_FUNCTION_ARGS)
  * log, DESIGN §10).  gave_up_join: join_group's clean-up, which ends in an
  * error that rolls back the drop here; the engine worker drops it too.
  */
+/*
+ * Cancels held from the LogDB's deletion to the end of the leave's
+ * transaction: a cancel or statement_timeout that came while the engine
+ * worker deleted the data (an uncancellable call) stayed pending, and the
+ * executor's next CHECK_FOR_INTERRUPTS ended the statement (57014) after the
+ * data was gone: the catalog rows, the origin, the triggers came back and
+ * the left_groups record rolled back (review 22, TAP 071).  An ERROR resets
+ * the hold-off count; the callback releases the hold only while it is held.
+ */
+static bool leave_cancel_held = false;
+
+static void leave_xact_callback(XactEvent event, void *arg)
+{
+	if (!leave_cancel_held || (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT))
+		return;
+	leave_cancel_held = false;
+	if (event == XACT_EVENT_COMMIT) {
+		/* (what came meanwhile is void: the leave succeeded) */
+		QueryCancelPending = false;
+		(void)get_timeout_indicator(STATEMENT_TIMEOUT, true);
+		(void)get_timeout_indicator(LOCK_TIMEOUT, true);
+	}
+	if (QueryCancelHoldoffCount > 0)
+		RESUME_CANCEL_INTERRUPTS();
+}
+
+static void hold_cancels_to_end(void)
+{
+	static bool registered = false;
+
+	if (!registered) {
+		RegisterXactCallback(leave_xact_callback, NULL);
+		registered = true;
+	}
+	if (!leave_cancel_held) {
+		HOLD_CANCEL_INTERRUPTS();
+		leave_cancel_held = true;
+	}
+}
+
 static void leave_locally(int64 group_id, bool gave_up_join)
 {
 	Oid types[1] = {INT8OID};
@@ -451,6 +492,7 @@ static void leave_locally(int64 group_id, bool gave_up_join)
 	 * LogDB data gone with the origin and triggers still there.  An engine
 	 * worker that stopped answering before it took the request: queue.c gives
 	 * up on it at a cancel or statement_timeout (55000, nothing done). */
+	hold_cancels_to_end();
 	dr_queue_call_uncancellable(DR_REQ_LEAVE_GROUP, (uint64)group_id, gave_up_join, NULL, 0,
 	                            &res);
 	if (res.rc != ENGINE_OK)

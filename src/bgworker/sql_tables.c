@@ -81,10 +81,20 @@ void dr_default_search_path(void)
  * instant (item 6).
  */
 static const char *const command_settings[][2] = {
-        {"check_function_bodies", "on"},    {"standard_conforming_strings", "on"},
-        {"allow_system_table_mods", "off"}, {"TimeZone", "UTC"},
-        {"DateStyle", "ISO, MDY"},          {"IntervalStyle", "postgres"},
-        {"extra_float_digits", "1"},        {"lc_monetary", "C"},
+        {"check_function_bodies", "on"},
+        {"standard_conforming_strings", "on"},
+        {"allow_system_table_mods", "off"},
+        {"TimeZone", "UTC"},
+        {"DateStyle", "ISO, MDY"},
+        {"IntervalStyle", "postgres"},
+        {"extra_float_digits", "1"},
+        {"lc_monetary", "C"},
+        /* (how the text parses: "a = NULL" became "a IS NULL", '{NULL}' the
+         * string "NULL" on a member with these in postgresql.conf: review
+         * 22, TAP 073) */
+        {"transform_null_equals", "off"},
+        {"array_nulls", "on"},
+        {"xmloption", "content"},
 };
 
 static void set_command_settings(GucAction action)

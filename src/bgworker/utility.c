@@ -727,8 +727,9 @@ static Oid get_constraint_relid(Oid conid)
  * body (BEGIN ATOMIC) calls another.  It does not record the calls in a
  * function body given as a string (LANGUAGE plpgsql, or sql AS '...'): a
  * function reached only through one of those is not found (README).
+ * A table of group except (execute() of that group) is passed over.
  */
-static uint64 computed_by_replicated(Oid classid, Oid objid, Oid *relid)
+static uint64 computed_by_replicated(Oid classid, Oid objid, uint64 except, Oid *relid)
 {
 	List *pending = list_make1(list_make2_oid(classid, objid)), *seen = NIL;
 	Relation dep = table_open(DependRelationId, AccessShareLock);
@@ -782,6 +783,8 @@ static uint64 computed_by_replicated(Oid classid, Oid objid, Oid *relid)
 
 						ReleaseSysCache(con);
 						group_id = type_id_replicated(typid, relid);
+						if (group_id == except)
+							group_id = 0;
 					}
 				}
 				break;
@@ -794,8 +797,12 @@ static uint64 computed_by_replicated(Oid classid, Oid objid, Oid *relid)
 					foreach (lc, kids)
 						if (group_id == 0 &&
 						    (group_id = part_of_replicated(
-						             lfirst_oid(lc), AccessShareLock)) != 0)
+						             lfirst_oid(lc), AccessShareLock)) !=
+						            0) {
 							*relid = lfirst_oid(lc);
+							if (group_id == except)
+								group_id = 0;
+						}
 				} else if (get_rel_relkind(d->objid) == RELKIND_INDEX)
 					tab = IndexGetRelation(d->objid, true);
 				break;
@@ -803,8 +810,11 @@ static uint64 computed_by_replicated(Oid classid, Oid objid, Oid *relid)
 				break;
 			}
 			if (OidIsValid(tab) &&
-			    (group_id = part_of_replicated(tab, AccessShareLock)) != 0)
+			    (group_id = part_of_replicated(tab, AccessShareLock)) != 0) {
 				*relid = tab;
+				if (group_id == except)
+					group_id = 0;
+			}
 		}
 		systable_endscan(scan);
 	}
@@ -831,6 +841,71 @@ static void computed_by(const char *what, Oid relid)
 	                 "every change of a function such a table reaches through another "
 	                 "function's body: a call in a body given as a string (plpgsql, or "
 	                 "sql AS '...') is not checked.")));
+}
+
+/*
+ * REVOKE (EXECUTE) of a function that members compute or check a replicated
+ * table's rows with (computed_by_replicated), outside execute(): a member's
+ * apply runs them as the table's owner, and a function call checks EXECUTE
+ * for that role; revoked on one member only (REVOKE ... FROM PUBLIC, a DBA
+ * hardening one server), its apply fails on the next row with "permission
+ * denied for function" and the group stops there (review 22, TAP 072).  A
+ * GRANT only adds, and GRANT OPTION FOR only the option: not refused.
+ */
+static void other_group(const char *what, uint64 group_id) pg_attribute_noreturn();
+
+static void check_revoke(GrantStmt *gs)
+{
+	uint64 group_id;
+	List *funcs = NIL;
+	ListCell *lc;
+	Oid relid = InvalidOid;
+
+	if (gs->is_grant || gs->grant_option ||
+	    (gs->objtype != OBJECT_FUNCTION && gs->objtype != OBJECT_PROCEDURE &&
+	     gs->objtype != OBJECT_ROUTINE))
+		return;
+	if (gs->targtype == ACL_TARGET_OBJECT)
+		foreach (lc, gs->objects) {
+			Oid funcid = LookupFuncWithArgs(gs->objtype, lfirst(lc), true);
+
+			if (OidIsValid(funcid))
+				funcs = lappend_oid(funcs, funcid);
+		}
+	else if (gs->targtype == ACL_TARGET_ALL_IN_SCHEMA) {
+		Relation rel = table_open(ProcedureRelationId, AccessShareLock);
+		TableScanDesc scan = table_beginscan_catalog(rel, 0, NULL);
+		List *schemas = NIL;
+		HeapTuple tup;
+
+		foreach (lc, gs->objects)
+			schemas = lappend_oid(schemas, get_namespace_oid(strVal(lfirst(lc)), true));
+		while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+			if (list_member_oid(schemas, ((Form_pg_proc)GETSTRUCT(tup))->pronamespace))
+				funcs = lappend_oid(funcs, ((Form_pg_proc)GETSTRUCT(tup))->oid);
+		table_endscan(scan);
+		table_close(rel, AccessShareLock);
+	}
+	foreach (lc, funcs) {
+		group_id = computed_by_replicated(ProcedureRelationId, lfirst_oid(lc),
+		                                  dr_execute_group, &relid);
+		if (group_id == 0)
+			continue;
+		if (dr_execute_group != 0)
+			other_group(psprintf("table \"%s\", which function %s is used by,",
+			                     get_rel_name(relid), format_procedure(lfirst_oid(lc))),
+			            group_id);
+		ereport(ERROR,
+		        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+		         errmsg("REVOKE on function %s, which table \"%s\" replicated by "
+		                "dragonraft uses: run it with dragonraft.execute",
+		                format_procedure(lfirst_oid(lc)), get_rel_name(relid)),
+		         errdetail("Every member's apply checks or computes the table's rows "
+		                   "with it as the table's owner: a privilege revoked on this "
+		                   "member only stops its apply of the group."),
+		         errhint("Run it as SELECT dragonraft.execute(<group id>, "
+		                 "'<command>').")));
+	}
 }
 
 static void other_group(const char *what, uint64 group_id) pg_attribute_noreturn();
@@ -864,6 +939,8 @@ static void check_execute(Node *stmt)
 	if ((IsA(stmt, AlterEnumStmt) || IsA(stmt, AlterDomainStmt)) &&
 	    (group_id = type_replicated(stmt, &below)) != 0 && group_id != dr_execute_group)
 		other_group(psprintf("table \"%s\"", get_rel_name(below)), group_id);
+	if (IsA(stmt, GrantStmt))
+		check_revoke((GrantStmt *)stmt);
 	if (IsA(stmt, ReassignOwnedStmt) &&
 	    (group_id = owned_replicated(((ReassignOwnedStmt *)stmt)->roles, &below)) != 0 &&
 	    group_id != dr_execute_group)
@@ -970,6 +1047,8 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 			                 "others' apply."),
 			         errhint("Run it as SELECT dragonraft.execute(<group id>, "
 			                 "'<command>').")));
+		if (IsA(stmt, GrantStmt))
+			check_revoke((GrantStmt *)stmt);
 		if (IsA(stmt, ReassignOwnedStmt) &&
 		    owned_replicated(((ReassignOwnedStmt *)stmt)->roles, &below) != 0)
 			ereport(ERROR,
@@ -1189,10 +1268,19 @@ static void object_access(ObjectAccessType access, Oid classId, Oid objectId, in
 	    (classId == ProcedureRelationId || classId == OperatorRelationId ||
 	     classId == TSConfigRelationId || classId == TSDictionaryRelationId ||
 	     classId == TSTemplateRelationId || classId == TSParserRelationId) &&
-	    !dr_is_apply_worker && dr_internal_ddl == 0 && dr_execute_group == 0 &&
-	    computed_by_replicated(classId, objectId, &relid) != 0)
+	    !dr_is_apply_worker && dr_internal_ddl == 0 &&
+	    (group_id = computed_by_replicated(classId, objectId, dr_execute_group, &relid)) != 0) {
+		/* execute() of another group: members apply each group's log in its
+		 * own order (review 22: the try passed over the object's users) */
+		if (dr_execute_group != 0)
+			other_group(
+			        psprintf("table \"%s\", which %s is used by,", get_rel_name(relid),
+			                 getObjectDescription(
+			                         &(ObjectAddress){classId, objectId, 0}, false)),
+			        group_id);
 		computed_by(getObjectDescription(&(ObjectAddress){classId, objectId, 0}, false),
 		            relid);
+	}
 	if (access != OAT_DROP || dr_is_apply_worker || dr_internal_ddl > 0 ||
 	    (arg != NULL && (((ObjectAccessDrop *)arg)->dropflags & PERFORM_DELETION_INTERNAL)))
 		return;
