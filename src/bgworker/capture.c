@@ -1118,7 +1118,7 @@ void dr_capture_refuse_cycle(Relation rel)
  * The CYCLE sequences that the group's change sets would carry: made by its
  * commands, owned by or the default of a column of its tables, or (a
  * command's try) made since known (every sequence's OID) was read.  SPI
- * connected; as the bootstrap superuser; not read-only, to see the command).
+ * connected; as the bootstrap superuser; not read-only, to see the command.
  */
 static List *cycle_sequences(uint64 group_id, Datum known)
 {
