@@ -954,9 +954,37 @@ static void apply_op(ApplyTable *tables, struct entry_op *op, EState *estate, EP
 	}
 }
 
+/* The sequence a change set names by name, if the group's commands made it
+ * here (dragonraft.made_relations), else InvalidOid. */
+static Oid named_sequence(uint64 group_id, const struct entry_seq *s)
+{
+	Oid types[2] = {INT8OID, OIDOID};
+	Datum values[2];
+	Oid nsp = get_namespace_oid(pnstrdup(s->schema, s->schema_len), true);
+	Oid seqid = OidIsValid(nsp) ? get_relname_relid(pnstrdup(s->name, s->name_len), nsp)
+	                            : InvalidOid;
+	uint64 n;
+
+	if (!OidIsValid(seqid) || get_rel_relkind(seqid) != RELKIND_SEQUENCE)
+		return InvalidOid;
+	values[0] = Int64GetDatum((int64)group_id);
+	values[1] = ObjectIdGetDatum(seqid);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT FROM dragonraft.made_relations WHERE group_id = $1 "
+	                          "AND relid = $2",
+	                          2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "dragonraft could not read dragonraft.made_relations");
+	n = SPI_processed;
+	SPI_finish();
+	return n > 0 ? seqid : InvalidOid;
+}
+
 /* Sequences go forward (in the direction of their increment) to the leader's
- * last value, never back. */
-static void apply_sequences(ApplyTable *tables, const struct entry_change_set *cs)
+ * last value, never back.  One named by name (the group's commands made it,
+ * no column of the change set's tables takes values from it) that this node
+ * does not have as the group's is left alone. */
+static void apply_sequences(uint64 group_id, ApplyTable *tables, const struct entry_change_set *cs)
 {
 	struct entry_reader r = cs->seqs;
 
@@ -970,13 +998,17 @@ static void apply_sequences(ApplyTable *tables, const struct entry_change_set *c
 		bool ascending;
 
 		(void)entry_next_seq(&r, &s);
-		t = &tables[s.table];
-		if (t->rel == NULL)
-			continue;
-		if (s.column >= t->cols->n_cols)
-			corrupt("a sequence names a column past its table's");
-		seqid = dr_column_sequence(t->rel, t->cols->attnums[s.column],
-		                           dr_owned_sequences(RelationGetRelid(t->rel)));
+		if (s.table == ENTRY_SEQ_NAMED)
+			seqid = named_sequence(group_id, &s);
+		else {
+			t = &tables[s.table];
+			if (t->rel == NULL)
+				continue;
+			if (s.column >= t->cols->n_cols)
+				corrupt("a sequence names a column past its table's");
+			seqid = dr_column_sequence(t->rel, t->cols->attnums[s.column],
+			                           dr_owned_sequences(RelationGetRelid(t->rel)));
+		}
 		if (!OidIsValid(seqid) ||
 		    !HeapTupleIsValid(seqtup = SearchSysCache1(SEQRELID, ObjectIdGetDatum(seqid))))
 			continue;
@@ -1162,7 +1194,7 @@ static void apply_sections(uint64 group_id, const struct entry_change_set *cs, O
 	step_begin(NULL);
 	if (tables == NULL)
 		tables = open_tables(group_id, cs, relid_override);
-	apply_sequences(tables, cs);
+	apply_sequences(group_id, tables, cs);
 	AfterTriggerEndQuery(kept.estate);
 	step_end();
 	AtEOXact_GUC(false, nest);

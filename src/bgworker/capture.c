@@ -34,6 +34,7 @@
 #include "catalog/pg_attrdef.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_depend.h"
+#include "catalog/pg_sequence.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -42,6 +43,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/bitmapset.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/hsearch.h"
@@ -265,12 +267,32 @@ typedef struct RelInfo {
 static HTAB *rel_info;
 static uint64 rel_info_gen; /* invalidations seen */
 
+/*
+ * The database's permanent sequences, each with the group whose commands
+ * made it (dragonraft.made_relations; 0: none) and its name: read at the
+ * commit of a change set after an invalidation (as rel_info), kept in
+ * CacheMemoryContext.
+ */
+typedef struct SeqInfo {
+	Oid relid;
+	uint64 group_id;
+	char *schema, *name;
+} SeqInfo;
+
+static SeqInfo *seq_info;
+static int n_seq_info;
+static bool seq_info_valid;
+static bool inval_registered;
+
 static void rel_info_inval(Datum arg, Oid relid)
 {
 	HASH_SEQ_STATUS s;
 	RelInfo *r;
 
 	rel_info_gen++;
+	seq_info_valid = false;
+	if (rel_info == NULL)
+		return;
 	hash_seq_init(&s, rel_info);
 	while ((r = hash_seq_search(&s)) != NULL) {
 		pfree(r->seqs);
@@ -302,7 +324,9 @@ static void catalog_info(Relation rel, uint64 table_id, bool check, Oid *seqs)
 		ctl.hcxt = CacheMemoryContext;
 		rel_info = hash_create("dragonraft capture tables", 64, &ctl,
 		                       HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-		CacheRegisterRelcacheCallback(rel_info_inval, (Datum)0);
+		if (!inval_registered)
+			CacheRegisterRelcacheCallback(rel_info_inval, (Datum)0);
+		inval_registered = true;
 	}
 	r = hash_search(rel_info, &relid, HASH_FIND, NULL);
 	if (r != NULL && r->natts == desc->natts &&
@@ -768,13 +792,115 @@ Oid dr_column_sequence(Relation rel, AttrNumber att, List *owned)
 	return seqid;
 }
 
-/* The last values of the sequences the tables' columns take values from. */
+/* Read seq_info from the catalogs (kept unless an invalidation came meanwhile). */
+static void load_seq_info(void)
+{
+	DrUserContext su;
+	uint64 gen = rel_info_gen, n;
+	SeqInfo *info;
+	MemoryContext old;
+
+	if (!inval_registered)
+		CacheRegisterRelcacheCallback(rel_info_inval, (Datum)0);
+	inval_registered = true;
+	dr_as_superuser_begin(&su);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetLatestSnapshot()); /* (at PRE_COMMIT there is none) */
+	if (SPI_execute(
+	            "SELECT c.oid, coalesce((SELECT m.group_id FROM dragonraft.made_relations m "
+	            "WHERE m.relid = c.oid LIMIT 1), 0), n.nspname, c.relname "
+	            "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+	            "ON n.oid = c.relnamespace WHERE c.relkind = 'S' AND c.relpersistence = 'p'",
+	            true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "dragonraft could not read the sequences");
+	n = SPI_processed;
+	old = MemoryContextSwitchTo(CacheMemoryContext);
+	info = palloc(Max(n, 1) * sizeof(SeqInfo));
+	for (uint64 i = 0; i < n; i++) {
+		HeapTuple tup = SPI_tuptable->vals[i];
+		TupleDesc desc = SPI_tuptable->tupdesc;
+		bool isnull;
+
+		info[i].relid = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+		info[i].group_id = (uint64)DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+		info[i].schema = SPI_getvalue(tup, desc, 3);
+		info[i].name = SPI_getvalue(tup, desc, 4);
+	}
+	MemoryContextSwitchTo(old);
+	PopActiveSnapshot();
+	SPI_finish();
+	dr_user_context_end(&su);
+	if (seq_info != NULL) {
+		for (int i = 0; i < n_seq_info; i++) {
+			pfree(seq_info[i].schema);
+			pfree(seq_info[i].name);
+		}
+		pfree(seq_info);
+	}
+	seq_info = info;
+	n_seq_info = (int)n;
+	seq_info_valid = gen == rel_info_gen;
+}
+
+static bool column_sequence(Oid seqid)
+{
+	for (int ti = 0; ti < X.n_tables; ti++)
+		for (int c = 0; c < X.tables[ti].n_cols; c++)
+			if (X.tables[ti].seqs[c] == seqid)
+				return true;
+	return false;
+}
+
+/*
+ * The sequences the transaction used (nextval, setval, currval hold
+ * RowExclusiveLock on them to its end) that its tables' columns do not
+ * take values from: a sequence that the group's commands made is carried by
+ * name (it exists on every member); any other makes the local commit keep
+ * the user's synchronous_commit (X.other_write), or a crash loses its
+ * advance while the log brings the rows back (review 21 F4).  Before the
+ * columns' sequences are read: reading one locks it.
+ */
+static void used_sequences(struct entry_seq **seqs, uint32 *n, int *cap)
+{
+	if (!seq_info_valid)
+		load_seq_info();
+	for (int i = 0; i < n_seq_info; i++) {
+		SeqInfo *si = &seq_info[i];
+		int64 v;
+
+		if (!CheckRelationOidLockedByMe(si->relid, RowExclusiveLock, true) ||
+		    column_sequence(si->relid))
+			continue;
+		if (si->group_id != X.group_id || !sequence_last_value(si->relid, &v)) {
+			X.other_write = true;
+			continue;
+		}
+		if ((int)*n == *cap) {
+			*cap = *cap ? 2 * *cap : 4;
+			*seqs = *seqs ? repalloc(*seqs, *cap * sizeof(**seqs))
+			              : palloc(*cap * sizeof(**seqs));
+		}
+		memset(&(*seqs)[*n], 0, sizeof(**seqs));
+		(*seqs)[*n].table = ENTRY_SEQ_NAMED;
+		(*seqs)[*n].value = v;
+		(*seqs)[*n].schema = pstrdup(si->schema);
+		(*seqs)[*n].schema_len = (uint16)strlen(si->schema);
+		(*seqs)[*n].name = pstrdup(si->name);
+		(*seqs)[*n].name_len = (uint16)strlen(si->name);
+		(*n)++;
+	}
+}
+
+/* The last values of the sequences the tables' columns take values from,
+ * and of those used_sequences carries. */
 static struct entry_seq *capture_sequences(uint32 *n)
 {
 	struct entry_seq *seqs = NULL;
 	int cap = 0;
 
 	*n = 0;
+	used_sequences(&seqs, n, &cap);
 	for (int ti = 0; ti < X.n_tables; ti++) {
 		const CapTable *t = &X.tables[ti];
 
@@ -788,6 +914,7 @@ static struct entry_seq *capture_sequences(uint32 *n)
 				seqs = seqs ? repalloc(seqs, cap * sizeof(*seqs))
 				            : palloc(cap * sizeof(*seqs));
 			}
+			memset(&seqs[*n], 0, sizeof(*seqs));
 			seqs[*n].table = (uint32)ti;
 			seqs[*n].column = (uint16)c;
 			seqs[*n].value = v;
@@ -946,4 +1073,117 @@ void dr_capture_not_leader(uint64 group_id, uint64 leader)
 	                errhint("Try again once the group has elected a leader; "
 	                        "dragonraft.leader(%llu) names it.",
 	                        (unsigned long long)group_id)));
+}
+
+/*
+ * CYCLE sequences are refused where they would be carried (review 21 F5):
+ * members move a carried sequence forward only (entries may carry the
+ * values of concurrent transactions out of order), so a wrap on the leader
+ * would not reach them and a new leader would hand out its minimum again.
+ * replicate_table refuses a table whose column takes values from one.
+ */
+void dr_capture_refuse_cycle(Relation rel)
+{
+	TupleDesc desc = RelationGetDescr(rel);
+	List *owned = dr_owned_sequences(RelationGetRelid(rel));
+
+	for (int i = 0; i < desc->natts; i++) {
+		Form_pg_attribute a = TupleDescAttr(desc, i);
+		Oid seqid;
+		HeapTuple tup;
+		bool cycle;
+
+		if (a->attisdropped || a->attgenerated ||
+		    !OidIsValid(seqid = dr_column_sequence(rel, a->attnum, owned)) ||
+		    !HeapTupleIsValid(tup = SearchSysCache1(SEQRELID, ObjectIdGetDatum(seqid))))
+			continue;
+		cycle = ((Form_pg_sequence)GETSTRUCT(tup))->seqcycle;
+		ReleaseSysCache(tup);
+		if (cycle)
+			ereport(ERROR,
+			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			         errmsg("\"%s\" cannot be replicated: its column \"%s\" takes "
+			                "values "
+			                "from the CYCLE sequence \"%s\"",
+			                RelationGetRelationName(rel), NameStr(a->attname),
+			                get_rel_name(seqid)),
+			         errdetail("Members move a replicated sequence forward only: a "
+			                   "wrap-around would not reach them."),
+			         errhint("ALTER SEQUENCE %s NO CYCLE first.",
+			                 quote_identifier(get_rel_name(seqid)))));
+	}
+}
+
+/*
+ * The CYCLE sequences that the group's change sets would carry: made by its
+ * commands, owned by or the default of a column of its tables, or (a
+ * command's try) made since known (every sequence's OID) was read.  SPI
+ * connected; as the bootstrap superuser; not read-only, to see the command.
+ */
+static List *cycle_sequences(uint64 group_id, Datum known)
+{
+	Oid types[2] = {INT8OID, OIDARRAYOID};
+	Datum values[2] = {Int64GetDatum((int64)group_id), known};
+	DrUserContext su;
+	List *oids;
+
+	dr_as_superuser_begin(&su);
+	if (SPI_execute_with_args("SELECT s.seqrelid FROM pg_catalog.pg_sequence s "
+	                          "JOIN pg_catalog.pg_class c ON c.oid = s.seqrelid "
+	                          "WHERE s.seqcycle AND c.relpersistence = 'p' AND ("
+	                          "s.seqrelid <> ALL ($2) "
+	                          "OR EXISTS (SELECT FROM dragonraft.made_relations m "
+	                          "WHERE m.group_id = $1 AND m.relid = s.seqrelid) "
+	                          "OR EXISTS (SELECT FROM pg_catalog.pg_depend d "
+	                          "JOIN dragonraft.replicated_tables r ON r.group_id = $1 AND ("
+	                          "(d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass "
+	                          "AND d.objid = s.seqrelid AND d.refobjid = r.relid "
+	                          "AND d.deptype IN ('a', 'i')) "
+	                          "OR (d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass "
+	                          "AND d.refobjid = s.seqrelid AND d.objid IN (SELECT ad.oid "
+	                          "FROM pg_catalog.pg_attrdef ad WHERE ad.adrelid = r.relid)))))",
+	                          2, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "dragonraft could not read the sequences");
+	oids = dr_spi_oids();
+	dr_user_context_end(&su);
+	return oids;
+}
+
+/* Before a command's try (SPI connected): every sequence, and the group's CYCLE
+ * ones already carried (made before this check existed: left to the README). */
+Datum dr_capture_cycle_before(uint64 group_id, List **cycle)
+{
+	Datum known;
+	bool isnull;
+	DrUserContext su;
+
+	dr_as_superuser_begin(&su);
+	if (SPI_execute("SELECT coalesce(pg_catalog.array_agg(seqrelid), '{}') "
+	                "FROM pg_catalog.pg_sequence",
+	                true, 0) != SPI_OK_SELECT ||
+	    SPI_processed != 1)
+		elog(ERROR, "dragonraft could not read the sequences");
+	known = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	known = datumCopy(known, false, -1);
+	dr_user_context_end(&su);
+	*cycle = cycle_sequences(group_id, known);
+	return known;
+}
+
+/* After the command, in its try: it must not make a carried sequence CYCLE. */
+void dr_capture_cycle_after(uint64 group_id, Datum known, List *cycle)
+{
+	ListCell *lc;
+
+	foreach (lc, cycle_sequences(group_id, known)) {
+		if (list_member_oid(cycle, lfirst_oid(lc)))
+			continue;
+		ereport(ERROR,
+		        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+		         errmsg("dragonraft.execute cannot make the group's sequence \"%s\" CYCLE",
+		                get_rel_name(lfirst_oid(lc))),
+		         errdetail("Members move a replicated sequence forward only: a "
+		                   "wrap-around would not reach them."),
+		         errhint("Use NO CYCLE (the default).")));
+	}
 }

@@ -2361,6 +2361,8 @@ static void plain_finish(uint64 group_id, Contents *c)
 	if (SPI_execute_with_args("DELETE FROM dragonraft.made_relations WHERE group_id = $1", 1,
 	                          types, values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "dragonraft could not update dragonraft.made_relations");
+	/* (writers keep which sequences the group made until an invalidation: capture.c) */
+	CacheInvalidateRelcacheAll();
 	foreach (lc, c->plain) {
 		LoadPlain *p = lfirst(lc);
 		Oid relid = plain_here(p);

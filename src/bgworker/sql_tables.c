@@ -319,6 +319,7 @@ Datum dr_replicate_table(PG_FUNCTION_ARGS)
 		        (errcode(ERRCODE_DUPLICATE_OBJECT),
 		         errmsg("table \"%s\" is replicated already", RelationGetRelationName(rel)),
 		         errhint("See dragonraft.tables.")));
+	dr_capture_refuse_cycle(rel);
 	table_close(rel, NoLock);
 	dr_capture_register(relid, (uint64)group_id, 0);
 	PG_RETURN_VOID();
@@ -614,7 +615,8 @@ static void try_here(int64 group_id, const char *command, const char *search_pat
 	ErrorData *volatile ed = NULL;
 	Oid save_user;
 	int save_sec;
-	List *locked, *now;
+	List *locked, *now, *cycle;
+	Datum known;
 	ListCell *lc;
 	uint32 temp_before = MyXactFlags & XACT_FLAGS_ACCESSEDTEMPNAMESPACE;
 	bool temp_used;
@@ -622,6 +624,7 @@ static void try_here(int64 group_id, const char *command, const char *search_pat
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	locked = sequences_locked();
+	known = dr_capture_cycle_before((uint64)group_id, &cycle);
 	/* (PostgreSQL's own record of a transaction that operated on temporary
 	 * objects, which PREPARE TRANSACTION refuses: cleared for the try) */
 	MyXactFlags &= ~XACT_FLAGS_ACCESSEDTEMPNAMESPACE;
@@ -639,6 +642,7 @@ static void try_here(int64 group_id, const char *command, const char *search_pat
 		set_command_settings(GUC_ACTION_LOCAL);
 		if (SPI_execute(command, false, 0) < 0)
 			elog(ERROR, "SPI_execute failed");
+		dr_capture_cycle_after((uint64)group_id, known, cycle);
 	}
 	PG_CATCH();
 	{

@@ -113,6 +113,9 @@ typedef struct DrOwnedSeq {
 } DrOwnedSeq;
 extern List *dr_owned_sequences(Oid relid);
 extern Oid dr_column_sequence(Relation rel, AttrNumber att, List *owned);
+extern void dr_capture_refuse_cycle(Relation rel);
+extern Datum dr_capture_cycle_before(uint64 group_id, List **cycle);
+extern void dr_capture_cycle_after(uint64 group_id, Datum known, List *cycle);
 /* The error a follower's write gets (25006), naming the leader. */
 extern void dr_capture_not_leader(uint64 group_id, uint64 leader) pg_attribute_noreturn();
 

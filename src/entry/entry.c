@@ -424,8 +424,15 @@ int entry_next_seq(struct entry_reader *r, struct entry_seq *s)
 	uint64_t v;
 	int rc;
 
-	if ((rc = get_u32(r, &s->table)) != ENTRY_OK || (rc = get_u16(r, &s->column)) != ENTRY_OK ||
-	    (rc = get_u64(r, &v)) != ENTRY_OK)
+	s->schema = s->name = NULL;
+	s->schema_len = s->name_len = 0;
+	if ((rc = get_u32(r, &s->table)) != ENTRY_OK || (rc = get_u16(r, &s->column)) != ENTRY_OK)
+		return rc;
+	if (s->table == ENTRY_SEQ_NAMED &&
+	    (s->column != 0 || (rc = entry_next_name(r, &s->schema, &s->schema_len)) != ENTRY_OK ||
+	     (rc = entry_next_name(r, &s->name, &s->name_len)) != ENTRY_OK))
+		return rc != ENTRY_OK ? rc : ENTRY_ERR_FORMAT;
+	if ((rc = get_u64(r, &v)) != ENTRY_OK)
 		return rc;
 	s->value = (int64_t)v;
 	return ENTRY_OK;
@@ -536,7 +543,12 @@ int entry_encode_change_set(struct entry_buf *out, const struct entry_owner *own
 				return ENTRY_ERR_FORMAT;
 	}
 	for (uint32_t i = 0; i < n_seqs; i++)
-		if (seqs[i].table >= n_tables)
+		if (seqs[i].table == ENTRY_SEQ_NAMED
+		            ? check_text(seqs[i].schema, seqs[i].schema_len, 1, ENTRY_NAME_MAX) !=
+		                              ENTRY_OK ||
+		                      check_text(seqs[i].name, seqs[i].name_len, 1,
+		                                 ENTRY_NAME_MAX) != ENTRY_OK
+		            : seqs[i].table >= n_tables)
 			return ENTRY_ERR_FORMAT;
 	if (reg != NULL && (check_name(reg->schema) != ENTRY_OK ||
 	                    check_name(reg->name) != ENTRY_OK || strlen(reg->def) > UINT32_MAX ||
@@ -571,7 +583,14 @@ int entry_encode_change_set(struct entry_buf *out, const struct entry_owner *own
 	entry_put_u32(out, n_seqs);
 	for (uint32_t i = 0; i < n_seqs; i++) {
 		entry_put_u32(out, seqs[i].table);
-		entry_put_u16(out, seqs[i].column);
+		if (seqs[i].table == ENTRY_SEQ_NAMED) {
+			entry_put_u16(out, 0);
+			entry_put_u16(out, seqs[i].schema_len);
+			entry_put_bytes(out, seqs[i].schema, seqs[i].schema_len);
+			entry_put_u16(out, seqs[i].name_len);
+			entry_put_bytes(out, seqs[i].name, seqs[i].name_len);
+		} else
+			entry_put_u16(out, seqs[i].column);
 		entry_put_u64(out, (uint64_t)seqs[i].value);
 	}
 	entry_put_u32(out, n_ops);
@@ -616,7 +635,7 @@ static int decode_sections(struct entry_reader *r, struct entry_change_set *out,
 
 		if ((rc = entry_next_seq(r, &s)) != ENTRY_OK)
 			return rc;
-		if (s.table >= out->n_tables)
+		if (s.table >= out->n_tables && s.table != ENTRY_SEQ_NAMED)
 			return ENTRY_ERR_FORMAT;
 	}
 	out->seqs.end = r->p;

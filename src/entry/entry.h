@@ -67,7 +67,10 @@
  *	sections  u32 tables, each: u64 table id (the log index of the table's
  *	          registration), u16 columns, each a name;
  *	          u32 sequences, each: u32 table, u16 column (indexes into the
- *	          tables and their columns), i64 last value;
+ *	          tables and their columns), i64 last value; or u32
+ *	          ENTRY_SEQ_NAMED, u16 0, name(schema), name(sequence), i64 last
+ *	          value: a sequence tied to no column of the tables, made by the
+ *	          group's commands (builds before 2026-12-02 refuse it);
  *	          u32 ops, each: u8 kind (enum entry_op_kind), u32 table, then
  *	          INSERT: tuple; UPDATE: u8 has old (0|1), [old tuple], new tuple;
  *	          DELETE: old tuple; TRUNCATE: nothing
@@ -227,11 +230,16 @@ struct entry_table_in {
 	const char *const *cols; /* NUL-terminated names */
 };
 
-/* A sequence's last value, by the column that owns it. */
+/* A sequence's last value, by the column that owns it, or (table
+ * ENTRY_SEQ_NAMED) by its schema and name. */
+#define ENTRY_SEQ_NAMED UINT32_MAX
 struct entry_seq {
-	uint32_t table;  /* index into the tables */
-	uint16_t column; /* index into that table's columns */
+	uint32_t table;  /* index into the tables, or ENTRY_SEQ_NAMED */
+	uint16_t column; /* index into that table's columns (0 when named) */
 	int64_t value;
+	const char *schema; /* ENTRY_SEQ_NAMED: not NUL-terminated */
+	const char *name;
+	uint16_t schema_len, name_len;
 };
 
 /* What a registration adds to the sections. */

@@ -59,7 +59,7 @@ ex(q{CREATE TABLE t (id int PRIMARY KEY, v text)});
 on(undef, q{SELECT dragonraft.replicate_table('t', 1); INSERT INTO t VALUES (1, 'one'), (2, 'two')});
 ex(q{CREATE VIEW tv WITH (security_barrier) AS SELECT id, upper(v) AS uv FROM t WHERE id > 0;
   COMMENT ON VIEW tv IS 'a view of the group'});
-ex(q{CREATE SEQUENCE ss AS integer START 100 INCREMENT 5 MAXVALUE 100000 CYCLE;
+ex(q{CREATE SEQUENCE ss AS integer START 100 INCREMENT 5 MAXVALUE 100000 NO CYCLE;
   GRANT USAGE ON SEQUENCE ss TO plain_reader; COMMENT ON SEQUENCE ss IS 'a sequence of the group'});
 ex(q{CREATE TABLE audit (n bigserial PRIMARY KEY, id int, at text NOT NULL DEFAULT 'insert');
   CREATE FUNCTION audit_f() RETURNS trigger LANGUAGE plpgsql
