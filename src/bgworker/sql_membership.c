@@ -388,14 +388,6 @@ Datum dr_remove_member(PG_FUNCTION_ARGS)
 /* ---- leaving ---- */
 
 /*
- * Stop this node's member of group_id and delete its data: the capture
- * triggers and catalog rows of the group (its tables stay, no longer
- * replicated here; NOTICE), the LogDB data, then the replication origin
- * (last: without the LogDB record, an origin marks a member that lost its
- * log, DESIGN §10).  gave_up_join: join_group's clean-up, which ends in an
- * error that rolls back the drop here; the engine worker drops it too.
- */
-/*
  * Cancels held from the LogDB's deletion to the end of the leave's
  * transaction: a cancel or statement_timeout that came while the engine
  * worker deleted the data (an uncancellable call) stayed pending, and the
@@ -435,6 +427,14 @@ static void hold_cancels_to_end(void)
 	}
 }
 
+/*
+ * Stop this node's member of group_id and delete its data: the capture
+ * triggers and catalog rows of the group (its tables stay, no longer
+ * replicated here; NOTICE), the LogDB data, then the replication origin
+ * (last: without the LogDB record, an origin marks a member that lost its
+ * log, DESIGN §10).  gave_up_join: join_group's clean-up, which ends in an
+ * error that rolls back the drop here; the engine worker drops it too.
+ */
 static void leave_locally(int64 group_id, bool gave_up_join)
 {
 	Oid types[1] = {INT8OID};
