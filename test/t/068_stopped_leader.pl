@@ -10,7 +10,7 @@
 # committed (40003), was there.
 #
 # 2. A leader's whole server (postmaster and every child) SIGSTOPped
-# for several election timeouts while clients wait on COMMIT there, then
+# until the others elect a leader, while clients wait on COMMIT there, then
 # continued; three times, under a transfer load.  What each client was told
 # must be true: every COMMITted transfer on every node, nothing that failed
 # anywhere, the balances consistent, the members identical.
@@ -22,7 +22,6 @@ use DragonCluster;
 use Transfers;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
 use IPC::Run;
 
 my $c = DragonCluster->new(3, conf => "wal_level = replica\nmax_wal_senders = 10\n");
@@ -45,7 +44,15 @@ ok($c->wait_until('a COMMIT holding the NOTIFY lock to wait for the standby', su
 my $s2 = IPC::Run::start([ 'psql', '-XAtq', '-d', $L->connstr('postgres'), '-c', '\set VERBOSITY verbose', '-c',
 		q{SET lock_timeout = '1s'; BEGIN; INSERT INTO transfers VALUES (-1, 1, 2, 0); NOTIFY mine; COMMIT;} ],
 	'>', \$o2, '2>', \$e2);
-sleep 3;
+# It waits for the NOTIFY lock, then past its lock_timeout (1 s): ended by
+# it (before the fix), or still waiting.
+my $mine = q{FROM pg_stat_activity WHERE query LIKE '%NOTIFY mine%' AND pid <> pg_backend_pid()};
+ok($c->wait_until('the COMMIT with NOTIFY to wait for the lock', sub {
+	($c->poll($l, "SELECT count(*) $mine AND wait_event_type = 'Lock'") // 0) >= 1 }),
+	'the second COMMIT waits for the NOTIFY lock');
+ok($c->wait_until('the COMMIT with NOTIFY to wait past its lock_timeout, or to end', sub {
+	($c->poll($l, "SELECT count(*) = 0 OR bool_and(now() - query_start > interval '1.5 s') $mine") // '') eq 't' }),
+	'and past its lock_timeout, or it ended');
 $L->safe_psql('postgres', q{SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'});
 $s1->finish;
 $s2->finish;
@@ -69,7 +76,11 @@ for my $round (1 .. 3)
 	$l = $c->leader(1);
 	my @pids = $c->server_pids($l);
 	ok(kill('STOP', @pids), "round $round: leader node $l stopped (SIGSTOP of its server)");
-	sleep 3;
+	my @others = grep { $_ != $l } $c->ids;
+	ok($c->wait_until("a leader other than node $l", sub {
+		grep { my $r = $c->poll($_, q{SELECT role FROM dragonraft.status WHERE group_id = 1}) // '';
+			$r eq 'leader' } @others }),
+		"round $round: the others elect a leader while node $l is stopped");
 	kill('CONT', @pids);
 	ok($load->wait_commits(20), "round $round: transfers commit after node $l continued");
 }

@@ -218,6 +218,19 @@ sub wait_until
 	return 0;
 }
 
+# flushed_just_now(id, sql): run sql (a write of a replicated table) on node
+# id and wait until the WAL holds it flushed: dragonraft flushes the WAL up
+# to the applied index at most once a second (its durable applied index), so
+# a commit right after that flush stays unflushed for about a second (with
+# wal_writer_delay long, as in TAP 067 and 070: a crash then loses its WAL).
+sub flushed_just_now
+{
+	my ($self, $id, $sql) = @_;
+	my $lsn = $self->node($id)->safe_psql('postgres', "$sql; SELECT pg_current_wal_insert_lsn()");
+	return $self->wait_until("node $id to flush the WAL up to $lsn",
+		sub { $self->poll($id, "SELECT pg_current_wal_flush_lsn() >= '$lsn'") eq 't' });
+}
+
 # Polls: one psql session per node, kept open between queries, for the
 # queries that loops repeat (a psql and a backend cost more CPU than the
 # query; on 2 cores that CPU is the servers' under test).
