@@ -34,7 +34,6 @@
 #include "storage/latch.h"
 #include "tcop/pquery.h"
 #include "utils/builtins.h"
-#include "utils/timeout.h"
 #include "utils/timestamp.h"
 #include "write.h"
 
@@ -388,46 +387,6 @@ Datum dr_remove_member(PG_FUNCTION_ARGS)
 /* ---- leaving ---- */
 
 /*
- * Cancels held from the LogDB's deletion to the end of the leave's
- * transaction: a cancel or statement_timeout that came while the engine
- * worker deleted the data (an uncancellable call) stayed pending, and the
- * executor's next CHECK_FOR_INTERRUPTS ended the statement (57014) after the
- * data was gone: the catalog rows, the origin, the triggers came back and
- * the left_groups record rolled back (review 22, TAP 071).  An ERROR resets
- * the hold-off count; the callback releases the hold only while it is held.
- */
-static bool leave_cancel_held = false;
-
-static void leave_xact_callback(XactEvent event, void *arg)
-{
-	if (!leave_cancel_held || (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT))
-		return;
-	leave_cancel_held = false;
-	if (event == XACT_EVENT_COMMIT) {
-		/* (what came meanwhile is void: the leave succeeded) */
-		QueryCancelPending = false;
-		(void)get_timeout_indicator(STATEMENT_TIMEOUT, true);
-		(void)get_timeout_indicator(LOCK_TIMEOUT, true);
-	}
-	if (QueryCancelHoldoffCount > 0)
-		RESUME_CANCEL_INTERRUPTS();
-}
-
-static void hold_cancels_to_end(void)
-{
-	static bool registered = false;
-
-	if (!registered) {
-		RegisterXactCallback(leave_xact_callback, NULL);
-		registered = true;
-	}
-	if (!leave_cancel_held) {
-		HOLD_CANCEL_INTERRUPTS();
-		leave_cancel_held = true;
-	}
-}
-
-/*
  * Stop this node's member of group_id and delete its data: the capture
  * triggers and catalog rows of the group (its tables stay, no longer
  * replicated here; NOTICE), the LogDB data, then the replication origin
@@ -489,10 +448,15 @@ static void leave_locally(int64 group_id, bool gave_up_join)
 	SPI_finish();
 
 	/* Quick (nothing waits for the network), and a cancel here would leave the
-	 * LogDB data gone with the origin and triggers still there.  An engine
-	 * worker that stopped answering before it took the request: queue.c gives
-	 * up on it at a cancel or statement_timeout (55000, nothing done). */
-	hold_cancels_to_end();
+	 * LogDB data gone with the origin and triggers still there.  Cancels are
+	 * held from here to the end of the transaction: one that came while the
+	 * engine worker deleted the data ended the statement at the executor's
+	 * next CHECK_FOR_INTERRUPTS, and the catalog rows, the origin, the
+	 * triggers came back and the left_groups record rolled back (review 22,
+	 * TAP 071).  An engine worker that stopped answering before it took the
+	 * request: queue.c gives up on it at a cancel or statement_timeout
+	 * (55000, nothing done). */
+	dr_xact_hold_cancels();
 	dr_queue_call_uncancellable(DR_REQ_LEAVE_GROUP, (uint64)group_id, gave_up_join, NULL, 0,
 	                            &res);
 	if (res.rc != ENGINE_OK)

@@ -136,6 +136,11 @@ extern uint64 dr_xact_schema_index(uint64 group_id);
  * backend must stop waiting; sessions that block it beyond
  * dragonraft.max_apply_lock_delay are cancelled, then terminated. */
 extern bool dr_xact_unblock_apply(TimestampTz *next_check);
+/* Hold cancels and timeouts off to the end of the transaction, for work whose
+ * outcome is settled (a commit past its turn, a leave past the LogDB's
+ * deletion): what comes meanwhile waits, and is void if it commits.  A FATAL
+ * (pg_terminate_backend) still ends the session. */
+extern void dr_xact_hold_cancels(void);
 
 /* ---- utility.c ---- */
 
