@@ -8,17 +8,18 @@
 #    it, must not be skipped for it.  Made deterministic as in t/064: node B's
 #    try of the command waits for a table that a session there holds while
 #    node A's barrier is applied everywhere.
-# 2. Nor is a barrier skipped for a real command that came first: barriers
-#    on one node and real commands on another, at once; no call fails.  (Not
-#    deterministic: the window is between a barrier's read barrier and its
-#    proposal, and these loops never hit it before the fix either, in four
-#    runs: a check that they go on side by side, not a reproduction.)
+# 2. Nor is a barrier skipped for a real command that came first: the same
+#    with the roles swapped (the barrier's try is held by a lock on
+#    pg_sequence, which every try reads after it read the group's last
+#    command).
 # 3. A command skipped for another that came first changed nothing either:
 #    in a new leader's backlog, a writer waiting for the leader's no-op must
 #    not fail with 40001 for it (it does for a command that runs: that one may
 #    need the writer's locks).  Node N's apply is held (a session there
-#    locks table w) right before a change set of w and the skipped command;
-#    N becomes the leader, a writer of table z waits there, the hold ends.
+#    locks table w) right before a change set of w and the skipped command,
+#    and again (table v) at a change set after them; N becomes the leader, a
+#    writer of table z waits there, the first hold ends (before the fix the
+#    writer failed here), then the second.
 use strict;
 use warnings;
 use FindBin;
@@ -109,32 +110,34 @@ for my $id (1 .. 3)
 		'1', "node $id: table x has column c");
 }
 
-# ---- 2. barriers on one node, real commands on another, at once ----
-my $loops = 40;
-my $before = $c->query(1, q{SELECT max(index) FROM dragonraft.ddl_history WHERE group_id = 1});
-my %loop;
-for my $side ([ $nb, 'cmds', join('', map { "SELECT dragonraft.execute(1, 'COMMENT ON TABLE public.x IS ''c$_''');\n" } 1 .. $loops) ],
-	[ $na, 'barriers', "SELECT dragonraft.execute(1, 'SELECT 1');\n" x $loops ])
-{
-	my ($id, $name, $script) = @$side;
-	my $r = { in => \$script, out => \(my $out = ''), err => \(my $err = '') };
-	$r->{h} = IPC::Run::start(
-		[ 'psql', '-XAtq', '-v', 'VERBOSITY=verbose', '-d', $c->node($id)->connstr('postgres') . " application_name=$name" ],
-		'<', $r->{in}, '>', $r->{out}, '2>', $r->{err},
-		IPC::Run::timeout(4 * $PostgreSQL::Test::Utils::timeout_default));
-	$loop{$name} = $r;
-}
-$_->{h}->finish for values %loop;
-for my $name (sort keys %loop)
-{
-	my @ok = ${ $loop{$name}{out} } =~ /^\d+$/mg;
-	is(scalar @ok, $loops, "$name: every call returns its index");
-	unlike(${ $loop{$name}{err} }, qr/40001|came first/, "$name: no call fails with 40001");
-}
-ok($c->caught_up(1), 'every member applies them');
-is($c->query(1, qq{SELECT count(*) FROM dragonraft.ddl_history WHERE group_id = 1 AND index > $before AND preempted_by IS NOT NULL}),
-	'0', 'none of them was skipped');
-is($c->query(1, q{SELECT obj_description('public.x'::regclass, 'pg_class')}), "c$loops", 'the last comment holds');
+# ---- 2. a barrier tried before a real command whose entry precedes it ----
+# The barrier's try waits (after it read the group's last command) for a
+# session of node B that holds pg_sequence, which every try reads first;
+# meanwhile node A's real command is applied everywhere.
+my $seqlock = { in => \(my $sin = "BEGIN;\nLOCK TABLE pg_catalog.pg_sequence IN ACCESS EXCLUSIVE MODE;\nSELECT 'locked';\n"),
+	out => \(my $sout = ''), err => \(my $serr = '') };
+$seqlock->{h} = IPC::Run::start([ 'psql', '-XAtq', '-d', $c->node($nb)->connstr('postgres') ],
+	'<', $seqlock->{in}, '>', $seqlock->{out}, '2>', $seqlock->{err});
+$seqlock->{h}->pump until ${ $seqlock->{out} } =~ /locked/;
+$call = start_execute($nb, 'SELECT 2', 'barrier2');
+ok(waits_for_lock($nb, 'barrier2'), "node $nb: a barrier's try waits for pg_sequence");
+my $real = $c->node($na)->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'COMMENT ON TABLE public.x IS ''real''')});
+like($real, qr/^\d+$/, "node $na: a real command runs meanwhile");
+${ $seqlock->{in} } .= "COMMIT;\n";
+$seqlock->{h}->finish;
+$call->{h}->finish;
+like(${ $call->{out} }, qr/^\d+$/, "node $nb: the barrier tried before the command returns its index");
+is(${ $call->{err} }, '', "node $nb: no 40001 for the command");
+($index) = ${ $call->{out} } =~ /^(\d+)$/;
+$index //= 0;
+ok($index > $real, 'its entry follows the command');
+ok($c->caught_up(1), 'every member applies both');
+$rows = qq{SELECT string_agg(index || ' ' || coalesce(preempted_by::text, '-') || ' ' || coalesce(tables::text, 'any'),
+                             ',' ORDER BY index)
+             FROM dragonraft.ddl_history WHERE group_id = 1 AND index IN ($real, $index)};
+is($c->query($_, $rows), "$real - any,$index - {}", "node $_: neither was skipped") for (1 .. 3);
+is($c->query($_, q{SELECT obj_description('public.x'::regclass, 'pg_class')}), 'real', "node $_: the comment holds")
+  for (1 .. 3);
 
 # ---- 3. a skipped command in a new leader's backlog ----
 # A command skipped for another (t/064), proposed by nodes A (the leader) and
