@@ -255,7 +255,9 @@ void dr_xact_unknown_proposal(uint64 group_id, int delta, uint64 index)
  * A new leader applies a utility command of its backlog while a writer waits
  * for the no-op: the command may need a lock the writer took before it
  * waits (its table's, at parse time), a cycle no deadlock detector sees.
- * The writer proposed nothing: it ends, and may retry.
+ * The writer proposed nothing: it ends, and may retry.  (A command skipped
+ * for another that came first, and a barrier, run nothing that locks: they
+ * move neither schema index, apply_worker.c.)
  */
 static void command_in_backlog(uint64 group_id, uint64 command_index) pg_attribute_noreturn();
 
