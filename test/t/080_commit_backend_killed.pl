@@ -12,7 +12,8 @@
 # Then: the node comes back, every member applied everything and has the
 # same rows, dragonraft.status is truthful, a later write and execute()
 # work, nothing waits in pg_stat_activity.  And a COMMIT waiting for its turn
-# terminated (pg_terminate_backend) ten times leaves nothing behind.
+# terminated (pg_terminate_backend) ten times leaves nothing behind, and so
+# does one whose client vanished (its backend ends before its turn).
 use strict;
 use warnings;
 use FindBin;
@@ -142,6 +143,28 @@ for my $i (1 .. 10)
 is(scalar(@told), 0, 'every a committed') or diag join("\n", @told);
 agree('terminated 10 times');
 is($c->query($l, "SELECT count(*) FROM t WHERE id > 1000"), 20, 'every terminated COMMIT was applied from the log');
+# A client that vanishes (SIGKILL of its psql) while its COMMIT waits for
+# its turn: the backend notices (it looks at its socket) and ends before the
+# turn comes; its entry is applied from the log.
+{
+	my $a = session($l, 'a', "SET dragonraft.testing_commit_delay = '20s';\nINSERT INTO t VALUES (3000, 1);");
+	waiting($l, 'a', 'Extension', $a);
+	my $b = session($l, 'b', "INSERT INTO t VALUES (3001, 1);");
+	my $bpid = waiting($l, 'b', 'Extension', $a, $b);
+	$c->wait_until('the entry of b in the log', sub {
+		($c->poll($l, "SELECT commit_index - applied_index FROM dragonraft.status WHERE group_id = 1") // 0) >= 2 });
+	kill 'KILL', $b->{h}{KIDS}[0]{PID};
+	ok($c->wait_until('the backend of the vanished client to end', sub {
+		$a->{h}->pump_nb;
+		($c->poll($l, "SELECT count(*) FROM pg_stat_activity WHERE pid = $bpid") // 1) == 0 }, 10),
+		'the backend of a vanished client ends while its COMMIT waits for its turn');
+	finish($a);
+	eval { $b->{h}->finish; };
+	unlike(${ $a->{err} }, qr/ERROR/, 'the COMMIT ahead of it committed');
+	agree('a vanished client');
+	is($c->query($l, 'SELECT count(*) FROM t WHERE id IN (3000, 3001)'), 2,
+		"the vanished client's entry was applied from the log");
+}
 is($c->query($l, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND backend_type = 'client backend'"),
 	0, 'nothing waits');
 is($c->query($l, q{SELECT count(*) FROM dragonraft.busy_waits}), 0, 'no busy wait left');
