@@ -34,6 +34,7 @@
 #include "storage/latch.h"
 #include "tcop/pquery.h"
 #include "utils/builtins.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 #include "write.h"
 
