@@ -147,7 +147,7 @@ is($c->query($l, "SELECT count(*) FROM t WHERE id > 1000"), 20, 'every terminate
 # its turn: the backend notices (it looks at its socket) and ends before the
 # turn comes; its entry is applied from the log.
 {
-	my $a = session($l, 'a', "SET dragonraft.testing_commit_delay = '20s';\nINSERT INTO t VALUES (3000, 1);");
+	my $a = session($l, 'a', "SET dragonraft.testing_commit_delay = '8s';\nINSERT INTO t VALUES (3000, 1);");
 	waiting($l, 'a', 'Extension', $a);
 	my $b = session($l, 'b', "INSERT INTO t VALUES (3001, 1);");
 	my $bpid = waiting($l, 'b', 'Extension', $a, $b);
@@ -156,7 +156,7 @@ is($c->query($l, "SELECT count(*) FROM t WHERE id > 1000"), 20, 'every terminate
 	kill 'KILL', $b->{h}{KIDS}[0]{PID};
 	ok($c->wait_until('the backend of the vanished client to end', sub {
 		$a->{h}->pump_nb;
-		($c->poll($l, "SELECT count(*) FROM pg_stat_activity WHERE pid = $bpid") // 1) == 0 }, 10),
+		($c->poll($l, "SELECT count(*) FROM pg_stat_activity WHERE pid = $bpid") // 1) == 0 }, 6),
 		'the backend of a vanished client ends while its COMMIT waits for its turn');
 	finish($a);
 	eval { $b->{h}->finish; };
