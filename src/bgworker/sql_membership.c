@@ -34,6 +34,7 @@
 #include "storage/latch.h"
 #include "tcop/pquery.h"
 #include "utils/builtins.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 #include "write.h"
 
@@ -317,8 +318,33 @@ static void await_members(int64 group_id, int64 node, const DrMemberChange *c)
 	}
 }
 
+/*
+ * A cancel or statement_timeout while the engine worker runs the change (it
+ * waits for a quorum) leaves the change to the log, where it may still
+ * commit: 40003, as when the engine's own request timeout ends the wait, not
+ * 57014, which says nothing happened (review 24, TAP 079).  One the engine
+ * never took was not proposed.
+ */
+static void change_cancelled(MemoryContext cxt, int64 group_id, int64 node)
+{
+	ErrorData *ed;
+
+	MemoryContextSwitchTo(cxt);
+	ed = CopyErrorData();
+	if (ed->sqlerrcode != ERRCODE_QUERY_CANCELED || dr_queue_last_untaken())
+		return;
+	FlushErrorState();
+	ereport(ERROR, (errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN),
+	                errmsg("the membership change of node %lld in group %lld did not "
+	                       "complete: it may still apply",
+	                       (long long)node, (long long)group_id),
+	                errdetail("%s after the change was proposed.", ed->message),
+	                errhint("See dragonraft.members once the group has a leader again.")));
+}
+
 static void change(int64 group_id, int64 node, const DrMemberChange *c)
 {
+	MemoryContext cxt = CurrentMemoryContext;
 	DrResult res;
 
 	dr_sql_groups_check_engine();
@@ -327,11 +353,28 @@ static void change(int64 group_id, int64 node, const DrMemberChange *c)
 	not_in_transaction_block(c->type == RAFT_CC_REMOVE ? "remove_member"
 	                         : c->promote              ? "promote_member"
 	                                                   : "add_member");
-	dr_queue_call(DR_REQ_CHANGE_MEMBER, (uint64)group_id, (uint64)node, c, sizeof(*c), &res);
+	PG_TRY();
+	{
+		dr_queue_call(DR_REQ_CHANGE_MEMBER, (uint64)group_id, (uint64)node, c, sizeof(*c),
+		              &res);
+	}
+	PG_CATCH();
+	{
+		change_cancelled(cxt, group_id, node);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	if (res.rc == DR_RC_NOT_MEMBER)
 		res.index = c->promote; /* says which kind of member it is not */
 	change_outcome(&res, group_id, node);
+	/* Applied: a cancel now would say it was not.  The wait for
+	 * dragonraft.members (a second at most) takes none, and one that came
+	 * meanwhile is void, as during a COMMIT's WAL flush. */
+	HOLD_CANCEL_INTERRUPTS();
 	await_members(group_id, node, c);
+	RESUME_CANCEL_INTERRUPTS();
+	QueryCancelPending = false;
+	(void)get_timeout_indicator(STATEMENT_TIMEOUT, true);
 }
 
 Datum dr_add_member(PG_FUNCTION_ARGS)
