@@ -981,6 +981,16 @@ Datum dr_snapshot(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 		        (errcode(ERRCODE_UNDEFINED_OBJECT),
 		         errmsg("group %lld does not exist on this node", (long long)group_id)));
+	if (res.rc == ENGINE_ERR_TIMEOUT)
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("could not take a snapshot of group %lld in time",
+		                (long long)group_id),
+		         errdetail(
+		                 "A snapshot records the membership as of its index, and this node "
+		                 "has not made its apply of the group's last membership change "
+		                 "durable."),
+		         errhint("See dragonraft.status: a stuck apply says why.")));
 	if (res.rc != ENGINE_OK)
 		ereport(ERROR,
 		        (errcode(res.rc == ENGINE_ERR_PENDING || res.rc == ENGINE_ERR_BUSY

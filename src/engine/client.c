@@ -204,7 +204,8 @@ int engine_request_snapshot(struct engine *e, uint64_t group_id, engine_done_cb 
 		return rc;
 	if (g->snapreq.w.active)
 		return ENGINE_ERR_PENDING;
-	g->snapreq.w = (struct waiter){true, cb, ctx};
+	g->snapreq = (struct pending_snapshot){.w = {true, cb, ctx},
+	                                       .deadline = e->now + e->cfg.request_timeout_ticks};
 	eng_mark(e, g);
 	return ENGINE_OK;
 }
@@ -359,5 +360,9 @@ void eng_expire(struct engine *e)
 			eng_waiter_done(e, g, &g->cc.w, ENGINE_ERR_TIMEOUT, g->cc.index);
 		if (g->transfer.w.active && g->transfer.deadline <= e->now)
 			eng_waiter_done(e, g, &g->transfer.w, ENGINE_ERR_TIMEOUT, 0);
+		/* (it waits for the state machine's durable index to reach the
+		 * membership it records: maybe never, if its apply is stuck) */
+		if (g->snapreq.w.active && g->snapreq.deadline <= e->now)
+			eng_waiter_done(e, g, &g->snapreq.w, ENGINE_ERR_TIMEOUT, 0);
 	}
 }

@@ -450,7 +450,10 @@ int engine_remove_member(struct engine *e, uint64_t group_id, raft_id node_id, e
 /* Hand leadership to target; cb once target leads (or timeout). */
 int engine_transfer_leader(struct engine *e, uint64_t group_id, raft_id target, engine_done_cb cb,
                            void *ctx);
-/* Take a metadata snapshot now and compact; cb gets the snapshot index. */
+/* Take a metadata snapshot now and compact; cb gets the snapshot index, or
+ * ENGINE_ERR_TIMEOUT once request_timeout_ticks passed while the state machine's
+ * durable index stayed below the last membership change applied (a snapshot
+ * records the membership as of its index). */
 int engine_request_snapshot(struct engine *e, uint64_t group_id, engine_done_cb cb, void *ctx);
 
 /* Messages from the network (any mix of groups); unknown groups are counted and dropped. */

@@ -123,9 +123,10 @@ struct pending_transfer {
 	uint64_t deadline;
 };
 
-/* A snapshot asked by a client: done when the next metadata snapshot is saved. */
+/* A snapshot asked by a client: done when the next metadata snapshot is saved, or on timeout. */
 struct pending_snapshot {
 	struct waiter w;
+	uint64_t deadline;
 };
 
 /* A state machine snapshot being written for followers that need one (leader side). */

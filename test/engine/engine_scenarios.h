@@ -3035,6 +3035,53 @@ static void test_member_change_done_while_held(void **state)
 	cluster_destroy(&c);
 }
 
+/*
+ * A snapshot records the membership as of its index, so it waits until the
+ * state machine's durable index reaches the last membership change the
+ * engine applied; a state machine that never gets there (its apply stuck
+ * before, or nothing more to apply with its durable index lagging) kept the
+ * request pending for ever, and the client's request slot with it.  It ends
+ * at the request timeout (ENGINE_ERR_TIMEOUT) instead, and a request after
+ * the state machine caught up is taken (review 24's follow-up).
+ */
+static void test_snapshot_request_times_out(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_wait w = {0}, ws = {0};
+	struct cluster c;
+	struct prop p[20];
+	raft_id lead, gone;
+
+	(void)state;
+	/* (durable every 4 applied entries) */
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 4), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, 10, 1);
+	assert_true(cluster_run(&c, all_converged, NULL, 100));
+	lead = cluster_leader(&c, 0);
+	gone = a_follower(&c, 0);
+	assert_int_equal(
+	        engine_remove_member(c.nodes[lead].e, c.group_ids[0], gone, engine_wait_cb, &w),
+	        ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w, 200));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	/* Nothing more to apply: the durable index stays below the change. */
+	assert_int_equal(
+	        engine_request_snapshot(c.nodes[lead].e, c.group_ids[0], engine_wait_cb, &ws),
+	        ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &ws, 400));
+	assert_int_equal(ws.res.rc, ENGINE_ERR_TIMEOUT);
+	propose_many(&c, p + 10, 10, 11);
+	memset(&ws, 0, sizeof(ws));
+	assert_int_equal(
+	        engine_request_snapshot(c.nodes[lead].e, c.group_ids[0], engine_wait_cb, &ws),
+	        ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &ws, 400));
+	assert_int_equal(ws.res.rc, ENGINE_OK);
+	assert_true(ws.res.index > w.res.index);
+	cluster_destroy(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -3045,6 +3092,7 @@ int main(void)
 	        cmocka_unit_test(test_proposal_done_while_held),
 	        cmocka_unit_test(test_read_done_while_held),
 	        cmocka_unit_test(test_member_change_done_while_held),
+	        cmocka_unit_test(test_snapshot_request_times_out),
 	        cmocka_unit_test(test_status_and_stats),
 	        cmocka_unit_test(test_leader_crash),
 	        cmocka_unit_test(test_add_member_snapshot),

@@ -27,7 +27,7 @@ my ($f) = grep { $_ != $l } $c->ids;
 # An object on follower f makes the command fail there: f parks group 1.
 $c->node($f)->safe_psql('postgres', 'CREATE TABLE clash (i int)');
 $c->node($l)->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'CREATE TABLE clash (i int)')});
-ok($c->wait_until("node $f's apply of group 1 to fail", sub {
+ok($c->wait_until("node ${f}'s apply of group 1 to fail", sub {
 	($c->poll($f, 'SELECT state FROM dragonraft.status WHERE group_id = 1') // '') eq 'apply_failed' }),
 	'the follower parks group 1');
 # The leader goes on: the follower's read index lies beyond what its engine handed over.
