@@ -43,6 +43,7 @@
 #define BARRIER_STALL_TIMEOUTS 20
 
 static ExecutorStart_hook_type prev_executor_start = NULL;
+static ExecutorRun_hook_type prev_executor_run = NULL;
 
 static void barrier_failed(uint64 group_id, const char *msg, const char *detail)
         pg_attribute_noreturn();
@@ -323,8 +324,36 @@ static void executor_start(QueryDesc *qd, int eflags)
 		standard_ExecutorStart(qd, eflags);
 }
 
+/*
+ * A statement whose snapshot executor_start replaced runs with it as the
+ * active snapshot too.  A parallel worker executes with its leader's active
+ * snapshot (ExecParallelGetQueryDesc), and a plan node that is not parallel
+ * aware (a single-copy Gather's plan, the inner side of a parallel join)
+ * scans with it: where the caller pushed its own snapshot, taken before the
+ * barrier (SPI, EXPLAIN ANALYZE, CREATE TABLE AS, COPY (query) TO), such a
+ * worker read rows older than the barrier (review 23 F1).  As PortalRunSelect
+ * does; an error's abort pops it.
+ */
+static void executor_run(QueryDesc *qd, ScanDirection dir, uint64 count, bool execute_once)
+{
+	bool push = dr_read_consistency == DR_READ_LINEARIZABLE && qd->snapshot != NULL &&
+	            !IsParallelWorker() && ActiveSnapshotSet() &&
+	            GetActiveSnapshot() != qd->snapshot;
+
+	if (push)
+		PushActiveSnapshot(qd->snapshot);
+	if (prev_executor_run)
+		prev_executor_run(qd, dir, count, execute_once);
+	else
+		standard_ExecutorRun(qd, dir, count, execute_once);
+	if (push)
+		PopActiveSnapshot();
+}
+
 void dr_reads_init(void)
 {
 	prev_executor_start = ExecutorStart_hook;
 	ExecutorStart_hook = executor_start;
+	prev_executor_run = ExecutorRun_hook;
+	ExecutorRun_hook = executor_run;
 }
