@@ -243,10 +243,15 @@ static void check_not_refused(Relation rel)
 	}
 }
 
-/* The groups of the replicated tables that a statement reads. */
+/*
+ * The groups of the replicated tables that a statement reads.  An INSERT's
+ * target that it reads nothing of (no RETURNING, no ON CONFLICT reading the
+ * row: no SELECT privilege asked) is not read: it took a ReadIndex round per
+ * INSERT, and was refused in REPEATABLE READ as a read (review 23 F3).
+ */
 static int statement_groups(PlannedStmt *ps, uint64 *groups)
 {
-	int n = 0;
+	int n = 0, rti = 0;
 	ListCell *lc;
 
 	foreach (lc, ps->rtable) {
@@ -255,7 +260,11 @@ static int statement_groups(PlannedStmt *ps, uint64 *groups)
 		uint64 gid;
 		bool found = false;
 
+		rti++;
 		if (rte->rtekind != RTE_RELATION || rte->relkind != RELKIND_RELATION)
+			continue;
+		if (ps->commandType == CMD_INSERT && (rte->requiredPerms & ACL_SELECT) == 0 &&
+		    list_member_int(ps->resultRelations, rti))
 			continue;
 		rel = RelationIdGetRelation(rte->relid);
 		if (rel == NULL)
