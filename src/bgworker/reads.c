@@ -44,6 +44,8 @@
 
 static ExecutorStart_hook_type prev_executor_start = NULL;
 static ExecutorRun_hook_type prev_executor_run = NULL;
+/* A parallel worker: how many of its ExecutorRun calls are under way. */
+static int worker_run_depth = 0;
 
 static void barrier_failed(uint64 group_id, const char *msg, const char *detail)
         pg_attribute_noreturn();
@@ -295,6 +297,31 @@ static int statement_groups(PlannedStmt *ps, uint64 *groups)
 
 static void executor_start(QueryDesc *qd, int eflags)
 {
+	/*
+	 * A query that a parallel worker starts while it runs its part of the
+	 * plan (a PARALLEL SAFE function's) had neither barrier nor a snapshot
+	 * after one: it read what was applied when the statement began (review 23
+	 * F4).  The part of the plan itself is the leader's, which ran them.
+	 */
+	if (dr_read_consistency == DR_READ_LINEARIZABLE && IsParallelWorker() &&
+	    worker_run_depth > 0 && !(eflags & EXEC_FLAG_EXPLAIN_ONLY)) {
+		uint64 groups[MAX_GROUPS_PER_STATEMENT];
+
+		if (statement_groups(qd->plannedstmt, groups) > 0)
+			ereport(ERROR,
+			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			         errmsg("a linearizable read of dragonraft group %llu cannot run "
+			                "in a "
+			                "parallel worker",
+			                (unsigned long long)groups[0]),
+			         errdetail(
+			                 "A function that the statement runs in a parallel worker "
+			                 "reads the group's tables; a parallel worker can wait for "
+			                 "no read barrier nor take a snapshot after one."),
+			         errhint("Mark the function PARALLEL RESTRICTED, or run "
+			                 "dragonraft.read_barrier() first and read with "
+			                 "dragonraft.read_consistency = 'local'.")));
+	}
 	/* A parallel worker runs with the snapshot its leader took after the barrier. */
 	if (dr_read_consistency == DR_READ_LINEARIZABLE && !dr_is_apply_worker &&
 	    !IsParallelWorker() && !(eflags & EXEC_FLAG_EXPLAIN_ONLY) && qd->snapshot != NULL) {
@@ -343,18 +370,35 @@ static void executor_start(QueryDesc *qd, int eflags)
  * worker read rows older than the barrier (review 23 F1).  As PortalRunSelect
  * does; an error's abort pops it.
  */
-static void executor_run(QueryDesc *qd, ScanDirection dir, uint64 count, bool execute_once)
+static void run(QueryDesc *qd, ScanDirection dir, uint64 count, bool execute_once)
 {
-	bool push = dr_read_consistency == DR_READ_LINEARIZABLE && qd->snapshot != NULL &&
-	            !IsParallelWorker() && ActiveSnapshotSet() &&
-	            GetActiveSnapshot() != qd->snapshot;
-
-	if (push)
-		PushActiveSnapshot(qd->snapshot);
 	if (prev_executor_run)
 		prev_executor_run(qd, dir, count, execute_once);
 	else
 		standard_ExecutorRun(qd, dir, count, execute_once);
+}
+
+static void executor_run(QueryDesc *qd, ScanDirection dir, uint64 count, bool execute_once)
+{
+	bool push = dr_read_consistency == DR_READ_LINEARIZABLE && qd->snapshot != NULL &&
+	            ActiveSnapshotSet() && GetActiveSnapshot() != qd->snapshot;
+
+	if (IsParallelWorker()) {
+		worker_run_depth++;
+		PG_TRY();
+		{
+			run(qd, dir, count, execute_once);
+		}
+		PG_FINALLY();
+		{
+			worker_run_depth--;
+		}
+		PG_END_TRY();
+		return;
+	}
+	if (push)
+		PushActiveSnapshot(qd->snapshot);
+	run(qd, dir, count, execute_once);
 	if (push)
 		PopActiveSnapshot();
 }

@@ -29,6 +29,7 @@ $F->safe_psql('postgres', q{
 CREATE TABLE ids AS SELECT g AS id FROM generate_series(1, 1000) g;
 CREATE FUNCTION rq() RETURNS SETOF bigint LANGUAGE plpgsql AS $$ BEGIN RETURN QUERY SELECT count(*) FROM t; END $$;
 CREATE FUNCTION sq() RETURNS bigint LANGUAGE sql AS $$ SELECT count(*) FROM t $$;
+CREATE FUNCTION cnt() RETURNS bigint LANGUAGE sql STABLE PARALLEL SAFE AS $$ SELECT count(*) FROM t $$;
 CREATE FUNCTION pl() RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE n bigint; BEGIN SELECT count(*) INTO n FROM t; RETURN n; END $$;
 ANALYZE ids;
@@ -44,6 +45,7 @@ my $join = "SET dragonraft.read_consistency = 'linearizable'; SET parallel_setup
   . "SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0; SET parallel_leader_participation = off; "
   . "SET enable_hashjoin = off; SET enable_mergejoin = off; SET enable_bitmapscan = off;";
 my $next = 101;
+my ($st, $msg);
 
 # $read on the follower, begun while its apply is stopped behind a row that
 # the leader committed: its output once the apply runs again.
@@ -86,8 +88,22 @@ $n = read_behind('join explain', $join,
 like($n, qr/Gather \(actual rows=@{[$next - 1]} loops.*Parallel Seq Scan on ids.*Index Scan using t_pkey/s,
 	'and in EXPLAIN ANALYZE') or diag $n;
 
+# A PARALLEL SAFE function that reads t, called by a statement that reads
+# no replicated table, runs in a parallel worker, which can take no barrier
+# nor snapshot: it read t as of the statement's start (review 23 F4).
+kill 'STOP', $apply;
+my $id = $next++;
+$L->safe_psql('postgres', "INSERT INTO t VALUES ($id, 'new')");
+my ($out, $err) = ('', '');
+$F->psql('postgres', "\\set VERBOSITY verbose\n$worker SELECT cnt() FROM ids LIMIT 1", stdout => \$out, stderr => \$err);
+kill 'CONT', $apply;
+note "parallel safe function: [$out] $err";
+is($out, '', 'a parallel worker does not read t without a barrier');
+like($err, qr/ERROR:  0A000: a linearizable read of dragonraft group 1 cannot run in a parallel worker/,
+	'it is refused');
+
 # COPY of a table takes no barrier: refused (it was before this review).
-my ($st, $msg) = $c->sql_error($f, "SET dragonraft.read_consistency = 'linearizable'; COPY t TO STDOUT");
+($st, $msg) = $c->sql_error($f, "SET dragonraft.read_consistency = 'linearizable'; COPY t TO STDOUT");
 is($st, '0A000', 'a linearizable COPY t TO is refused') or diag $msg;
 
 ok($c->caught_up(1), 'the group applies on');
