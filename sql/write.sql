@@ -301,6 +301,10 @@ SELECT dragonraft.execute(1, 'CREATE TABLE public.plain (id int)') > 0 AS execut
 SELECT dragonraft.execute(1, 'DROP TABLE public.plain') > 0 AS executed;
 SELECT dragonraft.execute(1, 'ALTER TABLE public.inh_parent ADD COLUMN w int') > 0 AS executed;
 SELECT dragonraft.execute(1, 'CREATE TABLE public.t1 (a int); CREATE TABLE public.t2 (a int)') > 0 AS executed;
+-- A barrier (SELECTs of constants only) changes none; one statement more
+-- that is not makes the command count.
+SELECT dragonraft.execute(1, 'SELECT 1; SELECT ''barrier'', NULL') > 0 AS executed;
+SELECT dragonraft.execute(1, 'SET search_path = public; SELECT 1') > 0 AS executed;
 SELECT command,
        CASE WHEN tables IS NULL THEN 'any'
             WHEN tables = '{}' THEN 'none'

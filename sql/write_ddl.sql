@@ -318,7 +318,17 @@ CREATE OR REPLACE FUNCTION r20_pos(int) RETURNS bool LANGUAGE sql IMMUTABLE AS '
 \echo :LAST_ERROR_SQLSTATE
 CREATE OR REPLACE FUNCTION r20_inner(int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT $1 > 5';
 CREATE OR REPLACE FUNCTION r20_idx(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 * 3';
-ALTER FUNCTION r20_pred(int) COST 7;
+ALTER FUNCTION r20_pred(int) VOLATILE;
+ALTER FUNCTION r20_pred(int) STRICT;
+ALTER FUNCTION r20_pred(int) CALLED ON NULL INPUT;
+ALTER FUNCTION r20_pred(int) SECURITY DEFINER;
+ALTER FUNCTION r20_pred(int) SET search_path = public;
+ALTER FUNCTION r20_pred(int) RESET ALL;
+ALTER FUNCTION r20_pred(int) SUPPORT pg_catalog.textlike_support;
+ALTER FUNCTION r20_pred(int) COST 7 STRICT;
+ALTER FUNCTION r20_pred(int) OWNER TO CURRENT_USER;
+CREATE SCHEMA r20_other;
+ALTER FUNCTION r20_pred(int) SET SCHEMA r20_other;
 ALTER FUNCTION r20_dcheck(int) RENAME TO r20_dcheck2;
 CREATE OR REPLACE FUNCTION r20_opf(int, int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT $1 <> $2';
 ALTER TEXT SEARCH CONFIGURATION r20_cfg ALTER MAPPING FOR asciiword WITH english_stem;
@@ -332,7 +342,17 @@ SELECT p.proname, p.procost, p.prosrc FROM pg_proc p
  WHERE p.proname IN ('r20_pos', 'r20_inner', 'r20_idx', 'r20_pred', 'r20_dcheck', 'r20_opf') ORDER BY 1;
 SELECT relowner::regrole FROM pg_class WHERE oid = 'r20_t'::regclass;
 -- Not refused: a function no replicated table uses; one reached through a
--- body given as a string (the limit); a role that owns no replicated table.
+-- body given as a string (the limit); a role that owns no replicated table;
+-- ALTER FUNCTION of estimates and planner hints only (COST, ROWS, PARALLEL,
+-- LEAKPROOF), which change no value (ROWS: for a set-returning function,
+-- which no CHECK, generated column or index may call).
+ALTER FUNCTION r20_pred(int) COST 7;
+ALTER FUNCTION r20_pred(int) PARALLEL SAFE;
+ALTER FUNCTION r20_pred(int) LEAKPROOF;
+ALTER FUNCTION r20_pred(int) NOT LEAKPROOF COST 3 PARALLEL RESTRICTED;
+ALTER ROUTINE r20_pred(int) PARALLEL UNSAFE;
+SELECT procost, proparallel, proleakproof, provolatile, proisstrict, prosecdef, proconfig
+  FROM pg_proc WHERE oid = 'r20_pred(int)'::regprocedure;
 CREATE OR REPLACE FUNCTION r20_free(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 + 0';
 CREATE OR REPLACE FUNCTION r20_hidden(int) RETURNS bool LANGUAGE plpgsql IMMUTABLE AS 'BEGIN RETURN $1 > 0; END';
 REASSIGN OWNED BY r20_heir TO r20_owner;

@@ -1247,20 +1247,26 @@ uint64 dr_apply_rows_command_between(uint64 group_id, uint64 since, uint64 befor
 	dr_as_superuser_begin(&su);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	/* (a command skipped for another one that came first changed nothing) */
+	/* (a command skipped for another one that came first changed nothing, and
+	 * so does a barrier: dr_sql_tables_barrier, told from its text alike on
+	 * every member; one recorded before barriers were told apart has tables
+	 * NULL) */
 	rc = SPI_execute_with_args(
-	        "SELECT max(index) FROM dragonraft.ddl_history WHERE group_id = $1 "
+	        "SELECT index, command FROM dragonraft.ddl_history WHERE group_id = $1 "
 	        "AND index > $2 AND index < $3 AND preempted_by IS NULL "
-	        "AND ($4 IS NULL OR tables IS NULL OR tables && $4)",
-	        4, types, values, nulls, true, 1);
+	        "AND ($4 IS NULL OR tables IS NULL OR tables && $4) ORDER BY index DESC",
+	        4, types, values, nulls, true, 0);
 	dr_user_context_end(&su);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "dragonraft could not read dragonraft.ddl_history");
-	if (SPI_processed == 1) {
-		Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	for (uint64 i = 0; i < SPI_processed && found == 0; i++) {
+		HeapTuple t = SPI_tuptable->vals[i];
+		Datum d = SPI_getbinval(t, SPI_tuptable->tupdesc, 1, &isnull);
+		char *command = SPI_getvalue(t, SPI_tuptable->tupdesc, 2);
 
-		if (!isnull)
+		if (!dr_sql_tables_barrier(command))
 			found = (uint64)DatumGetInt64(d);
+		pfree(command);
 	}
 	SPI_finish();
 	return found;
@@ -1325,9 +1331,12 @@ uint64 dr_apply_rows_schema_index(uint64 group_id)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args(
-	            "SELECT max(index) FROM dragonraft.ddl_history WHERE group_id = $1", 1, types,
-	            values, NULL, true, 1) != SPI_OK_SELECT)
+	/* (not one skipped for another that came first: it changed nothing; a
+	 * barrier counts here, which only makes writers and commands after it look
+	 * at the history: dr_apply_rows_command_between) */
+	if (SPI_execute_with_args("SELECT max(index) FROM dragonraft.ddl_history "
+	                          "WHERE group_id = $1 AND preempted_by IS NULL",
+	                          1, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "dragonraft could not read dragonraft.ddl_history");
 	if (SPI_processed == 1) {
 		Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -1838,7 +1847,10 @@ static void record_made(uint64 group_id, uint64 index, List *relids)
  * preempted by that command, changing no table (no writer's entry is
  * skipped for it), and its caller's execute() fails with 40001 (sql_tables.c).
  * Any command counts, whatever it changes: which objects a command touches
- * is not known before it runs, and members must agree without running it.
+ * is not known before it runs, and members must agree without running it;
+ * but a barrier (SELECTs of constants, told from its text alike on every
+ * member: dr_sql_tables_barrier) changes nothing under any schema: it is
+ * never skipped, and no command is skipped for it.
  */
 static void preempted(uint64 group_id, uint64 index, uint64 command, const struct entry_ddl *d)
 {
@@ -1877,7 +1889,7 @@ static void preempted(uint64 group_id, uint64 index, uint64 command, const struc
 	CommandCounterIncrement();
 }
 
-void dr_apply_rows_ddl(uint64 group_id, uint64 index, uint64 schema_index,
+bool dr_apply_rows_ddl(uint64 group_id, uint64 index, uint64 schema_index,
                        const struct entry_header *h)
 {
 	struct entry_ddl d;
@@ -1889,36 +1901,39 @@ void dr_apply_rows_ddl(uint64 group_id, uint64 index, uint64 schema_index,
 	int save_sec, save_nestlevel;
 	int64 table;
 	Datum id;
-	bool skip, isnull;
+	bool skip, isnull, barrier;
 	uint64 first = 0;
 	int rc = entry_decode_ddl(h, &d);
 
 	if (rc != ENTRY_OK)
 		decode_failed(rc);
+	command = pnstrdup(d.command, d.len);
+	barrier = dr_sql_tables_barrier(command);
 	/* Decided before the command is published to writers (they would fail
 	 * for it) and before it runs.  schema_index is the group's last command so
 	 * far: only when its try saw an older one does ddl_history say whether
-	 * one of those since ran. */
-	if (d.has_schema_index && d.schema_index < schema_index) {
+	 * one of those since ran.  (A barrier cannot go stale.) */
+	if (d.has_schema_index && d.schema_index < schema_index && !barrier) {
 		PushActiveSnapshot(GetTransactionSnapshot());
 		first = dr_apply_rows_command_between(group_id, d.schema_index, index, NULL, 0);
 		PopActiveSnapshot();
 	}
 	if (first > 0) {
 		preempted(group_id, index, first, &d);
-		return;
+		return false;
 	}
 	dr_apply_rows_close(); /* a command refuses a table in use */
-	command = pnstrdup(d.command, d.len);
 	role = pnstrdup(d.role, d.role_len);
 	/* (an older build's entry: this node's default, as then) */
 	search_path = d.search_path != NULL ? pnstrdup(d.search_path, d.search_path_len) : NULL;
 	/* Writers of that table (and replicate_table) waiting for their turn fail with
-	 * 40001 now (xact.c). */
-	table = command_table(group_id, command);
-	dr_apply_rows_publish_schema(group_id, index, false,
-	                             table < 0 ? 0
-	                                       : (table == 0 ? DR_SCHEMA_NO_TABLE : (uint64)table));
+	 * 40001 now (xact.c); not for a barrier, which changes no table and takes
+	 * no lock. */
+	table = barrier ? 0 : command_table(group_id, command);
+	if (!barrier)
+		dr_apply_rows_publish_schema(
+		        group_id, index, false,
+		        table < 0 ? 0 : (table == 0 ? DR_SCHEMA_NO_TABLE : (uint64)table));
 	roleid = get_role_oid(role, true);
 	if (!OidIsValid(roleid))
 		error = psprintf(
@@ -1998,4 +2013,5 @@ void dr_apply_rows_ddl(uint64 group_id, uint64 index, uint64 schema_index,
 	dr_apply_rows_close();
 	dr_apply_rows_forget();
 	CommandCounterIncrement();
+	return !barrier;
 }

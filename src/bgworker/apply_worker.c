@@ -443,10 +443,12 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 		case ENTRY_DDL:
 		case ENTRY_DDL_V2:
 		case ENTRY_DDL_V1:
-			/* (one skipped for another that came first too: it has a row of the
-			 * history, which writers and the next commands read) */
-			dr_apply_rows_ddl(m->group_id, m->index, ag->schema_batch, &h);
-			ag->schema_batch = m->index;
+			/* (one skipped for another that came first, or a barrier, has a
+			 * row of the history, but changed nothing: the group's last
+			 * command stays, and a writer waiting for a new leader's backlog
+			 * does not fail for it: xact.c) */
+			if (dr_apply_rows_ddl(m->group_id, m->index, ag->schema_batch, &h))
+				ag->schema_batch = m->index;
 			break;
 		}
 	}

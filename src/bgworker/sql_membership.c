@@ -318,8 +318,33 @@ static void await_members(int64 group_id, int64 node, const DrMemberChange *c)
 	}
 }
 
+/*
+ * A cancel or statement_timeout while the engine worker runs the change (it
+ * waits for a quorum) leaves the change to the log, where it may still
+ * commit: 40003, as when the engine's own request timeout ends the wait, not
+ * 57014, which says nothing happened (review 24, TAP 079).  One the engine
+ * never took was not proposed.
+ */
+static void change_cancelled(MemoryContext cxt, int64 group_id, int64 node)
+{
+	ErrorData *ed;
+
+	MemoryContextSwitchTo(cxt);
+	ed = CopyErrorData();
+	if (ed->sqlerrcode != ERRCODE_QUERY_CANCELED || dr_queue_last_untaken())
+		return;
+	FlushErrorState();
+	ereport(ERROR, (errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN),
+	                errmsg("the membership change of node %lld in group %lld did not "
+	                       "complete: it may still apply",
+	                       (long long)node, (long long)group_id),
+	                errdetail("%s after the change was proposed.", ed->message),
+	                errhint("See dragonraft.members once the group has a leader again.")));
+}
+
 static void change(int64 group_id, int64 node, const DrMemberChange *c)
 {
+	MemoryContext cxt = CurrentMemoryContext;
 	DrResult res;
 
 	dr_sql_groups_check_engine();
@@ -328,11 +353,28 @@ static void change(int64 group_id, int64 node, const DrMemberChange *c)
 	not_in_transaction_block(c->type == RAFT_CC_REMOVE ? "remove_member"
 	                         : c->promote              ? "promote_member"
 	                                                   : "add_member");
-	dr_queue_call(DR_REQ_CHANGE_MEMBER, (uint64)group_id, (uint64)node, c, sizeof(*c), &res);
+	PG_TRY();
+	{
+		dr_queue_call(DR_REQ_CHANGE_MEMBER, (uint64)group_id, (uint64)node, c, sizeof(*c),
+		              &res);
+	}
+	PG_CATCH();
+	{
+		change_cancelled(cxt, group_id, node);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	if (res.rc == DR_RC_NOT_MEMBER)
 		res.index = c->promote; /* says which kind of member it is not */
 	change_outcome(&res, group_id, node);
+	/* Applied: a cancel now would say it was not.  The wait for
+	 * dragonraft.members (a second at most) takes none, and one that came
+	 * meanwhile is void, as during a COMMIT's WAL flush. */
+	HOLD_CANCEL_INTERRUPTS();
 	await_members(group_id, node, c);
+	RESUME_CANCEL_INTERRUPTS();
+	QueryCancelPending = false;
+	(void)get_timeout_indicator(STATEMENT_TIMEOUT, true);
 }
 
 Datum dr_add_member(PG_FUNCTION_ARGS)
@@ -386,46 +428,6 @@ Datum dr_remove_member(PG_FUNCTION_ARGS)
 }
 
 /* ---- leaving ---- */
-
-/*
- * Cancels held from the LogDB's deletion to the end of the leave's
- * transaction: a cancel or statement_timeout that came while the engine
- * worker deleted the data (an uncancellable call) stayed pending, and the
- * executor's next CHECK_FOR_INTERRUPTS ended the statement (57014) after the
- * data was gone: the catalog rows, the origin, the triggers came back and
- * the left_groups record rolled back (review 22, TAP 071).  An ERROR resets
- * the hold-off count; the callback releases the hold only while it is held.
- */
-static bool leave_cancel_held = false;
-
-static void leave_xact_callback(XactEvent event, void *arg)
-{
-	if (!leave_cancel_held || (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT))
-		return;
-	leave_cancel_held = false;
-	if (event == XACT_EVENT_COMMIT) {
-		/* (what came meanwhile is void: the leave succeeded) */
-		QueryCancelPending = false;
-		(void)get_timeout_indicator(STATEMENT_TIMEOUT, true);
-		(void)get_timeout_indicator(LOCK_TIMEOUT, true);
-	}
-	if (QueryCancelHoldoffCount > 0)
-		RESUME_CANCEL_INTERRUPTS();
-}
-
-static void hold_cancels_to_end(void)
-{
-	static bool registered = false;
-
-	if (!registered) {
-		RegisterXactCallback(leave_xact_callback, NULL);
-		registered = true;
-	}
-	if (!leave_cancel_held) {
-		HOLD_CANCEL_INTERRUPTS();
-		leave_cancel_held = true;
-	}
-}
 
 /*
  * Stop this node's member of group_id and delete its data: the capture
@@ -489,10 +491,15 @@ static void leave_locally(int64 group_id, bool gave_up_join)
 	SPI_finish();
 
 	/* Quick (nothing waits for the network), and a cancel here would leave the
-	 * LogDB data gone with the origin and triggers still there.  An engine
-	 * worker that stopped answering before it took the request: queue.c gives
-	 * up on it at a cancel or statement_timeout (55000, nothing done). */
-	hold_cancels_to_end();
+	 * LogDB data gone with the origin and triggers still there.  Cancels are
+	 * held from here to the end of the transaction: one that came while the
+	 * engine worker deleted the data ended the statement at the executor's
+	 * next CHECK_FOR_INTERRUPTS, and the catalog rows, the origin, the
+	 * triggers came back and the left_groups record rolled back (review 22,
+	 * TAP 071).  An engine worker that stopped answering before it took the
+	 * request: queue.c gives up on it at a cancel or statement_timeout
+	 * (55000, nothing done). */
+	dr_xact_hold_cancels();
 	dr_queue_call_uncancellable(DR_REQ_LEAVE_GROUP, (uint64)group_id, gave_up_join, NULL, 0,
 	                            &res);
 	if (res.rc != ENGINE_OK)

@@ -478,6 +478,47 @@ static bool constant_select(const SelectStmt *s)
 }
 
 /*
+ * Is command a barrier: SELECTs of constants only (all check_utility_only
+ * lets through besides utility commands)?  It changes nothing, whatever the
+ * schema it runs against, so it neither makes another command's try stale
+ * nor goes stale itself: no command is skipped for it, it is never skipped
+ * for another, and no writer fails for it (apply_rows.c, xact.c).  Told from
+ * the command's text alone, as PostgreSQL's grammar reads it with the
+ * command's own standard_conforming_strings (on): every member, and a
+ * snapshot's history, tell alike.  A command that does not parse is none.
+ */
+bool dr_sql_tables_barrier(const char *command)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	bool scs = standard_conforming_strings;
+	List *volatile stmts = NIL;
+	ListCell *lc;
+
+	standard_conforming_strings = true;
+	PG_TRY();
+	{
+		stmts = raw_parser(command, RAW_PARSE_DEFAULT);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		stmts = NIL;
+	}
+	PG_END_TRY();
+	standard_conforming_strings = scs;
+	if (stmts == NIL)
+		return false;
+	foreach (lc, stmts) {
+		Node *n = lfirst_node(RawStmt, lc)->stmt;
+
+		if (!IsA(n, SelectStmt) || !constant_select((SelectStmt *)n))
+			return false;
+	}
+	return true;
+}
+
+/*
  * execute() takes utility commands (DDL) only.  A command that reads or
  * writes rows, or runs code of its own, would run in each member's apply
  * worker (session_replication_role = replica: no triggers, no foreign key
@@ -853,7 +894,8 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 	/* The group's last command that the try sees (it may see later ones: then
 	 * its command is skipped for one of those, a needless but safe 40001).  A
 	 * command of the log between this one and the entry, which another node
-	 * proposed meanwhile, makes every member skip it (apply_rows.c). */
+	 * proposed meanwhile, makes every member skip it (apply_rows.c); a barrier
+	 * (dr_sql_tables_barrier) neither does nor is ever skipped. */
 	d.has_schema_index = 1;
 	d.schema_index = dr_xact_schema_index((uint64)group_id);
 	try_here(group_id, command, d.search_path);

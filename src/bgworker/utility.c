@@ -90,6 +90,9 @@ static ExecutorStart_hook_type prev_executor_start = NULL;
 static object_access_hook_type prev_object_access = NULL;
 /* The relations made since dr_utility_note_made(true), while noting (TopTransactionContext). */
 static bool noting_made = false;
+/* The function that the ALTER FUNCTION running now changes in no way that
+ * members compute or check rows with (plan_only_alter), else InvalidOid. */
+static Oid plan_only_func = InvalidOid;
 static List *made = NIL;
 
 /*
@@ -1004,6 +1007,39 @@ static void next_utility(PlannedStmt *pstmt, const char *queryString, bool readO
 		                        dest, qc);
 }
 
+/*
+ * ALTER FUNCTION (PROCEDURE, ROUTINE) of a function whose actions are only
+ * COST, ROWS, PARALLEL or LEAKPROOF: estimates and planner hints, which
+ * change no value a member computes or checks a replicated table's rows
+ * with (a CHECK, a stored generated column, an index expression): the
+ * function's OID, else InvalidOid.  Everything else still counts (object_access):
+ * its body (CREATE OR REPLACE), STRICT / CALLED ON NULL INPUT (the result for
+ * a NULL), SECURITY DEFINER / INVOKER and OWNER (whose privileges it runs
+ * with), SET / RESET of a setting (what it computes with), SUPPORT (the
+ * planner's rewrites of its calls), its volatility (an index expression or
+ * generated column needs IMMUTABLE: a later execute() of CREATE INDEX on it
+ * would pass the try and fail on this member), RENAME and SET SCHEMA (the
+ * OID is kept, but a later execute() naming it would mean another function,
+ * or none, here).
+ */
+static Oid plan_only_alter(Node *stmt)
+{
+	AlterFunctionStmt *af;
+	ListCell *lc;
+
+	if (!IsA(stmt, AlterFunctionStmt))
+		return InvalidOid;
+	af = (AlterFunctionStmt *)stmt;
+	foreach (lc, af->actions) {
+		DefElem *d = lfirst_node(DefElem, lc);
+
+		if (strcmp(d->defname, "cost") != 0 && strcmp(d->defname, "rows") != 0 &&
+		    strcmp(d->defname, "parallel") != 0 && strcmp(d->defname, "leakproof") != 0)
+			return InvalidOid;
+	}
+	return LookupFuncWithArgs(af->objtype, af->func, true);
+}
+
 static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
                     ProcessUtilityContext context, ParamListInfo params, QueryEnvironment *queryEnv,
                     DestReceiver *dest, QueryCompletion *qc)
@@ -1116,6 +1152,20 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 		PG_FINALLY();
 		{
 			dr_truncate_cid = outer;
+		}
+		PG_END_TRY();
+	} else if (IsA(stmt, AlterFunctionStmt)) {
+		Oid outer = plan_only_func;
+
+		plan_only_func = plan_only_alter(stmt);
+		PG_TRY();
+		{
+			next_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv,
+			             dest, qc);
+		}
+		PG_FINALLY();
+		{
+			plan_only_func = outer;
 		}
 		PG_END_TRY();
 	} else
@@ -1263,8 +1313,11 @@ static void object_access(ObjectAccessType access, Oid classId, Oid objectId, in
 	 * FUNCTION (its owner too: REASSIGN OWNED), ALTER OPERATOR, ALTER TEXT
 	 * SEARCH CONFIGURATION / DICTIONARY of what a replicated table's stored
 	 * generated column, CHECK or index uses: members would compute its
-	 * column, or check or index its rows, each their own way. */
+	 * column, or check or index its rows, each their own way.  (Not ALTER
+	 * FUNCTION ... COST, ROWS, PARALLEL or LEAKPROOF: plan_only_alter.) */
 	if ((access == OAT_POST_CREATE || access == OAT_POST_ALTER) && subId == 0 &&
+	    !(access == OAT_POST_ALTER && classId == ProcedureRelationId &&
+	      objectId == plan_only_func) &&
 	    (classId == ProcedureRelationId || classId == OperatorRelationId ||
 	     classId == TSConfigRelationId || classId == TSDictionaryRelationId ||
 	     classId == TSTemplateRelationId || classId == TSParserRelationId) &&

@@ -136,6 +136,11 @@ extern uint64 dr_xact_schema_index(uint64 group_id);
  * backend must stop waiting; sessions that block it beyond
  * dragonraft.max_apply_lock_delay are cancelled, then terminated. */
 extern bool dr_xact_unblock_apply(TimestampTz *next_check);
+/* Hold cancels and timeouts off to the end of the transaction, for work whose
+ * outcome is settled (a commit past its turn, a leave past the LogDB's
+ * deletion): what comes meanwhile waits, and is void if it commits.  A FATAL
+ * (pg_terminate_backend) still ends the session. */
+extern void dr_xact_hold_cancels(void);
 
 /* ---- utility.c ---- */
 
@@ -156,13 +161,14 @@ extern bool dr_apply_rows_owned(const struct entry_header *h);
 /* Apply one entry of a group inside the open transaction. */
 extern void dr_apply_rows_change_set(uint64 group_id, uint64 index, uint64 schema_index,
                                      const struct entry_header *h);
-/* The group's last utility command applied here (its own transaction). */
+/* The group's last utility command applied here, or a later barrier (its own transaction). */
 extern uint64 dr_apply_rows_schema_index(uint64 group_id);
 /* Publish the schema index (applied: true) or one being applied (false). */
 extern void dr_apply_rows_publish_schema(uint64 group_id, uint64 index, bool applied, uint64 table);
 /* The last utility command of the group after index since and before index
  * before that changes one of tables[n] (any command: tables NULL); 0 if none.  A command
- * skipped for another that came first (ddl_history.preempted_by) changed none.  Reads
+ * skipped for another that came first (ddl_history.preempted_by) changed none, nor did a
+ * barrier (dr_sql_tables_barrier).  Reads
  * dragonraft.ddl_history with the active snapshot. */
 extern uint64 dr_apply_rows_command_between(uint64 group_id, uint64 since, uint64 before,
                                             const uint64 *tables, int n);
@@ -171,8 +177,10 @@ extern uint64 dr_apply_rows_command_between(uint64 group_id, uint64 since, uint6
 extern void dr_apply_rows_register(uint64 group_id, uint64 index, uint64 schema_index,
                                    const struct entry_header *h);
 /* A utility command (skipped when another command of the group came after what its try
- * saw, before it: schema_index is the group's last command applied before it). */
-extern void dr_apply_rows_ddl(uint64 group_id, uint64 index, uint64 schema_index,
+ * saw, before it: schema_index is the group's last command applied before it).  Whether it
+ * counts as the group's last command from now on: not when it was skipped so, nor a
+ * barrier (dr_sql_tables_barrier): neither changed anything. */
+extern bool dr_apply_rows_ddl(uint64 group_id, uint64 index, uint64 schema_index,
                               const struct entry_header *h);
 /* At the apply worker's start: dragonraft's triggers made ENABLE ALWAYS. */
 extern void dr_apply_rows_upgrade_triggers(void);
@@ -242,6 +250,8 @@ extern List *dr_spi_oids(void);
 extern char *dr_sql_tables_definition(Oid relid);
 /* What relid has besides its definition (snapshot.h's DR_SNAP_EXTRAS), palloc'd. */
 extern char *dr_sql_tables_extras(Oid relid);
+/* Is command SELECTs of constants only (an execute() barrier, which changes nothing)? */
+extern bool dr_sql_tables_barrier(const char *command);
 
 /* ---- sql_groups.c ---- */
 

@@ -108,10 +108,12 @@ typedef enum Phase {
 static struct {
 	Phase phase;
 	uint64 group_id;
-	uint64 index;     /* the entry's index, 0 until known */
-	bool busy;        /* the commit slot shows a backpressure wait (dr_busy_wait) */
-	bool cancel_held; /* cancels held off from its turn to the end of the commit */
+	uint64 index; /* the entry's index, 0 until known */
+	bool busy;    /* the commit slot shows a backpressure wait (dr_busy_wait) */
 } C;
+
+/* Cancels held off to the end of this transaction (dr_xact_hold_cancels). */
+static bool cancel_held = false;
 
 static DrCommit *my_commit(void)
 {
@@ -253,7 +255,9 @@ void dr_xact_unknown_proposal(uint64 group_id, int delta, uint64 index)
  * A new leader applies a utility command of its backlog while a writer waits
  * for the no-op: the command may need a lock the writer took before it
  * waits (its table's, at parse time), a cycle no deadlock detector sees.
- * The writer proposed nothing: it ends, and may retry.
+ * The writer proposed nothing: it ends, and may retry.  (A command skipped
+ * for another that came first, and a barrier, run nothing that locks: they
+ * move neither schema index, apply_worker.c.)
  */
 static void command_in_backlog(uint64 group_id, uint64 command_index) pg_attribute_noreturn();
 
@@ -849,8 +853,7 @@ static void pre_commit(void)
 	 * its WAL flush.  (pg_terminate_backend still ends it: a lost connection
 	 * says nothing of the outcome.)
 	 */
-	HOLD_CANCEL_INTERRUPTS();
-	C.cancel_held = true;
+	dr_xact_hold_cancels();
 	if (p.registration != InvalidOid && p.resend == 0)
 		dr_sql_tables_install(p.registration, p.group_id, C.index);
 
@@ -939,6 +942,33 @@ static void gave_up(void)
 	dr_shmem_wake_engine(); /* it holds the entry for us (pg_sm.c): the apply worker's now */
 }
 
+void dr_xact_hold_cancels(void)
+{
+	if (!cancel_held) {
+		HOLD_CANCEL_INTERRUPTS();
+		cancel_held = true;
+	}
+}
+
+/* At the end of the transaction.  A cancel or timeout that came meanwhile is
+ * void when it committed.  An ERROR caught on the way (or the abort's) reset
+ * the hold-off count already, a FATAL did not: released only while still
+ * held, never below 0, or cancels would stay held for the rest of the
+ * session. */
+static void release_cancels(bool committed)
+{
+	if (!cancel_held)
+		return;
+	cancel_held = false;
+	if (committed) {
+		QueryCancelPending = false;
+		(void)get_timeout_indicator(STATEMENT_TIMEOUT, true);
+		(void)get_timeout_indicator(LOCK_TIMEOUT, true);
+	}
+	if (QueryCancelHoldoffCount > 0)
+		RESUME_CANCEL_INTERRUPTS();
+}
+
 static void xact_callback(XactEvent event, void *arg)
 {
 	switch (event) {
@@ -961,22 +991,12 @@ static void xact_callback(XactEvent event, void *arg)
 	case XACT_EVENT_COMMIT:
 		if (C.phase == PHASE_ORIGIN)
 			committed();
-		if (C.cancel_held) {
-			/* What came meanwhile is void: the COMMIT succeeded.  (An ERROR
-			 * caught on the way reset the hold-off count: never below 0, or
-			 * cancels would stay held for the rest of the session.) */
-			QueryCancelPending = false;
-			(void)get_timeout_indicator(LOCK_TIMEOUT, true);
-			if (QueryCancelHoldoffCount > 0)
-				RESUME_CANCEL_INTERRUPTS();
-		}
+		release_cancels(true);
 		memset(&C, 0, sizeof(C));
 		dr_capture_reset();
 		break;
 	case XACT_EVENT_ABORT:
-		/* (An ERROR reset the hold-off count already; a FATAL did not.) */
-		if (C.cancel_held && QueryCancelHoldoffCount > 0)
-			RESUME_CANCEL_INTERRUPTS();
+		release_cancels(false);
 		dr_busy_end();
 		if (C.phase != PHASE_NONE)
 			gave_up();

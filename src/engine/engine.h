@@ -434,7 +434,9 @@ int engine_stored_groups(struct engine *e, uint64_t *ids, size_t cap, size_t *n)
  * entries back (apply_busy), once it is committed and request_timeout_ticks passed. */
 int engine_propose(struct engine *e, uint64_t group_id, const void *data, uint32_t len,
                    engine_done_cb cb, void *ctx);
-/* Linearizable read point: cb gets the index once this node applied it. */
+/* Linearizable read point: cb gets the index once this node applied it, or, while the
+ * state machine holds the group's entries back (apply_busy), once request_timeout_ticks
+ * passed: the caller then waits until its state machine applied that index. */
 int engine_read_index(struct engine *e, uint64_t group_id, engine_done_cb cb, void *ctx);
 /* Add a voter (or promote a non-voter); cb once the change is applied here. */
 int engine_add_member(struct engine *e, uint64_t group_id, raft_id node_id, const char *addr,

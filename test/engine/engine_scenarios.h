@@ -2966,6 +2966,75 @@ static void test_membership_survives_crash(void **state)
 	cluster_destroy(&c);
 }
 
+/*
+ * A follower whose state machine holds its entries back (apply_busy: an
+ * entry fails to apply there) while the leader commits more completes a
+ * read whose index it knows after the request timeout, with that index,
+ * without waiting for its apply: its caller waits for the state machine,
+ * which knows why it does not move (review 24).
+ */
+static void test_read_done_while_held(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_wait w = {0};
+	struct cluster c;
+	struct prop p[20];
+	raft_id f;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, 10, 1);
+	assert_true(cluster_run(&c, all_converged, NULL, 100));
+	f = a_follower(&c, 0);
+	kv_sm_set_busy(c.nodes[f].sm[0], true);
+	propose_many(&c, p + 10, 10, 11);
+	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &w),
+	                 ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w, 400));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	assert_true(w.res.index > kv_sm_applied(c.nodes[f].sm[0]));
+	kv_sm_set_busy(c.nodes[f].sm[0], false);
+	engine_sm_resume(c.nodes[f].e, c.group_ids[0]);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	assert_true(kv_sm_applied(c.nodes[f].sm[0]) >= w.res.index);
+	check_acked(&c, p, 20);
+	cluster_destroy(&c);
+}
+
+/*
+ * A leader whose state machine holds its entries back cannot apply a
+ * membership change it committed (nor any entry): its waiter completes at
+ * the request timeout (ENGINE_ERR_TIMEOUT: it applies once the group is
+ * resumed), not when the hold ends, which may be never (review 24).
+ */
+static void test_member_change_done_while_held(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_wait w = {0};
+	struct cluster c;
+	struct prop p[10];
+	raft_id lead, gone;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, 10, 1);
+	assert_true(cluster_run(&c, all_converged, NULL, 100));
+	lead = cluster_leader(&c, 0);
+	gone = a_follower(&c, 0);
+	kv_sm_set_busy(c.nodes[lead].sm[0], true);
+	assert_int_equal(
+	        engine_remove_member(c.nodes[lead].e, c.group_ids[0], gone, engine_wait_cb, &w),
+	        ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w, 400));
+	assert_int_equal(w.res.rc, ENGINE_ERR_TIMEOUT);
+	kv_sm_set_busy(c.nodes[lead].sm[0], false);
+	engine_sm_resume(c.nodes[lead].e, c.group_ids[0]);
+	assert_true(cluster_run(&c, removed_from_conf, &gone, 200));
+	cluster_destroy(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2974,6 +3043,8 @@ int main(void)
 	        cmocka_unit_test(test_follower_restart),
 	        cmocka_unit_test(test_apply_held),
 	        cmocka_unit_test(test_proposal_done_while_held),
+	        cmocka_unit_test(test_read_done_while_held),
+	        cmocka_unit_test(test_member_change_done_while_held),
 	        cmocka_unit_test(test_status_and_stats),
 	        cmocka_unit_test(test_leader_crash),
 	        cmocka_unit_test(test_add_member_snapshot),
