@@ -43,6 +43,9 @@
 #define BARRIER_STALL_TIMEOUTS 20
 
 static ExecutorStart_hook_type prev_executor_start = NULL;
+static ExecutorRun_hook_type prev_executor_run = NULL;
+/* A parallel worker: how many of its ExecutorRun calls are under way. */
+static int worker_run_depth = 0;
 
 static void barrier_failed(uint64 group_id, const char *msg, const char *detail)
         pg_attribute_noreturn();
@@ -242,10 +245,15 @@ static void check_not_refused(Relation rel)
 	}
 }
 
-/* The groups of the replicated tables that a statement reads. */
+/*
+ * The groups of the replicated tables that a statement reads.  An INSERT's
+ * target that it reads nothing of (no RETURNING, no ON CONFLICT reading the
+ * row: no SELECT privilege asked) is not read: it took a ReadIndex round per
+ * INSERT, and was refused in REPEATABLE READ as a read (review 23 F3).
+ */
 static int statement_groups(PlannedStmt *ps, uint64 *groups)
 {
-	int n = 0;
+	int n = 0, rti = 0;
 	ListCell *lc;
 
 	foreach (lc, ps->rtable) {
@@ -254,7 +262,11 @@ static int statement_groups(PlannedStmt *ps, uint64 *groups)
 		uint64 gid;
 		bool found = false;
 
+		rti++;
 		if (rte->rtekind != RTE_RELATION || rte->relkind != RELKIND_RELATION)
+			continue;
+		if (ps->commandType == CMD_INSERT && (rte->requiredPerms & ACL_SELECT) == 0 &&
+		    list_member_int(ps->resultRelations, rti))
 			continue;
 		rel = RelationIdGetRelation(rte->relid);
 		if (rel == NULL)
@@ -285,6 +297,31 @@ static int statement_groups(PlannedStmt *ps, uint64 *groups)
 
 static void executor_start(QueryDesc *qd, int eflags)
 {
+	/*
+	 * A query that a parallel worker starts while it runs its part of the
+	 * plan (a PARALLEL SAFE function's) had neither barrier nor a snapshot
+	 * after one: it read what was applied when the statement began (review 23
+	 * F4).  The part of the plan itself is the leader's, which ran them.
+	 */
+	if (dr_read_consistency == DR_READ_LINEARIZABLE && IsParallelWorker() &&
+	    worker_run_depth > 0 && !(eflags & EXEC_FLAG_EXPLAIN_ONLY)) {
+		uint64 groups[MAX_GROUPS_PER_STATEMENT];
+
+		if (statement_groups(qd->plannedstmt, groups) > 0)
+			ereport(ERROR,
+			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			         errmsg("a linearizable read of dragonraft group %llu cannot run "
+			                "in a "
+			                "parallel worker",
+			                (unsigned long long)groups[0]),
+			         errdetail(
+			                 "A function that the statement runs in a parallel worker "
+			                 "reads the group's tables; a parallel worker can wait for "
+			                 "no read barrier nor take a snapshot after one."),
+			         errhint("Mark the function PARALLEL RESTRICTED, or run "
+			                 "dragonraft.read_barrier() first and read with "
+			                 "dragonraft.read_consistency = 'local'.")));
+	}
 	/* A parallel worker runs with the snapshot its leader took after the barrier. */
 	if (dr_read_consistency == DR_READ_LINEARIZABLE && !dr_is_apply_worker &&
 	    !IsParallelWorker() && !(eflags & EXEC_FLAG_EXPLAIN_ONLY) && qd->snapshot != NULL) {
@@ -323,8 +360,53 @@ static void executor_start(QueryDesc *qd, int eflags)
 		standard_ExecutorStart(qd, eflags);
 }
 
+/*
+ * A statement whose snapshot executor_start replaced runs with it as the
+ * active snapshot too.  A parallel worker executes with its leader's active
+ * snapshot (ExecParallelGetQueryDesc), and a plan node that is not parallel
+ * aware (a single-copy Gather's plan, the inner side of a parallel join)
+ * scans with it: where the caller pushed its own snapshot, taken before the
+ * barrier (SPI, EXPLAIN ANALYZE, CREATE TABLE AS, COPY (query) TO), such a
+ * worker read rows older than the barrier (review 23 F1).  As PortalRunSelect
+ * does; an error's abort pops it.
+ */
+static void run(QueryDesc *qd, ScanDirection dir, uint64 count, bool execute_once)
+{
+	if (prev_executor_run)
+		prev_executor_run(qd, dir, count, execute_once);
+	else
+		standard_ExecutorRun(qd, dir, count, execute_once);
+}
+
+static void executor_run(QueryDesc *qd, ScanDirection dir, uint64 count, bool execute_once)
+{
+	bool push = dr_read_consistency == DR_READ_LINEARIZABLE && qd->snapshot != NULL &&
+	            ActiveSnapshotSet() && GetActiveSnapshot() != qd->snapshot;
+
+	if (IsParallelWorker()) {
+		worker_run_depth++;
+		PG_TRY();
+		{
+			run(qd, dir, count, execute_once);
+		}
+		PG_FINALLY();
+		{
+			worker_run_depth--;
+		}
+		PG_END_TRY();
+		return;
+	}
+	if (push)
+		PushActiveSnapshot(qd->snapshot);
+	run(qd, dir, count, execute_once);
+	if (push)
+		PopActiveSnapshot();
+}
+
 void dr_reads_init(void)
 {
 	prev_executor_start = ExecutorStart_hook;
 	ExecutorStart_hook = executor_start;
+	prev_executor_run = ExecutorRun_hook;
+	ExecutorRun_hook = executor_run;
 }

@@ -296,6 +296,30 @@ Datum dr_create_group(PG_FUNCTION_ARGS)
 
 /* ---- transfer_leader ---- */
 
+static void not_voter(int64 group_id, int32 target) pg_attribute_noreturn();
+
+static void not_voter(int64 group_id, int32 target)
+{
+	ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+	                errmsg("node %d cannot lead group %lld", target, (long long)group_id),
+	                errdetail("Only a voting member can lead."),
+	                errhint("promote_member makes a non-voting member vote.")));
+}
+
+/* Is node a voting member of group_id, as this node knows the group now? */
+static bool votes(int64 group_id, int32 node)
+{
+	bool voter = false;
+	DrGroup *g;
+
+	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+	g = dr_shmem_group_find((uint64)group_id);
+	for (int m = g != NULL ? g->first_member : -1; m >= 0; m = dr_members[m].next)
+		voter = voter || (dr_members[m].node_id == (uint64)node && dr_members[m].voter);
+	LWLockRelease(dr_shared->groups_lock);
+	return voter;
+}
+
 Datum dr_transfer_leader(PG_FUNCTION_ARGS)
 {
 	int64 group_id = PG_GETARG_INT64(0);
@@ -358,6 +382,10 @@ Datum dr_transfer_leader(PG_FUNCTION_ARGS)
 		         errhint("Try again once dragonraft.status shows a leader.")));
 		break;
 	case ENGINE_ERR_TIMEOUT:
+		/* Asked on a non-voter for itself, the leader drops the request: say
+		 * why rather than that it was slow (review 23 F2). */
+		if (!votes(group_id, target))
+			not_voter(group_id, target);
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 		                errmsg("node %d did not take over the leadership of group %lld in "
 		                       "time",
@@ -376,10 +404,7 @@ Datum dr_transfer_leader(PG_FUNCTION_ARGS)
 		                (long long)group_id)));
 		break;
 	case ENGINE_ERR_REJECTED:
-		ereport(ERROR,
-		        (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-		         errmsg("node %d cannot lead group %lld", target, (long long)group_id),
-		         errdetail("Only a voting member can lead.")));
+		not_voter(group_id, target);
 		break;
 	case ENGINE_ERR_NO_GROUP:
 		ereport(ERROR,
