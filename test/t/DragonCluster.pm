@@ -144,8 +144,10 @@ dragonraft.ssl_key_file = '$certs/node$id.key'
 dragonraft.ssl_ca_file = '$certs/ca.crt'
 } . ($opts{conf} // ''));
 		$node->start;
-		$node->safe_psql('postgres', 'CREATE EXTENSION dragonraft');
 		push @{ $self->{nodes} }, $node;
+		# (through the node's poll session, which the tests' polls use next:
+		# a psql and a backend fewer per node)
+		$self->query($id, 'CREATE EXTENSION dragonraft');
 	}
 	return $self;
 }
@@ -197,7 +199,7 @@ sub create_group
 	{
 		$self->wait_until("the engine worker of node $id",
 			sub { ($self->poll($id, 'SELECT engine_state FROM dragonraft.node_status()') // '') eq 'running' });
-		$self->node($id)->safe_psql('postgres', "SELECT dragonraft.create_group($g, '$m')");
+		$self->query($id, "SELECT dragonraft.create_group($g, '$m')");
 	}
 	return;
 }
