@@ -264,7 +264,8 @@ my $waiter = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c
 ok($c->wait_until('the second transaction waiting for its turn', sub {
 	($c->poll($l, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%owner = ''waiter''%' AND wait_event_type = 'Extension'") // '') eq '1' }),
 	'another transaction waits for its turn');
-$L->safe_psql('postgres', "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%owner = ''waiter''%' AND pid <> pg_backend_pid()");
+# (through the poll session: no psql to start while the holder's 3 s run)
+$c->query($l, "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%owner = ''waiter''%' AND pid <> pg_backend_pid()");
 $waiter->finish;
 $holder->finish;
 like($werr, qr/ERROR:\s+40003: canceled while the transaction waited for its turn/, 'the canceled transaction ends with 40003');
