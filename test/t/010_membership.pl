@@ -156,9 +156,9 @@ my $promote = IPC::Run::start(
 # (force: without it the change is refused at once, the others do not answer.)
 ok($c->wait_until('the promotion to wait',
 	sub {
-		($c->poll($l,
+		$L->safe_psql('postgres',
 			q{SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%promote_member%'
-			    AND wait_event_type = 'Extension'}) // '') eq '1';
+			    AND wait_event_type = 'Extension'}) eq '1';
 	}), 'the forced promotion waits for a quorum');
 ($st, $msg) = $c->sql_error($l, 'SELECT dragonraft.remove_member(1, 4)');
 ok($st eq '55006' || $st eq '55000', "a second change while one is pending is refused ($st)");
