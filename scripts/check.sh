@@ -143,6 +143,10 @@ tap() {
 	(cd "$dir" && "${RUN_AS[@]}" env -u LC_ALL -u LANGUAGE LC_MESSAGES=C \
 		"$PG_BINDIR/initdb" -D "$dir/initdb-template" -A trust -N) \
 		>"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log"; return 1; }
+	# and copies the CA and node certificates made here, once, for up to 5
+	# nodes (each test's cluster has its own copy)
+	(cd "$dir" && "${RUN_AS[@]}" bash "$top/scripts/make-certs.sh" "$dir/certs-template" 5) \
+		>"$dir/certs.log" 2>&1 || { cat "$dir/certs.log"; return 1; }
 	# The partition test adds and removes nftables rules, which takes
 	# CAP_NET_ADMIN; the tests run as postgres.  As root, give them a copy
 	# of nft with that capability that only the postgres group may run.
@@ -154,7 +158,7 @@ tap() {
 	fi
 	(cd "$dir" && "${RUN_AS[@]}" env PATH="$PG_BINDIR:$PATH" PERL5LIB="$PG_PERL" \
 		TESTDIR="$dir" PG_REGRESS="$PG_REGRESS" PGPORT=54321 DR_SCRIPTS="$top/scripts" DR_NFT="$nft" \
-		DR_INITDB_TEMPLATE="$dir/initdb-template" \
+		DR_INITDB_TEMPLATE="$dir/initdb-template" DR_CERTS_TEMPLATE="$dir/certs-template" \
 		prove --timer -v -j "${TAP_JOBS:-3}" ${TAP_TESTS:-$(tap_order)}) 2>&1 | tee "$dir/prove.txt"
 	rc=${PIPESTATUS[0]}
 	rm -rf "$dir/bin"

@@ -19,7 +19,18 @@ my (@nodes, %raft_port);
 # (scripts/check.sh says where it is).
 die 'DR_SCRIPTS must name the scripts directory of dragonraft' unless $ENV{DR_SCRIPTS};
 my $certs = PostgreSQL::Test::Utils::tempdir() . '/certs';
-system('bash', "$ENV{DR_SCRIPTS}/make-certs.sh", $certs, 3) == 0 or die 'make-certs.sh failed';
+# (a copy of those scripts/check.sh made once for the run, if it did)
+my $tpl = $ENV{DR_CERTS_TEMPLATE};
+if ($tpl && -f "$tpl/node3.crt")
+{
+	mkdir $certs or die "mkdir $certs: $!";
+	system('cp', '-p', (map { "$tpl/$_" } qw(ca.crt crl.pem node1.crt node1.key node2.crt node2.key node3.crt node3.key)),
+		$certs) == 0 or die "copying the certificates of $tpl failed";
+}
+else
+{
+	system('bash', "$ENV{DR_SCRIPTS}/make-certs.sh", $certs, 3) == 0 or die 'make-certs.sh failed';
+}
 
 for my $id (1 .. 3) {
 	my $node = PostgreSQL::Test::Cluster->new("node$id");

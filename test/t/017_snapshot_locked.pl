@@ -46,10 +46,9 @@ ok($c->wait_until('the exporter to wait for the lock on t', sub {
 		WHERE relation = 't'::regclass AND NOT granted AND mode = 'AccessShareLock'}) eq '1' }),
 	'the leader\'s exporter waits for the lock on t');
 # Meanwhile the group writes, for longer than a lock timeout (an election timeout).
-for my $i (1 .. 40)
-{
-	$L->safe_psql('postgres', "INSERT INTO w VALUES ($i)");
-}
+# (40 transactions, 40 entries, from one session: 40 psqls took over 10 s
+# under load, and the join gave up after 30 s without entries)
+$L->safe_psql('postgres', join('', map { "INSERT INTO w VALUES ($_);\n" } 1 .. 40));
 # Its wait outlasts a lock timeout (an election timeout, 500 ms): it is not cancelled.
 ok($c->wait_until('the exporter to wait for over a second', sub {
 	$L->safe_psql('postgres', q{SELECT count(*) FROM pg_locks WHERE relation = 't'::regclass

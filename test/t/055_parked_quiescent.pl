@@ -9,6 +9,11 @@
 # runs at each Raft tick, and whenever woken): with ticks of 95 ms the
 # refresh is due about half of the time at the wake-up that follows the
 # follower's apply, which takes a random while here, and the round repeats.
+# An election timeout of 6 ticks (570 ms; the default is 10 x 50 ms): the
+# group goes quiet after 1.7 s (3 election timeouts) while the parked apply
+# was tried at 0 and 1 s, so that the next try, 2 s later, finds the cause
+# gone (with 10 ticks, the quiet came at 2.85 s, and the row waited for the
+# try at 7 s).
 use strict;
 use warnings;
 use FindBin;
@@ -18,7 +23,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $rounds = 6;
-my $c = DragonCluster->new(3, conf => "dragonraft.rtt_ms = 95\n");
+my $c = DragonCluster->new(3, conf => "dragonraft.rtt_ms = 95\ndragonraft.election_rtt = 6\n");
 $c->create_group(1);
 my $l = $c->leader(1) or die 'no leader of group 1';
 my ($f) = grep { $_ != $l } $c->ids;
@@ -70,7 +75,7 @@ for my $i (1 .. $rounds)
 	# Nothing else happens in the group: its status must still come back.
 	my $st = '';
 	push @stuck, "round $i: $st"
-	  unless $c->wait_until("node $f's status to say ok (round $i)",
+	  unless $c->wait_until("node ${f}'s status to say ok (round $i)",
 		sub { ($st = status_row()) =~ /^ok\|/ }, 5);
 	# The next round starts from a group that applied everything here (an
 	# entry wakes the group, and with it a status that stuck).

@@ -28,12 +28,12 @@ for my $i (1 .. 60)
 {
 	my $g = 100 + $i;
 	# A member that cannot lead (the other member is unreachable): force.
-	$n->safe_psql('postgres',
-		qq{SELECT dragonraft.create_group($g, '{"1": "$addr", "2": "127.0.0.1:9"}')});
+	# (all but the timed leave_group through the poll session: one psql a round)
+	$c->query(1, qq{SELECT dragonraft.create_group($g, '{"1": "$addr", "2": "127.0.0.1:9"}')});
 	my $ms = 1 + int(($i - 1) / 2);
 	my ($ret, $out, $err) = $n->psql('postgres',
 		"SET statement_timeout = '${ms}ms';\nSELECT dragonraft.leave_group($g, true);");
-	my $st = $n->safe_psql('postgres', qq{SELECT
+	my $st = $c->query(1, qq{SELECT
 		(SELECT count(*) FROM dragonraft.status WHERE group_id = $g) || ' ' ||
 		(SELECT count(*) FROM pg_replication_origin WHERE roname = 'dragonraft_$g') || ' ' ||
 		(SELECT count(*) FROM dragonraft.left_groups WHERE group_id = $g)});
@@ -42,7 +42,7 @@ for my $i (1 .. 60)
 	# Left: 0 0 1.  Nothing done: 1 1 0.  Anything else is a half-left group.
 	push @broken, "group $g ($ms ms): $what, $st" unless $st eq '0 0 1' || $st eq '1 1 0';
 	# Finish it whatever happened (leave_group(g, true) ends an interrupted leave).
-	$n->psql('postgres', "SELECT dragonraft.leave_group($g, true)");
+	$c->poll_result(1, "SELECT dragonraft.leave_group($g, true)");
 }
 diag "$_: $seen{$_}" for sort keys %seen;
 is(scalar(@broken), 0, 'no leave_group ended with its LogDB data gone and its catalog rows rolled back')

@@ -126,8 +126,21 @@ sub new
 
 	die 'DR_SCRIPTS must name the scripts directory of dragonraft' unless $ENV{DR_SCRIPTS};
 	my $certs = PostgreSQL::Test::Utils::tempdir() . '/certs';
-	system('bash', "$ENV{DR_SCRIPTS}/make-certs.sh", $certs, $n) == 0
-	  or die 'make-certs.sh failed';
+	# DR_CERTS_TEMPLATE (scripts/check.sh) has a CA and certificates for nodes
+	# 1 to 5, made once for the run: copied (not its CA's key), else made here.
+	my $tpl = $ENV{DR_CERTS_TEMPLATE};
+	if ($tpl && -f "$tpl/node$n.crt")
+	{
+		mkdir $certs or die "mkdir $certs: $!";
+		system('cp', '-p', (map { "$tpl/$_" } 'ca.crt', 'crl.pem', map { ("node$_.crt", "node$_.key") } 1 .. $n),
+			$certs) == 0
+		  or die "copying the certificates of $tpl failed";
+	}
+	else
+	{
+		system('bash', "$ENV{DR_SCRIPTS}/make-certs.sh", $certs, $n) == 0
+		  or die 'make-certs.sh failed';
+	}
 	for my $id (1 .. $n)
 	{
 		my $node = PostgreSQL::Test::Cluster->new("node$id");
@@ -144,8 +157,10 @@ dragonraft.ssl_key_file = '$certs/node$id.key'
 dragonraft.ssl_ca_file = '$certs/ca.crt'
 } . ($opts{conf} // ''));
 		$node->start;
-		$node->safe_psql('postgres', 'CREATE EXTENSION dragonraft');
 		push @{ $self->{nodes} }, $node;
+		# (through the node's poll session, which the tests' polls use next:
+		# a psql and a backend fewer per node)
+		$self->query($id, 'CREATE EXTENSION dragonraft');
 	}
 	return $self;
 }
@@ -197,7 +212,7 @@ sub create_group
 	{
 		$self->wait_until("the engine worker of node $id",
 			sub { ($self->poll($id, 'SELECT engine_state FROM dragonraft.node_status()') // '') eq 'running' });
-		$self->node($id)->safe_psql('postgres', "SELECT dragonraft.create_group($g, '$m')");
+		$self->query($id, "SELECT dragonraft.create_group($g, '$m')");
 	}
 	return;
 }
