@@ -1045,6 +1045,9 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
                     DestReceiver *dest, QueryCompletion *qc)
 {
 	Node *stmt = pstmt->utilityStmt;
+	int outer_depth = call_depth;
+	CommandId outer_cid = dr_truncate_cid;
+	Oid outer_func = plan_only_func;
 
 	if (IsA(stmt, TransactionStmt)) {
 		TransactionStmt *ts = (TransactionStmt *)stmt;
@@ -1127,49 +1130,26 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 		if (!dr_capture_other_writes() && !writes_nothing(stmt))
 			dr_capture_note_other_write();
 	}
-	if (IsA(stmt, CallStmt)) {
+	/* What the statement's own hooks read while it runs, restored after it
+	 * (an error too). */
+	if (IsA(stmt, CallStmt))
 		call_depth++;
-		PG_TRY();
-		{
-			next_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv,
-			             dest, qc);
-		}
-		PG_FINALLY();
-		{
-			call_depth--;
-		}
-		PG_END_TRY();
-	} else if (IsA(stmt, TruncateStmt)) {
+	else if (IsA(stmt, TruncateStmt))
 		/* Its capture orders it by the command that truncated (capture.c). */
-		CommandId outer = dr_truncate_cid;
-
 		dr_truncate_cid = GetCurrentCommandId(false);
-		PG_TRY();
-		{
-			next_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv,
-			             dest, qc);
-		}
-		PG_FINALLY();
-		{
-			dr_truncate_cid = outer;
-		}
-		PG_END_TRY();
-	} else if (IsA(stmt, AlterFunctionStmt)) {
-		Oid outer = plan_only_func;
-
+	else if (IsA(stmt, AlterFunctionStmt))
 		plan_only_func = plan_only_alter(stmt);
-		PG_TRY();
-		{
-			next_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv,
-			             dest, qc);
-		}
-		PG_FINALLY();
-		{
-			plan_only_func = outer;
-		}
-		PG_END_TRY();
-	} else
+	PG_TRY();
+	{
 		next_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		call_depth = outer_depth;
+		dr_truncate_cid = outer_cid;
+		plan_only_func = outer_func;
+	}
+	PG_END_TRY();
 	if (dr_execute_group != 0 && IsA(stmt, AlterTableStmt))
 		check_generated((AlterTableStmt *)stmt);
 }
