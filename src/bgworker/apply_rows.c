@@ -1718,7 +1718,9 @@ static int64 command_table(uint64 group_id, const char *command)
 
 	PG_TRY();
 	{
-		stmts = raw_parser(command, RAW_PARSE_DEFAULT);
+		/* (as the command runs, not with this member's own
+		 * standard_conforming_strings: every member must tell alike) */
+		stmts = dr_parse_command(command);
 	}
 	PG_CATCH();
 	{

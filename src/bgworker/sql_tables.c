@@ -83,6 +83,10 @@ void dr_default_search_path(void)
 static const char *const command_settings[][2] = {
         {"check_function_bodies", "on"},
         {"standard_conforming_strings", "on"},
+        /* (an E'...' string's \': refused by a member whose postgresql.conf
+         * says backslash_quote = off, which stopped applying there; the
+         * command's text is in the server's encoding already) */
+        {"backslash_quote", "on"},
         {"allow_system_table_mods", "off"},
         {"TimeZone", "UTC"},
         {"DateStyle", "ISO, MDY"},
@@ -478,26 +482,52 @@ static bool constant_select(const SelectStmt *s)
 }
 
 /*
+ * A command's raw parse trees as it runs, on every member and in its try: with
+ * standard_conforming_strings and backslash_quote on (command_settings), not
+ * the session's or this member's own.  Else the same text read otherwise:
+ * SELECT 'x\'; INSERT ...; --' is one constant SELECT with
+ * standard_conforming_strings off, a SELECT and an INSERT as it runs.
+ */
+List *dr_parse_command(const char *command)
+{
+	bool scs = standard_conforming_strings;
+	int bq = backslash_quote;
+	List *volatile stmts = NIL;
+
+	standard_conforming_strings = true;
+	backslash_quote = BACKSLASH_QUOTE_ON;
+	PG_TRY();
+	{
+		stmts = raw_parser(command, RAW_PARSE_DEFAULT);
+	}
+	PG_FINALLY();
+	{
+		standard_conforming_strings = scs;
+		backslash_quote = bq;
+	}
+	PG_END_TRY();
+	return stmts;
+}
+
+/*
  * Is command a barrier: SELECTs of constants only (all check_utility_only
  * lets through besides utility commands)?  It changes nothing, whatever the
  * schema it runs against, so it neither makes another command's try stale
  * nor goes stale itself: no command is skipped for it, it is never skipped
  * for another, and no writer fails for it (apply_rows.c, xact.c).  Told from
  * the command's text alone, as PostgreSQL's grammar reads it with the
- * command's own standard_conforming_strings (on): every member, and a
- * snapshot's history, tell alike.  A command that does not parse is none.
+ * command's own standard_conforming_strings and backslash_quote (on): every
+ * member, and a snapshot's history, tell alike.  A command that does not parse is none.
  */
 bool dr_sql_tables_barrier(const char *command)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	bool scs = standard_conforming_strings;
 	List *volatile stmts = NIL;
 	ListCell *lc;
 
-	standard_conforming_strings = true;
 	PG_TRY();
 	{
-		stmts = raw_parser(command, RAW_PARSE_DEFAULT);
+		stmts = dr_parse_command(command);
 	}
 	PG_CATCH();
 	{
@@ -506,7 +536,6 @@ bool dr_sql_tables_barrier(const char *command)
 		stmts = NIL;
 	}
 	PG_END_TRY();
-	standard_conforming_strings = scs;
 	if (stmts == NIL)
 		return false;
 	foreach (lc, stmts) {
@@ -526,7 +555,9 @@ bool dr_sql_tables_barrier(const char *command)
  */
 static void check_utility_only(const char *command)
 {
-	List *stmts = raw_parser(command, RAW_PARSE_DEFAULT);
+	/* (as the command runs: with this session's standard_conforming_strings
+	 * off, SELECT 'x\'; INSERT ...; --' read as one constant SELECT here) */
+	List *stmts = dr_parse_command(command);
 	ListCell *lc;
 
 	/* (blanks, ';' or a comment alone: an entry that does nothing; review 19) */

@@ -250,6 +250,9 @@ extern List *dr_spi_oids(void);
 extern char *dr_sql_tables_definition(Oid relid);
 /* What relid has besides its definition (snapshot.h's DR_SNAP_EXTRAS), palloc'd. */
 extern char *dr_sql_tables_extras(Oid relid);
+/* A command of execute()'s raw parse trees, read as it runs (standard_conforming_strings
+ * and backslash_quote on, not the session's or the member's own). */
+extern List *dr_parse_command(const char *command);
 /* Is command SELECTs of constants only (an execute() barrier, which changes nothing)? */
 extern bool dr_sql_tables_barrier(const char *command);
 
