@@ -360,7 +360,7 @@ static void split_definition(const char *def, char **pre, char **post, char **fk
 
 	for (int i = 0; i < 3; i++)
 		initStringInfo(&part[i]);
-	foreach (lc, raw_parser(def, RAW_PARSE_DEFAULT)) {
+	foreach (lc, dr_parse_command(def)) {
 		RawStmt *raw = lfirst_node(RawStmt, lc);
 		Constraint *con = added_constraint(raw->stmt);
 		int i = 1;
@@ -567,7 +567,7 @@ static void give(const char *sql, const char *extras, const char *what)
 /* The owner's name that extras gives (its first statement). */
 static const char *extras_owner(const char *extras, const char *what)
 {
-	List *stmts = raw_parser(extras, RAW_PARSE_DEFAULT);
+	List *stmts = dr_parse_command(extras);
 	RawStmt *first = stmts != NIL ? linitial_node(RawStmt, stmts) : NULL;
 	AlterTableStmt *at = first != NULL && IsA(first->stmt, AlterTableStmt)
 	                             ? (AlterTableStmt *)first->stmt
@@ -603,7 +603,7 @@ static bool as_maker_begin(const char *qname, const char *def, const char *extra
 	Oid role;
 	ListCell *lc, *col, *con;
 
-	foreach (lc, raw_parser(def, RAW_PARSE_DEFAULT)) {
+	foreach (lc, dr_parse_command(def)) {
 		CreateStmt *cs = (CreateStmt *)lfirst_node(RawStmt, lc)->stmt;
 
 		if (IsA(cs, CreateStmt))
@@ -636,7 +636,7 @@ void dr_snapshot_give_owner(const char *qname, const char *def, const char *extr
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "ALTER TABLE %s OWNER TO %s;", qname, owner);
 	/* (not yet owned by the table when made before it: ALTER TABLE misses them) */
-	foreach (lc, raw_parser(def, RAW_PARSE_DEFAULT)) {
+	foreach (lc, dr_parse_command(def)) {
 		CreateSeqStmt *cs = (CreateSeqStmt *)lfirst_node(RawStmt, lc)->stmt;
 
 		if (IsA(cs, CreateSeqStmt))
@@ -734,7 +734,7 @@ static void check_names(uint64 group_id, const Contents *c)
 
 		if (t->fate != FATE_CREATE && t->fate != FATE_REPLACE)
 			continue;
-		foreach (lc, raw_parser(t->def, RAW_PARSE_DEFAULT)) {
+		foreach (lc, dr_parse_command(t->def)) {
 			Node *stmt = lfirst_node(RawStmt, lc)->stmt;
 			Constraint *con = added_constraint(stmt);
 			RangeVar *rv = NULL;
@@ -2125,7 +2125,7 @@ static bool replay(uint64 group_id, uint64 after, Datum redo, Contents *c, List 
 			         errhint("Create the role on this node; the snapshot is loaded "
 			                 "when the server restarts.")));
 		nestlevel = enter(roleid, paths[i], &save_user, &save_sec);
-		foreach (lc, raw_parser(commands[i], RAW_PARSE_DEFAULT)) {
+		foreach (lc, dr_parse_command(commands[i])) {
 			RawStmt *raw = lfirst_node(RawStmt, lc);
 			ErrorData *ed;
 			char *sql, *undo;

@@ -1137,8 +1137,9 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 	else if (IsA(stmt, TruncateStmt))
 		/* Its capture orders it by the command that truncated (capture.c). */
 		dr_truncate_cid = GetCurrentCommandId(false);
-	else if (IsA(stmt, AlterFunctionStmt))
-		plan_only_func = plan_only_alter(stmt);
+	/* (InvalidOid for any other statement, one nested in it too: an event
+	 * trigger's ALTER FUNCTION ... RENAME during ALTER FUNCTION ... COST) */
+	plan_only_func = plan_only_alter(stmt);
 	PG_TRY();
 	{
 		next_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
