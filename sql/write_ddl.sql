@@ -353,6 +353,20 @@ ALTER FUNCTION r20_pred(int) NOT LEAKPROOF COST 3 PARALLEL RESTRICTED;
 ALTER ROUTINE r20_pred(int) PARALLEL UNSAFE;
 SELECT procost, proparallel, proleakproof, provolatile, proisstrict, prosecdef, proconfig
   FROM pg_proc WHERE oid = 'r20_pred(int)'::regprocedure;
+-- But an ALTER FUNCTION nested in one of those (an event trigger's) is
+-- refused as any other, and the outer one with it (review 25).
+CREATE FUNCTION r25_rename() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF to_regprocedure('public.r20_pred(int)') IS NOT NULL THEN
+    ALTER FUNCTION public.r20_pred(int) RENAME TO r25_renamed;
+  END IF;
+END $$;
+CREATE EVENT TRIGGER r25_rename ON ddl_command_end WHEN TAG IN ('ALTER FUNCTION')
+  EXECUTE FUNCTION r25_rename();
+ALTER FUNCTION r20_pred(int) COST 5;
+DROP EVENT TRIGGER r25_rename;
+DROP FUNCTION r25_rename();
+SELECT proname, procost FROM pg_proc WHERE proname IN ('r20_pred', 'r25_renamed');
 CREATE OR REPLACE FUNCTION r20_free(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 + 0';
 CREATE OR REPLACE FUNCTION r20_hidden(int) RETURNS bool LANGUAGE plpgsql IMMUTABLE AS 'BEGIN RETURN $1 > 0; END';
 REASSIGN OWNED BY r20_heir TO r20_owner;
