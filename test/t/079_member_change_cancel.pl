@@ -13,7 +13,6 @@ use lib $FindBin::RealBin;
 use DragonCluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
 use IPC::Run;
 
 my $c = DragonCluster->new(3, conf => "dragonraft.election_rtt = 100\n");
@@ -55,8 +54,7 @@ if ($added == 1)
 		'<', \$in, '>', \$out, '2>', \$rerr);
 	$c->wait_until('remove_member to wait', sub {
 		$h->pump_nb;
-		($c->poll($l, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT dragonraft.remove_member%'") // 0) == 1 });
-	usleep(300_000);
+		($c->poll($l, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT dragonraft.remove_member%' AND wait_event_type = 'Extension'") // 0) == 1 });
 	$c->poll($l, "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE 'SELECT dragonraft.remove_member%'");
 	$h->finish;
 	cont_followers();

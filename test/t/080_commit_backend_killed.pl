@@ -21,7 +21,6 @@ use lib $FindBin::RealBin;
 use DragonCluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
 use IPC::Run;
 
 my $c = DragonCluster->new(3, conf => "dragonraft.election_rtt = 60\nrestart_after_crash = on\n");
@@ -106,9 +105,13 @@ for my $kind ('A', 'B', 'C')
 		  : $bpid;
 	}
 	ok($victim, "$kind: the victim waits in COMMIT");
-	usleep(200_000);
 	kill 'KILL', $victim;
-	usleep(500_000);
+	# (the postmaster reaped it: its crash restart has begun)
+	$c->wait_until("$kind: the victim gone", sub {
+		open(my $fh, '<', "/proc/$victim/stat") or return 1;
+		my $st = <$fh> // '';
+		return $st =~ /^\d+ \(.*\) Z /;
+	});
 	kill 'CONT', map { $c->server_pids($_) } @f if $kind eq 'C';
 	finish($_) for grep { defined } ($a, $b);
 	back_after_crash();
