@@ -15,7 +15,10 @@ use IPC::Run;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $c = DragonCluster->new(4);
+# (the lock holders of the linearizable reads below hold their lock for
+# several seconds under load, past the default 5 s after which the apply
+# worker cancels them: the holder's COMMIT then failed)
+my $c = DragonCluster->new(4, conf => "dragonraft.max_apply_lock_delay = '60s'\n");
 $c->create_group(1, 1, 2, 3);
 my $l = $c->leader(1);
 ok($l, "group 1 has a writable leader (node $l)");
