@@ -201,9 +201,11 @@ ok($l, "a leader again (node $l)");
 # leader() found: if the old leader stepped down before they continued,
 # its dragonraft.status may still say leader (refreshed every 100 ms) and
 # theirs name it; then another node may win the election and commit the
-# promotion.  (Once here: node 1 was found, node 2 elected 0.7 s later,
-# and promote_member asked on node 1 answered 55000 "node 1 does not lead
-# group 1" for three minutes.)  So each try asks the leader of the moment.
+# promotion.  (In one make check of three: node 1 was found, node 2 elected
+# 0.7 s later, and promote_member asked on node 1 answered 55000 "node 1
+# does not lead group 1" for three minutes; and in a quiet run of this
+# version, node 1 found, node 3 elected.)  So each try asks the leader of
+# the moment.
 my $last = '';
 ok( $c->wait_until(
 		'node 4 promoted or not',
