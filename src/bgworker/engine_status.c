@@ -79,7 +79,11 @@ static void set_members(DrSm *sm, const struct raft_membership *m)
 	sm->members_sig = membership_sig(m);
 }
 
-/* One LOG line when this node starts to lead or to follow a (new) leader. */
+/*
+ * One LOG line when this node starts to lead or to follow a (new) leader, or
+ * stops leading with no leader known (CheckQuorum: a step-down that a
+ * failed membership change or write blames on "the leadership changed").
+ */
 static void log_role(DrSm *sm, const struct engine_group_status *st)
 {
 	bool was_following = sm->role == RAFT_FOLLOWER && sm->leader != 0;
@@ -94,6 +98,11 @@ static void log_role(DrSm *sm, const struct engine_group_status *st)
 		        (errmsg("dragonraft node %d follows node %llu in group %llu in term %llu",
 		                dr_node_id, (unsigned long long)st->leader,
 		                (unsigned long long)st->group_id, (unsigned long long)st->term)));
+	else if (sm->role == RAFT_LEADER && st->role != RAFT_LEADER)
+		ereport(LOG, (errmsg("dragonraft node %d no longer leads group %llu (term %llu), "
+		                     "no leader known",
+		                     dr_node_id, (unsigned long long)st->group_id,
+		                     (unsigned long long)st->term)));
 	if (st->state == ENGINE_GROUP_FAILED && sm->shared->member_state != DR_MEMBER_FAILED)
 		ereport(LOG, (errmsg("dragonraft group %llu stopped on node %d: %s",
 		                     (unsigned long long)st->group_id, dr_node_id, st->error)));

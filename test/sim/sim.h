@@ -234,6 +234,8 @@ struct sim_node {
 	struct raft *r; /* NULL while down */
 	bool up, retired, retire_pending;
 	bool stopped; /* the core failed fatally: down until restarted */
+	bool paused;  /* stopped as by SIGSTOP (probe paused-promotion): no ticks, no loop, and
+	               * messages to it wait, as bytes in its sockets */
 	uint32_t inc; /* incarnation */
 	uint64_t restart_at;
 	struct sim_store st;
@@ -420,5 +422,7 @@ void sim_probe_lost_acks(struct sim_world *w);
 void sim_probe_split_vote(struct sim_world *w);
 /* isolated-leader: a leader cut off under proposals steps down in 3 election timeouts. */
 void sim_probe_isolated_leader(struct sim_world *w);
+/* Probe: a leader whose other voters pause proposes a promotion; true if it ran. */
+bool sim_probe_paused_promotion(struct sim_world *w);
 
 #endif /* DRAGONRAFT_SIM_H */

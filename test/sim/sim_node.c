@@ -61,7 +61,7 @@ static const char *msg_name(uint32_t t)
 
 bool sim_node_ready_for_calls(const struct sim_node *nd)
 {
-	return nd->up && nd->r && !nd->busy && !nd->stopped;
+	return nd->up && nd->r && !nd->busy && !nd->stopped && !nd->paused;
 }
 
 /*
@@ -591,7 +591,7 @@ void sim_node_pump(struct sim_world *w, struct sim_node *nd)
 
 void sim_node_persist_due(struct sim_world *w, struct sim_node *nd)
 {
-	if (!nd->up || !nd->busy || nd->persist_at > w->now)
+	if (!nd->up || !nd->busy || nd->persist_at > w->now || nd->paused)
 		return;
 	if (nd->crash_on_fsync) {
 		sim_node_crash(w, nd, SIM_TICK_UNITS * (5 + sim_rand_below(&w->rng, 40)));
@@ -615,6 +615,11 @@ void sim_node_deliver(struct sim_world *w, struct sim_item *it)
 	bool down = !nd->up || nd->stopped;
 	int rc;
 
+	if (nd->up && nd->paused) { /* it waits in the socket */
+		it->at = w->now + 1;
+		sim_net_push(&w->net, it);
+		return;
+	}
 	if (it->kind == SIM_ITEM_SNAP_REPORT) {
 		if (nd->up && !nd->stopped && nd->inc == it->from_inc) {
 			if (nd->busy) {

@@ -30,6 +30,14 @@
  *               entries it sent unacknowledged: the grace of a member busy
  *               writing them, progress.c busy_writing), steps down within 3
  *               election timeouts of the cut (283f08c's bound; 2 before it)
+ *   paused-promotion (check-quorum on) the leader's other voters stop at
+ *               once, as by SIGSTOP (messages to them wait), and the leader
+ *               proposes the promotion of a non-voter that still answers
+ *               (promote_member with force, TAP 010): it steps down, the
+ *               others continue with its append waiting for them, and the
+ *               liveness check runs again: one leader, the group goes on,
+ *               every property holds meanwhile, whoever wins and whether
+ *               the promotion commits or not
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -480,4 +488,149 @@ void sim_probe_isolated_leader(struct sim_world *w)
 		sim_step(w);
 	}
 	cut(w, l->id, false);
+}
+
+/* Propose change type of node id on l (the context names it, as the engine's address). */
+static int propose_change(struct sim_world *w, struct sim_node *l, uint32_t type, raft_id id,
+                          raft_index *at)
+{
+	struct raft_conf_change cc;
+	raft_index idx = 0;
+	char ctx[32];
+	int rc;
+
+	memset(&cc, 0, sizeof(cc));
+	cc.type = type;
+	cc.node_id = id;
+	snprintf(ctx, sizeof(ctx), "node-%u", (unsigned)id);
+	cc.context = (const uint8_t *)ctx;
+	cc.context_len = (uint32_t)strlen(ctx);
+	rc = raft_propose_conf_change(l->r, &cc, &idx);
+	if (rc == RAFT_OK)
+		w->n_conf++;
+	sim_trace(w,
+	          "probe: node %" PRIu64 " proposes to %s node %" PRIu64 ": %s (index %" PRIu64 ")",
+	          l->id, type == RAFT_CC_ADD_VOTER ? "promote" : "add as a non-voter", id,
+	          raft_strerror(rc), idx);
+	sim_observe(w, l);
+	sim_node_pump(w, l);
+	if (at)
+		*at = idx;
+	return rc;
+}
+
+static bool in_nonvoters(const struct raft_membership *m, raft_id id)
+{
+	for (uint32_t i = 0; i < m->n_nonvoters; i++)
+		if (m->nonvoters[i] == id)
+			return true;
+	return false;
+}
+
+static bool removed_id(const struct sim_world *w, raft_id id)
+{
+	for (unsigned i = 0; i < w->n_removed; i++)
+		if (w->removed[i].id == id)
+			return true;
+	return false;
+}
+
+/*
+ * A non-voter of leader l's group that answers and holds l's log: one there
+ * is, or a node that is no member (nor was removed) added as one and caught
+ * up; NULL if there is none or the leadership moved meanwhile.
+ */
+static struct sim_node *caught_up_nonvoter(struct sim_world *w, struct sim_node *l)
+{
+	const struct raft_membership *m = raft_membership(l->r);
+	raft_term t = l->term;
+	struct sim_node *nv = NULL;
+	uint64_t start;
+
+	for (uint32_t i = 0; i < m->n_nonvoters && !nv; i++)
+		if (m->nonvoters[i] <= w->n && sim_node_ready_for_calls(&w->nodes[m->nonvoters[i]]))
+			nv = &w->nodes[m->nonvoters[i]];
+	for (unsigned id = 1; id <= w->n && !nv; id++)
+		if (!raft_membership_contains(m, id) && !removed_id(w, id) &&
+		    !w->nodes[id].retired && !w->nodes[id].retire_pending &&
+		    sim_node_ready_for_calls(&w->nodes[id]) &&
+		    propose_change(w, l, RAFT_CC_ADD_NONVOTER, id, NULL) == RAFT_OK)
+			nv = &w->nodes[id];
+	for (start = w->now; !w->failed && nv && l->r && l->role == RAFT_LEADER && l->term == t;
+	     sim_step(w)) {
+		m = raft_membership(l->r);
+		if (nv->r && nv->up && in_nonvoters(m, nv->id) &&
+		    nv->st.applied >= raft_last_index(l->r))
+			return nv;
+		if (w->now - start > (uint64_t)60 * w->p.elect_tick * SIM_TICK_UNITS)
+			break;
+	}
+	return NULL;
+}
+
+bool sim_probe_paused_promotion(struct sim_world *w)
+{
+	const struct raft_membership *m;
+	struct sim_node *l = NULL, *nv;
+	uint64_t start, extra;
+	raft_index idx = 0;
+	raft_term t;
+	int rc = RAFT_ERR_CONF_CHANGE_PENDING;
+
+	if (w->failed || !w->p.check_quorum)
+		return false;
+	settle(w);
+	/* (the probe before may have left an election going; a change may be pending) */
+	for (unsigned try = 0; try < 10 && !w->failed && rc != RAFT_OK; try++) {
+		for (start = w->now;
+		     !w->failed && !(l = sim_stable_leader(w)) &&
+		     w->now - start < (uint64_t)60 * w->p.elect_tick * SIM_TICK_UNITS;)
+			sim_step(w);
+		if (w->failed || !l || !sim_node_ready_for_calls(l))
+			return false;
+		m = raft_membership(l->r);
+		if (m->n_voters < 2)
+			return false; /* a lone voter is its own quorum */
+		if (!(nv = caught_up_nonvoter(w, l)) || !sim_node_ready_for_calls(l))
+			return false;
+		for (uint32_t i = 0; i < m->n_voters; i++)
+			if (m->voters[i] != l->id && m->voters[i] <= w->n)
+				w->nodes[m->voters[i]].paused = true;
+		rc = propose_change(w, l, RAFT_CC_ADD_VOTER, nv->id, &idx);
+		if (rc != RAFT_OK) {
+			for (unsigned id = 1; id <= w->n; id++)
+				w->nodes[id].paused = false;
+			run_elections(w, 1);
+		}
+	}
+	if (w->failed || rc != RAFT_OK)
+		return false;
+	t = l->term;
+	sim_trace(w, "probe: leader %" PRIu64 " of term %" PRIu64 ", its other voters paused",
+	          l->id, t);
+	/* Until it steps down (CheckQuorum), then 0-2 election timeouts more; the
+	 * promotion cannot commit meanwhile (only the non-voter answers). */
+	start = w->now;
+	while (!w->failed && l->up && l->r && l->role == RAFT_LEADER && l->term == t &&
+	       w->now - start < (uint64_t)60 * w->p.elect_tick * SIM_TICK_UNITS) {
+		sim_step(w);
+		if (l->r && raft_commit_index(l->r) >= idx)
+			sim_fail(w, "paused-promotion",
+			         "leader %" PRIu64 " of term %" PRIu64
+			         " committed the promotion at %" PRIu64
+			         " while its other voters were paused",
+			         l->id, t, idx);
+	}
+	if (!w->failed && l->up && l->r && l->role == RAFT_LEADER && l->term == t)
+		sim_fail(w, "paused-promotion",
+		         "leader %" PRIu64 " of term %" PRIu64
+		         " still leads 60 election timeouts after its other voters paused",
+		         l->id, t);
+	extra = sim_rand_below(&w->rng, (uint64_t)2 * w->p.elect_tick * SIM_TICK_UNITS + 1);
+	for (start = w->now; !w->failed && w->now - start < extra;)
+		sim_step(w);
+	sim_trace(w, "probe: the paused voters continue");
+	for (unsigned id = 1; id <= w->n; id++)
+		w->nodes[id].paused = false;
+	return !w->failed;
 }

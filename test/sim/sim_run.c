@@ -839,6 +839,8 @@ bool sim_run(const struct sim_opts *o, char *prop, size_t prop_len, char *why, s
 			sim_probe_lost_acks(w);
 			sim_probe_split_vote(w);
 			sim_probe_isolated_leader(w);
+			if (sim_probe_paused_promotion(w))
+				(void)liveness(w);
 		}
 	}
 	sim_trace(w,
