@@ -42,8 +42,13 @@
 
 /* Housekeeping cadence: member info entries, reachability of other nodes. */
 #define HOUSEKEEPING_MS 250
-/* Status copies for the views, at most this often (each group at most once). */
-#define STATUS_MS 100
+/* Status copies for the views, at most this often (each group at most once),
+ * or STATUS_ROLE_MS after a group's term, leader or role changed here: a
+ * leader that stepped down said 'leader' for up to STATUS_MS, and clients
+ * and poolers that route writes by dragonraft.leader() or dragonraft.status
+ * went to it (promote55: TAP 010 asked a node that no longer led). */
+#define STATUS_MS      100
+#define STATUS_ROLE_MS 10
 /* Refresh of the durable applied indexes (a WAL flush at most this often). */
 #define DURABLE_MS 1000
 /* Entry header and protobuf framing beyond max_entry_size in a transport frame. */
@@ -352,6 +357,8 @@ static void main_loop(void)
 	                                               ALLOCSET_DEFAULT_SIZES);
 	WaitEventSet *wes = CreateWaitEventSet(TopMemoryContext, 3);
 	TimestampTz next_status = 0, next_housekeeping = 0, next_durable = 0, next_lock_check = 0;
+	TimestampTz last_status = 0;
+	uint64 role_changes = 0;
 
 	AddWaitEventToSet(wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(wes, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
@@ -393,8 +400,14 @@ static void main_loop(void)
 		dr_pg_sm_poll();
 		now = GetCurrentTimestamp();
 		pg_atomic_fetch_add_u64(&dr_shared->engine_loops, 1); /* queue.c */
+		if (engine_role_changes(de->e) != role_changes) {
+			role_changes = engine_role_changes(de->e);
+			next_status = Min(next_status,
+			                  TimestampTzPlusMilliseconds(last_status, STATUS_ROLE_MS));
+		}
 		if (now >= next_status) {
 			dr_engine_status_refresh();
+			last_status = now;
 			next_status = TimestampTzPlusMilliseconds(now, STATUS_MS);
 		}
 		if (now >= next_housekeeping) {

@@ -1053,3 +1053,8 @@ uint64_t engine_dropped_messages(const struct engine *e)
 {
 	return e->dropped;
 }
+
+uint64_t engine_role_changes(const struct engine *e)
+{
+	return e->role_changes;
+}

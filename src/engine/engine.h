@@ -515,5 +515,8 @@ bool engine_accepts(const struct engine *e, uint64_t group_id, raft_id from);
 size_t engine_pending_count(const struct engine *e);
 /* Messages dropped on delivery because of an unknown group or a bad message. */
 uint64_t engine_dropped_messages(const struct engine *e);
+/* Times a group's term, leader or role here changed: an embedder that copies
+ * statuses now and then copies them at once when this moves. */
+uint64_t engine_role_changes(const struct engine *e);
 
 #endif /* DRAGONRAFT_ENGINE_H */

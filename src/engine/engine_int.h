@@ -274,8 +274,9 @@ struct engine {
 	uint64_t series; /* last proposal/read key handed out */
 	uint64_t client_id;
 	uint64_t dropped;
-	bool failed;   /* a storage failure stopped the engine (errmsg) */
-	bool stopping; /* engine_destroy runs: no new operations */
+	uint64_t role_changes; /* engine_role_changes() */
+	bool failed;           /* a storage failure stopped the engine (errmsg) */
+	bool stopping;         /* engine_destroy runs: no new operations */
 	bool in_round;
 	bool in_flush;  /* running completion callbacks */
 	unsigned defer; /* > 0: completions are queued (table being iterated) */

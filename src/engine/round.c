@@ -263,6 +263,7 @@ static void watch_leader(struct engine *e, struct group *g)
 	g->term = term;
 	g->leader = leader;
 	g->role = role;
+	e->role_changes++;
 	eng_leader_changed(e, g);
 }
 

@@ -668,6 +668,7 @@ static void test_transfer(void **state)
 	struct cluster c;
 	struct prop p[20];
 	raft_id lead, target;
+	uint64_t changes_lead, changes_target;
 
 	(void)state;
 	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
@@ -675,6 +676,13 @@ static void test_transfer(void **state)
 	propose_many(&c, p, 10, 1);
 	lead = cluster_leader(&c, 0);
 	target = a_follower(&c, 0);
+	/* engine_role_changes: moved by the election, not by replication. */
+	changes_lead = engine_role_changes(c.nodes[lead].e);
+	changes_target = engine_role_changes(c.nodes[target].e);
+	assert_true(changes_lead >= 1 && changes_target >= 1);
+	propose_many(&c, p + 10, 5, 50);
+	assert_int_equal(engine_role_changes(c.nodes[lead].e), changes_lead);
+	assert_int_equal(engine_role_changes(c.nodes[target].e), changes_target);
 	assert_int_equal(
 	        engine_transfer_leader(c.nodes[lead].e, c.group_ids[0], target, engine_wait_cb, &w),
 	        ENGINE_OK);
@@ -682,7 +690,9 @@ static void test_transfer(void **state)
 	assert_int_equal(w.res.rc, ENGINE_OK);
 	assert_true(cluster_run(&c, all_led, NULL, 100));
 	assert_int_equal(cluster_leader(&c, 0), target);
-	propose_many(&c, p + 10, 10, 100);
+	assert_true(engine_role_changes(c.nodes[lead].e) > changes_lead);
+	assert_true(engine_role_changes(c.nodes[target].e) > changes_target);
+	propose_many(&c, p + 15, 5, 100);
 	assert_true(cluster_run(&c, all_converged, NULL, 100));
 	cluster_destroy(&c);
 }
