@@ -16,6 +16,17 @@
  * runs, so such a read is refused (0A000); a read_barrier() run before the
  * transaction began makes its reads linearizable.  Reads in the default
  * 'local' mode cost nothing here.
+ *
+ * One barrier per group per top-level statement: a statement is linearizable
+ * if it sees the state as of a point between its start and its end, so the
+ * queries nested in it (a function's, a trigger's, the foreign key checks
+ * PostgreSQL runs per row) reuse a barrier that ran since the top-level
+ * statement began: with their own snapshot when it sees everything the
+ * snapshot taken after that barrier saw (covers()), else with a new one.  A top-level statement is an executor or
+ * utility entry at nesting depth 0 (counted by the ExecutorRun, ExecutorFinish
+ * and ProcessUtility hooks): each one begins a new generation, so nothing is
+ * reused across statements, nor by the queries of a DO block's or procedure's
+ * statements that run on after their statement ended.
  */
 #include "dragonraft.h"
 
@@ -31,6 +42,8 @@
 #include "queue.h"
 #include "shmem.h"
 #include "snapshot.h"
+#include "tcop/utility.h"
+#include "utils/guc.h"
 #include "utils/array.h"
 #include "utils/fmgrprotos.h"
 #include "utils/rel.h"
@@ -44,8 +57,37 @@
 
 static ExecutorStart_hook_type prev_executor_start = NULL;
 static ExecutorRun_hook_type prev_executor_run = NULL;
+static ExecutorFinish_hook_type prev_executor_finish = NULL;
+static ProcessUtility_hook_type prev_utility = NULL;
 /* A parallel worker: how many of its ExecutorRun calls are under way. */
 static int worker_run_depth = 0;
+
+/* How many ExecutorRun, ExecutorFinish and ProcessUtility calls are under way
+ * (not in a parallel worker); a call at depth 0 is a top-level statement's. */
+static int nest_depth = 0;
+/* The top-level statement's generation: each one at depth 0 takes a new one. */
+static uint64 statement_gen = 0;
+/* The read barriers this session ran (SHOW dragonraft.read_barriers). */
+static uint64 barriers_run = 0;
+static int barriers_guc = 0;
+
+/* What a snapshot taken after a barrier saw: the transactions below xmax and
+ * not in xip. */
+typedef struct BarrierSeen {
+	TransactionId xmax;
+	uint32 xcnt;
+	TransactionId xip[FLEXIBLE_ARRAY_MEMBER];
+} BarrierSeen;
+
+/* The barriers run in the current generation, and what their snapshot saw. */
+typedef struct StatementBarrier {
+	uint64 group_id;
+	uint64 gen;
+	BarrierSeen *seen;
+} StatementBarrier;
+
+static StatementBarrier statement_barriers[MAX_GROUPS_PER_STATEMENT];
+static int n_statement_barriers = 0;
 
 static void barrier_failed(uint64 group_id, const char *msg, const char *detail)
         pg_attribute_noreturn();
@@ -210,7 +252,72 @@ uint64 dr_read_barrier(uint64 group_id)
 		(void)ConditionVariableTimedSleep(&g->applied_cv, 100, PG_WAIT_EXTENSION);
 	}
 	ConditionVariableCancelSleep();
+	barriers_run++;
 	return res.index;
+}
+
+/* Does snapshot s see every transaction that seen saw (as committed or aborted)?
+ * Then s was taken after the barrier that seen follows, or saw the same. */
+static bool covers(Snapshot s, const BarrierSeen *seen)
+{
+	if (s == NULL || s->snapshot_type != SNAPSHOT_MVCC || s->takenDuringRecovery ||
+	    TransactionIdPrecedes(s->xmax, seen->xmax))
+		return false;
+	for (uint32 i = 0; i < s->xcnt; i++) {
+		bool running = false;
+
+		if (!TransactionIdPrecedes(s->xip[i], seen->xmax))
+			continue;
+		for (uint32 j = 0; j < seen->xcnt && !running; j++)
+			running = TransactionIdEquals(seen->xip[j], s->xip[i]);
+		if (!running) /* finished for seen, running for s: s is older */
+			return false;
+	}
+	return true;
+}
+
+/* Did the current statement run group_id's barrier?  Then *seen_by_snap
+ * tells whether snap sees what the snapshot taken after it saw. */
+static bool statement_ran(uint64 group_id, Snapshot snap, bool *seen_by_snap)
+{
+	for (int i = 0; i < n_statement_barriers; i++) {
+		StatementBarrier *b = &statement_barriers[i];
+
+		if (b->gen == statement_gen && b->group_id == group_id) {
+			*seen_by_snap = covers(snap, b->seen);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Group group_id's barrier ran in this statement, snap taken after it. */
+static void statement_barrier_ran(uint64 group_id, Snapshot snap)
+{
+	StatementBarrier *b = NULL;
+	BarrierSeen *seen;
+	int keep = 0;
+
+	/* The entries of past statements go. */
+	for (int i = 0; i < n_statement_barriers; i++) {
+		if (statement_barriers[i].gen == statement_gen &&
+		    statement_barriers[i].group_id != group_id)
+			statement_barriers[keep++] = statement_barriers[i];
+		else
+			pfree(statement_barriers[i].seen);
+	}
+	n_statement_barriers = keep;
+	if (n_statement_barriers == MAX_GROUPS_PER_STATEMENT)
+		return; /* (the next nested read runs its own) */
+	seen = MemoryContextAlloc(TopMemoryContext,
+	                          offsetof(BarrierSeen, xip) + snap->xcnt * sizeof(TransactionId));
+	seen->xmax = snap->xmax;
+	seen->xcnt = snap->xcnt;
+	memcpy(seen->xip, snap->xip, snap->xcnt * sizeof(TransactionId));
+	b = &statement_barriers[n_statement_barriers++];
+	b->group_id = group_id;
+	b->gen = statement_gen;
+	b->seen = seen;
 }
 
 /* A table this member refused (its group's registration met rows or another
@@ -322,15 +429,37 @@ static void executor_start(QueryDesc *qd, int eflags)
 			                 "dragonraft.read_barrier() first and read with "
 			                 "dragonraft.read_consistency = 'local'.")));
 	}
+	if (!IsParallelWorker() && nest_depth == 0)
+		statement_gen++; /* a top-level statement's query */
 	/* A parallel worker runs with the snapshot its leader took after the barrier. */
 	if (dr_read_consistency == DR_READ_LINEARIZABLE && !dr_is_apply_worker &&
 	    !IsParallelWorker() && !(eflags & EXEC_FLAG_EXPLAIN_ONLY) && qd->snapshot != NULL) {
 		uint64 groups[MAX_GROUPS_PER_STATEMENT];
-		int n = statement_groups(qd->plannedstmt, groups);
+		int n = statement_groups(qd->plannedstmt, groups), m = 0;
+		bool stale = false;
 
+		/*
+		 * A nested query (a function's, a foreign key check's) of a group whose
+		 * barrier its top-level statement ran needs no other: only a snapshot
+		 * taken after it, which its own is if it sees what the one taken after
+		 * the barrier saw (a STABLE function's reads with the statement's, a
+		 * trigger run by ExecutorFinish with the one taken before the barrier).
+		 */
+		for (int i = 0; i < n; i++) {
+			bool seen = false;
+
+			if (nest_depth == 0 || !statement_ran(groups[i], qd->snapshot, &seen))
+				groups[m++] = groups[i];
+			else if (!seen)
+				stale = true;
+		}
+		n = m;
 		/* The transaction's snapshot predates any barrier run now: it would read stale
-		 * data without a word (review 3 #3). */
-		if (n > 0 && IsolationUsesXactSnapshot())
+		 * data without a word (review 3 #3).  Not so a foreign key check that must see
+		 * rows newer than it (ri_PerformCheck: a crosscheck snapshot, and the latest
+		 * snapshot, taken again after the barrier). */
+		if ((n > 0 || stale) && IsolationUsesXactSnapshot() &&
+		    qd->crosscheck_snapshot == InvalidSnapshot)
 			ereport(ERROR,
 			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			         errmsg("dragonraft.read_consistency = 'linearizable' reads only "
@@ -348,10 +477,14 @@ static void executor_start(QueryDesc *qd, int eflags)
 			                 "transaction.")));
 		for (int i = 0; i < n; i++)
 			(void)dr_read_barrier(groups[i]);
-		if (n > 0) {
+		if (n > 0 || stale) {
 			/* The statement's snapshot predates the barrier: take one after it. */
 			UnregisterSnapshot(qd->snapshot);
-			qd->snapshot = RegisterSnapshot(GetTransactionSnapshot());
+			qd->snapshot = RegisterSnapshot(IsolationUsesXactSnapshot()
+			                                        ? GetLatestSnapshot()
+			                                        : GetTransactionSnapshot());
+			for (int i = 0; i < n; i++)
+				statement_barrier_ran(groups[i], qd->snapshot);
 		}
 	}
 	if (prev_executor_start)
@@ -398,9 +531,71 @@ static void executor_run(QueryDesc *qd, ScanDirection dir, uint64 count, bool ex
 	}
 	if (push)
 		PushActiveSnapshot(qd->snapshot);
-	run(qd, dir, count, execute_once);
+	nest_depth++;
+	PG_TRY();
+	{
+		run(qd, dir, count, execute_once);
+	}
+	PG_FINALLY();
+	{
+		nest_depth--;
+	}
+	PG_END_TRY();
 	if (push)
 		PopActiveSnapshot();
+}
+
+/* The AFTER triggers of a query (foreign key checks) run nested in it. */
+static void executor_finish(QueryDesc *qd)
+{
+	if (IsParallelWorker()) {
+		if (prev_executor_finish)
+			prev_executor_finish(qd);
+		else
+			standard_ExecutorFinish(qd);
+		return;
+	}
+	nest_depth++;
+	PG_TRY();
+	{
+		if (prev_executor_finish)
+			prev_executor_finish(qd);
+		else
+			standard_ExecutorFinish(qd);
+	}
+	PG_FINALLY();
+	{
+		nest_depth--;
+	}
+	PG_END_TRY();
+}
+
+/* A utility statement at depth 0 (DO, CALL, COPY, CREATE TABLE AS, FETCH ...)
+ * is a top-level statement: the queries it runs are nested in it. */
+static void utility(PlannedStmt *ps, const char *query, bool read_only, ProcessUtilityContext ctx,
+                    ParamListInfo params, QueryEnvironment *env, DestReceiver *dest,
+                    QueryCompletion *qc)
+{
+	if (!IsParallelWorker() && nest_depth == 0)
+		statement_gen++;
+	nest_depth++;
+	PG_TRY();
+	{
+		if (prev_utility)
+			prev_utility(ps, query, read_only, ctx, params, env, dest, qc);
+		else
+			standard_ProcessUtility(ps, query, read_only, ctx, params, env, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		nest_depth--;
+	}
+	PG_END_TRY();
+}
+
+static const char *show_barriers(void)
+{
+	return psprintf(UINT64_FORMAT, barriers_run);
 }
 
 void dr_reads_init(void)
@@ -409,4 +604,13 @@ void dr_reads_init(void)
 	ExecutorStart_hook = executor_start;
 	prev_executor_run = ExecutorRun_hook;
 	ExecutorRun_hook = executor_run;
+	prev_executor_finish = ExecutorFinish_hook;
+	ExecutorFinish_hook = executor_finish;
+	prev_utility = ProcessUtility_hook;
+	ProcessUtility_hook = utility;
+	DefineCustomIntVariable("dragonraft.read_barriers",
+	                        "How many read barriers this session ran (read only).", NULL,
+	                        &barriers_guc, 0, 0, INT_MAX, PGC_INTERNAL,
+	                        GUC_NO_RESET_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE, NULL,
+	                        NULL, show_barriers);
 }
