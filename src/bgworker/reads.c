@@ -22,11 +22,11 @@
  * queries nested in it (a function's, a trigger's, the foreign key checks
  * PostgreSQL runs per row) reuse a barrier that ran since the top-level
  * statement began: with their own snapshot when it sees everything the
- * snapshot taken after that barrier saw (covers()), else with a new one.  A top-level statement is an executor or
- * utility entry at nesting depth 0 (counted by the ExecutorRun, ExecutorFinish
- * and ProcessUtility hooks): each one begins a new generation, so nothing is
- * reused across statements, nor by the queries of a DO block's or procedure's
- * statements that run on after their statement ended.
+ * snapshot taken after that barrier saw (covers()), else with a new one.  A top-level statement is
+ * an executor or utility entry at nesting depth 0 (counted by the ExecutorRun, ExecutorFinish and
+ * ProcessUtility hooks): each one begins a new generation, so nothing is reused across statements,
+ * nor by the queries of a DO block's or procedure's statements that run on after their statement
+ * ended.
  */
 #include "dragonraft.h"
 
@@ -34,6 +34,7 @@
 #include "access/xact.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "engine/engine.h"
 #include "executor/executor.h"
 #include "membership.h"
@@ -42,6 +43,8 @@
 #include "queue.h"
 #include "shmem.h"
 #include "snapshot.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
 #include "tcop/utility.h"
 #include "utils/guc.h"
 #include "utils/array.h"
@@ -88,6 +91,34 @@ typedef struct StatementBarrier {
 
 static StatementBarrier statement_barriers[MAX_GROUPS_PER_STATEMENT];
 static int n_statement_barriers = 0;
+
+/*
+ * A parallel worker can run no barrier, but its leader's statement may have
+ * run the one it needs.  Before a query that may run in parallel workers
+ * starts, the leader publishes in its backend's slot the groups whose
+ * barrier its statement ran and whose snapshot taken after the barrier the
+ * query's snapshot sees (covers()), with what covers() reads of that
+ * snapshot (xmax, and its xip by count and digest).  A worker's query whose
+ * snapshot is the same (a STABLE function's reads with the active snapshot
+ * that the worker got from its leader) reads those groups.  The leader's
+ * statement goes on while its workers run (they end before its Gather
+ * does), and a new statement clears the slot; a nested parallel query of
+ * the leader that publishes anew has another snapshot (then the worker is
+ * refused, as before) or the same one (then the groups hold for it too).
+ */
+#define PUBLISHED_GROUPS 8
+typedef struct Published {
+	slock_t mutex;
+	int pid; /* the backend that published, 0 if none */
+	TransactionId xmax;
+	uint32 xcnt;
+	uint64 digest;
+	int n;
+	uint64 groups[PUBLISHED_GROUPS];
+} Published;
+
+static Published *published = NULL; /* MaxBackends slots, by backend id */
+static bool have_published = false;
 
 static void barrier_failed(uint64 group_id, const char *msg, const char *detail)
         pg_attribute_noreturn();
@@ -320,6 +351,89 @@ static void statement_barrier_ran(uint64 group_id, Snapshot snap)
 	b->seen = seen;
 }
 
+static uint64 xip_digest(Snapshot s)
+{
+	return hash_bytes_extended((const unsigned char *)s->xip, s->xcnt * sizeof(TransactionId),
+	                           0);
+}
+
+static void unpublish(void)
+{
+	Published *p;
+
+	if (published == NULL || MyBackendId < 1 || MyBackendId > MaxBackends)
+		return; /* (not preloaded; no backend slot) */
+	p = &published[MyBackendId - 1];
+	SpinLockAcquire(&p->mutex);
+	p->pid = 0;
+	p->n = 0;
+	SpinLockRelease(&p->mutex);
+	have_published = false;
+}
+
+/* A new top-level statement of this backend. */
+static void statement_begins(void)
+{
+	statement_gen++;
+	if (have_published)
+		unpublish();
+}
+
+/* The leader, before a query that may run in parallel workers starts. */
+static void publish(Snapshot snap)
+{
+	Published *p;
+	uint64 groups[PUBLISHED_GROUPS];
+	int n = 0;
+
+	if (published == NULL || MyBackendId < 1 || MyBackendId > MaxBackends)
+		return;
+	p = &published[MyBackendId - 1];
+	if (snap->snapshot_type != SNAPSHOT_MVCC || snap->takenDuringRecovery) {
+		if (have_published)
+			unpublish();
+		return;
+	}
+	for (int i = 0; i < n_statement_barriers && n < PUBLISHED_GROUPS; i++)
+		if (statement_barriers[i].gen == statement_gen &&
+		    covers(snap, statement_barriers[i].seen))
+			groups[n++] = statement_barriers[i].group_id;
+	if (n == 0 && !have_published)
+		return;
+	SpinLockAcquire(&p->mutex);
+	p->pid = MyProcPid;
+	p->xmax = snap->xmax;
+	p->xcnt = snap->xcnt;
+	p->digest = xip_digest(snap);
+	p->n = n;
+	memcpy(p->groups, groups, n * sizeof(uint64));
+	SpinLockRelease(&p->mutex);
+	have_published = true;
+}
+
+/* A parallel worker: did its leader publish group_id for a snapshot like snap? */
+static bool leader_covered(uint64 group_id, Snapshot snap)
+{
+	PGPROC *leader = MyProc->lockGroupLeader;
+	Published *p;
+	uint64 digest;
+	bool found = false;
+
+	if (published == NULL || leader == NULL || leader == MyProc ||
+	    ParallelLeaderBackendId < 1 || ParallelLeaderBackendId > MaxBackends || snap == NULL ||
+	    snap->snapshot_type != SNAPSHOT_MVCC || snap->takenDuringRecovery)
+		return false;
+	digest = xip_digest(snap);
+	p = &published[ParallelLeaderBackendId - 1];
+	SpinLockAcquire(&p->mutex);
+	if (p->pid != 0 && p->pid == leader->pid && p->xmax == snap->xmax &&
+	    p->xcnt == snap->xcnt && p->digest == digest)
+		for (int i = 0; i < p->n; i++)
+			found = found || p->groups[i] == group_id;
+	SpinLockRelease(&p->mutex);
+	return found;
+}
+
 /* A table this member refused (its group's registration met rows or another
  * definition here) holds stale rows: a linearizable read of it is refused, as a
  * local write is (review 3 #7). */
@@ -408,13 +522,19 @@ static void executor_start(QueryDesc *qd, int eflags)
 	 * A query that a parallel worker starts while it runs its part of the
 	 * plan (a PARALLEL SAFE function's) had neither barrier nor a snapshot
 	 * after one: it read what was applied when the statement began (review 23
-	 * F4).  The part of the plan itself is the leader's, which ran them.
+	 * F4), unless its leader's statement ran the group's barrier and the
+	 * worker's snapshot follows it (leader_covered()).  The part of the plan
+	 * itself is the leader's, which ran them.
 	 */
 	if (dr_read_consistency == DR_READ_LINEARIZABLE && IsParallelWorker() &&
 	    worker_run_depth > 0 && !(eflags & EXEC_FLAG_EXPLAIN_ONLY)) {
 		uint64 groups[MAX_GROUPS_PER_STATEMENT];
+		int n = statement_groups(qd->plannedstmt, groups), m = 0;
 
-		if (statement_groups(qd->plannedstmt, groups) > 0)
+		for (int i = 0; i < n; i++)
+			if (!leader_covered(groups[i], qd->snapshot))
+				groups[m++] = groups[i];
+		if (m > 0)
 			ereport(ERROR,
 			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			         errmsg("a linearizable read of dragonraft group %llu cannot run "
@@ -423,14 +543,17 @@ static void executor_start(QueryDesc *qd, int eflags)
 			                (unsigned long long)groups[0]),
 			         errdetail(
 			                 "A function that the statement runs in a parallel worker "
-			                 "reads the group's tables; a parallel worker can wait for "
-			                 "no read barrier nor take a snapshot after one."),
+			                 "reads the group's tables, and the statement ran no "
+			                 "barrier of the group that the worker's snapshot follows; "
+			                 "a parallel worker can wait for no read barrier nor take "
+			                 "a "
+			                 "snapshot after one."),
 			         errhint("Mark the function PARALLEL RESTRICTED, or run "
 			                 "dragonraft.read_barrier() first and read with "
 			                 "dragonraft.read_consistency = 'local'.")));
 	}
 	if (!IsParallelWorker() && nest_depth == 0)
-		statement_gen++; /* a top-level statement's query */
+		statement_begins(); /* a top-level statement's query */
 	/* A parallel worker runs with the snapshot its leader took after the barrier. */
 	if (dr_read_consistency == DR_READ_LINEARIZABLE && !dr_is_apply_worker &&
 	    !IsParallelWorker() && !(eflags & EXEC_FLAG_EXPLAIN_ONLY) && qd->snapshot != NULL) {
@@ -486,6 +609,8 @@ static void executor_start(QueryDesc *qd, int eflags)
 			for (int i = 0; i < n; i++)
 				statement_barrier_ran(groups[i], qd->snapshot);
 		}
+		if (qd->plannedstmt->parallelModeNeeded)
+			publish(qd->snapshot);
 	}
 	if (prev_executor_start)
 		prev_executor_start(qd, eflags);
@@ -577,7 +702,7 @@ static void utility(PlannedStmt *ps, const char *query, bool read_only, ProcessU
                     QueryCompletion *qc)
 {
 	if (!IsParallelWorker() && nest_depth == 0)
-		statement_gen++;
+		statement_begins();
 	nest_depth++;
 	PG_TRY();
 	{
@@ -596,6 +721,23 @@ static void utility(PlannedStmt *ps, const char *query, bool read_only, ProcessU
 static const char *show_barriers(void)
 {
 	return psprintf(UINT64_FORMAT, barriers_run);
+}
+
+Size dr_reads_shmem_size(void)
+{
+	return MAXALIGN(mul_size(MaxBackends, sizeof(Published)));
+}
+
+void dr_reads_shmem_init(void)
+{
+	bool found;
+
+	published = ShmemInitStruct("dragonraft reads", dr_reads_shmem_size(), &found);
+	if (!found)
+		for (int i = 0; i < MaxBackends; i++) {
+			memset(&published[i], 0, sizeof(Published));
+			SpinLockInit(&published[i].mutex);
+		}
 }
 
 void dr_reads_init(void)

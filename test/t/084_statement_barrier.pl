@@ -28,6 +28,7 @@ ok($c->caught_up(1), 'nodes 1-3 replicate t');
 $F->safe_psql('postgres', q{
 CREATE TABLE child (id int PRIMARY KEY, t_id int REFERENCES t);
 CREATE TABLE seen (id int, n bigint);
+CREATE FUNCTION pcnt() RETURNS bigint LANGUAGE sql STABLE PARALLEL SAFE AS $$ SELECT count(*) FROM t $$;
 CREATE FUNCTION has(int) RETURNS boolean LANGUAGE sql STABLE AS $$ SELECT EXISTS (SELECT 1 FROM t WHERE id = $1) $$;
 -- a STABLE trigger function reads with the active snapshot: in an AFTER
 -- trigger (run by ExecutorFinish) that is the one the statement took
@@ -45,11 +46,12 @@ my $next = 101;
 # once the apply runs again.
 sub read_behind
 {
-	my ($label, $read) = @_;
+	my ($label, $read, $settings) = @_;
+	$settings //= '';
 	my $id = $next++;
 	kill 'STOP', $apply;
 	$L->safe_psql('postgres', "INSERT INTO t VALUES ($id, 'new')");
-	my ($in, $out, $err) = ("SET dragonraft.read_consistency = 'linearizable';\n"
+	my ($in, $out, $err) = ("SET dragonraft.read_consistency = 'linearizable'; $settings\n"
 		  . "SELECT current_setting('dragonraft.read_barriers')::int AS b \\gset\n"
 		  . "/* $label */ $read;\n"
 		  . "SELECT current_setting('dragonraft.read_barriers')::int - :b;\n", '', '');
@@ -82,6 +84,21 @@ is($out, "100\n1", 'each of 100 calls sees the row; one barrier') or diag $err;
 is($out, '1', 'a nested query whose snapshot predates the barrier runs no other');
 like($err, qr/trigger sees @{[$next - 1]}/, 'and sees the row') or diag $err;
 is($F->safe_psql('postgres', 'SELECT n FROM seen'), $next - 1, 'as the statement did');
+
+# A PARALLEL SAFE function reading t, evaluated in a parallel worker (a
+# single-copy Gather over the scan of t): the worker runs no barrier, but
+# its leader's statement ran t's group's, and the worker reads with the
+# snapshot its leader took after it: allowed, and it sees the row.  (One
+# whose statement ran no barrier of the group is refused: TAP 076.)
+my $worker = "SET force_parallel_mode = on; SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; "
+  . "SET parallel_leader_participation = off;";
+($out, $err) = read_behind('parallel', "SELECT pcnt(), count(*) FROM t", $worker);
+# (the count of barriers is read in a worker too here: not checked)
+like($out, qr/^@{[$next - 1]}\|@{[$next - 1]}\n/, 'a parallel worker reads t as of its leader\'s barrier')
+  or diag $err;
+$out = $F->safe_psql('postgres', "SET dragonraft.read_consistency = 'linearizable'; $worker "
+	  . 'EXPLAIN (VERBOSE, COSTS OFF) SELECT pcnt(), count(*) FROM t');
+like($out, qr/Gather.*Single Copy: true.*Output: pcnt\(\)/s, 'in a worker') or diag $out;
 
 ok($c->caught_up(1), 'the group applies on');
 is($c->contents($f, 't', 'id'), $c->contents($l, 't', 'id'), 'the follower has the rows of the leader');
