@@ -17,16 +17,15 @@
  * transaction began makes its reads linearizable.  Reads in the default
  * 'local' mode cost nothing here.
  *
- * One barrier per group per top-level statement: a statement is linearizable
- * if it sees the state as of a point between its start and its end, so the
- * queries nested in it (a function's, a trigger's, the foreign key checks
- * PostgreSQL runs per row) reuse a barrier that ran since the top-level
- * statement began: with their own snapshot when it sees everything the
- * snapshot taken after that barrier saw (covers()), else with a new one.  A top-level statement is
- * an executor or utility entry at nesting depth 0 (counted by the ExecutorRun, ExecutorFinish and
- * ProcessUtility hooks): each one begins a new generation, so nothing is reused across statements,
- * nor by the queries of a DO block's or procedure's statements that run on after their statement
- * ended.
+ * One barrier per group per top-level statement: a statement is
+ * linearizable if it sees the state as of a point between its start and its
+ * end, so the queries nested in it (a function's, a trigger's, the foreign
+ * key checks PostgreSQL runs per row) reuse a barrier that ran since the
+ * top-level statement began: with their own snapshot when it sees everything
+ * the snapshot taken after that barrier saw (covers()), else with a new one.
+ * A top-level statement is an executor or utility entry at nesting depth 0
+ * (counted by the ExecutorRun, ExecutorFinish and ProcessUtility hooks):
+ * each one begins a new generation, so nothing is reused across statements.
  */
 #include "dragonraft.h"
 
@@ -544,10 +543,9 @@ static void executor_start(QueryDesc *qd, int eflags)
 			         errdetail(
 			                 "A function that the statement runs in a parallel worker "
 			                 "reads the group's tables, and the statement ran no "
-			                 "barrier of the group that the worker's snapshot follows; "
-			                 "a parallel worker can wait for no read barrier nor take "
-			                 "a "
-			                 "snapshot after one."),
+			                 "barrier of the group that the worker's snapshot "
+			                 "follows; a parallel worker can wait for no read "
+			                 "barrier nor take a snapshot after one."),
 			         errhint("Mark the function PARALLEL RESTRICTED, or run "
 			                 "dragonraft.read_barrier() first and read with "
 			                 "dragonraft.read_consistency = 'local'.")));
