@@ -31,6 +31,8 @@ extern void dr_sql_membership_check_not_left(int64 group_id);
 
 /* reads.c: the ExecutorStart hook of linearizable reads (from _PG_init). */
 extern void dr_reads_init(void);
+extern Size dr_reads_shmem_size(void);
+extern void dr_reads_shmem_init(void);
 /* A ReadIndex of group_id through the engine, then a wait until this node applied
  * it (cancellable); returns the index.  Errors: no quorum, no leader, no group. */
 extern uint64 dr_read_barrier(uint64 group_id);

@@ -54,6 +54,25 @@ bool dr_queue_last_untaken(void)
 	return last_untaken;
 }
 
+/*
+ * The engine worker goes on with a request that it took whatever becomes of
+ * its caller: a cancel then does not mean that nothing happened, which is
+ * what 57014 says (review 24; membership changes: sql_membership.c).
+ */
+void dr_queue_cancel_taken(MemoryContext cxt, const char *msg, const char *hint)
+{
+	ErrorData *ed;
+
+	MemoryContextSwitchTo(cxt);
+	ed = CopyErrorData();
+	if (ed->sqlerrcode != ERRCODE_QUERY_CANCELED || last_untaken)
+		return;
+	FlushErrorState();
+	ereport(ERROR, (errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN), errmsg("%s", msg),
+	                errdetail("%s after the engine worker took the request.", ed->message),
+	                errhint("%s", hint)));
+}
+
 static DrRequest *my_slot(void)
 {
 	if (MyBackendId < 1 || MyBackendId > MaxBackends)

@@ -57,6 +57,11 @@ typedef struct DrResult {
 /* Did the last dr_queue_call end with an error (a cancel) before the engine
  * worker took its request? */
 extern bool dr_queue_last_untaken(void);
+/* In a PG_CATCH around dr_queue_call: a cancel or statement_timeout after
+ * the engine worker took the request becomes 40003 (msg: what may still
+ * happen, allocated in cxt), not 57014; anything else is left to
+ * PG_RE_THROW, in cxt. */
+extern void dr_queue_cancel_taken(MemoryContext cxt, const char *msg, const char *hint);
 
 /* Inline payload bytes per slot; larger payloads go through a DSM segment
  * (a small change set should not cost a segment per commit). */

@@ -16,6 +16,16 @@
  * runs, so such a read is refused (0A000); a read_barrier() run before the
  * transaction began makes its reads linearizable.  Reads in the default
  * 'local' mode cost nothing here.
+ *
+ * One barrier per group per top-level statement: a statement is
+ * linearizable if it sees the state as of a point between its start and its
+ * end, so the queries nested in it (a function's, a trigger's, the foreign
+ * key checks PostgreSQL runs per row) reuse a barrier that ran since the
+ * top-level statement began: with their own snapshot when it sees everything
+ * the snapshot taken after that barrier saw (covers()), else with a new one.
+ * A top-level statement is an executor or utility entry at nesting depth 0
+ * (counted by the ExecutorRun, ExecutorFinish and ProcessUtility hooks):
+ * each one begins a new generation, so nothing is reused across statements.
  */
 #include "dragonraft.h"
 
@@ -23,6 +33,7 @@
 #include "access/xact.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "engine/engine.h"
 #include "executor/executor.h"
 #include "membership.h"
@@ -31,6 +42,10 @@
 #include "queue.h"
 #include "shmem.h"
 #include "snapshot.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "tcop/utility.h"
+#include "utils/guc.h"
 #include "utils/array.h"
 #include "utils/fmgrprotos.h"
 #include "utils/rel.h"
@@ -44,8 +59,65 @@
 
 static ExecutorStart_hook_type prev_executor_start = NULL;
 static ExecutorRun_hook_type prev_executor_run = NULL;
+static ExecutorFinish_hook_type prev_executor_finish = NULL;
+static ProcessUtility_hook_type prev_utility = NULL;
 /* A parallel worker: how many of its ExecutorRun calls are under way. */
 static int worker_run_depth = 0;
+
+/* How many ExecutorRun, ExecutorFinish and ProcessUtility calls are under way
+ * (not in a parallel worker); a call at depth 0 is a top-level statement's. */
+static int nest_depth = 0;
+/* The top-level statement's generation: each one at depth 0 takes a new one. */
+static uint64 statement_gen = 0;
+/* The read barriers this session ran (SHOW dragonraft.read_barriers). */
+static uint64 barriers_run = 0;
+static int barriers_guc = 0;
+
+/* What a snapshot taken after a barrier saw: the transactions below xmax and
+ * not in xip. */
+typedef struct BarrierSeen {
+	TransactionId xmax;
+	uint32 xcnt;
+	TransactionId xip[FLEXIBLE_ARRAY_MEMBER];
+} BarrierSeen;
+
+/* The barriers run in the current generation, and what their snapshot saw. */
+typedef struct StatementBarrier {
+	uint64 group_id;
+	uint64 gen;
+	BarrierSeen *seen;
+} StatementBarrier;
+
+static StatementBarrier statement_barriers[MAX_GROUPS_PER_STATEMENT];
+static int n_statement_barriers = 0;
+
+/*
+ * A parallel worker can run no barrier, but its leader's statement may have
+ * run the one it needs.  Before a query that may run in parallel workers
+ * starts, the leader publishes in its backend's slot the groups whose
+ * barrier its statement ran and whose snapshot taken after the barrier the
+ * query's snapshot sees (covers()), with what covers() reads of that
+ * snapshot (xmax, and its xip by count and digest).  A worker's query whose
+ * snapshot is the same (a STABLE function's reads with the active snapshot
+ * that the worker got from its leader) reads those groups.  The leader's
+ * statement goes on while its workers run (they end before its Gather
+ * does), and a new statement clears the slot; a nested parallel query of
+ * the leader that publishes anew has another snapshot (then the worker is
+ * refused, as before) or the same one (then the groups hold for it too).
+ */
+#define PUBLISHED_GROUPS 8
+typedef struct Published {
+	slock_t mutex;
+	int pid; /* the backend that published, 0 if none */
+	TransactionId xmax;
+	uint32 xcnt;
+	uint64 digest;
+	int n;
+	uint64 groups[PUBLISHED_GROUPS];
+} Published;
+
+static Published *published = NULL; /* MaxBackends slots, by backend id */
+static bool have_published = false;
 
 static void barrier_failed(uint64 group_id, const char *msg, const char *detail)
         pg_attribute_noreturn();
@@ -210,7 +282,155 @@ uint64 dr_read_barrier(uint64 group_id)
 		(void)ConditionVariableTimedSleep(&g->applied_cv, 100, PG_WAIT_EXTENSION);
 	}
 	ConditionVariableCancelSleep();
+	barriers_run++;
 	return res.index;
+}
+
+/* Does snapshot s see every transaction that seen saw (as committed or aborted)?
+ * Then s was taken after the barrier that seen follows, or saw the same. */
+static bool covers(Snapshot s, const BarrierSeen *seen)
+{
+	if (s == NULL || s->snapshot_type != SNAPSHOT_MVCC || s->takenDuringRecovery ||
+	    TransactionIdPrecedes(s->xmax, seen->xmax))
+		return false;
+	for (uint32 i = 0; i < s->xcnt; i++) {
+		bool running = false;
+
+		if (!TransactionIdPrecedes(s->xip[i], seen->xmax))
+			continue;
+		for (uint32 j = 0; j < seen->xcnt && !running; j++)
+			running = TransactionIdEquals(seen->xip[j], s->xip[i]);
+		if (!running) /* finished for seen, running for s: s is older */
+			return false;
+	}
+	return true;
+}
+
+/* Did the current statement run group_id's barrier?  Then *seen_by_snap
+ * tells whether snap sees what the snapshot taken after it saw. */
+static bool statement_ran(uint64 group_id, Snapshot snap, bool *seen_by_snap)
+{
+	for (int i = 0; i < n_statement_barriers; i++) {
+		StatementBarrier *b = &statement_barriers[i];
+
+		if (b->gen == statement_gen && b->group_id == group_id) {
+			*seen_by_snap = covers(snap, b->seen);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Group group_id's barrier ran in this statement, snap taken after it. */
+static void statement_barrier_ran(uint64 group_id, Snapshot snap)
+{
+	StatementBarrier *b = NULL;
+	BarrierSeen *seen;
+	int keep = 0;
+
+	/* The entries of past statements go. */
+	for (int i = 0; i < n_statement_barriers; i++) {
+		if (statement_barriers[i].gen == statement_gen &&
+		    statement_barriers[i].group_id != group_id)
+			statement_barriers[keep++] = statement_barriers[i];
+		else
+			pfree(statement_barriers[i].seen);
+	}
+	n_statement_barriers = keep;
+	if (n_statement_barriers == MAX_GROUPS_PER_STATEMENT)
+		return; /* (the next nested read runs its own) */
+	seen = MemoryContextAlloc(TopMemoryContext,
+	                          offsetof(BarrierSeen, xip) + snap->xcnt * sizeof(TransactionId));
+	seen->xmax = snap->xmax;
+	seen->xcnt = snap->xcnt;
+	memcpy(seen->xip, snap->xip, snap->xcnt * sizeof(TransactionId));
+	b = &statement_barriers[n_statement_barriers++];
+	b->group_id = group_id;
+	b->gen = statement_gen;
+	b->seen = seen;
+}
+
+static uint64 xip_digest(Snapshot s)
+{
+	return hash_bytes_extended((const unsigned char *)s->xip, s->xcnt * sizeof(TransactionId),
+	                           0);
+}
+
+static void unpublish(void)
+{
+	Published *p;
+
+	if (published == NULL || MyBackendId < 1 || MyBackendId > MaxBackends)
+		return; /* (not preloaded; no backend slot) */
+	p = &published[MyBackendId - 1];
+	SpinLockAcquire(&p->mutex);
+	p->pid = 0;
+	p->n = 0;
+	SpinLockRelease(&p->mutex);
+	have_published = false;
+}
+
+/* A new top-level statement of this backend. */
+static void statement_begins(void)
+{
+	statement_gen++;
+	if (have_published)
+		unpublish();
+}
+
+/* The leader, before a query that may run in parallel workers starts. */
+static void publish(Snapshot snap)
+{
+	Published *p;
+	uint64 groups[PUBLISHED_GROUPS];
+	int n = 0;
+
+	if (published == NULL || MyBackendId < 1 || MyBackendId > MaxBackends)
+		return;
+	p = &published[MyBackendId - 1];
+	if (snap->snapshot_type != SNAPSHOT_MVCC || snap->takenDuringRecovery) {
+		if (have_published)
+			unpublish();
+		return;
+	}
+	for (int i = 0; i < n_statement_barriers && n < PUBLISHED_GROUPS; i++)
+		if (statement_barriers[i].gen == statement_gen &&
+		    covers(snap, statement_barriers[i].seen))
+			groups[n++] = statement_barriers[i].group_id;
+	if (n == 0 && !have_published)
+		return;
+	SpinLockAcquire(&p->mutex);
+	p->pid = MyProcPid;
+	p->xmax = snap->xmax;
+	p->xcnt = snap->xcnt;
+	p->digest = xip_digest(snap);
+	p->n = n;
+	memcpy(p->groups, groups, n * sizeof(uint64));
+	SpinLockRelease(&p->mutex);
+	have_published = true;
+}
+
+/* A parallel worker: did its leader publish group_id for a snapshot like snap? */
+static bool leader_covered(uint64 group_id, Snapshot snap)
+{
+	PGPROC *leader = MyProc->lockGroupLeader;
+	Published *p;
+	uint64 digest;
+	bool found = false;
+
+	if (published == NULL || leader == NULL || leader == MyProc ||
+	    ParallelLeaderBackendId < 1 || ParallelLeaderBackendId > MaxBackends || snap == NULL ||
+	    snap->snapshot_type != SNAPSHOT_MVCC || snap->takenDuringRecovery)
+		return false;
+	digest = xip_digest(snap);
+	p = &published[ParallelLeaderBackendId - 1];
+	SpinLockAcquire(&p->mutex);
+	if (p->pid != 0 && p->pid == leader->pid && p->xmax == snap->xmax &&
+	    p->xcnt == snap->xcnt && p->digest == digest)
+		for (int i = 0; i < p->n; i++)
+			found = found || p->groups[i] == group_id;
+	SpinLockRelease(&p->mutex);
+	return found;
 }
 
 /* A table this member refused (its group's registration met rows or another
@@ -301,13 +521,19 @@ static void executor_start(QueryDesc *qd, int eflags)
 	 * A query that a parallel worker starts while it runs its part of the
 	 * plan (a PARALLEL SAFE function's) had neither barrier nor a snapshot
 	 * after one: it read what was applied when the statement began (review 23
-	 * F4).  The part of the plan itself is the leader's, which ran them.
+	 * F4), unless its leader's statement ran the group's barrier and the
+	 * worker's snapshot follows it (leader_covered()).  The part of the plan
+	 * itself is the leader's, which ran them.
 	 */
 	if (dr_read_consistency == DR_READ_LINEARIZABLE && IsParallelWorker() &&
 	    worker_run_depth > 0 && !(eflags & EXEC_FLAG_EXPLAIN_ONLY)) {
 		uint64 groups[MAX_GROUPS_PER_STATEMENT];
+		int n = statement_groups(qd->plannedstmt, groups), m = 0;
 
-		if (statement_groups(qd->plannedstmt, groups) > 0)
+		for (int i = 0; i < n; i++)
+			if (!leader_covered(groups[i], qd->snapshot))
+				groups[m++] = groups[i];
+		if (m > 0)
 			ereport(ERROR,
 			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			         errmsg("a linearizable read of dragonraft group %llu cannot run "
@@ -316,21 +542,45 @@ static void executor_start(QueryDesc *qd, int eflags)
 			                (unsigned long long)groups[0]),
 			         errdetail(
 			                 "A function that the statement runs in a parallel worker "
-			                 "reads the group's tables; a parallel worker can wait for "
-			                 "no read barrier nor take a snapshot after one."),
+			                 "reads the group's tables, and the statement ran no "
+			                 "barrier of the group that the worker's snapshot "
+			                 "follows; a parallel worker can wait for no read "
+			                 "barrier nor take a snapshot after one."),
 			         errhint("Mark the function PARALLEL RESTRICTED, or run "
 			                 "dragonraft.read_barrier() first and read with "
 			                 "dragonraft.read_consistency = 'local'.")));
 	}
+	if (!IsParallelWorker() && nest_depth == 0)
+		statement_begins(); /* a top-level statement's query */
 	/* A parallel worker runs with the snapshot its leader took after the barrier. */
 	if (dr_read_consistency == DR_READ_LINEARIZABLE && !dr_is_apply_worker &&
 	    !IsParallelWorker() && !(eflags & EXEC_FLAG_EXPLAIN_ONLY) && qd->snapshot != NULL) {
 		uint64 groups[MAX_GROUPS_PER_STATEMENT];
-		int n = statement_groups(qd->plannedstmt, groups);
+		int n = statement_groups(qd->plannedstmt, groups), m = 0;
+		bool stale = false;
 
+		/*
+		 * A nested query (a function's, a foreign key check's) of a group whose
+		 * barrier its top-level statement ran needs no other: only a snapshot
+		 * taken after it, which its own is if it sees what the one taken after
+		 * the barrier saw (a STABLE function's reads with the statement's, a
+		 * trigger run by ExecutorFinish with the one taken before the barrier).
+		 */
+		for (int i = 0; i < n; i++) {
+			bool seen = false;
+
+			if (nest_depth == 0 || !statement_ran(groups[i], qd->snapshot, &seen))
+				groups[m++] = groups[i];
+			else if (!seen)
+				stale = true;
+		}
+		n = m;
 		/* The transaction's snapshot predates any barrier run now: it would read stale
-		 * data without a word (review 3 #3). */
-		if (n > 0 && IsolationUsesXactSnapshot())
+		 * data without a word (review 3 #3).  Not so a foreign key check that must see
+		 * rows newer than it (ri_PerformCheck: a crosscheck snapshot, and the latest
+		 * snapshot, taken again after the barrier). */
+		if ((n > 0 || stale) && IsolationUsesXactSnapshot() &&
+		    qd->crosscheck_snapshot == InvalidSnapshot)
 			ereport(ERROR,
 			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			         errmsg("dragonraft.read_consistency = 'linearizable' reads only "
@@ -348,11 +598,17 @@ static void executor_start(QueryDesc *qd, int eflags)
 			                 "transaction.")));
 		for (int i = 0; i < n; i++)
 			(void)dr_read_barrier(groups[i]);
-		if (n > 0) {
+		if (n > 0 || stale) {
 			/* The statement's snapshot predates the barrier: take one after it. */
 			UnregisterSnapshot(qd->snapshot);
-			qd->snapshot = RegisterSnapshot(GetTransactionSnapshot());
+			qd->snapshot = RegisterSnapshot(IsolationUsesXactSnapshot()
+			                                        ? GetLatestSnapshot()
+			                                        : GetTransactionSnapshot());
+			for (int i = 0; i < n; i++)
+				statement_barrier_ran(groups[i], qd->snapshot);
 		}
+		if (qd->plannedstmt->parallelModeNeeded)
+			publish(qd->snapshot);
 	}
 	if (prev_executor_start)
 		prev_executor_start(qd, eflags);
@@ -398,9 +654,88 @@ static void executor_run(QueryDesc *qd, ScanDirection dir, uint64 count, bool ex
 	}
 	if (push)
 		PushActiveSnapshot(qd->snapshot);
-	run(qd, dir, count, execute_once);
+	nest_depth++;
+	PG_TRY();
+	{
+		run(qd, dir, count, execute_once);
+	}
+	PG_FINALLY();
+	{
+		nest_depth--;
+	}
+	PG_END_TRY();
 	if (push)
 		PopActiveSnapshot();
+}
+
+/* The AFTER triggers of a query (foreign key checks) run nested in it. */
+static void executor_finish(QueryDesc *qd)
+{
+	if (IsParallelWorker()) {
+		if (prev_executor_finish)
+			prev_executor_finish(qd);
+		else
+			standard_ExecutorFinish(qd);
+		return;
+	}
+	nest_depth++;
+	PG_TRY();
+	{
+		if (prev_executor_finish)
+			prev_executor_finish(qd);
+		else
+			standard_ExecutorFinish(qd);
+	}
+	PG_FINALLY();
+	{
+		nest_depth--;
+	}
+	PG_END_TRY();
+}
+
+/* A utility statement at depth 0 (DO, CALL, COPY, CREATE TABLE AS, FETCH ...)
+ * is a top-level statement: the queries it runs are nested in it. */
+static void utility(PlannedStmt *ps, const char *query, bool read_only, ProcessUtilityContext ctx,
+                    ParamListInfo params, QueryEnvironment *env, DestReceiver *dest,
+                    QueryCompletion *qc)
+{
+	if (!IsParallelWorker() && nest_depth == 0)
+		statement_begins();
+	nest_depth++;
+	PG_TRY();
+	{
+		if (prev_utility)
+			prev_utility(ps, query, read_only, ctx, params, env, dest, qc);
+		else
+			standard_ProcessUtility(ps, query, read_only, ctx, params, env, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		nest_depth--;
+	}
+	PG_END_TRY();
+}
+
+static const char *show_barriers(void)
+{
+	return psprintf(UINT64_FORMAT, barriers_run);
+}
+
+Size dr_reads_shmem_size(void)
+{
+	return MAXALIGN(mul_size(MaxBackends, sizeof(Published)));
+}
+
+void dr_reads_shmem_init(void)
+{
+	bool found;
+
+	published = ShmemInitStruct("dragonraft reads", dr_reads_shmem_size(), &found);
+	if (!found)
+		for (int i = 0; i < MaxBackends; i++) {
+			memset(&published[i], 0, sizeof(Published));
+			SpinLockInit(&published[i].mutex);
+		}
 }
 
 void dr_reads_init(void)
@@ -409,4 +744,13 @@ void dr_reads_init(void)
 	ExecutorStart_hook = executor_start;
 	prev_executor_run = ExecutorRun_hook;
 	ExecutorRun_hook = executor_run;
+	prev_executor_finish = ExecutorFinish_hook;
+	ExecutorFinish_hook = executor_finish;
+	prev_utility = ProcessUtility_hook;
+	ProcessUtility_hook = utility;
+	DefineCustomIntVariable("dragonraft.read_barriers",
+	                        "How many read barriers this session ran (read only).", NULL,
+	                        &barriers_guc, 0, 0, INT_MAX, PGC_INTERNAL,
+	                        GUC_NO_RESET_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE, NULL,
+	                        NULL, show_barriers);
 }

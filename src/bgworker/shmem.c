@@ -5,6 +5,7 @@
  */
 #include "shmem.h"
 
+#include "membership.h"
 #include "miscadmin.h"
 #include "queue.h"
 #include "snapshot.h"
@@ -48,6 +49,7 @@ void dr_shmem_request(void)
 {
 	RequestAddinShmemSpace(shmem_size());
 	RequestAddinShmemSpace(dr_snapshot_shmem_size());
+	RequestAddinShmemSpace(dr_reads_shmem_size());
 	RequestNamedLWLockTranche("dragonraft", 1);
 }
 
@@ -118,6 +120,7 @@ void dr_shmem_startup(void)
 		memset(dr_nodes, 0, mul_size(dr_n_nodes, sizeof(DrNode)));
 	}
 	dr_snapshot_shmem_init();
+	dr_reads_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

@@ -972,11 +972,27 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 Datum dr_snapshot(PG_FUNCTION_ARGS)
 {
 	int64 group_id = PG_GETARG_INT64(0);
+	MemoryContext cxt = CurrentMemoryContext;
 	DrResult res;
 
 	dr_sql_groups_check_engine();
 	(void)running_group(group_id);
-	dr_queue_call(DR_REQ_SNAPSHOT, (uint64)group_id, 0, NULL, 0, &res);
+	PG_TRY();
+	{
+		dr_queue_call(DR_REQ_SNAPSHOT, (uint64)group_id, 0, NULL, 0, &res);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt); /* (the message outlives the error's context) */
+		dr_queue_cancel_taken(
+		        cxt,
+		        psprintf("the snapshot of group %lld did not complete: it may "
+		                 "still be taken",
+		                 (long long)group_id),
+		        "See snapshot_index in dragonraft.status.");
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	if (res.rc == ENGINE_ERR_NO_GROUP)
 		ereport(ERROR,
 		        (errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -1000,11 +1016,16 @@ Datum dr_snapshot(PG_FUNCTION_ARGS)
 		                res.rc > -100 ? engine_strerror(res.rc)
 		                              : "the engine worker exited"),
 		         res.errmsg[0] ? errdetail("%s", res.errmsg) : 0));
-	/* dragonraft.status shows it once the function returned (see await_members). */
+	/* dragonraft.status shows it once the function returned (see await_members).
+	 * Taken: a cancel now would say it was not (as in change()). */
+	HOLD_CANCEL_INTERRUPTS();
 	for (TimestampTz start = GetCurrentTimestamp();
 	     view(group_id, dr_node_id).snapshot_index < res.index &&
 	     !TimestampDifferenceExceeds(start, GetCurrentTimestamp(), 1000);)
 		nap();
+	RESUME_CANCEL_INTERRUPTS();
+	QueryCancelPending = false;
+	(void)get_timeout_indicator(STATEMENT_TIMEOUT, true);
 	PG_RETURN_INT64((int64)res.index);
 }
 
