@@ -54,25 +54,6 @@ bool dr_queue_last_untaken(void)
 	return last_untaken;
 }
 
-/*
- * The engine worker goes on with a request that it took whatever becomes of
- * its caller: a cancel then does not mean that nothing happened, which is
- * what 57014 says (review 24; membership changes: sql_membership.c).
- */
-void dr_queue_cancel_taken(MemoryContext cxt, const char *msg, const char *hint)
-{
-	ErrorData *ed;
-
-	MemoryContextSwitchTo(cxt);
-	ed = CopyErrorData();
-	if (ed->sqlerrcode != ERRCODE_QUERY_CANCELED || last_untaken)
-		return;
-	FlushErrorState();
-	ereport(ERROR, (errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN), errmsg("%s", msg),
-	                errdetail("%s after the engine worker took the request.", ed->message),
-	                errhint("%s", hint)));
-}
-
 static DrRequest *my_slot(void)
 {
 	if (MyBackendId < 1 || MyBackendId > MaxBackends)
@@ -378,6 +359,39 @@ void dr_queue_call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *
                    DrResult *res)
 {
 	call(kind, group_id, arg, payload, len, res, true);
+}
+
+/*
+ * The engine worker goes on with a request that it took whatever becomes of
+ * its caller (it waits for a quorum, an election, a snapshot): a cancel then
+ * does not mean that nothing happened, which is what 57014 says (review 24,
+ * TAP 079, 085).  One it never took was not made.
+ */
+void dr_queue_call_unknown_if_cancelled(DrRequestKind kind, uint64 group_id, uint64 arg,
+                                        const void *payload, Size len, DrResult *res,
+                                        const char *unknown, const char *hint)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		call(kind, group_id, arg, payload, len, res, true);
+	}
+	PG_CATCH();
+	{
+		ErrorData *ed;
+
+		MemoryContextSwitchTo(cxt);
+		ed = CopyErrorData();
+		if (ed->sqlerrcode != ERRCODE_QUERY_CANCELED || last_untaken)
+			PG_RE_THROW();
+		FlushErrorState();
+		ereport(ERROR,
+		        (errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN), errmsg("%s", unknown),
+		         errdetail("%s after the engine worker took the request.", ed->message),
+		         errhint("%s", hint)));
+	}
+	PG_END_TRY();
 }
 
 void dr_queue_call_uncancellable(DrRequestKind kind, uint64 group_id, uint64 arg,

@@ -57,11 +57,6 @@ typedef struct DrResult {
 /* Did the last dr_queue_call end with an error (a cancel) before the engine
  * worker took its request? */
 extern bool dr_queue_last_untaken(void);
-/* In a PG_CATCH around dr_queue_call: a cancel or statement_timeout after
- * the engine worker took the request becomes 40003 (msg: what may still
- * happen, allocated in cxt), not 57014; anything else is left to
- * PG_RE_THROW, in cxt. */
-extern void dr_queue_cancel_taken(MemoryContext cxt, const char *msg, const char *hint);
 
 /* Inline payload bytes per slot; larger payloads go through a DSM segment
  * (a small change set should not cost a segment per commit). */
@@ -112,6 +107,12 @@ extern void dr_queue_call(DrRequestKind kind, uint64 group_id, uint64 arg, const
  * CheckQuorum and the request timeout bound, or when the engine worker exits. */
 extern void dr_queue_call_uncancellable(DrRequestKind kind, uint64 group_id, uint64 arg,
                                         const void *payload, Size len, DrResult *res);
+/* dr_queue_call, but a cancel or statement_timeout after the engine worker
+ * took the request ends with 40003 (errmsg unknown: what may still happen;
+ * hint), not 57014: the engine worker goes on with it. */
+extern void dr_queue_call_unknown_if_cancelled(DrRequestKind kind, uint64 group_id, uint64 arg,
+                                               const void *payload, Size len, DrResult *res,
+                                               const char *unknown, const char *hint);
 
 /* A request the engine worker took. */
 typedef struct DrTaken {

@@ -204,7 +204,6 @@ Datum dr_create_group(PG_FUNCTION_ARGS)
 	int64 group_id = PG_GETARG_INT64(0);
 	Jsonb *jb = PG_GETARG_JSONB_P(1);
 	DrMemberAddr *members = palloc(sizeof(DrMemberAddr) * RAFT_MAX_MEMBERS);
-	MemoryContext cxt = CurrentMemoryContext;
 	char own[DR_ADDR_LEN];
 	const char *mine = NULL;
 	DrResult res;
@@ -241,22 +240,13 @@ Datum dr_create_group(PG_FUNCTION_ARGS)
 		                 "which other members dial.")));
 
 	payload = dr_queue_encode_members(members, n, &len);
-	PG_TRY();
-	{
-		dr_queue_call(DR_REQ_CREATE_GROUP, (uint64)group_id, 0, payload, len, &res);
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt); /* (the message outlives the error's context) */
-		dr_queue_cancel_taken(cxt,
-		                      psprintf("the creation of group %lld on this node did not "
-		                               "complete: it may still be created",
-		                               (long long)group_id),
-		                      "Run create_group again with the same members: it returns "
-		                      "once the group exists on this node.");
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
+	dr_queue_call_unknown_if_cancelled(
+	        DR_REQ_CREATE_GROUP, (uint64)group_id, 0, payload, len, &res,
+	        psprintf("the creation of group %lld on this node did not complete: it may "
+	                 "still be created",
+	                 (long long)group_id),
+	        "Run create_group again with the same members: it returns once the group "
+	        "exists on this node.");
 	switch (res.rc) {
 	case ENGINE_OK:
 		PG_RETURN_VOID();
@@ -340,7 +330,6 @@ Datum dr_transfer_leader(PG_FUNCTION_ARGS)
 {
 	int64 group_id = PG_GETARG_INT64(0);
 	int32 target = PG_GETARG_INT32(1);
-	MemoryContext cxt = CurrentMemoryContext;
 	bool member = false;
 	DrMemberState state = DR_MEMBER_ACTIVE;
 	char error[DR_ERROR_LEN];
@@ -374,22 +363,12 @@ Datum dr_transfer_leader(PG_FUNCTION_ARGS)
 		                       (long long)group_id),
 		                errhint("See dragonraft.members.")));
 
-	PG_TRY();
-	{
-		dr_queue_call(DR_REQ_TRANSFER_LEADER, (uint64)group_id, (uint64)target, NULL, 0,
-		              &res);
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt); /* (the message outlives the error's context) */
-		dr_queue_cancel_taken(cxt,
-		                      psprintf("the leadership transfer of group %lld to node %d "
-		                               "did not complete: it may still happen",
-		                               (long long)group_id, target),
-		                      "See the group's leader in dragonraft.status.");
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
+	dr_queue_call_unknown_if_cancelled(
+	        DR_REQ_TRANSFER_LEADER, (uint64)group_id, (uint64)target, NULL, 0, &res,
+	        psprintf("the leadership transfer of group %lld to node %d did not complete: it "
+	                 "may still happen",
+	                 (long long)group_id, target),
+	        "See the group's leader in dragonraft.status.");
 	switch (res.rc) {
 	case ENGINE_OK:
 		PG_RETURN_VOID();

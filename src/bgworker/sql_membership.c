@@ -34,7 +34,6 @@
 #include "storage/latch.h"
 #include "tcop/pquery.h"
 #include "utils/builtins.h"
-#include "utils/timeout.h"
 #include "utils/timestamp.h"
 #include "write.h"
 
@@ -318,33 +317,8 @@ static void await_members(int64 group_id, int64 node, const DrMemberChange *c)
 	}
 }
 
-/*
- * A cancel or statement_timeout while the engine worker runs the change (it
- * waits for a quorum) leaves the change to the log, where it may still
- * commit: 40003, as when the engine's own request timeout ends the wait, not
- * 57014, which says nothing happened (review 24, TAP 079).  One the engine
- * never took was not proposed.
- */
-static void change_cancelled(MemoryContext cxt, int64 group_id, int64 node)
-{
-	ErrorData *ed;
-
-	MemoryContextSwitchTo(cxt);
-	ed = CopyErrorData();
-	if (ed->sqlerrcode != ERRCODE_QUERY_CANCELED || dr_queue_last_untaken())
-		return;
-	FlushErrorState();
-	ereport(ERROR, (errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN),
-	                errmsg("the membership change of node %lld in group %lld did not "
-	                       "complete: it may still apply",
-	                       (long long)node, (long long)group_id),
-	                errdetail("%s after the change was proposed.", ed->message),
-	                errhint("See dragonraft.members once the group has a leader again.")));
-}
-
 static void change(int64 group_id, int64 node, const DrMemberChange *c)
 {
-	MemoryContext cxt = CurrentMemoryContext;
 	DrResult res;
 
 	dr_sql_groups_check_engine();
@@ -353,17 +327,14 @@ static void change(int64 group_id, int64 node, const DrMemberChange *c)
 	not_in_transaction_block(c->type == RAFT_CC_REMOVE ? "remove_member"
 	                         : c->promote              ? "promote_member"
 	                                                   : "add_member");
-	PG_TRY();
-	{
-		dr_queue_call(DR_REQ_CHANGE_MEMBER, (uint64)group_id, (uint64)node, c, sizeof(*c),
-		              &res);
-	}
-	PG_CATCH();
-	{
-		change_cancelled(cxt, group_id, node);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
+	/* A change the engine took waits for a quorum: cancelled, it may still
+	 * commit (40003, as when the engine's own request timeout ends the wait). */
+	dr_queue_call_unknown_if_cancelled(
+	        DR_REQ_CHANGE_MEMBER, (uint64)group_id, (uint64)node, c, sizeof(*c), &res,
+	        psprintf("the membership change of node %lld in group %lld did not complete: it "
+	                 "may still apply",
+	                 (long long)node, (long long)group_id),
+	        "See dragonraft.members once the group has a leader again.");
 	if (res.rc == DR_RC_NOT_MEMBER)
 		res.index = c->promote; /* says which kind of member it is not */
 	change_outcome(&res, group_id, node);
@@ -372,9 +343,7 @@ static void change(int64 group_id, int64 node, const DrMemberChange *c)
 	 * meanwhile is void, as during a COMMIT's WAL flush. */
 	HOLD_CANCEL_INTERRUPTS();
 	await_members(group_id, node, c);
-	RESUME_CANCEL_INTERRUPTS();
-	QueryCancelPending = false;
-	(void)get_timeout_indicator(STATEMENT_TIMEOUT, true);
+	dr_xact_void_held_cancels();
 }
 
 Datum dr_add_member(PG_FUNCTION_ARGS)
@@ -972,27 +941,15 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 Datum dr_snapshot(PG_FUNCTION_ARGS)
 {
 	int64 group_id = PG_GETARG_INT64(0);
-	MemoryContext cxt = CurrentMemoryContext;
 	DrResult res;
 
 	dr_sql_groups_check_engine();
 	(void)running_group(group_id);
-	PG_TRY();
-	{
-		dr_queue_call(DR_REQ_SNAPSHOT, (uint64)group_id, 0, NULL, 0, &res);
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt); /* (the message outlives the error's context) */
-		dr_queue_cancel_taken(
-		        cxt,
-		        psprintf("the snapshot of group %lld did not complete: it may "
-		                 "still be taken",
-		                 (long long)group_id),
-		        "See snapshot_index in dragonraft.status.");
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
+	dr_queue_call_unknown_if_cancelled(
+	        DR_REQ_SNAPSHOT, (uint64)group_id, 0, NULL, 0, &res,
+	        psprintf("the snapshot of group %lld did not complete: it may still be taken",
+	                 (long long)group_id),
+	        "See snapshot_index in dragonraft.status.");
 	if (res.rc == ENGINE_ERR_NO_GROUP)
 		ereport(ERROR,
 		        (errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -1023,9 +980,7 @@ Datum dr_snapshot(PG_FUNCTION_ARGS)
 	     view(group_id, dr_node_id).snapshot_index < res.index &&
 	     !TimestampDifferenceExceeds(start, GetCurrentTimestamp(), 1000);)
 		nap();
-	RESUME_CANCEL_INTERRUPTS();
-	QueryCancelPending = false;
-	(void)get_timeout_indicator(STATEMENT_TIMEOUT, true);
+	dr_xact_void_held_cancels();
 	PG_RETURN_INT64((int64)res.index);
 }
 

@@ -49,7 +49,6 @@
 #include "utils/lsyscache.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
-#include "utils/timeout.h"
 
 PG_FUNCTION_INFO_V1(dr_replicate_table);
 PG_FUNCTION_INFO_V1(dr_resend_table);
@@ -991,17 +990,8 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 	 * A cancel during that last query would say nothing happened: it is held
 	 * and then void, as in change() (sql_membership.c). */
 	HOLD_CANCEL_INTERRUPTS();
-	PG_TRY();
-	{
-		first = preempted_by((uint64)group_id, res.index);
-	}
-	PG_FINALLY();
-	{
-		RESUME_CANCEL_INTERRUPTS();
-	}
-	PG_END_TRY();
-	QueryCancelPending = false;
-	(void)get_timeout_indicator(STATEMENT_TIMEOUT, true);
+	first = preempted_by((uint64)group_id, res.index);
+	dr_xact_void_held_cancels();
 	if (first > 0)
 		ereport(ERROR,
 		        (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),

@@ -141,6 +141,9 @@ extern bool dr_xact_unblock_apply(TimestampTz *next_check);
  * deletion): what comes meanwhile waits, and is void if it commits.  A FATAL
  * (pg_terminate_backend) still ends the session. */
 extern void dr_xact_hold_cancels(void);
+/* After HOLD_CANCEL_INTERRUPTS() over a short step past a settled outcome: resume,
+ * and a cancel or timeout that came meanwhile is void.  Not after an ERROR. */
+extern void dr_xact_void_held_cancels(void);
 
 /* ---- utility.c ---- */
 

@@ -950,6 +950,22 @@ void dr_xact_hold_cancels(void)
 	}
 }
 
+/*
+ * The end of a HOLD_CANCEL_INTERRUPTS() over a short step after an outcome
+ * that a cancel would misreport as nothing done (a membership change
+ * applied, execute()'s command ran, a snapshot taken): a cancel or timeout
+ * that came meanwhile is void.  Not called after an ERROR: errfinish() reset
+ * the hold-off count to 0 already (resuming then would take it below 0, and
+ * every later cancel of the session would be held).
+ */
+void dr_xact_void_held_cancels(void)
+{
+	RESUME_CANCEL_INTERRUPTS();
+	QueryCancelPending = false;
+	(void)get_timeout_indicator(STATEMENT_TIMEOUT, true);
+	(void)get_timeout_indicator(LOCK_TIMEOUT, true);
+}
+
 /* At the end of the transaction.  A cancel or timeout that came meanwhile is
  * void when it committed.  An ERROR caught on the way (or the abort's) reset
  * the hold-off count already, a FATAL did not: released only while still
