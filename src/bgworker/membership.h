@@ -36,5 +36,8 @@ extern void dr_reads_shmem_init(void);
 /* A ReadIndex of group_id through the engine, then a wait until this node applied
  * it (cancellable); returns the index.  Errors: no quorum, no leader, no group. */
 extern uint64 dr_read_barrier(uint64 group_id);
+/* The same; wait_load: a member loading a snapshot is waited for, not an error
+ * (join_group: a snapshot may come after it saw none). */
+extern uint64 dr_read_barrier_ext(uint64 group_id, bool wait_load);
 
 #endif /* DRAGONRAFT_MEMBERSHIP_H */

@@ -184,7 +184,14 @@ static const char *apply_stuck(TimestampTz moved, int stall, uint32 failures, co
 
 uint64 dr_read_barrier(uint64 group_id)
 {
+	return dr_read_barrier_ext(group_id, false);
+}
+
+uint64 dr_read_barrier_ext(uint64 group_id, bool wait_load)
+{
 	DrResult res;
+	DrSnapPhase phase;
+	uint64 done, total;
 	DrGroup *g;
 	TimestampTz moved;
 	uint64 last = 0;
@@ -204,7 +211,15 @@ uint64 dr_read_barrier(uint64 group_id)
 	if (removed) /* its ReadIndex would go unanswered (review 3 #10) */
 		barrier_failed(group_id, psprintf("node %d was removed from the group", dr_node_id),
 		               "Its tables here are no longer replicated.");
-	dr_queue_call(DR_REQ_READ_INDEX, group_id, 0, NULL, 0, &res);
+	for (;;) {
+		dr_queue_call(DR_REQ_READ_INDEX, group_id, 0, NULL, 0, &res);
+		if (res.rc != ENGINE_ERR_BUSY || !wait_load)
+			break;
+		CHECK_FOR_INTERRUPTS();
+		(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 50,
+		                PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
 	switch (res.rc) {
 	case ENGINE_OK:
 		break;
@@ -266,7 +281,9 @@ uint64 dr_read_barrier(uint64 group_id)
 			ConditionVariableCancelSleep();
 			barrier_failed(group_id, "the group stopped on this node", NULL);
 		}
-		if (applied != last) {
+		/* (A snapshot that this member loads is progress too.) */
+		if (applied != last || state == DR_MEMBER_RECOVERING ||
+		    dr_snapshot_receiving(group_id, &phase, &done, &total)) {
 			last = applied;
 			moved = GetCurrentTimestamp();
 		} else if ((why = apply_stuck(moved, stall, failures, error)) != NULL) {
