@@ -4,7 +4,10 @@
 # its tables kept there: one with an identity column, one with a stored
 # generated column and a foreign key, so loaded by COPY FREEZE):
 # once restarted it loads a snapshot again, ends with the leader's rows and
-# follows; no snapshot file stays behind on it or on the leader.
+# follows; no snapshot file stays behind on it or on the leader.  Then the
+# leadership moves while the leader's export for a lagging member is paused
+# once its file is written: the new leader exports, the member loads, no
+# file stays on the old leader.
 use strict;
 use warnings;
 use FindBin;
@@ -71,7 +74,31 @@ my ($st, $err) = $c->sql_error(3, q{INSERT INTO b (w) VALUES ('on 3')});
 is($st, '', 'node 3 inserts with its identity sequence') or diag $err;
 ok($c->caught_up(1), 'the members caught up');
 is($c->contents($_, 'b', 'id'), $c->contents(3, 'b', 'id'), "node $_: b equals node 3's") for (1, 2);
-for my $id (1, 3)
+
+# The leadership moves while the leader's export is paused after writing
+# its file: node 2 falls behind a compacted log; node 3 (leading) exports for
+# it and pauses 10 s; the leadership moves to node 1, which exports again;
+# node 2 loads a snapshot and is identical, and node 3's file goes.
+my $N2 = $c->node(2);
+$N2->stop('fast');
+$c->group_nodes(1, 1, 3);
+$c->node(3)->safe_psql('postgres', join('', map { "INSERT INTO b (w) VALUES ('past 2: $_');\n" } 1 .. 60));
+ok($c->compact(1, 1, 3), 'nodes 1 and 3 compacted group 1');
+$c->node(3)->safe_psql('postgres', "ALTER SYSTEM SET dragonraft.testing_snapshot_delay = 10000; SELECT pg_reload_conf()");
+$N2->start;
+ok($c->wait_until('node 3 to pause its export for node 2', sub {
+	($c->poll(3, q{SELECT count(*) FROM dragonraft.stat_progress_snapshot WHERE group_id = 1
+		AND role = 'sender' AND phase = 'exporting' AND tables_done = tables_total}) // '') eq '1' }),
+	'node 3 exports a snapshot for node 2 and pauses once its file is written');
+$c->node(3)->safe_psql('postgres', "ALTER SYSTEM RESET dragonraft.testing_snapshot_delay; SELECT pg_reload_conf()");
+$c->node(3)->safe_psql('postgres', 'SELECT dragonraft.transfer_leader(1, 1)');
+$c->group_nodes(1, 1, 2, 3);
+$index = $N1->safe_psql('postgres', 'SELECT applied_index FROM dragonraft.status WHERE group_id = 1');
+ok($c->wait_until('node 1 to lead group 1', sub { ($c->leader(1) // 0) == 1 }, 60), 'node 1 leads group 1');
+$N1->safe_psql('postgres', q{INSERT INTO b (w) VALUES ('after the move')});
+ok($c->caught_up(1), 'node 2 caught up');
+is($c->contents(2, $_, 'id'), $c->contents(1, $_, 'id'), "node 2: $_ equals the leader's") for qw(a b gen);
+for my $id (1, 2, 3)
 {
 	my $dir = $c->node($id)->data_dir . '/dragonraft/snapshots';
 	my @left;
