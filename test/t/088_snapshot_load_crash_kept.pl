@@ -7,7 +7,9 @@
 # follows; no snapshot file stays behind on it or on the leader.  Then the
 # leadership moves while the leader's export for a lagging member is paused
 # once its file is written: the new leader exports, the member loads, no
-# file stays on the old leader.
+# file stays on the old leader.  Then a crash of a member's whole server in
+# the middle of receiving a 40 MB snapshot: after its restart it gets one
+# again, and its partial file goes.
 use strict;
 use warnings;
 use FindBin;
@@ -15,6 +17,7 @@ use lib $FindBin::RealBin;
 use DragonCluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(time usleep);
 
 my $c = DragonCluster->new(3, conf => qq{
 dragonraft.snapshot_entries = 50
@@ -98,6 +101,42 @@ ok($c->wait_until('node 1 to lead group 1', sub { ($c->leader(1) // 0) == 1 }, 6
 $N1->safe_psql('postgres', q{INSERT INTO b (w) VALUES ('after the move')});
 ok($c->caught_up(1), 'node 2 caught up');
 is($c->contents(2, $_, 'id'), $c->contents(1, $_, 'id'), "node 2: $_ equals the leader's") for qw(a b gen);
+
+# A crash of the receiving server in the middle of a stream: node 3 falls
+# behind a log compacted past it, with 40 MB of values that do not
+# compress; its whole server is killed once the partial file of the
+# stream is there; once restarted it gets a snapshot again, identical, and
+# the partial file goes.
+$N1->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'CREATE TABLE blob (id int PRIMARY KEY, data bytea); ALTER TABLE blob ALTER COLUMN data SET STORAGE EXTERNAL')});
+$N1->safe_psql('postgres', q{SELECT dragonraft.replicate_table('blob', 1)});
+$N1->safe_psql('postgres', join('', map { "INSERT INTO blob SELECT $_, decode(string_agg(md5(random()::text), ''), 'hex') FROM generate_series(1, 65536);\n" } 1 .. 40));
+ok($c->caught_up(1), 'the members have the blobs');
+$N3->stop('fast');
+$c->group_nodes(1, 1, 2);
+$N1->safe_psql('postgres', join('', map { "INSERT INTO b (w) VALUES ('past 3: $_');\n" } 1 .. 60));
+ok($c->compact(1, 1, 2), 'nodes 1 and 2 compacted group 1');
+my $dir3 = $N3->data_dir . '/dragonraft/snapshots';
+$N3->start;
+my ($part, $end) = (undef, time + 60);
+while (time < $end && !$part)
+{
+	($part) = grep { -s $_ } glob("$dir3/snap-*.part");
+	usleep(2000) unless $part;
+}
+my $crashed_mid_stream = 0;
+if ($part)
+{
+	$c->crash(3);
+	$crashed_mid_stream = -e $part;
+	diag sprintf('node 3 crashed with %s of %d bytes', $part =~ s{.*/}{}r, -s $part // 0) if $crashed_mid_stream;
+}
+diag 'the stream ended before the crash: not a crash in the middle of it' unless $crashed_mid_stream;
+$N3->start unless defined $N3->{_pid};
+$c->group_nodes(1, 1, 2, 3);
+ok($c->caught_up(1), 'node 3 caught up after its crash');
+my $sum = q{SELECT md5(string_agg(md5(data), ',' ORDER BY id)) FROM blob};
+is($c->query(3, $sum), $c->query(1, $sum), "node 3's blobs equal the leader's");
+is($c->contents(3, $_, 'id'), $c->contents(1, $_, 'id'), "node 3: $_ equals the leader's") for qw(a b gen);
 for my $id (1, 2, 3)
 {
 	my $dir = $c->node($id)->data_dir . '/dragonraft/snapshots';
