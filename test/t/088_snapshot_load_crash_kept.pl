@@ -9,7 +9,8 @@
 # once its file is written: the new leader exports, the member loads, no
 # file stays on the old leader.  Then a crash of a member's whole server in
 # the middle of receiving a 40 MB snapshot: after its restart it gets one
-# again, and its partial file goes.
+# again, and its partial file goes.  Last, two members need a snapshot at
+# once.
 use strict;
 use warnings;
 use FindBin;
@@ -19,7 +20,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
 
-my $c = DragonCluster->new(3, conf => qq{
+my $c = DragonCluster->new(5, conf => qq{
 dragonraft.snapshot_entries = 50
 dragonraft.compaction_overhead = 5
 });
@@ -65,7 +66,7 @@ ok($c->wait_until('node 3 to load a snapshot after its restart', sub {
 	'node 3 loads a snapshot again after the crash');
 $N1->safe_psql('postgres', q{INSERT INTO a VALUES (5001, 'after'); INSERT INTO b (w) VALUES ('after')});
 ok($c->caught_up(1), 'the members caught up');
-for my $id (2, 3)
+for my $id (2 .. 5)
 {
 	is($c->contents($id, $_, 'id'), $c->contents(1, $_, 'id'), "node $id: $_ equals the leader's") for qw(a b gen);
 }
@@ -76,7 +77,7 @@ ok($c->wait_until('node 3 to lead group 1', sub { ($c->leader(1) // 0) == 3 }), 
 my ($st, $err) = $c->sql_error(3, q{INSERT INTO b (w) VALUES ('on 3')});
 is($st, '', 'node 3 inserts with its identity sequence') or diag $err;
 ok($c->caught_up(1), 'the members caught up');
-is($c->contents($_, 'b', 'id'), $c->contents(3, 'b', 'id'), "node $_: b equals node 3's") for (1, 2);
+is($c->contents($_, 'b', 'id'), $c->contents(3, 'b', 'id'), "node $_: b equals node 3's") for (1, 2, 4, 5);
 
 # The leadership moves while the leader's export is paused after writing
 # its file: node 2 falls behind a compacted log; node 3 (leading) exports for
@@ -84,7 +85,6 @@ is($c->contents($_, 'b', 'id'), $c->contents(3, 'b', 'id'), "node $_: b equals n
 # node 2 loads a snapshot and is identical, and node 3's file goes.
 my $N2 = $c->node(2);
 $N2->stop('fast');
-$c->group_nodes(1, 1, 3);
 $c->node(3)->safe_psql('postgres', join('', map { "INSERT INTO b (w) VALUES ('past 2: $_');\n" } 1 .. 60));
 ok($c->compact(1, 1, 3), 'nodes 1 and 3 compacted group 1');
 $c->node(3)->safe_psql('postgres', "ALTER SYSTEM SET dragonraft.testing_snapshot_delay = 10000; SELECT pg_reload_conf()");
@@ -95,7 +95,6 @@ ok($c->wait_until('node 3 to pause its export for node 2', sub {
 	'node 3 exports a snapshot for node 2 and pauses once its file is written');
 $c->node(3)->safe_psql('postgres', "ALTER SYSTEM RESET dragonraft.testing_snapshot_delay; SELECT pg_reload_conf()");
 $c->node(3)->safe_psql('postgres', 'SELECT dragonraft.transfer_leader(1, 1)');
-$c->group_nodes(1, 1, 2, 3);
 $index = $N1->safe_psql('postgres', 'SELECT applied_index FROM dragonraft.status WHERE group_id = 1');
 ok($c->wait_until('node 1 to lead group 1', sub { ($c->leader(1) // 0) == 1 }, 60), 'node 1 leads group 1');
 $N1->safe_psql('postgres', q{INSERT INTO b (w) VALUES ('after the move')});
@@ -112,7 +111,6 @@ $N1->safe_psql('postgres', q{SELECT dragonraft.replicate_table('blob', 1)});
 $N1->safe_psql('postgres', join('', map { "INSERT INTO blob SELECT $_, decode(string_agg(md5(random()::text), ''), 'hex') FROM generate_series(1, 65536);\n" } 1 .. 40));
 ok($c->caught_up(1), 'the members have the blobs');
 $N3->stop('fast');
-$c->group_nodes(1, 1, 2);
 $N1->safe_psql('postgres', join('', map { "INSERT INTO b (w) VALUES ('past 3: $_');\n" } 1 .. 60));
 ok($c->compact(1, 1, 2), 'nodes 1 and 2 compacted group 1');
 my $dir3 = $N3->data_dir . '/dragonraft/snapshots';
@@ -132,12 +130,27 @@ if ($part)
 }
 diag 'the stream ended before the crash: not a crash in the middle of it' unless $crashed_mid_stream;
 $N3->start unless defined $N3->{_pid};
-$c->group_nodes(1, 1, 2, 3);
 ok($c->caught_up(1), 'node 3 caught up after its crash');
 my $sum = q{SELECT md5(string_agg(md5(data), ',' ORDER BY id)) FROM blob};
 is($c->query(3, $sum), $c->query(1, $sum), "node 3's blobs equal the leader's");
 is($c->contents(3, $_, 'id'), $c->contents(1, $_, 'id'), "node 3: $_ equals the leader's") for qw(a b gen);
-for my $id (1, 2, 3)
+
+# Two members need a snapshot at once: one export serves both (the file
+# linked for the second).
+$c->node($_)->stop('fast') for (4, 5);
+$N1->safe_psql('postgres', join('', map { "INSERT INTO b (w) VALUES ('past 4 and 5: $_');\n" } 1 .. 60));
+ok($c->compact(1, 1, 2, 3), 'nodes 1 to 3 compacted group 1');
+my $offset1 = -s $N1->logfile;
+$c->node($_)->start for (4, 5);
+ok($c->caught_up(1), 'nodes 4 and 5 caught up');
+my @exports = slurp_file($N1->logfile, $offset1) =~ /exported a snapshot of group 1/g;
+diag 'node 1 exported ' . scalar(@exports) . ' snapshot(s) for nodes 4 and 5';
+for my $id (4, 5)
+{
+	is($c->contents($id, $_, 'id'), $c->contents(1, $_, 'id'), "node $id: $_ equals the leader's") for qw(a b gen);
+	is($c->query($id, $sum), $c->query(1, $sum), "node $id's blobs equal the leader's");
+}
+for my $id (1 .. 5)
 {
 	my $dir = $c->node($id)->data_dir . '/dragonraft/snapshots';
 	my @left;
