@@ -121,6 +121,31 @@ my ($st, $err) = $c->sql_error(4, q{INSERT INTO idt (v) VALUES ('on 4'); INSERT 
 is($st, '', 'node 4 inserts with its identity and serial sequences') or diag $err;
 ok($c->caught_up(1), 'the members have those rows');
 is($c->contents($_, 'idt', 'id'), $c->contents(4, 'idt', 'id'), "node $_: idt equals node 4's") for 1 .. 3;
+
+# Finding 3: node 3 falls behind a compacted log while its snapshot
+# directory is not writable (mode 0500): each stream from the leader (node
+# 4) fails at once ("cannot create").  Before the fix the leader exported
+# its tables again right away, about 5 times a second for as long as the
+# receiver failed (every export reads every table of the group, writes a
+# file of their size and holds the group's apply); now each failed stream
+# puts the next export off by an election timeout, doubling up to 32 of
+# them.  Once the directory is writable again node 3 catches up.
+my $N3 = $c->node(3);
+$N3->stop('fast');
+$c->node(4)->safe_psql('postgres', join('', map { "INSERT INTO t VALUES (" . (5000 + $_) . ", 'past 3');\n" } 1 .. 150));
+ok($c->compact(1, 1, 2, 4), 'nodes 1, 2 and 4 compacted group 1');
+my $dir3 = $N3->data_dir . '/dragonraft/snapshots';
+chmod 0500, $dir3 or die "chmod $dir3: $!";
+my $off4 = -s $c->node(4)->logfile;
+$N3->start;
+ok($c->wait_until('node 4 to export a snapshot for node 3', sub {
+	slurp_file($c->node(4)->logfile, $off4) =~ /exported a snapshot of group 1/ }), 'node 4 exports a snapshot for node 3');
+sleep 10;    # (a rate: what happens in 10 s)
+my $exports = () = slurp_file($c->node(4)->logfile, $off4) =~ /exported a snapshot of group 1/g;
+cmp_ok($exports, '<=', 8, "node 4 exported $exports snapshots in about 10 s while node 3 could not take them");
+chmod 0700, $dir3 or die "chmod $dir3: $!";
+ok($c->caught_up(1), 'node 3 caught up once its snapshot directory is writable');
+is($c->contents(3, 't', 'id'), $c->contents(4, 't', 'id'), "node 3's t equals the leader's");
 my @left = glob("$dir/snap-*");
 is("@left", '', 'no snapshot file left on node 4');
 
