@@ -171,7 +171,7 @@ tap() {
 	# prove's closing "Files=N, Tests=M" counts assertions.
 	local tests failed
 	tests=$(sed -n 's/^Files=[0-9]*, Tests=\([0-9]*\),.*/\1/p' "$dir/prove.txt")
-	failed=$(grep -cE '^not ok' "$dir/prove.txt")
+	failed=$(grep -E '^not ok' "$dir/prove.txt" | grep -vc ' # TODO ')  # (a TODO is a known failure)
 	tests=${tests:-0}
 	[ "$rc" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
 	echo "$((tests - failed < 0 ? 0 : tests - failed)) passed, $failed failed"

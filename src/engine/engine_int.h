@@ -227,6 +227,11 @@ struct group {
 		uint64_t until; /* tick */
 	} shipped[RAFT_MAX_MEMBERS];
 	uint32_t n_shipped;
+	/* Streams of a snapshot that failed in a row (a receiver without room for it, say):
+	 * no new snapshot is made for followers before send_retry (tick), so that a leader
+	 * does not export its tables again and again while they are refused (snapshot.c). */
+	uint32_t send_failures;
+	uint64_t send_retry;
 
 	struct pending_cc cc;
 	struct pending_transfer transfer;

@@ -142,6 +142,11 @@ void eng_send_snapshot(struct engine *e, struct group *g, const struct raft_mess
 			raft_report_snapshot(g->r, m->to, true);
 		return;
 	}
+	if (e->now < g->send_retry) {
+		/* The last streams failed: not another snapshot at once (engine_snapshot_sent). */
+		raft_report_snapshot(g->r, m->to, true);
+		return;
+	}
 	if (g->sm.save_snapshot == NULL) {
 		g->stats.snapshots_unavailable++; /* status: needs_snapshot */
 		eng_changed(e, g);
