@@ -858,16 +858,10 @@ void engine_snapshot_sent(struct engine *e, raft_id to, uint64_t group_id, bool 
 {
 	struct group *g = eng_group(e, group_id);
 
-	if (g != NULL && !failed) {
+	if (g != NULL && !failed)
 		g->stats.snapshots_sent++;
-		g->send_failures = 0;
-		g->send_retry = 0;
-	} else if (g != NULL) {
-		/* an election timeout, doubling up to 32 of them */
-		g->send_retry = e->now + ((uint64_t)e->cfg.election_rtt
-		                          << (g->send_failures < 5 ? g->send_failures : 5));
-		g->send_failures++;
-	}
+	if (g != NULL)
+		eng_snapshot_backoff(e, g, to, failed);
 	if (g != NULL && !e->in_round && eng_live(g)) {
 		raft_report_snapshot(g->r, to, failed);
 		eng_raft_rc(e, g, raft_fatal(g->r), "a snapshot report");

@@ -227,11 +227,16 @@ struct group {
 		uint64_t until; /* tick */
 	} shipped[RAFT_MAX_MEMBERS];
 	uint32_t n_shipped;
-	/* Streams of a snapshot that failed in a row (a receiver without room for it, say):
-	 * no new snapshot is made for followers before send_retry (tick), so that a leader
-	 * does not export its tables again and again while they are refused (snapshot.c). */
-	uint32_t send_failures;
-	uint64_t send_retry;
+	/* Followers whose last snapshot streams failed in a row (a receiver without room
+	 * for it, say): no new snapshot is made for one before its retry tick, so that a
+	 * leader does not export its tables again and again while they are refused
+	 * (snapshot.c); one that took a stream leaves the list. */
+	struct snap_backoff {
+		raft_id to;
+		uint32_t failures;
+		uint64_t retry; /* tick */
+	} backoff[RAFT_MAX_MEMBERS];
+	uint32_t n_backoff;
 
 	struct pending_cc cc;
 	struct pending_transfer transfer;
@@ -419,6 +424,8 @@ void eng_expire(struct engine *e);
 
 /* m->to needs a snapshot of the state machine (leader side). */
 void eng_send_snapshot(struct engine *e, struct group *g, const struct raft_message *m);
+/* A stream to `to` ended: failed ones put its next snapshot off. */
+void eng_snapshot_backoff(struct engine *e, struct group *g, raft_id to, bool failed);
 /* A background snapshot save of g ended: ship it (outside any Ready). */
 void eng_snapshot_saved(struct engine *e, struct group *g);
 /* Install the snapshot in g->rd into the state machine; ENGINE_IN_PROGRESS when in the background.

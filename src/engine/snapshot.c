@@ -125,6 +125,37 @@ done:
 	eng_raft_rc(e, g, raft_fatal(g->r), "a snapshot report");
 }
 
+/*
+ * A stream of a snapshot to follower `to` ended (engine_snapshot_sent).  After
+ * a failure the next snapshot for it waits an election timeout, doubling up
+ * to 32 of them (review 26: a follower that could not take the file, for
+ * want of room, had its leader export every table again at once, 84 times
+ * in 10 s); a success forgets its failures.
+ */
+void eng_snapshot_backoff(struct engine *e, struct group *g, raft_id to, bool failed)
+{
+	uint32_t k = 0;
+
+	while (k < g->n_backoff && g->backoff[k].to != to)
+		k++;
+	if (!failed) {
+		if (k < g->n_backoff)
+			g->backoff[k] = g->backoff[--g->n_backoff];
+		return;
+	}
+	if (k == g->n_backoff) {
+		if (k == RAFT_MAX_MEMBERS)
+			return;
+		g->n_backoff++;
+		g->backoff[k].to = to;
+		g->backoff[k].failures = 0;
+	}
+	g->backoff[k].retry =
+	        e->now + ((uint64_t)e->cfg.election_rtt
+	                  << (g->backoff[k].failures < 5 ? g->backoff[k].failures : 5));
+	g->backoff[k].failures++;
+}
+
 void eng_send_snapshot(struct engine *e, struct group *g, const struct raft_message *m)
 {
 	struct snap_out *o = g->out;
@@ -142,11 +173,12 @@ void eng_send_snapshot(struct engine *e, struct group *g, const struct raft_mess
 			raft_report_snapshot(g->r, m->to, true);
 		return;
 	}
-	if (e->now < g->send_retry) {
-		/* The last streams failed: not another snapshot at once (engine_snapshot_sent). */
-		raft_report_snapshot(g->r, m->to, true);
-		return;
-	}
+	for (uint32_t k = 0; k < g->n_backoff; k++)
+		if (g->backoff[k].to == m->to && e->now < g->backoff[k].retry) {
+			/* Its last streams failed: not another snapshot at once. */
+			raft_report_snapshot(g->r, m->to, true);
+			return;
+		}
 	if (g->sm.save_snapshot == NULL) {
 		g->stats.snapshots_unavailable++; /* status: needs_snapshot */
 		eng_changed(e, g);

@@ -575,6 +575,52 @@ static void test_add_member_snapshot_long_load(void **state)
 }
 
 /*
+ * A joiner that refuses every snapshot stream (no room for it): the leader
+ * makes a new snapshot for it an election timeout after a failed stream,
+ * then 2, 4 ... 32 (review 26: it exported every table again at once, 84
+ * times in 10 s), and the joiner catches up once it takes them.
+ */
+static void test_snapshot_refused_backoff(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_wait w = {0};
+	struct cluster c;
+	size_t n = 300;
+	struct prop *p = calloc(n, sizeof(*p));
+	raft_id lead;
+	unsigned saves;
+
+	(void)state;
+	cfg.snapshot_entries = 100;
+	cfg.compaction_overhead = 20;
+	assert_int_equal(cluster_init_with(&c, test_storage, 4, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, n, 1);
+	lead = cluster_leader(&c, 0);
+	fake_net_refuse_snapshots(c.net, 4, true);
+	assert_int_equal(cluster_join(&c, 4, 0), ENGINE_OK);
+	assert_int_equal(engine_add_member(c.nodes[lead].e, c.group_ids[0], 4, "127.0.0.1:7404",
+	                                   engine_wait_cb, &w),
+	                 ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w, 100));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	/* 40 election timeouts: streams fail after 0, 1, 3, 7, 15, 31 of them. */
+	saves = kv_sm_saves(c.nodes[lead].sm[0]);
+	for (int t = 0; t < 40 * 10; t++)
+		(void)cluster_run(&c, never, NULL, 0);
+	saves = kv_sm_saves(c.nodes[lead].sm[0]) - saves;
+	assert_true(saves >= 2);
+	assert_true(saves <= 7);
+	assert_int_equal(kv_sm_recoveries(c.nodes[4].sm[0]), 0);
+	fake_net_refuse_snapshots(c.net, 4, false);
+	assert_true(cluster_run(&c, all_converged, NULL, 40 * 10));
+	assert_int_equal(kv_sm_recoveries(c.nodes[4].sm[0]), 1);
+	check_acked(&c, p, n);
+	cluster_destroy(&c);
+	free(p);
+}
+
+/*
  * A group whose first leader, cut off after 20 entries, appends 300 of its
  * term (p[20..319]) that the others never see while they elect another
  * leader (compacting every 40 entries): the cut-off leader's id.
@@ -3108,6 +3154,7 @@ int main(void)
 	        cmocka_unit_test(test_add_member_snapshot),
 	        cmocka_unit_test(test_add_member_snapshot_async),
 	        cmocka_unit_test(test_add_member_snapshot_long_load),
+	        cmocka_unit_test(test_snapshot_refused_backoff),
 	        cmocka_unit_test(test_transfer),
 	        cmocka_unit_test(test_install_over_longer_log),
 	        cmocka_unit_test(test_learn_address),

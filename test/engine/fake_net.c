@@ -23,6 +23,7 @@ struct fake_net {
 	struct endpoint ep[FAKE_NET_MAX_NODES];
 	struct engine *engines[FAKE_NET_MAX_NODES];
 	bool isolated[FAKE_NET_MAX_NODES];
+	bool refuses_snapshots[FAKE_NET_MAX_NODES];
 	struct qmsg **q;
 	size_t n, cap;
 	uint64_t sent, snapshots, seq;
@@ -205,6 +206,11 @@ void fake_net_attach(struct fake_net *n, raft_id id, struct engine *e)
 	n->engines[id] = e;
 }
 
+void fake_net_refuse_snapshots(struct fake_net *n, raft_id id, bool refuse)
+{
+	n->refuses_snapshots[id] = refuse;
+}
+
 void fake_net_isolate(struct fake_net *n, raft_id id, bool isolated)
 {
 	if (isolated && up(n, id))
@@ -225,7 +231,7 @@ size_t fake_net_deliver(struct fake_net *n)
 		bool ok = up(n, m->from) && up(n, m->to);
 
 		if (q->path != NULL) {
-			if (ok &&
+			if (ok && !n->refuses_snapshots[m->to] &&
 			    engine_deliver_snapshot(n->engines[m->to], m, q->path) == ENGINE_OK) {
 				free(q->path); /* the receiver owns the file now */
 				q->path = NULL;

@@ -27,6 +27,7 @@ struct kv_sm {
 	struct kv_state cur, durable;
 	uint64_t lag;
 	unsigned recoveries;
+	unsigned saves;
 	bool async;
 	bool busy; /* apply_busy answers true */
 	enum kv_job job;
@@ -241,6 +242,7 @@ static int kv_save(void *ctx, const char *path, raft_index *index)
 {
 	struct kv_sm *kv = ctx;
 
+	kv->saves++;
 	if (!kv->async)
 		return save_now(kv, path, index);
 	if (kv->job != KV_JOB_NONE)
@@ -354,4 +356,9 @@ raft_index kv_sm_get(const struct kv_sm *kv, uint64_t key, uint64_t *value_hash)
 unsigned kv_sm_recoveries(const struct kv_sm *kv)
 {
 	return kv->recoveries;
+}
+
+unsigned kv_sm_saves(const struct kv_sm *kv)
+{
+	return kv->saves;
 }

@@ -37,6 +37,8 @@ uint64_t kv_sm_count(const struct kv_sm *kv);
 raft_index kv_sm_get(const struct kv_sm *kv, uint64_t key, uint64_t *value_hash);
 /* Snapshots recovered so far. */
 unsigned kv_sm_recoveries(const struct kv_sm *kv);
+/* Snapshots asked of it (save_snapshot calls). */
+unsigned kv_sm_saves(const struct kv_sm *kv);
 
 /*
  * Background snapshots: with async on, save_snapshot() captures the state at
