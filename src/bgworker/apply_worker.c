@@ -736,6 +736,16 @@ static ErrorData *take_error(void)
 	return edata;
 }
 
+/* What dragonraft.status shows of an error: its message, and PostgreSQL's
+ * hint when it has one ("out of shared memory" of a load of thousands of
+ * tables says to raise max_locks_per_transaction: review 26). */
+static const char *error_text(const ErrorData *edata)
+{
+	if (edata->hint == NULL)
+		return edata->message;
+	return psprintf("%s (%s)", edata->message, edata->hint);
+}
+
 /*
  * An entry of applying.group_id failed (the error is being handled): roll
  * back its batch, log the error and park the group; the others go on.
@@ -752,7 +762,7 @@ static void park_failed_group(void)
 	dr_apply_rows_forget();
 	RESUME_INTERRUPTS();
 
-	park(gid, edata->message, edata->sqlerrcode == ERRCODE_DATA_CORRUPTED);
+	park(gid, error_text(edata), edata->sqlerrcode == ERRCODE_DATA_CORRUPTED);
 	FreeErrorData(edata);
 }
 
@@ -1028,7 +1038,7 @@ void dr_snapshot_loader_main(Datum arg)
 
 		HOLD_INTERRUPTS();
 		edata = take_error();
-		loader_done(j, edata->sqlerrcode, edata->message);
+		loader_done(j, edata->sqlerrcode, error_text(edata));
 		proc_exit(1);
 	}
 	PG_END_TRY();

@@ -28,7 +28,8 @@ CREATE TABLE t2 (id int PRIMARY KEY, v text);
 CREATE FUNCTION t2_check() RETURNS trigger LANGUAGE plpgsql AS
   'BEGIN
      IF to_regclass(''public.fail_switch'') IS NOT NULL THEN
-       RAISE EXCEPTION ''injected failure of row %'', NEW.id;
+       RAISE EXCEPTION ''injected failure of row %'', NEW.id
+         USING HINT = ''Drop public.fail_switch.'';
      END IF;
      RETURN NEW;
    END';
@@ -48,9 +49,10 @@ my $L2 = $c->node($l2);
 $L2->safe_psql('postgres', "INSERT INTO t2 VALUES (1, repeat('x', 5000000))");
 $L2->safe_psql('postgres', "INSERT INTO t2 VALUES ($_, 'row $_')") for 2 .. 50;
 ok( $F->poll_query_until('postgres', q{
-		SELECT state = 'apply_failed' AND error LIKE 'apply worker: injected failure of row 1%'
+		SELECT state = 'apply_failed'
+		   AND error LIKE 'apply worker: injected failure of row 1 (Drop public.fail_switch.)%'
 		  FROM dragonraft.status WHERE group_id = 2}),
-	"group 2 is apply_failed on node $f with the error");
+	"group 2 is apply_failed on node $f with the error and its hint");
 is($F->safe_psql('postgres', 'SELECT count(*) FROM t2'), '0', 'none of its rows is applied there');
 my $apid = $F->safe_psql('postgres', 'SELECT apply_pid FROM dragonraft.node_status()');
 
