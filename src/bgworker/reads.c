@@ -26,6 +26,9 @@
  * A top-level statement is an executor or utility entry at nesting depth 0
  * (counted by the ExecutorRun, ExecutorFinish and ProcessUtility hooks):
  * each one begins a new generation, so nothing is reused across statements.
+ * The end of a transaction begins one too: a procedure that COMMITs or
+ * ROLLs BACK runs its next queries in a new transaction, which may begin
+ * long after the barrier (review 27).
  */
 #include "dragonraft.h"
 
@@ -390,6 +393,18 @@ static void unpublish(void)
 /* A new top-level statement of this backend. */
 static void statement_begins(void)
 {
+	statement_gen++;
+	if (have_published)
+		unpublish();
+}
+
+/* The end of a transaction (a procedure's COMMIT or ROLLBACK, too): its
+ * barriers are reused no more. */
+static void xact_ends(XactEvent event, void *arg)
+{
+	if (IsParallelWorker() || (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+	                           event != XACT_EVENT_PREPARE))
+		return;
 	statement_gen++;
 	if (have_published)
 		unpublish();
@@ -765,6 +780,7 @@ void dr_reads_init(void)
 	ExecutorFinish_hook = executor_finish;
 	prev_utility = ProcessUtility_hook;
 	ProcessUtility_hook = utility;
+	RegisterXactCallback(xact_ends, NULL);
 	DefineCustomIntVariable("dragonraft.read_barriers",
 	                        "How many read barriers this session ran (read only).", NULL,
 	                        &barriers_guc, 0, 0, INT_MAX, PGC_INTERNAL,
