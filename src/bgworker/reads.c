@@ -21,8 +21,9 @@
  * linearizable if it sees the state as of a point between its start and its
  * end, so the queries nested in it (a function's, a trigger's, the foreign
  * key checks PostgreSQL runs per row) reuse a barrier that ran since the
- * top-level statement began: with their own snapshot when it sees everything
- * the snapshot taken after that barrier saw (covers()), else with a new one.
+ * top-level statement began when their snapshot sees the same transactions
+ * as the one taken after that barrier (same_view(): nothing committed here
+ * since, or the statement's own snapshot), else they run one of their own.
  * A top-level statement is an executor or utility entry at nesting depth 0
  * (counted by the ExecutorRun, ExecutorFinish and ProcessUtility hooks):
  * each one begins a new generation, so nothing is reused across statements.
@@ -99,7 +100,7 @@ static int n_statement_barriers = 0;
  * run the one it needs.  Before a query that may run in parallel workers
  * starts, the leader publishes in its backend's slot the groups whose
  * barrier its statement ran and whose snapshot taken after the barrier the
- * query's snapshot sees (covers()), with what covers() reads of that
+ * query's snapshot equals (same_view()), with what same_view() reads of that
  * snapshot (xmax, and its xip by count and digest).  A worker's query whose
  * snapshot is the same (a STABLE function's reads with the active snapshot
  * that the worker got from its leader) reads those groups.  The leader's
@@ -306,39 +307,55 @@ uint64 dr_read_barrier_ext(uint64 group_id, bool wait_load)
 	return res.index;
 }
 
-/* Does snapshot s see every transaction that seen saw (as committed or aborted)?
- * Then s was taken after the barrier that seen follows, or saw the same. */
-static bool covers(Snapshot s, const BarrierSeen *seen)
+/*
+ * Does snapshot s see the same transactions as seen (the one taken after a
+ * barrier)?  Only then may s's query go without a barrier of its own: a
+ * newer one could show a write made here (or in another group, after its
+ * barrier) after a write of this group that this member has not applied yet,
+ * the later without the earlier (review 27 finding 2); an older one misses
+ * what the barrier waited for.  Same xmax, same number of running
+ * transactions, each of s's among seen's.
+ */
+static bool same_view(Snapshot s, const BarrierSeen *seen)
 {
 	if (s == NULL || s->snapshot_type != SNAPSHOT_MVCC || s->takenDuringRecovery ||
-	    TransactionIdPrecedes(s->xmax, seen->xmax))
+	    !TransactionIdEquals(s->xmax, seen->xmax) || s->xcnt != seen->xcnt)
 		return false;
 	for (uint32 i = 0; i < s->xcnt; i++) {
 		bool running = false;
 
-		if (!TransactionIdPrecedes(s->xip[i], seen->xmax))
-			continue;
 		for (uint32 j = 0; j < seen->xcnt && !running; j++)
 			running = TransactionIdEquals(seen->xip[j], s->xip[i]);
-		if (!running) /* finished for seen, running for s: s is older */
+		if (!running)
 			return false;
 	}
 	return true;
 }
 
-/* Did the current statement run group_id's barrier?  Then *seen_by_snap
- * tells whether snap sees what the snapshot taken after it saw. */
-static bool statement_ran(uint64 group_id, Snapshot snap, bool *seen_by_snap)
+/* What the snapshot taken after the current statement's barrier of group_id
+ * saw; NULL: the statement ran none. */
+static const BarrierSeen *statement_barrier(uint64 group_id)
 {
 	for (int i = 0; i < n_statement_barriers; i++) {
 		StatementBarrier *b = &statement_barriers[i];
 
-		if (b->gen == statement_gen && b->group_id == group_id) {
-			*seen_by_snap = covers(snap, b->seen);
-			return true;
-		}
+		if (b->gen == statement_gen && b->group_id == group_id)
+			return b->seen;
 	}
-	return false;
+	return NULL;
+}
+
+/* How many of the n groups snap reads without a barrier of its own. */
+static int covered(const uint64 *groups, int n, Snapshot snap)
+{
+	int k = 0;
+
+	for (int i = 0; i < n; i++) {
+		const BarrierSeen *seen = statement_barrier(groups[i]);
+
+		k += seen != NULL && same_view(snap, seen);
+	}
+	return k;
 }
 
 /* Group group_id's barrier ran in this statement, snap taken after it. */
@@ -427,7 +444,7 @@ static void publish(Snapshot snap)
 	}
 	for (int i = 0; i < n_statement_barriers && n < PUBLISHED_GROUPS; i++)
 		if (statement_barriers[i].gen == statement_gen &&
-		    covers(snap, statement_barriers[i].seen))
+		    same_view(snap, statement_barriers[i].seen))
 			groups[n++] = statement_barriers[i].group_id;
 	if (n == 0 && !have_published)
 		return;
@@ -549,6 +566,8 @@ static int statement_groups(PlannedStmt *ps, uint64 *groups)
 
 static void executor_start(QueryDesc *qd, int eflags)
 {
+	int *depth;
+
 	/*
 	 * A query that a parallel worker starts while it runs its part of the
 	 * plan (a PARALLEL SAFE function's) had neither barrier nor a snapshot
@@ -588,31 +607,38 @@ static void executor_start(QueryDesc *qd, int eflags)
 	if (dr_read_consistency == DR_READ_LINEARIZABLE && !dr_is_apply_worker &&
 	    !IsParallelWorker() && !(eflags & EXEC_FLAG_EXPLAIN_ONLY) && qd->snapshot != NULL) {
 		uint64 groups[MAX_GROUPS_PER_STATEMENT];
-		int n = statement_groups(qd->plannedstmt, groups), m = 0;
-		bool stale = false;
+		int n = statement_groups(qd->plannedstmt, groups);
+		bool xact_snapshot = IsolationUsesXactSnapshot();
 
 		/*
-		 * A nested query (a function's, a foreign key check's) of a group whose
-		 * barrier its top-level statement ran needs no other: only a snapshot
-		 * taken after it, which its own is if it sees what the one taken after
-		 * the barrier saw (a STABLE function's reads with the statement's, a
-		 * trigger run by ExecutorFinish with the one taken before the barrier).
+		 * A nested query (a function's, a trigger's, a foreign key check's)
+		 * of groups whose barriers its top-level statement ran needs none of
+		 * its own if it reads with a snapshot that sees the same transactions
+		 * as the ones taken after them: its own (a STABLE function's reads
+		 * with the statement's), or a new one while nothing else committed
+		 * here since (a volatile function's, a foreign key check's, or one
+		 * older than the barrier: an AFTER trigger's).  Otherwise all of
+		 * them run a barrier: a newer snapshot could show a write made here
+		 * or in another group after a write of this group that this member
+		 * has not applied yet (review 27 finding 2).
 		 */
-		for (int i = 0; i < n; i++) {
-			bool seen = false;
+		if (n > 0 && nest_depth > 0 && covered(groups, n, qd->snapshot) < n &&
+		    (!xact_snapshot || qd->crosscheck_snapshot != InvalidSnapshot)) {
+			Snapshot fresh =
+			        xact_snapshot ? GetLatestSnapshot() : GetTransactionSnapshot();
 
-			if (nest_depth == 0 || !statement_ran(groups[i], qd->snapshot, &seen))
-				groups[m++] = groups[i];
-			else if (!seen)
-				stale = true;
+			if (covered(groups, n, fresh) == n) {
+				UnregisterSnapshot(qd->snapshot);
+				qd->snapshot = RegisterSnapshot(fresh);
+			}
 		}
-		n = m;
+		if (n > 0 && nest_depth > 0 && covered(groups, n, qd->snapshot) == n)
+			n = 0;
 		/* The transaction's snapshot predates any barrier run now: it would read stale
 		 * data without a word (review 3 #3).  Not so a foreign key check that must see
 		 * rows newer than it (ri_PerformCheck: a crosscheck snapshot, and the latest
 		 * snapshot, taken again after the barrier). */
-		if ((n > 0 || stale) && IsolationUsesXactSnapshot() &&
-		    qd->crosscheck_snapshot == InvalidSnapshot)
+		if (n > 0 && xact_snapshot && qd->crosscheck_snapshot == InvalidSnapshot)
 			ereport(ERROR,
 			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			         errmsg("dragonraft.read_consistency = 'linearizable' reads only "
@@ -630,22 +656,34 @@ static void executor_start(QueryDesc *qd, int eflags)
 			                 "transaction.")));
 		for (int i = 0; i < n; i++)
 			(void)dr_read_barrier(groups[i]);
-		if (n > 0 || stale) {
+		if (n > 0) {
 			/* The statement's snapshot predates the barrier: take one after it. */
 			UnregisterSnapshot(qd->snapshot);
-			qd->snapshot = RegisterSnapshot(IsolationUsesXactSnapshot()
-			                                        ? GetLatestSnapshot()
-			                                        : GetTransactionSnapshot());
+			qd->snapshot = RegisterSnapshot(xact_snapshot ? GetLatestSnapshot()
+			                                              : GetTransactionSnapshot());
 			for (int i = 0; i < n; i++)
 				statement_barrier_ran(groups[i], qd->snapshot);
 		}
 		if (qd->plannedstmt->parallelModeNeeded)
 			publish(qd->snapshot);
 	}
-	if (prev_executor_start)
-		prev_executor_start(qd, eflags);
-	else
-		standard_ExecutorStart(qd, eflags);
+	/* Queries run while the executor starts (initial partition pruning calls
+	 * STABLE functions) are nested in this one (review 27 finding 3): not a
+	 * new statement's, and in a parallel worker checked as the worker's own. */
+	depth = IsParallelWorker() ? &worker_run_depth : &nest_depth;
+	(*depth)++;
+	PG_TRY();
+	{
+		if (prev_executor_start)
+			prev_executor_start(qd, eflags);
+		else
+			standard_ExecutorStart(qd, eflags);
+	}
+	PG_FINALLY();
+	{
+		(*depth)--;
+	}
+	PG_END_TRY();
 }
 
 /*
