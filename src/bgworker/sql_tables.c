@@ -986,12 +986,20 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 	}
 	PG_END_TRY();
 	(void)LockRelease(&tag, ExclusiveLock, false);
-	/* Applied here: the command ran (or was skipped, which preempted_by tells).
-	 * A cancel during that last query would say nothing happened: it is held
-	 * and then void, as in change() (sql_membership.c). */
-	HOLD_CANCEL_INTERRUPTS();
-	first = preempted_by((uint64)group_id, res.index);
-	dr_xact_void_held_cancels();
+	/* Applied here: the command ran, or was skipped for another (which
+	 * preempted_by tells).  A cancel or timeout during that last query (a lock
+	 * on ddl_history can hold it up for as long as it is held: review 27) is
+	 * 40003, not 57014: the command is in the log. */
+	PG_TRY();
+	{
+		first = preempted_by((uint64)group_id, res.index);
+	}
+	PG_CATCH();
+	{
+		unknown_if_cancelled(cxt, group_id);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	if (first > 0)
 		ereport(ERROR,
 		        (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
