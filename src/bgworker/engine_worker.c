@@ -359,6 +359,7 @@ static void main_loop(void)
 	TimestampTz next_status = 0, next_housekeeping = 0, next_durable = 0, next_lock_check = 0;
 	TimestampTz last_status = 0;
 	uint64 role_changes = 0;
+	bool status_due = false; /* a role change waits for its copy */
 
 	AddWaitEventToSet(wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(wes, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
@@ -375,6 +376,11 @@ static void main_loop(void)
 			timeout = retry;
 		if (timeout < 0 || timeout > HOUSEKEEPING_MS)
 			timeout = HOUSEKEEPING_MS;
+		if (status_due) {
+			long left = (long)((next_status - GetCurrentTimestamp()) / 1000);
+
+			timeout = Min(timeout, Max(left, 0));
+		}
 		n = WaitEventSetWait(wes, timeout, ev, lengthof(ev), PG_WAIT_EXTENSION);
 		for (int i = 0; i < n; i++)
 			if (ev[i].events & WL_LATCH_SET)
@@ -402,12 +408,14 @@ static void main_loop(void)
 		pg_atomic_fetch_add_u64(&dr_shared->engine_loops, 1); /* queue.c */
 		if (engine_role_changes(de->e) != role_changes) {
 			role_changes = engine_role_changes(de->e);
+			status_due = true;
 			next_status = Min(next_status,
 			                  TimestampTzPlusMilliseconds(last_status, STATUS_ROLE_MS));
 		}
 		if (now >= next_status) {
 			dr_engine_status_refresh();
 			last_status = now;
+			status_due = false;
 			next_status = TimestampTzPlusMilliseconds(now, STATUS_MS);
 		}
 		if (now >= next_housekeeping) {
