@@ -258,8 +258,10 @@ static void watch_leader(struct engine *e, struct group *g)
 		g->stats.elections++;
 	if (leader != 0 && leader != g->leader)
 		g->stats.leader_changes++;
-	if (role == RAFT_LEADER && (g->role != RAFT_LEADER || g->term != term))
+	if (role == RAFT_LEADER && (g->role != RAFT_LEADER || g->term != term)) {
 		g->noop_index = raft_last_index(g->r);
+		g->n_backoff = 0; /* snapshot streams of another term (snapshot.c) */
+	}
 	g->term = term;
 	g->leader = leader;
 	g->role = role;

@@ -130,7 +130,9 @@ done:
  * a failure the next snapshot for it waits an election timeout, doubling up
  * to 32 of them (review 26: a follower that could not take the file, for
  * want of room, had its leader export every table again at once, 84 times
- * in 10 s); a success forgets its failures.
+ * in 10 s); a success forgets its failures, and so does a failure that comes
+ * the longest pause after the last one's retry (and a new term as leader:
+ * round.c), so that old failures do not put a later one off for long.
  */
 void eng_snapshot_backoff(struct engine *e, struct group *g, raft_id to, bool failed)
 {
@@ -148,6 +150,8 @@ void eng_snapshot_backoff(struct engine *e, struct group *g, raft_id to, bool fa
 			return;
 		g->n_backoff++;
 		g->backoff[k].to = to;
+		g->backoff[k].failures = 0;
+	} else if (e->now >= g->backoff[k].retry + ((uint64_t)e->cfg.election_rtt << 5)) {
 		g->backoff[k].failures = 0;
 	}
 	g->backoff[k].retry =
