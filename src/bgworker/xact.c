@@ -950,20 +950,26 @@ void dr_xact_hold_cancels(void)
 	}
 }
 
+/* A cancel or timeout that came while cancels were held is void. */
+static void void_pending_cancels(void)
+{
+	QueryCancelPending = false;
+	(void)get_timeout_indicator(STATEMENT_TIMEOUT, true);
+	(void)get_timeout_indicator(LOCK_TIMEOUT, true);
+}
+
 /*
  * The end of a HOLD_CANCEL_INTERRUPTS() over a short step after an outcome
  * that a cancel would misreport as nothing done (a membership change
- * applied, execute()'s command ran, a snapshot taken): a cancel or timeout
- * that came meanwhile is void.  Not called after an ERROR: errfinish() reset
- * the hold-off count to 0 already (resuming then would take it below 0, and
- * every later cancel of the session would be held).
+ * applied, a snapshot taken): a cancel or timeout that came meanwhile is
+ * void.  Not called after an ERROR: errfinish() reset the hold-off count to
+ * 0 already (resuming then would take it below 0, and every later cancel of
+ * the session would be held).
  */
 void dr_xact_void_held_cancels(void)
 {
 	RESUME_CANCEL_INTERRUPTS();
-	QueryCancelPending = false;
-	(void)get_timeout_indicator(STATEMENT_TIMEOUT, true);
-	(void)get_timeout_indicator(LOCK_TIMEOUT, true);
+	void_pending_cancels();
 }
 
 /* At the end of the transaction.  A cancel or timeout that came meanwhile is
@@ -976,11 +982,8 @@ static void release_cancels(bool committed)
 	if (!cancel_held)
 		return;
 	cancel_held = false;
-	if (committed) {
-		QueryCancelPending = false;
-		(void)get_timeout_indicator(STATEMENT_TIMEOUT, true);
-		(void)get_timeout_indicator(LOCK_TIMEOUT, true);
-	}
+	if (committed)
+		void_pending_cancels();
 	if (QueryCancelHoldoffCount > 0)
 		RESUME_CANCEL_INTERRUPTS();
 }
