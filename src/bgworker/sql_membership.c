@@ -829,8 +829,8 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 		                   "for every group of this node: a wrong one cuts this node off "
 		                   "from that node."),
 		         errhint("If that is a mistake, run join_group(%lld, ...) again with the "
-		                 "right address; dragonraft.members shows the addresses each "
-		                 "node dials.",
+		                 "right address; dragonraft.members shows the addresses this "
+		                 "node knows.",
 		                 (long long)group_id)));
 	if (v.exists && v.state == DR_MEMBER_ACTIVE && v.member) {
 		ereport(NOTICE,
