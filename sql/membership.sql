@@ -107,6 +107,12 @@ SELECT count(*) AS left_behind FROM dragonraft.status WHERE group_id = 20;
 SELECT count(*) AS origins FROM pg_replication_origin WHERE roname = 'dragonraft_20';
 -- A member joins nothing twice.
 SELECT dragonraft.join_group(14, '{"3": "127.0.0.1:9"}');
+-- Given the same address again: nothing to say.  Another one replaces it
+-- (the way to correct or move an address), with a WARNING naming both: a
+-- typo there cuts this node off from node 3.
+SELECT dragonraft.join_group(14, '{"3": "127.0.0.1:9"}');
+SELECT dragonraft.join_group(14, '{"3": "127.0.0.1:10"}');
+SELECT address FROM dragonraft.members WHERE group_id = 14 AND node_id = 3;
 SELECT pg_temp.try($$SELECT dragonraft.leave_group(99)$$, :'addr');
 -- Their effects do not roll back: membership functions are refused in a
 -- transaction block (the group and its data are left as they were).

@@ -317,30 +317,39 @@ static void shmem_startup(void)
 /*
  * DROP EXTENSION dragonraft while this node is a member of groups would
  * leave them voting and acknowledging with nothing applied, and lose the
- * member info of every group: refused.
+ * member info of every group: refused.  The utility hook asks first, so that
+ * neither PostgreSQL's "use DROP ... CASCADE" nor, with CASCADE, the refusal
+ * to drop a capture trigger comes before this error.
  */
-static void object_access(ObjectAccessType access, Oid classId, Oid objectId, int subId, void *arg)
+void dr_check_extension_drop(void)
 {
 	int n_groups;
 
-	if (prev_object_access_hook)
-		prev_object_access_hook(access, classId, objectId, subId, arg);
-	if (access != OAT_DROP || classId != ExtensionRelationId ||
-	    objectId != get_extension_oid("dragonraft", true))
-		return;
 	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
 	n_groups = dr_shared->n_groups;
 	LWLockRelease(dr_shared->groups_lock);
 	if (n_groups > 0)
 		ereport(ERROR,
 		        (errcode(ERRCODE_OBJECT_IN_USE),
-		         errmsg("cannot drop extension dragonraft: this node is a member of %d "
-		                "groups",
-		                n_groups),
+		         errmsg_plural("cannot drop extension dragonraft: this node is a member of "
+		                       "%d group",
+		                       "cannot drop extension dragonraft: this node is a member of "
+		                       "%d groups",
+		                       n_groups, n_groups),
 		         errdetail("The groups go on without the extension's tables and state "
 		                   "machine; dragonraft.status lists them."),
 		         errhint("Remove this node from every group first (and drop the groups' "
 		                 "replication origins, dragonraft_<group id>).")));
+}
+
+static void object_access(ObjectAccessType access, Oid classId, Oid objectId, int subId, void *arg)
+{
+	if (prev_object_access_hook)
+		prev_object_access_hook(access, classId, objectId, subId, arg);
+	if (access != OAT_DROP || classId != ExtensionRelationId ||
+	    objectId != get_extension_oid("dragonraft", true))
+		return;
+	dr_check_extension_drop();
 }
 
 void _PG_init(void)

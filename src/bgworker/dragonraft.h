@@ -48,6 +48,8 @@ extern bool dr_parse_address(const char *addr, char *host, size_t hostlen, int *
 /* This node's client address: dragonraft.client_address or the default from the
  * advertised host and the server's port (palloc'd). */
 extern char *dr_effective_client_address(void);
+/* ERROR if DROP EXTENSION dragonraft may not run: this node is a member of groups. */
+extern void dr_check_extension_drop(void);
 
 /* Runs fn(arg) in a subtransaction, released when fn returns and rolled back
  * when it throws: NULL, or its error, copied into the caller's memory context

@@ -33,6 +33,11 @@
 	"this node was a member (replication origin dragonraft_%llu, applied up to %llu) but its " \
 	"LogDB has no record of the group; to rejoin, remove node %d on another member, run "      \
 	"leave_group(%llu, true) here (it also ends an interrupted leave) and use a new node_id"
+/* ... and one whose LogDB holds the group under the node id it had before
+ * dragonraft.node_id was changed (the advice above would throw away a good member). */
+#define MOVED_FMT                                                                                  \
+	"this node's LogDB holds group %llu as node %llu, but dragonraft.node_id is %d now: set "  \
+	"dragonraft.node_id back to %llu and restart the server"
 
 /* This node's member info: the address every group should know. */
 static struct {
@@ -176,13 +181,52 @@ static int start_member(uint64 group_id, const struct engine_bootstrap *bs, DrGr
 	return ENGINE_OK;
 }
 
-static void warn_lost(uint64 group_id, const char *why)
+/*
+ * The node id under which this node's LogDB holds group_id when it is not
+ * dragonraft.node_id (the setting was changed since the member started), else 0.
+ */
+static uint64 stored_as(uint64 group_id)
+{
+	struct logdb_node_info *ni = NULL;
+	size_t n = 0;
+	uint64 id = 0;
+
+	if (logdb_list_nodes(dr_engine->db, &ni, &n) != LOGDB_OK)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (ni[i].group_id == group_id && ni[i].node_id != (uint64)dr_node_id)
+			id = ni[i].node_id;
+	logdb_free(dr_engine->db, ni);
+	return id;
+}
+
+/*
+ * Why the member of group_id, whose origin says it applied up to applied, is
+ * not started: its LogDB was lost, or it is there under the node id this
+ * server had before dragonraft.node_id changed.  Sets *moved in that case.
+ */
+static void lost_reason(char *buf, size_t len, uint64 group_id, uint64 applied, bool *moved)
+{
+	uint64 old_id = stored_as(group_id);
+
+	*moved = old_id != 0;
+	if (*moved)
+		snprintf(buf, len, MOVED_FMT, (unsigned long long)group_id,
+		         (unsigned long long)old_id, dr_node_id, (unsigned long long)old_id);
+	else
+		snprintf(buf, len, LOST_FMT, (unsigned long long)group_id,
+		         (unsigned long long)applied, dr_node_id, (unsigned long long)group_id);
+}
+
+static void warn_lost(uint64 group_id, const char *why, bool moved)
 {
 	ereport(WARNING,
 	        (errmsg("dragonraft group %llu not started: %s", (unsigned long long)group_id, why),
-	         errdetail("Was dragonraft.data_dir deleted?  A member that lost its Raft "
-	                   "log must not vote or acknowledge entries as if it still had "
-	                   "them.")));
+	         moved ? errdetail("A node's id never changes: its votes and log in the LogDB "
+	                           "are those of its old id.")
+	               : errdetail("Was dragonraft.data_dir deleted?  A member that lost its "
+	                           "Raft log must not vote or acknowledge entries as if it "
+	                           "still had them.")));
 }
 
 void dr_engine_groups_restart(void)
@@ -270,6 +314,7 @@ void dr_engine_groups_restart(void)
 	for (int k = 0; k < n_origins; k++) {
 		raft_index applied = replorigin_get_progress(origins[k].id, false);
 		char msg[DR_ERROR_LEN];
+		bool moved;
 		DrGroup *g;
 
 		if (dr_engine_groups_find(origins[k].group_id) != NULL)
@@ -292,11 +337,9 @@ void dr_engine_groups_restart(void)
 		g = new_entry(origins[k].group_id, applied, origins[k].id);
 		if (g == NULL)
 			continue;
-		snprintf(msg, sizeof(msg), LOST_FMT, (unsigned long long)origins[k].group_id,
-		         (unsigned long long)applied, dr_node_id,
-		         (unsigned long long)origins[k].group_id);
+		lost_reason(msg, sizeof(msg), origins[k].group_id, applied, &moved);
 		set_stopped(g, DR_MEMBER_LOST, msg);
-		warn_lost(origins[k].group_id, msg);
+		warn_lost(origins[k].group_id, msg, moved);
 	}
 	SpinLockAcquire(&dr_shared->mutex);
 	dr_shared->groups_not_started = not_started;
@@ -464,9 +507,11 @@ static void create_group(DrTaken *t)
 		LWLockRelease(dr_shared->groups_lock);
 
 	if (origin != InvalidRepOriginId) {
-		fail(t, DR_RC_LOST, LOST_FMT, (unsigned long long)gid,
-		     (unsigned long long)replorigin_get_progress(origin, false), dr_node_id,
-		     (unsigned long long)gid);
+		char why[DR_ERROR_LEN];
+		bool moved;
+
+		lost_reason(why, sizeof(why), gid, replorigin_get_progress(origin, false), &moved);
+		fail(t, DR_RC_LOST, "%s", why);
 		return;
 	}
 	/*

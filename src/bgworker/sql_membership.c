@@ -754,6 +754,30 @@ static void join_failed(int64 group_id, const DrResult *res)
 	}
 }
 
+/*
+ * The addresses given to join_group that replace another one this node
+ * dials (node addresses are the node's, for all its groups): "node 3 at
+ * 127.0.0.1:9 instead of 127.0.0.1:7403", or NULL.  A typo there cuts this
+ * node off from that one, so join_group says so (user28).
+ */
+static char *replaced_addresses(const DrMemberAddr *m, int n)
+{
+	StringInfoData s;
+
+	initStringInfo(&s);
+	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+	for (int i = 0; i < n; i++) {
+		const char *known = dr_shmem_node_address(m[i].node_id);
+
+		if (known != NULL && known[0] != '\0' && strcmp(known, m[i].addr) != 0)
+			appendStringInfo(&s, "%snode %llu at %s instead of %s",
+			                 s.len > 0 ? ", " : "", (unsigned long long)m[i].node_id,
+			                 m[i].addr, known);
+	}
+	LWLockRelease(dr_shared->groups_lock);
+	return s.len > 0 ? s.data : NULL;
+}
+
 Datum dr_join_group(PG_FUNCTION_ARGS)
 {
 	int64 group_id = PG_GETARG_INT64(0);
@@ -765,7 +789,7 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 	DrSnapPhase phase, last_phase = DR_SNAP_STARTING;
 	GroupView v;
 	DrResult res;
-	char *payload;
+	char *payload, *replaced;
 	Size len;
 	int n, others = 0;
 
@@ -793,10 +817,21 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 	 */
 	v = view(group_id, dr_node_id);
 	check_not_removed(group_id, &v);
+	replaced = replaced_addresses(members, others);
 	payload = dr_queue_encode_members(members, others, &len);
 	dr_queue_call(DR_REQ_JOIN_GROUP, (uint64)group_id, 0, payload, len, &res);
 	if (res.rc != ENGINE_OK)
 		join_failed(group_id, &res);
+	if (replaced != NULL)
+		ereport(WARNING,
+		        (errmsg("node %d now dials %s", dr_node_id, replaced),
+		         errdetail("join_group takes the addresses it is given as the right ones, "
+		                   "for every group of this node: a wrong one cuts this node off "
+		                   "from that node."),
+		         errhint("If that is a mistake, run join_group(%lld, ...) again with the "
+		                 "right address; dragonraft.members shows the addresses this "
+		                 "node knows.",
+		                 (long long)group_id)));
 	if (v.exists && v.state == DR_MEMBER_ACTIVE && v.member) {
 		ereport(NOTICE,
 		        (errmsg("node %d is already a member of group %lld", dr_node_id,

@@ -1059,6 +1059,13 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 			explicit_block_lxid =
 			        MyProc->lxid + 1; /* the chained one: the next local id */
 	}
+	if (IsA(stmt, DropStmt) && ((DropStmt *)stmt)->removeType == OBJECT_EXTENSION) {
+		ListCell *lc;
+
+		foreach (lc, ((DropStmt *)stmt)->objects)
+			if (strcmp(strVal(lfirst(lc)), "dragonraft") == 0)
+				dr_check_extension_drop();
+	}
 	if (dr_internal_ddl == 0) {
 		const char *refused = trigger_change(stmt);
 

@@ -38,11 +38,20 @@ for my $round (1 .. 6)
 }
 is("@seen", "@targets", 'status shows the new leader as soon as transfer_leader returns');
 
-# 2. DROP EXTENSION while a member of group 1.
-my ($state, $msg) = $c->sql_error(1, 'DROP EXTENSION dragonraft CASCADE');
-is($state, '55006', 'DROP EXTENSION is refused (object in use)');
-like($msg, qr/cannot drop extension dragonraft: this node is a member of 1 groups/,
-	'with the number of groups');
+# 2. DROP EXTENSION while a member of group 1, with a replicated table
+# (user28: PostgreSQL's "use DROP ... CASCADE" came first, then, with
+# CASCADE, the refusal to drop its capture trigger "with dragonraft.execute").
+$c->node($l)->safe_psql('postgres', q{
+	SELECT dragonraft.execute(1, 'CREATE TABLE dropext (id int PRIMARY KEY)');
+	SELECT dragonraft.replicate_table('dropext', 1)});
+ok($c->caught_up(1), 'a table replicated on every node');
+for my $cascade ('', ' CASCADE')
+{
+	my ($state, $msg) = $c->sql_error(1, "DROP EXTENSION dragonraft$cascade");
+	is($state, '55006', "DROP EXTENSION$cascade is refused (object in use)");
+	like($msg, qr/\A[^\n]*ERROR:  55006: cannot drop extension dragonraft: this node is a member of 1 group\n/,
+		'first of all, with the number of groups');
+}
 is($c->node(1)->safe_psql('postgres', 'SELECT count(*) FROM dragonraft.status'), '1',
 	'and the extension is still there');
 
