@@ -825,11 +825,19 @@ static uint64 computed_by_replicated(Oid classid, Oid objid, uint64 except, Oid 
 	return group_id;
 }
 
+/* The hint of DDL refused outside execute(): the call to run instead, with
+ * the table's group. */
+static int execute_hint(uint64 group_id)
+{
+	return errhint("Run it as SELECT dragonraft.execute(%llu, '<command>').",
+	               (unsigned long long)group_id);
+}
+
 /* A change, outside execute(), of an object that members compute or check a
  * replicated table's rows with (computed_by_replicated): refused as DDL on
  * the table is (review 20, and its CHECK and index cases after it). */
-static void computed_by(const char *what, Oid relid) pg_attribute_noreturn();
-static void computed_by(const char *what, Oid relid)
+static void computed_by(const char *what, Oid relid, uint64 group_id) pg_attribute_noreturn();
+static void computed_by(const char *what, Oid relid, uint64 group_id)
 {
 	ereport(ERROR,
 	        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -840,10 +848,11 @@ static void computed_by(const char *what, Oid relid)
 	                   "stored generated column, a CHECK constraint, an index): changed on "
 	                   "this member only, this member's rows or checks would differ from "
 	                   "the other members'."),
-	         errhint("Run it as SELECT dragonraft.execute(<group id>, '<command>'), and so "
+	         errhint("Run it as SELECT dragonraft.execute(%llu, '<command>'), and so "
 	                 "every change of a function such a table reaches through another "
 	                 "function's body: a call in a body given as a string (plpgsql, or "
-	                 "sql AS '...') is not checked.")));
+	                 "sql AS '...') is not checked.",
+	                 (unsigned long long)group_id)));
 }
 
 /*
@@ -906,8 +915,7 @@ static void check_revoke(GrantStmt *gs)
 		         errdetail("Every member's apply checks or computes the table's rows "
 		                   "with it as the table's owner: a privilege revoked on this "
 		                   "member only stops its apply of the group."),
-		         errhint("Run it as SELECT dragonraft.execute(<group id>, "
-		                 "'<command>').")));
+		         execute_hint(group_id)));
 	}
 }
 
@@ -1078,9 +1086,10 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 	else if (!dr_is_apply_worker && dr_internal_ddl == 0) {
 		RangeVar *rv = ddl_target(stmt);
 		Oid below = InvalidOid;
+		uint64 group_id;
 
 		if ((IsA(stmt, AlterEnumStmt) || IsA(stmt, AlterDomainStmt)) &&
-		    type_replicated(stmt, &below) != 0)
+		    (group_id = type_replicated(stmt, &below)) != 0)
 			ereport(ERROR,
 			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			         errmsg("this command changes a type that table \"%s\" uses, which "
@@ -1091,12 +1100,11 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 			                 "The members of its group must read and check its values "
 			                 "alike: a value that only this node accepts stops the "
 			                 "others' apply."),
-			         errhint("Run it as SELECT dragonraft.execute(<group id>, "
-			                 "'<command>').")));
+			         execute_hint(group_id)));
 		if (IsA(stmt, GrantStmt))
 			check_revoke((GrantStmt *)stmt);
 		if (IsA(stmt, ReassignOwnedStmt) &&
-		    owned_replicated(((ReassignOwnedStmt *)stmt)->roles, &below) != 0)
+		    (group_id = owned_replicated(((ReassignOwnedStmt *)stmt)->roles, &below)) != 0)
 			ereport(ERROR,
 			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			         errmsg("REASSIGN OWNED would change the owner of \"%s\", which is "
@@ -1107,10 +1115,9 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 			                 "CHECK constraints, index expressions and triggers that "
 			                 "fire on apply run with the owner's privileges): members "
 			                 "must agree on it."),
-			         errhint("Run it as SELECT dragonraft.execute(<group id>, "
-			                 "'<command>').")));
+			         execute_hint(group_id)));
 		if (rv != NULL && nodeTag(stmt) != T_DropStmt && !rv_replicated(rv) &&
-		    replicated_below(stmt, rv, &below) != 0)
+		    (group_id = replicated_below(stmt, rv, &below)) != 0)
 			ereport(ERROR,
 			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			         errmsg("this command on \"%s\" changes table \"%s\", which is "
@@ -1119,9 +1126,8 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 			         errdetail("DDL on a replicated table must run on every member of "
 			                   "its group in log order, also when it reaches the table "
 			                   "from a parent table or from its type."),
-			         errhint("Run it as SELECT dragonraft.execute(<group id>, "
-			                 "'<command>').")));
-		if (rv != NULL && (nodeTag(stmt) == T_DropStmt || rv_replicated(rv)))
+			         execute_hint(group_id)));
+		if (rv != NULL && (group_id = rv_replicated(rv)) != 0)
 			ereport(ERROR,
 			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			         errmsg("table \"%s\" is replicated by dragonraft: change it with "
@@ -1130,8 +1136,7 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 			         errdetail("DDL on a replicated table must run on every member of "
 			                   "its "
 			                   "group in log order."),
-			         errhint("Run it as SELECT dragonraft.execute(<group id>, "
-			                 "'<command>').")));
+			         execute_hint(group_id)));
 		check_data_targets(stmt);
 		check_linearizable_copy(stmt);
 		if (!dr_capture_other_writes() && !writes_nothing(stmt))
@@ -1320,7 +1325,7 @@ static void object_access(ObjectAccessType access, Oid classId, Oid objectId, in
 			                         &(ObjectAddress){classId, objectId, 0}, false)),
 			        group_id);
 		computed_by(getObjectDescription(&(ObjectAddress){classId, objectId, 0}, false),
-		            relid);
+		            relid, group_id);
 	}
 	if (access != OAT_DROP || dr_is_apply_worker || dr_internal_ddl > 0 ||
 	    (arg != NULL && (((ObjectAccessDrop *)arg)->dropflags & PERFORM_DELETION_INTERNAL)))
@@ -1359,7 +1364,7 @@ static void object_access(ObjectAccessType access, Oid classId, Oid objectId, in
 	                getObjectDescription(&(ObjectAddress){classId, objectId, subId}, false)),
 	         errdetail("DDL on a replicated table must run on every member of its group "
 	                   "in log order."),
-	         errhint("Run it as SELECT dragonraft.execute(<group id>, '<command>').")));
+	         execute_hint(group_id != 0 ? group_id : part_of_replicated(relid, NoLock))));
 }
 
 void dr_utility_note_made(bool on)
