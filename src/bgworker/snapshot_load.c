@@ -885,16 +885,15 @@ static void check_referenced(uint64 group_id, List *mine)
 		Oid from = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
 		Oid to = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
 
-		ereport(ERROR,
-		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-		         errmsg("table %s references table %s of group %llu, whose rows a "
-		                "snapshot replaces here",
-		                relname(from), relname(to), (unsigned long long)group_id),
-		         errdetail("Its foreign key %s is not one of group %llu's tables'.",
-		                   quote_identifier(SPI_getvalue(tup, desc, 2)),
-		                   (unsigned long long)group_id),
-		         errhint("Drop that foreign key on this node; the load is tried "
-		                 "again.")));
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("table %s references table %s of group %llu, whose rows a "
+		                       "snapshot replaces here",
+		                       relname(from), relname(to), (unsigned long long)group_id),
+		                errdetail("Its foreign key %s is not one of group %llu's tables'.",
+		                          quote_identifier(SPI_getvalue(tup, desc, 2)),
+		                          (unsigned long long)group_id),
+		                errhint("Drop that foreign key on this node; the load is tried "
+		                        "again.")));
 	}
 }
 

@@ -715,9 +715,9 @@ static void test_snapshot_backoff_new_term(void **state)
 	assert_int_equal(cluster_leader(&c, 0), other);
 	assert_non_null(backoff_of(e, c.group_ids[0], f)); /* kept while it follows */
 	memset(&w, 0, sizeof(w));
-	assert_int_equal(engine_transfer_leader(c.nodes[other].e, c.group_ids[0], lead,
-	                                        engine_wait_cb, &w),
-	                 ENGINE_OK);
+	assert_int_equal(
+	        engine_transfer_leader(c.nodes[other].e, c.group_ids[0], lead, engine_wait_cb, &w),
+	        ENGINE_OK);
 	assert_true(cluster_run(&c, waited, &w, 100));
 	assert_int_equal(w.res.rc, ENGINE_OK);
 	assert_true(cluster_run(&c, all_led, NULL, 100));
