@@ -82,6 +82,10 @@ my @files = glob("$dir/snap-*");
 diag "node 4's snapshot files: @files";
 ok(@files >= 1, 'node 4 holds the received file');
 my $names = join('|', map { quotemeta(basename($_)) } @files);
+# The leader's next export waits (dragonraft.testing_snapshot_delay) while
+# the status of node 4 is looked at.
+$L->safe_psql('postgres', 'ALTER SYSTEM SET dragonraft.testing_snapshot_delay = 600000');
+$L->safe_psql('postgres', 'SELECT pg_reload_conf()');
 my $off4 = -s $N4->logfile;
 unlink @files;
 $N4->safe_psql('postgres', 'DELETE FROM t');
@@ -91,6 +95,14 @@ ok($c->wait_until('node 4 to say that its snapshot file is gone', sub {
 ok($c->wait_until('node 4 to restart the group', sub {
 	slurp_file($N4->logfile, $off4) =~ /group 1 restarts on node 4 in \d+ ms to get another snapshot/ }),
 	'node 4 restarts group 1 in place to get another snapshot');
+ok($c->wait_until('node 4 to start group 1 again', sub {
+	slurp_file($N4->logfile, $off4) =~ /group 1 restarted on node 4 from its LogDB/ }), 'node 4 starts group 1 again');
+my ($state, $shown) = split /\|/, $N4->safe_psql('postgres',
+	q{SELECT state, coalesce(error, '') FROM dragonraft.status WHERE group_id = 1});
+isnt($state, 'stopped', "group 1 runs on node 4 while it waits for another snapshot ($state)");
+like($shown, qr/could not open snapshot file/, 'and its status shows why it needs one');
+$L->safe_psql('postgres', 'ALTER SYSTEM RESET dragonraft.testing_snapshot_delay');
+$L->safe_psql('postgres', 'SELECT pg_reload_conf()');
 ok($c->wait_until('node 4 to load a snapshot without a restart', sub {
 	($c->poll(4, q{SELECT state = 'ok' AND applied_index >= } . $index .
 		q{ FROM dragonraft.status WHERE group_id = 1}) // '') eq 't' }), 'without a server restart node 4 loads a snapshot');
