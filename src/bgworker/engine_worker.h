@@ -46,7 +46,8 @@ typedef struct DrSm {
 	TimestampTz export_retry_at;             /* no export before (one failed) */
 	uint32 export_failures;                  /* in a row: the pause doubles with each */
 	raft_index recovering; /* a received snapshot at this index is loaded; 0 = none */
-	bool recover_failed;   /* its file was corrupt: the group stopped, nothing is sent again */
+	bool recover_failed;   /* its file could not be loaded: the group stopped, nothing is
+	                        * sent again; it restarts in place (heal_at) */
 	uint32 heal_failures;  /* loads in a row whose file could not be loaded (kept across
 	                        * its restarts in place): the pause before the next doubles */
 	TimestampTz heal_at;   /* ... the group restarts in place then (while in_heals) */

@@ -30,7 +30,9 @@
  * Full snapshots (snapshot.h): save_snapshot starts an exporter (a dynamic
  * background worker) and holds the group's apply only while the exporter
  * takes its snapshot (watch_exports); recover queues a DR_APPLY_SNAPSHOT
- * message that the apply worker loads after the group's earlier entries.
+ * message that the apply worker loads after the group's earlier entries; a
+ * received file that cannot be loaded restarts its group in place after a
+ * pause (heal_later), so that the leader sends another.
  */
 #include "engine_worker.h"
 
