@@ -5,7 +5,8 @@
 # until its server restarted.  Now the load that cannot open its file stops
 # the group, which restarts in place (from its LogDB, as a server restart
 # starts it) after a pause, gets another snapshot from the leader and
-# joins, with no server restart; the error named the file meanwhile.
+# joins, with no server restart; the error named the file meanwhile, and
+# group 2 went on on node 4.
 # What held: tables of other shapes come identical with the snapshot
 # (identity, serial and stored generated columns, a dropped column,
 # REPLICA IDENTITY FULL with no key, no identity at all, no rows, NULLs,
@@ -65,6 +66,13 @@ ok($c->caught_up(1), 'the members caught up');
 my $index = $L->safe_psql('postgres', 'SELECT applied_index FROM dragonraft.status WHERE group_id = 1');
 ok($c->compact(1, 1, 2, 3), 'nodes 1-3 compacted their logs');
 
+# Group 2, on nodes 1-4: node 4 applies its writes while group 1 restarts there.
+$c->create_group(2, 1, 2, 3, 4);
+my $l2 = $c->leader(2);
+ok($l2, "group 2 has a writable leader (node $l2)");
+$c->node($l2)->safe_psql('postgres', q{SELECT dragonraft.execute(2, 'CREATE TABLE g2 (id int PRIMARY KEY)')});
+$c->node($l2)->safe_psql('postgres', q{SELECT dragonraft.replicate_table('g2', 2)});
+
 $N4->safe_psql('postgres', q{CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (-1, 'mine')});
 $L->safe_psql('postgres', "SELECT dragonraft.add_member(1, 4, '" . $c->raft_address(4) . "')");
 my ($jout, $jerr) = ('', '');
@@ -101,6 +109,11 @@ my ($state, $shown) = split /\|/, $N4->safe_psql('postgres',
 	q{SELECT state, coalesce(error, '') FROM dragonraft.status WHERE group_id = 1});
 isnt($state, 'stopped', "group 1 runs on node 4 while it waits for another snapshot ($state)");
 like($shown, qr/could not open snapshot file/, 'and its status shows why it needs one');
+$l2 = $c->leader(2);
+$c->node($l2)->safe_psql('postgres', 'INSERT INTO g2 SELECT generate_series(1, 100)');
+ok($c->caught_up(2), 'group 2 goes on on node 4 meanwhile');
+is($c->contents(4, 'g2', 'id'), $c->contents($l2, 'g2', 'id'), "node 4's g2 equals its leader's");
+unlike(slurp_file($N4->logfile, $off4), qr/group 2 restart/, 'node 4 did not restart group 2');
 $L->safe_psql('postgres', 'ALTER SYSTEM RESET dragonraft.testing_snapshot_delay');
 $L->safe_psql('postgres', 'SELECT pg_reload_conf()');
 ok($c->wait_until('node 4 to load a snapshot without a restart', sub {
