@@ -628,9 +628,14 @@ static void finish_load(ApplyGroup *ag)
 	ag->loader = NULL;
 	applying.group_id = ag->group_id;
 	applying.what = "snapshot";
+	/*
+	 * A file that cannot be loaded (corrupt, truncated, gone) is marked: the
+	 * engine worker then restarts the group to get another (pg_sm.c); any
+	 * other failure is tried again with the same file.
+	 */
 	if (!done || code != 0) {
 		park(ag->group_id, done ? error : "the snapshot loader exited before its commit",
-		     done && code == ERRCODE_DATA_CORRUPTED);
+		     done && (code == ERRCODE_DATA_CORRUPTED || code == ERRCODE_UNDEFINED_FILE));
 		return;
 	}
 	/* It committed, and published the group's applied index. */

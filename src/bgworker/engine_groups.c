@@ -571,6 +571,58 @@ void dr_engine_groups_stop(uint64 group_id)
 	remove_entry(group_id);
 }
 
+/*
+ * Restart a member in place (pg_sm.c heal_later): the engine drops the
+ * group, with its received snapshot file, and starts it again from the
+ * LogDB exactly as a server restart does (the replication origin's flushed
+ * position is what the state machine holds); its leader then sends another
+ * snapshot.  Its status entry stays, with the load's error until a snapshot
+ * loads; the apply worker forgets that the group is parked.
+ */
+void dr_engine_groups_heal(DrSm *sm)
+{
+	uint64 gid = sm->group_id;
+	DrGroup *g = sm->shared;
+	uint32 heals = sm->heal_failures;
+	bool joining = sm->joining, info = sm->info_needed;
+	raft_index join_target = sm->join_target;
+	RepOriginId origin;
+	raft_index durable;
+	int rc;
+
+	engine_stop_group(dr_engine->e, gid);
+	remove_sm(sm);
+	dr_engine->n_running--;
+	SpinLockAcquire(&g->mutex);
+	origin = g->origin;
+	g->apply_failures = 0;
+	g->apply_retry_at = 0;
+	g->apply_corrupt = false;
+	memset(&g->stats, 0, sizeof(g->stats)); /* the engine's counters start again */
+	memset(&g->stats_base, 0, sizeof(g->stats_base));
+	g->stats_base.apply_errors = g->apply_errors;
+	g->stats_reset = GetCurrentTimestamp();
+	SpinLockRelease(&g->mutex);
+	durable = origin != InvalidRepOriginId ? replorigin_get_progress(origin, true) : 0;
+	rc = start_member(gid, NULL, g, durable, &sm);
+	if (rc != ENGINE_OK) {
+		ereport(LOG, (errmsg("dragonraft group %llu not restarted: %s",
+		                     (unsigned long long)gid, engine_errmsg(dr_engine->e))));
+		set_stopped(g, DR_MEMBER_FAILED, engine_errmsg(dr_engine->e));
+		return;
+	}
+	sm->heal_failures = heals;
+	sm->joining = joining;
+	sm->join_target = join_target;
+	if (info)
+		need_info(sm);
+	dr_pg_sm_restarted(sm);
+	dr_engine_status_publish(sm);
+	ereport(LOG, (errmsg("dragonraft group %llu restarted on node %d from its LogDB, "
+	                     "applied up to %llu",
+	                     (unsigned long long)gid, dr_node_id, (unsigned long long)durable)));
+}
+
 /* Engine callback: an operation of a backend's request ended (a proposal:
  * committed and handed to the apply side, or not). */
 void dr_engine_groups_op_done(void *ctx, const struct engine_result *res)

@@ -46,7 +46,13 @@ typedef struct DrSm {
 	TimestampTz export_retry_at;             /* no export before (one failed) */
 	uint32 export_failures;                  /* in a row: the pause doubles with each */
 	raft_index recovering; /* a received snapshot at this index is loaded; 0 = none */
-	bool recover_failed;   /* its file was corrupt: the group stopped, nothing is sent again */
+	bool recover_failed;   /* its file could not be loaded: the group stopped, nothing is
+	                        * sent again; it restarts in place (heal_at) */
+	uint32 heal_failures;  /* loads in a row whose file could not be loaded (kept across
+	                        * its restarts in place): the pause before the next doubles */
+	TimestampTz heal_at;   /* ... the group restarts in place then (while in_heals) */
+	dlist_node heal_node;  /* in the list of groups to restart, while in_heals */
+	bool in_heals;
 	raft_index handoff_entry; /* the failing entry for which it handed off its leadership */
 	TimestampTz handoff_not_before; /* ... and a failed hand-off is tried again then */
 	raft_index handoff_none_logged; /* the failing entry for which it logged that no voter
@@ -92,6 +98,9 @@ extern DrEngine *dr_engine;
 extern void dr_pg_sm_init(void);
 extern void dr_pg_sm_ops(DrSm *sm, struct engine_sm_ops *ops);
 extern void dr_pg_sm_forget(DrSm *sm);
+/* A group restarted in place (dr_engine_groups_heal): the apply worker forgets its
+ * failure before its new entries. */
+extern void dr_pg_sm_restarted(DrSm *sm);
 extern void dr_pg_sm_poll(void);
 extern void dr_pg_sm_refresh_durable(void);
 /* Milliseconds until the next look: a parked group due to be sent again, or an
@@ -108,6 +117,8 @@ extern void dr_engine_groups_transfers_done(void);
 extern void dr_engine_groups_member_info(void);
 extern void dr_engine_groups_entry_applied(DrSm *sm, const uint8 *data, uint32 len);
 extern void dr_engine_groups_reload(void);
+/* Stop a group and start it again from its LogDB, as a server restart would. */
+extern void dr_engine_groups_heal(DrSm *sm);
 /* Forget a group the engine no longer runs (its DrSm and status entry). */
 extern void dr_engine_groups_stop(uint64 group_id);
 /* Engine callback completing a backend's request (ctx: dr_queue_ctx). */

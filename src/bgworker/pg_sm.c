@@ -30,7 +30,9 @@
  * Full snapshots (snapshot.h): save_snapshot starts an exporter (a dynamic
  * background worker) and holds the group's apply only while the exporter
  * takes its snapshot (watch_exports); recover queues a DR_APPLY_SNAPSHOT
- * message that the apply worker loads after the group's earlier entries.
+ * message that the apply worker loads after the group's earlier entries; a
+ * received file that cannot be loaded restarts its group in place after a
+ * pause (heal_later), so that the leader sends another.
  */
 #include "engine_worker.h"
 
@@ -66,6 +68,10 @@ typedef struct DrSmEntry {
  * doubles with each failure in a row, up to the most. */
 #define EXPORT_RETRY_MS     1000
 #define MAX_EXPORT_RETRY_MS 60000
+/* Pause before a group whose received snapshot file cannot be loaded restarts to
+ * get another; it doubles with each such load in a row, up to the most. */
+#define HEAL_RETRY_MS     1000
+#define MAX_HEAL_RETRY_MS 120000
 /* ... and after one found no extension in dragonraft.database, or had no slot. */
 #define RETRY_DELAY_MS 10000
 /* While a local backend's entry is held (backend_applies): how often to look
@@ -82,6 +88,7 @@ static struct {
 	dlist_head held;         /* groups held by apply_busy */
 	dlist_head resend;       /* parked groups whose entries are due to be sent again */
 	dlist_head exports;      /* groups whose full snapshot is being made */
+	dlist_head heals;        /* groups to restart for another snapshot (heal_at) */
 	bool watched;            /* a group is recovering or parked */
 	bool holding;            /* an entry is held: a live local backend applies it */
 	bool resend_started;     /* the head's DR_APPLY_RESEND message is sent */
@@ -145,6 +152,7 @@ void dr_pg_sm_init(void)
 	dlist_init(&S.progressed);
 	dlist_init(&S.held);
 	dlist_init(&S.resend);
+	dlist_init(&S.heals);
 	dlist_init(&S.exports);
 }
 
@@ -331,6 +339,18 @@ void dr_pg_sm_forget(DrSm *sm)
 		dlist_delete(&sm->held_node);
 	sm->held = false;
 	resend_remove(sm);
+	if (sm->in_heals)
+		dlist_delete(&sm->heal_node);
+	sm->in_heals = false;
+}
+
+void dr_pg_sm_restarted(DrSm *sm)
+{
+	/* Its DR_APPLY_RESEND message goes before its entries (send_entries). */
+	if (!sm->in_resend) {
+		dlist_push_tail(&S.resend, &sm->resend_node);
+		sm->in_resend = true;
+	}
 }
 
 /* Everything kept goes to a new apply worker. */
@@ -618,6 +638,62 @@ static void export_failed(DrSm *sm)
 	        TimestampTzPlusMilliseconds(GetCurrentTimestamp(), Min(ms, MAX_EXPORT_RETRY_MS));
 }
 
+/*
+ * A received snapshot whose file cannot be loaded (corrupt, truncated or
+ * gone) stopped its group: it restarts in place after a pause, as a server
+ * restart would start it (review 26 F1: the leader then sends another
+ * snapshot), and the other groups go on.  The pause doubles from 1 s up to
+ * 2 min while its loads keep failing that way, so that a leader is not asked
+ * for one snapshot after another.
+ */
+static void heal_later(DrSm *sm)
+{
+	int ms = Min(HEAL_RETRY_MS << Min(sm->heal_failures, 7), MAX_HEAL_RETRY_MS);
+
+	sm->heal_failures++;
+	sm->heal_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+	if (!sm->in_heals)
+		dlist_push_tail(&S.heals, &sm->heal_node);
+	sm->in_heals = true;
+	ereport(LOG, (errmsg("dragonraft group %llu restarts on node %d in %d ms to get "
+	                     "another snapshot",
+	                     (unsigned long long)sm->group_id, dr_node_id, ms),
+	              errdetail("Its received snapshot file cannot be loaded (%u times in a "
+	                        "row); dragonraft.status shows why.",
+	                        sm->heal_failures)));
+}
+
+/* A snapshot loaded after restarts in place: its error goes. */
+static void healed(DrSm *sm)
+{
+	sm->heal_failures = 0;
+	SpinLockAcquire(&sm->shared->mutex);
+	if (sm->shared->apply_failures == 0)
+		sm->shared->error[0] = '\0';
+	SpinLockRelease(&sm->shared->mutex);
+}
+
+/* Restart the groups that are due (heal_later); note when the next one is. */
+static void heal_due(void)
+{
+	dlist_mutable_iter it;
+	TimestampTz now = GetCurrentTimestamp();
+
+	dlist_foreach_modify(it, &S.heals)
+	{
+		DrSm *sm = dlist_container(DrSm, heal_node, it.cur);
+
+		if (sm->heal_at > now) {
+			if (S.next_retry == 0 || sm->heal_at < S.next_retry)
+				S.next_retry = sm->heal_at;
+			continue;
+		}
+		dlist_delete(&sm->heal_node);
+		sm->in_heals = false;
+		dr_engine_groups_heal(sm); /* sm is gone: a new one runs the group */
+	}
+}
+
 /* Free what the apply worker applied; note the groups that moved, and parked ones. */
 static void collect_applied(void)
 {
@@ -640,8 +716,9 @@ static void collect_applied(void)
 		corrupt = sm->shared->apply_corrupt;
 		SpinLockRelease(&sm->shared->mutex);
 		/*
-		 * Loaded; or the file is corrupt (the apply worker logged why): the
-		 * group stops, and its next start fetches another.  A load that failed
+		 * Loaded; or the file cannot be loaded (corrupt, truncated, gone: the
+		 * apply worker logged why): the group stops, and restarts in place
+		 * after a pause to get another (heal_later).  A load that failed
 		 * otherwise (a table of its own here, a lock, disk space) is tried
 		 * again after the apply worker's pause, as a failed entry is, so that
 		 * fixing the cause is enough; status shows the error meanwhile.
@@ -653,6 +730,10 @@ static void collect_applied(void)
 			engine_snapshot_recovered(dr_engine->e, sm->group_id,
 			                          sm->recover_failed ? ENGINE_ERR_SNAPSHOT
 			                                             : ENGINE_OK);
+			if (sm->recover_failed)
+				heal_later(sm);
+			else if (sm->heal_failures > 0)
+				healed(sm);
 		}
 		if (failures > 0 || sm->parked)
 			watch_parked(sm, failures, retry_at, applied);
@@ -946,6 +1027,7 @@ void dr_pg_sm_poll(void)
 	watch_exports();
 	watch_apply();
 	collect_applied();
+	heal_due();
 	resume_held();
 	send_entries();
 	want_apply_wakes(S.watched || !dlist_is_empty(&S.held) || !dlist_is_empty(&S.exports) ||

@@ -137,8 +137,9 @@ typedef struct DrGroup {
 	                             * why); 0 = it applies.  Its entries are parked meanwhile */
 	TimestampTz apply_retry_at; /* the engine worker sends its entries again then; 0 once
 	                             * it did (it clears it) */
-	bool apply_corrupt;         /* the last failure was ERRCODE_DATA_CORRUPTED: trying
-	                             * the same bytes again cannot help */
+	bool apply_corrupt;         /* the last failure was ERRCODE_DATA_CORRUPTED (or a
+	                             * snapshot file that is gone): trying the same bytes
+	                             * again cannot help */
 	/* written by the engine worker and the apply worker (dr_shmem_group_track_lag) */
 	TimestampTz behind_since; /* applied has stayed below behind_commit since; 0 = caught up */
 	uint64 behind_commit;     /* the commit index seen then */

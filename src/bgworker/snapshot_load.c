@@ -49,6 +49,7 @@
 
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/twophase.h"
 #include "access/xact.h"
 #include "catalog/catalog.h"
 #include "catalog/dependency.h"
@@ -68,6 +69,7 @@
 #include "port/pg_crc32c.h"
 #include "storage/fd.h"
 #include "storage/lmgr.h"
+#include "storage/lock.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -883,16 +885,15 @@ static void check_referenced(uint64 group_id, List *mine)
 		Oid from = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
 		Oid to = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
 
-		ereport(ERROR,
-		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-		         errmsg("table %s references table %s of group %llu, whose rows a "
-		                "snapshot replaces here",
-		                relname(from), relname(to), (unsigned long long)group_id),
-		         errdetail("Its foreign key %s is not one of group %llu's tables'.",
-		                   quote_identifier(SPI_getvalue(tup, desc, 2)),
-		                   (unsigned long long)group_id),
-		         errhint("Drop that foreign key on this node; the snapshot is loaded "
-		                 "when the server restarts.")));
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("table %s references table %s of group %llu, whose rows a "
+		                       "snapshot replaces here",
+		                       relname(from), relname(to), (unsigned long long)group_id),
+		                errdetail("Its foreign key %s is not one of group %llu's tables'.",
+		                          quote_identifier(SPI_getvalue(tup, desc, 2)),
+		                          (unsigned long long)group_id),
+		                errhint("Drop that foreign key on this node; the load is tried "
+		                        "again.")));
 	}
 }
 
@@ -2122,8 +2123,8 @@ static bool replay(uint64 group_id, uint64 after, Datum redo, Contents *c, List 
 			                "entry %llu, does not exist on this node",
 			                roles[i], (unsigned long long)group_id,
 			                (unsigned long long)o.index),
-			         errhint("Create the role on this node; the snapshot is loaded "
-			                 "when the server restarts.")));
+			         errhint("Create the role on this node; the load is tried "
+			                 "again.")));
 		nestlevel = enter(roleid, paths[i], &save_user, &save_sec);
 		foreach (lc, dr_parse_command(commands[i])) {
 			RawStmt *raw = lfirst_node(RawStmt, lc);
@@ -2401,6 +2402,44 @@ static void plain_finish(uint64 group_id, Contents *c)
 	CommandCounterIncrement();
 }
 
+/*
+ * A load holds about four locks per table it makes or replaces (the table,
+ * its key's index, its TOAST table and index) until it commits, in the one
+ * lock table of max_locks_per_transaction x (MaxBackends +
+ * max_prepared_transactions) entries (PostgreSQL's NLOCKENTS).  A snapshot
+ * of more than that is refused before any lock is taken (review 26 F2):
+ * taken one by one, the locks would run out late (`out of shared memory`),
+ * and every try would fill the lock table so that this server's other
+ * sessions failed too.
+ */
+#define LOCKS_PER_TABLE 4
+
+static void check_locks(uint64 group_id, const Contents *c)
+{
+	int64 slots = (int64)MaxBackends + max_prepared_xacts;
+	int64 room = (int64)max_locks_per_xact * slots;
+	int64 needed = (int64)LOCKS_PER_TABLE * c->n;
+	ListCell *lc;
+
+	foreach (lc, c->plain)
+		needed += ((LoadPlain *)lfirst(lc))->kind == RELKIND_RELATION ? LOCKS_PER_TABLE : 1;
+	if (needed <= room)
+		return;
+	ereport(ERROR,
+	        (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+	         errmsg("the snapshot of group %llu needs about %lld locks to load, more than "
+	                "the lock table holds (%lld)",
+	                (unsigned long long)group_id, (long long)needed, (long long)room),
+	         errdetail("Its %u tables and %d other relations are loaded in one transaction, "
+	                   "about %d locks a table; the lock table holds "
+	                   "max_locks_per_transaction (%d) x %lld locks.",
+	                   c->n, list_length(c->plain), LOCKS_PER_TABLE, max_locks_per_xact,
+	                   (long long)slots),
+	         errhint("Set max_locks_per_transaction to at least %lld on this node and "
+	                 "restart it; the load is tried again.",
+	                 (long long)((needed + slots - 1) / slots))));
+}
+
 static uint64 load(uint64 group_id, uint64 index, const char *path)
 {
 	struct stat st;
@@ -2434,6 +2473,7 @@ static uint64 load(uint64 group_id, uint64 index, const char *path)
 	}
 	progress(DR_SNAP_LOADING, 0);
 	scan(&c, tables, (uint64)st.st_size - DR_SNAP_TRAILER_BYTES);
+	check_locks(group_id, &c);
 	read_local_history(group_id, &local);
 	clear_tables(group_id, &c, &stale, false);
 	load_catalog(group_id, "ddl_history", c.history_at, c.history_len);

@@ -620,6 +620,176 @@ static void test_snapshot_refused_backoff(void **state)
 	free(p);
 }
 
+/* The leader's snapshot backoff for follower to (snapshot.c); NULL: none. */
+static const struct snap_backoff *backoff_of(struct engine *e, uint64_t gid, raft_id to)
+{
+	struct group *g = eng_group(e, gid);
+
+	for (uint32_t k = 0; g != NULL && k < g->n_backoff; k++)
+		if (g->backoff[k].to == to)
+			return &g->backoff[k];
+	return NULL;
+}
+
+/*
+ * The pause before a new snapshot for a follower whose streams failed
+ * grows up to 32 election timeouts; a failure that comes that longest pause
+ * after the last one's retry starts again at one election timeout: old
+ * failures do not put a later one off for long.  One that comes earlier
+ * does not.
+ */
+static void test_snapshot_backoff_forgotten(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	const struct snap_backoff *b;
+	struct engine *e;
+	struct group *g;
+	uint64_t rtt, longest;
+	raft_id lead, f;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	settle(&c, 20); /* (the engine notes the new leader's term in a round) */
+	lead = cluster_leader(&c, 0);
+	f = a_follower(&c, 0);
+	e = c.nodes[lead].e;
+	g = eng_group(e, c.group_ids[0]);
+	rtt = e->cfg.election_rtt;
+	longest = rtt << 5;
+	for (int i = 0; i < 7; i++)
+		eng_snapshot_backoff(e, g, f, true);
+	b = backoff_of(e, c.group_ids[0], f);
+	assert_non_null(b);
+	assert_int_equal(b->failures, 7);
+	assert_int_equal(b->retry, e->now + longest); /* the most: 32 election timeouts */
+	/* A failure at its retry: not forgotten, the longest pause again. */
+	while (e->now < b->retry)
+		cluster_tick(&c);
+	eng_snapshot_backoff(e, g, f, true);
+	assert_int_equal(b->failures, 8);
+	assert_int_equal(b->retry, e->now + longest);
+	/* The longest pause after that retry: forgotten, one election timeout. */
+	while (e->now < b->retry + longest)
+		cluster_tick(&c);
+	assert_int_equal(cluster_leader(&c, 0), lead);
+	eng_snapshot_backoff(e, g, f, true);
+	assert_int_equal(b->failures, 1);
+	assert_int_equal(b->retry, e->now + rtt);
+	/* A stream that succeeds forgets the follower. */
+	eng_snapshot_backoff(e, g, f, false);
+	assert_null(backoff_of(e, c.group_ids[0], f));
+	cluster_destroy(&c);
+}
+
+/*
+ * A node that leads again at a new term forgets the failed streams of its
+ * earlier term (round.c): its followers' receivers may have room by now.
+ */
+static void test_snapshot_backoff_new_term(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_wait w = {0};
+	struct cluster c;
+	struct engine *e;
+	raft_id lead, other, f;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	settle(&c, 20);
+	lead = cluster_leader(&c, 0);
+	e = c.nodes[lead].e;
+	other = a_follower(&c, 0);
+	f = 6 - lead - other; /* the third member */
+	for (int i = 0; i < 6; i++)
+		eng_snapshot_backoff(e, eng_group(e, c.group_ids[0]), f, true);
+	assert_non_null(backoff_of(e, c.group_ids[0], f));
+	/* Leadership goes to another node and comes back at a later term. */
+	assert_int_equal(engine_transfer_leader(e, c.group_ids[0], other, engine_wait_cb, &w),
+	                 ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w, 100));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 100));
+	assert_int_equal(cluster_leader(&c, 0), other);
+	assert_non_null(backoff_of(e, c.group_ids[0], f)); /* kept while it follows */
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(
+	        engine_transfer_leader(c.nodes[other].e, c.group_ids[0], lead, engine_wait_cb, &w),
+	        ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w, 100));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 100));
+	assert_int_equal(cluster_leader(&c, 0), lead);
+	assert_null(backoff_of(e, c.group_ids[0], f));
+	cluster_destroy(&c);
+}
+
+static bool node5_recovered(struct cluster *c, void *arg)
+{
+	(void)arg;
+	return kv_sm_recoveries(c->nodes[5].sm[0]) > 0;
+}
+
+/*
+ * Two joiners: node 4 refuses every snapshot stream (its leader puts off
+ * the next one for it, up to 32 election timeouts), node 5 takes them.
+ * Node 4's failures do not delay node 5's snapshot.
+ */
+static void test_snapshot_backoff_per_follower(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_wait w = {0};
+	struct cluster c;
+	size_t n = 300;
+	struct prop *p = calloc(n, sizeof(*p));
+	const struct snap_backoff *b;
+	raft_id lead;
+	uint64_t start;
+
+	(void)state;
+	cfg.snapshot_entries = 100;
+	cfg.compaction_overhead = 20;
+	assert_int_equal(cluster_init_with(&c, test_storage, 5, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, n, 1);
+	lead = cluster_leader(&c, 0);
+	fake_net_refuse_snapshots(c.net, 4, true);
+	assert_int_equal(cluster_join(&c, 4, 0), ENGINE_OK);
+	assert_int_equal(engine_add_member(c.nodes[lead].e, c.group_ids[0], 4, "127.0.0.1:7404",
+	                                   engine_wait_cb, &w),
+	                 ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w, 100));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	/* 20 election timeouts: node 4's streams failed after 0, 1, 3, 7 and 15. */
+	for (int t = 0; t < 20 * 10; t++)
+		(void)cluster_run(&c, never, NULL, 0);
+	assert_int_equal(cluster_leader(&c, 0), lead);
+	b = backoff_of(c.nodes[lead].e, c.group_ids[0], 4);
+	assert_non_null(b);
+	assert_true(b->failures >= 4);
+	assert_true(b->retry > c.nodes[lead].e->now + 3 * cfg.election_rtt);
+	start = c.nodes[lead].e->now;
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(cluster_join(&c, 5, 0), ENGINE_OK);
+	assert_int_equal(engine_add_member(c.nodes[lead].e, c.group_ids[0], 5, "127.0.0.1:7405",
+	                                   engine_wait_cb, &w),
+	                 ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w, 100));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	/* Node 5 loads a snapshot before node 4's next one is due. */
+	assert_true(cluster_run(&c, node5_recovered, NULL, 3 * 10));
+	assert_true(c.nodes[lead].e->now < b->retry);
+	assert_true(c.nodes[lead].e->now - start <= 3 * cfg.election_rtt);
+	assert_int_equal(kv_sm_recoveries(c.nodes[4].sm[0]), 0);
+	fake_net_refuse_snapshots(c.net, 4, false);
+	assert_true(cluster_run(&c, all_converged, NULL, 40 * 10));
+	check_acked(&c, p, n);
+	cluster_destroy(&c);
+	free(p);
+}
+
 /*
  * A group whose first leader, cut off after 20 entries, appends 300 of its
  * term (p[20..319]) that the others never see while they elect another
@@ -3155,6 +3325,9 @@ int main(void)
 	        cmocka_unit_test(test_add_member_snapshot_async),
 	        cmocka_unit_test(test_add_member_snapshot_long_load),
 	        cmocka_unit_test(test_snapshot_refused_backoff),
+	        cmocka_unit_test(test_snapshot_backoff_forgotten),
+	        cmocka_unit_test(test_snapshot_backoff_new_term),
+	        cmocka_unit_test(test_snapshot_backoff_per_follower),
 	        cmocka_unit_test(test_transfer),
 	        cmocka_unit_test(test_install_over_longer_log),
 	        cmocka_unit_test(test_learn_address),
