@@ -258,10 +258,28 @@ static void start_engine(void)
 	lc.dir = logdb_dir;
 	lc.memtable_budget = (uint64)dr_logdb_memtable_budget << 20;
 	open_with_threads_masked(&lc, err, sizeof(err), &rc);
+	/* A damaged LogDB fails the same way at every restart (review 28 F1): say
+	 * what to do about it, and for another failure what to check. */
+	if (rc == LOGDB_ERR_CORRUPT)
+		stop_with(psprintf("dragonraft could not open its LogDB in \"%s\": %s", logdb_dir,
+		                   err),
+		          psprintf("The LogDB is damaged: the engine worker fails so at each restart, "
+		                   "and its log cannot be repaired.  Its members rejoin their groups "
+		                   "from the other members: stop the server, move \"%s\" aside and "
+		                   "start it; dragonraft.status then shows each group stopped, with "
+		                   "how to rejoin.",
+		                   logdb_dir));
 	if (rc != LOGDB_OK)
 		stop_with(psprintf("dragonraft could not open its LogDB in \"%s\": %s", logdb_dir,
 		                   err),
-		          NULL);
+		          rc == LOGDB_ERR_SHARDS
+		                  ? NULL
+		                  : psprintf("The postmaster starts the engine worker again in a few "
+		                             "seconds; check the disk and the permissions of "
+		                             "dragonraft.data_dir.  If files of the LogDB are gone, it "
+		                             "is damaged: stop the server, move \"%s\" aside and start "
+		                             "it; dragonraft.status then shows how each group rejoins.",
+		                             logdb_dir));
 	if (engine_logdb_create(de->db, dr_node_id, &de->el) != ENGINE_OK)
 		stop_with("dragonraft could not set up its LogDB adapter", NULL);
 	engine_logdb_ops(de->el, &st);
