@@ -232,6 +232,16 @@ static void open_with_threads_masked(struct logdb_config *lc, char *err, size_t 
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
+/* The HINT for a damaged LogDB (at open, or a read that found it so). */
+static const char *damaged_hint(void)
+{
+	return psprintf("The LogDB is damaged: the engine worker fails so at each restart, and its "
+	                "log cannot be repaired.  Its members rejoin their groups from the other "
+	                "members: stop the server, move \"%s/logdb\" aside and start it; "
+	                "dragonraft.status then shows each group stopped, with how to rejoin.",
+	                dr_data_dir);
+}
+
 static void start_engine(void)
 {
 	DrEngine *de = dr_engine;
@@ -258,10 +268,23 @@ static void start_engine(void)
 	lc.dir = logdb_dir;
 	lc.memtable_budget = (uint64)dr_logdb_memtable_budget << 20;
 	open_with_threads_masked(&lc, err, sizeof(err), &rc);
+	/* A damaged LogDB fails the same way at every restart (review 28 F1): say
+	 * what to do about it, and for another failure what to check. */
+	if (rc == LOGDB_ERR_CORRUPT)
+		stop_with(psprintf("dragonraft could not open its LogDB in \"%s\": %s", logdb_dir,
+		                   err),
+		          damaged_hint());
 	if (rc != LOGDB_OK)
 		stop_with(psprintf("dragonraft could not open its LogDB in \"%s\": %s", logdb_dir,
 		                   err),
-		          NULL);
+		          rc == LOGDB_ERR_SHARDS
+		                  ? NULL
+		                  : psprintf("The postmaster starts the engine worker again in a few "
+		                             "seconds; check the disk and the permissions of "
+		                             "dragonraft.data_dir.  If files of the LogDB are gone, it "
+		                             "is damaged: stop the server, move \"%s\" aside and start "
+		                             "it; dragonraft.status then shows how each group rejoins.",
+		                             logdb_dir));
 	if (engine_logdb_create(de->db, dr_node_id, &de->el) != ENGINE_OK)
 		stop_with("dragonraft could not set up its LogDB adapter", NULL);
 	engine_logdb_ops(de->el, &st);
@@ -331,9 +354,12 @@ static void engine_failed_exit(void) pg_attribute_noreturn();
 
 static void engine_failed_exit(void)
 {
+	/* A read that found damage meets it again after the restart (review 28 F2). */
 	stop_with(psprintf("dragonraft engine stopped: %s", engine_errmsg(dr_engine->e)),
-	          "The postmaster starts the engine worker again in a few seconds; check the disk "
-	          "that holds dragonraft.data_dir.");
+	          engine_logdb_damaged(dr_engine->el)
+	                  ? damaged_hint()
+	                  : "The postmaster starts the engine worker again in a few seconds; check "
+	                    "the disk that holds dragonraft.data_dir.");
 }
 
 /* At a reload: the TLS files again (a new CRL closes the connections of revoked nodes). */

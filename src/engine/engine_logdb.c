@@ -36,6 +36,7 @@ struct engine_logdb {
 	size_t cap;
 	struct logdb_bootstrap lbs; /* scratch (large) */
 	char msg[512];              /* the LogDB's last error (el_errmsg) */
+	bool damaged;               /* a read found damage (engine_logdb_damaged) */
 };
 
 static int from_logdb(int rc)
@@ -51,6 +52,26 @@ static int from_logdb(int rc)
 		return ENGINE_ERR_INVALID;
 	}
 	return ENGINE_ERR_STORAGE;
+}
+
+/* A LogDB rc as the engine's; remembers damage. */
+static int el_rc(struct engine_logdb *el, int rc)
+{
+	if (rc == LOGDB_ERR_CORRUPT)
+		el->damaged = true;
+	return from_logdb(rc);
+}
+
+/* A log that contradicts itself. */
+static int el_damage(struct engine_logdb *el)
+{
+	el->damaged = true;
+	return ENGINE_ERR_STORAGE;
+}
+
+bool engine_logdb_damaged(const struct engine_logdb *el)
+{
+	return el->damaged;
 }
 
 int engine_logdb_create(struct logdb *db, raft_id node_id, struct engine_logdb **out)
@@ -100,7 +121,7 @@ static int el_save_bootstrap(void *ctx, uint64_t group_id, const struct engine_b
 		l->addresses[i].addr[sizeof(l->addresses[i].addr) - 1] = '\0';
 	}
 	l->membership = bs->membership;
-	return from_logdb(logdb_save_bootstrap(el->db, group_id, el->node, l));
+	return el_rc(el, logdb_save_bootstrap(el->db, group_id, el->node, l));
 }
 
 static int el_save(void *ctx, const struct engine_update *u, size_t n)
@@ -141,7 +162,7 @@ static int el_save(void *ctx, const struct engine_update *u, size_t n)
 			l->snapshot = &el->snaps[i];
 		}
 	}
-	return from_logdb(logdb_save(el->w, el->ups, n, true));
+	return el_rc(el, logdb_save(el->w, el->ups, n, true));
 }
 
 static int el_term(void *ctx, uint64_t group_id, raft_index i, raft_term *t);
@@ -157,7 +178,7 @@ static int el_load(void *ctx, uint64_t group_id, struct engine_stored_state *out
 
 	rc = logdb_get_bootstrap(el->db, group_id, el->node, l);
 	if (rc != LOGDB_OK)
-		return from_logdb(rc);
+		return el_rc(el, rc);
 	memset(out, 0, sizeof(*out));
 	out->bootstrap.join = l->join;
 	out->bootstrap.n_members =
@@ -176,13 +197,13 @@ static int el_load(void *ctx, uint64_t group_id, struct engine_stored_state *out
 		memset(&rs, 0, sizeof(rs));
 		rs.first_index = 1;
 	} else if (rc != LOGDB_OK) {
-		return from_logdb(rc);
+		return el_rc(el, rc);
 	}
 	rc = logdb_get_snapshot(el->db, group_id, el->node, &snap);
 	if (rc == LOGDB_ERR_NOT_FOUND)
 		memset(&snap, 0, sizeof(snap));
 	else if (rc != LOGDB_OK)
-		return from_logdb(rc);
+		return el_rc(el, rc);
 
 	first = rs.first_index;
 	last = rs.first_index + rs.entry_count - 1;
@@ -191,7 +212,7 @@ static int el_load(void *ctx, uint64_t group_id, struct engine_stored_state *out
 	out->last_index = last > snap.meta.index ? last : snap.meta.index;
 	rc = logdb_get_recovery(el->db, group_id, el->node, &out->recovery);
 	if (rc != LOGDB_OK)
-		return from_logdb(rc);
+		return el_rc(el, rc);
 	if (first == 1) {
 		out->first_index = 1; /* nothing compacted */
 	} else if (snap.meta.index > 0 && first == snap.meta.index + 1) {
@@ -204,7 +225,7 @@ static int el_load(void *ctx, uint64_t group_id, struct engine_stored_state *out
 		if (rc != ENGINE_OK)
 			return rc;
 	} else {
-		return ENGINE_ERR_STORAGE; /* compacted past the snapshot, or without one: damage */
+		return el_damage(el); /* compacted past the snapshot, or without one: damage */
 	}
 	return ENGINE_OK;
 }
@@ -218,7 +239,7 @@ static int el_list(void *ctx, uint64_t *ids, size_t cap, size_t *n)
 
 	rc = logdb_list_nodes(el->db, &ni, &total);
 	if (rc != LOGDB_OK)
-		return from_logdb(rc);
+		return el_rc(el, rc);
 	for (size_t i = 0; i < total; i++) {
 		if (ni[i].node_id != el->node)
 			continue;
@@ -241,9 +262,9 @@ static int el_entries(void *ctx, uint64_t group_id, raft_index lo, raft_index hi
 	*n = 0;
 	rc = logdb_iterate_entries(el->db, group_id, el->node, lo, hi, max_bytes, &el->ents);
 	if (rc != LOGDB_OK)
-		return from_logdb(rc);
+		return el_rc(el, rc);
 	if (el->ents.n == 0 || el->ents.n > hi - lo)
-		return ENGINE_ERR_STORAGE;
+		return el_damage(el);
 	for (uint32_t i = 0; i < el->ents.n; i++) {
 		out[i] = el->ents.ents[i];
 		if (out[i].len > 0) {
@@ -278,10 +299,10 @@ static int el_term(void *ctx, uint64_t group_id, raft_index i, raft_term *t)
 	}
 	rc = logdb_read_state(el->db, group_id, el->node, &rs);
 	if (rc != LOGDB_OK)
-		return from_logdb(rc);
+		return el_rc(el, rc);
 	last = rs.first_index + rs.entry_count - 1;
 	if (i < rs.first_index || i > last)
-		return ENGINE_ERR_STORAGE;
+		return el_damage(el);
 	lo = i >= rs.first_index + TERM_WINDOW * 3 / 4 ? i - TERM_WINDOW * 3 / 4 : rs.first_index;
 	hi = lo + TERM_WINDOW <= last + 1 ? lo + TERM_WINDOW : last + 1;
 	rc = logdb_iterate_entries(el->db, group_id, el->node, lo, hi, 256 << 10, &el->ents);
@@ -290,9 +311,9 @@ static int el_term(void *ctx, uint64_t group_id, raft_index i, raft_term *t)
 		rc = logdb_iterate_entries(el->db, group_id, el->node, i, i + 1, 0, &el->ents);
 	}
 	if (rc != LOGDB_OK)
-		return from_logdb(rc);
+		return el_rc(el, rc);
 	if (el->ents.n == 0 || el->ents.n > TERM_WINDOW)
-		return ENGINE_ERR_STORAGE;
+		return el_damage(el);
 	tc->group_id = group_id;
 	tc->lo = lo;
 	tc->n = el->ents.n;
@@ -310,14 +331,14 @@ static int el_save_snapshot(void *ctx, uint64_t group_id, const struct raft_snap
 	memset(&snap, 0, sizeof(snap));
 	snap.meta = *m;
 	/* Restarts go by the newest record only. */
-	return from_logdb(logdb_replace_snapshot(el->db, group_id, el->node, &snap));
+	return el_rc(el, logdb_replace_snapshot(el->db, group_id, el->node, &snap));
 }
 
 static int el_save_recovery(void *ctx, uint64_t group_id, raft_index index)
 {
 	struct engine_logdb *el = ctx;
 
-	return from_logdb(logdb_save_recovery(el->db, group_id, el->node, index));
+	return el_rc(el, logdb_save_recovery(el->db, group_id, el->node, index));
 }
 
 static int el_compact(void *ctx, uint64_t group_id, raft_index index)
@@ -332,7 +353,7 @@ static int el_compact(void *ctx, uint64_t group_id, raft_index index)
 	rc = logdb_remove_entries_to(el->db, group_id, el->node, index - 1);
 	if (rc == LOGDB_OK)
 		rc = logdb_compact_entries_to(el->db, group_id, el->node, index - 1);
-	return from_logdb(rc);
+	return el_rc(el, rc);
 }
 
 static int el_remove(void *ctx, uint64_t group_id)
@@ -341,7 +362,7 @@ static int el_remove(void *ctx, uint64_t group_id)
 
 	if (group_id == el->tc.group_id)
 		el->tc.group_id = 0;
-	return from_logdb(logdb_remove_node_data(el->db, group_id, el->node));
+	return el_rc(el, logdb_remove_node_data(el->db, group_id, el->node));
 }
 
 static bool el_busy(void *ctx, uint64_t group_id)

@@ -15,6 +15,9 @@ struct engine_logdb;
 int engine_logdb_create(struct logdb *db, raft_id node_id, struct engine_logdb **out);
 /* Free the adapter (not the LogDB). */
 void engine_logdb_destroy(struct engine_logdb *el);
+/* Has a read found the LogDB damaged (LOGDB_ERR_CORRUPT: a failed checksum,
+ * or a log that contradicts itself)?  A restart meets the damage again. */
+bool engine_logdb_damaged(const struct engine_logdb *el);
 /* Fill ops with callbacks over el. */
 void engine_logdb_ops(struct engine_logdb *el, struct engine_storage_ops *ops);
 

@@ -90,9 +90,14 @@ int logdb_fail(struct logdb *db, int rc, const char *fmt, ...)
 
 int logdb_io_fail(struct logdb *db, char *err, const char *what)
 {
-	logdb_fail(db, LOGDB_ERR_IO, "%s: %s", what, err ? err : "unknown RocksDB error");
+	/* RocksDB's Corruption status (a failed block checksum, a file too short):
+	 * damage that a retry or a reopen meets again, as at open. */
+	int rc = err != NULL && strncmp(err, "Corruption", 10) == 0 ? LOGDB_ERR_CORRUPT
+	                                                             : LOGDB_ERR_IO;
+
+	logdb_fail(db, rc, "%s: %s", what, err ? err : "unknown RocksDB error");
 	rocksdb_free(err);
-	return LOGDB_ERR_IO;
+	return rc;
 }
 
 int logdb_stop(struct logdb *db, const char *what, const char *why)

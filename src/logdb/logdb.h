@@ -19,7 +19,8 @@
  * not write) and RocksDB's writers must not be used after an error.  Reads
  * go on; reopening is the way back.  Opening fails with LOGDB_ERR_CORRUPT
  * when a shard's journal is damaged before its end (a torn last record is
- * dropped).
+ * dropped); a read or an open that meets RocksDB's Corruption status (a
+ * failed block checksum, a short file) is LOGDB_ERR_CORRUPT too.
  *
  * Memory: pointers in the structs below are borrowed unless said otherwise.
  */

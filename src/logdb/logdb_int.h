@@ -157,7 +157,8 @@ void *logdb_realloc(struct logdb *db, void *p, size_t n);
 /* Record a message for rc (printf-style) and return rc. */
 int logdb_fail(struct logdb *db, int rc, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
-/* Turn a RocksDB error string (freed here) into LOGDB_ERR_IO with context. */
+/* Turn a RocksDB error string (freed here) into LOGDB_ERR_IO with context
+ * (LOGDB_ERR_CORRUPT for RocksDB's Corruption status). */
 int logdb_io_fail(struct logdb *db, char *err, const char *what);
 /* A write, sync or flush failed (err freed here): stop the LogDB; LOGDB_ERR_IO. */
 int logdb_write_failed(struct logdb *db, char *err, const char *what);

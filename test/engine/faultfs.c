@@ -10,6 +10,8 @@
  *                                with RWF_DSYNC or RWF_SYNC) fails with EIO,
  *                                the later ones succeed again (as Linux reports a lost
  *                                writeback once), so a caller that retries is fooled
+ *   DR_FAULT_FREE_BYTES=N        statvfs of a path under the directory reports N bytes
+ *                                available (a file system short of room before any write)
  *
  * Only calls through the dynamic symbols are seen (RocksDB's open, write,
  * fdatasync, fallocate: what its POSIX file system uses; the LogDB journal's
@@ -27,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -37,6 +40,7 @@ static char dir[PATH_MAX];
 static size_t dir_len;
 static long long write_budget = -1; /* bytes left; -1 = unlimited */
 static long long sync_budget = -1;  /* syncs left before the failing one; -1 = never */
+static long long free_bytes = -1;   /* what statvfs reports available; -1 = the truth */
 static atomic_llong written, syncs;
 static atomic_int sync_failed;
 
@@ -54,6 +58,8 @@ static void init(void)
 		write_budget = atoll(w);
 	if (s != NULL)
 		sync_budget = atoll(s);
+	if (getenv("DR_FAULT_FREE_BYTES") != NULL)
+		free_bytes = atoll(getenv("DR_FAULT_FREE_BYTES"));
 }
 
 #define REAL(name) ((__typeof__(&name))dlsym(RTLD_NEXT, #name))
@@ -288,4 +294,13 @@ int fsync(int fd)
 int fdatasync(int fd)
 {
 	return sync_fails(fd) ? -1 : REAL(fdatasync)(fd);
+}
+
+int statvfs(const char *path, struct statvfs *buf)
+{
+	int rc = REAL(statvfs)(path, buf);
+
+	if (rc == 0 && free_bytes >= 0 && under(AT_FDCWD, path) && buf->f_frsize > 0)
+		buf->f_bavail = buf->f_bfree = (fsblkcnt_t)(free_bytes / (long long)buf->f_frsize);
+	return rc;
 }

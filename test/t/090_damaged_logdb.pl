@@ -1,0 +1,108 @@
+# Review 28, finding 1: a follower's LogDB damaged while its server is
+# stopped (a flipped byte in a journal record that later records follow,
+# as a disk that corrupts data at rest leaves it).  The engine worker
+# refuses to open it, naming shard, file and offset (what held), and fails
+# so at every restart: the FATAL had no HINT, so the server log did not say
+# that a restart cannot help nor what to do.  It now says to move the
+# LogDB aside; then (checked here) the node starts, its group shows
+# stopped with how to rejoin, and the other members go on.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use DragonCluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+# (a small memtable budget: the journal switches segments and checkpoints
+# as it would after hours of writes)
+my $c = DragonCluster->new(3, conf => "dragonraft.logdb_memtable_budget = 4\n");
+$c->create_group(1, 1, 2, 3);
+my $l = $c->leader(1);
+ok($l, "group 1 has a leader (node $l)");
+my $v = $l == 3 ? 2 : 3;    # the follower whose LogDB is damaged
+my $L = $c->node($l);
+my $V = $c->node($v);
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'CREATE TABLE t (id int PRIMARY KEY, v text)')});
+$L->safe_psql('postgres', q{SELECT dragonraft.replicate_table('t', 1)});
+$L->safe_psql('postgres', "INSERT INTO t VALUES ($_, repeat(md5('$_'), 20))") for 1 .. 60;
+ok($c->caught_up(1), 'the members applied the rows');
+my $sum = q{SELECT count(*) || ' ' || md5(string_agg(id || v, ',' ORDER BY id)) FROM t};
+my $before = $c->query($v, $sum);
+
+# SIGKILL: the journal keeps records after its checkpoint.
+$c->crash($v);
+my $logdb = $V->data_dir . '/dragonraft/logdb';
+my @records;    # [file, offset, body length] at or after each shard's checkpoint
+for my $jd (glob "$logdb/journal-*")
+{
+	my $ckpt = 0;    # (no CHECKPOINT before the first segment switch)
+	if (open(my $ck, '<', "$jd/CHECKPOINT"))
+	{
+		($ckpt) = <$ck> =~ /lsn=(\d+)/;
+		close $ck;
+	}
+	for my $f (sort glob "$jd/*.jnl")
+	{
+		my ($start) = $f =~ m{/([0-9a-f]{16})\.jnl$};
+		$start = hex $start;
+		open(my $fh, '<:raw', $f) or die "$f: $!";
+		my $b = do { local $/; <$fh> };
+		close $fh;
+		# a record: magic "LDRJ", body length, LSN (its position), CRC32C, 0; body; padding to 8
+		for (my $off = 0; $off + 24 <= length $b;)
+		{
+			my ($magic, $len, $lsn) = unpack('V V Q<', substr($b, $off, 16));
+			last unless $magic == 0x4a52444c && $lsn == $start + $off;
+			push @records, [ $f, $off, $len ] if $lsn >= $ckpt;
+			$off = ($off + 24 + $len + 7) & ~7;
+		}
+	}
+}
+cmp_ok(scalar(@records), '>=', 3, 'the journal has records after its checkpoint');
+my ($file, $off, $len) = @{ $records[ int(@records / 2) ] };
+open(my $fh, '+<:raw', $file) or die "$file: $!";
+seek($fh, $off + 24 + int($len / 2), 0);
+read($fh, my $byte, 1);
+seek($fh, $off + 24 + int($len / 2), 0);
+print $fh chr(ord($byte) ^ 0x40);
+close $fh;
+note "flipped a byte of the record at $file offset $off";
+
+my $log_at = -s $V->logfile;
+$V->start;
+ok( $c->wait_until('the engine worker to refuse the damaged LogDB', sub {
+		($c->poll($v, q{SELECT engine_state = 'stopped' AND engine_error LIKE '%journal of LogDB shard % is damaged%'
+		                FROM dragonraft.node_status()}) // '') eq 't' }),
+	'node_status() names the damage');
+my $log = '';
+ok( $c->wait_until('the FATAL in the server log', sub {
+		$log = slurp_file($V->logfile, $log_at);
+		$log =~ /FATAL:  dragonraft could not open its LogDB.*is damaged: the record at \S+ offset $off is not valid/ }),
+	'the server log names the damaged record');
+like($log, qr/HINT:  The LogDB is damaged: the engine worker fails so at each restart.*move "dragonraft\/logdb" aside/,
+	'the HINT says that a restart cannot help and what to do');
+
+# The others go on without it.
+$L->safe_psql('postgres', "INSERT INTO t VALUES (1000, 'while node $v is out')");
+ok($c->wait_until('the other member to apply', sub {
+		my $o = 6 - $l - $v;
+		($c->poll($o, 'SELECT count(*) FROM t WHERE id = 1000') // '') eq '1' }), 'the group goes on');
+
+# What the HINT says: move it aside and start.
+$V->stop('immediate');
+rename($logdb, "$logdb.damaged") or die "rename: $!";
+$V->start;
+my $status = '';
+ok( $c->wait_until('group 1 to show stopped on the node', sub {
+		$status = $c->poll($v, q{SELECT state || ': ' || error FROM dragonraft.status WHERE group_id = 1}) // '';
+		$status =~ /^stopped: .*rejoin/i }),
+	'after the move the group shows stopped, with how to rejoin');
+note "node $v: $status";
+is($c->poll($v, q{SELECT engine_state FROM dragonraft.node_status()}), 'running', 'the engine worker runs');
+# (Its tables may lack the last entries it applied: the apply worker
+# commits asynchronously, and the LogDB that would have applied them again
+# after the SIGKILL is gone.  The member is stopped for good; it rejoins
+# from a snapshot under a new node_id.)
+cmp_ok((split / /, $c->query($v, $sum))[0], '<=', (split / /, $before)[0], 'no row came from nowhere');
+done_testing();
