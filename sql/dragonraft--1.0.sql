@@ -48,7 +48,7 @@ RETURNS record
 AS 'MODULE_PATHNAME', 'dr_node_status'
 LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION node_status() IS
-  'This node''s id, its engine worker (state, pid, start, Raft address, why it stopped) and its apply worker''s pid';
+  'This node''s id, its engine worker (state, pid, start, Raft address, why it stopped: shown also for the first minute of the next engine worker) and its apply worker''s pid';
 
 -- Groups.
 CREATE FUNCTION create_group(group_id bigint, members jsonb)

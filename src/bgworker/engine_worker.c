@@ -42,6 +42,8 @@
 
 /* Housekeeping cadence: member info entries, reachability of other nodes. */
 #define HOUSEKEEPING_MS 250
+/* How long a restarted engine worker shows why the one before it failed. */
+#define ENGINE_ERROR_KEEP_MS 60000
 /* Status copies for the views, at most this often (each group at most once),
  * or STATUS_ROLE_MS after a group's term, leader or role changed here: a
  * leader that stepped down said 'leader' for up to STATUS_MS, and clients
@@ -345,7 +347,23 @@ static void set_running(void)
 	dr_shared->engine_pid = MyProcPid;
 	dr_shared->engine_pgprocno = MyProc->pgprocno;
 	dr_shared->engine_started = GetCurrentTimestamp();
-	dr_shared->engine_error[0] = '\0';
+	/* engine_error keeps the failure that ended the worker before (forget_failure) */
+	SpinLockRelease(&dr_shared->mutex);
+}
+
+/*
+ * The failure that ended the previous engine worker stays in node_status()
+ * until this one has run ENGINE_ERROR_KEEP_MS without failing (review 28 F4):
+ * a worker that fails again and again (a disk that stays full) runs a few
+ * seconds each time, and a monitor polling node_status() saw a healthy node
+ * most of the time.
+ */
+static void forget_failure(TimestampTz now)
+{
+	SpinLockAcquire(&dr_shared->mutex);
+	if (dr_shared->engine_error[0] != '\0' &&
+	    now >= TimestampTzPlusMilliseconds(dr_shared->engine_started, ENGINE_ERROR_KEEP_MS))
+		dr_shared->engine_error[0] = '\0';
 	SpinLockRelease(&dr_shared->mutex);
 }
 
@@ -451,6 +469,7 @@ static void main_loop(void)
 			/* A session that blocks the apply worker on a node with no writer
 			 * (a follower): max_apply_lock_delay holds there too. */
 			(void)dr_xact_unblock_apply(&next_lock_check);
+			forget_failure(now);
 			next_housekeeping = TimestampTzPlusMilliseconds(now, HOUSEKEEPING_MS);
 		}
 		if (now >= next_durable) {

@@ -203,7 +203,8 @@ typedef struct DrShared {
 	int engine_pgprocno; /* its PGPROC, for SetLatch; -1 unless running */
 	TimestampTz engine_started;
 	pg_atomic_uint64 engine_loops;   /* the engine worker's loops (queue.c: is it stalled?) */
-	char engine_error[DR_ERROR_LEN]; /* why the engine stopped, "" after a clean stop */
+	char engine_error[DR_ERROR_LEN]; /* why the engine stopped, "" after a clean stop;
+	                                  * kept a minute into the next worker's run */
 	int groups_not_started;          /* stored groups beyond dragonraft.max_groups */
 	DrTransportCounters transport;   /* copied by the engine worker */
 	char raft_address[DR_ADDR_LEN];  /* host:port the transport listens on */
