@@ -8,8 +8,8 @@
  * (uv_queue_work), one write in flight per stream: a chunk that arrives while
  * the previous one is being written is staged and the socket is not read
  * until that write ends.  SNAP_END checks size and CRC; once the writes have
- * drained the file is fdatasynced (thread pool), renamed to .snap and
- * SNAP_DONE carries the status.
+ * drained the file is fdatasynced (thread pool), renamed to .snap (the
+ * directory synced) and SNAP_DONE carries the status.
  *
  * A partial file stays after a broken connection so the sender can resume;
  * one not extended for snapshot_part_max_age_ms is deleted by a timer, and
@@ -300,6 +300,19 @@ static void sr_fail(struct snap_recv *sr, int status)
 	reply_done(c, status);
 }
 
+/* The rename made durable: a member that crashes after SNAP_DONE, whose engine
+ * then records the snapshot as received, must find the file under its name. */
+static int sync_dir(struct transport *t)
+{
+	int fd = open(t->snapshot_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
 static void synced(uv_fs_t *req)
 {
 	struct snap_recv *sr = req->data;
@@ -317,7 +330,7 @@ static void synced(uv_fs_t *req)
 	}
 	close(sr->fd);
 	sr->fd = -1;
-	if (status == TRANSPORT_OK && rename(sr->part, sr->final) != 0)
+	if (status == TRANSPORT_OK && (rename(sr->part, sr->final) != 0 || sync_dir(t) != 0))
 		status = TRANSPORT_EIO;
 	if (status != TRANSPORT_OK)
 		tp_errorf(t, "cannot complete \"%s\": %s", sr->part, strerror(errno));
