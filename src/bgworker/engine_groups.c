@@ -89,16 +89,23 @@ static void remove_sm(DrSm *sm)
 	hash_search(dr_engine->sms, &gid, HASH_REMOVE, NULL);
 }
 
-/* Remember the members' addresses in the node pool. */
+/*
+ * Remember the members' addresses in the node pool: the address the engine
+ * dials each at (of its groups' addresses for it, the one learned last),
+ * which may be another group's.
+ */
 static void learn_addresses(const struct engine_member *m, uint32 n)
 {
 	bool full = false;
 
 	LWLockAcquire(dr_shared->groups_lock, LW_EXCLUSIVE);
-	for (uint32 i = 0; i < n; i++)
+	for (uint32 i = 0; i < n; i++) {
+		const char *dialed = engine_peer_address(dr_engine->e, m[i].node_id);
+
 		if (m[i].node_id != (uint64)dr_node_id &&
-		    !dr_shmem_node_set(m[i].node_id, m[i].addr))
+		    !dr_shmem_node_set(m[i].node_id, dialed != NULL ? dialed : m[i].addr))
 			full = true;
+	}
 	LWLockRelease(dr_shared->groups_lock);
 	if (full)
 		ereport(WARNING, (errmsg("dragonraft node address pool is full"),
@@ -788,9 +795,12 @@ void dr_engine_groups_entry_applied(DrSm *sm, const uint8 *data, uint32 len)
 			a[i].node_id = 0;
 	}
 	LWLockAcquire(dr_shared->groups_lock, LW_EXCLUSIVE);
-	for (size_t i = 0; i < n; i++)
-		if (a[i].node_id != 0)
-			(void)dr_shmem_node_set(a[i].node_id, addr[i]); /* dragonraft.members */
+	for (size_t i = 0; i < n; i++) {
+		const char *dialed = engine_peer_address(dr_engine->e, a[i].node_id);
+
+		if (a[i].node_id != 0) /* dragonraft.members: the address dialed */
+			(void)dr_shmem_node_set(a[i].node_id, dialed != NULL ? dialed : addr[i]);
+	}
 	LWLockRelease(dr_shared->groups_lock);
 }
 
