@@ -312,6 +312,7 @@ void dr_engine_groups_restart(void)
 			set_stopped(g, DR_MEMBER_FAILED, engine_errmsg(dr_engine->e));
 			continue;
 		}
+		learn_addresses(members, n_members); /* (started: the addresses now dialed) */
 		dr_engine_status_publish(sm);
 		if (!info.file_current)
 			need_info(sm);
