@@ -287,7 +287,7 @@ struct engine {
 	size_t n_groups, cap_groups;
 	struct eng_peer *peers; /* addresses handed to add_peer, one per node */
 	size_t n_peers, cap_peers;
-	uint64_t addr_clock; /* the last learned stamp handed out or read (addrbook.c) */
+	uint64_t addr_clock;  /* the last learned stamp handed out or read (addrbook.c) */
 	struct group **index; /* open-addressing table of groups by id (NULL = free) */
 	size_t index_cap;     /* a power of two, at least twice n_groups */
 

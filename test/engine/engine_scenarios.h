@@ -794,9 +794,10 @@ static void assert_dials(const struct cluster *c, const char *want, const char *
 		const char *eng = engine_peer_address(c->nodes[id].e, 4);
 
 		if (net == NULL || strcmp(net, want) != 0 || eng == NULL || strcmp(eng, want) != 0)
-			fail_msg("%s: node %llu dials node 4 at %s (engine_peer_address %s), not %s",
-			         when, (unsigned long long)id, net ? net : "(none)",
-			         eng ? eng : "(none)", want);
+			fail_msg(
+			        "%s: node %llu dials node 4 at %s (engine_peer_address %s), not %s",
+			        when, (unsigned long long)id, net ? net : "(none)",
+			        eng ? eng : "(none)", want);
 	}
 }
 
