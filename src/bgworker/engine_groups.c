@@ -828,7 +828,9 @@ static void propose_addresses(DrSm *sm)
 	SpinLockRelease(&dr_shared->mutex);
 	for (uint32 i = 0; i < m->n_voters + m->n_nonvoters && n < ENTRY_ADDRESSES_MAX; i++) {
 		raft_id id = i < m->n_voters ? m->voters[i] : m->nonvoters[i - m->n_voters];
-		const char *addr = id == (raft_id)dr_node_id ? own : NULL;
+		/* (the address this node dials it at: learned last, maybe in another group) */
+		const char *addr =
+		        id == (raft_id)dr_node_id ? own : engine_peer_address(dr_engine->e, id);
 
 		for (uint32 k = 0; addr == NULL && k < bs.n_addresses && k < RAFT_MAX_MEMBERS; k++)
 			if (bs.addresses[k].node_id == id)
