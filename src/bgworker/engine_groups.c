@@ -89,16 +89,23 @@ static void remove_sm(DrSm *sm)
 	hash_search(dr_engine->sms, &gid, HASH_REMOVE, NULL);
 }
 
-/* Remember the members' addresses in the node pool. */
+/*
+ * Remember the members' addresses in the node pool: the address the engine
+ * dials each at (of its groups' addresses for it, the one learned last),
+ * which may be another group's.
+ */
 static void learn_addresses(const struct engine_member *m, uint32 n)
 {
 	bool full = false;
 
 	LWLockAcquire(dr_shared->groups_lock, LW_EXCLUSIVE);
-	for (uint32 i = 0; i < n; i++)
+	for (uint32 i = 0; i < n; i++) {
+		const char *dialed = engine_peer_address(dr_engine->e, m[i].node_id);
+
 		if (m[i].node_id != (uint64)dr_node_id &&
-		    !dr_shmem_node_set(m[i].node_id, m[i].addr))
+		    !dr_shmem_node_set(m[i].node_id, dialed != NULL ? dialed : m[i].addr))
 			full = true;
+	}
 	LWLockRelease(dr_shared->groups_lock);
 	if (full)
 		ereport(WARNING, (errmsg("dragonraft node address pool is full"),
@@ -305,6 +312,7 @@ void dr_engine_groups_restart(void)
 			set_stopped(g, DR_MEMBER_FAILED, engine_errmsg(dr_engine->e));
 			continue;
 		}
+		learn_addresses(members, n_members); /* (started: the addresses now dialed) */
 		dr_engine_status_publish(sm);
 		if (!info.file_current)
 			need_info(sm);
@@ -840,9 +848,12 @@ void dr_engine_groups_entry_applied(DrSm *sm, const uint8 *data, uint32 len)
 			a[i].node_id = 0;
 	}
 	LWLockAcquire(dr_shared->groups_lock, LW_EXCLUSIVE);
-	for (size_t i = 0; i < n; i++)
-		if (a[i].node_id != 0)
-			(void)dr_shmem_node_set(a[i].node_id, addr[i]); /* dragonraft.members */
+	for (size_t i = 0; i < n; i++) {
+		const char *dialed = engine_peer_address(dr_engine->e, a[i].node_id);
+
+		if (a[i].node_id != 0) /* dragonraft.members: the address dialed */
+			(void)dr_shmem_node_set(a[i].node_id, dialed != NULL ? dialed : addr[i]);
+	}
 	LWLockRelease(dr_shared->groups_lock);
 }
 
@@ -869,7 +880,9 @@ static void propose_addresses(DrSm *sm)
 	SpinLockRelease(&dr_shared->mutex);
 	for (uint32 i = 0; i < m->n_voters + m->n_nonvoters && n < ENTRY_ADDRESSES_MAX; i++) {
 		raft_id id = i < m->n_voters ? m->voters[i] : m->nonvoters[i - m->n_voters];
-		const char *addr = id == (raft_id)dr_node_id ? own : NULL;
+		/* (the address this node dials it at: learned last, maybe in another group) */
+		const char *addr =
+		        id == (raft_id)dr_node_id ? own : engine_peer_address(dr_engine->e, id);
 
 		for (uint32 k = 0; addr == NULL && k < bs.n_addresses && k < RAFT_MAX_MEMBERS; k++)
 			if (bs.addresses[k].node_id == id)

@@ -45,17 +45,26 @@ static void set_members(DrSm *sm, const struct raft_membership *m)
 	uint64 ids[2 * RAFT_MAX_MEMBERS];
 	bool voter[2 * RAFT_MAX_MEMBERS];
 	int n = 0;
-	bool unknown = false, ok;
+	bool unknown = false, ok = true;
 
 	LWLockAcquire(dr_shared->groups_lock, LW_EXCLUSIVE);
 	for (uint32 i = 0; i < m->n_voters + m->n_nonvoters; i++) {
+		const char *dialed, *shown;
+
 		ids[n] = i < m->n_voters ? m->voters[i] : m->nonvoters[i - m->n_voters];
 		voter[n] = i < m->n_voters;
-		if (ids[n] != (uint64)dr_node_id && dr_shmem_node_address(ids[n]) == NULL)
+		/* dragonraft.members shows the address the engine dials (a membership
+		 * change may have brought another one). */
+		dialed = ids[n] != (uint64)dr_node_id ? engine_peer_address(dr_engine->e, ids[n])
+		                                      : NULL;
+		shown = ids[n] != (uint64)dr_node_id ? dr_shmem_node_address(ids[n]) : NULL;
+		if (dialed != NULL && (shown == NULL || strcmp(shown, dialed) != 0))
+			ok = dr_shmem_node_set(ids[n], dialed) && ok;
+		else if (ids[n] != (uint64)dr_node_id && shown == NULL)
 			unknown = true;
 		n++;
 	}
-	ok = dr_shmem_group_set_members(sm->shared, ids, voter, n);
+	ok = dr_shmem_group_set_members(sm->shared, ids, voter, n) && ok;
 	if (unknown) {
 		/* The engine keeps the addresses it learns in the member's bootstrap record. */
 		struct logdb_bootstrap *bs = palloc(sizeof(*bs));

@@ -1,8 +1,8 @@
 /*
  * addrbook.c - the addresses of a group's members.  The stored bootstrap
  * record doubles as the address book: it is saved again whenever a
- * membership change brings a new address, and every known address is handed
- * to the network (add_peer) when the group starts or learns it (from a
+ * membership change brings a new address, and known addresses are handed
+ * to the network (add_peer) when the group starts or learns one (from a
  * membership change, or from the embedder: engine_learn_address).  A member's
  * removal takes its address out of the book (saved again), and once no group
  * here has a node any more, as a member or in its book, the network forgets
@@ -11,12 +11,73 @@
  * at the install and at each start.  In memory
  * it is kept compact (struct addrbook): a group has a few members, where the
  * public record has room for RAFT_MAX_MEMBERS of them.
+ *
+ * The network dials a node at one address for all groups.  Each book entry
+ * records when it was learned (a stamp ordered across this node's groups,
+ * saved), and the network dials the address learned last, whichever group
+ * learned it and in whatever order the groups start (e->peers holds what it
+ * was told).  The book also records up to which log index it holds what the
+ * log's membership changes taught (saved): a restart applies the changes
+ * above the last snapshot again, and one at or below that index does not
+ * teach its address again over a later correction (engine_learn_address).
  */
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine/engine_int.h"
 
 static const struct raft_membership no_voters;
+
+/* A new learned stamp: wall-clock microseconds, above every stamp handed out or read. */
+static uint64_t learn_stamp(struct engine *e)
+{
+	struct timespec ts;
+	uint64_t now = 0;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
+		now = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	e->addr_clock = now > e->addr_clock ? now : e->addr_clock + 1;
+	return e->addr_clock;
+}
+
+static struct eng_peer *find_peer(const struct engine *e, raft_id id)
+{
+	for (size_t i = 0; i < e->n_peers; i++)
+		if (e->peers[i].id == id)
+			return &e->peers[i];
+	return NULL;
+}
+
+/* Node id is at addr, learned then: the network dials it unless it has a later one. */
+static void peer_offer(struct engine *e, raft_id id, const char *addr, uint64_t learned)
+{
+	struct eng_peer *p;
+
+	if (id == e->cfg.node_id)
+		return;
+	p = find_peer(e, id);
+	if (p != NULL && learned < p->learned)
+		return;
+	if (p == NULL && eng_reserve(e, (void **)&e->peers, &e->cap_peers, e->n_peers + 1,
+	                             sizeof(*e->peers)) == ENGINE_OK) {
+		p = &e->peers[e->n_peers++];
+		p->id = id;
+	}
+	if (p != NULL) { /* (out of memory: not kept, the network is told all the same) */
+		p->learned = learned;
+		snprintf(p->addr, sizeof(p->addr), "%s", addr);
+	}
+	if (e->net.add_peer != NULL)
+		e->net.add_peer(e->net.ctx, id, addr);
+}
+
+const char *engine_peer_address(const struct engine *e, raft_id node_id)
+{
+	const struct eng_peer *p = find_peer(e, node_id);
+
+	return p != NULL ? p->addr : NULL;
+}
 
 /* Add id to m's voters. */
 static void member_add(struct raft_membership *m, raft_id id)
@@ -46,8 +107,14 @@ int eng_book_init(struct engine *e, struct group *g, const struct engine_bootstr
 	b->n = bs->n_members;
 	if (b->n > 0)
 		memcpy(b->m, bs->members, b->n * sizeof(*b->m));
-	for (uint32_t i = 0; i < b->n; i++)
+	b->index = bs->addr_index;
+	for (uint32_t i = 0; i < b->n; i++) {
 		b->m[i].addr[ENGINE_ADDR_MAX - 1] = '\0';
+		if (fresh)
+			b->m[i].learned = learn_stamp(e);
+		else if (b->m[i].learned > e->addr_clock)
+			e->addr_clock = b->m[i].learned;
+	}
 	if (b->initial != NULL && fresh) {
 		/* A new group: its members are its voters. */
 		memset(b->initial, 0, sizeof(*b->initial));
@@ -87,6 +154,12 @@ int eng_book_save(struct engine *e, struct group *g)
 	if (g->book.n > 0)
 		memcpy(bs->members, g->book.m, g->book.n * sizeof(*g->book.m));
 	bs->membership = *eng_book_initial(g);
+	/* Whatever the log taught up to the index being applied is in the book now. */
+	if (g->book.at > g->book.index)
+		g->book.index = g->book.at;
+	if (g->applied > g->book.index)
+		g->book.index = g->applied;
+	bs->addr_index = g->book.index;
 	rc = e->st.save_bootstrap(e->st.ctx, g->id, bs);
 	e->a->free(bs);
 	return rc;
@@ -121,12 +194,12 @@ int eng_learn_address(struct engine *e, struct group *g, raft_id id, const char 
 	}
 	memcpy(m->addr, addr, len);
 	m->addr[len] = '\0';
+	m->learned = learn_stamp(e);
 	rc = eng_book_save(e, g);
 	if (rc != ENGINE_OK)
 		return eng_fail_engine(e, rc, "group %llu: saving the address of node %llu",
 		                       (unsigned long long)g->id, (unsigned long long)id);
-	if (id != e->cfg.node_id && e->net.add_peer != NULL)
-		e->net.add_peer(e->net.ctx, id, m->addr);
+	peer_offer(e, id, m->addr, m->learned);
 	return ENGINE_OK;
 }
 
@@ -142,11 +215,8 @@ int engine_learn_address(struct engine *e, uint64_t group_id, raft_id node_id, c
 
 void eng_announce_addresses(struct engine *e, struct group *g)
 {
-	if (e->net.add_peer == NULL)
-		return;
 	for (uint32_t i = 0; i < g->book.n; i++)
-		if (g->book.m[i].node_id != e->cfg.node_id)
-			e->net.add_peer(e->net.ctx, g->book.m[i].node_id, g->book.m[i].addr);
+		peer_offer(e, g->book.m[i].node_id, g->book.m[i].addr, g->book.m[i].learned);
 }
 
 bool eng_knows_address(const struct group *g, raft_id id)
@@ -171,8 +241,31 @@ static bool peer_needed(const struct engine *e, raft_id id)
 
 void eng_drop_peer_if_unused(struct engine *e, raft_id id)
 {
-	if (id != e->cfg.node_id && e->net.remove_peer != NULL && !peer_needed(e, id))
-		e->net.remove_peer(e->net.ctx, id);
+	struct eng_peer *p = find_peer(e, id);
+	const struct engine_member *best = NULL;
+
+	if (id == e->cfg.node_id)
+		return;
+	if (!peer_needed(e, id)) {
+		if (p != NULL)
+			*p = e->peers[--e->n_peers];
+		if (e->net.remove_peer != NULL)
+			e->net.remove_peer(e->net.ctx, id);
+		return;
+	}
+	/* Still known: if the address dialed was the one forgotten, the latest one left. */
+	for (size_t i = 0; i < e->n_groups; i++)
+		for (uint32_t k = 0; k < e->groups[i]->book.n; k++) {
+			const struct engine_member *m = &e->groups[i]->book.m[k];
+
+			if (m->node_id == id && (best == NULL || m->learned >= best->learned))
+				best = m;
+		}
+	if (p != NULL && best != NULL && strcmp(best->addr, p->addr) != 0 &&
+	    best->learned <= p->learned) {
+		p->learned = 0; /* (whatever the stamp, the best one left is dialed) */
+		peer_offer(e, id, best->addr, best->learned);
+	}
 }
 
 int eng_forget_address(struct engine *e, struct group *g, raft_id id)

@@ -698,6 +698,7 @@ void engine_destroy(struct engine *e)
 	e->a->free(e->ready);
 	e->a->free(e->updates);
 	e->a->free(e->sment);
+	e->a->free(e->peers);
 	e->a->free(e->scratch);
 	e->a->free(e->done);
 	e->a->free(e->changed);

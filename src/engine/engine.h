@@ -103,6 +103,8 @@ struct engine_alloc {
 struct engine_member {
 	raft_id node_id;
 	char addr[ENGINE_ADDR_MAX];
+	uint64_t learned; /* the engine's: when this node learned it, ordered across groups
+	                   * (0 = not recorded) */
 };
 
 /*
@@ -115,6 +117,10 @@ struct engine_bootstrap {
 	uint32_t n_members;
 	struct engine_member members[RAFT_MAX_MEMBERS]; /* initial members / known addresses */
 	struct raft_membership membership;              /* initial voters (empty when join) */
+	/* The engine's: the log's membership changes up to here are in members, so
+	 * a restart that applies them again does not learn their addresses again
+	 * (0 = not recorded: it does). */
+	raft_index addr_index;
 };
 
 /*
@@ -491,6 +497,12 @@ bool engine_has_work(const struct engine *e);
  * (the leader's book) and those a user gives again.  ENGINE_ERR_NO_GROUP.
  */
 int engine_learn_address(struct engine *e, uint64_t group_id, raft_id node_id, const char *addr);
+/*
+ * The address this node dials node_id at (the one last handed to add_peer:
+ * of the addresses its groups know for it, the one learned last), or NULL
+ * when none is; valid until the next engine call.
+ */
+const char *engine_peer_address(const struct engine *e, raft_id node_id);
 /* Status of one group. */
 int engine_group_status(const struct engine *e, uint64_t group_id, struct engine_group_status *out);
 /* Counters of one group. */

@@ -156,6 +156,15 @@ struct addrbook {
 	uint32_t n;
 	struct engine_member *m;         /* n addresses */
 	struct raft_membership *initial; /* initial voters; NULL when the member joined */
+	raft_index index; /* the log's membership changes up to here are in m (saved) */
+	raft_index at;    /* > 0: the log index being applied (what a learn is current to) */
+};
+
+/* What the network was told of a node: the address it dials (addrbook.c). */
+struct eng_peer {
+	raft_id id;
+	uint64_t learned; /* of the book entry it came from */
+	char addr[ENGINE_ADDR_MAX];
 };
 
 /*
@@ -276,6 +285,9 @@ struct engine {
 
 	struct group **groups; /* running groups */
 	size_t n_groups, cap_groups;
+	struct eng_peer *peers; /* addresses handed to add_peer, one per node */
+	size_t n_peers, cap_peers;
+	uint64_t addr_clock;  /* the last learned stamp handed out or read (addrbook.c) */
 	struct group **index; /* open-addressing table of groups by id (NULL = free) */
 	size_t index_cap;     /* a power of two, at least twice n_groups */
 

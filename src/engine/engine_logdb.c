@@ -119,8 +119,10 @@ static int el_save_bootstrap(void *ctx, uint64_t group_id, const struct engine_b
 		l->addresses[i].node_id = bs->members[i].node_id;
 		memcpy(l->addresses[i].addr, bs->members[i].addr, sizeof(l->addresses[i].addr));
 		l->addresses[i].addr[sizeof(l->addresses[i].addr) - 1] = '\0';
+		l->addresses[i].learned = bs->members[i].learned;
 	}
 	l->membership = bs->membership;
+	l->addr_index = bs->addr_index;
 	return el_rc(el, logdb_save_bootstrap(el->db, group_id, el->node, l));
 }
 
@@ -189,8 +191,10 @@ static int el_load(void *ctx, uint64_t group_id, struct engine_stored_state *out
 		       sizeof(l->addresses[i].addr) < ENGINE_ADDR_MAX ? sizeof(l->addresses[i].addr)
 		                                                      : ENGINE_ADDR_MAX);
 		out->bootstrap.members[i].addr[ENGINE_ADDR_MAX - 1] = '\0';
+		out->bootstrap.members[i].learned = l->addresses[i].learned;
 	}
 	out->bootstrap.membership = l->membership;
+	out->bootstrap.addr_index = l->addr_index;
 
 	rc = logdb_read_state(el->db, group_id, el->node, &rs);
 	if (rc == LOGDB_ERR_NOT_FOUND) {

@@ -135,12 +135,17 @@ static void apply(struct engine *e, struct group *g)
 				return;
 			}
 			g->conf = out;
-			decoded = raft_conf_change_decode(c->data, c->len, &cc) == RAFT_OK;
+			/* (One the book holds already, applied again at a restart, is not
+			 * learned again: a later correction stays.) */
+			decoded = c->index > g->book.index &&
+			          raft_conf_change_decode(c->data, c->len, &cc) == RAFT_OK;
+			g->book.at = c->index;
 			if (decoded && cc.type == RAFT_CC_REMOVE)
 				eng_forget_address(e, g, cc.node_id);
 			else if (decoded && cc.context_len > 0)
 				eng_learn_address(e, g, cc.node_id, (const char *)cc.context,
 				                  cc.context_len);
+			g->book.at = 0;
 		} else if (c->len >= ENGINE_HEADER_BYTES) {
 			s->len = c->len - ENGINE_HEADER_BYTES;
 			s->data = c->data + ENGINE_HEADER_BYTES;
@@ -152,7 +157,10 @@ static void apply(struct engine *e, struct group *g)
 			k++;
 	}
 	if (k > 0) {
+		/* (Addresses the embedder learns from these entries are current to the last.) */
+		g->book.at = e->sment[k - 1].index;
 		rc = g->sm.apply(g->sm.ctx, e->sment, k);
+		g->book.at = 0;
 		if (rc != ENGINE_OK) {
 			eng_group_failed(e, g, rc, "apply failed (%s)", engine_strerror(rc));
 			return;

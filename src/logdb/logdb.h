@@ -86,6 +86,7 @@ struct logdb_config {
 struct logdb_address {
 	raft_id node_id;
 	char addr[LOGDB_ADDR_MAX];
+	uint64_t learned; /* the engine's order of learning it (0 = not recorded) */
 };
 
 /* What a member needs to start: written once when it is created. */
@@ -95,6 +96,8 @@ struct logdb_bootstrap {
 	uint32_t n_addresses;
 	struct logdb_address addresses[RAFT_MAX_MEMBERS];
 	struct raft_membership membership; /* initial membership (if !join) */
+	uint64_t addr_index; /* the log's membership changes up to here are in addresses
+	                      * (0 = not recorded: records written before it was kept) */
 };
 
 /* One member stored on this node. */

@@ -266,7 +266,7 @@ int logdb_encode_bootstrap(struct logdb_buf *b, const uint8_t *key, size_t klen,
 {
 	if (bs->n_addresses > RAFT_MAX_MEMBERS || check_membership(&bs->membership))
 		return LOGDB_ERR_INVALID;
-	size_t body = 12 + membership_size(&bs->membership);
+	size_t body = 12 + membership_size(&bs->membership) + 8 + 8 * (size_t)bs->n_addresses;
 	for (uint32_t i = 0; i < bs->n_addresses; i++) {
 		size_t n = strnlen(bs->addresses[i].addr, LOGDB_ADDR_MAX);
 		if (n == LOGDB_ADDR_MAX)
@@ -286,6 +286,10 @@ int logdb_encode_bootstrap(struct logdb_buf *b, const uint8_t *key, size_t klen,
 		add_bytes(b, bs->addresses[i].addr, n);
 	}
 	add_membership(b, &bs->membership);
+	/* Appended later (a record without them reads as 0s): addr_index, each learned. */
+	add64(b, bs->addr_index);
+	for (uint32_t i = 0; i < bs->n_addresses; i++)
+		add64(b, bs->addresses[i].learned);
 	seal(b, key, klen);
 	return LOGDB_OK;
 }
@@ -560,6 +564,11 @@ int logdb_decode_bootstrap(const uint8_t *key, size_t klen, const uint8_t *val, 
 	bs->n_addresses = na;
 	if ((rc = get_membership(&r, &bs->membership, why)))
 		return rc;
+	if (r.left > 0) { /* absent from records written before they were kept */
+		bs->addr_index = r64(&r);
+		for (uint32_t i = 0; i < na; i++)
+			bs->addresses[i].learned = r64(&r);
+	}
 	return done(&r, why);
 }
 

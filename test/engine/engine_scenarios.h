@@ -956,6 +956,96 @@ static void test_learn_address(void **state)
 	cluster_destroy(&c);
 }
 
+/* Node 4 is dialed at want by nodes 1..3 (their networks and engine_peer_address). */
+static void assert_dials(const struct cluster *c, const char *want, const char *when)
+{
+	for (raft_id id = 1; id <= 3; id++) {
+		const char *net = fake_net_peer_addr(c->net, id, 4);
+		const char *eng = engine_peer_address(c->nodes[id].e, 4);
+
+		if (net == NULL || strcmp(net, want) != 0 || eng == NULL || strcmp(eng, want) != 0)
+			fail_msg(
+			        "%s: node %llu dials node 4 at %s (engine_peer_address %s), not %s",
+			        when, (unsigned long long)id, net ? net : "(none)",
+			        eng ? eng : "(none)", want);
+	}
+}
+
+/* Nodes 1..3 applied node 4's addition to every group. */
+static bool four_added_everywhere(struct cluster *c, void *arg)
+{
+	struct engine_group_status st;
+
+	(void)arg;
+	for (raft_id id = 1; id <= 3; id++)
+		for (int gi = 0; gi < c->n_groups; gi++) {
+			bool found = false;
+
+			if (!cluster_status(c, id, gi, &st))
+				return false;
+			for (uint32_t k = 0; k < st.membership.n_nonvoters; k++)
+				found = found || st.membership.nonvoters[k] == 4;
+			if (!found)
+				return false;
+		}
+	return true;
+}
+
+/* Every node 1..3 learns (as from a replicated ENTRY_ADDRESSES) node 4 at addr in gi. */
+static void correct_address(struct cluster *c, int gi, const char *addr)
+{
+	for (raft_id id = 1; id <= 3; id++)
+		assert_int_equal(engine_learn_address(c->nodes[id].e, c->group_ids[gi], 4, addr),
+		                 ENGINE_OK);
+}
+
+/*
+ * A member's address given wrong to add_nonvoter (in both groups) and
+ * corrected with engine_learn_address stays corrected after every node
+ * restarts at once: a restart applies the log's membership changes again,
+ * and the one carrying the wrong address must not teach it again (the book
+ * records up to which index it holds them); and the network dials the
+ * address learned last across groups, whatever order the groups start in
+ * (corrected once in each group, so either order is tried).
+ */
+static void test_corrected_address_survives_restart(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	const char *wrong = "127.0.0.1:9", *right[2] = {"127.0.0.1:7404", "127.0.0.1:8404"};
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 4, 3, 2, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	for (int gi = 0; gi < 2; gi++) {
+		struct engine_wait w = {0};
+
+		assert_int_equal(engine_add_nonvoter(c.nodes[cluster_leader(&c, gi)].e,
+		                                     c.group_ids[gi], 4, wrong, engine_wait_cb, &w),
+		                 ENGINE_OK);
+		assert_true(cluster_run(&c, waited, &w, 100));
+		assert_int_equal(w.res.rc, ENGINE_OK);
+	}
+	assert_true(cluster_run(&c, four_added_everywhere, NULL, 100));
+	assert_dials(&c, wrong, "added");
+	for (int gi = 0; gi < 2; gi++) {
+		char when[64];
+
+		correct_address(&c, gi, right[gi]);
+		snprintf(when, sizeof(when), "corrected in group %d", gi);
+		assert_dials(&c, right[gi], when);
+		for (raft_id id = 1; id <= 3; id++)
+			cluster_crash(&c, id);
+		for (raft_id id = 1; id <= 3; id++)
+			assert_int_equal(cluster_restart(&c, id), ENGINE_OK);
+		snprintf(when, sizeof(when), "corrected in group %d, restarted", gi);
+		assert_dials(&c, right[gi], when);
+		assert_true(cluster_run(&c, all_led, NULL, 200));
+		assert_dials(&c, right[gi], when);
+	}
+	cluster_destroy(&c);
+}
+
 static void test_remove_member(void **state)
 {
 	struct engine_config cfg = base_cfg();
@@ -3331,6 +3421,7 @@ int main(void)
 	        cmocka_unit_test(test_transfer),
 	        cmocka_unit_test(test_install_over_longer_log),
 	        cmocka_unit_test(test_learn_address),
+	        cmocka_unit_test(test_corrected_address_survives_restart),
 	        cmocka_unit_test(test_remove_member),
 	        cmocka_unit_test(test_removed_member_leaves_network),
 	        cmocka_unit_test(test_removal_learnt_from_snapshot),

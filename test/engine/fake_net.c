@@ -16,6 +16,7 @@ struct endpoint {
 	struct fake_net *net;
 	raft_id id;
 	bool peers[FAKE_NET_MAX_NODES]; /* declared with add_peer and not removed since */
+	char peer_addr[FAKE_NET_MAX_NODES][ENGINE_ADDR_MAX]; /* the address add_peer gave last */
 };
 
 struct fake_net {
@@ -153,10 +154,10 @@ static int net_add_peer(void *ctx, raft_id node_id, const char *addr)
 {
 	struct endpoint *ep = ctx;
 
-	(void)addr;
 	if (node_id == 0 || node_id >= FAKE_NET_MAX_NODES || node_id == ep->id)
 		return ENGINE_ERR_INVALID;
 	ep->peers[node_id] = true;
+	snprintf(ep->peer_addr[node_id], sizeof(ep->peer_addr[node_id]), "%s", addr);
 	return ENGINE_OK;
 }
 
@@ -166,6 +167,11 @@ static void net_remove_peer(void *ctx, raft_id node_id)
 
 	if (node_id > 0 && node_id < FAKE_NET_MAX_NODES)
 		ep->peers[node_id] = false;
+}
+
+const char *fake_net_peer_addr(const struct fake_net *n, raft_id id, raft_id peer)
+{
+	return fake_net_has_peer(n, id, peer) ? n->ep[id].peer_addr[peer] : NULL;
 }
 
 bool fake_net_has_peer(const struct fake_net *n, raft_id id, raft_id peer)

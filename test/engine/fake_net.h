@@ -35,6 +35,8 @@ void fake_net_refuse_snapshots(struct fake_net *n, raft_id id, bool refuse);
 size_t fake_net_deliver(struct fake_net *n);
 /* Whether node id's network knows peer (add_peer, and no remove_peer since). */
 bool fake_net_has_peer(const struct fake_net *n, raft_id id, raft_id peer);
+/* The address node id's network was last given for peer (NULL: no such peer). */
+const char *fake_net_peer_addr(const struct fake_net *n, raft_id id, raft_id peer);
 /* Messages waiting. */
 size_t fake_net_queued(const struct fake_net *n);
 /* Messages sent so far. */

@@ -226,6 +226,56 @@ static void test_codec_detects_every_flip(void **state)
 	logdb_buf_free(&b);
 }
 
+/*
+ * A bootstrap record keeps each address's learned stamp and the book's
+ * addr_index (appended to the value); one written before they were kept
+ * (without them) still reads, with 0s.
+ */
+static void test_codec_bootstrap_old_record(void **state)
+{
+	(void)state;
+	uint8_t key[LOGDB_KEY_LEN];
+	struct logdb_buf b = {0};
+	struct logdb_bootstrap *bs = calloc(1, sizeof(*bs)), *got = calloc(1, sizeof(*got));
+	const char *why;
+	assert_non_null(bs);
+	assert_non_null(got);
+	bs->sm_type = 7;
+	bs->n_addresses = 2;
+	for (uint32_t i = 0; i < 2; i++) {
+		bs->addresses[i].node_id = i + 1;
+		snprintf(bs->addresses[i].addr, LOGDB_ADDR_MAX, "127.0.0.1:%u", 7400 + i);
+		bs->addresses[i].learned = 77 + i;
+		bs->membership.voters[i] = i + 1;
+	}
+	bs->membership.n_voters = 2;
+	bs->addr_index = 42;
+	logdb_key(key, LOGDB_KIND_BOOTSTRAP, 5, 1);
+	assert_int_equal(logdb_encode_bootstrap(&b, key, sizeof(key), bs), LOGDB_OK);
+	assert_int_equal(logdb_decode_bootstrap(key, sizeof(key), b.p, b.len, got, &why), LOGDB_OK);
+	assert_memory_equal(bs, got, sizeof(*bs));
+	/* The record as written before: no addr_index and stamps after the membership. */
+	b.len -= 8 + 8 * 2;
+	uint32_t crc = dr_crc32c(dr_crc32c(0, key, sizeof(key)), b.p + LOGDB_HDR_LEN,
+	                         b.len - LOGDB_HDR_LEN);
+	for (int i = 0; i < 4; i++)
+		b.p[4 + i] = (uint8_t)(crc >> (8 * i));
+	assert_int_equal(logdb_decode_bootstrap(key, sizeof(key), b.p, b.len, got, &why), LOGDB_OK);
+	bs->addr_index = 0;
+	bs->addresses[0].learned = bs->addresses[1].learned = 0;
+	assert_memory_equal(bs, got, sizeof(*bs));
+	/* A part of them is a truncated value. */
+	b.len += 8;
+	crc = dr_crc32c(dr_crc32c(0, key, sizeof(key)), b.p + LOGDB_HDR_LEN, b.len - LOGDB_HDR_LEN);
+	for (int i = 0; i < 4; i++)
+		b.p[4 + i] = (uint8_t)(crc >> (8 * i));
+	assert_int_equal(logdb_decode_bootstrap(key, sizeof(key), b.p, b.len, got, &why),
+	                 LOGDB_ERR_CORRUPT);
+	logdb_buf_free(&b);
+	free(bs);
+	free(got);
+}
+
 /* Entries stored as runs: split by count and bytes, read across run boundaries. */
 static void test_runs(void **state)
 {
@@ -730,9 +780,11 @@ static void make_bootstrap(struct logdb_bootstrap *bs, uint64_t g)
 		bs->addresses[i].node_id = i + 1;
 		snprintf(bs->addresses[i].addr, LOGDB_ADDR_MAX, "127.0.0.%" PRIu64 ":%u", g,
 		         7400 + i);
+		bs->addresses[i].learned = 1000 * g + i;
 		bs->membership.voters[i] = i + 1;
 	}
 	bs->membership.n_voters = 3;
+	bs->addr_index = 10 + g;
 }
 
 static void test_bootstrap_and_nodes(void **state)
@@ -1741,6 +1793,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_crc32c),
 	        cmocka_unit_test(test_codec_detects_every_flip),
+	        cmocka_unit_test(test_codec_bootstrap_old_record),
 	        cmocka_unit_test_setup_teardown(test_runs, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_restart_persistence, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_shard_count_recorded, setup, teardown),
