@@ -6,8 +6,9 @@
  *
  * Entries live in a ring indexed by log index; their data is copied into one
  * block per save (no allocation per entry).  A block is freed when its last
- * entry leaves the ring, but only after the group's next raft_advance(), since
- * messages of the current Ready may still point into it.
+ * entry leaves the ring, but only after the group's next raft_advance() that
+ * leaves no message waiting in the core (round.c finish), since messages of
+ * the current Ready, or built for the next one, may still point into it.
  */
 #include <string.h>
 

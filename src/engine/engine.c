@@ -450,6 +450,9 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 	g->sm = *sm;
 	g->tick_pos = SIZE_MAX;
 	dr_arena_init(&g->arena.ar, e->a->malloc, e->a->free, ARENA_BLOCK);
+#ifdef RAFT_DEBUG
+	g->arena.ar.strict = true; /* data kept past its round: a use-after-free ASan reports */
+#endif
 	g->sm_skip = sm->durable_applied(sm->ctx);
 	if (bs != NULL && g->sm_skip > 0) {
 		/* A new member over a state machine with data: its LogDB was lost. */

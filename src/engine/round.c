@@ -311,8 +311,18 @@ static void finish(struct engine *e, struct group *g)
 		return;
 	if (g->state == GS_RECOVERED)
 		eng_set_state(e, g, GS_ACTIVE);
-	dr_arena_reset(&g->arena.ar);
-	eng_cache_release(&g->cache, e->a);
+	/*
+	 * Entry data storage copied out and cache blocks that left the cache go,
+	 * unless messages wait in the core for the next Ready: after an
+	 * apply-only Ready, appends that inputs built since the last Ready (to a
+	 * follower catching up, from storage) still point into them.  Freed here,
+	 * the next Ready sent what malloc put there since, and the follower
+	 * saved it under the leader's index and term, checksummed (TAP 093).
+	 */
+	if (!raft_holds_messages(g->r)) {
+		dr_arena_reset(&g->arena.ar);
+		eng_cache_release(&g->cache, e->a);
+	}
 }
 
 /*

@@ -56,7 +56,11 @@
  *
  * Entry data: what a Ready or its messages point to is owned by the core (or,
  * for stable entries, by storage) and stays valid until raft_advance();
- * data passed in (raft_propose, raft_step) is copied.
+ * data passed in (raft_propose, raft_step) is copied.  Messages built by
+ * inputs between two Readys point to storage's data too and wait in the
+ * core until the next raft_ready(): an apply-only Ready (raft_ready_apply)
+ * hands out none, so while raft_holds_messages() storage's data must outlive
+ * that Ready's raft_advance().
  *
  * Membership (thesis 4.1, one server at a time) takes effect when the caller
  * applies the committed conf change entry with raft_apply_conf_change(), as in
@@ -140,7 +144,8 @@ struct raft_storage {
 	/*
 	 * Entries [lo, hi), at most max_bytes in total but at least one entry.
 	 * Fills out[0..*n) (room for hi-lo entries); data stays valid until the
-	 * next raft_advance() of the group that asked.
+	 * next raft_advance() of the group that asked, and past it while
+	 * raft_holds_messages() (after an apply-only Ready: see "Entry data").
 	 */
 	int (*entries)(void *ctx, raft_index lo, raft_index hi, uint64_t max_bytes,
 	               struct raft_entry *out, uint32_t *n);
@@ -264,6 +269,13 @@ void raft_report_snapshot(struct raft *r, raft_id peer, bool failed);
 
 /* Is there anything in a Ready? */
 bool raft_has_ready(const struct raft *r);
+/*
+ * Do messages wait in the core for the next raft_ready()?  They may point to
+ * entry data that storage returned: storage must keep it until they are
+ * handed out and that Ready is advanced (true after an apply-only Ready when
+ * inputs built messages before it; always false after a raft_ready()'s).
+ */
+bool raft_holds_messages(const struct raft *r);
 /* Fill rd with this round's work; RAFT_OK, RAFT_ERR_INVALID (a Ready is out) or fatal. */
 int raft_ready(struct raft *r, struct raft_ready *rd);
 /* The caller has persisted, sent and applied rd. */

@@ -28,6 +28,11 @@ bool raft_has_ready(const struct raft *r)
 	       soft_changed(r) || (!r->hold_apply && l->committed > l->applied) || r->n_rs > 0;
 }
 
+bool raft_holds_messages(const struct raft *r)
+{
+	return r->n_msgs > 0;
+}
+
 /* Committed entries not yet applied, up to upto, bounded per Ready. */
 static int fill_committed(struct raft *r, raft_index upto, uint32_t *n)
 {

@@ -254,5 +254,13 @@ static void test_corrupt_run_restart(void **state)
 
 #define ENGINE_EXTRA_TESTS cmocka_unit_test(test_terms), cmocka_unit_test(test_corrupt_run_restart),
 
-#define TEST_ENGINE_STORAGE (&logdb_storage)
+/* A live node's storage ops, for reading its log back (expect_same_logs). */
+static void logdb_node_ops(struct cluster *c, raft_id id, struct engine_storage_ops *ops)
+{
+	(void)c;
+	engine_logdb_ops(dbs[id].el, ops);
+}
+
+#define TEST_ENGINE_STORAGE     (&logdb_storage)
+#define TEST_ENGINE_STORAGE_OPS logdb_node_ops
 #include "../engine/engine_scenarios.h"

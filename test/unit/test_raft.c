@@ -116,6 +116,50 @@ static void test_leader_counts_itself_only_when_persisted(void **state)
 	fx_destroy(f);
 }
 
+/*
+ * Messages that inputs built wait through an apply-only Ready for the next
+ * raft_ready() (raft_holds_messages): the entry data they point to, storage's
+ * included, must outlive the apply-only Ready's advance (the engine freed it
+ * there: TAP 093).
+ */
+static void test_ready_apply_keeps_messages(void **state)
+{
+	struct fx *f = fx_create(3, NULL);
+	struct raft_ready rd;
+	struct raft *r;
+
+	(void)state;
+	fx_elect(f, 1);
+	fx_stabilize(f);
+	r = NODE(f, 1);
+	assert_false(raft_holds_messages(r));
+	assert_int_equal(fx_propose(f, 1, "a"), RAFT_OK);
+	assert_true(fx_ready(f, 1)); /* persisted here; the appends are queued */
+	for (raft_id id = 2; id <= 3; id++) {
+		for (uint32_t i = 0; i < f->nq;)
+			if (f->q[i].m.to == id)
+				fx_deliver_at(f, i, false);
+			else
+				i++;
+		assert_true(fx_ready(f, id)); /* persisted; the answer is queued */
+	}
+	while (f->nq > 0)
+		fx_deliver_at(f, 0, false); /* the leader steps the answers: committed */
+	raft_tick(r);                       /* heartbeats, built now */
+	assert_true(raft_holds_messages(r));
+	assert_true(raft_has_apply_ready(r));
+	assert_int_equal(raft_ready_apply(r, &rd), RAFT_OK);
+	assert_int_equal(rd.n_committed, 1);
+	assert_int_equal(rd.n_messages, 0);
+	raft_advance(r, &rd);
+	assert_true(raft_holds_messages(r)); /* still waiting */
+	assert_int_equal(raft_ready(r, &rd), RAFT_OK);
+	assert_true(rd.n_messages > 0);
+	raft_advance(r, &rd);
+	assert_false(raft_holds_messages(r));
+	fx_destroy(f);
+}
+
 /* An apply-only Ready: the persisted committed entries and nothing else. */
 static void test_ready_apply(void **state)
 {
@@ -1510,6 +1554,7 @@ int main(void)
 	        cmocka_unit_test(test_no_leader_drops_proposal),
 	        cmocka_unit_test(test_leader_counts_itself_only_when_persisted),
 	        cmocka_unit_test(test_ready_apply),
+	        cmocka_unit_test(test_ready_apply_keeps_messages),
 	        cmocka_unit_test(test_leader_appends_precede_persist),
 	        cmocka_unit_test(test_leader_term_durable_before_appends),
 	        cmocka_unit_test(test_prevote_keeps_term),
