@@ -620,6 +620,7 @@ void dr_engine_groups_heal(DrSm *sm)
 		return;
 	}
 	sm->heal_failures = heals;
+	sm->heal_applied = durable;
 	sm->joining = joining;
 	sm->join_target = join_target;
 	if (info)

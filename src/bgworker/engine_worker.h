@@ -51,6 +51,7 @@ typedef struct DrSm {
 	uint32 heal_failures;  /* loads in a row whose file could not be loaded (kept across
 	                        * its restarts in place): the pause before the next doubles */
 	TimestampTz heal_at;   /* ... the group restarts in place then (while in_heals) */
+	raft_index heal_applied; /* applied index it restarted in place at (heal_failures > 0) */
 	dlist_node heal_node;  /* in the list of groups to restart, while in_heals */
 	bool in_heals;
 	raft_index handoff_entry; /* the failing entry for which it handed off its leadership */

@@ -735,6 +735,11 @@ static void collect_applied(void)
 			else if (sm->heal_failures > 0)
 				healed(sm);
 		}
+		/* Restarted in place, then caught up by entries, no snapshot needed
+		 * (review 29 F3: the load's error stayed for ever). */
+		if (sm->heal_failures > 0 && sm->recovering == 0 && !sm->in_heals &&
+		    applied > sm->heal_applied)
+			healed(sm);
 		if (failures > 0 || sm->parked)
 			watch_parked(sm, failures, retry_at, applied);
 		S.watched |= sm->recovering != 0 || sm->parked;

@@ -55,6 +55,7 @@
 #include "catalog/pg_ts_dict.h"
 #include "catalog/pg_ts_parser.h"
 #include "catalog/pg_ts_template.h"
+#include "commands/extension.h"
 #include "commands/tablecmds.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
@@ -1071,8 +1072,9 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 		ListCell *lc;
 
 		foreach (lc, ((DropStmt *)stmt)->objects)
-			if (strcmp(strVal(lfirst(lc)), "dragonraft") == 0)
-				dr_check_extension_drop();
+			if (strcmp(strVal(lfirst(lc)), "dragonraft") == 0 &&
+			    OidIsValid(get_extension_oid("dragonraft", true)))
+				dr_check_extension_drop(); /* (IF EXISTS elsewhere: a NOTICE) */
 	}
 	if (dr_internal_ddl == 0) {
 		const char *refused = trigger_change(stmt);

@@ -330,8 +330,12 @@ static void synced(uv_fs_t *req)
 	}
 	close(sr->fd);
 	sr->fd = -1;
-	if (status == TRANSPORT_OK && (rename(sr->part, sr->final) != 0 || sync_dir(t) != 0))
+	if (status == TRANSPORT_OK && rename(sr->part, sr->final) != 0) {
 		status = TRANSPORT_EIO;
+	} else if (status == TRANSPORT_OK && sync_dir(t) != 0) {
+		unlink(sr->final); /* (sr_free removes only the partial file) */
+		status = TRANSPORT_EIO;
+	}
 	if (status != TRANSPORT_OK)
 		tp_errorf(t, "cannot complete \"%s\": %s", sr->part, strerror(errno));
 	c = sr->conn;

@@ -1239,6 +1239,10 @@ static void test_corrected_address_survives_restart(void **state)
 		assert_true(cluster_run(&c, all_led, NULL, 200));
 		assert_dials(&c, right[gi], when);
 	}
+	/* Group 0's book holds right[0] already, learned before right[1]: taught it
+	 * again, the network dials it (review 29 F1). */
+	correct_address(&c, 0, right[0]);
+	assert_dials(&c, right[0], "group 0's address given again");
 	cluster_destroy(&c);
 }
 

@@ -54,6 +54,12 @@ for my $cascade ('', ' CASCADE')
 }
 is($c->node(1)->safe_psql('postgres', 'SELECT count(*) FROM dragonraft.status'), '1',
 	'and the extension is still there');
+# ... but in a database without it, DROP EXTENSION IF EXISTS is a NOTICE, as
+# anywhere (review 29 F2: the member-of-groups refusal came there too).
+$c->node(1)->safe_psql('postgres', 'CREATE DATABASE noext');
+my ($ret, $out, $err) = $c->node(1)->psql('noext', 'DROP EXTENSION IF EXISTS dragonraft');
+is($ret, 0, 'DROP EXTENSION IF EXISTS in a database without it succeeds');
+like($err, qr/NOTICE:  extension "dragonraft" does not exist, skipping/, 'with PostgreSQL\'s notice');
 
 # 3. Bytes that are not TLS on the Raft port: refused, and counted.
 my $before = $c->node(1)->safe_psql('postgres', 'SELECT tls_failures FROM dragonraft.stat_node');
