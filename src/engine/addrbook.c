@@ -165,10 +165,19 @@ int eng_book_save(struct engine *e, struct group *g)
 	return rc;
 }
 
-int eng_learn_address(struct engine *e, struct group *g, raft_id id, const char *addr, size_t len)
+/*
+ * id is at addr: kept in g's book and learned now (the network dials the
+ * address learned last).  One the book holds already is learned again only
+ * when `again` and another is dialed: a user gives it back (review 29 F1:
+ * join_group putting back an address that a typo in another group's change
+ * had replaced left the typo dialed); the log's changes do not.
+ */
+static int learn(struct engine *e, struct group *g, raft_id id, const char *addr, size_t len,
+                 bool again)
 {
 	struct addrbook *b = &g->book;
 	struct engine_member *m = NULL;
+	const char *dialed;
 	int rc;
 
 	if (len == 0 || len >= ENGINE_ADDR_MAX || id == 0)
@@ -176,7 +185,9 @@ int eng_learn_address(struct engine *e, struct group *g, raft_id id, const char 
 	for (uint32_t i = 0; i < b->n; i++)
 		if (b->m[i].node_id == id)
 			m = &b->m[i];
-	if (m != NULL && strlen(m->addr) == len && memcmp(m->addr, addr, len) == 0)
+	if (m != NULL && strlen(m->addr) == len && memcmp(m->addr, addr, len) == 0 &&
+	    (!again || id == e->cfg.node_id || (dialed = engine_peer_address(e, id)) == NULL ||
+	     strcmp(dialed, m->addr) == 0))
 		return ENGINE_OK;
 	if (m == NULL) {
 		struct engine_member *nm;
@@ -203,39 +214,19 @@ int eng_learn_address(struct engine *e, struct group *g, raft_id id, const char 
 	return ENGINE_OK;
 }
 
+int eng_learn_address(struct engine *e, struct group *g, raft_id id, const char *addr, size_t len)
+{
+	return learn(e, g, id, addr, len, false);
+}
+
 int engine_learn_address(struct engine *e, uint64_t group_id, raft_id node_id, const char *addr)
 {
 	struct group *g = eng_group(e, group_id);
-	const char *dialed;
-	int rc;
 
 	if (g == NULL)
 		return eng_err(e, ENGINE_ERR_NO_GROUP, "group %llu is not here",
 		               (unsigned long long)group_id);
-	rc = eng_learn_address(e, g, node_id, addr, strlen(addr));
-	dialed = engine_peer_address(e, node_id);
-	if (rc != ENGINE_OK || node_id == e->cfg.node_id || dialed == NULL ||
-	    strcmp(dialed, addr) == 0)
-		return rc;
-	/*
-	 * The book held this address already, learned before the one dialed (in
-	 * another group): it is learned now (review 29 F1: join_group putting
-	 * back an address that a typo in another group's change had replaced
-	 * left the typo dialed).
-	 */
-	for (uint32_t i = 0; i < g->book.n; i++) {
-		struct engine_member *m = &g->book.m[i];
-
-		if (m->node_id != node_id)
-			continue;
-		m->learned = learn_stamp(e);
-		rc = eng_book_save(e, g);
-		if (rc != ENGINE_OK)
-			return eng_fail_engine(e, rc, "group %llu: saving the address of node %llu",
-			                       (unsigned long long)g->id, (unsigned long long)node_id);
-		peer_offer(e, node_id, m->addr, m->learned);
-	}
-	return ENGINE_OK;
+	return learn(e, g, node_id, addr, strlen(addr), true);
 }
 
 void eng_announce_addresses(struct engine *e, struct group *g)
