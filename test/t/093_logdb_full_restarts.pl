@@ -18,7 +18,7 @@ use lib $FindBin::RealBin;
 use DragonCluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(time usleep);
+use Time::HiRes qw(time);
 
 my $shim = PostgreSQL::Test::Utils::tempdir() . '/libdr_faultfs.so';
 system('cc', '-shared', '-fPIC', '-O2', '-o', $shim, "$ENV{DR_SCRIPTS}/../test/engine/faultfs.c", '-ldl') == 0
