@@ -85,7 +85,7 @@ int cluster_init_with(struct cluster *c, const struct cluster_storage *st, int n
 	c->n_groups = n_groups;
 	c->cfg = *tmpl;
 	c->sm_lag = sm_lag;
-	snprintf(c->dir, sizeof(c->dir), "/tmp/dr-engine-test-XXXXXX");
+	snprintf(c->dir, sizeof(c->dir), "%s/dr-engine-test-XXXXXX", cl_test_root());
 	if (mkdtemp(c->dir) == NULL)
 		return ENGINE_ERR_INVALID;
 	rc = fake_net_create(c->dir, &c->net);

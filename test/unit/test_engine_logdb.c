@@ -167,7 +167,7 @@ static void test_terms(void **state)
 
 	(void)state;
 	memset(&c, 0, sizeof(c));
-	snprintf(c.dir, sizeof(c.dir), "/tmp/dr-engine-terms-XXXXXX");
+	snprintf(c.dir, sizeof(c.dir), "%s/dr-engine-terms-XXXXXX", cl_test_root());
 	assert_non_null(mkdtemp(c.dir));
 	assert_int_equal(open_db(&c, 1, &ops), ENGINE_OK);
 	save_range(&ops, 1, 1500, term_at);
