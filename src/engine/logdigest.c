@@ -12,6 +12,7 @@
  * the engine's rounds (the caller carries the state) and the result does not
  * depend on where the steps cut the range.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -34,12 +35,19 @@ int engine_log_digest_start(struct engine *e, uint64_t group_id, raft_index lo, 
 	d->first = lo > g->first ? lo : g->first;
 	d->last = hi != 0 && hi < g->last ? hi : g->last;
 	d->next = d->first;
-	if (bounded && d->first > d->last)
+	if (bounded && d->first > d->last) {
+		char asked[64];
+
+		if (hi != 0)
+			snprintf(asked, sizeof(asked), "%llu..%llu", (unsigned long long)lo,
+			         (unsigned long long)hi);
+		else
+			snprintf(asked, sizeof(asked), "from %llu on", (unsigned long long)lo);
 		return eng_err(e, ENGINE_ERR_NOT_HELD,
-		               "group %llu: entries %llu..%llu are not held here (it holds %llu..%llu)",
-		               (unsigned long long)group_id, (unsigned long long)lo,
-		               (unsigned long long)(hi != 0 ? hi : g->last),
-		               (unsigned long long)g->first, (unsigned long long)g->last);
+		               "No entry %s of group %llu is held here: it holds %llu..%llu", asked,
+		               (unsigned long long)group_id, (unsigned long long)g->first,
+		               (unsigned long long)g->last);
+	}
 	return ENGINE_OK;
 }
 
@@ -83,10 +91,10 @@ int engine_log_digest_step(struct engine *e, uint64_t group_id, struct engine_lo
 		return ENGINE_OK;
 	if (d->next < g->first || d->last > g->last)
 		return eng_err(e, ENGINE_ERR_NOT_HELD,
-		               "group %llu: entries %llu..%llu are no longer held here (it holds "
-		               "%llu..%llu now)",
-		               (unsigned long long)group_id, (unsigned long long)d->next,
-		               (unsigned long long)d->last, (unsigned long long)g->first,
+		               "Entries %llu..%llu of group %llu are no longer held here (compacted "
+		               "or replaced while they were digested): it holds %llu..%llu now",
+		               (unsigned long long)d->next, (unsigned long long)d->last,
+		               (unsigned long long)group_id, (unsigned long long)g->first,
 		               (unsigned long long)g->last);
 	if (max_entries == 0)
 		max_entries = 1;
