@@ -61,7 +61,8 @@ static void digest_failed(int64 group_id, const struct engine_log_digest *asked,
 	if (res->rc == ENGINE_ERR_NOT_HELD)
 		ereport(ERROR,
 		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-		         errmsg("the log of group %lld on this node does not hold the entries asked "
+		         errmsg("the log of group %lld on this node does not hold the entries "
+		                "asked "
 		                "for",
 		                (long long)group_id),
 		         errdetail("%s.", res->errmsg),
@@ -69,17 +70,16 @@ static void digest_failed(int64 group_id, const struct engine_log_digest *asked,
 		                 "after its last compaction (see snapshot_index in "
 		                 "dragonraft.status) and ends at its last_index.")));
 	if (res->rc == ENGINE_ERR_NO_GROUP)
-		ereport(ERROR,
-		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-		         errmsg("group %lld does not run on this node", (long long)group_id),
-		         errhint("See state and error in dragonraft.status.")));
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("group %lld does not run on this node", (long long)group_id),
+		                errhint("See state and error in dragonraft.status.")));
 	if (res->rc == DR_RC_ENGINE_EXITED)
-		ereport(ERROR,
-		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-		         errmsg("dragonraft engine worker exited before the log digest of group %lld "
-		                "completed",
-		                (long long)group_id),
-		         errhint("See dragonraft.node_status() and the server log.")));
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("dragonraft engine worker exited before the log digest of "
+		                       "group %lld "
+		                       "completed",
+		                       (long long)group_id),
+		                errhint("See dragonraft.node_status() and the server log.")));
 	ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
 	                errmsg("could not digest the log of group %lld from entry %llu: %s",
 	                       (long long)group_id, (unsigned long long)asked->next,
@@ -116,10 +116,9 @@ Datum dr_log_digest(PG_FUNCTION_ARGS)
 		                errmsg("log indexes must not be negative"),
 		                errhint("Pass NULL for no bound.")));
 	if (has_from && has_to && from > to)
-		ereport(ERROR,
-		        (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-		         errmsg("from_index %lld is above to_index %lld", (long long)from,
-		                (long long)to)));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		                errmsg("from_index %lld is above to_index %lld", (long long)from,
+		                       (long long)to)));
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	dr_sql_groups_check_engine();

@@ -519,7 +519,7 @@ int engine_group_status(const struct engine *e, uint64_t group_id, struct engine
  * struct, so a caller outside the engine's loop may carry it between steps.
  */
 struct engine_log_digest {
-	raft_index first;    /* the range digested: [first, last] (first > last: empty) */
+	raft_index first; /* the range digested: [first, last] (first > last: empty) */
 	raft_index last;
 	raft_index next;     /* the next entry to digest; done once next > last */
 	raft_term last_term; /* the term of entry next - 1 (0 before the first) */

@@ -90,12 +90,13 @@ int engine_log_digest_step(struct engine *e, uint64_t group_id, struct engine_lo
 	if (d->next > d->last)
 		return ENGINE_OK;
 	if (d->next < g->first || d->last > g->last)
-		return eng_err(e, ENGINE_ERR_NOT_HELD,
-		               "Entries %llu..%llu of group %llu are no longer held here (compacted "
-		               "or replaced while they were digested): it holds %llu..%llu now",
-		               (unsigned long long)d->next, (unsigned long long)d->last,
-		               (unsigned long long)group_id, (unsigned long long)g->first,
-		               (unsigned long long)g->last);
+		return eng_err(
+		        e, ENGINE_ERR_NOT_HELD,
+		        "Entries %llu..%llu of group %llu are no longer held here (compacted "
+		        "or replaced while they were digested): it holds %llu..%llu now",
+		        (unsigned long long)d->next, (unsigned long long)d->last,
+		        (unsigned long long)group_id, (unsigned long long)g->first,
+		        (unsigned long long)g->last);
 	if (max_entries == 0)
 		max_entries = 1;
 	hi = d->last - d->next + 1 > max_entries ? d->next + max_entries : d->last + 1;
@@ -117,10 +118,11 @@ int engine_log_digest_step(struct engine *e, uint64_t group_id, struct engine_lo
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		if (out[i].index != d->next) {
-			rc = eng_err(e, ENGINE_ERR_STORAGE,
-			             "group %llu: storage returned entry %llu where %llu was expected",
-			             (unsigned long long)group_id, (unsigned long long)out[i].index,
-			             (unsigned long long)d->next);
+			rc = eng_err(
+			        e, ENGINE_ERR_STORAGE,
+			        "group %llu: storage returned entry %llu where %llu was expected",
+			        (unsigned long long)group_id, (unsigned long long)out[i].index,
+			        (unsigned long long)d->next);
 			goto out_free;
 		}
 		if (!chain(ctx, md, d->sum, &out[i])) {

@@ -3609,8 +3609,8 @@ static int digest_of(struct cluster *c, raft_id id, int gi, raft_index lo, raft_
 	return rc;
 }
 
-static void assert_same_digest(const struct engine_log_digest *a,
-                               const struct engine_log_digest *b, const char *what)
+static void assert_same_digest(const struct engine_log_digest *a, const struct engine_log_digest *b,
+                               const char *what)
 {
 	if (a->first != b->first || a->last != b->last || a->entries != b->entries ||
 	    a->last_term != b->last_term || memcmp(a->sum, b->sum, sizeof(a->sum)) != 0)
