@@ -690,3 +690,17 @@ COMMENT ON COLUMN ddl_history.search_path IS
 ALTER TABLE ddl_history ADD COLUMN preempted_by bigint;
 COMMENT ON COLUMN ddl_history.preempted_by IS
   'NULL: the command ran (or failed here: error).  Else the index of another command of the group that came between what the command''s try saw on its calling node and its own entry: every member skipped it (it changed nothing; tables is empty) and its execute() failed with SQLSTATE 40001';
+
+-- Log digests (helper logdigest): compare the Raft logs of members (Log
+-- Matching).  A member's LogDB once stored, under the leader's index and term
+-- and with valid checksums, entries made of freed memory; nothing compared
+-- the logs.
+CREATE FUNCTION log_digest(INOUT group_id bigint, from_index bigint DEFAULT NULL,
+  to_index bigint DEFAULT NULL, OUT first_index bigint, OUT last_index bigint,
+  OUT last_term bigint, OUT entries bigint, OUT digest text)
+AS 'MODULE_PATHNAME', 'dr_log_digest'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION log_digest(bigint, bigint, bigint) IS
+  'A SHA-256 chain over the entries of a group''s Raft log that this node''s LogDB holds in [max(from_index, first held), min(to_index, last held)] (NULL: no bound): index, term, type and data of each.  Members whose logs agree give the same digest for the same range: take first_index and last_index from one member (the leader) and pass them to the others';
+REVOKE ALL ON FUNCTION log_digest(bigint, bigint, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION log_digest(bigint, bigint, bigint) TO dragonraft_admin;

@@ -81,6 +81,44 @@ SELECT dragonraft.read_barrier(14) <= applied_index AS applied
 SELECT pg_temp.try($$SELECT dragonraft.read_barrier(99)$$, :'addr');
 SELECT pg_temp.try($$SELECT dragonraft.read_barrier(0)$$, :'addr');
 
+-- Log digests: one row over what this node's LogDB holds of a group's log in
+-- a range (NULL bounds: all of it, clamped bounds beyond it); the same range
+-- gives the same digest, another range another one.
+SELECT d.group_id, d.first_index = 1 AS from_first, d.last_index = s.last_index AS to_last,
+       d.last_term = s.term AS last_term, d.entries = d.last_index AS entries,
+       d.digest ~ '^[0-9a-f]{64}$' AS hex
+  FROM dragonraft.log_digest(14) d, dragonraft.status s WHERE s.group_id = 14;
+SELECT * FROM dragonraft.log_digest(14, 2, 4) \gset r_
+SELECT :'r_group_id' AS group_id, :'r_first_index' AS first_index,
+       :'r_last_index' AS last_index, :'r_entries' AS entries;
+SELECT digest = :'r_digest' AS same FROM dragonraft.log_digest(14, 2, 4);
+SELECT digest <> :'r_digest' AS other_range FROM dragonraft.log_digest(14, 2, 5);
+SELECT digest <> :'r_digest' AS other_start FROM dragonraft.log_digest(14, 1, 4);
+SELECT first_index, last_index, entries FROM dragonraft.log_digest(14, NULL, 3);
+SELECT first_index, entries = last_index AS all_held FROM dragonraft.log_digest(14, 0, 1000000);
+SELECT first_index, entries FROM dragonraft.log_digest(14, 3, 3);
+SELECT pg_temp.try($$SELECT dragonraft.log_digest(99)$$, :'addr');
+SELECT pg_temp.try($$SELECT dragonraft.log_digest(0)$$, :'addr');
+SELECT pg_temp.try($$SELECT dragonraft.log_digest(NULL)$$, :'addr');
+SELECT pg_temp.try($$SELECT dragonraft.log_digest(14, -1)$$, :'addr');
+SELECT pg_temp.try($$SELECT dragonraft.log_digest(14, NULL, -5)$$, :'addr');
+SELECT pg_temp.try($$SELECT dragonraft.log_digest(14, 5, 4)$$, :'addr');
+SELECT regexp_replace(pg_temp.try($$SELECT dragonraft.log_digest(14, 1000000)$$, :'addr'),
+                      'holds 1\.\.[0-9]+', 'holds 1..<last>');
+SELECT regexp_replace(pg_temp.try($$SELECT dragonraft.log_digest(14, 1000000, 2000000)$$, :'addr'),
+                      'holds 1\.\.[0-9]+', 'holds 1..<last>');
+SELECT pg_temp.try($$SELECT dragonraft.log_digest(14, NULL, 0)$$, :'addr');
+-- For superusers and dragonraft_admin.
+CREATE ROLE digest_nobody;
+SET ROLE digest_nobody;
+SELECT pg_temp.try($$SELECT dragonraft.log_digest(14)$$, :'addr');
+RESET ROLE;
+GRANT dragonraft_admin TO digest_nobody;
+SET ROLE digest_nobody;
+SELECT entries > 0 AS admin FROM dragonraft.log_digest(14);
+RESET ROLE;
+DROP ROLE digest_nobody;
+
 -- Node 3 (down) added as a non-voter, then promoted (refused: it never
 -- answered; with force it is promoted): the change commits
 -- under the old membership (node 1 alone), after which the group has no

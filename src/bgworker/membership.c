@@ -1,6 +1,7 @@
 /*
  * membership.c - the engine worker's side of membership changes, leaving a
- * group, linearizable read points and snapshot requests (DESIGN §5, §6, §9).
+ * group, linearizable read points, snapshot requests (DESIGN §5, §6, §9) and
+ * log digests (dragonraft.log_digest).
  *
  * A change is checked here against the membership the engine has (the
  * leader's is the one that counts), so that the usual mistakes get their
@@ -217,6 +218,40 @@ static void leave_group(DrTaken *t)
 	complete(t, rc, 0);
 }
 
+/*
+ * One step of a log digest (dragonraft.log_digest): at most this many
+ * entries, or about this many bytes of their data, read and hashed while the
+ * engine's rounds wait; the backend asks again for the next step.
+ */
+#define DIGEST_STEP_ENTRIES 2048
+#define DIGEST_STEP_BYTES   (4 * 1024 * 1024)
+
+static void log_digest(DrTaken *t)
+{
+	struct engine_log_digest d;
+	DrResult res;
+
+	StaticAssertStmt(sizeof(d) <= sizeof(res.out), "DR_RESULT_OUT is too small");
+	memset(&res, 0, sizeof(res));
+	if (t->len != sizeof(d)) {
+		dr_queue_done_with_payload(t);
+		complete(t, DR_RC_BAD_REQUEST, 0);
+		return;
+	}
+	memcpy(&d, t->payload, sizeof(d));
+	dr_queue_done_with_payload(t);
+	res.rc = ENGINE_OK;
+	if (t->arg == 0)
+		res.rc = engine_log_digest_start(dr_engine->e, t->group_id, d.first, d.last, &d);
+	if (res.rc == ENGINE_OK)
+		res.rc = engine_log_digest_step(dr_engine->e, t->group_id, &d, DIGEST_STEP_ENTRIES,
+		                                DIGEST_STEP_BYTES);
+	if (res.rc != ENGINE_OK)
+		strlcpy(res.errmsg, engine_errmsg(dr_engine->e), sizeof(res.errmsg));
+	memcpy(res.out, &d, sizeof(d));
+	dr_queue_complete(t->slot, t->generation, &res);
+}
+
 bool dr_membership_request(DrTaken *t)
 {
 	int rc;
@@ -228,6 +263,9 @@ bool dr_membership_request(DrTaken *t)
 	case DR_REQ_LEAVE_GROUP:
 		dr_queue_done_with_payload(t);
 		leave_group(t);
+		return true;
+	case DR_REQ_LOG_DIGEST:
+		log_digest(t);
 		return true;
 	case DR_REQ_READ_INDEX:
 		dr_queue_done_with_payload(t);

@@ -202,6 +202,8 @@ static const char *request_name(DrRequestKind kind)
 		return "linearizable read";
 	case DR_REQ_SNAPSHOT:
 		return "snapshot";
+	case DR_REQ_LOG_DIGEST:
+		return "log digest";
 	}
 	return "request";
 }

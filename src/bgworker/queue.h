@@ -25,6 +25,8 @@ typedef enum DrRequestKind {
 	DR_REQ_LEAVE_GROUP,   /* stop this node's member and delete its LogDB data */
 	DR_REQ_READ_INDEX,    /* a linearizable read point (index: once handed to apply) */
 	DR_REQ_SNAPSHOT,      /* a metadata snapshot now, then compaction (index) */
+	DR_REQ_LOG_DIGEST,    /* payload and out: a struct engine_log_digest; arg 0: start
+	                       * it over [first, last] (0: unbounded), 1: go on with it */
 } DrRequestKind;
 
 /* Outcomes beyond the engine's own codes (enum engine_rc, 0 = success). */
@@ -46,12 +48,16 @@ typedef enum DrRequestKind {
 #define DR_RC_NO_QUORUM  (-112) /* without force: the new voters that answer are no quorum */
 #define DR_RC_BEHIND     (-113) /* promote, without force: the non-voter is not caught up */
 
+/* Bytes a result returns beyond its index (DR_REQ_LOG_DIGEST: its state). */
+#define DR_RESULT_OUT 96
+
 /* What an operation completed with. */
 typedef struct DrResult {
 	int rc;                    /* 0 or a negative code */
 	uint64 index;              /* a log index, where the operation has one */
 	uint64 leader;             /* the known leader, for ENGINE_ERR_NOT_LEADER */
 	char errmsg[DR_ERROR_LEN]; /* more about a failure, "" if nothing */
+	char out[DR_RESULT_OUT];   /* what a request returns beyond index (its kind says) */
 } DrResult;
 
 /* Did the last dr_queue_call end with an error (a cancel) before the engine

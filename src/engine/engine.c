@@ -59,6 +59,8 @@ const char *engine_strerror(int rc)
 		return "snapshot failure";
 	case ENGINE_ERR_FAILED:
 		return "the engine stopped after a storage failure; the outcome is unknown";
+	case ENGINE_ERR_NOT_HELD:
+		return "log entries not held on this node";
 	}
 	return "unknown error";
 }

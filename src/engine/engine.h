@@ -83,6 +83,8 @@ enum engine_rc {
 	ENGINE_ERR_NOT_FOUND = -17, /* storage: nothing stored for that group */
 	ENGINE_ERR_SNAPSHOT = -18,  /* a snapshot could not be made, sent or installed */
 	ENGINE_ERR_FAILED = -19,    /* the engine stopped (storage failure): outcome unknown */
+	ENGINE_ERR_NOT_HELD = -20,  /* log entries asked for are not stored here (compacted,
+	                             * or not yet written) */
 };
 
 /* Static description of an rc. */
@@ -507,6 +509,43 @@ int engine_learn_address(struct engine *e, uint64_t group_id, raft_id node_id, c
 const char *engine_peer_address(const struct engine *e, raft_id node_id);
 /* Status of one group. */
 int engine_group_status(const struct engine *e, uint64_t group_id, struct engine_group_status *out);
+/*
+ * A digest of a range of a group's stored log, to compare members (Raft's Log
+ * Matching: logs that hold an entry with the same index and term are
+ * identical up to it).  A SHA-256 chain: sum(first - 1) is 32 zero bytes and
+ * sum(i) = SHA-256(sum(i - 1) || index || term || type || len || data), the
+ * numbers big-endian (8, 8, 4, 4 bytes); the digest is sum(last).  It is the
+ * same however the range is cut into steps, and a step's whole state is this
+ * struct, so a caller outside the engine's loop may carry it between steps.
+ */
+struct engine_log_digest {
+	raft_index first; /* the range digested: [first, last] (first > last: empty) */
+	raft_index last;
+	raft_index next;     /* the next entry to digest; done once next > last */
+	raft_term last_term; /* the term of entry next - 1 (0 before the first) */
+	uint64_t entries;    /* entries digested so far */
+	uint8_t sum[32];     /* the chain up to entry next - 1 */
+};
+/*
+ * Start d over the entries of a group that storage holds in [lo, hi] (lo 0:
+ * from the first held; hi 0: up to the last).  ENGINE_ERR_NO_GROUP;
+ * ENGINE_ERR_INVALID for lo > hi; ENGINE_ERR_NOT_HELD when bounds were given
+ * and no entry of [lo, hi] is held (an empty log with no bounds is an empty
+ * range).  Nothing is read yet.
+ */
+int engine_log_digest_start(struct engine *e, uint64_t group_id, raft_index lo, raft_index hi,
+                            struct engine_log_digest *d);
+/*
+ * Digest the next entries of d: at most max_entries, and no more than about
+ * max_bytes of data (at least one entry), read from storage (not the entry
+ * cache).  A step is short, so the caller interleaves it with the engine's
+ * rounds.  ENGINE_ERR_NOT_HELD when the log no longer holds entries of the
+ * range (compacted or truncated since the start); ENGINE_ERR_STORAGE or
+ * ENGINE_ERR_NOMEM when a read fails (engine_errmsg says which).
+ */
+int engine_log_digest_step(struct engine *e, uint64_t group_id, struct engine_log_digest *d,
+                           uint32_t max_entries, uint64_t max_bytes);
+
 /* Counters of one group. */
 int engine_group_stats(const struct engine *e, uint64_t group_id, struct engine_group_stats *out);
 /*

@@ -3,7 +3,7 @@
 MODULES += engine
 engine_SRCS := src/engine/engine.c src/engine/logview.c src/engine/addrbook.c src/engine/client.c \
 	src/engine/round.c src/engine/snapshot.c src/engine/pending.c src/engine/cache.c \
-	src/engine/engine_logdb.c src/engine/engine_uv.c
+	src/engine/engine_logdb.c src/engine/engine_uv.c src/engine/logdigest.c
 
 ENGINE_FAKES := $(call objs,test/engine/fake_storage.c test/engine/fake_net.c \
 	test/engine/kv_sm.c test/engine/cluster.c)

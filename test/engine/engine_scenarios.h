@@ -3598,6 +3598,105 @@ static void test_snapshot_request_times_out(void **state)
 	cluster_destroy(&c);
 }
 
+/* Digest [lo, hi] of group gi's log on node id in steps of step entries. */
+static int digest_of(struct cluster *c, raft_id id, int gi, raft_index lo, raft_index hi,
+                     uint32_t step, struct engine_log_digest *d)
+{
+	int rc = engine_log_digest_start(c->nodes[id].e, c->group_ids[gi], lo, hi, d);
+
+	while (rc == ENGINE_OK && d->next <= d->last)
+		rc = engine_log_digest_step(c->nodes[id].e, c->group_ids[gi], d, step, 1 << 20);
+	return rc;
+}
+
+static void assert_same_digest(const struct engine_log_digest *a, const struct engine_log_digest *b,
+                               const char *what)
+{
+	if (a->first != b->first || a->last != b->last || a->entries != b->entries ||
+	    a->last_term != b->last_term || memcmp(a->sum, b->sum, sizeof(a->sum)) != 0)
+		fail_msg("%s: expected the same digest, got %llu..%llu (%llu entries, term %llu) "
+		         "and %llu..%llu (%llu entries, term %llu), sums %s",
+		         what, (unsigned long long)a->first, (unsigned long long)a->last,
+		         (unsigned long long)a->entries, (unsigned long long)a->last_term,
+		         (unsigned long long)b->first, (unsigned long long)b->last,
+		         (unsigned long long)b->entries, (unsigned long long)b->last_term,
+		         memcmp(a->sum, b->sum, sizeof(a->sum)) ? "differ" : "equal");
+}
+
+/*
+ * Members whose logs agree give the same digest of a range, however the
+ * steps cut it; another range gives another digest; a byte changed in one
+ * stored entry changes the digest of every range that holds it, and of no
+ * other.  Errors: an unknown group, lo > hi, a range not held.
+ */
+static void test_log_digest(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_log_digest d[4], x;
+	struct cluster c;
+	struct prop p[40];
+	raft_id lead, f;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, 40, 1);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	lead = cluster_leader(&c, 0);
+	f = a_follower(&c, 0);
+	assert_int_equal(digest_of(&c, lead, 0, 0, 0, 1000, &d[0]), ENGINE_OK);
+	assert_int_equal(d[0].first, 1);
+	assert_true(d[0].last >= 41); /* the bootstrap entry, the no-op, 40 proposals */
+	assert_int_equal(d[0].entries, d[0].last);
+	for (raft_id id = 1; id <= 3; id++) {
+		assert_int_equal(digest_of(&c, id, 0, 0, 0, 7, &d[1]), ENGINE_OK);
+		assert_same_digest(&d[0], &d[1], "every member, steps of 7 and of 1000");
+	}
+	/* An explicit range, and bounds beyond the log are clamped. */
+	assert_int_equal(digest_of(&c, lead, 0, 5, 20, 3, &d[1]), ENGINE_OK);
+	assert_int_equal(d[1].first, 5);
+	assert_int_equal(d[1].last, 20);
+	assert_int_equal(d[1].entries, 16);
+	assert_memory_not_equal(d[0].sum, d[1].sum, 32);
+	assert_int_equal(digest_of(&c, f, 0, 5, 20, 1000, &d[2]), ENGINE_OK);
+	assert_same_digest(&d[1], &d[2], "a follower, the same range");
+	assert_int_equal(digest_of(&c, f, 0, 5, 21, 1000, &d[2]), ENGINE_OK);
+	assert_memory_not_equal(d[1].sum, d[2].sum, 32);
+	assert_int_equal(digest_of(&c, f, 0, 1, 100000, 1000, &d[2]), ENGINE_OK);
+	assert_same_digest(&d[0], &d[2], "bounds beyond the log");
+	/* Errors. */
+	assert_int_equal(engine_log_digest_start(c.nodes[f].e, 999, 0, 0, &x), ENGINE_ERR_NO_GROUP);
+	assert_int_equal(engine_log_digest_start(c.nodes[f].e, c.group_ids[0], 9, 8, &x),
+	                 ENGINE_ERR_INVALID);
+	assert_int_equal(engine_log_digest_start(c.nodes[f].e, c.group_ids[0], d[0].last + 1,
+	                                         d[0].last + 5, &x),
+	                 ENGINE_ERR_NOT_HELD);
+#ifdef TEST_ENGINE_FAKE
+	/* One bit of one entry's data differs on the follower. */
+	assert_int_equal(fake_storage_flip(c.nodes[f].fs, c.group_ids[0], 30, 0), ENGINE_OK);
+	assert_int_equal(digest_of(&c, f, 0, 0, 0, 7, &d[2]), ENGINE_OK);
+	assert_int_equal(d[2].entries, d[0].entries);
+	assert_int_equal(d[2].last_term, d[0].last_term);
+	assert_memory_not_equal(d[0].sum, d[2].sum, 32);
+	assert_int_equal(digest_of(&c, f, 0, 5, 20, 7, &d[2]), ENGINE_OK);
+	assert_same_digest(&d[1], &d[2], "a range below the changed entry");
+	assert_int_equal(digest_of(&c, lead, 0, 30, 30, 7, &d[1]), ENGINE_OK);
+	assert_int_equal(digest_of(&c, f, 0, 30, 30, 7, &d[2]), ENGINE_OK);
+	assert_memory_not_equal(d[1].sum, d[2].sum, 32);
+	/* A range compacted after its digest started is no longer held. */
+	assert_int_equal(engine_log_digest_start(c.nodes[f].e, c.group_ids[0], 1, 0, &x),
+	                 ENGINE_OK);
+	assert_int_equal(engine_log_digest_step(c.nodes[f].e, c.group_ids[0], &x, 2, 1 << 20),
+	                 ENGINE_OK);
+	assert_int_equal(x.next, 3);
+	c.nodes[f].e->groups[0]->first = 10; /* as a compaction moves it */
+	assert_int_equal(engine_log_digest_step(c.nodes[f].e, c.group_ids[0], &x, 2, 1 << 20),
+	                 ENGINE_ERR_NOT_HELD);
+	c.nodes[f].e->groups[0]->first = 1;
+#endif
+	cluster_destroy(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -3645,6 +3744,7 @@ int main(void)
 	        cmocka_unit_test(test_quiesce_partitioned_leader),
 	        cmocka_unit_test(test_quiesce_nonvoter_restart),
 	        cmocka_unit_test(test_membership_survives_crash),
+	        cmocka_unit_test(test_log_digest),
 #ifdef ENGINE_EXTRA_TESTS
 	        ENGINE_EXTRA_TESTS
 #endif

@@ -439,6 +439,17 @@ int fake_storage_mangle(struct fake_storage *fs, uint64_t group_id, raft_index i
 	return ENGINE_OK;
 }
 
+int fake_storage_flip(struct fake_storage *fs, uint64_t group_id, raft_index index, uint32_t at)
+{
+	struct fgroup *g = find(fs, group_id);
+
+	if (g == NULL || index < g->first || index > last_of(g) ||
+	    at >= g->ents[index - g->first].e.len)
+		return ENGINE_ERR_INVALID;
+	((uint8_t *)g->ents[index - g->first].e.data)[at] ^= 1;
+	return ENGINE_OK;
+}
+
 uint64_t fake_storage_saves(const struct fake_storage *fs)
 {
 	return fs->saves;

@@ -41,6 +41,9 @@ void fake_storage_read_fault(struct fake_storage *fs, enum fake_read_fault f, un
 unsigned fake_storage_nomem_left(const struct fake_storage *fs);
 /* Replace the data of stored entry index of a group with 3 bytes of garbage. */
 int fake_storage_mangle(struct fake_storage *fs, uint64_t group_id, raft_index index);
+/* Flip the lowest bit of byte at of stored entry index's data (a bit rot, or bytes
+ * stored that were not the ones sent). */
+int fake_storage_flip(struct fake_storage *fs, uint64_t group_id, raft_index index, uint32_t at);
 /* Number of save calls so far. */
 uint64_t fake_storage_saves(const struct fake_storage *fs);
 /* Updates saved that carried no entries, no snapshot, no new term or vote. */

@@ -109,6 +109,7 @@ is($L->safe_psql('postgres', 'SELECT role FROM dragonraft.status WHERE group_id 
 my %r = $free->stop;
 my %p = $pinned->stop;
 ok($c->caught_up(1), 'every member applied the last transfers');
+$c->same_logs(1, 'the members hold the same Raft log');
 is($c->node($_)->safe_psql('postgres', 'SELECT count(*) FROM transfers WHERE id = 1'), '0',
 	"node $_ does not have the transaction that ended with 40003") for $c->ids;
 # The pinned clients' transactions that were cut off with the old leader

@@ -105,5 +105,6 @@ for my $k (1 .. $faults)
 
 my %r = $load->stop;
 ok($c->caught_up(1), 'every member applied every entry');
+$c->same_logs(1, 'the members hold the same Raft log');
 Transfers::check($c, \%r, "after $faults faults (seed $seed)");
 done_testing();

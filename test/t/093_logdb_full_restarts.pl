@@ -66,6 +66,7 @@ is(scalar(@healthy), 0, 'while the disk stays full, node_status() never says run
 # Room made (the server without the shim): it catches up.
 $V->restart;
 ok($c->caught_up(1), 'with room, the node catches up');
+$c->same_logs(1, 'and holds the same Raft log as the others');
 my $rows = q{SELECT count(*) || ' ' || md5(string_agg(t::text, ',' ORDER BY id)) FROM t};
 is($c->query($v, $rows), $c->query($l, $rows), 'with the same rows');
 is($c->query(6 - $l - $v, $rows), $c->query($l, $rows), 'and so has the third node');

@@ -11,6 +11,7 @@
 #   my $l = $c->leader(1);                        # node id, once all agree
 #   $c->node($l)->safe_psql('postgres', ...);
 #   $c->caught_up(1);                             # every member applied it
+#   $c->same_logs(1);                             # ok(): their Raft logs agree
 #   my ($state, $msg) = $c->sql_error($id, 'INSERT ...');
 #   $c->poll($id, 'SELECT ...');                  # one psql session per node; undef if down
 #   $c->query($id, 'SELECT ...');                 # the same; dies if the node is down
@@ -475,6 +476,54 @@ sub sql_error
 		stdout => \$out, stderr => \$err);
 	return ($1, $err) if $err =~ /ERROR:\s+([0-9A-Z]{5}):/;
 	return ('', $err);
+}
+
+# logs_agree(g, skew => id): do the running members of group g hold the
+# same Raft log (Raft's Log Matching, dragonraft.log_digest)?  Each member's
+# held range first (its whole log's digest), then the digest of the range
+# that all of them hold up to the leader's commit index, on every member.
+# Returns (agreed, what) where what names the range or the digests that
+# differ.  skew => id (a test of this check only) asks node id for one
+# entry less: its digest must differ.
+sub logs_agree
+{
+	my ($self, $g, %o) = @_;
+	my $l = $self->leader($g) or return (0, "group $g has no leader");
+	my $hi = $self->query($l, "SELECT commit_index FROM dragonraft.status WHERE group_id = $g");
+	my @ids = $self->running_in($g);
+	my $lo = 1;
+	for my $id (@ids)
+	{
+		my ($f, $t) = split /\|/,
+		  $self->query($id, "SELECT first_index, last_index FROM dragonraft.log_digest($g)");
+		return (1, "group $g: node $id holds no entry (a snapshot only)") if ($f // '') eq '';
+		$lo = $f if $f > $lo;
+		$hi = $t if $t < $hi;
+	}
+	return (1, "group $g: no entry that all members hold") if $lo > $hi;
+	my (%by, @rows);
+	for my $id (@ids)
+	{
+		my $to = defined $o{skew} && $o{skew} == $id ? $hi - 1 : $hi;
+		my $r = $self->query($id,
+			"SELECT concat_ws(' ', first_index, last_index, last_term, entries, digest)"
+			  . " FROM dragonraft.log_digest($g, $lo, $to)");
+		push @{ $by{$r} }, $id;
+		push @rows, "node $id: $r";
+	}
+	return (1, "group $g: entries $lo..$hi agree on nodes @ids") if keys %by == 1;
+	return (0, "group $g: the logs of its members differ in $lo..$hi:\n" . join("\n", @rows));
+}
+
+# ok() that the running members of group g hold the same log (logs_agree).
+sub same_logs
+{
+	my ($self, $g, $name) = @_;
+	my $t0 = time;
+	my ($agreed, $what) = $self->logs_agree($g);
+	ok($agreed, $name // "the members of group $g hold the same log") or diag($what);
+	note(sprintf('%s (%.2f s)', $what, time - $t0)) if $agreed;
+	return $agreed;
 }
 
 # Members ids of group g take a snapshot at the leader's applied index or
