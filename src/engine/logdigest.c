@@ -26,6 +26,8 @@ int engine_log_digest_start(struct engine *e, uint64_t group_id, raft_index lo, 
 	bool bounded = lo != 0 || hi != 0;
 
 	memset(d, 0, sizeof(*d));
+	if (e->failed)
+		return ENGINE_ERR_FAILED; /* (engine_errmsg: why) */
 	if (g == NULL)
 		return eng_err(e, ENGINE_ERR_NO_GROUP, "group %llu does not run on this node",
 		               (unsigned long long)group_id);
@@ -84,6 +86,8 @@ int engine_log_digest_step(struct engine *e, uint64_t group_id, struct engine_lo
 	uint32_t n = 0;
 	int rc;
 
+	if (e->failed)
+		return ENGINE_ERR_FAILED;
 	if (g == NULL)
 		return eng_err(e, ENGINE_ERR_NO_GROUP, "group %llu does not run on this node",
 		               (unsigned long long)group_id);
@@ -109,16 +113,23 @@ int engine_log_digest_step(struct engine *e, uint64_t group_id, struct engine_lo
 		             (unsigned long long)group_id);
 		goto out_free;
 	}
+	/* A failed or short read stops the engine, as every read of the log does. */
 	rc = e->st.entries(e->st.ctx, group_id, d->next, hi, max_bytes, out, &n, &arena);
-	if (rc != ENGINE_OK) {
-		rc = eng_err(e, rc, "group %llu: reading entries %llu..%llu to digest them: %s",
+	if (rc == ENGINE_ERR_NOMEM) {
+		rc = eng_err(e, rc, "group %llu: no memory to read entries %llu..%llu to digest them",
 		             (unsigned long long)group_id, (unsigned long long)d->next,
-		             (unsigned long long)hi - 1, engine_strerror(rc));
+		             (unsigned long long)hi - 1);
+		goto out_free;
+	}
+	if (rc != ENGINE_OK) {
+		rc = eng_fail_engine(e, rc, "group %llu: reading entries %llu..%llu to digest them",
+		                     (unsigned long long)group_id, (unsigned long long)d->next,
+		                     (unsigned long long)hi - 1);
 		goto out_free;
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		if (out[i].index != d->next) {
-			rc = eng_err(
+			rc = eng_fail_engine(
 			        e, ENGINE_ERR_STORAGE,
 			        "group %llu: storage returned entry %llu where %llu was expected",
 			        (unsigned long long)group_id, (unsigned long long)out[i].index,
@@ -135,8 +146,9 @@ int engine_log_digest_step(struct engine *e, uint64_t group_id, struct engine_lo
 		d->next++;
 	}
 	rc = n > 0 ? ENGINE_OK
-	           : eng_err(e, ENGINE_ERR_STORAGE, "group %llu: storage returned no entry at %llu",
-	                     (unsigned long long)group_id, (unsigned long long)d->next);
+	           : eng_fail_engine(e, ENGINE_ERR_STORAGE,
+	                             "group %llu: storage returned no entry at %llu",
+	                             (unsigned long long)group_id, (unsigned long long)d->next);
 out_free:
 	EVP_MD_free(md);
 	EVP_MD_CTX_free(ctx);
