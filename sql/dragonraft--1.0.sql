@@ -43,12 +43,12 @@ COMMENT ON COLUMN member_info.since_index IS
 CREATE FUNCTION node_status(OUT node_id integer, OUT engine_state text,
                             OUT engine_pid integer, OUT engine_started timestamptz,
                             OUT raft_address text, OUT apply_pid integer,
-                            OUT engine_error text)
+                            OUT engine_error text, OUT engine_retry_at timestamptz)
 RETURNS record
 AS 'MODULE_PATHNAME', 'dr_node_status'
 LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION node_status() IS
-  'This node''s id, its engine worker (state, pid, start, Raft address, why it stopped: shown also for the first minute of the next engine worker) and its apply worker''s pid';
+  'This node''s id, its engine worker (state, pid, start, Raft address, why it stopped: shown also for the first minute of the next engine worker; after a damaged LogDB, when the next engine worker opens it again: 5 s doubling to 5 min, at once after pg_reload_conf()) and its apply worker''s pid';
 
 -- Groups.
 CREATE FUNCTION create_group(group_id bigint, members jsonb)

@@ -168,6 +168,7 @@ static uint8 *read_secret(size_t *len)
  * queue (malloc) that the main loop empties into the server log.
  */
 #define TRANSPORT_LOG_QUEUE 64
+#define QUEUED_WARNING      100 /* a WARNING without the transport's TLS hint (the LogDB's) */
 static struct {
 	int level[TRANSPORT_LOG_QUEUE];
 	char *msg[TRANSPORT_LOG_QUEUE];
@@ -208,6 +209,16 @@ static void flush_transport_log(void)
 	tlog.n = tlog.dropped = 0;
 }
 
+/* Lines the LogDB logs at open (a journal tail it dropped: review 28 F5), through the same
+ * queue (logdb_open runs on this thread, but with every signal blocked). */
+static void logdb_log(void *ctx, int level, const char *msg)
+{
+	char *line = psprintf("dragonraft LogDB: %s", msg);
+
+	transport_log(ctx, level == LOGDB_LOG_WARNING ? QUEUED_WARNING : TRANSPORT_LOG_INFO, line);
+	pfree(line);
+}
+
 static void noop_work(uv_work_t *w)
 {
 }
@@ -239,9 +250,117 @@ static const char *damaged_hint(void)
 {
 	return psprintf("The LogDB is damaged: the engine worker fails so at each restart, and its "
 	                "log cannot be repaired.  Its members rejoin their groups from the other "
-	                "members: stop the server, move \"%s/logdb\" aside and start it; "
-	                "dragonraft.status then shows each group stopped, with how to rejoin.",
+	                "members: move \"%s/logdb\" aside (the server may run: the engine "
+	                "worker that waits to try again opens a new one at once) or stop the "
+	                "server, move it aside and start it; dragonraft.status then shows each "
+	                "group stopped, with how to rejoin.",
 	                dr_data_dir);
+}
+
+/*
+ * A damaged LogDB fails every engine worker the same way, and the
+ * postmaster started one every 5 s for ever: a FATAL and its HINT every 5 s
+ * filled the server log (review 28 F5).  So each engine worker in a row
+ * that finds the LogDB damaged (at open, or a read) doubles the time until
+ * the next one opens it: 5 s (the postmaster's restart time, no wait),
+ * then 10 s, 20 s ... up to 5 min.  The count and the time live in shared
+ * memory (node_status() shows the time as engine_retry_at); the count is
+ * forgotten with the failure (forget_failure: a worker that ran a minute),
+ * since a LogDB that opens may still fail at its first read (TAP 091).  The
+ * waiting worker ends at once at SIGTERM or the postmaster's death; it
+ * opens the LogDB at once when the damaged directory is moved aside or
+ * replaced (it looks each second: the HINT's remedy needs no restart and
+ * no wait), or at a reload (pg_reload_conf(), SIGHUP).
+ */
+#define DAMAGED_RETRY_MIN_MS 5000
+#define DAMAGED_RETRY_MAX_MS (5 * 60 * 1000)
+
+/* dragonraft.data_dir/logdb (relative to PGDATA, the working directory). */
+static const char *logdb_path(void)
+{
+	return psprintf("%s/logdb", dr_data_dir);
+}
+
+static void damaged_exit(const char *msg) pg_attribute_noreturn();
+
+static void damaged_exit(const char *msg)
+{
+	TimestampTz at;
+	long ms = DAMAGED_RETRY_MIN_MS;
+	struct stat st;
+	int n;
+
+	SpinLockAcquire(&dr_shared->mutex);
+	n = ++dr_shared->engine_damaged_runs;
+	SpinLockRelease(&dr_shared->mutex);
+	for (int i = 1; i < n && ms < DAMAGED_RETRY_MAX_MS; i++)
+		ms *= 2;
+	ms = Min(ms, DAMAGED_RETRY_MAX_MS);
+	at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+	if (stat(logdb_path(), &st) != 0)
+		st.st_dev = st.st_ino = 0;
+	SpinLockAcquire(&dr_shared->mutex);
+	dr_shared->engine_retry_at = at;
+	dr_shared->engine_damaged_dev = st.st_dev;
+	dr_shared->engine_damaged_ino = st.st_ino;
+	strlcpy(dr_shared->engine_error, msg, sizeof(dr_shared->engine_error));
+	SpinLockRelease(&dr_shared->mutex);
+	ereport(FATAL,
+	        (errmsg("%s", msg),
+	         errdetail_plural("%d engine worker in a row found the LogDB damaged; the next "
+	                          "one opens it at %s (in %ld s), or at once when it is moved "
+	                          "aside.",
+	                          "%d engine workers in a row found the LogDB damaged; the next "
+	                          "one opens it at %s (in %ld s), or at once when it is moved "
+	                          "aside.",
+	                          n, n, timestamptz_to_str(at), ms / 1000),
+	         errhint("%s", damaged_hint())));
+	pg_unreachable();
+}
+
+/* Before opening the LogDB: wait until engine_retry_at (damaged_exit), or a reload. */
+static void wait_for_retry(void)
+{
+	const char *dir = logdb_path();
+
+	for (;;) {
+		TimestampTz at, now = GetCurrentTimestamp();
+		struct stat st;
+		dev_t dev;
+		ino_t ino;
+		long ms;
+
+		SpinLockAcquire(&dr_shared->mutex);
+		at = dr_shared->engine_retry_at;
+		dev = dr_shared->engine_damaged_dev;
+		ino = dr_shared->engine_damaged_ino;
+		SpinLockRelease(&dr_shared->mutex);
+		if (at <= now)
+			return;
+		if (stat(dir, &st) != 0 || st.st_dev != dev || st.st_ino != ino) {
+			ereport(LOG,
+			        (errmsg("dragonraft engine worker for node %d opens its LogDB now: "
+			                "\"%s\" was moved or replaced since it was found damaged",
+			                dr_node_id, dir)));
+			return;
+		}
+		ms = (long)Min((at - now + 999) / 1000, 1000);
+		(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, ms,
+		                PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ShutdownRequestPending)
+			proc_exit(1); /* as main_loop's end: pg_terminate_backend starts it again */
+		if (ConfigReloadPending) {
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+			ereport(LOG,
+			        (errmsg("dragonraft engine worker for node %d opens its LogDB now "
+			                "(a reload ended its wait after a damaged LogDB)",
+			                dr_node_id)));
+			return;
+		}
+	}
 }
 
 static void start_engine(void)
@@ -269,13 +388,14 @@ static void start_engine(void)
 	memset(&lc, 0, sizeof(lc));
 	lc.dir = logdb_dir;
 	lc.memtable_budget = (uint64)dr_logdb_memtable_budget << 20;
+	lc.log_fn = logdb_log;
 	open_with_threads_masked(&lc, err, sizeof(err), &rc);
+	flush_transport_log(); /* what the open dropped at a journal's end */
 	/* A damaged LogDB fails the same way at every restart (review 28 F1): say
 	 * what to do about it, and for another failure what to check. */
 	if (rc == LOGDB_ERR_CORRUPT)
-		stop_with(psprintf("dragonraft could not open its LogDB in \"%s\": %s", logdb_dir,
-		                   err),
-		          damaged_hint());
+		damaged_exit(psprintf("dragonraft could not open its LogDB in \"%s\": %s",
+		                      logdb_dir, err));
 	if (rc != LOGDB_OK)
 		stop_with(psprintf("dragonraft could not open its LogDB in \"%s\": %s", logdb_dir,
 		                   err),
@@ -347,7 +467,9 @@ static void set_running(void)
 	dr_shared->engine_pid = MyProcPid;
 	dr_shared->engine_pgprocno = MyProc->pgprocno;
 	dr_shared->engine_started = GetCurrentTimestamp();
-	/* engine_error keeps the failure that ended the worker before (forget_failure) */
+	dr_shared->engine_retry_at = 0; /* the LogDB opened */
+	/* engine_error keeps the failure that ended the worker before (forget_failure),
+	 * engine_damaged_runs too */
 	SpinLockRelease(&dr_shared->mutex);
 }
 
@@ -361,9 +483,10 @@ static void set_running(void)
 static void forget_failure(TimestampTz now)
 {
 	SpinLockAcquire(&dr_shared->mutex);
-	if (dr_shared->engine_error[0] != '\0' &&
-	    now >= TimestampTzPlusMilliseconds(dr_shared->engine_started, ENGINE_ERROR_KEEP_MS))
+	if (now >= TimestampTzPlusMilliseconds(dr_shared->engine_started, ENGINE_ERROR_KEEP_MS)) {
 		dr_shared->engine_error[0] = '\0';
+		dr_shared->engine_damaged_runs = 0; /* the back-off of damaged_exit starts over */
+	}
 	SpinLockRelease(&dr_shared->mutex);
 }
 
@@ -372,12 +495,13 @@ static void engine_failed_exit(void) pg_attribute_noreturn();
 
 static void engine_failed_exit(void)
 {
+	const char *msg = psprintf("dragonraft engine stopped: %s", engine_errmsg(dr_engine->e));
+
 	/* A read that found damage meets it again after the restart (review 28 F2). */
-	stop_with(psprintf("dragonraft engine stopped: %s", engine_errmsg(dr_engine->e)),
-	          engine_logdb_damaged(dr_engine->el)
-	                  ? damaged_hint()
-	                  : "The postmaster starts the engine worker again in a few seconds; check "
-	                    "the disk that holds dragonraft.data_dir.");
+	if (engine_logdb_damaged(dr_engine->el))
+		damaged_exit(msg);
+	stop_with(msg, "The postmaster starts the engine worker again in a few seconds; check "
+	               "the disk that holds dragonraft.data_dir.");
 }
 
 /* At a reload: the TLS files again (a new CRL closes the connections of revoked nodes). */
@@ -490,6 +614,7 @@ void dr_engine_worker_main(Datum arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
+	wait_for_retry(); /* after a damaged LogDB */
 	BackgroundWorkerInitializeConnection(dr_database, NULL, 0);
 	dr_pin_search_path();
 

@@ -205,6 +205,12 @@ typedef struct DrShared {
 	pg_atomic_uint64 engine_loops;   /* the engine worker's loops (queue.c: is it stalled?) */
 	char engine_error[DR_ERROR_LEN]; /* why the engine stopped, "" after a clean stop;
 	                                  * kept a minute into the next worker's run */
+	int engine_damaged_runs;         /* engine workers in a row that found the LogDB damaged
+	                                  * (engine_worker.c: the retry's back-off) */
+	TimestampTz engine_retry_at;     /* the next engine worker waits until then to open the
+	                                  * LogDB (0 = no wait) */
+	dev_t engine_damaged_dev;        /* the damaged LogDB directory: the wait ends */
+	ino_t engine_damaged_ino;        /* when it is moved aside or replaced */
 	int groups_not_started;          /* stored groups beyond dragonraft.max_groups */
 	DrTransportCounters transport;   /* copied by the engine worker */
 	char raft_address[DR_ADDR_LEN];  /* host:port the transport listens on */

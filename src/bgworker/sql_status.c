@@ -60,11 +60,11 @@ static const char *role_name(int role)
 Datum dr_node_status(PG_FUNCTION_ARGS)
 {
 	TupleDesc tupdesc;
-	Datum values[7];
-	bool nulls[7] = {false};
+	Datum values[8];
+	bool nulls[8] = {false};
 	DrEngineState state;
 	pid_t pid, apply_pid;
-	TimestampTz started;
+	TimestampTz started, retry_at;
 	char addr[DR_ADDR_LEN], error[DR_ERROR_LEN];
 
 	dr_shmem_check_loaded();
@@ -78,6 +78,7 @@ Datum dr_node_status(PG_FUNCTION_ARGS)
 	apply_pid = dr_shared->apply_pid;
 	strlcpy(addr, dr_shared->raft_address, sizeof(addr));
 	strlcpy(error, dr_shared->engine_error, sizeof(error));
+	retry_at = dr_shared->engine_retry_at;
 	SpinLockRelease(&dr_shared->mutex);
 
 	values[0] = Int32GetDatum(dr_node_id);
@@ -92,6 +93,9 @@ Datum dr_node_status(PG_FUNCTION_ARGS)
 	nulls[5] = apply_pid == 0;
 	values[6] = CStringGetTextDatum(error);
 	nulls[6] = error[0] == '\0';
+	values[7] =
+	        TimestampTzGetDatum(retry_at); /* a damaged LogDB's next try (engine_worker.c) */
+	nulls[7] = state == DR_ENGINE_RUNNING || retry_at == 0;
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 

@@ -88,6 +88,20 @@ int logdb_fail(struct logdb *db, int rc, const char *fmt, ...)
 	return rc;
 }
 
+void logdb_note(struct logdb *db, int level, const char *fmt, ...)
+{
+	char msg[768];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (db->log_fn)
+		db->log_fn(db->log_ctx, level, msg);
+	else
+		fprintf(stderr, "logdb: %s: %s\n", level == LOGDB_LOG_WARNING ? "WARNING" : "LOG",
+		        msg);
+}
+
 int logdb_io_fail(struct logdb *db, char *err, const char *what)
 {
 	/* RocksDB's Corruption status (a failed block checksum, a file too short):
@@ -673,6 +687,8 @@ int logdb_open(const struct logdb_config *cfg, struct logdb **out, char *errmsg,
 	}
 	memset(db, 0, sizeof(*db));
 	db->alloc = cfg->alloc;
+	db->log_fn = cfg->log_fn;
+	db->log_ctx = cfg->log_ctx;
 	db->n = cfg->shards ? cfg->shards : LOGDB_DEFAULT_SHARDS;
 	db->no_sync = cfg->no_sync;
 	db->l0_slowdown = cfg->l0_slowdown_trigger ? cfg->l0_slowdown_trigger : 20;

@@ -18,9 +18,9 @@
  * fsync must not be retried (the kernel may have dropped the pages it could
  * not write) and RocksDB's writers must not be used after an error.  Reads
  * go on; reopening is the way back.  Opening fails with LOGDB_ERR_CORRUPT
- * when a shard's journal is damaged before its end (a torn last record is
- * dropped); a read or an open that meets RocksDB's Corruption status (a
- * failed block checksum, a short file) is LOGDB_ERR_CORRUPT too.
+ * when a shard's journal is damaged before its end (a torn or damaged last
+ * record is dropped, and said so through logdb_config.log_fn); a read or an open that meets
+ * RocksDB's Corruption status (a failed block checksum, a short file) is LOGDB_ERR_CORRUPT too.
  *
  * Memory: pointers in the structs below are borrowed unless said otherwise.
  */
@@ -80,6 +80,19 @@ struct logdb_config {
 	bool no_sync;                    /* tests only: do not fsync saves */
 	bool disable_auto_compactions;   /* tests only: keep L0 files (busy tests) */
 	const struct logdb_alloc *alloc; /* NULL = libc */
+	/*
+	 * Lines worth a log that are not errors (a journal tail dropped at
+	 * open), called during logdb_open() on its caller's thread, level one
+	 * of enum logdb_log_level; NULL = written to stderr.
+	 */
+	void (*log_fn)(void *ctx, int level, const char *msg);
+	void *log_ctx;
+};
+
+/* Levels of logdb_config.log_fn. */
+enum logdb_log_level {
+	LOGDB_LOG_INFO = 0,    /* expected after a crash (a torn last record) */
+	LOGDB_LOG_WARNING = 1, /* a crash alone cannot explain it on a fresh segment */
 };
 
 /* A member address as given to create_group. */

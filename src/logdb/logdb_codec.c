@@ -662,3 +662,56 @@ size_t logdb_jrec_find(const uint8_t *seg, size_t size, uint64_t start, size_t f
 	}
 	return size;
 }
+
+/* Whether seg[a..b) is all zeros. */
+static bool all_zero(const uint8_t *seg, size_t a, size_t b)
+{
+	for (; a < b; a++)
+		if (seg[a] != 0)
+			return false;
+	return true;
+}
+
+void logdb_jrec_tail(const uint8_t *seg, size_t size, uint64_t start, size_t off,
+                     struct logdb_jrec_tail *t)
+{
+	const uint8_t *body;
+	uint32_t len;
+	memset(t, 0, sizeof(*t));
+	if (off >= size || size - off < 4 || get_le32(seg + off) != LOGDB_JREC_MAGIC)
+		return; /* CLEAN */
+	if (size - off < LOGDB_JREC_HDR) {
+		t->kind = LOGDB_TAIL_SHORT;
+		t->bytes = size - off;
+		return;
+	}
+	const uint8_t *h = seg + off;
+	uint64_t lsn = get_le64(h + 8);
+	if (lsn != start + off || get_le32(h + 20) != 0) {
+		/* a whole record of the segment's earlier use (its LSN below this use's) */
+		if (lsn < start && lsn >= off &&
+		    logdb_jrec_read(seg, size, lsn - off, off, &body, &len) == LOGDB_JREC_VALID)
+			return; /* CLEAN */
+		t->kind = LOGDB_TAIL_HEADER;
+		t->bytes = LOGDB_JREC_HDR;
+		return;
+	}
+	t->len = get_le32(h + 4);
+	if (t->len > size - off - LOGDB_JREC_HDR) {
+		t->kind = LOGDB_TAIL_SHORT;
+		t->bytes = size - off;
+		return;
+	}
+	t->kind = LOGDB_TAIL_CRC;
+	t->bytes = LOGDB_JREC_HDR + (size_t)t->len;
+	/* each sector the record covers: its part of the record not all zeros */
+	size_t end = off + t->bytes;
+	t->all_sectors = true;
+	for (size_t a = off; a < end && t->all_sectors;) {
+		size_t b = (a / LOGDB_JREC_SECTOR + 1) * LOGDB_JREC_SECTOR;
+		if (b > end)
+			b = end;
+		t->all_sectors = !all_zero(seg, a, b);
+		a = b;
+	}
+}

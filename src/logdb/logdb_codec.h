@@ -168,4 +168,28 @@ int logdb_jrec_read(const uint8_t *seg, size_t size, uint64_t start, size_t off,
 size_t logdb_jrec_find(const uint8_t *seg, size_t size, uint64_t start, size_t from,
                        uint64_t moved_min);
 
+/* What the bytes are where a segment's records end (logdb_jrec_tail). */
+enum logdb_jrec_tail_kind {
+	LOGDB_TAIL_CLEAN = 0,  /* no header: zeros or bytes of the segment's earlier use
+	                        * (mid-record), or a whole record of that earlier use */
+	LOGDB_TAIL_SHORT = 1,  /* this use's header whose body runs past the end of the file */
+	LOGDB_TAIL_CRC = 2,    /* this use's header whose body is there but fails the CRC */
+	LOGDB_TAIL_HEADER = 3, /* the magic, but neither this use's header nor a whole
+	                        * record of an earlier use (a damaged or torn header) */
+};
+#define LOGDB_JREC_SECTOR 512 /* the unit a write cut short by a power loss keeps or loses */
+struct logdb_jrec_tail {
+	int kind;         /* enum logdb_jrec_tail_kind */
+	uint32_t len;     /* the header's body length (SHORT, CRC) */
+	size_t bytes;     /* bytes dropped: the record's extent within the file (0 if CLEAN) */
+	bool all_sectors; /* CRC: every 512-byte sector of the file that the record covers
+	                   * holds a non-zero byte of it */
+};
+/*
+ * Classify seg[off..size), where the segment (starting at LSN start) stops
+ * holding valid records, into *t.  off is a multiple of 8.
+ */
+void logdb_jrec_tail(const uint8_t *seg, size_t size, uint64_t start, size_t off,
+                     struct logdb_jrec_tail *t);
+
 #endif /* DRAGONRAFT_LOGDB_CODEC_H */

@@ -111,6 +111,8 @@ struct logdb {
 	atomic_bool no_dsync_write; /* pwritev2(RWF_DSYNC) refused here: write, then fdatasync */
 	int l0_slowdown;            /* L0 files at which RocksDB slows writes */
 	const struct logdb_alloc *alloc;
+	void (*log_fn)(void *ctx, int level, const char *msg); /* NULL = stderr */
+	void *log_ctx;
 	struct shard *shards;
 	uint64_t seg_size; /* journal segment size (one memtable) */
 	rocksdb_options_t *opts;
@@ -156,6 +158,9 @@ void *logdb_realloc(struct logdb *db, void *p, size_t n);
 
 /* Record a message for rc (printf-style) and return rc. */
 int logdb_fail(struct logdb *db, int rc, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+/* A line for logdb_config.log_fn (printf-style; LOGDB_LOG_*). */
+void logdb_note(struct logdb *db, int level, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 /* Turn a RocksDB error string (freed here) into LOGDB_ERR_IO with context
  * (LOGDB_ERR_CORRUPT for RocksDB's Corruption status). */

@@ -32,9 +32,11 @@
  * position, segment after segment, is written to RocksDB, then the shard is
  * flushed and the end recorded as the new checkpoint.  The journal ends at
  * zeros, a record of a segment's earlier use (its LSN below the checkpoint)
- * or a torn record (short body, bad CRC); if a valid record follows that
- * point in the segment (or one whose LSN is not its position but at or above
- * the checkpoint: moved), or any later segment exists (the writer synced
+ * or a torn record (short body, bad CRC), which the open drops and reports
+ * through logdb_config.log_fn (note_tail says why it cannot refuse); if a
+ * valid record follows that point in the segment (or one whose LSN is not
+ * its position but at or above the checkpoint: moved), or any later
+ * segment exists (the writer synced
  * the segment whole before it made the next one), the damage is not a torn
  * tail and the open fails with LOGDB_ERR_CORRUPT naming shard, file and
  * offset.  Each checkpoint also puts its LSN into the shard (the 0x0808
@@ -598,6 +600,62 @@ static int check_ckpt(struct logdb *db, unsigned si, struct journal *j, size_t k
 }
 
 /*
+ * Say what the open drops where the journal ends (review 28 F5): a record
+ * of this use of the segment that is not whole (its body runs past the end
+ * of the file, or fails its CRC), or a header that neither this use nor
+ * the segment's earlier use explains.  It is dropped, not refused, and the
+ * writer then writes over it: so this line is the only trace.
+ *
+ * Why not refuse a record whose CRC fails though it looks whole: a power
+ * loss while the last record was written keeps any subset of its 512-byte
+ * sectors (the page cache writes pages in any order, a disk may tear a
+ * page), and a sector not written holds what was there before.  In
+ * zero-filled space that is zeros, so a bad record with no zero sector
+ * there cannot be a write cut short: it was damaged after it was written
+ * (and may have been acknowledged: Raft then counted on it).  But segments
+ * are recycled (renamed, not zeroed): there what was there before is the
+ * bytes of the segment's earlier use, and a record cut short over them has
+ * every sector non-zero and a bad CRC, the very picture of a flipped byte.
+ * The open cannot tell a recycled segment, or how far its earlier use
+ * reached, from the bytes, so refusing would leave a node that lost power
+ * at the wrong moment unable to start.  PostgreSQL's WAL does the same (a
+ * bad CRC at the end is the end, with a LOG line).  The line says which
+ * case it is: LOGDB_LOG_WARNING when every sector holds data (damage after
+ * the write, or a write cut short in a recycled segment), LOGDB_LOG_INFO
+ * when a sector is zeros or the file ends inside it (a write cut short).
+ * Not seen: a damaged magic (the bytes then look like the earlier use's),
+ * and a record whose header sector was lost while later ones were written
+ * (zeros where the header was).
+ */
+static void note_tail(struct logdb *db, unsigned si, struct journal *j, uint64_t start, size_t off,
+                      const struct logdb_jrec_tail *t)
+{
+	char name[SEG_NAME_LEN + 1];
+	if (t->kind == LOGDB_TAIL_CLEAN)
+		return;
+	seg_name(name, start);
+	if (t->kind == LOGDB_TAIL_CRC && t->all_sectors)
+		logdb_note(db, LOGDB_LOG_WARNING,
+		           "journal of LogDB shard %u ends at %s/%s offset %zu: dropped the %zu "
+		           "bytes of the record there (a body of %" PRIu32 " bytes that fails "
+		           "its checksum, though every 512-byte sector of it holds data: "
+		           "damaged after it was written, or cut short over the bytes of a "
+		           "recycled segment's earlier use); if it was damaged, a save "
+		           "acknowledged to Raft is lost",
+		           si, j->dir, name, off, t->bytes, t->len);
+	else
+		logdb_note(db, LOGDB_LOG_INFO,
+		           "journal of LogDB shard %u ends at %s/%s offset %zu: dropped %zu bytes "
+		           "there, %s (a write cut short by a crash)",
+		           si, j->dir, name, off, t->bytes,
+		           t->kind == LOGDB_TAIL_CRC ? "a record that fails its checksum, with a "
+		                                       "sector of zeros"
+		           : t->kind == LOGDB_TAIL_SHORT
+		                   ? "a record cut short by the end of the file"
+		                   : "a record header that is not valid");
+}
+
+/*
  * Replay from lsn, in segs[k] and the segments that continue it (only
  * walk them unless apply); *end is the LSN after the last valid record
  * and *last the index of its segment.  The journal ends at zeros, a record
@@ -636,6 +694,8 @@ static int replay(struct logdb *db, struct shard *s, size_t k, uint64_t lsn, uin
 		size_t v = logdb_jrec_find(m.p, m.size, start, off, ckpt);
 		bool moved = v < m.size && logdb_jrec_read(m.p, m.size, start, v, &body, &len) !=
 		                                   LOGDB_JREC_VALID;
+		struct logdb_jrec_tail tail;
+		logdb_jrec_tail(m.p, m.size, start, off, &tail);
 		unmap_seg(&m);
 		seg_name(a, start);
 		if (moved)
@@ -658,6 +718,8 @@ static int replay(struct logdb *db, struct shard *s, size_t k, uint64_t lsn, uin
 			        "segment is complete before the next one is made)",
 			        si, j->dir, a, off, b);
 		}
+		if (apply)
+			note_tail(db, si, j, start, off, &tail);
 		*end = lsn;
 		*last = k;
 		return LOGDB_OK;

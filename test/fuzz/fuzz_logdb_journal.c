@@ -14,7 +14,8 @@
  *         stop), flips the byte that the last input byte picks and checks that
  *         the reader never returns the damaged record and that the record
  *         after it, if any, is found by the search that tells a torn tail
- *         from damage.
+ *         from damage; the end is reported (logdb_jrec_tail) unless the flip hit
+ *         the magic.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -85,6 +86,12 @@ static void raw(const uint8_t *data, size_t size)
 	} else if (v != size) {
 		__builtin_trap();
 	}
+	/* what the open would report at the end: inside the segment, none when clean */
+	struct logdb_jrec_tail t;
+	logdb_jrec_tail(seg, size, 0, end, &t);
+	if (t.bytes > size - (end < size ? end : size) ||
+	    (t.kind == LOGDB_TAIL_CLEAN) != (t.bytes == 0))
+		__builtin_trap();
 	/* counting moved records (LSN >= 64) too: whole records at their own LSN */
 	v = logdb_jrec_find(seg, size, 0, end + 8, 64);
 	if (v < size) {
@@ -138,6 +145,12 @@ static void built(const uint8_t *data, size_t size)
 	seg[at] ^= (uint8_t)(1u << (pick % 8));
 	size_t end = walk(seg, cap, got, &n, MAX_RECS);
 	if (n != k || end != offs[k])
+		__builtin_trap();
+	/* the open reports the damaged record where the journal ends, unless its magic
+	 * changed (then it looks like bytes of the segment's earlier use) */
+	struct logdb_jrec_tail t;
+	logdb_jrec_tail(seg, cap, 0, end, &t);
+	if ((t.kind == LOGDB_TAIL_CLEAN) != (at - offs[k] < 4) || t.bytes > cap - end)
 		__builtin_trap();
 	size_t v = logdb_jrec_find(seg, cap, 0, end + 8, UINT64_MAX);
 	/* (a record found inside the damaged one's body is the fuzzer's own bytes) */

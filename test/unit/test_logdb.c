@@ -1320,6 +1320,97 @@ static void test_journal_damage(void **state)
 	free(p);
 }
 
+/* The lines the LogDB logged (logdb_config.log_fn): how many, the last one's level and text. */
+static struct {
+	int n, level;
+	char msg[1024];
+} logged;
+
+static void log_capture(void *ctx, int level, const char *msg)
+{
+	(void)ctx;
+	logged.n++;
+	logged.level = level;
+	snprintf(logged.msg, sizeof(logged.msg), "%s", msg);
+}
+
+/* Open f (left open), which logs one line of level holding a, b and c, and keeps group 1's
+ * 50 entries. */
+static void open_logged(struct fx *f, int level, const char *a, const char *b, const char *c)
+{
+	struct logdb_raft_state rs;
+	logged.n = 0;
+	fx_open(f);
+	if (logged.n != 1 || logged.level != level || strstr(logged.msg, a) == NULL ||
+	    strstr(logged.msg, b) == NULL || strstr(logged.msg, c) == NULL)
+		fail_msg("expected one line of level %d naming \"%s\", \"%s\" and \"%s\"; got %d, "
+		         "the last of level %d: %s",
+		         level, a, b, c, logged.n, logged.level, logged.msg);
+	CHECK_RC(f, logdb_read_state(f->db, 1, 1, &rs), LOGDB_OK);
+	assert_int_equal(rs.entry_count, 50);
+	expect_entries(f, 1, 1, 50, 1, 64);
+}
+
+/*
+ * Review 28 F5: the open drops a damaged or torn last record (it cannot
+ * tell one from the other in a recycled segment, see note_tail), but never
+ * silently: it logs shard, file, offset and the bytes dropped.  A record
+ * with a flipped byte (every sector of it holds data) is a WARNING; one cut
+ * short in zero-filled space (a sector of zeros, or the file ending inside
+ * it) is a LOG line.  A clean reopen logs nothing.
+ */
+static void test_journal_tail_reported(void **state)
+{
+	struct fx *f = *state;
+	char seg[400], at[128], bytes[64];
+	size_t offs[16], size;
+	int n;
+	unsigned si = 1 % f->cfg.shards;
+	f->cfg.log_fn = log_capture;
+	crash_after(f, "six_saves", 0, 0);
+	snprintf(seg, sizeof(seg), "%s/journal-%u/0000000000000000.jnl", f->dir, si);
+	uint8_t *p = read_segment(seg, &size, 0, offs, &n);
+	assert_int_equal(n, 6);
+	uint32_t len;
+	memcpy(&len, p + offs[5] + 4, 4); /* little-endian, as this machine */
+	size_t rec_end = offs[5] + LOGDB_JREC_HDR + len;
+	size_t sector2 = (offs[5] / 512 + 1) * 512;
+	assert_true(sector2 > offs[5] + LOGDB_JREC_HDR && sector2 < rec_end);
+	snprintf(at, sizeof(at), "journal-%u/0000000000000000.jnl offset %zu", si, offs[5]);
+
+	/* a flipped byte in the last record's body */
+	uint8_t c = p[offs[5] + LOGDB_JREC_HDR + len / 2] ^ 0x40;
+	patch(seg, offs[5] + LOGDB_JREC_HDR + len / 2, &c, 1);
+	snprintf(bytes, sizeof(bytes), "dropped the %zu bytes", rec_end - offs[5]);
+	open_logged(f, LOGDB_LOG_WARNING, at, bytes, "every 512-byte sector of it holds data");
+
+	/* cut short in zero-filled space: its sectors from the second on not written */
+	fx_close(f);
+	patch(seg, 0, p, size);
+	uint8_t *z = calloc(1, rec_end - sector2);
+	patch(seg, sector2, z, rec_end - sector2);
+	free(z);
+	snprintf(bytes, sizeof(bytes), "dropped %zu bytes", rec_end - offs[5]);
+	open_logged(f, LOGDB_LOG_INFO, at, bytes, "a sector of zeros");
+
+	/* the file ends inside it (its growth was not durable) */
+	fx_close(f);
+	patch(seg, 0, p, size);
+	assert_int_equal(truncate(seg, (off_t)(offs[5] + LOGDB_JREC_HDR + 100)), 0);
+	snprintf(bytes, sizeof(bytes), "dropped %d bytes", LOGDB_JREC_HDR + 100);
+	open_logged(f, LOGDB_LOG_INFO, at, bytes, "cut short by the end of the file");
+
+	/* writing goes on over it; a clean close and open log nothing */
+	crash_after(f, "six_saves_after_torn", 0, 0);
+	fx_open(f);
+	fx_close(f);
+	logged.n = 0;
+	fx_open(f);
+	expect_entries(f, 1, 1, 60, 1, 64);
+	assert_int_equal(logged.n, 0);
+	free(p);
+}
+
 /*
  * Small segments: the journal goes round its files many times (switches,
  * checkpoints, recycling) and keeps at most four; a crash after that, also
@@ -1816,6 +1907,7 @@ int main(int argc, char **argv)
 	        cmocka_unit_test_setup_teardown(test_concurrent_workers, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_bad_data_on_disk, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_journal_damage, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_journal_tail_reported, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_journal_recycles, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_journal_before_rocksdb, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_journal_after_old_wal, setup, teardown),
