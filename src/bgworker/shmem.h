@@ -102,6 +102,8 @@ typedef struct DrGroup {
 	bool sending_snapshot;      /* a full snapshot is being made for a follower */
 	bool quiescent;             /* idle: no heartbeats until any input (contact stays old) */
 	bool removed;               /* its membership lists this node as removed */
+	bool snapshot_refused;      /* error is this node's refusal of a snapshot for want of
+	                             * room, until one arrives or entries do (review 28 F5) */
 	uint64 term;                /* current term */
 	uint64 leader;              /* leader's node id, 0 = none known */
 	uint64 commit;              /* commit index */

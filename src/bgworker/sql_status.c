@@ -192,7 +192,7 @@ static const char *member_state(const GroupCopy *c, TimestampTz now, const char 
 		return "snapshotting";
 	if (g->leader == 0)
 		return "no_leader";
-	if (g->apply_held || g->commit > g->applied + CATCHING_UP_ENTRIES ||
+	if (g->apply_held || g->snapshot_refused || g->commit > g->applied + CATCHING_UP_ENTRIES ||
 	    dr_shmem_group_lagging(g, now, LAGGING_MS))
 		return "catching_up";
 	return "ok";

@@ -403,6 +403,7 @@ static void group_free(struct engine *e, struct group *g)
 	e->a->free(g->recv_path);
 	e->a->free(g->out);
 	e->a->free(g->error);
+	e->a->free(g->refusal);
 	eng_book_free(e, g);
 	if (g->r != NULL)
 		raft_destroy(g->r);
@@ -827,6 +828,7 @@ int engine_deliver_snapshot(struct engine *e, const struct raft_message *m, cons
 		remove(g->recv_path); /* an older one that was never installed */
 	snprintf(g->recv_path, ENGINE_PATH_MAX, "%s", path);
 	g->recv_index = m->snapshot->index;
+	eng_refusal_clear(e, g);
 	e->defer++;
 	rc = eng_raft_rc(e, g, raft_step(g->r, m), "a snapshot message");
 	eng_mark(e, g);
@@ -856,6 +858,27 @@ void engine_report_unreachable(struct engine *e, raft_id node_id, uint64_t group
 		eng_mark(e, g);
 	}
 	eng_flush(e);
+}
+
+void engine_snapshot_refused(struct engine *e, uint64_t group_id, const char *why)
+{
+	struct group *g = eng_group(e, group_id);
+
+	if (g == NULL || why == NULL)
+		return;
+	if (g->refusal == NULL && (g->refusal = e->a->malloc(ENGINE_REFUSAL_LEN)) == NULL)
+		return;
+	snprintf(g->refusal, ENGINE_REFUSAL_LEN, "%s", why);
+	eng_changed(e, g);
+}
+
+void eng_refusal_clear(struct engine *e, struct group *g)
+{
+	if (g->refusal == NULL)
+		return;
+	e->a->free(g->refusal);
+	g->refusal = NULL;
+	eng_changed(e, g);
 }
 
 void engine_snapshot_sent(struct engine *e, raft_id to, uint64_t group_id, bool failed)
@@ -972,6 +995,8 @@ int engine_group_status(const struct engine *e, uint64_t group_id, struct engine
 	         e->failed                                   ? e->errmsg
 	         : g->state == GS_FAILED && g->error != NULL ? g->error
 	                                                     : "");
+	snprintf(out->snapshot_refusal, sizeof(out->snapshot_refusal), "%s",
+	         g->refusal != NULL ? g->refusal : "");
 	return ENGINE_OK;
 }
 

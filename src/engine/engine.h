@@ -362,6 +362,8 @@ struct engine_peer_status {
 	bool needs_snapshot;   /* behind the log's first index: only a snapshot catches it up */
 };
 
+#define ENGINE_REFUSAL_LEN 384
+
 /* Per-group status (copied into shared memory by the PostgreSQL side). */
 struct engine_group_status {
 	uint64_t group_id;
@@ -388,6 +390,9 @@ struct engine_group_status {
 	uint32_t n_peers;             /* leader only: the other members' progress */
 	struct engine_peer_status peers[RAFT_MAX_MEMBERS];
 	char error[512]; /* ENGINE_GROUP_FAILED, ENGINE_GROUP_ENGINE_FAILED: what failed */
+	/* This node refused the leader's snapshot for want of room (engine_snapshot_refused):
+	 * why, until a snapshot arrives or entries do; "" otherwise. */
+	char snapshot_refusal[ENGINE_REFUSAL_LEN];
 };
 
 /* Cumulative per-group counters since the group started on this node. */
@@ -472,6 +477,11 @@ int engine_deliver_snapshot(struct engine *e, const struct raft_message *m, cons
  * follower whose leader is gone elects another.
  */
 void engine_report_unreachable(struct engine *e, raft_id node_id, uint64_t group_id);
+/*
+ * This node refused an incoming snapshot of group_id for want of room (why, for a
+ * DBA): shown in its status (snapshot_refusal) until a snapshot arrives or entries do.
+ */
+void engine_snapshot_refused(struct engine *e, uint64_t group_id, const char *why);
 /* A snapshot stream to node `to` ended. */
 void engine_snapshot_sent(struct engine *e, raft_id to, uint64_t group_id, bool failed);
 
