@@ -152,14 +152,19 @@ static void publish(DrSm *sm, const struct engine_group_status *st,
 	                                                         : DR_MEMBER_ACTIVE;
 	if (failed && !(sm->recover_failed && g->error[0] != '\0'))
 		strlcpy(g->error, st->error, sizeof(g->error)); /* (the load's own error stays) */
-	/* A refused snapshot: shown while no other error is (review 28 F5). */
-	if (st->snapshot_refusal[0] != '\0' && !failed &&
-	    (g->error[0] == '\0' || g->snapshot_refused)) {
+	/*
+	 * A refused snapshot: shown while no other error is, and cleared when it is
+	 * over unless another took its place (review 28 F5).
+	 */
+	if (failed) {
+		g->snapshot_refused = false; /* the failure's error replaced it */
+	} else if (st->snapshot_refusal[0] != '\0' && g->apply_failures == 0 &&
+	           (g->error[0] == '\0' || g->snapshot_refused)) {
 		snprintf(g->error, sizeof(g->error), "%s (or lower dragonraft.snapshot_min_free)",
 		         st->snapshot_refusal);
 		g->snapshot_refused = true;
 	} else if (st->snapshot_refusal[0] == '\0' && g->snapshot_refused) {
-		if (!failed)
+		if (g->apply_failures == 0)
 			g->error[0] = '\0';
 		g->snapshot_refused = false;
 	}
