@@ -197,12 +197,17 @@ static void publish(DrSm *sm, const struct engine_group_status *st,
 		DrMember *dm = &dr_members[m];
 
 		dm->has_progress = false;
+		dm->refused_no_room = false;
 		for (uint32 i = 0; i < st->n_peers; i++) {
 			if (st->peers[i].node_id != dm->node_id)
 				continue;
 			dm->has_progress = true;
 			dm->match = st->peers[i].match;
 			dm->last_contact = tick_time(st->peers[i].contact_tick, now_tick, now);
+			dm->refused_no_room = st->peers[i].refused_no_room;
+			dm->refused_need = st->peers[i].refused_need;
+			dm->refused_free = st->peers[i].refused_free;
+			dm->refused_min_free = st->peers[i].refused_min_free;
 		}
 	}
 	SpinLockRelease(&g->mutex);

@@ -156,6 +156,10 @@ typedef struct DrMember {
 	bool has_progress; /* group mutex: match and last_contact are known (this node leads) */
 	uint64 match;      /* group mutex */
 	TimestampTz last_contact; /* group mutex; 0 = never heard from */
+	/* group mutex: this node leads, the member needs a snapshot and refused the last for want
+	 * of room (review 28 F5): bytes it needed, had free, keeps free */
+	bool refused_no_room;
+	uint64 refused_need, refused_free, refused_min_free;
 } DrMember;
 
 /* A node's Raft address, in the node pool (groups lock). */

@@ -246,6 +246,13 @@ struct group {
 		uint64_t retry; /* tick */
 	} backoff[RAFT_MAX_MEMBERS];
 	uint32_t n_backoff;
+	/* Followers whose last snapshot stream was refused for want of room (their numbers),
+	 * until one goes through (engine_snapshot_refused_by). */
+	struct snap_no_room {
+		raft_id to;
+		uint64_t need, free_bytes, min_free;
+	} no_room[RAFT_MAX_MEMBERS];
+	uint32_t n_no_room;
 
 	struct pending_cc cc;
 	struct pending_transfer transfer;

@@ -294,6 +294,8 @@ static void on_snapshot_no_room(void *ctx, const struct transport_no_room *r)
 		engine_snapshot_refused(u->e, r->group_id, msg);
 		return;
 	}
+	engine_snapshot_refused_by(u->e, r->group_id, r->node_id, r->need, r->free_bytes,
+	                           r->min_free);
 	pp = find_refusal(u, r->node_id, r->group_id);
 	now = uv_now(u->loop);
 	if ((f = *pp) == NULL) {

@@ -2750,6 +2750,29 @@ static void test_no_full_snapshots(void **state)
 	assert_int_equal(engine_group_stats(c.nodes[lead].e, c.group_ids[0], &stats), ENGINE_OK);
 	assert_true(stats.snapshots_unavailable > 0);
 	assert_int_equal(kv_sm_applied(c.nodes[4].sm[0]), 0);
+	/* A member that needs a snapshot and refused one for want of room shows it in the
+	 * leader's peers[], with its numbers, until a stream to it goes through; one that
+	 * needs none does not (review 28 F5). */
+	for (uint32_t i = 0; i < st.n_peers; i++)
+		assert_false(st.peers[i].refused_no_room);
+	engine_snapshot_refused_by(c.nodes[lead].e, c.group_ids[0], 4, 1000, 500, 2000);
+	engine_snapshot_refused_by(c.nodes[lead].e, c.group_ids[0], f == lead ? 4 : f, 1, 2, 3);
+	engine_snapshot_refused_by(c.nodes[lead].e, c.group_ids[0] + 1000, 4, 1, 2, 3);
+	assert_true(cluster_status(&c, lead, 0, &st));
+	for (uint32_t i = 0; i < st.n_peers; i++) {
+		const struct engine_peer_status *ps = &st.peers[i];
+
+		assert_true(ps->refused_no_room == (ps->node_id == 4));
+		if (ps->node_id == 4) {
+			assert_int_equal(ps->refused_need, 1000);
+			assert_int_equal(ps->refused_free, 500);
+			assert_int_equal(ps->refused_min_free, 2000);
+		}
+	}
+	engine_snapshot_sent(c.nodes[lead].e, 4, c.group_ids[0], false);
+	assert_true(cluster_status(&c, lead, 0, &st));
+	for (uint32_t i = 0; i < st.n_peers; i++)
+		assert_false(st.peers[i].refused_no_room);
 	cluster_destroy(&c);
 	free(p);
 }

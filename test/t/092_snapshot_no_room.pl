@@ -9,10 +9,12 @@
 # refusal is now logged, naming group, leader, directory and what to do.
 # Review 28 F5: the member's dragonraft.status now shows the refusal (state
 # catching_up, the error naming needed and free bytes, the directory and
-# what to do) until a snapshot arrives; the leader's log says that the
-# member refused it for want of room; what must stay free is the setting
-# dragonraft.snapshot_min_free (here 2MB, more than the 1 MiB faked free:
-# refused; then 0 with a reload: taken, the error gone).
+# what to do) until a snapshot arrives, and join_group's NOTICE gives it;
+# the leader's log says that the member refused it for want of room, and
+# its dragonraft.members row for the member (error) says so with the
+# numbers; what must stay free is the setting dragonraft.snapshot_min_free
+# (here 2MB, more than the 1 MiB faked free: refused; then 0 with a reload:
+# taken, the errors gone).
 # The file system short of room is faked with test/engine/faultfs.c
 # (DR_FAULT_FREE_BYTES: statvfs of the snapshot directory reports 1 MiB).
 use strict;
@@ -96,6 +98,15 @@ ok($c->wait_until('the leader to log the refusal', sub {
 	$llog =~ /node 4 refused the snapshot of group 1/ }), "the leader's log names node 4's refusal");
 like($llog, qr/node 4 refused the snapshot of group 1: no room \(\d+ bytes to come and 2097152 to stay free, 1048576 free there\)/,
 	"the leader's line gives node 4's numbers");
+# ... and its dragonraft.members row for node 4 says why node 4 does not catch up.
+my $merr = '';
+ok($c->wait_until("the leader's members view to show node 4's refusal", sub {
+	$merr = $c->poll($l, q{SELECT error FROM dragonraft.members WHERE group_id = 1 AND node_id = 4}) // '';
+	$merr ne '' }), "the leader's dragonraft.members shows node 4's refusal");
+like($merr, qr/^it refused the snapshot for want of room: \d+ bytes to come and 2097152 to stay free, 1048576 free there$/,
+	'with its numbers');
+is($c->poll($l, q{SELECT count(*) FROM dragonraft.members WHERE group_id = 1 AND error IS NOT NULL}), '1',
+	'no other member has an error there');
 
 # Less must stay free (the setting lowered, a reload; the 1 MiB stays): node 4 joins.
 $N4->append_conf('postgresql.conf', "dragonraft.snapshot_min_free = 0\n");
@@ -105,6 +116,9 @@ ok($c->wait_until('node 4 to load the snapshot', sub {
 	'with dragonraft.snapshot_min_free = 0, node 4 takes and loads the snapshot');
 is($c->poll(4, q{SELECT coalesce(error, 'none') FROM dragonraft.status WHERE group_id = 1}), 'none',
 	"node 4's status error is gone");
+ok($c->wait_until("the leader's members view to forget node 4's refusal", sub {
+	($c->poll($l, q{SELECT error IS NULL FROM dragonraft.members WHERE group_id = 1 AND node_id = 4}) // '') eq 't' }),
+	"the leader's dragonraft.members error of node 4 is gone once it took the snapshot");
 ok($c->wait_until('the leader to log that node 4 took it', sub {
 	slurp_file($L->logfile, $offl) =~ /node 4 took the snapshot of group 1 after \d+ refusals for want of room/ }),
 	'the leader logs that node 4 took the snapshot after its refusals');
