@@ -94,7 +94,8 @@ COMMENT ON COLUMN status.applied_index IS
 
 CREATE FUNCTION group_members(OUT group_id bigint, OUT node_id integer, OUT address text,
                               OUT voting boolean, OUT match_index bigint,
-                              OUT lag_entries bigint, OUT last_contact timestamptz)
+                              OUT lag_entries bigint, OUT last_contact timestamptz,
+                              OUT error text)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'dr_group_members'
 LANGUAGE C STRICT VOLATILE;
@@ -102,11 +103,11 @@ COMMENT ON FUNCTION group_members() IS 'The rows of the view dragonraft.members,
 
 CREATE VIEW members AS
   SELECT m.group_id, m.node_id, m.address, i.client_address, m.voting, m.match_index,
-         m.lag_entries, m.last_contact
+         m.lag_entries, m.last_contact, m.error
     FROM group_members() m
     LEFT JOIN member_info i ON i.group_id = m.group_id AND i.node_id = m.node_id;
 COMMENT ON VIEW members IS
-  'Members of each group on this node: Raft and client addresses, voting; on the leader, each member''s match index, lag in entries and last contact';
+  'Members of each group on this node: Raft and client addresses, voting; on the leader, each member''s match index, lag in entries, last contact and why it does not catch up (error: it refused the snapshot for want of room)';
 
 -- Counters.
 CREATE FUNCTION group_stats(OUT group_id bigint, OUT proposals bigint, OUT commits bigint,

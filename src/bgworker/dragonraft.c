@@ -44,6 +44,7 @@ int dr_compaction_overhead = 5000;
 int dr_logdb_memtable_budget = 256;
 int dr_max_entry_size = 64 * 1024 * 1024;
 int dr_max_groups = 1024;
+int dr_snapshot_min_free = 256; /* MB */
 char *dr_cluster_secret_file = NULL;
 char *dr_ssl_cert_file = NULL;
 char *dr_ssl_key_file = NULL;
@@ -219,6 +220,13 @@ static void define_gucs(void)
 	        "dragonraft.max_entry_size", "Largest change set one transaction may replicate.",
 	        "Set the same value on every node.", &dr_max_entry_size, 64 * 1024 * 1024, 1024,
 	        MAX_ENTRY_SIZE, PGC_POSTMASTER, GUC_UNIT_BYTE, NULL, NULL, NULL);
+	DefineCustomIntVariable(
+	        "dragonraft.snapshot_min_free",
+	        "Free space a full snapshot must leave on the file system it is written to.",
+	        "A member refuses a snapshot from its leader that would leave less free in "
+	        "dragonraft.data_dir (the leader sends it again after a pause), and a leader does "
+	        "not export one that would.  0 leaves none.",
+	        &dr_snapshot_min_free, 256, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MB, NULL, NULL, NULL);
 	DefineCustomIntVariable(
 	        "dragonraft.max_groups", "Most groups this node can be a member of.",
 	        "Each takes a replication origin: max_replication_slots must be "

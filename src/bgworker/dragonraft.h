@@ -25,6 +25,7 @@ extern int dr_compaction_overhead;
 extern int dr_logdb_memtable_budget; /* MB */
 extern int dr_max_entry_size;
 extern int dr_max_groups;
+extern int dr_snapshot_min_free; /* MB */
 extern char *dr_cluster_secret_file;
 extern char *dr_ssl_cert_file;
 extern char *dr_ssl_key_file;

@@ -124,6 +124,7 @@ static DrGroup *new_entry(uint64 group_id, raft_index applied, RepOriginId origi
 		SpinLockAcquire(&g->mutex);
 		g->member_state = DR_MEMBER_ACTIVE;
 		g->error[0] = '\0';
+		g->snapshot_refused = false;
 		g->applied = applied;
 		g->origin = origin;
 		g->apply_failures = 0;

@@ -152,6 +152,22 @@ static void publish(DrSm *sm, const struct engine_group_status *st,
 	                                                         : DR_MEMBER_ACTIVE;
 	if (failed && !(sm->recover_failed && g->error[0] != '\0'))
 		strlcpy(g->error, st->error, sizeof(g->error)); /* (the load's own error stays) */
+	/*
+	 * A refused snapshot: shown while no other error is, and cleared when it is
+	 * over unless another took its place (review 28 F5).
+	 */
+	if (failed) {
+		g->snapshot_refused = false; /* the failure's error replaced it */
+	} else if (st->snapshot_refusal[0] != '\0' && g->apply_failures == 0 &&
+	           (g->error[0] == '\0' || g->snapshot_refused)) {
+		snprintf(g->error, sizeof(g->error), "%s (or lower dragonraft.snapshot_min_free)",
+		         st->snapshot_refusal);
+		g->snapshot_refused = true;
+	} else if (st->snapshot_refusal[0] == '\0' && g->snapshot_refused) {
+		if (g->apply_failures == 0)
+			g->error[0] = '\0';
+		g->snapshot_refused = false;
+	}
 	g->role = (uint8)st->role;
 	g->term = st->term;
 	g->leader = st->leader;
@@ -181,12 +197,17 @@ static void publish(DrSm *sm, const struct engine_group_status *st,
 		DrMember *dm = &dr_members[m];
 
 		dm->has_progress = false;
+		dm->refused_no_room = false;
 		for (uint32 i = 0; i < st->n_peers; i++) {
 			if (st->peers[i].node_id != dm->node_id)
 				continue;
 			dm->has_progress = true;
 			dm->match = st->peers[i].match;
 			dm->last_contact = tick_time(st->peers[i].contact_tick, now_tick, now);
+			dm->refused_no_room = st->peers[i].refused_no_room;
+			dm->refused_need = st->peers[i].refused_need;
+			dm->refused_free = st->peers[i].refused_free;
+			dm->refused_min_free = st->peers[i].refused_min_free;
 		}
 	}
 	SpinLockRelease(&g->mutex);

@@ -448,6 +448,7 @@ static void start_engine(void)
 		                  : NULL);
 	de->e = engine_uv_engine(de->u);
 	de->t = engine_uv_transport(de->u);
+	transport_set_snapshot_min_free(de->t, (uint64)dr_snapshot_min_free * 1024 * 1024);
 
 	/* The address others dial, with the port the listener got. */
 	if (!dr_parse_address(dr_advertise_address[0] ? dr_advertise_address : dr_listen_address,
@@ -561,6 +562,8 @@ static void main_loop(void)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			dr_engine_groups_reload();
+			transport_set_snapshot_min_free(de->t,
+			                                (uint64)dr_snapshot_min_free * 1024 * 1024);
 			reload_tls();
 			ereport(LOG, (errmsg("dragonraft engine worker for node %d reloaded its "
 			                     "configuration",

@@ -102,6 +102,8 @@ typedef struct DrGroup {
 	bool sending_snapshot;      /* a full snapshot is being made for a follower */
 	bool quiescent;             /* idle: no heartbeats until any input (contact stays old) */
 	bool removed;               /* its membership lists this node as removed */
+	bool snapshot_refused;      /* error is this node's refusal of a snapshot for want of
+	                             * room, until one arrives or entries do (review 28 F5) */
 	uint64 term;                /* current term */
 	uint64 leader;              /* leader's node id, 0 = none known */
 	uint64 commit;              /* commit index */
@@ -154,6 +156,10 @@ typedef struct DrMember {
 	bool has_progress; /* group mutex: match and last_contact are known (this node leads) */
 	uint64 match;      /* group mutex */
 	TimestampTz last_contact; /* group mutex; 0 = never heard from */
+	/* group mutex: this node leads, the member needs a snapshot and refused the last for want
+	 * of room (review 28 F5): bytes it needed, had free, keeps free */
+	bool refused_no_room;
+	uint64 refused_need, refused_free, refused_min_free;
 } DrMember;
 
 /* A node's Raft address, in the node pool (groups lock). */

@@ -122,8 +122,8 @@ enum DrSnapKind {
 
 /* Snapshots being made or loaded on this node at once (one per group and role). */
 /* Free space an export must leave in dragonraft.data_dir, as the transport
- * leaves for a received snapshot (snapshot_min_free_bytes). */
-#define DR_SNAP_MIN_FREE ((uint64)256 * 1024 * 1024)
+ * leaves for a received snapshot (dragonraft.snapshot_min_free). */
+#define DR_SNAP_MIN_FREE ((uint64)dr_snapshot_min_free * 1024 * 1024)
 #define DR_SNAP_JOBS     8
 
 typedef enum DrSnapRole {

@@ -735,7 +735,8 @@ static void check_room(const char *path, uint64 size)
 		                   "stay free for the LogDB.",
 		                   (unsigned long long)size, (unsigned long long)avail,
 		                   (unsigned long long)DR_SNAP_MIN_FREE),
-		         errhint("Free space on the file system of dragonraft.data_dir.")));
+		         errhint("Free space on the file system of dragonraft.data_dir, or lower "
+		                 "dragonraft.snapshot_min_free.")));
 }
 
 /* Until the engine worker says the group's apply is drained. */

@@ -196,7 +196,7 @@ static const char *member_state(const GroupCopy *c, TimestampTz now, const char 
 		return "snapshotting";
 	if (g->leader == 0)
 		return "no_leader";
-	if (g->apply_held || g->commit > g->applied + CATCHING_UP_ENTRIES ||
+	if (g->apply_held || g->snapshot_refused || g->commit > g->applied + CATCHING_UP_ENTRIES ||
 	    dr_shmem_group_lagging(g, now, LAGGING_MS))
 		return "catching_up";
 	return "ok";
@@ -264,6 +264,8 @@ typedef struct MemberCopy {
 	TimestampTz last_contact;
 	char address[DR_ADDR_LEN];
 	bool has_address;
+	bool refused_no_room;
+	uint64 refused_need, refused_free, refused_min_free;
 } MemberCopy;
 
 /* dragonraft.members (without the client address, which the view joins in). */
@@ -313,6 +315,10 @@ Datum dr_group_members(PG_FUNCTION_ARGS)
 			c->has_progress = dm->has_progress;
 			c->match = dm->match;
 			c->last_contact = dm->last_contact;
+			c->refused_no_room = dm->refused_no_room;
+			c->refused_need = dm->refused_need;
+			c->refused_free = dm->refused_free;
+			c->refused_min_free = dm->refused_min_free;
 			SpinLockRelease(&g->mutex);
 		}
 	}
@@ -323,8 +329,8 @@ Datum dr_group_members(PG_FUNCTION_ARGS)
 		bool self = c->node_id == (uint64)dr_node_id;
 		bool known = c->leader_here && (self || c->has_progress);
 		uint64 match = self ? c->last_index : c->match;
-		Datum values[7];
-		bool nulls[7] = {false};
+		Datum values[8];
+		bool nulls[8] = {false};
 
 		values[0] = Int64GetDatum((int64)c->group_id);
 		values[1] = Int32GetDatum((int32)c->node_id);
@@ -338,6 +344,18 @@ Datum dr_group_members(PG_FUNCTION_ARGS)
 		nulls[5] = !known;
 		values[6] = TimestampTzGetDatum(self ? now : c->last_contact);
 		nulls[6] = !known || (!self && c->last_contact == 0);
+		/* On the leader: why the member does not catch up (review 28 F5). */
+		nulls[7] = !known || self || !c->refused_no_room;
+		if (!nulls[7] && c->refused_need == 0 && c->refused_free == 0)
+			values[7] = CStringGetTextDatum(
+			        "it refused the snapshot for want of room in its snapshot directory");
+		else if (!nulls[7])
+			values[7] = CStringGetTextDatum(psprintf(
+			        "it refused the snapshot for want of room: %llu bytes to come and %llu "
+			        "to stay free, %llu free there",
+			        (unsigned long long)c->refused_need,
+			        (unsigned long long)c->refused_min_free,
+			        (unsigned long long)c->refused_free));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum)0;

@@ -362,7 +362,13 @@ struct engine_peer_status {
 	raft_index match;      /* highest index known replicated there */
 	uint64_t contact_tick; /* engine tick of its last message in this group; 0 = never */
 	bool needs_snapshot;   /* behind the log's first index: only a snapshot catches it up */
+	/* needs_snapshot and it refused the last one for want of room (engine_snapshot_refused_by):
+	 * its numbers (0 when its answer had none) */
+	bool refused_no_room;
+	uint64_t refused_need, refused_free, refused_min_free;
 };
+
+#define ENGINE_REFUSAL_LEN 384
 
 /* Per-group status (copied into shared memory by the PostgreSQL side). */
 struct engine_group_status {
@@ -390,6 +396,9 @@ struct engine_group_status {
 	uint32_t n_peers;             /* leader only: the other members' progress */
 	struct engine_peer_status peers[RAFT_MAX_MEMBERS];
 	char error[512]; /* ENGINE_GROUP_FAILED, ENGINE_GROUP_ENGINE_FAILED: what failed */
+	/* This node refused the leader's snapshot for want of room (engine_snapshot_refused):
+	 * why, until a snapshot arrives or entries do; "" otherwise. */
+	char snapshot_refusal[ENGINE_REFUSAL_LEN];
 };
 
 /* Cumulative per-group counters since the group started on this node. */
@@ -474,6 +483,18 @@ int engine_deliver_snapshot(struct engine *e, const struct raft_message *m, cons
  * follower whose leader is gone elects another.
  */
 void engine_report_unreachable(struct engine *e, raft_id node_id, uint64_t group_id);
+/*
+ * This node refused an incoming snapshot of group_id for want of room (why, for a
+ * DBA): shown in its status (snapshot_refusal) until a snapshot arrives or entries do.
+ */
+void engine_snapshot_refused(struct engine *e, uint64_t group_id, const char *why);
+/*
+ * Node `by` refused this node's snapshot of group_id for want of room: bytes it needed, had
+ * free and keeps free.  Shown in the leader's peers[] while `by` still needs a snapshot, until
+ * it takes one.  Before the engine_snapshot_sent() that ends the stream.
+ */
+void engine_snapshot_refused_by(struct engine *e, uint64_t group_id, raft_id by, uint64_t need,
+                                uint64_t free_bytes, uint64_t min_free);
 /* A snapshot stream to node `to` ended. */
 void engine_snapshot_sent(struct engine *e, raft_id to, uint64_t group_id, bool failed);
 

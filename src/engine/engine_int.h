@@ -246,6 +246,13 @@ struct group {
 		uint64_t retry; /* tick */
 	} backoff[RAFT_MAX_MEMBERS];
 	uint32_t n_backoff;
+	/* Followers whose last snapshot stream was refused for want of room (their numbers),
+	 * until one goes through (engine_snapshot_refused_by). */
+	struct snap_no_room {
+		raft_id to;
+		uint64_t need, free_bytes, min_free;
+	} no_room[RAFT_MAX_MEMBERS];
+	uint32_t n_no_room;
 
 	struct pending_cc cc;
 	struct pending_transfer transfer;
@@ -265,6 +272,9 @@ struct group {
 	} contact[RAFT_MAX_MEMBERS]; /* last message from each node, by engine tick */
 	uint32_t n_contact;
 	char *error; /* why the group failed (GS_FAILED) */
+	char *refusal; /* this node's last refusal of a snapshot for want of room
+	                * (engine_snapshot_refused), until one arrives or it catches up;
+	                * NULL: none */
 };
 
 /* A completion queued during a round, run when the round ends. */
@@ -379,6 +389,8 @@ int eng_fail_engine(struct engine *e, int rc, const char *fmt, ...)
 int eng_raft_rc(struct engine *e, struct group *g, int rc, const char *what);
 /* List g for engine_take_changed(). */
 void eng_changed(struct engine *e, struct group *g);
+/* A snapshot arrived or entries did: a refusal of one for want of room is over. */
+void eng_refusal_clear(struct engine *e, struct group *g);
 /* g has work: the next round visits it. */
 void eng_mark(struct engine *e, struct group *g);
 /* g joins the tick set if it is active and not quiescent, else leaves it (a change is listed

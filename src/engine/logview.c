@@ -232,6 +232,7 @@ void eng_view_persisted(struct engine *e, struct group *g)
 		g->recv_index = 0;
 	}
 	if (rd->n_entries > 0) {
+		eng_refusal_clear(e, g); /* entries came: the leader has the log it needs */
 		g->last = rd->entries[rd->n_entries - 1].index;
 		eng_cache_append(&g->cache, e->a, rd->entries, rd->n_entries,
 		                 e->cfg.entry_cache_bytes);

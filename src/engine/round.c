@@ -185,6 +185,7 @@ static void apply(struct engine *e, struct group *g)
 	if (n > 0 && rd->committed[n - 1].index > g->applied) {
 		g->applied = rd->committed[n - 1].index;
 		g->applied_term = rd->committed[n - 1].term;
+		eng_refusal_clear(e, g); /* it catches up by entries */
 	}
 	if (g->sm_skip < g->applied)
 		g->sm_skip = g->applied;

@@ -17,7 +17,7 @@ static const uint32_t kind_max[TF_KIND_MAX + 1] = {
         [TF_HELLO] = 17,         [TF_WELCOME] = 8,
         [TF_BATCH] = UINT32_MAX, [TF_SNAP_BEGIN] = TRANSPORT_SNAP_BEGIN_MAX,
         [TF_SNAP_RESUME] = 8,    [TF_SNAP_CHUNK] = UINT32_MAX,
-        [TF_SNAP_END] = 0,       [TF_SNAP_DONE] = 4,
+        [TF_SNAP_END] = 0,       [TF_SNAP_DONE] = TRANSPORT_SNAP_DONE_MAX,
 };
 
 static void fill(uint8_t *hdr, uint8_t kind, uint32_t len)

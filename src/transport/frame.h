@@ -45,9 +45,13 @@ enum transport_frame_kind {
 	TF_SNAP_RESUME = 5, /* receiver -> sender: u64 offset to continue from */
 	TF_SNAP_CHUNK = 6,  /* raw snapshot bytes */
 	TF_SNAP_END = 7,    /* sender: no more chunks */
-	TF_SNAP_DONE = 8,   /* receiver -> sender: u32 transport_rc */
+	TF_SNAP_DONE = 8,   /* receiver -> sender: u32 transport_rc; with TRANSPORT_ENOSPACE
+	                     * also u64 need, u64 free, u64 min_free (TRANSPORT_SNAP_DONE_MAX) */
 	TF_KIND_MAX = 8,
 };
+
+/* Largest SNAP_DONE payload (a refusal for want of room, with its numbers). */
+#define TRANSPORT_SNAP_DONE_MAX 28
 
 /* Largest SNAP_BEGIN payload (a SnapshotHeader with full memberships is about 1.4 KiB). */
 #define TRANSPORT_SNAP_BEGIN_MAX 4096

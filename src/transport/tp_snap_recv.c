@@ -166,14 +166,33 @@ static struct snap_recv *sr_new(struct transport *t, uint64_t from, uint64_t gro
 	return sr;
 }
 
-/* Whether the file system of the snapshot directory has room for need bytes more. */
-static bool have_space(struct transport *t, uint64_t need)
+/* Whether the file system of the snapshot directory has room for need bytes more; *avail
+ * the bytes free there. */
+static bool have_space(struct transport *t, uint64_t need, uint64_t *avail)
 {
 	struct statvfs vfs;
 
+	*avail = 0;
 	if (statvfs(t->snapshot_dir, &vfs) != 0)
 		return true; /* creating the file reports a missing directory */
-	return (uint64_t)vfs.f_bavail * vfs.f_frsize >= need + t->cfg.snapshot_min_free_bytes;
+	*avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	return *avail >= need && *avail - need >= t->cfg.snapshot_min_free_bytes;
+}
+
+/* Refuses a stream for want of room: told to the embedder here and, numbers included, to
+ * the sender in SNAP_DONE. */
+static int reply_no_room(struct conn *c, const struct transport_no_room *r)
+{
+	struct transport *t = c->t;
+	uint8_t b[TRANSPORT_SNAP_DONE_MAX];
+
+	if (t->cb.on_snapshot_no_room != NULL)
+		t->cb.on_snapshot_no_room(t->cb.ctx, r);
+	tp_put32(b, (uint32_t)TRANSPORT_ENOSPACE);
+	tp_put64(b + 4, r->need);
+	tp_put64(b + 12, r->free_bytes);
+	tp_put64(b + 20, r->min_free);
+	return tp_send_frame(c, TF_SNAP_DONE, b, sizeof(b));
 }
 
 static int on_begin(struct conn *c, const uint8_t *p, uint32_t len)
@@ -181,7 +200,7 @@ static int on_begin(struct conn *c, const uint8_t *p, uint32_t len)
 	struct transport *t = c->t;
 	struct transport_snapshot_header h;
 	struct snap_recv *sr, *next, *found = NULL;
-	uint64_t need;
+	uint64_t need, avail;
 	uint8_t b[8];
 
 	if (c->sr != NULL)
@@ -242,7 +261,15 @@ static int on_begin(struct conn *c, const uint8_t *p, uint32_t len)
 	for (sr = t->recvs; sr != NULL; sr = sr->next)
 		if (sr != found && !sr->orphan)
 			need += sr->size - sr->offset;
-	if (!have_space(t, need)) {
+	if (!have_space(t, need, &avail)) {
+		struct transport_no_room r = {.node_id = c->remote_id,
+		                              .group_id = h.group_id,
+		                              .here = true,
+		                              .need = need,
+		                              .free_bytes = avail,
+		                              .min_free = t->cfg.snapshot_min_free_bytes,
+		                              .dir = t->snapshot_dir};
+
 		/* Always logged, not as a refused connection (one line a source a
 		 * minute, which a refusal at the start of a join had taken): the
 		 * member waits for this room, and the sender's pause between tries
@@ -250,12 +277,13 @@ static int on_begin(struct conn *c, const uint8_t *p, uint32_t len)
 		t->st.snapshots_refused_space++;
 		tp_log(t, TRANSPORT_LOG_INFO,
 		       "dragonraft transport: no room for the snapshot of group %llu from node %llu "
-		       "in \"%s\": %llu bytes to come and %llu to stay free; make room there, and "
-		       "the leader sends it again",
+		       "in \"%s\": %llu bytes to come and %llu to stay free, %llu free; make room "
+		       "there, and the leader sends it again",
 		       (unsigned long long)h.group_id, (unsigned long long)c->remote_id,
 		       t->snapshot_dir, (unsigned long long)need,
-		       (unsigned long long)t->cfg.snapshot_min_free_bytes);
-		return reply_done(c, TRANSPORT_ENOSPACE);
+		       (unsigned long long)t->cfg.snapshot_min_free_bytes,
+		       (unsigned long long)avail);
+		return reply_no_room(c, &r);
 	}
 	sr = found;
 	if (sr != NULL && sr->fd < 0) {

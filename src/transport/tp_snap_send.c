@@ -402,8 +402,21 @@ int tp_snap_client_frame(struct conn *c, const struct transport_frame_header *h,
 			send_chunk(ss);
 		return TRANSPORT_OK;
 	}
-	if (h->kind == TF_SNAP_DONE && len == 4) {
+	if (h->kind == TF_SNAP_DONE && (len == 4 || len == TRANSPORT_SNAP_DONE_MAX)) {
 		uint32_t status = tp_get32(p);
+		struct transport *t = ss->t;
+
+		if (status == TRANSPORT_ENOSPACE && t->cb.on_snapshot_no_room != NULL) {
+			struct transport_no_room r = {.node_id = ss->peer->id,
+			                              .group_id = ss->group_id};
+
+			if (len == TRANSPORT_SNAP_DONE_MAX) {
+				r.need = tp_get64(p + 4);
+				r.free_bytes = tp_get64(p + 12);
+				r.min_free = tp_get64(p + 20);
+			}
+			t->cb.on_snapshot_no_room(t->cb.ctx, &r);
+		}
 
 		ss_finish(ss, status < TRANSPORT_RC_COUNT ? (int)status : TRANSPORT_EPROTO);
 		return TRANSPORT_ECLOSED;

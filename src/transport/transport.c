@@ -1343,6 +1343,11 @@ int transport_peer_stats(const struct transport *t, uint64_t node_id,
 	return TRANSPORT_OK;
 }
 
+void transport_set_snapshot_min_free(struct transport *t, uint64_t bytes)
+{
+	t->cfg.snapshot_min_free_bytes = bytes;
+}
+
 void transport_stats(const struct transport *t, struct transport_stats *out)
 {
 	*out = t->st;

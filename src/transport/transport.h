@@ -109,6 +109,21 @@ enum transport_log_level {
 	TRANSPORT_LOG_ERROR,    /* transport_create failed: the reason */
 };
 
+/*
+ * A snapshot refused for want of room on the receiver's disk (on_snapshot_no_room):
+ * here, this node refused node_id's stream; otherwise node_id refused this node's.
+ * The receiver's SNAP_DONE carries the numbers (an older receiver's does not: all 0).
+ */
+struct transport_no_room {
+	uint64_t node_id;
+	uint64_t group_id;
+	bool here;
+	uint64_t need;       /* bytes the stream (and the others in progress) still needs */
+	uint64_t free_bytes; /* bytes free in the receiver's snapshot directory */
+	uint64_t min_free;   /* bytes the receiver keeps free (snapshot_min_free_bytes) */
+	const char *dir;     /* here: the snapshot directory; otherwise NULL */
+};
+
 /* What the transport calls; any may be NULL.  ctx is passed back. */
 struct transport_callbacks {
 	void *ctx;
@@ -123,6 +138,9 @@ struct transport_callbacks {
 	/* A snapshot stream ended; status is 0 or a transport_rc. */
 	void (*on_snapshot_sent)(void *ctx, uint64_t to, uint64_t group_id, raft_index index,
 	                         int status);
+	/* A snapshot stream was refused for want of room (see struct transport_no_room); on
+	 * the sending side on_snapshot_sent follows with TRANSPORT_ENOSPACE. */
+	void (*on_snapshot_no_room)(void *ctx, const struct transport_no_room *r);
 	/* Whether `from` may send for group_id; false drops the message (counted). */
 	bool (*membership_check)(void *ctx, uint64_t group_id, uint64_t from);
 	/* transport_close() finished: every handle is closed and memory freed. */
@@ -224,6 +242,10 @@ void transport_write_queued(struct transport *t);
 /* Streams the file at path to node_id on its own connection; on_snapshot_sent reports the end. */
 int transport_send_snapshot(struct transport *t, uint64_t node_id, uint64_t group_id,
                             const struct raft_snapshot_meta *meta, const char *path);
+
+/* The free space a received snapshot must leave from now on (snapshot_min_free_bytes, 0
+ * allowed here: none). */
+void transport_set_snapshot_min_free(struct transport *t, uint64_t bytes);
 
 /* Copies node_id's counters into *out; TRANSPORT_ENOPEER if not a peer (never declared, or
  * removed). */

@@ -723,6 +723,66 @@ static void test_add_member_snapshot_async(void **state)
 	add_member_snapshot(5);
 }
 
+/*
+ * A member that refused the leader's snapshot for want of room (the network
+ * said so: engine_snapshot_refused) shows why in its status until a snapshot
+ * arrives; a member that refused one and then gets entries forgets it too
+ * (review 28 F5).
+ */
+static void test_snapshot_refusal_shown_until_snapshot(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_group_status st;
+	struct engine_wait w = {0};
+	struct cluster c;
+	size_t n = 300;
+	struct prop *p = calloc(n + 20, sizeof(*p));
+	uint64_t ids[8];
+	size_t k;
+	raft_id lead, other;
+	bool listed = false;
+
+	(void)state;
+	cfg.snapshot_entries = 100;
+	cfg.compaction_overhead = 20;
+	assert_int_equal(cluster_init_with(&c, test_storage, 4, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, n, 1);
+	lead = cluster_leader(&c, 0);
+	other = lead == 1 ? 2 : 1;
+	assert_int_equal(cluster_join(&c, 4, 0), ENGINE_OK);
+	while (engine_take_changed(c.nodes[4].e, ids, 8) > 0)
+		;
+	engine_snapshot_refused(c.nodes[4].e, c.group_ids[0], "no room for the snapshot");
+	k = engine_take_changed(c.nodes[4].e, ids, 8);
+	for (size_t i = 0; i < k; i++)
+		listed = listed || ids[i] == c.group_ids[0];
+	assert_true(listed); /* the embedder copies the status again */
+	assert_true(cluster_status(&c, 4, 0, &st));
+	assert_string_equal(st.snapshot_refusal, "no room for the snapshot");
+	assert_int_equal(st.state, ENGINE_GROUP_ACTIVE);
+	/* An unknown group: nothing happens. */
+	engine_snapshot_refused(c.nodes[4].e, c.group_ids[0] + 1000, "no room");
+	/* A member in the group's log that refused a snapshot once, then gets entries. */
+	engine_snapshot_refused(c.nodes[other].e, c.group_ids[0], "no room either");
+	assert_true(cluster_status(&c, other, 0, &st));
+	assert_string_equal(st.snapshot_refusal, "no room either");
+	assert_int_equal(engine_add_member(c.nodes[lead].e, c.group_ids[0], 4, "127.0.0.1:7404",
+	                                   engine_wait_cb, &w),
+	                 ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w, 100));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	assert_true(cluster_status(&c, other, 0, &st));
+	assert_string_equal(st.snapshot_refusal, "");
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	if (kv_sm_recoveries(c.nodes[4].sm[0]) < 1)
+		fail_msg("node 4 caught up without a snapshot");
+	assert_true(cluster_status(&c, 4, 0, &st));
+	assert_string_equal(st.snapshot_refusal, "");
+	cluster_destroy(&c);
+	free(p);
+}
+
 static bool node4_recovering(struct cluster *c, void *arg)
 {
 	struct engine_group_status st;
@@ -2690,6 +2750,29 @@ static void test_no_full_snapshots(void **state)
 	assert_int_equal(engine_group_stats(c.nodes[lead].e, c.group_ids[0], &stats), ENGINE_OK);
 	assert_true(stats.snapshots_unavailable > 0);
 	assert_int_equal(kv_sm_applied(c.nodes[4].sm[0]), 0);
+	/* A member that needs a snapshot and refused one for want of room shows it in the
+	 * leader's peers[], with its numbers, until a stream to it goes through; one that
+	 * needs none does not (review 28 F5). */
+	for (uint32_t i = 0; i < st.n_peers; i++)
+		assert_false(st.peers[i].refused_no_room);
+	engine_snapshot_refused_by(c.nodes[lead].e, c.group_ids[0], 4, 1000, 500, 2000);
+	engine_snapshot_refused_by(c.nodes[lead].e, c.group_ids[0], f == lead ? 4 : f, 1, 2, 3);
+	engine_snapshot_refused_by(c.nodes[lead].e, c.group_ids[0] + 1000, 4, 1, 2, 3);
+	assert_true(cluster_status(&c, lead, 0, &st));
+	for (uint32_t i = 0; i < st.n_peers; i++) {
+		const struct engine_peer_status *ps = &st.peers[i];
+
+		assert_true(ps->refused_no_room == (ps->node_id == 4));
+		if (ps->node_id == 4) {
+			assert_int_equal(ps->refused_need, 1000);
+			assert_int_equal(ps->refused_free, 500);
+			assert_int_equal(ps->refused_min_free, 2000);
+		}
+	}
+	engine_snapshot_sent(c.nodes[lead].e, 4, c.group_ids[0], false);
+	assert_true(cluster_status(&c, lead, 0, &st));
+	for (uint32_t i = 0; i < st.n_peers; i++)
+		assert_false(st.peers[i].refused_no_room);
 	cluster_destroy(&c);
 	free(p);
 }
@@ -3724,6 +3807,7 @@ int main(void)
 	        cmocka_unit_test(test_add_member_snapshot),
 	        cmocka_unit_test(test_add_member_snapshot_async),
 	        cmocka_unit_test(test_add_member_snapshot_long_load),
+	        cmocka_unit_test(test_snapshot_refusal_shown_until_snapshot),
 	        cmocka_unit_test(test_snapshot_refused_backoff),
 	        cmocka_unit_test(test_snapshot_backoff_forgotten),
 	        cmocka_unit_test(test_snapshot_backoff_new_term),

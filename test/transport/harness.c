@@ -149,6 +149,15 @@ static void on_snap_sent(void *ctx, uint64_t to, uint64_t group, raft_index inde
 	nd->snap_sent_status = status;
 }
 
+static void on_no_room(void *ctx, const struct transport_no_room *r)
+{
+	struct th_node *nd = ctx;
+
+	nd->no_room++;
+	nd->last_no_room = *r;
+	nd->last_no_room.dir = NULL;
+}
+
 static void on_snap_received(void *ctx, uint64_t from, uint64_t group,
                              const struct raft_snapshot_meta *meta, const char *path)
 {
@@ -187,6 +196,7 @@ int th_node_start(struct th_node *n, uv_loop_t *loop, uint64_t id, int port, int
 	        .on_unreachable = on_unreachable,
 	        .on_snapshot_received = on_snap_received,
 	        .on_snapshot_sent = on_snap_sent,
+	        .on_snapshot_no_room = on_no_room,
 	        .membership_check = on_member,
 	        .on_closed = on_closed,
 	};

@@ -264,6 +264,10 @@ static bool path_has_size(void *arg)
 
 /* A raw sender (node 1): handshake and BEGIN into r; returns the frame kind answered
  * (SNAP_RESUME with its offset in *value, or SNAP_DONE with its status). */
+/* The last SNAP_DONE payload raw_begin read, and its length. */
+static uint8_t last_done[64];
+static uint32_t last_done_len;
+
 static int raw_begin(struct th_pair *p, struct th_raw *r,
                      const struct transport_snapshot_header *sh, uint64_t *value)
 {
@@ -278,9 +282,13 @@ static int raw_begin(struct th_pair *p, struct th_raw *r,
 	assert_int_equal(th_raw_send_frame(r, TF_SNAP_BEGIN, b.p, (uint32_t)b.len, false), 0);
 	transport_buf_free(&b);
 	kind = th_raw_recv_frame(r, in, sizeof(in), &len, 5000);
+	if (kind == TF_SNAP_DONE && len <= sizeof(last_done)) {
+		memcpy(last_done, in, len);
+		last_done_len = len;
+	}
 	if (kind == TF_SNAP_RESUME && len == 8)
 		*value = tp_get64(in);
-	else if (kind == TF_SNAP_DONE && len == 4)
+	else if (kind == TF_SNAP_DONE && (len == 4 || len == TRANSPORT_SNAP_DONE_MAX))
 		*value = tp_get32(in);
 	else
 		fail_msg("expected SNAP_RESUME or SNAP_DONE after BEGIN, got kind %d", kind);
@@ -585,6 +593,19 @@ static void test_oversize_snapshots_refused(void **state)
 	assert_int_equal(transport_add_peer(p.b.t, 1, "127.0.0.1:1"), 0);
 	assert_int_equal(raw_begin(&p, &r, &sh, &status), TF_SNAP_DONE);
 	assert_int_equal(status, TRANSPORT_ENOSPACE);
+	/* The answer carries the numbers (review 28 F5): needed, free, to stay free. */
+	assert_int_equal(last_done_len, TRANSPORT_SNAP_DONE_MAX);
+	assert_int_equal(tp_get64(last_done + 4), 1ull << 30);
+	assert_true(tp_get64(last_done + 12) > 0);
+	assert_int_equal(tp_get64(last_done + 20), 1ull << 60);
+	/* ... and the receiver's embedder hears of it, for its status. */
+	assert_int_equal(p.b.no_room, 1);
+	assert_true(p.b.last_no_room.here);
+	assert_int_equal(p.b.last_no_room.node_id, 1);
+	assert_int_equal(p.b.last_no_room.group_id, sh.group_id);
+	assert_int_equal(p.b.last_no_room.need, 1ull << 30);
+	assert_int_equal(p.b.last_no_room.min_free, 1ull << 60);
+	assert_int_equal(p.b.last_no_room.free_bytes, tp_get64(last_done + 12));
 	transport_stats(p.b.t, &st);
 	assert_int_equal(st.snapshots_refused_space, 1);
 	assert_true(dir_empty(dir));
@@ -605,6 +626,53 @@ static bool sender_done(void *arg)
 	struct th_pair *p = arg;
 
 	return p->a.snap_sent_status >= 0;
+}
+
+/* A receiver without room refuses a real stream: the sender's embedder hears the numbers
+ * before on_snapshot_sent ends it with TRANSPORT_ENOSPACE; once less must stay free
+ * (transport_set_snapshot_min_free, as at a reload), the same file goes through. */
+static void test_no_room_told_to_sender(void **state)
+{
+	struct transport_config cfg = {0};
+	struct th_pair p;
+	char dir[] = "/tmp/dr-transport-XXXXXX", src[600];
+	struct raft_snapshot_meta meta = test_meta();
+	const size_t size = (1u << 20) + 5;
+	struct transport_stats sb;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(src, sizeof(src), "%s/source.snap", dir);
+	write_source(src, size);
+	cfg.snapshot_dir = dir;
+	cfg.snapshot_min_free_bytes = 1ull << 60;
+	assert_int_equal(th_pair_start(&p, SECRET, SECRET, &cfg), 0);
+	assert_int_equal(transport_send_snapshot(p.a.t, 2, 7, &meta, src), 0);
+	assert_true(th_run_until(&p.loop, sender_done, &p, 10000));
+	assert_int_equal(p.a.snap_sent_status, TRANSPORT_ENOSPACE);
+	assert_int_equal(p.a.no_room, 1);
+	assert_false(p.a.last_no_room.here);
+	assert_int_equal(p.a.last_no_room.node_id, 2);
+	assert_int_equal(p.a.last_no_room.group_id, 7);
+	assert_int_equal(p.a.last_no_room.need, size);
+	assert_int_equal(p.a.last_no_room.min_free, 1ull << 60);
+	assert_true(p.a.last_no_room.free_bytes > 0);
+	assert_int_equal(p.b.no_room, 1);
+	assert_true(p.b.last_no_room.here);
+	assert_int_equal(p.b.last_no_room.free_bytes, p.a.last_no_room.free_bytes);
+	assert_int_equal(p.b.snap_received, 0);
+	/* Nothing need stay free now: the same file goes through. */
+	transport_set_snapshot_min_free(p.b.t, 0);
+	p.a.snap_sent_status = -1;
+	assert_int_equal(transport_send_snapshot(p.a.t, 2, 7, &meta, src), 0);
+	assert_true(th_run_until(&p.loop, sender_done, &p, 10000));
+	assert_int_equal(p.a.snap_sent_status, TRANSPORT_OK);
+	assert_int_equal(p.a.no_room, 1);
+	assert_int_equal(p.b.snap_received, 1);
+	transport_stats(p.b.t, &sb);
+	assert_int_equal(sb.snapshots_refused_space, 1);
+	assert_true(th_pair_stop(&p));
+	th_remove_dir(dir);
 }
 
 static void test_stalled_stream_taken_over(void **state)
@@ -833,6 +901,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_write_error_fails_stream, io_reset),
 	        cmocka_unit_test_teardown(test_remove_peer_ends_stream, io_reset),
 	        cmocka_unit_test(test_oversize_snapshots_refused),
+	        cmocka_unit_test(test_no_room_told_to_sender),
 	        cmocka_unit_test(test_stalled_stream_taken_over),
 	};
 	signal(SIGPIPE, SIG_IGN); /* as every embedder does (PostgreSQL, dr-node) */
