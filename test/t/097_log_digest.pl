@@ -7,6 +7,8 @@
 #   difference (nor an error): the check starts over.
 # - A digest cancelled by statement_timeout in the middle of its steps: the
 #   next call in the same backend works, and so does the engine.
+# - Backends digesting in loops leave the engine's rounds room: a writer
+#   commits beside them, no election.
 use strict;
 use warnings;
 use FindBin;
@@ -14,6 +16,8 @@ use lib $FindBin::RealBin;
 use DragonCluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use IPC::Run;
+use Time::HiRes;
 
 my $c = DragonCluster->new(3, conf => "dragonraft.compaction_overhead = 0\n");
 # Node id takes snapshots (compaction_overhead 0: its whole log goes) until
@@ -83,6 +87,43 @@ note("$cancelled of 20 digests of $entries entries cancelled after 2 ms");
 like($out, qr/^after\|$entries$/m, 'the next digest in that backend works') or diag($out);
 $c->node($l)->safe_psql('postgres', "INSERT INTO t VALUES (1000, 'after')");
 ok($c->caught_up(1), 'the engine goes on');
+# Backends that digest in loops (each asks for its next step as soon as it
+# has one) must not hold the engine in one drain of its request queue: its
+# rounds (heartbeats, commits) run between steps.  (Without: 4 such loops,
+# 2 commits in 8 s and an election, the leader's heartbeats late.)
+my $term = $c->query($l, 'SELECT term FROM dragonraft.status WHERE group_id = 1');
+my %w = (in => "SELECT pg_advisory_lock(42);\n\\echo locked\n", out => '', err => '');
+my $wt = IPC::Run::timeout(30);
+$w{h} = IPC::Run::start([ 'psql', '-XAtq', '-d', $c->node($l)->connstr('postgres') ],
+	'<', \$w{in}, '>', \$w{out}, '2>', \$w{err}, $wt);
+$w{h}->pump until $w{out} =~ /locked/;
+my @loops = map {
+	IPC::Run::start([ 'psql', '-XAtq', '-d', $c->node($l)->connstr('postgres'), '-c',
+		"DO \$\$ BEGIN WHILE NOT pg_try_advisory_lock_shared(42) LOOP "
+		  . "PERFORM dragonraft.log_digest(1); END LOOP; END \$\$" ], '>', \my $o, '2>', \my $e)
+} 1 .. 4;
+ok($c->wait_until('4 backends to digest', sub {
+	$c->poll($l, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'DO%log_digest%'") == 4 }),
+	'4 backends digest the log in loops');
+my $t0 = Time::HiRes::time();
+$w{in} .= join('', map { "INSERT INTO t VALUES (2000 + $_, 'w');\n" } 1 .. 20)
+  . "SELECT pg_advisory_unlock(42);\n\\q\n";
+$wt->start(30);
+my $done = eval { $w{h}->finish; 1 };
+my $took = Time::HiRes::time() - $t0;
+if (!$done)
+{
+	# (the engine, stuck taking their steps, frees itself once they are gone)
+	$c->poll($l, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+		  . "WHERE query LIKE 'DO%log_digest%' AND pid <> pg_backend_pid()");
+	eval { $w{h}->kill_kill };
+}
+$_->finish for @loops;
+ok($done, sprintf('20 commits beside 4 digest loops done in %.2f s (30 s at most)', $took))
+  or diag($@);
+is($w{err}, '', 'the writer committed beside the digests');
+is($c->query($l, 'SELECT term FROM dragonraft.status WHERE group_id = 1'), $term,
+	'and no election meanwhile');
 $c->same_logs(1, 'the members hold the same log');
 
 done_testing();
