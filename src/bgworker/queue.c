@@ -504,8 +504,17 @@ bool dr_queue_take(DrTaken *t)
 			slot = dr_ring[dr_shared->ring_head++ % MaxBackends];
 			drain_left--;
 		}
-		if (dr_shared->ring_head == dr_shared->ring_tail)
+		if (dr_shared->ring_head == dr_shared->ring_tail) {
 			dr_shared->ring_head = dr_shared->ring_tail = 0; /* never wraps */
+		} else if (dr_shared->ring_head >= (uint32)MaxBackends) {
+			/* Requests left for the next drain: the ring may not empty for
+			 * long under load; the same places, smaller numbers. */
+			uint32 k =
+			        dr_shared->ring_head - dr_shared->ring_head % (uint32)MaxBackends;
+
+			dr_shared->ring_head -= k;
+			dr_shared->ring_tail -= k;
+		}
 		SpinLockRelease(&dr_shared->queue_mutex);
 		if (slot < 0) {
 			drain_left = -1;
