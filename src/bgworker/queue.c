@@ -467,11 +467,24 @@ static void fail_all(void)
 	}
 }
 
+/*
+ * Engine worker: how many requests the current drain (the calls of
+ * dr_queue_take until it returns false) may still take; -1 between drains.
+ * A drain takes only the requests submitted before it began: one submitted
+ * while it runs waits for the engine's next loop (the latch is set), so that
+ * the engine's rounds run in between.  Else a request that its caller makes
+ * again as soon as it is answered (log_digest's steps) kept the engine in
+ * one drain for as long as two such callers took turns: no round, no
+ * heartbeat, commits waiting (review30).
+ */
+static int64 drain_left = -1;
+
 void dr_queue_open(void)
 {
 	fail_all(); /* left by a predecessor that could not clean up */
 	SpinLockAcquire(&dr_shared->queue_mutex);
 	dr_shared->ring_head = dr_shared->ring_tail = 0;
+	drain_left = -1;
 	dr_shared->accepting = true;
 	SpinLockRelease(&dr_shared->queue_mutex);
 }
@@ -485,13 +498,28 @@ bool dr_queue_take(DrTaken *t)
 		dsm_handle handle;
 
 		SpinLockAcquire(&dr_shared->queue_mutex);
-		if (dr_shared->ring_head != dr_shared->ring_tail)
+		if (drain_left < 0)
+			drain_left = (int64)(uint32)(dr_shared->ring_tail - dr_shared->ring_head);
+		if (dr_shared->ring_head != dr_shared->ring_tail && drain_left > 0) {
 			slot = dr_ring[dr_shared->ring_head++ % MaxBackends];
-		if (dr_shared->ring_head == dr_shared->ring_tail)
+			drain_left--;
+		}
+		if (dr_shared->ring_head == dr_shared->ring_tail) {
 			dr_shared->ring_head = dr_shared->ring_tail = 0; /* never wraps */
+		} else if (dr_shared->ring_head >= (uint32)MaxBackends) {
+			/* Requests left for the next drain: the ring may not empty for
+			 * long under load; the same places, smaller numbers. */
+			uint32 k =
+			        dr_shared->ring_head - dr_shared->ring_head % (uint32)MaxBackends;
+
+			dr_shared->ring_head -= k;
+			dr_shared->ring_tail -= k;
+		}
 		SpinLockRelease(&dr_shared->queue_mutex);
-		if (slot < 0)
+		if (slot < 0) {
+			drain_left = -1;
 			return false;
+		}
 
 		r = &dr_requests[slot];
 		memset(t, 0, sizeof(*t));

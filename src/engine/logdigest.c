@@ -101,6 +101,28 @@ int engine_log_digest_step(struct engine *e, uint64_t group_id, struct engine_lo
 		        (unsigned long long)d->next, (unsigned long long)d->last,
 		        (unsigned long long)group_id, (unsigned long long)g->first,
 		        (unsigned long long)g->last);
+	/* Entries digested already may have been replaced since (a new leader's
+	 * overwrite a cut-off leader's): the chain would be of a log that never
+	 * was.  Log Matching: if the last entry digested still has its term, every
+	 * entry up to it is the one digested. */
+	if (d->next > d->first) {
+		raft_term t;
+
+		rc = eng_view_term(e, g, d->next - 1, &t);
+		if (rc != ENGINE_OK)
+			return rc == ENGINE_ERR_NOMEM
+			               ? eng_err(e, rc, "group %llu: no memory to read a term",
+			                         (unsigned long long)group_id)
+			               : rc;
+		if (t != d->last_term)
+			return eng_err(
+			        e, ENGINE_ERR_NOT_HELD,
+			        "Entries %llu..%llu of group %llu were replaced while they were "
+			        "digested (entry %llu has term %llu now, %llu before)",
+			        (unsigned long long)d->first, (unsigned long long)d->next - 1,
+			        (unsigned long long)group_id, (unsigned long long)d->next - 1,
+			        (unsigned long long)t, (unsigned long long)d->last_term);
+	}
 	if (max_entries == 0)
 		max_entries = 1;
 	hi = d->last - d->next + 1 > max_entries ? d->next + max_entries : d->last + 1;

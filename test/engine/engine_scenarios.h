@@ -3788,6 +3788,37 @@ static void test_log_digest(void **state)
 	fake_storage_read_fault(c.nodes[f].fs, FAKE_READ_OK, 0);
 #endif
 	cluster_destroy(&c);
+
+	/*
+	 * Entries replaced while they were digested (review30): a cut-off leader
+	 * appends entries that a new leader's replace once it is back.  A digest
+	 * of its log that went past the first of them before and goes on after
+	 * would be of a log that never was (the old entries, then the new ones):
+	 * the term of the last entry digested tells (Log Matching).
+	 */
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	lead = cluster_leader(&c, 0);
+	fake_net_isolate(c.net, lead, true);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(propose(&c, 0, &p[i], 500 + (uint64_t)i), ENGINE_OK);
+	assert_true(cluster_run(&c, new_leader, &lead, 200));
+	assert_int_equal(engine_log_digest_start(c.nodes[lead].e, c.group_ids[0], 1, 0, &x),
+	                 ENGINE_OK);
+	/* Digest all but the last 3 of the cut-off leader's own entries. */
+	assert_int_equal(engine_log_digest_step(c.nodes[lead].e, c.group_ids[0], &x,
+	                                        (uint32_t)(x.last - 3), 1 << 20),
+	                 ENGINE_OK);
+	assert_int_equal(x.next, x.last - 2);
+	fake_net_isolate(c.net, lead, false);
+	propose_many(&c, p + 5, 10, 600);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	assert_int_equal(digest_of(&c, lead, 0, x.first, x.last, 1000, &d[0]), ENGINE_OK);
+	assert_int_equal(d[0].last, x.last); /* the log is longer now: its entries replaced */
+	assert_int_equal(engine_log_digest_step(c.nodes[lead].e, c.group_ids[0], &x, 1000, 1 << 20),
+	                 ENGINE_ERR_NOT_HELD);
+	assert_non_null(strstr(engine_errmsg(c.nodes[lead].e), "replaced"));
+	cluster_destroy(&c);
 }
 
 int main(void)

@@ -478,44 +478,81 @@ sub sql_error
 	return ('', $err);
 }
 
-# logs_agree(g, skew => id): do the running members of group g hold the
-# same Raft log (Raft's Log Matching, dragonraft.log_digest)?  Each member's
-# held range first (its whole log's digest), then the digest of the range
-# that all of them hold up to the leader's commit index, on every member.
-# Returns (agreed, what) where what names the range or the digests that
-# differ.  skew => id (a test of this check only) asks node id for one
-# entry less: its digest must differ.
+# logs_agree(g, skew => id, between => sub): do the running members of
+# group g hold the same Raft log (Raft's Log Matching, dragonraft.log_digest)?
+# Each member's held range first (its whole log's digest), then the digest of
+# the range that all of them hold up to the leader's commit index, on every
+# member that holds an entry (one that holds none, a snapshot only, is left
+# out and named).  Returns (agreed, what, compared): what names the range or
+# the digests that differ, compared how many members were compared.  Fewer
+# than two members compared, or no entry all of them hold: not agreed (a
+# check that compared nothing must not pass).  A member whose log moved
+# between the two passes (a compaction: it no longer holds the range, or
+# digested less of it) is not a difference: the check starts over (5 tries).
+# Tests of this check only: skew => id asks node id for one entry less (its
+# digest must differ); between => sub runs between the two passes.
 sub logs_agree
 {
 	my ($self, $g, %o) = @_;
-	my $l = $self->leader($g) or return (0, "group $g has no leader");
+	my ($agreed, $what, $n);
+	for my $try (1 .. 5)
+	{
+		($agreed, $what, $n) = $self->_logs_agree_once($g, %o);
+		return ($agreed, $what, $n) if defined $agreed;
+	}
+	return (0, "group $g: the logs kept moving while they were compared: $what", 0);
+}
+
+# One try of logs_agree: agreed undef when a member's log moved meanwhile.
+sub _logs_agree_once
+{
+	my ($self, $g, %o) = @_;
+	my $l = $self->leader($g) or return (0, "group $g has no leader", 0);
 	my $hi = $self->query($l, "SELECT commit_index FROM dragonraft.status WHERE group_id = $g");
-	my @ids = $self->running_in($g);
-	my $lo = 1;
-	for my $id (@ids)
+	my ($lo, @ids, @none) = (1);
+	for my $id ($self->running_in($g))
 	{
 		my ($f, $t) = split /\|/,
 		  $self->query($id, "SELECT first_index, last_index FROM dragonraft.log_digest($g)");
-		return (1, "group $g: node $id holds no entry (a snapshot only)") if ($f // '') eq '';
+		if (($f // '') eq '')
+		{
+			push @none, $id;
+			next;
+		}
+		push @ids, $id;
 		$lo = $f if $f > $lo;
 		$hi = $t if $t < $hi;
 	}
-	return (1, "group $g: no entry that all members hold") if $lo > $hi;
+	my $left = @none ? " (left out: nodes @none hold no entry, a snapshot only)" : '';
+	return (0, "group $g: nothing to compare: fewer than two members hold entries$left", 0)
+	  if @ids < 2;
+	return (0, "group $g: nothing to compare: no entry that nodes @ids all hold$left", 0)
+	  if $lo > $hi;
+	$o{between}->() if $o{between};
 	my (%by, @rows);
 	for my $id (@ids)
 	{
 		my $to = defined $o{skew} && $o{skew} == $id ? $hi - 1 : $hi;
-		my $r = $self->query($id,
+		my ($r, $err, $state) = $self->poll_result($id,
 			"SELECT concat_ws(' ', first_index, last_index, last_term, entries, digest)"
 			  . " FROM dragonraft.log_digest($g, $lo, $to)");
+		return (undef, "node $id no longer holds $lo..$to: $err", 0)
+		  if $state eq 'error' && $err =~ /does not hold the entries asked for/;
+		die "query on node $id failed: $err\n" if $state ne 'ok';
+		my ($f, $t) = split / /, $r;
+		return (undef, "node $id digested $f..$t of $lo..$to (its log moved)", 0)
+		  if ($f // '') ne $lo || ($t // '') ne $to;
 		push @{ $by{$r} }, $id;
 		push @rows, "node $id: $r";
 	}
-	return (1, "group $g: entries $lo..$hi agree on nodes @ids") if keys %by == 1;
-	return (0, "group $g: the logs of its members differ in $lo..$hi:\n" . join("\n", @rows));
+	return (1, "group $g: entries $lo..$hi agree on nodes @ids$left", scalar @ids)
+	  if keys %by == 1;
+	return (0, "group $g: the logs of its members differ in $lo..$hi$left:\n" . join("\n", @rows),
+		scalar @ids);
 }
 
-# ok() that the running members of group g hold the same log (logs_agree).
+# ok() that the running members of group g hold the same log (logs_agree:
+# not when nothing could be compared).
 sub same_logs
 {
 	my ($self, $g, $name) = @_;

@@ -1,0 +1,129 @@
+# dragonraft.log_digest and DragonCluster's logs_agree / same_logs (review30).
+# - logs_agree must not pass without comparing: a member that holds no entry
+#   (a snapshot only) is left out of the comparison, not a reason to stop it
+#   with "agreed" (it passed while another member's digest differed); and
+#   with nothing left to compare it does not say that the logs agree.
+# - A member that compacts between logs_agree's two passes is not a
+#   difference (nor an error): the check starts over.
+# - A digest cancelled by statement_timeout in the middle of its steps: the
+#   next call in the same backend works, and so does the engine.
+# - Backends digesting in loops leave the engine's rounds room: a writer
+#   commits beside them, no election.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use DragonCluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IPC::Run;
+use Time::HiRes;
+
+my $c = DragonCluster->new(3, conf => "dragonraft.compaction_overhead = 0\n");
+# Node id takes snapshots (compaction_overhead 0: its whole log goes) until
+# it holds no entry (one may come after a snapshot's index).
+sub hold_nothing
+{
+	my ($id) = @_;
+	return $c->wait_until("node $id to hold no entry", sub {
+		$c->poll($id, 'SELECT dragonraft.snapshot(1)');
+		$c->poll($id, 'SELECT entries FROM dragonraft.log_digest(1)') eq '0' });
+}
+
+$c->create_group(1);
+my $l = $c->leader(1);
+ok($l, "node $l leads group 1");
+my ($f1, $f2) = grep { $_ != $l } $c->ids;
+$c->node($l)->safe_psql('postgres',
+	"SELECT dragonraft.execute(1, 'CREATE TABLE t (id int PRIMARY KEY, v text)')");
+$c->node($l)->safe_psql('postgres', "SELECT dragonraft.replicate_table('t', 1)");
+$c->node($l)->safe_psql('postgres', "INSERT INTO t VALUES ($_, 'x')") for 1 .. 5;
+ok($c->caught_up(1), 'every member applied the writes');
+my ($agreed, $what, $n) = $c->logs_agree(1);
+ok($agreed && $n == 3, 'the three members hold the same log') or diag($what);
+
+# Node f1 compacts its whole log: it holds no entry.  Node f2 is asked for
+# one entry less than the leader: the check must tell them apart.
+ok(hold_nothing($f1), "node $f1 holds no entry");
+($agreed, $what, $n) = $c->logs_agree(1, skew => $f2);
+ok(!$agreed, "a member that holds no entry does not stop the comparison of the others")
+  or diag($what);
+like($what, qr/differ/, 'the others were compared') or diag($what);
+
+# A member that compacts between the two passes: the check starts over
+# (it died on the digest's 55000, or called the logs different).
+$c->node($l)->safe_psql('postgres', "INSERT INTO t VALUES ($_, 'y')") for 6 .. 10;
+ok($c->caught_up(1), 'every member applied the new writes');
+my $compacted = 0;
+($agreed, $what, $n) = eval {
+	$c->logs_agree(1,
+		between => sub { $compacted++ or hold_nothing($f2) or die "node $f2 did not compact" });
+};
+$what //= $@;
+ok($agreed && $n == 2, "a member that compacted meanwhile is left out, the others agree")
+  or diag($what);
+like($what, qr/left out: nodes $f2 /, "node $f2 is named as left out") or diag($what);
+
+# Nothing left to compare: not agreed.
+ok(hold_nothing($_), "node $_ holds no entry") for ($l, $f1);
+($agreed, $what, $n) = $c->logs_agree(1);
+ok(!$agreed && $n == 0, 'a check that compared nothing does not say the logs agree') or diag($what);
+
+# A digest of a few steps (about 4 MB each), cancelled by statement_timeout.
+$c->node($l)->safe_psql('postgres',
+	"INSERT INTO t SELECT 100 + $_, (SELECT string_agg(md5('$_' || j::text), '') "
+	  . "FROM generate_series(1, 40000) j)") for 1 .. 24;
+ok($c->caught_up(1), 'every member applied the big rows');
+my $entries = $c->query($l, 'SELECT entries FROM dragonraft.log_digest(1)');
+my ($out, $err) = ('', '');
+$c->node($l)->psql('postgres',
+	"SET statement_timeout = '2ms';\n"
+	  . ("SELECT entries FROM dragonraft.log_digest(1);\n" x 20)
+	  . "RESET statement_timeout;\nSELECT 'after', entries FROM dragonraft.log_digest(1);\n",
+	stdout => \$out, stderr => \$err, on_error_stop => 0);
+my $cancelled = () = $err =~ /canceling statement due to statement timeout/g;
+ok($cancelled > 0, 'a digest was cancelled') or diag($err);
+note("$cancelled of 20 digests of $entries entries cancelled after 2 ms");
+like($out, qr/^after\|$entries$/m, 'the next digest in that backend works') or diag($out);
+$c->node($l)->safe_psql('postgres', "INSERT INTO t VALUES (1000, 'after')");
+ok($c->caught_up(1), 'the engine goes on');
+# Backends that digest in loops (each asks for its next step as soon as it
+# has one) must not hold the engine in one drain of its request queue: its
+# rounds (heartbeats, commits) run between steps.  (Without: 4 such loops,
+# 2 commits in 8 s and an election, the leader's heartbeats late.)
+my $term = $c->query($l, 'SELECT term FROM dragonraft.status WHERE group_id = 1');
+my %w = (in => "SELECT pg_advisory_lock(42);\n\\echo locked\n", out => '', err => '');
+my $wt = IPC::Run::timeout(30);
+$w{h} = IPC::Run::start([ 'psql', '-XAtq', '-d', $c->node($l)->connstr('postgres') ],
+	'<', \$w{in}, '>', \$w{out}, '2>', \$w{err}, $wt);
+$w{h}->pump until $w{out} =~ /locked/;
+my @loops = map {
+	IPC::Run::start([ 'psql', '-XAtq', '-d', $c->node($l)->connstr('postgres'), '-c',
+		"DO \$\$ BEGIN WHILE NOT pg_try_advisory_lock_shared(42) LOOP "
+		  . "PERFORM dragonraft.log_digest(1); END LOOP; END \$\$" ], '>', \my $o, '2>', \my $e)
+} 1 .. 4;
+ok($c->wait_until('4 backends to digest', sub {
+	$c->poll($l, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'DO%log_digest%'") == 4 }),
+	'4 backends digest the log in loops');
+my $t0 = Time::HiRes::time();
+$w{in} .= join('', map { "INSERT INTO t VALUES (2000 + $_, 'w');\n" } 1 .. 20)
+  . "SELECT pg_advisory_unlock(42);\n\\q\n";
+$wt->start(30);
+my $done = eval { $w{h}->finish; 1 };
+my $took = Time::HiRes::time() - $t0;
+if (!$done)
+{
+	# (the engine, stuck taking their steps, frees itself once they are gone)
+	$c->poll($l, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+		  . "WHERE query LIKE 'DO%log_digest%' AND pid <> pg_backend_pid()");
+	eval { $w{h}->kill_kill };
+}
+$_->finish for @loops;
+ok($done, sprintf('20 commits beside 4 digest loops done in %.2f s (30 s at most)', $took))
+  or diag($@);
+is($w{err}, '', 'the writer committed beside the digests');
+is($c->query($l, 'SELECT term FROM dragonraft.status WHERE group_id = 1'), $term,
+	'and no election meanwhile');
+$c->same_logs(1, 'the members hold the same log');
+
+done_testing();
