@@ -74,12 +74,13 @@ static void digest_failed(int64 group_id, const struct engine_log_digest *asked,
 		                errmsg("group %lld does not run on this node", (long long)group_id),
 		                errhint("See state and error in dragonraft.status.")));
 	if (res->rc == ENGINE_ERR_FAILED)
-		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-		                errmsg("dragonraft engine worker stopped: it cannot digest the log of "
-		                       "group %lld",
-		                       (long long)group_id),
-		                res->errmsg[0] ? errdetail("%s", res->errmsg) : 0,
-		                errhint("See dragonraft.node_status() and the server log.")));
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("dragonraft engine worker stopped: it cannot digest the log of "
+		                "group %lld",
+		                (long long)group_id),
+		         res->errmsg[0] ? errdetail("%s", res->errmsg) : 0,
+		         errhint("See dragonraft.node_status() and the server log.")));
 	if (res->rc == DR_RC_ENGINE_EXITED)
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 		                errmsg("dragonraft engine worker exited before the log digest of "

@@ -941,22 +941,23 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 			moved = now;
 		} else if (TimestampDifferenceExceeds(moved, now,
 		                                      JOIN_STALL_TIMEOUTS * election_ms))
-			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			                errmsg("node %d receives no entries of group %lld",
-			                       dr_node_id, (long long)group_id),
-			                v.error[0] != '\0'
-			                        ? errdetail("Its log ends at %llu and did not grow "
-			                                    "for %d ms: %s.",
-			                                    (unsigned long long)v.last_index,
-			                                    JOIN_STALL_TIMEOUTS * election_ms, v.error)
-			                        : errdetail("Its log ends at %llu and did not grow for "
-			                                    "%d ms: the leader may fail to send it a "
-			                                    "snapshot of the entries it compacted (see "
-			                                    "the leader's log).",
-			                                    (unsigned long long)v.last_index,
-			                                    JOIN_STALL_TIMEOUTS * election_ms),
-			                errhint("Remove it on the leader (remove_member) and "
-			                        "leave_group here.")));
+			ereport(ERROR,
+			        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			         errmsg("node %d receives no entries of group %lld", dr_node_id,
+			                (long long)group_id),
+			         v.error[0] != '\0'
+			                 ? errdetail("Its log ends at %llu and did not grow "
+			                             "for %d ms: %s.",
+			                             (unsigned long long)v.last_index,
+			                             JOIN_STALL_TIMEOUTS * election_ms, v.error)
+			                 : errdetail("Its log ends at %llu and did not grow for "
+			                             "%d ms: the leader may fail to send it a "
+			                             "snapshot of the entries it compacted (see "
+			                             "the leader's log).",
+			                             (unsigned long long)v.last_index,
+			                             JOIN_STALL_TIMEOUTS * election_ms),
+			         errhint("Remove it on the leader (remove_member) and "
+			                 "leave_group here.")));
 		if (TimestampDifferenceExceeds(noticed, now, JOIN_NOTICE_MS)) {
 			noticed = now;
 			/* (with the reason it makes no progress, a refused snapshot say) */

@@ -347,15 +347,16 @@ Datum dr_group_members(PG_FUNCTION_ARGS)
 		/* On the leader: why the member does not catch up (review 28 F5). */
 		nulls[7] = !known || self || !c->refused_no_room;
 		if (!nulls[7] && c->refused_need == 0 && c->refused_free == 0)
-			values[7] = CStringGetTextDatum(
-			        "it refused the snapshot for want of room in its snapshot directory");
+			values[7] = CStringGetTextDatum("it refused the snapshot for want of room "
+			                                "in its snapshot directory");
 		else if (!nulls[7])
-			values[7] = CStringGetTextDatum(psprintf(
-			        "it refused the snapshot for want of room: %llu bytes to come and %llu "
-			        "to stay free, %llu free there",
-			        (unsigned long long)c->refused_need,
-			        (unsigned long long)c->refused_min_free,
-			        (unsigned long long)c->refused_free));
+			values[7] = CStringGetTextDatum(
+			        psprintf("it refused the snapshot for want of room: %llu bytes to "
+			                 "come and %llu "
+			                 "to stay free, %llu free there",
+			                 (unsigned long long)c->refused_need,
+			                 (unsigned long long)c->refused_min_free,
+			                 (unsigned long long)c->refused_free));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum)0;

@@ -271,7 +271,7 @@ struct group {
 		uint64_t tick;
 	} contact[RAFT_MAX_MEMBERS]; /* last message from each node, by engine tick */
 	uint32_t n_contact;
-	char *error; /* why the group failed (GS_FAILED) */
+	char *error;   /* why the group failed (GS_FAILED) */
 	char *refusal; /* this node's last refusal of a snapshot for want of room
 	                * (engine_snapshot_refused), until one arrives or it catches up;
 	                * NULL: none */

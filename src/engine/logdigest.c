@@ -138,7 +138,8 @@ int engine_log_digest_step(struct engine *e, uint64_t group_id, struct engine_lo
 	/* A failed or short read stops the engine, as every read of the log does. */
 	rc = e->st.entries(e->st.ctx, group_id, d->next, hi, max_bytes, out, &n, &arena);
 	if (rc == ENGINE_ERR_NOMEM) {
-		rc = eng_err(e, rc, "group %llu: no memory to read entries %llu..%llu to digest them",
+		rc = eng_err(e, rc,
+		             "group %llu: no memory to read entries %llu..%llu to digest them",
 		             (unsigned long long)group_id, (unsigned long long)d->next,
 		             (unsigned long long)hi - 1);
 		goto out_free;

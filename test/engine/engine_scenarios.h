@@ -3778,7 +3778,8 @@ static void test_log_digest(void **state)
 	c.nodes[f].e->groups[0]->first = 1;
 	/* A failed read stops the engine, as any read of the log does. */
 	fake_storage_read_fault(c.nodes[f].fs, FAKE_READ_FAIL, 0);
-	assert_int_equal(engine_log_digest_start(c.nodes[f].e, c.group_ids[0], 0, 0, &x), ENGINE_OK);
+	assert_int_equal(engine_log_digest_start(c.nodes[f].e, c.group_ids[0], 0, 0, &x),
+	                 ENGINE_OK);
 	assert_int_equal(engine_log_digest_step(c.nodes[f].e, c.group_ids[0], &x, 7, 1 << 20),
 	                 ENGINE_ERR_FAILED);
 	assert_true(engine_failed(c.nodes[f].e));

@@ -44,8 +44,8 @@ struct th_node {
 	uint64_t max_gap_ms;   /* largest gap between messages while gap_watch, less the
 	                        * time this thread waited for a CPU meanwhile */
 	bool gap_watch;
-	int snap_sent_status; /* -1 until on_snapshot_sent */
-	int no_room;          /* on_snapshot_no_room calls */
+	int snap_sent_status;                  /* -1 until on_snapshot_sent */
+	int no_room;                           /* on_snapshot_no_room calls */
 	struct transport_no_room last_no_room; /* (its dir is not kept) */
 	int snap_received;
 	char snap_path[512];
