@@ -333,7 +333,10 @@ void dr_engine_groups_restart(void)
 		LWLockRelease(dr_shared->groups_lock);
 		if (g != NULL)
 			continue; /* in the LogDB but not started: said above */
-		if (!dr_origins_applied_here(origins[k].group_id)) {
+		/* (the LogDB's record under another node id says so too: a group
+		 * used at once after its creation may have no member_info row yet) */
+		if (!dr_origins_applied_here(origins[k].group_id) &&
+		    stored_as(origins[k].group_id) == 0) {
 			ereport(LOG,
 			        (errmsg("replication origin \"dragonraft_%llu\" is not taken for a "
 			                "group of this node",
