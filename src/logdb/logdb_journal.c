@@ -718,12 +718,44 @@ static int replay(struct logdb *db, struct shard *s, size_t k, uint64_t lsn, uin
 			        "segment is complete before the next one is made)",
 			        si, j->dir, a, off, b);
 		}
-		if (apply)
+		if (apply) {
 			note_tail(db, si, j, start, off, &tail);
+			j->dropped = tail.bytes;
+		}
 		*end = lsn;
 		*last = k;
 		return LOGDB_OK;
 	}
+}
+
+/*
+ * The dropped last record that note_tail reported (review 31): zeros over
+ * it, synced, before writing goes on where it was.  Else a clean close and
+ * an open that wrote nothing in between (an idle shard, an engine worker
+ * that fails and restarts) reported the same bytes again at each open, a
+ * WARNING that a save may be lost each time; and a shorter record written
+ * over it left the rest of it where the writer counts on zeros (prepared).
+ * The line stays their only trace.
+ */
+static int zero_dropped(struct logdb *db, struct journal *j, const char *name)
+{
+	static const uint8_t zbuf[4096];
+	uint64_t at = j->pos - j->seg_start, n = j->dropped;
+
+	j->dropped = 0;
+	while (n > 0) {
+		size_t k = n < sizeof(zbuf) ? (size_t)n : sizeof(zbuf);
+		ssize_t w = pwrite(j->fd, zbuf, k, (off_t)at);
+		if (w <= 0)
+			return logdb_fail(db, LOGDB_ERR_IO, "cannot write %s/%s: %s", j->dir, name,
+			                  w < 0 ? strerror(errno) : "short write");
+		at += (uint64_t)w;
+		n -= (uint64_t)w;
+	}
+	if (at > j->pos - j->seg_start && !db->no_sync && fdatasync(j->fd) != 0)
+		return logdb_fail(db, LOGDB_ERR_IO, "cannot sync %s/%s: %s", j->dir, name,
+		                  strerror(errno));
+	return LOGDB_OK;
 }
 
 /* The shard's checkpoint marker (0x0808) into *lsn, 0 if it has none. */
@@ -830,7 +862,7 @@ int logdb_journal_open(struct logdb *db, unsigned si, const char *base)
 		                  strerror(errno));
 	j->prepared = (uint64_t)st.st_size;
 	j->seg_cap = db->seg_size > j->prepared ? db->seg_size : j->prepared;
-	return LOGDB_OK;
+	return zero_dropped(db, j, name);
 }
 
 void logdb_journal_close(struct logdb *db, unsigned si)
