@@ -124,6 +124,11 @@ $log = slurp_file($V->logfile, $log_at);
 like($log, qr/DETAIL:  2 engine workers in a row found the LogDB damaged; the next one opens it at .* \(in 10 s\), or at once when it is moved aside/,
 	'the DETAIL says when the next attempt is');
 is(() = $log =~ /FATAL:  dragonraft could not open its LogDB/g, 2, 'two attempts so far, not one every 5 s');
+# Review 31: a write there meanwhile was told the postmaster restarts the worker "after a few
+# seconds"; its HINT now says when the damaged LogDB is opened again, and how to be sooner.
+my (undef, undef, $werr) = $V->psql('postgres', "INSERT INTO t VALUES (1001, 'while it waits')");
+like($werr, qr/HINT:  The LogDB was found damaged: the next engine worker opens it at .*or at once when "dragonraft\/logdb" is moved aside/,
+	'a write while the worker waits is told when the LogDB is opened again');
 
 # What the HINT says: move it aside (the server running, or stop, move,
 # start).  The waiting worker sees it within a second (or at the next
