@@ -130,6 +130,19 @@ my (undef, undef, $werr) = $V->psql('postgres', "INSERT INTO t VALUES (1001, 'wh
 like($werr, qr/HINT:  The LogDB was found damaged: the next engine worker opens it at .*or at once when "dragonraft\/logdb" is moved aside/,
 	'a write while the worker waits is told when the LogDB is opened again');
 
+# Review 31: for 5 s after a worker exits no engine worker runs (the
+# postmaster's restart time): a reload then reached no one, and the next
+# worker waited out the whole back-off.  The reload is sent within those
+# 5 s (the failure was seen less than 4 s after it); the next worker opens
+# the LogDB as it starts, 5 s after the failure, not 10 s.
+$V->safe_psql('postgres', 'SELECT pg_reload_conf()');
+ok( $c->wait_until('a third failure', sub {
+		$log = slurp_file($V->logfile, $log_at);
+		$log =~ /DETAIL:  3 engine workers in a row/ }),
+	'a third attempt');
+like($log, qr/opens its LogDB now \(a reload since it was found damaged ended the wait\)/,
+	'a reload while no engine worker ran ends the wait of the next one');
+
 # What the HINT says: move it aside (the server running, or stop, move,
 # start).  The waiting worker sees it within a second (or at the next
 # worker's start, after the postmaster's 5 s), not at the next attempt.
