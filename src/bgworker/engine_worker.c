@@ -636,6 +636,11 @@ void dr_engine_worker_main(Datum arg)
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
 	wait_for_retry(); /* after a damaged LogDB */
+	/* The wait is over (review 31): a failure of this worker other than the damage again must
+	 * not show a next attempt in node_status() nor in the HINT of the "not running" error. */
+	SpinLockAcquire(&dr_shared->mutex);
+	dr_shared->engine_retry_at = 0;
+	SpinLockRelease(&dr_shared->mutex);
 	BackgroundWorkerInitializeConnection(dr_database, NULL, 0);
 	dr_pin_search_path();
 

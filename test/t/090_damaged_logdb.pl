@@ -143,6 +143,22 @@ ok( $c->wait_until('a third failure', sub {
 like($log, qr/opens its LogDB now \(a reload since it was found damaged ended the wait\)/,
 	'a reload while no engine worker ran ends the wait of the next one');
 
+# Review 31: a worker whose wait ended (moved aside, here replaced by a file)
+# and which then failed otherwise left the damage's next attempt shown (and
+# the "not running" HINT spoke of the damaged LogDB) until that time.
+rename($logdb, "$logdb.damaged") or die "rename: $!";
+open(my $fh, '>', $logdb) or die "$logdb: $!";
+close $fh;
+my $st = '';
+ok( $c->wait_until('the worker to fail on the file', sub {
+		$st = $c->poll($v, q{SELECT (engine_retry_at IS NULL) || ' ' || engine_error FROM dragonraft.node_status()
+		                     WHERE engine_error NOT LIKE '%damaged%'}) // '';
+		$st ne '' }),
+	'the engine worker fails otherwise');
+like($st, qr/^true /, 'no next attempt shown for a failure that is not the damage');
+unlink($logdb) or die "unlink: $!";
+rename("$logdb.damaged", $logdb) or die "rename: $!";
+
 # What the HINT says: move it aside (the server running, or stop, move,
 # start).  The waiting worker sees it within a second (or at the next
 # worker's start, after the postmaster's 5 s), not at the next attempt.
