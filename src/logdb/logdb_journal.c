@@ -643,6 +643,25 @@ static void note_tail(struct logdb *db, unsigned si, struct journal *j, uint64_t
 		           "recycled segment's earlier use); if it was damaged, a save "
 		           "acknowledged to Raft is lost",
 		           si, j->dir, name, off, t->bytes, t->len);
+	else if (t->kind == LOGDB_TAIL_SHORT && off > 0 && t->bytes >= LOGDB_JREC_HDR &&
+	         off + logdb_jrec_size(t->len) >
+	                 (db->seg_size > off + t->bytes ? db->seg_size : off + t->bytes))
+		/*
+		 * Review 31: a record that does not fit its segment starts the next one
+		 * (logdb_journal_append; only a segment's first record may be larger), so
+		 * one at off > 0 longer than the segment (its file or the segment size)
+		 * was never written so: this use's header (its LSN says so) whose length
+		 * was damaged after it was written (a flipped high bit), not a write cut
+		 * short.  (A segment size lowered since it was written could make a torn
+		 * record look so.)
+		 */
+		logdb_note(db, LOGDB_LOG_WARNING,
+		           "journal of LogDB shard %u ends at %s/%s offset %zu: dropped the record "
+		           "there (its header's body length of %" PRIu32 " bytes runs past the end "
+		           "of the segment, which no write does: a record that does not fit starts "
+		           "the next segment; damaged after it was written); a save acknowledged "
+		           "to Raft may be lost",
+		           si, j->dir, name, off, t->len);
 	else
 		logdb_note(db, LOGDB_LOG_INFO,
 		           "journal of LogDB shard %u ends at %s/%s offset %zu: dropped %zu bytes "
