@@ -285,7 +285,7 @@ static void damaged_exit(const char *msg) pg_attribute_noreturn();
 
 static void damaged_exit(const char *msg)
 {
-	TimestampTz at;
+	TimestampTz at, now;
 	long ms = DAMAGED_RETRY_MIN_MS;
 	struct stat st;
 	int n;
@@ -296,11 +296,13 @@ static void damaged_exit(const char *msg)
 	for (int i = 1; i < n && ms < DAMAGED_RETRY_MAX_MS; i++)
 		ms *= 2;
 	ms = Min(ms, DAMAGED_RETRY_MAX_MS);
-	at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+	now = GetCurrentTimestamp();
+	at = TimestampTzPlusMilliseconds(now, ms);
 	if (stat(logdb_path(), &st) != 0)
 		st.st_dev = st.st_ino = 0;
 	SpinLockAcquire(&dr_shared->mutex);
 	dr_shared->engine_retry_at = at;
+	dr_shared->engine_damaged_at = now;
 	dr_shared->engine_damaged_dev = st.st_dev;
 	dr_shared->engine_damaged_ino = st.st_ino;
 	strlcpy(dr_shared->engine_error, msg, sizeof(dr_shared->engine_error));
@@ -322,7 +324,23 @@ static void damaged_exit(const char *msg)
 static void wait_for_retry(void)
 {
 	const char *dir = logdb_path();
+	TimestampTz damaged_at, retry_at;
 
+	/*
+	 * A reload while no engine worker ran (the postmaster starts the next one 5 s after the
+	 * last exits: a reload then reached no one) ends the wait too (review 31).  PgReloadTime
+	 * is the postmaster's, as of this worker's fork.
+	 */
+	SpinLockAcquire(&dr_shared->mutex);
+	damaged_at = dr_shared->engine_damaged_at;
+	retry_at = dr_shared->engine_retry_at;
+	SpinLockRelease(&dr_shared->mutex);
+	if (retry_at > GetCurrentTimestamp() && PgReloadTime > damaged_at) {
+		ereport(LOG, (errmsg("dragonraft engine worker for node %d opens its LogDB now (a "
+		                     "reload since it was found damaged ended the wait)",
+		                     dr_node_id)));
+		return;
+	}
 	for (;;) {
 		TimestampTz at, now = GetCurrentTimestamp();
 		struct stat st;
@@ -618,6 +636,11 @@ void dr_engine_worker_main(Datum arg)
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
 	wait_for_retry(); /* after a damaged LogDB */
+	/* The wait is over (review 31): a failure of this worker other than the damage again must
+	 * not show a next attempt in node_status() nor in the HINT of the "not running" error. */
+	SpinLockAcquire(&dr_shared->mutex);
+	dr_shared->engine_retry_at = 0;
+	SpinLockRelease(&dr_shared->mutex);
 	BackgroundWorkerInitializeConnection(dr_database, NULL, 0);
 	dr_pin_search_path();
 

@@ -212,8 +212,7 @@ static void engine_not_running(void)
 {
 	ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 	                errmsg("dragonraft engine worker is not running"),
-	                errhint("See dragonraft.node_status() and the server log; the postmaster "
-	                        "restarts a failed engine worker after a few seconds.")));
+	                errhint("%s", dr_engine_restart_hint())));
 }
 
 static void call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *payload, Size len,

@@ -215,6 +215,8 @@ typedef struct DrShared {
 	                                  * (engine_worker.c: the retry's back-off) */
 	TimestampTz engine_retry_at;     /* the next engine worker waits until then to open the
 	                                  * LogDB (0 = no wait) */
+	TimestampTz engine_damaged_at;   /* when the last of them found it so (a reload since
+	                                  * ends the wait) */
 	dev_t engine_damaged_dev;        /* the damaged LogDB directory: the wait ends */
 	ino_t engine_damaged_ino;        /* when it is moved aside or replaced */
 	int groups_not_started;          /* stored groups beyond dragonraft.max_groups */

@@ -22,10 +22,32 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 #include "write.h"
 
 PG_FUNCTION_INFO_V1(dr_create_group);
 PG_FUNCTION_INFO_V1(dr_transfer_leader);
+
+/*
+ * A damaged LogDB's engine worker waits until engine_retry_at (up to 5 min) before it opens
+ * it again (engine_worker.c damaged_exit): "after a few seconds" was wrong then (review 31).
+ */
+const char *dr_engine_restart_hint(void)
+{
+	TimestampTz at;
+
+	SpinLockAcquire(&dr_shared->mutex);
+	at = dr_shared->engine_retry_at;
+	SpinLockRelease(&dr_shared->mutex);
+	if (at > GetCurrentTimestamp())
+		return psprintf(
+		        "The LogDB was found damaged: the next engine worker opens it at %s "
+		        "(dragonraft.node_status().engine_retry_at), or at once when "
+		        "\"%s/logdb\" is moved aside; see the server log's HINT.",
+		        timestamptz_to_str(at), dr_data_dir);
+	return "See dragonraft.node_status() and the server log; the postmaster restarts a "
+	       "stopped engine worker after a few seconds.";
+}
 
 void dr_sql_groups_check_engine(void)
 {
@@ -56,12 +78,10 @@ void dr_sql_groups_check_engine(void)
 	strlcpy(error, dr_shared->engine_error, sizeof(error));
 	SpinLockRelease(&dr_shared->mutex);
 	if (state != DR_ENGINE_RUNNING)
-		ereport(ERROR,
-		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-		         errmsg("dragonraft engine worker is not running"),
-		         error[0] ? errdetail("It stopped: %s", error) : 0,
-		         errhint("See dragonraft.node_status() and the server log; the postmaster "
-		                 "restarts a stopped engine worker after a few seconds.")));
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("dragonraft engine worker is not running"),
+		                error[0] ? errdetail("It stopped: %s", error) : 0,
+		                errhint("%s", dr_engine_restart_hint())));
 }
 
 char *dr_sql_groups_client_address(int64 group_id, int64 node_id)

@@ -263,6 +263,9 @@ extern bool dr_sql_tables_barrier(const char *command);
 
 /* Raise an error unless this node runs its engine for this database. */
 extern void dr_sql_groups_check_engine(void);
+/* The HINT for "engine worker is not running": when the next one starts (a damaged LogDB's
+ * back-off, engine_retry_at, or the postmaster's few seconds). */
+extern const char *dr_engine_restart_hint(void);
 /* The client address node_id announced in group_id, or NULL. */
 extern char *dr_sql_groups_client_address(int64 group_id, int64 node_id);
 

@@ -77,6 +77,8 @@ struct journal {
 	size_t n_free;      /* segs[0..n_free) hold only checkpointed records: reusable */
 	uint64_t ckpt_want; /* LSN the next checkpoint covers (set at a switch) */
 	uint64_t ckpt;      /* the checkpoint on disk: records below it are in SST files */
+	uint64_t dropped;   /* open: bytes of a dropped last record at pos (note_tail), zeroed
+	                     * before writing goes on */
 };
 
 struct shard {

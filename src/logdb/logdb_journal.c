@@ -643,6 +643,25 @@ static void note_tail(struct logdb *db, unsigned si, struct journal *j, uint64_t
 		           "recycled segment's earlier use); if it was damaged, a save "
 		           "acknowledged to Raft is lost",
 		           si, j->dir, name, off, t->bytes, t->len);
+	else if (t->kind == LOGDB_TAIL_SHORT && off > 0 && t->bytes >= LOGDB_JREC_HDR &&
+	         off + logdb_jrec_size(t->len) >
+	                 (db->seg_size > off + t->bytes ? db->seg_size : off + t->bytes))
+		/*
+		 * Review 31: a record that does not fit its segment starts the next one
+		 * (logdb_journal_append; only a segment's first record may be larger), so
+		 * one at off > 0 longer than the segment (its file or the segment size)
+		 * was never written so: this use's header (its LSN says so) whose length
+		 * was damaged after it was written (a flipped high bit), not a write cut
+		 * short.  (A segment size lowered since it was written could make a torn
+		 * record look so.)
+		 */
+		logdb_note(db, LOGDB_LOG_WARNING,
+		           "journal of LogDB shard %u ends at %s/%s offset %zu: dropped the record "
+		           "there (its header's body length of %" PRIu32 " bytes runs past the end "
+		           "of the segment, which no write does: a record that does not fit starts "
+		           "the next segment; damaged after it was written); a save acknowledged "
+		           "to Raft may be lost",
+		           si, j->dir, name, off, t->len);
 	else
 		logdb_note(db, LOGDB_LOG_INFO,
 		           "journal of LogDB shard %u ends at %s/%s offset %zu: dropped %zu bytes "
@@ -718,12 +737,44 @@ static int replay(struct logdb *db, struct shard *s, size_t k, uint64_t lsn, uin
 			        "segment is complete before the next one is made)",
 			        si, j->dir, a, off, b);
 		}
-		if (apply)
+		if (apply) {
 			note_tail(db, si, j, start, off, &tail);
+			j->dropped = tail.bytes;
+		}
 		*end = lsn;
 		*last = k;
 		return LOGDB_OK;
 	}
+}
+
+/*
+ * The dropped last record that note_tail reported (review 31): zeros over
+ * it, synced, before writing goes on where it was.  Else a clean close and
+ * an open that wrote nothing in between (an idle shard, an engine worker
+ * that fails and restarts) reported the same bytes again at each open, a
+ * WARNING that a save may be lost each time; and a shorter record written
+ * over it left the rest of it where the writer counts on zeros (prepared).
+ * The line stays their only trace.
+ */
+static int zero_dropped(struct logdb *db, struct journal *j, const char *name)
+{
+	static const uint8_t zbuf[4096];
+	uint64_t at = j->pos - j->seg_start, n = j->dropped;
+
+	j->dropped = 0;
+	while (n > 0) {
+		size_t k = n < sizeof(zbuf) ? (size_t)n : sizeof(zbuf);
+		ssize_t w = pwrite(j->fd, zbuf, k, (off_t)at);
+		if (w <= 0)
+			return logdb_fail(db, LOGDB_ERR_IO, "cannot write %s/%s: %s", j->dir, name,
+			                  w < 0 ? strerror(errno) : "short write");
+		at += (uint64_t)w;
+		n -= (uint64_t)w;
+	}
+	if (at > j->pos - j->seg_start && !db->no_sync && fdatasync(j->fd) != 0)
+		return logdb_fail(db, LOGDB_ERR_IO, "cannot sync %s/%s: %s", j->dir, name,
+		                  strerror(errno));
+	return LOGDB_OK;
 }
 
 /* The shard's checkpoint marker (0x0808) into *lsn, 0 if it has none. */
@@ -830,7 +881,7 @@ int logdb_journal_open(struct logdb *db, unsigned si, const char *base)
 		                  strerror(errno));
 	j->prepared = (uint64_t)st.st_size;
 	j->seg_cap = db->seg_size > j->prepared ? db->seg_size : j->prepared;
-	return LOGDB_OK;
+	return zero_dropped(db, j, name);
 }
 
 void logdb_journal_close(struct logdb *db, unsigned si)

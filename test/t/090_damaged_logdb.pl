@@ -124,6 +124,40 @@ $log = slurp_file($V->logfile, $log_at);
 like($log, qr/DETAIL:  2 engine workers in a row found the LogDB damaged; the next one opens it at .* \(in 10 s\), or at once when it is moved aside/,
 	'the DETAIL says when the next attempt is');
 is(() = $log =~ /FATAL:  dragonraft could not open its LogDB/g, 2, 'two attempts so far, not one every 5 s');
+# Review 31: a write there meanwhile was told the postmaster restarts the worker "after a few
+# seconds"; its HINT now says when the damaged LogDB is opened again, and how to be sooner.
+my (undef, undef, $werr) = $V->psql('postgres', "INSERT INTO t VALUES (1001, 'while it waits')");
+like($werr, qr/HINT:  The LogDB was found damaged: the next engine worker opens it at .*or at once when "dragonraft\/logdb" is moved aside/,
+	'a write while the worker waits is told when the LogDB is opened again');
+
+# Review 31: for 5 s after a worker exits no engine worker runs (the
+# postmaster's restart time): a reload then reached no one, and the next
+# worker waited out the whole back-off.  The reload is sent within those
+# 5 s (the failure was seen less than 4 s after it); the next worker opens
+# the LogDB as it starts, 5 s after the failure, not 10 s.
+$V->safe_psql('postgres', 'SELECT pg_reload_conf()');
+ok( $c->wait_until('a third failure', sub {
+		$log = slurp_file($V->logfile, $log_at);
+		$log =~ /DETAIL:  3 engine workers in a row/ }),
+	'a third attempt');
+like($log, qr/opens its LogDB now \(a reload since it was found damaged ended the wait\)/,
+	'a reload while no engine worker ran ends the wait of the next one');
+
+# Review 31: a worker whose wait ended (moved aside, here replaced by a file)
+# and which then failed otherwise left the damage's next attempt shown (and
+# the "not running" HINT spoke of the damaged LogDB) until that time.
+rename($logdb, "$logdb.damaged") or die "rename: $!";
+open(my $fh, '>', $logdb) or die "$logdb: $!";
+close $fh;
+my $st = '';
+ok( $c->wait_until('the worker to fail on the file', sub {
+		$st = $c->poll($v, q{SELECT (engine_retry_at IS NULL) || ' ' || engine_error FROM dragonraft.node_status()
+		                     WHERE engine_error NOT LIKE '%damaged%'}) // '';
+		$st ne '' }),
+	'the engine worker fails otherwise');
+like($st, qr/^true /, 'no next attempt shown for a failure that is not the damage');
+unlink($logdb) or die "unlink: $!";
+rename("$logdb.damaged", $logdb) or die "rename: $!";
 
 # What the HINT says: move it aside (the server running, or stop, move,
 # start).  The waiting worker sees it within a second (or at the next

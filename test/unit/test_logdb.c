@@ -1383,6 +1383,34 @@ static void test_journal_tail_reported(void **state)
 	patch(seg, offs[5] + LOGDB_JREC_HDR + len / 2, &c, 1);
 	snprintf(bytes, sizeof(bytes), "dropped the %zu bytes", rec_end - offs[5]);
 	open_logged(f, LOGDB_LOG_WARNING, at, bytes, "every 512-byte sector of it holds data");
+	/* reported once: a clean close and an open with no save between log nothing (review 31;
+	 * it was said again at each open), and the dropped bytes are zeros now */
+	fx_close(f);
+	logged.n = 0;
+	fx_open(f);
+	if (logged.n != 0)
+		fail_msg("the dropped record was reported again at the next open: %s", logged.msg);
+	expect_entries(f, 1, 1, 50, 1, 64);
+	{
+		size_t size2, offs2[16];
+		int n2;
+		uint8_t *q = read_segment(seg, &size2, 0, offs2, &n2);
+		assert_int_equal(n2, 5);
+		for (size_t i = offs[5]; i < rec_end; i++)
+			if (q[i] != 0)
+				fail_msg("byte %zu of the dropped record is not zero", i - offs[5]);
+		free(q);
+	}
+
+	/* a flipped high bit of its body length (review 31): it runs past the end of its
+	 * segment, which no write does (a record that does not fit starts the
+	 * next segment): damage, a warning, not a write cut short */
+	fx_close(f);
+	patch(seg, 0, p, size);
+	uint8_t hb = p[offs[5] + 7] ^ 0x10; /* bit 28 of the body length */
+	patch(seg, offs[5] + 7, &hb, 1);
+	open_logged(f, LOGDB_LOG_WARNING, at, "runs past the end of the segment",
+	            "damaged after it was written");
 
 	/* cut short in zero-filled space: its sectors from the second on not written */
 	fx_close(f);
