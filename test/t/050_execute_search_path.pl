@@ -62,6 +62,10 @@ for my $k (1 .. 6)
 {
 	as_app(join('', map { "INSERT INTO t VALUES (" . ($k * 100 + $_) . ", 'w');\n" } 1 .. 10));
 }
+# (a snapshot on every member now: the one snapshot_entries asks for runs in
+# the background, and on a busy machine node 4 could come before the
+# compaction and join from the entries, as TAP 064's once did)
+ok($c->compact(1, 1, 2, 3), 'every member took a snapshot: the log is compacted');
 $c->node($c->leader(1))->safe_psql('postgres', "SELECT dragonraft.add_member(1, 4, '" . $c->raft_address(4) . "')");
 $c->node(4)->safe_psql('postgres', "SELECT dragonraft.join_group(1, '" . $c->members(1, 2, 3) . "')");
 $c->group_nodes(1, 1, 2, 3, 4);
