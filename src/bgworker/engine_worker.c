@@ -381,6 +381,12 @@ static void wait_for_retry(void)
 	}
 }
 
+/* dragonraft.snapshot_min_free (MB) to the transport: at start and at each reload. */
+static void set_snapshot_min_free(struct transport *t)
+{
+	transport_set_snapshot_min_free(t, (uint64)dr_snapshot_min_free * 1024 * 1024);
+}
+
 static void start_engine(void)
 {
 	DrEngine *de = dr_engine;
@@ -466,7 +472,7 @@ static void start_engine(void)
 		                  : NULL);
 	de->e = engine_uv_engine(de->u);
 	de->t = engine_uv_transport(de->u);
-	transport_set_snapshot_min_free(de->t, (uint64)dr_snapshot_min_free * 1024 * 1024);
+	set_snapshot_min_free(de->t);
 
 	/* The address others dial, with the port the listener got. */
 	if (!dr_parse_address(dr_advertise_address[0] ? dr_advertise_address : dr_listen_address,
@@ -486,9 +492,8 @@ static void set_running(void)
 	dr_shared->engine_pid = MyProcPid;
 	dr_shared->engine_pgprocno = MyProc->pgprocno;
 	dr_shared->engine_started = GetCurrentTimestamp();
-	dr_shared->engine_retry_at = 0; /* the LogDB opened */
 	/* engine_error keeps the failure that ended the worker before (forget_failure),
-	 * engine_damaged_runs too */
+	 * engine_damaged_runs too (engine_retry_at was cleared once its wait was over) */
 	SpinLockRelease(&dr_shared->mutex);
 }
 
@@ -580,8 +585,7 @@ static void main_loop(void)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			dr_engine_groups_reload();
-			transport_set_snapshot_min_free(de->t,
-			                                (uint64)dr_snapshot_min_free * 1024 * 1024);
+			set_snapshot_min_free(de->t);
 			reload_tls();
 			ereport(LOG, (errmsg("dragonraft engine worker for node %d reloaded its "
 			                     "configuration",

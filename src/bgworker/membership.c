@@ -35,6 +35,20 @@ static void complete(const DrTaken *t, int rc, uint64 leader)
 	dr_queue_complete(t->slot, t->generation, &res);
 }
 
+/* A request's payload of exactly len bytes into buf, the payload released; else the request
+ * completes as a bad one (false). */
+static bool take_payload(DrTaken *t, void *buf, size_t len)
+{
+	bool ok = t->len == len;
+
+	if (ok)
+		memcpy(buf, t->payload, len);
+	dr_queue_done_with_payload(t);
+	if (!ok)
+		complete(t, DR_RC_BAD_REQUEST, 0);
+	return ok;
+}
+
 static bool listed(const raft_id *ids, uint32 n, raft_id id)
 {
 	for (uint32 i = 0; i < n; i++)
@@ -152,13 +166,8 @@ static void change_member(DrTaken *t)
 	raft_id node = t->arg;
 	int rc;
 
-	if (t->len != sizeof(c)) {
-		dr_queue_done_with_payload(t);
-		complete(t, DR_RC_BAD_REQUEST, 0);
+	if (!take_payload(t, &c, sizeof(c)))
 		return;
-	}
-	memcpy(&c, t->payload, sizeof(c));
-	dr_queue_done_with_payload(t);
 	c.addr[sizeof(c.addr) - 1] = '\0';
 	if (dr_engine_groups_find(t->group_id) == NULL ||
 	    engine_group_status(dr_engine->e, t->group_id, &st) != ENGINE_OK) {
@@ -233,13 +242,8 @@ static void log_digest(DrTaken *t)
 
 	StaticAssertStmt(sizeof(d) <= sizeof(res.out), "DR_RESULT_OUT is too small");
 	memset(&res, 0, sizeof(res));
-	if (t->len != sizeof(d)) {
-		dr_queue_done_with_payload(t);
-		complete(t, DR_RC_BAD_REQUEST, 0);
+	if (!take_payload(t, &d, sizeof(d)))
 		return;
-	}
-	memcpy(&d, t->payload, sizeof(d));
-	dr_queue_done_with_payload(t);
 	res.rc = ENGINE_OK;
 	if (t->arg == 0)
 		res.rc = engine_log_digest_start(dr_engine->e, t->group_id, d.first, d.last, &d);
