@@ -559,7 +559,9 @@ static void main_loop(void)
 
 	for (;;) {
 		WaitEvent ev[3];
-		long timeout = engine_has_work(de->e) ? 0 : engine_uv_timeout(de->u);
+		long timeout = engine_has_work(de->e) || dr_membership_digests_waiting()
+		                       ? 0
+		                       : engine_uv_timeout(de->u);
 		long retry = dr_pg_sm_timeout();
 		TimestampTz now;
 		int n;
@@ -594,6 +596,8 @@ static void main_loop(void)
 
 		dr_engine_groups_take_requests();
 		engine_uv_run_nowait(de->u);
+		/* after the round: the proposals just taken go out first */
+		dr_membership_digests_run();
 		dr_engine_groups_transfers_done();
 		flush_transport_log();
 		dr_pg_sm_poll();
@@ -659,6 +663,7 @@ void dr_engine_worker_main(Datum arg)
 	dr_pg_sm_init();
 	start_engine();
 	dr_engine_groups_restart();
+	dr_membership_digests_open();
 	dr_queue_open();
 	set_running();
 	if (dr_max_groups > max_replication_slots)

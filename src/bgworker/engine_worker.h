@@ -128,6 +128,12 @@ extern void dr_engine_groups_op_done(void *ctx, const struct engine_result *res)
 /* membership.c: membership, reads and snapshot requests; false: not one of them. */
 struct DrTaken;
 extern bool dr_membership_request(struct DrTaken *t);
+/* Log digest requests wait in membership.c for their steps: at start, none. */
+extern void dr_membership_digests_open(void);
+/* One engine loop's share of digest steps, the requests given up on freed. */
+extern void dr_membership_digests_run(void);
+/* Do digest requests wait for the next loop (which must then come at once)? */
+extern bool dr_membership_digests_waiting(void);
 
 /* engine_status.c: status in shared memory, LOG lines. */
 extern void dr_engine_status_publish(DrSm *sm);

@@ -580,6 +580,17 @@ void dr_queue_complete(int slot, uint64 generation, const DrResult *res)
 	finish(&dr_requests[slot], generation, res);
 }
 
+bool dr_queue_given_up(int slot, uint64 generation)
+{
+	DrRequest *r = &dr_requests[slot];
+	bool given_up;
+
+	SpinLockAcquire(&r->mutex);
+	given_up = r->generation != generation || r->state != DR_SLOT_RUNNING;
+	SpinLockRelease(&r->mutex);
+	return given_up;
+}
+
 void dr_queue_close(void)
 {
 	SpinLockAcquire(&dr_shared->queue_mutex);

@@ -140,6 +140,9 @@ extern bool dr_queue_take(DrTaken *t);
 extern void dr_queue_done_with_payload(DrTaken *t);
 /* Engine worker (also from engine callbacks): the outcome of (slot, generation). */
 extern void dr_queue_complete(int slot, uint64 generation, const DrResult *res);
+/* Engine worker: has the backend given up on the request (slot, generation) that
+ * the engine holds?  (dr_queue_complete then just frees the slot.) */
+extern bool dr_queue_given_up(int slot, uint64 generation);
 /* Engine worker exits: refuse new requests, fail every outstanding one. */
 extern void dr_queue_close(void);
 

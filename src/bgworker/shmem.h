@@ -221,6 +221,8 @@ typedef struct DrShared {
 	ino_t engine_damaged_ino;        /* when it is moved aside or replaced */
 	int groups_not_started;          /* stored groups beyond dragonraft.max_groups */
 	DrTransportCounters transport;   /* copied by the engine worker */
+	uint64 digest_steps;             /* log digest steps since the engine worker started */
+	int digest_steps_loop_max;       /* the most of them that one engine loop ran */
 	char raft_address[DR_ADDR_LEN];  /* host:port the transport listens on */
 	pid_t apply_pid;                 /* 0 = no apply worker process */
 	int apply_pgprocno;              /* its PGPROC, for SetLatch; -1 unless running */

@@ -99,14 +99,15 @@ Datum dr_node_status(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
-/* dragonraft.stat_node: groups not started, and the transport's refusals. */
+/* dragonraft.stat_node: groups not started, the transport's refusals, log digest steps. */
 Datum dr_node_stats(PG_FUNCTION_ARGS)
 {
 	TupleDesc tupdesc;
-	Datum values[8];
-	bool nulls[8] = {false};
+	Datum values[10];
+	bool nulls[10] = {false};
 	DrTransportCounters c;
-	int not_started;
+	int not_started, digest_loop_max;
+	uint64 digest_steps;
 
 	dr_shmem_check_loaded();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -114,6 +115,8 @@ Datum dr_node_stats(PG_FUNCTION_ARGS)
 	SpinLockAcquire(&dr_shared->mutex);
 	not_started = dr_shared->groups_not_started;
 	c = dr_shared->transport;
+	digest_steps = dr_shared->digest_steps;
+	digest_loop_max = dr_shared->digest_steps_loop_max;
 	SpinLockRelease(&dr_shared->mutex);
 	values[0] = Int32GetDatum(not_started);
 	values[1] = Int64GetDatum((int64)c.accepted);
@@ -123,6 +126,8 @@ Datum dr_node_stats(PG_FUNCTION_ARGS)
 	values[5] = Int64GetDatum((int64)c.messages_rejected);
 	values[6] = Int64GetDatum((int64)c.frames_rejected);
 	values[7] = Int64GetDatum((int64)c.lines_suppressed);
+	values[8] = Int64GetDatum((int64)digest_steps);
+	values[9] = Int32GetDatum(digest_loop_max);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
