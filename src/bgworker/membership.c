@@ -262,7 +262,8 @@ static int digests_head, digests_n;
 void dr_membership_digests_open(void)
 {
 	if (digests == NULL)
-		digests = MemoryContextAllocZero(TopMemoryContext, sizeof(DigestWait) * MaxBackends);
+		digests =
+		        MemoryContextAllocZero(TopMemoryContext, sizeof(DigestWait) * MaxBackends);
 	digests_head = digests_n = 0;
 	SpinLockAcquire(&dr_shared->mutex);
 	dr_shared->digest_steps = 0;

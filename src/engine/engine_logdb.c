@@ -25,6 +25,15 @@ struct term_cache {
 	raft_term terms[TERM_WINDOW];
 };
 
+/*
+ * The read buffer is kept between reads up to this size: Raft's reads and a
+ * log digest's steps (4 MB) reuse it.  A read of larger entries (up to
+ * max_entry_size each: the first entry of a read is read whatever the byte
+ * limit) frees it afterwards, or the engine worker would keep up to twice
+ * the largest entry it ever read for as long as it runs.
+ */
+#define READ_BUF_KEEP (8u << 20)
+
 struct engine_logdb {
 	struct logdb *db;
 	struct logdb_worker *w;
@@ -256,11 +265,22 @@ static int el_list(void *ctx, uint64_t *ids, size_t cap, size_t *n)
 	return ENGINE_OK;
 }
 
-static int el_entries(void *ctx, uint64_t group_id, raft_index lo, raft_index hi,
-                      uint64_t max_bytes, struct raft_entry *out, uint32_t *n,
-                      struct engine_arena *arena)
+size_t engine_logdb_read_buffer(const struct engine_logdb *el)
 {
-	struct engine_logdb *el = ctx;
+	return el->ents.buf_cap;
+}
+
+/* After a read: entries copied out, the buffer given back if it grew too big. */
+static void read_done(struct engine_logdb *el)
+{
+	if (el->ents.buf_cap > READ_BUF_KEEP)
+		logdb_entries_free(el->db, &el->ents);
+}
+
+static int read_entries(struct engine_logdb *el, uint64_t group_id, raft_index lo, raft_index hi,
+                        uint64_t max_bytes, struct raft_entry *out, uint32_t *n,
+                        struct engine_arena *arena)
+{
 	int rc;
 
 	*n = 0;
@@ -284,14 +304,24 @@ static int el_entries(void *ctx, uint64_t group_id, raft_index lo, raft_index hi
 	return ENGINE_OK;
 }
 
+static int el_entries(void *ctx, uint64_t group_id, raft_index lo, raft_index hi,
+                      uint64_t max_bytes, struct raft_entry *out, uint32_t *n,
+                      struct engine_arena *arena)
+{
+	struct engine_logdb *el = ctx;
+	int rc = read_entries(el, group_id, lo, hi, max_bytes, out, n, arena);
+
+	read_done(el);
+	return rc;
+}
+
 /*
  * Terms come from a window around i, most of it below: Raft walks back one
  * index at a time when it looks for where two logs diverge, and every entry
  * read from the LogDB costs the decoding of its whole run.
  */
-static int el_term(void *ctx, uint64_t group_id, raft_index i, raft_term *t)
+static int read_term(struct engine_logdb *el, uint64_t group_id, raft_index i, raft_term *t)
 {
-	struct engine_logdb *el = ctx;
 	struct term_cache *tc = &el->tc;
 	struct logdb_raft_state rs;
 	raft_index lo, hi, last;
@@ -325,6 +355,15 @@ static int el_term(void *ctx, uint64_t group_id, raft_index i, raft_term *t)
 		tc->terms[k] = el->ents.ents[k].term;
 	*t = tc->terms[i - lo];
 	return ENGINE_OK;
+}
+
+static int el_term(void *ctx, uint64_t group_id, raft_index i, raft_term *t)
+{
+	struct engine_logdb *el = ctx;
+	int rc = read_term(el, group_id, i, t);
+
+	read_done(el);
+	return rc;
 }
 
 static int el_save_snapshot(void *ctx, uint64_t group_id, const struct raft_snapshot_meta *m)

@@ -18,6 +18,8 @@ void engine_logdb_destroy(struct engine_logdb *el);
 /* Has a read found the LogDB damaged (LOGDB_ERR_CORRUPT: a failed checksum,
  * or a log that contradicts itself)?  A restart meets the damage again. */
 bool engine_logdb_damaged(const struct engine_logdb *el);
+/* Bytes of entry data that el's read buffer keeps between reads (for tests). */
+size_t engine_logdb_read_buffer(const struct engine_logdb *el);
 /* Fill ops with callbacks over el. */
 void engine_logdb_ops(struct engine_logdb *el, struct engine_storage_ops *ops);
 

@@ -454,6 +454,30 @@ int logdb_run_open(const uint8_t *key, size_t klen, const uint8_t *val, size_t v
 	return done(&r, why);
 }
 
+bool logdb_run_peek_len(const uint8_t *val, size_t vlen, uint64_t first, uint64_t index,
+                        uint32_t *len)
+{
+	struct rd r;
+
+	if (vlen < LOGDB_HDR_LEN || index < first)
+		return false;
+	r.p = val + LOGDB_HDR_LEN;
+	r.left = vlen - LOGDB_HDR_LEN;
+	r.bad = false;
+	if ((uint64_t)r32(&r) <= index - first)
+		return false;
+	for (uint64_t i = first;; i++) {
+		r64(&r);
+		rbytes(&r, 1);
+		*len = r32(&r);
+		if (r.bad)
+			return false;
+		if (i == index)
+			return true;
+		rbytes(&r, *len);
+	}
+}
+
 void logdb_run_next(struct logdb_run *run, struct raft_entry *e)
 {
 	const uint8_t *p = run->p;

@@ -107,6 +107,10 @@ struct logdb_run {
 /* Check a whole run value (header, CRC, layout); then logdb_run_next() n times. */
 int logdb_run_open(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
                    struct logdb_run *run, const char **why);
+/* The length of entry index of the run at first as its value says, unchecked (no CRC):
+ * false if the value is too short to say.  Only to stop before an entry, never to read it. */
+bool logdb_run_peek_len(const uint8_t *val, size_t vlen, uint64_t first, uint64_t index,
+                        uint32_t *len);
 /* The next entry of an opened run; its data points into the value. */
 void logdb_run_next(struct logdb_run *run, struct raft_entry *e);
 /* Decode a hard state value. */

@@ -154,6 +154,15 @@ int logdb_iterate_entries(struct logdb *db, uint64_t g, raft_id n, raft_index lo
 			by_limit = false;
 		if (by_limit || start > want)
 			break; /* done, or a hole at want (reported below) */
+		/* An entry past the byte limit is not read (its run checked and
+		 * decoded: up to max_entry_size), only its length looked at; the
+		 * next read starts with it and checks it. */
+		uint32_t next_len;
+		if (out->n > 0 && logdb_run_peek_len(val, vlen, start, want, &next_len) &&
+		    out->bytes + next_len > max_bytes) {
+			by_limit = true;
+			break;
+		}
 		if ((rc = logdb_run_open(k, klen, val, vlen, &run, &why))) {
 			rc = logdb_fail(db, rc,
 			                "corrupt entries: group %" PRIu64 " node %" PRIu64

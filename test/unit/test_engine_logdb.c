@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "engine/engine_int.h"
 #include "engine/engine_logdb.h"
 #include "logdb/logdb.h"
 #include "logdb/logdb_codec.h"
@@ -252,7 +253,85 @@ static void test_corrupt_run_restart(void **state)
 	read_failure(flip_run, "checksum");
 }
 
-#define ENGINE_EXTRA_TESTS cmocka_unit_test(test_terms), cmocka_unit_test(test_corrupt_run_restart),
+#define BIG_ENTRY (10u << 20)
+
+/* Entries [lo, hi) through ops with a byte limit: how many came, each checked. */
+static uint32_t read_big(const struct engine_storage_ops *ops, raft_index lo, raft_index hi,
+                         uint64_t max_bytes)
+{
+	struct raft_entry out[8];
+	struct engine_arena arena;
+	uint32_t n = 0;
+
+	dr_arena_init(&arena.ar, malloc, free, ARENA_BLOCK);
+	assert_int_equal(ops->entries(ops->ctx, 5, lo, hi, max_bytes, out, &n, &arena), ENGINE_OK);
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t len = out[i].index <= 2 ? BIG_ENTRY : 1024;
+
+		assert_int_equal(out[i].index, lo + i);
+		assert_int_equal(out[i].len, len);
+		assert_int_equal(out[i].data[0], (uint8_t)out[i].index);
+		assert_int_equal(out[i].data[len - 1], (uint8_t)out[i].index);
+	}
+	dr_arena_free(&arena.ar);
+	return n;
+}
+
+/*
+ * Entries near max_entry_size (a log digest's step reads at least one): a
+ * read stops before the entry that would pass its byte limit and takes the
+ * first whatever its size; the adapter's read buffer does not keep the
+ * memory of a big read (it kept twice the largest entry ever read, for as
+ * long as the engine ran), and keeps that of small ones (Raft's reads reuse
+ * it).
+ */
+static void test_big_entries(void **state)
+{
+	struct cluster c;
+	struct engine_storage_ops ops;
+	struct engine_update u;
+	struct raft_entry ents[4];
+	uint8_t *data = malloc(2 * BIG_ENTRY + 2 * 1024);
+
+	(void)state;
+	assert_non_null(data);
+	memset(&c, 0, sizeof(c));
+	snprintf(c.dir, sizeof(c.dir), "%s/dr-engine-big-XXXXXX", cl_test_root());
+	assert_non_null(mkdtemp(c.dir));
+	assert_int_equal(open_db(&c, 1, &ops), ENGINE_OK);
+	for (uint32_t i = 0, off = 0; i < 4; i++) {
+		ents[i].index = i + 1;
+		ents[i].term = 1;
+		ents[i].type = RAFT_ENTRY_NORMAL;
+		ents[i].len = i < 2 ? BIG_ENTRY : 1024;
+		ents[i].data = data + off;
+		memset(data + off, (int)(i + 1), ents[i].len);
+		off += ents[i].len;
+	}
+	memset(&u, 0, sizeof(u));
+	u.group_id = 5;
+	u.n_entries = 4;
+	u.entries = ents;
+	assert_int_equal(ops.save(ops.ctx, &u, 1), ENGINE_OK);
+	free(data);
+
+	assert_int_equal(read_big(&ops, 1, 5, 4 << 20), 1); /* the first, 10 MB */
+	if (engine_logdb_read_buffer(dbs[1].el) > (8u << 20))
+		fail_msg("the read buffer keeps %zu bytes after a read of a 10 MB entry, expected "
+		         "at most 8 MB",
+		         engine_logdb_read_buffer(dbs[1].el));
+	assert_int_equal(read_big(&ops, 1, 5, 2 * BIG_ENTRY), 2); /* not the next 1 KB */
+	assert_int_equal(read_big(&ops, 2, 5, 4 << 20), 1);
+	assert_true(engine_logdb_read_buffer(dbs[1].el) <= (8u << 20));
+	assert_int_equal(read_big(&ops, 3, 5, 4 << 20), 2);
+	assert_true(engine_logdb_read_buffer(dbs[1].el) > 0); /* kept for the next read */
+	close_db(&c, 1);
+	nftw(c.dir, rm_any, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+#define ENGINE_EXTRA_TESTS                                                                         \
+	cmocka_unit_test(test_terms), cmocka_unit_test(test_corrupt_run_restart),                  \
+	        cmocka_unit_test(test_big_entries),
 
 /* A live node's storage ops, for reading its log back (expect_same_logs). */
 static void logdb_node_ops(struct cluster *c, raft_id id, struct engine_storage_ops *ops)

@@ -1083,6 +1083,39 @@ static void expect_msg(struct fx *f, const char *a, const char *b)
 		         b ? b : "", msg(f));
 }
 
+/*
+ * A read with a byte limit stops before the entry that would pass it without
+ * reading it: a damaged run there is not met (the next read, which starts
+ * with it, reports it).  A log digest's step over entries near
+ * max_entry_size checked and decoded the next one whole, then dropped it.
+ */
+static void test_byte_limit_reads_no_further(void **state)
+{
+	struct fx *f = *state;
+	struct poke_arg a;
+	struct raft_hard_state hs = {.term = 1, .vote = 1, .commit = 1};
+
+	CHECK_RC(f, append(f, 7, 1, 4, 1, 64, &hs), LOGDB_OK);
+	CHECK_RC(f, append(f, 7, 5, 6, 1, 40000, &hs), LOGDB_OK);
+	CHECK_RC(f, append(f, 7, 7, 8, 1, 64, &hs), LOGDB_OK);
+	a.klen = LOGDB_INDEX_KEY_LEN;
+	logdb_index_key(a.key, LOGDB_KIND_ENTRY, 7, 1, 5);
+	a.flip = LOGDB_HDR_LEN + 4 + 2 * LOGDB_RUN_ENTRY_HDR + 40000 + 3; /* entry 6's data */
+	poke(f, 7, do_poke, &a);
+	/* 4 x 64 bytes, and entry 5 (40000) would pass 1000 */
+	CHECK_RC(f, logdb_iterate_entries(f->db, 7, 1, 1, 9, 1000, &f->ents), LOGDB_OK);
+	assert_int_equal(f->ents.n, 4);
+	assert_int_equal(f->ents.bytes, 4 * 64);
+	assert_int_equal(f->ents.ents[3].index, 4);
+	/* the first entry is read whatever its size: then the damage is met */
+	CHECK_RC(f, logdb_iterate_entries(f->db, 7, 1, 5, 9, 1000, &f->ents), LOGDB_ERR_CORRUPT);
+	expect_msg(f, "group 7", "index 5");
+	CHECK_RC(f, logdb_iterate_entries(f->db, 7, 1, 1, 9, 50000, &f->ents), LOGDB_ERR_CORRUPT);
+	/* a run that fits is read */
+	CHECK_RC(f, logdb_iterate_entries(f->db, 7, 1, 7, 9, 1000, &f->ents), LOGDB_OK);
+	assert_int_equal(f->ents.n, 2);
+}
+
 static void test_bad_data_on_disk(void **state)
 {
 	struct fx *f = *state;
@@ -1934,6 +1967,7 @@ int main(int argc, char **argv)
 	        cmocka_unit_test_setup_teardown(test_wal_dir, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_concurrent_workers, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_bad_data_on_disk, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_byte_limit_reads_no_further, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_journal_damage, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_journal_tail_reported, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_journal_recycles, setup, teardown),
