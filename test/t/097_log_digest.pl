@@ -7,7 +7,8 @@
 #   difference (nor an error): the check starts over.
 # - A digest cancelled by statement_timeout in the middle of its steps: the
 #   next call in the same backend works, and so does the engine; also while
-#   its request waits behind 8 other digests.
+#   its request waits behind 8 other digests; pg_cancel_backend ends 4
+#   digests at once.
 # - Backends digesting in loops leave the engine's rounds room: a writer
 #   commits beside 1, 4 and 8 of them, no election; every engine loop runs
 #   one digest step at most, whatever the number of digests
@@ -146,6 +147,27 @@ sub commits_beside
 }
 my %took = map { $_ => commits_beside($_) } (1, 4, 8);
 note(sprintf('20 commits beside %d digest loops: %.2f s', $_, $took{$_})) for (1, 4, 8);
+# pg_cancel_backend ends digests at once, each in a step's wait or between
+# two: 4 backends digesting without end, each cancelled.
+my @errs = ('') x 4;
+my @endless = map {
+	IPC::Run::start([ 'psql', '-XAtq', '-d', $c->node($l)->connstr('postgres'), '-c',
+		"DO \$\$ BEGIN LOOP PERFORM dragonraft.log_digest(1); END LOOP; END \$\$" ],
+		'>', \my $o, '2>', \$errs[$_], IPC::Run::timeout(30))
+} 0 .. 3;
+ok($c->wait_until('4 endless digests', sub {
+	$c->poll($l, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'DO%LOOP PERFORM%'") == 4 }),
+	'4 backends digest without end');
+my $t1 = Time::HiRes::time();
+$c->query($l, "SELECT pg_cancel_backend(pid) FROM pg_stat_activity "
+	  . "WHERE query LIKE 'DO%LOOP PERFORM%'");
+my $ended = eval { $_->finish for @endless; 1 };
+ok($ended, sprintf('the 4 cancelled digests ended, in %.2f s', Time::HiRes::time() - $t1))
+  or diag($@);
+is(scalar(grep { /canceling statement due to user request/ } @errs), 4,
+	'each by its cancel') or diag(join('', @errs));
+like($c->query($l, 'SELECT entries FROM dragonraft.log_digest(1)'), qr/^\d+$/,
+	'a digest after them works');
 # What bounds the commits' wait: all the digests share one step an engine
 # loop (without: a step for every digest request present at the loop's
 # start, 8 steps between two rounds).
