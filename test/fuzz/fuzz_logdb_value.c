@@ -69,6 +69,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	switch (kind) {
 	case LOGDB_KIND_ENTRY: {
 		struct logdb_run run;
+		uint32_t plen;
+		/* an unchecked value: lengths peeked without reading past its end */
+		bool peeked = logdb_run_peek_len(val, vlen, 1, 1 + data[1] % 8, &plen);
 		rc = logdb_run_open(key, klen, val, vlen, &run, &why);
 		if (rc == 0) {
 			struct raft_entry *e = malloc(run.n * sizeof(*e));
@@ -78,6 +81,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				    (e[i].data < val || e[i].data + e[i].len > val + vlen))
 					__builtin_trap();
 			}
+			/* a checked run: the peeked length is the entry's */
+			if (data[1] % 8 < run.n && (!peeked || plen != e[data[1] % 8].len))
+				__builtin_trap();
 			if (logdb_encode_run(&b, key, klen, e, run.n) == 0)
 				same(&b, val, vlen);
 			free(e);
