@@ -239,6 +239,24 @@ is($c->poll($v, q{SELECT engine_state FROM dragonraft.node_status()}), 'running'
 # from a snapshot under a new node_id.)
 cmp_ok((split / /, $c->query($v, $sum))[0], '<=', (split / /, $before)[0], 'no row came from nowhere');
 
+# The back-off file never stops a healthy LogDB from opening: a garbled one
+# (here after a backend's crash, when the engine worker reads it) is ignored
+# with a LOG line, and removed.  (The worker removes the file itself once
+# it has run a minute, as it forgets the count.)
+my $bf = $V->data_dir . '/dragonraft/logdb_damaged';
+open(my $bfh, '>', $bf) or die "$bf: $!";
+print $bfh "dragonraft-backoff 1 runs=7 damaged_at=garbled\n";
+close $bfh;
+my $garbled_at = -s $V->logfile;
+kill 'KILL', $c->query($v, 'SELECT pg_backend_pid()');
+ok( $c->wait_until('the engine worker to run after the crash', sub {
+		slurp_file($V->logfile, $garbled_at) =~ /reinitializing/
+		  && ($c->poll($v, q{SELECT engine_state FROM dragonraft.node_status()}) // '') eq 'running' }),
+	'a garbled back-off file does not stop the LogDB from opening');
+like(slurp_file($V->logfile, $garbled_at), qr/LOG:  dragonraft ignores "dragonraft\/logdb_damaged": it is not a back-off line/,
+	'the log says it was ignored');
+ok(!-e $bf, 'and it is removed');
+
 # Finding 5, part A: a flipped byte in the last record of the other
 # follower's journal (after a SIGKILL) is dropped at open, as a torn tail
 # is (a recycled segment makes the two look alike), but no longer
