@@ -265,13 +265,15 @@ static const char *damaged_hint(void)
  * that finds the LogDB damaged (at open, or a read) doubles the time until
  * the next one opens it: 5 s (the postmaster's restart time, no wait),
  * then 10 s, 20 s ... up to 5 min.  The count and the time live in shared
- * memory (node_status() shows the time as engine_retry_at); the count is
+ * memory (node_status() shows the time as engine_retry_at) and in a file
+ * that outlives a crash's reinitialization (save_backoff); the count is
  * forgotten with the failure (forget_failure: a worker that ran a minute),
  * since a LogDB that opens may still fail at its first read (TAP 091).  The
  * waiting worker ends at once at SIGTERM or the postmaster's death; it
  * opens the LogDB at once when the damaged directory is moved aside or
- * replaced (it looks each second: the HINT's remedy needs no restart and
- * no wait), or at a reload (pg_reload_conf(), SIGHUP).
+ * replaced (it looks each second, at device, inode and ctime: the HINT's
+ * remedy needs no restart and no wait), or at a reload (pg_reload_conf(),
+ * SIGHUP).
  */
 #define DAMAGED_RETRY_MIN_MS 5000
 #define DAMAGED_RETRY_MAX_MS (5 * 60 * 1000)
