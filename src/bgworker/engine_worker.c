@@ -26,6 +26,7 @@
 #include "logdb/logdb.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "port/pg_crc32c.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "queue.h"
@@ -264,13 +265,15 @@ static const char *damaged_hint(void)
  * that finds the LogDB damaged (at open, or a read) doubles the time until
  * the next one opens it: 5 s (the postmaster's restart time, no wait),
  * then 10 s, 20 s ... up to 5 min.  The count and the time live in shared
- * memory (node_status() shows the time as engine_retry_at); the count is
+ * memory (node_status() shows the time as engine_retry_at) and in a file
+ * that outlives a crash's reinitialization (save_backoff); the count is
  * forgotten with the failure (forget_failure: a worker that ran a minute),
  * since a LogDB that opens may still fail at its first read (TAP 091).  The
  * waiting worker ends at once at SIGTERM or the postmaster's death; it
  * opens the LogDB at once when the damaged directory is moved aside or
- * replaced (it looks each second: the HINT's remedy needs no restart and
- * no wait), or at a reload (pg_reload_conf(), SIGHUP).
+ * replaced (it looks each second, at device, inode and ctime: the HINT's
+ * remedy needs no restart and no wait), or at a reload (pg_reload_conf(),
+ * SIGHUP).
  */
 #define DAMAGED_RETRY_MIN_MS 5000
 #define DAMAGED_RETRY_MAX_MS (5 * 60 * 1000)
@@ -281,13 +284,175 @@ static const char *logdb_path(void)
 	return psprintf("%s/logdb", dr_data_dir);
 }
 
+/* The identity of directory path into *id (all zeros when it cannot be read). */
+static void dir_id(const char *path, DrDirId *id)
+{
+	struct stat st;
+
+	memset(id, 0, sizeof(*id));
+	if (stat(path, &st) != 0)
+		return;
+	id->dev = st.st_dev;
+	id->ino = st.st_ino;
+	id->ctime_sec = (int64)st.st_ctim.tv_sec;
+	id->ctime_nsec = (int64)st.st_ctim.tv_nsec;
+}
+
+static bool same_dir(const DrDirId *a, const DrDirId *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->ctime_sec == b->ctime_sec &&
+	       a->ctime_nsec == b->ctime_nsec;
+}
+
+/*
+ * The back-off survives a crash of any backend: the postmaster then makes
+ * shared memory anew, and the next engine worker opened the damaged LogDB at
+ * once and began again at 5 s (a backend crashing each minute kept it failing
+ * every 5-20 s).  damaged_exit writes the count, the times and the damaged
+ * directory's identity to dragonraft.data_dir/logdb_damaged; an engine worker
+ * that finds no count in shared memory (after a crash, or a server start)
+ * takes them from there (load_backoff) when the LogDB directory is still the
+ * one found damaged.  A server start still opens the LogDB at once (its
+ * configuration load counts as a reload), but the count goes on.  The file is
+ * removed when the count is forgotten (forget_failure), and ignored (with a
+ * LOG) when it cannot be read or fails its checksum: it can only delay an
+ * attempt, never stop one.
+ */
+#define BACKOFF_MAGIC "dragonraft-backoff 1"
+
+static const char *backoff_path(void)
+{
+	return psprintf("%s/logdb_damaged", dr_data_dir);
+}
+
+static pg_crc32c line_crc(const char *line, size_t len)
+{
+	pg_crc32c crc;
+
+	INIT_CRC32C(crc);
+	COMP_CRC32C(crc, line, len);
+	FIN_CRC32C(crc);
+	return crc;
+}
+
+/* Write the back-off (damaged_exit); a failure only costs its survival of a crash. */
+static void save_backoff(int runs, TimestampTz damaged_at, TimestampTz retry_at, const DrDirId *id)
+{
+	const char *path = backoff_path(), *tmp = psprintf("%s.tmp", path);
+	char line[256];
+	bool ok = false;
+	int n;
+	FILE *f;
+
+	n = snprintf(line, sizeof(line),
+	             BACKOFF_MAGIC " runs=%d damaged_at=" INT64_FORMAT " retry_at=" INT64_FORMAT
+	                           " dev=" UINT64_FORMAT " ino=" UINT64_FORMAT
+	                           " ctime=" INT64_FORMAT "." INT64_FORMAT,
+	             runs, (int64)damaged_at, (int64)retry_at, (uint64)id->dev, (uint64)id->ino,
+	             id->ctime_sec, id->ctime_nsec);
+	snprintf(line + n, sizeof(line) - n, " crc=%08x\n", line_crc(line, n));
+	f = AllocateFile(tmp, PG_BINARY_W);
+	if (f != NULL) {
+		ok = fputs(line, f) != EOF;
+		ok = FreeFile(f) == 0 && ok && rename(tmp, path) == 0;
+	}
+	if (!ok)
+		ereport(LOG, (errcode_for_file_access(),
+		              errmsg("dragonraft could not write \"%s\": %m", tmp),
+		              errdetail("The back-off of the next attempt to open the damaged "
+		                        "LogDB starts over if a backend crashes.")));
+}
+
+/* Forget the saved back-off (the count was forgotten, or the file is not usable). */
+static void remove_backoff(void)
+{
+	const char *path = backoff_path();
+
+	if (unlink(path) != 0 && errno != ENOENT)
+		ereport(LOG, (errcode_for_file_access(),
+		              errmsg("dragonraft could not remove \"%s\": %m", path)));
+}
+
+/*
+ * At start, when shared memory holds no count (a new postmaster, or one that
+ * reinitialized after a crash): take the back-off saved by damaged_exit, if
+ * the LogDB directory is still the one found damaged.
+ */
+static void load_backoff(void)
+{
+	const char *path = backoff_path();
+	char line[256], nl;
+	int runs, n, len;
+	int64 damaged_at, retry_at, ctime_sec, ctime_nsec;
+	uint64 dev, ino;
+	unsigned crc;
+	DrDirId id, now_id;
+	const char *why = NULL;
+	FILE *f;
+	bool fresh;
+
+	SpinLockAcquire(&dr_shared->mutex);
+	fresh = dr_shared->engine_damaged_runs == 0;
+	SpinLockRelease(&dr_shared->mutex);
+	if (!fresh)
+		return;
+	f = AllocateFile(path, PG_BINARY_R);
+	if (f == NULL) {
+		if (errno != ENOENT)
+			ereport(LOG,
+			        (errcode_for_file_access(),
+			         errmsg("dragonraft could not read \"%s\", ignored: %m", path)));
+		return;
+	}
+	len = (int)fread(line, 1, sizeof(line) - 1, f);
+	FreeFile(f);
+	line[Max(len, 0)] = '\0';
+	if (sscanf(line,
+	           BACKOFF_MAGIC " runs=%d damaged_at=" INT64_FORMAT " retry_at=" INT64_FORMAT
+	                         " dev=" UINT64_FORMAT " ino=" UINT64_FORMAT " ctime=" INT64_FORMAT
+	                         "." INT64_FORMAT "%n crc=%8x%c",
+	           &runs, &damaged_at, &retry_at, &dev, &ino, &ctime_sec, &ctime_nsec, &n, &crc,
+	           &nl) != 9 ||
+	    nl != '\n' || (int)strlen(line) != n + 14)
+		why = "it is not a back-off line";
+	else if (crc != line_crc(line, n))
+		why = "its checksum fails";
+	else if (runs < 1 || retry_at < damaged_at ||
+	         retry_at > TimestampTzPlusMilliseconds(damaged_at, DAMAGED_RETRY_MAX_MS))
+		why = "its values are out of range";
+	if (why != NULL) {
+		ereport(LOG, (errmsg("dragonraft ignores \"%s\": %s", path, why),
+		              errdetail("The engine worker opens the LogDB without waiting.")));
+		remove_backoff();
+		return;
+	}
+	memset(&id, 0, sizeof(id));
+	id.dev = (dev_t)dev;
+	id.ino = (ino_t)ino;
+	id.ctime_sec = ctime_sec;
+	id.ctime_nsec = ctime_nsec;
+	dir_id(logdb_path(), &now_id);
+	if (!same_dir(&id, &now_id)) {
+		remove_backoff(); /* moved aside or replaced while no worker ran */
+		return;
+	}
+	SpinLockAcquire(&dr_shared->mutex);
+	if (dr_shared->engine_damaged_runs == 0) {
+		dr_shared->engine_damaged_runs = runs;
+		dr_shared->engine_damaged_at = damaged_at;
+		dr_shared->engine_retry_at = retry_at;
+		dr_shared->engine_damaged_dir = id;
+	}
+	SpinLockRelease(&dr_shared->mutex);
+}
+
 static void damaged_exit(const char *msg) pg_attribute_noreturn();
 
 static void damaged_exit(const char *msg)
 {
 	TimestampTz at, now;
 	long ms = DAMAGED_RETRY_MIN_MS;
-	struct stat st;
+	DrDirId id;
 	int n;
 
 	SpinLockAcquire(&dr_shared->mutex);
@@ -298,15 +463,14 @@ static void damaged_exit(const char *msg)
 	ms = Min(ms, DAMAGED_RETRY_MAX_MS);
 	now = GetCurrentTimestamp();
 	at = TimestampTzPlusMilliseconds(now, ms);
-	if (stat(logdb_path(), &st) != 0)
-		st.st_dev = st.st_ino = 0;
+	dir_id(logdb_path(), &id);
 	SpinLockAcquire(&dr_shared->mutex);
 	dr_shared->engine_retry_at = at;
 	dr_shared->engine_damaged_at = now;
-	dr_shared->engine_damaged_dev = st.st_dev;
-	dr_shared->engine_damaged_ino = st.st_ino;
+	dr_shared->engine_damaged_dir = id;
 	strlcpy(dr_shared->engine_error, msg, sizeof(dr_shared->engine_error));
 	SpinLockRelease(&dr_shared->mutex);
+	save_backoff(n, now, at, &id);
 	ereport(FATAL,
 	        (errmsg("%s", msg),
 	         errdetail_plural("%d engine worker in a row found the LogDB damaged; the next "
@@ -343,19 +507,17 @@ static void wait_for_retry(void)
 	}
 	for (;;) {
 		TimestampTz at, now = GetCurrentTimestamp();
-		struct stat st;
-		dev_t dev;
-		ino_t ino;
+		DrDirId damaged, id;
 		long ms;
 
 		SpinLockAcquire(&dr_shared->mutex);
 		at = dr_shared->engine_retry_at;
-		dev = dr_shared->engine_damaged_dev;
-		ino = dr_shared->engine_damaged_ino;
+		damaged = dr_shared->engine_damaged_dir;
 		SpinLockRelease(&dr_shared->mutex);
 		if (at <= now)
 			return;
-		if (stat(dir, &st) != 0 || st.st_dev != dev || st.st_ino != ino) {
+		dir_id(dir, &id);
+		if (!same_dir(&id, &damaged)) {
 			ereport(LOG,
 			        (errmsg("dragonraft engine worker for node %d opens its LogDB now: "
 			                "\"%s\" was moved or replaced since it was found damaged",
@@ -506,12 +668,17 @@ static void set_running(void)
  */
 static void forget_failure(TimestampTz now)
 {
+	bool had_runs = false;
+
 	SpinLockAcquire(&dr_shared->mutex);
 	if (now >= TimestampTzPlusMilliseconds(dr_shared->engine_started, ENGINE_ERROR_KEEP_MS)) {
 		dr_shared->engine_error[0] = '\0';
+		had_runs = dr_shared->engine_damaged_runs > 0;
 		dr_shared->engine_damaged_runs = 0; /* the back-off of damaged_exit starts over */
 	}
 	SpinLockRelease(&dr_shared->mutex);
+	if (had_runs)
+		remove_backoff();
 }
 
 /* The engine stopped after a storage failure: say so, then exit (and be restarted). */
@@ -643,6 +810,7 @@ void dr_engine_worker_main(Datum arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
+	load_backoff();   /* the back-off after a crash of any backend */
 	wait_for_retry(); /* after a damaged LogDB */
 	/* The wait is over (review 31): a failure of this worker other than the damage again must
 	 * not show a next attempt in node_status() nor in the HINT of the "not running" error. */

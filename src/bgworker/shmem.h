@@ -202,6 +202,18 @@ typedef struct DrTransportCounters {
 } DrTransportCounters;
 
 /* The node-wide part. */
+/*
+ * What tells a directory from one made in its place: device and inode, and
+ * the ctime (nanoseconds), since a file system may give a new directory the
+ * inode number of one just removed (ext4 does readily).
+ */
+typedef struct DrDirId {
+	dev_t dev;
+	ino_t ino;
+	int64 ctime_sec;
+	int64 ctime_nsec;
+} DrDirId;
+
 typedef struct DrShared {
 	slock_t mutex; /* protects the fields up to queue_mutex */
 	DrEngineState engine_state;
@@ -217,8 +229,8 @@ typedef struct DrShared {
 	                                  * LogDB (0 = no wait) */
 	TimestampTz engine_damaged_at;   /* when the last of them found it so (a reload since
 	                                  * ends the wait) */
-	dev_t engine_damaged_dev;        /* the damaged LogDB directory: the wait ends */
-	ino_t engine_damaged_ino;        /* when it is moved aside or replaced */
+	DrDirId engine_damaged_dir;      /* the damaged LogDB directory: the wait ends when
+	                                  * it is moved aside or replaced */
 	int groups_not_started;          /* stored groups beyond dragonraft.max_groups */
 	DrTransportCounters transport;   /* copied by the engine worker */
 	uint64 digest_steps;             /* log digest steps since the engine worker started */

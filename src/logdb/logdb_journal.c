@@ -42,7 +42,8 @@
  * offset.  Each checkpoint also puts its LSN into the shard (the 0x0808
  * marker) before the flush: a shard whose marker is beyond the journal's end
  * has lost its journal (deleted, emptied) or found an older one (a restore),
- * and the open fails.  The open never removes a segment file that holds
+ * and the open fails (damage below the marker with a whole record at it is
+ * skipped: skip_to_marker).  The open never removes a segment file that holds
  * records not yet checkpointed.
  * Batches are blind writes (puts, deletes, range deletions), so writing a
  * record again that RocksDB already has changes nothing.
@@ -777,6 +778,56 @@ static int zero_dropped(struct logdb *db, struct journal *j, const char *name)
 	return LOGDB_OK;
 }
 
+/*
+ * The walk from CHECKPOINT to the shard's marker (a checkpoint cut short
+ * after its flush) met damage below the marker (db's message says where):
+ * may the replay start at the marker instead?  Everything below the marker
+ * is in RocksDB (the marker was put after those records and flushed with
+ * them: RocksDB makes memtables durable in order, and with its WAL off the
+ * marker is durable only so), so nothing below it is needed.  What the walk
+ * guards against is a journal that never reached the marker (deleted,
+ * emptied, an older copy): only a whole record of this use (its LSN is its
+ * position) at the marker proves this journal reached it, so only then is
+ * the damage skipped, with a WARNING naming it, if the journal from the
+ * marker on is whole; *k is then the marker's segment.  Without one (the journal ends at the
+ * marker, or the marker's segment is empty) the damage stays refused: a damaged last record below
+ * the marker looks exactly like an older copy taken while that record was
+ * written, whose later records may be lost.
+ */
+static bool skip_to_marker(struct logdb *db, struct shard *s, uint64_t marker, uint64_t ckpt,
+                           size_t *k)
+{
+	struct journal *j = &s->j;
+	unsigned si = shard_no(db, s);
+	char why[sizeof(db->errmsg)], name[SEG_NAME_LEN + 1];
+	const uint8_t *body;
+	uint32_t len;
+	struct seg_map m;
+	size_t i = seg_holding(j, marker), last;
+	uint64_t end;
+	bool whole;
+
+	memcpy(why, db->errmsg, sizeof(why));
+	if (i == j->n_segs || map_seg(db, j, j->segs[i], &m)) {
+		logdb_fail(db, LOGDB_ERR_CORRUPT, "%s", why);
+		return false;
+	}
+	whole = logdb_jrec_read(m.p, m.size, j->segs[i], (size_t)(marker - j->segs[i]), &body,
+	                        &len) == LOGDB_JREC_VALID;
+	unmap_seg(&m);
+	/* (damage at or after the marker is refused as before: said by the walk from it) */
+	if (!whole || replay(db, s, i, marker, ckpt, false, &end, &last))
+		return false;
+	seg_name(name, j->segs[i]);
+	logdb_note(db, LOGDB_LOG_WARNING,
+	           "journal of LogDB shard %u: damage below the shard's checkpoint marker (LSN "
+	           "%" PRIu64 ", %s/%s offset %" PRIu64 ") skipped: RocksDB holds every record "
+	           "below the marker, and the replay starts there (%s)",
+	           si, marker, j->dir, name, marker - j->segs[i], why);
+	*k = i;
+	return true;
+}
+
 /* The shard's checkpoint marker (0x0808) into *lsn, 0 if it has none. */
 static int read_marker(struct logdb *db, struct shard *s, uint64_t *lsn)
 {
@@ -818,6 +869,7 @@ int logdb_journal_open(struct logdb *db, unsigned si, const char *base)
 	struct ckpt c;
 	uint64_t end, marker;
 	size_t k, last = 0;
+	bool skipped = false;
 	int rc;
 
 	j->fd = -1;
@@ -852,9 +904,14 @@ int logdb_journal_open(struct logdb *db, unsigned si, const char *base)
 		if ((rc = check_ckpt(db, si, j, k, &c)))
 			return rc;
 		/* RocksDB ahead of the CHECKPOINT (a crash before it was written): walk first */
-		if (marker > c.lsn && (rc = replay(db, s, k, c.lsn, c.lsn, false, &end, &last)))
+		uint64_t from = c.lsn;
+		if (marker > c.lsn && (rc = replay(db, s, k, c.lsn, c.lsn, false, &end, &last)) &&
+		    (rc != LOGDB_ERR_CORRUPT || !skip_to_marker(db, s, marker, c.lsn, &k)))
 			return rc;
-		if (marker <= end && (rc = replay(db, s, k, c.lsn, c.lsn, true, &end, &last)))
+		skipped = marker > c.lsn && rc == LOGDB_ERR_CORRUPT;
+		if (skipped)
+			from = end = marker;
+		if (marker <= end && (rc = replay(db, s, k, from, c.lsn, true, &end, &last)))
 			return rc;
 	}
 	if (marker > end)
@@ -866,6 +923,20 @@ int logdb_journal_open(struct logdb *db, unsigned si, const char *base)
 	j->ckpt = j->ckpt_want = j->pos = end;
 	if (j->n_segs == 0)
 		return LOGDB_OK; /* a new journal */
+	/*
+	 * After damage skipped below the marker: go on in a new segment at the end, so
+	 * that the records of CHECKPOINT's segment lead from its start to it without
+	 * passing the damage (check_ckpt at the next open).
+	 */
+	if (skipped && j->segs[last] != end) {
+		j->pos = end;
+		j->dropped = 0; /* (its bytes stay in a segment below the checkpoint) */
+		if ((rc = switch_segment(db, s, 0)))
+			return rc;
+		close(j->fd);
+		j->fd = -1;
+		last = j->n_segs - 1;
+	}
 	/* record the end (the shard flushed) unless CHECKPOINT says so already */
 	if ((end > c.lsn || !c.named || c.seg != j->segs[last]) &&
 	    (rc = checkpoint_to(db, s, &(struct ckpt){.lsn = end, .seg = j->segs[last]})))

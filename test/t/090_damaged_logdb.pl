@@ -16,10 +16,12 @@ use lib $FindBin::RealBin;
 use DragonCluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use File::Path ();
 
 # (a small memtable budget: the journal switches segments and checkpoints
-# as it would after hours of writes)
-my $c = DragonCluster->new(3, conf => "dragonraft.logdb_memtable_budget = 4\n");
+# as it would after hours of writes; a crash of a backend reinitializes the
+# server, as it does by default)
+my $c = DragonCluster->new(3, conf => "dragonraft.logdb_memtable_budget = 4\nrestart_after_crash = on\n");
 $c->create_group(1, 1, 2, 3);
 my $l = $c->leader(1);
 ok($l, "group 1 has a leader (node $l)");
@@ -143,6 +145,34 @@ ok( $c->wait_until('a third failure', sub {
 like($log, qr/opens its LogDB now \(a reload since it was found damaged ended the wait\)/,
 	'a reload while no engine worker ran ends the wait of the next one');
 
+# The back-off lived in shared memory only, which the postmaster makes anew
+# when any backend crashes: the next engine worker then opened the damaged
+# LogDB at once and began again at 5 s (one crash a minute would keep it
+# failing every 5-20 s).  It is kept in dragonraft/logdb_damaged too, and
+# the worker after the crash waits for the same attempt.
+my $retry = '';
+ok( $c->wait_until('the next attempt after the third failure', sub {
+		$retry = $c->poll($v, q{SELECT engine_retry_at FROM dragonraft.node_status()
+		                        WHERE engine_retry_at > clock_timestamp() + interval '5 s'}) // '';
+		$retry ne '' }),
+	'the third failure set the next attempt');
+my $retry_s = $c->query($v, "SELECT extract(epoch FROM '$retry'::timestamptz - clock_timestamp())");
+note "next attempt at $retry (in $retry_s s)";
+ok(-f $V->data_dir . '/dragonraft/logdb_damaged', 'the back-off is in a file too');
+my $crash_at = -s $V->logfile;
+kill 'KILL', $c->query($v, 'SELECT pg_backend_pid()');    # a backend crashes
+ok( $c->wait_until('the reinitialized server to wait for the same attempt', sub {
+		($c->poll($v, q{SELECT engine_retry_at FROM dragonraft.node_status()}) // '') eq $retry
+		  && slurp_file($V->logfile, $crash_at) =~ /reinitializing/ },
+		$retry_s - 1),
+	'after a crash and reinitialization the next attempt is still the one the back-off set');
+unlike(slurp_file($V->logfile, $crash_at), qr/FATAL:  dragonraft could not open its LogDB/,
+	'the damaged LogDB was not opened again after the crash');
+$V->safe_psql('postgres', 'SELECT pg_reload_conf()');
+ok( $c->wait_until('a fourth failure', sub {
+		slurp_file($V->logfile, $crash_at) =~ /DETAIL:  4 engine workers in a row found the LogDB damaged; .* \(in 40 s\)/ }),
+	'the count went on across the crash: the fourth failure waits 40 s');
+
 # Review 31: a worker whose wait ended (moved aside, here replaced by a file)
 # and which then failed otherwise left the damage's next attempt shown (and
 # the "not running" HINT spoke of the damaged LogDB) until that time.
@@ -160,13 +190,40 @@ unlink($logdb) or die "unlink: $!";
 rename("$logdb.damaged", $logdb) or die "rename: $!";
 
 # What the HINT says: move it aside (the server running, or stop, move,
-# start).  The waiting worker sees it within a second (or at the next
-# worker's start, after the postmaster's 5 s), not at the next attempt.
-rename($logdb, "$logdb.damaged") or die "rename: $!";
+# start); the move while it runs is seen above (a file in its place).  The
+# waiting worker sees it within a second (or at the next worker's start,
+# after the postmaster's 5 s), not at the next attempt.  Here the damaged
+# LogDB is removed and a new one takes its place in a directory with the
+# same inode number: the worker compared device and inode only, and waited
+# out the back-off (80 s by now); it compares the directory's ctime too
+# (nanoseconds).  ext4 gives a new directory a freed inode number readily,
+# but not always (rm -rf and mkdir here took the old number in two runs of
+# three, and a number in another block group in the third), so the test
+# removes the LogDB's contents: the directory left is a new, empty LogDB
+# directory with the same inode number for sure.
+ok( $c->wait_until('the fifth failure', sub {
+		$retry = $c->poll($v, q{SELECT engine_retry_at FROM dragonraft.node_status()
+		                        WHERE engine_retry_at > clock_timestamp() + interval '30 s'}) // '';
+		$retry ne '' }),
+	'the damaged LogDB put back failed again, with a long wait');
+$retry_s = $c->query($v, "SELECT extract(epoch FROM '$retry'::timestamptz - clock_timestamp())");
+note "next attempt in $retry_s s";
+my $move_at = -s $V->logfile;
+my @id = (stat $logdb)[ 0, 1 ];
+# (its entries moved out first, a rename each, then removed: the worker
+# looks once a second and must not find it half removed)
+mkdir "$logdb.removed" or die "mkdir: $!";
+my @entries = glob "$logdb/*";
+rename($_, "$logdb.removed/" . (split m{/}, $_)[-1]) or die "rename $_: $!" for @entries;
+File::Path::rmtree("$logdb.removed");
+note "removed the damaged LogDB's " . scalar(@entries) . ' entries';
+is_deeply([ (stat $logdb)[ 0, 1 ] ], \@id, 'the new LogDB directory has the device and inode number of the damaged one');
 ok( $c->wait_until('the engine worker to open the new LogDB', sub {
-		($c->poll($v, q{SELECT engine_state FROM dragonraft.node_status()}) // '') eq 'running' }),
-	'the LogDB moved aside is picked up before the next attempt');
-like(slurp_file($V->logfile, $log_at), qr/opens its LogDB now: "dragonraft\/logdb" was moved or replaced since it was found damaged/,
+		($c->poll($v, q{SELECT engine_state FROM dragonraft.node_status()}) // '') eq 'running' },
+		$retry_s - 5),
+	'the LogDB removed and made anew is picked up before the next attempt');
+is_deeply([ (stat $logdb)[ 0, 1 ] ], \@id, 'in that directory');
+like(slurp_file($V->logfile, $move_at), qr/opens its LogDB now: "dragonraft\/logdb" was moved or replaced since it was found damaged/,
 	'the log says why');
 is($c->poll($v, q{SELECT engine_retry_at IS NULL FROM dragonraft.node_status()}), 't', 'no next attempt once running');
 my $status = '';
@@ -181,6 +238,24 @@ is($c->poll($v, q{SELECT engine_state FROM dragonraft.node_status()}), 'running'
 # after the SIGKILL is gone.  The member is stopped for good; it rejoins
 # from a snapshot under a new node_id.)
 cmp_ok((split / /, $c->query($v, $sum))[0], '<=', (split / /, $before)[0], 'no row came from nowhere');
+
+# The back-off file never stops a healthy LogDB from opening: a garbled one
+# (here after a backend's crash, when the engine worker reads it) is ignored
+# with a LOG line, and removed.  (The worker removes the file itself once
+# it has run a minute, as it forgets the count.)
+my $bf = $V->data_dir . '/dragonraft/logdb_damaged';
+open(my $bfh, '>', $bf) or die "$bf: $!";
+print $bfh "dragonraft-backoff 1 runs=7 damaged_at=garbled\n";
+close $bfh;
+my $garbled_at = -s $V->logfile;
+kill 'KILL', $c->query($v, 'SELECT pg_backend_pid()');
+ok( $c->wait_until('the engine worker to run after the crash', sub {
+		slurp_file($V->logfile, $garbled_at) =~ /reinitializing/
+		  && ($c->poll($v, q{SELECT engine_state FROM dragonraft.node_status()}) // '') eq 'running' }),
+	'a garbled back-off file does not stop the LogDB from opening');
+like(slurp_file($V->logfile, $garbled_at), qr/LOG:  dragonraft ignores "dragonraft\/logdb_damaged": it is not a back-off line/,
+	'the log says it was ignored');
+ok(!-e $bf, 'and it is removed');
 
 # Finding 5, part A: a flipped byte in the last record of the other
 # follower's journal (after a SIGKILL) is dropped at open, as a torn tail

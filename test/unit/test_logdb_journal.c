@@ -416,6 +416,141 @@ static void test_checkpoint_missing(void **state)
 	assert_null(strstr(err, "0000000000000000.jnl"));
 }
 
+/* Lines the open logs (logdb_config.log_fn), one after another. */
+struct captured {
+	char text[4096];
+	int warnings;
+};
+
+static void capture(void *ctx, int level, const char *msg)
+{
+	struct captured *c = ctx;
+	size_t n = strlen(c->text);
+	snprintf(c->text + n, sizeof(c->text) - n, "%s\n", msg);
+	if (level == LOGDB_LOG_WARNING)
+		c->warnings++;
+}
+
+/*
+ * A checkpoint cut short: the shard was flushed with its marker at M, but
+ * CHECKPOINT still says an earlier LSN (a crash between the flush and the
+ * CHECKPOINT write), and then the last record below M was damaged at rest.
+ * With more saves after M (records_after) the journal goes on past M.  The
+ * copy of the shard taken at M stands for RocksDB after the crash: every
+ * record below M in it (the marker is durable only with them), nothing
+ * after.  Returns the offset of the damaged record in its segment.
+ */
+static size_t cut_short_then_damaged(struct fx *f, bool records_after, uint64_t *marker)
+{
+	char path[400], ckpt[128], cmd[1200], sp[400];
+	size_t size, offs[512];
+	uint64_t seg, m, starts[16];
+	snprintf(path, sizeof(path), "%s/CHECKPOINT", f->jdir);
+	uint8_t *old = read_file(path, &size);
+	assert_true(size < sizeof(ckpt));
+	memcpy(ckpt, old, size + 1);
+	free(old);
+	save(f, ENTRIES + 1, ENTRIES + 20);
+	m = ckpt_lsn(f, &seg); /* the clean close's checkpoint: the marker too */
+	snprintf(cmd, sizeof(cmd), "cp -a %s/shard-0 %s/shard-0.at-marker", f->dir, f->dir);
+	assert_int_equal(system(cmd), 0);
+	if (records_after)
+		save(f, ENTRIES + 21, ENTRIES + 40);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s/shard-0 && mv %s/shard-0.at-marker %s/shard-0",
+	         f->dir, f->dir, f->dir);
+	assert_int_equal(system(cmd), 0);
+	write_ckpt_line(f, ckpt);
+	/* the record that ends at M, in the segment below M */
+	int ns = segments(f, starts, 16), k = ns - 1;
+	while (k > 0 && starts[k] >= m)
+		k--;
+	seg_path(f, sp, sizeof(sp), starts[k]);
+	uint8_t *p = read_file(sp, &size);
+	int n = records(p, size, starts[k], offs, 512), r = n - 1;
+	while (r >= 0 &&
+	       starts[k] + offs[r] +
+	                       logdb_jrec_size(p[offs[r] + 4] | (uint32_t)p[offs[r] + 5] << 8) !=
+	               m)
+		r--;
+	assert_true(r >= 0);
+	uint8_t c = p[offs[r] + LOGDB_JREC_HDR + 7] ^ 0x20;
+	write_file(sp, offs[r] + LOGDB_JREC_HDR + 7, &c, 1);
+	free(p);
+	*marker = m;
+	return offs[r];
+}
+
+/*
+ * Everything below the shard's marker is in RocksDB: a damaged record there,
+ * with a whole record at the marker (this journal reached it), opens; the
+ * WARNING names the record, and the log holds every entry.
+ */
+static void test_damaged_below_marker_opens(void **state)
+{
+	struct fx *f = *state;
+	struct captured cap = {{0}, 0};
+	char want[64];
+	uint64_t m;
+	size_t off = cut_short_then_damaged(f, true, &m);
+	f->cfg.log_fn = capture;
+	f->cfg.log_ctx = &cap;
+	struct logdb *db = open_ok(f);
+	logdb_close(db);
+	snprintf(want, sizeof(want), "offset %zu", off);
+	if (cap.warnings != 1 || strstr(cap.text, "below the shard's checkpoint marker") == NULL ||
+	    strstr(cap.text, want) == NULL)
+		fail_msg("expected one WARNING naming the record at %s below the marker, got: %s",
+		         want, cap.text);
+	/* said once: the open went on in a new segment, past the damage */
+	memset(&cap, 0, sizeof(cap));
+	logdb_close(open_ok(f));
+	if (cap.text[0] != '\0')
+		fail_msg("expected nothing logged at the next open, got: %s", cap.text);
+	f->cfg.log_fn = NULL;
+	expect_log(f, ENTRIES + 40);
+	save(f, ENTRIES + 41, ENTRIES + 60);
+	expect_log(f, ENTRIES + 60);
+}
+
+/* Damage after the marker too: refused, naming that (the walk from the marker meets it). */
+static void test_damaged_below_and_above_marker(void **state)
+{
+	struct fx *f = *state;
+	char sp[400], want[64];
+	size_t size, offs[512];
+	uint64_t m, starts[16];
+	cut_short_then_damaged(f, true, &m);
+	int ns = segments(f, starts, 16);
+	seg_path(f, sp, sizeof(sp), starts[ns - 1]);
+	uint8_t *p = read_file(sp, &size);
+	/* the second record after the marker (records() stops at the damage below it) */
+	size_t at = (size_t)(m - starts[ns - 1]);
+	assert_true(m > starts[ns - 1]);
+	int n = records(p + at, size - at, m, offs, 512);
+	assert_true(n >= 3);
+	at += offs[1];
+	uint8_t c = p[at + LOGDB_JREC_HDR + 7] ^ 0x20;
+	write_file(sp, at + LOGDB_JREC_HDR + 7, &c, 1);
+	free(p);
+	snprintf(want, sizeof(want), "offset %zu is not valid", at);
+	expect_open_corrupt(&f->cfg, "is damaged: the record at", want);
+}
+
+/*
+ * ... but not when the journal ends there: a damaged last record below the
+ * marker looks as an older copy of the journal does (one taken while that
+ * record was written), whose later records may be lost.
+ */
+static void test_damaged_below_marker_at_end(void **state)
+{
+	struct fx *f = *state;
+	uint64_t m;
+	char want[64];
+	cut_short_then_damaged(f, false, &m);
+	snprintf(want, sizeof(want), "checkpointed at LSN %" PRIu64, m);
+	expect_open_corrupt(&f->cfg, "missing, damaged or older than the shard", want);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -427,6 +562,10 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_moved_record, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_journal_gone_or_stale, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_checkpoint_missing, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_damaged_below_marker_opens, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_damaged_below_marker_at_end, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_damaged_below_and_above_marker, setup,
+	                                        teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
