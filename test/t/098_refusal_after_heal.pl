@@ -14,13 +14,8 @@ use warnings;
 use FindBin;
 use lib $FindBin::RealBin;
 use DragonCluster;
-use IPC::Run;
 use PostgreSQL::Test::Utils;
 use Test::More;
-
-my $shim = PostgreSQL::Test::Utils::tempdir() . '/libdr_faultfs.so';
-system('cc', '-shared', '-fPIC', '-O2', '-o', $shim, "$ENV{DR_SCRIPTS}/../test/engine/faultfs.c", '-ldl') == 0
-  or BAIL_OUT('cannot build faultfs.c');
 
 my $c = DragonCluster->new(4, conf => qq{
 dragonraft.snapshot_entries = 100
@@ -29,30 +24,14 @@ max_worker_processes = 16
 });
 my $N4 = $c->node(4);
 $N4->append_conf('postgresql.conf', "dragonraft.snapshot_min_free = 0\n");
-{
-	local $ENV{LD_PRELOAD} = $shim;
-	local $ENV{DR_FAULT_DIR} = $N4->data_dir . '/dragonraft/snapshots';
-	local $ENV{DR_FAULT_FREE_BYTES} = 1 << 20;
-	$N4->restart;
-}
-$c->create_group(1, 1, 2, 3);
-my $l = $c->leader(1);
-ok($l, "group 1 has a leader (node $l)");
+$c->restart_short_of_room(4, 1 << 20);
+my $l = $c->group_needing_snapshots(1, 1, 2, 3);
 my $L = $c->node($l);
-$L->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'CREATE TABLE t (id int PRIMARY KEY, v text)')});
-$L->safe_psql('postgres', q{SELECT dragonraft.replicate_table('t', 1)});
-$L->safe_psql('postgres', q{INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 1000) g});
-$L->safe_psql('postgres', join('', map { "INSERT INTO t VALUES (" . (2000 + $_) . ", 'later');\n" } 1 .. 150));
-ok($c->caught_up(1), 'the members caught up');
-ok($c->compact(1, 1, 2, 3), 'nodes 1-3 compacted their logs: a new member needs a snapshot');
 
 # Node 4 takes the snapshot, but its load fails: a table t of its own with a row.
 $N4->safe_psql('postgres', q{CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (-1, 'mine')});
 $L->safe_psql('postgres', "SELECT dragonraft.add_member(1, 4, '" . $c->raft_address(4) . "')");
-my ($jout, $jerr) = ('', '');
-my $join = IPC::Run::start(['psql', '-XAtq', '-d', $N4->connstr('postgres'), '-c',
-		"SELECT dragonraft.join_group(1, '" . $c->members(1, 2, 3) . "')"],
-	'>', \$jout, '2>', \$jerr, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+my $join = $c->start_join(4, 1, 1, 2, 3);
 ok($c->wait_until('node 4 to report the failed load', sub {
 	($c->poll(4, q{SELECT coalesce(error, '') FROM dragonraft.status WHERE group_id = 1}) // '') ne '' }),
 	'node 4 reports that the load failed');
@@ -84,7 +63,7 @@ ok($c->wait_until('node 4 to load a snapshot', sub {
 	'node 4 loads a snapshot once it has room');
 is($c->poll(4, q{SELECT coalesce(error, 'none') FROM dragonraft.status WHERE group_id = 1}), 'none',
 	"node 4's status shows no error");
-eval { $join->finish; };
+eval { $join->{h}->finish; };
 $c->group_nodes(1, 1, 2, 3, 4);
 ok($c->caught_up(1), 'node 4 caught up');
 is($c->contents(4, 't', 'id'), $c->contents($l, 't', 'id'), "node 4's t equals the leader's");
