@@ -502,7 +502,8 @@ void engine_snapshot_refused(struct engine *e, uint64_t group_id, const char *wh
  */
 void engine_snapshot_refused_by(struct engine *e, uint64_t group_id, raft_id by, uint64_t need,
                                 uint64_t free_bytes, uint64_t min_free);
-/* A snapshot stream to node `to` ended. */
+/* A snapshot stream to node `to` ended (not failed: it took the snapshot, and the record of
+ * its refusals goes, with a log line). */
 void engine_snapshot_sent(struct engine *e, raft_id to, uint64_t group_id, bool failed);
 
 /* A background save_snapshot() of group_id ended: rc, and the index the file holds. */
