@@ -154,12 +154,14 @@ static void publish(DrSm *sm, const struct engine_group_status *st,
 		strlcpy(g->error, st->error, sizeof(g->error)); /* (the load's own error stays) */
 	/*
 	 * A refused snapshot: shown while no other error is, and cleared when it is
-	 * over unless another took its place (review 28 F5).
+	 * over unless another took its place (review 28 F5).  After a restart in
+	 * place (heal) it takes the place of the failed load's error: that file is
+	 * gone, and this is why no other loads (review 31 F12).
 	 */
 	if (failed) {
 		g->snapshot_refused = false; /* the failure's error replaced it */
 	} else if (st->snapshot_refusal[0] != '\0' && g->apply_failures == 0 &&
-	           (g->error[0] == '\0' || g->snapshot_refused)) {
+	           (g->error[0] == '\0' || g->snapshot_refused || sm->heal_failures > 0)) {
 		snprintf(g->error, sizeof(g->error), "%s (or lower dragonraft.snapshot_min_free)",
 		         st->snapshot_refusal);
 		g->snapshot_refused = true;

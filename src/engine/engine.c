@@ -862,62 +862,14 @@ void engine_report_unreachable(struct engine *e, raft_id node_id, uint64_t group
 	eng_flush(e);
 }
 
-void engine_snapshot_refused(struct engine *e, uint64_t group_id, const char *why)
-{
-	struct group *g = eng_group(e, group_id);
-
-	if (g == NULL || why == NULL)
-		return;
-	if (g->refusal == NULL && (g->refusal = e->a->malloc(ENGINE_REFUSAL_LEN)) == NULL)
-		return;
-	snprintf(g->refusal, ENGINE_REFUSAL_LEN, "%s", why);
-	eng_changed(e, g);
-}
-
-void eng_refusal_clear(struct engine *e, struct group *g)
-{
-	if (g->refusal == NULL)
-		return;
-	e->a->free(g->refusal);
-	g->refusal = NULL;
-	eng_changed(e, g);
-}
-
-void engine_snapshot_refused_by(struct engine *e, uint64_t group_id, raft_id by, uint64_t need,
-                                uint64_t free_bytes, uint64_t min_free)
-{
-	struct group *g = eng_group(e, group_id);
-	uint32_t k = 0;
-
-	if (g == NULL)
-		return;
-	while (k < g->n_no_room && g->no_room[k].to != by)
-		k++;
-	if (k == RAFT_MAX_MEMBERS)
-		k = 0; /* (members gone meanwhile fill it: the oldest goes) */
-	else if (k == g->n_no_room)
-		g->n_no_room++;
-	g->no_room[k].to = by;
-	g->no_room[k].need = need;
-	g->no_room[k].free_bytes = free_bytes;
-	g->no_room[k].min_free = min_free;
-	eng_changed(e, g);
-}
-
 void engine_snapshot_sent(struct engine *e, raft_id to, uint64_t group_id, bool failed)
 {
 	struct group *g = eng_group(e, group_id);
 
-	if (g != NULL && !failed)
-		for (uint32_t k = 0; k < g->n_no_room; k++)
-			if (g->no_room[k].to == to) {
-				g->no_room[k] = g->no_room[--g->n_no_room];
-				eng_changed(e, g);
-				break;
-			}
-
-	if (g != NULL && !failed)
+	if (g != NULL && !failed) {
+		eng_no_room_took(e, g, to);
 		g->stats.snapshots_sent++;
+	}
 	if (g != NULL)
 		eng_snapshot_backoff(e, g, to, failed);
 	if (g != NULL && !e->in_round && eng_live(g)) {
@@ -1022,7 +974,7 @@ int engine_group_status(const struct engine *e, uint64_t group_id, struct engine
 			p->refused_no_room = false;
 			p->refused_need = p->refused_free = p->refused_min_free = 0;
 			for (uint32_t k = 0; k < g->n_no_room && p->needs_snapshot; k++)
-				if (g->no_room[k].to == id) {
+				if (g->no_room[k].to == id && g->no_room[k].shown) {
 					p->refused_no_room = true;
 					p->refused_need = g->no_room[k].need;
 					p->refused_free = g->no_room[k].free_bytes;

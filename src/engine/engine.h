@@ -325,6 +325,10 @@ struct engine_config {
 	uint64_t seed;            /* randomised election timeouts; 0 = node id */
 	const char *snapshot_dir; /* where snapshot files are written ["."] */
 	const struct engine_alloc *alloc; /* NULL = libc */
+	/* Lines for the operator (a follower's refusals of this node's snapshots, at most one
+	 * a minute per follower and group); NULL: none.  engine_uv passes them to its log_fn. */
+	void (*log_fn)(void *ctx, const char *line);
+	void *log_ctx;
 };
 
 /* What a client operation completed with. */
@@ -490,12 +494,16 @@ void engine_report_unreachable(struct engine *e, raft_id node_id, uint64_t group
 void engine_snapshot_refused(struct engine *e, uint64_t group_id, const char *why);
 /*
  * Node `by` refused this node's snapshot of group_id for want of room: bytes it needed, had
- * free and keeps free.  Shown in the leader's peers[] while `by` still needs a snapshot, until
- * it takes one.  Before the engine_snapshot_sent() that ends the stream.
+ * free and keeps free.  Before the engine_snapshot_sent() that ends the stream.  The
+ * leader's one record of it (snapshot.c) gives peers[].refused_no_room while `by` needs a
+ * snapshot and no newer stream to it has started, and the log line (log_fn, once a minute
+ * per member and group); it goes when `by` takes a snapshot or catches up by entries,
+ * leaves the group, or this node stops leading it (or the group stops here).
  */
 void engine_snapshot_refused_by(struct engine *e, uint64_t group_id, raft_id by, uint64_t need,
                                 uint64_t free_bytes, uint64_t min_free);
-/* A snapshot stream to node `to` ended. */
+/* A snapshot stream to node `to` ended (not failed: it took the snapshot, and the record of
+ * its refusals goes, with a log line). */
 void engine_snapshot_sent(struct engine *e, raft_id to, uint64_t group_id, bool failed);
 
 /* A background save_snapshot() of group_id ended: rc, and the index the file holds. */

@@ -246,11 +246,17 @@ struct group {
 		uint64_t retry; /* tick */
 	} backoff[RAFT_MAX_MEMBERS];
 	uint32_t n_backoff;
-	/* Followers whose last snapshot stream was refused for want of room (their numbers),
-	 * until one goes through (engine_snapshot_refused_by). */
+	/* Followers that refused this leader's snapshot streams for want of room: one record
+	 * each, for the status and the log line (snapshot.c, engine_snapshot_refused_by),
+	 * until the follower takes a snapshot or catches up by entries, leaves the group, or
+	 * this node stops leading it in this term. */
 	struct snap_no_room {
 		raft_id to;
-		uint64_t need, free_bytes, min_free;
+		uint64_t need, free_bytes, min_free; /* its latest refusal's numbers */
+		bool shown;        /* that refusal is its latest answer: no stream started since */
+		uint64_t count;    /* refusals in a row */
+		uint64_t left_out; /* of them, not logged since the last line */
+		uint64_t logged;   /* tick of the last line */
 	} no_room[RAFT_MAX_MEMBERS];
 	uint32_t n_no_room;
 
@@ -391,6 +397,14 @@ int eng_raft_rc(struct engine *e, struct group *g, int rc, const char *what);
 void eng_changed(struct engine *e, struct group *g);
 /* A snapshot arrived or entries did: a refusal of one for want of room is over. */
 void eng_refusal_clear(struct engine *e, struct group *g);
+/* The leader's records of refusals (no_room): a stream to `to` started (the refusal is no
+ * longer its latest answer); or drop those of members that left, caught up by entries, or
+ * (all) when this node no longer leads in the term they were made. */
+void eng_no_room_streaming(struct engine *e, struct group *g, raft_id to);
+/* A stream to `to` went through: its record goes (logged when it had one). */
+void eng_no_room_took(struct engine *e, struct group *g, raft_id to);
+void eng_no_room_prune(struct engine *e, struct group *g);
+void eng_no_room_forget_all(struct engine *e, struct group *g);
 /* g has work: the next round visits it. */
 void eng_mark(struct engine *e, struct group *g);
 /* g joins the tick set if it is active and not quiescent, else leaves it (a change is listed

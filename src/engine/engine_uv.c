@@ -8,8 +8,6 @@
 #include "engine/engine_uv.h"
 
 #define MAX_ROUNDS_PER_TURN 8
-/* A follower's refusals of one group's snapshots for want of room: one line in this long. */
-#define REFUSAL_LOG_MS 60000u
 
 /* A RAFT_MSG_SNAPSHOT waiting for its file's stream to finish. */
 struct snap_out {
@@ -29,15 +27,6 @@ struct snap_in {
 	char path[ENGINE_PATH_MAX];
 };
 
-/* A follower that refused a group's snapshot for want of room (until it takes one). */
-struct refusal {
-	struct refusal *next;
-	uint64_t to, group_id;
-	uint64_t logged_ms; /* uv_now() of the last line */
-	uint64_t count;     /* refusals in a row */
-	uint64_t left_out;  /* of them, not logged since that line */
-};
-
 struct engine_uv {
 	uv_loop_t *loop;
 	struct engine *e;
@@ -51,7 +40,6 @@ struct engine_uv {
 	bool closing;
 	struct snap_out *outs;
 	struct snap_in *ins;
-	struct refusal *refusals;
 	void (*log_fn)(void *ctx, int level, const char *msg); /* the embedder's */
 	void *log_ctx;
 	char tp_error[512]; /* the transport's last error line (for engine_uv_create) */
@@ -74,12 +62,6 @@ static void maybe_free(struct engine_uv *u)
 		u->ins = i->next;
 		remove(i->path);
 		free(i);
-	}
-	while (u->refusals != NULL) {
-		struct refusal *r = u->refusals;
-
-		u->refusals = r->next;
-		free(r);
 	}
 	engine_destroy(u->e);
 	free(u);
@@ -220,8 +202,6 @@ static void on_snapshot_received(void *ctx, uint64_t from, uint64_t group_id,
 	snprintf(in->path, sizeof(in->path), "%s", path);
 }
 
-static void refusal_over(struct engine_uv *u, uint64_t to, uint64_t group_id);
-
 static void on_snapshot_sent(void *ctx, uint64_t to, uint64_t group_id, raft_index index,
                              int status)
 {
@@ -239,8 +219,6 @@ static void on_snapshot_sent(void *ctx, uint64_t to, uint64_t group_id, raft_ind
 	if (o != NULL)
 		remove(o->path);
 	if (!u->closing) {
-		if (status == TRANSPORT_OK)
-			refusal_over(u, to, group_id);
 		if (status == TRANSPORT_OK && o != NULL &&
 		    transport_send(u->t, &o->m) == TRANSPORT_OK)
 			engine_snapshot_sent(u->e, to, group_id, false);
@@ -250,106 +228,32 @@ static void on_snapshot_sent(void *ctx, uint64_t to, uint64_t group_id, raft_ind
 	free(o);
 }
 
-static void log_line(struct engine_uv *u, const char *msg)
-{
-	if (u->log_fn != NULL)
-		u->log_fn(u->log_ctx, TRANSPORT_LOG_INFO, msg);
-}
-
-static struct refusal **find_refusal(struct engine_uv *u, uint64_t to, uint64_t group_id)
-{
-	struct refusal **pp;
-
-	for (pp = &u->refusals; *pp != NULL; pp = &(*pp)->next)
-		if ((*pp)->to == to && (*pp)->group_id == group_id)
-			break;
-	return pp;
-}
-
 /*
  * A snapshot refused for want of room (review 28 F5).  Here: the group's
  * status says so until a snapshot arrives or it catches up (the transport
- * logged it).  There: the follower refused this node's stream; logged once
- * a minute per follower and group, saying how many refusals were left out,
- * and once more when it takes one.
+ * logged it).  There: the follower refused this node's stream; the engine
+ * keeps the one record of it, for the status and the log line.
  */
 static void on_snapshot_no_room(void *ctx, const struct transport_no_room *r)
 {
 	struct engine_uv *u = ctx;
-	struct refusal **pp, *f;
-	uint64_t now;
 	char msg[512];
 
 	if (u->closing)
 		return;
-	if (r->here) {
-		snprintf(
-		        msg, sizeof(msg),
-		        "no room for the snapshot of group %llu from node %llu: %llu bytes to come "
-		        "and %llu to stay free, %llu free in \"%s\"; make room there, and the "
-		        "leader sends it again",
-		        (unsigned long long)r->group_id, (unsigned long long)r->node_id,
-		        (unsigned long long)r->need, (unsigned long long)r->min_free,
-		        (unsigned long long)r->free_bytes, r->dir != NULL ? r->dir : "");
-		engine_snapshot_refused(u->e, r->group_id, msg);
+	if (!r->here) {
+		engine_snapshot_refused_by(u->e, r->group_id, r->node_id, r->need, r->free_bytes,
+		                           r->min_free);
 		return;
 	}
-	engine_snapshot_refused_by(u->e, r->group_id, r->node_id, r->need, r->free_bytes,
-	                           r->min_free);
-	pp = find_refusal(u, r->node_id, r->group_id);
-	now = uv_now(u->loop);
-	if ((f = *pp) == NULL) {
-		if ((f = calloc(1, sizeof(*f))) == NULL)
-			return;
-		f->to = r->node_id;
-		f->group_id = r->group_id;
-		*pp = f;
-	} else if (now - f->logged_ms < REFUSAL_LOG_MS) {
-		f->count++;
-		f->left_out++;
-		return;
-	}
-	f->count++;
-	if (r->need == 0 && r->free_bytes == 0)
-		snprintf(msg, sizeof(msg),
-		         "dragonraft: node %llu refused the snapshot of group %llu: no room in its "
-		         "snapshot directory; it is sent again after a pause",
-		         (unsigned long long)r->node_id, (unsigned long long)r->group_id);
-	else
-		snprintf(msg, sizeof(msg),
-		         "dragonraft: node %llu refused the snapshot of group %llu: no room (%llu "
-		         "bytes to come and %llu to stay free, %llu free there); it is sent again "
-		         "after a pause",
-		         (unsigned long long)r->node_id, (unsigned long long)r->group_id,
-		         (unsigned long long)r->need, (unsigned long long)r->min_free,
-		         (unsigned long long)r->free_bytes);
-	if (f->left_out > 0) {
-		size_t l = strlen(msg);
-
-		snprintf(msg + l, sizeof(msg) - l, " (%llu more refusals since the last line)",
-		         (unsigned long long)f->left_out);
-	}
-	log_line(u, msg);
-	f->logged_ms = now;
-	f->left_out = 0;
-}
-
-/* A stream to `to` went through: a follower that refused the group's snapshots took one. */
-static void refusal_over(struct engine_uv *u, uint64_t to, uint64_t group_id)
-{
-	struct refusal **pp = find_refusal(u, to, group_id), *f = *pp;
-	char msg[256];
-
-	if (f == NULL)
-		return;
-	*pp = f->next;
 	snprintf(msg, sizeof(msg),
-	         "dragonraft: node %llu took the snapshot of group %llu after %llu refusals for "
-	         "want of room",
-	         (unsigned long long)to, (unsigned long long)group_id,
-	         (unsigned long long)f->count);
-	log_line(u, msg);
-	free(f);
+	         "no room for the snapshot of group %llu from node %llu: %llu bytes to come "
+	         "and %llu to stay free, %llu free in \"%s\"; make room there, and the "
+	         "leader sends it again",
+	         (unsigned long long)r->group_id, (unsigned long long)r->node_id,
+	         (unsigned long long)r->need, (unsigned long long)r->min_free,
+	         (unsigned long long)r->free_bytes, r->dir != NULL ? r->dir : "");
+	engine_snapshot_refused(u->e, r->group_id, msg);
 }
 
 static bool membership_check(void *ctx, uint64_t group_id, uint64_t from)
@@ -357,6 +261,15 @@ static bool membership_check(void *ctx, uint64_t group_id, uint64_t from)
 	struct engine_uv *u = ctx;
 
 	return !u->closing && engine_accepts(u->e, group_id, from);
+}
+
+/* The engine's lines (refused snapshots) go to the embedder. */
+static void on_engine_log(void *ctx, const char *line)
+{
+	struct engine_uv *u = ctx;
+
+	if (u->log_fn != NULL)
+		u->log_fn(u->log_ctx, TRANSPORT_LOG_INFO, line);
 }
 
 /* Transport log lines go to the embedder; an error line is kept to say why create failed. */
@@ -445,6 +358,7 @@ int engine_uv_create(uv_loop_t *loop, const struct engine_config *ecfg,
 {
 	struct transport_callbacks cb;
 	struct transport_config tc = *tcfg;
+	struct engine_config ec = *ecfg;
 	struct engine_network_ops net;
 	struct engine_uv *u;
 	int rc;
@@ -486,7 +400,11 @@ int engine_uv_create(uv_loop_t *loop, const struct engine_config *ecfg,
 	net.add_peer = net_add_peer;
 	net.flush = net_flush;
 	net.remove_peer = net_remove_peer;
-	rc = engine_create(ecfg, storage, &net, &u->e, errmsg, errmsg_len);
+	if (ec.log_fn == NULL) {
+		ec.log_fn = on_engine_log;
+		ec.log_ctx = u;
+	}
+	rc = engine_create(&ec, storage, &net, &u->e, errmsg, errmsg_len);
 	if (rc != ENGINE_OK)
 		goto err_after_transport;
 	uv_timer_init(loop, &u->tick);

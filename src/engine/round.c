@@ -271,6 +271,8 @@ static void watch_leader(struct engine *e, struct group *g)
 		g->noop_index = raft_last_index(g->r);
 		g->n_backoff = 0; /* snapshot streams of another term (snapshot.c) */
 	}
+	if (role != g->role || term != g->term)
+		eng_no_room_forget_all(e, g); /* answers to streams of another term */
 	g->term = term;
 	g->leader = leader;
 	g->role = role;
@@ -541,6 +543,7 @@ int engine_run_round(struct engine *e)
 		if (g->check_upto != 0 && g->check_upto <= g->applied)
 			resolve_overwritten(e, g);
 		eng_snapshot_if_due(e, g);
+		eng_no_room_prune(e, g);
 		eng_cache_trim(&g->cache, cache_keep(g));
 		eng_tick_update(e, g); /* quiesced, or woken by an input */
 		if (raft_has_ready(g->r))

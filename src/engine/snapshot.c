@@ -6,6 +6,7 @@
  * background, before its metadata is saved), and the metadata snapshot
  * every snapshot_entries applied entries with the log compaction after it.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -18,6 +19,8 @@
  * loads it must not hold the log for ever.
  */
 #define SHIPPED_KEEP_ELECTIONS 600
+/* A follower's refusals of one group's snapshots for want of room: one line in this long. */
+#define REFUSAL_LOG_MS 60000u
 
 static void note_shipped(struct engine *e, struct group *g, raft_id to, raft_index index)
 {
@@ -114,10 +117,12 @@ static void ship(struct engine *e, struct group *g)
 		out.index = idx;
 		out.log_term = meta.term;
 		out.snapshot = &meta;
-		if (e->net.send_snapshot(e->net.ctx, &out, path) != ENGINE_OK)
+		if (e->net.send_snapshot(e->net.ctx, &out, path) != ENGINE_OK) {
 			raft_report_snapshot(g->r, o->to[k], true);
-		else
+		} else {
 			note_shipped(e, g, o->to[k], idx);
+			eng_no_room_streaming(e, g, o->to[k]);
+		}
 	}
 done:
 	g->out = NULL;
@@ -329,4 +334,158 @@ int eng_snapshot_if_due(struct engine *e, struct group *g)
 	g->prev_term = t;
 	raft_compacted(g->r, c);
 	return eng_raft_rc(e, g, raft_fatal(g->r), "a compaction");
+}
+
+/* ---- refusals for want of room (review 28 F5, review 31 F10-F12) ---- */
+
+void engine_snapshot_refused(struct engine *e, uint64_t group_id, const char *why)
+{
+	struct group *g = eng_group(e, group_id);
+
+	if (g == NULL || why == NULL)
+		return;
+	if (g->refusal == NULL && (g->refusal = e->a->malloc(ENGINE_REFUSAL_LEN)) == NULL)
+		return;
+	snprintf(g->refusal, ENGINE_REFUSAL_LEN, "%s", why);
+	eng_changed(e, g);
+}
+
+void eng_refusal_clear(struct engine *e, struct group *g)
+{
+	if (g->refusal == NULL)
+		return;
+	e->a->free(g->refusal);
+	g->refusal = NULL;
+	eng_changed(e, g);
+}
+
+static void say(struct engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(struct engine *e, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	if (e->cfg.log_fn == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	e->cfg.log_fn(e->cfg.log_ctx, line);
+}
+
+static struct snap_no_room *no_room_of(struct group *g, raft_id to)
+{
+	for (uint32_t k = 0; k < g->n_no_room; k++)
+		if (g->no_room[k].to == to)
+			return &g->no_room[k];
+	return NULL;
+}
+
+static void no_room_drop(struct engine *e, struct group *g, struct snap_no_room *f)
+{
+	*f = g->no_room[--g->n_no_room];
+	eng_changed(e, g);
+}
+
+/*
+ * The status shows the refusal while it is the follower's latest answer; the
+ * log says so once a minute per follower and group (in engine ticks: never
+ * more often), with how many refusals were left out, and once more when it
+ * takes a snapshot.
+ */
+void engine_snapshot_refused_by(struct engine *e, uint64_t group_id, raft_id by, uint64_t need,
+                                uint64_t free_bytes, uint64_t min_free)
+{
+	struct group *g = eng_group(e, group_id);
+	uint64_t every = REFUSAL_LOG_MS / e->cfg.rtt_ms;
+	struct snap_no_room *f;
+	char left[64] = "";
+
+	/* (A stream of a term this node no longer leads: its next leader sends its own.) */
+	if (g == NULL || raft_role(g->r) != RAFT_LEADER ||
+	    !raft_membership_contains(raft_membership(g->r), by))
+		return;
+	if ((f = no_room_of(g, by)) == NULL) {
+		if (g->n_no_room == RAFT_MAX_MEMBERS)
+			return; /* (one per member: cannot be) */
+		f = &g->no_room[g->n_no_room++];
+		memset(f, 0, sizeof(*f));
+		f->to = by;
+	} else if (e->now - f->logged < every) {
+		f->left_out++;
+	}
+	f->count++;
+	f->need = need;
+	f->free_bytes = free_bytes;
+	f->min_free = min_free;
+	f->shown = true;
+	eng_changed(e, g);
+	if (f->count > 1 && e->now - f->logged < every)
+		return;
+	if (f->left_out > 0)
+		snprintf(left, sizeof(left), " (%llu more refusals since the last line)",
+		         (unsigned long long)f->left_out);
+	if (need == 0 && free_bytes == 0)
+		say(e,
+		    "dragonraft: node %llu refused the snapshot of group %llu: no room in its "
+		    "snapshot directory; it is sent again after a pause%s",
+		    (unsigned long long)by, (unsigned long long)group_id, left);
+	else
+		say(e,
+		    "dragonraft: node %llu refused the snapshot of group %llu: no room (%llu bytes "
+		    "to come and %llu to stay free, %llu free there); it is sent again after a "
+		    "pause%s",
+		    (unsigned long long)by, (unsigned long long)group_id, (unsigned long long)need,
+		    (unsigned long long)min_free, (unsigned long long)free_bytes, left);
+	f->logged = e->now;
+	f->left_out = 0;
+}
+
+void eng_no_room_took(struct engine *e, struct group *g, raft_id to)
+{
+	struct snap_no_room *f = no_room_of(g, to);
+
+	if (f == NULL)
+		return;
+	say(e,
+	    "dragonraft: node %llu took the snapshot of group %llu after %llu refusals for want "
+	    "of room",
+	    (unsigned long long)to, (unsigned long long)g->id, (unsigned long long)f->count);
+	no_room_drop(e, g, f);
+}
+
+void eng_no_room_streaming(struct engine *e, struct group *g, raft_id to)
+{
+	struct snap_no_room *f = no_room_of(g, to);
+
+	if (f != NULL && f->shown) {
+		f->shown = false;
+		eng_changed(e, g);
+	}
+}
+
+void eng_no_room_forget_all(struct engine *e, struct group *g)
+{
+	if (g->n_no_room == 0)
+		return;
+	g->n_no_room = 0;
+	eng_changed(e, g);
+}
+
+void eng_no_room_prune(struct engine *e, struct group *g)
+{
+	uint32_t k = 0;
+
+	if (g->n_no_room > 0 && raft_role(g->r) != RAFT_LEADER)
+		eng_no_room_forget_all(e, g);
+	while (k < g->n_no_room) {
+		struct raft_peer_progress pp;
+
+		/* Gone from the group, or it has what the log's first entry needs. */
+		if (raft_peer_progress(g->r, g->no_room[k].to, &pp) != RAFT_OK ||
+		    pp.match + 1 >= g->first)
+			no_room_drop(e, g, &g->no_room[k]);
+		else
+			k++;
+	}
 }

@@ -1046,6 +1046,384 @@ static void test_snapshot_backoff_per_follower(void **state)
 	free(p);
 }
 
+/* ---- refusals for want of room: the leader's one record (review 31 F10-F12) ---- */
+
+/* The engine's log lines (engine_config.log_fn) of the running test. */
+static struct {
+	unsigned n;
+	char line[32][512];
+} said;
+
+static void say_cb(void *ctx, const char *line)
+{
+	(void)ctx;
+	if (said.n < 32)
+		snprintf(said.line[said.n], sizeof(said.line[0]), "%s", line);
+	said.n++;
+}
+
+/* Lines said so far that contain what. */
+static unsigned said_count(const char *what)
+{
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < said.n && i < 32; i++)
+		k += strstr(said.line[i], what) != NULL;
+	return k;
+}
+
+/* The leader's record of node to's refusals in group gid (snapshot.c); NULL: none. */
+static const struct snap_no_room *no_room_of(struct engine *e, uint64_t gid, raft_id to)
+{
+	struct group *g = eng_group(e, gid);
+
+	for (uint32_t k = 0; g != NULL && k < g->n_no_room; k++)
+		if (g->no_room[k].to == to)
+			return &g->no_room[k];
+	return NULL;
+}
+
+/* What the leader's status shows of node `to`'s refusal (false: none). */
+static bool shown_refusal(const struct cluster *c, raft_id lead, raft_id to,
+                          struct engine_peer_status *out)
+{
+	struct engine_group_status st;
+
+	assert_true(cluster_status(c, lead, 0, &st));
+	for (uint32_t i = 0; i < st.n_peers; i++)
+		if (st.peers[i].node_id == to && st.peers[i].refused_no_room) {
+			if (out != NULL)
+				*out = st.peers[i];
+			return true;
+		}
+	return false;
+}
+
+struct shown_arg {
+	raft_id to;
+	uint64_t need; /* 0: any */
+};
+
+/* The leader shows arg->to's refusal (with that need). */
+static bool refusal_shown(struct cluster *c, void *arg)
+{
+	const struct shown_arg *a = arg;
+	struct engine_peer_status ps;
+	raft_id lead = cluster_leader(c, 0);
+
+	return lead != 0 && shown_refusal(c, lead, a->to, &ps) &&
+	       (a->need == 0 || ps.refused_need == a->need);
+}
+
+/* The member `id` (a joiner) added by the leader of group 0, which waits for it. */
+static void add_joiner(struct cluster *c, raft_id lead, raft_id id)
+{
+	struct engine_wait w = {0};
+	char addr[32];
+
+	snprintf(addr, sizeof(addr), "127.0.0.1:74%02llu", (unsigned long long)id);
+	assert_int_equal(cluster_join(c, id, 0), ENGINE_OK);
+	assert_int_equal(
+	        engine_add_member(c->nodes[lead].e, c->group_ids[0], id, addr, engine_wait_cb, &w),
+	        ENGINE_OK);
+	assert_true(cluster_run(c, waited, &w, 100));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+}
+
+/* Leadership of group 0 goes from `from` to `to`. */
+static void move_leader(struct cluster *c, raft_id from, raft_id to)
+{
+	struct engine_wait w = {0};
+
+	assert_int_equal(
+	        engine_transfer_leader(c->nodes[from].e, c->group_ids[0], to, engine_wait_cb, &w),
+	        ENGINE_OK);
+	assert_true(cluster_run(c, waited, &w, 100));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	assert_true(cluster_run(c, all_led, NULL, 100));
+	assert_int_equal(cluster_leader(c, 0), to);
+}
+
+/* The fixture of the refusal tests. */
+struct refusing {
+	struct cluster c;
+	struct prop p[310];
+	raft_id lead;
+	raft_id other;    /* a member of nodes 1-3 that does not lead */
+	struct engine *e; /* the leader's */
+	uint64_t gid;
+};
+
+/*
+ * 5 nodes, group 1 on nodes 1-3 with its log compacted; node 4, whose
+ * snapshot directory has no room (need 1000, free 500, min_free 2000),
+ * joins as a voter: the leader shows its refusal.  Node 5 has no group.
+ */
+static int refusing_setup(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct shown_arg a = {4, 1000};
+	struct refusing *r = calloc(1, sizeof(*r));
+	struct cluster *c = &r->c;
+
+	assert_non_null(r);
+	cfg.snapshot_entries = 100;
+	cfg.compaction_overhead = 20;
+	cfg.log_fn = say_cb;
+	memset(&said, 0, sizeof(said));
+	assert_int_equal(cluster_init_with(c, test_storage, 5, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(c, all_led, NULL, 200));
+	propose_many(c, r->p, 300, 1);
+	r->lead = cluster_leader(c, 0);
+	r->other = r->lead == 1 ? 2 : 1;
+	r->e = c->nodes[r->lead].e;
+	r->gid = c->group_ids[0];
+	fake_net_refuse_snapshots(c->net, 4, true);
+	fake_net_no_room(c->net, 4, 1000, 500, 2000);
+	add_joiner(c, r->lead, 4);
+	assert_true(cluster_run(c, refusal_shown, &a, 100));
+	assert_int_equal(cluster_leader(c, 0), r->lead);
+	*state = r;
+	return 0;
+}
+
+static int refusing_teardown(void **state)
+{
+	struct refusing *r = *state;
+
+	cluster_destroy(&r->c);
+	free(r);
+	return 0;
+}
+
+/*
+ * The leader's one record of a follower's refusals gives its status and its
+ * log line: one line a minute (in engine ticks) per member and group, saying
+ * how many refusals it left out, the latest numbers in the status, and one
+ * line when the member takes a snapshot, after which the record is gone.
+ */
+static void test_no_room_record_logs(void **state)
+{
+	struct refusing *r = *state;
+	struct cluster *c = &r->c;
+	struct shown_arg a = {4, 3000};
+	struct engine_peer_status ps;
+	const struct snap_no_room *f;
+	uint64_t first, minute = 60000 / r->e->cfg.rtt_ms;
+	char want[256];
+
+	assert_true(shown_refusal(c, r->lead, 4, &ps));
+	assert_int_equal(ps.refused_need, 1000);
+	assert_int_equal(ps.refused_free, 500);
+	assert_int_equal(ps.refused_min_free, 2000);
+	snprintf(want, sizeof(want),
+	         "dragonraft: node 4 refused the snapshot of group %llu: no room (1000 bytes to "
+	         "come and 2000 to stay free, 500 free there); it is sent again after a pause",
+	         (unsigned long long)r->gid);
+	assert_int_equal(said.n, 1);
+	assert_string_equal(said.line[0], want);
+	f = no_room_of(r->e, r->gid, 4);
+	assert_non_null(f);
+	first = f->logged;
+	/* Less than a minute: more refusals, no other line. */
+	while (r->e->now < first + minute - 2 * r->e->cfg.election_rtt)
+		cluster_tick(c);
+	assert_int_equal(cluster_leader(c, 0), r->lead);
+	assert_true(f->count >= 4);
+	assert_int_equal(said.n, 1);
+	/* The next after a minute: a line, with those left out. */
+	while (said.n < 2 && r->e->now < first + 2 * minute)
+		cluster_tick(c);
+	assert_int_equal(said.n, 2);
+	assert_true(f->logged >= first + minute);
+	snprintf(want, sizeof(want), " (%llu more refusals since the last line)",
+	         (unsigned long long)(f->count - 2));
+	assert_non_null(strstr(said.line[1], want));
+	assert_int_equal(f->left_out, 0);
+	/* The status gives the latest answer's numbers. */
+	fake_net_no_room(c->net, 4, 3000, 100, 2000);
+	assert_true(cluster_run(c, refusal_shown, &a, 40 * 10));
+	assert_true(shown_refusal(c, r->lead, 4, &ps));
+	assert_int_equal(ps.refused_free, 100);
+	/* It takes one: one line with the count, the record and the status gone. */
+	fake_net_refuse_snapshots(c->net, 4, false);
+	snprintf(want, sizeof(want),
+	         "dragonraft: node 4 took the snapshot of group %llu after %llu refusals for want "
+	         "of room",
+	         (unsigned long long)r->gid, (unsigned long long)f->count);
+	assert_true(cluster_run(c, all_converged, NULL, 40 * 10));
+	assert_int_equal(said_count("took the snapshot"), 1);
+	assert_string_equal(said.line[said.n - 1], want);
+	assert_null(no_room_of(r->e, r->gid, 4));
+	assert_false(shown_refusal(c, r->lead, 4, NULL));
+}
+
+/* The leader leads group 0 and has no record of node arg's refusals. */
+static bool no_record_of(struct cluster *c, void *arg)
+{
+	raft_id lead = cluster_leader(c, 0), to = *(raft_id *)arg;
+
+	return lead != 0 && no_room_of(c->nodes[lead].e, c->group_ids[0], to) == NULL;
+}
+
+/* A member that caught up by entries: its leader's record of its refusals goes. */
+static void test_no_room_record_goes_caught_up(void **state)
+{
+	struct refusing *r = *state;
+
+	/* (other has every entry: the refusal of an older stream, say) */
+	engine_snapshot_refused_by(r->e, r->gid, r->other, 1, 2, 3);
+	assert_non_null(no_room_of(r->e, r->gid, r->other));
+	propose_many(&r->c, r->p + 300, 10, 5000);
+	assert_true(cluster_run(&r->c, no_record_of, &r->other, 20));
+	assert_non_null(no_room_of(r->e, r->gid, 4)); /* node 4 needs one */
+}
+
+/*
+ * A member removed from the group: its leader's record goes; a node added
+ * again under another id (same disk, no room either) has its own.
+ */
+static void test_no_room_record_goes_removed(void **state)
+{
+	struct refusing *r = *state;
+	struct cluster *c = &r->c;
+	struct engine_wait w = {0};
+	struct shown_arg a = {5, 7000};
+	struct engine_peer_status ps;
+	raft_id four = 4;
+
+	assert_int_equal(engine_remove_member(r->e, r->gid, 4, engine_wait_cb, &w), ENGINE_OK);
+	assert_true(cluster_run(c, waited, &w, 100));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	assert_true(cluster_run(c, no_record_of, &four, 20));
+	assert_int_equal(cluster_leader(c, 0), r->lead);
+	/* The same node as node 5. */
+	cluster_crash(c, 4);
+	fake_net_refuse_snapshots(c->net, 5, true);
+	fake_net_no_room(c->net, 5, 7000, 10, 2000);
+	add_joiner(c, r->lead, 5);
+	assert_true(cluster_run(c, refusal_shown, &a, 100));
+	assert_true(shown_refusal(c, r->lead, 5, &ps));
+	assert_int_equal(ps.refused_free, 10);
+	assert_null(no_room_of(r->e, r->gid, 4));
+	assert_int_equal(eng_group(r->e, r->gid)->n_no_room, 1);
+}
+
+/*
+ * Leadership moves and comes back: the records of the earlier term go, and
+ * the status shows no refusal until the member refuses a stream of the new
+ * term (node 4 is cut off meanwhile: no stream reaches it).
+ */
+static void test_no_room_record_goes_new_term(void **state)
+{
+	struct refusing *r = *state;
+	struct shown_arg a = {4, 4000};
+	raft_id four = 4;
+
+	fake_net_isolate(r->c.net, 4, true);
+	move_leader(&r->c, r->lead, r->other);
+	assert_null(no_room_of(r->e, r->gid, 4)); /* it follows */
+	move_leader(&r->c, r->other, r->lead);
+	assert_true(no_record_of(&r->c, &four));
+	assert_false(shown_refusal(&r->c, r->lead, 4, NULL));
+	/* Back, it refuses the new term's streams: shown with their numbers. */
+	fake_net_no_room(r->c.net, 4, 4000, 500, 2000);
+	fake_net_isolate(r->c.net, 4, false);
+	assert_true(cluster_run(&r->c, refusal_shown, &a, 40 * 10));
+}
+
+/* Group gi stops on node id and starts again in place. */
+static void restart_in_place(struct cluster *c, raft_id id, int gi)
+{
+	struct engine_sm_ops sm;
+
+	assert_int_equal(engine_stop_group(c->nodes[id].e, c->group_ids[gi]), ENGINE_OK);
+	kv_sm_ops(c->nodes[id].sm[gi], &sm);
+	assert_int_equal(engine_start_group(c->nodes[id].e, c->group_ids[gi], NULL, &sm),
+	                 ENGINE_OK);
+}
+
+/* The group stops on the leader: nothing of the refusal comes back with it. */
+static void test_no_room_record_goes_group_stop(void **state)
+{
+	struct refusing *r = *state;
+
+	restart_in_place(&r->c, r->lead, 0);
+	r->e = r->c.nodes[r->lead].e;
+	assert_int_equal(eng_group(r->e, r->gid)->n_no_room, 0);
+}
+
+/*
+ * The leader shows a refusal only while it is the member's latest answer:
+ * once the member made room and the next stream is on its way, the old
+ * numbers are not shown (the record stays, for the count of the log line),
+ * and once it took it nothing is.
+ */
+static void test_no_room_status_latest_answer(void **state)
+{
+	struct refusing *r = *state;
+	struct cluster *c = &r->c;
+	struct kv_sm *sm = c->nodes[r->lead].sm[0];
+	unsigned saves = kv_sm_saves(sm);
+
+	fake_net_refuse_snapshots(c->net, 4, false);
+	/* Rounds and ticks by hand, until the leader made the next snapshot and queued it. */
+	for (int t = 0; t < 40 * 10 && kv_sm_saves(sm) == saves; t++) {
+		for (raft_id id = 1; id <= 5; id++)
+			engine_run_round(c->nodes[id].e);
+		if (kv_sm_saves(sm) != saves)
+			break;
+		fake_net_deliver(c->net);
+		for (raft_id id = 1; id <= 5; id++)
+			engine_tick(c->nodes[id].e);
+	}
+	assert_int_not_equal(kv_sm_saves(sm), saves);
+	assert_true(fake_net_queued(c->net) > 0);
+	assert_int_equal(cluster_leader(c, 0), r->lead);
+	assert_false(shown_refusal(c, r->lead, 4, NULL));
+	assert_true(cluster_run(c, all_converged, NULL, 100));
+	assert_false(shown_refusal(c, r->lead, 4, NULL));
+	assert_null(no_room_of(r->e, r->gid, 4));
+}
+
+/*
+ * A joiner's own refusal after a restart in place (the engine stops and
+ * starts the group, or the whole node restarts): not kept (nothing says it
+ * still holds), and the next refused stream brings it back.
+ */
+static bool joiner_shows_refusal(struct cluster *c, void *arg)
+{
+	struct engine_group_status st;
+
+	(void)arg;
+	return cluster_status(c, 4, 0, &st) && st.snapshot_refusal[0] != '\0';
+}
+
+static void test_no_room_joiner_restart(void **state)
+{
+	struct refusing *r = *state;
+	struct cluster *c = &r->c;
+	struct engine_group_status st;
+
+	assert_true(cluster_run(c, joiner_shows_refusal, NULL, 10));
+	/* The group stops and starts in place. */
+	restart_in_place(c, 4, 0);
+	assert_true(cluster_status(c, 4, 0, &st));
+	assert_string_equal(st.snapshot_refusal, "");
+	assert_true(cluster_run(c, joiner_shows_refusal, NULL, 40 * 10));
+	/* The node restarts. */
+	cluster_crash(c, 4);
+	assert_int_equal(cluster_restart(c, 4), ENGINE_OK);
+	assert_true(cluster_status(c, 4, 0, &st));
+	assert_string_equal(st.snapshot_refusal, "");
+	assert_true(cluster_run(c, joiner_shows_refusal, NULL, 40 * 10));
+	/* Room made: it takes the next one and the refusal is gone. */
+	fake_net_refuse_snapshots(c->net, 4, false);
+	assert_true(cluster_run(c, all_converged, NULL, 40 * 10));
+	assert_true(cluster_status(c, 4, 0, &st));
+	assert_string_equal(st.snapshot_refusal, "");
+}
+
 /*
  * A group whose first leader, cut off after 20 entries, appends 300 of its
  * term (p[20..319]) that the others never see while they elect another
@@ -3841,6 +4219,20 @@ int main(void)
 	        cmocka_unit_test(test_add_member_snapshot_long_load),
 	        cmocka_unit_test(test_snapshot_refusal_shown_until_snapshot),
 	        cmocka_unit_test(test_snapshot_refused_backoff),
+	        cmocka_unit_test_setup_teardown(test_no_room_record_logs, refusing_setup,
+	                                        refusing_teardown),
+	        cmocka_unit_test_setup_teardown(test_no_room_record_goes_caught_up, refusing_setup,
+	                                        refusing_teardown),
+	        cmocka_unit_test_setup_teardown(test_no_room_record_goes_removed, refusing_setup,
+	                                        refusing_teardown),
+	        cmocka_unit_test_setup_teardown(test_no_room_record_goes_new_term, refusing_setup,
+	                                        refusing_teardown),
+	        cmocka_unit_test_setup_teardown(test_no_room_record_goes_group_stop, refusing_setup,
+	                                        refusing_teardown),
+	        cmocka_unit_test_setup_teardown(test_no_room_status_latest_answer, refusing_setup,
+	                                        refusing_teardown),
+	        cmocka_unit_test_setup_teardown(test_no_room_joiner_restart, refusing_setup,
+	                                        refusing_teardown),
 	        cmocka_unit_test(test_snapshot_backoff_forgotten),
 	        cmocka_unit_test(test_snapshot_backoff_new_term),
 	        cmocka_unit_test(test_snapshot_backoff_per_follower),

@@ -25,6 +25,7 @@ struct fake_net {
 	struct engine *engines[FAKE_NET_MAX_NODES];
 	bool isolated[FAKE_NET_MAX_NODES];
 	bool refuses_snapshots[FAKE_NET_MAX_NODES];
+	uint64_t no_room[FAKE_NET_MAX_NODES][3]; /* need, free, min_free its refusals report */
 	struct qmsg **q;
 	size_t n, cap;
 	uint64_t sent, snapshots, seq;
@@ -217,11 +218,32 @@ void fake_net_refuse_snapshots(struct fake_net *n, raft_id id, bool refuse)
 	n->refuses_snapshots[id] = refuse;
 }
 
+void fake_net_no_room(struct fake_net *n, raft_id id, uint64_t need, uint64_t free_bytes,
+                      uint64_t min_free)
+{
+	n->no_room[id][0] = need;
+	n->no_room[id][1] = free_bytes;
+	n->no_room[id][2] = min_free;
+}
+
 void fake_net_isolate(struct fake_net *n, raft_id id, bool isolated)
 {
 	if (isolated && up(n, id))
 		disconnect(n, id);
 	n->isolated[id] = isolated;
+}
+
+/* m->to refuses m's stream for want of room: both ends hear it as from the transport
+ * (tp_snap_recv.c); then the stream fails. */
+static void say_no_room(struct fake_net *n, const struct raft_message *m)
+{
+	const uint64_t *r = n->no_room[m->to];
+	char why[128];
+
+	snprintf(why, sizeof(why), "no room for the snapshot from node %llu",
+	         (unsigned long long)m->from);
+	engine_snapshot_refused(n->engines[m->to], m->group_id, why);
+	engine_snapshot_refused_by(n->engines[m->from], m->group_id, m->to, r[0], r[1], r[2]);
 }
 
 size_t fake_net_deliver(struct fake_net *n)
@@ -237,6 +259,8 @@ size_t fake_net_deliver(struct fake_net *n)
 		bool ok = up(n, m->from) && up(n, m->to);
 
 		if (q->path != NULL) {
+			if (ok && n->refuses_snapshots[m->to])
+				say_no_room(n, m);
 			if (ok && !n->refuses_snapshots[m->to] &&
 			    engine_deliver_snapshot(n->engines[m->to], m, q->path) == ENGINE_OK) {
 				free(q->path); /* the receiver owns the file now */

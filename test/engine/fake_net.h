@@ -29,8 +29,12 @@ void fake_net_ops(struct fake_net *n, raft_id id, struct engine_network_ops *ops
 void fake_net_attach(struct fake_net *n, raft_id id, struct engine *e);
 /* Cut node id off (or reconnect it). */
 void fake_net_isolate(struct fake_net *n, raft_id id, bool isolated);
-/* Node id takes no snapshot stream (a receiver without room for it): each fails. */
+/* Node id takes no snapshot stream (a receiver without room for it): each fails, and both
+ * ends hear why as from the transport (engine_snapshot_refused, _refused_by). */
 void fake_net_refuse_snapshots(struct fake_net *n, raft_id id, bool refuse);
+/* The numbers node id's refusals give its leader (need, free, min_free; all 0 at first). */
+void fake_net_no_room(struct fake_net *n, raft_id id, uint64_t need, uint64_t free_bytes,
+                      uint64_t min_free);
 /* Deliver everything queued so far; returns the number of messages delivered. */
 size_t fake_net_deliver(struct fake_net *n);
 /* Whether node id's network knows peer (add_peer, and no remove_peer since). */

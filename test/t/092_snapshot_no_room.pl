@@ -22,13 +22,8 @@ use warnings;
 use FindBin;
 use lib $FindBin::RealBin;
 use DragonCluster;
-use IPC::Run;
 use PostgreSQL::Test::Utils;
 use Test::More;
-
-my $shim = PostgreSQL::Test::Utils::tempdir() . '/libdr_faultfs.so';
-system('cc', '-shared', '-fPIC', '-O2', '-o', $shim, "$ENV{DR_SCRIPTS}/../test/engine/faultfs.c", '-ldl') == 0
-  or BAIL_OUT('cannot build faultfs.c');
 
 my $c = DragonCluster->new(4, conf => qq{
 dragonraft.snapshot_entries = 100
@@ -37,22 +32,9 @@ max_worker_processes = 16
 });
 my $N4 = $c->node(4);
 $N4->append_conf('postgresql.conf', "dragonraft.snapshot_min_free = '2MB'\n");
-{
-	local $ENV{LD_PRELOAD} = $shim;
-	local $ENV{DR_FAULT_DIR} = $N4->data_dir . '/dragonraft/snapshots';
-	local $ENV{DR_FAULT_FREE_BYTES} = 1 << 20;
-	$N4->restart;
-}
-$c->create_group(1, 1, 2, 3);
-my $l = $c->leader(1);
-ok($l, "group 1 has a leader (node $l)");
+$c->restart_short_of_room(4, 1 << 20);
+my $l = $c->group_needing_snapshots(1, 1, 2, 3);
 my $L = $c->node($l);
-$L->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'CREATE TABLE t (id int PRIMARY KEY, v text)')});
-$L->safe_psql('postgres', q{SELECT dragonraft.replicate_table('t', 1)});
-$L->safe_psql('postgres', q{INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 1000) g});
-$L->safe_psql('postgres', join('', map { "INSERT INTO t VALUES (" . (2000 + $_) . ", 'later');\n" } 1 .. 150));
-ok($c->caught_up(1), 'the members caught up');
-ok($c->compact(1, 1, 2, 3), 'nodes 1-3 compacted their logs: a new member needs a snapshot');
 
 my $off4 = -s $N4->logfile;
 my $offl = -s $L->logfile;
@@ -62,10 +44,7 @@ $L->safe_psql('postgres', "SELECT dragonraft.add_member(1, 4, '" . $c->raft_addr
 ok($c->wait_until('node 4 to refuse the leader before it joins', sub {
 	slurp_file($N4->logfile, $off4) =~ /refused connection from .*not a peer of this node/ }),
 	'node 4 refused the leader before it joined');
-my ($jout, $jerr) = ('', '');
-my $join = IPC::Run::start(['psql', '-XAtq', '-d', $N4->connstr('postgres'), '-c',
-		"SELECT dragonraft.join_group(1, '" . $c->members(1, 2, 3) . "')"],
-	'>', \$jout, '2>', \$jerr, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+my $join = $c->start_join(4, 1, 1, 2, 3);
 my $log = '';
 # (the leader's first stream comes within a second or two; 30 s is far less
 # than the minute the old rate limit kept it quiet)
@@ -87,9 +66,9 @@ like($st, qr/^catching_up\|no room for the snapshot of group 1 from node $l: \d+
 is($c->poll(4, q{SELECT applied_index FROM dragonraft.status WHERE group_id = 1}) // '', '0', 'node 4 has nothing yet');
 # join_group, still waiting, says why in its NOTICE (every 5 s).
 ok($c->wait_until('join_group to give the reason', sub {
-	eval { $join->pump_nb; };
-	$jerr =~ /NOTICE:  joining group 1: 0 entries received, 0 applied\nDETAIL:  no room for the snapshot of group 1 from node $l: .*\(or lower dragonraft.snapshot_min_free\)\./ }),
-	"join_group's NOTICE gives the refusal as its detail") or diag($jerr);
+	eval { $join->{h}->pump_nb; };
+	${ $join->{err} } =~ /NOTICE:  joining group 1: 0 entries received, 0 applied\nDETAIL:  no room for the snapshot of group 1 from node $l: .*\(or lower dragonraft.snapshot_min_free\)\./ }),
+	"join_group's NOTICE gives the refusal as its detail") or diag(${ $join->{err} });
 
 # The leader's log says that node 4 refused the snapshot, and why.
 my $llog = '';
@@ -122,7 +101,7 @@ ok($c->wait_until("the leader's members view to forget node 4's refusal", sub {
 ok($c->wait_until('the leader to log that node 4 took it', sub {
 	slurp_file($L->logfile, $offl) =~ /node 4 took the snapshot of group 1 after \d+ refusals for want of room/ }),
 	'the leader logs that node 4 took the snapshot after its refusals');
-eval { $join->finish; };
+eval { $join->{h}->finish; };
 $c->group_nodes(1, 1, 2, 3, 4);
 ok($c->caught_up(1), 'node 4 caught up');
 is($c->query(4, 'SELECT count(*) FROM t'), $c->query($l, 'SELECT count(*) FROM t'), "node 4's t has the leader's rows");

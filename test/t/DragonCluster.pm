@@ -580,6 +580,53 @@ sub compact
 	return 1;
 }
 
+# Restart node id with test/engine/faultfs.c preloaded: its snapshot
+# directory's file system reports free_bytes free (a node short of room).
+sub restart_short_of_room
+{
+	my ($self, $id, $free_bytes) = @_;
+	my $node = $self->node($id);
+	my $shim = PostgreSQL::Test::Utils::tempdir() . '/libdr_faultfs.so';
+	system('cc', '-shared', '-fPIC', '-O2', '-o', $shim,
+		"$ENV{DR_SCRIPTS}/../test/engine/faultfs.c", '-ldl') == 0
+	  or BAIL_OUT('cannot build faultfs.c');
+	local $ENV{LD_PRELOAD} = $shim;
+	local $ENV{DR_FAULT_DIR} = $node->data_dir . '/dragonraft/snapshots';
+	local $ENV{DR_FAULT_FREE_BYTES} = $free_bytes;
+	$node->restart;
+}
+
+# Group g on nodes ids with a table t of 1,150 rows (1 .. 1000, 2001 .. 2150),
+# its members caught up and their logs compacted: a new member needs a
+# snapshot.  Returns the leader.
+sub group_needing_snapshots
+{
+	my ($self, $g, @ids) = @_;
+	$self->create_group($g, @ids);
+	my $l = $self->leader($g);
+	ok($l, "group $g has a leader (node $l)");
+	my $L = $self->node($l);
+	$L->safe_psql('postgres', "SELECT dragonraft.execute($g, 'CREATE TABLE t (id int PRIMARY KEY, v text)')");
+	$L->safe_psql('postgres', "SELECT dragonraft.replicate_table('t', $g)");
+	$L->safe_psql('postgres', q{INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 1000) g});
+	$L->safe_psql('postgres', join('', map { "INSERT INTO t VALUES (" . (2000 + $_) . ", 'later');\n" } 1 .. 150));
+	ok($self->caught_up($g), 'the members caught up');
+	ok($self->compact($g, @ids), "nodes @ids compacted their logs: a new member needs a snapshot");
+	return $l;
+}
+
+# join_group(g, the addresses of members) on node id, in the background:
+# {h => IPC::Run handle, out, err => refs to its output and errors}.
+sub start_join
+{
+	my ($self, $id, $g, @members) = @_;
+	my $j = { out => \(my $out = ''), err => \(my $err = '') };
+	$j->{h} = IPC::Run::start(['psql', '-XAtq', '-d', $self->node($id)->connstr('postgres'), '-c',
+			"SELECT dragonraft.join_group($g, '" . $self->members(@members) . "')"],
+		'>', $j->{out}, '2>', $j->{err}, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+	return $j;
+}
+
 # A psql session on node id that read table in a transaction it leaves open,
 # idle, holding the table's lock: {h => IPC::Run handle, in, out, err =>
 # refs to its input, output and errors, pid => its backend}.  Append to
