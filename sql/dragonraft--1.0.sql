@@ -705,3 +705,16 @@ COMMENT ON FUNCTION log_digest(bigint, bigint, bigint) IS
   'A SHA-256 chain over the entries of a group''s Raft log that this node''s LogDB holds in [max(from_index, first held), min(to_index, last held)] (NULL: no bound): index, term, type and data of each.  Members whose logs agree give the same digest for the same range: take first_index and last_index from one member (the leader) and pass them to the others';
 REVOKE ALL ON FUNCTION log_digest(bigint, bigint, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION log_digest(bigint, bigint, bigint) TO dragonraft_admin;
+
+-- Helper consistency: nothing compared the members' TABLES (a bug in apply, a
+-- superuser's write with session_replication_role = replica, a restored
+-- backup leave one member's table different, unseen).
+CREATE FUNCTION table_digest(group_id bigint)
+RETURNS TABLE (group_id bigint, applied_index bigint, relid regclass, rows bigint,
+  digest text)
+AS 'MODULE_PATHNAME', 'dr_table_digest'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION table_digest(bigint) IS
+  'Per replicated table of a group, its rows and digest on this node at exactly applied_index (the same for all): the sum modulo 2^256 of a SHA-256 per row over its columns in name order (name, NULL flag, the value''s binary send form), independent of row order and physical layout.  Members whose tables agree give the same digests at the same applied_index';
+REVOKE ALL ON FUNCTION table_digest(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION table_digest(bigint) TO dragonraft_admin;

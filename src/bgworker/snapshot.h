@@ -129,11 +129,14 @@ enum DrSnapKind {
 typedef enum DrSnapRole {
 	DR_SNAP_SENDER = 1,
 	DR_SNAP_RECEIVER = 2,
+	DR_SNAP_DIGEST = 3, /* a backend's dragonraft.table_digest (sql_tabledigest.c): the
+	                     * engine worker holds the group's apply as for an export */
 } DrSnapRole;
 
 typedef enum DrSnapPhase {
 	DR_SNAP_STARTING,  /* sender: the exporter starts */
-	DR_SNAP_DRAINING,  /* sender: the group's apply is held until it applied what it has */
+	DR_SNAP_DRAINING,  /* sender, digest: the group's apply is held until it applied what it
+	                    * has */
 	DR_SNAP_EXPORTING, /* sender: tables are written */
 	DR_SNAP_VERIFYING, /* receiver: the checksum is checked */
 	DR_SNAP_LOADING,   /* receiver: schema and rows are replaced */
@@ -152,12 +155,13 @@ typedef struct DrSnapJob {
 	uint64 handed;      /* sender: the index handed to the state machine when held */
 	bool drained;       /* sender: the engine worker saw everything handed applied */
 	bool taken;         /* sender: the exporter's snapshot is taken, apply may go on */
+	bool claimed;       /* digest: the engine worker holds the group's apply for it */
 	int rc;             /* DR_SNAP_DONE: sender, an engine_rc; receiver, 0 or the SQLSTATE */
 	uint64 bytes_total; /* receiver: the file; sender: the rows written so far */
 	uint64 bytes_done;
 	uint32 tables_total;
 	uint32 tables_done;
-	int waiter_pgprocno; /* sender: the exporter, to wake when drained */
+	int waiter_pgprocno; /* sender, digest: the exporter or backend, to wake when drained */
 	TimestampTz started;
 	char path[MAXPGPATH];
 	char error[DR_ERROR_LEN]; /* why it failed */
