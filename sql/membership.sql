@@ -117,6 +117,25 @@ GRANT dragonraft_admin TO digest_nobody;
 SET ROLE digest_nobody;
 SELECT entries > 0 AS admin FROM dragonraft.log_digest(14);
 RESET ROLE;
+
+-- Table digests: group 14 has no table (no rows); errors with their SQLSTATE.
+SELECT count(*) AS tables FROM dragonraft.table_digest(14);
+SELECT pg_temp.try($$SELECT dragonraft.table_digest(99)$$, :'addr');
+SELECT pg_temp.try($$SELECT dragonraft.table_digest(0)$$, :'addr');
+SELECT pg_temp.try($$SELECT dragonraft.table_digest(NULL)$$, :'addr');
+CREATE TEMP TABLE digest_wrote (x int);
+BEGIN;
+INSERT INTO digest_wrote VALUES (1);
+SELECT pg_temp.try($$SELECT dragonraft.table_digest(14)$$, :'addr');
+ROLLBACK;
+SET ROLE digest_nobody;
+SELECT count(*) AS admin FROM dragonraft.table_digest(14);
+RESET ROLE;
+REVOKE dragonraft_admin FROM digest_nobody;
+SET ROLE digest_nobody;
+SELECT pg_temp.try($$SELECT dragonraft.table_digest(14)$$, :'addr');
+RESET ROLE;
+SELECT count(*) AS digest_jobs FROM dragonraft.stat_progress_snapshot WHERE role = 'digest';
 DROP ROLE digest_nobody;
 
 -- Node 3 (down) added as a non-voter, then promoted (refused: it never
