@@ -90,6 +90,23 @@ like($d{$l}, qr/^\d+ t 275 [0-9a-f]{64}$/, "node $l: one table, its rows and dig
   or diag($d{$l});
 is($d{$f1}, $d{$l}, "node $f1 agrees with node $l (same applied index and digest)");
 is($d{$f2}, $d{$l}, "node $f2 agrees with node $l");
+# The digest is what README says, computed here in SQL from the columns'
+# send functions: per row SHA-256 over (name, NUL, NULL flag, length, send
+# form) with the columns in name order, summed modulo 2^256.
+my $oracle = $c->query($l, q{
+CREATE FUNCTION pg_temp.col(name text, v bytea) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$
+  SELECT convert_to(name, 'UTF8') || '\x00'::bytea
+    || CASE WHEN v IS NULL THEN '\x00'::bytea ELSE '\x01'::bytea || int4send(octet_length(v)) || v END $$;
+WITH h AS (
+  SELECT sha256(pg_temp.col('b', b) || pg_temp.col('f', float8send(f)) || pg_temp.col('id', int4send(id))
+      || pg_temp.col('j', jsonb_send(j)) || pg_temp.col('n', numeric_send(n))
+      || pg_temp.col('s', textsend(s))) AS h FROM t),
+sum AS (SELECT mod(sum((SELECT sum(get_byte(h, i)::numeric * 256::numeric ^ (31 - i))
+                        FROM generate_series(0, 31) i)), 2::numeric ^ 256) AS v FROM h)
+SELECT string_agg(lpad(to_hex(mod(trunc(v / 256::numeric ^ (31 - k)), 256)::int), 2, '0'), '' ORDER BY k)
+  FROM sum, generate_series(0, 31) k;
+});
+is((split / /, $d{$l})[3], $oracle, 'the digest is the documented sum of the rows\' SHA-256');
 
 # Another physical order on f2 (a row deleted and put back as it was, behind
 # the apply's back): the same digest.
