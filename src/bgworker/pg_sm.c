@@ -1046,28 +1046,31 @@ static void claim_digest(int i)
 	uint32 generation;
 	int waiter;
 	DrSm *sm;
+	bool want;
 
 	SpinLockAcquire(&j->mutex);
 	group_id = j->group_id;
 	generation = j->generation;
 	waiter = j->waiter_pgprocno;
-	if (group_id == 0 || j->role != DR_SNAP_DIGEST || j->phase != DR_SNAP_DRAINING ||
-	    j->claimed) {
-		SpinLockRelease(&j->mutex);
+	want = group_id != 0 && j->role == DR_SNAP_DIGEST && j->phase == DR_SNAP_DRAINING &&
+	       !j->claimed;
+	SpinLockRelease(&j->mutex);
+	if (!want)
 		return;
-	}
 	sm = dr_engine_groups_find(group_id);
-	if (sm != NULL && sm->digest_hold) {
-		SpinLockRelease(&j->mutex);
+	if (sm != NULL && sm->digest_hold)
 		return; /* after the one in progress */
-	}
-	if (sm == NULL) {
+	SpinLockAcquire(&j->mutex);
+	want = j->group_id == group_id && j->generation == generation; /* still that job */
+	if (want && sm == NULL) {
 		strlcpy(j->error, "The group does not run on this node.", sizeof(j->error));
 		j->rc = ENGINE_ERR_NO_GROUP;
 		j->phase = DR_SNAP_DONE;
-	} else
+	} else if (want)
 		j->claimed = true;
 	SpinLockRelease(&j->mutex);
+	if (!want)
+		return;
 	if (sm == NULL) {
 		if (waiter >= 0)
 			SetLatch(&ProcGlobal->allProcs[waiter].procLatch);
