@@ -213,6 +213,33 @@ behind($f2, "DELETE FROM t WHERE id = 9000");
 %d = digests_at_rest();
 is($d{$f2}, $d{$l}, "node $f2 agrees once its apply went on");
 
+# Duplicate rows count (REPLICA IDENTITY FULL, no key): {A, A, B} on the
+# others, {B, C, C} behind the apply on f1 (the same count; a XOR of the
+# rows' hashes would say the same).
+$c->node($l)->safe_psql('postgres', q{
+CREATE TABLE dup (x int, y text);
+ALTER TABLE dup REPLICA IDENTITY FULL;
+INSERT INTO dup VALUES (1, 'a'), (1, 'a'), (2, 'b');
+SELECT dragonraft.replicate_table('dup', 1);
+});
+%d = digests_at_rest();
+like($d{$l}, qr/^\d+ dup 3 [0-9a-f]{64}$/m, 'two tables, the duplicates counted') or diag($d{$l});
+is($d{$f1}, $d{$l}, "node $f1 agrees with node $l on both tables");
+is($d{$f2}, $d{$l}, "node $f2 agrees with node $l on both tables");
+$c->node($f1)->safe_psql('postgres',
+	"UPDATE pg_trigger SET tgname = tgname || '_off', tgenabled = 'D' "
+	  . "WHERE tgrelid = 'dup'::regclass AND tgfoid = 'dragonraft.capture'::regproc");
+$c->node($f1)->safe_psql('postgres', "DELETE FROM dup WHERE x = 1; INSERT INTO dup VALUES (3, 'c'), (3, 'c')");
+$c->node($f1)->safe_psql('postgres',
+	"UPDATE pg_trigger SET tgname = regexp_replace(tgname, '_off\$', ''), tgenabled = 'A' "
+	  . "WHERE tgrelid = 'dup'::regclass AND tgfoid = 'dragonraft.capture'::regproc");
+%d = digests_at_rest();
+my %dup = map { my ($n) = $d{$_} =~ /^\d+ dup (.*)$/m; $_ => $n } $c->ids;
+like($dup{$f1}, qr/^3 /, "node $f1 has 3 rows in dup too");
+isnt($dup{$f1}, $dup{$l}, "node ${f1}'s dup differs from node ${l}'s");
+is($dup{$f2}, $dup{$l}, "node $f2 agrees with node $l on dup");
+is((split /\n/, $d{$f1})[0], (split /\n/, $d{$l})[0], "node $f1 still agrees on t");
+
 # Errors: unknown group, not a superuser nor dragonraft_admin.
 ($state, $err) = $c->sql_error($l, "SELECT * FROM dragonraft.table_digest(99);");
 is($state, '42704', 'unknown group: 42704') or diag($err);
