@@ -428,7 +428,7 @@ LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION stat_progress_snapshot() IS 'The rows of the view dragonraft.stat_progress_snapshot';
 CREATE VIEW stat_progress_snapshot AS SELECT * FROM stat_progress_snapshot();
 COMMENT ON VIEW stat_progress_snapshot IS
-  'Full snapshots being exported (sender: the leader, for a member that needs compacted entries or joins) or loaded (receiver) on this node: phase, bytes and tables';
+  'Full snapshots being exported (sender: the leader, for a member that needs compacted entries or joins) or loaded (receiver) on this node, and table_digest calls waiting for their hold of the group''s apply (digest): phase, bytes and tables';
 REVOKE ALL ON FUNCTION stat_progress_snapshot() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION stat_progress_snapshot() TO pg_monitor, dragonraft_admin;
 GRANT SELECT ON stat_progress_snapshot TO pg_monitor, dragonraft_admin;
