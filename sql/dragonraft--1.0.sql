@@ -718,3 +718,23 @@ COMMENT ON FUNCTION table_digest(bigint) IS
   'Per replicated table of a group, its rows and digest on this node at exactly applied_index (the same for all): the sum modulo 2^256 of a SHA-256 per row over its columns in name order (name, NULL flag, the value''s binary send form), independent of row order and physical layout.  Members whose tables agree give the same digests at the same applied_index';
 REVOKE ALL ON FUNCTION table_digest(bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION table_digest(bigint) TO dragonraft_admin;
+CREATE TABLE consistency_checks (
+  group_id bigint NOT NULL,
+  log_index bigint NOT NULL,
+  relid regclass,
+  rows bigint,
+  digest text,
+  finished_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  error text
+);
+COMMENT ON TABLE consistency_checks IS
+  'This node''s digests of the tables of a group at the log index of a check_consistency marker (one row per table; relid NULL with rows 0: the group had no table; error: the check failed here): compare members'' rows for the same group_id and log_index';
+REVOKE ALL ON consistency_checks FROM PUBLIC;
+GRANT SELECT ON consistency_checks TO pg_monitor, dragonraft_admin;
+CREATE FUNCTION check_consistency(group_id bigint) RETURNS bigint
+LANGUAGE sql VOLATILE
+AS $$ SELECT dragonraft.execute(group_id, 'SELECT ''dragonraft.check_consistency''') $$;
+COMMENT ON FUNCTION check_consistency(bigint) IS
+  'On the leader: propose a consistency check marker (an execute() barrier); every member digests the group''s tables at exactly its log index, in the background, into dragonraft.consistency_checks.  Returns the marker''s log index';
+REVOKE ALL ON FUNCTION check_consistency(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION check_consistency(bigint) TO dragonraft_admin;

@@ -61,6 +61,7 @@
 #include "postmaster/bgworker.h"
 #include "storage/spin.h"
 #include "utils/relcache.h"
+#include "utils/snapshot.h"
 
 #define DR_SNAP_MAGIC         "DRSNAP05"
 #define DR_SNAP_HEADER_BYTES  48
@@ -189,6 +190,16 @@ extern DrSnapJob *dr_snapshot_job(int job);
 /* The receiver's job of group_id: its phase and done/total bytes; false if none. */
 extern bool dr_snapshot_receiving(uint64 group_id, DrSnapPhase *phase, uint64 *done, uint64 *total);
 
+/* sql_tabledigest.c: the digest of table relid under snap (the client encoding set to the
+ * database's by the caller): its rows and the sum modulo 2^256 of their SHA-256. */
+extern void dr_table_digest_rel(Oid relid, Snapshot snap, uint64 *rows, uint8 sum[32]);
+/* consistency.c: the marker of dragonraft.check_consistency (an execute() barrier, so that
+ * a member of an older build applies it as one); at its apply, in the applying
+ * transaction, export the group's tables as they are at index to a checker (a dynamic
+ * background worker) that digests them into dragonraft.consistency_checks. */
+#define DR_CONSISTENCY_MARKER "SELECT 'dragonraft.check_consistency'"
+extern void dr_consistency_mark(uint64 group_id, uint64 index);
+extern PGDLLEXPORT void dr_consistency_main(Datum arg);
 /* snapshot_export.c: the exporter's entry point (arg: its job). */
 extern PGDLLEXPORT void dr_snapshot_export_main(Datum arg);
 /* apply_worker.c: the loader's entry point (arg: its receiver job), a background worker

@@ -49,8 +49,7 @@ const char *dr_engine_restart_hint(void)
 	       "stopped engine worker after a few seconds.";
 }
 
-void dr_sql_groups_state(int64 group_id, uint8 *member_state, uint32 *apply_failures,
-                         char *error)
+void dr_sql_groups_state(int64 group_id, uint8 *member_state, uint32 *apply_failures, char *error)
 {
 	DrGroup *g;
 

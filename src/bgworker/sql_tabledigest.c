@@ -109,13 +109,14 @@ static void check_group(int64 group_id, bool drain)
 		                error[0] ? errdetail("%s", error) : 0,
 		                errhint("See state and error in dragonraft.status.")));
 	if (drain && failures > 0)
-		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-		                errmsg("the apply of group %lld is stuck on this node: its next entry "
-		                       "fails to apply",
-		                       (long long)group_id),
-		                error[0] ? errdetail("%s", error) : 0,
-		                errhint("See dragonraft.status; a digest needs the group's entries "
-		                        "applied up to where it is taken.")));
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("the apply of group %lld is stuck on this node: its next entry "
+		                "fails to apply",
+		                (long long)group_id),
+		         error[0] ? errdetail("%s", error) : 0,
+		         errhint("See dragonraft.status; a digest needs the group's entries "
+		                 "applied up to where it is taken.")));
 }
 
 /* The group's replicated tables (relids) in table id order, under the active snapshot. */
@@ -132,7 +133,8 @@ static List *group_tables(int64 group_id)
 	                          "WHERE group_id = $1 AND state = 'replicated' "
 	                          "AND relid IS NOT NULL ORDER BY table_id",
 	                          1, types, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "dragonraft could not list the tables of group %lld", (long long)group_id);
+		elog(ERROR, "dragonraft could not list the tables of group %lld",
+		     (long long)group_id);
 	for (uint64 i = 0; i < SPI_processed; i++) {
 		bool isnull;
 		Oid relid = DatumGetObjectId(
@@ -166,7 +168,8 @@ static void wait_drained(int64 group_id, DrSnapJob *j, uint64 *handed)
 			return;
 		if (phase == DR_SNAP_DONE)
 			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			                errmsg("group %lld does not run on this node", (long long)group_id),
+			                errmsg("group %lld does not run on this node",
+			                       (long long)group_id),
 			                error[0] ? errdetail("%s", error) : 0,
 			                errhint("See state and error in dragonraft.status.")));
 		dr_sql_groups_check_engine();
@@ -176,10 +179,11 @@ static void wait_drained(int64 group_id, DrSnapJob *j, uint64 *handed)
 			        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			         errmsg("the entries of group %lld were not applied within %d ms",
 			                (long long)group_id, DRAIN_TIMEOUT_MS),
-			         errhint("See dragonraft.status: its entries may fail to apply, or wait "
+			         errhint("See dragonraft.status: its entries may fail to apply, or "
+			                 "wait "
 			                 "for a lock.")));
-		(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, DRAIN_POLL_MS,
-		                PG_WAIT_EXTENSION);
+		(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+		                DRAIN_POLL_MS, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -272,7 +276,7 @@ static void add256(uint8 sum[32], const uint8 h[32])
 }
 
 typedef struct DigestCol {
-	int att;        /* in the tuple descriptor */
+	int att; /* in the tuple descriptor */
 	const char *name;
 	FmgrInfo send;
 } DigestCol;
@@ -288,8 +292,7 @@ static void hash(EVP_MD_CTX *ctx, const void *p, size_t n)
 		elog(ERROR, "dragonraft: SHA-256 failed");
 }
 
-/* The digest of table relid under snap: its rows and the sum of their hashes. */
-static void digest_table(Oid relid, Snapshot snap, uint64 *rows, uint8 sum[32])
+void dr_table_digest_rel(Oid relid, Snapshot snap, uint64 *rows, uint8 sum[32])
 {
 	static EVP_MD_CTX *ctx;
 	static EVP_MD *md;
@@ -343,8 +346,8 @@ static void digest_table(Oid relid, Snapshot snap, uint64 *rows, uint8 sum[32])
 			if (flag) {
 				bytea *b = SendFunctionCall(&cols[k].send, slot->tts_values[i]);
 				uint32 len = VARSIZE(b) - VARHDRSZ;
-				uint8 be[4] = {(uint8)(len >> 24), (uint8)(len >> 16), (uint8)(len >> 8),
-				               (uint8)len};
+				uint8 be[4] = {(uint8)(len >> 24), (uint8)(len >> 16),
+				               (uint8)(len >> 8), (uint8)len};
 
 				hash(ctx, be, 4);
 				hash(ctx, VARDATA(b), len);
@@ -424,7 +427,7 @@ Datum dr_table_digest(PG_FUNCTION_ARGS)
 			uint64 rows;
 			char hex[65];
 
-			digest_table(lfirst_oid(lc), snap, &rows, sum);
+			dr_table_digest_rel(lfirst_oid(lc), snap, &rows, sum);
 			for (int i = 0; i < 32; i++)
 				snprintf(hex + 2 * i, 3, "%02x", sum[i]);
 			values[0] = Int64GetDatum(group_id);
@@ -446,8 +449,7 @@ Datum dr_table_digest(PG_FUNCTION_ARGS)
 	UnregisterSnapshot(snap);
 	ereport(DEBUG1, (errmsg("dragonraft digested the %d tables of group %lld at entry %llu in "
 	                        "%ld ms (its apply held %ld us)",
-	                        list_length(relids), (long long)group_id,
-	                        (unsigned long long)index,
+	                        list_length(relids), (long long)group_id, (unsigned long long)index,
 	                        (long)((GetCurrentTimestamp() - started) / 1000), last_hold_us)));
 	return (Datum)0;
 }

@@ -139,10 +139,11 @@ behind($f1, q{UPDATE t SET s = 'row 43 é' WHERE id = 43});
 is(tables(digest($f1)), tables($d{$l}), "node $f1 agrees again once the row is as it was");
 
 # Under concurrent writes: digests taken at the same applied index agree.
-my $writer_sql = join('', map {
+my $writer_text = join('', map {
 	"UPDATE t SET n = n + 1, s = 'w$_' WHERE id = " . (1 + $_ % 50) . ";\n"
 	  . "INSERT INTO t (id, s) VALUES (" . (5000 + $_) . ", 'new');\nSELECT pg_sleep(0.03);\n"
 } 1 .. 150);
+my $writer_sql = $writer_text; # (IPC::Run takes it as it writes it)
 my ($wout, $werr) = ('', '');
 my $w = IPC::Run::start([ 'psql', '-XAtq', '-v', 'ON_ERROR_STOP=1', '-d',
 		$c->node($l)->connstr('postgres'), '-c', 'SELECT 1', '-f', '-' ],
@@ -239,6 +240,51 @@ like($dup{$f1}, qr/^3 /, "node $f1 has 3 rows in dup too");
 isnt($dup{$f1}, $dup{$l}, "node ${f1}'s dup differs from node ${l}'s");
 is($dup{$f2}, $dup{$l}, "node $f2 agrees with node $l on dup");
 is((split /\n/, $d{$f1})[0], (split /\n/, $d{$l})[0], "node $f1 still agrees on t");
+
+# check_consistency while a writer runs: every member records the digests
+# of the tables at the marker's index; they agree (but on node f1's dup,
+# changed behind the apply above).
+$c->node($l)->safe_psql('postgres', "DELETE FROM t WHERE id > 5000");
+($wout, $werr) = ('', '');
+$writer_sql = $writer_text;
+$w = IPC::Run::start([ 'psql', '-XAtq', '-v', 'ON_ERROR_STOP=1', '-d',
+		$c->node($l)->connstr('postgres'), '-f', '-' ],
+	'<', \$writer_sql, '>', \$wout, '2>', \$werr, IPC::Run::timeout(120));
+my @marks;
+my $written = 0;
+for (1 .. 5)
+{
+	# (after more of the writer's rows each time)
+	$c->wait_until('the writer to go on', sub {
+		$w->pump_nb;
+		return $c->poll($l, 'SELECT count(*) FROM t WHERE id > 5000') > $written });
+	# (it returns once the marker is applied here: the count after it is what
+	# the check saw, or more)
+	push @marks, $c->query($l, 'SELECT dragonraft.check_consistency(1)');
+	$written = $c->query($l, 'SELECT count(*) FROM t WHERE id > 5000');
+}
+$w->finish;
+is($?, 0, 'the writer committed its writes') or diag($werr);
+for my $m (@marks)
+{
+	my %rows;
+	for my $id ($c->ids)
+	{
+		$c->wait_until("node $id to record the check at $m", sub {
+			$c->poll($id, "SELECT count(*) > 0 FROM dragonraft.consistency_checks "
+				  . "WHERE group_id = 1 AND log_index = $m") eq 't' });
+		$rows{$id} = { map { split / /, $_, 2 } split /\n/, $c->query($id,
+			"SELECT concat_ws(' ', coalesce(relid::text, '-'), rows, digest, error) "
+			  . "FROM dragonraft.consistency_checks WHERE group_id = 1 AND log_index = $m") };
+	}
+	like($rows{$l}{t}, qr/^\d+ [0-9a-f]{64}$/, "check at $m: the leader's digest of t")
+	  or diag(explain $rows{$l});
+	is_deeply($rows{$f2}, $rows{$l}, "check at $m: node $f2 agrees with node $l");
+	is($rows{$f1}{t}, $rows{$l}{t}, "check at $m: node $f1 agrees with node $l on t");
+	isnt($rows{$f1}{dup}, $rows{$l}{dup}, "check at $m: node ${f1}'s dup differs");
+}
+is($c->query($l, "SELECT count(DISTINCT digest) FROM dragonraft.consistency_checks "
+		  . "WHERE relid = 't'::regclass"), scalar(@marks), 'each check saw other rows of t');
 
 # Errors: unknown group, not a superuser nor dragonraft_admin.
 ($state, $err) = $c->sql_error($l, "SELECT * FROM dragonraft.table_digest(99);");
