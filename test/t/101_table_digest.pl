@@ -283,6 +283,14 @@ for my $m (@marks)
 	is($rows{$f1}{t}, $rows{$l}{t}, "check at $m: node $f1 agrees with node $l on t");
 	isnt($rows{$f1}{dup}, $rows{$l}{dup}, "check at $m: node ${f1}'s dup differs");
 }
+# Each member's apply waited for its checker once per check (its LOG line).
+for my $id ($c->ids)
+{
+	my @held = PostgreSQL::Test::Utils::slurp_file($c->node($id)->logfile)
+	  =~ /consistency check of group 1 at entry \d+: its apply held (\d+) us/g;
+	is(scalar(@held), scalar(@marks), "node $id held its apply once per check");
+	note("node $id: apply held for the checker " . join(', ', map { sprintf('%.1f ms', $_ / 1000) } @held));
+}
 is($c->query($l, "SELECT count(DISTINCT digest) FROM dragonraft.consistency_checks "
 		  . "WHERE relid = 't'::regclass"), scalar(@marks), 'each check saw other rows of t');
 
