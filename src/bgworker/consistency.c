@@ -136,26 +136,9 @@ void dr_consistency_mark(uint64 group_id, uint64 index)
 /* Digest the group's tables under the active snapshot into consistency_checks. */
 static void check_tables(uint64 group_id, uint64 index)
 {
-	Oid types[1] = {INT8OID};
-	Datum values[1] = {Int64GetDatum((int64)group_id)};
-	List *relids = NIL;
+	List *relids = dr_table_digest_tables((int64)group_id);
 	ListCell *lc;
 
-	if (SPI_execute_with_args("SELECT relid FROM dragonraft.replicated_tables "
-	                          "WHERE group_id = $1 AND state = 'replicated' "
-	                          "AND relid IS NOT NULL ORDER BY table_id",
-	                          1, types, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "dragonraft could not list the tables of group %llu",
-		     (unsigned long long)group_id);
-	for (uint64 i = 0; i < SPI_processed; i++) {
-		bool isnull;
-		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
-
-		relids = lappend_oid(
-		        relids, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-		                                               SPI_tuptable->tupdesc, 1, &isnull)));
-		MemoryContextSwitchTo(old);
-	}
 	if (SetClientEncoding(GetDatabaseEncoding()) < 0)
 		elog(ERROR, "dragonraft could not set the client encoding to the database's");
 	foreach (lc, relids) {

@@ -193,6 +193,8 @@ extern bool dr_snapshot_receiving(uint64 group_id, DrSnapPhase *phase, uint64 *d
 /* sql_tabledigest.c: the digest of table relid under snap (the client encoding set to the
  * database's by the caller): its rows and the sum modulo 2^256 of their SHA-256. */
 extern void dr_table_digest_rel(Oid relid, Snapshot snap, uint64 *rows, uint8 sum[32]);
+/* The group's replicated tables (relids) in table id order, under the active snapshot. */
+extern List *dr_table_digest_tables(int64 group_id);
 /* consistency.c: the marker of dragonraft.check_consistency (an execute() barrier, so that
  * a member of an older build applies it as one); at its apply, in the applying
  * transaction, export the group's tables as they are at index to a checker (a dynamic

@@ -119,8 +119,7 @@ static void check_group(int64 group_id, bool drain)
 		                 "applied up to where it is taken.")));
 }
 
-/* The group's replicated tables (relids) in table id order, under the active snapshot. */
-static List *group_tables(int64 group_id)
+List *dr_table_digest_tables(int64 group_id)
 {
 	Oid types[1] = {INT8OID};
 	Datum values[1] = {Int64GetDatum(group_id)};
@@ -403,13 +402,13 @@ Datum dr_table_digest(PG_FUNCTION_ARGS)
 	origin = replorigin_by_name(origin_name, true);
 	/* Locked before the hold, as the exporter does: a utility command of the
 	 * group that changes one waits until the end of this transaction. */
-	relids = group_tables(group_id);
+	relids = dr_table_digest_tables(group_id);
 	foreach (lc, relids)
 		LockRelationOid(lfirst_oid(lc), AccessShareLock);
 
 	snap = take_held_snapshot(group_id, origin, &index);
 	PushActiveSnapshot(snap);
-	now = group_tables(group_id);
+	now = dr_table_digest_tables(group_id);
 	if (!equal(now, relids))
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 		                errmsg("the tables of group %lld changed while their digest was "
