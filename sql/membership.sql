@@ -117,6 +117,37 @@ GRANT dragonraft_admin TO digest_nobody;
 SET ROLE digest_nobody;
 SELECT entries > 0 AS admin FROM dragonraft.log_digest(14);
 RESET ROLE;
+
+-- Table digests: group 14 has no table (no rows); errors with their SQLSTATE.
+SELECT count(*) AS tables FROM dragonraft.table_digest(14);
+SELECT pg_temp.try($$SELECT dragonraft.table_digest(99)$$, :'addr');
+SELECT pg_temp.try($$SELECT dragonraft.table_digest(0)$$, :'addr');
+SELECT pg_temp.try($$SELECT dragonraft.table_digest(NULL)$$, :'addr');
+CREATE TEMP TABLE digest_wrote (x int);
+BEGIN;
+INSERT INTO digest_wrote VALUES (1);
+SELECT pg_temp.try($$SELECT dragonraft.table_digest(14)$$, :'addr');
+ROLLBACK;
+SET ROLE digest_nobody;
+SELECT count(*) AS admin FROM dragonraft.table_digest(14);
+RESET ROLE;
+REVOKE dragonraft_admin FROM digest_nobody;
+SET ROLE digest_nobody;
+SELECT pg_temp.try($$SELECT dragonraft.table_digest(14)$$, :'addr');
+RESET ROLE;
+SELECT count(*) AS digest_jobs FROM dragonraft.stat_progress_snapshot WHERE role = 'digest';
+-- check_consistency: this member records the group's tables at the marker's
+-- index (none: one row, relid NULL, rows 0); for dragonraft_admin only.
+SELECT dragonraft.check_consistency(14) AS check_index \gset
+SELECT pg_temp.wait_for(format('SELECT EXISTS (SELECT FROM dragonraft.consistency_checks '
+                               'WHERE group_id = 14 AND log_index = %s)', :check_index));
+SELECT relid, rows, digest, error FROM dragonraft.consistency_checks
+ WHERE group_id = 14 AND log_index = :check_index;
+SELECT command FROM dragonraft.ddl_history WHERE group_id = 14 AND index = :check_index;
+SET ROLE digest_nobody;
+SELECT pg_temp.try($$SELECT dragonraft.check_consistency(14)$$, :'addr');
+SELECT pg_temp.try($$SELECT * FROM dragonraft.consistency_checks$$, :'addr');
+RESET ROLE;
 DROP ROLE digest_nobody;
 
 -- Node 3 (down) added as a non-voter, then promoted (refused: it never

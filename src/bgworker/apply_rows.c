@@ -2012,6 +2012,8 @@ bool dr_apply_rows_ddl(uint64 group_id, uint64 index, uint64 schema_index,
 		elog(ERROR, "dragonraft could not update dragonraft.replicated_tables");
 	if (error == NULL)
 		record_made(group_id, index, dr_utility_made());
+	if (error == NULL && barrier && strcmp(command, DR_CONSISTENCY_MARKER) == 0)
+		dr_consistency_mark(group_id, index); /* (consistency.c) */
 	dr_apply_rows_close();
 	dr_apply_rows_forget();
 	CommandCounterIncrement();

@@ -45,6 +45,10 @@ typedef struct DrSm {
 	struct BackgroundWorkerHandle *exporter; /* NULL until it is started */
 	TimestampTz export_retry_at;             /* no export before (one failed) */
 	uint32 export_failures;                  /* in a row: the pause doubles with each */
+	bool digest_hold;          /* its apply is held for a backend's table digest: */
+	int digest_job;            /* ... its job (snapshot.h, role DR_SNAP_DIGEST) */
+	uint32 digest_generation;  /* ... of that allocation of the job */
+	dlist_node digest_node;    /* ... in the list of digests, while digest_hold */
 	raft_index recovering; /* a received snapshot at this index is loaded; 0 = none */
 	bool recover_failed;   /* its file could not be loaded: the group stopped, nothing is
 	                        * sent again; it restarts in place (heal_at) */

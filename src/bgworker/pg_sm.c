@@ -88,6 +88,7 @@ static struct {
 	dlist_head held;         /* groups held by apply_busy */
 	dlist_head resend;       /* parked groups whose entries are due to be sent again */
 	dlist_head exports;      /* groups whose full snapshot is being made */
+	dlist_head digests;      /* groups held for a backend's table digest */
 	dlist_head heals;        /* groups to restart for another snapshot (heal_at) */
 	bool watched;            /* a group is recovering or parked */
 	bool holding;            /* an entry is held: a live local backend applies it */
@@ -154,6 +155,7 @@ void dr_pg_sm_init(void)
 	dlist_init(&S.resend);
 	dlist_init(&S.heals);
 	dlist_init(&S.exports);
+	dlist_init(&S.digests);
 }
 
 /* ---- engine callbacks: no palloc, no ereport ---- */
@@ -210,7 +212,7 @@ static bool sm_apply_busy(void *ctx)
 {
 	DrSm *sm = ctx;
 
-	if (S.bytes < QUEUE_BOUND && !sm->parked && !sm->export_hold)
+	if (S.bytes < QUEUE_BOUND && !sm->parked && !sm->export_hold && !sm->digest_hold)
 		return false;
 	if (!sm->held) {
 		sm->held = true;
@@ -323,10 +325,37 @@ static void export_end(DrSm *sm, bool resume)
 	sm->export_hold = false;
 }
 
+/*
+ * The table digest's hold of sm ends (its backend took its snapshot, gave up
+ * or exited; or the group stops: why, to the backend); resume_held lets the
+ * apply go on.
+ */
+static void digest_end(DrSm *sm, const char *why)
+{
+	DrSnapJob *j = dr_snapshot_job(sm->digest_job);
+	int waiter = -1;
+
+	SpinLockAcquire(&j->mutex);
+	if (why != NULL && j->group_id == sm->group_id && j->generation == sm->digest_generation &&
+	    j->phase != DR_SNAP_DONE) {
+		strlcpy(j->error, why, sizeof(j->error));
+		j->rc = ENGINE_ERR_NO_GROUP;
+		j->phase = DR_SNAP_DONE;
+		waiter = j->waiter_pgprocno;
+	}
+	SpinLockRelease(&j->mutex);
+	if (waiter >= 0)
+		SetLatch(&ProcGlobal->allProcs[waiter].procLatch);
+	dlist_delete(&sm->digest_node);
+	sm->digest_hold = false;
+}
+
 void dr_pg_sm_forget(DrSm *sm)
 {
 	if (sm->exporting)
 		export_end(sm, false);
+	if (sm->digest_hold)
+		digest_end(sm, "The group stopped on this node.");
 	sm->recovering = 0;
 	if (!dlist_is_empty(&sm->entries))
 		dlist_delete(&sm->queued);
@@ -771,7 +800,7 @@ static void resume_held(void)
 	{
 		DrSm *sm = dlist_container(DrSm, held_node, it.cur);
 
-		if (sm->parked || sm->export_hold)
+		if (sm->parked || sm->export_hold || sm->digest_hold)
 			continue;
 		dlist_delete(&sm->held_node);
 		sm->held = false;
@@ -1006,6 +1035,99 @@ static void watch_exports(void)
 }
 
 /*
+ * A job of role DR_SNAP_DIGEST that waits for its group's apply to be held:
+ * claim it (one per group at a time; another waits for its turn), or fail it
+ * if the group does not run here.
+ */
+static void claim_digest(int i)
+{
+	DrSnapJob *j = dr_snapshot_job(i);
+	uint64 group_id;
+	uint32 generation;
+	int waiter;
+	DrSm *sm;
+	bool want;
+
+	SpinLockAcquire(&j->mutex);
+	group_id = j->group_id;
+	generation = j->generation;
+	waiter = j->waiter_pgprocno;
+	want = group_id != 0 && j->role == DR_SNAP_DIGEST && j->phase == DR_SNAP_DRAINING &&
+	       !j->claimed;
+	SpinLockRelease(&j->mutex);
+	if (!want)
+		return;
+	sm = dr_engine_groups_find(group_id);
+	if (sm != NULL && sm->digest_hold)
+		return; /* after the one in progress */
+	SpinLockAcquire(&j->mutex);
+	want = j->group_id == group_id && j->generation == generation; /* still that job */
+	if (want && sm == NULL) {
+		strlcpy(j->error, "The group does not run on this node.", sizeof(j->error));
+		j->rc = ENGINE_ERR_NO_GROUP;
+		j->phase = DR_SNAP_DONE;
+	} else if (want)
+		j->claimed = true;
+	SpinLockRelease(&j->mutex);
+	if (!want)
+		return;
+	if (sm == NULL) {
+		if (waiter >= 0)
+			SetLatch(&ProcGlobal->allProcs[waiter].procLatch);
+		return;
+	}
+	sm->digest_hold = true;
+	sm->digest_job = i;
+	sm->digest_generation = generation;
+	dlist_push_tail(&S.digests, &sm->digest_node);
+}
+
+/*
+ * Table digests (sql_tabledigest.c), with the exporter's protocol
+ * (watch_exports) but from a backend: the group's apply is held from the
+ * claim; "drained" once everything handed over is applied and published;
+ * the hold ends once the backend took its snapshot, freed its job or
+ * exited, whatever happened to it.
+ */
+static void watch_digests(void)
+{
+	dlist_mutable_iter it;
+
+	for (int i = 0; i < DR_SNAP_JOBS; i++)
+		claim_digest(i);
+	dlist_foreach_modify(it, &S.digests)
+	{
+		DrSm *sm = dlist_container(DrSm, digest_node, it.cur);
+		DrSnapJob *j = dr_snapshot_job(sm->digest_job);
+		uint64 applied;
+		bool gone, wake = false;
+		int waiter, pid;
+
+		SpinLockAcquire(&sm->shared->mutex);
+		applied = sm->shared->applied;
+		SpinLockRelease(&sm->shared->mutex);
+		SpinLockAcquire(&j->mutex);
+		gone = j->group_id != sm->group_id || j->generation != sm->digest_generation ||
+		       j->taken || j->phase == DR_SNAP_DONE;
+		if (!gone && !j->drained && applied >= sm->handed) {
+			j->drained = true;
+			j->handed = sm->handed;
+			wake = true;
+		}
+		waiter = j->waiter_pgprocno;
+		pid = j->pid;
+		SpinLockRelease(&j->mutex);
+		/* (A backend frees its job as it exits; this is for one that could not.) */
+		if (!gone && (waiter < 0 || ProcGlobal->allProcs[waiter].pid != pid))
+			gone = true;
+		if (gone)
+			digest_end(sm, NULL);
+		else if (wake)
+			SetLatch(&ProcGlobal->allProcs[waiter].procLatch);
+	}
+}
+
+/*
  * Whether the apply worker's progress wakes this worker: only while
  * something here waits on it (a held, parked or recovering group, an export
  * waiting for the drain, a queue past half its bound).  Otherwise the
@@ -1030,13 +1152,14 @@ static void want_apply_wakes(bool want)
 void dr_pg_sm_poll(void)
 {
 	watch_exports();
+	watch_digests();
 	watch_apply();
 	collect_applied();
 	heal_due();
 	resume_held();
 	send_entries();
 	want_apply_wakes(S.watched || !dlist_is_empty(&S.held) || !dlist_is_empty(&S.exports) ||
-	                 S.bytes >= QUEUE_BOUND / 2);
+	                 !dlist_is_empty(&S.digests) || S.bytes >= QUEUE_BOUND / 2);
 }
 
 long dr_pg_sm_timeout(void)

@@ -61,6 +61,7 @@
 #include "postmaster/bgworker.h"
 #include "storage/spin.h"
 #include "utils/relcache.h"
+#include "utils/snapshot.h"
 
 #define DR_SNAP_MAGIC         "DRSNAP05"
 #define DR_SNAP_HEADER_BYTES  48
@@ -129,11 +130,14 @@ enum DrSnapKind {
 typedef enum DrSnapRole {
 	DR_SNAP_SENDER = 1,
 	DR_SNAP_RECEIVER = 2,
+	DR_SNAP_DIGEST = 3, /* a backend's dragonraft.table_digest (sql_tabledigest.c): the
+	                     * engine worker holds the group's apply as for an export */
 } DrSnapRole;
 
 typedef enum DrSnapPhase {
 	DR_SNAP_STARTING,  /* sender: the exporter starts */
-	DR_SNAP_DRAINING,  /* sender: the group's apply is held until it applied what it has */
+	DR_SNAP_DRAINING,  /* sender, digest: the group's apply is held until it applied what it
+	                    * has */
 	DR_SNAP_EXPORTING, /* sender: tables are written */
 	DR_SNAP_VERIFYING, /* receiver: the checksum is checked */
 	DR_SNAP_LOADING,   /* receiver: schema and rows are replaced */
@@ -152,12 +156,13 @@ typedef struct DrSnapJob {
 	uint64 handed;      /* sender: the index handed to the state machine when held */
 	bool drained;       /* sender: the engine worker saw everything handed applied */
 	bool taken;         /* sender: the exporter's snapshot is taken, apply may go on */
+	bool claimed;       /* digest: the engine worker holds the group's apply for it */
 	int rc;             /* DR_SNAP_DONE: sender, an engine_rc; receiver, 0 or the SQLSTATE */
 	uint64 bytes_total; /* receiver: the file; sender: the rows written so far */
 	uint64 bytes_done;
 	uint32 tables_total;
 	uint32 tables_done;
-	int waiter_pgprocno; /* sender: the exporter, to wake when drained */
+	int waiter_pgprocno; /* sender, digest: the exporter or backend, to wake when drained */
 	TimestampTz started;
 	char path[MAXPGPATH];
 	char error[DR_ERROR_LEN]; /* why it failed */
@@ -185,6 +190,18 @@ extern DrSnapJob *dr_snapshot_job(int job);
 /* The receiver's job of group_id: its phase and done/total bytes; false if none. */
 extern bool dr_snapshot_receiving(uint64 group_id, DrSnapPhase *phase, uint64 *done, uint64 *total);
 
+/* sql_tabledigest.c: the digest of table relid under snap (the client encoding set to the
+ * database's by the caller): its rows and the sum modulo 2^256 of their SHA-256. */
+extern void dr_table_digest_rel(Oid relid, Snapshot snap, uint64 *rows, uint8 sum[32]);
+/* The group's replicated tables (relids) in table id order, under the active snapshot. */
+extern List *dr_table_digest_tables(int64 group_id);
+/* consistency.c: the marker of dragonraft.check_consistency (an execute() barrier, so that
+ * a member of an older build applies it as one); at its apply, in the applying
+ * transaction, export the group's tables as they are at index to a checker (a dynamic
+ * background worker) that digests them into dragonraft.consistency_checks. */
+#define DR_CONSISTENCY_MARKER "SELECT 'dragonraft.check_consistency'"
+extern void dr_consistency_mark(uint64 group_id, uint64 index);
+extern PGDLLEXPORT void dr_consistency_main(Datum arg);
 /* snapshot_export.c: the exporter's entry point (arg: its job). */
 extern PGDLLEXPORT void dr_snapshot_export_main(Datum arg);
 /* apply_worker.c: the loader's entry point (arg: its receiver job), a background worker

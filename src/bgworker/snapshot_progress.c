@@ -106,7 +106,7 @@ int dr_snapshot_job_alloc(uint64 group_id, DrSnapRole role)
 			j->generation = generation;
 			j->group_id = group_id;
 			j->role = role;
-			j->phase = role == DR_SNAP_SENDER ? DR_SNAP_STARTING : DR_SNAP_VERIFYING;
+			j->phase = role == DR_SNAP_RECEIVER ? DR_SNAP_VERIFYING : DR_SNAP_STARTING;
 			j->waiter_pgprocno = -1;
 			j->started = GetCurrentTimestamp();
 			SpinLockRelease(&j->mutex);
@@ -197,7 +197,9 @@ Datum dr_stat_progress_snapshot(PG_FUNCTION_ARGS)
 			continue;
 		values[0] = Int64GetDatum((int64)j.group_id);
 		values[1] = Int32GetDatum(j.pid);
-		values[2] = CStringGetTextDatum(j.role == DR_SNAP_SENDER ? "sender" : "receiver");
+		values[2] = CStringGetTextDatum(j.role == DR_SNAP_SENDER     ? "sender"
+		                                : j.role == DR_SNAP_RECEIVER ? "receiver"
+		                                                             : "digest");
 		values[3] = CStringGetTextDatum(phase_name(j.phase));
 		values[4] = Int64GetDatum((int64)j.index);
 		nulls[4] = j.index == 0;

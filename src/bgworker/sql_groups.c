@@ -49,6 +49,27 @@ const char *dr_engine_restart_hint(void)
 	       "stopped engine worker after a few seconds.";
 }
 
+void dr_sql_groups_state(int64 group_id, uint8 *member_state, uint32 *apply_failures, char *error)
+{
+	DrGroup *g;
+
+	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+	g = dr_shmem_group_find((uint64)group_id);
+	if (g != NULL) {
+		SpinLockAcquire(&g->mutex);
+		*member_state = g->member_state;
+		*apply_failures = g->apply_failures;
+		strlcpy(error, g->error, DR_ERROR_LEN);
+		SpinLockRelease(&g->mutex);
+	}
+	LWLockRelease(dr_shared->groups_lock);
+	if (g == NULL)
+		ereport(ERROR,
+		        (errcode(ERRCODE_UNDEFINED_OBJECT),
+		         errmsg("group %lld does not exist on this node", (long long)group_id),
+		         errhint("See dragonraft.status for the groups of this node.")));
+}
+
 void dr_sql_groups_check_engine(void)
 {
 	char *db;

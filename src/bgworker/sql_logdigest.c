@@ -29,26 +29,11 @@ PG_FUNCTION_INFO_V1(dr_log_digest);
 /* The shared status of the group must say that it runs here. */
 static void check_group(int64 group_id)
 {
-	DrGroup *g;
-	DrMemberState state = DR_MEMBER_ACTIVE;
+	uint8 state = DR_MEMBER_ACTIVE;
+	uint32 failures;
 	char error[DR_ERROR_LEN] = "";
-	bool found;
 
-	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
-	g = dr_shmem_group_find((uint64)group_id);
-	found = g != NULL;
-	if (found) {
-		SpinLockAcquire(&g->mutex);
-		state = g->member_state;
-		strlcpy(error, g->error, sizeof(error));
-		SpinLockRelease(&g->mutex);
-	}
-	LWLockRelease(dr_shared->groups_lock);
-	if (!found)
-		ereport(ERROR,
-		        (errcode(ERRCODE_UNDEFINED_OBJECT),
-		         errmsg("group %lld does not exist on this node", (long long)group_id),
-		         errhint("See dragonraft.status for the groups of this node.")));
+	dr_sql_groups_state(group_id, &state, &failures, error);
 	if (state == DR_MEMBER_LOST)
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 		                errmsg("group %lld has no log on this node", (long long)group_id),

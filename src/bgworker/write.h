@@ -263,6 +263,10 @@ extern bool dr_sql_tables_barrier(const char *command);
 
 /* Raise an error unless this node runs its engine for this database. */
 extern void dr_sql_groups_check_engine(void);
+/* The group's member state (DrMemberState), apply failures and error (DR_ERROR_LEN
+ * bytes) from its shared status; 42704 if this node does not have it. */
+extern void dr_sql_groups_state(int64 group_id, uint8 *member_state, uint32 *apply_failures,
+                                char *error);
 /* The HINT for "engine worker is not running": when the next one starts (a damaged LogDB's
  * back-off, engine_retry_at, or the postmaster's few seconds). */
 extern const char *dr_engine_restart_hint(void);

@@ -1,0 +1,454 @@
+/*
+ * sql_tabledigest.c - dragonraft.table_digest(group_id): a digest of each
+ * replicated table of a group as this node holds it at exactly the group's
+ * applied index returned with it, so that members can compare their tables
+ * (log_digest compares their logs; nothing else sees a table that one
+ * member changed behind the apply's back, or that its apply got wrong).
+ *
+ * The exporter's protocol (snapshot_export.c, pg_sm.c watch_digests), from
+ * the calling backend: its tables are locked ACCESS SHARE first; a job of
+ * role DR_SNAP_DIGEST asks the engine worker to hold the group's apply; once
+ * it says "drained" (everything handed over is applied and published),
+ * nothing of the group commits until the backend took its snapshot and read
+ * the group's origin (its applied index); the job is freed then (or at any
+ * exit: an error, a cancel, the backend's end), which ends the hold.  The
+ * tables are scanned afterwards, under that snapshot, while the apply goes
+ * on.
+ *
+ * A table's digest is independent of its physical layout and row order:
+ * per row, SHA-256 (OpenSSL's EVP, linked already) over its columns in name
+ * order, each as its name and a NUL, 0 (NULL) or 1, and then for a value its
+ * length (4 bytes, big-endian) and its type's binary send form (with the
+ * client encoding set to the database's meanwhile, so that text goes as it
+ * is stored); the table's digest is the sum of its rows' hashes modulo
+ * 2^256 (big-endian), so that row order does not matter and duplicate rows
+ * count.  Dropped columns and the columns' attnum order do not matter.
+ */
+#include "dragonraft.h"
+
+#include <openssl/evp.h>
+
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "origins.h"
+#include "replication/origin.h"
+#include "shmem.h"
+#include "snapshot.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "storage/proc.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+#include "utils/wait_event.h"
+#include "write.h"
+
+PG_FUNCTION_INFO_V1(dr_table_digest);
+
+/* The engine worker drains the group's apply within this, or the digest fails. */
+#define DRAIN_TIMEOUT_MS 60000
+/* How often the wait for the drain looks at the group's status. */
+#define DRAIN_POLL_MS 100
+
+/* This backend's job while it asks for a hold; -1 = none. */
+static int my_job = -1;
+static uint32 my_generation;
+static bool exit_hooked;
+/* The length of the last hold, in microseconds (the LOG line at DEBUG1). */
+static long last_hold_us;
+
+/* Free this backend's job if it has one: the engine worker ends the hold. */
+static void free_job(void)
+{
+	DrSnapJob *j;
+
+	if (my_job < 0)
+		return;
+	j = dr_snapshot_job(my_job);
+	SpinLockAcquire(&j->mutex);
+	if (j->generation == my_generation && j->pid == MyProcPid)
+		j->group_id = 0;
+	SpinLockRelease(&j->mutex);
+	my_job = -1;
+	dr_shmem_wake_engine();
+}
+
+static void free_job_at_exit(int code, Datum arg)
+{
+	free_job();
+}
+
+/*
+ * An error unless the group runs here: 42704 if this node does not know it,
+ * 55000 if it stopped or lost its log, or (drain) if its next entry fails to
+ * apply (its error as the detail).
+ */
+static void check_group(int64 group_id, bool drain)
+{
+	uint8 state = DR_MEMBER_ACTIVE;
+	uint32 failures = 0;
+	char error[DR_ERROR_LEN] = "";
+
+	dr_sql_groups_state(group_id, &state, &failures, error);
+	if (state == DR_MEMBER_FAILED || state == DR_MEMBER_LOST)
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("group %lld does not run on this node", (long long)group_id),
+		                error[0] ? errdetail("%s", error) : 0,
+		                errhint("See state and error in dragonraft.status.")));
+	if (drain && failures > 0)
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("the apply of group %lld is stuck on this node: its next entry "
+		                "fails to apply",
+		                (long long)group_id),
+		         error[0] ? errdetail("%s", error) : 0,
+		         errhint("See dragonraft.status; a digest needs the group's entries "
+		                 "applied up to where it is taken.")));
+}
+
+List *dr_table_digest_tables(int64 group_id)
+{
+	Oid types[1] = {INT8OID};
+	Datum values[1] = {Int64GetDatum(group_id)};
+	MemoryContext cxt = CurrentMemoryContext;
+	List *relids = NIL;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT relid FROM dragonraft.replicated_tables "
+	                          "WHERE group_id = $1 AND state = 'replicated' "
+	                          "AND relid IS NOT NULL ORDER BY table_id",
+	                          1, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "dragonraft could not list the tables of group %lld",
+		     (long long)group_id);
+	for (uint64 i = 0; i < SPI_processed; i++) {
+		bool isnull;
+		Oid relid = DatumGetObjectId(
+		        SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		relids = lappend_oid(relids, relid);
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	return relids;
+}
+
+/* Until the engine worker says the group's apply is drained (job j, ours). */
+static void wait_drained(int64 group_id, DrSnapJob *j, uint64 *handed)
+{
+	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), DRAIN_TIMEOUT_MS);
+
+	for (;;) {
+		bool drained;
+		DrSnapPhase phase;
+		char error[DR_ERROR_LEN];
+
+		SpinLockAcquire(&j->mutex);
+		drained = j->drained;
+		phase = j->phase;
+		*handed = j->handed;
+		strlcpy(error, j->error, sizeof(error));
+		SpinLockRelease(&j->mutex);
+		if (drained)
+			return;
+		if (phase == DR_SNAP_DONE)
+			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			                errmsg("group %lld does not run on this node",
+			                       (long long)group_id),
+			                error[0] ? errdetail("%s", error) : 0,
+			                errhint("See state and error in dragonraft.status.")));
+		dr_sql_groups_check_engine();
+		check_group(group_id, true);
+		if (GetCurrentTimestamp() >= end)
+			ereport(ERROR,
+			        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			         errmsg("the entries of group %lld were not applied within %d ms",
+			                (long long)group_id, DRAIN_TIMEOUT_MS),
+			         errhint("See dragonraft.status: its entries may fail to apply, or "
+			                 "wait "
+			                 "for a lock.")));
+		(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+		                DRAIN_POLL_MS, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* With job j asked for: wait for the drain, take the snapshot (*snap) and read the
+ * group's applied index (*index), let the apply go on. */
+static void take_while_held(int64 group_id, RepOriginId origin, DrSnapJob *j, Snapshot *snap,
+                            uint64 *index, uint64 *handed)
+{
+	TimestampTz held;
+
+	SpinLockAcquire(&j->mutex);
+	my_generation = j->generation;
+	j->pid = MyProcPid;
+	j->waiter_pgprocno = MyProc->pgprocno;
+	j->phase = DR_SNAP_DRAINING;
+	SpinLockRelease(&j->mutex);
+	held = GetCurrentTimestamp();
+	dr_shmem_wake_engine();
+	wait_drained(group_id, j, handed);
+	/* Nothing of the group commits now: this snapshot holds exactly its
+	 * entries up to the origin's position. */
+	*snap = RegisterSnapshot(GetLatestSnapshot());
+	*index = origin == InvalidRepOriginId ? 0 : replorigin_get_progress(origin, false);
+	SpinLockAcquire(&j->mutex);
+	j->index = *index;
+	j->taken = true;
+	SpinLockRelease(&j->mutex);
+	free_job();
+	last_hold_us = (long)(GetCurrentTimestamp() - held);
+}
+
+/* take_while_held, the job freed however it ends. */
+static void take_guarded(int64 group_id, RepOriginId origin, Snapshot *snap, uint64 *index,
+                         uint64 *handed)
+{
+	PG_TRY();
+	{
+		take_while_held(group_id, origin, dr_snapshot_job(my_job), snap, index, handed);
+	}
+	PG_CATCH();
+	{
+		free_job();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	free_job();
+}
+
+/*
+ * Hold the group's apply, take the snapshot (registered, returned) and read
+ * the group's applied index (*index), let the apply go on: the hold ends on
+ * every way out.
+ */
+static Snapshot take_held_snapshot(int64 group_id, RepOriginId origin, uint64 *index)
+{
+	Snapshot snap = NULL;
+	uint64 handed = 0;
+
+	if (!exit_hooked) {
+		before_shmem_exit(free_job_at_exit, (Datum)0);
+		exit_hooked = true;
+	}
+	my_job = dr_snapshot_job_alloc((uint64)group_id, DR_SNAP_DIGEST);
+	if (my_job < 0)
+		ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+		                errmsg("too many snapshots are being made or loaded on this node "
+		                       "(%d)",
+		                       DR_SNAP_JOBS),
+		                errhint("See dragonraft.stat_progress_snapshot, and try again.")));
+	take_guarded(group_id, origin, &snap, index, &handed);
+	if (*index < handed)
+		elog(ERROR, "group %lld applied %llu, less than the %llu handed over",
+		     (long long)group_id, (unsigned long long)*index, (unsigned long long)handed);
+	return snap;
+}
+
+/* sum += h, modulo 2^256, both big-endian. */
+static void add256(uint8 sum[32], const uint8 h[32])
+{
+	unsigned carry = 0;
+
+	for (int i = 31; i >= 0; i--) {
+		unsigned v = (unsigned)sum[i] + h[i] + carry;
+
+		sum[i] = (uint8)v;
+		carry = v >> 8;
+	}
+}
+
+typedef struct DigestCol {
+	int att; /* in the tuple descriptor */
+	const char *name;
+	FmgrInfo send;
+} DigestCol;
+
+static int col_cmp(const void *a, const void *b)
+{
+	return strcmp(((const DigestCol *)a)->name, ((const DigestCol *)b)->name);
+}
+
+static void hash(EVP_MD_CTX *ctx, const void *p, size_t n)
+{
+	if (EVP_DigestUpdate(ctx, p, n) != 1)
+		elog(ERROR, "dragonraft: SHA-256 failed");
+}
+
+void dr_table_digest_rel(Oid relid, Snapshot snap, uint64 *rows, uint8 sum[32])
+{
+	static EVP_MD_CTX *ctx;
+	static EVP_MD *md;
+	Relation rel = table_open(relid, AccessShareLock);
+	TupleDesc desc = RelationGetDescr(rel);
+	DigestCol *cols = palloc(sizeof(DigestCol) * Max(desc->natts, 1));
+	int n = 0;
+	MemoryContext row_cxt, old;
+	TableScanDesc scan;
+	TupleTableSlot *slot;
+
+	if (ctx == NULL)
+		ctx = EVP_MD_CTX_new();
+	if (md == NULL)
+		md = EVP_MD_fetch(NULL, "SHA256", NULL);
+	if (ctx == NULL || md == NULL)
+		elog(ERROR, "dragonraft: SHA-256 is not available");
+	for (int i = 0; i < desc->natts; i++) {
+		Form_pg_attribute a = TupleDescAttr(desc, i);
+		Oid func;
+		bool varlena;
+
+		if (a->attisdropped)
+			continue;
+		getTypeBinaryOutputInfo(a->atttypid, &func, &varlena);
+		fmgr_info(func, &cols[n].send);
+		cols[n].att = i;
+		cols[n].name = NameStr(a->attname);
+		n++;
+	}
+	qsort(cols, n, sizeof(DigestCol), col_cmp);
+	row_cxt = AllocSetContextCreate(CurrentMemoryContext, "table digest row",
+	                                ALLOCSET_DEFAULT_SIZES);
+	memset(sum, 0, 32);
+	*rows = 0;
+	scan = table_beginscan(rel, snap, 0, NULL);
+	slot = table_slot_create(rel, NULL);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot)) {
+		uint8 h[32];
+
+		slot_getallattrs(slot);
+		old = MemoryContextSwitchTo(row_cxt);
+		if (EVP_DigestInit_ex(ctx, md, NULL) != 1)
+			elog(ERROR, "dragonraft: SHA-256 failed");
+		for (int k = 0; k < n; k++) {
+			int i = cols[k].att;
+			uint8 flag = slot->tts_isnull[i] ? 0 : 1;
+
+			hash(ctx, cols[k].name, strlen(cols[k].name) + 1);
+			hash(ctx, &flag, 1);
+			if (flag) {
+				bytea *b = SendFunctionCall(&cols[k].send, slot->tts_values[i]);
+				uint32 len = VARSIZE(b) - VARHDRSZ;
+				uint8 be[4] = {(uint8)(len >> 24), (uint8)(len >> 16),
+				               (uint8)(len >> 8), (uint8)len};
+
+				hash(ctx, be, 4);
+				hash(ctx, VARDATA(b), len);
+			}
+		}
+		if (EVP_DigestFinal_ex(ctx, h, NULL) != 1)
+			elog(ERROR, "dragonraft: SHA-256 failed");
+		add256(sum, h);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(row_cxt);
+		if ((++*rows & 1023) == 0)
+			CHECK_FOR_INTERRUPTS();
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	table_endscan(scan);
+	MemoryContextDelete(row_cxt);
+	table_close(rel, AccessShareLock);
+	pfree(cols);
+}
+
+/*
+ * dragonraft.table_digest(group_id): per replicated table of the group, in
+ * table id order: group_id, applied_index (the same for all), relid, rows,
+ * digest (64 hex digits).  No rows for a group without tables.
+ */
+Datum dr_table_digest(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *)fcinfo->resultinfo;
+	int64 group_id;
+	char origin_name[NAMEDATALEN];
+	RepOriginId origin;
+	List *relids, *now;
+	ListCell *lc;
+	Snapshot snap;
+	uint64 index = 0;
+	int client = pg_get_client_encoding();
+	TimestampTz started = GetCurrentTimestamp();
+
+	if (PG_ARGISNULL(0) || PG_GETARG_INT64(0) < 1)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		                errmsg("group id must be a positive integer")));
+	group_id = PG_GETARG_INT64(0);
+	InitMaterializedSRF(fcinfo, 0);
+	dr_sql_groups_check_engine();
+	check_group(group_id, false);
+	if (TransactionIdIsValid(GetTopTransactionIdIfAny()))
+		ereport(ERROR, (errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+		                errmsg("dragonraft.table_digest cannot run in a transaction that "
+		                       "wrote"),
+		                errdetail("Its own writes are not in the group's log yet."),
+		                errhint("Run it in a transaction of its own.")));
+	dr_origins_name((uint64)group_id, origin_name);
+	origin = replorigin_by_name(origin_name, true);
+	/* Locked before the hold, as the exporter does: a utility command of the
+	 * group that changes one waits until the end of this transaction. */
+	relids = dr_table_digest_tables(group_id);
+	foreach (lc, relids)
+		LockRelationOid(lfirst_oid(lc), AccessShareLock);
+
+	snap = take_held_snapshot(group_id, origin, &index);
+	PushActiveSnapshot(snap);
+	now = dr_table_digest_tables(group_id);
+	if (!equal(now, relids))
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("the tables of group %lld changed while their digest was "
+		                       "prepared",
+		                       (long long)group_id),
+		                errhint("Try again.")));
+	if (SetClientEncoding(GetDatabaseEncoding()) < 0)
+		elog(ERROR, "dragonraft could not set the client encoding to the database's");
+	PG_TRY();
+	{
+		foreach (lc, relids) {
+			Datum values[5];
+			bool nulls[5] = {false};
+			uint8 sum[32];
+			uint64 rows;
+			char hex[65];
+
+			dr_table_digest_rel(lfirst_oid(lc), snap, &rows, sum);
+			for (int i = 0; i < 32; i++)
+				snprintf(hex + 2 * i, 3, "%02x", sum[i]);
+			values[0] = Int64GetDatum(group_id);
+			values[1] = Int64GetDatum((int64)index);
+			values[2] = ObjectIdGetDatum(lfirst_oid(lc));
+			values[3] = Int64GetDatum((int64)rows);
+			values[4] = CStringGetTextDatum(hex);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+	}
+	PG_FINALLY();
+	{
+		if (SetClientEncoding(client) < 0)
+			elog(WARNING, "dragonraft could not set the client encoding back to \"%s\"",
+			     pg_encoding_to_char(client));
+	}
+	PG_END_TRY();
+	PopActiveSnapshot();
+	UnregisterSnapshot(snap);
+	ereport(DEBUG1, (errmsg("dragonraft digested the %d tables of group %lld at entry %llu in "
+	                        "%ld ms (its apply held %ld us)",
+	                        list_length(relids), (long long)group_id, (unsigned long long)index,
+	                        (long)((GetCurrentTimestamp() - started) / 1000), last_hold_us)));
+	return (Datum)0;
+}
