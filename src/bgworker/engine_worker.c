@@ -417,8 +417,11 @@ static void load_backoff(void)
 		why = "it is not a back-off line";
 	else if (crc != line_crc(line, n))
 		why = "its checksum fails";
+	/* (damaged_at ahead of the clock: the clock went back since, and the wait
+	 * would last that much longer, a server start's too: TAP 103) */
 	else if (runs < 1 || retry_at < damaged_at ||
-	         retry_at > TimestampTzPlusMilliseconds(damaged_at, DAMAGED_RETRY_MAX_MS))
+	         retry_at > TimestampTzPlusMilliseconds(damaged_at, DAMAGED_RETRY_MAX_MS) ||
+	         damaged_at > GetCurrentTimestamp())
 		why = "its values are out of range";
 	if (why != NULL) {
 		ereport(LOG, (errmsg("dragonraft ignores \"%s\": %s", path, why),

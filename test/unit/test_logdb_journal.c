@@ -512,6 +512,31 @@ static void test_damaged_below_marker_opens(void **state)
 	expect_log(f, ENTRIES + 60);
 }
 
+/*
+ * Review 32: the open that skipped the damage fails to write its CHECKPOINT
+ * (a directory in the way of CHECKPOINT.tmp: as a full disk, or a crash
+ * there).  Before the fix the shard's marker was already flushed at the
+ * journal's end (the empty new segment) with CHECKPOINT still below the
+ * damage, and every later open refused the LogDB.  It must open once the
+ * write works, with every entry.
+ */
+static void test_damaged_below_marker_open_cut_short(void **state)
+{
+	struct fx *f = *state;
+	char tmp[400], err[512];
+	struct logdb *db;
+	uint64_t m;
+	cut_short_then_damaged(f, true, &m);
+	snprintf(tmp, sizeof(tmp), "%s/CHECKPOINT.tmp", f->jdir);
+	assert_int_equal(mkdir(tmp, 0700), 0);
+	assert_int_not_equal(logdb_open(&f->cfg, &db, err, sizeof(err)), LOGDB_OK);
+	assert_non_null(strstr(err, "CHECKPOINT"));
+	assert_int_equal(rmdir(tmp), 0);
+	expect_log(f, ENTRIES + 40);
+	save(f, ENTRIES + 41, ENTRIES + 60);
+	expect_log(f, ENTRIES + 60);
+}
+
 /* Damage after the marker too: refused, naming that (the walk from the marker meets it). */
 static void test_damaged_below_and_above_marker(void **state)
 {
@@ -564,6 +589,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_checkpoint_missing, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_damaged_below_marker_opens, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_damaged_below_marker_at_end, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_damaged_below_marker_open_cut_short, setup,
+	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_damaged_below_and_above_marker, setup,
 	                                        teardown),
 	};
