@@ -1310,7 +1310,8 @@ static void test_no_room_record_goes_removed(void **state)
 }
 
 /*
- * Leadership moves and comes back: the records of the earlier term go, and
+ * Leadership moves and comes back: the refusals of the earlier term are not
+ * shown (their records keep only the pace of the log line, review 33), and
  * the status shows no refusal until the member refuses a stream of the new
  * term (node 4 is cut off meanwhile: no stream reaches it).
  */
@@ -1318,13 +1319,15 @@ static void test_no_room_record_goes_new_term(void **state)
 {
 	struct refusing *r = *state;
 	struct shown_arg a = {4, 4000};
-	raft_id four = 4;
+	const struct snap_no_room *f;
 
 	fake_net_isolate(r->c.net, 4, true);
 	move_leader(&r->c, r->lead, r->other);
-	assert_null(no_room_of(r->e, r->gid, 4)); /* it follows */
+	f = no_room_of(r->e, r->gid, 4); /* it follows */
+	assert_true(f == NULL || !f->shown);
 	move_leader(&r->c, r->other, r->lead);
-	assert_true(no_record_of(&r->c, &four));
+	f = no_room_of(r->e, r->gid, 4);
+	assert_true(f == NULL || !f->shown);
 	assert_false(shown_refusal(&r->c, r->lead, 4, NULL));
 	/* Back, it refuses the new term's streams: shown with their numbers. */
 	fake_net_no_room(r->c.net, 4, 4000, 500, 2000);
@@ -1422,6 +1425,56 @@ static void test_no_room_joiner_restart(void **state)
 	assert_true(cluster_run(c, all_converged, NULL, 40 * 10));
 	assert_true(cluster_status(c, 4, 0, &st));
 	assert_string_equal(st.snapshot_refusal, "");
+}
+
+/* ---- review 33: hostile tests of the leader's records of refusals ---- */
+
+/* Lines of refusals said per node (log_ctx: the node's id). */
+static unsigned refused_lines[CL_MAX_NODES + 1];
+
+static void say_by_cb(void *ctx, const char *line)
+{
+	raft_id id = (raft_id)(uintptr_t)ctx;
+
+	if (id <= CL_MAX_NODES && strstr(line, "refused the snapshot") != NULL)
+		refused_lines[id]++;
+	say_cb(NULL, line);
+}
+
+/* Each live node's engine says its lines through say_by_cb, counted from now. */
+static void count_lines_by_node(struct cluster *c)
+{
+	memset(refused_lines, 0, sizeof(refused_lines));
+	for (raft_id id = 1; id <= (raft_id)c->n_nodes; id++)
+		if (c->nodes[id].e != NULL) {
+			c->nodes[id].e->cfg.log_fn = say_by_cb;
+			c->nodes[id].e->cfg.log_ctx = (void *)(uintptr_t)id;
+		}
+}
+
+/*
+ * Leadership goes and comes back within a minute while node 4 keeps
+ * refusing: the node that leads again says no more than one line a minute
+ * of node 4's refusals (README: at most one a minute per member and group).
+ */
+static void test_no_room_log_leadership_flaps(void **state)
+{
+	struct refusing *r = *state;
+	struct cluster *c = &r->c;
+	struct shown_arg a = {4, 1000};
+	uint64_t minute = 60000 / r->e->cfg.rtt_ms;
+	uint64_t first = no_room_of(r->e, r->gid, 4)->logged;
+
+	count_lines_by_node(c);
+	for (int i = 0; i < 3; i++) {
+		move_leader(c, r->lead, r->other);
+		assert_true(cluster_run(c, refusal_shown, &a, 400));
+		move_leader(c, r->other, r->lead);
+		assert_true(cluster_run(c, refusal_shown, &a, 400));
+	}
+	assert_true(r->e->now < first + minute); /* (within the minute of its first line) */
+	assert_true(refused_lines[r->lead] == 0);
+	assert_true(refused_lines[r->other] <= 1);
 }
 
 /*
@@ -4232,6 +4285,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_no_room_status_latest_answer, refusing_setup,
 	                                        refusing_teardown),
 	        cmocka_unit_test_setup_teardown(test_no_room_joiner_restart, refusing_setup,
+	                                        refusing_teardown),
+	        cmocka_unit_test_setup_teardown(test_no_room_log_leadership_flaps, refusing_setup,
 	                                        refusing_teardown),
 	        cmocka_unit_test(test_snapshot_backoff_forgotten),
 	        cmocka_unit_test(test_snapshot_backoff_new_term),
