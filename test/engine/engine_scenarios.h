@@ -1478,6 +1478,126 @@ static void test_no_room_log_leadership_flaps(void **state)
 }
 
 /*
+ * Records of several members, some of them dropped in one pass (swap
+ * removal while iterating): each member left keeps its own numbers in the
+ * status, none is shown for a member that left, and a refusal from a node
+ * that is no member is not recorded.
+ */
+static void test_no_room_records_swap_remove(void **state)
+{
+	struct refusing *r = *state;
+	struct cluster *c = &r->c;
+	struct shown_arg a5 = {5, 7000};
+	struct engine_peer_status ps;
+	struct engine_wait w = {0};
+	raft_id third = 6 - r->lead - r->other;
+	struct group *g = eng_group(r->e, r->gid);
+
+	fake_net_refuse_snapshots(c->net, 5, true);
+	fake_net_no_room(c->net, 5, 7000, 10, 2000);
+	add_joiner(c, r->lead, 5);
+	assert_true(cluster_run(c, refusal_shown, &a5, 100));
+	assert_int_equal(g->n_no_room, 2);
+	/* Members with every entry (refusals of older streams) and a stranger, between rounds. */
+	engine_snapshot_refused_by(r->e, r->gid, r->other, 1, 2, 3);
+	engine_snapshot_refused_by(r->e, r->gid, third, 4, 5, 6);
+	engine_snapshot_refused_by(r->e, r->gid, 99, 7, 8, 9);
+	assert_int_equal(g->n_no_room, 4);
+	assert_null(no_room_of(r->e, r->gid, 99));
+	cluster_step(c);
+	assert_int_equal(g->n_no_room, 2);
+	assert_true(shown_refusal(c, r->lead, 4, &ps));
+	assert_int_equal(ps.refused_need, 1000);
+	assert_int_equal(ps.refused_free, 500);
+	assert_true(shown_refusal(c, r->lead, 5, &ps));
+	assert_int_equal(ps.refused_need, 7000);
+	assert_int_equal(ps.refused_free, 10);
+	/* Node 4 (the first record) leaves while it refuses, refusing until it is out. */
+	assert_int_equal(engine_remove_member(r->e, r->gid, 4, engine_wait_cb, &w), ENGINE_OK);
+	for (int t = 0; t < 100 && !w.done; t++) {
+		engine_snapshot_refused_by(r->e, r->gid, 4, 1000, 500, 2000);
+		cluster_tick(c);
+	}
+	assert_true(w.done);
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	engine_snapshot_refused_by(r->e, r->gid, 4, 1000, 500, 2000);
+	cluster_step(c);
+	assert_null(no_room_of(r->e, r->gid, 4));
+	assert_int_equal(g->n_no_room, 1);
+	assert_false(shown_refusal(c, r->lead, 4, NULL));
+	assert_true(cluster_run(c, refusal_shown, &a5, 100));
+	assert_true(shown_refusal(c, r->lead, 5, &ps));
+	assert_int_equal(ps.refused_need, 7000);
+	assert_int_equal(ps.refused_free, 10);
+	assert_int_equal(ps.refused_min_free, 2000);
+}
+
+/* A non-voter that refuses: shown as well; promoted, still; it takes one: gone, with a line. */
+static void test_no_room_nonvoter(void **state)
+{
+	struct refusing *r = *state;
+	struct cluster *c = &r->c;
+	struct shown_arg a5 = {5, 6000};
+	struct engine_peer_status ps;
+	struct engine_wait w = {0}, w2 = {0};
+
+	fake_net_refuse_snapshots(c->net, 5, true);
+	fake_net_no_room(c->net, 5, 6000, 20, 2000);
+	assert_int_equal(cluster_join(c, 5, 0), ENGINE_OK);
+	assert_int_equal(engine_add_nonvoter(r->e, r->gid, 5, "127.0.0.1:7405", engine_wait_cb, &w),
+	                 ENGINE_OK);
+	assert_true(cluster_run(c, waited, &w, 100));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	assert_true(cluster_run(c, refusal_shown, &a5, 100));
+	assert_true(shown_refusal(c, r->lead, 5, &ps));
+	assert_false(ps.voter);
+	assert_int_equal(
+	        engine_add_member(r->e, r->gid, 5, NULL, engine_wait_cb, &w2), ENGINE_OK);
+	assert_true(cluster_run(c, waited, &w2, 100));
+	assert_int_equal(w2.res.rc, ENGINE_OK);
+	assert_true(cluster_run(c, refusal_shown, &a5, 100));
+	assert_true(shown_refusal(c, r->lead, 5, &ps));
+	assert_true(ps.voter);
+	fake_net_refuse_snapshots(c->net, 4, false);
+	fake_net_refuse_snapshots(c->net, 5, false);
+	assert_true(cluster_run(c, all_converged, NULL, 400));
+	assert_null(no_room_of(r->e, r->gid, 5));
+	assert_int_equal(said_count("node 5 took the snapshot"), 1);
+}
+
+/*
+ * Answers of streams of a group that stopped (or whose data went) on the
+ * leader: nothing of them is kept, and nothing is touched (ASan); the
+ * group started again shows no refusal until a stream of its own is refused.
+ */
+static void test_no_room_answer_after_group_stop(void **state)
+{
+	struct refusing *r = *state;
+	struct cluster *c = &r->c;
+	struct shown_arg a = {4, 1000};
+	struct engine_sm_ops sm;
+
+	assert_int_equal(engine_stop_group(r->e, r->gid), ENGINE_OK);
+	engine_snapshot_refused_by(r->e, r->gid, 4, 1, 2, 3);
+	engine_snapshot_sent(r->e, 4, r->gid, false);
+	engine_snapshot_sent(r->e, 4, r->gid, true);
+	engine_snapshot_refused(r->e, r->gid, "no room");
+	for (int i = 0; i < 5; i++)
+		cluster_step(c); /* streams queued before the stop are answered now */
+	assert_null(eng_group(r->e, r->gid));
+	kv_sm_ops(c->nodes[r->lead].sm[0], &sm);
+	assert_int_equal(engine_start_group(r->e, r->gid, NULL, &sm), ENGINE_OK);
+	assert_int_equal(eng_group(r->e, r->gid)->n_no_room, 0);
+	assert_true(cluster_run(c, refusal_shown, &a, 400));
+	/* Its data removed on a follower that refuses nothing: the answers find no group. */
+	assert_int_equal(engine_remove_group_data(c->nodes[r->other].e, r->gid), ENGINE_OK);
+	engine_snapshot_refused_by(c->nodes[r->other].e, r->gid, 4, 1, 2, 3);
+	engine_snapshot_refused(c->nodes[r->other].e, r->gid, "no room");
+	engine_snapshot_sent(c->nodes[r->other].e, 4, r->gid, false);
+	assert_null(eng_group(c->nodes[r->other].e, r->gid));
+}
+
+/*
  * A group whose first leader, cut off after 20 entries, appends 300 of its
  * term (p[20..319]) that the others never see while they elect another
  * leader (compacting every 40 entries): the cut-off leader's id.
@@ -4287,6 +4407,12 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_no_room_joiner_restart, refusing_setup,
 	                                        refusing_teardown),
 	        cmocka_unit_test_setup_teardown(test_no_room_log_leadership_flaps, refusing_setup,
+	                                        refusing_teardown),
+	        cmocka_unit_test_setup_teardown(test_no_room_records_swap_remove, refusing_setup,
+	                                        refusing_teardown),
+	        cmocka_unit_test_setup_teardown(test_no_room_nonvoter, refusing_setup,
+	                                        refusing_teardown),
+	        cmocka_unit_test_setup_teardown(test_no_room_answer_after_group_stop, refusing_setup,
 	                                        refusing_teardown),
 	        cmocka_unit_test(test_snapshot_backoff_forgotten),
 	        cmocka_unit_test(test_snapshot_backoff_new_term),
