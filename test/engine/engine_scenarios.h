@@ -1597,6 +1597,112 @@ static void test_no_room_answer_after_group_stop(void **state)
 	assert_null(eng_group(c->nodes[r->other].e, r->gid));
 }
 
+/* The leader of group gi shows node `to`'s refusal (false: none, or no leader). */
+static bool shown_in(struct cluster *c, int gi, raft_id to)
+{
+	struct engine_group_status st;
+	raft_id lead = cluster_leader(c, gi);
+
+	if (lead == 0 || !cluster_status(c, lead, gi, &st))
+		return false;
+	for (uint32_t i = 0; i < st.n_peers; i++)
+		if (st.peers[i].node_id == to && st.peers[i].refused_no_room)
+			return true;
+	return false;
+}
+
+/* The leaders of groups 0, 1 and 2 show node 4's refusals. */
+static bool shown_0_1_2(struct cluster *c, void *arg)
+{
+	(void)arg;
+	return shown_in(c, 0, 4) && shown_in(c, 1, 4) && shown_in(c, 2, 4);
+}
+
+/* Node 4's refusals are shown in groups 0 and 2, and not in group 1. */
+static bool shown_0_2_not_1(struct cluster *c, void *arg)
+{
+	(void)arg;
+	return shown_in(c, 0, 4) && !shown_in(c, 1, 4) && shown_in(c, 2, 4);
+}
+
+/*
+ * Many groups: node 4 joins three groups (their logs compacted) and refuses
+ * their snapshots.  Each group's leader keeps its own record: the crash of
+ * group 0's leader moves its refusal to the next leader; node 4 leaving
+ * group 1 ends its record there and not in the others; once node 4 makes
+ * room, each leader that took it from node 4 says so once.
+ */
+static void test_no_room_many_groups(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	struct prop p[600];
+	char addr[32] = "127.0.0.1:7404";
+	raft_id lead0;
+
+	(void)state;
+	cfg.snapshot_entries = 100;
+	cfg.compaction_overhead = 20;
+	cfg.log_fn = say_cb;
+	memset(&said, 0, sizeof(said));
+	assert_int_equal(cluster_init_with(&c, test_storage, 5, 3, 3, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, 600, 1);
+	fake_net_refuse_snapshots(c.net, 4, true);
+	fake_net_no_room(c.net, 4, 1000, 500, 2000);
+	for (int gi = 0; gi < 3; gi++) {
+		struct engine_wait w = {0};
+		raft_id lead = cluster_leader(&c, gi);
+
+		assert_int_equal(cluster_join(&c, 4, gi), ENGINE_OK);
+		assert_int_equal(engine_add_member(c.nodes[lead].e, c.group_ids[gi], 4, addr,
+		                                   engine_wait_cb, &w),
+		                 ENGINE_OK);
+		assert_true(cluster_run(&c, waited, &w, 100));
+		assert_int_equal(w.res.rc, ENGINE_OK);
+	}
+	assert_true(cluster_run(&c, shown_0_1_2, NULL, 400));
+	/* Group 0's leader crashes: the next one shows the refusal. */
+	lead0 = cluster_leader(&c, 0);
+	cluster_crash(&c, lead0);
+	{
+		struct shown_arg a = {4, 0};
+
+		assert_true(cluster_run(&c, refusal_shown, &a, 400));
+		assert_int_not_equal(cluster_leader(&c, 0), lead0);
+	}
+	assert_int_equal(cluster_restart(&c, lead0), ENGINE_OK);
+	/* Node 4 leaves group 1: shown in 0 and 2 only. */
+	{
+		struct engine_wait w = {0};
+		raft_id lead1 = cluster_leader(&c, 1);
+
+		assert_int_equal(engine_remove_member(c.nodes[lead1].e, c.group_ids[1], 4,
+		                                      engine_wait_cb, &w),
+		                 ENGINE_OK);
+		assert_true(cluster_run(&c, waited, &w, 100));
+		assert_int_equal(w.res.rc, ENGINE_OK);
+		assert_null(no_room_of(c.nodes[lead1].e, c.group_ids[1], 4));
+	}
+	assert_true(cluster_run(&c, shown_0_2_not_1, NULL, 400));
+	/* Room made: no refusal shown anywhere; one line each from the leaders of 0 and 2. */
+	fake_net_refuse_snapshots(c.net, 4, false);
+	for (int k = 0; k < 400 && (!cluster_converged(&c, 0) || !cluster_converged(&c, 2)); k++)
+		cluster_tick(&c);
+	assert_true(cluster_converged(&c, 0) && cluster_converged(&c, 2));
+	for (int gi = 0; gi < 3; gi++) {
+		char took[96];
+
+		assert_false(shown_in(&c, gi, 4));
+		snprintf(took, sizeof(took), "node 4 took the snapshot of group %llu after",
+		         (unsigned long long)c.group_ids[gi]);
+		assert_true(said_count(took) <= 1);
+		if (gi == 2)
+			assert_int_equal(said_count(took), 1);
+	}
+	cluster_destroy(&c);
+}
+
 /*
  * A group whose first leader, cut off after 20 entries, appends 300 of its
  * term (p[20..319]) that the others never see while they elect another
@@ -4414,6 +4520,7 @@ int main(void)
 	                                        refusing_teardown),
 	        cmocka_unit_test_setup_teardown(test_no_room_answer_after_group_stop, refusing_setup,
 	                                        refusing_teardown),
+	        cmocka_unit_test(test_no_room_many_groups),
 	        cmocka_unit_test(test_snapshot_backoff_forgotten),
 	        cmocka_unit_test(test_snapshot_backoff_new_term),
 	        cmocka_unit_test(test_snapshot_backoff_per_follower),
