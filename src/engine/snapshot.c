@@ -397,7 +397,7 @@ void engine_snapshot_refused_by(struct engine *e, uint64_t group_id, raft_id by,
                                 uint64_t free_bytes, uint64_t min_free)
 {
 	struct group *g = eng_group(e, group_id);
-	uint64_t every = REFUSAL_LOG_MS / e->cfg.rtt_ms;
+	uint64_t every = (REFUSAL_LOG_MS + e->cfg.rtt_ms - 1) / e->cfg.rtt_ms; /* (never less) */
 	struct snap_no_room *f;
 	char left[64] = "";
 

@@ -1478,6 +1478,32 @@ static void test_no_room_log_leadership_flaps(void **state)
 }
 
 /*
+ * Ticks longer than half a minute (dragonraft.rtt_ms goes up to 60000): the
+ * line still comes at most once a minute (60000 / 40000 made it every tick,
+ * 40 s; a minute is now rounded up to whole ticks).
+ */
+static void test_no_room_log_long_ticks(void **state)
+{
+	struct refusing *r = *state;
+	const struct snap_no_room *f = no_room_of(r->e, r->gid, 4);
+	unsigned n = said_count("node 4 refused"), lines = 0;
+	uint64_t last = f->logged;
+
+	r->e->cfg.rtt_ms = 40000; /* (only the line's pace reads it: the cluster runs in ticks) */
+	for (int t = 0; t < 8; t++) {
+		cluster_tick(&r->c);
+		engine_snapshot_refused_by(r->e, r->gid, 4, 1000, 500, 2000);
+		if (said_count("node 4 refused") != n) {
+			n = said_count("node 4 refused");
+			assert_true((f->logged - last) * 40000 >= 60000);
+			last = f->logged;
+			lines++;
+		}
+	}
+	assert_true(lines >= 2);
+}
+
+/*
  * Records of several members, some of them dropped in one pass (swap
  * removal while iterating): each member left keeps its own numbers in the
  * status, none is shown for a member that left, and a refusal from a node
@@ -1551,8 +1577,7 @@ static void test_no_room_nonvoter(void **state)
 	assert_true(cluster_run(c, refusal_shown, &a5, 100));
 	assert_true(shown_refusal(c, r->lead, 5, &ps));
 	assert_false(ps.voter);
-	assert_int_equal(
-	        engine_add_member(r->e, r->gid, 5, NULL, engine_wait_cb, &w2), ENGINE_OK);
+	assert_int_equal(engine_add_member(r->e, r->gid, 5, NULL, engine_wait_cb, &w2), ENGINE_OK);
 	assert_true(cluster_run(c, waited, &w2, 100));
 	assert_int_equal(w2.res.rc, ENGINE_OK);
 	assert_true(cluster_run(c, refusal_shown, &a5, 100));
@@ -4514,12 +4539,14 @@ int main(void)
 	                                        refusing_teardown),
 	        cmocka_unit_test_setup_teardown(test_no_room_log_leadership_flaps, refusing_setup,
 	                                        refusing_teardown),
+	        cmocka_unit_test_setup_teardown(test_no_room_log_long_ticks, refusing_setup,
+	                                        refusing_teardown),
 	        cmocka_unit_test_setup_teardown(test_no_room_records_swap_remove, refusing_setup,
 	                                        refusing_teardown),
 	        cmocka_unit_test_setup_teardown(test_no_room_nonvoter, refusing_setup,
 	                                        refusing_teardown),
-	        cmocka_unit_test_setup_teardown(test_no_room_answer_after_group_stop, refusing_setup,
-	                                        refusing_teardown),
+	        cmocka_unit_test_setup_teardown(test_no_room_answer_after_group_stop,
+	                                        refusing_setup, refusing_teardown),
 	        cmocka_unit_test(test_no_room_many_groups),
 	        cmocka_unit_test(test_snapshot_backoff_forgotten),
 	        cmocka_unit_test(test_snapshot_backoff_new_term),
