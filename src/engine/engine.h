@@ -497,8 +497,9 @@ void engine_snapshot_refused(struct engine *e, uint64_t group_id, const char *wh
  * free and keeps free.  Before the engine_snapshot_sent() that ends the stream.  The
  * leader's one record of it (snapshot.c) gives peers[].refused_no_room while `by` needs a
  * snapshot and no newer stream to it has started, and the log line (log_fn, once a minute
- * per member and group); it goes when `by` takes a snapshot or catches up by entries,
- * leaves the group, or this node stops leading it (or the group stops here).
+ * per member and group, also when leadership goes and comes back); it goes when `by`
+ * takes a snapshot or catches up by entries, or leaves the group (or the group stops
+ * here), and is not shown once this node stops leading it.
  */
 void engine_snapshot_refused_by(struct engine *e, uint64_t group_id, raft_id by, uint64_t need,
                                 uint64_t free_bytes, uint64_t min_free);

@@ -248,8 +248,9 @@ struct group {
 	uint32_t n_backoff;
 	/* Followers that refused this leader's snapshot streams for want of room: one record
 	 * each, for the status and the log line (snapshot.c, engine_snapshot_refused_by),
-	 * until the follower takes a snapshot or catches up by entries, leaves the group, or
-	 * this node stops leading it in this term. */
+	 * until the follower takes a snapshot or catches up by entries, or leaves the group.
+	 * Not shown once this node stops leading it in this term (the record keeps the pace
+	 * of the log line: a leadership that comes back says no more, review 33). */
 	struct snap_no_room {
 		raft_id to;
 		uint64_t need, free_bytes, min_free; /* its latest refusal's numbers */
@@ -398,8 +399,8 @@ void eng_changed(struct engine *e, struct group *g);
 /* A snapshot arrived or entries did: a refusal of one for want of room is over. */
 void eng_refusal_clear(struct engine *e, struct group *g);
 /* The leader's records of refusals (no_room): a stream to `to` started (the refusal is no
- * longer its latest answer); or drop those of members that left, caught up by entries, or
- * (all) when this node no longer leads in the term they were made. */
+ * longer its latest answer); or drop those of members that left or caught up by entries,
+ * or (all) show none when this node no longer leads in the term they were made. */
 void eng_no_room_streaming(struct engine *e, struct group *g, raft_id to);
 /* A stream to `to` went through: its record goes (logged when it had one). */
 void eng_no_room_took(struct engine *e, struct group *g, raft_id to);

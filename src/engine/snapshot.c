@@ -397,7 +397,7 @@ void engine_snapshot_refused_by(struct engine *e, uint64_t group_id, raft_id by,
                                 uint64_t free_bytes, uint64_t min_free)
 {
 	struct group *g = eng_group(e, group_id);
-	uint64_t every = REFUSAL_LOG_MS / e->cfg.rtt_ms;
+	uint64_t every = (REFUSAL_LOG_MS + e->cfg.rtt_ms - 1) / e->cfg.rtt_ms; /* (never less) */
 	struct snap_no_room *f;
 	char left[64] = "";
 
@@ -464,20 +464,31 @@ void eng_no_room_streaming(struct engine *e, struct group *g, raft_id to)
 	}
 }
 
+/*
+ * Answers to streams of another term are not shown; the record keeps when
+ * its line was said, so that a leadership that goes and comes back says no
+ * more than a line a minute per member (review 33).
+ */
 void eng_no_room_forget_all(struct engine *e, struct group *g)
 {
-	if (g->n_no_room == 0)
-		return;
-	g->n_no_room = 0;
-	eng_changed(e, g);
+	bool changed = false;
+
+	for (uint32_t k = 0; k < g->n_no_room; k++) {
+		changed |= g->no_room[k].shown;
+		g->no_room[k].shown = false;
+	}
+	if (changed)
+		eng_changed(e, g);
 }
 
 void eng_no_room_prune(struct engine *e, struct group *g)
 {
 	uint32_t k = 0;
 
-	if (g->n_no_room > 0 && raft_role(g->r) != RAFT_LEADER)
-		eng_no_room_forget_all(e, g);
+	if (g->n_no_room > 0 && raft_role(g->r) != RAFT_LEADER) {
+		eng_no_room_forget_all(e, g); /* (pruned when it leads again) */
+		return;
+	}
 	while (k < g->n_no_room) {
 		struct raft_peer_progress pp;
 

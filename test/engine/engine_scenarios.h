@@ -1310,7 +1310,8 @@ static void test_no_room_record_goes_removed(void **state)
 }
 
 /*
- * Leadership moves and comes back: the records of the earlier term go, and
+ * Leadership moves and comes back: the refusals of the earlier term are not
+ * shown (their records keep only the pace of the log line, review 33), and
  * the status shows no refusal until the member refuses a stream of the new
  * term (node 4 is cut off meanwhile: no stream reaches it).
  */
@@ -1318,13 +1319,15 @@ static void test_no_room_record_goes_new_term(void **state)
 {
 	struct refusing *r = *state;
 	struct shown_arg a = {4, 4000};
-	raft_id four = 4;
+	const struct snap_no_room *f;
 
 	fake_net_isolate(r->c.net, 4, true);
 	move_leader(&r->c, r->lead, r->other);
-	assert_null(no_room_of(r->e, r->gid, 4)); /* it follows */
+	f = no_room_of(r->e, r->gid, 4); /* it follows */
+	assert_true(f == NULL || !f->shown);
 	move_leader(&r->c, r->other, r->lead);
-	assert_true(no_record_of(&r->c, &four));
+	f = no_room_of(r->e, r->gid, 4);
+	assert_true(f == NULL || !f->shown);
 	assert_false(shown_refusal(&r->c, r->lead, 4, NULL));
 	/* Back, it refuses the new term's streams: shown with their numbers. */
 	fake_net_no_room(r->c.net, 4, 4000, 500, 2000);
@@ -1422,6 +1425,307 @@ static void test_no_room_joiner_restart(void **state)
 	assert_true(cluster_run(c, all_converged, NULL, 40 * 10));
 	assert_true(cluster_status(c, 4, 0, &st));
 	assert_string_equal(st.snapshot_refusal, "");
+}
+
+/* ---- review 33: hostile tests of the leader's records of refusals ---- */
+
+/* Lines of refusals said per node (log_ctx: the node's id). */
+static unsigned refused_lines[CL_MAX_NODES + 1];
+
+static void say_by_cb(void *ctx, const char *line)
+{
+	raft_id id = (raft_id)(uintptr_t)ctx;
+
+	if (id <= CL_MAX_NODES && strstr(line, "refused the snapshot") != NULL)
+		refused_lines[id]++;
+	say_cb(NULL, line);
+}
+
+/* Each live node's engine says its lines through say_by_cb, counted from now. */
+static void count_lines_by_node(struct cluster *c)
+{
+	memset(refused_lines, 0, sizeof(refused_lines));
+	for (raft_id id = 1; id <= (raft_id)c->n_nodes; id++)
+		if (c->nodes[id].e != NULL) {
+			c->nodes[id].e->cfg.log_fn = say_by_cb;
+			c->nodes[id].e->cfg.log_ctx = (void *)(uintptr_t)id;
+		}
+}
+
+/*
+ * Leadership goes and comes back within a minute while node 4 keeps
+ * refusing: the node that leads again says no more than one line a minute
+ * of node 4's refusals (README: at most one a minute per member and group).
+ */
+static void test_no_room_log_leadership_flaps(void **state)
+{
+	struct refusing *r = *state;
+	struct cluster *c = &r->c;
+	struct shown_arg a = {4, 1000};
+	uint64_t minute = 60000 / r->e->cfg.rtt_ms;
+	uint64_t first = no_room_of(r->e, r->gid, 4)->logged;
+
+	count_lines_by_node(c);
+	for (int i = 0; i < 3; i++) {
+		move_leader(c, r->lead, r->other);
+		assert_true(cluster_run(c, refusal_shown, &a, 400));
+		move_leader(c, r->other, r->lead);
+		assert_true(cluster_run(c, refusal_shown, &a, 400));
+	}
+	assert_true(r->e->now < first + minute); /* (within the minute of its first line) */
+	assert_true(refused_lines[r->lead] == 0);
+	assert_true(refused_lines[r->other] <= 1);
+}
+
+/*
+ * Ticks longer than half a minute (dragonraft.rtt_ms goes up to 60000): the
+ * line still comes at most once a minute (60000 / 40000 made it every tick,
+ * 40 s; a minute is now rounded up to whole ticks).
+ */
+static void test_no_room_log_long_ticks(void **state)
+{
+	struct refusing *r = *state;
+	const struct snap_no_room *f = no_room_of(r->e, r->gid, 4);
+	unsigned n = said_count("node 4 refused"), lines = 0;
+	uint64_t last = f->logged;
+
+	r->e->cfg.rtt_ms = 40000; /* (only the line's pace reads it: the cluster runs in ticks) */
+	for (int t = 0; t < 8; t++) {
+		cluster_tick(&r->c);
+		engine_snapshot_refused_by(r->e, r->gid, 4, 1000, 500, 2000);
+		if (said_count("node 4 refused") != n) {
+			n = said_count("node 4 refused");
+			assert_true((f->logged - last) * 40000 >= 60000);
+			last = f->logged;
+			lines++;
+		}
+	}
+	assert_true(lines >= 2);
+}
+
+/*
+ * Records of several members, some of them dropped in one pass (swap
+ * removal while iterating): each member left keeps its own numbers in the
+ * status, none is shown for a member that left, and a refusal from a node
+ * that is no member is not recorded.
+ */
+static void test_no_room_records_swap_remove(void **state)
+{
+	struct refusing *r = *state;
+	struct cluster *c = &r->c;
+	struct shown_arg a5 = {5, 7000};
+	struct engine_peer_status ps;
+	struct engine_wait w = {0};
+	raft_id third = 6 - r->lead - r->other;
+	struct group *g = eng_group(r->e, r->gid);
+
+	fake_net_refuse_snapshots(c->net, 5, true);
+	fake_net_no_room(c->net, 5, 7000, 10, 2000);
+	add_joiner(c, r->lead, 5);
+	assert_true(cluster_run(c, refusal_shown, &a5, 100));
+	assert_int_equal(g->n_no_room, 2);
+	/* Members with every entry (refusals of older streams) and a stranger, between rounds. */
+	engine_snapshot_refused_by(r->e, r->gid, r->other, 1, 2, 3);
+	engine_snapshot_refused_by(r->e, r->gid, third, 4, 5, 6);
+	engine_snapshot_refused_by(r->e, r->gid, 99, 7, 8, 9);
+	assert_int_equal(g->n_no_room, 4);
+	assert_null(no_room_of(r->e, r->gid, 99));
+	cluster_step(c);
+	assert_int_equal(g->n_no_room, 2);
+	assert_true(shown_refusal(c, r->lead, 4, &ps));
+	assert_int_equal(ps.refused_need, 1000);
+	assert_int_equal(ps.refused_free, 500);
+	assert_true(shown_refusal(c, r->lead, 5, &ps));
+	assert_int_equal(ps.refused_need, 7000);
+	assert_int_equal(ps.refused_free, 10);
+	/* Node 4 (the first record) leaves while it refuses, refusing until it is out. */
+	assert_int_equal(engine_remove_member(r->e, r->gid, 4, engine_wait_cb, &w), ENGINE_OK);
+	for (int t = 0; t < 100 && !w.done; t++) {
+		engine_snapshot_refused_by(r->e, r->gid, 4, 1000, 500, 2000);
+		cluster_tick(c);
+	}
+	assert_true(w.done);
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	engine_snapshot_refused_by(r->e, r->gid, 4, 1000, 500, 2000);
+	cluster_step(c);
+	assert_null(no_room_of(r->e, r->gid, 4));
+	assert_int_equal(g->n_no_room, 1);
+	assert_false(shown_refusal(c, r->lead, 4, NULL));
+	assert_true(cluster_run(c, refusal_shown, &a5, 100));
+	assert_true(shown_refusal(c, r->lead, 5, &ps));
+	assert_int_equal(ps.refused_need, 7000);
+	assert_int_equal(ps.refused_free, 10);
+	assert_int_equal(ps.refused_min_free, 2000);
+}
+
+/* A non-voter that refuses: shown as well; promoted, still; it takes one: gone, with a line. */
+static void test_no_room_nonvoter(void **state)
+{
+	struct refusing *r = *state;
+	struct cluster *c = &r->c;
+	struct shown_arg a5 = {5, 6000};
+	struct engine_peer_status ps;
+	struct engine_wait w = {0}, w2 = {0};
+
+	fake_net_refuse_snapshots(c->net, 5, true);
+	fake_net_no_room(c->net, 5, 6000, 20, 2000);
+	assert_int_equal(cluster_join(c, 5, 0), ENGINE_OK);
+	assert_int_equal(engine_add_nonvoter(r->e, r->gid, 5, "127.0.0.1:7405", engine_wait_cb, &w),
+	                 ENGINE_OK);
+	assert_true(cluster_run(c, waited, &w, 100));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	assert_true(cluster_run(c, refusal_shown, &a5, 100));
+	assert_true(shown_refusal(c, r->lead, 5, &ps));
+	assert_false(ps.voter);
+	assert_int_equal(engine_add_member(r->e, r->gid, 5, NULL, engine_wait_cb, &w2), ENGINE_OK);
+	assert_true(cluster_run(c, waited, &w2, 100));
+	assert_int_equal(w2.res.rc, ENGINE_OK);
+	assert_true(cluster_run(c, refusal_shown, &a5, 100));
+	assert_true(shown_refusal(c, r->lead, 5, &ps));
+	assert_true(ps.voter);
+	fake_net_refuse_snapshots(c->net, 4, false);
+	fake_net_refuse_snapshots(c->net, 5, false);
+	assert_true(cluster_run(c, all_converged, NULL, 400));
+	assert_null(no_room_of(r->e, r->gid, 5));
+	assert_int_equal(said_count("node 5 took the snapshot"), 1);
+}
+
+/*
+ * Answers of streams of a group that stopped (or whose data went) on the
+ * leader: nothing of them is kept, and nothing is touched (ASan); the
+ * group started again shows no refusal until a stream of its own is refused.
+ */
+static void test_no_room_answer_after_group_stop(void **state)
+{
+	struct refusing *r = *state;
+	struct cluster *c = &r->c;
+	struct shown_arg a = {4, 1000};
+	struct engine_sm_ops sm;
+
+	assert_int_equal(engine_stop_group(r->e, r->gid), ENGINE_OK);
+	engine_snapshot_refused_by(r->e, r->gid, 4, 1, 2, 3);
+	engine_snapshot_sent(r->e, 4, r->gid, false);
+	engine_snapshot_sent(r->e, 4, r->gid, true);
+	engine_snapshot_refused(r->e, r->gid, "no room");
+	for (int i = 0; i < 5; i++)
+		cluster_step(c); /* streams queued before the stop are answered now */
+	assert_null(eng_group(r->e, r->gid));
+	kv_sm_ops(c->nodes[r->lead].sm[0], &sm);
+	assert_int_equal(engine_start_group(r->e, r->gid, NULL, &sm), ENGINE_OK);
+	assert_int_equal(eng_group(r->e, r->gid)->n_no_room, 0);
+	assert_true(cluster_run(c, refusal_shown, &a, 400));
+	/* Its data removed on a follower that refuses nothing: the answers find no group. */
+	assert_int_equal(engine_remove_group_data(c->nodes[r->other].e, r->gid), ENGINE_OK);
+	engine_snapshot_refused_by(c->nodes[r->other].e, r->gid, 4, 1, 2, 3);
+	engine_snapshot_refused(c->nodes[r->other].e, r->gid, "no room");
+	engine_snapshot_sent(c->nodes[r->other].e, 4, r->gid, false);
+	assert_null(eng_group(c->nodes[r->other].e, r->gid));
+}
+
+/* The leader of group gi shows node `to`'s refusal (false: none, or no leader). */
+static bool shown_in(struct cluster *c, int gi, raft_id to)
+{
+	struct engine_group_status st;
+	raft_id lead = cluster_leader(c, gi);
+
+	if (lead == 0 || !cluster_status(c, lead, gi, &st))
+		return false;
+	for (uint32_t i = 0; i < st.n_peers; i++)
+		if (st.peers[i].node_id == to && st.peers[i].refused_no_room)
+			return true;
+	return false;
+}
+
+/* The leaders of groups 0, 1 and 2 show node 4's refusals. */
+static bool shown_0_1_2(struct cluster *c, void *arg)
+{
+	(void)arg;
+	return shown_in(c, 0, 4) && shown_in(c, 1, 4) && shown_in(c, 2, 4);
+}
+
+/* Node 4's refusals are shown in groups 0 and 2, and not in group 1. */
+static bool shown_0_2_not_1(struct cluster *c, void *arg)
+{
+	(void)arg;
+	return shown_in(c, 0, 4) && !shown_in(c, 1, 4) && shown_in(c, 2, 4);
+}
+
+/*
+ * Many groups: node 4 joins three groups (their logs compacted) and refuses
+ * their snapshots.  Each group's leader keeps its own record: the crash of
+ * group 0's leader moves its refusal to the next leader; node 4 leaving
+ * group 1 ends its record there and not in the others; once node 4 makes
+ * room, each leader that took it from node 4 says so once.
+ */
+static void test_no_room_many_groups(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	struct prop p[600];
+	char addr[32] = "127.0.0.1:7404";
+	raft_id lead0;
+
+	(void)state;
+	cfg.snapshot_entries = 100;
+	cfg.compaction_overhead = 20;
+	cfg.log_fn = say_cb;
+	memset(&said, 0, sizeof(said));
+	assert_int_equal(cluster_init_with(&c, test_storage, 5, 3, 3, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, 600, 1);
+	fake_net_refuse_snapshots(c.net, 4, true);
+	fake_net_no_room(c.net, 4, 1000, 500, 2000);
+	for (int gi = 0; gi < 3; gi++) {
+		struct engine_wait w = {0};
+		raft_id lead = cluster_leader(&c, gi);
+
+		assert_int_equal(cluster_join(&c, 4, gi), ENGINE_OK);
+		assert_int_equal(engine_add_member(c.nodes[lead].e, c.group_ids[gi], 4, addr,
+		                                   engine_wait_cb, &w),
+		                 ENGINE_OK);
+		assert_true(cluster_run(&c, waited, &w, 100));
+		assert_int_equal(w.res.rc, ENGINE_OK);
+	}
+	assert_true(cluster_run(&c, shown_0_1_2, NULL, 400));
+	/* Group 0's leader crashes: the next one shows the refusal. */
+	lead0 = cluster_leader(&c, 0);
+	cluster_crash(&c, lead0);
+	{
+		struct shown_arg a = {4, 0};
+
+		assert_true(cluster_run(&c, refusal_shown, &a, 400));
+		assert_int_not_equal(cluster_leader(&c, 0), lead0);
+	}
+	assert_int_equal(cluster_restart(&c, lead0), ENGINE_OK);
+	/* Node 4 leaves group 1: shown in 0 and 2 only. */
+	{
+		struct engine_wait w = {0};
+		raft_id lead1 = cluster_leader(&c, 1);
+
+		assert_int_equal(engine_remove_member(c.nodes[lead1].e, c.group_ids[1], 4,
+		                                      engine_wait_cb, &w),
+		                 ENGINE_OK);
+		assert_true(cluster_run(&c, waited, &w, 100));
+		assert_int_equal(w.res.rc, ENGINE_OK);
+		assert_null(no_room_of(c.nodes[lead1].e, c.group_ids[1], 4));
+	}
+	assert_true(cluster_run(&c, shown_0_2_not_1, NULL, 400));
+	/* Room made: no refusal shown anywhere; one line each from the leaders of 0 and 2. */
+	fake_net_refuse_snapshots(c.net, 4, false);
+	for (int k = 0; k < 400 && (!cluster_converged(&c, 0) || !cluster_converged(&c, 2)); k++)
+		cluster_tick(&c);
+	assert_true(cluster_converged(&c, 0) && cluster_converged(&c, 2));
+	for (int gi = 0; gi < 3; gi++) {
+		char took[96];
+
+		assert_false(shown_in(&c, gi, 4));
+		snprintf(took, sizeof(took), "node 4 took the snapshot of group %llu after",
+		         (unsigned long long)c.group_ids[gi]);
+		assert_true(said_count(took) <= 1);
+		if (gi == 2)
+			assert_int_equal(said_count(took), 1);
+	}
+	cluster_destroy(&c);
 }
 
 /*
@@ -4233,6 +4537,17 @@ int main(void)
 	                                        refusing_teardown),
 	        cmocka_unit_test_setup_teardown(test_no_room_joiner_restart, refusing_setup,
 	                                        refusing_teardown),
+	        cmocka_unit_test_setup_teardown(test_no_room_log_leadership_flaps, refusing_setup,
+	                                        refusing_teardown),
+	        cmocka_unit_test_setup_teardown(test_no_room_log_long_ticks, refusing_setup,
+	                                        refusing_teardown),
+	        cmocka_unit_test_setup_teardown(test_no_room_records_swap_remove, refusing_setup,
+	                                        refusing_teardown),
+	        cmocka_unit_test_setup_teardown(test_no_room_nonvoter, refusing_setup,
+	                                        refusing_teardown),
+	        cmocka_unit_test_setup_teardown(test_no_room_answer_after_group_stop,
+	                                        refusing_setup, refusing_teardown),
+	        cmocka_unit_test(test_no_room_many_groups),
 	        cmocka_unit_test(test_snapshot_backoff_forgotten),
 	        cmocka_unit_test(test_snapshot_backoff_new_term),
 	        cmocka_unit_test(test_snapshot_backoff_per_follower),
