@@ -1,0 +1,70 @@
+# Review 34 of table_digest and check_consistency (helper consistency).
+# - A checker digests the group's tables as they were at the marker's index,
+#   schema included: a command of the group applied after the marker (ALTER
+#   TABLE ... ADD COLUMN) while the checker had not yet opened that table
+#   (it waits for another table's lock) does not change its digest.  (The
+#   checker opened each table only when it scanned it, after the apply had
+#   gone on: the column the later command added was in its digest.)
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use DragonCluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IPC::Run;
+
+my $c = DragonCluster->new(3);
+$c->create_group(1);
+my $l = $c->leader(1);
+ok($l, "node $l leads group 1");
+my ($f) = grep { $_ != $l } $c->ids;
+
+$c->node($l)->safe_psql('postgres', q{
+SELECT dragonraft.execute(1, 'CREATE TABLE a (id int PRIMARY KEY, v text)');
+SELECT dragonraft.replicate_table('a', 1);
+SELECT dragonraft.execute(1, 'CREATE TABLE b (id int PRIMARY KEY, v text)');
+SELECT dragonraft.replicate_table('b', 1);
+INSERT INTO a SELECT g, 'a' || g FROM generate_series(1, 50) g;
+INSERT INTO b SELECT g, 'b' || g FROM generate_series(1, 50) g;
+});
+ok($c->caught_up(1), 'every member applied the writes');
+my ($b_before) = $c->query($f, "SELECT rows || ' ' || digest FROM dragonraft.table_digest(1) "
+	  . "WHERE relid = 'b'::regclass");
+like($b_before, qr/^50 [0-9a-f]{64}$/, "node ${f}'s digest of b");
+
+# On f a session holds table a (the checker digests a first, then b).
+my ($lin, $lout, $lerr) = ("BEGIN;\nLOCK TABLE a IN ACCESS EXCLUSIVE MODE;\n\\echo locked\n", '', '');
+my $locker = IPC::Run::start([ 'psql', '-XAtq', '-d', $c->node($f)->connstr('postgres') ],
+	'<', \$lin, '>', \$lout, '2>', \$lerr, IPC::Run::timeout(120));
+$locker->pump until $lout =~ /locked/;
+my $m = $c->query($l, 'SELECT dragonraft.check_consistency(1)');
+ok($c->wait_until("node ${f}'s checker to wait for the lock of a", sub {
+	$c->poll($f, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = "
+		  . "'dragonraft snapshot checker' AND wait_event_type = 'Lock'") eq '1' }),
+	"node ${f}'s checker waits for a");
+# A command after the marker changes b.
+$c->node($l)->safe_psql('postgres',
+	"SELECT dragonraft.execute(1, 'ALTER TABLE b ADD COLUMN z int DEFAULT 7')");
+# (Node f applies it now if its apply went on without the checker's locks;
+# else it cannot until the checker has them: then after 3 s.)
+my $applied = $c->wait_until("node $f to apply the ALTER TABLE", sub {
+	$c->poll($f, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'b'::regclass "
+		  . "AND attname = 'z'") eq '1' }, 3);
+note("node $f applied the ALTER TABLE while its checker waited: " . ($applied ? 'yes' : 'no'));
+$lin .= "COMMIT;\n\\q\n";
+$locker->finish;
+my %rows;
+for my $id ($l, $f)
+{
+	ok($c->wait_until("node $id to record the check at $m", sub {
+		$c->poll($id, "SELECT count(*) FROM dragonraft.consistency_checks "
+			  . "WHERE group_id = 1 AND log_index = $m") eq '2' }), "node $id recorded the check");
+	$rows{$id} = { map { split / /, $_, 2 } split /\n/, $c->query($id,
+		"SELECT concat_ws(' ', coalesce(relid::text, '-'), rows, digest, error) "
+		  . "FROM dragonraft.consistency_checks WHERE group_id = 1 AND log_index = $m") };
+}
+is($rows{$f}{b}, $b_before, "node ${f}'s check saw b as it was at the marker (no column z)");
+is_deeply($rows{$f}, $rows{$l}, "node $f agrees with node $l at $m");
+
+done_testing();
