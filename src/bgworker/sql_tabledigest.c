@@ -151,6 +151,7 @@ List *dr_table_digest_tables(int64 group_id)
 static void wait_drained(int64 group_id, DrSnapJob *j, uint64 *handed)
 {
 	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), DRAIN_TIMEOUT_MS);
+	TimestampTz next_lock_check = 0;
 
 	for (;;) {
 		bool drained;
@@ -173,6 +174,20 @@ static void wait_drained(int64 group_id, DrSnapJob *j, uint64 *handed)
 			                errhint("See state and error in dragonraft.status.")));
 		dr_sql_groups_check_engine();
 		check_group(group_id, true);
+		/* The drain may need a table this backend locked (the apply of an
+		 * ALTER TABLE of the group): a deadlock that PostgreSQL cannot see,
+		 * which held the apply worker, every group's, until
+		 * max_apply_lock_delay cancelled this (review 34, TAP 105). */
+		if (dr_xact_unblock_apply(&next_lock_check))
+			ereport(ERROR,
+			        (errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
+			         errmsg("dragonraft.table_digest of group %lld holds a lock that the "
+			                "apply worker waits for",
+			                (long long)group_id),
+			         errdetail("The digest waits until the group's entries are applied; the "
+			                   "next one needs a table that the digest locked (a command "
+			                   "that changes it)."),
+			         errhint("Try again.")));
 		if (GetCurrentTimestamp() >= end)
 			ereport(ERROR,
 			        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

@@ -13,6 +13,7 @@ use DragonCluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
+use Time::HiRes qw(time);
 
 my $c = DragonCluster->new(3);
 $c->create_group(1);
@@ -66,5 +67,45 @@ for my $id ($l, $f)
 }
 is($rows{$f}{b}, $b_before, "node ${f}'s check saw b as it was at the marker (no column z)");
 is_deeply($rows{$f}, $rows{$l}, "node $f agrees with node $l at $m");
+
+# A digest whose drain needs a lock it holds: the apply of a command of the
+# group on one of its tables (ALTER TABLE needs ACCESS EXCLUSIVE, the digest
+# holds ACCESS SHARE while it waits for the drain).  The digest fails as a
+# deadlock once the apply waited deadlock_timeout, as a writer waiting for
+# its turn does; it did not see it: the apply worker (every group of the
+# node) waited until dragonraft.max_apply_lock_delay cancelled it (57014),
+# or for 60 s (55000).
+$c->node($f)->safe_psql('postgres', "ALTER SYSTEM SET dragonraft.max_apply_lock_delay = '30s'; "
+	  . "SELECT pg_reload_conf()");
+($lin, $lout, $lerr) = ("BEGIN;\nSELECT id FROM a WHERE id = 7 FOR UPDATE;\n\\echo locked\n", '', '');
+$locker = IPC::Run::start([ 'psql', '-XAtq', '-d', $c->node($f)->connstr('postgres') ],
+	'<', \$lin, '>', \$lout, '2>', \$lerr, IPC::Run::timeout(120));
+$locker->pump until $lout =~ /locked/;
+# f's apply waits for the row lock; the command comes after that entry.
+$c->node($l)->safe_psql('postgres', "UPDATE a SET v = 'locked' WHERE id = 7");
+$c->node($l)->safe_psql('postgres',
+	"SELECT dragonraft.execute(1, 'ALTER TABLE b ADD COLUMN w int')");
+my ($din, $dout, $derr) = ("\\set VERBOSITY verbose\nSELECT count(*) FROM dragonraft.table_digest(1);\n",
+	'', '');
+my $digest = IPC::Run::start([ 'psql', '-XAtq', '-d', $c->node($f)->connstr('postgres') ],
+	'<', \$din, '>', \$dout, '2>', \$derr, IPC::Run::timeout(120));
+ok($c->wait_until("the digest on node $f to wait for the drain", sub {
+	$digest->pump_nb;
+	$c->poll($f, "SELECT count(*) FROM dragonraft.stat_progress_snapshot WHERE role = 'digest'")
+	  eq '1' }), "the digest on node $f waits for the drain");
+my $t0 = time;
+$lin .= "COMMIT;\n\\q\n";
+$locker->finish;
+$digest->finish;
+my $took = time - $t0;
+like($derr, qr/ERROR:\s+40P01:.*lock that the apply worker waits for/,
+	'the digest fails as a deadlock') or diag($derr);
+ok($took < 5, "it fails within 5 s (deadlock_timeout is 1 s), not at max_apply_lock_delay "
+	  . "or after 60 s: took $took s");
+ok($c->caught_up(1), "node ${f}'s apply goes on");
+is($c->query($f, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'b'::regclass "
+	  . "AND attname = 'w'"), '1', "node $f applied the command");
+$c->node($f)->safe_psql('postgres', "ALTER SYSTEM RESET dragonraft.max_apply_lock_delay; "
+	  . "SELECT pg_reload_conf()");
 
 done_testing();
