@@ -59,7 +59,7 @@
 PG_FUNCTION_INFO_V1(dr_table_digest);
 
 /* The engine worker drains the group's apply within this, or the digest fails. */
-#define DRAIN_TIMEOUT_MS 60000
+#define DRAIN_TIMEOUT_MS DR_DIGEST_DRAIN_MS
 /* How often the wait for the drain looks at the group's status. */
 #define DRAIN_POLL_MS 100
 
@@ -209,6 +209,8 @@ static void take_while_held(int64 group_id, RepOriginId origin, DrSnapJob *j, Sn
                             uint64 *index, uint64 *handed)
 {
 	TimestampTz held;
+	bool ended;
+	char error[DR_ERROR_LEN];
 
 	SpinLockAcquire(&j->mutex);
 	my_generation = j->generation;
@@ -224,9 +226,23 @@ static void take_while_held(int64 group_id, RepOriginId origin, DrSnapJob *j, Sn
 	*snap = RegisterSnapshot(GetLatestSnapshot());
 	*index = origin == InvalidRepOriginId ? 0 : replorigin_get_progress(origin, false);
 	SpinLockAcquire(&j->mutex);
-	j->index = *index;
-	j->taken = true;
+	/* The engine worker says DONE before it lets the apply go on: not DONE
+	 * now, the apply was still held when the snapshot was taken. */
+	ended = j->phase == DR_SNAP_DONE;
+	if (!ended) {
+		j->index = *index;
+		j->taken = true;
+	}
+	strlcpy(error, j->error, sizeof(error));
 	SpinLockRelease(&j->mutex);
+	if (ended) {
+		UnregisterSnapshot(*snap);
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("the hold of the apply of group %lld ended before the digest "
+		                       "took its snapshot",
+		                       (long long)group_id),
+		                error[0] ? errdetail("%s", error) : 0, errhint("Try again.")));
+	}
 	free_job();
 	last_hold_us = (long)(GetCurrentTimestamp() - held);
 }

@@ -108,4 +108,41 @@ is($c->query($f, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'b'::regcla
 $c->node($f)->safe_psql('postgres', "ALTER SYSTEM RESET dragonraft.max_apply_lock_delay; "
 	  . "SELECT pg_reload_conf()");
 
+# A digest's backend that stops during its hold (SIGSTOP) cannot end it: the
+# engine worker ends it after the longest wait a backend has (60 s) and a
+# few seconds, and the backend, when it goes on, fails instead of taking a
+# snapshot that is not held.  (The hold had no end: the member applied
+# nothing more of the group.)
+($lin, $lout, $lerr) = ("BEGIN;\nSELECT id FROM a WHERE id = 9 FOR UPDATE;\n\\echo locked\n", '', '');
+$locker = IPC::Run::start([ 'psql', '-XAtq', '-d', $c->node($f)->connstr('postgres') ],
+	'<', \$lin, '>', \$lout, '2>', \$lerr, IPC::Run::timeout(200));
+$locker->pump until $lout =~ /locked/;
+$c->node($l)->safe_psql('postgres', "UPDATE a SET v = 'locked' WHERE id = 9");
+($din, $dout, $derr) = ("\\set VERBOSITY verbose\nSELECT pg_backend_pid();\n", '', '');
+$digest = IPC::Run::start([ 'psql', '-XAtq', '-d', $c->node($f)->connstr('postgres') ],
+	'<', \$din, '>', \$dout, '2>', \$derr, IPC::Run::timeout(200));
+$digest->pump until $dout =~ /^(\d+)$/m;
+my $dpid = $1;
+$din .= "SELECT count(*) FROM dragonraft.table_digest(1);\n";
+ok($c->wait_until("the digest on node $f to wait for the drain", sub {
+	$digest->pump_nb;
+	$c->poll($f, "SELECT count(*) FROM dragonraft.stat_progress_snapshot WHERE role = 'digest' "
+		  . "AND pid = $dpid") eq '1' }), "the digest on node $f waits for the drain");
+$t0 = time;
+kill 'STOP', $dpid;
+$lin .= "COMMIT;\n\\q\n";
+$locker->finish;
+$c->node($l)->safe_psql('postgres', "INSERT INTO a VALUES (3000, 'after')");
+ok($c->wait_until("node $f to apply the later write", sub {
+	$c->poll($f, 'SELECT count(*) FROM a WHERE id = 3000') eq '1' }, 100),
+	"node $f applies the group's later writes while the digest's backend is stopped");
+$took = time - $t0;
+ok($took < 75, "within the longest hold (65 s): took $took s");
+kill 'CONT', $dpid;
+$din .= "\\q\n";
+$digest->finish;
+like($derr, qr/ERROR:\s+55000:.*hold of the apply of group 1 ended/,
+	'the digest fails when its backend goes on') or diag($derr);
+ok($c->caught_up(1), 'every member applied everything');
+
 done_testing();
