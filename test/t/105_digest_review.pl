@@ -145,4 +145,37 @@ like($derr, qr/ERROR:\s+55000:.*hold of the apply of group 1 ended/,
 	'the digest fails when its backend goes on') or diag($derr);
 ok($c->caught_up(1), 'every member applied everything');
 
+# The engine worker exits during a digest's hold (and restarts): the digest
+# fails at once (55000, the engine worker does not run), not after 60 s
+# (its claimed job is not claimed again by the next engine worker), and the
+# next digest works.
+($lin, $lout, $lerr) = ("BEGIN;\nSELECT id FROM a WHERE id = 10 FOR UPDATE;\n\\echo locked\n", '', '');
+$locker = IPC::Run::start([ 'psql', '-XAtq', '-d', $c->node($f)->connstr('postgres') ],
+	'<', \$lin, '>', \$lout, '2>', \$lerr, IPC::Run::timeout(120));
+$locker->pump until $lout =~ /locked/;
+$c->node($l)->safe_psql('postgres', "UPDATE a SET v = 'locked' WHERE id = 10");
+($din, $dout, $derr) = ("\\set VERBOSITY verbose\nSELECT count(*) FROM dragonraft.table_digest(1);\n",
+	'', '');
+$digest = IPC::Run::start([ 'psql', '-XAtq', '-d', $c->node($f)->connstr('postgres') ],
+	'<', \$din, '>', \$dout, '2>', \$derr, IPC::Run::timeout(120));
+ok($c->wait_until("the digest on node $f to wait for the drain", sub {
+	$digest->pump_nb;
+	$c->poll($f, "SELECT count(*) FROM dragonraft.stat_progress_snapshot WHERE role = 'digest'")
+	  eq '1' }), "the digest on node $f waits for the drain");
+my $epid = $c->query($f, 'SELECT engine_pid FROM dragonraft.node_status()');
+$t0 = time;
+$c->query($f, "SELECT pg_terminate_backend($epid)");
+$digest->finish;
+$took = time - $t0;
+like($derr, qr/ERROR:\s+55000:/, 'the digest fails when the engine worker exits') or diag($derr);
+ok($took < 10, "at once, not after 60 s: took $took s");
+$lin .= "COMMIT;\n\\q\n";
+$locker->finish;
+ok($c->wait_until("node ${f}'s engine worker to run again", sub {
+	my $p = $c->poll($f, "SELECT engine_pid FROM dragonraft.node_status() WHERE engine_state = 'running'");
+	defined $p && $p ne '' && $p ne $epid }), "node ${f}'s engine worker runs again");
+ok($c->caught_up(1), 'every member applied everything');
+like($c->query($f, 'SELECT count(*) FROM dragonraft.table_digest(1)'), qr/^2$/,
+	"the next digest on node $f works");
+
 done_testing();
