@@ -1,10 +1,15 @@
 # Review 34 of table_digest and check_consistency (helper consistency).
+# - Unusual types digest alike on every member; bad input is a clear error.
 # - A checker digests the group's tables as they were at the marker's index,
 #   schema included: a command of the group applied after the marker (ALTER
 #   TABLE ... ADD COLUMN) while the checker had not yet opened that table
 #   (it waits for another table's lock) does not change its digest.  (The
 #   checker opened each table only when it scanned it, after the apply had
 #   gone on: the column the later command added was in its digest.)
+# - A digest whose drain needs its own lock fails as a deadlock (40P01).
+# - A digest whose backend is stopped during its hold: the hold ends after
+#   65 s, the backend then fails (55000).
+# - The engine worker's exit during a hold fails the digest at once.
 use strict;
 use warnings;
 use FindBin;
@@ -30,6 +35,42 @@ INSERT INTO a SELECT g, 'a' || g FROM generate_series(1, 50) g;
 INSERT INTO b SELECT g, 'b' || g FROM generate_series(1, 50) g;
 });
 ok($c->caught_up(1), 'every member applied the writes');
+
+# Unusual types: arrays, a composite, a domain, a collation, toasted values
+# (compressed and not): every member digests them alike.
+$c->node($l)->safe_psql('postgres', q{
+SELECT dragonraft.execute(1, 'CREATE TYPE pair AS (x int, y text)');
+SELECT dragonraft.execute(1, 'CREATE DOMAIN short AS text CHECK (length(VALUE) < 10)');
+SELECT dragonraft.execute(1, 'CREATE TABLE u (id int PRIMARY KEY, arr int[], p pair, d short, '
+  || 'c text COLLATE "C", big text, raw bytea)');
+SELECT dragonraft.replicate_table('u', 1);
+SELECT dragonraft.execute(1, 'ALTER TABLE u ALTER COLUMN raw SET STORAGE EXTERNAL');
+INSERT INTO u SELECT g, ARRAY[g, NULL, -g], ROW(g, 'y' || g)::pair, 'd' || g, 'Z' || g,
+  repeat('toast ' || g, 20000), decode(repeat(md5(g::text), 4000), 'hex')
+  FROM generate_series(1, 5) g;
+INSERT INTO u VALUES (6, '{}', NULL, NULL, NULL, NULL, NULL);
+});
+ok($c->caught_up(1), 'every member applied the rows of u');
+my %u = map { $_ => $c->query($_, "SELECT rows || ' ' || digest FROM dragonraft.table_digest(1) "
+	  . "WHERE relid = 'u'::regclass") } $c->ids;
+like($u{$l}, qr/^6 [0-9a-f]{64}$/, "node ${l}'s digest of u");
+is($u{$_}, $u{$l}, "node $_ agrees on u") for grep { $_ != $l } $c->ids;
+
+# Bad input: a clear error, nothing held.
+my ($state, $err) = $c->sql_error($l, 'SELECT * FROM dragonraft.table_digest(NULL)');
+is($state, '22023', 'table_digest(NULL): 22023') or diag($err);
+($state, $err) = $c->sql_error($l, 'SELECT * FROM dragonraft.table_digest(-1)');
+is($state, '22023', 'table_digest(-1): 22023') or diag($err);
+($state, $err) = $c->sql_error($l, 'SELECT * FROM dragonraft.table_digest(9223372036854775807)');
+is($state, '42704', 'table_digest of an unknown huge id: 42704') or diag($err);
+($state, $err) = $c->sql_error($l, 'SELECT dragonraft.check_consistency(9223372036854775807)');
+isnt($state, '', 'check_consistency of an unknown group fails') or diag($err);
+$c->node($l)->safe_psql('postgres', 'CREATE ROLE plain LOGIN');
+($state, $err) = $c->sql_error($l, "SET ROLE plain;\nSELECT dragonraft.check_consistency(1);");
+is($state, '42501', 'an ordinary role may not check') or diag($err);
+is($c->query($l, "SELECT count(*) FROM dragonraft.stat_progress_snapshot WHERE role = 'digest'"),
+	'0', 'no digest job is left');
+
 my ($b_before) = $c->query($f, "SELECT rows || ' ' || digest FROM dragonraft.table_digest(1) "
 	  . "WHERE relid = 'b'::regclass");
 like($b_before, qr/^50 [0-9a-f]{64}$/, "node ${f}'s digest of b");
@@ -60,7 +101,7 @@ for my $id ($l, $f)
 {
 	ok($c->wait_until("node $id to record the check at $m", sub {
 		$c->poll($id, "SELECT count(*) FROM dragonraft.consistency_checks "
-			  . "WHERE group_id = 1 AND log_index = $m") eq '2' }), "node $id recorded the check");
+			  . "WHERE group_id = 1 AND log_index = $m") eq '3' }), "node $id recorded the check");
 	$rows{$id} = { map { split / /, $_, 2 } split /\n/, $c->query($id,
 		"SELECT concat_ws(' ', coalesce(relid::text, '-'), rows, digest, error) "
 		  . "FROM dragonraft.consistency_checks WHERE group_id = 1 AND log_index = $m") };
@@ -175,7 +216,7 @@ ok($c->wait_until("node ${f}'s engine worker to run again", sub {
 	my $p = $c->poll($f, "SELECT engine_pid FROM dragonraft.node_status() WHERE engine_state = 'running'");
 	defined $p && $p ne '' && $p ne $epid }), "node ${f}'s engine worker runs again");
 ok($c->caught_up(1), 'every member applied everything');
-like($c->query($f, 'SELECT count(*) FROM dragonraft.table_digest(1)'), qr/^2$/,
+like($c->query($f, 'SELECT count(*) FROM dragonraft.table_digest(1)'), qr/^3$/,
 	"the next digest on node $f works");
 
 done_testing();
