@@ -11,7 +11,7 @@
  * entry after it commits before this transaction, whoever applies it),
  * exports the snapshot it sees (the group's tables at exactly that index),
  * starts a checker (a dynamic background worker) and waits until the
- * checker imported it (or failed: recorded, and the apply goes on); its
+ * checker imported it and locked the group's tables (or failed: recorded, and the apply goes on); its
  * commit then lets the group's apply go on.  The checker digests the tables
  * as table_digest does (sql_tabledigest.c) and records them.
  */
@@ -26,6 +26,7 @@
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
@@ -133,10 +134,10 @@ void dr_consistency_mark(uint64 group_id, uint64 index)
 	                     (long)(GetCurrentTimestamp() - start))));
 }
 
-/* Digest the group's tables under the active snapshot into consistency_checks. */
-static void check_tables(uint64 group_id, uint64 index)
+/* Digest the group's tables (relids, locked) under the active snapshot into
+ * consistency_checks. */
+static void check_tables(uint64 group_id, uint64 index, List *relids)
 {
-	List *relids = dr_table_digest_tables((int64)group_id);
 	ListCell *lc;
 
 	if (SetClientEncoding(GetDatabaseEncoding()) < 0)
@@ -164,6 +165,8 @@ void dr_consistency_main(Datum arg)
 	char name[MAXPGPATH];
 	int waiter;
 	MemoryContext cxt;
+	List *relids;
+	ListCell *lc;
 	bool mine;
 
 	pqsignal(SIGTERM, die);
@@ -188,6 +191,15 @@ void dr_consistency_main(Datum arg)
 	StartTransactionCommand();
 	XactIsoLevel = XACT_REPEATABLE_READ;
 	ImportSnapshot(name); /* (an error: the apply records it) */
+	/* The tables are locked before the apply goes on: a command of the group
+	 * after the marker (ALTER TABLE, a rewrite) waits until they are digested,
+	 * else a table opened later had its schema, or its rows rewritten out of
+	 * the snapshot's sight (review 34, TAP 105). */
+	PushActiveSnapshot(GetTransactionSnapshot());
+	relids = dr_table_digest_tables((int64)group_id);
+	foreach (lc, relids)
+		LockRelationOid(lfirst_oid(lc), AccessShareLock);
+	PopActiveSnapshot();
 	SpinLockAcquire(&j->mutex);
 	mine = j->group_id == group_id && j->generation == generation;
 	if (mine)
@@ -202,7 +214,7 @@ void dr_consistency_main(Datum arg)
 		PushActiveSnapshot(GetTransactionSnapshot());
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		check_tables(group_id, index);
+		check_tables(group_id, index, relids);
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();

@@ -48,6 +48,7 @@ typedef struct DrSm {
 	bool digest_hold;          /* its apply is held for a backend's table digest: */
 	int digest_job;            /* ... its job (snapshot.h, role DR_SNAP_DIGEST) */
 	uint32 digest_generation;  /* ... of that allocation of the job */
+	TimestampTz digest_until;  /* ... when the hold ends, whatever its backend does */
 	dlist_node digest_node;    /* ... in the list of digests, while digest_hold */
 	raft_index recovering; /* a received snapshot at this index is loaded; 0 = none */
 	bool recover_failed;   /* its file could not be loaded: the group stopped, nothing is

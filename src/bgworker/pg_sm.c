@@ -1079,6 +1079,7 @@ static void claim_digest(int i)
 	sm->digest_hold = true;
 	sm->digest_job = i;
 	sm->digest_generation = generation;
+	sm->digest_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), DR_DIGEST_HOLD_MAX_MS);
 	dlist_push_tail(&S.digests, &sm->digest_node);
 }
 
@@ -1087,7 +1088,8 @@ static void claim_digest(int i)
  * (watch_exports) but from a backend: the group's apply is held from the
  * claim; "drained" once everything handed over is applied and published;
  * the hold ends once the backend took its snapshot, freed its job or
- * exited, whatever happened to it.
+ * exited, whatever happened to it, or at digest_until (a backend that does
+ * not run, SIGSTOP say, fails then: phase DONE).
  */
 static void watch_digests(void)
 {
@@ -1122,6 +1124,10 @@ static void watch_digests(void)
 			gone = true;
 		if (gone)
 			digest_end(sm, NULL);
+		else if (GetCurrentTimestamp() >= sm->digest_until)
+			/* (its backend does not run: the group's apply is not held longer) */
+			digest_end(sm, "The group's apply was held for the digest for longer than "
+			               "its backend may wait.");
 		else if (wake)
 			SetLatch(&ProcGlobal->allProcs[waiter].procLatch);
 	}

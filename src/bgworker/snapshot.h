@@ -199,6 +199,11 @@ extern List *dr_table_digest_tables(int64 group_id);
  * a member of an older build applies it as one); at its apply, in the applying
  * transaction, export the group's tables as they are at index to a checker (a dynamic
  * background worker) that digests them into dragonraft.consistency_checks. */
+/* A table digest's backend waits this long at most for the drain; the engine worker
+ * ends the hold of the group's apply somewhat later whatever that backend does (stopped,
+ * SIGSTOP say: it cannot end it), and the backend fails if it took its snapshot after. */
+#define DR_DIGEST_DRAIN_MS    60000
+#define DR_DIGEST_HOLD_MAX_MS (DR_DIGEST_DRAIN_MS + 5000)
 #define DR_CONSISTENCY_MARKER "SELECT 'dragonraft.check_consistency'"
 extern void dr_consistency_mark(uint64 group_id, uint64 index);
 extern PGDLLEXPORT void dr_consistency_main(Datum arg);

@@ -59,7 +59,7 @@
 PG_FUNCTION_INFO_V1(dr_table_digest);
 
 /* The engine worker drains the group's apply within this, or the digest fails. */
-#define DRAIN_TIMEOUT_MS 60000
+#define DRAIN_TIMEOUT_MS DR_DIGEST_DRAIN_MS
 /* How often the wait for the drain looks at the group's status. */
 #define DRAIN_POLL_MS 100
 
@@ -151,6 +151,7 @@ List *dr_table_digest_tables(int64 group_id)
 static void wait_drained(int64 group_id, DrSnapJob *j, uint64 *handed)
 {
 	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), DRAIN_TIMEOUT_MS);
+	TimestampTz next_lock_check = 0;
 
 	for (;;) {
 		bool drained;
@@ -173,6 +174,20 @@ static void wait_drained(int64 group_id, DrSnapJob *j, uint64 *handed)
 			                errhint("See state and error in dragonraft.status.")));
 		dr_sql_groups_check_engine();
 		check_group(group_id, true);
+		/* The drain may need a table this backend locked (the apply of an
+		 * ALTER TABLE of the group): a deadlock that PostgreSQL cannot see,
+		 * which held the apply worker, every group's, until
+		 * max_apply_lock_delay cancelled this (review 34, TAP 105). */
+		if (dr_xact_unblock_apply(&next_lock_check))
+			ereport(ERROR,
+			        (errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
+			         errmsg("dragonraft.table_digest of group %lld holds a lock that the "
+			                "apply worker waits for",
+			                (long long)group_id),
+			         errdetail("The digest waits until the group's entries are applied; the "
+			                   "next one needs a table that the digest locked (a command "
+			                   "that changes it)."),
+			         errhint("Try again.")));
 		if (GetCurrentTimestamp() >= end)
 			ereport(ERROR,
 			        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -194,6 +209,8 @@ static void take_while_held(int64 group_id, RepOriginId origin, DrSnapJob *j, Sn
                             uint64 *index, uint64 *handed)
 {
 	TimestampTz held;
+	bool ended;
+	char error[DR_ERROR_LEN];
 
 	SpinLockAcquire(&j->mutex);
 	my_generation = j->generation;
@@ -209,9 +226,23 @@ static void take_while_held(int64 group_id, RepOriginId origin, DrSnapJob *j, Sn
 	*snap = RegisterSnapshot(GetLatestSnapshot());
 	*index = origin == InvalidRepOriginId ? 0 : replorigin_get_progress(origin, false);
 	SpinLockAcquire(&j->mutex);
-	j->index = *index;
-	j->taken = true;
+	/* The engine worker says DONE before it lets the apply go on: not DONE
+	 * now, the apply was still held when the snapshot was taken. */
+	ended = j->phase == DR_SNAP_DONE;
+	if (!ended) {
+		j->index = *index;
+		j->taken = true;
+	}
+	strlcpy(error, j->error, sizeof(error));
 	SpinLockRelease(&j->mutex);
+	if (ended) {
+		UnregisterSnapshot(*snap);
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("the hold of the apply of group %lld ended before the digest "
+		                       "took its snapshot",
+		                       (long long)group_id),
+		                error[0] ? errdetail("%s", error) : 0, errhint("Try again.")));
+	}
 	free_job();
 	last_hold_us = (long)(GetCurrentTimestamp() - held);
 }
