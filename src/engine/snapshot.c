@@ -384,6 +384,10 @@ static struct snap_no_room *no_room_of(struct group *g, raft_id to)
 static void no_room_drop(struct engine *e, struct group *g, struct snap_no_room *f)
 {
 	*f = g->no_room[--g->n_no_room];
+	if (g->n_no_room == 0) {
+		e->a->free(g->no_room);
+		g->no_room = NULL;
+	}
 	eng_changed(e, g);
 }
 
@@ -408,6 +412,9 @@ void engine_snapshot_refused_by(struct engine *e, uint64_t group_id, raft_id by,
 	if ((f = no_room_of(g, by)) == NULL) {
 		if (g->n_no_room == RAFT_MAX_MEMBERS)
 			return; /* (one per member: cannot be) */
+		if (g->no_room == NULL &&
+		    (g->no_room = e->a->malloc(RAFT_MAX_MEMBERS * sizeof(*g->no_room))) == NULL)
+			return; /* (out of memory: the refusal is neither shown nor logged) */
 		f = &g->no_room[g->n_no_room++];
 		memset(f, 0, sizeof(*f));
 		f->to = by;
