@@ -338,11 +338,15 @@ int eng_snapshot_if_due(struct engine *e, struct group *g)
 
 /* ---- refusals for want of room (review 28 F5, review 31 F10-F12) ---- */
 
-void engine_snapshot_refused(struct engine *e, uint64_t group_id, const char *why)
+void engine_snapshot_refused(struct engine *e, uint64_t group_id, raft_id from,
+                             const char *why)
 {
 	struct group *g = eng_group(e, group_id);
 
 	if (g == NULL || why == NULL)
+		return;
+	/* (a former leader's stream: the leader now sends entries or its own snapshot) */
+	if (g->r != NULL && raft_leader(g->r) != 0 && raft_leader(g->r) != from)
 		return;
 	if (g->refusal == NULL && (g->refusal = e->a->malloc(ENGINE_REFUSAL_LEN)) == NULL)
 		return;
