@@ -729,9 +729,34 @@ CREATE TABLE consistency_checks (
   error text
 );
 COMMENT ON TABLE consistency_checks IS
-  'This node''s digests of the tables of a group at the log index of a check_consistency marker (one row per table; relid NULL with rows 0: the group had no table; error: the check failed here): compare members'' rows for the same group_id and log_index';
+  'This node''s digests of the tables of a group at the log index of a check_consistency marker (one row per table; relid NULL with rows 0: the group had no table; error: the check failed here): compare members'' rows for the same group_id and log_index.  The last 100 checks of each group are kept (consistency_checks_keep); dragonraft_admin may delete rows';
+CREATE INDEX consistency_checks_group ON consistency_checks (group_id, log_index);
 REVOKE ALL ON consistency_checks FROM PUBLIC;
 GRANT SELECT ON consistency_checks TO pg_monitor, dragonraft_admin;
+GRANT DELETE ON consistency_checks TO dragonraft_admin;
+-- Retention: the checker's insert of a check's row deletes the group's checks
+-- older than its last 100 (by log index), in the checker's transaction.
+CREATE FUNCTION consistency_checks_keep()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+  DELETE FROM dragonraft.consistency_checks
+   WHERE group_id = NEW.group_id
+     AND log_index < (SELECT min(k.log_index)
+                        FROM (SELECT DISTINCT c.log_index FROM dragonraft.consistency_checks c
+                               WHERE c.group_id = NEW.group_id
+                               ORDER BY c.log_index DESC LIMIT 100) k);
+  RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION consistency_checks_keep() IS
+  'Trigger on consistency_checks: keeps the last 100 checks (log indexes) of the inserted row''s group, deletes older ones';
+REVOKE ALL ON FUNCTION consistency_checks_keep() FROM PUBLIC;
+CREATE TRIGGER consistency_checks_keep
+  AFTER INSERT ON consistency_checks
+  FOR EACH ROW EXECUTE FUNCTION consistency_checks_keep();
 CREATE FUNCTION check_consistency(group_id bigint) RETURNS bigint
 LANGUAGE sql VOLATILE
 AS $$ SELECT dragonraft.execute(group_id, 'SELECT ''dragonraft.check_consistency''') $$;

@@ -147,7 +147,23 @@ SELECT command FROM dragonraft.ddl_history WHERE group_id = 14 AND index = :chec
 SET ROLE digest_nobody;
 SELECT pg_temp.try($$SELECT dragonraft.check_consistency(14)$$, :'addr');
 SELECT pg_temp.try($$SELECT * FROM dragonraft.consistency_checks$$, :'addr');
+SELECT pg_temp.try($$DELETE FROM dragonraft.consistency_checks$$, :'addr');
 RESET ROLE;
+-- Retention: each group keeps its last 100 checks (the insert of a check's
+-- row deletes older ones); dragonraft_admin may delete rows.
+INSERT INTO dragonraft.consistency_checks (group_id, log_index, relid, rows)
+SELECT 99, i, t, 0 FROM generate_series(1, 105) i, (VALUES ('pg_class'::regclass), ('pg_proc')) v(t);
+SELECT count(DISTINCT log_index) AS checks, min(log_index), max(log_index), count(*) AS rows
+  FROM dragonraft.consistency_checks WHERE group_id = 99;
+SELECT count(*) AS group_14_kept FROM dragonraft.consistency_checks
+ WHERE group_id = 14 AND log_index = :check_index;
+GRANT dragonraft_admin TO digest_nobody;
+SET ROLE digest_nobody;
+DELETE FROM dragonraft.consistency_checks WHERE group_id = 99 AND log_index < 50;
+SELECT count(*) AS rows_left FROM dragonraft.consistency_checks WHERE group_id = 99;
+DELETE FROM dragonraft.consistency_checks WHERE group_id = 99;
+RESET ROLE;
+REVOKE dragonraft_admin FROM digest_nobody;
 DROP ROLE digest_nobody;
 
 -- Node 3 (down) added as a non-voter, then promoted (refused: it never

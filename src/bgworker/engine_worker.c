@@ -27,6 +27,7 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "port/pg_crc32c.h"
+#include "portability/instr_time.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "queue.h"
@@ -487,11 +488,20 @@ static void damaged_exit(const char *msg)
 	pg_unreachable();
 }
 
-/* Before opening the LogDB: wait until engine_retry_at (damaged_exit), or a reload. */
+/*
+ * Before opening the LogDB: wait until engine_retry_at (damaged_exit), or a reload.  The
+ * wait is measured on the monotonic clock too, from its start: it lasts no longer than
+ * engine_retry_at was ahead then (at most the back-off's 5 min).  A wall clock stepped
+ * back while the server runs made it longer by the step, days with no bound;
+ * node_status().engine_retry_at then shows when the wait ends.
+ */
 static void wait_for_retry(void)
 {
 	const char *dir = logdb_path();
 	TimestampTz damaged_at, retry_at;
+	instr_time began, elapsed;
+	int64 budget_ms;
+	bool cut = false;
 
 	/*
 	 * A reload while no engine worker ran (the postmaster starts the next one 5 s after the
@@ -508,17 +518,34 @@ static void wait_for_retry(void)
 		                     dr_node_id)));
 		return;
 	}
+	INSTR_TIME_SET_CURRENT(began);
+	budget_ms = Min(Max((retry_at - GetCurrentTimestamp()) / 1000, 0), DAMAGED_RETRY_MAX_MS);
 	for (;;) {
 		TimestampTz at, now = GetCurrentTimestamp();
 		DrDirId damaged, id;
+		int64 left_ms;
 		long ms;
 
+		INSTR_TIME_SET_CURRENT(elapsed);
+		INSTR_TIME_SUBTRACT(elapsed, began);
+		left_ms = budget_ms - (int64)INSTR_TIME_GET_MILLISEC(elapsed);
+		/* (a second's slack: the two clocks drift apart by milliseconds) */
 		SpinLockAcquire(&dr_shared->mutex);
 		at = dr_shared->engine_retry_at;
+		if (at > TimestampTzPlusMilliseconds(now, Max(left_ms, 0) + 1000)) {
+			at = dr_shared->engine_retry_at = TimestampTzPlusMilliseconds(now, Max(left_ms, 0));
+			cut = true;
+		}
 		damaged = dr_shared->engine_damaged_dir;
 		SpinLockRelease(&dr_shared->mutex);
-		if (at <= now)
+		if (at <= now || left_ms <= 0) {
+			if (cut)
+				ereport(LOG, (errmsg("dragonraft engine worker for node %d opens its LogDB now "
+				                     "(its wait was cut to the time it had left when the "
+				                     "clock went back)",
+				                     dr_node_id)));
 			return;
+		}
 		dir_id(dir, &id);
 		if (!same_dir(&id, &damaged)) {
 			ereport(LOG,

@@ -406,6 +406,7 @@ static void group_free(struct engine *e, struct group *g)
 	e->a->free(g->out);
 	e->a->free(g->error);
 	e->a->free(g->refusal);
+	e->a->free(g->no_room);
 	eng_book_free(e, g);
 	if (g->r != NULL)
 		raft_destroy(g->r);

@@ -488,10 +488,13 @@ int engine_deliver_snapshot(struct engine *e, const struct raft_message *m, cons
  */
 void engine_report_unreachable(struct engine *e, raft_id node_id, uint64_t group_id);
 /*
- * This node refused an incoming snapshot of group_id for want of room (why, for a
+ * This node refused node from's snapshot of group_id for want of room (why, for a
  * DBA): shown in its status (snapshot_refusal) until a snapshot arrives or entries do.
+ * Ignored when this node knows another leader of the group: a late stream of a former
+ * leader, whose refusal would stay on a group caught up by entries.
  */
-void engine_snapshot_refused(struct engine *e, uint64_t group_id, const char *why);
+void engine_snapshot_refused(struct engine *e, uint64_t group_id, raft_id from,
+                             const char *why);
 /*
  * Node `by` refused this node's snapshot of group_id for want of room: bytes it needed, had
  * free and keeps free.  Before the engine_snapshot_sent() that ends the stream.  The

@@ -258,7 +258,8 @@ struct group {
 		uint64_t count;    /* refusals in a row */
 		uint64_t left_out; /* of them, not logged since the last line */
 		uint64_t logged;   /* tick of the last line */
-	} no_room[RAFT_MAX_MEMBERS];
+	} *no_room; /* RAFT_MAX_MEMBERS records (e->a), from the first refusal until the
+	             * last record goes: NULL in almost every group */
 	uint32_t n_no_room;
 
 	struct pending_cc cc;

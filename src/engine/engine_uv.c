@@ -253,7 +253,7 @@ static void on_snapshot_no_room(void *ctx, const struct transport_no_room *r)
 	         (unsigned long long)r->group_id, (unsigned long long)r->node_id,
 	         (unsigned long long)r->need, (unsigned long long)r->min_free,
 	         (unsigned long long)r->free_bytes, r->dir != NULL ? r->dir : "");
-	engine_snapshot_refused(u->e, r->group_id, msg);
+	engine_snapshot_refused(u->e, r->group_id, r->node_id, msg);
 }
 
 static bool membership_check(void *ctx, uint64_t group_id, uint64_t from)

@@ -338,11 +338,15 @@ int eng_snapshot_if_due(struct engine *e, struct group *g)
 
 /* ---- refusals for want of room (review 28 F5, review 31 F10-F12) ---- */
 
-void engine_snapshot_refused(struct engine *e, uint64_t group_id, const char *why)
+void engine_snapshot_refused(struct engine *e, uint64_t group_id, raft_id from,
+                             const char *why)
 {
 	struct group *g = eng_group(e, group_id);
 
 	if (g == NULL || why == NULL)
+		return;
+	/* (a former leader's stream: the leader now sends entries or its own snapshot) */
+	if (g->r != NULL && raft_leader(g->r) != 0 && raft_leader(g->r) != from)
 		return;
 	if (g->refusal == NULL && (g->refusal = e->a->malloc(ENGINE_REFUSAL_LEN)) == NULL)
 		return;
@@ -384,6 +388,10 @@ static struct snap_no_room *no_room_of(struct group *g, raft_id to)
 static void no_room_drop(struct engine *e, struct group *g, struct snap_no_room *f)
 {
 	*f = g->no_room[--g->n_no_room];
+	if (g->n_no_room == 0) {
+		e->a->free(g->no_room);
+		g->no_room = NULL;
+	}
 	eng_changed(e, g);
 }
 
@@ -408,6 +416,9 @@ void engine_snapshot_refused_by(struct engine *e, uint64_t group_id, raft_id by,
 	if ((f = no_room_of(g, by)) == NULL) {
 		if (g->n_no_room == RAFT_MAX_MEMBERS)
 			return; /* (one per member: cannot be) */
+		if (g->no_room == NULL &&
+		    (g->no_room = e->a->malloc(RAFT_MAX_MEMBERS * sizeof(*g->no_room))) == NULL)
+			return; /* (out of memory: the refusal is neither shown nor logged) */
 		f = &g->no_room[g->n_no_room++];
 		memset(f, 0, sizeof(*f));
 		f->to = by;

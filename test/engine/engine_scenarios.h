@@ -753,7 +753,7 @@ static void test_snapshot_refusal_shown_until_snapshot(void **state)
 	assert_int_equal(cluster_join(&c, 4, 0), ENGINE_OK);
 	while (engine_take_changed(c.nodes[4].e, ids, 8) > 0)
 		;
-	engine_snapshot_refused(c.nodes[4].e, c.group_ids[0], "no room for the snapshot");
+	engine_snapshot_refused(c.nodes[4].e, c.group_ids[0], lead, "no room for the snapshot");
 	k = engine_take_changed(c.nodes[4].e, ids, 8);
 	for (size_t i = 0; i < k; i++)
 		listed = listed || ids[i] == c.group_ids[0];
@@ -762,9 +762,9 @@ static void test_snapshot_refusal_shown_until_snapshot(void **state)
 	assert_string_equal(st.snapshot_refusal, "no room for the snapshot");
 	assert_int_equal(st.state, ENGINE_GROUP_ACTIVE);
 	/* An unknown group: nothing happens. */
-	engine_snapshot_refused(c.nodes[4].e, c.group_ids[0] + 1000, "no room");
+	engine_snapshot_refused(c.nodes[4].e, c.group_ids[0] + 1000, lead, "no room");
 	/* A member in the group's log that refused a snapshot once, then gets entries. */
-	engine_snapshot_refused(c.nodes[other].e, c.group_ids[0], "no room either");
+	engine_snapshot_refused(c.nodes[other].e, c.group_ids[0], lead, "no room either");
 	assert_true(cluster_status(&c, other, 0, &st));
 	assert_string_equal(st.snapshot_refusal, "no room either");
 	assert_int_equal(engine_add_member(c.nodes[lead].e, c.group_ids[0], 4, "127.0.0.1:7404",
@@ -1154,6 +1154,36 @@ struct refusing {
 	uint64_t gid;
 };
 
+/* libc's, and whether the block at watched was given back (the groups' no_room records). */
+static const void *watched;
+static bool watched_freed;
+
+static void watch_free(void *p)
+{
+	if (p != NULL && p == watched)
+		watched_freed = true;
+	free(p);
+}
+
+static void *watch_realloc(void *p, size_t n)
+{
+	void *q = realloc(p, n);
+
+	if (q != NULL && p != NULL && p == watched)
+		watched_freed = true;
+	return q;
+}
+
+static const struct engine_alloc watch_alloc = {malloc, watch_realloc, watch_free};
+
+/* Watch group gid's no_room records on engine e (allocated: a refusal is recorded). */
+static void watch_no_room(struct engine *e, uint64_t gid)
+{
+	watched = eng_group(e, gid)->no_room;
+	watched_freed = false;
+	assert_non_null(watched);
+}
+
 /*
  * 5 nodes, group 1 on nodes 1-3 with its log compacted; node 4, whose
  * snapshot directory has no room (need 1000, free 500, min_free 2000),
@@ -1170,6 +1200,7 @@ static int refusing_setup(void **state)
 	cfg.snapshot_entries = 100;
 	cfg.compaction_overhead = 20;
 	cfg.log_fn = say_cb;
+	cfg.alloc = &watch_alloc;
 	memset(&said, 0, sizeof(said));
 	assert_int_equal(cluster_init_with(c, test_storage, 5, 3, 1, &cfg, 0), ENGINE_OK);
 	assert_true(cluster_run(c, all_led, NULL, 200));
@@ -1335,25 +1366,57 @@ static void test_no_room_record_goes_new_term(void **state)
 	assert_true(cluster_run(&r->c, refusal_shown, &a, 40 * 10));
 }
 
-/* Group gi stops on node id and starts again in place. */
-static void restart_in_place(struct cluster *c, raft_id id, int gi)
+/* Group gi, stopped on node id, starts again in place. */
+static void restart_in_place_stopped(struct cluster *c, raft_id id, int gi)
 {
 	struct engine_sm_ops sm;
 
-	assert_int_equal(engine_stop_group(c->nodes[id].e, c->group_ids[gi]), ENGINE_OK);
 	kv_sm_ops(c->nodes[id].sm[gi], &sm);
 	assert_int_equal(engine_start_group(c->nodes[id].e, c->group_ids[gi], NULL, &sm),
 	                 ENGINE_OK);
 }
 
-/* The group stops on the leader: nothing of the refusal comes back with it. */
+/* Group gi stops on node id and starts again in place. */
+static void restart_in_place(struct cluster *c, raft_id id, int gi)
+{
+	assert_int_equal(engine_stop_group(c->nodes[id].e, c->group_ids[gi]), ENGINE_OK);
+	restart_in_place_stopped(c, id, gi);
+}
+
+/* The group stops on the leader: its refusal records are given back with it. */
 static void test_no_room_record_goes_group_stop(void **state)
 {
 	struct refusing *r = *state;
 
-	restart_in_place(&r->c, r->lead, 0);
-	r->e = r->c.nodes[r->lead].e;
+	watch_no_room(r->e, r->gid);
+	assert_int_equal(engine_stop_group(r->e, r->gid), ENGINE_OK);
+	assert_true(watched_freed);
+	/* (and nothing of them comes back when it starts again in place) */
+	restart_in_place_stopped(&r->c, r->lead, 0);
+	assert_null(eng_group(r->e, r->gid)->no_room);
 	assert_int_equal(eng_group(r->e, r->gid)->n_no_room, 0);
+}
+
+/*
+ * A group without refusals has no room for their records (1 KiB a group): it
+ * is allocated at the first refusal and given back when the last record goes.
+ */
+static void test_no_room_records_allocated_while_needed(void **state)
+{
+	struct refusing *r = *state;
+	struct cluster *c = &r->c;
+	raft_id to = 4;
+
+	for (raft_id id = 1; id <= 3; id++)
+		if (id != r->lead)
+			assert_null(eng_group(c->nodes[id].e, r->gid)->no_room);
+	watch_no_room(r->e, r->gid);
+	fake_net_refuse_snapshots(c->net, 4, false);
+	assert_true(cluster_run(c, no_record_of, &to, 40 * 10));
+	assert_int_equal(cluster_leader(c, 0), r->lead);
+	assert_int_equal(eng_group(r->e, r->gid)->n_no_room, 0);
+	assert_null(eng_group(r->e, r->gid)->no_room);
+	assert_true(watched_freed);
 }
 
 /*
@@ -1606,7 +1669,7 @@ static void test_no_room_answer_after_group_stop(void **state)
 	engine_snapshot_refused_by(r->e, r->gid, 4, 1, 2, 3);
 	engine_snapshot_sent(r->e, 4, r->gid, false);
 	engine_snapshot_sent(r->e, 4, r->gid, true);
-	engine_snapshot_refused(r->e, r->gid, "no room");
+	engine_snapshot_refused(r->e, r->gid, 4, "no room");
 	for (int i = 0; i < 5; i++)
 		cluster_step(c); /* streams queued before the stop are answered now */
 	assert_null(eng_group(r->e, r->gid));
@@ -1617,9 +1680,49 @@ static void test_no_room_answer_after_group_stop(void **state)
 	/* Its data removed on a follower that refuses nothing: the answers find no group. */
 	assert_int_equal(engine_remove_group_data(c->nodes[r->other].e, r->gid), ENGINE_OK);
 	engine_snapshot_refused_by(c->nodes[r->other].e, r->gid, 4, 1, 2, 3);
-	engine_snapshot_refused(c->nodes[r->other].e, r->gid, "no room");
+	engine_snapshot_refused(c->nodes[r->other].e, r->gid, r->lead, "no room");
 	engine_snapshot_sent(c->nodes[r->other].e, 4, r->gid, false);
 	assert_null(eng_group(c->nodes[r->other].e, r->gid));
+}
+
+/* Node 4 knows node arg as group 0's leader. */
+static bool joiner_knows_leader(struct cluster *c, void *arg)
+{
+	struct group *g = eng_group(c->nodes[4].e, c->group_ids[0]);
+
+	return g != NULL && g->r != NULL && raft_leader(g->r) == *(raft_id *)arg;
+}
+
+/*
+ * A joiner that took its snapshot, under a new leader, hears late that it
+ * refused a stream of the former leader (a stream begun before; the
+ * transport answers as it fails): its status does not show that refusal,
+ * which nothing would clear on an idle group.  The leader's own stream
+ * refused is shown.
+ */
+static void test_no_room_joiner_late_stream(void **state)
+{
+	struct refusing *r = *state;
+	struct cluster *c = &r->c;
+	struct engine_group_status st;
+
+	assert_true(cluster_status(c, 4, 0, &st));
+	assert_string_not_equal(st.snapshot_refusal, "");
+	fake_net_refuse_snapshots(c->net, 4, false);
+	assert_true(cluster_run(c, all_converged, NULL, 40 * 10));
+	move_leader(c, r->lead, r->other);
+	assert_true(cluster_run(c, joiner_knows_leader, &r->other, 400));
+	assert_true(cluster_run(c, all_converged, NULL, 400));
+	assert_true(cluster_status(c, 4, 0, &st));
+	assert_string_equal(st.snapshot_refusal, "");
+	engine_snapshot_refused(c->nodes[4].e, r->gid, r->lead, "no room (the former leader's)");
+	for (int i = 0; i < 20; i++)
+		cluster_step(c);
+	assert_true(cluster_status(c, 4, 0, &st));
+	assert_string_equal(st.snapshot_refusal, "");
+	engine_snapshot_refused(c->nodes[4].e, r->gid, r->other, "no room (the leader's)");
+	assert_true(cluster_status(c, 4, 0, &st));
+	assert_string_equal(st.snapshot_refusal, "no room (the leader's)");
 }
 
 /* The leader of group gi shows node `to`'s refusal (false: none, or no leader). */
@@ -4532,6 +4635,10 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_no_room_record_goes_new_term, refusing_setup,
 	                                        refusing_teardown),
 	        cmocka_unit_test_setup_teardown(test_no_room_record_goes_group_stop, refusing_setup,
+	                                        refusing_teardown),
+	        cmocka_unit_test_setup_teardown(test_no_room_records_allocated_while_needed, refusing_setup,
+	                                        refusing_teardown),
+	        cmocka_unit_test_setup_teardown(test_no_room_joiner_late_stream, refusing_setup,
 	                                        refusing_teardown),
 	        cmocka_unit_test_setup_teardown(test_no_room_status_latest_answer, refusing_setup,
 	                                        refusing_teardown),

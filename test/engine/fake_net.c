@@ -242,7 +242,7 @@ static void say_no_room(struct fake_net *n, const struct raft_message *m)
 
 	snprintf(why, sizeof(why), "no room for the snapshot from node %llu",
 	         (unsigned long long)m->from);
-	engine_snapshot_refused(n->engines[m->to], m->group_id, why);
+	engine_snapshot_refused(n->engines[m->to], m->group_id, m->from, why);
 	engine_snapshot_refused_by(n->engines[m->from], m->group_id, m->to, r[0], r[1], r[2]);
 }
 
