@@ -61,6 +61,10 @@ run_layer() {
 	total_pass=$((total_pass + p))
 	total_fail=$((total_fail + f))
 	summary+=("$name: $p passed, $f failed ($(($(date +%s) - t0))s)")
+	# what failed, at the end of the output (a CI log may keep only its tail)
+	if [ "$f" -ne 0 ] && [ -s "build/check/$name.failures" ]; then
+		while IFS= read -r line; do summary+=("  $line"); done <"build/check/$name.failures"
+	fi
 	if [ "$f" -ne 0 ]; then
 		echo "$name failed; log: $log" >&2
 		finish
@@ -123,7 +127,7 @@ isolation() {
 # check, 2026-12-02: 93 s down to 24 s), so that the run does not end with
 # one long test while the other slots are idle.
 tap_order() {
-	local t slow="011_snapshot 080_commit_backend_killed 088_snapshot_load_crash_kept
+	local t slow="011_snapshot 105_digest_review 080_commit_backend_killed 088_snapshot_load_crash_kept
 		093_logdb_full_restarts 086_snapshot_file_gone 031_apply_conflicts 010_membership
 		089_snapshot_locks 034_ddl_outcome 070_sequences 003_error_paths 037_snapshot_replay
 		051_chaos 046_real_backpressure 004_write 012_snapshot_schema 043_snapshot_gaps
@@ -165,6 +169,10 @@ tap() {
 		prove --timer -v -j "${TAP_JOBS:-3}" ${TAP_TESTS:-$(tap_order)}) 2>&1 | tee "$dir/prove.txt"
 	rc=${PIPESTATUS[0]}
 	rm -rf "$dir/bin"
+	# prove's report of the failed files and assertions, for the summary
+	{ grep -E '^not ok' "$dir/prove.txt" | grep -v ' # TODO ' | head -n 20
+	  sed -n '/^Test Summary Report/,/^Files=/p' "$dir/prove.txt" | grep -E '^t/|Failed test|Parse errors|Non-zero'
+	} >"$top/build/check/tap.failures"
 	if [ "$rc" -ne 0 ]; then
 		for f in "$dir"/tmp_check/log/*; do
 			echo "---- $f (last 30 lines)"
