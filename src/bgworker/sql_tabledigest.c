@@ -23,6 +23,10 @@
  * is stored); the table's digest is the sum of its rows' hashes modulo
  * 2^256 (big-endian), so that row order does not matter and duplicate rows
  * count.  Dropped columns and the columns' attnum order do not matter.
+ * The send forms of arrays, composites, ranges and multiranges name their
+ * element and column types by OID, and a type made through execute() has
+ * another OID on each member: those OIDs are zeroed, at every depth, before
+ * the form is hashed (the column's declared type fixes them anyway).
  */
 #include "dragonraft.h"
 
@@ -47,6 +51,7 @@
 #include "storage/latch.h"
 #include "storage/lmgr.h"
 #include "storage/proc.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -309,7 +314,101 @@ typedef struct DigestCol {
 	int att; /* in the tuple descriptor */
 	const char *name;
 	FmgrInfo send;
+	Oid type;
+	bool oids; /* its send form names types by OID */
 } DigestCol;
+
+typedef enum FormKind { FK_PLAIN, FK_ARRAY, FK_RECORD, FK_RANGE, FK_MULTIRANGE } FormKind;
+
+/* What the send form of a value of type is; *inner: the type of its items. */
+static FormKind form_kind(Oid type, Oid *inner)
+{
+	Oid base = getBaseType(type);
+	char t = get_typtype(base);
+
+	*inner = InvalidOid;
+	if (t == TYPTYPE_COMPOSITE)
+		return FK_RECORD;
+	if (t == TYPTYPE_RANGE) {
+		*inner = get_range_subtype(base);
+		return FK_RANGE;
+	}
+	if (t == TYPTYPE_MULTIRANGE) {
+		*inner = get_multirange_range(base);
+		return FK_MULTIRANGE;
+	}
+	*inner = get_element_type(base);
+	return OidIsValid(*inner) ? FK_ARRAY : FK_PLAIN;
+}
+
+static uint32 get_be32(const uint8 *p)
+{
+	return (uint32)p[0] << 24 | (uint32)p[1] << 16 | (uint32)p[2] << 8 | p[3];
+}
+
+static void pg_attribute_noreturn() bad_form(Oid type)
+{
+	elog(ERROR, "dragonraft: unexpected binary form of a value of type %u", type);
+}
+
+/*
+ * Zero the type OIDs in p[0, len), the send form of a value of type:
+ * array_send's element type, record_send's column types, and those in the
+ * items of either and of ranges and multiranges.  After its header, each
+ * form is a list of items, each a length (-1: NULL) and the item's send
+ * form, in a record preceded by the item's type.
+ */
+static void zero_oids(Oid type, uint8 *p, uint32 len)
+{
+	Oid inner, ignored;
+	FormKind kind = form_kind(type, &inner);
+	uint32 off = 0;
+
+	check_stack_depth();
+	switch (kind) {
+	case FK_PLAIN:
+		return;
+	case FK_ARRAY: /* ndim, has nulls, element type, ndim x (dim, lower bound) */
+		if (len < 12 || get_be32(p) > MAXDIM || len < 12 + 8 * get_be32(p))
+			bad_form(type);
+		memset(p + 8, 0, 4);
+		off = 12 + 8 * get_be32(p);
+		break;
+	case FK_RANGE: /* flags */
+		off = 1;
+		break;
+	case FK_RECORD: /* number of columns */
+	case FK_MULTIRANGE: /* number of ranges */
+		off = 4;
+		break;
+	}
+	if (off > len)
+		bad_form(type);
+	if (kind != FK_RECORD && form_kind(inner, &ignored) == FK_PLAIN)
+		return;
+	while (off < len) {
+		Oid item = inner;
+		uint32 n;
+
+		if (kind == FK_RECORD) {
+			if (len - off < 4)
+				bad_form(type);
+			item = get_be32(p + off);
+			memset(p + off, 0, 4);
+			off += 4;
+		}
+		if (len - off < 4)
+			bad_form(type);
+		n = get_be32(p + off);
+		off += 4;
+		if (n == 0xffffffff) /* NULL */
+			continue;
+		if (n > len - off)
+			bad_form(type);
+		zero_oids(item, p + off, n);
+		off += n;
+	}
+}
 
 static int col_cmp(const void *a, const void *b)
 {
@@ -349,6 +448,8 @@ void dr_table_digest_rel(Oid relid, Snapshot snap, uint64 *rows, uint8 sum[32])
 			continue;
 		getTypeBinaryOutputInfo(a->atttypid, &func, &varlena);
 		fmgr_info(func, &cols[n].send);
+		cols[n].type = a->atttypid;
+		cols[n].oids = form_kind(a->atttypid, &func) != FK_PLAIN;
 		cols[n].att = i;
 		cols[n].name = NameStr(a->attname);
 		n++;
@@ -379,6 +480,8 @@ void dr_table_digest_rel(Oid relid, Snapshot snap, uint64 *rows, uint8 sum[32])
 				uint8 be[4] = {(uint8)(len >> 24), (uint8)(len >> 16),
 				               (uint8)(len >> 8), (uint8)len};
 
+				if (cols[k].oids)
+					zero_oids(cols[k].type, (uint8 *)VARDATA(b), len);
 				hash(ctx, be, 4);
 				hash(ctx, VARDATA(b), len);
 			}

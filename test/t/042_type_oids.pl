@@ -47,6 +47,27 @@ for my $id ($c->ids)
 }
 isnt($c->node(1)->safe_psql('postgres', q{SELECT 'pair'::regtype::oid}),
 	$c->node(3)->safe_psql('postgres', q{SELECT 'pair'::regtype::oid}), 'under other type OIDs');
+
+# table_digest and check_consistency hash the values' send forms: the OIDs
+# in those of arrays, composites and ranges of these types differ on each
+# member, and the digests do not.
+my %d = map { $_ => $c->query($_, "SELECT rows || ' ' || digest FROM dragonraft.table_digest(1) "
+	  . "WHERE relid = 't'::regclass") } $c->ids;
+like($d{$l}, qr/^2 [0-9a-f]{64}$/, "node ${l}'s digest of t");
+is($d{$_}, $d{$l}, "node $_: the same digest of t") for grep { $_ != $l } $c->ids;
+my $m = $c->query($l, 'SELECT dragonraft.check_consistency(1)');
+my %checked;
+for my $id ($c->ids)
+{
+	$c->wait_until("node $id to record the check at $m", sub {
+		$c->poll($id, "SELECT count(*) > 0 FROM dragonraft.consistency_checks "
+			  . "WHERE group_id = 1 AND log_index = $m") eq 't' });
+	$checked{$id} = $c->query($id, "SELECT concat_ws(' ', relid::regclass, rows, digest, error) "
+		  . "FROM dragonraft.consistency_checks WHERE group_id = 1 AND log_index = $m");
+}
+like($checked{$l}, qr/^t 2 [0-9a-f]{64}$/, "the check at $m: node ${l}'s digest of t");
+is($checked{$_}, $checked{$l}, "the check at $m: node $_ agrees") for grep { $_ != $l } $c->ids;
+
 $L->safe_psql('postgres', q{DELETE FROM t WHERE id = 1});
 ok($c->caught_up(1), 'a delete by key goes through');
 is($c->contents($_, 't', 'id'), $c->contents($l, 't', 'id'), "node $_ deleted it") for $c->ids;
