@@ -441,7 +441,7 @@ void dr_table_digest_rel(Oid relid, Snapshot snap, uint64 *rows, uint8 sum[32])
 		elog(ERROR, "dragonraft: SHA-256 is not available");
 	for (int i = 0; i < desc->natts; i++) {
 		Form_pg_attribute a = TupleDescAttr(desc, i);
-		Oid func;
+		Oid func, inner;
 		bool varlena;
 
 		if (a->attisdropped)
@@ -449,7 +449,7 @@ void dr_table_digest_rel(Oid relid, Snapshot snap, uint64 *rows, uint8 sum[32])
 		getTypeBinaryOutputInfo(a->atttypid, &func, &varlena);
 		fmgr_info(func, &cols[n].send);
 		cols[n].type = a->atttypid;
-		cols[n].oids = form_kind(a->atttypid, &func) != FK_PLAIN;
+		cols[n].oids = form_kind(a->atttypid, &inner) != FK_PLAIN;
 		cols[n].att = i;
 		cols[n].name = NameStr(a->attname);
 		n++;
