@@ -528,9 +528,9 @@ bool engine_has_work(const struct engine *e);
 /*
  * node_id (a member of the group, or one being added) listens at addr: kept
  * in the group's address book (saved) and handed to the network, as the
- * address a membership change brings.  For addresses the group replicates
- * (the leader's book) and those a user gives again: the address dialed from
- * now on, also when the book held it already (learned before another
+ * address a membership change brings, learned now.  For addresses a user
+ * gives again (and those replicated without a stamp): the address dialed
+ * from now on, also when the book held it already (learned before another
  * group's).  ENGINE_ERR_NO_GROUP.
  */
 int engine_learn_address(struct engine *e, uint64_t group_id, raft_id node_id, const char *addr);
