@@ -75,17 +75,8 @@ static void put32(uint8_t *p, uint32_t v)
 
 static void put64(uint8_t *p, uint64_t v)
 {
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
+	put32(p, (uint32_t)v);
+	put32(p + 4, (uint32_t)(v >> 32));
 }
 
 static uint16_t get16(const uint8_t *p)
@@ -96,6 +87,11 @@ static uint16_t get16(const uint8_t *p)
 static uint32_t get32(const uint8_t *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
 }
 
 static void put_header(uint8_t *p, unsigned type)
@@ -396,7 +392,7 @@ static int get_u64(struct entry_reader *r, uint64_t *v)
 {
 	if (!need(r, 8))
 		return ENTRY_ERR_SHORT;
-	*v = (uint64_t)get32(r->p) | (uint64_t)get32(r->p + 4) << 32;
+	*v = get64(r->p);
 	r->p += 8;
 	return ENTRY_OK;
 }

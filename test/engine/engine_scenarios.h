@@ -2040,6 +2040,24 @@ static void correct_address(struct cluster *c, int gi, const char *addr)
 		                 ENGINE_OK);
 }
 
+/* Nodes 1..3 run groups 0 and 1, and node 4 is added to both at wrong (every node dials it there). */
+static void added_wrong(struct cluster *c, const struct engine_config *cfg, const char *wrong)
+{
+	assert_int_equal(cluster_init_with(c, test_storage, 4, 3, 2, cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(c, all_led, NULL, 200));
+	for (int gi = 0; gi < 2; gi++) {
+		struct engine_wait w = {0};
+
+		assert_int_equal(engine_add_nonvoter(c->nodes[cluster_leader(c, gi)].e,
+		                                     c->group_ids[gi], 4, wrong, engine_wait_cb, &w),
+		                 ENGINE_OK);
+		assert_true(cluster_run(c, waited, &w, 100));
+		assert_int_equal(w.res.rc, ENGINE_OK);
+	}
+	assert_true(cluster_run(c, four_added_everywhere, NULL, 100));
+	assert_dials(c, wrong, "added");
+}
+
 /*
  * A member's address given wrong to add_nonvoter (in both groups) and
  * corrected with engine_learn_address stays corrected after every node
@@ -2056,19 +2074,7 @@ static void test_corrected_address_survives_restart(void **state)
 	const char *wrong = "127.0.0.1:9", *right[2] = {"127.0.0.1:7404", "127.0.0.1:8404"};
 
 	(void)state;
-	assert_int_equal(cluster_init_with(&c, test_storage, 4, 3, 2, &cfg, 0), ENGINE_OK);
-	assert_true(cluster_run(&c, all_led, NULL, 200));
-	for (int gi = 0; gi < 2; gi++) {
-		struct engine_wait w = {0};
-
-		assert_int_equal(engine_add_nonvoter(c.nodes[cluster_leader(&c, gi)].e,
-		                                     c.group_ids[gi], 4, wrong, engine_wait_cb, &w),
-		                 ENGINE_OK);
-		assert_true(cluster_run(&c, waited, &w, 100));
-		assert_int_equal(w.res.rc, ENGINE_OK);
-	}
-	assert_true(cluster_run(&c, four_added_everywhere, NULL, 100));
-	assert_dials(&c, wrong, "added");
+	added_wrong(&c, &cfg, wrong);
 	for (int gi = 0; gi < 2; gi++) {
 		char when[64];
 
@@ -2111,19 +2117,7 @@ static void test_older_stamped_address_keeps_correction(void **state)
 	raft_id l1;
 
 	(void)state;
-	assert_int_equal(cluster_init_with(&c, test_storage, 4, 3, 2, &cfg, 0), ENGINE_OK);
-	assert_true(cluster_run(&c, all_led, NULL, 200));
-	for (int gi = 0; gi < 2; gi++) {
-		struct engine_wait w = {0};
-
-		assert_int_equal(engine_add_nonvoter(c.nodes[cluster_leader(&c, gi)].e,
-		                                     c.group_ids[gi], 4, wrong, engine_wait_cb, &w),
-		                 ENGINE_OK);
-		assert_true(cluster_run(&c, waited, &w, 100));
-		assert_int_equal(w.res.rc, ENGINE_OK);
-	}
-	assert_true(cluster_run(&c, four_added_everywhere, NULL, 100));
-	assert_dials(&c, wrong, "added");
+	added_wrong(&c, &cfg, wrong);
 	/* What group 1's leader would put in its ENTRY_ADDRESSES now. */
 	l1 = cluster_leader(&c, 1);
 	assert_string_equal(engine_peer_address(c.nodes[l1].e, 4), wrong);

@@ -72,6 +72,24 @@ static void test_encode_refuses(void **state)
 	assert_int_equal(entry_encode_member_info(buf, sizeof(buf), &mi, &len), ENTRY_OK);
 }
 
+/* buf (len bytes) is an addresses entry of type holding node 1 and node 42 at "[::1]:7402". */
+static void decode_two(const uint8_t *buf, size_t len, unsigned type, struct entry_address *out)
+{
+	struct entry_header h;
+	size_t n;
+
+	assert_int_equal(entry_decode_header(buf, len, &h), ENTRY_OK);
+	assert_int_equal(h.type, type);
+	assert_string_equal(entry_type_name(h.type), "member addresses");
+	assert_true(entry_is_addresses(h.type));
+	assert_int_equal(entry_decode_addresses(&h, out, &n), ENTRY_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(out[0].node_id, 1);
+	assert_int_equal(out[1].node_id, 42);
+	assert_int_equal(out[1].addr_len, 10);
+	assert_memory_equal(out[1].addr, "[::1]:7402", 10);
+}
+
 static void test_addresses(void **state)
 {
 	struct entry_address in[2] = {{1, "10.0.0.1:7400", 13, 0x0102030405060708u},
@@ -85,16 +103,8 @@ static void test_addresses(void **state)
 	assert_int_equal(entry_encode_addresses(buf, sizeof(buf), in, 2, &len), ENTRY_OK);
 	assert_int_equal(len, ENTRY_HEADER_BYTES + 2 + 14 + 13 + 14 + 10);
 	assert_true(len <= ENTRY_ADDRESSES_BYTES(2, 13));
-	assert_int_equal(entry_decode_header(buf, len, &h), ENTRY_OK);
-	assert_int_equal(h.type, ENTRY_ADDRESSES);
-	assert_string_equal(entry_type_name(h.type), "member addresses");
-	assert_true(entry_is_addresses(h.type));
-	assert_int_equal(entry_decode_addresses(&h, out, &n), ENTRY_OK);
-	assert_int_equal(n, 2);
+	decode_two(buf, len, ENTRY_ADDRESSES, out);
 	assert_int_equal(out[0].learned, 0x0102030405060708u);
-	assert_int_equal(out[1].node_id, 42);
-	assert_int_equal(out[1].addr_len, 10);
-	assert_memory_equal(out[1].addr, "[::1]:7402", 10);
 	assert_true(out[1].learned == UINT64_MAX);
 	/* Every shorter body is truncated; a byte more is left over. */
 	for (size_t k = ENTRY_HEADER_BYTES; k < len; k++) {
@@ -145,16 +155,9 @@ static void test_addresses_v1(void **state)
 	assert_int_equal(buf[ENTRY_HEADER_BYTES + 2], 1);
 	assert_int_equal(buf[ENTRY_HEADER_BYTES + 2 + 4], 13);
 	assert_memory_equal(buf + ENTRY_HEADER_BYTES + 2 + 6, "10.0.0.1:7400", 13);
-	assert_int_equal(entry_decode_header(buf, len, &h), ENTRY_OK);
-	assert_int_equal(h.type, ENTRY_ADDRESSES_V1);
-	assert_string_equal(entry_type_name(h.type), "member addresses");
-	assert_true(entry_is_addresses(h.type));
-	assert_int_equal(entry_decode_addresses(&h, out, &n), ENTRY_OK);
-	assert_int_equal(n, 2);
+	decode_two(buf, len, ENTRY_ADDRESSES_V1, out);
 	assert_int_equal(out[0].learned, 0);
 	assert_int_equal(out[1].learned, 0);
-	assert_int_equal(out[1].node_id, 42);
-	assert_memory_equal(out[1].addr, "[::1]:7402", 10);
 	for (size_t k = ENTRY_HEADER_BYTES; k < len; k++) {
 		assert_int_equal(entry_decode_header(buf, k, &h), ENTRY_OK);
 		assert_int_equal(entry_decode_addresses(&h, out, &n), ENTRY_ERR_SHORT);
