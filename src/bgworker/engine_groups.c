@@ -864,7 +864,8 @@ void dr_engine_groups_entry_applied(DrSm *sm, const uint8 *data, uint32 len)
 			rc = engine_learn_address_at(dr_engine->e, sm->group_id, a[i].node_id,
 			                             addr[i], a[i].learned);
 		else
-			rc = engine_learn_address(dr_engine->e, sm->group_id, a[i].node_id, addr[i]);
+			rc = engine_learn_address(dr_engine->e, sm->group_id, a[i].node_id,
+			                          addr[i]);
 		if (rc != ENGINE_OK)
 			a[i].node_id = 0;
 	}

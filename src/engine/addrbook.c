@@ -262,9 +262,9 @@ static int learn_at(struct engine *e, struct group *g, raft_id id, const char *a
 	if (learned > e->addr_clock)
 		e->addr_clock = learned;
 	m = book_find(g, id);
-	if (m != NULL && ((p != NULL && p->learned > learned) || m->learned > learned ||
-	                  (m->learned == learned && strlen(m->addr) == len &&
-	                   memcmp(m->addr, addr, len) == 0)))
+	if (m != NULL &&
+	    ((p != NULL && p->learned > learned) || m->learned > learned ||
+	     (m->learned == learned && strlen(m->addr) == len && memcmp(m->addr, addr, len) == 0)))
 		return ENGINE_OK;
 	if (m == NULL && (rc = book_add(e, g, id, &m)) != ENGINE_OK)
 		return rc;
@@ -286,8 +286,8 @@ int engine_learn_address(struct engine *e, uint64_t group_id, raft_id node_id, c
 	return learn(e, g, node_id, addr, strlen(addr), true);
 }
 
-int engine_learn_address_at(struct engine *e, uint64_t group_id, raft_id node_id,
-                            const char *addr, uint64_t learned)
+int engine_learn_address_at(struct engine *e, uint64_t group_id, raft_id node_id, const char *addr,
+                            uint64_t learned)
 {
 	struct group *g = eng_group(e, group_id);
 

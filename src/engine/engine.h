@@ -542,8 +542,8 @@ int engine_learn_address(struct engine *e, uint64_t group_id, raft_id node_id, c
  * keeps the newer of the two.  Stamps are wall-clock: servers whose clocks
  * disagree can order two addresses the wrong way.  ENGINE_ERR_NO_GROUP.
  */
-int engine_learn_address_at(struct engine *e, uint64_t group_id, raft_id node_id,
-                            const char *addr, uint64_t learned);
+int engine_learn_address_at(struct engine *e, uint64_t group_id, raft_id node_id, const char *addr,
+                            uint64_t learned);
 /* When the address engine_peer_address gives was learned (0: none, or not recorded). */
 uint64_t engine_peer_learned(const struct engine *e, raft_id node_id);
 /* A stamp for an address given now: wall-clock microseconds, above every stamp

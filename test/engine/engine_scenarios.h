@@ -2040,7 +2040,8 @@ static void correct_address(struct cluster *c, int gi, const char *addr)
 		                 ENGINE_OK);
 }
 
-/* Nodes 1..3 run groups 0 and 1, and node 4 is added to both at wrong (every node dials it there). */
+/* Nodes 1..3 run groups 0 and 1, and node 4 is added to both at wrong (every node dials it there).
+ */
 static void added_wrong(struct cluster *c, const struct engine_config *cfg, const char *wrong)
 {
 	assert_int_equal(cluster_init_with(c, test_storage, 4, 3, 2, cfg, 0), ENGINE_OK);
@@ -2049,7 +2050,8 @@ static void added_wrong(struct cluster *c, const struct engine_config *cfg, cons
 		struct engine_wait w = {0};
 
 		assert_int_equal(engine_add_nonvoter(c->nodes[cluster_leader(c, gi)].e,
-		                                     c->group_ids[gi], 4, wrong, engine_wait_cb, &w),
+		                                     c->group_ids[gi], 4, wrong, engine_wait_cb,
+		                                     &w),
 		                 ENGINE_OK);
 		assert_true(cluster_run(c, waited, &w, 100));
 		assert_int_equal(w.res.rc, ENGINE_OK);
@@ -2127,9 +2129,9 @@ static void test_older_stamped_address_keeps_correction(void **state)
 	assert_dials(&c, right, "corrected in group 0");
 	for (raft_id id = 1; id <= 3; id++) {
 		assert_true(engine_peer_learned(c.nodes[id].e, 4) > stamp);
-		assert_int_equal(engine_learn_address_at(c.nodes[id].e, c.group_ids[1], 4, wrong,
-		                                         stamp),
-		                 ENGINE_OK);
+		assert_int_equal(
+		        engine_learn_address_at(c.nodes[id].e, c.group_ids[1], 4, wrong, stamp),
+		        ENGINE_OK);
 	}
 	assert_dials(&c, right, "group 1's older address applied after the correction");
 	for (raft_id id = 1; id <= 3; id++)
@@ -2140,9 +2142,9 @@ static void test_older_stamped_address_keeps_correction(void **state)
 	assert_dials(&c, right, "group 1's older address applied, restarted");
 	/* Applied again (a restart replays the log): still nothing. */
 	for (raft_id id = 1; id <= 3; id++)
-		assert_int_equal(engine_learn_address_at(c.nodes[id].e, c.group_ids[1], 4, wrong,
-		                                         stamp),
-		                 ENGINE_OK);
+		assert_int_equal(
+		        engine_learn_address_at(c.nodes[id].e, c.group_ids[1], 4, wrong, stamp),
+		        ENGINE_OK);
 	assert_dials(&c, right, "group 1's older address applied again");
 	/* A newer one, from wherever, is dialed. */
 	after = engine_peer_learned(c.nodes[1].e, 4);
@@ -2151,16 +2153,16 @@ static void test_older_stamped_address_keeps_correction(void **state)
 			after = engine_peer_learned(c.nodes[id].e, 4);
 	}
 	for (raft_id id = 1; id <= 3; id++)
-		assert_int_equal(engine_learn_address_at(c.nodes[id].e, c.group_ids[1], 4, later,
-		                                         after + 1),
-		                 ENGINE_OK);
+		assert_int_equal(
+		        engine_learn_address_at(c.nodes[id].e, c.group_ids[1], 4, later, after + 1),
+		        ENGINE_OK);
 	assert_dials(&c, later, "a newer address in group 1");
 	/* One stamped an hour ahead, then a correction here: the correction wins. */
 	for (raft_id id = 1; id <= 3; id++)
-		assert_int_equal(engine_learn_address_at(c.nodes[id].e, c.group_ids[1], 4, wrong,
-		                                         engine_address_stamp(c.nodes[id].e) +
-		                                                 3600000000u),
-		                 ENGINE_OK);
+		assert_int_equal(
+		        engine_learn_address_at(c.nodes[id].e, c.group_ids[1], 4, wrong,
+		                                engine_address_stamp(c.nodes[id].e) + 3600000000u),
+		        ENGINE_OK);
 	assert_dials(&c, wrong, "an address stamped ahead");
 	correct_address(&c, 0, right);
 	assert_dials(&c, right, "corrected after an address stamped ahead");

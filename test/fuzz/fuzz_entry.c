@@ -155,8 +155,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		rc = h.type == ENTRY_ADDRESSES
 		             ? entry_encode_addresses(again, size, addrs, n, &len)
 		             : entry_encode_addresses_v1(again, size, addrs, n, &len);
-		if (rc != ENTRY_OK ||
-		    len != size || memcmp(again, copy, size) != 0)
+		if (rc != ENTRY_OK || len != size || memcmp(again, copy, size) != 0)
 			__builtin_trap();
 		free(again);
 	} else if (h.type == ENTRY_CHANGE_SET && entry_decode_change_set(&h, &cs) == ENTRY_OK) {
