@@ -820,7 +820,8 @@ static void info_done(void *ctx, const struct engine_result *res)
  * members' Raft addresses travel in the log (review 3 #4): the bootstrap
  * members' are in no membership change.  When a member's info arrives (a
  * member that starts, or a joiner that caught up), the leader proposes the
- * addresses it knows (propose_addresses); every member learns them.
+ * addresses it knows (propose_addresses), each with when it learned it;
+ * every member learns those newer than the ones it dials (user28).
  */
 void dr_engine_groups_entry_applied(DrSm *sm, const uint8 *data, uint32 len)
 {
@@ -840,16 +841,32 @@ void dr_engine_groups_entry_applied(DrSm *sm, const uint8 *data, uint32 len)
 		}
 		return;
 	}
-	if (h.type != ENTRY_ADDRESSES || entry_decode_addresses(&h, a, &n) != ENTRY_OK)
+	if (!entry_is_addresses(h.type) || entry_decode_addresses(&h, a, &n) != ENTRY_OK)
 		return;
 	StaticAssertStmt(ENTRY_RAFT_ADDR_MAX < ENGINE_ADDR_MAX, "a Raft address fits the engine's");
 	for (size_t i = 0; i < n; i++) {
+		int rc;
+
 		memcpy(addr[i], a[i].addr, a[i].addr_len);
 		addr[i][a[i].addr_len] = '\0';
-		/* (saved in the LogDB when new: not under the groups lock) */
-		if (a[i].node_id == (uint32)dr_node_id ||
-		    engine_learn_address(dr_engine->e, sm->group_id, a[i].node_id, addr[i]) !=
-		            ENGINE_OK)
+		if (a[i].node_id == (uint32)dr_node_id) {
+			a[i].node_id = 0;
+			continue;
+		}
+		/*
+		 * (saved in the LogDB when new: not under the groups lock)  Each
+		 * with the leader's stamp: one older than the address this node
+		 * dials, say a correction a user gave after the leader learned it,
+		 * changes nothing (user28).  An entry of older builds has none:
+		 * learned now.
+		 */
+		if (h.type == ENTRY_ADDRESSES)
+			rc = engine_learn_address_at(dr_engine->e, sm->group_id, a[i].node_id,
+			                             addr[i], a[i].learned);
+		else
+			rc = engine_learn_address(dr_engine->e, sm->group_id, a[i].node_id,
+			                          addr[i]);
+		if (rc != ENGINE_OK)
 			a[i].node_id = 0;
 	}
 	LWLockAcquire(dr_shared->groups_lock, LW_EXCLUSIVE);
@@ -869,7 +886,7 @@ static void propose_addresses(DrSm *sm)
 	static struct logdb_bootstrap bs;
 	struct entry_address a[ENTRY_ADDRESSES_MAX];
 	const struct raft_membership *m = &st.membership;
-	uint8 buf[ENTRY_HEADER_BYTES + 2 + ENTRY_ADDRESSES_MAX * (6 + ENTRY_RAFT_ADDR_MAX)];
+	uint8 buf[ENTRY_ADDRESSES_BYTES(ENTRY_ADDRESSES_MAX, ENTRY_RAFT_ADDR_MAX)];
 	size_t n = 0, len;
 	char own[DR_ADDR_LEN];
 
@@ -885,18 +902,24 @@ static void propose_addresses(DrSm *sm)
 	SpinLockRelease(&dr_shared->mutex);
 	for (uint32 i = 0; i < m->n_voters + m->n_nonvoters && n < ENTRY_ADDRESSES_MAX; i++) {
 		raft_id id = i < m->n_voters ? m->voters[i] : m->nonvoters[i - m->n_voters];
-		/* (the address this node dials it at: learned last, maybe in another group) */
+		/* (the address this node dials it at: the newest, maybe from another
+		 * group; its own: given now) */
 		const char *addr =
 		        id == (raft_id)dr_node_id ? own : engine_peer_address(dr_engine->e, id);
+		uint64 learned = id == (raft_id)dr_node_id ? engine_address_stamp(dr_engine->e)
+		                                           : engine_peer_learned(dr_engine->e, id);
 
 		for (uint32 k = 0; addr == NULL && k < bs.n_addresses && k < RAFT_MAX_MEMBERS; k++)
-			if (bs.addresses[k].node_id == id)
+			if (bs.addresses[k].node_id == id) {
 				addr = bs.addresses[k].addr;
+				learned = bs.addresses[k].learned;
+			}
 		if (addr == NULL || addr[0] == '\0' || strlen(addr) > ENTRY_RAFT_ADDR_MAX)
 			continue;
 		a[n].node_id = (uint32)id;
 		a[n].addr = addr;
 		a[n].addr_len = (uint16)strlen(addr);
+		a[n].learned = learned;
 		n++;
 	}
 	if (n > 0 && entry_encode_addresses(buf, sizeof(buf), a, n, &len) == ENTRY_OK &&

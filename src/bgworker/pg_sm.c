@@ -197,7 +197,7 @@ static int sm_apply(void *ctx, const struct engine_sm_entry *ents, uint32_t n)
 			return ENGINE_ERR_NOMEM;
 		/* Members' addresses are the engine worker's (engine_groups.c). */
 		if (ents[i].len > ENTRY_HEADER_BYTES &&
-		    (ents[i].data[1] == ENTRY_ADDRESSES || ents[i].data[1] == ENTRY_MEMBER_INFO))
+		    (entry_is_addresses(ents[i].data[1]) || ents[i].data[1] == ENTRY_MEMBER_INFO))
 			dr_engine_groups_entry_applied(sm, ents[i].data, ents[i].len);
 	}
 	return ENGINE_OK;

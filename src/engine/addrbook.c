@@ -20,6 +20,10 @@
  * log's membership changes taught (saved): a restart applies the changes
  * above the last snapshot again, and one at or below that index does not
  * teach its address again over a later correction (engine_learn_address).
+ * An address another group's leader replicates comes with that leader's
+ * stamp for it (engine_learn_address_at): older than the one dialed, say a
+ * correction a user gave since, it changes nothing, in whatever group and
+ * order it arrives; the engine's clock goes past every stamp it is given.
  */
 #include <stdio.h>
 #include <string.h>
@@ -165,6 +169,51 @@ int eng_book_save(struct engine *e, struct group *g)
 	return rc;
 }
 
+/* g's book entry for id, or NULL. */
+static struct engine_member *book_find(struct group *g, raft_id id)
+{
+	for (uint32_t i = 0; i < g->book.n; i++)
+		if (g->book.m[i].node_id == id)
+			return &g->book.m[i];
+	return NULL;
+}
+
+/* A new entry for id in g's book (*out). */
+static int book_add(struct engine *e, struct group *g, raft_id id, struct engine_member **out)
+{
+	struct addrbook *b = &g->book;
+	struct engine_member *nm;
+
+	if (b->n == RAFT_MAX_MEMBERS)
+		return eng_err(e, ENGINE_ERR_INVALID, "group %llu: address book full",
+		               (unsigned long long)g->id);
+	nm = e->a->realloc(b->m, (b->n + 1) * sizeof(*b->m));
+	if (nm == NULL)
+		return eng_err(e, ENGINE_ERR_NOMEM, "group %llu: out of memory",
+		               (unsigned long long)g->id);
+	b->m = nm;
+	*out = &b->m[b->n++];
+	(*out)->node_id = id;
+	return ENGINE_OK;
+}
+
+/* m (in g's book) is at addr, learned then: saved, and offered to the network. */
+static int book_set(struct engine *e, struct group *g, struct engine_member *m, const char *addr,
+                    size_t len, uint64_t learned)
+{
+	int rc;
+
+	memcpy(m->addr, addr, len);
+	m->addr[len] = '\0';
+	m->learned = learned;
+	rc = eng_book_save(e, g);
+	if (rc != ENGINE_OK)
+		return eng_fail_engine(e, rc, "group %llu: saving the address of node %llu",
+		                       (unsigned long long)g->id, (unsigned long long)m->node_id);
+	peer_offer(e, m->node_id, m->addr, m->learned);
+	return ENGINE_OK;
+}
+
 /*
  * id is at addr: kept in g's book and learned now (the network dials the
  * address learned last).  One the book holds already is learned again only
@@ -175,43 +224,51 @@ int eng_book_save(struct engine *e, struct group *g)
 static int learn(struct engine *e, struct group *g, raft_id id, const char *addr, size_t len,
                  bool again)
 {
-	struct addrbook *b = &g->book;
-	struct engine_member *m = NULL;
+	struct engine_member *m;
 	const char *dialed;
 	int rc;
 
 	if (len == 0 || len >= ENGINE_ADDR_MAX || id == 0)
 		return ENGINE_OK;
-	for (uint32_t i = 0; i < b->n; i++)
-		if (b->m[i].node_id == id)
-			m = &b->m[i];
+	m = book_find(g, id);
 	if (m != NULL && strlen(m->addr) == len && memcmp(m->addr, addr, len) == 0 &&
 	    (!again || id == e->cfg.node_id || (dialed = engine_peer_address(e, id)) == NULL ||
 	     strcmp(dialed, m->addr) == 0))
 		return ENGINE_OK;
-	if (m == NULL) {
-		struct engine_member *nm;
+	if (m == NULL && (rc = book_add(e, g, id, &m)) != ENGINE_OK)
+		return rc;
+	return book_set(e, g, m, addr, len, learn_stamp(e));
+}
 
-		if (b->n == RAFT_MAX_MEMBERS)
-			return eng_err(e, ENGINE_ERR_INVALID, "group %llu: address book full",
-			               (unsigned long long)g->id);
-		nm = e->a->realloc(b->m, (b->n + 1) * sizeof(*b->m));
-		if (nm == NULL)
-			return eng_err(e, ENGINE_ERR_NOMEM, "group %llu: out of memory",
-			               (unsigned long long)g->id);
-		b->m = nm;
-		m = &b->m[b->n++];
-		m->node_id = id;
-	}
-	memcpy(m->addr, addr, len);
-	m->addr[len] = '\0';
-	m->learned = learn_stamp(e);
-	rc = eng_book_save(e, g);
-	if (rc != ENGINE_OK)
-		return eng_fail_engine(e, rc, "group %llu: saving the address of node %llu",
-		                       (unsigned long long)g->id, (unsigned long long)id);
-	peer_offer(e, id, m->addr, m->learned);
-	return ENGINE_OK;
+/*
+ * id is at addr, learned at stamp `learned` where it comes from (the leader
+ * that replicated it).  Nothing changes when the network dials the node at a
+ * newer address already, whichever group brought it (an older address that
+ * another group replicates late does not undo a correction: user28), or when
+ * the book holds a newer one or this one; else the book keeps it with its
+ * stamp and the network dials it.  One the book lacks is kept all the same
+ * (the group accepts the node's messages), dialed only if newest.  The
+ * engine's clock goes past the stamp: what this node learns later is newer.
+ */
+static int learn_at(struct engine *e, struct group *g, raft_id id, const char *addr, size_t len,
+                    uint64_t learned)
+{
+	const struct eng_peer *p = find_peer(e, id);
+	struct engine_member *m;
+	int rc;
+
+	if (len == 0 || len >= ENGINE_ADDR_MAX || id == 0)
+		return ENGINE_OK;
+	if (learned > e->addr_clock)
+		e->addr_clock = learned;
+	m = book_find(g, id);
+	if (m != NULL &&
+	    ((p != NULL && p->learned > learned) || m->learned > learned ||
+	     (m->learned == learned && strlen(m->addr) == len && memcmp(m->addr, addr, len) == 0)))
+		return ENGINE_OK;
+	if (m == NULL && (rc = book_add(e, g, id, &m)) != ENGINE_OK)
+		return rc;
+	return book_set(e, g, m, addr, len, learned);
 }
 
 int eng_learn_address(struct engine *e, struct group *g, raft_id id, const char *addr, size_t len)
@@ -227,6 +284,29 @@ int engine_learn_address(struct engine *e, uint64_t group_id, raft_id node_id, c
 		return eng_err(e, ENGINE_ERR_NO_GROUP, "group %llu is not here",
 		               (unsigned long long)group_id);
 	return learn(e, g, node_id, addr, strlen(addr), true);
+}
+
+int engine_learn_address_at(struct engine *e, uint64_t group_id, raft_id node_id, const char *addr,
+                            uint64_t learned)
+{
+	struct group *g = eng_group(e, group_id);
+
+	if (g == NULL)
+		return eng_err(e, ENGINE_ERR_NO_GROUP, "group %llu is not here",
+		               (unsigned long long)group_id);
+	return learn_at(e, g, node_id, addr, strlen(addr), learned);
+}
+
+uint64_t engine_peer_learned(const struct engine *e, raft_id node_id)
+{
+	const struct eng_peer *p = find_peer(e, node_id);
+
+	return p != NULL ? p->learned : 0;
+}
+
+uint64_t engine_address_stamp(struct engine *e)
+{
+	return learn_stamp(e);
 }
 
 void eng_announce_addresses(struct engine *e, struct group *g)

@@ -528,12 +528,27 @@ bool engine_has_work(const struct engine *e);
 /*
  * node_id (a member of the group, or one being added) listens at addr: kept
  * in the group's address book (saved) and handed to the network, as the
- * address a membership change brings.  For addresses the group replicates
- * (the leader's book) and those a user gives again: the address dialed from
- * now on, also when the book held it already (learned before another
+ * address a membership change brings, learned now.  For addresses a user
+ * gives again (and those replicated without a stamp): the address dialed
+ * from now on, also when the book held it already (learned before another
  * group's).  ENGINE_ERR_NO_GROUP.
  */
 int engine_learn_address(struct engine *e, uint64_t group_id, raft_id node_id, const char *addr);
+/*
+ * The same for an address learned at stamp `learned` where it comes from
+ * (the leader that replicated it: its engine_peer_learned, or for its own
+ * address an engine_address_stamp): the network dials it unless it dials the
+ * node at a newer one already, whichever group brought that, and the book
+ * keeps the newer of the two.  Stamps are wall-clock: servers whose clocks
+ * disagree can order two addresses the wrong way.  ENGINE_ERR_NO_GROUP.
+ */
+int engine_learn_address_at(struct engine *e, uint64_t group_id, raft_id node_id, const char *addr,
+                            uint64_t learned);
+/* When the address engine_peer_address gives was learned (0: none, or not recorded). */
+uint64_t engine_peer_learned(const struct engine *e, raft_id node_id);
+/* A stamp for an address given now: wall-clock microseconds, above every stamp
+ * this engine handed out or was given. */
+uint64_t engine_address_stamp(struct engine *e);
 /*
  * The address this node dials node_id at (the one last handed to add_peer:
  * of the addresses its groups know for it, the one learned last), or NULL

@@ -42,6 +42,7 @@ const char *entry_type_name(unsigned type)
 	case ENTRY_REGISTER_TABLE_V1:
 		return "table registration";
 	case ENTRY_ADDRESSES:
+	case ENTRY_ADDRESSES_V1:
 		return "member addresses";
 	case ENTRY_RESEND_TABLE:
 	case ENTRY_RESEND_TABLE_V1:
@@ -53,6 +54,11 @@ const char *entry_type_name(unsigned type)
 int entry_is_ddl(unsigned type)
 {
 	return type == ENTRY_DDL || type == ENTRY_DDL_V2 || type == ENTRY_DDL_V1;
+}
+
+int entry_is_addresses(unsigned type)
+{
+	return type == ENTRY_ADDRESSES || type == ENTRY_ADDRESSES_V1;
 }
 
 static void put16(uint8_t *p, uint16_t v)
@@ -67,6 +73,12 @@ static void put32(uint8_t *p, uint32_t v)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
+static void put64(uint8_t *p, uint64_t v)
+{
+	put32(p, (uint32_t)v);
+	put32(p + 4, (uint32_t)(v >> 32));
+}
+
 static uint16_t get16(const uint8_t *p)
 {
 	return (uint16_t)(p[0] | (p[1] << 8));
@@ -75,6 +87,11 @@ static uint16_t get16(const uint8_t *p)
 static uint32_t get32(const uint8_t *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
 }
 
 static void put_header(uint8_t *p, unsigned type)
@@ -171,10 +188,11 @@ static int check_raft_addr(const char *a, size_t len)
 	return ENTRY_OK;
 }
 
-int entry_encode_addresses(uint8_t *buf, size_t cap, const struct entry_address *a, size_t n,
-                           size_t *len)
+/* Encode n addresses as an entry of type (stamped: ENTRY_ADDRESSES). */
+static int encode_addresses(uint8_t *buf, size_t cap, unsigned type, const struct entry_address *a,
+                            size_t n, size_t *len)
 {
-	size_t off = ENTRY_HEADER_BYTES + 2;
+	size_t off = ENTRY_HEADER_BYTES + 2, stamp = type == ENTRY_ADDRESSES ? 8 : 0;
 
 	*len = 0;
 	if (n == 0 || n > ENTRY_ADDRESSES_MAX)
@@ -182,26 +200,40 @@ int entry_encode_addresses(uint8_t *buf, size_t cap, const struct entry_address 
 	for (size_t i = 0; i < n; i++) {
 		if (a[i].node_id == 0 || check_raft_addr(a[i].addr, a[i].addr_len) != ENTRY_OK)
 			return ENTRY_ERR_FORMAT;
-		if (cap < off + 6 + a[i].addr_len)
+		if (cap < off + 6 + stamp + a[i].addr_len)
 			return ENTRY_ERR_SPACE;
 		put32(buf + off, a[i].node_id);
-		put16(buf + off + 4, a[i].addr_len);
-		memcpy(buf + off + 6, a[i].addr, a[i].addr_len);
-		off += 6 + a[i].addr_len;
+		if (stamp > 0)
+			put64(buf + off + 4, a[i].learned);
+		put16(buf + off + 4 + stamp, a[i].addr_len);
+		memcpy(buf + off + 6 + stamp, a[i].addr, a[i].addr_len);
+		off += 6 + stamp + a[i].addr_len;
 	}
-	put_header(buf, ENTRY_ADDRESSES);
+	put_header(buf, type);
 	put16(buf + ENTRY_HEADER_BYTES, (uint16_t)n);
 	*len = off;
 	return ENTRY_OK;
 }
 
+int entry_encode_addresses(uint8_t *buf, size_t cap, const struct entry_address *a, size_t n,
+                           size_t *len)
+{
+	return encode_addresses(buf, cap, ENTRY_ADDRESSES, a, n, len);
+}
+
+int entry_encode_addresses_v1(uint8_t *buf, size_t cap, const struct entry_address *a, size_t n,
+                              size_t *len)
+{
+	return encode_addresses(buf, cap, ENTRY_ADDRESSES_V1, a, n, len);
+}
+
 int entry_decode_addresses(const struct entry_header *h, struct entry_address *out, size_t *n)
 {
 	const uint8_t *b = h->body;
-	size_t off = 2, count;
+	size_t off = 2, count, stamp = h->type == ENTRY_ADDRESSES ? 8 : 0;
 
 	*n = 0;
-	if (h->type != ENTRY_ADDRESSES)
+	if (!entry_is_addresses(h->type))
 		return ENTRY_ERR_TYPE;
 	if (h->body_len < 2)
 		return ENTRY_ERR_SHORT;
@@ -211,12 +243,13 @@ int entry_decode_addresses(const struct entry_header *h, struct entry_address *o
 	for (size_t i = 0; i < count; i++) {
 		int rc;
 
-		if (h->body_len < off + 6)
+		if (h->body_len < off + 6 + stamp)
 			return ENTRY_ERR_SHORT;
 		out[i].node_id = get32(b + off);
-		out[i].addr_len = get16(b + off + 4);
-		out[i].addr = (const char *)b + off + 6;
-		off += 6 + out[i].addr_len;
+		out[i].learned = stamp > 0 ? get64(b + off + 4) : 0;
+		out[i].addr_len = get16(b + off + 4 + stamp);
+		out[i].addr = (const char *)b + off + 6 + stamp;
+		off += 6 + stamp + out[i].addr_len;
 		if (h->body_len < off)
 			return ENTRY_ERR_SHORT;
 		rc = check_raft_addr(out[i].addr, out[i].addr_len);
@@ -359,7 +392,7 @@ static int get_u64(struct entry_reader *r, uint64_t *v)
 {
 	if (!need(r, 8))
 		return ENTRY_ERR_SHORT;
-	*v = (uint64_t)get32(r->p) | (uint64_t)get32(r->p + 4) << 32;
+	*v = get64(r->p);
 	r->p += 8;
 	return ENTRY_OK;
 }

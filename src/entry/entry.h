@@ -19,10 +19,18 @@
  *	                    printable ASCII, 1..ENTRY_CLIENT_ADDR_MAX bytes)
  *
  *	ENTRY_ADDRESSES     u16 count (1..ENTRY_ADDRESSES_MAX), each: u32 node id
- *	                    (not 0), u16 length, Raft address (no NUL; printable
- *	                    ASCII, 1..ENTRY_RAFT_ADDR_MAX bytes): the members'
- *	                    Raft addresses as the leader that proposed it knows
- *	                    them, so that every member can reach every other
+ *	                    (not 0), u64 stamp, u16 length, Raft address (no NUL;
+ *	                    printable ASCII, 1..ENTRY_RAFT_ADDR_MAX bytes): the
+ *	                    members' Raft addresses as the leader that proposed
+ *	                    it knows them, so that every member can reach every
+ *	                    other, each with when the leader learned it
+ *	                    (wall-clock microseconds; its own: when it proposed;
+ *	                    0: not known).  A member keeps, for each node, the
+ *	                    address with the newest stamp, whichever group
+ *	                    brings it (builds before 2026-12-03 refuse it)
+ *	ENTRY_ADDRESSES_V1  as ENTRY_ADDRESSES without the stamps: written by
+ *	                    older builds, still decoded (learned when applied),
+ *	                    never written
  *
  *	ENTRY_CHANGE_SET    owner, sections (one committed transaction's changes)
  *	ENTRY_DDL           u32 node id, name(role), u32 length, command (UTF-8
@@ -118,14 +126,18 @@ enum entry_type {
 	ENTRY_CHANGE_SET = 2,        /* the row changes of one committed transaction */
 	ENTRY_DDL_V1 = 3,            /* ENTRY_DDL of older builds (no search_path) */
 	ENTRY_REGISTER_TABLE_V1 = 4, /* ENTRY_REGISTER_TABLE of older builds */
-	ENTRY_ADDRESSES = 5,         /* the members' Raft addresses */
+	ENTRY_ADDRESSES_V1 = 5,      /* ENTRY_ADDRESSES of older builds (no stamps) */
 	ENTRY_RESEND_TABLE_V1 = 6,   /* ENTRY_RESEND_TABLE of older builds */
 	ENTRY_REGISTER_TABLE_V2 = 7, /* ENTRY_REGISTER_TABLE of older builds (no extras) */
 	ENTRY_RESEND_TABLE = 8,      /* a registration sent again */
 	ENTRY_REGISTER_TABLE = 9,    /* a table joins the group: its definition, extras, rows */
 	ENTRY_DDL_V2 = 10,           /* ENTRY_DDL of older builds (no schema index) */
 	ENTRY_DDL = 11,              /* a utility command run on every member (execute) */
+	ENTRY_ADDRESSES = 12,        /* the members' Raft addresses, stamped */
 };
+
+/* Is type a members' addresses entry (ENTRY_ADDRESSES or its older type)? */
+int entry_is_addresses(unsigned type);
 
 /* Is type a utility command (ENTRY_DDL or one of its older types)? */
 int entry_is_ddl(unsigned type);
@@ -159,18 +171,26 @@ int entry_encode_member_info(uint8_t *buf, size_t cap, const struct entry_member
 /* Decode the body of a member info entry (h from entry_decode_header). */
 int entry_decode_member_info(const struct entry_header *h, struct entry_member_info *out);
 
-/* ENTRY_ADDRESSES: one member's node id and Raft address (not NUL-terminated). */
+/* ENTRY_ADDRESSES: one member's node id, Raft address (not NUL-terminated) and stamp. */
 struct entry_address {
 	uint32_t node_id;
 	const char *addr;
 	uint16_t addr_len;
+	uint64_t learned; /* when the proposer learned it (0: not known; ENTRY_ADDRESSES_V1) */
 };
+
+/* Bytes an ENTRY_ADDRESSES entry of n addresses of at most addr_max bytes takes at most. */
+#define ENTRY_ADDRESSES_BYTES(n, addr_max) (ENTRY_HEADER_BYTES + 2 + (n) * (14 + (addr_max)))
 
 /* Encode n addresses into buf (cap bytes); *len receives the bytes written. */
 int entry_encode_addresses(uint8_t *buf, size_t cap, const struct entry_address *a, size_t n,
                            size_t *len);
-/* Decode the body of an addresses entry into out (room for ENTRY_ADDRESSES_MAX; the
- * addresses point into the input); *n receives how many. */
+/* The same as an ENTRY_ADDRESSES_V1 (no stamps): tests of older logs only. */
+int entry_encode_addresses_v1(uint8_t *buf, size_t cap, const struct entry_address *a, size_t n,
+                              size_t *len);
+/* Decode the body of an addresses entry of either type into out (room for
+ * ENTRY_ADDRESSES_MAX; the addresses point into the input; learned 0 in an
+ * ENTRY_ADDRESSES_V1); *n receives how many. */
 int entry_decode_addresses(const struct entry_header *h, struct entry_address *out, size_t *n);
 
 /* ---- change sets and table registrations ---- */

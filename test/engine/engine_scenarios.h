@@ -2040,6 +2040,26 @@ static void correct_address(struct cluster *c, int gi, const char *addr)
 		                 ENGINE_OK);
 }
 
+/* Nodes 1..3 run groups 0 and 1, and node 4 is added to both at wrong (every node dials it there).
+ */
+static void added_wrong(struct cluster *c, const struct engine_config *cfg, const char *wrong)
+{
+	assert_int_equal(cluster_init_with(c, test_storage, 4, 3, 2, cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(c, all_led, NULL, 200));
+	for (int gi = 0; gi < 2; gi++) {
+		struct engine_wait w = {0};
+
+		assert_int_equal(engine_add_nonvoter(c->nodes[cluster_leader(c, gi)].e,
+		                                     c->group_ids[gi], 4, wrong, engine_wait_cb,
+		                                     &w),
+		                 ENGINE_OK);
+		assert_true(cluster_run(c, waited, &w, 100));
+		assert_int_equal(w.res.rc, ENGINE_OK);
+	}
+	assert_true(cluster_run(c, four_added_everywhere, NULL, 100));
+	assert_dials(c, wrong, "added");
+}
+
 /*
  * A member's address given wrong to add_nonvoter (in both groups) and
  * corrected with engine_learn_address stays corrected after every node
@@ -2056,19 +2076,7 @@ static void test_corrected_address_survives_restart(void **state)
 	const char *wrong = "127.0.0.1:9", *right[2] = {"127.0.0.1:7404", "127.0.0.1:8404"};
 
 	(void)state;
-	assert_int_equal(cluster_init_with(&c, test_storage, 4, 3, 2, &cfg, 0), ENGINE_OK);
-	assert_true(cluster_run(&c, all_led, NULL, 200));
-	for (int gi = 0; gi < 2; gi++) {
-		struct engine_wait w = {0};
-
-		assert_int_equal(engine_add_nonvoter(c.nodes[cluster_leader(&c, gi)].e,
-		                                     c.group_ids[gi], 4, wrong, engine_wait_cb, &w),
-		                 ENGINE_OK);
-		assert_true(cluster_run(&c, waited, &w, 100));
-		assert_int_equal(w.res.rc, ENGINE_OK);
-	}
-	assert_true(cluster_run(&c, four_added_everywhere, NULL, 100));
-	assert_dials(&c, wrong, "added");
+	added_wrong(&c, &cfg, wrong);
 	for (int gi = 0; gi < 2; gi++) {
 		char when[64];
 
@@ -2088,6 +2096,76 @@ static void test_corrected_address_survives_restart(void **state)
 	 * again, the network dials it (review 29 F1). */
 	correct_address(&c, 0, right[0]);
 	assert_dials(&c, right[0], "group 0's address given again");
+	cluster_destroy(&c);
+}
+
+/*
+ * An address another group replicates late, stamped when its leader learned
+ * it, does not undo a newer correction (user28): node 4 is added at a wrong
+ * address to both groups; group 1's leader proposes the addresses it knows
+ * (its stamp for node 4: when it learned the wrong one); then node 4 is
+ * corrected in group 0 on every node; then group 1's entry is applied late.
+ * Every node keeps dialing the correction, also after a restart.  An address
+ * stamped after the correction is dialed; one stamped ahead of this node's
+ * clock (another server's clock ahead) pushes the clock on, so that a
+ * correction given later here still wins.
+ */
+static void test_older_stamped_address_keeps_correction(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	const char *wrong = "127.0.0.1:9", *right = "127.0.0.1:7404", *later = "127.0.0.1:8404";
+	uint64_t stamp, after;
+	raft_id l1;
+
+	(void)state;
+	added_wrong(&c, &cfg, wrong);
+	/* What group 1's leader would put in its ENTRY_ADDRESSES now. */
+	l1 = cluster_leader(&c, 1);
+	assert_string_equal(engine_peer_address(c.nodes[l1].e, 4), wrong);
+	stamp = engine_peer_learned(c.nodes[l1].e, 4);
+	assert_true(stamp > 0);
+	correct_address(&c, 0, right);
+	assert_dials(&c, right, "corrected in group 0");
+	for (raft_id id = 1; id <= 3; id++) {
+		assert_true(engine_peer_learned(c.nodes[id].e, 4) > stamp);
+		assert_int_equal(
+		        engine_learn_address_at(c.nodes[id].e, c.group_ids[1], 4, wrong, stamp),
+		        ENGINE_OK);
+	}
+	assert_dials(&c, right, "group 1's older address applied after the correction");
+	for (raft_id id = 1; id <= 3; id++)
+		cluster_crash(&c, id);
+	for (raft_id id = 1; id <= 3; id++)
+		assert_int_equal(cluster_restart(&c, id), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	assert_dials(&c, right, "group 1's older address applied, restarted");
+	/* Applied again (a restart replays the log): still nothing. */
+	for (raft_id id = 1; id <= 3; id++)
+		assert_int_equal(
+		        engine_learn_address_at(c.nodes[id].e, c.group_ids[1], 4, wrong, stamp),
+		        ENGINE_OK);
+	assert_dials(&c, right, "group 1's older address applied again");
+	/* A newer one, from wherever, is dialed. */
+	after = engine_peer_learned(c.nodes[1].e, 4);
+	for (raft_id id = 1; id <= 3; id++) {
+		if (engine_peer_learned(c.nodes[id].e, 4) > after)
+			after = engine_peer_learned(c.nodes[id].e, 4);
+	}
+	for (raft_id id = 1; id <= 3; id++)
+		assert_int_equal(
+		        engine_learn_address_at(c.nodes[id].e, c.group_ids[1], 4, later, after + 1),
+		        ENGINE_OK);
+	assert_dials(&c, later, "a newer address in group 1");
+	/* One stamped an hour ahead, then a correction here: the correction wins. */
+	for (raft_id id = 1; id <= 3; id++)
+		assert_int_equal(
+		        engine_learn_address_at(c.nodes[id].e, c.group_ids[1], 4, wrong,
+		                                engine_address_stamp(c.nodes[id].e) + 3600000000u),
+		        ENGINE_OK);
+	assert_dials(&c, wrong, "an address stamped ahead");
+	correct_address(&c, 0, right);
+	assert_dials(&c, right, "corrected after an address stamped ahead");
 	cluster_destroy(&c);
 }
 
@@ -4662,6 +4740,7 @@ int main(void)
 	        cmocka_unit_test(test_install_over_longer_log),
 	        cmocka_unit_test(test_learn_address),
 	        cmocka_unit_test(test_corrected_address_survives_restart),
+	        cmocka_unit_test(test_older_stamped_address_keeps_correction),
 	        cmocka_unit_test(test_remove_member),
 	        cmocka_unit_test(test_removed_member_leaves_network),
 	        cmocka_unit_test(test_removal_learnt_from_snapshot),

@@ -144,14 +144,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    len != size || memcmp(again, copy, size) != 0)
 			__builtin_trap();
 		free(again);
-	} else if (h.type == ENTRY_ADDRESSES &&
+	} else if (entry_is_addresses(h.type) &&
 	           entry_decode_addresses(&h, addrs, &len) == ENTRY_OK) {
 		size_t n = len;
+		int rc;
 
 		again = malloc(size);
-		if (again == NULL ||
-		    entry_encode_addresses(again, size, addrs, n, &len) != ENTRY_OK ||
-		    len != size || memcmp(again, copy, size) != 0)
+		if (again == NULL)
+			__builtin_trap();
+		rc = h.type == ENTRY_ADDRESSES
+		             ? entry_encode_addresses(again, size, addrs, n, &len)
+		             : entry_encode_addresses_v1(again, size, addrs, n, &len);
+		if (rc != ENTRY_OK || len != size || memcmp(again, copy, size) != 0)
 			__builtin_trap();
 		free(again);
 	} else if (h.type == ENTRY_CHANGE_SET && entry_decode_change_set(&h, &cs) == ENTRY_OK) {

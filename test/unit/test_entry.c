@@ -72,24 +72,40 @@ static void test_encode_refuses(void **state)
 	assert_int_equal(entry_encode_member_info(buf, sizeof(buf), &mi, &len), ENTRY_OK);
 }
 
-static void test_addresses(void **state)
+/* buf (len bytes) is an addresses entry of type holding node 1 and node 42 at "[::1]:7402". */
+static void decode_two(const uint8_t *buf, size_t len, unsigned type, struct entry_address *out)
 {
-	struct entry_address in[2] = {{1, "10.0.0.1:7400", 13}, {42, "[::1]:7402", 10}};
-	struct entry_address out[ENTRY_ADDRESSES_MAX], bad;
 	struct entry_header h;
-	uint8_t buf[128];
-	size_t len, n;
+	size_t n;
 
-	(void)state;
-	assert_int_equal(entry_encode_addresses(buf, sizeof(buf), in, 2, &len), ENTRY_OK);
-	assert_int_equal(len, ENTRY_HEADER_BYTES + 2 + 6 + 13 + 6 + 10);
 	assert_int_equal(entry_decode_header(buf, len, &h), ENTRY_OK);
+	assert_int_equal(h.type, type);
 	assert_string_equal(entry_type_name(h.type), "member addresses");
+	assert_true(entry_is_addresses(h.type));
 	assert_int_equal(entry_decode_addresses(&h, out, &n), ENTRY_OK);
 	assert_int_equal(n, 2);
+	assert_int_equal(out[0].node_id, 1);
 	assert_int_equal(out[1].node_id, 42);
 	assert_int_equal(out[1].addr_len, 10);
 	assert_memory_equal(out[1].addr, "[::1]:7402", 10);
+}
+
+static void test_addresses(void **state)
+{
+	struct entry_address in[2] = {{1, "10.0.0.1:7400", 13, 0x0102030405060708u},
+	                              {42, "[::1]:7402", 10, UINT64_MAX}};
+	struct entry_address out[ENTRY_ADDRESSES_MAX], bad;
+	struct entry_header h;
+	uint8_t buf[128];
+	size_t len, n, a0 = ENTRY_HEADER_BYTES + 2; /* where the first address starts */
+
+	(void)state;
+	assert_int_equal(entry_encode_addresses(buf, sizeof(buf), in, 2, &len), ENTRY_OK);
+	assert_int_equal(len, ENTRY_HEADER_BYTES + 2 + 14 + 13 + 14 + 10);
+	assert_true(len <= ENTRY_ADDRESSES_BYTES(2, 13));
+	decode_two(buf, len, ENTRY_ADDRESSES, out);
+	assert_int_equal(out[0].learned, 0x0102030405060708u);
+	assert_true(out[1].learned == UINT64_MAX);
 	/* Every shorter body is truncated; a byte more is left over. */
 	for (size_t k = ENTRY_HEADER_BYTES; k < len; k++) {
 		assert_int_equal(entry_decode_header(buf, k, &h), ENTRY_OK);
@@ -100,12 +116,12 @@ static void test_addresses(void **state)
 	assert_int_equal(entry_decode_addresses(&h, out, &n), ENTRY_ERR_FORMAT);
 	/* A node id 0, a control character, a count of 0 or over the most. */
 	assert_int_equal(entry_decode_header(buf, len, &h), ENTRY_OK);
-	buf[ENTRY_HEADER_BYTES + 2] = 0;
+	buf[a0] = 0;
 	assert_int_equal(entry_decode_addresses(&h, out, &n), ENTRY_ERR_FORMAT);
-	buf[ENTRY_HEADER_BYTES + 2] = 1;
-	buf[ENTRY_HEADER_BYTES + 2 + 6] = '\n';
+	buf[a0] = 1;
+	buf[a0 + 14] = '\n';
 	assert_int_equal(entry_decode_addresses(&h, out, &n), ENTRY_ERR_FORMAT);
-	buf[ENTRY_HEADER_BYTES + 2 + 6] = '1';
+	buf[a0 + 14] = '1';
 	buf[ENTRY_HEADER_BYTES] = 0;
 	assert_int_equal(entry_decode_addresses(&h, out, &n), ENTRY_ERR_FORMAT);
 	buf[ENTRY_HEADER_BYTES] = ENTRY_ADDRESSES_MAX + 1;
@@ -119,6 +135,38 @@ static void test_addresses(void **state)
 	bad = in[0];
 	bad.node_id = 0;
 	assert_int_equal(entry_encode_addresses(buf, sizeof(buf), &bad, 1, &len), ENTRY_ERR_FORMAT);
+}
+
+/* An ENTRY_ADDRESSES_V1 of older builds (no stamps) is still decoded, learned 0. */
+static void test_addresses_v1(void **state)
+{
+	struct entry_address in[2] = {{1, "10.0.0.1:7400", 13, 99}, {42, "[::1]:7402", 10, 7}};
+	struct entry_address out[ENTRY_ADDRESSES_MAX];
+	struct entry_header h;
+	uint8_t buf[128];
+	size_t len, n;
+
+	(void)state;
+	assert_int_equal(entry_encode_addresses_v1(buf, sizeof(buf), in, 2, &len), ENTRY_OK);
+	/* The layout older builds wrote, byte for byte. */
+	assert_int_equal(len, ENTRY_HEADER_BYTES + 2 + 6 + 13 + 6 + 10);
+	assert_int_equal(buf[1], 5);
+	assert_int_equal(buf[ENTRY_HEADER_BYTES], 2);
+	assert_int_equal(buf[ENTRY_HEADER_BYTES + 2], 1);
+	assert_int_equal(buf[ENTRY_HEADER_BYTES + 2 + 4], 13);
+	assert_memory_equal(buf + ENTRY_HEADER_BYTES + 2 + 6, "10.0.0.1:7400", 13);
+	decode_two(buf, len, ENTRY_ADDRESSES_V1, out);
+	assert_int_equal(out[0].learned, 0);
+	assert_int_equal(out[1].learned, 0);
+	for (size_t k = ENTRY_HEADER_BYTES; k < len; k++) {
+		assert_int_equal(entry_decode_header(buf, k, &h), ENTRY_OK);
+		assert_int_equal(entry_decode_addresses(&h, out, &n), ENTRY_ERR_SHORT);
+	}
+	/* Another type is not an addresses entry. */
+	buf[1] = ENTRY_MEMBER_INFO;
+	assert_int_equal(entry_decode_header(buf, len, &h), ENTRY_OK);
+	assert_int_equal(entry_decode_addresses(&h, out, &n), ENTRY_ERR_TYPE);
+	assert_false(entry_is_addresses(ENTRY_MEMBER_INFO));
 }
 
 static void test_header_refuses(void **state)
@@ -779,6 +827,7 @@ int main(void)
 	        cmocka_unit_test(test_encode_refuses),
 	        cmocka_unit_test(test_header_refuses),
 	        cmocka_unit_test(test_addresses),
+	        cmocka_unit_test(test_addresses_v1),
 	        cmocka_unit_test(test_member_info_refuses),
 	        cmocka_unit_test(test_strerror),
 	        cmocka_unit_test(test_change_set_round_trip),
