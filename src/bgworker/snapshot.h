@@ -170,6 +170,9 @@ typedef struct DrSnapJob {
 
 /* GUC for tests only (dragonraft.testing_snapshot_delay, ms). */
 extern int dr_testing_snapshot_delay;
+/* GUC for tests only (dragonraft.testing_digest_delay, ms): table_digest pauses this
+ * long between its snapshot and its read of the applied index, the apply held. */
+extern int dr_testing_digest_delay;
 
 /* snapshot_progress.c */
 extern Size dr_snapshot_shmem_size(void);

@@ -1,0 +1,175 @@
+# dragonraft.table_digest on the LEADER is of exactly the applied index it
+# returns, under concurrent writes (helper digestidx).
+# 1. A hammer: pgbench writers on the leader, digests on every member in
+#    rounds (the leader's each pausing 20 ms inside its hold,
+#    testing_digest_delay); every index digested on the leader and on a
+#    follower agrees.
+# 2. The hole: while a digest held the group's apply for longer than the
+#    engine's request timeout (2 s here: 4 election timeouts of ticks), the
+#    leader's later proposals, committed in the log but not handed to the
+#    apply side, completed "committed" at their deadline (engine client.c,
+#    eng_expire), and their backends committed locally at their turn, held
+#    or not.  A digest reading the group's origin after such a commit
+#    labelled a snapshot that lacked it with its index: a false divergence
+#    against a follower's digest at that index.  Deterministic here: writer
+#    A holds its turn 5 s (testing_commit_delay), the digest waits for its
+#    drain meanwhile, writers B1-B3 propose then (each holds its own turn
+#    0.3 s), and the digest pauses 1.5 s between its snapshot and its read
+#    of the origin (the apply is held then, so the pause must change
+#    nothing).  Its index must be A's, and its digest the follower's at that
+#    index.  (Without the fix: index A's + 3, the digest of A's; with only
+#    the digest's own check, applied index published before the snapshot =
+#    origin after it, kept: the digest fails instead.)
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use DragonCluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IPC::Run;
+
+my $c = DragonCluster->new(3);
+$c->create_group(1);
+my $l = $c->leader(1);
+ok($l, "node $l leads group 1");
+my ($f1, $f2) = grep { $_ != $l } $c->ids;
+
+$c->node($l)->safe_psql('postgres', q{
+CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL, who text);
+INSERT INTO t SELECT g, g, 'init' FROM generate_series(1, 200) g;
+SELECT dragonraft.replicate_table('t', 1);
+});
+ok($c->caught_up(1), 'every member has the table');
+
+# node id's "applied_index rows digest" (one table)
+sub digest
+{
+	my ($id) = @_;
+	return $c->query($id, "SELECT applied_index || ' ' || rows || ' ' || digest "
+		  . "FROM dragonraft.table_digest(1)");
+}
+
+sub status
+{
+	my ($id, $col) = @_;
+	return $c->poll($id, "SELECT $col FROM dragonraft.status WHERE group_id = 1") // '';
+}
+
+# A background psql on the leader running the given commands.
+sub session
+{
+	my ($out, $err) = (\(my $o = ''), \(my $e = ''));
+	my $h = IPC::Run::start([ 'psql', '-XAtq', '-v', 'ON_ERROR_STOP=1', '-d',
+			$c->node($l)->connstr('postgres'), map { ('-c', $_) } @_ ],
+		'>', $out, '2>', $err, IPC::Run::timeout(120));
+	return { h => $h, out => $out, err => $err };
+}
+
+sub finish
+{
+	my ($s) = @_;
+	$s->{h}->finish;
+	return ($? >> 8, ${ $s->{out} }, ${ $s->{err} });
+}
+
+# ---- 1. the hammer ----
+# (the members' infos and addresses are in the log once every member knows
+# every member's client address: no entry of the group but the tests' after)
+ok($c->wait_until('every member to know the client addresses', sub {
+	for my $id ($c->ids)
+	{
+		return 0 unless ($c->poll($id, 'SELECT count(*) FROM dragonraft.members '
+				  . 'WHERE group_id = 1 AND client_address IS NOT NULL') // '') eq '3';
+	}
+	return 1 }), 'every member knows every client address');
+$c->node($l)->safe_psql('postgres',
+	'ALTER SYSTEM SET dragonraft.testing_digest_delay = 20; SELECT pg_reload_conf()');
+my $script = PostgreSQL::Test::Utils::tempdir() . '/update.sql';
+PostgreSQL::Test::Utils::append_to_file($script,
+	"\\set id random(1, 200)\nUPDATE t SET v = v + 1 WHERE id = :id;\n");
+my ($bout, $berr) = ('', '');
+my $bench = IPC::Run::start([ 'pgbench', '-n', '-c', '4', '-T', '12', '-R', '80', '-f', $script,
+		'-d', $c->node($l)->connstr('postgres') ], '>', \$bout, '2>', \$berr);
+my %seen;    # applied index -> node -> "rows digest"
+my ($rounds, $next) = (0, 0);
+while ($bench->pumpable)
+{
+	my ($li, $ld) = split / /, digest($l), 2;
+	$seen{$li}{$l} = $ld;
+	# a follower's digests until one is at or past the leader's index
+	for (1 .. 8)
+	{
+		my $f = ($f1, $f2)[ $next++ % 2 ];
+		my ($fi, $fd) = split / /, digest($f), 2;
+		$seen{$fi}{$f} = $fd;
+		last if $fi >= $li;
+	}
+	$rounds++;
+	$bench->pump_nb;
+}
+$bench->finish;
+is($? >> 8, 0, 'pgbench succeeded') or diag($berr);
+like($bout, qr/number of failed transactions: 0 /, 'no write failed');
+$c->node($l)->safe_psql('postgres',
+	'ALTER SYSTEM RESET dragonraft.testing_digest_delay; SELECT pg_reload_conf()');
+my ($compared, @differ) = (0);
+for my $i (sort { $a <=> $b } keys %seen)
+{
+	my @fs = grep { $_ != $l } sort keys %{ $seen{$i} };
+	next unless defined $seen{$i}{$l} && @fs;
+	$compared++;
+	push @differ, "index $i: node $l $seen{$i}{$l}; " . join('; ', map { "node $_ $seen{$i}{$_}" } @fs)
+	  if grep { $seen{$i}{$_} ne $seen{$i}{$l} } @fs;
+}
+note("$rounds rounds; $compared indexes digested on the leader and a follower");
+ok($compared >= 5, "the leader's digests met a follower's at several indexes ($compared)");
+is(join("\n", @differ), '', "every one of them agrees with the follower's at its index");
+
+# ---- 2. writers whose proposals expired during the hold ----
+my $c0 = status($l, 'commit_index');
+my $a = session('SET dragonraft.testing_commit_delay = 5000',
+	"UPDATE t SET v = v + 1, who = 'A' WHERE id = 1");
+my $n;
+ok($c->wait_until("A's entry committed", sub {
+	my $ci = status($l, 'commit_index');
+	$n = $ci if $ci > $c0;
+	return defined $n }), "writer A's entry is committed in the log");
+ok($c->wait_until("node $f1 to apply A's entry", sub { status($f1, 'applied_index') == $n }),
+	"node $f1 applied it (index $n)");
+is($c->query($l, 'SELECT who FROM t WHERE id = 1'), 'init',
+	'the leader has not committed it: A holds its turn');
+my $at_n = digest($f1);
+like($at_n, qr/^$n 200 [0-9a-f]{64}$/, "node ${f1}'s digest at $n, before any later write");
+
+my $d = session('SET dragonraft.testing_digest_delay = 1500',
+	"SELECT applied_index || ' ' || rows || ' ' || digest FROM dragonraft.table_digest(1)");
+ok($c->wait_until('the digest to wait for its hold', sub {
+	($c->poll($l, "SELECT count(*) FROM dragonraft.stat_progress_snapshot "
+			  . "WHERE role = 'digest' AND phase = 'waiting for apply'") // '') eq '1' }),
+	"the leader's digest waits for the drain (A's commit)");
+my @b = map { session('SET dragonraft.testing_commit_delay = 300',
+		"UPDATE t SET v = v + 10, who = 'B$_' WHERE id = " . (10 + $_)) } 1 .. 3;
+my ($rc, $out, $err) = finish($a);
+is($rc, 0, 'writer A committed') or diag($err);
+for my $i (1 .. 3)
+{
+	($rc, $out, $err) = finish($b[ $i - 1 ]);
+	is($rc, 0, "writer B$i committed") or diag($err);
+}
+($rc, $out, $err) = finish($d);
+is($rc, 0, "the leader's digest succeeded") or diag($err);
+chomp $out;
+my ($li) = $out =~ /^(\d+) /;
+ok($c->wait_until("node $f1 to apply everything", sub {
+	my $la = status($l, 'applied_index');
+	return $la eq status($l, 'commit_index') && status($f1, 'applied_index') eq $la }),
+	"node $f1 applied every entry");
+my $at_rest = digest($f1);
+my ($ri) = $at_rest =~ /^(\d+) /;
+is($ri, $n + 3, "the writers' entries came after A's (node $f1 at rest at " . ($n + 3) . ')');
+is($li, $n, "the leader's digest is at A's entry, where its hold drained: B1-B3 waited");
+my $truth = !defined $li ? '(none)' : $li == $n ? $at_n : $li == $ri ? $at_rest : "(no digest of node $f1 at $li)";
+is($out, $truth, "the leader's digest is node ${f1}'s at the same index");
+
+done_testing();
