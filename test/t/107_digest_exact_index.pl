@@ -85,6 +85,9 @@ ok($c->wait_until('every member to know the client addresses', sub {
 	return 1 }), 'every member knows every client address');
 $c->node($l)->safe_psql('postgres',
 	'ALTER SYSTEM SET dragonraft.testing_digest_delay = 20; SELECT pg_reload_conf()');
+ok($c->wait_until("node $l to pause its digests", sub {
+	$c->query($l, 'SHOW dragonraft.testing_digest_delay') eq '20ms' }),
+	"node ${l}'s digests pause 20 ms inside their hold");
 my $script = PostgreSQL::Test::Utils::tempdir() . '/update.sql';
 PostgreSQL::Test::Utils::append_to_file($script,
 	"\\set id random(1, 200)\nUPDATE t SET v = v + 1 WHERE id = :id;\n");
