@@ -20,6 +20,9 @@
 #    index.  (Without the fix: index A's + 3, the digest of A's; with only
 #    the digest's own check, applied index published before the snapshot =
 #    origin after it, kept: the digest fails instead.)
+# 3. A check_consistency marker whose apply aborts after its checker took
+#    the snapshot is applied again, and a second checker digests the same
+#    index: the follower records the check once (twice before).
 use strict;
 use warnings;
 use FindBin;
@@ -174,5 +177,47 @@ is($ri, $n + 3, "the writers' entries came after A's (node $f1 at rest at " . ($
 is($li, $n, "the leader's digest is at A's entry, where its hold drained: B1-B3 waited");
 my $truth = !defined $li ? '(none)' : $li == $n ? $at_n : $li == $ri ? $at_rest : "(no digest of node $f1 at $li)";
 is($out, $truth, "the leader's digest is node ${f1}'s at the same index");
+
+# ---- 3. a check whose apply aborts and is tried again is recorded once ----
+# On f2 the commit of the marker's apply fails once (a deferred trigger on
+# its ddl_history row, enabled ALWAYS: the apply runs as a replica), after
+# its checker took the snapshot: that checker records, the apply tries the
+# marker again, and a second checker records the same index.
+$c->node($f2)->safe_psql('postgres', q{
+CREATE SEQUENCE public.fail_once;
+CREATE FUNCTION public.fail_once() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF nextval('public.fail_once') = 1 THEN
+    RAISE EXCEPTION 'testing: the commit of the marker''s apply fails once';
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER fail_once AFTER INSERT ON dragonraft.ddl_history
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+  WHEN (NEW.command = 'SELECT ''dragonraft.check_consistency''')
+  EXECUTE FUNCTION public.fail_once();
+ALTER TABLE dragonraft.ddl_history ENABLE ALWAYS TRIGGER fail_once;
+});
+my $m = $c->query($l, 'SELECT dragonraft.check_consistency(1)');
+ok($c->wait_until("node $f2 to apply the marker at $m at its second try", sub {
+	($c->poll($f2, "SELECT applied_index >= $m FROM dragonraft.status WHERE group_id = 1") // '') eq 't' }),
+	"node $f2 applied the marker");
+is($c->query($f2, 'SELECT last_value FROM public.fail_once'), '2',
+	"node ${f2}'s apply of the marker failed once at its commit, then committed");
+ok($c->wait_until("node ${f2}'s checkers to end", sub {
+	($c->poll($f2, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'dragonraft snapshot checker'") // '') eq '0'
+	  && ($c->poll($f2, "SELECT count(*) FROM dragonraft.consistency_checks WHERE group_id = 1 AND log_index = $m") // 0) > 0 }),
+	"node ${f2}'s checkers recorded and ended");
+my %checks;
+for my $id ($l, $f2)
+{
+	ok($c->wait_until("node $id to record the check at $m", sub {
+		($c->poll($id, "SELECT count(*) FROM dragonraft.consistency_checks WHERE group_id = 1 AND log_index = $m") // 0) > 0 }),
+		"node $id recorded the check at $m");
+	$checks{$id} = $c->query($id, "SELECT string_agg(concat_ws(' ', relid, rows, digest, error), '; ' ORDER BY relid) "
+		  . "FROM dragonraft.consistency_checks WHERE group_id = 1 AND log_index = $m");
+}
+like($checks{$l}, qr/^t 200 [0-9a-f]{64}$/, "node $l: one row for t at $m");
+is($checks{$f2}, $checks{$l}, "node $f2 recorded the check at $m once, as node $l did");
 
 done_testing();
