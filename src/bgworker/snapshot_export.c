@@ -795,6 +795,7 @@ static void export(uint64 group_id, const char *path)
 	StartTransactionCommand();
 	XactIsoLevel = XACT_REPEATABLE_READ;
 	PushActiveSnapshot(GetTransactionSnapshot());
+	dr_snapshot_testing_hold_pause();
 	dr_origins_name(group_id, origin_name);
 	origin = replorigin_by_name(origin_name, false);
 	index = replorigin_get_progress(origin, false);

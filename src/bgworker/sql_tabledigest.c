@@ -224,25 +224,6 @@ static void wait_drained(int64 group_id, DrSnapJob *j, uint64 *handed)
 	}
 }
 
-int dr_testing_digest_delay = 0;
-
-/* For tests: dr_testing_digest_delay ms between the snapshot and the read of the
- * applied index, the apply still held (TAP 107: nothing of the group commits). */
-static void pause_for_tests(void)
-{
-	TimestampTz end;
-
-	if (dr_testing_digest_delay <= 0)
-		return;
-	end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), dr_testing_digest_delay);
-	while (GetCurrentTimestamp() < end) {
-		(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10,
-		                PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-	}
-}
-
 /* With job j asked for: wait for the drain, take the snapshot (*snap) and read the
  * group's applied index (*index), let the apply go on. */
 static void take_while_held(int64 group_id, RepOriginId origin, DrSnapJob *j, Snapshot *snap,
@@ -266,7 +247,7 @@ static void take_while_held(int64 group_id, RepOriginId origin, DrSnapJob *j, Sn
 	 * entries up to the origin's position (see the top of the file). */
 	published = dr_shmem_group_applied((uint64)group_id);
 	*snap = RegisterSnapshot(GetLatestSnapshot());
-	pause_for_tests();
+	dr_snapshot_testing_hold_pause();
 	*index = origin == InvalidRepOriginId ? 0 : replorigin_get_progress(origin, false);
 	if (*index != published) {
 		UnregisterSnapshot(*snap);

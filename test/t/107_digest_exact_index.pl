@@ -2,7 +2,7 @@
 # returns, under concurrent writes (helper digestidx).
 # 1. A hammer: pgbench writers on the leader, digests on every member in
 #    rounds (the leader's each pausing 20 ms inside its hold,
-#    testing_digest_delay); every index digested on the leader and on a
+#    testing_hold_delay); every index digested on the leader and on a
 #    follower agrees.
 # 2. The hole: while a digest held the group's apply for longer than the
 #    engine's request timeout (2 s here: 4 election timeouts of ticks), the
@@ -32,7 +32,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
 
-my $c = DragonCluster->new(3);
+my $c = DragonCluster->new(3, conf => "dragonraft.compaction_overhead = 10\n");
 $c->create_group(1);
 my $l = $c->leader(1);
 ok($l, "node $l leads group 1");
@@ -87,9 +87,9 @@ ok($c->wait_until('every member to know the client addresses', sub {
 	}
 	return 1 }), 'every member knows every client address');
 $c->node($l)->safe_psql('postgres',
-	'ALTER SYSTEM SET dragonraft.testing_digest_delay = 20; SELECT pg_reload_conf()');
+	'ALTER SYSTEM SET dragonraft.testing_hold_delay = 20; SELECT pg_reload_conf()');
 ok($c->wait_until("node $l to pause its digests", sub {
-	$c->query($l, 'SHOW dragonraft.testing_digest_delay') eq '20ms' }),
+	$c->query($l, 'SHOW dragonraft.testing_hold_delay') eq '20ms' }),
 	"node ${l}'s digests pause 20 ms inside their hold");
 my $script = PostgreSQL::Test::Utils::tempdir() . '/update.sql';
 PostgreSQL::Test::Utils::append_to_file($script,
@@ -118,7 +118,7 @@ $bench->finish;
 is($? >> 8, 0, 'pgbench succeeded') or diag($berr);
 like($bout, qr/number of failed transactions: 0 /, 'no write failed');
 $c->node($l)->safe_psql('postgres',
-	'ALTER SYSTEM RESET dragonraft.testing_digest_delay; SELECT pg_reload_conf()');
+	'ALTER SYSTEM RESET dragonraft.testing_hold_delay; SELECT pg_reload_conf()');
 my ($compared, @differ) = (0);
 for my $i (sort { $a <=> $b } keys %seen)
 {
@@ -148,7 +148,7 @@ is($c->query($l, 'SELECT who FROM t WHERE id = 1'), 'init',
 my $at_n = digest($f1);
 like($at_n, qr/^$n 200 [0-9a-f]{64}$/, "node ${f1}'s digest at $n, before any later write");
 
-my $d = session('SET dragonraft.testing_digest_delay = 1500',
+my $d = session('SET dragonraft.testing_hold_delay = 1500',
 	"SELECT applied_index || ' ' || rows || ' ' || digest FROM dragonraft.table_digest(1)");
 ok($c->wait_until('the digest to wait for its hold', sub {
 	($c->poll($l, "SELECT count(*) FROM dragonraft.stat_progress_snapshot "
@@ -219,5 +219,51 @@ for my $id ($l, $f2)
 }
 like($checks{$l}, qr/^t 200 [0-9a-f]{64}$/, "node $l: one row for t at $m");
 is($checks{$f2}, $checks{$l}, "node $f2 recorded the check at $m once, as node $l did");
+
+# ---- 4. the same hole in a full snapshot's export ----
+# Node f1 is stopped while the group goes on and the others compact their
+# logs: at its start it needs a full snapshot, which the leader exports
+# while writer A2 holds its turn 12 s; B4-B6 propose during the export's
+# hold, and the exporter pauses 1.5 s after its snapshot (testing_hold_delay).
+# The snapshot must be of exactly its index: f1 loads it, applies the rest,
+# and digests as the leader does.  (Before the fix the export was labelled
+# A2's + 3 with A2's rows: f1 never got B4-B6's.)
+$c->node($f1)->stop;
+$c->node($l)->safe_psql('postgres',
+	join('', map { "UPDATE t SET v = v + 100 WHERE id = " . (100 + $_) . ";\n" } 1 .. 15));
+ok($c->compact(1, $l, $f2), "nodes $l and $f2 compacted their logs: node $f1 needs a snapshot");
+$c->node($l)->safe_psql('postgres',
+	'ALTER SYSTEM SET dragonraft.testing_hold_delay = 1500; SELECT pg_reload_conf()');
+my $c1 = status($l, 'commit_index');
+my $a2 = session('SET dragonraft.testing_commit_delay = 12000',
+	"UPDATE t SET v = v + 1, who = 'A2' WHERE id = 2");
+my $n2;
+ok($c->wait_until("A2's entry committed", sub {
+	my $ci = status($l, 'commit_index');
+	$n2 = $ci if $ci > $c1;
+	return defined $n2 }), "writer A2's entry is committed in the log ($n2)");
+$c->node($f1)->start;
+ok($c->wait_until('the export to wait for its drain', sub {
+	($c->poll($l, "SELECT count(*) FROM dragonraft.stat_progress_snapshot "
+			  . "WHERE role = 'sender' AND phase = 'waiting for apply'") // '') eq '1' }, 9),
+	"node $l exports a snapshot for node $f1, waiting for A2's commit");
+my @b2 = map { session('SET dragonraft.testing_commit_delay = 300',
+		"UPDATE t SET v = v + 10, who = 'B$_' WHERE id = " . (10 + $_)) } 4 .. 6;
+($rc, $out, $err) = finish($a2);
+is($rc, 0, 'writer A2 committed') or diag($err);
+for my $i (4 .. 6)
+{
+	($rc, $out, $err) = finish($b2[ $i - 4 ]);
+	is($rc, 0, "writer B$i committed") or diag($err);
+}
+$c->node($l)->safe_psql('postgres',
+	'ALTER SYSTEM RESET dragonraft.testing_hold_delay; SELECT pg_reload_conf()');
+ok($c->caught_up(1), "node $f1 loaded the snapshot and caught up");
+my ($exported) = PostgreSQL::Test::Utils::slurp_file($c->node($l)->logfile)
+  =~ /exported a snapshot of group 1 at entry (\d+)/;
+is($exported, $n2, "the export is at A2's entry, where its hold drained: B4-B6 waited");
+my %rest = map { my $d = digest($_); $d =~ s/^\d+ //; $_ => $d } ($l, $f1, $f2);
+is($rest{$f1}, $rest{$l}, "node $f1 (from the snapshot) agrees with node $l");
+is($rest{$f2}, $rest{$l}, "node $f2 agrees with node $l");
 
 done_testing();
