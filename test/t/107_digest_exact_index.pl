@@ -23,6 +23,9 @@
 # 3. A check_consistency marker whose apply aborts after its checker took
 #    the snapshot is applied again, and a second checker digests the same
 #    index: the follower records the check once (twice before).
+# 4. The hole of 2 in a full snapshot's export (the same hold): the
+#    follower that loads it agrees with the others (it lacked B4-B6's
+#    writes for good before).
 use strict;
 use warnings;
 use FindBin;
