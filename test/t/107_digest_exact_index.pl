@@ -136,14 +136,23 @@ ok($compared >= 5, "the leader's digests met a follower's at several indexes ($c
 is(join("\n", @differ), '', "every one of them agrees with the follower's at its index");
 
 # ---- 2. writers whose proposals expired during the hold ----
-my $c0 = status($l, 'commit_index');
-my $a = session('SET dragonraft.testing_commit_delay = 5000',
-	"UPDATE t SET v = v + 1, who = 'A' WHERE id = 1");
-my $n;
-ok($c->wait_until("A's entry committed", sub {
-	my $ci = status($l, 'commit_index');
-	$n = $ci if $ci > $c0;
-	return defined $n }), "writer A's entry is committed in the log");
+# Writer name on the leader updating row id, holding its turn delay ms: its
+# session and the index of its entry, once committed in the log.
+sub holder
+{
+	my ($name, $id, $delay) = @_;
+	my $before = status($l, 'commit_index');
+	my $s = session("SET dragonraft.testing_commit_delay = $delay",
+		"UPDATE t SET v = v + 1, who = '$name' WHERE id = $id");
+	my $index;
+	ok($c->wait_until("${name}'s entry committed", sub {
+		my $ci = status($l, 'commit_index');
+		$index = $ci if $ci > $before;
+		return defined $index }), "writer ${name}'s entry is committed in the log");
+	return ($s, $index);
+}
+
+my ($a, $n) = holder('A', 1, 5000);
 ok($c->wait_until("node $f1 to apply A's entry", sub { status($f1, 'applied_index') == $n }),
 	"node $f1 applied it (index $n)");
 is($c->query($l, 'SELECT who FROM t WHERE id = 1'), 'init',
@@ -237,14 +246,7 @@ $c->node($l)->safe_psql('postgres',
 ok($c->compact(1, $l, $f2), "nodes $l and $f2 compacted their logs: node $f1 needs a snapshot");
 $c->node($l)->safe_psql('postgres',
 	'ALTER SYSTEM SET dragonraft.testing_hold_delay = 1500; SELECT pg_reload_conf()');
-my $c1 = status($l, 'commit_index');
-my $a2 = session('SET dragonraft.testing_commit_delay = 12000',
-	"UPDATE t SET v = v + 1, who = 'A2' WHERE id = 2");
-my $n2;
-ok($c->wait_until("A2's entry committed", sub {
-	my $ci = status($l, 'commit_index');
-	$n2 = $ci if $ci > $c1;
-	return defined $n2 }), "writer A2's entry is committed in the log ($n2)");
+my ($a2, $n2) = holder('A2', 2, 12000);
 $c->node($f1)->start;
 ok($c->wait_until('the export to wait for its drain', sub {
 	($c->poll($l, "SELECT count(*) FROM dragonraft.stat_progress_snapshot "
