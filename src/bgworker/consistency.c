@@ -11,9 +11,12 @@
  * entry after it commits before this transaction, whoever applies it),
  * exports the snapshot it sees (the group's tables at exactly that index),
  * starts a checker (a dynamic background worker) and waits until the
- * checker imported it and locked the group's tables (or failed: recorded, and the apply goes on); its
- * commit then lets the group's apply go on.  The checker digests the tables
- * as table_digest does (sql_tabledigest.c) and records them.
+ * checker imported it and locked the group's tables (or failed: recorded,
+ * and the apply goes on); its commit then lets the group's apply go on.
+ * The checker digests the tables as table_digest does (sql_tabledigest.c)
+ * and records them, replacing what was recorded at that index: if the
+ * marker's apply aborts after its checker took the snapshot, the apply is
+ * tried again and starts another.
  */
 #include "snapshot.h"
 
@@ -38,6 +41,30 @@
 
 /* The apply waits this long at most for the checker to import its snapshot. */
 #define IMPORT_TIMEOUT_MS 10000
+
+/*
+ * The rows of a check replace those recorded at its index before (SPI
+ * connected, in a READ COMMITTED transaction, so that the DELETE sees rows
+ * that another checker committed while this one waited for the lock): an
+ * apply that aborted after its checker took the snapshot (its commit failed,
+ * the apply worker died) applies the marker again, and the checker it starts
+ * then records the same index (TAP 107 part 3: twice before).  The lock
+ * conflicts with itself: two checkers of one index record one after the
+ * other.
+ */
+static void forget_earlier(uint64 group_id, uint64 index)
+{
+	Oid types[2] = {INT8OID, INT8OID};
+	Datum values[2] = {Int64GetDatum((int64)group_id), Int64GetDatum((int64)index)};
+
+	if (SPI_execute("LOCK TABLE dragonraft.consistency_checks IN SHARE ROW EXCLUSIVE MODE",
+	                false, 0) != SPI_OK_UTILITY ||
+	    SPI_execute_with_args("DELETE FROM dragonraft.consistency_checks "
+	                          "WHERE group_id = $1 AND log_index = $2",
+	                          2, types, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "dragonraft could not replace the rows of a check in "
+		            "dragonraft.consistency_checks");
+}
 
 /* A row of dragonraft.consistency_checks (SPI connected): relid InvalidOid = none. */
 static void record(uint64 group_id, uint64 index, Oid relid, int64 rows, const char *digest,
@@ -76,6 +103,7 @@ void dr_consistency_mark(uint64 group_id, uint64 index)
 	pid_t pid;
 
 	if (job < 0) {
+		forget_earlier(group_id, index);
 		record(group_id, index, InvalidOid, -1, NULL,
 		       "no free snapshot job on this node (dragonraft.stat_progress_snapshot)");
 		return;
@@ -126,34 +154,71 @@ void dr_consistency_mark(uint64 group_id, uint64 index)
 		dr_snapshot_job_free(job);
 	}
 	PG_END_TRY();
-	if (error != NULL)
+	if (error != NULL) {
+		forget_earlier(group_id, index);
 		record(group_id, index, InvalidOid, -1, NULL, error);
+	}
 	ereport(LOG, (errmsg("dragonraft consistency check of group %llu at entry %llu: its "
 	                     "apply held %ld us for the checker",
 	                     (unsigned long long)group_id, (unsigned long long)index,
 	                     (long)(GetCurrentTimestamp() - start))));
 }
 
-/* Digest the group's tables (relids, locked) under the active snapshot into
- * consistency_checks. */
-static void check_tables(uint64 group_id, uint64 index, List *relids)
+/* One table's digest, kept across the transactions of the checker. */
+typedef struct Checked {
+	Oid relid;
+	uint64 rows;
+	char hex[65];
+} Checked;
+
+/* Digest the group's tables (relids, locked) under the active snapshot, into a list
+ * of Checked allocated in cxt. */
+static List *check_tables(List *relids, MemoryContext cxt)
 {
+	List *out = NIL;
 	ListCell *lc;
 
 	if (SetClientEncoding(GetDatabaseEncoding()) < 0)
 		elog(ERROR, "dragonraft could not set the client encoding to the database's");
 	foreach (lc, relids) {
+		Checked *c = MemoryContextAlloc(cxt, sizeof(Checked));
 		uint8 sum[32];
-		uint64 rows;
-		char hex[65];
+		MemoryContext old;
 
-		dr_table_digest_rel(lfirst_oid(lc), GetActiveSnapshot(), &rows, sum);
+		c->relid = lfirst_oid(lc);
+		dr_table_digest_rel(c->relid, GetActiveSnapshot(), &c->rows, sum);
 		for (int i = 0; i < 32; i++)
-			snprintf(hex + 2 * i, 3, "%02x", sum[i]);
-		record(group_id, index, lfirst_oid(lc), (int64)rows, hex, NULL);
+			snprintf(c->hex + 2 * i, 3, "%02x", sum[i]);
+		old = MemoryContextSwitchTo(cxt);
+		out = lappend(out, c);
+		MemoryContextSwitchTo(old);
 	}
-	if (relids == NIL)
+	return out;
+}
+
+/* In a transaction of its own: the check's rows (checked; error: one row saying so)
+ * replace those at its index. */
+static void record_check(uint64 group_id, uint64 index, List *checked, const char *error)
+{
+	ListCell *lc;
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	forget_earlier(group_id, index);
+	if (error != NULL)
+		record(group_id, index, InvalidOid, -1, NULL, error);
+	else if (checked == NIL)
 		record(group_id, index, InvalidOid, 0, NULL, NULL); /* (the check ran) */
+	foreach (lc, error == NULL ? checked : NIL) {
+		Checked *c = lfirst(lc);
+
+		record(group_id, index, c->relid, (int64)c->rows, c->hex, NULL);
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
 }
 
 void dr_consistency_main(Datum arg)
@@ -165,7 +230,8 @@ void dr_consistency_main(Datum arg)
 	char name[MAXPGPATH];
 	int waiter;
 	MemoryContext cxt;
-	List *relids;
+	List *relids, *volatile checked = NIL;
+	ErrorData *volatile ed = NULL;
 	ListCell *lc;
 	bool mine;
 
@@ -208,33 +274,22 @@ void dr_consistency_main(Datum arg)
 	if (!mine)
 		proc_exit(0);
 	SetLatch(&ProcGlobal->allProcs[waiter].procLatch);
-	cxt = CurrentMemoryContext;
+	cxt = AllocSetContextCreate(TopMemoryContext, "dragonraft checker", ALLOCSET_SMALL_SIZES);
 	PG_TRY();
 	{
+		/* (digested under the imported snapshot; recorded in READ COMMITTED) */
 		PushActiveSnapshot(GetTransactionSnapshot());
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		check_tables(group_id, index, relids);
-		SPI_finish();
+		checked = check_tables(relids, cxt);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 	}
 	PG_CATCH();
 	{
-		ErrorData *ed;
-
 		MemoryContextSwitchTo(cxt);
 		ed = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
-		StartTransactionCommand();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		record(group_id, index, InvalidOid, -1, NULL, ed->message);
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
 	}
 	PG_END_TRY();
+	record_check(group_id, index, checked, ed != NULL ? ed->message : NULL);
 }

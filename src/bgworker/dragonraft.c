@@ -305,6 +305,14 @@ static void define_gucs(void)
 	                        "(once its file is written) and load (after its first table).",
 	                        NULL, &dr_testing_snapshot_delay, 0, 0, 600000, PGC_SUSET,
 	                        GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("dragonraft.testing_hold_delay",
+	                        "For tests only: pause this long in table_digest and in a "
+	                        "snapshot export between the snapshot and the read of the "
+	                        "group's applied index.",
+	                        "The group's apply is held meanwhile, so the result must not "
+	                        "change.",
+	                        &dr_testing_hold_delay, 0, 0, 10000, PGC_SUSET, GUC_UNIT_MS, NULL,
+	                        NULL, NULL);
 	MarkGUCPrefixReserved("dragonraft");
 }
 

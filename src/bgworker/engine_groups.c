@@ -126,6 +126,7 @@ static DrGroup *new_entry(uint64 group_id, raft_index applied, RepOriginId origi
 		g->error[0] = '\0';
 		g->snapshot_refused = false;
 		g->applied = applied;
+		g->handed = 0; /* (as the new DrSm's: the engine hands from applied + 1) */
 		g->origin = origin;
 		g->apply_failures = 0;
 		g->apply_retry_at = 0;

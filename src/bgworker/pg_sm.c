@@ -188,19 +188,38 @@ static bool keep(DrSm *sm, raft_index index, raft_term term, uint32 type, const 
 	return true;
 }
 
+/*
+ * Backends may commit their own entries up to sm->handed (xact.c wait_turn):
+ * published before the engine completes their proposals.  A proposal that
+ * completed at its deadline while the group's apply was held (engine
+ * client.c: committed, not handed) waits for its hand-over at its turn, so
+ * an export's or digest's hold drains exactly what was handed before it.
+ */
+static void publish_handed(DrSm *sm)
+{
+	SpinLockAcquire(&sm->shared->mutex);
+	sm->shared->handed = sm->handed;
+	SpinLockRelease(&sm->shared->mutex);
+}
+
 static int sm_apply(void *ctx, const struct engine_sm_entry *ents, uint32_t n)
 {
 	DrSm *sm = ctx;
+	int rc = ENGINE_OK;
 
 	for (uint32_t i = 0; i < n; i++) {
-		if (!keep(sm, ents[i].index, ents[i].term, ents[i].type, ents[i].data, ents[i].len))
-			return ENGINE_ERR_NOMEM;
+		if (!keep(sm, ents[i].index, ents[i].term, ents[i].type, ents[i].data,
+		          ents[i].len)) {
+			rc = ENGINE_ERR_NOMEM;
+			break;
+		}
 		/* Members' addresses are the engine worker's (engine_groups.c). */
 		if (ents[i].len > ENTRY_HEADER_BYTES &&
 		    (entry_is_addresses(ents[i].data[1]) || ents[i].data[1] == ENTRY_MEMBER_INFO))
 			dr_engine_groups_entry_applied(sm, ents[i].data, ents[i].len);
 	}
-	return ENGINE_OK;
+	publish_handed(sm);
+	return rc;
 }
 
 static raft_index sm_durable_applied(void *ctx)
@@ -255,6 +274,7 @@ static int sm_recover(void *ctx, const char *path, raft_index index)
 
 	if (!keep(sm, index, 0, DR_APPLY_SNAPSHOT, path, (uint32)strlen(path) + 1))
 		return ENGINE_ERR_NOMEM;
+	publish_handed(sm);
 	sm->recovering = index;
 	return ENGINE_IN_PROGRESS;
 }

@@ -162,6 +162,22 @@ DrGroup *dr_shmem_group_find(uint64 group_id)
 	return hash_search(groups, &group_id, HASH_FIND, NULL);
 }
 
+uint64 dr_shmem_group_applied(uint64 group_id)
+{
+	DrGroup *g;
+	uint64 applied = 0;
+
+	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+	g = dr_shmem_group_find(group_id);
+	if (g != NULL) {
+		SpinLockAcquire(&g->mutex);
+		applied = g->applied;
+		SpinLockRelease(&g->mutex);
+	}
+	LWLockRelease(dr_shared->groups_lock);
+	return applied;
+}
+
 DrGroup *dr_shmem_group_add(uint64 group_id)
 {
 	DrGroup *g;

@@ -29,7 +29,10 @@
  * applied (group mutex) and broadcasts applied_cv, so the next one may take
  * the origin.  A backend publishes applied before it clears its commit slot:
  * the apply worker reads the slot first and applied second, so it never
- * misses that an entry was applied.
+ * misses that an entry was applied.  A backend takes its turn only once its
+ * entry was handed to the apply side (handed, group mutex): an apply held
+ * for a snapshot export or a table digest (pg_sm.c) drains exactly the
+ * entries handed before the hold, and no later one commits meanwhile.
  *
  * No code holds a spinlock while it takes another lock, or calls anything
  * that may fail: values are copied in and out.  Pointers to group entries
@@ -109,6 +112,9 @@ typedef struct DrGroup {
 	uint64 commit;              /* commit index */
 	uint64 last_index;          /* last index in this member's log */
 	uint64 snapshot_index;      /* latest snapshot */
+	uint64 handed;              /* the last entry handed to the apply side (pg_sm.c);
+	                             * a backend commits its own entry only once it is
+	                             * handed (xact.c), so a hold of the apply holds it */
 	TimestampTz leader_contact; /* follower: last message from the leader; 0 = never */
 	DrGroupStats stats;         /* engine counters since the engine worker started */
 	char error[DR_ERROR_LEN];   /* FAILED, LOST or apply failure: what happened */
@@ -272,6 +278,9 @@ extern void dr_shmem_check_loaded(void);
 
 /* The group's entry or NULL; the caller holds the groups lock. */
 extern DrGroup *dr_shmem_group_find(uint64 group_id);
+/* The group's applied index as published (0 if unknown here): the commits that
+ * applied it are visible. */
+extern uint64 dr_shmem_group_applied(uint64 group_id);
 /* Add an entry for group_id (engine worker, groups lock exclusive); NULL when
  * dragonraft.max_groups entries exist.  The new entry is in state ACTIVE. */
 extern DrGroup *dr_shmem_group_add(uint64 group_id);

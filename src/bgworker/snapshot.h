@@ -170,6 +170,10 @@ typedef struct DrSnapJob {
 
 /* GUC for tests only (dragonraft.testing_snapshot_delay, ms). */
 extern int dr_testing_snapshot_delay;
+/* GUC for tests only (dragonraft.testing_hold_delay, ms): table_digest and the
+ * exporter pause this long between their snapshot and their read of the applied
+ * index, the group's apply held (TAP 107: nothing of the group commits then). */
+extern int dr_testing_hold_delay;
 
 /* snapshot_progress.c */
 extern Size dr_snapshot_shmem_size(void);
@@ -179,6 +183,8 @@ extern void dr_snapshot_shmem_init(void);
 extern long dr_snapshot_cpu_ms(void);
 /* For tests: pause dr_testing_snapshot_delay ms (interruptible). */
 extern void dr_snapshot_testing_pause(void);
+/* For tests: pause dr_testing_hold_delay ms (interruptible). */
+extern void dr_snapshot_testing_hold_pause(void);
 /* w set up for a snapshot worker of group_id (what: "exporter" or "loader") that runs
  * function and notifies this process of its start and end. */
 extern void dr_snapshot_worker(BackgroundWorker *w, const char *function, const char *what,

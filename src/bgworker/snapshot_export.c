@@ -8,7 +8,8 @@
  * (apply_busy), and says "drained" once everything handed to the state
  * machine is applied and published (DrGroup.applied moves after the commit
  * that applied an entry is visible, by the apply worker or by a backend at
- * its turn).  Nothing of the group commits then: the REPEATABLE READ
+ * its turn; a backend commits its entry only once it was handed: xact.c).
+ * Nothing of the group commits then: the REPEATABLE READ
  * snapshot taken now holds exactly the entries up to the origin's position,
  * which is that index.  The group's tables are locked (ACCESS SHARE, for
  * the session) and described before its apply is held, so that the hold
@@ -770,7 +771,7 @@ static void export(uint64 group_id, const char *path)
 {
 	char origin_name[NAMEDATALEN];
 	RepOriginId origin;
-	uint64 index, schema;
+	uint64 index, schema, published;
 	List *tables;
 	ListCell *lc;
 	TimestampTz held, released;
@@ -790,12 +791,21 @@ static void export(uint64 group_id, const char *path)
 	SpinLockRelease(&X.job->mutex);
 	wake_engine();
 	wait_drained();
+	published = dr_shmem_group_applied(group_id);
 	StartTransactionCommand();
 	XactIsoLevel = XACT_REPEATABLE_READ;
 	PushActiveSnapshot(GetTransactionSnapshot());
+	dr_snapshot_testing_hold_pause();
 	dr_origins_name(group_id, origin_name);
 	origin = replorigin_by_name(origin_name, false);
 	index = replorigin_get_progress(origin, false);
+	/* (sql_tabledigest.c says why they are equal; else the file would lie) */
+	if (index != published)
+		elog(ERROR,
+		     "the applied index of group %llu moved from %llu to %llu while its "
+		     "apply was held for the export",
+		     (unsigned long long)group_id, (unsigned long long)published,
+		     (unsigned long long)index);
 	if (!lock_job())
 		elog(ERROR, "the export was called off");
 	X.job->index = index;

@@ -24,6 +24,7 @@ PG_FUNCTION_INFO_V1(dr_stat_progress_snapshot);
 static DrSnapJob *jobs;
 
 int dr_testing_snapshot_delay = 0;
+int dr_testing_hold_delay = 0;
 
 long dr_snapshot_cpu_ms(void)
 {
@@ -51,6 +52,21 @@ void dr_snapshot_testing_pause(void)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
+	}
+}
+
+void dr_snapshot_testing_hold_pause(void)
+{
+	TimestampTz end;
+
+	if (dr_testing_hold_delay <= 0)
+		return;
+	end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), dr_testing_hold_delay);
+	while (GetCurrentTimestamp() < end) {
+		(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10,
+		                PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
 	}
 }
 

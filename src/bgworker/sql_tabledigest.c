@@ -15,6 +15,22 @@
  * tables are scanned afterwards, under that snapshot, while the apply goes
  * on.
  *
+ * Why the snapshot holds exactly the entries up to the origin's position, on
+ * a follower and on the leader alike.  Every commit that applies entries
+ * advances the origin in RecordTransactionCommit, before
+ * ProcArrayEndTransaction makes it visible; the applied index
+ * (DrGroup.applied) is published after it is visible, by the apply worker
+ * after its commit or by the leader's backend at XACT_EVENT_COMMIT.
+ * "Drained" is applied >= handed, the last entry handed to the apply side
+ * before the hold: all of them are visible.  From the hold on nothing is
+ * handed, so the apply worker gets nothing, and a leader's backend commits
+ * its own entry only once it was handed (xact.c wait_turn): its proposal may
+ * complete at its deadline while the apply is held, committed but not handed
+ * (engine client.c), and before TAP 107 such a backend committed under the
+ * hold, so that the origin could name an entry the snapshot lacked.  As a
+ * check, the origin read after the snapshot must equal the applied index
+ * published before it (else XX000: try again).
+ *
  * A table's digest is independent of its physical layout and row order:
  * per row, SHA-256 (OpenSSL's EVP, linked already) over its columns in name
  * order, each as its name and a NUL, 0 (NULL) or 1, and then for a value its
@@ -216,6 +232,7 @@ static void take_while_held(int64 group_id, RepOriginId origin, DrSnapJob *j, Sn
 	TimestampTz held;
 	bool ended;
 	char error[DR_ERROR_LEN];
+	uint64 published;
 
 	SpinLockAcquire(&j->mutex);
 	my_generation = j->generation;
@@ -227,9 +244,20 @@ static void take_while_held(int64 group_id, RepOriginId origin, DrSnapJob *j, Sn
 	dr_shmem_wake_engine();
 	wait_drained(group_id, j, handed);
 	/* Nothing of the group commits now: this snapshot holds exactly its
-	 * entries up to the origin's position. */
+	 * entries up to the origin's position (see the top of the file). */
+	published = dr_shmem_group_applied((uint64)group_id);
 	*snap = RegisterSnapshot(GetLatestSnapshot());
+	dr_snapshot_testing_hold_pause();
 	*index = origin == InvalidRepOriginId ? 0 : replorigin_get_progress(origin, false);
+	if (*index != published) {
+		UnregisterSnapshot(*snap);
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+		                errmsg("the applied index of group %lld moved from %llu to %llu "
+		                       "while its apply was held for the digest",
+		                       (long long)group_id, (unsigned long long)published,
+		                       (unsigned long long)*index),
+		                errhint("Try again.")));
+	}
 	SpinLockAcquire(&j->mutex);
 	/* The engine worker says DONE before it lets the apply go on: not DONE
 	 * now, the apply was still held when the snapshot was taken. */

@@ -16,7 +16,10 @@
  *     until dragonraft.busy_timeout or statement_timeout; its commit slot
  *     says so meanwhile (DR_COMMIT_BUSY while it sleeps; the view
  *     dragonraft.busy_waits shows the whole wait, until a proposal is taken);
- *  2. waits for its turn: the group's applied index is N - 1 (applied_cv);
+ *  2. waits for its turn: the group's applied index is N - 1 (applied_cv)
+ *     and N was handed to the apply side (pg_sm.c: an answer that came at
+ *     the request's deadline, while the group's apply was held, may come
+ *     before; the hold of a table digest or export must hold N too);
  *  3. sets up the group's replication origin with origin lsn N, so that its
  *     commit record carries applied index N: its local commit is the
  *     leader's apply of entry N, in log order.
@@ -143,6 +146,7 @@ typedef struct GroupView {
 	uint64 leader;
 	uint64 noop_index;
 	uint64 applied;
+	uint64 handed;
 	uint64 gave_up;
 	uint32 gave_up_unknown;
 	uint64 schema_index;
@@ -165,6 +169,7 @@ static bool view_group(uint64 group_id, GroupView *v)
 		v->leader = v->g->leader;
 		v->noop_index = v->g->noop_index;
 		v->applied = v->g->applied;
+		v->handed = v->g->handed;
 		v->gave_up = v->g->gave_up;
 		v->gave_up_unknown = v->g->gave_up_unknown;
 		v->schema_index = v->g->schema_index;
@@ -719,7 +724,11 @@ static void wait_turn(uint64 group_id, uint64 index, uint64 schema_index)
 			ConditionVariableCancelSleep();
 			schema_changed(group_id, v.schema_next, tables == NULL);
 		}
-		if (v.applied + 1 >= index)
+		/* Its turn, once its entry was handed to the apply side: a proposal
+		 * may complete at its deadline, committed but held back from the
+		 * apply side (pg_sm.c), for a table digest or export that drains
+		 * exactly what was handed (TAP 107). */
+		if (v.applied >= index || (v.applied + 1 == index && v.handed >= index))
 			break;
 		if (dr_xact_unblock_apply(&next_lock_check)) {
 			RESUME_INTERRUPTS();
