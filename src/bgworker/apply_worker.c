@@ -219,10 +219,26 @@ static void want_commits(bool want)
 	SpinLockRelease(&dr_shared->mutex);
 }
 
+/* Whether group_id has an entry in shared memory: a member on this node. */
+static bool group_here(uint64 group_id)
+{
+	bool here;
+
+	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+	here = dr_shmem_group_find(group_id) != NULL;
+	LWLockRelease(dr_shared->groups_lock);
+	return here;
+}
+
 /*
  * The group's origin, applied index and schema index, the first time it is
  * seen: looked up (the origin created) in transactions of their own, so the
- * caller commits an open batch first.
+ * caller commits an open batch first.  NULL for a group this node left: the
+ * engine worker stops it before leave_group drops its origin, and its
+ * entries already in the queue are dropped here.  Made again for them, the
+ * origin outlived the group and marked this node a member that lost its
+ * LogDB (regress membership in CI); so the group is looked for again after
+ * the origin, and an origin made once it was gone is dropped.
  */
 static ApplyGroup *find_group(uint64 group_id)
 {
@@ -231,7 +247,13 @@ static ApplyGroup *find_group(uint64 group_id)
 	uint64 schema_index;
 
 	if (ag == NULL) {
+		if (!group_here(group_id))
+			return NULL;
 		origin = dr_origins_find(group_id, true); /* may fail: nothing entered yet */
+		if (!group_here(group_id)) {
+			(void)dr_origins_drop(group_id); /* (logged if it failed) */
+			return NULL;
+		}
 		schema_index = dr_apply_rows_schema_index(group_id);
 		/* Shared memory is new after a restart: writers record the schema from it. */
 		dr_apply_rows_publish_schema(group_id, schema_index, true, 0);
@@ -571,8 +593,8 @@ static void start_load(const DrApplyMsg *m, const uint8 *data)
 	if (m->len == 0 || data[m->len - 1] != '\0' || m->len > MAXPGPATH)
 		elog(ERROR, "malformed snapshot message");
 	ag = find_group(m->group_id);
-	if (ag->failed || ag->loader != NULL)
-		return; /* parked: the engine worker sends it again; or loading one already */
+	if (ag == NULL || ag->failed || ag->loader != NULL)
+		return; /* left; parked: the engine worker sends it again; or loading one already */
 	refresh_applied(ag);
 	if (m->index <= ag->applied)
 		return;
@@ -689,6 +711,8 @@ static void receive_entry(const DrApplyMsg *m, const uint8 *data)
 		applying.index = m->index;
 		applying.what = "origin lookup";
 		ag = find_group(m->group_id);
+		if (ag == NULL)
+			return; /* a group this node left */
 	}
 	last_group = ag;
 	if (ag->failed)
@@ -1030,6 +1054,10 @@ void dr_snapshot_loader_main(Datum arg)
 		applying.index = index;
 		applying.what = "snapshot";
 		ag = find_group(group_id);
+		if (ag == NULL)
+			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			                errmsg("group %llu is no longer on this node",
+			                       (unsigned long long)group_id)));
 		begin_batch(ag, index);
 		ag->schema_batch = dr_snapshot_load(job);
 		ag->applied = index;
