@@ -83,6 +83,7 @@ typedef struct ApplyGroup {
 	dlist_node parked;   /* in the list of groups with waiting entries */
 	bool failed;         /* parked after a failure: its entries are dropped until the
 	                      * engine worker sends them again (DR_APPLY_RESEND) */
+	bool gone;           /* this node left the group: its entries are dropped */
 	uint64 schema_index; /* its last utility command applied (committed) */
 	uint64 schema_batch; /* the same within the open batch */
 	BackgroundWorkerHandle *loader; /* loading a snapshot (its entries wait); NULL: not */
@@ -102,6 +103,7 @@ static ApplyGroup *loading[DR_SNAP_JOBS]; /* the groups with a loader */
 static int n_loading;
 
 static void park(uint64 gid, const char *message, bool corrupt);
+static void end_batch(void);
 static dlist_head parked_groups = DLIST_STATIC_INIT(parked_groups);
 static SPIPlanPtr member_info_plan;
 
@@ -263,6 +265,7 @@ static ApplyGroup *find_group(uint64 group_id)
 		ag->applied = replorigin_get_progress(origin, false);
 		dlist_init(&ag->waiting);
 		ag->failed = false;
+		ag->gone = false;
 		ag->loader = NULL;
 	}
 	return ag;
@@ -284,7 +287,15 @@ static void refresh_applied(ApplyGroup *ag)
 	LWLockRelease(dr_shared->groups_lock);
 }
 
-static void begin_batch(ApplyGroup *ag, uint64 first)
+/*
+ * Begin a batch of ag's entries; false (nothing begun) for a group this node
+ * left since its origin was found.  leave_group drops the origin once the
+ * engine worker removed the group, and waits for a session on it to end: so
+ * the group is looked for with the session held.  Its entries still in the
+ * queue applied with the origin, dropped or taken by a group made since,
+ * moved that group's applied index past entries it never applied.
+ */
+static bool begin_batch(ApplyGroup *ag, uint64 first)
 {
 	char activity[96];
 
@@ -298,6 +309,14 @@ static void begin_batch(ApplyGroup *ag, uint64 first)
 	batch.bytes = 0;
 	replorigin_session_setup(ag->origin);
 	batch.origin_set = true;
+	if (!group_here(ag->group_id)) {
+		SPI_finish();
+		PopActiveSnapshot();
+		AbortCurrentTransaction();
+		end_batch();
+		ag->gone = true;
+		return false;
+	}
 	replorigin_session_origin = ag->origin;
 	/*
 	 * The origin is the only record of what this node applied: a new one
@@ -316,6 +335,7 @@ static void begin_batch(ApplyGroup *ag, uint64 first)
 	snprintf(activity, sizeof(activity), "applying group %llu from entry %llu",
 	         (unsigned long long)ag->group_id, (unsigned long long)first);
 	pgstat_report_activity(STATE_RUNNING, activity);
+	return true;
 }
 
 /* The batch's transaction ended (committed or aborted): so does its origin session. */
@@ -400,6 +420,8 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 	bool has_header = false;
 	int rc;
 
+	if (ag->gone)
+		return true; /* left: its entries are dropped */
 	if (ag->loader != NULL)
 		return false; /* after its snapshot */
 	if (batch.ag != NULL &&
@@ -442,8 +464,8 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 		                       (unsigned long long)ag->applied + 1,
 		                       (unsigned long long)m->index - 1,
 		                       (unsigned long long)m->group_id)));
-	if (batch.ag == NULL)
-		begin_batch(ag, m->index);
+	if (batch.ag == NULL && !begin_batch(ag, m->index))
+		return true; /* a group this node left: dropped */
 
 	if (has_header) {
 		if (h.type != ENTRY_CHANGE_SET)
@@ -593,7 +615,7 @@ static void start_load(const DrApplyMsg *m, const uint8 *data)
 	if (m->len == 0 || data[m->len - 1] != '\0' || m->len > MAXPGPATH)
 		elog(ERROR, "malformed snapshot message");
 	ag = find_group(m->group_id);
-	if (ag == NULL || ag->failed || ag->loader != NULL)
+	if (ag == NULL || ag->gone || ag->failed || ag->loader != NULL)
 		return; /* left; parked: the engine worker sends it again; or loading one already */
 	refresh_applied(ag);
 	if (m->index <= ag->applied)
@@ -739,6 +761,7 @@ static void park(uint64 gid, const char *message, bool corrupt)
 		ag->applied = 0;
 		ag->schema_index = ag->schema_batch = 0;
 		dlist_init(&ag->waiting);
+		ag->gone = false;
 		ag->loader = NULL;
 	}
 	ag->failed = true;
@@ -1054,11 +1077,10 @@ void dr_snapshot_loader_main(Datum arg)
 		applying.index = index;
 		applying.what = "snapshot";
 		ag = find_group(group_id);
-		if (ag == NULL)
+		if (ag == NULL || !begin_batch(ag, index))
 			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			                errmsg("group %llu is no longer on this node",
 			                       (unsigned long long)group_id)));
-		begin_batch(ag, index);
 		ag->schema_batch = dr_snapshot_load(job);
 		ag->applied = index;
 		commit_batch();

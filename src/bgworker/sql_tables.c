@@ -911,7 +911,7 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 		                errmsg("dragonraft.execute could not wait for this node to apply "
 		                       "the log of group %lld",
 		                       (long long)group_id),
-		                errdetail("%s%s%s", ed->message, ed->detail ? " " : "",
+		                errdetail("%s%s%s", ed->message, ed->detail ? ": " : "",
 		                          ed->detail ? ed->detail : ""),
 		                errhint("Nothing was proposed.  Retry once dragonraft.status shows "
 		                        "a leader and the group applying here.")));
