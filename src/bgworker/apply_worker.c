@@ -240,7 +240,10 @@ static bool group_here(uint64 group_id)
  * entries already in the queue are dropped here.  Made again for them, the
  * origin outlived the group and marked this node a member that lost its
  * LogDB (regress membership in CI); so the group is looked for again after
- * the origin, and an origin made once it was gone is dropped.
+ * an origin made here, which is dropped if the group was gone.  A group
+ * seen gone by begin_batch stays so, its entries dropped: a node never
+ * becomes a member again of a group it left (left_groups), and a join that
+ * gave up had no entries.
  */
 static ApplyGroup *find_group(uint64 group_id)
 {
@@ -251,10 +254,14 @@ static ApplyGroup *find_group(uint64 group_id)
 	if (ag == NULL) {
 		if (!group_here(group_id))
 			return NULL;
-		origin = dr_origins_find(group_id, true); /* may fail: nothing entered yet */
-		if (!group_here(group_id)) {
-			(void)dr_origins_drop(group_id); /* (logged if it failed) */
-			return NULL;
+		/* (made when the member started: made here only if it was lost then) */
+		origin = dr_origins_find(group_id, false);
+		if (origin == InvalidRepOriginId) {
+			origin = dr_origins_find(group_id, true); /* may fail: nothing entered yet */
+			if (!group_here(group_id)) {
+				(void)dr_origins_drop(group_id); /* (logged if it failed) */
+				return NULL;
+			}
 		}
 		schema_index = dr_apply_rows_schema_index(group_id);
 		/* Shared memory is new after a restart: writers record the schema from it. */
