@@ -796,6 +796,7 @@ static void main_loop(void)
 		/* after the round: the proposals just taken go out first */
 		dr_membership_digests_run();
 		dr_engine_groups_transfers_done();
+		dr_engine_groups_propose_addresses(false);
 		flush_transport_log();
 		dr_pg_sm_poll();
 		now = GetCurrentTimestamp();

@@ -121,6 +121,7 @@ extern void dr_engine_groups_take_requests(void);
 /* Complete the transfers that ended, once their groups' status is published. */
 extern void dr_engine_groups_transfers_done(void);
 extern void dr_engine_groups_member_info(void);
+extern void dr_engine_groups_propose_addresses(bool retry);
 extern void dr_engine_groups_entry_applied(DrSm *sm, const uint8 *data, uint32 len);
 extern void dr_engine_groups_reload(void);
 /* Stop a group and start it again from its LogDB, as a server restart would. */

@@ -43,6 +43,9 @@ $c->node($l)->safe_psql('postgres',
 $c->node($l)->safe_psql('postgres', "SELECT dragonraft.replicate_table('t', 1)");
 $c->node($l)->safe_psql('postgres', "INSERT INTO t VALUES ($_, 'x')") for 1 .. 5;
 ok($c->caught_up(1), 'every member applied the writes');
+# (none of dragonraft's own may come after a snapshot that leaves a member
+# no entry: it held one entry, and the comparison with skew had none left)
+ok($c->settled(1), 'the log takes no entry of dragonraft\'s own any more');
 my ($agreed, $what, $n) = $c->logs_agree(1);
 ok($agreed && $n == 3, 'the three members hold the same log') or diag($what);
 

@@ -379,6 +379,25 @@ sub leader
 		});
 }
 
+# Group g's log takes no entry of dragonraft's own any more: every running
+# member's info (its client address, proposed once it knows a leader) is
+# applied on the leader, and so, after an execute(), are the members'
+# addresses that the leader proposed when it handed those over.  Then only
+# the test's own writes grow the log.
+sub settled
+{
+	my ($self, $g) = @_;
+	my $n = () = $self->running_in($g);
+	$self->wait_until(
+		"every member's client address in group $g on its leader",
+		sub {
+			my $l = $self->leader($g) or return 0;
+			return ($self->poll($l, 'SELECT count(*) FROM dragonraft.members '
+					  . "WHERE group_id = $g AND client_address IS NOT NULL") // '') eq $n;
+		}) or return 0;
+	return $self->caught_up($g);
+}
+
 # Every running node applied every entry of group g that its leader committed so far
 # (execute() on the leader adds one and returns once it is applied there).
 sub caught_up
