@@ -2169,6 +2169,50 @@ static void test_older_stamped_address_keeps_correction(void **state)
 	cluster_destroy(&c);
 }
 
+/*
+ * A stamp at the top of the range (a corrupt entry, or a build whose clock
+ * is not microseconds) must not wrap the engine's clock: the next stamp
+ * handed out here was 0 (UINT64_MAX + 1), so a correction given after it
+ * lost to that address for good, also after a restart (review35).  A
+ * correction given here still wins, and the same entry applied again late,
+ * in another group, does not undo it.
+ */
+static void test_top_stamp_keeps_clock(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	const char *wrong = "127.0.0.1:9", *right = "127.0.0.1:7404";
+
+	(void)state;
+	added_wrong(&c, &cfg, wrong);
+	for (raft_id id = 1; id <= 3; id++)
+		assert_int_equal(
+		        engine_learn_address_at(c.nodes[id].e, c.group_ids[1], 4, wrong, UINT64_MAX),
+		        ENGINE_OK);
+	assert_dials(&c, wrong, "an address stamped UINT64_MAX");
+	correct_address(&c, 0, right);
+	assert_dials(&c, right, "corrected after an address stamped UINT64_MAX");
+	for (raft_id id = 1; id <= 3; id++)
+		assert_true(engine_address_stamp(c.nodes[id].e) != 0);
+	/* The same entry once more, late, in the other group. */
+	for (raft_id id = 1; id <= 3; id++) {
+		assert_int_equal(
+		        engine_learn_address_at(c.nodes[id].e, c.group_ids[0], 4, wrong, UINT64_MAX),
+		        ENGINE_OK);
+		assert_int_equal(
+		        engine_learn_address_at(c.nodes[id].e, c.group_ids[1], 4, wrong, UINT64_MAX),
+		        ENGINE_OK);
+	}
+	assert_dials(&c, right, "UINT64_MAX applied again after the correction");
+	for (raft_id id = 1; id <= 3; id++)
+		cluster_crash(&c, id);
+	for (raft_id id = 1; id <= 3; id++)
+		assert_int_equal(cluster_restart(&c, id), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	assert_dials(&c, right, "corrected after UINT64_MAX, restarted");
+	cluster_destroy(&c);
+}
+
 static void test_remove_member(void **state)
 {
 	struct engine_config cfg = base_cfg();
@@ -4741,6 +4785,7 @@ int main(void)
 	        cmocka_unit_test(test_learn_address),
 	        cmocka_unit_test(test_corrected_address_survives_restart),
 	        cmocka_unit_test(test_older_stamped_address_keeps_correction),
+	        cmocka_unit_test(test_top_stamp_keeps_clock),
 	        cmocka_unit_test(test_remove_member),
 	        cmocka_unit_test(test_removed_member_leaves_network),
 	        cmocka_unit_test(test_removal_learnt_from_snapshot),
