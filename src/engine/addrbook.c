@@ -307,6 +307,19 @@ int engine_learn_address_at(struct engine *e, uint64_t group_id, raft_id node_id
 	return learn_at(e, g, node_id, addr, strlen(addr), learned);
 }
 
+int engine_learn_address_unstamped(struct engine *e, uint64_t group_id, raft_id node_id,
+                                   const char *addr)
+{
+	struct group *g = eng_group(e, group_id);
+	const struct engine_member *m;
+
+	if (g == NULL)
+		return eng_err(e, ENGINE_ERR_NO_GROUP, "group %llu is not here",
+		               (unsigned long long)group_id);
+	m = book_find(g, node_id);
+	return learn_at(e, g, node_id, addr, strlen(addr), m != NULL ? m->learned : 0);
+}
+
 uint64_t engine_peer_learned(const struct engine *e, raft_id node_id)
 {
 	const struct eng_peer *p = find_peer(e, node_id);

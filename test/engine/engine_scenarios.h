@@ -2213,6 +2213,57 @@ static void test_top_stamp_keeps_clock(void **state)
 	cluster_destroy(&c);
 }
 
+/*
+ * An address replicated without a stamp (ENTRY_ADDRESSES_V1, written by an
+ * older build) is as new as what its group said of that node before it
+ * (engine_learn_address_unstamped), not "now" (review35).  Learned now, it
+ * undid a correction when another group's applied late or again after a
+ * restart (user28 for the older entries), and it beat a stamped entry that
+ * comes after it in the same group's log whenever the two are applied
+ * together (a restart's replay, a member catching up): the older address
+ * won.  It still teaches a node its group's book lacks, and one newer in
+ * its group's log than the book's address (an older leader's correction).
+ */
+static void test_unstamped_address_in_log_order(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	const char *wrong = "127.0.0.1:9", *right = "127.0.0.1:7404", *moved = "127.0.0.1:8404";
+	uint64_t stamp[4];
+
+	(void)state;
+	added_wrong(&c, &cfg, wrong);
+	/* Group 1's older entry, applied after a correction in group 0. */
+	correct_address(&c, 0, right);
+	for (raft_id id = 1; id <= 3; id++)
+		assert_int_equal(
+		        engine_learn_address_unstamped(c.nodes[id].e, c.group_ids[1], 4, wrong),
+		        ENGINE_OK);
+	assert_dials(&c, right, "group 1's unstamped entry applied after the correction");
+	/* Group 1's log: an unstamped entry (right), then a stamped one (moved), applied
+	 * once and then again (a restart replays both): the later one is dialed. */
+	for (raft_id id = 1; id <= 3; id++)
+		stamp[id] = engine_address_stamp(c.nodes[id].e); /* (the stamped entry's) */
+	for (int pass = 0; pass < 2; pass++) {
+		for (raft_id id = 1; id <= 3; id++) {
+			assert_int_equal(engine_learn_address_unstamped(c.nodes[id].e,
+			                                                c.group_ids[1], 4, right),
+			                 ENGINE_OK);
+			assert_int_equal(engine_learn_address_at(c.nodes[id].e, c.group_ids[1], 4,
+			                                         moved, stamp[id]),
+			                 ENGINE_OK);
+		}
+		assert_dials(&c, moved, pass == 0 ? "an unstamped entry, then a stamped one"
+		                                   : "both applied again");
+	}
+	/* An unstamped entry newer in group 1's log than the book's address is dialed. */
+	for (raft_id id = 1; id <= 3; id++)
+		assert_int_equal(engine_learn_address_unstamped(c.nodes[id].e, c.group_ids[1], 4, right),
+		                 ENGINE_OK);
+	assert_dials(&c, right, "an unstamped entry after the stamped one");
+	cluster_destroy(&c);
+}
+
 static void test_remove_member(void **state)
 {
 	struct engine_config cfg = base_cfg();
@@ -4786,6 +4837,7 @@ int main(void)
 	        cmocka_unit_test(test_corrected_address_survives_restart),
 	        cmocka_unit_test(test_older_stamped_address_keeps_correction),
 	        cmocka_unit_test(test_top_stamp_keeps_clock),
+	        cmocka_unit_test(test_unstamped_address_in_log_order),
 	        cmocka_unit_test(test_remove_member),
 	        cmocka_unit_test(test_removed_member_leaves_network),
 	        cmocka_unit_test(test_removal_learnt_from_snapshot),
