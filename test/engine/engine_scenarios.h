@@ -2040,6 +2040,16 @@ static void correct_address(struct cluster *c, int gi, const char *addr)
 		                 ENGINE_OK);
 }
 
+/* Nodes 1..3 crash and restart, and every group has a leader again. */
+static void restart_all(struct cluster *c)
+{
+	for (raft_id id = 1; id <= 3; id++)
+		cluster_crash(c, id);
+	for (raft_id id = 1; id <= 3; id++)
+		assert_int_equal(cluster_restart(c, id), ENGINE_OK);
+	assert_true(cluster_run(c, all_led, NULL, 200));
+}
+
 /* Nodes 1..3 run groups 0 and 1, and node 4 is added to both at wrong (every node dials it there).
  */
 static void added_wrong(struct cluster *c, const struct engine_config *cfg, const char *wrong)
@@ -2134,11 +2144,7 @@ static void test_older_stamped_address_keeps_correction(void **state)
 		        ENGINE_OK);
 	}
 	assert_dials(&c, right, "group 1's older address applied after the correction");
-	for (raft_id id = 1; id <= 3; id++)
-		cluster_crash(&c, id);
-	for (raft_id id = 1; id <= 3; id++)
-		assert_int_equal(cluster_restart(&c, id), ENGINE_OK);
-	assert_true(cluster_run(&c, all_led, NULL, 200));
+	restart_all(&c);
 	assert_dials(&c, right, "group 1's older address applied, restarted");
 	/* Applied again (a restart replays the log): still nothing. */
 	for (raft_id id = 1; id <= 3; id++)
@@ -2169,6 +2175,16 @@ static void test_older_stamped_address_keeps_correction(void **state)
 	cluster_destroy(&c);
 }
 
+/* Every node 1..3 learns node 4 at addr in group gi, stamped `learned` (as from an
+ * ENTRY_ADDRESSES). */
+static void learn_at_all(struct cluster *c, int gi, const char *addr, uint64_t learned)
+{
+	for (raft_id id = 1; id <= 3; id++)
+		assert_int_equal(
+		        engine_learn_address_at(c->nodes[id].e, c->group_ids[gi], 4, addr, learned),
+		        ENGINE_OK);
+}
+
 /*
  * A stamp at the top of the range (a corrupt entry, or a build whose clock
  * is not microseconds) must not wrap the engine's clock: the next stamp
@@ -2185,30 +2201,17 @@ static void test_top_stamp_keeps_clock(void **state)
 
 	(void)state;
 	added_wrong(&c, &cfg, wrong);
-	for (raft_id id = 1; id <= 3; id++)
-		assert_int_equal(
-		        engine_learn_address_at(c.nodes[id].e, c.group_ids[1], 4, wrong, UINT64_MAX),
-		        ENGINE_OK);
+	learn_at_all(&c, 1, wrong, UINT64_MAX);
 	assert_dials(&c, wrong, "an address stamped UINT64_MAX");
 	correct_address(&c, 0, right);
 	assert_dials(&c, right, "corrected after an address stamped UINT64_MAX");
 	for (raft_id id = 1; id <= 3; id++)
 		assert_true(engine_address_stamp(c.nodes[id].e) != 0);
 	/* The same entry once more, late, in the other group. */
-	for (raft_id id = 1; id <= 3; id++) {
-		assert_int_equal(
-		        engine_learn_address_at(c.nodes[id].e, c.group_ids[0], 4, wrong, UINT64_MAX),
-		        ENGINE_OK);
-		assert_int_equal(
-		        engine_learn_address_at(c.nodes[id].e, c.group_ids[1], 4, wrong, UINT64_MAX),
-		        ENGINE_OK);
-	}
+	learn_at_all(&c, 0, wrong, UINT64_MAX);
+	learn_at_all(&c, 1, wrong, UINT64_MAX);
 	assert_dials(&c, right, "UINT64_MAX applied again after the correction");
-	for (raft_id id = 1; id <= 3; id++)
-		cluster_crash(&c, id);
-	for (raft_id id = 1; id <= 3; id++)
-		assert_int_equal(cluster_restart(&c, id), ENGINE_OK);
-	assert_true(cluster_run(&c, all_led, NULL, 200));
+	restart_all(&c);
 	assert_dials(&c, right, "corrected after UINT64_MAX, restarted");
 	cluster_destroy(&c);
 }
