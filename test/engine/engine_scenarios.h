@@ -2256,13 +2256,15 @@ static void test_unstamped_address_in_log_order(void **state)
 			                                         moved, stamp[id]),
 			                 ENGINE_OK);
 		}
-		assert_dials(&c, moved, pass == 0 ? "an unstamped entry, then a stamped one"
-		                                   : "both applied again");
+		assert_dials(&c, moved,
+		             pass == 0 ? "an unstamped entry, then a stamped one"
+		                       : "both applied again");
 	}
 	/* An unstamped entry newer in group 1's log than the book's address is dialed. */
 	for (raft_id id = 1; id <= 3; id++)
-		assert_int_equal(engine_learn_address_unstamped(c.nodes[id].e, c.group_ids[1], 4, right),
-		                 ENGINE_OK);
+		assert_int_equal(
+		        engine_learn_address_unstamped(c.nodes[id].e, c.group_ids[1], 4, right),
+		        ENGINE_OK);
 	assert_dials(&c, right, "an unstamped entry after the stamped one");
 	cluster_destroy(&c);
 }
