@@ -860,15 +860,16 @@ void dr_engine_groups_entry_applied(DrSm *sm, const uint8 *data, uint32 len)
 		 * (saved in the LogDB when new: not under the groups lock)  Each
 		 * with the leader's stamp: one older than the address this node
 		 * dials, say a correction a user gave after the leader learned it,
-		 * changes nothing (user28).  An entry of older builds has none:
-		 * learned now.
+		 * changes nothing (user28).  An entry of older builds has none: as
+		 * new as what the group said of the node before it (learned now, it
+		 * undid corrections and later stamped entries: review35).
 		 */
 		if (h.type == ENTRY_ADDRESSES)
 			rc = engine_learn_address_at(dr_engine->e, sm->group_id, a[i].node_id,
 			                             addr[i], a[i].learned);
 		else
-			rc = engine_learn_address(dr_engine->e, sm->group_id, a[i].node_id,
-			                          addr[i]);
+			rc = engine_learn_address_unstamped(dr_engine->e, sm->group_id,
+			                                    a[i].node_id, addr[i]);
 		if (rc != ENGINE_OK)
 			a[i].node_id = 0;
 	}

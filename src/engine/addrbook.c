@@ -33,7 +33,12 @@
 
 static const struct raft_membership no_voters;
 
-/* A new learned stamp: wall-clock microseconds, above every stamp handed out or read. */
+/*
+ * A new learned stamp: wall-clock microseconds, above every stamp handed out
+ * or read.  It never wraps: at UINT64_MAX it stays there, above every stamp
+ * read (learn_at keeps them below it), so what this node learns later still
+ * wins (an entry stamped UINT64_MAX made it 0: review35).
+ */
 static uint64_t learn_stamp(struct engine *e)
 {
 	struct timespec ts;
@@ -41,7 +46,10 @@ static uint64_t learn_stamp(struct engine *e)
 
 	if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
 		now = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-	e->addr_clock = now > e->addr_clock ? now : e->addr_clock + 1;
+	if (now > e->addr_clock)
+		e->addr_clock = now;
+	else if (e->addr_clock < UINT64_MAX)
+		e->addr_clock++;
 	return e->addr_clock;
 }
 
@@ -259,6 +267,8 @@ static int learn_at(struct engine *e, struct group *g, raft_id id, const char *a
 
 	if (len == 0 || len >= ENGINE_ADDR_MAX || id == 0)
 		return ENGINE_OK;
+	if (learned == UINT64_MAX)
+		learned = UINT64_MAX - 1; /* (the top is this node's: learn_stamp) */
 	if (learned > e->addr_clock)
 		e->addr_clock = learned;
 	m = book_find(g, id);
@@ -295,6 +305,19 @@ int engine_learn_address_at(struct engine *e, uint64_t group_id, raft_id node_id
 		return eng_err(e, ENGINE_ERR_NO_GROUP, "group %llu is not here",
 		               (unsigned long long)group_id);
 	return learn_at(e, g, node_id, addr, strlen(addr), learned);
+}
+
+int engine_learn_address_unstamped(struct engine *e, uint64_t group_id, raft_id node_id,
+                                   const char *addr)
+{
+	struct group *g = eng_group(e, group_id);
+	const struct engine_member *m;
+
+	if (g == NULL)
+		return eng_err(e, ENGINE_ERR_NO_GROUP, "group %llu is not here",
+		               (unsigned long long)group_id);
+	m = book_find(g, node_id);
+	return learn_at(e, g, node_id, addr, strlen(addr), m != NULL ? m->learned : 0);
 }
 
 uint64_t engine_peer_learned(const struct engine *e, raft_id node_id)

@@ -529,9 +529,8 @@ bool engine_has_work(const struct engine *e);
  * node_id (a member of the group, or one being added) listens at addr: kept
  * in the group's address book (saved) and handed to the network, as the
  * address a membership change brings, learned now.  For addresses a user
- * gives again (and those replicated without a stamp): the address dialed
- * from now on, also when the book held it already (learned before another
- * group's).  ENGINE_ERR_NO_GROUP.
+ * gives again: the address dialed from now on, also when the book held it
+ * already (learned before another group's).  ENGINE_ERR_NO_GROUP.
  */
 int engine_learn_address(struct engine *e, uint64_t group_id, raft_id node_id, const char *addr);
 /*
@@ -544,6 +543,16 @@ int engine_learn_address(struct engine *e, uint64_t group_id, raft_id node_id, c
  */
 int engine_learn_address_at(struct engine *e, uint64_t group_id, raft_id node_id, const char *addr,
                             uint64_t learned);
+/*
+ * The same for an address replicated without a stamp (an older build's
+ * ENTRY_ADDRESSES_V1): as new as what the group's book says of node_id
+ * before it (0 when nothing), so that it is learned in the group's log order
+ * but never over a newer address from elsewhere: applied late or again (a
+ * restart), it does not undo a correction or a stamped entry that comes
+ * after it.  ENGINE_ERR_NO_GROUP.
+ */
+int engine_learn_address_unstamped(struct engine *e, uint64_t group_id, raft_id node_id,
+                                   const char *addr);
 /* When the address engine_peer_address gives was learned (0: none, or not recorded). */
 uint64_t engine_peer_learned(const struct engine *e, raft_id node_id);
 /* A stamp for an address given now: wall-clock microseconds, above every stamp

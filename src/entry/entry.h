@@ -29,8 +29,8 @@
  *	                    address with the newest stamp, whichever group
  *	                    brings it (builds before 2026-12-03 refuse it)
  *	ENTRY_ADDRESSES_V1  as ENTRY_ADDRESSES without the stamps: written by
- *	                    older builds, still decoded (learned when applied),
- *	                    never written
+ *	                    older builds, still decoded (each address as new as
+ *	                    the one its group held for that node), never written
  *
  *	ENTRY_CHANGE_SET    owner, sections (one committed transaction's changes)
  *	ENTRY_DDL           u32 node id, name(role), u32 length, command (UTF-8

@@ -2040,6 +2040,16 @@ static void correct_address(struct cluster *c, int gi, const char *addr)
 		                 ENGINE_OK);
 }
 
+/* Nodes 1..3 crash and restart, and every group has a leader again. */
+static void restart_all(struct cluster *c)
+{
+	for (raft_id id = 1; id <= 3; id++)
+		cluster_crash(c, id);
+	for (raft_id id = 1; id <= 3; id++)
+		assert_int_equal(cluster_restart(c, id), ENGINE_OK);
+	assert_true(cluster_run(c, all_led, NULL, 200));
+}
+
 /* Nodes 1..3 run groups 0 and 1, and node 4 is added to both at wrong (every node dials it there).
  */
 static void added_wrong(struct cluster *c, const struct engine_config *cfg, const char *wrong)
@@ -2134,11 +2144,7 @@ static void test_older_stamped_address_keeps_correction(void **state)
 		        ENGINE_OK);
 	}
 	assert_dials(&c, right, "group 1's older address applied after the correction");
-	for (raft_id id = 1; id <= 3; id++)
-		cluster_crash(&c, id);
-	for (raft_id id = 1; id <= 3; id++)
-		assert_int_equal(cluster_restart(&c, id), ENGINE_OK);
-	assert_true(cluster_run(&c, all_led, NULL, 200));
+	restart_all(&c);
 	assert_dials(&c, right, "group 1's older address applied, restarted");
 	/* Applied again (a restart replays the log): still nothing. */
 	for (raft_id id = 1; id <= 3; id++)
@@ -2166,6 +2172,100 @@ static void test_older_stamped_address_keeps_correction(void **state)
 	assert_dials(&c, wrong, "an address stamped ahead");
 	correct_address(&c, 0, right);
 	assert_dials(&c, right, "corrected after an address stamped ahead");
+	cluster_destroy(&c);
+}
+
+/* Every node 1..3 learns node 4 at addr in group gi, stamped `learned` (as from an
+ * ENTRY_ADDRESSES). */
+static void learn_at_all(struct cluster *c, int gi, const char *addr, uint64_t learned)
+{
+	for (raft_id id = 1; id <= 3; id++)
+		assert_int_equal(
+		        engine_learn_address_at(c->nodes[id].e, c->group_ids[gi], 4, addr, learned),
+		        ENGINE_OK);
+}
+
+/*
+ * A stamp at the top of the range (a corrupt entry, or a build whose clock
+ * is not microseconds) must not wrap the engine's clock: the next stamp
+ * handed out here was 0 (UINT64_MAX + 1), so a correction given after it
+ * lost to that address for good, also after a restart (review35).  A
+ * correction given here still wins, and the same entry applied again late,
+ * in another group, does not undo it.
+ */
+static void test_top_stamp_keeps_clock(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	const char *wrong = "127.0.0.1:9", *right = "127.0.0.1:7404";
+
+	(void)state;
+	added_wrong(&c, &cfg, wrong);
+	learn_at_all(&c, 1, wrong, UINT64_MAX);
+	assert_dials(&c, wrong, "an address stamped UINT64_MAX");
+	correct_address(&c, 0, right);
+	assert_dials(&c, right, "corrected after an address stamped UINT64_MAX");
+	for (raft_id id = 1; id <= 3; id++)
+		assert_true(engine_address_stamp(c.nodes[id].e) != 0);
+	/* The same entry once more, late, in the other group. */
+	learn_at_all(&c, 0, wrong, UINT64_MAX);
+	learn_at_all(&c, 1, wrong, UINT64_MAX);
+	assert_dials(&c, right, "UINT64_MAX applied again after the correction");
+	restart_all(&c);
+	assert_dials(&c, right, "corrected after UINT64_MAX, restarted");
+	cluster_destroy(&c);
+}
+
+/*
+ * An address replicated without a stamp (ENTRY_ADDRESSES_V1, written by an
+ * older build) is as new as what its group said of that node before it
+ * (engine_learn_address_unstamped), not "now" (review35).  Learned now, it
+ * undid a correction when another group's applied late or again after a
+ * restart (user28 for the older entries), and it beat a stamped entry that
+ * comes after it in the same group's log whenever the two are applied
+ * together (a restart's replay, a member catching up): the older address
+ * won.  It still teaches a node its group's book lacks, and one newer in
+ * its group's log than the book's address (an older leader's correction).
+ */
+static void test_unstamped_address_in_log_order(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	const char *wrong = "127.0.0.1:9", *right = "127.0.0.1:7404", *moved = "127.0.0.1:8404";
+	uint64_t stamp[4];
+
+	(void)state;
+	added_wrong(&c, &cfg, wrong);
+	/* Group 1's older entry, applied after a correction in group 0. */
+	correct_address(&c, 0, right);
+	for (raft_id id = 1; id <= 3; id++)
+		assert_int_equal(
+		        engine_learn_address_unstamped(c.nodes[id].e, c.group_ids[1], 4, wrong),
+		        ENGINE_OK);
+	assert_dials(&c, right, "group 1's unstamped entry applied after the correction");
+	/* Group 1's log: an unstamped entry (right), then a stamped one (moved), applied
+	 * once and then again (a restart replays both): the later one is dialed. */
+	for (raft_id id = 1; id <= 3; id++)
+		stamp[id] = engine_address_stamp(c.nodes[id].e); /* (the stamped entry's) */
+	for (int pass = 0; pass < 2; pass++) {
+		for (raft_id id = 1; id <= 3; id++) {
+			assert_int_equal(engine_learn_address_unstamped(c.nodes[id].e,
+			                                                c.group_ids[1], 4, right),
+			                 ENGINE_OK);
+			assert_int_equal(engine_learn_address_at(c.nodes[id].e, c.group_ids[1], 4,
+			                                         moved, stamp[id]),
+			                 ENGINE_OK);
+		}
+		assert_dials(&c, moved,
+		             pass == 0 ? "an unstamped entry, then a stamped one"
+		                       : "both applied again");
+	}
+	/* An unstamped entry newer in group 1's log than the book's address is dialed. */
+	for (raft_id id = 1; id <= 3; id++)
+		assert_int_equal(
+		        engine_learn_address_unstamped(c.nodes[id].e, c.group_ids[1], 4, right),
+		        ENGINE_OK);
+	assert_dials(&c, right, "an unstamped entry after the stamped one");
 	cluster_destroy(&c);
 }
 
@@ -4741,6 +4841,8 @@ int main(void)
 	        cmocka_unit_test(test_learn_address),
 	        cmocka_unit_test(test_corrected_address_survives_restart),
 	        cmocka_unit_test(test_older_stamped_address_keeps_correction),
+	        cmocka_unit_test(test_top_stamp_keeps_clock),
+	        cmocka_unit_test(test_unstamped_address_in_log_order),
 	        cmocka_unit_test(test_remove_member),
 	        cmocka_unit_test(test_removed_member_leaves_network),
 	        cmocka_unit_test(test_removal_learnt_from_snapshot),
