@@ -740,10 +740,10 @@ static void wait_turn(uint64 group_id, uint64 index, uint64 schema_index)
 			        psprintf("dragonraft group %llu stopped on this node while the "
 			                 "transaction waited for its turn",
 			                 (unsigned long long)group_id),
-			        psprintf("Its change set is committed in the log at index %llu; this "
-			                 "node applies it from there once the group runs here again.  "
-			                 "The group stopped: %s",
-			                 (unsigned long long)index, v.error[0] ? v.error : "(no error)"));
+			        psprintf("Its change set is committed in the log at index %llu; "
+			                 "this node applies it from there once the group runs "
+			                 "here again.  The group stopped: %s",
+			                 (unsigned long long)index, v.error));
 		}
 		if (dr_xact_unblock_apply(&next_lock_check)) {
 			RESUME_INTERRUPTS();
