@@ -20,16 +20,14 @@ use IPC::Run;
 
 my $c = DragonCluster->new(3);
 $c->create_group(1);
-my $l = $c->leader(1);
-ok($l, "node $l leads group 1");
-my ($f) = grep { $_ != $l } $c->ids;
-
+ok(my $l = $c->leader(1), 'group 1 has a leader');
+my $f = (grep { $_ != $l } $c->ids)[0];    # the digest's node: a follower
 $c->node($l)->safe_psql('postgres', q{
-SELECT dragonraft.execute(1, 'CREATE TABLE a (id int PRIMARY KEY, v text)');
-SELECT dragonraft.replicate_table('a', 1);
-INSERT INTO a SELECT g, 'a' || g FROM generate_series(1, 20) g;
+CREATE TABLE h (id int PRIMARY KEY, v text);
+INSERT INTO h SELECT g, 'h' || g FROM generate_series(1, 20) g;
+SELECT dragonraft.replicate_table('h', 1);
 });
-ok($c->caught_up(1), 'every member applied the writes');
+ok($c->caught_up(1), 'every member has the table');
 
 my ($din, $dout, $derr) = ("\\set VERBOSITY verbose\nSELECT pg_backend_pid();\n", '', '');
 my $digest = IPC::Run::start([ 'psql', '-XAtq', '-d', $c->node($f)->connstr('postgres') ],
@@ -48,9 +46,9 @@ $c->query($f, "SELECT pg_terminate_backend($epid)");
 ok($c->wait_until("node ${f}'s engine worker to run again", sub {
 	my $p = $c->poll($f, "SELECT engine_pid FROM dragonraft.node_status() WHERE engine_state = 'running'");
 	defined $p && $p ne '' && $p ne $epid }, 30), "node ${f}'s engine worker runs again");
-$c->node($l)->safe_psql('postgres', "INSERT INTO a VALUES (1000, 'after')");
+$c->node($l)->safe_psql('postgres', "INSERT INTO h VALUES (1000, 'after')");
 ok($c->wait_until("node $f to apply the later write", sub {
-	($c->poll($f, 'SELECT count(*) FROM a WHERE id = 1000') // '') eq '1' }, 30),
+	($c->poll($f, 'SELECT count(*) FROM h WHERE id = 1000') // '') eq '1' }, 30),
 	"node $f applies a later write during the digest's pause");
 cmp_ok($c->query($f, 'SELECT applied_index FROM dragonraft.status WHERE group_id = 1'), '>', $before,
 	"node ${f}'s applied index moved during the pause");
