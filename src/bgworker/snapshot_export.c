@@ -799,8 +799,10 @@ static void export(uint64 group_id, const char *path)
 	dr_origins_name(group_id, origin_name);
 	origin = replorigin_by_name(origin_name, false);
 	index = replorigin_get_progress(origin, false);
-	/* Called off (the hold ended with its engine worker or group) before
-	 * the origin was read: the apply may have gone on, so no comparison. */
+	/* Still this exporter's job: its hold lasted through the snapshot and
+	 * the read of the origin (the engine worker frees the job when it ends
+	 * the hold otherwise: the group stopped, or a new engine worker runs).
+	 * Called off, the apply may have gone on: no comparison then. */
 	if (!lock_job())
 		elog(ERROR, "the export was called off");
 	X.job->index = index;
