@@ -311,7 +311,7 @@ static void define_gucs(void)
 	                        "group's applied index.",
 	                        "The group's apply is held meanwhile, so the result must not "
 	                        "change.",
-	                        &dr_testing_hold_delay, 0, 0, 10000, PGC_SUSET, GUC_UNIT_MS, NULL,
+	                        &dr_testing_hold_delay, 0, 0, 60000, PGC_SUSET, GUC_UNIT_MS, NULL,
 	                        NULL, NULL);
 	MarkGUCPrefixReserved("dragonraft");
 }

@@ -609,6 +609,7 @@ void dr_engine_groups_heal(DrSm *sm)
 	dr_engine->n_running--;
 	SpinLockAcquire(&g->mutex);
 	origin = g->origin;
+	g->handed = 0; /* (as new_entry: the new DrSm hands from its applied + 1) */
 	g->apply_failures = 0;
 	g->apply_retry_at = 0;
 	g->apply_corrupt = false;

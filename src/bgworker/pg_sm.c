@@ -144,9 +144,39 @@ static void remove_stale_snapshots(void)
 		                n, dir)));
 }
 
+/*
+ * The holds of a previous engine worker ended with it: a digest it claimed
+ * (its backend may be past the drain) fails with why, as when the group
+ * stops here (this worker never claims it again); an export it started is
+ * called off (its exporter's job is freed, its file is gone).  A digest not
+ * yet claimed is this worker's to claim.
+ */
+static void end_predecessors_jobs(void)
+{
+	for (int i = 0; i < DR_SNAP_JOBS; i++) {
+		DrSnapJob *j = dr_snapshot_job(i);
+		int waiter = -1;
+
+		SpinLockAcquire(&j->mutex);
+		if (j->group_id != 0 && j->role == DR_SNAP_DIGEST && j->claimed &&
+		    j->phase != DR_SNAP_DONE) {
+			strlcpy(j->error, "The engine worker that held the group's apply exited.",
+			        sizeof(j->error));
+			j->rc = ENGINE_ERR_NO_GROUP;
+			j->phase = DR_SNAP_DONE;
+			waiter = j->waiter_pgprocno;
+		} else if (j->role == DR_SNAP_SENDER)
+			j->group_id = 0;
+		SpinLockRelease(&j->mutex);
+		if (waiter >= 0)
+			SetLatch(&ProcGlobal->allProcs[waiter].procLatch);
+	}
+}
+
 void dr_pg_sm_init(void)
 {
 	remove_stale_snapshots();
+	end_predecessors_jobs();
 	memset(&S, 0, sizeof(S));
 	dlist_init(&S.order);
 	dlist_init(&S.with_entries);

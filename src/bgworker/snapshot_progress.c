@@ -63,8 +63,9 @@ void dr_snapshot_testing_hold_pause(void)
 		return;
 	end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), dr_testing_hold_delay);
 	while (GetCurrentTimestamp() < end) {
+		/* (PgSleep: a test sees that it is here, past the drain) */
 		(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10,
-		                PG_WAIT_EXTENSION);
+		                WAIT_EVENT_PG_SLEEP);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}

@@ -249,15 +249,6 @@ static void take_while_held(int64 group_id, RepOriginId origin, DrSnapJob *j, Sn
 	*snap = RegisterSnapshot(GetLatestSnapshot());
 	dr_snapshot_testing_hold_pause();
 	*index = origin == InvalidRepOriginId ? 0 : replorigin_get_progress(origin, false);
-	if (*index != published) {
-		UnregisterSnapshot(*snap);
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-		                errmsg("the applied index of group %lld moved from %llu to %llu "
-		                       "while its apply was held for the digest",
-		                       (long long)group_id, (unsigned long long)published,
-		                       (unsigned long long)*index),
-		                errhint("Try again.")));
-	}
 	SpinLockAcquire(&j->mutex);
 	/* The engine worker says DONE before it lets the apply go on: not DONE
 	 * now, the apply was still held when the snapshot was taken. */
@@ -275,6 +266,18 @@ static void take_while_held(int64 group_id, RepOriginId origin, DrSnapJob *j, Sn
 		                       "took its snapshot",
 		                       (long long)group_id),
 		                error[0] ? errdetail("%s", error) : 0, errhint("Try again.")));
+	}
+	/* Held until after the read of the origin (not DONE above): nothing of
+	 * the group committed meanwhile.  (A hold that ended abnormally lets the
+	 * apply go on: 55000 above, not this.) */
+	if (*index != published) {
+		UnregisterSnapshot(*snap);
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+		                errmsg("the applied index of group %lld moved from %llu to %llu "
+		                       "while its apply was held for the digest",
+		                       (long long)group_id, (unsigned long long)published,
+		                       (unsigned long long)*index),
+		                errhint("Try again.")));
 	}
 	free_job();
 	last_hold_us = (long)(GetCurrentTimestamp() - held);

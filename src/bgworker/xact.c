@@ -730,6 +730,21 @@ static void wait_turn(uint64 group_id, uint64 index, uint64 schema_index)
 		 * exactly what was handed (TAP 107). */
 		if (v.applied >= index || (v.applied + 1 == index && v.handed >= index))
 			break;
+		/* Committed but not handed (above), and its group stopped here:
+		 * nothing hands the entry over now (review 35 N6). */
+		if (v.handed < index &&
+		    (v.member_state == DR_MEMBER_FAILED || v.member_state == DR_MEMBER_LOST)) {
+			RESUME_INTERRUPTS();
+			ConditionVariableCancelSleep();
+			unknown_outcome(
+			        psprintf("dragonraft group %llu stopped on this node while the "
+			                 "transaction waited for its turn",
+			                 (unsigned long long)group_id),
+			        psprintf("Its change set is committed in the log at index %llu; "
+			                 "this node applies it from there once the group runs "
+			                 "here again.  The group stopped: %s",
+			                 (unsigned long long)index, v.error));
+		}
 		if (dr_xact_unblock_apply(&next_lock_check)) {
 			RESUME_INTERRUPTS();
 			ConditionVariableCancelSleep();

@@ -223,29 +223,68 @@ static int book_set(struct engine *e, struct group *g, struct engine_member *m, 
 }
 
 /*
+ * Whether a group here other than g keeps id in its book at addr (stamped
+ * learned; any stamp when 0): `same`; or at another address: !same.
+ */
+static bool held_elsewhere(const struct engine *e, const struct group *g, raft_id id,
+                           const char *addr, size_t len, uint64_t learned, bool same)
+{
+	for (size_t i = 0; i < e->n_groups; i++) {
+		const struct group *h = e->groups[i];
+
+		for (uint32_t k = 0; h != g && k < h->book.n; k++) {
+			const struct engine_member *m = &h->book.m[k];
+			bool at = strlen(m->addr) == len && memcmp(m->addr, addr, len) == 0 &&
+			          (learned == 0 || m->learned == learned);
+
+			if (m->node_id == id && at == same)
+				return true;
+		}
+	}
+	return false;
+}
+
+/*
  * id is at addr: kept in g's book and learned now (the network dials the
  * address learned last).  One the book holds already is learned again only
  * when `again` and another is dialed: a user gives it back (review 29 F1:
  * join_group putting back an address that a typo in another group's change
  * had replaced left the typo dialed); the log's changes do not.
+ *
+ * `again` is a user's correction (join_group here), and a node's address is
+ * the node's, not a group's: every other group's book here that keeps id
+ * takes it too, with the same stamp, so that no stale book brings the old
+ * one back (review 35 N1: removed from the corrected group, the node was
+ * dialed at the address another group's book still held).
  */
 static int learn(struct engine *e, struct group *g, raft_id id, const char *addr, size_t len,
                  bool again)
 {
 	struct engine_member *m;
 	const char *dialed;
+	uint64_t stamp;
 	int rc;
 
 	if (len == 0 || len >= ENGINE_ADDR_MAX || id == 0)
 		return ENGINE_OK;
 	m = book_find(g, id);
 	if (m != NULL && strlen(m->addr) == len && memcmp(m->addr, addr, len) == 0 &&
-	    (!again || id == e->cfg.node_id || (dialed = engine_peer_address(e, id)) == NULL ||
-	     strcmp(dialed, m->addr) == 0))
+	    (!again || id == e->cfg.node_id ||
+	     (((dialed = engine_peer_address(e, id)) == NULL || strcmp(dialed, m->addr) == 0) &&
+	      !held_elsewhere(e, g, id, addr, len, 0, false))))
 		return ENGINE_OK;
 	if (m == NULL && (rc = book_add(e, g, id, &m)) != ENGINE_OK)
 		return rc;
-	return book_set(e, g, m, addr, len, learn_stamp(e));
+	stamp = learn_stamp(e);
+	rc = book_set(e, g, m, addr, len, stamp);
+	for (size_t i = 0; again && rc == ENGINE_OK && i < e->n_groups; i++) {
+		struct group *h = e->groups[i];
+		struct engine_member *hm = h != g ? book_find(h, id) : NULL;
+
+		if (hm != NULL)
+			rc = book_set(e, h, hm, addr, len, stamp);
+	}
+	return rc;
 }
 
 /*
@@ -312,12 +351,21 @@ int engine_learn_address_unstamped(struct engine *e, uint64_t group_id, raft_id 
 {
 	struct group *g = eng_group(e, group_id);
 	const struct engine_member *m;
+	uint64_t learned = 0;
 
 	if (g == NULL)
 		return eng_err(e, ENGINE_ERR_NO_GROUP, "group %llu is not here",
 		               (unsigned long long)group_id);
 	m = book_find(g, node_id);
-	return learn_at(e, g, node_id, addr, strlen(addr), m != NULL ? m->learned : 0);
+	if (m != NULL) {
+		learned = m->learned;
+		/* The book's address came from another group (a correction given
+		 * there: learn), not from this group's log: older than it. */
+		if (learned > 0 && strcmp(m->addr, addr) != 0 &&
+		    held_elsewhere(e, g, node_id, m->addr, strlen(m->addr), learned, true))
+			learned--;
+	}
+	return learn_at(e, g, node_id, addr, strlen(addr), learned);
 }
 
 uint64_t engine_peer_learned(const struct engine *e, raft_id node_id)

@@ -530,7 +530,9 @@ bool engine_has_work(const struct engine *e);
  * in the group's address book (saved) and handed to the network, as the
  * address a membership change brings, learned now.  For addresses a user
  * gives again: the address dialed from now on, also when the book held it
- * already (learned before another group's).  ENGINE_ERR_NO_GROUP.
+ * already (learned before another group's).  A node's address is the
+ * node's: every other group's book here that keeps node_id takes it too,
+ * with the same stamp.  ENGINE_ERR_NO_GROUP.
  */
 int engine_learn_address(struct engine *e, uint64_t group_id, raft_id node_id, const char *addr);
 /*
@@ -549,7 +551,8 @@ int engine_learn_address_at(struct engine *e, uint64_t group_id, raft_id node_id
  * before it (0 when nothing), so that it is learned in the group's log order
  * but never over a newer address from elsewhere: applied late or again (a
  * restart), it does not undo a correction or a stamped entry that comes
- * after it.  ENGINE_ERR_NO_GROUP.
+ * after it.  A book address that another group's book holds with the same
+ * stamp (a correction given there) counts as just newer.  ENGINE_ERR_NO_GROUP.
  */
 int engine_learn_address_unstamped(struct engine *e, uint64_t group_id, raft_id node_id,
                                    const char *addr);

@@ -2269,6 +2269,57 @@ static void test_unstamped_address_in_log_order(void **state)
 	cluster_destroy(&c);
 }
 
+/* Node 4 is in group 0's membership on none of nodes 1..3. */
+static bool four_gone_from_group0(struct cluster *c, void *arg)
+{
+	struct engine_group_status st;
+
+	(void)arg;
+	for (raft_id id = 1; id <= 3; id++) {
+		if (!cluster_status(c, id, 0, &st))
+			return false;
+		for (uint32_t k = 0; k < st.membership.n_voters; k++)
+			if (st.membership.voters[k] == 4)
+				return false;
+		for (uint32_t k = 0; k < st.membership.n_nonvoters; k++)
+			if (st.membership.nonvoters[k] == 4)
+				return false;
+	}
+	return true;
+}
+
+/*
+ * A node's address is the node's, not a group's (review 35 N1): node 4 is
+ * added at a wrong address to groups 0 and 1, corrected in group 0 (a user's
+ * join_group: engine_learn_address), then removed from group 0.  The
+ * removal drops group 0's book entry, and the address left to dial was the
+ * latest left in any book: group 1's, still the wrong one, so every node
+ * dialed node 4 there again.  The correction now updates every book here
+ * that holds node 4 (same stamp), also after a restart.
+ */
+static void test_correction_is_the_nodes(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_wait w = {0};
+	struct cluster c;
+	const char *wrong = "127.0.0.1:9", *right = "127.0.0.1:7404";
+
+	(void)state;
+	added_wrong(&c, &cfg, wrong);
+	correct_address(&c, 0, right);
+	assert_dials(&c, right, "corrected in group 0");
+	assert_int_equal(engine_remove_member(c.nodes[cluster_leader(&c, 0)].e, c.group_ids[0], 4,
+	                                      engine_wait_cb, &w),
+	                 ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w, 100));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	assert_true(cluster_run(&c, four_gone_from_group0, NULL, 100));
+	assert_dials(&c, right, "corrected in group 0, then removed from group 0");
+	restart_all(&c);
+	assert_dials(&c, right, "removed from group 0, restarted");
+	cluster_destroy(&c);
+}
+
 static void test_remove_member(void **state)
 {
 	struct engine_config cfg = base_cfg();
@@ -4843,6 +4894,7 @@ int main(void)
 	        cmocka_unit_test(test_older_stamped_address_keeps_correction),
 	        cmocka_unit_test(test_top_stamp_keeps_clock),
 	        cmocka_unit_test(test_unstamped_address_in_log_order),
+	        cmocka_unit_test(test_correction_is_the_nodes),
 	        cmocka_unit_test(test_remove_member),
 	        cmocka_unit_test(test_removed_member_leaves_network),
 	        cmocka_unit_test(test_removal_learnt_from_snapshot),
