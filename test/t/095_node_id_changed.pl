@@ -49,6 +49,12 @@ ok($node->poll_query_until('postgres',
 sql(q{SELECT dragonraft.execute(20, 'CREATE TABLE t (id int PRIMARY KEY)')});
 sql(q{SELECT dragonraft.replicate_table('t', 20)});
 sql('INSERT INTO t SELECT generate_series(1, 10)');
+# Its member info applied (proposed once it knows a leader, at the engine's
+# next housekeeping): with no member_info row, an origin without a LogDB is
+# taken for a stray one, not a lost member (part 3; it failed so once).
+ok($node->poll_query_until('postgres',
+		q{SELECT count(*) > 0 FROM dragonraft.member_info WHERE group_id = 20 AND node_id = 1}),
+	'node 1\'s member info of group 20 is applied');
 
 # 1. Restarted as node 7.
 set_id(7);
