@@ -270,6 +270,14 @@ static void define_gucs(void)
 	        &dr_max_apply_lock_delay, 5000, -1, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL,
 	        NULL);
 	DefineCustomIntVariable(
+	        "dragonraft.apply_batch_delay",
+	        "How long the apply worker keeps a transaction open for more entries of a group "
+	        "this node follows, once it applied those it received.",
+	        "Each transaction applies many entries, with one commit: less CPU per entry.  A "
+	        "read barrier or another wait for the group's applied index on this node ends "
+	        "the wait at once.  0 commits as soon as no entry waits.",
+	        &dr_apply_batch_delay, 5, 0, 60000, PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable(
 	        "dragonraft.leader_handoff_after",
 	        "How many tries of one entry may fail in this node's apply of a group it leads "
 	        "before it hands the leadership to another member.",

@@ -94,6 +94,7 @@ void dr_shmem_startup(void)
 		dr_shared->apply_pgprocno = -1;
 		dr_shared->apply_wakes_engine = true;
 		dr_shared->apply_wants_commits = true;
+		pg_atomic_init_u32(&dr_shared->apply_delaying, 0);
 		/* Entries proposed before this start belong to no live backend. */
 		if (!pg_strong_random(&dr_shared->incarnation, sizeof(dr_shared->incarnation)))
 			dr_shared->incarnation = (uint64)GetCurrentTimestamp() ^ (uint64)MyProcPid
@@ -130,6 +131,23 @@ void dr_shmem_wake_apply(void)
 
 	SpinLockAcquire(&dr_shared->mutex);
 	pgprocno = dr_shared->apply_wants_commits ? dr_shared->apply_pgprocno : -1;
+	SpinLockRelease(&dr_shared->mutex);
+	if (pgprocno >= 0)
+		SetLatch(&ProcGlobal->allProcs[pgprocno].procLatch);
+}
+
+void dr_shmem_want_applied(DrGroup *g)
+{
+	int pgprocno;
+
+	/* (The exchange is a full barrier: the apply worker either sees the
+	 * flag after it said it delays, or this sees that it delays.) */
+	if (pg_atomic_read_u32(&g->commit_wanted) != 0 ||
+	    pg_atomic_exchange_u32(&g->commit_wanted, 1) != 0 ||
+	    pg_atomic_read_u32(&dr_shared->apply_delaying) == 0)
+		return;
+	SpinLockAcquire(&dr_shared->mutex);
+	pgprocno = dr_shared->apply_pgprocno;
 	SpinLockRelease(&dr_shared->mutex);
 	if (pgprocno >= 0)
 		SetLatch(&ProcGlobal->allProcs[pgprocno].procLatch);
@@ -200,6 +218,7 @@ DrGroup *dr_shmem_group_add(uint64 group_id)
 	g->origin = InvalidRepOriginId;
 	g->stats_reset = GetCurrentTimestamp();
 	ConditionVariableInit(&g->applied_cv);
+	pg_atomic_init_u32(&g->commit_wanted, 0);
 	return g;
 }
 

@@ -152,6 +152,10 @@ typedef struct DrGroup {
 	TimestampTz behind_since; /* applied has stayed below behind_commit since; 0 = caught up */
 	uint64 behind_commit;     /* the commit index seen then */
 	ConditionVariable applied_cv; /* broadcast when applied moves */
+	/* set by a process that waits for applied to move (dr_shmem_want_applied), cleared by
+	 * the apply worker as it commits a batch of the group: the batch does not wait
+	 * dragonraft.apply_batch_delay for more entries */
+	pg_atomic_uint32 commit_wanted;
 } DrGroup;
 
 /* A member of a group, in the member pool. */
@@ -247,6 +251,8 @@ typedef struct DrShared {
 	DrApplyState apply_state;
 	bool apply_wakes_engine;  /* its progress wakes the engine worker (pg_sm.c) */
 	bool apply_wants_commits; /* backends' commits wake it: entries of theirs wait there */
+	pg_atomic_uint32 apply_delaying; /* it holds a batch open for more entries: a
+	                                  * dr_shmem_want_applied wakes it */
 	uint64 incarnation;       /* random, new at each start of shared memory; fixed after */
 
 	slock_t queue_mutex; /* protects accepting and the ring */
@@ -298,6 +304,11 @@ extern const char *dr_shmem_node_address(uint64 node_id);
 extern void dr_shmem_wake_apply(void);
 /* Set the engine worker's latch, if it runs. */
 extern void dr_shmem_wake_engine(void);
+/* The caller waits for g's applied index to move: the apply worker commits its
+ * batch of g at once (not after dragonraft.apply_batch_delay).  Call it in
+ * each turn of the wait loop, before sleeping; g may have been removed (its
+ * memory stays). */
+extern void dr_shmem_want_applied(DrGroup *g);
 
 /* After commit or applied moved: note since when an entry committed is not applied
  * (the caller holds g->mutex). */

@@ -30,6 +30,9 @@ extern int dr_testing_busy;
 /* dragonraft.busy_timeout: how long a proposal that meets backpressure waits. */
 extern int dr_busy_timeout;
 extern int dr_max_apply_lock_delay;
+/* dragonraft.apply_batch_delay: how long the apply worker keeps a follower's batch
+ * open for more entries (apply_worker.c). */
+extern int dr_apply_batch_delay;
 extern int dr_leader_handoff_after;
 /* This process is the apply worker: every utility command is allowed. */
 extern bool dr_is_apply_worker;
