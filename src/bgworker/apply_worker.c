@@ -77,6 +77,7 @@
 /* What this worker knows of a group. */
 typedef struct ApplyGroup {
 	uint64 group_id; /* hash key */
+	uint64 made;     /* its shared entry's DrGroup.made when found (0: none) */
 	RepOriginId origin;
 	uint64 applied;      /* its last entry applied here (committed or in the open batch) */
 	dlist_head waiting;  /* entries behind one a live backend applies (Deferred) */
@@ -98,6 +99,7 @@ typedef struct Deferred {
 } Deferred;
 
 static HTAB *groups;
+static uint64 groups_made_seen; /* dr_shared->groups_made when forget_remade looked */
 static ApplyGroup *last_group;            /* the last entry's (NULL: none), without a hash lookup */
 static ApplyGroup *loading[DR_SNAP_JOBS]; /* the groups with a loader */
 static int n_loading;
@@ -221,15 +223,22 @@ static void want_commits(bool want)
 	SpinLockRelease(&dr_shared->mutex);
 }
 
-/* Whether group_id has an entry in shared memory: a member on this node. */
-static bool group_here(uint64 group_id)
+/* group_id's entry in shared memory (DrGroup.made), 0 for none: a member on this node. */
+static uint64 group_made(uint64 group_id)
 {
-	bool here;
+	DrGroup *g;
+	uint64 made;
 
 	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
-	here = dr_shmem_group_find(group_id) != NULL;
+	g = dr_shmem_group_find(group_id);
+	made = g != NULL ? g->made : 0;
 	LWLockRelease(dr_shared->groups_lock);
-	return here;
+	return made;
+}
+
+static bool group_here(uint64 group_id)
+{
+	return group_made(group_id) != 0;
 }
 
 /*
@@ -249,10 +258,11 @@ static ApplyGroup *find_group(uint64 group_id)
 {
 	ApplyGroup *ag = hash_search(groups, &group_id, HASH_FIND, NULL);
 	RepOriginId origin;
-	uint64 schema_index;
+	uint64 schema_index, made;
 
 	if (ag == NULL) {
-		if (!group_here(group_id))
+		made = group_made(group_id);
+		if (made == 0)
 			return NULL;
 		/* (made when the member started: made here only if it was lost then) */
 		origin = dr_origins_find(group_id, false);
@@ -267,6 +277,7 @@ static ApplyGroup *find_group(uint64 group_id)
 		/* Shared memory is new after a restart: writers record the schema from it. */
 		dr_apply_rows_publish_schema(group_id, schema_index, true, 0);
 		ag = hash_search(groups, &group_id, HASH_ENTER, NULL);
+		ag->made = made;
 		ag->origin = origin;
 		ag->schema_index = ag->schema_batch = schema_index;
 		ag->applied = replorigin_get_progress(origin, false);
@@ -709,10 +720,50 @@ static void check_loads(void)
 		}
 }
 
+/*
+ * Forget what was found of groups whose shared entry was made again since:
+ * a group this node left and is a member of again (DROP EXTENSION emptied
+ * dragonraft.left_groups), or one an engine worker's restart started again.
+ * The group made anew has an origin of its own, at 0: kept, the old origin's
+ * applied index skipped its entries, and the old id, taken meanwhile by
+ * another group, moved that group's applied index (review 36, TAP 112).
+ * Found again from its origin with its next entry.  Looked at only when
+ * entries were added (a group with a loader: once the load ended).
+ */
+static void forget_remade_groups(void)
+{
+	uint64 made = pg_atomic_read_u64(&dr_shared->groups_made);
+	HASH_SEQ_STATUS seq;
+	ApplyGroup *ag;
+
+	if (made == groups_made_seen)
+		return;
+	if (batch.ag != NULL)
+		commit_batch();
+	groups_made_seen = made;
+	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+	hash_seq_init(&seq, groups);
+	while ((ag = hash_seq_search(&seq)) != NULL) {
+		DrGroup *g = dr_shmem_group_find(ag->group_id);
+
+		if (g == NULL || g->made == ag->made)
+			continue; /* (one gone: begin_batch drops its entries) */
+		if (ag->loader != NULL) {
+			groups_made_seen = 0; /* looked at again */
+			continue;
+		}
+		drop_waiting(ag);
+		hash_search(groups, &ag->group_id, HASH_REMOVE, NULL);
+	}
+	LWLockRelease(dr_shared->groups_lock);
+	last_group = NULL;
+}
+
 static void receive_entry(const DrApplyMsg *m, const uint8 *data)
 {
 	ApplyGroup *ag;
 
+	forget_remade_groups();
 	if (m->type == DR_APPLY_SNAPSHOT) {
 		start_load(m, data);
 		return;
@@ -764,6 +815,7 @@ static void park(uint64 gid, const char *message, bool corrupt)
 	} else {
 		/* Its origin could not be found or made: find_group tries again later. */
 		ag = hash_search(groups, &gid, HASH_ENTER, NULL);
+		ag->made = group_made(gid);
 		ag->origin = InvalidRepOriginId;
 		ag->applied = 0;
 		ag->schema_index = ag->schema_batch = 0;

@@ -91,6 +91,7 @@ void dr_shmem_startup(void)
 		dr_shared->engine_state = DR_ENGINE_OFF;
 		dr_shared->engine_pgprocno = -1;
 		pg_atomic_init_u64(&dr_shared->engine_loops, 0);
+		pg_atomic_init_u64(&dr_shared->groups_made, 0);
 		dr_shared->apply_pgprocno = -1;
 		dr_shared->apply_wakes_engine = true;
 		dr_shared->apply_wants_commits = true;
@@ -194,6 +195,7 @@ DrGroup *dr_shmem_group_add(uint64 group_id)
 		return NULL;
 	dr_shared->n_groups++;
 	memset((char *)g + sizeof(uint64), 0, sizeof(DrGroup) - sizeof(uint64));
+	g->made = pg_atomic_add_fetch_u64(&dr_shared->groups_made, 1);
 	g->first_member = -1;
 	SpinLockInit(&g->mutex);
 	g->member_state = DR_MEMBER_ACTIVE;

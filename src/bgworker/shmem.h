@@ -95,6 +95,7 @@ typedef struct DrGroupStats {
 /* One group's status entry (the key of the groups hash table). */
 typedef struct DrGroup {
 	uint64 group_id;  /* hash key; fixed while the entry exists */
+	uint64 made;      /* dr_shared->groups_made when it was added; fixed while it exists */
 	int first_member; /* groups lock: first of its members in the pool, -1 if none */
 	slock_t mutex;    /* protects the fields below */
 
@@ -227,6 +228,7 @@ typedef struct DrShared {
 	int engine_pgprocno; /* its PGPROC, for SetLatch; -1 unless running */
 	TimestampTz engine_started;
 	pg_atomic_uint64 engine_loops;   /* the engine worker's loops (queue.c: is it stalled?) */
+	pg_atomic_uint64 groups_made;    /* entries added to the groups hash table (DrGroup.made) */
 	char engine_error[DR_ERROR_LEN]; /* why the engine stopped, "" after a clean stop;
 	                                  * kept a minute into the next worker's run */
 	int engine_damaged_runs;         /* engine workers in a row that found the LogDB damaged

@@ -1,0 +1,87 @@
+# The apply worker's knowledge of a group (its origin, applied index) must
+# not outlive the group on this node (review 36).
+#
+# The apply worker keeps what it found of a group (ApplyGroup: its origin id,
+# its applied index) for as long as it runs.  A node that left a group can be
+# its member again once DROP EXTENSION / CREATE EXTENSION emptied
+# dragonraft.left_groups (DROP EXTENSION is allowed once the node has no
+# groups, and the apply worker goes on).  The group made again has a new
+# origin, from entry 0; the apply worker went on with the old one's: it
+# skipped the new group's entries up to the old applied index (nothing of
+# them applied, the applied index stuck at 0), and applied the ones after
+# with the old origin id, taken meanwhile by another group (whose applied
+# index they moved).
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use DragonCluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $c = DragonCluster->new(2);
+my $N1 = $c->node(1);
+my $N2 = $c->node(2);
+sub sql1 { return $N1->safe_psql('postgres', $_[0]); }
+sub sql2 { return $N2->safe_psql('postgres', $_[0]); }
+my $addr2 = $c->raft_address(2);
+
+# 1. Group 30 with nodes 1 and 2; node 2 applies a few commands of it.
+$c->create_group(30, 1, 2);
+ok($c->caught_up(30), 'group 30 applies on nodes 1 and 2');
+sql1('SELECT dragonraft.transfer_leader(30, 1)') if $c->leader(30) != 1;
+is($c->leader(30), 1, 'node 1 leads group 30');
+sql1("SELECT dragonraft.execute(30, 'CREATE TABLE old30_$_ (a int)')") for 1 .. 6;
+ok($c->caught_up(30), 'node 2 applied them');
+my $old_applied = sql2('SELECT applied_index FROM dragonraft.status WHERE group_id = 30');
+my $apid2 = sql2('SELECT apply_pid FROM dragonraft.node_status()');
+
+# Node 2 leaves it, and drops and creates the extension again: left_groups
+# is empty, the apply worker the same.
+sql1('SELECT dragonraft.remove_member(30, 2, true)');
+sql2('SELECT dragonraft.leave_group(30, force => true)');
+is(sql2(q{SELECT count(*) FROM pg_replication_origin WHERE roname LIKE 'dragonraft_%'}), '0',
+	'node 2 has no origin of a group');
+sql2('DROP EXTENSION dragonraft');
+sql2('CREATE EXTENSION dragonraft');
+ok($c->wait_until('the engine worker of node 2',
+		sub { sql2('SELECT engine_state FROM dragonraft.node_status()') eq 'running' }),
+	'node 2 runs its engine worker again');
+
+# Group 40 takes the id of 30's dropped origin; then group 30 is made again
+# on node 2 alone.
+sql2(qq{SELECT dragonraft.create_group(40, '{"2": "$addr2"}')});
+ok($c->wait_until('group 40 to be applied on node 2',
+		sub { sql2('SELECT applied_index > 0 AND applied_index = commit_index FROM dragonraft.status WHERE group_id = 40') eq 't' }),
+	'group 40 is applied on node 2');
+is(sql2('SELECT apply_pid FROM dragonraft.node_status()'), $apid2,
+	'node 2 has the same apply worker');
+sql2(qq{SELECT dragonraft.create_group(30, '{"2": "$addr2"}')});
+ok($c->wait_until('group 30 to have a leader on node 2',
+		sub { sql2('SELECT leader_id FROM dragonraft.status WHERE group_id = 30') eq '2' }),
+	'node 2 leads the new group 30');
+# Past the old group's applied index (the old origin's entries after it
+# were applied with its id, now group 40's).
+my $n = $old_applied - sql2('SELECT commit_index FROM dragonraft.status WHERE group_id = 30') + 3;
+for my $i (1 .. $n)
+{
+	# (one that waits in vain for its apply gives up: its entry stays)
+	$N2->psql('postgres', "SET statement_timeout = '2s'; "
+		. "SELECT dragonraft.execute(30, 'CREATE TABLE new30_$i (a int)')");
+}
+ok($c->wait_until('the new group 30 to be applied on node 2',
+		sub { sql2('SELECT applied_index > 0 AND applied_index = commit_index FROM dragonraft.status WHERE group_id = 30') eq 't' },
+		30),
+	'the new group 30 is applied on node 2');
+is(sql2(q{SELECT count(*) FROM pg_class WHERE relname LIKE 'new30\_%'}), "$n",
+	'its commands are applied');
+for my $g (30, 40)
+{
+	is(sql2(qq{SELECT pg_replication_origin_progress('dragonraft_$g', false) = '0/0'::pg_lsn + applied_index
+			FROM dragonraft.status WHERE group_id = $g}), 't',
+		"the origin of group $g holds its applied index");
+}
+is(sql2('SELECT applied_index = commit_index FROM dragonraft.status WHERE group_id = 40'), 't',
+	'group 40 is applied up to its commit index');
+
+done_testing();
