@@ -325,6 +325,8 @@ static bool begin_batch(ApplyGroup *ag, uint64 first)
 	ag->schema_batch = ag->schema_index;
 	batch.n = 0;
 	batch.bytes = 0;
+	/* (leave_group waits for the batch's end, and a batch for leave_group's) */
+	dr_origins_lock(ag->origin, AccessShareLock);
 	replorigin_session_setup(ag->origin);
 	batch.origin_set = true;
 	if (!group_here(ag->group_id)) {

@@ -11,6 +11,14 @@
 # them applied, the applied index stuck at 0), and applied the ones after
 # with the old origin id, taken meanwhile by another group (whose applied
 # index they moved).
+#
+# 2. leave_group while the apply worker is inside a batch of the group: it
+# dropped the group's triggers (locking its tables), then waited for the
+# batch to end to drop the origin, a wait no deadlock check sees; the batch
+# went on to one of those tables and waited for leave_group.  The engine
+# worker then terminated leave_group, which blocked the apply, after the
+# member's LogDB data was deleted: the origin stayed, a member that lost its
+# LogDB.  leave_group now waits for the batch first.
 use strict;
 use warnings;
 use FindBin;
@@ -19,7 +27,8 @@ use DragonCluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $c = DragonCluster->new(2);
+# (a reader that blocks the apply worker is ended only after 20 s: part 2)
+my $c = DragonCluster->new(2, conf => "dragonraft.max_apply_lock_delay = '20s'\n");
 my $N1 = $c->node(1);
 my $N2 = $c->node(2);
 sub sql1 { return $N1->safe_psql('postgres', $_[0]); }
@@ -83,5 +92,47 @@ for my $g (30, 40)
 }
 is(sql2('SELECT applied_index = commit_index FROM dragonraft.status WHERE group_id = 40'), 't',
 	'group 40 is applied up to its commit index');
+
+# 2. Group 50, led by node 1, with a table; node 2's apply worker, inside a
+# batch of the group, waits for a reader of a table of its own (a command of
+# two statements: the second one is on the group's table).
+$c->create_group(50, 1, 2);
+ok($c->caught_up(50), 'group 50 applies on nodes 1 and 2');
+sql1('SELECT dragonraft.transfer_leader(50, 1)') if $c->leader(50) != 1;
+is($c->leader(50), 1, 'node 1 leads group 50');
+sql1(q{SELECT dragonraft.execute(50, 'CREATE TABLE t50 (a int PRIMARY KEY)')});
+sql1(q{SELECT dragonraft.replicate_table('t50', 50)});
+sql1('INSERT INTO t50 VALUES (1)');
+$_->safe_psql('postgres', 'CREATE TABLE local_only (a int)') for ($N1, $N2);
+ok($c->caught_up(50), 'node 2 has the row of t50');
+my $reader = $c->idle_reader(2, 'local_only');
+ok($reader, 'a reader on node 2 holds local_only');
+sql1(q{SELECT dragonraft.execute(50, 'ALTER TABLE local_only ADD COLUMN b int; CREATE INDEX t50_a ON t50 (a)')});
+ok($c->wait_until('node 2\'s apply worker to wait for the reader',
+		sub { sql2(q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'dragonraft apply' AND wait_event_type = 'Lock'}) eq '1' }),
+	'node 2\'s apply worker waits for the reader, in a batch of group 50');
+sql1('SELECT dragonraft.remove_member(50, 2, true)');
+my ($lout, $lerr) = ('', '');
+my $leave = IPC::Run::start(['psql', '-XAtq', '-d', $N2->connstr('postgres'), '-c',
+		'SELECT dragonraft.leave_group(50, force => true)'],
+	'>', \$lout, '2>', \$lerr, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+# (before: at the origin's drop; now: for the batch's end, before anything)
+ok($c->wait_until('leave_group on node 2 to wait',
+		sub { sql2(q{SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT dragonraft.leave_group%' AND wait_event IN ('ReplicationOriginDrop', 'object')}) eq '1' }),
+	'leave_group on node 2 waits for the batch');
+${ $reader->{in} } .= "COMMIT;\n";
+$reader->{h}->finish;
+ok($c->wait_until('leave_group on node 2 to return', sub { $leave->pump_nb; !$leave->pumpable }, 60),
+	'leave_group returns');
+$leave->finish;
+unlike($lerr, qr/ERROR|FATAL|terminat/, 'leave_group succeeded');
+is(sql2(q{SELECT count(*) FROM pg_replication_origin WHERE roname = 'dragonraft_50'}), '0',
+	'the origin of group 50 is gone');
+is(sql2('SELECT count(*) FROM dragonraft.left_groups WHERE group_id = 50'), '1',
+	'node 2 left group 50');
+is(sql2(q{SELECT count(*) FROM pg_indexes WHERE indexname = 't50_a'}), '1',
+	'the batch was applied before');
+like(sql2(q{SELECT dragonraft.execute(40, 'SELECT 1')}), qr/^\d+$/,
+	'node 2 applies group 40 on');
 
 done_testing();
