@@ -307,11 +307,13 @@ static void refresh_applied(ApplyGroup *ag)
 
 /*
  * Begin a batch of ag's entries; false (nothing begun) for a group this node
- * left since its origin was found.  leave_group drops the origin once the
- * engine worker removed the group, and waits for a session on it to end: so
- * the group is looked for with the session held.  Its entries still in the
+ * left since its origin was found.  leave_group locks the origin, waiting for
+ * an open batch, and drops it once the engine worker removed the group: so
+ * the group is looked for with the origin locked.  Its entries still in the
  * queue applied with the origin, dropped or taken by a group made since,
- * moved that group's applied index past entries it never applied.
+ * moved that group's applied index past entries it never applied; and a
+ * session of a dropped origin made its in-memory state again, kept at
+ * checkpoints, one of max_replication_slots taken for nothing (TAP 112).
  */
 static bool begin_batch(ApplyGroup *ag, uint64 first)
 {
@@ -327,8 +329,6 @@ static bool begin_batch(ApplyGroup *ag, uint64 first)
 	batch.bytes = 0;
 	/* (leave_group waits for the batch's end, and a batch for leave_group's) */
 	dr_origins_lock(ag->origin, AccessShareLock);
-	replorigin_session_setup(ag->origin);
-	batch.origin_set = true;
 	if (!group_here(ag->group_id)) {
 		SPI_finish();
 		PopActiveSnapshot();
@@ -337,6 +337,8 @@ static bool begin_batch(ApplyGroup *ag, uint64 first)
 		ag->gone = true;
 		return false;
 	}
+	replorigin_session_setup(ag->origin);
+	batch.origin_set = true;
 	replorigin_session_origin = ag->origin;
 	/*
 	 * The origin is the only record of what this node applied: a new one

@@ -19,6 +19,12 @@
 # worker then terminated leave_group, which blocked the apply, after the
 # member's LogDB data was deleted: the origin stayed, a member that lost its
 # LogDB.  leave_group now waits for the batch first.
+#
+# 3. Entries of a group whose origin the apply worker knew, still queued when
+# the node left the group: the apply worker set up a session of the dropped
+# origin to find the group gone, which made PostgreSQL's in-memory state of
+# that origin id again (pg_replication_origin_status), kept at checkpoints
+# and restarts: one of max_replication_slots taken for nothing.
 use strict;
 use warnings;
 use FindBin;
@@ -134,5 +140,26 @@ is(sql2(q{SELECT count(*) FROM pg_indexes WHERE indexname = 't50_a'}), '1',
 	'the batch was applied before');
 like(sql2(q{SELECT dragonraft.execute(40, 'SELECT 1')}), qr/^\d+$/,
 	'node 2 applies group 40 on');
+
+# 3. Group 60: node 2's apply worker, stopped, has entries of it queued when
+# node 2 leaves it.
+$c->create_group(60, 1, 2);
+ok($c->caught_up(60), 'group 60 applies on nodes 1 and 2');
+sql1('SELECT dragonraft.transfer_leader(60, 1)') if $c->leader(60) != 1;
+is($c->leader(60), 1, 'node 1 leads group 60');
+my $apid = sql2('SELECT apply_pid FROM dragonraft.node_status()');
+kill 'STOP', $apid;
+my $last = sql1("SELECT dragonraft.execute(60, 'SELECT 1')");
+ok($c->wait_until("node 2 to know that entry $last of group 60 committed",
+		sub { sql2('SELECT commit_index FROM dragonraft.status WHERE group_id = 60') >= $last }),
+	'node 2 has committed entries of group 60 waiting for its stopped apply worker');
+sql1('SELECT dragonraft.remove_member(60, 2, true)');
+sql2('SELECT dragonraft.leave_group(60, force => true)');
+kill 'CONT', $apid;
+like(sql2(q{SELECT dragonraft.execute(40, 'SELECT 1')}), qr/^\d+$/,
+	'node 2 applies group 40 after the entries of group 60');
+is(sql2('SELECT apply_pid FROM dragonraft.node_status()'), $apid, 'the same apply worker');
+is(sql2('SELECT count(*) FROM pg_replication_origin_status WHERE external_id IS NULL'), '0',
+	'no state of a dropped origin');
 
 done_testing();
