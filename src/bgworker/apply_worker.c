@@ -79,6 +79,7 @@
 /* What this worker knows of a group. */
 typedef struct ApplyGroup {
 	uint64 group_id; /* hash key */
+	uint64 made;     /* its shared entry's DrGroup.made when found (0: none) */
 	RepOriginId origin;
 	uint64 applied;      /* its last entry applied here (committed or in the open batch) */
 	dlist_head waiting;  /* entries behind one a live backend applies (Deferred) */
@@ -100,6 +101,7 @@ typedef struct Deferred {
 } Deferred;
 
 static HTAB *groups;
+static uint64 groups_made_seen; /* dr_shared->groups_made when forget_remade looked */
 static ApplyGroup *last_group;            /* the last entry's (NULL: none), without a hash lookup */
 static ApplyGroup *loading[DR_SNAP_JOBS]; /* the groups with a loader */
 static int n_loading;
@@ -226,15 +228,22 @@ static void want_commits(bool want)
 	SpinLockRelease(&dr_shared->mutex);
 }
 
-/* Whether group_id has an entry in shared memory: a member on this node. */
-static bool group_here(uint64 group_id)
+/* group_id's entry in shared memory (DrGroup.made), 0 for none: a member on this node. */
+static uint64 group_made(uint64 group_id)
 {
-	bool here;
+	DrGroup *g;
+	uint64 made;
 
 	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
-	here = dr_shmem_group_find(group_id) != NULL;
+	g = dr_shmem_group_find(group_id);
+	made = g != NULL ? g->made : 0;
 	LWLockRelease(dr_shared->groups_lock);
-	return here;
+	return made;
+}
+
+static bool group_here(uint64 group_id)
+{
+	return group_made(group_id) != 0;
 }
 
 /*
@@ -254,10 +263,11 @@ static ApplyGroup *find_group(uint64 group_id)
 {
 	ApplyGroup *ag = hash_search(groups, &group_id, HASH_FIND, NULL);
 	RepOriginId origin;
-	uint64 schema_index;
+	uint64 schema_index, made;
 
 	if (ag == NULL) {
-		if (!group_here(group_id))
+		made = group_made(group_id);
+		if (made == 0)
 			return NULL;
 		/* (made when the member started: made here only if it was lost then) */
 		origin = dr_origins_find(group_id, false);
@@ -272,6 +282,7 @@ static ApplyGroup *find_group(uint64 group_id)
 		/* Shared memory is new after a restart: writers record the schema from it. */
 		dr_apply_rows_publish_schema(group_id, schema_index, true, 0);
 		ag = hash_search(groups, &group_id, HASH_ENTER, NULL);
+		ag->made = made;
 		ag->origin = origin;
 		ag->schema_index = ag->schema_batch = schema_index;
 		ag->applied = replorigin_get_progress(origin, false);
@@ -301,11 +312,13 @@ static void refresh_applied(ApplyGroup *ag)
 
 /*
  * Begin a batch of ag's entries; false (nothing begun) for a group this node
- * left since its origin was found.  leave_group drops the origin once the
- * engine worker removed the group, and waits for a session on it to end: so
- * the group is looked for with the session held.  Its entries still in the
+ * left since its origin was found.  leave_group locks the origin, waiting for
+ * an open batch, and drops it once the engine worker removed the group: so
+ * the group is looked for with the origin locked.  Its entries still in the
  * queue applied with the origin, dropped or taken by a group made since,
- * moved that group's applied index past entries it never applied.
+ * moved that group's applied index past entries it never applied; and a
+ * session of a dropped origin made its in-memory state again, kept at
+ * checkpoints, one of max_replication_slots taken for nothing (TAP 112).
  */
 static bool begin_batch(ApplyGroup *ag, uint64 first)
 {
@@ -320,8 +333,8 @@ static bool begin_batch(ApplyGroup *ag, uint64 first)
 	batch.n = 0;
 	batch.bytes = 0;
 	batch.began = GetCurrentTimestamp();
-	replorigin_session_setup(ag->origin);
-	batch.origin_set = true;
+	/* (leave_group waits for the batch's end, and a batch for leave_group's) */
+	dr_origins_lock(ag->origin, AccessShareLock);
 	if (!group_here(ag->group_id)) {
 		SPI_finish();
 		PopActiveSnapshot();
@@ -330,6 +343,8 @@ static bool begin_batch(ApplyGroup *ag, uint64 first)
 		ag->gone = true;
 		return false;
 	}
+	replorigin_session_setup(ag->origin);
+	batch.origin_set = true;
 	replorigin_session_origin = ag->origin;
 	/*
 	 * The origin is the only record of what this node applied: a new one
@@ -367,14 +382,16 @@ static void end_batch(void)
 
 /*
  * Does the open batch wait for more entries (the queue is empty)?  The
- * milliseconds it may wait, or 0 to commit now.  Committed at once, nearly
- * every entry of a follower under load had a transaction of its own, at about
- * two fifths of the apply's CPU: the commit, the tables opened, the
- * search_path set (pgbench: 2.1 entries per transaction, 6.6 with 5 ms).  A
- * follower's applied index only serves waits on this node (read barriers,
- * execute(), table_digest), which say so (dr_shmem_want_applied).  Not on a
- * leader: its backends apply their own entries, in log order after these,
- * and may wait for a row lock this batch holds.
+ * milliseconds it may wait, or 0 to commit now.  Committed at once, a
+ * follower under load had about two entries per transaction, and a third of
+ * the apply's CPU went to the transaction (its commit, the tables opened,
+ * the search_path set); 6.6 entries with 5 ms under pgbench.  A follower's
+ * applied index serves waits on this node (read barriers, table_digest's
+ * drain, leave_group's lock), which ask for it (dr_shmem_want_applied: the
+ * group's wanted index above its applied one); a backend's own entry (its
+ * commit, execute()) commits the batch before it anyway.  Not on a leader:
+ * its backends apply their own entries, in log order after these, and may
+ * wait for a row lock this batch holds.
  */
 static long batch_wait_ms(void)
 {
@@ -393,27 +410,15 @@ static long batch_wait_ms(void)
 	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
 	g = dr_shmem_group_find(batch.ag->group_id);
 	if (g != NULL) {
+		uint64 wanted = pg_atomic_read_u64(&g->wanted);
+
 		SpinLockAcquire(&g->mutex);
-		wait = g->role != RAFT_LEADER;
+		wait = g->role != RAFT_LEADER && wanted <= g->applied;
 		SpinLockRelease(&g->mutex);
-		wait = wait && pg_atomic_read_u32(&g->commit_wanted) == 0;
 	} else
 		wait = false;
 	LWLockRelease(dr_shared->groups_lock);
 	return wait ? left : 0;
-}
-
-/* The batch of group_id commits: waits for a later applied index ask again. */
-static void commit_wanted_done(uint64 group_id)
-{
-	DrGroup *g;
-
-	pg_atomic_write_u32(&dr_shared->apply_delaying, 0);
-	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
-	g = dr_shmem_group_find(group_id);
-	if (g != NULL)
-		pg_atomic_write_u32(&g->commit_wanted, 0);
-	LWLockRelease(dr_shared->groups_lock);
 }
 
 static void commit_batch(void)
@@ -423,7 +428,7 @@ static void commit_batch(void)
 	applying.group_id = ag->group_id;
 	applying.index = ag->applied;
 	applying.what = "commit";
-	commit_wanted_done(ag->group_id);
+	pg_atomic_write_u32(&dr_shared->apply_delaying, 0);
 	replorigin_session_origin_lsn = ag->applied;
 	replorigin_session_origin_timestamp = GetCurrentTimestamp();
 	/* Without an XID the commit record would not carry the origin's position. */
@@ -767,10 +772,50 @@ static void check_loads(void)
 		}
 }
 
+/*
+ * Forget what was found of groups whose shared entry was made again since:
+ * a group this node left and is a member of again (DROP EXTENSION emptied
+ * dragonraft.left_groups), or one an engine worker's restart started again.
+ * The group made anew has an origin of its own, at 0: kept, the old origin's
+ * applied index skipped its entries, and the old id, taken meanwhile by
+ * another group, moved that group's applied index (review 36, TAP 112).
+ * Found again from its origin with its next entry.  Looked at only when
+ * entries were added (a group with a loader: once the load ended).
+ */
+static void forget_remade_groups(void)
+{
+	uint64 made = pg_atomic_read_u64(&dr_shared->groups_made);
+	HASH_SEQ_STATUS seq;
+	ApplyGroup *ag;
+
+	if (made == groups_made_seen)
+		return;
+	if (batch.ag != NULL)
+		commit_batch();
+	groups_made_seen = made;
+	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+	hash_seq_init(&seq, groups);
+	while ((ag = hash_seq_search(&seq)) != NULL) {
+		DrGroup *g = dr_shmem_group_find(ag->group_id);
+
+		if (g == NULL || g->made == ag->made)
+			continue; /* (one gone: begin_batch drops its entries) */
+		if (ag->loader != NULL) {
+			groups_made_seen = 0; /* looked at again */
+			continue;
+		}
+		drop_waiting(ag);
+		hash_search(groups, &ag->group_id, HASH_REMOVE, NULL);
+	}
+	LWLockRelease(dr_shared->groups_lock);
+	last_group = NULL;
+}
+
 static void receive_entry(const DrApplyMsg *m, const uint8 *data)
 {
 	ApplyGroup *ag;
 
+	forget_remade_groups();
 	if (m->type == DR_APPLY_SNAPSHOT) {
 		start_load(m, data);
 		return;
@@ -822,6 +867,7 @@ static void park(uint64 gid, const char *message, bool corrupt)
 	} else {
 		/* Its origin could not be found or made: find_group tries again later. */
 		ag = hash_search(groups, &gid, HASH_ENTER, NULL);
+		ag->made = group_made(gid);
 		ag->origin = InvalidRepOriginId;
 		ag->applied = 0;
 		ag->schema_index = ag->schema_batch = 0;

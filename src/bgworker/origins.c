@@ -16,6 +16,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "origins.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -159,4 +160,9 @@ bool dr_origins_drop(uint64 group_id)
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
 	return ok;
+}
+
+void dr_origins_lock(RepOriginId origin, LOCKMODE mode)
+{
+	LockSharedObject(ReplicationOriginRelationId, origin, 0, mode);
 }

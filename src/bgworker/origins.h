@@ -8,6 +8,7 @@
 #include "dragonraft.h"
 
 #include "replication/origin.h"
+#include "storage/lockdefs.h"
 
 typedef struct DrOrigin {
 	uint64 group_id;
@@ -31,5 +32,11 @@ extern int dr_origins_count(void);
 extern RepOriginId dr_origins_find(uint64 group_id, bool create);
 /* Drop group_id's origin if it has one (not waiting for a user of it); false on failure. */
 extern bool dr_origins_drop(uint64 group_id);
+/*
+ * Lock an origin (the object, in the caller's transaction, to its end): a
+ * batch of the group's entries holds AccessShareLock, leave_group
+ * AccessExclusiveLock (sql_membership.c leave_locally says why).
+ */
+extern void dr_origins_lock(RepOriginId origin, LOCKMODE mode);
 
 #endif /* DRAGONRAFT_ORIGINS_H */

@@ -91,6 +91,7 @@ void dr_shmem_startup(void)
 		dr_shared->engine_state = DR_ENGINE_OFF;
 		dr_shared->engine_pgprocno = -1;
 		pg_atomic_init_u64(&dr_shared->engine_loops, 0);
+		pg_atomic_init_u64(&dr_shared->groups_made, 0);
 		dr_shared->apply_pgprocno = -1;
 		dr_shared->apply_wakes_engine = true;
 		dr_shared->apply_wants_commits = true;
@@ -136,15 +137,32 @@ void dr_shmem_wake_apply(void)
 		SetLatch(&ProcGlobal->allProcs[pgprocno].procLatch);
 }
 
-void dr_shmem_want_applied(DrGroup *g)
+void dr_shmem_want_applied(uint64 group_id, uint64 index)
 {
+	DrGroup *g;
+	bool wake = false;
 	int pgprocno;
 
-	/* (The exchange is a full barrier: the apply worker either sees the
-	 * flag after it said it delays, or this sees that it delays.) */
-	if (pg_atomic_read_u32(&g->commit_wanted) != 0 ||
-	    pg_atomic_exchange_u32(&g->commit_wanted, 1) != 0 ||
-	    pg_atomic_read_u32(&dr_shared->apply_delaying) == 0)
+	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+	g = dr_shmem_group_find(group_id);
+	if (g != NULL) {
+		uint64 cur = pg_atomic_read_u64(&g->wanted);
+
+		if (index == 0) {
+			SpinLockAcquire(&g->mutex);
+			index = g->handed;
+			SpinLockRelease(&g->mutex);
+		}
+
+		/* Raised here: the apply worker may be waiting.  (The exchange is a
+		 * full barrier: it either sees the index after it said it waits, or
+		 * this sees that it waits.) */
+		while (cur < index && !wake)
+			wake = pg_atomic_compare_exchange_u64(&g->wanted, &cur, index);
+		wake = wake && pg_atomic_read_u32(&dr_shared->apply_delaying) != 0;
+	}
+	LWLockRelease(dr_shared->groups_lock);
+	if (!wake)
 		return;
 	SpinLockAcquire(&dr_shared->mutex);
 	pgprocno = dr_shared->apply_pgprocno;
@@ -212,13 +230,14 @@ DrGroup *dr_shmem_group_add(uint64 group_id)
 		return NULL;
 	dr_shared->n_groups++;
 	memset((char *)g + sizeof(uint64), 0, sizeof(DrGroup) - sizeof(uint64));
+	g->made = pg_atomic_add_fetch_u64(&dr_shared->groups_made, 1);
 	g->first_member = -1;
 	SpinLockInit(&g->mutex);
 	g->member_state = DR_MEMBER_ACTIVE;
 	g->origin = InvalidRepOriginId;
 	g->stats_reset = GetCurrentTimestamp();
 	ConditionVariableInit(&g->applied_cv);
-	pg_atomic_init_u32(&g->commit_wanted, 0);
+	pg_atomic_init_u64(&g->wanted, 0);
 	return g;
 }
 

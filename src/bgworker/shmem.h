@@ -95,6 +95,7 @@ typedef struct DrGroupStats {
 /* One group's status entry (the key of the groups hash table). */
 typedef struct DrGroup {
 	uint64 group_id;  /* hash key; fixed while the entry exists */
+	uint64 made;      /* dr_shared->groups_made when it was added; fixed while it exists */
 	int first_member; /* groups lock: first of its members in the pool, -1 if none */
 	slock_t mutex;    /* protects the fields below */
 
@@ -152,10 +153,10 @@ typedef struct DrGroup {
 	TimestampTz behind_since; /* applied has stayed below behind_commit since; 0 = caught up */
 	uint64 behind_commit;     /* the commit index seen then */
 	ConditionVariable applied_cv; /* broadcast when applied moves */
-	/* set by a process that waits for applied to move (dr_shmem_want_applied), cleared by
-	 * the apply worker as it commits a batch of the group: the batch does not wait
+	/* the highest applied index a process on this node waits for (dr_shmem_want_applied):
+	 * while applied is below it, the apply worker's batches of the group do not wait
 	 * dragonraft.apply_batch_delay for more entries */
-	pg_atomic_uint32 commit_wanted;
+	pg_atomic_uint64 wanted;
 } DrGroup;
 
 /* A member of a group, in the member pool. */
@@ -231,6 +232,7 @@ typedef struct DrShared {
 	int engine_pgprocno; /* its PGPROC, for SetLatch; -1 unless running */
 	TimestampTz engine_started;
 	pg_atomic_uint64 engine_loops;   /* the engine worker's loops (queue.c: is it stalled?) */
+	pg_atomic_uint64 groups_made;    /* entries added to the groups hash table (DrGroup.made) */
 	char engine_error[DR_ERROR_LEN]; /* why the engine stopped, "" after a clean stop;
 	                                  * kept a minute into the next worker's run */
 	int engine_damaged_runs;         /* engine workers in a row that found the LogDB damaged
@@ -304,11 +306,11 @@ extern const char *dr_shmem_node_address(uint64 node_id);
 extern void dr_shmem_wake_apply(void);
 /* Set the engine worker's latch, if it runs. */
 extern void dr_shmem_wake_engine(void);
-/* The caller waits for g's applied index to move: the apply worker commits its
- * batch of g at once (not after dragonraft.apply_batch_delay).  Call it in
- * each turn of the wait loop, before sleeping; g may have been removed (its
- * memory stays). */
-extern void dr_shmem_want_applied(DrGroup *g);
+/* The caller waits for the group's applied index to reach index (0: the last
+ * entry handed to the apply side now): the apply worker commits its batches
+ * of the group at once (not after dragonraft.apply_batch_delay) until it
+ * does.  Call it before sleeping. */
+extern void dr_shmem_want_applied(uint64 group_id, uint64 index);
 
 /* After commit or applied moved: note since when an entry committed is not applied
  * (the caller holds g->mutex). */

@@ -412,8 +412,25 @@ static void leave_locally(int64 group_id, bool gave_up_join)
 	Datum values[1] = {Int64GetDatum(group_id)};
 	StringInfoData tables;
 	char origin[NAMEDATALEN];
+	RepOriginId origin_id;
 	DrResult res;
 
+	/*
+	 * A batch of the group's entries (the apply worker's, a snapshot
+	 * loader's) holds its origin's session, and the drop of the origin below
+	 * waits for that session to end: a wait no deadlock check sees.  With
+	 * the group's tables locked first (DROP TRIGGER), a batch that went on
+	 * to one of them waited for this transaction while this one waited for
+	 * it, until the engine worker terminated this backend for blocking the
+	 * apply: the LogDB data gone, the origin and catalog rows rolled back, a
+	 * member that lost its LogDB (review 36, TAP 112).  So an open batch
+	 * ends first, and none begins (begin_batch) until this transaction ends.
+	 */
+	dr_origins_name((uint64)group_id, origin);
+	origin_id = replorigin_by_name(origin, true);
+	dr_shmem_want_applied((uint64)group_id, 0); /* (not after apply_batch_delay) */
+	if (origin_id != InvalidRepOriginId)
+		dr_origins_lock(origin_id, AccessExclusiveLock);
 	initStringInfo(&tables);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -478,7 +495,6 @@ static void leave_locally(int64 group_id, bool gave_up_join)
 		                       res.rc > -100 ? engine_strerror(res.rc)
 		                                     : "the engine worker exited"),
 		                res.errmsg[0] ? errdetail("%s", res.errmsg) : 0));
-	dr_origins_name((uint64)group_id, origin);
 	replorigin_drop_by_name(origin, true, false);
 	if (tables.len > 0)
 		ereport(NOTICE, (errmsg("the tables of group %lld stay on this node, no longer "

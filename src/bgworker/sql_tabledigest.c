@@ -168,18 +168,6 @@ List *dr_table_digest_tables(int64 group_id)
 	return relids;
 }
 
-/* The drain waits for the apply worker's commit: not after apply_batch_delay. */
-static void want_applied(int64 group_id)
-{
-	DrGroup *g;
-
-	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
-	g = dr_shmem_group_find((uint64)group_id);
-	if (g != NULL)
-		dr_shmem_want_applied(g);
-	LWLockRelease(dr_shared->groups_lock);
-}
-
 /* Until the engine worker says the group's apply is drained (job j, ours). */
 static void wait_drained(int64 group_id, DrSnapJob *j, uint64 *handed)
 {
@@ -229,7 +217,7 @@ static void wait_drained(int64 group_id, DrSnapJob *j, uint64 *handed)
 			         errhint("See dragonraft.status: its entries may fail to apply, or "
 			                 "wait "
 			                 "for a lock.")));
-		want_applied(group_id);
+		dr_shmem_want_applied((uint64)group_id, *handed); /* (a drain waits for a commit) */
 		(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 		                DRAIN_POLL_MS, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);

@@ -83,4 +83,16 @@ is($out, '22', "the new leader takes a write at once and has every row") or diag
 my ($F2) = grep { $_ != $L2 } @F;
 is(read_on($F2, 'SELECT count(*) FROM t'), '22', "follower $F2 has them too");
 
+# leave_group on a follower whose batch holds the group's latest entry: it
+# waits for the batch's end (review 36), which it asks for.
+$N->start;
+ok($c->wait_until("node $L to catch up", sub { read_on($L, 'SELECT count(*) FROM t') eq '22' }),
+	"node $L is back and caught up");
+$c->query($L2, 'INSERT INTO t VALUES (23, 23)');
+($ret, $out, $err) = $c->node($F2)->psql('postgres',
+	"SET statement_timeout = '30s'; SELECT dragonraft.leave_group(1, force => true)");
+is($ret, 0, "leave_group on follower $F2 returns") or diag $err;
+is($c->query($F2, q{SELECT count(*) FROM pg_replication_origin WHERE roname = 'dragonraft_1'}), '0',
+	"node $F2 dropped the group's origin");
+
 done_testing();
