@@ -916,6 +916,9 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 		if (v.member && v.applied >= v.commit && v.state != DR_MEMBER_RECOVERING &&
 		    !receiving)
 			break;
+		/* Waited for here: not after apply_batch_delay (review 37). */
+		if (v.applied < v.commit)
+			dr_shmem_want_applied((uint64)group_id, v.commit);
 		if (v.apply_failures == 0)
 			failing = 0;
 		else if (failing == 0)

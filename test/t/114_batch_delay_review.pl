@@ -1,0 +1,44 @@
+# Review 37 of dragonraft.apply_batch_delay: waits for a follower's applied
+# index that did not ask for it (dr_shmem_want_applied) waited out the held
+# batch.  The delay is 60 s; each wait runs under a statement_timeout of
+# 30 s, so a wait that does not end the batch fails.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use DragonCluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $c = DragonCluster->new(3, conf => "dragonraft.apply_batch_delay = '60s'\n");
+$c->create_group(1, 1, 2);
+
+# The running node that says it leads group 1 (not waiting for its applied
+# index, as DragonCluster::leader does: that would wait out a held batch).
+sub leading
+{
+	return $c->wait_until('a leader of group 1', sub {
+		for my $id ($c->running_in(1))
+		{
+			return $id if ($c->poll($id,
+				q{SELECT role FROM dragonraft.status WHERE group_id = 1 AND state = 'ok'}) // '') eq 'leader';
+		}
+		return 0;
+	});
+}
+my $L = leading();
+ok($L, "node $L leads group 1");
+my $N = $c->node($L);
+$N->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'CREATE TABLE t (id int PRIMARY KEY, v int)')});
+$N->safe_psql('postgres', q{SELECT dragonraft.replicate_table('t', 1)});
+$N->safe_psql('postgres', join('', map { "INSERT INTO t VALUES ($_, $_);\n" } 1 .. 20));
+
+# 1. join_group waits until the joiner applied what the leader committed:
+# the joiner's last batch was held for the delay.
+$N->safe_psql('postgres', "SELECT dragonraft.add_member(1, 3, '" . $c->raft_address(3) . "')");
+my ($ret, $out, $err) = $c->node(3)->psql('postgres',
+	"SET statement_timeout = '30s'; SELECT dragonraft.join_group(1, '" . $c->members(1, 2) . "')");
+is($ret, 0, 'join_group on node 3 returns (it asks for its applied index)') or diag $err;
+is($c->query(3, 'SELECT count(*) FROM t'), '20', 'node 3 has the 20 rows');
+
+done_testing();
