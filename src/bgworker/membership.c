@@ -370,14 +370,23 @@ bool dr_membership_request(DrTaken *t)
 		rc = engine_read_index(dr_engine->e, t->group_id, dr_engine_groups_op_done,
 		                       dr_queue_ctx(t));
 		break;
-	case DR_REQ_SNAPSHOT:
+	case DR_REQ_SNAPSHOT: {
+		static struct engine_group_status st;
+
 		dr_queue_done_with_payload(t);
+		/* It waits until the group's last membership change (in the log, up
+		 * to its last index) is applied and committed here: not after a
+		 * follower's apply_batch_delay, which outlasts the request's timeout
+		 * (review 37). */
+		if (engine_group_status(dr_engine->e, t->group_id, &st) == ENGINE_OK)
+			dr_shmem_want_applied(t->group_id, st.last_index);
 		/* The snapshot covers what is applied now, not what was durable at the
 		 * last refresh (up to DURABLE_MS ago: it returned the previous index). */
 		dr_pg_sm_refresh_durable();
 		rc = engine_request_snapshot(dr_engine->e, t->group_id, dr_engine_groups_op_done,
 		                             dr_queue_ctx(t));
 		break;
+	}
 	default:
 		return false;
 	}

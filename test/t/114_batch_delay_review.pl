@@ -41,4 +41,13 @@ my ($ret, $out, $err) = $c->node(3)->psql('postgres',
 is($ret, 0, 'join_group on node 3 returns (it asks for its applied index)') or diag $err;
 is($c->query(3, 'SELECT count(*) FROM t'), '20', 'node 3 has the 20 rows');
 
+# 2. dragonraft.snapshot on a follower records the membership as of an
+# applied index made durable: the change that added node 3 sat in the
+# follower's held batch, and the engine's request timed out.
+my ($F) = grep { $_ != $L } (1, 2);
+($ret, $out, $err) = $c->node($F)->psql('postgres',
+	"SET statement_timeout = '30s'; SELECT dragonraft.snapshot(1) > 0");
+is($out, 't', "dragonraft.snapshot on follower $F returns (it asks for its applied index)")
+  or diag $err;
+
 done_testing();
