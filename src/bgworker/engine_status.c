@@ -138,7 +138,7 @@ static void publish(DrSm *sm, const struct engine_group_status *st,
 	DrGroup *g = sm->shared;
 	uint64 now_tick = engine_now(dr_engine->e);
 	TimestampTz now = GetCurrentTimestamp();
-	bool failed;
+	bool failed, became_leader;
 
 	log_role(sm, st);
 	if (membership_sig(&st->membership) != sm->members_sig)
@@ -170,6 +170,7 @@ static void publish(DrSm *sm, const struct engine_group_status *st,
 			g->error[0] = '\0';
 		g->snapshot_refused = false;
 	}
+	became_leader = g->role != RAFT_LEADER && st->role == RAFT_LEADER;
 	g->role = (uint8)st->role;
 	g->term = st->term;
 	g->leader = st->leader;
@@ -214,6 +215,13 @@ static void publish(DrSm *sm, const struct engine_group_status *st,
 	}
 	SpinLockRelease(&g->mutex);
 	LWLockRelease(dr_shared->groups_lock);
+	/* Its backends now wait for this node's applied index (the term's no-op,
+	 * their turns), which the apply worker may hold in a batch it began as
+	 * a follower, maybe with the no-op: handed before this status, which
+	 * lags the engine (up to STATUS_ROLE_MS).  Asked, it commits at once,
+	 * not after apply_batch_delay (review 37). */
+	if (became_leader)
+		dr_shmem_want_applied(sm->group_id, 0);
 }
 
 void dr_engine_status_publish(DrSm *sm)
