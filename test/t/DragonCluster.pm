@@ -356,6 +356,22 @@ sub close_poll
 	return;
 }
 
+# The running member of group g that says it leads it (0 if none by the
+# timeout), without waiting for its applied index as leader() does: that
+# would wait out a batch held for dragonraft.apply_batch_delay.
+sub leading
+{
+	my ($self, $g) = @_;
+	return $self->wait_until("a leader of group $g", sub {
+		for my $id ($self->running_in($g))
+		{
+			return $id if ($self->poll($id,
+				"SELECT role FROM dragonraft.status WHERE group_id = $g AND state = 'ok'") // '') eq 'leader';
+		}
+		return 0;
+	});
+}
+
 # The leader of group g once every running node agrees on it and it accepts
 # writes (it applied its term's no-op); undef after the timeout.
 sub leader
