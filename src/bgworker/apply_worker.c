@@ -575,6 +575,11 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 	 * set with it stopped there for good). */
 	if (has_header && entry_is_ddl(h.type))
 		commit_batch();
+	/* A registration (or resend) holds its table's AccessExclusiveLock (its
+	 * capture trigger): every query of the table here waits for its commit,
+	 * and asks nothing of this worker (review 37: not after apply_batch_delay). */
+	else if (has_header && h.type != ENTRY_CHANGE_SET && h.type != ENTRY_MEMBER_INFO)
+		commit_batch();
 	return true;
 }
 

@@ -67,4 +67,20 @@ for my $id (1 .. 3)
 	is($o, '28|' . (210 + 4 * 100 + 10 + 4 * 200 + 10), "node $id has every row") or diag $e;
 }
 
+# 4. A table's registration takes its AccessExclusiveLock on a follower (its
+# capture trigger): held in the batch for the delay, every read of the
+# table there waited for it.  (Found by 8 linearizable readers on a
+# follower under writes: one waited 60 s.)
+$c->query($cur, q{SELECT dragonraft.execute(1, 'CREATE TABLE w (id int PRIMARY KEY)')});
+$c->query($cur, q{SELECT dragonraft.replicate_table('w', 1)});
+my $reg = $c->query($cur, 'SELECT commit_index FROM dragonraft.status WHERE group_id = 1');
+ok($c->wait_until('node 3 to apply the registration of w', sub {
+	($c->poll(3, qq{SELECT (SELECT applied_index >= $reg FROM dragonraft.status WHERE group_id = 1)
+		OR EXISTS (SELECT FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+			WHERE a.backend_type = 'dragonraft apply' AND l.relation = 'w'::regclass)}) // '') eq 't' }),
+	'node 3 applied the registration of w');
+($ret, $out, $err) = $c->node(3)->psql('postgres',
+	"SET statement_timeout = '30s'; SELECT count(*) FROM w");
+is($out, '0', 'a read of w on node 3 returns (the registration ended its batch)') or diag $err;
+
 done_testing();
