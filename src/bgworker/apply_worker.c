@@ -577,7 +577,8 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 		commit_batch();
 	/* A registration (or resend) holds its table's AccessExclusiveLock (its
 	 * capture trigger): every query of the table here waits for its commit,
-	 * and asks nothing of this worker (review 37: not after apply_batch_delay). */
+	 * and asks nothing of this worker (review 37: not after apply_batch_delay).
+	 * (The members' addresses, rare, end the batch too.) */
 	else if (has_header && h.type != ENTRY_CHANGE_SET && h.type != ENTRY_MEMBER_INFO)
 		commit_batch();
 	return true;
