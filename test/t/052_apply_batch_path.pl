@@ -95,8 +95,15 @@ $h->finish;
 is($err, '', 'the locking session committed');
 ok($c->caught_up(1), 'every member applied the rows and the registration');
 
-is($F->safe_psql('postgres', 'SELECT count(DISTINCT xmin::text) FROM seen'),
-	'1', 'the follower applied the three rows in one transaction');
+# (A registration ends its transaction: it holds its table's lock, review 37.
+# Its capture triggers are made in the transaction, its table in a subtransaction.)
+is( $F->safe_psql(
+		'postgres', q{SELECT count(DISTINCT x) FROM (SELECT xmin::text FROM seen WHERE id < 3
+		UNION ALL SELECT xmin::text FROM ddl_seen WHERE tag = 'CREATE TRIGGER' AND obj LIKE '% on public.u') s(x)}),
+	'1', 'the follower applied the first two rows and the registration in one transaction');
+is( $F->safe_psql('postgres',
+		'SELECT count(DISTINCT xmin::text) FROM seen'),
+	'2', 'and the third row in the next one');
 is( $F->safe_psql(
 		'postgres', q{SELECT string_agg(id || ': ' || path || ', '
 		|| coalesce(nullif(mark, ''), 'no mark'), '; ' ORDER BY id) FROM seen}),
