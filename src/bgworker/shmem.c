@@ -126,22 +126,27 @@ void dr_shmem_startup(void)
 	LWLockRelease(AddinShmemInitLock);
 }
 
-void dr_shmem_wake_apply(void)
+/* Set the apply worker's latch, if it runs (and, if commits_only, wants commits). */
+static void set_apply_latch(bool commits_only)
 {
 	int pgprocno;
 
 	SpinLockAcquire(&dr_shared->mutex);
-	pgprocno = dr_shared->apply_wants_commits ? dr_shared->apply_pgprocno : -1;
+	pgprocno = !commits_only || dr_shared->apply_wants_commits ? dr_shared->apply_pgprocno : -1;
 	SpinLockRelease(&dr_shared->mutex);
 	if (pgprocno >= 0)
 		SetLatch(&ProcGlobal->allProcs[pgprocno].procLatch);
+}
+
+void dr_shmem_wake_apply(void)
+{
+	set_apply_latch(true);
 }
 
 void dr_shmem_want_applied(uint64 group_id, uint64 index)
 {
 	DrGroup *g;
 	bool wake = false;
-	int pgprocno;
 
 	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
 	g = dr_shmem_group_find(group_id);
@@ -153,7 +158,6 @@ void dr_shmem_want_applied(uint64 group_id, uint64 index)
 			index = g->handed;
 			SpinLockRelease(&g->mutex);
 		}
-
 		/* Raised here: the apply worker may be waiting.  (The exchange is a
 		 * full barrier: it either sees the index after it said it waits, or
 		 * this sees that it waits.) */
@@ -162,13 +166,8 @@ void dr_shmem_want_applied(uint64 group_id, uint64 index)
 		wake = wake && pg_atomic_read_u32(&dr_shared->apply_delaying) != 0;
 	}
 	LWLockRelease(dr_shared->groups_lock);
-	if (!wake)
-		return;
-	SpinLockAcquire(&dr_shared->mutex);
-	pgprocno = dr_shared->apply_pgprocno;
-	SpinLockRelease(&dr_shared->mutex);
-	if (pgprocno >= 0)
-		SetLatch(&ProcGlobal->allProcs[pgprocno].procLatch);
+	if (wake)
+		set_apply_latch(false);
 }
 
 void dr_shmem_wake_engine(void)
