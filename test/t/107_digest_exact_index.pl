@@ -46,7 +46,9 @@ CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL, who text);
 INSERT INTO t SELECT g, g, 'init' FROM generate_series(1, 200) g;
 SELECT dragonraft.replicate_table('t', 1);
 });
-ok($c->caught_up(1), 'every member has the table');
+# (settled: later parts count entries, and the group's own, the members'
+# client addresses, may still come after caught_up; TAP 101 once saw them)
+ok($c->settled(1), 'every member has the table');
 
 # node id's "applied_index rows digest" (one table)
 sub digest
