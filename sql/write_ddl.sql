@@ -34,7 +34,7 @@ SELECT dragonraft.execute(1, 'ALTER TABLE fill ALTER COLUMN v TYPE timestamptz U
 -- DateStyle, TimeZone or OIDs.
 SELECT dragonraft.execute(1, $$ALTER TABLE fill ADD COLUMN c timestamptz DEFAULT 'now'$$);
 SELECT dragonraft.execute(1, $$ALTER TABLE fill ADD COLUMN c date DEFAULT '2026-01-02'$$);
-SELECT dragonraft.execute(1, $$ALTER TABLE fill ADD COLUMN c regclass DEFAULT 'fill'$$);
+SELECT dragonraft.execute(1, $$ALTER TABLE fill ADD COLUMN c oid DEFAULT 'fill'::regclass$$);
 SELECT dragonraft.execute(1, $$ALTER TABLE fill ALTER COLUMN n TYPE timestamptz USING 'today'$$);
 \set VERBOSITY default
 SELECT dragonraft.execute(1, 'ALTER TABLE fill ADD COLUMN c timestamptz DEFAULT now()');
@@ -394,3 +394,35 @@ SET TimeZone = 'UTC';
 SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
  WHERE conrelid = 'r20_ev'::regclass AND contype = 'c' ORDER BY 1;
 RESET TimeZone;
+
+-- A column whose values are OIDs of each member's own objects (regclass
+-- and its kind; also as an array's element, a domain's base, a composite's
+-- attribute or a range's bound): values travel as OIDs, which name other
+-- objects, or none, on other members.  replicate_table refuses such a
+-- table, and execute() such a column of a replicated table (0A000).
+\set VERBOSITY default
+SELECT dragonraft.execute(1, $$
+CREATE DOMAIN r27_rel AS regclass;
+CREATE TYPE r27_pair AS (a int, t regtype);
+CREATE TYPE r27_ok AS (a int, o oid);
+CREATE TABLE r27_plain (id int PRIMARY KEY, t regclass);
+CREATE TABLE r27_arr (id int PRIMARY KEY, t regproc[]);
+CREATE TABLE r27_dom (id int PRIMARY KEY, t r27_rel);
+CREATE TABLE r27_comp (id int PRIMARY KEY, dropped regrole, p r27_pair[]);
+CREATE TABLE r27_fine (id int PRIMARY KEY, dropped regrole, o oid, k r27_ok, n name);
+ALTER TABLE r27_comp DROP COLUMN dropped;
+ALTER TABLE r27_fine DROP COLUMN dropped$$) > 0 AS executed;
+SELECT dragonraft.replicate_table('r27_plain', 1);
+\set VERBOSITY terse
+SELECT dragonraft.replicate_table('r27_arr', 1);
+SELECT dragonraft.replicate_table('r27_dom', 1);
+SELECT dragonraft.replicate_table('r27_comp', 1);
+SELECT dragonraft.replicate_table('r27_fine', 1);
+SELECT dragonraft.execute(1, 'ALTER TABLE r27_fine ADD COLUMN t regnamespace');
+SELECT dragonraft.execute(1, 'ALTER TABLE r27_fine ADD COLUMN t r27_pair');
+SELECT dragonraft.execute(1, 'ALTER TABLE r27_fine ALTER COLUMN o TYPE regclass');
+SELECT dragonraft.execute(1, 'ALTER TABLE r27_fine ALTER COLUMN o TYPE regtype[] USING ARRAY[o::regtype]');
+SELECT dragonraft.execute(1, 'ALTER TABLE r27_fine ADD COLUMN s serial');
+SELECT dragonraft.execute(1, 'ALTER TABLE r27_fine ADD COLUMN t text') > 0 AS executed;
+SELECT relid::regclass FROM dragonraft.tables WHERE relid::regclass::text LIKE 'r27%' ORDER BY 1;
+SELECT state, error FROM dragonraft.status WHERE group_id = 1;

@@ -1075,6 +1075,79 @@ void dr_capture_not_leader(uint64 group_id, uint64 leader)
 	                        (unsigned long long)group_id)));
 }
 
+/* Is type one whose values are OIDs of this node's objects (regclass, regtype, ...)? */
+bool dr_type_is_reg(Oid type)
+{
+	switch (type) {
+	case REGPROCOID:
+	case REGPROCEDUREOID:
+	case REGOPEROID:
+	case REGOPERATOROID:
+	case REGCLASSOID:
+	case REGCOLLATIONOID:
+	case REGTYPEOID:
+	case REGROLEOID:
+	case REGNAMESPACEOID:
+	case REGCONFIGOID:
+	case REGDICTIONARYOID:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* The type of such an OID that a value of type holds (itself, or as an
+ * array's element, a domain's base, a composite's attribute or a range's
+ * bound), or InvalidOid. */
+static Oid local_oid_type(Oid type)
+{
+	Oid sub, found = InvalidOid;
+
+	check_stack_depth();
+	type = getBaseType(type);
+	if (dr_type_is_reg(type))
+		return type;
+	if (OidIsValid(sub = get_element_type(type)))
+		return local_oid_type(sub);
+	if (OidIsValid(sub = get_multirange_range(type)))
+		return local_oid_type(sub);
+	if (OidIsValid(sub = get_range_subtype(type)))
+		return local_oid_type(sub);
+	if (type_is_rowtype(type) && type != RECORDOID) {
+		TupleDesc desc = lookup_rowtype_tupdesc(type, -1);
+
+		for (int i = 0; i < desc->natts && !OidIsValid(found); i++)
+			if (!TupleDescAttr(desc, i)->attisdropped)
+				found = local_oid_type(TupleDescAttr(desc, i)->atttypid);
+		ReleaseTupleDesc(desc);
+	}
+	return found;
+}
+
+/*
+ * A column of a replicated table must not hold OIDs of local objects:
+ * values travel in their send form, which for regclass and its kind is the
+ * OID, and each member gives its objects (made by execute(), or its own)
+ * their own OIDs, so the same value would name another object, or none,
+ * on another member, and their digests would agree.
+ */
+void dr_capture_refuse_local_oid(const char *table, const char *column, Oid type)
+{
+	Oid found = local_oid_type(type);
+
+	if (!OidIsValid(found))
+		return;
+	ereport(ERROR,
+	        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+	         errmsg("replicated table \"%s\" cannot have column \"%s\" of type %s", table,
+	                column, format_type_be(type)),
+	         errdetail("Its values hold %s values, OIDs of objects that each member numbers "
+	                   "itself: the same value would name another object, or none, on "
+	                   "another member.",
+	                   format_type_be(found)),
+	         errhint("Store the object's name as text instead.")));
+}
+
 /*
  * CYCLE sequences are refused where they would be carried (review 21 F5):
  * members move a carried sequence forward only (entries may carry the

@@ -21,6 +21,7 @@
  * as it is not in a table's own pages.
  */
 #include "snapshot.h"
+#include "write.h"
 
 #include "access/detoast.h"
 #include "access/heapam.h"
@@ -52,24 +53,8 @@ bool dr_snapshot_raw_type(Oid type)
 
 	if (type >= FirstGenbkiObjectId)
 		return false; /* made here: its values may name local objects */
-	switch (type) {
-	case REGPROCOID: /* OIDs of local objects */
-	case REGPROCEDUREOID:
-	case REGOPEROID:
-	case REGOPERATOROID:
-	case REGCLASSOID:
-	case REGCOLLATIONOID:
-	case REGTYPEOID:
-	case REGROLEOID:
-	case REGNAMESPACEOID:
-	case REGCONFIGOID:
-	case REGDICTIONARYOID:
-	case ACLITEMOID:
-	case PG_NODE_TREEOID:
-		return false;
-	default:
-		break;
-	}
+	if (dr_type_is_reg(type) || type == ACLITEMOID || type == PG_NODE_TREEOID)
+		return false; /* OIDs of local objects */
 	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(type));
 	if (!HeapTupleIsValid(tup))
 		return false;

@@ -324,6 +324,13 @@ Datum dr_replicate_table(PG_FUNCTION_ARGS)
 		         errmsg("table \"%s\" is replicated already", RelationGetRelationName(rel)),
 		         errhint("See dragonraft.tables.")));
 	dr_capture_refuse_cycle(rel);
+	for (int i = 0; i < RelationGetDescr(rel)->natts; i++) {
+		Form_pg_attribute a = TupleDescAttr(RelationGetDescr(rel), i);
+
+		if (!a->attisdropped)
+			dr_capture_refuse_local_oid(RelationGetRelationName(rel), NameStr(a->attname),
+			                            a->atttypid);
+	}
 	table_close(rel, NoLock);
 	dr_capture_register(relid, (uint64)group_id, 0);
 	PG_RETURN_VOID();

@@ -588,8 +588,11 @@ static void check_new_column(const char *table, ColumnDef *def)
 		else if (con->contype == CONSTR_IDENTITY)
 			numbered = true;
 	}
-	if (!numbered) {
+	if (!is_serial(def->typeName)) { /* (serial names no type) */
 		typenameTypeIdAndMod(NULL, def->typeName, &typid, &typmod);
+		dr_capture_refuse_local_oid(table, def->colname, typid);
+	}
+	if (!numbered) {
 		expr = raw != NULL ? cookDefault(make_parsestate(NULL), raw, typid, typmod,
 		                                 def->colname, '\0')
 		                   : get_typdefault(typid);
@@ -626,6 +629,7 @@ static void check_new_type(Relation rel, const char *col, ColumnDef *def)
 	if (att <= 0)
 		return; /* ALTER TABLE says what is wrong */
 	typenameTypeIdAndMod(NULL, def->typeName, &typid, &typmod);
+	dr_capture_refuse_local_oid(RelationGetRelationName(rel), col, typid);
 	ps = make_parsestate(NULL);
 	addNSItemToQuery(ps,
 	                 addRangeTableEntryForRelation(ps, rel, AccessShareLock, NULL, false, true),
