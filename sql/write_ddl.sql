@@ -426,3 +426,37 @@ SELECT dragonraft.execute(1, 'ALTER TABLE r27_fine ADD COLUMN s serial');
 SELECT dragonraft.execute(1, 'ALTER TABLE r27_fine ADD COLUMN t text') > 0 AS executed;
 SELECT relid::regclass FROM dragonraft.tables WHERE relid::regclass::text LIKE 'r27%' ORDER BY 1;
 SELECT state, error FROM dragonraft.status WHERE group_id = 1;
+
+-- Review 38: a composite type, or a table's row type, that a column of a
+-- replicated table holds (here in an array, directly, and the row type of
+-- a child of the table altered) takes no attribute of such a type either:
+-- ALTER TYPE ... ADD ATTRIBUTE and ALTER TABLE ... ADD COLUMN are refused
+-- (0A000), with execute() or without, and nothing is proposed.  (ALTER
+-- ATTRIBUTE ... TYPE: PostgreSQL refuses it while a column uses the type.)
+-- A type no replicated table uses takes one; a dropped attribute is fine.
+SELECT dragonraft.execute(1, $$
+CREATE TYPE r38_c AS (a int);
+CREATE TABLE r38_row (a int);
+CREATE TABLE r38_par (a int);
+CREATE TABLE r38_kid () INHERITS (r38_par);
+CREATE TYPE r38_d AS (a int, t regclass);
+ALTER TYPE r38_d DROP ATTRIBUTE t;
+CREATE TABLE r38_t (id int PRIMARY KEY, c r38_c[], r r38_row, k r38_kid, d r38_d)$$) > 0 AS executed;
+SELECT dragonraft.replicate_table('r38_t', 1);
+SELECT max(index) AS before FROM dragonraft.ddl_history \gset
+\set VERBOSITY default
+SELECT dragonraft.execute(1, 'ALTER TYPE r38_c ADD ATTRIBUTE t regclass');
+\set VERBOSITY terse
+\echo :LAST_ERROR_SQLSTATE
+SELECT dragonraft.execute(1, 'ALTER TABLE r38_row ADD COLUMN n int, ADD COLUMN t regtype[]');
+ALTER TYPE r38_c ADD ATTRIBUTE t r27_pair;
+ALTER TABLE r38_row ADD COLUMN t r27_rel;
+ALTER TABLE r38_par ADD COLUMN t regoperator;
+SELECT max(index) = :before AS nothing_proposed FROM dragonraft.ddl_history;
+SELECT attname FROM pg_attribute
+ WHERE attrelid IN ('r38_c'::regclass, 'r38_row'::regclass, 'r38_kid'::regclass)
+   AND attnum > 0 ORDER BY 1;
+SELECT dragonraft.execute(1, 'ALTER TYPE r38_c ADD ATTRIBUTE n name') > 0 AS executed;
+CREATE TYPE r38_free AS (a int);
+ALTER TYPE r38_free ADD ATTRIBUTE t regclass;
+SELECT state, error FROM dragonraft.status WHERE group_id = 1;

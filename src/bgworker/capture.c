@@ -1099,7 +1099,7 @@ bool dr_type_is_reg(Oid type)
 /* The type of such an OID that a value of type holds (itself, or as an
  * array's element, a domain's base, a composite's attribute or a range's
  * bound), or InvalidOid. */
-static Oid local_oid_type(Oid type)
+Oid dr_local_oid_type(Oid type)
 {
 	Oid sub, found = InvalidOid;
 
@@ -1108,17 +1108,17 @@ static Oid local_oid_type(Oid type)
 	if (dr_type_is_reg(type))
 		return type;
 	if (OidIsValid(sub = get_element_type(type)))
-		return local_oid_type(sub);
+		return dr_local_oid_type(sub);
 	if (OidIsValid(sub = get_multirange_range(type)))
-		return local_oid_type(sub);
+		return dr_local_oid_type(sub);
 	if (OidIsValid(sub = get_range_subtype(type)))
-		return local_oid_type(sub);
+		return dr_local_oid_type(sub);
 	if (type_is_rowtype(type) && type != RECORDOID) {
 		TupleDesc desc = lookup_rowtype_tupdesc(type, -1);
 
 		for (int i = 0; i < desc->natts && !OidIsValid(found); i++)
 			if (!TupleDescAttr(desc, i)->attisdropped)
-				found = local_oid_type(TupleDescAttr(desc, i)->atttypid);
+				found = dr_local_oid_type(TupleDescAttr(desc, i)->atttypid);
 		ReleaseTupleDesc(desc);
 	}
 	return found;
@@ -1129,21 +1129,27 @@ static Oid local_oid_type(Oid type)
  * values travel in their send form, which for regclass and its kind is the
  * OID, and each member gives its objects (made by execute(), or its own)
  * their own OIDs, so the same value would name another object, or none,
- * on another member, and their digests would agree.
+ * on another member, and their digests would agree.  rowtype (if valid):
+ * type, of the new attribute column, would join that composite type (or
+ * table's row type), which a column of replicated table table holds.
  */
-void dr_capture_refuse_local_oid(const char *table, const char *column, Oid type)
+void dr_capture_refuse_local_oid(const char *table, const char *column, Oid type, Oid rowtype)
 {
-	Oid found = local_oid_type(type);
+	Oid found = dr_local_oid_type(type);
 
 	if (!OidIsValid(found))
 		return;
 	ereport(ERROR,
 	        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-	         errmsg("replicated table \"%s\" cannot have column \"%s\" of type %s", table,
-	                column, format_type_be(type)),
-	         errdetail("Its values hold %s values, OIDs of objects that each member numbers "
-	                   "itself: the same value would name another object, or none, on "
-	                   "another member.",
+	         OidIsValid(rowtype)
+	                 ? errmsg("type %s, which a column of replicated table \"%s\" holds, "
+	                          "cannot have attribute \"%s\" of type %s",
+	                          format_type_be(rowtype), table, column, format_type_be(type))
+	                 : errmsg("replicated table \"%s\" cannot have column \"%s\" of type %s",
+	                          table, column, format_type_be(type)),
+	         errdetail("Its values hold %s values, which name objects by the OIDs that each "
+	                   "member gives them itself: the same value would name another object, "
+	                   "or none, on another member.",
 	                   format_type_be(found)),
 	         errhint("Store the object's name as text instead.")));
 }

@@ -590,7 +590,7 @@ static void check_new_column(const char *table, ColumnDef *def)
 	}
 	if (!is_serial(def->typeName)) { /* (serial names no type) */
 		typenameTypeIdAndMod(NULL, def->typeName, &typid, &typmod);
-		dr_capture_refuse_local_oid(table, def->colname, typid);
+		dr_capture_refuse_local_oid(table, def->colname, typid, InvalidOid);
 	}
 	if (!numbered) {
 		expr = raw != NULL ? cookDefault(make_parsestate(NULL), raw, typid, typmod,
@@ -629,7 +629,7 @@ static void check_new_type(Relation rel, const char *col, ColumnDef *def)
 	if (att <= 0)
 		return; /* ALTER TABLE says what is wrong */
 	typenameTypeIdAndMod(NULL, def->typeName, &typid, &typmod);
-	dr_capture_refuse_local_oid(RelationGetRelationName(rel), col, typid);
+	dr_capture_refuse_local_oid(RelationGetRelationName(rel), col, typid, InvalidOid);
 	ps = make_parsestate(NULL);
 	addNSItemToQuery(ps,
 	                 addRangeTableEntryForRelation(ps, rel, AccessShareLock, NULL, false, true),
@@ -654,6 +654,56 @@ static void check_new_type(Relation rel, const char *col, ColumnDef *def)
 	                   "for its existing rows."),
 	         errhint("Add a column of the new type, fill it with UPDATE on the leader (rows "
 	                 "replicate), then drop the old column and rename the new one.")));
+}
+
+/*
+ * ALTER TYPE ... ADD ATTRIBUTE of a composite type, or ALTER TABLE ... ADD
+ * COLUMN of a table (or of a parent of it), whose row type a column of a
+ * replicated table holds (type_id_replicated: also in an array, a domain or
+ * another composite type) gives that column's values the new attribute:
+ * one of a type whose values are OIDs of local objects is refused as in the
+ * table itself (dr_capture_refuse_local_oid), with execute() or without
+ * (review 38).  (ALTER ATTRIBUTE ... TYPE and ALTER COLUMN ... TYPE:
+ * PostgreSQL refuses them while a column uses the row type.)
+ */
+static void check_rowtype_local_oid(Node *stmt)
+{
+	AlterTableStmt *at;
+	Oid relid, below = InvalidOid, rowtype = InvalidOid;
+	List *rels = NIL;
+	bool used = false;
+	ListCell *lc, *lr;
+
+	if (!IsA(stmt, AlterTableStmt))
+		return;
+	at = (AlterTableStmt *)stmt;
+	foreach (lc, at->cmds) {
+		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+		ColumnDef *def;
+		Oid typid;
+
+		if (cmd->subtype != AT_AddColumn)
+			continue;
+		def = castNode(ColumnDef, cmd->def);
+		if (is_serial(def->typeName) ||
+		    !OidIsValid(dr_local_oid_type(typid = typenameTypeId(NULL, def->typeName))))
+			continue;
+		if (rels == NIL) { /* (once) the relation and what the command reaches */
+			if (!OidIsValid(relid = RangeVarGetRelid(at->relation, NoLock, true)))
+				return;
+			rels = at->relation->inh && has_subclass(relid)
+			               ? find_all_inheritors(relid, NoLock, NULL)
+			               : list_make1_oid(relid);
+			foreach (lr, rels)
+				if (!used &&
+				    type_id_replicated(rowtype = get_rel_type_id(lfirst_oid(lr)),
+				                       &below) != 0)
+					used = true;
+		}
+		if (!used)
+			return;
+		dr_capture_refuse_local_oid(get_rel_name(below), def->colname, typid, rowtype);
+	}
 }
 
 /*
@@ -957,6 +1007,7 @@ static void check_execute(Node *stmt)
 		other_group(psprintf("table \"%s\"", get_rel_name(below)), group_id);
 	if (IsA(stmt, GrantStmt))
 		check_revoke((GrantStmt *)stmt);
+	check_rowtype_local_oid(stmt);
 	if (IsA(stmt, ReassignOwnedStmt) &&
 	    (group_id = owned_replicated(((ReassignOwnedStmt *)stmt)->roles, &below)) != 0 &&
 	    group_id != dr_execute_group)
@@ -1109,6 +1160,7 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 			         execute_hint(group_id)));
 		if (IsA(stmt, GrantStmt))
 			check_revoke((GrantStmt *)stmt);
+		check_rowtype_local_oid(stmt);
 		if (IsA(stmt, ReassignOwnedStmt) &&
 		    (group_id = owned_replicated(((ReassignOwnedStmt *)stmt)->roles, &below)) != 0)
 			ereport(ERROR,

@@ -120,7 +120,9 @@ extern void dr_capture_refuse_cycle(Relation rel);
 /* Values that are OIDs of this node's objects (regclass, ...; or arrays, domains,
  * composites and ranges of them) are refused in replicated tables. */
 extern bool dr_type_is_reg(Oid type);
-extern void dr_capture_refuse_local_oid(const char *table, const char *column, Oid type);
+extern Oid dr_local_oid_type(Oid type);
+extern void dr_capture_refuse_local_oid(const char *table, const char *column, Oid type,
+                                        Oid rowtype);
 extern Datum dr_capture_cycle_before(uint64 group_id, List **cycle);
 extern void dr_capture_cycle_after(uint64 group_id, Datum known, List *cycle);
 /* The error a follower's write gets (25006), naming the leader. */
