@@ -459,4 +459,10 @@ SELECT attname FROM pg_attribute
 SELECT dragonraft.execute(1, 'ALTER TYPE r38_c ADD ATTRIBUTE n name') > 0 AS executed;
 CREATE TYPE r38_free AS (a int);
 ALTER TYPE r38_free ADD ATTRIBUTE t regclass;
+-- pg_node_tree values (catalog expressions) hold OIDs of this node's
+-- functions, types and relations too, and no member's receive function
+-- accepts one: refused as well.
+SELECT dragonraft.execute(1, 'CREATE TABLE r38_nt (id int PRIMARY KEY, n pg_node_tree)') > 0 AS executed;
+SELECT dragonraft.replicate_table('r38_nt', 1);
+SELECT dragonraft.execute(1, 'ALTER TABLE r38_t ADD COLUMN n pg_node_tree');
 SELECT state, error FROM dragonraft.status WHERE group_id = 1;

@@ -1098,14 +1098,16 @@ bool dr_type_is_reg(Oid type)
 
 /* The type of such an OID that a value of type holds (itself, or as an
  * array's element, a domain's base, a composite's attribute or a range's
- * bound), or InvalidOid. */
+ * bound), or InvalidOid.  pg_node_tree counts: its values (catalog
+ * expressions) hold OIDs of functions, types and relations, and its receive
+ * function refuses every value (review 38). */
 Oid dr_local_oid_type(Oid type)
 {
 	Oid sub, found = InvalidOid;
 
 	check_stack_depth();
 	type = getBaseType(type);
-	if (dr_type_is_reg(type))
+	if (dr_type_is_reg(type) || type == PG_NODE_TREEOID)
 		return type;
 	if (OidIsValid(sub = get_element_type(type)))
 		return dr_local_oid_type(sub);
