@@ -452,6 +452,17 @@ SELECT dragonraft.execute(1, 'ALTER TABLE r38_row ADD COLUMN n int, ADD COLUMN t
 ALTER TYPE r38_c ADD ATTRIBUTE t r27_pair;
 ALTER TABLE r38_row ADD COLUMN t r27_rel;
 ALTER TABLE r38_par ADD COLUMN t regoperator;
+-- Nor is any other attribute added or dropped there outside execute(): the
+-- send form of a composite value carries its attributes, and a member
+-- whose type has another number of them cannot read it (record_recv).
+-- execute() of the table's group runs it on every member; another group's
+-- may not.
+ALTER TYPE r38_c ADD ATTRIBUTE z int;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TYPE r38_c DROP ATTRIBUTE a;
+ALTER TABLE r38_row DROP COLUMN a;
+ALTER TABLE r38_par ADD COLUMN z int;
+SELECT dragonraft.execute(7, 'ALTER TYPE r38_c ADD ATTRIBUTE z int');
 SELECT max(index) = :before AS nothing_proposed FROM dragonraft.ddl_history;
 SELECT attname FROM pg_attribute
  WHERE attrelid IN ('r38_c'::regclass, 'r38_row'::regclass, 'r38_kid'::regclass)

@@ -657,27 +657,67 @@ static void check_new_type(Relation rel, const char *col, ColumnDef *def)
 }
 
 /*
+ * The group of a replicated table with a column that holds (directly, or in
+ * an array, a domain or another composite type: type_id_replicated) the row
+ * type of the composite type or table that ALTER TYPE (ALTER TABLE) at
+ * changes, or of a child of it that the command reaches; 0 if none.
+ * *relid: that table; *rowtype: that row type.
+ */
+static uint64 rowtype_replicated(AlterTableStmt *at, Oid *relid, Oid *rowtype)
+{
+	Oid parent = RangeVarGetRelid(at->relation, NoLock, true);
+	List *rels;
+	ListCell *lc;
+	uint64 group_id = 0;
+
+	if (!OidIsValid(parent))
+		return 0;
+	rels = at->relation->inh && has_subclass(parent) ? find_all_inheritors(parent, NoLock, NULL)
+	                                                 : list_make1_oid(parent);
+	foreach (lc, rels)
+		if ((group_id = type_id_replicated(*rowtype = get_rel_type_id(lfirst_oid(lc)),
+		                                   relid)) != 0)
+			break;
+	return group_id;
+}
+
+/*
+ * Does stmt add or drop an attribute (column) of a row type?  The send form
+ * of a composite value carries its attributes, and a member whose row type
+ * has another number of them cannot read it (record_recv): such a change of
+ * a row type that a replicated table's column holds must run on every
+ * member, in log order (review 38).  (ALTER ATTRIBUTE ... TYPE and ALTER
+ * COLUMN ... TYPE: PostgreSQL refuses them while a column uses the type.)
+ */
+static bool changes_attributes(Node *stmt)
+{
+	ListCell *lc;
+
+	if (IsA(stmt, AlterTableStmt))
+		foreach (lc, ((AlterTableStmt *)stmt)->cmds)
+			if (lfirst_node(AlterTableCmd, lc)->subtype == AT_AddColumn ||
+			    lfirst_node(AlterTableCmd, lc)->subtype == AT_DropColumn)
+				return true;
+	return false;
+}
+
+/*
  * ALTER TYPE ... ADD ATTRIBUTE of a composite type, or ALTER TABLE ... ADD
  * COLUMN of a table (or of a parent of it), whose row type a column of a
- * replicated table holds (type_id_replicated: also in an array, a domain or
- * another composite type) gives that column's values the new attribute:
- * one of a type whose values are OIDs of local objects is refused as in the
- * table itself (dr_capture_refuse_local_oid), with execute() or without
- * (review 38).  (ALTER ATTRIBUTE ... TYPE and ALTER COLUMN ... TYPE:
- * PostgreSQL refuses them while a column uses the row type.)
+ * replicated table holds (rowtype_replicated) gives that column's values
+ * the new attribute: one of a type whose values are OIDs of local objects
+ * is refused as in the table itself (dr_capture_refuse_local_oid), with
+ * execute() or without (review 38).
  */
 static void check_rowtype_local_oid(Node *stmt)
 {
-	AlterTableStmt *at;
-	Oid relid, below = InvalidOid, rowtype = InvalidOid;
-	List *rels = NIL;
-	bool used = false;
-	ListCell *lc, *lr;
+	Oid below = InvalidOid, rowtype = InvalidOid;
+	bool looked = false;
+	ListCell *lc;
 
 	if (!IsA(stmt, AlterTableStmt))
 		return;
-	at = (AlterTableStmt *)stmt;
-	foreach (lc, at->cmds) {
+	foreach (lc, ((AlterTableStmt *)stmt)->cmds) {
 		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
 		ColumnDef *def;
 		Oid typid;
@@ -688,20 +728,9 @@ static void check_rowtype_local_oid(Node *stmt)
 		if (is_serial(def->typeName) ||
 		    !OidIsValid(dr_local_oid_type(typid = typenameTypeId(NULL, def->typeName))))
 			continue;
-		if (rels == NIL) { /* (once) the relation and what the command reaches */
-			if (!OidIsValid(relid = RangeVarGetRelid(at->relation, NoLock, true)))
-				return;
-			rels = at->relation->inh && has_subclass(relid)
-			               ? find_all_inheritors(relid, NoLock, NULL)
-			               : list_make1_oid(relid);
-			foreach (lr, rels)
-				if (!used &&
-				    type_id_replicated(rowtype = get_rel_type_id(lfirst_oid(lr)),
-				                       &below) != 0)
-					used = true;
-		}
-		if (!used)
+		if (!looked && rowtype_replicated((AlterTableStmt *)stmt, &below, &rowtype) == 0)
 			return;
+		looked = true;
 		dr_capture_refuse_local_oid(get_rel_name(below), def->colname, typid, rowtype);
 	}
 }
@@ -995,8 +1024,8 @@ static void other_group(const char *what, uint64 group_id)
 static void check_execute(Node *stmt)
 {
 	RangeVar *rv = ddl_target(stmt);
-	uint64 group_id = rv != NULL ? rv_replicated(rv) : 0;
-	Oid below = InvalidOid;
+	uint64 group_id = rv != NULL ? rv_replicated(rv) : 0, rowtype_group;
+	Oid below = InvalidOid, rowtype;
 	List *cmds;
 	LOCKMODE lockmode;
 	Relation rel;
@@ -1005,9 +1034,13 @@ static void check_execute(Node *stmt)
 	if ((IsA(stmt, AlterEnumStmt) || IsA(stmt, AlterDomainStmt)) &&
 	    (group_id = type_replicated(stmt, &below)) != 0 && group_id != dr_execute_group)
 		other_group(psprintf("table \"%s\"", get_rel_name(below)), group_id);
+	check_rowtype_local_oid(stmt);
+	if (changes_attributes(stmt) &&
+	    (rowtype_group = rowtype_replicated((AlterTableStmt *)stmt, &below, &rowtype)) != 0 &&
+	    rowtype_group != dr_execute_group)
+		other_group(psprintf("table \"%s\"", get_rel_name(below)), rowtype_group);
 	if (IsA(stmt, GrantStmt))
 		check_revoke((GrantStmt *)stmt);
-	check_rowtype_local_oid(stmt);
 	if (IsA(stmt, ReassignOwnedStmt) &&
 	    (group_id = owned_replicated(((ReassignOwnedStmt *)stmt)->roles, &below)) != 0 &&
 	    group_id != dr_execute_group)
@@ -1142,11 +1175,15 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 		check_execute(stmt);
 	else if (!dr_is_apply_worker && dr_internal_ddl == 0) {
 		RangeVar *rv = ddl_target(stmt);
-		Oid below = InvalidOid;
+		Oid below = InvalidOid, rowtype;
 		uint64 group_id;
 
-		if ((IsA(stmt, AlterEnumStmt) || IsA(stmt, AlterDomainStmt)) &&
-		    (group_id = type_replicated(stmt, &below)) != 0)
+		check_rowtype_local_oid(stmt);
+		if (((IsA(stmt, AlterEnumStmt) || IsA(stmt, AlterDomainStmt)) &&
+		     (group_id = type_replicated(stmt, &below)) != 0) ||
+		    (changes_attributes(stmt) &&
+		     (group_id = rowtype_replicated((AlterTableStmt *)stmt, &below, &rowtype)) !=
+		             0))
 			ereport(ERROR,
 			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			         errmsg("this command changes a type that table \"%s\" uses, which "
@@ -1160,7 +1197,6 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 			         execute_hint(group_id)));
 		if (IsA(stmt, GrantStmt))
 			check_revoke((GrantStmt *)stmt);
-		check_rowtype_local_oid(stmt);
 		if (IsA(stmt, ReassignOwnedStmt) &&
 		    (group_id = owned_replicated(((ReassignOwnedStmt *)stmt)->roles, &below)) != 0)
 			ereport(ERROR,
