@@ -476,4 +476,7 @@ ALTER TYPE r38_free ADD ATTRIBUTE t regclass;
 SELECT dragonraft.execute(1, 'CREATE TABLE r38_nt (id int PRIMARY KEY, n pg_node_tree)') > 0 AS executed;
 SELECT dragonraft.replicate_table('r38_nt', 1);
 SELECT dragonraft.execute(1, 'ALTER TABLE r38_t ADD COLUMN n pg_node_tree');
+-- aclitem values hold OIDs of roles, and have no binary form: an aclitem[]
+-- column was accepted, and every write of a value in it failed (42883).
+SELECT dragonraft.execute(1, 'ALTER TABLE r38_t ADD COLUMN n aclitem[]');
 SELECT state, error FROM dragonraft.status WHERE group_id = 1;

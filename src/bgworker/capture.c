@@ -1100,14 +1100,15 @@ bool dr_type_is_reg(Oid type)
  * array's element, a domain's base, a composite's attribute or a range's
  * bound), or InvalidOid.  pg_node_tree counts: its values (catalog
  * expressions) hold OIDs of functions, types and relations, and its receive
- * function refuses every value (review 38). */
+ * function refuses every value; so does aclitem: its values hold OIDs of
+ * roles, and it has no send function (review 38). */
 Oid dr_local_oid_type(Oid type)
 {
 	Oid sub, found = InvalidOid;
 
 	check_stack_depth();
 	type = getBaseType(type);
-	if (dr_type_is_reg(type) || type == PG_NODE_TREEOID)
+	if (dr_type_is_reg(type) || type == PG_NODE_TREEOID || type == ACLITEMOID)
 		return type;
 	if (OidIsValid(sub = get_element_type(type)))
 		return dr_local_oid_type(sub);
