@@ -479,4 +479,16 @@ SELECT dragonraft.execute(1, 'ALTER TABLE r38_t ADD COLUMN n pg_node_tree');
 -- aclitem values hold OIDs of roles, and have no binary form: an aclitem[]
 -- column was accepted, and every write of a value in it failed (42883).
 SELECT dragonraft.execute(1, 'ALTER TABLE r38_t ADD COLUMN n aclitem[]');
+-- A view's row type too: CREATE OR REPLACE VIEW adds attributes to it.
+SELECT dragonraft.execute(1, $$CREATE VIEW r38_v AS SELECT 1 AS a;
+CREATE TABLE r38_vt (id int PRIMARY KEY, v r38_v)$$) > 0 AS executed;
+SELECT dragonraft.replicate_table('r38_vt', 1);
+SELECT max(index) AS before FROM dragonraft.ddl_history \gset
+CREATE OR REPLACE VIEW r38_v AS SELECT 1 AS a, 2 AS b;
+SELECT dragonraft.execute(1, $$CREATE OR REPLACE VIEW r38_v AS SELECT 1 AS a, 'r38_v'::regclass AS b$$);
+SELECT dragonraft.execute(7, 'CREATE OR REPLACE VIEW r38_v AS SELECT 1 AS a, 2 AS b');
+SELECT max(index) = :before AS nothing_proposed FROM dragonraft.ddl_history;
+CREATE OR REPLACE VIEW r38_v AS SELECT 2 AS a;
+SELECT dragonraft.execute(1, 'CREATE OR REPLACE VIEW r38_v AS SELECT 1 AS a, 2 AS b') > 0 AS executed;
+SELECT attname FROM pg_attribute WHERE attrelid = 'r38_v'::regclass AND attnum > 0 ORDER BY 1;
 SELECT state, error FROM dragonraft.status WHERE group_id = 1;

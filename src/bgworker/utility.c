@@ -1015,6 +1015,71 @@ static void other_group(const char *what, uint64 group_id)
 	                        (unsigned long long)group_id)));
 }
 
+/* Outside execute(): a command that changes a type that table relid of group
+ * group_id uses (type_replicated, rowtype_replicated, check_view_rowtype). */
+static void changes_type_of(Oid relid, uint64 group_id) pg_attribute_noreturn();
+static void changes_type_of(Oid relid, uint64 group_id)
+{
+	ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+	                errmsg("this command changes a type that table \"%s\" uses, which is "
+	                       "replicated by dragonraft: run it with dragonraft.execute",
+	                       get_rel_name(relid)),
+	                errdetail("The members of its group must read and check its values alike: "
+	                          "a value that only this node accepts stops the others' apply."),
+	                execute_hint(group_id)));
+}
+
+/* The number of attributes of relation relid (dropped ones too); 0 if none. */
+static int rel_natts(Oid relid)
+{
+	HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	int natts = 0;
+
+	if (HeapTupleIsValid(tup)) {
+		natts = ((Form_pg_class)GETSTRUCT(tup))->relnatts;
+		ReleaseSysCache(tup);
+	}
+	return natts;
+}
+
+/* CREATE OR REPLACE VIEW, by a writer or execute()'s try: the attributes the
+ * view has before it (check_view_rowtype); 0 if none or another statement. */
+static int view_natts_before(Node *stmt)
+{
+	if (!IsA(stmt, ViewStmt) || !((ViewStmt *)stmt)->replace ||
+	    (dr_execute_group == 0 && (dr_is_apply_worker || dr_internal_ddl != 0)))
+		return 0;
+	return rel_natts(RangeVarGetRelid(((ViewStmt *)stmt)->view, NoLock, true));
+}
+
+/*
+ * After CREATE OR REPLACE VIEW of a view that had natts attributes: columns
+ * it added to the view's row type, which a column of a replicated table may
+ * hold, as ALTER TYPE ... ADD ATTRIBUTE does (check_rowtype_local_oid,
+ * changes_attributes; review 38).
+ */
+static void check_view_rowtype(ViewStmt *vs, int natts)
+{
+	Oid relid = RangeVarGetRelid(vs->view, NoLock, true), below = InvalidOid;
+	uint64 group_id;
+	Relation rel;
+
+	if (natts == 0 || !OidIsValid(relid) || rel_natts(relid) == natts ||
+	    (group_id = type_id_replicated(get_rel_type_id(relid), &below)) == 0)
+		return;
+	rel = relation_open(relid, NoLock); /* (CREATE OR REPLACE VIEW locked it) */
+	for (int i = natts; i < RelationGetNumberOfAttributes(rel); i++)
+		dr_capture_refuse_local_oid(
+		        get_rel_name(below),
+		        NameStr(TupleDescAttr(RelationGetDescr(rel), i)->attname),
+		        TupleDescAttr(RelationGetDescr(rel), i)->atttypid, rel->rd_rel->reltype);
+	relation_close(rel, NoLock);
+	if (dr_execute_group == 0)
+		changes_type_of(below, group_id);
+	if (group_id != dr_execute_group)
+		other_group(psprintf("table \"%s\"", get_rel_name(below)), group_id);
+}
+
 /*
  * A statement of the command that execute() of group dr_execute_group tries
  * here, before it proposes it: it may change that group's replicated tables
@@ -1145,6 +1210,7 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 	int outer_depth = call_depth;
 	CommandId outer_cid = dr_truncate_cid;
 	Oid outer_func = plan_only_func;
+	int view_natts = view_natts_before(stmt);
 
 	if (IsA(stmt, TransactionStmt)) {
 		TransactionStmt *ts = (TransactionStmt *)stmt;
@@ -1184,17 +1250,7 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 		    (changes_attributes(stmt) &&
 		     (group_id = rowtype_replicated((AlterTableStmt *)stmt, &below, &rowtype)) !=
 		             0))
-			ereport(ERROR,
-			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			         errmsg("this command changes a type that table \"%s\" uses, which "
-			                "is replicated by dragonraft: run it with "
-			                "dragonraft.execute",
-			                get_rel_name(below)),
-			         errdetail(
-			                 "The members of its group must read and check its values "
-			                 "alike: a value that only this node accepts stops the "
-			                 "others' apply."),
-			         execute_hint(group_id)));
+			changes_type_of(below, group_id);
 		if (IsA(stmt, GrantStmt))
 			check_revoke((GrantStmt *)stmt);
 		if (IsA(stmt, ReassignOwnedStmt) &&
@@ -1259,6 +1315,8 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 	PG_END_TRY();
 	if (dr_execute_group != 0 && IsA(stmt, AlterTableStmt))
 		check_generated((AlterTableStmt *)stmt);
+	if (view_natts != 0)
+		check_view_rowtype((ViewStmt *)stmt, view_natts);
 }
 
 bool dr_utility_explicit_block(void)
