@@ -1075,8 +1075,10 @@ void dr_capture_not_leader(uint64 group_id, uint64 leader)
 	                        (unsigned long long)group_id)));
 }
 
-/* Is type one whose values are OIDs of this node's objects (regclass, regtype, ...)? */
-bool dr_type_is_reg(Oid type)
+/* Is type one whose values are (or hold) OIDs of this node's objects:
+ * regclass, regtype, ..., aclitem (roles), pg_node_tree (catalog
+ * expressions)? */
+bool dr_type_is_local_oid(Oid type)
 {
 	switch (type) {
 	case REGPROCOID:
@@ -1090,6 +1092,8 @@ bool dr_type_is_reg(Oid type)
 	case REGNAMESPACEOID:
 	case REGCONFIGOID:
 	case REGDICTIONARYOID:
+	case ACLITEMOID:
+	case PG_NODE_TREEOID:
 		return true;
 	default:
 		return false;
@@ -1108,7 +1112,7 @@ Oid dr_local_oid_type(Oid type)
 
 	check_stack_depth();
 	type = getBaseType(type);
-	if (dr_type_is_reg(type) || type == PG_NODE_TREEOID || type == ACLITEMOID)
+	if (dr_type_is_local_oid(type))
 		return type;
 	if (OidIsValid(sub = get_element_type(type)))
 		return dr_local_oid_type(sub);

@@ -53,8 +53,8 @@ bool dr_snapshot_raw_type(Oid type)
 
 	if (type >= FirstGenbkiObjectId)
 		return false; /* made here: its values may name local objects */
-	if (dr_type_is_reg(type) || type == ACLITEMOID || type == PG_NODE_TREEOID)
-		return false; /* OIDs of local objects */
+	if (dr_type_is_local_oid(type))
+		return false;
 	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(type));
 	if (!HeapTupleIsValid(tup))
 		return false;

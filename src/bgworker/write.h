@@ -119,7 +119,7 @@ extern Oid dr_column_sequence(Relation rel, AttrNumber att, List *owned);
 extern void dr_capture_refuse_cycle(Relation rel);
 /* Values that are OIDs of this node's objects (regclass, ...; or arrays, domains,
  * composites and ranges of them; pg_node_tree, aclitem) are refused in replicated tables. */
-extern bool dr_type_is_reg(Oid type);
+extern bool dr_type_is_local_oid(Oid type);
 extern Oid dr_local_oid_type(Oid type);
 extern void dr_capture_refuse_local_oid(const char *table, const char *column, Oid type,
                                         Oid rowtype);
