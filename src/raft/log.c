@@ -68,6 +68,8 @@ raft_index raft_log_persisted(const struct raft_log *l)
 {
 	if (l->has_snap)
 		return 0;
+	if (l->unsynced && l->synced < l->offset - 1)
+		return l->synced; /* written, but the sync is not reported yet */
 	return l->offset - 1;
 }
 

@@ -97,6 +97,21 @@
  *
  * rd.committed may include entries of rd.entries (the leader commits through
  * its followers while persisting in parallel): persist before applying.
+ *
+ * Deferred syncs (config defer_leader_sync): a leader's Ready that carries
+ * entries but no new term, vote or snapshot says rd.sync_deferred.  The
+ * caller may then write it without waiting for the sync, send all of its
+ * messages once written (a leader's messages of its own term promise
+ * nothing about its own log), apply and advance, and sync in the
+ * background: the core counts those entries for the leader's own vote, and
+ * hands them out as committed, only once raft_durable() reported them (any
+ * Ready hands out committed entries only up to what is durable while a
+ * report is outstanding).  Contract: a synced save makes every earlier
+ * write of the group durable (a journal that is a prefix), so the advance
+ * of a Ready that was saved synced (entries, a snapshot, a new term or
+ * vote) counts everything stored as durable; after a crash, writes never
+ * reported durable may be lost, with the hard state written beside them.
+ * Followers never defer: their acknowledgements promise a durable log.
  */
 #ifndef DRAGONRAFT_RAFT_H
 #define DRAGONRAFT_RAFT_H
@@ -178,6 +193,7 @@ struct raft_config {
 	uint64_t max_entry_bytes;       /* largest single entry; 0 = none */
 	uint64_t max_committed_bytes; /* most committed bytes per Ready (>= 1 entry); 0 = 64 MiB */
 	unsigned quiesce_tick;        /* idle ticks before a leader quiesces the group; 0 = never */
+	bool defer_leader_sync;       /* a leader's Readys may be synced later (see the top) */
 	raft_index applied; /* last applied index at restart (may pass the stored commit) */
 	uint64_t seed;      /* seeds the randomized election timeout */
 	struct raft_storage storage;
@@ -215,6 +231,7 @@ struct raft_ready {
 	const struct raft_entry *committed; /* apply in order */
 	uint32_t n_read_states;
 	const struct raft_read_state *read_states;
+	bool sync_deferred; /* write now, sync later, report with raft_durable() */
 };
 
 struct raft; /* opaque */
@@ -292,6 +309,14 @@ bool raft_has_apply_ready(const struct raft *r);
 int raft_ready_apply(struct raft *r, struct raft_ready *rd);
 /* Messages that a leader may send before persisting the entries they carry. */
 bool raft_msg_may_precede_persist(const struct raft_message *m);
+/*
+ * The entries up to index, written by Readys that said sync_deferred, are
+ * durable; term is entry index's as written (a report for an entry replaced
+ * since is ignored; so is one below what is known durable).  Not between
+ * raft_ready() and raft_advance() (RAFT_ERR_INVALID).  A leader counts them
+ * for its own vote at once, and its next Ready may commit and hand them out.
+ */
+int raft_durable(struct raft *r, raft_index index, raft_term term);
 
 /*
  * Hold committed entries back from Readys while the state machine cannot take

@@ -110,6 +110,8 @@ struct raft_log {
 	raft_index committed;
 	raft_index applied;
 	raft_index conf_bound; /* no membership change in the log above it (raft_conf_bound) */
+	bool unsynced;         /* stable entries above synced may not be durable (deferred syncs) */
+	raft_index synced;     /* while unsynced: entries up to here are durable */
 	int failed;            /* first storage callback failure (fatal, see raft_done) */
 	raft_index failed_at;  /* the index it was reading */
 	struct dr_arena arena; /* data of unstable entries */
@@ -201,6 +203,8 @@ struct raft {
 	uint32_t rd_n_committed;
 	bool rd_snap;
 	raft_index rd_snap_index;
+	bool rd_deferred;  /* written without a sync (rd.sync_deferred) */
+	bool rd_must_sync; /* saved synced: entries, a snapshot, or a new term or vote */
 
 	char errmsg[128];
 };
@@ -264,7 +268,7 @@ raft_index raft_log_first(const struct raft_log *l);
 raft_index raft_log_last(const struct raft_log *l);
 /* Term of the last entry; a raft_rc. */
 int raft_log_last_term(struct raft_log *l, raft_term *t);
-/* Last index known persisted locally. */
+/* Last index known durable locally (stored, and its sync reported: deferred syncs). */
 raft_index raft_log_persisted(const struct raft_log *l);
 /* Term of entry i; *stored: storage answered (any failure of it is then the caller's to judge). */
 int raft_log_lookup(const struct raft_log *l, raft_index i, raft_term *t, bool *stored);

@@ -101,11 +101,24 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
 	}
 	if (r->wake_notify && raft_quiesce_notify(r) == RAFT_OK)
 		r->wake_notify = false;
-	if (fill_committed(r, l->committed, &nc) != RAFT_OK)
+	/*
+	 * A leader's entries of its own term may be synced later; committed
+	 * entries are then handed out only up to what is durable here (as
+	 * always while a sync is outstanding): a restart must find in its log
+	 * what the state machine applied.
+	 */
+	r->rd_deferred = r->cfg.defer_leader_sync && r->role == RAFT_LEADER && l->n > 0 &&
+	                 !l->has_snap && r->prev_hs.term == r->term && r->prev_hs.vote == r->vote;
+	if (fill_committed(r, r->rd_deferred || l->unsynced ? raft_log_persisted(l) : l->committed,
+	                   &nc) != RAFT_OK)
 		nc = 0;
 	if (raft_done(r, RAFT_OK) != RAFT_OK)
 		return r->fatal; /* nothing computed from a failed read leaves */
 	r->in_ready = true;
+	rd->sync_deferred = r->rd_deferred;
+	r->rd_must_sync = !r->rd_deferred &&
+	                  (l->n > 0 || l->has_snap || r->prev_hs.term != r->term ||
+	                   r->prev_hs.vote != r->vote);
 
 	rd->hard_state_changed = r->rd_hs = hard_changed(r);
 	rd->hard_state.term = r->term;
@@ -164,6 +177,8 @@ int raft_ready_apply(struct raft *r, struct raft_ready *rd)
 		return r->fatal;
 	r->in_ready = true;
 	r->rd_apply_only = true;
+	r->rd_deferred = false;
+	r->rd_must_sync = false;
 	r->rd_hs = false;
 	r->rd_ss = false;
 	r->rd_snap = false;
@@ -207,6 +222,12 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
 		if (r->role == RAFT_LEADER)
 			r->uncommitted = r->uncommitted > bytes ? r->uncommitted - bytes : 0;
 	}
+	if (r->rd_deferred && !l->unsynced) {
+		l->synced = raft_log_persisted(l); /* before these entries */
+		l->unsynced = true;
+	} else if (r->rd_must_sync) {
+		l->unsynced = false; /* a synced save: every earlier write is durable too */
+	}
 	if (r->rd_last_term != 0)
 		raft_log_stable_to(r, r->rd_last_index, r->rd_last_term);
 	/* No entry is unstable and no message refers to their data any more. */
@@ -222,6 +243,31 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
 			r->pending_bcast = true;
 	}
 	raft_done(r, RAFT_OK);
+}
+
+int raft_durable(struct raft *r, raft_index index, raft_term term)
+{
+	struct raft_log *l = &r->log;
+	struct progress *self;
+	raft_term t;
+
+	if (r->fatal != 0)
+		return r->fatal;
+	if (r->in_ready)
+		return RAFT_ERR_INVALID;
+	if (!l->unsynced || index <= l->synced)
+		return RAFT_OK; /* known already, or overtaken by a synced save */
+	/* (Stored entries turn unstable again only when replaced.) */
+	if (index >= l->offset || raft_log_term(l, index, &t) != RAFT_OK || t != term)
+		return raft_done(r, RAFT_OK); /* replaced since (or compacted): a later report covers it */
+	l->synced = index;
+	if (l->synced >= l->offset - 1)
+		l->unsynced = false;
+	self = raft_pr(r, r->id);
+	if (r->role == RAFT_LEADER && self != NULL &&
+	    raft_pr_maybe_update(self, raft_log_persisted(l)) && raft_repl_maybe_commit(r))
+		r->pending_bcast = true;
+	return raft_done(r, RAFT_OK);
 }
 
 bool raft_msg_may_precede_persist(const struct raft_message *m)

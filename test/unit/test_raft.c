@@ -117,6 +117,112 @@ static void test_leader_counts_itself_only_when_persisted(void **state)
 }
 
 /*
+ * Deferred syncs (config defer_leader_sync): a leader's Ready of its own term
+ * is written at once and synced later; its entries count for the leader, and
+ * are handed out as committed, only once raft_durable() reported them.  The
+ * Ready that makes a leader (new term) is synced as before.
+ */
+static void test_deferred_sync_single(void **state)
+{
+	struct raft_config c;
+	struct fx *f;
+	struct raft_ready rd;
+	raft_index idx;
+	raft_term term;
+	struct raft *r;
+
+	(void)state;
+	fx_default_config(&c, 1);
+	c.defer_leader_sync = true;
+	f = fx_create(1, &c);
+	r = NODE(f, 1);
+	assert_int_equal(raft_campaign(r), RAFT_OK);
+	assert_int_equal(raft_ready(r, &rd), RAFT_OK);
+	assert_false(rd.sync_deferred); /* a new term */
+	assert_int_equal(raft_memstorage_save_ready(f->nodes[1].ms, &rd), RAFT_OK);
+	raft_advance(r, &rd);
+	fx_stabilize(f);
+	assert_int_equal(raft_commit_index(r), 2);
+	term = raft_term_of(r);
+
+	assert_int_equal(raft_propose(r, (const uint8_t *)"p", 1, &idx), RAFT_OK);
+	assert_int_equal(raft_ready(r, &rd), RAFT_OK);
+	assert_true(rd.sync_deferred);
+	assert_int_equal(rd.n_entries, 1);
+	assert_int_equal(rd.n_committed, 0);
+	/* Reports wait for the advance. */
+	assert_int_equal(raft_durable(r, 3, term), RAFT_ERR_INVALID);
+	assert_int_equal(raft_memstorage_save_ready(f->nodes[1].ms, &rd), RAFT_OK);
+	raft_advance(r, &rd);
+	/* Written, not durable: the single voter does not count itself. */
+	assert_int_equal(raft_commit_index(r), 2);
+	assert_false(raft_has_apply_ready(r));
+	/* A report of another term's entry 3 is not this one. */
+	assert_int_equal(raft_durable(r, 3, term + 1), RAFT_OK);
+	assert_int_equal(raft_commit_index(r), 2);
+	assert_int_equal(raft_durable(r, 3, term), RAFT_OK);
+	assert_int_equal(raft_commit_index(r), 3);
+	/* A stale report changes nothing. */
+	assert_int_equal(raft_durable(r, 2, term), RAFT_OK);
+	assert_int_equal(raft_ready(r, &rd), RAFT_OK);
+	assert_false(rd.sync_deferred); /* nothing to write */
+	assert_int_equal(rd.n_committed, 1);
+	assert_int_equal(rd.committed[0].index, 3);
+	raft_advance(r, &rd);
+	fx_destroy(f);
+}
+
+/* Followers' acknowledgements commit an entry the leader has not synced; it
+ * is handed out for applying only once the leader's sync is reported. */
+static void test_deferred_sync_followers_commit(void **state)
+{
+	struct raft_config c;
+	struct fx *f;
+	struct raft_ready rd;
+	raft_index idx;
+	struct raft *r;
+
+	(void)state;
+	fx_default_config(&c, 1);
+	c.defer_leader_sync = true;
+	f = fx_create(3, &c);
+	fx_elect(f, 1);
+	fx_stabilize(f);
+	r = NODE(f, 1);
+	assert_int_equal(raft_propose(r, (const uint8_t *)"a", 1, &idx), RAFT_OK);
+	assert_int_equal(raft_ready(r, &rd), RAFT_OK);
+	assert_true(rd.sync_deferred);
+	assert_int_equal(raft_memstorage_save_ready(f->nodes[1].ms, &rd), RAFT_OK);
+	for (uint32_t i = 0; i < rd.n_messages; i++)
+		fx_send(f, &rd.messages[i]);
+	raft_advance(r, &rd);
+	/* Both followers store and acknowledge it: committed without the leader. */
+	for (raft_id id = 2; id <= 3; id++) {
+		for (uint32_t i = 0; i < f->nq;)
+			if (f->q[i].m.to == id)
+				fx_deliver_at(f, i, false);
+			else
+				i++;
+		assert_true(fx_ready(f, id));
+	}
+	while (f->nq > 0)
+		fx_deliver_at(f, 0, false);
+	assert_int_equal(raft_commit_index(r), idx);
+	assert_false(raft_has_apply_ready(r));
+	assert_int_equal(raft_ready(r, &rd), RAFT_OK);
+	assert_int_equal(rd.n_committed, 0); /* not durable here yet */
+	for (uint32_t i = 0; i < rd.n_messages; i++)
+		fx_send(f, &rd.messages[i]); /* the commit index */
+	raft_advance(r, &rd);
+	assert_false(fx_applied_has(f, 1, "a"));
+	assert_int_equal(raft_durable(r, idx, raft_term_of(r)), RAFT_OK);
+	assert_true(raft_has_apply_ready(r));
+	fx_stabilize(f);
+	expect_all_applied(f, "a");
+	fx_destroy(f);
+}
+
+/*
  * Messages that inputs built wait through an apply-only Ready for the next
  * raft_ready() (raft_holds_messages): the entry data they point to, storage's
  * included, must outlive the apply-only Ready's advance (the engine freed it
@@ -1553,6 +1659,8 @@ int main(void)
 	        cmocka_unit_test(test_replication_and_forwarding),
 	        cmocka_unit_test(test_no_leader_drops_proposal),
 	        cmocka_unit_test(test_leader_counts_itself_only_when_persisted),
+	        cmocka_unit_test(test_deferred_sync_single),
+	        cmocka_unit_test(test_deferred_sync_followers_commit),
 	        cmocka_unit_test(test_ready_apply),
 	        cmocka_unit_test(test_ready_apply_keeps_messages),
 	        cmocka_unit_test(test_leader_appends_precede_persist),

@@ -175,6 +175,8 @@ bool fx_ready(struct fx *f, raft_id id)
 {
 	struct fx_node *nd = &f->nodes[id];
 	struct raft_ready rd;
+	raft_index last_i = 0;
+	raft_term last_t = 0;
 	int rc;
 
 	if (nd->down || nd->r == NULL || !raft_has_ready(nd->r))
@@ -207,7 +209,17 @@ bool fx_ready(struct fx *f, raft_id id)
 	}
 	for (uint32_t i = 0; i < rd.n_read_states && nd->n_reads < 64; i++)
 		nd->reads[nd->n_reads++] = rd.read_states[i];
+	if (rd.sync_deferred) {
+		last_i = rd.entries[rd.n_entries - 1].index;
+		last_t = rd.entries[rd.n_entries - 1].term;
+	}
 	raft_advance(nd->r, &rd);
+	/* (memstorage is durable at once: a deferred sync is reported now) */
+	if (rd.sync_deferred) {
+		rc = raft_durable(nd->r, last_i, last_t);
+		if (rc != RAFT_OK)
+			die("raft_durable", rc);
+	}
 	return true;
 }
 
