@@ -37,6 +37,7 @@ char *dr_client_address = NULL;
 char *dr_database = NULL;
 char *dr_data_dir = NULL;
 int dr_rtt_ms = 50;
+bool dr_deferred_leader_sync = true;
 int dr_election_rtt = 10;
 int dr_heartbeat_rtt = 1;
 int dr_snapshot_entries = 10000;
@@ -196,6 +197,12 @@ static void define_gucs(void)
 	                           NULL);
 	DefineCustomIntVariable("dragonraft.rtt_ms", "Length of one Raft tick.", NULL, &dr_rtt_ms,
 	                        50, 1, 60000, PGC_POSTMASTER, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomBoolVariable(
+	        "dragonraft.deferred_leader_sync",
+	        "Whether a group's leader syncs its log writes in the background.",
+	        "Its engine worker then takes new commits while the sync runs; a leader counts "
+	        "its own copy of an entry, and applies it, only once synced.",
+	        &dr_deferred_leader_sync, true, PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("dragonraft.election_rtt", "Election timeout in ticks.", NULL,
 	                        &dr_election_rtt, 10, 2, 100000, PGC_POSTMASTER, 0, NULL, NULL,
 	                        NULL);

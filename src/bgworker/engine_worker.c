@@ -639,6 +639,7 @@ static void start_engine(void)
 	ec.compaction_overhead = dr_compaction_overhead;
 	ec.max_entry_bytes = dr_max_entry_size;
 	ec.forward_proposals = true; /* followers' member info entries reach the leader */
+	ec.defer_leader_sync = dr_deferred_leader_sync;
 	ec.snapshot_dir = snap_dir;
 
 	memset(&tc, 0, sizeof(tc));

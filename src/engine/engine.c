@@ -500,6 +500,7 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 	                                 ? 0
 	                                 : e->cfg.max_entry_bytes + ENGINE_HEADER_BYTES;
 	rc_cfg.quiesce_tick = e->cfg.quiesce_ticks == ENGINE_QUIESCE_OFF ? 0 : e->cfg.quiesce_ticks;
+	rc_cfg.defer_leader_sync = e->defer_sync;
 	rc_cfg.applied = g->applied;
 	rc_cfg.seed = e->cfg.seed ^ (group_id * 0x9E3779B97F4A7C15ull);
 	eng_view_storage(g, &rc_cfg.storage);
@@ -607,6 +608,8 @@ int engine_create(const struct engine_config *cfg, const struct engine_storage_o
 	         !storage->list || !storage->entries || !storage->term || !storage->save_snapshot ||
 	         !storage->save_recovery || !storage->compact || !storage->remove)
 		why = "storage ops incomplete";
+	else if (cfg->defer_leader_sync && (!storage->write || !storage->sync))
+		why = "defer_leader_sync needs storage write and sync";
 	else if (net == NULL || !net->send)
 		why = "network ops incomplete";
 	if (why != NULL) {
@@ -626,6 +629,7 @@ int engine_create(const struct engine_config *cfg, const struct engine_storage_o
 	e->ra.realloc = a->realloc;
 	e->ra.free = a->free;
 	e->cfg = *cfg;
+	e->defer_sync = cfg->defer_leader_sync;
 	e->st = *storage;
 	e->net = *net;
 	if (e->cfg.rtt_ms == 0)
@@ -709,6 +713,7 @@ void engine_destroy(struct engine *e)
 	e->a->free(e->scratch);
 	e->a->free(e->done);
 	e->a->free(e->changed);
+	e->a->free(e->sy);
 	e->a->free(e->marked);
 	e->a->free(e->ticking);
 	e->a->free(e->batch);

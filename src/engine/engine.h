@@ -178,6 +178,16 @@ struct engine_storage_ops {
 	 * applies the log's changes again only up to that commit index.
 	 */
 	int (*save)(void *ctx, const struct engine_update *u, size_t n);
+	/*
+	 * Optional, with sync (engine_config.defer_leader_sync): write like
+	 * save() without waiting for the sync.  A later synced save (or sync)
+	 * must make every earlier write durable, and a crash may lose only a
+	 * suffix of the writes that no sync covered.
+	 */
+	int (*write)(void *ctx, const struct engine_update *u, size_t n);
+	/* Make every write so far durable: called from another thread while the engine runs
+	 * (engine_sync_begin() / engine_sync_done()). */
+	int (*sync)(void *ctx);
 	/* Everything a restart needs; ENGINE_ERR_NOT_FOUND for an unknown group. */
 	int (*load)(void *ctx, uint64_t group_id, struct engine_stored_state *out);
 	/* Groups stored here: up to cap ids into ids, total count in *n. */
@@ -321,6 +331,8 @@ struct engine_config {
 	                                 * ENGINE_QUIESCE_OFF: never */
 	uint64_t entry_cache_bytes;     /* recent entries kept in memory per group [4 MiB] */
 	bool forward_proposals;         /* followers forward proposals instead of NOT_LEADER */
+	bool defer_leader_sync; /* a leader's writes of its term are synced in the background:
+	                         * storage write() and sync(), engine_sync_begin() */
 	uint64_t client_id;       /* proposal key prefix, new per start; 0 = node id + random */
 	uint64_t seed;            /* randomised election timeouts; 0 = node id */
 	const char *snapshot_dir; /* where snapshot files are written ["."] */
@@ -514,6 +526,20 @@ void engine_snapshot_sent(struct engine *e, raft_id to, uint64_t group_id, bool 
 int engine_snapshot_saved(struct engine *e, uint64_t group_id, int rc, raft_index index);
 /* A background recover() of group_id ended with rc (not ENGINE_OK: the group stops). */
 int engine_snapshot_recovered(struct engine *e, uint64_t group_id, int rc);
+
+/*
+ * Deferred leader syncs (engine_config.defer_leader_sync): a round whose
+ * saves are all leaders' entries of their own term writes them without a
+ * sync (storage write()) and goes on; they count for the leader's own vote,
+ * and are applied there, once a background sync covered them.  The driver
+ * runs that sync: when engine_sync_wanted() (after a round), it calls
+ * engine_sync_begin(), storage sync() on another thread, then
+ * engine_sync_done() with its rc, one sync at a time.  A failed sync stops
+ * the engine, as a failed save does.
+ */
+bool engine_sync_wanted(const struct engine *e);
+void engine_sync_begin(struct engine *e);
+void engine_sync_done(struct engine *e, int rc);
 
 /* One tick of logical time for every active group; times out client operations. */
 void engine_tick(struct engine *e);

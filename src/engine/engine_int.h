@@ -206,6 +206,10 @@ struct group {
 	/* The stable log as storage holds it (logview.c; Raft reads it through us). */
 	struct raft_hard_state hs; /* the last the core handed out */
 	raft_index saved_commit;   /* the commit index storage holds */
+	raft_index wr_index;       /* this round wrote entries up to it unsynced (deferred) */
+	raft_term wr_term;
+	raft_index dw_index;       /* written unsynced, for the next background sync */
+	raft_term dw_term;
 	raft_index first, last;
 	raft_term prev_term;
 	struct raft_snapshot_meta snap;
@@ -351,6 +355,17 @@ struct engine {
 	uint64_t *changed; /* ids of groups whose status changed (room for every group) */
 	size_t n_changed, cap_changed;
 	uint64_t snap_seq; /* names outgoing snapshot files */
+
+	/* Deferred leader syncs (round.c): what the background sync under way covers. */
+	bool defer_sync;   /* cfg.defer_leader_sync with storage write() and sync() */
+	bool sync_wanted;  /* a group wrote unsynced since the last sync began */
+	bool sync_out;     /* a sync is under way */
+	struct eng_synced {
+		uint64_t group_id;
+		raft_index index;
+		raft_term term;
+	} *sy;
+	size_t n_sy, cap_sy;
 };
 
 /* May the group be stepped, ticked or asked for work (not failed, not frozen by a recovery)? */

@@ -135,9 +135,8 @@ static int el_save_bootstrap(void *ctx, uint64_t group_id, const struct engine_b
 	return el_rc(el, logdb_save_bootstrap(el->db, group_id, el->node, l));
 }
 
-static int el_save(void *ctx, const struct engine_update *u, size_t n)
+static int save(struct engine_logdb *el, const struct engine_update *u, size_t n, bool sync)
 {
-	struct engine_logdb *el = ctx;
 
 	if (n > el->cap) {
 		size_t nc = el->cap ? el->cap : 16;
@@ -173,7 +172,25 @@ static int el_save(void *ctx, const struct engine_update *u, size_t n)
 			l->snapshot = &el->snaps[i];
 		}
 	}
-	return el_rc(el, logdb_save(el->w, el->ups, n, true));
+	return el_rc(el, logdb_save(el->w, el->ups, n, sync));
+}
+
+static int el_save(void *ctx, const struct engine_update *u, size_t n)
+{
+	return save(ctx, u, n, true);
+}
+
+static int el_write(void *ctx, const struct engine_update *u, size_t n)
+{
+	return save(ctx, u, n, false);
+}
+
+/* (From the engine driver's sync thread: the LogDB takes its shard locks.) */
+static int el_sync(void *ctx)
+{
+	struct engine_logdb *el = ctx;
+
+	return from_logdb(logdb_sync(el->db));
 }
 
 static int el_term(void *ctx, uint64_t group_id, raft_index i, raft_term *t);
@@ -426,6 +443,8 @@ void engine_logdb_ops(struct engine_logdb *el, struct engine_storage_ops *ops)
 	ops->ctx = el;
 	ops->save_bootstrap = el_save_bootstrap;
 	ops->save = el_save;
+	ops->write = el_write;
+	ops->sync = el_sync;
 	ops->load = el_load;
 	ops->list = el_list;
 	ops->entries = el_entries;

@@ -40,6 +40,11 @@ struct engine_uv {
 	bool closing;
 	struct snap_out *outs;
 	struct snap_in *ins;
+	uv_work_t sync_work; /* the background sync of deferred leader writes */
+	bool sync_running;
+	int sync_rc;
+	int (*sync)(void *ctx); /* storage's */
+	void *sync_ctx;
 	void (*log_fn)(void *ctx, int level, const char *msg); /* the embedder's */
 	void *log_ctx;
 	char tp_error[512]; /* the transport's last error line (for engine_uv_create) */
@@ -47,7 +52,7 @@ struct engine_uv {
 
 static void maybe_free(struct engine_uv *u)
 {
-	if (!u->closing || u->open_handles > 0 || u->transport_open)
+	if (!u->closing || u->open_handles > 0 || u->transport_open || u->sync_running)
 		return;
 	while (u->outs != NULL) {
 		struct snap_out *o = u->outs;
@@ -300,11 +305,42 @@ static void on_idle(uv_idle_t *h)
 	(void)h;
 }
 
+/* On a thread of libuv's pool. */
+static void on_sync_work(uv_work_t *w)
+{
+	struct engine_uv *u = w->data;
+
+	u->sync_rc = u->sync(u->sync_ctx);
+}
+
+static void on_sync_done(uv_work_t *w, int status)
+{
+	struct engine_uv *u = w->data;
+
+	u->sync_running = false;
+	if (u->closing) {
+		maybe_free(u);
+		return;
+	}
+	/* (In the loop's poll phase: the check handle runs the round this marks, and
+	 * starts the next sync.) */
+	engine_sync_done(u->e, status == 0 ? u->sync_rc : ENGINE_ERR_STORAGE);
+}
+
 static void run_rounds(struct engine_uv *u)
 {
 	for (int i = 0; i < MAX_ROUNDS_PER_TURN && engine_has_work(u->e); i++)
 		if (engine_run_round(u->e) != ENGINE_OK)
 			break;
+	/* Deferred leader writes: one background sync at a time (engine.h). */
+	if (!u->sync_running && engine_sync_wanted(u->e)) {
+		engine_sync_begin(u->e);
+		u->sync_work.data = u;
+		if (uv_queue_work(u->loop, &u->sync_work, on_sync_work, on_sync_done) == 0)
+			u->sync_running = true;
+		else
+			engine_sync_done(u->e, ENGINE_ERR_STORAGE);
+	}
 	transport_flush(u->t);
 	/* More work: keep the loop from blocking in poll. */
 	if (engine_has_work(u->e))
@@ -404,6 +440,8 @@ int engine_uv_create(uv_loop_t *loop, const struct engine_config *ecfg,
 		ec.log_fn = on_engine_log;
 		ec.log_ctx = u;
 	}
+	u->sync = storage->sync;
+	u->sync_ctx = storage->ctx;
 	rc = engine_create(&ec, storage, &net, &u->e, errmsg, errmsg_len);
 	if (rc != ENGINE_OK)
 		goto err_after_transport;

@@ -16,6 +16,12 @@ UNIT_TESTS += test_engine_logdb
 $(B)/test/test_engine_logdb: $(ENGINE_FAKES) $(B)/lib/libdr_engine.a $(B)/lib/libdr_logdb.a \
 	$(B)/lib/libdr_raft.a $(B)/lib/libdr_util.a
 
+# Both again with deferred leader syncs (engine_config.defer_leader_sync).
+UNIT_TESTS += test_engine_defer test_engine_logdb_defer
+$(B)/test/test_engine_defer: $(ENGINE_FAKES) $(B)/lib/libdr_engine.a $(B)/lib/libdr_raft.a $(B)/lib/libdr_util.a
+$(B)/test/test_engine_logdb_defer: $(ENGINE_FAKES) $(B)/lib/libdr_engine.a $(B)/lib/libdr_logdb.a \
+	$(B)/lib/libdr_raft.a $(B)/lib/libdr_util.a
+
 # Engines over the real TCP transport on loopback, driven by engine_uv.
 UNIT_TESTS += test_engine_uv
 $(B)/test/test_engine_uv: $(call objs,test/engine/fake_storage.c test/engine/kv_sm.c) $(B)/lib/libdr_engine.a \

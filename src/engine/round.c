@@ -392,10 +392,94 @@ static size_t take_marked(struct engine *e)
 	return n;
 }
 
+/*
+ * g's deferred Ready was written (round step 3) up to wr_index: synced
+ * (with other groups' Readys, or by a background sync), so durable now, or
+ * waiting for the next background sync.  A group whose Ready is still held
+ * (a membership change short of memory) takes the report once it is
+ * released (engine_run_round).
+ */
+static void written(struct engine *e, struct group *g, bool synced)
+{
+	int rc = RAFT_ERR_INVALID;
+
+	if (synced && g->state == GS_ACTIVE)
+		rc = raft_durable(g->r, g->wr_index, g->wr_term);
+	if (rc == RAFT_ERR_INVALID) {
+		if (g->wr_index > g->dw_index) {
+			g->dw_index = g->wr_index;
+			g->dw_term = g->wr_term;
+		}
+		if (!synced)
+			e->sync_wanted = true;
+	} else {
+		(void)eng_raft_rc(e, g, rc, "a durable report");
+	}
+	g->wr_index = 0;
+}
+
+bool engine_sync_wanted(const struct engine *e)
+{
+	return e->sync_wanted && !e->sync_out && !e->failed;
+}
+
+void engine_sync_begin(struct engine *e)
+{
+	size_t k = 0;
+
+	if (!engine_sync_wanted(e))
+		return;
+	if (eng_reserve(e, (void **)&e->sy, &e->cap_sy, e->n_groups, sizeof(*e->sy)) != ENGINE_OK)
+		return; /* wanted still: the next round's end asks again */
+	for (size_t i = 0; i < e->n_groups; i++) {
+		struct group *g = e->groups[i];
+
+		if (g->dw_index == 0)
+			continue;
+		e->sy[k].group_id = g->id;
+		e->sy[k].index = g->dw_index;
+		e->sy[k].term = g->dw_term;
+		k++;
+		g->dw_index = 0;
+	}
+	e->n_sy = k;
+	e->sync_wanted = false;
+	e->sync_out = true;
+}
+
+/*
+ * The background sync ended: what it covered is durable.  A group that
+ * stopped meanwhile is gone from the table, and one started again under the
+ * same id has a new core with nothing deferred (it ignores the report).
+ */
+void engine_sync_done(struct engine *e, int rc)
+{
+	if (!e->sync_out)
+		return;
+	e->sync_out = false;
+	if (rc != ENGINE_OK) {
+		eng_fail_engine(e, rc, "syncing the raft log in the background");
+		eng_flush(e);
+		return;
+	}
+	for (size_t i = 0; i < e->n_sy && !e->failed; i++) {
+		struct group *g = eng_group(e, e->sy[i].group_id);
+
+		if (g == NULL || g->state == GS_FAILED)
+			continue;
+		g->wr_index = e->sy[i].index;
+		g->wr_term = e->sy[i].term;
+		written(e, g, true);
+		eng_mark(e, g); /* its next Ready may commit and apply them */
+	}
+	e->n_sy = 0;
+	eng_flush(e);
+}
+
 int engine_run_round(struct engine *e)
 {
 	size_t nb, n = 0, nu = 0;
-	bool early = false;
+	bool early = false, synced = false;
 	int rc = ENGINE_OK;
 
 	if (e->in_round || e->in_flush)
@@ -427,8 +511,11 @@ int engine_run_round(struct engine *e)
 			e->ready[n++] = g; /* the held Ready, with the state machine recovered */
 			continue;
 		}
-		if (g->state == GS_APPLY_RETRY)
+		if (g->state == GS_APPLY_RETRY) {
 			finish(e, g); /* the held Ready was saved and sent: apply the rest */
+			if (g->state == GS_ACTIVE && g->dw_index != 0)
+				e->sync_wanted = true; /* a report it could not take then */
+		}
 		if (g->state != GS_ACTIVE)
 			continue; /* failed, or frozen with its Ready held */
 		hold_if_busy(e, g);
@@ -488,6 +575,7 @@ int engine_run_round(struct engine *e)
 		struct group *g = e->ready[i];
 		struct engine_update *u = &e->updates[nu];
 
+		g->wr_index = 0;
 		if (g->state == GS_FAILED ||
 		    (g->rd.n_entries == 0 && !g->rd.has_snapshot &&
 		     (!g->rd.hard_state_changed || (g->rd.hard_state.term == g->hs.term &&
@@ -502,13 +590,21 @@ int engine_run_round(struct engine *e)
 		u->snapshot = g->rd.has_snapshot ? &g->rd.snapshot : NULL;
 		u->n_entries = g->rd.n_entries;
 		u->entries = g->rd.entries;
+		if (g->rd.sync_deferred) {
+			g->wr_index = g->rd.entries[g->rd.n_entries - 1].index;
+			g->wr_term = g->rd.entries[g->rd.n_entries - 1].term;
+		} else {
+			synced = true;
+		}
 		nu++;
 	}
 	if (nu > 0) {
 		/* The appends leave now, not after the fsync (which they need not wait for). */
 		if (early && e->net.flush != NULL)
 			e->net.flush(e->net.ctx);
-		rc = e->st.save(e->st.ctx, e->updates, nu);
+		/* Only leaders' entries of their term: written now, synced in the background. */
+		rc = synced ? e->st.save(e->st.ctx, e->updates, nu)
+		            : e->st.write(e->st.ctx, e->updates, nu);
 		if (rc != ENGINE_OK) {
 			eng_fail_engine(e, rc,
 			                "saving the raft state (%zu groups, group %llu first)", nu,
@@ -527,6 +623,8 @@ int engine_run_round(struct engine *e)
 		eng_view_persisted(e, g);
 		send_msgs(e, g, false);
 		finish(e, g);
+		if (g->wr_index != 0)
+			written(e, g, synced);
 	}
 
 	/* 5. The batch's leadership changes, reads, snapshots; what has more work stays marked. */

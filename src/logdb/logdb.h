@@ -204,6 +204,13 @@ void logdb_free(struct logdb *db, void *p);
  * shard makes them durable too (the shard's journal is in write order).
  */
 int logdb_save(struct logdb_worker *w, const struct logdb_update *updates, size_t n, bool sync);
+/*
+ * Make every write so far durable (the unsynced saves before the call: each
+ * shard's journal is fdatasynced if written since its last sync).  Safe from
+ * another thread while saves go on (they are not blocked by its syncs); a
+ * failure stops the LogDB as a failed synced save does.
+ */
+int logdb_sync(struct logdb *db);
 /* Entries [low, high) of (group, node), at most max_bytes of payload but at least one. */
 int logdb_iterate_entries(struct logdb *db, uint64_t group_id, raft_id node_id, raft_index low,
                           raft_index high, uint64_t max_bytes, struct logdb_entries *out);

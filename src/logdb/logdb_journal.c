@@ -353,6 +353,58 @@ int logdb_journal_append(struct logdb *db, struct shard *s, rocksdb_writebatch_t
 	return LOGDB_OK;
 }
 
+/*
+ * logdb_sync (logdb.h), from any thread: each shard's current segment is
+ * duplicated under the shard lock and fdatasynced outside it, so saves go on
+ * meanwhile (a segment a switch left was synced by the switch).  When nothing
+ * was written meanwhile, the journal is clean again: its next synced record
+ * may take RWF_DSYNC.
+ */
+int logdb_sync(struct logdb *db)
+{
+	for (unsigned i = 0; i < db->n; i++) {
+		struct shard *s = &db->shards[i];
+		struct journal *j = &s->j;
+		uint64_t seg, pos, prepared;
+		int fd, rc, err;
+
+		pthread_mutex_lock(&s->lock);
+		rc = logdb_check_stopped(db);
+		if (rc || !j->dirty || j->fd < 0 || db->no_sync) {
+			pthread_mutex_unlock(&s->lock);
+			if (rc)
+				return rc;
+			continue;
+		}
+		seg = j->seg_start;
+		pos = j->pos;
+		prepared = j->prepared;
+		errno = 0;
+		fd = fcntl(j->fd, F_DUPFD_CLOEXEC, 0);
+		if (fd < 0) {
+			rc = jfail(db, s, "duplicating the descriptor of", seg, pos - seg);
+			pthread_mutex_unlock(&s->lock);
+			return rc;
+		}
+		pthread_mutex_unlock(&s->lock);
+		errno = 0;
+		rc = fdatasync(fd);
+		err = errno;
+		close(fd);
+		pthread_mutex_lock(&s->lock);
+		if (rc != 0) {
+			errno = err;
+			rc = jfail(db, s, "syncing", seg, pos - seg);
+			pthread_mutex_unlock(&s->lock);
+			return rc;
+		}
+		if (j->seg_start == seg && j->pos == pos && j->prepared == prepared)
+			j->dirty = false;
+		pthread_mutex_unlock(&s->lock);
+	}
+	return LOGDB_OK;
+}
+
 /* ---- checkpoints ------------------------------------------------------- */
 
 /*

@@ -41,6 +41,9 @@ static int start_engine(struct cluster *c, raft_id id)
 		fake_storage_ops(n->fs, &st);
 	}
 	fake_net_ops(c->net, id, &net);
+	n->sync = st.sync;
+	n->sync_ctx = st.ctx;
+	n->sync_out = false;
 	rc = engine_create(&cfg, &st, &net, &n->e, err, sizeof(err));
 	if (rc != ENGINE_OK) {
 		fprintf(stderr, "engine_create(%llu): %s\n", (unsigned long long)id, err);
@@ -155,7 +158,10 @@ void cluster_crash(struct cluster *c, raft_id id)
 	engine_destroy(n->e);
 	if (c->storage != NULL && n->e != NULL)
 		c->storage->close(c, id);
+	else
+		fake_storage_lose_unsynced(n->fs);
 	n->e = NULL;
+	n->sync_out = false;
 	for (int g = 0; g < c->n_groups; g++)
 		kv_sm_crash(n->sm[g]);
 }
@@ -210,11 +216,33 @@ int cluster_join(struct cluster *c, raft_id id, int gi)
 	return engine_start_group(c->nodes[id].e, c->group_ids[gi], &bs, &sm);
 }
 
+/*
+ * A step: the syncs begun in the last step end, each node runs a round and
+ * begins a sync if it wrote unsynced, and the network delivers.  So a sync
+ * covers what was written before it began, and a step's messages and
+ * proposals meet the leader while it runs.
+ */
 void cluster_step(struct cluster *c)
 {
-	for (raft_id id = 1; id <= (raft_id)c->n_nodes; id++)
-		if (c->nodes[id].e != NULL)
-			engine_run_round(c->nodes[id].e);
+	for (raft_id id = 1; id <= (raft_id)c->n_nodes; id++) {
+		struct cl_node *n = &c->nodes[id];
+
+		if (n->e != NULL && n->sync_out && c->hold_syncs != id) {
+			n->sync_out = false;
+			engine_sync_done(n->e, n->sync(n->sync_ctx));
+		}
+	}
+	for (raft_id id = 1; id <= (raft_id)c->n_nodes; id++) {
+		struct cl_node *n = &c->nodes[id];
+
+		if (n->e == NULL)
+			continue;
+		engine_run_round(n->e);
+		if (!n->sync_out && engine_sync_wanted(n->e)) {
+			engine_sync_begin(n->e);
+			n->sync_out = true;
+		}
+	}
 	fake_net_deliver(c->net);
 }
 
@@ -223,7 +251,9 @@ static bool busy(const struct cluster *c)
 	if (fake_net_queued(c->net) > 0)
 		return true;
 	for (raft_id id = 1; id <= (raft_id)c->n_nodes; id++)
-		if (c->nodes[id].e != NULL && engine_has_work(c->nodes[id].e))
+		if (c->nodes[id].e != NULL &&
+		    (engine_has_work(c->nodes[id].e) ||
+		     (c->nodes[id].sync_out && c->hold_syncs != id)))
 			return true;
 	return false;
 }

@@ -41,6 +41,11 @@ struct cl_node {
 	struct fake_storage *fs;          /* survives crashes */
 	struct kv_sm *sm[CL_MAX_GROUPS];  /* survives crashes (rolled back to durable) */
 	uint64_t job_tick[CL_MAX_GROUPS]; /* when a background snapshot op was first seen */
+	/* Deferred leader syncs (engine_config.defer_leader_sync): storage's sync, and a sync
+	 * begun, which runs at the start of the next cluster_step (rounds go on meanwhile). */
+	int (*sync)(void *ctx);
+	void *sync_ctx;
+	bool sync_out;
 };
 
 struct cluster;
@@ -63,6 +68,7 @@ struct cluster {
 	uint64_t sm_lag;
 	unsigned sm_async_ticks; /* > 0: snapshot ops run in the background this long */
 	bool no_full_snapshots;  /* members started from now on have no save_snapshot */
+	raft_id hold_syncs;      /* > 0: that node's deferred syncs wait (do not run) */
 	char dir[256];
 	uint64_t ticks;
 	uint64_t incarnations; /* engines started so far (client ids) */

@@ -57,11 +57,16 @@ static void prop_cb(void *ctx, const struct engine_result *res)
 	p->index = res->index;
 }
 
+#ifndef TEST_ENGINE_DEFER
+#define TEST_ENGINE_DEFER 0 /* 1: every scenario with deferred leader syncs */
+#endif
+
 static struct engine_config base_cfg(void)
 {
 	struct engine_config cfg;
 
 	memset(&cfg, 0, sizeof(cfg));
+	cfg.defer_leader_sync = TEST_ENGINE_DEFER;
 	cfg.election_rtt = 10;
 	cfg.heartbeat_rtt = 1;
 	cfg.snapshot_entries = 0;
@@ -4836,6 +4841,138 @@ static void test_log_digest(void **state)
 	cluster_destroy(&c);
 }
 
+#if defined(TEST_ENGINE_FAKE) && TEST_ENGINE_DEFER
+/* ---- deferred leader syncs (engine_config.defer_leader_sync) ---- */
+
+static bool waited_prop(struct cluster *c, void *arg)
+{
+	(void)c;
+	return ((struct prop *)arg)->done;
+}
+
+/* The leader writes its entries unsynced and syncs them in the background. */
+static void test_deferred_writes(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	size_t n = 300;
+	struct prop *p = calloc(n, sizeof(*p));
+	raft_id lead;
+	uint64_t saves;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	lead = cluster_leader(&c, 0);
+	saves = fake_storage_saves(c.nodes[lead].fs);
+	propose_many(&c, p, n, 1);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	check_acked(&c, p, n);
+	assert_int_equal(cluster_leader(&c, 0), lead);
+	print_message("leader: %llu writes, %llu syncs, %llu synced saves\n",
+	              (unsigned long long)fake_storage_writes(c.nodes[lead].fs),
+	              (unsigned long long)fake_storage_syncs(c.nodes[lead].fs),
+	              (unsigned long long)(fake_storage_saves(c.nodes[lead].fs) - saves));
+	assert_true(fake_storage_writes(c.nodes[lead].fs) > 0);
+	assert_true(fake_storage_syncs(c.nodes[lead].fs) > 0);
+	assert_int_equal(fake_storage_saves(c.nodes[lead].fs), saves); /* none synced inline */
+	for (raft_id id = 1; id <= 3; id++)
+		if (id != lead)
+			assert_int_equal(fake_storage_writes(c.nodes[id].fs), 0); /* followers sync */
+	cluster_destroy(&c);
+	free(p);
+}
+
+/* A group of one commits nothing its leader has not synced. */
+static void test_deferred_single_member_waits_for_sync(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	struct prop p;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 1, 1, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	settle(&c, 3); /* (virtual time) its term's first entry is synced */
+	c.hold_syncs = 1;
+	assert_int_equal(propose(&c, 0, &p, 7), ENGINE_OK);
+	settle(&c, 20);
+	assert_true(fake_storage_writes(c.nodes[1].fs) > 0);
+	assert_false(p.done);
+	assert_int_equal(kv_sm_count(c.nodes[1].sm[0]), 0);
+	c.hold_syncs = 0;
+	assert_true(cluster_run(&c, waited_prop, &p, 20));
+	assert_int_equal(p.rc, ENGINE_OK);
+	assert_int_equal(kv_sm_count(c.nodes[1].sm[0]), 1);
+	cluster_destroy(&c);
+}
+
+/*
+ * The followers commit entries the leader wrote but never synced; the leader
+ * applies none of them, crashes and loses them from its log, and gets them
+ * back from the new leader: every member ends with all of them.
+ */
+static void test_deferred_crash_loses_unsynced(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	size_t n = 20;
+	struct prop *p = calloc(n, sizeof(*p));
+	struct engine_group_status st;
+	raft_id lead, f;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	lead = cluster_leader(&c, 0);
+	f = a_follower(&c, 0);
+	c.hold_syncs = lead;
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(propose(&c, 0, &p[i], 100 + i), ENGINE_OK);
+	settle(&c, 5);
+	/* Committed by the followers, applied there, not on the leader. */
+	assert_true(cluster_status(&c, lead, 0, &st));
+	assert_true(kv_sm_count(c.nodes[f].sm[0]) == n);
+	assert_int_equal(kv_sm_count(c.nodes[lead].sm[0]), 0);
+	for (size_t i = 0; i < n; i++)
+		assert_false(p[i].done);
+	cluster_crash(&c, lead);
+	mark_abandoned(p, n, lead);
+	c.hold_syncs = 0;
+	assert_true(cluster_run(&c, new_leader, &lead, 200));
+	assert_int_equal(cluster_restart(&c, lead), ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	for (raft_id id = 1; id <= 3; id++)
+		assert_int_equal(kv_sm_count(c.nodes[id].sm[0]), n);
+	cluster_destroy(&c);
+	free(p);
+}
+
+/* A failed background sync stops the engine, as a failed save does. */
+static void test_deferred_sync_failure(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	struct prop p;
+	raft_id lead;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	lead = cluster_leader(&c, 0);
+	fake_storage_fail_next_sync(c.nodes[lead].fs);
+	assert_int_equal(propose(&c, 0, &p, 9), ENGINE_OK);
+	settle(&c, 5);
+	expect_engine_failed(&c, lead, "syncing the raft log in the background");
+	assert_true(p.done);
+	assert_int_equal(p.rc, ENGINE_ERR_FAILED);
+	cluster_crash(&c, lead);
+	assert_int_equal(cluster_restart(&c, lead), ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	cluster_destroy(&c);
+}
+#endif
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -4942,6 +5079,12 @@ int main(void)
 	        cmocka_unit_test(test_restart_commit_from_applied),
 	        cmocka_unit_test(test_commit_goes_with_next_save),
 	        cmocka_unit_test(test_followers_slow_to_save),
+#endif
+#if defined(TEST_ENGINE_FAKE) && TEST_ENGINE_DEFER
+	        cmocka_unit_test(test_deferred_writes),
+	        cmocka_unit_test(test_deferred_single_member_waits_for_sync),
+	        cmocka_unit_test(test_deferred_crash_loses_unsynced),
+	        cmocka_unit_test(test_deferred_sync_failure),
 #endif
 	};
 

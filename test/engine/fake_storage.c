@@ -20,6 +20,10 @@ struct fgroup {
 	raft_index recovery; /* save_recovery's marker; 0 = none */
 	struct fent *ents;
 	size_t n, cap;
+	/* Unsynced writes (write()): what a crash goes back to. */
+	bool unsynced;
+	raft_index synced_last;
+	struct raft_hard_state synced_hs;
 };
 
 struct fake_storage {
@@ -33,6 +37,9 @@ struct fake_storage {
 	uint64_t saves;
 	uint64_t commit_only;       /* updates with nothing that must be durable */
 	uint64_t reads;             /* reads of entries and terms */
+	uint64_t writes;            /* unsynced saves (write()) */
+	uint64_t syncs;             /* sync() calls */
+	bool sync_fail_armed;
 	void (*on_save)(void *arg); /* fake_storage_on_save */
 	void *on_save_arg;
 	uint32_t on_save_min;
@@ -156,13 +163,20 @@ static bool has_entry_of(const struct engine_update *u, size_t n, uint32_t len)
 	return false;
 }
 
-static int fs_save(void *ctx, const struct engine_update *u, size_t n)
+/* Every write so far is durable (a synced write syncs the earlier ones too: a journal). */
+static void sync_all(struct fake_storage *fs)
 {
-	struct fake_storage *fs = ctx;
+	for (size_t i = 0; i < fs->n; i++)
+		fs->groups[i]->unsynced = false;
+}
+
+static int save(struct fake_storage *fs, const struct engine_update *u, size_t n, bool sync)
+{
 	bool fail = false;
 	int rc;
 
-	fs->saves++;
+	if (sync)
+		sync_all(fs);
 	if (fs->on_save != NULL && has_entry_of(u, n, fs->on_save_min)) {
 		void (*fn)(void *) = fs->on_save;
 
@@ -180,6 +194,15 @@ static int fs_save(void *ctx, const struct engine_update *u, size_t n)
 
 		if (g == NULL)
 			return ENGINE_ERR_NOT_FOUND;
+		if (!sync && !g->unsynced) {
+			g->unsynced = true;
+			g->synced_last = last_of(g);
+			g->synced_hs = g->hs;
+		}
+		/* (Unsynced writes are a leader's: they never replace durable entries.) */
+		if (!sync && (u[i].snapshot != NULL ||
+		              (u[i].n_entries > 0 && u[i].entries[0].index <= g->synced_last)))
+			return ENGINE_ERR_INVALID;
 		if (u[i].snapshot == NULL && u[i].n_entries == 0 &&
 		    (!u[i].hard_state_changed ||
 		     (u[i].hard_state.term == g->hs.term && u[i].hard_state.vote == g->hs.vote)))
@@ -200,6 +223,64 @@ static int fs_save(void *ctx, const struct engine_update *u, size_t n)
 			g->hs = u[i].hard_state;
 	}
 	return fail ? ENGINE_ERR_STORAGE : ENGINE_OK;
+}
+
+static int fs_save(void *ctx, const struct engine_update *u, size_t n)
+{
+	struct fake_storage *fs = ctx;
+
+	fs->saves++;
+	return save(fs, u, n, true);
+}
+
+static int fs_write(void *ctx, const struct engine_update *u, size_t n)
+{
+	struct fake_storage *fs = ctx;
+
+	fs->writes++;
+	return save(fs, u, n, false);
+}
+
+static int fs_sync(void *ctx)
+{
+	struct fake_storage *fs = ctx;
+
+	fs->syncs++;
+	if (fs->sync_fail_armed) {
+		fs->sync_fail_armed = false;
+		return ENGINE_ERR_STORAGE;
+	}
+	sync_all(fs);
+	return ENGINE_OK;
+}
+
+void fake_storage_lose_unsynced(struct fake_storage *fs)
+{
+	for (size_t i = 0; i < fs->n; i++) {
+		struct fgroup *g = fs->groups[i];
+
+		if (!g->unsynced)
+			continue;
+		truncate_from(g, g->synced_last >= g->first ? (size_t)(g->synced_last - g->first + 1)
+		                                            : 0);
+		g->hs = g->synced_hs;
+		g->unsynced = false;
+	}
+}
+
+void fake_storage_fail_next_sync(struct fake_storage *fs)
+{
+	fs->sync_fail_armed = true;
+}
+
+uint64_t fake_storage_writes(const struct fake_storage *fs)
+{
+	return fs->writes;
+}
+
+uint64_t fake_storage_syncs(const struct fake_storage *fs)
+{
+	return fs->syncs;
 }
 
 static int fs_load(void *ctx, uint64_t group_id, struct engine_stored_state *out)
@@ -309,6 +390,7 @@ static int fs_save_snapshot(void *ctx, uint64_t group_id, const struct raft_snap
 {
 	struct fgroup *g = find(ctx, group_id);
 
+	sync_all(ctx);
 	if (g == NULL)
 		return ENGINE_ERR_NOT_FOUND;
 	if (m->index > g->snap.index)
@@ -320,6 +402,7 @@ static int fs_save_recovery(void *ctx, uint64_t group_id, raft_index index)
 {
 	struct fgroup *g = find(ctx, group_id);
 
+	sync_all(ctx);
 	if (g == NULL)
 		return ENGINE_ERR_NOT_FOUND;
 	g->recovery = index;
@@ -331,6 +414,7 @@ static int fs_compact(void *ctx, uint64_t group_id, raft_index index)
 	struct fgroup *g = find(ctx, group_id);
 	size_t k;
 
+	sync_all(ctx);
 	if (g == NULL)
 		return ENGINE_ERR_NOT_FOUND;
 	if (index < g->first)
@@ -380,6 +464,8 @@ void fake_storage_ops(struct fake_storage *fs, struct engine_storage_ops *ops)
 	ops->ctx = fs;
 	ops->save_bootstrap = fs_save_bootstrap;
 	ops->save = fs_save;
+	ops->write = fs_write;
+	ops->sync = fs_sync;
 	ops->load = fs_load;
 	ops->list = fs_list;
 	ops->entries = fs_entries;

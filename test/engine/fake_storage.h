@@ -1,7 +1,9 @@
 /*
  * fake_storage.h - an in-memory struct engine_storage_ops for engine tests.
  * Everything a save wrote is "durable" (it survives an engine crash, i.e.
- * engine_destroy plus a new engine over the same fake).  A save interrupted by
+ * engine_destroy plus a new engine over the same fake, after
+ * fake_storage_lose_unsynced: what write() wrote survives only once a sync()
+ * or a synced save followed).  A save interrupted by
  * an injected failure keeps only the updates before the failure point, the
  * way a crash between two LogDB shard batches would.
  */
@@ -44,6 +46,13 @@ int fake_storage_mangle(struct fake_storage *fs, uint64_t group_id, raft_index i
 /* Flip the lowest bit of byte at of stored entry index's data (a bit rot, or bytes
  * stored that were not the ones sent). */
 int fake_storage_flip(struct fake_storage *fs, uint64_t group_id, raft_index index, uint32_t at);
+/* A crash: unsynced writes (write(), no sync() or synced save since) are lost. */
+void fake_storage_lose_unsynced(struct fake_storage *fs);
+/* The next sync() fails. */
+void fake_storage_fail_next_sync(struct fake_storage *fs);
+/* Number of write() (unsynced) and sync() calls so far. */
+uint64_t fake_storage_writes(const struct fake_storage *fs);
+uint64_t fake_storage_syncs(const struct fake_storage *fs);
 /* Number of save calls so far. */
 uint64_t fake_storage_saves(const struct fake_storage *fs);
 /* Updates saved that carried no entries, no snapshot, no new term or vote. */
