@@ -37,7 +37,7 @@ char *dr_client_address = NULL;
 char *dr_database = NULL;
 char *dr_data_dir = NULL;
 int dr_rtt_ms = 50;
-bool dr_deferred_leader_sync = true;
+bool dr_deferred_leader_sync = false;
 int dr_election_rtt = 10;
 int dr_heartbeat_rtt = 1;
 int dr_snapshot_entries = 10000;
@@ -201,8 +201,10 @@ static void define_gucs(void)
 	        "dragonraft.deferred_leader_sync",
 	        "Whether a group's leader syncs its log writes in the background.",
 	        "Its engine worker then takes new commits while the sync runs; a leader counts "
-	        "its own copy of an entry, and applies it, only once synced.",
-	        &dr_deferred_leader_sync, true, PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	        "its own copy of an entry, and applies it, only once synced.  It lowers commit "
+	        "latency when the server has cores to spare, and costs the leader's engine "
+	        "worker CPU (a thread hand-off per sync).",
+	        &dr_deferred_leader_sync, false, PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("dragonraft.election_rtt", "Election timeout in ticks.", NULL,
 	                        &dr_election_rtt, 10, 2, 100000, PGC_POSTMASTER, 0, NULL, NULL,
 	                        NULL);

@@ -156,7 +156,7 @@ dragonraft.listen_address = '$addr:$port'
 dragonraft.ssl_cert_file = '$certs/node$id.crt'
 dragonraft.ssl_key_file = '$certs/node$id.key'
 dragonraft.ssl_ca_file = '$certs/ca.crt'
-} . ($opts{conf} // ''));
+} . ($opts{conf} // '') . ($ENV{DR_TAP_CONF} // ''));
 		$node->start;
 		push @{ $self->{nodes} }, $node;
 		# (through the node's poll session, which the tests' polls use next:

@@ -11,6 +11,7 @@
 #include <ftw.h>
 #include <pthread.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -125,8 +126,8 @@ static void fill(uint8_t *p, uint32_t len, uint64_t g, uint64_t idx, uint64_t te
 static uint8_t payload[1 << 16];
 
 /* Append entries [lo, hi] with term and len bytes each to (g, 1), optional hard state. */
-static int append(struct fx *f, uint64_t g, uint64_t lo, uint64_t hi, uint64_t term, uint32_t len,
-                  const struct raft_hard_state *hs)
+static int save_entries(struct fx *f, uint64_t g, uint64_t lo, uint64_t hi, uint64_t term,
+                        uint32_t len, const struct raft_hard_state *hs, bool sync)
 {
 	uint32_t n = (uint32_t)(hi - lo + 1);
 	struct raft_entry *e = calloc(n, sizeof(*e));
@@ -144,10 +145,16 @@ static int append(struct fx *f, uint64_t g, uint64_t lo, uint64_t hi, uint64_t t
 		u.hard_state_changed = true;
 		u.hard_state = *hs;
 	}
-	int rc = logdb_save(f->w, &u, 1, true);
+	int rc = logdb_save(f->w, &u, 1, sync);
 	free(e);
 	free(data);
 	return rc;
+}
+
+static int append(struct fx *f, uint64_t g, uint64_t lo, uint64_t hi, uint64_t term, uint32_t len,
+                  const struct raft_hard_state *hs)
+{
+	return save_entries(f, g, lo, hi, term, len, hs, true);
 }
 
 /* Check that [lo, hi] of (g, 1) read back with term and len. */
@@ -1810,9 +1817,11 @@ static void test_journal_write_failures(void **state)
  * when nothing else is dirty, so its failed sync is one of that call.
  */
 static atomic_int fail_next_fdatasync;
+static atomic_int fdatasyncs; /* calls so far */
 
 int fdatasync(int fd)
 {
+	atomic_fetch_add(&fdatasyncs, 1);
 	if (atomic_exchange(&fail_next_fdatasync, 0)) {
 		errno = EIO;
 		return -1;
@@ -1846,6 +1855,82 @@ static void test_journal_sync_failure(void **state)
 	fx_reopen(f);
 	expect_entries(f, 1, 1, 4, 1, 100);
 	CHECK_RC(f, append(f, 1, 5, 8, 1, 100, NULL), LOGDB_OK);
+}
+
+/*
+ * logdb_sync (deferred leader syncs): unsynced saves, then one sync of each
+ * written journal; a journal nothing was written to since is clean again,
+ * so the next synced record needs no fdatasync (RWF_DSYNC).  A failed sync
+ * stops the LogDB like a failed synced save.
+ */
+static void test_background_sync(void **state)
+{
+	struct fx *f = *state;
+	int before;
+
+	CHECK_RC(f, save_entries(f, 1, 1, 4, 1, 100, NULL, false), LOGDB_OK);
+	CHECK_RC(f, save_entries(f, 2, 1, 4, 1, 100, NULL, false), LOGDB_OK);
+	before = atomic_load(&fdatasyncs);
+	CHECK_RC(f, logdb_sync(f->db), LOGDB_OK);
+	assert_int_equal(atomic_load(&fdatasyncs) - before, 2); /* groups 1 and 2: two shards */
+	before = atomic_load(&fdatasyncs);
+	CHECK_RC(f, logdb_sync(f->db), LOGDB_OK);
+	CHECK_RC(f, append(f, 1, 5, 6, 1, 100, NULL), LOGDB_OK); /* clean: RWF_DSYNC */
+	assert_int_equal(atomic_load(&fdatasyncs), before);
+	CHECK_RC(f, save_entries(f, 1, 7, 8, 1, 100, NULL, false), LOGDB_OK);
+	atomic_store(&fail_next_fdatasync, 1);
+	CHECK_RC(f, logdb_sync(f->db), LOGDB_ERR_IO);
+	expect_msg(f, "syncing the journal of LogDB shard", "Input/output error");
+	CHECK_RC(f, append(f, 1, 9, 9, 1, 100, NULL), LOGDB_ERR_IO);
+	CHECK_RC(f, logdb_sync(f->db), LOGDB_ERR_IO);
+	fx_reopen(f);
+	expect_entries(f, 1, 1, 8, 1, 100); /* (the process lived: written is kept) */
+	expect_entries(f, 2, 1, 4, 1, 100);
+}
+
+struct sync_loop {
+	struct logdb *db;
+	atomic_int stop;
+	int rc;
+	atomic_uint n;
+};
+
+static void *sync_loop_main(void *arg)
+{
+	struct sync_loop *s = arg;
+
+	while (!atomic_load(&s->stop) && s->rc == LOGDB_OK) {
+		s->rc = logdb_sync(s->db);
+		atomic_fetch_add(&s->n, 1);
+	}
+	return NULL;
+}
+
+/* Syncs on another thread while saves go on (segments switch under it). */
+static void test_background_sync_concurrent(void **state)
+{
+	struct fx *f = *state;
+	struct sync_loop s;
+	pthread_t t;
+
+	fx_close(f);
+	f->cfg.journal_segment = 64 << 10;
+	fx_open(f);
+	memset(&s, 0, sizeof(s));
+	s.db = f->db;
+	assert_int_equal(pthread_create(&t, NULL, sync_loop_main, &s), 0);
+	for (uint64_t i = 0; i < 400; i++)
+		CHECK_RC(f, save_entries(f, 1 + i % 3, 1 + i / 3 * 4, 4 + i / 3 * 4, 1, 3000, NULL,
+		                         i % 7 == 0),
+		         LOGDB_OK);
+	while (atomic_load(&s.n) < 2)
+		sched_yield(); /* (it synced while saves went on, and after them) */
+	atomic_store(&s.stop, 1);
+	pthread_join(t, NULL);
+	assert_int_equal(s.rc, LOGDB_OK);
+	fx_reopen(f);
+	for (uint64_t g = 1; g <= 3; g++)
+		expect_entries(f, g, 1, 4 + 399 / 3 * 4 - (g > 1 + 399 % 3 ? 4 : 0), 1, 3000);
 }
 
 /* ---- allocation failures ------------------------------------------------ */
@@ -1975,6 +2060,8 @@ int main(int argc, char **argv)
 	        cmocka_unit_test_setup_teardown(test_journal_after_old_wal, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_journal_write_failures, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_journal_sync_failure, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_background_sync, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_background_sync_concurrent, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_write_failure_stops, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_alloc_failures, setup, teardown),
 	};
