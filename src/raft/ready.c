@@ -17,6 +17,18 @@ static bool hard_changed(const struct raft *r)
 	       r->prev_hs.commit != r->log.committed;
 }
 
+/* Committed entries a Ready may hand out now: while a deferred sync is
+ * outstanding, only those durable here (see raft_ready). */
+static raft_index apply_bound(const struct raft_log *l)
+{
+	raft_index p;
+
+	if (!l->unsynced)
+		return l->committed;
+	p = raft_log_persisted(l);
+	return p < l->committed ? p : l->committed;
+}
+
 bool raft_has_ready(const struct raft *r)
 {
 	const struct raft_log *l = &r->log;
@@ -25,7 +37,7 @@ bool raft_has_ready(const struct raft *r)
 		return false;
 	return (r->pending_bcast && r->prev_hs.term == r->term) || r->handoff_to != 0 ||
 	       r->wake_notify || r->n_msgs > 0 || l->n > 0 || l->has_snap || hard_changed(r) ||
-	       soft_changed(r) || (!r->hold_apply && l->committed > l->applied) || r->n_rs > 0;
+	       soft_changed(r) || (!r->hold_apply && apply_bound(l) > l->applied) || r->n_rs > 0;
 }
 
 bool raft_holds_messages(const struct raft *r)
@@ -109,8 +121,8 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
 	 */
 	r->rd_deferred = r->cfg.defer_leader_sync && r->role == RAFT_LEADER && l->n > 0 &&
 	                 !l->has_snap && r->prev_hs.term == r->term && r->prev_hs.vote == r->vote;
-	if (fill_committed(r, r->rd_deferred || l->unsynced ? raft_log_persisted(l) : l->committed,
-	                   &nc) != RAFT_OK)
+	if (fill_committed(r, r->rd_deferred ? raft_log_persisted(l) : apply_bound(l), &nc) !=
+	    RAFT_OK)
 		nc = 0;
 	if (raft_done(r, RAFT_OK) != RAFT_OK)
 		return r->fatal; /* nothing computed from a failed read leaves */

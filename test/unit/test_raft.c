@@ -214,6 +214,7 @@ static void test_deferred_sync_followers_commit(void **state)
 	for (uint32_t i = 0; i < rd.n_messages; i++)
 		fx_send(f, &rd.messages[i]); /* the commit index */
 	raft_advance(r, &rd);
+	assert_false(raft_has_ready(r)); /* nothing to hand out until the report (no spin) */
 	assert_false(fx_applied_has(f, 1, "a"));
 	assert_int_equal(raft_durable(r, idx, raft_term_of(r)), RAFT_OK);
 	assert_true(raft_has_apply_ready(r));
