@@ -165,6 +165,7 @@ tap() {
 	fi
 	(cd "$dir" && "${RUN_AS[@]}" env PATH="$PG_BINDIR:$PATH" PERL5LIB="$PG_PERL" \
 		TESTDIR="$dir" PG_REGRESS="$PG_REGRESS" PGPORT=54321 DR_SCRIPTS="$top/scripts" DR_NFT="$nft" \
+		DR_TAP_CONF="${DR_TAP_CONF:-}" \
 		DR_INITDB_TEMPLATE="$dir/initdb-template" DR_CERTS_TEMPLATE="$dir/certs-template" \
 		prove --timer -v -j "${TAP_JOBS:-3}" ${TAP_TESTS:-$(tap_order)}) 2>&1 | tee "$dir/prove.txt"
 	rc=${PIPESTATUS[0]}

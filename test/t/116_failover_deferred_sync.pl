@@ -6,7 +6,13 @@
 use strict;
 use warnings;
 use FindBin;
+# (loaded here, at compile time: their INIT blocks must run)
+use lib $FindBin::RealBin;
+use DragonCluster;
+use Transfers;
+use PostgreSQL::Test::Utils;
+use Test::More;
 
 $ENV{DR_TAP_CONF} = "dragonraft.deferred_leader_sync = on\n";
-my $rc = do "$FindBin::RealBin/005_failover.pl";
+do "$FindBin::RealBin/005_failover.pl";
 die $@ if $@;
