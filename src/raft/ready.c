@@ -23,9 +23,14 @@ bool raft_has_ready(const struct raft *r)
 
 	if (r->in_ready || r->fatal != 0)
 		return false;
+	/* Committed entries count only if some can be handed out: up to what is durable
+	 * (stable entries are, but while a deferred sync is outstanding; unstable ones go
+	 * with l->n). */
 	return (r->pending_bcast && r->prev_hs.term == r->term) || r->handoff_to != 0 ||
 	       r->wake_notify || r->n_msgs > 0 || l->n > 0 || l->has_snap || hard_changed(r) ||
-	       soft_changed(r) || (!r->hold_apply && l->committed > l->applied) || r->n_rs > 0;
+	       soft_changed(r) ||
+	       (!r->hold_apply && l->committed > l->applied && raft_log_persisted(l) > l->applied) ||
+	       r->n_rs > 0;
 }
 
 bool raft_holds_messages(const struct raft *r)
