@@ -402,6 +402,9 @@ void sim_check_intact(struct sim_world *w, struct sim_node *nd, const struct raf
 /* A node applies content at index: state machine safety, double apply, acks. */
 void sim_check_apply(struct sim_world *w, struct sim_node *nd, raft_index i, raft_term t,
                      uint64_t c);
+/* Before a node applies index i: its log holds i durably (deferred syncs: a crash may
+ * take unsynced entries, and a restart must find in the log what was applied). */
+void sim_check_apply_durable(struct sim_world *w, struct sim_node *nd, raft_index i);
 /* A node applied a membership: a removed id never comes back. */
 void sim_check_membership(struct sim_world *w, struct sim_node *nd,
                           const struct raft_membership *m);
