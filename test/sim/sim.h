@@ -289,6 +289,7 @@ struct sim_node {
 	uint64_t sync_seq, sync_at;     /* ... covering writes up to sync_seq, done then, */
 	raft_index sync_index;          /* ... whose last entry was this, as written */
 	raft_term sync_term;
+	bool report_retry;              /* raft_durable said out of memory: report it again */
 	bool booting;                   /* the bootstrap Ready is persisted synchronously */
 	struct sim_snapshot in_snap[4]; /* snapshot data received, not yet installed */
 	unsigned n_in_snap;

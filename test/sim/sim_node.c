@@ -199,7 +199,7 @@ void sim_node_crash(struct sim_world *w, struct sim_node *nd, uint64_t down_for)
 	nd->stopped = false;
 	nd->dirty = false;
 	nd->crash_on_fsync = false;
-	nd->syncing = false; /* the sync in flight dies with the process */
+	nd->syncing = nd->report_retry = false; /* the sync in flight dies with the process */
 	if (nd->st.n_wrec > 0) {
 		/* A journal: a prefix of the unsynced writes may have reached the disk. */
 		size_t n = nd->st.n_wrec, keep = 0;
@@ -451,7 +451,7 @@ static void sync_start(struct sim_world *w, struct sim_node *nd)
 	const struct sim_store *s = &nd->st;
 	uint64_t x = sim_rand_below(&w->sync_rng, 1000);
 
-	if (nd->syncing || s->n_wrec == 0)
+	if (nd->syncing || nd->report_retry || s->n_wrec == 0)
 		return;
 	nd->syncing = true;
 	nd->sync_seq = s->wrec[s->n_wrec - 1].seq;
@@ -468,35 +468,47 @@ static void sync_start(struct sim_world *w, struct sim_node *nd)
 		nd->sync_at = w->now + 1 + sim_rand_below(&w->sync_rng, w->p.sync_max);
 }
 
-/* The sync in flight is done: the writes made before it started are durable. */
-static void sync_complete(struct sim_world *w, struct sim_node *nd)
+/* Report the sync done to the core; false if it must be reported again (out of memory). */
+static bool sync_report(struct sim_world *w, struct sim_node *nd, bool found)
 {
-	raft_index index = nd->sync_index;
-	raft_term term = nd->sync_term, have = 0;
+	raft_term have = 0;
 	unsigned fail = nd->st.fail;
-	bool found;
 	int rc;
 
-	nd->syncing = false;
-	found = sim_store_sync_done(&nd->st, nd->sync_seq, &index, &term);
 	/* (what the core holds there now: no injected read failure for the harness's look) */
 	nd->st.fail = 0;
-	if (raft_term_at(nd->r, index, &have) != RAFT_OK)
+	if (raft_term_at(nd->r, nd->sync_index, &have) != RAFT_OK)
 		have = 0;
 	nd->st.fail = fail;
-	w->n_syncs++;
-	w->n_sync_overtaken += !found;
-	w->n_sync_stale += have != term;
-	rc = raft_durable(nd->r, index, term);
+	rc = raft_durable(nd->r, nd->sync_index, nd->sync_term);
 	sim_trace(w,
 	          "node %" PRIu64 " sync done: durable to %" PRIu64 " term %" PRIu64 "%s%s: %s",
-	          nd->id, index, term, found ? "" : " (overtaken by a synced save)",
-	          have != term ? " (replaced since)" : "", raft_strerror(rc));
+	          nd->id, nd->sync_index, nd->sync_term,
+	          found ? "" : " (overtaken by a synced save)",
+	          have != nd->sync_term ? " (replaced since)" : "", raft_strerror(rc));
+	nd->report_retry = rc == RAFT_ERR_NOMEM; /* storage could not read the term now */
+	if (nd->report_retry)
+		return false;
+	w->n_sync_stale += have != nd->sync_term;
 	sim_observe(w, nd);
 	if (rc != RAFT_OK && !w->failed && !nd->stopped)
 		sim_fail(w, "api", "raft_durable on node %" PRIu64 ": %s", nd->id,
 		         raft_strerror(rc));
-	if (w->failed || nd->stopped)
+	return true;
+}
+
+/* The sync in flight is done: the writes made before it started are durable. */
+static void sync_complete(struct sim_world *w, struct sim_node *nd)
+{
+	raft_index index;
+	raft_term term;
+	bool found;
+
+	nd->syncing = false;
+	found = sim_store_sync_done(&nd->st, nd->sync_seq, &index, &term);
+	w->n_syncs++;
+	w->n_sync_overtaken += !found;
+	if (!sync_report(w, nd, found) || w->failed || nd->stopped)
 		return;
 	sync_start(w, nd); /* what was written after this one started */
 	if (nd->syncing && nd->sync_at <= w->now)
@@ -505,8 +517,16 @@ static void sync_complete(struct sim_world *w, struct sim_node *nd)
 
 void sim_node_sync_due(struct sim_world *w, struct sim_node *nd)
 {
-	if (!nd->syncing || !nd->up || !nd->r || nd->busy || nd->paused || nd->stopped ||
-	    nd->sync_at > w->now)
+	if (!nd->up || !nd->r || nd->busy || nd->paused || nd->stopped)
+		return;
+	if (nd->report_retry) {
+		if (!sync_report(w, nd, true) || w->failed || nd->stopped)
+			return;
+		sync_start(w, nd);
+		sim_node_pump(w, nd);
+		return;
+	}
+	if (!nd->syncing || nd->sync_at > w->now)
 		return;
 	sync_complete(w, nd);
 	sim_node_pump(w, nd);
@@ -798,7 +818,8 @@ void sim_node_deliver(struct sim_world *w, struct sim_item *it)
 	 * its tail and before the Ready that writes the new one. */
 	if (nd->syncing && it->m.type == RAFT_MSG_APPEND && sim_rand_permille(&w->sync_rng, 300))
 		nd->sync_at = w->now;
-	if (!w->failed && nd->syncing && nd->sync_at <= w->now && nd->r && !nd->stopped)
+	if (!w->failed && nd->syncing && !nd->report_retry && nd->sync_at <= w->now && nd->r &&
+	    !nd->stopped)
 		sync_complete(w, nd);
 	sim_node_pump(w, nd);
 	sim_item_free(it);
