@@ -475,10 +475,12 @@ static bool sync_report(struct sim_world *w, struct sim_node *nd, bool found)
 	unsigned fail = nd->st.fail;
 	int rc;
 
-	/* (what the core holds there now: no injected read failure for the harness's look) */
+	/* (what the core holds there now, for the trace: no injected read failure for the
+	 * harness's look; compacted is not replaced) */
 	nd->st.fail = 0;
-	if (raft_term_at(nd->r, nd->sync_index, &have) != RAFT_OK)
-		have = 0;
+	rc = raft_term_at(nd->r, nd->sync_index, &have);
+	if (rc != RAFT_OK)
+		have = rc == RAFT_ERR_COMPACTED ? nd->sync_term : 0;
 	nd->st.fail = fail;
 	rc = raft_durable(nd->r, nd->sync_index, nd->sync_term);
 	sim_trace(w,
