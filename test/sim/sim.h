@@ -290,6 +290,9 @@ struct sim_node {
 	raft_index sync_index;          /* ... whose last entry was this, as written */
 	raft_term sync_term;
 	bool report_retry;              /* raft_durable said out of memory: report it again */
+	bool owe;                       /* a synced save the core does not count (commit only) */
+	raft_index owe_index;           /* ... made the log durable to here: report it */
+	raft_term owe_term;
 	bool booting;                   /* the bootstrap Ready is persisted synchronously */
 	struct sim_snapshot in_snap[4]; /* snapshot data received, not yet installed */
 	unsigned n_in_snap;

@@ -199,7 +199,7 @@ void sim_node_crash(struct sim_world *w, struct sim_node *nd, uint64_t down_for)
 	nd->stopped = false;
 	nd->dirty = false;
 	nd->crash_on_fsync = false;
-	nd->syncing = nd->report_retry = false; /* the sync in flight dies with the process */
+	nd->syncing = nd->report_retry = nd->owe = false; /* the sync dies with the process */
 	if (nd->st.n_wrec > 0) {
 		/* A journal: a prefix of the unsynced writes may have reached the disk. */
 		size_t n = nd->st.n_wrec, keep = 0;
@@ -517,10 +517,37 @@ static void sync_complete(struct sim_world *w, struct sim_node *nd)
 		sync_complete(w, nd);
 }
 
+/*
+ * A synced save made unsynced writes durable: report it, as the engine must
+ * when the core does not count that save itself (one that only stores the
+ * commit index: save_conf_commit, or a commit raft_conf_bound covers); for the
+ * others the report is one the core knows already.  Out of memory: next step.
+ */
+static void report_owed(struct sim_world *w, struct sim_node *nd)
+{
+	int rc = raft_durable(nd->r, nd->owe_index, nd->owe_term);
+
+	sim_trace(w, "node %" PRIu64 " synced save: durable to %" PRIu64 " term %" PRIu64 ": %s",
+	          nd->id, nd->owe_index, nd->owe_term, raft_strerror(rc));
+	if (rc == RAFT_ERR_NOMEM)
+		return;
+	nd->owe = false;
+	sim_observe(w, nd);
+	if (rc != RAFT_OK && !w->failed && !nd->stopped)
+		sim_fail(w, "api", "raft_durable on node %" PRIu64 ": %s", nd->id,
+		         raft_strerror(rc));
+}
+
 void sim_node_sync_due(struct sim_world *w, struct sim_node *nd)
 {
 	if (!nd->up || !nd->r || nd->busy || nd->paused || nd->stopped)
 		return;
+	if (nd->owe) {
+		report_owed(w, nd);
+		sim_node_pump(w, nd);
+		if (w->failed || nd->stopped)
+			return;
+	}
 	if (nd->report_retry) {
 		if (!sync_report(w, nd, true) || w->failed || nd->stopped)
 			return;
@@ -537,7 +564,7 @@ void sim_node_sync_due(struct sim_world *w, struct sim_node *nd)
 static void ready_finish(struct sim_world *w, struct sim_node *nd)
 {
 	struct raft_ready *rd = &nd->rd;
-	bool io = saves(w, nd, rd), deferred = rd->sync_deferred;
+	bool io = saves(w, nd, rd), deferred = rd->sync_deferred, unsynced = nd->st.n_wrec > 0;
 
 	if (deferred && (!rd->n_entries || rd->has_snapshot ||
 	                 rd->entries[0].index != sim_store_last(&nd->st) + 1 ||
@@ -612,6 +639,14 @@ static void ready_finish(struct sim_world *w, struct sim_node *nd)
 	nd->busy = false;
 	sim_store_flush_grave(&nd->st);
 	sim_observe(w, nd);
+	if (unsynced && nd->st.n_wrec == 0 && !w->failed && !nd->stopped) {
+		nd->owe = true;
+		nd->owe_index = sim_store_last(&nd->st);
+		if (sim_store_term(&nd->st, nd->owe_index, &nd->owe_term) == RAFT_OK)
+			report_owed(w, nd);
+		else
+			nd->owe = false;
+	}
 	if (deferred && !w->failed && !nd->stopped) {
 		w->n_deferred++;
 		sync_start(w, nd);
