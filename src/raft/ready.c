@@ -29,7 +29,8 @@ bool raft_has_ready(const struct raft *r)
 	return (r->pending_bcast && r->prev_hs.term == r->term) || r->handoff_to != 0 ||
 	       r->wake_notify || r->n_msgs > 0 || l->n > 0 || l->has_snap || hard_changed(r) ||
 	       soft_changed(r) ||
-	       (!r->hold_apply && l->committed > l->applied && raft_log_persisted(l) > l->applied) ||
+	       (!r->hold_apply && l->committed > l->applied &&
+	        raft_log_persisted(l) > l->applied) ||
 	       r->n_rs > 0;
 }
 

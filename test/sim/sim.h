@@ -258,11 +258,11 @@ struct sim_params {
 	unsigned sm_flush;        /* permille of Readys after which the applied index is durable */
 	unsigned sm_lag; /* permille of snapshots for followers made at the durable applied index */
 	unsigned max_inflight;
-	bool defer;         /* cfg.defer_leader_sync on every node */
-	unsigned sync_zero; /* deferred syncs: permille done at once, */
-	unsigned sync_long; /* ... permille that take long (up to 3 election timeouts), */
+	bool defer;          /* cfg.defer_leader_sync on every node */
+	unsigned sync_zero;  /* deferred syncs: permille done at once, */
+	unsigned sync_long;  /* ... permille that take long (up to 3 election timeouts), */
 	unsigned sync_never; /* ... permille that never finish before a crash (or the heal) */
-	unsigned sync_max;  /* ... most units of the others */
+	unsigned sync_max;   /* ... most units of the others */
 	unsigned crash_keep; /* permille of crashes that keep some unsynced writes */
 	uint64_t max_msg_bytes, max_inflight_bytes, max_uncommitted, max_committed;
 };
@@ -284,14 +284,14 @@ struct sim_node {
 	bool dirty;                /* batch mode: inputs wait for the node's next loop */
 	struct raft_ready rd;
 	uint64_t persist_at;
-	bool crash_on_fsync;            /* the next late persist ends in a crash */
-	bool syncing;                   /* a background sync of deferred writes is in flight */
-	uint64_t sync_seq, sync_at;     /* ... covering writes up to sync_seq, done then, */
-	raft_index sync_index;          /* ... whose last entry was this, as written */
+	bool crash_on_fsync;        /* the next late persist ends in a crash */
+	bool syncing;               /* a background sync of deferred writes is in flight */
+	uint64_t sync_seq, sync_at; /* ... covering writes up to sync_seq, done then, */
+	raft_index sync_index;      /* ... whose last entry was this, as written */
 	raft_term sync_term;
-	bool report_retry;              /* raft_durable said out of memory: report it again */
-	bool owe;                       /* a synced save the core does not count (commit only) */
-	raft_index owe_index;           /* ... made the log durable to here: report it */
+	bool report_retry;    /* raft_durable said out of memory: report it again */
+	bool owe;             /* a synced save the core does not count (commit only) */
+	raft_index owe_index; /* ... made the log durable to here: report it */
 	raft_term owe_term;
 	bool booting;                   /* the bootstrap Ready is persisted synchronously */
 	struct sim_snapshot in_snap[4]; /* snapshot data received, not yet installed */
@@ -341,7 +341,8 @@ struct sim_world {
 	struct sim_opts o;
 	struct sim_rand rng;
 	struct sim_rand fault_rng; /* allocation and storage failures */
-	struct sim_rand sync_rng;  /* deferred syncs (a stream of its own: other seeds keep their runs) */
+	struct sim_rand
+	        sync_rng; /* deferred syncs (a stream of its own: other seeds keep their runs) */
 	struct sim_params p;
 	uint64_t now;
 	bool healed, quiet;

@@ -382,8 +382,7 @@ static void apply_entry(struct sim_world *w, struct sim_node *nd, const struct r
 		sim_check_apply_durable(w, nd, e->index);
 		if (!w->failed)
 			sim_check_apply(w, nd, e->index, e->term, c);
-	}
-	else if (e->index != nd->applied + 1)
+	} else if (e->index != nd->applied + 1)
 		sim_fail(w, "apply-order",
 		         "node %" PRIu64 " asked to apply index %" PRIu64 " after %" PRIu64
 		         " (again after a restart)",
@@ -483,8 +482,7 @@ static bool sync_report(struct sim_world *w, struct sim_node *nd, bool found)
 		have = rc == RAFT_ERR_COMPACTED ? nd->sync_term : 0;
 	nd->st.fail = fail;
 	rc = raft_durable(nd->r, nd->sync_index, nd->sync_term);
-	sim_trace(w,
-	          "node %" PRIu64 " sync done: durable to %" PRIu64 " term %" PRIu64 "%s%s: %s",
+	sim_trace(w, "node %" PRIu64 " sync done: durable to %" PRIu64 " term %" PRIu64 "%s%s: %s",
 	          nd->id, nd->sync_index, nd->sync_term,
 	          found ? "" : " (overtaken by a synced save)",
 	          have != nd->sync_term ? " (replaced since)" : "", raft_strerror(rc));
