@@ -315,6 +315,8 @@ bool raft_msg_may_precede_persist(const struct raft_message *m);
  * since is ignored; so is one below what is known durable).  Not between
  * raft_ready() and raft_advance() (RAFT_ERR_INVALID).  A leader counts them
  * for its own vote at once, and its next Ready may commit and hand them out.
+ * RAFT_ERR_NOMEM: storage could not read the entry's term now; nothing was
+ * taken, report it again.
  */
 int raft_durable(struct raft *r, raft_index index, raft_term term);
 

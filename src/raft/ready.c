@@ -35,6 +35,8 @@ bool raft_has_ready(const struct raft *r)
 
 	if (r->in_ready || r->fatal != 0)
 		return false;
+	/* Committed entries count only if some can be handed out (apply_bound; unstable
+	 * ones go with l->n). */
 	return (r->pending_bcast && r->prev_hs.term == r->term) || r->handoff_to != 0 ||
 	       r->wake_notify || r->n_msgs > 0 || l->n > 0 || l->has_snap || hard_changed(r) ||
 	       soft_changed(r) || (!r->hold_apply && apply_bound(l) > l->applied) || r->n_rs > 0;
@@ -262,6 +264,7 @@ int raft_durable(struct raft *r, raft_index index, raft_term term)
 	struct raft_log *l = &r->log;
 	struct progress *self;
 	raft_term t;
+	int rc;
 
 	if (r->fatal != 0)
 		return r->fatal;
@@ -270,8 +273,13 @@ int raft_durable(struct raft *r, raft_index index, raft_term term)
 	if (!l->unsynced || index <= l->synced)
 		return RAFT_OK; /* known already, or overtaken by a synced save */
 	/* (Stored entries turn unstable again only when replaced.) */
-	if (index >= l->offset || raft_log_term(l, index, &t) != RAFT_OK || t != term)
-		return raft_done(r, RAFT_OK); /* replaced since (or compacted): a later report covers it */
+	if (index >= l->offset)
+		return raft_done(r, RAFT_OK); /* replaced since: a later report covers it */
+	rc = raft_log_term(l, index, &t);
+	if (rc == RAFT_ERR_NOMEM)
+		return rc; /* the term cannot be read now: the caller reports again */
+	if (rc != RAFT_OK || t != term)
+		return raft_done(r, RAFT_OK); /* replaced since (or compacted), or fatal */
 	l->synced = index;
 	if (l->synced >= l->offset - 1)
 		l->unsynced = false;

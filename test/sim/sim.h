@@ -90,6 +90,14 @@ struct sim_ent {
 	uint8_t *data;
 };
 
+/* A write not yet durable (deferred syncs): the log's end and hard state after it. */
+struct sim_wrec {
+	uint64_t seq;
+	raft_index last;
+	raft_term term; /* of entry last */
+	struct raft_hard_state hs;
+};
+
 struct sim_store {
 	struct raft_hard_state hs;
 	struct raft_membership boot;       /* the bootstrap record (empty for a joiner) */
@@ -105,6 +113,14 @@ struct sim_store {
 	/* entry data the core may still point to until its next raft_advance() */
 	uint8_t **grave;
 	size_t n_grave, cap_grave;
+	/* Deferred syncs: the writes since the last durable point, oldest first (a journal:
+	 * a crash keeps a prefix of them); dur_last and dur_hs are the durable log's end and
+	 * hard state while there are any (n_wrec == 0: everything stored is durable). */
+	struct sim_wrec *wrec;
+	size_t n_wrec, cap_wrec;
+	uint64_t wseq;
+	raft_index dur_last;
+	struct raft_hard_state dur_hs;
 	/* read failures injected into the storage callbacks (per 100,000 calls):
 	 * half out of memory (transient), half I/O errors (fatal) */
 	struct sim_rand *fail_rng;
@@ -131,6 +147,21 @@ void sim_store_install(struct sim_store *s, const struct sim_snapshot *snap);
 bool sim_store_take_snapshot(struct sim_store *s, raft_index at);
 /* Drop log entries up to index (<= the snapshot index). */
 void sim_store_compact(struct sim_store *s, raft_index upto);
+/* A synced save: everything stored so far is durable (a journal is a prefix). */
+void sim_store_synced(struct sim_store *s);
+/* Before an unsynced write: remember the durable state if this is the first since a sync. */
+void sim_store_defer_begin(struct sim_store *s);
+/* After an unsynced write: record it; returns its sequence number. */
+uint64_t sim_store_defer_end(struct sim_store *s);
+/* Last index of the durable log. */
+raft_index sim_store_durable_last(const struct sim_store *s);
+/* A sync that started after write seq completed: the writes up to it are durable.  False
+ * if a synced save overtook it; else *index and *term are the last entry it covered. */
+bool sim_store_sync_done(struct sim_store *s, uint64_t seq, raft_index *index, raft_term *term);
+/* A crash: keep the first keep unsynced writes (at most all), lose the rest (log and hard
+ * state back to what they were then); -1 if that cuts into compacted entries (a log that
+ * lost entries the state machine needed), else the number of entries lost. */
+long sim_store_crash(struct sim_store *s, size_t keep);
 /* Free entry data buried since the last call (after raft_advance or a crash). */
 void sim_store_flush_grave(struct sim_store *s);
 /* Free a snapshot's content. */
@@ -190,6 +221,7 @@ struct sim_opts {
 	/* as before review 15: a save stores the hard state only when it changed,
 	 * and a commit index alone is never saved */
 	bool lazy_conf_commit;
+	int defer; /* deferred leader syncs: 1 on, 0 off, -1 drawn from the seed (half) */
 };
 
 /* ---- the world ------------------------------------------------------------ */
@@ -226,6 +258,12 @@ struct sim_params {
 	unsigned sm_flush;        /* permille of Readys after which the applied index is durable */
 	unsigned sm_lag; /* permille of snapshots for followers made at the durable applied index */
 	unsigned max_inflight;
+	bool defer;          /* cfg.defer_leader_sync on every node */
+	unsigned sync_zero;  /* deferred syncs: permille done at once, */
+	unsigned sync_long;  /* ... permille that take long (up to 3 election timeouts), */
+	unsigned sync_never; /* ... permille that never finish before a crash (or the heal) */
+	unsigned sync_max;   /* ... most units of the others */
+	unsigned crash_keep; /* permille of crashes that keep some unsynced writes */
 	uint64_t max_msg_bytes, max_inflight_bytes, max_uncommitted, max_committed;
 };
 
@@ -246,7 +284,15 @@ struct sim_node {
 	bool dirty;                /* batch mode: inputs wait for the node's next loop */
 	struct raft_ready rd;
 	uint64_t persist_at;
-	bool crash_on_fsync;            /* the next late persist ends in a crash */
+	bool crash_on_fsync;        /* the next late persist ends in a crash */
+	bool syncing;               /* a background sync of deferred writes is in flight */
+	uint64_t sync_seq, sync_at; /* ... covering writes up to sync_seq, done then, */
+	raft_index sync_index;      /* ... whose last entry was this, as written */
+	raft_term sync_term;
+	bool report_retry;    /* raft_durable said out of memory: report it again */
+	bool owe;             /* a synced save the core does not count (commit only) */
+	raft_index owe_index; /* ... made the log durable to here: report it */
+	raft_term owe_term;
 	bool booting;                   /* the bootstrap Ready is persisted synchronously */
 	struct sim_snapshot in_snap[4]; /* snapshot data received, not yet installed */
 	unsigned n_in_snap;
@@ -295,6 +341,8 @@ struct sim_world {
 	struct sim_opts o;
 	struct sim_rand rng;
 	struct sim_rand fault_rng; /* allocation and storage failures */
+	struct sim_rand
+	        sync_rng; /* deferred syncs (a stream of its own: other seeds keep their runs) */
 	struct sim_params p;
 	uint64_t now;
 	bool healed, quiet;
@@ -332,6 +380,7 @@ struct sim_world {
 	/* counters for the trace summary */
 	uint64_t n_elections, n_crashes, n_snapshots, n_conf, n_transfers, n_acked, n_reads_ok;
 	uint64_t n_nomem, n_stops;
+	uint64_t n_deferred, n_syncs, n_sync_overtaken, n_sync_stale, n_lost_writes;
 };
 
 /* ---- sim_check.c ------------------------------------------------------------ */
@@ -358,6 +407,9 @@ void sim_check_intact(struct sim_world *w, struct sim_node *nd, const struct raf
 /* A node applies content at index: state machine safety, double apply, acks. */
 void sim_check_apply(struct sim_world *w, struct sim_node *nd, raft_index i, raft_term t,
                      uint64_t c);
+/* Before a node applies index i: its log holds i durably (deferred syncs: a crash may
+ * take unsynced entries, and a restart must find in the log what was applied). */
+void sim_check_apply_durable(struct sim_world *w, struct sim_node *nd, raft_index i);
 /* A node applied a membership: a removed id never comes back. */
 void sim_check_membership(struct sim_world *w, struct sim_node *nd,
                           const struct raft_membership *m);
@@ -382,6 +434,8 @@ void sim_node_crash(struct sim_world *w, struct sim_node *nd, uint64_t down_for)
 void sim_node_pump(struct sim_world *w, struct sim_node *nd);
 /* Run Ready cycles while the node has one (or just one; stops if a persist is delayed). */
 void sim_node_loop(struct sim_world *w, struct sim_node *nd, bool one);
+/* Complete the background sync of deferred writes that is due (raft_durable). */
+void sim_node_sync_due(struct sim_world *w, struct sim_node *nd);
 /* Finish a delayed persist that is due (or crash, if so planned). */
 void sim_node_persist_due(struct sim_world *w, struct sim_node *nd);
 /* Deliver one network item. */

@@ -6,6 +6,7 @@
  *   commit-safety         one term committed at each index (any node's commit index)
  *   leader-completeness   a leader of term T holds every entry committed before T
  *   state-machine-safety  no two nodes apply different entries at one index
+ *   apply-durable         nothing applied above the node's durable log (deferred syncs)
  *   lost-ack / double-apply  acknowledged proposals stay, nothing applied twice
  *   read-linearizability  a ReadIndex covers every commit index seen before it
  *   membership            a removed id never comes back
@@ -387,6 +388,17 @@ static void check_same(struct sim_world *w, struct sim_node *nd, raft_index i, r
 		         "index %" PRIu64 ": applied %" PRIx64 " (term %" PRIu64
 		         ") before, node %" PRIu64 " %s %" PRIx64 " (term %" PRIu64 ")",
 		         i, ac, at, nd->id, how, c, t);
+}
+
+void sim_check_apply_durable(struct sim_world *w, struct sim_node *nd, raft_index i)
+{
+	raft_index d = sim_store_durable_last(&nd->st);
+
+	if (i > d)
+		sim_fail(w, "apply-durable",
+		         "node %" PRIu64 " applies %" PRIu64 " past its durable log (%" PRIu64
+		         "): a crash may take it from the log",
+		         nd->id, i, d);
 }
 
 void sim_check_apply(struct sim_world *w, struct sim_node *nd, raft_index i, raft_term t,

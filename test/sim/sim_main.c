@@ -5,8 +5,10 @@
  *
  *   dragonraft-sim --seed-start S --runs K [--nodes 3|5] [--steps M] [--trace]
  *                  [--stop-at-fail] [--no-conf-commit] [--stale-commit] [--lazy-conf-commit]
+ *                  [--defer | --no-defer]
  *
- * Without --nodes, odd seeds run 5 nodes and even seeds 3.
+ * Without --nodes, odd seeds run 5 nodes and even seeds 3.  Without --defer or
+ * --no-defer, half the seeds (drawn from the seed) defer leaders' syncs.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -22,7 +24,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: dragonraft-sim --seed-start S --runs K [--nodes 3|5] [--steps M] "
 	           "[--trace] [--stop-at-fail] [--no-conf-commit] [--stale-commit] "
-	           "[--lazy-conf-commit]\n");
+	           "[--lazy-conf-commit] [--defer | --no-defer]\n");
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -46,6 +48,7 @@ int main(int argc, char **argv)
 	uint64_t passed = 0, failed = 0;
 	bool trace = false, stop = false, no_conf_commit = false, stale_commit = false,
 	     lazy_conf_commit = false;
+	int defer = -1;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -69,6 +72,10 @@ int main(int argc, char **argv)
 		}
 		if (!strcmp(a, "--lazy-conf-commit")) {
 			lazy_conf_commit = true;
+			continue;
+		}
+		if (!strcmp(a, "--defer") || !strcmp(a, "--no-defer")) {
+			defer = a[2] == 'd';
 			continue;
 		}
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -105,6 +112,7 @@ int main(int argc, char **argv)
 		        .no_conf_commit = no_conf_commit,
 		        .stale_commit = stale_commit,
 		        .lazy_conf_commit = lazy_conf_commit,
+		        .defer = defer,
 		};
 		char prop[64], why[640];
 

@@ -8,6 +8,10 @@
  *   time; a crash meanwhile loses the whole Ready) -> send the other messages
  *   -> apply committed entries -> raft_advance.
  * No other raft_* call reaches a node between raft_ready and raft_advance.
+ * A leader's Ready that says sync_deferred is written unsynced; a background
+ * sync (one at a time, as the engine's) later makes the writes made before it
+ * started durable and reports them with raft_durable(); a crash before that
+ * keeps only a prefix of them (sim_store.c).
  * In batch mode inputs (messages, ticks, client calls) pile up between
  * Readys, as when an engine steps a whole batch before its next round.
  */
@@ -110,6 +114,7 @@ void sim_node_start(struct sim_world *w, struct sim_node *nd, const struct raft_
 	/* The slow node applies one entry per Ready: its applied index lags. */
 	cfg.max_committed_bytes = nd->id == w->p.slow ? 1 : w->p.max_committed;
 	cfg.quiesce_tick = w->p.quiesce_tick;
+	cfg.defer_leader_sync = w->p.defer;
 	cfg.seed = sim_rand_next(&w->rng);
 	cfg.storage = sim_store_iface(&nd->st);
 	cfg.alloc = &sim_alloc;
@@ -194,6 +199,27 @@ void sim_node_crash(struct sim_world *w, struct sim_node *nd, uint64_t down_for)
 	nd->stopped = false;
 	nd->dirty = false;
 	nd->crash_on_fsync = false;
+	nd->syncing = nd->report_retry = nd->owe = false; /* the sync dies with the process */
+	if (nd->st.n_wrec > 0) {
+		/* A journal: a prefix of the unsynced writes may have reached the disk. */
+		size_t n = nd->st.n_wrec, keep = 0;
+		long lost;
+
+		if (sim_rand_permille(&w->sync_rng, w->p.crash_keep))
+			keep = sim_rand_below(&w->sync_rng, n + 1);
+		lost = sim_store_crash(&nd->st, keep);
+		if (lost < 0)
+			sim_fail(w, "apply-durable",
+			         "node %" PRIu64 " compacted its log past what a crash keeps",
+			         nd->id);
+		else
+			w->n_lost_writes += (uint64_t)lost;
+		sim_trace(w,
+		          "node %" PRIu64 " keeps %zu of %zu unsynced writes: log back to %" PRIu64
+		          ", term %" PRIu64 " commit %" PRIu64,
+		          nd->id, keep, n, sim_store_last(&nd->st), nd->st.hs.term,
+		          nd->st.hs.commit);
+	}
 	sim_store_flush_grave(&nd->st);
 	nd->st.applied = nd->st.durable;
 	sim_node_drop_snapshots(nd);
@@ -352,9 +378,11 @@ static void apply_entry(struct sim_world *w, struct sim_node *nd, const struct r
 {
 	uint64_t c = sim_content(e->type, e->data, e->len);
 
-	if (e->index > nd->replay_upto)
-		sim_check_apply(w, nd, e->index, e->term, c);
-	else if (e->index != nd->applied + 1)
+	if (e->index > nd->replay_upto) {
+		sim_check_apply_durable(w, nd, e->index);
+		if (!w->failed)
+			sim_check_apply(w, nd, e->index, e->term, c);
+	} else if (e->index != nd->applied + 1)
 		sim_fail(w, "apply-order",
 		         "node %" PRIu64 " asked to apply index %" PRIu64 " after %" PRIu64
 		         " (again after a restart)",
@@ -388,6 +416,7 @@ static void save_conf_commit(struct sim_world *w, struct sim_node *nd, const str
 	if (nd->hs.commit < hi)
 		nd->hs.commit = hi;
 	nd->st.hs = nd->hs;
+	sim_store_synced(&nd->st); /* a synced save */
 }
 
 static void apply_committed(struct sim_world *w, struct sim_node *nd, const struct raft_ready *rd)
@@ -415,10 +444,135 @@ static bool saves(const struct sim_world *w, const struct sim_node *nd, const st
 	        raft_conf_bound(nd->r) > nd->st.hs.commit);
 }
 
+/* Start the background sync of the deferred writes made so far (none in flight). */
+static void sync_start(struct sim_world *w, struct sim_node *nd)
+{
+	const struct sim_store *s = &nd->st;
+	uint64_t x = sim_rand_below(&w->sync_rng, 1000);
+
+	if (nd->syncing || nd->report_retry || s->n_wrec == 0)
+		return;
+	nd->syncing = true;
+	nd->sync_seq = s->wrec[s->n_wrec - 1].seq;
+	nd->sync_index = s->wrec[s->n_wrec - 1].last;
+	nd->sync_term = s->wrec[s->n_wrec - 1].term;
+	if (x < w->p.sync_zero)
+		nd->sync_at = w->now;
+	else if ((x -= w->p.sync_zero) < w->p.sync_never && !w->healed)
+		nd->sync_at = UINT64_MAX;
+	else if (x < w->p.sync_never + w->p.sync_long)
+		nd->sync_at = w->now + 1 +
+		              sim_rand_below(&w->sync_rng, 3ULL * SIM_TICK_UNITS * w->p.elect_tick);
+	else
+		nd->sync_at = w->now + 1 + sim_rand_below(&w->sync_rng, w->p.sync_max);
+}
+
+/* Report the sync done to the core; false if it must be reported again (out of memory). */
+static bool sync_report(struct sim_world *w, struct sim_node *nd, bool found)
+{
+	raft_term have = 0;
+	unsigned fail = nd->st.fail;
+	int rc;
+
+	/* (what the core holds there now, for the trace: no injected read failure for the
+	 * harness's look; compacted is not replaced) */
+	nd->st.fail = 0;
+	rc = raft_term_at(nd->r, nd->sync_index, &have);
+	if (rc != RAFT_OK)
+		have = rc == RAFT_ERR_COMPACTED ? nd->sync_term : 0;
+	nd->st.fail = fail;
+	rc = raft_durable(nd->r, nd->sync_index, nd->sync_term);
+	sim_trace(w, "node %" PRIu64 " sync done: durable to %" PRIu64 " term %" PRIu64 "%s%s: %s",
+	          nd->id, nd->sync_index, nd->sync_term,
+	          found ? "" : " (overtaken by a synced save)",
+	          have != nd->sync_term ? " (replaced since)" : "", raft_strerror(rc));
+	nd->report_retry = rc == RAFT_ERR_NOMEM; /* storage could not read the term now */
+	if (nd->report_retry)
+		return false;
+	w->n_sync_stale += have != nd->sync_term;
+	sim_observe(w, nd);
+	if (rc != RAFT_OK && !w->failed && !nd->stopped)
+		sim_fail(w, "api", "raft_durable on node %" PRIu64 ": %s", nd->id,
+		         raft_strerror(rc));
+	return true;
+}
+
+/* The sync in flight is done: the writes made before it started are durable. */
+static void sync_complete(struct sim_world *w, struct sim_node *nd)
+{
+	raft_index index;
+	raft_term term;
+	bool found;
+
+	nd->syncing = false;
+	found = sim_store_sync_done(&nd->st, nd->sync_seq, &index, &term);
+	w->n_syncs++;
+	w->n_sync_overtaken += !found;
+	if (!sync_report(w, nd, found) || w->failed || nd->stopped)
+		return;
+	sync_start(w, nd); /* what was written after this one started */
+	if (nd->syncing && nd->sync_at <= w->now)
+		sync_complete(w, nd);
+}
+
+/*
+ * A synced save made unsynced writes durable: report it, as the engine must
+ * when the core does not count that save itself (one that only stores the
+ * commit index: save_conf_commit, or a commit raft_conf_bound covers); for the
+ * others the report is one the core knows already.  Out of memory: next step.
+ */
+static void report_owed(struct sim_world *w, struct sim_node *nd)
+{
+	int rc = raft_durable(nd->r, nd->owe_index, nd->owe_term);
+
+	sim_trace(w, "node %" PRIu64 " synced save: durable to %" PRIu64 " term %" PRIu64 ": %s",
+	          nd->id, nd->owe_index, nd->owe_term, raft_strerror(rc));
+	if (rc == RAFT_ERR_NOMEM)
+		return;
+	nd->owe = false;
+	sim_observe(w, nd);
+	if (rc != RAFT_OK && !w->failed && !nd->stopped)
+		sim_fail(w, "api", "raft_durable on node %" PRIu64 ": %s", nd->id,
+		         raft_strerror(rc));
+}
+
+void sim_node_sync_due(struct sim_world *w, struct sim_node *nd)
+{
+	if (!nd->up || !nd->r || nd->busy || nd->paused || nd->stopped)
+		return;
+	if (nd->owe) {
+		report_owed(w, nd);
+		sim_node_pump(w, nd);
+		if (w->failed || nd->stopped)
+			return;
+	}
+	if (nd->report_retry) {
+		if (!sync_report(w, nd, true) || w->failed || nd->stopped)
+			return;
+		sync_start(w, nd);
+		sim_node_pump(w, nd);
+		return;
+	}
+	if (!nd->syncing || nd->sync_at > w->now)
+		return;
+	sync_complete(w, nd);
+	sim_node_pump(w, nd);
+}
+
 static void ready_finish(struct sim_world *w, struct sim_node *nd)
 {
 	struct raft_ready *rd = &nd->rd;
+	bool io = saves(w, nd, rd), deferred = rd->sync_deferred, unsynced = nd->st.n_wrec > 0;
 
+	if (deferred && (!rd->n_entries || rd->has_snapshot ||
+	                 rd->entries[0].index != sim_store_last(&nd->st) + 1 ||
+	                 (rd->hard_state_changed && (rd->hard_state.term != nd->st.hs.term ||
+	                                             rd->hard_state.vote != nd->st.hs.vote)))) {
+		sim_fail(w, "api",
+		         "node %" PRIu64 ": a deferred Ready that does not only append entries",
+		         nd->id);
+		return;
+	}
 	if (rd->has_snapshot) {
 		struct sim_snapshot *in = NULL;
 
@@ -458,11 +612,17 @@ static void ready_finish(struct sim_world *w, struct sim_node *nd)
 	/* (before review 15, a save stored the hard state only when it changed) */
 	if (saves(w, nd, rd) && (rd->hard_state_changed || !w->o.lazy_conf_commit))
 		nd->st.hs = rd->hard_state;
+	if (deferred)
+		sim_store_defer_begin(&nd->st);
 	if (rd->n_entries && sim_store_append(&nd->st, rd->entries, rd->n_entries) != 0) {
 		sim_fail(w, "api", "node %" PRIu64 " cannot append entries from %" PRIu64, nd->id,
 		         rd->entries[0].index);
 		return;
 	}
+	if (deferred)
+		(void)sim_store_defer_end(&nd->st);
+	else if (io)
+		sim_store_synced(&nd->st);
 	for (uint32_t i = 0; i < rd->n_messages && !w->failed; i++)
 		if (!raft_msg_may_precede_persist(&rd->messages[i]))
 			send(w, nd, &rd->messages[i]);
@@ -477,6 +637,20 @@ static void ready_finish(struct sim_world *w, struct sim_node *nd)
 	nd->busy = false;
 	sim_store_flush_grave(&nd->st);
 	sim_observe(w, nd);
+	if (unsynced && nd->st.n_wrec == 0 && !w->failed && !nd->stopped) {
+		nd->owe = true;
+		nd->owe_index = sim_store_last(&nd->st);
+		if (sim_store_term(&nd->st, nd->owe_index, &nd->owe_term) == RAFT_OK)
+			report_owed(w, nd);
+		else
+			nd->owe = false;
+	}
+	if (deferred && !w->failed && !nd->stopped) {
+		w->n_deferred++;
+		sync_start(w, nd);
+		if (nd->syncing && nd->sync_at <= w->now)
+			sync_complete(w, nd);
+	}
 }
 
 /*
@@ -675,6 +849,13 @@ void sim_node_deliver(struct sim_world *w, struct sim_item *it)
 	if (it->m.type == RAFT_MSG_SNAPSHOT)
 		queue_report(w, it->from, it->from_inc, it->to, false);
 	sim_observe(w, nd);
+	/* A deposed leader's old sync may finish now, after an append that replaced
+	 * its tail and before the Ready that writes the new one. */
+	if (nd->syncing && it->m.type == RAFT_MSG_APPEND && sim_rand_permille(&w->sync_rng, 300))
+		nd->sync_at = w->now;
+	if (!w->failed && nd->syncing && !nd->report_retry && nd->sync_at <= w->now && nd->r &&
+	    !nd->stopped)
+		sync_complete(w, nd);
 	sim_node_pump(w, nd);
 	sim_item_free(it);
 }

@@ -85,6 +85,19 @@ static void draw_params(struct sim_world *w)
 	/* From a stream of its own: a seed's run stays as it was up to its first snapshot. */
 	sim_rand_seed(&own, w->seed ^ 0x736d5f6c6167ULL);
 	p->sm_lag = sim_rand_below(&own, 2) ? 0 : 1 + (unsigned)sim_rand_below(&own, 1000);
+	/* Deferred leader syncs, from a stream of their own too: without them a seed runs as
+	 * it did before they existed. */
+	sim_rand_seed(&w->sync_rng, w->seed ^ 0x646566657273ULL);
+	p->defer = w->o.defer >= 0 ? w->o.defer != 0 : sim_rand_below(&w->sync_rng, 2);
+	if (p->defer) {
+		struct sim_rand *d = &w->sync_rng;
+
+		p->sync_zero = (unsigned)sim_rand_below(d, 500);
+		p->sync_never = sim_rand_below(d, 2) ? 0 : 1 + (unsigned)sim_rand_below(d, 100);
+		p->sync_long = (unsigned)sim_rand_below(d, 200);
+		p->sync_max = 1 + (unsigned)sim_rand_below(d, 4 * SIM_TICK_UNITS);
+		p->crash_keep = (unsigned)sim_rand_below(d, 700);
+	}
 }
 
 static void bootstrap(struct sim_world *w)
@@ -593,6 +606,9 @@ void sim_step(struct sim_world *w)
 			         "each other",
 			         k, w->net.n);
 	}
+	/* (after the deliveries: in batch mode a node's log may have changed since its Ready) */
+	for (unsigned id = 1; id <= w->n && !w->failed; id++)
+		sim_node_sync_due(w, &w->nodes[id]);
 	if (w->now % SIM_TICK_UNITS == 0) {
 		if (w->now % (SIM_TICK_UNITS * w->p.elect_tick) == 0)
 			sim_trace(w, "---- tick %" PRIu64 " ----", w->now / SIM_TICK_UNITS);
@@ -662,6 +678,8 @@ static void heal(struct sim_world *w)
 	for (unsigned id = 1; id <= w->n; id++) {
 		w->nodes[id].crash_on_fsync = false;
 		w->nodes[id].st.fail = 0;
+		if (w->nodes[id].syncing && w->nodes[id].sync_at == UINT64_MAX)
+			w->nodes[id].sync_at = w->now + 1; /* a sync that hung finishes */
 	}
 	/* Messages delayed by the faults still arrive; the probes wait for them. */
 	for (size_t i = 0; i < w->net.n; i++)
@@ -819,12 +837,14 @@ bool sim_run(const struct sim_opts *o, char *prop, size_t prop_len, char *why, s
 	        "seed %" PRIu64 ", %u nodes: election %u heartbeat %u drop %u dup %u reorder %u "
 	        "delay %u part %u crash %u fsync-late %u/%u prevote %d checkquorum %d inflight %u "
 	        "msgbytes %" PRIu64 " batch %d/%u big %u small %u nomem %u stfail %u "
-	        "snapfail %u/%u quiesce %u idle %u smflush %u smlag %u",
+	        "snapfail %u/%u quiesce %u idle %u smflush %u smlag %u defer %d/%u/%u/%u/%u/%u",
 	        o->seed, w->n, w->p.elect_tick, w->p.hb_tick, w->p.drop, w->p.dup, w->p.reorder,
 	        w->p.max_delay, w->p.part, w->p.crash, w->p.fsync_delay, w->p.fsync_max,
 	        w->p.pre_vote, w->p.check_quorum, w->p.max_inflight, w->p.max_msg_bytes, w->p.batch,
 	        w->p.loop, w->p.big, w->p.max_small, w->p.nomem, w->p.st_fail, w->p.snap_fail,
-	        w->p.snap_delay, w->p.quiesce_tick, w->p.idle, w->p.sm_flush, w->p.sm_lag);
+	        w->p.snap_delay, w->p.quiesce_tick, w->p.idle, w->p.sm_flush, w->p.sm_lag,
+	        w->p.defer, w->p.sync_zero, w->p.sync_never, w->p.sync_long, w->p.sync_max,
+	        w->p.crash_keep);
 	bootstrap(w);
 	while (!w->failed && w->now < o->steps) {
 		chaos(w);
@@ -847,9 +867,12 @@ bool sim_run(const struct sim_opts *o, char *prop, size_t prop_len, char *why, s
 	          "end: %" PRIu64 " units, %" PRIu64 " elections, %" PRIu64 " crashes, %" PRIu64
 	          " snapshots installed, %" PRIu64 " conf changes, %" PRIu64
 	          " transfers, %zu proposals, %" PRIu64 " acked, %" PRIu64 " reads, %" PRIu64
-	          " failed allocations, %" PRIu64 " fail-stops",
+	          " failed allocations, %" PRIu64 " fail-stops; deferred: %" PRIu64
+	          " Readys, %" PRIu64 " syncs (%" PRIu64 " overtaken, %" PRIu64
+	          " for replaced entries), %" PRIu64 " entries lost in crashes",
 	          w->now, w->n_elections, w->n_crashes, w->n_snapshots, w->n_conf, w->n_transfers,
-	          w->n_props, w->n_acked, w->n_reads_ok, w->n_nomem, w->n_stops);
+	          w->n_props, w->n_acked, w->n_reads_ok, w->n_nomem, w->n_stops, w->n_deferred,
+	          w->n_syncs, w->n_sync_overtaken, w->n_sync_stale, w->n_lost_writes);
 	ok = !w->failed;
 	snprintf(prop, prop_len, "%s", w->prop);
 	snprintf(why, why_len, "%s", w->why);

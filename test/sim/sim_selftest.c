@@ -103,6 +103,76 @@ static void test_store_log(void **state)
 	sim_store_free(&s);
 }
 
+/* Deferred syncs: unsynced writes are a journal; a crash keeps a prefix of them. */
+static void test_store_unsynced(void **state)
+{
+	struct sim_store s;
+	raft_term t1[] = {1, 1, 1}, t2[] = {2, 2}, t3[] = {2};
+	raft_index idx;
+	raft_term t;
+	uint64_t a, b;
+
+	(void)state;
+	sim_store_init(&s);
+	append_terms(&s, 1, t1, 3);
+	s.hs = (struct raft_hard_state){.term = 2, .vote = 1, .commit = 1};
+	sim_store_synced(&s);
+	assert_int_equal(sim_store_durable_last(&s), 3);
+	sim_store_defer_begin(&s);
+	append_terms(&s, 4, t2, 2);
+	s.hs.commit = 3;
+	a = sim_store_defer_end(&s);
+	sim_store_defer_begin(&s);
+	append_terms(&s, 6, t3, 1);
+	s.hs.commit = 5;
+	b = sim_store_defer_end(&s);
+	assert_int_equal(sim_store_durable_last(&s), 3);
+	/* The sync that started after write a completes: b stays unsynced. */
+	assert_true(sim_store_sync_done(&s, a, &idx, &t));
+	assert_int_equal(idx, 5);
+	assert_int_equal(t, 2);
+	assert_int_equal(sim_store_durable_last(&s), 5);
+	/* A crash keeping nothing more: back to after a, its hard state with it. */
+	assert_int_equal(sim_store_crash(&s, 0), 1);
+	assert_int_equal(sim_store_last(&s), 5);
+	assert_int_equal(s.hs.commit, 3);
+	assert_int_equal(s.n_wrec, 0);
+	sim_store_flush_grave(&s);
+
+	/* Two unsynced writes, a crash keeps the first. */
+	sim_store_defer_begin(&s);
+	append_terms(&s, 6, t3, 1);
+	s.hs.commit = 4;
+	(void)sim_store_defer_end(&s);
+	sim_store_defer_begin(&s);
+	append_terms(&s, 7, t3, 1);
+	s.hs.commit = 6;
+	b = sim_store_defer_end(&s);
+	assert_int_equal(sim_store_crash(&s, 1), 1);
+	assert_int_equal(sim_store_last(&s), 6);
+	assert_int_equal(s.hs.commit, 4);
+	sim_store_flush_grave(&s);
+
+	/* A synced save makes earlier unsynced writes durable; their sync then finds nothing. */
+	sim_store_defer_begin(&s);
+	append_terms(&s, 7, t3, 1);
+	b = sim_store_defer_end(&s);
+	sim_store_synced(&s);
+	assert_int_equal(sim_store_durable_last(&s), 7);
+	assert_false(sim_store_sync_done(&s, b, &idx, &t));
+	assert_int_equal(sim_store_crash(&s, 0), 0);
+	assert_int_equal(sim_store_last(&s), 7);
+
+	/* Compacted past what a crash keeps: reported. */
+	sim_store_defer_begin(&s);
+	append_terms(&s, 8, t3, 1);
+	(void)sim_store_defer_end(&s);
+	s.snap.index = 8;
+	sim_store_compact(&s, 8);
+	assert_int_equal(sim_store_crash(&s, 0), -1);
+	sim_store_free(&s);
+}
+
 static void test_net_order(void **state)
 {
 	struct sim_net net;
@@ -220,6 +290,25 @@ static void test_check_lost_ack_and_double_apply(void **state)
 	apply(w, 1, 2, 1, p);
 	assert_true(w->failed);
 	assert_string_equal(w->prop, "double-apply");
+	world_free(w);
+}
+
+static void test_check_apply_durable(void **state)
+{
+	struct sim_world *w = world(1);
+	struct sim_node *nd = &w->nodes[1];
+	raft_term t1[] = {1, 1};
+
+	(void)state;
+	append_terms(&nd->st, 1, t1, 1);
+	sim_check_apply_durable(w, nd, 1);
+	assert_false(w->failed);
+	sim_store_defer_begin(&nd->st);
+	append_terms(&nd->st, 2, t1, 1);
+	(void)sim_store_defer_end(&nd->st);
+	sim_check_apply_durable(w, nd, 2); /* stored, not synced */
+	assert_true(w->failed);
+	assert_string_equal(w->prop, "apply-durable");
 	world_free(w);
 }
 
@@ -481,9 +570,11 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_rand_reproducible),
 	        cmocka_unit_test(test_store_log),
+	        cmocka_unit_test(test_store_unsynced),
 	        cmocka_unit_test(test_net_order),
 	        cmocka_unit_test(test_check_state_machine_safety),
 	        cmocka_unit_test(test_check_lost_ack_and_double_apply),
+	        cmocka_unit_test(test_check_apply_durable),
 	        cmocka_unit_test(test_check_apply_order),
 	        cmocka_unit_test(test_check_log_matching),
 	        cmocka_unit_test(test_check_committed_overwrite),

@@ -1,8 +1,9 @@
 /*
  * sim_store.c - one simulated node's disk: hard state, log, snapshot and the
  * state machine with its applied index.  Everything here survives a crash
- * but the state machine's entries above its durable index; what the core
- * has not handed over through a completed Ready does not.
+ * but the state machine's entries above its durable index and the writes of
+ * deferred syncs not yet synced (a journal: a crash keeps a prefix of them);
+ * what the core has not handed over through a completed Ready does not.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,7 @@ void sim_store_free(struct sim_store *s)
 	free(s->ents);
 	sim_store_flush_grave(s);
 	free(s->grave);
+	free(s->wrec);
 	sim_u64s_free(&s->sm);
 	sim_store_init(s);
 	s->fail_rng = fail_rng; /* the disk is gone, not its flakiness */
@@ -149,6 +151,82 @@ void sim_store_compact(struct sim_store *s, raft_index upto)
 	memmove(s->ents, s->ents + drop, (s->n - drop) * sizeof(*s->ents));
 	s->n -= drop;
 	s->first = upto + 1;
+}
+
+/* ---- deferred syncs ---- */
+
+void sim_store_synced(struct sim_store *s)
+{
+	s->n_wrec = 0;
+}
+
+void sim_store_defer_begin(struct sim_store *s)
+{
+	if (s->n_wrec > 0)
+		return;
+	s->dur_last = sim_store_last(s);
+	s->dur_hs = s->hs;
+}
+
+uint64_t sim_store_defer_end(struct sim_store *s)
+{
+	struct sim_wrec *r;
+
+	if (s->n_wrec == s->cap_wrec) {
+		s->cap_wrec = s->cap_wrec ? 2 * s->cap_wrec : 16;
+		s->wrec = sim_xrealloc(s->wrec, s->cap_wrec * sizeof(*s->wrec));
+	}
+	r = &s->wrec[s->n_wrec++];
+	r->seq = ++s->wseq;
+	r->last = sim_store_last(s);
+	r->hs = s->hs;
+	r->term = 0;
+	(void)sim_store_term(s, r->last, &r->term);
+	return r->seq;
+}
+
+raft_index sim_store_durable_last(const struct sim_store *s)
+{
+	return s->n_wrec > 0 ? s->dur_last : sim_store_last(s);
+}
+
+bool sim_store_sync_done(struct sim_store *s, uint64_t seq, raft_index *index, raft_term *term)
+{
+	size_t k = 0;
+
+	while (k < s->n_wrec && s->wrec[k].seq <= seq)
+		k++;
+	if (k == 0 || s->wrec[k - 1].seq != seq)
+		return false; /* a synced save made it durable already */
+	s->dur_last = *index = s->wrec[k - 1].last;
+	*term = s->wrec[k - 1].term;
+	s->dur_hs = s->wrec[k - 1].hs;
+	memmove(s->wrec, s->wrec + k, (s->n_wrec - k) * sizeof(*s->wrec));
+	s->n_wrec -= k;
+	return true;
+}
+
+long sim_store_crash(struct sim_store *s, size_t keep)
+{
+	raft_index last = s->dur_last;
+	raft_index was = sim_store_last(s);
+
+	if (s->n_wrec == 0)
+		return 0;
+	if (keep > s->n_wrec)
+		keep = s->n_wrec;
+	s->hs = s->dur_hs;
+	if (keep > 0) {
+		last = s->wrec[keep - 1].last;
+		s->hs = s->wrec[keep - 1].hs;
+	}
+	s->n_wrec = 0;
+	if (last + 1 < s->first)
+		return -1;
+	for (size_t i = last + 1 - s->first; i < s->n; i++)
+		bury(s, s->ents[i].data);
+	s->n = last + 1 - s->first;
+	return (long)(was - last);
 }
 
 /* ---- struct raft_storage callbacks ---- */

@@ -335,6 +335,44 @@ static void test_unreadable_term_is_no_conflict(void **state)
 	fx_destroy(f);
 }
 
+/* Deferred syncs: a report whose entry's term storage cannot read now is not
+ * dropped as if replaced (the leader would wait for a later one, idle forever):
+ * it says out of memory and a retry takes it. */
+static void test_durable_report_unreadable_term(void **state)
+{
+	struct raft_config c;
+	struct raft_ready rd;
+	struct fx *f;
+	struct raft *r;
+	raft_index idx;
+	raft_term t;
+
+	(void)state;
+	fx_default_config(&c, 1);
+	c.defer_leader_sync = true;
+	f = fx_create(1, &c);
+	r = NODE(f, 1);
+	fx_elect(f, 1);
+	fx_stabilize(f);
+	t = raft_term_of(r);
+	assert_int_equal(raft_propose(r, (const uint8_t *)"p", 1, &idx), RAFT_OK);
+	assert_int_equal(raft_ready(r, &rd), RAFT_OK);
+	assert_true(rd.sync_deferred);
+	assert_int_equal(raft_memstorage_save_ready(f->nodes[1].ms, &rd), RAFT_OK);
+	raft_advance(r, &rd);
+	assert_int_equal(raft_commit_index(r), idx - 1);
+	real = r->log.st;
+	r->log.st.term = broken_term;
+	storage_broken = RAFT_ERR_NOMEM;
+	assert_int_equal(raft_durable(r, idx, t), RAFT_ERR_NOMEM);
+	assert_int_equal(raft_fatal(r), 0);
+	assert_int_equal(raft_commit_index(r), idx - 1);
+	storage_broken = 0;
+	assert_int_equal(raft_durable(r, idx, t), RAFT_OK);
+	assert_int_equal(raft_commit_index(r), idx);
+	fx_destroy(f);
+}
+
 static void test_impossible_state_stops_the_replica(void **state)
 {
 #ifdef RAFT_DEBUG
@@ -494,6 +532,7 @@ int main(void)
 	        cmocka_unit_test(test_log_append_all_or_nothing),
 	        cmocka_unit_test(test_storage_failure_stops_the_replica),
 	        cmocka_unit_test(test_unreadable_term_is_no_conflict),
+	        cmocka_unit_test(test_durable_report_unreadable_term),
 	        cmocka_unit_test(test_impossible_state_stops_the_replica),
 	        cmocka_unit_test(test_diverged_committed_entry_stops_the_replica),
 	        cmocka_unit_test(test_forged_ack_beyond_the_log_is_refused),
