@@ -435,6 +435,20 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 	if (eng_group(e, group_id) != NULL)
 		return eng_err(e, ENGINE_ERR_EXISTS, "group %llu is already running",
 		               (unsigned long long)group_id);
+	/*
+	 * Deferred leader syncs: a group stopped and started again in place may
+	 * have written entries (and a commit index over them) that no sync has
+	 * covered yet, and a new core takes its whole stored log for durable: it
+	 * would apply entries that a crash then takes from its log (its member
+	 * could not start again).  So they are synced first.
+	 */
+	if (e->defer_sync && (e->sync_wanted || e->sync_out)) {
+		rc = e->st.sync(e->st.ctx);
+		if (rc != ENGINE_OK)
+			return eng_fail_engine(e, rc,
+			                       "group %llu: syncing the raft log before it starts",
+			                       (unsigned long long)group_id);
+	}
 	rc = eng_reserve(e, (void **)&e->groups, &e->cap_groups, e->n_groups + 1,
 	                 sizeof(*e->groups));
 	if (rc == ENGINE_OK)

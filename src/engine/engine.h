@@ -186,7 +186,8 @@ struct engine_storage_ops {
 	 */
 	int (*write)(void *ctx, const struct engine_update *u, size_t n);
 	/* Make every write so far durable: called from another thread while the engine runs
-	 * (engine_sync_begin() / engine_sync_done()). */
+	 * (engine_sync_begin() / engine_sync_done()), and from the engine's own in
+	 * engine_start_group() while writes may be unsynced (both at once, then). */
 	int (*sync)(void *ctx);
 	/* Everything a restart needs; ENGINE_ERR_NOT_FOUND for an unknown group. */
 	int (*load)(void *ctx, uint64_t group_id, struct engine_stored_state *out);

@@ -406,7 +406,10 @@ static void written(struct engine *e, struct group *g, bool synced)
 	if (synced && g->state == GS_ACTIVE)
 		rc = raft_durable(g->r, g->wr_index, g->wr_term);
 	if (rc == RAFT_ERR_INVALID) {
-		if (g->wr_index > g->dw_index) {
+		/* The latest write of the latest term: a leader that lost its term and
+		 * leads again writes below what it wrote before (replaced since). */
+		if (g->wr_term > g->dw_term ||
+		    (g->wr_term == g->dw_term && g->wr_index > g->dw_index)) {
 			g->dw_index = g->wr_index;
 			g->dw_term = g->wr_term;
 		}

@@ -355,7 +355,7 @@ int logdb_journal_append(struct logdb *db, struct shard *s, rocksdb_writebatch_t
 
 /*
  * logdb_sync (logdb.h), from any thread: each shard's current segment is
- * duplicated under the shard lock and fdatasynced outside it, so saves go on
+ * opened under the shard lock and fdatasynced outside it, so saves go on
  * meanwhile (a segment a switch left was synced by the switch).  When nothing
  * was written meanwhile, the journal is clean again: its next synced record
  * may take RWF_DSYNC.
@@ -365,6 +365,7 @@ int logdb_sync(struct logdb *db)
 	for (unsigned i = 0; i < db->n; i++) {
 		struct shard *s = &db->shards[i];
 		struct journal *j = &s->j;
+		char name[SEG_NAME_LEN + 1];
 		uint64_t seg, pos, prepared;
 		int fd, rc, err;
 
@@ -379,10 +380,17 @@ int logdb_sync(struct logdb *db)
 		seg = j->seg_start;
 		pos = j->pos;
 		prepared = j->prepared;
+		/*
+		 * An open file description of its own, not a dup() of the writer's:
+		 * Linux reports a lost writeback once per description, and the
+		 * writer's next synced save must see it too (it would take the
+		 * journal for a prefix that it no longer is).
+		 */
+		seg_name(name, seg);
 		errno = 0;
-		fd = fcntl(j->fd, F_DUPFD_CLOEXEC, 0);
+		fd = openat(j->dirfd, name, O_RDONLY | O_CLOEXEC);
 		if (fd < 0) {
-			rc = jfail(db, s, "duplicating the descriptor of", seg, pos - seg);
+			rc = jfail(db, s, "opening for a sync", seg, pos - seg);
 			pthread_mutex_unlock(&s->lock);
 			return rc;
 		}

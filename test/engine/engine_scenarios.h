@@ -4948,6 +4948,110 @@ static void test_deferred_crash_loses_unsynced(void **state)
 	free(p);
 }
 
+/*
+ * The leader's group stops and starts again in place (dr_engine_groups_heal)
+ * while the entries it wrote, and the commit index that covers them, wait
+ * for their sync.  The new core takes the whole stored log for durable: it
+ * must be, or the group applies entries that a crash then takes from its
+ * log, and the member cannot start again (its state machine is ahead of its
+ * log).
+ */
+static void test_deferred_group_restart_in_place(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	size_t n = 10;
+	struct prop *p = calloc(2 * n + 1, sizeof(*p));
+	struct prop *q = p + n + 1;
+	raft_id lead;
+
+	(void)state;
+	/* (Snapshots and compaction: no membership change is left in the log, whose
+	 * apply at the restart would save the commit index synced, and so all of it.) */
+	cfg.snapshot_entries = 12;
+	cfg.compaction_overhead = 0;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	lead = cluster_leader(&c, 0);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(propose(&c, 0, &q[i], 500 + i), ENGINE_OK);
+	for (size_t i = 0; i < n; i++)
+		assert_true(cluster_run(&c, waited_prop, &q[i], 200));
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	check_acked(&c, q, n);
+	c.hold_syncs = lead;
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(propose(&c, 0, &p[i], 100 + i), ENGINE_OK);
+	for (int i = 0; i < 6; i++)
+		cluster_step(&c); /* committed by the followers */
+	/* One more entry: the leader writes it with the commit index above the others. */
+	assert_int_equal(propose(&c, 0, &p[n], 200), ENGINE_OK);
+	for (int i = 0; i < 6; i++)
+		cluster_step(&c);
+	assert_true(kv_sm_count(c.nodes[a_follower(&c, 0)].sm[0]) >= 2 * n); /* committed */
+	assert_int_equal(kv_sm_count(c.nodes[lead].sm[0]), n); /* the new ones: unsynced */
+	restart_in_place(&c, lead, 0);
+	for (int i = 0; i < 6; i++) /* (no tick: no election yet) */
+		cluster_step(&c);
+	assert_int_equal(kv_sm_count(c.nodes[lead].sm[0]), 2 * n); /* applied from its log */
+	cluster_crash(&c, lead);
+	mark_abandoned(p, n + 1, lead);
+	c.hold_syncs = 0;
+	/* What it applied is still in its log: it starts, and catches up. */
+	assert_int_equal(cluster_restart(&c, lead), ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 300));
+	for (raft_id id = 1; id <= 3; id++)
+		assert_true(kv_sm_count(c.nodes[id].sm[0]) >= 2 * n);
+	cluster_destroy(&c);
+	free(p);
+}
+
+/*
+ * A leader writes entries, loses its leadership (isolated), has them replaced,
+ * and leads again, all while one background sync is out: the writes of its
+ * new term are below the old ones' last index, and must still be reported
+ * durable by the next sync (the leader applies them, its proposals complete).
+ */
+static void test_deferred_report_after_reelection(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	size_t n = 20;
+	struct prop *p = calloc(n + 2, sizeof(*p));
+	raft_id lead, other;
+	uint64_t writes;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	lead = cluster_leader(&c, 0);
+	settle(&c, 3); /* (virtual time) its term's first entry is synced */
+	c.hold_syncs = lead;
+	assert_int_equal(propose(&c, 0, &p[0], 100), ENGINE_OK);
+	for (int i = 0; i < 6; i++)
+		cluster_step(&c); /* written, its sync begun (and held), committed by the others */
+	fake_net_isolate(c.net, lead, true);
+	writes = fake_storage_writes(c.nodes[lead].fs);
+	for (size_t i = 1; i <= n; i++)
+		assert_int_equal(propose(&c, 0, &p[i], 100 + i), ENGINE_OK);
+	for (int i = 0; i < 6; i++)
+		cluster_step(&c);
+	/* (No sync begins: one is out.) */
+	assert_true(fake_storage_writes(c.nodes[lead].fs) > writes);
+	assert_true(cluster_run(&c, new_leader, &lead, 200));
+	other = cluster_leader(&c, 0);
+	fake_net_isolate(c.net, lead, false);
+	/* It follows, its n entries are replaced, and it leads again (its sync still out). */
+	move_leader(&c, other, lead);
+	assert_int_equal(propose(&c, 0, &p[n + 1], 999), ENGINE_OK);
+	c.hold_syncs = 0;
+	assert_true(cluster_run(&c, waited_prop, &p[n + 1], 100));
+	assert_int_equal(p[n + 1].rc, ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 100));
+	cluster_destroy(&c);
+	free(p);
+}
+
 /* A failed background sync stops the engine, as a failed save does. */
 static void test_deferred_sync_failure(void **state)
 {
@@ -5085,6 +5189,8 @@ int main(void)
 	        cmocka_unit_test(test_deferred_single_member_waits_for_sync),
 	        cmocka_unit_test(test_deferred_crash_loses_unsynced),
 	        cmocka_unit_test(test_deferred_sync_failure),
+	        cmocka_unit_test(test_deferred_group_restart_in_place),
+	        cmocka_unit_test(test_deferred_report_after_reelection),
 #endif
 	};
 

@@ -1819,10 +1819,61 @@ static void test_journal_write_failures(void **state)
 static atomic_int fail_next_fdatasync;
 static atomic_int fdatasyncs; /* calls so far */
 
+/*
+ * A lost writeback of a journal segment as Linux reports it (errseq): once to
+ * each open file description of the file, at its next fdatasync, whichever
+ * descriptor of it asks (dup()s share one).  A description is told apart by
+ * its file offset, which the journal never uses (pwrite only): 0 when new,
+ * then WB_TAG + its number here.  The background sync's fdatasync that
+ * reports it waits for wb_release (test_background_sync_error_reaches_writer).
+ */
+#define WB_TAG 4096
+static atomic_int wb_error; /* armed */
+static int wb_seen[16], wb_n;
+static pthread_mutex_t wb_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wb_cond = PTHREAD_COND_INITIALIZER;
+static bool wb_held, wb_release;
+static _Thread_local bool wb_bg; /* the background sync's thread */
+
+static bool wb_report(int fd)
+{
+	char link[64], path[512];
+	ssize_t n;
+	off_t off;
+	bool report = false;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, path, sizeof(path) - 1);
+	if (n <= 0)
+		return false;
+	path[n] = '\0';
+	if (strstr(path, "/journal-") == NULL || strstr(path, ".jnl") == NULL)
+		return false; /* RocksDB's files, CHECKPOINT */
+	pthread_mutex_lock(&wb_lock);
+	off = lseek(fd, 0, SEEK_CUR);
+	if (off < WB_TAG && wb_n < 16) {
+		off = WB_TAG + wb_n;
+		wb_seen[wb_n++] = 0;
+		lseek(fd, off, SEEK_SET);
+	}
+	if (off >= WB_TAG && off < WB_TAG + wb_n && !wb_seen[off - WB_TAG]) {
+		wb_seen[off - WB_TAG] = 1;
+		report = true;
+	}
+	if (report && wb_bg) {
+		wb_held = true;
+		pthread_cond_broadcast(&wb_cond);
+		while (!wb_release)
+			pthread_cond_wait(&wb_cond, &wb_lock);
+	}
+	pthread_mutex_unlock(&wb_lock);
+	return report;
+}
+
 int fdatasync(int fd)
 {
 	atomic_fetch_add(&fdatasyncs, 1);
-	if (atomic_exchange(&fail_next_fdatasync, 0)) {
+	if (atomic_exchange(&fail_next_fdatasync, 0) || (atomic_load(&wb_error) && wb_report(fd))) {
 		errno = EIO;
 		return -1;
 	}
@@ -1886,6 +1937,47 @@ static void test_background_sync(void **state)
 	fx_reopen(f);
 	expect_entries(f, 1, 1, 8, 1, 100); /* (the process lived: written is kept) */
 	expect_entries(f, 2, 1, 4, 1, 100);
+}
+
+static void *wb_sync_main(void *arg)
+{
+	wb_bg = true;
+	return (void *)(intptr_t)logdb_sync(arg);
+}
+
+/*
+ * The background sync and a synced save at once, and a writeback of the
+ * journal was lost: the save's own fdatasync must fail too.  Linux reports
+ * the error once per open file description; a background sync through a
+ * dup() of the writer's descriptor took it, and the save then succeeded
+ * over a journal that was no longer a prefix (an earlier write lost, its
+ * group's later synced save taken for covering it).
+ */
+static void test_background_sync_error_reaches_writer(void **state)
+{
+	struct fx *f = *state;
+	pthread_t t;
+	void *ret;
+
+	CHECK_RC(f, save_entries(f, 1, 1, 4, 1, 100, NULL, false), LOGDB_OK);
+	wb_n = 0;
+	wb_held = wb_release = false;
+	atomic_store(&wb_error, 1);
+	assert_int_equal(pthread_create(&t, NULL, wb_sync_main, f->db), 0);
+	pthread_mutex_lock(&wb_lock);
+	while (!wb_held)
+		pthread_cond_wait(&wb_cond, &wb_lock);
+	pthread_mutex_unlock(&wb_lock);
+	/* (The background sync took the error, and has not stopped the LogDB yet.) */
+	int rc = append(f, 1, 5, 6, 1, 100, NULL);
+	pthread_mutex_lock(&wb_lock);
+	wb_release = true;
+	pthread_cond_broadcast(&wb_cond);
+	pthread_mutex_unlock(&wb_lock);
+	assert_int_equal(pthread_join(t, &ret), 0);
+	atomic_store(&wb_error, 0);
+	assert_int_equal((int)(intptr_t)ret, LOGDB_ERR_IO);
+	CHECK_RC(f, rc, LOGDB_ERR_IO);
 }
 
 struct sync_loop {
@@ -2062,6 +2154,8 @@ int main(int argc, char **argv)
 	        cmocka_unit_test_setup_teardown(test_journal_sync_failure, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_background_sync, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_background_sync_concurrent, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_background_sync_error_reaches_writer, setup,
+	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_write_failure_stops, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_alloc_failures, setup, teardown),
 	};
