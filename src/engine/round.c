@@ -397,7 +397,8 @@ static size_t take_marked(struct engine *e)
  * (with other groups' Readys, or by a background sync), so durable now, or
  * waiting for the next background sync.  A group whose Ready is still held
  * (a membership change short of memory) takes the report once it is
- * released (engine_run_round).
+ * released (engine_run_round); one whose core could not read the entry's
+ * term for memory takes it at the next sync.
  */
 static void written(struct engine *e, struct group *g, bool synced)
 {
@@ -405,7 +406,7 @@ static void written(struct engine *e, struct group *g, bool synced)
 
 	if (synced && g->state == GS_ACTIVE)
 		rc = raft_durable(g->r, g->wr_index, g->wr_term);
-	if (rc == RAFT_ERR_INVALID) {
+	if (rc == RAFT_ERR_INVALID || rc == RAFT_ERR_NOMEM) {
 		/* The latest write of the latest term: a leader that lost its term and
 		 * leads again writes below what it wrote before (replaced since). */
 		if (g->wr_term > g->dw_term ||
@@ -413,8 +414,8 @@ static void written(struct engine *e, struct group *g, bool synced)
 			g->dw_index = g->wr_index;
 			g->dw_term = g->wr_term;
 		}
-		if (!synced)
-			e->sync_wanted = true;
+		if (!synced || rc == RAFT_ERR_NOMEM)
+			e->sync_wanted = true; /* (NOMEM: the entry's term was unreadable; again) */
 	} else {
 		(void)eng_raft_rc(e, g, rc, "a durable report");
 	}
