@@ -122,9 +122,17 @@ static void test_leader_counts_itself_only_when_persisted(void **state)
  * are handed out as committed, only once raft_durable() reported them.  The
  * Ready that makes a leader (new term) is synced as before.
  */
-static void test_deferred_sync_single(void **state)
+static struct fx *fx_create_deferred(uint32_t n)
 {
 	struct raft_config c;
+
+	fx_default_config(&c, 1);
+	c.defer_leader_sync = true;
+	return fx_create(n, &c);
+}
+
+static void test_deferred_sync_single(void **state)
+{
 	struct fx *f;
 	struct raft_ready rd;
 	raft_index idx;
@@ -132,9 +140,7 @@ static void test_deferred_sync_single(void **state)
 	struct raft *r;
 
 	(void)state;
-	fx_default_config(&c, 1);
-	c.defer_leader_sync = true;
-	f = fx_create(1, &c);
+	f = fx_create_deferred(1);
 	r = NODE(f, 1);
 	assert_int_equal(raft_campaign(r), RAFT_OK);
 	assert_int_equal(raft_ready(r, &rd), RAFT_OK);
@@ -176,16 +182,13 @@ static void test_deferred_sync_single(void **state)
  * is handed out for applying only once the leader's sync is reported. */
 static void test_deferred_sync_followers_commit(void **state)
 {
-	struct raft_config c;
 	struct fx *f;
 	struct raft_ready rd;
 	raft_index idx;
 	struct raft *r;
 
 	(void)state;
-	fx_default_config(&c, 1);
-	c.defer_leader_sync = true;
-	f = fx_create(3, &c);
+	f = fx_create_deferred(3);
 	fx_elect(f, 1);
 	fx_stabilize(f);
 	r = NODE(f, 1);
