@@ -137,7 +137,6 @@ static int el_save_bootstrap(void *ctx, uint64_t group_id, const struct engine_b
 
 static int save(struct engine_logdb *el, const struct engine_update *u, size_t n, bool sync)
 {
-
 	if (n > el->cap) {
 		size_t nc = el->cap ? el->cap : 16;
 		void *a, *b;
