@@ -442,7 +442,7 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 	 * would apply entries that a crash then takes from its log (its member
 	 * could not start again).  So they are synced first.
 	 */
-	if (e->defer_sync && (e->sync_wanted || e->sync_out)) {
+	if (e->cfg.defer_leader_sync && (e->sync_wanted || e->sync_out)) {
 		rc = e->st.sync(e->st.ctx);
 		if (rc != ENGINE_OK)
 			return eng_fail_engine(e, rc,
@@ -514,7 +514,7 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 	                                 ? 0
 	                                 : e->cfg.max_entry_bytes + ENGINE_HEADER_BYTES;
 	rc_cfg.quiesce_tick = e->cfg.quiesce_ticks == ENGINE_QUIESCE_OFF ? 0 : e->cfg.quiesce_ticks;
-	rc_cfg.defer_leader_sync = e->defer_sync;
+	rc_cfg.defer_leader_sync = e->cfg.defer_leader_sync;
 	rc_cfg.applied = g->applied;
 	rc_cfg.seed = e->cfg.seed ^ (group_id * 0x9E3779B97F4A7C15ull);
 	eng_view_storage(g, &rc_cfg.storage);
@@ -643,7 +643,6 @@ int engine_create(const struct engine_config *cfg, const struct engine_storage_o
 	e->ra.realloc = a->realloc;
 	e->ra.free = a->free;
 	e->cfg = *cfg;
-	e->defer_sync = cfg->defer_leader_sync;
 	e->st = *storage;
 	e->net = *net;
 	if (e->cfg.rtt_ms == 0)

@@ -357,7 +357,6 @@ struct engine {
 	uint64_t snap_seq; /* names outgoing snapshot files */
 
 	/* Deferred leader syncs (round.c): what the background sync under way covers. */
-	bool defer_sync;   /* cfg.defer_leader_sync with storage write() and sync() */
 	bool sync_wanted;  /* a group wrote unsynced since the last sync began */
 	bool sync_out;     /* a sync is under way */
 	struct eng_synced {

@@ -122,6 +122,24 @@ static void test_leader_counts_itself_only_when_persisted(void **state)
  * are handed out as committed, only once raft_durable() reported them.  The
  * Ready that makes a leader (new term) is synced as before.
  */
+/*
+ * Followers 2 and 3 take what the leader sent them, persist it (a Ready
+ * each) and answer; the leader steps the answers.
+ */
+static void followers_ack(struct fx *f)
+{
+	for (raft_id id = 2; id <= 3; id++) {
+		for (uint32_t i = 0; i < f->nq;)
+			if (f->q[i].m.to == id)
+				fx_deliver_at(f, i, false);
+			else
+				i++;
+		assert_true(fx_ready(f, id));
+	}
+	while (f->nq > 0)
+		fx_deliver_at(f, 0, false);
+}
+
 static struct fx *fx_create_deferred(uint32_t n)
 {
 	struct raft_config c;
@@ -200,16 +218,7 @@ static void test_deferred_sync_followers_commit(void **state)
 		fx_send(f, &rd.messages[i]);
 	raft_advance(r, &rd);
 	/* Both followers store and acknowledge it: committed without the leader. */
-	for (raft_id id = 2; id <= 3; id++) {
-		for (uint32_t i = 0; i < f->nq;)
-			if (f->q[i].m.to == id)
-				fx_deliver_at(f, i, false);
-			else
-				i++;
-		assert_true(fx_ready(f, id));
-	}
-	while (f->nq > 0)
-		fx_deliver_at(f, 0, false);
+	followers_ack(f);
 	assert_int_equal(raft_commit_index(r), idx);
 	assert_false(raft_has_apply_ready(r));
 	assert_int_equal(raft_ready(r, &rd), RAFT_OK);
@@ -249,16 +258,7 @@ static void test_ready_apply_keeps_messages(void **state)
 	assert_false(raft_holds_messages(r));
 	assert_int_equal(fx_propose(f, 1, "a"), RAFT_OK);
 	assert_true(fx_ready(f, 1)); /* persisted here; the appends are queued */
-	for (raft_id id = 2; id <= 3; id++) {
-		for (uint32_t i = 0; i < f->nq;)
-			if (f->q[i].m.to == id)
-				fx_deliver_at(f, i, false);
-			else
-				i++;
-		assert_true(fx_ready(f, id)); /* persisted; the answer is queued */
-	}
-	while (f->nq > 0)
-		fx_deliver_at(f, 0, false); /* the leader steps the answers: committed */
+	followers_ack(f); /* the leader steps the answers: committed */
 	raft_tick(r);                       /* heartbeats, built now */
 	assert_true(raft_holds_messages(r));
 	assert_true(raft_has_apply_ready(r));
