@@ -141,6 +141,38 @@ static void engine_exited(void)
 	                        "seconds.")));
 }
 
+/*
+ * The errors that starting a group on this node (create_group, join_group)
+ * shares; returns if res is none of them.
+ */
+void dr_sql_groups_start_failed(const DrResult *res)
+{
+	switch (res->rc) {
+	case DR_RC_ORIGINS_FULL:
+		ereport(ERROR,
+		        (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+		         errmsg("this server has %s replication origins, as many as "
+		                "max_replication_slots allows",
+		                res->errmsg),
+		         errdetail("Each group keeps its applied index in a replication "
+		                   "origin, and PostgreSQL tracks at most "
+		                   "max_replication_slots of them (logical replication's "
+		                   "subscriptions use them too)."),
+		         errhint("Raise max_replication_slots (and dragonraft.max_groups) and "
+		                 "restart the server.")));
+		break;
+	case DR_RC_GROUPS_FULL:
+		ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+		                errmsg("this node is a member of dragonraft.max_groups (%d) groups",
+		                       dr_max_groups),
+		                errhint("Raise dragonraft.max_groups and restart the server.")));
+		break;
+	case DR_RC_ENGINE_EXITED:
+		engine_exited();
+		break;
+	}
+}
+
 /* ---- create_group ---- */
 
 static void bad_members(const char *msg, const char *detail) pg_attribute_noreturn();
@@ -304,35 +336,14 @@ Datum dr_create_group(PG_FUNCTION_ARGS)
 		                (long long)group_id, res.errmsg),
 		         errdetail("A member that lost its Raft log must not start as new.")));
 		break;
-	case DR_RC_ORIGINS_FULL:
-		ereport(ERROR,
-		        (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-		         errmsg("this server has %s replication origins, as many as "
-		                "max_replication_slots allows",
-		                res.errmsg),
-		         errdetail("Each group keeps its applied index in a replication "
-		                   "origin, and PostgreSQL tracks at most "
-		                   "max_replication_slots of them (logical replication's "
-		                   "subscriptions use them too)."),
-		         errhint("Raise max_replication_slots (and dragonraft.max_groups) and "
-		                 "restart the server.")));
-		break;
-	case DR_RC_GROUPS_FULL:
-		ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-		                errmsg("this node is a member of dragonraft.max_groups (%d) groups",
-		                       dr_max_groups),
-		                errhint("Raise dragonraft.max_groups and restart the server.")));
-		break;
 	case ENGINE_ERR_SM:
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 		                errmsg("group %lld exists on this node but is stopped",
 		                       (long long)group_id),
 		                errdetail("%s", res.errmsg)));
 		break;
-	case DR_RC_ENGINE_EXITED:
-		engine_exited();
-		break;
 	default:
+		dr_sql_groups_start_failed(&res);
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
 		                errmsg("could not create group %lld: %s", (long long)group_id,
 		                       res.rc > -100 ? engine_strerror(res.rc) : "bad request"),
