@@ -758,6 +758,8 @@ void engine_tick(struct engine *e)
 	/* Timeouts are coarse: scan the table every 4 ticks. */
 	if ((e->now & 3) == 0 && !e->failed)
 		eng_expire(e);
+	if (!e->failed)
+		eng_sync_watch(e);
 	e->defer--;
 	eng_flush(e);
 }

@@ -357,8 +357,10 @@ struct engine {
 	uint64_t snap_seq; /* names outgoing snapshot files */
 
 	/* Deferred leader syncs (round.c): what the background sync under way covers. */
-	bool sync_wanted;  /* a group wrote unsynced since the last sync began */
-	bool sync_out;     /* a sync is under way */
+	bool sync_wanted;    /* a group wrote unsynced since the last sync began */
+	bool sync_out;       /* a sync is under way */
+	uint64_t sync_began; /* the tick it began */
+	uint64_t sync_watch; /* the tick eng_sync_watch next looks at it */
 	struct eng_synced {
 		uint64_t group_id;
 		raft_index index;
@@ -473,6 +475,8 @@ void eng_leader_changed(struct engine *e, struct group *g);
 void eng_fail_group(struct engine *e, struct group *g, int rc);
 /* Time out operations whose deadline passed. */
 void eng_expire(struct engine *e);
+/* round.c: a background sync out for an election timeout hands this node's groups off. */
+void eng_sync_watch(struct engine *e);
 
 /* ---- snapshot.c ---- */
 

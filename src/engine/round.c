@@ -449,6 +449,75 @@ void engine_sync_begin(struct engine *e)
 	e->n_sy = k;
 	e->sync_wanted = false;
 	e->sync_out = true;
+	e->sync_began = e->now;
+	e->sync_watch = e->now + e->cfg.election_rtt;
+}
+
+/* The voter of g other than this node with most of the log that answered lately
+ * (CheckQuorum's recent activity), or 0. */
+static raft_id handoff_target(const struct engine *e, const struct group *g)
+{
+	const struct raft_membership *m = raft_membership(g->r);
+	raft_index best = 0;
+	raft_id target = 0;
+
+	for (uint32_t i = 0; i < m->n_voters; i++) {
+		struct raft_peer_progress pp;
+
+		if (m->voters[i] == e->cfg.node_id ||
+		    raft_peer_progress(g->r, m->voters[i], &pp) != RAFT_OK || !pp.recent_active)
+			continue;
+		if (target == 0 || pp.match > best) {
+			best = pp.match;
+			target = pp.id;
+		}
+	}
+	return target;
+}
+
+/*
+ * A background sync that has not ended within an election timeout: this
+ * node's disk is stuck or slow.  With synced saves its engine would be
+ * waiting in the save, its heartbeats stopped, and its followers would elect
+ * another leader; here it goes on heartbeating, and the groups it leads
+ * apply nothing above what is synced, so their writes would wait for the
+ * disk with no leader change.  So it hands each group it leads to the voter
+ * with most of the log (one that answered lately), and again after each
+ * further election timeout while the sync is out (a transfer that does not
+ * finish in one is given up).  Its own vote for the new leader is a synced
+ * save, which may wait for the disk too: the other voters elect without it.
+ */
+void eng_sync_watch(struct engine *e)
+{
+	size_t handed = 0;
+
+	if (!e->sync_out || e->now < e->sync_watch)
+		return;
+	e->sync_watch = e->now + e->cfg.election_rtt;
+	for (size_t i = 0; i < e->n_groups && !e->failed; i++) {
+		struct group *g = e->groups[i];
+		raft_id target;
+
+		if (g->state != GS_ACTIVE || raft_role(g->r) != RAFT_LEADER || g->transfer.w.active)
+			continue;
+		target = handoff_target(e, g);
+		if (target == 0)
+			continue;
+		if (eng_raft_rc(e, g, raft_transfer_leader(g->r, target), "a hand-off") ==
+		    ENGINE_OK) {
+			eng_mark(e, g);
+			handed++;
+		}
+	}
+	if (handed > 0 && e->cfg.log_fn != NULL) {
+		char line[200];
+
+		snprintf(line, sizeof(line),
+		         "the raft log's background sync has not ended for %llu ticks: this node "
+		         "hands the %zu groups it leads to other voters",
+		         (unsigned long long)(e->now - e->sync_began), handed);
+		e->cfg.log_fn(e->cfg.log_ctx, line);
+	}
 }
 
 /*

@@ -5052,6 +5052,47 @@ static void test_deferred_report_after_reelection(void **state)
 	free(p);
 }
 
+/*
+ * The leader's background sync never ends (a stuck disk).  It goes on
+ * heartbeating, so without a hand-off its followers would keep it, and the
+ * group would apply no write until the disk answers.  It hands the group to
+ * a follower within an election timeout of the sync's start, and the group
+ * takes writes there; what the followers committed of the stuck leader's
+ * writes is applied by them.
+ */
+static void test_deferred_hung_sync_hands_off(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	struct prop p, q;
+	raft_id lead, next;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	lead = cluster_leader(&c, 0);
+	settle(&c, 3); /* (virtual time) its term's first entry is synced */
+	c.hold_syncs = lead;
+	assert_int_equal(propose(&c, 0, &p, 7), ENGINE_OK);
+	/* (An election timeout, a transfer, and a margin; the followers' own
+	 * elections would need the leader silent, which it is not.) */
+	assert_true(cluster_run(&c, new_leader, &lead, 2 * cfg.election_rtt + 5));
+	next = cluster_leader(&c, 0);
+	assert_int_equal(propose(&c, 0, &q, 8), ENGINE_OK);
+	assert_true(cluster_run(&c, waited_prop, &q, 100));
+	assert_int_equal(q.rc, ENGINE_OK);
+	assert_int_equal(kv_sm_count(c.nodes[next].sm[0]), 2); /* 7 and 8 */
+	/* Its first synced save as a follower made its writes durable (the journal
+	 * is a prefix: here the background sync alone is stuck): it applied 7. */
+	assert_true(p.done);
+	assert_int_equal(p.rc, ENGINE_OK);
+	c.hold_syncs = 0;
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	for (raft_id id = 1; id <= 3; id++)
+		assert_int_equal(kv_sm_count(c.nodes[id].sm[0]), 2);
+	cluster_destroy(&c);
+}
+
 /* A failed background sync stops the engine, as a failed save does. */
 static void test_deferred_sync_failure(void **state)
 {
@@ -5191,6 +5232,7 @@ int main(void)
 	        cmocka_unit_test(test_deferred_sync_failure),
 	        cmocka_unit_test(test_deferred_group_restart_in_place),
 	        cmocka_unit_test(test_deferred_report_after_reelection),
+	        cmocka_unit_test(test_deferred_hung_sync_hands_off),
 #endif
 	};
 
