@@ -479,6 +479,27 @@ SELECT dragonraft.execute(1, 'ALTER TABLE r38_t ADD COLUMN n pg_node_tree');
 -- aclitem values hold OIDs of roles, and have no binary form: an aclitem[]
 -- column was accepted, and every write of a value in it failed (42883).
 SELECT dragonraft.execute(1, 'ALTER TABLE r38_t ADD COLUMN n aclitem[]');
+-- Nor values that no member can receive: a type with no send or receive
+-- function (gtsvector, a base type made without them), or one whose
+-- receive function refuses every value (pg_ndistinct, pg_dependencies,
+-- pg_mcv_list, pg_brin_bloom_summary, pg_brin_minmax_multi_summary: only
+-- the server builds them).  A follower's apply would stop at the first row.
+SELECT dragonraft.execute(1, $$CREATE DOMAIN r38_stat AS pg_ndistinct;
+CREATE TABLE r38_st (id int PRIMARY KEY, s pg_dependencies);
+CREATE TABLE r38_gt (id int PRIMARY KEY, g gtsvector[])$$) > 0 AS executed;
+SELECT max(index) AS before FROM dragonraft.ddl_history \gset
+\set VERBOSITY default
+SELECT dragonraft.replicate_table('r38_st', 1);
+\set VERBOSITY terse
+\echo :LAST_ERROR_SQLSTATE
+SELECT dragonraft.replicate_table('r38_gt', 1);
+SELECT dragonraft.execute(1, 'ALTER TABLE r38_t ADD COLUMN n pg_mcv_list');
+SELECT dragonraft.execute(1, 'ALTER TABLE r38_t ADD COLUMN n pg_brin_bloom_summary');
+SELECT dragonraft.execute(1, 'ALTER TABLE r38_t ALTER COLUMN id TYPE pg_brin_minmax_multi_summary USING NULL');
+SELECT dragonraft.execute(1, 'ALTER TABLE r38_t ALTER COLUMN d TYPE r38_stat[] USING NULL');
+SELECT dragonraft.execute(1, 'ALTER TYPE r38_c ADD ATTRIBUTE s r38_stat');
+SELECT max(index) = :before AS nothing_proposed FROM dragonraft.ddl_history;
+SELECT relid::regclass FROM dragonraft.tables WHERE relid::regclass::text LIKE 'r38%' ORDER BY 1;
 -- A view's row type too: CREATE OR REPLACE VIEW adds attributes to it.
 SELECT dragonraft.execute(1, $$CREATE VIEW r38_v AS SELECT 1 AS a;
 CREATE TABLE r38_vt (id int PRIMARY KEY, v r38_v)$$) > 0 AS executed;

@@ -590,7 +590,7 @@ static void check_new_column(const char *table, ColumnDef *def)
 	}
 	if (!is_serial(def->typeName)) { /* (serial names no type) */
 		typenameTypeIdAndMod(NULL, def->typeName, &typid, &typmod);
-		dr_capture_refuse_local_oid(table, def->colname, typid, InvalidOid);
+		dr_capture_refuse_type(table, def->colname, typid, InvalidOid);
 	}
 	if (!numbered) {
 		expr = raw != NULL ? cookDefault(make_parsestate(NULL), raw, typid, typmod,
@@ -629,7 +629,7 @@ static void check_new_type(Relation rel, const char *col, ColumnDef *def)
 	if (att <= 0)
 		return; /* ALTER TABLE says what is wrong */
 	typenameTypeIdAndMod(NULL, def->typeName, &typid, &typmod);
-	dr_capture_refuse_local_oid(RelationGetRelationName(rel), col, typid, InvalidOid);
+	dr_capture_refuse_type(RelationGetRelationName(rel), col, typid, InvalidOid);
 	ps = make_parsestate(NULL);
 	addNSItemToQuery(ps,
 	                 addRangeTableEntryForRelation(ps, rel, AccessShareLock, NULL, false, true),
@@ -705,11 +705,11 @@ static bool changes_attributes(Node *stmt)
  * ALTER TYPE ... ADD ATTRIBUTE of a composite type, or ALTER TABLE ... ADD
  * COLUMN of a table (or of a parent of it), whose row type a column of a
  * replicated table holds (rowtype_replicated) gives that column's values
- * the new attribute: one of a type whose values are OIDs of local objects
- * is refused as in the table itself (dr_capture_refuse_local_oid), with
- * execute() or without (review 38).
+ * the new attribute: one of a type refused in the table itself (values that
+ * are OIDs of local objects, or that no member can receive:
+ * dr_capture_refuse_type) is refused, with execute() or without (review 38).
  */
-static void check_rowtype_local_oid(Node *stmt)
+static void check_rowtype_refused(Node *stmt)
 {
 	Oid below = InvalidOid, rowtype = InvalidOid;
 	bool looked = false;
@@ -726,12 +726,12 @@ static void check_rowtype_local_oid(Node *stmt)
 			continue;
 		def = castNode(ColumnDef, cmd->def);
 		if (is_serial(def->typeName) ||
-		    !OidIsValid(dr_local_oid_type(typid = typenameTypeId(NULL, def->typeName))))
+		    !OidIsValid(dr_refused_type(typid = typenameTypeId(NULL, def->typeName))))
 			continue;
 		if (!looked && rowtype_replicated((AlterTableStmt *)stmt, &below, &rowtype) == 0)
 			return;
 		looked = true;
-		dr_capture_refuse_local_oid(get_rel_name(below), def->colname, typid, rowtype);
+		dr_capture_refuse_type(get_rel_name(below), def->colname, typid, rowtype);
 	}
 }
 
@@ -1055,7 +1055,7 @@ static int view_natts_before(Node *stmt)
 /*
  * After CREATE OR REPLACE VIEW of a view that had natts attributes: columns
  * it added to the view's row type, which a column of a replicated table may
- * hold, as ALTER TYPE ... ADD ATTRIBUTE does (check_rowtype_local_oid,
+ * hold, as ALTER TYPE ... ADD ATTRIBUTE does (check_rowtype_refused,
  * changes_attributes; review 38).
  */
 static void check_view_rowtype(ViewStmt *vs, int natts)
@@ -1069,10 +1069,10 @@ static void check_view_rowtype(ViewStmt *vs, int natts)
 		return;
 	rel = relation_open(relid, NoLock); /* (CREATE OR REPLACE VIEW locked it) */
 	for (int i = natts; i < RelationGetNumberOfAttributes(rel); i++)
-		dr_capture_refuse_local_oid(
-		        get_rel_name(below),
-		        NameStr(TupleDescAttr(RelationGetDescr(rel), i)->attname),
-		        TupleDescAttr(RelationGetDescr(rel), i)->atttypid, rel->rd_rel->reltype);
+		dr_capture_refuse_type(get_rel_name(below),
+		                       NameStr(TupleDescAttr(RelationGetDescr(rel), i)->attname),
+		                       TupleDescAttr(RelationGetDescr(rel), i)->atttypid,
+		                       rel->rd_rel->reltype);
 	relation_close(rel, NoLock);
 	if (dr_execute_group == 0)
 		changes_type_of(below, group_id);
@@ -1099,7 +1099,7 @@ static void check_execute(Node *stmt)
 	if ((IsA(stmt, AlterEnumStmt) || IsA(stmt, AlterDomainStmt)) &&
 	    (group_id = type_replicated(stmt, &below)) != 0 && group_id != dr_execute_group)
 		other_group(psprintf("table \"%s\"", get_rel_name(below)), group_id);
-	check_rowtype_local_oid(stmt);
+	check_rowtype_refused(stmt);
 	if (changes_attributes(stmt) &&
 	    (rowtype_group = rowtype_replicated((AlterTableStmt *)stmt, &below, &rowtype)) != 0 &&
 	    rowtype_group != dr_execute_group)
@@ -1244,7 +1244,7 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 		Oid below = InvalidOid, rowtype;
 		uint64 group_id;
 
-		check_rowtype_local_oid(stmt);
+		check_rowtype_refused(stmt);
 		if (((IsA(stmt, AlterEnumStmt) || IsA(stmt, AlterDomainStmt)) &&
 		     (group_id = type_replicated(stmt, &below)) != 0) ||
 		    (changes_attributes(stmt) &&
