@@ -468,8 +468,23 @@ SELECT attname FROM pg_attribute
  WHERE attrelid IN ('r38_c'::regclass, 'r38_row'::regclass, 'r38_kid'::regclass)
    AND attnum > 0 ORDER BY 1;
 SELECT dragonraft.execute(1, 'ALTER TYPE r38_c ADD ATTRIBUTE n name') > 0 AS executed;
+-- Nor renamed outside execute(): a member that renamed an attribute alone
+-- reads a later command that names it otherwise than the others do.
+SELECT max(index) AS before FROM dragonraft.ddl_history \gset
+ALTER TYPE r38_c RENAME ATTRIBUTE n TO m;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE r38_row RENAME COLUMN a TO b;
+ALTER TABLE r38_par RENAME COLUMN a TO b;
+SELECT dragonraft.execute(7, 'ALTER TYPE r38_c RENAME ATTRIBUTE n TO m');
+SELECT max(index) = :before AS nothing_proposed FROM dragonraft.ddl_history;
+SELECT dragonraft.execute(1, 'ALTER TYPE r38_c RENAME ATTRIBUTE n TO m') > 0 AS executed;
+SELECT dragonraft.execute(1, 'ALTER TABLE r38_par RENAME COLUMN a TO b') > 0 AS executed;
+SELECT attrelid::regclass, attname FROM pg_attribute
+ WHERE attrelid IN ('r38_c'::regclass, 'r38_row'::regclass, 'r38_kid'::regclass)
+   AND attnum > 0 ORDER BY attrelid::regclass::text, attname;
 CREATE TYPE r38_free AS (a int);
 ALTER TYPE r38_free ADD ATTRIBUTE t regclass;
+ALTER TYPE r38_free RENAME ATTRIBUTE t TO u;
 -- pg_node_tree values (catalog expressions) hold OIDs of this node's
 -- functions, types and relations too, and no member's receive function
 -- accepts one: refused as well.
@@ -512,4 +527,5 @@ SELECT max(index) = :before AS nothing_proposed FROM dragonraft.ddl_history;
 CREATE OR REPLACE VIEW r38_v AS SELECT 2 AS a;
 SELECT dragonraft.execute(1, 'CREATE OR REPLACE VIEW r38_v AS SELECT 1 AS a, 2 AS b') > 0 AS executed;
 SELECT attname FROM pg_attribute WHERE attrelid = 'r38_v'::regclass AND attnum > 0 ORDER BY 1;
+ALTER VIEW r38_v RENAME COLUMN b TO c;
 SELECT state, error FROM dragonraft.status WHERE group_id = 1;

@@ -659,21 +659,21 @@ static void check_new_type(Relation rel, const char *col, ColumnDef *def)
 /*
  * The group of a replicated table with a column that holds (directly, or in
  * an array, a domain or another composite type: type_id_replicated) the row
- * type of the composite type or table that ALTER TYPE (ALTER TABLE) at
- * changes, or of a child of it that the command reaches; 0 if none.
- * *relid: that table; *rowtype: that row type.
+ * type of the composite type or table rv that ALTER TYPE (ALTER TABLE, or
+ * their RENAME ATTRIBUTE / COLUMN) changes, or of a child of it that the
+ * command reaches; 0 if none.  *relid: that table; *rowtype: that row type.
  */
-static uint64 rowtype_replicated(AlterTableStmt *at, Oid *relid, Oid *rowtype)
+static uint64 rowtype_replicated(RangeVar *rv, Oid *relid, Oid *rowtype)
 {
-	Oid parent = RangeVarGetRelid(at->relation, NoLock, true);
+	Oid parent = RangeVarGetRelid(rv, NoLock, true);
 	List *rels;
 	ListCell *lc;
 	uint64 group_id = 0;
 
 	if (!OidIsValid(parent))
 		return 0;
-	rels = at->relation->inh && has_subclass(parent) ? find_all_inheritors(parent, NoLock, NULL)
-	                                                 : list_make1_oid(parent);
+	rels = rv->inh && has_subclass(parent) ? find_all_inheritors(parent, NoLock, NULL)
+	                                       : list_make1_oid(parent);
 	foreach (lc, rels)
 		if ((group_id = type_id_replicated(*rowtype = get_rel_type_id(lfirst_oid(lc)),
 		                                   relid)) != 0)
@@ -682,17 +682,22 @@ static uint64 rowtype_replicated(AlterTableStmt *at, Oid *relid, Oid *rowtype)
 }
 
 /*
- * Does stmt add or drop an attribute (column) of a row type?  The send form
- * of a composite value carries its attributes, and a member whose row type
- * has another number of them cannot read it (record_recv): such a change of
- * a row type that a replicated table's column holds must run on every
- * member, in log order (review 38).  (ALTER ATTRIBUTE ... TYPE and ALTER
- * COLUMN ... TYPE: PostgreSQL refuses them while a column uses the type.)
+ * Does stmt add, drop or rename an attribute (column) of a row type?  The
+ * send form of a composite value carries its attributes, and a member whose
+ * row type has another number of them cannot read it (record_recv); one
+ * that renamed an attribute alone reads a later command that names it
+ * otherwise than the others do: such a change of a row type that a
+ * replicated table's column holds must run on every member, in log order
+ * (review 38).  (ALTER ATTRIBUTE ... TYPE and ALTER COLUMN ... TYPE:
+ * PostgreSQL refuses them while a column uses the type.)
  */
 static bool changes_attributes(Node *stmt)
 {
 	ListCell *lc;
 
+	if (IsA(stmt, RenameStmt))
+		return ((RenameStmt *)stmt)->renameType == OBJECT_ATTRIBUTE ||
+		       ((RenameStmt *)stmt)->renameType == OBJECT_COLUMN;
 	if (IsA(stmt, AlterTableStmt))
 		foreach (lc, ((AlterTableStmt *)stmt)->cmds)
 			if (lfirst_node(AlterTableCmd, lc)->subtype == AT_AddColumn ||
@@ -728,7 +733,8 @@ static void check_rowtype_refused(Node *stmt)
 		if (is_serial(def->typeName) ||
 		    !OidIsValid(dr_refused_type(typid = typenameTypeId(NULL, def->typeName))))
 			continue;
-		if (!looked && rowtype_replicated((AlterTableStmt *)stmt, &below, &rowtype) == 0)
+		if (!looked &&
+		    rowtype_replicated(((AlterTableStmt *)stmt)->relation, &below, &rowtype) == 0)
 			return;
 		looked = true;
 		dr_capture_refuse_type(get_rel_name(below), def->colname, typid, rowtype);
@@ -1101,7 +1107,7 @@ static void check_execute(Node *stmt)
 		other_group(psprintf("table \"%s\"", get_rel_name(below)), group_id);
 	check_rowtype_refused(stmt);
 	if (changes_attributes(stmt) &&
-	    (rowtype_group = rowtype_replicated((AlterTableStmt *)stmt, &below, &rowtype)) != 0 &&
+	    (rowtype_group = rowtype_replicated(ddl_target(stmt), &below, &rowtype)) != 0 &&
 	    rowtype_group != dr_execute_group)
 		other_group(psprintf("table \"%s\"", get_rel_name(below)), rowtype_group);
 	if (IsA(stmt, GrantStmt))
@@ -1248,8 +1254,7 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 		if (((IsA(stmt, AlterEnumStmt) || IsA(stmt, AlterDomainStmt)) &&
 		     (group_id = type_replicated(stmt, &below)) != 0) ||
 		    (changes_attributes(stmt) &&
-		     (group_id = rowtype_replicated((AlterTableStmt *)stmt, &below, &rowtype)) !=
-		             0))
+		     (group_id = rowtype_replicated(ddl_target(stmt), &below, &rowtype)) != 0))
 			changes_type_of(below, group_id);
 		if (IsA(stmt, GrantStmt))
 			check_revoke((GrantStmt *)stmt);
