@@ -137,6 +137,13 @@ ALTER TABLE r19_parent ATTACH PARTITION r19_p2 FOR VALUES FROM (200) TO (300);
 ALTER TABLE ONLY r19_iparent ADD CONSTRAINT r19_pos CHECK (id > 0) NO INHERIT;
 SELECT dragonraft.execute(1, 'ALTER TABLE public.r19_iparent ADD COLUMN x int') > 0 AS executed;
 SELECT attname FROM pg_attribute WHERE attrelid = 'r19_kid'::regclass AND attnum > 0 ORDER BY attnum;
+-- What execute() refuses there names the replicated table, not the parent
+-- or the type the command reached it through.
+SELECT dragonraft.execute(1, 'ALTER TABLE public.r19_iparent ADD COLUMN t regclass');
+SELECT dragonraft.execute(1, 'ALTER TABLE public.r19_parent ADD COLUMN t timestamptz DEFAULT now()');
+SELECT dragonraft.execute(1, 'ALTER TABLE public.r19_iparent ALTER COLUMN v TYPE timestamptz USING v::timestamptz');
+SELECT dragonraft.execute(1, $$ALTER TABLE public.r19_parent ADD COLUMN g date GENERATED ALWAYS AS ('today'::date) STORED$$);
+SELECT dragonraft.execute(1, 'ALTER TYPE public.r19_comp ADD ATTRIBUTE t pg_ndistinct CASCADE');
 
 -- ALTER TYPE ... ADD VALUE and ALTER DOMAIN of a type that a replicated
 -- table uses (review 19 F1, the same through a type): the leader alone

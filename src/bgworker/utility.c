@@ -614,11 +614,12 @@ static void check_new_column(const char *table, ColumnDef *def)
 }
 
 /*
- * ALTER COLUMN col TYPE of a replicated table converts its existing rows on
- * each member: refused unless the conversion (USING, or the cast) is
- * immutable (a cast from text to timestamptz reads each member's TimeZone).
+ * ALTER COLUMN col TYPE of rel, replicated table table (or a parent of it),
+ * converts its existing rows on each member: refused unless the conversion
+ * (USING, or the cast) is immutable (a cast from text to timestamptz reads
+ * each member's TimeZone).
  */
-static void check_new_type(Relation rel, const char *col, ColumnDef *def)
+static void check_new_type(Relation rel, const char *table, const char *col, ColumnDef *def)
 {
 	AttrNumber att = get_attnum(RelationGetRelid(rel), col);
 	ParseState *ps;
@@ -629,7 +630,7 @@ static void check_new_type(Relation rel, const char *col, ColumnDef *def)
 	if (att <= 0)
 		return; /* ALTER TABLE says what is wrong */
 	typenameTypeIdAndMod(NULL, def->typeName, &typid, &typmod);
-	dr_capture_refuse_type(RelationGetRelationName(rel), col, typid, InvalidOid);
+	dr_capture_refuse_type(table, col, typid, InvalidOid);
 	ps = make_parsestate(NULL);
 	addNSItemToQuery(ps,
 	                 addRangeTableEntryForRelation(ps, rel, AccessShareLock, NULL, false, true),
@@ -649,7 +650,7 @@ static void check_new_type(Relation rel, const char *col, ColumnDef *def)
 	        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 	         errmsg("column \"%s\" of replicated table \"%s\" would be converted to values "
 	                "that differ between members",
-	                col, RelationGetRelationName(rel)),
+	                col, table),
 	         errdetail("Each member would compute the conversion, which is not immutable, "
 	                   "for its existing rows."),
 	         errhint("Add a column of the new type, fill it with UPDATE on the leader (rows "
@@ -751,7 +752,7 @@ static void check_rowtype_refused(Node *stmt)
  */
 static void check_generated(AlterTableStmt *at)
 {
-	Oid relid, below;
+	Oid relid, below = InvalidOid;
 	ListCell *lc;
 
 	if ((rv_replicated(at->relation) == 0 &&
@@ -785,7 +786,9 @@ static void check_generated(AlterTableStmt *at)
 			         errmsg("generated column \"%s\" of replicated table \"%s\" would "
 			                "get "
 			                "values that differ between members",
-			                col, at->relation->relname),
+			                col,
+			                OidIsValid(below) ? get_rel_name(below)
+			                                  : at->relation->relname),
 			         errdetail("Its expression holds a literal that each member reads "
 			                   "itself when it runs the command (such as 'now', a date "
 			                   "or time read in its TimeZone, or an OID)."),
@@ -1096,7 +1099,8 @@ static void check_execute(Node *stmt)
 {
 	RangeVar *rv = ddl_target(stmt);
 	uint64 group_id = rv != NULL ? rv_replicated(rv) : 0, rowtype_group;
-	Oid below = InvalidOid, rowtype;
+	Oid below = InvalidOid, rowtype, kid = InvalidOid;
+	const char *table;
 	List *cmds;
 	LOCKMODE lockmode;
 	Relation rel;
@@ -1116,9 +1120,9 @@ static void check_execute(Node *stmt)
 	    (group_id = owned_replicated(((ReassignOwnedStmt *)stmt)->roles, &below)) != 0 &&
 	    group_id != dr_execute_group)
 		other_group(psprintf("table \"%s\"", get_rel_name(below)), group_id);
-	if (group_id == 0 && rv != NULL && (group_id = replicated_below(stmt, rv, &below)) != 0 &&
+	if (group_id == 0 && rv != NULL && (group_id = replicated_below(stmt, rv, &kid)) != 0 &&
 	    group_id != dr_execute_group)
-		other_group(psprintf("table \"%s\"", get_rel_name(below)), group_id);
+		other_group(psprintf("table \"%s\"", get_rel_name(kid)), group_id);
 	if (group_id != 0 && group_id != dr_execute_group)
 		other_group(psprintf("table \"%s\"", rv->relname), group_id);
 	if (group_id == 0 || !IsA(stmt, AlterTableStmt))
@@ -1127,14 +1131,15 @@ static void check_execute(Node *stmt)
 	cmds = ((AlterTableStmt *)stmt)->cmds;
 	lockmode = AlterTableGetLockLevel(cmds);
 	rel = relation_openrv(rv, lockmode);
+	/* the replicated table: rv's, or one it reaches (a child, a typed table) */
+	table = OidIsValid(kid) ? get_rel_name(kid) : RelationGetRelationName(rel);
 	foreach (lc, cmds) {
 		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
 
 		if (cmd->subtype == AT_AddColumn)
-			check_new_column(RelationGetRelationName(rel),
-			                 castNode(ColumnDef, cmd->def));
+			check_new_column(table, castNode(ColumnDef, cmd->def));
 		else if (cmd->subtype == AT_AlterColumnType)
-			check_new_type(rel, cmd->name, castNode(ColumnDef, cmd->def));
+			check_new_type(rel, table, cmd->name, castNode(ColumnDef, cmd->def));
 	}
 	relation_close(rel, NoLock);
 }
