@@ -522,6 +522,33 @@ SELECT dragonraft.execute(1, 'ALTER TABLE r38_t ALTER COLUMN d TYPE r38_stat[] U
 SELECT dragonraft.execute(1, 'ALTER TYPE r38_c ADD ATTRIBUTE s r38_stat');
 SELECT max(index) = :before AS nothing_proposed FROM dragonraft.ddl_history;
 SELECT relid::regclass FROM dragonraft.tables WHERE relid::regclass::text LIKE 'r38%' ORDER BY 1;
+-- A type can still lose its send function after its table was replicated
+-- (ALTER TYPE ... SET (SEND = NONE); or a table replicated by an older
+-- build): table_digest then names the column and its type (0A000), not
+-- 42883 from inside the scan.
+SET client_min_messages = warning;
+CREATE TYPE r38_ns;
+CREATE FUNCTION r38_ns_in(cstring) RETURNS r38_ns LANGUAGE internal IMMUTABLE STRICT AS 'int4in';
+CREATE FUNCTION r38_ns_out(r38_ns) RETURNS cstring LANGUAGE internal IMMUTABLE STRICT AS 'int4out';
+CREATE FUNCTION r38_ns_recv(internal) RETURNS r38_ns LANGUAGE internal IMMUTABLE STRICT AS 'int4recv';
+CREATE FUNCTION r38_ns_send(r38_ns) RETURNS bytea LANGUAGE internal IMMUTABLE STRICT AS 'int4send';
+CREATE TYPE r38_ns (INPUT = r38_ns_in, OUTPUT = r38_ns_out, RECEIVE = r38_ns_recv,
+  SEND = r38_ns_send, LIKE = int4);
+RESET client_min_messages;
+SELECT dragonraft.execute(1, 'CREATE TABLE r38_dg (id int PRIMARY KEY, v r38_ns[])') > 0 AS executed;
+SELECT dragonraft.replicate_table('r38_dg', 1);
+INSERT INTO r38_dg VALUES (1, '{7}');
+SELECT count(*) > 0 AS digested FROM dragonraft.table_digest(1);
+ALTER TYPE r38_ns SET (SEND = NONE);
+\set VERBOSITY default
+SELECT count(*) FROM dragonraft.table_digest(1);
+\set VERBOSITY terse
+\echo :LAST_ERROR_SQLSTATE
+SELECT dragonraft.execute(1, 'DROP TABLE r38_dg') > 0 AS executed;
+SET client_min_messages = warning;
+DROP TYPE r38_ns CASCADE;
+RESET client_min_messages;
+SELECT count(*) > 0 AS digested FROM dragonraft.table_digest(1);
 -- A view's row type too: CREATE OR REPLACE VIEW adds attributes to it.
 SELECT dragonraft.execute(1, $$CREATE VIEW r38_v AS SELECT 1 AS a;
 CREATE TABLE r38_vt (id int PRIMARY KEY, v r38_v)$$) > 0 AS executed;
