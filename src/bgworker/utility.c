@@ -288,11 +288,20 @@ static uint64 type_id_replicated(Oid typid, Oid *relid)
 	return group_id;
 }
 
-/* type_id_replicated of the type that stmt changes. */
+/* Does stmt change how a type's values are read, checked or sent: ALTER TYPE
+ * ... ADD / RENAME VALUE of an enum, ALTER DOMAIN, ALTER TYPE ... SET (its
+ * RECEIVE or SEND function, ...)? */
+static bool changes_values(Node *stmt)
+{
+	return IsA(stmt, AlterEnumStmt) || IsA(stmt, AlterDomainStmt) || IsA(stmt, AlterTypeStmt);
+}
+
+/* type_id_replicated of the type that stmt (changes_values) changes. */
 static uint64 type_replicated(Node *stmt, Oid *relid)
 {
-	List *names = IsA(stmt, AlterEnumStmt) ? ((AlterEnumStmt *)stmt)->typeName
-	                                       : ((AlterDomainStmt *)stmt)->typeName;
+	List *names = IsA(stmt, AlterEnumStmt)   ? ((AlterEnumStmt *)stmt)->typeName
+	              : IsA(stmt, AlterTypeStmt) ? ((AlterTypeStmt *)stmt)->typeName
+	                                         : ((AlterDomainStmt *)stmt)->typeName;
 	TypeName *tn = makeTypeNameFromNameList(names);
 
 	return type_id_replicated(LookupTypeNameOid(NULL, tn, true), relid);
@@ -1106,8 +1115,8 @@ static void check_execute(Node *stmt)
 	Relation rel;
 	ListCell *lc;
 
-	if ((IsA(stmt, AlterEnumStmt) || IsA(stmt, AlterDomainStmt)) &&
-	    (group_id = type_replicated(stmt, &below)) != 0 && group_id != dr_execute_group)
+	if (changes_values(stmt) && (group_id = type_replicated(stmt, &below)) != 0 &&
+	    group_id != dr_execute_group)
 		other_group(psprintf("table \"%s\"", get_rel_name(below)), group_id);
 	check_rowtype_refused(stmt);
 	if (changes_attributes(stmt) &&
@@ -1256,8 +1265,7 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 		uint64 group_id;
 
 		check_rowtype_refused(stmt);
-		if (((IsA(stmt, AlterEnumStmt) || IsA(stmt, AlterDomainStmt)) &&
-		     (group_id = type_replicated(stmt, &below)) != 0) ||
+		if ((changes_values(stmt) && (group_id = type_replicated(stmt, &below)) != 0) ||
 		    (changes_attributes(stmt) &&
 		     (group_id = rowtype_replicated(ddl_target(stmt), &below, &rowtype)) != 0))
 			changes_type_of(below, group_id);
