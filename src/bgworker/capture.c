@@ -1100,18 +1100,26 @@ bool dr_type_is_local_oid(Oid type)
 	}
 }
 
-/* Has type no send function (no binary form: aclitem, gtsvector, a base
- * type made without one)? */
-static bool type_unsent(Oid type)
+/* Has type no send function, or (receive too) no receive function? */
+static bool io_missing(Oid type, bool receive_too)
 {
 	HeapTuple tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(type));
 	bool none = false;
 
 	if (HeapTupleIsValid(tup)) {
-		none = !OidIsValid(((Form_pg_type)GETSTRUCT(tup))->typsend);
+		Form_pg_type t = (Form_pg_type)GETSTRUCT(tup);
+
+		none = !OidIsValid(t->typsend) || (receive_too && !OidIsValid(t->typreceive));
 		ReleaseSysCache(tup);
 	}
 	return none;
+}
+
+/* Has type no send function (no binary form: aclitem, gtsvector, a base
+ * type made without one, or that lost it by ALTER TYPE ... SET)? */
+static bool type_unsent(Oid type)
+{
+	return io_missing(type, false);
 }
 
 /* Can no member receive a value of type: it has no send or no receive
@@ -1121,9 +1129,6 @@ static bool type_unsent(Oid type)
  * with one (review 38). */
 static bool type_unreceived(Oid type)
 {
-	HeapTuple tup;
-	bool none = false;
-
 	switch (type) {
 	case PG_NDISTINCTOID:
 	case PG_DEPENDENCIESOID:
@@ -1132,15 +1137,8 @@ static bool type_unreceived(Oid type)
 	case PG_BRIN_MINMAX_MULTI_SUMMARYOID:
 		return true;
 	default:
-		break;
+		return io_missing(type, true);
 	}
-	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(type));
-	if (HeapTupleIsValid(tup)) {
-		none = !OidIsValid(((Form_pg_type)GETSTRUCT(tup))->typsend) ||
-		       !OidIsValid(((Form_pg_type)GETSTRUCT(tup))->typreceive);
-		ReleaseSysCache(tup);
-	}
-	return none;
 }
 
 /* A type whose values cannot be in a replicated table's column. */
