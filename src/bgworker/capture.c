@@ -1100,35 +1100,96 @@ bool dr_type_is_local_oid(Oid type)
 	}
 }
 
-/* The type of such an OID that a value of type holds (itself, or as an
- * array's element, a domain's base, a composite's attribute or a range's
- * bound), or InvalidOid.  pg_node_tree counts: its values (catalog
- * expressions) hold OIDs of functions, types and relations, and its receive
- * function refuses every value; so does aclitem: its values hold OIDs of
- * roles, and it has no send function (review 38). */
-Oid dr_local_oid_type(Oid type)
+/* Has type no send function, or (receive too) no receive function? */
+static bool io_missing(Oid type, bool receive_too)
+{
+	HeapTuple tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(type));
+	bool none = false;
+
+	if (HeapTupleIsValid(tup)) {
+		Form_pg_type t = (Form_pg_type)GETSTRUCT(tup);
+
+		none = !OidIsValid(t->typsend) || (receive_too && !OidIsValid(t->typreceive));
+		ReleaseSysCache(tup);
+	}
+	return none;
+}
+
+/* Has type no send function (no binary form: aclitem, gtsvector, a base
+ * type made without one, or that lost it by ALTER TYPE ... SET)? */
+static bool type_unsent(Oid type)
+{
+	return io_missing(type, false);
+}
+
+/* Can no member receive a value of type: it has no send or no receive
+ * function, or one that refuses every value (the planner's extended
+ * statistics and BRIN summaries, which only the server builds; pg_node_tree
+ * too, a local OID type)?  A follower's apply would stop at the first row
+ * with one (review 38). */
+static bool type_unreceived(Oid type)
+{
+	switch (type) {
+	case PG_NDISTINCTOID:
+	case PG_DEPENDENCIESOID:
+	case PG_MCV_LISTOID:
+	case PG_BRIN_BLOOM_SUMMARYOID:
+	case PG_BRIN_MINMAX_MULTI_SUMMARYOID:
+		return true;
+	default:
+		return io_missing(type, true);
+	}
+}
+
+/* A type whose values cannot be in a replicated table's column. */
+static bool type_refused(Oid type)
+{
+	return dr_type_is_local_oid(type) || type_unreceived(type);
+}
+
+/* The first type for which pred holds that a value of type holds (itself,
+ * or as an array's element, a domain's base, a composite's attribute or a
+ * range's bound), or InvalidOid. */
+static Oid type_holding(Oid type, bool (*pred)(Oid))
 {
 	Oid sub, found = InvalidOid;
 
 	check_stack_depth();
 	type = getBaseType(type);
-	if (dr_type_is_local_oid(type))
+	if (pred(type))
 		return type;
 	if (OidIsValid(sub = get_element_type(type)))
-		return dr_local_oid_type(sub);
+		return type_holding(sub, pred);
 	if (OidIsValid(sub = get_multirange_range(type)))
-		return dr_local_oid_type(sub);
+		return type_holding(sub, pred);
 	if (OidIsValid(sub = get_range_subtype(type)))
-		return dr_local_oid_type(sub);
+		return type_holding(sub, pred);
 	if (type_is_rowtype(type) && type != RECORDOID) {
 		TupleDesc desc = lookup_rowtype_tupdesc(type, -1);
 
 		for (int i = 0; i < desc->natts && !OidIsValid(found); i++)
 			if (!TupleDescAttr(desc, i)->attisdropped)
-				found = dr_local_oid_type(TupleDescAttr(desc, i)->atttypid);
+				found = type_holding(TupleDescAttr(desc, i)->atttypid, pred);
 		ReleaseTupleDesc(desc);
 	}
 	return found;
+}
+
+/* The type refused in a replicated table's column that a value of type
+ * holds, or InvalidOid: one whose values hold OIDs of local objects
+ * (dr_type_is_local_oid: pg_node_tree's values hold OIDs of functions,
+ * types and relations, aclitem's of roles), or that no member can receive
+ * (type_unreceived). */
+Oid dr_refused_type(Oid type)
+{
+	return type_holding(type, type_refused);
+}
+
+/* The type without a send function that a value of type holds (as
+ * dr_refused_type), or InvalidOid. */
+Oid dr_unsent_type(Oid type)
+{
+	return type_holding(type, type_unsent);
 }
 
 /*
@@ -1136,16 +1197,19 @@ Oid dr_local_oid_type(Oid type)
  * values travel in their send form, which for regclass and its kind is the
  * OID, and each member gives its objects (made by execute(), or its own)
  * their own OIDs, so the same value would name another object, or none,
- * on another member, and their digests would agree.  rowtype (if valid):
- * type, of the new attribute column, would join that composite type (or
- * table's row type), which a column of replicated table table holds.
+ * on another member, and their digests would agree.  Nor values that no
+ * member can receive.  rowtype (if valid): type, of the new attribute
+ * column, would join that composite type (or table's row type), which a
+ * column of replicated table table holds.
  */
-void dr_capture_refuse_local_oid(const char *table, const char *column, Oid type, Oid rowtype)
+void dr_capture_refuse_type(const char *table, const char *column, Oid type, Oid rowtype)
 {
-	Oid found = dr_local_oid_type(type);
+	Oid found = dr_refused_type(type);
+	bool oids;
 
 	if (!OidIsValid(found))
 		return;
+	oids = dr_type_is_local_oid(found);
 	ereport(ERROR,
 	        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 	         OidIsValid(rowtype)
@@ -1154,11 +1218,17 @@ void dr_capture_refuse_local_oid(const char *table, const char *column, Oid type
 	                          format_type_be(rowtype), table, column, format_type_be(type))
 	                 : errmsg("replicated table \"%s\" cannot have column \"%s\" of type %s",
 	                          table, column, format_type_be(type)),
-	         errdetail("Its values hold %s values, which name objects by the OIDs that each "
-	                   "member gives them itself: the same value would name another object, "
-	                   "or none, on another member.",
-	                   format_type_be(found)),
-	         errhint("Store the object's name as text instead.")));
+	         oids ? errdetail("Its values hold %s values, which name objects by the OIDs that "
+	                          "each member gives them itself: the same value would name "
+	                          "another object, or none, on another member.",
+	                          format_type_be(found))
+	              : errdetail("Its values hold %s values, which no member can receive in "
+	                          "the binary form that rows travel in (the type has no send or "
+	                          "receive function, or its receive function refuses every "
+	                          "value).",
+	                          format_type_be(found)),
+	         oids ? errhint("Store the object's name as text instead.")
+	              : errhint("Store the values as text instead.")));
 }
 
 /*

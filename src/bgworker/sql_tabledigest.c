@@ -473,11 +473,26 @@ void dr_table_digest_rel(Oid relid, Snapshot snap, uint64 *rows, uint8 sum[32])
 		elog(ERROR, "dragonraft: SHA-256 is not available");
 	for (int i = 0; i < desc->natts; i++) {
 		Form_pg_attribute a = TupleDescAttr(desc, i);
-		Oid func, inner;
+		Oid func, inner, unsent;
 		bool varlena;
 
 		if (a->attisdropped)
 			continue;
+		/* replicate_table and execute() refuse such a column, but its type
+		 * can lose its send function later (ALTER TYPE ... SET (SEND =
+		 * NONE)), and an older build took it */
+		if (OidIsValid(unsent = dr_unsent_type(a->atttypid)))
+			ereport(ERROR,
+			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			         errmsg("column \"%s\" of replicated table \"%s\" cannot be "
+			                "digested: its type %s has no binary form",
+			                NameStr(a->attname), RelationGetRelationName(rel),
+			                format_type_be(a->atttypid)),
+			         errdetail("Its values hold %s values, and type %s has no send "
+			                   "function.",
+			                   format_type_be(unsent), format_type_be(unsent)),
+			         errhint("Convert or drop the column with dragonraft.execute: no "
+			                 "member can receive its values either.")));
 		getTypeBinaryOutputInfo(a->atttypid, &func, &varlena);
 		fmgr_info(func, &cols[n].send);
 		cols[n].type = a->atttypid;

@@ -328,8 +328,8 @@ Datum dr_replicate_table(PG_FUNCTION_ARGS)
 		Form_pg_attribute a = TupleDescAttr(RelationGetDescr(rel), i);
 
 		if (!a->attisdropped)
-			dr_capture_refuse_local_oid(RelationGetRelationName(rel),
-			                            NameStr(a->attname), a->atttypid, InvalidOid);
+			dr_capture_refuse_type(RelationGetRelationName(rel), NameStr(a->attname),
+			                       a->atttypid, InvalidOid);
 	}
 	table_close(rel, NoLock);
 	dr_capture_register(relid, (uint64)group_id, 0);

@@ -288,11 +288,20 @@ static uint64 type_id_replicated(Oid typid, Oid *relid)
 	return group_id;
 }
 
-/* type_id_replicated of the type that stmt changes. */
+/* Does stmt change how a type's values are read, checked or sent: ALTER TYPE
+ * ... ADD / RENAME VALUE of an enum, ALTER DOMAIN, ALTER TYPE ... SET (its
+ * RECEIVE or SEND function, ...)? */
+static bool changes_values(Node *stmt)
+{
+	return IsA(stmt, AlterEnumStmt) || IsA(stmt, AlterDomainStmt) || IsA(stmt, AlterTypeStmt);
+}
+
+/* type_id_replicated of the type that stmt (changes_values) changes. */
 static uint64 type_replicated(Node *stmt, Oid *relid)
 {
-	List *names = IsA(stmt, AlterEnumStmt) ? ((AlterEnumStmt *)stmt)->typeName
-	                                       : ((AlterDomainStmt *)stmt)->typeName;
+	List *names = IsA(stmt, AlterEnumStmt)   ? ((AlterEnumStmt *)stmt)->typeName
+	              : IsA(stmt, AlterTypeStmt) ? ((AlterTypeStmt *)stmt)->typeName
+	                                         : ((AlterDomainStmt *)stmt)->typeName;
 	TypeName *tn = makeTypeNameFromNameList(names);
 
 	return type_id_replicated(LookupTypeNameOid(NULL, tn, true), relid);
@@ -590,7 +599,7 @@ static void check_new_column(const char *table, ColumnDef *def)
 	}
 	if (!is_serial(def->typeName)) { /* (serial names no type) */
 		typenameTypeIdAndMod(NULL, def->typeName, &typid, &typmod);
-		dr_capture_refuse_local_oid(table, def->colname, typid, InvalidOid);
+		dr_capture_refuse_type(table, def->colname, typid, InvalidOid);
 	}
 	if (!numbered) {
 		expr = raw != NULL ? cookDefault(make_parsestate(NULL), raw, typid, typmod,
@@ -614,11 +623,12 @@ static void check_new_column(const char *table, ColumnDef *def)
 }
 
 /*
- * ALTER COLUMN col TYPE of a replicated table converts its existing rows on
- * each member: refused unless the conversion (USING, or the cast) is
- * immutable (a cast from text to timestamptz reads each member's TimeZone).
+ * ALTER COLUMN col TYPE of rel, replicated table table (or a parent of it),
+ * converts its existing rows on each member: refused unless the conversion
+ * (USING, or the cast) is immutable (a cast from text to timestamptz reads
+ * each member's TimeZone).
  */
-static void check_new_type(Relation rel, const char *col, ColumnDef *def)
+static void check_new_type(Relation rel, const char *table, const char *col, ColumnDef *def)
 {
 	AttrNumber att = get_attnum(RelationGetRelid(rel), col);
 	ParseState *ps;
@@ -629,7 +639,7 @@ static void check_new_type(Relation rel, const char *col, ColumnDef *def)
 	if (att <= 0)
 		return; /* ALTER TABLE says what is wrong */
 	typenameTypeIdAndMod(NULL, def->typeName, &typid, &typmod);
-	dr_capture_refuse_local_oid(RelationGetRelationName(rel), col, typid, InvalidOid);
+	dr_capture_refuse_type(table, col, typid, InvalidOid);
 	ps = make_parsestate(NULL);
 	addNSItemToQuery(ps,
 	                 addRangeTableEntryForRelation(ps, rel, AccessShareLock, NULL, false, true),
@@ -649,7 +659,7 @@ static void check_new_type(Relation rel, const char *col, ColumnDef *def)
 	        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 	         errmsg("column \"%s\" of replicated table \"%s\" would be converted to values "
 	                "that differ between members",
-	                col, RelationGetRelationName(rel)),
+	                col, table),
 	         errdetail("Each member would compute the conversion, which is not immutable, "
 	                   "for its existing rows."),
 	         errhint("Add a column of the new type, fill it with UPDATE on the leader (rows "
@@ -659,21 +669,21 @@ static void check_new_type(Relation rel, const char *col, ColumnDef *def)
 /*
  * The group of a replicated table with a column that holds (directly, or in
  * an array, a domain or another composite type: type_id_replicated) the row
- * type of the composite type or table that ALTER TYPE (ALTER TABLE) at
- * changes, or of a child of it that the command reaches; 0 if none.
- * *relid: that table; *rowtype: that row type.
+ * type of the composite type or table rv that ALTER TYPE (ALTER TABLE, or
+ * their RENAME ATTRIBUTE / COLUMN) changes, or of a child of it that the
+ * command reaches; 0 if none.  *relid: that table; *rowtype: that row type.
  */
-static uint64 rowtype_replicated(AlterTableStmt *at, Oid *relid, Oid *rowtype)
+static uint64 rowtype_replicated(RangeVar *rv, Oid *relid, Oid *rowtype)
 {
-	Oid parent = RangeVarGetRelid(at->relation, NoLock, true);
+	Oid parent = RangeVarGetRelid(rv, NoLock, true);
 	List *rels;
 	ListCell *lc;
 	uint64 group_id = 0;
 
 	if (!OidIsValid(parent))
 		return 0;
-	rels = at->relation->inh && has_subclass(parent) ? find_all_inheritors(parent, NoLock, NULL)
-	                                                 : list_make1_oid(parent);
+	rels = rv->inh && has_subclass(parent) ? find_all_inheritors(parent, NoLock, NULL)
+	                                       : list_make1_oid(parent);
 	foreach (lc, rels)
 		if ((group_id = type_id_replicated(*rowtype = get_rel_type_id(lfirst_oid(lc)),
 		                                   relid)) != 0)
@@ -682,17 +692,22 @@ static uint64 rowtype_replicated(AlterTableStmt *at, Oid *relid, Oid *rowtype)
 }
 
 /*
- * Does stmt add or drop an attribute (column) of a row type?  The send form
- * of a composite value carries its attributes, and a member whose row type
- * has another number of them cannot read it (record_recv): such a change of
- * a row type that a replicated table's column holds must run on every
- * member, in log order (review 38).  (ALTER ATTRIBUTE ... TYPE and ALTER
- * COLUMN ... TYPE: PostgreSQL refuses them while a column uses the type.)
+ * Does stmt add, drop or rename an attribute (column) of a row type?  The
+ * send form of a composite value carries its attributes, and a member whose
+ * row type has another number of them cannot read it (record_recv); one
+ * that renamed an attribute alone reads a later command that names it
+ * otherwise than the others do: such a change of a row type that a
+ * replicated table's column holds must run on every member, in log order
+ * (review 38).  (ALTER ATTRIBUTE ... TYPE and ALTER COLUMN ... TYPE:
+ * PostgreSQL refuses them while a column uses the type.)
  */
 static bool changes_attributes(Node *stmt)
 {
 	ListCell *lc;
 
+	if (IsA(stmt, RenameStmt))
+		return ((RenameStmt *)stmt)->renameType == OBJECT_ATTRIBUTE ||
+		       ((RenameStmt *)stmt)->renameType == OBJECT_COLUMN;
 	if (IsA(stmt, AlterTableStmt))
 		foreach (lc, ((AlterTableStmt *)stmt)->cmds)
 			if (lfirst_node(AlterTableCmd, lc)->subtype == AT_AddColumn ||
@@ -705,11 +720,11 @@ static bool changes_attributes(Node *stmt)
  * ALTER TYPE ... ADD ATTRIBUTE of a composite type, or ALTER TABLE ... ADD
  * COLUMN of a table (or of a parent of it), whose row type a column of a
  * replicated table holds (rowtype_replicated) gives that column's values
- * the new attribute: one of a type whose values are OIDs of local objects
- * is refused as in the table itself (dr_capture_refuse_local_oid), with
- * execute() or without (review 38).
+ * the new attribute: one of a type refused in the table itself (values that
+ * are OIDs of local objects, or that no member can receive:
+ * dr_capture_refuse_type) is refused, with execute() or without (review 38).
  */
-static void check_rowtype_local_oid(Node *stmt)
+static void check_rowtype_refused(Node *stmt)
 {
 	Oid below = InvalidOid, rowtype = InvalidOid;
 	bool looked = false;
@@ -726,12 +741,13 @@ static void check_rowtype_local_oid(Node *stmt)
 			continue;
 		def = castNode(ColumnDef, cmd->def);
 		if (is_serial(def->typeName) ||
-		    !OidIsValid(dr_local_oid_type(typid = typenameTypeId(NULL, def->typeName))))
+		    !OidIsValid(dr_refused_type(typid = typenameTypeId(NULL, def->typeName))))
 			continue;
-		if (!looked && rowtype_replicated((AlterTableStmt *)stmt, &below, &rowtype) == 0)
+		if (!looked &&
+		    rowtype_replicated(((AlterTableStmt *)stmt)->relation, &below, &rowtype) == 0)
 			return;
 		looked = true;
-		dr_capture_refuse_local_oid(get_rel_name(below), def->colname, typid, rowtype);
+		dr_capture_refuse_type(get_rel_name(below), def->colname, typid, rowtype);
 	}
 }
 
@@ -745,7 +761,7 @@ static void check_rowtype_local_oid(Node *stmt)
  */
 static void check_generated(AlterTableStmt *at)
 {
-	Oid relid, below;
+	Oid relid, below = InvalidOid;
 	ListCell *lc;
 
 	if ((rv_replicated(at->relation) == 0 &&
@@ -779,7 +795,9 @@ static void check_generated(AlterTableStmt *at)
 			         errmsg("generated column \"%s\" of replicated table \"%s\" would "
 			                "get "
 			                "values that differ between members",
-			                col, at->relation->relname),
+			                col,
+			                OidIsValid(below) ? get_rel_name(below)
+			                                  : at->relation->relname),
 			         errdetail("Its expression holds a literal that each member reads "
 			                   "itself when it runs the command (such as 'now', a date "
 			                   "or time read in its TimeZone, or an OID)."),
@@ -1055,7 +1073,7 @@ static int view_natts_before(Node *stmt)
 /*
  * After CREATE OR REPLACE VIEW of a view that had natts attributes: columns
  * it added to the view's row type, which a column of a replicated table may
- * hold, as ALTER TYPE ... ADD ATTRIBUTE does (check_rowtype_local_oid,
+ * hold, as ALTER TYPE ... ADD ATTRIBUTE does (check_rowtype_refused,
  * changes_attributes; review 38).
  */
 static void check_view_rowtype(ViewStmt *vs, int natts)
@@ -1069,10 +1087,10 @@ static void check_view_rowtype(ViewStmt *vs, int natts)
 		return;
 	rel = relation_open(relid, NoLock); /* (CREATE OR REPLACE VIEW locked it) */
 	for (int i = natts; i < RelationGetNumberOfAttributes(rel); i++)
-		dr_capture_refuse_local_oid(
-		        get_rel_name(below),
-		        NameStr(TupleDescAttr(RelationGetDescr(rel), i)->attname),
-		        TupleDescAttr(RelationGetDescr(rel), i)->atttypid, rel->rd_rel->reltype);
+		dr_capture_refuse_type(get_rel_name(below),
+		                       NameStr(TupleDescAttr(RelationGetDescr(rel), i)->attname),
+		                       TupleDescAttr(RelationGetDescr(rel), i)->atttypid,
+		                       rel->rd_rel->reltype);
 	relation_close(rel, NoLock);
 	if (dr_execute_group == 0)
 		changes_type_of(below, group_id);
@@ -1090,18 +1108,19 @@ static void check_execute(Node *stmt)
 {
 	RangeVar *rv = ddl_target(stmt);
 	uint64 group_id = rv != NULL ? rv_replicated(rv) : 0, rowtype_group;
-	Oid below = InvalidOid, rowtype;
+	Oid below = InvalidOid, rowtype, kid = InvalidOid;
+	const char *table;
 	List *cmds;
 	LOCKMODE lockmode;
 	Relation rel;
 	ListCell *lc;
 
-	if ((IsA(stmt, AlterEnumStmt) || IsA(stmt, AlterDomainStmt)) &&
-	    (group_id = type_replicated(stmt, &below)) != 0 && group_id != dr_execute_group)
+	if (changes_values(stmt) && (group_id = type_replicated(stmt, &below)) != 0 &&
+	    group_id != dr_execute_group)
 		other_group(psprintf("table \"%s\"", get_rel_name(below)), group_id);
-	check_rowtype_local_oid(stmt);
+	check_rowtype_refused(stmt);
 	if (changes_attributes(stmt) &&
-	    (rowtype_group = rowtype_replicated((AlterTableStmt *)stmt, &below, &rowtype)) != 0 &&
+	    (rowtype_group = rowtype_replicated(ddl_target(stmt), &below, &rowtype)) != 0 &&
 	    rowtype_group != dr_execute_group)
 		other_group(psprintf("table \"%s\"", get_rel_name(below)), rowtype_group);
 	if (IsA(stmt, GrantStmt))
@@ -1110,9 +1129,9 @@ static void check_execute(Node *stmt)
 	    (group_id = owned_replicated(((ReassignOwnedStmt *)stmt)->roles, &below)) != 0 &&
 	    group_id != dr_execute_group)
 		other_group(psprintf("table \"%s\"", get_rel_name(below)), group_id);
-	if (group_id == 0 && rv != NULL && (group_id = replicated_below(stmt, rv, &below)) != 0 &&
+	if (group_id == 0 && rv != NULL && (group_id = replicated_below(stmt, rv, &kid)) != 0 &&
 	    group_id != dr_execute_group)
-		other_group(psprintf("table \"%s\"", get_rel_name(below)), group_id);
+		other_group(psprintf("table \"%s\"", get_rel_name(kid)), group_id);
 	if (group_id != 0 && group_id != dr_execute_group)
 		other_group(psprintf("table \"%s\"", rv->relname), group_id);
 	if (group_id == 0 || !IsA(stmt, AlterTableStmt))
@@ -1121,14 +1140,15 @@ static void check_execute(Node *stmt)
 	cmds = ((AlterTableStmt *)stmt)->cmds;
 	lockmode = AlterTableGetLockLevel(cmds);
 	rel = relation_openrv(rv, lockmode);
+	/* the replicated table: rv's, or one it reaches (a child, a typed table) */
+	table = OidIsValid(kid) ? get_rel_name(kid) : RelationGetRelationName(rel);
 	foreach (lc, cmds) {
 		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
 
 		if (cmd->subtype == AT_AddColumn)
-			check_new_column(RelationGetRelationName(rel),
-			                 castNode(ColumnDef, cmd->def));
+			check_new_column(table, castNode(ColumnDef, cmd->def));
 		else if (cmd->subtype == AT_AlterColumnType)
-			check_new_type(rel, cmd->name, castNode(ColumnDef, cmd->def));
+			check_new_type(rel, table, cmd->name, castNode(ColumnDef, cmd->def));
 	}
 	relation_close(rel, NoLock);
 }
@@ -1244,12 +1264,10 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 		Oid below = InvalidOid, rowtype;
 		uint64 group_id;
 
-		check_rowtype_local_oid(stmt);
-		if (((IsA(stmt, AlterEnumStmt) || IsA(stmt, AlterDomainStmt)) &&
-		     (group_id = type_replicated(stmt, &below)) != 0) ||
+		check_rowtype_refused(stmt);
+		if ((changes_values(stmt) && (group_id = type_replicated(stmt, &below)) != 0) ||
 		    (changes_attributes(stmt) &&
-		     (group_id = rowtype_replicated((AlterTableStmt *)stmt, &below, &rowtype)) !=
-		             0))
+		     (group_id = rowtype_replicated(ddl_target(stmt), &below, &rowtype)) != 0))
 			changes_type_of(below, group_id);
 		if (IsA(stmt, GrantStmt))
 			check_revoke((GrantStmt *)stmt);

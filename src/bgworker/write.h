@@ -117,12 +117,16 @@ typedef struct DrOwnedSeq {
 extern List *dr_owned_sequences(Oid relid);
 extern Oid dr_column_sequence(Relation rel, AttrNumber att, List *owned);
 extern void dr_capture_refuse_cycle(Relation rel);
-/* Values that are OIDs of this node's objects (regclass, ...; or arrays, domains,
- * composites and ranges of them; pg_node_tree, aclitem) are refused in replicated tables. */
+/* Values that are OIDs of this node's objects (regclass, ...; pg_node_tree,
+ * aclitem), or that no member can receive (a type with no send or receive
+ * function, or one whose receive function refuses every value: pg_ndistinct,
+ * ...), are refused in replicated tables, also in arrays, domains, composites
+ * and ranges: dr_refused_type is the first such type a value of type holds. */
 extern bool dr_type_is_local_oid(Oid type);
-extern Oid dr_local_oid_type(Oid type);
-extern void dr_capture_refuse_local_oid(const char *table, const char *column, Oid type,
-                                        Oid rowtype);
+extern Oid dr_refused_type(Oid type);
+/* The first type without a send function that a value of type holds. */
+extern Oid dr_unsent_type(Oid type);
+extern void dr_capture_refuse_type(const char *table, const char *column, Oid type, Oid rowtype);
 extern Datum dr_capture_cycle_before(uint64 group_id, List **cycle);
 extern void dr_capture_cycle_after(uint64 group_id, Datum known, List *cycle);
 /* The error a follower's write gets (25006), naming the leader. */
