@@ -566,4 +566,78 @@ CREATE OR REPLACE VIEW r38_v AS SELECT 2 AS a;
 SELECT dragonraft.execute(1, 'CREATE OR REPLACE VIEW r38_v AS SELECT 1 AS a, 2 AS b') > 0 AS executed;
 SELECT attname FROM pg_attribute WHERE attrelid = 'r38_v'::regclass AND attnum > 0 ORDER BY 1;
 ALTER VIEW r38_v RENAME COLUMN b TO c;
+-- A type a replicated table uses keeps its name, schema and owner outside
+-- execute() (review 38 residuals): renamed or moved on one member alone, a
+-- later execute() that names it meant another type, or none, there (and an
+-- owner changed there alone decides whether the proposing role may alter
+-- it there), and that member's apply stopped.  An enum, a domain (and its
+-- constraint's name), a range and a multirange, a composite type, and a
+-- table's or view's row type (each tried in a transaction of its own, rolled
+-- back); execute() of another group may not either.
+SELECT dragonraft.execute(1, $$CREATE SCHEMA r39_s;
+CREATE TYPE r39_e AS ENUM ('a');
+CREATE DOMAIN r39_dom AS int CONSTRAINT r39_pos CHECK (VALUE > 0);
+CREATE TYPE r39_rng AS RANGE (subtype = int4);
+CREATE TYPE r39_rng2 AS RANGE (subtype = int8, multirange_type_name = r39_mr2);
+CREATE TYPE r39_comp AS (a int);
+CREATE TABLE r39_row (a int);
+CREATE VIEW r39_view AS SELECT 1 AS a;
+CREATE TABLE r39_t (id int PRIMARY KEY, e r39_e[], d r39_dom, r r39_rng, m r39_mr2,
+  c r39_comp, w r39_row, v r39_view)$$) > 0 AS executed;
+SELECT dragonraft.replicate_table('r39_t', 1);
+SELECT max(index) AS before FROM dragonraft.ddl_history \gset
+\set VERBOSITY default
+BEGIN; ALTER TYPE r39_e RENAME TO r39_e2; ROLLBACK;
+\set VERBOSITY terse
+\echo :LAST_ERROR_SQLSTATE
+BEGIN; ALTER TYPE r39_e SET SCHEMA r39_s; ROLLBACK;
+BEGIN; ALTER TYPE r39_e OWNER TO r20_owner; ROLLBACK;
+BEGIN; ALTER DOMAIN r39_dom RENAME TO r39_dom2; ROLLBACK;
+BEGIN; ALTER DOMAIN r39_dom SET SCHEMA r39_s; ROLLBACK;
+BEGIN; ALTER DOMAIN r39_dom OWNER TO r20_owner; ROLLBACK;
+BEGIN; ALTER DOMAIN r39_dom RENAME CONSTRAINT r39_pos TO r39_positive; ROLLBACK;
+BEGIN; ALTER TYPE r39_rng RENAME TO r39_rng3; ROLLBACK;
+BEGIN; ALTER TYPE r39_rng2 RENAME TO r39_rng3; ROLLBACK;
+BEGIN; ALTER TYPE r39_mr2 RENAME TO r39_mr3; ROLLBACK;
+BEGIN; ALTER TYPE r39_mr2 SET SCHEMA r39_s; ROLLBACK;
+BEGIN; ALTER TYPE r39_comp RENAME TO r39_comp2; ROLLBACK;
+BEGIN; ALTER TYPE r39_comp SET SCHEMA r39_s; ROLLBACK;
+BEGIN; ALTER TYPE r39_comp OWNER TO r20_owner; ROLLBACK;
+BEGIN; ALTER TABLE r39_row RENAME TO r39_row2; ROLLBACK;
+BEGIN; ALTER TABLE r39_row SET SCHEMA r39_s; ROLLBACK;
+BEGIN; ALTER TABLE r39_row OWNER TO r20_owner; ROLLBACK;
+BEGIN; ALTER VIEW r39_view RENAME TO r39_view2; ROLLBACK;
+BEGIN; ALTER VIEW r39_view SET SCHEMA r39_s; ROLLBACK;
+BEGIN; ALTER VIEW r39_view OWNER TO r20_owner; ROLLBACK;
+\echo :LAST_ERROR_SQLSTATE
+SELECT dragonraft.execute(7, 'ALTER TYPE r39_e RENAME TO r39_e2');
+SELECT dragonraft.execute(7, 'ALTER DOMAIN r39_dom SET SCHEMA r39_s');
+SELECT dragonraft.execute(7, 'ALTER TABLE r39_row RENAME TO r39_row2');
+SELECT max(index) = :before AS nothing_proposed FROM dragonraft.ddl_history;
+-- A type no replicated table uses may; execute() of the group renames and
+-- moves them on every member, and the table still takes and gives rows.
+CREATE TYPE r39_free AS ENUM ('x');
+ALTER TYPE r39_free RENAME TO r39_free2;
+ALTER TYPE r39_free2 SET SCHEMA r39_s;
+ALTER TYPE r39_s.r39_free2 OWNER TO r20_owner;
+CREATE TABLE r39_loose (a int);
+ALTER TABLE r39_loose RENAME TO r39_loose2;
+ALTER TABLE r39_loose2 SET SCHEMA r39_s;
+SELECT dragonraft.execute(1, $$ALTER TYPE r39_e RENAME TO r39_e2;
+ALTER DOMAIN r39_dom SET SCHEMA r39_s;
+ALTER DOMAIN r39_s.r39_dom RENAME CONSTRAINT r39_pos TO r39_positive;
+ALTER TYPE r39_mr2 RENAME TO r39_mr3;
+ALTER TYPE r39_comp OWNER TO r20_owner;
+ALTER TABLE r39_row RENAME TO r39_row2;
+ALTER VIEW r39_view SET SCHEMA r39_s$$) > 0 AS executed;
+SELECT t.typname, n.nspname, t.typowner = 'r20_owner'::regrole AS r20_owns
+  FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+ WHERE t.typname ~ '^r39_(e|dom|mr|comp|row|view)' ORDER BY 1;
+SELECT conname FROM pg_constraint WHERE conname LIKE 'r39_pos%';
+INSERT INTO r39_t VALUES (1, '{a}', 2, '[1,3)', '{[1,2)}', '(4)', '(5)', '(6)');
+SELECT * FROM r39_t;
+SELECT dragonraft.execute(1, $$ALTER TYPE r39_e2 ADD VALUE 'b';
+ALTER TABLE r39_row2 RENAME COLUMN a TO b$$) > 0 AS executed;
+UPDATE r39_t SET e = '{a,b}' WHERE id = 1;
+SELECT id, e, (w).b FROM r39_t;
 SELECT state, error FROM dragonraft.status WHERE group_id = 1;

@@ -242,9 +242,8 @@ static SysScanDesc referencing_scan(Relation dep, Oid classid, Oid objid)
 
 /*
  * The group of a replicated table with a column of type typid (the type
- * that an ALTER TYPE ... ADD/RENAME VALUE or ALTER DOMAIN changes: see
- * type_replicated), directly or through a domain over it, an array of it or
- * a composite type with it; 0 if none.
+ * that a command changes: changed_type), directly or through a domain
+ * over it, an array of it or a composite type with it; 0 if none.
  * *relid: that table.  A value the leader alone accepts stops the apply of
  * every member that cannot read it (review 19 F1).
  */
@@ -288,23 +287,77 @@ static uint64 type_id_replicated(Oid typid, Oid *relid)
 	return group_id;
 }
 
-/* Does stmt change how a type's values are read, checked or sent: ALTER TYPE
- * ... ADD / RENAME VALUE of an enum, ALTER DOMAIN, ALTER TYPE ... SET (its
- * RECEIVE or SEND function, ...)? */
-static bool changes_values(Node *stmt)
+/*
+ * The type that stmt changes: how its values are read, checked or sent
+ * (ALTER TYPE ... ADD / RENAME VALUE of an enum, ALTER DOMAIN, ALTER TYPE
+ * ... SET (its RECEIVE or SEND function, ...)), or its name, schema or
+ * owner (ALTER TYPE / DOMAIN ... RENAME TO, SET SCHEMA, OWNER TO; ALTER
+ * DOMAIN ... RENAME CONSTRAINT; ALTER TABLE / VIEW ... RENAME TO, SET
+ * SCHEMA, OWNER TO of a relation, whose row type follows it).  The OID
+ * stays, but on a member that ran it alone a later execute() that names the
+ * type means another one, or none, or may not alter it as the role that
+ * proposed it (the apply runs a command as that role, and only a type's
+ * owner may alter it): it passes the try and stops that member's apply, or
+ * the other way round.  InvalidOid if none.
+ */
+static Oid changed_type(Node *stmt)
 {
-	return IsA(stmt, AlterEnumStmt) || IsA(stmt, AlterDomainStmt) || IsA(stmt, AlterTypeStmt);
+	Node *names = NULL;
+	RangeVar *rv = NULL;
+	ObjectType kind = OBJECT_TYPE;
+	ListCell *lc;
+	Oid relid;
+
+	switch (nodeTag(stmt)) {
+	case T_AlterEnumStmt:
+		names = (Node *)((AlterEnumStmt *)stmt)->typeName;
+		break;
+	case T_AlterDomainStmt:
+		names = (Node *)((AlterDomainStmt *)stmt)->typeName;
+		break;
+	case T_AlterTypeStmt:
+		names = (Node *)((AlterTypeStmt *)stmt)->typeName;
+		break;
+	case T_RenameStmt:
+		kind = ((RenameStmt *)stmt)->renameType;
+		names = ((RenameStmt *)stmt)->object;
+		rv = ((RenameStmt *)stmt)->relation;
+		break;
+	case T_AlterObjectSchemaStmt:
+		kind = ((AlterObjectSchemaStmt *)stmt)->objectType;
+		names = ((AlterObjectSchemaStmt *)stmt)->object;
+		rv = ((AlterObjectSchemaStmt *)stmt)->relation;
+		break;
+	case T_AlterOwnerStmt:
+		kind = ((AlterOwnerStmt *)stmt)->objectType;
+		names = ((AlterOwnerStmt *)stmt)->object;
+		break;
+	case T_AlterTableStmt:
+		foreach (lc, ((AlterTableStmt *)stmt)->cmds)
+			if (lfirst_node(AlterTableCmd, lc)->subtype == AT_ChangeOwner)
+				rv = ((AlterTableStmt *)stmt)->relation;
+		kind = OBJECT_TABLE;
+		break;
+	default:
+		return InvalidOid;
+	}
+	if (kind == OBJECT_TYPE || kind == OBJECT_DOMAIN || kind == OBJECT_DOMCONSTRAINT)
+		return names == NULL
+		               ? InvalidOid
+		               : LookupTypeNameOid(NULL,
+		                                   makeTypeNameFromNameList(castNode(List, names)),
+		                                   true);
+	if ((kind != OBJECT_TABLE && kind != OBJECT_VIEW && kind != OBJECT_MATVIEW &&
+	     kind != OBJECT_FOREIGN_TABLE) ||
+	    rv == NULL || !OidIsValid(relid = RangeVarGetRelid(rv, NoLock, true)))
+		return InvalidOid;
+	return get_rel_type_id(relid);
 }
 
-/* type_id_replicated of the type that stmt (changes_values) changes. */
+/* type_id_replicated of the type that stmt changes (changed_type). */
 static uint64 type_replicated(Node *stmt, Oid *relid)
 {
-	List *names = IsA(stmt, AlterEnumStmt)   ? ((AlterEnumStmt *)stmt)->typeName
-	              : IsA(stmt, AlterTypeStmt) ? ((AlterTypeStmt *)stmt)->typeName
-	                                         : ((AlterDomainStmt *)stmt)->typeName;
-	TypeName *tn = makeTypeNameFromNameList(names);
-
-	return type_id_replicated(LookupTypeNameOid(NULL, tn, true), relid);
+	return type_id_replicated(changed_type(stmt), relid);
 }
 
 /*
@@ -1042,8 +1095,10 @@ static void changes_type_of(Oid relid, uint64 group_id)
 	                errmsg("this command changes a type that table \"%s\" uses, which is "
 	                       "replicated by dragonraft: run it with dragonraft.execute",
 	                       get_rel_name(relid)),
-	                errdetail("The members of its group must read and check its values alike: "
-	                          "a value that only this node accepts stops the others' apply."),
+	                errdetail("The members of its group must read, check and name it alike: a "
+	                          "value that only this node accepts stops the others' apply, and "
+	                          "so does a later command that names the type, or alters it, "
+	                          "where it has another name, schema or owner."),
 	                execute_hint(group_id)));
 }
 
@@ -1107,7 +1162,7 @@ static void check_view_rowtype(ViewStmt *vs, int natts)
 static void check_execute(Node *stmt)
 {
 	RangeVar *rv = ddl_target(stmt);
-	uint64 group_id = rv != NULL ? rv_replicated(rv) : 0, rowtype_group;
+	uint64 group_id = rv != NULL ? rv_replicated(rv) : 0, rowtype_group, type_group;
 	Oid below = InvalidOid, rowtype, kid = InvalidOid;
 	const char *table;
 	List *cmds;
@@ -1115,9 +1170,8 @@ static void check_execute(Node *stmt)
 	Relation rel;
 	ListCell *lc;
 
-	if (changes_values(stmt) && (group_id = type_replicated(stmt, &below)) != 0 &&
-	    group_id != dr_execute_group)
-		other_group(psprintf("table \"%s\"", get_rel_name(below)), group_id);
+	if ((type_group = type_replicated(stmt, &below)) != 0 && type_group != dr_execute_group)
+		other_group(psprintf("table \"%s\"", get_rel_name(below)), type_group);
 	check_rowtype_refused(stmt);
 	if (changes_attributes(stmt) &&
 	    (rowtype_group = rowtype_replicated(ddl_target(stmt), &below, &rowtype)) != 0 &&
@@ -1265,7 +1319,7 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 		uint64 group_id;
 
 		check_rowtype_refused(stmt);
-		if ((changes_values(stmt) && (group_id = type_replicated(stmt, &below)) != 0) ||
+		if ((group_id = type_replicated(stmt, &below)) != 0 ||
 		    (changes_attributes(stmt) &&
 		     (group_id = rowtype_replicated(ddl_target(stmt), &below, &rowtype)) != 0))
 			changes_type_of(below, group_id);
