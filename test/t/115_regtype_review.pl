@@ -73,4 +73,28 @@ is($F->safe_psql('postgres', q{SELECT string_agg(id || ':' || coalesce(c::text, 
 is($c->poll($f, q{SELECT state || coalesce(': ' || error, '') FROM dragonraft.status WHERE group_id = 1}),
 	'ok', 'its apply goes on');
 
+# Review 38 residuals: the type's own name too (and its schema and owner).
+# Renamed on one member alone, a later execute() that names the type meant
+# another one, or none, there: it passed the try on the leader and stopped
+# the apply where the name differed.  Refused outside execute() on any
+# member; execute() of it renames the type on every member, and a later
+# execute() that names the new name runs everywhere.
+($state, $err) = $c->sql_error($l, 'ALTER TYPE pt RENAME TO pt2');
+is($state, '0A000', 'the leader refuses ALTER TYPE ... RENAME TO outside execute()')
+	or diag $err;
+($state, $err) = $c->sql_error($f, 'ALTER TYPE pt RENAME TO pt2');
+is($state, '0A000', 'so does a follower') or diag $err;
+my $types = q{SELECT string_agg(typname, ',' ORDER BY typname) FROM pg_type WHERE typname IN ('pt', 'pt2')};
+is($L->safe_psql('postgres', $types) . ' ' . $F->safe_psql('postgres', $types), 'pt pt',
+	'neither renamed the type');
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'ALTER TYPE public.pt RENAME TO pt2')});
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'ALTER TYPE public.pt2 ADD ATTRIBUTE d int')});
+$L->safe_psql('postgres', q{INSERT INTO ptab VALUES (5, ARRAY[ROW(7, 8, 9)::pt2])});
+ok($c->caught_up(1), 'every member applied the rename, the command that names the new name and the row after them');
+is($F->safe_psql('postgres', $types), 'pt2', 'the follower\'s type is renamed');
+is($F->safe_psql('postgres', q{SELECT p::text FROM ptab WHERE id = 5}), '{"(7,8,9)"}',
+	'the follower has the row with the attribute added under the new name');
+is($c->poll($f, q{SELECT state || coalesce(': ' || error, '') FROM dragonraft.status WHERE group_id = 1}),
+	'ok', 'its apply goes on');
+
 done_testing();
