@@ -571,8 +571,9 @@ ALTER VIEW r38_v RENAME COLUMN b TO c;
 -- later execute() that names it meant another type, or none, there (and an
 -- owner changed there alone decides whether the proposing role may alter
 -- it there), and that member's apply stopped.  An enum, a domain (and its
--- constraint's name), a range and a multirange, a composite type, and a
--- table's or view's row type; execute() of another group may not either.
+-- constraint's name), a range and a multirange, a composite type (also the
+-- type of a typed table: r19_comp), and a table's or view's row type;
+-- execute() of another group may not either.
 SELECT dragonraft.execute(1, $$CREATE SCHEMA r39_s;
 CREATE TYPE r39_e AS ENUM ('a');
 CREATE DOMAIN r39_dom AS int CONSTRAINT r39_pos CHECK (VALUE > 0);
@@ -618,7 +619,9 @@ SELECT cmd, r39_try(cmd) FROM unnest(ARRAY[
   'ALTER TABLE r39_row OWNER TO r20_owner',
   'ALTER VIEW r39_view RENAME TO r39_view2',
   'ALTER VIEW r39_view SET SCHEMA r39_s',
-  'ALTER VIEW r39_view OWNER TO r20_owner']) WITH ORDINALITY AS c(cmd, n) ORDER BY n;
+  'ALTER VIEW r39_view OWNER TO r20_owner',
+  'ALTER TYPE r19_comp RENAME TO r19_comp2',
+  'ALTER TYPE r19_comp OWNER TO r20_owner']) WITH ORDINALITY AS c(cmd, n) ORDER BY n;
 SELECT dragonraft.execute(7, 'ALTER TYPE r39_e RENAME TO r39_e2');
 SELECT dragonraft.execute(7, 'ALTER DOMAIN r39_dom SET SCHEMA r39_s');
 SELECT dragonraft.execute(7, 'ALTER TABLE r39_row RENAME TO r39_row2');
@@ -642,7 +645,8 @@ ALTER DOMAIN r39_s.r39_dom RENAME CONSTRAINT r39_pos TO r39_positive;
 ALTER TYPE r39_mr2 RENAME TO r39_mr3;
 ALTER TYPE r39_comp OWNER TO r20_owner;
 ALTER TABLE r39_row RENAME TO r39_row2;
-ALTER VIEW r39_view SET SCHEMA r39_s$$) > 0 AS executed;
+ALTER VIEW r39_view SET SCHEMA r39_s;
+ALTER TYPE r19_comp RENAME TO r19_comp2$$) > 0 AS executed;
 SELECT t.typname, n.nspname, t.typowner = 'r20_owner'::regrole AS r20_owns
   FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
  WHERE t.typname ~ '^r39_(e|dom|mr|comp|row|view)' ORDER BY 1;
@@ -653,4 +657,6 @@ SELECT dragonraft.execute(1, $$ALTER TYPE r39_e2 ADD VALUE 'b';
 ALTER TABLE r39_row2 RENAME COLUMN a TO b$$) > 0 AS executed;
 UPDATE r39_t SET e = '{a,b}' WHERE id = 1;
 SELECT id, e, (w).b FROM r39_t;
+INSERT INTO r19_typed VALUES (39, 'typed');
+SELECT reloftype::regtype, (SELECT v FROM r19_typed WHERE id = 39) FROM pg_class WHERE oid = 'r19_typed'::regclass;
 SELECT state, error FROM dragonraft.status WHERE group_id = 1;

@@ -354,10 +354,21 @@ static Oid changed_type(Node *stmt)
 	return get_rel_type_id(relid);
 }
 
-/* type_id_replicated of the type that stmt changes (changed_type). */
+/* type_id_replicated of the type that stmt changes (changed_type), or the
+ * group of a replicated typed table of it (CREATE TABLE ... OF it). */
 static uint64 type_replicated(Node *stmt, Oid *relid)
 {
-	return type_id_replicated(changed_type(stmt), relid);
+	Oid typid = changed_type(stmt);
+	uint64 group_id = type_id_replicated(typid, relid);
+	ListCell *lc;
+
+	if (group_id == 0 && OidIsValid(typid) && OidIsValid(get_typ_typrelid(typid)))
+		foreach (lc, typed_tables(get_typ_typrelid(typid)))
+			if ((group_id = part_of_replicated(lfirst_oid(lc), AccessShareLock)) != 0) {
+				*relid = lfirst_oid(lc);
+				break;
+			}
+	return group_id;
 }
 
 /*
