@@ -572,9 +572,14 @@ ALTER VIEW r38_v RENAME COLUMN b TO c;
 -- owner changed there alone decides whether the proposing role may alter
 -- it there), and that member's apply stopped.  An enum, a domain (and its
 -- constraint's name), a range and a multirange, a composite type (also the
--- type of a typed table: r19_comp), and a table's or view's row type;
--- execute() of another group may not either.
+-- type of a typed table: r19_comp), and a table's or view's row type; and
+-- ALTER SCHEMA ... RENAME TO / OWNER TO of the schema of a replicated table
+-- (r39_ts) or of a type one uses (r39_s).  execute() of another group may
+-- not either.
 SELECT dragonraft.execute(1, $$CREATE SCHEMA r39_s;
+CREATE SCHEMA r39_ts;
+CREATE TYPE r39_s.r39_used AS ENUM ('u');
+CREATE TABLE r39_ts.r39_st (id int PRIMARY KEY, u r39_s.r39_used);
 CREATE TYPE r39_e AS ENUM ('a');
 CREATE DOMAIN r39_dom AS int CONSTRAINT r39_pos CHECK (VALUE > 0);
 CREATE TYPE r39_rng AS RANGE (subtype = int4);
@@ -585,6 +590,7 @@ CREATE VIEW r39_view AS SELECT 1 AS a;
 CREATE TABLE r39_t (id int PRIMARY KEY, e r39_e[], d r39_dom, r r39_rng, m r39_mr2,
   c r39_comp, w r39_row, v r39_view)$$) > 0 AS executed;
 SELECT dragonraft.replicate_table('r39_t', 1);
+SELECT dragonraft.replicate_table('r39_ts.r39_st', 1);
 SELECT max(index) AS before FROM dragonraft.ddl_history \gset
 \set VERBOSITY default
 BEGIN; ALTER TYPE r39_e RENAME TO r39_e2; ROLLBACK;
@@ -621,16 +627,23 @@ SELECT cmd, r39_try(cmd) FROM unnest(ARRAY[
   'ALTER VIEW r39_view SET SCHEMA r39_s',
   'ALTER VIEW r39_view OWNER TO r20_owner',
   'ALTER TYPE r19_comp RENAME TO r19_comp2',
-  'ALTER TYPE r19_comp OWNER TO r20_owner']) WITH ORDINALITY AS c(cmd, n) ORDER BY n;
+  'ALTER TYPE r19_comp OWNER TO r20_owner',
+  'ALTER SCHEMA r39_s RENAME TO r39_s2',
+  'ALTER SCHEMA r39_s OWNER TO r20_owner',
+  'ALTER SCHEMA r39_ts RENAME TO r39_ts2',
+  'ALTER SCHEMA r39_ts OWNER TO r20_owner']) WITH ORDINALITY AS c(cmd, n) ORDER BY n;
 SELECT dragonraft.execute(7, 'ALTER TYPE r39_e RENAME TO r39_e2');
 SELECT dragonraft.execute(7, 'ALTER DOMAIN r39_dom SET SCHEMA r39_s');
 SELECT dragonraft.execute(7, 'ALTER TABLE r39_row RENAME TO r39_row2');
+SELECT dragonraft.execute(7, 'ALTER SCHEMA r39_ts RENAME TO r39_ts2');
 SELECT max(index) = :before AS nothing_proposed FROM dragonraft.ddl_history;
 -- A type no replicated table uses may; execute() of the group renames and
 -- moves them on every member, and the table still takes and gives rows.
 CREATE TYPE r39_free AS ENUM ('x');
 CREATE DOMAIN r39_fdom AS int;
 CREATE TABLE r39_loose (a int);
+CREATE SCHEMA r39_free_s;
+CREATE TABLE r39_free_s.r39_x (a int);
 SELECT cmd, r39_try(cmd) FROM unnest(ARRAY[
   'ALTER TYPE r39_free RENAME TO r39_free2',
   'ALTER TYPE r39_free SET SCHEMA r39_s',
@@ -638,7 +651,9 @@ SELECT cmd, r39_try(cmd) FROM unnest(ARRAY[
   'ALTER DOMAIN r39_fdom RENAME TO r39_fdom2',
   'ALTER TABLE r39_loose RENAME TO r39_loose2',
   'ALTER TABLE r39_loose SET SCHEMA r39_s',
-  'ALTER TABLE r39_loose OWNER TO r20_owner']) WITH ORDINALITY AS c(cmd, n) ORDER BY n;
+  'ALTER TABLE r39_loose OWNER TO r20_owner',
+  'ALTER SCHEMA r39_free_s RENAME TO r39_free_s2',
+  'ALTER SCHEMA r39_free_s OWNER TO r20_owner']) WITH ORDINALITY AS c(cmd, n) ORDER BY n;
 SELECT dragonraft.execute(1, $$ALTER TYPE r39_e RENAME TO r39_e2;
 ALTER DOMAIN r39_dom SET SCHEMA r39_s;
 ALTER DOMAIN r39_s.r39_dom RENAME CONSTRAINT r39_pos TO r39_positive;
@@ -646,7 +661,8 @@ ALTER TYPE r39_mr2 RENAME TO r39_mr3;
 ALTER TYPE r39_comp OWNER TO r20_owner;
 ALTER TABLE r39_row RENAME TO r39_row2;
 ALTER VIEW r39_view SET SCHEMA r39_s;
-ALTER TYPE r19_comp RENAME TO r19_comp2$$) > 0 AS executed;
+ALTER TYPE r19_comp RENAME TO r19_comp2;
+ALTER SCHEMA r39_ts RENAME TO r39_ts2$$) > 0 AS executed;
 SELECT t.typname, n.nspname, t.typowner = 'r20_owner'::regrole AS r20_owns
   FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
  WHERE t.typname ~ '^r39_(e|dom|mr|comp|row|view)' ORDER BY 1;
@@ -659,4 +675,6 @@ UPDATE r39_t SET e = '{a,b}' WHERE id = 1;
 SELECT id, e, (w).b FROM r39_t;
 INSERT INTO r19_typed VALUES (39, 'typed');
 SELECT reloftype::regtype, (SELECT v FROM r19_typed WHERE id = 39) FROM pg_class WHERE oid = 'r19_typed'::regclass;
+INSERT INTO r39_ts2.r39_st VALUES (1, 'u');
+SELECT * FROM r39_ts2.r39_st;
 SELECT state, error FROM dragonraft.status WHERE group_id = 1;

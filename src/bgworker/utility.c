@@ -45,6 +45,7 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_depend.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_operator.h"
@@ -368,6 +369,48 @@ static uint64 type_replicated(Node *stmt, Oid *relid)
 				*relid = lfirst_oid(lc);
 				break;
 			}
+	return group_id;
+}
+
+/*
+ * ALTER SCHEMA ... RENAME TO or OWNER TO of a schema that holds a replicated
+ * table, or a type one uses (type_id_replicated): as RENAME TO, SET SCHEMA
+ * and OWNER TO of that table or type (changed_type), run on one member
+ * alone, a later execute() that names the schema means another one, or
+ * none, there, or the proposing role may not create in it there.  The
+ * group of that table, 0 if none; *relid: that table.
+ */
+static uint64 schema_replicated(Node *stmt, Oid *relid)
+{
+	const char *name = NULL;
+	Oid nsp;
+	Relation dep;
+	SysScanDesc scan;
+	HeapTuple tup;
+	uint64 group_id = 0;
+
+	if (IsA(stmt, RenameStmt) && ((RenameStmt *)stmt)->renameType == OBJECT_SCHEMA)
+		name = ((RenameStmt *)stmt)->subname;
+	else if (IsA(stmt, AlterOwnerStmt) && ((AlterOwnerStmt *)stmt)->objectType == OBJECT_SCHEMA)
+		name = strVal(((AlterOwnerStmt *)stmt)->object);
+	if (name == NULL || !OidIsValid(nsp = get_namespace_oid(name, true)))
+		return 0;
+	dep = table_open(DependRelationId, AccessShareLock);
+	scan = referencing_scan(dep, NamespaceRelationId, nsp);
+	while (group_id == 0 && (tup = systable_getnext(scan)) != NULL) {
+		Form_pg_depend d = (Form_pg_depend)GETSTRUCT(tup);
+
+		if (d->classid == RelationRelationId) {
+			if (get_rel_relkind(d->objid) == RELKIND_RELATION &&
+			    (group_id = part_of_replicated(d->objid, AccessShareLock)) != 0)
+				*relid = d->objid;
+			else /* its row type (which has no dependency of its own on the schema) */
+				group_id = type_id_replicated(get_rel_type_id(d->objid), relid);
+		} else if (d->classid == TypeRelationId)
+			group_id = type_id_replicated(d->objid, relid);
+	}
+	systable_endscan(scan);
+	table_close(dep, AccessShareLock);
 	return group_id;
 }
 
@@ -1181,7 +1224,9 @@ static void check_execute(Node *stmt)
 	Relation rel;
 	ListCell *lc;
 
-	if ((type_group = type_replicated(stmt, &below)) != 0 && type_group != dr_execute_group)
+	if (((type_group = type_replicated(stmt, &below)) != 0 ||
+	     (type_group = schema_replicated(stmt, &below)) != 0) &&
+	    type_group != dr_execute_group)
 		other_group(psprintf("table \"%s\"", get_rel_name(below)), type_group);
 	check_rowtype_refused(stmt);
 	if (changes_attributes(stmt) &&
@@ -1334,6 +1379,18 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 		    (changes_attributes(stmt) &&
 		     (group_id = rowtype_replicated(ddl_target(stmt), &below, &rowtype)) != 0))
 			changes_type_of(below, group_id);
+		if ((group_id = schema_replicated(stmt, &below)) != 0)
+			ereport(ERROR,
+			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			         errmsg("this command changes the schema of table \"%s\", or of "
+			                "a type it uses, which is replicated by dragonraft: run "
+			                "it with dragonraft.execute",
+			                get_rel_name(below)),
+			         errdetail("Renamed, or given another owner, on this member only, "
+			                   "a later command that names the schema, or creates in "
+			                   "it, would fail on some members only and stop their "
+			                   "apply."),
+			         execute_hint(group_id)));
 		if (IsA(stmt, GrantStmt))
 			check_revoke((GrantStmt *)stmt);
 		if (IsA(stmt, ReassignOwnedStmt) &&
