@@ -201,6 +201,36 @@ int raft_do_campaign(struct raft *r, bool pre, bool transfer)
 }
 
 /*
+ * A (pre-)vote request tells us the candidate's commit index, and we take it
+ * when our log holds the candidate's last entry: by the Log Matching
+ * Property (paper 5.3) our log then equals the candidate's up to that entry,
+ * and what the candidate knows to be committed is committed.
+ *
+ * Without it a group could elect no leader ever (simulator, --defer seeds
+ * 1906 and 9244): its only voter A adds a voter B, commits and applies that
+ * change, and crashes; its last entries, which B had received, were not yet
+ * on A's disk (a deferred sync; or an append sent before its own write), so
+ * after the restart B's log is longer than A's and B refuses A its vote.  B
+ * never heard that its promotion committed, so it is not a voter in the
+ * configuration it applied, and never campaigns.  Having the commit index
+ * from A's request, B applies its promotion, campaigns and wins A's vote.
+ * A leader learns its commit index from its followers' acknowledgements.
+ */
+static int learn_commit(struct raft *r, const struct raft_message *m)
+{
+	raft_index c = m->commit < m->index ? m->commit : m->index;
+	bool match;
+	int rc;
+
+	if (r->role == RAFT_LEADER || c <= r->log.committed)
+		return RAFT_OK;
+	rc = raft_log_match_term(&r->log, m->index, m->log_term, &match);
+	if (rc != RAFT_OK || !match)
+		return rc;
+	return raft_log_commit_to(r, c);
+}
+
+/*
  * Two pre-candidates of one term, and a tie-break between them (issue 13).
  *
  * When the leader dies, its followers' timeouts can fire in the same tick.
@@ -244,36 +274,6 @@ int raft_do_campaign(struct raft *r, bool pre, bool transfer)
  *  - In a group of five, q may still win its pre-vote with two followers'
  *    grants: the rule makes splits rarer there, not impossible.
  */
-/*
- * A (pre-)vote request tells us the candidate's commit index, and we take it
- * when our log holds the candidate's last entry: by the Log Matching
- * Property (paper 5.3) our log then equals the candidate's up to that entry,
- * and what the candidate knows to be committed is committed.
- *
- * Without it a group could elect no leader ever (simulator, --defer seeds
- * 1906 and 9244): its only voter A adds a voter B, commits and applies that
- * change, and crashes; its last entries, which B had received, were not yet
- * on A's disk (a deferred sync; or an append sent before its own write), so
- * after the restart B's log is longer than A's and B refuses A its vote.  B
- * never heard that its promotion committed, so it is not a voter in the
- * configuration it applied, and never campaigns.  Having the commit index
- * from A's request, B applies its promotion, campaigns and wins A's vote.
- * A leader learns its commit index from its followers' acknowledgements.
- */
-static int learn_commit(struct raft *r, const struct raft_message *m)
-{
-	raft_index c = m->commit < m->index ? m->commit : m->index;
-	bool match;
-	int rc;
-
-	if (r->role == RAFT_LEADER || c <= r->log.committed)
-		return RAFT_OK;
-	rc = raft_log_match_term(&r->log, m->index, m->log_term, &match);
-	if (rc != RAFT_OK || !match)
-		return rc;
-	return raft_log_commit_to(r, c);
-}
-
 int raft_handle_vote(struct raft *r, const struct raft_message *m)
 {
 	bool pre = m->type == RAFT_MSG_PREVOTE;
