@@ -148,7 +148,7 @@ static int ask_vote(struct raft *r, raft_id to, uint32_t type, raft_term vterm, 
 	m->term = vterm;
 	m->index = raft_log_last(&r->log);
 	m->log_term = last_term;
-	m->commit = r->log.committed; /* (learn_commit) */
+	m->commit = r->log.committed; /* (raft_learn_commit) */
 	if (transfer)
 		m->flags |= RAFT_MSG_FLAG_TRANSFER;
 	return RAFT_OK;
@@ -214,9 +214,16 @@ int raft_do_campaign(struct raft *r, bool pre, bool transfer)
  * never heard that its promotion committed, so it is not a voter in the
  * configuration it applied, and never campaigns.  Having the commit index
  * from A's request, B applies its promotion, campaigns and wins A's vote.
+ *
+ * TimeoutNow carries the same (transfer.c): a leader of two voters that
+ * removed itself hands over with one, and leaves; the other, which may
+ * never have heard that the removal committed, would otherwise wait for
+ * ever for the gone node's vote (review 40).  With the commit index it
+ * applies the removal and leads alone.
+ *
  * A leader learns its commit index from its followers' acknowledgements.
  */
-static int learn_commit(struct raft *r, const struct raft_message *m)
+int raft_learn_commit(struct raft *r, const struct raft_message *m)
 {
 	raft_index c = m->commit < m->index ? m->commit : m->index;
 	bool match;
@@ -283,7 +290,7 @@ int raft_handle_vote(struct raft *r, const struct raft_message *m)
 	raft_term last_term = 0;
 	int rc;
 
-	rc = learn_commit(r, m);
+	rc = raft_learn_commit(r, m);
 	if (rc != RAFT_OK)
 		return rc;
 	/* Paper 5.2: at most one vote per term, first come first served. */

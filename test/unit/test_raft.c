@@ -735,6 +735,51 @@ static void test_vote_request_spreads_commit(void **state)
 	grow_and_crash(true);
 }
 
+/*
+ * The leader of two voters removes itself, and its appends that would tell
+ * the other voter the removal committed are lost; it hands over (TimeoutNow)
+ * and leaves.  The other voter, still under {1, 2}, would wait for ever for
+ * the gone node's vote (review 40).  TimeoutNow carries the commit index: it
+ * applies the removal and leads alone.
+ */
+static void test_timeout_now_spreads_commit(void **state)
+{
+	struct fx *f = fx_create(2, NULL);
+	raft_index removal;
+
+	(void)state;
+	fx_elect(f, 1);
+	fx_propose(f, 1, "before");
+	fx_stabilize(f);
+	assert_int_equal(propose_cc(f, 1, RAFT_CC_REMOVE, 1), RAFT_OK);
+	removal = raft_last_index(NODE(f, 1));
+	assert_true(fx_ready(f, 1)); /* the append to 2 */
+	deliver_to(f, 2);
+	assert_true(fx_ready(f, 2)); /* 2 stores it and answers */
+	deliver_to(f, 1);
+	assert_true(fx_ready(f, 1)); /* committed, applied: 1 steps down */
+	assert_int_equal(raft_membership(NODE(f, 1))->n_voters, 1);
+	fx_drop_all(f);               /* whatever told 2 of the commit */
+	while (fx_ready(f, 1))
+		; /* the hand-over */
+	for (uint32_t i = 0; i < f->nq;)
+		if (f->q[i].m.type == RAFT_MSG_TIMEOUT_NOW)
+			i++;
+		else
+			fx_deliver_at(f, i, true);
+	assert_int_equal(f->nq, 1);
+	assert_true(raft_commit_index(NODE(f, 2)) < removal);
+	deliver_to(f, 2);
+	fx_crash(f, 1); /* it left */
+	fx_tick_all(f, 40);
+	assert_int_equal(fx_leader(f), 2);
+	assert_int_equal(raft_membership(NODE(f, 2))->n_voters, 1);
+	assert_int_equal(fx_propose(f, 2, "after"), RAFT_OK);
+	fx_stabilize(f);
+	assert_true(fx_applied_has(f, 2, "after"));
+	fx_destroy(f);
+}
+
 /* A full list of removed ids refuses further removals instead of forgetting
  * one (a forgotten id could come back). */
 static void test_removed_list_full_refuses_removal(void **state)
@@ -1779,6 +1824,7 @@ int main(void)
 	        cmocka_unit_test(test_transfer_abandoned_after_timeout),
 	        cmocka_unit_test(test_membership_changes),
 	        cmocka_unit_test(test_vote_request_spreads_commit),
+	        cmocka_unit_test(test_timeout_now_spreads_commit),
 	        cmocka_unit_test(test_removed_list_full_refuses_removal),
 	        cmocka_unit_test(test_leader_removes_itself),
 	        cmocka_unit_test(test_snapshot_to_lagging_follower),
