@@ -148,6 +148,7 @@ static int ask_vote(struct raft *r, raft_id to, uint32_t type, raft_term vterm, 
 	m->term = vterm;
 	m->index = raft_log_last(&r->log);
 	m->log_term = last_term;
+	m->commit = r->log.committed; /* (raft_learn_commit) */
 	if (transfer)
 		m->flags |= RAFT_MSG_FLAG_TRANSFER;
 	return RAFT_OK;
@@ -197,6 +198,43 @@ int raft_do_campaign(struct raft *r, bool pre, bool transfer)
 			return rc;
 	}
 	return RAFT_OK;
+}
+
+/*
+ * A (pre-)vote request tells us the candidate's commit index, and we take it
+ * when our log holds the candidate's last entry: by the Log Matching
+ * Property (paper 5.3) our log then equals the candidate's up to that entry,
+ * and what the candidate knows to be committed is committed.
+ *
+ * Without it a group could elect no leader ever (simulator, --defer seeds
+ * 1906 and 9244): its only voter A adds a voter B, commits and applies that
+ * change, and crashes; its last entries, which B had received, were not yet
+ * on A's disk (a deferred sync; or an append sent before its own write), so
+ * after the restart B's log is longer than A's and B refuses A its vote.  B
+ * never heard that its promotion committed, so it is not a voter in the
+ * configuration it applied, and never campaigns.  Having the commit index
+ * from A's request, B applies its promotion, campaigns and wins A's vote.
+ *
+ * TimeoutNow carries the same (transfer.c): a leader of two voters that
+ * removed itself hands over with one, and leaves; the other, which may
+ * never have heard that the removal committed, would otherwise wait for
+ * ever for the gone node's vote (review 40).  With the commit index it
+ * applies the removal and leads alone.
+ *
+ * A leader learns its commit index from its followers' acknowledgements.
+ */
+int raft_learn_commit(struct raft *r, const struct raft_message *m)
+{
+	raft_index c = m->commit < m->index ? m->commit : m->index;
+	bool match;
+	int rc;
+
+	if (r->role == RAFT_LEADER || c <= r->log.committed)
+		return RAFT_OK;
+	rc = raft_log_match_term(&r->log, m->index, m->log_term, &match);
+	if (rc != RAFT_OK || !match)
+		return rc;
+	return raft_log_commit_to(r, c);
 }
 
 /*
@@ -252,6 +290,9 @@ int raft_handle_vote(struct raft *r, const struct raft_message *m)
 	raft_term last_term = 0;
 	int rc;
 
+	rc = raft_learn_commit(r, m);
+	if (rc != RAFT_OK)
+		return rc;
 	/* Paper 5.2: at most one vote per term, first come first served. */
 	can_vote =
 	        r->vote == m->from || (r->vote == 0 && r->lead == 0) || (pre && m->term > r->term);

@@ -677,11 +677,16 @@ static int step_follower(struct raft *r, const struct raft_message *m)
 	case RAFT_MSG_QUIESCE:
 		r->lead = m->from;
 		return raft_quiesce_follow(r, m);
-	case RAFT_MSG_TIMEOUT_NOW:
+	case RAFT_MSG_TIMEOUT_NOW: {
+		/* Its commit index first: it may commit the removal of its sender, the
+		 * leader, which then leaves (raft_learn_commit). */
+		int rc = raft_learn_commit(r, m);
+
 		/* Thesis 3.10: the transferee campaigns at once, skipping pre-vote. */
-		if (!raft_promotable(r))
-			return RAFT_OK;
+		if (rc != RAFT_OK || !raft_promotable(r))
+			return rc;
 		return raft_do_campaign(r, false, true);
+	}
 	case RAFT_MSG_READINDEX_RESP:
 		return raft_ri_handle_resp(r, m);
 	case RAFT_MSG_PROPOSE:

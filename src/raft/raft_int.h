@@ -346,6 +346,9 @@ int raft_become_leader(struct raft *r);
 int raft_do_campaign(struct raft *r, bool pre, bool transfer);
 /* Handle RAFT_MSG_VOTE / RAFT_MSG_PREVOTE. */
 int raft_handle_vote(struct raft *r, const struct raft_message *m);
+/* Take the commit index of a (pre-)vote request or TimeoutNow if our log holds its
+ * sender's last entry (m->index, m->log_term). */
+int raft_learn_commit(struct raft *r, const struct raft_message *m);
 /* Handle a vote response while (pre)candidate. */
 int raft_handle_vote_resp(struct raft *r, const struct raft_message *m);
 /* Is this replica allowed to campaign? */
@@ -395,6 +398,8 @@ int raft_ri_push_state(struct raft *r, uint64_t context, raft_index index);
 int raft_xfer_start(struct raft *r, raft_id target);
 /* Leader: target caught up? send TimeoutNow. */
 int raft_xfer_maybe_send_timeout_now(struct raft *r, struct progress *pr);
+/* TimeoutNow to node to, with our last entry and commit index (raft_learn_commit). */
+int raft_xfer_send_timeout_now(struct raft *r, raft_id to);
 /* Stop any transfer in progress. */
 void raft_xfer_abort(struct raft *r);
 

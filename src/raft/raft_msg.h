@@ -120,7 +120,8 @@ struct raft_message {
 	raft_term term;
 	raft_term log_term; /* term of the entry at index (append / vote) */
 	raft_index index;   /* prev index (append), last index (vote), match (resp) */
-	raft_index commit;  /* leader's commit (append, heartbeat); sender's (responses) */
+	raft_index commit;  /* leader's commit (append, heartbeat); candidate's (vote); sender's
+	                       (responses) */
 	bool reject;
 	raft_index reject_hint; /* fast backtracking: follower's hint index */
 	raft_term hint_term;    /* term at reject_hint in the follower's log */

@@ -110,7 +110,7 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
 	}
 	if (r->handoff_to != 0) {
 		/* A leader that removed itself asks the most up-to-date voter to campaign. */
-		if (raft_send(r, r->handoff_to, RAFT_MSG_TIMEOUT_NOW) != NULL)
+		if (raft_xfer_send_timeout_now(r, r->handoff_to) == RAFT_OK)
 			r->handoff_to = 0;
 	}
 	if (r->wake_notify && raft_quiesce_notify(r) == RAFT_OK)

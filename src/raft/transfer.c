@@ -6,11 +6,29 @@
  */
 #include "raft/raft_int.h"
 
+int raft_xfer_send_timeout_now(struct raft *r, raft_id to)
+{
+	struct raft_message *m;
+	raft_term last_term;
+	int rc;
+
+	rc = raft_log_last_term(&r->log, &last_term);
+	if (rc != RAFT_OK)
+		return rc;
+	m = raft_send(r, to, RAFT_MSG_TIMEOUT_NOW);
+	if (m == NULL)
+		return RAFT_ERR_NOMEM;
+	m->index = raft_log_last(&r->log);
+	m->log_term = last_term;
+	m->commit = r->log.committed;
+	return RAFT_OK;
+}
+
 int raft_xfer_maybe_send_timeout_now(struct raft *r, struct progress *pr)
 {
 	if (pr->match != raft_log_last(&r->log))
 		return RAFT_OK;
-	return raft_send(r, pr->id, RAFT_MSG_TIMEOUT_NOW) == NULL ? RAFT_ERR_NOMEM : RAFT_OK;
+	return raft_xfer_send_timeout_now(r, pr->id);
 }
 
 int raft_xfer_start(struct raft *r, raft_id target)

@@ -258,8 +258,8 @@ static void test_ready_apply_keeps_messages(void **state)
 	assert_false(raft_holds_messages(r));
 	assert_int_equal(fx_propose(f, 1, "a"), RAFT_OK);
 	assert_true(fx_ready(f, 1)); /* persisted here; the appends are queued */
-	followers_ack(f); /* the leader steps the answers: committed */
-	raft_tick(r);                       /* heartbeats, built now */
+	followers_ack(f);            /* the leader steps the answers: committed */
+	raft_tick(r);                /* heartbeats, built now */
 	assert_true(raft_holds_messages(r));
 	assert_true(raft_has_apply_ready(r));
 	assert_int_equal(raft_ready_apply(r, &rd), RAFT_OK);
@@ -636,6 +636,147 @@ static void test_membership_changes(void **state)
 	raft_campaign(NODE(f, 3));
 	fx_stabilize(f);
 	assert_int_equal(fx_leader(f), 1);
+	fx_destroy(f);
+}
+
+/* Deliver every queued message addressed to id (the others stay queued). */
+static void deliver_to(struct fx *f, raft_id id)
+{
+	for (uint32_t i = 0; i < f->nq;)
+		if (f->q[i].m.to == id)
+			fx_deliver_at(f, i, false);
+		else
+			i++;
+}
+
+/*
+ * A group's only voter (1) makes 2 a voter, commits and applies that, and
+ * crashes; its next entry, which 2 already holds, was never synced (a
+ * deferred sync) and is lost.  2 never heard that its promotion committed
+ * and 1's log is now shorter than 2's: 2 refuses 1 its vote and, a learner
+ * in what it applied, would never campaign (the simulator's --defer seeds
+ * 1906 and 9244).  1's vote request carries its commit index: 2 applies its
+ * promotion, campaigns and wins.
+ */
+static void grow_and_crash(bool pre_vote)
+{
+	struct raft_config c;
+	struct raft_ready rd;
+	struct raft_entry kept;
+	uint8_t data[64];
+	raft_index promo;
+	raft_term term;
+	struct fx *f;
+	struct raft *r;
+
+	fx_default_config(&c, 1);
+	c.defer_leader_sync = true;
+	c.pre_vote = pre_vote;
+	f = fx_create(1, &c);
+	fx_elect(f, 1);
+	fx_add_node(f, 2);
+	assert_int_equal(propose_cc(f, 1, RAFT_CC_ADD_NONVOTER, 2), RAFT_OK);
+	fx_stabilize(f);
+	fx_propose(f, 1, "before");
+	fx_stabilize(f);
+	assert_true(fx_applied_has(f, 2, "before"));
+
+	r = NODE(f, 1);
+	term = raft_term_of(r);
+	assert_int_equal(propose_cc(f, 1, RAFT_CC_ADD_VOTER, 2), RAFT_OK);
+	promo = raft_last_index(r);
+	assert_int_equal(raft_ready(r, &rd), RAFT_OK);
+	assert_true(rd.sync_deferred);
+	assert_int_equal(raft_memstorage_save_ready(f->nodes[1].ms, &rd), RAFT_OK);
+	for (uint32_t i = 0; i < rd.n_messages; i++)
+		fx_send(f, &rd.messages[i]);
+	raft_advance(r, &rd);
+	assert_int_equal(fx_propose(f, 1, "tail"), RAFT_OK);
+	assert_int_equal(raft_ready(r, &rd), RAFT_OK);
+	assert_true(rd.sync_deferred);
+	assert_int_equal(raft_memstorage_save_ready(f->nodes[1].ms, &rd), RAFT_OK);
+	for (uint32_t i = 0; i < rd.n_messages; i++)
+		fx_send(f, &rd.messages[i]);
+	raft_advance(r, &rd);
+	deliver_to(f, 2);
+	assert_true(fx_ready(f, 2));
+	fx_drop_all(f);
+	assert_int_equal(raft_last_index(NODE(f, 2)), promo + 1);
+	/* The promotion is durable on 1, the only voter: committed, applied. */
+	assert_int_equal(raft_durable(r, promo, term), RAFT_OK);
+	assert_int_equal(raft_commit_index(r), promo);
+	assert_true(fx_ready(f, 1));
+	assert_int_equal(raft_membership(r)->n_voters, 2);
+	fx_drop_all(f); /* 2 does not hear of the commit */
+	assert_true(raft_commit_index(NODE(f, 2)) < promo);
+	/* The crash: "tail" was written, never synced, and is lost. */
+	fx_crash(f, 1);
+	kept = *raft_memstorage_entry(f->nodes[1].ms, promo);
+	assert_true(kept.len <= sizeof(data));
+	memcpy(data, kept.data, kept.len);
+	kept.data = data;
+	assert_int_equal(raft_memstorage_append(f->nodes[1].ms, &kept, 1), RAFT_OK);
+	fx_restart(f, 1);
+	assert_int_equal(raft_last_index(NODE(f, 1)), promo);
+
+	fx_tick_all(f, 60);
+	assert_int_equal(fx_leader(f), 2);
+	assert_int_equal(fx_propose(f, 2, "after"), RAFT_OK);
+	fx_stabilize(f);
+	expect_all_applied(f, "tail");
+	expect_all_applied(f, "after");
+	fx_destroy(f);
+}
+
+static void test_vote_request_spreads_commit(void **state)
+{
+	(void)state;
+	grow_and_crash(false);
+	grow_and_crash(true);
+}
+
+/*
+ * The leader of two voters removes itself, and its appends that would tell
+ * the other voter the removal committed are lost; it hands over (TimeoutNow)
+ * and leaves.  The other voter, still under {1, 2}, would wait for ever for
+ * the gone node's vote (review 40).  TimeoutNow carries the commit index: it
+ * applies the removal and leads alone.
+ */
+static void test_timeout_now_spreads_commit(void **state)
+{
+	struct fx *f = fx_create(2, NULL);
+	raft_index removal;
+
+	(void)state;
+	fx_elect(f, 1);
+	fx_propose(f, 1, "before");
+	fx_stabilize(f);
+	assert_int_equal(propose_cc(f, 1, RAFT_CC_REMOVE, 1), RAFT_OK);
+	removal = raft_last_index(NODE(f, 1));
+	assert_true(fx_ready(f, 1)); /* the append to 2 */
+	deliver_to(f, 2);
+	assert_true(fx_ready(f, 2)); /* 2 stores it and answers */
+	deliver_to(f, 1);
+	assert_true(fx_ready(f, 1)); /* committed, applied: 1 steps down */
+	assert_int_equal(raft_membership(NODE(f, 1))->n_voters, 1);
+	fx_drop_all(f);               /* whatever told 2 of the commit */
+	while (fx_ready(f, 1))
+		; /* the hand-over */
+	for (uint32_t i = 0; i < f->nq;)
+		if (f->q[i].m.type == RAFT_MSG_TIMEOUT_NOW)
+			i++;
+		else
+			fx_deliver_at(f, i, true);
+	assert_int_equal(f->nq, 1);
+	assert_true(raft_commit_index(NODE(f, 2)) < removal);
+	deliver_to(f, 2);
+	fx_crash(f, 1); /* it left */
+	fx_tick_all(f, 40);
+	assert_int_equal(fx_leader(f), 2);
+	assert_int_equal(raft_membership(NODE(f, 2))->n_voters, 1);
+	assert_int_equal(fx_propose(f, 2, "after"), RAFT_OK);
+	fx_stabilize(f);
+	assert_true(fx_applied_has(f, 2, "after"));
 	fx_destroy(f);
 }
 
@@ -1682,6 +1823,8 @@ int main(void)
 	        cmocka_unit_test(test_transfer_leader),
 	        cmocka_unit_test(test_transfer_abandoned_after_timeout),
 	        cmocka_unit_test(test_membership_changes),
+	        cmocka_unit_test(test_vote_request_spreads_commit),
+	        cmocka_unit_test(test_timeout_now_spreads_commit),
 	        cmocka_unit_test(test_removed_list_full_refuses_removal),
 	        cmocka_unit_test(test_leader_removes_itself),
 	        cmocka_unit_test(test_snapshot_to_lagging_follower),
