@@ -677,16 +677,19 @@ static int step_follower(struct raft *r, const struct raft_message *m)
 	case RAFT_MSG_QUIESCE:
 		r->lead = m->from;
 		return raft_quiesce_follow(r, m);
-	case RAFT_MSG_TIMEOUT_NOW: {
-		/* Its commit index first: it may commit the removal of its sender, the
-		 * leader, which then leaves (raft_learn_commit). */
-		int rc = raft_learn_commit(r, m);
-
+	case RAFT_MSG_TIMEOUT_NOW:
 		/* Thesis 3.10: the transferee campaigns at once, skipping pre-vote. */
-		if (rc != RAFT_OK || !raft_promotable(r))
-			return rc;
-		return raft_do_campaign(r, false, true);
-	}
+		if (raft_promotable(r)) {
+			int rc = raft_do_campaign(r, false, true);
+
+			if (rc != RAFT_OK)
+				return rc;
+		}
+		/* Then its commit index: it may commit the removal of its sender, a
+		 * leader that then leaves (raft_learn_commit).  Taken first, it would
+		 * keep a target that has not applied a committed membership change
+		 * from campaigning, and the transfer would fail. */
+		return raft_learn_commit(r, m);
 	case RAFT_MSG_READINDEX_RESP:
 		return raft_ri_handle_resp(r, m);
 	case RAFT_MSG_PROPOSE:

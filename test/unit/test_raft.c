@@ -759,7 +759,7 @@ static void test_timeout_now_spreads_commit(void **state)
 	deliver_to(f, 1);
 	assert_true(fx_ready(f, 1)); /* committed, applied: 1 steps down */
 	assert_int_equal(raft_membership(NODE(f, 1))->n_voters, 1);
-	fx_drop_all(f);               /* whatever told 2 of the commit */
+	fx_drop_all(f); /* whatever told 2 of the commit */
 	while (fx_ready(f, 1))
 		; /* the hand-over */
 	for (uint32_t i = 0; i < f->nq;)
@@ -777,6 +777,46 @@ static void test_timeout_now_spreads_commit(void **state)
 	assert_int_equal(fx_propose(f, 2, "after"), RAFT_OK);
 	fx_stabilize(f);
 	assert_true(fx_applied_has(f, 2, "after"));
+	fx_destroy(f);
+}
+
+/*
+ * A transfer's target that has not heard that a membership change committed
+ * still campaigns at once: TimeoutNow's commit index is taken after the
+ * campaign (taken before, the committed change not yet applied would keep
+ * it from campaigning, and the transfer would fail).
+ */
+static void test_timeout_now_campaigns_before_commit(void **state)
+{
+	struct fx *f = fx_create(3, NULL);
+
+	(void)state;
+	fx_elect(f, 1);
+	fx_add_node(f, 4);
+	assert_int_equal(propose_cc(f, 1, RAFT_CC_ADD_NONVOTER, 4), RAFT_OK);
+	assert_true(fx_ready(f, 1));
+	deliver_to(f, 2);
+	deliver_to(f, 3);
+	assert_true(fx_ready(f, 2));
+	assert_true(fx_ready(f, 3));
+	deliver_to(f, 1);
+	assert_true(fx_ready(f, 1)); /* committed and applied on 1 */
+	assert_int_equal(raft_membership(NODE(f, 1))->n_nonvoters, 1);
+	fx_drop_all(f); /* 2 does not hear of the commit */
+	assert_int_equal(raft_membership(NODE(f, 2))->n_nonvoters, 0);
+	assert_int_equal(raft_transfer_leader(NODE(f, 1), 2), RAFT_OK);
+	while (fx_ready(f, 1))
+		;
+	for (uint32_t i = 0; i < f->nq;)
+		if (f->q[i].m.type == RAFT_MSG_TIMEOUT_NOW && f->q[i].m.to == 2)
+			i++;
+		else
+			fx_deliver_at(f, i, true);
+	assert_int_equal(f->nq, 1);
+	deliver_to(f, 2);
+	assert_int_equal(raft_role(NODE(f, 2)), RAFT_CANDIDATE);
+	fx_stabilize(f);
+	assert_int_equal(fx_leader(f), 2);
 	fx_destroy(f);
 }
 
@@ -1825,6 +1865,7 @@ int main(void)
 	        cmocka_unit_test(test_membership_changes),
 	        cmocka_unit_test(test_vote_request_spreads_commit),
 	        cmocka_unit_test(test_timeout_now_spreads_commit),
+	        cmocka_unit_test(test_timeout_now_campaigns_before_commit),
 	        cmocka_unit_test(test_removed_list_full_refuses_removal),
 	        cmocka_unit_test(test_leader_removes_itself),
 	        cmocka_unit_test(test_snapshot_to_lagging_follower),
