@@ -370,6 +370,9 @@ struct sim_world {
 	/* checker state */
 	struct sim_u64s leader_of_term;
 	struct sim_u64s committed_term; /* term of the entry known committed at each index */
+	/* the term in which each index was first known committed (its observer's: the
+	 * committing leader's, or a later one), for leader completeness */
+	struct sim_u64s committed_in;
 	struct sim_u64s applied_term, applied_content;
 	struct sim_reg *reg;
 	size_t n_reg;

@@ -471,10 +471,26 @@ static void test_check_leader_completeness(void **state)
 	(void)state;
 	/* pretend index 1000 was committed in the term before: this leader lacks it */
 	sim_u64s_set(&w->committed_term, 1000, nd->term - 1);
+	sim_u64s_set(&w->committed_in, 1000, nd->term - 1);
 	nd->lc_term = 0;
 	sim_observe(w, nd);
 	assert_true(w->failed);
 	assert_string_equal(w->prop, "leader-completeness");
+	world_free(w);
+}
+
+/* An entry of an earlier term committed in a later one need not be there. */
+static void test_check_leader_completeness_commit_term(void **state)
+{
+	struct sim_world *w = world_with_leader();
+	struct sim_node *nd = &w->nodes[1];
+
+	(void)state;
+	sim_u64s_set(&w->committed_term, 1000, nd->term - 1);
+	sim_u64s_set(&w->committed_in, 1000, nd->term + 1);
+	nd->lc_term = 0;
+	sim_observe(w, nd);
+	assert_false(w->failed);
 	world_free(w);
 }
 
@@ -582,6 +598,7 @@ int main(void)
 	        cmocka_unit_test(test_check_read),
 	        cmocka_unit_test(test_check_election_safety),
 	        cmocka_unit_test(test_check_leader_completeness),
+	        cmocka_unit_test(test_check_leader_completeness_commit_term),
 	        cmocka_unit_test(test_check_commit_safety),
 	        cmocka_unit_test(test_prop_payload),
 	        cmocka_unit_test(test_check_intact),
