@@ -360,7 +360,6 @@ struct engine {
 	bool sync_wanted;    /* a group wrote unsynced since the last sync began */
 	bool sync_out;       /* a sync is under way */
 	uint64_t sync_began; /* the tick it began */
-	uint64_t sync_watch; /* the tick eng_sync_watch next looks at it */
 	struct eng_synced {
 		uint64_t group_id;
 		raft_index index;

@@ -450,7 +450,6 @@ void engine_sync_begin(struct engine *e)
 	e->sync_wanted = false;
 	e->sync_out = true;
 	e->sync_began = e->now;
-	e->sync_watch = e->now + e->cfg.election_rtt;
 }
 
 /* The voter of g other than this node with most of the log that answered lately
@@ -489,11 +488,12 @@ static raft_id handoff_target(const struct engine *e, const struct group *g)
  */
 void eng_sync_watch(struct engine *e)
 {
+	uint64_t out = e->now - e->sync_began;
 	size_t handed = 0;
 
-	if (!e->sync_out || e->now < e->sync_watch)
+	/* (engine_tick calls it at every tick: each election timeout the sync is out) */
+	if (!e->sync_out || out == 0 || out % e->cfg.election_rtt != 0)
 		return;
-	e->sync_watch = e->now + e->cfg.election_rtt;
 	for (size_t i = 0; i < e->n_groups && !e->failed; i++) {
 		struct group *g = e->groups[i];
 		raft_id target;
@@ -515,7 +515,7 @@ void eng_sync_watch(struct engine *e)
 		snprintf(line, sizeof(line),
 		         "the raft log's background sync has not ended for %llu ticks: this node "
 		         "hands the %zu groups it leads to other voters",
-		         (unsigned long long)(e->now - e->sync_began), handed);
+		         (unsigned long long)out, handed);
 		e->cfg.log_fn(e->cfg.log_ctx, line);
 	}
 }

@@ -122,6 +122,16 @@ static void test_leader_counts_itself_only_when_persisted(void **state)
  * are handed out as committed, only once raft_durable() reported them.  The
  * Ready that makes a leader (new term) is synced as before.
  */
+/* Deliver every queued message addressed to id (the others stay queued). */
+static void deliver_to(struct fx *f, raft_id id)
+{
+	for (uint32_t i = 0; i < f->nq;)
+		if (f->q[i].m.to == id)
+			fx_deliver_at(f, i, false);
+		else
+			i++;
+}
+
 /*
  * Followers 2 and 3 take what the leader sent them, persist it (a Ready
  * each) and answer; the leader steps the answers.
@@ -129,11 +139,7 @@ static void test_leader_counts_itself_only_when_persisted(void **state)
 static void followers_ack(struct fx *f)
 {
 	for (raft_id id = 2; id <= 3; id++) {
-		for (uint32_t i = 0; i < f->nq;)
-			if (f->q[i].m.to == id)
-				fx_deliver_at(f, i, false);
-			else
-				i++;
+		deliver_to(f, id);
 		assert_true(fx_ready(f, id));
 	}
 	while (f->nq > 0)
@@ -639,14 +645,19 @@ static void test_membership_changes(void **state)
 	fx_destroy(f);
 }
 
-/* Deliver every queued message addressed to id (the others stay queued). */
-static void deliver_to(struct fx *f, raft_id id)
+/* Node from's Readys until it has none; of every queued message, only its
+ * TimeoutNow to node to stays (for the caller to deliver). */
+static void keep_timeout_now(struct fx *f, raft_id from, raft_id to)
 {
+	while (fx_ready(f, from))
+		;
 	for (uint32_t i = 0; i < f->nq;)
-		if (f->q[i].m.to == id)
-			fx_deliver_at(f, i, false);
-		else
+		if (f->q[i].m.type == RAFT_MSG_TIMEOUT_NOW && f->q[i].m.from == from &&
+		    f->q[i].m.to == to)
 			i++;
+		else
+			fx_deliver_at(f, i, true);
+	assert_int_equal(f->nq, 1);
 }
 
 /*
@@ -759,15 +770,8 @@ static void test_timeout_now_spreads_commit(void **state)
 	deliver_to(f, 1);
 	assert_true(fx_ready(f, 1)); /* committed, applied: 1 steps down */
 	assert_int_equal(raft_membership(NODE(f, 1))->n_voters, 1);
-	fx_drop_all(f); /* whatever told 2 of the commit */
-	while (fx_ready(f, 1))
-		; /* the hand-over */
-	for (uint32_t i = 0; i < f->nq;)
-		if (f->q[i].m.type == RAFT_MSG_TIMEOUT_NOW)
-			i++;
-		else
-			fx_deliver_at(f, i, true);
-	assert_int_equal(f->nq, 1);
+	fx_drop_all(f);            /* whatever told 2 of the commit */
+	keep_timeout_now(f, 1, 2); /* the hand-over */
 	assert_true(raft_commit_index(NODE(f, 2)) < removal);
 	deliver_to(f, 2);
 	fx_crash(f, 1); /* it left */
@@ -805,14 +809,7 @@ static void test_timeout_now_campaigns_before_commit(void **state)
 	fx_drop_all(f); /* 2 does not hear of the commit */
 	assert_int_equal(raft_membership(NODE(f, 2))->n_nonvoters, 0);
 	assert_int_equal(raft_transfer_leader(NODE(f, 1), 2), RAFT_OK);
-	while (fx_ready(f, 1))
-		;
-	for (uint32_t i = 0; i < f->nq;)
-		if (f->q[i].m.type == RAFT_MSG_TIMEOUT_NOW && f->q[i].m.to == 2)
-			i++;
-		else
-			fx_deliver_at(f, i, true);
-	assert_int_equal(f->nq, 1);
+	keep_timeout_now(f, 1, 2);
 	deliver_to(f, 2);
 	assert_int_equal(raft_role(NODE(f, 2)), RAFT_CANDIDATE);
 	fx_stabilize(f);
