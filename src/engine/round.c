@@ -453,7 +453,9 @@ void engine_sync_begin(struct engine *e)
 }
 
 /* The voter of g other than this node with most of the log that answered lately
- * (CheckQuorum's recent activity), or 0. */
+ * (in this CheckQuorum period or the one before: the watch and CheckQuorum both
+ * come once an election timeout, and at the tick a period ends no peer has
+ * answered in the new one yet), or 0. */
 static raft_id handoff_target(const struct engine *e, const struct group *g)
 {
 	const struct raft_membership *m = raft_membership(g->r);
@@ -464,7 +466,8 @@ static raft_id handoff_target(const struct engine *e, const struct group *g)
 		struct raft_peer_progress pp;
 
 		if (m->voters[i] == e->cfg.node_id ||
-		    raft_peer_progress(g->r, m->voters[i], &pp) != RAFT_OK || !pp.recent_active)
+		    raft_peer_progress(g->r, m->voters[i], &pp) != RAFT_OK ||
+		    !(pp.recent_active || pp.heard_before))
 			continue;
 		if (target == 0 || pp.match > best) {
 			best = pp.match;

@@ -962,6 +962,7 @@ int raft_peer_progress(const struct raft *r, raft_id id, struct raft_peer_progre
 		out->match = pr->match;
 		out->next = pr->next;
 		out->recent_active = pr->recent_active;
+		out->heard_before = pr->heard_before;
 		return RAFT_OK;
 	}
 	return RAFT_ERR_INVALID;

@@ -355,6 +355,7 @@ struct raft_peer_progress {
 	raft_index match;   /* highest index known to be replicated there */
 	raft_index next;    /* next index to send */
 	bool recent_active; /* heard from since the last check-quorum */
+	bool heard_before;  /* heard from in the check-quorum period before that */
 };
 /* As leader: member id's progress (RAFT_ERR_NOT_LEADER, or RAFT_ERR_INVALID for a non-member). */
 int raft_peer_progress(const struct raft *r, raft_id id, struct raft_peer_progress *out);

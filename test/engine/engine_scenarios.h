@@ -5093,6 +5093,37 @@ static void test_deferred_hung_sync_hands_off(void **state)
 	cluster_destroy(&c);
 }
 
+/*
+ * The hand-off at every phase of the leader's CheckQuorum period: the watch
+ * and CheckQuorum both come once an election timeout, so a sync that began
+ * in the tick where the leader's period ends met, at each further election
+ * timeout, peers that CheckQuorum had just marked silent: no target, never a
+ * hand-off (review41).
+ */
+static void test_deferred_hung_sync_hands_off_any_phase(void **state)
+{
+	struct engine_config cfg = base_cfg();
+
+	(void)state;
+	for (unsigned shift = 0; shift < cfg.election_rtt; shift++) {
+		struct cluster c;
+		struct prop p;
+		raft_id lead;
+
+		assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+		assert_true(cluster_run(&c, all_led, NULL, 200));
+		lead = cluster_leader(&c, 0);
+		settle(&c, 3 + shift);
+		c.hold_syncs = lead;
+		assert_int_equal(propose(&c, 0, &p, 7), ENGINE_OK);
+		if (!cluster_run(&c, new_leader, &lead, 4 * cfg.election_rtt + 5))
+			fail_msg("no hand-off with the sync begun %u ticks later", shift);
+		c.hold_syncs = 0;
+		assert_true(cluster_run(&c, all_converged, NULL, 200));
+		cluster_destroy(&c);
+	}
+}
+
 /* A failed background sync stops the engine, as a failed save does. */
 static void test_deferred_sync_failure(void **state)
 {
@@ -5233,6 +5264,7 @@ int main(void)
 	        cmocka_unit_test(test_deferred_group_restart_in_place),
 	        cmocka_unit_test(test_deferred_report_after_reelection),
 	        cmocka_unit_test(test_deferred_hung_sync_hands_off),
+	        cmocka_unit_test(test_deferred_hung_sync_hands_off_any_phase),
 #endif
 	};
 
