@@ -92,6 +92,7 @@ fi
 plain_start primary
 for s in s1 s2; do
 	port=$(lc_free_port)
+	SYNC_PORTS+=("$port")
 	lc_as_user "$PG_BINDIR/pg_basebackup" -h 127.0.0.1 -p "$primary_port" -U postgres -D "$dir/$s" -R -X stream >/dev/null
 	printf '%s\n' "port = $port" "primary_conninfo = 'host=127.0.0.1 port=$primary_port user=postgres application_name=$s sslmode=$sslmode'" \
 		>>"$dir/$s/postgresql.auto.conf"
@@ -139,6 +140,21 @@ done
 for p in "$primary_port" "$single_port"; do
 	lc_as_user "$PG_BINDIR/pgbench" -i -q -s "$scale" -h "$dir" -p "$p" -U postgres postgres >/dev/null 2>&1
 done
+# Every server starts its first round with pgbench's tables in its buffers
+# (the standbys and the followers too: they update the same pages), so the
+# first setup to run does not pay for the caches the others find warm.
+for p in "$primary_port" "$single_port"; do
+	psql_at "$p" -c "CREATE EXTENSION pg_prewarm" >/dev/null
+done
+for n in 1 2 3; do lc_psql "$n" -c "CREATE EXTENSION pg_prewarm" >/dev/null; done
+prewarm="SELECT sum(pg_prewarm(c)) FROM unnest(ARRAY['pgbench_accounts', 'pgbench_accounts_pkey',
+	'pgbench_branches', 'pgbench_branches_pkey', 'pgbench_tellers', 'pgbench_tellers_pkey',
+	'pgbench_history']::regclass[]) c"
+until [ "$(psql_at "$primary_port" -c "SELECT count(*) FROM pg_stat_replication WHERE replay_lsn = pg_current_wal_lsn()")" = 2 ]; do
+	sleep 0.1 # the standbys replayed the load and the extension
+done
+for p in "$primary_port" "${SYNC_PORTS[@]}" "$single_port"; do psql_at "$p" -c "$prewarm" >/dev/null; done
+for n in 1 2 3; do lc_psql "$n" -c "$prewarm" >/dev/null; done
 
 # ---- the runs ---------------------------------------------------------------
 declare -A host port tps lat
