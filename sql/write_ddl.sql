@@ -687,9 +687,11 @@ SELECT state, error FROM dragonraft.status WHERE group_id = 1;
 -- OWNED of a role that owns one of those, or the table (a clearer error than
 -- the drop's), or that holds a privilege on a function the table checks its
 -- rows with (DROP OWNED revokes it, as REVOKE: the owner's apply fails on
--- that member alone); ALTER SCHEMA ... RENAME TO / OWNER TO of a schema that
--- holds such a function (as ALTER FUNCTION ... SET SCHEMA).  Refused
--- (0A000); another group's execute() may not either.
+-- that member alone), and so REVOKE of a role through which the owner has
+-- such a privilege (own_grp, also through own_mid); ALTER SCHEMA ... RENAME
+-- TO / OWNER TO of a schema that holds such a function (as ALTER FUNCTION
+-- ... SET SCHEMA).  Refused (0A000); another group's execute() may not
+-- either.
 CREATE ROLE own_tab;
 CREATE ROLE own_ty;
 CREATE ROLE own_dom;
@@ -701,7 +703,10 @@ CREATE ROLE own_grp;
 CREATE ROLE own_reader;
 CREATE ROLE own_free;
 CREATE ROLE own_heir;
-GRANT own_grp TO own_tab;
+CREATE ROLE own_mid;
+CREATE ROLE own_noinh NOINHERIT;
+GRANT own_grp TO own_tab, own_mid, own_noinh, own_reader;
+GRANT own_mid, own_noinh TO own_tab;
 SELECT dragonraft.execute(1, $$CREATE SCHEMA own_s AUTHORIZATION own_sch;
 CREATE SCHEMA own_fs AUTHORIZATION own_fsch;
 CREATE SCHEMA own_free_s AUTHORIZATION own_free;
@@ -745,13 +750,19 @@ SELECT cmd, r39_try(cmd) FROM unnest(ARRAY[
   'DROP OWNED BY own_sch CASCADE',
   'DROP OWNED BY own_grp',
   'ALTER SCHEMA own_fs RENAME TO own_fs2',
-  'ALTER SCHEMA own_fs OWNER TO own_heir']) WITH ORDINALITY AS c(cmd, n) ORDER BY n;
+  'ALTER SCHEMA own_fs OWNER TO own_heir',
+  'REVOKE own_grp FROM own_tab',
+  'REVOKE own_grp FROM own_mid',
+  'REVOKE own_mid FROM own_tab']) WITH ORDINALITY AS c(cmd, n) ORDER BY n;
 SELECT dragonraft.execute(7, 'REASSIGN OWNED BY own_ty TO own_heir');
+SELECT dragonraft.execute(7, 'REVOKE own_grp FROM own_tab');
 SELECT dragonraft.execute(7, 'DROP OWNED BY own_grp');
 SELECT dragonraft.execute(7, 'ALTER SCHEMA own_fs RENAME TO own_fs2');
 SELECT max(index) = :before AS nothing_proposed FROM dragonraft.ddl_history;
 -- Not refused: a role that owns only what no replicated table uses, or
 -- holds only a privilege on the table itself (each member keeps its own);
+-- REVOKE of a role from one that is not the owner, nor passes its
+-- privileges to the owner (own_noinh: NOINHERIT), and of ADMIN OPTION only;
 -- GRANT / REVOKE USAGE on the schemas and types it uses (the apply names
 -- none of them: it reads rows by OID, and a CHECK calls its functions by
 -- OID); a change of a function of a column default or of a user trigger
@@ -760,6 +771,10 @@ SELECT cmd, r39_try(cmd) FROM unnest(ARRAY[
   'REASSIGN OWNED BY own_free TO own_heir',
   'DROP OWNED BY own_free',
   'DROP OWNED BY own_reader',
+  'REVOKE own_grp FROM own_reader',
+  'REVOKE own_grp FROM own_noinh',
+  'REVOKE own_noinh FROM own_tab',
+  'REVOKE ADMIN OPTION FOR own_grp FROM own_tab',
   'GRANT CREATE ON SCHEMA own_s TO own_heir',
   'REVOKE USAGE ON SCHEMA own_s, own_fs FROM PUBLIC',
   'REVOKE USAGE ON TYPE own_s.own_e FROM PUBLIC',

@@ -41,6 +41,7 @@
 #include "catalog/objectaccess.h"
 #include "catalog/objectaddress.h"
 #include "catalog/pg_attrdef.h"
+#include "catalog/pg_auth_members.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
@@ -74,6 +75,7 @@
 #include "tcop/utility.h"
 #include "utils/fmgroids.h"
 #include "utils/acl.h"
+#include "utils/catcache.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
 #include "utils/rel.h"
@@ -1266,6 +1268,160 @@ static void other_group(const char *what, uint64 group_id)
 	                        (unsigned long long)group_id)));
 }
 
+/* May PUBLIC call function funcid (its default privileges, or an ACL that
+ * grants PUBLIC EXECUTE)? */
+static bool public_executes(Oid funcid)
+{
+	HeapTuple tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+	bool isnull, public = true;
+	Datum d;
+
+	if (!HeapTupleIsValid(tup))
+		return true;
+	d = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_proacl, &isnull);
+	if (!isnull) {
+		Acl *acl = DatumGetAclP(d);
+		AclItem *items = ACL_DAT(acl);
+
+		public = false;
+		for (int i = 0; i < ACL_NUM(acl); i++)
+			if (items[i].ai_grantee == ACL_ID_PUBLIC &&
+			    (ACLITEM_GET_PRIVS(items[i]) & ACL_EXECUTE) != 0)
+		public = true;
+	}
+	ReleaseSysCache(tup);
+	return public;
+}
+
+/* Does role have the privileges of the roles it is a member of (INHERIT)? */
+static bool role_inherits(Oid role)
+{
+	HeapTuple tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(role));
+	bool inherit = HeapTupleIsValid(tup) && ((Form_pg_authid)GETSTRUCT(tup))->rolinherit;
+
+	if (HeapTupleIsValid(tup))
+		ReleaseSysCache(tup);
+	return inherit;
+}
+
+/* The roles of granted (AccessPriv), and the roles whose privileges they have
+ * (an INHERIT role's memberships, recursively). */
+static List *privileges_of(List *granted)
+{
+	List *roles = NIL;
+	ListCell *lc;
+
+	foreach (lc, granted) {
+		Oid role = get_role_oid(((AccessPriv *)lfirst(lc))->priv_name, true);
+
+		if (OidIsValid(role))
+			roles = list_append_unique_oid(roles, role);
+	}
+	for (int i = 0; i < list_length(roles); i++) {
+		CatCList *members;
+
+		if (!role_inherits(list_nth_oid(roles, i)))
+			continue;
+		members = SearchSysCacheList1(AUTHMEMMEMROLE,
+		                              ObjectIdGetDatum(list_nth_oid(roles, i)));
+		for (int j = 0; j < members->n_members; j++)
+			roles = list_append_unique_oid(roles, ((Form_pg_auth_members)GETSTRUCT(
+			                                               &members->members[j]->tuple))
+			                                              ->roleid);
+		ReleaseSysCacheList(members);
+	}
+	return roles;
+}
+
+/* The owner of relation relid, or InvalidOid. */
+static Oid rel_owner(Oid relid)
+{
+	HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid owner = InvalidOid;
+
+	if (HeapTupleIsValid(tup)) {
+		owner = ((Form_pg_class)GETSTRUCT(tup))->relowner;
+		ReleaseSysCache(tup);
+	}
+	return owner;
+}
+
+/*
+ * REVOKE role FROM grantee, where the owner of a replicated table is (or has
+ * the privileges of) grantee and role holds EXECUTE on a function that
+ * members compute or check the table's rows with (computed_by_replicated),
+ * which PUBLIC may not call: the owner's apply would lose it on this member
+ * only, as with check_revoke's REVOKE ON FUNCTION (its apply fails with
+ * "permission denied for function").  ADMIN OPTION FOR only: not refused.
+ */
+static void check_revoke_role(GrantRoleStmt *gs)
+{
+	Relation sd;
+	ListCell *lc, *g;
+	Oid relid = InvalidOid, func = InvalidOid, owner = InvalidOid;
+	uint64 group_id = 0;
+	bool loses;
+
+	if (gs->is_grant || gs->admin_opt)
+		return;
+	sd = table_open(SharedDependRelationId, AccessShareLock);
+	foreach (lc, privileges_of(gs->granted_roles)) {
+		Oid role = lfirst_oid(lc);
+		ScanKeyData key[2];
+		SysScanDesc scan;
+		HeapTuple tup;
+
+		ScanKeyInit(&key[0], Anum_pg_shdepend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
+		            ObjectIdGetDatum(AuthIdRelationId));
+		ScanKeyInit(&key[1], Anum_pg_shdepend_refobjid, BTEqualStrategyNumber, F_OIDEQ,
+		            ObjectIdGetDatum(role));
+		scan = systable_beginscan(sd, SharedDependReferenceIndexId, true, NULL, 2, key);
+		while (group_id == 0 && (tup = systable_getnext(scan)) != NULL) {
+			Form_pg_shdepend d = (Form_pg_shdepend)GETSTRUCT(tup);
+
+			if (d->dbid != MyDatabaseId || d->deptype != SHARED_DEPENDENCY_ACL ||
+			    d->classid != ProcedureRelationId || public_executes(d->objid) ||
+			    (group_id = computed_by_replicated(d->classid, d->objid,
+			                                       dr_execute_group, &relid)) == 0)
+				continue;
+			func = d->objid;
+			owner = rel_owner(relid);
+			loses = false;
+			if (OidIsValid(owner) && !superuser_arg(owner))
+				foreach (g, gs->grantee_roles) {
+					Oid grantee = get_rolespec_oid(lfirst(g), true);
+
+					/* (through grantee: itself, or a role that inherits) */
+					loses |= OidIsValid(grantee) &&
+					         has_privs_of_role(owner, grantee) &&
+					         (grantee == owner || role_inherits(grantee));
+				}
+			if (!loses)
+				group_id = 0;
+		}
+		systable_endscan(scan);
+		if (group_id != 0)
+			break;
+	}
+	table_close(sd, AccessShareLock);
+	if (group_id == 0)
+		return;
+	if (dr_execute_group != 0)
+		other_group(psprintf("table \"%s\", which function %s is used by,",
+		                     get_rel_name(relid), format_procedure(func)),
+		            group_id);
+	ereport(ERROR,
+	        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+	         errmsg("REVOKE of a role through which the owner of table \"%s\", which is "
+	                "replicated by dragonraft, may call function %s: run it with "
+	                "dragonraft.execute",
+	                get_rel_name(relid), format_procedure(func)),
+	         errdetail("Every member's apply checks or computes the table's rows with it as "
+	                   "the table's owner: a privilege revoked on this member only stops its "
+	                   "apply of the group."),
+	         execute_hint(group_id)));
+}
+
 /* Outside execute(): a command that changes a type that table relid of group
  * group_id uses (type_replicated, rowtype_replicated, check_view_rowtype). */
 static void changes_type_of(Oid relid, uint64 group_id) pg_attribute_noreturn();
@@ -1363,6 +1519,8 @@ static void check_execute(Node *stmt)
 		other_group(psprintf("table \"%s\"", get_rel_name(below)), rowtype_group);
 	if (IsA(stmt, GrantStmt))
 		check_revoke((GrantStmt *)stmt);
+	else if (IsA(stmt, GrantRoleStmt))
+		check_revoke_role((GrantRoleStmt *)stmt);
 	if ((owned_group = owned_changed(stmt, &owned, &below)) != 0 &&
 	    owned_group != dr_execute_group)
 		other_group(psprintf("table \"%s\"", get_rel_name(below)), owned_group);
@@ -1521,6 +1679,8 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 			         execute_hint(group_id)));
 		if (IsA(stmt, GrantStmt))
 			check_revoke((GrantStmt *)stmt);
+		else if (IsA(stmt, GrantRoleStmt))
+			check_revoke_role((GrantRoleStmt *)stmt);
 		if ((group_id = owned_changed(stmt, &owned, &below)) != 0)
 			owned_refused(stmt, &owned, below, group_id);
 		if (rv != NULL && nodeTag(stmt) != T_DropStmt && !rv_replicated(rv) &&
