@@ -688,7 +688,8 @@ SELECT state, error FROM dragonraft.status WHERE group_id = 1;
 -- the drop's), or that holds a privilege on a function the table checks its
 -- rows with (DROP OWNED revokes it, as REVOKE: the owner's apply fails on
 -- that member alone), and so REVOKE of a role through which the owner has
--- such a privilege (own_grp, also through own_mid); ALTER SCHEMA ... RENAME
+-- such a privilege (own_grp, also through own_mid), or ALTER ROLE ...
+-- NOINHERIT of the owner or of such a role in between; ALTER SCHEMA ... RENAME
 -- TO / OWNER TO of a schema that holds such a function (as ALTER FUNCTION
 -- ... SET SCHEMA).  Refused (0A000); another group's execute() may not
 -- either.
@@ -753,7 +754,9 @@ SELECT cmd, r39_try(cmd) FROM unnest(ARRAY[
   'ALTER SCHEMA own_fs OWNER TO own_heir',
   'REVOKE own_grp FROM own_tab',
   'REVOKE own_grp FROM own_mid',
-  'REVOKE own_mid FROM own_tab']) WITH ORDINALITY AS c(cmd, n) ORDER BY n;
+  'REVOKE own_mid FROM own_tab',
+  'ALTER ROLE own_tab NOINHERIT',
+  'ALTER ROLE own_mid NOINHERIT']) WITH ORDINALITY AS c(cmd, n) ORDER BY n;
 SELECT dragonraft.execute(7, 'REASSIGN OWNED BY own_ty TO own_heir');
 SELECT dragonraft.execute(7, 'REVOKE own_grp FROM own_tab');
 SELECT dragonraft.execute(7, 'DROP OWNED BY own_grp');
@@ -775,6 +778,8 @@ SELECT cmd, r39_try(cmd) FROM unnest(ARRAY[
   'REVOKE own_grp FROM own_noinh',
   'REVOKE own_noinh FROM own_tab',
   'REVOKE ADMIN OPTION FOR own_grp FROM own_tab',
+  'ALTER ROLE own_reader NOINHERIT',
+  'ALTER ROLE own_tab INHERIT CONNECTION LIMIT 5',
   'GRANT CREATE ON SCHEMA own_s TO own_heir',
   'REVOKE USAGE ON SCHEMA own_s, own_fs FROM PUBLIC',
   'REVOKE USAGE ON TYPE own_s.own_e FROM PUBLIC',

@@ -57,6 +57,7 @@
 #include "catalog/pg_ts_dict.h"
 #include "catalog/pg_ts_parser.h"
 #include "catalog/pg_ts_template.h"
+#include "commands/defrem.h"
 #include "commands/extension.h"
 #include "commands/tablecmds.h"
 #include "executor/executor.h"
@@ -1304,19 +1305,11 @@ static bool role_inherits(Oid role)
 	return inherit;
 }
 
-/* The roles of granted (AccessPriv), and the roles whose privileges they have
- * (an INHERIT role's memberships, recursively). */
-static List *privileges_of(List *granted)
+/* The roles of roles, and the roles whose privileges they have (an INHERIT
+ * role's memberships, recursively). */
+static List *privileges_of(List *roles)
 {
-	List *roles = NIL;
-	ListCell *lc;
-
-	foreach (lc, granted) {
-		Oid role = get_role_oid(((AccessPriv *)lfirst(lc))->priv_name, true);
-
-		if (OidIsValid(role))
-			roles = list_append_unique_oid(roles, role);
-	}
+	roles = list_copy(roles);
 	for (int i = 0; i < list_length(roles); i++) {
 		CatCList *members;
 
@@ -1347,26 +1340,21 @@ static Oid rel_owner(Oid relid)
 }
 
 /*
- * REVOKE role FROM grantee, where the owner of a replicated table is (or has
- * the privileges of) grantee and role holds EXECUTE on a function that
- * members compute or check the table's rows with (computed_by_replicated),
- * which PUBLIC may not call: the owner's apply would lose it on this member
- * only, as with check_revoke's REVOKE ON FUNCTION (its apply fails with
- * "permission denied for function").  ADMIN OPTION FOR only: not refused.
+ * The group of a replicated table whose owner has the privileges of roles
+ * (and of what they inherit: privileges_of) through one of grantees (itself,
+ * or a role that inherits), where one of those roles holds EXECUTE on a
+ * function that members compute or check the table's rows with
+ * (computed_by_replicated) and PUBLIC may not call it; 0 if none.  *relid:
+ * that table; *func: that function.  Conservative: whether the owner keeps
+ * the privilege another way is not looked at.
  */
-static void check_revoke_role(GrantRoleStmt *gs)
+static uint64 owner_privilege_via(List *roles, List *grantees, Oid *relid, Oid *func)
 {
-	Relation sd;
-	ListCell *lc, *g;
-	Oid relid = InvalidOid, func = InvalidOid, owner = InvalidOid;
+	Relation sd = table_open(SharedDependRelationId, AccessShareLock);
 	uint64 group_id = 0;
-	bool loses;
+	ListCell *lc, *g;
 
-	if (gs->is_grant || gs->admin_opt)
-		return;
-	sd = table_open(SharedDependRelationId, AccessShareLock);
-	foreach (lc, privileges_of(gs->granted_roles)) {
-		Oid role = lfirst_oid(lc);
+	foreach (lc, privileges_of(roles)) {
 		ScanKeyData key[2];
 		SysScanDesc scan;
 		HeapTuple tup;
@@ -1374,28 +1362,25 @@ static void check_revoke_role(GrantRoleStmt *gs)
 		ScanKeyInit(&key[0], Anum_pg_shdepend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
 		            ObjectIdGetDatum(AuthIdRelationId));
 		ScanKeyInit(&key[1], Anum_pg_shdepend_refobjid, BTEqualStrategyNumber, F_OIDEQ,
-		            ObjectIdGetDatum(role));
+		            ObjectIdGetDatum(lfirst_oid(lc)));
 		scan = systable_beginscan(sd, SharedDependReferenceIndexId, true, NULL, 2, key);
 		while (group_id == 0 && (tup = systable_getnext(scan)) != NULL) {
 			Form_pg_shdepend d = (Form_pg_shdepend)GETSTRUCT(tup);
+			Oid owner;
+			bool loses = false;
 
 			if (d->dbid != MyDatabaseId || d->deptype != SHARED_DEPENDENCY_ACL ||
 			    d->classid != ProcedureRelationId || public_executes(d->objid) ||
 			    (group_id = computed_by_replicated(d->classid, d->objid,
-			                                       dr_execute_group, &relid)) == 0)
+			                                       dr_execute_group, relid)) == 0)
 				continue;
-			func = d->objid;
-			owner = rel_owner(relid);
-			loses = false;
+			*func = d->objid;
+			owner = rel_owner(*relid);
 			if (OidIsValid(owner) && !superuser_arg(owner))
-				foreach (g, gs->grantee_roles) {
-					Oid grantee = get_rolespec_oid(lfirst(g), true);
-
-					/* (through grantee: itself, or a role that inherits) */
-					loses |= OidIsValid(grantee) &&
-					         has_privs_of_role(owner, grantee) &&
-					         (grantee == owner || role_inherits(grantee));
-				}
+				foreach (g, grantees)
+					loses |= has_privs_of_role(owner, lfirst_oid(g)) &&
+					         (lfirst_oid(g) == owner ||
+					          role_inherits(lfirst_oid(g)));
 			if (!loses)
 				group_id = 0;
 		}
@@ -1404,7 +1389,61 @@ static void check_revoke_role(GrantRoleStmt *gs)
 			break;
 	}
 	table_close(sd, AccessShareLock);
-	if (group_id == 0)
+	return group_id;
+}
+
+/*
+ * REVOKE role FROM grantee, and ALTER ROLE grantee NOINHERIT (it loses the
+ * privileges of the roles it is a member of), through which the owner of a
+ * replicated table has EXECUTE on a function that members compute or check
+ * the table's rows with (owner_privilege_via): the owner's apply would lose
+ * it on this member only, as with check_revoke's REVOKE ON FUNCTION (its
+ * apply fails with "permission denied for function").  ADMIN OPTION FOR
+ * only: not refused.
+ */
+static void check_role_privileges(Node *stmt)
+{
+	List *roles = NIL, *grantees = NIL;
+	ListCell *lc;
+	Oid relid = InvalidOid, func = InvalidOid, role;
+	uint64 group_id;
+	const char *what;
+
+	if (IsA(stmt, GrantRoleStmt) && !((GrantRoleStmt *)stmt)->is_grant &&
+	    !((GrantRoleStmt *)stmt)->admin_opt) {
+		GrantRoleStmt *gs = (GrantRoleStmt *)stmt;
+
+		foreach (lc, gs->granted_roles)
+			if (OidIsValid(role = get_role_oid(((AccessPriv *)lfirst(lc))->priv_name,
+			                                   true)))
+				roles = lappend_oid(roles, role);
+		foreach (lc, gs->grantee_roles)
+			if (OidIsValid(role = get_rolespec_oid(lfirst(lc), true)))
+				grantees = lappend_oid(grantees, role);
+		what = "REVOKE of a role";
+	} else if (IsA(stmt, AlterRoleStmt)) {
+		AlterRoleStmt *as = (AlterRoleStmt *)stmt;
+		bool noinherit = false;
+		CatCList *members;
+
+		foreach (lc, as->options)
+			if (strcmp(lfirst_node(DefElem, lc)->defname, "inherit") == 0)
+				noinherit = !defGetBoolean(lfirst(lc));
+		if (!noinherit || !OidIsValid(role = get_rolespec_oid(as->role, true)) ||
+		    !role_inherits(role))
+			return;
+		members = SearchSysCacheList1(AUTHMEMMEMROLE, ObjectIdGetDatum(role));
+		for (int j = 0; j < members->n_members; j++)
+			roles = lappend_oid(roles, ((Form_pg_auth_members)GETSTRUCT(
+			                                    &members->members[j]->tuple))
+			                                   ->roleid);
+		ReleaseSysCacheList(members);
+		grantees = list_make1_oid(role);
+		what = "ALTER ROLE ... NOINHERIT of a role";
+	} else
+		return;
+	if (roles == NIL || grantees == NIL ||
+	    (group_id = owner_privilege_via(roles, grantees, &relid, &func)) == 0)
 		return;
 	if (dr_execute_group != 0)
 		other_group(psprintf("table \"%s\", which function %s is used by,",
@@ -1412,10 +1451,9 @@ static void check_revoke_role(GrantRoleStmt *gs)
 		            group_id);
 	ereport(ERROR,
 	        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-	         errmsg("REVOKE of a role through which the owner of table \"%s\", which is "
-	                "replicated by dragonraft, may call function %s: run it with "
-	                "dragonraft.execute",
-	                get_rel_name(relid), format_procedure(func)),
+	         errmsg("%s through which the owner of table \"%s\", which is replicated by "
+	                "dragonraft, may call function %s: run it with dragonraft.execute",
+	                what, get_rel_name(relid), format_procedure(func)),
 	         errdetail("Every member's apply checks or computes the table's rows with it as "
 	                   "the table's owner: a privilege revoked on this member only stops its "
 	                   "apply of the group."),
@@ -1519,8 +1557,8 @@ static void check_execute(Node *stmt)
 		other_group(psprintf("table \"%s\"", get_rel_name(below)), rowtype_group);
 	if (IsA(stmt, GrantStmt))
 		check_revoke((GrantStmt *)stmt);
-	else if (IsA(stmt, GrantRoleStmt))
-		check_revoke_role((GrantRoleStmt *)stmt);
+	else
+		check_role_privileges(stmt);
 	if ((owned_group = owned_changed(stmt, &owned, &below)) != 0 &&
 	    owned_group != dr_execute_group)
 		other_group(psprintf("table \"%s\"", get_rel_name(below)), owned_group);
@@ -1679,8 +1717,8 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 			         execute_hint(group_id)));
 		if (IsA(stmt, GrantStmt))
 			check_revoke((GrantStmt *)stmt);
-		else if (IsA(stmt, GrantRoleStmt))
-			check_revoke_role((GrantRoleStmt *)stmt);
+		else
+			check_role_privileges(stmt);
 		if ((group_id = owned_changed(stmt, &owned, &below)) != 0)
 			owned_refused(stmt, &owned, below, group_id);
 		if (rv != NULL && nodeTag(stmt) != T_DropStmt && !rv_replicated(rv) &&

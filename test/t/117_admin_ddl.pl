@@ -1,8 +1,8 @@
 # Admin DDL outside execute() that split members (ownedddl).  A member's
 # apply checks a replicated table's rows as the table's owner: DROP OWNED BY
 # a role through which the owner may call a CHECK's function (DROP OWNED
-# revokes the role's privileges, as REVOKE does), or REVOKE of that role
-# from the owner, run on one follower alone stopped that follower's apply at
+# revokes the role's privileges, as REVOKE does), REVOKE of that role from
+# the owner, or ALTER ROLE owner NOINHERIT, run on one follower alone stopped that follower's apply at
 # the next row ("permission denied for function").  REASSIGN OWNED of a role that owns a type the table uses, and
 # ALTER SCHEMA ... RENAME TO of the schema of its CHECK's function, left
 # that member with another owner or name, which a later execute() that
@@ -59,6 +59,8 @@ is($state, '0A000', 'a follower refuses DROP OWNED of a role that may call the C
 	or diag $err;
 ($state, $err) = $c->sql_error($f, 'REVOKE callers FROM tab_owner');
 is($state, '0A000', 'and REVOKE of that role from the table\'s owner') or diag $err;
+($state, $err) = $c->sql_error($f, 'ALTER ROLE tab_owner NOINHERIT');
+is($state, '0A000', 'and ALTER ROLE ... NOINHERIT of the owner') or diag $err;
 ok(applies($f, q{(2, 'b')}), 'the follower applies the next row');
 is($c->poll($f, $status), 'ok', 'its apply goes on') or diag $c->poll($f, $status);
 
