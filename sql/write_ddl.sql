@@ -678,3 +678,126 @@ SELECT reloftype::regtype, (SELECT v FROM r19_typed WHERE id = 39) FROM pg_class
 INSERT INTO r39_ts2.r39_st VALUES (1, 'u');
 SELECT * FROM r39_ts2.r39_st;
 SELECT state, error FROM dragonraft.status WHERE group_id = 1;
+
+-- Admin DDL outside execute() that would split members (ownedddl):
+-- REASSIGN OWNED of a role that owns a type, a domain, a composite type, a
+-- table whose row type a column holds, or the schema of a replicated table
+-- or of a function it checks its rows with (as ALTER ... OWNER TO of them:
+-- a later execute() that alters them fails on that member only); DROP
+-- OWNED of a role that owns one of those, or the table (a clearer error than
+-- the drop's), or that holds a privilege on a function the table checks its
+-- rows with (DROP OWNED revokes it, as REVOKE: the owner's apply fails on
+-- that member alone), and so REVOKE of a role through which the owner has
+-- such a privilege (own_grp, also through own_mid), or ALTER ROLE ...
+-- NOINHERIT of the owner or of such a role in between; ALTER SCHEMA ... RENAME
+-- TO / OWNER TO of a schema that holds such a function (as ALTER FUNCTION
+-- ... SET SCHEMA).  Refused (0A000); another group's execute() may not
+-- either.
+CREATE ROLE own_tab;
+CREATE ROLE own_ty;
+CREATE ROLE own_dom;
+CREATE ROLE own_comp;
+CREATE ROLE own_row;
+CREATE ROLE own_sch;
+CREATE ROLE own_fsch;
+CREATE ROLE own_grp;
+CREATE ROLE own_reader;
+CREATE ROLE own_free;
+CREATE ROLE own_heir;
+CREATE ROLE own_mid;
+CREATE ROLE own_noinh NOINHERIT;
+GRANT own_grp TO own_tab, own_mid, own_noinh, own_reader;
+GRANT own_mid, own_noinh TO own_tab;
+SELECT dragonraft.execute(1, $$CREATE SCHEMA own_s AUTHORIZATION own_sch;
+CREATE SCHEMA own_fs AUTHORIZATION own_fsch;
+CREATE SCHEMA own_free_s AUTHORIZATION own_free;
+CREATE TYPE own_s.own_e AS ENUM ('a', 'b');
+CREATE DOMAIN public.own_d AS int CHECK (VALUE > 0);
+CREATE TYPE public.own_c AS (a int);
+CREATE TABLE public.own_rowt (a int);
+CREATE TYPE public.own_free_e AS ENUM ('x');
+ALTER TYPE own_s.own_e OWNER TO own_ty;
+ALTER DOMAIN public.own_d OWNER TO own_dom;
+ALTER TYPE public.own_c OWNER TO own_comp;
+ALTER TABLE public.own_rowt OWNER TO own_row;
+ALTER TYPE public.own_free_e OWNER TO own_free;
+CREATE FUNCTION own_fs.own_chk(int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT $1 < 1000';
+CREATE FUNCTION public.own_def() RETURNS int LANGUAGE sql AS 'SELECT 42';
+CREATE FUNCTION public.own_trg() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
+REVOKE EXECUTE ON FUNCTION own_fs.own_chk(int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION own_fs.own_chk(int) TO own_grp;
+GRANT USAGE ON SCHEMA own_s, own_fs TO PUBLIC;
+CREATE TABLE own_s.own_t (id int PRIMARY KEY CHECK (own_fs.own_chk(id)), e own_s.own_e,
+  d public.own_d, c public.own_c, w public.own_rowt, k int DEFAULT public.own_def());
+CREATE TRIGGER own_trg BEFORE INSERT ON own_s.own_t FOR EACH ROW EXECUTE FUNCTION public.own_trg();
+ALTER TABLE own_s.own_t OWNER TO own_tab;
+GRANT SELECT ON own_s.own_t TO own_reader$$) > 0 AS executed;
+SELECT dragonraft.replicate_table('own_s.own_t', 1);
+SELECT max(index) AS before FROM dragonraft.ddl_history \gset
+\set VERBOSITY default
+REASSIGN OWNED BY own_ty TO own_heir;
+DROP OWNED BY own_grp;
+\set VERBOSITY terse
+SELECT cmd, r39_try(cmd) FROM unnest(ARRAY[
+  'REASSIGN OWNED BY own_ty TO own_heir',
+  'REASSIGN OWNED BY own_dom TO own_heir',
+  'REASSIGN OWNED BY own_comp TO own_heir',
+  'REASSIGN OWNED BY own_row TO own_heir',
+  'REASSIGN OWNED BY own_sch TO own_heir',
+  'REASSIGN OWNED BY own_fsch TO own_heir',
+  'REASSIGN OWNED BY own_free, own_dom TO own_heir',
+  'DROP OWNED BY own_tab',
+  'DROP OWNED BY own_ty CASCADE',
+  'DROP OWNED BY own_sch CASCADE',
+  'DROP OWNED BY own_grp',
+  'ALTER SCHEMA own_fs RENAME TO own_fs2',
+  'ALTER SCHEMA own_fs OWNER TO own_heir',
+  'REVOKE own_grp FROM own_tab',
+  'REVOKE own_grp FROM own_mid',
+  'REVOKE own_mid FROM own_tab',
+  'ALTER ROLE own_tab NOINHERIT',
+  'ALTER ROLE own_mid NOINHERIT']) WITH ORDINALITY AS c(cmd, n) ORDER BY n;
+SELECT dragonraft.execute(7, 'REASSIGN OWNED BY own_ty TO own_heir');
+SELECT dragonraft.execute(7, 'REVOKE own_grp FROM own_tab');
+SELECT dragonraft.execute(7, 'DROP OWNED BY own_grp');
+SELECT dragonraft.execute(7, 'ALTER SCHEMA own_fs RENAME TO own_fs2');
+SELECT max(index) = :before AS nothing_proposed FROM dragonraft.ddl_history;
+-- Not refused: a role that owns only what no replicated table uses, or
+-- holds only a privilege on the table itself (each member keeps its own);
+-- REVOKE of a role from one that is not the owner, nor passes its
+-- privileges to the owner (own_noinh: NOINHERIT), and of ADMIN OPTION only;
+-- GRANT / REVOKE USAGE on the schemas and types it uses (the apply names
+-- none of them: it reads rows by OID, and a CHECK calls its functions by
+-- OID); a change of a function of a column default or of a user trigger
+-- (they run on the leader only, whose rows every member applies).
+SELECT cmd, r39_try(cmd) FROM unnest(ARRAY[
+  'REASSIGN OWNED BY own_free TO own_heir',
+  'DROP OWNED BY own_free',
+  'DROP OWNED BY own_reader',
+  'REVOKE own_grp FROM own_reader',
+  'REVOKE own_grp FROM own_noinh',
+  'REVOKE own_noinh FROM own_tab',
+  'REVOKE ADMIN OPTION FOR own_grp FROM own_tab',
+  'ALTER ROLE own_reader NOINHERIT',
+  'ALTER ROLE own_tab INHERIT CONNECTION LIMIT 5',
+  'GRANT CREATE ON SCHEMA own_s TO own_heir',
+  'REVOKE USAGE ON SCHEMA own_s, own_fs FROM PUBLIC',
+  'REVOKE USAGE ON TYPE own_s.own_e FROM PUBLIC',
+  'REVOKE USAGE ON DOMAIN own_d FROM PUBLIC',
+  'ALTER FUNCTION own_def() RENAME TO own_def2',
+  'CREATE OR REPLACE FUNCTION own_def() RETURNS int LANGUAGE sql AS ''SELECT 43''',
+  'ALTER FUNCTION own_trg() OWNER TO own_heir']) WITH ORDINALITY AS c(cmd, n) ORDER BY n;
+-- execute() does them on every member, and the owner still checks rows.
+SELECT dragonraft.execute(1, $$REASSIGN OWNED BY own_ty, own_sch TO own_heir;
+ALTER SCHEMA own_fs RENAME TO own_fs2;
+GRANT EXECUTE ON FUNCTION own_fs2.own_chk(int) TO own_tab;
+DROP OWNED BY own_grp$$) > 0 AS executed;
+SELECT t.typowner::regrole, n.nspowner::regrole FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+ WHERE t.oid = 'own_s.own_e'::regtype;
+SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'own_s.own_t'::regclass AND contype = 'c';
+INSERT INTO own_s.own_t (id, e, d) VALUES (1, 'b', 1);
+BEGIN;
+SET LOCAL ROLE own_tab;
+SELECT own_fs2.own_chk(id) AS by_owner, e, k FROM own_s.own_t;
+ROLLBACK;
+SELECT state, error FROM dragonraft.status WHERE group_id = 1;

@@ -41,6 +41,7 @@
 #include "catalog/objectaccess.h"
 #include "catalog/objectaddress.h"
 #include "catalog/pg_attrdef.h"
+#include "catalog/pg_auth_members.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
@@ -56,6 +57,7 @@
 #include "catalog/pg_ts_dict.h"
 #include "catalog/pg_ts_parser.h"
 #include "catalog/pg_ts_template.h"
+#include "commands/defrem.h"
 #include "commands/extension.h"
 #include "commands/tablecmds.h"
 #include "executor/executor.h"
@@ -74,6 +76,7 @@
 #include "tcop/utility.h"
 #include "utils/fmgroids.h"
 #include "utils/acl.h"
+#include "utils/catcache.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
 #include "utils/rel.h"
@@ -372,10 +375,60 @@ static uint64 type_replicated(Node *stmt, Oid *relid)
 	return group_id;
 }
 
+static uint64 computed_by_replicated(Oid classid, Oid objid, uint64 except, Oid *relid);
+
+/*
+ * The group of a replicated table that schema nsp holds, or that uses a type
+ * (type_id_replicated) or a function, operator or text search object
+ * (computed_by_replicated) that nsp holds; 0 if none.  *relid: that table.
+ */
+static uint64 nsp_replicated(Oid nsp, Oid *relid)
+{
+	Relation dep;
+	SysScanDesc scan;
+	HeapTuple tup;
+	uint64 group_id = 0;
+
+	dep = table_open(DependRelationId, AccessShareLock);
+	scan = referencing_scan(dep, NamespaceRelationId, nsp);
+	while (group_id == 0 && (tup = systable_getnext(scan)) != NULL) {
+		Form_pg_depend d = (Form_pg_depend)GETSTRUCT(tup);
+
+		switch (d->classid) {
+		case RelationRelationId:
+			if (get_rel_relkind(d->objid) == RELKIND_RELATION &&
+			    (group_id = part_of_replicated(d->objid, AccessShareLock)) != 0)
+				*relid = d->objid;
+			else /* its row type (which has no dependency of its own on the schema) */
+				group_id = type_id_replicated(get_rel_type_id(d->objid), relid);
+			break;
+		case TypeRelationId:
+			group_id = type_id_replicated(d->objid, relid);
+			break;
+		case ProcedureRelationId:
+		case OperatorRelationId:
+		case TSConfigRelationId:
+		case TSDictionaryRelationId:
+		case TSTemplateRelationId:
+		case TSParserRelationId:
+			group_id = computed_by_replicated(d->classid, d->objid, dr_execute_group,
+			                                  relid);
+			break;
+		default:
+			break;
+		}
+	}
+	systable_endscan(scan);
+	table_close(dep, AccessShareLock);
+	return group_id;
+}
+
 /*
  * ALTER SCHEMA ... RENAME TO or OWNER TO of a schema that holds a replicated
- * table, or a type one uses (type_id_replicated): as RENAME TO, SET SCHEMA
- * and OWNER TO of that table or type (changed_type), run on one member
+ * table, a type one uses (type_id_replicated), or a function, operator or
+ * text search object one computes or checks its rows with
+ * (computed_by_replicated): as RENAME TO, SET SCHEMA and OWNER TO of that
+ * table, type (changed_type) or function (object_access), run on one member
  * alone, a later execute() that names the schema means another one, or
  * none, there, or the proposing role may not create in it there.  The
  * group of that table, 0 if none; *relid: that table.
@@ -384,10 +437,6 @@ static uint64 schema_replicated(Node *stmt, Oid *relid)
 {
 	const char *name = NULL;
 	Oid nsp;
-	Relation dep;
-	SysScanDesc scan;
-	HeapTuple tup;
-	uint64 group_id = 0;
 
 	if (IsA(stmt, RenameStmt) && ((RenameStmt *)stmt)->renameType == OBJECT_SCHEMA)
 		name = ((RenameStmt *)stmt)->subname;
@@ -395,34 +444,28 @@ static uint64 schema_replicated(Node *stmt, Oid *relid)
 		name = strVal(((AlterOwnerStmt *)stmt)->object);
 	if (name == NULL || !OidIsValid(nsp = get_namespace_oid(name, true)))
 		return 0;
-	dep = table_open(DependRelationId, AccessShareLock);
-	scan = referencing_scan(dep, NamespaceRelationId, nsp);
-	while (group_id == 0 && (tup = systable_getnext(scan)) != NULL) {
-		Form_pg_depend d = (Form_pg_depend)GETSTRUCT(tup);
-
-		if (d->classid == RelationRelationId) {
-			if (get_rel_relkind(d->objid) == RELKIND_RELATION &&
-			    (group_id = part_of_replicated(d->objid, AccessShareLock)) != 0)
-				*relid = d->objid;
-			else /* its row type (which has no dependency of its own on the schema) */
-				group_id = type_id_replicated(get_rel_type_id(d->objid), relid);
-		} else if (d->classid == TypeRelationId)
-			group_id = type_id_replicated(d->objid, relid);
-	}
-	systable_endscan(scan);
-	table_close(dep, AccessShareLock);
-	return group_id;
+	return nsp_replicated(nsp, relid);
 }
 
 /*
- * The group of a replicated table (or owned sequence) of this database that
- * a role of REASSIGN OWNED owns, as that command finds them; 0 if none.
- * *relid: that table.  A member applies a table's rows as its owner (its
- * CHECK constraints, index expressions and triggers that fire on apply run
- * as the owner, with the owner's privileges): an owner changed on one
- * member only can stop that member's apply (review 20 item).
+ * The group of a replicated table of this database that REASSIGN OWNED (or
+ * DROP OWNED: dropped) of roles, as those commands find their objects in
+ * pg_shdepend, would change; 0 if none.  *what: the object; *relid: that
+ * table.  An object the roles own: the table itself (or its owned
+ * sequence: a member applies a table's rows as its owner, its CHECK
+ * constraints, index expressions and triggers that fire on apply with the
+ * owner's privileges, and an owner changed on one member only can stop
+ * that member's apply: review 20 item), a table or view whose row type it
+ * holds, a type it uses (also through a typed table's type), a schema
+ * that holds one of those or a function it uses (nsp_replicated): as
+ * ALTER ... OWNER TO of them, a later execute() that alters them, or
+ * creates in the schema, then fails on that member only.  Functions
+ * (object_access) come through the post-alter hook.  With acl (DROP
+ * OWNED, which revokes the roles' privileges): a function that members
+ * compute or check the table's rows with, where a role has a privilege
+ * (EXECUTE: as check_revoke).
  */
-static uint64 owned_replicated(List *roles, Oid *relid)
+static uint64 owned_replicated(List *roles, bool acl, ObjectAddress *what, Oid *relid)
 {
 	Relation sd = table_open(SharedDependRelationId, AccessShareLock);
 	uint64 group_id = 0;
@@ -443,11 +486,36 @@ static uint64 owned_replicated(List *roles, Oid *relid)
 		scan = systable_beginscan(sd, SharedDependReferenceIndexId, true, NULL, 2, key);
 		while (group_id == 0 && (tup = systable_getnext(scan)) != NULL) {
 			Form_pg_shdepend d = (Form_pg_shdepend)GETSTRUCT(tup);
+			ListCell *t;
 
-			if (d->dbid == MyDatabaseId && d->classid == RelationRelationId &&
-			    d->deptype == SHARED_DEPENDENCY_OWNER &&
-			    (group_id = part_of_replicated(d->objid, AccessShareLock)) != 0)
-				*relid = d->objid;
+			if (d->dbid != MyDatabaseId)
+				continue;
+			if (d->deptype == SHARED_DEPENDENCY_ACL) {
+				if (acl && d->classid == ProcedureRelationId)
+					group_id = computed_by_replicated(d->classid, d->objid,
+					                                  dr_execute_group, relid);
+			} else if (d->deptype != SHARED_DEPENDENCY_OWNER)
+				continue;
+			else if (d->classid == RelationRelationId) {
+				if ((group_id = part_of_replicated(d->objid, AccessShareLock)) != 0)
+					*relid = d->objid;
+				else
+					group_id = type_id_replicated(get_rel_type_id(d->objid),
+					                              relid);
+			} else if (d->classid == TypeRelationId) {
+				group_id = type_id_replicated(d->objid, relid);
+				if (group_id == 0 && OidIsValid(get_typ_typrelid(d->objid)))
+					foreach (t, typed_tables(get_typ_typrelid(d->objid)))
+						if ((group_id = part_of_replicated(
+						             lfirst_oid(t), AccessShareLock)) !=
+						    0) {
+							*relid = lfirst_oid(t);
+							break;
+						}
+			} else if (d->classid == NamespaceRelationId)
+				group_id = nsp_replicated(d->objid, relid);
+			if (group_id != 0)
+				*what = (ObjectAddress){d->classid, d->objid, 0};
 		}
 		systable_endscan(scan);
 		if (group_id != 0)
@@ -455,6 +523,67 @@ static uint64 owned_replicated(List *roles, Oid *relid)
 	}
 	table_close(sd, AccessShareLock);
 	return group_id;
+}
+
+/* owned_replicated of REASSIGN OWNED or DROP OWNED (its privileges too);
+ * 0 for any other statement. */
+static uint64 owned_changed(Node *stmt, ObjectAddress *what, Oid *relid)
+{
+	if (IsA(stmt, ReassignOwnedStmt))
+		return owned_replicated(((ReassignOwnedStmt *)stmt)->roles, false, what, relid);
+	if (IsA(stmt, DropOwnedStmt))
+		return owned_replicated(((DropOwnedStmt *)stmt)->roles, true, what, relid);
+	return 0;
+}
+
+static int execute_hint(uint64 group_id);
+
+/* Outside execute(): REASSIGN OWNED or DROP OWNED that would change object
+ * what, which table relid of group group_id is, or uses (owned_changed). */
+static void owned_refused(Node *stmt, const ObjectAddress *what, Oid relid, uint64 group_id)
+        pg_attribute_noreturn();
+static void owned_refused(Node *stmt, const ObjectAddress *what, Oid relid, uint64 group_id)
+{
+	const char *cmd = IsA(stmt, DropOwnedStmt) ? "DROP OWNED" : "REASSIGN OWNED";
+
+	if (what->classId == RelationRelationId && what->objectId == relid)
+		ereport(ERROR,
+		        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+		         errmsg("%s would %s \"%s\", which is replicated by dragonraft: run it "
+		                "with dragonraft.execute",
+		                cmd, IsA(stmt, DropOwnedStmt) ? "drop" : "change the owner of",
+		                get_rel_name(relid)),
+		         IsA(stmt, DropOwnedStmt)
+		                 ? errdetail("DDL on a replicated table must run on every member "
+		                             "of its group in log order.")
+		                 : errdetail("Every member applies the table's rows as its owner "
+		                             "(its CHECK constraints, index expressions and "
+		                             "triggers that fire on apply run with the owner's "
+		                             "privileges): members must agree on it."),
+		         execute_hint(group_id)));
+	if (what->classId == ProcedureRelationId && IsA(stmt, DropOwnedStmt))
+		ereport(ERROR,
+		        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+		         errmsg("DROP OWNED would revoke privileges on %s, which table \"%s\" "
+		                "replicated by dragonraft uses: run it with dragonraft.execute",
+		                getObjectDescription(what, false), get_rel_name(relid)),
+		         errdetail("Every member's apply checks or computes the table's rows "
+		                   "with it as the table's owner: a privilege revoked on this "
+		                   "member only stops its apply of the group."),
+		         execute_hint(group_id)));
+	ereport(ERROR,
+	        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+	         errmsg("%s would %s %s, which table \"%s\" replicated by dragonraft uses: "
+	                "run it with dragonraft.execute",
+	                cmd, IsA(stmt, DropOwnedStmt) ? "drop" : "change the owner of",
+	                getObjectDescription(what, false), get_rel_name(relid)),
+	         IsA(stmt, DropOwnedStmt)
+	                 ? errdetail("DDL on a replicated table, or on what it uses, must run "
+	                             "on every member of its group in log order.")
+	                 : errdetail("Given another owner on this member only, a later "
+	                             "command that alters it, or creates in it, would fail on "
+	                             "some members only and stop their apply."),
+	         execute_hint(group_id)));
 }
 
 /* COPY FROM and TRUNCATE run no ExecutorStart: check their replicated tables
@@ -1140,6 +1269,197 @@ static void other_group(const char *what, uint64 group_id)
 	                        (unsigned long long)group_id)));
 }
 
+/* May PUBLIC call function funcid (its default privileges, or an ACL that
+ * grants PUBLIC EXECUTE)? */
+static bool public_executes(Oid funcid)
+{
+	HeapTuple tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+	bool isnull, public = true;
+	Datum d;
+
+	if (!HeapTupleIsValid(tup))
+		return true;
+	d = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_proacl, &isnull);
+	if (!isnull) {
+		Acl *acl = DatumGetAclP(d);
+		AclItem *items = ACL_DAT(acl);
+
+		public = false;
+		for (int i = 0; i < ACL_NUM(acl); i++)
+			if (items[i].ai_grantee == ACL_ID_PUBLIC &&
+			    (ACLITEM_GET_PRIVS(items[i]) & ACL_EXECUTE) != 0)
+		public = true;
+	}
+	ReleaseSysCache(tup);
+	return public;
+}
+
+/* Does role have the privileges of the roles it is a member of (INHERIT)? */
+static bool role_inherits(Oid role)
+{
+	HeapTuple tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(role));
+	bool inherit = HeapTupleIsValid(tup) && ((Form_pg_authid)GETSTRUCT(tup))->rolinherit;
+
+	if (HeapTupleIsValid(tup))
+		ReleaseSysCache(tup);
+	return inherit;
+}
+
+/* The roles of roles, and the roles whose privileges they have (an INHERIT
+ * role's memberships, recursively). */
+static List *privileges_of(List *roles)
+{
+	roles = list_copy(roles);
+	for (int i = 0; i < list_length(roles); i++) {
+		CatCList *members;
+
+		if (!role_inherits(list_nth_oid(roles, i)))
+			continue;
+		members = SearchSysCacheList1(AUTHMEMMEMROLE,
+		                              ObjectIdGetDatum(list_nth_oid(roles, i)));
+		for (int j = 0; j < members->n_members; j++)
+			roles = list_append_unique_oid(roles, ((Form_pg_auth_members)GETSTRUCT(
+			                                               &members->members[j]->tuple))
+			                                              ->roleid);
+		ReleaseSysCacheList(members);
+	}
+	return roles;
+}
+
+/* The owner of relation relid, or InvalidOid. */
+static Oid rel_owner(Oid relid)
+{
+	HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid owner = InvalidOid;
+
+	if (HeapTupleIsValid(tup)) {
+		owner = ((Form_pg_class)GETSTRUCT(tup))->relowner;
+		ReleaseSysCache(tup);
+	}
+	return owner;
+}
+
+/*
+ * The group of a replicated table whose owner has the privileges of roles
+ * (and of what they inherit: privileges_of) through one of grantees (itself,
+ * or a role that inherits), where one of those roles holds EXECUTE on a
+ * function that members compute or check the table's rows with
+ * (computed_by_replicated) and PUBLIC may not call it; 0 if none.  *relid:
+ * that table; *func: that function.  Conservative: whether the owner keeps
+ * the privilege another way is not looked at.
+ */
+static uint64 owner_privilege_via(List *roles, List *grantees, Oid *relid, Oid *func)
+{
+	Relation sd = table_open(SharedDependRelationId, AccessShareLock);
+	uint64 group_id = 0;
+	ListCell *lc, *g;
+
+	foreach (lc, privileges_of(roles)) {
+		ScanKeyData key[2];
+		SysScanDesc scan;
+		HeapTuple tup;
+
+		ScanKeyInit(&key[0], Anum_pg_shdepend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
+		            ObjectIdGetDatum(AuthIdRelationId));
+		ScanKeyInit(&key[1], Anum_pg_shdepend_refobjid, BTEqualStrategyNumber, F_OIDEQ,
+		            ObjectIdGetDatum(lfirst_oid(lc)));
+		scan = systable_beginscan(sd, SharedDependReferenceIndexId, true, NULL, 2, key);
+		while (group_id == 0 && (tup = systable_getnext(scan)) != NULL) {
+			Form_pg_shdepend d = (Form_pg_shdepend)GETSTRUCT(tup);
+			Oid owner;
+			bool loses = false;
+
+			if (d->dbid != MyDatabaseId || d->deptype != SHARED_DEPENDENCY_ACL ||
+			    d->classid != ProcedureRelationId || public_executes(d->objid) ||
+			    (group_id = computed_by_replicated(d->classid, d->objid,
+			                                       dr_execute_group, relid)) == 0)
+				continue;
+			*func = d->objid;
+			owner = rel_owner(*relid);
+			if (OidIsValid(owner) && !superuser_arg(owner))
+				foreach (g, grantees)
+					loses |= has_privs_of_role(owner, lfirst_oid(g)) &&
+					         (lfirst_oid(g) == owner ||
+					          role_inherits(lfirst_oid(g)));
+			if (!loses)
+				group_id = 0;
+		}
+		systable_endscan(scan);
+		if (group_id != 0)
+			break;
+	}
+	table_close(sd, AccessShareLock);
+	return group_id;
+}
+
+/*
+ * REVOKE role FROM grantee, and ALTER ROLE grantee NOINHERIT (it loses the
+ * privileges of the roles it is a member of), through which the owner of a
+ * replicated table has EXECUTE on a function that members compute or check
+ * the table's rows with (owner_privilege_via): the owner's apply would lose
+ * it on this member only, as with check_revoke's REVOKE ON FUNCTION (its
+ * apply fails with "permission denied for function").  ADMIN OPTION FOR
+ * only: not refused.
+ */
+static void check_role_privileges(Node *stmt)
+{
+	List *roles = NIL, *grantees = NIL;
+	ListCell *lc;
+	Oid relid = InvalidOid, func = InvalidOid, role;
+	uint64 group_id;
+	const char *what;
+
+	if (IsA(stmt, GrantRoleStmt) && !((GrantRoleStmt *)stmt)->is_grant &&
+	    !((GrantRoleStmt *)stmt)->admin_opt) {
+		GrantRoleStmt *gs = (GrantRoleStmt *)stmt;
+
+		foreach (lc, gs->granted_roles)
+			if (OidIsValid(role = get_role_oid(((AccessPriv *)lfirst(lc))->priv_name,
+			                                   true)))
+				roles = lappend_oid(roles, role);
+		foreach (lc, gs->grantee_roles)
+			if (OidIsValid(role = get_rolespec_oid(lfirst(lc), true)))
+				grantees = lappend_oid(grantees, role);
+		what = "REVOKE of a role";
+	} else if (IsA(stmt, AlterRoleStmt)) {
+		AlterRoleStmt *as = (AlterRoleStmt *)stmt;
+		bool noinherit = false;
+		CatCList *members;
+
+		foreach (lc, as->options)
+			if (strcmp(lfirst_node(DefElem, lc)->defname, "inherit") == 0)
+				noinherit = !defGetBoolean(lfirst(lc));
+		if (!noinherit || !OidIsValid(role = get_rolespec_oid(as->role, true)) ||
+		    !role_inherits(role))
+			return;
+		members = SearchSysCacheList1(AUTHMEMMEMROLE, ObjectIdGetDatum(role));
+		for (int j = 0; j < members->n_members; j++)
+			roles = lappend_oid(roles, ((Form_pg_auth_members)GETSTRUCT(
+			                                    &members->members[j]->tuple))
+			                                   ->roleid);
+		ReleaseSysCacheList(members);
+		grantees = list_make1_oid(role);
+		what = "ALTER ROLE ... NOINHERIT of a role";
+	} else
+		return;
+	if (roles == NIL || grantees == NIL ||
+	    (group_id = owner_privilege_via(roles, grantees, &relid, &func)) == 0)
+		return;
+	if (dr_execute_group != 0)
+		other_group(psprintf("table \"%s\", which function %s is used by,",
+		                     get_rel_name(relid), format_procedure(func)),
+		            group_id);
+	ereport(ERROR,
+	        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+	         errmsg("%s through which the owner of table \"%s\", which is replicated by "
+	                "dragonraft, may call function %s: run it with dragonraft.execute",
+	                what, get_rel_name(relid), format_procedure(func)),
+	         errdetail("Every member's apply checks or computes the table's rows with it as "
+	                   "the table's owner: a privilege revoked on this member only stops its "
+	                   "apply of the group."),
+	         execute_hint(group_id)));
+}
+
 /* Outside execute(): a command that changes a type that table relid of group
  * group_id uses (type_replicated, rowtype_replicated, check_view_rowtype). */
 static void changes_type_of(Oid relid, uint64 group_id) pg_attribute_noreturn();
@@ -1216,8 +1536,10 @@ static void check_view_rowtype(ViewStmt *vs, int natts)
 static void check_execute(Node *stmt)
 {
 	RangeVar *rv = ddl_target(stmt);
-	uint64 group_id = rv != NULL ? rv_replicated(rv) : 0, rowtype_group, type_group;
+	uint64 group_id = rv != NULL ? rv_replicated(rv) : 0, rowtype_group, type_group,
+	       owned_group;
 	Oid below = InvalidOid, rowtype, kid = InvalidOid;
+	ObjectAddress owned;
 	const char *table;
 	List *cmds;
 	LOCKMODE lockmode;
@@ -1235,10 +1557,11 @@ static void check_execute(Node *stmt)
 		other_group(psprintf("table \"%s\"", get_rel_name(below)), rowtype_group);
 	if (IsA(stmt, GrantStmt))
 		check_revoke((GrantStmt *)stmt);
-	if (IsA(stmt, ReassignOwnedStmt) &&
-	    (group_id = owned_replicated(((ReassignOwnedStmt *)stmt)->roles, &below)) != 0 &&
-	    group_id != dr_execute_group)
-		other_group(psprintf("table \"%s\"", get_rel_name(below)), group_id);
+	else
+		check_role_privileges(stmt);
+	if ((owned_group = owned_changed(stmt, &owned, &below)) != 0 &&
+	    owned_group != dr_execute_group)
+		other_group(psprintf("table \"%s\"", get_rel_name(below)), owned_group);
 	if (group_id == 0 && rv != NULL && (group_id = replicated_below(stmt, rv, &kid)) != 0 &&
 	    group_id != dr_execute_group)
 		other_group(psprintf("table \"%s\"", get_rel_name(kid)), group_id);
@@ -1372,6 +1695,7 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 	else if (!dr_is_apply_worker && dr_internal_ddl == 0) {
 		RangeVar *rv = ddl_target(stmt);
 		Oid below = InvalidOid, rowtype;
+		ObjectAddress owned;
 		uint64 group_id;
 
 		check_rowtype_refused(stmt);
@@ -1383,8 +1707,8 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 			ereport(ERROR,
 			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			         errmsg("this command changes the schema of table \"%s\", or of "
-			                "a type it uses, which is replicated by dragonraft: run "
-			                "it with dragonraft.execute",
+			                "a type or function it uses, which is replicated by "
+			                "dragonraft: run it with dragonraft.execute",
 			                get_rel_name(below)),
 			         errdetail("Renamed, or given another owner, on this member only, "
 			                   "a later command that names the schema, or creates in "
@@ -1393,19 +1717,10 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 			         execute_hint(group_id)));
 		if (IsA(stmt, GrantStmt))
 			check_revoke((GrantStmt *)stmt);
-		if (IsA(stmt, ReassignOwnedStmt) &&
-		    (group_id = owned_replicated(((ReassignOwnedStmt *)stmt)->roles, &below)) != 0)
-			ereport(ERROR,
-			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			         errmsg("REASSIGN OWNED would change the owner of \"%s\", which is "
-			                "replicated by dragonraft: run it with dragonraft.execute",
-			                get_rel_name(below)),
-			         errdetail(
-			                 "Every member applies the table's rows as its owner (its "
-			                 "CHECK constraints, index expressions and triggers that "
-			                 "fire on apply run with the owner's privileges): members "
-			                 "must agree on it."),
-			         execute_hint(group_id)));
+		else
+			check_role_privileges(stmt);
+		if ((group_id = owned_changed(stmt, &owned, &below)) != 0)
+			owned_refused(stmt, &owned, below, group_id);
 		if (rv != NULL && nodeTag(stmt) != T_DropStmt && !rv_replicated(rv) &&
 		    (group_id = replicated_below(stmt, rv, &below)) != 0)
 			ereport(ERROR,
