@@ -1274,7 +1274,7 @@ static void other_group(const char *what, uint64 group_id)
 static bool public_executes(Oid funcid)
 {
 	HeapTuple tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
-	bool isnull, public = true;
+	bool isnull, granted = true;
 	Datum d;
 
 	if (!HeapTupleIsValid(tup))
@@ -1284,14 +1284,14 @@ static bool public_executes(Oid funcid)
 		Acl *acl = DatumGetAclP(d);
 		AclItem *items = ACL_DAT(acl);
 
-		public = false;
+		granted = false;
 		for (int i = 0; i < ACL_NUM(acl); i++)
 			if (items[i].ai_grantee == ACL_ID_PUBLIC &&
 			    (ACLITEM_GET_PRIVS(items[i]) & ACL_EXECUTE) != 0)
-		public = true;
+				granted = true;
 	}
 	ReleaseSysCache(tup);
-	return public;
+	return granted;
 }
 
 /* Does role have the privileges of the roles it is a member of (INHERIT)? */
