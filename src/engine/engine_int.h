@@ -206,6 +206,7 @@ struct group {
 	/* The stable log as storage holds it (logview.c; Raft reads it through us). */
 	struct raft_hard_state hs; /* the last the core handed out */
 	raft_index saved_commit;   /* the commit index storage holds */
+	bool conf_commit;          /* this round's Ready saves a commit raft_conf_bound covers */
 	raft_index wr_index;       /* this round wrote entries up to it unsynced (deferred) */
 	raft_term wr_term;
 	raft_index dw_index;       /* written unsynced, for the next background sync */
