@@ -800,6 +800,38 @@ static void test_leader_of_two_hands_over_its_removal(void **state)
 }
 
 /*
+ * As above, but the hand-over is lost, and nothing else happens (no proposal,
+ * no acknowledgement): the leader hands over again once its transfer timed
+ * out (simulator --two-remove seed 3:14196: a leader holding back its removal
+ * with its uncommitted bytes at their limit never handed over).
+ */
+static void test_leader_of_two_hands_over_again(void **state)
+{
+	struct fx *f = fx_create(2, NULL);
+	raft_index removal;
+
+	(void)state;
+	fx_elect(f, 1);
+	fx_propose(f, 1, "before");
+	fx_stabilize(f);
+	assert_int_equal(propose_cc(f, 1, RAFT_CC_REMOVE, 1), RAFT_OK);
+	removal = raft_last_index(NODE(f, 1));
+	assert_true(fx_ready(f, 1));
+	deliver_to(f, 2);
+	assert_true(fx_ready(f, 2));
+	deliver_to(f, 1);
+	while (fx_ready(f, 1))
+		;
+	fx_drop_all(f); /* the hand-over too */
+	assert_int_equal(fx_leader(f), 1);
+	fx_tick_all(f, 60);
+	assert_int_equal(fx_leader(f), 2);
+	assert_true(raft_commit_index(NODE(f, 2)) >= removal);
+	assert_int_equal(raft_membership(NODE(f, 2))->n_voters, 1);
+	fx_destroy(f);
+}
+
+/*
  * A transfer's target that has not heard that a membership change committed
  * still campaigns at once: TimeoutNow's commit index is taken after the
  * campaign (taken before, the committed change not yet applied would keep
@@ -1877,6 +1909,7 @@ int main(void)
 	        cmocka_unit_test(test_membership_changes),
 	        cmocka_unit_test(test_vote_request_spreads_commit),
 	        cmocka_unit_test(test_leader_of_two_hands_over_its_removal),
+	        cmocka_unit_test(test_leader_of_two_hands_over_again),
 	        cmocka_unit_test(test_timeout_now_campaigns_before_commit),
 	        cmocka_unit_test(test_removed_list_full_refuses_removal),
 	        cmocka_unit_test(test_leader_removes_itself),
