@@ -188,7 +188,9 @@ int raft_memb_apply(struct raft *r, const struct raft_conf_change *cc, raft_inde
 	if (r->transferee != 0 && !raft_is_voter(r, r->transferee))
 		raft_xfer_abort(r);
 	if (raft_pr(r, r->id) == NULL) {
-		/* The leader removed itself: step down and hand over quickly. */
+		/* The leader removed itself (of three or more voters: a leader of two
+		 * never commits its own removal, replication.c cap_self_removal): step
+		 * down and hand over quickly. */
 		raft_id next = best_successor(r);
 
 		raft_become_follower(r, r->term, 0);
