@@ -646,7 +646,10 @@ static void ready_finish(struct sim_world *w, struct sim_node *nd)
 	nd->busy = false;
 	sim_store_flush_grave(&nd->st);
 	sim_observe(w, nd);
-	if (unsynced && nd->st.n_wrec == 0 && !w->failed && !nd->stopped) {
+	/* (a deferred Ready saved synced for its commit index, as round.c's written():
+	 * the core waits for the report of its entries) */
+	if ((unsynced || (rd->sync_deferred && !deferred)) && nd->st.n_wrec == 0 && !w->failed &&
+	    !nd->stopped) {
 		nd->owe = true;
 		nd->owe_index = sim_store_last(&nd->st);
 		if (sim_store_term(&nd->st, nd->owe_index, &nd->owe_term) == RAFT_OK)
