@@ -416,7 +416,16 @@ static void save_conf_commit(struct sim_world *w, struct sim_node *nd, const str
 	if (nd->hs.commit < hi)
 		nd->hs.commit = hi;
 	nd->st.hs = nd->hs;
-	sim_store_synced(&nd->st); /* a synced save */
+	/* A synced save: it makes unsynced writes durable, which the engine's next
+	 * background sync reports (their dw_index stays); report them (owe, next step:
+	 * not inside this Ready), or nothing would once the sync in flight, started
+	 * before the last of them, ended (sim --two-remove --defer 5:12981). */
+	if (nd->st.n_wrec > 0 &&
+	    sim_store_term(&nd->st, sim_store_last(&nd->st), &nd->owe_term) == RAFT_OK) {
+		nd->owe = true;
+		nd->owe_index = sim_store_last(&nd->st);
+	}
+	sim_store_synced(&nd->st);
 }
 
 static void apply_committed(struct sim_world *w, struct sim_node *nd, const struct raft_ready *rd)
