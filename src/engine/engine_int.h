@@ -114,6 +114,7 @@ struct pending_cc {
 	raft_index index; /* its log index */
 	raft_term term;   /* the term it was appended in */
 	uint64_t deadline;
+	bool own_removal; /* removes this node: it may commit under another leader (client.c) */
 };
 
 /* A leadership transfer asked here: done when the target leads, or on timeout. */

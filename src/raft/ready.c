@@ -38,8 +38,9 @@ bool raft_has_ready(const struct raft *r)
 	/* Committed entries count only if some can be handed out (apply_bound; unstable
 	 * ones go with l->n). */
 	return (r->pending_bcast && r->prev_hs.term == r->term) || r->handoff_to != 0 ||
-	       r->wake_notify || r->n_msgs > 0 || l->n > 0 || l->has_snap || hard_changed(r) ||
-	       soft_changed(r) || (!r->hold_apply && apply_bound(l) > l->applied) || r->n_rs > 0;
+	       r->bye_to != 0 || r->wake_notify || r->n_msgs > 0 || l->n > 0 || l->has_snap ||
+	       hard_changed(r) || soft_changed(r) ||
+	       (!r->hold_apply && apply_bound(l) > l->applied) || r->n_rs > 0;
 }
 
 bool raft_holds_messages(const struct raft *r)
@@ -108,6 +109,17 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
 		if (raft_repl_bcast_append(r) != RAFT_OK)
 			r->pending_bcast = true;
 	}
+	if (r->bye_to != 0) {
+		/* A voter removed from two: it learns that the removal committed (membership.c). */
+		struct raft_message *m = r->role == RAFT_LEADER && r->bye_commit > 0
+		                                 ? raft_send(r, r->bye_to, RAFT_MSG_HEARTBEAT)
+		                                 : NULL;
+
+		if (m != NULL)
+			m->commit = r->bye_commit;
+		if (m != NULL || r->role != RAFT_LEADER || r->bye_commit == 0)
+			r->bye_to = 0;
+	}
 	if (r->handoff_to != 0) {
 		/* A leader that removed itself asks the most up-to-date voter to campaign. */
 		if (raft_xfer_send_timeout_now(r, r->handoff_to) == RAFT_OK)
@@ -130,9 +142,9 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
 		return r->fatal; /* nothing computed from a failed read leaves */
 	r->in_ready = true;
 	rd->sync_deferred = r->rd_deferred;
-	r->rd_must_sync = !r->rd_deferred &&
-	                  (l->n > 0 || l->has_snap || r->prev_hs.term != r->term ||
-	                   r->prev_hs.vote != r->vote);
+	r->rd_must_sync =
+	        !r->rd_deferred && (l->n > 0 || l->has_snap || r->prev_hs.term != r->term ||
+	                            r->prev_hs.vote != r->vote);
 
 	rd->hard_state_changed = r->rd_hs = hard_changed(r);
 	rd->hard_state.term = r->term;

@@ -78,7 +78,7 @@ done
 #     promoted just before its leader crashed never learned it was one
 #     ("liveness-election")
 # and with --two-remove (review 41):
-#   3:85 (--no-defer) 3:13 (--defer)  a leader's appends that tell a commit
+#   3:388 (--no-defer) 3:13 (--defer)  a leader's appends that tell a commit
 #     index covering a membership change leave after its synced save of it;
 #     before, a leader of two that removed the other crashed before its
 #     save, the removed one had learnt the commit and left, and the leader
@@ -101,7 +101,7 @@ done
 #     uncommitted bytes at their limit, it never did ("liveness-progress")
 regressions="3:1019595 3:1022196 3:1039487 3:9003402 3:200480"
 defer_regressions="5:3 3:4 3:1906 3:9244"
-two_regressions="3:85:--no-defer 3:13:--defer 3:16:--no-defer 3:280:--no-defer 3:14196:--no-defer 5:13958:--defer 5:12981:--defer"
+two_regressions="3:388:--no-defer 3:13:--defer 3:16:--no-defer 3:280:--no-defer 3:14196:--no-defer 5:13958:--defer 5:12981:--defer"
 before=$fail
 for spec in $regressions; do
 	"$sim" --seed-start "${spec#*:}" --runs 1 --nodes "${spec%%:*}" --no-defer >"$out" 2>&1
