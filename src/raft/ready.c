@@ -142,9 +142,9 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
 		return r->fatal; /* nothing computed from a failed read leaves */
 	r->in_ready = true;
 	rd->sync_deferred = r->rd_deferred;
-	r->rd_must_sync =
-	        !r->rd_deferred && (l->n > 0 || l->has_snap || r->prev_hs.term != r->term ||
-	                            r->prev_hs.vote != r->vote);
+	r->rd_must_sync = !r->rd_deferred &&
+	                  (l->n > 0 || l->has_snap || r->prev_hs.term != r->term ||
+	                   r->prev_hs.vote != r->vote);
 
 	rd->hard_state_changed = r->rd_hs = hard_changed(r);
 	rd->hard_state.term = r->term;

@@ -35,10 +35,10 @@ struct fake_storage {
 	enum fake_read_fault read_fault;
 	unsigned nomem_reads; /* FAKE_READ_NOMEM: reads still to fail */
 	uint64_t saves;
-	uint64_t commit_only; /* updates with nothing that must be durable */
-	uint64_t reads;       /* reads of entries and terms */
-	uint64_t writes;      /* unsynced saves (write()) */
-	uint64_t syncs;       /* sync() calls */
+	uint64_t commit_only;       /* updates with nothing that must be durable */
+	uint64_t reads;             /* reads of entries and terms */
+	uint64_t writes;            /* unsynced saves (write()) */
+	uint64_t syncs;             /* sync() calls */
 	bool sync_fail_armed;
 	void (*on_save)(void *arg); /* fake_storage_on_save */
 	void *on_save_arg;
@@ -271,9 +271,8 @@ void fake_storage_lose_unsynced(struct fake_storage *fs)
 
 		if (!g->unsynced)
 			continue;
-		truncate_from(g, g->synced_last >= g->first
-		                         ? (size_t)(g->synced_last - g->first + 1)
-		                         : 0);
+		truncate_from(g, g->synced_last >= g->first ? (size_t)(g->synced_last - g->first + 1)
+		                                            : 0);
 		g->hs = g->synced_hs;
 		g->unsynced = false;
 	}
