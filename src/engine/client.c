@@ -144,7 +144,9 @@ static int conf_change(struct engine *e, uint64_t group_id, uint32_t type, raft_
 	g->cc = (struct pending_cc){.w = {true, cb, ctx},
 	                            .index = idx,
 	                            .term = raft_term_of(g->r),
-	                            .deadline = e->now + e->cfg.request_timeout_ticks};
+	                            .deadline = e->now + e->cfg.request_timeout_ticks,
+	                            .own_removal =
+	                                    type == RAFT_CC_REMOVE && node_id == e->cfg.node_id};
 	eng_mark(e, g);
 	return ENGINE_OK;
 }
@@ -270,8 +272,15 @@ void eng_leader_changed(struct engine *e, struct group *g)
 		i--;
 		eng_complete(e, op.cb, op.ctx, rc, g->id, op.index, 0);
 	}
-	/* A change not committed is no longer ours once we stop leading its term. */
-	if (g->cc.w.active && g->cc.index > commit && !(leader && g->cc.term == raft_term_of(g->r)))
+	/*
+	 * A change not committed is no longer ours once we stop leading its term.
+	 * Except our own removal: a leader of two voters hands over instead of
+	 * committing it (raft.h, raft_apply_conf_change), and the next leader
+	 * commits it; it waits for its apply here (eng_cc_applied: ours if the
+	 * entry there has its term, dropped otherwise) or its deadline.
+	 */
+	if (g->cc.w.active && g->cc.index > commit &&
+	    !(leader && g->cc.term == raft_term_of(g->r)) && !g->cc.own_removal)
 		eng_waiter_done(e, g, &g->cc.w, ENGINE_ERR_UNKNOWN, g->cc.index);
 	if (g->transfer.w.active && raft_leader(g->r) == g->transfer.target)
 		eng_waiter_done(e, g, &g->transfer.w, ENGINE_OK, 0);

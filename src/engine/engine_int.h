@@ -114,6 +114,7 @@ struct pending_cc {
 	raft_index index; /* its log index */
 	raft_term term;   /* the term it was appended in */
 	uint64_t deadline;
+	bool own_removal; /* removes this node: it may commit under another leader (client.c) */
 };
 
 /* A leadership transfer asked here: done when the target leads, or on timeout. */
@@ -206,6 +207,7 @@ struct group {
 	/* The stable log as storage holds it (logview.c; Raft reads it through us). */
 	struct raft_hard_state hs; /* the last the core handed out */
 	raft_index saved_commit;   /* the commit index storage holds */
+	bool conf_commit;          /* this round's Ready saves a commit raft_conf_bound covers */
 	raft_index wr_index;       /* this round wrote entries up to it unsynced (deferred) */
 	raft_term wr_term;
 	raft_index dw_index;       /* written unsynced, for the next background sync */

@@ -45,6 +45,31 @@ static bool send_msgs(struct engine *e, struct group *g, bool early)
 }
 
 /*
+ * Must g's Ready save its commit index before any of its messages leaves?
+ * When that index may cover a membership change above the stored one
+ * (raft_conf_bound).  A restart takes its configuration from the log up to
+ * the stored commit index (save_conf_commit below), so a member that learnt
+ * such a commit, crashed and forgot it could count votes with a
+ * configuration the group left (review 15 F3).  A leader tells its followers
+ * the commit index in its appends, which otherwise leave before its save:
+ * a leader of two voters that removed the other would let the removed one
+ * learn that its removal committed, apply it and leave for good, then crash
+ * before its own save and restart with both voters, waiting for ever for
+ * the gone one's vote (simulator --two-remove; review 41).  Usually the
+ * apply-only Ready before the round (apply_persisted) has saved that commit
+ * already, with the change (save_conf_commit); not while the state machine
+ * is busy (hold_if_busy), and then the round's Ready carries it.  Those
+ * appends wait for the save, and the save is synced even in a deferred
+ * Ready: what tells another member that a membership change committed is
+ * sent only once the sender durably knows it too.  Rare (a membership
+ * change's commit): one fsync and one round trip's overlap each.
+ */
+static bool conf_commit_due(struct group *g)
+{
+	return g->rd.hard_state.commit > g->saved_commit && raft_conf_bound(g->r) > g->saved_commit;
+}
+
+/*
  * Membership changes take effect when applied, and a restart applies them
  * again only up to the stored commit index (its configuration is the
  * snapshot's plus the changes in the log up to that index).  A commit index
@@ -605,10 +630,19 @@ int engine_run_round(struct engine *e)
 	if (e->failed)
 		goto out; /* nothing of this round leaves */
 
-	/* 1. A leader's appends may leave before its own write (thesis 10.2.1). */
-	for (size_t i = 0; i < n; i++)
-		if (e->ready[i]->state == GS_ACTIVE && send_msgs(e, e->ready[i], true))
+	/*
+	 * 1. A leader's appends may leave before its own write (thesis 10.2.1),
+	 * except those of a Ready whose commit index may cover a membership
+	 * change above the stored one (conf_commit_due): they wait for its
+	 * synced save (step 4).
+	 */
+	for (size_t i = 0; i < n; i++) {
+		struct group *g = e->ready[i];
+
+		g->conf_commit = conf_commit_due(g);
+		if (g->state == GS_ACTIVE && !g->conf_commit && send_msgs(e, g, true))
 			early = true;
+	}
 
 	/*
 	 * 2. Received snapshots go into the state machine before their metadata
@@ -656,8 +690,7 @@ int engine_run_round(struct engine *e)
 		    (g->rd.n_entries == 0 && !g->rd.has_snapshot &&
 		     (!g->rd.hard_state_changed || (g->rd.hard_state.term == g->hs.term &&
 		                                    g->rd.hard_state.vote == g->hs.vote)) &&
-		     !(g->rd.hard_state.commit > g->saved_commit &&
-		       raft_conf_bound(g->r) > g->saved_commit)))
+		     !g->conf_commit))
 			continue;
 		u->group_id = g->id;
 		u->hard_state_changed = true;
@@ -669,9 +702,10 @@ int engine_run_round(struct engine *e)
 		if (g->rd.sync_deferred) {
 			g->wr_index = g->rd.entries[g->rd.n_entries - 1].index;
 			g->wr_term = g->rd.entries[g->rd.n_entries - 1].term;
-		} else {
-			synced = true;
 		}
+		/* (a commit index conf_commit_due asks for is synced now: its appends wait) */
+		if (!g->rd.sync_deferred || g->conf_commit)
+			synced = true;
 		nu++;
 	}
 	if (nu > 0) {
@@ -697,6 +731,8 @@ int engine_run_round(struct engine *e)
 		if (g->state == GS_FAILED)
 			continue;
 		eng_view_persisted(e, g);
+		if (g->conf_commit)
+			send_msgs(e, g, true); /* the appends held back in step 1 */
 		send_msgs(e, g, false);
 		finish(e, g);
 		if (g->wr_index != 0)

@@ -215,11 +215,11 @@ int raft_do_campaign(struct raft *r, bool pre, bool transfer)
  * configuration it applied, and never campaigns.  Having the commit index
  * from A's request, B applies its promotion, campaigns and wins A's vote.
  *
- * TimeoutNow carries the same (transfer.c): a leader of two voters that
- * removed itself hands over with one, and leaves; the other, which may
- * never have heard that the removal committed, would otherwise wait for
- * ever for the gone node's vote (review 40).  With the commit index it
- * applies the removal and leads alone.
+ * TimeoutNow carries the same (transfer.c): a leader that removed itself
+ * hands over with one, and leaves; the one it hands over to may not have
+ * heard that the removal committed (review 40).  (Of two voters, that one
+ * could still crash before saving it, the leader gone: so a leader of two
+ * never commits its own removal, review 41, replication.c.)
  *
  * A leader learns its commit index from its followers' acknowledgements.
  */

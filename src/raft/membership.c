@@ -161,6 +161,8 @@ static raft_id best_successor(struct raft *r)
 int raft_memb_apply(struct raft *r, const struct raft_conf_change *cc, raft_index index)
 {
 	struct raft_membership c = r->conf;
+	raft_id bye = 0;
+	raft_index bye_commit = 0;
 	int rc;
 
 	switch (cc->type) {
@@ -179,16 +181,38 @@ int raft_memb_apply(struct raft *r, const struct raft_conf_change *cc, raft_inde
 		break;
 	}
 	c.config_index = index;
+	/*
+	 * A leader that removes the other of two voters tells it that the removal
+	 * committed, at the next Ready (a heartbeat: its progress goes now, and it
+	 * hears nothing from us after): that voter's own removal by the leader of
+	 * two handed over to us (replication.c cap_self_removal), and without
+	 * this it would often never learn it was removed (its request to remove
+	 * itself would never complete).  The commit index is durable here
+	 * (applied), and within its match, so it holds those entries.
+	 */
+	if (r->role == RAFT_LEADER && cc->type == RAFT_CC_REMOVE && cc->node_id != r->id &&
+	    r->conf.n_voters == 2 && raft_is_voter(r, cc->node_id)) {
+		const struct progress *pr = raft_pr(r, cc->node_id);
+
+		bye = cc->node_id;
+		bye_commit = pr->match < index ? pr->match : index;
+	}
 	/* All or nothing: on failure the configuration is as before and a retry applies it. */
 	rc = raft_pr_sync_conf(r, &c);
 	if (rc != RAFT_OK)
 		return rc;
+	if (bye != 0) {
+		r->bye_to = bye;
+		r->bye_commit = bye_commit;
+	}
 	if (r->role != RAFT_LEADER)
 		return RAFT_OK;
 	if (r->transferee != 0 && !raft_is_voter(r, r->transferee))
 		raft_xfer_abort(r);
 	if (raft_pr(r, r->id) == NULL) {
-		/* The leader removed itself: step down and hand over quickly. */
+		/* The leader removed itself (of three or more voters: a leader of two
+		 * never commits its own removal, replication.c cap_self_removal): step
+		 * down and hand over quickly. */
 		raft_id next = best_successor(r);
 
 		raft_become_follower(r, r->term, 0);

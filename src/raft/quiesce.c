@@ -16,7 +16,7 @@ static bool idle(const struct raft *r)
 
 	if (l->n > 0 || l->committed != last || l->applied != last || r->n_rq > 0 ||
 	    r->transferee != 0 || r->pending_conf_index > l->applied || r->pending_bcast ||
-	    r->handoff_to != 0 || r->n_msgs > 0)
+	    r->handoff_to != 0 || r->bye_to != 0 || r->n_msgs > 0)
 		return false;
 	for (uint32_t i = 0; i < r->n_prs; i++) {
 		const struct progress *pr = &r->prs[i];

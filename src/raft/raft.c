@@ -462,6 +462,11 @@ static int tick(struct raft *r)
 	}
 	if (r->heartbeat_elapsed >= r->cfg.heartbeat_tick) {
 		r->heartbeat_elapsed = 0;
+		/* A leader of two holding back its own removal whose hand-over was lost or
+		 * timed out hands over again (replication.c cap_self_removal). */
+		if (r->transferee == 0 && raft_pr_quorum_match(r) > r->log.committed &&
+		    raft_repl_maybe_commit(r))
+			r->pending_bcast = true;
 		return raft_repl_bcast_heartbeat(r, r->read_seq);
 	}
 	return RAFT_OK;

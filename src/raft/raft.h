@@ -264,7 +264,11 @@ int raft_propose_conf_change(struct raft *r, const struct raft_conf_change *cc, 
  * applying, in log order); *out receives the membership to persist.  A change
  * already applied (index <= config_index) or no longer valid leaves it
  * unchanged and returns RAFT_OK; RAFT_ERR_INVALID for a malformed entry.  A
- * leader that removes itself steps down.
+ * leader that removes itself steps down (of three or more voters; a leader of
+ * two never commits its own removal: it hands over, and the other voter
+ * commits it).  An embedder that stores a commit index lazily must store one
+ * that raft_conf_bound() says may cover a membership change before any
+ * message of that Ready leaves, appends included (engine round.c).
  */
 int raft_apply_conf_change(struct raft *r, const struct raft_entry *e, struct raft_membership *out);
 /* Request a linearizable read point; the answer comes as a read state with context. */

@@ -156,9 +156,11 @@ struct raft {
 	unsigned transfer_elapsed; /* leader: ticks since the transfer to transferee began */
 	raft_index pending_conf_index;
 	uint64_t uncommitted;
-	bool pending_bcast; /* leader: send new entries / commit at the next Ready */
-	raft_id handoff_to; /* removed leader: TimeoutNow to send at the next Ready */
-	bool hold_apply;    /* committed entries stay out of Readys (raft_hold_apply) */
+	bool pending_bcast;    /* leader: send new entries / commit at the next Ready */
+	raft_id handoff_to;    /* removed leader: TimeoutNow to send at the next Ready */
+	raft_id bye_to;        /* leader: a voter it removed from two, told at the next Ready */
+	raft_index bye_commit; /* ... the commit index that tells it (within its match) */
+	bool hold_apply;       /* committed entries stay out of Readys (raft_hold_apply) */
 
 	/* Outgoing messages; entries/snapshot resolved from offsets in raft_ready(). */
 	struct raft_message *msgs;

@@ -38,8 +38,9 @@ bool raft_has_ready(const struct raft *r)
 	/* Committed entries count only if some can be handed out (apply_bound; unstable
 	 * ones go with l->n). */
 	return (r->pending_bcast && r->prev_hs.term == r->term) || r->handoff_to != 0 ||
-	       r->wake_notify || r->n_msgs > 0 || l->n > 0 || l->has_snap || hard_changed(r) ||
-	       soft_changed(r) || (!r->hold_apply && apply_bound(l) > l->applied) || r->n_rs > 0;
+	       r->bye_to != 0 || r->wake_notify || r->n_msgs > 0 || l->n > 0 || l->has_snap ||
+	       hard_changed(r) || soft_changed(r) ||
+	       (!r->hold_apply && apply_bound(l) > l->applied) || r->n_rs > 0;
 }
 
 bool raft_holds_messages(const struct raft *r)
@@ -107,6 +108,17 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
 		raft_repl_maybe_commit(r); /* no-op unless the quorum moved (or a mutant) */
 		if (raft_repl_bcast_append(r) != RAFT_OK)
 			r->pending_bcast = true;
+	}
+	if (r->bye_to != 0) {
+		/* A voter removed from two: it learns that the removal committed (membership.c). */
+		struct raft_message *m = r->role == RAFT_LEADER && r->bye_commit > 0
+		                                 ? raft_send(r, r->bye_to, RAFT_MSG_HEARTBEAT)
+		                                 : NULL;
+
+		if (m != NULL)
+			m->commit = r->bye_commit;
+		if (m != NULL || r->role != RAFT_LEADER || r->bye_commit == 0)
+			r->bye_to = 0;
 	}
 	if (r->handoff_to != 0) {
 		/* A leader that removed itself asks the most up-to-date voter to campaign. */

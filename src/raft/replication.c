@@ -249,12 +249,161 @@ int raft_repl_bcast_heartbeat(struct raft *r, uint64_t ctx)
 	return RAFT_OK;
 }
 
+/* Visit the conf change entries of the log in [lo, hi] (in order) until visit returns true. */
+static int scan_conf(struct raft *r, raft_index lo, raft_index hi,
+                     bool (*visit)(void *arg, raft_index i, const struct raft_conf_change *cc),
+                     void *arg)
+{
+	struct raft_log *l = &r->log;
+
+	if (lo < raft_log_first(l))
+		lo = raft_log_first(l); /* compacted: applied, in r->conf */
+	while (lo <= hi) {
+		raft_index end = hi - lo >= 1024 ? lo + 1024 : hi + 1;
+		uint32_t n = 0;
+		int rc = raft_grow(r, (void **)&r->fetch, &r->cap_fetch, (uint32_t)(end - lo),
+		                   sizeof(*r->fetch));
+
+		if (rc == RAFT_OK)
+			rc = raft_log_entries(l, lo, end, UINT64_MAX, r->fetch, &n);
+		if (rc == RAFT_OK && n == 0)
+			rc = RAFT_ERR_UNAVAILABLE;
+		if (rc != RAFT_OK)
+			return rc;
+		for (uint32_t k = 0; k < n; k++) {
+			struct raft_conf_change cc;
+
+			if (r->fetch[k].type == RAFT_ENTRY_CONF_CHANGE &&
+			    raft_conf_change_decode(r->fetch[k].data, r->fetch[k].len, &cc) ==
+			            RAFT_OK &&
+			    visit(arg, r->fetch[k].index, &cc))
+				return RAFT_OK;
+		}
+		lo += n;
+	}
+	return RAFT_OK;
+}
+
+static bool find_self_removal(void *arg, raft_index i, const struct raft_conf_change *cc)
+{
+	struct {
+		raft_id self;
+		raft_index at;
+	} *a = arg;
+
+	if (cc->type != RAFT_CC_REMOVE || cc->node_id != a->self)
+		return false;
+	a->at = i;
+	return true;
+}
+
+/* The voters as the conf changes below `at` leave them (what applying them will do). */
+struct voters_at {
+	struct raft_membership c;
+	raft_index at;
+};
+
+static bool track_voters(void *arg, raft_index i, const struct raft_conf_change *cc)
+{
+	struct voters_at *v = arg;
+	struct raft_membership *c = &v->c;
+	uint32_t k = 0;
+
+	if (i >= v->at)
+		return true;
+	if (i <= c->config_index)
+		return false; /* applied */
+	while (k < c->n_voters && c->voters[k] != cc->node_id)
+		k++;
+	if (cc->type == RAFT_CC_REMOVE && k < c->n_voters)
+		c->voters[k] = c->voters[--c->n_voters];
+	else if (cc->type == RAFT_CC_ADD_VOTER && k == c->n_voters &&
+	         c->n_voters < RAFT_MAX_MEMBERS)
+		c->voters[c->n_voters++] = cc->node_id; /* (a removed id: counted, see below) */
+	return false;
+}
+
+/*
+ * A leader of two voters never commits its own removal: it caps *mci below
+ * that entry and hands leadership to the other voter, which commits it.
+ *
+ * Membership changes take effect when applied, and a member learns that one
+ * committed only from its leader (appends, heartbeats, TimeoutNow) or a
+ * candidate (vote requests).  If the leader L of {L, F} committed its own
+ * removal, it would apply it and leave (the removed member's data may go at
+ * once), while F might not yet durably know that the removal committed: its
+ * append carrying the commit index, or the TimeoutNow L hands over with, may
+ * be lost, or F may crash before it saves it.  F then restarts with the
+ * configuration {L, F} and waits for ever for the gone L's vote (simulator
+ * --two-remove; review 41).  Nothing F could send L afterwards would help: L
+ * has left.  Whereas with F as the leader, F commits the removal and saves
+ * that commit index, synced, before any message telling L of it leaves
+ * (round.c conf_commit_due; the simulator's driver alike); L learns that it
+ * was removed only from F, so when L leaves F durably knows.  F's restart
+ * then applies the removal and F leads alone.
+ *
+ * Safe: committing later is always safe.  Live: L still commits what lies
+ * below its removal; F holds the removal (it counts in the quorum match),
+ * and a transfer brings F up to date and makes it campaign; L's vote goes to
+ * F (equal logs), and F's first entry commits the removal.  A transfer that
+ * times out is started again on the next acknowledgement.  In groups of
+ * three or more voters the leader commits its removal as before, steps down
+ * and hands over: the others are a quorum of the configuration before the
+ * change too, and an election among them needs no removed member's vote.
+ *
+ * The configuration that counts is the one the changes below the removal
+ * leave (a committed change may not be applied yet); a removed id an
+ * unapplied change adds back is counted (a no-op when applied): it can only
+ * hide a two-voter case as three, which the engine refuses anyway (an id
+ * removed is never accepted again).  Storage errors: nothing commits now.
+ */
+static int cap_self_removal(struct raft *r, raft_index *mci)
+{
+	struct raft_log *l = &r->log;
+	struct {
+		raft_id self;
+		raft_index at;
+	} f = {r->id, 0};
+	struct voters_at v;
+	raft_index hi = *mci < l->conf_bound ? *mci : l->conf_bound;
+	raft_id other = 0;
+	bool voter = false;
+	int rc;
+
+	if (hi <= l->committed)
+		return RAFT_OK; /* no membership change to commit */
+	rc = scan_conf(r, l->committed + 1, hi, find_self_removal, &f);
+	if (rc != RAFT_OK || f.at == 0)
+		return rc;
+	v.c = r->conf;
+	v.at = f.at;
+	rc = scan_conf(r, l->applied + 1, f.at - 1, track_voters, &v);
+	if (rc != RAFT_OK)
+		return rc;
+	if (v.c.n_voters != 2)
+		return RAFT_OK;
+	for (uint32_t k = 0; k < v.c.n_voters; k++) {
+		if (v.c.voters[k] == r->id)
+			voter = true;
+		else
+			other = v.c.voters[k];
+	}
+	if (!voter || other == 0)
+		return RAFT_OK;
+	*mci = f.at - 1;
+	if (!r->in_ready && r->transferee == 0 && raft_is_voter(r, other))
+		return raft_xfer_start(r, other);
+	return RAFT_OK;
+}
+
 bool raft_repl_maybe_commit(struct raft *r)
 {
 	raft_index mci = raft_pr_quorum_match(r);
 	raft_term t;
 
 	if (mci <= r->log.committed)
+		return false;
+	if (cap_self_removal(r, &mci) != RAFT_OK || mci <= r->log.committed)
 		return false;
 	/* Paper 5.4.2: only entries of the current term commit by counting replicas. */
 	if (raft_log_term(&r->log, mci, &t) != RAFT_OK || t != r->term)

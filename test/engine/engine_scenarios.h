@@ -4498,6 +4498,125 @@ static void test_commit_goes_with_next_save(void **state)
 }
 
 /*
+ * Review 41: the leader of two voters removes the other.  The round in which
+ * the removal commits saves that commit index (raft_conf_bound); the appends
+ * that tell the removed member its removal committed leave only after that
+ * save (round.c conf_commit_due).  Before, they left ahead of it: the removed
+ * member could apply its removal and leave for good while the leader crashed
+ * before its save, restarted with both voters and waited for ever for the
+ * gone one's vote (simulator --two-remove, seed 3:388).  Inside the leader's
+ * save, the network delivers what it holds and the other member runs its
+ * rounds: it must not have learnt the commit yet.
+ */
+struct conf_commit_probe {
+	struct cluster *c;
+	raft_id follower;
+	bool ran;
+	raft_index learnt; /* the follower's commit index then */
+};
+
+static void conf_commit_probe(void *arg)
+{
+	struct conf_commit_probe *p = arg;
+	struct engine_group_status st;
+
+	p->ran = true;
+	fake_net_deliver(p->c->net); /* (what goes to the leader, inside its round, is lost) */
+	for (int i = 0; i < 3; i++)
+		engine_run_round(p->c->nodes[p->follower].e);
+	assert_true(cluster_status(p->c, p->follower, 0, &st));
+	p->learnt = st.commit;
+}
+
+static void test_conf_commit_saved_before_appends(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_group_status st;
+	struct engine_wait w = {0};
+	struct cluster c;
+	struct conf_commit_probe p = {.c = &c};
+	raft_index removal;
+	raft_id lead;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, NULL, 2, 2, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	settle(&c, 3);
+	lead = cluster_leader(&c, 0);
+	p.follower = lead == 1 ? 2 : 1;
+	assert_true(cluster_status(&c, lead, 0, &st));
+	removal = st.last_index + 1;
+	fake_storage_on_commit(c.nodes[lead].fs, removal, conf_commit_probe, &p);
+	/* The leader's state machine is busy: the commit is not saved before the round
+	 * (by an apply-only Ready's membership change), the round's Ready carries it. */
+	kv_sm_set_busy(c.nodes[lead].sm[0], true);
+	assert_int_equal(engine_remove_member(c.nodes[lead].e, c.group_ids[0], p.follower,
+	                                      engine_wait_cb, &w),
+	                 ENGINE_OK);
+	for (int k = 0; k < 100 && !p.ran; k++)
+		cluster_step(&c);
+	assert_true(p.ran);
+	kv_sm_set_busy(c.nodes[lead].sm[0], false);
+	assert_true(cluster_run(&c, waited, &w, 200));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	assert_int_equal(w.res.index, removal);
+	if (p.learnt >= removal)
+		fail_msg("node %llu learnt that its removal at %llu committed (commit %llu) before "
+		         "its leader saved that commit index",
+		         (unsigned long long)p.follower, (unsigned long long)removal,
+		         (unsigned long long)p.learnt);
+	assert_true(fake_storage_commit(c.nodes[lead].fs, c.group_ids[0]) >= removal);
+	cluster_destroy(&c);
+}
+
+/*
+ * Review 41: the leader of two voters removes itself.  It does not commit
+ * its removal but hands over; the other commits it, and the removal's
+ * operation completes on the old leader once it applies it (as a follower).
+ * The other then leads alone, also after a restart with the old leader gone.
+ */
+static bool led_by(struct cluster *c, void *arg)
+{
+	return cluster_leader(c, 0) == *(raft_id *)arg;
+}
+
+static void test_leader_of_two_removes_itself(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_group_status st;
+	struct engine_wait w = {0};
+	struct cluster c;
+	struct prop p;
+	raft_id lead, other;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, NULL, 2, 2, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	settle(&c, 3);
+	lead = cluster_leader(&c, 0);
+	other = lead == 1 ? 2 : 1;
+	assert_int_equal(engine_remove_member(c.nodes[lead].e, c.group_ids[0], lead,
+	                                      engine_wait_cb, &w),
+	                 ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w, 400));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	assert_true(cluster_run(&c, led_by, &other, 400));
+	assert_true(cluster_status(&c, other, 0, &st));
+	assert_int_equal(st.membership.n_voters, 1);
+	assert_true(fake_storage_commit(c.nodes[other].fs, c.group_ids[0]) >= w.res.index);
+	cluster_crash(&c, lead); /* it left */
+	cluster_crash(&c, other);
+	assert_int_equal(cluster_restart(&c, other), ENGINE_OK);
+	assert_true(cluster_run(&c, led_by, &other, 400));
+	assert_int_equal(propose(&c, 0, &p, 1), ENGINE_OK);
+	for (int k = 0; k < 200 && !p.done; k++)
+		cluster_tick(&c);
+	assert_true(p.done);
+	assert_int_equal(p.rc, ENGINE_OK);
+	cluster_destroy(&c);
+}
+
+/*
  * An entry the state machine applied was committed: a restart starts the
  * commit index there when the stored one is behind (rounds that only move
  * it save nothing).  A member restarted alone, no leader to hear from,
@@ -5254,6 +5373,8 @@ int main(void)
 	        cmocka_unit_test(test_commit_index_not_saved),
 	        cmocka_unit_test(test_restart_commit_from_applied),
 	        cmocka_unit_test(test_commit_goes_with_next_save),
+	        cmocka_unit_test(test_conf_commit_saved_before_appends),
+	        cmocka_unit_test(test_leader_of_two_removes_itself),
 	        cmocka_unit_test(test_followers_slow_to_save),
 #endif
 #if defined(TEST_ENGINE_FAKE) && TEST_ENGINE_DEFER

@@ -43,6 +43,9 @@ struct fake_storage {
 	void (*on_save)(void *arg); /* fake_storage_on_save */
 	void *on_save_arg;
 	uint32_t on_save_min;
+	void (*on_commit)(void *arg); /* fake_storage_on_commit */
+	void *on_commit_arg;
+	raft_index on_commit_min;
 };
 
 int fake_storage_create(struct fake_storage **out)
@@ -177,6 +180,13 @@ static int save(struct fake_storage *fs, const struct engine_update *u, size_t n
 
 	if (sync)
 		sync_all(fs);
+	for (size_t i = 0; i < n && fs->on_commit != NULL; i++)
+		if (u[i].hard_state_changed && u[i].hard_state.commit >= fs->on_commit_min) {
+			void (*fn)(void *) = fs->on_commit;
+
+			fs->on_commit = NULL; /* once */
+			fn(fs->on_commit_arg);
+		}
 	if (fs->on_save != NULL && has_entry_of(u, n, fs->on_save_min)) {
 		void (*fn)(void *) = fs->on_save;
 
@@ -484,6 +494,14 @@ void fake_storage_on_save(struct fake_storage *fs, uint32_t min_len, void (*fn)(
 	fs->on_save = fn;
 	fs->on_save_arg = arg;
 	fs->on_save_min = min_len;
+}
+
+void fake_storage_on_commit(struct fake_storage *fs, raft_index commit, void (*fn)(void *arg),
+                            void *arg)
+{
+	fs->on_commit = fn;
+	fs->on_commit_arg = arg;
+	fs->on_commit_min = commit;
 }
 
 void fake_storage_set_busy(struct fake_storage *fs, bool b)

@@ -26,6 +26,10 @@ void fake_storage_ops(struct fake_storage *fs, struct engine_storage_ops *ops);
  * (a save that takes long: the test lets time pass elsewhere). */
 void fake_storage_on_save(struct fake_storage *fs, uint32_t min_len, void (*fn)(void *arg),
                           void *arg);
+/* fn(arg) runs once, inside the first save or write (before it stores anything) of a
+ * hard state whose commit index is at least commit. */
+void fake_storage_on_commit(struct fake_storage *fs, raft_index commit, void (*fn)(void *arg),
+                            void *arg);
 /* Make busy() report b for every group. */
 void fake_storage_set_busy(struct fake_storage *fs, bool b);
 /* The next save persists only its first keep updates, then fails. */

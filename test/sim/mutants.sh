@@ -8,7 +8,9 @@
 #   check SEEDS  stop at each mutant's first failing seed; a mutant that
 #                survives SEEDS seeds fails the check
 #
-# Seeds alternate 3 and 5 nodes by parity, as in sim-check.  Ends with one
+# Seeds alternate 3 and 5 nodes by parity, as in sim-check; a patch's line
+# "# Sim-args: ARGS" adds simulator options (a workload the default run
+# leaves out, e.g. --two-remove).  Ends with one
 # line "N passed, N failed" (mutants caught, mutants that survived; one whose
 # patch says "Caught-by: transcripts" counts as caught by a failing transcript).
 set -u -o pipefail
@@ -31,15 +33,16 @@ sim() {
 
 # run_one NAME: writes $dir/NAME.out ("caught K of N ...") and $dir/NAME.log
 run_one() {
-	local name=$1 sim=$mutdir/$1/dragonraft-sim log=$dir/$1.log t0 s n chunk first
+	local name=$1 sim=$mutdir/$1/dragonraft-sim log=$dir/$1.log t0 s n chunk first args
 	t0=$(date +%s)
+	args=$(sed -n 's/^# Sim-args: //p' "test/sim/mutants/$name.patch")
 	: >"$log"
 	if [ "$mode" = check ] && grep -q '^# Caught-by: transcripts' "test/sim/mutants/$name.patch"; then
 		# out of the simulator's reach (the patch says why): a transcript must fail
 		"$mutdir/$name/raft-script" test/raft/testdata/*.txt 2>&1 |
 			sed -n 's|^test/raft/testdata/\(.*\)\.txt: FAILED$|FAIL seed - nodes -: transcript \1: failed|p' >"$log"
 	elif [ "$mode" = check ]; then
-		sim 600 "$sim" --seed-start 1 --runs "$seeds" --stop-at-fail >>"$log" 2>&1 ||
+		sim 600 "$sim" --seed-start 1 --runs "$seeds" --stop-at-fail $args >>"$log" 2>&1 ||
 			grep -q '^FAIL' "$log" ||
 			echo "FAIL seed ? nodes ?: crash: $(tail -n 1 "$log")" >>"$log"
 	else
@@ -47,10 +50,10 @@ run_one() {
 		chunk=100
 		for ((s = 1; s <= seeds; s += chunk)); do
 			n=$((seeds - s + 1 < chunk ? seeds - s + 1 : chunk))
-			if ! sim 600 "$sim" --seed-start "$s" --runs "$n" >"$dir/$name.chunk" 2>&1 &&
+			if ! sim 600 "$sim" --seed-start "$s" --runs "$n" $args >"$dir/$name.chunk" 2>&1 &&
 				! grep -qE '^[0-9]+ passed, [0-9]+ failed$' "$dir/$name.chunk"; then
 				for ((k = s; k < s + n; k++)); do
-					sim 60 "$sim" --seed-start "$k" --runs 1 >"$dir/$name.one" 2>&1 ||
+					sim 60 "$sim" --seed-start "$k" --runs 1 $args >"$dir/$name.one" 2>&1 ||
 						grep -q '^FAIL' "$dir/$name.one" ||
 						echo "FAIL seed $k nodes ?: crash: $(tail -n 1 "$dir/$name.one")" >>"$log"
 					grep '^FAIL' "$dir/$name.one" >>"$log"

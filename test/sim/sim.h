@@ -222,6 +222,12 @@ struct sim_opts {
 	 * and a commit index alone is never saved */
 	bool lazy_conf_commit;
 	int defer; /* deferred leader syncs: 1 on, 0 off, -1 drawn from the seed (half) */
+	/* a voter may be removed from two voters too, and one removal more is allowed
+	 * (off: a seed runs as it did before the option) */
+	bool two_remove;
+	/* as before review 41: a leader's appends leave before its save even when it
+	 * stores a commit index that may cover a membership change */
+	bool early_conf_appends;
 };
 
 /* ---- the world ------------------------------------------------------------ */
@@ -293,6 +299,8 @@ struct sim_node {
 	bool owe;             /* a synced save the core does not count (commit only) */
 	raft_index owe_index; /* ... made the log durable to here: report it */
 	raft_term owe_term;
+	bool conf_commit;               /* the Ready out saves a commit raft_conf_bound covers:
+	                                 * synced, and its appends wait for it (round.c) */
 	bool booting;                   /* the bootstrap Ready is persisted synchronously */
 	struct sim_snapshot in_snap[4]; /* snapshot data received, not yet installed */
 	unsigned n_in_snap;

@@ -5,7 +5,7 @@
  *
  *   dragonraft-sim --seed-start S --runs K [--nodes 3|5] [--steps M] [--trace]
  *                  [--stop-at-fail] [--no-conf-commit] [--stale-commit] [--lazy-conf-commit]
- *                  [--defer | --no-defer]
+ *                  [--defer | --no-defer] [--two-remove] [--early-conf-appends]
  *
  * Without --nodes, odd seeds run 5 nodes and even seeds 3.  Without --defer or
  * --no-defer, half the seeds (drawn from the seed) defer leaders' syncs.
@@ -24,7 +24,8 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: dragonraft-sim --seed-start S --runs K [--nodes 3|5] [--steps M] "
 	           "[--trace] [--stop-at-fail] [--no-conf-commit] [--stale-commit] "
-	           "[--lazy-conf-commit] [--defer | --no-defer]\n");
+	           "[--lazy-conf-commit] [--defer | --no-defer] [--two-remove]\n"
+	           "       [--early-conf-appends]\n");
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -47,7 +48,7 @@ int main(int argc, char **argv)
 	uint64_t start = 1, runs = 1, steps = DEFAULT_STEPS, nodes = 0;
 	uint64_t passed = 0, failed = 0;
 	bool trace = false, stop = false, no_conf_commit = false, stale_commit = false,
-	     lazy_conf_commit = false;
+	     lazy_conf_commit = false, two_remove = false, early_conf_appends = false;
 	int defer = -1;
 
 	for (int i = 1; i < argc; i++) {
@@ -72,6 +73,14 @@ int main(int argc, char **argv)
 		}
 		if (!strcmp(a, "--lazy-conf-commit")) {
 			lazy_conf_commit = true;
+			continue;
+		}
+		if (!strcmp(a, "--early-conf-appends")) {
+			early_conf_appends = true;
+			continue;
+		}
+		if (!strcmp(a, "--two-remove")) {
+			two_remove = true;
 			continue;
 		}
 		if (!strcmp(a, "--defer") || !strcmp(a, "--no-defer")) {
@@ -113,6 +122,8 @@ int main(int argc, char **argv)
 		        .stale_commit = stale_commit,
 		        .lazy_conf_commit = lazy_conf_commit,
 		        .defer = defer,
+		        .two_remove = two_remove,
+		        .early_conf_appends = early_conf_appends,
 		};
 		char prop[64], why[640];
 

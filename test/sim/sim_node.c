@@ -416,7 +416,16 @@ static void save_conf_commit(struct sim_world *w, struct sim_node *nd, const str
 	if (nd->hs.commit < hi)
 		nd->hs.commit = hi;
 	nd->st.hs = nd->hs;
-	sim_store_synced(&nd->st); /* a synced save */
+	/* A synced save: it makes unsynced writes durable, which the engine's next
+	 * background sync reports (their dw_index stays); report them (owe, next step:
+	 * not inside this Ready), or nothing would once the sync in flight, started
+	 * before the last of them, ended (sim --two-remove --defer 5:12981). */
+	if (nd->st.n_wrec > 0 &&
+	    sim_store_term(&nd->st, sim_store_last(&nd->st), &nd->owe_term) == RAFT_OK) {
+		nd->owe = true;
+		nd->owe_index = sim_store_last(&nd->st);
+	}
+	sim_store_synced(&nd->st);
 }
 
 static void apply_committed(struct sim_world *w, struct sim_node *nd, const struct raft_ready *rd)
@@ -435,13 +444,19 @@ static void apply_committed(struct sim_world *w, struct sim_node *nd, const stru
  * unless that index may cover a membership change above the stored one
  * (raft_conf_bound; w->o.lazy_conf_commit: it does not, as before review 15).
  */
+static bool conf_commit_due(const struct sim_world *w, const struct sim_node *nd,
+                            const struct raft_ready *rd)
+{
+	return !w->o.lazy_conf_commit && rd->hard_state.commit > nd->st.hs.commit &&
+	       raft_conf_bound(nd->r) > nd->st.hs.commit;
+}
+
 static bool saves(const struct sim_world *w, const struct sim_node *nd, const struct raft_ready *rd)
 {
 	return rd->n_entries || rd->has_snapshot ||
 	       (rd->hard_state_changed &&
 	        (rd->hard_state.term != nd->st.hs.term || rd->hard_state.vote != nd->st.hs.vote)) ||
-	       (!w->o.lazy_conf_commit && rd->hard_state.commit > nd->st.hs.commit &&
-	        raft_conf_bound(nd->r) > nd->st.hs.commit);
+	       conf_commit_due(w, nd, rd);
 }
 
 /* Start the background sync of the deferred writes made so far (none in flight). */
@@ -562,12 +577,15 @@ void sim_node_sync_due(struct sim_world *w, struct sim_node *nd)
 static void ready_finish(struct sim_world *w, struct sim_node *nd)
 {
 	struct raft_ready *rd = &nd->rd;
-	bool io = saves(w, nd, rd), deferred = rd->sync_deferred, unsynced = nd->st.n_wrec > 0;
+	bool io = saves(w, nd, rd), unsynced = nd->st.n_wrec > 0;
+	/* (a commit round.c's conf_commit_due asks for is synced, deferred Ready or not) */
+	bool deferred = rd->sync_deferred && !nd->conf_commit;
 
-	if (deferred && (!rd->n_entries || rd->has_snapshot ||
-	                 rd->entries[0].index != sim_store_last(&nd->st) + 1 ||
-	                 (rd->hard_state_changed && (rd->hard_state.term != nd->st.hs.term ||
-	                                             rd->hard_state.vote != nd->st.hs.vote)))) {
+	if (rd->sync_deferred &&
+	    (!rd->n_entries || rd->has_snapshot ||
+	     rd->entries[0].index != sim_store_last(&nd->st) + 1 ||
+	     (rd->hard_state_changed &&
+	      (rd->hard_state.term != nd->st.hs.term || rd->hard_state.vote != nd->st.hs.vote)))) {
 		sim_fail(w, "api",
 		         "node %" PRIu64 ": a deferred Ready that does not only append entries",
 		         nd->id);
@@ -624,7 +642,7 @@ static void ready_finish(struct sim_world *w, struct sim_node *nd)
 	else if (io)
 		sim_store_synced(&nd->st);
 	for (uint32_t i = 0; i < rd->n_messages && !w->failed; i++)
-		if (!raft_msg_may_precede_persist(&rd->messages[i]))
+		if (!raft_msg_may_precede_persist(&rd->messages[i]) || nd->conf_commit)
 			send(w, nd, &rd->messages[i]);
 	apply_committed(w, nd, rd);
 	if (sim_rand_permille(&w->rng, w->p.sm_flush))
@@ -637,7 +655,10 @@ static void ready_finish(struct sim_world *w, struct sim_node *nd)
 	nd->busy = false;
 	sim_store_flush_grave(&nd->st);
 	sim_observe(w, nd);
-	if (unsynced && nd->st.n_wrec == 0 && !w->failed && !nd->stopped) {
+	/* (a deferred Ready saved synced for its commit index, as round.c's written():
+	 * the core waits for the report of its entries) */
+	if ((unsynced || (rd->sync_deferred && !deferred)) && nd->st.n_wrec == 0 && !w->failed &&
+	    !nd->stopped) {
 		nd->owe = true;
 		nd->owe_index = sim_store_last(&nd->st);
 		if (sim_store_term(&nd->st, nd->owe_index, &nd->owe_term) == RAFT_OK)
@@ -712,7 +733,10 @@ static bool ready_begin(struct sim_world *w, struct sim_node *nd)
 		          "] commit %" PRIu64 " msgs %u apply %u",
 		          nd->id, rd->entries[0].index, rd->entries[rd->n_entries - 1].index,
 		          rd->hard_state.commit, rd->n_messages, rd->n_committed);
-	for (uint32_t i = 0; i < rd->n_messages && !w->failed; i++)
+	/* As round.c: not before a save of a commit index that may cover a membership
+	 * change (conf_commit_due; w->o.early_conf_appends: as before review 41). */
+	nd->conf_commit = conf_commit_due(w, nd, rd) && !w->o.early_conf_appends;
+	for (uint32_t i = 0; i < rd->n_messages && !w->failed && !nd->conf_commit; i++)
 		if (raft_msg_may_precede_persist(&rd->messages[i]))
 			send(w, nd, &rd->messages[i]);
 	io = saves(w, nd, rd);

@@ -43,7 +43,7 @@ static void draw_params(struct sim_world *w)
 	p->transfer = (unsigned)sim_rand_below(r, 6);
 	p->conf = (unsigned)sim_rand_below(r, 10);
 	p->compact = (unsigned)sim_rand_below(r, 12);
-	p->max_removals = w->n == 5 ? 2 : 1;
+	p->max_removals = (w->n == 5 ? 2 : 1) + (w->o.two_remove ? 1 : 0);
 	p->campaign = (unsigned)sim_rand_below(r, 3);
 	p->lazy_boot = sim_rand_below(r, 4) == 0;
 	for (unsigned id = 1; id <= w->n; id++)
@@ -315,14 +315,20 @@ static void conf_change_on(struct sim_world *w, struct sim_node *on)
 			types[n++] = RAFT_CC_ADD_VOTER; /* directly */
 		}
 		/*
-		 * Removals only on the leader, and a voter only from three or more,
-		 * as an operator would: of two voters, the one left cannot win an
-		 * election if it crashed before learning that the removal committed
-		 * and the removed one has gone (configurations take effect when
-		 * applied).  A forwarded removal could meet a promotion on the way.
+		 * Removals only on the leader (a forwarded removal could meet a
+		 * promotion on the way), and a voter only from three or more, as an
+		 * operator would without force, unless --two-remove: then from two
+		 * too.  Of two voters, the one left must not restart without knowing
+		 * that the removal committed once the removed one has gone
+		 * (configurations take effect when applied): a leader's appends that
+		 * tell such a commit leave after its synced save of it (round.c
+		 * conf_commit_due, here ready_begin), and a leader of two never
+		 * commits its own removal but hands over (replication.c
+		 * cap_self_removal); review 41.
 		 */
 		if (leader && raft_membership_contains(m, id) && w->removals < w->p.max_removals &&
-		    (!in_list(m->voters, m->n_voters, id) || m->n_voters >= 3)) {
+		    (!in_list(m->voters, m->n_voters, id) || m->n_voters >= 3 ||
+		     (w->o.two_remove && m->n_voters == 2))) {
 			cand[n] = id;
 			types[n++] = RAFT_CC_REMOVE;
 		}
