@@ -1305,23 +1305,28 @@ static bool role_inherits(Oid role)
 	return inherit;
 }
 
+/* The roles that role is a member of (directly). */
+static List *member_of(Oid role)
+{
+	CatCList *members = SearchSysCacheList1(AUTHMEMMEMROLE, ObjectIdGetDatum(role));
+	List *roles = NIL;
+
+	for (int j = 0; j < members->n_members; j++)
+		roles = lappend_oid(
+		        roles,
+		        ((Form_pg_auth_members)GETSTRUCT(&members->members[j]->tuple))->roleid);
+	ReleaseSysCacheList(members);
+	return roles;
+}
+
 /* The roles of roles, and the roles whose privileges they have (an INHERIT
  * role's memberships, recursively). */
 static List *privileges_of(List *roles)
 {
 	roles = list_copy(roles);
 	for (int i = 0; i < list_length(roles); i++) {
-		CatCList *members;
-
-		if (!role_inherits(list_nth_oid(roles, i)))
-			continue;
-		members = SearchSysCacheList1(AUTHMEMMEMROLE,
-		                              ObjectIdGetDatum(list_nth_oid(roles, i)));
-		for (int j = 0; j < members->n_members; j++)
-			roles = list_append_unique_oid(roles, ((Form_pg_auth_members)GETSTRUCT(
-			                                               &members->members[j]->tuple))
-			                                              ->roleid);
-		ReleaseSysCacheList(members);
+		if (role_inherits(list_nth_oid(roles, i)))
+			roles = list_concat_unique_oid(roles, member_of(list_nth_oid(roles, i)));
 	}
 	return roles;
 }
@@ -1424,7 +1429,6 @@ static void check_role_privileges(Node *stmt)
 	} else if (IsA(stmt, AlterRoleStmt)) {
 		AlterRoleStmt *as = (AlterRoleStmt *)stmt;
 		bool noinherit = false;
-		CatCList *members;
 
 		foreach (lc, as->options)
 			if (strcmp(lfirst_node(DefElem, lc)->defname, "inherit") == 0)
@@ -1432,12 +1436,7 @@ static void check_role_privileges(Node *stmt)
 		if (!noinherit || !OidIsValid(role = get_rolespec_oid(as->role, true)) ||
 		    !role_inherits(role))
 			return;
-		members = SearchSysCacheList1(AUTHMEMMEMROLE, ObjectIdGetDatum(role));
-		for (int j = 0; j < members->n_members; j++)
-			roles = lappend_oid(roles, ((Form_pg_auth_members)GETSTRUCT(
-			                                    &members->members[j]->tuple))
-			                                   ->roleid);
-		ReleaseSysCacheList(members);
+		roles = member_of(role);
 		grantees = list_make1_oid(role);
 		what = "ALTER ROLE ... NOINHERIT of a role";
 	} else
