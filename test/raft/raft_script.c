@@ -184,8 +184,11 @@ static void say_msg(const struct raft_message *m)
 		break;
 	case RAFT_MSG_VOTE:
 	case RAFT_MSG_PREVOTE:
-		say(" last=%llu/%llu%s", (ull)m->index, (ull)m->log_term,
-		    m->flags & RAFT_MSG_FLAG_TRANSFER ? " transfer" : "");
+		say(" last=%llu/%llu commit=%llu%s", (ull)m->index, (ull)m->log_term,
+		    (ull)m->commit, m->flags & RAFT_MSG_FLAG_TRANSFER ? " transfer" : "");
+		break;
+	case RAFT_MSG_TIMEOUT_NOW: /* its sender's last entry and commit index (transfer.c) */
+		say(" last=%llu/%llu commit=%llu", (ull)m->index, (ull)m->log_term, (ull)m->commit);
 		break;
 	case RAFT_MSG_VOTE_RESP:
 	case RAFT_MSG_PREVOTE_RESP:
