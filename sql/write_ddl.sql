@@ -801,3 +801,21 @@ SET LOCAL ROLE own_tab;
 SELECT own_fs2.own_chk(id) AS by_owner, e, k FROM own_s.own_t;
 ROLLBACK;
 SELECT state, error FROM dragonraft.status WHERE group_id = 1;
+-- Through execute() too: a command that leaves the owner unable to call a
+-- function members call as the owner when they apply its rows (its CHECK's)
+-- is refused on the proposer, and nothing is proposed (the leader would go
+-- on taking rows, whose CHECK runs as the writer, and every other member's
+-- apply would stop).  One that takes EXECUTE from another role, leaves the
+-- owner one through PUBLIC, or gives the function another owner (its grants
+-- go with it), is not.
+SELECT max(index) AS before FROM dragonraft.ddl_history \gset
+\set VERBOSITY default
+SELECT dragonraft.execute(1, 'REVOKE EXECUTE ON FUNCTION own_fs2.own_chk(int) FROM own_tab');
+\set VERBOSITY terse
+SELECT max(index) = :before AS nothing_proposed FROM dragonraft.ddl_history;
+SELECT dragonraft.execute(1, 'REVOKE EXECUTE ON FUNCTION own_fs2.own_chk(int) FROM own_reader') > 0 AS executed;
+SELECT dragonraft.execute(1, 'ALTER FUNCTION own_fs2.own_chk(int) OWNER TO own_heir') > 0 AS executed;
+SELECT dragonraft.execute(1, $$GRANT EXECUTE ON FUNCTION own_fs2.own_chk(int) TO PUBLIC;
+REVOKE EXECUTE ON FUNCTION own_fs2.own_chk(int) FROM own_tab$$) > 0 AS executed;
+INSERT INTO own_s.own_t (id, e, d) VALUES (2, 'a', 2);
+SELECT state, error FROM dragonraft.status WHERE group_id = 1;

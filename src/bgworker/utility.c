@@ -1459,6 +1459,189 @@ static void check_role_privileges(Node *stmt)
 	         execute_hint(group_id)));
 }
 
+/*
+ * Statements that may take EXECUTE on a function away from a role: REVOKE
+ * ON FUNCTION (and ALL FUNCTIONS IN SCHEMA), DROP OWNED (it revokes), REVOKE
+ * of a role, ALTER ROLE (NOINHERIT, NOSUPERUSER), and a new owner of a
+ * function (OWNER TO, REASSIGN OWNED: the old owner's grants move).
+ */
+static bool may_revoke_execute(Node *stmt)
+{
+	switch (nodeTag(stmt)) {
+	case T_GrantStmt:
+		return !((GrantStmt *)stmt)->is_grant;
+	case T_GrantRoleStmt:
+		return !((GrantRoleStmt *)stmt)->is_grant;
+	case T_DropOwnedStmt:
+	case T_ReassignOwnedStmt:
+	case T_AlterRoleStmt:
+		return true;
+	case T_AlterOwnerStmt:
+		return ((AlterOwnerStmt *)stmt)->objectType == OBJECT_FUNCTION ||
+		       ((AlterOwnerStmt *)stmt)->objectType == OBJECT_PROCEDURE ||
+		       ((AlterOwnerStmt *)stmt)->objectType == OBJECT_ROUTINE;
+	default:
+		return false;
+	}
+}
+
+/* Scan of what object (classid, objid) depends on. */
+static SysScanDesc depender_scan(Relation dep, Oid classid, Oid objid)
+{
+	ScanKeyData key[2];
+
+	ScanKeyInit(&key[0], Anum_pg_depend_classid, BTEqualStrategyNumber, F_OIDEQ,
+	            ObjectIdGetDatum(classid));
+	ScanKeyInit(&key[1], Anum_pg_depend_objid, BTEqualStrategyNumber, F_OIDEQ,
+	            ObjectIdGetDatum(objid));
+	return systable_beginscan(dep, DependDependerIndexId, true, NULL, 2, key);
+}
+
+/* Add to *funcs the functions that object (classid, objid) calls: those it
+ * depends on, operators' functions, and what a function with a SQL-standard
+ * body calls in turn. */
+static void calls_of(Relation dep, Oid classid, Oid objid, List **funcs)
+{
+	List *pending = list_make1(list_make2_oid(classid, objid));
+
+	while (pending != NIL) {
+		List *obj = linitial(pending);
+		SysScanDesc scan = depender_scan(dep, linitial_oid(obj), lsecond_oid(obj));
+		HeapTuple tup;
+
+		pending = list_delete_first(pending);
+		while ((tup = systable_getnext(scan)) != NULL) {
+			Form_pg_depend d = (Form_pg_depend)GETSTRUCT(tup);
+			Oid f = InvalidOid;
+
+			if (d->refclassid == ProcedureRelationId)
+				f = d->refobjid;
+			else if (d->refclassid == OperatorRelationId)
+				f = get_opcode(d->refobjid);
+			if (!OidIsValid(f) || list_member_oid(*funcs, f))
+				continue;
+			*funcs = lappend_oid(*funcs, f);
+			pending = lappend(pending, list_make2_oid(ProcedureRelationId, f));
+		}
+		systable_endscan(scan);
+	}
+}
+
+/*
+ * The functions each member calls as replicated table relid's owner when it
+ * applies the table's rows: those of its CHECK constraints, index
+ * expressions and predicates, stored generated columns, and the CHECK
+ * constraints of the domains its columns are (directly).  (Defaults and
+ * user triggers run on the leader only.)
+ */
+static List *apply_calls(Relation dep, Oid relid)
+{
+	List *funcs = NIL;
+	SysScanDesc scan = referencing_scan(dep, RelationRelationId, relid);
+	HeapTuple tup;
+	Relation rel;
+
+	while ((tup = systable_getnext(scan)) != NULL) {
+		Form_pg_depend d = (Form_pg_depend)GETSTRUCT(tup);
+
+		if (d->classid == ConstraintRelationId ||
+		    (d->classid == RelationRelationId &&
+		     get_rel_relkind(d->objid) == RELKIND_INDEX))
+			calls_of(dep, d->classid, d->objid, &funcs);
+		else if (d->classid == AttrDefaultRelationId &&
+		         get_attgenerated(relid, (AttrNumber)d->refobjsubid) != '\0')
+			calls_of(dep, d->classid, d->objid, &funcs);
+	}
+	systable_endscan(scan);
+	rel = try_relation_open(relid, AccessShareLock);
+	for (int i = 0; rel != NULL && i < RelationGetDescr(rel)->natts; i++) {
+		Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), i);
+
+		for (Oid t = att->atttypid; !att->attisdropped && get_typtype(t) == TYPTYPE_DOMAIN;
+		     t = getBaseTypeAndTypmod(t, &(int32){-1})) {
+			scan = referencing_scan(dep, TypeRelationId, t);
+			while ((tup = systable_getnext(scan)) != NULL)
+				if (((Form_pg_depend)GETSTRUCT(tup))->classid ==
+				    ConstraintRelationId)
+					calls_of(dep, ConstraintRelationId,
+					         ((Form_pg_depend)GETSTRUCT(tup))->objid, &funcs);
+			systable_endscan(scan);
+		}
+	}
+	if (rel != NULL)
+		relation_close(rel, AccessShareLock);
+	return funcs;
+}
+
+/*
+ * The replicated tables of this database whose owner (not a superuser) may
+ * not call a function that members call as that owner when they apply the
+ * table's rows (apply_calls): a list of (table, function) pairs.
+ */
+static List *owners_lacking(void)
+{
+	Relation trig = table_open(TriggerRelationId, AccessShareLock);
+	Relation dep = table_open(DependRelationId, AccessShareLock);
+	TableScanDesc scan = table_beginscan_catalog(trig, 0, NULL);
+	List *lacking = NIL;
+	HeapTuple tup;
+
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL) {
+		Form_pg_trigger t = (Form_pg_trigger)GETSTRUCT(tup);
+		Oid owner;
+		ListCell *lc;
+
+		if (strcmp(NameStr(t->tgname), DR_CAPTURE_TRIGGER) != 0 ||
+		    !OidIsValid(owner = rel_owner(t->tgrelid)) || superuser_arg(owner))
+			continue;
+		foreach (lc, apply_calls(dep, t->tgrelid))
+			if (pg_proc_aclcheck(lfirst_oid(lc), owner, ACL_EXECUTE) != ACLCHECK_OK)
+				lacking = lappend(lacking,
+				                  list_make2_oid(t->tgrelid, lfirst_oid(lc)));
+	}
+	table_endscan(scan);
+	table_close(dep, AccessShareLock);
+	table_close(trig, AccessShareLock);
+	return lacking;
+}
+
+/*
+ * After a statement that may take EXECUTE away (may_revoke_execute): one
+ * that left a replicated table's owner unable to call a function it could
+ * call before, and that members call as the owner when they apply the
+ * table's rows, is refused, also through execute() (on the proposer, and
+ * alike on every member: the leader would go on taking rows, whose CHECK
+ * runs as the writer, and every other member's apply would stop).  before:
+ * owners_lacking() before the statement.
+ */
+static void check_owners_execute(List *before)
+{
+	ListCell *lc;
+
+	foreach (lc, owners_lacking()) {
+		List *pair = lfirst(lc);
+		ListCell *b;
+		bool known = false;
+
+		foreach (b, before)
+			known |= equal(lfirst(b), pair);
+		if (known)
+			continue;
+		ereport(ERROR,
+		        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+		         errmsg("this command takes from role \"%s\", the owner of table \"%s\" "
+		                "replicated by dragonraft, the privilege to call function %s",
+		                GetUserNameFromId(rel_owner(linitial_oid(pair)), false),
+		                get_rel_name(linitial_oid(pair)),
+		                format_procedure(lsecond_oid(pair))),
+		         errdetail("Members apply the table's rows as its owner, and call the "
+		                   "function then (a CHECK constraint, an index expression or a "
+		                   "generated column): their apply would stop."),
+		         errhint("Grant the owner EXECUTE on the function first, or give the table "
+		                 "another owner, through dragonraft.execute.")));
+	}
+}
+
 /* Outside execute(): a command that changes a type that table relid of group
  * group_id uses (type_replicated, rowtype_replicated, check_view_rowtype). */
 static void changes_type_of(Oid relid, uint64 group_id) pg_attribute_noreturn();
@@ -1476,7 +1659,7 @@ static void changes_type_of(Oid relid, uint64 group_id)
 }
 
 /* The number of attributes of relation relid (dropped ones too); 0 if none. */
-static int rel_natts(Oid relid)
+static pg_noinline int rel_natts(Oid relid)
 {
 	HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	int natts = 0;
@@ -1663,6 +1846,9 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 	CommandId outer_cid = dr_truncate_cid;
 	Oid outer_func = plan_only_func;
 	int view_natts = view_natts_before(stmt);
+	bool revokes = (dr_execute_group != 0 || (!dr_is_apply_worker && dr_internal_ddl == 0)) &&
+	               may_revoke_execute(stmt);
+	List *lacking = revokes ? owners_lacking() : NIL;
 
 	if (IsA(stmt, TransactionStmt)) {
 		TransactionStmt *ts = (TransactionStmt *)stmt;
@@ -1771,6 +1957,8 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 		check_generated((AlterTableStmt *)stmt);
 	if (view_natts != 0)
 		check_view_rowtype((ViewStmt *)stmt, view_natts);
+	if (revokes)
+		check_owners_execute(lacking);
 }
 
 bool dr_utility_explicit_block(void)

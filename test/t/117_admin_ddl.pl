@@ -104,4 +104,14 @@ for my $id ($f, $g)
 	is($c->catalog($id), $c->catalog($l), "node $id has the leader's schemas, types and functions");
 }
 
+# Through execute() too: a REVOKE that leaves the owner unable to call the
+# CHECK's function is refused on the leader, nothing proposed; before, every
+# member ran it, the leader went on taking rows (its CHECK runs as the
+# writer) and every follower's apply stopped at the next row.
+($state, $err) = $c->sql_error($l, q{SELECT dragonraft.execute(1, 'REVOKE EXECUTE ON FUNCTION fs2.chk(int) FROM tab_owner')});
+is($state, '0A000', 'execute() of a REVOKE that takes EXECUTE on the CHECK\'s function from the owner is refused')
+	or diag $err;
+ok(applies($f, q{(5, 'a')}), 'the follower applies the next row');
+is(join(' ', map { $c->poll($_, $status) } $f, $g), 'ok ok', 'both followers apply on');
+
 done_testing();
