@@ -819,3 +819,37 @@ SELECT dragonraft.execute(1, $$GRANT EXECUTE ON FUNCTION own_fs2.own_chk(int) TO
 REVOKE EXECUTE ON FUNCTION own_fs2.own_chk(int) FROM own_tab$$) > 0 AS executed;
 INSERT INTO own_s.own_t (id, e, d) VALUES (2, 'a', 2);
 SELECT state, error FROM dragonraft.status WHERE group_id = 1;
+-- Review 42: the CHECKs of every domain a column's value holds, at any
+-- depth, are checked when a member receives the row (domain_recv through
+-- array_recv, record_recv, range_recv): a domain over a domain, an array of
+-- a domain, a composite type or a range with one.  Taking EXECUTE on their
+-- functions from the owner is refused too (it passed, and every follower's
+-- apply stopped: "permission denied for function own_dchk1").
+SELECT dragonraft.execute(1, $$CREATE FUNCTION own_fs2.own_dchk1(int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT $1 < 1000';
+CREATE FUNCTION own_fs2.own_dchk2(int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT $1 < 1000';
+CREATE FUNCTION own_fs2.own_dchk3(int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT $1 < 1000';
+CREATE FUNCTION own_fs2.own_dchk4(int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT $1 < 1000';
+REVOKE EXECUTE ON FUNCTION own_fs2.own_dchk1(int), own_fs2.own_dchk2(int), own_fs2.own_dchk3(int),
+  own_fs2.own_dchk4(int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION own_fs2.own_dchk1(int), own_fs2.own_dchk2(int), own_fs2.own_dchk3(int),
+  own_fs2.own_dchk4(int) TO own_tab;
+CREATE DOMAIN own_s.own_dd1 AS int CHECK (own_fs2.own_dchk1(VALUE));
+CREATE DOMAIN own_s.own_dd1b AS own_s.own_dd1;
+CREATE DOMAIN own_s.own_dd2 AS int CHECK (own_fs2.own_dchk2(VALUE));
+CREATE DOMAIN own_s.own_dd3 AS int CHECK (own_fs2.own_dchk3(VALUE));
+CREATE TYPE own_s.own_dc3 AS (a own_s.own_dd3);
+CREATE DOMAIN own_s.own_dd4 AS int CHECK (own_fs2.own_dchk4(VALUE));
+CREATE TYPE own_s.own_dr4 AS RANGE (subtype = own_s.own_dd4);
+CREATE TABLE own_s.own_t2 (id int PRIMARY KEY, a own_s.own_dd1b, b own_s.own_dd2[],
+  c own_s.own_dc3, r own_s.own_dr4);
+ALTER TABLE own_s.own_t2 OWNER TO own_tab$$) > 0 AS executed;
+SELECT dragonraft.replicate_table('own_s.own_t2', 1);
+SELECT max(index) AS before FROM dragonraft.ddl_history \gset
+SELECT dragonraft.execute(1, 'REVOKE EXECUTE ON FUNCTION own_fs2.own_dchk1(int) FROM own_tab');
+SELECT dragonraft.execute(1, 'REVOKE EXECUTE ON FUNCTION own_fs2.own_dchk2(int) FROM own_tab');
+SELECT dragonraft.execute(1, 'REVOKE EXECUTE ON FUNCTION own_fs2.own_dchk3(int) FROM own_tab');
+SELECT dragonraft.execute(1, 'REVOKE EXECUTE ON FUNCTION own_fs2.own_dchk4(int) FROM own_tab');
+SELECT dragonraft.execute(1, 'REVOKE ALL ON ALL FUNCTIONS IN SCHEMA own_fs2 FROM own_tab');
+SELECT max(index) = :before AS nothing_proposed FROM dragonraft.ddl_history;
+INSERT INTO own_s.own_t2 VALUES (1, 1, '{2}', ROW(3), '[4,5)');
+SELECT state, error FROM dragonraft.status WHERE group_id = 1;

@@ -81,6 +81,7 @@
 #include "utils/regproc.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
+#include "utils/typcache.h"
 
 bool dr_is_apply_worker = false;
 int dr_internal_ddl = 0;
@@ -1528,11 +1529,68 @@ static void calls_of(Relation dep, Oid classid, Oid objid, List **funcs)
 }
 
 /*
+ * Add to *funcs the functions of the CHECK constraints of the domains that a
+ * value of type typid holds, at any depth: the type itself, a domain's base
+ * domain, an array's elements, a composite type's attributes, a range's
+ * subtype, a multirange's range.  A member's apply receives each column's
+ * value through its type's receive function, which checks every domain on
+ * the way (domain_recv through array_recv, record_recv, range_recv).
+ */
+static void domain_calls(Relation dep, Oid typid, List **funcs)
+{
+	List *pending = list_make1_oid(typid), *seen = NIL;
+
+	while (pending != NIL) {
+		Oid t = linitial_oid(pending), elem;
+		char typtype;
+
+		pending = list_delete_first(pending);
+		if (!OidIsValid(t) || list_member_oid(seen, t))
+			continue;
+		seen = lappend_oid(seen, t);
+		typtype = get_typtype(t);
+		if (typtype == TYPTYPE_DOMAIN) {
+			SysScanDesc scan = referencing_scan(dep, TypeRelationId, t);
+			HeapTuple tup;
+			HeapTuple typtup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(t));
+
+			while ((tup = systable_getnext(scan)) != NULL)
+				if (((Form_pg_depend)GETSTRUCT(tup))->classid ==
+				    ConstraintRelationId)
+					calls_of(dep, ConstraintRelationId,
+					         ((Form_pg_depend)GETSTRUCT(tup))->objid, funcs);
+			systable_endscan(scan);
+			if (HeapTupleIsValid(typtup)) {
+				/* the base type one level down (a domain over a domain) */
+				pending = lappend_oid(
+				        pending, ((Form_pg_type)GETSTRUCT(typtup))->typbasetype);
+				ReleaseSysCache(typtup);
+			}
+		} else if (OidIsValid(elem = get_element_type(t)))
+			pending = lappend_oid(pending, elem);
+		else if (typtype == TYPTYPE_COMPOSITE) {
+			TupleDesc desc = lookup_rowtype_tupdesc_noerror(t, -1, true);
+
+			for (int i = 0; desc != NULL && i < desc->natts; i++)
+				if (!TupleDescAttr(desc, i)->attisdropped)
+					pending = lappend_oid(pending,
+					                      TupleDescAttr(desc, i)->atttypid);
+			if (desc != NULL)
+				ReleaseTupleDesc(desc);
+		} else if (typtype == TYPTYPE_RANGE)
+			pending = lappend_oid(pending, get_range_subtype(t));
+		else if (typtype == TYPTYPE_MULTIRANGE)
+			pending = lappend_oid(pending, get_multirange_range(t));
+	}
+	list_free(seen);
+}
+
+/*
  * The functions each member calls as replicated table relid's owner when it
  * applies the table's rows: those of its CHECK constraints, index
  * expressions and predicates, stored generated columns, and the CHECK
- * constraints of the domains its columns are (directly).  (Defaults and
- * user triggers run on the leader only.)
+ * constraints of the domains its columns' values hold (domain_calls).
+ * (Defaults and user triggers run on the leader only.)
  */
 static List *apply_calls(Relation dep, Oid relid)
 {
@@ -1557,16 +1615,8 @@ static List *apply_calls(Relation dep, Oid relid)
 	for (int i = 0; rel != NULL && i < RelationGetDescr(rel)->natts; i++) {
 		Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), i);
 
-		for (Oid t = att->atttypid; !att->attisdropped && get_typtype(t) == TYPTYPE_DOMAIN;
-		     t = getBaseTypeAndTypmod(t, &(int32){-1})) {
-			scan = referencing_scan(dep, TypeRelationId, t);
-			while ((tup = systable_getnext(scan)) != NULL)
-				if (((Form_pg_depend)GETSTRUCT(tup))->classid ==
-				    ConstraintRelationId)
-					calls_of(dep, ConstraintRelationId,
-					         ((Form_pg_depend)GETSTRUCT(tup))->objid, &funcs);
-			systable_endscan(scan);
-		}
+		if (!att->attisdropped)
+			domain_calls(dep, att->atttypid, &funcs);
 	}
 	if (rel != NULL)
 		relation_close(rel, AccessShareLock);
