@@ -81,7 +81,6 @@
 #include "utils/regproc.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
-#include "utils/typcache.h"
 
 bool dr_is_apply_worker = false;
 int dr_internal_ddl = 0;
@@ -1529,6 +1528,31 @@ static void calls_of(Relation dep, Oid classid, Oid objid, List **funcs)
 }
 
 /*
+ * Append to *types the types of relation relid's columns (not dropped), read
+ * from the catalog without a lock on the relation: one held by another
+ * session (a LOCK TABLE, execute()'s DDL, a follower's apply batch) made an
+ * ALTER ROLE ... PASSWORD wait for it, or deadlock.
+ */
+static void attr_types(Oid relid, List **types)
+{
+	HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	int natts;
+
+	if (!HeapTupleIsValid(tup))
+		return;
+	natts = ((Form_pg_class)GETSTRUCT(tup))->relnatts;
+	ReleaseSysCache(tup);
+	for (int i = 1; i <= natts; i++) {
+		tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(i));
+		if (!HeapTupleIsValid(tup))
+			continue;
+		if (!((Form_pg_attribute)GETSTRUCT(tup))->attisdropped)
+			*types = lappend_oid(*types, ((Form_pg_attribute)GETSTRUCT(tup))->atttypid);
+		ReleaseSysCache(tup);
+	}
+}
+
+/*
  * Add to *funcs the functions of the CHECK constraints of the domains that a
  * value of type typid holds, at any depth: the type itself, a domain's base
  * domain, an array's elements, a composite type's attributes, a range's
@@ -1568,16 +1592,9 @@ static void domain_calls(Relation dep, Oid typid, List **funcs)
 			}
 		} else if (OidIsValid(elem = get_element_type(t)))
 			pending = lappend_oid(pending, elem);
-		else if (typtype == TYPTYPE_COMPOSITE) {
-			TupleDesc desc = lookup_rowtype_tupdesc_noerror(t, -1, true);
-
-			for (int i = 0; desc != NULL && i < desc->natts; i++)
-				if (!TupleDescAttr(desc, i)->attisdropped)
-					pending = lappend_oid(pending,
-					                      TupleDescAttr(desc, i)->atttypid);
-			if (desc != NULL)
-				ReleaseTupleDesc(desc);
-		} else if (typtype == TYPTYPE_RANGE)
+		else if (typtype == TYPTYPE_COMPOSITE)
+			attr_types(get_typ_typrelid(t), &pending);
+		else if (typtype == TYPTYPE_RANGE)
 			pending = lappend_oid(pending, get_range_subtype(t));
 		else if (typtype == TYPTYPE_MULTIRANGE)
 			pending = lappend_oid(pending, get_multirange_range(t));
@@ -1594,10 +1611,10 @@ static void domain_calls(Relation dep, Oid typid, List **funcs)
  */
 static List *apply_calls(Relation dep, Oid relid)
 {
-	List *funcs = NIL;
+	List *funcs = NIL, *types = NIL;
 	SysScanDesc scan = referencing_scan(dep, RelationRelationId, relid);
 	HeapTuple tup;
-	Relation rel;
+	ListCell *lc;
 
 	while ((tup = systable_getnext(scan)) != NULL) {
 		Form_pg_depend d = (Form_pg_depend)GETSTRUCT(tup);
@@ -1611,15 +1628,9 @@ static List *apply_calls(Relation dep, Oid relid)
 			calls_of(dep, d->classid, d->objid, &funcs);
 	}
 	systable_endscan(scan);
-	rel = try_relation_open(relid, AccessShareLock);
-	for (int i = 0; rel != NULL && i < RelationGetDescr(rel)->natts; i++) {
-		Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), i);
-
-		if (!att->attisdropped)
-			domain_calls(dep, att->atttypid, &funcs);
-	}
-	if (rel != NULL)
-		relation_close(rel, AccessShareLock);
+	attr_types(relid, &types);
+	foreach (lc, types)
+		domain_calls(dep, lfirst_oid(lc), &funcs);
 	return funcs;
 }
 
