@@ -853,3 +853,25 @@ SELECT dragonraft.execute(1, 'REVOKE ALL ON ALL FUNCTIONS IN SCHEMA own_fs2 FROM
 SELECT max(index) = :before AS nothing_proposed FROM dragonraft.ddl_history;
 INSERT INTO own_s.own_t2 VALUES (1, 1, '{2}', ROW(3), '[4,5)');
 SELECT state, error FROM dragonraft.status WHERE group_id = 1;
+-- A statement that gives the table an owner that may not call such a
+-- function (ALTER TABLE ... OWNER TO), or gives the table such a function
+-- its owner may not call (ADD CONSTRAINT ... CHECK), through execute(), and
+-- DROP ROLE of a role through which the owner may call one, are refused too
+-- (each passed, and every follower's apply stopped).
+CREATE ROLE own_grp2;
+CREATE ROLE own_mid2;
+GRANT own_grp2 TO own_mid2;
+GRANT own_mid2 TO own_tab;
+SELECT dragonraft.execute(1, $$CREATE FUNCTION own_fs2.own_dchk5(int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT $1 < 1000';
+CREATE FUNCTION own_fs2.own_dchk6(int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT $1 < 1000';
+REVOKE EXECUTE ON FUNCTION own_fs2.own_dchk5(int), own_fs2.own_dchk6(int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION own_fs2.own_dchk5(int) TO own_grp2;
+ALTER TABLE own_s.own_t2 ADD CONSTRAINT own_c5 CHECK (own_fs2.own_dchk5(id))$$) > 0 AS executed;
+SELECT max(index) AS before FROM dragonraft.ddl_history \gset
+SELECT dragonraft.execute(1, 'ALTER TABLE own_s.own_t2 OWNER TO own_heir');
+SELECT dragonraft.execute(1, 'ALTER TABLE own_s.own_t2 ADD CONSTRAINT own_c6 CHECK (own_fs2.own_dchk6(id))');
+DROP ROLE own_mid2;
+SELECT max(index) = :before AS nothing_proposed, pg_has_role('own_tab', 'own_grp2', 'USAGE') AS may
+  FROM dragonraft.ddl_history;
+INSERT INTO own_s.own_t2 VALUES (2, 1, '{2}', ROW(3), '[4,5)');
+SELECT state, error FROM dragonraft.status WHERE group_id = 1;

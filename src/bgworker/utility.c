@@ -1462,8 +1462,12 @@ static void check_role_privileges(Node *stmt)
 /*
  * Statements that may take EXECUTE on a function away from a role: REVOKE
  * ON FUNCTION (and ALL FUNCTIONS IN SCHEMA), DROP OWNED (it revokes), REVOKE
- * of a role, ALTER ROLE (NOINHERIT, NOSUPERUSER), and a new owner of a
- * function (OWNER TO, REASSIGN OWNED: the old owner's grants move).
+ * of a role, ALTER ROLE (NOINHERIT, NOSUPERUSER), DROP ROLE (of a role in
+ * between), and a new owner of a function (OWNER TO, REASSIGN OWNED: the old
+ * owner's grants move); or that give a replicated table an owner, or a
+ * function to call, that the owner may not call: ALTER TABLE (OWNER TO, ADD
+ * CONSTRAINT, a column of a domain), ALTER DOMAIN ADD CONSTRAINT, CREATE
+ * INDEX.
  */
 static bool may_revoke_execute(Node *stmt)
 {
@@ -1475,6 +1479,10 @@ static bool may_revoke_execute(Node *stmt)
 	case T_DropOwnedStmt:
 	case T_ReassignOwnedStmt:
 	case T_AlterRoleStmt:
+	case T_DropRoleStmt:    /* the memberships of the roles dropped go */
+	case T_AlterTableStmt:  /* OWNER TO; a CHECK, a column of a domain */
+	case T_AlterDomainStmt: /* a CHECK */
+	case T_IndexStmt:       /* an expression, a predicate */
 		return true;
 	case T_AlterOwnerStmt:
 		return ((AlterOwnerStmt *)stmt)->objectType == OBJECT_FUNCTION ||
@@ -1690,8 +1698,8 @@ static void check_owners_execute(List *before)
 			continue;
 		ereport(ERROR,
 		        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-		         errmsg("this command takes from role \"%s\", the owner of table \"%s\" "
-		                "replicated by dragonraft, the privilege to call function %s",
+		         errmsg("after this command, role \"%s\", the owner of table \"%s\" "
+		                "replicated by dragonraft, may not call function %s",
 		                GetUserNameFromId(rel_owner(linitial_oid(pair)), false),
 		                get_rel_name(linitial_oid(pair)),
 		                format_procedure(lsecond_oid(pair))),
