@@ -875,3 +875,12 @@ SELECT max(index) = :before AS nothing_proposed, pg_has_role('own_tab', 'own_grp
   FROM dragonraft.ddl_history;
 INSERT INTO own_s.own_t2 VALUES (2, 1, '{2}', ROW(3), '[4,5)');
 SELECT state, error FROM dragonraft.status WHERE group_id = 1;
+-- CREATE OR REPLACE of a CHECK's function whose SQL-standard body now
+-- calls a function the owner may not call: refused too (it passed).
+SELECT dragonraft.execute(1, $$CREATE FUNCTION own_fs2.own_atomic(x int) RETURNS bool LANGUAGE sql IMMUTABLE
+  BEGIN ATOMIC SELECT x > -1; END;
+ALTER TABLE own_s.own_t2 ADD CONSTRAINT own_c7 CHECK (own_fs2.own_atomic(id))$$) > 0 AS executed;
+SELECT max(index) AS before FROM dragonraft.ddl_history \gset
+SELECT dragonraft.execute(1, $$CREATE OR REPLACE FUNCTION own_fs2.own_atomic(x int) RETURNS bool
+  LANGUAGE sql IMMUTABLE BEGIN ATOMIC SELECT own_fs2.own_dchk6(x); END$$);
+SELECT max(index) = :before AS nothing_proposed FROM dragonraft.ddl_history;

@@ -1467,7 +1467,7 @@ static void check_role_privileges(Node *stmt)
  * owner's grants move); or that give a replicated table an owner, or a
  * function to call, that the owner may not call: ALTER TABLE (OWNER TO, ADD
  * CONSTRAINT, a column of a domain), ALTER DOMAIN ADD CONSTRAINT, CREATE
- * INDEX.
+ * INDEX, CREATE OR REPLACE FUNCTION (a SQL-standard body's calls).
  */
 static bool may_revoke_execute(Node *stmt)
 {
@@ -1484,6 +1484,8 @@ static bool may_revoke_execute(Node *stmt)
 	case T_AlterDomainStmt: /* a CHECK */
 	case T_IndexStmt:       /* an expression, a predicate */
 		return true;
+	case T_CreateFunctionStmt: /* a new body that calls another (BEGIN ATOMIC) */
+		return ((CreateFunctionStmt *)stmt)->replace;
 	case T_AlterOwnerStmt:
 		return ((AlterOwnerStmt *)stmt)->objectType == OBJECT_FUNCTION ||
 		       ((AlterOwnerStmt *)stmt)->objectType == OBJECT_PROCEDURE ||
