@@ -884,3 +884,8 @@ SELECT max(index) AS before FROM dragonraft.ddl_history \gset
 SELECT dragonraft.execute(1, $$CREATE OR REPLACE FUNCTION own_fs2.own_atomic(x int) RETURNS bool
   LANGUAGE sql IMMUTABLE BEGIN ATOMIC SELECT own_fs2.own_dchk6(x); END$$);
 SELECT max(index) = :before AS nothing_proposed FROM dragonraft.ddl_history;
+-- execute() checks its whole command: a REVOKE from PUBLIC followed by a
+-- GRANT to the owner (as pg_restore orders them) passes; the other way
+-- round too.
+SELECT dragonraft.execute(1, $$REVOKE ALL ON FUNCTION own_fs2.own_chk(int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION own_fs2.own_chk(int) TO own_tab$$) > 0 AS executed;

@@ -694,7 +694,7 @@ static void try_here(int64 group_id, const char *command, const char *search_pat
 	ErrorData *volatile ed = NULL;
 	Oid save_user;
 	int save_sec;
-	List *locked, *now, *cycle;
+	List *locked, *now, *cycle, *lacking;
 	Datum known;
 	ListCell *lc;
 	uint32 temp_before = MyXactFlags & XACT_FLAGS_ACCESSEDTEMPNAMESPACE;
@@ -719,8 +719,12 @@ static void try_here(int64 group_id, const char *command, const char *search_pat
 		/* (as every member runs it: review 19 F3, a function body that did not
 		 * compile passed with this session's check_function_bodies off) */
 		set_command_settings(GUC_ACTION_LOCAL);
+		/* (the whole command: REVOKE EXECUTE FROM PUBLIC and then GRANT it to
+		 * the owner, as pg_restore does, passes) */
+		lacking = dr_owners_lacking();
 		if (SPI_execute(command, false, 0) < 0)
 			elog(ERROR, "SPI_execute failed");
+		dr_check_owners_execute(lacking);
 		dr_capture_cycle_after((uint64)group_id, known, cycle);
 	}
 	PG_CATCH();

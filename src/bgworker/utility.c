@@ -1649,7 +1649,7 @@ static List *apply_calls(Relation dep, Oid relid)
  * not call a function that members call as that owner when they apply the
  * table's rows (apply_calls): a list of (table, function) pairs.
  */
-static List *owners_lacking(void)
+List *dr_owners_lacking(void)
 {
 	Relation trig = table_open(TriggerRelationId, AccessShareLock);
 	Relation dep = table_open(DependRelationId, AccessShareLock);
@@ -1683,13 +1683,13 @@ static List *owners_lacking(void)
  * table's rows, is refused, also through execute() (on the proposer, and
  * alike on every member: the leader would go on taking rows, whose CHECK
  * runs as the writer, and every other member's apply would stop).  before:
- * owners_lacking() before the statement.
+ * dr_owners_lacking() before the statement.
  */
-static void check_owners_execute(List *before)
+void dr_check_owners_execute(List *before)
 {
 	ListCell *lc;
 
-	foreach (lc, owners_lacking()) {
+	foreach (lc, dr_owners_lacking()) {
 		List *pair = lfirst(lc);
 		ListCell *b;
 		bool known = false;
@@ -1917,9 +1917,10 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 	CommandId outer_cid = dr_truncate_cid;
 	Oid outer_func = plan_only_func;
 	int view_natts = view_natts_before(stmt);
-	bool revokes = (dr_execute_group != 0 || (!dr_is_apply_worker && dr_internal_ddl == 0)) &&
+	/* (execute() checks its whole command: try_here) */
+	bool revokes = dr_execute_group == 0 && !dr_is_apply_worker && dr_internal_ddl == 0 &&
 	               may_revoke_execute(stmt);
-	List *lacking = revokes ? owners_lacking() : NIL;
+	List *lacking = revokes ? dr_owners_lacking() : NIL;
 
 	if (IsA(stmt, TransactionStmt)) {
 		TransactionStmt *ts = (TransactionStmt *)stmt;
@@ -2029,7 +2030,7 @@ static void utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 	if (view_natts != 0)
 		check_view_rowtype((ViewStmt *)stmt, view_natts);
 	if (revokes)
-		check_owners_execute(lacking);
+		dr_check_owners_execute(lacking);
 }
 
 bool dr_utility_explicit_block(void)

@@ -41,6 +41,11 @@ extern int dr_internal_ddl;
 /* The group whose execute() tries its command in this backend (0: none):
  * that group's tables may change, other groups' may not (utility.c). */
 extern uint64 dr_execute_group;
+/* (table, function) pairs: a replicated table's owner may not call a function
+ * members call as the owner when they apply its rows; after a statement (or
+ * execute()'s command), new pairs fail it (utility.c) */
+extern List *dr_owners_lacking(void);
+extern void dr_check_owners_execute(List *before);
 /* Note the relations made from now on (on), or stop; the oids noted since, in
  * creation order (in TopTransactionContext; a subtransaction rolled back leaves its own
  * in: check that they exist). */
