@@ -141,6 +141,33 @@ static void drop(raft_id *ids, uint32_t *n, raft_id id)
 	(*n)--;
 }
 
+void raft_memb_change(struct raft_membership *c, const struct raft_conf_change *cc)
+{
+	bool member = find(c->voters, c->n_voters, cc->node_id) >= 0 ||
+	              find(c->nonvoters, c->n_nonvoters, cc->node_id) >= 0;
+
+	switch (cc->type) {
+	case RAFT_CC_ADD_VOTER:
+		if (find(c->voters, c->n_voters, cc->node_id) >= 0)
+			break;
+		drop(c->nonvoters, &c->n_nonvoters, cc->node_id);
+		if (c->n_voters + c->n_nonvoters < RAFT_MAX_MEMBERS)
+			c->voters[c->n_voters++] = cc->node_id;
+		break;
+	case RAFT_CC_ADD_NONVOTER:
+		if (!member && c->n_voters + c->n_nonvoters < RAFT_MAX_MEMBERS)
+			c->nonvoters[c->n_nonvoters++] = cc->node_id;
+		break;
+	default:
+		drop(c->voters, &c->n_voters, cc->node_id);
+		drop(c->nonvoters, &c->n_nonvoters, cc->node_id);
+		/* A removed id is never accepted again (validate keeps room). */
+		if (c->n_removed < RAFT_MAX_REMOVED)
+			c->removed[c->n_removed++] = cc->node_id;
+		break;
+	}
+}
+
 /* The voter with the highest match, other than us (0 if none). */
 static raft_id best_successor(struct raft *r)
 {
@@ -165,21 +192,7 @@ int raft_memb_apply(struct raft *r, const struct raft_conf_change *cc, raft_inde
 	raft_index bye_commit = 0;
 	int rc;
 
-	switch (cc->type) {
-	case RAFT_CC_ADD_VOTER:
-		drop(c.nonvoters, &c.n_nonvoters, cc->node_id);
-		c.voters[c.n_voters++] = cc->node_id;
-		break;
-	case RAFT_CC_ADD_NONVOTER:
-		c.nonvoters[c.n_nonvoters++] = cc->node_id;
-		break;
-	default:
-		drop(c.voters, &c.n_voters, cc->node_id);
-		drop(c.nonvoters, &c.n_nonvoters, cc->node_id);
-		/* A removed id is never accepted again (validate keeps room). */
-		c.removed[c.n_removed++] = cc->node_id;
-		break;
-	}
+	raft_memb_change(&c, cc);
 	c.config_index = index;
 	/*
 	 * A leader that removes the other of two voters tells it that the removal

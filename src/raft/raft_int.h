@@ -410,6 +410,9 @@ void raft_xfer_abort(struct raft *r);
 /* Validate a conf change against the current configuration (leader, at propose). */
 int raft_memb_validate(struct raft *r, const struct raft_conf_change *cc);
 /* Apply a conf change to conf (helper for raft_apply_conf_change); all or nothing. */
+/* c as change cc leaves it (a change it already shows, or with no room, changes
+ * nothing: validated changes always fit). */
+void raft_memb_change(struct raft_membership *c, const struct raft_conf_change *cc);
 int raft_memb_apply(struct raft *r, const struct raft_conf_change *cc, raft_index index);
 /* Validate a membership received from the network or storage. */
 bool raft_memb_valid(const struct raft_membership *m);

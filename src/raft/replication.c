@@ -306,20 +306,11 @@ struct voters_at {
 static bool track_voters(void *arg, raft_index i, const struct raft_conf_change *cc)
 {
 	struct voters_at *v = arg;
-	struct raft_membership *c = &v->c;
-	uint32_t k = 0;
 
 	if (i >= v->at)
 		return true;
-	if (i <= c->config_index)
-		return false; /* applied */
-	while (k < c->n_voters && c->voters[k] != cc->node_id)
-		k++;
-	if (cc->type == RAFT_CC_REMOVE && k < c->n_voters)
-		c->voters[k] = c->voters[--c->n_voters];
-	else if (cc->type == RAFT_CC_ADD_VOTER && k == c->n_voters &&
-	         c->n_voters < RAFT_MAX_MEMBERS)
-		c->voters[c->n_voters++] = cc->node_id; /* (a removed id: counted, see below) */
+	if (i > v->c.config_index)           /* (applied ones are in it) */
+		raft_memb_change(&v->c, cc); /* (a removed id added back: counted, see below) */
 	return false;
 }
 
