@@ -93,6 +93,18 @@ SELECT pg_temp.caught_up();
 SELECT pg_temp.try($$COPY items (name, qty) FROM PROGRAM 'printf "c\t7\nd\t8\n"'$$);
 SELECT pg_temp.caught_up();
 SELECT id, name, qty, doubled FROM items ORDER BY id;
+-- MERGE (its update, delete and insert actions) and a data-modifying WITH.
+SELECT pg_temp.try($$MERGE INTO items i
+                     USING (VALUES ('c', 1), ('d', 0), ('f', 9), ('g', 4)) AS v(name, q)
+                     ON i.name = v.name
+                     WHEN MATCHED AND v.q = 0 THEN DELETE
+                     WHEN MATCHED THEN UPDATE SET qty = i.qty + v.q
+                     WHEN NOT MATCHED THEN INSERT (id, name, qty) VALUES (20 + v.q, v.name, v.q)$$);
+SELECT pg_temp.caught_up();
+SELECT pg_temp.try($$WITH gone AS (DELETE FROM items WHERE name = 'g' RETURNING name, qty)
+                     INSERT INTO items (id, name, qty) SELECT 30, name || '2', qty * 10 FROM gone$$);
+SELECT pg_temp.caught_up();
+SELECT id, name, qty, doubled FROM items ORDER BY id;
 -- A sequence never goes back: the next id is above every id the log holds.
 RESET dragonraft.testing_fail_local_commit;
 INSERT INTO items (name) VALUES ('e') RETURNING id > 4 AS above;
