@@ -164,6 +164,34 @@ RESET dragonraft.testing_fail_local_commit;
 SELECT pg_temp.caught_up();
 SELECT * FROM events;
 
+-- Values travel in the database's encoding (UTF8 here), whatever the
+-- session's client_encoding: a LATIN1 session's 'café' in text, jsonb, an
+-- array and XML is applied from the log as it was written.
+SELECT dragonraft.execute(1, 'CREATE TABLE notes (id int PRIMARY KEY, t text, j jsonb, a text[], x xml)') > 0 AS executed;
+SELECT dragonraft.replicate_table('notes', 1);
+SET client_encoding = 'LATIN1';
+SET dragonraft.testing_fail_local_commit = on;
+SELECT pg_temp.try($$INSERT INTO notes SELECT 1, c, jsonb_build_object(c, c), ARRAY[c], xmlelement(name n, c)
+                       FROM convert_from('\x636166c3a9', 'UTF8') AS c$$);
+SELECT pg_temp.caught_up();
+RESET client_encoding;
+SELECT id, t, j, a, x, convert_to(t, 'UTF8') AS bytes FROM notes;
+-- The apply worker reads values in the database's encoding, and XML as
+-- content, whatever the database's settings say.
+ALTER DATABASE contrib_regression SET client_encoding = 'LATIN1';
+ALTER DATABASE contrib_regression SET xmloption = 'document';
+SELECT count(pg_terminate_backend(pid, 60000)) AS apply_workers_ended
+  FROM pg_stat_activity WHERE backend_type = 'dragonraft apply';
+SELECT pg_temp.try($$INSERT INTO notes SELECT 2, c FROM convert_from('\x636166c3a9', 'UTF8') AS c$$);
+SELECT pg_temp.caught_up();
+SELECT pg_temp.try($$INSERT INTO notes (id, x) VALUES (3, 'a<b/>')$$);
+SELECT pg_temp.caught_up();
+ALTER DATABASE contrib_regression RESET client_encoding;
+ALTER DATABASE contrib_regression RESET xmloption;
+RESET dragonraft.testing_fail_local_commit;
+SELECT id, t, x, convert_to(t, 'UTF8') AS bytes FROM notes WHERE id > 1 ORDER BY id;
+SELECT state, error FROM dragonraft.status WHERE group_id = 1;
+
 -- Refusals, each with its SQLSTATE.
 -- Direct DDL on a replicated table (0A000); TRUNCATE and execute() are fine.
 SELECT pg_temp.try($$ALTER TABLE accounts ADD COLUMN x int$$);

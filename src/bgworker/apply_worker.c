@@ -1085,7 +1085,7 @@ void dr_apply_worker_main(Datum arg)
 	before_shmem_exit(on_apply_exit, (Datum)0);
 
 	BackgroundWorkerInitializeConnection(dr_database, NULL, 0);
-	dr_pin_search_path();
+	dr_pin_worker_settings();
 	end_orphan_loaders();
 	CurrentResourceOwner = ResourceOwnerCreate(NULL, "dragonraft apply worker");
 	StartTransactionCommand();
@@ -1177,7 +1177,7 @@ void dr_snapshot_loader_main(Datum arg)
 		proc_exit(0); /* its apply worker exited before it started (end_orphan_loaders) */
 	before_shmem_exit(loader_exit, arg);
 	BackgroundWorkerInitializeConnection(dr_database, NULL, 0);
-	dr_pin_search_path();
+	dr_pin_worker_settings();
 	CurrentResourceOwner = ResourceOwnerCreate(NULL, "dragonraft snapshot loader");
 	/*
 	 * Unlike the apply's, a load's commit must be durable before its applied

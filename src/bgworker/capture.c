@@ -41,6 +41,7 @@
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/bitmapset.h"
 #include "storage/lmgr.h"
@@ -491,7 +492,7 @@ static CommandId truncate_cid(Relation rel)
 }
 
 /* Append a tuple: every shipped column, or only the key (ABSENT elsewhere). */
-static void put_tuple(const CapTable *t, HeapTuple tup, TupleDesc desc, bool key_only)
+static void put_values(const CapTable *t, HeapTuple tup, TupleDesc desc, bool key_only)
 {
 	entry_put_tuple(&X.ops, (uint16)t->n_cols);
 	for (int i = 0; i < t->n_cols; i++) {
@@ -516,6 +517,30 @@ static void put_tuple(const CapTable *t, HeapTuple tup, TupleDesc desc, bool key
 	}
 	if (X.ops.failed)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+}
+
+/* put_values in the database's encoding: a session whose client_encoding is
+ * another one sent its text in that (pq_sendtext), and every member's apply
+ * stopped at the first value it could not read as the database's, or took
+ * other characters. */
+static void put_tuple(const CapTable *t, HeapTuple tup, TupleDesc desc, bool key_only)
+{
+	int client;
+
+	if (pg_get_client_encoding() == GetDatabaseEncoding()) {
+		put_values(t, tup, desc, key_only);
+		return;
+	}
+	client = dr_client_encoding_db();
+	PG_TRY();
+	{
+		put_values(t, tup, desc, key_only);
+	}
+	PG_FINALLY();
+	{
+		dr_client_encoding_restore(client);
+	}
+	PG_END_TRY();
 }
 
 /* Did the UPDATE change a key column? */

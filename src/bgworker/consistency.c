@@ -250,7 +250,7 @@ void dr_consistency_main(Datum arg)
 	if (!mine)
 		proc_exit(0); /* its apply gave up on it */
 	BackgroundWorkerInitializeConnection(dr_database, NULL, 0);
-	dr_pin_search_path();
+	dr_pin_worker_settings();
 	pgstat_report_activity(STATE_RUNNING,
 	                       psprintf("checking group %llu at entry %llu",
 	                                (unsigned long long)group_id, (unsigned long long)index));

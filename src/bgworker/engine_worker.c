@@ -850,7 +850,7 @@ void dr_engine_worker_main(Datum arg)
 	dr_shared->engine_retry_at = 0;
 	SpinLockRelease(&dr_shared->mutex);
 	BackgroundWorkerInitializeConnection(dr_database, NULL, 0);
-	dr_pin_search_path();
+	dr_pin_worker_settings();
 
 	dr_engine = MemoryContextAllocZero(TopMemoryContext, sizeof(DrEngine));
 	memset(&info, 0, sizeof(info));

@@ -925,7 +925,7 @@ void dr_snapshot_export_main(Datum arg)
 	X.job->waiter_pgprocno = MyProc->pgprocno;
 	SpinLockRelease(&X.job->mutex);
 	BackgroundWorkerInitializeConnection(dr_database, NULL, 0);
-	dr_pin_search_path();
+	dr_pin_worker_settings();
 	pgstat_report_activity(STATE_RUNNING, psprintf("exporting a snapshot of group %llu",
 	                                               (unsigned long long)group_id));
 	cxt = CurrentMemoryContext;

@@ -563,7 +563,7 @@ Datum dr_table_digest(PG_FUNCTION_ARGS)
 	ListCell *lc;
 	Snapshot snap;
 	uint64 index = 0;
-	int client = pg_get_client_encoding();
+	int client;
 	TimestampTz started = GetCurrentTimestamp();
 
 	if (PG_ARGISNULL(0) || PG_GETARG_INT64(0) < 1)
@@ -596,8 +596,7 @@ Datum dr_table_digest(PG_FUNCTION_ARGS)
 		                       "prepared",
 		                       (long long)group_id),
 		                errhint("Try again.")));
-	if (SetClientEncoding(GetDatabaseEncoding()) < 0)
-		elog(ERROR, "dragonraft could not set the client encoding to the database's");
+	client = dr_client_encoding_db();
 	PG_TRY();
 	{
 		foreach (lc, relids) {
@@ -620,9 +619,7 @@ Datum dr_table_digest(PG_FUNCTION_ARGS)
 	}
 	PG_FINALLY();
 	{
-		if (SetClientEncoding(client) < 0)
-			elog(WARNING, "dragonraft could not set the client encoding back to \"%s\"",
-			     pg_encoding_to_char(client));
+		dr_client_encoding_restore(client);
 	}
 	PG_END_TRY();
 	PopActiveSnapshot();

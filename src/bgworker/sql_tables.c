@@ -33,6 +33,7 @@
 #include "engine/engine.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "membership.h"
 #include "miscadmin.h"
 #include "parser/parser.h"
@@ -58,9 +59,32 @@ PG_FUNCTION_INFO_V1(dr_skip_command);
 /* What dragonraft's own queries run with: pg_catalog's objects, nobody's else. */
 #define PINNED_SEARCH_PATH "pg_catalog, pg_temp"
 
-void dr_pin_search_path(void)
+void dr_pin_worker_settings(void)
 {
 	SetConfigOption("search_path", PINNED_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
+	/* (an apply worker that read the leader's bytes of 'café' in LATIN1
+	 * stopped; xml_recv parses with xmloption, which DOCUMENT makes refuse
+	 * a fragment that the leader stored) */
+	SetConfigOption("client_encoding", GetDatabaseEncodingName(), PGC_SUSET, PGC_S_SESSION);
+	SetConfigOption("xmloption", "content", PGC_SUSET, PGC_S_SESSION);
+}
+
+int dr_client_encoding_db(void)
+{
+	int client = pg_get_client_encoding();
+
+	if (client == GetDatabaseEncoding())
+		return -1;
+	if (SetClientEncoding(GetDatabaseEncoding()) < 0)
+		elog(ERROR, "dragonraft could not set the client encoding to the database's");
+	return client;
+}
+
+void dr_client_encoding_restore(int client)
+{
+	if (client >= 0 && SetClientEncoding(client) < 0)
+		elog(WARNING, "dragonraft could not set the client encoding back to \"%s\"",
+		     pg_encoding_to_char(client));
 }
 
 /* In a GUC nest level of the caller's. */

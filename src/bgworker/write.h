@@ -261,8 +261,17 @@ extern bool dr_table_has_rows(Oid relid);
  * 13 F0): pinned to pg_catalog, pg_temp for the session, outside a
  * transaction.  The user code it runs runs with the database's
  * (dr_default_search_path: triggers, checks), or a command with the one its
- * entry carries (dr_command_search_path). */
-extern void dr_pin_search_path(void);
+ * entry carries (dr_command_search_path).  Values are sent and received in
+ * the database's encoding and read as XML content, whatever ALTER DATABASE
+ * or ALTER ROLE ... SET client_encoding or xmloption says. */
+extern void dr_pin_worker_settings(void);
+/* Send functions write text in the client's encoding (pq_sendtext), and
+ * every value in the log, a snapshot or a digest is in the database's:
+ * sets the client encoding to the database's for a while, and returns the
+ * one to put back with dr_client_encoding_restore (-1: it was the
+ * database's already). */
+extern int dr_client_encoding_db(void);
+extern void dr_client_encoding_restore(int client);
 extern void dr_default_search_path(void);
 extern void dr_command_search_path(const char *search_path);
 extern void dr_spi_end(bool pushed);
