@@ -180,6 +180,9 @@ SELECT id, t, j, a, x, convert_to(t, 'UTF8') AS bytes FROM notes;
 -- content, whatever the database's settings say.
 ALTER DATABASE contrib_regression SET client_encoding = 'LATIN1';
 ALTER DATABASE contrib_regression SET xmloption = 'document';
+-- (nor make its transactions read-only or serializable, nor time them out)
+ALTER DATABASE contrib_regression SET default_transaction_read_only = on;
+ALTER DATABASE contrib_regression SET default_transaction_isolation = 'serializable';
 SELECT count(pg_terminate_backend(pid, 60000)) AS apply_workers_ended
   FROM pg_stat_activity WHERE backend_type = 'dragonraft apply';
 SELECT pg_temp.try($$INSERT INTO notes SELECT 2, c FROM convert_from('\x636166c3a9', 'UTF8') AS c$$);
@@ -188,6 +191,8 @@ SELECT pg_temp.try($$INSERT INTO notes (id, x) VALUES (3, 'a<b/>')$$);
 SELECT pg_temp.caught_up();
 ALTER DATABASE contrib_regression RESET client_encoding;
 ALTER DATABASE contrib_regression RESET xmloption;
+ALTER DATABASE contrib_regression RESET default_transaction_read_only;
+ALTER DATABASE contrib_regression RESET default_transaction_isolation;
 RESET dragonraft.testing_fail_local_commit;
 SELECT id, t, x, convert_to(t, 'UTF8') AS bytes FROM notes WHERE id > 1 ORDER BY id;
 SELECT state, error FROM dragonraft.status WHERE group_id = 1;

@@ -59,14 +59,30 @@ PG_FUNCTION_INFO_V1(dr_skip_command);
 /* What dragonraft's own queries run with: pg_catalog's objects, nobody's else. */
 #define PINNED_SEARCH_PATH "pg_catalog, pg_temp"
 
+/* What dragonraft's workers run with, not what ALTER DATABASE or ALTER ROLE
+ * ... SET says: the log must apply as it is.  (A database made read-only
+ * stopped the apply of every group for good; xml_recv parses with
+ * xmloption, whose DOCUMENT refused a fragment that the leader stored; a
+ * lock_timeout made the apply fail where it waits to cancel the holder
+ * after dragonraft.max_apply_lock_delay; client_encoding below.) */
+static const char *const worker_settings[][2] = {
+        {"search_path", PINNED_SEARCH_PATH},
+        {"xmloption", "content"},
+        {"default_transaction_read_only", "off"},
+        {"default_transaction_isolation", "read committed"},
+        {"default_transaction_deferrable", "off"},
+        {"statement_timeout", "0"},
+        {"lock_timeout", "0"},
+        {"idle_in_transaction_session_timeout", "0"},
+};
+
 void dr_pin_worker_settings(void)
 {
-	SetConfigOption("search_path", PINNED_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
-	/* (an apply worker that read the leader's bytes of 'café' in LATIN1
-	 * stopped; xml_recv parses with xmloption, which DOCUMENT makes refuse
-	 * a fragment that the leader stored) */
+	for (int i = 0; i < lengthof(worker_settings); i++)
+		SetConfigOption(worker_settings[i][0], worker_settings[i][1], PGC_SUSET, PGC_S_SESSION);
+	/* (an apply worker whose client encoding was LATIN1 read the leader's
+	 * UTF8 'café' as 'cafÃ©') */
 	SetConfigOption("client_encoding", GetDatabaseEncodingName(), PGC_SUSET, PGC_S_SESSION);
-	SetConfigOption("xmloption", "content", PGC_SUSET, PGC_S_SESSION);
 }
 
 int dr_client_encoding_db(void)
