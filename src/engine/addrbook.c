@@ -6,7 +6,12 @@
  * membership change, or from the embedder: engine_learn_address).  A member's
  * removal takes its address out of the book (saved again), and once no group
  * here has a node any more, as a member or in its book, the network forgets
- * it (remove_peer); so does stopping a group here.  A removal this member
+ * it (remove_peer); so does stopping a group here.  A removal applied from
+ * the log lets the network keep the node for an election timeout first
+ * (eng_linger_peer): the new leader of a group of two that commits the old
+ * leader's removal tells it so in a heartbeat after that apply (raft's
+ * bye_to), which a network that forgot the node dropped, and the removed
+ * node never learned that it was out.  A removal this member
  * learns from a snapshot (its membership's removed ids) prunes the book too,
  * at the install and at each start.  In memory
  * it is kept compact (struct addrbook): a group has a few members, where the
@@ -75,6 +80,7 @@ static void peer_offer(struct engine *e, raft_id id, const char *addr, uint64_t 
 	                             sizeof(*e->peers)) == ENGINE_OK) {
 		p = &e->peers[e->n_peers++];
 		p->id = id;
+		p->linger = 0;
 	}
 	if (p != NULL) { /* (out of memory: not kept, the network is told all the same) */
 		p->learned = learned;
@@ -414,6 +420,8 @@ void eng_drop_peer_if_unused(struct engine *e, raft_id id)
 	if (id == e->cfg.node_id)
 		return;
 	if (!peer_needed(e, id)) {
+		if (p != NULL && p->linger > e->now)
+			return; /* eng_drop_lingering forgets it */
 		if (p != NULL)
 			*p = e->peers[--e->n_peers];
 		if (e->net.remove_peer != NULL)
@@ -433,6 +441,23 @@ void eng_drop_peer_if_unused(struct engine *e, raft_id id)
 		p->learned = 0; /* (whatever the stamp, the best one left is dialed) */
 		peer_offer(e, id, best->addr, best->learned);
 	}
+}
+
+void eng_linger_peer(struct engine *e, raft_id id)
+{
+	struct eng_peer *p = find_peer(e, id);
+
+	if (p != NULL)
+		p->linger = e->now + e->cfg.election_rtt;
+}
+
+void eng_drop_lingering(struct engine *e)
+{
+	for (size_t i = e->n_peers; i-- > 0;) /* (a drop moves the last one to i) */
+		if (e->peers[i].linger != 0 && e->peers[i].linger <= e->now) {
+			e->peers[i].linger = 0;
+			eng_drop_peer_if_unused(e, e->peers[i].id);
+		}
 }
 
 int eng_forget_address(struct engine *e, struct group *g, raft_id id)

@@ -756,8 +756,10 @@ void engine_tick(struct engine *e)
 			eng_mark(e, g);
 	}
 	/* Timeouts are coarse: scan the table every 4 ticks. */
-	if ((e->now & 3) == 0 && !e->failed)
+	if ((e->now & 3) == 0 && !e->failed) {
 		eng_expire(e);
+		eng_drop_lingering(e);
+	}
 	if (!e->failed)
 		eng_sync_watch(e);
 	e->defer--;

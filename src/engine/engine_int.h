@@ -165,6 +165,7 @@ struct addrbook {
 struct eng_peer {
 	raft_id id;
 	uint64_t learned; /* of the book entry it came from */
+	uint64_t linger;  /* removed here: the network forgets it at this tick, not before */
 	char addr[ENGINE_ADDR_MAX];
 };
 
@@ -459,6 +460,8 @@ int eng_forget_address(struct engine *e, struct group *g, raft_id id);
 void eng_book_drop_removed(struct engine *e, struct group *g, const struct raft_membership *m);
 /* Tell the network to forget node id unless a group here has it (member or address). */
 void eng_drop_peer_if_unused(struct engine *e, raft_id id);
+void eng_linger_peer(struct engine *e, raft_id id);
+void eng_drop_lingering(struct engine *e);
 /* Tell the network every address g knows (at start). */
 void eng_announce_addresses(struct engine *e, struct group *g);
 /* Does g's address book list node id? */

@@ -165,8 +165,10 @@ static void apply(struct engine *e, struct group *g)
 			decoded = c->index > g->book.index &&
 			          raft_conf_change_decode(c->data, c->len, &cc) == RAFT_OK;
 			g->book.at = c->index;
-			if (decoded && cc.type == RAFT_CC_REMOVE)
+			if (decoded && cc.type == RAFT_CC_REMOVE) {
+				eng_linger_peer(e, cc.node_id); /* (its bye: addrbook.c) */
 				eng_forget_address(e, g, cc.node_id);
+			}
 			else if (decoded && cc.context_len > 0)
 				eng_learn_address(e, g, cc.node_id, (const char *)cc.context,
 				                  cc.context_len);

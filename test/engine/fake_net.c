@@ -24,6 +24,7 @@ struct fake_net {
 	struct endpoint ep[FAKE_NET_MAX_NODES];
 	struct engine *engines[FAKE_NET_MAX_NODES];
 	bool isolated[FAKE_NET_MAX_NODES];
+	bool strict; /* fake_net_strict_peers */
 	bool refuses_snapshots[FAKE_NET_MAX_NODES];
 	uint64_t no_room[FAKE_NET_MAX_NODES][3]; /* need, free, min_free its refusals report */
 	struct qmsg **q;
@@ -137,6 +138,8 @@ static int net_send(void *ctx, const struct raft_message *m)
 
 	if (m->from != ep->id)
 		return ENGINE_ERR_INVALID;
+	if (ep->net->strict && (m->to >= FAKE_NET_MAX_NODES || !ep->peers[m->to]))
+		return ENGINE_ERR_INVALID; /* (the transport: no such peer) */
 	return enqueue(ep->net, m, NULL);
 }
 
@@ -165,9 +168,25 @@ static int net_add_peer(void *ctx, raft_id node_id, const char *addr)
 static void net_remove_peer(void *ctx, raft_id node_id)
 {
 	struct endpoint *ep = ctx;
+	struct fake_net *n = ep->net;
+	size_t k = 0;
 
-	if (node_id > 0 && node_id < FAKE_NET_MAX_NODES)
-		ep->peers[node_id] = false;
+	if (node_id == 0 || node_id >= FAKE_NET_MAX_NODES)
+		return;
+	ep->peers[node_id] = false;
+	if (!n->strict)
+		return;
+	/* As the transport: what waits for the peer is dropped, its connections close. */
+	for (size_t i = 0; i < n->n; i++) {
+		struct qmsg *q = n->q[i];
+
+		if (q->path == NULL && ((q->m.from == ep->id && q->m.to == node_id) ||
+		                        (q->m.from == node_id && q->m.to == ep->id)))
+			qfree(q);
+		else
+			n->q[k++] = q;
+	}
+	n->n = k;
 }
 
 const char *fake_net_peer_addr(const struct fake_net *n, raft_id id, raft_id peer)
@@ -256,7 +275,8 @@ size_t fake_net_deliver(struct fake_net *n)
 	for (size_t i = 0; i < count; i++) {
 		struct qmsg *q = batch[i];
 		const struct raft_message *m = &q->m;
-		bool ok = up(n, m->from) && up(n, m->to);
+		/* (a node that is no peer of the receiver is refused there) */
+		bool ok = up(n, m->from) && up(n, m->to) && (!n->strict || n->ep[m->to].peers[m->from]);
 
 		if (q->path != NULL) {
 			if (ok && n->refuses_snapshots[m->to])
@@ -302,4 +322,9 @@ uint64_t fake_net_snapshots(const struct fake_net *n)
 uint64_t fake_net_sent_by(const struct fake_net *n, raft_id id)
 {
 	return id < FAKE_NET_MAX_NODES ? n->sent_by[id] : 0;
+}
+
+void fake_net_strict_peers(struct fake_net *n, bool strict)
+{
+	n->strict = strict;
 }

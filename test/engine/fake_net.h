@@ -35,6 +35,10 @@ void fake_net_refuse_snapshots(struct fake_net *n, raft_id id, bool refuse);
 /* The numbers node id's refusals give its leader (need, free, min_free; all 0 at first). */
 void fake_net_no_room(struct fake_net *n, raft_id id, uint64_t need, uint64_t free_bytes,
                       uint64_t min_free);
+/* Peers as the transport has them (off at first: the tests declare no addresses for many
+ * members): a send to a node that is no peer of the sender fails, a message from a node that
+ * is no peer of the receiver is dropped, remove_peer drops what waits between the two. */
+void fake_net_strict_peers(struct fake_net *n, bool strict);
 /* Deliver everything queued so far; returns the number of messages delivered. */
 size_t fake_net_deliver(struct fake_net *n);
 /* Whether node id's network knows peer (add_peer, and no remove_peer since). */
