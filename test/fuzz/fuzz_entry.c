@@ -169,7 +169,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* No encoder writes the types of older builds: walked, not compared. */
 		change_set(&cs,
 		           h.type == ENTRY_RESEND_TABLE || h.type == ENTRY_RESEND_TABLE_V1 ? 2 : 1,
-		           h.encoding, h.type == ENTRY_REGISTER_TABLE || h.type == ENTRY_RESEND_TABLE ? copy
+		           h.encoding,
+		           h.type == ENTRY_REGISTER_TABLE || h.type == ENTRY_RESEND_TABLE ? copy
 		                                                                          : NULL,
 		           size);
 	} else if (entry_is_ddl(h.type) && entry_decode_ddl(&h, &ddl) == ENTRY_OK) {
@@ -178,7 +179,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct entry_buf out = {0};
 
 		if (entry_encode_ddl(&out, &ddl) != ENTRY_OK ||
-		    (h.encoding >= 0 && entry_set_encoding(out.data, out.len, h.encoding) != ENTRY_OK))
+		    (h.encoding >= 0 &&
+		     entry_set_encoding(out.data, out.len, h.encoding) != ENTRY_OK))
 			__builtin_trap();
 		same_or_trap(&out, copy, size);
 		free(out.data);

@@ -827,7 +827,8 @@ static void test_encoding(void **state)
 	assert_int_equal(entry_set_encoding(b.data, b.len, ENTRY_ENCODING_MAX), ENTRY_OK);
 	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
 	assert_int_equal(h.encoding, ENTRY_ENCODING_MAX);
-	assert_int_equal(entry_set_encoding(b.data, b.len, ENTRY_ENCODING_MAX + 1), ENTRY_ERR_FORMAT);
+	assert_int_equal(entry_set_encoding(b.data, b.len, ENTRY_ENCODING_MAX + 1),
+	                 ENTRY_ERR_FORMAT);
 	assert_int_equal(entry_set_encoding(b.data, b.len, -1), ENTRY_ERR_FORMAT);
 	assert_int_equal(entry_set_encoding(b.data, 3, 6), ENTRY_ERR_FORMAT);
 	/* The types of older builds, and those without text, say none. */
