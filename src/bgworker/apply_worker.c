@@ -48,6 +48,7 @@
 #include "commands/extension.h"
 #include "entry/entry.h"
 #include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "origins.h"
 #include "pgstat.h"
@@ -481,6 +482,39 @@ static void apply_member_info(uint64 group_id, uint64 index, const struct entry_
 }
 
 /*
+ * An entry's text (values in their send form, names, definitions, commands)
+ * is in its proposer's database encoding: a member whose database has
+ * another would take it for other characters (UTF8 'é' as LATIN1 'Ã©') or
+ * stop at bytes invalid here.  It stops the group at the entry instead,
+ * before anything of it is stored, naming both.  (Entries of older builds
+ * say no encoding: applied as they were.)
+ */
+static void check_encoding(uint64 group_id, uint64 index, const struct entry_header *h)
+{
+	struct entry_owner owner;
+	struct entry_ddl ddl;
+	uint32 node_id = 0;
+
+	if (h->encoding < 0 || h->encoding == GetDatabaseEncoding())
+		return;
+	if (entry_is_ddl(h->type) ? entry_decode_ddl(h, &ddl) == ENTRY_OK
+	                          : entry_decode_owner(h, &owner) == ENTRY_OK)
+		node_id = entry_is_ddl(h->type) ? ddl.node_id : owner.node_id;
+	ereport(ERROR,
+	        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+	         errmsg("node %u wrote entry %llu of group %llu in encoding %s, but database "
+	                "\"%s\" of node %d has encoding %s",
+	                node_id, (unsigned long long)index, (unsigned long long)group_id,
+	                PG_VALID_ENCODING(h->encoding) ? pg_encoding_to_char(h->encoding) : "?",
+	                dr_database, dr_node_id, GetDatabaseEncodingName()),
+	         errdetail("Nothing of it was applied: its text would be taken for other "
+	                   "characters here.  This member applies none of the group's entries "
+	                   "until it is fixed: remove the odd member from the group, or move it "
+	                   "to a database of the others' encoding."),
+	         errhint("Give every member of a group a database of the same encoding.")));
+}
+
+/*
  * Apply one entry of ag, or return false when a live local backend applies
  * it itself (its group then waits).
  */
@@ -534,6 +568,8 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 		                       (unsigned long long)ag->applied + 1,
 		                       (unsigned long long)m->index - 1,
 		                       (unsigned long long)m->group_id)));
+	if (has_header)
+		check_encoding(m->group_id, m->index, &h);
 	if (batch.ag == NULL && !begin_batch(ag, m->index))
 		return true; /* a group this node left: dropped */
 

@@ -1008,6 +1008,10 @@ uint8 *dr_capture_encode(const struct entry_owner *owner, Size *len)
 	rc = entry_encode_change_set(&out, owner, X.schema_index,
 	                             X.registration != InvalidOid ? &reg : NULL, tables,
 	                             (uint32)X.n_tables, seqs, n_seqs, ops.data, ops.len, X.n_ops);
+	/* Its values went through the send functions in the database's encoding
+	 * (put_tuple): a member whose database has another refuses it (apply_worker.c). */
+	if (rc == ENTRY_OK)
+		rc = entry_set_encoding(out.data, out.len, GetDatabaseEncoding());
 	if (rc != ENTRY_OK)
 		elog(ERROR, "dragonraft could not encode the change set: %s", entry_strerror(rc));
 	/* A registration counts its definition and extras (a long comment, say) too. */

@@ -983,7 +983,10 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 	try_here(group_id, command, d.search_path);
 	d.role = GetUserNameFromId(GetUserId(), false);
 	d.role_len = (uint16)strlen(d.role);
-	if (entry_encode_ddl(&b, &d) != ENTRY_OK || b.len > (size_t)dr_max_entry_size)
+	/* (in the database's encoding: a member whose database has another refuses it) */
+	if (entry_encode_ddl(&b, &d) != ENTRY_OK ||
+	    entry_set_encoding(b.data, b.len, GetDatabaseEncoding()) != ENTRY_OK ||
+	    b.len > (size_t)dr_max_entry_size)
 		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 		                errmsg("the command exceeds dragonraft.max_entry_size")));
 	entry = palloc(b.len);

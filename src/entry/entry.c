@@ -108,14 +108,30 @@ int entry_decode_header(const uint8_t *p, size_t len, struct entry_header *out)
 		return ENTRY_ERR_SHORT;
 	if (p[0] != ENTRY_VERSION)
 		return ENTRY_ERR_VERSION;
-	if (p[2] != 0 || p[3] != 0)
-		return ENTRY_ERR_FORMAT;
 	if (entry_type_name(p[1]) == NULL)
 		return ENTRY_ERR_TYPE;
+	if ((p[2] != 0 && !entry_says_encoding(p[1])) || p[3] != 0)
+		return ENTRY_ERR_FORMAT;
 	out->version = p[0];
 	out->type = p[1];
+	out->encoding = (int)p[2] - 1;
 	out->body = p + ENTRY_HEADER_BYTES;
 	out->body_len = len - ENTRY_HEADER_BYTES;
+	return ENTRY_OK;
+}
+
+int entry_says_encoding(unsigned type)
+{
+	return type == ENTRY_CHANGE_SET || type == ENTRY_REGISTER_TABLE ||
+	       type == ENTRY_RESEND_TABLE || type == ENTRY_DDL;
+}
+
+int entry_set_encoding(uint8_t *entry, size_t len, int encoding)
+{
+	if (len < ENTRY_HEADER_BYTES || !entry_says_encoding(entry[1]) || encoding < 0 ||
+	    encoding > ENTRY_ENCODING_MAX)
+		return ENTRY_ERR_FORMAT;
+	entry[2] = (uint8_t)(encoding + 1);
 	return ENTRY_OK;
 }
 

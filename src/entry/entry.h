@@ -8,7 +8,13 @@
  *
  *	byte 0     format version (ENTRY_VERSION)
  *	byte 1     type (enum entry_type)
- *	bytes 2-3  zero (reserved)
+ *	byte 2     the encoding of the entry's text plus 1, or 0: not said.  Only
+ *	           ENTRY_CHANGE_SET, ENTRY_REGISTER_TABLE, ENTRY_RESEND_TABLE and
+ *	           ENTRY_DDL say it (their values, names, definitions and
+ *	           commands are in the proposer's database encoding: a
+ *	           PostgreSQL encoding id); builds before 2026-12-04 wrote 0 and
+ *	           refuse any other value (a malformed entry)
+ *	byte 3     zero (reserved)
  *
  * followed by the type's body; integers are little-endian.  An empty entry
  * (length 0) is Raft's own no-op and is not an application entry.
@@ -149,12 +155,23 @@ const char *entry_type_name(unsigned type);
 struct entry_header {
 	unsigned version;
 	unsigned type;
+	int encoding; /* of the entry's text (a PostgreSQL encoding id), -1: not said */
 	const uint8_t *body;
 	size_t body_len;
 };
 
 /* Check the header of an entry of len bytes and find its body. */
 int entry_decode_header(const uint8_t *p, size_t len, struct entry_header *out);
+
+/* The highest encoding id a header can say. */
+#define ENTRY_ENCODING_MAX 254
+
+/* Does an entry of type say the encoding of its text (header byte 2)? */
+int entry_says_encoding(unsigned type);
+
+/* Say in an encoded entry of len bytes (of a type that says it) that its text
+ * is in encoding (0..ENTRY_ENCODING_MAX); ENTRY_ERR_FORMAT otherwise. */
+int entry_set_encoding(uint8_t *entry, size_t len, int encoding);
 
 /* ENTRY_MEMBER_INFO: the client address points into the decoded input. */
 struct entry_member_info {

@@ -31,9 +31,10 @@ static char *dup_name(const char *p, size_t len)
 }
 
 /* Walk every section of an accepted change set and encode it again. */
-/* registration: 0 a change set, 1 a registration, 2 one sent again. */
-static void change_set(const struct entry_change_set *cs, int registration, const uint8_t *in,
-                       size_t size)
+/* registration: 0 a change set, 1 a registration, 2 one sent again;
+ * encoding: the header's (-1: not said). */
+static void change_set(const struct entry_change_set *cs, int registration, int encoding,
+                       const uint8_t *in, size_t size)
 {
 	struct entry_table_in *tables = calloc(cs->n_tables + 1, sizeof(*tables));
 	struct entry_seq *seqs = calloc(cs->n_seqs + 1, sizeof(*seqs));
@@ -101,7 +102,8 @@ static void change_set(const struct entry_change_set *cs, int registration, cons
 	/* A registration's definition is any text: longer than a name is fine. */
 	if (entry_encode_change_set(&out, &cs->owner, cs->schema_index, registration ? &reg : NULL,
 	                            tables, cs->n_tables, seqs, cs->n_seqs, cs->ops.p,
-	                            (size_t)(cs->ops.end - cs->ops.p), cs->n_ops) != ENTRY_OK)
+	                            (size_t)(cs->ops.end - cs->ops.p), cs->n_ops) != ENTRY_OK ||
+	    (encoding >= 0 && entry_set_encoding(out.data, out.len, encoding) != ENTRY_OK))
 		__builtin_trap();
 	if (in != NULL)
 		same_or_trap(&out, in, size);
@@ -159,7 +161,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			__builtin_trap();
 		free(again);
 	} else if (h.type == ENTRY_CHANGE_SET && entry_decode_change_set(&h, &cs) == ENTRY_OK) {
-		change_set(&cs, 0, copy, size);
+		change_set(&cs, 0, h.encoding, copy, size);
 	} else if ((h.type == ENTRY_REGISTER_TABLE || h.type == ENTRY_RESEND_TABLE ||
 	            h.type == ENTRY_REGISTER_TABLE_V2 || h.type == ENTRY_REGISTER_TABLE_V1 ||
 	            h.type == ENTRY_RESEND_TABLE_V1) &&
@@ -167,6 +169,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* No encoder writes the types of older builds: walked, not compared. */
 		change_set(&cs,
 		           h.type == ENTRY_RESEND_TABLE || h.type == ENTRY_RESEND_TABLE_V1 ? 2 : 1,
+		           h.encoding,
 		           h.type == ENTRY_REGISTER_TABLE || h.type == ENTRY_RESEND_TABLE ? copy
 		                                                                          : NULL,
 		           size);
@@ -175,7 +178,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		 * ENTRY_DDL_V1 when search_path is NULL too) */
 		struct entry_buf out = {0};
 
-		if (entry_encode_ddl(&out, &ddl) != ENTRY_OK)
+		if (entry_encode_ddl(&out, &ddl) != ENTRY_OK ||
+		    (h.encoding >= 0 &&
+		     entry_set_encoding(out.data, out.len, h.encoding) != ENTRY_OK))
 			__builtin_trap();
 		same_or_trap(&out, copy, size);
 		free(out.data);

@@ -800,6 +800,60 @@ static void test_ddl(void **state)
 	free(b.data);
 }
 
+/* Header byte 2: the encoding of an entry's text, said by the types that
+ * carry text (the entry of a build before it says none: -1). */
+static void test_encoding(void **state)
+{
+	static const char *cols[] = {"id"};
+	struct entry_table_in tables[] = {{5, 1, cols}};
+	struct entry_owner owner = {3, 1, 2, 3};
+	struct entry_ddl d = {2, "alice", 5, "VACUUM", 6, "", 0, 1, 7};
+	struct entry_buf b = {0};
+	struct entry_header h;
+	uint8_t mi[64];
+	size_t len = encode(mi, sizeof(mi), 3, "host=x port=1");
+
+	(void)state;
+	assert_int_equal(entry_encode_ddl(&b, &d), ENTRY_OK);
+	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
+	assert_int_equal(h.encoding, -1);
+	assert_int_equal(entry_set_encoding(b.data, b.len, 6), ENTRY_OK);
+	assert_int_equal(b.data[2], 7);
+	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
+	assert_int_equal(h.encoding, 6);
+	assert_int_equal(entry_set_encoding(b.data, b.len, 0), ENTRY_OK);
+	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
+	assert_int_equal(h.encoding, 0);
+	assert_int_equal(entry_set_encoding(b.data, b.len, ENTRY_ENCODING_MAX), ENTRY_OK);
+	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
+	assert_int_equal(h.encoding, ENTRY_ENCODING_MAX);
+	assert_int_equal(entry_set_encoding(b.data, b.len, ENTRY_ENCODING_MAX + 1),
+	                 ENTRY_ERR_FORMAT);
+	assert_int_equal(entry_set_encoding(b.data, b.len, -1), ENTRY_ERR_FORMAT);
+	assert_int_equal(entry_set_encoding(b.data, 3, 6), ENTRY_ERR_FORMAT);
+	/* The types of older builds, and those without text, say none. */
+	b.data[1] = ENTRY_DDL_V2;
+	assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_ERR_FORMAT);
+	assert_int_equal(entry_set_encoding(b.data, b.len, 6), ENTRY_ERR_FORMAT);
+	assert_int_equal(entry_set_encoding(mi, len, 6), ENTRY_ERR_FORMAT);
+	mi[2] = 7;
+	assert_int_equal(entry_decode_header(mi, len, &h), ENTRY_ERR_FORMAT);
+	/* Change sets, registrations and resends say it. */
+	for (int reg = 0; reg < 3; reg++) {
+		struct entry_register_in r = {"public", "t", "CREATE TABLE t ()", reg == 2, NULL};
+
+		b.len = 0;
+		assert_int_equal(entry_encode_change_set(&b, &owner, 0, reg ? &r : NULL, tables, 1,
+		                                         NULL, 0, NULL, 0, 0),
+		                 ENTRY_OK);
+		assert_true(entry_says_encoding(b.data[1]));
+		assert_int_equal(entry_set_encoding(b.data, b.len, 8), ENTRY_OK);
+		assert_int_equal(entry_decode_header(b.data, b.len, &h), ENTRY_OK);
+		assert_int_equal(h.encoding, 8);
+	}
+	free(b.data);
+}
+
 /* A buffer whose allocation fails is marked failed and reported as such. */
 static void *no_memory(void *old, size_t size)
 {
@@ -840,6 +894,7 @@ int main(void)
 	        cmocka_unit_test(test_resend_round_trip),
 	        cmocka_unit_test(test_resend_v1),
 	        cmocka_unit_test(test_ddl),
+	        cmocka_unit_test(test_encoding),
 	        cmocka_unit_test(test_buf_failure),
 	};
 
