@@ -46,6 +46,8 @@
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/bytea.h"
+#include "utils/float.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/resowner.h"
@@ -76,10 +78,44 @@ static const char *const worker_settings[][2] = {
         {"idle_in_transaction_session_timeout", "0"},
 };
 
+/*
+ * What PostgreSQL's own IMMUTABLE functions read (float4out and float8out,
+ * byteaout): what every member computes a row's stored generated columns
+ * and checks its CHECK constraints with, whatever its postgresql.conf says,
+ * and what the leader's capture computes a row again with when its session
+ * has others (dr_capture_check_row).  A follower with extra_float_digits = 0
+ * in postgresql.conf stored '0.333333333333333' in a column GENERATED AS
+ * (x::text) where the leader stored '0.3333333333333333', silently.
+ */
+static const char *const row_settings[][2] = {
+        {"extra_float_digits", "1"},
+        {"bytea_output", "hex"},
+};
+
+bool dr_row_settings_pinned(void)
+{
+	/* (every extra_float_digits above 0 prints the shortest exact form) */
+	return extra_float_digits > 0 && bytea_output == BYTEA_OUTPUT_HEX;
+}
+
+void dr_set_row_settings(GucAction action)
+{
+	for (int i = 0; i < lengthof(row_settings); i++)
+		(void)set_config_option(row_settings[i][0], row_settings[i][1], PGC_SUSET,
+		                        PGC_S_SESSION, action, true, 0, false);
+}
+
+const char *dr_row_settings_text(void)
+{
+	return "extra_float_digits = 1, bytea_output = hex";
+}
+
 void dr_pin_worker_settings(void)
 {
 	for (int i = 0; i < lengthof(worker_settings); i++)
 		SetConfigOption(worker_settings[i][0], worker_settings[i][1], PGC_SUSET, PGC_S_SESSION);
+	for (int i = 0; i < lengthof(row_settings); i++)
+		SetConfigOption(row_settings[i][0], row_settings[i][1], PGC_SUSET, PGC_S_SESSION);
 	/* (an apply worker whose client encoding was LATIN1 read the leader's
 	 * UTF8 'café' as 'cafÃ©') */
 	SetConfigOption("client_encoding", GetDatabaseEncodingName(), PGC_SUSET, PGC_S_SESSION);
@@ -146,6 +182,9 @@ static void set_command_settings(GucAction action)
 	for (int i = 0; i < lengthof(command_settings); i++)
 		(void)set_config_option(command_settings[i][0], command_settings[i][1], PGC_SUSET,
 		                        PGC_S_SESSION, action, true, 0, false);
+	/* (what a rewrite computes a stored generated column with, what ADD
+	 * CONSTRAINT checks the rows with) */
+	dr_set_row_settings(action);
 }
 
 /* A command's search_path (NULL: this node's default) and command_settings,

@@ -1,0 +1,87 @@
+# Review 43 (heterogeneous members and sessions): members compute a row's
+# stored generated columns and check its CHECK constraints themselves, with
+# their own settings, and PostgreSQL's IMMUTABLE float and bytea output
+# functions read extra_float_digits and bytea_output.
+#  1. A follower with extra_float_digits = 0 and bytea_output = escape in
+#     postgresql.conf stored other values in columns GENERATED AS (x::text)
+#     and (b::text) than the leader, silently, and stopped applying at a
+#     CHECK on such a text that the leader passed.
+#  2. A leader's session with those settings did the same to every member;
+#     it is refused now (with JDBC's extra_float_digits = 3 it is not).
+#  3. execute() of ADD COLUMN ... GENERATED computed the leader's rows with
+#     the session's bytea_output.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use DragonCluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $c = DragonCluster->new(2);
+$c->create_group(1);
+my $l = $c->leader(1);
+my ($f) = grep { $_ != $l } $c->ids;
+$c->node($f)->append_conf('postgresql.conf', "extra_float_digits = 0\nbytea_output = 'escape'\n");
+$c->node($f)->restart;
+$l = $c->leader(1);
+($f) = grep { $_ != $l } $c->ids;
+my $L = $c->node($l);
+
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(1, $$CREATE TABLE public.g (id int PRIMARY KEY,
+	x float8, b bytea, xt text GENERATED ALWAYS AS (x::text) STORED,
+	bt text GENERATED ALWAYS AS (b::text) STORED)$$)});
+$L->safe_psql('postgres', "SELECT dragonraft.replicate_table('public.g', 1)");
+# (a CHECK that 1/3 printed with 16 digits fails, and with 15 passes)
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(1, $$CREATE TABLE public.k (id int PRIMARY KEY,
+	x float8 CHECK (length(x::text) < 18))$$)});
+$L->safe_psql('postgres', "SELECT dragonraft.replicate_table('public.k', 1)");
+
+my $rows = q{SELECT string_agg(format('%s|%s|%s', id, xt, bt), ' ' ORDER BY id) FROM public.g};
+sub same_rows
+{
+	my ($name) = @_;
+	ok($c->caught_up(1), "$name: applied everywhere");
+	my @r = map { $c->node($_)->safe_psql('postgres', $rows) } ($l, $f);
+	diag "leader: $r[0]\nfollower: $r[1]";
+	is($r[1], $r[0], "$name: the follower's generated columns are the leader's");
+}
+
+# 1. The follower's postgresql.conf.
+$L->safe_psql('postgres', q{INSERT INTO public.g VALUES (1, 1.0/3, 'ab')});
+same_rows('a follower with other settings');
+$L->safe_psql('postgres', q{UPDATE public.g SET x = 2.0/3 WHERE id = 1});
+same_rows('an update');
+
+# 2. The leader's session: refused, nothing written anywhere.
+my ($state, $msg) = $c->sql_error($l, q{SET extra_float_digits = 0;
+	INSERT INTO public.g VALUES (2, 1.0/3, 'cd')});
+is($state, '55000', 'a row computed with extra_float_digits = 0 is refused');
+like($msg, qr/generated column "xt" of replicated table "g" depends on this session's settings/,
+	'the error names the column');
+($state, $msg) = $c->sql_error($l, q{SET bytea_output = 'escape';
+	UPDATE public.g SET b = 'ef' WHERE id = 1});
+is($state, '55000', 'an update computed with bytea_output = escape is refused');
+like($msg, qr/generated column "bt"/, 'the error names that column');
+($state, $msg) = $c->sql_error($l, q{SET extra_float_digits = 0;
+	INSERT INTO public.k VALUES (1, 1.0/3)});
+is($state, '23514', 'a row whose CHECK passes only with the session\'s settings is refused');
+like($msg, qr/violates check constraint.*computed the new row of table "k" again/s,
+	'the error says with what it was checked');
+$L->safe_psql('postgres', q{SET extra_float_digits = 3;
+	INSERT INTO public.g VALUES (3, 1.0/3, 'gh'); INSERT INTO public.k VALUES (3, 0.5)});
+same_rows('a session with extra_float_digits = 3');
+is(join(',', map { $c->node($_)->safe_psql('postgres', 'SELECT count(*) FROM public.k') } ($l, $f)),
+	'1,1', 'the follower applied the rows of k');
+
+# 3. execute() of a rewrite that computes a generated column.
+$L->safe_psql('postgres', q{SET bytea_output = 'escape';
+	SELECT dragonraft.execute(1, $$ALTER TABLE public.g ADD COLUMN b2 text
+	GENERATED ALWAYS AS (b::text || '/') STORED$$)});
+ok($c->caught_up(1), 'the ADD COLUMN is applied everywhere');
+my $q = q{SELECT string_agg(b2, ' ' ORDER BY id) FROM public.g};
+my @r = map { $c->node($_)->safe_psql('postgres', $q) } ($l, $f);
+diag "leader: $r[0]\nfollower: $r[1]";
+is($r[0], '\x6162/ \x6768/', 'the leader computed the new column with bytea_output = hex');
+is($r[1], $r[0], 'and so did the follower');
+done_testing();
