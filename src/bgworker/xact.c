@@ -62,6 +62,7 @@
 #include "access/xact.h"
 #include "catalog/pg_largeobject.h"
 #include "catalog/pg_largeobject_metadata.h"
+#include "commands/tablecmds.h"
 #include "engine/engine.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -834,6 +835,17 @@ static void pre_commit(void)
 
 	if (!dr_capture_pending(&p))
 		return;
+	/*
+	 * What PostgreSQL does after PRE_COMMIT and may fail at, done before the
+	 * proposal: an error there came after the entry committed in the log,
+	 * and the client was told of a failure (and retried) while every member
+	 * applied the transaction, this node's apply worker too.  ON COMMIT
+	 * DELETE ROWS of a temporary table that another one's foreign key
+	 * references fails each commit that touched a temporary table (0A000,
+	 * review 43).  Done again at the commit: the dropped ones are skipped,
+	 * the emptied ones emptied again.
+	 */
+	PreCommit_on_commit_actions();
 	if (view_group(p.group_id, &v) && view_stale(&v))
 		stale_view(p.group_id);
 	owner.node_id = (uint32)dr_node_id;

@@ -10,6 +10,10 @@
 #     it is refused now (with JDBC's extra_float_digits = 3 it is not).
 #  3. execute() of ADD COLUMN ... GENERATED computed the leader's rows with
 #     the session's bytea_output.
+#  4. A commit that PostgreSQL fails after PRE_COMMIT (ON COMMIT DELETE ROWS
+#     of a temporary table that another one references, 0A000) failed once
+#     the change set was committed in the log: the client was told of a
+#     failure, and every member had the row.
 use strict;
 use warnings;
 use FindBin;
@@ -84,4 +88,20 @@ my @r = map { $c->node($_)->safe_psql('postgres', $q) } ($l, $f);
 diag "leader: $r[0]\nfollower: $r[1]";
 is($r[0], '\x6162/ \x6768/', 'the leader computed the new column with bytea_output = hex');
 is($r[1], $r[0], 'and so did the follower');
+
+# 4. The session's temporary tables: refused before anything is proposed.
+($state, $msg) = $c->sql_error($l, q{BEGIN; INSERT INTO public.k VALUES (4, 4);
+	CREATE TEMP TABLE tp (id int PRIMARY KEY) ON COMMIT DELETE ROWS;
+	CREATE TEMP TABLE tc (id int REFERENCES tp); COMMIT});
+is($state, '0A000', 'a commit whose ON COMMIT action fails fails');
+ok($c->caught_up(1), 'applied everywhere');
+is(join(',', map { $c->node($_)->safe_psql('postgres', 'SELECT count(*) FROM public.k WHERE id = 4') } ($l, $f)),
+	'0,0', 'and its row is nowhere');
+$L->safe_psql('postgres', q{BEGIN; INSERT INTO public.k VALUES (5, 5);
+	CREATE TEMP TABLE td (id int) ON COMMIT DROP; CREATE TEMP TABLE te (id int) ON COMMIT DELETE ROWS;
+	INSERT INTO td VALUES (1); INSERT INTO te VALUES (1); COMMIT;
+	SELECT count(*) FROM te});
+ok($c->caught_up(1), 'a commit with ON COMMIT DROP and DELETE ROWS is applied everywhere');
+is(join(',', map { $c->node($_)->safe_psql('postgres', 'SELECT count(*) FROM public.k WHERE id = 5') } ($l, $f)),
+	'1,1', 'with its row');
 done_testing();
