@@ -14,6 +14,10 @@
 #     of a temporary table that another one references, 0A000) failed once
 #     the change set was committed in the log: the client was told of a
 #     failure, and every member had the row.
+#  5. A leader's session with synchronous_commit = off whose transaction
+#     also wrote a table that is not replicated: a crash lost its local
+#     commit, and the log brought back its change set alone (half a
+#     transaction: the local table's row was gone, the replicated one back).
 use strict;
 use warnings;
 use FindBin;
@@ -104,4 +108,19 @@ $L->safe_psql('postgres', q{BEGIN; INSERT INTO public.k VALUES (5, 5);
 ok($c->caught_up(1), 'a commit with ON COMMIT DROP and DELETE ROWS is applied everywhere');
 is(join(',', map { $c->node($_)->safe_psql('postgres', 'SELECT count(*) FROM public.k WHERE id = 5') } ($l, $f)),
 	'1,1', 'with its row');
+
+# 5. Half a transaction after a crash.  The leader's WAL writer is stopped,
+# so that nothing but the commit itself writes its WAL out.
+$L->safe_psql('postgres', 'CREATE TABLE public.loc (id int PRIMARY KEY)');
+my $ww = $L->safe_psql('postgres', q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'walwriter'});
+ok($ww =~ /^\d+$/, 'the leader\'s WAL writer');
+kill 'STOP', $ww;
+$L->safe_psql('postgres', q{SET synchronous_commit = off; BEGIN; INSERT INTO public.k VALUES (6, 6);
+	INSERT INTO public.loc VALUES (6); COMMIT});
+$c->crash($l);
+$L->start;
+ok($c->caught_up(1), 'the leader restarted and applied the log');
+is($L->safe_psql('postgres', q{SELECT (SELECT count(*) FROM public.k WHERE id = 6) || ',' ||
+	(SELECT count(*) FROM public.loc WHERE id = 6)}), '1,1',
+	'the transaction\'s replicated row and its local row are both there');
 done_testing();
