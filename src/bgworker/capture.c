@@ -604,8 +604,9 @@ static void row_settings_context(void *arg)
 
 /*
  * Members compute a row's stored generated columns, and check its CHECK
- * constraints, with dr_row_settings (extra_float_digits, bytea_output),
- * which PostgreSQL's IMMUTABLE output functions of float and bytea read.  A
+ * constraints, with fixed settings (extra_float_digits, bytea_output,
+ * xmlbinary: dr_set_row_settings), which PostgreSQL's IMMUTABLE output of
+ * float and bytea reads.  A
  * session with others (SET, or the leader's postgresql.conf) computed the
  * row with those: with extra_float_digits = 0 a column GENERATED AS
  * (x::text) stored '0.333333333333333' here and '0.3333333333333333' on
@@ -658,10 +659,9 @@ static void check_row(Relation rel, HeapTuple tup)
 				         errdetail("The members of its group compute it with %s, and "
 				                   "get another value: they would store that one.",
 				                   dr_row_settings_text()),
-				         errhint("Write the row with those settings (SET "
-				                 "extra_float_digits = 1, bytea_output = hex), or make "
-				                 "the column's expression not print floats or bytea "
-				                 "as text.")));
+				         errhint("Write the row with those settings, or make the "
+				                 "column's expression not print floats or bytea as "
+				                 "text.")));
 		}
 	}
 	if (constr->num_check > 0)

@@ -52,6 +52,7 @@
 #include "utils/lsyscache.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
+#include "utils/xml.h"
 
 PG_FUNCTION_INFO_V1(dr_replicate_table);
 PG_FUNCTION_INFO_V1(dr_resend_table);
@@ -79,23 +80,27 @@ static const char *const worker_settings[][2] = {
 };
 
 /*
- * What PostgreSQL's own IMMUTABLE functions read (float4out and float8out,
- * byteaout): what every member computes a row's stored generated columns
- * and checks its CHECK constraints with, whatever its postgresql.conf says,
- * and what the leader's capture computes a row again with when its session
- * has others (dr_capture_check_row).  A follower with extra_float_digits = 0
- * in postgresql.conf stored '0.333333333333333' in a column GENERATED AS
- * (x::text) where the leader stored '0.3333333333333333', silently.
+ * What PostgreSQL's own IMMUTABLE functions and expressions read (float4out
+ * and float8out, byteaout, XMLELEMENT's bytea): what every member computes a
+ * row's stored generated columns and checks its CHECK constraints with,
+ * whatever its postgresql.conf says, and what the leader's capture computes
+ * a row again with when its session has others (capture.c check_row).  A
+ * follower with extra_float_digits = 0 in postgresql.conf stored
+ * '0.333333333333333' in a column GENERATED AS (x::text) where the leader
+ * stored '0.3333333333333333', silently.  (XMLELEMENT of a timestamptz reads
+ * TimeZone too: not pinned, see README.)
  */
 static const char *const row_settings[][2] = {
         {"extra_float_digits", "1"},
         {"bytea_output", "hex"},
+        {"xmlbinary", "base64"},
 };
 
 bool dr_row_settings_pinned(void)
 {
 	/* (every extra_float_digits above 0 prints the shortest exact form) */
-	return extra_float_digits > 0 && bytea_output == BYTEA_OUTPUT_HEX;
+	return extra_float_digits > 0 && bytea_output == BYTEA_OUTPUT_HEX &&
+	       xmlbinary == XMLBINARY_BASE64;
 }
 
 void dr_set_row_settings(GucAction action)
@@ -107,7 +112,7 @@ void dr_set_row_settings(GucAction action)
 
 const char *dr_row_settings_text(void)
 {
-	return "extra_float_digits = 1, bytea_output = hex";
+	return "extra_float_digits = 1, bytea_output = hex, xmlbinary = base64";
 }
 
 void dr_pin_worker_settings(void)

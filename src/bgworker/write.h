@@ -266,7 +266,7 @@ extern bool dr_table_has_rows(Oid relid);
  * the database's encoding and read as XML content, whatever ALTER DATABASE
  * or ALTER ROLE ... SET client_encoding or xmloption says. */
 extern void dr_pin_worker_settings(void);
-/* The settings (extra_float_digits, bytea_output) that members compute a
+/* The settings (extra_float_digits, bytea_output, xmlbinary) that members compute a
  * row's stored generated columns and check its CHECK constraints with:
  * whether the session's give the same results, set them in a GUC nest level
  * of the caller's, and their text for a message. */

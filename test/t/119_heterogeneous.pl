@@ -2,9 +2,10 @@
 # stored generated columns and check its CHECK constraints themselves, with
 # their own settings, and PostgreSQL's IMMUTABLE float and bytea output
 # functions read extra_float_digits and bytea_output.
-#  1. A follower with extra_float_digits = 0 and bytea_output = escape in
-#     postgresql.conf stored other values in columns GENERATED AS (x::text)
-#     and (b::text) than the leader, silently, and stopped applying at a
+#  1. A follower with extra_float_digits = 0, bytea_output = escape and
+#     xmlbinary = hex in postgresql.conf stored other values in columns
+#     GENERATED AS (x::text), (b::text) and (xmlelement(name e, b)) than the
+#     leader, silently, and stopped applying at a
 #     CHECK on such a text that the leader passed.
 #  2. A leader's session with those settings did the same to every member;
 #     it is refused now (with JDBC's extra_float_digits = 3 it is not).
@@ -30,7 +31,7 @@ my $c = DragonCluster->new(2);
 $c->create_group(1);
 my $l = $c->leader(1);
 my ($f) = grep { $_ != $l } $c->ids;
-$c->node($f)->append_conf('postgresql.conf', "extra_float_digits = 0\nbytea_output = 'escape'\n");
+$c->node($f)->append_conf('postgresql.conf', "extra_float_digits = 0\nbytea_output = 'escape'\nxmlbinary = 'hex'\n");
 $c->node($f)->restart;
 $l = $c->leader(1);
 ($f) = grep { $_ != $l } $c->ids;
@@ -38,14 +39,15 @@ my $L = $c->node($l);
 
 $L->safe_psql('postgres', q{SELECT dragonraft.execute(1, $$CREATE TABLE public.g (id int PRIMARY KEY,
 	x float8, b bytea, xt text GENERATED ALWAYS AS (x::text) STORED,
-	bt text GENERATED ALWAYS AS (b::text) STORED)$$)});
+	bt text GENERATED ALWAYS AS (b::text) STORED,
+	bx xml GENERATED ALWAYS AS (xmlelement(name e, b)) STORED)$$)});
 $L->safe_psql('postgres', "SELECT dragonraft.replicate_table('public.g', 1)");
 # (a CHECK that 1/3 printed with 16 digits fails, and with 15 passes)
 $L->safe_psql('postgres', q{SELECT dragonraft.execute(1, $$CREATE TABLE public.k (id int PRIMARY KEY,
 	x float8 CHECK (length(x::text) < 18))$$)});
 $L->safe_psql('postgres', "SELECT dragonraft.replicate_table('public.k', 1)");
 
-my $rows = q{SELECT string_agg(format('%s|%s|%s', id, xt, bt), ' ' ORDER BY id) FROM public.g};
+my $rows = q{SELECT string_agg(format('%s|%s|%s|%s', id, xt, bt, bx), ' ' ORDER BY id) FROM public.g};
 sub same_rows
 {
 	my ($name) = @_;
@@ -71,6 +73,10 @@ like($msg, qr/generated column "xt" of replicated table "g" depends on this sess
 	UPDATE public.g SET b = 'ef' WHERE id = 1});
 is($state, '55000', 'an update computed with bytea_output = escape is refused');
 like($msg, qr/generated column "bt"/, 'the error names that column');
+($state, $msg) = $c->sql_error($l, q{SET xmlbinary = hex;
+	INSERT INTO public.g VALUES (2, 0.5, 'cd')});
+is($state, '55000', 'a row computed with xmlbinary = hex is refused');
+like($msg, qr/generated column "bx"/, 'the error names that column');
 ($state, $msg) = $c->sql_error($l, q{SET extra_float_digits = 0;
 	INSERT INTO public.k VALUES (1, 1.0/3)});
 is($state, '23514', 'a row whose CHECK passes only with the session\'s settings is refused');
