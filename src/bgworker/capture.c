@@ -603,17 +603,17 @@ static void row_settings_context(void *arg)
 }
 
 /*
- * Members compute a row's stored generated columns, and check its CHECK
- * constraints, with fixed settings (extra_float_digits, bytea_output,
+ * Members compute a row's stored generated columns, and check its CHECK and
+ * domain constraints, with fixed settings (extra_float_digits, bytea_output,
  * xmlbinary: dr_set_row_settings), which PostgreSQL's IMMUTABLE output of
- * float and bytea reads.  A
- * session with others (SET, or the leader's postgresql.conf) computed the
- * row with those: with extra_float_digits = 0 a column GENERATED AS
- * (x::text) stored '0.333333333333333' here and '0.3333333333333333' on
- * every member, silently, and a CHECK on such a text passed here and
- * stopped the members' apply.  The row is computed and checked again with
- * the members' settings: another value is refused, and so is a CHECK
- * that fails.  (A session with the members' settings has nothing to do.)
+ * float and bytea reads.  A session with others (SET, or the leader's
+ * postgresql.conf) computed the row with those: with extra_float_digits = 0
+ * a column GENERATED AS (x::text) stored '0.333333333333333' here and
+ * '0.3333333333333333' on every member, silently, and a CHECK on such a
+ * text passed here and stopped the members' apply.  The row is computed and
+ * checked again with the members' settings: another value is refused, and
+ * so is a CHECK (or a domain's) that fails.  (A session with the members'
+ * settings has nothing to do.)
  */
 static void check_row(Relation rel, HeapTuple tup)
 {
@@ -625,8 +625,15 @@ static void check_row(Relation rel, HeapTuple tup)
 	EState *estate;
 	int nest;
 
-	if (dr_row_settings_pinned() || constr == NULL ||
-	    (!constr->has_generated_stored && constr->num_check == 0))
+	bool domains = false;
+
+	if (dr_row_settings_pinned())
+		return;
+	for (int i = 0; i < desc->natts && !domains; i++)
+		domains = !TupleDescAttr(desc, i)->attisdropped &&
+		          get_typtype(TupleDescAttr(desc, i)->atttypid) == TYPTYPE_DOMAIN;
+	if (!domains &&
+	    (constr == NULL || (!constr->has_generated_stored && constr->num_check == 0)))
 		return;
 	estate = CreateExecutorState();
 	rri = makeNode(ResultRelInfo);
@@ -639,7 +646,7 @@ static void check_row(Relation rel, HeapTuple tup)
 	error_context_stack = &cb;
 	nest = NewGUCNestLevel();
 	dr_set_row_settings(GUC_ACTION_SAVE);
-	if (constr->has_generated_stored) {
+	if (constr != NULL && constr->has_generated_stored) {
 		ExecComputeStoredGenerated(rri, estate, slot, CMD_INSERT);
 		for (int i = 0; i < desc->natts; i++) {
 			Form_pg_attribute a = TupleDescAttr(desc, i);
@@ -664,8 +671,19 @@ static void check_row(Relation rel, HeapTuple tup)
 				                 "text.")));
 		}
 	}
-	if (constr->num_check > 0)
+	if (constr != NULL && constr->num_check > 0)
 		ExecConstraints(rri, slot, estate);
+	/* (members check a domain's constraints as they receive its values) */
+	for (int i = 0; i < desc->natts && domains; i++) {
+		Form_pg_attribute a = TupleDescAttr(desc, i);
+		bool isnull;
+		Datum d;
+
+		if (a->attisdropped || get_typtype(a->atttypid) != TYPTYPE_DOMAIN)
+			continue;
+		d = heap_getattr(tup, a->attnum, desc, &isnull);
+		domain_check(d, isnull, a->atttypid, NULL, NULL);
+	}
 	AtEOXact_GUC(false, nest);
 	error_context_stack = cb.previous;
 	ExecDropSingleTupleTableSlot(slot);

@@ -46,6 +46,9 @@ $L->safe_psql('postgres', "SELECT dragonraft.replicate_table('public.g', 1)");
 $L->safe_psql('postgres', q{SELECT dragonraft.execute(1, $$CREATE TABLE public.k (id int PRIMARY KEY,
 	x float8 CHECK (length(x::text) < 18))$$)});
 $L->safe_psql('postgres', "SELECT dragonraft.replicate_table('public.k', 1)");
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(1, $$CREATE DOMAIN public.short_f AS float8
+	CHECK (length(VALUE::text) < 18); CREATE TABLE public.dm (id int PRIMARY KEY, x public.short_f)$$)});
+$L->safe_psql('postgres', "SELECT dragonraft.replicate_table('public.dm', 1)");
 
 my $rows = q{SELECT string_agg(format('%s|%s|%s|%s', id, xt, bt, bx), ' ' ORDER BY id) FROM public.g};
 sub same_rows
@@ -82,6 +85,14 @@ like($msg, qr/generated column "bx"/, 'the error names that column');
 is($state, '23514', 'a row whose CHECK passes only with the session\'s settings is refused');
 like($msg, qr/violates check constraint.*computed the new row of table "k" again/s,
 	'the error says with what it was checked');
+($state, $msg) = $c->sql_error($l, q{SET extra_float_digits = 0;
+	INSERT INTO public.dm VALUES (1, 1.0/3)});
+is($state, '23514', 'a value whose domain CHECK passes only with the session\'s settings is refused');
+like($msg, qr/value for domain short_f violates check constraint/, 'the error names the domain');
+$L->safe_psql('postgres', q{SET extra_float_digits = 0; INSERT INTO public.dm VALUES (2, 0.5)});
+ok($c->caught_up(1), 'a value that passes with both is applied everywhere');
+is(join(',', map { $c->node($_)->safe_psql('postgres', 'SELECT string_agg(id::text, \',\') FROM public.dm') } ($l, $f)),
+	'2,2', 'and only that row is anywhere');
 $L->safe_psql('postgres', q{SET extra_float_digits = 3;
 	INSERT INTO public.g VALUES (3, 1.0/3, 'gh'); INSERT INTO public.k VALUES (3, 0.5)});
 same_rows('a session with extra_float_digits = 3');
