@@ -43,6 +43,7 @@
 #include "storage/latch.h"
 #include "storage/lmgr.h"
 #include "storage/proc.h"
+#include "tcop/tcopprot.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -115,12 +116,33 @@ const char *dr_row_settings_text(void)
 	return "extra_float_digits = 1, bytea_output = hex, xmlbinary = base64";
 }
 
+/*
+ * The deepest value a member can receive is as deep as its max_stack_depth
+ * lets the type's receive function recurse: a jsonb of 20000 levels that a
+ * leader's session stored with max_stack_depth = 6MB stopped the apply of a
+ * member at the default 2MB, for good ("stack depth limit exceeded").  The
+ * workers take what this platform's stack allows (within a bound), never
+ * less than they had.
+ */
+static void raise_stack_depth(void)
+{
+	long rlim = get_stack_depth_rlimit();
+	long kb;
+
+	if (rlim <= STACK_DEPTH_SLOP)
+		return; /* unknown, or too small for any */
+	kb = Min(rlim - STACK_DEPTH_SLOP, 64L * 1024 * 1024) / 1024;
+	if (kb > max_stack_depth)
+		SetConfigOption("max_stack_depth", psprintf("%ld", kb), PGC_SUSET, PGC_S_SESSION);
+}
+
 void dr_pin_worker_settings(void)
 {
 	for (int i = 0; i < lengthof(worker_settings); i++)
 		SetConfigOption(worker_settings[i][0], worker_settings[i][1], PGC_SUSET, PGC_S_SESSION);
 	for (int i = 0; i < lengthof(row_settings); i++)
 		SetConfigOption(row_settings[i][0], row_settings[i][1], PGC_SUSET, PGC_S_SESSION);
+	raise_stack_depth();
 	/* (an apply worker whose client encoding was LATIN1 read the leader's
 	 * UTF8 'café' as 'cafÃ©') */
 	SetConfigOption("client_encoding", GetDatabaseEncodingName(), PGC_SUSET, PGC_S_SESSION);

@@ -19,6 +19,8 @@
 #     also wrote a table that is not replicated: a crash lost its local
 #     commit, and the log brought back its change set alone (half a
 #     transaction: the local table's row was gone, the replicated one back).
+#  6. A leader's session with a larger max_stack_depth stored a jsonb too
+#     deep for the follower's (default) one to receive: its apply stopped.
 use strict;
 use warnings;
 use FindBin;
@@ -125,6 +127,16 @@ $L->safe_psql('postgres', q{BEGIN; INSERT INTO public.k VALUES (5, 5);
 ok($c->caught_up(1), 'a commit with ON COMMIT DROP and DELETE ROWS is applied everywhere');
 is(join(',', map { $c->node($_)->safe_psql('postgres', 'SELECT count(*) FROM public.k WHERE id = 5') } ($l, $f)),
 	'1,1', 'with its row');
+
+# 6. A value as deep as the leader's max_stack_depth lets it be.
+$L->safe_psql('postgres', q{SELECT dragonraft.execute(1, $$CREATE TABLE public.j (id int PRIMARY KEY, a jsonb)$$)});
+$L->safe_psql('postgres', "SELECT dragonraft.replicate_table('public.j', 1)");
+$L->safe_psql('postgres', q{SET max_stack_depth = '6MB';
+	INSERT INTO public.j SELECT 1, (repeat('[', 20000) || repeat(']', 20000))::jsonb});
+ok($c->caught_up(1), 'a jsonb of 20000 levels is applied everywhere');
+$q = q{SELECT md5(a::text) FROM public.j WHERE id = 1};
+is($c->node($f)->safe_psql('postgres', $q), $L->safe_psql('postgres', $q),
+	'the follower has it');
 
 # 5. Half a transaction after a crash.  The leader's WAL writer is stopped,
 # so that nothing but the commit itself writes its WAL out.
