@@ -38,6 +38,8 @@
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "executor/executor.h"
+#include "executor/nodeModifyTable.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
@@ -593,6 +595,102 @@ static void check_size(size_t len)
 		                errhint("Split the work into smaller transactions.")));
 }
 
+static void row_settings_context(void *arg)
+{
+	errcontext("dragonraft computed the new row of table \"%s\" again with the settings "
+	           "that the members of its group compute and check rows with (%s)",
+	           (const char *)arg, dr_row_settings_text());
+}
+
+/*
+ * Members compute a row's stored generated columns, and check its CHECK and
+ * domain constraints, with fixed settings (extra_float_digits, bytea_output,
+ * xmlbinary: dr_set_row_settings), which PostgreSQL's IMMUTABLE output of
+ * float and bytea reads.  A session with others (SET, or the leader's
+ * postgresql.conf) computed the row with those: with extra_float_digits = 0
+ * a column GENERATED AS (x::text) stored '0.333333333333333' here and
+ * '0.3333333333333333' on every member, silently, and a CHECK on such a
+ * text passed here and stopped the members' apply.  The row is computed and
+ * checked again with the members' settings: another value is refused, and
+ * so is a CHECK (or a domain's) that fails.  (A session with the members'
+ * settings has nothing to do.)
+ */
+static void check_row(Relation rel, HeapTuple tup)
+{
+	TupleDesc desc = RelationGetDescr(rel);
+	TupleConstr *constr = desc->constr;
+	ErrorContextCallback cb;
+	ResultRelInfo *rri;
+	TupleTableSlot *slot;
+	EState *estate;
+	int nest;
+
+	bool domains = false;
+
+	if (dr_row_settings_pinned())
+		return;
+	for (int i = 0; i < desc->natts && !domains; i++)
+		domains = !TupleDescAttr(desc, i)->attisdropped &&
+		          get_typtype(TupleDescAttr(desc, i)->atttypid) == TYPTYPE_DOMAIN;
+	if (!domains &&
+	    (constr == NULL || (!constr->has_generated_stored && constr->num_check == 0)))
+		return;
+	estate = CreateExecutorState();
+	rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(rri, rel, 0, NULL, 0);
+	slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
+	ExecStoreHeapTuple(tup, slot, false);
+	cb.callback = row_settings_context;
+	cb.arg = RelationGetRelationName(rel);
+	cb.previous = error_context_stack;
+	error_context_stack = &cb;
+	nest = NewGUCNestLevel();
+	dr_set_row_settings(GUC_ACTION_SAVE);
+	if (constr != NULL && constr->has_generated_stored) {
+		ExecComputeStoredGenerated(rri, estate, slot, CMD_INSERT);
+		for (int i = 0; i < desc->natts; i++) {
+			Form_pg_attribute a = TupleDescAttr(desc, i);
+			bool n1, n2;
+			Datum d1, d2;
+
+			if (a->attgenerated != ATTRIBUTE_GENERATED_STORED)
+				continue;
+			d1 = heap_getattr(tup, a->attnum, desc, &n1);
+			d2 = slot_getattr(slot, a->attnum, &n2);
+			if (n1 != n2 || (!n1 && !datum_image_eq(d1, d2, a->attbyval, a->attlen)))
+				ereport(ERROR,
+				        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				         errmsg("generated column \"%s\" of replicated table \"%s\" "
+				                "depends on this session's settings",
+				                NameStr(a->attname), RelationGetRelationName(rel)),
+				         errdetail("The members of its group compute it with %s, and "
+				                   "get another value: they would store that one.",
+				                   dr_row_settings_text()),
+				         errhint("Write the row with those settings, or make the "
+				                 "column's expression not print floats or bytea as "
+				                 "text.")));
+		}
+	}
+	if (constr != NULL && constr->num_check > 0)
+		ExecConstraints(rri, slot, estate);
+	/* (members check a domain's constraints as they receive its values) */
+	for (int i = 0; i < desc->natts && domains; i++) {
+		Form_pg_attribute a = TupleDescAttr(desc, i);
+		bool isnull;
+		Datum d;
+
+		if (a->attisdropped || get_typtype(a->atttypid) != TYPTYPE_DOMAIN)
+			continue;
+		d = heap_getattr(tup, a->attnum, desc, &isnull);
+		domain_check(d, isnull, a->atttypid, NULL, NULL);
+	}
+	AtEOXact_GUC(false, nest);
+	error_context_stack = cb.previous;
+	ExecDropSingleTupleTableSlot(slot);
+	ExecCloseResultRelations(estate);
+	FreeExecutorState(estate);
+}
+
 Datum dr_capture(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *)fcinfo->context;
@@ -639,6 +737,7 @@ Datum dr_capture(PG_FUNCTION_ARGS)
 	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event)) {
 		put_op(ENTRY_OP_TRUNCATE, ti, truncate_cid(rel));
 	} else if (TRIGGER_FIRED_BY_INSERT(td->tg_event)) {
+		check_row(rel, td->tg_trigtuple);
 		put_op(ENTRY_OP_INSERT, ti, HeapTupleHeaderGetCmin(td->tg_trigtuple->t_data));
 		put_tuple(t, td->tg_trigtuple, desc, false);
 	} else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event)) {
@@ -646,6 +745,7 @@ Datum dr_capture(PG_FUNCTION_ARGS)
 
 		if (t->identity == 'n' || t->no_eq != NULL)
 			no_identity(rel, t, "update");
+		check_row(rel, td->tg_newtuple);
 		with_old = t->identity == 'f' ||
 		           key_changed(t, td->tg_trigtuple, td->tg_newtuple, desc);
 		put_op(ENTRY_OP_UPDATE, ti, HeapTupleHeaderGetCmin(td->tg_newtuple->t_data));

@@ -43,13 +43,17 @@
 #include "storage/latch.h"
 #include "storage/lmgr.h"
 #include "storage/proc.h"
+#include "tcop/tcopprot.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/bytea.h"
+#include "utils/float.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
+#include "utils/xml.h"
 
 PG_FUNCTION_INFO_V1(dr_replicate_table);
 PG_FUNCTION_INFO_V1(dr_resend_table);
@@ -76,10 +80,69 @@ static const char *const worker_settings[][2] = {
         {"idle_in_transaction_session_timeout", "0"},
 };
 
+/*
+ * What PostgreSQL's own IMMUTABLE functions and expressions read (float4out
+ * and float8out, byteaout, XMLELEMENT's bytea): what every member computes a
+ * row's stored generated columns and checks its CHECK constraints with,
+ * whatever its postgresql.conf says, and what the leader's capture computes
+ * a row again with when its session has others (capture.c check_row).  A
+ * follower with extra_float_digits = 0 in postgresql.conf stored
+ * '0.333333333333333' in a column GENERATED AS (x::text) where the leader
+ * stored '0.3333333333333333', silently.  (XMLELEMENT of a timestamptz reads
+ * TimeZone too: not pinned, see README.)
+ */
+static const char *const row_settings[][2] = {
+        {"extra_float_digits", "1"},
+        {"bytea_output", "hex"},
+        {"xmlbinary", "base64"},
+};
+
+bool dr_row_settings_pinned(void)
+{
+	/* (every extra_float_digits above 0 prints the shortest exact form) */
+	return extra_float_digits > 0 && bytea_output == BYTEA_OUTPUT_HEX &&
+	       xmlbinary == XMLBINARY_BASE64;
+}
+
+void dr_set_row_settings(GucAction action)
+{
+	for (int i = 0; i < lengthof(row_settings); i++)
+		(void)set_config_option(row_settings[i][0], row_settings[i][1], PGC_SUSET,
+		                        PGC_S_SESSION, action, true, 0, false);
+}
+
+const char *dr_row_settings_text(void)
+{
+	return "extra_float_digits = 1, bytea_output = hex, xmlbinary = base64";
+}
+
+/*
+ * The deepest value a member can receive is as deep as its max_stack_depth
+ * lets the type's receive function recurse: a jsonb of 20000 levels that a
+ * leader's session stored with max_stack_depth = 6MB stopped the apply of a
+ * member at the default 2MB, for good ("stack depth limit exceeded").  The
+ * workers take what this platform's stack allows (within a bound), never
+ * less than they had.
+ */
+static void raise_stack_depth(void)
+{
+	long rlim = get_stack_depth_rlimit();
+	long kb;
+
+	if (rlim <= STACK_DEPTH_SLOP)
+		return; /* unknown, or too small for any */
+	kb = Min(rlim - STACK_DEPTH_SLOP, 64L * 1024 * 1024) / 1024;
+	if (kb > max_stack_depth)
+		SetConfigOption("max_stack_depth", psprintf("%ld", kb), PGC_SUSET, PGC_S_SESSION);
+}
+
 void dr_pin_worker_settings(void)
 {
 	for (int i = 0; i < lengthof(worker_settings); i++)
 		SetConfigOption(worker_settings[i][0], worker_settings[i][1], PGC_SUSET, PGC_S_SESSION);
+	for (int i = 0; i < lengthof(row_settings); i++)
+		SetConfigOption(row_settings[i][0], row_settings[i][1], PGC_SUSET, PGC_S_SESSION);
+	raise_stack_depth();
 	/* (an apply worker whose client encoding was LATIN1 read the leader's
 	 * UTF8 'café' as 'cafÃ©') */
 	SetConfigOption("client_encoding", GetDatabaseEncodingName(), PGC_SUSET, PGC_S_SESSION);
@@ -146,6 +209,9 @@ static void set_command_settings(GucAction action)
 	for (int i = 0; i < lengthof(command_settings); i++)
 		(void)set_config_option(command_settings[i][0], command_settings[i][1], PGC_SUSET,
 		                        PGC_S_SESSION, action, true, 0, false);
+	/* (what a rewrite computes a stored generated column with, what ADD
+	 * CONSTRAINT checks the rows with) */
+	dr_set_row_settings(action);
 }
 
 /* A command's search_path (NULL: this node's default) and command_settings,

@@ -11,6 +11,7 @@
 
 #include "access/xact.h"
 #include "entry/entry.h"
+#include "utils/guc.h"
 #include "utils/rel.h"
 
 /* Triggers that replicate_table installs; a table with the first is replicated.
@@ -265,6 +266,13 @@ extern bool dr_table_has_rows(Oid relid);
  * the database's encoding and read as XML content, whatever ALTER DATABASE
  * or ALTER ROLE ... SET client_encoding or xmloption says. */
 extern void dr_pin_worker_settings(void);
+/* The settings (extra_float_digits, bytea_output, xmlbinary) that members compute a
+ * row's stored generated columns and check its CHECK constraints with:
+ * whether the session's give the same results, set them in a GUC nest level
+ * of the caller's, and their text for a message. */
+extern bool dr_row_settings_pinned(void);
+extern void dr_set_row_settings(GucAction action);
+extern const char *dr_row_settings_text(void);
 /* Send functions write text in the client's encoding (pq_sendtext), and
  * every value in the log, a snapshot or a digest is in the database's:
  * sets the client encoding to the database's for a while, and returns the

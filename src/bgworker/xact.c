@@ -62,6 +62,7 @@
 #include "access/xact.h"
 #include "catalog/pg_largeobject.h"
 #include "catalog/pg_largeobject_metadata.h"
+#include "commands/tablecmds.h"
 #include "engine/engine.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -810,8 +811,8 @@ static void wait_turn(uint64 group_id, uint64 index, uint64 schema_index)
 
 /*
  * Did the transaction write anything that is not in its change set?  Then its
- * local commit must be as durable as the user asked: after a crash the log
- * brings back only the change set.  Large objects are written by functions
+ * local commit must be durable, at least locally (whatever the user's
+ * synchronous_commit): after a crash the log brings back only the change set.  Large objects are written by functions
  * (lo_from_bytea, lowrite, lo_unlink, ...), through neither the executor nor
  * a utility command; their writes (and reads) hold RowExclusiveLock on their
  * catalogs until the end of the transaction (review 21, TAP 067).
@@ -834,6 +835,17 @@ static void pre_commit(void)
 
 	if (!dr_capture_pending(&p))
 		return;
+	/*
+	 * What PostgreSQL does after PRE_COMMIT and may fail at, done before the
+	 * proposal: an error there came after the entry committed in the log,
+	 * and the client was told of a failure (and retried) while every member
+	 * applied the transaction, this node's apply worker too.  ON COMMIT
+	 * DELETE ROWS of a temporary table that another one's foreign key
+	 * references fails each commit that touched a temporary table (0A000,
+	 * review 43).  Done again at the commit: the dropped ones are skipped,
+	 * the emptied ones emptied again.
+	 */
+	PreCommit_on_commit_actions();
 	if (view_group(p.group_id, &v) && view_stale(&v))
 		stale_view(p.group_id);
 	owner.node_id = (uint32)dr_node_id;
@@ -891,6 +903,14 @@ static void pre_commit(void)
 	/* The entry is durable in the Raft log (DESIGN §4 measured why this matters). */
 	if (!wrote_other())
 		(void)set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
+		                        GUC_ACTION_LOCAL, true, 0, false);
+	else if (synchronous_commit == SYNCHRONOUS_COMMIT_OFF)
+		/* The log brings the change set back after a crash whatever the
+		 * local commit's durability: a user's synchronous_commit = off lost
+		 * the commit, and the transaction came back half, its change set
+		 * without its other writes (a local table's rows, a sequence's
+		 * advance), where PostgreSQL loses all of it or nothing (review 43). */
+		(void)set_config_option("synchronous_commit", "local", PGC_USERSET, PGC_S_SESSION,
 		                        GUC_ACTION_LOCAL, true, 0, false);
 	if (dr_testing_commit_delay > 0) {
 		/* The entry stays this backend's to apply meanwhile (testing only). */
