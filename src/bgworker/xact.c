@@ -812,10 +812,11 @@ static void wait_turn(uint64 group_id, uint64 index, uint64 schema_index)
 /*
  * Did the transaction write anything that is not in its change set?  Then its
  * local commit must be durable, at least locally (whatever the user's
- * synchronous_commit): after a crash the log brings back only the change set.  Large objects are written by functions
- * (lo_from_bytea, lowrite, lo_unlink, ...), through neither the executor nor
- * a utility command; their writes (and reads) hold RowExclusiveLock on their
- * catalogs until the end of the transaction (review 21, TAP 067).
+ * synchronous_commit): after a crash the log brings back only the change
+ * set.  Large objects are written by functions (lo_from_bytea, lowrite,
+ * lo_unlink, ...), through neither the executor nor a utility command;
+ * their writes (and reads) hold RowExclusiveLock on their catalogs until the
+ * end of the transaction (review 21, TAP 067).
  */
 static bool wrote_other(void)
 {
