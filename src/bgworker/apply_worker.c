@@ -578,6 +578,7 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 			dr_apply_rows_pin_path(); /* its queries are the worker's own */
 		switch (h.type) {
 		case ENTRY_MEMBER_INFO:
+		case ENTRY_MEMBER_INFO_V1:
 			apply_member_info(m->group_id, m->index, &h);
 			break;
 		case ENTRY_CHANGE_SET:
@@ -615,7 +616,7 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 	 * capture trigger): every query of the table here waits for its commit,
 	 * and asks nothing of this worker (review 37: not after apply_batch_delay).
 	 * (The members' addresses, rare, end the batch too.) */
-	else if (has_header && h.type != ENTRY_CHANGE_SET && h.type != ENTRY_MEMBER_INFO)
+	else if (has_header && h.type != ENTRY_CHANGE_SET && !entry_is_member_info(h.type))
 		commit_batch();
 	return true;
 }

@@ -836,7 +836,7 @@ void dr_engine_groups_entry_applied(DrSm *sm, const uint8 *data, uint32 len)
 
 	if (entry_decode_header(data, len, &h) != ENTRY_OK)
 		return;
-	if (h.type == ENTRY_MEMBER_INFO) {
+	if (entry_is_member_info(h.type)) {
 		if (entry_decode_member_info(&h, &mi) == ENTRY_OK &&
 		    mi.node_id != (uint32)dr_node_id && !sm->addresses_needed) {
 			sm->addresses_needed = true;
