@@ -25,19 +25,36 @@ BEGIN
   END IF;
 END $$;
 
--- Each member's client address, as it announced it through the group's log
--- (written by the apply worker).
+-- Each member's client address, database encoding and locale, as it
+-- announced them through the group's log (written by the apply worker).
+-- The encoding and locale are NULL while not known (a member of an older
+-- build, or whose locale names are not printable ASCII).
 CREATE TABLE member_info (
   group_id bigint NOT NULL,
   node_id integer NOT NULL,
   client_address text NOT NULL,
   since_index bigint NOT NULL,
+  encoding text,
+  lc_collate text,
+  lc_ctype text,
+  locale_provider text,
+  icu_locale text,
   PRIMARY KEY (group_id, node_id)
 );
 COMMENT ON TABLE member_info IS
-  'Client address (libpq conninfo) of each member of each group, applied from the group''s log';
+  'Client address (libpq conninfo), database encoding and locale of each member of each group, applied from the group''s log';
 COMMENT ON COLUMN member_info.since_index IS
   'Log index of the entry that set it';
+COMMENT ON COLUMN member_info.encoding IS
+  'Encoding of the member''s dragonraft.database (NULL: not known)';
+COMMENT ON COLUMN member_info.lc_collate IS
+  'LC_COLLATE of the member''s dragonraft.database (NULL: not known)';
+COMMENT ON COLUMN member_info.lc_ctype IS
+  'LC_CTYPE of the member''s dragonraft.database (NULL: not known)';
+COMMENT ON COLUMN member_info.locale_provider IS
+  'Locale provider of the member''s dragonraft.database: libc or icu (NULL: not known)';
+COMMENT ON COLUMN member_info.icu_locale IS
+  'ICU locale of the member''s dragonraft.database (NULL: none, or not known)';
 
 -- This node.
 CREATE FUNCTION node_status(OUT node_id integer, OUT engine_state text,
@@ -103,11 +120,12 @@ COMMENT ON FUNCTION group_members() IS 'The rows of the view dragonraft.members,
 
 CREATE VIEW members AS
   SELECT m.group_id, m.node_id, m.address, i.client_address, m.voting, m.match_index,
-         m.lag_entries, m.last_contact, m.error
+         m.lag_entries, m.last_contact, m.error,
+         i.encoding, i.lc_collate, i.lc_ctype, i.locale_provider, i.icu_locale
     FROM group_members() m
     LEFT JOIN member_info i ON i.group_id = m.group_id AND i.node_id = m.node_id;
 COMMENT ON VIEW members IS
-  'Members of each group on this node: Raft and client addresses, voting; on the leader, each member''s match index, lag in entries, last contact and why it does not catch up (error: it refused the snapshot for want of room)';
+  'Members of each group on this node: Raft and client addresses, voting; on the leader, each member''s match index, lag in entries, last contact and why it does not catch up (error: it refused the snapshot for want of room); each member''s database encoding and locale (NULL: not known)';
 
 -- Counters.
 CREATE FUNCTION group_stats(OUT group_id bigint, OUT proposals bigint, OUT commits bigint,

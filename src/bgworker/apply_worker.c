@@ -102,7 +102,7 @@ typedef struct Deferred {
 } Deferred;
 
 static HTAB *groups;
-static uint64 groups_made_seen; /* dr_shared->groups_made when forget_remade looked */
+static uint64 groups_made_seen;           /* dr_shared->groups_made when forget_remade looked */
 static ApplyGroup *last_group;            /* the last entry's (NULL: none), without a hash lookup */
 static ApplyGroup *loading[DR_SNAP_JOBS]; /* the groups with a loader */
 static int n_loading;
@@ -273,7 +273,8 @@ static ApplyGroup *find_group(uint64 group_id)
 		/* (made when the member started: made here only if it was lost then) */
 		origin = dr_origins_find(group_id, false);
 		if (origin == InvalidRepOriginId) {
-			origin = dr_origins_find(group_id, true); /* may fail: nothing entered yet */
+			origin =
+			        dr_origins_find(group_id, true); /* may fail: nothing entered yet */
 			if (!group_here(group_id)) {
 				(void)dr_origins_drop(group_id); /* (logged if it failed) */
 				return NULL;
@@ -448,26 +449,88 @@ static void commit_batch(void)
 	publish(ag->group_id, ag->applied, ag->origin, NULL, false);
 }
 
+/* The (group, node) pairs whose member info's encoding or locale this
+ * worker warned about: once each, not at each restart of the member. */
+typedef struct WarnedKey {
+	uint64 group_id;
+	uint32 node_id;
+} WarnedKey;
+static HTAB *locale_warned;
+
+/* A member's database has another encoding or locale: execute() and
+ * replicate_table() are refused while it does (sql_groups.c); say so here
+ * on every member, once for each (group, node). */
+static void warn_locale(uint64 group_id, const struct entry_member_info *mi, const char *encoding,
+                        const char *collate, const char *ctype, const char *provider,
+                        const char *icu_locale)
+{
+	WarnedKey key;
+	char *detail;
+	bool found;
+
+	if (locale_warned == NULL) {
+		HASHCTL ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = ctl.entrysize = sizeof(WarnedKey);
+		ctl.hcxt = TopMemoryContext;
+		locale_warned = hash_create("dragonraft locale warnings", 64, &ctl,
+		                            HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	memset(&key, 0, sizeof(key));
+	key.group_id = group_id;
+	key.node_id = mi->node_id;
+	detail = dr_locale_differs(mi->node_id, encoding, collate, ctype, provider, icu_locale);
+	if (detail == NULL) {
+		(void)hash_search(locale_warned, &key, HASH_REMOVE, NULL); /* fixed: say it again */
+		return;
+	}
+	(void)hash_search(locale_warned, &key, HASH_ENTER, &found);
+	if (found)
+		return;
+	ereport(WARNING,
+	        (errmsg("node %u, a member of group %llu, has a database of another encoding or "
+	                "locale than database \"%s\" of node %d",
+	                mi->node_id, (unsigned long long)group_id, dr_database, dr_node_id),
+	         errdetail("%s  The group's execute() and replicate_table() are refused while it "
+	                   "does; a write applied with another encoding stops that member's apply, "
+	                   "and one whose generated columns or CHECKs compare or convert text may "
+	                   "diverge.",
+	                   detail),
+	         errhint("Every member's dragonraft.database must have the same encoding and "
+	                 "locale: remove the odd member (dragonraft.remove_member or "
+	                 "dragonraft.leave_group).")));
+}
+
 static void apply_member_info(uint64 group_id, uint64 index, const struct entry_header *h)
 {
 	struct entry_member_info mi;
-	Datum values[4];
+	Datum values[9];
+	char nulls[9] = {' ', ' ', ' ', ' ', 'n', 'n', 'n', 'n', 'n'};
+	char *encoding = NULL, *collate = NULL, *ctype = NULL, *provider = NULL, *icu = NULL;
 	int rc = entry_decode_member_info(h, &mi);
 
 	if (rc != ENTRY_OK)
 		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
 		                errmsg("malformed member info entry: %s", entry_strerror(rc))));
 	if (member_info_plan == NULL) {
-		Oid types[4] = {INT8OID, INT4OID, TEXTOID, INT8OID};
+		Oid types[9] = {INT8OID, INT4OID, TEXTOID, INT8OID, TEXTOID,
+		                TEXTOID, TEXTOID, TEXTOID, TEXTOID};
 
-		/* Entries come in log order above the origin's position: the last one wins. */
+		/* Entries come in log order above the origin's position: the last one
+		 * wins (an older build's says no encoding nor locale: NULL). */
 		member_info_plan = SPI_prepare(
 		        "INSERT INTO dragonraft.member_info AS m "
-		        "(group_id, node_id, client_address, since_index) VALUES ($1, $2, $3, $4) "
+		        "(group_id, node_id, client_address, since_index, encoding, lc_collate, "
+		        "lc_ctype, locale_provider, icu_locale) "
+		        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
 		        "ON CONFLICT (group_id, node_id) DO UPDATE "
 		        "SET client_address = EXCLUDED.client_address, since_index = "
-		        "EXCLUDED.since_index",
-		        4, types);
+		        "EXCLUDED.since_index, encoding = EXCLUDED.encoding, "
+		        "lc_collate = EXCLUDED.lc_collate, lc_ctype = EXCLUDED.lc_ctype, "
+		        "locale_provider = EXCLUDED.locale_provider, icu_locale = "
+		        "EXCLUDED.icu_locale",
+		        9, types);
 		if (member_info_plan == NULL || SPI_keepplan(member_info_plan) != 0)
 			elog(ERROR, "SPI_prepare failed for dragonraft.member_info: %s",
 			     SPI_result_code_string(SPI_result));
@@ -476,9 +539,29 @@ static void apply_member_info(uint64 group_id, uint64 index, const struct entry_
 	values[1] = Int32GetDatum((int32)mi.node_id);
 	values[2] = PointerGetDatum(cstring_to_text_with_len(mi.client_addr, mi.client_addr_len));
 	values[3] = Int64GetDatum((int64)index);
-	rc = SPI_execute_plan(member_info_plan, values, NULL, false, 0);
+	if (mi.has_locale) {
+		/* (an id this build does not know is named as such: not this one's) */
+		encoding = PG_VALID_ENCODING(mi.encoding)
+		                   ? pstrdup(pg_encoding_to_char(mi.encoding))
+		                   : psprintf("encoding id %d", mi.encoding);
+		provider = pstrdup(dr_locale_provider_name(mi.locale_provider));
+		collate = pnstrdup(mi.collate, mi.collate_len);
+		ctype = pnstrdup(mi.ctype, mi.ctype_len);
+		if (mi.icu_locale_len > 0)
+			icu = pnstrdup(mi.icu_locale, mi.icu_locale_len);
+		values[4] = CStringGetTextDatum(encoding);
+		values[5] = CStringGetTextDatum(collate);
+		values[6] = CStringGetTextDatum(ctype);
+		values[7] = CStringGetTextDatum(provider);
+		values[8] = icu != NULL ? CStringGetTextDatum(icu) : (Datum)0;
+		memset(nulls + 4, ' ', 4);
+		nulls[8] = icu != NULL ? ' ' : 'n';
+	}
+	rc = SPI_execute_plan(member_info_plan, values, nulls, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "dragonraft.member_info insert failed: %s", SPI_result_code_string(rc));
+	if (mi.has_locale)
+		warn_locale(group_id, &mi, encoding, collate, ctype, provider, icu);
 }
 
 /*
@@ -578,6 +661,7 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 			dr_apply_rows_pin_path(); /* its queries are the worker's own */
 		switch (h.type) {
 		case ENTRY_MEMBER_INFO:
+		case ENTRY_MEMBER_INFO_V1:
 			apply_member_info(m->group_id, m->index, &h);
 			break;
 		case ENTRY_CHANGE_SET:
@@ -615,7 +699,7 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 	 * capture trigger): every query of the table here waits for its commit,
 	 * and asks nothing of this worker (review 37: not after apply_batch_delay).
 	 * (The members' addresses, rare, end the batch too.) */
-	else if (has_header && h.type != ENTRY_CHANGE_SET && h.type != ENTRY_MEMBER_INFO)
+	else if (has_header && h.type != ENTRY_CHANGE_SET && !entry_is_member_info(h.type))
 		commit_batch();
 	return true;
 }
@@ -1007,8 +1091,10 @@ static void apply_messages(void)
 			long wait_ms = batch.ag != NULL ? batch_wait_ms() : 0;
 
 			if (wait_ms > 0) {
-				/* More entries, a wait that wants this batch, or the delay's end. */
-				(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+				/* More entries, a wait that wants this batch, or the delay's end.
+				 */
+				(void)WaitLatch(MyLatch,
+				                WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 				                wait_ms, PG_WAIT_EXTENSION);
 				ResetLatch(MyLatch);
 				CHECK_FOR_INTERRUPTS();

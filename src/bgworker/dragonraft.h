@@ -65,4 +65,25 @@ extern void dr_register_engine_worker(void);
 extern PGDLLEXPORT void dr_engine_worker_main(Datum arg);
 extern PGDLLEXPORT void dr_apply_worker_main(Datum arg);
 
+/*
+ * sql_groups.c: the encoding and locale of this database (pg_database), as
+ * member info entries carry them and dragonraft.member_info shows them
+ * (provider "libc" or "icu", icu_locale NULL: none).  In a transaction;
+ * the strings are palloc'd.
+ */
+typedef struct DrDbLocale {
+	int encoding;
+	const char *encoding_name;
+	char provider; /* datlocprovider */
+	const char *provider_name;
+	const char *collate, *ctype, *icu_locale;
+} DrDbLocale;
+extern void dr_database_locale(DrDbLocale *out);
+/* The name dragonraft.member_info gives a datlocprovider. */
+extern const char *dr_locale_provider_name(char provider);
+/* What of a member's encoding and locale (NULL: not known) differs from this
+ * database's, as "node N's database has X, this one Y" sentences; NULL: none. */
+extern char *dr_locale_differs(uint32 node_id, const char *encoding, const char *collate,
+                               const char *ctype, const char *provider, const char *icu_locale);
+
 #endif /* DRAGONRAFT_BGWORKER_H */

@@ -2,7 +2,8 @@
  * engine_groups.c - the engine worker's groups (DESIGN §6, §10): restarting
  * the groups stored in the LogDB, refusing members whose LogDB is gone,
  * requests from backends (create_group, transfer_leader), and this node's
- * member info entry (its client address) in every group.
+ * member info entry (its client address, its database's encoding and
+ * locale) in every group.
  *
  * Applied indexes live in a replication origin per group, named
  * dragonraft_<group id>, made right after the member's LogDB record.  A
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "engine/engine_uv.h"
+#include "access/xact.h"
 #include "entry/entry.h"
 #include "lib/stringinfo.h"
 #include "logdb/logdb.h"
@@ -39,11 +41,23 @@
 	"this node's LogDB holds group %llu as node %llu, but dragonraft.node_id is %d now: set "  \
 	"dragonraft.node_id back to %llu and restart the server"
 
-/* This node's member info: the address every group should know. */
+/* What CLIENT_ADDRESS_FILE holds: the address, and a line with the encoding
+ * and locale (a file of builds that sent no locale has no such line: every
+ * group is told them again). */
+#define SAID_MAX (ENTRY_CLIENT_ADDR_MAX + 3 * ENTRY_LOCALE_MAX + 64)
+
+/* This node's member info: the address, encoding and locale every group
+ * should know. */
 static struct {
 	char address[ENTRY_CLIENT_ADDR_MAX + 1];
-	uint64 generation; /* bumped when the address changes */
-	dlist_head need;   /* groups that need an entry with it */
+	bool has_locale; /* this database's names fit an entry (printable ASCII) */
+	int encoding;
+	char provider; /* datlocprovider */
+	char collate[ENTRY_LOCALE_MAX + 1], ctype[ENTRY_LOCALE_MAX + 1];
+	char icu_locale[ENTRY_LOCALE_MAX + 1]; /* "": none */
+	char said[SAID_MAX];                   /* the file's contents once every group knows */
+	uint64 generation;                     /* bumped when the address changes */
+	dlist_head need;                       /* groups that need an entry with it */
 	dlist_head addrs;  /* groups whose leader should propose the members' addresses */
 	bool addrs_new;    /* one joined addrs since the last turn proposed them */
 	bool file_current; /* CLIENT_ADDRESS_FILE holds it: every group knows it */
@@ -211,6 +225,62 @@ static uint64 stored_as(uint64 group_id)
 }
 
 /*
+ * This database's encoding and locale (pg_database), for the member info:
+ * members whose databases differ would apply a command, a table or its
+ * generated columns and CHECKs differently (sql_groups.c refuses those
+ * while they do).  Names an entry cannot carry (not printable ASCII, or too
+ * long) make it say "not known", once in the log.
+ */
+static void load_database_locale(void)
+{
+	bool xact = !IsTransactionState();
+	const char *names[3];
+	char *dst[3] = {info.collate, info.ctype, info.icu_locale};
+	DrDbLocale here;
+
+	if (xact)
+		StartTransactionCommand();
+	dr_database_locale(&here);
+	info.encoding = here.encoding;
+	info.provider = here.provider;
+	names[0] = here.collate;
+	names[1] = here.ctype;
+	names[2] = here.icu_locale != NULL ? here.icu_locale : "";
+	info.has_locale = info.encoding <= ENTRY_ENCODING_MAX && info.provider > 0x20 &&
+	                  info.provider <= 0x7e;
+	for (int i = 0; i < 3; i++) {
+		size_t n = strlen(names[i]);
+
+		if (n > ENTRY_LOCALE_MAX)
+			info.has_locale = false;
+		for (size_t k = 0; k < n; k++)
+			if (names[i][k] < 0x20 || names[i][k] > 0x7e)
+				info.has_locale = false;
+		strlcpy(dst[i], names[i], ENTRY_LOCALE_MAX + 1);
+	}
+	if (xact)
+		CommitTransactionCommand();
+	if (!info.has_locale)
+		ereport(LOG,
+		        (errmsg("dragonraft does not tell the groups the locale of database \"%s\"",
+		                dr_database),
+		         errdetail("Its locale names are not 1 to %d printable ASCII characters: "
+		                   "members cannot check that theirs are the same.",
+		                   ENTRY_LOCALE_MAX)));
+}
+
+/* What the file says once every group knows this node's member info. */
+static void set_said(void)
+{
+	if (info.has_locale)
+		snprintf(info.said, sizeof(info.said),
+		         "%s\nencoding %d provider %c collate %s ctype %s icu %s", info.address,
+		         info.encoding, info.provider, info.collate, info.ctype, info.icu_locale);
+	else
+		snprintf(info.said, sizeof(info.said), "%s\nencoding unknown", info.address);
+}
+
+/*
  * Why the member of group_id, whose origin says it applied up to applied, is
  * not started: its LogDB was lost, or it is there under the node id this
  * server had before dragonraft.node_id changed.  Sets *moved in that case.
@@ -249,20 +319,22 @@ void dr_engine_groups_restart(void)
 	DrOrigin *origins;
 	int n_origins;
 	char path[MAXPGPATH];
-	char buf[ENTRY_CLIENT_ADDR_MAX + 1];
+	char buf[SAID_MAX];
 	FILE *f;
 
 	remove_all_entries();
 	dlist_init(&info.need);
 	dlist_init(&info.addrs);
 	strlcpy(info.address, dr_effective_client_address(), sizeof(info.address));
+	load_database_locale();
+	set_said();
 	snprintf(path, sizeof(path), "%s/%s", dr_data_dir, CLIENT_ADDRESS_FILE);
 	f = AllocateFile(path, "r");
 	if (f != NULL) {
 		size_t len = fread(buf, 1, sizeof(buf) - 1, f);
 
 		buf[len] = '\0';
-		info.file_current = strcmp(buf, info.address) == 0;
+		info.file_current = strcmp(buf, info.said) == 0;
 		FreeFile(f);
 	}
 
@@ -836,7 +908,7 @@ void dr_engine_groups_entry_applied(DrSm *sm, const uint8 *data, uint32 len)
 
 	if (entry_decode_header(data, len, &h) != ENTRY_OK)
 		return;
-	if (h.type == ENTRY_MEMBER_INFO) {
+	if (entry_is_member_info(h.type)) {
 		if (entry_decode_member_info(&h, &mi) == ENTRY_OK &&
 		    mi.node_id != (uint32)dr_node_id && !sm->addresses_needed) {
 			sm->addresses_needed = true;
@@ -943,8 +1015,7 @@ static void write_address_file(void)
 	snprintf(path, sizeof(path), "%s/%s", dr_data_dir, CLIENT_ADDRESS_FILE);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	fd = OpenTransientFile(tmp, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY);
-	if (fd < 0 ||
-	    write(fd, info.address, strlen(info.address)) != (ssize_t)strlen(info.address) ||
+	if (fd < 0 || write(fd, info.said, strlen(info.said)) != (ssize_t)strlen(info.said) ||
 	    pg_fsync(fd) != 0) {
 		ereport(LOG, (errcode_for_file_access(),
 		              errmsg("could not write file \"%s\": %m", tmp)));
@@ -980,7 +1051,7 @@ void dr_engine_groups_propose_addresses(bool retry)
 void dr_engine_groups_member_info(void)
 {
 	dlist_iter it;
-	uint8 buf[ENTRY_CLIENT_ADDR_MAX + 64];
+	uint8 buf[ENTRY_CLIENT_ADDR_MAX + 3 * ENTRY_LOCALE_MAX + 64];
 	struct entry_member_info mi;
 	size_t len;
 	TimestampTz now = GetCurrentTimestamp();
@@ -992,9 +1063,21 @@ void dr_engine_groups_member_info(void)
 		write_address_file();
 		return;
 	}
+	memset(&mi, 0, sizeof(mi));
 	mi.node_id = (uint32)dr_node_id;
 	mi.client_addr = info.address;
 	mi.client_addr_len = (uint16)strlen(info.address);
+	if (info.has_locale) {
+		mi.has_locale = 1;
+		mi.encoding = info.encoding;
+		mi.locale_provider = info.provider;
+		mi.collate = info.collate;
+		mi.collate_len = (uint16)strlen(info.collate);
+		mi.ctype = info.ctype;
+		mi.ctype_len = (uint16)strlen(info.ctype);
+		mi.icu_locale = info.icu_locale;
+		mi.icu_locale_len = (uint16)strlen(info.icu_locale);
+	}
 	if (entry_encode_member_info(buf, sizeof(buf), &mi, &len) != ENTRY_OK) {
 		ereport(WARNING, (errmsg("dragonraft client address \"%s\" cannot be sent to the "
 		                         "groups",
@@ -1052,6 +1135,7 @@ void dr_engine_groups_reload(void)
 	ereport(LOG,
 	        (errmsg("dragonraft client address of node %d is now \"%s\"", dr_node_id, addr)));
 	strlcpy(info.address, addr, sizeof(info.address));
+	set_said();
 	info.generation++;
 	snprintf(path, sizeof(path), "%s/%s", dr_data_dir, CLIENT_ADDRESS_FILE);
 	if (unlink(path) != 0 && errno != ENOENT)

@@ -245,7 +245,7 @@ static int sm_apply(void *ctx, const struct engine_sm_entry *ents, uint32_t n)
 		}
 		/* Members' addresses are the engine worker's (engine_groups.c). */
 		if (ents[i].len > ENTRY_HEADER_BYTES &&
-		    (entry_is_addresses(ents[i].data[1]) || ents[i].data[1] == ENTRY_MEMBER_INFO))
+		    (entry_is_addresses(ents[i].data[1]) || entry_is_member_info(ents[i].data[1])))
 			dr_engine_groups_entry_applied(sm, ents[i].data, ents[i].len);
 	}
 	publish_handed(sm);

@@ -8,12 +8,16 @@
 
 #include <limits.h>
 
+#include "access/htup_details.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_database.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "engine/engine.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "membership.h"
 #include "miscadmin.h"
 #include "queue.h"
@@ -22,6 +26,7 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "write.h"
 
@@ -130,6 +135,139 @@ char *dr_sql_groups_client_address(int64 group_id, int64 node_id)
 	}
 	dr_spi_end(pushed);
 	return addr;
+}
+
+const char *dr_locale_provider_name(char provider)
+{
+	if (provider == COLLPROVIDER_LIBC)
+		return "libc";
+	if (provider == COLLPROVIDER_ICU)
+		return "icu";
+	return psprintf("%c", provider);
+}
+
+void dr_database_locale(DrDbLocale *out)
+{
+	HeapTuple tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(MyDatabaseId));
+	Datum d;
+	bool isnull;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for database %u", MyDatabaseId);
+	out->encoding = GetDatabaseEncoding();
+	out->encoding_name = GetDatabaseEncodingName();
+	out->provider = ((Form_pg_database)GETSTRUCT(tup))->datlocprovider;
+	out->provider_name = dr_locale_provider_name(out->provider);
+	d = SysCacheGetAttr(DATABASEOID, tup, Anum_pg_database_datcollate, &isnull);
+	out->collate = isnull ? "" : TextDatumGetCString(d);
+	d = SysCacheGetAttr(DATABASEOID, tup, Anum_pg_database_datctype, &isnull);
+	out->ctype = isnull ? "" : TextDatumGetCString(d);
+	d = SysCacheGetAttr(DATABASEOID, tup, Anum_pg_database_daticulocale, &isnull);
+	out->icu_locale = isnull ? NULL : TextDatumGetCString(d);
+	ReleaseSysCache(tup);
+}
+
+/* One "node N's database has WHAT THEIRS, this one OURS" sentence into buf when they differ. */
+static void differs(StringInfo buf, uint32 node_id, const char *what, const char *theirs,
+                    const char *ours, bool quote)
+{
+	const char *q = quote ? "\"" : "";
+
+	if (strcmp(theirs != NULL ? theirs : "", ours != NULL ? ours : "") == 0)
+		return;
+	appendStringInfo(buf, "%sNode %u's database has %s %s%s%s, this one %s%s%s.",
+	                 buf->len > 0 ? "  " : "", node_id, what, theirs != NULL ? q : "",
+	                 theirs != NULL ? theirs : "none", theirs != NULL ? q : "",
+	                 ours != NULL ? q : "", ours != NULL ? ours : "none",
+	                 ours != NULL ? q : "");
+}
+
+char *dr_locale_differs(uint32 node_id, const char *encoding, const char *collate,
+                        const char *ctype, const char *provider, const char *icu_locale)
+{
+	DrDbLocale here;
+	StringInfoData buf;
+
+	if (encoding == NULL)
+		return NULL; /* not known */
+	dr_database_locale(&here);
+	initStringInfo(&buf);
+	differs(&buf, node_id, "encoding", encoding, here.encoding_name, false);
+	differs(&buf, node_id, "locale provider", provider, here.provider_name, false);
+	differs(&buf, node_id, "LC_COLLATE", collate, here.collate, true);
+	differs(&buf, node_id, "LC_CTYPE", ctype, here.ctype, true);
+	differs(&buf, node_id, "ICU locale", icu_locale, here.icu_locale, true);
+	return buf.len > 0 ? buf.data : NULL;
+}
+
+/*
+ * Members' tables are the group's state machine, and every member applies
+ * a command, a table's definition and its rows with its own database's
+ * encoding and locale: one whose database has another takes the text for
+ * other characters (the apply stops: check_encoding), or computes
+ * upper()/lower() in a stored generated column, a CHECK on text or an
+ * index's order differently (the member diverges, or its apply stops).
+ * execute() and replicate_table()/resend_table() are refused here before
+ * anything is proposed while a member whose info says its encoding and
+ * locale has another; a member whose info does not say them (an older
+ * build, or not applied here yet) is not held against the group.  Plain
+ * writes are not checked (their hot path): the apply's stop is their
+ * backstop.
+ */
+void dr_sql_groups_check_locale(int64 group_id, const char *what)
+{
+	Oid types[1] = {INT8OID};
+	Datum values[1] = {Int64GetDatum(group_id)};
+	bool pushed;
+	DrUserContext su;
+	char *detail = NULL;
+	int32 node_id = 0;
+	int rc;
+
+	dr_spi_begin(&pushed);
+	/* As the bootstrap superuser: only pg_monitor and dragonraft_admin may
+	 * read member_info.  (A removed member's row stays: members only.) */
+	dr_as_superuser_begin(&su);
+	rc = SPI_execute_with_args("SELECT i.node_id, i.encoding, i.lc_collate, i.lc_ctype, "
+	                           "i.locale_provider, i.icu_locale "
+	                           "FROM dragonraft.member_info i "
+	                           "JOIN dragonraft.group_members() m USING (group_id, node_id) "
+	                           "WHERE i.group_id = $1 AND i.encoding IS NOT NULL "
+	                           "ORDER BY i.node_id",
+	                           1, types, values, NULL, true, 0);
+	dr_user_context_end(&su);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "dragonraft could not read dragonraft.member_info: %s",
+		     SPI_result_code_string(rc));
+	for (uint64 i = 0; i < SPI_processed && detail == NULL; i++) {
+		HeapTuple t = SPI_tuptable->vals[i];
+		TupleDesc d = SPI_tuptable->tupdesc;
+		bool isnull;
+
+		node_id = DatumGetInt32(SPI_getbinval(t, d, 1, &isnull));
+		detail = dr_locale_differs((uint32)node_id, SPI_getvalue(t, d, 2),
+		                           SPI_getvalue(t, d, 3), SPI_getvalue(t, d, 4),
+		                           SPI_getvalue(t, d, 5), SPI_getvalue(t, d, 6));
+	}
+	if (detail != NULL)
+		detail = MemoryContextStrdup(TopTransactionContext, detail);
+	dr_spi_end(pushed);
+	if (detail != NULL)
+		ereport(ERROR,
+		        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+		         errmsg("%s refused: node %d, a member of group %lld, has a database of "
+		                "another encoding or locale",
+		                what, node_id, (long long)group_id),
+		         errdetail("%s  Nothing was proposed: every member would apply it with its "
+		                   "own database's encoding and locale.",
+		                   detail),
+		         errhint("Every member's dragonraft.database must have the same encoding "
+		                 "and "
+		                 "locale (CREATE DATABASE ... ENCODING ... LOCALE ... TEMPLATE "
+		                 "template0).  Remove the odd member: "
+		                 "dragonraft.remove_member(%lld, %d) on the leader, or "
+		                 "dragonraft.leave_group(%lld) on node %d.",
+		                 (long long)group_id, node_id, (long long)group_id, node_id)));
 }
 
 /* The engine worker reported that it exited before an outcome. */

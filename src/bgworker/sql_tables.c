@@ -139,7 +139,8 @@ static void raise_stack_depth(void)
 void dr_pin_worker_settings(void)
 {
 	for (int i = 0; i < lengthof(worker_settings); i++)
-		SetConfigOption(worker_settings[i][0], worker_settings[i][1], PGC_SUSET, PGC_S_SESSION);
+		SetConfigOption(worker_settings[i][0], worker_settings[i][1], PGC_SUSET,
+		                PGC_S_SESSION);
 	for (int i = 0; i < lengthof(row_settings); i++)
 		SetConfigOption(row_settings[i][0], row_settings[i][1], PGC_SUSET, PGC_S_SESSION);
 	raise_stack_depth();
@@ -438,6 +439,7 @@ Datum dr_replicate_table(PG_FUNCTION_ARGS)
 			                       a->atttypid, InvalidOid);
 	}
 	table_close(rel, NoLock);
+	dr_sql_groups_check_locale(group_id, "dragonraft.replicate_table");
 	dr_capture_register(relid, (uint64)group_id, 0);
 	PG_RETURN_VOID();
 }
@@ -464,6 +466,7 @@ Datum dr_resend_table(PG_FUNCTION_ARGS)
 		         errhint("Run resend_table on the group's leader; a table not replicated "
 		                 "yet is registered with replicate_table.")));
 	table_close(rel, NoLock);
+	dr_sql_groups_check_locale((int64)group_id, "dragonraft.resend_table");
 	dr_capture_register(relid, group_id, table_id);
 	PG_RETURN_VOID();
 }
@@ -1034,6 +1037,8 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 		                        "a leader and the group applying here.")));
 	}
 	PG_END_TRY();
+	/* (after the barrier: the members' infos of the log up to here) */
+	dr_sql_groups_check_locale(group_id, "dragonraft.execute");
 	/* Every member runs it as this role (by name), with its privileges there,
 	 * and with the search_path this session has by default (its role's and
 	 * database's settings here), tried here first. */

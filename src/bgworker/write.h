@@ -307,5 +307,9 @@ extern void dr_sql_groups_state(int64 group_id, uint8 *member_state, uint32 *app
 extern const char *dr_engine_restart_hint(void);
 /* The client address node_id announced in group_id, or NULL. */
 extern char *dr_sql_groups_client_address(int64 group_id, int64 node_id);
+/* Refuse (0A000) what proposes text for every member to apply (what: the
+ * function's name) while a member of group_id whose encoding and locale are
+ * known has a database of another. */
+extern void dr_sql_groups_check_locale(int64 group_id, const char *what);
 
 #endif /* DRAGONRAFT_WRITE_H */

@@ -30,6 +30,7 @@ const char *entry_type_name(unsigned type)
 {
 	switch (type) {
 	case ENTRY_MEMBER_INFO:
+	case ENTRY_MEMBER_INFO_V1:
 		return "member info";
 	case ENTRY_CHANGE_SET:
 		return "change set";
@@ -54,6 +55,11 @@ const char *entry_type_name(unsigned type)
 int entry_is_ddl(unsigned type)
 {
 	return type == ENTRY_DDL || type == ENTRY_DDL_V2 || type == ENTRY_DDL_V1;
+}
+
+int entry_is_member_info(unsigned type)
+{
+	return type == ENTRY_MEMBER_INFO || type == ENTRY_MEMBER_INFO_V1;
 }
 
 int entry_is_addresses(unsigned type)
@@ -146,51 +152,147 @@ static int check_client_addr(const char *a, size_t len)
 	return ENTRY_OK;
 }
 
-size_t entry_member_info_size(size_t addr_len)
+/* A locale name is printable ASCII too (views, error messages, logs); it
+ * may be empty. */
+static int check_locale(const char *a, size_t len)
 {
-	return ENTRY_HEADER_BYTES + 4 + 2 + addr_len;
+	if (len > ENTRY_LOCALE_MAX)
+		return ENTRY_ERR_FORMAT;
+	for (size_t i = 0; i < len; i++)
+		if (a[i] < 0x20 || a[i] > 0x7e)
+			return ENTRY_ERR_FORMAT;
+	return ENTRY_OK;
 }
 
-int entry_encode_member_info(uint8_t *buf, size_t cap, const struct entry_member_info *mi,
-                             size_t *len)
+/* Is mi's locale part one an ENTRY_MEMBER_INFO can say? */
+static int check_member_locale(const struct entry_member_info *mi)
 {
-	size_t n = entry_member_info_size(mi->client_addr_len);
+	int rc;
+
+	if (!mi->has_locale)
+		return mi->encoding == 0 && mi->locale_provider == 0 && mi->collate_len == 0 &&
+		                       mi->ctype_len == 0 && mi->icu_locale_len == 0
+		               ? ENTRY_OK
+		               : ENTRY_ERR_FORMAT;
+	if (mi->encoding < 0 || mi->encoding > ENTRY_ENCODING_MAX || mi->locale_provider <= 0x20 ||
+	    mi->locale_provider > 0x7e)
+		return ENTRY_ERR_FORMAT;
+	if ((rc = check_locale(mi->collate, mi->collate_len)) != ENTRY_OK ||
+	    (rc = check_locale(mi->ctype, mi->ctype_len)) != ENTRY_OK)
+		return rc;
+	return check_locale(mi->icu_locale, mi->icu_locale_len);
+}
+
+size_t entry_member_info_size(const struct entry_member_info *mi)
+{
+	return ENTRY_HEADER_BYTES + 4 + 2 + mi->client_addr_len + 2 + 2 + mi->collate_len + 2 +
+	       mi->ctype_len + 2 + mi->icu_locale_len;
+}
+
+static size_t put_string(uint8_t *p, const char *s, uint16_t len)
+{
+	put16(p, len);
+	if (len > 0)
+		memcpy(p + 2, s, len);
+	return 2 + (size_t)len;
+}
+
+static int encode_member_info(uint8_t *buf, size_t cap, unsigned type,
+                              const struct entry_member_info *mi, size_t *len)
+{
+	size_t n = type == ENTRY_MEMBER_INFO ? entry_member_info_size(mi)
+	                                     : ENTRY_HEADER_BYTES + 4 + 2 + mi->client_addr_len;
+	size_t off;
 	int rc;
 
 	*len = 0;
 	if (mi->node_id == 0)
 		return ENTRY_ERR_FORMAT;
 	rc = check_client_addr(mi->client_addr, mi->client_addr_len);
+	if (rc == ENTRY_OK && type == ENTRY_MEMBER_INFO)
+		rc = check_member_locale(mi);
 	if (rc != ENTRY_OK)
 		return rc;
 	if (cap < n)
 		return ENTRY_ERR_SPACE;
-	put_header(buf, ENTRY_MEMBER_INFO);
+	put_header(buf, type);
 	put32(buf + 4, mi->node_id);
-	put16(buf + 8, mi->client_addr_len);
-	memcpy(buf + 10, mi->client_addr, mi->client_addr_len);
-	*len = n;
+	off = 8 + put_string(buf + 8, mi->client_addr, mi->client_addr_len);
+	if (type == ENTRY_MEMBER_INFO) {
+		buf[off++] = mi->has_locale ? (uint8_t)mi->encoding : ENTRY_ENCODING_UNKNOWN;
+		buf[off++] = (uint8_t)mi->locale_provider;
+		off += put_string(buf + off, mi->collate, mi->collate_len);
+		off += put_string(buf + off, mi->ctype, mi->ctype_len);
+		off += put_string(buf + off, mi->icu_locale, mi->icu_locale_len);
+	}
+	*len = off;
+	return ENTRY_OK;
+}
+
+int entry_encode_member_info(uint8_t *buf, size_t cap, const struct entry_member_info *mi,
+                             size_t *len)
+{
+	return encode_member_info(buf, cap, ENTRY_MEMBER_INFO, mi, len);
+}
+
+int entry_encode_member_info_v1(uint8_t *buf, size_t cap, const struct entry_member_info *mi,
+                                size_t *len)
+{
+	return encode_member_info(buf, cap, ENTRY_MEMBER_INFO_V1, mi, len);
+}
+
+/* A u16 length and that many bytes at *off of a body of len bytes. */
+static int get_string(const uint8_t *b, size_t len, size_t *off, const char **s, uint16_t *n)
+{
+	if (len - *off < 2)
+		return ENTRY_ERR_SHORT;
+	*n = get16(b + *off);
+	*off += 2;
+	if (len - *off < *n)
+		return ENTRY_ERR_SHORT;
+	*s = (const char *)b + *off;
+	*off += *n;
 	return ENTRY_OK;
 }
 
 int entry_decode_member_info(const struct entry_header *h, struct entry_member_info *out)
 {
 	const uint8_t *b = h->body;
-	size_t alen;
+	size_t off = 4;
+	int rc;
 
-	if (h->type != ENTRY_MEMBER_INFO)
+	if (!entry_is_member_info(h->type))
 		return ENTRY_ERR_TYPE;
-	if (h->body_len < 6)
+	memset(out, 0, sizeof(*out));
+	if (h->body_len < 4)
 		return ENTRY_ERR_SHORT;
 	out->node_id = get32(b);
-	out->client_addr_len = get16(b + 4);
-	out->client_addr = (const char *)b + 6;
-	alen = out->client_addr_len;
-	if (h->body_len < 6 + alen)
-		return ENTRY_ERR_SHORT;
-	if (h->body_len > 6 + alen || out->node_id == 0)
+	if ((rc = get_string(b, h->body_len, &off, &out->client_addr, &out->client_addr_len)) !=
+	    ENTRY_OK)
+		return rc;
+	if (h->type == ENTRY_MEMBER_INFO) {
+		uint8_t enc;
+
+		if (h->body_len - off < 2)
+			return ENTRY_ERR_SHORT;
+		enc = b[off];
+		out->has_locale = enc != ENTRY_ENCODING_UNKNOWN;
+		out->encoding = out->has_locale ? enc : 0;
+		out->locale_provider = (char)b[off + 1];
+		off += 2;
+		if ((rc = get_string(b, h->body_len, &off, &out->collate, &out->collate_len)) !=
+		            ENTRY_OK ||
+		    (rc = get_string(b, h->body_len, &off, &out->ctype, &out->ctype_len)) !=
+		            ENTRY_OK ||
+		    (rc = get_string(b, h->body_len, &off, &out->icu_locale,
+		                     &out->icu_locale_len)) != ENTRY_OK)
+			return rc;
+	}
+	if (h->body_len > off || out->node_id == 0)
 		return ENTRY_ERR_FORMAT;
-	return check_client_addr(out->client_addr, alen);
+	if ((rc = check_client_addr(out->client_addr, out->client_addr_len)) != ENTRY_OK)
+		return rc;
+	return h->type == ENTRY_MEMBER_INFO ? check_member_locale(out) : ENTRY_OK;
 }
 
 /* A Raft address is printable ASCII too (views, error messages, logs). */

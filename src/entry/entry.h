@@ -22,7 +22,23 @@
  * Version 1 bodies:
  *
  *	ENTRY_MEMBER_INFO   u32 node id, u16 length, client address (no NUL;
- *	                    printable ASCII, 1..ENTRY_CLIENT_ADDR_MAX bytes)
+ *	                    printable ASCII, 1..ENTRY_CLIENT_ADDR_MAX bytes),
+ *	                    u8 encoding, u8 locale provider, u16 length, LC_COLLATE,
+ *	                    u16 length, LC_CTYPE, u16 length, ICU locale: the
+ *	                    member's database encoding (a PostgreSQL encoding id,
+ *	                    0..ENTRY_ENCODING_MAX) and locale (pg_database's
+ *	                    datlocprovider, a printable ASCII character, and
+ *	                    datcollate, datctype, daticulocale: printable ASCII,
+ *	                    0..ENTRY_LOCALE_MAX bytes each, no ICU locale: 0
+ *	                    bytes), so that a member refuses commands and tables
+ *	                    that a member with another would apply otherwise.
+ *	                    Encoding ENTRY_ENCODING_UNKNOWN: not said (then the
+ *	                    provider is 0 and the lengths 0): a member whose
+ *	                    locale names are not printable ASCII (builds before
+ *	                    2026-12-04 refuse it)
+ *	ENTRY_MEMBER_INFO_V1  as ENTRY_MEMBER_INFO without encoding and locale
+ *	                    (not known): written by older builds, still decoded,
+ *	                    never written
  *
  *	ENTRY_ADDRESSES     u16 count (1..ENTRY_ADDRESSES_MAX), each: u32 node id
  *	                    (not 0), u64 stamp, u16 length, Raft address (no NUL;
@@ -113,6 +129,7 @@
 #define ENTRY_NAME_MAX        63   /* bytes of a schema, table or column name */
 #define ENTRY_RAFT_ADDR_MAX   255  /* bytes of a Raft address (host:port) */
 #define ENTRY_ADDRESSES_MAX   64   /* addresses in one ENTRY_ADDRESSES entry */
+#define ENTRY_LOCALE_MAX      255  /* bytes of a locale name (member info) */
 
 /* Return codes: 0 is success, errors are negative. */
 enum entry_rc {
@@ -128,7 +145,7 @@ enum entry_rc {
 const char *entry_strerror(int rc);
 
 enum entry_type {
-	ENTRY_MEMBER_INFO = 1,       /* a member's node id and client address */
+	ENTRY_MEMBER_INFO_V1 = 1,    /* ENTRY_MEMBER_INFO of older builds (no locale) */
 	ENTRY_CHANGE_SET = 2,        /* the row changes of one committed transaction */
 	ENTRY_DDL_V1 = 3,            /* ENTRY_DDL of older builds (no search_path) */
 	ENTRY_REGISTER_TABLE_V1 = 4, /* ENTRY_REGISTER_TABLE of older builds */
@@ -140,7 +157,11 @@ enum entry_type {
 	ENTRY_DDL_V2 = 10,           /* ENTRY_DDL of older builds (no schema index) */
 	ENTRY_DDL = 11,              /* a utility command run on every member (execute) */
 	ENTRY_ADDRESSES = 12,        /* the members' Raft addresses, stamped */
+	ENTRY_MEMBER_INFO = 13,      /* a member's node id, client address, encoding, locale */
 };
+
+/* Is type a member info (ENTRY_MEMBER_INFO or its older type)? */
+int entry_is_member_info(unsigned type);
 
 /* Is type a members' addresses entry (ENTRY_ADDRESSES or its older type)? */
 int entry_is_addresses(unsigned type);
@@ -173,19 +194,41 @@ int entry_says_encoding(unsigned type);
  * is in encoding (0..ENTRY_ENCODING_MAX); ENTRY_ERR_FORMAT otherwise. */
 int entry_set_encoding(uint8_t *entry, size_t len, int encoding);
 
-/* ENTRY_MEMBER_INFO: the client address points into the decoded input. */
+/* A member info's encoding byte when it says no encoding nor locale. */
+#define ENTRY_ENCODING_UNKNOWN 255
+
+/*
+ * ENTRY_MEMBER_INFO: the strings point into the decoded input (not
+ * NUL-terminated).  has_locale 0: encoding and locale not known (an
+ * ENTRY_MEMBER_INFO_V1, or a member that could not say them); the other
+ * fields are then 0.
+ */
 struct entry_member_info {
 	uint32_t node_id;
-	const char *client_addr; /* not NUL-terminated */
+	const char *client_addr;
 	uint16_t client_addr_len;
+	int has_locale;
+	int encoding;         /* a PostgreSQL encoding id, 0..ENTRY_ENCODING_MAX */
+	char locale_provider; /* datlocprovider: 'c' libc, 'i' ICU */
+	const char *collate;
+	uint16_t collate_len;
+	const char *ctype;
+	uint16_t ctype_len;
+	const char *icu_locale; /* 0 bytes: none */
+	uint16_t icu_locale_len;
 };
 
-/* Bytes an encoded member info entry with an address of addr_len bytes takes. */
-size_t entry_member_info_size(size_t addr_len);
-/* Encode into buf (cap bytes); *len receives the bytes written. */
+/* Bytes mi takes encoded as an ENTRY_MEMBER_INFO. */
+size_t entry_member_info_size(const struct entry_member_info *mi);
+/* Encode mi into buf (cap bytes) as an ENTRY_MEMBER_INFO; *len receives the
+ * bytes written. */
 int entry_encode_member_info(uint8_t *buf, size_t cap, const struct entry_member_info *mi,
                              size_t *len);
-/* Decode the body of a member info entry (h from entry_decode_header). */
+/* The same as an ENTRY_MEMBER_INFO_V1 (no locale): tests of older logs only. */
+int entry_encode_member_info_v1(uint8_t *buf, size_t cap, const struct entry_member_info *mi,
+                                size_t *len);
+/* Decode the body of a member info entry of either type (h from
+ * entry_decode_header). */
 int entry_decode_member_info(const struct entry_header *h, struct entry_member_info *out);
 
 /* ENTRY_ADDRESSES: one member's node id, Raft address (not NUL-terminated) and stamp. */

@@ -140,9 +140,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(copy);
 		return 0;
 	}
-	if (h.type == ENTRY_MEMBER_INFO && entry_decode_member_info(&h, &mi) == ENTRY_OK) {
+	if (entry_is_member_info(h.type) && entry_decode_member_info(&h, &mi) == ENTRY_OK) {
 		again = malloc(size);
-		if (again == NULL || entry_encode_member_info(again, size, &mi, &len) != ENTRY_OK ||
+		if (again == NULL ||
+		    (h.type == ENTRY_MEMBER_INFO
+		             ? entry_encode_member_info(again, size, &mi, &len)
+		             : entry_encode_member_info_v1(again, size, &mi, &len)) != ENTRY_OK ||
 		    len != size || memcmp(again, copy, size) != 0)
 			__builtin_trap();
 		free(again);

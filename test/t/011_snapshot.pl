@@ -199,6 +199,11 @@ is($N4->safe_psql('postgres', q{SELECT string_agg(relid::text, ',' ORDER BY sinc
 is($N4->safe_psql('postgres', q{SELECT count(*) FROM dragonraft.ddl_history}),
 	$L->safe_psql('postgres', q{SELECT count(*) FROM dragonraft.ddl_history}),
 	"node 4 has the group's command history");
+# (the members' infos come in the snapshot too, with their encoding and locale)
+my $infos = q{SELECT string_agg(concat_ws(':', node_id, encoding, lc_collate, lc_ctype, locale_provider), ',' ORDER BY node_id)
+	FROM dragonraft.member_info WHERE group_id = 1 AND node_id <= 3 AND encoding IS NOT NULL};
+like($N4->safe_psql('postgres', $infos), qr/^1:\w+:[^:,]+:[^:,]+:libc,2:\w+:[^:,]+:[^:,]+:libc,3:\w+:[^:,]+:[^:,]+:libc$/, "node 4 knows nodes 1-3's encodings and locales");
+is($N4->safe_psql('postgres', $infos), $L->safe_psql('postgres', $infos), "node 4's member infos are the leader's");
 is($N4->safe_psql('postgres', q{SELECT last_value FROM t_n_seq}),
 	$L->safe_psql('postgres', q{SELECT last_value FROM t_n_seq}),
 	"node 4's sequence of t is where the leader's is");

@@ -10,6 +10,16 @@
 # database has another stops that group's apply at the first such entry,
 # with an error naming the proposer and both encodings, before it stores
 # anything of it; the others go on.
+#
+# That stop comes late (the group is wedged on that member), so members
+# also announce their database's encoding and locale in their member info
+# (dragonraft.members shows them), every member warns once about one whose
+# database differs from its own, and execute() and replicate_table() are
+# refused (0A000) before anything is proposed while a member's info says
+# another encoding.  The apply's stop stays the backstop for what the gate
+# cannot see: a member whose info is not known yet (part 1: node 3 starts
+# group 1 after the table came) or says nothing (an older build's: part 3
+# stands for one by clearing the encoding of its row).
 use strict;
 use warnings;
 use FindBin;
@@ -29,28 +39,34 @@ $N3->safe_psql('latin', 'CREATE EXTENSION dragonraft');
 $N3->append_conf('postgresql.conf', "dragonraft.database = 'latin'\n");
 $c->close_poll(3);
 $N3->restart;
+# Does node's server log say what matches re (polled: the apply worker
+# writes it when it applies the member info)?
+sub log_has
+{
+	my ($node, $re) = @_;
+	return $c->wait_until('the log of ' . $node->name . " to match $re", sub { slurp_file($node->logfile) =~ $re });
+}
 sub sql3 { return $N3->safe_psql('latin', $_[0]); }
 
-for my $g (1, 2)
-{
-	my $m = $c->members;
-	$c->query($_, "SELECT dragonraft.create_group($g, '$m')") for 1, 2;
-	ok($c->wait_until('node 3 engine worker',
-			sub { $N3->safe_psql('latin', 'SELECT engine_state FROM dragonraft.node_status()') eq 'running' }),
-		"node 3's engine worker runs in database latin") if $g == 1;
-	sql3("SELECT dragonraft.create_group($g, '$m')");
-}
+# Group 1 starts on nodes 1 and 2 only (a majority): node 3, whose info
+# would refuse what part 1 proposes, starts it once the table came.
+$c->group_nodes(1, 1, 2);
+$c->query($_, "SELECT dragonraft.create_group(1, '" . $c->members . "')") for 1, 2;
+ok($c->wait_until('node 3 engine worker',
+		sub { $N3->safe_psql('latin', 'SELECT engine_state FROM dragonraft.node_status()') eq 'running' }),
+	"node 3's engine worker runs in database latin");
 
 # state and error of group g on node 3 (database latin)
 sub status3 { return sql3("SELECT state || ': ' || coalesce(error, '') FROM dragonraft.status WHERE group_id = $_[0]"); }
 # the same on node id (database postgres)
 sub status_of { return $c->query($_[0], "SELECT state || ': ' || coalesce(error, '') FROM dragonraft.status WHERE group_id = $_[1]"); }
 
-# 1. Group 1, led by a UTF8 member: a table with 'é' in its definition and rows.
+# 1. Group 1, led by node 1 (UTF8): a table with 'é' in its definition and
+# rows, proposed while node 3 is not running the group (its info not known).
 my $l = $c->leader(1) or die 'no leader of group 1';
-if ($l == 3)
+if ($l != 1)
 {
-	sql3('SELECT dragonraft.transfer_leader(1, 1)');
+	$c->query($l, 'SELECT dragonraft.transfer_leader(1, 1)');
 	$l = 1;
 	$c->wait_until('node 1 to lead group 1', sub { ($c->leader(1) // 0) == 1 }) or die 'no transfer';
 }
@@ -59,6 +75,8 @@ $L->safe_psql('postgres', q{SELECT dragonraft.execute(1, $$CREATE TABLE public.x
 $L->safe_psql('postgres', q{SELECT dragonraft.replicate_table('public.x', 1)});
 $L->safe_psql('postgres', q{INSERT INTO x VALUES (1, 'é'), (2, DEFAULT)});
 my $last = $L->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'SELECT 1')});
+$c->group_nodes(1, 1, 2, 3);
+sql3("SELECT dragonraft.create_group(1, '" . $c->members . "')");
 
 # Node 3 either holds what node 1 holds, character for character, or
 # stopped before storing any of it (no table, or no row); never 'Ã©'.
@@ -81,9 +99,82 @@ is($c->query($_, 'SELECT string_agg(k || \':\' || length(v), \',\' ORDER BY k) F
 	"node $_ has both rows") for 1, 2;
 like(status_of($_, 1), qr/^ok: $/, "group 1 goes on on node $_") for 1, 2;
 
-# 2. Group 2: node 3 (LATIN1) proposes a command with 'é' first; the UTF8
+# 2. The gate.  Node 3's member info of group 1 reached node 1 (node 3's
+# engine proposed it, though its apply of group 1 stopped): node 1 knows
+# its database is LATIN1, and refuses what would propose text for it.
+ok($c->wait_until("node 3's encoding in node 1's member_info of group 1",
+		sub { ($c->poll(1, q{SELECT encoding FROM dragonraft.member_info WHERE group_id = 1 AND node_id = 3}) // '') eq 'LATIN1' }),
+	"node 1 knows node 3's database encoding");
+my ($collate, $ctype) = split /\|/, $c->query(1, 'SELECT datcollate, datctype FROM pg_database WHERE datname = current_database()');
+ok($c->wait_until('every member of group 1 known on node 1',
+		sub { ($c->poll(1, q{SELECT count(encoding) FROM dragonraft.members WHERE group_id = 1}) // '') eq '3' }),
+	"node 1's members view knows every member's encoding");
+is($c->query(1, q{SELECT string_agg(concat_ws(':', node_id, encoding, lc_collate, lc_ctype, locale_provider, coalesce(icu_locale, '-')), ',' ORDER BY node_id)
+		FROM dragonraft.members WHERE group_id = 1}),
+	"1:UTF8:$collate:$ctype:libc:-,2:UTF8:$collate:$ctype:libc:-,3:LATIN1:C:C:libc:-",
+	"the members view shows each member's encoding and locale");
+is($c->query(1, q{SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'dragonraft.members'::regclass AND attnum > 0}),
+	'group_id,node_id,address,client_address,voting,match_index,lag_entries,last_contact,error,encoding,lc_collate,lc_ctype,locale_provider,icu_locale',
+	'the new columns are the view\'s last');
+ok(log_has($c->node(1), qr/WARNING:  node 3, a member of group 1, has a database of another encoding or locale than database "postgres" of node 1\n.*DETAIL:  Node 3's database has encoding LATIN1, this one UTF8\./),
+	"node 1's log warns of node 3's database");
+
+# The log of group 1 as it is on every member once nothing is in flight
+# (node 3's info, the leader's addresses after it), and each member's
+# replicated tables.
+sub log_state
+{
+	my ($n1, $n2) = map { $c->poll($_, 'SELECT last_index FROM dragonraft.status WHERE group_id = 1') // '' } 1, 2;
+	my $n3 = sql3('SELECT last_index FROM dragonraft.status WHERE group_id = 1');
+	my $commit = $c->poll(1, 'SELECT commit_index FROM dragonraft.status WHERE group_id = 1') // '';
+	return ($n1 eq $n2 && $n1 eq $n3 && $commit eq $n1) ? "$n1" : undef;
+}
+sub tables_state
+{
+	return join ' ', (map { $c->query($_, q{SELECT count(*) FROM dragonraft.tables}) } 1, 2),
+	  sql3(q{SELECT count(*) FROM dragonraft.tables});
+}
+my $before = $c->wait_until('group 1 at one index on every member', \&log_state) or die 'group 1 does not settle';
+my $tables_before = tables_state();
+$c->query(1, 'CREATE TABLE public.z (k int PRIMARY KEY)');
+for my $call ([ 'execute', q{SELECT dragonraft.execute(1, 'CREATE TABLE public.w (k int)')} ],
+	[ 'replicate_table', q{SELECT dragonraft.replicate_table('public.z', 1)} ])
+{
+	my ($state, $err) = $c->sql_error(1, $call->[1]);
+	is($state, '0A000', "$call->[0]() on node 1 is refused with 0A000");
+	like($err, qr/dragonraft\.$call->[0] refused: node 3, a member of group 1, has a database of another encoding or locale/,
+		"$call->[0]()'s error names node 3");
+	like($err, qr/DETAIL:  Node 3's database has encoding LATIN1, this one UTF8\./, "$call->[0]()'s DETAIL has both encodings");
+	like($err, qr/HINT:  Every member's dragonraft\.database must have the same encoding and locale \(CREATE DATABASE \.\.\. ENCODING \.\.\. LOCALE \.\.\. TEMPLATE template0\)\.  Remove the odd member: dragonraft\.remove_member\(1, 3\) on the leader, or dragonraft\.leave_group\(1\) on node 3\./,
+		"$call->[0]()'s HINT says how to fix it");
+}
+is(log_state(), $before, 'nothing was proposed: group 1 is at the same index on every member');
+is(tables_state(), $tables_before, 'no member replicates another table');
+is($c->query(1, q{SELECT to_regclass('public.w') IS NULL}), 't', 'node 1 made no table w');
+# (plain writes are not checked: the apply's stop is their backstop)
+$L->safe_psql('postgres', q{INSERT INTO x VALUES (3, 'plain')});
+is($c->query(1, 'SELECT count(*) FROM x'), '3', 'a plain write of a replicated table is not refused');
+
+# 3. Group 2: node 3 (LATIN1) proposes a command with 'é' first; the UTF8
 # members stop at it with the same error, node 3 applied its own.
+for my $id (1, 2) { $c->query($id, "SELECT dragonraft.create_group(2, '" . $c->members . "')"); }
+sql3("SELECT dragonraft.create_group(2, '" . $c->members . "')");
 $c->wait_until('a leader of group 2', sub { $c->leader(2) }) or die 'no leader of group 2';
+# Node 3 knows nodes 1 and 2 (UTF8) and refuses it, naming node 1 ...
+ok($c->wait_until("nodes 1 and 2 known on node 3",
+		sub { sql3(q{SELECT count(encoding) FROM dragonraft.member_info WHERE group_id = 2 AND node_id IN (1, 2)}) eq '2' }),
+	"node 3 knows nodes 1 and 2's encodings");
+{
+	my $err = '';
+	$N3->psql('latin', "\\set VERBOSITY verbose\nSELECT dragonraft.execute(2, 'CREATE TABLE public.v (k int)')", stderr => \$err);
+	like($err, qr/ERROR:  0A000: dragonraft\.execute refused: node 1, a member of group 2, has a database of another encoding or locale.*DETAIL:  Node 1's database has encoding UTF8, this one LATIN1\./s,
+		"node 3 refuses execute() too, naming node 1");
+}
+ok(log_has($N3, qr/WARNING:  node 1, a member of group 2, has a database of another encoding or locale than database "latin" of node 3/),
+	"node 3's log warns of node 1's database");
+# ... until their infos say no encoding (as an older build's would): then
+# the apply's stop is what is left.
+sql3(q{UPDATE dragonraft.member_info SET encoding = NULL, lc_collate = NULL, lc_ctype = NULL, locale_provider = NULL WHERE group_id = 2 AND node_id IN (1, 2)});
 # (chr(233): this script's 'é' would reach the LATIN1 database as two characters)
 sql3(q{SELECT dragonraft.execute(2, 'CREATE TABLE public.y (v text DEFAULT ' || quote_literal(chr(233)) || ')')});
 is(sql3(q{SELECT pg_get_expr(adbin, adrelid) = '''' || chr(233) || '''::text' FROM pg_attrdef WHERE adrelid = 'public.y'::regclass}),

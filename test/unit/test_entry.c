@@ -15,12 +15,185 @@
 
 static size_t encode(uint8_t *buf, size_t cap, uint32_t node, const char *addr)
 {
-	struct entry_member_info mi = {node, addr, (uint16_t)strlen(addr)};
+	struct entry_member_info mi = {
+	        .node_id = node, .client_addr = addr, .client_addr_len = (uint16_t)strlen(addr)};
 	size_t len = 0;
 
 	assert_int_equal(entry_encode_member_info(buf, cap, &mi, &len), ENTRY_OK);
-	assert_int_equal(len, entry_member_info_size(strlen(addr)));
+	assert_int_equal(len, entry_member_info_size(&mi));
 	return len;
+}
+
+/* A member info of node 5 with an encoding and a locale. */
+static struct entry_member_info with_locale(void)
+{
+	struct entry_member_info mi = {.node_id = 5, .client_addr = "host=b", .client_addr_len = 6};
+
+	mi.has_locale = 1;
+	mi.encoding = 6; /* PG_UTF8 */
+	mi.locale_provider = 'i';
+	mi.collate = "en_US.UTF-8";
+	mi.collate_len = 11;
+	mi.ctype = "C";
+	mi.ctype_len = 1;
+	mi.icu_locale = "und-x-icu";
+	mi.icu_locale_len = 9;
+	return mi;
+}
+
+static void test_member_info_locale(void **state)
+{
+	struct entry_member_info mi = with_locale(), out;
+	struct entry_header h;
+	uint8_t buf[128];
+	size_t len = 0;
+
+	(void)state;
+	assert_int_equal(entry_encode_member_info(buf, sizeof(buf), &mi, &len), ENTRY_OK);
+	assert_int_equal(len, entry_member_info_size(&mi));
+	assert_int_equal(entry_decode_header(buf, len, &h), ENTRY_OK);
+	assert_int_equal(h.type, ENTRY_MEMBER_INFO);
+	assert_int_equal(h.encoding, -1); /* (in the body: no check_encoding stop) */
+	assert_int_equal(entry_decode_member_info(&h, &out), ENTRY_OK);
+	assert_int_equal(out.node_id, 5);
+	assert_int_equal(out.has_locale, 1);
+	assert_int_equal(out.encoding, 6);
+	assert_int_equal(out.locale_provider, 'i');
+	assert_int_equal(out.collate_len, 11);
+	assert_memory_equal(out.collate, "en_US.UTF-8", 11);
+	assert_int_equal(out.ctype_len, 1);
+	assert_memory_equal(out.ctype, "C", 1);
+	assert_int_equal(out.icu_locale_len, 9);
+	assert_memory_equal(out.icu_locale, "und-x-icu", 9);
+	assert_ptr_equal(out.icu_locale, (const char *)buf + len - 9);
+	/* Every truncation is short. */
+	for (size_t n = ENTRY_HEADER_BYTES; n < len; n++) {
+		assert_int_equal(entry_decode_header(buf, n, &h), ENTRY_OK);
+		assert_int_equal(entry_decode_member_info(&h, &out), ENTRY_ERR_SHORT);
+	}
+	/* Encoding 254 is the highest; the provider printable; no ICU locale. */
+	mi.encoding = ENTRY_ENCODING_MAX;
+	mi.icu_locale_len = 0;
+	mi.locale_provider = 'c';
+	assert_int_equal(entry_encode_member_info(buf, sizeof(buf), &mi, &len), ENTRY_OK);
+	assert_int_equal(entry_decode_header(buf, len, &h), ENTRY_OK);
+	assert_int_equal(entry_decode_member_info(&h, &out), ENTRY_OK);
+	assert_int_equal(out.encoding, ENTRY_ENCODING_MAX);
+	assert_int_equal(out.icu_locale_len, 0);
+}
+
+/* Not known: the old type, and the new one that says so. */
+static void test_member_info_unknown(void **state)
+{
+	struct entry_member_info mi = {.node_id = 9, .client_addr = "host=c", .client_addr_len = 6},
+	                         out;
+	struct entry_header h;
+	uint8_t buf[64];
+	size_t len = 0;
+
+	(void)state;
+	assert_int_equal(entry_encode_member_info_v1(buf, sizeof(buf), &mi, &len), ENTRY_OK);
+	assert_int_equal(len, ENTRY_HEADER_BYTES + 6 + 6);
+	assert_int_equal(buf[1], ENTRY_MEMBER_INFO_V1);
+	assert_true(entry_is_member_info(ENTRY_MEMBER_INFO_V1));
+	assert_string_equal(entry_type_name(ENTRY_MEMBER_INFO_V1), "member info");
+	assert_int_equal(entry_decode_header(buf, len, &h), ENTRY_OK);
+	out.has_locale = 1;
+	assert_int_equal(entry_decode_member_info(&h, &out), ENTRY_OK);
+	assert_int_equal(out.node_id, 9);
+	assert_int_equal(out.has_locale, 0);
+	assert_int_equal(out.client_addr_len, 6);
+	/* A V1 with the new tail is malformed (trailing bytes). */
+	assert_int_equal(entry_encode_member_info(buf, sizeof(buf), &mi, &len), ENTRY_OK);
+	assert_int_equal(len, ENTRY_HEADER_BYTES + 6 + 6 + 8);
+	assert_int_equal(buf[ENTRY_HEADER_BYTES + 12], ENTRY_ENCODING_UNKNOWN);
+	assert_int_equal(entry_decode_header(buf, len, &h), ENTRY_OK);
+	assert_int_equal(entry_decode_member_info(&h, &out), ENTRY_OK);
+	assert_int_equal(out.has_locale, 0);
+	buf[1] = ENTRY_MEMBER_INFO_V1;
+	assert_int_equal(entry_decode_header(buf, len, &h), ENTRY_OK);
+	assert_int_equal(entry_decode_member_info(&h, &out), ENTRY_ERR_FORMAT);
+	buf[1] = ENTRY_MEMBER_INFO;
+	/* Not known, but a provider or a locale: malformed. */
+	buf[ENTRY_HEADER_BYTES + 13] = 'c';
+	assert_int_equal(entry_decode_header(buf, len, &h), ENTRY_OK);
+	assert_int_equal(entry_decode_member_info(&h, &out), ENTRY_ERR_FORMAT);
+	mi.locale_provider = 'c';
+	assert_int_equal(entry_encode_member_info(buf, sizeof(buf), &mi, &len), ENTRY_ERR_FORMAT);
+	mi.locale_provider = 0;
+	mi.collate = "C";
+	mi.collate_len = 1;
+	assert_int_equal(entry_encode_member_info(buf, sizeof(buf), &mi, &len), ENTRY_ERR_FORMAT);
+}
+
+static void test_member_info_locale_refuses(void **state)
+{
+	char big[ENTRY_LOCALE_MAX + 1];
+	struct entry_member_info mi = with_locale(), out;
+	struct entry_header h;
+	uint8_t buf[2 * ENTRY_LOCALE_MAX + 64];
+	size_t len = 0, at;
+
+	(void)state;
+	/* Too small a buffer, by one byte. */
+	assert_int_equal(entry_encode_member_info(buf, entry_member_info_size(&mi) - 1, &mi, &len),
+	                 ENTRY_ERR_SPACE);
+	/* Encodings past the highest, providers not printable, names too long or
+	 * not printable ASCII. */
+	mi.encoding = ENTRY_ENCODING_MAX + 1;
+	assert_int_equal(entry_encode_member_info(buf, sizeof(buf), &mi, &len), ENTRY_ERR_FORMAT);
+	mi.encoding = -1;
+	assert_int_equal(entry_encode_member_info(buf, sizeof(buf), &mi, &len), ENTRY_ERR_FORMAT);
+	mi = with_locale();
+	mi.locale_provider = ' ';
+	assert_int_equal(entry_encode_member_info(buf, sizeof(buf), &mi, &len), ENTRY_ERR_FORMAT);
+	mi.locale_provider = 0;
+	assert_int_equal(entry_encode_member_info(buf, sizeof(buf), &mi, &len), ENTRY_ERR_FORMAT);
+	mi = with_locale();
+	memset(big, 'a', sizeof(big));
+	mi.ctype = big;
+	mi.ctype_len = ENTRY_LOCALE_MAX + 1;
+	assert_int_equal(entry_encode_member_info(buf, sizeof(buf), &mi, &len), ENTRY_ERR_FORMAT);
+	mi.ctype_len = ENTRY_LOCALE_MAX;
+	assert_int_equal(entry_encode_member_info(buf, sizeof(buf), &mi, &len), ENTRY_OK);
+	mi = with_locale();
+	mi.icu_locale = "und\x01";
+	mi.icu_locale_len = 4;
+	assert_int_equal(entry_encode_member_info(buf, sizeof(buf), &mi, &len), ENTRY_ERR_FORMAT);
+	mi.icu_locale = "und\xc3";
+	assert_int_equal(entry_encode_member_info(buf, sizeof(buf), &mi, &len), ENTRY_ERR_FORMAT);
+
+	/* The decoder refuses the same. */
+	mi = with_locale();
+	assert_int_equal(entry_encode_member_info(buf, sizeof(buf), &mi, &len), ENTRY_OK);
+	at = ENTRY_HEADER_BYTES + 6 + 6; /* the encoding byte */
+	buf[at + 1] = 0x7f;
+	assert_int_equal(entry_decode_header(buf, len, &h), ENTRY_OK);
+	assert_int_equal(entry_decode_member_info(&h, &out), ENTRY_ERR_FORMAT);
+	buf[at + 1] = 'i';
+	buf[at + 4] = '\n'; /* LC_COLLATE's first byte */
+	assert_int_equal(entry_decode_member_info(&h, &out), ENTRY_ERR_FORMAT);
+	buf[at + 4] = 'e';
+	assert_int_equal(entry_decode_member_info(&h, &out), ENTRY_OK);
+	/* A length past the end is short; a trailing byte malformed. */
+	buf[at + 2] = 0xff;
+	assert_int_equal(entry_decode_member_info(&h, &out), ENTRY_ERR_SHORT);
+	buf[at + 2] = 11;
+	buf[len] = 'x';
+	assert_int_equal(entry_decode_header(buf, len + 1, &h), ENTRY_OK);
+	assert_int_equal(entry_decode_member_info(&h, &out), ENTRY_ERR_FORMAT);
+	/* A name too long: refused though the bytes are there. */
+	mi.ctype = big;
+	mi.ctype_len = ENTRY_LOCALE_MAX;
+	assert_int_equal(entry_encode_member_info(buf, sizeof(buf), &mi, &len), ENTRY_OK);
+	at = ENTRY_HEADER_BYTES + 6 + 6 + 2 + 2 + 11; /* LC_CTYPE's length */
+	assert_int_equal(buf[at], ENTRY_LOCALE_MAX & 0xff);
+	memmove(buf + at + 3, buf + at + 2, len - at - 2);
+	buf[at] = (ENTRY_LOCALE_MAX + 1) & 0xff;
+	buf[at + 1] = (ENTRY_LOCALE_MAX + 1) >> 8;
+	buf[at + 2] = 'a';
+	assert_int_equal(entry_decode_header(buf, len + 1, &h), ENTRY_OK);
+	assert_int_equal(entry_decode_member_info(&h, &out), ENTRY_ERR_FORMAT);
 }
 
 static void test_member_info_round_trip(void **state)
@@ -41,19 +214,19 @@ static void test_member_info_round_trip(void **state)
 	assert_int_equal(out.client_addr_len, strlen(addr));
 	assert_memory_equal(out.client_addr, addr, strlen(addr));
 	/* The address points into the input: no copy, no allocation. */
-	assert_ptr_equal(out.client_addr, (const char *)buf + len - strlen(addr));
+	assert_ptr_equal(out.client_addr, (const char *)buf + ENTRY_HEADER_BYTES + 6);
 }
 
 static void test_encode_refuses(void **state)
 {
 	char big[ENTRY_CLIENT_ADDR_MAX + 2];
-	struct entry_member_info mi = {1, "host=a", 6};
+	struct entry_member_info mi = {.node_id = 1, .client_addr = "host=a", .client_addr_len = 6};
 	uint8_t buf[ENTRY_CLIENT_ADDR_MAX + 64];
 	size_t len = 99;
 
 	(void)state;
 	/* Too small a buffer, by one byte. */
-	assert_int_equal(entry_encode_member_info(buf, entry_member_info_size(6) - 1, &mi, &len),
+	assert_int_equal(entry_encode_member_info(buf, entry_member_info_size(&mi) - 1, &mi, &len),
 	                 ENTRY_ERR_SPACE);
 	assert_int_equal(len, 0);
 	mi.node_id = 0;
@@ -216,12 +389,13 @@ static void test_member_info_refuses(void **state)
 	assert_int_equal(entry_decode_member_info(&h, &out), ENTRY_ERR_FORMAT);
 	/* A control character in the address. */
 	len = encode(buf, sizeof(buf), 3, "host=x port=1");
-	buf[len - 1] = '\0';
+	buf[10 + 12] = '\0';
 	assert_int_equal(entry_decode_header(buf, len, &h), ENTRY_OK);
 	assert_int_equal(entry_decode_member_info(&h, &out), ENTRY_ERR_FORMAT);
 	/* An empty address. */
 	len = encode(buf, sizeof(buf), 3, "h");
 	buf[8] = 0;
+	memmove(buf + 10, buf + 11, len - 11);
 	assert_int_equal(entry_decode_header(buf, len - 1, &h), ENTRY_OK);
 	assert_int_equal(entry_decode_member_info(&h, &out), ENTRY_ERR_FORMAT);
 }
@@ -883,6 +1057,9 @@ int main(void)
 	        cmocka_unit_test(test_addresses),
 	        cmocka_unit_test(test_addresses_v1),
 	        cmocka_unit_test(test_member_info_refuses),
+	        cmocka_unit_test(test_member_info_locale),
+	        cmocka_unit_test(test_member_info_unknown),
+	        cmocka_unit_test(test_member_info_locale_refuses),
 	        cmocka_unit_test(test_strerror),
 	        cmocka_unit_test(test_change_set_round_trip),
 	        cmocka_unit_test(test_change_set_named_seq),
