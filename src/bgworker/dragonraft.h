@@ -82,7 +82,8 @@ extern void dr_database_locale(DrDbLocale *out);
 /* The name dragonraft.member_info gives a datlocprovider. */
 extern const char *dr_locale_provider_name(char provider);
 /* What of a member's encoding and locale (NULL: not known) differs from this
- * database's, as "node N's database has X, this one Y" sentences; NULL: none. */
+ * database's, as "node N's database has X, this one Y" sentences; NULL: none.
+ * (collate NULL: the encoding only.) */
 extern char *dr_locale_differs(uint32 node_id, const char *encoding, const char *collate,
                                const char *ctype, const char *provider, const char *icu_locale);
 

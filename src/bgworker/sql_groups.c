@@ -193,6 +193,8 @@ char *dr_locale_differs(uint32 node_id, const char *encoding, const char *collat
 	dr_database_locale(&here);
 	initStringInfo(&buf);
 	differs(&buf, node_id, "encoding", encoding, here.encoding_name, false);
+	if (collate == NULL)
+		return buf.len > 0 ? buf.data : NULL; /* the encoding only */
 	differs(&buf, node_id, "locale provider", provider, here.provider_name, false);
 	differs(&buf, node_id, "LC_COLLATE", collate, here.collate, true);
 	differs(&buf, node_id, "LC_CTYPE", ctype, here.ctype, true);
@@ -212,9 +214,13 @@ char *dr_locale_differs(uint32 node_id, const char *encoding, const char *collat
  * locale has another; a member whose info does not say them (an older
  * build, or not applied here yet) is not held against the group.  Plain
  * writes are not checked (their hot path): the apply's stop is their
- * backstop.
+ * backstop.  A barrier (dr_sql_tables_barrier: SELECTs of constants, such as
+ * check_consistency's marker) computes nothing with the locale: only the
+ * encoding its entry says refuses it (the odd member's apply would stop at
+ * it), so a group whose members differ in locale alone can still be
+ * checked.
  */
-void dr_sql_groups_check_locale(int64 group_id, const char *what)
+void dr_sql_groups_check_locale(int64 group_id, const char *what, bool encoding_only)
 {
 	Oid types[1] = {INT8OID};
 	Datum values[1] = {Int64GetDatum(group_id)};
@@ -246,8 +252,9 @@ void dr_sql_groups_check_locale(int64 group_id, const char *what)
 
 		node_id = DatumGetInt32(SPI_getbinval(t, d, 1, &isnull));
 		detail = dr_locale_differs((uint32)node_id, SPI_getvalue(t, d, 2),
-		                           SPI_getvalue(t, d, 3), SPI_getvalue(t, d, 4),
-		                           SPI_getvalue(t, d, 5), SPI_getvalue(t, d, 6));
+		                           encoding_only ? NULL : SPI_getvalue(t, d, 3),
+		                           SPI_getvalue(t, d, 4), SPI_getvalue(t, d, 5),
+		                           SPI_getvalue(t, d, 6));
 	}
 	if (detail != NULL)
 		detail = MemoryContextStrdup(TopTransactionContext, detail);
@@ -262,8 +269,7 @@ void dr_sql_groups_check_locale(int64 group_id, const char *what)
 		                   "own database's encoding and locale.",
 		                   detail),
 		         errhint("Every member's dragonraft.database must have the same encoding "
-		                 "and "
-		                 "locale (CREATE DATABASE ... ENCODING ... LOCALE ... TEMPLATE "
+		                 "and locale (CREATE DATABASE ... ENCODING ... LOCALE ... TEMPLATE "
 		                 "template0).  Remove the odd member: "
 		                 "dragonraft.remove_member(%lld, %d) on the leader, or "
 		                 "dragonraft.leave_group(%lld) on node %d.",

@@ -439,7 +439,7 @@ Datum dr_replicate_table(PG_FUNCTION_ARGS)
 			                       a->atttypid, InvalidOid);
 	}
 	table_close(rel, NoLock);
-	dr_sql_groups_check_locale(group_id, "dragonraft.replicate_table");
+	dr_sql_groups_check_locale(group_id, "dragonraft.replicate_table", false);
 	dr_capture_register(relid, (uint64)group_id, 0);
 	PG_RETURN_VOID();
 }
@@ -466,7 +466,7 @@ Datum dr_resend_table(PG_FUNCTION_ARGS)
 		         errhint("Run resend_table on the group's leader; a table not replicated "
 		                 "yet is registered with replicate_table.")));
 	table_close(rel, NoLock);
-	dr_sql_groups_check_locale((int64)group_id, "dragonraft.resend_table");
+	dr_sql_groups_check_locale((int64)group_id, "dragonraft.resend_table", false);
 	dr_capture_register(relid, group_id, table_id);
 	PG_RETURN_VOID();
 }
@@ -1038,7 +1038,7 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 	}
 	PG_END_TRY();
 	/* (after the barrier: the members' infos of the log up to here) */
-	dr_sql_groups_check_locale(group_id, "dragonraft.execute");
+	dr_sql_groups_check_locale(group_id, "dragonraft.execute", dr_sql_tables_barrier(command));
 	/* Every member runs it as this role (by name), with its privileges there,
 	 * and with the search_path this session has by default (its role's and
 	 * database's settings here), tried here first. */

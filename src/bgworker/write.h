@@ -309,7 +309,8 @@ extern const char *dr_engine_restart_hint(void);
 extern char *dr_sql_groups_client_address(int64 group_id, int64 node_id);
 /* Refuse (0A000) what proposes text for every member to apply (what: the
  * function's name) while a member of group_id whose encoding and locale are
- * known has a database of another. */
-extern void dr_sql_groups_check_locale(int64 group_id, const char *what);
+ * known has a database of another (encoding_only: another encoding, for a
+ * barrier). */
+extern void dr_sql_groups_check_locale(int64 group_id, const char *what, bool encoding_only);
 
 #endif /* DRAGONRAFT_WRITE_H */

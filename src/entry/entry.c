@@ -201,7 +201,7 @@ static int encode_member_info(uint8_t *buf, size_t cap, unsigned type,
                               const struct entry_member_info *mi, size_t *len)
 {
 	size_t n = type == ENTRY_MEMBER_INFO ? entry_member_info_size(mi)
-	                                     : ENTRY_HEADER_BYTES + 4 + 2 + mi->client_addr_len;
+	                                     : (size_t)ENTRY_HEADER_BYTES + 4 + 2 + mi->client_addr_len;
 	size_t off;
 	int rc;
 

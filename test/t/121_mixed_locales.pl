@@ -101,6 +101,14 @@ is($c->query(1, q{SELECT to_regclass('public.w') IS NULL}), 't', 'node 1 made no
 	like($err, qr/ERROR:  0A000: dragonraft\.execute refused: node 1, a member of group 1/, 'node 3 refuses execute() too, naming node 1');
 }
 
+# A barrier computes nothing with the locale: check_consistency (its marker
+# is one) still runs, and every member, node 3 too, records the check.
+my $m = $c->query(1, 'SELECT dragonraft.check_consistency(1)');
+ok($m > $before, 'check_consistency runs on node 1 while node 3 has another locale');
+ok($c->wait_until("node 3 to record the check at $m",
+		sub { sql3("SELECT count(*) FROM dragonraft.consistency_checks WHERE group_id = 1 AND log_index = $m") > 0 }),
+	'node 3 applies the marker and records the check');
+
 # Removed, node 3 no longer holds the group back (its member_info row stays:
 # the gate looks at members only).
 $c->query(1, 'SELECT dragonraft.remove_member(1, 3)');
