@@ -313,9 +313,10 @@ static void refresh_applied(ApplyGroup *ag)
 
 /*
  * Begin a batch of ag's entries; false (nothing begun) for a group this node
- * left since its origin was found.  leave_group locks the origin, waiting for
- * an open batch, and drops it once the engine worker removed the group: so
- * the group is looked for with the origin locked.  Its entries still in the
+ * left since its origin was found (and maybe made again: another shared
+ * entry, DrGroup.made, and another origin).  leave_group locks the origin,
+ * waiting for an open batch, and drops it once the engine worker removed the
+ * group: so the group is looked for with the origin locked.  Its entries still in the
  * queue applied with the origin, dropped or taken by a group made since,
  * moved that group's applied index past entries it never applied; and a
  * session of a dropped origin made its in-memory state again, kept at
@@ -336,7 +337,7 @@ static bool begin_batch(ApplyGroup *ag, uint64 first)
 	batch.began = GetCurrentTimestamp();
 	/* (leave_group waits for the batch's end, and a batch for leave_group's) */
 	dr_origins_lock(ag->origin, AccessShareLock);
-	if (!group_here(ag->group_id)) {
+	if (group_made(ag->group_id) != ag->made) {
 		SPI_finish();
 		PopActiveSnapshot();
 		AbortCurrentTransaction();
@@ -727,8 +728,9 @@ static void start_load(const DrApplyMsg *m, const uint8 *data)
 	if (m->len == 0 || data[m->len - 1] != '\0' || m->len > MAXPGPATH)
 		elog(ERROR, "malformed snapshot message");
 	ag = find_group(m->group_id);
-	if (ag == NULL || ag->gone || ag->failed || ag->loader != NULL)
-		return; /* left; parked: the engine worker sends it again; or loading one already */
+	if (ag == NULL || m->made < ag->made || ag->gone || ag->failed || ag->loader != NULL)
+		return; /* left (an earlier group's); parked: the engine worker sends it again;
+		         * or loading one already */
 	refresh_applied(ag);
 	if (m->index <= ag->applied)
 		return;
@@ -749,6 +751,8 @@ static void start_load(const DrApplyMsg *m, const uint8 *data)
 	strlcpy(j->path, (const char *)data, sizeof(j->path));
 	w.bgw_main_arg = loader_arg(job, j->generation);
 	SpinLockRelease(&j->mutex);
+	/* The group it loads into (not one made again since: the loader looks) */
+	memcpy(w.bgw_extra, &ag->made, sizeof(ag->made));
 	old = MemoryContextSwitchTo(TopMemoryContext); /* the handle outlives transactions */
 	registered = RegisterDynamicBackgroundWorker(&w, &ag->loader);
 	MemoryContextSwitchTo(old);
@@ -866,6 +870,8 @@ static void receive_entry(const DrApplyMsg *m, const uint8 *data)
 	if (m->type == DR_APPLY_RESEND) {
 		/* Its entries follow from the first one kept: try again. */
 		ag = hash_search(groups, &m->group_id, HASH_FIND, NULL);
+		if (ag != NULL && m->made < ag->made)
+			return; /* an earlier group's */
 		if (ag != NULL && ag->failed && ag->origin == InvalidRepOriginId) {
 			hash_search(groups, &m->group_id, HASH_REMOVE, NULL);
 			last_group = NULL;
@@ -878,15 +884,28 @@ static void receive_entry(const DrApplyMsg *m, const uint8 *data)
 	ag = last_group != NULL && last_group->group_id == m->group_id
 	             ? last_group
 	             : hash_search(groups, &m->group_id, HASH_FIND, NULL);
+	/*
+	 * An entry of a group this node left, or of an earlier group of the id:
+	 * one left, and made again since (DrApplyMsg.made).  Taken for the new
+	 * group's, the earlier group's entries still queued were applied as its
+	 * first ones, moved its origin past them, and its own entries at those
+	 * indexes were skipped (review 44, TAP 122).
+	 */
+	if (ag != NULL && m->made < ag->made)
+		return;
 	if (ag == NULL) {
+		uint64 made = group_made(m->group_id);
+
+		if (made == 0 || m->made < made)
+			return;
 		if (batch.ag != NULL)
 			commit_batch(); /* finding its origin takes a transaction */
 		applying.group_id = m->group_id;
 		applying.index = m->index;
 		applying.what = "origin lookup";
 		ag = find_group(m->group_id);
-		if (ag == NULL)
-			return; /* a group this node left */
+		if (ag == NULL || m->made < ag->made)
+			return; /* a group this node left (and maybe made again) */
 	}
 	last_group = ag;
 	if (ag->failed)
@@ -1194,7 +1213,7 @@ void dr_snapshot_loader_main(Datum arg)
 	ErrorContextCallback errcb;
 	HASHCTL info;
 	ApplyGroup *ag;
-	uint64 group_id, index;
+	uint64 group_id, index, made;
 	bool mine;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -1209,6 +1228,7 @@ void dr_snapshot_loader_main(Datum arg)
 	group_id = j->group_id;
 	index = j->index;
 	SpinLockRelease(&j->mutex);
+	memcpy(&made, MyBgworkerEntry->bgw_extra, sizeof(made));
 	if (!mine)
 		proc_exit(0); /* its apply worker exited before it started (end_orphan_loaders) */
 	before_shmem_exit(loader_exit, arg);
@@ -1240,7 +1260,9 @@ void dr_snapshot_loader_main(Datum arg)
 		applying.index = index;
 		applying.what = "snapshot";
 		ag = find_group(group_id);
-		if (ag == NULL || !begin_batch(ag, index))
+		/* (a loader started late must not load into a group made again since:
+		 * begin_batch looks again with the origin locked) */
+		if (ag == NULL || ag->made != made || !begin_batch(ag, index))
 			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			                errmsg("group %llu is no longer on this node",
 			                       (unsigned long long)group_id)));
