@@ -18,6 +18,7 @@
 #include "origins.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
@@ -165,4 +166,16 @@ bool dr_origins_drop(uint64 group_id)
 void dr_origins_lock(RepOriginId origin, LOCKMODE mode)
 {
 	LockSharedObject(ReplicationOriginRelationId, origin, 0, mode);
+}
+
+bool dr_origins_try_lock(RepOriginId origin, LOCKMODE mode)
+{
+	LOCKTAG tag;
+
+	/* (LockSharedObject's tag, without its wait) */
+	SET_LOCKTAG_OBJECT(tag, InvalidOid, ReplicationOriginRelationId, origin, 0);
+	if (LockAcquire(&tag, mode, false, true) == LOCKACQUIRE_NOT_AVAIL)
+		return false;
+	AcceptInvalidationMessages();
+	return true;
 }

@@ -34,9 +34,12 @@ extern RepOriginId dr_origins_find(uint64 group_id, bool create);
 extern bool dr_origins_drop(uint64 group_id);
 /*
  * Lock an origin (the object, in the caller's transaction, to its end): a
- * batch of the group's entries holds AccessShareLock, leave_group
+ * batch of the group's entries holds AccessShareLock, and so does a backend
+ * that commits its own entry (xact.c pre_commit), leave_group
  * AccessExclusiveLock (sql_membership.c leave_locally says why).
  */
 extern void dr_origins_lock(RepOriginId origin, LOCKMODE mode);
+/* The same without waiting: false if another process holds or waits for a conflicting lock. */
+extern bool dr_origins_try_lock(RepOriginId origin, LOCKMODE mode);
 
 #endif /* DRAGONRAFT_ORIGINS_H */
