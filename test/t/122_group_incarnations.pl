@@ -123,4 +123,26 @@ is(sql3('SELECT digest FROM dragonraft.table_digest(30) WHERE relid = \'t30\'::r
 	'nodes 1 and 3 have the same t30');
 ok($c->caught_up(10), 'group 10 applies on nodes 1 and 3');
 
+# Each node has the origins of its groups, and no other.
+for my $id (1, 2, 3)
+{
+	is($c->node($id)->safe_psql('postgres',
+			q{SELECT string_agg(roname, ',' ORDER BY roname) FROM pg_replication_origin}),
+		$id == 2 ? 'dragonraft_30' : 'dragonraft_10,dragonraft_30',
+		"node $id has the origins of its groups");
+}
+
+# Node 2 restarts: the new group 30 goes on from its origin.
+$N2->restart;
+ok($c->wait_until('the new group 30 to have a leader on node 2 again',
+		sub { ($c->poll(2, 'SELECT leader_id FROM dragonraft.status WHERE group_id = 30') // '') eq '2' }),
+	'node 2 leads the new group 30 after its restart');
+$n++;
+$c->query(2, "SELECT dragonraft.execute(30, 'CREATE TABLE new30_$n (a int)')");
+is(sql2(q{SELECT count(*) FROM pg_class WHERE relname LIKE 'new30\_%'}), "$n",
+	"the new group's $n commands ran on node 2");
+is(sql2(q{SELECT pg_replication_origin_progress('dragonraft_30', false) = '0/0'::pg_lsn + applied_index
+		AND applied_index = commit_index FROM dragonraft.status WHERE group_id = 30}), 't',
+	'the origin of group 30 on node 2 holds its applied index after the restart');
+
 done_testing();
