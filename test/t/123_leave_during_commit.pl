@@ -21,8 +21,10 @@ use lib $FindBin::RealBin;
 use DragonCluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes;
 
-my $c = DragonCluster->new(3);
+# (part 2 kills a backend: the node restarts its processes)
+my $c = DragonCluster->new(3, conf => "restart_after_crash = on\n");
 my $N1 = $c->node(1);
 my $N2 = $c->node(2);
 sub sql1 { return $N1->safe_psql('postgres', $_[0]); }
@@ -87,6 +89,73 @@ $c->group_nodes(50, 2, 3);
 sql2('INSERT INTO t50 VALUES (2)');
 ok($c->caught_up(50), 'group 50 applies on nodes 2 and 3');
 is($c->node(3)->safe_psql('postgres', q{SELECT digest FROM dragonraft.table_digest(50) WHERE relid = 't50'::regclass}),
+	sql2(q{SELECT digest FROM dragonraft.table_digest(50) WHERE relid = 't50'::regclass}),
+	'nodes 2 and 3 have the same t50');
+
+# 2. kill -9 of leave_group's backend at times from its start to its end (a
+# crash restart of node 3), in groups of nodes 2 and 3 that applied entries
+# (node 2 leads and removed node 3): the group is then left, untouched, or
+# left half (its LogDB data deleted, its catalog rows and origin rolled
+# back: dragonraft.status says so), and a second leave_group(g, true) ends
+# it; nothing of it stays after that, and the node's other group goes on.
+my $N3 = $c->node(3);
+my %seen;
+my @broken;
+for my $i (1 .. 8)
+{
+	my $g = 60 + $i;
+	$c->create_group($g, 2, 3);
+	ok($c->caught_up($g), "group $g applies on nodes 2 and 3");
+	sql2("SELECT dragonraft.transfer_leader($g, 2)") if $c->leader($g) != 2;
+	is($c->leader($g), 2, "node 2 leads group $g");
+	sql2("SELECT dragonraft.remove_member($g, 3, true)");
+	my $engine = $c->query(3, 'SELECT engine_pid FROM dragonraft.node_status()');
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start(['psql', '-XAtq', '-d', $N3->connstr('postgres'), '-c',
+			'SELECT pg_backend_pid()', '-c', "SELECT dragonraft.leave_group($g, true)"],
+		'>', \$out, '2>', \$err);
+	$h->pump until $out =~ /^(\d+)\n/;
+	my $pid = $1;
+	# (from at once to after its end, in steps of 0.4 ms; node 2 keeps each group: 8 of its 10 origins)
+	Time::HiRes::usleep(400 * ($i - 1));
+	my $killed = kill 'KILL', $pid;
+	$h->finish;
+	# (a leave_group that ended first: no crash)
+	ok($c->wait_until("node 3 to run a new engine worker after round $i",
+			sub { ($c->poll(3, q{SELECT engine_pid || ' ' || engine_state FROM dragonraft.node_status()}) // '')
+				  =~ /^(\d+) running$/ && ($1 ne $engine || !$killed) }),
+		"node 3 is back after round $i");
+	my $st = $c->query(3, qq{SELECT
+		(SELECT coalesce(string_agg(state, ','), '-') FROM dragonraft.status WHERE group_id = $g) || ' ' ||
+		(SELECT count(*) FROM pg_replication_origin WHERE roname = 'dragonraft_$g') || ' ' ||
+		(SELECT count(*) FROM dragonraft.left_groups WHERE group_id = $g)});
+	$seen{$st}++;
+	# (a member whose own member info entry was not applied yet, left half,
+	# shows no status row: the engine takes its origin for someone else's)
+	note "group $g after the crash (status/origin/left_groups): $st; origin at "
+	  . $c->query(3, qq{SELECT coalesce((SELECT remote_lsn::text FROM pg_replication_origin_status s
+			JOIN pg_replication_origin r ON r.roident = s.local_id WHERE r.roname = 'dragonraft_$g'), '-')
+		|| ', member_info rows: ' || (SELECT count(*) FROM dragonraft.member_info WHERE group_id = $g)});
+	my ($o2, $e2, $state) = $c->poll_result(3, "SELECT dragonraft.leave_group($g, true)");
+	push @broken, "group $g: after the crash $st, then leave_group: $e2"
+	  if $state ne 'ok' && $st ne '- 0 1';
+	$st = $c->query(3, qq{SELECT
+		(SELECT count(*) FROM dragonraft.status WHERE group_id = $g) || ' ' ||
+		(SELECT count(*) FROM pg_replication_origin WHERE roname = 'dragonraft_$g') || ' ' ||
+		(SELECT count(*) FROM pg_replication_origin_status s JOIN pg_replication_origin r
+			ON r.roident = s.local_id WHERE r.roname = 'dragonraft_$g') || ' ' ||
+		(SELECT count(*) FROM dragonraft.left_groups WHERE group_id = $g) || ' ' ||
+		(SELECT count(*) FROM dragonraft.member_info WHERE group_id = $g)});
+	push @broken, "group $g: at the end $st" unless $st eq '0 0 0 1 0';
+	$c->group_nodes($g, 2);
+}
+note "after the crash (status/origin/left_groups): $_: $seen{$_}" for sort keys %seen;
+is(scalar(@broken), 0, 'every group crashed in its leave_group is left after a second one')
+  or diag join("\n", @broken);
+$c->group_nodes(50, 2, 3);
+sql2('INSERT INTO t50 VALUES (3)');
+ok($c->caught_up(50), 'group 50 applies on nodes 2 and 3 after node 3\'s crashes');
+is($N3->safe_psql('postgres', q{SELECT digest FROM dragonraft.table_digest(50) WHERE relid = 't50'::regclass}),
 	sql2(q{SELECT digest FROM dragonraft.table_digest(50) WHERE relid = 't50'::regclass}),
 	'nodes 2 and 3 have the same t50');
 
