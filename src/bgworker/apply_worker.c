@@ -316,11 +316,12 @@ static void refresh_applied(ApplyGroup *ag)
  * left since its origin was found (and maybe made again: another shared
  * entry, DrGroup.made, and another origin).  leave_group locks the origin,
  * waiting for an open batch, and drops it once the engine worker removed the
- * group: so the group is looked for with the origin locked.  Its entries still in the
- * queue applied with the origin, dropped or taken by a group made since,
- * moved that group's applied index past entries it never applied; and a
- * session of a dropped origin made its in-memory state again, kept at
- * checkpoints, one of max_replication_slots taken for nothing (TAP 112).
+ * group: so the group is looked for with the origin locked.  Its entries
+ * still in the queue applied with the origin, dropped or taken by a group
+ * made since, moved that group's applied index past entries it never
+ * applied; and a session of a dropped origin made its in-memory state again,
+ * kept at checkpoints, one of max_replication_slots taken for nothing (TAP
+ * 112).
  */
 static bool begin_batch(ApplyGroup *ag, uint64 first)
 {
