@@ -111,8 +111,12 @@ bool dr_origins_applied_here(uint64 group_id)
 	                1) == SPI_OK_SELECT &&
 	    SPI_processed == 1)
 		found = SPI_execute_with_args(
-		                "SELECT 1 FROM dragonraft.member_info WHERE group_id = $1", 1,
-		                &type, &gid, NULL, true, 1) != SPI_OK_SELECT ||
+		                "SELECT 1 FROM dragonraft.member_info WHERE group_id = $1 "
+		                "UNION ALL SELECT 1 FROM dragonraft.ddl_history "
+		                "WHERE group_id = $1 "
+		                "UNION ALL SELECT 1 FROM dragonraft.replicated_tables "
+		                "WHERE group_id = $1 LIMIT 1",
+		                1, &type, &gid, NULL, true, 1) != SPI_OK_SELECT ||
 		        SPI_processed == 1;
 	SPI_finish();
 	PopActiveSnapshot();

@@ -20,10 +20,13 @@ extern void dr_origins_name(uint64 group_id, char *buf);
 /* Every group's origin (palloc'd in the caller's context; *n of them). */
 extern DrOrigin *dr_origins_scan(int *n);
 /*
- * Whether this node applied entries of group_id: dragonraft.member_info has
- * rows of it (every member applies its own member info entry early); true
- * too when that table is not there to tell.  An origin named like a group's
- * without any is not one of dragonraft's.
+ * Whether this node applied entries of group_id: dragonraft.member_info,
+ * ddl_history or replicated_tables has rows of it; true too when they are
+ * not there to tell.  An origin named like a group's without any is not one
+ * of dragonraft's.  (A member's info entry comes once it knows a leader,
+ * after the group's first entries: a member that applied a command but not
+ * yet its info, left half by a crash in leave_group, had its origin taken
+ * for someone else's and showed no status row: review 44, TAP 123.)
  */
 extern bool dr_origins_applied_here(uint64 group_id);
 /* Every replication origin of the server, dragonraft's or not. */
