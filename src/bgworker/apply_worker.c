@@ -787,6 +787,14 @@ static void finish_load(ApplyGroup *ag)
 	dr_snapshot_job_free(ag->load_job);
 	pfree(ag->loader);
 	ag->loader = NULL;
+	if (group_made(ag->group_id) != ag->made) {
+		/* Left (and maybe made again) meanwhile: the loader found it gone,
+		 * which is no error of the group now on this node (TAP 122). */
+		drop_waiting(ag);
+		hash_search(groups, &ag->group_id, HASH_REMOVE, NULL);
+		last_group = NULL;
+		return;
+	}
 	applying.group_id = ag->group_id;
 	applying.what = "snapshot";
 	/*
@@ -820,6 +828,30 @@ static void check_loads(void)
 }
 
 /*
+ * End the loader of ag, a group left and made again since its load began,
+ * and forget ag.  The loader loads only into its own group (it looks for it
+ * with the origin locked) and fails; kept meanwhile, ag held the new group's
+ * first entries behind the load and dropped them with it ("entries 1 to 2
+ * are missing", TAP 122).  (A postmaster that does not start or stop it
+ * holds this worker: as it does the loader's start anyway.)
+ */
+static void forget_load(ApplyGroup *ag)
+{
+	for (int i = 0; i < n_loading; i++)
+		if (loading[i] == ag) {
+			loading[i] = loading[--n_loading];
+			break;
+		}
+	TerminateBackgroundWorker(ag->loader);
+	(void)WaitForBackgroundWorkerShutdown(ag->loader);
+	dr_snapshot_job_free(ag->load_job);
+	pfree(ag->loader);
+	ag->loader = NULL;
+	drop_waiting(ag);
+	hash_search(groups, &ag->group_id, HASH_REMOVE, NULL);
+}
+
+/*
  * Forget what was found of groups whose shared entry was made again since:
  * a group this node left and is a member of again (DROP EXTENSION emptied
  * dragonraft.left_groups), or one an engine worker's restart started again.
@@ -827,13 +859,14 @@ static void check_loads(void)
  * applied index skipped its entries, and the old id, taken meanwhile by
  * another group, moved that group's applied index (review 36, TAP 112).
  * Found again from its origin with its next entry.  Looked at only when
- * entries were added (a group with a loader: once the load ended).
+ * entries were added (a group with a loader: its loader ended first).
  */
 static void forget_remade_groups(void)
 {
 	uint64 made = pg_atomic_read_u64(&dr_shared->groups_made);
 	HASH_SEQ_STATUS seq;
-	ApplyGroup *ag;
+	ApplyGroup *ag, *with_loader[DR_SNAP_JOBS];
+	int n_with_loader = 0;
 
 	if (made == groups_made_seen)
 		return;
@@ -848,13 +881,15 @@ static void forget_remade_groups(void)
 		if (g == NULL || g->made == ag->made)
 			continue; /* (one gone: begin_batch drops its entries) */
 		if (ag->loader != NULL) {
-			groups_made_seen = 0; /* looked at again */
+			with_loader[n_with_loader++] = ag; /* (one per job) */
 			continue;
 		}
 		drop_waiting(ag);
 		hash_search(groups, &ag->group_id, HASH_REMOVE, NULL);
 	}
 	LWLockRelease(dr_shared->groups_lock);
+	for (int i = 0; i < n_with_loader; i++)
+		forget_load(with_loader[i]);
 	last_group = NULL;
 }
 

@@ -22,7 +22,9 @@ use Test::More;
 
 # (no batch stays open once the queue is empty: none holds a lock when the
 # apply worker stops)
-my $c = DragonCluster->new(3, conf => "dragonraft.apply_batch_delay = 0\n");
+# (part 2: a member that joins group 40 needs a snapshot)
+my $c = DragonCluster->new(3, conf => "dragonraft.apply_batch_delay = 0\n"
+	  . "dragonraft.snapshot_entries = 50\ndragonraft.compaction_overhead = 5\n");
 my $N1 = $c->node(1);
 my $N2 = $c->node(2);
 my $N3 = $c->node(3);
@@ -144,5 +146,74 @@ is(sql2(q{SELECT count(*) FROM pg_class WHERE relname LIKE 'new30\_%'}), "$n",
 is(sql2(q{SELECT pg_replication_origin_progress('dragonraft_30', false) = '0/0'::pg_lsn + applied_index
 		AND applied_index = commit_index FROM dragonraft.status WHERE group_id = 30}), 't',
 	'the origin of group 30 on node 2 holds its applied index after the restart');
+
+# 2. A snapshot loader that starts late: node 3 joins group 40 (of nodes 1
+# and 2, compacted: it needs a snapshot) while its postmaster is stopped
+# (SIGSTOP), so the apply worker's loader is registered and not started;
+# meanwhile node 3 leaves every group, drops and creates the extension and
+# makes group 40 again alone.  Once the postmaster goes on, the loader must
+# not load the first group 40's snapshot into the new one.
+my $l40 = $c->group_needing_snapshots(40, 1, 2);
+my $N3 = $c->node(3);
+my $addr3 = $c->raft_address(3);
+$c->node($l40)->safe_psql('postgres', "SELECT dragonraft.add_member(40, 3, '$addr3')");
+$c->query(3, 'SELECT 1'); # (node 3's poll session, connected before the stop)
+my ($jin, $jout, $jerr) = ("SELECT 1;\n", '', '');
+my $join = IPC::Run::start(['psql', '-XAtq', '-d', $N3->connstr('postgres')],
+	'<', \$jin, '>', \$jout, '2>', \$jerr);
+$join->pump until $jout =~ /^1\n/;
+my $pm3 = $N3->{_pid};
+kill 'STOP', $pm3;
+$jin .= "SELECT dragonraft.join_group(40, '" . $c->members(1, 2, 3) . "');\n";
+$join->pump_nb;
+ok($c->wait_until('node 3\'s apply worker to register a loader of group 40',
+		sub { ($c->poll(3, q{SELECT count(*) FROM dragonraft.stat_progress_snapshot
+				WHERE group_id = 40 AND role = 'receiver' AND coalesce(pid, 0) = 0}) // '') eq '1' }),
+	'node 3 has a loader of group 40 registered, not started (its postmaster is stopped)');
+$c->node($l40)->safe_psql('postgres', 'SELECT dragonraft.remove_member(40, 3, true)');
+$c->query(3, 'SELECT dragonraft.leave_group(40, true)');
+for my $g (10, 30)
+{
+	$c->group_nodes($g, 1, 3);
+	my $l = $c->leading($g);
+	if ($l == 3)
+	{
+		$c->query(3, "SELECT dragonraft.transfer_leader($g, 1)");
+		$l = 1;
+		$c->wait_until("node 1 to lead group $g",
+			sub { sql1("SELECT role FROM dragonraft.status WHERE group_id = $g") eq 'leader' });
+	}
+	sql1("SELECT dragonraft.remove_member($g, 3, true)");
+	$c->query(3, "SELECT dragonraft.leave_group($g, true)");
+	$c->group_nodes($g, 1);
+}
+$c->query(3, 'DROP EXTENSION dragonraft');
+$c->query(3, 'CREATE EXTENSION dragonraft');
+$c->query(3, qq{SELECT dragonraft.create_group(40, '{"3": "$addr3"}')});
+ok($c->wait_until('the new group 40 to have a leader on node 3',
+		sub { ($c->poll(3, 'SELECT leader_id FROM dragonraft.status WHERE group_id = 40') // '') eq '3' }),
+	'node 3 leads the new group 40');
+kill 'CONT', $pm3;
+$join->finish;
+note "join_group: $jout / $jerr";
+# The loader ran (or never will): its job is gone.
+ok($c->wait_until('the loader of node 3 to end',
+		sub { ($c->poll(3, q{SELECT count(*) FROM dragonraft.stat_progress_snapshot WHERE group_id = 40}) // '') eq '0' }),
+	'node 3\'s loader of group 40 ended');
+my $cmd = $c->query(3, q{SELECT dragonraft.execute(40, 'CREATE TABLE new40 (a int)')});
+ok($c->wait_until('the new group 40 to be applied on node 3',
+		sub { ($c->poll(3, 'SELECT applied_index > 0 AND applied_index = commit_index FROM dragonraft.status WHERE group_id = 40') // '') eq 't' }),
+	'the new group 40 is applied on node 3');
+is($c->query(3, q{SELECT count(*) FROM pg_class WHERE relname = 't' AND relnamespace = 'public'::regnamespace}), '0',
+	'the old group 40\'s table is not on node 3');
+is($c->query(3, 'SELECT count(*) FROM dragonraft.replicated_tables WHERE group_id = 40'), '0',
+	'the new group 40 has no table');
+is($c->query(3, q{SELECT count(*) FROM pg_class WHERE relname = 'new40'}), '1',
+	'its command ran');
+is($c->query(3, q{SELECT pg_replication_origin_progress('dragonraft_40', false) = '0/0'::pg_lsn + applied_index
+		FROM dragonraft.status WHERE group_id = 40}), 't',
+	'the origin of the new group 40 holds its applied index');
+is($c->query(3, 'SELECT applied_index <= commit_index FROM dragonraft.status WHERE group_id = 40'), 't',
+	'and it is not past its commit index');
 
 done_testing();
