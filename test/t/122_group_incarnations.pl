@@ -12,6 +12,11 @@
 # indexes (its command never ran; the old group's table was registered in
 # it).  The engine worker now says which group's entry (DrGroup.made) each
 # message carries, and the apply worker drops those of a group gone since.
+#
+# Part 2: a snapshot loader registered for a group (node 3 joins group 40)
+# that starts only after the node left the group and made it again (its
+# postmaster stopped meanwhile) took the new group for its own: its failure
+# stopped the new group, or it loaded the old group's snapshot into it.
 use strict;
 use warnings;
 use FindBin;
