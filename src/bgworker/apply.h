@@ -38,8 +38,17 @@ typedef struct DrApplyQueue {
  */
 #define DR_APPLY_RESEND 0xFFFFFFFFu
 
+/*
+ * made: the group's shared entry's DrGroup.made when the engine worker kept
+ * the message.  A group left and made again on this node (after DROP
+ * EXTENSION / CREATE EXTENSION) has a new one, and the apply worker drops
+ * the earlier group's messages still in its queue: taken for the new
+ * group's, they were applied as its first entries, and its own ones at
+ * those indexes skipped (review 44, TAP 122).
+ */
 typedef struct DrApplyMsg {
 	uint64 group_id;
+	uint64 made;
 	uint64 index;
 	uint64 term;
 	uint32 type; /* enum raft_entry_type */

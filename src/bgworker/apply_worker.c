@@ -314,13 +314,15 @@ static void refresh_applied(ApplyGroup *ag)
 
 /*
  * Begin a batch of ag's entries; false (nothing begun) for a group this node
- * left since its origin was found.  leave_group locks the origin, waiting for
- * an open batch, and drops it once the engine worker removed the group: so
- * the group is looked for with the origin locked.  Its entries still in the
- * queue applied with the origin, dropped or taken by a group made since,
- * moved that group's applied index past entries it never applied; and a
- * session of a dropped origin made its in-memory state again, kept at
- * checkpoints, one of max_replication_slots taken for nothing (TAP 112).
+ * left since its origin was found (and maybe made again: another shared
+ * entry, DrGroup.made, and another origin).  leave_group locks the origin,
+ * waiting for an open batch, and drops it once the engine worker removed the
+ * group: so the group is looked for with the origin locked.  Its entries
+ * still in the queue applied with the origin, dropped or taken by a group
+ * made since, moved that group's applied index past entries it never
+ * applied; and a session of a dropped origin made its in-memory state again,
+ * kept at checkpoints, one of max_replication_slots taken for nothing (TAP
+ * 112).
  */
 static bool begin_batch(ApplyGroup *ag, uint64 first)
 {
@@ -337,7 +339,7 @@ static bool begin_batch(ApplyGroup *ag, uint64 first)
 	batch.began = GetCurrentTimestamp();
 	/* (leave_group waits for the batch's end, and a batch for leave_group's) */
 	dr_origins_lock(ag->origin, AccessShareLock);
-	if (!group_here(ag->group_id)) {
+	if (group_made(ag->group_id) != ag->made) {
 		SPI_finish();
 		PopActiveSnapshot();
 		AbortCurrentTransaction();
@@ -811,8 +813,9 @@ static void start_load(const DrApplyMsg *m, const uint8 *data)
 	if (m->len == 0 || data[m->len - 1] != '\0' || m->len > MAXPGPATH)
 		elog(ERROR, "malformed snapshot message");
 	ag = find_group(m->group_id);
-	if (ag == NULL || ag->gone || ag->failed || ag->loader != NULL)
-		return; /* left; parked: the engine worker sends it again; or loading one already */
+	if (ag == NULL || m->made < ag->made || ag->gone || ag->failed || ag->loader != NULL)
+		return; /* left (an earlier group's); parked: the engine worker sends it again;
+		         * or loading one already */
 	refresh_applied(ag);
 	if (m->index <= ag->applied)
 		return;
@@ -833,6 +836,8 @@ static void start_load(const DrApplyMsg *m, const uint8 *data)
 	strlcpy(j->path, (const char *)data, sizeof(j->path));
 	w.bgw_main_arg = loader_arg(job, j->generation);
 	SpinLockRelease(&j->mutex);
+	/* The group it loads into (not one made again since: the loader looks) */
+	memcpy(w.bgw_extra, &ag->made, sizeof(ag->made));
 	old = MemoryContextSwitchTo(TopMemoryContext); /* the handle outlives transactions */
 	registered = RegisterDynamicBackgroundWorker(&w, &ag->loader);
 	MemoryContextSwitchTo(old);
@@ -866,6 +871,14 @@ static void finish_load(ApplyGroup *ag)
 	dr_snapshot_job_free(ag->load_job);
 	pfree(ag->loader);
 	ag->loader = NULL;
+	if (group_made(ag->group_id) != ag->made) {
+		/* Left (and maybe made again) meanwhile: the loader found it gone,
+		 * which is no error of the group now on this node (TAP 122). */
+		drop_waiting(ag);
+		hash_search(groups, &ag->group_id, HASH_REMOVE, NULL);
+		last_group = NULL;
+		return;
+	}
 	applying.group_id = ag->group_id;
 	applying.what = "snapshot";
 	/*
@@ -899,6 +912,30 @@ static void check_loads(void)
 }
 
 /*
+ * End the loader of ag, a group left and made again since its load began,
+ * and forget ag.  The loader loads only into its own group (it looks for it
+ * with the origin locked) and fails; kept meanwhile, ag held the new group's
+ * first entries behind the load and dropped them with it ("entries 1 to 2
+ * are missing", TAP 122).  (A postmaster that does not start or stop it
+ * holds this worker: as it does the loader's start anyway.)
+ */
+static void forget_load(ApplyGroup *ag)
+{
+	for (int i = 0; i < n_loading; i++)
+		if (loading[i] == ag) {
+			loading[i] = loading[--n_loading];
+			break;
+		}
+	TerminateBackgroundWorker(ag->loader);
+	(void)WaitForBackgroundWorkerShutdown(ag->loader);
+	dr_snapshot_job_free(ag->load_job);
+	pfree(ag->loader);
+	ag->loader = NULL;
+	drop_waiting(ag);
+	hash_search(groups, &ag->group_id, HASH_REMOVE, NULL);
+}
+
+/*
  * Forget what was found of groups whose shared entry was made again since:
  * a group this node left and is a member of again (DROP EXTENSION emptied
  * dragonraft.left_groups), or one an engine worker's restart started again.
@@ -906,13 +943,14 @@ static void check_loads(void)
  * applied index skipped its entries, and the old id, taken meanwhile by
  * another group, moved that group's applied index (review 36, TAP 112).
  * Found again from its origin with its next entry.  Looked at only when
- * entries were added (a group with a loader: once the load ended).
+ * entries were added (a group with a loader: its loader ended first).
  */
 static void forget_remade_groups(void)
 {
 	uint64 made = pg_atomic_read_u64(&dr_shared->groups_made);
 	HASH_SEQ_STATUS seq;
-	ApplyGroup *ag;
+	ApplyGroup *ag, *with_loader[DR_SNAP_JOBS];
+	int n_with_loader = 0;
 
 	if (made == groups_made_seen)
 		return;
@@ -927,13 +965,15 @@ static void forget_remade_groups(void)
 		if (g == NULL || g->made == ag->made)
 			continue; /* (one gone: begin_batch drops its entries) */
 		if (ag->loader != NULL) {
-			groups_made_seen = 0; /* looked at again */
+			with_loader[n_with_loader++] = ag; /* (one per job) */
 			continue;
 		}
 		drop_waiting(ag);
 		hash_search(groups, &ag->group_id, HASH_REMOVE, NULL);
 	}
 	LWLockRelease(dr_shared->groups_lock);
+	for (int i = 0; i < n_with_loader; i++)
+		forget_load(with_loader[i]);
 	last_group = NULL;
 }
 
@@ -950,6 +990,8 @@ static void receive_entry(const DrApplyMsg *m, const uint8 *data)
 	if (m->type == DR_APPLY_RESEND) {
 		/* Its entries follow from the first one kept: try again. */
 		ag = hash_search(groups, &m->group_id, HASH_FIND, NULL);
+		if (ag != NULL && m->made < ag->made)
+			return; /* an earlier group's */
 		if (ag != NULL && ag->failed && ag->origin == InvalidRepOriginId) {
 			hash_search(groups, &m->group_id, HASH_REMOVE, NULL);
 			last_group = NULL;
@@ -962,15 +1004,28 @@ static void receive_entry(const DrApplyMsg *m, const uint8 *data)
 	ag = last_group != NULL && last_group->group_id == m->group_id
 	             ? last_group
 	             : hash_search(groups, &m->group_id, HASH_FIND, NULL);
+	/*
+	 * An entry of a group this node left, or of an earlier group of the id:
+	 * one left, and made again since (DrApplyMsg.made).  Taken for the new
+	 * group's, the earlier group's entries still queued were applied as its
+	 * first ones, moved its origin past them, and its own entries at those
+	 * indexes were skipped (review 44, TAP 122).
+	 */
+	if (ag != NULL && m->made < ag->made)
+		return;
 	if (ag == NULL) {
+		uint64 made = group_made(m->group_id);
+
+		if (made == 0 || m->made < made)
+			return;
 		if (batch.ag != NULL)
 			commit_batch(); /* finding its origin takes a transaction */
 		applying.group_id = m->group_id;
 		applying.index = m->index;
 		applying.what = "origin lookup";
 		ag = find_group(m->group_id);
-		if (ag == NULL)
-			return; /* a group this node left */
+		if (ag == NULL || m->made < ag->made)
+			return; /* a group this node left (and maybe made again) */
 	}
 	last_group = ag;
 	if (ag->failed)
@@ -1280,7 +1335,7 @@ void dr_snapshot_loader_main(Datum arg)
 	ErrorContextCallback errcb;
 	HASHCTL info;
 	ApplyGroup *ag;
-	uint64 group_id, index;
+	uint64 group_id, index, made;
 	bool mine;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -1295,6 +1350,7 @@ void dr_snapshot_loader_main(Datum arg)
 	group_id = j->group_id;
 	index = j->index;
 	SpinLockRelease(&j->mutex);
+	memcpy(&made, MyBgworkerEntry->bgw_extra, sizeof(made));
 	if (!mine)
 		proc_exit(0); /* its apply worker exited before it started (end_orphan_loaders) */
 	before_shmem_exit(loader_exit, arg);
@@ -1326,7 +1382,9 @@ void dr_snapshot_loader_main(Datum arg)
 		applying.index = index;
 		applying.what = "snapshot";
 		ag = find_group(group_id);
-		if (ag == NULL || !begin_batch(ag, index))
+		/* (a loader started late must not load into a group made again since:
+		 * begin_batch looks again with the origin locked) */
+		if (ag == NULL || ag->made != made || !begin_batch(ag, index))
 			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			                errmsg("group %llu is no longer on this node",
 			                       (unsigned long long)group_id)));

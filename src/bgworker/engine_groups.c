@@ -408,16 +408,16 @@ void dr_engine_groups_restart(void)
 		if (g != NULL)
 			continue; /* in the LogDB but not started: said above */
 		/* (the LogDB's record under another node id says so too: a group
-		 * used at once after its creation may have no member_info row yet) */
+		 * used at once after its creation may have no catalog row yet) */
 		if (!dr_origins_applied_here(origins[k].group_id) &&
 		    stored_as(origins[k].group_id) == 0) {
 			ereport(LOG,
 			        (errmsg("replication origin \"dragonraft_%llu\" is not taken for a "
 			                "group of this node",
 			                (unsigned long long)origins[k].group_id),
-			         errdetail("Neither the LogDB nor dragonraft.member_info knows "
-			                   "the group; create_group refuses that group id while "
-			                   "the origin exists.")));
+			         errdetail("Neither the LogDB nor dragonraft's catalog knows the "
+			                   "group; create_group refuses that group id while the "
+			                   "origin exists.")));
 			continue;
 		}
 		g = new_entry(origins[k].group_id, applied, origins[k].id);

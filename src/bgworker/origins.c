@@ -18,6 +18,7 @@
 #include "origins.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
@@ -110,8 +111,12 @@ bool dr_origins_applied_here(uint64 group_id)
 	                1) == SPI_OK_SELECT &&
 	    SPI_processed == 1)
 		found = SPI_execute_with_args(
-		                "SELECT 1 FROM dragonraft.member_info WHERE group_id = $1", 1,
-		                &type, &gid, NULL, true, 1) != SPI_OK_SELECT ||
+		                "SELECT 1 FROM dragonraft.member_info WHERE group_id = $1 "
+		                "UNION ALL SELECT 1 FROM dragonraft.ddl_history "
+		                "WHERE group_id = $1 "
+		                "UNION ALL SELECT 1 FROM dragonraft.replicated_tables "
+		                "WHERE group_id = $1 LIMIT 1",
+		                1, &type, &gid, NULL, true, 1) != SPI_OK_SELECT ||
 		        SPI_processed == 1;
 	SPI_finish();
 	PopActiveSnapshot();
@@ -165,4 +170,16 @@ bool dr_origins_drop(uint64 group_id)
 void dr_origins_lock(RepOriginId origin, LOCKMODE mode)
 {
 	LockSharedObject(ReplicationOriginRelationId, origin, 0, mode);
+}
+
+bool dr_origins_try_lock(RepOriginId origin, LOCKMODE mode)
+{
+	LOCKTAG tag;
+
+	/* (LockSharedObject's tag, without its wait) */
+	SET_LOCKTAG_OBJECT(tag, InvalidOid, ReplicationOriginRelationId, origin, 0);
+	if (LockAcquire(&tag, mode, false, true) == LOCKACQUIRE_NOT_AVAIL)
+		return false;
+	AcceptInvalidationMessages();
+	return true;
 }

@@ -20,10 +20,13 @@ extern void dr_origins_name(uint64 group_id, char *buf);
 /* Every group's origin (palloc'd in the caller's context; *n of them). */
 extern DrOrigin *dr_origins_scan(int *n);
 /*
- * Whether this node applied entries of group_id: dragonraft.member_info has
- * rows of it (every member applies its own member info entry early); true
- * too when that table is not there to tell.  An origin named like a group's
- * without any is not one of dragonraft's.
+ * Whether this node applied entries of group_id: dragonraft.member_info,
+ * ddl_history or replicated_tables has rows of it; true too when they are
+ * not there to tell.  An origin named like a group's without any is not one
+ * of dragonraft's.  (A member's info entry comes once it knows a leader,
+ * after the group's first entries: a member that applied a command but not
+ * yet its info, left half by a crash in leave_group, had its origin taken
+ * for someone else's and showed no status row: review 44, TAP 123.)
  */
 extern bool dr_origins_applied_here(uint64 group_id);
 /* Every replication origin of the server, dragonraft's or not. */
@@ -34,9 +37,12 @@ extern RepOriginId dr_origins_find(uint64 group_id, bool create);
 extern bool dr_origins_drop(uint64 group_id);
 /*
  * Lock an origin (the object, in the caller's transaction, to its end): a
- * batch of the group's entries holds AccessShareLock, leave_group
+ * batch of the group's entries holds AccessShareLock, and so does a backend
+ * that commits its own entry (xact.c pre_commit), leave_group
  * AccessExclusiveLock (sql_membership.c leave_locally says why).
  */
 extern void dr_origins_lock(RepOriginId origin, LOCKMODE mode);
+/* The same without waiting: false if another process holds or waits for a conflicting lock. */
+extern bool dr_origins_try_lock(RepOriginId origin, LOCKMODE mode);
 
 #endif /* DRAGONRAFT_ORIGINS_H */

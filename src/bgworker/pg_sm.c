@@ -201,6 +201,7 @@ static bool keep(DrSm *sm, raft_index index, raft_term term, uint32 type, const 
 	e->sm = sm;
 	e->sent = false;
 	e->msg.group_id = sm->group_id;
+	e->msg.made = sm->shared->made;
 	e->msg.index = index;
 	e->msg.term = term;
 	e->msg.type = type;
@@ -888,7 +889,9 @@ static bool send_again(void)
 		DrSm *sm = dlist_head_element(DrSm, resend_node, &S.resend);
 
 		if (!S.resend_started) {
-			DrApplyMsg m = {.group_id = sm->group_id, .type = DR_APPLY_RESEND};
+			DrApplyMsg m = {.group_id = sm->group_id,
+			                .made = sm->shared->made,
+			                .type = DR_APPLY_RESEND};
 
 			if (!send_msg(&m, NULL, dlist_is_empty(&sm->entries), NULL))
 				return false;

@@ -417,8 +417,10 @@ static void leave_locally(int64 group_id, bool gave_up_join)
 
 	/*
 	 * A batch of the group's entries (the apply worker's, a snapshot
-	 * loader's) holds its origin's session, and the drop of the origin below
-	 * waits for that session to end: a wait no deadlock check sees.  With
+	 * loader's, or a backend's commit of its own entry: xact.c pre_commit,
+	 * which does not wait for the lock and ends with 40003 instead) holds
+	 * its origin's session, and the drop of the origin below waits for that
+	 * session to end: a wait no deadlock check sees.  With
 	 * the group's tables locked first (DROP TRIGGER), a batch that went on
 	 * to one of them waited for this transaction while this one waited for
 	 * it, until the engine worker terminated this backend for blocking the

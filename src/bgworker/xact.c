@@ -66,6 +66,7 @@
 #include "engine/engine.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "origins.h"
 #include "pgstat.h"
 #include "queue.h"
 #include "raft/raft.h"
@@ -155,6 +156,7 @@ typedef struct GroupView {
 	uint64 schema_next_table;
 	uint32 apply_failures;
 	RepOriginId origin;
+	uint64 made;
 	char error[DR_ERROR_LEN];
 } GroupView;
 
@@ -178,6 +180,7 @@ static bool view_group(uint64 group_id, GroupView *v)
 		v->schema_next_table = v->g->schema_next_table;
 		v->apply_failures = v->g->apply_failures;
 		v->origin = v->g->origin;
+		v->made = v->g->made;
 		strlcpy(v->error, v->g->error, sizeof(v->error));
 		SpinLockRelease(&v->g->mutex);
 	}
@@ -831,6 +834,7 @@ static void pre_commit(void)
 	DrPending p;
 	DrResult res;
 	GroupView v;
+	uint64 made;
 	uint8 *entry;
 	Size len;
 
@@ -847,7 +851,8 @@ static void pre_commit(void)
 	 * the emptied ones emptied again.
 	 */
 	PreCommit_on_commit_actions();
-	if (view_group(p.group_id, &v) && view_stale(&v))
+	made = view_group(p.group_id, &v) ? v.made : 0;
+	if (made != 0 && view_stale(&v))
 		stale_view(p.group_id);
 	owner.node_id = (uint32)dr_node_id;
 	owner.incarnation = dr_shared->incarnation;
@@ -891,10 +896,35 @@ static void pre_commit(void)
 	 * says nothing of the outcome.)
 	 */
 	dr_xact_hold_cancels();
+	/*
+	 * The origin's session is set up with the origin locked, as a batch of
+	 * the apply worker's is: leave_group locks it first, and waits for the
+	 * lock, before it stops the member and drops the catalog rows and the
+	 * origin.  Without it, leave_group of a group whose tables this
+	 * transaction does not hold (a registration's) went on and waited for
+	 * the session only to drop the origin: the transaction then committed
+	 * its table's triggers and catalog row for a group the node had left,
+	 * and every write to the table failed (review 44, TAP 123).  Not
+	 * waited for: this transaction may hold a table that leave_group waits
+	 * for next.
+	 */
+	if (!view_group(p.group_id, &v) || v.made != made ||
+	    !dr_origins_try_lock(v.origin, AccessShareLock) || !view_group(p.group_id, &v) ||
+	    v.made != made) {
+		count_unknown(p.group_id);
+		ereport(ERROR,
+		        (errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN),
+		         errmsg("node %d leaves group %llu while the transaction commits",
+		                dr_node_id, (unsigned long long)p.group_id),
+		         errdetail("Its entry %llu is committed in the group's log: the other "
+		                   "members apply it, this node does not.",
+		                   (unsigned long long)C.index),
+		         errhint("Check on a member of the group whether the transaction's "
+		                 "changes are there before retrying.")));
+	}
 	if (p.registration != InvalidOid && p.resend == 0)
 		dr_sql_tables_install(p.registration, p.group_id, C.index);
 
-	(void)view_group(p.group_id, &v);
 	replorigin_session_setup(v.origin);
 	replorigin_session_origin = v.origin;
 	replorigin_session_origin_lsn = C.index;
