@@ -231,34 +231,38 @@ static uint64 stored_as(uint64 group_id)
  * while they do).  Names an entry cannot carry (not printable ASCII, or too
  * long) make it say "not known", once in the log.
  */
+/* (a name's length for entry_check_member_locale: one too long stays too long) */
+static uint16 locale_len(const char *name)
+{
+	return (uint16)Min(strlen(name), ENTRY_LOCALE_MAX + 1);
+}
+
 static void load_database_locale(void)
 {
-	bool xact = !IsTransactionState();
-	const char *names[3];
-	char *dst[3] = {info.collate, info.ctype, info.icu_locale};
+	bool start = !IsTransactionState();
+	struct entry_member_info mi;
 	DrDbLocale here;
 
-	if (xact)
+	if (start)
 		StartTransactionCommand();
 	dr_database_locale(&here);
+	memset(&mi, 0, sizeof(mi));
+	mi.has_locale = 1;
+	mi.encoding = here.encoding;
+	mi.locale_provider = here.provider;
+	mi.collate = here.collate;
+	mi.collate_len = locale_len(here.collate);
+	mi.ctype = here.ctype;
+	mi.ctype_len = locale_len(here.ctype);
+	mi.icu_locale = here.icu_locale != NULL ? here.icu_locale : "";
+	mi.icu_locale_len = locale_len(mi.icu_locale);
+	info.has_locale = entry_check_member_locale(&mi) == ENTRY_OK;
 	info.encoding = here.encoding;
 	info.provider = here.provider;
-	names[0] = here.collate;
-	names[1] = here.ctype;
-	names[2] = here.icu_locale != NULL ? here.icu_locale : "";
-	info.has_locale = info.encoding <= ENTRY_ENCODING_MAX && info.provider > 0x20 &&
-	                  info.provider <= 0x7e;
-	for (int i = 0; i < 3; i++) {
-		size_t n = strlen(names[i]);
-
-		if (n > ENTRY_LOCALE_MAX)
-			info.has_locale = false;
-		for (size_t k = 0; k < n; k++)
-			if (names[i][k] < 0x20 || names[i][k] > 0x7e)
-				info.has_locale = false;
-		strlcpy(dst[i], names[i], ENTRY_LOCALE_MAX + 1);
-	}
-	if (xact)
+	strlcpy(info.collate, mi.collate, sizeof(info.collate));
+	strlcpy(info.ctype, mi.ctype, sizeof(info.ctype));
+	strlcpy(info.icu_locale, mi.icu_locale, sizeof(info.icu_locale));
+	if (start)
 		CommitTransactionCommand();
 	if (!info.has_locale)
 		ereport(LOG,

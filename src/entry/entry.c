@@ -164,8 +164,7 @@ static int check_locale(const char *a, size_t len)
 	return ENTRY_OK;
 }
 
-/* Is mi's locale part one an ENTRY_MEMBER_INFO can say? */
-static int check_member_locale(const struct entry_member_info *mi)
+int entry_check_member_locale(const struct entry_member_info *mi)
 {
 	int rc;
 
@@ -200,8 +199,9 @@ static size_t put_string(uint8_t *p, const char *s, uint16_t len)
 static int encode_member_info(uint8_t *buf, size_t cap, unsigned type,
                               const struct entry_member_info *mi, size_t *len)
 {
-	size_t n = type == ENTRY_MEMBER_INFO ? entry_member_info_size(mi)
-	                                     : (size_t)ENTRY_HEADER_BYTES + 4 + 2 + mi->client_addr_len;
+	size_t n = type == ENTRY_MEMBER_INFO
+	                   ? entry_member_info_size(mi)
+	                   : (size_t)ENTRY_HEADER_BYTES + 4 + 2 + mi->client_addr_len;
 	size_t off;
 	int rc;
 
@@ -210,7 +210,7 @@ static int encode_member_info(uint8_t *buf, size_t cap, unsigned type,
 		return ENTRY_ERR_FORMAT;
 	rc = check_client_addr(mi->client_addr, mi->client_addr_len);
 	if (rc == ENTRY_OK && type == ENTRY_MEMBER_INFO)
-		rc = check_member_locale(mi);
+		rc = entry_check_member_locale(mi);
 	if (rc != ENTRY_OK)
 		return rc;
 	if (cap < n)
@@ -292,7 +292,7 @@ int entry_decode_member_info(const struct entry_header *h, struct entry_member_i
 		return ENTRY_ERR_FORMAT;
 	if ((rc = check_client_addr(out->client_addr, out->client_addr_len)) != ENTRY_OK)
 		return rc;
-	return h->type == ENTRY_MEMBER_INFO ? check_member_locale(out) : ENTRY_OK;
+	return h->type == ENTRY_MEMBER_INFO ? entry_check_member_locale(out) : ENTRY_OK;
 }
 
 /* A Raft address is printable ASCII too (views, error messages, logs). */

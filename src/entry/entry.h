@@ -218,6 +218,10 @@ struct entry_member_info {
 	uint16_t icu_locale_len;
 };
 
+/* Is mi's encoding and locale part one an ENTRY_MEMBER_INFO can say
+ * (ENTRY_OK; ENTRY_ERR_FORMAT: a name longer than ENTRY_LOCALE_MAX or not
+ * printable ASCII, an encoding or provider out of range)? */
+int entry_check_member_locale(const struct entry_member_info *mi);
 /* Bytes mi takes encoded as an ENTRY_MEMBER_INFO. */
 size_t entry_member_info_size(const struct entry_member_info *mi);
 /* Encode mi into buf (cap bytes) as an ENTRY_MEMBER_INFO; *len receives the

@@ -34,18 +34,9 @@ plan skip_all => "the template database is $enc, not UTF8" if $enc ne 'UTF8';
 
 # Node 3 runs dragonraft in database latin.
 my $N3 = $c->node(3);
-$c->query(3, q{CREATE DATABASE latin ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0});
-$N3->safe_psql('latin', 'CREATE EXTENSION dragonraft');
-$N3->append_conf('postgresql.conf', "dragonraft.database = 'latin'\n");
-$c->close_poll(3);
-$N3->restart;
-# Does node's server log say what matches re (polled: the apply worker
-# writes it when it applies the member info)?
-sub log_has
-{
-	my ($node, $re) = @_;
-	return $c->wait_until('the log of ' . $node->name . " to match $re", sub { slurp_file($node->logfile) =~ $re });
-}
+$c->use_database(3, 'latin', q{CREATE DATABASE latin ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0});
+# (the apply worker logs its warnings when it applies the member info)
+sub log_has { return $c->log_has(@_); }
 sub sql3 { return $N3->safe_psql('latin', $_[0]); }
 
 # Group 1 starts on nodes 1 and 2 only (a majority): node 3, whose info

@@ -24,18 +24,9 @@ plan skip_all => "the template database's locale is C already" if $collate eq 'C
 
 # Node 3 runs dragonraft in database loc: UTF8, locale C.
 my $N3 = $c->node(3);
-$c->query(3, q{CREATE DATABASE loc ENCODING 'UTF8' LOCALE 'C' TEMPLATE template0});
-$N3->safe_psql('loc', 'CREATE EXTENSION dragonraft');
-$N3->append_conf('postgresql.conf', "dragonraft.database = 'loc'\n");
-$c->close_poll(3);
-$N3->restart;
-# Does node's server log say what matches re (polled: the apply worker
-# writes it when it applies the member info)?
-sub log_has
-{
-	my ($node, $re) = @_;
-	return $c->wait_until('the log of ' . $node->name . " to match $re", sub { slurp_file($node->logfile) =~ $re });
-}
+$c->use_database(3, 'loc', q{CREATE DATABASE loc ENCODING 'UTF8' LOCALE 'C' TEMPLATE template0});
+# (the apply worker logs its warnings when it applies the member info)
+sub log_has { return $c->log_has(@_); }
 sub sql3 { return $N3->safe_psql('loc', $_[0]); }
 ok($c->wait_until('node 3 engine worker',
 		sub { sql3('SELECT engine_state FROM dragonraft.node_status()') eq 'running' }),

@@ -124,7 +124,10 @@ for my $i (1 .. 8)
 		'>', \$out, '2>', \$err);
 	$h->pump until $out =~ /^(\d+)\n/;
 	my $pid = $1;
-	# (from at once to after its end, in steps of 0.4 ms; node 2 keeps each group: 8 of its 10 origins)
+	# The crash point, not a wait for a condition: round i kills leave_group
+	# 0.4 ms later into its run than round i - 1, from at once to after its
+	# end (no state of it can be polled for from outside: it is one
+	# transaction).  (Node 2 keeps each group: 8 of its 10 origins.)
 	Time::HiRes::usleep(400 * ($i - 1));
 	my $killed = kill 'KILL', $pid;
 	$h->finish;

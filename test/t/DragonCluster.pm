@@ -714,4 +714,28 @@ sub crash
 	return $self->wait_until("node ${id}'s processes to exit", sub { !grep { -e "/proc/$_" } @pids });
 }
 
+# use_database(id, db, create): node id runs dragonraft in database db, which
+# the statement create makes (CREATE DATABASE db ...): the extension created
+# there, dragonraft.database set, the server restarted.
+sub use_database
+{
+	my ($self, $id, $db, $create) = @_;
+	my $node = $self->node($id);
+	$self->query($id, $create);
+	$node->safe_psql($db, 'CREATE EXTENSION dragonraft');
+	$node->append_conf('postgresql.conf', "dragonraft.database = '$db'\n");
+	$self->close_poll($id);
+	$node->restart;
+	return;
+}
+
+# log_has(node, re): does node's server log match re (polled: a worker may
+# write it later)?
+sub log_has
+{
+	my ($self, $node, $re) = @_;
+	return $self->wait_until('the log of ' . $node->name . " to match $re",
+		sub { PostgreSQL::Test::Utils::slurp_file($node->logfile) =~ $re });
+}
+
 1;
