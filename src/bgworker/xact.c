@@ -828,6 +828,31 @@ static bool wrote_other(void)
 	       CheckRelationOidLockedByMe(LargeObjectMetadataRelationId, RowExclusiveLock, true);
 }
 
+/*
+ * An error after the entry committed in the log (PostgreSQL's own steps after
+ * PRE_COMMIT: a full NOTIFY queue, another extension's pre-commit callback,
+ * the local commit) ends the transaction here, while every member applies it,
+ * this node's apply worker too: the client must not take it for a rollback
+ * and retry.  Each such error says so in its CONTEXT.
+ */
+static ErrorContextCallback committed_context;
+
+static void committed_context_cb(void *arg)
+{
+	errcontext("dragonraft: the transaction's changes are committed in group %llu's log "
+	           "(entry %llu) and every member applies them, this node too: do not retry it",
+	           (unsigned long long)C.group_id, (unsigned long long)C.index);
+}
+
+static void pop_committed_context(void)
+{
+	for (ErrorContextCallback **p = &error_context_stack; *p != NULL; p = &(*p)->previous)
+		if (*p == &committed_context) {
+			*p = committed_context.previous;
+			break;
+		}
+}
+
 static void pre_commit(void)
 {
 	struct entry_owner owner;
@@ -922,6 +947,9 @@ static void pre_commit(void)
 		         errhint("Check on a member of the group whether the transaction's "
 		                 "changes are there before retrying.")));
 	}
+	committed_context.callback = committed_context_cb;
+	committed_context.previous = error_context_stack;
+	error_context_stack = &committed_context;
 	if (p.registration != InvalidOid && p.resend == 0)
 		dr_sql_tables_install(p.registration, p.group_id, C.index);
 
@@ -956,12 +984,8 @@ static void pre_commit(void)
 		}
 	}
 	if (dr_testing_fail_local_commit)
-		ereport(ERROR,
-		        (errcode(ERRCODE_INTERNAL_ERROR),
-		         errmsg("dragonraft.testing_fail_local_commit is set"),
-		         errdetail("Entry %llu of group %llu committed in the log; this node "
-		                   "applies it from there.",
-		                   (unsigned long long)C.index, (unsigned long long)p.group_id)));
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+		                errmsg("dragonraft.testing_fail_local_commit is set")));
 }
 
 static void release_origin(void)
@@ -1083,6 +1107,7 @@ static void xact_callback(XactEvent event, void *arg)
 		break;
 	}
 	case XACT_EVENT_COMMIT:
+		pop_committed_context();
 		if (C.phase == PHASE_ORIGIN)
 			committed();
 		release_cancels(true);
@@ -1090,6 +1115,7 @@ static void xact_callback(XactEvent event, void *arg)
 		dr_capture_reset();
 		break;
 	case XACT_EVENT_ABORT:
+		pop_committed_context();
 		release_cancels(false);
 		dr_busy_end();
 		if (C.phase != PHASE_NONE)

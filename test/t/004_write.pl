@@ -182,6 +182,8 @@ is($st, '0A000', 'a transaction writing two groups is refused');
 ($st, $err) = $c->sql_error($l, "SET dragonraft.testing_fail_local_commit = on;
 	UPDATE accounts SET balance = balance + 1000 WHERE id = 2");
 like($err, qr/testing_fail_local_commit is set/, 'the injected failure ends the transaction');
+like($err, qr/CONTEXT:  dragonraft: the transaction's changes are committed in group 1's log \(entry \d+\) and every member applies them, this node too: do not retry it/,
+	'the error says the transaction is committed in the log');
 ok($c->caught_up(1), 'the entry is applied from the log');
 is($c->node($_)->safe_psql('postgres', 'SELECT balance FROM accounts WHERE id = 2'), '1061',
 	"node $_ has the change whose local commit failed") for $c->ids;
