@@ -17,6 +17,7 @@
 #include "fmgr.h"
 #include "membership.h"
 #include "miscadmin.h"
+#include "origins.h"
 #include "postmaster/postmaster.h"
 #include "shmem.h"
 #include "snapshot.h"
@@ -353,10 +354,18 @@ static void shmem_startup(void)
  * member info of every group: refused.  The utility hook asks first, so that
  * neither PostgreSQL's "use DROP ... CASCADE" nor, with CASCADE, the refusal
  * to drop a capture trigger comes before this error.
+ *
+ * Shared memory knows only the groups that an engine worker started or
+ * found stopped: none while it cannot start (its port taken, a damaged
+ * LogDB), none beyond dragonraft.max_groups, and not a member left half by
+ * a crash in leave_group whose origin is all that is left of it.  Every
+ * group's origin is made with the member and dropped only as it leaves
+ * (review 46, TAP 126): an origin named like a group's refuses it too.
  */
 void dr_check_extension_drop(void)
 {
-	int n_groups;
+	int n_groups, n_origins;
+	uint64 lowest;
 
 	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
 	n_groups = dr_shared->n_groups;
@@ -371,8 +380,30 @@ void dr_check_extension_drop(void)
 		                       n_groups, n_groups),
 		         errdetail("The groups go on without the extension's tables and state "
 		                   "machine; dragonraft.status lists them."),
-		         errhint("Remove this node from every group first (and drop the groups' "
-		                 "replication origins, dragonraft_<group id>).")));
+		         errhint("Remove this node from every group first: "
+		                 "dragonraft.leave_group(group_id, true) here, which drops the "
+		                 "group's replication origin too.")));
+	n_origins = dr_origins_in_xact(&lowest);
+	if (n_origins > 0)
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_IN_USE),
+		         errmsg_plural("cannot drop extension dragonraft: %d group has a "
+		                       "replication origin on this node",
+		                       "cannot drop extension dragonraft: %d groups have a "
+		                       "replication origin on this node",
+		                       n_origins, n_origins),
+		         errdetail(
+		                 "Replication origin dragonraft_%llu (pg_replication_origin lists "
+		                 "them) marks a member of group %llu here that the engine "
+		                 "worker does not run: it does not run itself "
+		                 "(dragonraft.node_status() says why), or a leave_group of the "
+		                 "group was cut short.",
+		                 (unsigned long long)lowest, (unsigned long long)lowest),
+		         errhint("Start the engine worker and leave the groups that "
+		                 "dragonraft.status lists then; a leave cut short ends with "
+		                 "SELECT dragonraft.leave_group(%llu, true) here (and so for "
+		                 "every origin dragonraft_<group id>).",
+		                 (unsigned long long)lowest)));
 }
 
 static void object_access(ObjectAccessType access, Oid classId, Oid objectId, int subId, void *arg)

@@ -421,7 +421,13 @@ void dr_engine_groups_restart(void)
 			                (unsigned long long)origins[k].group_id),
 			         errdetail("Neither the LogDB nor dragonraft's catalog knows the "
 			                   "group; create_group refuses that group id while the "
-			                   "origin exists.")));
+			                   "origin exists."),
+			         errhint("If this node was a member of group %llu and its "
+			                 "leave_group was cut short (the server crashed before it "
+			                 "ended), run SELECT dragonraft.leave_group(%llu, true) to "
+			                 "end it.",
+			                 (unsigned long long)origins[k].group_id,
+			                 (unsigned long long)origins[k].group_id)));
 			continue;
 		}
 		g = new_entry(origins[k].group_id, applied, origins[k].id);

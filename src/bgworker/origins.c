@@ -96,6 +96,30 @@ int dr_origins_count(void)
 	return n;
 }
 
+int dr_origins_in_xact(uint64 *lowest)
+{
+	Relation rel;
+	SysScanDesc scan;
+	HeapTuple tup;
+	int n = 0;
+
+	*lowest = 0;
+	rel = table_open(ReplicationOriginRelationId, AccessShareLock);
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	while (HeapTupleIsValid(tup = systable_getnext(scan))) {
+		Form_pg_replication_origin f = (Form_pg_replication_origin)GETSTRUCT(tup);
+		uint64 gid = origin_group(text_to_cstring(&f->roname));
+
+		if (gid == 0)
+			continue;
+		if (n++ == 0 || gid < *lowest)
+			*lowest = gid;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return n;
+}
+
 bool dr_origins_applied_here(uint64 group_id)
 {
 	MemoryContext cxt = CurrentMemoryContext;

@@ -31,6 +31,12 @@ extern DrOrigin *dr_origins_scan(int *n);
 extern bool dr_origins_applied_here(uint64 group_id);
 /* Every replication origin of the server, dragonraft's or not. */
 extern int dr_origins_count(void);
+/*
+ * The origins named like a group's (dragonraft_<group id>), in the caller's
+ * transaction (the others start their own); *lowest the lowest group id of
+ * them.  DROP EXTENSION counts them (dr_check_extension_drop).
+ */
+extern int dr_origins_in_xact(uint64 *lowest);
 /* group_id's origin; InvalidRepOriginId if it has none and create is false. */
 extern RepOriginId dr_origins_find(uint64 group_id, bool create);
 /* Drop group_id's origin if it has one (not waiting for a user of it); false on failure. */

@@ -773,6 +773,31 @@ static char *replaced_addresses(const DrMemberAddr *m, int n)
 	return s.len > 0 ? s.data : NULL;
 }
 
+/*
+ * The member that join_group waits for stopped, or is gone: a member gone
+ * has no error to show (an empty DETAIL when leave_group ended it meanwhile,
+ * review 46, TAP 127).
+ */
+static void join_stopped(int64 group_id, const GroupView *v) pg_attribute_noreturn();
+
+static void join_stopped(int64 group_id, const GroupView *v)
+{
+	if (!v->exists)
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("node %d is no longer a member of group %lld", dr_node_id,
+		                (long long)group_id),
+		         errdetail("It ended while join_group waited for it to catch up: "
+		                   "leave_group(%lld, true) on this node ends it so.",
+		                   (long long)group_id),
+		         errhint("dragonraft.left_groups lists the groups this node left, which it "
+		                 "cannot join again.")));
+	ereport(ERROR,
+	        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+	         errmsg("the member of group %lld stopped on this node", (long long)group_id),
+	         errdetail("%s", v->error)));
+}
+
 Datum dr_join_group(PG_FUNCTION_ARGS)
 {
 	int64 group_id = PG_GETARG_INT64(0);
@@ -845,10 +870,7 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 		if (v.exists && v.leader != 0)
 			break;
 		if (!v.exists || v.state != DR_MEMBER_ACTIVE)
-			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			                errmsg("the member of group %lld stopped on this node",
-			                       (long long)group_id),
-			                errdetail("%s", v.error)));
+			join_stopped(group_id, &v);
 		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(),
 		                               JOIN_CONTACT_TIMEOUTS * election_ms)) {
 			char own[DR_ADDR_LEN];
@@ -885,10 +907,7 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 
 		v = view(group_id, dr_node_id);
 		if (!v.exists || v.state == DR_MEMBER_LOST || v.state == DR_MEMBER_FAILED)
-			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			                errmsg("the member of group %lld stopped on this node",
-			                       (long long)group_id),
-			                errdetail("%s", v.error)));
+			join_stopped(group_id, &v);
 		check_not_removed(group_id, &v);
 		/* (Not while a snapshot is verified, loaded or installed: a read barrier
 		 * would find the member busy.) */
