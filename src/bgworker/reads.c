@@ -287,7 +287,7 @@ uint64 dr_read_barrier_ext(uint64 group_id, bool wait_load)
 		}
 		/* (A snapshot that this member loads is progress too.) */
 		if (applied != last || state == DR_MEMBER_RECOVERING ||
-		    dr_snapshot_receiving(group_id, &phase, &done, &total)) {
+		    dr_snapshot_receiving(group_id, &phase, &done, &total, NULL)) {
 			last = applied;
 			moved = GetCurrentTimestamp();
 		} else if ((why = apply_stuck(moved, stall, failures, error)) != NULL) {

@@ -193,8 +193,11 @@ extern void dr_snapshot_worker(BackgroundWorker *w, const char *function, const 
 extern int dr_snapshot_job_alloc(uint64 group_id, DrSnapRole role);
 extern void dr_snapshot_job_free(int job);
 extern DrSnapJob *dr_snapshot_job(int job);
-/* The receiver's job of group_id: its phase and done/total bytes; false if none. */
-extern bool dr_snapshot_receiving(uint64 group_id, DrSnapPhase *phase, uint64 *done, uint64 *total);
+/* The receiver's job of group_id: its phase, done/total bytes (done: read by this phase)
+ * and when it started (unless started is NULL: it tells one load from the next); false if
+ * none. */
+extern bool dr_snapshot_receiving(uint64 group_id, DrSnapPhase *phase, uint64 *done, uint64 *total,
+                                  TimestampTz *started);
 
 /* sql_tabledigest.c: the digest of table relid under snap (the client encoding set to the
  * database's by the caller): its rows and the sum modulo 2^256 of their SHA-256. */

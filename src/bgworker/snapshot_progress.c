@@ -157,7 +157,8 @@ int dr_snapshot_loader_pids(int *pids)
 	return n;
 }
 
-bool dr_snapshot_receiving(uint64 group_id, DrSnapPhase *phase, uint64 *done, uint64 *total)
+bool dr_snapshot_receiving(uint64 group_id, DrSnapPhase *phase, uint64 *done, uint64 *total,
+                           TimestampTz *started)
 {
 	for (int i = 0; i < DR_SNAP_JOBS; i++) {
 		DrSnapJob *j = &jobs[i];
@@ -169,6 +170,8 @@ bool dr_snapshot_receiving(uint64 group_id, DrSnapPhase *phase, uint64 *done, ui
 			*phase = j->phase;
 			*done = j->bytes_done;
 			*total = j->bytes_total;
+			if (started != NULL)
+				*started = j->started;
 		}
 		SpinLockRelease(&j->mutex);
 		if (mine)

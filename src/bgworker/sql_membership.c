@@ -804,7 +804,7 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 	Jsonb *jb = PG_GETARG_JSONB_P(1);
 	DrMemberAddr *members = palloc(sizeof(DrMemberAddr) * RAFT_MAX_MEMBERS);
 	int election_ms = dr_election_rtt * dr_rtt_ms;
-	TimestampTz start, moved, noticed, failing = 0;
+	TimestampTz start, moved, noticed, failing = 0, load_started = 0, last_load = 0;
 	uint64 last = 0, done, total, caught;
 	DrSnapPhase phase, last_phase = DR_SNAP_STARTING;
 	GroupView v;
@@ -903,7 +903,8 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 	moved = noticed = GetCurrentTimestamp();
 	for (;;) {
 		TimestampTz now = GetCurrentTimestamp();
-		bool receiving = dr_snapshot_receiving(group_id, &phase, &done, &total);
+		bool receiving =
+		        dr_snapshot_receiving(group_id, &phase, &done, &total, &load_started);
 
 		v = view(group_id, dr_node_id);
 		if (!v.exists || v.state == DR_MEMBER_LOST || v.state == DR_MEMBER_FAILED)
@@ -938,17 +939,28 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 			                 "then run join_group again to wait for it; or "
 			                 "remove_member on the leader and leave_group here.")));
 		if (receiving) {
+			/* Another load than the one the last NOTICE named: its bytes start
+			 * again (the last one failed, the member restarted in place to get
+			 * another snapshot, or the load is tried again), and it says so. */
+			bool again = last_load != 0 && load_started != last_load;
+
 			moved = now; /* a snapshot is loaded: the log waits */
-			if (phase != last_phase ||
+			if (phase != last_phase || again ||
 			    TimestampDifferenceExceeds(noticed, now, JOIN_NOTICE_MS)) {
 				noticed = now;
-				ereport(NOTICE, (errmsg("joining group %lld: %s a snapshot, %llu "
-				                        "of %llu bytes",
-				                        (long long)group_id,
-				                        phase == DR_SNAP_VERIFYING ? "verifying"
-				                                                   : "loading",
-				                        (unsigned long long)done,
-				                        (unsigned long long)total)));
+				ereport(NOTICE,
+				        (errmsg("joining group %lld: %s a snapshot%s, %llu of %llu "
+				                "bytes",
+				                (long long)group_id,
+				                phase == DR_SNAP_VERIFYING ? "verifying"
+				                                           : "loading",
+				                again ? " again (a new load)" : "",
+				                (unsigned long long)done,
+				                (unsigned long long)total),
+				         again && v.error[0] != '\0'
+				                 ? errdetail("The last one ended: %s.", v.error)
+				                 : 0));
+				last_load = load_started;
 			}
 			last_phase = phase;
 		} else if (v.state == DR_MEMBER_RECOVERING)

@@ -571,6 +571,9 @@ int engine_stop_group(struct engine *e, uint64_t group_id)
 	for (uint32_t i = 0; i < g->book.n; i++)
 		eng_drop_peer_if_unused(e, g->book.m[i].node_id);
 	group_free(e, g);
+	/* (What the network holds of the group: nothing would take it now.) */
+	if (e->net.group_stopped != NULL)
+		e->net.group_stopped(e->net.ctx, group_id);
 	eng_flush(e);
 	return ENGINE_OK;
 }

@@ -247,6 +247,13 @@ struct engine_network_ops {
 	 * add_peer declares it again.  Must call nothing back from inside.
 	 */
 	void (*remove_peer)(void *ctx, raft_id node_id);
+	/*
+	 * Optional: group_id stopped here (engine_stop_group, engine_remove_group_data):
+	 * drop what was received for it and not handed to the engine (a snapshot file
+	 * whose message has not come, a stream under way or cut off midway), since
+	 * nothing would ever take it.  Must call nothing back from inside.
+	 */
+	void (*group_stopped)(void *ctx, uint64_t group_id);
 };
 
 /* ---- state machine ------------------------------------------------------ */
@@ -456,7 +463,8 @@ const char *engine_errmsg(const struct engine *e);
  */
 int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_bootstrap *bs,
                        const struct engine_sm_ops *sm);
-/* Stop a group's member (pending operations complete with ENGINE_ERR_STOPPED). */
+/* Stop a group's member (pending operations complete with ENGINE_ERR_STOPPED); the
+ * snapshot files received for it are deleted (the network's too: group_stopped). */
 int engine_stop_group(struct engine *e, uint64_t group_id);
 /* Stop the member if running and delete its stored data. */
 int engine_remove_group_data(struct engine *e, uint64_t group_id);

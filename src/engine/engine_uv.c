@@ -130,8 +130,6 @@ static void net_remove_peer(void *ctx, raft_id node_id)
 	transport_remove_peer(((struct engine_uv *)ctx)->t, node_id);
 }
 
-/* ---- transport callbacks ---- */
-
 static struct snap_in **find_in(struct engine_uv *u, uint64_t group_id)
 {
 	struct snap_in **pp;
@@ -141,6 +139,27 @@ static struct snap_in **find_in(struct engine_uv *u, uint64_t group_id)
 			return pp;
 	return pp;
 }
+
+/*
+ * The group stopped here: a received file waiting for its message is deleted
+ * (the message would be refused now: the transport drops messages of groups
+ * the engine does not run, so the file stayed until the next snapshot of the
+ * group, or the close), and so are the streams being received for it.
+ */
+static void net_group_stopped(void *ctx, uint64_t group_id)
+{
+	struct engine_uv *u = ctx;
+	struct snap_in **pp = find_in(u, group_id), *in = *pp;
+
+	if (in != NULL) {
+		*pp = in->next;
+		remove(in->path);
+		free(in);
+	}
+	transport_drop_group_snapshots(u->t, group_id);
+}
+
+/* ---- transport callbacks ---- */
 
 static void on_batch(void *ctx, uint64_t from, const struct raft_message *msgs, size_t n)
 {
@@ -190,6 +209,11 @@ static void on_snapshot_received(void *ctx, uint64_t from, uint64_t group_id,
 	struct engine_uv *u = ctx;
 	struct snap_in **pp = find_in(u, group_id), *in = *pp;
 
+	/* Its message would be refused (the group stopped while the file came in). */
+	if (u->closing || !engine_accepts(u->e, group_id, from)) {
+		remove(path);
+		return;
+	}
 	if (in == NULL) {
 		in = calloc(1, sizeof(*in));
 		if (in == NULL) {
@@ -436,6 +460,7 @@ int engine_uv_create(uv_loop_t *loop, const struct engine_config *ecfg,
 	net.add_peer = net_add_peer;
 	net.flush = net_flush;
 	net.remove_peer = net_remove_peer;
+	net.group_stopped = net_group_stopped;
 	if (ec.log_fn == NULL) {
 		ec.log_fn = on_engine_log;
 		ec.log_ctx = u;

@@ -528,6 +528,20 @@ void tp_snap_recv_conn_closed(struct conn *c)
 		sr_idle(sr);
 }
 
+void transport_drop_group_snapshots(struct transport *t, uint64_t group_id)
+{
+	for (struct snap_recv *sr = t->recvs, *next; sr != NULL; sr = next) {
+		struct conn *c = sr->conn;
+
+		next = sr->next;
+		if (sr->group_id != group_id || sr->orphan || sr->doomed)
+			continue;
+		/* (A stream being completed too: its file would not be handed to anyone.) */
+		sr_drop(sr, true);
+		reply_done(c, TRANSPORT_EINVAL);
+	}
+}
+
 /* ---- partial file expiry ------------------------------------------------- */
 
 /* Milliseconds since the file at path was last modified; false if it is not a regular file. */

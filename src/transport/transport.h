@@ -243,6 +243,15 @@ void transport_write_queued(struct transport *t);
 int transport_send_snapshot(struct transport *t, uint64_t node_id, uint64_t group_id,
                             const struct raft_snapshot_meta *meta, const char *path);
 
+/*
+ * group_id stopped on this node: its streams being received end (the sender
+ * gets TRANSPORT_EINVAL, as for a group this node does not run) and their
+ * partial files, kept for a resume, are deleted at once, or once a write or
+ * sync in flight ends.  Partial files an earlier process left (which only
+ * age out) stay.  Calls nothing back from inside.
+ */
+void transport_drop_group_snapshots(struct transport *t, uint64_t group_id);
+
 /* The free space a received snapshot must leave from now on (snapshot_min_free_bytes, 0
  * allowed here: none). */
 void transport_set_snapshot_min_free(struct transport *t, uint64_t bytes);

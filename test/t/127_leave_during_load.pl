@@ -37,6 +37,37 @@ sub snap_files
 	return join(' ', @f);
 }
 
+# What a load of group g's file on node 3 has read once it loaded its last
+# table (a snapshot of one table): everything but the member info's rows (last
+# in the file, loaded after the tables) and the trailer.  The history, which
+# follows the tables in the file, is loaded before them.  And the bytes_done
+# that stat_progress_snapshot showed before review 47: the file position
+# after the table's rows.
+sub load_read_after_tables
+{
+	my ($g) = @_;
+	opendir(my $d, $snapdir) or die "$snapdir: $!";
+	my @f = grep { /^snap-g$g-.*\.snap\.recovering$/ } readdir $d;
+	closedir $d;
+	die "no file of group $g being loaded: @f" unless @f == 1;
+	open(my $fh, '<:raw', "$snapdir/$f[0]") or die "$f[0]: $!";
+	local $/;
+	my $b = <$fh>;
+	close $fh;
+	my ($pos, $end, $members, $rows_end) = (48, length($b) - 16, undef, undef);
+	while ($pos < $end) {
+		my ($kind, undef, $len) = unpack('VVQ<', substr($b, $pos, 16));
+		$pos += 16 + $len;
+		if ($kind == 1) {    # a table, then its rows' section
+			my (undef, undef, $rows) = unpack('VVQ<', substr($b, $pos, 16));
+			$pos += 16 + $rows;
+			$rows_end = $pos;
+		}
+		$members = $len if $kind == 4;
+	}
+	return (length($b), length($b) - 16 - $members, $rows_end);
+}
+
 # A loader of group g on node 3 paused after its first table: its pid.
 sub paused_loader
 {
@@ -116,6 +147,11 @@ $c->node($l)->safe_psql('postgres', "SELECT dragonraft.add_member(31, 3, '" . $c
 $j = $c->start_join(3, 31, 1, 2);
 my $loader = paused_loader(31);
 ok($loader, 'node 3 loads a snapshot of group 31, paused after its first table');
+# (review 47: join_group's NOTICE said 14148, then 13874 of 14411 bytes)
+my ($size, $read, $rows_end) = load_read_after_tables(31);
+is($c->query(3, q{SELECT bytes_total || ' ' || bytes_done FROM dragonraft.stat_progress_snapshot
+		WHERE group_id = 31 AND role = 'receiver'}), "$size $read",
+	"the load's bytes done are the bytes it read, not its position in the file ($rows_end)");
 $l = $c->leader(30);
 $c->node($l)->safe_psql('postgres', 'SELECT dragonraft.remove_member(30, 3)');
 my ($ret, $out, $err) = $N3->psql('postgres', 'SELECT dragonraft.leave_group(30, true)');
@@ -130,6 +166,17 @@ $c->node($l)->safe_psql('postgres', 'SELECT dragonraft.remove_member(31, 3)');
 is($ret, 0, 'node 3 leaves group 31 while its load is open (waiting for it)') or diag $err;
 $j->{h}->finish;
 note "join_group(31): ${ $j->{err} }";
+{
+	# The figures of a load's phase never go back.
+	my ($back, $prev, $last) = ('', -1, '');
+	while (${ $j->{err} } =~ /NOTICE:  joining group 31: (\w+) a snapshot([^,]*), (\d+) of \d+ bytes/g) {
+		my ($phase, $again, $n) = ($1, $2, $3);
+		$prev = -1 if $phase ne $last || $again ne '';
+		$back .= " $prev then $n ($phase)" if $n < $prev;
+		($prev, $last) = ($n, $phase);
+	}
+	is($back, '', "join_group's NOTICEs of a load never go back");
+}
 # (it fails once the member is gone, or, seeing the load's commit first,
 # in its last read barrier: either way saying why)
 like(${ $j->{err} }, qr/ERROR:  [^\n]*\nDETAIL:  \S/, 'the join_group waiting for group 31 fails with a detail');

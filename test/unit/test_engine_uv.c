@@ -2,8 +2,11 @@
  * test_engine_uv.c - engines driven by engine_uv over the real TCP transport
  * on loopback, all in one libuv loop: election, replication across groups, a
  * member that joins after compaction and receives a snapshot stream, then a
- * clean shutdown.  Real time: every wait polls with a deadline.
+ * clean shutdown; snapshot files received for a group that stops are deleted.
+ * Real time: every wait polls with a deadline.
  */
+#include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,12 +16,14 @@
 #include <string.h>
 #include <time.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "engine/engine_uv.h"
 #include "raft/raft.h"
+#include "transport/tp_common.h"
 #include "../engine/fake_storage.h"
 #include "../engine/kv_sm.h"
 
@@ -492,12 +497,254 @@ static void test_uv_create_errors(void **state)
 	fake_storage_destroy(fs);
 }
 
+/* ---- files received for a group that stops (review 47) ---- */
+
+/* The receiver's chunk writes, through the transport's I/O hooks: one can be held. */
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stall_next_write, stalled, released;
+} io = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static ssize_t hook_pread(int fd, void *buf, size_t n, off_t off)
+{
+	return pread(fd, buf, n, off);
+}
+
+static ssize_t hook_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	struct timespec deadline;
+
+	pthread_mutex_lock(&io.mu);
+	if (io.stall_next_write) {
+		io.stall_next_write = false;
+		io.stalled = true;
+		clock_gettime(CLOCK_REALTIME, &deadline);
+		deadline.tv_sec += 10; /* (bounded: a test that fails cannot hang) */
+		while (!io.released &&
+		       pthread_cond_timedwait(&io.cv, &io.mu, &deadline) != ETIMEDOUT)
+			;
+	}
+	pthread_mutex_unlock(&io.mu);
+	return pwrite(fd, buf, n, off);
+}
+
+static const struct transport_io_hooks io_hooks = {hook_pread, hook_pwrite};
+
+static void io_stall_next(void)
+{
+	pthread_mutex_lock(&io.mu);
+	io.stall_next_write = true;
+	io.stalled = io.released = false;
+	pthread_mutex_unlock(&io.mu);
+}
+
+static void io_release(void)
+{
+	pthread_mutex_lock(&io.mu);
+	io.released = true;
+	pthread_cond_broadcast(&io.cv);
+	pthread_mutex_unlock(&io.mu);
+}
+
+static bool io_stalled(struct world *w, void *arg)
+{
+	bool s;
+
+	(void)w;
+	(void)arg;
+	pthread_mutex_lock(&io.mu);
+	s = io.stalled;
+	pthread_mutex_unlock(&io.mu);
+	return s;
+}
+
+static int io_reset(void **state)
+{
+	(void)state;
+	io_release();
+	transport_set_io_hooks(NULL);
+	return 0;
+}
+
+static bool path_exists(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0;
+}
+
+static bool path_gone(struct world *w, void *arg)
+{
+	(void)w;
+	return !path_exists(arg);
+}
+
+struct stat_wait {
+	struct transport *t;
+	bool sent; /* streams the sender ended (sent or failed), else snapshots received */
+	uint64_t n;
+};
+
+static bool stat_reached(struct world *w, void *arg)
+{
+	struct stat_wait *sw = arg;
+	struct transport_stats ts;
+
+	(void)w;
+	transport_stats(sw->t, &ts);
+	return (sw->sent ? ts.snapshots_sent + ts.snapshot_failures : ts.snapshots_received) >=
+	       sw->n;
+}
+
+/* A file of size bytes (a snapshot's stand-in: the transport checks only size and CRC). */
+static void write_file(const char *path, size_t size)
+{
+	FILE *f = fopen(path, "wb");
+
+	assert_non_null(f);
+	for (size_t k = 0; k < size; k++)
+		assert_int_equal(fputc((int)(k * 7 % 251), f), (int)(k * 7 % 251));
+	assert_int_equal(fclose(f), 0);
+}
+
+/*
+ * Node 1 runs groups 100 to 102 (joining: no leader); node 2, which runs
+ * none, streams snapshots of them to node 1 and never sends their message,
+ * as a leader does whose message is lost or refused (the transport drops
+ * messages of a group that stopped).  When the group stops on node 1:
+ *  - group 100: the received file that waits for its message is deleted (it
+ *    stayed until the next snapshot of the group, or the close);
+ *  - group 101: the stream under way ends, its chunk write in flight, and its
+ *    partial file goes once the write ends (it stayed for a resume that a
+ *    stopped group refuses, until it aged out: 10 minutes);
+ *  - group 102: the partial file of a stream cut off midway (its sender went)
+ *    is deleted.
+ */
+static void test_uv_stopped_group_drops_snapshot_files(void **state)
+{
+	struct world w;
+	struct engine_bootstrap jb;
+	struct raft_snapshot_meta meta = {.index = 500, .term = 3};
+	char d1[128], d2[128], src[256], path[3][256], part[3][256];
+	struct transport *t1, *t2;
+	struct kv_sm *sms[3];
+	struct stat_wait sw;
+
+	(void)state;
+	memset(&w, 0, sizeof(w));
+	snprintf(d1, sizeof(d1), "/tmp/dr-engine-uv-XXXXXX");
+	snprintf(d2, sizeof(d2), "/tmp/dr-engine-uv-XXXXXX");
+	assert_non_null(mkdtemp(d1));
+	assert_non_null(mkdtemp(d2));
+	transport_set_io_hooks(&io_hooks);
+	assert_int_equal(uv_loop_init(&w.loop), 0);
+	snprintf(w.dir, sizeof(w.dir), "%s", d1);
+	start_node(&w, 1);
+	snprintf(w.dir, sizeof(w.dir), "%s", d2);
+	start_node(&w, 2);
+	t1 = engine_uv_transport(w.n[1].u);
+	t2 = engine_uv_transport(w.n[2].u);
+	transport_set_snapshot_min_free(t1, 0);
+	assert_int_equal(transport_add_peer(t2, 1, w.n[1].addr), TRANSPORT_OK);
+	memset(&jb, 0, sizeof(jb));
+	jb.join = true;
+	jb.n_members = 1;
+	jb.members[0].node_id = 2;
+	snprintf(jb.members[0].addr, sizeof(jb.members[0].addr), "%s", w.n[2].addr);
+	for (int k = 0; k < 3; k++) {
+		struct engine_sm_ops sm;
+
+		assert_int_equal(kv_sm_create(0, &sms[k]), ENGINE_OK);
+		kv_sm_ops(sms[k], &sm);
+		assert_int_equal(engine_start_group(eng(&w, 1), 100 + (uint64_t)k, &jb, &sm),
+		                 ENGINE_OK);
+		snprintf(path[k], sizeof(path[k]), "%s/snap-g%d-n2-i500-t3.snap", d1, 100 + k);
+		snprintf(part[k], sizeof(part[k]), "%s/snap-g%d-n2-i500-t3.part", d1, 100 + k);
+	}
+	meta.membership.n_voters = 2;
+	meta.membership.voters[0] = 1;
+	meta.membership.voters[1] = 2;
+	snprintf(src, sizeof(src), "%s/source", d2);
+
+	/* Group 100: received in full; the message never comes. */
+	write_file(src, 100000);
+	assert_int_equal(transport_send_snapshot(t2, 1, 100, &meta, src), TRANSPORT_OK);
+	sw = (struct stat_wait){t1, false, 1};
+	if (!run_until(&w, stat_reached, &sw, 10))
+		fail_msg("the snapshot of group 100 did not arrive");
+	assert_true(path_exists(path[0]));
+	assert_int_equal(engine_stop_group(eng(&w, 1), 100), ENGINE_OK);
+	if (path_exists(path[0]))
+		fail_msg("%s stayed after its group stopped", path[0]);
+
+	/* Group 101: stopped while its stream writes its first chunk. */
+	write_file(src, 3u << 20); /* (two chunks of 2 MiB at most) */
+	io_stall_next();
+	assert_int_equal(transport_send_snapshot(t2, 1, 101, &meta, src), TRANSPORT_OK);
+	if (!run_until(&w, io_stalled, NULL, 10))
+		fail_msg("the stream of group 101 wrote nothing");
+	assert_true(path_exists(part[1]));
+	assert_int_equal(engine_stop_group(eng(&w, 1), 101), ENGINE_OK);
+	io_release();
+	sw = (struct stat_wait){t2, true, 2}; /* (group 100's, then this one) */
+	if (!run_until(&w, stat_reached, &sw, 10))
+		fail_msg("the stream of group 101 did not end on its sender");
+	if (!run_until(&w, path_gone, part[1], 5))
+		fail_msg("%s stayed after its group stopped", part[1]);
+	if (path_exists(path[1]))
+		fail_msg("the stream of group 101 went on after its group stopped: %s", path[1]);
+	{
+		struct transport_stats ts;
+
+		transport_stats(t2, &ts);
+		assert_int_equal(ts.snapshot_failures, 1); /* (refused: the group stopped) */
+	}
+
+	/* Group 102: its sender goes midway; the partial file is kept for a resume. */
+	io_stall_next();
+	assert_int_equal(transport_send_snapshot(t2, 1, 102, &meta, src), TRANSPORT_OK);
+	if (!run_until(&w, io_stalled, NULL, 10))
+		fail_msg("the stream of group 102 wrote nothing");
+	engine_uv_close(w.n[2].u);
+	w.n[2].u = NULL;
+	io_release();
+	assert_true(path_exists(part[2]));
+	assert_int_equal(engine_stop_group(eng(&w, 1), 102), ENGINE_OK);
+	if (!run_until(&w, path_gone, part[2], 5))
+		fail_msg("%s stayed after its group stopped", part[2]);
+	assert_false(path_exists(path[2]));
+	{
+		struct transport_stats ts;
+
+		transport_stats(t1, &ts);
+		assert_int_equal(ts.snapshots_received, 1); /* group 100's only */
+	}
+
+	engine_uv_close(w.n[1].u);
+	if (!run_until(&w, loop_quiet, NULL, 10))
+		fail_msg("loop still alive after close");
+	assert_int_equal(uv_loop_close(&w.loop), 0);
+	transport_set_io_hooks(NULL);
+	for (int id = 1; id <= 2; id++) {
+		fake_storage_destroy(w.n[id].fs);
+		for (int g = 0; g < GROUPS; g++)
+			kv_sm_destroy(w.n[id].sm[g]);
+	}
+	for (int k = 0; k < 3; k++)
+		kv_sm_destroy(sms[k]);
+	unlink(src);
+	assert_int_equal(rmdir(d1), 0); /* nothing of the three groups stayed */
+	assert_int_equal(rmdir(d2), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_uv_cluster),
 	        cmocka_unit_test(test_uv_embedded),
 	        cmocka_unit_test(test_uv_create_errors),
+	        cmocka_unit_test_teardown(test_uv_stopped_group_drops_snapshot_files, io_reset),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
