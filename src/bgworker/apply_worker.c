@@ -600,6 +600,47 @@ static void check_encoding(uint64 group_id, uint64 index, const struct entry_hea
 }
 
 /*
+ * A table's registration (or resend) gives this member the table that its
+ * proposer's rows fill: a member whose database has another locale than
+ * the proposer's, as the proposer's member info applied so far says it,
+ * computes the rows' stored generated columns and CHECKs on text otherwise
+ * (upper() of 'é' under LC_CTYPE "C"), and diverges silently or stops at a
+ * row.  The gate (sql_groups.c) refuses such a registration while the odd
+ * member's info is known on the proposer; this is for the member it could
+ * not see: one that joined since and replays the log (the proposer's info
+ * came before), or whose info the proposer had not applied yet.  It stops
+ * the group here before the table is made, as check_encoding does, and only
+ * on the odd member.  (A registration that came before its proposer's info
+ * is applied as it was.)
+ */
+static void check_proposer_locale(uint64 group_id, uint64 index, const struct entry_header *h)
+{
+	struct entry_owner owner;
+	char *detail;
+
+	if (entry_decode_owner(h, &owner) != ENTRY_OK || owner.node_id == (uint32)dr_node_id)
+		return; /* (a malformed one is refused by its decoding) */
+	detail = dr_sql_groups_member_locale_differs((int64)group_id, owner.node_id);
+	if (detail == NULL)
+		return;
+	ereport(ERROR,
+	        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+	         errmsg("node %u registered a table in entry %llu of group %llu with a database "
+	                "of another locale than database \"%s\" of node %d",
+	                owner.node_id, (unsigned long long)index, (unsigned long long)group_id,
+	                dr_database, dr_node_id),
+	         errdetail("%s  Nothing of it was applied: this member would compute the "
+	                   "table's generated columns and CHECKs otherwise.  It applies none of "
+	                   "the group's entries until it is fixed.",
+	                   detail),
+	         errhint("Every member's dragonraft.database must have the same encoding and "
+	                 "locale: leave the group here (dragonraft.leave_group(%llu)), or remove "
+	                 "node %d on the leader, and join again from a database with the "
+	                 "others' locale.",
+	                 (unsigned long long)group_id, dr_node_id)));
+}
+
+/*
  * Apply one entry of ag, or return false when a live local backend applies
  * it itself (its group then waits).
  */
@@ -687,6 +728,7 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 		case ENTRY_REGISTER_TABLE_V1:
 		case ENTRY_RESEND_TABLE:
 		case ENTRY_RESEND_TABLE_V1:
+			check_proposer_locale(m->group_id, m->index, &h);
 			dr_apply_rows_register(m->group_id, m->index, ag->schema_batch, &h);
 			break;
 		case ENTRY_DDL:

@@ -58,9 +58,10 @@ static struct {
 	char said[SAID_MAX];                   /* the file's contents once every group knows */
 	uint64 generation;                     /* bumped when the address changes */
 	dlist_head need;                       /* groups that need an entry with it */
-	dlist_head addrs;  /* groups whose leader should propose the members' addresses */
-	bool addrs_new;    /* one joined addrs since the last turn proposed them */
-	bool file_current; /* CLIENT_ADDRESS_FILE holds it: every group knows it */
+	dlist_head addrs;     /* groups whose leader should propose the members' addresses */
+	bool addrs_new;       /* one joined addrs since the last turn proposed them */
+	bool file_current;    /* CLIENT_ADDRESS_FILE holds it: every group knows it */
+	TimestampTz write_at; /* writing it failed: not tried again before then */
 } info;
 
 DrSm *dr_engine_groups_find(uint64 group_id)
@@ -1016,11 +1017,21 @@ static void propose_addresses(DrSm *sm)
 	dlist_delete(&sm->addr_node);
 }
 
-/* Write the address every group knows now, so that a restart proposes nothing. */
-static void write_address_file(void)
+/*
+ * Write the address (and encoding and locale) every group knows now, so that
+ * a restart proposes nothing.  One that cannot be written (a full disk, a directory in the way) is
+ * tried again a minute later: at each turn (250 ms), it logged its failure four times a second for
+ * as long as it lasted (review 45, TAP 125).  Meanwhile every group knows this node's info; each
+ * restart sends it again.
+ */
+#define ADDRESS_FILE_RETRY_MS 60000
+
+static void write_address_file(TimestampTz now)
 {
 	char path[MAXPGPATH], tmp[MAXPGPATH];
 	int fd;
+
+	info.write_at = TimestampTzPlusMilliseconds(now, ADDRESS_FILE_RETRY_MS);
 
 	snprintf(path, sizeof(path), "%s/%s", dr_data_dir, CLIENT_ADDRESS_FILE);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
@@ -1034,8 +1045,10 @@ static void write_address_file(void)
 		return;
 	}
 	CloseTransientFile(fd);
-	if (durable_rename(tmp, path, LOG) == 0)
+	if (durable_rename(tmp, path, LOG) == 0) {
 		info.file_current = true;
+		info.write_at = 0;
+	}
 }
 
 /*
@@ -1070,7 +1083,8 @@ void dr_engine_groups_member_info(void)
 	if (info.file_current)
 		return;
 	if (dlist_is_empty(&info.need)) {
-		write_address_file();
+		if (now >= info.write_at)
+			write_address_file(now);
 		return;
 	}
 	memset(&mi, 0, sizeof(mi));
@@ -1152,6 +1166,7 @@ void dr_engine_groups_reload(void)
 		ereport(LOG, (errcode_for_file_access(),
 		              errmsg("could not remove file \"%s\": %m", path)));
 	info.file_current = false;
+	info.write_at = 0;
 	hash_seq_init(&seq, dr_engine->sms);
 	while ((sm = hash_seq_search(&seq)) != NULL)
 		need_info(sm);

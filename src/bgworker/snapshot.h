@@ -7,7 +7,7 @@
  *
  * The file: a header, sections, a trailer; integers little-endian.
  *
- *	header   "DRSNAP05", group id (8), index (8), tables (4), 0 (4), then what
+ *	header   "DRSNAP06", group id (8), index (8), tables (4), 0 (4), then what
  *	         the rows' on-disk form depends on: PostgreSQL's major version
  *	         (PG_VERSION_NUM / 100) (4), catalog version (4), MAXALIGN (1),
  *	         FLOAT8PASSBYVAL (1), big-endian (1), sizeof(Datum) (1) and the
@@ -18,7 +18,11 @@
  * The checksum takes each section's header after its bytes (the exporter
  * writes a section before it knows its length, then fills in its header).
  *
- * Sections: per table a DR_SNAP_TABLE (table id (8), then schema, name,
+ * Sections: first a DR_SNAP_LOCALE, the exporter's node id (4) and its
+ * database's locale: datlocprovider (1), then datcollate, datctype and
+ * daticulocale (empty: none), each NUL-terminated (a node whose database
+ * has another refuses a file with tables: it would compute their generated
+ * columns and CHECKs otherwise); per table a DR_SNAP_TABLE (table id (8), then schema, name,
  * definition (dragonraft.table_definition), the SQL that sets its owned
  * sequences and what it has besides its definition (DR_SNAP_EXTRAS), each
  * NUL-terminated) followed by its DR_SNAP_ROWS; then per relation that the
@@ -32,7 +36,7 @@
  * not carry has an empty definition and, instead of its extras, what it is:
  * "unlogged table", ...); then DR_SNAP_HISTORY and DR_SNAP_MEMBERS, the
  * group's rows of dragonraft.ddl_history and dragonraft.member_info (binary
- * COPY).  (DRSNAP04 had no DR_SNAP_PLAIN.)
+ * COPY).  (DRSNAP04 had no DR_SNAP_PLAIN, DRSNAP05 no DR_SNAP_LOCALE.)
  *
  * A table's rows (snapshot_rows.c) are in binary COPY's format when it has
  * stored generated columns, else in their on-disk form:
@@ -63,7 +67,7 @@
 #include "utils/relcache.h"
 #include "utils/snapshot.h"
 
-#define DR_SNAP_MAGIC         "DRSNAP05"
+#define DR_SNAP_MAGIC         "DRSNAP06"
 #define DR_SNAP_HEADER_BYTES  48
 #define DR_SNAP_SECTION_BYTES 16
 #define DR_SNAP_TRAILER_BYTES 16
@@ -114,6 +118,7 @@ enum DrSnapKind {
 	DR_SNAP_HISTORY = 3,
 	DR_SNAP_MEMBERS = 4,
 	DR_SNAP_PLAIN = 5,
+	DR_SNAP_LOCALE = 6,
 	DR_SNAP_END = 0x444e4521, /* "!END" */
 };
 

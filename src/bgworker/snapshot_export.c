@@ -843,6 +843,24 @@ static void export(uint64 group_id, const char *path)
 		dr_snapshot_platform(platform);
 		put(platform, sizeof(platform));
 	}
+	{
+		DrDbLocale here;
+		StringInfoData meta;
+
+		dr_database_locale(&here);
+		initStringInfo(&meta);
+		for (int i = 0; i < 4; i++)
+			appendStringInfoChar(&meta, (char)((uint32)dr_node_id >> (8 * i)));
+		appendStringInfoChar(&meta, here.provider);
+		appendBinaryStringInfo(&meta, here.collate, strlen(here.collate) + 1);
+		appendBinaryStringInfo(&meta, here.ctype, strlen(here.ctype) + 1);
+		if (here.icu_locale != NULL)
+			appendStringInfoString(&meta, here.icu_locale);
+		appendStringInfoChar(&meta, '\0');
+		begin_section();
+		put(meta.data, meta.len);
+		end_section(DR_SNAP_LOCALE);
+	}
 	foreach (lc, tables) {
 		ExportTable *t = lfirst(lc);
 		StringInfoData meta;

@@ -433,6 +433,10 @@ typedef struct Contents {
 	uint32 n;
 	uint64 history_at, history_len, members_at, members_len;
 	List *plain; /* LoadPlain, in the order the group's commands made them */
+	/* DR_SNAP_LOCALE: the exporter and its database's locale */
+	uint32 exporter;
+	char provider;
+	const char *collate, *ctype, *icu_locale; /* icu_locale NULL: none */
 } Contents;
 
 static void seek_to(uint64 at)
@@ -488,10 +492,64 @@ static LoadPlain *parse_plain(const char *meta, uint64 len)
 	return p;
 }
 
+/* The exporter's node id and locale: provider, then collate, ctype and ICU
+ * locale, each NUL-terminated. */
+static void parse_locale(Contents *c, const char *meta, uint64 len)
+{
+	const char *end = meta + len;
+
+	if (len < 4 + 1 + 3)
+		corrupt("its locale section is too short");
+	for (int i = 0; i < 4; i++)
+		c->exporter |= (uint32)(uint8)meta[i] << (8 * i);
+	c->provider = meta[4];
+	c->collate = meta + 5;
+	c->ctype = c->collate + strnlen(c->collate, end - c->collate) + 1;
+	c->icu_locale = c->ctype < end ? c->ctype + strnlen(c->ctype, end - c->ctype) + 1 : end;
+	if (c->icu_locale >= end ||
+	    c->icu_locale + strnlen(c->icu_locale, end - c->icu_locale) + 1 != end)
+		corrupt("its locale section is malformed");
+	if (c->icu_locale[0] == '\0')
+		c->icu_locale = NULL;
+}
+
+/*
+ * A snapshot's tables were filled by members of the exporter's locale: a
+ * member whose database has another computes their generated columns and
+ * CHECKs on text otherwise (upper() of 'é' under LC_CTYPE "C"), and diverges
+ * silently once it applies the rows that follow (a node that joined the
+ * group after its tables came: the gate, sql_groups.c, could not see it).
+ * Refused before anything is loaded, as another encoding is.
+ */
+static void check_locale(uint64 group_id, const Contents *c)
+{
+	char *detail;
+
+	if (c->n == 0)
+		return; /* nothing computed with the locale */
+	detail = dr_locale_differs(c->exporter, GetDatabaseEncodingName(), c->collate, c->ctype,
+	                           dr_locale_provider_name(c->provider), c->icu_locale);
+	if (detail == NULL)
+		return;
+	ereport(ERROR,
+	        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+	         errmsg("snapshot file \"%s\" of group %llu was made by node %u with a database "
+	                "of another locale than database \"%s\" of node %d",
+	                L.path, (unsigned long long)group_id, c->exporter, dr_database, dr_node_id),
+	         errdetail("%s  Nothing of it was loaded: this member would compute its tables' "
+	                   "generated columns and CHECKs otherwise.",
+	                   detail),
+	         errhint("Every member's dragonraft.database must have the same encoding and "
+	                 "locale: leave the group here (dragonraft.leave_group(%llu)), or remove "
+	                 "node %d on the leader, and join again from a database with the "
+	                 "others' locale.",
+	                 (unsigned long long)group_id, dr_node_id)));
+}
+
 /* Read the tables' sections and note where every section's bytes are. */
 static void scan(Contents *c, uint32 tables, uint64 end)
 {
-	bool history = false, members = false;
+	bool history = false, members = false, locale = false;
 
 	c->t = palloc0(sizeof(LoadTable) * Max(tables, 1));
 	while (L.done < end) {
@@ -528,6 +586,15 @@ static void scan(Contents *c, uint32 tables, uint64 end)
 			meta = palloc(len);
 			get(meta, len);
 			c->plain = lappend(c->plain, parse_plain(meta, len));
+		} else if (kind == DR_SNAP_LOCALE) {
+			char *meta;
+
+			if (len > 4096 || locale)
+				corrupt("its locale section is too long, or one too many");
+			meta = palloc(len);
+			get(meta, len);
+			parse_locale(c, meta, len);
+			locale = true;
 		} else if (kind == DR_SNAP_HISTORY || kind == DR_SNAP_MEMBERS) {
 			if (kind == DR_SNAP_HISTORY) {
 				c->history_at = L.done;
@@ -544,8 +611,8 @@ static void scan(Contents *c, uint32 tables, uint64 end)
 	}
 	if (c->n != tables)
 		corrupt("it holds fewer tables than its header says");
-	if (!history || !members)
-		corrupt("its history or member info is missing");
+	if (!history || !members || !locale)
+		corrupt("its history, member info or locale is missing");
 }
 
 /* Run sql, statements of extras; an error says what could not get them. */
@@ -2485,6 +2552,7 @@ static uint64 load(uint64 group_id, uint64 index, const char *path)
 	}
 	progress(DR_SNAP_LOADING, 0);
 	scan(&c, tables, (uint64)st.st_size - DR_SNAP_TRAILER_BYTES);
+	check_locale(group_id, &c);
 	check_locks(group_id, &c);
 	read_local_history(group_id, &local);
 	clear_tables(group_id, &c, &stale, false);

@@ -220,27 +220,31 @@ char *dr_locale_differs(uint32 node_id, const char *encoding, const char *collat
  * it), so a group whose members differ in locale alone can still be
  * checked.
  */
-void dr_sql_groups_check_locale(int64 group_id, const char *what, bool encoding_only)
+/*
+ * The first row of query (of $1 and $2: node_id, encoding, lc_collate,
+ * lc_ctype, locale_provider, icu_locale of dragonraft.member_info) whose
+ * known encoding and locale differ from this database's, as
+ * dr_locale_differs says it (in the caller's memory context), with its node
+ * in *node_id; NULL: none.  (encoding_only: the encoding alone.)  read_only:
+ * with the caller's snapshot (a backend); the apply worker sees the rows
+ * its batch wrote.
+ */
+static char *first_differing(const char *query, int64 arg1, int64 arg2, bool encoding_only,
+                             bool read_only, int32 *node_id)
 {
-	Oid types[1] = {INT8OID};
-	Datum values[1] = {Int64GetDatum(group_id)};
+	Oid types[2] = {INT8OID, INT8OID};
+	Datum values[2] = {Int64GetDatum(arg1), Int64GetDatum(arg2)};
+	MemoryContext cxt = CurrentMemoryContext;
 	bool pushed;
 	DrUserContext su;
 	char *detail = NULL;
-	int32 node_id = 0;
 	int rc;
 
 	dr_spi_begin(&pushed);
 	/* As the bootstrap superuser: only pg_monitor and dragonraft_admin may
-	 * read member_info.  (A removed member's row stays: members only.) */
+	 * read member_info. */
 	dr_as_superuser_begin(&su);
-	rc = SPI_execute_with_args("SELECT i.node_id, i.encoding, i.lc_collate, i.lc_ctype, "
-	                           "i.locale_provider, i.icu_locale "
-	                           "FROM dragonraft.member_info i "
-	                           "JOIN dragonraft.group_members() m USING (group_id, node_id) "
-	                           "WHERE i.group_id = $1 AND i.encoding IS NOT NULL "
-	                           "ORDER BY i.node_id",
-	                           1, types, values, NULL, true, 0);
+	rc = SPI_execute_with_args(query, 2, types, values, NULL, read_only, 0);
 	dr_user_context_end(&su);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "dragonraft could not read dragonraft.member_info: %s",
@@ -250,15 +254,32 @@ void dr_sql_groups_check_locale(int64 group_id, const char *what, bool encoding_
 		TupleDesc d = SPI_tuptable->tupdesc;
 		bool isnull;
 
-		node_id = DatumGetInt32(SPI_getbinval(t, d, 1, &isnull));
-		detail = dr_locale_differs((uint32)node_id, SPI_getvalue(t, d, 2),
+		*node_id = DatumGetInt32(SPI_getbinval(t, d, 1, &isnull));
+		detail = dr_locale_differs((uint32)*node_id, SPI_getvalue(t, d, 2),
 		                           encoding_only ? NULL : SPI_getvalue(t, d, 3),
 		                           SPI_getvalue(t, d, 4), SPI_getvalue(t, d, 5),
 		                           SPI_getvalue(t, d, 6));
 	}
 	if (detail != NULL)
-		detail = MemoryContextStrdup(TopTransactionContext, detail);
+		detail = MemoryContextStrdup(cxt, detail);
 	dr_spi_end(pushed);
+	return detail;
+}
+
+#define MEMBER_LOCALE_COLUMNS                                                                      \
+	"SELECT i.node_id, i.encoding, i.lc_collate, i.lc_ctype, i.locale_provider, i.icu_locale "
+
+void dr_sql_groups_check_locale(int64 group_id, const char *what, bool encoding_only)
+{
+	int32 node_id = 0;
+	/* (A removed member's row stays: members only.) */
+	char *detail = first_differing(
+	        MEMBER_LOCALE_COLUMNS "FROM dragonraft.member_info i "
+	                              "JOIN dragonraft.group_members() m USING (group_id, node_id) "
+	                              "WHERE i.group_id = $1 AND i.encoding IS NOT NULL "
+	                              "ORDER BY i.node_id",
+	        group_id, 0, encoding_only, true, &node_id);
+
 	if (detail != NULL)
 		ereport(ERROR,
 		        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -274,6 +295,53 @@ void dr_sql_groups_check_locale(int64 group_id, const char *what, bool encoding_
 		                 "dragonraft.remove_member(%lld, %d) on the leader, or "
 		                 "dragonraft.leave_group(%lld) on node %d.",
 		                 (long long)group_id, node_id, (long long)group_id, node_id)));
+}
+
+/*
+ * add_member of a node whose database this node knows to have another
+ * encoding or locale (its member info in a group of which it is a member
+ * here, as applied here) is refused before the change is proposed: it
+ * would load the group's tables, or replay their log, and apply their rows
+ * with its own locale (its apply stops at a table's registration or at the
+ * snapshot; the gate above then refuses the group's execute() too).  A
+ * node this one knows nothing of yet is added: its apply's stop is the
+ * backstop.
+ */
+void dr_sql_groups_check_new_member(int64 group_id, int64 node)
+{
+	int32 node_id = 0;
+	char *detail = first_differing(
+	        MEMBER_LOCALE_COLUMNS "FROM dragonraft.member_info i "
+	                              "JOIN dragonraft.group_members() m USING (group_id, node_id) "
+	                              "WHERE i.node_id = $2 AND i.encoding IS NOT NULL "
+	                              "ORDER BY i.group_id",
+	        group_id, node, false, true, &node_id);
+
+	if (detail != NULL)
+		ereport(ERROR,
+		        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+		         errmsg("dragonraft.add_member refused: node %lld has a database of "
+		                "another "
+		                "encoding or locale than node %d",
+		                (long long)node, dr_node_id),
+		         errdetail("%s  It would apply group %lld's tables with its own.  Nothing "
+		                   "was proposed.",
+		                   detail, (long long)group_id),
+		         errhint("Every member's dragonraft.database must have the same encoding "
+		                 "and locale (CREATE DATABASE ... ENCODING ... LOCALE ... TEMPLATE "
+		                 "template0): point node %lld's dragonraft.database at such a "
+		                 "database and restart it, then add it.",
+		                 (long long)node)));
+}
+
+char *dr_sql_groups_member_locale_differs(int64 group_id, uint32 node_id)
+{
+	int32 found = 0;
+
+	return first_differing(MEMBER_LOCALE_COLUMNS "FROM dragonraft.member_info i "
+	                                             "WHERE i.group_id = $1 AND i.node_id = $2 "
+	                                             "AND i.encoding IS NOT NULL",
+	                       group_id, (int64)node_id, false, false, &found);
 }
 
 /* The engine worker reported that it exited before an outcome. */

@@ -369,6 +369,7 @@ Datum dr_add_member(PG_FUNCTION_ARGS)
 	c.type = voting ? RAFT_CC_ADD_VOTER : RAFT_CC_ADD_NONVOTER;
 	c.force = PG_NARGS() > 4 && PG_GETARG_BOOL(4);
 	strlcpy(c.addr, addr, sizeof(c.addr));
+	dr_sql_groups_check_new_member(group_id, node);
 	change(group_id, node, &c);
 	PG_RETURN_VOID();
 }

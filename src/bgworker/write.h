@@ -312,5 +312,13 @@ extern char *dr_sql_groups_client_address(int64 group_id, int64 node_id);
  * known has a database of another (encoding_only: another encoding, for a
  * barrier). */
 extern void dr_sql_groups_check_locale(int64 group_id, const char *what, bool encoding_only);
+/* Refuse (0A000) add_member of node while its member info in a group where it
+ * is a member here says another encoding or locale than this database's. */
+extern void dr_sql_groups_check_new_member(int64 group_id, int64 node);
+/* What of node_id's encoding and locale, as its member info of group_id
+ * applied here says them, differs from this database's (dr_locale_differs);
+ * NULL: nothing, or not known.  In the apply worker's batch (its own rows
+ * seen). */
+extern char *dr_sql_groups_member_locale_differs(int64 group_id, uint32 node_id);
 
 #endif /* DRAGONRAFT_WRITE_H */

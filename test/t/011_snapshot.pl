@@ -322,23 +322,28 @@ sub lie
 }
 
 # Where the first row of the first table (t: id int, v text, n int) is: after the
-# header, its table section, its rows section's header, the rows' magic, columns
-# and the first chunk's header.
+# header, the exporter's locale section (DRSNAP06), its table section, its rows
+# section's header, the rows' magic, columns and the first chunk's header.
 sub first_row
 {
 	my ($file) = @_;
 	open(my $fh, '<', $file) or die "open $file: $!";
 	binmode $fh;
 	read($fh, my $all, 4096);
-	my $pos = 48 + 16 + unpack('V', substr($all, 48 + 8, 4)) + 16 + 8;
+	my $pos = 48;
+	die "no locale section in $file" unless unpack('V', substr($all, $pos, 4)) == 6;
+	$pos += 16 + unpack('V', substr($all, $pos + 8, 4));
+	die "no table section in $file" unless unpack('V', substr($all, $pos, 4)) == 1;
+	$pos += 16 + unpack('V', substr($all, $pos + 8, 4)) + 16 + 8;
 	my $n = unpack('V', substr($all, $pos, 4));
 	$pos += 4;
 	for (1 .. $n)
 	{
 		$pos += 9;
-		$pos++ while substr($all, $pos, 1) ne "\0";
+		$pos++ while $pos < length($all) && substr($all, $pos, 1) ne "\0";
 		$pos++;
 	}
+	die "no first row in $file" if $pos >= length($all);
 	return $pos + 8;
 }
 
