@@ -695,6 +695,14 @@ int engine_create(const struct engine_config *cfg, const struct engine_storage_o
 		if (e->client_id == 0)
 			e->client_id = 1;
 	}
+	/* (engine_int.h: what names this engine's outgoing snapshot files apart from an
+	 * earlier engine's; the clock only if the kernel has no randomness) */
+	if (getrandom(&e->snap_tag, sizeof(e->snap_tag), 0) != (ssize_t)sizeof(e->snap_tag)) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		e->snap_tag = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	}
 	rc = eng_pending_init(&e->pend, a, 1024);
 	if (rc != ENGINE_OK) {
 		if (errmsg != NULL && errmsg_len > 0)

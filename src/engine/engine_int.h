@@ -357,7 +357,15 @@ struct engine {
 	size_t n_done, cap_done;
 	uint64_t *changed; /* ids of groups whose status changed (room for every group) */
 	size_t n_changed, cap_changed;
-	uint64_t snap_seq; /* names outgoing snapshot files */
+	/*
+	 * Outgoing snapshot files are named snap-<node>-<group>-<snap_tag>-<snap_seq>:
+	 * the sequence restarts at 1 with each engine, and a process that outlived
+	 * an earlier one (a PostgreSQL exporter still writing, or deleting its file
+	 * when it fails) must not share a name with a file of this one.  snap_tag
+	 * is drawn at random for each engine (engine_create).
+	 */
+	uint64_t snap_seq;
+	uint64_t snap_tag;
 
 	/* Deferred leader syncs (round.c): what the background sync under way covers. */
 	bool sync_wanted;    /* a group wrote unsynced since the last sync began */

@@ -205,9 +205,9 @@ void eng_send_snapshot(struct engine *e, struct group *g, const struct raft_mess
 	o->tmpl.entries = NULL;
 	o->tmpl.n_entries = 0;
 	o->to[o->n_to++] = m->to;
-	snprintf(o->path, sizeof(o->path), "%s/snap-%llu-%llu-%llu", e->snapdir,
+	snprintf(o->path, sizeof(o->path), "%s/snap-%llu-%llu-%016llx-%llu", e->snapdir,
 	         (unsigned long long)e->cfg.node_id, (unsigned long long)g->id,
-	         (unsigned long long)++e->snap_seq);
+	         (unsigned long long)e->snap_tag, (unsigned long long)++e->snap_seq);
 	rc = g->sm.save_snapshot(g->sm.ctx, o->path, &idx);
 	if (rc == ENGINE_IN_PROGRESS)
 		return; /* engine_snapshot_saved() reports the end */

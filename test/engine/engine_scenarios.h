@@ -881,6 +881,72 @@ static void test_snapshot_refused_backoff(void **state)
 	free(p);
 }
 
+/* The name (no directory) of the file node id's last snapshot for a follower went to. */
+static const char *last_save_name(struct cluster *c, raft_id id)
+{
+	const char *path = kv_sm_save_path(c->nodes[id].sm[0]), *slash = strrchr(path, '/');
+
+	return slash != NULL ? slash + 1 : path;
+}
+
+/* Node id's engine makes a snapshot of group 0 for follower to (as a round does). */
+static void make_snapshot_for(struct cluster *c, raft_id id, raft_id to)
+{
+	struct engine *e = c->nodes[id].e;
+	struct group *g = eng_group(e, c->group_ids[0]);
+	struct raft_message m;
+	unsigned saves = kv_sm_saves(c->nodes[id].sm[0]);
+
+	assert_non_null(g);
+	memset(&m, 0, sizeof(m));
+	m.type = RAFT_MSG_SNAPSHOT;
+	m.group_id = c->group_ids[0];
+	m.from = id;
+	m.to = to;
+	m.term = raft_term_of(g->r);
+	eng_send_snapshot(e, g, &m);
+	assert_int_equal(kv_sm_saves(c->nodes[id].sm[0]), saves + 1);
+}
+
+/*
+ * The names of a node's outgoing snapshot files are its engine's own: one
+ * that starts over after a restart (its sequence at 1 again) does not name
+ * a file as the engine before it did (rev48: in PostgreSQL an exporter of
+ * the previous engine worker that is still ending may write its file, or
+ * delete it by name when it fails, after the new one started).
+ */
+static void test_snapshot_names_new_per_engine(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	struct prop p[20];
+	char first[256], second[256];
+	raft_id lead, id;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, 20, 1);
+	assert_true(cluster_run(&c, all_converged, NULL, 100));
+	lead = cluster_leader(&c, 0);
+	/* A follower (the file is made, then dropped, not shipped), for the third node. */
+	id = lead == 1 ? 2 : 1;
+	make_snapshot_for(&c, id, 6 - lead - id);
+	snprintf(first, sizeof(first), "%s", last_save_name(&c, id));
+	make_snapshot_for(&c, id, 6 - lead - id);
+	snprintf(second, sizeof(second), "%s", last_save_name(&c, id));
+	assert_string_not_equal(first, second);
+	cluster_crash(&c, id);
+	assert_int_equal(cluster_restart(&c, id), ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	make_snapshot_for(&c, id, 6 - lead - id);
+	if (strcmp(last_save_name(&c, id), first) == 0 ||
+	    strcmp(last_save_name(&c, id), second) == 0)
+		fail_msg("the restarted engine named a snapshot file %s again",
+		         last_save_name(&c, id));
+	cluster_destroy(&c);
+}
+
 /* The leader's snapshot backoff for follower to (snapshot.c); NULL: none. */
 static const struct snap_backoff *backoff_of(struct engine *e, uint64_t gid, raft_id to)
 {
@@ -5294,6 +5360,7 @@ int main(void)
 	        cmocka_unit_test(test_add_member_snapshot_long_load),
 	        cmocka_unit_test(test_snapshot_refusal_shown_until_snapshot),
 	        cmocka_unit_test(test_snapshot_refused_backoff),
+	        cmocka_unit_test(test_snapshot_names_new_per_engine),
 	        cmocka_unit_test_setup_teardown(test_no_room_record_logs, refusing_setup,
 	                                        refusing_teardown),
 	        cmocka_unit_test_setup_teardown(test_no_room_record_goes_caught_up, refusing_setup,

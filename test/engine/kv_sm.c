@@ -28,6 +28,7 @@ struct kv_sm {
 	uint64_t lag;
 	unsigned recoveries;
 	unsigned saves;
+	char save_path[1024]; /* the file of the last save_snapshot call */
 	bool async;
 	bool busy; /* apply_busy answers true */
 	enum kv_job job;
@@ -243,6 +244,7 @@ static int kv_save(void *ctx, const char *path, raft_index *index)
 	struct kv_sm *kv = ctx;
 
 	kv->saves++;
+	snprintf(kv->save_path, sizeof(kv->save_path), "%s", path);
 	if (!kv->async)
 		return save_now(kv, path, index);
 	if (kv->job != KV_JOB_NONE)
@@ -361,4 +363,9 @@ unsigned kv_sm_recoveries(const struct kv_sm *kv)
 unsigned kv_sm_saves(const struct kv_sm *kv)
 {
 	return kv->saves;
+}
+
+const char *kv_sm_save_path(const struct kv_sm *kv)
+{
+	return kv->save_path;
 }

@@ -39,6 +39,8 @@ raft_index kv_sm_get(const struct kv_sm *kv, uint64_t key, uint64_t *value_hash)
 unsigned kv_sm_recoveries(const struct kv_sm *kv);
 /* Snapshots asked of it (save_snapshot calls). */
 unsigned kv_sm_saves(const struct kv_sm *kv);
+/* The file the last of them was to write ("" before the first). */
+const char *kv_sm_save_path(const struct kv_sm *kv);
 
 /*
  * Background snapshots: with async on, save_snapshot() captures the state at
