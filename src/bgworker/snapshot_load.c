@@ -492,22 +492,33 @@ static LoadPlain *parse_plain(const char *meta, uint64 len)
 	return p;
 }
 
+/* The NUL-terminated string at *p, before end; *p moves past it. */
+static const char *take_string(const char **p, const char *end)
+{
+	const char *s = *p;
+	size_t n = strnlen(s, end - s);
+
+	if (n == (size_t)(end - s))
+		corrupt("its locale section is malformed");
+	*p = s + n + 1;
+	return s;
+}
+
 /* The exporter's node id and locale: provider, then collate, ctype and ICU
  * locale, each NUL-terminated. */
 static void parse_locale(Contents *c, const char *meta, uint64 len)
 {
-	const char *end = meta + len;
+	const char *end = meta + len, *p = meta + 5;
 
 	if (len < 4 + 1 + 3)
 		corrupt("its locale section is too short");
 	for (int i = 0; i < 4; i++)
 		c->exporter |= (uint32)(uint8)meta[i] << (8 * i);
 	c->provider = meta[4];
-	c->collate = meta + 5;
-	c->ctype = c->collate + strnlen(c->collate, end - c->collate) + 1;
-	c->icu_locale = c->ctype < end ? c->ctype + strnlen(c->ctype, end - c->ctype) + 1 : end;
-	if (c->icu_locale >= end ||
-	    c->icu_locale + strnlen(c->icu_locale, end - c->icu_locale) + 1 != end)
+	c->collate = take_string(&p, end);
+	c->ctype = take_string(&p, end);
+	c->icu_locale = take_string(&p, end);
+	if (p != end)
 		corrupt("its locale section is malformed");
 	if (c->icu_locale[0] == '\0')
 		c->icu_locale = NULL;

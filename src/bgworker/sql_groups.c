@@ -321,8 +321,7 @@ void dr_sql_groups_check_new_member(int64 group_id, int64 node)
 		ereport(ERROR,
 		        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 		         errmsg("dragonraft.add_member refused: node %lld has a database of "
-		                "another "
-		                "encoding or locale than node %d",
+		                "another encoding or locale than node %d",
 		                (long long)node, dr_node_id),
 		         errdetail("%s  It would apply group %lld's tables with its own.  Nothing "
 		                   "was proposed.",

@@ -7,7 +7,8 @@
 # Then node 4 falls behind a compacted log again and again: a kill -9 of its
 # apply worker in the middle of loading the snapshot (its old rows stay
 # visible meanwhile); corrupt files (a flipped byte, a section's length past
-# the end, a truncated file: refused with a clear error, nothing loaded; the
+# the end, a truncated file, values, chunks and a locale section that lie under
+# a checksum made again: refused with a clear error, nothing loaded; the
 # group restarts in place and gets a good snapshot, no server restart:
 # review 26 F1); an exporter terminated, then a
 # kill -9 of the leader in the middle of exporting; commands in the compacted
@@ -352,12 +353,14 @@ sub first_row
 # run past the file's end; then files whose checksum was made again: a first
 # row whose text value claims 1 GB (a 4-byte varlena header past the id and
 # the NULL bitmap), a first chunk that claims more bytes than its section, a
-# header of another catalog version ----
+# header of another catalog version, a locale section whose last string has
+# no NUL ----
 for my $case ([ 'c', 'half', 'checksum mismatch' ], [ 'h', 63, 'a section runs past the end' ],
 	[ 'tr', 'truncate', 'a section runs past the end' ],
 	[ 'lv', 'value', 'a value runs past its rows' ],
 	[ 'lk', 'chunk', 'a chunk of a table\'s rows is too long' ],
-	[ 'lp', 'platform', 'made by a server unlike this one' ])
+	[ 'lp', 'platform', 'made by a server unlike this one' ],
+	[ 'll', 'locale', 'its locale section is malformed' ])
 {
 	my ($tag, $where, $why) = @$case;
 	$rows4 = $N4->safe_psql('postgres', 'SELECT count(*) FROM u');
@@ -385,6 +388,15 @@ for my $case ([ 'c', 'half', 'checksum mismatch' ], [ 'h', 63, 'a section runs p
 	elsif ($where eq 'platform')
 	{
 		lie($files[0], 36, pack('V', 201909212)); # another catalog version
+	}
+	elsif ($where eq 'locale')
+	{
+		# the locale section's last string (the ICU locale) without its NUL
+		open(my $fh, '<', $files[0]) or die "open $files[0]: $!";
+		binmode $fh;
+		read($fh, my $head, 64);
+		close $fh;
+		lie($files[0], 48 + 16 + unpack('V', substr($head, 56, 4)) - 1, 'X');
 	}
 	elsif ($where eq 'truncate')
 	{
