@@ -1019,10 +1019,11 @@ static void propose_addresses(DrSm *sm)
 
 /*
  * Write the address (and encoding and locale) every group knows now, so that
- * a restart proposes nothing.  One that cannot be written (a full disk, a directory in the way) is
- * tried again a minute later: at each turn (250 ms), it logged its failure four times a second for
- * as long as it lasted (review 45, TAP 125).  Meanwhile every group knows this node's info; each
- * restart sends it again.
+ * a restart proposes nothing.  One that cannot be written (a full disk, a
+ * directory in the way) is tried again a minute later: tried at each turn
+ * (250 ms), its failure was logged four times a second for as long as it
+ * lasted (review 45, TAP 125).  Meanwhile every group knows this node's
+ * info; each restart sends it again.
  */
 #define ADDRESS_FILE_RETRY_MS 60000
 

@@ -22,11 +22,11 @@
  * database's locale: datlocprovider (1), then datcollate, datctype and
  * daticulocale (empty: none), each NUL-terminated (a node whose database
  * has another refuses a file with tables: it would compute their generated
- * columns and CHECKs otherwise); per table a DR_SNAP_TABLE (table id (8), then schema, name,
- * definition (dragonraft.table_definition), the SQL that sets its owned
- * sequences and what it has besides its definition (DR_SNAP_EXTRAS), each
- * NUL-terminated) followed by its DR_SNAP_ROWS; then per relation that the
- * group's commands made and that is not a table of the group
+ * columns and CHECKs otherwise); per table a DR_SNAP_TABLE (table id (8),
+ * then schema, name, definition (dragonraft.table_definition), the SQL that
+ * sets its owned sequences and what it has besides its definition
+ * (DR_SNAP_EXTRAS), each NUL-terminated) followed by its DR_SNAP_ROWS; then
+ * per relation that the group's commands made and that is not a table of the group
  * (dragonraft.made_relations), in the order they were made, a DR_SNAP_PLAIN
  * (the index of the command that made it (8), its relkind (1), then schema,
  * name, definition
