@@ -633,11 +633,7 @@ static void check_proposer_locale(uint64 group_id, uint64 index, const struct en
 	                   "table's generated columns and CHECKs otherwise.  It applies none of "
 	                   "the group's entries until it is fixed.",
 	                   detail),
-	         errhint("Every member's dragonraft.database must have the same encoding and "
-	                 "locale: leave the group here (dragonraft.leave_group(%llu)), or remove "
-	                 "node %d on the leader, and join again from a database with the "
-	                 "others' locale.",
-	                 (unsigned long long)group_id, dr_node_id)));
+	         errhint("%s", dr_locale_rejoin_hint(group_id))));
 }
 
 /*

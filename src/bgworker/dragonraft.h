@@ -86,5 +86,8 @@ extern const char *dr_locale_provider_name(char provider);
  * (collate NULL: the encoding only.) */
 extern char *dr_locale_differs(uint32 node_id, const char *encoding, const char *collate,
                                const char *ctype, const char *provider, const char *icu_locale);
+/* The HINT of a member that stops a group for another locale than the one
+ * its entries or snapshot were made with: leave and join again (sql_groups.c). */
+extern char *dr_locale_rejoin_hint(uint64 group_id);
 
 #endif /* DRAGONRAFT_BGWORKER_H */

@@ -43,9 +43,9 @@ static uint64 origin_group(const char *name)
 	return errno == 0 && *end == '\0' ? id : 0;
 }
 
-DrOrigin *dr_origins_scan(int *n)
+/* The origins named like a group's, in the caller's transaction and memory context. */
+static DrOrigin *scan_in_xact(int *n)
 {
-	MemoryContext cxt = CurrentMemoryContext;
 	DrOrigin *out = palloc(sizeof(DrOrigin) * 16);
 	int cap = 16;
 	Relation rel;
@@ -53,7 +53,6 @@ DrOrigin *dr_origins_scan(int *n)
 	HeapTuple tup;
 
 	*n = 0;
-	StartTransactionCommand();
 	rel = table_open(ReplicationOriginRelationId, AccessShareLock);
 	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
 	while (HeapTupleIsValid(tup = systable_getnext(scan))) {
@@ -72,6 +71,17 @@ DrOrigin *dr_origins_scan(int *n)
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
+	return out;
+}
+
+DrOrigin *dr_origins_scan(int *n)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	DrOrigin *out;
+
+	StartTransactionCommand();
+	MemoryContextSwitchTo(cxt);
+	out = scan_in_xact(n);
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(cxt);
 	return out;
@@ -98,25 +108,14 @@ int dr_origins_count(void)
 
 int dr_origins_in_xact(uint64 *lowest)
 {
-	Relation rel;
-	SysScanDesc scan;
-	HeapTuple tup;
-	int n = 0;
+	int n;
+	DrOrigin *o = scan_in_xact(&n);
 
 	*lowest = 0;
-	rel = table_open(ReplicationOriginRelationId, AccessShareLock);
-	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
-	while (HeapTupleIsValid(tup = systable_getnext(scan))) {
-		Form_pg_replication_origin f = (Form_pg_replication_origin)GETSTRUCT(tup);
-		uint64 gid = origin_group(text_to_cstring(&f->roname));
-
-		if (gid == 0)
-			continue;
-		if (n++ == 0 || gid < *lowest)
-			*lowest = gid;
-	}
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
+	for (int i = 0; i < n; i++)
+		if (i == 0 || o[i].group_id < *lowest)
+			*lowest = o[i].group_id;
+	pfree(o);
 	return n;
 }
 

@@ -550,11 +550,7 @@ static void check_locale(uint64 group_id, const Contents *c)
 	         errdetail("%s  Nothing of it was loaded: this member would compute its tables' "
 	                   "generated columns and CHECKs otherwise.",
 	                   detail),
-	         errhint("Every member's dragonraft.database must have the same encoding and "
-	                 "locale: leave the group here (dragonraft.leave_group(%llu)), or remove "
-	                 "node %d on the leader, and join again from a database with the "
-	                 "others' locale.",
-	                 (unsigned long long)group_id, dr_node_id)));
+	         errhint("%s", dr_locale_rejoin_hint(group_id))));
 }
 
 /* Read the tables' sections and note where every section's bytes are. */

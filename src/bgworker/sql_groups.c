@@ -203,24 +203,6 @@ char *dr_locale_differs(uint32 node_id, const char *encoding, const char *collat
 }
 
 /*
- * Members' tables are the group's state machine, and every member applies
- * a command, a table's definition and its rows with its own database's
- * encoding and locale: one whose database has another takes the text for
- * other characters (the apply stops: check_encoding), or computes
- * upper()/lower() in a stored generated column, a CHECK on text or an
- * index's order differently (the member diverges, or its apply stops).
- * execute() and replicate_table()/resend_table() are refused here before
- * anything is proposed while a member whose info says its encoding and
- * locale has another; a member whose info does not say them (an older
- * build, or not applied here yet) is not held against the group.  Plain
- * writes are not checked (their hot path): the apply's stop is their
- * backstop.  A barrier (dr_sql_tables_barrier: SELECTs of constants, such as
- * check_consistency's marker) computes nothing with the locale: only the
- * encoding its entry says refuses it (the odd member's apply would stop at
- * it), so a group whose members differ in locale alone can still be
- * checked.
- */
-/*
  * The first row of query (of $1 and $2: node_id, encoding, lc_collate,
  * lc_ctype, locale_provider, icu_locale of dragonraft.member_info) whose
  * known encoding and locale differ from this database's, as
@@ -266,9 +248,36 @@ static char *first_differing(const char *query, int64 arg1, int64 arg2, bool enc
 	return detail;
 }
 
+char *dr_locale_rejoin_hint(uint64 group_id)
+{
+	return psprintf("Every member's dragonraft.database must have the same encoding and "
+	                "locale: leave the group here (dragonraft.leave_group(%llu)), or remove "
+	                "node %d on the leader, and join again from a database with the "
+	                "others' locale.",
+	                (unsigned long long)group_id, dr_node_id);
+}
+
 #define MEMBER_LOCALE_COLUMNS                                                                      \
 	"SELECT i.node_id, i.encoding, i.lc_collate, i.lc_ctype, i.locale_provider, i.icu_locale "
 
+/*
+ * Members' tables are the group's state machine, and every member applies
+ * a command, a table's definition and its rows with its own database's
+ * encoding and locale: one whose database has another takes the text for
+ * other characters (the apply stops: check_encoding), or computes
+ * upper()/lower() in a stored generated column, a CHECK on text or an
+ * index's order differently (the member diverges, or its apply stops).
+ * execute() and replicate_table()/resend_table() are refused here before
+ * anything is proposed while a member whose info says its encoding and
+ * locale has another; a member whose info does not say them (an older
+ * build, or not applied here yet) is not held against the group.  Plain
+ * writes are not checked (their hot path): the apply's stop is their
+ * backstop.  A barrier (dr_sql_tables_barrier: SELECTs of constants, such as
+ * check_consistency's marker) computes nothing with the locale: only the
+ * encoding its entry says refuses it (the odd member's apply would stop at
+ * it), so a group whose members differ in locale alone can still be
+ * checked.
+ */
 void dr_sql_groups_check_locale(int64 group_id, const char *what, bool encoding_only)
 {
 	int32 node_id = 0;
