@@ -8,7 +8,8 @@
 # 1. node 4 replays a group's log with a table's registration and applies
 #    its rows (upper('é') is 'É' there too);
 # 2. add_member of node 4 on a leader that knows its info goes ahead;
-# 3. node 4 loads a snapshot with tables.
+# 3. node 4 loads a snapshot with tables;
+# 4. DROP EXTENSION in another database than dragonraft.database goes ahead.
 use strict;
 use warnings;
 use FindBin;
@@ -109,5 +110,19 @@ $err = join4(3);
 unlike($err, qr/ERROR/, 'node 4 joins group 3 loading a snapshot') or diag $err;
 unlike(status4(3), qr/failed/, "node 4's member of group 3 did not stop") or diag status4(3);
 is(row4(3, 'y'), 'É', "node 4 loaded table y's rows");
+
+# 4. Node 4 has the extension in database postgres too (made there first):
+# dragonraft runs in database loc, and nothing of the groups is in postgres.
+# DROP EXTENSION there goes ahead; it was refused while node 4 had groups or
+# their origins (cluster-wide), and leave_group, as its hint said, is
+# refused in a database that is not dragonraft.database.
+is($N4->safe_psql('postgres', q{SELECT count(*) FROM pg_extension WHERE extname = 'dragonraft'}), '1',
+	'node 4 has the extension in database postgres too');
+($state, $aerr) = $c->sql_error(4, 'DROP EXTENSION dragonraft CASCADE');
+is($state, '', 'DROP EXTENSION in database postgres, not dragonraft.database, goes ahead') or diag $aerr;
+$c->query($l3, q{INSERT INTO y (k, a, b) VALUES (100, 'é', 'éé')});
+ok($c->wait_until('node 4 to apply a write of group 3',
+		sub { sql4('SELECT count(*) FROM public.y') eq '61' }),
+	"node 4's groups go on in database loc");
 
 done_testing();
