@@ -13,6 +13,7 @@
 #include "access/xact.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_extension.h"
+#include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "fmgr.h"
 #include "membership.h"
@@ -361,12 +362,21 @@ static void shmem_startup(void)
  * a crash in leave_group whose origin is all that is left of it.  Every
  * group's origin is made with the member and dropped only as it leaves
  * (review 46, TAP 126): an origin named like a group's refuses it too.
+ *
+ * Groups and origins are the server's, the extension's tables a database's:
+ * a copy of the extension in another database than dragonraft.database
+ * holds nothing of the groups, and goes (its DROP was refused while this
+ * node had any group, and leave_group, which the hint names, refuses to run
+ * there: review 49, TAP 128).
  */
 void dr_check_extension_drop(void)
 {
 	int n_groups, n_origins;
 	uint64 lowest;
+	char *db = get_database_name(MyDatabaseId);
 
+	if (db != NULL && dr_database != NULL && strcmp(db, dr_database) != 0)
+		return;
 	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
 	n_groups = dr_shared->n_groups;
 	LWLockRelease(dr_shared->groups_lock);

@@ -6,6 +6,7 @@
  */
 #include "dragonraft.h"
 
+#include <ctype.h>
 #include <limits.h>
 
 #include "access/htup_details.h"
@@ -167,13 +168,40 @@ void dr_database_locale(DrDbLocale *out)
 	ReleaseSysCache(tup);
 }
 
-/* One "node N's database has WHAT THEIRS, this one OURS" sentence into buf when they differ. */
+/*
+ * A libc locale name as the C library takes it: language[_territory]
+ * [.codeset][@modifier] with the codeset's letters and digits alone, in lower
+ * case ("C.UTF-8" and "C.utf8", "en_US.UTF-8" and "en_US.utf8" are one
+ * locale), and "POSIX" is "C".  Members whose databases spell one locale
+ * otherwise (initdb takes the name from the environment) are alike.
+ */
+static char *locale_key(const char *name)
+{
+	StringInfoData buf;
+	const char *dot = strchr(name, '.');
+
+	if (strcmp(name, "POSIX") == 0)
+		return pstrdup("C");
+	if (dot == NULL)
+		return pstrdup(name);
+	initStringInfo(&buf);
+	appendBinaryStringInfo(&buf, name, (int)(dot - name) + 1);
+	for (name = dot + 1; *name != '\0' && *name != '@'; name++)
+		if (isalnum((unsigned char)*name))
+			appendStringInfoChar(&buf, (char)pg_ascii_tolower((unsigned char)*name));
+	appendStringInfoString(&buf, name);
+	return buf.data;
+}
+
+/* One "node N's database has WHAT THEIRS, this one OURS" sentence into buf when they differ
+ * (libc: locale names, compared as locale_key takes them). */
 static void differs(StringInfo buf, uint32 node_id, const char *what, const char *theirs,
-                    const char *ours, bool quote)
+                    const char *ours, bool quote, bool libc)
 {
 	const char *q = quote ? "\"" : "";
+	const char *a = theirs != NULL ? theirs : "", *b = ours != NULL ? ours : "";
 
-	if (strcmp(theirs != NULL ? theirs : "", ours != NULL ? ours : "") == 0)
+	if (libc ? strcmp(locale_key(a), locale_key(b)) == 0 : strcmp(a, b) == 0)
 		return;
 	appendStringInfo(buf, "%sNode %u's database has %s %s%s%s, this one %s%s%s.",
 	                 buf->len > 0 ? "  " : "", node_id, what, theirs != NULL ? q : "",
@@ -192,13 +220,13 @@ char *dr_locale_differs(uint32 node_id, const char *encoding, const char *collat
 		return NULL; /* not known */
 	dr_database_locale(&here);
 	initStringInfo(&buf);
-	differs(&buf, node_id, "encoding", encoding, here.encoding_name, false);
+	differs(&buf, node_id, "encoding", encoding, here.encoding_name, false, false);
 	if (collate == NULL)
 		return buf.len > 0 ? buf.data : NULL; /* the encoding only */
-	differs(&buf, node_id, "locale provider", provider, here.provider_name, false);
-	differs(&buf, node_id, "LC_COLLATE", collate, here.collate, true);
-	differs(&buf, node_id, "LC_CTYPE", ctype, here.ctype, true);
-	differs(&buf, node_id, "ICU locale", icu_locale, here.icu_locale, true);
+	differs(&buf, node_id, "locale provider", provider, here.provider_name, false, false);
+	differs(&buf, node_id, "LC_COLLATE", collate, here.collate, true, true);
+	differs(&buf, node_id, "LC_CTYPE", ctype, here.ctype, true, true);
+	differs(&buf, node_id, "ICU locale", icu_locale, here.icu_locale, true, false);
 	return buf.len > 0 ? buf.data : NULL;
 }
 

@@ -187,6 +187,28 @@ like($err, qr/CONTEXT:  dragonraft: the transaction's changes are committed in g
 ok($c->caught_up(1), 'the entry is applied from the log');
 is($c->node($_)->safe_psql('postgres', 'SELECT balance FROM accounts WHERE id = 2'), '1061',
 	"node $_ has the change whose local commit failed") for $c->ids;
+# That CONTEXT is the COMMIT's alone (review 49): a procedure's COMMIT of a
+# replicated write pops it, and so does a COMMIT that fails; a later error,
+# in the procedure or the session, says nothing of it.
+$L->safe_psql('postgres', q{
+CREATE PROCEDURE commit_then_raise() LANGUAGE plpgsql AS $$
+BEGIN UPDATE accounts SET owner = owner WHERE id = 2; COMMIT; RAISE EXCEPTION 'raised after the commit'; END $$;
+CREATE PROCEDURE commit_fails() LANGUAGE plpgsql AS $$
+BEGIN UPDATE accounts SET owner = owner WHERE id = 2; COMMIT; RAISE EXCEPTION 'not reached'; END $$});
+$err = '';
+$L->psql('postgres', "CALL commit_then_raise();
+	SET dragonraft.testing_fail_local_commit = on;
+	CALL commit_fails();
+	RESET dragonraft.testing_fail_local_commit;
+	SELECT 1 / 0;
+	CALL commit_then_raise();", stderr => \$err, on_error_stop => 0);
+my @errs = split /^(?=psql:)/m, $err;
+is(scalar(grep { /raised after the commit/ } @errs), 2, 'both raises after a COMMIT reached the client') or diag $err;
+is(scalar(grep { /raised after the commit|division by zero/ && /committed in group/ } @errs), 0,
+	'no error after a COMMIT says the COMMIT\'s CONTEXT') or diag $err;
+ok((grep { /testing_fail_local_commit is set/ && /committed in group 1's log/ } @errs),
+	'the procedure\'s COMMIT that failed says it') or diag $err;
+unlike($err, qr/not reached/, 'the procedure ended at its failed COMMIT');
 
 # The cycle: a second writer of the row waits for the first one's row lock
 # and gets it when the first aborts, before the apply worker applied the
