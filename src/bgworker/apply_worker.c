@@ -810,9 +810,12 @@ static Datum loader_arg(int job, uint32 generation)
  * Loaders of a predecessor (an apply worker that exited while they ran) end
  * before this worker applies anything: one that committed later would move
  * a group behind its back.  Their loads come again with the engine
- * worker's messages.
+ * worker's messages.  A new engine worker ends them too, before it reads
+ * the groups' origins (engine_worker.c): a loader that outlived the engine
+ * worker could commit under the next one, after that one read the origin
+ * and before its apply worker started (review 48, TAP 129).
  */
-static void end_orphan_loaders(void)
+void dr_apply_end_orphan_loaders(void)
 {
 	for (int i = 0; i < DR_SNAP_JOBS; i++) {
 		DrSnapJob *j = dr_snapshot_job(i);
@@ -1314,7 +1317,7 @@ void dr_apply_worker_main(Datum arg)
 
 	BackgroundWorkerInitializeConnection(dr_database, NULL, 0);
 	dr_pin_worker_settings();
-	end_orphan_loaders();
+	dr_apply_end_orphan_loaders();
 	CurrentResourceOwner = ResourceOwnerCreate(NULL, "dragonraft apply worker");
 	StartTransactionCommand();
 	have_extension = OidIsValid(get_extension_oid("dragonraft", true));
@@ -1403,7 +1406,8 @@ void dr_snapshot_loader_main(Datum arg)
 	SpinLockRelease(&j->mutex);
 	memcpy(&made, MyBgworkerEntry->bgw_extra, sizeof(made));
 	if (!mine)
-		proc_exit(0); /* its apply worker exited before it started (end_orphan_loaders) */
+		proc_exit(0); /* its apply worker exited before it started
+		               * (dr_apply_end_orphan_loaders) */
 	before_shmem_exit(loader_exit, arg);
 	BackgroundWorkerInitializeConnection(dr_database, NULL, 0);
 	dr_pin_worker_settings();

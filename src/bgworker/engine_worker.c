@@ -32,6 +32,7 @@
 #include "postmaster/interrupt.h"
 #include "queue.h"
 #include "replication/slot.h"
+#include "snapshot.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
@@ -862,6 +863,14 @@ void dr_engine_worker_main(Datum arg)
 	before_shmem_exit(on_engine_exit, (Datum)0);
 	dr_pg_sm_init();
 	start_engine();
+	/*
+	 * Loaders that outlived the engine worker before this one (and its apply
+	 * worker) end first: one that committed after the groups' origins are
+	 * read here moved a group's applied index under this worker, which
+	 * started the member from the origin's older position (review 48, TAP
+	 * 129).  Their loads come again with the snapshots the leaders send.
+	 */
+	dr_apply_end_orphan_loaders();
 	dr_engine_groups_restart();
 	dr_membership_digests_open();
 	dr_queue_open();

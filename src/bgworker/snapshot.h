@@ -228,6 +228,10 @@ extern PGDLLEXPORT void dr_snapshot_export_main(Datum arg);
  * groups; the job's phase is DR_SNAP_DONE once its transaction committed (rc 0) or
  * failed (rc its SQLSTATE, error its message). */
 extern PGDLLEXPORT void dr_snapshot_loader_main(Datum arg);
+/* End the loaders running (started by an apply worker that is gone, or on its way out)
+ * and wait for their exits; free their jobs.  Run by a new apply worker and by a new
+ * engine worker before it reads the groups' origins. */
+extern void dr_apply_end_orphan_loaders(void);
 /* The loaders' pids (at most DR_SNAP_JOBS); how many. */
 extern int dr_snapshot_loader_pids(int *pids);
 

@@ -954,6 +954,11 @@ void dr_snapshot_export_main(Datum arg)
 			X.job->rc = 0;
 			X.job->phase = DR_SNAP_DONE;
 			SpinLockRelease(&X.job->mutex);
+		} else {
+			/* Called off meanwhile (the engine worker freed the job, and
+			 * terminated this worker too late to stop it): nobody takes the
+			 * file, nor deletes it before the next engine worker's start. */
+			unlink(path);
 		}
 	}
 	PG_CATCH();
