@@ -609,6 +609,36 @@ static void write_file(const char *path, size_t size)
 }
 
 /*
+ * Nodes 1 and 2 in directories d1 and d2 (char[128] each) with the I/O hooks
+ * set; node 2 streams snapshots to node 1, which takes them whatever its free
+ * space; *jb joins a group whose only member is node 2.
+ */
+static void two_nodes(struct world *w, char *d1, char *d2, struct engine_bootstrap *jb,
+                      struct transport **t1, struct transport **t2)
+{
+	memset(w, 0, sizeof(*w));
+	snprintf(d1, 128, "/tmp/dr-engine-uv-XXXXXX");
+	snprintf(d2, 128, "/tmp/dr-engine-uv-XXXXXX");
+	assert_non_null(mkdtemp(d1));
+	assert_non_null(mkdtemp(d2));
+	transport_set_io_hooks(&io_hooks);
+	assert_int_equal(uv_loop_init(&w->loop), 0);
+	snprintf(w->dir, sizeof(w->dir), "%s", d1);
+	start_node(w, 1);
+	snprintf(w->dir, sizeof(w->dir), "%s", d2);
+	start_node(w, 2);
+	*t1 = engine_uv_transport(w->n[1].u);
+	*t2 = engine_uv_transport(w->n[2].u);
+	transport_set_snapshot_min_free(*t1, 0);
+	assert_int_equal(transport_add_peer(*t2, 1, w->n[1].addr), TRANSPORT_OK);
+	memset(jb, 0, sizeof(*jb));
+	jb->join = true;
+	jb->n_members = 1;
+	jb->members[0].node_id = 2;
+	snprintf(jb->members[0].addr, sizeof(jb->members[0].addr), "%s", w->n[2].addr);
+}
+
+/*
  * Node 1 runs groups 100 to 102 (joining: no leader); node 2, which runs
  * none, streams snapshots of them to node 1 and never sends their message,
  * as a leader does whose message is lost or refused (the transport drops
@@ -632,26 +662,7 @@ static void test_uv_stopped_group_drops_snapshot_files(void **state)
 	struct stat_wait sw;
 
 	(void)state;
-	memset(&w, 0, sizeof(w));
-	snprintf(d1, sizeof(d1), "/tmp/dr-engine-uv-XXXXXX");
-	snprintf(d2, sizeof(d2), "/tmp/dr-engine-uv-XXXXXX");
-	assert_non_null(mkdtemp(d1));
-	assert_non_null(mkdtemp(d2));
-	transport_set_io_hooks(&io_hooks);
-	assert_int_equal(uv_loop_init(&w.loop), 0);
-	snprintf(w.dir, sizeof(w.dir), "%s", d1);
-	start_node(&w, 1);
-	snprintf(w.dir, sizeof(w.dir), "%s", d2);
-	start_node(&w, 2);
-	t1 = engine_uv_transport(w.n[1].u);
-	t2 = engine_uv_transport(w.n[2].u);
-	transport_set_snapshot_min_free(t1, 0);
-	assert_int_equal(transport_add_peer(t2, 1, w.n[1].addr), TRANSPORT_OK);
-	memset(&jb, 0, sizeof(jb));
-	jb.join = true;
-	jb.n_members = 1;
-	jb.members[0].node_id = 2;
-	snprintf(jb.members[0].addr, sizeof(jb.members[0].addr), "%s", w.n[2].addr);
+	two_nodes(&w, d1, d2, &jb, &t1, &t2);
 	for (int k = 0; k < 3; k++) {
 		struct engine_sm_ops sm;
 
@@ -760,26 +771,7 @@ static void test_uv_group_restarted_takes_next_stream(void **state)
 	struct transport_stats ts;
 
 	(void)state;
-	memset(&w, 0, sizeof(w));
-	snprintf(d1, sizeof(d1), "/tmp/dr-engine-uv-XXXXXX");
-	snprintf(d2, sizeof(d2), "/tmp/dr-engine-uv-XXXXXX");
-	assert_non_null(mkdtemp(d1));
-	assert_non_null(mkdtemp(d2));
-	transport_set_io_hooks(&io_hooks);
-	assert_int_equal(uv_loop_init(&w.loop), 0);
-	snprintf(w.dir, sizeof(w.dir), "%s", d1);
-	start_node(&w, 1);
-	snprintf(w.dir, sizeof(w.dir), "%s", d2);
-	start_node(&w, 2);
-	t1 = engine_uv_transport(w.n[1].u);
-	t2 = engine_uv_transport(w.n[2].u);
-	transport_set_snapshot_min_free(t1, 0);
-	assert_int_equal(transport_add_peer(t2, 1, w.n[1].addr), TRANSPORT_OK);
-	memset(&jb, 0, sizeof(jb));
-	jb.join = true;
-	jb.n_members = 1;
-	jb.members[0].node_id = 2;
-	snprintf(jb.members[0].addr, sizeof(jb.members[0].addr), "%s", w.n[2].addr);
+	two_nodes(&w, d1, d2, &jb, &t1, &t2);
 	assert_int_equal(kv_sm_create(0, &sms[0]), ENGINE_OK);
 	kv_sm_ops(sms[0], &sm);
 	assert_int_equal(engine_start_group(eng(&w, 1), 103, &jb, &sm), ENGINE_OK);
