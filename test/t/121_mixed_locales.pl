@@ -116,6 +116,9 @@ ok($c->wait_until('node 2 to replicate z',
 # older build wrote with the address only, does not say them.
 my $N2 = $c->node(2);
 my $file = $N2->data_dir . '/dragonraft/client_address';
+# (written once every group of node 2 applied its info: wait for it)
+ok($c->wait_until("node 2's client_address file", sub { -f $file }),
+	"node 2 wrote its client_address file");
 like(slurp_file($file), qr/\nencoding 6 provider c collate \Q$collate\E ctype \Q$ctype\E icu $/,
 	"node 2's client_address file says its encoding and locale");
 $c->close_poll(2);
