@@ -163,7 +163,10 @@ tap() {
 		install -o root -g postgres -m 0750 /usr/sbin/nft "$dir/bin/nft"
 		setcap cap_net_admin+ep "$dir/bin/nft" && nft=$dir/bin/nft
 	fi
-	(cd "$dir" && "${RUN_AS[@]}" env PATH="$PG_BINDIR:$PATH" PERL5LIB="$PG_PERL" \
+	# No file of the run grows past 4 GiB (ulimit -f counts KiB): a test
+	# that loops printing ends with SIGXFSZ rather than fill the disk (one
+	# printed a 64 GB log).
+	(cd "$dir" && ulimit -f $((4 << 20)) && "${RUN_AS[@]}" env PATH="$PG_BINDIR:$PATH" PERL5LIB="$PG_PERL" \
 		TESTDIR="$dir" PG_REGRESS="$PG_REGRESS" PGPORT=54321 DR_SCRIPTS="$top/scripts" DR_NFT="$nft" \
 		DR_TAP_CONF="${DR_TAP_CONF:-}" \
 		DR_INITDB_TEMPLATE="$dir/initdb-template" DR_CERTS_TEMPLATE="$dir/certs-template" \
