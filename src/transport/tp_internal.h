@@ -44,6 +44,9 @@ struct conn {
 	struct peer *peer;    /* client: dialed peer; server: set once authenticated */
 	struct snap_send *ss; /* client snapshot connection */
 	struct snap_recv *sr; /* server snapshot connection, once BEGIN arrived */
+	bool sr_ended;        /* server: the receiver ended its stream with SNAP_DONE (the group
+	                       * stopped, a failed write): chunks and END still on their way
+	                       * are discarded until the sender, told, closes */
 	bool client;
 	uint8_t purpose;
 	int state;

@@ -318,6 +318,22 @@ static int on_begin(struct conn *c, const uint8_t *p, uint32_t len)
 	return tp_send_frame(c, TF_SNAP_RESUME, b, sizeof(b));
 }
 
+/*
+ * Ends the stream of connection c (if any) with SNAP_DONE(status) before it is
+ * complete.  The sender keeps writing until that reaches it: what it wrote
+ * meanwhile is discarded (tp_snap_server_frame), not taken for a protocol
+ * violation, which closed the connection, logged a refused connection and
+ * counted a protocol error for the receiver's own decision (review 53); the
+ * sender closes the connection once it reads the status.
+ */
+static void end_stream(struct conn *c, int status)
+{
+	if (c == NULL)
+		return;
+	c->sr_ended = true;
+	reply_done(c, status);
+}
+
 /* Fails the stream: counted, file removed, status to the sender if still connected. */
 static void sr_fail(struct snap_recv *sr, int status)
 {
@@ -325,7 +341,7 @@ static void sr_fail(struct snap_recv *sr, int status)
 
 	sr->t->st.snapshot_failures++;
 	sr_drop(sr, true);
-	reply_done(c, status);
+	end_stream(c, status);
 }
 
 /* The rename made durable: a member that crashes after SNAP_DONE, whose engine
@@ -505,6 +521,11 @@ int tp_snap_server_frame(struct conn *c, const struct transport_frame_header *h,
 
 	if (h->kind == TF_SNAP_BEGIN)
 		return on_begin(c, p, len);
+	if (sr == NULL && c->sr_ended &&
+	    (h->kind == TF_SNAP_CHUNK || (h->kind == TF_SNAP_END && len == 0))) {
+		c->t->st.snapshot_frames_discarded++;
+		return TRANSPORT_OK;
+	}
 	if (sr == NULL || sr->syncing || sr->end_pending)
 		return TRANSPORT_EPROTO;
 	if (h->kind == TF_SNAP_CHUNK)
@@ -538,7 +559,7 @@ void transport_drop_group_snapshots(struct transport *t, uint64_t group_id)
 			continue;
 		/* (A stream being completed too: its file would not be handed to anyone.) */
 		sr_drop(sr, true);
-		reply_done(c, TRANSPORT_EINVAL);
+		end_stream(c, TRANSPORT_EINVAL);
 	}
 }
 
