@@ -621,6 +621,61 @@ static void test_oversize_snapshots_refused(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/*
+ * A stream the receiver drops (its group stopped here) after SNAP_RESUME: the
+ * sender, told by SNAP_DONE(EINVAL), may still have the rest of the stream and
+ * its END on the way, which are discarded on a connection that stays open
+ * (review 53: a protocol violation that closed it); a chunk past the rest of
+ * the stream is one still.
+ */
+static void test_dropped_stream_rest_discarded(void **state)
+{
+	struct transport_config cfg = {0};
+	struct th_pair p;
+	char dir[] = "/tmp/dr-transport-XXXXXX";
+	struct transport_snapshot_header sh = {
+	        .group_id = 5, .from = 1, .to = 2, .total_size = 3 * 4096, .crc32c = 1};
+	struct transport_stats st;
+	struct th_raw r;
+	uint64_t v;
+	uint8_t chunk[4096], in[64];
+	uint32_t len = 0;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	cfg.snapshot_dir = dir;
+	assert_int_equal(th_pair_start(&p, SECRET, SECRET, &cfg), 0);
+	sh.meta = test_meta();
+	assert_int_equal(raw_begin(&p, &r, &sh, &v), TF_SNAP_RESUME);
+	assert_int_equal(v, 0);
+	transport_drop_group_snapshots(p.b.t, 5);
+	assert_int_equal(th_raw_recv_frame(&r, in, sizeof(in), &len, 5000), TF_SNAP_DONE);
+	assert_int_equal(len, 4);
+	assert_int_equal(tp_get32(in), TRANSPORT_EINVAL);
+	assert_true(dir_empty(dir));
+	/* What the sender wrote before it read the answer: the three chunks and END. */
+	th_fill_pattern(chunk, sizeof(chunk), 7);
+	for (int k = 0; k < 3; k++)
+		assert_int_equal(th_raw_send_frame(&r, TF_SNAP_CHUNK, chunk, sizeof(chunk), false),
+		                 0);
+	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_END, NULL, 0, false), 0);
+	WAIT_STAT(p.b.t, snapshot_frames_discarded, 4);
+	transport_stats(p.b.t, &st);
+	assert_int_equal(st.protocol_errors, 0);
+	assert_int_equal(st.snapshot_failures, 0); /* (dropped, not failed) */
+	/* More than the stream had left: a protocol violation, the connection closed. */
+	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_CHUNK, chunk, 1, false), 0);
+	WAIT_STAT(p.b.t, protocol_errors, 1);
+	assert_true(th_raw_wait_closed(&r, 5000));
+	th_raw_close(&r);
+	transport_stats(p.b.t, &st);
+	assert_int_equal(st.snapshot_frames_discarded, 4);
+	assert_true(dir_empty(dir));
+	assert_int_equal(p.b.snap_received, 0);
+	assert_true(th_pair_stop(&p));
+	assert_int_equal(rmdir(dir), 0);
+}
+
 static bool sender_done(void *arg)
 {
 	struct th_pair *p = arg;
@@ -935,6 +990,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_write_error_fails_stream, io_reset),
 	        cmocka_unit_test_teardown(test_remove_peer_ends_stream, io_reset),
 	        cmocka_unit_test(test_oversize_snapshots_refused),
+	        cmocka_unit_test(test_dropped_stream_rest_discarded),
 	        cmocka_unit_test(test_no_room_told_to_sender),
 	        cmocka_unit_test(test_stalled_stream_taken_over),
 	};
