@@ -318,14 +318,33 @@ static int on_begin(struct conn *c, const uint8_t *p, uint32_t len)
 	return tp_send_frame(c, TF_SNAP_RESUME, b, sizeof(b));
 }
 
-/* Fails the stream: counted, file removed, status to the sender if still connected. */
-static void sr_fail(struct snap_recv *sr, int status)
+/*
+ * Ends sr before it is complete: dropped (its file deleted now or when its
+ * request in flight ends), SNAP_DONE(status) to the sender if connected.  The
+ * sender keeps writing until that reaches it: what it wrote meanwhile (no
+ * more than the rest of the stream) is discarded (tp_snap_server_frame), not
+ * taken for a protocol violation, which closed the connection, logged a
+ * refused connection and counted a protocol error for the receiver's own
+ * decision (review 53); the sender closes the connection once it reads the
+ * status.
+ */
+static void end_stream(struct snap_recv *sr, int status)
 {
 	struct conn *c = sr->conn;
 
-	sr->t->st.snapshot_failures++;
+	if (c != NULL) {
+		c->sr_ended = true;
+		c->sr_unsent = sr->size - sr->offset;
+	}
 	sr_drop(sr, true);
 	reply_done(c, status);
+}
+
+/* Fails the stream: counted, file removed, status to the sender if still connected. */
+static void sr_fail(struct snap_recv *sr, int status)
+{
+	sr->t->st.snapshot_failures++;
+	end_stream(sr, status);
 }
 
 /* The rename made durable: a member that crashes after SNAP_DONE, whose engine
@@ -505,6 +524,14 @@ int tp_snap_server_frame(struct conn *c, const struct transport_frame_header *h,
 
 	if (h->kind == TF_SNAP_BEGIN)
 		return on_begin(c, p, len);
+	if (sr == NULL && c->sr_ended &&
+	    ((h->kind == TF_SNAP_CHUNK && len <= c->sr_unsent) ||
+	     (h->kind == TF_SNAP_END && len == 0))) {
+		if (h->kind == TF_SNAP_CHUNK)
+			c->sr_unsent -= len;
+		c->t->st.snapshot_frames_discarded++;
+		return TRANSPORT_OK;
+	}
 	if (sr == NULL || sr->syncing || sr->end_pending)
 		return TRANSPORT_EPROTO;
 	if (h->kind == TF_SNAP_CHUNK)
@@ -531,14 +558,11 @@ void tp_snap_recv_conn_closed(struct conn *c)
 void transport_drop_group_snapshots(struct transport *t, uint64_t group_id)
 {
 	for (struct snap_recv *sr = t->recvs, *next; sr != NULL; sr = next) {
-		struct conn *c = sr->conn;
-
 		next = sr->next;
 		if (sr->group_id != group_id || sr->orphan || sr->doomed)
 			continue;
 		/* (A stream being completed too: its file would not be handed to anyone.) */
-		sr_drop(sr, true);
-		reply_done(c, TRANSPORT_EINVAL);
+		end_stream(sr, TRANSPORT_EINVAL);
 	}
 }
 

@@ -190,6 +190,9 @@ struct transport_stats {
 	uint64_t resolve_failures;        /* host names of peers that did not resolve */
 	uint64_t log_lines_suppressed;    /* refusals not logged (see log_max_lines) */
 	uint64_t recv_memory;             /* bytes held by frame reassembly buffers now */
+	/* chunks and ENDs that came after the receiver ended their stream (SNAP_DONE on its
+	 * way to the sender: the group stopped, a failed write), discarded */
+	uint64_t snapshot_frames_discarded;
 };
 
 /* Creates a transport on loop and starts listening; *out on success (on failure, only log_fn

@@ -35,7 +35,14 @@ struct unode {
 	struct fake_storage *fs;
 	struct kv_sm *sm[GROUPS];
 	char addr[64];
+	int id;
+	unsigned log_lines; /* lines the node's transport and engine logged */
 };
+
+/* Chunk size of the nodes' snapshot streams (0: the transport's default). */
+static uint32_t uv_snapshot_chunk;
+/* Print the nodes' log lines. */
+static bool uv_log_print;
 
 struct world {
 	uv_loop_t loop;
@@ -157,6 +164,17 @@ static bool waited(struct world *w, void *arg)
 	return ((struct engine_wait *)arg)->done;
 }
 
+/* The nodes' log lines: counted, printed with uv_log_print. */
+static void count_log(void *ctx, int level, const char *msg)
+{
+	struct unode *n = ctx;
+
+	(void)level;
+	n->log_lines++;
+	if (uv_log_print)
+		print_message("node %d: %s\n", n->id, msg);
+}
+
 static void start_node(struct world *w, int id)
 {
 	struct engine_config cfg;
@@ -178,6 +196,10 @@ static void start_node(struct world *w, int id)
 	tc.snapshot_dir = w->dir;
 	tc.backoff_min_ms = 10;
 	tc.backoff_max_ms = 100;
+	tc.snapshot_chunk = uv_snapshot_chunk;
+	tc.log_fn = count_log;
+	tc.log_ctx = &w->n[id];
+	w->n[id].id = id;
 	assert_int_equal(fake_storage_create(&w->n[id].fs), ENGINE_OK);
 	for (int g = 0; g < GROUPS; g++)
 		assert_int_equal(kv_sm_create(0, &w->n[id].sm[g]), ENGINE_OK);
@@ -504,11 +526,26 @@ static struct {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool stall_next_write, stalled, released;
+	int reads; /* the senders' preads (checksum pass and chunks) */
 } io = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
 static ssize_t hook_pread(int fd, void *buf, size_t n, off_t off)
 {
+	pthread_mutex_lock(&io.mu);
+	io.reads++;
+	pthread_mutex_unlock(&io.mu);
 	return pread(fd, buf, n, off);
+}
+
+static bool io_reads_at_least(struct world *w, void *arg)
+{
+	bool r;
+
+	(void)w;
+	pthread_mutex_lock(&io.mu);
+	r = io.reads >= *(int *)arg;
+	pthread_mutex_unlock(&io.mu);
+	return r;
 }
 
 static ssize_t hook_pwrite(int fd, const void *buf, size_t n, off_t off)
@@ -838,6 +875,239 @@ static void test_uv_group_restarted_takes_next_stream(void **state)
 	assert_int_equal(rmdir(d2), 0);
 }
 
+/* ---- a stream the receiver stopped, seen from the sender (review 53) ---- */
+
+struct applied_wait {
+	int id;
+	uint64_t group;
+	raft_index index;
+};
+
+static bool applied_reached(struct world *w, void *arg)
+{
+	struct applied_wait *aw = arg;
+	struct engine_group_status st;
+
+	return engine_group_status(eng(w, aw->id), aw->group, &st) == ENGINE_OK &&
+	       st.applied >= aw->index;
+}
+
+static bool led_by_2(struct world *w, void *arg)
+{
+	struct engine_group_status st;
+
+	(void)arg;
+	for (uint64_t g = 100; g <= 101; g++)
+		if (engine_group_status(eng(w, 2), g, &st) != ENGINE_OK || !st.writable)
+			return false;
+	return true;
+}
+
+/* Proposes n entries of distinct keys from *key on node 2 to group; waits for them. */
+static void propose_n(struct world *w, uint64_t group, int n, uint64_t *key)
+{
+	uint8_t buf[16];
+	int want = acked + n;
+
+	for (int i = 0; i < n; i++) {
+		++*key;
+		memcpy(buf, key, 8);
+		memcpy(buf + 8, key, 8);
+		assert_int_equal(engine_propose(eng(w, 2), group, buf, 16, ack_cb, NULL),
+		                 ENGINE_OK);
+		if (i % 100 == 99)
+			engine_uv_run_nowait(w->n[2].u);
+	}
+	if (!run_until(w, acked_all, &want, 20))
+		fail_msg("%d proposals to group %llu not acknowledged", n,
+		         (unsigned long long)group);
+}
+
+/*
+ * Node 2 leads groups 100 and 101 alone; node 1 follows group 101 (a
+ * non-voter) and joins group 100 after compaction, so node 2 streams it a
+ * snapshot in small chunks.  Node 1 stops group 100 while that stream is under
+ * way (its first chunk write held, the following chunks queued behind it in
+ * the socket).  What follows:
+ *  - the sender's stream ends at the receiver's SNAP_DONE(EINVAL), once,
+ *    without a retry;
+ *  - the chunks that were still on their way are discarded by the receiver,
+ *    not taken for a protocol error: no connection closed, no line logged,
+ *    no counter of refused traffic moved;
+ *  - the message connections between the two nodes stay up and group 101
+ *    goes on replicating to node 1;
+ *  - node 2's engine does not export the group again and again for a member
+ *    that does not run it: it waits for an answer of that member first.
+ */
+static void test_uv_stopped_group_stream_sender(void **state)
+{
+	struct world w;
+	struct engine_bootstrap bs, jb;
+	struct engine_wait wt;
+	struct engine_group_status st;
+	struct transport_stats s1a, s1b, s2a, s2b;
+	struct transport_peer_stats p12a, p12b, p21a, p21b;
+	struct applied_wait aw;
+	char d1[128], d2[128];
+	uint64_t key = 0;
+	unsigned saves;
+
+	(void)state;
+	memset(&w, 0, sizeof(w));
+	acked = 0;
+	uv_snapshot_chunk = 4096; /* 2,000 keys: ~48 KB of snapshot, a dozen chunks */
+	snprintf(d1, sizeof(d1), "/tmp/dr-engine-uv-XXXXXX");
+	snprintf(d2, sizeof(d2), "/tmp/dr-engine-uv-XXXXXX");
+	assert_non_null(mkdtemp(d1));
+	assert_non_null(mkdtemp(d2));
+	transport_set_io_hooks(&io_hooks);
+	assert_int_equal(uv_loop_init(&w.loop), 0);
+	snprintf(w.dir, sizeof(w.dir), "%s", d1);
+	start_node(&w, 1);
+	snprintf(w.dir, sizeof(w.dir), "%s", d2);
+	start_node(&w, 2);
+	transport_set_snapshot_min_free(engine_uv_transport(w.n[1].u), 0);
+	memset(&bs, 0, sizeof(bs));
+	bs.n_members = 1;
+	bs.members[0].node_id = 2;
+	snprintf(bs.members[0].addr, sizeof(bs.members[0].addr), "%s", w.n[2].addr);
+	jb = bs;
+	jb.join = true;
+	for (int g = 0; g < GROUPS; g++) {
+		struct engine_sm_ops sm;
+
+		kv_sm_ops(w.n[2].sm[g], &sm);
+		assert_int_equal(engine_start_group(eng(&w, 2), 100 + (uint64_t)g, &bs, &sm),
+		                 ENGINE_OK);
+		kv_sm_ops(w.n[1].sm[g], &sm);
+		assert_int_equal(engine_start_group(eng(&w, 1), 100 + (uint64_t)g, &jb, &sm),
+		                 ENGINE_OK);
+	}
+	if (!run_until(&w, led_by_2, NULL, 20))
+		fail_msg("node 2 does not lead its groups");
+
+	/* Group 101: node 1 follows it from the start (no snapshot). */
+	memset(&wt, 0, sizeof(wt));
+	assert_int_equal(engine_add_nonvoter(eng(&w, 2), 101, 1, w.n[1].addr, engine_wait_cb, &wt),
+	                 ENGINE_OK);
+	if (!run_until(&w, waited, &wt, 20) || wt.res.rc != ENGINE_OK)
+		fail_msg("node 1 was not added to group 101");
+	propose_n(&w, 101, 20, &key);
+	assert_int_equal(engine_group_status(eng(&w, 2), 101, &st), ENGINE_OK);
+	aw = (struct applied_wait){1, 101, st.commit};
+	if (!run_until(&w, applied_reached, &aw, 20))
+		fail_msg("node 1 did not follow group 101");
+
+	/* Group 100: compacted, then node 1 added: a snapshot streams to it. */
+	propose_n(&w, 100, 2000, &key);
+	assert_int_equal(engine_group_status(eng(&w, 2), 100, &st), ENGINE_OK);
+	if (st.first_index <= 1)
+		fail_msg("group 100 not compacted (first index %llu)",
+		         (unsigned long long)st.first_index);
+	io_stall_next();
+	pthread_mutex_lock(&io.mu);
+	io.reads = 0;
+	pthread_mutex_unlock(&io.mu);
+	memset(&wt, 0, sizeof(wt));
+	assert_int_equal(engine_add_nonvoter(eng(&w, 2), 100, 1, w.n[1].addr, engine_wait_cb, &wt),
+	                 ENGINE_OK);
+	if (!run_until(&w, io_stalled, NULL, 20))
+		fail_msg("no snapshot stream reached node 1");
+	saves = kv_sm_saves(w.n[2].sm[0]);
+	assert_int_equal(saves, 1);
+	{
+		/* Chunk 1 is being written, chunk 2 staged; chunk 3 waits in node 1's socket
+		 * once node 2 reads chunk 4 (after the checksum pass's reads). */
+		struct stat sb;
+		int chunks, reads;
+
+		assert_int_equal(stat(kv_sm_save_path(w.n[2].sm[0]), &sb), 0);
+		chunks = (int)((sb.st_size + uv_snapshot_chunk - 1) / uv_snapshot_chunk);
+		assert_true(chunks >= 6);
+		reads = chunks + 4;
+		if (!run_until(&w, io_reads_at_least, &reads, 10))
+			fail_msg("node 2 did not send its third chunk");
+	}
+	transport_stats(engine_uv_transport(w.n[1].u), &s1a);
+	transport_stats(engine_uv_transport(w.n[2].u), &s2a);
+	assert_int_equal(transport_peer_stats(engine_uv_transport(w.n[1].u), 2, &p12a),
+	                 TRANSPORT_OK);
+	assert_int_equal(transport_peer_stats(engine_uv_transport(w.n[2].u), 1, &p21a),
+	                 TRANSPORT_OK);
+	w.n[1].log_lines = w.n[2].log_lines = 0;
+
+	/* Node 1 stops group 100; the held write ends. */
+	assert_int_equal(engine_stop_group(eng(&w, 1), 100), ENGINE_OK);
+	io_release();
+	{
+		struct stat_wait sw = {engine_uv_transport(w.n[2].u), true,
+		                       s2a.snapshots_sent + s2a.snapshot_failures + 1};
+
+		if (!run_until(&w, stat_reached, &sw, 10))
+			fail_msg("the stream did not end on its sender");
+	}
+	/* Group 101 goes on meanwhile, and for the next 4 s (more than the longest pause
+	 * between two snapshots of a member, 32 election timeouts: 3.2 s). */
+	for (int round = 0; round < 8; round++) {
+		propose_n(&w, 101, 5, &key);
+		assert_int_equal(engine_group_status(eng(&w, 2), 101, &st), ENGINE_OK);
+		aw = (struct applied_wait){1, 101, st.commit};
+		if (!run_until(&w, applied_reached, &aw, 2))
+			fail_msg("node 1 stopped following group 101 after group 100 stopped");
+		run_for(&w, 0.5);
+	}
+	transport_stats(engine_uv_transport(w.n[1].u), &s1b);
+	transport_stats(engine_uv_transport(w.n[2].u), &s2b);
+	assert_int_equal(transport_peer_stats(engine_uv_transport(w.n[1].u), 2, &p12b),
+	                 TRANSPORT_OK);
+	assert_int_equal(transport_peer_stats(engine_uv_transport(w.n[2].u), 1, &p21b),
+	                 TRANSPORT_OK);
+	print_message(
+	        "receiver: protocol_errors +%llu, msgs_rejected_member +%llu, "
+	        "snapshot_failures +%llu, frames discarded +%llu, conns_accepted +%llu, "
+	        "log lines %u; sender: snapshot_failures +%llu, snapshots_sent +%llu, resumes "
+	        "+%llu, message connects to node 1 +%llu (node 1's to node 2 +%llu), log "
+	        "lines %u; group 100 exported %u more times\n",
+	        (unsigned long long)(s1b.protocol_errors - s1a.protocol_errors),
+	        (unsigned long long)(s1b.msgs_rejected_member - s1a.msgs_rejected_member),
+	        (unsigned long long)(s1b.snapshot_failures - s1a.snapshot_failures),
+	        (unsigned long long)(s1b.snapshot_frames_discarded - s1a.snapshot_frames_discarded),
+	        (unsigned long long)(s1b.conns_accepted - s1a.conns_accepted), w.n[1].log_lines,
+	        (unsigned long long)(s2b.snapshot_failures - s2a.snapshot_failures),
+	        (unsigned long long)(s2b.snapshots_sent - s2a.snapshots_sent),
+	        (unsigned long long)(s2b.snapshot_resumes - s2a.snapshot_resumes),
+	        (unsigned long long)(p21b.connects - p21a.connects),
+	        (unsigned long long)(p12b.connects - p12a.connects), w.n[2].log_lines,
+	        kv_sm_saves(w.n[2].sm[0]) - saves);
+	/* The receiver: the late chunks discarded quietly, nothing closed. */
+	assert_int_equal(s1b.protocol_errors, s1a.protocol_errors);
+	assert_int_equal(w.n[1].log_lines, 0);
+	assert_true(s1b.snapshot_frames_discarded > s1a.snapshot_frames_discarded);
+	assert_int_equal(s1b.conns_accepted, s1a.conns_accepted); /* (no redial) */
+	assert_int_equal(p12b.connects, p12a.connects);
+	assert_int_equal(p21b.connects, p21a.connects);
+	assert_true(p21b.connected && p12b.connected);
+	/* The sender: one stream, ended once, not tried again. */
+	assert_int_equal(s2b.snapshot_failures - s2a.snapshot_failures, 1);
+	assert_int_equal(s2b.snapshots_sent, s2a.snapshots_sent);
+	assert_int_equal(kv_sm_saves(w.n[2].sm[0]), saves);
+
+	uv_snapshot_chunk = 0;
+	engine_uv_close(w.n[2].u);
+	engine_uv_close(w.n[1].u);
+	if (!run_until(&w, loop_quiet, NULL, 10))
+		fail_msg("loop still alive after close");
+	assert_int_equal(uv_loop_close(&w.loop), 0);
+	transport_set_io_hooks(NULL);
+	for (int id = 1; id <= 2; id++) {
+		fake_storage_destroy(w.n[id].fs);
+		for (int g = 0; g < GROUPS; g++)
+			kv_sm_destroy(w.n[id].sm[g]);
+	}
+	assert_int_equal(rmdir(d1), 0); /* nothing of group 100's stream stayed */
+	assert_int_equal(rmdir(d2), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -846,6 +1116,7 @@ int main(void)
 	        cmocka_unit_test(test_uv_create_errors),
 	        cmocka_unit_test_teardown(test_uv_stopped_group_drops_snapshot_files, io_reset),
 	        cmocka_unit_test_teardown(test_uv_group_restarted_takes_next_stream, io_reset),
+	        cmocka_unit_test_teardown(test_uv_stopped_group_stream_sender, io_reset),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -490,11 +490,6 @@ static ssize_t hook_pwrite(int fd, const void *buf, size_t n, off_t off)
 
 	io_note();
 	pthread_mutex_lock(&io.mu);
-	if (io.fail_errno != 0) {
-		pthread_mutex_unlock(&io.mu);
-		errno = io.fail_errno;
-		return -1;
-	}
 	if (io.stall_next_write) {
 		/* Stuck disk: wait for the test (bounded, so a loop-thread caller cannot hang it).
 		 */
@@ -505,6 +500,11 @@ static ssize_t hook_pwrite(int fd, const void *buf, size_t n, off_t off)
 		while (!io.released &&
 		       pthread_cond_timedwait(&io.cv, &io.mu, &deadline) != ETIMEDOUT)
 			;
+	}
+	if (io.fail_errno != 0) { /* (a stalled write too, once released) */
+		pthread_mutex_unlock(&io.mu);
+		errno = io.fail_errno;
+		return -1;
 	}
 	pthread_mutex_unlock(&io.mu);
 	return pwrite(fd, buf, n, off);
@@ -615,6 +615,61 @@ static void test_oversize_snapshots_refused(void **state)
 	WAIT_STAT(p.b.t, frames_oversize, 1);
 	assert_true(th_raw_wait_closed(&r, 5000));
 	th_raw_close(&r);
+	assert_true(dir_empty(dir));
+	assert_int_equal(p.b.snap_received, 0);
+	assert_true(th_pair_stop(&p));
+	assert_int_equal(rmdir(dir), 0);
+}
+
+/*
+ * A stream the receiver drops (its group stopped here) after SNAP_RESUME: the
+ * sender, told by SNAP_DONE(EINVAL), may still have the rest of the stream and
+ * its END on the way, which are discarded on a connection that stays open
+ * (review 53: a protocol violation that closed it); a chunk past the rest of
+ * the stream is one still.
+ */
+static void test_dropped_stream_rest_discarded(void **state)
+{
+	struct transport_config cfg = {0};
+	struct th_pair p;
+	char dir[] = "/tmp/dr-transport-XXXXXX";
+	struct transport_snapshot_header sh = {
+	        .group_id = 5, .from = 1, .to = 2, .total_size = 3 * 4096, .crc32c = 1};
+	struct transport_stats st;
+	struct th_raw r;
+	uint64_t v;
+	uint8_t chunk[4096], in[64];
+	uint32_t len = 0;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	cfg.snapshot_dir = dir;
+	assert_int_equal(th_pair_start(&p, SECRET, SECRET, &cfg), 0);
+	sh.meta = test_meta();
+	assert_int_equal(raw_begin(&p, &r, &sh, &v), TF_SNAP_RESUME);
+	assert_int_equal(v, 0);
+	transport_drop_group_snapshots(p.b.t, 5);
+	assert_int_equal(th_raw_recv_frame(&r, in, sizeof(in), &len, 5000), TF_SNAP_DONE);
+	assert_int_equal(len, 4);
+	assert_int_equal(tp_get32(in), TRANSPORT_EINVAL);
+	assert_true(dir_empty(dir));
+	/* What the sender wrote before it read the answer: the three chunks and END. */
+	th_fill_pattern(chunk, sizeof(chunk), 7);
+	for (int k = 0; k < 3; k++)
+		assert_int_equal(th_raw_send_frame(&r, TF_SNAP_CHUNK, chunk, sizeof(chunk), false),
+		                 0);
+	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_END, NULL, 0, false), 0);
+	WAIT_STAT(p.b.t, snapshot_frames_discarded, 4);
+	transport_stats(p.b.t, &st);
+	assert_int_equal(st.protocol_errors, 0);
+	assert_int_equal(st.snapshot_failures, 0); /* (dropped, not failed) */
+	/* More than the stream had left: a protocol violation, the connection closed. */
+	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_CHUNK, chunk, 1, false), 0);
+	WAIT_STAT(p.b.t, protocol_errors, 1);
+	assert_true(th_raw_wait_closed(&r, 5000));
+	th_raw_close(&r);
+	transport_stats(p.b.t, &st);
+	assert_int_equal(st.snapshot_frames_discarded, 4);
 	assert_true(dir_empty(dir));
 	assert_int_equal(p.b.snap_received, 0);
 	assert_true(th_pair_stop(&p));
@@ -858,6 +913,23 @@ static void test_remove_peer_ends_stream(void **state)
 	th_remove_dir(dir);
 }
 
+static bool io_calls_at_least(void *arg)
+{
+	bool r;
+
+	pthread_mutex_lock(&io.mu);
+	r = io.calls >= *(int *)arg;
+	pthread_mutex_unlock(&io.mu);
+	return r;
+}
+
+/*
+ * The receiver's first chunk write fails (ENOSPC) while the next chunks are on
+ * their way: SNAP_DONE(EIO) ends the stream on the sender, and the chunks it
+ * wrote before reading that are discarded, not taken for a protocol violation
+ * (that closed the connection, logged it as refused and counted a protocol
+ * error: review 53).
+ */
 static void test_write_error_fails_stream(void **state)
 {
 	struct transport_config cfg = {0};
@@ -865,6 +937,7 @@ static void test_write_error_fails_stream(void **state)
 	char dir[] = "/tmp/dr-transport-XXXXXX", src[600], part[600];
 	struct raft_snapshot_meta meta = test_meta();
 	struct transport_stats sb;
+	int calls = 16 + 1 + 4;
 
 	(void)state;
 	assert_non_null(mkdtemp(dir));
@@ -872,12 +945,26 @@ static void test_write_error_fails_stream(void **state)
 	snprintf(part, sizeof(part), "%s/snap-g9-n1-i500-t3.part", dir);
 	write_source(src, 1u << 20);
 	io.loop_thread = pthread_self();
-	io.stall_next_write = false;
-	io.fail_errno = ENOSPC;
+	io.stall_next_write = true;
+	io.stalled = io.released = false;
+	io.fail_errno = 0;
+	io.calls = 0;
 	transport_set_io_hooks(&hooks);
 	cfg.snapshot_dir = dir;
+	cfg.snapshot_chunk = 64u << 10; /* 16 chunks */
 	assert_int_equal(th_pair_start(&p, SECRET, SECRET, &cfg), 0);
 	assert_int_equal(transport_send_snapshot(p.a.t, 2, 9, &meta, src), 0);
+	if (!th_run_until(&p.loop, io_stalled, NULL, 10000))
+		fail_msg("expected the first chunk write");
+	/* Chunk 2 is staged, chunk 3 waits in the socket once the sender reads chunk 4 (after
+	 * the checksum pass's 16 reads and the held write). */
+	if (!th_run_until(&p.loop, io_calls_at_least, &calls, 10000))
+		fail_msg("expected the sender to write its third chunk");
+	pthread_mutex_lock(&io.mu);
+	io.fail_errno = ENOSPC;
+	io.released = true;
+	pthread_cond_broadcast(&io.cv);
+	pthread_mutex_unlock(&io.mu);
 	if (!th_run_until(&p.loop, snap_sent, &p.a, 10000))
 		fail_msg("expected the stream to end when the receiver cannot write");
 	assert_int_equal(p.a.snap_sent_status, TRANSPORT_EIO);
@@ -885,6 +972,8 @@ static void test_write_error_fails_stream(void **state)
 	assert_true(path_gone(part));
 	transport_stats(p.b.t, &sb);
 	assert_int_equal(sb.snapshot_failures, 1);
+	assert_int_equal(sb.protocol_errors, 0);
+	assert_true(sb.snapshot_frames_discarded > 0);
 	assert_true(th_pair_stop(&p));
 	transport_set_io_hooks(NULL);
 	th_remove_dir(dir);
@@ -901,6 +990,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_write_error_fails_stream, io_reset),
 	        cmocka_unit_test_teardown(test_remove_peer_ends_stream, io_reset),
 	        cmocka_unit_test(test_oversize_snapshots_refused),
+	        cmocka_unit_test(test_dropped_stream_rest_discarded),
 	        cmocka_unit_test(test_no_room_told_to_sender),
 	        cmocka_unit_test(test_stalled_stream_taken_over),
 	};
