@@ -317,8 +317,8 @@ extern void dr_sql_groups_check_locale(int64 group_id, const char *what, bool en
 extern void dr_sql_groups_check_new_member(int64 group_id, int64 node);
 /* What of node_id's encoding and locale, as its member info of group_id
  * applied here says them, differs from this database's (dr_locale_differs);
- * NULL: nothing, or not known.  In the apply worker's batch (its own rows
- * seen). */
-extern char *dr_sql_groups_member_locale_differs(int64 group_id, uint32 node_id);
+ * NULL: nothing, or not known (*known says which).  In the apply worker's
+ * batch (its own rows seen). */
+extern char *dr_sql_groups_member_locale_differs(int64 group_id, uint32 node_id, bool *known);
 
 #endif /* DRAGONRAFT_WRITE_H */
