@@ -22,6 +22,7 @@
 #include "membership.h"
 #include "miscadmin.h"
 #include "queue.h"
+#include "raft/raft.h"
 #include "shmem.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
@@ -305,9 +306,12 @@ char *dr_locale_rejoin_hint(uint64 group_id)
  * node proposes its info once it knows a leader of the group, at its next
  * turn (every 250 ms): before, a replicate_table() right after
  * create_group() came first in the log (review 45, TAP 130).  A group that
- * is not here is left to the caller's own error.
+ * is not here is left to the caller's own error.  leader_only: the caller
+ * proposes only as the leader (a registration, at its commit): on a node
+ * that does not lead it ends at once with 25006, as it would have there
+ * (execute() on a follower forwards its command to the leader: it waits).
  */
-static void wait_own_info(int64 group_id, const char *what)
+void dr_sql_groups_wait_info(int64 group_id, const char *what, bool leader_only)
 {
 	int wait_ms = INFO_WAIT_TIMEOUTS * dr_election_rtt * dr_rtt_ms;
 	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms);
@@ -315,6 +319,7 @@ static void wait_own_info(int64 group_id, const char *what)
 	for (;;) {
 		bool in_log = false;
 		uint64 leader = 0;
+		uint8 role = RAFT_FOLLOWER;
 		DrGroup *g;
 
 		LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
@@ -323,11 +328,16 @@ static void wait_own_info(int64 group_id, const char *what)
 			SpinLockAcquire(&g->mutex);
 			in_log = g->info_in_log;
 			leader = g->leader;
+			role = g->role;
 			SpinLockRelease(&g->mutex);
 		}
 		LWLockRelease(dr_shared->groups_lock);
 		if (g == NULL || in_log)
 			break;
+		if (leader_only && role != RAFT_LEADER) {
+			ConditionVariableCancelSleep();
+			dr_capture_not_leader((uint64)group_id, leader);
+		}
 		if (GetCurrentTimestamp() >= end) {
 			char *now_leads =
 			        leader != 0 ? psprintf("node %llu", (unsigned long long)leader)
@@ -381,10 +391,6 @@ void dr_sql_groups_check_locale(int64 group_id, const char *what, bool encoding_
 	bool found;
 	char *detail;
 
-	/* A barrier's members check the encoding its entry says, not its
-	 * proposer's info. */
-	if (!encoding_only)
-		wait_own_info(group_id, what);
 	/* (A removed member's row stays: members only.) */
 	detail = first_differing(MEMBER_LOCALE_COLUMNS
 	                         "FROM dragonraft.member_info i "

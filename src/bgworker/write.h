@@ -312,6 +312,11 @@ extern char *dr_sql_groups_client_address(int64 group_id, int64 node_id);
  * known has a database of another (encoding_only: another encoding, for a
  * barrier). */
 extern void dr_sql_groups_check_locale(int64 group_id, const char *what, bool encoding_only);
+/* Wait (bounded, cancellable) until this node's member info is committed in
+ * group_id's log, so that what the caller proposes next follows it there
+ * (55000 after 20 election timeouts); leader_only: 25006 at once on a node
+ * that does not lead the group. */
+extern void dr_sql_groups_wait_info(int64 group_id, const char *what, bool leader_only);
 /* Refuse (0A000) add_member of node while its member info in a group where it
  * is a member here says another encoding or locale than this database's. */
 extern void dr_sql_groups_check_new_member(int64 group_id, int64 node);

@@ -113,20 +113,39 @@ $c->query($l3, q{SELECT dragonraft.replicate_table('public.x', 3)});
 cmp_ok($info3, '<', $c->query($l3, q{SELECT since_index FROM dragonraft.tables WHERE relid = 'public.x'::regclass}),
 	'replicate_table once the info is in: it follows the info');
 
-# 4. The wait is bounded: group 5 has no leader (only node 1 started it),
-# so node 1's info never commits; replicate_table ends with 55000 after 20
-# election timeouts (10 s), naming the cause.
-$c->query(1, "SELECT dragonraft.create_group(5, '" . $c->members(1, 2, 3) . "')");
-$c->query(1, "CREATE TABLE public.w $def");
+# 4. The wait is bounded: with the members' infos held 15 s, the leader's
+# replicate_table ends with 55000 after 20 election timeouts (10 s), naming
+# the cause, nothing proposed.
+for my $id (1, 2, 3)
+{
+	$c->query($id, q{ALTER SYSTEM SET dragonraft.testing_member_info_delay = 15000});
+	$c->query($id, 'SELECT pg_reload_conf()');
+	$c->wait_until("the reload on node $id",
+		sub { $c->node($id)->safe_psql('postgres', 'SHOW dragonraft.testing_member_info_delay') eq '15s' })
+	  or die 'no reload';
+}
+$c->create_group(5, 1, 2, 3);
+my $l5 = $c->leader(5) or die 'no leader of group 5';
+$c->query($l5, "CREATE TABLE public.w $def");
 $t0 = time;
-($state, $terr) = $c->sql_error(1, q{SELECT dragonraft.replicate_table('public.w', 5)});
+($state, $terr) = $c->sql_error($l5, q{SELECT dragonraft.replicate_table('public.w', 5)});
 $took = time - $t0;
-is($state, '55000', 'replicate_table in a group without a leader ends with 55000') or diag $terr;
-like($terr, qr/dragonraft\.replicate_table refused: this node's member info is not in the log of group 5 yet.*DETAIL:.*it did not commit within 10000 ms\.  Nothing was proposed\..*HINT:  Retry once dragonraft\.status shows a leader of group 5/s,
+is($state, '55000', 'replicate_table whose info does not come ends with 55000') or diag $terr;
+like($terr, qr/dragonraft\.replicate_table refused: this node's member info is not in the log of group 5 yet.*DETAIL:.*\(now: node $l5\), and it did not commit within 10000 ms\.  Nothing was proposed\..*HINT:  Retry once dragonraft\.status shows a leader of group 5/s,
 	'its message says why, and what to do');
 cmp_ok($took, '>=', 9.5, "it waited (${took}s)");
-cmp_ok($took, '<', 60, 'but not for ever');
-is($c->query(1, q{SELECT count(*) FROM dragonraft.tables WHERE relid = 'public.w'::regclass}), '0',
+cmp_ok($took, '<', 15, 'not longer than its bound');
+is($c->query($l5, q{SELECT count(*) FROM dragonraft.tables WHERE relid = 'public.w'::regclass}), '0',
 	'nothing was registered');
+# A follower's replicate_table is refused at once, as before (25006).
+my $f5 = (grep { $_ != $l5 } 1, 2, 3)[0];
+$c->query($f5, "CREATE TABLE public.w $def");
+($state, $terr) = $c->sql_error($f5, q{SELECT dragonraft.replicate_table('public.w', 5)});
+is($state, '25006', "a follower's replicate_table gets 25006, not the wait") or diag $terr;
+# Once the info is in, it runs.
+my $info5 = info_index($l5, 5, $l5);
+$c->query($l5, q{SELECT dragonraft.replicate_table('public.w', 5)});
+cmp_ok($info5, '<', $c->query($l5, q{SELECT since_index FROM dragonraft.tables WHERE relid = 'public.w'::regclass}),
+	'replicate_table once the info is in: it follows the info');
 
 done_testing();
