@@ -611,7 +611,7 @@ static void check_encoding(uint64 group_id, uint64 index, const struct entry_hea
  * proposer had not applied yet.  It stops the group here before the table
  * is made, as check_encoding does, and only on the odd member.  The
  * proposer's info comes before its registration in the log: the proposer
- * waits for it (sql_groups.c wait_own_info).  A registration with no
+ * waits for it (dr_sql_groups_wait_info).  A registration with no
  * proposer's locale before it is of an older build's log (whose member info
  * came once it knew a leader, often after a replicate_table() right after
  * create_group(): review 45), or of a member whose info says no locale (an

@@ -74,7 +74,7 @@ DrSm *dr_engine_groups_find(uint64 group_id)
  * knows it goes first: a group just made whose info the server did not
  * commit before it stopped was never told it after the restart (the file
  * said so), and its replicate_table() and execute() would wait for it in
- * vain (sql_groups.c wait_own_info).
+ * vain (dr_sql_groups_wait_info).
  */
 static void need_info(DrSm *sm)
 {
