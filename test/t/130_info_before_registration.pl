@@ -8,7 +8,9 @@
 # Now replicate_table(), resend_table() and execute() wait (cancellable,
 # bounded) until the proposer's own info is committed in the group, so that
 # every registration and command follows it, and the joiner stops at the
-# registration as in TAP 124.  dragonraft.testing_member_info_delay holds
+# registration as in TAP 124; a group's creation removes the
+# client_address file, so that a restart before the info committed sends
+# it.  dragonraft.testing_member_info_delay holds
 # each new member's info 3 s, so that the registration is always early.
 # Node 4 runs dragonraft in database loc (UTF8, locale C), as in TAP 124.
 use strict;
@@ -147,5 +149,22 @@ my $info5 = info_index($l5, 5, $l5);
 $c->query($l5, q{SELECT dragonraft.replicate_table('public.w', 5)});
 cmp_ok($info5, '<', $c->query($l5, q{SELECT since_index FROM dragonraft.tables WHERE relid = 'public.w'::regclass}),
 	'replicate_table once the info is in: it follows the info');
+
+# 5. A group's creation removes the client_address file (it says every
+# group has this node's info): node 3, killed before its info of group 6
+# committed (held 15 s), sends it after its restart.  Before, the file still
+# said so, node 3 never told group 6 its info, and its replicate_table()
+# would have waited for it in vain.
+my $N3 = $c->node(3);
+my $file = $N3->data_dir . '/dragonraft/client_address';
+ok($c->wait_until("node 3's client_address file", sub { -e $file }), "node 3's client_address file says every group has its info");
+$c->create_group(6, 1, 2, 3);
+ok(!-e $file, 'creating group 6 removed it');
+$c->crash(3);
+$c->close_poll(3);
+$N3->start;
+ok($c->wait_until("node 3's info in group 6 on node 1",
+		sub { ($c->poll(1, 'SELECT count(encoding) FROM dragonraft.member_info WHERE group_id = 6 AND node_id = 3') // '') eq '1' }, 60),
+	"restarted, node 3 sends its info to group 6");
 
 done_testing();
