@@ -607,20 +607,40 @@ static void check_encoding(uint64 group_id, uint64 index, const struct entry_hea
  * (upper() of 'é' under LC_CTYPE "C"), and diverges silently or stops at a
  * row.  The gate (sql_groups.c) refuses such a registration while the odd
  * member's info is known on the proposer; this is for the member it could
- * not see: one that joined since and replays the log (the proposer's info
- * came before), or whose info the proposer had not applied yet.  It stops
- * the group here before the table is made, as check_encoding does, and only
- * on the odd member.  (A registration that came before its proposer's info
- * is applied as it was.)
+ * not see: one that joined since and replays the log, or whose info the
+ * proposer had not applied yet.  It stops the group here before the table
+ * is made, as check_encoding does, and only on the odd member.  The
+ * proposer's info comes before its registration in the log: the proposer
+ * waits for it (dr_sql_groups_wait_info).  A registration with no
+ * proposer's locale before it is of an older build's log (whose member info
+ * came once it knew a leader, often after a replicate_table() right after
+ * create_group(): review 45), or of a member whose info says no locale (an
+ * older build's, or names an entry cannot carry).  It is applied as it was:
+ * refusing it would stop every member that replays such a log, of the same
+ * locale or not.  A WARNING says that this member could not check it.
  */
 static void check_proposer_locale(uint64 group_id, uint64 index, const struct entry_header *h)
 {
 	struct entry_owner owner;
+	bool known = false;
 	char *detail;
 
 	if (entry_decode_owner(h, &owner) != ENTRY_OK || owner.node_id == (uint32)dr_node_id)
 		return; /* (a malformed one is refused by its decoding) */
-	detail = dr_sql_groups_member_locale_differs((int64)group_id, owner.node_id);
+	detail = dr_sql_groups_member_locale_differs((int64)group_id, owner.node_id, &known);
+	if (!known)
+		ereport(WARNING,
+		        (errmsg("node %u registered a table in entry %llu of group %llu with no "
+		                "member info before it that says its database's locale",
+		                owner.node_id, (unsigned long long)index,
+		                (unsigned long long)group_id),
+		         errdetail("Database \"%s\" of node %d applies it as it comes, unable to "
+		                   "check that node %u's database has the same locale.  Older "
+		                   "builds' member infos say no locale, or could come after a "
+		                   "registration in the log.",
+		                   dr_database, dr_node_id, owner.node_id),
+		         errhint("Compare the group's tables with the other members' "
+		                 "(dragonraft.table_digest) if the members' locales may differ.")));
 	if (detail == NULL)
 		return;
 	ereport(ERROR,

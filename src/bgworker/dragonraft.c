@@ -47,6 +47,7 @@ int dr_compaction_overhead = 5000;
 int dr_logdb_memtable_budget = 256;
 int dr_max_entry_size = 64 * 1024 * 1024;
 int dr_max_groups = 1024;
+int dr_testing_info_delay = 0;
 int dr_snapshot_min_free = 256; /* MB */
 char *dr_cluster_secret_file = NULL;
 char *dr_ssl_cert_file = NULL;
@@ -332,6 +333,12 @@ static void define_gucs(void)
 	                        "change.",
 	                        &dr_testing_hold_delay, 0, 0, 60000, PGC_SUSET, GUC_UNIT_MS, NULL,
 	                        NULL, NULL);
+	DefineCustomIntVariable("dragonraft.testing_member_info_delay",
+	                        "For tests only: a node that starts a group (create_group, "
+	                        "join_group) proposes its member info to it no sooner than "
+	                        "this long after.",
+	                        NULL, &dr_testing_info_delay, 0, 0, 600000, PGC_SIGHUP, GUC_UNIT_MS,
+	                        NULL, NULL, NULL);
 	MarkGUCPrefixReserved("dragonraft");
 }
 

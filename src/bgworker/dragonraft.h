@@ -33,6 +33,9 @@ extern char *dr_ssl_key_file;
 extern char *dr_ssl_ca_file;
 extern char *dr_ssl_crl_file;
 extern int dr_read_consistency;
+/* For tests only: a group's new member proposes its member info this many ms after
+ * it starts at the earliest (engine_groups.c). */
+extern int dr_testing_info_delay;
 
 typedef enum DrReadConsistency {
 	DR_READ_LOCAL,

@@ -69,13 +69,37 @@ DrSm *dr_engine_groups_find(uint64 group_id)
 	return hash_search(dr_engine->sms, &group_id, HASH_FIND, NULL);
 }
 
+/*
+ * sm's group needs this node's member info.  A file that says every group
+ * knows it goes first: a group just made whose info the server did not
+ * commit before it stopped was never told it after the restart (the file
+ * said so), and its replicate_table() and execute() would wait for it in
+ * vain (dr_sql_groups_wait_info).
+ */
 static void need_info(DrSm *sm)
 {
 	if (!sm->info_needed) {
 		sm->info_needed = true;
 		dlist_push_tail(&info.need, &sm->info_node);
 	}
+	if (info.file_current) {
+		char path[MAXPGPATH];
+
+		snprintf(path, sizeof(path), "%s/%s", dr_data_dir, CLIENT_ADDRESS_FILE);
+		if (access(path, F_OK) == 0)
+			(void)durable_unlink(path, LOG);
+	}
 	info.file_current = false;
+}
+
+/* This node's member info is in g's log: what its backends propose now
+ * follows it (an engine callback too: no palloc, no ereport). */
+static void set_info_in_log(DrGroup *g)
+{
+	SpinLockAcquire(&g->mutex);
+	g->info_in_log = true;
+	SpinLockRelease(&g->mutex);
+	ConditionVariableBroadcast(&g->applied_cv);
 }
 
 /* ---- starting members ---- */
@@ -148,6 +172,7 @@ static DrGroup *new_entry(uint64 group_id, raft_index applied, RepOriginId origi
 		g->apply_retry_at = 0;
 		g->apply_corrupt = false;
 		g->behind_since = 0;
+		g->info_in_log = false; /* (known again once the member starts) */
 		/* The engine's counters start again with the member. */
 		memset(&g->stats, 0, sizeof(g->stats));
 		memset(&g->stats_base, 0, sizeof(g->stats_base));
@@ -396,6 +421,8 @@ void dr_engine_groups_restart(void)
 		dr_engine_status_publish(sm);
 		if (!info.file_current)
 			need_info(sm);
+		else
+			set_info_in_log(g); /* (the file says every group committed it) */
 	}
 
 	/* An origin without a LogDB record: refuse to start the member (DESIGN §10). */
@@ -651,6 +678,9 @@ static void create_group(DrTaken *t)
 	learn_addresses(bs->members, bs->n_members);
 	dr_engine_status_publish(sm); /* visible when create_group returns */
 	need_info(sm);
+	if (dr_testing_info_delay > 0)
+		sm->info_retry_at =
+		        TimestampTzPlusMilliseconds(GetCurrentTimestamp(), dr_testing_info_delay);
 	complete(t, ENGINE_OK, 0);
 	ereport(LOG, (errmsg(bs->join ? "dragonraft group %llu joined by node %d (%d known members)"
 	                              : "dragonraft group %llu created on node %d with %d members",
@@ -891,8 +921,11 @@ static void info_done(void *ctx, const struct engine_result *res)
 		        GetCurrentTimestamp(),
 		        Min(INFO_RETRY_MS << Min(sm->info_failures, 5), INFO_RETRY_MAX_MS));
 		sm->info_failures++;
-	} else
+	} else {
 		sm->info_failures = 0;
+		/* (an older generation's says the same encoding and locale) */
+		set_info_in_log(sm->shared);
+	}
 	if (res->rc == ENGINE_OK && c->generation == info.generation && sm->info_needed) {
 		sm->info_needed = false;
 		dlist_delete(&sm->info_node);
@@ -1110,6 +1143,11 @@ void dr_engine_groups_member_info(void)
 		                  errdetail("It must be 1 to %d printable ASCII characters.",
 		                            ENTRY_CLIENT_ADDR_MAX)));
 		info.file_current = true; /* said once */
+		/* (nothing for replicate_table() and execute() to wait for) */
+		dlist_foreach(it, &info.need)
+		{
+			set_info_in_log(dlist_container(DrSm, info_node, it.cur)->shared);
+		}
 		return;
 	}
 	dlist_foreach(it, &info.need)

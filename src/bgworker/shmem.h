@@ -125,6 +125,11 @@ typedef struct DrGroup {
 	TimestampTz stats_reset; /* when */
 
 	uint64 noop_index; /* leader: its term's no-op; 0 when not leading */
+	bool info_in_log;  /* engine worker: this node's member info is committed in the log (it was
+	                    * before the engine worker started, or its proposal committed
+	                    * since): a registration or command proposed now follows it
+	                    * (dr_sql_groups_wait_info); applied_cv is broadcast
+	                    * when it is set */
 
 	/* written by the apply worker, and by backends at their turn (see NOTES) */
 	uint64 applied;         /* applied index: its effects are committed here */

@@ -22,6 +22,7 @@
 #include "membership.h"
 #include "miscadmin.h"
 #include "queue.h"
+#include "raft/raft.h"
 #include "shmem.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
@@ -29,6 +30,7 @@
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
+#include "utils/wait_event.h"
 #include "write.h"
 
 PG_FUNCTION_INFO_V1(dr_create_group);
@@ -237,10 +239,10 @@ char *dr_locale_differs(uint32 node_id, const char *encoding, const char *collat
  * dr_locale_differs says it (in the caller's memory context), with its node
  * in *node_id; NULL: none.  (encoding_only: the encoding alone.)  read_only:
  * with the caller's snapshot (a backend); the apply worker sees the rows
- * its batch wrote.
+ * its batch wrote.  *found: query returned a row.
  */
 static char *first_differing(const char *query, int64 arg1, int64 arg2, bool encoding_only,
-                             bool read_only, int32 *node_id)
+                             bool read_only, int32 *node_id, bool *found)
 {
 	Oid types[2] = {INT8OID, INT8OID};
 	Datum values[2] = {Int64GetDatum(arg1), Int64GetDatum(arg2)};
@@ -259,6 +261,7 @@ static char *first_differing(const char *query, int64 arg1, int64 arg2, bool enc
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "dragonraft could not read dragonraft.member_info: %s",
 		     SPI_result_code_string(rc));
+	*found = SPI_processed > 0;
 	for (uint64 i = 0; i < SPI_processed && detail == NULL; i++) {
 		HeapTuple t = SPI_tuptable->vals[i];
 		TupleDesc d = SPI_tuptable->tupdesc;
@@ -288,6 +291,82 @@ char *dr_locale_rejoin_hint(uint64 group_id)
 #define MEMBER_LOCALE_COLUMNS                                                                      \
 	"SELECT i.node_id, i.encoding, i.lc_collate, i.lc_ctype, i.locale_provider, i.icu_locale "
 
+/* How long replicate_table() and execute() wait for this node's member info to
+ * commit in the group: as long as a read barrier waits for a stalled apply
+ * (reads.c), 20 election timeouts (10 s by default). */
+#define INFO_WAIT_TIMEOUTS 20
+
+/*
+ * Wait (cancellable, bounded) until this node's member info is committed in
+ * the group's log (DrGroup.info_in_log), so that the registration or
+ * command proposed next follows it there: a member of another locale that
+ * replays the log, say a node that joins later, then knows the proposer's
+ * locale at the registration and stops there (apply_worker.c
+ * check_proposer_locale) instead of storing other values silently.  Each
+ * node proposes its info once it knows a leader of the group, at its next
+ * turn (every 250 ms): before, a replicate_table() right after
+ * create_group() came first in the log (review 45, TAP 130).  A group that
+ * is not here is left to the caller's own error.  leader_only: the caller
+ * proposes only as the leader (a registration, at its commit): on a node
+ * that does not lead it ends at once with 25006, as it would have there
+ * (execute() on a follower forwards its command to the leader: it waits).
+ */
+void dr_sql_groups_wait_info(int64 group_id, const char *what, bool leader_only)
+{
+	int wait_ms = INFO_WAIT_TIMEOUTS * dr_election_rtt * dr_rtt_ms;
+	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms);
+
+	for (;;) {
+		bool in_log = false;
+		uint64 leader = 0;
+		uint8 role = RAFT_FOLLOWER;
+		DrGroup *g;
+
+		LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+		g = dr_shmem_group_find((uint64)group_id);
+		if (g != NULL) {
+			SpinLockAcquire(&g->mutex);
+			in_log = g->info_in_log;
+			leader = g->leader;
+			role = g->role;
+			SpinLockRelease(&g->mutex);
+		}
+		LWLockRelease(dr_shared->groups_lock);
+		if (g == NULL || in_log)
+			break;
+		if (leader_only && role != RAFT_LEADER) {
+			ConditionVariableCancelSleep();
+			dr_capture_not_leader((uint64)group_id, leader);
+		}
+		if (GetCurrentTimestamp() >= end) {
+			char *now_leads =
+			        leader != 0 ? psprintf("node %llu", (unsigned long long)leader)
+			                    : pstrdup("none");
+
+			ConditionVariableCancelSleep();
+			ereport(ERROR,
+			        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			         errmsg("%s refused: this node's member info is not in the log of "
+			                "group %lld yet",
+			                what, (long long)group_id),
+			         errdetail("Every member checks a registration and a command "
+			                   "against the encoding and locale of its proposer's "
+			                   "database, which the proposer's member info tells the "
+			                   "group before them.  This node proposes its own once it "
+			                   "knows a leader of the group (now: %s), and it did not "
+			                   "commit within %d ms.  Nothing was proposed.",
+			                   now_leads, wait_ms),
+			         errhint("Retry once dragonraft.status shows a leader of group "
+			                 "%lld here; the server log says why a proposal fails.",
+			                 (long long)group_id)));
+		}
+		/* (the entry's memory stays in shared memory if leave_group removes it
+		 * meanwhile: the timeout ends the sleep, and the lookup fails) */
+		(void)ConditionVariableTimedSleep(&g->applied_cv, 100, PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+}
+
 /*
  * Members' tables are the group's state machine, and every member applies
  * a command, a table's definition and its rows with its own database's
@@ -309,13 +388,16 @@ char *dr_locale_rejoin_hint(uint64 group_id)
 void dr_sql_groups_check_locale(int64 group_id, const char *what, bool encoding_only)
 {
 	int32 node_id = 0;
+	bool found;
+	char *detail;
+
 	/* (A removed member's row stays: members only.) */
-	char *detail = first_differing(
-	        MEMBER_LOCALE_COLUMNS "FROM dragonraft.member_info i "
-	                              "JOIN dragonraft.group_members() m USING (group_id, node_id) "
-	                              "WHERE i.group_id = $1 AND i.encoding IS NOT NULL "
-	                              "ORDER BY i.node_id",
-	        group_id, 0, encoding_only, true, &node_id);
+	detail = first_differing(MEMBER_LOCALE_COLUMNS
+	                         "FROM dragonraft.member_info i "
+	                         "JOIN dragonraft.group_members() m USING (group_id, node_id) "
+	                         "WHERE i.group_id = $1 AND i.encoding IS NOT NULL "
+	                         "ORDER BY i.node_id",
+	                         group_id, 0, encoding_only, true, &node_id, &found);
 
 	if (detail != NULL)
 		ereport(ERROR,
@@ -347,12 +429,13 @@ void dr_sql_groups_check_locale(int64 group_id, const char *what, bool encoding_
 void dr_sql_groups_check_new_member(int64 group_id, int64 node)
 {
 	int32 node_id = 0;
+	bool found;
 	char *detail = first_differing(
 	        MEMBER_LOCALE_COLUMNS "FROM dragonraft.member_info i "
 	                              "JOIN dragonraft.group_members() m USING (group_id, node_id) "
 	                              "WHERE i.node_id = $2 AND i.encoding IS NOT NULL "
 	                              "ORDER BY i.group_id",
-	        group_id, node, false, true, &node_id);
+	        group_id, node, false, true, &node_id, &found);
 
 	if (detail != NULL)
 		ereport(ERROR,
@@ -370,14 +453,14 @@ void dr_sql_groups_check_new_member(int64 group_id, int64 node)
 		                 (long long)node)));
 }
 
-char *dr_sql_groups_member_locale_differs(int64 group_id, uint32 node_id)
+char *dr_sql_groups_member_locale_differs(int64 group_id, uint32 node_id, bool *known)
 {
-	int32 found = 0;
+	int32 node = 0;
 
 	return first_differing(MEMBER_LOCALE_COLUMNS "FROM dragonraft.member_info i "
 	                                             "WHERE i.group_id = $1 AND i.node_id = $2 "
 	                                             "AND i.encoding IS NOT NULL",
-	                       group_id, (int64)node_id, false, false, &found);
+	                       group_id, (int64)node_id, false, false, &node, known);
 }
 
 /* The engine worker reported that it exited before an outcome. */

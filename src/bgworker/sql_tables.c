@@ -440,6 +440,8 @@ Datum dr_replicate_table(PG_FUNCTION_ARGS)
 	}
 	table_close(rel, NoLock);
 	dr_sql_groups_check_locale(group_id, "dragonraft.replicate_table", false);
+	/* (the registration follows this node's member info in the log) */
+	dr_sql_groups_wait_info(group_id, "dragonraft.replicate_table", true);
 	dr_capture_register(relid, (uint64)group_id, 0);
 	PG_RETURN_VOID();
 }
@@ -467,6 +469,7 @@ Datum dr_resend_table(PG_FUNCTION_ARGS)
 		                 "yet is registered with replicate_table.")));
 	table_close(rel, NoLock);
 	dr_sql_groups_check_locale((int64)group_id, "dragonraft.resend_table", false);
+	dr_sql_groups_wait_info((int64)group_id, "dragonraft.resend_table", true);
 	dr_capture_register(relid, group_id, table_id);
 	PG_RETURN_VOID();
 }
@@ -974,6 +977,7 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 	char error[DR_ERROR_LEN];
 	MemoryContext cxt = CurrentMemoryContext;
 	LOCKTAG tag;
+	bool barrier;
 	uint64 first;
 
 	dr_sql_groups_check_engine();
@@ -1038,7 +1042,12 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 	}
 	PG_END_TRY();
 	/* (after the barrier: the members' infos of the log up to here) */
-	dr_sql_groups_check_locale(group_id, "dragonraft.execute", dr_sql_tables_barrier(command));
+	barrier = dr_sql_tables_barrier(command);
+	dr_sql_groups_check_locale(group_id, "dragonraft.execute", barrier);
+	/* (a barrier's members check the encoding its entry says, not its
+	 * proposer's info) */
+	if (!barrier)
+		dr_sql_groups_wait_info(group_id, "dragonraft.execute", false);
 	/* Every member runs it as this role (by name), with its privileges there,
 	 * and with the search_path this session has by default (its role's and
 	 * database's settings here), tried here first. */

@@ -312,13 +312,18 @@ extern char *dr_sql_groups_client_address(int64 group_id, int64 node_id);
  * known has a database of another (encoding_only: another encoding, for a
  * barrier). */
 extern void dr_sql_groups_check_locale(int64 group_id, const char *what, bool encoding_only);
+/* Wait (bounded, cancellable) until this node's member info is committed in
+ * group_id's log, so that what the caller proposes next follows it there
+ * (55000 after 20 election timeouts); leader_only: 25006 at once on a node
+ * that does not lead the group. */
+extern void dr_sql_groups_wait_info(int64 group_id, const char *what, bool leader_only);
 /* Refuse (0A000) add_member of node while its member info in a group where it
  * is a member here says another encoding or locale than this database's. */
 extern void dr_sql_groups_check_new_member(int64 group_id, int64 node);
 /* What of node_id's encoding and locale, as its member info of group_id
  * applied here says them, differs from this database's (dr_locale_differs);
- * NULL: nothing, or not known.  In the apply worker's batch (its own rows
- * seen). */
-extern char *dr_sql_groups_member_locale_differs(int64 group_id, uint32 node_id);
+ * NULL: nothing, or not known (*known says which).  In the apply worker's
+ * batch (its own rows seen). */
+extern char *dr_sql_groups_member_locale_differs(int64 group_id, uint32 node_id, bool *known);
 
 #endif /* DRAGONRAFT_WRITE_H */
