@@ -254,9 +254,12 @@ is($c->node($_)->safe_psql('postgres', 'SELECT balance FROM accounts WHERE id = 
 # gives up: the apply worker applies that entry (it needs no lock the
 # waiting one holds), and the waiting one commits after it, or ends with
 # 40003 if it saw the takeover under way.
+# (Each holds its turn 8 s: the second one's psql starts and waits for its
+# turn within that, which a loaded machine can take more than 3 s for: a
+# psql started for the cancel below once came after the holder's 3 s.)
 my ($aout, $aerr, $cout, $cerr) = ('', '', '', '');
 my $first = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
-		'SET dragonraft.testing_commit_delay = 3000', '-c',
+		'SET dragonraft.testing_commit_delay = 8000', '-c',
 		'SET dragonraft.testing_fail_local_commit = on', '-c',
 		"UPDATE accounts SET owner = 'first' WHERE id = 30"], '>', \$aout, '2>', \$aerr);
 ok($c->wait_until('the first transaction at its turn', sub {
@@ -283,7 +286,7 @@ is($c->node($_)->safe_psql('postgres', "SELECT string_agg(owner, ',' ORDER BY id
 # worker applies the entry after the one before it.
 my ($hout, $herr, $wout, $werr) = ('', '', '', '');
 my $holder = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
-		'SET dragonraft.testing_commit_delay = 3000', '-c',
+		'SET dragonraft.testing_commit_delay = 8000', '-c',
 		"UPDATE accounts SET owner = 'holder' WHERE id = 30"], '>', \$hout, '2>', \$herr);
 ok($c->wait_until('a transaction holding its turn', sub {
 	($c->poll($l, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%owner = ''holder''%' AND state = 'active'") // '') eq '1' }),
@@ -294,7 +297,7 @@ my $waiter = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c
 ok($c->wait_until('the second transaction waiting for its turn', sub {
 	($c->poll($l, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%owner = ''waiter''%' AND wait_event_type = 'Extension'") // '') eq '1' }),
 	'another transaction waits for its turn');
-# (through the poll session: no psql to start while the holder's 3 s run)
+# (through the poll session: no psql to start while the holder's 8 s run)
 $c->query($l, "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%owner = ''waiter''%' AND pid <> pg_backend_pid()");
 $waiter->finish;
 $holder->finish;

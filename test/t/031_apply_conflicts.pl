@@ -110,14 +110,17 @@ like($dout, qr/^\d+$/, 'the command ran once the reader committed') or diag $der
 # it, and after deadlock_timeout the writer ends with 40003; its entry, which
 # the command does not concern, is applied from the log.  (The command is
 # proposed on the follower while the first writer holds its turn on the
-# leader: on the leader, execute() would first wait for that writer.)
+# leader: on the leader, execute() would first wait for that writer.)  The
+# first writer holds its turn 12 s: the look for it, the command and the
+# second writer (two psql started) all come within that, which a loaded
+# machine can take more than 5 s for; the look through the poll session.
 $_->safe_psql('postgres', 'CREATE TABLE side (id int)') for ($L, $F);
 my ($h1out, $h1err, $h2out, $h2err) = ('', '', '', '');
 my $h1 = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
-		'SET dragonraft.testing_commit_delay = 5000', '-c', 'INSERT INTO a (v) VALUES (10)'],
+		'SET dragonraft.testing_commit_delay = 12000', '-c', 'INSERT INTO a (v) VALUES (10)'],
 	'>', \$h1out, '2>', \$h1err);
 ok($c->wait_until('the first writer at its turn', sub {
-	$L->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%VALUES (10)%' AND state = 'active' AND pid <> pg_backend_pid()") eq '1' }),
+	($c->poll($l, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%VALUES (10)%' AND state = 'active' AND pid <> pg_backend_pid()") // '') eq '1' }),
 	'a writer holds its turn');
 ($dout, $derr) = ('', '');
 $ddl = IPC::Run::start(['psql', '-XAt', '-d', $F->connstr('postgres'), '-c',

@@ -56,6 +56,22 @@ sub waiting
 
 sub finish { my ($s) = @_; eval { $s->{h}->finish; }; eval { $s->{h}->kill_kill; }; }
 
+# A psql session on node id named app, connected and idle: the second
+# writer of a pair, started before the first one takes its turn.  Its
+# statement (send_sql) then reaches the server at once: a psql started only
+# once the first writer holds its turn (3 s) may be later than that on a
+# loaded machine (a psql start took 2 s there), and the second writer then
+# commits after the first instead of waiting for its turn.
+sub ready_session
+{
+	my ($id, $app) = @_;
+	my $s = session($id, $app, "SELECT 'ready';");
+	$c->wait_until("$app to connect", sub { $s->{h}->pump_nb; ${ $s->{out} } =~ /^ready$/m })
+	  or die "$app did not connect";
+	return $s;
+}
+sub send_sql { my ($s, $sql) = @_; ${ $s->{in} } .= "$sql\n"; $s->{h}->pump_nb; return $s; }
+
 sub back_after_crash
 {
 	$c->wait_until("node $l to come back", sub { defined $c->poll($l, 'SELECT 1') });
@@ -132,9 +148,10 @@ my @told;
 for my $i (1 .. 10)
 {
 	my $id = 1000 + 2 * $i;
+	my $b = ready_session($l, 'b');
 	my $a = session($l, 'a', "SET dragonraft.testing_commit_delay = '3s';\nINSERT INTO t VALUES ($id, 1);");
 	waiting($l, 'a', 'Extension', $a);
-	my $b = session($l, 'b', "INSERT INTO t VALUES ($id + 1, 1);");
+	send_sql($b, "INSERT INTO t VALUES ($id + 1, 1);");
 	my $bpid = waiting($l, 'b', 'Extension', $a, $b);
 	$c->wait_until('the entry of b in the log', sub {
 		($c->poll($l, "SELECT commit_index - applied_index FROM dragonraft.status WHERE group_id = 1") // 0) >= 2 });
@@ -150,9 +167,10 @@ is($c->query($l, "SELECT count(*) FROM t WHERE id > 1000"), 20, 'every terminate
 # its turn: the backend notices (it looks at its socket) and ends before the
 # turn comes; its entry is applied from the log.
 {
+	my $b = ready_session($l, 'b');
 	my $a = session($l, 'a', "SET dragonraft.testing_commit_delay = '8s';\nINSERT INTO t VALUES (3000, 1);");
 	waiting($l, 'a', 'Extension', $a);
-	my $b = session($l, 'b', "INSERT INTO t VALUES (3001, 1);");
+	send_sql($b, "INSERT INTO t VALUES (3001, 1);");
 	my $bpid = waiting($l, 'b', 'Extension', $a, $b);
 	$c->wait_until('the entry of b in the log', sub {
 		($c->poll($l, "SELECT commit_index - applied_index FROM dragonraft.status WHERE group_id = 1") // 0) >= 2 });

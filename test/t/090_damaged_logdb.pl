@@ -158,7 +158,9 @@ ok( $c->wait_until('the next attempt after the third failure', sub {
 	'the third failure set the next attempt');
 my $retry_s = $c->query($v, "SELECT extract(epoch FROM '$retry'::timestamptz - clock_timestamp())");
 note "next attempt at $retry (in $retry_s s)";
-ok(-f $V->data_dir . '/dragonraft/logdb_damaged', 'the back-off is in a file too');
+# (polled: the engine worker sets engine_retry_at, then writes the file)
+ok($c->wait_until('the back-off file', sub { -f $V->data_dir . '/dragonraft/logdb_damaged' }),
+	'the back-off is in a file too');
 my $crash_at = -s $V->logfile;
 kill 'KILL', $c->query($v, 'SELECT pg_backend_pid()');    # a backend crashes
 ok( $c->wait_until('the reinitialized server to wait for the same attempt', sub {

@@ -190,6 +190,12 @@ my $locker = IPC::Run::start([ 'psql', '-XAtq', '-d', $c->node($f1)->connstr('po
 	'<', \$lin, '>', \$lout, '2>', \$lerr, IPC::Run::timeout(60));
 $locker->pump until $lout =~ /locked/;
 $c->node($l)->safe_psql('postgres', "UPDATE t SET s = 'locked' WHERE id = 7");
+# (the UPDATE returns once a majority has it: node f1 may get it later, and
+# a digest that began before would drain at once)
+die "node ${f1}'s apply does not wait for the row lock"
+  unless $c->wait_until("node ${f1}'s apply to wait for the row lock", sub {
+	($c->poll($f1, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'dragonraft apply' "
+			  . "AND wait_event_type = 'Lock'") // '') eq '1' });
 my ($state, $err) = $c->sql_error($f1,
 	"SET statement_timeout = '1s';\nSELECT * FROM dragonraft.table_digest(1);");
 is($state, '57014', 'a digest waiting for the drain is cancelled') or diag($err);

@@ -44,6 +44,12 @@ $c->create_group(10, 1, 2, 3);
 ok($c->caught_up(10), 'group 10 applies on every node');
 sql1('SELECT dragonraft.transfer_leader(10, 1)') if $c->leader(10) != 1;
 is($c->leader(10), 1, 'node 1 leads group 10');
+# Settled before node 2's apply worker stops: the members' infos and a new
+# leader's addresses are entries of dragonraft's own, proposed on their own
+# after a group starts or its leadership moves; one that reached node 2's
+# apply worker as it stopped would leave it inside a batch of group 10,
+# whose origin leave_group(10) below would then wait for for ever.
+die 'group 10 did not settle' unless $c->settled(10);
 my $apid2;
 ok($c->wait_until('the apply worker of node 2',
 		sub { ($apid2 = sql2('SELECT apply_pid FROM dragonraft.node_status()')) ne '' }),
@@ -95,6 +101,8 @@ my $n = 0;
 my $idx = 0;
 while ($idx <= $last + 2)
 {
+	# (each try adds an entry, or its statement_timeout ends it: bounded)
+	die "group 30 on node 2 is at $idx after $n commands" if $n >= 3 * ($last + 3);
 	$n++;
 	# (one that waits in vain for its apply gives up: its entry stays)
 	my ($ret, $out) = $N2->psql('postgres',
