@@ -141,6 +141,8 @@ static void publish(DrSm *sm, const struct engine_group_status *st,
 	bool failed, became_leader;
 
 	log_role(sm, st);
+	if (st->role == RAFT_LEADER)
+		dr_engine_groups_propose_addresses_of(sm);
 	if (membership_sig(&st->membership) != sm->members_sig)
 		set_members(sm, &st->membership);
 

@@ -122,6 +122,7 @@ extern void dr_engine_groups_take_requests(void);
 extern void dr_engine_groups_transfers_done(void);
 extern void dr_engine_groups_member_info(void);
 extern void dr_engine_groups_propose_addresses(bool retry);
+extern void dr_engine_groups_propose_addresses_of(DrSm *sm);
 extern void dr_engine_groups_entry_applied(DrSm *sm, const uint8 *data, uint32 len);
 extern void dr_engine_groups_reload(void);
 /* Stop a group and start it again from its LogDB, as a server restart would. */

@@ -399,12 +399,12 @@ sub leader
 # member's info (its client address, proposed once it knows a leader) is
 # applied on the leader, and so, after an execute(), are the members'
 # addresses that the leader proposed when it handed those over.  Then only
-# the test's own writes grow the log.  Not quite after a member's first
-# leadership of the group (a transfer, a failover): the addresses it holds
-# from the others' infos are proposed at its engine worker's next
-# housekeeping turn (up to 250 ms after it leads), which nothing in SQL
-# shows; caught_up's execute() may come before them (a probe of 12
-# transfers: 2 times, each a node's first leadership).
+# the test's own writes grow the log.  A member that leads the group for
+# the first time (a transfer, a failover) proposes the addresses it holds
+# from the others' infos before dragonraft.status shows it leading
+# (engine_status.c publish): proposed at its engine worker's next turn, up
+# to 250 ms later, they came after caught_up's execute() 2 times in 12
+# transfers.
 sub settled
 {
 	my ($self, $g) = @_;
