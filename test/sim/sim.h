@@ -312,6 +312,7 @@ struct sim_node {
 	raft_index commit;
 	raft_index commit_seen; /* committed entries up to here are registered */
 	raft_term lc_term;      /* leader of this term, checked for completeness */
+	raft_term sent_term;    /* the highest term of a message it sent (pre-votes aside) */
 };
 
 enum sim_prop_status { SIM_PROP_PENDING = 1, SIM_PROP_FAILED = 2, SIM_PROP_ACKED = 3 };
@@ -430,6 +431,9 @@ void sim_check_snapshot(struct sim_world *w, struct sim_node *nd, const struct s
 void sim_check_read(struct sim_world *w, struct sim_node *nd, uint64_t ctx, raft_index index);
 /* After the run healed: every acknowledged proposal is in every member's state machine. */
 void sim_check_final(struct sim_world *w, const struct raft_membership *m);
+/* nd crashed: a leadership of a term its disk never held and no message of
+ * its carried left no trace, and its term may be led again. */
+void sim_check_crashed(struct sim_world *w, struct sim_node *nd);
 /* Free the checker state. */
 void sim_check_free(struct sim_world *w);
 

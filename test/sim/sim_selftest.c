@@ -463,6 +463,31 @@ static void test_check_election_safety(void **state)
 	world_free(w);
 }
 
+/* A leadership lost in a crash before its term was saved is forgotten only if
+ * no message of its term left the node. */
+static void test_check_crashed_leader(void **state)
+{
+	struct sim_world *w = world_with_leader();
+	struct sim_node *nd = &w->nodes[1];
+	raft_term t = nd->term;
+
+	(void)state;
+	assert_int_equal(sim_u64s_get(&w->leader_of_term, t), 1);
+	nd->st.hs.term = t - 1; /* the save of term t did not reach the disk */
+	nd->sent_term = t;      /* ... but a message of term t left */
+	sim_check_crashed(w, nd);
+	assert_int_equal(sim_u64s_get(&w->leader_of_term, t), 1);
+	nd->sent_term = t - 1;
+	sim_check_crashed(w, nd);
+	assert_int_equal(sim_u64s_get(&w->leader_of_term, t), 0);
+	nd->st.hs.term = t; /* saved: never forgotten */
+	sim_u64s_set(&w->leader_of_term, t, 1);
+	sim_check_crashed(w, nd);
+	assert_int_equal(sim_u64s_get(&w->leader_of_term, t), 1);
+	assert_false(w->failed);
+	world_free(w);
+}
+
 static void test_check_leader_completeness(void **state)
 {
 	struct sim_world *w = world_with_leader();
@@ -597,6 +622,7 @@ int main(void)
 	        cmocka_unit_test(test_check_hard_state),
 	        cmocka_unit_test(test_check_read),
 	        cmocka_unit_test(test_check_election_safety),
+	        cmocka_unit_test(test_check_crashed_leader),
 	        cmocka_unit_test(test_check_leader_completeness),
 	        cmocka_unit_test(test_check_leader_completeness_commit_term),
 	        cmocka_unit_test(test_check_commit_safety),
