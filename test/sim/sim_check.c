@@ -2,6 +2,8 @@
  * sim_check.c - the invariants, checked incrementally as events happen:
  *
  *   election-safety       at most one leader per term; one vote per term
+ *   term-durable          no message of a term leaves before its sender saved
+ *                         that term (sim_node.c send; pre-votes aside)
  *   log-matching          same index and term => same entry and same prefix
  *   commit-safety         one term committed at each index (any node's commit index)
  *   leader-completeness   a leader of term T holds every entry committed before T

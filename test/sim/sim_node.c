@@ -285,10 +285,20 @@ static void send(struct sim_world *w, struct sim_node *nd, const struct raft_mes
 	sim_check_intact(w, nd, m->entries, m->n_entries, msg_name(m->type));
 	if (w->failed)
 		return;
-	/* (a pre-vote carries the term it asks for, not the sender's) */
+	/* No message of a term leaves before that term is saved (a pre-vote
+	 * carries the term it asks for, not the sender's): a leader elected
+	 * alone sends its appends from the Ready after the one that saves its
+	 * term (ready.c), so that a crash in that save leaves no trace of the
+	 * leadership (sim_check_crashed). */
 	if (m->type != RAFT_MSG_PREVOTE && m->type != RAFT_MSG_PREVOTE_RESP &&
-	    m->term > nd->sent_term)
+	    m->term > nd->sent_term) {
 		nd->sent_term = m->term;
+		if (nd->st.hs.term < m->term)
+			sim_fail(w, "term-durable",
+			         "node %" PRIu64 " sends %s of term %" PRIu64 " with term %" PRIu64
+			         " saved",
+			         nd->id, msg_name(m->type), m->term, nd->st.hs.term);
+	}
 	it = sim_item_from_msg(m);
 	it->from = nd->id;
 	it->from_inc = nd->inc;
