@@ -239,7 +239,7 @@ char *dr_locale_differs(uint32 node_id, const char *encoding, const char *collat
  * dr_locale_differs says it (in the caller's memory context), with its node
  * in *node_id; NULL: none.  (encoding_only: the encoding alone.)  read_only:
  * with the caller's snapshot (a backend); the apply worker sees the rows
- * its batch wrote.  *found: query returned a row.
+ * its batch wrote.  *found (unless NULL): the query returned a row.
  */
 static char *first_differing(const char *query, int64 arg1, int64 arg2, bool encoding_only,
                              bool read_only, int32 *node_id, bool *found)
@@ -261,7 +261,8 @@ static char *first_differing(const char *query, int64 arg1, int64 arg2, bool enc
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "dragonraft could not read dragonraft.member_info: %s",
 		     SPI_result_code_string(rc));
-	*found = SPI_processed > 0;
+	if (found != NULL)
+		*found = SPI_processed > 0;
 	for (uint64 i = 0; i < SPI_processed && detail == NULL; i++) {
 		HeapTuple t = SPI_tuptable->vals[i];
 		TupleDesc d = SPI_tuptable->tupdesc;
@@ -388,7 +389,6 @@ void dr_sql_groups_wait_info(int64 group_id, const char *what, bool leader_only)
 void dr_sql_groups_check_locale(int64 group_id, const char *what, bool encoding_only)
 {
 	int32 node_id = 0;
-	bool found;
 	char *detail;
 
 	/* (A removed member's row stays: members only.) */
@@ -397,7 +397,7 @@ void dr_sql_groups_check_locale(int64 group_id, const char *what, bool encoding_
 	                         "JOIN dragonraft.group_members() m USING (group_id, node_id) "
 	                         "WHERE i.group_id = $1 AND i.encoding IS NOT NULL "
 	                         "ORDER BY i.node_id",
-	                         group_id, 0, encoding_only, true, &node_id, &found);
+	                         group_id, 0, encoding_only, true, &node_id, NULL);
 
 	if (detail != NULL)
 		ereport(ERROR,
@@ -429,13 +429,12 @@ void dr_sql_groups_check_locale(int64 group_id, const char *what, bool encoding_
 void dr_sql_groups_check_new_member(int64 group_id, int64 node)
 {
 	int32 node_id = 0;
-	bool found;
 	char *detail = first_differing(
 	        MEMBER_LOCALE_COLUMNS "FROM dragonraft.member_info i "
 	                              "JOIN dragonraft.group_members() m USING (group_id, node_id) "
 	                              "WHERE i.node_id = $2 AND i.encoding IS NOT NULL "
 	                              "ORDER BY i.group_id",
-	        group_id, node, false, true, &node_id, &found);
+	        group_id, node, false, true, &node_id, NULL);
 
 	if (detail != NULL)
 		ereport(ERROR,
