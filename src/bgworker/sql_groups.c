@@ -360,8 +360,9 @@ void dr_sql_groups_wait_info(int64 group_id, const char *what, bool leader_only)
 			                 "%lld here; the server log says why a proposal fails.",
 			                 (long long)group_id)));
 		}
-		/* (the entry's memory stays in shared memory if leave_group removes it
-		 * meanwhile: the timeout ends the sleep, and the lookup fails) */
+		/* (if leave_group removes the entry meanwhile, its memory and its
+		 * applied_cv stay, maybe another group's: the timeout ends the sleep,
+		 * and the lookup fails; shmem.h) */
 		(void)ConditionVariableTimedSleep(&g->applied_cv, 100, PG_WAIT_EXTENSION);
 	}
 	ConditionVariableCancelSleep();
