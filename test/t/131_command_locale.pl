@@ -18,6 +18,8 @@
 #     execute() through; node 4's apply stops at it (before, it ran it),
 #     nodes 1-3 apply it and go on; the gate, which knows node 4's info
 #     now, refuses the next command.
+#  3. A member that knows no locale of the proposer (its info as an older
+#     build's) applies the command, with a WARNING.
 use strict;
 use warnings;
 use FindBin;
@@ -103,5 +105,22 @@ is($state, '0A000', 'the gate refuses the next command (0A000)') or diag $gerr;
 # The others go on (nodes 1-3, of the proposer's locale).
 $c->query($l2, 'SELECT dragonraft.check_consistency(2)');
 ok($c->caught_up(2), 'group 2 goes on on nodes 1-3');
+
+# 3. A command whose proposer's info says no locale (as an older build's)
+# on a member is applied there as it comes, with a WARNING that it could
+# not be checked.
+$c->create_group(3, 1, 2, 3);
+my $l3 = $c->leader(3) or die 'no leader of group 3';
+my $f3 = (grep { $_ != $l3 } 1, 2, 3)[0];
+ok($c->wait_until("node ${l3}'s info of group 3 on node $f3",
+		sub { ($c->poll($f3, "SELECT count(encoding) FROM dragonraft.member_info WHERE group_id = 3 AND node_id = $l3") // '') eq '1' }),
+	"node $f3 knows node ${l3}'s locale");
+$c->query($f3, "UPDATE dragonraft.member_info SET encoding = NULL, lc_collate = NULL, lc_ctype = NULL, locale_provider = NULL WHERE group_id = 3 AND node_id = $l3");
+$c->query($l3, "SELECT dragonraft.execute(3, \$\$CREATE TABLE public.e $cdef\$\$)");
+my $cmd3 = $c->query($l3, q{SELECT max(index) FROM dragonraft.ddl_history WHERE group_id = 3 AND command LIKE 'CREATE TABLE public.e%'});
+ok($c->caught_up(3), "node $f3 applies it");
+is($c->query($f3, q{SELECT to_regclass('public.e') IS NOT NULL}), 't', "node $f3 made table e");
+ok($c->log_has($c->node($f3), qr/WARNING:  node $l3 proposed a command in entry $cmd3 of group 3 with no member info before it that says its database's locale/),
+	"node ${f3}'s log warns that it could not check it");
 
 done_testing();
