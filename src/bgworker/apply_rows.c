@@ -1924,6 +1924,11 @@ bool dr_apply_rows_ddl(uint64 group_id, uint64 index, uint64 schema_index,
 		preempted(group_id, index, first, &d);
 		return false;
 	}
+	/* (a member of another locale than the proposer's stops here, before the
+	 * command is published or run: apply_worker.c; a barrier computes
+	 * nothing with it, and a command skipped above changes nothing) */
+	if (!barrier)
+		dr_apply_check_proposer_locale(group_id, index, d.node_id, true);
 	dr_apply_rows_close(); /* a command refuses a table in use */
 	role = pnstrdup(d.role, d.role_len);
 	/* (an older build's entry: this node's default, as then) */

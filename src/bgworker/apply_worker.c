@@ -605,55 +605,75 @@ static void check_encoding(uint64 group_id, uint64 index, const struct entry_hea
  * the proposer's, as the proposer's member info applied so far says it,
  * computes the rows' stored generated columns and CHECKs on text otherwise
  * (upper() of 'é' under LC_CTYPE "C"), and diverges silently or stops at a
- * row.  The gate (sql_groups.c) refuses such a registration while the odd
- * member's info is known on the proposer; this is for the member it could
- * not see: one that joined since and replays the log, or whose info the
- * proposer had not applied yet.  It stops the group here before the table
- * is made, as check_encoding does, and only on the odd member.  The
- * proposer's info comes before its registration in the log: the proposer
- * waits for it (dr_sql_groups_wait_info).  A registration with no
- * proposer's locale before it is of an older build's log (whose member info
- * came once it knew a leader, often after a replicate_table() right after
- * create_group(): review 45), or of a member whose info says no locale (an
- * older build's, or names an entry cannot carry).  It is applied as it was:
- * refusing it would stop every member that replays such a log, of the same
- * locale or not.  A WARNING says that this member could not check it.
+ * row.  A command (execute()) defines such columns and CHECKs, and indexes
+ * on expressions, and computes them over the rows a member holds (ALTER
+ * TABLE ... ADD COLUMN ... GENERATED rewrites them): every command but a
+ * barrier is checked, as the gate refuses every one but a barrier (a
+ * command's text does not tell what computes with the locale: a function,
+ * a domain, a default, an index expression, a collation copied from the
+ * database's), and the CREATE TABLE that comes before a table's
+ * registration is refused with it (review 45 hole 3).  The gate
+ * (sql_groups.c) refuses them while the odd member's info is known on the
+ * proposer; this is for the member it could not see: one that joined since
+ * and replays the log, or whose info the proposer had not applied yet.  It
+ * stops the group here before anything of the entry is done, as
+ * check_encoding does.  The proposer's info comes before its registration
+ * or command in the log: the proposer waits for it
+ * (dr_sql_groups_wait_info).  One with no proposer's locale before it is of
+ * an older build's log (whose member info came once it knew a leader, often
+ * after a replicate_table() or execute() right after create_group(): review
+ * 45), or of a member whose info says no locale (an older build's, or names
+ * an entry cannot carry).  It is applied as it was: refusing it would stop
+ * every member that replays such a log, of the same locale or not.  A
+ * WARNING says that this member could not check it.
  */
-static void check_proposer_locale(uint64 group_id, uint64 index, const struct entry_header *h)
+void dr_apply_check_proposer_locale(uint64 group_id, uint64 index, uint32 node_id, bool command)
 {
-	struct entry_owner owner;
+	const char *did = command ? "proposed a command" : "registered a table";
 	bool known = false;
 	char *detail;
 
-	if (entry_decode_owner(h, &owner) != ENTRY_OK || owner.node_id == (uint32)dr_node_id)
-		return; /* (a malformed one is refused by its decoding) */
-	detail = dr_sql_groups_member_locale_differs((int64)group_id, owner.node_id, &known);
+	if (node_id == (uint32)dr_node_id)
+		return;
+	detail = dr_sql_groups_member_locale_differs((int64)group_id, node_id, &known);
 	if (!known)
 		ereport(WARNING,
-		        (errmsg("node %u registered a table in entry %llu of group %llu with no "
-		                "member info before it that says its database's locale",
-		                owner.node_id, (unsigned long long)index,
+		        (errmsg("node %u %s in entry %llu of group %llu with no member info before "
+		                "it that says its database's locale",
+		                node_id, did, (unsigned long long)index,
 		                (unsigned long long)group_id),
 		         errdetail("Database \"%s\" of node %d applies it as it comes, unable to "
 		                   "check that node %u's database has the same locale.  Older "
 		                   "builds' member infos say no locale, or could come after a "
-		                   "registration in the log.",
-		                   dr_database, dr_node_id, owner.node_id),
+		                   "registration or command in the log.",
+		                   dr_database, dr_node_id, node_id),
 		         errhint("Compare the group's tables with the other members' "
 		                 "(dragonraft.table_digest) if the members' locales may differ.")));
 	if (detail == NULL)
 		return;
 	ereport(ERROR,
 	        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-	         errmsg("node %u registered a table in entry %llu of group %llu with a database "
-	                "of another locale than database \"%s\" of node %d",
-	                owner.node_id, (unsigned long long)index, (unsigned long long)group_id,
+	         errmsg("node %u %s in entry %llu of group %llu with a database of another locale "
+	                "than database \"%s\" of node %d",
+	                node_id, did, (unsigned long long)index, (unsigned long long)group_id,
 	                dr_database, dr_node_id),
-	         errdetail("%s  Nothing of it was applied: this member would compute the "
-	                   "table's generated columns and CHECKs otherwise.  It applies none of "
-	                   "the group's entries until it is fixed.",
-	                   detail),
+	         errdetail("%s  Nothing of it was applied: this member would compute %s "
+	                   "otherwise.  It applies none of the group's entries until it is fixed.",
+	                   detail,
+	                   command ? "what the command defines or checks (generated columns, "
+	                             "CHECKs, indexes on expressions)"
+	                           : "the table's generated columns and CHECKs"),
 	         errhint("%s", dr_locale_rejoin_hint(group_id))));
+}
+
+/* A registration's proposer is its owner (a malformed one is refused by its
+ * decoding). */
+static void check_proposer_locale(uint64 group_id, uint64 index, const struct entry_header *h)
+{
+	struct entry_owner owner;
+
+	if (entry_decode_owner(h, &owner) == ENTRY_OK)
+		dr_apply_check_proposer_locale(group_id, index, owner.node_id, false);
 }
 
 /*

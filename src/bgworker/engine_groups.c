@@ -69,6 +69,19 @@ DrSm *dr_engine_groups_find(uint64 group_id)
 	return hash_search(dr_engine->sms, &group_id, HASH_FIND, NULL);
 }
 
+/* The file no longer says what every group knows (a group needs the info). */
+static void forget_file(void)
+{
+	if (info.file_current) {
+		char path[MAXPGPATH];
+
+		snprintf(path, sizeof(path), "%s/%s", dr_data_dir, CLIENT_ADDRESS_FILE);
+		if (access(path, F_OK) == 0)
+			(void)durable_unlink(path, LOG);
+	}
+	info.file_current = false;
+}
+
 /*
  * sm's group needs this node's member info.  A file that says every group
  * knows it goes first: a group just made whose info the server did not
@@ -82,14 +95,7 @@ static void need_info(DrSm *sm)
 		sm->info_needed = true;
 		dlist_push_tail(&info.need, &sm->info_node);
 	}
-	if (info.file_current) {
-		char path[MAXPGPATH];
-
-		snprintf(path, sizeof(path), "%s/%s", dr_data_dir, CLIENT_ADDRESS_FILE);
-		if (access(path, F_OK) == 0)
-			(void)durable_unlink(path, LOG);
-	}
-	info.file_current = false;
+	forget_file();
 }
 
 /* This node's member info is in g's log: what its backends propose now
@@ -659,6 +665,14 @@ static void create_group(DrTaken *t)
 		bs->members[i].node_id = req[i].node_id;
 		strlcpy(bs->members[i].addr, req[i].addr, ENGINE_ADDR_MAX);
 	}
+	/*
+	 * The file goes before the member's LogDB record is made: a crash between
+	 * the two left a group that the restart took for one with this node's
+	 * info (the file said every group had it), and every registration and
+	 * command of this node came before its info in the group's log.  (One
+	 * that fails from here on is written again at the next turn.)
+	 */
+	forget_file();
 	rc = start_member(gid, bs, g, 0, &sm);
 	if (rc != ENGINE_OK) {
 		remove_entry(gid);

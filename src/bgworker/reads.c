@@ -298,8 +298,9 @@ uint64 dr_read_barrier_ext(uint64 group_id, bool wait_load)
 			                        (unsigned long long)res.index),
 			               why);
 		}
-		/* The entry's memory stays in shared memory if leave_group removes it
-		 * meanwhile; the timeout then ends the sleep and the lookup fails. */
+		/* The entry's memory and applied_cv stay in shared memory if
+		 * leave_group removes it meanwhile (maybe another group's then:
+		 * shmem.h); the timeout then ends the sleep and the lookup fails. */
 		dr_shmem_want_applied(group_id, res.index);
 		(void)ConditionVariableTimedSleep(&g->applied_cv, 100, PG_WAIT_EXTENSION);
 	}

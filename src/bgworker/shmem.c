@@ -120,6 +120,17 @@ void dr_shmem_startup(void)
 		}
 		dr_shared->member_free = 0;
 		memset(dr_nodes, 0, mul_size(dr_n_nodes, sizeof(DrNode)));
+		/* Every entry's applied_cv, once (shmem.h): the hash holds exactly
+		 * dr_max_groups entries (HASH_FIXED_SIZE), each made here and freed. */
+		for (uint64 id = 1; id <= (uint64)dr_max_groups; id++) {
+			DrGroup *g = hash_search(groups, &id, HASH_ENTER_NULL, NULL);
+
+			if (g == NULL)
+				break;
+			ConditionVariableInit(&g->applied_cv);
+		}
+		for (uint64 id = 1; id <= (uint64)dr_max_groups; id++)
+			(void)hash_search(groups, &id, HASH_REMOVE, NULL);
 	}
 	dr_snapshot_shmem_init();
 	dr_reads_shmem_init();
@@ -228,14 +239,14 @@ DrGroup *dr_shmem_group_add(uint64 group_id)
 	if (g == NULL)
 		return NULL;
 	dr_shared->n_groups++;
-	memset((char *)g + sizeof(uint64), 0, sizeof(DrGroup) - sizeof(uint64));
+	/* (applied_cv stays: see shmem.h) */
+	memset((char *)g + offsetof(DrGroup, made), 0, sizeof(DrGroup) - offsetof(DrGroup, made));
 	g->made = pg_atomic_add_fetch_u64(&dr_shared->groups_made, 1);
 	g->first_member = -1;
 	SpinLockInit(&g->mutex);
 	g->member_state = DR_MEMBER_ACTIVE;
 	g->origin = InvalidRepOriginId;
 	g->stats_reset = GetCurrentTimestamp();
-	ConditionVariableInit(&g->applied_cv);
 	pg_atomic_init_u64(&g->wanted, 0);
 	return g;
 }

@@ -94,7 +94,16 @@ typedef struct DrGroupStats {
 
 /* One group's status entry (the key of the groups hash table). */
 typedef struct DrGroup {
-	uint64 group_id;  /* hash key; fixed while the entry exists */
+	uint64 group_id; /* hash key; fixed while the entry exists */
+	/* Broadcast when applied moves (and info_in_log is set).  Made once with
+	 * shared memory (dr_shmem_startup), for every entry of the hash, and kept as
+	 * it is when an entry is removed and reused: a backend that sleeps on it
+	 * while leave_group or an engine worker restart removes the entry stays
+	 * on its wait list until it wakes and looks again, and a new group's entry
+	 * that initialized it again lost that list (the sleeper's cancel then
+	 * deleted itself from the new group's list, dropping its sleepers or
+	 * linking in processes that sleep elsewhere). */
+	ConditionVariable applied_cv;
 	uint64 made;      /* dr_shared->groups_made when it was added; fixed while it exists */
 	int first_member; /* groups lock: first of its members in the pool, -1 if none */
 	slock_t mutex;    /* protects the fields below */
@@ -157,7 +166,6 @@ typedef struct DrGroup {
 	/* written by the engine worker and the apply worker (dr_shmem_group_track_lag) */
 	TimestampTz behind_since; /* applied has stayed below behind_commit since; 0 = caught up */
 	uint64 behind_commit;     /* the commit index seen then */
-	ConditionVariable applied_cv; /* broadcast when applied moves */
 	/* the highest applied index a process on this node waits for (dr_shmem_want_applied):
 	 * while applied is below it, the apply worker's batches of the group do not wait
 	 * dragonraft.apply_batch_delay for more entries */
@@ -260,7 +268,7 @@ typedef struct DrShared {
 	bool apply_wants_commits; /* backends' commits wake it: entries of theirs wait there */
 	pg_atomic_uint32 apply_delaying; /* it holds a batch open for more entries: a
 	                                  * dr_shmem_want_applied wakes it */
-	uint64 incarnation;       /* random, new at each start of shared memory; fixed after */
+	uint64 incarnation; /* random, new at each start of shared memory; fixed after */
 
 	slock_t queue_mutex; /* protects accepting and the ring */
 	bool accepting;      /* the engine worker takes requests */

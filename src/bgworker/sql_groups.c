@@ -307,10 +307,11 @@ char *dr_locale_rejoin_hint(uint64 group_id)
  * node proposes its info once it knows a leader of the group, at its next
  * turn (every 250 ms): before, a replicate_table() right after
  * create_group() came first in the log (review 45, TAP 130).  A group that
- * is not here is left to the caller's own error.  leader_only: the caller
- * proposes only as the leader (a registration, at its commit): on a node
- * that does not lead it ends at once with 25006, as it would have there
- * (execute() on a follower forwards its command to the leader: it waits).
+ * is not here, or whose member stopped (failed, lost), is left to the
+ * caller's own error.  leader_only: the caller proposes only as the leader
+ * (a registration, at its commit): on a node that does not lead it ends at
+ * once with 25006, as it would have there (execute() on a follower
+ * forwards its command to the leader: it waits).
  */
 void dr_sql_groups_wait_info(int64 group_id, const char *what, bool leader_only)
 {
@@ -318,7 +319,7 @@ void dr_sql_groups_wait_info(int64 group_id, const char *what, bool leader_only)
 	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms);
 
 	for (;;) {
-		bool in_log = false;
+		bool in_log = false, stopped = false;
 		uint64 leader = 0;
 		uint8 role = RAFT_FOLLOWER;
 		DrGroup *g;
@@ -330,10 +331,15 @@ void dr_sql_groups_wait_info(int64 group_id, const char *what, bool leader_only)
 			in_log = g->info_in_log;
 			leader = g->leader;
 			role = g->role;
+			stopped = g->member_state == DR_MEMBER_FAILED ||
+			          g->member_state == DR_MEMBER_LOST;
 			SpinLockRelease(&g->mutex);
 		}
 		LWLockRelease(dr_shared->groups_lock);
-		if (g == NULL || in_log)
+		/* (a member that stopped commits no info: the caller's own error says
+		 * why, as a group that is not here; before, a lost member's
+		 * replicate_table() said 25006, "not the leader") */
+		if (g == NULL || in_log || stopped)
 			break;
 		if (leader_only && role != RAFT_LEADER) {
 			ConditionVariableCancelSleep();
@@ -361,8 +367,9 @@ void dr_sql_groups_wait_info(int64 group_id, const char *what, bool leader_only)
 			                 "%lld here; the server log says why a proposal fails.",
 			                 (long long)group_id)));
 		}
-		/* (the entry's memory stays in shared memory if leave_group removes it
-		 * meanwhile: the timeout ends the sleep, and the lookup fails) */
+		/* (if leave_group removes the entry meanwhile, its memory and its
+		 * applied_cv stay, maybe another group's: the timeout ends the sleep,
+		 * and the lookup fails; shmem.h) */
 		(void)ConditionVariableTimedSleep(&g->applied_cv, 100, PG_WAIT_EXTENSION);
 	}
 	ConditionVariableCancelSleep();

@@ -325,5 +325,11 @@ extern void dr_sql_groups_check_new_member(int64 group_id, int64 node);
  * NULL: nothing, or not known (*known says which).  In the apply worker's
  * batch (its own rows seen). */
 extern char *dr_sql_groups_member_locale_differs(int64 group_id, uint32 node_id, bool *known);
+/* Stop the apply (0A000) at a registration (command false) or a command
+ * whose proposer's database, as its member info applied so far says it, has
+ * another encoding or locale than this one; WARNING when none says it.  In
+ * the apply worker (apply_worker.c). */
+extern void dr_apply_check_proposer_locale(uint64 group_id, uint64 index, uint32 node_id,
+                                           bool command);
 
 #endif /* DRAGONRAFT_WRITE_H */

@@ -6,6 +6,7 @@
 # - the way to rejoin works without a server restart: drop the group's
 #   origin, create the group again; the new member starts from nothing,
 #   member info included, and every group goes on applying;
+#   replicate_table() of the lost group says why at once;
 # - after a server restart too;
 # - groups beyond dragonraft.max_groups at a restart are counted in
 #   dragonraft.stat_node;
@@ -69,6 +70,14 @@ my ($rc, $stdout, $stderr) =
   $node->psql('postgres', "SELECT dragonraft.create_group(20, $members)");
 like($stderr, qr/group 20 cannot be started on this node: this node was a member/,
 	'create_group refuses the lost group');
+# replicate_table() of the lost group says so, with the reason, at once (it
+# does not wait for this node's member info, which a stopped member never
+# commits: before, it ended with 25006, "not the leader", which hid why).
+sql('CREATE TABLE public.lost_t (k int PRIMARY KEY)');
+($rc, $stdout, $stderr) = $node->psql('postgres', "\\set VERBOSITY verbose\nSELECT dragonraft.replicate_table('public.lost_t', 20)");
+like($stderr, qr/ERROR:  55000: dragonraft group 20 is stopped on this node\n.*DETAIL:  this node was a member/,
+	'replicate_table of the lost group says it is stopped, and why')
+  or diag $stderr;
 
 # 2. Rejoin as the hint says, without a restart: drop the origin, create.
 sql(q{SELECT pg_replication_origin_drop('dragonraft_20')});

@@ -7,9 +7,11 @@
 # upper('é') is 'é', so node 4 stored other values than the others and
 # diverged silently (table_digest differs), whether it replayed the log or
 # loaded a snapshot.  Now:
-# 1. replaying the log, node 4's apply stops at the table's registration,
-#    before it makes the table, naming its proposer and both locales
-#    (the proposer's member info came before it); join_group ends with that;
+# 1. replaying the log, node 4's apply stops at the command that makes the
+#    table (execute() of CREATE TABLE, before the table's registration),
+#    naming its proposer and both locales (the proposer's member info came
+#    before it); join_group ends with that (review 45 hole 3: before, it
+#    ran the command, made the table, and stopped at the registration);
 # 2. a snapshot says its exporter's locale: node 4 refuses to load one with
 #    tables (no leader knew node 4's info, so add_member let it in);
 # 3. add_member of node 4 is refused on a leader that knows its info (0A000).
@@ -86,15 +88,15 @@ my $l = group_with_table(1, 'z');
 my $L = $c->node($l);
 $L->safe_psql('postgres', "SELECT dragonraft.add_member(1, 4, '" . $c->raft_address(4) . "')");
 my $err = join4(1);
-like($err, qr/node 4 cannot apply the entries of group 1.*node $l registered a table in entry \d+ of group 1 with a database of another locale than database "loc" of node 4/s,
-	'join_group ends: node 4 stops at the registration, naming its proposer')
+like($err, qr/node 4 cannot apply the entries of group 1.*node $l proposed a command in entry \d+ of group 1 with a database of another locale than database "loc" of node 4/s,
+	'join_group ends: node 4 stops at the CREATE TABLE command, naming its proposer')
   or diag $err;
 like(status4(1),
-	qr/^apply_failed: apply worker: node $l registered a table in entry \d+ of group 1 with a database of another locale than database "loc" of node 4 \(Every member's dragonraft\.database must have the same encoding and locale: leave the group here \(dragonraft\.leave_group\(1\)\)/,
+	qr/^apply_failed: apply worker: node $l proposed a command in entry \d+ of group 1 with a database of another locale than database "loc" of node 4 \(Every member's dragonraft\.database must have the same encoding and locale: leave the group here \(dragonraft\.leave_group\(1\)\)/,
 	"node 4's status says why, and what to do");
-ok($c->log_has($N4, qr/ERROR:  node $l registered a table in entry \d+ of group 1 .*\n.*DETAIL:  Node ${l}'s database has LC_COLLATE "\Q$collate\E", this one "C"\.  Node ${l}'s database has LC_CTYPE "\Q$ctype\E", this one "C"\.  Nothing of it was applied/),
+ok($c->log_has($N4, qr/ERROR:  node $l proposed a command in entry \d+ of group 1 .*\n.*DETAIL:  Node ${l}'s database has LC_COLLATE "\Q$collate\E", this one "C"\.  Node ${l}'s database has LC_CTYPE "\Q$ctype\E", this one "C"\.  Nothing of it was applied/),
 	"node 4's log names both locales");
-is(held4('z'), 'not replicated', 'node 4 made no replicated table z and holds none of its rows');
+is(held4('z'), 'no table', 'node 4 made no table z (nor holds its rows)');
 is($c->query($l, 'SELECT u FROM z WHERE k = 1'), 'É', "node $l stored upper('é') as 'É'");
 
 # 2. Group 3 with a table, its members' logs compacted: node 4 needs a
