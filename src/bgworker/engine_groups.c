@@ -1100,13 +1100,6 @@ static void write_address_file(TimestampTz now)
 }
 
 /*
- * The addresses that member infos just handed over ask for: proposed in the
- * turn that handed them, before the apply side has them, so that once a
- * member's info shows in SQL, a write proposed next comes after them in the
- * log (TAP 046 once found them uncommitted after its followers stopped).
- * Those refused (busy) are tried again with the member info, not each turn.
- */
-/*
  * sm's group is led here now (engine_status.c publish, before the status
  * says so): the addresses kept for it while this node followed are
  * proposed at once, not at the next turn (up to 250 ms later), so that
@@ -1120,6 +1113,13 @@ void dr_engine_groups_propose_addresses_of(DrSm *sm)
 		propose_addresses(sm);
 }
 
+/*
+ * The addresses that member infos just handed over ask for: proposed in the
+ * turn that handed them, before the apply side has them, so that once a
+ * member's info shows in SQL, a write proposed next comes after them in the
+ * log (TAP 046 once found them uncommitted after its followers stopped).
+ * Those refused (busy) are tried again with the member info, not each turn.
+ */
 void dr_engine_groups_propose_addresses(bool retry)
 {
 	dlist_mutable_iter mit;
