@@ -967,8 +967,14 @@ void dr_engine_groups_entry_applied(DrSm *sm, const uint8 *data, uint32 len)
 	if (entry_decode_header(data, len, &h) != ENTRY_OK)
 		return;
 	if (entry_is_member_info(h.type)) {
-		if (entry_decode_member_info(&h, &mi) == ENTRY_OK &&
-		    mi.node_id != (uint32)dr_node_id && !sm->addresses_needed) {
+		if (entry_decode_member_info(&h, &mi) != ENTRY_OK)
+			return;
+		/* This node's own, committed: also when its proposal's outcome was
+		 * lost (a timeout, a leader change), whose retry backs off up to
+		 * INFO_RETRY_MAX_MS while a replicate_table() waits for it. */
+		if (mi.node_id == (uint32)dr_node_id)
+			set_info_in_log(sm->shared);
+		else if (!sm->addresses_needed) {
 			sm->addresses_needed = true;
 			dlist_push_tail(&info.addrs, &sm->addr_node);
 			info.addrs_new = true;
