@@ -1076,6 +1076,78 @@ static void test_write_error_fails_stream(void **state)
 	th_remove_dir(dir);
 }
 
+/*
+ * A stream dropped while its chunk write is stuck on the disk (doomed: freed and its file
+ * deleted when the write ends), its connection closed meanwhile: the rest the sender wrote
+ * before the status is discarded, a new BEGIN of the group answers EPROTO while the write
+ * is in flight (nothing to resume), and once it ends the file is gone and a new stream on
+ * that same connection goes through (review 56; ASan checks the frees).
+ */
+static void test_doomed_stream_conn_closed(void **state)
+{
+	struct transport_config cfg = {0};
+	struct th_pair p;
+	char dir[] = "/tmp/dr-transport-XXXXXX", part[600];
+	struct transport_snapshot_header sh = {
+	        .group_id = 5, .from = 1, .to = 2, .total_size = 3 * 4096, .crc32c = 1};
+	struct transport_stats st;
+	struct th_raw r, r2;
+	uint64_t v;
+	uint8_t chunk[4096], in[64];
+	uint32_t len = 0;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	cfg.snapshot_dir = dir;
+	sh.meta = test_meta();
+	snprintf(part, sizeof(part), "%s/snap-g5-n1-i%llu-t%llu.part", dir,
+	         (unsigned long long)sh.meta.index, (unsigned long long)sh.meta.term);
+	th_fill_pattern(chunk, sizeof(chunk), 7);
+	io.loop_thread = pthread_self();
+	io.stall_next_write = true;
+	io.stalled = io.released = false;
+	io.fail_errno = 0;
+	transport_set_io_hooks(&hooks);
+	assert_int_equal(th_pair_start(&p, SECRET, SECRET, &cfg), 0);
+	assert_int_equal(raw_begin(&p, &r, &sh, &v), TF_SNAP_RESUME);
+	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_CHUNK, chunk, sizeof(chunk), false), 0);
+	if (!th_run_until(&p.loop, io_stalled, NULL, 10000))
+		fail_msg("expected the first chunk write");
+	transport_drop_group_snapshots(p.b.t, 5);
+	assert_int_equal(th_raw_recv_frame(&r, in, sizeof(in), &len, 5000), TF_SNAP_DONE);
+	assert_int_equal(tp_get32(in), TRANSPORT_EINVAL);
+	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_CHUNK, chunk, sizeof(chunk), false), 0);
+	WAIT_STAT(p.b.t, snapshot_frames_discarded, 1);
+	th_raw_close(&r);
+	/* The write still in flight: a new BEGIN of the stream cannot take it over. */
+	assert_int_equal(raw_begin(&p, &r2, &sh, &v), TF_SNAP_DONE);
+	assert_int_equal(v, TRANSPORT_EPROTO);
+	assert_false(path_gone(part));
+	pthread_mutex_lock(&io.mu);
+	io.released = true;
+	pthread_cond_broadcast(&io.cv);
+	pthread_mutex_unlock(&io.mu);
+	if (!th_run_until(&p.loop, path_gone, part, 10000))
+		fail_msg("expected the doomed stream's file deleted once its write ended");
+	/* Now the same BEGIN on the same connection starts afresh, and completes. */
+	sh.total_size = sizeof(chunk);
+	sh.crc32c = dr_crc32c(0, chunk, sizeof(chunk));
+	assert_int_equal(raw_send_begin(&r2, &sh, &v), TF_SNAP_RESUME);
+	assert_int_equal(v, 0);
+	assert_int_equal(th_raw_send_frame(&r2, TF_SNAP_CHUNK, chunk, sizeof(chunk), false), 0);
+	assert_int_equal(th_raw_send_frame(&r2, TF_SNAP_END, NULL, 0, false), 0);
+	assert_int_equal(th_raw_recv_frame(&r2, in, sizeof(in), &len, 5000), TF_SNAP_DONE);
+	assert_int_equal(tp_get32(in), TRANSPORT_OK);
+	assert_int_equal(p.b.snap_received, 1);
+	th_raw_close(&r2);
+	transport_stats(p.b.t, &st);
+	assert_int_equal(st.protocol_errors, 0);
+	assert_int_equal(st.snapshot_frames_discarded, 1);
+	assert_true(th_pair_stop(&p));
+	transport_set_io_hooks(NULL);
+	th_remove_dir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1089,6 +1161,7 @@ int main(void)
 	        cmocka_unit_test(test_oversize_snapshots_refused),
 	        cmocka_unit_test(test_dropped_stream_rest_discarded),
 	        cmocka_unit_test(test_ended_stream_discard_bounded),
+	        cmocka_unit_test_teardown(test_doomed_stream_conn_closed, io_reset),
 	        cmocka_unit_test(test_no_room_told_to_sender),
 	        cmocka_unit_test(test_stalled_stream_taken_over),
 	};
