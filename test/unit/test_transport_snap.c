@@ -717,6 +717,8 @@ static void test_ended_stream_discard_bounded(void **state)
 	        .group_id = 5, .from = 1, .to = 2, .total_size = 3 * 4096, .crc32c = 1};
 	struct transport_snapshot_header one = {
 	        .group_id = 5, .from = 1, .to = 2, .total_size = 4096};
+	struct transport_stats st;
+	uint64_t discarded;
 	struct th_raw r;
 	uint64_t v;
 	uint8_t chunk[4096], in[64];
@@ -767,6 +769,20 @@ static void test_ended_stream_discard_bounded(void **state)
 	assert_int_equal(th_raw_recv_frame(&r, in, sizeof(in), &len, 5000), TF_SNAP_DONE);
 	assert_int_equal(tp_get32(in), TRANSPORT_ECHECKSUM);
 	expect_violation(&p, &r, TF_SNAP_END, NULL, 0);
+
+	/* 4. An END with a body after an ended stream: refused by the frame header's check
+	 * (END carries nothing) before any discard, the connection closed. */
+	assert_int_equal(raw_begin(&p, &r, &sh, &v), TF_SNAP_RESUME);
+	transport_drop_group_snapshots(p.b.t, 5);
+	assert_int_equal(th_raw_recv_frame(&r, in, sizeof(in), &len, 5000), TF_SNAP_DONE);
+	transport_stats(p.b.t, &st);
+	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_END, chunk, 1, false), 0);
+	WAIT_STAT(p.b.t, frames_oversize, st.frames_oversize + 1);
+	assert_true(th_raw_wait_closed(&r, 5000));
+	th_raw_close(&r);
+	discarded = st.snapshot_frames_discarded;
+	transport_stats(p.b.t, &st);
+	assert_int_equal(st.snapshot_frames_discarded, discarded);
 
 	assert_int_equal(p.b.snap_received, 1);
 	assert_true(th_pair_stop(&p));
