@@ -53,6 +53,44 @@ void dr_shmem_request(void)
 	RequestNamedLWLockTranche("dragonraft", 1);
 }
 
+/*
+ * Every group entry's applied_cv, once (shmem.h): each element of the hash is
+ * entered here, made, and freed.  A shared, fixed-size table that is not
+ * partitioned has exactly its initial size of elements, all on one free list,
+ * made by hash_create (dynahash.c), and never more: dr_max_groups entries
+ * reach every one, and one more finds none.  Checked, not assumed: an element
+ * never reached would hold a zeroed ConditionVariable, whose wait list holds
+ * process 0 (an empty one holds INVALID_PGPROCNO), and the first backend to
+ * sleep on it would corrupt that process's wait links.
+ */
+static void make_group_cvs(void)
+{
+	HASH_SEQ_STATUS scan;
+	uint64 id, made = 0;
+
+	/* (A scan open on the table, never read, keeps the entry past the last
+	 * from splitting a bucket: that took shared memory past the table's
+	 * estimate when dr_max_groups is a power of two.) */
+	hash_seq_init(&scan, groups);
+	for (id = 1; id <= (uint64)dr_max_groups + 1; id++) {
+		DrGroup *g = hash_search(groups, &id, HASH_ENTER_NULL, NULL);
+
+		if (g == NULL)
+			break;
+		ConditionVariableInit(&g->applied_cv);
+		made++;
+	}
+	hash_seq_term(&scan);
+	for (id = 1; id <= made; id++)
+		(void)hash_search(groups, &id, HASH_REMOVE, NULL);
+	if (made != (uint64)dr_max_groups)
+		ereport(FATAL, (errcode(ERRCODE_INTERNAL_ERROR),
+		                errmsg("dragonraft's groups hash table holds %llu entries, not %d",
+		                       (unsigned long long)made, dr_max_groups),
+		                errdetail("Each entry's condition variable is made at start, for "
+		                          "dragonraft.max_groups entries.")));
+}
+
 void dr_shmem_startup(void)
 {
 	HASHCTL info;
@@ -120,17 +158,7 @@ void dr_shmem_startup(void)
 		}
 		dr_shared->member_free = 0;
 		memset(dr_nodes, 0, mul_size(dr_n_nodes, sizeof(DrNode)));
-		/* Every entry's applied_cv, once (shmem.h): the hash holds exactly
-		 * dr_max_groups entries (HASH_FIXED_SIZE), each made here and freed. */
-		for (uint64 id = 1; id <= (uint64)dr_max_groups; id++) {
-			DrGroup *g = hash_search(groups, &id, HASH_ENTER_NULL, NULL);
-
-			if (g == NULL)
-				break;
-			ConditionVariableInit(&g->applied_cv);
-		}
-		for (uint64 id = 1; id <= (uint64)dr_max_groups; id++)
-			(void)hash_search(groups, &id, HASH_REMOVE, NULL);
+		make_group_cvs();
 	}
 	dr_snapshot_shmem_init();
 	dr_reads_shmem_init();

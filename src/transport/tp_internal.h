@@ -54,8 +54,8 @@ struct conn {
 	bool in_hs;            /* server: counted in the handshake limits */
 	bool sr_ended;         /* server: the receiver ended the stream with SNAP_DONE (the group
 	                        * stopped, a failed write): the chunks (up to sr_unsent bytes)
-	                        * and the END still on their way are discarded until the
-	                        * sender, told, closes */
+	                        * and the END still on their way are discarded, until that END
+	                        * or a new SNAP_BEGIN */
 	uint64_t sr_unsent;    /* bytes of the stream the sender had not sent then */
 	int n_addrs, addr_idx; /* client: addresses to try, the one being tried */
 	struct sockaddr_storage addrs[TP_MAX_ADDRS]; /* server: addrs[0] is the remote address */

@@ -205,6 +205,10 @@ static int on_begin(struct conn *c, const uint8_t *p, uint32_t len)
 
 	if (c->sr != NULL)
 		return TRANSPORT_EPROTO;
+	/* A stream ended here earlier is over: the sender sent its END before this BEGIN, and
+	 * a chunk or END that comes after this stream is a protocol violation again. */
+	c->sr_ended = false;
+	c->sr_unsent = 0;
 	c->arena.limit = BEGIN_DECODE_MAX;
 	if (transport_decode_snapshot_header(&c->arena, p, len, &h) != TRANSPORT_OK)
 		return TRANSPORT_EDECODE;
@@ -276,7 +280,8 @@ static int on_begin(struct conn *c, const uint8_t *p, uint32_t len)
 		 * bounds the lines (review 28 F3). */
 		t->st.snapshots_refused_space++;
 		tp_log(t, TRANSPORT_LOG_INFO,
-		       "dragonraft transport: no room for the snapshot of group %llu from node %llu "
+		       "dragonraft transport: no room for the snapshot of group %llu from node "
+		       "%llu "
 		       "in \"%s\": %llu bytes to come and %llu to stay free, %llu free; make room "
 		       "there, and the leader sends it again",
 		       (unsigned long long)h.group_id, (unsigned long long)c->remote_id,
@@ -326,13 +331,14 @@ static int on_begin(struct conn *c, const uint8_t *p, uint32_t len)
  * taken for a protocol violation, which closed the connection, logged a
  * refused connection and counted a protocol error for the receiver's own
  * decision (review 53); the sender closes the connection once it reads the
- * status.
+ * status.  A stream whose END has arrived (being completed, or failed by its
+ * check) has nothing more on its way: nothing is discarded after it.
  */
 static void end_stream(struct snap_recv *sr, int status)
 {
 	struct conn *c = sr->conn;
 
-	if (c != NULL) {
+	if (c != NULL && !sr->end_pending && !sr->syncing) {
 		c->sr_ended = true;
 		c->sr_unsent = sr->size - sr->offset;
 	}
@@ -508,6 +514,8 @@ static int on_end(struct conn *c, struct snap_recv *sr)
 	if (sr->offset != sr->size || sr->crc != sr->want_crc) {
 		tp_errorf(t, "snapshot of group %llu from node %llu: size or checksum mismatch",
 		          (unsigned long long)sr->group_id, (unsigned long long)sr->from);
+		/* The END is here: nothing of the stream is discarded after it. */
+		sr->end_pending = true;
 		sr_fail(sr, TRANSPORT_ECHECKSUM);
 		return TRANSPORT_OK;
 	}
@@ -527,8 +535,13 @@ int tp_snap_server_frame(struct conn *c, const struct transport_frame_header *h,
 	if (sr == NULL && c->sr_ended &&
 	    ((h->kind == TF_SNAP_CHUNK && len <= c->sr_unsent) ||
 	     (h->kind == TF_SNAP_END && len == 0))) {
-		if (h->kind == TF_SNAP_CHUNK)
+		if (h->kind == TF_SNAP_CHUNK) {
 			c->sr_unsent -= len;
+		} else {
+			/* The stream's last frame: anything after it is a violation. */
+			c->sr_ended = false;
+			c->sr_unsent = 0;
+		}
 		c->t->st.snapshot_frames_discarded++;
 		return TRANSPORT_OK;
 	}

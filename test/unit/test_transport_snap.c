@@ -268,16 +268,16 @@ static bool path_has_size(void *arg)
 static uint8_t last_done[64];
 static uint32_t last_done_len;
 
-static int raw_begin(struct th_pair *p, struct th_raw *r,
-                     const struct transport_snapshot_header *sh, uint64_t *value)
+/* Sends SNAP_BEGIN on r, open already, and returns the kind of the answer; *value its
+ * offset (RESUME) or status (DONE). */
+static int raw_send_begin(struct th_raw *r, const struct transport_snapshot_header *sh,
+                          uint64_t *value)
 {
 	struct transport_buf b = {0};
 	uint8_t in[64];
 	uint32_t len = 0;
 	int kind;
 
-	assert_int_equal(th_raw_connect(r, &p->loop, p->b.port, NULL, TH_CERT, "n1"), 0);
-	assert_int_equal(th_raw_hello(r, 1, 2, TRANSPORT_PURPOSE_SNAP), 0);
 	assert_int_equal(transport_encode_snapshot_header(sh, &b), 0);
 	assert_int_equal(th_raw_send_frame(r, TF_SNAP_BEGIN, b.p, (uint32_t)b.len, false), 0);
 	transport_buf_free(&b);
@@ -293,6 +293,14 @@ static int raw_begin(struct th_pair *p, struct th_raw *r,
 	else
 		fail_msg("expected SNAP_RESUME or SNAP_DONE after BEGIN, got kind %d", kind);
 	return kind;
+}
+
+static int raw_begin(struct th_pair *p, struct th_raw *r,
+                     const struct transport_snapshot_header *sh, uint64_t *value)
+{
+	assert_int_equal(th_raw_connect(r, &p->loop, p->b.port, NULL, TH_CERT, "n1"), 0);
+	assert_int_equal(th_raw_hello(r, 1, 2, TRANSPORT_PURPOSE_SNAP), 0);
+	return raw_send_begin(r, sh, value);
 }
 
 static void test_partial_expires_then_full_resend(void **state)
@@ -676,6 +684,111 @@ static void test_dropped_stream_rest_discarded(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* Sends one frame after which the receiver must see a protocol violation (protocol_errors
+ * one more than before, the connection closed) and nothing discarded. */
+static void expect_violation(struct th_pair *p, struct th_raw *r, int kind, const uint8_t *b,
+                             uint32_t n)
+{
+	struct transport_stats before, st;
+	struct stat_min w;
+
+	transport_stats(p->b.t, &before);
+	assert_int_equal(th_raw_send_frame(r, kind, b, n, false), 0);
+	w.t = p->b.t;
+	w.offset = offsetof(struct transport_stats, protocol_errors);
+	w.min = before.protocol_errors + 1;
+	assert_true(th_run_until(&p->loop, stat_at_least, &w, 5000));
+	assert_true(th_raw_wait_closed(r, 5000));
+	th_raw_close(r);
+	transport_stats(p->b.t, &st);
+	assert_int_equal(st.snapshot_frames_discarded, before.snapshot_frames_discarded);
+}
+
+/* The discard of an ended stream's rest lasts until that stream's END and no longer
+ * (review 56): a chunk after a later stream on the same connection completed, a chunk after
+ * the ended stream's END, an END after an END that failed the stream's check are protocol
+ * violations, not frames quietly read and thrown away. */
+static void test_ended_stream_discard_bounded(void **state)
+{
+	struct transport_config cfg = {0};
+	struct th_pair p;
+	char dir[] = "/tmp/dr-transport-XXXXXX";
+	struct transport_snapshot_header sh = {
+	        .group_id = 5, .from = 1, .to = 2, .total_size = 3 * 4096, .crc32c = 1};
+	struct transport_snapshot_header one = {
+	        .group_id = 5, .from = 1, .to = 2, .total_size = 4096};
+	struct transport_stats st;
+	uint64_t discarded;
+	struct th_raw r;
+	uint64_t v;
+	uint8_t chunk[4096], in[64];
+	uint32_t len = 0;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	cfg.snapshot_dir = dir;
+	assert_int_equal(th_pair_start(&p, SECRET, SECRET, &cfg), 0);
+	sh.meta = test_meta();
+	one.meta = test_meta();
+	th_fill_pattern(chunk, sizeof(chunk), 7);
+	one.crc32c = dr_crc32c(0, chunk, sizeof(chunk));
+
+	/* 1. An ended stream, one chunk of its rest discarded, then a new stream on the same
+	 * connection, completed: the old rest (two chunks) lets nothing through after it. */
+	assert_int_equal(raw_begin(&p, &r, &sh, &v), TF_SNAP_RESUME);
+	transport_drop_group_snapshots(p.b.t, 5);
+	assert_int_equal(th_raw_recv_frame(&r, in, sizeof(in), &len, 5000), TF_SNAP_DONE);
+	assert_int_equal(tp_get32(in), TRANSPORT_EINVAL);
+	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_CHUNK, chunk, sizeof(chunk), false), 0);
+	WAIT_STAT(p.b.t, snapshot_frames_discarded, 1);
+	assert_int_equal(raw_send_begin(&r, &one, &v), TF_SNAP_RESUME);
+	assert_int_equal(v, 0);
+	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_CHUNK, chunk, sizeof(chunk), false), 0);
+	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_END, NULL, 0, false), 0);
+	assert_int_equal(th_raw_recv_frame(&r, in, sizeof(in), &len, 5000), TF_SNAP_DONE);
+	assert_int_equal(tp_get32(in), TRANSPORT_OK);
+	assert_int_equal(p.b.snap_received, 1);
+	expect_violation(&p, &r, TF_SNAP_CHUNK, chunk, sizeof(chunk));
+
+	/* 2. An ended stream's first chunk and its END discarded: a chunk after the END, within
+	 * what the stream had left, is a violation. */
+	assert_int_equal(raw_begin(&p, &r, &sh, &v), TF_SNAP_RESUME);
+	transport_drop_group_snapshots(p.b.t, 5);
+	assert_int_equal(th_raw_recv_frame(&r, in, sizeof(in), &len, 5000), TF_SNAP_DONE);
+	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_CHUNK, chunk, sizeof(chunk), false), 0);
+	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_END, NULL, 0, false), 0);
+	WAIT_STAT(p.b.t, snapshot_frames_discarded, 3);
+	expect_violation(&p, &r, TF_SNAP_CHUNK, chunk, sizeof(chunk));
+
+	/* 3. A stream failed by its END's check (wrong CRC): a second END is a violation. */
+	one.crc32c ^= 1;
+	one.meta.index++; /* (another stream than the one received) */
+	assert_int_equal(raw_begin(&p, &r, &one, &v), TF_SNAP_RESUME);
+	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_CHUNK, chunk, sizeof(chunk), false), 0);
+	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_END, NULL, 0, false), 0);
+	assert_int_equal(th_raw_recv_frame(&r, in, sizeof(in), &len, 5000), TF_SNAP_DONE);
+	assert_int_equal(tp_get32(in), TRANSPORT_ECHECKSUM);
+	expect_violation(&p, &r, TF_SNAP_END, NULL, 0);
+
+	/* 4. An END with a body after an ended stream: refused by the frame header's check
+	 * (END carries nothing) before any discard, the connection closed. */
+	assert_int_equal(raw_begin(&p, &r, &sh, &v), TF_SNAP_RESUME);
+	transport_drop_group_snapshots(p.b.t, 5);
+	assert_int_equal(th_raw_recv_frame(&r, in, sizeof(in), &len, 5000), TF_SNAP_DONE);
+	transport_stats(p.b.t, &st);
+	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_END, chunk, 1, false), 0);
+	WAIT_STAT(p.b.t, frames_oversize, st.frames_oversize + 1);
+	assert_true(th_raw_wait_closed(&r, 5000));
+	th_raw_close(&r);
+	discarded = st.snapshot_frames_discarded;
+	transport_stats(p.b.t, &st);
+	assert_int_equal(st.snapshot_frames_discarded, discarded);
+
+	assert_int_equal(p.b.snap_received, 1);
+	assert_true(th_pair_stop(&p));
+	th_remove_dir(dir);
+}
+
 static bool sender_done(void *arg)
 {
 	struct th_pair *p = arg;
@@ -979,6 +1092,78 @@ static void test_write_error_fails_stream(void **state)
 	th_remove_dir(dir);
 }
 
+/*
+ * A stream dropped while its chunk write is stuck on the disk (doomed: freed and its file
+ * deleted when the write ends), its connection closed meanwhile: the rest the sender wrote
+ * before the status is discarded, a new BEGIN of the group answers EPROTO while the write
+ * is in flight (nothing to resume), and once it ends the file is gone and a new stream on
+ * that same connection goes through (review 56; ASan checks the frees).
+ */
+static void test_doomed_stream_conn_closed(void **state)
+{
+	struct transport_config cfg = {0};
+	struct th_pair p;
+	char dir[] = "/tmp/dr-transport-XXXXXX", part[600];
+	struct transport_snapshot_header sh = {
+	        .group_id = 5, .from = 1, .to = 2, .total_size = 3 * 4096, .crc32c = 1};
+	struct transport_stats st;
+	struct th_raw r, r2;
+	uint64_t v;
+	uint8_t chunk[4096], in[64];
+	uint32_t len = 0;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	cfg.snapshot_dir = dir;
+	sh.meta = test_meta();
+	snprintf(part, sizeof(part), "%s/snap-g5-n1-i%llu-t%llu.part", dir,
+	         (unsigned long long)sh.meta.index, (unsigned long long)sh.meta.term);
+	th_fill_pattern(chunk, sizeof(chunk), 7);
+	io.loop_thread = pthread_self();
+	io.stall_next_write = true;
+	io.stalled = io.released = false;
+	io.fail_errno = 0;
+	transport_set_io_hooks(&hooks);
+	assert_int_equal(th_pair_start(&p, SECRET, SECRET, &cfg), 0);
+	assert_int_equal(raw_begin(&p, &r, &sh, &v), TF_SNAP_RESUME);
+	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_CHUNK, chunk, sizeof(chunk), false), 0);
+	if (!th_run_until(&p.loop, io_stalled, NULL, 10000))
+		fail_msg("expected the first chunk write");
+	transport_drop_group_snapshots(p.b.t, 5);
+	assert_int_equal(th_raw_recv_frame(&r, in, sizeof(in), &len, 5000), TF_SNAP_DONE);
+	assert_int_equal(tp_get32(in), TRANSPORT_EINVAL);
+	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_CHUNK, chunk, sizeof(chunk), false), 0);
+	WAIT_STAT(p.b.t, snapshot_frames_discarded, 1);
+	th_raw_close(&r);
+	/* The write still in flight: a new BEGIN of the stream cannot take it over. */
+	assert_int_equal(raw_begin(&p, &r2, &sh, &v), TF_SNAP_DONE);
+	assert_int_equal(v, TRANSPORT_EPROTO);
+	assert_false(path_gone(part));
+	pthread_mutex_lock(&io.mu);
+	io.released = true;
+	pthread_cond_broadcast(&io.cv);
+	pthread_mutex_unlock(&io.mu);
+	if (!th_run_until(&p.loop, path_gone, part, 10000))
+		fail_msg("expected the doomed stream's file deleted once its write ended");
+	/* Now the same BEGIN on the same connection starts afresh, and completes. */
+	sh.total_size = sizeof(chunk);
+	sh.crc32c = dr_crc32c(0, chunk, sizeof(chunk));
+	assert_int_equal(raw_send_begin(&r2, &sh, &v), TF_SNAP_RESUME);
+	assert_int_equal(v, 0);
+	assert_int_equal(th_raw_send_frame(&r2, TF_SNAP_CHUNK, chunk, sizeof(chunk), false), 0);
+	assert_int_equal(th_raw_send_frame(&r2, TF_SNAP_END, NULL, 0, false), 0);
+	assert_int_equal(th_raw_recv_frame(&r2, in, sizeof(in), &len, 5000), TF_SNAP_DONE);
+	assert_int_equal(tp_get32(in), TRANSPORT_OK);
+	assert_int_equal(p.b.snap_received, 1);
+	th_raw_close(&r2);
+	transport_stats(p.b.t, &st);
+	assert_int_equal(st.protocol_errors, 0);
+	assert_int_equal(st.snapshot_frames_discarded, 1);
+	assert_true(th_pair_stop(&p));
+	transport_set_io_hooks(NULL);
+	th_remove_dir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -991,6 +1176,8 @@ int main(void)
 	        cmocka_unit_test_teardown(test_remove_peer_ends_stream, io_reset),
 	        cmocka_unit_test(test_oversize_snapshots_refused),
 	        cmocka_unit_test(test_dropped_stream_rest_discarded),
+	        cmocka_unit_test(test_ended_stream_discard_bounded),
+	        cmocka_unit_test_teardown(test_doomed_stream_conn_closed, io_reset),
 	        cmocka_unit_test(test_no_room_told_to_sender),
 	        cmocka_unit_test(test_stalled_stream_taken_over),
 	};
