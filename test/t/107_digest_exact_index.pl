@@ -239,7 +239,7 @@ is($checks{$f2}, $checks{$l}, "node $f2 recorded the check at $m once, as node $
 # ---- 4. the same hole in a full snapshot's export ----
 # Node f1 is stopped while the group goes on and the others compact their
 # logs: at its start it needs a full snapshot, which the leader exports
-# while writer A2 holds its turn 30 s (f1's start, and the leader's next
+# while writer A2 holds its turn 20 s (f1's start, and the leader's next
 # dial of it, up to 5 s after the last failed one, come first: the export
 # has to begin within the hold); B4-B6 propose during the export's
 # hold, and the exporter pauses 1.5 s after its snapshot (testing_hold_delay).
@@ -252,11 +252,11 @@ $c->node($l)->safe_psql('postgres',
 ok($c->compact(1, $l, $f2), "nodes $l and $f2 compacted their logs: node $f1 needs a snapshot");
 $c->node($l)->safe_psql('postgres',
 	'ALTER SYSTEM SET dragonraft.testing_hold_delay = 1500; SELECT pg_reload_conf()');
-my ($a2, $n2) = holder('A2', 2, 30000);
+my ($a2, $n2) = holder('A2', 2, 20000);
 $c->node($f1)->start;
 ok($c->wait_until('the export to wait for its drain', sub {
 	($c->poll($l, "SELECT count(*) FROM dragonraft.stat_progress_snapshot "
-			  . "WHERE role = 'sender' AND phase = 'waiting for apply'") // '') eq '1' }, 28),
+			  . "WHERE role = 'sender' AND phase = 'waiting for apply'") // '') eq '1' }, 18),
 	"node $l exports a snapshot for node $f1, waiting for A2's commit");
 my @b2 = map { session('SET dragonraft.testing_commit_delay = 300',
 		"UPDATE t SET v = v + 10, who = 'B$_' WHERE id = " . (10 + $_)) } 4 .. 6;
