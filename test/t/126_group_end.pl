@@ -114,7 +114,7 @@ my $origin_lock = q{locktype = 'object' AND classid = 'pg_replication_origin'::r
 my $B = start_session(1, 'SET dragonraft.testing_commit_delay = 10000',
 	q{INSERT INTO t20 VALUES (1, 'B')});
 ok($c->wait_until('session B to hold the origin of group 20 at its turn',
-		sub { $c->query(1, "SELECT count(*) FROM pg_locks WHERE pid = $B->{pid} AND granted AND $origin_lock") eq '1' }, 9),
+		sub { $c->query(1, "SELECT count(*) FROM pg_locks WHERE pid = $B->{pid} AND granted AND $origin_lock") eq '1' }, 15),
 	'B holds the origin lock at its turn');
 kill 'STOP', $B->{pid};
 my $A = start_session(1, '\\set VERBOSITY verbose', q{INSERT INTO t20 VALUES (2, 'A')});
