@@ -148,7 +148,7 @@ diag 'node 1 exported ' . scalar(@exports) . ' snapshot(s) for nodes 4 and 5';
 for my $id (4, 5)
 {
 	is($c->contents($id, $_, 'id'), $c->contents(1, $_, 'id'), "node $id: $_ equals the leader's") for qw(a b gen);
-	is($c->query($id, $sum), $c->query(1, $sum), "node $id's blobs equal the leader's");
+	is($c->query($id, $sum), $c->query(1, $sum), "node ${id}'s blobs equal the leader's");
 }
 for my $id (1 .. 5)
 {

@@ -12,7 +12,7 @@
 #    or not.  A digest reading the group's origin after such a commit
 #    labelled a snapshot that lacked it with its index: a false divergence
 #    against a follower's digest at that index.  Deterministic here: writer
-#    A holds its turn 5 s (testing_commit_delay), the digest waits for its
+#    A holds its turn 10 s (testing_commit_delay), the digest waits for its
 #    drain meanwhile, writers B1-B3 propose then (each holds its own turn
 #    0.3 s), and the digest pauses 1.5 s between its snapshot and its read
 #    of the origin (the apply is held then, so the pause must change
@@ -154,7 +154,9 @@ sub holder
 	return ($s, $index);
 }
 
-my ($a, $n) = holder('A', 1, 5000);
+# (A's hold, 10 s, has to cover the looks below, a psql's start and the
+# digest's wait: 5 s was little on a loaded machine.)
+my ($a, $n) = holder('A', 1, 10000);
 ok($c->wait_until("node $f1 to apply A's entry", sub { status($f1, 'applied_index') == $n }),
 	"node $f1 applied it (index $n)");
 is($c->query($l, 'SELECT who FROM t WHERE id = 1'), 'init',
@@ -166,7 +168,7 @@ my $d = session('SET dragonraft.testing_hold_delay = 1500',
 	"SELECT applied_index || ' ' || rows || ' ' || digest FROM dragonraft.table_digest(1)");
 ok($c->wait_until('the digest to wait for its hold', sub {
 	($c->poll($l, "SELECT count(*) FROM dragonraft.stat_progress_snapshot "
-			  . "WHERE role = 'digest' AND phase = 'waiting for apply'") // '') eq '1' }),
+			  . "WHERE role = 'digest' AND phase = 'waiting for apply'") // '') eq '1' }, 10),
 	"the leader's digest waits for the drain (A's commit)");
 my @b = map { session('SET dragonraft.testing_commit_delay = 300',
 		"UPDATE t SET v = v + 10, who = 'B$_' WHERE id = " . (10 + $_)) } 1 .. 3;
@@ -237,7 +239,9 @@ is($checks{$f2}, $checks{$l}, "node $f2 recorded the check at $m once, as node $
 # ---- 4. the same hole in a full snapshot's export ----
 # Node f1 is stopped while the group goes on and the others compact their
 # logs: at its start it needs a full snapshot, which the leader exports
-# while writer A2 holds its turn 12 s; B4-B6 propose during the export's
+# while writer A2 holds its turn 20 s (f1's start, and the leader's next
+# dial of it, up to 5 s after the last failed one, come first: the export
+# has to begin within the hold); B4-B6 propose during the export's
 # hold, and the exporter pauses 1.5 s after its snapshot (testing_hold_delay).
 # The snapshot must be of exactly its index: f1 loads it, applies the rest,
 # and digests as the leader does.  (Before the fix the export was labelled
@@ -248,11 +252,11 @@ $c->node($l)->safe_psql('postgres',
 ok($c->compact(1, $l, $f2), "nodes $l and $f2 compacted their logs: node $f1 needs a snapshot");
 $c->node($l)->safe_psql('postgres',
 	'ALTER SYSTEM SET dragonraft.testing_hold_delay = 1500; SELECT pg_reload_conf()');
-my ($a2, $n2) = holder('A2', 2, 12000);
+my ($a2, $n2) = holder('A2', 2, 20000);
 $c->node($f1)->start;
 ok($c->wait_until('the export to wait for its drain', sub {
 	($c->poll($l, "SELECT count(*) FROM dragonraft.stat_progress_snapshot "
-			  . "WHERE role = 'sender' AND phase = 'waiting for apply'") // '') eq '1' }, 9),
+			  . "WHERE role = 'sender' AND phase = 'waiting for apply'") // '') eq '1' }, 18),
 	"node $l exports a snapshot for node $f1, waiting for A2's commit");
 my @b2 = map { session('SET dragonraft.testing_commit_delay = 300',
 		"UPDATE t SET v = v + 10, who = 'B$_' WHERE id = " . (10 + $_)) } 4 .. 6;

@@ -107,10 +107,14 @@ ok($c->settled(20), 'every node has t20, and group 20 takes only the test\'s ent
 
 my $origin_lock = q{locktype = 'object' AND classid = 'pg_replication_origin'::regclass
 	AND objid = (SELECT roident FROM pg_replication_origin WHERE roname = 'dragonraft_20')};
-my $B = start_session(1, 'SET dragonraft.testing_commit_delay = 3000',
+# B holds its turn 10 s: the poll below has to see it and SIGSTOP it within
+# that (3 s before: a poll session on a loaded machine can take a second or
+# more per query; B, held in its delay, then committed before the SIGSTOP).
+# Its hold is wall time: what is left of it runs after the SIGCONT below.
+my $B = start_session(1, 'SET dragonraft.testing_commit_delay = 10000',
 	q{INSERT INTO t20 VALUES (1, 'B')});
 ok($c->wait_until('session B to hold the origin of group 20 at its turn',
-		sub { $c->query(1, "SELECT count(*) FROM pg_locks WHERE pid = $B->{pid} AND granted AND $origin_lock") eq '1' }),
+		sub { $c->query(1, "SELECT count(*) FROM pg_locks WHERE pid = $B->{pid} AND granted AND $origin_lock") eq '1' }, 15),
 	'B holds the origin lock at its turn');
 kill 'STOP', $B->{pid};
 my $A = start_session(1, '\\set VERBOSITY verbose', q{INSERT INTO t20 VALUES (2, 'A')});
