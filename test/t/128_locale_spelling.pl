@@ -24,9 +24,7 @@ dragonraft.snapshot_entries = 50
 dragonraft.compaction_overhead = 5
 max_worker_processes = 16
 });
-my ($enc, $collate, $ctype) = split /\|/, $c->query(1,
-	'SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = current_database()');
-plan skip_all => "the template database is $enc, not UTF8" if $enc ne 'UTF8';
+my ($collate, $ctype) = $c->template_locale;
 plan skip_all => "the template database's LC_CTYPE \"$ctype\" and LC_COLLATE \"$collate\" differ"
   if $ctype ne $collate;
 # The same locale spelled otherwise.
@@ -35,11 +33,8 @@ plan skip_all => "the template database's locale \"$ctype\" names no UTF-8 codes
   if $other eq $ctype;
 
 my $N4 = $c->node(4);
-$c->use_database(4, 'loc', qq{CREATE DATABASE loc ENCODING 'UTF8' LOCALE '$other' TEMPLATE template0});
 sub sql4 { return $N4->safe_psql('loc', $_[0]); }
-ok($c->wait_until('node 4 engine worker',
-		sub { sql4('SELECT engine_state FROM dragonraft.node_status()') eq 'running' }),
-	"node 4's engine worker runs in database loc");
+ok($c->loc_database(4, $other), "node 4's engine worker runs in database loc");
 is(sql4('SELECT datctype FROM pg_database WHERE datname = current_database()'), $other,
 	"node 4's database has LC_CTYPE \"$other\", the others \"$ctype\"");
 is(sql4(q{SELECT upper('é') = 'É'}), 't', "upper('é') is 'É' in node 4's database too");

@@ -27,17 +27,12 @@ my $c = DragonCluster->new(4, conf => qq{
 dragonraft.testing_member_info_delay = 3000
 max_worker_processes = 16
 });
-my ($enc, $collate, $ctype) = split /\|/, $c->query(1,
-	'SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = current_database()');
-plan skip_all => "the template database is $enc, not UTF8" if $enc ne 'UTF8';
+my ($collate, $ctype) = $c->template_locale;
 plan skip_all => "the template database's locale is C already" if $ctype eq 'C';
 
 my $N4 = $c->node(4);
-$c->use_database(4, 'loc', q{CREATE DATABASE loc ENCODING 'UTF8' LOCALE 'C' TEMPLATE template0});
 sub sql4 { return $N4->safe_psql('loc', $_[0]); }
-ok($c->wait_until('node 4 engine worker',
-		sub { sql4('SELECT engine_state FROM dragonraft.node_status()') eq 'running' }),
-	"node 4's engine worker runs in database loc");
+ok($c->loc_database(4, 'C'), "node 4's engine worker runs in database loc");
 is(sql4(q{SELECT upper('é') = 'é'}), 't', "upper('é') is 'é' in node 4's database");
 
 my $def = q{(k int PRIMARY KEY, a text, b text CHECK (a < b), u text GENERATED ALWAYS AS (upper(a)) STORED)};

@@ -719,6 +719,29 @@ sub crash
 	return $self->wait_until("node ${id}'s processes to exit", sub { !grep { -e "/proc/$_" } @pids });
 }
 
+# The template database's LC_COLLATE and LC_CTYPE; skips the test unless it
+# is UTF8 (the locale tests: 124, 128, 130, 131).
+sub template_locale
+{
+	my ($self) = @_;
+	my ($enc, $collate, $ctype) = split /\|/, $self->query(1,
+		'SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = current_database()');
+	Test::More::plan(skip_all => "the template database is $enc, not UTF8") if $enc ne 'UTF8';
+	return ($collate, $ctype);
+}
+
+# Node id's dragonraft.database becomes loc, a UTF8 database of locale:
+# does its engine worker run there?
+sub loc_database
+{
+	my ($self, $id, $locale) = @_;
+	my $node = $self->node($id);
+	$self->use_database($id, 'loc',
+		qq{CREATE DATABASE loc ENCODING 'UTF8' LOCALE '$locale' TEMPLATE template0});
+	return $self->wait_until("node $id engine worker",
+		sub { $node->safe_psql('loc', 'SELECT engine_state FROM dragonraft.node_status()') eq 'running' });
+}
+
 # use_database(id, db, create): node id runs dragonraft in database db, which
 # the statement create makes (CREATE DATABASE db ...): the extension created
 # there, dragonraft.database set, the server restarted.
