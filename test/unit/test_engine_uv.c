@@ -675,6 +675,24 @@ static void two_nodes(struct world *w, char *d1, char *d2, struct engine_bootstr
 	snprintf(jb->members[0].addr, sizeof(jb->members[0].addr), "%s", w->n[2].addr);
 }
 
+/* Close two_nodes' nodes (one already closed is NULL), their loop and their
+ * state machines. */
+static void two_nodes_close(struct world *w)
+{
+	for (int id = 2; id >= 1; id--)
+		if (w->n[id].u != NULL)
+			engine_uv_close(w->n[id].u);
+	if (!run_until(w, loop_quiet, NULL, 10))
+		fail_msg("loop still alive after close");
+	assert_int_equal(uv_loop_close(&w->loop), 0);
+	transport_set_io_hooks(NULL);
+	for (int id = 1; id <= 2; id++) {
+		fake_storage_destroy(w->n[id].fs);
+		for (int g = 0; g < GROUPS; g++)
+			kv_sm_destroy(w->n[id].sm[g]);
+	}
+}
+
 /*
  * Node 1 runs groups 100 to 102 (joining: no leader); node 2, which runs
  * none, streams snapshots of them to node 1 and never sends their message,
@@ -769,16 +787,7 @@ static void test_uv_stopped_group_drops_snapshot_files(void **state)
 		assert_int_equal(ts.snapshots_received, 1); /* group 100's only */
 	}
 
-	engine_uv_close(w.n[1].u);
-	if (!run_until(&w, loop_quiet, NULL, 10))
-		fail_msg("loop still alive after close");
-	assert_int_equal(uv_loop_close(&w.loop), 0);
-	transport_set_io_hooks(NULL);
-	for (int id = 1; id <= 2; id++) {
-		fake_storage_destroy(w.n[id].fs);
-		for (int g = 0; g < GROUPS; g++)
-			kv_sm_destroy(w.n[id].sm[g]);
-	}
+	two_nodes_close(&w);
 	for (int k = 0; k < 3; k++)
 		kv_sm_destroy(sms[k]);
 	unlink(src);
@@ -856,17 +865,7 @@ static void test_uv_group_restarted_takes_next_stream(void **state)
 	assert_int_equal(ts.snapshots_sent, 1);
 	assert_int_equal(ts.snapshot_failures, 2);
 
-	engine_uv_close(w.n[2].u);
-	engine_uv_close(w.n[1].u);
-	if (!run_until(&w, loop_quiet, NULL, 10))
-		fail_msg("loop still alive after close");
-	assert_int_equal(uv_loop_close(&w.loop), 0);
-	transport_set_io_hooks(NULL);
-	for (int id = 1; id <= 2; id++) {
-		fake_storage_destroy(w.n[id].fs);
-		for (int g = 0; g < GROUPS; g++)
-			kv_sm_destroy(w.n[id].sm[g]);
-	}
+	two_nodes_close(&w);
 	for (int k = 0; k < 2; k++)
 		kv_sm_destroy(sms[k]);
 	unlink(src);
@@ -1093,17 +1092,7 @@ static void test_uv_stopped_group_stream_sender(void **state)
 	assert_int_equal(kv_sm_saves(w.n[2].sm[0]), saves);
 
 	uv_snapshot_chunk = 0;
-	engine_uv_close(w.n[2].u);
-	engine_uv_close(w.n[1].u);
-	if (!run_until(&w, loop_quiet, NULL, 10))
-		fail_msg("loop still alive after close");
-	assert_int_equal(uv_loop_close(&w.loop), 0);
-	transport_set_io_hooks(NULL);
-	for (int id = 1; id <= 2; id++) {
-		fake_storage_destroy(w.n[id].fs);
-		for (int g = 0; g < GROUPS; g++)
-			kv_sm_destroy(w.n[id].sm[g]);
-	}
+	two_nodes_close(&w);
 	assert_int_equal(rmdir(d1), 0); /* nothing of group 100's stream stayed */
 	assert_int_equal(rmdir(d2), 0);
 }
