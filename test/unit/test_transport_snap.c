@@ -629,6 +629,23 @@ static void test_oversize_snapshots_refused(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* A stream of sh's group begun on a raw connection, then the group dropped on the receiver:
+ * the sender is told SNAP_DONE(EINVAL). */
+static void begin_dropped(struct th_pair *p, struct th_raw *r,
+                          const struct transport_snapshot_header *sh)
+{
+	uint8_t in[64];
+	uint32_t len = 0;
+	uint64_t v;
+
+	assert_int_equal(raw_begin(p, r, sh, &v), TF_SNAP_RESUME);
+	assert_int_equal(v, 0);
+	transport_drop_group_snapshots(p->b.t, sh->group_id);
+	assert_int_equal(th_raw_recv_frame(r, in, sizeof(in), &len, 5000), TF_SNAP_DONE);
+	assert_int_equal(len, 4);
+	assert_int_equal(tp_get32(in), TRANSPORT_EINVAL);
+}
+
 /*
  * A stream the receiver drops (its group stopped here) after SNAP_RESUME: the
  * sender, told by SNAP_DONE(EINVAL), may still have the rest of the stream and
@@ -645,21 +662,14 @@ static void test_dropped_stream_rest_discarded(void **state)
 	        .group_id = 5, .from = 1, .to = 2, .total_size = 3 * 4096, .crc32c = 1};
 	struct transport_stats st;
 	struct th_raw r;
-	uint64_t v;
-	uint8_t chunk[4096], in[64];
-	uint32_t len = 0;
+	uint8_t chunk[4096];
 
 	(void)state;
 	assert_non_null(mkdtemp(dir));
 	cfg.snapshot_dir = dir;
 	assert_int_equal(th_pair_start(&p, SECRET, SECRET, &cfg), 0);
 	sh.meta = test_meta();
-	assert_int_equal(raw_begin(&p, &r, &sh, &v), TF_SNAP_RESUME);
-	assert_int_equal(v, 0);
-	transport_drop_group_snapshots(p.b.t, 5);
-	assert_int_equal(th_raw_recv_frame(&r, in, sizeof(in), &len, 5000), TF_SNAP_DONE);
-	assert_int_equal(len, 4);
-	assert_int_equal(tp_get32(in), TRANSPORT_EINVAL);
+	begin_dropped(&p, &r, &sh);
 	assert_true(dir_empty(dir));
 	/* What the sender wrote before it read the answer: the three chunks and END. */
 	th_fill_pattern(chunk, sizeof(chunk), 7);
@@ -735,10 +745,7 @@ static void test_ended_stream_discard_bounded(void **state)
 
 	/* 1. An ended stream, one chunk of its rest discarded, then a new stream on the same
 	 * connection, completed: the old rest (two chunks) lets nothing through after it. */
-	assert_int_equal(raw_begin(&p, &r, &sh, &v), TF_SNAP_RESUME);
-	transport_drop_group_snapshots(p.b.t, 5);
-	assert_int_equal(th_raw_recv_frame(&r, in, sizeof(in), &len, 5000), TF_SNAP_DONE);
-	assert_int_equal(tp_get32(in), TRANSPORT_EINVAL);
+	begin_dropped(&p, &r, &sh);
 	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_CHUNK, chunk, sizeof(chunk), false), 0);
 	WAIT_STAT(p.b.t, snapshot_frames_discarded, 1);
 	assert_int_equal(raw_send_begin(&r, &one, &v), TF_SNAP_RESUME);
@@ -752,9 +759,7 @@ static void test_ended_stream_discard_bounded(void **state)
 
 	/* 2. An ended stream's first chunk and its END discarded: a chunk after the END, within
 	 * what the stream had left, is a violation. */
-	assert_int_equal(raw_begin(&p, &r, &sh, &v), TF_SNAP_RESUME);
-	transport_drop_group_snapshots(p.b.t, 5);
-	assert_int_equal(th_raw_recv_frame(&r, in, sizeof(in), &len, 5000), TF_SNAP_DONE);
+	begin_dropped(&p, &r, &sh);
 	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_CHUNK, chunk, sizeof(chunk), false), 0);
 	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_END, NULL, 0, false), 0);
 	WAIT_STAT(p.b.t, snapshot_frames_discarded, 3);
@@ -772,9 +777,7 @@ static void test_ended_stream_discard_bounded(void **state)
 
 	/* 4. An END with a body after an ended stream: refused by the frame header's check
 	 * (END carries nothing) before any discard, the connection closed. */
-	assert_int_equal(raw_begin(&p, &r, &sh, &v), TF_SNAP_RESUME);
-	transport_drop_group_snapshots(p.b.t, 5);
-	assert_int_equal(th_raw_recv_frame(&r, in, sizeof(in), &len, 5000), TF_SNAP_DONE);
+	begin_dropped(&p, &r, &sh);
 	transport_stats(p.b.t, &st);
 	assert_int_equal(th_raw_send_frame(&r, TF_SNAP_END, chunk, 1, false), 0);
 	WAIT_STAT(p.b.t, frames_oversize, st.frames_oversize + 1);
