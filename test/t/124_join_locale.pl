@@ -39,15 +39,7 @@ is(sql4(q{SELECT upper('é') = 'é'}), 't', "upper('é') is 'é' in node 4's dat
 is($c->query(1, q{SELECT upper('é') = 'É'}), 't', "and 'É' in the others'");
 
 # join_group(g) on node 4 (database loc); returns its stderr once it ended.
-sub join4
-{
-	my ($g) = @_;
-	my ($out, $err) = ('', '');
-	IPC::Run::run(['psql', '-XAtq', '-d', $N4->connstr('loc'), '-c',
-			"SELECT dragonraft.join_group($g, '" . $c->members(1, 2, 3) . "')"],
-		'>', \$out, '2>', \$err, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
-	return $err;
-}
+sub join4 { return $c->join_loc(4, $_[0], 1, 2, 3); }
 sub status4 { return sql4("SELECT state || ': ' || coalesce(error, '') FROM dragonraft.status WHERE group_id = $_[0]"); }
 # Group g on nodes 1-3 with table $table (a CHECK on text, a stored generated
 # upper()), its rows written once every member's info is known on the

@@ -64,15 +64,7 @@ is($c->query($l, 'SELECT u FROM z WHERE k = 1'), 'É', "node $l stored upper('é
 
 # Node 4 joins group 1 and replays the log: it stops at the registration,
 # naming its proposer (before, it made z and stored 'é').
-sub join4
-{
-	my ($g) = @_;
-	my ($out, $err) = ('', '');
-	IPC::Run::run(['psql', '-XAtq', '-d', $N4->connstr('loc'), '-c',
-			"SELECT dragonraft.join_group($g, '" . $c->members(1, 2, 3) . "')"],
-		'>', \$out, '2>', \$err, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
-	return $err;
-}
+sub join4 { return $c->join_loc(4, $_[0], 1, 2, 3); }
 $L->safe_psql('postgres', "SELECT dragonraft.add_member(1, 4, '" . $c->raft_address(4) . "')");
 my $err = join4(1);
 like($err, qr/node 4 cannot apply the entries of group 1.*node $l registered a table in entry $reg of group 1 with a database of another locale than database "loc" of node 4/s,

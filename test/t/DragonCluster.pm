@@ -730,6 +730,18 @@ sub template_locale
 	return ($collate, $ctype);
 }
 
+# join_group(g, members) on node id in its database loc (loc_database); its
+# stderr once it ended.
+sub join_loc
+{
+	my ($self, $id, $g, @members) = @_;
+	my ($out, $err) = ('', '');
+	IPC::Run::run(['psql', '-XAtq', '-d', $self->node($id)->connstr('loc'), '-c',
+			"SELECT dragonraft.join_group($g, '" . $self->members(@members) . "')"],
+		'>', \$out, '2>', \$err, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+	return $err;
+}
+
 # Node id's dragonraft.database becomes loc, a UTF8 database of locale:
 # does its engine worker run there?
 sub loc_database
