@@ -841,35 +841,64 @@ int engine_deliver(struct engine *e, const struct raft_message *msgs, size_t n)
 	return e->failed ? ENGINE_ERR_FAILED : ENGINE_OK;
 }
 
+/* Whether path is the file that a Ready of g will install (taken by the core). */
+static bool recv_pending(const struct group *g, const char *path)
+{
+	return g != NULL && g->recv_index != 0 && strcmp(g->recv_path, path) == 0;
+}
+
 int engine_deliver_snapshot(struct engine *e, const struct raft_message *m, const char *path)
 {
-	struct group *g;
+	struct group *g = NULL;
+	raft_index pending;
 	int rc;
 
-	if (e->failed)
-		return ENGINE_ERR_FAILED;
-	if (e->in_round || m == NULL || path == NULL || m->type != RAFT_MSG_SNAPSHOT ||
-	    m->snapshot == NULL || strlen(path) >= ENGINE_PATH_MAX)
+	if (path == NULL)
 		return ENGINE_ERR_INVALID;
+	if (e->failed) {
+		rc = ENGINE_ERR_FAILED;
+		goto drop;
+	}
+	if (e->in_round || m == NULL || m->type != RAFT_MSG_SNAPSHOT || m->snapshot == NULL ||
+	    strlen(path) >= ENGINE_PATH_MAX) {
+		rc = ENGINE_ERR_INVALID;
+		goto drop;
+	}
 	g = eng_group(e, m->group_id);
 	if (g == NULL || g->state == GS_FAILED) {
 		e->dropped++;
-		return ENGINE_ERR_NO_GROUP;
+		rc = ENGINE_ERR_NO_GROUP;
+		goto drop;
 	}
-	if (g->state != GS_ACTIVE)
-		return ENGINE_ERR_BUSY; /* recovering from another one */
-	if (g->recv_path == NULL && (g->recv_path = e->a->malloc(ENGINE_PATH_MAX)) == NULL)
-		return ENGINE_ERR_NOMEM;
-	if (g->recv_index != 0 && strcmp(g->recv_path, path) != 0)
-		remove(g->recv_path); /* an older one that was never installed */
-	snprintf(g->recv_path, ENGINE_PATH_MAX, "%s", path);
-	g->recv_index = m->snapshot->index;
+	if (g->state != GS_ACTIVE) {
+		rc = ENGINE_ERR_BUSY; /* recovering from another one */
+		goto drop;
+	}
+	if (g->recv_path == NULL && (g->recv_path = e->a->malloc(ENGINE_PATH_MAX)) == NULL) {
+		rc = ENGINE_ERR_NOMEM;
+		goto drop;
+	}
 	eng_refusal_clear(e, g);
+	pending = raft_snapshot_pending(g->r);
 	e->defer++;
 	rc = eng_raft_rc(e, g, raft_step(g->r, m), "a snapshot message");
 	eng_mark(e, g);
 	e->defer--;
+	if (raft_snapshot_pending(g->r) == m->snapshot->index && pending != m->snapshot->index) {
+		/* The core took it: the next Ready installs this file. */
+		if (g->recv_index != 0 && strcmp(g->recv_path, path) != 0)
+			remove(g->recv_path); /* an older one the core replaced */
+		snprintf(g->recv_path, ENGINE_PATH_MAX, "%s", path);
+		g->recv_index = m->snapshot->index;
+		path = NULL;
+	}
 	eng_flush(e);
+drop:
+	/* Refused (an older term, at or below the commit index, a log that has its
+	 * last entry, or no group to take it): no Ready will ask for it.  A file of
+	 * the same name that the core took before stays for its Ready. */
+	if (path != NULL && !recv_pending(g, path))
+		remove(path);
 	return rc;
 }
 
@@ -1094,6 +1123,13 @@ bool engine_accepts(const struct engine *e, uint64_t group_id, raft_id from)
 	/* A member, one that is being added, or an address we were told about. */
 	return m->n_voters + m->n_nonvoters == 0 || raft_membership_contains(m, from) ||
 	       eng_knows_address(g, from);
+}
+
+bool engine_snapshot_useful(const struct engine *e, uint64_t group_id, raft_index index)
+{
+	const struct group *g = eng_group(e, group_id);
+
+	return g != NULL && g->state != GS_FAILED && raft_commit_index(g->r) < index;
 }
 
 size_t engine_pending_count(const struct engine *e)

@@ -500,7 +500,13 @@ int engine_request_snapshot(struct engine *e, uint64_t group_id, engine_done_cb 
 
 /* Messages from the network (any mix of groups); unknown groups are counted and dropped. */
 int engine_deliver(struct engine *e, const struct raft_message *msgs, size_t n);
-/* A complete snapshot file for m (RAFT_MSG_SNAPSHOT) arrived at path (the engine owns it now). */
+/*
+ * A complete snapshot file for m (RAFT_MSG_SNAPSHOT) arrived at path.  The
+ * engine owns the file from here, whatever the outcome: it keeps it for the
+ * Ready that installs it, and deletes it at once if nothing will (the core
+ * refused the message: an older term, at or below the commit index; or an
+ * error: no such group, one recovering from another snapshot).
+ */
 int engine_deliver_snapshot(struct engine *e, const struct raft_message *m, const char *path);
 /*
  * Messages to node_id were dropped, or (group_id 0) the connection to it was
@@ -659,6 +665,10 @@ void engine_sm_resume(struct engine *e, uint64_t group_id);
 size_t engine_groups(const struct engine *e, uint64_t *ids, size_t cap);
 /* Whether a message for group_id from node `from` should be accepted (transport check). */
 bool engine_accepts(const struct engine *e, uint64_t group_id, raft_id from);
+/* Whether a snapshot of group_id at index could still be installed here (the
+ * group runs and has not committed that far: Raft refuses one at or below its
+ * commit index). */
+bool engine_snapshot_useful(const struct engine *e, uint64_t group_id, raft_index index);
 /* Operations waiting for an outcome (proposals, reads, changes). */
 size_t engine_pending_count(const struct engine *e);
 /* Messages dropped on delivery because of an unknown group or a bad message. */

@@ -185,8 +185,7 @@ static void on_batch(void *ctx, uint64_t from, const struct raft_message *msgs, 
 			    in->index == msgs[j].snapshot->index &&
 			    in->term == msgs[j].snapshot->term) {
 				*pp = in->next;
-				if (engine_deliver_snapshot(u->e, &msgs[j], in->path) != ENGINE_OK)
-					remove(in->path);
+				engine_deliver_snapshot(u->e, &msgs[j], in->path); /* takes the file */
 				free(in);
 			}
 			j++;
@@ -209,8 +208,10 @@ static void on_snapshot_received(void *ctx, uint64_t from, uint64_t group_id,
 	struct engine_uv *u = ctx;
 	struct snap_in **pp = find_in(u, group_id), *in = *pp;
 
-	/* Its message would be refused (the group stopped while the file came in). */
-	if (u->closing || !engine_accepts(u->e, group_id, from)) {
+	/* Its message would be refused: the group stopped while the file came in, or
+	 * committed that far meanwhile (from a newer leader's snapshot or entries). */
+	if (u->closing || !engine_accepts(u->e, group_id, from) ||
+	    !engine_snapshot_useful(u->e, group_id, meta->index)) {
 		remove(path);
 		return;
 	}
@@ -396,12 +397,36 @@ static void on_check(uv_check_t *h)
 		run_rounds(u);
 }
 
+/*
+ * A received file whose message has not come, once its group committed past
+ * it, is deleted: the message would be refused now, and it may never come (its
+ * sender crashed, or lost the connection, after the stream ended).
+ */
+static void drop_outrun_ins(struct engine_uv *u)
+{
+	struct snap_in **pp = &u->ins;
+
+	while (*pp != NULL) {
+		struct snap_in *in = *pp;
+
+		if (engine_snapshot_useful(u->e, in->group_id, in->index)) {
+			pp = &in->next;
+			continue;
+		}
+		*pp = in->next;
+		remove(in->path);
+		free(in);
+	}
+}
+
 static void on_tick(uv_timer_t *h)
 {
 	struct engine_uv *u = h->data;
 
-	if (!u->closing)
-		engine_tick(u->e);
+	if (u->closing)
+		return;
+	engine_tick(u->e);
+	drop_outrun_ins(u);
 }
 
 static void on_handle_closed(uv_handle_t *h)

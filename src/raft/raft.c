@@ -924,6 +924,11 @@ raft_index raft_commit_index(const struct raft *r)
 	return r->log.committed;
 }
 
+raft_index raft_snapshot_pending(const struct raft *r)
+{
+	return r->log.has_snap ? r->log.snap.index : 0;
+}
+
 raft_index raft_last_index(const struct raft *r)
 {
 	return raft_log_last(&r->log);

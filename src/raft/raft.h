@@ -341,6 +341,9 @@ raft_id raft_leader(const struct raft *r);
 raft_term raft_term_of(const struct raft *r);
 raft_index raft_commit_index(const struct raft *r);
 raft_index raft_last_index(const struct raft *r);
+/* The index of a snapshot that a RAFT_MSG_SNAPSHOT installed in the core and
+ * that a Ready carries (or will) for the caller to install; 0 if none. */
+raft_index raft_snapshot_pending(const struct raft *r);
 /* No membership change entry in the log lies above this index (an upper
  * bound: after a restart, the last index then).  A commit index that moves
  * past a stored one below it may cover a change: an embedder that stores a

@@ -728,6 +728,99 @@ static void test_add_member_snapshot_async(void **state)
 	add_member_snapshot(5);
 }
 
+/* A file that no state machine could load, for a snapshot message at path. */
+static void write_junk(const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs("not a snapshot\n", f);
+	assert_int_equal(fclose(f), 0);
+}
+
+/*
+ * Snapshot messages that the core refuses, delivered after it took the
+ * leader's and before the Ready that installs it: one at the same index (at
+ * or below the commit index now) and one of an older term beyond it (an old
+ * leader's stream that ended late: TAP 088 kept such a file).  Each file is
+ * deleted at once, and the leader's snapshot is installed.  Before, each
+ * took the place of the taken file: the Ready installed the junk, or found
+ * no file for its index and the group failed.
+ */
+static void test_refused_snapshot_file_deleted(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_group_status st, lst;
+	struct engine_wait w = {0};
+	struct raft_snapshot_meta meta;
+	struct raft_message m;
+	struct cluster c;
+	size_t n = 300;
+	struct prop *p = calloc(n, sizeof(*p));
+	char same[512], old[512];
+	raft_id lead;
+	int steps = 0;
+
+	(void)state;
+	cfg.snapshot_entries = 100;
+	cfg.compaction_overhead = 20;
+	assert_int_equal(cluster_init_with(&c, test_storage, 4, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	lead = cluster_leader(&c, 0);
+	/* A second term, so that the first is an older one. */
+	assert_int_equal(engine_transfer_leader(c.nodes[lead].e, c.group_ids[0], lead == 1 ? 2 : 1,
+	                                        engine_wait_cb, &w),
+	                 ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w, 200));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	propose_many(&c, p, n, 1);
+	lead = cluster_leader(&c, 0);
+	assert_int_equal(cluster_join(&c, 4, 0), ENGINE_OK);
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(engine_add_member(c.nodes[lead].e, c.group_ids[0], 4, "127.0.0.1:7404",
+	                                   engine_wait_cb, &w),
+	                 ENGINE_OK);
+	while (fake_net_snapshots(c.net) == 0 && steps++ < 2000)
+		cluster_step(&c);
+	assert_true(fake_net_snapshots(c.net) == 1); /* taken; its Ready comes next step */
+	assert_true(cluster_status(&c, 4, 0, &st));
+	assert_true(cluster_status(&c, lead, 0, &lst));
+	assert_true(lst.term >= 2);
+	assert_int_equal(kv_sm_recoveries(c.nodes[4].sm[0]), 0);
+
+	memset(&m, 0, sizeof(m));
+	meta.index = st.commit; /* the taken snapshot's */
+	meta.term = lst.term;
+	meta.membership = lst.membership;
+	m.type = RAFT_MSG_SNAPSHOT;
+	m.group_id = c.group_ids[0];
+	m.from = lead;
+	m.to = 4;
+	m.term = lst.term;
+	m.snapshot = &meta;
+	snprintf(same, sizeof(same), "%s/same-index.snap", c.dir);
+	write_junk(same);
+	assert_int_equal(engine_deliver_snapshot(c.nodes[4].e, &m, same), ENGINE_OK);
+	assert_int_equal(access(same, F_OK), -1);
+
+	meta.index = st.commit + 10;
+	m.term = lst.term - 1;
+	snprintf(old, sizeof(old), "%s/older-term.snap", c.dir);
+	write_junk(old);
+	assert_int_equal(engine_deliver_snapshot(c.nodes[4].e, &m, old), ENGINE_OK);
+	assert_int_equal(access(old, F_OK), -1);
+
+	assert_true(cluster_run(&c, waited, &w, 200));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	assert_int_equal(kv_sm_recoveries(c.nodes[4].sm[0]), 1);
+	assert_int_equal(kv_sm_count(c.nodes[4].sm[0]), n);
+	assert_true(cluster_status(&c, 4, 0, &st));
+	assert_int_equal(st.state, ENGINE_GROUP_ACTIVE);
+	cluster_destroy(&c);
+	free(p);
+}
+
 /*
  * A member that refused the leader's snapshot for want of room (the network
  * said so: engine_snapshot_refused) shows why in its status until a snapshot
@@ -5358,6 +5451,7 @@ int main(void)
 	        cmocka_unit_test(test_add_member_snapshot),
 	        cmocka_unit_test(test_add_member_snapshot_async),
 	        cmocka_unit_test(test_add_member_snapshot_long_load),
+	        cmocka_unit_test(test_refused_snapshot_file_deleted),
 	        cmocka_unit_test(test_snapshot_refusal_shown_until_snapshot),
 	        cmocka_unit_test(test_snapshot_refused_backoff),
 	        cmocka_unit_test(test_snapshot_names_new_per_engine),

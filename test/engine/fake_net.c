@@ -281,12 +281,14 @@ size_t fake_net_deliver(struct fake_net *n)
 		if (q->path != NULL) {
 			if (ok && n->refuses_snapshots[m->to])
 				say_no_room(n, m);
-			if (ok && !n->refuses_snapshots[m->to] &&
-			    engine_deliver_snapshot(n->engines[m->to], m, q->path) == ENGINE_OK) {
+			if (ok && !n->refuses_snapshots[m->to]) {
+				ok = engine_deliver_snapshot(n->engines[m->to], m, q->path) == ENGINE_OK;
 				free(q->path); /* the receiver owns the file now */
 				q->path = NULL;
-				n->snapshots++;
-				delivered++;
+				if (ok) {
+					n->snapshots++;
+					delivered++;
+				}
 			} else {
 				ok = false;
 			}

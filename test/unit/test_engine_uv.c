@@ -923,6 +923,63 @@ static void propose_n(struct world *w, uint64_t group, int n, uint64_t *key)
 }
 
 /*
+ * Nodes 1 and 2 in directories d1 and d2 (char[128] each) with the I/O hooks
+ * set; node 2 leads groups 100 and 101 alone, node 1 runs them as a joiner;
+ * node 1 follows group 101 (a non-voter) and applied its first 20 entries.
+ */
+static void node1_follows_101(struct world *w, char *d1, char *d2, uint64_t *key)
+{
+	struct engine_bootstrap bs, jb;
+	struct engine_wait wt;
+	struct engine_group_status st;
+	struct applied_wait aw;
+
+	memset(w, 0, sizeof(*w));
+	acked = 0;
+	snprintf(d1, 128, "/tmp/dr-engine-uv-XXXXXX");
+	snprintf(d2, 128, "/tmp/dr-engine-uv-XXXXXX");
+	assert_non_null(mkdtemp(d1));
+	assert_non_null(mkdtemp(d2));
+	transport_set_io_hooks(&io_hooks);
+	assert_int_equal(uv_loop_init(&w->loop), 0);
+	snprintf(w->dir, sizeof(w->dir), "%s", d1);
+	start_node(w, 1);
+	snprintf(w->dir, sizeof(w->dir), "%s", d2);
+	start_node(w, 2);
+	transport_set_snapshot_min_free(engine_uv_transport(w->n[1].u), 0);
+	memset(&bs, 0, sizeof(bs));
+	bs.n_members = 1;
+	bs.members[0].node_id = 2;
+	snprintf(bs.members[0].addr, sizeof(bs.members[0].addr), "%s", w->n[2].addr);
+	jb = bs;
+	jb.join = true;
+	for (int g = 0; g < GROUPS; g++) {
+		struct engine_sm_ops sm;
+
+		kv_sm_ops(w->n[2].sm[g], &sm);
+		assert_int_equal(engine_start_group(eng(w, 2), 100 + (uint64_t)g, &bs, &sm),
+		                 ENGINE_OK);
+		kv_sm_ops(w->n[1].sm[g], &sm);
+		assert_int_equal(engine_start_group(eng(w, 1), 100 + (uint64_t)g, &jb, &sm),
+		                 ENGINE_OK);
+	}
+	if (!run_until(w, led_by_2, NULL, 20))
+		fail_msg("node 2 does not lead its groups");
+
+	/* Group 101: node 1 follows it from the start (no snapshot). */
+	memset(&wt, 0, sizeof(wt));
+	assert_int_equal(engine_add_nonvoter(eng(w, 2), 101, 1, w->n[1].addr, engine_wait_cb, &wt),
+	                 ENGINE_OK);
+	if (!run_until(w, waited, &wt, 20) || wt.res.rc != ENGINE_OK)
+		fail_msg("node 1 was not added to group 101");
+	propose_n(w, 101, 20, key);
+	assert_int_equal(engine_group_status(eng(w, 2), 101, &st), ENGINE_OK);
+	aw = (struct applied_wait){1, 101, st.commit};
+	if (!run_until(w, applied_reached, &aw, 20))
+		fail_msg("node 1 did not follow group 101");
+}
+
+/*
  * Node 2 leads groups 100 and 101 alone; node 1 follows group 101 (a
  * non-voter) and joins group 100 after compaction, so node 2 streams it a
  * snapshot in small chunks.  Node 1 stops group 100 while that stream is under
@@ -941,7 +998,6 @@ static void propose_n(struct world *w, uint64_t group, int n, uint64_t *key)
 static void test_uv_stopped_group_stream_sender(void **state)
 {
 	struct world w;
-	struct engine_bootstrap bs, jb;
 	struct engine_wait wt;
 	struct engine_group_status st;
 	struct transport_stats s1a, s1b, s2a, s2b;
@@ -952,50 +1008,8 @@ static void test_uv_stopped_group_stream_sender(void **state)
 	unsigned saves;
 
 	(void)state;
-	memset(&w, 0, sizeof(w));
-	acked = 0;
 	uv_snapshot_chunk = 4096; /* 2,000 keys: ~48 KB of snapshot, a dozen chunks */
-	snprintf(d1, sizeof(d1), "/tmp/dr-engine-uv-XXXXXX");
-	snprintf(d2, sizeof(d2), "/tmp/dr-engine-uv-XXXXXX");
-	assert_non_null(mkdtemp(d1));
-	assert_non_null(mkdtemp(d2));
-	transport_set_io_hooks(&io_hooks);
-	assert_int_equal(uv_loop_init(&w.loop), 0);
-	snprintf(w.dir, sizeof(w.dir), "%s", d1);
-	start_node(&w, 1);
-	snprintf(w.dir, sizeof(w.dir), "%s", d2);
-	start_node(&w, 2);
-	transport_set_snapshot_min_free(engine_uv_transport(w.n[1].u), 0);
-	memset(&bs, 0, sizeof(bs));
-	bs.n_members = 1;
-	bs.members[0].node_id = 2;
-	snprintf(bs.members[0].addr, sizeof(bs.members[0].addr), "%s", w.n[2].addr);
-	jb = bs;
-	jb.join = true;
-	for (int g = 0; g < GROUPS; g++) {
-		struct engine_sm_ops sm;
-
-		kv_sm_ops(w.n[2].sm[g], &sm);
-		assert_int_equal(engine_start_group(eng(&w, 2), 100 + (uint64_t)g, &bs, &sm),
-		                 ENGINE_OK);
-		kv_sm_ops(w.n[1].sm[g], &sm);
-		assert_int_equal(engine_start_group(eng(&w, 1), 100 + (uint64_t)g, &jb, &sm),
-		                 ENGINE_OK);
-	}
-	if (!run_until(&w, led_by_2, NULL, 20))
-		fail_msg("node 2 does not lead its groups");
-
-	/* Group 101: node 1 follows it from the start (no snapshot). */
-	memset(&wt, 0, sizeof(wt));
-	assert_int_equal(engine_add_nonvoter(eng(&w, 2), 101, 1, w.n[1].addr, engine_wait_cb, &wt),
-	                 ENGINE_OK);
-	if (!run_until(&w, waited, &wt, 20) || wt.res.rc != ENGINE_OK)
-		fail_msg("node 1 was not added to group 101");
-	propose_n(&w, 101, 20, &key);
-	assert_int_equal(engine_group_status(eng(&w, 2), 101, &st), ENGINE_OK);
-	aw = (struct applied_wait){1, 101, st.commit};
-	if (!run_until(&w, applied_reached, &aw, 20))
-		fail_msg("node 1 did not follow group 101");
+	node1_follows_101(&w, d1, d2, &key);
 
 	/* Group 100: compacted, then node 1 added: a snapshot streams to it. */
 	propose_n(&w, 100, 2000, &key);
@@ -1097,6 +1111,68 @@ static void test_uv_stopped_group_stream_sender(void **state)
 	assert_int_equal(rmdir(d2), 0);
 }
 
+/*
+ * Snapshot files of group 101 that arrive at node 1 and whose message does
+ * not come (an old leader's stream that ended late, its message refused or
+ * lost: TAP 088 kept such a file), once node 1 committed past them:
+ *  - one at or below node 1's commit index on arrival is deleted at once;
+ *  - one beyond it is kept for its message, then deleted once the entries
+ *    that node 1 commits pass its index.
+ * Before, both stayed until the group's next snapshot, its stop or the close.
+ */
+static void test_uv_outrun_snapshot_file_deleted(void **state)
+{
+	struct world w;
+	struct engine_group_status st;
+	struct raft_snapshot_meta meta;
+	struct stat_wait sw;
+	struct applied_wait aw;
+	char d1[128], d2[128], src[256], below[256], beyond[256];
+	struct transport *t1, *t2;
+	uint64_t key = 0;
+
+	(void)state;
+	node1_follows_101(&w, d1, d2, &key);
+	t1 = engine_uv_transport(w.n[1].u);
+	t2 = engine_uv_transport(w.n[2].u);
+	assert_int_equal(engine_group_status(eng(&w, 1), 101, &st), ENGINE_OK);
+	memset(&meta, 0, sizeof(meta));
+	meta.index = st.commit;
+	meta.term = st.term;
+	meta.membership = st.membership;
+	snprintf(src, sizeof(src), "%s/source", d2);
+	write_file(src, 10000);
+
+	snprintf(below, sizeof(below), "%s/snap-g101-n2-i%llu-t%llu.snap", d1,
+	         (unsigned long long)meta.index, (unsigned long long)meta.term);
+	assert_int_equal(transport_send_snapshot(t2, 1, 101, &meta, src), TRANSPORT_OK);
+	sw = (struct stat_wait){t1, false, 1};
+	if (!run_until(&w, stat_reached, &sw, 10))
+		fail_msg("the snapshot at node 1's commit index did not arrive");
+	if (path_exists(below))
+		fail_msg("%s stayed: node 1 had committed its index on arrival", below);
+
+	meta.index = st.commit + 10;
+	snprintf(beyond, sizeof(beyond), "%s/snap-g101-n2-i%llu-t%llu.snap", d1,
+	         (unsigned long long)meta.index, (unsigned long long)meta.term);
+	assert_int_equal(transport_send_snapshot(t2, 1, 101, &meta, src), TRANSPORT_OK);
+	sw = (struct stat_wait){t1, false, 2};
+	if (!run_until(&w, stat_reached, &sw, 10))
+		fail_msg("the snapshot beyond node 1's commit index did not arrive");
+	assert_true(path_exists(beyond)); /* its message may still come */
+	propose_n(&w, 101, 20, &key);
+	aw = (struct applied_wait){1, 101, meta.index};
+	if (!run_until(&w, applied_reached, &aw, 20))
+		fail_msg("node 1 did not follow group 101");
+	if (!run_until(&w, path_gone, beyond, 5))
+		fail_msg("%s stayed after node 1 committed past its index", beyond);
+
+	unlink(src);
+	two_nodes_close(&w);
+	assert_int_equal(rmdir(d1), 0);
+	assert_int_equal(rmdir(d2), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1106,6 +1182,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_uv_stopped_group_drops_snapshot_files, io_reset),
 	        cmocka_unit_test_teardown(test_uv_group_restarted_takes_next_stream, io_reset),
 	        cmocka_unit_test_teardown(test_uv_stopped_group_stream_sender, io_reset),
+	        cmocka_unit_test_teardown(test_uv_outrun_snapshot_file_deleted, io_reset),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
