@@ -184,8 +184,9 @@ static void on_batch(void *ctx, uint64_t from, const struct raft_message *msgs, 
 			if (in != NULL && msgs[j].snapshot != NULL && in->from == msgs[j].from &&
 			    in->index == msgs[j].snapshot->index &&
 			    in->term == msgs[j].snapshot->term) {
+				/* (the engine takes the file, whatever the outcome) */
 				*pp = in->next;
-				engine_deliver_snapshot(u->e, &msgs[j], in->path); /* takes the file */
+				engine_deliver_snapshot(u->e, &msgs[j], in->path);
 				free(in);
 			}
 			j++;
