@@ -240,7 +240,7 @@ is($state, '55000', 'create_group(21) is refused');
 like($msg, qr/run leave_group\(21, true\) here \(it also ends an interrupted leave\)/,
 	'saying to run leave_group(21, true)');
 # DROP EXTENSION: no group runs on node 1, but an origin of one is left (the
-# extension's tables, left_groups among them, would go with it).
+# extension's tables would go with it).
 ($state, $msg) = $c->sql_error(1, 'DROP EXTENSION dragonraft');
 is($state, '55006', 'DROP EXTENSION is refused while the origin of group 21 is left');
 like($msg, qr/HINT:  .*leave_group\(21, true\)/, 'its hint names leave_group(21, true)');
