@@ -75,6 +75,7 @@ typedef struct GroupView {
 	bool member;           /* the node asked about is in the membership this node knows */
 	bool voter;
 	int n_voters;
+	uint64 made; /* DrGroup.made: which incarnation of the group */
 	char error[DR_ERROR_LEN];
 } GroupView;
 
@@ -89,6 +90,7 @@ static GroupView view(int64 group_id, int64 node)
 	g = group_id > 0 ? dr_shmem_group_find((uint64)group_id) : NULL;
 	if (g != NULL) {
 		v.exists = true;
+		v.made = g->made;
 		for (int m = g->first_member; m >= 0; m = dr_members[m].next) {
 			if (dr_members[m].voter)
 				v.n_voters++;
@@ -904,6 +906,25 @@ static void join_stopped(int64 group_id, const GroupView *v)
 	         errdetail("%s", v->error)));
 }
 
+/*
+ * view() for join_group's waits: the member it joined, *made (0: the first
+ * one it sees).  A group left and made again here meanwhile (same id) is
+ * not it: it is shown as gone, and join_group ends as when it is left
+ * (rev58; before, it went on with the new group's status as its own).
+ */
+static GroupView view_joined(int64 group_id, uint64 *made)
+{
+	GroupView v = view(group_id, dr_node_id);
+
+	if (v.exists && *made == 0)
+		*made = v.made;
+	else if (v.exists && v.made != *made) {
+		memset(&v, 0, sizeof(v));
+		v.exists = false;
+	}
+	return v;
+}
+
 Datum dr_join_group(PG_FUNCTION_ARGS)
 {
 	int64 group_id = PG_GETARG_INT64(0);
@@ -920,6 +941,7 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 	char *payload, *replaced;
 	Size len;
 	int n, others = 0;
+	uint64 made = 0;
 
 	dr_sql_groups_check_engine();
 	if (group_id < 1)
@@ -973,7 +995,7 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 	/* Was it added?  Then a leader contacts it. */
 	start = GetCurrentTimestamp();
 	for (;;) {
-		v = view(group_id, dr_node_id);
+		v = view_joined(group_id, &made);
 		check_not_removed(group_id, &v);
 		if (v.exists && v.leader != 0)
 			break;
@@ -1014,7 +1036,7 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 		bool receiving =
 		        dr_snapshot_receiving(group_id, &phase, &done, &total, &load_started);
 
-		v = view(group_id, dr_node_id);
+		v = view_joined(group_id, &made);
 		if (!v.exists || v.state == DR_MEMBER_LOST || v.state == DR_MEMBER_FAILED)
 			join_stopped(group_id, &v);
 		check_not_removed(group_id, &v);
@@ -1123,7 +1145,7 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 	PG_CATCH();
 	{
 		MemoryContextSwitchTo(cxt);
-		v = view(group_id, dr_node_id);
+		v = view_joined(group_id, &made);
 		if (v.exists && v.state != DR_MEMBER_LOST && v.state != DR_MEMBER_FAILED)
 			PG_RE_THROW();
 		FlushErrorState();
