@@ -622,7 +622,9 @@ static void record_left(int64 group_id)
 void dr_sql_membership_check_not_left(int64 group_id)
 {
 	char *path = left_path(group_id, dr_node_id);
+	char origin[NAMEDATALEN];
 	struct stat st;
+	bool cut_short;
 
 	if (stat(path, &st) != 0) {
 		if (errno == ENOENT)
@@ -632,15 +634,26 @@ void dr_sql_membership_check_not_left(int64 group_id)
 		                       "stat file \"%s\": %m",
 		                       dr_node_id, (long long)group_id, path)));
 	}
-	ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-	                errmsg("node %d left group %lld and cannot be its member again", dr_node_id,
-	                       (long long)group_id),
-	                errdetail("Its Raft log and vote were deleted when it left: under the same "
-	                          "node id it could vote twice in a term or forget entries it "
-	                          "acknowledged.  The record outlives DROP EXTENSION."),
-	                errhint("Remove node %d on the group's leader (remove_member), then give "
-	                        "this server a new dragonraft.node_id and add it under that id.",
-	                        dr_node_id)));
+	/* The record is made before the LogDB data is deleted: a leave cut short
+	 * after it (its origin or its member still here) is ended by leave_group. */
+	dr_origins_name((uint64)group_id, origin);
+	cut_short = replorigin_by_name(origin, true) != InvalidRepOriginId ||
+	            dr_shmem_group_made((uint64)group_id) != 0;
+	ereport(ERROR,
+	        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+	         errmsg("node %d left group %lld and cannot be its member again", dr_node_id,
+	                (long long)group_id),
+	         errdetail("Its Raft log and vote were deleted when it left: under the same "
+	                   "node id it could vote twice in a term or forget entries it "
+	                   "acknowledged.  The record outlives DROP EXTENSION."),
+	         cut_short ? errhint("Its leave was cut short here: run leave_group(%lld, true) "
+	                             "to end it, then give this server a new "
+	                             "dragonraft.node_id to add it to the group again.",
+	                             (long long)group_id)
+	                   : errhint("Remove node %d on the group's leader (remove_member), then "
+	                             "give this server a new dragonraft.node_id and add it under "
+	                             "that id.",
+	                             dr_node_id)));
 }
 
 /* The rows of dragonraft.left_groups: the files of left_dir(). */
