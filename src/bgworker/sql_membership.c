@@ -17,27 +17,27 @@
 #include "dragonraft.h"
 
 #include <limits.h>
+#include <sys/stat.h>
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "engine/engine.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "membership.h"
 #include "miscadmin.h"
 #include "nodes/plannodes.h"
 #include "origins.h"
 #include "pgstat.h"
-#include "storage/fd.h"
-#include <sys/stat.h>
 #include "raft/raft.h"
 #include "shmem.h"
 #include "snapshot.h"
+#include "storage/fd.h"
 #include "storage/latch.h"
 #include "tcop/pquery.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
-#include "funcapi.h"
 #include "write.h"
 
 PG_FUNCTION_INFO_V1(dr_add_member);
