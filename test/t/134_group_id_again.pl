@@ -37,6 +37,10 @@ sub sql3 { return $N3->safe_psql('postgres', $_[0]); }
 
 $c->create_group(1, 1, 2, 3);
 ok($c->caught_up(1), 'group 1 applies on nodes 1 to 3');
+# (node 1 leads: a leader's leave_group removes it first, and node 3 is to
+# stay a voter of group 1 for the others)
+sql1('SELECT dragonraft.transfer_leader(1, 1)') if $c->leader(1) != 1;
+is($c->leader(1), 1, 'node 1 leads group 1');
 
 sql3('SELECT dragonraft.leave_group(1, true)');
 $c->group_nodes(1, 1, 2);
