@@ -453,16 +453,28 @@ GRANT EXECUTE ON FUNCTION stat_progress_snapshot() TO pg_monitor, dragonraft_adm
 GRANT SELECT ON stat_progress_snapshot TO pg_monitor, dragonraft_admin;
 
 -- Review 3 fixes (helper mfix): a node that left a group never rejoins it under
--- the same node id (its Raft state is gone).
-CREATE TABLE left_groups (
-  group_id bigint NOT NULL,
-  node_id integer NOT NULL,
-  left_at timestamptz NOT NULL DEFAULT now(),
-  PRIMARY KEY (group_id, node_id)
-);
-COMMENT ON TABLE left_groups IS
-  'Groups this server left (leave_group) under a node id: create_group and join_group of such a group are refused under that id, which must never vote again.  Delete a row only once no member of that group exists anywhere';
+-- the same node id (its Raft state is gone).  The record is a file per group
+-- in dragonraft.data_dir/left_groups (rev58): a table of the extension's went
+-- with DROP EXTENSION, and the node id could then join the group again.
+-- left_groups shows them; forget_left_group deletes one on purpose.
+CREATE FUNCTION left_groups(OUT group_id bigint, OUT node_id integer, OUT left_at timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'dr_left_groups'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION left_groups() IS 'The rows of the view dragonraft.left_groups';
+CREATE VIEW left_groups AS SELECT * FROM left_groups();
+COMMENT ON VIEW left_groups IS
+  'Groups this server left (leave_group) under a node id, from the files in dragonraft.data_dir/left_groups (they outlive DROP EXTENSION): create_group and join_group of such a group are refused under that id, which must never vote again.  forget_left_group deletes one, once no member of that group exists anywhere';
+REVOKE ALL ON FUNCTION left_groups() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION left_groups() TO pg_monitor, dragonraft_admin;
 GRANT SELECT ON left_groups TO pg_monitor, dragonraft_admin;
+CREATE FUNCTION forget_left_group(group_id bigint, node_id integer)
+RETURNS void
+AS 'MODULE_PATHNAME', 'dr_forget_left_group'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION forget_left_group(bigint, integer) IS
+  'Deletes the record that node_id left group_id on this server (dragonraft.left_groups), so that it may create or join that group again under that id: only once every member of the group is gone (a node that forgot its votes can elect two leaders in a term)';
+REVOKE ALL ON FUNCTION forget_left_group(bigint, integer) FROM PUBLIC;
 
 -- Membership changes refuse to leave no quorum that answers; force overrides.
 CREATE FUNCTION add_member(group_id bigint, node_id integer, address text, voting boolean,

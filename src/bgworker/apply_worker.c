@@ -1031,8 +1031,9 @@ static void forget_load(ApplyGroup *ag)
 
 /*
  * Forget what was found of groups whose shared entry was made again since:
- * a group this node left and is a member of again (DROP EXTENSION emptied
- * dragonraft.left_groups), or one an engine worker's restart started again.
+ * a group this node left and is a member of again (forget_left_group; before
+ * rev58, DROP EXTENSION emptied dragonraft.left_groups), or one an engine
+ * worker's restart started again.
  * The group made anew has an origin of its own, at 0: kept, the old origin's
  * applied index skipped its entries, and the old id, taken meanwhile by
  * another group, moved that group's applied index (review 36, TAP 112).

@@ -252,6 +252,20 @@ uint64 dr_shmem_group_applied(uint64 group_id)
 	return applied;
 }
 
+/* The group's incarnation here (DrGroup.made), 0 when it is not here: a wait
+ * that looks the group up by id again ends when it changes (rev58). */
+uint64 dr_shmem_group_made(uint64 group_id)
+{
+	DrGroup *g;
+	uint64 made;
+
+	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+	g = dr_shmem_group_find(group_id);
+	made = g != NULL ? g->made : 0;
+	LWLockRelease(dr_shared->groups_lock);
+	return made;
+}
+
 DrGroup *dr_shmem_group_add(uint64 group_id)
 {
 	DrGroup *g;

@@ -17,12 +17,14 @@
 #include "dragonraft.h"
 
 #include <limits.h>
+#include <sys/stat.h>
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "engine/engine.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "membership.h"
 #include "miscadmin.h"
 #include "nodes/plannodes.h"
@@ -31,6 +33,7 @@
 #include "raft/raft.h"
 #include "shmem.h"
 #include "snapshot.h"
+#include "storage/fd.h"
 #include "storage/latch.h"
 #include "tcop/pquery.h"
 #include "utils/builtins.h"
@@ -42,6 +45,8 @@ PG_FUNCTION_INFO_V1(dr_promote_member);
 PG_FUNCTION_INFO_V1(dr_remove_member);
 PG_FUNCTION_INFO_V1(dr_join_group);
 PG_FUNCTION_INFO_V1(dr_leave_group);
+PG_FUNCTION_INFO_V1(dr_left_groups);
+PG_FUNCTION_INFO_V1(dr_forget_left_group);
 PG_FUNCTION_INFO_V1(dr_snapshot);
 PG_FUNCTION_INFO_V1(dr_read_barrier_sql);
 
@@ -70,6 +75,7 @@ typedef struct GroupView {
 	bool member;           /* the node asked about is in the membership this node knows */
 	bool voter;
 	int n_voters;
+	uint64 made; /* DrGroup.made: which incarnation of the group */
 	char error[DR_ERROR_LEN];
 } GroupView;
 
@@ -84,6 +90,7 @@ static GroupView view(int64 group_id, int64 node)
 	g = group_id > 0 ? dr_shmem_group_find((uint64)group_id) : NULL;
 	if (g != NULL) {
 		v.exists = true;
+		v.made = g->made;
 		for (int m = g->first_member; m >= 0; m = dr_members[m].next) {
 			if (dr_members[m].voter)
 				v.n_voters++;
@@ -399,6 +406,8 @@ Datum dr_remove_member(PG_FUNCTION_ARGS)
 
 /* ---- leaving ---- */
 
+static void record_left(int64 group_id);
+
 /*
  * Stop this node's member of group_id and delete its data: the capture
  * triggers and catalog rows of the group (its tables stay, no longer
@@ -489,6 +498,12 @@ static void leave_locally(int64 group_id, bool gave_up_join)
 	 * request: queue.c gives up on it at a cancel or statement_timeout
 	 * (55000, nothing done). */
 	dr_xact_hold_cancels();
+	/* The record that this node id left the group is durable before the
+	 * member's Raft state is deleted (a crash in between leaves a record of
+	 * a group that is still here: leave_group again ends it).  A join given
+	 * up on is not recorded: no leader contacted the member. */
+	if (!gave_up_join)
+		record_left(group_id);
 	dr_queue_call_uncancellable(DR_REQ_LEAVE_GROUP, (uint64)group_id, gave_up_join, NULL, 0,
 	                            &res);
 	if (res.rc != ENGINE_OK)
@@ -553,50 +568,156 @@ static void whole_statement(FunctionCallInfo fcinfo, const char *what)
  * A member whose Raft state was deleted must never vote or acknowledge again
  * under the same node id (it would forget its vote and the entries it
  * acknowledged: a committed entry can be lost, review 3 #1).  leave_group
- * records the group in dragonraft.left_groups, in its transaction, and
- * create_group and join_group of that group under this node id are refused.
+ * records the group, and create_group and join_group of that group under
+ * this node id are refused.
+ *
+ * The record is an empty file per group and node id,
+ * dragonraft.data_dir/left_groups/<group id>.<node id>, made and synced
+ * before the engine worker deletes the member's LogDB data.  It was a row of
+ * the extension's table dragonraft.left_groups: DROP EXTENSION (allowed once
+ * the node is a member of no group) took it along, and the node id then
+ * joined or made the group again (rev58, TAP 134).  The data directory
+ * outlives the extension (DROP EXTENSION removes nothing there) and a LogDB
+ * moved aside as damaged, which the LogDB's own records would not.  The view
+ * dragonraft.left_groups lists the files; forget_left_group deletes one on
+ * purpose.  A file per record needs no lock: two leave_group calls at once
+ * each make their own.
  */
+static char *left_dir(void)
+{
+	return psprintf("%s/left_groups", dr_data_dir);
+}
+
+static char *left_path(int64 group_id, int32 node_id)
+{
+	return psprintf("%s/left_groups/%lld.%d", dr_data_dir, (long long)group_id, node_id);
+}
+
 static void record_left(int64 group_id)
 {
-	Oid types[2] = {INT8OID, INT4OID};
-	Datum values[2] = {Int64GetDatum(group_id), Int32GetDatum(dr_node_id)};
+	char *dir = left_dir(), *path = left_path(group_id, dr_node_id);
+	int fd;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("INSERT INTO dragonraft.left_groups (group_id, node_id) "
-	                          "VALUES ($1, $2) ON CONFLICT DO NOTHING",
-	                          2, types, values, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "dragonraft could not record that it left group %lld",
-		     (long long)group_id);
-	SPI_finish();
+	if (MakePGDirectory(dr_data_dir) != 0 && errno != EEXIST)
+		ereport(ERROR, (errcode_for_file_access(),
+		                errmsg("could not create directory \"%s\": %m", dr_data_dir)));
+	if (MakePGDirectory(dir) != 0 && errno != EEXIST)
+		ereport(ERROR, (errcode_for_file_access(),
+		                errmsg("could not create directory \"%s\": %m", dir)));
+	fd = OpenTransientFile(path, O_RDWR | O_CREAT | PG_BINARY);
+	if (fd < 0)
+		ereport(ERROR, (errcode_for_file_access(),
+		                errmsg("could not record that node %d left group %lld: could not "
+		                       "create file \"%s\": %m",
+		                       dr_node_id, (long long)group_id, path)));
+	if (pg_fsync(fd) != 0)
+		ereport(ERROR, (errcode_for_file_access(),
+		                errmsg("could not fsync file \"%s\": %m", path)));
+	CloseTransientFile(fd);
+	/* The file's name is in its directory, and the directory in its parent. */
+	(void)fsync_fname_ext(dir, true, false, ERROR);
+	(void)fsync_fname_ext(dr_data_dir, true, false, ERROR);
 }
 
 void dr_sql_membership_check_not_left(int64 group_id)
 {
-	Oid types[2] = {INT8OID, INT4OID};
-	Datum values[2] = {Int64GetDatum(group_id), Int32GetDatum(dr_node_id)};
-	bool left;
+	char *path = left_path(group_id, dr_node_id);
+	char origin[NAMEDATALEN];
+	struct stat st;
+	bool cut_short;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT 1 FROM dragonraft.left_groups "
-	                          "WHERE group_id = $1 AND node_id = $2",
-	                          2, types, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "dragonraft could not read dragonraft.left_groups");
-	left = SPI_processed > 0;
-	SPI_finish();
-	if (left)
-		ereport(ERROR,
-		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-		         errmsg("node %d left group %lld and cannot be its member again",
-		                dr_node_id, (long long)group_id),
-		         errdetail(
-		                 "Its Raft log and vote were deleted when it left: under the same "
-		                 "node id it could vote twice in a term or forget entries it "
-		                 "acknowledged."),
-		         errhint("Remove node %d on the group's leader (remove_member), then give "
-		                 "this server a new dragonraft.node_id and add it under that id.",
-		                 dr_node_id)));
+	if (stat(path, &st) != 0) {
+		if (errno == ENOENT)
+			return;
+		ereport(ERROR, (errcode_for_file_access(),
+		                errmsg("could not tell whether node %d left group %lld: could not "
+		                       "stat file \"%s\": %m",
+		                       dr_node_id, (long long)group_id, path)));
+	}
+	/* The record is made before the LogDB data is deleted: a leave cut short
+	 * after it (its origin or its member still here) is ended by leave_group. */
+	dr_origins_name((uint64)group_id, origin);
+	cut_short = replorigin_by_name(origin, true) != InvalidRepOriginId ||
+	            dr_shmem_group_made((uint64)group_id) != 0;
+	ereport(ERROR,
+	        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+	         errmsg("node %d left group %lld and cannot be its member again", dr_node_id,
+	                (long long)group_id),
+	         errdetail("Its Raft log and vote were deleted when it left: under the same "
+	                   "node id it could vote twice in a term or forget entries it "
+	                   "acknowledged.  The record outlives DROP EXTENSION."),
+	         cut_short ? errhint("Its leave was cut short here: run leave_group(%lld, true) "
+	                             "to end it, then give this server a new "
+	                             "dragonraft.node_id to add it to the group again.",
+	                             (long long)group_id)
+	                   : errhint("Remove node %d on the group's leader (remove_member), then "
+	                             "give this server a new dragonraft.node_id and add it under "
+	                             "that id.",
+	                             dr_node_id)));
+}
+
+/* The rows of dragonraft.left_groups: the files of left_dir(). */
+Datum dr_left_groups(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *)fcinfo->resultinfo;
+	char *dir = left_dir();
+	struct dirent *de;
+	DIR *d;
+
+	InitMaterializedSRF(fcinfo, 0);
+	d = AllocateDir(dir);
+	if (d == NULL && errno == ENOENT)
+		PG_RETURN_VOID(); /* nothing left yet */
+	while ((de = ReadDir(d, dir)) != NULL) {
+		long long group_id;
+		int node_id, end = 0;
+		struct stat st;
+		Datum values[3];
+		bool nulls[3] = {false, false, false};
+
+		if (sscanf(de->d_name, "%lld.%d%n", &group_id, &node_id, &end) != 2 ||
+		    de->d_name[end] != '\0' || group_id < 1 || node_id < 1)
+			continue;
+		values[0] = Int64GetDatum(group_id);
+		values[1] = Int32GetDatum(node_id);
+		if (stat(psprintf("%s/%s", dir, de->d_name), &st) == 0)
+			values[2] = TimestampTzGetDatum(time_t_to_timestamptz(st.st_mtime));
+		else
+			nulls[2] = true;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	FreeDir(d);
+	PG_RETURN_VOID();
+}
+
+/*
+ * forget_left_group(g, node): the operator's way to give node id node back
+ * group g, once every member of g is gone (superuser only: the function's
+ * EXECUTE is granted to no one).
+ */
+Datum dr_forget_left_group(PG_FUNCTION_ARGS)
+{
+	int64 group_id = PG_GETARG_INT64(0);
+	int32 node_id = PG_GETARG_INT32(1);
+	char *path = left_path(group_id, node_id);
+	struct stat st;
+
+	if (group_id < 1 || node_id < 1)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		                errmsg("group id and node id must be positive integers")));
+	if (stat(path, &st) != 0) {
+		if (errno == ENOENT)
+			ereport(ERROR,
+			        (errcode(ERRCODE_UNDEFINED_OBJECT),
+			         errmsg("node %d has no record of leaving group %lld on this "
+			                "server",
+			                node_id, (long long)group_id),
+			         errhint("dragonraft.left_groups lists the records.")));
+		ereport(ERROR, (errcode_for_file_access(),
+		                errmsg("could not stat file \"%s\": %m", path)));
+	}
+	(void)durable_unlink(path, ERROR);
+	PG_RETURN_VOID();
 }
 
 /* Is something of group_id left here that the engine no longer runs (a leave
@@ -662,7 +783,6 @@ Datum dr_leave_group(PG_FUNCTION_ARGS)
 	/* (A leader that removed itself above and is refused here keeps its
 	 * data as a removed member does: leave_group(g, true) alone deletes it.) */
 	whole_statement(fcinfo, "leave_group");
-	record_left(group_id);
 	leave_locally(group_id, false);
 	PG_RETURN_VOID();
 }
@@ -799,6 +919,25 @@ static void join_stopped(int64 group_id, const GroupView *v)
 	         errdetail("%s", v->error)));
 }
 
+/*
+ * view() for join_group's waits: the member it joined, *made (0: the first
+ * one it sees).  A group left and made again here meanwhile (same id) is
+ * not it: it is shown as gone, and join_group ends as when it is left
+ * (rev58; before, it went on with the new group's status as its own).
+ */
+static GroupView view_joined(int64 group_id, uint64 *made)
+{
+	GroupView v = view(group_id, dr_node_id);
+
+	if (v.exists && *made == 0)
+		*made = v.made;
+	else if (v.exists && v.made != *made) {
+		memset(&v, 0, sizeof(v));
+		v.exists = false;
+	}
+	return v;
+}
+
 Datum dr_join_group(PG_FUNCTION_ARGS)
 {
 	int64 group_id = PG_GETARG_INT64(0);
@@ -815,6 +954,7 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 	char *payload, *replaced;
 	Size len;
 	int n, others = 0;
+	uint64 made = 0;
 
 	dr_sql_groups_check_engine();
 	if (group_id < 1)
@@ -868,7 +1008,7 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 	/* Was it added?  Then a leader contacts it. */
 	start = GetCurrentTimestamp();
 	for (;;) {
-		v = view(group_id, dr_node_id);
+		v = view_joined(group_id, &made);
 		check_not_removed(group_id, &v);
 		if (v.exists && v.leader != 0)
 			break;
@@ -909,7 +1049,7 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 		bool receiving =
 		        dr_snapshot_receiving(group_id, &phase, &done, &total, &load_started);
 
-		v = view(group_id, dr_node_id);
+		v = view_joined(group_id, &made);
 		if (!v.exists || v.state == DR_MEMBER_LOST || v.state == DR_MEMBER_FAILED)
 			join_stopped(group_id, &v);
 		check_not_removed(group_id, &v);
@@ -1018,7 +1158,7 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 	PG_CATCH();
 	{
 		MemoryContextSwitchTo(cxt);
-		v = view(group_id, dr_node_id);
+		v = view_joined(group_id, &made);
 		if (v.exists && v.state != DR_MEMBER_LOST && v.state != DR_MEMBER_FAILED)
 			PG_RE_THROW();
 		FlushErrorState();

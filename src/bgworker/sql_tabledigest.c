@@ -87,6 +87,9 @@ PG_FUNCTION_INFO_V1(dr_table_digest);
 /* This backend's job while it asks for a hold; -1 = none. */
 static int my_job = -1;
 static uint32 my_generation;
+/* The group's incarnation (DrGroup.made) when the digest began: a group left
+ * and made again here meanwhile is another log, at other indexes (rev58). */
+static uint64 digest_made;
 static bool exit_hooked;
 /* The length of the last hold, in microseconds (the LOG line at DEBUG1). */
 static long last_hold_us;
@@ -168,6 +171,19 @@ List *dr_table_digest_tables(int64 group_id)
 	return relids;
 }
 
+/* The group is still the one the digest began with (digest_made). */
+static void check_same_group(int64 group_id)
+{
+	if (dr_shmem_group_made((uint64)group_id) != digest_made)
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("group %lld was left on this node while its digest was "
+		                       "prepared",
+		                       (long long)group_id),
+		                errdetail("A group of that id here now is another, with another "
+		                          "log."),
+		                errhint("Try again.")));
+}
+
 /* Until the engine worker says the group's apply is drained (job j, ours). */
 static void wait_drained(int64 group_id, DrSnapJob *j, uint64 *handed)
 {
@@ -195,6 +211,7 @@ static void wait_drained(int64 group_id, DrSnapJob *j, uint64 *handed)
 			                errhint("See state and error in dragonraft.status.")));
 		dr_sql_groups_check_engine();
 		check_group(group_id, true);
+		check_same_group(group_id);
 		/* The drain may need a table this backend locked (the apply of an
 		 * ALTER TABLE of the group): a deadlock that PostgreSQL cannot see,
 		 * which held the apply worker, every group's, until
@@ -244,6 +261,7 @@ static void take_while_held(int64 group_id, RepOriginId origin, DrSnapJob *j, Sn
 	held = GetCurrentTimestamp();
 	dr_shmem_wake_engine();
 	wait_drained(group_id, j, handed);
+	check_same_group(group_id);
 	/* Nothing of the group commits now: this snapshot holds exactly its
 	 * entries up to the origin's position (see the top of the file). */
 	published = dr_shmem_group_applied((uint64)group_id);
@@ -573,6 +591,7 @@ Datum dr_table_digest(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	dr_sql_groups_check_engine();
 	check_group(group_id, false);
+	digest_made = dr_shmem_group_made((uint64)group_id);
 	if (TransactionIdIsValid(GetTopTransactionIdIfAny()))
 		ereport(ERROR, (errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
 		                errmsg("dragonraft.table_digest cannot run in a transaction that "

@@ -523,8 +523,11 @@ static void check_apply_goes_on(uint64 group_id, uint64 index, uint64 applied, u
 }
 
 /* Wait (cancellable) until the group applied index here; an error if its
- * apply stopped here. */
-static void wait_applied(uint64 group_id, uint64 index)
+ * apply stopped here.  made: the group's incarnation (DrGroup.made) that
+ * took the command: a group left here meanwhile (and maybe made again, same
+ * id, another log, whose applied index says nothing of this entry: rev58)
+ * does not run it here, 40003. */
+static void wait_applied(uint64 group_id, uint64 made, uint64 index)
 {
 	TimestampTz next_lock_check = 0;
 
@@ -534,7 +537,20 @@ static void wait_applied(uint64 group_id, uint64 index)
 		char error[DR_ERROR_LEN];
 		DrGroup *g = read_group(group_id, &applied, &failures, error);
 
-		if (g == NULL || applied >= index)
+		if (g == NULL || g->made != made) {
+			ConditionVariableCancelSleep();
+			ereport(ERROR,
+			        (errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN),
+			         errmsg("dragonraft group %llu went away on this node while the "
+			                "command waited to be applied",
+			                (unsigned long long)group_id),
+			         errdetail(
+			                 "It is entry %llu of the log of the group as it was: the "
+			                 "other members run it, this node does not.",
+			                 (unsigned long long)index),
+			         errhint("See dragonraft.ddl_history on a member of the group.")));
+		}
+		if (applied >= index)
 			break;
 		check_apply_goes_on(group_id, index, applied, failures, error);
 		if (dr_xact_unblock_apply(&next_lock_check))
@@ -978,7 +994,7 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 	MemoryContext cxt = CurrentMemoryContext;
 	LOCKTAG tag;
 	bool barrier;
-	uint64 first;
+	uint64 first, made;
 
 	dr_sql_groups_check_engine();
 	if (group_id < 1 || read_group((uint64)group_id, &applied, &failures, error) == NULL)
@@ -1072,6 +1088,7 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 	entry = palloc(b.len);
 	memcpy(entry, b.data, b.len);
 	free(b.data);
+	made = dr_shmem_group_made((uint64)group_id);
 	for (TimestampTz busy_since = 0;; dr_busy_wait((uint64)group_id, &busy_since)) {
 		PG_TRY();
 		{
@@ -1111,7 +1128,7 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 	}
 	PG_TRY();
 	{
-		wait_applied((uint64)group_id, res.index);
+		wait_applied((uint64)group_id, made, res.index);
 	}
 	PG_CATCH();
 	{

@@ -706,8 +706,15 @@ static bool next_command_changes(const GroupView *v, const uint64 *tables, int n
 	return false;
 }
 
-/* Wait until the group applied N - 1 (see the top of the file). */
-static void wait_turn(uint64 group_id, uint64 index, uint64 schema_index)
+/*
+ * Wait until the group applied N - 1 (see the top of the file).  made: the
+ * group's incarnation the entry was proposed to (DrGroup.made).  A group
+ * left and made again on this node meanwhile (same id, a new log) is not
+ * the entry's: its applied index says nothing of entry N, and the wait took
+ * it for its own (it waited for ever, or ended with an internal error, rev58
+ * TAP 134).
+ */
+static void wait_turn(uint64 group_id, uint64 made, uint64 index, uint64 schema_index)
 {
 	TimestampTz next_client_check = 0, next_lock_check = 0;
 	GroupView v;
@@ -716,7 +723,7 @@ static void wait_turn(uint64 group_id, uint64 index, uint64 schema_index)
 
 	HOLD_INTERRUPTS(); /* cancels are turned into 40003 below, not 57014 */
 	for (;;) {
-		if (!view_group(group_id, &v))
+		if (!view_group(group_id, &v) || v.made != made)
 			break; /* the group went away: the commit fails below */
 		/* Not waited for: the command may need this transaction's table lock.
 		 * (A first registration, tables NULL, is skipped after any command.) */
@@ -790,11 +797,15 @@ static void wait_turn(uint64 group_id, uint64 index, uint64 schema_index)
 	}
 	ConditionVariableCancelSleep();
 	RESUME_INTERRUPTS();
-	if (v.g == NULL)
+	if (v.g == NULL || v.made != made)
 		unknown_outcome(psprintf("dragonraft group %llu went away while the transaction "
 		                         "waited for its turn",
 		                         (unsigned long long)group_id),
-		                "Its change set is committed in the log.");
+		                v.g == NULL ? "Its change set is committed in the log."
+		                            : "Its change set is committed in the log of the group "
+		                              "as it was: this node left it, and the group of "
+		                              "that id here now was made again since, with "
+		                              "another log, so this node does not apply it.");
 	if (v.applied >= index)
 		elog(ERROR, "dragonraft entry %llu of group %llu was applied by another process",
 		     (unsigned long long)index, (unsigned long long)group_id);
@@ -910,7 +921,7 @@ static void pre_commit(void)
 	proposal_outcome(&res, &p);
 	C.index = res.index;
 
-	wait_turn(p.group_id, C.index, p.schema_index);
+	wait_turn(p.group_id, made, C.index, p.schema_index);
 	/*
 	 * The entry is committed in the log, and wait_turn turned cancels into
 	 * 40003.  From here to the end of the commit a cancel or a lock_timeout

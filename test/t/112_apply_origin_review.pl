@@ -3,9 +3,10 @@
 #
 # The apply worker keeps what it found of a group (ApplyGroup: its origin id,
 # its applied index) for as long as it runs.  A node that left a group can be
-# its member again once DROP EXTENSION / CREATE EXTENSION emptied
-# dragonraft.left_groups (DROP EXTENSION is allowed once the node has no
-# groups, and the apply worker goes on).  The group made again has a new
+# its member again once the record that it left is deleted on purpose
+# (forget_left_group; before rev58, DROP EXTENSION / CREATE EXTENSION
+# emptied dragonraft.left_groups: allowed once the node has no groups, and
+# the apply worker goes on; the test still does both).  The group made again has a new
 # origin, from entry 0; the apply worker went on with the old one's: it
 # skipped the new group's entries up to the old applied index (nothing of
 # them applied, the applied index stuck at 0), and applied the ones after
@@ -51,14 +52,15 @@ ok($c->caught_up(30), 'node 2 applied them');
 my $old_applied = sql2('SELECT applied_index FROM dragonraft.status WHERE group_id = 30');
 my $apid2 = sql2('SELECT apply_pid FROM dragonraft.node_status()');
 
-# Node 2 leaves it, and drops and creates the extension again: left_groups
-# is empty, the apply worker the same.
+# Node 2 leaves it, drops and creates the extension again and forgets that
+# it left group 30: the apply worker is the same.
 sql1('SELECT dragonraft.remove_member(30, 2, true)');
 sql2('SELECT dragonraft.leave_group(30, force => true)');
 is(sql2(q{SELECT count(*) FROM pg_replication_origin WHERE roname LIKE 'dragonraft_%'}), '0',
 	'node 2 has no origin of a group');
 sql2('DROP EXTENSION dragonraft');
 sql2('CREATE EXTENSION dragonraft');
+sql2('SELECT dragonraft.forget_left_group(30, 2)');
 ok($c->wait_until('the engine worker of node 2',
 		sub { sql2('SELECT engine_state FROM dragonraft.node_status()') eq 'running' }),
 	'node 2 runs its engine worker again');

@@ -3,7 +3,7 @@
 #
 # Node 2's apply worker is stopped (SIGSTOP) from before group 30 is made on
 # nodes 1, 2 and 3 until after node 2 left it, dropped and created the
-# extension again (dragonraft.left_groups empty) and made group 30 again
+# extension again, forgot that it left (forget_left_group) and made group 30 again
 # alone: its queue holds the first group 30's entries from entry 1 (a
 # command, a table's registration, rows), then the new group's.  The apply
 # worker took every entry of the group id for the group on the node now: it
@@ -76,8 +76,8 @@ ok($c->wait_until("node 2 to know that entry $last of group 30 committed",
 is(sql2('SELECT applied_index FROM dragonraft.status WHERE group_id = 30'), '0',
 	'node 2 applied none of them');
 
-# Node 2 leaves it, drops and creates the extension again, and makes group 30
-# again alone.
+# Node 2 leaves it, drops and creates the extension again, forgets that it
+# left group 30, and makes group 30 again alone.
 sql1('SELECT dragonraft.remove_member(30, 2, true)');
 sql2('SELECT dragonraft.leave_group(30, force => true)');
 sql1('SELECT dragonraft.remove_member(10, 2, true)');
@@ -85,6 +85,7 @@ sql2('SELECT dragonraft.leave_group(10, force => true)');
 $c->group_nodes(10, 1, 3);
 sql2('DROP EXTENSION dragonraft');
 sql2('CREATE EXTENSION dragonraft');
+sql2('SELECT dragonraft.forget_left_group(30, 2)');
 ok($c->wait_until('the engine worker of node 2',
 		sub { sql2('SELECT engine_state FROM dragonraft.node_status()') eq 'running' }),
 	'node 2 runs its engine worker again');
@@ -202,6 +203,7 @@ for my $g (10, 30)
 }
 $c->query(3, 'DROP EXTENSION dragonraft');
 $c->query(3, 'CREATE EXTENSION dragonraft');
+$c->query(3, 'SELECT dragonraft.forget_left_group(40, 3)');
 $c->query(3, qq{SELECT dragonraft.create_group(40, '{"3": "$addr3"}')});
 ok($c->wait_until('the new group 40 to have a leader on node 3',
 		sub { ($c->poll(3, 'SELECT leader_id FROM dragonraft.status WHERE group_id = 40') // '') eq '3' }),

@@ -232,15 +232,15 @@ ok($c->wait_until('node 1 to run a new engine worker',
 	'node 1 restarted its processes and runs a new engine worker');
 is($c->query(1, q{SELECT (SELECT count(*) FROM pg_replication_origin WHERE roname = 'dragonraft_21') || ' '
 		|| (SELECT count(*) FROM dragonraft.left_groups WHERE group_id = 21)}),
-	'1 0', 'group 21 is left half: its origin stays, left_groups has no row');
+	'1 1', 'group 21 is left half: its origin stays, left_groups has it (made before the LogDB data went)');
 ok($c->log_has($N1, qr/replication origin "dragonraft_21" is not taken for a group of this node\n[^\n]*DETAIL: [^\n]*\n[^\n]*HINT: [^\n]*leave_group\(21, true\)/),
 	'the server log says to run leave_group(21, true) if a leave of group 21 was cut short');
 ($state, $msg) = $c->sql_error(1, "SELECT dragonraft.create_group(21, '$m21')");
 is($state, '55000', 'create_group(21) is refused');
-like($msg, qr/run leave_group\(21, true\) here \(it also ends an interrupted leave\)/,
+like($msg, qr/HINT:  Its leave was cut short here: run leave_group\(21, true\)/,
 	'saying to run leave_group(21, true)');
 # DROP EXTENSION: no group runs on node 1, but an origin of one is left (the
-# extension's tables, left_groups among them, would go with it).
+# extension's tables would go with it).
 ($state, $msg) = $c->sql_error(1, 'DROP EXTENSION dragonraft');
 is($state, '55006', 'DROP EXTENSION is refused while the origin of group 21 is left');
 like($msg, qr/HINT:  .*leave_group\(21, true\)/, 'its hint names leave_group(21, true)');
