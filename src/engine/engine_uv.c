@@ -210,10 +210,14 @@ static void on_snapshot_received(void *ctx, uint64_t from, uint64_t group_id,
 	struct snap_in **pp = find_in(u, group_id), *in = *pp;
 
 	/* Its message would be refused: the group stopped while the file came in, or
-	 * committed that far meanwhile (from a newer leader's snapshot or entries). */
+	 * committed that far meanwhile (from a newer leader's snapshot or entries).
+	 * Unless the core took this very snapshot from an earlier stream of it and
+	 * its Ready has not run yet: the file under this name is the one it installs
+	 * (this stream renamed its copy over it). */
 	if (u->closing || !engine_accepts(u->e, group_id, from) ||
 	    !engine_snapshot_useful(u->e, group_id, meta->index)) {
-		remove(path);
+		if (!engine_snapshot_held(u->e, group_id, path))
+			remove(path);
 		return;
 	}
 	if (in == NULL) {
@@ -415,7 +419,8 @@ static void drop_outrun_ins(struct engine_uv *u)
 			continue;
 		}
 		*pp = in->next;
-		remove(in->path);
+		if (!engine_snapshot_held(u->e, in->group_id, in->path))
+			remove(in->path);
 		free(in);
 	}
 }

@@ -521,11 +521,13 @@ static void test_uv_create_errors(void **state)
 
 /* ---- files received for a group that stops (review 47) ---- */
 
-/* The receiver's chunk writes, through the transport's I/O hooks: one can be held. */
+/* The receiver's chunk writes, through the transport's I/O hooks: one can be held;
+ * and so can the fdatasync of a complete file (sync_*). */
 static struct {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool stall_next_write, stalled, released;
+	bool stall_next_sync, sync_stalled, sync_released, sync_returned;
 	int reads; /* the senders' preads (checksum pass and chunks) */
 } io = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
@@ -566,7 +568,73 @@ static ssize_t hook_pwrite(int fd, const void *buf, size_t n, off_t off)
 	return pwrite(fd, buf, n, off);
 }
 
-static const struct transport_io_hooks io_hooks = {hook_pread, hook_pwrite};
+static int hook_fdatasync(int fd)
+{
+	struct timespec deadline;
+	bool held;
+	int rc;
+
+	pthread_mutex_lock(&io.mu);
+	held = io.stall_next_sync;
+	if (held) {
+		io.stall_next_sync = false;
+		io.sync_stalled = true;
+		clock_gettime(CLOCK_REALTIME, &deadline);
+		deadline.tv_sec += 10; /* (bounded: a test that fails cannot hang) */
+		while (!io.sync_released &&
+		       pthread_cond_timedwait(&io.cv, &io.mu, &deadline) != ETIMEDOUT)
+			;
+	}
+	pthread_mutex_unlock(&io.mu);
+	rc = fdatasync(fd);
+	if (held) {
+		pthread_mutex_lock(&io.mu);
+		io.sync_returned = true; /* (libuv posts the completion right after) */
+		pthread_cond_broadcast(&io.cv);
+		pthread_mutex_unlock(&io.mu);
+	}
+	return rc;
+}
+
+static const struct transport_io_hooks io_hooks = {hook_pread, hook_pwrite, hook_fdatasync};
+
+static void io_stall_next_sync(void)
+{
+	pthread_mutex_lock(&io.mu);
+	io.stall_next_sync = true;
+	io.sync_stalled = io.sync_released = io.sync_returned = false;
+	pthread_mutex_unlock(&io.mu);
+}
+
+static bool io_sync_stalled(struct world *w, void *arg)
+{
+	bool s;
+
+	(void)w;
+	(void)arg;
+	pthread_mutex_lock(&io.mu);
+	s = io.sync_stalled;
+	pthread_mutex_unlock(&io.mu);
+	return s;
+}
+
+/* Lets the held fdatasync go; true once it returned (within 10 s). */
+static bool io_release_sync(void)
+{
+	struct timespec deadline;
+	bool r;
+
+	pthread_mutex_lock(&io.mu);
+	io.sync_released = true;
+	pthread_cond_broadcast(&io.cv);
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 10;
+	while (!io.sync_returned && pthread_cond_timedwait(&io.cv, &io.mu, &deadline) != ETIMEDOUT)
+		;
+	r = io.sync_returned;
+	pthread_mutex_unlock(&io.mu);
+	return r;
+}
 
 static void io_stall_next(void)
 {
@@ -600,6 +668,11 @@ static int io_reset(void **state)
 {
 	(void)state;
 	io_release();
+	pthread_mutex_lock(&io.mu);
+	io.stall_next_sync = false;
+	io.sync_released = true;
+	pthread_cond_broadcast(&io.cv);
+	pthread_mutex_unlock(&io.mu);
 	transport_set_io_hooks(NULL);
 	return 0;
 }
@@ -1173,6 +1246,145 @@ static void test_uv_outrun_snapshot_file_deleted(void **state)
 	assert_int_equal(rmdir(d2), 0);
 }
 
+/* Writes a kv_sm snapshot file at path of entries 1..index (no data) of term. */
+static void write_kv_snapshot(const char *path, raft_index index, raft_term term)
+{
+	struct engine_sm_entry *ents = calloc(index, sizeof(*ents));
+	struct engine_sm_ops ops;
+	struct kv_sm *kv;
+	raft_index at = 0;
+
+	assert_non_null(ents);
+	assert_int_equal(kv_sm_create(0, &kv), ENGINE_OK);
+	kv_sm_ops(kv, &ops);
+	for (raft_index i = 0; i < index; i++) {
+		ents[i].index = i + 1;
+		ents[i].term = term;
+		ents[i].type = RAFT_ENTRY_NORMAL;
+	}
+	assert_int_equal(ops.apply(ops.ctx, ents, (uint32_t)index), ENGINE_OK);
+	assert_int_equal(ops.save_snapshot(ops.ctx, path, &at), ENGINE_OK);
+	assert_int_equal(at, index);
+	kv_sm_destroy(kv);
+	free(ents);
+}
+
+static bool ready_to_poll(uv_loop_t *loop)
+{
+	struct pollfd p = {.fd = uv_backend_fd(loop), .events = POLLIN};
+
+	return poll(&p, 1, 10000) == 1;
+}
+
+struct group_wait {
+	int id;
+	uint64_t group;
+};
+
+/* The group has left its snapshot install behind: active again, or failed. */
+static bool group_settled(struct world *w, void *arg)
+{
+	struct group_wait *gw = arg;
+	struct engine_group_status st;
+
+	return engine_group_status(eng(w, gw->id), gw->group, &st) == ENGINE_OK &&
+	       (st.state == ENGINE_GROUP_FAILED ||
+	        (st.state == ENGINE_GROUP_ACTIVE && st.snapshot_index > 0));
+}
+
+/*
+ * Node 1's core took a snapshot message of group 104 whose file is
+ * snap-g104-n2-i500-t3.snap, and before the Ready that installs it ran, a
+ * second stream of the same snapshot from node 2 ended (a sender that sent
+ * it again): the transport renamed its copy over that very file, and then
+ * told engine_uv, which found the group's commit index at 500 and deleted
+ * the file as one no message could install.  The Ready then had no file to
+ * install: the group failed.  Now the file stays, the snapshot is installed,
+ * and no file is left once it is.
+ *
+ * Deterministic: the second stream's fdatasync is held; the message is
+ * delivered (as on_batch does) while it is, and its completion is posted
+ * before the loop runs again, so the loop's next turn sees the stream's end
+ * (poll phase) before the round (check phase).
+ */
+static void test_uv_taken_file_rewritten_kept(void **state)
+{
+	struct world w;
+	struct engine_bootstrap jb;
+	struct raft_snapshot_meta meta = {.index = 500, .term = 3};
+	struct raft_message m;
+	struct engine_sm_ops sm;
+	struct engine_group_status st;
+	struct group_wait gw = {1, 104};
+	struct stat_wait sw;
+	char d1[128], d2[128], src[256], path[256], part[256], held[300];
+	struct transport *t1, *t2;
+	struct kv_sm *kv;
+
+	(void)state;
+	two_nodes(&w, d1, d2, &jb, &t1, &t2);
+	assert_int_equal(kv_sm_create(0, &kv), ENGINE_OK);
+	kv_sm_ops(kv, &sm);
+	assert_int_equal(engine_start_group(eng(&w, 1), 104, &jb, &sm), ENGINE_OK);
+	meta.membership.n_voters = 2;
+	meta.membership.voters[0] = 1;
+	meta.membership.voters[1] = 2;
+	snprintf(src, sizeof(src), "%s/source", d2);
+	snprintf(path, sizeof(path), "%s/snap-g104-n2-i500-t3.snap", d1);
+	snprintf(part, sizeof(part), "%s/snap-g104-n2-i500-t3.part", d1);
+	snprintf(held, sizeof(held), "%s.recovering", path);
+	write_kv_snapshot(src, 500, 3);
+	/* The first stream's file, whose message comes below. */
+	write_kv_snapshot(path, 500, 3);
+
+	/* The second stream, held at its fdatasync. */
+	io_stall_next_sync();
+	assert_int_equal(transport_send_snapshot(t2, 1, 104, &meta, src), TRANSPORT_OK);
+	if (!run_until(&w, io_sync_stalled, NULL, 10))
+		fail_msg("the second stream did not reach its fdatasync");
+	assert_true(path_exists(part));
+
+	/* The message of the first: the core takes it. */
+	memset(&m, 0, sizeof(m));
+	m.type = RAFT_MSG_SNAPSHOT;
+	m.group_id = 104;
+	m.from = 2;
+	m.to = 1;
+	m.term = 3;
+	m.snapshot = &meta;
+	assert_int_equal(engine_deliver_snapshot(eng(&w, 1), &m, path), ENGINE_OK);
+	assert_int_equal(engine_group_status(eng(&w, 1), 104, &st), ENGINE_OK);
+	assert_int_equal(st.commit, 500); /* taken; its Ready has not run */
+	assert_true(path_exists(path));
+
+	/* The second stream ends before that Ready runs. */
+	if (!io_release_sync())
+		fail_msg("the held fdatasync did not return");
+	if (!ready_to_poll(&w.loop))
+		fail_msg("the second stream's end was not posted to the loop");
+	uv_run(&w.loop, UV_RUN_NOWAIT);
+	sw = (struct stat_wait){t1, false, 1};
+	if (!run_until(&w, stat_reached, &sw, 10))
+		fail_msg("the second stream did not end on node 1");
+	if (!run_until(&w, group_settled, &gw, 10))
+		fail_msg("group 104 did not install its snapshot nor fail");
+	assert_int_equal(engine_group_status(eng(&w, 1), 104, &st), ENGINE_OK);
+	if (st.state != ENGINE_GROUP_ACTIVE)
+		fail_msg("group 104 failed: %s", st.error);
+	assert_int_equal(st.snapshot_index, 500);
+	assert_int_equal(kv_sm_recoveries(kv), 1);
+	assert_int_equal(kv_sm_applied(kv), 500);
+	assert_false(path_exists(path));
+	assert_false(path_exists(held));
+	assert_false(path_exists(part));
+
+	unlink(src);
+	two_nodes_close(&w);
+	kv_sm_destroy(kv);
+	assert_int_equal(rmdir(d1), 0); /* nothing of the snapshot stayed */
+	assert_int_equal(rmdir(d2), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1183,6 +1395,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_uv_group_restarted_takes_next_stream, io_reset),
 	        cmocka_unit_test_teardown(test_uv_stopped_group_stream_sender, io_reset),
 	        cmocka_unit_test_teardown(test_uv_outrun_snapshot_file_deleted, io_reset),
+	        cmocka_unit_test_teardown(test_uv_taken_file_rewritten_kept, io_reset),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
