@@ -425,6 +425,11 @@ static void drop_outrun_ins(struct engine_uv *u)
 	}
 }
 
+static bool stream_outrun(void *ctx, uint64_t group_id, uint64_t index)
+{
+	return !engine_snapshot_useful(((struct engine_uv *)ctx)->e, group_id, index);
+}
+
 static void on_tick(uv_timer_t *h)
 {
 	struct engine_uv *u = h->data;
@@ -433,6 +438,12 @@ static void on_tick(uv_timer_t *h)
 		return;
 	engine_tick(u->e);
 	drop_outrun_ins(u);
+	/* And so are the partial files of broken streams it passed, kept for a
+	 * resume (an old leader that crashed or lost its connection midway): they
+	 * stayed until they aged out (snapshot_part_max_age_ms, 10 minutes by
+	 * default), their remaining bytes counted against the room that a newer
+	 * leader's stream needs. */
+	transport_drop_outrun_snapshots(u->t, stream_outrun, u);
 }
 
 static void on_handle_closed(uv_handle_t *h)

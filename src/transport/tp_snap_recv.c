@@ -588,6 +588,19 @@ void transport_drop_group_snapshots(struct transport *t, uint64_t group_id)
 	}
 }
 
+void transport_drop_outrun_snapshots(struct transport *t,
+                                     bool (*outrun)(void *ctx, uint64_t group_id, uint64_t index),
+                                     void *ctx)
+{
+	for (struct snap_recv *sr = t->recvs, *next; sr != NULL; sr = next) {
+		next = sr->next;
+		if (sr->orphan || sr->doomed || sr->conn != NULL ||
+		    !outrun(ctx, sr->group_id, sr->meta.index))
+			continue;
+		end_stream(sr, TRANSPORT_EINVAL);
+	}
+}
+
 /* ---- partial file expiry ------------------------------------------------- */
 
 /* Milliseconds since the file at path was last modified; false if it is not a regular file. */

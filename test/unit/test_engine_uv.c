@@ -1246,6 +1246,93 @@ static void test_uv_outrun_snapshot_file_deleted(void **state)
 	assert_int_equal(rmdir(d2), 0);
 }
 
+/*
+ * A stream of group 101 from node 3 (an old leader, here a non-voter that
+ * runs no such group) at an index beyond node 1's commit index breaks midway:
+ * node 3 goes (its first chunk's write held on node 1).  Its partial file is
+ * kept for a resume; once node 1 commits past its index (entries from node
+ * 2), it is deleted at the next tick: the stream's message would be refused.
+ * Before, it stayed until it aged out (snapshot_part_max_age_ms, 10 minutes
+ * by default), its remaining bytes counted against the room for any other
+ * stream of the node.
+ */
+static void test_uv_outrun_partial_file_deleted(void **state)
+{
+	struct world w;
+	struct engine_group_status st;
+	struct engine_wait wt;
+	struct raft_snapshot_meta meta;
+	struct applied_wait aw;
+	char d1[128], d2[128], d3[128], src[256], part[256], path[256];
+	struct transport_stats ts, ts2;
+	struct transport *t3;
+	uint64_t key = 0;
+
+	(void)state;
+	node1_follows_101(&w, d1, d2, &key);
+	snprintf(d3, sizeof(d3), "/tmp/dr-engine-uv-XXXXXX");
+	assert_non_null(mkdtemp(d3));
+	snprintf(w.dir, sizeof(w.dir), "%s", d3);
+	start_node(&w, 3);
+	t3 = engine_uv_transport(w.n[3].u);
+	assert_int_equal(transport_add_peer(t3, 1, w.n[1].addr), TRANSPORT_OK);
+	/* Node 3 in group 101's membership (node 1 takes streams of members only). */
+	memset(&wt, 0, sizeof(wt));
+	assert_int_equal(engine_add_nonvoter(eng(&w, 2), 101, 3, w.n[3].addr, engine_wait_cb, &wt),
+	                 ENGINE_OK);
+	if (!run_until(&w, waited, &wt, 20) || wt.res.rc != ENGINE_OK)
+		fail_msg("node 3 was not added to group 101");
+	assert_int_equal(engine_group_status(eng(&w, 2), 101, &st), ENGINE_OK);
+	aw = (struct applied_wait){1, 101, st.commit};
+	if (!run_until(&w, applied_reached, &aw, 20))
+		fail_msg("node 1 did not apply node 3's addition");
+
+	assert_int_equal(engine_group_status(eng(&w, 1), 101, &st), ENGINE_OK);
+	memset(&meta, 0, sizeof(meta));
+	meta.index = st.commit + 10;
+	meta.term = st.term;
+	meta.membership = st.membership;
+	snprintf(src, sizeof(src), "%s/source", d3);
+	/* Eight chunks of 2 MiB at most: with the first one's write held and the
+	 * second staged, node 1 reads no more, and the end of the stream is still
+	 * in node 3 when it goes. */
+	write_file(src, 16u << 20);
+	transport_stats(engine_uv_transport(w.n[1].u), &ts);
+	snprintf(part, sizeof(part), "%s/snap-g101-n3-i%llu-t%llu.part", d1,
+	         (unsigned long long)meta.index, (unsigned long long)meta.term);
+	snprintf(path, sizeof(path), "%s/snap-g101-n3-i%llu-t%llu.snap", d1,
+	         (unsigned long long)meta.index, (unsigned long long)meta.term);
+	io_stall_next();
+	assert_int_equal(transport_send_snapshot(t3, 1, 101, &meta, src), TRANSPORT_OK);
+	if (!run_until(&w, io_stalled, NULL, 10))
+		fail_msg("node 3's stream wrote nothing on node 1");
+	engine_uv_close(w.n[3].u);
+	w.n[3].u = NULL;
+	io_release();
+	assert_true(path_exists(part)); /* kept for a resume */
+	propose_n(&w, 101, 5, &key);
+	assert_true(path_exists(part)); /* (not yet passed) */
+
+	propose_n(&w, 101, 20, &key);
+	aw = (struct applied_wait){1, 101, meta.index};
+	if (!run_until(&w, applied_reached, &aw, 20))
+		fail_msg("node 1 did not follow group 101");
+	if (!run_until(&w, path_gone, part, 5))
+		fail_msg("%s stayed after node 1 committed past its index", part);
+	assert_false(path_exists(path));
+	transport_stats(engine_uv_transport(w.n[1].u), &ts2);
+	assert_int_equal(ts2.snapshots_received, ts.snapshots_received); /* (it broke) */
+
+	two_nodes_close(&w);
+	fake_storage_destroy(w.n[3].fs);
+	for (int g = 0; g < GROUPS; g++)
+		kv_sm_destroy(w.n[3].sm[g]);
+	unlink(src);
+	assert_int_equal(rmdir(d1), 0);
+	assert_int_equal(rmdir(d2), 0);
+	assert_int_equal(rmdir(d3), 0);
+}
+
 /* Writes a kv_sm snapshot file at path of entries 1..index (no data) of term. */
 static void write_kv_snapshot(const char *path, raft_index index, raft_term term)
 {
@@ -1396,6 +1483,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_uv_stopped_group_stream_sender, io_reset),
 	        cmocka_unit_test_teardown(test_uv_outrun_snapshot_file_deleted, io_reset),
 	        cmocka_unit_test_teardown(test_uv_taken_file_rewritten_kept, io_reset),
+	        cmocka_unit_test_teardown(test_uv_outrun_partial_file_deleted, io_reset),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
