@@ -17,7 +17,8 @@ struct snap_out {
 	char path[ENGINE_PATH_MAX + 96]; /* deleted once the stream ended */
 };
 
-/* A received snapshot file waiting for its message (one per group). */
+/* A received snapshot file waiting for its message (one per group and sender, as the
+ * transport's streams). */
 struct snap_in {
 	struct snap_in *next;
 	uint64_t group_id;
@@ -130,12 +131,14 @@ static void net_remove_peer(void *ctx, raft_id node_id)
 	transport_remove_peer(((struct engine_uv *)ctx)->t, node_id);
 }
 
-static struct snap_in **find_in(struct engine_uv *u, uint64_t group_id)
+/* The file of group_id from node `from` (any sender: from 0) waiting for its message; or
+ * where to link one. */
+static struct snap_in **find_in(struct engine_uv *u, uint64_t group_id, uint64_t from)
 {
 	struct snap_in **pp;
 
 	for (pp = &u->ins; *pp != NULL; pp = &(*pp)->next)
-		if ((*pp)->group_id == group_id)
+		if ((*pp)->group_id == group_id && (from == 0 || (*pp)->from == from))
 			return pp;
 	return pp;
 }
@@ -149,9 +152,9 @@ static struct snap_in **find_in(struct engine_uv *u, uint64_t group_id)
 static void net_group_stopped(void *ctx, uint64_t group_id)
 {
 	struct engine_uv *u = ctx;
-	struct snap_in **pp = find_in(u, group_id), *in = *pp;
+	struct snap_in **pp, *in;
 
-	if (in != NULL) {
+	while ((in = *(pp = find_in(u, group_id, 0))) != NULL) {
 		*pp = in->next;
 		remove(in->path);
 		free(in);
@@ -179,9 +182,9 @@ static void on_batch(void *ctx, uint64_t from, const struct raft_message *msgs, 
 		if (j < n) {
 			/* The file came first (the sender waits for the stream's end); it must be
 			 * the one this sender streamed for this very snapshot. */
-			struct snap_in **pp = find_in(u, msgs[j].group_id), *in = *pp;
+			struct snap_in **pp = find_in(u, msgs[j].group_id, msgs[j].from), *in = *pp;
 
-			if (in != NULL && msgs[j].snapshot != NULL && in->from == msgs[j].from &&
+			if (in != NULL && msgs[j].snapshot != NULL &&
 			    in->index == msgs[j].snapshot->index &&
 			    in->term == msgs[j].snapshot->term) {
 				/* (the engine takes the file, whatever the outcome) */
@@ -207,7 +210,7 @@ static void on_snapshot_received(void *ctx, uint64_t from, uint64_t group_id,
                                  const struct raft_snapshot_meta *meta, const char *path)
 {
 	struct engine_uv *u = ctx;
-	struct snap_in **pp = find_in(u, group_id), *in = *pp;
+	struct snap_in **pp = find_in(u, group_id, from), *in = *pp;
 
 	/* Its message would be refused: the group stopped while the file came in, or
 	 * committed that far meanwhile (from a newer leader's snapshot or entries).
@@ -229,7 +232,7 @@ static void on_snapshot_received(void *ctx, uint64_t from, uint64_t group_id,
 		in->group_id = group_id;
 		*pp = in;
 	} else if (strcmp(in->path, path) != 0) {
-		remove(in->path); /* superseded */
+		remove(in->path); /* superseded by the same sender's next stream */
 	}
 	in->from = from;
 	in->index = meta->index;

@@ -1472,6 +1472,102 @@ static void test_uv_taken_file_rewritten_kept(void **state)
 	assert_int_equal(rmdir(d2), 0);
 }
 
+/*
+ * Two streams of group 105 end on node 1 from two senders, as from a new
+ * leader and an old one whose stream ended late: node 3's at index 600
+ * first, then node 2's at 500.  Both files wait for their messages; node 3's
+ * message then installs its snapshot, and node 2's file goes at the next
+ * tick (node 1 committed past it).  Before, node 2's file took the place of
+ * node 3's (one per group), which was deleted: node 3's message found no file
+ * and was dropped, and its whole snapshot had to be streamed again.
+ */
+static void test_uv_two_senders_files_kept(void **state)
+{
+	struct world w;
+	struct engine_bootstrap jb;
+	struct raft_snapshot_meta m2 = {.index = 500, .term = 3}, m3 = {.index = 600, .term = 4};
+	struct raft_message m;
+	struct engine_sm_ops sm;
+	struct engine_group_status st;
+	struct group_wait gw = {1, 105};
+	struct stat_wait sw;
+	char d1[128], d2[128], d3[128], src2[256], src3[256], path2[256], path3[256];
+	struct transport *t1, *t2, *t3;
+	struct kv_sm *kv;
+
+	(void)state;
+	two_nodes(&w, d1, d2, &jb, &t1, &t2);
+	snprintf(d3, sizeof(d3), "/tmp/dr-engine-uv-XXXXXX");
+	assert_non_null(mkdtemp(d3));
+	snprintf(w.dir, sizeof(w.dir), "%s", d3);
+	start_node(&w, 3);
+	t3 = engine_uv_transport(w.n[3].u);
+	assert_int_equal(transport_add_peer(t3, 1, w.n[1].addr), TRANSPORT_OK);
+	/* (Node 1 takes connections from the nodes it knows.) */
+	jb.members[1].node_id = 3;
+	snprintf(jb.members[1].addr, sizeof(jb.members[1].addr), "%s", w.n[3].addr);
+	jb.n_members = 2;
+	assert_int_equal(kv_sm_create(0, &kv), ENGINE_OK);
+	kv_sm_ops(kv, &sm);
+	assert_int_equal(engine_start_group(eng(&w, 1), 105, &jb, &sm), ENGINE_OK);
+	m2.membership.n_voters = 3;
+	for (int i = 0; i < 3; i++)
+		m2.membership.voters[i] = (raft_id)i + 1;
+	m3.membership = m2.membership;
+	snprintf(src2, sizeof(src2), "%s/source", d2);
+	snprintf(src3, sizeof(src3), "%s/source", d3);
+	snprintf(path2, sizeof(path2), "%s/snap-g105-n2-i500-t3.snap", d1);
+	snprintf(path3, sizeof(path3), "%s/snap-g105-n3-i600-t4.snap", d1);
+	write_kv_snapshot(src2, 500, 3);
+	write_kv_snapshot(src3, 600, 4);
+
+	assert_int_equal(transport_send_snapshot(t3, 1, 105, &m3, src3), TRANSPORT_OK);
+	sw = (struct stat_wait){t1, false, 1};
+	if (!run_until(&w, stat_reached, &sw, 10))
+		fail_msg("node 3's snapshot did not arrive");
+	assert_int_equal(transport_send_snapshot(t2, 1, 105, &m2, src2), TRANSPORT_OK);
+	sw = (struct stat_wait){t1, false, 2};
+	if (!run_until(&w, stat_reached, &sw, 10))
+		fail_msg("node 2's snapshot did not arrive");
+	if (!path_exists(path3))
+		fail_msg("%s went when node 2's file came", path3);
+	assert_true(path_exists(path2));
+
+	/* Node 3's message. */
+	memset(&m, 0, sizeof(m));
+	m.type = RAFT_MSG_SNAPSHOT;
+	m.group_id = 105;
+	m.from = 3;
+	m.to = 1;
+	m.term = 5;
+	m.snapshot = &m3;
+	assert_int_equal(transport_send(t3, &m), TRANSPORT_OK);
+	transport_flush(t3);
+	if (!run_until(&w, group_settled, &gw, 10))
+		fail_msg("group 105 did not install node 3's snapshot");
+	assert_int_equal(engine_group_status(eng(&w, 1), 105, &st), ENGINE_OK);
+	if (st.state != ENGINE_GROUP_ACTIVE)
+		fail_msg("group 105 failed: %s", st.error);
+	assert_int_equal(st.snapshot_index, 600);
+	assert_int_equal(kv_sm_recoveries(kv), 1);
+	if (!run_until(&w, path_gone, path2, 5))
+		fail_msg("%s stayed after node 1 committed past its index", path2);
+	assert_false(path_exists(path3));
+
+	engine_uv_close(w.n[3].u);
+	w.n[3].u = NULL;
+	two_nodes_close(&w);
+	fake_storage_destroy(w.n[3].fs);
+	for (int g = 0; g < GROUPS; g++)
+		kv_sm_destroy(w.n[3].sm[g]);
+	kv_sm_destroy(kv);
+	unlink(src2);
+	unlink(src3);
+	assert_int_equal(rmdir(d1), 0);
+	assert_int_equal(rmdir(d2), 0);
+	assert_int_equal(rmdir(d3), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1484,6 +1580,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_uv_outrun_snapshot_file_deleted, io_reset),
 	        cmocka_unit_test_teardown(test_uv_taken_file_rewritten_kept, io_reset),
 	        cmocka_unit_test_teardown(test_uv_outrun_partial_file_deleted, io_reset),
+	        cmocka_unit_test_teardown(test_uv_two_senders_files_kept, io_reset),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
