@@ -1132,6 +1132,11 @@ bool engine_snapshot_useful(const struct engine *e, uint64_t group_id, raft_inde
 	return g != NULL && g->state != GS_FAILED && raft_commit_index(g->r) < index;
 }
 
+bool engine_snapshot_held(const struct engine *e, uint64_t group_id, const char *path)
+{
+	return recv_pending(eng_group(e, group_id), path);
+}
+
 size_t engine_pending_count(const struct engine *e)
 {
 	size_t n = e->pend.n;

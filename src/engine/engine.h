@@ -669,6 +669,10 @@ bool engine_accepts(const struct engine *e, uint64_t group_id, raft_id from);
  * group runs and has not committed that far: Raft refuses one at or below its
  * commit index). */
 bool engine_snapshot_useful(const struct engine *e, uint64_t group_id, raft_index index);
+/* Whether path is the received snapshot file that a Ready of group_id will install
+ * (the core took its message): the engine's, which no one else may delete.  A stream
+ * of the same snapshot that ends meanwhile renames its file to that very name. */
+bool engine_snapshot_held(const struct engine *e, uint64_t group_id, const char *path);
 /* Operations waiting for an outcome (proposals, reads, changes). */
 size_t engine_pending_count(const struct engine *e);
 /* Messages dropped on delivery because of an unknown group or a bad message. */

@@ -17,7 +17,8 @@ struct snap_out {
 	char path[ENGINE_PATH_MAX + 96]; /* deleted once the stream ended */
 };
 
-/* A received snapshot file waiting for its message (one per group). */
+/* A received snapshot file waiting for its message (one per group and sender, as the
+ * transport's streams). */
 struct snap_in {
 	struct snap_in *next;
 	uint64_t group_id;
@@ -130,12 +131,14 @@ static void net_remove_peer(void *ctx, raft_id node_id)
 	transport_remove_peer(((struct engine_uv *)ctx)->t, node_id);
 }
 
-static struct snap_in **find_in(struct engine_uv *u, uint64_t group_id)
+/* The file of group_id from node `from` (any sender: from 0) waiting for its message; or
+ * where to link one. */
+static struct snap_in **find_in(struct engine_uv *u, uint64_t group_id, uint64_t from)
 {
 	struct snap_in **pp;
 
 	for (pp = &u->ins; *pp != NULL; pp = &(*pp)->next)
-		if ((*pp)->group_id == group_id)
+		if ((*pp)->group_id == group_id && (from == 0 || (*pp)->from == from))
 			return pp;
 	return pp;
 }
@@ -149,9 +152,9 @@ static struct snap_in **find_in(struct engine_uv *u, uint64_t group_id)
 static void net_group_stopped(void *ctx, uint64_t group_id)
 {
 	struct engine_uv *u = ctx;
-	struct snap_in **pp = find_in(u, group_id), *in = *pp;
+	struct snap_in **pp, *in;
 
-	if (in != NULL) {
+	while ((in = *(pp = find_in(u, group_id, 0))) != NULL) {
 		*pp = in->next;
 		remove(in->path);
 		free(in);
@@ -179,9 +182,9 @@ static void on_batch(void *ctx, uint64_t from, const struct raft_message *msgs, 
 		if (j < n) {
 			/* The file came first (the sender waits for the stream's end); it must be
 			 * the one this sender streamed for this very snapshot. */
-			struct snap_in **pp = find_in(u, msgs[j].group_id), *in = *pp;
+			struct snap_in **pp = find_in(u, msgs[j].group_id, msgs[j].from), *in = *pp;
 
-			if (in != NULL && msgs[j].snapshot != NULL && in->from == msgs[j].from &&
+			if (in != NULL && msgs[j].snapshot != NULL &&
 			    in->index == msgs[j].snapshot->index &&
 			    in->term == msgs[j].snapshot->term) {
 				/* (the engine takes the file, whatever the outcome) */
@@ -207,13 +210,17 @@ static void on_snapshot_received(void *ctx, uint64_t from, uint64_t group_id,
                                  const struct raft_snapshot_meta *meta, const char *path)
 {
 	struct engine_uv *u = ctx;
-	struct snap_in **pp = find_in(u, group_id), *in = *pp;
+	struct snap_in **pp = find_in(u, group_id, from), *in = *pp;
 
 	/* Its message would be refused: the group stopped while the file came in, or
-	 * committed that far meanwhile (from a newer leader's snapshot or entries). */
+	 * committed that far meanwhile (from a newer leader's snapshot or entries).
+	 * Unless the core took this very snapshot from an earlier stream of it and
+	 * its Ready has not run yet: the file under this name is the one it installs
+	 * (this stream renamed its copy over it). */
 	if (u->closing || !engine_accepts(u->e, group_id, from) ||
 	    !engine_snapshot_useful(u->e, group_id, meta->index)) {
-		remove(path);
+		if (!engine_snapshot_held(u->e, group_id, path))
+			remove(path);
 		return;
 	}
 	if (in == NULL) {
@@ -225,7 +232,7 @@ static void on_snapshot_received(void *ctx, uint64_t from, uint64_t group_id,
 		in->group_id = group_id;
 		*pp = in;
 	} else if (strcmp(in->path, path) != 0) {
-		remove(in->path); /* superseded */
+		remove(in->path); /* superseded by the same sender's next stream */
 	}
 	in->from = from;
 	in->index = meta->index;
@@ -415,9 +422,15 @@ static void drop_outrun_ins(struct engine_uv *u)
 			continue;
 		}
 		*pp = in->next;
-		remove(in->path);
+		if (!engine_snapshot_held(u->e, in->group_id, in->path))
+			remove(in->path);
 		free(in);
 	}
+}
+
+static bool stream_outrun(void *ctx, uint64_t group_id, uint64_t index)
+{
+	return !engine_snapshot_useful(((struct engine_uv *)ctx)->e, group_id, index);
 }
 
 static void on_tick(uv_timer_t *h)
@@ -428,6 +441,12 @@ static void on_tick(uv_timer_t *h)
 		return;
 	engine_tick(u->e);
 	drop_outrun_ins(u);
+	/* And so are the partial files of broken streams it passed, kept for a
+	 * resume (an old leader that crashed or lost its connection midway): they
+	 * stayed until they aged out (snapshot_part_max_age_ms, 10 minutes by
+	 * default), their remaining bytes counted against the room that a newer
+	 * leader's stream needs. */
+	transport_drop_outrun_snapshots(u->t, stream_outrun, u);
 }
 
 static void on_handle_closed(uv_handle_t *h)

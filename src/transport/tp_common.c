@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 static struct transport_alloc_hooks hooks = {malloc, realloc, free};
-static struct transport_io_hooks io_hooks = {pread, pwrite};
+static struct transport_io_hooks io_hooks = {pread, pwrite, fdatasync};
 
 static const char *const messages[TRANSPORT_RC_COUNT] = {
         [TRANSPORT_OK] = "ok",
@@ -101,12 +101,14 @@ void transport_buf_free(struct transport_buf *b)
 
 void transport_set_io_hooks(const struct transport_io_hooks *h)
 {
-	if (h == NULL) {
-		io_hooks.pread_fn = pread;
-		io_hooks.pwrite_fn = pwrite;
-		return;
-	}
-	io_hooks = *h;
+	io_hooks.pread_fn = h != NULL && h->pread_fn != NULL ? h->pread_fn : pread;
+	io_hooks.pwrite_fn = h != NULL && h->pwrite_fn != NULL ? h->pwrite_fn : pwrite;
+	io_hooks.fdatasync_fn = h != NULL && h->fdatasync_fn != NULL ? h->fdatasync_fn : fdatasync;
+}
+
+int transport_fdatasync(int fd)
+{
+	return io_hooks.fdatasync_fn(fd) == 0 ? 0 : errno > 0 ? -errno : -EIO;
 }
 
 ssize_t transport_pread_full(int fd, void *buf, size_t n, uint64_t off)

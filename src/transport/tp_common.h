@@ -59,13 +59,15 @@ void *transport_realloc(void *p, size_t size);
 /* free through the hooks. */
 void transport_free(void *p);
 
-/* File I/O of snapshot chunks, called on libuv's thread pool; tests inject failures and delays. */
+/* File I/O of snapshot chunks and the received file's sync, called on libuv's thread pool;
+ * tests inject failures and delays.  A NULL member is the plain call. */
 struct transport_io_hooks {
 	ssize_t (*pread_fn)(int fd, void *buf, size_t n, off_t off);
 	ssize_t (*pwrite_fn)(int fd, const void *buf, size_t n, off_t off);
+	int (*fdatasync_fn)(int fd);
 };
 
-/* Installs file I/O hooks (NULL restores pread/pwrite); only while no snapshot streams. */
+/* Installs file I/O hooks (NULL restores the plain calls); only while no snapshot streams. */
 void transport_set_io_hooks(const struct transport_io_hooks *hooks);
 
 /* Reads n bytes at off through the hooks, retrying EINTR: bytes read (< n at EOF) or -errno. */
@@ -73,6 +75,9 @@ ssize_t transport_pread_full(int fd, void *buf, size_t n, uint64_t off);
 
 /* Writes n bytes at off through the hooks, retrying EINTR and short writes: n or -errno. */
 ssize_t transport_pwrite_full(int fd, const void *buf, size_t n, uint64_t off);
+
+/* fdatasync through the hooks: 0 or -errno. */
+int transport_fdatasync(int fd);
 
 /* A growable byte buffer. */
 struct transport_buf {

@@ -60,7 +60,8 @@ struct snap_recv {
 	struct transport_buf pend; /* received while wbuf was being written */
 	uv_work_t wwork;           /* the write of wbuf, through the I/O hooks of tp_common.h */
 	ssize_t write_rc;          /* bytes written or -errno, set on the thread pool */
-	uv_fs_t fsreq;
+	uv_work_t swork;           /* the fdatasync of the complete file, through the hooks */
+	int sync_rc;               /* 0 or -errno, set on the thread pool */
 	char part[PATH_MAX];
 	char final[PATH_MAX];
 };
@@ -366,14 +367,22 @@ static int sync_dir(struct transport *t)
 	return rc;
 }
 
-static void synced(uv_fs_t *req)
+static void sync_work(uv_work_t *w)
 {
-	struct snap_recv *sr = req->data;
+	struct snap_recv *sr = w->data;
+
+	sr->sync_rc = transport_fdatasync(sr->fd);
+}
+
+static void synced(uv_work_t *w, int req_status)
+{
+	struct snap_recv *sr = w->data;
 	struct transport *t = sr->t;
-	int status = req->result < 0 ? TRANSPORT_EIO : TRANSPORT_OK;
+	int status = req_status != 0 || sr->sync_rc < 0 ? TRANSPORT_EIO : TRANSPORT_OK;
 	struct conn *c;
 
-	uv_fs_req_cleanup(req);
+	errno = req_status != 0 ? ECANCELED : -sr->sync_rc; /* (for the line below) */
+
 	t->handles--;
 	sr->syncing = false;
 	if (t->closing || sr->doomed) {
@@ -407,8 +416,8 @@ static void synced(uv_fs_t *req)
 
 static int start_sync(struct snap_recv *sr)
 {
-	sr->fsreq.data = sr;
-	if (uv_fs_fdatasync(sr->t->loop, &sr->fsreq, sr->fd, synced) != 0)
+	sr->swork.data = sr;
+	if (uv_queue_work(sr->t->loop, &sr->swork, sync_work, synced) != 0)
 		return TRANSPORT_EIO;
 	sr->syncing = true;
 	sr->t->handles++;
@@ -579,6 +588,19 @@ void transport_drop_group_snapshots(struct transport *t, uint64_t group_id)
 	}
 }
 
+void transport_drop_outrun_snapshots(struct transport *t,
+                                     bool (*outrun)(void *ctx, uint64_t group_id, uint64_t index),
+                                     void *ctx)
+{
+	for (struct snap_recv *sr = t->recvs, *next; sr != NULL; sr = next) {
+		next = sr->next;
+		if (sr->orphan || sr->doomed || sr->conn != NULL ||
+		    !outrun(ctx, sr->group_id, sr->meta.index))
+			continue;
+		end_stream(sr, TRANSPORT_EINVAL);
+	}
+}
+
 /* ---- partial file expiry ------------------------------------------------- */
 
 /* Milliseconds since the file at path was last modified; false if it is not a regular file. */
@@ -721,7 +743,7 @@ void tp_snap_recv_shutdown(struct transport *t)
 		if (sr->writing)
 			uv_cancel((uv_req_t *)&sr->wwork); /* if still queued; written() frees sr */
 		else if (sr->syncing)
-			uv_cancel((uv_req_t *)&sr->fsreq);
+			uv_cancel((uv_req_t *)&sr->swork);
 		else
 			sr_free(sr, false); /* the file stays for the next start's scan */
 	}

@@ -254,6 +254,16 @@ int transport_send_snapshot(struct transport *t, uint64_t node_id, uint64_t grou
  * age out) stay.  Calls nothing back from inside.
  */
 void transport_drop_group_snapshots(struct transport *t, uint64_t group_id);
+/*
+ * The same for each stream kept for a resume (its connection gone: a sender
+ * that crashed or lost it midway) for which outrun(ctx, group_id, index)
+ * holds (its group committed that far here: its message would be refused).
+ * A stream still connected goes on: its file is the embedder's to judge when
+ * it arrives.  Partial files an earlier process left stay (they age out).
+ */
+void transport_drop_outrun_snapshots(struct transport *t,
+                                     bool (*outrun)(void *ctx, uint64_t group_id, uint64_t index),
+                                     void *ctx);
 
 /* The free space a received snapshot must leave from now on (snapshot_min_free_bytes, 0
  * allowed here: none). */

@@ -521,11 +521,13 @@ static void test_uv_create_errors(void **state)
 
 /* ---- files received for a group that stops (review 47) ---- */
 
-/* The receiver's chunk writes, through the transport's I/O hooks: one can be held. */
+/* The receiver's chunk writes, through the transport's I/O hooks: one can be held;
+ * and so can the fdatasync of a complete file (sync_*). */
 static struct {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool stall_next_write, stalled, released;
+	bool stall_next_sync, sync_stalled, sync_released, sync_returned;
 	int reads; /* the senders' preads (checksum pass and chunks) */
 } io = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
@@ -566,7 +568,73 @@ static ssize_t hook_pwrite(int fd, const void *buf, size_t n, off_t off)
 	return pwrite(fd, buf, n, off);
 }
 
-static const struct transport_io_hooks io_hooks = {hook_pread, hook_pwrite};
+static int hook_fdatasync(int fd)
+{
+	struct timespec deadline;
+	bool held;
+	int rc;
+
+	pthread_mutex_lock(&io.mu);
+	held = io.stall_next_sync;
+	if (held) {
+		io.stall_next_sync = false;
+		io.sync_stalled = true;
+		clock_gettime(CLOCK_REALTIME, &deadline);
+		deadline.tv_sec += 10; /* (bounded: a test that fails cannot hang) */
+		while (!io.sync_released &&
+		       pthread_cond_timedwait(&io.cv, &io.mu, &deadline) != ETIMEDOUT)
+			;
+	}
+	pthread_mutex_unlock(&io.mu);
+	rc = fdatasync(fd);
+	if (held) {
+		pthread_mutex_lock(&io.mu);
+		io.sync_returned = true; /* (libuv posts the completion right after) */
+		pthread_cond_broadcast(&io.cv);
+		pthread_mutex_unlock(&io.mu);
+	}
+	return rc;
+}
+
+static const struct transport_io_hooks io_hooks = {hook_pread, hook_pwrite, hook_fdatasync};
+
+static void io_stall_next_sync(void)
+{
+	pthread_mutex_lock(&io.mu);
+	io.stall_next_sync = true;
+	io.sync_stalled = io.sync_released = io.sync_returned = false;
+	pthread_mutex_unlock(&io.mu);
+}
+
+static bool io_sync_stalled(struct world *w, void *arg)
+{
+	bool s;
+
+	(void)w;
+	(void)arg;
+	pthread_mutex_lock(&io.mu);
+	s = io.sync_stalled;
+	pthread_mutex_unlock(&io.mu);
+	return s;
+}
+
+/* Lets the held fdatasync go; true once it returned (within 10 s). */
+static bool io_release_sync(void)
+{
+	struct timespec deadline;
+	bool r;
+
+	pthread_mutex_lock(&io.mu);
+	io.sync_released = true;
+	pthread_cond_broadcast(&io.cv);
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 10;
+	while (!io.sync_returned && pthread_cond_timedwait(&io.cv, &io.mu, &deadline) != ETIMEDOUT)
+		;
+	r = io.sync_returned;
+	pthread_mutex_unlock(&io.mu);
+	return r;
+}
 
 static void io_stall_next(void)
 {
@@ -600,6 +668,11 @@ static int io_reset(void **state)
 {
 	(void)state;
 	io_release();
+	pthread_mutex_lock(&io.mu);
+	io.stall_next_sync = false;
+	io.sync_released = true;
+	pthread_cond_broadcast(&io.cv);
+	pthread_mutex_unlock(&io.mu);
 	transport_set_io_hooks(NULL);
 	return 0;
 }
@@ -1173,6 +1246,328 @@ static void test_uv_outrun_snapshot_file_deleted(void **state)
 	assert_int_equal(rmdir(d2), 0);
 }
 
+/*
+ * A stream of group 101 from node 3 (an old leader, here a non-voter that
+ * runs no such group) at an index beyond node 1's commit index breaks midway:
+ * node 3 goes (its first chunk's write held on node 1).  Its partial file is
+ * kept for a resume; once node 1 commits past its index (entries from node
+ * 2), it is deleted at the next tick: the stream's message would be refused.
+ * Before, it stayed until it aged out (snapshot_part_max_age_ms, 10 minutes
+ * by default), its remaining bytes counted against the room for any other
+ * stream of the node.
+ */
+static void test_uv_outrun_partial_file_deleted(void **state)
+{
+	struct world w;
+	struct engine_group_status st;
+	struct engine_wait wt;
+	struct raft_snapshot_meta meta;
+	struct applied_wait aw;
+	char d1[128], d2[128], d3[128], src[256], part[256], path[256];
+	struct transport_stats ts, ts2;
+	struct transport *t3;
+	uint64_t key = 0;
+
+	(void)state;
+	node1_follows_101(&w, d1, d2, &key);
+	snprintf(d3, sizeof(d3), "/tmp/dr-engine-uv-XXXXXX");
+	assert_non_null(mkdtemp(d3));
+	snprintf(w.dir, sizeof(w.dir), "%s", d3);
+	start_node(&w, 3);
+	t3 = engine_uv_transport(w.n[3].u);
+	assert_int_equal(transport_add_peer(t3, 1, w.n[1].addr), TRANSPORT_OK);
+	/* Node 3 in group 101's membership (node 1 takes streams of members only). */
+	memset(&wt, 0, sizeof(wt));
+	assert_int_equal(engine_add_nonvoter(eng(&w, 2), 101, 3, w.n[3].addr, engine_wait_cb, &wt),
+	                 ENGINE_OK);
+	if (!run_until(&w, waited, &wt, 20) || wt.res.rc != ENGINE_OK)
+		fail_msg("node 3 was not added to group 101");
+	assert_int_equal(engine_group_status(eng(&w, 2), 101, &st), ENGINE_OK);
+	aw = (struct applied_wait){1, 101, st.commit};
+	if (!run_until(&w, applied_reached, &aw, 20))
+		fail_msg("node 1 did not apply node 3's addition");
+
+	assert_int_equal(engine_group_status(eng(&w, 1), 101, &st), ENGINE_OK);
+	memset(&meta, 0, sizeof(meta));
+	meta.index = st.commit + 10;
+	meta.term = st.term;
+	meta.membership = st.membership;
+	snprintf(src, sizeof(src), "%s/source", d3);
+	/* Eight chunks of 2 MiB at most: with the first one's write held and the
+	 * second staged, node 1 reads no more, and the end of the stream is still
+	 * in node 3 when it goes. */
+	write_file(src, 16u << 20);
+	transport_stats(engine_uv_transport(w.n[1].u), &ts);
+	snprintf(part, sizeof(part), "%s/snap-g101-n3-i%llu-t%llu.part", d1,
+	         (unsigned long long)meta.index, (unsigned long long)meta.term);
+	snprintf(path, sizeof(path), "%s/snap-g101-n3-i%llu-t%llu.snap", d1,
+	         (unsigned long long)meta.index, (unsigned long long)meta.term);
+	io_stall_next();
+	assert_int_equal(transport_send_snapshot(t3, 1, 101, &meta, src), TRANSPORT_OK);
+	if (!run_until(&w, io_stalled, NULL, 10))
+		fail_msg("node 3's stream wrote nothing on node 1");
+	engine_uv_close(w.n[3].u);
+	w.n[3].u = NULL;
+	io_release();
+	assert_true(path_exists(part)); /* kept for a resume */
+	propose_n(&w, 101, 5, &key);
+	assert_true(path_exists(part)); /* (not yet passed) */
+
+	propose_n(&w, 101, 20, &key);
+	aw = (struct applied_wait){1, 101, meta.index};
+	if (!run_until(&w, applied_reached, &aw, 20))
+		fail_msg("node 1 did not follow group 101");
+	if (!run_until(&w, path_gone, part, 5))
+		fail_msg("%s stayed after node 1 committed past its index", part);
+	assert_false(path_exists(path));
+	transport_stats(engine_uv_transport(w.n[1].u), &ts2);
+	assert_int_equal(ts2.snapshots_received, ts.snapshots_received); /* (it broke) */
+
+	two_nodes_close(&w);
+	fake_storage_destroy(w.n[3].fs);
+	for (int g = 0; g < GROUPS; g++)
+		kv_sm_destroy(w.n[3].sm[g]);
+	unlink(src);
+	assert_int_equal(rmdir(d1), 0);
+	assert_int_equal(rmdir(d2), 0);
+	assert_int_equal(rmdir(d3), 0);
+}
+
+/* Writes a kv_sm snapshot file at path of entries 1..index (no data) of term. */
+static void write_kv_snapshot(const char *path, raft_index index, raft_term term)
+{
+	struct engine_sm_entry *ents = calloc(index, sizeof(*ents));
+	struct engine_sm_ops ops;
+	struct kv_sm *kv;
+	raft_index at = 0;
+
+	assert_non_null(ents);
+	assert_int_equal(kv_sm_create(0, &kv), ENGINE_OK);
+	kv_sm_ops(kv, &ops);
+	for (raft_index i = 0; i < index; i++) {
+		ents[i].index = i + 1;
+		ents[i].term = term;
+		ents[i].type = RAFT_ENTRY_NORMAL;
+	}
+	assert_int_equal(ops.apply(ops.ctx, ents, (uint32_t)index), ENGINE_OK);
+	assert_int_equal(ops.save_snapshot(ops.ctx, path, &at), ENGINE_OK);
+	assert_int_equal(at, index);
+	kv_sm_destroy(kv);
+	free(ents);
+}
+
+static bool ready_to_poll(uv_loop_t *loop)
+{
+	struct pollfd p = {.fd = uv_backend_fd(loop), .events = POLLIN};
+
+	return poll(&p, 1, 10000) == 1;
+}
+
+struct group_wait {
+	int id;
+	uint64_t group;
+};
+
+/* The group has left its snapshot install behind: active again, or failed. */
+static bool group_settled(struct world *w, void *arg)
+{
+	struct group_wait *gw = arg;
+	struct engine_group_status st;
+
+	return engine_group_status(eng(w, gw->id), gw->group, &st) == ENGINE_OK &&
+	       (st.state == ENGINE_GROUP_FAILED ||
+	        (st.state == ENGINE_GROUP_ACTIVE && st.snapshot_index > 0));
+}
+
+/*
+ * Node 1's core took a snapshot message of group 104 whose file is
+ * snap-g104-n2-i500-t3.snap, and before the Ready that installs it ran, a
+ * second stream of the same snapshot from node 2 ended (a sender that sent
+ * it again): the transport renamed its copy over that very file, and then
+ * told engine_uv, which found the group's commit index at 500 and deleted
+ * the file as one no message could install.  The Ready then had no file to
+ * install: the group failed.  Now the file stays, the snapshot is installed,
+ * and no file is left once it is.
+ *
+ * Deterministic: the second stream's fdatasync is held; the message is
+ * delivered (as on_batch does) while it is, and its completion is posted
+ * before the loop runs again, so the loop's next turn sees the stream's end
+ * (poll phase) before the round (check phase).
+ */
+static void test_uv_taken_file_rewritten_kept(void **state)
+{
+	struct world w;
+	struct engine_bootstrap jb;
+	struct raft_snapshot_meta meta = {.index = 500, .term = 3};
+	struct raft_message m;
+	struct engine_sm_ops sm;
+	struct engine_group_status st;
+	struct group_wait gw = {1, 104};
+	struct stat_wait sw;
+	char d1[128], d2[128], src[256], path[256], part[256], held[300];
+	struct transport *t1, *t2;
+	struct kv_sm *kv;
+
+	(void)state;
+	two_nodes(&w, d1, d2, &jb, &t1, &t2);
+	assert_int_equal(kv_sm_create(0, &kv), ENGINE_OK);
+	kv_sm_ops(kv, &sm);
+	assert_int_equal(engine_start_group(eng(&w, 1), 104, &jb, &sm), ENGINE_OK);
+	meta.membership.n_voters = 2;
+	meta.membership.voters[0] = 1;
+	meta.membership.voters[1] = 2;
+	snprintf(src, sizeof(src), "%s/source", d2);
+	snprintf(path, sizeof(path), "%s/snap-g104-n2-i500-t3.snap", d1);
+	snprintf(part, sizeof(part), "%s/snap-g104-n2-i500-t3.part", d1);
+	snprintf(held, sizeof(held), "%s.recovering", path);
+	write_kv_snapshot(src, 500, 3);
+	/* The first stream's file, whose message comes below. */
+	write_kv_snapshot(path, 500, 3);
+
+	/* The second stream, held at its fdatasync. */
+	io_stall_next_sync();
+	assert_int_equal(transport_send_snapshot(t2, 1, 104, &meta, src), TRANSPORT_OK);
+	if (!run_until(&w, io_sync_stalled, NULL, 10))
+		fail_msg("the second stream did not reach its fdatasync");
+	assert_true(path_exists(part));
+
+	/* The message of the first: the core takes it. */
+	memset(&m, 0, sizeof(m));
+	m.type = RAFT_MSG_SNAPSHOT;
+	m.group_id = 104;
+	m.from = 2;
+	m.to = 1;
+	m.term = 3;
+	m.snapshot = &meta;
+	assert_int_equal(engine_deliver_snapshot(eng(&w, 1), &m, path), ENGINE_OK);
+	assert_int_equal(engine_group_status(eng(&w, 1), 104, &st), ENGINE_OK);
+	assert_int_equal(st.commit, 500); /* taken; its Ready has not run */
+	assert_true(path_exists(path));
+
+	/* The second stream ends before that Ready runs. */
+	if (!io_release_sync())
+		fail_msg("the held fdatasync did not return");
+	if (!ready_to_poll(&w.loop))
+		fail_msg("the second stream's end was not posted to the loop");
+	uv_run(&w.loop, UV_RUN_NOWAIT);
+	sw = (struct stat_wait){t1, false, 1};
+	if (!run_until(&w, stat_reached, &sw, 10))
+		fail_msg("the second stream did not end on node 1");
+	if (!run_until(&w, group_settled, &gw, 10))
+		fail_msg("group 104 did not install its snapshot nor fail");
+	assert_int_equal(engine_group_status(eng(&w, 1), 104, &st), ENGINE_OK);
+	if (st.state != ENGINE_GROUP_ACTIVE)
+		fail_msg("group 104 failed: %s", st.error);
+	assert_int_equal(st.snapshot_index, 500);
+	assert_int_equal(kv_sm_recoveries(kv), 1);
+	assert_int_equal(kv_sm_applied(kv), 500);
+	assert_false(path_exists(path));
+	assert_false(path_exists(held));
+	assert_false(path_exists(part));
+
+	unlink(src);
+	two_nodes_close(&w);
+	kv_sm_destroy(kv);
+	assert_int_equal(rmdir(d1), 0); /* nothing of the snapshot stayed */
+	assert_int_equal(rmdir(d2), 0);
+}
+
+/*
+ * Two streams of group 105 end on node 1 from two senders, as from a new
+ * leader and an old one whose stream ended late: node 3's at index 600
+ * first, then node 2's at 500.  Both files wait for their messages; node 3's
+ * message then installs its snapshot, and node 2's file goes at the next
+ * tick (node 1 committed past it).  Before, node 2's file took the place of
+ * node 3's (one per group), which was deleted: node 3's message found no file
+ * and was dropped, and its whole snapshot had to be streamed again.
+ */
+static void test_uv_two_senders_files_kept(void **state)
+{
+	struct world w;
+	struct engine_bootstrap jb;
+	struct raft_snapshot_meta m2 = {.index = 500, .term = 3}, m3 = {.index = 600, .term = 4};
+	struct raft_message m;
+	struct engine_sm_ops sm;
+	struct engine_group_status st;
+	struct group_wait gw = {1, 105};
+	struct stat_wait sw;
+	char d1[128], d2[128], d3[128], src2[256], src3[256], path2[256], path3[256];
+	struct transport *t1, *t2, *t3;
+	struct kv_sm *kv;
+
+	(void)state;
+	two_nodes(&w, d1, d2, &jb, &t1, &t2);
+	snprintf(d3, sizeof(d3), "/tmp/dr-engine-uv-XXXXXX");
+	assert_non_null(mkdtemp(d3));
+	snprintf(w.dir, sizeof(w.dir), "%s", d3);
+	start_node(&w, 3);
+	t3 = engine_uv_transport(w.n[3].u);
+	assert_int_equal(transport_add_peer(t3, 1, w.n[1].addr), TRANSPORT_OK);
+	/* (Node 1 takes connections from the nodes it knows.) */
+	jb.members[1].node_id = 3;
+	snprintf(jb.members[1].addr, sizeof(jb.members[1].addr), "%s", w.n[3].addr);
+	jb.n_members = 2;
+	assert_int_equal(kv_sm_create(0, &kv), ENGINE_OK);
+	kv_sm_ops(kv, &sm);
+	assert_int_equal(engine_start_group(eng(&w, 1), 105, &jb, &sm), ENGINE_OK);
+	m2.membership.n_voters = 3;
+	for (int i = 0; i < 3; i++)
+		m2.membership.voters[i] = (raft_id)i + 1;
+	m3.membership = m2.membership;
+	snprintf(src2, sizeof(src2), "%s/source", d2);
+	snprintf(src3, sizeof(src3), "%s/source", d3);
+	snprintf(path2, sizeof(path2), "%s/snap-g105-n2-i500-t3.snap", d1);
+	snprintf(path3, sizeof(path3), "%s/snap-g105-n3-i600-t4.snap", d1);
+	write_kv_snapshot(src2, 500, 3);
+	write_kv_snapshot(src3, 600, 4);
+
+	assert_int_equal(transport_send_snapshot(t3, 1, 105, &m3, src3), TRANSPORT_OK);
+	sw = (struct stat_wait){t1, false, 1};
+	if (!run_until(&w, stat_reached, &sw, 10))
+		fail_msg("node 3's snapshot did not arrive");
+	assert_int_equal(transport_send_snapshot(t2, 1, 105, &m2, src2), TRANSPORT_OK);
+	sw = (struct stat_wait){t1, false, 2};
+	if (!run_until(&w, stat_reached, &sw, 10))
+		fail_msg("node 2's snapshot did not arrive");
+	if (!path_exists(path3))
+		fail_msg("%s went when node 2's file came", path3);
+	assert_true(path_exists(path2));
+
+	/* Node 3's message. */
+	memset(&m, 0, sizeof(m));
+	m.type = RAFT_MSG_SNAPSHOT;
+	m.group_id = 105;
+	m.from = 3;
+	m.to = 1;
+	m.term = 5;
+	m.snapshot = &m3;
+	assert_int_equal(transport_send(t3, &m), TRANSPORT_OK);
+	transport_flush(t3);
+	if (!run_until(&w, group_settled, &gw, 10))
+		fail_msg("group 105 did not install node 3's snapshot");
+	assert_int_equal(engine_group_status(eng(&w, 1), 105, &st), ENGINE_OK);
+	if (st.state != ENGINE_GROUP_ACTIVE)
+		fail_msg("group 105 failed: %s", st.error);
+	assert_int_equal(st.snapshot_index, 600);
+	assert_int_equal(kv_sm_recoveries(kv), 1);
+	if (!run_until(&w, path_gone, path2, 5))
+		fail_msg("%s stayed after node 1 committed past its index", path2);
+	assert_false(path_exists(path3));
+
+	engine_uv_close(w.n[3].u);
+	w.n[3].u = NULL;
+	two_nodes_close(&w);
+	fake_storage_destroy(w.n[3].fs);
+	for (int g = 0; g < GROUPS; g++)
+		kv_sm_destroy(w.n[3].sm[g]);
+	kv_sm_destroy(kv);
+	unlink(src2);
+	unlink(src3);
+	assert_int_equal(rmdir(d1), 0);
+	assert_int_equal(rmdir(d2), 0);
+	assert_int_equal(rmdir(d3), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1183,6 +1578,9 @@ int main(void)
 	        cmocka_unit_test_teardown(test_uv_group_restarted_takes_next_stream, io_reset),
 	        cmocka_unit_test_teardown(test_uv_stopped_group_stream_sender, io_reset),
 	        cmocka_unit_test_teardown(test_uv_outrun_snapshot_file_deleted, io_reset),
+	        cmocka_unit_test_teardown(test_uv_taken_file_rewritten_kept, io_reset),
+	        cmocka_unit_test_teardown(test_uv_outrun_partial_file_deleted, io_reset),
+	        cmocka_unit_test_teardown(test_uv_two_senders_files_kept, io_reset),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1025,6 +1025,79 @@ static void test_snapshot_install_rules(void **state)
 	fx_destroy(f);
 }
 
+/*
+ * raft_snapshot_pending() (engine_deliver_snapshot keeps a received file by
+ * it): the index of a snapshot the core took, from the step that takes it
+ * through the Ready that carries it until that Ready's raft_advance();
+ * entries the leader appends meanwhile do not change it, and no apply-only
+ * Ready comes before it (nothing is persisted then).  A refused snapshot
+ * leaves it as it was.
+ */
+static void test_snapshot_pending_until_advance(void **state)
+{
+	struct fx *f = fx_create(3, NULL);
+	struct raft_snapshot_meta snap;
+	struct raft_entry ents[2];
+	struct raft_message m, a;
+	struct raft_ready rd;
+	raft_term t;
+
+	(void)state;
+	fx_elect(f, 1);
+	fx_propose(f, 1, "s");
+	fx_stabilize(f);
+	t = raft_term_of(NODE(f, 2));
+	assert_int_equal(raft_snapshot_pending(NODE(f, 2)), 0);
+	memset(&snap, 0, sizeof(snap));
+	snap.membership = *raft_membership(NODE(f, 2));
+	memset(&m, 0, sizeof(m));
+	m.type = RAFT_MSG_SNAPSHOT;
+	m.group_id = 7;
+	m.from = 1;
+	m.to = 2;
+	m.term = t;
+	m.snapshot = &snap;
+	snap.index = 100;
+	snap.term = t;
+	assert_int_equal(raft_step(NODE(f, 2), &m), RAFT_OK);
+	assert_int_equal(raft_snapshot_pending(NODE(f, 2)), 100);
+	/* Refused (at or below the commit index now): no change. */
+	snap.index = 90;
+	assert_int_equal(raft_step(NODE(f, 2), &m), RAFT_OK);
+	assert_int_equal(raft_snapshot_pending(NODE(f, 2)), 100);
+	/* Entries after it, committed. */
+	memset(ents, 0, sizeof(ents));
+	for (int i = 0; i < 2; i++) {
+		ents[i].index = 101 + (raft_index)i;
+		ents[i].term = t;
+	}
+	memset(&a, 0, sizeof(a));
+	a.type = RAFT_MSG_APPEND;
+	a.group_id = 7;
+	a.from = 1;
+	a.to = 2;
+	a.term = t;
+	a.index = 100;
+	a.log_term = t;
+	a.entries = ents;
+	a.n_entries = 2;
+	a.commit = 102;
+	assert_int_equal(raft_step(NODE(f, 2), &a), RAFT_OK);
+	assert_int_equal(raft_commit_index(NODE(f, 2)), 102);
+	assert_int_equal(raft_snapshot_pending(NODE(f, 2)), 100);
+	assert_false(raft_has_apply_ready(NODE(f, 2)));
+	/* Handed out: still pending until the Ready is done. */
+	assert_int_equal(raft_ready(NODE(f, 2), &rd), RAFT_OK);
+	assert_true(rd.has_snapshot);
+	assert_int_equal(rd.snapshot.index, 100);
+	assert_int_equal(rd.n_entries, 2);
+	assert_int_equal(raft_snapshot_pending(NODE(f, 2)), 100);
+	assert_int_equal(raft_memstorage_save_ready(f->nodes[2].ms, &rd), RAFT_OK);
+	raft_advance(NODE(f, 2), &rd);
+	assert_int_equal(raft_snapshot_pending(NODE(f, 2)), 0);
+	fx_destroy(f);
+}
+
 static void test_uncommitted_limit(void **state)
 {
 	struct raft_config c;
@@ -1916,6 +1989,7 @@ int main(void)
 	        cmocka_unit_test(test_snapshot_to_lagging_follower),
 	        cmocka_unit_test(test_peers_match),
 	        cmocka_unit_test(test_snapshot_install_rules),
+	        cmocka_unit_test(test_snapshot_pending_until_advance),
 	        cmocka_unit_test(test_uncommitted_limit),
 	        cmocka_unit_test(test_flow_control),
 	        cmocka_unit_test(test_follower_crash_restart),

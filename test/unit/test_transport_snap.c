@@ -518,7 +518,7 @@ static ssize_t hook_pwrite(int fd, const void *buf, size_t n, off_t off)
 	return pwrite(fd, buf, n, off);
 }
 
-static const struct transport_io_hooks hooks = {hook_pread, hook_pwrite};
+static const struct transport_io_hooks hooks = {hook_pread, hook_pwrite, NULL};
 
 static bool io_stalled(void *arg)
 {
