@@ -252,18 +252,18 @@ uint64 dr_shmem_group_applied(uint64 group_id)
 	return applied;
 }
 
-/* The group's incarnation here (DrGroup.made), 0 when it is not here: a wait
- * that looks the group up by id again ends when it changes (rev58). */
-uint64 dr_shmem_group_made(uint64 group_id)
+/* The group's log here (DrGroup.life), 0 when it is not here: a wait that
+ * looks the group up by id again ends when it changes (rev58, rev60). */
+uint64 dr_shmem_group_life(uint64 group_id)
 {
 	DrGroup *g;
-	uint64 made;
+	uint64 life;
 
 	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
 	g = dr_shmem_group_find(group_id);
-	made = g != NULL ? g->made : 0;
+	life = g != NULL ? g->life : 0;
 	LWLockRelease(dr_shared->groups_lock);
-	return made;
+	return life;
 }
 
 DrGroup *dr_shmem_group_add(uint64 group_id)
@@ -284,6 +284,7 @@ DrGroup *dr_shmem_group_add(uint64 group_id)
 	/* (applied_cv stays: see shmem.h) */
 	memset((char *)g + offsetof(DrGroup, made), 0, sizeof(DrGroup) - offsetof(DrGroup, made));
 	g->made = pg_atomic_add_fetch_u64(&dr_shared->groups_made, 1);
+	g->life = g->made; /* (a new log, unless the engine worker says otherwise) */
 	g->first_member = -1;
 	SpinLockInit(&g->mutex);
 	g->member_state = DR_MEMBER_ACTIVE;

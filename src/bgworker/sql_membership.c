@@ -75,7 +75,7 @@ typedef struct GroupView {
 	bool member;           /* the node asked about is in the membership this node knows */
 	bool voter;
 	int n_voters;
-	uint64 made; /* DrGroup.made: which incarnation of the group */
+	uint64 made; /* DrGroup.life: which incarnation of the group */
 	char error[DR_ERROR_LEN];
 } GroupView;
 
@@ -90,7 +90,7 @@ static GroupView view(int64 group_id, int64 node)
 	g = group_id > 0 ? dr_shmem_group_find((uint64)group_id) : NULL;
 	if (g != NULL) {
 		v.exists = true;
-		v.made = g->made;
+		v.made = g->life;
 		for (int m = g->first_member; m >= 0; m = dr_members[m].next) {
 			if (dr_members[m].voter)
 				v.n_voters++;
@@ -638,7 +638,7 @@ void dr_sql_membership_check_not_left(int64 group_id)
 	 * after it (its origin or its member still here) is ended by leave_group. */
 	dr_origins_name((uint64)group_id, origin);
 	cut_short = replorigin_by_name(origin, true) != InvalidRepOriginId ||
-	            dr_shmem_group_made((uint64)group_id) != 0;
+	            dr_shmem_group_life((uint64)group_id) != 0;
 	ereport(ERROR,
 	        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 	         errmsg("node %d left group %lld and cannot be its member again", dr_node_id,
