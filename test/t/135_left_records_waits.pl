@@ -1,0 +1,118 @@
+# rev60: the left-group records (rev58) and the waits that end when their
+# group is made again.
+#
+# 1. dragonraft.data_dir/left_groups holds the records "<group id>.<node id>".
+#    left_groups() read any name that sscanf("%lld.%d") took: " 1.2",
+#    "01.2", "+1.2" and "1. 2" were each a row (1, 2) that no check and no
+#    forget_left_group(1, 2) finds (they look for "1.2"), and
+#    "99999999999999999999.1" a row of group 9223372036854775807.  Only
+#    left_path()'s own names are records now.  A dangling symlink of a
+#    record's name was a row with no left_at that the checks (stat) did not
+#    see and forget_left_group called missing (42704): it counts as a record
+#    (lstat) and forget_left_group deletes it.
+# 2. rev58's waits remembered DrGroup.made, which an engine worker restart
+#    changes too (it adds every entry again): execute() that waited for its
+#    entry's apply across a restart of the engine worker ended with 40003
+#    ("went away on this node") where it waited and succeeded before rev58,
+#    the log being the same.  The waits now remember DrGroup.life, kept
+#    across an engine worker restart for a group started again from the
+#    LogDB.  Node 1 leads group 20, its apply worker stopped; execute()'s
+#    backend there waits for its entry, stopped (SIGSTOP) while the engine
+#    worker restarts.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use DragonCluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $c = DragonCluster->new(2);
+my $N1 = $c->node(1);
+sub sql1 { return $N1->safe_psql('postgres', $_[0]); }
+
+# ---- 1. names in left_groups ----
+my $dir = $N1->data_dir . '/dragonraft/left_groups';
+mkdir $dir unless -d $dir;
+for my $name ('abc', '1.2.3', '1.', '-1.2', '99999999999999999999.1', ' 1.2', '01.2', '+1.2',
+	'1. 2', '1.2x', '1.99999999999', '0.1', '1.0', '7.1')
+{
+	open(my $fh, '>', "$dir/$name") or die "$dir/$name: $!";
+	print $fh "junk\n" if $name eq '7.1';
+	close $fh;
+}
+mkdir "$dir/3.1";
+symlink("$dir/nowhere", "$dir/8.1") or die "symlink: $!";
+system('chown', '-R', 'postgres', $dir) if $> == 0;
+is(sql1(q{SELECT string_agg(group_id || '.' || node_id || ':' || (left_at IS NOT NULL), ' '
+	ORDER BY group_id) FROM dragonraft.left_groups}),
+	'3.1:true 7.1:true 8.1:true',
+	'left_groups lists the names of records only (a directory and a dangling symlink too)');
+my $addr1 = $c->raft_address(1);
+for my $g (3, 7, 8)
+{
+	my ($state, $err) = $c->sql_error(1,
+		qq{SELECT dragonraft.create_group($g, '{"1": "$addr1", "9": "127.0.0.1:9"}')});
+	is($state, '55000', "create_group($g) on node 1 is refused: it has a record");
+}
+my ($state, $err) = $c->sql_error(1, 'SELECT dragonraft.forget_left_group(8, 1)');
+is($state, '', 'forget_left_group(8, 1) deletes the dangling symlink') or diag($err);
+ok(!-l "$dir/8.1", '... which is gone');
+($state, $err) = $c->sql_error(1, 'SELECT dragonraft.forget_left_group(1, 2)');
+is($state, '42704', 'forget_left_group(1, 2): no record (" 1.2" and the like are not)');
+($state, $err) = $c->sql_error(1, 'SELECT dragonraft.forget_left_group(0, 1)');
+is($state, '22023', 'forget_left_group(0, 1): 22023');
+($state, $err) = $c->sql_error(1, 'SELECT dragonraft.forget_left_group(1, -1)');
+is($state, '22023', 'forget_left_group(1, -1): 22023');
+is(sql1('SELECT dragonraft.forget_left_group(NULL, 1) IS NULL'), 't', 'forget_left_group(NULL, 1): NULL');
+($state, $err) = $c->sql_error(1, 'SELECT dragonraft.forget_left_group(3, 1)');
+isnt($state, '', 'forget_left_group(3, 1) of a directory is an error') or diag($err);
+ok(-e "$dir/abc" && -e "$dir/ 1.2", 'the other names are left alone');
+
+# ---- 2. execute() across an engine worker restart ----
+# psql -c on node id in the background, its backend's pid first: {h, out, err, pid}.
+sub start_session
+{
+	my ($id, @sql) = @_;
+	my $s = { out => \(my $out = ''), err => \(my $err = '') };
+	$s->{h} = IPC::Run::start(['psql', '-XAtq', '-d', $c->node($id)->connstr('postgres'),
+			'-c', 'SELECT pg_backend_pid()', map { ('-c', $_) } @sql],
+		'>', $s->{out}, '2>', $s->{err}, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+	$s->{h}->pump until ${ $s->{out} } =~ /^(\d+)\n/;
+	$s->{pid} = $1;
+	return $s;
+}
+
+$c->create_group(20, 1, 2);
+sql1('SELECT dragonraft.transfer_leader(20, 1)') if $c->leader(20) != 1;
+is($c->leader(20), 1, 'node 1 leads group 20');
+ok($c->settled(20), 'group 20 takes only the test\'s entries');
+my $apid = sql1('SELECT apply_pid FROM dragonraft.node_status()');
+my $engine = sql1('SELECT engine_pid FROM dragonraft.node_status()');
+kill 'STOP', $apid;
+my $E = start_session(1, '\\set VERBOSITY verbose', q{SELECT dragonraft.execute(20, 'SELECT 1') > 0});
+ok($c->wait_until('E to wait for its apply',
+		sub { sql1("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $E->{pid}") eq 'Extension'
+			&& sql1('SELECT commit_index > applied_index FROM dragonraft.status WHERE group_id = 20') eq 't' }),
+	"E's command is committed, and waits for node 1's stopped apply worker");
+kill 'STOP', $E->{pid};
+
+my $offset = -s $N1->logfile;
+sql1("SELECT pg_terminate_backend($engine)");
+kill 'CONT', $apid;
+ok($c->wait_until('the next engine worker on node 1', sub {
+	slurp_file($N1->logfile, $offset) =~ /dragonraft engine worker started for node 1/ }),
+	'a new engine worker started on node 1');
+ok($c->wait_until('node 1 to run group 20 again', sub {
+	sql1(q{SELECT count(*) FROM dragonraft.status WHERE group_id = 20 AND applied_index > 0}) eq '1'
+		&& sql1('SELECT apply_pid IS NOT NULL AND apply_pid <> ' . $apid . ' FROM dragonraft.node_status()') eq 't' }),
+	'node 1 runs group 20 again, with a new apply worker');
+kill 'CONT', $E->{pid};
+ok($c->wait_until('E to end', sub { $E->{h}->pump_nb; !$E->{h}->pumpable }, 60), 'E ends');
+$E->{h}->finish;
+like(${ $E->{out} }, qr/^\d+\nt$/m, 'execute() returns once node 1 applied its entry')
+	or diag(${ $E->{err} });
+unlike(${ $E->{err} }, qr/ERROR/, '... with no error (the same group, the same log)');
+ok($c->caught_up(20), 'group 20 applies on both nodes');
+
+done_testing();
