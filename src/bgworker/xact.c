@@ -156,7 +156,7 @@ typedef struct GroupView {
 	uint64 schema_next_table;
 	uint32 apply_failures;
 	RepOriginId origin;
-	uint64 made;
+	uint64 made; /* DrGroup.life: the group's log here, kept by an engine restart */
 	char error[DR_ERROR_LEN];
 } GroupView;
 
@@ -180,7 +180,7 @@ static bool view_group(uint64 group_id, GroupView *v)
 		v->schema_next_table = v->g->schema_next_table;
 		v->apply_failures = v->g->apply_failures;
 		v->origin = v->g->origin;
-		v->made = v->g->made;
+		v->made = v->g->life;
 		strlcpy(v->error, v->g->error, sizeof(v->error));
 		SpinLockRelease(&v->g->mutex);
 	}

@@ -16,9 +16,13 @@
 #    ("went away on this node") where it waited and succeeded before rev58,
 #    the log being the same.  The waits now remember DrGroup.life, kept
 #    across an engine worker restart for a group started again from the
-#    LogDB.  Node 1 leads group 20, its apply worker stopped; execute()'s
-#    backend there waits for its entry, stopped (SIGSTOP) while the engine
-#    worker restarts.
+#    LogDB.  A COMMIT waiting for its turn across a restart ended with 40003
+#    before rev58 as after (its check of the group's entry at its turn,
+#    review 44, compared made), the detail saying that the node left the
+#    group and does not apply the entry, which its apply worker did: it now
+#    commits.  Node 1 leads group 20, its apply worker stopped; execute()'s
+#    backend there waits for its entry and a COMMIT after it for its turn,
+#    both stopped (SIGSTOP) while the engine worker restarts.
 use strict;
 use warnings;
 use FindBin;
@@ -86,6 +90,9 @@ sub start_session
 $c->create_group(20, 1, 2);
 sql1('SELECT dragonraft.transfer_leader(20, 1)') if $c->leader(20) != 1;
 is($c->leader(20), 1, 'node 1 leads group 20');
+sql1('CREATE TABLE t20 (a int PRIMARY KEY)');
+sql1(q{SELECT dragonraft.replicate_table('t20', 20)});
+ok($c->caught_up(20), 'group 20 applies on both nodes, t20 replicated');
 ok($c->settled(20), 'group 20 takes only the test\'s entries');
 my $apid = sql1('SELECT apply_pid FROM dragonraft.node_status()');
 my $engine = sql1('SELECT engine_pid FROM dragonraft.node_status()');
@@ -95,7 +102,15 @@ ok($c->wait_until('E to wait for its apply',
 		sub { sql1("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $E->{pid}") eq 'Extension'
 			&& sql1('SELECT commit_index > applied_index FROM dragonraft.status WHERE group_id = 20') eq 't' }),
 	"E's command is committed, and waits for node 1's stopped apply worker");
+my $e = sql1('SELECT commit_index FROM dragonraft.status WHERE group_id = 20');
+# A COMMIT behind it waits for its turn.
+my $A = start_session(1, '\\set VERBOSITY verbose', 'INSERT INTO t20 VALUES (1)');
+ok($c->wait_until("A's entry to commit",
+		sub { sql1("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $A->{pid}") eq 'Extension'
+			&& sql1('SELECT commit_index FROM dragonraft.status WHERE group_id = 20') > $e }),
+	"A's insert is committed in the log after E's command, and waits for its turn");
 kill 'STOP', $E->{pid};
+kill 'STOP', $A->{pid};
 
 my $offset = -s $N1->logfile;
 sql1("SELECT pg_terminate_backend($engine)");
@@ -107,12 +122,22 @@ ok($c->wait_until('node 1 to run group 20 again', sub {
 	sql1(q{SELECT count(*) FROM dragonraft.status WHERE group_id = 20 AND applied_index > 0}) eq '1'
 		&& sql1('SELECT apply_pid IS NOT NULL AND apply_pid <> ' . $apid . ' FROM dragonraft.node_status()') eq 't' }),
 	'node 1 runs group 20 again, with a new apply worker');
+ok($c->wait_until("node 1 to apply E's entry $e",
+		sub { sql1('SELECT applied_index FROM dragonraft.status WHERE group_id = 20') >= $e }),
+	"node 1 applied E's entry $e");
 kill 'CONT', $E->{pid};
+kill 'CONT', $A->{pid};
 ok($c->wait_until('E to end', sub { $E->{h}->pump_nb; !$E->{h}->pumpable }, 60), 'E ends');
 $E->{h}->finish;
 like(${ $E->{out} }, qr/^\d+\nt$/m, 'execute() returns once node 1 applied its entry')
 	or diag(${ $E->{err} });
 unlike(${ $E->{err} }, qr/ERROR/, '... with no error (the same group, the same log)');
+ok($c->wait_until('A to end', sub { $A->{h}->pump_nb; !$A->{h}->pumpable }, 60), 'A ends');
+$A->{h}->finish;
+unlike(${ $A->{err} }, qr/ERROR/, "A's COMMIT succeeds (its turn came under the new engine worker)")
+	or diag(${ $A->{err} });
+is(sql1('SELECT count(*) FROM t20'), '1', 't20 has its row on node 1, committed by A');
 ok($c->caught_up(20), 'group 20 applies on both nodes');
+is($c->node(2)->safe_psql('postgres', 'SELECT count(*) FROM t20'), '1', 'and on node 2');
 
 done_testing();
