@@ -720,7 +720,9 @@ Datum dr_left_groups(PG_FUNCTION_ARGS)
 /*
  * forget_left_group(g, node): the operator's way to give node id node back
  * group g, once every member of g is gone (superuser only: the function's
- * EXECUTE is granted to no one).
+ * EXECUTE is granted to no one).  The file is deleted at once, and a
+ * rollback does not bring it back: not in a transaction block, as
+ * leave_group (before rev60, BEGIN; forget_left_group; ROLLBACK deleted it).
  */
 Datum dr_forget_left_group(PG_FUNCTION_ARGS)
 {
@@ -732,6 +734,7 @@ Datum dr_forget_left_group(PG_FUNCTION_ARGS)
 	if (group_id < 1 || node_id < 1)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 		                errmsg("group id and node id must be positive integers")));
+	not_in_transaction_block("forget_left_group");
 	if (lstat(path, &st) != 0) {
 		if (errno == ENOENT)
 			ereport(ERROR,

@@ -72,6 +72,31 @@ is(sql1('SELECT dragonraft.forget_left_group(NULL, 1) IS NULL'), 't', 'forget_le
 ($state, $err) = $c->sql_error(1, 'SELECT dragonraft.forget_left_group(3, 1)');
 isnt($state, '', 'forget_left_group(3, 1) of a directory is an error') or diag($err);
 ok(-e "$dir/abc" && -e "$dir/ 1.2", 'the other names are left alone');
+# Its deletion does not roll back: not in a transaction block, as leave_group.
+($state, $err) = $c->sql_error(1, 'BEGIN; SELECT dragonraft.forget_left_group(7, 1); ROLLBACK;');
+is($state, '25001', 'forget_left_group in a transaction block: 25001');
+ok(-e "$dir/7.1", '... and the record stays');
+
+# A leave that cannot write its record (a full disk, here a directory it may
+# not write) fails before it deletes anything, and the group goes on.
+$c->create_group(21, 1, 2);
+my $N2 = $c->node(2);
+$N2->safe_psql('postgres', 'SELECT dragonraft.transfer_leader(21, 2)') if $c->leader(21) != 2;
+is($c->leader(21), 2, 'node 2 leads group 21');
+$N2->safe_psql('postgres', 'CREATE TABLE t21 (a int PRIMARY KEY)');
+$N2->safe_psql('postgres', q{SELECT dragonraft.replicate_table('t21', 21)});
+ok($c->caught_up(21), 'group 21 applies on both nodes, t21 replicated');
+chmod 0555, $dir or die "chmod: $!";
+($state, $err) = $c->sql_error(1, 'SELECT dragonraft.leave_group(21, true)');
+is($state, '42501', 'leave_group(21) on node 1 fails when it cannot write the record');
+like($err, qr/could not record that node 1 left group 21: could not create file/, '... saying so');
+chmod 0755, $dir or die "chmod: $!";
+is(sql1(q{SELECT state FROM dragonraft.status WHERE group_id = 21}), 'ok',
+	'node 1 still runs group 21');
+$N2->safe_psql('postgres', 'INSERT INTO t21 VALUES (1)');
+ok($c->caught_up(21), 'and applies its writes');
+is(sql1('SELECT count(*) FROM t21'), '1', 'the row is on node 1');
+ok(!-e "$dir/21.1", 'no record was left');
 
 # ---- 2. execute() across an engine worker restart ----
 # psql -c on node id in the background, its backend's pid first: {h, out, err, pid}.
