@@ -305,6 +305,8 @@ extern void dr_shmem_check_loaded(void);
 /* The group's entry or NULL; the caller holds the groups lock. */
 extern DrGroup *dr_shmem_group_find(uint64 group_id);
 extern uint64 dr_shmem_group_life(uint64 group_id);
+extern bool dr_shmem_engine_running(void);
+extern void dr_shmem_engine_wait(void);
 /* The group's applied index as published (0 if unknown here): the commits that
  * applied it are visible. */
 extern uint64 dr_shmem_group_applied(uint64 group_id);

@@ -327,6 +327,14 @@ void dr_sql_groups_wait_info(int64 group_id, const char *what, bool leader_only)
 
 		LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
 		g = dr_shmem_group_find((uint64)group_id);
+		if ((g == NULL || (life != 0 && g->life != life)) && !dr_shmem_engine_running() &&
+		    GetCurrentTimestamp() < end) {
+			/* (the next engine worker adds it again: shmem.c) */
+			LWLockRelease(dr_shared->groups_lock);
+			dr_shmem_engine_wait();
+			CHECK_FOR_INTERRUPTS();
+			continue;
+		}
 		if (g != NULL && life != 0 && g->life != life) {
 			/* Left and made again here while this waited (rev58): what the
 			 * caller checked of the group before was the old one's. */

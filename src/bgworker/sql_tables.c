@@ -537,6 +537,12 @@ static void wait_applied(uint64 group_id, uint64 made, uint64 index)
 		char error[DR_ERROR_LEN];
 		DrGroup *g = read_group(group_id, &applied, &failures, error);
 
+		if ((g == NULL || g->life != made) && !dr_shmem_engine_running()) {
+			/* (the next engine worker adds it again: shmem.c) */
+			dr_shmem_engine_wait();
+			CHECK_FOR_INTERRUPTS();
+			continue;
+		}
 		if (g == NULL || g->life != made) {
 			ConditionVariableCancelSleep();
 			ereport(ERROR,

@@ -23,6 +23,10 @@
 #    commits.  Node 1 leads group 20, its apply worker stopped; execute()'s
 #    backend there waits for its entry and a COMMIT after it for its turn,
 #    both stopped (SIGSTOP) while the engine worker restarts.
+# 3. The same, not stopped, while the next engine worker has taken the
+#    groups' entries down and not yet added them again: the waits found no
+#    group and ended with 40003.  They now look again once the engine
+#    worker runs (shmem.c dr_shmem_engine_running).
 use strict;
 use warnings;
 use FindBin;
@@ -164,5 +168,55 @@ unlike(${ $A->{err} }, qr/ERROR/, "A's COMMIT succeeds (its turn came under the 
 is(sql1('SELECT count(*) FROM t20'), '1', 't20 has its row on node 1, committed by A');
 ok($c->caught_up(20), 'group 20 applies on both nodes');
 is($c->node(2)->safe_psql('postgres', 'SELECT count(*) FROM t20'), '1', 'and on node 2');
+
+# ---- 3. a wait that looks while the next engine worker adds the groups ----
+# The next engine worker removes every shared entry and adds those of the
+# LogDB's groups again, reading pg_replication_origin in between: a session
+# that holds that catalog locked keeps it there.  execute()'s wait, which is
+# not stopped this time, finds no group 20 meanwhile.
+$apid = sql1('SELECT apply_pid FROM dragonraft.node_status()');
+$engine = sql1('SELECT engine_pid FROM dragonraft.node_status()');
+kill 'STOP', $apid;
+my $E2 = start_session(1, '\\set VERBOSITY verbose', q{SELECT dragonraft.execute(20, 'SELECT 2') > 0});
+ok($c->wait_until('E2 to wait for its apply',
+		sub { sql1("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $E2->{pid}") eq 'Extension'
+			&& sql1('SELECT commit_index > applied_index FROM dragonraft.status WHERE group_id = 20') eq 't' }),
+	"E2's command is committed, and waits for node 1's stopped apply worker");
+my $e2 = sql1('SELECT commit_index FROM dragonraft.status WHERE group_id = 20');
+my $A2 = start_session(1, '\\set VERBOSITY verbose', 'INSERT INTO t20 VALUES (2)');
+ok($c->wait_until("A2's entry to commit",
+		sub { sql1("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $A2->{pid}") eq 'Extension'
+			&& sql1('SELECT commit_index FROM dragonraft.status WHERE group_id = 20') > $e2 }),
+	"A2's insert is committed after E2's command, and waits for its turn");
+my $L = { in => \(my $lin = "BEGIN;\nLOCK TABLE pg_catalog.pg_replication_origin IN ACCESS EXCLUSIVE MODE;\nSELECT 'locked';\n"),
+	out => \(my $lout = ''), err => \(my $lerr = '') };
+$L->{h} = IPC::Run::start(['psql', '-XAtq', '-d', $N1->connstr('postgres')],
+	'<', $L->{in}, '>', $L->{out}, '2>', $L->{err});
+$L->{h}->pump until ${ $L->{out} } =~ /locked/;
+sql1("SELECT pg_terminate_backend($engine)");
+kill 'CONT', $apid;
+ok($c->wait_until('the next engine worker to remove group 20\'s entry', sub {
+	sql1('SELECT count(*) FROM dragonraft.status WHERE group_id = 20') eq '0' }),
+	'node 1 shows no group 20 while its next engine worker waits for pg_replication_origin');
+# (E2 looks at its group every 100 ms at most: give it a few looks)
+ok(!$c->wait_until('E2 or A2 to end', sub {
+	for my $s ($E2, $A2) { return 1 unless $s->{h}->pumpable; $s->{h}->pump_nb; return 1 unless $s->{h}->pumpable; }
+	return 0; }, 2),
+	'E2 and A2 still wait');
+${ $L->{in} } .= "COMMIT;\n";
+$L->{h}->finish;
+ok($c->wait_until('node 1 to run group 20 again', sub {
+	sql1(q{SELECT count(*) FROM dragonraft.status WHERE group_id = 20}) eq '1' }),
+	'node 1 runs group 20 again');
+ok($c->wait_until('E2 to end', sub { $E2->{h}->pumpable && $E2->{h}->pump_nb; !$E2->{h}->pumpable }, 60), 'E2 ends');
+$E2->{h}->finish;
+like(${ $E2->{out} }, qr/^\d+\nt$/m, 'execute() returns once node 1 applied its entry')
+	or diag(${ $E2->{err} });
+ok($c->wait_until('A2 to end', sub { $A2->{h}->pumpable && $A2->{h}->pump_nb; !$A2->{h}->pumpable }, 60), 'A2 ends');
+$A2->{h}->finish;
+unlike(${ $A2->{err} }, qr/ERROR/, "A2's COMMIT succeeds") or diag(${ $A2->{err} });
+is(sql1('SELECT count(*) FROM t20'), '2', 't20 has both rows on node 1');
+ok($c->caught_up(20), 'group 20 applies on both nodes');
+is($c->node(2)->safe_psql('postgres', 'SELECT count(*) FROM t20'), '2', 'and node 2 has them');
 
 done_testing();
