@@ -174,6 +174,10 @@ is($c->node(2)->safe_psql('postgres', 'SELECT count(*) FROM t20'), '1', 'and on 
 # LogDB's groups again, reading pg_replication_origin in between: a session
 # that holds that catalog locked keeps it there.  execute()'s wait, which is
 # not stopped this time, finds no group 20 meanwhile.
+# (the restart above may have cost node 1 the leadership: A2 writes there)
+sql1('SELECT dragonraft.transfer_leader(20, 1)') if $c->leader(20) != 1;
+is($c->leader(20), 1, 'node 1 leads group 20 again');
+ok($c->settled(20), 'group 20 takes only the test\'s entries');
 $apid = sql1('SELECT apply_pid FROM dragonraft.node_status()');
 $engine = sql1('SELECT engine_pid FROM dragonraft.node_status()');
 kill 'STOP', $apid;
