@@ -159,13 +159,40 @@ static void learn_addresses(const struct engine_member *m, uint32 n)
 		                  errhint("Raise dragonraft.max_groups.")));
 }
 
-/* A shared entry for group_id, set up for a member that starts; NULL when full. */
-static DrGroup *new_entry(uint64 group_id, raft_index applied, RepOriginId origin)
+/* The entries' DrGroup.life that an engine worker that ran before left
+ * (remove_all_entries), for the groups this one starts again from the LogDB. */
+static struct {
+	uint64 group_id, life;
+} * old_lives;
+static int n_old_lives;
+
+/*
+ * A group that the engine worker before ran and this one starts again from
+ * the LogDB is the same log: its entry keeps DrGroup.life, so that a wait
+ * that began before (a COMMIT's turn, execute(), a read barrier,
+ * replicate_table, table_digest, join_group) goes on rather than take the
+ * engine worker's restart for the group left and made again (rev60).  The
+ * caller holds the groups lock, and added g just now.
+ */
+static void keep_life(DrGroup *g)
+{
+	for (int i = 0; i < n_old_lives; i++)
+		if (old_lives[i].group_id == g->group_id) {
+			g->life = old_lives[i].life;
+			return;
+		}
+}
+
+/* A shared entry for group_id, set up for a member that starts; NULL when full.
+ * same_log: the LogDB's, that an engine worker before may have run (keep_life). */
+static DrGroup *new_entry(uint64 group_id, raft_index applied, RepOriginId origin, bool same_log)
 {
 	DrGroup *g;
 
 	LWLockAcquire(dr_shared->groups_lock, LW_EXCLUSIVE);
 	g = dr_shmem_group_add(group_id);
+	if (g != NULL && same_log)
+		keep_life(g);
 	if (g != NULL) {
 		SpinLockAcquire(&g->mutex);
 		g->member_state = DR_MEMBER_ACTIVE;
@@ -203,10 +230,17 @@ static void remove_all_entries(void)
 	HASH_SEQ_STATUS seq;
 	DrGroup *g;
 
+	old_lives = MemoryContextAllocZero(TopMemoryContext, sizeof(*old_lives) * dr_max_groups);
+	n_old_lives = 0;
 	LWLockAcquire(dr_shared->groups_lock, LW_EXCLUSIVE);
 	dr_shmem_group_scan_init(&seq);
-	while ((g = hash_seq_search(&seq)) != NULL)
+	while ((g = hash_seq_search(&seq)) != NULL) {
+		if (n_old_lives < dr_max_groups && g->member_state != DR_MEMBER_LOST) {
+			old_lives[n_old_lives].group_id = g->group_id;
+			old_lives[n_old_lives++].life = g->life;
+		}
 		dr_shmem_group_remove(g->group_id); /* the current entry: allowed in a scan */
+	}
 	LWLockRelease(dr_shared->groups_lock);
 }
 
@@ -398,7 +432,7 @@ void dr_engine_groups_restart(void)
 				origin = origins[k].id;
 		if (origin != InvalidRepOriginId)
 			durable = replorigin_get_progress(origin, true);
-		g = new_entry(ids[i], durable, origin);
+		g = new_entry(ids[i], durable, origin, true);
 		if (g == NULL) {
 			not_started++;
 			ereport(WARNING,
@@ -464,7 +498,7 @@ void dr_engine_groups_restart(void)
 			                 (unsigned long long)origins[k].group_id)));
 			continue;
 		}
-		g = new_entry(origins[k].group_id, applied, origins[k].id);
+		g = new_entry(origins[k].group_id, applied, origins[k].id, false);
 		if (g == NULL)
 			continue;
 		lost_reason(msg, sizeof(msg), origins[k].group_id, applied, &moved);
@@ -654,7 +688,7 @@ static void create_group(DrTaken *t)
 		fail(t, DR_RC_ORIGINS_FULL, "%d", n_origins);
 		return;
 	}
-	g = new_entry(gid, 0, InvalidRepOriginId);
+	g = new_entry(gid, 0, InvalidRepOriginId, false);
 	if (g == NULL) {
 		complete(t, DR_RC_GROUPS_FULL, 0);
 		return;

@@ -202,13 +202,13 @@ uint64 dr_read_barrier_ext(uint64 group_id, bool wait_load)
 	const char *why;
 	int stall;
 	bool removed = false;
-	uint64 made = 0;
+	uint64 life = 0;
 
 	dr_sql_groups_check_engine();
 	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
 	g = dr_shmem_group_find(group_id);
 	if (g != NULL) {
-		made = g->made;
+		life = g->life;
 		SpinLockAcquire(&g->mutex);
 		removed = g->removed;
 		SpinLockRelease(&g->mutex);
@@ -271,7 +271,20 @@ uint64 dr_read_barrier_ext(uint64 group_id, bool wait_load)
 
 		LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
 		g = dr_shmem_group_find(group_id);
-		if (g != NULL && g->made != made) {
+		if ((g == NULL || g->life != life) && !dr_shmem_engine_running()) {
+			/* (the next engine worker adds it again: shmem.c; the stall
+			 * timeout still ends the wait) */
+			LWLockRelease(dr_shared->groups_lock);
+			if ((why = apply_stuck(moved, stall, 0, "")) != NULL) {
+				ConditionVariableCancelSleep();
+				barrier_failed(group_id, "the engine worker restarts on this node",
+				               why);
+			}
+			dr_shmem_engine_wait();
+			CHECK_FOR_INTERRUPTS();
+			continue;
+		}
+		if (g != NULL && g->life != life) {
 			/* The group was left and made again here (same id, a new log):
 			 * its applied index is not the read index's (rev58). */
 			LWLockRelease(dr_shared->groups_lock);

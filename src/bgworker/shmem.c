@@ -14,6 +14,7 @@
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "utils/timestamp.h"
+#include "utils/wait_event.h"
 
 DrShared *dr_shared = NULL;
 DrRequest *dr_requests = NULL;
@@ -252,18 +253,45 @@ uint64 dr_shmem_group_applied(uint64 group_id)
 	return applied;
 }
 
-/* The group's incarnation here (DrGroup.made), 0 when it is not here: a wait
- * that looks the group up by id again ends when it changes (rev58). */
-uint64 dr_shmem_group_made(uint64 group_id)
+/* The group's log here (DrGroup.life), 0 when it is not here: a wait that
+ * looks the group up by id again ends when it changes (rev58, rev60). */
+uint64 dr_shmem_group_life(uint64 group_id)
 {
 	DrGroup *g;
-	uint64 made;
+	uint64 life;
 
 	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
 	g = dr_shmem_group_find(group_id);
-	made = g != NULL ? g->made : 0;
+	life = g != NULL ? g->life : 0;
 	LWLockRelease(dr_shared->groups_lock);
-	return made;
+	return life;
+}
+
+/*
+ * The engine worker runs: not from one's exit to the next one's main loop,
+ * which takes every group's entry down and adds the LogDB's groups again
+ * (engine_groups.c dr_engine_groups_restart; they keep their DrGroup.life).
+ * A wait that finds its group gone, or another, while the engine worker does
+ * not run looks again once it does (rev60): before, one that looked in
+ * between ended as if the group had been left.
+ */
+bool dr_shmem_engine_running(void)
+{
+	bool running;
+
+	SpinLockAcquire(&dr_shared->mutex);
+	running = dr_shared->engine_state == DR_ENGINE_RUNNING;
+	SpinLockRelease(&dr_shared->mutex);
+	return running;
+}
+
+/* One sleep of such a wait (100 ms, or until the latch is set). */
+void dr_shmem_engine_wait(void)
+{
+	ConditionVariableCancelSleep();
+	(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 100,
+	                PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
 }
 
 DrGroup *dr_shmem_group_add(uint64 group_id)
@@ -284,6 +312,7 @@ DrGroup *dr_shmem_group_add(uint64 group_id)
 	/* (applied_cv stays: see shmem.h) */
 	memset((char *)g + offsetof(DrGroup, made), 0, sizeof(DrGroup) - offsetof(DrGroup, made));
 	g->made = pg_atomic_add_fetch_u64(&dr_shared->groups_made, 1);
+	g->life = g->made; /* (a new log, unless the engine worker says otherwise) */
 	g->first_member = -1;
 	SpinLockInit(&g->mutex);
 	g->member_state = DR_MEMBER_ACTIVE;

@@ -104,7 +104,12 @@ typedef struct DrGroup {
 	 * deleted itself from the new group's list, dropping its sleepers or
 	 * linking in processes that sleep elsewhere). */
 	ConditionVariable applied_cv;
-	uint64 made;      /* dr_shared->groups_made when it was added; fixed while it exists */
+	uint64 made; /* dr_shared->groups_made when it was added; fixed while it exists */
+	/* The group's log here, for waits that look the group up by id again
+	 * (dr_shmem_group_life): made anew with the member (create_group,
+	 * join_group, a lost LogDB), kept when an engine worker restart adds the
+	 * entry again for the same log (made changes then).  groups lock. */
+	uint64 life;
 	int first_member; /* groups lock: first of its members in the pool, -1 if none */
 	slock_t mutex;    /* protects the fields below */
 
@@ -299,7 +304,9 @@ extern void dr_shmem_check_loaded(void);
 
 /* The group's entry or NULL; the caller holds the groups lock. */
 extern DrGroup *dr_shmem_group_find(uint64 group_id);
-extern uint64 dr_shmem_group_made(uint64 group_id);
+extern uint64 dr_shmem_group_life(uint64 group_id);
+extern bool dr_shmem_engine_running(void);
+extern void dr_shmem_engine_wait(void);
 /* The group's applied index as published (0 if unknown here): the commits that
  * applied it are visible. */
 extern uint64 dr_shmem_group_applied(uint64 group_id);

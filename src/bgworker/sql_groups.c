@@ -317,7 +317,7 @@ void dr_sql_groups_wait_info(int64 group_id, const char *what, bool leader_only)
 {
 	int wait_ms = INFO_WAIT_TIMEOUTS * dr_election_rtt * dr_rtt_ms;
 	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms);
-	uint64 made = 0;
+	uint64 life = 0;
 
 	for (;;) {
 		bool in_log = false, stopped = false;
@@ -327,7 +327,15 @@ void dr_sql_groups_wait_info(int64 group_id, const char *what, bool leader_only)
 
 		LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
 		g = dr_shmem_group_find((uint64)group_id);
-		if (g != NULL && made != 0 && g->made != made) {
+		if ((g == NULL || (life != 0 && g->life != life)) && !dr_shmem_engine_running() &&
+		    GetCurrentTimestamp() < end) {
+			/* (the next engine worker adds it again: shmem.c) */
+			LWLockRelease(dr_shared->groups_lock);
+			dr_shmem_engine_wait();
+			CHECK_FOR_INTERRUPTS();
+			continue;
+		}
+		if (g != NULL && life != 0 && g->life != life) {
 			/* Left and made again here while this waited (rev58): what the
 			 * caller checked of the group before was the old one's. */
 			LWLockRelease(dr_shared->groups_lock);
@@ -340,7 +348,7 @@ void dr_sql_groups_wait_info(int64 group_id, const char *what, bool leader_only)
 			         errdetail("Nothing was proposed."), errhint("Try again.")));
 		}
 		if (g != NULL) {
-			made = g->made;
+			life = g->life;
 			SpinLockAcquire(&g->mutex);
 			in_log = g->info_in_log;
 			leader = g->leader;

@@ -75,7 +75,7 @@ typedef struct GroupView {
 	bool member;           /* the node asked about is in the membership this node knows */
 	bool voter;
 	int n_voters;
-	uint64 made; /* DrGroup.made: which incarnation of the group */
+	uint64 made; /* DrGroup.life: which incarnation of the group */
 	char error[DR_ERROR_LEN];
 } GroupView;
 
@@ -90,7 +90,7 @@ static GroupView view(int64 group_id, int64 node)
 	g = group_id > 0 ? dr_shmem_group_find((uint64)group_id) : NULL;
 	if (g != NULL) {
 		v.exists = true;
-		v.made = g->made;
+		v.made = g->life;
 		for (int m = g->first_member; m >= 0; m = dr_members[m].next) {
 			if (dr_members[m].voter)
 				v.n_voters++;
@@ -626,7 +626,7 @@ void dr_sql_membership_check_not_left(int64 group_id)
 	struct stat st;
 	bool cut_short;
 
-	if (stat(path, &st) != 0) {
+	if (lstat(path, &st) != 0) {
 		if (errno == ENOENT)
 			return;
 		ereport(ERROR, (errcode_for_file_access(),
@@ -638,7 +638,7 @@ void dr_sql_membership_check_not_left(int64 group_id)
 	 * after it (its origin or its member still here) is ended by leave_group. */
 	dr_origins_name((uint64)group_id, origin);
 	cut_short = replorigin_by_name(origin, true) != InvalidRepOriginId ||
-	            dr_shmem_group_made((uint64)group_id) != 0;
+	            dr_shmem_group_life((uint64)group_id) != 0;
 	ereport(ERROR,
 	        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 	         errmsg("node %d left group %lld and cannot be its member again", dr_node_id,
@@ -656,6 +656,34 @@ void dr_sql_membership_check_not_left(int64 group_id)
 	                             dr_node_id)));
 }
 
+/*
+ * A name of left_dir() that is a record: "<group id>.<node id>", as
+ * left_path() writes it, both positive.  Any other name (another program's
+ * file, " 1.2", "01.2", "+1.2", "1. 2", a group id beyond bigint) is not one:
+ * sscanf alone took those for records of a group or node the checks, which
+ * look for left_path()'s name, never find (and an overflow for group
+ * 9223372036854775807).
+ */
+static bool parse_left_name(const char *name, int64 *group_id, int32 *node_id)
+{
+	long long g;
+	long n;
+	char *end;
+
+	if (name[0] < '1' || name[0] > '9')
+		return false;
+	errno = 0;
+	g = strtoll(name, &end, 10);
+	if (errno != 0 || *end != '.' || end[1] < '1' || end[1] > '9')
+		return false;
+	n = strtol(end + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || n > PG_INT32_MAX)
+		return false;
+	*group_id = g;
+	*node_id = (int32)n;
+	return true;
+}
+
 /* The rows of dragonraft.left_groups: the files of left_dir(). */
 Datum dr_left_groups(PG_FUNCTION_ARGS)
 {
@@ -669,18 +697,17 @@ Datum dr_left_groups(PG_FUNCTION_ARGS)
 	if (d == NULL && errno == ENOENT)
 		PG_RETURN_VOID(); /* nothing left yet */
 	while ((de = ReadDir(d, dir)) != NULL) {
-		long long group_id;
-		int node_id, end = 0;
+		int64 group_id;
+		int32 node_id;
 		struct stat st;
 		Datum values[3];
 		bool nulls[3] = {false, false, false};
 
-		if (sscanf(de->d_name, "%lld.%d%n", &group_id, &node_id, &end) != 2 ||
-		    de->d_name[end] != '\0' || group_id < 1 || node_id < 1)
+		if (!parse_left_name(de->d_name, &group_id, &node_id))
 			continue;
 		values[0] = Int64GetDatum(group_id);
 		values[1] = Int32GetDatum(node_id);
-		if (stat(psprintf("%s/%s", dir, de->d_name), &st) == 0)
+		if (lstat(psprintf("%s/%s", dir, de->d_name), &st) == 0)
 			values[2] = TimestampTzGetDatum(time_t_to_timestamptz(st.st_mtime));
 		else
 			nulls[2] = true;
@@ -693,7 +720,9 @@ Datum dr_left_groups(PG_FUNCTION_ARGS)
 /*
  * forget_left_group(g, node): the operator's way to give node id node back
  * group g, once every member of g is gone (superuser only: the function's
- * EXECUTE is granted to no one).
+ * EXECUTE is granted to no one).  The file is deleted at once, and a
+ * rollback does not bring it back: not in a transaction block, as
+ * leave_group (before rev60, BEGIN; forget_left_group; ROLLBACK deleted it).
  */
 Datum dr_forget_left_group(PG_FUNCTION_ARGS)
 {
@@ -705,7 +734,8 @@ Datum dr_forget_left_group(PG_FUNCTION_ARGS)
 	if (group_id < 1 || node_id < 1)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 		                errmsg("group id and node id must be positive integers")));
-	if (stat(path, &st) != 0) {
+	not_in_transaction_block("forget_left_group");
+	if (lstat(path, &st) != 0) {
 		if (errno == ENOENT)
 			ereport(ERROR,
 			        (errcode(ERRCODE_UNDEFINED_OBJECT),

@@ -87,7 +87,7 @@ PG_FUNCTION_INFO_V1(dr_table_digest);
 /* This backend's job while it asks for a hold; -1 = none. */
 static int my_job = -1;
 static uint32 my_generation;
-/* The group's incarnation (DrGroup.made) when the digest began: a group left
+/* The group's incarnation (DrGroup.life) when the digest began: a group left
  * and made again here meanwhile is another log, at other indexes (rev58). */
 static uint64 digest_made;
 static bool exit_hooked;
@@ -174,7 +174,7 @@ List *dr_table_digest_tables(int64 group_id)
 /* The group is still the one the digest began with (digest_made). */
 static void check_same_group(int64 group_id)
 {
-	if (dr_shmem_group_made((uint64)group_id) != digest_made)
+	if (dr_shmem_group_life((uint64)group_id) != digest_made)
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 		                errmsg("group %lld was left on this node while its digest was "
 		                       "prepared",
@@ -591,7 +591,7 @@ Datum dr_table_digest(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	dr_sql_groups_check_engine();
 	check_group(group_id, false);
-	digest_made = dr_shmem_group_made((uint64)group_id);
+	digest_made = dr_shmem_group_life((uint64)group_id);
 	if (TransactionIdIsValid(GetTopTransactionIdIfAny()))
 		ereport(ERROR, (errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
 		                errmsg("dragonraft.table_digest cannot run in a transaction that "

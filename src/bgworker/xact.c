@@ -156,7 +156,7 @@ typedef struct GroupView {
 	uint64 schema_next_table;
 	uint32 apply_failures;
 	RepOriginId origin;
-	uint64 made;
+	uint64 made; /* DrGroup.life: the group's log here, kept by an engine restart */
 	char error[DR_ERROR_LEN];
 } GroupView;
 
@@ -180,7 +180,7 @@ static bool view_group(uint64 group_id, GroupView *v)
 		v->schema_next_table = v->g->schema_next_table;
 		v->apply_failures = v->g->apply_failures;
 		v->origin = v->g->origin;
-		v->made = v->g->made;
+		v->made = v->g->life;
 		strlcpy(v->error, v->g->error, sizeof(v->error));
 		SpinLockRelease(&v->g->mutex);
 	}
@@ -723,8 +723,16 @@ static void wait_turn(uint64 group_id, uint64 made, uint64 index, uint64 schema_
 
 	HOLD_INTERRUPTS(); /* cancels are turned into 40003 below, not 57014 */
 	for (;;) {
-		if (!view_group(group_id, &v) || v.made != made)
-			break; /* the group went away: the commit fails below */
+		if (!view_group(group_id, &v) || v.made != made) {
+			/* The group went away: the commit fails below.  Unless the
+			 * engine worker restarts (shmem.c): the next one adds the group
+			 * again, with its DrGroup.life (rev60); a cancel or terminate
+			 * meanwhile ends the wait as if the group went away. */
+			if (dr_shmem_engine_running() || QueryCancelPending || ProcDiePending)
+				break;
+			dr_shmem_engine_wait();
+			continue;
+		}
 		/* Not waited for: the command may need this transaction's table lock.
 		 * (A first registration, tables NULL, is skipped after any command.) */
 		if (v.schema_next > schema_index &&
