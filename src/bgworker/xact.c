@@ -156,7 +156,7 @@ typedef struct GroupView {
 	uint64 schema_next_table;
 	uint32 apply_failures;
 	RepOriginId origin;
-	uint64 made; /* DrGroup.life: the group's log here, kept by an engine restart */
+	uint64 life; /* DrGroup.life: the group's log here, kept by an engine restart */
 	char error[DR_ERROR_LEN];
 } GroupView;
 
@@ -180,7 +180,7 @@ static bool view_group(uint64 group_id, GroupView *v)
 		v->schema_next_table = v->g->schema_next_table;
 		v->apply_failures = v->g->apply_failures;
 		v->origin = v->g->origin;
-		v->made = v->g->life;
+		v->life = v->g->life;
 		strlcpy(v->error, v->g->error, sizeof(v->error));
 		SpinLockRelease(&v->g->mutex);
 	}
@@ -707,14 +707,14 @@ static bool next_command_changes(const GroupView *v, const uint64 *tables, int n
 }
 
 /*
- * Wait until the group applied N - 1 (see the top of the file).  made: the
- * group's incarnation the entry was proposed to (DrGroup.made).  A group
+ * Wait until the group applied N - 1 (see the top of the file).  life: the
+ * group's log the entry was proposed to (DrGroup.life).  A group
  * left and made again on this node meanwhile (same id, a new log) is not
  * the entry's: its applied index says nothing of entry N, and the wait took
  * it for its own (it waited for ever, or ended with an internal error, rev58
  * TAP 134).
  */
-static void wait_turn(uint64 group_id, uint64 made, uint64 index, uint64 schema_index)
+static void wait_turn(uint64 group_id, uint64 life, uint64 index, uint64 schema_index)
 {
 	TimestampTz next_client_check = 0, next_lock_check = 0;
 	GroupView v;
@@ -723,7 +723,7 @@ static void wait_turn(uint64 group_id, uint64 made, uint64 index, uint64 schema_
 
 	HOLD_INTERRUPTS(); /* cancels are turned into 40003 below, not 57014 */
 	for (;;) {
-		if (!view_group(group_id, &v) || v.made != made) {
+		if (!view_group(group_id, &v) || v.life != life) {
 			/* The group went away: the commit fails below.  Unless the
 			 * engine worker restarts (shmem.c): the next one adds the group
 			 * again, with its DrGroup.life (rev60); a cancel or terminate
@@ -805,7 +805,7 @@ static void wait_turn(uint64 group_id, uint64 made, uint64 index, uint64 schema_
 	}
 	ConditionVariableCancelSleep();
 	RESUME_INTERRUPTS();
-	if (v.g == NULL || v.made != made)
+	if (v.g == NULL || v.life != life)
 		unknown_outcome(psprintf("dragonraft group %llu went away while the transaction "
 		                         "waited for its turn",
 		                         (unsigned long long)group_id),
@@ -878,7 +878,7 @@ static void pre_commit(void)
 	DrPending p;
 	DrResult res;
 	GroupView v;
-	uint64 made;
+	uint64 life;
 	uint8 *entry;
 	Size len;
 
@@ -895,8 +895,8 @@ static void pre_commit(void)
 	 * the emptied ones emptied again.
 	 */
 	PreCommit_on_commit_actions();
-	made = view_group(p.group_id, &v) ? v.made : 0;
-	if (made != 0 && view_stale(&v))
+	life = view_group(p.group_id, &v) ? v.life : 0;
+	if (life != 0 && view_stale(&v))
 		stale_view(p.group_id);
 	owner.node_id = (uint32)dr_node_id;
 	owner.incarnation = dr_shared->incarnation;
@@ -929,7 +929,7 @@ static void pre_commit(void)
 	proposal_outcome(&res, &p);
 	C.index = res.index;
 
-	wait_turn(p.group_id, made, C.index, p.schema_index);
+	wait_turn(p.group_id, life, C.index, p.schema_index);
 	/*
 	 * The entry is committed in the log, and wait_turn turned cancels into
 	 * 40003.  From here to the end of the commit a cancel or a lock_timeout
@@ -952,9 +952,9 @@ static void pre_commit(void)
 	 * waited for: this transaction may hold a table that leave_group waits
 	 * for next.
 	 */
-	if (!view_group(p.group_id, &v) || v.made != made ||
+	if (!view_group(p.group_id, &v) || v.life != life ||
 	    !dr_origins_try_lock(v.origin, AccessShareLock) || !view_group(p.group_id, &v) ||
-	    v.made != made) {
+	    v.life != life) {
 		count_unknown(p.group_id);
 		ereport(ERROR,
 		        (errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN),
