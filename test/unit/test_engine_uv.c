@@ -1184,6 +1184,63 @@ static void test_uv_stopped_group_stream_sender(void **state)
 	assert_int_equal(rmdir(d2), 0);
 }
 
+/* The name of node `from`'s stream of group's snapshot meta in dir (ext "snap" or "part"). */
+static void snap_path(char *buf, size_t n, const char *dir, uint64_t group, int from,
+                      const struct raft_snapshot_meta *meta, const char *ext)
+{
+	snprintf(buf, (size_t)n, "%s/snap-g%llu-n%d-i%llu-t%llu.%s", dir, (unsigned long long)group,
+	         from, (unsigned long long)meta->index, (unsigned long long)meta->term, ext);
+}
+
+/* A snapshot's meta of group 101 `ahead` entries past node 1's commit index, in its term
+ * and membership. */
+static void meta_ahead_of_node1(struct world *w, raft_index ahead, struct raft_snapshot_meta *meta)
+{
+	struct engine_group_status st;
+
+	assert_int_equal(engine_group_status(eng(w, 1), 101, &st), ENGINE_OK);
+	memset(meta, 0, sizeof(*meta));
+	meta->index = st.commit + ahead;
+	meta->term = st.term;
+	meta->membership = st.membership;
+}
+
+/* Node 3 in directory d3 (char[128]), its transport knowing node 1. */
+static struct transport *start_node3(struct world *w, char *d3)
+{
+	struct transport *t3;
+
+	snprintf(d3, 128, "/tmp/dr-engine-uv-XXXXXX");
+	assert_non_null(mkdtemp(d3));
+	snprintf(w->dir, sizeof(w->dir), "%s", d3);
+	start_node(w, 3);
+	t3 = engine_uv_transport(w->n[3].u);
+	assert_int_equal(transport_add_peer(t3, 1, w->n[1].addr), TRANSPORT_OK);
+	return t3;
+}
+
+/* Free what start_node3 made once two_nodes_close closed the loop (node 3 closed
+ * before). */
+static void node3_free(struct world *w)
+{
+	fake_storage_destroy(w->n[3].fs);
+	for (int g = 0; g < GROUPS; g++)
+		kv_sm_destroy(w->n[3].sm[g]);
+}
+
+/* A snapshot message of group from node `from` to node 1. */
+static void snap_msg(struct raft_message *m, uint64_t group, raft_id from, raft_term term,
+                     const struct raft_snapshot_meta *meta)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = RAFT_MSG_SNAPSHOT;
+	m->group_id = group;
+	m->from = from;
+	m->to = 1;
+	m->term = term;
+	m->snapshot = meta;
+}
+
 /*
  * Snapshot files of group 101 that arrive at node 1 and whose message does
  * not come (an old leader's stream that ended late, its message refused or
@@ -1196,7 +1253,6 @@ static void test_uv_stopped_group_stream_sender(void **state)
 static void test_uv_outrun_snapshot_file_deleted(void **state)
 {
 	struct world w;
-	struct engine_group_status st;
 	struct raft_snapshot_meta meta;
 	struct stat_wait sw;
 	struct applied_wait aw;
@@ -1208,16 +1264,11 @@ static void test_uv_outrun_snapshot_file_deleted(void **state)
 	node1_follows_101(&w, d1, d2, &key);
 	t1 = engine_uv_transport(w.n[1].u);
 	t2 = engine_uv_transport(w.n[2].u);
-	assert_int_equal(engine_group_status(eng(&w, 1), 101, &st), ENGINE_OK);
-	memset(&meta, 0, sizeof(meta));
-	meta.index = st.commit;
-	meta.term = st.term;
-	meta.membership = st.membership;
+	meta_ahead_of_node1(&w, 0, &meta);
 	snprintf(src, sizeof(src), "%s/source", d2);
 	write_file(src, 10000);
 
-	snprintf(below, sizeof(below), "%s/snap-g101-n2-i%llu-t%llu.snap", d1,
-	         (unsigned long long)meta.index, (unsigned long long)meta.term);
+	snap_path(below, sizeof(below), d1, 101, 2, &meta, "snap");
 	assert_int_equal(transport_send_snapshot(t2, 1, 101, &meta, src), TRANSPORT_OK);
 	sw = (struct stat_wait){t1, false, 1};
 	if (!run_until(&w, stat_reached, &sw, 10))
@@ -1225,9 +1276,8 @@ static void test_uv_outrun_snapshot_file_deleted(void **state)
 	if (path_exists(below))
 		fail_msg("%s stayed: node 1 had committed its index on arrival", below);
 
-	meta.index = st.commit + 10;
-	snprintf(beyond, sizeof(beyond), "%s/snap-g101-n2-i%llu-t%llu.snap", d1,
-	         (unsigned long long)meta.index, (unsigned long long)meta.term);
+	meta.index += 10;
+	snap_path(beyond, sizeof(beyond), d1, 101, 2, &meta, "snap");
 	assert_int_equal(transport_send_snapshot(t2, 1, 101, &meta, src), TRANSPORT_OK);
 	sw = (struct stat_wait){t1, false, 2};
 	if (!run_until(&w, stat_reached, &sw, 10))
@@ -1270,12 +1320,7 @@ static void test_uv_outrun_partial_file_deleted(void **state)
 
 	(void)state;
 	node1_follows_101(&w, d1, d2, &key);
-	snprintf(d3, sizeof(d3), "/tmp/dr-engine-uv-XXXXXX");
-	assert_non_null(mkdtemp(d3));
-	snprintf(w.dir, sizeof(w.dir), "%s", d3);
-	start_node(&w, 3);
-	t3 = engine_uv_transport(w.n[3].u);
-	assert_int_equal(transport_add_peer(t3, 1, w.n[1].addr), TRANSPORT_OK);
+	t3 = start_node3(&w, d3);
 	/* Node 3 in group 101's membership (node 1 takes streams of members only). */
 	memset(&wt, 0, sizeof(wt));
 	assert_int_equal(engine_add_nonvoter(eng(&w, 2), 101, 3, w.n[3].addr, engine_wait_cb, &wt),
@@ -1287,21 +1332,15 @@ static void test_uv_outrun_partial_file_deleted(void **state)
 	if (!run_until(&w, applied_reached, &aw, 20))
 		fail_msg("node 1 did not apply node 3's addition");
 
-	assert_int_equal(engine_group_status(eng(&w, 1), 101, &st), ENGINE_OK);
-	memset(&meta, 0, sizeof(meta));
-	meta.index = st.commit + 10;
-	meta.term = st.term;
-	meta.membership = st.membership;
+	meta_ahead_of_node1(&w, 10, &meta);
 	snprintf(src, sizeof(src), "%s/source", d3);
 	/* Eight chunks of 2 MiB at most: with the first one's write held and the
 	 * second staged, node 1 reads no more, and the end of the stream is still
 	 * in node 3 when it goes. */
 	write_file(src, 16u << 20);
 	transport_stats(engine_uv_transport(w.n[1].u), &ts);
-	snprintf(part, sizeof(part), "%s/snap-g101-n3-i%llu-t%llu.part", d1,
-	         (unsigned long long)meta.index, (unsigned long long)meta.term);
-	snprintf(path, sizeof(path), "%s/snap-g101-n3-i%llu-t%llu.snap", d1,
-	         (unsigned long long)meta.index, (unsigned long long)meta.term);
+	snap_path(part, sizeof(part), d1, 101, 3, &meta, "part");
+	snap_path(path, sizeof(path), d1, 101, 3, &meta, "snap");
 	io_stall_next();
 	assert_int_equal(transport_send_snapshot(t3, 1, 101, &meta, src), TRANSPORT_OK);
 	if (!run_until(&w, io_stalled, NULL, 10))
@@ -1324,9 +1363,7 @@ static void test_uv_outrun_partial_file_deleted(void **state)
 	assert_int_equal(ts2.snapshots_received, ts.snapshots_received); /* (it broke) */
 
 	two_nodes_close(&w);
-	fake_storage_destroy(w.n[3].fs);
-	for (int g = 0; g < GROUPS; g++)
-		kv_sm_destroy(w.n[3].sm[g]);
+	node3_free(&w);
 	unlink(src);
 	assert_int_equal(rmdir(d1), 0);
 	assert_int_equal(rmdir(d2), 0);
@@ -1432,13 +1469,7 @@ static void test_uv_taken_file_rewritten_kept(void **state)
 	assert_true(path_exists(part));
 
 	/* The message of the first: the core takes it. */
-	memset(&m, 0, sizeof(m));
-	m.type = RAFT_MSG_SNAPSHOT;
-	m.group_id = 104;
-	m.from = 2;
-	m.to = 1;
-	m.term = 3;
-	m.snapshot = &meta;
+	snap_msg(&m, 104, 2, 3, &meta);
 	assert_int_equal(engine_deliver_snapshot(eng(&w, 1), &m, path), ENGINE_OK);
 	assert_int_equal(engine_group_status(eng(&w, 1), 104, &st), ENGINE_OK);
 	assert_int_equal(st.commit, 500); /* taken; its Ready has not run */
@@ -1497,12 +1528,7 @@ static void test_uv_two_senders_files_kept(void **state)
 
 	(void)state;
 	two_nodes(&w, d1, d2, &jb, &t1, &t2);
-	snprintf(d3, sizeof(d3), "/tmp/dr-engine-uv-XXXXXX");
-	assert_non_null(mkdtemp(d3));
-	snprintf(w.dir, sizeof(w.dir), "%s", d3);
-	start_node(&w, 3);
-	t3 = engine_uv_transport(w.n[3].u);
-	assert_int_equal(transport_add_peer(t3, 1, w.n[1].addr), TRANSPORT_OK);
+	t3 = start_node3(&w, d3);
 	/* (Node 1 takes connections from the nodes it knows.) */
 	jb.members[1].node_id = 3;
 	snprintf(jb.members[1].addr, sizeof(jb.members[1].addr), "%s", w.n[3].addr);
@@ -1534,13 +1560,7 @@ static void test_uv_two_senders_files_kept(void **state)
 	assert_true(path_exists(path2));
 
 	/* Node 3's message. */
-	memset(&m, 0, sizeof(m));
-	m.type = RAFT_MSG_SNAPSHOT;
-	m.group_id = 105;
-	m.from = 3;
-	m.to = 1;
-	m.term = 5;
-	m.snapshot = &m3;
+	snap_msg(&m, 105, 3, 5, &m3);
 	assert_int_equal(transport_send(t3, &m), TRANSPORT_OK);
 	transport_flush(t3);
 	if (!run_until(&w, group_settled, &gw, 10))
@@ -1557,9 +1577,7 @@ static void test_uv_two_senders_files_kept(void **state)
 	engine_uv_close(w.n[3].u);
 	w.n[3].u = NULL;
 	two_nodes_close(&w);
-	fake_storage_destroy(w.n[3].fs);
-	for (int g = 0; g < GROUPS; g++)
-		kv_sm_destroy(w.n[3].sm[g]);
+	node3_free(&w);
 	kv_sm_destroy(kv);
 	unlink(src2);
 	unlink(src3);
