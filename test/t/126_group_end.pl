@@ -39,20 +39,6 @@ sub sql1 { return $N1->safe_psql('postgres', $_[0]); }
 sub sql2 { return $N2->safe_psql('postgres', $_[0]); }
 sub sql3 { return $N3->safe_psql('postgres', $_[0]); }
 
-# psql -c on node id in the background, its backend's pid first:
-# {h, out, err, pid}.
-sub start_session
-{
-	my ($id, @sql) = @_;
-	my $s = { out => \(my $out = ''), err => \(my $err = '') };
-	$s->{h} = IPC::Run::start(['psql', '-XAtq', '-d', $c->node($id)->connstr('postgres'),
-			'-c', 'SELECT pg_backend_pid()', map { ('-c', $_) } @sql],
-		'>', $s->{out}, '2>', $s->{err}, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
-	$s->{h}->pump until ${ $s->{out} } =~ /^(\d+)\n/;
-	$s->{pid} = $1;
-	return $s;
-}
-
 # Does node id's origin of every group it has hold the group's applied
 # index, and has it no other dragonraft origin?  '' if so, else what differs.
 sub origins_wrong
@@ -111,13 +97,13 @@ my $origin_lock = q{locktype = 'object' AND classid = 'pg_replication_origin'::r
 # that (3 s before: a poll session on a loaded machine can take a second or
 # more per query; B, held in its delay, then committed before the SIGSTOP).
 # Its hold is wall time: what is left of it runs after the SIGCONT below.
-my $B = start_session(1, 'SET dragonraft.testing_commit_delay = 10000',
+my $B = $c->start_session(1, 'SET dragonraft.testing_commit_delay = 10000',
 	q{INSERT INTO t20 VALUES (1, 'B')});
 ok($c->wait_until('session B to hold the origin of group 20 at its turn',
 		sub { $c->query(1, "SELECT count(*) FROM pg_locks WHERE pid = $B->{pid} AND granted AND $origin_lock") eq '1' }, 15),
 	'B holds the origin lock at its turn');
 kill 'STOP', $B->{pid};
-my $A = start_session(1, '\\set VERBOSITY verbose', q{INSERT INTO t20 VALUES (2, 'A')});
+my $A = $c->start_session(1, '\\set VERBOSITY verbose', q{INSERT INTO t20 VALUES (2, 'A')});
 ok($c->wait_until("node 2 to apply A's entry", sub { $c->query(2, 'SELECT count(*) FROM t20 WHERE a = 2') eq '1' }),
 	"A's entry is committed in the log (node 2 applied it)");
 is($c->query(1, "SELECT wait_event_type FROM pg_stat_activity WHERE pid = $A->{pid}"), 'Extension',
@@ -128,7 +114,7 @@ ok($c->wait_until('node 2 to lead group 20',
 		sub { $c->query(2, 'SELECT role FROM dragonraft.status WHERE group_id = 20') eq 'leader' }),
 	'node 2 leads group 20');
 sql2('SELECT dragonraft.remove_member(20, 1, true)');
-my $L = start_session(1, 'SELECT dragonraft.leave_group(20, force => true)');
+my $L = $c->start_session(1, 'SELECT dragonraft.leave_group(20, force => true)');
 ok($c->wait_until('leave_group to wait for the origin lock',
 		sub { $c->query(1, "SELECT count(*) FROM pg_locks WHERE pid = $L->{pid} AND NOT granted AND $origin_lock") eq '1' }),
 	"leave_group waits for B's origin lock");
@@ -215,7 +201,7 @@ my $m21 = $c->members(1, 2, 3);
 sql1("SELECT dragonraft.create_group(21, '$m21')");
 my $engine1 = $c->query(1, 'SELECT engine_pid FROM dragonraft.node_status()');
 kill 'STOP', $engine1;
-$L = start_session(1, 'SELECT dragonraft.leave_group(21, true)');
+$L = $c->start_session(1, 'SELECT dragonraft.leave_group(21, true)');
 ok($c->wait_until('leave_group to wait for the engine worker',
 		sub { $c->query(1, "SELECT wait_event_type FROM pg_stat_activity WHERE pid = $L->{pid}") eq 'Extension' }),
 	'leave_group waits for the engine worker');

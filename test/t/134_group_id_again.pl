@@ -91,19 +91,6 @@ ok($c->caught_up(1), 'nodes 1 and 2 go on with group 1');
 # ---- 2. a wait for a turn and a group made again ----
 sub sql2 { return $c->node(2)->safe_psql('postgres', $_[0]); }
 
-# psql -c on node id in the background, its backend's pid first: {h, out, err, pid}.
-sub start_session
-{
-	my ($id, @sql) = @_;
-	my $s = { out => \(my $out = ''), err => \(my $err = '') };
-	$s->{h} = IPC::Run::start(['psql', '-XAtq', '-d', $c->node($id)->connstr('postgres'),
-			'-c', 'SELECT pg_backend_pid()', map { ('-c', $_) } @sql],
-		'>', $s->{out}, '2>', $s->{err}, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
-	$s->{h}->pump until ${ $s->{out} } =~ /^(\d+)\n/;
-	$s->{pid} = $1;
-	return $s;
-}
-
 $c->create_group(20, 1, 2);
 sql1('SELECT dragonraft.transfer_leader(20, 1)') if $c->leader(20) != 1;
 is($c->leader(20), 1, 'node 1 leads group 20');
@@ -118,7 +105,7 @@ my $e = sql2(q{SELECT dragonraft.execute(20, 'SELECT 1')});
 ok($c->wait_until("node 1 to commit entry $e",
 		sub { sql1('SELECT commit_index FROM dragonraft.status WHERE group_id = 20') >= $e }),
 	"node 1 committed node 2's command, entry $e, which its stopped apply worker holds");
-my $A = start_session(1, '\\set VERBOSITY verbose', q{SELECT dragonraft.replicate_table('u', 20)});
+my $A = $c->start_session(1, '\\set VERBOSITY verbose', q{SELECT dragonraft.replicate_table('u', 20)});
 ok($c->wait_until("A's entry to commit",
 		sub { sql1('SELECT commit_index FROM dragonraft.status WHERE group_id = 20') > $e }),
 	"A's registration is committed in group 20's log");

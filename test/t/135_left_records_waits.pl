@@ -103,19 +103,6 @@ is(sql1('SELECT count(*) FROM t21'), '1', 'the row is on node 1');
 ok(!-e "$dir/21.1", 'no record was left');
 
 # ---- 2. execute() across an engine worker restart ----
-# psql -c on node id in the background, its backend's pid first: {h, out, err, pid}.
-sub start_session
-{
-	my ($id, @sql) = @_;
-	my $s = { out => \(my $out = ''), err => \(my $err = '') };
-	$s->{h} = IPC::Run::start(['psql', '-XAtq', '-d', $c->node($id)->connstr('postgres'),
-			'-c', 'SELECT pg_backend_pid()', map { ('-c', $_) } @sql],
-		'>', $s->{out}, '2>', $s->{err}, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
-	$s->{h}->pump until ${ $s->{out} } =~ /^(\d+)\n/;
-	$s->{pid} = $1;
-	return $s;
-}
-
 $c->create_group(20, 1, 2);
 sql1('SELECT dragonraft.transfer_leader(20, 1)') if $c->leader(20) != 1;
 is($c->leader(20), 1, 'node 1 leads group 20');
@@ -126,14 +113,14 @@ ok($c->settled(20), 'group 20 takes only the test\'s entries');
 my $apid = sql1('SELECT apply_pid FROM dragonraft.node_status()');
 my $engine = sql1('SELECT engine_pid FROM dragonraft.node_status()');
 kill 'STOP', $apid;
-my $E = start_session(1, '\\set VERBOSITY verbose', q{SELECT dragonraft.execute(20, 'SELECT 1') > 0});
+my $E = $c->start_session(1, '\\set VERBOSITY verbose', q{SELECT dragonraft.execute(20, 'SELECT 1') > 0});
 ok($c->wait_until('E to wait for its apply',
 		sub { sql1("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $E->{pid}") eq 'Extension'
 			&& sql1('SELECT commit_index > applied_index FROM dragonraft.status WHERE group_id = 20') eq 't' }),
 	"E's command is committed, and waits for node 1's stopped apply worker");
 my $e = sql1('SELECT commit_index FROM dragonraft.status WHERE group_id = 20');
 # A COMMIT behind it waits for its turn.
-my $A = start_session(1, '\\set VERBOSITY verbose', 'INSERT INTO t20 VALUES (1)');
+my $A = $c->start_session(1, '\\set VERBOSITY verbose', 'INSERT INTO t20 VALUES (1)');
 ok($c->wait_until("A's entry to commit",
 		sub { sql1("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $A->{pid}") eq 'Extension'
 			&& sql1('SELECT commit_index FROM dragonraft.status WHERE group_id = 20') > $e }),
@@ -181,13 +168,13 @@ ok($c->settled(20), 'group 20 takes only the test\'s entries');
 $apid = sql1('SELECT apply_pid FROM dragonraft.node_status()');
 $engine = sql1('SELECT engine_pid FROM dragonraft.node_status()');
 kill 'STOP', $apid;
-my $E2 = start_session(1, '\\set VERBOSITY verbose', q{SELECT dragonraft.execute(20, 'SELECT 2') > 0});
+my $E2 = $c->start_session(1, '\\set VERBOSITY verbose', q{SELECT dragonraft.execute(20, 'SELECT 2') > 0});
 ok($c->wait_until('E2 to wait for its apply',
 		sub { sql1("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $E2->{pid}") eq 'Extension'
 			&& sql1('SELECT commit_index > applied_index FROM dragonraft.status WHERE group_id = 20') eq 't' }),
 	"E2's command is committed, and waits for node 1's stopped apply worker");
 my $e2 = sql1('SELECT commit_index FROM dragonraft.status WHERE group_id = 20');
-my $A2 = start_session(1, '\\set VERBOSITY verbose', 'INSERT INTO t20 VALUES (2)');
+my $A2 = $c->start_session(1, '\\set VERBOSITY verbose', 'INSERT INTO t20 VALUES (2)');
 ok($c->wait_until("A2's entry to commit",
 		sub { sql1("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $A2->{pid}") eq 'Extension'
 			&& sql1('SELECT commit_index FROM dragonraft.status WHERE group_id = 20') > $e2 }),

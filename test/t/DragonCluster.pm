@@ -667,6 +667,21 @@ sub start_join
 	return $j;
 }
 
+# psql -c of each statement on node id in the background, its backend's pid
+# first: {h => IPC::Run handle, out, err => refs to its output and errors,
+# pid => its backend}.
+sub start_session
+{
+	my ($self, $id, @sql) = @_;
+	my $s = { out => \(my $out = ''), err => \(my $err = '') };
+	$s->{h} = IPC::Run::start(['psql', '-XAtq', '-d', $self->node($id)->connstr('postgres'),
+			'-c', 'SELECT pg_backend_pid()', map { ('-c', $_) } @sql],
+		'>', $s->{out}, '2>', $s->{err}, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+	$s->{h}->pump until ${ $s->{out} } =~ /^(\d+)\n/;
+	$s->{pid} = $1;
+	return $s;
+}
+
 # A psql session on node id that read table in a transaction it leaves open,
 # idle, holding the table's lock: {h => IPC::Run handle, in, out, err =>
 # refs to its input, output and errors, pid => its backend}.  Append to
