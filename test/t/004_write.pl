@@ -256,14 +256,19 @@ is($c->node($_)->safe_psql('postgres', 'SELECT balance FROM accounts WHERE id = 
 # 40003 if it saw the takeover under way.
 # (Each holds its turn 8 s: the second one's psql starts and waits for its
 # turn within that, which a loaded machine can take more than 3 s for: a
-# psql started for the cancel below once came after the holder's 3 s.)
+# psql started for the cancel below once came after the holder's 3 s.  The
+# first one holds it once it waits in its commit, wait_event_type Extension,
+# its entry proposed: 'active' alone also saw it at its UPDATE's start, and
+# the second one, started 13 ms later, proposed first, committed without a
+# wait, and the look for its wait timed out after 180 s.)
 my ($aout, $aerr, $cout, $cerr) = ('', '', '', '');
 my $first = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
 		'SET dragonraft.testing_commit_delay = 8000', '-c',
 		'SET dragonraft.testing_fail_local_commit = on', '-c',
 		"UPDATE accounts SET owner = 'first' WHERE id = 30"], '>', \$aout, '2>', \$aerr);
 ok($c->wait_until('the first transaction at its turn', sub {
-	($c->poll($l, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%owner = ''first''%' AND state = 'active'") // '') eq '1' }),
+	($c->poll($l, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%owner = ''first''%' AND state = 'active' "
+		  . "AND wait_event_type = 'Extension'") // '') eq '1' }),
 	'the first transaction holds its turn');
 my $second = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
 		'\set VERBOSITY verbose', '-c', "UPDATE accounts SET owner = 'second' WHERE id = 2"],
@@ -289,7 +294,8 @@ my $holder = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c
 		'SET dragonraft.testing_commit_delay = 8000', '-c',
 		"UPDATE accounts SET owner = 'holder' WHERE id = 30"], '>', \$hout, '2>', \$herr);
 ok($c->wait_until('a transaction holding its turn', sub {
-	($c->poll($l, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%owner = ''holder''%' AND state = 'active'") // '') eq '1' }),
+	($c->poll($l, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%owner = ''holder''%' AND state = 'active' "
+		  . "AND wait_event_type = 'Extension'") // '') eq '1' }),
 	'a transaction holds its turn');
 my $waiter = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
 		'\set VERBOSITY verbose', '-c', "UPDATE accounts SET owner = 'waiter' WHERE id = 2"],

@@ -114,13 +114,17 @@ like($dout, qr/^\d+$/, 'the command ran once the reader committed') or diag $der
 # first writer holds its turn 12 s: the look for it, the command and the
 # second writer (two psql started) all come within that, which a loaded
 # machine can take more than 5 s for; the look through the poll session.
+# It holds its turn once it waits in its commit (wait_event_type Extension,
+# its entry proposed): 'active' alone also sees it at its INSERT's start,
+# and the command could then come before its entry in the log.
 $_->safe_psql('postgres', 'CREATE TABLE side (id int)') for ($L, $F);
 my ($h1out, $h1err, $h2out, $h2err) = ('', '', '', '');
 my $h1 = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
 		'SET dragonraft.testing_commit_delay = 12000', '-c', 'INSERT INTO a (v) VALUES (10)'],
 	'>', \$h1out, '2>', \$h1err);
 ok($c->wait_until('the first writer at its turn', sub {
-	($c->poll($l, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%VALUES (10)%' AND state = 'active' AND pid <> pg_backend_pid()") // '') eq '1' }),
+	($c->poll($l, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%VALUES (10)%' AND state = 'active' "
+		  . "AND wait_event_type = 'Extension' AND pid <> pg_backend_pid()") // '') eq '1' }),
 	'a writer holds its turn');
 ($dout, $derr) = ('', '');
 $ddl = IPC::Run::start(['psql', '-XAt', '-d', $F->connstr('postgres'), '-c',

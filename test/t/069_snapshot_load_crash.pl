@@ -94,7 +94,7 @@ ok($load->wait_commits(20), "transfers commit after the old leader $lid was remo
 my %r2 = $load->stop;
 %r = (%r, %r2);
 ok($c->caught_up(1), 'the remaining members caught up');
-my $want = $c->contents($next_leader, 'transfers', 'id');
+$want = $c->contents($next_leader, 'transfers', 'id');
 my %present = map { $_ => 1 } split /\n/, $c->query($next_leader, 'SELECT id FROM transfers ORDER BY id');
 for my $id (@members)
 {

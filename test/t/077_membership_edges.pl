@@ -30,7 +30,7 @@ ok($c->caught_up(1), 'nodes 1-3 and the non-voter 4 replicate t');
 # A transfer to the non-voter: refused on the leader and on node 4 alike.
 my ($st, $msg) = $c->sql_error($l, 'SELECT dragonraft.transfer_leader(1, 4)');
 is($st, '22023', 'a transfer to a non-voter is refused on the leader') or diag $msg;
-my ($st, $msg) = $c->sql_error(4, 'SELECT dragonraft.transfer_leader(1, 4)');
+($st, $msg) = $c->sql_error(4, 'SELECT dragonraft.transfer_leader(1, 4)');
 is($st, '22023', 'and on the non-voter itself (review 23 F2: 55000, check its lag)');
 like($msg, qr/node 4 cannot lead group 1.*Only a voting member can lead/s, 'saying why');
 

@@ -168,7 +168,6 @@ is(sql2(q{SELECT pg_replication_origin_progress('dragonraft_30', false) = '0/0':
 # makes group 40 again alone.  Once the postmaster goes on, the loader must
 # not load the first group 40's snapshot into the new one.
 my $l40 = $c->group_needing_snapshots(40, 1, 2);
-my $N3 = $c->node(3);
 my $addr3 = $c->raft_address(3);
 $c->node($l40)->safe_psql('postgres', "SELECT dragonraft.add_member(40, 3, '$addr3')");
 $c->query(3, 'SELECT 1'); # (node 3's poll session, connected before the stop)

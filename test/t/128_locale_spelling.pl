@@ -64,7 +64,7 @@ sub group_with_table
 sub row4
 {
 	my ($g, $t) = @_;
-	$c->wait_until("node 4 to hold table $t's 60 rows",
+	$c->wait_until("node 4 to hold table ${t}'s 60 rows",
 		sub { sql4("SELECT to_regclass('public.$t') IS NOT NULL") eq 't'
 			  && sql4("SELECT count(*) FROM public.$t") eq '60' });
 	return sql4("SELECT coalesce((SELECT u FROM public.$t WHERE k = 1), 'no row 1')");

@@ -62,8 +62,14 @@ is($state, '55000', 'create_group(1) on node 3 is refused too');
 is(sql3('SELECT count(*) FROM dragonraft.status WHERE group_id = 1'), '0', 'node 3 has no group 1');
 
 $N3->restart;
+# (join_group's first check is that the engine worker runs, also 55000: the
+# record is looked at only once it does)
+ok($c->wait_until('the engine worker of node 3',
+		sub { ($c->poll(3, 'SELECT engine_state FROM dragonraft.node_status()') // '') eq 'running' }),
+	'node 3 runs its engine worker again');
 ($state, $err) = $c->sql_error(3, "SELECT dragonraft.join_group(1, '$members')");
 is($state, '55000', 'and after a restart');
+like($err, qr/node 3 left group 1 and cannot be its member again/, '... for the same reason');
 
 # The operator's way back, once every member of the group is gone (here:
 # node 3 is removed from group 1 first, so that its group 1 below is not
