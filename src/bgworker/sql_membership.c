@@ -75,7 +75,7 @@ typedef struct GroupView {
 	bool member;           /* the node asked about is in the membership this node knows */
 	bool voter;
 	int n_voters;
-	uint64 made; /* DrGroup.life: which incarnation of the group */
+	uint64 life; /* DrGroup.life: which incarnation of the group */
 	char error[DR_ERROR_LEN];
 } GroupView;
 
@@ -90,7 +90,7 @@ static GroupView view(int64 group_id, int64 node)
 	g = group_id > 0 ? dr_shmem_group_find((uint64)group_id) : NULL;
 	if (g != NULL) {
 		v.exists = true;
-		v.made = g->life;
+		v.life = g->life;
 		for (int m = g->first_member; m >= 0; m = dr_members[m].next) {
 			if (dr_members[m].voter)
 				v.n_voters++;
@@ -950,18 +950,18 @@ static void join_stopped(int64 group_id, const GroupView *v)
 }
 
 /*
- * view() for join_group's waits: the member it joined, *made (0: the first
+ * view() for join_group's waits: the member it joined, *life (its DrGroup.life; 0: the first
  * one it sees).  A group left and made again here meanwhile (same id) is
  * not it: it is shown as gone, and join_group ends as when it is left
  * (rev58; before, it went on with the new group's status as its own).
  */
-static GroupView view_joined(int64 group_id, uint64 *made)
+static GroupView view_joined(int64 group_id, uint64 *life)
 {
 	GroupView v = view(group_id, dr_node_id);
 
-	if (v.exists && *made == 0)
-		*made = v.made;
-	else if (v.exists && v.made != *made) {
+	if (v.exists && *life == 0)
+		*life = v.life;
+	else if (v.exists && v.life != *life) {
 		memset(&v, 0, sizeof(v));
 		v.exists = false;
 	}
@@ -984,7 +984,7 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 	char *payload, *replaced;
 	Size len;
 	int n, others = 0;
-	uint64 made = 0;
+	uint64 life = 0;
 
 	dr_sql_groups_check_engine();
 	if (group_id < 1)
@@ -1038,7 +1038,7 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 	/* Was it added?  Then a leader contacts it. */
 	start = GetCurrentTimestamp();
 	for (;;) {
-		v = view_joined(group_id, &made);
+		v = view_joined(group_id, &life);
 		check_not_removed(group_id, &v);
 		if (v.exists && v.leader != 0)
 			break;
@@ -1079,7 +1079,7 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 		bool receiving =
 		        dr_snapshot_receiving(group_id, &phase, &done, &total, &load_started);
 
-		v = view_joined(group_id, &made);
+		v = view_joined(group_id, &life);
 		if (!v.exists || v.state == DR_MEMBER_LOST || v.state == DR_MEMBER_FAILED)
 			join_stopped(group_id, &v);
 		check_not_removed(group_id, &v);
@@ -1188,7 +1188,7 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 	PG_CATCH();
 	{
 		MemoryContextSwitchTo(cxt);
-		v = view_joined(group_id, &made);
+		v = view_joined(group_id, &life);
 		if (v.exists && v.state != DR_MEMBER_LOST && v.state != DR_MEMBER_FAILED)
 			PG_RE_THROW();
 		FlushErrorState();

@@ -89,7 +89,7 @@ static int my_job = -1;
 static uint32 my_generation;
 /* The group's incarnation (DrGroup.life) when the digest began: a group left
  * and made again here meanwhile is another log, at other indexes (rev58). */
-static uint64 digest_made;
+static uint64 digest_life;
 static bool exit_hooked;
 /* The length of the last hold, in microseconds (the LOG line at DEBUG1). */
 static long last_hold_us;
@@ -171,10 +171,10 @@ List *dr_table_digest_tables(int64 group_id)
 	return relids;
 }
 
-/* The group is still the one the digest began with (digest_made). */
+/* The group is still the one the digest began with (digest_life). */
 static void check_same_group(int64 group_id)
 {
-	if (dr_shmem_group_life((uint64)group_id) != digest_made)
+	if (dr_shmem_group_life((uint64)group_id) != digest_life)
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 		                errmsg("group %lld was left on this node while its digest was "
 		                       "prepared",
@@ -591,7 +591,7 @@ Datum dr_table_digest(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	dr_sql_groups_check_engine();
 	check_group(group_id, false);
-	digest_made = dr_shmem_group_life((uint64)group_id);
+	digest_life = dr_shmem_group_life((uint64)group_id);
 	if (TransactionIdIsValid(GetTopTransactionIdIfAny()))
 		ereport(ERROR, (errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
 		                errmsg("dragonraft.table_digest cannot run in a transaction that "

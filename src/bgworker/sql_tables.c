@@ -523,11 +523,11 @@ static void check_apply_goes_on(uint64 group_id, uint64 index, uint64 applied, u
 }
 
 /* Wait (cancellable) until the group applied index here; an error if its
- * apply stopped here.  made: the group's incarnation (DrGroup.life) that
+ * apply stopped here.  life: the group's incarnation (DrGroup.life) that
  * took the command: a group left here meanwhile (and maybe made again, same
  * id, another log, whose applied index says nothing of this entry: rev58)
  * does not run it here, 40003. */
-static void wait_applied(uint64 group_id, uint64 made, uint64 index)
+static void wait_applied(uint64 group_id, uint64 life, uint64 index)
 {
 	TimestampTz next_lock_check = 0;
 
@@ -537,13 +537,13 @@ static void wait_applied(uint64 group_id, uint64 made, uint64 index)
 		char error[DR_ERROR_LEN];
 		DrGroup *g = read_group(group_id, &applied, &failures, error);
 
-		if ((g == NULL || g->life != made) && !dr_shmem_engine_running()) {
+		if ((g == NULL || g->life != life) && !dr_shmem_engine_running()) {
 			/* (the next engine worker adds it again: shmem.c) */
 			dr_shmem_engine_wait();
 			CHECK_FOR_INTERRUPTS();
 			continue;
 		}
-		if (g == NULL || g->life != made) {
+		if (g == NULL || g->life != life) {
 			ConditionVariableCancelSleep();
 			ereport(ERROR,
 			        (errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN),
@@ -1000,7 +1000,7 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 	MemoryContext cxt = CurrentMemoryContext;
 	LOCKTAG tag;
 	bool barrier;
-	uint64 first, made;
+	uint64 first, life;
 
 	dr_sql_groups_check_engine();
 	if (group_id < 1 || read_group((uint64)group_id, &applied, &failures, error) == NULL)
@@ -1094,7 +1094,7 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 	entry = palloc(b.len);
 	memcpy(entry, b.data, b.len);
 	free(b.data);
-	made = dr_shmem_group_life((uint64)group_id);
+	life = dr_shmem_group_life((uint64)group_id);
 	for (TimestampTz busy_since = 0;; dr_busy_wait((uint64)group_id, &busy_since)) {
 		PG_TRY();
 		{
@@ -1134,7 +1134,7 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 	}
 	PG_TRY();
 	{
-		wait_applied((uint64)group_id, made, res.index);
+		wait_applied((uint64)group_id, life, res.index);
 	}
 	PG_CATCH();
 	{
