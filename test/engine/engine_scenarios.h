@@ -728,6 +728,18 @@ static void test_add_member_snapshot_async(void **state)
 	add_member_snapshot(5);
 }
 
+/* *m: a RAFT_MSG_SNAPSHOT of group_id from node `from` to node `to` in term (no meta). */
+static void snapshot_msg(struct raft_message *m, uint64_t group_id, raft_id from, raft_id to,
+                         raft_term term)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = RAFT_MSG_SNAPSHOT;
+	m->group_id = group_id;
+	m->from = from;
+	m->to = to;
+	m->term = term;
+}
+
 /* A file that no state machine could load, for a snapshot message at path. */
 static void write_junk(const char *path)
 {
@@ -788,15 +800,10 @@ static void test_refused_snapshot_file_deleted(void **state)
 	assert_true(lst.term >= 2);
 	assert_int_equal(kv_sm_recoveries(c.nodes[4].sm[0]), 0);
 
-	memset(&m, 0, sizeof(m));
 	meta.index = st.commit; /* the taken snapshot's */
 	meta.term = lst.term;
 	meta.membership = lst.membership;
-	m.type = RAFT_MSG_SNAPSHOT;
-	m.group_id = c.group_ids[0];
-	m.from = lead;
-	m.to = 4;
-	m.term = lst.term;
+	snapshot_msg(&m, c.group_ids[0], lead, 4, lst.term);
 	m.snapshot = &meta;
 	snprintf(same, sizeof(same), "%s/same-index.snap", c.dir);
 	write_junk(same);
@@ -991,12 +998,7 @@ static void make_snapshot_for(struct cluster *c, raft_id id, raft_id to)
 	unsigned saves = kv_sm_saves(c->nodes[id].sm[0]);
 
 	assert_non_null(g);
-	memset(&m, 0, sizeof(m));
-	m.type = RAFT_MSG_SNAPSHOT;
-	m.group_id = c->group_ids[0];
-	m.from = id;
-	m.to = to;
-	m.term = raft_term_of(g->r);
+	snapshot_msg(&m, c->group_ids[0], id, to, raft_term_of(g->r));
 	eng_send_snapshot(e, g, &m);
 	assert_int_equal(kv_sm_saves(c->nodes[id].sm[0]), saves + 1);
 }

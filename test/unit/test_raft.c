@@ -966,6 +966,21 @@ static void test_peers_match(void **state)
 	fx_destroy(f);
 }
 
+/* *m: a snapshot message from node 1 to node 2 in node 2's term, for *snap
+ * (zeroed but for node 2's membership; the caller sets its index and term). */
+static void snapshot_to_2(struct fx *f, struct raft_message *m, struct raft_snapshot_meta *snap)
+{
+	memset(snap, 0, sizeof(*snap));
+	snap->membership = *raft_membership(NODE(f, 2));
+	memset(m, 0, sizeof(*m));
+	m->type = RAFT_MSG_SNAPSHOT;
+	m->group_id = 7;
+	m->from = 1;
+	m->to = 2;
+	m->term = raft_term_of(NODE(f, 2));
+	m->snapshot = snap;
+}
+
 static void test_snapshot_install_rules(void **state)
 {
 	struct fx *f = fx_create(3, NULL);
@@ -979,15 +994,7 @@ static void test_snapshot_install_rules(void **state)
 	fx_propose(f, 1, "s");
 	fx_stabilize(f);
 	t = raft_term_of(NODE(f, 2));
-	memset(&snap, 0, sizeof(snap));
-	snap.membership = *raft_membership(NODE(f, 2));
-	memset(&m, 0, sizeof(m));
-	m.type = RAFT_MSG_SNAPSHOT;
-	m.group_id = 7;
-	m.from = 1;
-	m.to = 2;
-	m.term = t;
-	m.snapshot = &snap;
+	snapshot_to_2(f, &m, &snap);
 	/* A snapshot at or below the commit index is stale: nothing to install. */
 	snap.index = raft_commit_index(NODE(f, 2));
 	snap.term = t;
@@ -1048,15 +1055,7 @@ static void test_snapshot_pending_until_advance(void **state)
 	fx_stabilize(f);
 	t = raft_term_of(NODE(f, 2));
 	assert_int_equal(raft_snapshot_pending(NODE(f, 2)), 0);
-	memset(&snap, 0, sizeof(snap));
-	snap.membership = *raft_membership(NODE(f, 2));
-	memset(&m, 0, sizeof(m));
-	m.type = RAFT_MSG_SNAPSHOT;
-	m.group_id = 7;
-	m.from = 1;
-	m.to = 2;
-	m.term = t;
-	m.snapshot = &snap;
+	snapshot_to_2(f, &m, &snap);
 	snap.index = 100;
 	snap.term = t;
 	assert_int_equal(raft_step(NODE(f, 2), &m), RAFT_OK);
