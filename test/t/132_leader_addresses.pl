@@ -14,7 +14,6 @@ use lib $FindBin::RealBin;
 use DragonCluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(time usleep);
 
 my $c = DragonCluster->new(3);
 $c->create_group(1, 1, 2, 3);
@@ -28,13 +27,10 @@ for my $i (1 .. 8)
 			sub { ($c->poll($to, 'SELECT role FROM dragonraft.status WHERE group_id = 1') // '') eq 'leader' })
 		  && $c->settled(1), "transfer $i: node $to leads group 1, settled");
 	my $last = sub { $c->query($to, 'SELECT last_index FROM dragonraft.status WHERE group_id = 1') };
-	my ($before, $now) = ($last->()) x 2;
+	my $before = $last->();
 	# Polled for an entry until the deadline: one of its own would come at
 	# the engine worker's next turn, within 0.25 s.
-	for (my $end = time() + 0.7; $now eq $before && time() < $end; $now = $last->())
-	{
-		usleep(50_000);
-	}
+	my $now = $c->poll_until(sub { my $n = $last->(); $n ne $before && $n }, 0.7) || $before;
 	is($now, $before, "transfer $i: node ${to}'s log takes no entry of its own after settled()");
 }
 done_testing();

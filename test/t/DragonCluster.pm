@@ -218,11 +218,12 @@ sub create_group
 	return;
 }
 
-# Poll cond until it returns true or the timeout passes (seconds; default
-# the harness's).
-sub wait_until
+# Poll cond until it returns true (its value) or the timeout passes
+# (seconds; default the harness's: 0), quietly: for a test that expects the
+# timeout (nothing may happen within it).
+sub poll_until
 {
-	my ($self, $what, $cond, $timeout) = @_;
+	my ($self, $cond, $timeout) = @_;
 	my $end = time + ($timeout // $PostgreSQL::Test::Utils::timeout_default);
 	while (time < $end)
 	{
@@ -230,8 +231,16 @@ sub wait_until
 		return $r if $r;
 		usleep(50_000);
 	}
-	diag "timed out waiting for $what";
 	return 0;
+}
+
+# poll_until, saying what it waited for when the timeout passes.
+sub wait_until
+{
+	my ($self, $what, $cond, $timeout) = @_;
+	my $r = $self->poll_until($cond, $timeout);
+	diag "timed out waiting for $what" unless $r;
+	return $r;
 }
 
 # flushed_just_now(id, sql): run sql (a write of a replicated table) on node
