@@ -395,11 +395,14 @@ void dr_check_extension_drop(void)
 		                       "cannot drop extension dragonraft: this node is a member of "
 		                       "%d groups",
 		                       n_groups, n_groups),
-		         errdetail("The groups go on without the extension's tables and state "
-		                   "machine; dragonraft.status lists them."),
-		         errhint("Remove this node from every group first: "
-		                 "dragonraft.leave_group(group_id, true) here, which drops the "
-		                 "group's replication origin too.")));
+		         errdetail("The groups would go on without the extension's tables and "
+		                   "state machine; dragonraft.status lists them."),
+		         errhint("Leave every group first with dragonraft.leave_group(group_id) "
+		                 "here, which drops the group's replication origin too; where "
+		                 "this node follows, run dragonraft.remove_member(group_id, %d) "
+		                 "on the leader first, then dragonraft.leave_group(group_id, "
+		                 "true) here.",
+		                 dr_node_id)));
 	n_origins = dr_origins_in_xact(&lowest);
 	if (n_origins > 0)
 		ereport(ERROR,

@@ -51,6 +51,11 @@ for my $cascade ('', ' CASCADE')
 	is($state, '55006', "DROP EXTENSION$cascade is refused (object in use)");
 	like($msg, qr/\A[^\n]*ERROR:  55006: cannot drop extension dragonraft: this node is a member of 1 group\n/,
 		'first of all, with the number of groups');
+	# Its hint leaves no voter behind that the group counts on (doc65: it
+	# said leave_group(group_id, true), which on a follower leaves the group
+	# with a member that never answers again).
+	like($msg, qr/HINT:  .*dragonraft\.remove_member\(group_id, 1\) on the leader first/,
+		'the hint says to remove a follower on the leader first');
 }
 is($c->node(1)->safe_psql('postgres', 'SELECT count(*) FROM dragonraft.status'), '1',
 	'and the extension is still there');
