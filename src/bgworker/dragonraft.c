@@ -8,6 +8,7 @@
  */
 #include "dragonraft.h"
 
+#include <arpa/inet.h>
 #include <limits.h>
 
 #include "access/xact.h"
@@ -104,6 +105,32 @@ bool dr_parse_address(const char *addr, char *host, size_t hostlen, int *port, c
 	}
 	*port = (int)p;
 	return true;
+}
+
+/*
+ * Is addr's host a wildcard (0.0.0.0, [::])?  A listener may take one, but
+ * the address this node gives the others (its own in the groups' address
+ * entries) and clients (the default client_address) may not: they would
+ * dial their own machine.
+ */
+static bool is_wildcard_address(const char *addr)
+{
+	char host[DR_ADDR_LEN];
+	const char *why;
+	int port;
+	size_t hl;
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (addr == NULL || !dr_parse_address(addr, host, sizeof(host), &port, &why))
+		return false;
+	hl = strlen(host);
+	if (hl > 2 && host[0] == '[') {
+		memmove(host, host + 1, hl - 2);
+		host[hl - 2] = '\0';
+		return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_UNSPECIFIED(&a6);
+	}
+	return inet_pton(AF_INET, host, &a4) == 1 && a4.s_addr == htonl(INADDR_ANY);
 }
 
 ErrorData *dr_try_subxact(void (*fn)(void *arg), void *arg)
@@ -395,11 +422,14 @@ void dr_check_extension_drop(void)
 		                       "cannot drop extension dragonraft: this node is a member of "
 		                       "%d groups",
 		                       n_groups, n_groups),
-		         errdetail("The groups go on without the extension's tables and state "
-		                   "machine; dragonraft.status lists them."),
-		         errhint("Remove this node from every group first: "
-		                 "dragonraft.leave_group(group_id, true) here, which drops the "
-		                 "group's replication origin too.")));
+		         errdetail("The groups would go on without the extension's tables and "
+		                   "state machine; dragonraft.status lists them."),
+		         errhint("Leave every group first with dragonraft.leave_group(group_id) "
+		                 "here, which drops the group's replication origin too; where "
+		                 "this node follows, run dragonraft.remove_member(group_id, %d) "
+		                 "on the leader first, then dragonraft.leave_group(group_id, "
+		                 "true) here.",
+		                 dr_node_id)));
 	n_origins = dr_origins_in_xact(&lowest);
 	if (n_origins > 0)
 		ereport(ERROR,
@@ -446,6 +476,19 @@ void _PG_init(void)
 		                       refused_address),
 		                errhint("dragonraft.listen_address and advertise_address take "
 		                        "host:port, with a port from 0 to 65535.")));
+	/* (Before, the node ran, and the others learned to dial it at 0.0.0.0 once it
+	 * led: they reached themselves, or nothing; doc65.) */
+	if (dr_node_id > 0 &&
+	    is_wildcard_address(dr_advertise_address[0] ? dr_advertise_address : dr_listen_address))
+		ereport(ERROR,
+		        (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		         errmsg("dragonraft.%s \"%s\" is not an address other nodes can dial",
+		                dr_advertise_address[0] ? "advertise_address" : "listen_address",
+		                dr_advertise_address[0] ? dr_advertise_address : dr_listen_address),
+		         errdetail("Its host is a wildcard: the other members would dial this "
+		                   "node, and clients connect to it, at that address."),
+		         errhint("Set dragonraft.advertise_address to the host:port at which the "
+		                 "other nodes reach this one.")));
 
 	if (dr_heartbeat_rtt >= dr_election_rtt)
 		ereport(ERROR,

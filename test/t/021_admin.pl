@@ -5,7 +5,8 @@
 # - dragonraft.stat_node counts the transport's refusals (a connection that
 #   is not TLS);
 # - an invalid dragonraft address in postgresql.conf stops the server from
-#   starting instead of falling back to the default.
+#   starting instead of falling back to the default, and so does a wildcard
+#   one (0.0.0.0) that other nodes would dial.
 use strict;
 use warnings;
 use FindBin;
@@ -51,6 +52,11 @@ for my $cascade ('', ' CASCADE')
 	is($state, '55006', "DROP EXTENSION$cascade is refused (object in use)");
 	like($msg, qr/\A[^\n]*ERROR:  55006: cannot drop extension dragonraft: this node is a member of 1 group\n/,
 		'first of all, with the number of groups');
+	# Its hint leaves no voter behind that the group counts on (doc65: it
+	# said leave_group(group_id, true), which on a follower leaves the group
+	# with a member that never answers again).
+	like($msg, qr/HINT:  .*dragonraft\.remove_member\(group_id, 1\) on the leader first/,
+		'the hint says to remove a follower on the leader first');
 }
 is($c->node(1)->safe_psql('postgres', 'SELECT count(*) FROM dragonraft.status'), '1',
 	'and the extension is still there');
@@ -87,6 +93,24 @@ dragonraft.listen_address = '127.0.0.1:99999'
 ok(!$bad->start(fail_ok => 1), 'a server with listen_address port 99999 does not start');
 like(slurp_file($bad->logfile), qr/invalid dragonraft address "127.0.0.1:99999" in the configuration/,
 	'its log names the address');
+
+# 5. A wildcard listen_address with no advertise_address (doc65): the node ran,
+# and once it led, the others learned to dial it (and clients to connect to
+# it) at 0.0.0.0.  Refused at start; with advertise_address it starts.
+my $wild = PostgreSQL::Test::Cluster->new('wildcard_address');
+$wild->init;
+$wild->append_conf('postgresql.conf', q{
+shared_preload_libraries = 'dragonraft'
+dragonraft.node_id = 9
+dragonraft.listen_address = '0.0.0.0:0'
+});
+ok(!$wild->start(fail_ok => 1), 'a server with listen_address 0.0.0.0 and no advertise_address does not start');
+like(slurp_file($wild->logfile),
+	qr/dragonraft.listen_address "0.0.0.0:0" is not an address other nodes can dial.*\n.*\n.*HINT:  Set dragonraft.advertise_address/,
+	'its log names the address and the setting to give');
+$wild->append_conf('postgresql.conf', q{dragonraft.advertise_address = '127.0.0.1:0'});
+ok($wild->start(fail_ok => 1), 'with advertise_address it starts');
+$wild->stop('fast');
 
 $c->node($_)->stop('fast') for $c->ids;
 done_testing();
