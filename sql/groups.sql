@@ -69,6 +69,7 @@ SELECT group_id, proposals >= 1 AS proposed, commits >= 3 AS committed, unknown_
        stats_reset <= now() AS reset_before
   FROM dragonraft.stat_groups;
 SELECT dragonraft.stat_reset(1);
+SELECT dragonraft.stat_reset(99);  -- not a group of this node: 42704
 SELECT proposals, commits, elections, apply_errors,
        stats_reset > now() - interval '1 min' AS reset_recently
   FROM dragonraft.stat_groups;

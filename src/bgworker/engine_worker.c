@@ -534,15 +534,18 @@ static void wait_for_retry(void)
 		SpinLockAcquire(&dr_shared->mutex);
 		at = dr_shared->engine_retry_at;
 		if (at > TimestampTzPlusMilliseconds(now, Max(left_ms, 0) + 1000)) {
-			at = dr_shared->engine_retry_at = TimestampTzPlusMilliseconds(now, Max(left_ms, 0));
+			at = dr_shared->engine_retry_at =
+			        TimestampTzPlusMilliseconds(now, Max(left_ms, 0));
 			cut = true;
 		}
 		damaged = dr_shared->engine_damaged_dir;
 		SpinLockRelease(&dr_shared->mutex);
 		if (at <= now || left_ms <= 0) {
 			if (cut)
-				ereport(LOG, (errmsg("dragonraft engine worker for node %d opens its LogDB now "
-				                     "(its wait was cut to the time it had left when the "
+				ereport(LOG, (errmsg("dragonraft engine worker for node %d opens "
+				                     "its LogDB now "
+				                     "(its wait was cut to the time it had left "
+				                     "when the "
 				                     "clock went back)",
 				                     dr_node_id)));
 			return;
@@ -614,16 +617,20 @@ static void start_engine(void)
 		damaged_exit(psprintf("dragonraft could not open its LogDB in \"%s\": %s",
 		                      logdb_dir, err));
 	if (rc != LOGDB_OK)
-		stop_with(psprintf("dragonraft could not open its LogDB in \"%s\": %s", logdb_dir,
-		                   err),
-		          rc == LOGDB_ERR_SHARDS
-		                  ? NULL
-		                  : psprintf("The postmaster starts the engine worker again in a few "
-		                             "seconds; check the disk and the permissions of "
-		                             "dragonraft.data_dir.  If files of the LogDB are gone, it "
-		                             "is damaged: stop the server, move \"%s\" aside and start "
-		                             "it; dragonraft.status then shows how each group rejoins.",
-		                             logdb_dir));
+		stop_with(
+		        psprintf("dragonraft could not open its LogDB in \"%s\": %s", logdb_dir,
+		                 err),
+		        rc == LOGDB_ERR_SHARDS
+		                ? NULL
+		                : psprintf("The postmaster starts the engine worker again in a few "
+		                           "seconds; check the disk and the permissions of "
+		                           "dragonraft.data_dir.  If files of the LogDB are gone, "
+		                           "it "
+		                           "is damaged: stop the server, move \"%s\" aside and "
+		                           "start "
+		                           "it; dragonraft.status then shows how each group "
+		                           "rejoins.",
+		                           logdb_dir));
 	if (engine_logdb_create(de->db, dr_node_id, &de->el) != ENGINE_OK)
 		stop_with("dragonraft could not set up its LogDB adapter", NULL);
 	engine_logdb_ops(de->el, &st);
@@ -836,6 +843,26 @@ static void main_loop(void)
 	}
 }
 
+/*
+ * The worker exits in BackgroundWorkerInitializeConnection when
+ * dragonraft.database cannot be used (it does not exist, it does not allow
+ * connections): FATAL, which only the server log said, while node_status()
+ * showed the engine off without a reason.
+ */
+static bool connected;
+
+static void on_exit_before_connected(int code, Datum arg)
+{
+	if (connected || code == 0)
+		return;
+	SpinLockAcquire(&dr_shared->mutex);
+	snprintf(dr_shared->engine_error, sizeof(dr_shared->engine_error),
+	         "the engine worker could not connect to database \"%s\" "
+	         "(dragonraft.database); the server log says why",
+	         dr_database);
+	SpinLockRelease(&dr_shared->mutex);
+}
+
 void dr_engine_worker_main(Datum arg)
 {
 	HASHCTL info;
@@ -850,7 +877,9 @@ void dr_engine_worker_main(Datum arg)
 	SpinLockAcquire(&dr_shared->mutex);
 	dr_shared->engine_retry_at = 0;
 	SpinLockRelease(&dr_shared->mutex);
+	before_shmem_exit(on_exit_before_connected, (Datum)0);
 	BackgroundWorkerInitializeConnection(dr_database, NULL, 0);
+	connected = true;
 	dr_pin_worker_settings();
 
 	dr_engine = MemoryContextAllocZero(TopMemoryContext, sizeof(DrEngine));

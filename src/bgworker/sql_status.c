@@ -409,6 +409,7 @@ Datum dr_stat_reset(PG_FUNCTION_ARGS)
 	TimestampTz now = GetCurrentTimestamp();
 	HASH_SEQ_STATUS seq;
 	DrGroup *g;
+	bool found = false;
 
 	dr_shmem_check_loaded();
 	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
@@ -421,7 +422,15 @@ Datum dr_stat_reset(PG_FUNCTION_ARGS)
 		g->stats_base.apply_errors += g->apply_errors;
 		g->stats_reset = now;
 		SpinLockRelease(&g->mutex);
+		found = true;
 	}
 	LWLockRelease(dr_shared->groups_lock);
+	/* As pg_stat_reset_replication_slot of a slot that is not there (it
+	 * returned as if it had reset something). */
+	if (!found && !PG_ARGISNULL(0))
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+		                errmsg("group %lld does not exist on this node",
+		                       (long long)PG_GETARG_INT64(0)),
+		                errhint("See dragonraft.status for the groups of this node.")));
 	PG_RETURN_VOID();
 }

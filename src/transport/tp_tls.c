@@ -443,12 +443,48 @@ static int ssl_error(struct transport *t, const char *what, const char *file)
 	return TRANSPORT_EINVAL;
 }
 
+/*
+ * PostgreSQL's own rule for ssl_key_file (be-secure-common.c): a regular file,
+ * owned by this user with no group or world access (0600 or less), or by root
+ * with at most group read (0640).  A key others can read is refused, not used.
+ */
+static int check_key_file(struct transport *t, const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0) {
+		tp_errorf(t, "cannot access private key file \"%s\": %s", path, strerror(errno));
+		return TRANSPORT_EINVAL;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		tp_errorf(t, "private key file \"%s\" is not a regular file", path);
+		return TRANSPORT_EINVAL;
+	}
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		tp_errorf(t, "private key file \"%s\" must be owned by this server's user or root",
+		          path);
+		return TRANSPORT_EINVAL;
+	}
+	if ((st.st_uid == geteuid() && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) ||
+	    (st.st_uid == 0 && (st.st_mode & (S_IWGRP | S_IXGRP | S_IRWXO)) != 0)) {
+		tp_errorf(
+		        t,
+		        "private key file \"%s\" has group or world access: it must be mode 0600 "
+		        "or less when owned by this server's user, 0640 or less when owned by root",
+		        path);
+		return TRANSPORT_EINVAL;
+	}
+	return TRANSPORT_OK;
+}
+
 static int load_certs(struct transport *t, SSL_CTX *ctx, const struct transport_tls_files *f)
 {
 	uint64_t id;
 
 	if (SSL_CTX_use_certificate_chain_file(ctx, f->cert) != 1)
 		return ssl_error(t, "cannot load certificate", f->cert);
+	if (check_key_file(t, f->key) != TRANSPORT_OK)
+		return TRANSPORT_EINVAL;
 	if (SSL_CTX_use_PrivateKey_file(ctx, f->key, SSL_FILETYPE_PEM) != 1)
 		return ssl_error(t, "cannot load private key", f->key);
 	if (SSL_CTX_check_private_key(ctx) != 1)

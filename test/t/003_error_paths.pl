@@ -14,7 +14,8 @@
 # - a backend waiting on the engine worker gets an error when the worker
 #   exits, and can be cancelled (statement_timeout) without leaving its
 #   request behind;
-# - SIGKILL of the engine worker: crash restart, groups come back.
+# - SIGKILL of the engine worker: crash restart, groups come back;
+# - a dragonraft.database that does not exist: node_status() says so.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -263,6 +264,20 @@ kill 'KILL', engine_pid();
 $node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
 ok($node->poll_query_until('postgres', $all_applied, '9/9'),
 	'after SIGKILL of the engine worker every group is back');
+
+# 7. A dragonraft.database that does not exist: the engine worker exits in its
+# connection, and node_status() says so (it showed the engine off, no reason).
+$node->append_conf('postgresql.conf', "dragonraft.database = 'no_such_db'");
+$node->restart;
+ok( $node->poll_query_until(
+		'postgres', q{SELECT engine_state <> 'running' AND engine_error LIKE
+		  '%could not connect to database "no_such_db" (dragonraft.database)%'
+		  FROM dragonraft.node_status()}),
+	'node_status() names the database the engine worker cannot connect to');
+$node->append_conf('postgresql.conf', "dragonraft.database = 'postgres'");
+$node->restart;
+ok($node->poll_query_until('postgres', $all_applied, '9/9'),
+	'with the database back the groups go on');
 
 $node->stop('fast');
 done_testing();

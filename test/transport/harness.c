@@ -305,6 +305,8 @@ static void write_pem(const char *name, X509 *x, EVP_PKEY *k)
 	if (f == NULL || PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) != 1)
 		pki_die(path);
 	fclose(f);
+	if (chmod(path, 0600) != 0) /* the transport refuses a key others can read */
+		pki_die(path);
 }
 
 /* A certificate: a CA when id is 0, else node id's (no URI when uri is false). */

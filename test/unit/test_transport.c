@@ -781,6 +781,18 @@ static void test_tls_reload(void **state)
 	assert_true(th_run_until(&p.loop, th_got_msgs, &w1, 5000));
 	assert_int_equal(transport_send(n3.t, &m3), 0);
 	assert_true(th_run_until(&p.loop, th_got_msgs, &w3, 5000));
+	/* A private key others can read, or a directory in its place: refused, the
+	 * files in use stay (PostgreSQL's rule for ssl_key_file). */
+	f = (struct transport_tls_files){p.b.files[0], p.b.files[1], p.b.files[2], NULL};
+	assert_int_equal(chmod(f.key, 0644), 0);
+	assert_int_equal(transport_reload_tls(p.b.t, &f), TRANSPORT_EINVAL);
+	assert_non_null(strstr(transport_errmsg(p.b.t), "has group or world access"));
+	assert_int_equal(chmod(f.key, 0640), 0); /* group read: only for a key root owns */
+	assert_int_equal(transport_reload_tls(p.b.t, &f), TRANSPORT_EINVAL);
+	assert_int_equal(chmod(f.key, 0600), 0);
+	f.key = th_pki_dir();
+	assert_int_equal(transport_reload_tls(p.b.t, &f), TRANSPORT_EINVAL);
+	assert_non_null(strstr(transport_errmsg(p.b.t), "is not a regular file"));
 	/* A CRL file that is not there: refused, the files in use stay. */
 	f = (struct transport_tls_files){p.b.files[0], p.b.files[1], p.b.files[2],
 	                                 "/nonexistent/crl.pem"};
