@@ -101,6 +101,18 @@ struct engine_alloc {
 #define ENGINE_PATH_MAX     1024 /* bytes of a snapshot path, NUL included */
 #define ENGINE_HEADER_BYTES 16   /* proposal header: client id, series */
 
+/*
+ * The longest file name the engine and the transport put in the snapshot
+ * directory, its slash included: a received file
+ * "/snap-g<group>-n<from>-i<index>-t<term>.snap" (each number up to 20
+ * digits, 98 bytes) renamed to "<that>.recovering" for its install.  The
+ * engine's own outgoing files ("/snap-<node>-<group>-<tag>-<seq>") take 85.
+ */
+#define ENGINE_SNAPSHOT_NAME_MAX 109
+/* The longest snapshot directory engine_create() takes (bytes, NUL excluded): every
+ * file name in it fits a path of ENGINE_PATH_MAX. */
+#define ENGINE_SNAPSHOT_DIR_MAX (ENGINE_PATH_MAX - 1 - ENGINE_SNAPSHOT_NAME_MAX)
+
 /* A member of a group and the address other nodes dial. */
 struct engine_member {
 	raft_id node_id;
@@ -442,6 +454,13 @@ struct engine_group_stats {
 };
 
 struct engine; /* opaque */
+
+/*
+ * Whether dir (NULL: ".") can be the snapshot directory: at most
+ * ENGINE_SNAPSHOT_DIR_MAX bytes, so that no file name in it is cut short.  If
+ * not, ENGINE_ERR_INVALID and why in errmsg.  engine_create() checks it.
+ */
+int engine_check_snapshot_dir(const char *dir, char *errmsg, size_t errmsg_len);
 
 /* Create an engine; on error the reason is in errmsg. */
 int engine_create(const struct engine_config *cfg, const struct engine_storage_ops *storage,

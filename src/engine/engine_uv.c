@@ -469,6 +469,12 @@ int engine_uv_create(uv_loop_t *loop, const struct engine_config *ecfg,
 	int rc;
 
 	*out = NULL;
+	/* (Before the transport, which would scan and write that directory.) */
+	rc = engine_check_snapshot_dir(tcfg->snapshot_dir != NULL ? tcfg->snapshot_dir
+	                                                          : ecfg->snapshot_dir,
+	                               errmsg, errmsg_len);
+	if (rc != ENGINE_OK)
+		return rc;
 	u = calloc(1, sizeof(*u));
 	if (u == NULL)
 		return ENGINE_ERR_NOMEM;

@@ -1184,6 +1184,15 @@ int transport_create(uv_loop_t *loop, const struct transport_config *cfg,
 		goto err_free_t;
 	strcpy(t->snapshot_dir, dir);
 	t->cfg.snapshot_dir = t->snapshot_dir;
+	if (strlen(dir) > TRANSPORT_SNAPSHOT_DIR_MAX) {
+		/* A stream's file name would be cut short (its .part and .snap one file). */
+		tp_log(t, TRANSPORT_LOG_ERROR,
+		       "dragonraft transport: the snapshot directory's path is %zu bytes long, "
+		       "more than %d",
+		       strlen(dir), TRANSPORT_SNAPSHOT_DIR_MAX);
+		rc = TRANSPORT_EINVAL;
+		goto err_free_dir;
+	}
 	t->budget.limit = t->cfg.recv_memory_max;
 	rc = tp_tls_setup(t);
 	if (rc != TRANSPORT_OK) {

@@ -36,6 +36,7 @@
 #ifndef DRAGONRAFT_TRANSPORT_TRANSPORT_H
 #define DRAGONRAFT_TRANSPORT_TRANSPORT_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -46,6 +47,12 @@
 #include "transport/tp_common.h"
 
 struct transport;
+
+/* The longest name of a received file, its slash included:
+ * "/snap-g<group>-n<from>-i<index>-t<term>.part" (or .snap), numbers of up to 20 digits. */
+#define TRANSPORT_SNAPSHOT_NAME_MAX 98
+/* The longest snapshot directory transport_create() takes (bytes, NUL excluded). */
+#define TRANSPORT_SNAPSHOT_DIR_MAX (PATH_MAX - 1 - TRANSPORT_SNAPSHOT_NAME_MAX)
 
 /* Settings; zero fields take the defaults in brackets. */
 struct transport_config {
@@ -67,7 +74,8 @@ struct transport_config {
 	uint32_t queue_max_msgs;       /* per-peer send queue, messages [16384] */
 	uint32_t queue_max_bytes;      /* per-peer send queue, bytes [32 MiB, at most max_frame] */
 	uint32_t snapshot_chunk;       /* snapshot chunk size [2 MiB] */
-	const char *snapshot_dir;      /* where received snapshots are written ["."] */
+	const char *snapshot_dir;      /* where received snapshots are written ["."]; at most
+	                                * TRANSPORT_SNAPSHOT_DIR_MAX bytes */
 	uint32_t backoff_min_ms;       /* first redial delay [100] */
 	uint32_t backoff_max_ms;       /* longest redial delay [5000] */
 	uint32_t handshake_timeout_ms; /* connect (lookup included) and handshake within [3000] */
