@@ -82,6 +82,13 @@ struct transport_config {
 	uint32_t snapshot_retries;     /* reconnections a snapshot stream may use [5] */
 	uint32_t snapshot_part_max_age_ms; /* a partial received snapshot not extended for this
 	                                    * long is deleted, here and at start [600000] */
+	/* The snapshot directory is this transport's alone (the embedder holds a lock that
+	 * keeps any other process out of it): at create, the partial files an earlier
+	 * process left are deleted whatever their age, not aged out.  They are never
+	 * resumed, and their bytes count against the room a new stream needs.  false: the
+	 * directory may be shared, and a file younger than snapshot_part_max_age_ms may be
+	 * another process's stream. */
+	bool snapshot_dir_private;
 	uint32_t max_handshakes;           /* accepted connections in the handshake at once [64] */
 	uint32_t max_handshakes_per_addr;  /* ... from one IPv4 address or IPv6 /64 [8] */
 	uint32_t max_snapshot_conns;       /* open snapshot connections from one node [4] */
