@@ -1143,6 +1143,13 @@ bool engine_accepts(const struct engine *e, uint64_t group_id, raft_id from)
 	       eng_knows_address(g, from);
 }
 
+bool engine_runs_group(const struct engine *e, uint64_t group_id)
+{
+	const struct group *g = eng_group(e, group_id);
+
+	return g != NULL && g->state != GS_FAILED;
+}
+
 bool engine_snapshot_useful(const struct engine *e, uint64_t group_id, raft_index index)
 {
 	const struct group *g = eng_group(e, group_id);

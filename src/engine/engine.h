@@ -684,6 +684,9 @@ void engine_sm_resume(struct engine *e, uint64_t group_id);
 size_t engine_groups(const struct engine *e, uint64_t *ids, size_t cap);
 /* Whether a message for group_id from node `from` should be accepted (transport check). */
 bool engine_accepts(const struct engine *e, uint64_t group_id, raft_id from);
+/* Whether group_id runs here (started and not failed): a message engine_accepts refuses
+ * for a group that does not is routine (it stopped or left here), not a rejected one. */
+bool engine_runs_group(const struct engine *e, uint64_t group_id);
 /* Whether a snapshot of group_id at index could still be installed here (the
  * group runs and has not committed that far: Raft refuses one at or below its
  * commit index). */

@@ -218,11 +218,8 @@ static int on_begin(struct conn *c, const uint8_t *p, uint32_t len)
 		t->st.msgs_rejected_sender++;
 		return TRANSPORT_EPROTO;
 	}
-	if (t->cb.membership_check != NULL &&
-	    !t->cb.membership_check(t->cb.ctx, h.group_id, h.from)) {
-		t->st.msgs_rejected_member++;
+	if (!tp_member_ok(t, h.group_id, h.from))
 		return reply_done(c, TRANSPORT_EINVAL);
-	}
 	if (h.total_size > t->cfg.snapshot_max_bytes) {
 		t->st.snapshots_refused_size++;
 		tp_log_refusal(t, c, "snapshot of group %llu declares %llu bytes, more than %llu",

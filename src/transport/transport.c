@@ -720,9 +720,7 @@ static int on_batch(struct conn *c, const uint8_t *payload, uint32_t len)
 			p->st.msgs_dropped++;
 			continue;
 		}
-		if (t->cb.membership_check != NULL &&
-		    !t->cb.membership_check(t->cb.ctx, msgs[i].group_id, msgs[i].from)) {
-			t->st.msgs_rejected_member++;
+		if (!tp_member_ok(t, msgs[i].group_id, msgs[i].from)) {
 			p->st.msgs_dropped++;
 			continue;
 		}

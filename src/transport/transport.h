@@ -158,6 +158,11 @@ struct transport_callbacks {
 	void (*on_snapshot_no_room)(void *ctx, const struct transport_no_room *r);
 	/* Whether `from` may send for group_id; false drops the message (counted). */
 	bool (*membership_check)(void *ctx, uint64_t group_id, uint64_t from);
+	/* Optional, asked once membership_check said no: whether group_id runs here.  A
+	 * message of a group that does not (a member that stopped or left it, or has not
+	 * started it yet, hears its leader's heartbeats) is counted apart
+	 * (msgs_dropped_no_group), not as rejected. */
+	bool (*group_runs)(void *ctx, uint64_t group_id);
 	/* transport_close() finished: every handle is closed and memory freed. */
 	void (*on_closed)(void *ctx);
 };
@@ -195,8 +200,10 @@ struct transport_stats {
 	uint64_t snap_conns_refused; /* over max_snapshot_conns from one node */
 	uint64_t conns_replaced;     /* an older connection of the same node and purpose */
 	uint64_t handshake_timeouts, idle_timeouts, protocol_errors;
-	uint64_t msgs_rejected_sender; /* from/to do not match the authenticated connection */
-	uint64_t msgs_rejected_member; /* membership_check said no (unknown group, non-member) */
+	uint64_t msgs_rejected_sender;  /* from/to do not match the authenticated connection */
+	uint64_t msgs_rejected_member;  /* membership_check said no: a non-member of a group run
+	                                 * here (every refusal without group_runs) */
+	uint64_t msgs_dropped_no_group; /* ... for a group not run here (group_runs said so) */
 	uint64_t snapshots_sent, snapshots_received, snapshot_resumes, snapshot_failures;
 	uint64_t snapshots_refused_size;  /* declared size above snapshot_max_bytes */
 	uint64_t snapshots_refused_space; /* not enough free disk space */
