@@ -270,7 +270,8 @@ static const char *stream_failure_why(int status)
 	case TRANSPORT_ECHECKSUM:
 		return "the file it received had the wrong size or checksum";
 	case TRANSPORT_EUNREACHABLE:
-		return "the connection broke more often than the stream's retries";
+		return "it could not be reached (the connection broke more often than the "
+		       "stream's retries, or it is no peer of this node any more)";
 	default:
 		return transport_strerror(status);
 	}
