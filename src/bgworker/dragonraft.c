@@ -16,6 +16,7 @@
 #include "catalog/pg_extension.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
+#include "engine/engine.h"
 #include "fmgr.h"
 #include "membership.h"
 #include "miscadmin.h"
@@ -489,6 +490,21 @@ void _PG_init(void)
 		                   "node, and clients connect to it, at that address."),
 		         errhint("Set dragonraft.advertise_address to the host:port at which the "
 		                 "other nodes reach this one.")));
+
+	/* Snapshot files go in <data_dir>/snapshots, each path within the engine's limit
+	 * (a longer one was cut short, and a received snapshot never installed). */
+	if (strlen(dr_data_dir) + strlen("/snapshots") > ENGINE_SNAPSHOT_DIR_MAX)
+		ereport(ERROR,
+		        (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		         errmsg("dragonraft.data_dir is too long"),
+		         errdetail(
+		                 "It is %zu bytes long; at most %zu are allowed, so that the path "
+		                 "of every snapshot file in its \"snapshots\" directory fits in %d "
+		                 "bytes.",
+		                 strlen(dr_data_dir),
+		                 (size_t)ENGINE_SNAPSHOT_DIR_MAX - strlen("/snapshots"),
+		                 ENGINE_PATH_MAX),
+		         errhint("Choose a shorter path, or a symbolic link to the directory.")));
 
 	if (dr_heartbeat_rtt >= dr_election_rtt)
 		ereport(ERROR,

@@ -662,6 +662,11 @@ static void start_engine(void)
 	tc.max_frame = Max((uint64)dr_max_entry_size + FRAME_SLACK, 64 * 1024 * 1024);
 	tc.queue_max_bytes = tc.max_frame;
 	tc.snapshot_dir = snap_dir;
+	/* The directory is this worker's alone: the LogDB beside it, opened above, is locked
+	 * (RocksDB's LOCK files), and the apply side removes the other snapshot files a
+	 * previous engine worker left (pg_sm.c).  Its partial files go too, at once: a
+	 * stream of an earlier process is never resumed. */
+	tc.snapshot_dir_private = true;
 	rc = engine_uv_create(&de->loop, &ec, &st, &tc, &de->u, err, sizeof(err));
 	flush_transport_log();
 	if (rc != ENGINE_OK)

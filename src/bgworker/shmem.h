@@ -225,7 +225,8 @@ typedef struct DrTransportCounters {
 	uint64 refused;           /* connections over the handshake or snapshot limits */
 	uint64 tls_failures;      /* TLS handshakes that failed, altered records */
 	uint64 auth_refused;      /* wrong or unknown node ids, not on loopback without TLS */
-	uint64 messages_rejected; /* undecodable, or not from the connection's node or a member */
+	uint64 messages_rejected; /* undecodable, or not from the connection's node or a member
+	                           * of a group run here (not a group stopped or left here) */
 	uint64 frames_rejected;   /* bad header, oversize, bad checksum, over the memory budget */
 	uint64 lines_suppressed;  /* refusals not logged (rate limit) */
 } DrTransportCounters;

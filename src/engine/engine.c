@@ -609,6 +609,22 @@ int engine_stored_groups(struct engine *e, uint64_t *ids, size_t cap, size_t *n)
 
 /* ---- engine ---- */
 
+int engine_check_snapshot_dir(const char *dir, char *errmsg, size_t errmsg_len)
+{
+	size_t len = dir != NULL ? strlen(dir) : 1;
+
+	if (len <= ENGINE_SNAPSHOT_DIR_MAX)
+		return ENGINE_OK;
+	/* Its file names would be cut short: a received snapshot could never be installed
+	 * (its message refused, the leader streaming it again and again). */
+	if (errmsg != NULL && errmsg_len > 0)
+		snprintf(errmsg, errmsg_len,
+		         "the snapshot directory's path is %zu bytes long, more than %d (the "
+		         "path of a file in it must fit in %d bytes)",
+		         len, ENGINE_SNAPSHOT_DIR_MAX, ENGINE_PATH_MAX);
+	return ENGINE_ERR_INVALID;
+}
+
 int engine_create(const struct engine_config *cfg, const struct engine_storage_ops *storage,
                   const struct engine_network_ops *net, struct engine **out, char *errmsg,
                   size_t errmsg_len)
@@ -629,6 +645,8 @@ int engine_create(const struct engine_config *cfg, const struct engine_storage_o
 		why = "defer_leader_sync needs storage write and sync";
 	else if (net == NULL || !net->send)
 		why = "network ops incomplete";
+	else if (engine_check_snapshot_dir(cfg->snapshot_dir, errmsg, errmsg_len) != ENGINE_OK)
+		return ENGINE_ERR_INVALID;
 	if (why != NULL) {
 		if (errmsg != NULL && errmsg_len > 0)
 			snprintf(errmsg, errmsg_len, "%s", why);
@@ -1123,6 +1141,13 @@ bool engine_accepts(const struct engine *e, uint64_t group_id, raft_id from)
 	/* A member, one that is being added, or an address we were told about. */
 	return m->n_voters + m->n_nonvoters == 0 || raft_membership_contains(m, from) ||
 	       eng_knows_address(g, from);
+}
+
+bool engine_runs_group(const struct engine *e, uint64_t group_id)
+{
+	const struct group *g = eng_group(e, group_id);
+
+	return g != NULL && g->state != GS_FAILED;
 }
 
 bool engine_snapshot_useful(const struct engine *e, uint64_t group_id, raft_index index)

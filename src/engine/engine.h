@@ -101,6 +101,18 @@ struct engine_alloc {
 #define ENGINE_PATH_MAX     1024 /* bytes of a snapshot path, NUL included */
 #define ENGINE_HEADER_BYTES 16   /* proposal header: client id, series */
 
+/*
+ * The longest file name the engine and the transport put in the snapshot
+ * directory, its slash included: a received file
+ * "/snap-g<group>-n<from>-i<index>-t<term>.snap" (each number up to 20
+ * digits, 98 bytes) renamed to "<that>.recovering" for its install.  The
+ * engine's own outgoing files ("/snap-<node>-<group>-<tag>-<seq>") take 85.
+ */
+#define ENGINE_SNAPSHOT_NAME_MAX 109
+/* The longest snapshot directory engine_create() takes (bytes, NUL excluded): every
+ * file name in it fits a path of ENGINE_PATH_MAX. */
+#define ENGINE_SNAPSHOT_DIR_MAX (ENGINE_PATH_MAX - 1 - ENGINE_SNAPSHOT_NAME_MAX)
+
 /* A member of a group and the address other nodes dial. */
 struct engine_member {
 	raft_id node_id;
@@ -443,6 +455,13 @@ struct engine_group_stats {
 
 struct engine; /* opaque */
 
+/*
+ * Whether dir (NULL: ".") can be the snapshot directory: at most
+ * ENGINE_SNAPSHOT_DIR_MAX bytes, so that no file name in it is cut short.  If
+ * not, ENGINE_ERR_INVALID and why in errmsg.  engine_create() checks it.
+ */
+int engine_check_snapshot_dir(const char *dir, char *errmsg, size_t errmsg_len);
+
 /* Create an engine; on error the reason is in errmsg. */
 int engine_create(const struct engine_config *cfg, const struct engine_storage_ops *storage,
                   const struct engine_network_ops *net, struct engine **out, char *errmsg,
@@ -665,6 +684,9 @@ void engine_sm_resume(struct engine *e, uint64_t group_id);
 size_t engine_groups(const struct engine *e, uint64_t *ids, size_t cap);
 /* Whether a message for group_id from node `from` should be accepted (transport check). */
 bool engine_accepts(const struct engine *e, uint64_t group_id, raft_id from);
+/* Whether group_id runs here (started and not failed): a message engine_accepts refuses
+ * for a group that does not is routine (it stopped or left here), not a rejected one. */
+bool engine_runs_group(const struct engine *e, uint64_t group_id);
 /* Whether a snapshot of group_id at index could still be installed here (the
  * group runs and has not committed that far: Raft refuses one at or below its
  * commit index). */

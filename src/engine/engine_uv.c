@@ -28,6 +28,19 @@ struct snap_in {
 	char path[ENGINE_PATH_MAX];
 };
 
+/* How often a stream that failed the same way to the same member is logged. */
+#define STREAM_FAILURE_LOG_MS 60000
+#define STREAM_FAILURE_SLOTS  16
+
+/* The last line about the failed streams of one group to one member, for one cause. */
+struct stream_failure {
+	uint64_t group_id;
+	uint64_t to;
+	int status;        /* TRANSPORT_* */
+	uint64_t logged;   /* uv_now() of the line; 0: free slot */
+	uint64_t left_out; /* failures of this kind since that line, not logged */
+};
+
 struct engine_uv {
 	uv_loop_t *loop;
 	struct engine *e;
@@ -49,6 +62,7 @@ struct engine_uv {
 	void (*log_fn)(void *ctx, int level, const char *msg); /* the embedder's */
 	void *log_ctx;
 	char tp_error[512]; /* the transport's last error line (for engine_uv_create) */
+	struct stream_failure failures[STREAM_FAILURE_SLOTS];
 };
 
 static void maybe_free(struct engine_uv *u)
@@ -240,6 +254,75 @@ static void on_snapshot_received(void *ctx, uint64_t from, uint64_t group_id,
 	snprintf(in->path, sizeof(in->path), "%s", path);
 }
 
+/* Why a stream failed, for the operator: the receiver's answer, or the transport's. */
+static const char *stream_failure_why(int status)
+{
+	switch (status) {
+	case TRANSPORT_EINVAL:
+		return "it does not run the group, or does not take this node for a member of it";
+	case TRANSPORT_ETOOBIG:
+		return "the snapshot is larger than it takes";
+	case TRANSPORT_EPROTO:
+		return "it took the stream for a protocol violation (a stream of the group still "
+		       "being completed there?)";
+	case TRANSPORT_EIO:
+		return "an i/o error, reading the file here or writing it there (see the logs)";
+	case TRANSPORT_ECHECKSUM:
+		return "the file it received had the wrong size or checksum";
+	case TRANSPORT_EUNREACHABLE:
+		return "it could not be reached (the connection broke more often than the "
+		       "stream's retries, or it is no peer of this node any more)";
+	default:
+		return transport_strerror(status);
+	}
+}
+
+/*
+ * A stream to a member failed or was refused: said once a minute per group,
+ * member and cause, with how many were left out (review 57: nothing was
+ * logged, and an operator could not tell why a member lagged).  A refusal for
+ * want of room has its own line (engine_snapshot_refused_by).
+ */
+static void log_stream_failure(struct engine_uv *u, uint64_t to, uint64_t group_id, int status)
+{
+	uint64_t now = uv_now(u->loop) + 1; /* (0 marks a free slot) */
+	struct stream_failure *f = NULL, *oldest = &u->failures[0];
+	char line[512], left[80] = "";
+
+	if (u->log_fn == NULL || status == TRANSPORT_ENOSPACE)
+		return;
+	for (int k = 0; k < STREAM_FAILURE_SLOTS && f == NULL; k++) {
+		struct stream_failure *s = &u->failures[k];
+
+		if (s->logged != 0 && s->group_id == group_id && s->to == to && s->status == status)
+			f = s;
+		else if (s->logged < oldest->logged)
+			oldest = s;
+	}
+	if (f != NULL && now - f->logged < STREAM_FAILURE_LOG_MS) {
+		f->left_out++;
+		return;
+	}
+	if (f == NULL) {
+		f = oldest; /* (a free one, or the longest unused) */
+		memset(f, 0, sizeof(*f));
+		f->group_id = group_id;
+		f->to = to;
+		f->status = status;
+	}
+	if (f->left_out > 0)
+		snprintf(left, sizeof(left), " (%llu more since the last line)",
+		         (unsigned long long)f->left_out);
+	snprintf(line, sizeof(line),
+	         "dragonraft: the snapshot of group %llu to node %llu failed: %s; it is sent again "
+	         "after a pause%s",
+	         (unsigned long long)group_id, (unsigned long long)to, stream_failure_why(status),
+	         left);
+	u->log_fn(u->log_ctx, TRANSPORT_LOG_INFO, line);
+	f->logged = now;
+	f->left_out = 0;
+}
+
 static void on_snapshot_sent(void *ctx, uint64_t to, uint64_t group_id, raft_index index,
                              int status)
 {
@@ -256,6 +339,8 @@ static void on_snapshot_sent(void *ctx, uint64_t to, uint64_t group_id, raft_ind
 	}
 	if (o != NULL)
 		remove(o->path);
+	if (!u->closing && status != TRANSPORT_OK)
+		log_stream_failure(u, to, group_id, status);
 	if (!u->closing) {
 		if (status == TRANSPORT_OK && o != NULL &&
 		    transport_send(u->t, &o->m) == TRANSPORT_OK)
@@ -299,6 +384,13 @@ static bool membership_check(void *ctx, uint64_t group_id, uint64_t from)
 	struct engine_uv *u = ctx;
 
 	return !u->closing && engine_accepts(u->e, group_id, from);
+}
+
+static bool group_runs(void *ctx, uint64_t group_id)
+{
+	struct engine_uv *u = ctx;
+
+	return !u->closing && engine_runs_group(u->e, group_id);
 }
 
 /* The engine's lines (refused snapshots) go to the embedder. */
@@ -469,6 +561,12 @@ int engine_uv_create(uv_loop_t *loop, const struct engine_config *ecfg,
 	int rc;
 
 	*out = NULL;
+	/* (Before the transport, which would scan and write that directory.) */
+	rc = engine_check_snapshot_dir(tcfg->snapshot_dir != NULL ? tcfg->snapshot_dir
+	                                                          : ecfg->snapshot_dir,
+	                               errmsg, errmsg_len);
+	if (rc != ENGINE_OK)
+		return rc;
 	u = calloc(1, sizeof(*u));
 	if (u == NULL)
 		return ENGINE_ERR_NOMEM;
@@ -481,6 +579,7 @@ int engine_uv_create(uv_loop_t *loop, const struct engine_config *ecfg,
 	cb.on_snapshot_sent = on_snapshot_sent;
 	cb.on_snapshot_no_room = on_snapshot_no_room;
 	cb.membership_check = membership_check;
+	cb.group_runs = group_runs;
 	cb.on_closed = on_closed;
 	tc.node_id = ecfg->node_id;
 	if (tc.snapshot_dir == NULL)

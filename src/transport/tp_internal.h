@@ -284,5 +284,17 @@ void tp_snap_send_peer_removed(struct transport *t, struct peer *p);
 void tp_snap_send_shutdown(struct transport *t);
 /* Snapshot receiver: stop the expiry timer, free idle streams (transport closing). */
 void tp_snap_recv_shutdown(struct transport *t);
+/* Whether `from` may send for group_id (membership_check); a refusal is counted, as
+ * rejected or, for a group not run here, as dropped. */
+static inline bool tp_member_ok(struct transport *t, uint64_t group_id, uint64_t from)
+{
+	if (t->cb.membership_check == NULL || t->cb.membership_check(t->cb.ctx, group_id, from))
+		return true;
+	if (t->cb.group_runs != NULL && !t->cb.group_runs(t->cb.ctx, group_id))
+		t->st.msgs_dropped_no_group++;
+	else
+		t->st.msgs_rejected_member++;
+	return false;
+}
 
 #endif /* DRAGONRAFT_TRANSPORT_TP_INTERNAL_H */

@@ -14,7 +14,8 @@
  * A partial file stays after a broken connection so the sender can resume;
  * one not extended for snapshot_part_max_age_ms is deleted by a timer, and
  * at start the directory's partial files (only names of exactly the form
- * above) left by an earlier process are deleted once that old.
+ * above) left by an earlier process are deleted once that old, or at once
+ * when the directory is ours alone (snapshot_dir_private).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -217,11 +218,8 @@ static int on_begin(struct conn *c, const uint8_t *p, uint32_t len)
 		t->st.msgs_rejected_sender++;
 		return TRANSPORT_EPROTO;
 	}
-	if (t->cb.membership_check != NULL &&
-	    !t->cb.membership_check(t->cb.ctx, h.group_id, h.from)) {
-		t->st.msgs_rejected_member++;
+	if (!tp_member_ok(t, h.group_id, h.from))
 		return reply_done(c, TRANSPORT_EINVAL);
-	}
 	if (h.total_size > t->cfg.snapshot_max_bytes) {
 		t->st.snapshots_refused_size++;
 		tp_log_refusal(t, c, "snapshot of group %llu declares %llu bytes, more than %llu",
@@ -651,7 +649,8 @@ static uint64_t touched_at(struct transport *t, uint64_t age_ms)
 	return age_ms < now ? now - age_ms : 0;
 }
 
-/* Deletes the old partial files in the snapshot directory; remembers the younger ones. */
+/* Deletes the old partial files in the snapshot directory (all of them in a private
+ * one); remembers the younger ones. */
 static void scan_dir(struct transport *t)
 {
 	DIR *d = opendir(t->snapshot_dir);
@@ -669,7 +668,7 @@ static void scan_dir(struct transport *t)
 		snprintf(path, sizeof(path), "%s/%s", t->snapshot_dir, de->d_name);
 		if (!file_age_ms(path, &age))
 			continue;
-		if (age >= t->cfg.snapshot_part_max_age_ms) {
+		if (t->cfg.snapshot_dir_private || age >= t->cfg.snapshot_part_max_age_ms) {
 			if (unlink(path) == 0)
 				t->st.snapshot_parts_expired++;
 			continue;

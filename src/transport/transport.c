@@ -720,9 +720,7 @@ static int on_batch(struct conn *c, const uint8_t *payload, uint32_t len)
 			p->st.msgs_dropped++;
 			continue;
 		}
-		if (t->cb.membership_check != NULL &&
-		    !t->cb.membership_check(t->cb.ctx, msgs[i].group_id, msgs[i].from)) {
-			t->st.msgs_rejected_member++;
+		if (!tp_member_ok(t, msgs[i].group_id, msgs[i].from)) {
 			p->st.msgs_dropped++;
 			continue;
 		}
@@ -1184,6 +1182,15 @@ int transport_create(uv_loop_t *loop, const struct transport_config *cfg,
 		goto err_free_t;
 	strcpy(t->snapshot_dir, dir);
 	t->cfg.snapshot_dir = t->snapshot_dir;
+	if (strlen(dir) > TRANSPORT_SNAPSHOT_DIR_MAX) {
+		/* A stream's file name would be cut short (its .part and .snap one file). */
+		tp_log(t, TRANSPORT_LOG_ERROR,
+		       "dragonraft transport: the snapshot directory's path is %zu bytes long, "
+		       "more than %d",
+		       strlen(dir), TRANSPORT_SNAPSHOT_DIR_MAX);
+		rc = TRANSPORT_EINVAL;
+		goto err_free_dir;
+	}
 	t->budget.limit = t->cfg.recv_memory_max;
 	rc = tp_tls_setup(t);
 	if (rc != TRANSPORT_OK) {

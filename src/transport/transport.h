@@ -36,6 +36,7 @@
 #ifndef DRAGONRAFT_TRANSPORT_TRANSPORT_H
 #define DRAGONRAFT_TRANSPORT_TRANSPORT_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -46,6 +47,12 @@
 #include "transport/tp_common.h"
 
 struct transport;
+
+/* The longest name of a received file, its slash included:
+ * "/snap-g<group>-n<from>-i<index>-t<term>.part" (or .snap), numbers of up to 20 digits. */
+#define TRANSPORT_SNAPSHOT_NAME_MAX 98
+/* The longest snapshot directory transport_create() takes (bytes, NUL excluded). */
+#define TRANSPORT_SNAPSHOT_DIR_MAX (PATH_MAX - 1 - TRANSPORT_SNAPSHOT_NAME_MAX)
 
 /* Settings; zero fields take the defaults in brackets. */
 struct transport_config {
@@ -67,13 +74,21 @@ struct transport_config {
 	uint32_t queue_max_msgs;       /* per-peer send queue, messages [16384] */
 	uint32_t queue_max_bytes;      /* per-peer send queue, bytes [32 MiB, at most max_frame] */
 	uint32_t snapshot_chunk;       /* snapshot chunk size [2 MiB] */
-	const char *snapshot_dir;      /* where received snapshots are written ["."] */
+	const char *snapshot_dir;      /* where received snapshots are written ["."]; at most
+	                                * TRANSPORT_SNAPSHOT_DIR_MAX bytes */
 	uint32_t backoff_min_ms;       /* first redial delay [100] */
 	uint32_t backoff_max_ms;       /* longest redial delay [5000] */
 	uint32_t handshake_timeout_ms; /* connect (lookup included) and handshake within [3000] */
 	uint32_t snapshot_retries;     /* reconnections a snapshot stream may use [5] */
 	uint32_t snapshot_part_max_age_ms; /* a partial received snapshot not extended for this
 	                                    * long is deleted, here and at start [600000] */
+	/* The snapshot directory is this transport's alone (the embedder holds a lock that
+	 * keeps any other process out of it): at create, the partial files an earlier
+	 * process left are deleted whatever their age, not aged out.  They are never
+	 * resumed, and their bytes count against the room a new stream needs.  false: the
+	 * directory may be shared, and a file younger than snapshot_part_max_age_ms may be
+	 * another process's stream. */
+	bool snapshot_dir_private;
 	uint32_t max_handshakes;           /* accepted connections in the handshake at once [64] */
 	uint32_t max_handshakes_per_addr;  /* ... from one IPv4 address or IPv6 /64 [8] */
 	uint32_t max_snapshot_conns;       /* open snapshot connections from one node [4] */
@@ -143,6 +158,11 @@ struct transport_callbacks {
 	void (*on_snapshot_no_room)(void *ctx, const struct transport_no_room *r);
 	/* Whether `from` may send for group_id; false drops the message (counted). */
 	bool (*membership_check)(void *ctx, uint64_t group_id, uint64_t from);
+	/* Optional, asked once membership_check said no: whether group_id runs here.  A
+	 * message of a group that does not (a member that stopped or left it, or has not
+	 * started it yet, hears its leader's heartbeats) is counted apart
+	 * (msgs_dropped_no_group), not as rejected. */
+	bool (*group_runs)(void *ctx, uint64_t group_id);
 	/* transport_close() finished: every handle is closed and memory freed. */
 	void (*on_closed)(void *ctx);
 };
@@ -180,8 +200,10 @@ struct transport_stats {
 	uint64_t snap_conns_refused; /* over max_snapshot_conns from one node */
 	uint64_t conns_replaced;     /* an older connection of the same node and purpose */
 	uint64_t handshake_timeouts, idle_timeouts, protocol_errors;
-	uint64_t msgs_rejected_sender; /* from/to do not match the authenticated connection */
-	uint64_t msgs_rejected_member; /* membership_check said no (unknown group, non-member) */
+	uint64_t msgs_rejected_sender;  /* from/to do not match the authenticated connection */
+	uint64_t msgs_rejected_member;  /* membership_check said no: a non-member of a group run
+	                                 * here (every refusal without group_runs) */
+	uint64_t msgs_dropped_no_group; /* ... for a group not run here (group_runs said so) */
 	uint64_t snapshots_sent, snapshots_received, snapshot_resumes, snapshot_failures;
 	uint64_t snapshots_refused_size;  /* declared size above snapshot_max_bytes */
 	uint64_t snapshots_refused_space; /* not enough free disk space */

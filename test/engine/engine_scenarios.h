@@ -935,6 +935,90 @@ static void test_add_member_snapshot_long_load(void **state)
 	free(p);
 }
 
+static bool node4_not_recovering(struct cluster *c, void *arg)
+{
+	return !node4_recovering(c, arg);
+}
+
+/*
+ * A newer snapshot that arrives while the member loads one (review 57): the
+ * stream of it ended well, so its leader heard of success (engine_uv reports
+ * the transport's end of the stream), but the member refuses the message
+ * (ENGINE_ERR_BUSY) and deletes its file.  The wait this costs is bounded by
+ * the load and is small after it: the leader, its probe outstanding, sends the
+ * member nothing while it loads (a loading member answers nothing, so no
+ * leader makes another snapshot for it then: the leader's snapshot count stays
+ * over ten election timeouts of load), and once the load ends the member
+ * answers the next heartbeat and catches up from the log the leader kept
+ * after the snapshot it took (one heartbeat and a probe's round trip: within
+ * an election timeout), with no snapshot streamed again.
+ */
+static void test_snapshot_refused_while_loading_costs_little(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_group_status st, lst;
+	struct engine_wait w = {0};
+	struct raft_snapshot_meta meta;
+	struct raft_message m;
+	struct cluster c;
+	size_t n = 300, more = 50;
+	struct prop *p = calloc(n + more, sizeof(*p));
+	char newer[512];
+	unsigned saves, snaps;
+	raft_id lead;
+
+	(void)state;
+	cfg.snapshot_entries = 100;
+	cfg.compaction_overhead = 20;
+	assert_int_equal(cluster_init_with(&c, test_storage, 4, 3, 1, &cfg, 0), ENGINE_OK);
+	cluster_async_snapshots(&c, 200); /* the load takes 200 ticks: 20 election timeouts */
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_many(&c, p, n, 1);
+	lead = cluster_leader(&c, 0);
+	assert_int_equal(cluster_join(&c, 4, 0), ENGINE_OK);
+	assert_int_equal(engine_add_member(c.nodes[lead].e, c.group_ids[0], 4, "127.0.0.1:7404",
+	                                   engine_wait_cb, &w),
+	                 ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w, 100));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	assert_true(cluster_run(&c, node4_recovering, NULL, 400));
+	propose_many(&c, p + n, more, 30000);
+	assert_true(cluster_status(&c, lead, 0, &lst));
+
+	/* The newer snapshot's message, its stream over, while node 4 loads. */
+	snapshot_msg(&m, c.group_ids[0], lead, 4, lst.term);
+	meta.index = lst.commit;
+	meta.term = lst.term;
+	meta.membership = lst.membership;
+	m.snapshot = &meta;
+	snprintf(newer, sizeof(newer), "%s/newer.snap", c.dir);
+	write_junk(newer);
+	assert_int_equal(engine_deliver_snapshot(c.nodes[4].e, &m, newer), ENGINE_ERR_BUSY);
+	assert_int_equal(access(newer, F_OK), -1);
+	engine_snapshot_sent(c.nodes[lead].e, 4, c.group_ids[0], false);
+
+	/* Ten election timeouts of the load: the leader makes no snapshot for node 4. */
+	saves = kv_sm_saves(c.nodes[lead].sm[0]);
+	snaps = (unsigned)fake_net_snapshots(c.net);
+	for (int t = 0; t < 10 * 10; t++)
+		(void)cluster_run(&c, never, NULL, 0);
+	assert_true(node4_recovering(&c, NULL));
+	assert_int_equal(kv_sm_saves(c.nodes[lead].sm[0]), saves);
+
+	/* The load ends: node 4 catches up from the log within an election timeout. */
+	assert_true(cluster_run(&c, node4_not_recovering, NULL, 400));
+	assert_true(cluster_run(&c, all_converged, NULL, 10));
+	assert_int_equal(kv_sm_saves(c.nodes[lead].sm[0]), saves);
+	assert_int_equal(fake_net_snapshots(c.net), snaps);
+	assert_int_equal(kv_sm_recoveries(c.nodes[4].sm[0]), 1);
+	assert_int_equal(kv_sm_count(c.nodes[4].sm[0]), n + more);
+	assert_true(cluster_status(&c, 4, 0, &st));
+	assert_int_equal(st.state, ENGINE_GROUP_ACTIVE);
+	check_acked(&c, p, n + more);
+	cluster_destroy(&c);
+	free(p);
+}
+
 /*
  * A joiner that refuses every snapshot stream (no room for it): the leader
  * makes a new snapshot for it an election timeout after a failed stream,
@@ -5453,6 +5537,7 @@ int main(void)
 	        cmocka_unit_test(test_add_member_snapshot),
 	        cmocka_unit_test(test_add_member_snapshot_async),
 	        cmocka_unit_test(test_add_member_snapshot_long_load),
+	        cmocka_unit_test(test_snapshot_refused_while_loading_costs_little),
 	        cmocka_unit_test(test_refused_snapshot_file_deleted),
 	        cmocka_unit_test(test_snapshot_refusal_shown_until_snapshot),
 	        cmocka_unit_test(test_snapshot_refused_backoff),

@@ -10,7 +10,8 @@
 # file stays on the old leader.  Then a crash of a member's whole server in
 # the middle of receiving a 40 MB snapshot: after its restart it gets one
 # again, and its partial file goes.  Last, two members need a snapshot at
-# once.
+# once, and a partial file an earlier engine worker received goes at the
+# next one's start.
 use strict;
 use warnings;
 use FindBin;
@@ -138,11 +139,19 @@ is($c->contents(3, $_, 'id'), $c->contents(1, $_, 'id'), "node 3: $_ equals the 
 # Two members need a snapshot at once: one export serves both (the file
 # linked for the second).
 $c->node($_)->stop('fast') for (4, 5);
+# A partial file another engine worker of node 4 received (a stream of
+# group 7 from node 2, cut off by a crash) goes when the next one starts,
+# young as it is: the directory is the engine worker's alone, and a stream
+# of an earlier process is never resumed (review 57: it stayed 10 minutes,
+# its bytes counted against the room a new stream needs).
+my $orphan = $c->node(4)->data_dir . '/dragonraft/snapshots/snap-g7-n2-i100-t3.part';
+PostgreSQL::Test::Utils::append_to_file($orphan, 'x' x 4096);
 $N1->safe_psql('postgres', join('', map { "INSERT INTO b (w) VALUES ('past 4 and 5: $_');\n" } 1 .. 60));
 ok($c->compact(1, 1, 2, 3), 'nodes 1 to 3 compacted group 1');
 my $offset1 = -s $N1->logfile;
 $c->node($_)->start for (4, 5);
 ok($c->caught_up(1), 'nodes 4 and 5 caught up');
+ok(!-e $orphan, "node 4's engine worker deleted the partial file of an earlier one at its start");
 my @exports = slurp_file($N1->logfile, $offset1) =~ /exported a snapshot of group 1/g;
 diag 'node 1 exported ' . scalar(@exports) . ' snapshot(s) for nodes 4 and 5';
 for my $id (4, 5)

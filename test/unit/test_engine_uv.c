@@ -5,6 +5,7 @@
  * clean shutdown; snapshot files received for a group that stops are deleted.
  * Real time: every wait polls with a deadline.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -36,7 +37,8 @@ struct unode {
 	struct kv_sm *sm[GROUPS];
 	char addr[64];
 	int id;
-	unsigned log_lines; /* lines the node's transport and engine logged */
+	unsigned log_lines;  /* lines the node's transport and engine logged */
+	char last_line[512]; /* the last of them */
 };
 
 /* Chunk size of the nodes' snapshot streams (0: the transport's default). */
@@ -47,7 +49,7 @@ static bool uv_log_print;
 struct world {
 	uv_loop_t loop;
 	struct unode n[NODES + 1];
-	char dir[128];
+	char dir[ENGINE_PATH_MAX];
 };
 
 static double now_s(void)
@@ -171,6 +173,7 @@ static void count_log(void *ctx, int level, const char *msg)
 
 	(void)level;
 	n->log_lines++;
+	snprintf(n->last_line, sizeof(n->last_line), "%s", msg);
 	if (uv_log_print)
 		print_message("node %d: %s\n", n->id, msg);
 }
@@ -413,6 +416,178 @@ static void test_uv_cluster(void **state)
 			kv_sm_destroy(w.n[id].sm[g]);
 	}
 	rmdir(w.dir);
+}
+
+/* Makes dir (it exists) longer, to len bytes, with directories in it; dir holds len + 1. */
+static void grow_dir(char *dir, size_t len)
+{
+	while (strlen(dir) < len) {
+		size_t l = strlen(dir), add = len - l - 1 < 200 ? len - l - 1 : 200;
+
+		/* (never a last component of one byte less than needed: add >= 1) */
+		if (len - l - 1 - add == 1)
+			add--;
+		dir[l] = '/';
+		memset(dir + l + 1, 'd', add);
+		dir[l + 1 + add] = '\0';
+		assert_int_equal(mkdir(dir, 0700), 0);
+	}
+	assert_int_equal(strlen(dir), len);
+}
+
+/* Removes grow_dir's directories down to base (their files gone first). */
+static void shrink_dir(char *dir, size_t base)
+{
+	while (strlen(dir) > base) {
+		char *slash = strrchr(dir, '/'), path[ENGINE_PATH_MAX + 256];
+		DIR *d = opendir(dir);
+		struct dirent *de;
+
+		assert_non_null(d);
+		while ((de = readdir(d)) != NULL)
+			if (de->d_type == DT_REG) {
+				snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+				unlink(path);
+			}
+		closedir(d);
+		assert_int_equal(rmdir(dir), 0);
+		*slash = '\0';
+	}
+}
+
+/*
+ * Snapshot directories of long paths (review 57): one of
+ * ENGINE_SNAPSHOT_DIR_MAX bytes takes a snapshot stream and installs it; one
+ * byte more is refused at create, naming the limit.  Before, a longer one was
+ * taken, and the received file's path cut short in the record that waits for
+ * its message (ENGINE_PATH_MAX bytes): the message was dropped and the
+ * snapshot never installed, the leader streaming it again and again.
+ */
+static void test_uv_long_snapshot_dir(void **state)
+{
+	struct world w;
+	struct engine_bootstrap bs, jb;
+	struct engine_wait wt = {0};
+	struct engine_sm_ops sm;
+	struct engine_config cfg;
+	struct transport_config tc;
+	struct engine_storage_ops st;
+	struct engine_uv *u = NULL;
+	struct transport *t = NULL;
+	unsigned four = 0x1E;
+	char base[ENGINE_PATH_MAX], err[512], longer[PATH_MAX];
+	int lead, want = 800;
+	uint8_t buf[16];
+
+	(void)state;
+	memset(&w, 0, sizeof(w));
+	acked = 0;
+	snprintf(w.dir, sizeof(w.dir), "/tmp/dr-engine-uv-XXXXXX");
+	assert_non_null(mkdtemp(w.dir));
+	snprintf(base, sizeof(base), "%s", w.dir);
+	assert_int_equal(uv_loop_init(&w.loop), 0);
+	for (int id = 1; id <= 3; id++)
+		start_node(&w, id);
+	memset(&bs, 0, sizeof(bs));
+	bs.n_members = 3;
+	for (int i = 0; i < 3; i++) {
+		bs.members[i].node_id = (raft_id)i + 1;
+		snprintf(bs.members[i].addr, sizeof(bs.members[i].addr), "%s", w.n[i + 1].addr);
+	}
+	for (int id = 1; id <= 3; id++)
+		for (int g = 0; g < GROUPS; g++) {
+			kv_sm_ops(w.n[id].sm[g], &sm);
+			assert_int_equal(
+			        engine_start_group(eng(&w, id), 100 + (uint64_t)g, &bs, &sm),
+			        ENGINE_OK);
+		}
+	if (!run_until(&w, all_led, NULL, 20))
+		fail_msg("no leader in every group after 20 s");
+	for (int i = 0; i < want; i++) {
+		uint64_t key = (uint64_t)i + 1;
+
+		lead = leader_of(&w, 0);
+		assert_true(lead != 0);
+		memcpy(buf, &key, 8);
+		memcpy(buf + 8, &key, 8);
+		assert_int_equal(engine_propose(eng(&w, lead), 100, buf, 16, ack_cb, NULL),
+		                 ENGINE_OK);
+		if (i % 100 == 99)
+			engine_uv_run_nowait(w.n[lead].u);
+	}
+	if (!run_until(&w, acked_all, &want, 30))
+		fail_msg("only %d of %d proposals acknowledged", acked, want);
+
+	/* One byte too many: refused by the engine and by the transport alone. */
+	grow_dir(w.dir, ENGINE_SNAPSHOT_DIR_MAX + 1);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.node_id = 4;
+	cfg.snapshot_dir = w.dir;
+	memset(&tc, 0, sizeof(tc));
+	tc.listen_addr = "127.0.0.1:0";
+	tc.snapshot_dir = w.dir;
+	tc.node_id = 4;
+	fake_storage_ops(w.n[1].fs, &st);
+	err[0] = '\0';
+	assert_int_equal(engine_uv_create(&w.loop, &cfg, &st, &tc, &u, err, sizeof(err)),
+	                 ENGINE_ERR_INVALID);
+	assert_null(u);
+	if (strstr(err, "snapshot directory's path is 915 bytes long, more than 914") == NULL)
+		fail_msg("expected the path's length and the limit: %s", err);
+	shrink_dir(w.dir, strlen(base));
+	snprintf(longer, sizeof(longer), "%s", base);
+	grow_dir(longer, TRANSPORT_SNAPSHOT_DIR_MAX + 1);
+	tc.snapshot_dir = longer;
+	assert_int_equal(transport_create(&w.loop, &tc, NULL, &t), TRANSPORT_EINVAL);
+	assert_null(t);
+	shrink_dir(longer, strlen(base));
+	grow_dir(longer, TRANSPORT_SNAPSHOT_DIR_MAX); /* (the length refused, not the rest) */
+	assert_int_equal(transport_create(&w.loop, &tc, NULL, &t), TRANSPORT_OK);
+	transport_close(t);
+	shrink_dir(longer, strlen(base));
+
+	/* At the limit: node 4 joins group 100 after compaction and installs its snapshot. */
+	grow_dir(w.dir, ENGINE_SNAPSHOT_DIR_MAX);
+	start_node(&w, 4);
+	memset(&jb, 0, sizeof(jb));
+	jb.join = true;
+	jb.n_members = 3;
+	memcpy(jb.members, bs.members, sizeof(bs.members));
+	kv_sm_ops(w.n[4].sm[0], &sm);
+	assert_int_equal(engine_start_group(eng(&w, 4), 100, &jb, &sm), ENGINE_OK);
+	lead = leader_of(&w, 0);
+	assert_true(lead != 0);
+	assert_int_equal(engine_add_member(eng(&w, lead), 100, 4, w.n[4].addr, engine_wait_cb, &wt),
+	                 ENGINE_OK);
+	if (!run_until(&w, waited, &wt, 20) || wt.res.rc != ENGINE_OK)
+		fail_msg("add_member did not complete");
+	if (!run_until(&w, converged, &four, 30)) {
+		struct engine_group_status gs;
+		struct transport_stats ts;
+
+		assert_int_equal(engine_group_status(eng(&w, 4), 100, &gs), ENGINE_OK);
+		transport_stats(engine_uv_transport(w.n[4].u), &ts);
+		fail_msg("node 4 did not catch up: state %d, commit %llu, applied %llu, %llu "
+		         "snapshots received, %llu failed (%s)",
+		         (int)gs.state, (unsigned long long)gs.commit,
+		         (unsigned long long)gs.applied, (unsigned long long)ts.snapshots_received,
+		         (unsigned long long)ts.snapshot_failures, gs.error);
+	}
+	assert_int_equal(kv_sm_recoveries(w.n[4].sm[0]), 1);
+	assert_int_equal(kv_sm_count(w.n[4].sm[0]), (uint64_t)want);
+
+	for (int id = 1; id <= NODES; id++)
+		engine_uv_close(w.n[id].u);
+	if (!run_until(&w, loop_quiet, NULL, 10))
+		fail_msg("loop still alive after close");
+	assert_int_equal(uv_loop_close(&w.loop), 0);
+	for (int id = 1; id <= NODES; id++) {
+		fake_storage_destroy(w.n[id].fs);
+		for (int g = 0; g < GROUPS; g++)
+			kv_sm_destroy(w.n[id].sm[g]);
+	}
+	shrink_dir(w.dir, strlen(base));
+	rmdir(base);
 }
 
 /*
@@ -1150,12 +1325,14 @@ static void test_uv_stopped_group_stream_sender(void **state)
 	                 TRANSPORT_OK);
 	print_message(
 	        "receiver: protocol_errors +%llu, msgs_rejected_member +%llu, "
+	        "msgs_dropped_no_group +%llu, "
 	        "snapshot_failures +%llu, frames discarded +%llu, conns_accepted +%llu, "
 	        "log lines %u; sender: snapshot_failures +%llu, snapshots_sent +%llu, resumes "
 	        "+%llu, message connects to node 1 +%llu (node 1's to node 2 +%llu), log "
 	        "lines %u; group 100 exported %u more times\n",
 	        (unsigned long long)(s1b.protocol_errors - s1a.protocol_errors),
 	        (unsigned long long)(s1b.msgs_rejected_member - s1a.msgs_rejected_member),
+	        (unsigned long long)(s1b.msgs_dropped_no_group - s1a.msgs_dropped_no_group),
 	        (unsigned long long)(s1b.snapshot_failures - s1a.snapshot_failures),
 	        (unsigned long long)(s1b.snapshot_frames_discarded - s1a.snapshot_frames_discarded),
 	        (unsigned long long)(s1b.conns_accepted - s1a.conns_accepted), w.n[1].log_lines,
@@ -1173,7 +1350,18 @@ static void test_uv_stopped_group_stream_sender(void **state)
 	assert_int_equal(p12b.connects, p12a.connects);
 	assert_int_equal(p21b.connects, p21a.connects);
 	assert_true(p21b.connected && p12b.connected);
-	/* The sender: one stream, ended once, not tried again. */
+	/* Node 2's messages of group 100 are not taken for rejected ones: node 1 stopped
+	 * the group, node 2 still sends it what the group's leader sends a member
+	 * (review 57: msgs_rejected_member, the count of messages from non-members, grew
+	 * by them). */
+	assert_int_equal(s1b.msgs_rejected_member, s1a.msgs_rejected_member);
+	/* The sender: one stream, ended once, not tried again, and said in one line
+	 * (review 57: no line, an operator could not tell why the member lagged). */
+	assert_int_equal(w.n[2].log_lines, 1);
+	if (strstr(w.n[2].last_line, "the snapshot of group 100 to node 1 failed: it does not "
+	                             "run the group") == NULL)
+		fail_msg("expected the failed stream and why in node 2's log: %s",
+		         w.n[2].last_line);
 	assert_int_equal(s2b.snapshot_failures - s2a.snapshot_failures, 1);
 	assert_int_equal(s2b.snapshots_sent, s2a.snapshots_sent);
 	assert_int_equal(kv_sm_saves(w.n[2].sm[0]), saves);
@@ -1592,6 +1780,7 @@ int main(void)
 	        cmocka_unit_test(test_uv_cluster),
 	        cmocka_unit_test(test_uv_embedded),
 	        cmocka_unit_test(test_uv_create_errors),
+	        cmocka_unit_test(test_uv_long_snapshot_dir),
 	        cmocka_unit_test_teardown(test_uv_stopped_group_drops_snapshot_files, io_reset),
 	        cmocka_unit_test_teardown(test_uv_group_restarted_takes_next_stream, io_reset),
 	        cmocka_unit_test_teardown(test_uv_stopped_group_stream_sender, io_reset),

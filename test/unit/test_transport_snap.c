@@ -466,6 +466,49 @@ static void test_stale_parts_deleted_at_start(void **state)
 	th_remove_dir(dir);
 }
 
+/*
+ * A directory that is the transport's alone (snapshot_dir_private: the
+ * engine worker's, behind its LogDB's lock): the partial files of an earlier
+ * process are deleted at create whatever their age (review 57: a young one
+ * stayed up to 10 minutes, never resumed, its bytes counted against the room
+ * a new stream needs).  Other names are still left alone.
+ */
+static void test_private_dir_parts_deleted_at_start(void **state)
+{
+	static const char *const others[] = {
+	        "snap-g1-n2-i3-t4.snap",
+	        "snap-g01-n2-i3-t4.part",
+	        "snap-g1-n2-i3-t4.partx",
+	        "notes.part",
+	};
+	struct transport_config cfg = {.snapshot_part_max_age_ms = 600000,
+	                               .snapshot_dir_private = true};
+	struct th_pair p;
+	char dir[] = "/tmp/dr-transport-XXXXXX";
+	struct transport_stats sa, sb;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	make_file(dir, "snap-g1-n2-i5-t4.part", 1); /* a second old */
+	make_file(dir, "snap-g2-n3-i9-t1.part", 0); /* just written */
+	for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++)
+		make_file(dir, others[i], 0);
+	cfg.snapshot_dir = dir;
+	assert_int_equal(th_pair_start(&p, SECRET, SECRET, &cfg), 0);
+	/* Deleted by the scan at create, before the loop ran. */
+	assert_false(exists(dir, "snap-g1-n2-i5-t4.part"));
+	assert_false(exists(dir, "snap-g2-n3-i9-t1.part"));
+	for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++)
+		if (!exists(dir, others[i]))
+			fail_msg("expected %s (not a partial-file name) to be left alone",
+			         others[i]);
+	transport_stats(p.a.t, &sa);
+	transport_stats(p.b.t, &sb);
+	assert_int_equal(sa.snapshot_parts_expired + sb.snapshot_parts_expired, 2);
+	assert_true(th_pair_stop(&p));
+	th_remove_dir(dir);
+}
+
 /* ---- chunk file I/O off the loop thread ---------------------------------- */
 
 static struct {
@@ -1174,6 +1217,7 @@ int main(void)
 	        cmocka_unit_test(test_snapshot_100mib_with_heartbeats),
 	        cmocka_unit_test(test_partial_expires_then_full_resend),
 	        cmocka_unit_test(test_stale_parts_deleted_at_start),
+	        cmocka_unit_test(test_private_dir_parts_deleted_at_start),
 	        cmocka_unit_test_teardown(test_messages_flow_while_chunk_write_stalls, io_reset),
 	        cmocka_unit_test_teardown(test_write_error_fails_stream, io_reset),
 	        cmocka_unit_test_teardown(test_remove_peer_ends_stream, io_reset),
