@@ -596,6 +596,7 @@ static char *left_path(int64 group_id, int32 node_id)
 static void record_left(int64 group_id)
 {
 	char *dir = left_dir(), *path = left_path(group_id, dr_node_id);
+	struct stat st;
 	int fd;
 
 	if (MakePGDirectory(dr_data_dir) != 0 && errno != EEXIST)
@@ -604,7 +605,26 @@ static void record_left(int64 group_id)
 	if (MakePGDirectory(dir) != 0 && errno != EEXIST)
 		ereport(ERROR, (errcode_for_file_access(),
 		                errmsg("could not create directory \"%s\": %m", dir)));
-	fd = OpenTransientFile(path, O_RDWR | O_CREAT | PG_BINARY);
+	/* Made here, or a regular file already (a leave that crashed before it
+	 * deleted the member's data: leave_group again ends it).  Anything else
+	 * of that name is not followed: a symlink was, and the record created or
+	 * opened a file wherever it pointed, as the server's user (review 60). */
+	fd = OpenTransientFile(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | PG_BINARY);
+	if (fd < 0 && errno == EEXIST)
+		fd = OpenTransientFile(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK | PG_BINARY);
+	if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+		CloseTransientFile(fd);
+		fd = -1;
+		errno = EISDIR; /* (not a regular file; said below) */
+	}
+	if (fd < 0 && (errno == ELOOP || errno == EISDIR || errno == ENXIO || errno == EMLINK))
+		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
+		                errmsg("could not record that node %d left group %lld: \"%s\" "
+		                       "exists and is not a regular file",
+		                       dr_node_id, (long long)group_id, path),
+		                errdetail("Nothing was left or deleted."),
+		                errhint("Move it away (the record is an empty file that "
+		                        "leave_group makes), and leave the group again.")));
 	if (fd < 0)
 		ereport(ERROR, (errcode_for_file_access(),
 		                errmsg("could not record that node %d left group %lld: could not "
