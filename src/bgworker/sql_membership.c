@@ -974,11 +974,23 @@ static void join_stopped(int64 group_id, const GroupView *v)
  * one it sees).  A group left and made again here meanwhile (same id) is
  * not it: it is shown as gone, and join_group ends as when it is left
  * (rev58; before, it went on with the new group's status as its own).
+ * While the engine worker restarts (the next one takes every group's entry
+ * down and adds the LogDB's again, the joined member among them) it looks
+ * again once it runs, and *clock (the wait's timer: contact, progress)
+ * starts again then; before, join_group ended as if the member had been
+ * left, "no longer a member" (review 60).
  */
-static GroupView view_joined(int64 group_id, uint64 *life)
+static GroupView view_joined(int64 group_id, uint64 *life, TimestampTz *clock)
 {
 	GroupView v = view(group_id, dr_node_id);
 
+	while ((!v.exists || (*life != 0 && v.life != *life)) && !dr_shmem_engine_running()) {
+		dr_shmem_engine_wait();
+		CHECK_FOR_INTERRUPTS();
+		v = view(group_id, dr_node_id);
+		if (clock != NULL)
+			*clock = GetCurrentTimestamp();
+	}
 	if (v.exists && *life == 0)
 		*life = v.life;
 	else if (v.exists && v.life != *life) {
@@ -1058,7 +1070,7 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 	/* Was it added?  Then a leader contacts it. */
 	start = GetCurrentTimestamp();
 	for (;;) {
-		v = view_joined(group_id, &life);
+		v = view_joined(group_id, &life, &start);
 		check_not_removed(group_id, &v);
 		if (v.exists && v.leader != 0)
 			break;
@@ -1099,7 +1111,7 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 		bool receiving =
 		        dr_snapshot_receiving(group_id, &phase, &done, &total, &load_started);
 
-		v = view_joined(group_id, &life);
+		v = view_joined(group_id, &life, &moved);
 		if (!v.exists || v.state == DR_MEMBER_LOST || v.state == DR_MEMBER_FAILED)
 			join_stopped(group_id, &v);
 		check_not_removed(group_id, &v);
@@ -1208,7 +1220,7 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 	PG_CATCH();
 	{
 		MemoryContextSwitchTo(cxt);
-		v = view_joined(group_id, &life);
+		v = view_joined(group_id, &life, NULL);
 		if (v.exists && v.state != DR_MEMBER_LOST && v.state != DR_MEMBER_FAILED)
 			PG_RE_THROW();
 		FlushErrorState();
