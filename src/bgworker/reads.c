@@ -204,6 +204,12 @@ uint64 dr_read_barrier_ext(uint64 group_id, bool wait_load)
 	bool removed = false;
 	uint64 life = 0;
 
+	/* join_group's barrier (wait_load) waits for an engine worker that
+	 * restarts, as join_group's own waits (sql_membership.c view_joined). */
+	while (wait_load && !dr_shmem_engine_running()) {
+		dr_shmem_engine_wait();
+		CHECK_FOR_INTERRUPTS();
+	}
 	dr_sql_groups_check_engine();
 	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
 	g = dr_shmem_group_find(group_id);
@@ -219,8 +225,12 @@ uint64 dr_read_barrier_ext(uint64 group_id, bool wait_load)
 		               "Its tables here are no longer replicated.");
 	for (;;) {
 		dr_queue_call(DR_REQ_READ_INDEX, group_id, 0, NULL, 0, &res);
-		if (res.rc != ENGINE_ERR_BUSY || !wait_load)
+		if ((res.rc != ENGINE_ERR_BUSY && res.rc != DR_RC_ENGINE_EXITED) || !wait_load)
 			break;
+		while (!dr_shmem_engine_running()) {
+			dr_shmem_engine_wait();
+			CHECK_FOR_INTERRUPTS();
+		}
 		CHECK_FOR_INTERRUPTS();
 		(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 50,
 		                PG_WAIT_EXTENSION);

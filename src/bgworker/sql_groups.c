@@ -318,6 +318,7 @@ void dr_sql_groups_wait_info(int64 group_id, const char *what, bool leader_only)
 	int wait_ms = INFO_WAIT_TIMEOUTS * dr_election_rtt * dr_rtt_ms;
 	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms);
 	uint64 life = 0;
+	bool restarted = false;
 
 	for (;;) {
 		bool in_log = false, stopped = false;
@@ -331,6 +332,7 @@ void dr_sql_groups_wait_info(int64 group_id, const char *what, bool leader_only)
 		    GetCurrentTimestamp() < end) {
 			/* (the next engine worker adds it again: shmem.c) */
 			LWLockRelease(dr_shared->groups_lock);
+			restarted = true;
 			dr_shmem_engine_wait();
 			CHECK_FOR_INTERRUPTS();
 			continue;
@@ -363,7 +365,12 @@ void dr_sql_groups_wait_info(int64 group_id, const char *what, bool leader_only)
 		 * replicate_table() said 25006, "not the leader") */
 		if (g == NULL || in_log || stopped)
 			break;
-		if (leader_only && role != RAFT_LEADER) {
+		/* (A group the next engine worker started again knows no leader
+		 * until its election: this node may lead it again, and the wait
+		 * goes on.  Before, it ended with 25006, "no leader at the
+		 * moment", where the node led the group before and after: review
+		 * 60.) */
+		if (leader_only && role != RAFT_LEADER && !(restarted && leader == 0)) {
 			ConditionVariableCancelSleep();
 			dr_capture_not_leader((uint64)group_id, leader);
 		}

@@ -596,6 +596,7 @@ static char *left_path(int64 group_id, int32 node_id)
 static void record_left(int64 group_id)
 {
 	char *dir = left_dir(), *path = left_path(group_id, dr_node_id);
+	struct stat st;
 	int fd;
 
 	if (MakePGDirectory(dr_data_dir) != 0 && errno != EEXIST)
@@ -604,7 +605,26 @@ static void record_left(int64 group_id)
 	if (MakePGDirectory(dir) != 0 && errno != EEXIST)
 		ereport(ERROR, (errcode_for_file_access(),
 		                errmsg("could not create directory \"%s\": %m", dir)));
-	fd = OpenTransientFile(path, O_RDWR | O_CREAT | PG_BINARY);
+	/* Made here, or a regular file already (a leave that crashed before it
+	 * deleted the member's data: leave_group again ends it).  Anything else
+	 * of that name is not followed: a symlink was, and the record created or
+	 * opened a file wherever it pointed, as the server's user (review 60). */
+	fd = OpenTransientFile(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | PG_BINARY);
+	if (fd < 0 && errno == EEXIST)
+		fd = OpenTransientFile(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK | PG_BINARY);
+	if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+		CloseTransientFile(fd);
+		fd = -1;
+		errno = EISDIR; /* (not a regular file; said below) */
+	}
+	if (fd < 0 && (errno == ELOOP || errno == EISDIR || errno == ENXIO || errno == EMLINK))
+		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
+		                errmsg("could not record that node %d left group %lld: \"%s\" "
+		                       "exists and is not a regular file",
+		                       dr_node_id, (long long)group_id, path),
+		                errdetail("Nothing was left or deleted."),
+		                errhint("Move it away (the record is an empty file that "
+		                        "leave_group makes), and leave the group again.")));
 	if (fd < 0)
 		ereport(ERROR, (errcode_for_file_access(),
 		                errmsg("could not record that node %d left group %lld: could not "
@@ -954,11 +974,23 @@ static void join_stopped(int64 group_id, const GroupView *v)
  * one it sees).  A group left and made again here meanwhile (same id) is
  * not it: it is shown as gone, and join_group ends as when it is left
  * (rev58; before, it went on with the new group's status as its own).
+ * While the engine worker restarts (the next one takes every group's entry
+ * down and adds the LogDB's again, the joined member among them) it looks
+ * again once it runs, and *clock (the wait's timer: contact, progress)
+ * starts again then; before, join_group ended as if the member had been
+ * left, "no longer a member" (review 60).
  */
-static GroupView view_joined(int64 group_id, uint64 *life)
+static GroupView view_joined(int64 group_id, uint64 *life, TimestampTz *clock)
 {
 	GroupView v = view(group_id, dr_node_id);
 
+	while ((!v.exists || (*life != 0 && v.life != *life)) && !dr_shmem_engine_running()) {
+		dr_shmem_engine_wait();
+		CHECK_FOR_INTERRUPTS();
+		v = view(group_id, dr_node_id);
+		if (clock != NULL)
+			*clock = GetCurrentTimestamp();
+	}
 	if (v.exists && *life == 0)
 		*life = v.life;
 	else if (v.exists && v.life != *life) {
@@ -1038,7 +1070,7 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 	/* Was it added?  Then a leader contacts it. */
 	start = GetCurrentTimestamp();
 	for (;;) {
-		v = view_joined(group_id, &life);
+		v = view_joined(group_id, &life, &start);
 		check_not_removed(group_id, &v);
 		if (v.exists && v.leader != 0)
 			break;
@@ -1079,7 +1111,7 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 		bool receiving =
 		        dr_snapshot_receiving(group_id, &phase, &done, &total, &load_started);
 
-		v = view_joined(group_id, &life);
+		v = view_joined(group_id, &life, &moved);
 		if (!v.exists || v.state == DR_MEMBER_LOST || v.state == DR_MEMBER_FAILED)
 			join_stopped(group_id, &v);
 		check_not_removed(group_id, &v);
@@ -1188,7 +1220,7 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 	PG_CATCH();
 	{
 		MemoryContextSwitchTo(cxt);
-		v = view_joined(group_id, &life);
+		v = view_joined(group_id, &life, NULL);
 		if (v.exists && v.state != DR_MEMBER_LOST && v.state != DR_MEMBER_FAILED)
 			PG_RE_THROW();
 		FlushErrorState();

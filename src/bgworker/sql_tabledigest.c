@@ -184,8 +184,24 @@ static void check_same_group(int64 group_id)
 		                errhint("Try again.")));
 }
 
-/* Until the engine worker says the group's apply is drained (job j, ours). */
-static void wait_drained(int64 group_id, DrSnapJob *j, uint64 *handed)
+/* The pid of the engine worker if it runs, else 0. */
+static pid_t running_engine(void)
+{
+	pid_t pid;
+
+	SpinLockAcquire(&dr_shared->mutex);
+	pid = dr_shared->engine_state == DR_ENGINE_RUNNING ? dr_shared->engine_pid : 0;
+	SpinLockRelease(&dr_shared->mutex);
+	return pid;
+}
+
+/*
+ * Until the engine worker says the group's apply is drained (job j, ours):
+ * true; false if the engine worker that was asked (engine) is gone meanwhile:
+ * its hold ended with it, the next one does not take the job up (pg_sm.c
+ * end_predecessors_jobs), and the digest asks again (take_held_snapshot).
+ */
+static bool wait_drained(int64 group_id, pid_t engine, DrSnapJob *j, uint64 *handed)
 {
 	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), DRAIN_TIMEOUT_MS);
 	TimestampTz next_lock_check = 0;
@@ -201,15 +217,16 @@ static void wait_drained(int64 group_id, DrSnapJob *j, uint64 *handed)
 		*handed = j->handed;
 		strlcpy(error, j->error, sizeof(error));
 		SpinLockRelease(&j->mutex);
+		if (running_engine() != engine)
+			return false;
 		if (drained)
-			return;
+			return true;
 		if (phase == DR_SNAP_DONE)
 			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			                errmsg("group %lld does not run on this node",
 			                       (long long)group_id),
 			                error[0] ? errdetail("%s", error) : 0,
 			                errhint("See state and error in dragonraft.status.")));
-		dr_sql_groups_check_engine();
 		check_group(group_id, true);
 		check_same_group(group_id);
 		/* The drain may need a table this backend locked (the apply of an
@@ -243,9 +260,10 @@ static void wait_drained(int64 group_id, DrSnapJob *j, uint64 *handed)
 }
 
 /* With job j asked for: wait for the drain, take the snapshot (*snap) and read the
- * group's applied index (*index), let the apply go on. */
-static void take_while_held(int64 group_id, RepOriginId origin, DrSnapJob *j, Snapshot *snap,
-                            uint64 *index, uint64 *handed)
+ * group's applied index (*index), let the apply go on.  False, nothing taken,
+ * if the engine worker (engine) exited meanwhile (wait_drained). */
+static bool take_while_held(int64 group_id, pid_t engine, RepOriginId origin, DrSnapJob *j,
+                            Snapshot *snap, uint64 *index, uint64 *handed)
 {
 	TimestampTz held;
 	bool ended;
@@ -260,7 +278,8 @@ static void take_while_held(int64 group_id, RepOriginId origin, DrSnapJob *j, Sn
 	SpinLockRelease(&j->mutex);
 	held = GetCurrentTimestamp();
 	dr_shmem_wake_engine();
-	wait_drained(group_id, j, handed);
+	if (!wait_drained(group_id, engine, j, handed))
+		return false;
 	check_same_group(group_id);
 	/* Nothing of the group commits now: this snapshot holds exactly its
 	 * entries up to the origin's position (see the top of the file). */
@@ -278,6 +297,10 @@ static void take_while_held(int64 group_id, RepOriginId origin, DrSnapJob *j, Sn
 	}
 	strlcpy(error, j->error, sizeof(error));
 	SpinLockRelease(&j->mutex);
+	if (ended && running_engine() != engine) {
+		UnregisterSnapshot(*snap);
+		return false;
+	}
 	if (ended) {
 		UnregisterSnapshot(*snap);
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -300,15 +323,19 @@ static void take_while_held(int64 group_id, RepOriginId origin, DrSnapJob *j, Sn
 	}
 	free_job();
 	last_hold_us = (long)(GetCurrentTimestamp() - held);
+	return true;
 }
 
 /* take_while_held, the job freed however it ends. */
-static void take_guarded(int64 group_id, RepOriginId origin, Snapshot *snap, uint64 *index,
-                         uint64 *handed)
+static bool take_guarded(int64 group_id, pid_t engine, RepOriginId origin, Snapshot *snap,
+                         uint64 *index, uint64 *handed)
 {
+	bool taken = false;
+
 	PG_TRY();
 	{
-		take_while_held(group_id, origin, dr_snapshot_job(my_job), snap, index, handed);
+		taken = take_while_held(group_id, engine, origin, dr_snapshot_job(my_job), snap,
+		                        index, handed);
 	}
 	PG_CATCH();
 	{
@@ -317,30 +344,53 @@ static void take_guarded(int64 group_id, RepOriginId origin, Snapshot *snap, uin
 	}
 	PG_END_TRY();
 	free_job();
+	return taken;
 }
 
 /*
  * Hold the group's apply, take the snapshot (registered, returned) and read
  * the group's applied index (*index), let the apply go on: the hold ends on
- * every way out.
+ * every way out.  The engine worker that holds the apply may exit before the
+ * snapshot is taken (a restart: the next one takes the groups up again, the
+ * same logs): the digest asks the next one, within the drain's time.
+ * Before, it failed with 55000, the engine worker not running or the group
+ * not running here, where nothing was wrong with the group (review 60).
  */
 static Snapshot take_held_snapshot(int64 group_id, RepOriginId origin, uint64 *index)
 {
+	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), DRAIN_TIMEOUT_MS);
 	Snapshot snap = NULL;
 	uint64 handed = 0;
+	pid_t engine;
 
 	if (!exit_hooked) {
 		before_shmem_exit(free_job_at_exit, (Datum)0);
 		exit_hooked = true;
 	}
-	my_job = dr_snapshot_job_alloc((uint64)group_id, DR_SNAP_DIGEST);
-	if (my_job < 0)
-		ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-		                errmsg("too many snapshots are being made or loaded on this node "
-		                       "(%d)",
-		                       DR_SNAP_JOBS),
-		                errhint("See dragonraft.stat_progress_snapshot, and try again.")));
-	take_guarded(group_id, origin, &snap, index, &handed);
+	for (;;) {
+		/* (the caller saw it run; then, the next one) */
+		while ((engine = running_engine()) == 0) {
+			if (GetCurrentTimestamp() >= end)
+				dr_sql_groups_check_engine(); /* its error, 55000 */
+			dr_shmem_engine_wait();
+			CHECK_FOR_INTERRUPTS();
+		}
+		check_group(group_id, false);
+		check_same_group(group_id);
+		my_job = dr_snapshot_job_alloc((uint64)group_id, DR_SNAP_DIGEST);
+		if (my_job < 0)
+			ereport(ERROR,
+			        (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			         errmsg("too many snapshots are being made or loaded on this node "
+			                "(%d)",
+			                DR_SNAP_JOBS),
+			         errhint("See dragonraft.stat_progress_snapshot, and try again.")));
+		if (take_guarded(group_id, engine, origin, &snap, index, &handed))
+			break;
+		ereport(DEBUG1, (errmsg("dragonraft: the engine worker exited while the digest of "
+		                        "group %lld waited for its hold; it asks the next one",
+		                        (long long)group_id)));
+	}
 	if (*index < handed)
 		elog(ERROR, "group %lld applied %llu, less than the %llu handed over",
 		     (long long)group_id, (unsigned long long)*index, (unsigned long long)handed);

@@ -707,6 +707,43 @@ static bool next_command_changes(const GroupView *v, const uint64 *tables, int n
 }
 
 /*
+ * wait_turn holds interrupts: a terminate ends the backend (FATAL, the abort
+ * hands the turn on), a cancel the commit with 40003 (its entry is in the
+ * log), and a client that went away (looked at every CLIENT_POLL_MS) the
+ * backend.  (statement_timeout does not fire here: see the top of the file.)
+ * Called with interrupts held once.
+ */
+static void turn_interrupts(uint64 group_id, uint64 index, TimestampTz *next_client_check)
+{
+	if (ProcDiePending) {
+		ConditionVariableCancelSleep();
+		RESUME_INTERRUPTS();
+		CHECK_FOR_INTERRUPTS(); /* FATAL */
+	}
+	if (QueryCancelPending) {
+		QueryCancelPending = false;
+		ConditionVariableCancelSleep();
+		RESUME_INTERRUPTS();
+		unknown_outcome(psprintf("canceled while the transaction waited for its turn in "
+		                         "dragonraft group %llu",
+		                         (unsigned long long)group_id),
+		                psprintf("Its change set is committed in the log at index %llu and "
+		                         "will be applied from there.",
+		                         (unsigned long long)index));
+	}
+	if (GetCurrentTimestamp() >= *next_client_check) {
+		if (whereToSendOutput == DestRemote && !pq_check_connection()) {
+			ConditionVariableCancelSleep();
+			RESUME_INTERRUPTS();
+			ereport(FATAL, (errcode(ERRCODE_CONNECTION_FAILURE),
+			                errmsg("connection to client lost")));
+		}
+		*next_client_check =
+		        TimestampTzPlusMilliseconds(GetCurrentTimestamp(), CLIENT_POLL_MS);
+	}
+}
+
+/*
  * Wait until the group applied N - 1 (see the top of the file).  life: the
  * group's log the entry was proposed to (DrGroup.life).  A group
  * left and made again on this node meanwhile (same id, a new log) is not
@@ -726,10 +763,14 @@ static void wait_turn(uint64 group_id, uint64 life, uint64 index, uint64 schema_
 		if (!view_group(group_id, &v) || v.life != life) {
 			/* The group went away: the commit fails below.  Unless the
 			 * engine worker restarts (shmem.c): the next one adds the group
-			 * again, with its DrGroup.life (rev60); a cancel or terminate
-			 * meanwhile ends the wait as if the group went away. */
-			if (dr_shmem_engine_running() || QueryCancelPending || ProcDiePending)
+			 * again, with its DrGroup.life (rev60).  One that never runs
+			 * (it fails at start each time) keeps this waiting: a cancel,
+			 * a terminate and a client that went away end it as they do
+			 * below (before, a cancel said the group went away, and a
+			 * backend whose client had gone waited on: review 60). */
+			if (dr_shmem_engine_running())
 				break;
+			turn_interrupts(group_id, index, &next_client_check);
 			dr_shmem_engine_wait();
 			continue;
 		}
@@ -776,30 +817,7 @@ static void wait_turn(uint64 group_id, uint64 life, uint64 index, uint64 schema_
 			        "transaction waited for its turn; its entry is applied from the "
 			        "log.");
 		}
-		if (ProcDiePending) {
-			RESUME_INTERRUPTS();
-			CHECK_FOR_INTERRUPTS(); /* FATAL; the abort hands the turn on */
-		}
-		if (QueryCancelPending) {
-			QueryCancelPending = false;
-			RESUME_INTERRUPTS();
-			unknown_outcome(
-			        psprintf("canceled while the transaction waited for its turn in "
-			                 "dragonraft group %llu",
-			                 (unsigned long long)group_id),
-			        psprintf("Its change set is committed in the log at index %llu and "
-			                 "will be applied from there.",
-			                 (unsigned long long)index));
-		}
-		if (GetCurrentTimestamp() >= next_client_check) {
-			if (whereToSendOutput == DestRemote && !pq_check_connection()) {
-				RESUME_INTERRUPTS();
-				ereport(FATAL, (errcode(ERRCODE_CONNECTION_FAILURE),
-				                errmsg("connection to client lost")));
-			}
-			next_client_check =
-			        TimestampTzPlusMilliseconds(GetCurrentTimestamp(), CLIENT_POLL_MS);
-		}
+		turn_interrupts(group_id, index, &next_client_check);
 		(void)ConditionVariableTimedSleep(&v.g->applied_cv, TURN_POLL_MS,
 		                                  PG_WAIT_EXTENSION);
 	}

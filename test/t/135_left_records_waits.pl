@@ -35,7 +35,7 @@ use DragonCluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $c = DragonCluster->new(2);
+my $c = DragonCluster->new(2, conf => "autovacuum = off\n");
 my $N1 = $c->node(1);
 sub sql1 { return $N1->safe_psql('postgres', $_[0]); }
 
@@ -179,15 +179,29 @@ ok($c->wait_until("A2's entry to commit",
 		sub { sql1("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $A2->{pid}") eq 'Extension'
 			&& sql1('SELECT commit_index FROM dragonraft.status WHERE group_id = 20') > $e2 }),
 	"A2's insert is committed after E2's command, and waits for its turn");
+# The lock is taken once the engine worker and its apply worker (terminated
+# and continued: it exits at once, without applying what it was handed)
+# exited, before the postmaster starts the next one 5 s later, and nothing
+# connects meanwhile (the poll session, $c->query, is connected): a process
+# that starts without a valid relcache init file (a commit that changes
+# dragonraft.replicated_tables invalidates it) waits for the lock in
+# InitPostgres, the next engine worker too, before it takes anything down
+# (TAP 136 saw it in 4 runs of 10 that took the lock first).
+$c->query(1, "SELECT pg_terminate_backend($engine)");
+kill 'TERM', $apid;
+kill 'CONT', $apid;
+ok($c->wait_until('the engine and apply workers to exit', sub {
+	$c->query(1, "SELECT count(*) FROM pg_stat_activity WHERE pid IN ($engine, $apid)") eq '0' }, 30),
+	'the engine worker and its apply worker exited');
 my $L = { in => \(my $lin = "BEGIN;\nLOCK TABLE pg_catalog.pg_replication_origin IN ACCESS EXCLUSIVE MODE;\nSELECT 'locked';\n"),
 	out => \(my $lout = ''), err => \(my $lerr = '') };
 $L->{h} = IPC::Run::start(['psql', '-XAtq', '-d', $N1->connstr('postgres')],
-	'<', $L->{in}, '>', $L->{out}, '2>', $L->{err});
+	'<', $L->{in}, '>', $L->{out}, '2>', $L->{err}, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
 $L->{h}->pump until ${ $L->{out} } =~ /locked/;
-sql1("SELECT pg_terminate_backend($engine)");
-kill 'CONT', $apid;
+is($c->query(1, q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'dragonraft engine'}), '0',
+	'the next engine worker starts after the lock');
 ok($c->wait_until('the next engine worker to remove group 20\'s entry', sub {
-	sql1('SELECT count(*) FROM dragonraft.status WHERE group_id = 20') eq '0' }),
+	$c->query(1, 'SELECT count(*) FROM dragonraft.status WHERE group_id = 20') eq '0' }),
 	'node 1 shows no group 20 while its next engine worker waits for pg_replication_origin');
 # (E2 looks at its group every 100 ms at most: give it a few looks)
 ok(!$c->wait_until('E2 or A2 to end', sub {
