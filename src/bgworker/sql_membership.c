@@ -1017,6 +1017,8 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 	Size len;
 	int n, others = 0;
 	uint64 life = 0;
+	int64 failures_seen = -1; /* the apply's failures in a row, as last seen here */
+	int failed_here = 0;      /* tries that failed while this call waited */
 
 	dr_sql_groups_check_engine();
 	if (group_id < 1)
@@ -1057,7 +1059,9 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 		                 "right address; dragonraft.members shows the addresses this "
 		                 "node knows.",
 		                 (long long)group_id)));
-	if (v.exists && v.state == DR_MEMBER_ACTIVE && v.member) {
+	/* (One whose apply fails is waited for, as the "cannot apply" error's hint
+	 * says: before, it returned at once, "already a member".) */
+	if (v.exists && v.state == DR_MEMBER_ACTIVE && v.member && v.apply_failures == 0) {
 		ereport(NOTICE,
 		        (errmsg("node %d is already a member of group %lld", dr_node_id,
 		                (long long)group_id),
@@ -1123,12 +1127,22 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 		/* Waited for here: not after apply_batch_delay (review 37). */
 		if (v.applied < v.commit)
 			dr_shmem_want_applied((uint64)group_id, v.commit);
+		/*
+		 * Only tries that fail while this call waits count, two at least: the
+		 * failures from before it (join_group run again once the cause is fixed,
+		 * as its hint says) say nothing of the next try, which the apply worker's
+		 * back-off may hold for longer than this bound (before, such a call ended
+		 * with "every try failed" with no try made meanwhile).
+		 */
 		if (v.apply_failures == 0)
-			failing = 0;
-		else if (failing == 0)
+			failed_here = 0;
+		else if (failures_seen >= 0 && v.apply_failures != failures_seen &&
+		         failed_here++ == 0)
 			failing = now;
-		else if (TimestampDifferenceExceeds(failing, now,
-		                                    JOIN_APPLY_FAILED_TIMEOUTS * election_ms))
+		failures_seen = v.apply_failures;
+		if (failed_here >= 2 &&
+		    TimestampDifferenceExceeds(failing, now,
+		                               JOIN_APPLY_FAILED_TIMEOUTS * election_ms))
 			ereport(ERROR,
 			        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			         errmsg("node %d cannot apply the entries of group %lld",

@@ -77,7 +77,20 @@ like($msg, qr/node 4 cannot apply the entries of group 2.*boom 1/s, 'and gives t
 # the leader's log); it does once it caught up.
 my $info = 'SELECT count(*) FROM dragonraft.member_info WHERE group_id = 2 AND node_id = 4';
 is($L->safe_psql('postgres', $info), '0', 'a joiner that cannot apply proposes no member info');
+# join_group run again once the cause is gone, as its hint says, waits for
+# the apply worker's next try: after the fourth failure in a row that is 8 s
+# away, more than join_group's bound for failing tries (10 election
+# timeouts, 5 s).  Before, it returned at once ('already a member': node 4
+# knows it is one), and without that it ended with 'every try failed' with
+# no try made while it waited (found by doc65).
+ok($c->wait_until('node 4 to fail to apply group 2 four times', sub {
+	$c->poll(4, 'SELECT apply_errors >= 4 FROM dragonraft.stat_groups WHERE group_id = 2') eq 't' }),
+	'node 4\'s apply of group 2 failed four times');
 $N4->safe_psql('postgres', 'DROP TRIGGER boom ON t2');
+($st, $msg) = $c->sql_error(4,
+	"SET statement_timeout = '120s'; SELECT dragonraft.join_group(2, '" . $c->members(1, 2, 3) . "')");
+is($st, '', 'join_group once the cause is gone waits for the next try, and returns');
+like($msg, qr/node 4 joined group 2/, 'after waiting for node 4 to catch up');
 ok($c->caught_up(2), 'without the trigger node 4 catches up');
 is($c->contents(4, 't2', 'id'), '(1)', 'with the group\'s rows');
 ok($c->wait_until('node 4\'s member info in group 2', sub { $L->safe_psql('postgres', $info) eq '1' }),
