@@ -664,6 +664,33 @@ static bool waited(struct cluster *c, void *arg)
 	return ((struct engine_wait *)arg)->done;
 }
 
+/* Nodes 1-3 lead group 0, which snapshots every 100 entries (a spare node 4);
+ * with async > 0 the state machines save and recover in the background. */
+static void compacting_cluster(struct cluster *c, unsigned async)
+{
+	struct engine_config cfg = base_cfg();
+
+	cfg.snapshot_entries = 100;
+	cfg.compaction_overhead = 20;
+	assert_int_equal(cluster_init_with(c, test_storage, 4, 3, 1, &cfg, 0), ENGINE_OK);
+	if (async > 0)
+		cluster_async_snapshots(c, async);
+	assert_true(cluster_run(c, all_led, NULL, 200));
+}
+
+/* Node 4 starts group 0 and lead adds it. */
+static void add_node4(struct cluster *c, raft_id lead)
+{
+	struct engine_wait w = {0};
+
+	assert_int_equal(cluster_join(c, 4, 0), ENGINE_OK);
+	assert_int_equal(engine_add_member(c->nodes[lead].e, c->group_ids[0], 4, "127.0.0.1:7404",
+	                                   engine_wait_cb, &w),
+	                 ENGINE_OK);
+	assert_true(cluster_run(c, waited, &w, 100));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+}
+
 /*
  * A fourth node joins after compaction: it recovers from a snapshot and
  * catches up.  With async > 0 the state machine saves and recovers in the
@@ -671,19 +698,13 @@ static bool waited(struct cluster *c, void *arg)
  */
 static void add_member_snapshot(unsigned async)
 {
-	struct engine_config cfg = base_cfg();
 	struct engine_group_status st;
-	struct engine_wait w = {0};
 	struct cluster c;
 	size_t n = 500;
 	struct prop *p = calloc(n + 100, sizeof(*p));
 	raft_id lead;
 
-	cfg.snapshot_entries = 100;
-	cfg.compaction_overhead = 20;
-	assert_int_equal(cluster_init_with(&c, test_storage, 4, 3, 1, &cfg, 0), ENGINE_OK);
-	cluster_async_snapshots(&c, async);
-	assert_true(cluster_run(&c, all_led, NULL, 200));
+	compacting_cluster(&c, async);
 	propose_many(&c, p, n, 1);
 	lead = cluster_leader(&c, 0);
 	assert_true(cluster_status(&c, lead, 0, &st));
@@ -691,12 +712,7 @@ static void add_member_snapshot(unsigned async)
 	if (st.first_index <= 1)
 		fail_msg("leader's log was not compacted (first index %llu)",
 		         (unsigned long long)st.first_index);
-	assert_int_equal(cluster_join(&c, 4, 0), ENGINE_OK);
-	assert_int_equal(engine_add_member(c.nodes[lead].e, c.group_ids[0], 4, "127.0.0.1:7404",
-	                                   engine_wait_cb, &w),
-	                 ENGINE_OK);
-	assert_true(cluster_run(&c, waited, &w, 100));
-	assert_int_equal(w.res.rc, ENGINE_OK);
+	add_node4(&c, lead);
 	if (async > 0) {
 		/* the other members go on while node 4's snapshot is made and loaded */
 		propose_many(&c, p + n, 20, 20000);
@@ -904,27 +920,16 @@ static bool node4_recovering(struct cluster *c, void *arg)
  */
 static void test_add_member_snapshot_long_load(void **state)
 {
-	struct engine_config cfg = base_cfg();
-	struct engine_wait w = {0};
 	struct cluster c;
 	size_t n = 300, more = 500;
 	struct prop *p = calloc(n + more, sizeof(*p));
 	raft_id lead;
 
 	(void)state;
-	cfg.snapshot_entries = 100;
-	cfg.compaction_overhead = 20;
-	assert_int_equal(cluster_init_with(&c, test_storage, 4, 3, 1, &cfg, 0), ENGINE_OK);
-	cluster_async_snapshots(&c, 60);
-	assert_true(cluster_run(&c, all_led, NULL, 200));
+	compacting_cluster(&c, 60);
 	propose_many(&c, p, n, 1);
 	lead = cluster_leader(&c, 0);
-	assert_int_equal(cluster_join(&c, 4, 0), ENGINE_OK);
-	assert_int_equal(engine_add_member(c.nodes[lead].e, c.group_ids[0], 4, "127.0.0.1:7404",
-	                                   engine_wait_cb, &w),
-	                 ENGINE_OK);
-	assert_true(cluster_run(&c, waited, &w, 100));
-	assert_int_equal(w.res.rc, ENGINE_OK);
+	add_node4(&c, lead);
 	assert_true(cluster_run(&c, node4_recovering, NULL, 400));
 	propose_many(&c, p + n, more, 30000);
 	assert_true(cluster_run(&c, all_converged, NULL, 400));
@@ -955,9 +960,7 @@ static bool node4_not_recovering(struct cluster *c, void *arg)
  */
 static void test_snapshot_refused_while_loading_costs_little(void **state)
 {
-	struct engine_config cfg = base_cfg();
 	struct engine_group_status st, lst;
-	struct engine_wait w = {0};
 	struct raft_snapshot_meta meta;
 	struct raft_message m;
 	struct cluster c;
@@ -968,19 +971,10 @@ static void test_snapshot_refused_while_loading_costs_little(void **state)
 	raft_id lead;
 
 	(void)state;
-	cfg.snapshot_entries = 100;
-	cfg.compaction_overhead = 20;
-	assert_int_equal(cluster_init_with(&c, test_storage, 4, 3, 1, &cfg, 0), ENGINE_OK);
-	cluster_async_snapshots(&c, 200); /* the load takes 200 ticks: 20 election timeouts */
-	assert_true(cluster_run(&c, all_led, NULL, 200));
+	compacting_cluster(&c, 200); /* the load takes 200 ticks: 20 election timeouts */
 	propose_many(&c, p, n, 1);
 	lead = cluster_leader(&c, 0);
-	assert_int_equal(cluster_join(&c, 4, 0), ENGINE_OK);
-	assert_int_equal(engine_add_member(c.nodes[lead].e, c.group_ids[0], 4, "127.0.0.1:7404",
-	                                   engine_wait_cb, &w),
-	                 ENGINE_OK);
-	assert_true(cluster_run(&c, waited, &w, 100));
-	assert_int_equal(w.res.rc, ENGINE_OK);
+	add_node4(&c, lead);
 	assert_true(cluster_run(&c, node4_recovering, NULL, 400));
 	propose_many(&c, p + n, more, 30000);
 	assert_true(cluster_status(&c, lead, 0, &lst));
@@ -1027,8 +1021,6 @@ static void test_snapshot_refused_while_loading_costs_little(void **state)
  */
 static void test_snapshot_refused_backoff(void **state)
 {
-	struct engine_config cfg = base_cfg();
-	struct engine_wait w = {0};
 	struct cluster c;
 	size_t n = 300;
 	struct prop *p = calloc(n, sizeof(*p));
@@ -1036,19 +1028,11 @@ static void test_snapshot_refused_backoff(void **state)
 	unsigned saves;
 
 	(void)state;
-	cfg.snapshot_entries = 100;
-	cfg.compaction_overhead = 20;
-	assert_int_equal(cluster_init_with(&c, test_storage, 4, 3, 1, &cfg, 0), ENGINE_OK);
-	assert_true(cluster_run(&c, all_led, NULL, 200));
+	compacting_cluster(&c, 0);
 	propose_many(&c, p, n, 1);
 	lead = cluster_leader(&c, 0);
 	fake_net_refuse_snapshots(c.net, 4, true);
-	assert_int_equal(cluster_join(&c, 4, 0), ENGINE_OK);
-	assert_int_equal(engine_add_member(c.nodes[lead].e, c.group_ids[0], 4, "127.0.0.1:7404",
-	                                   engine_wait_cb, &w),
-	                 ENGINE_OK);
-	assert_true(cluster_run(&c, waited, &w, 100));
-	assert_int_equal(w.res.rc, ENGINE_OK);
+	add_node4(&c, lead);
 	/* 40 election timeouts: streams fail after 0, 1, 3, 7, 15, 31 of them. */
 	saves = kv_sm_saves(c.nodes[lead].sm[0]);
 	for (int t = 0; t < 40 * 10; t++)
