@@ -61,6 +61,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
+#include "storage/procsignal.h"
 #include "storage/shm_mq.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
@@ -123,6 +124,21 @@ static struct {
 
 int dr_apply_batch_delay = 5;
 
+/*
+ * The latch of the wait for more entries of the open batch: the shared
+ * apply_delay_latch, not MyLatch, which the engine worker sets with each
+ * pass's messages (shm_mq).  Woken for each of them, a follower's worker
+ * under pgbench slept and woke once per entry (a context switch, and the
+ * engine worker's kill()), to apply it and sleep again until the delay's
+ * end: now they wait in the queue for it, and what must end the wait sooner
+ * sets this latch: a wait for the group's applied index
+ * (dr_shmem_want_applied), a message of another group or one that found the
+ * queue full, the engine worker's detach (pg_sm.c), and this worker's
+ * signals.  MyLatch if another process owns it (a predecessor on its way
+ * out).
+ */
+static Latch *delay_latch;
+
 /* The message received and not yet dealt with (valid until the next receive). */
 static struct {
 	const DrApplyMsg *m; /* NULL: none */
@@ -141,12 +157,48 @@ static void on_apply_exit(int code, Datum arg)
 	int pgprocno;
 
 	SpinLockAcquire(&dr_shared->mutex);
+	if (delay_latch == &dr_shared->apply_delay_latch)
+		DisownLatch(delay_latch);
+	delay_latch = MyLatch;
 	dr_shared->apply_pid = 0;
 	dr_shared->apply_pgprocno = -1;
 	pgprocno = dr_shared->engine_pgprocno;
 	SpinLockRelease(&dr_shared->mutex);
 	if (pgprocno >= 0)
 		SetLatch(&ProcGlobal->allProcs[pgprocno].procLatch);
+}
+
+/* Signals end the wait for more entries, as they end the others. */
+static void delay_signal(void)
+{
+	int save_errno = errno;
+
+	SetLatch(&dr_shared->apply_delay_latch);
+	errno = save_errno;
+}
+
+static void apply_sigterm(SIGNAL_ARGS)
+{
+	delay_signal();
+	die(postgres_signal_arg);
+}
+
+static void apply_sighup(SIGNAL_ARGS)
+{
+	delay_signal();
+	SignalHandlerForConfigReload(postgres_signal_arg);
+}
+
+static void apply_sigint(SIGNAL_ARGS)
+{
+	delay_signal();
+	StatementCancelHandler(postgres_signal_arg);
+}
+
+static void apply_sigusr1(SIGNAL_ARGS)
+{
+	delay_signal();
+	procsignal_sigusr1_handler(postgres_signal_arg);
 }
 
 static void set_state(DrApplyState state)
@@ -409,8 +461,8 @@ static long batch_wait_ms(void)
 	       (long)TimestampDifferenceMilliseconds(batch.began, GetCurrentTimestamp());
 	if (left <= 0)
 		return 0;
-	pg_atomic_write_u32(&dr_shared->apply_delaying, 1);
-	pg_memory_barrier(); /* (against dr_shmem_want_applied's exchange) */
+	pg_atomic_write_u64(&dr_shared->apply_delaying, batch.ag->group_id);
+	pg_memory_barrier(); /* (against dr_shmem_want_applied's exchange, and send_msg's count) */
 	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
 	g = dr_shmem_group_find(batch.ag->group_id);
 	if (g != NULL) {
@@ -432,7 +484,7 @@ static void commit_batch(void)
 	applying.group_id = ag->group_id;
 	applying.index = ag->applied;
 	applying.what = "commit";
-	pg_atomic_write_u32(&dr_shared->apply_delaying, 0);
+	pg_atomic_write_u64(&dr_shared->apply_delaying, 0);
 	replorigin_session_origin_lsn = ag->applied;
 	replorigin_session_origin_timestamp = GetCurrentTimestamp();
 	/* Without an XID the commit record would not carry the origin's position. */
@@ -1241,12 +1293,20 @@ static void apply_messages(void)
 			long wait_ms = batch.ag != NULL ? batch_wait_ms() : 0;
 
 			if (wait_ms > 0) {
-				/* More entries, a wait that wants this batch, or the delay's end.
+				/*
+				 * A wait that wants this batch, a message of another group, or
+				 * the delay's end (delay_latch).  A message counted before
+				 * apply_delaying was set may have been sent without a look at
+				 * it: its flush sets MyLatch, waited for instead.
 				 */
-				(void)WaitLatch(MyLatch,
+				Latch *latch = pg_atomic_read_u64(&queue->messages) == received
+				                       ? delay_latch
+				                       : MyLatch;
+
+				(void)WaitLatch(latch,
 				                WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 				                wait_ms, PG_WAIT_EXTENSION);
-				ResetLatch(MyLatch);
+				ResetLatch(latch);
 				CHECK_FOR_INTERRUPTS();
 				continue;
 			}
@@ -1345,14 +1405,21 @@ void dr_apply_worker_main(Datum arg)
 	HASHCTL info;
 	bool have_extension;
 
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
+	pqsignal(SIGHUP, apply_sighup);
+	pqsignal(SIGTERM, apply_sigterm);
+	pqsignal(SIGINT, apply_sigint);
+	pqsignal(SIGUSR1, apply_sigusr1);
 	BackgroundWorkerUnblockSignals();
 	dr_is_apply_worker = true;
+	delay_latch = MyLatch;
 	SpinLockAcquire(&dr_shared->mutex);
 	dr_shared->apply_pid = MyProcPid;
 	dr_shared->apply_pgprocno = MyProc->pgprocno;
 	dr_shared->apply_state = DR_APPLY_NONE;
+	if (dr_shared->apply_delay_latch.owner_pid == 0) {
+		OwnLatch(&dr_shared->apply_delay_latch); /* (no error: it is not owned) */
+		delay_latch = &dr_shared->apply_delay_latch;
+	}
 	SpinLockRelease(&dr_shared->mutex);
 	before_shmem_exit(on_apply_exit, (Datum)0);
 
