@@ -484,7 +484,8 @@ static void commit_batch(void)
 	applying.group_id = ag->group_id;
 	applying.index = ag->applied;
 	applying.what = "commit";
-	pg_atomic_write_u64(&dr_shared->apply_delaying, 0);
+	if (delay_latch != NULL) /* (a snapshot loader's commit is not the apply worker's) */
+		pg_atomic_write_u64(&dr_shared->apply_delaying, 0);
 	replorigin_session_origin_lsn = ag->applied;
 	replorigin_session_origin_timestamp = GetCurrentTimestamp();
 	/* Without an XID the commit record would not carry the origin's position. */
@@ -1249,6 +1250,7 @@ static void park_failed_group(void)
 	HOLD_INTERRUPTS();
 	edata = take_error();
 	end_batch();
+	pg_atomic_write_u64(&dr_shared->apply_delaying, 0); /* (its batch is gone) */
 	dr_apply_rows_pin_path();
 	dr_apply_rows_forget();
 	RESUME_INTERRUPTS();
