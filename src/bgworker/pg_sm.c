@@ -862,6 +862,15 @@ static void resume_held(void)
 	}
 }
 
+/* A no-op (no data) or a change set: the apply worker applies it in its open batch. */
+static bool change_set(const DrApplyMsg *msg, const uint8 *data)
+{
+	struct entry_header h;
+
+	return msg->len == 0 ||
+	       (entry_decode_header(data, msg->len, &h) == ENTRY_OK && h.type == ENTRY_CHANGE_SET);
+}
+
 /* One message (of entry e, or NULL) to the apply worker without blocking; false if
  * it did not go (all of it). */
 static bool send_msg(const DrApplyMsg *msg, const uint8 *data, bool flush, DrSmEntry *e)
@@ -884,15 +893,18 @@ static bool send_msg(const DrApplyMsg *msg, const uint8 *data, bool flush, DrSmE
 	 * The apply worker holding a batch open for more entries of a group is
 	 * not woken by the shm_mq's latch (apply_worker.c: delay_latch): only
 	 * by a message of another group or of another kind (a snapshot, a
-	 * resend), once flushed, or by a queue that is full.  Read after the
-	 * message was counted (a full barrier): if it was not delaying yet, it
-	 * saw the count and waits for the flush on its own latch.
+	 * resend, a membership change) or an entry other than a change set (a
+	 * command or a registration commits its batch there, and its proposer
+	 * may wait for it on this node, as execute() does), once flushed, or by
+	 * a queue that is full.  Read after the message was counted (a full barrier): if it
+	 * was not delaying yet, it saw the count and waits for the flush on its
+	 * own latch.
 	 */
 	if (res != SHM_MQ_DETACHED) {
 		uint64 delaying = pg_atomic_read_u64(&dr_shared->apply_delaying);
 
 		if (delaying != 0 && (res == SHM_MQ_WOULD_BLOCK || msg->group_id != delaying ||
-		                      msg->type != RAFT_ENTRY_NORMAL))
+		                      msg->type != RAFT_ENTRY_NORMAL || !change_set(msg, data)))
 			S.wake_delay = true;
 		if (S.wake_delay && (res == SHM_MQ_WOULD_BLOCK || flush)) {
 			SetLatch(&dr_shared->apply_delay_latch);

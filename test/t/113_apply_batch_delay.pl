@@ -87,4 +87,25 @@ is($ret, 0, "leave_group on follower $F2 returns") or diag $err;
 is($c->query($F2, q{SELECT count(*) FROM pg_replication_origin WHERE roname = 'dragonraft_1'}), '0',
 	"node $F2 dropped the group's origin");
 
+# A command of the leader's while a follower's apply worker holds a batch
+# open for more entries (the leader's write just before): the command's
+# entry ends the wait at once (the engine worker wakes the apply worker for
+# it, not for a change set of the group), as before batches were held: the
+# index shows on the follower well before the delay's end.
+$c->query($L2, 'INSERT INTO t VALUES (24, 24)');
+ok( $c->wait_until(
+		"node $L to hold the write in an open batch",
+		sub {
+			$c->query($L, q{SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+				WHERE a.backend_type = 'dragonraft apply' AND l.relation = 't'::regclass}) ne '0';
+		}),
+	"the apply worker of node $L holds the write in an open batch");
+is(read_on($L2, q{SELECT dragonraft.execute(1, 'CREATE INDEX t_id_v ON t (id, v)') > 0}), 't',
+	"execute() on the leader returns");
+ok( $c->wait_until(
+		"the index on node $L",
+		sub { $c->query($L, q{SELECT count(*) FROM pg_indexes WHERE indexname = 't_id_v'}) eq '1' },
+		20),
+	"follower $L has the command's index within 20 s (its batch was held for 60 s)");
+is($c->query($L, 'SELECT count(*) FROM t'), '24', "node $L has the write held before the command");
 done_testing();
