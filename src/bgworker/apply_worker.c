@@ -120,7 +120,21 @@ static struct {
 	Size bytes;
 	bool origin_set; /* replorigin_session_setup done */
 	TimestampTz began;
+	bool held; /* it waited for more entries, or began after a linger */
 } batch;
+
+/*
+ * After the commit of a follower's batch that waited for more entries
+ * (under load), the worker lingers: it sleeps up to apply_batch_delay
+ * before it looks at the queue again, woken as in a batch's wait
+ * (delay_latch), and applies what came meanwhile in a batch that commits
+ * once the queue is empty.  Entries come to wait for the delay in the
+ * queue, not in an open batch: a wake-up per batch under load, not two
+ * (the first entry's, and the delay's end).  linger_group: the group of the
+ * batch just committed (0: none); lingered: the worker comes from a linger.
+ */
+static uint64 linger_group;
+static bool lingered;
 
 int dr_apply_batch_delay = 5;
 
@@ -389,6 +403,7 @@ static bool begin_batch(ApplyGroup *ag, uint64 first)
 	batch.n = 0;
 	batch.bytes = 0;
 	batch.began = GetCurrentTimestamp();
+	batch.held = lingered;
 	/* (leave_group waits for the batch's end, and a batch for leave_group's) */
 	dr_origins_lock(ag->origin, AccessShareLock);
 	if (group_made(ag->group_id) != ag->made) {
@@ -436,6 +451,30 @@ static void end_batch(void)
 	applying.group_id = 0;
 }
 
+/* May the apply hold group_id's entries for more?  Says first that it waits
+ * (apply_delaying): a wait that asks for the group's applied index from then
+ * on wakes it (dr_shmem_want_applied). */
+static bool may_hold(uint64 group_id)
+{
+	bool wait;
+	DrGroup *g;
+
+	pg_atomic_write_u64(&dr_shared->apply_delaying, group_id);
+	pg_memory_barrier(); /* (against dr_shmem_want_applied's exchange, and send_msg's count) */
+	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+	g = dr_shmem_group_find(group_id);
+	if (g != NULL) {
+		uint64 wanted = pg_atomic_read_u64(&g->wanted);
+
+		SpinLockAcquire(&g->mutex);
+		wait = g->role != RAFT_LEADER && wanted <= g->applied;
+		SpinLockRelease(&g->mutex);
+	} else
+		wait = false;
+	LWLockRelease(dr_shared->groups_lock);
+	return wait;
+}
+
 /*
  * Does the open batch wait for more entries (the queue is empty)?  The
  * milliseconds it may wait, or 0 to commit now.  Committed at once, a
@@ -452,29 +491,15 @@ static void end_batch(void)
 static long batch_wait_ms(void)
 {
 	long left;
-	bool wait;
-	DrGroup *g;
 
-	if (dr_apply_batch_delay <= 0)
-		return 0;
+	if (dr_apply_batch_delay <= 0 || lingered)
+		return 0; /* (after a linger: its entries waited already) */
 	left = dr_apply_batch_delay -
 	       (long)TimestampDifferenceMilliseconds(batch.began, GetCurrentTimestamp());
-	if (left <= 0)
+	if (left <= 0 || !may_hold(batch.ag->group_id))
 		return 0;
-	pg_atomic_write_u64(&dr_shared->apply_delaying, batch.ag->group_id);
-	pg_memory_barrier(); /* (against dr_shmem_want_applied's exchange, and send_msg's count) */
-	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
-	g = dr_shmem_group_find(batch.ag->group_id);
-	if (g != NULL) {
-		uint64 wanted = pg_atomic_read_u64(&g->wanted);
-
-		SpinLockAcquire(&g->mutex);
-		wait = g->role != RAFT_LEADER && wanted <= g->applied;
-		SpinLockRelease(&g->mutex);
-	} else
-		wait = false;
-	LWLockRelease(dr_shared->groups_lock);
-	return wait ? left : 0;
+	batch.held = true;
+	return left;
 }
 
 static void commit_batch(void)
@@ -484,8 +509,11 @@ static void commit_batch(void)
 	applying.group_id = ag->group_id;
 	applying.index = ag->applied;
 	applying.what = "commit";
-	if (delay_latch != NULL) /* (a snapshot loader's commit is not the apply worker's) */
+	if (delay_latch != NULL) { /* (a snapshot loader's commit is not the apply worker's) */
 		pg_atomic_write_u64(&dr_shared->apply_delaying, 0);
+		linger_group = batch.held ? ag->group_id : 0;
+		lingered = false;
+	}
 	replorigin_session_origin_lsn = ag->applied;
 	replorigin_session_origin_timestamp = GetCurrentTimestamp();
 	/* Without an XID the commit record would not carry the origin's position. */
@@ -1251,6 +1279,8 @@ static void park_failed_group(void)
 	edata = take_error();
 	end_batch();
 	pg_atomic_write_u64(&dr_shared->apply_delaying, 0); /* (its batch is gone) */
+	linger_group = 0;
+	lingered = false;
 	dr_apply_rows_pin_path();
 	dr_apply_rows_forget();
 	RESUME_INTERRUPTS();
@@ -1320,6 +1350,26 @@ static void apply_messages(void)
 			applying.group_id = 0;
 			if (batch.ag != NULL)
 				continue; /* applied what waited: commit it first */
+			if (linger_group != 0) {
+				uint64 gid = linger_group;
+
+				linger_group = 0;
+				/* (a message in flight, or entries of backends waiting: not now) */
+				if (dr_apply_batch_delay > 0 && dlist_is_empty(&parked_groups) &&
+				    may_hold(gid) &&
+				    pg_atomic_read_u64(&queue->messages) == received) {
+					(void)WaitLatch(delay_latch,
+					                WL_LATCH_SET | WL_TIMEOUT |
+					                        WL_EXIT_ON_PM_DEATH,
+					                dr_apply_batch_delay, PG_WAIT_EXTENSION);
+					ResetLatch(delay_latch);
+					lingered = true;
+					CHECK_FOR_INTERRUPTS();
+					continue;
+				}
+			}
+			pg_atomic_write_u64(&dr_shared->apply_delaying, 0);
+			lingered = false;
 			pgstat_report_activity(STATE_IDLE, NULL);
 			(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH, -1L,
 			                PG_WAIT_EXTENSION);

@@ -87,19 +87,23 @@ is($ret, 0, "leave_group on follower $F2 returns") or diag $err;
 is($c->query($F2, q{SELECT count(*) FROM pg_replication_origin WHERE roname = 'dragonraft_1'}), '0',
 	"node $F2 dropped the group's origin");
 
-# A command of the leader's while a follower's apply worker holds a batch
-# open for more entries (the leader's write just before): the command's
-# entry ends the wait at once (the engine worker wakes the apply worker for
-# it, not for a change set of the group), as before batches were held: the
-# index shows on the follower well before the delay's end.
+# A command of the leader's while a follower's apply worker holds the
+# group's entries for more (the leader's write just before: in a batch held
+# open, or in the queue while the worker lingers after its last batch): the
+# command's entry ends the wait at once (the engine worker wakes the apply
+# worker for it, not for a change set of the group), as before entries were
+# held: the index shows on the follower well before the delay's end.
 $c->query($L2, 'INSERT INTO t VALUES (24, 24)');
+my $wrote = $c->query($L2, 'SELECT applied_index FROM dragonraft.status WHERE group_id = 1');
 ok( $c->wait_until(
-		"node $L to hold the write in an open batch",
+		"node $L to commit entry $wrote",
 		sub {
-			$c->query($L, q{SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-				WHERE a.backend_type = 'dragonraft apply' AND l.relation = 't'::regclass}) ne '0';
+			$c->query($L, "SELECT commit_index >= $wrote FROM dragonraft.status WHERE group_id = 1")
+			  eq 't';
 		}),
-	"the apply worker of node $L holds the write in an open batch");
+	"follower $L committed the write's entry");
+is( $c->query($L, "SELECT applied_index < $wrote FROM dragonraft.status WHERE group_id = 1"),
+	't', "follower $L holds the write (not applied, or in a batch held open)");
 is(read_on($L2, q{SELECT dragonraft.execute(1, 'CREATE INDEX t_id_v ON t (id, v)') > 0}), 't',
 	"execute() on the leader returns");
 ok( $c->wait_until(
