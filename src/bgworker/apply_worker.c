@@ -1307,6 +1307,19 @@ static shm_mq_result receive(Size *nbytes, void **data)
 	return res;
 }
 
+/*
+ * A reload (SIGHUP) is read after each wait: idle, in a held batch's wait
+ * (its new apply_batch_delay counts for it), and in a linger, where a
+ * worker under load spends its waits without ever going idle.
+ */
+static void reload_config(void)
+{
+	if (ConfigReloadPending) {
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
+}
+
 /* Receive and apply until the engine worker goes away; an error stops its group. */
 static void apply_messages(void)
 {
@@ -1340,6 +1353,7 @@ static void apply_messages(void)
 				                wait_ms, PG_WAIT_EXTENSION);
 				ResetLatch(latch);
 				CHECK_FOR_INTERRUPTS();
+				reload_config();
 				continue;
 			}
 			if (batch.ag != NULL)
@@ -1365,6 +1379,7 @@ static void apply_messages(void)
 					ResetLatch(delay_latch);
 					lingered = true;
 					CHECK_FOR_INTERRUPTS();
+					reload_config();
 					continue;
 				}
 			}
@@ -1375,10 +1390,7 @@ static void apply_messages(void)
 			                PG_WAIT_EXTENSION);
 			ResetLatch(MyLatch);
 			CHECK_FOR_INTERRUPTS();
-			if (ConfigReloadPending) {
-				ConfigReloadPending = false;
-				ProcessConfigFile(PGC_SIGHUP);
-			}
+			reload_config();
 			continue;
 		}
 		if (res == SHM_MQ_DETACHED) {

@@ -112,4 +112,29 @@ ok( $c->wait_until(
 		20),
 	"follower $L has the command's index within 20 s (its batch was held for 60 s)");
 is($c->query($L, 'SELECT count(*) FROM t'), '24', "node $L has the write held before the command");
+# A reload that the apply worker takes while it lingers after a batch (its
+# sleep of the delay before it looks at the queue again, once a batch
+# waited): the delay set to 0 on the follower holds no later write there.
+# The worker lingers after the barrier's commit; a write then waits in its
+# queue; the reload ends the linger, and the worker reads the new setting
+# there (under load it may never go idle, where it reads it otherwise).
+is(read_on($L, 'SELECT dragonraft.read_barrier(1) > 0'), 't', "a read barrier on node $L returns");
+$c->query($L2, 'INSERT INTO t VALUES (25, 25)');
+$wrote = $c->query($L2, 'SELECT applied_index FROM dragonraft.status WHERE group_id = 1');
+ok( $c->wait_until(
+		"node $L to commit entry $wrote",
+		sub {
+			$c->query($L, "SELECT commit_index >= $wrote FROM dragonraft.status WHERE group_id = 1")
+			  eq 't';
+		}),
+	"follower $L committed the second write's entry");
+$c->node($L)->safe_psql('postgres',
+	"ALTER SYSTEM SET dragonraft.apply_batch_delay = 0; SELECT pg_reload_conf()");
+ok( $c->wait_until(
+		"the write on node $L", sub { $c->query($L, 'SELECT count(*) FROM t') eq '25' }, 20),
+	"follower $L applies the write after the reload");
+$c->query($L2, 'INSERT INTO t VALUES (26, 26)');
+ok( $c->wait_until(
+		"the next write on node $L", sub { $c->query($L, 'SELECT count(*) FROM t') eq '26' }, 20),
+	"follower $L applies the next write within 20 s (the delay is 0 there now, not 60 s)");
 done_testing();
