@@ -1258,12 +1258,25 @@ static ErrorData *take_error(void)
 
 /* What dragonraft.status shows of an error: its message, and PostgreSQL's
  * hint when it has one ("out of shared memory" of a load of thousands of
- * tables says to raise max_locks_per_transaction: review 26). */
+ * tables says to raise max_locks_per_transaction: review 26).  The status
+ * keeps DR_ERROR_LEN bytes with a prefix ("apply worker: "): a long message
+ * is cut (its whole text is in the server log) so that the hint, which says
+ * what to do, fits; a failed command's text took all the room, and the
+ * skip_command hint was lost (found by doc65). */
+#define ERROR_TEXT_ROOM (DR_ERROR_LEN - 1 - 32)
+
 static const char *error_text(const ErrorData *edata)
 {
+	int mlen, hlen;
+
 	if (edata->hint == NULL)
 		return edata->message;
-	return psprintf("%s (%s)", edata->message, edata->hint);
+	mlen = strlen(edata->message);
+	hlen = strlen(edata->hint);
+	if (mlen + hlen + 3 <= ERROR_TEXT_ROOM || hlen + 3 + 3 + 32 > ERROR_TEXT_ROOM)
+		return psprintf("%s (%s)", edata->message, edata->hint);
+	mlen = pg_mbcliplen(edata->message, mlen, ERROR_TEXT_ROOM - hlen - 3 - 3);
+	return psprintf("%.*s... (%s)", mlen, edata->message, edata->hint);
 }
 
 /*

@@ -45,7 +45,7 @@ typedef enum DrReadConsistency {
 /* Longest Raft address (host:port), NUL included; the engine's limit. */
 #define DR_ADDR_LEN 256
 /* Longest error message kept in shared memory, NUL included. */
-#define DR_ERROR_LEN 256
+#define DR_ERROR_LEN 1024
 
 /* Parses "host:port"; returns false with a message in *why on error. */
 extern bool dr_parse_address(const char *addr, char *host, size_t hostlen, int *port,

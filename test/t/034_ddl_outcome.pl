@@ -113,11 +113,16 @@ is(history($_), $n + 4, "node ${\$_->name} recorded each command once") for ($L,
 
 # 4. A DBA may skip, on one member, a command that failed there, as ALTER
 # SUBSCRIPTION ... SKIP does: that member's schema then differs from the
-# others', as dragonraft.ddl_failures shows there.
+# others', as dragonraft.ddl_failures shows there.  The command is longer
+# than dragonraft.status keeps of an error: its text there is cut, and the
+# hint that names skip_command kept whole (doc65: it ended "Or skip it h").
+my $cmd2 = "CREATE TABLE public.clash2 (id int, v text CHECK (v <> '" . ('x' x 1200) . "'))";
 $F1->safe_psql('postgres', 'CREATE TABLE public.clash2 (id int)');
-my $idx = $L->safe_psql('postgres', q{SELECT dragonraft.execute(1, 'CREATE TABLE public.clash2 (id int, v text)')});
+my $idx = $L->safe_psql('postgres', "SELECT dragonraft.execute(1, \$c\$$cmd2\$c\$)");
 $L->safe_psql('postgres', q{INSERT INTO acc VALUES (4, 'four')});
 ok($c->wait_until('node f1 stops', sub { status($F1) =~ /^apply_failed/ }), 'the follower with the clashing table stops');
+like(status($F1), qr/relation "clash2" already exists; the command: CREATE TABLE public\.clash2 \(id int, v text CHECK \(v <> 'x+\.\.\. \(Fix the cause .*SELECT dragonraft\.skip_command\(1, $idx\)\.\)$/s,
+	'its status cuts the long command and keeps the hint whole');
 ($state, $err) = $c->sql_error($f1, 'SELECT dragonraft.skip_command(1, ' . ($idx + 1) . ')');
 is($state, '55000', 'skip_command refuses an entry at which the apply did not stop');
 like($err, qr/did not stop at the command of entry \d+.*It stopped after entry \d+: apply worker: the command at entry $idx failed/s,
@@ -134,7 +139,7 @@ is($F1->safe_psql('postgres', q{SELECT string_agg(attname, ',' ORDER BY attnum) 
 $F1->safe_psql('postgres', 'CREATE ROLE watcher IN ROLE pg_monitor');
 is($F1->safe_psql('postgres', q{SET ROLE watcher;
 	SELECT failed || '|' || last_index || '|' || last_error || '|' || last_command FROM dragonraft.ddl_failures}),
-	"1|$idx|relation \"clash2\" already exists|CREATE TABLE public.clash2 (id int, v text)",
+	"1|$idx|relation \"clash2\" already exists|$cmd2",
 	'dragonraft.ddl_failures shows the skipped command, to pg_monitor too');
 is($F1->safe_psql('postgres', 'SET ROLE skipper; SELECT count(*) FROM dragonraft.skip_requests'), '0',
 	'the request is gone');
