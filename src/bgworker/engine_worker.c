@@ -631,6 +631,13 @@ static void start_engine(void)
 		                           "it; dragonraft.status then shows how each group "
 		                           "rejoins.",
 		                           logdb_dir));
+	/* The LogDB is locked now (RocksDB's LOCK files): data_dir is this server's, and
+	 * what pg_sm.c removes from its snapshot directory (the files a previous engine
+	 * worker left) is this node's.  Before the open, a second server given the same
+	 * data_dir by mistake deleted the first one's snapshot files (one being
+	 * installed, made or sent) at each of its engine worker's starts, each failing
+	 * at the lock (rev66 TAP 137). */
+	dr_pg_sm_init();
 	if (engine_logdb_create(de->db, dr_node_id, &de->el) != ENGINE_OK)
 		stop_with("dragonraft could not set up its LogDB adapter", NULL);
 	engine_logdb_ops(de->el, &st);
@@ -895,8 +902,7 @@ void dr_engine_worker_main(Datum arg)
 	dr_engine->sms =
 	        hash_create("dragonraft groups", 256, &info, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	before_shmem_exit(on_engine_exit, (Datum)0);
-	dr_pg_sm_init();
-	start_engine();
+	start_engine(); /* (dr_pg_sm_init once the LogDB is open) */
 	/*
 	 * Loaders that outlived the engine worker before this one (and its apply
 	 * worker) end first: one that committed after the groups' origins are

@@ -7,6 +7,8 @@
 # cure.  With the cause left, the call must end with the apply's error
 # ("cannot apply", after two tries that fail while it waits); with the
 # cause gone, it must wait for the next try and return.
+# Part 2: a server given another's dragonraft.data_dir by mistake deletes
+# none of the other's snapshot files.
 use strict;
 use warnings;
 use FindBin;
@@ -67,5 +69,40 @@ $F->safe_psql('postgres', 'DROP TABLE public.fail_switch');
 is($st, '', 'join_group once the cause is gone waits for the next try, and returns');
 like($msg, qr/caught up with group 1/, "node $f caught up");
 is($c->contents($f, 't', 'id'), '(1);(2)', 'with the group\'s rows');
+
+# Part 2: node $f started by mistake with node $l's dragonraft.data_dir.  Its
+# engine worker cannot open the LogDB there (node $l's engine worker holds
+# its lock) and exits, again every few seconds; it must not delete node
+# $l's snapshot files first (an export being made or sent, a received
+# snapshot being installed).  Before, the files of "a previous engine
+# worker" were removed before the LogDB's open.
+my $shared = $L->data_dir . '/dragonraft';
+my @files = ("snap-$l-1-abc-1", 'snap-g1-n3-i100-t3.snap.recovering');
+$F->stop('fast');
+for my $name (@files)
+{
+	open(my $fh, '>', "$shared/snapshots/$name") or die "$name: $!";
+	print $fh "in use by node $l\n";
+	close($fh);
+	chmod(0600, "$shared/snapshots/$name");
+}
+my $log_at = -s $F->logfile;
+$F->append_conf('postgresql.conf', "dragonraft.data_dir = '$shared'\n");
+$F->start;
+ok($c->wait_until("node ${f}'s engine worker to fail at node ${l}'s LogDB lock", sub {
+	my @m = substr(PostgreSQL::Test::Utils::slurp_file($F->logfile), $log_at)
+	  =~ /could not open its LogDB in "\Q$shared\E/g;
+	scalar(@m) >= 1 }, 60),
+	"node ${f}'s engine worker cannot open node ${l}'s LogDB");
+ok(-e "$shared/snapshots/$_", "node ${l}'s $_ is still there") for @files;
+unlike(substr(PostgreSQL::Test::Utils::slurp_file($F->logfile), $log_at),
+	qr/removed \d+ snapshot files/, "node $f removed no snapshot file");
+$F->stop('fast');
+unlink("$shared/snapshots/$_") for @files;
+$F->append_conf('postgresql.conf', "dragonraft.data_dir = 'dragonraft'\n");
+$F->start;
+$L->safe_psql('postgres', 'INSERT INTO t VALUES (3)');
+ok($c->caught_up(1), "node $f, its own data_dir again, catches up");
+is($c->contents($f, 't', 'id'), '(1);(2);(3)', 'with the group\'s rows');
 
 done_testing();
