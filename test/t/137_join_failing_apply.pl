@@ -8,7 +8,9 @@
 # ("cannot apply", after two tries that fail while it waits); with the
 # cause gone, it must wait for the next try and return.
 # Part 2: a server given another's dragonraft.data_dir by mistake deletes
-# none of the other's snapshot files.
+# none of the other's snapshot files, and its engine worker's FATAL says
+# another process uses the LogDB (its hint said to move it aside, as for a
+# damaged one: that server's LogDB).
 use strict;
 use warnings;
 use FindBin;
@@ -95,6 +97,14 @@ ok($c->wait_until("node ${f}'s engine worker to fail at node ${l}'s LogDB lock",
 	scalar(@m) >= 1 }, 60),
 	"node ${f}'s engine worker cannot open node ${l}'s LogDB");
 ok(-e "$shared/snapshots/$_", "node ${l}'s $_ is still there") for @files;
+# The FATAL names the process that holds the LogDB, and its hint does not say
+# to move that LogDB aside, as for a damaged one.
+my $epid = $L->safe_psql('postgres', 'SELECT engine_pid FROM dragonraft.node_status()');
+my $flog = substr(PostgreSQL::Test::Utils::slurp_file($F->logfile), $log_at);
+like($flog, qr/could not open its LogDB in "\Q$shared\E\/logdb": process $epid uses it/,
+	"node ${f}'s FATAL names node ${l}'s engine worker as the LogDB's user");
+like($flog, qr/HINT:  Each server needs a dragonraft.data_dir of its own/, 'its hint says why');
+unlike($flog, qr/move "[^"]*" aside and start it/, 'and not to move the LogDB aside');
 unlike(substr(PostgreSQL::Test::Utils::slurp_file($F->logfile), $log_at),
 	qr/removed \d+ snapshot files/, "node $f removed no snapshot file");
 $F->stop('fast');
