@@ -16,6 +16,7 @@
  */
 #include "engine_worker.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -583,6 +584,31 @@ static void set_snapshot_min_free(struct transport *t)
 	transport_set_snapshot_min_free(t, (uint64)dr_snapshot_min_free * 1024 * 1024);
 }
 
+/*
+ * The pid of another process that holds the LogDB's lock (RocksDB's LOCK file
+ * of its first shard, an fcntl lock), else 0: another server given the same
+ * dragonraft.data_dir.  Its LogDB is not damaged, and the hint for a failed
+ * open (move the LogDB aside) would move that server's away.
+ */
+static pid_t logdb_lock_holder(const char *logdb_dir)
+{
+	char path[MAXPGPATH];
+	struct flock fl;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/shard-0/LOCK", logdb_dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	if (fcntl(fd, F_GETLK, &fl) != 0)
+		fl.l_type = F_UNLCK;
+	close(fd); /* (this process holds no lock on it to lose) */
+	return fl.l_type != F_UNLCK && fl.l_pid != MyProcPid ? fl.l_pid : 0;
+}
+
 static void start_engine(void)
 {
 	DrEngine *de = dr_engine;
@@ -594,6 +620,7 @@ static void start_engine(void)
 	char host[DR_ADDR_LEN];
 	const char *why;
 	int port, rc;
+	pid_t holder;
 	size_t secret_len;
 	uint8 *secret = read_secret(&secret_len);
 
@@ -616,6 +643,13 @@ static void start_engine(void)
 	if (rc == LOGDB_ERR_CORRUPT)
 		damaged_exit(psprintf("dragonraft could not open its LogDB in \"%s\": %s",
 		                      logdb_dir, err));
+	if (rc != LOGDB_OK && (holder = logdb_lock_holder(logdb_dir)) != 0)
+		stop_with(psprintf("dragonraft could not open its LogDB in \"%s\": process %d "
+		                   "uses it: %s",
+		                   logdb_dir, (int)holder, err),
+		          "Each server needs a dragonraft.data_dir of its own: this one may be "
+		          "another server's.  Do not move its LogDB aside (that server uses it); "
+		          "set dragonraft.data_dir and restart this server.");
 	if (rc != LOGDB_OK)
 		stop_with(
 		        psprintf("dragonraft could not open its LogDB in \"%s\": %s", logdb_dir,
@@ -631,6 +665,13 @@ static void start_engine(void)
 		                           "it; dragonraft.status then shows how each group "
 		                           "rejoins.",
 		                           logdb_dir));
+	/* The LogDB is locked now (RocksDB's LOCK files): data_dir is this server's, and
+	 * what pg_sm.c removes from its snapshot directory (the files a previous engine
+	 * worker left) is this node's.  Before the open, a second server given the same
+	 * data_dir by mistake deleted the first one's snapshot files (one being
+	 * installed, made or sent) at each of its engine worker's starts, each failing
+	 * at the lock (rev66 TAP 137). */
+	dr_pg_sm_init();
 	if (engine_logdb_create(de->db, dr_node_id, &de->el) != ENGINE_OK)
 		stop_with("dragonraft could not set up its LogDB adapter", NULL);
 	engine_logdb_ops(de->el, &st);
@@ -895,8 +936,7 @@ void dr_engine_worker_main(Datum arg)
 	dr_engine->sms =
 	        hash_create("dragonraft groups", 256, &info, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	before_shmem_exit(on_engine_exit, (Datum)0);
-	dr_pg_sm_init();
-	start_engine();
+	start_engine(); /* (dr_pg_sm_init once the LogDB is open) */
 	/*
 	 * Loaders that outlived the engine worker before this one (and its apply
 	 * worker) end first: one that committed after the groups' origins are

@@ -70,9 +70,10 @@ typedef struct GroupView {
 	uint64 applied;
 	uint64 last_index;
 	uint64 snapshot_index;
-	uint32 apply_failures; /* in a row: the apply worker retries */
-	bool removed;          /* this node's membership lists it as removed */
-	bool member;           /* the node asked about is in the membership this node knows */
+	uint32 apply_failures;      /* in a row: the apply worker retries */
+	TimestampTz apply_retry_at; /* its next try (0: none due) */
+	bool removed;               /* this node's membership lists it as removed */
+	bool member;                /* the node asked about is in the membership this node knows */
 	bool voter;
 	int n_voters;
 	uint64 life; /* DrGroup.life: which incarnation of the group */
@@ -108,6 +109,7 @@ static GroupView view(int64 group_id, int64 node)
 		v.last_index = g->last_index;
 		v.snapshot_index = g->snapshot_index;
 		v.apply_failures = g->apply_failures;
+		v.apply_retry_at = g->apply_retry_at;
 		v.removed = g->removed;
 		strlcpy(v.error, g->error, sizeof(v.error));
 		SpinLockRelease(&g->mutex);
@@ -1184,6 +1186,13 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 			last_phase = phase;
 		} else if (v.state == DR_MEMBER_RECOVERING)
 			moved = now;
+		/* While the apply fails, the log not growing is not what holds the
+		 * member back, and the bound above ends the wait: the stall is counted
+		 * from the next try (before, once the back-off between tries reached
+		 * 30 s, the bound below ended the wait first, "receives no entries",
+		 * with a hint to remove the member; rev66 TAP 137). */
+		if (v.apply_failures > 0 && v.apply_retry_at > moved)
+			moved = v.apply_retry_at;
 		if (v.last_index != last) {
 			last = v.last_index;
 			moved = now;
@@ -1207,13 +1216,24 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 			         errhint("Remove it on the leader (remove_member) and "
 			                 "leave_group here.")));
 		if (TimestampDifferenceExceeds(noticed, now, JOIN_NOTICE_MS)) {
+			long secs = 0;
+			int usecs;
+
 			noticed = now;
-			/* (with the reason it makes no progress, a refused snapshot say) */
+			/* (with the reason it makes no progress, a refused snapshot say; a
+			 * failing apply with when it is tried next) */
+			if (v.apply_failures > 0 && v.apply_retry_at > now)
+				TimestampDifference(now, v.apply_retry_at, &secs, &usecs);
 			ereport(NOTICE,
 			        (errmsg("joining group %lld: %llu entries received, %llu applied",
 			                (long long)group_id, (unsigned long long)v.last_index,
 			                (unsigned long long)v.applied),
-			         v.error[0] != '\0' ? errdetail("%s.", v.error) : 0));
+			         v.apply_failures > 0 ? errdetail("Its apply failed %u times in a "
+			                                          "row, waiting for "
+			                                          "its next try (in %ld s): %s.",
+			                                          v.apply_failures, secs, v.error)
+			         : v.error[0] != '\0' ? errdetail("%s.", v.error)
+			                              : 0));
 		}
 		nap();
 	}
