@@ -303,6 +303,36 @@ static void quiesce_over_tcp(struct world *w, int want)
 		fail_msg("the new leader did not commit");
 }
 
+/* Nodes 1-3 on loopback, each a member of groups 100.., all led; bs: their
+ * bootstrap (the members a joiner is given). */
+static void start_world(struct world *w, struct engine_bootstrap *bs)
+{
+	memset(w, 0, sizeof(*w));
+	acked = 0;
+	snprintf(w->dir, sizeof(w->dir), "/tmp/dr-engine-uv-XXXXXX");
+	assert_non_null(mkdtemp(w->dir));
+	assert_int_equal(uv_loop_init(&w->loop), 0);
+	for (int id = 1; id <= 3; id++)
+		start_node(w, id);
+	memset(bs, 0, sizeof(*bs));
+	bs->n_members = 3;
+	for (int i = 0; i < 3; i++) {
+		bs->members[i].node_id = (raft_id)i + 1;
+		snprintf(bs->members[i].addr, sizeof(bs->members[i].addr), "%s", w->n[i + 1].addr);
+	}
+	for (int id = 1; id <= 3; id++) {
+		for (int g = 0; g < GROUPS; g++) {
+			struct engine_sm_ops sm;
+
+			kv_sm_ops(w->n[id].sm[g], &sm);
+			assert_int_equal(engine_start_group(eng(w, id), 100 + (uint64_t)g, bs, &sm),
+			                 ENGINE_OK);
+		}
+	}
+	if (!run_until(w, all_led, NULL, 20))
+		fail_msg("no leader in every group after 20 s");
+}
+
 static void test_uv_cluster(void **state)
 {
 	struct world w;
@@ -313,31 +343,7 @@ static void test_uv_cluster(void **state)
 	uint8_t buf[16];
 
 	(void)state;
-	memset(&w, 0, sizeof(w));
-	acked = 0;
-	snprintf(w.dir, sizeof(w.dir), "/tmp/dr-engine-uv-XXXXXX");
-	assert_non_null(mkdtemp(w.dir));
-	assert_int_equal(uv_loop_init(&w.loop), 0);
-	for (int id = 1; id <= 3; id++)
-		start_node(&w, id);
-	memset(&bs, 0, sizeof(bs));
-	bs.n_members = 3;
-	for (int i = 0; i < 3; i++) {
-		bs.members[i].node_id = (raft_id)i + 1;
-		snprintf(bs.members[i].addr, sizeof(bs.members[i].addr), "%s", w.n[i + 1].addr);
-	}
-	for (int id = 1; id <= 3; id++) {
-		for (int g = 0; g < GROUPS; g++) {
-			struct engine_sm_ops sm;
-
-			kv_sm_ops(w.n[id].sm[g], &sm);
-			assert_int_equal(
-			        engine_start_group(eng(&w, id), 100 + (uint64_t)g, &bs, &sm),
-			        ENGINE_OK);
-		}
-	}
-	if (!run_until(&w, all_led, NULL, 20))
-		fail_msg("no leader in every group after 20 s");
+	start_world(&w, &bs);
 
 	/* 2,000 proposals over both groups. */
 	want = 2000;
@@ -480,29 +486,8 @@ static void test_uv_long_snapshot_dir(void **state)
 	uint8_t buf[16];
 
 	(void)state;
-	memset(&w, 0, sizeof(w));
-	acked = 0;
-	snprintf(w.dir, sizeof(w.dir), "/tmp/dr-engine-uv-XXXXXX");
-	assert_non_null(mkdtemp(w.dir));
+	start_world(&w, &bs);
 	snprintf(base, sizeof(base), "%s", w.dir);
-	assert_int_equal(uv_loop_init(&w.loop), 0);
-	for (int id = 1; id <= 3; id++)
-		start_node(&w, id);
-	memset(&bs, 0, sizeof(bs));
-	bs.n_members = 3;
-	for (int i = 0; i < 3; i++) {
-		bs.members[i].node_id = (raft_id)i + 1;
-		snprintf(bs.members[i].addr, sizeof(bs.members[i].addr), "%s", w.n[i + 1].addr);
-	}
-	for (int id = 1; id <= 3; id++)
-		for (int g = 0; g < GROUPS; g++) {
-			kv_sm_ops(w.n[id].sm[g], &sm);
-			assert_int_equal(
-			        engine_start_group(eng(&w, id), 100 + (uint64_t)g, &bs, &sm),
-			        ENGINE_OK);
-		}
-	if (!run_until(&w, all_led, NULL, 20))
-		fail_msg("no leader in every group after 20 s");
 	for (int i = 0; i < want; i++) {
 		uint64_t key = (uint64_t)i + 1;
 
