@@ -93,33 +93,25 @@ is($c->query($F2, q{SELECT count(*) FROM pg_replication_origin WHERE roname = 'd
 # command's entry ends the wait at once (the engine worker wakes the apply
 # worker for it, not for a change set of the group), as before entries were
 # held: the index shows on the follower well before the delay's end.
-# A row written on the leader $L2 whose entry follower $L committed: its
-# index (undef when the follower did not commit it in time).
-my $rows = 23;
+# A row written on the leader $L2, its entry committed on follower $L: the
+# entry's index.
 sub write_committed
 {
-	$rows++;
-	$c->query($L2, "INSERT INTO t VALUES ($rows, $rows)");
+	my ($row, $what) = @_;
+	$c->query($L2, "INSERT INTO t VALUES ($row, $row)");
 	my $wrote = $c->query($L2, 'SELECT applied_index FROM dragonraft.status WHERE group_id = 1');
-	return $c->wait_until(
-		"node $L to commit entry $wrote",
-		sub {
-			$c->query($L, "SELECT commit_index >= $wrote FROM dragonraft.status WHERE group_id = 1")
-			  eq 't';
-		}) ? $wrote : undef;
+	ok( $c->wait_until(
+			"node $L to commit entry $wrote",
+			sub {
+				$c->query($L, "SELECT commit_index >= $wrote FROM dragonraft.status WHERE group_id = 1")
+				  eq 't';
+			}),
+		"follower $L committed the $what entry");
+	return $wrote;
 }
-# Another entry of the group (node $L's own member info or addresses, after
-# its restart above) ends the wait too and applies the write with it: then
-# write again, a few times at most.
-my ($wrote, $held);
-for (1 .. 5)
-{
-	$wrote = write_committed() or last;
-	$held = $c->query($L, "SELECT applied_index < $wrote FROM dragonraft.status WHERE group_id = 1") eq 't'
-	  and last;
-}
-ok($wrote, "follower $L committed the write's entry");
-ok($held, "follower $L holds the write (not applied, or in a batch held open)");
+my $wrote = write_committed(24, "write's");
+is( $c->query($L, "SELECT applied_index < $wrote FROM dragonraft.status WHERE group_id = 1"),
+	't', "follower $L holds the write (not applied, or in a batch held open)");
 is(read_on($L2, q{SELECT dragonraft.execute(1, 'CREATE INDEX t_id_v ON t (id, v)') > 0}), 't',
 	"execute() on the leader returns");
 ok( $c->wait_until(
@@ -127,7 +119,7 @@ ok( $c->wait_until(
 		sub { $c->query($L, q{SELECT count(*) FROM pg_indexes WHERE indexname = 't_id_v'}) eq '1' },
 		20),
 	"follower $L has the command's index within 20 s (its batch was held for 60 s)");
-is($c->query($L, 'SELECT count(*) FROM t'), $rows, "node $L has the write held before the command");
+is($c->query($L, 'SELECT count(*) FROM t'), '24', "node $L has the write held before the command");
 # A reload that the apply worker takes while it lingers after a batch (its
 # sleep of the delay before it looks at the queue again, once a batch
 # waited): the delay set to 0 on the follower holds no later write there.
@@ -135,15 +127,14 @@ is($c->query($L, 'SELECT count(*) FROM t'), $rows, "node $L has the write held b
 # queue; the reload ends the linger, and the worker reads the new setting
 # there (under load it may never go idle, where it reads it otherwise).
 is(read_on($L, 'SELECT dragonraft.read_barrier(1) > 0'), 't', "a read barrier on node $L returns");
-ok(write_committed(), "follower $L committed the second write's entry");
+$wrote = write_committed(25, "second write's");
 $c->node($L)->safe_psql('postgres',
 	"ALTER SYSTEM SET dragonraft.apply_batch_delay = 0; SELECT pg_reload_conf()");
 ok( $c->wait_until(
-		"the write on node $L", sub { $c->query($L, 'SELECT count(*) FROM t') eq $rows }, 20),
+		"the write on node $L", sub { $c->query($L, 'SELECT count(*) FROM t') eq '25' }, 20),
 	"follower $L applies the write after the reload");
-$rows++;
-$c->query($L2, "INSERT INTO t VALUES ($rows, $rows)");
+$c->query($L2, 'INSERT INTO t VALUES (26, 26)');
 ok( $c->wait_until(
-		"the next write on node $L", sub { $c->query($L, 'SELECT count(*) FROM t') eq $rows }, 20),
+		"the next write on node $L", sub { $c->query($L, 'SELECT count(*) FROM t') eq '26' }, 20),
 	"follower $L applies the next write within 20 s (the delay is 0 there now, not 60 s)");
 done_testing();
