@@ -93,23 +93,15 @@ is($c->query($F2, q{SELECT count(*) FROM pg_replication_origin WHERE roname = 'd
 # command's entry ends the wait at once (the engine worker wakes the apply
 # worker for it, not for a change set of the group), as before entries were
 # held: the index shows on the follower well before the delay's end.
-# A row written on the leader $L2, its entry committed on follower $L: the
-# entry's index.
-sub write_committed
-{
-	my ($row, $what) = @_;
-	$c->query($L2, "INSERT INTO t VALUES ($row, $row)");
-	my $wrote = $c->query($L2, 'SELECT applied_index FROM dragonraft.status WHERE group_id = 1');
-	ok( $c->wait_until(
-			"node $L to commit entry $wrote",
-			sub {
-				$c->query($L, "SELECT commit_index >= $wrote FROM dragonraft.status WHERE group_id = 1")
-				  eq 't';
-			}),
-		"follower $L committed the $what entry");
-	return $wrote;
-}
-my $wrote = write_committed(24, "write's");
+$c->query($L2, 'INSERT INTO t VALUES (24, 24)');
+my $wrote = $c->query($L2, 'SELECT applied_index FROM dragonraft.status WHERE group_id = 1');
+ok( $c->wait_until(
+		"node $L to commit entry $wrote",
+		sub {
+			$c->query($L, "SELECT commit_index >= $wrote FROM dragonraft.status WHERE group_id = 1")
+			  eq 't';
+		}),
+	"follower $L committed the write's entry");
 is( $c->query($L, "SELECT applied_index < $wrote FROM dragonraft.status WHERE group_id = 1"),
 	't', "follower $L holds the write (not applied, or in a batch held open)");
 is(read_on($L2, q{SELECT dragonraft.execute(1, 'CREATE INDEX t_id_v ON t (id, v)') > 0}), 't',
@@ -127,7 +119,15 @@ is($c->query($L, 'SELECT count(*) FROM t'), '24', "node $L has the write held be
 # queue; the reload ends the linger, and the worker reads the new setting
 # there (under load it may never go idle, where it reads it otherwise).
 is(read_on($L, 'SELECT dragonraft.read_barrier(1) > 0'), 't', "a read barrier on node $L returns");
-$wrote = write_committed(25, "second write's");
+$c->query($L2, 'INSERT INTO t VALUES (25, 25)');
+$wrote = $c->query($L2, 'SELECT applied_index FROM dragonraft.status WHERE group_id = 1');
+ok( $c->wait_until(
+		"node $L to commit entry $wrote",
+		sub {
+			$c->query($L, "SELECT commit_index >= $wrote FROM dragonraft.status WHERE group_id = 1")
+			  eq 't';
+		}),
+	"follower $L committed the second write's entry");
 $c->node($L)->safe_psql('postgres',
 	"ALTER SYSTEM SET dragonraft.apply_batch_delay = 0; SELECT pg_reload_conf()");
 ok( $c->wait_until(
