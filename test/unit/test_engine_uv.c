@@ -333,6 +333,23 @@ static void start_world(struct world *w, struct engine_bootstrap *bs)
 		fail_msg("no leader in every group after 20 s");
 }
 
+/* Every node of start_world (and any added) closed, the loop closed, their
+ * storage and state machines freed. */
+static void stop_world(struct world *w)
+{
+	for (int id = 1; id <= NODES; id++)
+		if (w->n[id].u != NULL)
+			engine_uv_close(w->n[id].u);
+	if (!run_until(w, loop_quiet, NULL, 10))
+		fail_msg("loop still alive after close");
+	assert_int_equal(uv_loop_close(&w->loop), 0);
+	for (int id = 1; id <= NODES; id++) {
+		fake_storage_destroy(w->n[id].fs);
+		for (int g = 0; g < GROUPS; g++)
+			kv_sm_destroy(w->n[id].sm[g]);
+	}
+}
+
 static void test_uv_cluster(void **state)
 {
 	struct world w;
@@ -410,17 +427,7 @@ static void test_uv_cluster(void **state)
 	if (!run_until(&w, node4_forgotten, NULL, 20))
 		fail_msg("a transport still has node 4 as a peer");
 
-	for (int id = 1; id <= NODES; id++)
-		if (w.n[id].u != NULL)
-			engine_uv_close(w.n[id].u);
-	if (!run_until(&w, loop_quiet, NULL, 10))
-		fail_msg("loop still alive after close");
-	assert_int_equal(uv_loop_close(&w.loop), 0);
-	for (int id = 1; id <= NODES; id++) {
-		fake_storage_destroy(w.n[id].fs);
-		for (int g = 0; g < GROUPS; g++)
-			kv_sm_destroy(w.n[id].sm[g]);
-	}
+	stop_world(&w);
 	rmdir(w.dir);
 }
 
@@ -561,16 +568,7 @@ static void test_uv_long_snapshot_dir(void **state)
 	assert_int_equal(kv_sm_recoveries(w.n[4].sm[0]), 1);
 	assert_int_equal(kv_sm_count(w.n[4].sm[0]), (uint64_t)want);
 
-	for (int id = 1; id <= NODES; id++)
-		engine_uv_close(w.n[id].u);
-	if (!run_until(&w, loop_quiet, NULL, 10))
-		fail_msg("loop still alive after close");
-	assert_int_equal(uv_loop_close(&w.loop), 0);
-	for (int id = 1; id <= NODES; id++) {
-		fake_storage_destroy(w.n[id].fs);
-		for (int g = 0; g < GROUPS; g++)
-			kv_sm_destroy(w.n[id].sm[g]);
-	}
+	stop_world(&w);
 	shrink_dir(w.dir, strlen(base));
 	rmdir(base);
 }
