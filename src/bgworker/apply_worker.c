@@ -61,6 +61,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
+#include "storage/procsignal.h"
 #include "storage/shm_mq.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
@@ -119,9 +120,38 @@ static struct {
 	Size bytes;
 	bool origin_set; /* replorigin_session_setup done */
 	TimestampTz began;
+	bool held; /* it waited for more entries, or began after a linger */
 } batch;
 
+/*
+ * After the commit of a follower's batch that waited for more entries
+ * (under load), the worker lingers: it sleeps up to apply_batch_delay
+ * before it looks at the queue again, woken as in a batch's wait
+ * (delay_latch), and applies what came meanwhile in a batch that commits
+ * once the queue is empty.  Entries come to wait for the delay in the
+ * queue, not in an open batch: a wake-up per batch under load, not two
+ * (the first entry's, and the delay's end).  linger_group: the group of the
+ * batch just committed (0: none); lingered: the worker comes from a linger.
+ */
+static uint64 linger_group;
+static bool lingered;
+
 int dr_apply_batch_delay = 5;
+
+/*
+ * The latch of the wait for more entries of the open batch: the shared
+ * apply_delay_latch, not MyLatch, which the engine worker sets with each
+ * pass's messages (shm_mq).  Woken for each of them, a follower's worker
+ * under pgbench slept and woke once per entry (a context switch, and the
+ * engine worker's kill()), to apply it and sleep again until the delay's
+ * end: now they wait in the queue for it, and what must end the wait sooner
+ * sets this latch: a wait for the group's applied index
+ * (dr_shmem_want_applied), a message of another group or one that found the
+ * queue full, the engine worker's detach (pg_sm.c), and this worker's
+ * signals.  MyLatch if another process owns it (a predecessor on its way
+ * out).
+ */
+static Latch *delay_latch;
 
 /* The message received and not yet dealt with (valid until the next receive). */
 static struct {
@@ -141,12 +171,48 @@ static void on_apply_exit(int code, Datum arg)
 	int pgprocno;
 
 	SpinLockAcquire(&dr_shared->mutex);
+	if (delay_latch == &dr_shared->apply_delay_latch)
+		DisownLatch(delay_latch);
+	delay_latch = MyLatch;
 	dr_shared->apply_pid = 0;
 	dr_shared->apply_pgprocno = -1;
 	pgprocno = dr_shared->engine_pgprocno;
 	SpinLockRelease(&dr_shared->mutex);
 	if (pgprocno >= 0)
 		SetLatch(&ProcGlobal->allProcs[pgprocno].procLatch);
+}
+
+/* Signals end the wait for more entries, as they end the others. */
+static void delay_signal(void)
+{
+	int save_errno = errno;
+
+	SetLatch(&dr_shared->apply_delay_latch);
+	errno = save_errno;
+}
+
+static void apply_sigterm(SIGNAL_ARGS)
+{
+	delay_signal();
+	die(postgres_signal_arg);
+}
+
+static void apply_sighup(SIGNAL_ARGS)
+{
+	delay_signal();
+	SignalHandlerForConfigReload(postgres_signal_arg);
+}
+
+static void apply_sigint(SIGNAL_ARGS)
+{
+	delay_signal();
+	StatementCancelHandler(postgres_signal_arg);
+}
+
+static void apply_sigusr1(SIGNAL_ARGS)
+{
+	delay_signal();
+	procsignal_sigusr1_handler(postgres_signal_arg);
 }
 
 static void set_state(DrApplyState state)
@@ -337,6 +403,7 @@ static bool begin_batch(ApplyGroup *ag, uint64 first)
 	batch.n = 0;
 	batch.bytes = 0;
 	batch.began = GetCurrentTimestamp();
+	batch.held = lingered;
 	/* (leave_group waits for the batch's end, and a batch for leave_group's) */
 	dr_origins_lock(ag->origin, AccessShareLock);
 	if (group_made(ag->group_id) != ag->made) {
@@ -384,6 +451,30 @@ static void end_batch(void)
 	applying.group_id = 0;
 }
 
+/* May the apply hold group_id's entries for more?  Says first that it waits
+ * (apply_delaying): a wait that asks for the group's applied index from then
+ * on wakes it (dr_shmem_want_applied). */
+static bool may_hold(uint64 group_id)
+{
+	bool wait;
+	DrGroup *g;
+
+	pg_atomic_write_u64(&dr_shared->apply_delaying, group_id);
+	pg_memory_barrier(); /* (against dr_shmem_want_applied's exchange, and send_msg's count) */
+	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
+	g = dr_shmem_group_find(group_id);
+	if (g != NULL) {
+		uint64 wanted = pg_atomic_read_u64(&g->wanted);
+
+		SpinLockAcquire(&g->mutex);
+		wait = g->role != RAFT_LEADER && wanted <= g->applied;
+		SpinLockRelease(&g->mutex);
+	} else
+		wait = false;
+	LWLockRelease(dr_shared->groups_lock);
+	return wait;
+}
+
 /*
  * Does the open batch wait for more entries (the queue is empty)?  The
  * milliseconds it may wait, or 0 to commit now.  Committed at once, a
@@ -400,29 +491,15 @@ static void end_batch(void)
 static long batch_wait_ms(void)
 {
 	long left;
-	bool wait;
-	DrGroup *g;
 
-	if (dr_apply_batch_delay <= 0)
-		return 0;
+	if (dr_apply_batch_delay <= 0 || lingered)
+		return 0; /* (after a linger: its entries waited already) */
 	left = dr_apply_batch_delay -
 	       (long)TimestampDifferenceMilliseconds(batch.began, GetCurrentTimestamp());
-	if (left <= 0)
+	if (left <= 0 || !may_hold(batch.ag->group_id))
 		return 0;
-	pg_atomic_write_u32(&dr_shared->apply_delaying, 1);
-	pg_memory_barrier(); /* (against dr_shmem_want_applied's exchange) */
-	LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
-	g = dr_shmem_group_find(batch.ag->group_id);
-	if (g != NULL) {
-		uint64 wanted = pg_atomic_read_u64(&g->wanted);
-
-		SpinLockAcquire(&g->mutex);
-		wait = g->role != RAFT_LEADER && wanted <= g->applied;
-		SpinLockRelease(&g->mutex);
-	} else
-		wait = false;
-	LWLockRelease(dr_shared->groups_lock);
-	return wait ? left : 0;
+	batch.held = true;
+	return left;
 }
 
 static void commit_batch(void)
@@ -432,7 +509,11 @@ static void commit_batch(void)
 	applying.group_id = ag->group_id;
 	applying.index = ag->applied;
 	applying.what = "commit";
-	pg_atomic_write_u32(&dr_shared->apply_delaying, 0);
+	if (delay_latch != NULL) { /* (a snapshot loader's commit is not the apply worker's) */
+		pg_atomic_write_u64(&dr_shared->apply_delaying, 0);
+		linger_group = batch.held ? ag->group_id : 0;
+		lingered = false;
+	}
 	replorigin_session_origin_lsn = ag->applied;
 	replorigin_session_origin_timestamp = GetCurrentTimestamp();
 	/* Without an XID the commit record would not carry the origin's position. */
@@ -1210,6 +1291,9 @@ static void park_failed_group(void)
 	HOLD_INTERRUPTS();
 	edata = take_error();
 	end_batch();
+	pg_atomic_write_u64(&dr_shared->apply_delaying, 0); /* (its batch is gone) */
+	linger_group = 0;
+	lingered = false;
 	dr_apply_rows_pin_path();
 	dr_apply_rows_forget();
 	RESUME_INTERRUPTS();
@@ -1236,6 +1320,19 @@ static shm_mq_result receive(Size *nbytes, void **data)
 	return res;
 }
 
+/*
+ * A reload (SIGHUP) is read after each wait: idle, in a held batch's wait
+ * (its new apply_batch_delay counts for it), and in a linger, where a
+ * worker under load spends its waits without ever going idle.
+ */
+static void reload_config(void)
+{
+	if (ConfigReloadPending) {
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
+}
+
 /* Receive and apply until the engine worker goes away; an error stops its group. */
 static void apply_messages(void)
 {
@@ -1254,13 +1351,22 @@ static void apply_messages(void)
 			long wait_ms = batch.ag != NULL ? batch_wait_ms() : 0;
 
 			if (wait_ms > 0) {
-				/* More entries, a wait that wants this batch, or the delay's end.
+				/*
+				 * A wait that wants this batch, a message of another group, or
+				 * the delay's end (delay_latch).  A message counted before
+				 * apply_delaying was set may have been sent without a look at
+				 * it: its flush sets MyLatch, waited for instead.
 				 */
-				(void)WaitLatch(MyLatch,
+				Latch *latch = pg_atomic_read_u64(&queue->messages) == received
+				                       ? delay_latch
+				                       : MyLatch;
+
+				(void)WaitLatch(latch,
 				                WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 				                wait_ms, PG_WAIT_EXTENSION);
-				ResetLatch(MyLatch);
+				ResetLatch(latch);
 				CHECK_FOR_INTERRUPTS();
+				reload_config();
 				continue;
 			}
 			if (batch.ag != NULL)
@@ -1271,15 +1377,33 @@ static void apply_messages(void)
 			applying.group_id = 0;
 			if (batch.ag != NULL)
 				continue; /* applied what waited: commit it first */
+			if (linger_group != 0) {
+				uint64 gid = linger_group;
+
+				linger_group = 0;
+				/* (a message in flight, or entries of backends waiting: not now) */
+				if (dr_apply_batch_delay > 0 && dlist_is_empty(&parked_groups) &&
+				    may_hold(gid) &&
+				    pg_atomic_read_u64(&queue->messages) == received) {
+					(void)WaitLatch(delay_latch,
+					                WL_LATCH_SET | WL_TIMEOUT |
+					                        WL_EXIT_ON_PM_DEATH,
+					                dr_apply_batch_delay, PG_WAIT_EXTENSION);
+					ResetLatch(delay_latch);
+					lingered = true;
+					CHECK_FOR_INTERRUPTS();
+					reload_config();
+					continue;
+				}
+			}
+			pg_atomic_write_u64(&dr_shared->apply_delaying, 0);
+			lingered = false;
 			pgstat_report_activity(STATE_IDLE, NULL);
 			(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH, -1L,
 			                PG_WAIT_EXTENSION);
 			ResetLatch(MyLatch);
 			CHECK_FOR_INTERRUPTS();
-			if (ConfigReloadPending) {
-				ConfigReloadPending = false;
-				ProcessConfigFile(PGC_SIGHUP);
-			}
+			reload_config();
 			continue;
 		}
 		if (res == SHM_MQ_DETACHED) {
@@ -1358,14 +1482,21 @@ void dr_apply_worker_main(Datum arg)
 	HASHCTL info;
 	bool have_extension;
 
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
+	pqsignal(SIGHUP, apply_sighup);
+	pqsignal(SIGTERM, apply_sigterm);
+	pqsignal(SIGINT, apply_sigint);
+	pqsignal(SIGUSR1, apply_sigusr1);
 	BackgroundWorkerUnblockSignals();
 	dr_is_apply_worker = true;
+	delay_latch = MyLatch;
 	SpinLockAcquire(&dr_shared->mutex);
 	dr_shared->apply_pid = MyProcPid;
 	dr_shared->apply_pgprocno = MyProc->pgprocno;
 	dr_shared->apply_state = DR_APPLY_NONE;
+	if (dr_shared->apply_delay_latch.owner_pid == 0) {
+		OwnLatch(&dr_shared->apply_delay_latch); /* (no error: it is not owned) */
+		delay_latch = &dr_shared->apply_delay_latch;
+	}
 	SpinLockRelease(&dr_shared->mutex);
 	before_shmem_exit(on_apply_exit, (Datum)0);
 

@@ -106,7 +106,8 @@ static struct {
 	dsm_segment *seg; /* the current apply worker's queue */
 	DrApplyQueue *queue;
 	shm_mq_handle *mqh;
-	bool counted; /* the message being sent is counted (queue->messages) */
+	bool counted;    /* the message being sent is counted (queue->messages) */
+	bool wake_delay; /* a message sent since the last flush ends the apply worker's delay */
 	BackgroundWorkerHandle *worker;
 	TimestampTz next_start; /* no apply worker starts before */
 	int failures;           /* apply workers that exited since anything was applied */
@@ -451,6 +452,7 @@ static void send_all_again(void)
 static void queue_closing(dsm_segment *seg, Datum arg)
 {
 	pg_atomic_fetch_add_u64(&((DrApplyQueue *)dsm_segment_address(seg))->messages, 1);
+	SetLatch(&dr_shared->apply_delay_latch); /* (not after its batch's delay) */
 }
 
 /* The apply worker exited: everything kept goes to the next one. */
@@ -469,6 +471,7 @@ static void apply_gone(void)
 	S.seg = NULL;
 	S.queue = NULL;
 	S.counted = false;
+	S.wake_delay = false;
 	S.worker = NULL;
 	S.blocked = NULL;
 	S.blocked_normal = false;
@@ -859,6 +862,15 @@ static void resume_held(void)
 	}
 }
 
+/* A no-op (no data) or a change set: the apply worker applies it in its open batch. */
+static bool change_set(const DrApplyMsg *msg, const uint8 *data)
+{
+	struct entry_header h;
+
+	return msg->len == 0 ||
+	       (entry_decode_header(data, msg->len, &h) == ENTRY_OK && h.type == ENTRY_CHANGE_SET);
+}
+
 /* One message (of entry e, or NULL) to the apply worker without blocking; false if
  * it did not go (all of it). */
 static bool send_msg(const DrApplyMsg *msg, const uint8 *data, bool flush, DrSmEntry *e)
@@ -877,6 +889,28 @@ static bool send_msg(const DrApplyMsg *msg, const uint8 *data, bool flush, DrSmE
 	/* Would block: the apply worker sets our latch as it reads.  Detached: it
 	 * exits, and watch_apply notices. */
 	res = shm_mq_sendv(S.mqh, iov, 2, true, flush);
+	/*
+	 * The apply worker holding a batch open for more entries of a group is
+	 * not woken by the shm_mq's latch (apply_worker.c: delay_latch): only
+	 * by a message of another group or of another kind (a snapshot, a
+	 * resend, a membership change) or an entry other than a change set (a
+	 * command or a registration commits its batch there, and its proposer
+	 * may wait for it on this node, as execute() does), once flushed, or by
+	 * a queue that is full.  Read after the message was counted (a full barrier): if it
+	 * was not delaying yet, it saw the count and waits for the flush on its
+	 * own latch.
+	 */
+	if (res != SHM_MQ_DETACHED) {
+		uint64 delaying = pg_atomic_read_u64(&dr_shared->apply_delaying);
+
+		if (delaying != 0 && (res == SHM_MQ_WOULD_BLOCK || msg->group_id != delaying ||
+		                      msg->type != RAFT_ENTRY_NORMAL || !change_set(msg, data)))
+			S.wake_delay = true;
+		if (S.wake_delay && (res == SHM_MQ_WOULD_BLOCK || flush)) {
+			SetLatch(&dr_shared->apply_delay_latch);
+			S.wake_delay = false;
+		}
+	}
 	S.blocked = res == SHM_MQ_WOULD_BLOCK ? e : NULL;
 	S.counted = res == SHM_MQ_WOULD_BLOCK;
 	return res == SHM_MQ_SUCCESS;

@@ -134,7 +134,8 @@ void dr_shmem_startup(void)
 		dr_shared->apply_pgprocno = -1;
 		dr_shared->apply_wakes_engine = true;
 		dr_shared->apply_wants_commits = true;
-		pg_atomic_init_u32(&dr_shared->apply_delaying, 0);
+		pg_atomic_init_u64(&dr_shared->apply_delaying, 0);
+		InitSharedLatch(&dr_shared->apply_delay_latch);
 		/* Entries proposed before this start belong to no live backend. */
 		if (!pg_strong_random(&dr_shared->incarnation, sizeof(dr_shared->incarnation)))
 			dr_shared->incarnation = (uint64)GetCurrentTimestamp() ^ (uint64)MyProcPid
@@ -203,11 +204,13 @@ void dr_shmem_want_applied(uint64 group_id, uint64 index)
 		 * this sees that it waits.) */
 		while (cur < index && !wake)
 			wake = pg_atomic_compare_exchange_u64(&g->wanted, &cur, index);
-		wake = wake && pg_atomic_read_u32(&dr_shared->apply_delaying) != 0;
+		wake = wake && pg_atomic_read_u64(&dr_shared->apply_delaying) != 0;
 	}
 	LWLockRelease(dr_shared->groups_lock);
-	if (wake)
+	if (wake) {
+		SetLatch(&dr_shared->apply_delay_latch); /* (its delay's wait) */
 		set_apply_latch(false);
+	}
 }
 
 void dr_shmem_wake_engine(void)

@@ -47,6 +47,7 @@
 #include "replication/origin.h"
 #include "storage/condition_variable.h"
 #include "storage/dsm.h"
+#include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "storage/spin.h"
 #include "utils/hsearch.h"
@@ -272,9 +273,13 @@ typedef struct DrShared {
 	DrApplyState apply_state;
 	bool apply_wakes_engine;  /* its progress wakes the engine worker (pg_sm.c) */
 	bool apply_wants_commits; /* backends' commits wake it: entries of theirs wait there */
-	pg_atomic_uint32 apply_delaying; /* it holds a batch open for more entries: a
-	                                  * dr_shmem_want_applied wakes it */
-	uint64 incarnation; /* random, new at each start of shared memory; fixed after */
+	/* The group whose batch the apply worker holds open for more entries (0:
+	 * none), waiting on apply_delay_latch: a dr_shmem_want_applied wakes it,
+	 * and so do the engine worker's messages of other groups; those of the
+	 * group wait in the queue until the delay ends (apply_worker.c). */
+	pg_atomic_uint64 apply_delaying;
+	Latch apply_delay_latch; /* owned by the apply worker (apply_worker.c: delay_latch) */
+	uint64 incarnation;      /* random, new at each start of shared memory; fixed after */
 
 	slock_t queue_mutex; /* protects accepting and the ring */
 	bool accepting;      /* the engine worker takes requests */

@@ -80,6 +80,9 @@ is(read_on($F2, 'SELECT count(*) FROM t'), '22', "follower $F2 has them too");
 $N->start;
 ok($c->wait_until("node $L to catch up", sub { read_on($L, 'SELECT count(*) FROM t') eq '22' }),
 	"node $L is back and caught up");
+# (node $L's info, proposed again after its restart, and the addresses the
+# leader proposes for it end a follower's batch: in before the writes below)
+ok($c->settled(1), "node $L's info and the members' addresses are applied");
 $c->query($L2, 'INSERT INTO t VALUES (23, 23)');
 ($ret, $out, $err) = $c->node($F2)->psql('postgres',
 	"SET statement_timeout = '30s'; SELECT dragonraft.leave_group(1, force => true)");
@@ -87,4 +90,63 @@ is($ret, 0, "leave_group on follower $F2 returns") or diag $err;
 is($c->query($F2, q{SELECT count(*) FROM pg_replication_origin WHERE roname = 'dragonraft_1'}), '0',
 	"node $F2 dropped the group's origin");
 
+# A command of the leader's while a follower's apply worker holds the
+# group's entries for more (the leader's write just before: in a batch held
+# open, or in the queue while the worker lingers after its last batch): the
+# command's entry ends the wait at once (the engine worker wakes the apply
+# worker for it, not for a change set of the group), as before entries were
+# held: the index shows on the follower well before the delay's end.
+# A row written on the leader $L2 whose entry follower $L committed: its
+# index (undef when the follower did not commit it in time).
+my $rows = 23;
+sub write_committed
+{
+	$rows++;
+	$c->query($L2, "INSERT INTO t VALUES ($rows, $rows)");
+	my $wrote = $c->query($L2, 'SELECT applied_index FROM dragonraft.status WHERE group_id = 1');
+	return $c->wait_until(
+		"node $L to commit entry $wrote",
+		sub {
+			$c->query($L, "SELECT commit_index >= $wrote FROM dragonraft.status WHERE group_id = 1")
+			  eq 't';
+		}) ? $wrote : undef;
+}
+# Another entry of the group (node $L's own member info or addresses, after
+# its restart above) ends the wait too and applies the write with it: then
+# write again, a few times at most.
+my ($wrote, $held);
+for (1 .. 5)
+{
+	$wrote = write_committed() or last;
+	$held = $c->query($L, "SELECT applied_index < $wrote FROM dragonraft.status WHERE group_id = 1") eq 't'
+	  and last;
+}
+ok($wrote, "follower $L committed the write's entry");
+ok($held, "follower $L holds the write (not applied, or in a batch held open)");
+is(read_on($L2, q{SELECT dragonraft.execute(1, 'CREATE INDEX t_id_v ON t (id, v)') > 0}), 't',
+	"execute() on the leader returns");
+ok( $c->wait_until(
+		"the index on node $L",
+		sub { $c->query($L, q{SELECT count(*) FROM pg_indexes WHERE indexname = 't_id_v'}) eq '1' },
+		20),
+	"follower $L has the command's index within 20 s (its batch was held for 60 s)");
+is($c->query($L, 'SELECT count(*) FROM t'), $rows, "node $L has the write held before the command");
+# A reload that the apply worker takes while it lingers after a batch (its
+# sleep of the delay before it looks at the queue again, once a batch
+# waited): the delay set to 0 on the follower holds no later write there.
+# The worker lingers after the barrier's commit; a write then waits in its
+# queue; the reload ends the linger, and the worker reads the new setting
+# there (under load it may never go idle, where it reads it otherwise).
+is(read_on($L, 'SELECT dragonraft.read_barrier(1) > 0'), 't', "a read barrier on node $L returns");
+ok(write_committed(), "follower $L committed the second write's entry");
+$c->node($L)->safe_psql('postgres',
+	"ALTER SYSTEM SET dragonraft.apply_batch_delay = 0; SELECT pg_reload_conf()");
+ok( $c->wait_until(
+		"the write on node $L", sub { $c->query($L, 'SELECT count(*) FROM t') eq $rows }, 20),
+	"follower $L applies the write after the reload");
+$rows++;
+$c->query($L2, "INSERT INTO t VALUES ($rows, $rows)");
+ok( $c->wait_until(
+		"the next write on node $L", sub { $c->query($L, 'SELECT count(*) FROM t') eq $rows }, 20),
+	"follower $L applies the next write within 20 s (the delay is 0 there now, not 60 s)");
 done_testing();
