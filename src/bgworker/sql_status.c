@@ -15,6 +15,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
+#include "write.h"
 
 PG_FUNCTION_INFO_V1(dr_node_status);
 PG_FUNCTION_INFO_V1(dr_group_status);
@@ -428,9 +429,6 @@ Datum dr_stat_reset(PG_FUNCTION_ARGS)
 	/* As pg_stat_reset_replication_slot of a slot that is not there (it
 	 * returned as if it had reset something). */
 	if (!found && !PG_ARGISNULL(0))
-		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
-		                errmsg("group %lld does not exist on this node",
-		                       (long long)PG_GETARG_INT64(0)),
-		                errhint("See dragonraft.status for the groups of this node.")));
+		dr_sql_groups_missing(PG_GETARG_INT64(0), NULL);
 	PG_RETURN_VOID();
 }

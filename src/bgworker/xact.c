@@ -317,14 +317,9 @@ uint64 dr_xact_writable(uint64 group_id, bool lock_only)
 			return 0; /* a lock here holds back only this member's apply */
 		}
 		if (!view_group(group_id, &v))
-			ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
-			                errmsg("dragonraft group %llu does not exist on this node",
-			                       (unsigned long long)group_id)));
+			dr_sql_groups_missing((int64)group_id, NULL);
 		if (v.member_state == DR_MEMBER_FAILED || v.member_state == DR_MEMBER_LOST)
-			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			                errmsg("dragonraft group %llu is stopped on this node",
-			                       (unsigned long long)group_id),
-			                errdetail("%s", v.error)));
+			dr_sql_groups_stopped((int64)group_id, v.error, NULL);
 		if (v.role != RAFT_LEADER) {
 			ConditionVariableCancelSleep();
 			dr_capture_not_leader(group_id, v.leader);
@@ -611,10 +606,7 @@ void dr_proposal_refused(const DrResult *res, uint64 group_id, const char *what)
 		         errhint("Split the work: dragonraft.max_entry_size bounds an entry.")));
 		break;
 	case ENGINE_ERR_NO_GROUP:
-		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
-		                errmsg("dragonraft group %llu does not exist on this node",
-		                       (unsigned long long)group_id),
-		                errdetail("Nothing was proposed.")));
+		dr_sql_groups_not_run((int64)group_id, "Nothing was proposed.");
 		break;
 	case DR_RC_NOT_TAKEN:
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
