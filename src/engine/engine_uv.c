@@ -450,8 +450,9 @@ static bool membership_check(void *ctx, uint64_t group_id, uint64_t from)
 /*
  * The transport drops (msgs_dropped_no_group) messages of a group that does
  * not run here: a member that stopped the group (a lost or damaged log, a
- * failed start) or left it while the leader still counts it in.  Said once a
- * minute per group and sender (review 69: only the counter showed them).
+ * failed start), left it while the leader still counts it in, did not start
+ * it (beyond max_groups) or has not joined it yet.  Said once a minute per
+ * group and sender (review 69: only the counter showed them).
  */
 static bool group_runs(void *ctx, uint64_t group_id, uint64_t from)
 {
@@ -466,8 +467,9 @@ static bool group_runs(void *ctx, uint64_t group_id, uint64_t from)
 	if (log_due(u, group_id, from, LOG_KIND_NO_GROUP, &left_out)) {
 		snprintf(line, sizeof(line),
 		         "dragonraft: node %llu drops the messages of group %llu from node %llu: the "
-		         "group does not run here (see dragonraft.status and "
-		         "dragonraft.left_groups); if this node left it for good, run "
+		         "group does not run here (not joined yet, stopped, left, or beyond "
+		         "dragonraft.max_groups: see dragonraft.status, dragonraft.left_groups and "
+		         "dragonraft.stat_node); if this node left it for good, run "
 		         "dragonraft.remove_member(%llu, %llu) on the group's leader",
 		         (unsigned long long)u->node_id, (unsigned long long)group_id,
 		         (unsigned long long)from, (unsigned long long)group_id,
