@@ -85,13 +85,15 @@ void dr_sql_groups_missing(int64 group_id, const char *detail)
 void dr_sql_groups_stopped(int64 group_id, const char *error, const char *detail)
 {
 	bool has_error = error != NULL && error[0] != '\0';
+	const char *sep = "";
 
+	if (has_error && detail != NULL) /* (the engine's errors end without a period) */
+		sep = error[strlen(error) - 1] == '.' ? "  " : ".  ";
 	ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 	                errmsg("dragonraft group %lld is stopped on this node",
 	                       (long long)group_id),
 	                has_error || detail != NULL
-	                        ? errdetail("%s%s%s", has_error ? error : "",
-	                                    has_error && detail != NULL ? "  " : "",
+	                        ? errdetail("%s%s%s", has_error ? error : "", sep,
 	                                    detail != NULL ? detail : "")
 	                        : 0,
 	                errhint("See state and error in dragonraft.status, and the server "

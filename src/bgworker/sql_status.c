@@ -104,8 +104,8 @@ Datum dr_node_status(PG_FUNCTION_ARGS)
 Datum dr_node_stats(PG_FUNCTION_ARGS)
 {
 	TupleDesc tupdesc;
-	Datum values[10];
-	bool nulls[10] = {false};
+	Datum values[11];
+	bool nulls[11] = {false};
 	DrTransportCounters c;
 	int not_started, digest_loop_max;
 	uint64 digest_steps;
@@ -129,6 +129,7 @@ Datum dr_node_stats(PG_FUNCTION_ARGS)
 	values[7] = Int64GetDatum((int64)c.lines_suppressed);
 	values[8] = Int64GetDatum((int64)digest_steps);
 	values[9] = Int32GetDatum(digest_loop_max);
+	values[10] = Int64GetDatum((int64)c.dropped_no_group);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
