@@ -569,9 +569,18 @@ void dr_sql_groups_engine_exited(void)
  * The errors that starting a group on this node (create_group, join_group)
  * shares; returns if res is none of them.
  */
-void dr_sql_groups_start_failed(const DrResult *res)
+void dr_sql_groups_start_failed(int64 group_id, const DrResult *res)
 {
 	switch (res->rc) {
+	case ENGINE_ERR_SM:
+		/* (create_group's said nothing of what to do: review 69) */
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("group %lld exists on this node but is stopped",
+		                       (long long)group_id),
+		                errdetail("%s", res->errmsg),
+		                errhint("leave_group(%lld, force => true) removes it here.",
+		                        (long long)group_id)));
+		break;
 	case DR_RC_ORIGINS_FULL:
 		ereport(ERROR,
 		        (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
@@ -760,14 +769,8 @@ Datum dr_create_group(PG_FUNCTION_ARGS)
 		                (long long)group_id, res.errmsg),
 		         errdetail("A member that lost its Raft log must not start as new.")));
 		break;
-	case ENGINE_ERR_SM:
-		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-		                errmsg("group %lld exists on this node but is stopped",
-		                       (long long)group_id),
-		                errdetail("%s", res.errmsg)));
-		break;
 	default:
-		dr_sql_groups_start_failed(&res);
+		dr_sql_groups_start_failed(group_id, &res);
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
 		                errmsg("could not create group %lld: %s", (long long)group_id,
 		                       res.rc > -100 ? engine_strerror(res.rc) : "bad request"),

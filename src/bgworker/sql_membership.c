@@ -904,16 +904,8 @@ static void join_failed(int64 group_id, const DrResult *res)
 		                (long long)group_id, res->errmsg),
 		         errdetail("A member that lost its Raft log must not start as new.")));
 		break;
-	case ENGINE_ERR_SM:
-		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-		                errmsg("group %lld exists on this node but is stopped",
-		                       (long long)group_id),
-		                errdetail("%s", res->errmsg),
-		                errhint("leave_group(%lld, force => true) removes it here.",
-		                        (long long)group_id)));
-		break;
 	default:
-		dr_sql_groups_start_failed(res);
+		dr_sql_groups_start_failed(group_id, res);
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
 		                errmsg("could not join group %lld: %s", (long long)group_id,
 		                       res->rc > -100 ? engine_strerror(res->rc) : "bad request"),
