@@ -70,13 +70,13 @@ void dr_sql_groups_missing(int64 group_id, const char *detail)
 	if (group_id < 1)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 		                errmsg("group id must be a positive integer")));
-	ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
-	                errmsg("dragonraft group %lld does not exist on this node",
-	                       (long long)group_id),
-	                detail ? errdetail("%s", detail) : 0,
-	                errhint("See dragonraft.status for the groups of this node; "
-	                        "dragonraft.create_group and dragonraft.join_group make it a "
-	                        "member of a group.")));
+	ereport(ERROR,
+	        (errcode(ERRCODE_UNDEFINED_OBJECT),
+	         errmsg("dragonraft group %lld does not exist on this node", (long long)group_id),
+	         detail ? errdetail("%s", detail) : 0,
+	         errhint("See dragonraft.status for the groups of this node; "
+	                 "dragonraft.create_group and dragonraft.join_group make it a "
+	                 "member of a group.")));
 }
 
 /* Before review 69: "group N is stopped on this node", "dragonraft group N is
@@ -89,15 +89,14 @@ void dr_sql_groups_stopped(int64 group_id, const char *error, const char *detail
 
 	if (has_error && detail != NULL) /* (the engine's errors end without a period) */
 		sep = error[strlen(error) - 1] == '.' ? "  " : ".  ";
-	ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-	                errmsg("dragonraft group %lld is stopped on this node",
-	                       (long long)group_id),
-	                has_error || detail != NULL
-	                        ? errdetail("%s%s%s", has_error ? error : "", sep,
-	                                    detail != NULL ? detail : "")
-	                        : 0,
-	                errhint("See state and error in dragonraft.status, and the server "
-	                        "log.")));
+	ereport(ERROR,
+	        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+	         errmsg("dragonraft group %lld is stopped on this node", (long long)group_id),
+	         has_error || detail != NULL ? errdetail("%s%s%s", has_error ? error : "", sep,
+	                                                 detail != NULL ? detail : "")
+	                                     : 0,
+	         errhint("See state and error in dragonraft.status, and the server "
+	                 "log.")));
 }
 
 /* The group's shared status, false if this node does not have it. */

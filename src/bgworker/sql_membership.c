@@ -504,12 +504,13 @@ static void leave_locally(int64 group_id, bool gave_up_join)
 	dr_queue_call_uncancellable(DR_REQ_LEAVE_GROUP, (uint64)group_id, gave_up_join, NULL, 0,
 	                            &res);
 	if (res.rc == DR_RC_ENGINE_EXITED) /* (was XX000: review 69) */
-		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-		                errmsg("dragonraft engine worker exited before it stopped the member "
-		                       "of group %lld on this node",
-		                       (long long)group_id),
-		                errhint("Run leave_group again once dragonraft.node_status() shows "
-		                        "the engine worker running.")));
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("dragonraft engine worker exited before it stopped the member "
+		                "of group %lld on this node",
+		                (long long)group_id),
+		         errhint("Run leave_group again once dragonraft.node_status() shows "
+		                 "the engine worker running.")));
 	if (res.rc != ENGINE_OK)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
 		                errmsg("could not stop the member of group %lld on this node: %s",

@@ -738,17 +738,18 @@ static void turn_interrupts(uint64 group_id, uint64 index, bool engine_away,
 		        psprintf("canceled while the transaction waited for its turn in "
 		                 "dragonraft group %llu",
 		                 (unsigned long long)group_id),
-		        engine_away ? psprintf("Its change set is committed in the log at index "
-		                               "%llu: every member that keeps that log applies it.  "
-		                               "This node's engine worker is not running: this "
-		                               "node applies it once the worker runs the group "
-		                               "again with that log, not if the worker comes back "
-		                               "without it (see dragonraft.status).",
-		                               (unsigned long long)index)
-		                    : psprintf("Its change set is committed in the log at index "
-		                               "%llu, and this node applies it from there, as "
-		                               "every member does.",
-		                               (unsigned long long)index),
+		        engine_away
+		                ? psprintf("Its change set is committed in the log at index "
+		                           "%llu: every member that keeps that log applies it.  "
+		                           "This node's engine worker is not running: this "
+		                           "node applies it once the worker runs the group "
+		                           "again with that log, not if the worker comes back "
+		                           "without it (see dragonraft.status).",
+		                           (unsigned long long)index)
+		                : psprintf("Its change set is committed in the log at index "
+		                           "%llu, and this node applies it from there, as "
+		                           "every member does.",
+		                           (unsigned long long)index),
 		        true);
 	}
 	if (GetCurrentTimestamp() >= *next_client_check) {

@@ -65,7 +65,7 @@ struct engine_uv {
 	void (*log_fn)(void *ctx, int level, const char *msg); /* the embedder's */
 	void *log_ctx;
 	char tp_error[512]; /* the transport's last error line (for engine_uv_create) */
-	uint64_t node_id; /* this node's */
+	uint64_t node_id;   /* this node's */
 	struct log_limit limits[LOG_LIMIT_SLOTS];
 	uint64_t lines_left_out; /* lines log_due had no slot for (said with the next one) */
 };
@@ -466,7 +466,8 @@ static bool group_runs(void *ctx, uint64_t group_id, uint64_t from)
 		return true;
 	if (log_due(u, group_id, from, LOG_KIND_NO_GROUP, &left_out)) {
 		snprintf(line, sizeof(line),
-		         "dragonraft: node %llu drops the messages of group %llu from node %llu: the "
+		         "dragonraft: node %llu drops the messages of group %llu from node %llu: "
+		         "the "
 		         "group does not run here (not joined yet, stopped, left, or beyond "
 		         "dragonraft.max_groups: see dragonraft.status, dragonraft.left_groups and "
 		         "dragonraft.stat_node); if this node left it for good, run "

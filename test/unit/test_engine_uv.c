@@ -1219,6 +1219,20 @@ static void node1_follows_101(struct world *w, char *d1, char *d2, uint64_t *key
 		fail_msg("node 1 did not follow group 101");
 }
 
+/* node1_follows_101, and group 100's log compacted past its first entry (a member
+ * added to it needs a snapshot). */
+static void group_100_compacted(struct world *w, char *d1, char *d2, uint64_t *key)
+{
+	struct engine_group_status st;
+
+	node1_follows_101(w, d1, d2, key);
+	propose_n(w, 100, 2000, key);
+	assert_int_equal(engine_group_status(eng(w, 2), 100, &st), ENGINE_OK);
+	if (st.first_index <= 1)
+		fail_msg("group 100 not compacted (first index %llu)",
+		         (unsigned long long)st.first_index);
+}
+
 /*
  * Node 2 leads groups 100 and 101 alone; node 1 follows group 101 (a
  * non-voter) and joins group 100 after compaction, so node 2 streams it a
@@ -1251,14 +1265,8 @@ static void test_uv_stopped_group_stream_sender(void **state)
 
 	(void)state;
 	uv_snapshot_chunk = 4096; /* 2,000 keys: ~48 KB of snapshot, a dozen chunks */
-	node1_follows_101(&w, d1, d2, &key);
-
 	/* Group 100: compacted, then node 1 added: a snapshot streams to it. */
-	propose_n(&w, 100, 2000, &key);
-	assert_int_equal(engine_group_status(eng(&w, 2), 100, &st), ENGINE_OK);
-	if (st.first_index <= 1)
-		fail_msg("group 100 not compacted (first index %llu)",
-		         (unsigned long long)st.first_index);
+	group_100_compacted(&w, d1, d2, &key);
 	io_stall_next();
 	pthread_mutex_lock(&io.mu);
 	io.reads = 0;
@@ -1389,17 +1397,11 @@ static void test_uv_stream_failure_here(void **state)
 {
 	struct world w;
 	struct engine_wait wt;
-	struct engine_group_status st;
 	char d1[128], d2[128];
 	uint64_t key = 0;
 
 	(void)state;
-	node1_follows_101(&w, d1, d2, &key);
-	propose_n(&w, 100, 2000, &key);
-	assert_int_equal(engine_group_status(eng(&w, 2), 100, &st), ENGINE_OK);
-	if (st.first_index <= 1)
-		fail_msg("group 100 not compacted (first index %llu)",
-		         (unsigned long long)st.first_index);
+	group_100_compacted(&w, d1, d2, &key);
 	pthread_mutex_lock(&io.mu);
 	io.fail_reads = true;
 	pthread_mutex_unlock(&io.mu);
