@@ -371,13 +371,15 @@ static void sb_batch(void *ctx, uint64_t from, const struct raft_message *msgs, 
 	b->last_hb = t;
 }
 
-static void sb_sent(void *ctx, uint64_t to, uint64_t group, raft_index index, int status)
+static void sb_sent(void *ctx, uint64_t to, uint64_t group, raft_index index, int status,
+                    bool by_receiver)
 {
 	struct snap_bench *b = ctx;
 
 	(void)to;
 	(void)group;
 	(void)index;
+	(void)by_receiver;
 	b->sent_status = status;
 }
 

@@ -326,15 +326,16 @@ CREATE FUNCTION node_stats(OUT groups_not_started integer,
                            OUT tls_failures bigint, OUT auth_refused bigint,
                            OUT messages_rejected bigint, OUT frames_rejected bigint,
                            OUT refusal_lines_suppressed bigint,
-                           OUT digest_steps bigint, OUT digest_steps_per_loop_max integer)
+                           OUT digest_steps bigint, OUT digest_steps_per_loop_max integer,
+                           OUT messages_dropped_no_group bigint)
 RETURNS record
 AS 'MODULE_PATHNAME', 'dr_node_stats'
 LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION node_stats() IS
-  'Groups in the LogDB not started (beyond dragonraft.max_groups), the transport''s connections and refusals by kind, and the steps of log_digest calls (and the most that one engine loop ran: all the calls share one step a loop) since the engine worker started';
+  'Groups in the LogDB not started (beyond dragonraft.max_groups), the transport''s connections and refusals by kind, the steps of log_digest calls (and the most that one engine loop ran: all the calls share one step a loop), and the messages dropped for a group that does not run here (stopped, left, not joined yet: the server log names group and sender once a minute) since the engine worker started';
 CREATE VIEW stat_node AS SELECT * FROM node_stats();
 COMMENT ON VIEW stat_node IS
-  'This node: groups not started for want of room, connections accepted and refused, TLS failures, refused node identities, rejected messages and frames, refusal log lines left out, log_digest steps and the most of them in one engine loop';
+  'This node: groups not started for want of room, connections accepted and refused, TLS failures, refused node identities, rejected messages and frames, refusal log lines left out, log_digest steps and the most of them in one engine loop, messages dropped for a group not run here';
 REVOKE ALL ON FUNCTION node_stats() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION node_stats() TO pg_monitor, dragonraft_admin;
 GRANT SELECT ON stat_node TO pg_monitor, dragonraft_admin;

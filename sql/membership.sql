@@ -42,6 +42,7 @@ SELECT pg_temp.try($$SELECT dragonraft.add_member(14, 2, '127.0.0.1:0')$$, :'add
 SELECT pg_temp.try($$SELECT dragonraft.add_member(14, 0, '127.0.0.1:9')$$, :'addr');
 SELECT pg_temp.try($$SELECT dragonraft.add_member(99, 2, '127.0.0.1:9')$$, :'addr');
 SELECT pg_temp.try($$SELECT dragonraft.remove_member(99, 2)$$, :'addr');
+SELECT pg_temp.try($$SELECT dragonraft.promote_member(99, 2)$$, :'addr');
 -- An existing member, the last voter, a node that is not a member.
 SELECT pg_temp.try(format($$SELECT dragonraft.add_member(14, 1, %L)$$, :'addr'), :'addr');
 SELECT pg_temp.try($$SELECT dragonraft.remove_member(14, 1)$$, :'addr');

@@ -267,9 +267,16 @@ ROLLBACK;
 SELECT dragonraft.create_group(8, jsonb_build_object('1', :'addr', '2', '127.0.0.1:9'));
 SELECT pg_temp.try($$SELECT dragonraft.replicate_table('big', 8)$$);
 SELECT * FROM dragonraft.leader(8);
--- Unknown group.
+-- Unknown group: every function says it alike (42704, one message and hint),
+-- but leader(), which routes writes, answers NULL as for a group without one.
 SELECT pg_temp.try($$SELECT dragonraft.execute(99, 'SELECT 1')$$);
 SELECT pg_temp.try($$SELECT dragonraft.replicate_table('big', 99)$$);
+SELECT pg_temp.try($$SELECT dragonraft.skip_command(99, 1)$$);
+SELECT pg_temp.try($$SELECT dragonraft.check_consistency(99)$$);
+SELECT * FROM dragonraft.leader(99);
+-- An id below 1 is no group id (22023), as for create_group and read_barrier.
+SELECT pg_temp.try($$SELECT dragonraft.execute(0, 'SELECT 1')$$);
+SELECT pg_temp.try($$SELECT dragonraft.skip_command(-1, 1)$$);
 -- A transaction that writes no replicated table is untouched.
 INSERT INTO big VALUES (0, 'plain');
 SELECT count(*) FROM big;

@@ -269,6 +269,7 @@ void dr_engine_status_node(void)
 	c.frames_rejected =
 	        ts.frames_bad_header + ts.frames_oversize + ts.frames_bad_crc + ts.frames_over_budget;
 	c.lines_suppressed = ts.log_lines_suppressed;
+	c.dropped_no_group = ts.msgs_dropped_no_group;
 	SpinLockAcquire(&dr_shared->mutex);
 	dr_shared->transport = c;
 	SpinLockRelease(&dr_shared->mutex);

@@ -25,8 +25,9 @@ typedef struct DrMemberChange {
  * RAFT_MAX_MEMBERS); returns the count, or raises the error. */
 extern int dr_sql_groups_parse_members(Jsonb *jb, DrMemberAddr *out);
 /* sql_groups.c: raises what starting a group here (create_group, join_group) may
- * fail with alike (limits, the engine worker gone); returns for other results. */
-extern void dr_sql_groups_start_failed(const DrResult *res);
+ * fail with alike (limits, the engine worker gone, the group there but stopped);
+ * returns for other results. */
+extern void dr_sql_groups_start_failed(int64 group_id, const DrResult *res);
 
 /* sql_membership.c: refuse (an error with a hint) to start a member of group_id here
  * if this node id left it: its Raft state is gone, so it must never vote again. */

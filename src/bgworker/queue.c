@@ -351,9 +351,7 @@ out:
 		         errmsg("dragonraft's engine on this node did not take the %s of group "
 		                "%llu: %s",
 		                request_name(kind), (unsigned long long)group_id, res->errmsg),
-		         errdetail("Nothing was done."),
-		         errhint("See dragonraft.node_status() and the server log; the postmaster "
-		                 "restarts a failed engine worker after a few seconds.")));
+		         errdetail("Nothing was done."), errhint("%s", dr_engine_restart_hint())));
 }
 
 void dr_queue_call(DrRequestKind kind, uint64 group_id, uint64 arg, const void *payload, Size len,

@@ -240,9 +240,7 @@ uint64 dr_read_barrier_ext(uint64 group_id, bool wait_load)
 	case ENGINE_OK:
 		break;
 	case ENGINE_ERR_NO_GROUP:
-		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
-		                errmsg("dragonraft group %llu does not exist on this node",
-		                       (unsigned long long)group_id)));
+		dr_sql_groups_not_run((int64)group_id, NULL);
 		break;
 	case ENGINE_ERR_TIMEOUT:
 		barrier_failed(group_id, "no quorum confirmed the leader in time",

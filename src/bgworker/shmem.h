@@ -230,6 +230,7 @@ typedef struct DrTransportCounters {
 	                           * of a group run here (not a group stopped or left here) */
 	uint64 frames_rejected;   /* bad header, oversize, bad checksum, over the memory budget */
 	uint64 lines_suppressed;  /* refusals not logged (rate limit) */
+	uint64 dropped_no_group;  /* messages of a group not run here (stopped, left, ...) */
 } DrTransportCounters;
 
 /* The node-wide part. */

@@ -57,7 +57,50 @@ const char *dr_engine_restart_hint(void)
 	       "stopped engine worker after a few seconds.";
 }
 
-void dr_sql_groups_state(int64 group_id, uint8 *member_state, uint32 *apply_failures, char *error)
+/*
+ * As PostgreSQL names what is missing ("replication slot \"s\" does not
+ * exist"), with "dragonraft" so that it reads alike from a write's COMMIT.
+ * Before review 69 some functions said "group N", others "dragonraft group
+ * N", only a few gave a hint, and execute(0) said 42704 where read_barrier(0)
+ * said 22023.
+ */
+void dr_sql_groups_missing(int64 group_id, const char *detail)
+{
+	/* As create_group, join_group, read_barrier and the digests refuse one. */
+	if (group_id < 1)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		                errmsg("group id must be a positive integer")));
+	ereport(ERROR,
+	        (errcode(ERRCODE_UNDEFINED_OBJECT),
+	         errmsg("dragonraft group %lld does not exist on this node", (long long)group_id),
+	         detail ? errdetail("%s", detail) : 0,
+	         errhint("See dragonraft.status for the groups of this node; "
+	                 "dragonraft.create_group and dragonraft.join_group make it a "
+	                 "member of a group.")));
+}
+
+/* Before review 69: "group N is stopped on this node", "dragonraft group N is
+ * stopped ...", "group N does not run on this node", "group N has no log on
+ * this node", with or without the error and a hint. */
+void dr_sql_groups_stopped(int64 group_id, const char *error, const char *detail)
+{
+	bool has_error = error != NULL && error[0] != '\0';
+	const char *sep = "";
+
+	if (has_error && detail != NULL) /* (the engine's errors end without a period) */
+		sep = error[strlen(error) - 1] == '.' ? "  " : ".  ";
+	ereport(ERROR,
+	        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+	         errmsg("dragonraft group %lld is stopped on this node", (long long)group_id),
+	         has_error || detail != NULL ? errdetail("%s%s%s", has_error ? error : "", sep,
+	                                                 detail != NULL ? detail : "")
+	                                     : 0,
+	         errhint("See state and error in dragonraft.status, and the server "
+	                 "log.")));
+}
+
+/* The group's shared status, false if this node does not have it. */
+static bool read_state(int64 group_id, uint8 *member_state, uint32 *apply_failures, char *error)
 {
 	DrGroup *g;
 
@@ -71,11 +114,26 @@ void dr_sql_groups_state(int64 group_id, uint8 *member_state, uint32 *apply_fail
 		SpinLockRelease(&g->mutex);
 	}
 	LWLockRelease(dr_shared->groups_lock);
-	if (g == NULL)
-		ereport(ERROR,
-		        (errcode(ERRCODE_UNDEFINED_OBJECT),
-		         errmsg("group %lld does not exist on this node", (long long)group_id),
-		         errhint("See dragonraft.status for the groups of this node.")));
+	return g != NULL;
+}
+
+void dr_sql_groups_state(int64 group_id, uint8 *member_state, uint32 *apply_failures, char *error)
+{
+	if (!read_state(group_id, member_state, apply_failures, error))
+		dr_sql_groups_missing(group_id, NULL);
+}
+
+/* A stopped group is still in the shared status (state and error): the
+ * engine's "no such group" said "does not exist" for it (review 69). */
+void dr_sql_groups_not_run(int64 group_id, const char *detail)
+{
+	uint8 state;
+	uint32 failures;
+	char error[DR_ERROR_LEN] = "";
+
+	if (!read_state(group_id, &state, &failures, error))
+		dr_sql_groups_missing(group_id, detail);
+	dr_sql_groups_stopped(group_id, error, detail);
 }
 
 void dr_sql_groups_check_engine(void)
@@ -499,21 +557,29 @@ char *dr_sql_groups_member_locale_differs(int64 group_id, uint32 node_id, bool *
 }
 
 /* The engine worker reported that it exited before an outcome. */
-static void engine_exited(void)
+void dr_sql_groups_engine_exited(void)
 {
 	ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 	                errmsg("dragonraft engine worker exited before the operation completed"),
-	                errhint("See the server log; the postmaster restarts it after a few "
-	                        "seconds.")));
+	                errhint("%s", dr_engine_restart_hint())));
 }
 
 /*
  * The errors that starting a group on this node (create_group, join_group)
  * shares; returns if res is none of them.
  */
-void dr_sql_groups_start_failed(const DrResult *res)
+void dr_sql_groups_start_failed(int64 group_id, const DrResult *res)
 {
 	switch (res->rc) {
+	case ENGINE_ERR_SM:
+		/* (create_group's said nothing of what to do: review 69) */
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("group %lld exists on this node but is stopped",
+		                       (long long)group_id),
+		                errdetail("%s", res->errmsg),
+		                errhint("leave_group(%lld, force => true) removes it here.",
+		                        (long long)group_id)));
+		break;
 	case DR_RC_ORIGINS_FULL:
 		ereport(ERROR,
 		        (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
@@ -534,7 +600,7 @@ void dr_sql_groups_start_failed(const DrResult *res)
 		                errhint("Raise dragonraft.max_groups and restart the server.")));
 		break;
 	case DR_RC_ENGINE_EXITED:
-		engine_exited();
+		dr_sql_groups_engine_exited();
 		break;
 	}
 }
@@ -702,14 +768,8 @@ Datum dr_create_group(PG_FUNCTION_ARGS)
 		                (long long)group_id, res.errmsg),
 		         errdetail("A member that lost its Raft log must not start as new.")));
 		break;
-	case ENGINE_ERR_SM:
-		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-		                errmsg("group %lld exists on this node but is stopped",
-		                       (long long)group_id),
-		                errdetail("%s", res.errmsg)));
-		break;
 	default:
-		dr_sql_groups_start_failed(&res);
+		dr_sql_groups_start_failed(group_id, &res);
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
 		                errmsg("could not create group %lld: %s", (long long)group_id,
 		                       res.rc > -100 ? engine_strerror(res.rc) : "bad request"),
@@ -768,15 +828,11 @@ Datum dr_transfer_leader(PG_FUNCTION_ARGS)
 	}
 	LWLockRelease(dr_shared->groups_lock);
 	if (g == NULL)
-		ereport(ERROR,
-		        (errcode(ERRCODE_UNDEFINED_OBJECT),
-		         errmsg("group %lld does not exist on this node", (long long)group_id)));
+		dr_sql_groups_missing(group_id, NULL);
 	if (state == DR_MEMBER_LOST || state == DR_MEMBER_FAILED)
-		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-		                errmsg("group %lld is stopped on this node", (long long)group_id),
-		                errdetail("%s", error)));
-	if (!member)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		dr_sql_groups_stopped(group_id, error, NULL);
+	if (!member) /* (42704 as remove_member's; it said 22023) */
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
 		                errmsg("node %d is not a member of group %lld", target,
 		                       (long long)group_id),
 		                errhint("See dragonraft.members.")));
@@ -836,12 +892,10 @@ Datum dr_transfer_leader(PG_FUNCTION_ARGS)
 		not_voter(group_id, target);
 		break;
 	case ENGINE_ERR_NO_GROUP:
-		ereport(ERROR,
-		        (errcode(ERRCODE_UNDEFINED_OBJECT),
-		         errmsg("group %lld does not exist on this node", (long long)group_id)));
+		dr_sql_groups_not_run(group_id, NULL);
 		break;
 	case DR_RC_ENGINE_EXITED:
-		engine_exited();
+		dr_sql_groups_engine_exited();
 		break;
 	default:
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),

@@ -35,9 +35,7 @@ static void check_group(int64 group_id)
 
 	dr_sql_groups_state(group_id, &state, &failures, error);
 	if (state == DR_MEMBER_LOST)
-		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-		                errmsg("group %lld has no log on this node", (long long)group_id),
-		                error[0] ? errdetail("%s", error) : 0));
+		dr_sql_groups_stopped(group_id, error, NULL);
 }
 
 static void digest_failed(int64 group_id, const struct engine_log_digest *asked,
@@ -54,10 +52,8 @@ static void digest_failed(int64 group_id, const struct engine_log_digest *asked,
 		         errhint("Compare a range that every member holds: a member's log starts "
 		                 "after its last compaction (see snapshot_index in "
 		                 "dragonraft.status) and ends at its last_index.")));
-	if (res->rc == ENGINE_ERR_NO_GROUP)
-		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-		                errmsg("group %lld does not run on this node", (long long)group_id),
-		                errhint("See state and error in dragonraft.status.")));
+	if (res->rc == ENGINE_ERR_NO_GROUP) /* (stopped, failed, or gone since check_group) */
+		dr_sql_groups_not_run(group_id, NULL);
 	if (res->rc == ENGINE_ERR_FAILED)
 		ereport(ERROR,
 		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

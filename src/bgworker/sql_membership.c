@@ -124,13 +124,9 @@ static GroupView running_group(int64 group_id)
 	GroupView v = view(group_id, dr_node_id);
 
 	if (!v.exists)
-		ereport(ERROR,
-		        (errcode(ERRCODE_UNDEFINED_OBJECT),
-		         errmsg("group %lld does not exist on this node", (long long)group_id)));
+		dr_sql_groups_missing(group_id, NULL);
 	if (v.state == DR_MEMBER_LOST || v.state == DR_MEMBER_FAILED)
-		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-		                errmsg("group %lld is stopped on this node", (long long)group_id),
-		                errdetail("%s", v.error)));
+		dr_sql_groups_stopped(group_id, v.error, NULL);
 	return v;
 }
 
@@ -171,9 +167,7 @@ static void change_outcome(const DrResult *res, int64 group_id, int64 node)
 		not_leader(group_id, res->leader);
 		break;
 	case ENGINE_ERR_NO_GROUP:
-		ereport(ERROR,
-		        (errcode(ERRCODE_UNDEFINED_OBJECT),
-		         errmsg("group %lld does not exist on this node", (long long)group_id)));
+		dr_sql_groups_not_run(group_id, NULL);
 		break;
 	case ENGINE_ERR_PENDING:
 		ereport(ERROR,
@@ -263,7 +257,8 @@ static void change_outcome(const DrResult *res, int64 group_id, int64 node)
 	case ENGINE_ERR_REJECTED:
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 		                errmsg("group %lld refused the membership change of node %lld",
-		                       (long long)group_id, (long long)node)));
+		                       (long long)group_id, (long long)node),
+		                res->errmsg[0] ? errdetail("%s", res->errmsg) : 0));
 		break;
 	default:
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
@@ -508,12 +503,19 @@ static void leave_locally(int64 group_id, bool gave_up_join)
 		record_left(group_id);
 	dr_queue_call_uncancellable(DR_REQ_LEAVE_GROUP, (uint64)group_id, gave_up_join, NULL, 0,
 	                            &res);
+	if (res.rc == DR_RC_ENGINE_EXITED) /* (was XX000: review 69) */
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("dragonraft engine worker exited before it stopped the member "
+		                "of group %lld on this node",
+		                (long long)group_id),
+		         errhint("Run leave_group again once dragonraft.node_status() shows "
+		                 "the engine worker running.")));
 	if (res.rc != ENGINE_OK)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
 		                errmsg("could not stop the member of group %lld on this node: %s",
 		                       (long long)group_id,
-		                       res.rc > -100 ? engine_strerror(res.rc)
-		                                     : "the engine worker exited"),
+		                       res.rc > -100 ? engine_strerror(res.rc) : "request refused"),
 		                res.errmsg[0] ? errdetail("%s", res.errmsg) : 0));
 	replorigin_drop_by_name(origin, true, false);
 	if (tables.len > 0)
@@ -806,9 +808,7 @@ Datum dr_leave_group(PG_FUNCTION_ARGS)
 	dr_sql_groups_check_engine();
 	v = view(group_id, dr_node_id);
 	if (!v.exists && !left_behind(group_id))
-		ereport(ERROR,
-		        (errcode(ERRCODE_UNDEFINED_OBJECT),
-		         errmsg("group %lld does not exist on this node", (long long)group_id)));
+		dr_sql_groups_missing(group_id, NULL);
 	not_in_transaction_block("leave_group");
 	if (v.member && v.state == DR_MEMBER_ACTIVE && v.role == RAFT_LEADER) {
 		DrMemberChange c;
@@ -905,16 +905,8 @@ static void join_failed(int64 group_id, const DrResult *res)
 		                (long long)group_id, res->errmsg),
 		         errdetail("A member that lost its Raft log must not start as new.")));
 		break;
-	case ENGINE_ERR_SM:
-		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-		                errmsg("group %lld exists on this node but is stopped",
-		                       (long long)group_id),
-		                errdetail("%s", res->errmsg),
-		                errhint("leave_group(%lld, force => true) removes it here.",
-		                        (long long)group_id)));
-		break;
 	default:
-		dr_sql_groups_start_failed(res);
+		dr_sql_groups_start_failed(group_id, res);
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
 		                errmsg("could not join group %lld: %s", (long long)group_id,
 		                       res->rc > -100 ? engine_strerror(res->rc) : "bad request"),
@@ -965,10 +957,7 @@ static void join_stopped(int64 group_id, const GroupView *v)
 		                   (long long)group_id),
 		         errhint("dragonraft.left_groups lists the groups this node left, which it "
 		                 "cannot join again.")));
-	ereport(ERROR,
-	        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-	         errmsg("the member of group %lld stopped on this node", (long long)group_id),
-	         errdetail("%s", v->error)));
+	dr_sql_groups_stopped(group_id, v->error, NULL);
 }
 
 /*
@@ -1282,9 +1271,7 @@ Datum dr_snapshot(PG_FUNCTION_ARGS)
 	                 (long long)group_id),
 	        "See snapshot_index in dragonraft.status.");
 	if (res.rc == ENGINE_ERR_NO_GROUP)
-		ereport(ERROR,
-		        (errcode(ERRCODE_UNDEFINED_OBJECT),
-		         errmsg("group %lld does not exist on this node", (long long)group_id)));
+		dr_sql_groups_not_run(group_id, NULL);
 	if (res.rc == ENGINE_ERR_TIMEOUT)
 		ereport(ERROR,
 		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -1295,6 +1282,8 @@ Datum dr_snapshot(PG_FUNCTION_ARGS)
 		                 "has not made its apply of the group's last membership change "
 		                 "durable."),
 		         errhint("See dragonraft.status: a stuck apply says why.")));
+	if (res.rc == DR_RC_ENGINE_EXITED)
+		dr_sql_groups_engine_exited(); /* (was XX000: review 69) */
 	if (res.rc != ENGINE_OK)
 		ereport(ERROR,
 		        (errcode(res.rc == ENGINE_ERR_PENDING || res.rc == ENGINE_ERR_BUSY

@@ -15,6 +15,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
+#include "write.h"
 
 PG_FUNCTION_INFO_V1(dr_node_status);
 PG_FUNCTION_INFO_V1(dr_group_status);
@@ -103,8 +104,8 @@ Datum dr_node_status(PG_FUNCTION_ARGS)
 Datum dr_node_stats(PG_FUNCTION_ARGS)
 {
 	TupleDesc tupdesc;
-	Datum values[10];
-	bool nulls[10] = {false};
+	Datum values[11];
+	bool nulls[11] = {false};
 	DrTransportCounters c;
 	int not_started, digest_loop_max;
 	uint64 digest_steps;
@@ -128,6 +129,7 @@ Datum dr_node_stats(PG_FUNCTION_ARGS)
 	values[7] = Int64GetDatum((int64)c.lines_suppressed);
 	values[8] = Int64GetDatum((int64)digest_steps);
 	values[9] = Int32GetDatum(digest_loop_max);
+	values[10] = Int64GetDatum((int64)c.dropped_no_group);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
@@ -428,9 +430,6 @@ Datum dr_stat_reset(PG_FUNCTION_ARGS)
 	/* As pg_stat_reset_replication_slot of a slot that is not there (it
 	 * returned as if it had reset something). */
 	if (!found && !PG_ARGISNULL(0))
-		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
-		                errmsg("group %lld does not exist on this node",
-		                       (long long)PG_GETARG_INT64(0)),
-		                errhint("See dragonraft.status for the groups of this node.")));
+		dr_sql_groups_missing(PG_GETARG_INT64(0), NULL);
 	PG_RETURN_VOID();
 }

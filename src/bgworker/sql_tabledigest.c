@@ -128,10 +128,7 @@ static void check_group(int64 group_id, bool drain)
 
 	dr_sql_groups_state(group_id, &state, &failures, error);
 	if (state == DR_MEMBER_FAILED || state == DR_MEMBER_LOST)
-		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-		                errmsg("group %lld does not run on this node", (long long)group_id),
-		                error[0] ? errdetail("%s", error) : 0,
-		                errhint("See state and error in dragonraft.status.")));
+		dr_sql_groups_stopped(group_id, error, NULL);
 	if (drain && failures > 0)
 		ereport(ERROR,
 		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -221,12 +218,8 @@ static bool wait_drained(int64 group_id, pid_t engine, DrSnapJob *j, uint64 *han
 			return false;
 		if (drained)
 			return true;
-		if (phase == DR_SNAP_DONE)
-			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			                errmsg("group %lld does not run on this node",
-			                       (long long)group_id),
-			                error[0] ? errdetail("%s", error) : 0,
-			                errhint("See state and error in dragonraft.status.")));
+		if (phase == DR_SNAP_DONE) /* (the engine worker ended the job) */
+			dr_sql_groups_stopped(group_id, error, NULL);
 		check_group(group_id, true);
 		check_same_group(group_id);
 		/* The drain may need a table this backend locked (the apply of an

@@ -1001,12 +1001,14 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 	LOCKTAG tag;
 	bool barrier;
 	uint64 first, life;
+	uint8 state = DR_MEMBER_ACTIVE;
 
 	dr_sql_groups_check_engine();
-	if (group_id < 1 || read_group((uint64)group_id, &applied, &failures, error) == NULL)
-		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
-		                errmsg("dragonraft group %lld does not exist on this node",
-		                       (long long)group_id)));
+	dr_sql_groups_state(group_id, &state, &failures, error);
+	/* (the barrier below said so inside "could not wait for this node to
+	 * apply", with "retry once ... the group applying here": review 69) */
+	if (state == DR_MEMBER_LOST || state == DR_MEMBER_FAILED)
+		dr_sql_groups_stopped(group_id, error, "Nothing was proposed.");
 	/* A second call in one statement (SELECT dragonraft.execute(...) FROM
 	 * generate_series(1, 2)) or function: the first call's command runs on
 	 * every member whatever becomes of this transaction.  (Its try gave the
@@ -1090,7 +1092,9 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 	    entry_set_encoding(b.data, b.len, GetDatabaseEncoding()) != ENTRY_OK ||
 	    b.len > (size_t)dr_max_entry_size)
 		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-		                errmsg("the command exceeds dragonraft.max_entry_size")));
+		                errmsg("the command exceeds dragonraft.max_entry_size"),
+		                errdetail("Nothing was proposed."),
+		                errhint("Split it into several commands.")));
 	entry = palloc(b.len);
 	memcpy(entry, b.data, b.len);
 	free(b.data);
@@ -1197,9 +1201,7 @@ Datum dr_skip_command(PG_FUNCTION_ARGS)
 
 	dr_sql_groups_check_engine();
 	if (group_id < 1 || read_group((uint64)group_id, &applied, &failures, error) == NULL)
-		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
-		                errmsg("dragonraft group %lld does not exist on this node",
-		                       (long long)group_id)));
+		dr_sql_groups_missing(group_id, NULL);
 	/* (apply_rows.c words the failure of a command so; a command begins an
 	 * apply batch, so it stopped right before it; snapshot_load.c words so a
 	 * command that a snapshot's load ran again) */
@@ -1218,7 +1220,9 @@ Datum dr_skip_command(PG_FUNCTION_ARGS)
 		                (long long)group_id, (long long)index),
 		         failures > 0 ? errdetail("It stopped after entry %llu: %s",
 		                                  (unsigned long long)applied, error)
-		                      : errdetail("It goes on.")));
+		                      : errdetail("It goes on."),
+		         errhint("skip_command takes the entry of the command at which the apply "
+		                 "stopped: see error in dragonraft.status.")));
 	/* As the bootstrap superuser: dragonraft_admin may ask, not write the table. */
 	dr_as_superuser_begin(&su);
 	if (SPI_connect() != SPI_OK_CONNECT)

@@ -298,6 +298,21 @@ extern bool dr_sql_tables_barrier(const char *command);
 
 /* Raise an error unless this node runs its engine for this database. */
 extern void dr_sql_groups_check_engine(void);
+/* The one error (42704) for a group id this node has no group of (22023 for
+ * one below 1): every SQL function that takes a group id and the write path
+ * raise it; detail: NULL or a sentence to add. */
+extern void dr_sql_groups_missing(int64 group_id, const char *detail) pg_attribute_noreturn();
+/* The one error (55000) for a group this node has but does not run (its
+ * member state failed or lost, or the engine no longer runs it); error: its
+ * error from the shared status, or NULL/empty; detail: NULL or a sentence to
+ * add. */
+extern void dr_sql_groups_stopped(int64 group_id, const char *error, const char *detail)
+        pg_attribute_noreturn();
+/* For the engine's ENGINE_ERR_NO_GROUP: dr_sql_groups_missing, or
+ * dr_sql_groups_stopped with its error when this node has the group. */
+extern void dr_sql_groups_not_run(int64 group_id, const char *detail) pg_attribute_noreturn();
+/* 55000 for a request whose engine worker exited before its outcome. */
+extern void dr_sql_groups_engine_exited(void) pg_attribute_noreturn();
 /* The group's member state (DrMemberState), apply failures and error (DR_ERROR_LEN
  * bytes) from its shared status; 42704 if this node does not have it. */
 extern void dr_sql_groups_state(int64 group_id, uint8 *member_state, uint32 *apply_failures,

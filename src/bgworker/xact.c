@@ -317,14 +317,9 @@ uint64 dr_xact_writable(uint64 group_id, bool lock_only)
 			return 0; /* a lock here holds back only this member's apply */
 		}
 		if (!view_group(group_id, &v))
-			ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
-			                errmsg("dragonraft group %llu does not exist on this node",
-			                       (unsigned long long)group_id)));
+			dr_sql_groups_missing((int64)group_id, NULL);
 		if (v.member_state == DR_MEMBER_FAILED || v.member_state == DR_MEMBER_LOST)
-			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			                errmsg("dragonraft group %llu is stopped on this node",
-			                       (unsigned long long)group_id),
-			                errdetail("%s", v.error)));
+			dr_sql_groups_stopped((int64)group_id, v.error, NULL);
 		if (v.role != RAFT_LEADER) {
 			ConditionVariableCancelSleep();
 			dr_capture_not_leader(group_id, v.leader);
@@ -571,17 +566,28 @@ Datum dr_busy_waits(PG_FUNCTION_ARGS)
 
 /* ---- outcomes ---- */
 
-/* 40003: the entry may be (or is) committed in the log; it is applied from there. */
-static void unknown_outcome(const char *msg, const char *detail) pg_attribute_noreturn();
+/*
+ * 40003: the entry may be committed in the log (committed false: proposed,
+ * outcome unknown), or is (true: the detail says whether this node applies
+ * it).  The hint said "If the entry commits, every member applies it, this
+ * node included" for both, also under a detail saying that this node does
+ * not apply it (review 69).
+ */
+static void unknown_outcome(const char *msg, const char *detail, bool committed)
+        pg_attribute_noreturn();
 
-static void unknown_outcome(const char *msg, const char *detail)
+static void unknown_outcome(const char *msg, const char *detail, bool committed)
 {
 	count_unknown(C.group_id);
 	ereport(ERROR,
 	        (errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN), errmsg("%s", msg),
 	         errdetail("%s", detail),
-	         errhint("If the entry commits, every member applies it, this node included; "
-	                 "check whether the transaction's changes are there before retrying.")));
+	         committed ? errhint("Before retrying, check on a member of the group whether "
+	                             "the transaction's changes are there; dragonraft.status "
+	                             "shows whether this node runs the group.")
+	                   : errhint("If the entry commits, every member applies it, this node "
+	                             "included; check whether the transaction's changes are "
+	                             "there before retrying.")));
 }
 
 /* What ended the wait for a proposal's outcome (40003). */
@@ -611,10 +617,7 @@ void dr_proposal_refused(const DrResult *res, uint64 group_id, const char *what)
 		         errhint("Split the work: dragonraft.max_entry_size bounds an entry.")));
 		break;
 	case ENGINE_ERR_NO_GROUP:
-		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
-		                errmsg("dragonraft group %llu does not exist on this node",
-		                       (unsigned long long)group_id),
-		                errdetail("Nothing was proposed.")));
+		dr_sql_groups_not_run((int64)group_id, "Nothing was proposed.");
 		break;
 	case DR_RC_NOT_TAKEN:
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -663,7 +666,8 @@ static void proposal_outcome(const DrResult *res, const DrPending *p)
 		        psprintf("the outcome of the transaction in dragonraft group %llu "
 		                 "is unknown",
 		                 (unsigned long long)p->group_id),
-		        psprintf("Its change set was proposed, then %s.", proposed_then(res->rc)));
+		        psprintf("Its change set was proposed, then %s.", proposed_then(res->rc)),
+		        false);
 	}
 }
 
@@ -711,9 +715,11 @@ static bool next_command_changes(const GroupView *v, const uint64 *tables, int n
  * hands the turn on), a cancel the commit with 40003 (its entry is in the
  * log), and a client that went away (looked at every CLIENT_POLL_MS) the
  * backend.  (statement_timeout does not fire here: see the top of the file.)
- * Called with interrupts held once.
+ * Called with interrupts held once; engine_away: the group is not there
+ * while the engine worker does not run.
  */
-static void turn_interrupts(uint64 group_id, uint64 index, TimestampTz *next_client_check)
+static void turn_interrupts(uint64 group_id, uint64 index, bool engine_away,
+                            TimestampTz *next_client_check)
 {
 	if (ProcDiePending) {
 		ConditionVariableCancelSleep();
@@ -724,12 +730,27 @@ static void turn_interrupts(uint64 group_id, uint64 index, TimestampTz *next_cli
 		QueryCancelPending = false;
 		ConditionVariableCancelSleep();
 		RESUME_INTERRUPTS();
-		unknown_outcome(psprintf("canceled while the transaction waited for its turn in "
-		                         "dragonraft group %llu",
-		                         (unsigned long long)group_id),
-		                psprintf("Its change set is committed in the log at index %llu and "
-		                         "will be applied from there.",
-		                         (unsigned long long)index));
+		/* Away, the next engine worker may come back without the group's log
+		 * (a lost LogDB, DESIGN §10), or with a group of that id made again:
+		 * "will be applied from there" promised what this node may not do
+		 * (review 69). */
+		unknown_outcome(
+		        psprintf("canceled while the transaction waited for its turn in "
+		                 "dragonraft group %llu",
+		                 (unsigned long long)group_id),
+		        engine_away
+		                ? psprintf("Its change set is committed in the log at index "
+		                           "%llu: every member that keeps that log applies it.  "
+		                           "This node's engine worker is not running: this "
+		                           "node applies it once the worker runs the group "
+		                           "again with that log, not if the worker comes back "
+		                           "without it (see dragonraft.status).",
+		                           (unsigned long long)index)
+		                : psprintf("Its change set is committed in the log at index "
+		                           "%llu, and this node applies it from there, as "
+		                           "every member does.",
+		                           (unsigned long long)index),
+		        true);
 	}
 	if (GetCurrentTimestamp() >= *next_client_check) {
 		if (whereToSendOutput == DestRemote && !pq_check_connection()) {
@@ -770,7 +791,7 @@ static void wait_turn(uint64 group_id, uint64 life, uint64 index, uint64 schema_
 			 * backend whose client had gone waited on: review 60). */
 			if (dr_shmem_engine_running())
 				break;
-			turn_interrupts(group_id, index, &next_client_check);
+			turn_interrupts(group_id, index, true, &next_client_check);
 			dr_shmem_engine_wait();
 			continue;
 		}
@@ -803,7 +824,8 @@ static void wait_turn(uint64 group_id, uint64 life, uint64 index, uint64 schema_
 			        psprintf("Its change set is committed in the log at index %llu; "
 			                 "this node applies it from there once the group runs "
 			                 "here again.  The group stopped: %s",
-			                 (unsigned long long)index, v.error));
+			                 (unsigned long long)index, v.error),
+			        true);
 		}
 		if (dr_xact_unblock_apply(&next_lock_check)) {
 			RESUME_INTERRUPTS();
@@ -815,9 +837,10 @@ static void wait_turn(uint64 group_id, uint64 life, uint64 index, uint64 schema_
 			                 (unsigned long long)group_id, (unsigned long long)index),
 			        "It held a lock that the apply worker waited for while this "
 			        "transaction waited for its turn; its entry is applied from the "
-			        "log.");
+			        "log.",
+			        true);
 		}
-		turn_interrupts(group_id, index, &next_client_check);
+		turn_interrupts(group_id, index, false, &next_client_check);
 		(void)ConditionVariableTimedSleep(&v.g->applied_cv, TURN_POLL_MS,
 		                                  PG_WAIT_EXTENSION);
 	}
@@ -831,7 +854,8 @@ static void wait_turn(uint64 group_id, uint64 life, uint64 index, uint64 schema_
 		                            : "Its change set is committed in the log of the group "
 		                              "as it was: this node left it, and the group of "
 		                              "that id here now was made again since, with "
-		                              "another log, so this node does not apply it.");
+		                              "another log, so this node does not apply it.",
+		                true);
 	if (v.applied >= index)
 		elog(ERROR, "dragonraft entry %llu of group %llu was applied by another process",
 		     (unsigned long long)index, (unsigned long long)group_id);

@@ -28,17 +28,20 @@ struct snap_in {
 	char path[ENGINE_PATH_MAX];
 };
 
-/* How often a stream that failed the same way to the same member is logged. */
-#define STREAM_FAILURE_LOG_MS 60000
-#define STREAM_FAILURE_SLOTS  16
+/* How often a line of one kind about one group and node is logged (log_due): a stream
+ * that failed the same way to the same member, messages dropped from one sender. */
+#define LOG_LIMIT_MS    60000
+#define LOG_LIMIT_SLOTS 64
+/* The kind of the dropped messages' line (a stream's is 2 * its status + by_receiver). */
+#define LOG_KIND_NO_GROUP (-1)
 
-/* The last line about the failed streams of one group to one member, for one cause. */
-struct stream_failure {
+/* The last line about one group and node, of one kind. */
+struct log_limit {
 	uint64_t group_id;
-	uint64_t to;
-	int status;        /* TRANSPORT_* */
+	uint64_t node;     /* the stream's member, the messages' sender */
+	int kind;          /* LOG_KIND_NO_GROUP, or a stream's failure */
 	uint64_t logged;   /* uv_now() of the line; 0: free slot */
-	uint64_t left_out; /* failures of this kind since that line, not logged */
+	uint64_t left_out; /* events of this kind since that line, not logged */
 };
 
 struct engine_uv {
@@ -62,7 +65,9 @@ struct engine_uv {
 	void (*log_fn)(void *ctx, int level, const char *msg); /* the embedder's */
 	void *log_ctx;
 	char tp_error[512]; /* the transport's last error line (for engine_uv_create) */
-	struct stream_failure failures[STREAM_FAILURE_SLOTS];
+	uint64_t node_id;   /* this node's */
+	struct log_limit limits[LOG_LIMIT_SLOTS];
+	uint64_t lines_left_out; /* lines log_due had no slot for (said with the next one) */
 };
 
 static void maybe_free(struct engine_uv *u)
@@ -254,9 +259,22 @@ static void on_snapshot_received(void *ctx, uint64_t from, uint64_t group_id,
 	snprintf(in->path, sizeof(in->path), "%s", path);
 }
 
-/* Why a stream failed, for the operator: the receiver's answer, or the transport's. */
-static const char *stream_failure_why(int status)
+/* Why a stream failed, for the operator: the receiver's answer (by_receiver), or what
+ * failed here or on the way. */
+static const char *stream_failure_why(int status, bool by_receiver)
 {
+	if (!by_receiver) {
+		switch (status) {
+		case TRANSPORT_EIO:
+			return "it could not read its snapshot file (see the transport's line "
+			       "before)";
+		case TRANSPORT_EUNREACHABLE:
+			return "the member could not be reached (the connection broke more often "
+			       "than the stream's retries, or it is no peer of this node any more)";
+		default:
+			return transport_strerror(status);
+		}
+	}
 	switch (status) {
 	case TRANSPORT_EINVAL:
 		return "it does not run the group, or does not take this node for a member of it";
@@ -266,65 +284,108 @@ static const char *stream_failure_why(int status)
 		return "it took the stream for a protocol violation (a stream of the group still "
 		       "being completed there?)";
 	case TRANSPORT_EIO:
-		return "an i/o error, reading the file here or writing it there (see the logs)";
+		return "it could not write the file (see its server log)";
 	case TRANSPORT_ECHECKSUM:
 		return "the file it received had the wrong size or checksum";
-	case TRANSPORT_EUNREACHABLE:
-		return "it could not be reached (the connection broke more often than the "
-		       "stream's retries, or it is no peer of this node any more)";
 	default:
 		return transport_strerror(status);
 	}
 }
 
 /*
- * A stream to a member failed or was refused: said once a minute per group,
- * member and cause, with how many were left out (review 57: nothing was
- * logged, and an operator could not tell why a member lagged).  A refusal for
- * want of room has its own line (engine_snapshot_refused_by).
+ * Whether a line about (group_id, node, kind) is due: once a minute for each,
+ * *left_out set to how many were not logged since the last one.  A key
+ * without a slot takes the oldest, unless that one was logged within the
+ * minute too (more keys than slots): then it is counted in
+ * u->lines_left_out, said with the next line.
  */
-static void log_stream_failure(struct engine_uv *u, uint64_t to, uint64_t group_id, int status)
+static bool log_due(struct engine_uv *u, uint64_t group_id, uint64_t node, int kind,
+                    uint64_t *left_out)
 {
 	uint64_t now = uv_now(u->loop) + 1; /* (0 marks a free slot) */
-	struct stream_failure *f = NULL, *oldest = &u->failures[0];
-	char line[512], left[80] = "";
+	struct log_limit *f = NULL, *oldest = &u->limits[0];
 
-	if (u->log_fn == NULL || status == TRANSPORT_ENOSPACE)
-		return;
-	for (int k = 0; k < STREAM_FAILURE_SLOTS && f == NULL; k++) {
-		struct stream_failure *s = &u->failures[k];
+	if (u->log_fn == NULL)
+		return false;
+	for (int k = 0; k < LOG_LIMIT_SLOTS && f == NULL; k++) {
+		struct log_limit *s = &u->limits[k];
 
-		if (s->logged != 0 && s->group_id == group_id && s->to == to && s->status == status)
+		if (s->logged != 0 && s->group_id == group_id && s->node == node && s->kind == kind)
 			f = s;
 		else if (s->logged < oldest->logged)
 			oldest = s;
 	}
-	if (f != NULL && now - f->logged < STREAM_FAILURE_LOG_MS) {
+	if (f != NULL && now - f->logged < LOG_LIMIT_MS) {
 		f->left_out++;
-		return;
+		return false;
 	}
 	if (f == NULL) {
-		f = oldest; /* (a free one, or the longest unused) */
+		if (oldest->logged != 0 && now - oldest->logged < LOG_LIMIT_MS) {
+			u->lines_left_out++;
+			return false;
+		}
+		f = oldest; /* (a free one, or one unused for a minute) */
 		memset(f, 0, sizeof(*f));
 		f->group_id = group_id;
-		f->to = to;
-		f->status = status;
+		f->node = node;
+		f->kind = kind;
 	}
-	if (f->left_out > 0)
-		snprintf(left, sizeof(left), " (%llu more since the last line)",
-		         (unsigned long long)f->left_out);
-	snprintf(line, sizeof(line),
-	         "dragonraft: the snapshot of group %llu to node %llu failed: %s; it is sent again "
-	         "after a pause%s",
-	         (unsigned long long)group_id, (unsigned long long)to, stream_failure_why(status),
-	         left);
-	u->log_fn(u->log_ctx, TRANSPORT_LOG_INFO, line);
+	*left_out = f->left_out;
 	f->logged = now;
 	f->left_out = 0;
+	return true;
+}
+
+/* Logs line with what log_due left out. */
+static void log_limited(struct engine_uv *u, const char *line, uint64_t left_out)
+{
+	char buf[768], more[160] = "";
+	int n = 0;
+
+	if (left_out > 0)
+		n = snprintf(more, sizeof(more), " (%llu more since the last line)",
+		             (unsigned long long)left_out);
+	if (u->lines_left_out > 0 && n >= 0 && (size_t)n < sizeof(more))
+		snprintf(more + n, sizeof(more) - (size_t)n,
+		         " (%llu lines of other groups or nodes left out)",
+		         (unsigned long long)u->lines_left_out);
+	u->lines_left_out = 0;
+	snprintf(buf, sizeof(buf), "%s%s", line, more);
+	u->log_fn(u->log_ctx, TRANSPORT_LOG_INFO, buf);
+}
+
+/*
+ * A stream to a member failed or was refused: said once a minute per group,
+ * member and cause, with how many were left out (review 57: nothing was
+ * logged, and an operator could not tell why a member lagged), and on which
+ * side it failed (review 69: a file this node could not read read as the
+ * member's failure).  A refusal for want of room has its own line
+ * (engine_snapshot_refused_by).
+ */
+static void log_stream_failure(struct engine_uv *u, uint64_t to, uint64_t group_id, int status,
+                               bool by_receiver)
+{
+	char line[512], side[64];
+	uint64_t left_out;
+
+	if (status == TRANSPORT_ENOSPACE ||
+	    !log_due(u, group_id, to, status * 2 + (by_receiver ? 1 : 0), &left_out))
+		return;
+	if (by_receiver)
+		snprintf(side, sizeof(side), "on node %llu", (unsigned long long)to);
+	else
+		snprintf(side, sizeof(side), "%s",
+		         status == TRANSPORT_EUNREACHABLE ? "on the way" : "on this node");
+	snprintf(line, sizeof(line),
+	         "dragonraft: the snapshot of group %llu to node %llu failed %s: %s; it is sent "
+	         "again after a pause",
+	         (unsigned long long)group_id, (unsigned long long)to, side,
+	         stream_failure_why(status, by_receiver));
+	log_limited(u, line, left_out);
 }
 
 static void on_snapshot_sent(void *ctx, uint64_t to, uint64_t group_id, raft_index index,
-                             int status)
+                             int status, bool by_receiver)
 {
 	struct engine_uv *u = ctx;
 	struct snap_out **pp, *o = NULL;
@@ -340,7 +401,7 @@ static void on_snapshot_sent(void *ctx, uint64_t to, uint64_t group_id, raft_ind
 	if (o != NULL)
 		remove(o->path);
 	if (!u->closing && status != TRANSPORT_OK)
-		log_stream_failure(u, to, group_id, status);
+		log_stream_failure(u, to, group_id, status, by_receiver);
 	if (!u->closing) {
 		if (status == TRANSPORT_OK && o != NULL &&
 		    transport_send(u->t, &o->m) == TRANSPORT_OK)
@@ -386,11 +447,37 @@ static bool membership_check(void *ctx, uint64_t group_id, uint64_t from)
 	return !u->closing && engine_accepts(u->e, group_id, from);
 }
 
-static bool group_runs(void *ctx, uint64_t group_id)
+/*
+ * The transport drops (msgs_dropped_no_group) messages of a group that does
+ * not run here: a member that stopped the group (a lost or damaged log, a
+ * failed start), left it while the leader still counts it in, did not start
+ * it (beyond max_groups) or has not joined it yet.  Said once a minute per
+ * group and sender (review 69: only the counter showed them).
+ */
+static bool group_runs(void *ctx, uint64_t group_id, uint64_t from)
 {
 	struct engine_uv *u = ctx;
+	char line[512];
+	uint64_t left_out;
 
-	return !u->closing && engine_runs_group(u->e, group_id);
+	if (u->closing)
+		return false;
+	if (engine_runs_group(u->e, group_id))
+		return true;
+	if (log_due(u, group_id, from, LOG_KIND_NO_GROUP, &left_out)) {
+		snprintf(line, sizeof(line),
+		         "dragonraft: node %llu drops the messages of group %llu from node %llu: "
+		         "the "
+		         "group does not run here (not joined yet, stopped, left, or beyond "
+		         "dragonraft.max_groups: see dragonraft.status, dragonraft.left_groups and "
+		         "dragonraft.stat_node); if this node left it for good, run "
+		         "dragonraft.remove_member(%llu, %llu) on the group's leader",
+		         (unsigned long long)u->node_id, (unsigned long long)group_id,
+		         (unsigned long long)from, (unsigned long long)group_id,
+		         (unsigned long long)u->node_id);
+		log_limited(u, line, left_out);
+	}
+	return false;
 }
 
 /* The engine's lines (refused snapshots) go to the embedder. */
@@ -582,6 +669,7 @@ int engine_uv_create(uv_loop_t *loop, const struct engine_config *ecfg,
 	cb.group_runs = group_runs;
 	cb.on_closed = on_closed;
 	tc.node_id = ecfg->node_id;
+	u->node_id = ecfg->node_id;
 	if (tc.snapshot_dir == NULL)
 		tc.snapshot_dir = ecfg->snapshot_dir;
 	u->log_fn = tcfg->log_fn;

@@ -290,7 +290,7 @@ static inline bool tp_member_ok(struct transport *t, uint64_t group_id, uint64_t
 {
 	if (t->cb.membership_check == NULL || t->cb.membership_check(t->cb.ctx, group_id, from))
 		return true;
-	if (t->cb.group_runs != NULL && !t->cb.group_runs(t->cb.ctx, group_id))
+	if (t->cb.group_runs != NULL && !t->cb.group_runs(t->cb.ctx, group_id, from))
 		t->st.msgs_dropped_no_group++;
 	else
 		t->st.msgs_rejected_member++;

@@ -48,6 +48,7 @@ struct snap_send {
 	struct conn *conn;
 	uint32_t attempts;
 	bool finished, work_pending, writing, reading, timer_closed;
+	bool answered; /* the stream ended with the receiver's SNAP_DONE */
 	int work_rc;
 	uv_work_t work;
 	uv_timer_t retry;
@@ -108,7 +109,7 @@ static void ss_finish(struct snap_send *ss, int status)
 		t->st.snapshot_failures++;
 	if (!t->closing && t->cb.on_snapshot_sent != NULL)
 		t->cb.on_snapshot_sent(t->cb.ctx, ss->peer->id, ss->group_id, ss->meta.index,
-		                       status);
+		                       status, ss->answered);
 	/* Work still queued on the pool need not run; its callback frees ss. */
 	if (ss->work_pending)
 		uv_cancel((uv_req_t *)&ss->work);
@@ -418,6 +419,7 @@ int tp_snap_client_frame(struct conn *c, const struct transport_frame_header *h,
 			t->cb.on_snapshot_no_room(t->cb.ctx, &r);
 		}
 
+		ss->answered = true;
 		ss_finish(ss, status < TRANSPORT_RC_COUNT ? (int)status : TRANSPORT_EPROTO);
 		return TRANSPORT_ECLOSED;
 	}

@@ -150,9 +150,10 @@ struct transport_callbacks {
 	/* A snapshot file arrived complete and verified at path (owned by the caller now). */
 	void (*on_snapshot_received)(void *ctx, uint64_t from, uint64_t group_id,
 	                             const struct raft_snapshot_meta *meta, const char *path);
-	/* A snapshot stream ended; status is 0 or a transport_rc. */
+	/* A snapshot stream ended; status is 0 or a transport_rc: the receiver's answer when
+	 * by_receiver, else what failed here (reading the file) or on the way (unreachable). */
 	void (*on_snapshot_sent)(void *ctx, uint64_t to, uint64_t group_id, raft_index index,
-	                         int status);
+	                         int status, bool by_receiver);
 	/* A snapshot stream was refused for want of room (see struct transport_no_room); on
 	 * the sending side on_snapshot_sent follows with TRANSPORT_ENOSPACE. */
 	void (*on_snapshot_no_room)(void *ctx, const struct transport_no_room *r);
@@ -161,8 +162,8 @@ struct transport_callbacks {
 	/* Optional, asked once membership_check said no: whether group_id runs here.  A
 	 * message of a group that does not (a member that stopped or left it, or has not
 	 * started it yet, hears its leader's heartbeats) is counted apart
-	 * (msgs_dropped_no_group), not as rejected. */
-	bool (*group_runs)(void *ctx, uint64_t group_id);
+	 * (msgs_dropped_no_group), not as rejected; from is its sender. */
+	bool (*group_runs)(void *ctx, uint64_t group_id, uint64_t from);
 	/* transport_close() finished: every handle is closed and memory freed. */
 	void (*on_closed)(void *ctx);
 };

@@ -307,7 +307,7 @@ ok($c->wait_until('the second transaction waiting for its turn', sub {
 $c->query($l, "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%owner = ''waiter''%' AND pid <> pg_backend_pid()");
 $waiter->finish;
 $holder->finish;
-like($werr, qr/ERROR:\s+40003: canceled while the transaction waited for its turn/, 'the canceled transaction ends with 40003');
+like($werr, qr/ERROR:\s+40003: canceled while the transaction waited for its turn.*\nDETAIL:\s+Its change set is committed in the log at index \d+, and this node applies it from there, as every member does/s, 'the canceled transaction ends with 40003');
 is($herr, '', 'the transaction before it commits');
 ok($c->caught_up(1), 'the canceled transaction\'s entry is applied from the log');
 is($c->node($_)->safe_psql('postgres', "SELECT string_agg(owner, ',' ORDER BY id) FROM accounts WHERE id IN (2, 30)"),

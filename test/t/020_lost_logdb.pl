@@ -78,6 +78,17 @@ sql('CREATE TABLE public.lost_t (k int PRIMARY KEY)');
 like($stderr, qr/ERROR:  55000: dragonraft group 20 is stopped on this node\n.*DETAIL:  this node was a member/,
 	'replicate_table of the lost group says it is stopped, and why')
   or diag $stderr;
+# Every function that takes the group says it alike, 55000 with the reason
+# (review 69: "group 20 is stopped", "group 20 does not run", "group 20 has
+# no log on this node", with or without the reason and a hint).
+for my $f ('log_digest(20)', 'table_digest(20)', 'snapshot(20)', 'transfer_leader(20, 1)',
+	'remove_member(20, 2)', 'read_barrier(20)', "execute(20, 'SELECT 1')")
+{
+	($rc, $stdout, $stderr) = $node->psql('postgres', "\\set VERBOSITY verbose\nSELECT dragonraft.$f");
+	like($stderr, qr/ERROR:  55000: dragonraft group 20 is stopped on this node\n.*DETAIL:  this node was a member.*\nHINT:  See state and error in dragonraft.status, and the server log\./s,
+		"$f says the group is stopped, why, and where to look")
+	  or diag $stderr;
+}
 
 # 2. Rejoin as the hint says, without a restart: drop the origin, create.
 sql(q{SELECT pg_replication_origin_drop('dragonraft_20')});

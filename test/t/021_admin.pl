@@ -4,6 +4,11 @@
 # - DROP EXTENSION is refused while the node is a member of groups;
 # - dragonraft.stat_node counts the transport's refusals (a connection that
 #   is not TLS);
+# - a member that left a group its leader still counts it in, and shares
+#   another group with that leader, drops that leader's messages of the
+#   group: stat_node counts them and the member logs it once a minute, with
+#   group, sender and what to do (review 69: only a counter of the
+#   transport's, in no view, showed them);
 # - an invalid dragonraft address in postgresql.conf stops the server from
 #   starting instead of falling back to the default, and so does a wildcard
 #   one (0.0.0.0) that other nodes would dial.
@@ -81,6 +86,27 @@ for (1 .. 3)
 ok( $c->node(1)->poll_query_until('postgres',
 		"SELECT tls_failures >= $before + 3 AND connections_accepted > 0 FROM dragonraft.stat_node"),
 	'stat_node counts the failed TLS handshakes');
+
+# 3b. A follower of group 2 leaves it (force: the leader still counts it in)
+# while it shares group 1 with the leader (a node that shares no group with
+# it refuses its connections instead, with a line of its own).
+$c->create_group(2);
+my $l2 = $c->leader(2) or die 'no leader of group 2';
+my ($f2) = grep { $_ != $l2 } $c->ids;
+my $off = -s $c->node($f2)->logfile;
+$c->node($f2)->safe_psql('postgres', 'SELECT dragonraft.leave_group(2, true)');
+$c->group_nodes(2, grep { $_ != $f2 } $c->ids);
+# (an idle group's leader sends nothing: an entry wakes it)
+$c->node($l2)->safe_psql('postgres', q{SELECT dragonraft.execute(2, 'SELECT 1')});
+my $drops = qr/LOG:  dragonraft: node $f2 drops the messages of group 2 from node $l2: the group does not run here \(not joined yet, stopped, left, or beyond dragonraft\.max_groups: see dragonraft\.status, dragonraft\.left_groups and dragonraft\.stat_node\); if this node left it for good, run dragonraft\.remove_member\(2, $f2\) on the group's leader/;
+ok($c->wait_until("node $f2 to log the messages of group 2 it drops",
+		sub { slurp_file($c->node($f2)->logfile, $off) =~ $drops }),
+	"node $f2 logs that it drops group 2's messages from node $l2, and what to do");
+ok($c->wait_until("node $f2's stat_node to count them",
+		sub { ($c->poll($f2, 'SELECT messages_dropped_no_group > 0 FROM dragonraft.stat_node') // '') eq 't' }),
+	'stat_node.messages_dropped_no_group counts them');
+my @lines = slurp_file($c->node($f2)->logfile, $off) =~ /drops the messages of group 2/g;
+is(scalar(@lines), 1, '... in one line (once a minute)');
 
 # 4. An address PostgreSQL would replace with the default.
 my $bad = PostgreSQL::Test::Cluster->new('bad_address');

@@ -139,7 +139,8 @@ static bool on_member(void *ctx, uint64_t group, uint64_t from)
 	return nd->reject_group == 0 || group != nd->reject_group;
 }
 
-static void on_snap_sent(void *ctx, uint64_t to, uint64_t group, raft_index index, int status)
+static void on_snap_sent(void *ctx, uint64_t to, uint64_t group, raft_index index, int status,
+                         bool by_receiver)
 {
 	struct th_node *nd = ctx;
 
@@ -147,6 +148,7 @@ static void on_snap_sent(void *ctx, uint64_t to, uint64_t group, raft_index inde
 	(void)group;
 	(void)index;
 	nd->snap_sent_status = status;
+	nd->snap_sent_by_receiver = by_receiver;
 }
 
 static void on_no_room(void *ctx, const struct transport_no_room *r)

@@ -45,6 +45,7 @@ struct th_node {
 	                        * time this thread waited for a CPU meanwhile */
 	bool gap_watch;
 	int snap_sent_status;                  /* -1 until on_snapshot_sent */
+	bool snap_sent_by_receiver;            /* ... and whether the receiver said it */
 	int no_room;                           /* on_snapshot_no_room calls */
 	struct transport_no_room last_no_room; /* (its dir is not kept) */
 	int snap_received;

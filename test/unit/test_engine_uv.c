@@ -686,14 +686,22 @@ static struct {
 	pthread_cond_t cv;
 	bool stall_next_write, stalled, released;
 	bool stall_next_sync, sync_stalled, sync_released, sync_returned;
-	int reads; /* the senders' preads (checksum pass and chunks) */
+	int reads;       /* the senders' preads (checksum pass and chunks) */
+	bool fail_reads; /* they fail with EIO */
 } io = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
 static ssize_t hook_pread(int fd, void *buf, size_t n, off_t off)
 {
+	bool fail;
+
 	pthread_mutex_lock(&io.mu);
 	io.reads++;
+	fail = io.fail_reads;
 	pthread_mutex_unlock(&io.mu);
+	if (fail) {
+		errno = EIO;
+		return -1;
+	}
 	return pread(fd, buf, n, off);
 }
 
@@ -828,6 +836,7 @@ static int io_reset(void **state)
 	io_release();
 	pthread_mutex_lock(&io.mu);
 	io.stall_next_sync = false;
+	io.fail_reads = false;
 	io.sync_released = true;
 	pthread_cond_broadcast(&io.cv);
 	pthread_mutex_unlock(&io.mu);
@@ -1210,6 +1219,20 @@ static void node1_follows_101(struct world *w, char *d1, char *d2, uint64_t *key
 		fail_msg("node 1 did not follow group 101");
 }
 
+/* node1_follows_101, and group 100's log compacted past its first entry (a member
+ * added to it needs a snapshot). */
+static void group_100_compacted(struct world *w, char *d1, char *d2, uint64_t *key)
+{
+	struct engine_group_status st;
+
+	node1_follows_101(w, d1, d2, key);
+	propose_n(w, 100, 2000, key);
+	assert_int_equal(engine_group_status(eng(w, 2), 100, &st), ENGINE_OK);
+	if (st.first_index <= 1)
+		fail_msg("group 100 not compacted (first index %llu)",
+		         (unsigned long long)st.first_index);
+}
+
 /*
  * Node 2 leads groups 100 and 101 alone; node 1 follows group 101 (a
  * non-voter) and joins group 100 after compaction, so node 2 streams it a
@@ -1219,8 +1242,10 @@ static void node1_follows_101(struct world *w, char *d1, char *d2, uint64_t *key
  *  - the sender's stream ends at the receiver's SNAP_DONE(EINVAL), once,
  *    without a retry;
  *  - the chunks that were still on their way are discarded by the receiver,
- *    not taken for a protocol error: no connection closed, no line logged,
- *    no counter of refused traffic moved;
+ *    not taken for a protocol error: no connection closed, no counter of
+ *    refused traffic moved;
+ *  - the receiver says once (a minute) that it drops node 2's messages of
+ *    the group, and what to do (review 69: only a counter showed them);
  *  - the message connections between the two nodes stay up and group 101
  *    goes on replicating to node 1;
  *  - node 2's engine does not export the group again and again for a member
@@ -1240,14 +1265,8 @@ static void test_uv_stopped_group_stream_sender(void **state)
 
 	(void)state;
 	uv_snapshot_chunk = 4096; /* 2,000 keys: ~48 KB of snapshot, a dozen chunks */
-	node1_follows_101(&w, d1, d2, &key);
-
 	/* Group 100: compacted, then node 1 added: a snapshot streams to it. */
-	propose_n(&w, 100, 2000, &key);
-	assert_int_equal(engine_group_status(eng(&w, 2), 100, &st), ENGINE_OK);
-	if (st.first_index <= 1)
-		fail_msg("group 100 not compacted (first index %llu)",
-		         (unsigned long long)st.first_index);
+	group_100_compacted(&w, d1, d2, &key);
 	io_stall_next();
 	pthread_mutex_lock(&io.mu);
 	io.reads = 0;
@@ -1325,9 +1344,18 @@ static void test_uv_stopped_group_stream_sender(void **state)
 	        (unsigned long long)(p21b.connects - p21a.connects),
 	        (unsigned long long)(p12b.connects - p12a.connects), w.n[2].log_lines,
 	        kv_sm_saves(w.n[2].sm[0]) - saves);
-	/* The receiver: the late chunks discarded quietly, nothing closed. */
+	/* The receiver: the late chunks discarded quietly, nothing closed; node 2's
+	 * messages of the group dropped, said in one line for the 4 s. */
 	assert_int_equal(s1b.protocol_errors, s1a.protocol_errors);
-	assert_int_equal(w.n[1].log_lines, 0);
+	assert_true(s1b.msgs_dropped_no_group > s1a.msgs_dropped_no_group);
+	assert_int_equal(w.n[1].log_lines, 1);
+	if (strstr(w.n[1].last_line, "node 1 drops the messages of group 100 from node 2: the "
+	                             "group does not run here") == NULL ||
+	    strstr(w.n[1].last_line, "dragonraft.remove_member(100, 1) on the group's leader") ==
+	            NULL)
+		fail_msg("expected the dropped messages, their sender and what to do in node 1's "
+		         "log: %s",
+		         w.n[1].last_line);
 	assert_true(s1b.snapshot_frames_discarded > s1a.snapshot_frames_discarded);
 	assert_int_equal(s1b.conns_accepted, s1a.conns_accepted); /* (no redial) */
 	assert_int_equal(p12b.connects, p12a.connects);
@@ -1341,8 +1369,8 @@ static void test_uv_stopped_group_stream_sender(void **state)
 	/* The sender: one stream, ended once, not tried again, and said in one line
 	 * (review 57: no line, an operator could not tell why the member lagged). */
 	assert_int_equal(w.n[2].log_lines, 1);
-	if (strstr(w.n[2].last_line, "the snapshot of group 100 to node 1 failed: it does not "
-	                             "run the group") == NULL)
+	if (strstr(w.n[2].last_line, "the snapshot of group 100 to node 1 failed on node 1: it "
+	                             "does not run the group") == NULL)
 		fail_msg("expected the failed stream and why in node 2's log: %s",
 		         w.n[2].last_line);
 	assert_int_equal(s2b.snapshot_failures - s2a.snapshot_failures, 1);
@@ -1352,6 +1380,45 @@ static void test_uv_stopped_group_stream_sender(void **state)
 	uv_snapshot_chunk = 0;
 	two_nodes_close(&w);
 	assert_int_equal(rmdir(d1), 0); /* nothing of group 100's stream stayed */
+	assert_int_equal(rmdir(d2), 0);
+}
+
+static bool last_line_has(struct world *w, void *arg)
+{
+	return strstr(w->n[2].last_line, arg) != NULL;
+}
+
+/*
+ * Node 2 cannot read the snapshot file it made for node 1: its line about the
+ * failed stream says that it failed on this node, not on node 1 (review 69:
+ * "failed: an i/o error, reading the file here or writing it there").
+ */
+static void test_uv_stream_failure_here(void **state)
+{
+	struct world w;
+	struct engine_wait wt;
+	char d1[128], d2[128];
+	uint64_t key = 0;
+
+	(void)state;
+	group_100_compacted(&w, d1, d2, &key);
+	pthread_mutex_lock(&io.mu);
+	io.fail_reads = true;
+	pthread_mutex_unlock(&io.mu);
+	memset(&wt, 0, sizeof(wt));
+	assert_int_equal(engine_add_nonvoter(eng(&w, 2), 100, 1, w.n[1].addr, engine_wait_cb, &wt),
+	                 ENGINE_OK);
+	if (!run_until(&w, last_line_has, "the snapshot of group 100 to node 1 failed", 20))
+		fail_msg("expected node 2 to log the failed stream; its last line: %s",
+		         w.n[2].last_line);
+	if (strstr(w.n[2].last_line, "failed on this node: it could not read its snapshot file") ==
+	    NULL)
+		fail_msg("expected the stream's failure on node 2's side: %s", w.n[2].last_line);
+	pthread_mutex_lock(&io.mu);
+	io.fail_reads = false;
+	pthread_mutex_unlock(&io.mu);
+	two_nodes_close(&w);
+	assert_int_equal(rmdir(d1), 0);
 	assert_int_equal(rmdir(d2), 0);
 }
 
@@ -1767,6 +1834,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_uv_stopped_group_drops_snapshot_files, io_reset),
 	        cmocka_unit_test_teardown(test_uv_group_restarted_takes_next_stream, io_reset),
 	        cmocka_unit_test_teardown(test_uv_stopped_group_stream_sender, io_reset),
+	        cmocka_unit_test_teardown(test_uv_stream_failure_here, io_reset),
 	        cmocka_unit_test_teardown(test_uv_outrun_snapshot_file_deleted, io_reset),
 	        cmocka_unit_test_teardown(test_uv_taken_file_rewritten_kept, io_reset),
 	        cmocka_unit_test_teardown(test_uv_outrun_partial_file_deleted, io_reset),

@@ -1055,6 +1055,7 @@ static void test_remove_peer_ends_stream(void **state)
 	if (!th_run_until(&p.loop, snap_sent, &p.a, 20000))
 		fail_msg("expected the stream to end");
 	assert_int_equal(p.a.snap_sent_status, TRANSPORT_EUNREACHABLE);
+	assert_false(p.a.snap_sent_by_receiver); /* (the engine's line says "on the way") */
 	/* Removed during the checksum pass. */
 	assert_int_equal(transport_add_peer(p.a.t, 2, addr), TRANSPORT_OK);
 	p.a.snap_sent_status = -1;
@@ -1133,6 +1134,7 @@ static void test_write_error_fails_stream(void **state)
 	if (!th_run_until(&p.loop, snap_sent, &p.a, 10000))
 		fail_msg("expected the stream to end when the receiver cannot write");
 	assert_int_equal(p.a.snap_sent_status, TRANSPORT_EIO);
+	assert_true(p.a.snap_sent_by_receiver); /* (the engine's line names the receiver) */
 	assert_int_equal(p.b.snap_received, 0);
 	assert_true(path_gone(part));
 	transport_stats(p.b.t, &sb);
