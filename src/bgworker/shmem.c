@@ -193,7 +193,13 @@ void dr_shmem_want_applied(uint64 group_id, uint64 index)
 	g = dr_shmem_group_find(group_id);
 	if (g != NULL) {
 		uint64 cur = pg_atomic_read_u64(&g->wanted);
+		bool raised = false;
 
+		/* (0: it wakes a held batch or a linger even if the index was wanted
+		 * already: a new leader's term's no-op, handed later, is a change set
+		 * of the group that ends no hold; wanted up to what was handed by a
+		 * read before, its writes waited out the linger: review 70) */
+		wake = index == 0;
 		if (index == 0) {
 			SpinLockAcquire(&g->mutex);
 			index = g->handed;
@@ -202,9 +208,10 @@ void dr_shmem_want_applied(uint64 group_id, uint64 index)
 		/* Raised here: the apply worker may be waiting.  (The exchange is a
 		 * full barrier: it either sees the index after it said it waits, or
 		 * this sees that it waits.) */
-		while (cur < index && !wake)
-			wake = pg_atomic_compare_exchange_u64(&g->wanted, &cur, index);
-		wake = wake && pg_atomic_read_u64(&dr_shared->apply_delaying) != 0;
+		while (cur < index && !raised)
+			raised = pg_atomic_compare_exchange_u64(&g->wanted, &cur, index);
+		pg_memory_barrier(); /* (as the exchange, if it did not take place) */
+		wake = (wake || raised) && pg_atomic_read_u64(&dr_shared->apply_delaying) != 0;
 	}
 	LWLockRelease(dr_shared->groups_lock);
 	if (wake) {

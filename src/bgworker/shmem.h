@@ -335,9 +335,10 @@ extern void dr_shmem_wake_apply(void);
 /* Set the engine worker's latch, if it runs. */
 extern void dr_shmem_wake_engine(void);
 /* The caller waits for the group's applied index to reach index (0: the last
- * entry handed to the apply side now): the apply worker commits its batches
- * of the group at once (not after dragonraft.apply_batch_delay) until it
- * does.  Call it before sleeping. */
+ * entry handed to the apply side now, and a held batch or a linger ends even
+ * if that was wanted already): the apply worker commits its batches of the
+ * group at once (not after dragonraft.apply_batch_delay) until it does.  Call
+ * it before sleeping. */
 extern void dr_shmem_want_applied(uint64 group_id, uint64 index);
 
 /* After commit or applied moved: note since when an entry committed is not applied
