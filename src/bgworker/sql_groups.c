@@ -133,7 +133,17 @@ void dr_sql_groups_not_run(int64 group_id, const char *detail)
 
 	if (!read_state(group_id, &state, &failures, error))
 		dr_sql_groups_missing(group_id, detail);
-	dr_sql_groups_stopped(group_id, error, detail);
+	if (state == DR_MEMBER_FAILED || state == DR_MEMBER_LOST)
+		dr_sql_groups_stopped(group_id, error, detail);
+	/* Active or recovering here, but not in the engine: between an engine
+	 * worker's start and its adding the group again, or while it is left
+	 * (rev70). */
+	ereport(ERROR,
+	        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+	         errmsg("dragonraft group %lld does not run on this node at the moment",
+	                (long long)group_id),
+	         detail != NULL ? errdetail("%s", detail) : 0,
+	         errhint("Try again in a moment; dragonraft.status shows the group's state.")));
 }
 
 void dr_sql_groups_check_engine(void)
