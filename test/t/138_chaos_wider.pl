@@ -31,7 +31,6 @@ use warnings;
 use FindBin;
 use lib $FindBin::RealBin;
 use DragonCluster;
-use IPC::Run;
 use Transfers;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -100,6 +99,8 @@ sub bounce
 }
 
 my $ddl = 0;
+my $index = 'transfers_i0';    # the last index created (or tried)
+my @ddl_done;    # the commands whose execute() succeeded: [sql, its check]
 my %thrown;
 for my $k (1 .. $faults)
 {
@@ -172,18 +173,30 @@ for my $k (1 .. $faults)
 	elsif ($kind eq 'ddl')
 	{
 		$ddl++;
-		my $sql = pick("ALTER TABLE transfers ADD COLUMN c$ddl int",
-			"ALTER TABLE accounts ADD COLUMN c$ddl text DEFAULT 'x'",
-			"CREATE INDEX transfers_i$ddl ON transfers (src, dst)",
-			"DROP INDEX IF EXISTS transfers_i" . ($ddl - 1));
-		my ($out, $err) = ('', '');
-		my $h = IPC::Run::start(['psql', '-XAtq', '-d', $c->node($leader)->connstr('postgres'), '-c',
-				"SELECT dragonraft.execute(1, \$\$$sql\$\$)"],
-			'>', \$out, '2>', \$err, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+		# each with a query that is true once it took effect
+		my ($sql, $done) = @{ pick(
+				[ "ALTER TABLE transfers ADD COLUMN c$ddl int", "SELECT count(*) = 1 FROM pg_attribute "
+					  . "WHERE attrelid = 'transfers'::regclass AND attname = 'c$ddl'" ],
+				[ "ALTER TABLE accounts ADD COLUMN c$ddl text DEFAULT 'x'", "SELECT count(*) = 20 FROM accounts "
+					  . "WHERE c$ddl = 'x'" ],
+				[ "CREATE INDEX transfers_i$ddl ON transfers (src, dst)",
+					"SELECT to_regclass('transfers_i$ddl') IS NOT NULL" ],
+				[ "DROP INDEX IF EXISTS $index", "SELECT to_regclass('$index') IS NULL" ]) };
+		$index = "transfers_i$ddl" if $sql =~ /^CREATE INDEX/;
+		# (its session connected: the execute() is under way when the crash comes)
+		my $x = $c->start_session($leader, "SELECT dragonraft.execute(1, \$\$$sql\$\$)");
 		a_while(0, 300_000);
 		bounce($victim, "fault $k: during $sql," . $is->($victim));
-		eval { $h->finish; 1 } or $h->kill_kill;
-		note("fault $k: execute($sql) on node $leader: " . ($err eq '' ? 'done' : $err));
+		eval { $x->{h}->finish; 1 } or $x->{h}->kill_kill;
+		my $err = ${ $x->{err} };
+		note("fault $k: execute($sql) on node $leader: ${ $x->{out} } $err");
+		if ($err !~ /ERROR|FATAL/ && ${ $x->{out} } =~ /^\d+\n\d+/)
+		{
+			# (a dropped index is no longer there: its creation not either)
+			@ddl_done = grep { $_->[0] !~ /^CREATE INDEX (\S+)/ || $sql !~ /^DROP INDEX IF EXISTS \Q$1\E$/ }
+			  @ddl_done;
+			push @ddl_done, [ $sql, $done ];
+		}
 	}
 	elsif ($kind eq 'restart_all')
 	{
@@ -225,5 +238,9 @@ $c->same_logs(1, 'the members hold the same Raft log');
 my @members = $c->group_nodes(1);
 my $catalog = $c->catalog($members[0]);
 is($c->catalog($_), $catalog, "node $_ has the catalog of node $members[0]") for @members[ 1 .. $#members ];
+for my $d (@ddl_done)
+{
+	is($c->query($_, $d->[1]), 't', "node $_ has what the execute() that succeeded did: $d->[0]") for @members;
+}
 Transfers::check($c, \%r, "after $faults faults (seed $seed)");
 done_testing();
