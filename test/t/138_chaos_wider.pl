@@ -164,9 +164,29 @@ for my $k (1 .. $faults)
 		my $before = loads($victim);
 		ok($c->crash($victim), "fault $k: follower $victim killed with SIGKILL");
 		ok($load->wait_commits(30), "fault $k: transfers commit without it");
+		if (rand() < 0.5)
+		{
+			# a command in the compacted log: the snapshot brings its schema
+			$ddl++;
+			my $sql = "ALTER TABLE transfers ADD COLUMN c$ddl int";
+			my $done = "SELECT count(*) = 1 FROM pg_attribute WHERE attrelid = 'transfers'::regclass AND attname = 'c$ddl'";
+			ok($c->wait_until("execute($sql)", sub {
+					my ($out, $err, $state) = $c->poll_result($c->leader(1) || $leader,
+						"SELECT dragonraft.execute(1, '$sql')");
+					return $state eq 'ok';
+				}), "fault $k: $sql while node $victim is down");
+			push @ddl_done, [ $sql, $done ];
+			ok($load->wait_commits(5), "fault $k: transfers commit after it");
+		}
 		my @up = grep { $_ != $victim } @members;
 		ok($c->compact(1, @up), "fault $k: nodes @up compacted their logs past node $victim");
 		$c->node($victim)->start;
+		if (rand() < 0.3)
+		{
+			# killed again while it loads the snapshot (or about to)
+			a_while(0, 1_500_000);
+			bounce($victim, "fault $k: while it catches up");
+		}
 		ok($c->wait_until("node $victim to load a snapshot", sub { loads($victim) > $before }),
 			"fault $k: node $victim came back through a full snapshot");
 	}
