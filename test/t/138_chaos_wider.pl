@@ -5,6 +5,9 @@
 #                  once the majority committed again and a moment later
 #   part_follower  one follower cut off from the others, then healed
 #   part_link      only the link between the leader and one follower cut
+#   ddl_cut        the leader cut off from both followers, then an
+#                  execute() of an ALTER TABLE on it: if it fails, the command
+#                  is nowhere; if it succeeds, everywhere
 #   kill_engine    SIGKILL of a member's engine worker alone (the postmaster
 #                  restarts the node's processes: restart_after_crash on)
 #   term_engine    pg_terminate_backend of a member's engine worker (the
@@ -40,12 +43,12 @@ my $seed = $ENV{DR_CHAOS_SEED} // int(rand(1_000_000));
 my $faults = $ENV{DR_CHAOS_FAULTS} // 5;
 my $nspares = $ENV{DR_CHAOS_SPARES} // 1;
 my @kinds = split /,/, ($ENV{DR_CHAOS_KINDS}
-	  // 'part_leader,part_follower,part_link,kill_engine,term_engine,stop_node,snapshot,ddl,restart_all,rotate');
+	  // 'part_leader,part_follower,part_link,ddl_cut,kill_engine,term_engine,stop_node,snapshot,ddl,restart_all,rotate');
 my $can_cut = DragonCluster->can_cut;
 if (!$can_cut)
 {
 	diag('no nft with CAP_NET_ADMIN (DR_NFT): no partitions');
-	@kinds = grep { !/^part_/ } @kinds;
+	@kinds = grep { !/^part_|_cut$/ } @kinds;
 }
 @kinds = grep { $_ ne 'rotate' } @kinds unless $nspares;
 plan skip_all => 'no fault kind left to throw' unless @kinds;
@@ -101,6 +104,7 @@ sub bounce
 my $ddl = 0;
 my $index = 'transfers_i0';    # the last index created (or tried)
 my @ddl_done;    # the commands whose execute() succeeded: [sql, its check]
+my @ddl_failed;  # and those that failed (not 40003): [sql, its check, SQLSTATE]
 my %thrown;
 for my $k (1 .. $faults)
 {
@@ -121,6 +125,23 @@ for my $k (1 .. $faults)
 		ok($load->wait_commits(3), "fault $k: the majority commits transfers");
 		a_while(0, 1_500_000);
 		ok($c->heal, "fault $k: the partition heals");
+	}
+	elsif ($kind eq 'ddl_cut')
+	{
+		# execute() on a leader cut off from the others: it must not end
+		# with success unless the majority has it
+		$ddl++;
+		my $sql = "ALTER TABLE transfers ADD COLUMN c$ddl int";
+		my $done = "SELECT count(*) = 1 FROM pg_attribute WHERE attrelid = 'transfers'::regclass AND attname = 'c$ddl'";
+		ok($c->cut($leader, @followers), "fault $k: leader $leader cut off from nodes @followers");
+		my $x = $c->start_session($leader, '\set VERBOSITY verbose', "SELECT dragonraft.execute(1, '$sql')");
+		ok($load->wait_commits(3), "fault $k: the majority commits transfers");
+		eval { $x->{h}->finish; 1 } or $x->{h}->kill_kill;
+		ok($c->heal, "fault $k: the partition heals");
+		my ($out, $err) = (${ $x->{out} }, ${ $x->{err} });
+		note("fault $k: execute($sql) on node $leader: $out $err");
+		if ($err !~ /ERROR|FATAL/ && $out =~ /^\d+\n\d+/) { push @ddl_done, [ $sql, $done ]; }
+		elsif ($err =~ /ERROR:\s+(?!40003)([0-9A-Z]{5}):/) { push @ddl_failed, [ $sql, $done, $1 ]; }
 	}
 	elsif ($kind eq 'part_follower')
 	{
@@ -265,6 +286,11 @@ is($c->catalog($_), $catalog, "node $_ has the catalog of node $members[0]") for
 for my $d (@ddl_done)
 {
 	is($c->query($_, $d->[1]), 't', "node $_ has what the execute() that succeeded did: $d->[0]") for @members;
+}
+for my $d (@ddl_failed)
+{
+	is($c->query($_, $d->[1]), 'f', "node $_ has nothing of the execute() that failed ($d->[2]): $d->[0]")
+	  for @members;
 }
 Transfers::check($c, \%r, "after $faults faults (seed $seed)");
 done_testing();
