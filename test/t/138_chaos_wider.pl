@@ -268,6 +268,8 @@ for my $k (1 .. $faults)
 				diag("remove_member(1, $victim) on node $at: $m2") if $st2 ne '';
 				return $st2 eq '' || $m2 =~ /not a member/;
 			}), "fault $k: node $victim removed from group 1" . $is->($victim));
+		my ($st3, $m3) = $c->sql_error($victim, "INSERT INTO transfers VALUES (-$k, 1, 2, 0)");
+		isnt($st3, '', "fault $k: a write on the removed node $victim fails") and note($m3);
 		my @now = grep { $_ != $victim } @members, $s;
 		$c->group_nodes(1, @now);
 		$load->nodes(@now);
