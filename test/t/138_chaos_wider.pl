@@ -294,5 +294,14 @@ for my $d (@ddl_failed)
 	is($c->query($_, $d->[1]), 'f', "node $_ has nothing of the execute() that failed ($d->[2]): $d->[0]")
 	  for @members;
 }
+# restart_after_crash hides a crash of the server's own (a segfault, an
+# assertion): none in any node's log, only the test's SIGKILLs (9)
+for my $id ($c->ids)
+{
+	my @bad = grep { /\bPANIC:|TRAP:|terminated by signal (?!9\b)\d+/ }
+	  split /\n/, slurp_file($c->node($id)->logfile);
+	is(scalar(@bad), 0, "node ${id}'s log has no crash but the test's SIGKILLs")
+	  or diag(join("\n", @bad[0 .. ($#bad < 9 ? $#bad : 9)]));
+}
 Transfers::check($c, \%r, "after $faults faults (seed $seed)");
 done_testing();
