@@ -14,6 +14,8 @@
 #                  postmaster starts another 5 s later)
 #   stop_node      SIGSTOP of a whole member (postmaster and children), then
 #                  SIGCONT
+#   double         one member stopped (SIGSTOP) while another's engine
+#                  worker is killed: no quorum until both are back
 #   snapshot       a follower killed, the others' logs compacted past it
 #                  (dragonraft.snapshot), the follower started again: it
 #                  comes back through a full snapshot of the tables
@@ -43,7 +45,7 @@ my $seed = $ENV{DR_CHAOS_SEED} // int(rand(1_000_000));
 my $faults = $ENV{DR_CHAOS_FAULTS} // 5;
 my $nspares = $ENV{DR_CHAOS_SPARES} // 1;
 my @kinds = split /,/, ($ENV{DR_CHAOS_KINDS}
-	  // 'part_leader,part_follower,part_link,ddl_cut,kill_engine,term_engine,stop_node,snapshot,ddl,restart_all,rotate');
+	  // 'part_leader,part_follower,part_link,ddl_cut,kill_engine,term_engine,stop_node,double,snapshot,ddl,restart_all,rotate');
 my $can_cut = DragonCluster->can_cut;
 if (!$can_cut)
 {
@@ -90,6 +92,18 @@ sub loads
 	my ($id) = @_;
 	my @n = slurp_file($c->node($id)->logfile) =~ /dragonraft loaded the snapshot of group 1 /g;
 	return scalar @n;
+}
+
+# SIGSTOP to node id's postmaster (then it forks no more), then to its
+# children (a backend may have ended meanwhile); returns their pids.
+sub stop_node
+{
+	my ($id, $what, $leads) = @_;
+	my $pm = $c->node($id)->{_pid};
+	ok(kill('STOP', $pm), "$what: node $id stopped with SIGSTOP$leads");
+	my @pids = $c->server_pids($id);
+	kill('STOP', @pids);
+	return @pids;
 }
 
 # Kill node id (SIGKILL to all its processes), start it again a moment later.
@@ -174,14 +188,22 @@ for my $k (1 .. $faults)
 	}
 	elsif ($kind eq 'stop_node')
 	{
-		# the postmaster first (then it forks no more), then its children
-		# (a backend may have ended meanwhile)
-		my $pm = $c->node($victim)->{_pid};
-		ok(kill('STOP', $pm), "fault $k: node $victim stopped with SIGSTOP" . $is->($victim));
-		my @pids = $c->server_pids($victim);
-		kill('STOP', @pids);
+		my @pids = stop_node($victim, "fault $k", $is->($victim));
 		a_while(800_000, 2_000_000);
 		kill('CONT', @pids);
+	}
+	elsif ($kind eq 'double')
+	{
+		# two members at once: one stopped, the other's engine worker killed
+		# (no quorum until both are back)
+		my $other = pick(grep { $_ != $victim } @members);
+		my @pids = stop_node($victim, "fault $k", $is->($victim));
+		my $pid = $c->process_of($other, qr/dragonraft engine/);
+		ok($pid && kill('KILL', $pid), "fault $k: node ${other}'s engine worker killed with SIGKILL"
+			  . $is->($other));
+		a_while(0, 2_000_000);
+		kill('CONT', @pids);
+		ok(engine_back($other, $pid), "fault $k: node $other restarted after the crash");
 	}
 	elsif ($kind eq 'snapshot')
 	{
