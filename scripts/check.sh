@@ -130,7 +130,7 @@ tap_order() {
 	local t slow="011_snapshot 105_digest_review 080_commit_backend_killed 088_snapshot_load_crash_kept
 		093_logdb_full_restarts 086_snapshot_file_gone 107_digest_exact_index 111_hold_ended 031_apply_conflicts 010_membership
 		089_snapshot_locks 034_ddl_outcome 070_sequences 003_error_paths 037_snapshot_replay
-		051_chaos 046_real_backpressure 004_write 012_snapshot_schema 043_snapshot_gaps
+		051_chaos 138_chaos_wider 046_real_backpressure 004_write 012_snapshot_schema 043_snapshot_gaps
 		019_snapshot_prepare"
 	for t in $slow; do [ -f "$top/test/t/$t.pl" ] && echo "t/$t.pl"; done
 	for t in "$top"/test/t/*.pl; do

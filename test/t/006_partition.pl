@@ -5,11 +5,10 @@
 # elects a leader and goes on; after the heal the old leader follows and
 # all nodes are identical.
 #
-# The partition is nftables rules: each node's transport listens on (and
-# so dials from) its own loopback address, 127.0.0.1K for node K, and the
-# rules drop every TCP packet between the leader's address and the others.
-# Changing rules takes CAP_NET_ADMIN: scripts/check.sh, run as root (as CI
-# does), hands the tests a copy of nft with that capability in DR_NFT.
+# The partition is nftables rules (DragonCluster's cut): each node's
+# transport listens on (and so dials from) its own loopback address,
+# 127.0.0.1K for node K, and the rules drop every TCP packet between the
+# leader's address and the others'.
 use strict;
 use warnings;
 use FindBin;
@@ -20,18 +19,9 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time);
 
-my $nft = $ENV{DR_NFT} // '';
 plan skip_all => 'nftables rules need CAP_NET_ADMIN: run scripts/check.sh as root, '
   . 'which gives the tests a copy of nft with it (DR_NFT)'
-  unless $nft ne '' && system("$nft list tables >/dev/null 2>&1") == 0;
-
-my $table = "dragonraft_tap_$$";
-sub nft { my ($cmd) = @_; return system($nft, $cmd) == 0; }
-END
-{
-	local $?;    # the test's exit status
-	system("$nft delete table ip $table >/dev/null 2>&1") if $nft ne '';
-}
+  unless DragonCluster->can_cut;
 
 my $c = DragonCluster->new(3, own_addresses => 1);
 $c->create_group(1);
@@ -73,17 +63,7 @@ $s->query_safe('UPDATE accounts SET balance = balance - 1 WHERE id = 1');
 $s->query_safe('UPDATE accounts SET balance = balance + 1 WHERE id = 2');
 $s->query_safe('INSERT INTO transfers VALUES (1, 1, 2, 1)');
 
-# Both directions are cut in one nft transaction: rules added one at a
-# time (each nft run took a second under load) left a moment in which the
-# others no longer heard the leader while their vote requests still reached
-# it, and it followed the new leader before it was cut off.
-my ($a, @b) = map { $c->addr($_) } ($l, @others);
-my $others = '{ ' . join(', ', @b) . ' }';
-ok(nft("add table ip $table")
-	  && nft("add chain ip $table out { type filter hook output priority 0; policy accept; }")
-	  && nft("add rule ip $table out ip saddr $a ip daddr $others drop; "
-		  . "add rule ip $table out ip daddr $a ip saddr $others drop"),
-	"node $l cut off from nodes @others");
+ok($c->cut($l, @others), "node $l cut off from nodes @others");
 my $cut = time;
 
 my $t0 = time;
@@ -102,7 +82,7 @@ is($L->safe_psql('postgres', 'SELECT count(*) FROM transfers WHERE id = 1'), '0'
 isnt($L->safe_psql('postgres', "SELECT role FROM dragonraft.status WHERE group_id = 1"), 'leader',
 	'the old leader stepped down');
 
-ok(nft("delete table ip $table"), 'the partition heals');
+ok($c->heal, 'the partition heals');
 ok($c->caught_up(1), 'every member applied every entry');
 is($L->safe_psql('postgres', 'SELECT role FROM dragonraft.status WHERE group_id = 1'),
 	'follower', "node $l follows");

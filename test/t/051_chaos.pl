@@ -33,22 +33,6 @@ Transfers::setup($c, 1, $l);
 my $load = Transfers->start($c, 4);
 ok($load->wait_commits(20), 'the clients commit transfers');
 
-# The pid of node id's process whose title matches re.
-sub process_of
-{
-	my ($id, $re) = @_;
-	for my $pid ($c->server_pids($id))
-	{
-		open(my $fh, '<', "/proc/$pid/cmdline") or next;
-		my $cmd = <$fh> // '';
-		close $fh;
-		return $pid if $cmd =~ $re;
-	}
-	return undef;
-}
-
-sub pick { return $_[ int(rand(@_)) ]; }
-
 # (The usleep calls below are the faults' random lengths, how long a node
 # stays down or an engine worker stopped, not waits for a condition: every
 # wait for an outcome polls with a deadline, wait_until and wait_commits.)
@@ -56,10 +40,10 @@ sub pick { return $_[ int(rand(@_)) ]; }
 my @kinds = qw(crash crash_two kill_apply stop_engine transfer);
 for my $k (1 .. $faults)
 {
-	my $kind = pick(@kinds);
+	my $kind = DragonCluster::pick(@kinds);
 	my $leader = $c->leader(1);
 	ok($leader, "fault $k: a writable leader (node " . ($leader // '-') . ')');
-	my $victim = pick($c->ids);
+	my $victim = DragonCluster::pick($c->ids);
 	if ($kind eq 'crash')
 	{
 		ok($c->crash($victim), "fault $k: node $victim killed with SIGKILL"
@@ -77,7 +61,7 @@ for my $k (1 .. $faults)
 	elsif ($kind eq 'kill_apply')
 	{
 		my @pids = $c->server_pids($victim);
-		my $pid = process_of($victim, qr/dragonraft apply/);
+		my $pid = $c->process_of($victim, qr/dragonraft apply/);
 		ok($pid && kill('KILL', $pid), "fault $k: node ${victim}'s apply worker killed with SIGKILL");
 		# The postmaster takes it for a crash; with restart_after_crash off
 		# (the test clusters') it shuts the node down, and it is started again.
@@ -88,7 +72,7 @@ for my $k (1 .. $faults)
 	elsif ($kind eq 'stop_engine')
 	{
 		$victim = $leader if rand() < 0.7;
-		my $pid = process_of($victim, qr/dragonraft engine/);
+		my $pid = $c->process_of($victim, qr/dragonraft engine/);
 		ok($pid && kill('STOP', $pid), "fault $k: node ${victim}'s engine worker stopped"
 			  . ($victim == $leader ? ' (the leader)' : ''));
 		usleep(800_000 + int(rand(1_500_000)));
@@ -96,7 +80,7 @@ for my $k (1 .. $faults)
 	}
 	else
 	{
-		my ($to) = pick(grep { $_ != $leader } $c->ids);
+		my ($to) = DragonCluster::pick(grep { $_ != $leader } $c->ids);
 		$c->node($leader)->psql('postgres', "SELECT dragonraft.transfer_leader(1, $to)");
 		pass("fault $k: leadership transfer from node $leader to node $to asked");
 	}

@@ -16,6 +16,8 @@
 #   $c->poll($id, 'SELECT ...');                  # one psql session per node; undef if down
 #   $c->query($id, 'SELECT ...');                 # the same; dies if the node is down
 #   $c->crash($id);                               # SIGKILL to the server and its children
+#   $c->process_of($id, qr/dragonraft engine/);   # a pid of its worker
+#   $c->cut($l, 2, 3) if $c->can_cut; $c->heal;   # a network partition (own_addresses)
 #
 # DragonCluster->new(3, own_addresses => 1) has node K's transport listen
 # on 127.0.0.1K (11, 12, ...) instead of 127.0.0.1, and so dial from it too:
@@ -725,6 +727,66 @@ sub server_pids
 		push @pids, $1 if defined $line && $line =~ /^(\d+) \(.*\) \S (\d+) / && $2 == $ppid;
 	}
 	return @pids;
+}
+
+# The pid of node id's process whose command line (its title) matches re
+# (qr/dragonraft engine/, qr/dragonraft apply/), undef if none.
+sub process_of
+{
+	my ($self, $id, $re) = @_;
+	for my $pid ($self->server_pids($id))
+	{
+		open(my $fh, '<', "/proc/$pid/cmdline") or next;
+		my $cmd = <$fh> // '';
+		close $fh;
+		return $pid if $cmd =~ $re;
+	}
+	return undef;
+}
+
+# A random element of the list (chaos tests: srand gives the seed).
+sub pick { return $_[ int(rand(@_)) ]; }
+
+# Network partitions: nftables rules in a table of this script's own.  Each
+# node's transport must listen on (and so dial from) its own address
+# (new(..., own_addresses => 1)).  Changing rules takes CAP_NET_ADMIN:
+# scripts/check.sh, run as root (as CI does), hands the tests a copy of nft
+# with it in DR_NFT.  can_cut says whether it works (else skip).
+my $nft = $ENV{DR_NFT} // '';
+my $nft_table = "dragonraft_tap_$$";
+my $nft_made;
+sub can_cut { return $nft ne '' && system("$nft list tables >/dev/null 2>&1") == 0; }
+
+# cut(a, @b): every TCP packet between node a's address and nodes @b's is
+# dropped, both directions in one nft transaction: rules added one at a time
+# (each nft run took a second under load) left a moment in which the others
+# no longer heard a cut-off leader while their vote requests still reached
+# it (TAP 006).  True if nft succeeded.
+sub cut
+{
+	my ($self, $a, @b) = @_;
+	die 'cut needs new(..., own_addresses => 1)' unless $self->{own};
+	my $from = $self->addr($a);
+	my $to = '{ ' . join(', ', map { $self->addr($_) } @b) . ' }';
+	$nft_made = 1;
+	return system($nft, "add table ip $nft_table; "
+		  . "add chain ip $nft_table out { type filter hook output priority 0; policy accept; }; "
+		  . "add rule ip $nft_table out ip saddr $from ip daddr $to drop; "
+		  . "add rule ip $nft_table out ip daddr $from ip saddr $to drop") == 0;
+}
+
+# Every cut heals (the table goes).  True if nft succeeded.
+sub heal
+{
+	my ($self) = @_;
+	$nft_made = 0;
+	return system($nft, "delete table ip $nft_table") == 0;
+}
+
+END
+{
+	local $?;    # the script's exit status
+	system("$nft delete table ip $nft_table >/dev/null 2>&1") if $nft_made;
 }
 
 # SIGKILL to node id's postmaster and all its children at once (a crash of

@@ -6,7 +6,8 @@
 # session (BEGIN; two UPDATEs; INSERT INTO transfers; COMMIT), against the
 # node it believes leads (following the leader named by a 25006 error, or
 # trying the next node when one does not answer), or always against one
-# node (pin).  It records each transfer's outcome in its own file:
+# node (pin).  The nodes tried are the group's, or those last given to
+# nodes() (members changed: a removed node stopped).  It records each transfer's outcome in its own file:
 #   committed  COMMIT returned success
 #   unknown    40003, or the connection was lost after the transaction was
 #              sent: it may or may not have committed
@@ -16,6 +17,7 @@
 #   Transfers::setup($c, $group, $leader);
 #   my $load = Transfers->start($c, $clients, pin => $id);
 #   $load->wait_commits($n [, $since]);  # n more COMMITs (after time $since)
+#   $load->nodes(@ids);                  # the clients try these nodes only
 #   my %outcome = $load->stop;           # id => outcome
 #   Transfers::check($c, \%outcome, $label);
 package Transfers;
@@ -31,9 +33,12 @@ use Time::HiRes qw(time usleep);
 my $ACCOUNTS = 20;
 my $BALANCE = 1000;
 
+my $group;    # the group that setup made the tables in: check's nodes
+
 sub setup
 {
 	my ($c, $g, $l) = @_;
+	$group = $g;
 	my $L = $c->node($l);
 	$L->safe_psql('postgres', qq{SELECT dragonraft.execute($g, \$\$
 CREATE TABLE accounts (id int PRIMARY KEY, balance bigint NOT NULL);
@@ -72,13 +77,19 @@ sub client
 	srand($$ ^ int(time * 1000));
 	open(my $log, '>>', "$dir/client$k") or die;
 	$log->autoflush(1);
-	my $nodes = () = $c->ids;
-	my $target = $pin // 1 + $k % $nodes;
+	my @nodes = $c->group_nodes($group);
+	my $target = $pin // $nodes[ $k % @nodes ];
 	my $seq = 0;
 	$ENV{PGCONNECT_TIMEOUT} = 5;
 	my $parent = getppid;
 	until (-e "$dir/stop" || getppid != $parent)    # the test ended: stop too
 	{
+		if (!defined $pin && open(my $fh, '<', "$dir/nodes"))
+		{
+			@nodes = split ' ', <$fh> // '';
+			close $fh;
+			$target = $nodes[0] unless grep { $_ == $target } @nodes;
+		}
 		my $id = ($$ % 100_000 + 1) * 1_000_000 + ++$seq;
 		my $a = 1 + int(rand $ACCOUNTS);
 		my $b = 1 + int(rand($ACCOUNTS - 1));
@@ -107,7 +118,7 @@ sub client
 			$outcome = "failed $1";
 			if ($1 eq '25006' && !defined $pin)
 			{
-				if ($err =~ /The leader is node (\d+)/) { $target = $1; }
+				if ($err =~ /The leader is node (\d+)/ && grep { $_ == $1 } @nodes) { $target = $1; }
 				else { $next = 1; }
 			}
 		}
@@ -120,7 +131,9 @@ sub client
 		printf $log "%d %.6f %d %s\n", $id, time, $target, $outcome;
 		if ($next)
 		{
-			$target = $target % $nodes + 1 unless defined $pin;
+			# the next of the nodes
+			my ($i) = grep { $nodes[$_] == $target } 0 .. $#nodes;
+			$target = $nodes[ (($i // -1) + 1) % @nodes ] unless defined $pin;
 			usleep(50_000);
 		}
 	}
@@ -169,6 +182,19 @@ sub gap
 	return defined $before && defined $after ? $after - $before : -1;
 }
 
+# The clients try nodes ids only from their next transfer on (a member
+# removed: the test stops it once nodes() returned, so that no transfer
+# commits on its tables, plain ones there after the removal).
+sub nodes
+{
+	my ($self, @ids) = @_;
+	open(my $fh, '>', "$self->{dir}/nodes.new") or die "$self->{dir}/nodes.new: $!";
+	print $fh "@ids\n";
+	close $fh;
+	rename("$self->{dir}/nodes.new", "$self->{dir}/nodes") or die "rename: $!";
+	return;
+}
+
 # Stops the clients; returns id => outcome.
 sub stop
 {
@@ -180,7 +206,7 @@ sub stop
 	return map { $_ => $r{$_}[2] } keys %r;
 }
 
-# The invariants, on every node (run after caught_up).
+# The invariants, on every node of the group (run after caught_up).
 sub check
 {
 	my ($c, $r, $label) = @_;
@@ -188,10 +214,11 @@ sub check
 	$count{ $r->{$_} }++ for keys %$r;
 	diag("$label: " . join(', ', map { "$_ $count{$_}" } sort keys %count));
 	is($count{hung} // 0, 0, "$label: no transaction went unanswered");
-	my ($first) = $c->ids;
+	my @ids = $c->group_nodes($group);
+	my ($first) = @ids;
 	my $accounts = $c->contents($first, 'accounts', 'id');
 	my $transfers = $c->contents($first, 'transfers', 'id');
-	for my $id ($c->ids)
+	for my $id (@ids)
 	{
 		my $N = $c->node($id);
 		is($N->safe_psql('postgres', 'SELECT sum(balance) FROM accounts'),
