@@ -101,6 +101,8 @@ sub stop_node
 	my ($id, $what, $leads) = @_;
 	my $pm = $c->node($id)->{_pid};
 	ok(kill('STOP', $pm), "$what: node $id stopped with SIGSTOP$leads");
+	# (its children once it has stopped: it forks no more then)
+	$c->wait_until("node ${id}'s postmaster to stop", sub { DragonCluster::proc_state($pm) =~ /^[TtZ]?$/ });
 	my @pids = $c->server_pids($id);
 	kill('STOP', @pids);
 	return @pids;

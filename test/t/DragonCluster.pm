@@ -714,6 +714,17 @@ sub idle_reader
 }
 
 # A postmaster and its children, to wait for after a SIGKILL.
+# The state letter of process pid (R running, S sleeping, D disk, T
+# stopped, ...), '' if it is gone.
+sub proc_state
+{
+	my ($pid) = @_;
+	open(my $fh, '<', "/proc/$pid/stat") or return '';
+	my $line = <$fh> // '';
+	close $fh;
+	return $line =~ /^\d+ \(.*\) (\S) / ? $1 : '';
+}
+
 sub server_pids
 {
 	my ($self, $id) = @_;
@@ -798,6 +809,14 @@ END
 sub crash
 {
 	my ($self, $id) = @_;
+	my $pm = $self->node($id)->{_pid};
+	# The postmaster first, and its children once it has stopped: it forks
+	# no more then.  (Listed first, a backend it forked meanwhile for a
+	# client's new connection outlived the crash, attached to the shared
+	# memory, and the node's start failed: "pre-existing shared memory
+	# block ... is still in use", TAP 116 in a fresh CI run.)
+	kill 'STOP', $pm;
+	$self->wait_until("node ${id}'s postmaster to stop", sub { proc_state($pm) =~ /^[TtZ]?$/ });
 	my @pids = $self->server_pids($id);
 	kill 'STOP', @pids;
 	kill 'KILL', @pids;
