@@ -39,7 +39,6 @@ use DragonCluster;
 use Transfers;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
 
 my $seed = $ENV{DR_CHAOS_SEED} // int(rand(1_000_000));
 my $faults = $ENV{DR_CHAOS_FAULTS} // 5;
@@ -71,10 +70,15 @@ ok($load->wait_commits(20), 'the clients commit transfers');
 
 sub pick { return DragonCluster::pick(@_); }
 
-# (The usleep calls below are the faults' random lengths, how long a node
-# stays down, stopped or cut off, not waits for a condition: every wait for
-# an outcome polls with a deadline, wait_until and wait_commits.)
-sub a_while { usleep(int($_[0] + rand($_[1]))); }
+# A fault's random length, counted in the clients' transfers, not in time:
+# it lasts until they commit between min and max more (with a deadline, as
+# every wait here).  Only where a majority is left to commit them.
+sub a_few
+{
+	my ($min, $max) = @_;
+	my $n = $min + int(rand($max - $min + 1));
+	return $load->wait_commits($n);
+}
 
 # Node id's engine worker runs again, another than pid.
 sub engine_back
@@ -113,7 +117,7 @@ sub bounce
 {
 	my ($id, $what) = @_;
 	ok($c->crash($id), "$what: node $id killed with SIGKILL");
-	a_while(0, 1_000_000);
+	ok(a_few(0, 5), "$what: transfers commit while node $id is down");
 	$c->node($id)->start;
 }
 
@@ -138,8 +142,7 @@ for my $k (1 .. $faults)
 	if ($kind eq 'part_leader')
 	{
 		ok($c->cut($leader, @followers), "fault $k: leader $leader cut off from nodes @followers");
-		ok($load->wait_commits(3), "fault $k: the majority commits transfers");
-		a_while(0, 1_500_000);
+		ok(a_few(3, 15), "fault $k: the majority commits transfers");
 		ok($c->heal, "fault $k: the partition heals");
 	}
 	elsif ($kind eq 'ddl_cut')
@@ -164,14 +167,14 @@ for my $k (1 .. $faults)
 		$victim = pick(@followers);
 		ok($c->cut($victim, grep { $_ != $victim } @members),
 			"fault $k: follower $victim cut off from the others");
-		a_while(500_000, 2_000_000);
+		ok(a_few(2, 15), "fault $k: transfers commit meanwhile");
 		ok($c->heal, "fault $k: the partition heals");
 	}
 	elsif ($kind eq 'part_link')
 	{
 		$victim = pick(@followers);
 		ok($c->cut($leader, $victim), "fault $k: the link between leader $leader and node $victim cut");
-		a_while(500_000, 2_000_000);
+		ok(a_few(2, 15), "fault $k: transfers commit meanwhile");
 		ok($c->heal, "fault $k: the link heals");
 	}
 	elsif ($kind eq 'kill_engine')
@@ -191,7 +194,7 @@ for my $k (1 .. $faults)
 	elsif ($kind eq 'stop_node')
 	{
 		my @pids = stop_node($victim, "fault $k", $is->($victim));
-		a_while(800_000, 2_000_000);
+		ok(a_few(2, 15), "fault $k: transfers commit without node $victim");
 		kill('CONT', @pids);
 	}
 	elsif ($kind eq 'double')
@@ -203,9 +206,9 @@ for my $k (1 .. $faults)
 		my $pid = $c->process_of($other, qr/dragonraft engine/);
 		ok($pid && kill('KILL', $pid), "fault $k: node ${other}'s engine worker killed with SIGKILL"
 			  . $is->($other));
-		a_while(0, 2_000_000);
-		kill('CONT', @pids);
+		# (no quorum meanwhile: the one stopped goes on once the other is back)
 		ok(engine_back($other, $pid), "fault $k: node $other restarted after the crash");
+		kill('CONT', @pids);
 	}
 	elsif ($kind eq 'snapshot')
 	{
@@ -233,7 +236,7 @@ for my $k (1 .. $faults)
 		if (rand() < 0.3)
 		{
 			# killed again while it loads the snapshot (or about to)
-			a_while(0, 1_500_000);
+			ok(a_few(0, 10), "fault $k: transfers commit while node $victim catches up");
 			bounce($victim, "fault $k: while it catches up");
 		}
 		ok($c->wait_until("node $victim to load a snapshot", sub { loads($victim) > $before }),
@@ -254,7 +257,6 @@ for my $k (1 .. $faults)
 		$index = "transfers_i$ddl" if $sql =~ /^CREATE INDEX/;
 		# (its session connected: the execute() is under way when the crash comes)
 		my $x = $c->start_session($leader, "SELECT dragonraft.execute(1, \$\$$sql\$\$)");
-		a_while(0, 300_000);
 		bounce($victim, "fault $k: during $sql," . $is->($victim));
 		eval { $x->{h}->finish; 1 } or $x->{h}->kill_kill;
 		my $err = ${ $x->{err} };
@@ -271,7 +273,6 @@ for my $k (1 .. $faults)
 	{
 		$c->node($_)->stop('immediate') for @members;
 		pass("fault $k: nodes @members stopped at once (immediate)");
-		a_while(0, 1_000_000);
 		$c->node($_)->start for @members;
 	}
 	else    # rotate
