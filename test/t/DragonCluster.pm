@@ -406,6 +406,21 @@ sub leader
 		});
 }
 
+# Node id leads group g and accepts writes: it asks for the leadership
+# (transfer_leader on a follower) until every running member agrees that it
+# leads; false after the timeout.
+sub lead
+{
+	my ($self, $g, $id) = @_;
+	return $self->wait_until("node $id to lead group $g", sub {
+		my $l = $self->leader($g) // return 0;
+		return 1 if $l == $id;
+		# (refused when the leadership moved meanwhile: asked again)
+		$self->poll_result($id, "SELECT dragonraft.transfer_leader($g, $id)");
+		return 0;
+	});
+}
+
 # Group g's log takes no entry of dragonraft's own any more: every running
 # member's info (its client address, proposed once it knows a leader) is
 # applied on the leader, and so, after an execute(), are the members'
