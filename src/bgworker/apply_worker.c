@@ -1000,7 +1000,9 @@ static void start_load(const DrApplyMsg *m, const uint8 *data)
 	if (job < 0)
 		ereport(ERROR,
 		        (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-		         errmsg("dragonraft makes or loads %d snapshots already", DR_SNAP_JOBS),
+		         errmsg("dragonraft cannot load the snapshot of group %llu: it makes or "
+		                "loads %d snapshots already",
+		                (unsigned long long)m->group_id, DR_SNAP_JOBS),
 		         errdetail("The load is tried again once one of them ends.")));
 	j = dr_snapshot_job(job);
 	if (stat((const char *)data, &st) != 0)
@@ -1020,7 +1022,9 @@ static void start_load(const DrApplyMsg *m, const uint8 *data)
 		ag->loader = NULL;
 		dr_snapshot_job_free(job);
 		ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-		                errmsg("no background worker slot is free for the snapshot load"),
+		                errmsg("no background worker slot is free for the snapshot load of "
+		                       "group %llu",
+		                       (unsigned long long)m->group_id),
 		                errhint("Raise max_worker_processes.")));
 	}
 	ag->load_job = job;
