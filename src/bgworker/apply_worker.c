@@ -476,6 +476,39 @@ static bool may_hold(uint64 group_id)
 }
 
 /*
+ * Could an entry that waits here (retry_parked) be applied now: its group's
+ * load ended (check_loads, before), or its backend is done with it?  A held
+ * batch ends for it (review 73: the entries of a group whose snapshot load
+ * ended, and those behind a backend's entry, waited for the whole
+ * apply_batch_delay behind another group's held batch).  Says first that
+ * backends' commits wake this worker (xact.c, dr_shmem_wake_apply: the delay
+ * latch too), as the idle worker's last look does.
+ */
+static bool parked_due(void)
+{
+	dlist_iter it;
+
+	if (dlist_is_empty(&parked_groups))
+		return false;
+	want_commits(true);
+	dlist_foreach(it, &parked_groups)
+	{
+		ApplyGroup *ag = dlist_container(ApplyGroup, parked, it.cur);
+		Deferred *d = dlist_head_element(Deferred, node, &ag->waiting);
+		struct entry_header h;
+
+		if (ag->loader != NULL)
+			continue;
+		if (d->msg.type == RAFT_ENTRY_NORMAL && d->msg.len > 0 &&
+		    entry_decode_header(d->data, d->msg.len, &h) == ENTRY_OK &&
+		    dr_apply_rows_owned(&h))
+			continue; /* (still its backend's) */
+		return true;
+	}
+	return false;
+}
+
+/*
  * Does the open batch wait for more entries (the queue is empty)?  The
  * milliseconds it may wait, or 0 to commit now.  Committed at once, a
  * follower under load had about two entries per transaction, and a third of
@@ -496,7 +529,7 @@ static long batch_wait_ms(void)
 		return 0; /* (after a linger: its entries waited already) */
 	left = dr_apply_batch_delay -
 	       (long)TimestampDifferenceMilliseconds(batch.began, GetCurrentTimestamp());
-	if (left <= 0 || !may_hold(batch.ag->group_id))
+	if (left <= 0 || !may_hold(batch.ag->group_id) || parked_due())
 		return 0;
 	batch.held = true;
 	return left;
@@ -1000,7 +1033,9 @@ static void start_load(const DrApplyMsg *m, const uint8 *data)
 	if (job < 0)
 		ereport(ERROR,
 		        (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-		         errmsg("dragonraft makes or loads %d snapshots already", DR_SNAP_JOBS),
+		         errmsg("dragonraft cannot load the snapshot of group %llu: it makes or "
+		                "loads %d snapshots already",
+		                (unsigned long long)m->group_id, DR_SNAP_JOBS),
 		         errdetail("The load is tried again once one of them ends.")));
 	j = dr_snapshot_job(job);
 	if (stat((const char *)data, &st) != 0)
@@ -1020,7 +1055,9 @@ static void start_load(const DrApplyMsg *m, const uint8 *data)
 		ag->loader = NULL;
 		dr_snapshot_job_free(job);
 		ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-		                errmsg("no background worker slot is free for the snapshot load"),
+		                errmsg("no background worker slot is free for the snapshot load of "
+		                       "group %llu",
+		                       (unsigned long long)m->group_id),
 		                errhint("Raise max_worker_processes.")));
 	}
 	ag->load_job = job;
@@ -1348,7 +1385,10 @@ static void apply_messages(void)
 		}
 		res = receive(&nbytes, &data);
 		if (res == SHM_MQ_WOULD_BLOCK) {
-			long wait_ms = batch.ag != NULL ? batch_wait_ms() : 0;
+			long wait_ms;
+
+			check_loads(); /* (one that ended commits the batch: its group goes on) */
+			wait_ms = batch.ag != NULL ? batch_wait_ms() : 0;
 
 			if (wait_ms > 0) {
 				/*

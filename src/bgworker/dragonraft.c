@@ -114,6 +114,24 @@ bool dr_parse_address(const char *addr, char *host, size_t hostlen, int *port, c
  * entries) and clients (the default client_address) may not: they would
  * dial their own machine.
  */
+char *dr_sentence(const char *msg)
+{
+	size_t len = strlen(msg), word = strcspn(msg, " :;,");
+	char *s = palloc(len + 2);
+	bool plain = word > 0;
+
+	for (size_t i = 0; i < word && plain; i++)
+		plain = msg[i] >= 'a' && msg[i] <= 'z';
+	memcpy(s, msg, len + 1);
+	if (plain)
+		s[0] = (char)(s[0] - 'a' + 'A');
+	if (len > 0 && strchr(".?!", s[len - 1]) == NULL) {
+		s[len] = '.';
+		s[len + 1] = '\0';
+	}
+	return s;
+}
+
 static bool is_wildcard_address(const char *addr)
 {
 	char host[DR_ADDR_LEN];

@@ -56,6 +56,14 @@ extern char *dr_effective_client_address(void);
 /* ERROR if DROP EXTENSION dragonraft may not run: this node is a member of groups. */
 extern void dr_check_extension_drop(void);
 
+/* msg as a sentence for an errdetail (PostgreSQL's message style), palloc'd:
+ * its first letter upper case when its first word is a plain word (not an
+ * identifier such as join_group or dragonraft.status), a period at its end.
+ * The engine's messages (and an error's own message) read "group 7: the log
+ * is gone", as errmsg would have them; as a DETAIL they become "Group 7: the
+ * log is gone.". */
+extern char *dr_sentence(const char *msg);
+
 /* Runs fn(arg) in a subtransaction, released when fn returns and rolled back
  * when it throws: NULL, or its error, copied into the caller's memory context
  * (the caller's resource owner and memory context are kept). */

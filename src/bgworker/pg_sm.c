@@ -1108,7 +1108,8 @@ static void watch_exports(void)
 		if (phase != DR_SNAP_DONE || rc != 0)
 			ereport(LOG, (errmsg("dragonraft could not export a snapshot of group %llu",
 			                     (unsigned long long)sm->group_id),
-			              errdetail("%s", error[0] ? error : "The exporter exited.")));
+			              errdetail("%s", error[0] ? dr_sentence(error)
+			                                       : "The exporter exited.")));
 		export_end(sm, true);
 		if (phase == DR_SNAP_DONE && rc == 0) {
 			sm->export_retry_at = 0;

@@ -387,7 +387,9 @@ void dr_queue_call_unknown_if_cancelled(DrRequestKind kind, uint64 group_id, uin
 		FlushErrorState();
 		ereport(ERROR,
 		        (errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN), errmsg("%s", unknown),
-		         errdetail("%s after the engine worker took the request.", ed->message),
+		         errdetail("The engine worker took the request before the statement ended "
+		                   "(%s).",
+		                   ed->message),
 		         errhint("%s", hint)));
 	}
 	PG_END_TRY();

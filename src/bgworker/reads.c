@@ -131,7 +131,7 @@ static void barrier_failed(uint64 group_id, const char *msg, const char *detail)
 	ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 	                errmsg("linearizable read barrier of dragonraft group %llu failed: %s",
 	                       (unsigned long long)group_id, msg),
-	                detail ? errdetail("%s", detail) : 0,
+	                detail ? errdetail("%s", dr_sentence(detail)) : 0,
 	                errhint("Retry once dragonraft.status shows a leader and the group "
 	                        "applying here, or read with dragonraft.read_consistency = "
 	                        "'local'.")));

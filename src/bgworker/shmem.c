@@ -167,8 +167,9 @@ void dr_shmem_startup(void)
 	LWLockRelease(AddinShmemInitLock);
 }
 
-/* Set the apply worker's latch, if it runs (and, if commits_only, wants commits). */
-static void set_apply_latch(bool commits_only)
+/* Set the apply worker's latch, if it runs (and, if commits_only, wants commits);
+ * whether it did. */
+static bool set_apply_latch(bool commits_only)
 {
 	int pgprocno;
 
@@ -177,11 +178,14 @@ static void set_apply_latch(bool commits_only)
 	SpinLockRelease(&dr_shared->mutex);
 	if (pgprocno >= 0)
 		SetLatch(&ProcGlobal->allProcs[pgprocno].procLatch);
+	return pgprocno >= 0;
 }
 
 void dr_shmem_wake_apply(void)
 {
-	set_apply_latch(true);
+	/* (and the wait of a batch it holds, on a latch of its own: review 73) */
+	if (set_apply_latch(true))
+		SetLatch(&dr_shared->apply_delay_latch);
 }
 
 void dr_shmem_want_applied(uint64 group_id, uint64 index)

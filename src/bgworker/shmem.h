@@ -329,8 +329,9 @@ extern bool dr_shmem_group_set_members(DrGroup *g, const uint64 *ids, const bool
 extern bool dr_shmem_node_set(uint64 node_id, const char *address);
 /* node_id's address or NULL; the caller holds the groups lock. */
 extern const char *dr_shmem_node_address(uint64 node_id);
-/* A backend committed or gave up its entry: set the apply worker's latch, if
- * it runs and entries of backends wait there (apply_wants_commits). */
+/* A backend committed or gave up its entry: set the apply worker's latch, and
+ * the one of its held batch's wait (apply_delay_latch), if it runs and entries
+ * of backends wait there (apply_wants_commits). */
 extern void dr_shmem_wake_apply(void);
 /* Set the engine worker's latch, if it runs. */
 extern void dr_shmem_wake_engine(void);

@@ -71,6 +71,7 @@ typedef struct ExportTable {
 
 static struct {
 	FILE *out;
+	const char *path; /* out's */
 	pg_crc32c crc;
 	uint64 bytes;
 	uint64 section;     /* where the section being written starts */
@@ -103,11 +104,19 @@ static void wake_engine(void)
 		SetLatch(&ProcGlobal->allProcs[pgprocno].procLatch);
 }
 
+/* (the file named, as PostgreSQL's messages name theirs: review 73) */
+static void write_failed(void) pg_attribute_noreturn();
+
+static void write_failed(void)
+{
+	ereport(ERROR, (errcode_for_file_access(),
+	                errmsg("could not write snapshot file \"%s\": %m", X.path)));
+}
+
 static void put(const void *p, size_t n)
 {
 	if (fwrite(p, 1, n, X.out) != n)
-		ereport(ERROR,
-		        (errcode_for_file_access(), errmsg("could not write snapshot file: %m")));
+		write_failed();
 	COMP_CRC32C(X.crc, p, n);
 	X.bytes += n;
 }
@@ -151,8 +160,7 @@ static void begin_section(void)
 
 	X.section = X.bytes;
 	if (fwrite(zero, 1, sizeof(zero), X.out) != sizeof(zero))
-		ereport(ERROR,
-		        (errcode_for_file_access(), errmsg("could not write snapshot file: %m")));
+		write_failed();
 	X.bytes += sizeof(zero);
 }
 
@@ -167,8 +175,7 @@ static void end_section(uint32 kind)
 		h[8 + i] = (uint8)(len >> (8 * i));
 	if (fseeko(X.out, (off_t)X.section, SEEK_SET) != 0 ||
 	    fwrite(h, 1, sizeof(h), X.out) != sizeof(h) || fseeko(X.out, 0, SEEK_END) != 0)
-		ereport(ERROR,
-		        (errcode_for_file_access(), errmsg("could not write snapshot file: %m")));
+		write_failed();
 	COMP_CRC32C(X.crc, h, sizeof(h));
 }
 
@@ -757,8 +764,8 @@ static void wait_drained(void)
 		if (GetCurrentTimestamp() >= end)
 			ereport(ERROR,
 			        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			         errmsg("the group's entries were not applied within %d ms",
-			                DRAIN_TIMEOUT_MS),
+			         errmsg("the entries of group %llu were not applied within %d ms",
+			                (unsigned long long)X.group_id, DRAIN_TIMEOUT_MS),
 			         errhint("See dragonraft.status: its entries may fail to apply.")));
 		(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000,
 		                PG_WAIT_EXTENSION);
@@ -827,6 +834,7 @@ static void export(uint64 group_id, const char *path)
 		elog(ERROR, "SPI_connect failed");
 	check_tables(group_id, tables, schema);
 
+	X.path = path;
 	X.out = AllocateFile(path, PG_BINARY_W);
 	if (X.out == NULL)
 		ereport(ERROR, (errcode_for_file_access(),

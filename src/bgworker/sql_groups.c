@@ -73,7 +73,7 @@ void dr_sql_groups_missing(int64 group_id, const char *detail)
 	ereport(ERROR,
 	        (errcode(ERRCODE_UNDEFINED_OBJECT),
 	         errmsg("dragonraft group %lld does not exist on this node", (long long)group_id),
-	         detail ? errdetail("%s", detail) : 0,
+	         detail ? errdetail("%s", dr_sentence(detail)) : 0,
 	         errhint("See dragonraft.status for the groups of this node; "
 	                 "dragonraft.create_group and dragonraft.join_group make it a "
 	                 "member of a group.")));
@@ -84,17 +84,13 @@ void dr_sql_groups_missing(int64 group_id, const char *detail)
  * this node", with or without the error and a hint. */
 void dr_sql_groups_stopped(int64 group_id, const char *error, const char *detail)
 {
-	bool has_error = error != NULL && error[0] != '\0';
-	const char *sep = "";
-
-	if (has_error && detail != NULL) /* (the engine's errors end without a period) */
-		sep = error[strlen(error) - 1] == '.' ? "  " : ".  ";
+	if (error != NULL && error[0] != '\0')
+		detail = detail != NULL ? psprintf("%s  %s", dr_sentence(error), detail)
+		                        : dr_sentence(error);
 	ereport(ERROR,
 	        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 	         errmsg("dragonraft group %lld is stopped on this node", (long long)group_id),
-	         has_error || detail != NULL ? errdetail("%s%s%s", has_error ? error : "", sep,
-	                                                 detail != NULL ? detail : "")
-	                                     : 0,
+	         detail != NULL ? errdetail("%s", detail) : 0,
 	         errhint("See state and error in dragonraft.status, and the server "
 	                 "log.")));
 }
@@ -142,7 +138,7 @@ void dr_sql_groups_not_run(int64 group_id, const char *detail)
 	        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 	         errmsg("dragonraft group %lld does not run on this node at the moment",
 	                (long long)group_id),
-	         detail != NULL ? errdetail("%s", detail) : 0,
+	         detail != NULL ? errdetail("%s", dr_sentence(detail)) : 0,
 	         errhint("Try again in a moment; dragonraft.status shows the group's state.")));
 }
 
@@ -175,10 +171,12 @@ void dr_sql_groups_check_engine(void)
 	strlcpy(error, dr_shared->engine_error, sizeof(error));
 	SpinLockRelease(&dr_shared->mutex);
 	if (state != DR_ENGINE_RUNNING)
-		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-		                errmsg("dragonraft engine worker is not running"),
-		                error[0] ? errdetail("It stopped: %s", error) : 0,
-		                errhint("%s", dr_engine_restart_hint())));
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("dragonraft engine worker is not running"),
+		         error[0] ? errdetail("%s", dr_sentence(psprintf("It stopped: %s", error)))
+		                  : 0,
+		         errhint("%s", dr_engine_restart_hint())));
 }
 
 char *dr_sql_groups_client_address(int64 group_id, int64 node_id)
@@ -586,7 +584,7 @@ void dr_sql_groups_start_failed(int64 group_id, const DrResult *res)
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 		                errmsg("group %lld exists on this node but is stopped",
 		                       (long long)group_id),
-		                errdetail("%s", res->errmsg),
+		                errdetail("%s", dr_sentence(res->errmsg)),
 		                errhint("leave_group(%lld, force => true) removes it here.",
 		                        (long long)group_id)));
 		break;
@@ -783,7 +781,7 @@ Datum dr_create_group(PG_FUNCTION_ARGS)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
 		                errmsg("could not create group %lld: %s", (long long)group_id,
 		                       res.rc > -100 ? engine_strerror(res.rc) : "bad request"),
-		                res.errmsg[0] ? errdetail("%s", res.errmsg) : 0));
+		                res.errmsg[0] ? errdetail("%s", dr_sentence(res.errmsg)) : 0));
 	}
 	PG_RETURN_VOID();
 }

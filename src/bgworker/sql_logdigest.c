@@ -48,7 +48,7 @@ static void digest_failed(int64 group_id, const struct engine_log_digest *asked,
 		                "asked "
 		                "for",
 		                (long long)group_id),
-		         errdetail("%s.", res->errmsg),
+		         errdetail("%s", dr_sentence(res->errmsg)),
 		         errhint("Compare a range that every member holds: a member's log starts "
 		                 "after its last compaction (see snapshot_index in "
 		                 "dragonraft.status) and ends at its last_index.")));
@@ -60,7 +60,7 @@ static void digest_failed(int64 group_id, const struct engine_log_digest *asked,
 		         errmsg("dragonraft engine worker stopped: it cannot digest the log of "
 		                "group %lld",
 		                (long long)group_id),
-		         res->errmsg[0] ? errdetail("%s", res->errmsg) : 0,
+		         res->errmsg[0] ? errdetail("%s", dr_sentence(res->errmsg)) : 0,
 		         errhint("See dragonraft.node_status() and the server log.")));
 	if (res->rc == DR_RC_ENGINE_EXITED)
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -73,7 +73,7 @@ static void digest_failed(int64 group_id, const struct engine_log_digest *asked,
 	                errmsg("could not digest the log of group %lld from entry %llu: %s",
 	                       (long long)group_id, (unsigned long long)asked->next,
 	                       res->rc > -100 ? engine_strerror(res->rc) : "request refused"),
-	                res->errmsg[0] ? errdetail("%s", res->errmsg) : 0));
+	                res->errmsg[0] ? errdetail("%s", dr_sentence(res->errmsg)) : 0));
 }
 
 /*

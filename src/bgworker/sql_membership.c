@@ -238,7 +238,7 @@ static void change_outcome(const DrResult *res, int64 group_id, int64 node)
 		         errmsg("the membership change of node %lld would leave group %lld without "
 		                "a quorum that answers",
 		                (long long)node, (long long)group_id),
-		         errdetail("%s", res->errmsg),
+		         errdetail("%s", dr_sentence(res->errmsg)),
 		         errhint("To add a voter, add it with voting => false, run join_group on "
 		                 "it, "
 		                 "then promote_member; bring the missing voters back first; or "
@@ -249,7 +249,7 @@ static void change_outcome(const DrResult *res, int64 group_id, int64 node)
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 		                errmsg("node %lld has not caught up with group %lld",
 		                       (long long)node, (long long)group_id),
-		                errdetail("%s", res->errmsg),
+		                errdetail("%s", dr_sentence(res->errmsg)),
 		                errhint("Run join_group on that node, promote it once join_group "
 		                        "returned; or "
 		                        "pass force => true.")));
@@ -258,14 +258,14 @@ static void change_outcome(const DrResult *res, int64 group_id, int64 node)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 		                errmsg("group %lld refused the membership change of node %lld",
 		                       (long long)group_id, (long long)node),
-		                res->errmsg[0] ? errdetail("%s", res->errmsg) : 0));
+		                res->errmsg[0] ? errdetail("%s", dr_sentence(res->errmsg)) : 0));
 		break;
 	default:
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
 		                errmsg("could not change the membership of group %lld: %s",
 		                       (long long)group_id,
 		                       res->rc > -100 ? engine_strerror(res->rc) : "bad request"),
-		                res->errmsg[0] ? errdetail("%s", res->errmsg) : 0));
+		                res->errmsg[0] ? errdetail("%s", dr_sentence(res->errmsg)) : 0));
 	}
 }
 
@@ -516,7 +516,7 @@ static void leave_locally(int64 group_id, bool gave_up_join)
 		                errmsg("could not stop the member of group %lld on this node: %s",
 		                       (long long)group_id,
 		                       res.rc > -100 ? engine_strerror(res.rc) : "request refused"),
-		                res.errmsg[0] ? errdetail("%s", res.errmsg) : 0));
+		                res.errmsg[0] ? errdetail("%s", dr_sentence(res.errmsg)) : 0));
 	replorigin_drop_by_name(origin, true, false);
 	if (tables.len > 0)
 		ereport(NOTICE, (errmsg("the tables of group %lld stay on this node, no longer "
@@ -910,7 +910,7 @@ static void join_failed(int64 group_id, const DrResult *res)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
 		                errmsg("could not join group %lld: %s", (long long)group_id,
 		                       res->rc > -100 ? engine_strerror(res->rc) : "bad request"),
-		                res->errmsg[0] ? errdetail("%s", res->errmsg) : 0));
+		                res->errmsg[0] ? errdetail("%s", dr_sentence(res->errmsg)) : 0));
 	}
 }
 
@@ -1217,11 +1217,12 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 			        (errmsg("joining group %lld: %llu entries received, %llu applied",
 			                (long long)group_id, (unsigned long long)v.last_index,
 			                (unsigned long long)v.applied),
-			         v.apply_failures > 0 ? errdetail("Its apply failed %u times in a "
-			                                          "row, waiting for "
-			                                          "its next try (in %ld s): %s.",
-			                                          v.apply_failures, secs, v.error)
-			         : v.error[0] != '\0' ? errdetail("%s.", v.error)
+			         v.apply_failures > 0
+			                 ? errdetail("Its apply failed %u times in a "
+			                             "row, waiting for "
+			                             "its next try (in %ld s): %s",
+			                             v.apply_failures, secs, dr_sentence(v.error))
+			         : v.error[0] != '\0' ? errdetail("%s", dr_sentence(v.error))
 			                              : 0));
 		}
 		nap();
@@ -1292,7 +1293,7 @@ Datum dr_snapshot(PG_FUNCTION_ARGS)
 		         errmsg("could not take a snapshot of group %lld: %s", (long long)group_id,
 		                res.rc > -100 ? engine_strerror(res.rc)
 		                              : "the engine worker exited"),
-		         res.errmsg[0] ? errdetail("%s", res.errmsg) : 0));
+		         res.errmsg[0] ? errdetail("%s", dr_sentence(res.errmsg)) : 0));
 	/* dragonraft.status shows it once the function returned (see await_members).
 	 * Taken: a cancel now would say it was not (as in change()). */
 	HOLD_CANCEL_INTERRUPTS();

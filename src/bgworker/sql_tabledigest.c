@@ -135,7 +135,7 @@ static void check_group(int64 group_id, bool drain)
 		         errmsg("the apply of group %lld is stuck on this node: its next entry "
 		                "fails to apply",
 		                (long long)group_id),
-		         error[0] ? errdetail("%s", error) : 0,
+		         error[0] ? errdetail("%s", dr_sentence(error)) : 0,
 		         errhint("See dragonraft.status; a digest needs the group's entries "
 		                 "applied up to where it is taken.")));
 }
@@ -296,11 +296,13 @@ static bool take_while_held(int64 group_id, pid_t engine, RepOriginId origin, Dr
 	}
 	if (ended) {
 		UnregisterSnapshot(*snap);
-		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-		                errmsg("the hold of the apply of group %lld ended before the digest "
-		                       "took its snapshot",
-		                       (long long)group_id),
-		                error[0] ? errdetail("%s", error) : 0, errhint("Try again.")));
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("the hold of the apply of group %lld ended before the digest "
+		                "took its snapshot",
+		                (long long)group_id),
+		         error[0] ? errdetail("%s", dr_sentence(error)) : 0,
+		         errhint("Try again.")));
 	}
 	/* Held until after the read of the origin (not DONE above): nothing of
 	 * the group committed meanwhile.  (A hold that ended abnormally lets the

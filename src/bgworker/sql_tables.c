@@ -593,13 +593,14 @@ static void unknown_if_cancelled(MemoryContext cxt, int64 group_id)
 		ereport(ERROR, (errcode(ERRCODE_QUERY_CANCELED), errmsg("%s", ed->message),
 		                errdetail("The engine worker had not taken the command: nothing "
 		                          "was proposed.")));
-	ereport(ERROR, (errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN),
-	                errmsg("the outcome of the command in dragonraft group %lld is unknown",
-	                       (long long)group_id),
-	                errdetail("%s after the command was proposed: it may still run on every "
-	                          "member.",
-	                          ed->message),
-	                errhint("See dragonraft.ddl_history on any member.")));
+	ereport(ERROR,
+	        (errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN),
+	         errmsg("the outcome of the command in dragonraft group %lld is unknown",
+	                (long long)group_id),
+	         errdetail("The command was proposed before the statement ended (%s): it may "
+	                   "still run on every member.",
+	                   ed->message),
+	         errhint("See dragonraft.ddl_history on any member.")));
 }
 
 /* A SELECT of constants only, such as SELECT 1: a barrier through the log. */
@@ -1059,8 +1060,8 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 		                errmsg("dragonraft.execute could not wait for this node to apply "
 		                       "the log of group %lld",
 		                       (long long)group_id),
-		                errdetail("%s%s%s", ed->message, ed->detail ? ": " : "",
-		                          ed->detail ? ed->detail : ""),
+		                errdetail("%s%s%s", dr_sentence(ed->message),
+		                          ed->detail ? "  " : "", ed->detail ? ed->detail : ""),
 		                errhint("Nothing was proposed.  Retry once dragonraft.status shows "
 		                        "a leader and the group applying here.")));
 	}
@@ -1132,8 +1133,8 @@ Datum dr_execute(PG_FUNCTION_ARGS)
 		        (errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN),
 		         errmsg("the outcome of the command in dragonraft group %lld is unknown",
 		                (long long)group_id),
-		         errdetail("%s", res.rc > -100 ? engine_strerror(res.rc)
-		                                       : "the engine worker exited"),
+		         errdetail("%s", dr_sentence(res.rc > -100 ? engine_strerror(res.rc)
+		                                                   : "the engine worker exited")),
 		         errhint("See dragonraft.ddl_history on any member.")));
 	}
 	PG_TRY();
@@ -1218,9 +1219,11 @@ Datum dr_skip_command(PG_FUNCTION_ARGS)
 		         errmsg("this node's apply of dragonraft group %lld did not stop at the "
 		                "command of entry %lld",
 		                (long long)group_id, (long long)index),
-		         failures > 0 ? errdetail("It stopped after entry %llu: %s",
-		                                  (unsigned long long)applied, error)
-		                      : errdetail("It goes on."),
+		         failures > 0
+		                 ? errdetail("%s", dr_sentence(psprintf(
+		                                           "It stopped after entry %llu: %s",
+		                                           (unsigned long long)applied, error)))
+		                 : errdetail("It goes on."),
 		         errhint("skip_command takes the entry of the command at which the apply "
 		                 "stopped: see error in dragonraft.status.")));
 	/* As the bootstrap superuser: dragonraft_admin may ask, not write the table. */

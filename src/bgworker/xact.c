@@ -581,7 +581,7 @@ static void unknown_outcome(const char *msg, const char *detail, bool committed)
 	count_unknown(C.group_id);
 	ereport(ERROR,
 	        (errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN), errmsg("%s", msg),
-	         errdetail("%s", detail),
+	         errdetail("%s", dr_sentence(detail)),
 	         committed ? errhint("Before retrying, check on a member of the group whether "
 	                             "the transaction's changes are there; dragonraft.status "
 	                             "shows whether this node runs the group.")

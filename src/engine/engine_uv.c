@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "engine/engine_uv.h"
+#include "engine/loglimit.h"
 
 #define MAX_ROUNDS_PER_TURN 8
 
@@ -28,21 +29,9 @@ struct snap_in {
 	char path[ENGINE_PATH_MAX];
 };
 
-/* How often a line of one kind about one group and node is logged (log_due): a stream
+/* How often a line of one cause about one group and node is logged (log_due): a stream
  * that failed the same way to the same member, messages dropped from one sender. */
-#define LOG_LIMIT_MS    60000
-#define LOG_LIMIT_SLOTS 64
-/* The kind of the dropped messages' line (a stream's is 2 * its status + by_receiver). */
-#define LOG_KIND_NO_GROUP (-1)
-
-/* The last line about one group and node, of one kind. */
-struct log_limit {
-	uint64_t group_id;
-	uint64_t node;     /* the stream's member, the messages' sender */
-	int kind;          /* LOG_KIND_NO_GROUP, or a stream's failure */
-	uint64_t logged;   /* uv_now() of the line; 0: free slot */
-	uint64_t left_out; /* events of this kind since that line, not logged */
-};
+#define LOG_LIMIT_MS 60000
 
 struct engine_uv {
 	uv_loop_t *loop;
@@ -66,8 +55,7 @@ struct engine_uv {
 	void *log_ctx;
 	char tp_error[512]; /* the transport's last error line (for engine_uv_create) */
 	uint64_t node_id;   /* this node's */
-	struct log_limit limits[LOG_LIMIT_SLOTS];
-	uint64_t lines_left_out; /* lines log_due had no slot for (said with the next one) */
+	struct loglimit limits;
 };
 
 static void maybe_free(struct engine_uv *u)
@@ -293,51 +281,19 @@ static const char *stream_failure_why(int status, bool by_receiver)
 }
 
 /*
- * Whether a line about (group_id, node, kind) is due: once a minute for each,
- * *left_out set to how many were not logged since the last one.  A key
- * without a slot takes the oldest, unless that one was logged within the
- * minute too (more keys than slots): then it is counted in
- * u->lines_left_out, said with the next line.
+ * Whether a line about (group_id, node, kind) is due (loglimit.h: once a
+ * minute for each, a table per line); *left_out and *others set to what it
+ * left out, for log_limited.
  */
-static bool log_due(struct engine_uv *u, uint64_t group_id, uint64_t node, int kind,
-                    uint64_t *left_out)
+static bool log_due(struct engine_uv *u, enum loglimit_line line, uint64_t group_id, uint64_t node,
+                    int kind, uint64_t *left_out, uint64_t *others)
 {
-	uint64_t now = uv_now(u->loop) + 1; /* (0 marks a free slot) */
-	struct log_limit *f = NULL, *oldest = &u->limits[0];
-
-	if (u->log_fn == NULL)
-		return false;
-	for (int k = 0; k < LOG_LIMIT_SLOTS && f == NULL; k++) {
-		struct log_limit *s = &u->limits[k];
-
-		if (s->logged != 0 && s->group_id == group_id && s->node == node && s->kind == kind)
-			f = s;
-		else if (s->logged < oldest->logged)
-			oldest = s;
-	}
-	if (f != NULL && now - f->logged < LOG_LIMIT_MS) {
-		f->left_out++;
-		return false;
-	}
-	if (f == NULL) {
-		if (oldest->logged != 0 && now - oldest->logged < LOG_LIMIT_MS) {
-			u->lines_left_out++;
-			return false;
-		}
-		f = oldest; /* (a free one, or one unused for a minute) */
-		memset(f, 0, sizeof(*f));
-		f->group_id = group_id;
-		f->node = node;
-		f->kind = kind;
-	}
-	*left_out = f->left_out;
-	f->logged = now;
-	f->left_out = 0;
-	return true;
+	return u->log_fn != NULL && loglimit_due(&u->limits, line, uv_now(u->loop), group_id, node,
+	                                         kind, left_out, others);
 }
 
-/* Logs line with what log_due left out. */
-static void log_limited(struct engine_uv *u, const char *line, uint64_t left_out)
+/* Logs line with what log_due left out: of its key, and of other keys of the line. */
+static void log_limited(struct engine_uv *u, const char *line, uint64_t left_out, uint64_t others)
 {
 	char buf[768], more[160] = "";
 	int n = 0;
@@ -345,11 +301,10 @@ static void log_limited(struct engine_uv *u, const char *line, uint64_t left_out
 	if (left_out > 0)
 		n = snprintf(more, sizeof(more), " (%llu more since the last line)",
 		             (unsigned long long)left_out);
-	if (u->lines_left_out > 0 && n >= 0 && (size_t)n < sizeof(more))
+	if (others > 0 && n >= 0 && (size_t)n < sizeof(more))
 		snprintf(more + n, sizeof(more) - (size_t)n,
-		         " (%llu lines of other groups or nodes left out)",
-		         (unsigned long long)u->lines_left_out);
-	u->lines_left_out = 0;
+		         " (%llu lines like it of other groups or nodes left out)",
+		         (unsigned long long)others);
 	snprintf(buf, sizeof(buf), "%s%s", line, more);
 	u->log_fn(u->log_ctx, TRANSPORT_LOG_INFO, buf);
 }
@@ -366,10 +321,11 @@ static void log_stream_failure(struct engine_uv *u, uint64_t to, uint64_t group_
                                bool by_receiver)
 {
 	char line[512], side[64];
-	uint64_t left_out;
+	uint64_t left_out, others;
 
 	if (status == TRANSPORT_ENOSPACE ||
-	    !log_due(u, group_id, to, status * 2 + (by_receiver ? 1 : 0), &left_out))
+	    !log_due(u, LOGLIMIT_STREAM_FAILED, group_id, to, status * 2 + (by_receiver ? 1 : 0),
+	             &left_out, &others))
 		return;
 	if (by_receiver)
 		snprintf(side, sizeof(side), "on node %llu", (unsigned long long)to);
@@ -381,7 +337,7 @@ static void log_stream_failure(struct engine_uv *u, uint64_t to, uint64_t group_
 	         "again after a pause",
 	         (unsigned long long)group_id, (unsigned long long)to, side,
 	         stream_failure_why(status, by_receiver));
-	log_limited(u, line, left_out);
+	log_limited(u, line, left_out, others);
 }
 
 static void on_snapshot_sent(void *ctx, uint64_t to, uint64_t group_id, raft_index index,
@@ -458,13 +414,13 @@ static bool group_runs(void *ctx, uint64_t group_id, uint64_t from)
 {
 	struct engine_uv *u = ctx;
 	char line[512];
-	uint64_t left_out;
+	uint64_t left_out, others;
 
 	if (u->closing)
 		return false;
 	if (engine_runs_group(u->e, group_id))
 		return true;
-	if (log_due(u, group_id, from, LOG_KIND_NO_GROUP, &left_out)) {
+	if (log_due(u, LOGLIMIT_NO_GROUP, group_id, from, 0, &left_out, &others)) {
 		snprintf(line, sizeof(line),
 		         "dragonraft: node %llu drops the messages of group %llu from node %llu: "
 		         "the "
@@ -475,7 +431,7 @@ static bool group_runs(void *ctx, uint64_t group_id, uint64_t from)
 		         (unsigned long long)u->node_id, (unsigned long long)group_id,
 		         (unsigned long long)from, (unsigned long long)group_id,
 		         (unsigned long long)u->node_id);
-		log_limited(u, line, left_out);
+		log_limited(u, line, left_out, others);
 	}
 	return false;
 }
@@ -670,6 +626,7 @@ int engine_uv_create(uv_loop_t *loop, const struct engine_config *ecfg,
 	cb.on_closed = on_closed;
 	tc.node_id = ecfg->node_id;
 	u->node_id = ecfg->node_id;
+	loglimit_init(&u->limits, LOG_LIMIT_MS);
 	if (tc.snapshot_dir == NULL)
 		tc.snapshot_dir = ecfg->snapshot_dir;
 	u->log_fn = tcfg->log_fn;

@@ -3,7 +3,8 @@
 MODULES += engine
 engine_SRCS := src/engine/engine.c src/engine/logview.c src/engine/addrbook.c src/engine/client.c \
 	src/engine/round.c src/engine/snapshot.c src/engine/pending.c src/engine/cache.c \
-	src/engine/engine_logdb.c src/engine/engine_uv.c src/engine/logdigest.c
+	src/engine/engine_logdb.c src/engine/engine_uv.c src/engine/logdigest.c \
+	src/engine/loglimit.c
 
 ENGINE_FAKES := $(call objs,test/engine/fake_storage.c test/engine/fake_net.c \
 	test/engine/kv_sm.c test/engine/cluster.c)
@@ -21,6 +22,10 @@ UNIT_TESTS += test_engine_defer test_engine_logdb_defer
 $(B)/test/test_engine_defer: $(ENGINE_FAKES) $(B)/lib/libdr_engine.a $(B)/lib/libdr_raft.a $(B)/lib/libdr_util.a
 $(B)/test/test_engine_logdb_defer: $(ENGINE_FAKES) $(B)/lib/libdr_engine.a $(B)/lib/libdr_logdb.a \
 	$(B)/lib/libdr_raft.a $(B)/lib/libdr_util.a
+
+# engine_uv's rate limit of repeated log lines.
+UNIT_TESTS += test_loglimit
+$(B)/test/test_loglimit: $(B)/lib/libdr_engine.a
 
 # Engines over the real TCP transport on loopback, driven by engine_uv.
 UNIT_TESTS += test_engine_uv

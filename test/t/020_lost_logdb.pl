@@ -75,7 +75,7 @@ like($stderr, qr/group 20 cannot be started on this node: this node was a member
 # commits: before, it ended with 25006, "not the leader", which hid why).
 sql('CREATE TABLE public.lost_t (k int PRIMARY KEY)');
 ($rc, $stdout, $stderr) = $node->psql('postgres', "\\set VERBOSITY verbose\nSELECT dragonraft.replicate_table('public.lost_t', 20)");
-like($stderr, qr/ERROR:  55000: dragonraft group 20 is stopped on this node\n.*DETAIL:  this node was a member/,
+like($stderr, qr/ERROR:  55000: dragonraft group 20 is stopped on this node\n.*DETAIL:  This node was a member/,
 	'replicate_table of the lost group says it is stopped, and why')
   or diag $stderr;
 # Every function that takes the group says it alike, 55000 with the reason
@@ -85,7 +85,7 @@ for my $f ('log_digest(20)', 'table_digest(20)', 'snapshot(20)', 'transfer_leade
 	'remove_member(20, 2)', 'read_barrier(20)', "execute(20, 'SELECT 1')")
 {
 	($rc, $stdout, $stderr) = $node->psql('postgres', "\\set VERBOSITY verbose\nSELECT dragonraft.$f");
-	like($stderr, qr/ERROR:  55000: dragonraft group 20 is stopped on this node\n.*DETAIL:  this node was a member.*\nHINT:  See state and error in dragonraft.status, and the server log\./s,
+	like($stderr, qr/ERROR:  55000: dragonraft group 20 is stopped on this node\n.*DETAIL:  This node was a member.*\nHINT:  See state and error in dragonraft.status, and the server log\./s,
 		"$f says the group is stopped, why, and where to look")
 	  or diag $stderr;
 }

@@ -72,6 +72,10 @@ kill 'CONT', $c->server_pids($t);
 is($st, '40003', 'a transfer_leader cancelled in the engine fails with 40003') or diag $s->{err};
 like($s->{err}, qr/the leadership transfer of group 1 to node $t did not complete: it may still happen/,
 	'and says it may still happen');
+# (review 73: "canceling statement due to user request after the engine
+# worker took the request.", the cancel's message made into a DETAIL)
+like($s->{err}, qr/DETAIL:  The engine worker took the request before the statement ended \(canceling statement due to user request\)\./,
+	'with a DETAIL in sentences');
 ok($c->leader(1), 'group 1 has a leader afterwards');
 
 # 2. create_group while another session holds a lock on

@@ -67,7 +67,7 @@ is($c->poll(4, q{SELECT applied_index FROM dragonraft.status WHERE group_id = 1}
 # join_group, still waiting, says why in its NOTICE (every 5 s).
 ok($c->wait_until('join_group to give the reason', sub {
 	eval { $join->{h}->pump_nb; };
-	${ $join->{err} } =~ /NOTICE:  joining group 1: 0 entries received, 0 applied\nDETAIL:  no room for the snapshot of group 1 from node $l: .*\(or lower dragonraft.snapshot_min_free\)\./ }),
+	${ $join->{err} } =~ /NOTICE:  joining group 1: 0 entries received, 0 applied\nDETAIL:  No room for the snapshot of group 1 from node $l: .*\(or lower dragonraft.snapshot_min_free\)\./ }),
 	"join_group's NOTICE gives the refusal as its detail") or diag(${ $join->{err} });
 
 # The leader's log says that node 4 refused the snapshot, and why.

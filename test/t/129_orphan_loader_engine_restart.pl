@@ -25,41 +25,17 @@ dragonraft.compaction_overhead = 5
 dragonraft.max_apply_lock_delay = -1
 });
 my ($N1, $N3) = ($c->node(1), $c->node(3));
-$c->create_group($_) for (1, 2);
-for my $g (1, 2)
-{
-	my $l = $c->leader($g);
-	$c->node($l)->safe_psql('postgres', "SELECT dragonraft.transfer_leader($g, 1)") unless $l == 1;
-	ok($c->wait_until("node 1 to lead group $g", sub { $c->leader($g) == 1 }), "node 1 leads group $g");
-}
-$N1->safe_psql('postgres', q{
-SELECT dragonraft.execute(1, 'CREATE TABLE a (id int PRIMARY KEY, v text); CREATE TABLE b (id int PRIMARY KEY)');
-SELECT dragonraft.execute(2, 'CREATE TABLE u (id int PRIMARY KEY, v text)');
-SELECT dragonraft.replicate_table('a', 1);
-SELECT dragonraft.replicate_table('b', 1);
-SELECT dragonraft.replicate_table('u', 2);
-INSERT INTO a SELECT g, 'first' FROM generate_series(1, 1000) g;
-INSERT INTO b SELECT g FROM generate_series(1, 1000) g;
-});
-ok($c->caught_up($_), "the members caught up with group $_") for (1, 2);
+$c->groups_a_b_u;
 
 # A function a parallel worker runs: it holds its slot for a while.
 $N3->safe_psql('postgres', q{CREATE FUNCTION hold_slot(s float8) RETURNS int LANGUAGE plpgsql PARALLEL SAFE
 	AS $$BEGIN PERFORM pg_sleep(s); RETURN 1; END$$});
 
-# Node 3 stops; group 1 writes and compacts past it.
-$N3->stop('fast');
-$N1->safe_psql('postgres', join('', map { "INSERT INTO a VALUES (1000 + $_, 'behind');\n" } 1 .. 120));
-ok($c->compact(1, 1, 2), 'nodes 1 and 2 compacted group 1');
-$N3->append_conf('postgresql.conf', qq{dragonraft.testing_snapshot_delay = 600000
-max_worker_processes = 3
+# Node 3 stops; group 1 writes and compacts past it; node 3 loads its
+# snapshot, paused.
+my $loader = $c->load_paused_on_3(qq{max_worker_processes = 3
 max_logical_replication_workers = 0
 });
-$N3->start;
-my $loader = $c->wait_until('node 3 to load the first table of group 1', sub {
-	$N3->safe_psql('postgres', q{SELECT pid FROM dragonraft.stat_progress_snapshot
-		WHERE group_id = 1 AND role = 'receiver' AND phase = 'loading' AND tables_done = 1}) });
-ok($loader, 'node 3 loads a snapshot of group 1, paused after its first table');
 
 # The engine worker exits, its apply worker with it; the loader stays.  A
 # parallel worker of a session takes the apply worker's background worker

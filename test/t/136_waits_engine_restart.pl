@@ -216,8 +216,8 @@ like(${ $A[2]->{err} }, qr/FATAL:  57P01: terminating connection due to administ
 	'A3: 57P01') or diag(${ $A[2]->{err} });
 $c->query(1, "SELECT pg_cancel_backend($E->{pid})");
 ok(ends($E, 'E to end'), "E (execute()) ends at pg_cancel_backend");
-like(${ $E->{err} }, qr/ERROR:  40003: the outcome of the command in dragonraft group 24 is unknown\nDETAIL:  canceling statement due to user request after the command was proposed/,
-	'E: 40003, canceled after the command was proposed') or diag(${ $E->{err} });
+like(${ $E->{err} }, qr/ERROR:  40003: the outcome of the command in dragonraft group 24 is unknown\nDETAIL:  The command was proposed before the statement ended \(canceling statement due to user request\): it may still run on every member\./,
+	'E: 40003, canceled after the command was proposed (a DETAIL of sentences)') or diag(${ $E->{err} });
 is($c->query(1, 'SELECT count(*) FROM dragonraft.status WHERE group_id = 24'), '0',
 	'all of that while the engine worker did not run');
 release(1, $L, 24);

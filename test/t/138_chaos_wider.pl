@@ -43,8 +43,18 @@ use Test::More;
 my $seed = $ENV{DR_CHAOS_SEED} // int(rand(1_000_000));
 my $faults = $ENV{DR_CHAOS_FAULTS} // 5;
 my $nspares = $ENV{DR_CHAOS_SPARES} // 1;
-my @kinds = split /,/, ($ENV{DR_CHAOS_KINDS}
-	  // 'part_leader,part_follower,part_link,ddl_cut,kill_engine,term_engine,stop_node,double,snapshot,ddl,restart_all,rotate');
+my @all_kinds = qw(part_leader part_follower part_link ddl_cut kill_engine term_engine
+  stop_node double snapshot ddl restart_all rotate);
+my @kinds = split /,/, ($ENV{DR_CHAOS_KINDS} // join(',', @all_kinds));
+# (an unknown kind was thrown as rotate, the last branch of the fault's if;
+# said with diag too: PostgreSQL::Test::Utils sends a die to the test's log)
+my @unknown = grep { my $k = $_; !grep { $_ eq $k } @all_kinds } @kinds;
+if (@unknown)
+{
+	my $msg = "DR_CHAOS_KINDS names unknown fault kinds (@unknown); the kinds are: @all_kinds";
+	diag($msg);
+	die "$msg\n";
+}
 my $can_cut = DragonCluster->can_cut;
 if (!$can_cut)
 {

@@ -681,6 +681,52 @@ sub group_needing_snapshots
 	return $l;
 }
 
+# Groups 1 and 2 on nodes 1 to 3, both led by node 1: group 1 with tables a
+# and b of 1,000 rows each, group 2 with an empty table u; the members
+# caught up.
+sub groups_a_b_u
+{
+	my ($self) = @_;
+	$self->create_group($_) for (1, 2);
+	for my $g (1, 2)
+	{
+		my $l = $self->leader($g);
+		$self->node($l)->safe_psql('postgres', "SELECT dragonraft.transfer_leader($g, 1)") unless $l == 1;
+		ok($self->wait_until("node 1 to lead group $g", sub { $self->leader($g) == 1 }), "node 1 leads group $g");
+	}
+	$self->node(1)->safe_psql('postgres', q{
+SELECT dragonraft.execute(1, 'CREATE TABLE a (id int PRIMARY KEY, v text); CREATE TABLE b (id int PRIMARY KEY)');
+SELECT dragonraft.execute(2, 'CREATE TABLE u (id int PRIMARY KEY, v text)');
+SELECT dragonraft.replicate_table('a', 1);
+SELECT dragonraft.replicate_table('b', 1);
+SELECT dragonraft.replicate_table('u', 2);
+INSERT INTO a SELECT g, 'first' FROM generate_series(1, 1000) g;
+INSERT INTO b SELECT g FROM generate_series(1, 1000) g;
+});
+	ok($self->caught_up($_), "the members caught up with group $_") for (1, 2);
+	return;
+}
+
+# After groups_a_b_u: node 3 stops, group 1 writes 120 rows more to a and
+# compacts past it, node 3 starts with dragonraft.testing_snapshot_delay =
+# 600000 (and conf) and loads a snapshot of group 1, paused after its first
+# table.  Returns the loader's pid (false if none came).
+sub load_paused_on_3
+{
+	my ($self, $conf) = @_;
+	my ($N1, $N3) = ($self->node(1), $self->node(3));
+	$N3->stop('fast');
+	$N1->safe_psql('postgres', join('', map { "INSERT INTO a VALUES (1000 + $_, 'behind');\n" } 1 .. 120));
+	ok($self->compact(1, 1, 2), 'nodes 1 and 2 compacted group 1');
+	$N3->append_conf('postgresql.conf', "dragonraft.testing_snapshot_delay = 600000\n" . ($conf // ''));
+	$N3->start;
+	my $loader = $self->wait_until('node 3 to load the first table of group 1', sub {
+		$N3->safe_psql('postgres', q{SELECT pid FROM dragonraft.stat_progress_snapshot
+			WHERE group_id = 1 AND role = 'receiver' AND phase = 'loading' AND tables_done = 1}) });
+	ok($loader, 'node 3 loads a snapshot of group 1, paused after its first table');
+	return $loader;
+}
+
 # join_group(g, the addresses of members) on node id, in the background:
 # {h => IPC::Run handle, out, err => refs to its output and errors}.
 sub start_join

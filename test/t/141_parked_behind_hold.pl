@@ -1,0 +1,63 @@
+# Review 73: a follower's held batch (dragonraft.apply_batch_delay, 60 s
+# here) of one group kept the entries of another group that waited in the
+# apply worker (parked: behind that group's snapshot load, or behind a
+# local backend's entry) waiting for the whole delay.  Here node 3 follows
+# groups 1 and 2; it loads a snapshot of group 1, paused after its first
+# table (dragonraft.testing_snapshot_delay), while group 1's new writes
+# wait behind the load; then a write of group 2 opens a batch that node 3
+# holds; then the pause ends.  Group 1's writes reach node 3 well within
+# the delay: the end of the load ends the hold.  (Without the fix they
+# waited for the hold's end, a minute after group 2's write.)
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use DragonCluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time);
+
+my $c = DragonCluster->new(3, conf => qq{
+dragonraft.snapshot_entries = 50
+dragonraft.compaction_overhead = 5
+dragonraft.apply_batch_delay = '60s'
+});
+my ($N1, $N3) = ($c->node(1), $c->node(3));
+$c->groups_a_b_u;
+
+# Node 3 stops; group 1 writes and compacts past it; node 3 starts and
+# loads a snapshot of group 1, paused after its first table.
+$c->load_paused_on_3;
+
+# Group 1's write waits behind the load on node 3.
+$N1->safe_psql('postgres', q{INSERT INTO a VALUES (5000, 'during the load')});
+# A write of group 2 opens a batch that node 3's apply worker holds for
+# more (its transaction open, waiting): group 2 is applied up to the write
+# before it only.
+my $holding = q{SELECT xact_start IS NOT NULL AND wait_event_type = 'Extension'
+	FROM pg_stat_activity WHERE backend_type = 'dragonraft apply'};
+$N1->safe_psql('postgres', q{INSERT INTO u VALUES (1, 'held')});
+ok($c->wait_until('node 3 to hold a batch of group 2', sub { $c->poll(3, $holding) eq 't' }),
+	"node 3's apply worker holds a batch of group 2");
+is($N3->safe_psql('postgres', 'SELECT count(*) FROM u'), '0', 'its row not committed yet');
+
+# The load ends; a linearizable read of group 1 on node 3 (which asks for
+# group 1's entries at once, not after group 1's own delay) sees the write
+# within seconds, not after group 2's hold (a minute).
+$N3->safe_psql('postgres', 'ALTER SYSTEM SET dragonraft.testing_snapshot_delay = 0');
+$N3->safe_psql('postgres', 'SELECT pg_reload_conf()');
+my $t0 = time;
+my ($ret, $out, $err) = $N3->psql('postgres', q{SET statement_timeout = '30s';
+SET dragonraft.read_consistency = 'linearizable';
+SELECT count(*) FROM a WHERE id = 5000});
+my $took = time - $t0;
+is($out, '1', sprintf("a linearizable read on node 3 sees group 1's write made during the load (%.1f s)", $took))
+  or diag $err;
+cmp_ok($took, '<', 20, 'well within apply_batch_delay (60 s)');
+ok($c->caught_up(1), 'node 3 caught up with group 1');
+ok($c->caught_up(2), 'and with group 2');
+for my $t ([ 'a', 1 ], [ 'b', 1 ], [ 'u', 2 ])
+{
+	is($c->contents(3, $t->[0], 'id'), $c->contents(1, $t->[0], 'id'), "node 3's $t->[0] equals node 1's");
+}
+done_testing();
