@@ -42,7 +42,6 @@ char *dr_database = NULL;
 char *dr_data_dir = NULL;
 int dr_rtt_ms = 50;
 bool dr_deferred_leader_sync = false;
-int dr_commit_notify_delay = 2;
 int dr_election_rtt = 10;
 int dr_heartbeat_rtt = 1;
 int dr_snapshot_entries = 10000;
@@ -237,15 +236,6 @@ static void define_gucs(void)
 	        "latency when the server has cores to spare, and costs the leader's engine "
 	        "worker CPU (a thread hand-off per sync).",
 	        &dr_deferred_leader_sync, false, PGC_POSTMASTER, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable(
-	        "dragonraft.commit_notify_delay",
-	        "How long a leader may hold a message that only tells a follower a new commit "
-	        "index, waiting for other messages to that node to send it with.",
-	        "Under load the next append comes sooner and carries the commit index: the "
-	        "follower is woken once instead of twice.  A follower applies a group's last "
-	        "write up to this much later; linearizable reads do not wait for it.  0 sends it "
-	        "at once.",
-	        &dr_commit_notify_delay, 2, 0, 1000, PGC_POSTMASTER, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("dragonraft.election_rtt", "Election timeout in ticks.", NULL,
 	                        &dr_election_rtt, 10, 2, 100000, PGC_POSTMASTER, 0, NULL, NULL,
 	                        NULL);

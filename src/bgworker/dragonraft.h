@@ -19,7 +19,6 @@ extern char *dr_database;
 extern char *dr_data_dir;
 extern int dr_rtt_ms;
 extern bool dr_deferred_leader_sync;
-extern int dr_commit_notify_delay;
 extern int dr_election_rtt;
 extern int dr_heartbeat_rtt;
 extern int dr_snapshot_entries;

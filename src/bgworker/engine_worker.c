@@ -700,7 +700,6 @@ static void start_engine(void)
 	tc.secret = secret;
 	tc.secret_len = secret_len;
 	tc.log_fn = transport_log;
-	tc.send_later_ms = (uint32)dr_commit_notify_delay;
 	tc.max_frame = Max((uint64)dr_max_entry_size + FRAME_SLACK, 64 * 1024 * 1024);
 	tc.queue_max_bytes = tc.max_frame;
 	tc.snapshot_dir = snap_dir;

@@ -94,23 +94,10 @@ static void maybe_free(struct engine_uv *u)
 
 /* ---- network ops for the engine ---- */
 
-/*
- * A commit-only append (a new commit index, no entries, not answered) waits
- * up to the transport's send_later_ms for other messages to its node, and
- * leaves with them: under load the next append, which carries the commit
- * index too, comes within that, and the follower is woken once instead of
- * twice (issue 13).
- */
-static bool may_wait(const struct raft_message *m)
-{
-	return m->type == RAFT_MSG_APPEND && m->n_entries == 0 &&
-	       (m->flags & RAFT_MSG_FLAG_COMMIT_ONLY) != 0;
-}
-
 static int net_send(void *ctx, const struct raft_message *m)
 {
 	struct engine_uv *u = ctx;
-	int rc = may_wait(m) ? transport_send_later(u->t, m) : transport_send(u->t, m);
+	int rc = transport_send(u->t, m);
 
 	/* Dropped messages are reported through on_unreachable by the transport. */
 	if (rc == TRANSPORT_OK || rc == TRANSPORT_EQUEUEFULL || rc == TRANSPORT_EUNREACHABLE)

@@ -118,7 +118,6 @@ struct transport {
 	uv_prepare_t prepare;
 	uv_check_t check;
 	uv_timer_t expiry; /* ages out partial snapshot files */
-	uv_timer_t later;  /* sends the messages of transport_send_later() (send_later_ms) */
 	int handles;       /* transport-level handles not yet closed */
 	int conns_open;    /* connections not yet freed */
 	bool closing;

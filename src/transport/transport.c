@@ -588,16 +588,6 @@ static void flush_peer(struct peer *p)
 	p->q_msgs = 0;
 }
 
-static bool any_queued(const struct transport *t)
-{
-	uint32_t i;
-
-	for (struct peer *p = tp_peer_first(t, &i); p != NULL; p = tp_peer_next(t, p, &i))
-		if (p->q_msgs > 0)
-			return true;
-	return false;
-}
-
 void transport_write_queued(struct transport *t)
 {
 	uint64_t now;
@@ -617,9 +607,6 @@ void transport_write_queued(struct transport *t)
 			tp_dial(t, p, TRANSPORT_PURPOSE_MSG);
 		flush_peer(p);
 	}
-	/* The messages of transport_send_later() left with others: no wake-up for them. */
-	if (uv_is_active((uv_handle_t *)&t->later) && !any_queued(t))
-		uv_timer_stop(&t->later);
 }
 
 void transport_flush(struct transport *t)
@@ -642,27 +629,6 @@ static void on_check(uv_check_t *h)
 	transport_flush(h->data);
 }
 
-static void mark_dirty(struct transport *t, struct peer *p)
-{
-	if (p->dirty)
-		return;
-	p->dirty = true;
-	p->dirty_next = t->dirty;
-	t->dirty = p;
-}
-
-/* send_later_ms after a message of transport_send_later(): every queue leaves. */
-static void later_due(uv_timer_t *h)
-{
-	struct transport *t = h->data;
-	uint32_t i;
-
-	for (struct peer *p = tp_peer_first(t, &i); p != NULL; p = tp_peer_next(t, p, &i))
-		if (p->q_msgs > 0)
-			mark_dirty(t, p);
-	transport_write_queued(t);
-}
-
 static int drop(struct transport *t, struct peer *p, const struct raft_message *m, int rc)
 {
 	p->st.msgs_dropped++;
@@ -670,8 +636,7 @@ static int drop(struct transport *t, struct peer *p, const struct raft_message *
 	return rc;
 }
 
-/* Queues m for its node; unless later, its queue leaves at the next flush. */
-static int enqueue(struct transport *t, const struct raft_message *m, bool later)
+int transport_send(struct transport *t, const struct raft_message *m)
 {
 	struct peer *p;
 	size_t before;
@@ -711,11 +676,10 @@ static int enqueue(struct transport *t, const struct raft_message *m, bool later
 	if (t->ssl_ctx == NULL)
 		p->q_crc = dr_crc32c(p->q_crc, p->q.p + before, p->q.len - before);
 	p->q_msgs++;
-	if (!later)
-		mark_dirty(t, p);
-	else if (!p->dirty && !uv_is_active((uv_handle_t *)&t->later)) {
-		uv_update_time(t->loop); /* (a long loop turn would shorten the wait) */
-		uv_timer_start(&t->later, later_due, t->cfg.send_later_ms, 0);
+	if (!p->dirty) {
+		p->dirty = true;
+		p->dirty_next = t->dirty;
+		t->dirty = p;
 	}
 	if (p->conn == NULL && tp_dial(t, p, TRANSPORT_PURPOSE_MSG) == NULL) {
 		drop_queue(p); /* (a connection that failed to start dropped it already) */
@@ -723,16 +687,6 @@ static int enqueue(struct transport *t, const struct raft_message *m, bool later
 		return TRANSPORT_EUNREACHABLE;
 	}
 	return TRANSPORT_OK;
-}
-
-int transport_send(struct transport *t, const struct raft_message *m)
-{
-	return enqueue(t, m, false);
-}
-
-int transport_send_later(struct transport *t, const struct raft_message *m)
-{
-	return enqueue(t, m, t->cfg.send_later_ms > 0);
 }
 
 /* ---- receiving ------------------------------------------------------------ */
@@ -1256,17 +1210,14 @@ int transport_create(uv_loop_t *loop, const struct transport_config *cfg,
 		       "act as a peer");
 	uv_prepare_init(loop, &t->prepare);
 	uv_check_init(loop, &t->check);
-	uv_timer_init(loop, &t->later);
 	t->prepare.data = t;
 	t->check.data = t;
-	t->later.data = t;
-	t->handles += 3;
+	t->handles += 2;
 	uv_prepare_start(&t->prepare, on_prepare);
 	uv_check_start(&t->check, on_check);
 	/* These handles must not keep uv_run(UV_RUN_DEFAULT) alive on their own. */
 	uv_unref((uv_handle_t *)&t->prepare);
 	uv_unref((uv_handle_t *)&t->check);
-	uv_unref((uv_handle_t *)&t->later);
 	tp_snap_start(t);
 	if (cfg->listen_addr != NULL) {
 		rc = start_listening(t, cfg->listen_addr);
@@ -1423,7 +1374,6 @@ void transport_close(struct transport *t)
 		uv_close((uv_handle_t *)&t->listener, handle_closed);
 	uv_close((uv_handle_t *)&t->prepare, handle_closed);
 	uv_close((uv_handle_t *)&t->check, handle_closed);
-	uv_close((uv_handle_t *)&t->later, handle_closed);
 }
 
 void transport_break_snapshot_conns(struct transport *t)

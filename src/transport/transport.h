@@ -104,8 +104,6 @@ struct transport_config {
 	uint32_t log_max_lines; /* refusal lines per log window in all (at most 64); then one
 	                         * summary [20] */
 	uint32_t log_window_ms; /* ... and at most one per source (IPv4 /24, IPv6 /64) [60000] */
-	uint32_t send_later_ms; /* how long a message of transport_send_later() may wait for
-	                         * other messages to its node [0: it leaves as any other] */
 	/* Lines for the server log (enum transport_log_level, no trailing newline), also from
 	 * inside transport_create; NULL: none. */
 	void (*log_fn)(void *log_ctx, int level, const char *msg);
@@ -260,16 +258,6 @@ int transport_remove_peer(struct transport *t, uint64_t node_id);
 /* Queues m for m->to; TRANSPORT_EQUEUEFULL / EUNREACHABLE when dropped (reported via
  * on_unreachable). */
 int transport_send(struct transport *t, const struct raft_message *m);
-
-/*
- * Queues m for m->to as transport_send() does, but does not make its node's
- * queue leave at the end of this loop turn: it leaves with the next message
- * that does (in the same batch, in order), or send_later_ms after this call,
- * whichever comes first (transport_flush() too sends it).  For a message
- * that is worth a wake-up of its receiver only when nothing else is coming
- * (a commit index without entries).
- */
-int transport_send_later(struct transport *t, const struct raft_message *m);
 
 /* Sends every peer's queued messages now (one batch per peer). */
 void transport_flush(struct transport *t);

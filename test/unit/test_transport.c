@@ -1393,61 +1393,12 @@ static void test_remove_peer(void **state)
 	assert_true(th_pair_stop(&p));
 }
 
-/*
- * transport_send_later(): a message rides with the next one to its node (one
- * batch, in order, at once), or leaves alone send_later_ms after the call;
- * one that rode leaves no timer behind to cut the next one's wait short.
- */
-static void test_send_later(void **state)
-{
-	const uint64_t later_ms = 1000;
-	struct transport_config cfg;
-	struct th_pair p;
-	struct pump ab = {.from = &p.a, .to = &p.b, .want = 1};
-	struct th_want w = {.n = &p.b};
-	struct raft_message m;
-	uint64_t t0, batches;
-
-	(void)state;
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.send_later_ms = (uint32_t)later_ms;
-	assert_int_equal(th_pair_start(&p, SECRET, SECRET, &cfg), 0);
-	assert_true(th_run_until(&p.loop, pumped, &ab, 5000));
-	w.msgs = ab.ctx;
-	assert_true(th_run_until(&p.loop, th_got_msgs, &w, 5000)); /* connected, all in */
-	for (int round = 0; round < 2; round++) {
-		/* With another message: both leave at once, in one batch. */
-		batches = p.b.batches;
-		t0 = th_now_ms();
-		m = th_heartbeat(1, 2, 2, ++ab.ctx);
-		assert_int_equal(transport_send_later(p.a.t, &m), TRANSPORT_OK);
-		m = th_heartbeat(1, 2, 3, ++ab.ctx);
-		assert_int_equal(transport_send(p.a.t, &m), TRANSPORT_OK);
-		w.msgs += 2;
-		assert_true(th_run_until(&p.loop, th_got_msgs, &w, 10000));
-		assert_true(p.b.last_msg_ms - t0 < later_ms);
-		assert_int_equal(p.b.batches, batches + 1);
-		/* Alone: it waits send_later_ms (libuv's clock may be a few ms coarser), also
-		 * when the one that rode was queued a while before (its timer is gone). */
-		th_run_for(&p.loop, later_ms / 2);
-		t0 = th_now_ms();
-		m = th_heartbeat(1, 2, 4, ++ab.ctx);
-		assert_int_equal(transport_send_later(p.a.t, &m), TRANSPORT_OK);
-		w.msgs++;
-		assert_true(th_run_until(&p.loop, th_got_msgs, &w, 10000));
-		assert_true(p.b.last_msg_ms - t0 + 10 >= later_ms);
-	}
-	assert_int_equal(p.b.order_errors, 0);
-	assert_true(th_pair_stop(&p));
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_100k_messages_in_order),
 	        cmocka_unit_test(test_peer_restart),
 	        cmocka_unit_test(test_remove_peer),
-	        cmocka_unit_test(test_send_later),
 	        cmocka_unit_test(test_wrong_node_id),
 	        cmocka_unit_test(test_oversize_and_bad_crc),
 	        cmocka_unit_test(test_membership_and_sender_checks),
