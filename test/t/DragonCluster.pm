@@ -666,6 +666,25 @@ sub group_needing_snapshots
 	return $l;
 }
 
+# A loader of group g on node id paused after its first table
+# (dragonraft.testing_snapshot_delay): its pid, 0 after the timeout.
+sub paused_load
+{
+	my ($self, $id, $g) = @_;
+	return $self->wait_until("node $id to load the first table of group $g", sub {
+		$self->poll($id, qq{SELECT pid FROM dragonraft.stat_progress_snapshot
+			WHERE group_id = $g AND role = 'receiver' AND phase = 'loading' AND tables_done = 1}) });
+}
+
+# How many full snapshots of group g node id's server log says it loaded.
+sub snapshot_loads
+{
+	my ($self, $id, $g) = @_;
+	my @n = PostgreSQL::Test::Utils::slurp_file($self->node($id)->logfile)
+	  =~ /dragonraft loaded the snapshot of group $g /g;
+	return scalar @n;
+}
+
 # join_group(g, the addresses of members) on node id, in the background:
 # {h => IPC::Run handle, out, err => refs to its output and errors}.
 sub start_join
