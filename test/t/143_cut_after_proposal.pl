@@ -14,7 +14,9 @@
 #   forward  (on a follower, which forwards the proposal to the leader) the
 #            leader is cut off from both followers
 # so the command is proposed where it cannot commit.  execute() must end with
-# success or 40003 ("the outcome of the command ... is unknown"); once the
+# success or 40003 ("the outcome of the command ... is unknown"; 55000 with
+# nothing proposed only where the leader stepped down before the proposal
+# came, on a very slow machine: then the command is on no member); once the
 # cut heals (SIGCONT) and the members caught up, the command's column is on
 # every member or on none, on every one if execute() succeeded.
 # (2) A follower cut off from the others; transfer_leader to it (called on
@@ -89,8 +91,12 @@ for my $how (map { splice(@how, int(rand(@how)), 1) } 1 .. @how)
 	my ($out, $err) = (${ $x->{out} }, ${ $x->{err} });
 	my $state = $err =~ /ERROR:\s+([0-9A-Z]{5}):/ ? $1 : $err =~ /ERROR|FATAL/ ? 'other' : '';
 	note("$how: execute() on node $E: $out $err");
-	$outcome{$how} = $state eq '' ? 'success' : $state;
-	like($state, qr/^(?:40003)?$/, "$how: execute() ended with success or 40003") or diag($err);
+	# (on a machine so slow that the leader stepped down before the proposal
+	# came, 55000 with nothing proposed: allowed, but not what this tests)
+	my $unproposed = $state eq '55000' && $err =~ /Nothing was proposed/;
+	$outcome{$how} = $state eq '' ? 'success' : $unproposed ? 'not proposed (55000)' : $state;
+	ok($state eq '' || $state eq '40003' || $unproposed,
+		"$how: execute() ended with success or 40003 (or 55000, nothing proposed)") or diag($err);
 	like($err, qr/the outcome of the command in dragonraft group 1 is unknown/,
 		"$how: its entry was proposed") if $state eq '40003';
 	if ($how ne 'stop') { ok($c->heal, "$how: the cut heals"); }
@@ -102,8 +108,9 @@ for my $how (map { splice(@how, int(rand(@how)), 1) } 1 .. @how)
 	} 1 .. 3;
 	my $where = "@has" eq '1 1 1' ? 'everywhere' : "@has" eq '0 0 0' ? 'nowhere' : "on some: @has";
 	$outcome{$how} .= ", $where";
-	like($where, $state eq '' ? qr/^everywhere$/ : qr/^(?:everywhere|nowhere)$/,
-		"$how: the command is on every member or on none, on every one if execute() succeeded");
+	like($where, $state eq '' ? qr/^everywhere$/ : $unproposed ? qr/^nowhere$/ : qr/^(?:everywhere|nowhere)$/,
+		"$how: the command is on every member or on none, on every one if execute() succeeded, "
+		  . 'on none if nothing was proposed');
 	ok($load->wait_commits(3), "$how: transfers commit again");
 }
 diag(join(', ', map { "$_: $outcome{$_}" } sort keys %outcome));
