@@ -136,7 +136,8 @@ diag(join(', ', map { "$_: $outcome{$_}" } sort keys %outcome));
 	$on = pick($L, $T);
 	($st, $msg) = $c->sql_error($on, "SELECT dragonraft.transfer_leader(1, $T)");
 	is($st, '', "transfer_leader to node $T (called on node $on) succeeds") or diag($msg);
-	is($c->leading(1), $T, "node $T leads");
+	# (node $L's status may say it leads for up to 10 ms more)
+	ok($c->wait_until("node $T to lead", sub { $c->leading(1) == $T }), "node $T leads");
 	ok($load->wait_commits(5), "transfers commit on node $T");
 	ok($c->heal, 'the cut heals');
 	ok($load->wait_commits(5), "transfers commit once node $P is back");
