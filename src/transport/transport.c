@@ -806,6 +806,14 @@ static int on_hello(struct conn *c, const uint8_t *p, uint32_t len)
 			tp_conn_close(pr->in_msg);
 		}
 		pr->in_msg = c;
+		/* The node is up (it dialled in): a redial of ours that waits out its
+		 * back-off goes at the next send, not up to backoff_max_ms later.
+		 * Else a node back from a restart heard nothing from us meanwhile: a
+		 * follower no heartbeat of its leader, a candidate no vote. */
+		if (pr->conn == NULL) {
+			pr->retry_at = 0;
+			pr->backoff_ms = t->cfg.backoff_min_ms;
+		}
 	}
 	conn_open(c);
 	return TRANSPORT_OK;

@@ -5,7 +5,8 @@
  * a node are queued by transport_send() and leave as one MessageBatch frame
  * per peer per loop turn (a uv_prepare and a uv_check handle flush the
  * queues, or call transport_flush()).  One outgoing connection per remote
- * node, opened on demand, redialled with exponential backoff.  Snapshots
+ * node, opened on demand, redialled with exponential backoff (ended at once
+ * when that node's own message connection to us opens: it is up).  Snapshots
  * stream on their own connection.  Snapshot file I/O and host-name lookups
  * run on libuv's thread pool, never on the loop thread.
  *

@@ -68,15 +68,6 @@ sub load_read_after_tables
 	return (length($b), length($b) - 16 - $members, $rows_end);
 }
 
-# A loader of group g on node 3 paused after its first table: its pid.
-sub paused_loader
-{
-	my ($g) = @_;
-	return $c->wait_until("node 3 to load the first table of group $g", sub {
-		$c->poll(3, qq{SELECT pid FROM dragonraft.stat_progress_snapshot
-			WHERE group_id = $g AND role = 'receiver' AND phase = 'loading' AND tables_done = 1}) });
-}
-
 # Node 3's origins and status rows agree, each origin at its group's applied index.
 sub origins_wrong
 {
@@ -110,7 +101,7 @@ $N3->append_conf('postgresql.conf', "dragonraft.testing_snapshot_delay = 600000\
 $N3->reload;
 $c->node($l)->safe_psql('postgres', "SELECT dragonraft.add_member(30, 3, '" . $c->raft_address(3) . "')");
 my $j = $c->start_join(3, 30, 1, 2);
-ok(paused_loader(30), 'node 3 loads a snapshot of group 30, paused after its first table');
+ok($c->paused_load(3, 30), 'node 3 loads a snapshot of group 30, paused after its first table');
 ok($c->crash(3), 'node 3 is killed during the load');
 $j->{h}->finish;
 $c->close_poll(3);
@@ -148,7 +139,7 @@ $N3->append_conf('postgresql.conf', "dragonraft.testing_snapshot_delay = 15000\n
 $N3->reload;
 $c->node($l)->safe_psql('postgres', "SELECT dragonraft.add_member(31, 3, '" . $c->raft_address(3) . "')");
 $j = $c->start_join(3, 31, 1, 2);
-my $loader = paused_loader(31);
+my $loader = $c->paused_load(3, 31);
 ok($loader, 'node 3 loads a snapshot of group 31, paused after its first table');
 # (review 47: join_group's NOTICE said 14148, then 13874 of 14411 bytes)
 my ($size, $read, $rows_end) = load_read_after_tables(31);

@@ -100,14 +100,6 @@ sub engine_back
 	});
 }
 
-# How often node id's log says it loaded a snapshot of group 1.
-sub loads
-{
-	my ($id) = @_;
-	my @n = slurp_file($c->node($id)->logfile) =~ /dragonraft loaded the snapshot of group 1 /g;
-	return scalar @n;
-}
-
 # SIGSTOP to node id's postmaster (then it forks no more), then to its
 # children (a backend may have ended meanwhile); returns their pids.
 sub stop_node
@@ -223,7 +215,7 @@ for my $k (1 .. $faults)
 	elsif ($kind eq 'snapshot')
 	{
 		$victim = pick(@followers);
-		my $before = loads($victim);
+		my $before = $c->snapshot_loads($victim, 1);
 		ok($c->crash($victim), "fault $k: follower $victim killed with SIGKILL");
 		ok($load->wait_commits(30), "fault $k: transfers commit without it");
 		if (rand() < 0.5)
@@ -249,7 +241,7 @@ for my $k (1 .. $faults)
 			ok(a_few(0, 10), "fault $k: transfers commit while node $victim catches up");
 			bounce($victim, "fault $k: while it catches up");
 		}
-		ok($c->wait_until("node $victim to load a snapshot", sub { loads($victim) > $before }),
+		ok($c->wait_until("node $victim to load a snapshot", sub { $c->snapshot_loads($victim, 1) > $before }),
 			"fault $k: node $victim came back through a full snapshot");
 	}
 	elsif ($kind eq 'ddl')

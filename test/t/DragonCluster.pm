@@ -720,11 +720,28 @@ sub load_paused_on_3
 	ok($self->compact(1, 1, 2), 'nodes 1 and 2 compacted group 1');
 	$N3->append_conf('postgresql.conf', "dragonraft.testing_snapshot_delay = 600000\n" . ($conf // ''));
 	$N3->start;
-	my $loader = $self->wait_until('node 3 to load the first table of group 1', sub {
-		$N3->safe_psql('postgres', q{SELECT pid FROM dragonraft.stat_progress_snapshot
-			WHERE group_id = 1 AND role = 'receiver' AND phase = 'loading' AND tables_done = 1}) });
+	my $loader = $self->paused_load(3, 1);
 	ok($loader, 'node 3 loads a snapshot of group 1, paused after its first table');
 	return $loader;
+}
+
+# A loader of group g on node id paused after its first table
+# (dragonraft.testing_snapshot_delay): its pid, 0 after the timeout.
+sub paused_load
+{
+	my ($self, $id, $g) = @_;
+	return $self->wait_until("node $id to load the first table of group $g", sub {
+		$self->poll($id, qq{SELECT pid FROM dragonraft.stat_progress_snapshot
+			WHERE group_id = $g AND role = 'receiver' AND phase = 'loading' AND tables_done = 1}) });
+}
+
+# How many full snapshots of group g node id's server log says it loaded.
+sub snapshot_loads
+{
+	my ($self, $id, $g) = @_;
+	my @n = PostgreSQL::Test::Utils::slurp_file($self->node($id)->logfile)
+	  =~ /dragonraft loaded the snapshot of group $g /g;
+	return scalar @n;
 }
 
 # join_group(g, the addresses of members) on node id, in the background:

@@ -13,9 +13,12 @@
 #              sent: it may or may not have committed
 #   failed S   any other error (SQLSTATE S): it did not commit
 #   hung       no answer within 60 s (a defect)
+# and how long the transfer took (from psql's start to its end).
 #
 #   Transfers::setup($c, $group, $leader);
-#   my $load = Transfers->start($c, $clients, pin => $id);
+#   my $load = Transfers->start($c, $clients, pin => $id,
+#                               statement_timeout => '10s');  # the clients' own
+#   my ($secs, $id) = $load->longest;    # the slowest transfer so far
 #   $load->wait_commits($n [, $since]);  # n more COMMITs (after time $since)
 #   $load->nodes(@ids);                  # the clients try these nodes only
 #   my %outcome = $load->stop;           # id => outcome
@@ -62,6 +65,7 @@ sub start
 		if ($pid == 0)
 		{
 			# Never the END blocks of the parent's modules (they stop the servers).
+			$ENV{PGOPTIONS} = "-c statement_timeout=$opts{statement_timeout}" if $opts{statement_timeout};
 			eval { client($c, $self->{dir}, $k, $opts{pin}); 1 } or print STDERR "client $k: $@";
 			POSIX::_exit(0);
 		}
@@ -96,6 +100,7 @@ sub client
 		$b++ if $b >= $a;
 		my $amount = 1 + int(rand 50);
 		my ($out, $err) = ('', '');
+		my $t0 = time;
 		my $sql = "BEGIN; UPDATE accounts SET balance = balance - $amount WHERE id = $a; "
 		  . "UPDATE accounts SET balance = balance + $amount WHERE id = $b; "
 		  . "INSERT INTO transfers VALUES ($id, $a, $b, $amount); COMMIT;";
@@ -128,7 +133,8 @@ sub client
 			$next = 1;
 		}
 		else { $outcome = 'unknown'; $next = 1; }
-		printf $log "%d %.6f %d %s\n", $id, time, $target, $outcome;
+		my $t = time;
+		printf $log "%d %.6f %d %.3f %s\n", $id, $t, $target, $t - $t0, $outcome;
 		if ($next)
 		{
 			# the next of the nodes
@@ -141,7 +147,7 @@ sub client
 	return;
 }
 
-# Every client's outcomes: id => [time, node, outcome].
+# Every client's outcomes: id => [time, node, outcome, seconds it took].
 sub outcomes
 {
 	my ($self) = @_;
@@ -151,7 +157,7 @@ sub outcomes
 		open(my $fh, '<', $f) or next;
 		while (my $line = <$fh>)
 		{
-			$r{$1} = [ $2, $3, $4 ] if $line =~ /^(\d+) (\S+) (\d+) (.+)$/;
+			$r{$1} = [ $2, $3, $5, $4 ] if $line =~ /^(\d+) (\S+) (\d+) (\S+) (.+)$/;
 		}
 		close $fh;
 	}
@@ -169,6 +175,15 @@ sub wait_commits
 			my %r = $self->outcomes;
 			return (grep { $_->[2] eq 'committed' && $_->[0] > $since } values %r) >= $n;
 		});
+}
+
+# The slowest transfer so far: (seconds, id, outcome); (0) if none ended.
+sub longest
+{
+	my ($self) = @_;
+	my %r = $self->outcomes;
+	my ($id) = sort { $r{$b}[3] <=> $r{$a}[3] } keys %r;
+	return defined $id ? ($r{$id}[3], $id, $r{$id}[2]) : (0);
 }
 
 # The write gap when node old was killed at time t: its last COMMIT to the

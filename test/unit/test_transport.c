@@ -159,6 +159,60 @@ static void test_peer_restart(void **state)
 	assert_true(th_pair_stop(&p));
 }
 
+static bool send_refused(void *arg)
+{
+	struct restart *r = arg;
+	struct raft_message m = th_heartbeat(1, 2, 1, ++r->ctx);
+
+	return transport_send(r->p->a.t, &m) == TRANSPORT_EUNREACHABLE;
+}
+
+static bool b_sent_until_a_received(void *arg)
+{
+	struct restart *r = arg;
+	struct raft_message m = th_heartbeat(2, 1, 1, ++r->ctx);
+
+	if (r->p->a.msgs >= r->want)
+		return true;
+	transport_send(r->p->b.t, &m);
+	return false;
+}
+
+/*
+ * A peer back from a restart dials in: node 1's redial of it, waiting out a
+ * back-off of 60 s after a refused dial, goes at once (before, node 1
+ * dropped every message to it as unreachable until the back-off ended: a
+ * restarted follower heard no heartbeat of its leader for up to
+ * backoff_max_ms, 5 s by default; chaos74).
+ */
+static void test_peer_back_dials_in(void **state)
+{
+	struct transport_config cfg = {.backoff_min_ms = 60000, .backoff_max_ms = 60000};
+	struct th_pair p;
+	struct restart r = {.p = &p, .want = 1};
+	char addr[64];
+	int port;
+
+	(void)state;
+	assert_int_equal(th_pair_start(&p, SECRET, SECRET, &cfg), 0);
+	assert_true(th_run_until(&p.loop, sent_until_received, &r, 5000));
+	port = p.b.port;
+	th_node_stop(&p.b);
+	/* A dial of the stopped node refused: node 1 waits 60 s before the next. */
+	if (!th_run_until(&p.loop, send_refused, &r, 5000))
+		fail_msg("expected node 1 to back off from the stopped node");
+	assert_int_equal(th_node_start(&p.b, &p.loop, 2, port, SECRET, &cfg), 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", p.a.port);
+	assert_int_equal(transport_add_peer(p.b.t, 1, addr), 0);
+	r.want = p.a.msgs + 1;
+	if (!th_run_until(&p.loop, b_sent_until_a_received, &r, 5000))
+		fail_msg("expected node 2 to reach node 1 after its restart");
+	r.want = 1;
+	if (!th_run_until(&p.loop, sent_until_received, &r, 5000))
+		fail_msg("expected node 1 to reach node 2 once it dialled in, not after the back-off");
+	assert_true(th_pair_stop(&p));
+}
+
 struct stat_wait {
 	struct transport *t;
 	size_t offset; /* of a uint64_t in struct transport_stats */
@@ -1398,6 +1452,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_100k_messages_in_order),
 	        cmocka_unit_test(test_peer_restart),
+	        cmocka_unit_test(test_peer_back_dials_in),
 	        cmocka_unit_test(test_remove_peer),
 	        cmocka_unit_test(test_wrong_node_id),
 	        cmocka_unit_test(test_oversize_and_bad_crc),
