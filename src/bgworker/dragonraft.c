@@ -50,6 +50,7 @@ int dr_logdb_memtable_budget = 256;
 int dr_max_entry_size = 64 * 1024 * 1024;
 int dr_max_groups = 1024;
 int dr_testing_info_delay = 0;
+int dr_testing_digest_hold = 0;
 int dr_snapshot_min_free = 256; /* MB */
 char *dr_cluster_secret_file = NULL;
 char *dr_ssl_cert_file = NULL;
@@ -385,6 +386,12 @@ static void define_gucs(void)
 	                        "this long after.",
 	                        NULL, &dr_testing_info_delay, 0, 0, 600000, PGC_SIGHUP, GUC_UNIT_MS,
 	                        NULL, NULL, NULL);
+	DefineCustomIntVariable("dragonraft.testing_digest_hold",
+	                        "For tests only: the engine worker ends a table digest's hold "
+	                        "of the group's apply this long after its claim at the latest "
+	                        "(0: 65 s).",
+	                        NULL, &dr_testing_digest_hold, 0, 0, 600000, PGC_SIGHUP,
+	                        GUC_UNIT_MS, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("dragonraft");
 }
 

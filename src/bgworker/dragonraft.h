@@ -36,6 +36,10 @@ extern int dr_read_consistency;
 /* For tests only: a group's new member proposes its member info this many ms after
  * it starts at the earliest (engine_groups.c). */
 extern int dr_testing_info_delay;
+/* For tests only: the engine worker ends a table digest's hold of its group's apply
+ * this many ms after the claim at the latest, instead of DR_DIGEST_HOLD_MAX_MS (0)
+ * (pg_sm.c). */
+extern int dr_testing_digest_hold;
 
 typedef enum DrReadConsistency {
 	DR_READ_LOCAL,

@@ -1167,7 +1167,9 @@ static void claim_digest(int i)
 	sm->digest_hold = true;
 	sm->digest_job = i;
 	sm->digest_generation = generation;
-	sm->digest_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), DR_DIGEST_HOLD_MAX_MS);
+	sm->digest_until = TimestampTzPlusMilliseconds(
+	        GetCurrentTimestamp(),
+	        dr_testing_digest_hold > 0 ? dr_testing_digest_hold : DR_DIGEST_HOLD_MAX_MS);
 	dlist_push_tail(&S.digests, &sm->digest_node);
 }
 

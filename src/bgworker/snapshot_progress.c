@@ -36,16 +36,20 @@ long dr_snapshot_cpu_ms(void)
 	       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000L;
 }
 
-void dr_snapshot_testing_pause(void)
+/*
+ * Pause *delay_ms ms, as a test asked, waking every step_ms as wait_event.
+ * Re-read on reload: setting it lower (0) ends the pause, so that a test that
+ * set it with ALTER SYSTEM ends it once it saw what it waits for (TAP 111)
+ * rather than wait out a time.
+ */
+static void testing_pause(const int *delay_ms, uint32 wait_event, long step_ms)
 {
 	TimestampTz start = GetCurrentTimestamp();
 
-	/* Re-read on reload: setting it to 0 ends the pause. */
-	while (dr_testing_snapshot_delay > 0 &&
-	       !TimestampDifferenceExceeds(start, GetCurrentTimestamp(),
-	                                   dr_testing_snapshot_delay)) {
-		(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 100,
-		                PG_WAIT_EXTENSION);
+	while (*delay_ms > 0 &&
+	       !TimestampDifferenceExceeds(start, GetCurrentTimestamp(), *delay_ms)) {
+		(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, step_ms,
+		                wait_event);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending) {
@@ -55,20 +59,15 @@ void dr_snapshot_testing_pause(void)
 	}
 }
 
+void dr_snapshot_testing_pause(void)
+{
+	testing_pause(&dr_testing_snapshot_delay, PG_WAIT_EXTENSION, 100);
+}
+
 void dr_snapshot_testing_hold_pause(void)
 {
-	TimestampTz end;
-
-	if (dr_testing_hold_delay <= 0)
-		return;
-	end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), dr_testing_hold_delay);
-	while (GetCurrentTimestamp() < end) {
-		/* (PgSleep: a test sees that it is here, past the drain) */
-		(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10,
-		                WAIT_EVENT_PG_SLEEP);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-	}
+	/* (PgSleep: a test sees that it is here, past the drain) */
+	testing_pause(&dr_testing_hold_delay, WAIT_EVENT_PG_SLEEP, 10);
 }
 
 Size dr_snapshot_shmem_size(void)

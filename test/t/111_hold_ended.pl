@@ -1,16 +1,18 @@
 # Review 35 N4: a table_digest whose hold of the group's apply ended
 # abnormally while it took its snapshot fails with 55000 ("the hold ...
 # ended"), not XX000 ("the applied index ... moved").  Here the hold ends
-# with the engine worker: the digest's backend pauses 40 s between its
-# snapshot and its read of the origin (testing_hold_delay), the engine
-# worker is terminated then, the next one starts and the member applies a
-# later write before the pause ends.  Before the fix the digest compared the
+# with the engine worker: the digest's backend pauses between its snapshot
+# and its read of the origin (testing_hold_delay, up to 60 s, ended by a
+# reload once the test saw the rest), the engine worker is terminated then,
+# the next one starts and the member applies a later write before the pause
+# ends.  Before the fix the digest compared the
 # origin with the applied index published before its snapshot first
 # (XX000), and the next engine worker never ended the claimed job of its
 # predecessor (not DONE: the digest compared, or, had nothing moved,
 # returned a digest taken without a hold).  Since rev63 a digest whose hold
 # ended with its engine worker drops that snapshot and asks the next engine
-# worker for a hold (TAP 136): it returns the digest, after a second pause.
+# worker for a hold (TAP 136): it returns the digest (taken with no pause:
+# the reload that ended the first set the delay back to 0).
 use strict;
 use warnings;
 use FindBin;
@@ -31,13 +33,18 @@ SELECT dragonraft.replicate_table('h', 1);
 });
 ok($c->caught_up(1), 'every member has the table');
 
+# (ALTER SYSTEM, not SET: the pause ends at the reload that resets it)
+$c->node($f)->safe_psql('postgres',
+	"ALTER SYSTEM SET dragonraft.testing_hold_delay = '60s'; SELECT pg_reload_conf()");
+ok($c->wait_until("node $f to pause its digests", sub {
+	$c->query($f, 'SHOW dragonraft.testing_hold_delay') eq '1min' }),
+	"node ${f}'s digests pause inside their hold");
 my ($din, $dout, $derr) = ("\\set VERBOSITY verbose\nSELECT pg_backend_pid();\n", '', '');
 my $digest = IPC::Run::start([ 'psql', '-XAtq', '-d', $c->node($f)->connstr('postgres') ],
 	'<', \$din, '>', \$dout, '2>', \$derr, IPC::Run::timeout(150));
 $digest->pump until $dout =~ /^(\d+)$/m;
 my $dpid = $1;
-$din .= "SET dragonraft.testing_hold_delay = '40s';\n"
-  . "SELECT count(*) FROM dragonraft.table_digest(1);\n\\q\n";
+$din .= "SELECT count(*) FROM dragonraft.table_digest(1);\n\\q\n";
 ok($c->wait_until("the digest on node $f to pause in its hold", sub {
 	$digest->pump_nb;
 	$c->poll($f, "SELECT count(*) FROM pg_stat_activity WHERE pid = $dpid "
@@ -56,6 +63,8 @@ cmp_ok($c->query($f, 'SELECT applied_index FROM dragonraft.status WHERE group_id
 	"node ${f}'s applied index moved during the pause");
 is($c->poll($f, "SELECT wait_event FROM pg_stat_activity WHERE pid = $dpid") // '', 'PgSleep',
 	'the digest still pauses');
+$c->node($f)->safe_psql('postgres',
+	'ALTER SYSTEM RESET dragonraft.testing_hold_delay; SELECT pg_reload_conf()');
 $digest->finish;
 unlike($derr, qr/ERROR/, 'the digest does not use the snapshot taken in the hold that ended')
   or diag($derr);

@@ -159,13 +159,51 @@ dragonraft.ssl_cert_file = '$certs/node$id.crt'
 dragonraft.ssl_key_file = '$certs/node$id.key'
 dragonraft.ssl_ca_file = '$certs/ca.crt'
 } . ($opts{conf} // '') . ($ENV{DR_TAP_CONF} // ''));
-		$node->start;
 		push @{ $self->{nodes} }, $node;
-		# (through the node's poll session, which the tests' polls use next:
-		# a psql and a backend fewer per node)
-		$self->query($id, 'CREATE EXTENSION dragonraft');
 	}
+	start_together(@{ $self->{nodes} });
+	# (through the node's poll session, which the tests' polls use next:
+	# a psql and a backend fewer per node)
+	$self->query($_, 'CREATE EXTENSION dragonraft') for $self->ids;
 	return $self;
+}
+
+# Start the servers of these (stopped) nodes at once, as Cluster::start
+# starts one (pg_ctl -w, the same options; a failure bails out with the
+# node's log): a cluster's start waits for its slowest server, not for
+# each in turn (three servers on a loaded machine: 2.7-3.2 s in turn,
+# 2.0-2.4 s together).
+sub start_together
+{
+	my @nodes = @_;
+	my @run;
+	for my $node (@nodes)
+	{
+		print "### Starting node \"" . $node->name . "\"\n";
+		# (Cluster::start's environment: no PGAPPNAME for the server)
+		local %ENV = $node->_get_env(PGAPPNAME => undef);
+		my $out = '';
+		push @run, [ $node, \$out, IPC::Run::start([ 'pg_ctl', '-w', '-D', $node->data_dir, '-l', $node->logfile,
+			'-o', '--cluster-name=' . $node->name, 'start' ], '<', \undef, '>&', \$out) ];
+	}
+	my @failed;
+	for my $r (@run)
+	{
+		my ($node, $out, $h) = @$r;
+		my $ok = eval { $h->finish } && $? == 0;
+		print $$out;
+		if ($ok)
+		{
+			$node->_update_pid(1);
+			next;
+		}
+		print "# pg_ctl start of node \"" . $node->name . "\" failed; logfile:\n";
+		print PostgreSQL::Test::Utils::slurp_file($node->logfile);
+		$node->_update_pid(-1);    # (a postmaster pg_ctl gave up on is stopped at END)
+		push @failed, $node->name;
+	}
+	BAIL_OUT("pg_ctl start failed: @failed") if @failed;
+	return;
 }
 
 sub node { my ($self, $id) = @_; return $self->{nodes}[ $id - 1 ]; }
