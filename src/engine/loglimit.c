@@ -14,7 +14,9 @@ void loglimit_init(struct loglimit *l, uint64_t window_ms)
 /*
  * A key without a slot takes its line's oldest, unless that one was logged
  * within the window too (more keys than slots): then it is counted in the
- * line's left_out, said with its next line.
+ * line's left_out, said with its next line.  So is what the slot's key left
+ * out since its last line, when its slot is taken (before, that count went
+ * with the slot and was never said).
  */
 bool loglimit_due(struct loglimit *l, enum loglimit_line line, uint64_t now_ms, uint64_t group_id,
                   uint64_t node, int kind, uint64_t *left_out, uint64_t *others)
@@ -40,6 +42,7 @@ bool loglimit_due(struct loglimit *l, enum loglimit_line line, uint64_t now_ms, 
 			return false;
 		}
 		f = oldest; /* (a free one, or one unused for a window) */
+		l->lines[line].left_out += f->left_out;
 		memset(f, 0, sizeof(*f));
 		f->group_id = group_id;
 		f->node = node;

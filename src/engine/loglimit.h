@@ -5,7 +5,8 @@
  * run here) with a table of its own, so that the keys of one never take
  * the room of another's (review 73: more than 64 senders of stopped
  * groups kept a failed stream silent); what a full table leaves out is
- * counted, said with that line's next one.
+ * counted, said with that line's next one, as is what a key left out
+ * when another key takes its slot.
  */
 #ifndef DR_ENGINE_LOGLIMIT_H
 #define DR_ENGINE_LOGLIMIT_H

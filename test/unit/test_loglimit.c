@@ -112,12 +112,64 @@ static void test_full_count(void **state)
 	assert_int_equal(others, 6);
 }
 
+/*
+ * A key's slot taken by another key after its window: what the key left out
+ * since its last line is said with the line's next one (the taker's), not
+ * lost.  Before, its count went with the slot: a key logged once, then left
+ * out 3 times, then quiet while other keys came, was never said again.
+ */
+static void test_taken_slot_counted(void **state)
+{
+	struct loglimit l;
+	uint64_t left_out, others;
+
+	(void)state;
+	loglimit_init(&l, WINDOW);
+	for (uint64_t g = 1; g <= LOGLIMIT_SLOTS; g++)
+		assert_true(due(&l, LOGLIMIT_NO_GROUP, 0, g, 1, 0, &left_out, &others));
+	for (int i = 0; i < 3; i++)
+		assert_false(due(&l, LOGLIMIT_NO_GROUP, 10, 1, 1, 0, &left_out, &others));
+	/* keys 2.. again after the window: their own slots */
+	for (uint64_t g = 2; g <= LOGLIMIT_SLOTS; g++) {
+		assert_true(due(&l, LOGLIMIT_NO_GROUP, WINDOW, g, 1, 0, &left_out, &others));
+		assert_int_equal(others, 0);
+	}
+	/* a new key takes group 1's slot, the oldest: its 3 are said */
+	assert_true(due(&l, LOGLIMIT_NO_GROUP, WINDOW + 5, 999, 1, 0, &left_out, &others));
+	assert_int_equal(left_out, 0);
+	assert_int_equal(others, 3);
+	/* and once */
+	assert_true(due(&l, LOGLIMIT_NO_GROUP, 2 * WINDOW + 5, 1, 1, 0, &left_out, &others));
+	assert_int_equal(left_out, 0);
+	assert_int_equal(others, 0);
+}
+
+/* A clock that goes back (the caller's now_ms below a key's last line) makes
+ * the key due, never silent for good. */
+static void test_clock_back(void **state)
+{
+	struct loglimit l;
+	uint64_t left_out, others;
+
+	(void)state;
+	loglimit_init(&l, WINDOW);
+	assert_true(due(&l, LOGLIMIT_STREAM_FAILED, 5 * WINDOW, 1, 2, 3, &left_out, &others));
+	assert_false(due(&l, LOGLIMIT_STREAM_FAILED, 5 * WINDOW + 1, 1, 2, 3, &left_out, &others));
+	assert_true(due(&l, LOGLIMIT_STREAM_FAILED, 1000, 1, 2, 3, &left_out, &others));
+	assert_int_equal(left_out, 1);
+	assert_false(due(&l, LOGLIMIT_STREAM_FAILED, 1001, 1, 2, 3, &left_out, &others));
+	assert_true(due(&l, LOGLIMIT_STREAM_FAILED, 1000 + WINDOW, 1, 2, 3, &left_out, &others));
+	assert_int_equal(left_out, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_once_a_window),
 	        cmocka_unit_test(test_lines_apart),
 	        cmocka_unit_test(test_full_count),
+	        cmocka_unit_test(test_taken_slot_counted),
+	        cmocka_unit_test(test_clock_back),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
