@@ -726,12 +726,7 @@ sub groups_a_b_u
 {
 	my ($self) = @_;
 	$self->create_group($_) for (1, 2);
-	for my $g (1, 2)
-	{
-		my $l = $self->leader($g);
-		$self->node($l)->safe_psql('postgres', "SELECT dragonraft.transfer_leader($g, 1)") unless $l == 1;
-		ok($self->wait_until("node 1 to lead group $g", sub { $self->leader($g) == 1 }), "node 1 leads group $g");
-	}
+	ok($self->lead($_, 1), "node 1 leads group $_") for (1, 2);
 	$self->node(1)->safe_psql('postgres', q{
 SELECT dragonraft.execute(1, 'CREATE TABLE a (id int PRIMARY KEY, v text); CREATE TABLE b (id int PRIMARY KEY)');
 SELECT dragonraft.execute(2, 'CREATE TABLE u (id int PRIMARY KEY, v text)');
