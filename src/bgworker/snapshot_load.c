@@ -2597,16 +2597,7 @@ static uint64 load(uint64 group_id, uint64 index, const char *path)
 		                          2, types, values, NULL, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "dragonraft could not update dragonraft.replicated_tables");
 	}
-	if (SPI_execute_with_args("SELECT max(index) FROM dragonraft.ddl_history "
-	                          "WHERE group_id = $1",
-	                          1, types, values, NULL, false, 1) == SPI_OK_SELECT &&
-	    SPI_processed == 1) {
-		bool isnull;
-		Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-
-		if (!isnull)
-			schema_index = (uint64)DatumGetInt64(d);
-	}
+	schema_index = dr_apply_rows_last_command(group_id);
 	L.tables = tables;
 	L.size = (uint64)st.st_size;
 	return schema_index;

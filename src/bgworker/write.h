@@ -183,7 +183,12 @@ extern bool dr_apply_rows_owned(const struct entry_header *h);
 /* Apply one entry of a group inside the open transaction. */
 extern void dr_apply_rows_change_set(uint64 group_id, uint64 index, uint64 schema_index,
                                      const struct entry_header *h);
-/* The group's last utility command applied here, or a later barrier (its own transaction). */
+/* The group's last utility command in dragonraft.ddl_history that counts (0 if none): not
+ * one skipped for another that came first (preempted_by), nor a barrier
+ * (dr_sql_tables_barrier), as dr_apply_rows_ddl counts them; read from the end, with SPI
+ * in the open transaction.  A change set or command whose try saw it reads no history. */
+extern uint64 dr_apply_rows_last_command(uint64 group_id);
+/* The same in a transaction of its own (an apply worker that starts a group). */
 extern uint64 dr_apply_rows_schema_index(uint64 group_id);
 /* Publish the schema index (applied: true) or one being applied (false). */
 extern void dr_apply_rows_publish_schema(uint64 group_id, uint64 index, bool applied, uint64 table);
