@@ -74,7 +74,7 @@ run_layer() {
 
 build() {
 	make -j2 --no-print-directory WERROR=1 all-c || return 1
-	make --no-print-directory WERROR=1 ext || return 1
+	make --no-print-directory -j2 WERROR=1 ext || return 1
 	echo "1 passed, 0 failed"
 }
 
