@@ -14,7 +14,10 @@
 # The leader is node 1 with a long election timeout (60 s), so that its
 # CheckQuorum keeps it leading while its followers are down; the followers
 # come back one at a time, so that two restarted followers cannot elect one
-# of them (pre-vote) and overwrite the big entry.
+# of them (pre-vote) and overwrite the big entry.  Once both are back they
+# may still elect one of them (node 1 busy catching node 3 up on a loaded
+# host): part 2 makes node 1 lead again first.  A wait the rest depends on
+# that fails ends the test with what node 1 says (give_up).
 use strict;
 use warnings;
 use FindBin;
@@ -32,12 +35,7 @@ $N1->restart;
 $c->create_group(1);
 my $l = $c->leader(1);
 ok($l, "group 1 has a leader (node $l)");
-if ($l != 1)
-{
-	$c->node($l)->safe_psql('postgres', 'SELECT dragonraft.transfer_leader(1, 1)');
-	$l = $c->leader(1);
-}
-is($l, 1, 'node 1 leads group 1');
+ok($c->lead(1, 1), 'node 1 leads group 1');
 
 sub n1 { return $N1->safe_psql('postgres', $_[0]); }
 sub indexes
@@ -81,6 +79,33 @@ sub appended
 		sub { (indexes())[1] > $after });
 }
 
+# What node 1 says when a wait of the test failed: its view of group 1, the
+# writers waiting for it, its client sessions.
+sub diagnosis
+{
+	my @q = (
+		q{SELECT concat_ws(' ', 'role', role, 'term', term, 'leader', leader_id, 'commit', commit_index,
+		         'applied', applied_index, 'last', last_index, 'state', state, error)
+		    FROM dragonraft.status WHERE group_id = 1},
+		q{SELECT 'busy_waits: ' || count(*) FROM dragonraft.busy_waits},
+		q{SELECT string_agg(concat_ws(' ', pid, state, wait_event_type, wait_event, left(query, 60)), E'\n')
+		    FROM pg_stat_activity WHERE backend_type = 'client backend' AND application_name <> 'dragoncluster_poll'});
+	diag(join("\n", "node 1 says:", map { $c->poll(1, $_) // '(node 1 cannot be reached)' } @q));
+	return;
+}
+
+# A wait the rest of the test depends on failed: say what node 1 says and
+# end here, with a plan, its sessions killed (each would otherwise wait out
+# its own timeout, and die: the test then ended with no plan).
+sub give_up
+{
+	my @sessions = @_;
+	diagnosis();
+	eval { ($_->{run} // $_->{h})->kill_kill; } for grep { defined } @sessions;
+	done_testing();
+	exit;
+}
+
 # execute() needs a quorum for its read barrier: it passes it first, then
 # waits for a lock on lockme (it tries its command here before it proposes
 # it) that an idle reader holds until the followers are down.  The reader,
@@ -115,7 +140,7 @@ my ($commit0, $last0) = indexes();
 is($commit0, $last0, 'nothing uncommitted');
 $c->node($_)->stop for (2, 3);
 my $sa = background($big->(1));
-ok(appended($last0), 'the big entry is appended, and waits for a quorum');
+ok(appended($last0), 'the big entry is appended, and waits for a quorum') or give_up($reader, $sc, $sa);
 my $sb = background("SET dragonraft.busy_timeout = '5min';\nINSERT INTO big VALUES (-1, 'b');\n");
 ok( $c->wait_until('the INSERT to wait for the group',
 		sub { $c->query(1, 'SELECT count(*) FROM dragonraft.busy_waits WHERE group_id = 1') == 1 }),
@@ -181,11 +206,20 @@ for my $id ($c->ids)
 }
 
 # ---- 2. busy_timeout ends the wait with 53000, nothing proposed ----
+# From where part 1 started.  Node 1 may not lead any more: while node 3
+# catches up on part 1's big entry, node 1 may send node 2 no heartbeat for
+# 2 s on a loaded host, and nodes 2 and 3, both running again, elect one of
+# them (a CI run, and beside two busy loops: node 1 then refused the big
+# INSERT as a follower, 25006, and the test waited for its entry until it
+# timed out, and died).
+ok($c->lead(1, 1), 'node 1 leads group 1 again') or give_up();
+ok($c->settled(1), 'the log takes no entry of dragonraft\'s own any more') or give_up();
 ($reader, $sc) = execute_held('SET dragonraft.busy_timeout = 1000;', 'ALTER TABLE public.lockme ADD COLUMN never_busy int');
 ($commit0, $last0) = indexes();
+is($commit0, $last0, 'nothing uncommitted');
 $c->node($_)->stop for (2, 3);
 $sa = background($big->(101));
-ok(appended($last0), 'another big entry is appended, and waits');
+ok(appended($last0), 'another big entry is appended, and waits') or give_up($reader, $sc, $sa);
 my ($state, $err) = $c->sql_error(1, "SET dragonraft.busy_timeout = 1000;\nINSERT INTO big VALUES (-2, 'd');");
 is($state, '53000', 'a COMMIT that stays busy past dragonraft.busy_timeout fails with 53000');
 like($err, qr/dragonraft group 1 is busy.*Nothing was proposed; it waited \d+ ms/s, 'saying that nothing was proposed');
