@@ -383,19 +383,31 @@ void dr_sql_groups_wait_info(int64 group_id, const char *what, bool leader_only)
 {
 	int wait_ms = INFO_WAIT_TIMEOUTS * dr_election_rtt * dr_rtt_ms;
 	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms);
+	TimestampTz down_since = 0;
 	uint64 life = 0;
 	bool restarted = false;
 
 	for (;;) {
-		bool in_log = false, stopped = false;
+		bool in_log = false, stopped = false, running = dr_shmem_engine_running(), over;
 		uint64 leader = 0;
 		uint8 role = RAFT_FOLLOWER;
+		TimestampTz now = GetCurrentTimestamp();
 		DrGroup *g;
 
+		/* The bound counts the time an engine worker runs here: one that
+		 * restarts (5 s between two) does not use it up.  Before, a wait
+		 * across a restart failed once the old worker's exit and the
+		 * next one's start took most of it (TAP 136).  Without an engine
+		 * worker for as long, the wait ends: the next may not come. */
+		if (running && down_since != 0) {
+			end = TimestampTzPlusMilliseconds(end, TimestampDifferenceMilliseconds(down_since, now));
+			down_since = 0;
+		} else if (!running && down_since == 0)
+			down_since = now;
+		over = running ? now >= end : TimestampDifferenceExceeds(down_since, now, wait_ms);
 		LWLockAcquire(dr_shared->groups_lock, LW_SHARED);
 		g = dr_shmem_group_find((uint64)group_id);
-		if ((g == NULL || (life != 0 && g->life != life)) && !dr_shmem_engine_running() &&
-		    GetCurrentTimestamp() < end) {
+		if ((g == NULL || (life != 0 && g->life != life)) && !running && !over) {
 			/* (the next engine worker adds it again: shmem.c) */
 			LWLockRelease(dr_shared->groups_lock);
 			restarted = true;
@@ -440,7 +452,7 @@ void dr_sql_groups_wait_info(int64 group_id, const char *what, bool leader_only)
 			ConditionVariableCancelSleep();
 			dr_capture_not_leader((uint64)group_id, leader);
 		}
-		if (GetCurrentTimestamp() >= end) {
+		if (over) {
 			char *now_leads =
 			        leader != 0 ? psprintf("node %llu", (unsigned long long)leader)
 			                    : pstrdup("none");
