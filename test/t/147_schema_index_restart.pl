@@ -16,6 +16,10 @@
 #    across another barrier (mixed case, a comment), and ends with 40001
 #    across a command that starts with a constant SELECT but is none
 #    ('SELECT 1; COMMENT ON ...'): the same rows everywhere.
+# 3. A follower loads a snapshot whose history ends in a command that
+#    changes t (COMMENT ON COLUMN: it does not wait for the writer's lock)
+#    and 70 barriers; a writer of t that began before the command commits
+#    after the load: 40001, and that member skips it too.
 use strict;
 use warnings;
 use FindBin;
@@ -26,7 +30,9 @@ use Test::More;
 
 # (the writer holds t's lock while the leader's apply waits for it: not
 # cancelled, as the test holds it on purpose)
-my $c = DragonCluster->new(3, conf => "dragonraft.max_apply_lock_delay = -1\n");
+# (and a member 5 entries behind the others' snapshots needs one)
+my $c = DragonCluster->new(3,
+	conf => "dragonraft.max_apply_lock_delay = -1\ndragonraft.compaction_overhead = 5\n");
 $c->create_group(1, 1, 2, 3);
 my $l = $c->leader(1);
 ok($l, "group 1 has a writable leader (node $l)");
@@ -115,5 +121,27 @@ ok($c->lead(1, $l), "node $l leads group 1 after every node restarted");
 $w = writer(4);
 is(commit($w), '', 'a writer after the last command commits');
 is(same_t('after every restart'), '(1,0,);(2,1,);(3,0,);(4,1,);(5,0,)', 'every member applied it');
+
+# ---- 3. a snapshot whose history ends in a command and 70 barriers ----
+$F->stop('fast');
+$w = writer(5);
+$cmd = $G->safe_psql('postgres', q{SELECT dragonraft.execute(1, E'-- t again\nCOMMENT ON COLUMN public.t.v IS ''y''')});
+$G->safe_psql('postgres', $barriers);
+ok($c->wait_until("node $l to apply the barriers", sub {
+	($c->poll($l, q{SELECT count(*) FROM dragonraft.ddl_history WHERE group_id = 1 AND index > } . $cmd) // 0) == 70 }),
+	"node $l applied the command and 70 barriers after it");
+ok($c->compact(1, $l, $g), "nodes $l and $g compacted their logs: node $f needs a snapshot");
+$F->start;
+ok($c->wait_until("node $f to load a snapshot of group 1", sub { $c->snapshot_loads($f, 1) >= 1 }),
+	"node $f loads a snapshot of group 1");
+ok($c->wait_until("node $f to apply the snapshot", sub {
+	($c->poll($f, q{SELECT applied_index FROM dragonraft.status WHERE group_id = 1}) // 0) >= $cmd + 70 }),
+	"node $f applied up to the last barrier");
+is($c->query($f, qq{SELECT string_agg(DISTINCT via, ',') FROM dragonraft.ddl_history WHERE group_id = 1 AND index >= $cmd}),
+	'snapshot', "node $f has the command and the barriers from the snapshot");
+like(commit($w), qr/ERROR:\s+40001:/, 'the writer that wrote t before the command ends with 40001');
+is(same_t('after the load'), '(1,0,);(2,1,);(3,0,);(4,1,);(5,0,)', 'no member applied its change set');
+ok($c->log_has($F, qr/skipped entry \d+ of group 1: the command at entry $cmd /),
+	"node $f skipped the change set for the command in its snapshot");
 
 done_testing();
