@@ -144,4 +144,18 @@ is(same_t('after the load'), '(1,0,);(2,1,);(3,0,);(4,1,);(5,0,)', 'no member ap
 ok($c->log_has($F, qr/skipped entry \d+ of group 1: the command at entry $cmd /),
 	"node $f skipped the change set for the command in its snapshot");
 
+# ---- 4. what 200000 barriers last cost an apply worker that starts ----
+# (rows of node f's history only, after every entry: the parse of each
+# barrier, about 2 kB, stayed in memory until the transaction's end, 450 MB
+# at its peak here, 2 GB for a million)
+$F->safe_psql('postgres', q{INSERT INTO dragonraft.ddl_history (group_id, index, command, role, tables)
+	SELECT 1, 1000000000 + n, 'SELECT 1', 'postgres', '{}' FROM generate_series(1, 200000) n});
+$F->restart;
+ok($c->lead(1, $l), "node $l leads group 1");
+$L->safe_psql('postgres', 'UPDATE t SET v = v + 1 WHERE k = 5');
+same_t('after the restart with 200000 barriers last');
+my $apply = $c->query($f, q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'dragonraft apply'});
+my ($peak) = slurp_file("/proc/$apply/status") =~ /VmHWM:\s+(\d+) kB/;
+cmp_ok($peak, '<', 200 * 1024, "node ${f}'s apply worker peaked at $peak kB");
+
 done_testing();
