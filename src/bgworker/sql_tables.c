@@ -51,6 +51,7 @@
 #include "utils/float.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/xml.h"
@@ -664,29 +665,35 @@ List *dr_parse_command(const char *command)
 bool dr_sql_tables_barrier(const char *command)
 {
 	MemoryContext cxt = CurrentMemoryContext;
+	/* (the parse, about 2 kB, goes with it: a restart reads every barrier
+	 * after the group's last command, dr_apply_rows_last_command) */
+	MemoryContext parse = AllocSetContextCreate(cxt, "dragonraft barrier", ALLOCSET_SMALL_SIZES);
 	List *volatile stmts = NIL;
 	ListCell *lc;
+	bool barrier;
 
+	MemoryContextSwitchTo(parse);
 	PG_TRY();
 	{
 		stmts = dr_parse_command(command);
 	}
 	PG_CATCH();
 	{
-		MemoryContextSwitchTo(cxt);
+		MemoryContextSwitchTo(parse);
 		FlushErrorState();
 		stmts = NIL;
 	}
 	PG_END_TRY();
-	if (stmts == NIL)
-		return false;
+	barrier = stmts != NIL;
 	foreach (lc, stmts) {
 		Node *n = lfirst_node(RawStmt, lc)->stmt;
 
 		if (!IsA(n, SelectStmt) || !constant_select((SelectStmt *)n))
-			return false;
+			barrier = false;
 	}
-	return true;
+	MemoryContextSwitchTo(cxt);
+	MemoryContextDelete(parse);
+	return barrier;
 }
 
 /*
