@@ -59,6 +59,8 @@
  */
 #include "write.h"
 
+#include <unistd.h>
+
 #include "access/xact.h"
 #include "catalog/pg_largeobject.h"
 #include "catalog/pg_largeobject_metadata.h"
@@ -1033,11 +1035,14 @@ static void pre_commit(void)
 		(void)set_config_option("synchronous_commit", "local", PGC_USERSET, PGC_S_SESSION,
 		                        GUC_ACTION_LOCAL, true, 0, false);
 	if (dr_testing_commit_delay > 0) {
-		/* The entry stays this backend's to apply meanwhile (testing only). */
+		/* The entry stays this backend's to apply meanwhile (testing only),
+		 * until the delay passes or the test, once it saw what the hold was
+		 * for, made the file testing_commit_release in the data directory
+		 * (a backend's working directory). */
 		TimestampTz end =
 		        TimestampTzPlusMilliseconds(GetCurrentTimestamp(), dr_testing_commit_delay);
 
-		while (GetCurrentTimestamp() < end) {
+		while (GetCurrentTimestamp() < end && access("testing_commit_release", F_OK) != 0) {
 			(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 			                10, PG_WAIT_EXTENSION);
 			ResetLatch(MyLatch);

@@ -250,20 +250,35 @@ ok($c->caught_up(1), 'the retry is applied');
 is($c->node($_)->safe_psql('postgres', 'SELECT balance FROM accounts WHERE id = 5'), '102',
 	"node $_ has both changes") for $c->ids;
 
+# Node l's holds of dragonraft.testing_commit_delay end when code, run
+# with the file testing_commit_release in its data directory, saw the held
+# transactions end: the test released them once it saw what they were held
+# for.  (Their delays, 60 s, are only a bound.)
+sub released
+{
+	my ($code) = @_;
+	my $file = $L->data_dir . '/testing_commit_release';
+	open(my $fh, '>', $file) or die "$file: $!";
+	close $fh;
+	$code->();
+	unlink $file or die "unlink $file: $!";
+	return;
+}
+
 # A transaction waiting for its turn behind an entry whose backend then
 # gives up: the apply worker applies that entry (it needs no lock the
 # waiting one holds), and the waiting one commits after it, or ends with
 # 40003 if it saw the takeover under way.
-# (Each holds its turn 8 s: the second one's psql starts and waits for its
-# turn within that, which a loaded machine can take more than 3 s for: a
-# psql started for the cancel below once came after the holder's 3 s.  The
+# (Each holds its turn until the second one waits: its psql starts and
+# waits for its turn within that, which a loaded machine can take more than
+# 3 s for: a psql started for the cancel below once came after a 3 s hold.  The
 # first one holds it once it waits in its commit, wait_event_type Extension,
 # its entry proposed: 'active' alone also saw it at its UPDATE's start, and
 # the second one, started 13 ms later, proposed first, committed without a
 # wait, and the look for its wait timed out after 180 s.)
 my ($aout, $aerr, $cout, $cerr) = ('', '', '', '');
 my $first = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
-		'SET dragonraft.testing_commit_delay = 8000', '-c',
+		'SET dragonraft.testing_commit_delay = 60000', '-c',
 		'SET dragonraft.testing_fail_local_commit = on', '-c',
 		"UPDATE accounts SET owner = 'first' WHERE id = 30"], '>', \$aout, '2>', \$aerr);
 ok($c->wait_until('the first transaction at its turn', sub {
@@ -276,8 +291,7 @@ my $second = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c
 ok($c->wait_until('the second transaction waiting for its turn', sub {
 	($c->poll($l, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%owner = ''second''%' AND wait_event_type = 'Extension'") // '') eq '1' }),
 	'the second transaction waits for its turn');
-$first->finish;
-$second->finish;
+released(sub { $first->finish; $second->finish; });
 like($aerr, qr/testing_fail_local_commit is set/, 'the first transaction\'s local commit failed');
 ok($cerr eq '' || $cerr =~ /ERROR:\s+40003/, 'the second transaction commits or ends with 40003')
   or diag $cerr;
@@ -291,7 +305,7 @@ is($c->node($_)->safe_psql('postgres', "SELECT string_agg(owner, ',' ORDER BY id
 # worker applies the entry after the one before it.
 my ($hout, $herr, $wout, $werr) = ('', '', '', '');
 my $holder = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
-		'SET dragonraft.testing_commit_delay = 8000', '-c',
+		'SET dragonraft.testing_commit_delay = 60000', '-c',
 		"UPDATE accounts SET owner = 'holder' WHERE id = 30"], '>', \$hout, '2>', \$herr);
 ok($c->wait_until('a transaction holding its turn', sub {
 	($c->poll($l, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%owner = ''holder''%' AND state = 'active' "
@@ -303,10 +317,10 @@ my $waiter = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c
 ok($c->wait_until('the second transaction waiting for its turn', sub {
 	($c->poll($l, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%owner = ''waiter''%' AND wait_event_type = 'Extension'") // '') eq '1' }),
 	'another transaction waits for its turn');
-# (through the poll session: no psql to start while the holder's 8 s run)
+# (through the poll session: no psql to start while the holder holds)
 $c->query($l, "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%owner = ''waiter''%' AND pid <> pg_backend_pid()");
 $waiter->finish;
-$holder->finish;
+released(sub { $holder->finish; });
 like($werr, qr/ERROR:\s+40003: canceled while the transaction waited for its turn.*\nDETAIL:\s+Its change set is committed in the log at index \d+, and this node applies it from there, as every member does/s, 'the canceled transaction ends with 40003');
 is($herr, '', 'the transaction before it commits');
 ok($c->caught_up(1), 'the canceled transaction\'s entry is applied from the log');
@@ -345,13 +359,13 @@ is($L->safe_psql('postgres', 'SELECT xact_unknown FROM dragonraft.stat_groups WH
 $c->node($l)->safe_psql('postgres', "SELECT dragonraft.transfer_leader(2, $f1)");
 ok($c->wait_until('group 2 led by another node', sub { $c->leader(2) == $f1 }), 'group 2 is led by another node');
 my ($sout, $serr) = ('', '');
-# (Group 1's backend holds its turn 15 s: group 2's write, a psql started on
-# node f1, has to reach this node within that.  What is asked is seen in one
-# poll, group 2's row here while group 1's is not committed, not a time that
-# a loaded machine stretches: 'within 8 s' of a 10 s hold, then a psql to
-# start for the look at group 1's row, left little room.)
+# (Group 1's backend holds its turn until group 2's write, a psql started on
+# node f1, reached this node.  What is asked is seen in one poll, group 2's
+# row here while group 1's is not committed, not a time that a loaded
+# machine stretches: 'within 8 s' of a 10 s hold, then a psql to start for
+# the look at group 1's row, left little room.)
 my $slow = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
-		'SET dragonraft.testing_commit_delay = 15000', '-c',
+		'SET dragonraft.testing_commit_delay = 60000', '-c',
 		"UPDATE accounts SET owner = 'slow' WHERE id = 1"], '>', \$sout, '2>', \$serr);
 ok($c->wait_until('group 1\'s backend to hold its entry', sub {
 	($c->poll($l, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'UPDATE accounts SET owner%' "
@@ -367,7 +381,7 @@ ok($c->wait_until('group 2\'s write on the node that holds group 1', sub {
 	'group 2\'s entry is applied there');
 is($seen, '1 held', sprintf('meanwhile: group 1\'s backend had not committed its row yet '
 	  . '(%.1f s after the write began)', time - $t0));
-$slow->finish;
+released(sub { $slow->finish; });
 ok($c->caught_up(1), 'group 1 goes on after the slow commit');
 is($c->node($_)->safe_psql('postgres', 'SELECT owner FROM accounts WHERE id = 1'), 'slow',
 	"node $_ has the slow commit") for $c->ids;

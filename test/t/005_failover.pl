@@ -46,7 +46,7 @@ my $nl = $c->leader(1);
 ok($nl && $nl != $l, "node $nl leads now");
 is($c->node($nl)->safe_psql('postgres', "WITH i AS (INSERT INTO items (v) VALUES ('after') RETURNING id) SELECT id > 5 FROM i"), 't',
 	'the new leader\'s sequence goes on after the last committed number');
-diag(sprintf('write gap (client side, psql per transaction): %.2f s', $load->gap($killed, $l)));
+diag(sprintf('write gap (client side): %.2f s', $load->gap($killed, $l)));
 $c->node($l)->start;
 ok($c->caught_up(1), "the old leader node $l rejoined and caught up");
 is($c->node($l)->safe_psql('postgres', 'SELECT role FROM dragonraft.status WHERE group_id = 1'),

@@ -2,8 +2,9 @@
 #
 # Table accounts (20 accounts of 1000) and transfers (one row per transfer,
 # its id chosen by the client) in a replicated group.  Each client is a
-# forked process that runs transfers one after another, each one psql
-# session (BEGIN; two UPDATEs; INSERT INTO transfers; COMMIT), against the
+# forked process that runs transfers one after another (BEGIN; two UPDATEs;
+# INSERT INTO transfers; COMMIT, one query string) in a psql session kept
+# open while they commit, against the
 # node it believes leads (following the leader named by a 25006 error, or
 # trying the next node when one does not answer), or always against one
 # node (pin).  The nodes tried are the group's, or those last given to
@@ -13,7 +14,8 @@
 #              sent: it may or may not have committed
 #   failed S   any other error (SQLSTATE S): it did not commit
 #   hung       no answer within 60 s (a defect)
-# and how long the transfer took (from psql's start to its end).
+# and how long the transfer took (from its start, psql's if it started one,
+# to its end).
 #
 #   Transfers::setup($c, $group, $leader);
 #   my $load = Transfers->start($c, $clients, pin => $id,
@@ -75,6 +77,10 @@ sub start
 }
 
 # One client: transfers until the stop file appears or the test exits.
+# Its psql session stays open from one committed transfer to the next (a
+# psql and a backend started for each transfer cost more CPU than the
+# transfer: on 2 cores, CPU the servers under test go without); any other
+# outcome closes it, and the next transfer starts another.
 sub client
 {
 	my ($c, $dir, $k, $pin) = @_;
@@ -86,6 +92,7 @@ sub client
 	my $seq = 0;
 	$ENV{PGCONNECT_TIMEOUT} = 5;
 	my $parent = getppid;
+	my $s;    # the open session: {h, in, out, err, node}
 	until (-e "$dir/stop" || getppid != $parent)    # the test ended: stop too
 	{
 		if (!defined $pin && open(my $fh, '<', "$dir/nodes"))
@@ -99,24 +106,35 @@ sub client
 		my $b = 1 + int(rand($ACCOUNTS - 1));
 		$b++ if $b >= $a;
 		my $amount = 1 + int(rand 50);
-		my ($out, $err) = ('', '');
 		my $t0 = time;
-		my $sql = "BEGIN; UPDATE accounts SET balance = balance - $amount WHERE id = $a; "
-		  . "UPDATE accounts SET balance = balance + $amount WHERE id = $b; "
-		  . "INSERT INTO transfers VALUES ($id, $a, $b, $amount); COMMIT;";
-		my $h = IPC::Run::start(
-			[
-				'psql', '-XAtq', '-v', 'ON_ERROR_STOP=1', '-d', $c->node($target)->connstr('postgres'),
-				'-c', '\set VERBOSITY verbose', '-c', $sql
-			],
-			'>', \$out, '2>', \$err,
-			IPC::Run::timeout(60));
-		my $outcome;
-		eval { $h->finish; 1 } or do { $h->kill_kill; $outcome = 'hung'; };
-		my $rc = defined $outcome ? -1 : $h->result(0) // -1;
-		my $next = 0;
-		if (defined $outcome) { }
-		elsif ($rc == 0 && $err !~ /ERROR|FATAL|closed/) { $outcome = 'committed'; }
+		# (one query string, as psql -c sends it: the first error ends it)
+		my $sql = "BEGIN\\; UPDATE accounts SET balance = balance - $amount WHERE id = $a\\; "
+		  . "UPDATE accounts SET balance = balance + $amount WHERE id = $b\\; "
+		  . "INSERT INTO transfers VALUES ($id, $a, $b, $amount)\\; COMMIT;";
+		$s = close_session($s) if $s && $s->{node} != $target;
+		$s //= open_session($c, $target);
+		my $mark = "transfer $id done";
+		${ $s->{in} } .= "$sql\n\\echo '$mark'\n\\warn '$mark'\n";
+		$s->{timer}->start(60);
+		my $done = eval {
+			$s->{h}->pump_nb;
+			until (${ $s->{out} } =~ /^\Q$mark\E\n/m && ${ $s->{err} } =~ /^\Q$mark\E\n/m)
+			{
+				return 0 unless $s->{h}->pumpable;    # psql exited: no connection
+				$s->{h}->pump;
+			}
+			return 1;
+		};
+		my $err = ${ $s->{err} };
+		${ $s->{out} } = ${ $s->{err} } = '';
+		my ($outcome, $next) = (undef, 0);
+		if (!defined $done)
+		{
+			$s->{h}->kill_kill;
+			$s = undef;
+			$outcome = 'hung';
+		}
+		elsif ($done && $err !~ /ERROR|FATAL|closed/) { $outcome = 'committed'; }
 		elsif ($err =~ /ERROR:\s+40003:/) { $outcome = 'unknown'; $next = 1; }
 		elsif ($err =~ /ERROR:\s+([0-9A-Z]{5}):/)
 		{
@@ -133,6 +151,7 @@ sub client
 			$next = 1;
 		}
 		else { $outcome = 'unknown'; $next = 1; }
+		$s = close_session($s) if $s && $outcome ne 'committed';
 		my $t = time;
 		printf $log "%d %.6f %d %.3f %s\n", $id, $t, $target, $t - $t0, $outcome;
 		if ($next)
@@ -143,8 +162,32 @@ sub client
 			usleep(50_000);
 		}
 	}
+	close_session($s) if $s;
 	close $log;
 	return;
+}
+
+# A psql session on node id for a client's transfers (VERBOSITY verbose: the
+# errors' SQLSTATEs).
+sub open_session
+{
+	my ($c, $id) = @_;
+	my $s = { node => $id, in => \(my $in = "\\set VERBOSITY verbose\n"), out => \(my $out = ''),
+		err => \(my $err = ''), timer => IPC::Run::timeout(60) };
+	$s->{h} = IPC::Run::start(
+		[ 'psql', '-XAtq', '-d', $c->node($id)->connstr('postgres') ],
+		'<', $s->{in}, '>', $s->{out}, '2>', $s->{err}, $s->{timer});
+	return $s;
+}
+
+# End a session (its psql quits at the end of its input); undef.
+sub close_session
+{
+	my ($s) = @_;
+	${ $s->{in} } .= "\\q\n";
+	eval { $s->{h}->finish; };
+	eval { $s->{h}->kill_kill; } if $@;
+	return undef;
 }
 
 # Every client's outcomes: id => [time, node, outcome, seconds it took].
