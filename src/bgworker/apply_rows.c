@@ -1224,27 +1224,12 @@ bool dr_apply_rows_owned(const struct entry_header *h)
 	return live;
 }
 
-/*
- * The texts of the barriers dragonraft itself writes, as a text[]: caught_up's
- * and a read's wait through the log (SELECT 1, as README.md says to write
- * one) and check_consistency's marker.  Barriers come in runs of these; the
- * queries of the history below leave them out before any parse
- * (dr_sql_tables_barrier parses any other text, about 2.7 us a row).
- */
-static Datum barrier_texts(void)
-{
-	Datum texts[2] = {CStringGetTextDatum("SELECT 1"),
-	                  CStringGetTextDatum(DR_CONSISTENCY_MARKER)};
-
-	return PointerGetDatum(construct_array(texts, 2, TEXTOID, -1, false, TYPALIGN_INT));
-}
-
 uint64 dr_apply_rows_command_between(uint64 group_id, uint64 since, uint64 before,
                                      const uint64 *tables, int n)
 {
-	Oid types[5] = {INT8OID, INT8OID, INT8OID, INT8ARRAYOID, TEXTARRAYOID};
-	Datum values[5], *ids = palloc(Max(n, 1) * sizeof(Datum));
-	char nulls[5] = {' ', ' ', ' ', tables == NULL ? 'n' : ' ', ' '};
+	Oid types[4] = {INT8OID, INT8OID, INT8OID, INT8ARRAYOID};
+	Datum values[4], *ids = palloc(Max(n, 1) * sizeof(Datum));
+	char nulls[4] = {' ', ' ', ' ', tables == NULL ? 'n' : ' '};
 	uint64 found = 0;
 	DrUserContext su;
 	int rc;
@@ -1263,7 +1248,6 @@ uint64 dr_apply_rows_command_between(uint64 group_id, uint64 since, uint64 befor
 	values[3] = tables == NULL ? (Datum)0
 	                           : PointerGetDatum(construct_array(
 	                                     ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[4] = barrier_texts();
 	/* As the bootstrap superuser: a writer need not see the catalog table. */
 	dr_as_superuser_begin(&su);
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -1274,10 +1258,9 @@ uint64 dr_apply_rows_command_between(uint64 group_id, uint64 since, uint64 befor
 	 * NULL) */
 	rc = SPI_execute_with_args(
 	        "SELECT index, command FROM dragonraft.ddl_history WHERE group_id = $1 "
-	        "AND index > $2 AND index < $3 AND preempted_by IS NULL "
-	        "AND ($4 IS NULL OR tables IS NULL OR tables && $4) AND command <> ALL ($5) "
-	        "ORDER BY index DESC",
-	        5, types, values, nulls, true, 0);
+	        "AND index > $2 AND index < $3 AND " DR_HISTORY_COMMANDS " "
+	        "AND ($4 IS NULL OR tables IS NULL OR tables && $4) ORDER BY index DESC",
+	        4, types, values, nulls, true, 0);
 	dr_user_context_end(&su);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "dragonraft could not read dragonraft.ddl_history");
@@ -1344,8 +1327,8 @@ void dr_apply_rows_change_set(uint64 group_id, uint64 index, uint64 schema_index
 
 uint64 dr_apply_rows_last_command(uint64 group_id)
 {
-	Oid types[2] = {INT8OID, TEXTARRAYOID};
-	Datum values[2] = {Int64GetDatum((int64)group_id), barrier_texts()};
+	Oid types[1] = {INT8OID};
+	Datum values[1] = {Int64GetDatum((int64)group_id)};
 	uint64 index = 0, rows = 0;
 	Portal portal;
 	bool isnull;
@@ -1353,13 +1336,13 @@ uint64 dr_apply_rows_last_command(uint64 group_id)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	/* From the end (the primary key's order), up to the first command that
-	 * counts: barriers come in runs (caught_up's, check_consistency's), those
-	 * of the texts dragonraft writes left out by the query itself. */
+	 * counts: barriers come in runs (caught_up's, check_consistency's), which
+	 * the partial index of DR_HISTORY_COMMANDS leaves out unread. */
 	portal = SPI_cursor_open_with_args(NULL,
 	                                   "SELECT index, command FROM dragonraft.ddl_history "
-	                                   "WHERE group_id = $1 AND preempted_by IS NULL "
-	                                   "AND command <> ALL ($2) ORDER BY index DESC",
-	                                   2, types, values, NULL, false, CURSOR_OPT_NO_SCROLL);
+	                                   "WHERE group_id = $1 AND " DR_HISTORY_COMMANDS " "
+	                                   "ORDER BY index DESC",
+	                                   1, types, values, NULL, false, CURSOR_OPT_NO_SCROLL);
 	while (index == 0) {
 		SPI_cursor_fetch(portal, true, 64);
 		if (SPI_processed == 0)
