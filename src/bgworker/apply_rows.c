@@ -1272,7 +1272,8 @@ uint64 dr_apply_rows_command_between(uint64 group_id, uint64 since, uint64 befor
 		        4, types);
 
 		if (plan == NULL || SPI_keepplan(plan) != 0)
-			elog(ERROR, "dragonraft could not prepare its read of dragonraft.ddl_history: %s",
+			elog(ERROR,
+			     "dragonraft could not prepare its read of dragonraft.ddl_history: %s",
 			     SPI_result_code_string(SPI_result));
 		between_plan = plan;
 	}
