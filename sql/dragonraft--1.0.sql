@@ -723,6 +723,14 @@ COMMENT ON COLUMN ddl_history.search_path IS
 ALTER TABLE ddl_history ADD COLUMN preempted_by bigint;
 COMMENT ON COLUMN ddl_history.preempted_by IS
   'NULL: the command ran (or failed here: error).  Else the index of another command of the group that came between what the command''s try saw on its calling node and its own entry: every member skipped it (it changed nothing; tables is empty) and its execute() failed with SQLSTATE 40001';
+-- (perf82) The rows that may be a group's last command, read from the end at
+-- every apply worker start and snapshot load: without the barriers
+-- dragonraft writes in runs (caught_up's SELECT 1, check_consistency's
+-- marker) and skipped commands.  Its predicate is DR_HISTORY_COMMANDS
+-- (snapshot.h): the queries say it alike.
+CREATE INDEX ddl_history_commands ON ddl_history (group_id, index)
+  WHERE preempted_by IS NULL
+    AND command NOT IN ('SELECT 1', 'SELECT ''dragonraft.check_consistency''');
 
 -- Log digests (helper logdigest): compare the Raft logs of members (Log
 -- Matching).  A member's LogDB once stored, under the leader's index and term

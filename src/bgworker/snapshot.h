@@ -219,6 +219,14 @@ extern List *dr_table_digest_tables(int64 group_id);
 #define DR_DIGEST_DRAIN_MS    60000
 #define DR_DIGEST_HOLD_MAX_MS (DR_DIGEST_DRAIN_MS + 5000)
 #define DR_CONSISTENCY_MARKER "SELECT 'dragonraft.check_consistency'"
+/* The rows of dragonraft.ddl_history that may be a group's command: not one skipped for
+ * another (preempted_by), nor one of the barriers dragonraft writes (caught_up's and a
+ * wait's SELECT 1, the marker above: they come in runs).  The partial index
+ * ddl_history_commands (dragonraft--1.0.sql) has this predicate: a query that says it
+ * alike reads none of those rows.  Other barriers are told by dr_sql_tables_barrier. */
+#define DR_HISTORY_COMMANDS                                                                        \
+	"preempted_by IS NULL AND command NOT IN ('SELECT 1', "                                    \
+	"'SELECT ''dragonraft.check_consistency''')"
 extern void dr_consistency_mark(uint64 group_id, uint64 index);
 extern PGDLLEXPORT void dr_consistency_main(Datum arg);
 /* snapshot_export.c: the exporter's entry point (arg: its job). */

@@ -581,23 +581,6 @@ static void check_refused(uint64 group_id)
 	                        "them (dragonraft.transfer_leader).")));
 }
 
-/* The last command of the group's history (0 if none). */
-static uint64 schema_index(uint64 group_id)
-{
-	Oid types[1] = {INT8OID};
-	Datum values[1] = {Int64GetDatum((int64)group_id)};
-	bool isnull;
-	Datum d;
-
-	if (SPI_execute_with_args("SELECT max(index) FROM dragonraft.ddl_history "
-	                          "WHERE group_id = $1",
-	                          1, types, values, NULL, true, 1) != SPI_OK_SELECT ||
-	    SPI_processed != 1)
-		elog(ERROR, "dragonraft could not read dragonraft.ddl_history");
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	return isnull ? 0 : (uint64)DatumGetInt64(d);
-}
-
 /*
  * The group's tables in table id order, in cxt, with their definitions and
  * extras if describe: an error if this node refused one of them (a snapshot
@@ -659,7 +642,9 @@ static void changed(uint64 group_id, const char *what)
  * change meanwhile), and the group's last command then: a snapshot taken
  * later holds exactly these tables so defined if it holds the same tables
  * and the same last command (what else changes them, a command of the
- * group, comes with a row of its history).
+ * group, comes with a row of its history; the group's last command as the
+ * apply counts it: a barrier or a skipped command applied meanwhile changed
+ * nothing and does not make the export start over).
  */
 static List *describe_tables(uint64 group_id, uint64 *schema)
 {
@@ -671,7 +656,7 @@ static List *describe_tables(uint64 group_id, uint64 *schema)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	*schema = schema_index(group_id);
+	*schema = dr_apply_rows_last_command(group_id);
 	tables = list_tables(group_id, true, keep);
 	foreach (lc, tables) {
 		ExportTable *t = lfirst(lc);
@@ -698,7 +683,7 @@ static List *describe_tables(uint64 group_id, uint64 *schema)
 static void check_tables(uint64 group_id, List *described, uint64 schema)
 {
 	List *now = list_tables(group_id, false, CurrentMemoryContext);
-	uint64 schema_now = schema_index(group_id);
+	uint64 schema_now = dr_apply_rows_last_command(group_id);
 
 	if (schema_now != schema)
 		changed(group_id, psprintf("the command at entry %llu was applied after they were "

@@ -101,7 +101,7 @@ static struct {
 	 */
 	uint64 read;
 	/* for dr_snapshot_log_loaded() */
-	uint64 group_id, index, size;
+	uint64 group_id, index, size, schema_index;
 	uint32 tables;
 	TimestampTz start, verified;
 	long cpu;
@@ -2597,7 +2597,7 @@ static uint64 load(uint64 group_id, uint64 index, const char *path)
 		                          2, types, values, NULL, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "dragonraft could not update dragonraft.replicated_tables");
 	}
-	schema_index = dr_apply_rows_last_command(group_id);
+	schema_index = L.schema_index = dr_apply_rows_last_command(group_id);
 	L.tables = tables;
 	L.size = (uint64)st.st_size;
 	return schema_index;
@@ -2606,11 +2606,13 @@ static uint64 load(uint64 group_id, uint64 index, const char *path)
 void dr_snapshot_log_loaded(void)
 {
 	ereport(LOG, (errmsg("dragonraft loaded the snapshot of group %llu at entry %llu: %u "
-	                     "tables, %llu bytes in %ld ms (checksum %ld ms; CPU %ld ms)",
+	                     "tables, %llu bytes in %ld ms (checksum %ld ms; CPU %ld ms), the "
+	                     "group's last command at entry %llu",
 	                     (unsigned long long)L.group_id, (unsigned long long)L.index, L.tables,
 	                     (unsigned long long)L.size,
 	                     (long)((GetCurrentTimestamp() - L.start) / 1000),
-	                     (long)((L.verified - L.start) / 1000), dr_snapshot_cpu_ms() - L.cpu)));
+	                     (long)((L.verified - L.start) / 1000), dr_snapshot_cpu_ms() - L.cpu,
+	                     (unsigned long long)L.schema_index)));
 }
 
 uint64 dr_snapshot_load(int job)

@@ -15,7 +15,8 @@
 # 2. The follower loads a snapshot whose history ends in a barrier: the
 #    same.
 # (That a real command still counts, after the barriers too, is t/030's,
-# t/034's, t/057's and t/074's.)
+# t/034's, t/057's and t/074's; part 2 sees the apply worker's count after
+# the load, the loader's own and a skipped command last are t/148's.)
 use strict;
 use warnings;
 use FindBin;
