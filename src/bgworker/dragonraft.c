@@ -492,11 +492,14 @@ void dr_check_extension_drop(void)
  * worker of a server with dragonraft loaded paid for them: on a 2-core VM a
  * forked child linked with librocksdb took 15 ms of CPU to exit() against 3 ms
  * to _exit(), 278 page faults against 18 (TAP 149 counts them).  The postmaster
- * and a single-user backend exit as usual.
+ * and a single-user backend exit as usual, and so does a child that called
+ * exit() itself, outside proc_exit: PostgreSQL's own atexit callback, next in
+ * line, runs its exit callbacks then (it releases the process's PGPROC, locks
+ * and buffers).
  */
 static void exit_without_destructors(int status, void *arg)
 {
-	if (!IsUnderPostmaster)
+	if (!IsUnderPostmaster || !proc_exit_inprogress)
 		return;
 	fflush(NULL); /* what exit() would write out */
 	_exit(status);
