@@ -117,12 +117,15 @@ if (my $dir = $ENV{DR_PSQL_TRACE})
 # Left to a psql of their own: options (%params), another database, psql
 # meta-commands, transaction control, SET and other session state,
 # temporary objects, anything about backends and sessions (their pids,
-# pg_stat_activity, advisory locks) and configuration reloads (after which
-# the node's session is closed: a new one starts with the new settings, as
-# after ALTER DATABASE / ROLE ... SET).  DR_PSQL_SESSION=0 turns it off.
-my $own_session = qr/(?:\A|;)\s*(?:SET|RESET|BEGIN|START|COMMIT|ROLLBACK|END|ABORT|SAVEPOINT|RELEASE|PREPARE|DECLARE|LISTEN|UNLISTEN|DISCARD|LOAD|LOCK)\b|\\|\b(?:TEMP|TEMPORARY|pg_backend_pid|pg_stat_activity|pg_terminate_backend|pg_cancel_backend|advisory|set_config|pg_reload_conf|application_name|ALTER\s+(?:SYSTEM|DATABASE|ROLE|USER))\b/i;
+# pg_stat_activity, advisory locks), configuration reloads and writes to
+# a system catalog (after which the node's session is closed: a new one
+# starts with the new settings, as after ALTER DATABASE / ROLE ... SET, and
+# without the caches that a catalog row written by hand does not
+# invalidate: TAP 101 disables triggers so in pg_trigger for "a new
+# session").  DR_PSQL_SESSION=0 turns it off.
+my $new_settings = qr/\b(?:pg_reload_conf|ALTER\s+(?:SYSTEM|DATABASE|ROLE|USER))\b|\b(?:UPDATE|INSERT\s+INTO|DELETE\s+FROM)\s+(?:pg_catalog\.)?pg_[a-z_]+\b/i;
+my $own_session = qr/$new_settings|(?:\A|;)\s*(?:SET|RESET|BEGIN|START|COMMIT|ROLLBACK|END|ABORT|SAVEPOINT|RELEASE|PREPARE|DECLARE|LISTEN|UNLISTEN|DISCARD|LOAD|LOCK)\b|\\|\b(?:TEMP|TEMPORARY|pg_backend_pid|pg_stat_activity|pg_terminate_backend|pg_cancel_backend|advisory|set_config|application_name)\b/i;
 sub session_may { my ($sql) = @_; return ($ENV{DR_PSQL_SESSION} // 1) && $sql !~ $own_session; }
-my $new_settings = qr/\b(?:pg_reload_conf|ALTER\s+(?:SYSTEM|DATABASE|ROLE|USER))\b/i;
 {
 	no warnings 'redefine';
 	my $safe_psql = \&PostgreSQL::Test::Cluster::safe_psql;
