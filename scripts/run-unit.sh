@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Runs cmocka unit test binaries, UNIT_JOBS (2) at a time (each makes its own
 # temporary directories and ports); prints each binary's result in the order
-# given and ends with "N passed, N failed" counting individual tests.  Exit
-# status 1 on any failure.
+# given, with its seconds, and ends with "N passed, N failed" counting
+# individual tests.  Exit status 1 on any failure.
 set -u
 jobs=${UNIT_JOBS:-2}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 
-# run_one K BIN: $dir/K.out (its output), $dir/K.rc (its exit status)
+# run_one K BIN: $dir/K.out (its output), $dir/K.rc (its exit status),
+# $dir/K.s (its seconds)
 run_one() {
+	local t0=$SECONDS
 	"$2" >"$dir/$1.out" 2>&1
 	echo $? >"$dir/$1.rc"
+	echo $((SECONDS - t0)) >"$dir/$1.s"
 }
 
 k=0
@@ -28,6 +31,7 @@ k=0
 for bin in "$@"; do
 	out=$(cat "$dir/$k.out" 2>/dev/null)
 	rc=$(cat "$dir/$k.rc" 2>/dev/null)
+	secs=$(cat "$dir/$k.s" 2>/dev/null)
 	k=$((k + 1))
 	case $rc in
 	'' | *[!0-9]*)
@@ -46,9 +50,9 @@ for bin in "$@"; do
 	fi
 	if [ "$rc" -ne 0 ]; then
 		printf '%s\n' "$out"
-		echo "FAIL $(basename "$bin") (exit $rc)"
+		echo "FAIL $(basename "$bin") (exit $rc, ${secs:-?} s)"
 	else
-		echo "ok   $(basename "$bin"): $p tests"
+		echo "ok   $(basename "$bin"): $p tests (${secs:-?} s)"
 	fi
 	passed=$((passed + p))
 	failed=$((failed + f))

@@ -117,7 +117,11 @@ kill 'CONT', $apply;
 is($st, '40003', 'a snapshot() cancelled in the engine fails with 40003') or diag $s->{err};
 like($s->{err}, qr/the snapshot of group 5 did not complete: it may still be taken/,
 	'and says it may still be taken');
-($cst, $cerr) = $c->sql_error($n, 'SELECT dragonraft.snapshot(5) > 0');
+# (55006, "another membership change ... in progress", until the resumed
+# apply worker made the change durable: a psql of its own took long enough)
+$c->wait_until('the apply worker to make the membership change durable', sub {
+	($cst, $cerr) = $c->sql_error($n, 'SELECT dragonraft.snapshot(5) > 0');
+	return $cst ne '55006' });
 is($cst, '', 'snapshot() works once the apply goes on') or diag $cerr;
 
 # 4. execute() on the leader: its command applied here, its backend asks

@@ -62,6 +62,8 @@ $c->node($l)->safe_psql('postgres',
 	"UPDATE t SET s = s || '!', j = j || '{\"u\": true}' WHERE id % 3 = 0");
 $c->node($l)->safe_psql('postgres', "DELETE FROM t WHERE id % 11 = 0");
 $c->node($l)->safe_psql('postgres', "INSERT INTO t (id, s) VALUES (1000, NULL), (1001, '')");
+# (the followers make the table when they apply replicate_table)
+ok($c->caught_up(1), 'the followers applied the writes');
 is($c->query($f1, "SELECT count(*) FROM pg_attribute WHERE attrelid = 't'::regclass "
 		  . "AND attisdropped"), '0', "node ${f1}'s table has no dropped column");
 is($c->query($l, "SELECT count(*) FROM pg_attribute WHERE attrelid = 't'::regclass "

@@ -107,6 +107,49 @@ if (my $dir = $ENV{DR_PSQL_TRACE})
 	};
 }
 
+# A node's safe_psql('postgres', sql) runs sql in the node's poll session
+# (session_psql below) rather than in a psql of its own, unless sql could leave
+# that session other than it found it, or depends on being a new one:
+# safe_psql ran 20-60 times in a test, and on this 2-core VM each cost about
+# 0.1 s of CPU (perl's fork, psql's exec and dynamic linking, the backend's
+# fork and exit: 45 ms in the test, 55 in the server), the query itself
+# next to nothing: 20 safe_psql 2.7 s of CPU, 20 in the session 0.08 s.
+# Left to a psql of their own: options (%params), another database, psql
+# meta-commands, transaction control, SET and other session state,
+# temporary objects, anything about backends and sessions (their pids,
+# pg_stat_activity, advisory locks), configuration reloads and writes to
+# a system catalog (after which the node's session is closed: a new one
+# starts with the new settings, as after ALTER DATABASE / ROLE ... SET, and
+# without the caches that a catalog row written by hand does not
+# invalidate: TAP 101 disables triggers so in pg_trigger for "a new
+# session").  DR_PSQL_SESSION=0 turns it off.
+my $new_settings = qr/\b(?:pg_reload_conf|ALTER\s+(?:SYSTEM|DATABASE|ROLE|USER))\b|\b(?:UPDATE|INSERT\s+INTO|DELETE\s+FROM)\s+(?:pg_catalog\.)?pg_[a-z_]+\b/i;
+my $own_session = qr/$new_settings|(?:\A|;)\s*(?:SET|RESET|BEGIN|START|COMMIT|ROLLBACK|END|ABORT|SAVEPOINT|RELEASE|PREPARE|DECLARE|LISTEN|UNLISTEN|DISCARD|LOAD|LOCK)\b|\\|\b(?:TEMP|TEMPORARY|pg_backend_pid|pg_stat_activity|pg_terminate_backend|pg_cancel_backend|advisory|set_config|application_name)\b/i;
+sub session_may { my ($sql) = @_; return ($ENV{DR_PSQL_SESSION} // 1) && $sql !~ $own_session; }
+{
+	no warnings 'redefine';
+	my $safe_psql = \&PostgreSQL::Test::Cluster::safe_psql;
+	*PostgreSQL::Test::Cluster::safe_psql = sub {
+		my ($node, $db, $sql, %params) = @_;
+		my $c = $node->{dragon_cluster};
+		return $safe_psql->(@_) unless $c && $db eq 'postgres' && !%params && session_may($sql);
+		return $c->session_psql($node->{dragon_id}, $sql);
+	};
+	my $psql = \&PostgreSQL::Test::Cluster::psql;
+	*PostgreSQL::Test::Cluster::psql = sub {
+		my ($node, $db, $sql) = @_;
+		$node->{dragon_cluster}->close_poll($node->{dragon_id})
+		  if $node->{dragon_cluster} && defined $sql && $sql =~ $new_settings;
+		goto &$psql;
+	};
+	my $reload = \&PostgreSQL::Test::Cluster::reload;
+	*PostgreSQL::Test::Cluster::reload = sub {
+		my ($node) = @_;
+		$node->{dragon_cluster}->close_poll($node->{dragon_id}) if $node->{dragon_cluster};
+		goto &$reload;
+	};
+}
+
 # The poll sessions end before the servers do (PostgreSQL::Test::Cluster's
 # END, which runs after this one).
 END
@@ -160,6 +203,9 @@ dragonraft.ssl_key_file = '$certs/node$id.key'
 dragonraft.ssl_ca_file = '$certs/ca.crt'
 } . ($opts{conf} // '') . ($ENV{DR_TAP_CONF} // ''));
 		push @{ $self->{nodes} }, $node;
+		$node->{dragon_cluster} = $self;    # (for safe_psql below)
+		Scalar::Util::weaken($node->{dragon_cluster});
+		$node->{dragon_id} = $id;
 	}
 	start_together(@{ $self->{nodes} });
 	# (through the node's poll session, which the tests' polls use next:
@@ -325,13 +371,29 @@ sub query
 	return $out;
 }
 
-# poll's output, stderr and outcome: 'ok', 'error' (an SQL error: stderr has
-# it) or 'down' (no connection).
-sub poll_result
+# safe_psql's, through node id's poll session: sql's output; dies when the
+# node cannot be reached or on an SQL error, which ends the session (psql
+# stops at the first error, as safe_psql's: the statements after it do not
+# run).
+sub session_psql
 {
 	my ($self, $id, $sql) = @_;
-	die "poll: no session state changes: $sql" if $sql =~ /^\s*(BEGIN|START|SET|RESET)\b/im;
-	$trace->('poll', $sql) if $trace;
+	my ($out, $err, $state) = $self->poll_result($id, $sql, 'exec');
+	die "error running SQL on node $id: '$err'\nwith sql '$sql'\n" if $state eq 'error';
+	die "connection error on node $id: '$err'\nwith sql '$sql'\n" if $state ne 'ok';
+	return $out;
+}
+
+# poll's output, stderr and outcome: 'ok', 'error' (an SQL error: stderr has
+# it) or 'down' (no connection).  With kind 'exec' (session_psql), psql stops at
+# the first error, and the session with it; with kind 'verbose' (sql_error),
+# its messages have their SQLSTATE.
+sub poll_result
+{
+	my ($self, $id, $sql, $kind) = @_;
+	$kind //= 'poll';
+	die "poll: no session state changes: $sql" if $sql =~ /^\s*(BEGIN|START|SET|RESET)\b/im && $kind eq 'poll';
+	$trace->($kind, $sql) if $trace;
 	for (;;)
 	{
 		my $s = $self->{polls}{$id} //= $self->_poll_start($id);
@@ -339,7 +401,11 @@ sub poll_result
 		my $mark = "dragoncluster poll " . ++$s->{n};
 		# Then an empty statement, so that the session, idle, does not show
 		# the poll's text in pg_stat_activity.query (tests search for theirs).
-		${ $s->{in} } .= "$sql\n;\nSELECT WHERE false;\n\\echo '$mark'\n\\warn '$mark'\n";
+		my $v = { exec => 'ON_ERROR_STOP', verbose => 'VERBOSITY' }->{$kind};
+		${ $s->{in} } .= $v
+		  ? "\\set $v " . ($v eq 'VERBOSITY' ? 'verbose' : 1) . "\n$sql\n;\n\\unset $v\n"
+		  : "$sql\n;\n";
+		${ $s->{in} } .= "SELECT WHERE false;\n\\echo '$mark'\n\\warn '$mark'\n";
 		$s->{timer}->start($PostgreSQL::Test::Utils::timeout_default);
 		my $done = eval {
 			$s->{h}->pump_nb;
@@ -362,7 +428,13 @@ sub poll_result
 		{
 			# psql exits when it cannot connect or lost its connection; a
 			# session that worked before lost it to a restart: once more.
+			# (exec: or at an SQL error, ON_ERROR_STOP)
 			$self->close_poll($id);
+			if ($kind eq 'exec' && ${ $s->{err} } =~ /^(?:psql:\S+ )?ERROR:/m)
+			{
+				(my $err = ${ $s->{err} }) =~ s/\n\z//;
+				return ('', $err, 'error');
+			}
 			next if $reused;
 			return ('', ${ $s->{err} }, 'down');
 		}
@@ -572,12 +644,21 @@ sub contents
 }
 
 # Run sql on node id; its SQLSTATE and message ('' when it succeeded), and stderr.
+# (One statement that session_psql may run goes through the node's poll
+# session: psql goes on after its error there, as it stops here.)
 sub sql_error
 {
 	my ($self, $id, $sql) = @_;
 	my ($out, $err) = ('', '');
-	$self->node($id)->psql('postgres', "\\set VERBOSITY verbose\n$sql",
-		stdout => \$out, stderr => \$err);
+	if (session_may($sql) && $sql !~ /;\s*\S/)
+	{
+		(undef, $err) = $self->poll_result($id, $sql, 'verbose');
+	}
+	else
+	{
+		$self->node($id)->psql('postgres', "\\set VERBOSITY verbose\n$sql",
+			stdout => \$out, stderr => \$err);
+	}
 	return ($1, $err) if $err =~ /ERROR:\s+([0-9A-Z]{5}):/;
 	return ('', $err);
 }
