@@ -9,7 +9,8 @@
 # children's, than those of a plain server (whose exit handlers free only
 # OpenSSL's state); with the destructors run they faulted more.  Output and
 # exit status are as before: a session's result arrives, a FATAL exit is no
-# crash, and the server stays up.
+# crash, and the server stays up; a backend that calls exit() itself
+# exits as it did (PostgreSQL's atexit callback runs).
 use strict;
 use warnings;
 use FindBin;
@@ -61,5 +62,30 @@ ok(!$N->log_contains('terminated by signal|exited with exit code [^1]'),
 	'no child of the postmaster crashed or exited with an unexpected status');
 is($N->safe_psql('postgres', 'SELECT engine_state FROM dragonraft.node_status()'),
 	'running', 'the engine worker runs');
+
+# A backend that calls exit() itself, outside proc_exit (as code a
+# procedural language runs may): the handler steps aside, and PostgreSQL's
+# atexit callback releases its PGPROC as before.  Run by gdb in an idle
+# backend.  When the handler ended it at once (d35abe5, without 3c732b0's
+# proc_exit_inprogress condition), the postmaster saw a child that had not
+# released its PGPROC and restarted every process as after a crash.
+SKIP:
+{
+	skip 'no gdb', 3 if system('gdb --version >/dev/null 2>&1') != 0;
+	my $s = $N->background_psql('postgres');
+	my $pid = $s->query_safe('SELECT pg_backend_pid()');
+	my $offset = -s $N->logfile;
+	my $gdb = `gdb -p $pid -batch -ex 'call (void)exit(0)' 2>&1`;
+	skip "gdb could not make backend $pid call exit(): $gdb", 3
+	  unless $gdb =~ /exited normally/;
+	# (its zombie too: gone once the postmaster reaped it and, for a crash,
+	# began the restart)
+	ok($c->wait_until("backend $pid to be reaped", sub { !-e "/proc/$pid" }),
+		'a backend that called exit() itself ended');
+	is(($N->psql('postgres', 'SELECT 1'))[1], '1', 'the server runs on');
+	ok(!$N->log_contains('terminating any other active server processes', $offset),
+		'no restart as after a crash');
+	eval { $s->quit };
+}
 
 done_testing();
