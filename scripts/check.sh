@@ -124,21 +124,21 @@ isolation() {
 }
 
 # Every TAP test, the longest first, so that the run does not end with one
-# long test while the other slots are idle: the 33 of 32 s or more in the
-# fresh CI run of 2026-12-05 11:00 (three at a time; 011 108 s, 137 100 s,
-# 088 84 s, down to 087 32 s), then the others (under 32 s each) in order.
-# A new long test belongs in the list: 137, left out, ran last once,
-# alone for the final 110 s; 097, 031, 143 and 101 (30-41 s), left out,
-# started among the last.
+# long test while the other slots are idle: the 30 of 30 s or more in the
+# fresh CI run of 2026-12-05 13:20 (three at a time, beside helpers: 011
+# 157 s, 046 111 s, 137 110 s, 136 79 s, 088 76 s ... down to 005 30 s),
+# with 153 (new, about 55 s alone) after 046, then the others in order. A
+# new long test belongs in the list: 137, left out, ran last once, alone
+# for the final 110 s.
 tap_order() {
-	local t slow="011_snapshot 137_join_failing_apply 088_snapshot_load_crash_kept 136_waits_engine_restart
-		090_damaged_logdb 093_logdb_full_restarts 116_failover_deferred_sync
-		107_digest_exact_index 046_real_backpressure 022_apply_parked 138_chaos_wider 004_write
-		080_commit_backend_killed 097_log_digest 105_digest_review 130_info_before_registration
-		005_failover 051_chaos 123_leave_during_commit 012_snapshot_schema 045_snapshot_plain
-		003_error_paths 031_apply_conflicts 143_cut_after_proposal 002_three_nodes 010_membership
-		101_table_digest 127_leave_during_load 034_ddl_outcome 086_snapshot_file_gone
-		016_membership_rest 069_snapshot_load_crash 087_snapshot_many_tables"
+	local t slow="011_snapshot 046_real_backpressure 153_join_waits_for_leader 137_join_failing_apply
+		136_waits_engine_restart 088_snapshot_load_crash_kept 107_digest_exact_index
+		093_logdb_full_restarts 080_commit_backend_killed 123_leave_during_commit 097_log_digest
+		130_info_before_registration 002_three_nodes 012_snapshot_schema 105_digest_review 051_chaos
+		090_damaged_logdb 086_snapshot_file_gone 010_membership 003_error_paths
+		116_failover_deferred_sync 031_apply_conflicts 101_table_digest 037_snapshot_replay
+		016_membership_rest 127_leave_during_load 138_chaos_wider 022_apply_parked 034_ddl_outcome
+		005_failover 142_join_under_load"
 	for t in $slow; do [ -f "$top/test/t/$t.pl" ] && echo "t/$t.pl"; done
 	for t in "$top"/test/t/*.pl; do
 		case " $(echo $slow) " in *" $(basename "$t" .pl) "*) ;; *) echo "t/$(basename "$t")" ;; esac
