@@ -130,9 +130,14 @@ sub client
 		my ($outcome, $next) = (undef, 0);
 		if (!defined $done)
 		{
+			# the 60 s ran out: hung; else IPC::Run gave up on the session
+			# (its psql gone while the transfer was written to it, say): it
+			# may have been sent, so its outcome is unknown (CI: a kill of
+			# the node counted as a transfer that hung, after 0.18 s)
+			my $why = $@;
 			$s->{h}->kill_kill;
 			$s = undef;
-			$outcome = 'hung';
+			($outcome, $next) = $why =~ /timeout/ ? ('hung', 0) : ('unknown', 1);
 		}
 		elsif ($done && $err !~ /ERROR|FATAL|closed/) { $outcome = 'committed'; }
 		elsif ($err =~ /ERROR:\s+40003:/) { $outcome = 'unknown'; $next = 1; }
