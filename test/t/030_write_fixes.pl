@@ -317,8 +317,12 @@ my ($xout, $xerr) = ('', '');
 my $exec = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
 		'\set VERBOSITY verbose', '-c', "SELECT dragonraft.execute(1, 'ALTER TABLE acc ADD COLUMN z int')"],
 	'>', \$xout, '2>', \$xerr);
+# (its read barrier and its proposal, until the engine worker took it, wait
+# on Extension too, and a cancel there is 57014: its entry committed, not
+# applied here, says it proposed it)
 ok($c->wait_until('execute() to wait for its apply', sub {
-	($c->poll($l, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND query LIKE '%ADD COLUMN z%' AND backend_type = 'client backend'") // '') eq '1' }),
+	($c->poll($l, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND query LIKE '%ADD COLUMN z%' AND backend_type = 'client backend'") // '') eq '1'
+	  && ($c->poll($l, 'SELECT commit_index > applied_index FROM dragonraft.status WHERE group_id = 1') // '') eq 't' }),
 	'execute() waits for the apply, which waits for a reader\'s lock');
 $L->safe_psql('postgres', "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%acc ADD COLUMN z%' AND backend_type = 'client backend' AND pid <> pg_backend_pid()");
 $exec->finish;

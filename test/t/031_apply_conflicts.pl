@@ -116,7 +116,9 @@ like($dout, qr/^\d+$/, 'the command ran once the reader committed') or diag $der
 # machine can take more than 5 s for; the look through the poll session.
 # It holds its turn once it waits in its commit (wait_event_type Extension,
 # its entry proposed): 'active' alone also sees it at its INSERT's start,
-# and the command could then come before its entry in the log.
+# and the command could then come before its entry in the log.  (Extension
+# also while its proposal waits for the engine worker and the quorum: its
+# entry committed, not applied here, says it has its turn.)
 $_->safe_psql('postgres', 'CREATE TABLE side (id int)') for ($L, $F);
 my ($h1out, $h1err, $h2out, $h2err) = ('', '', '', '');
 my $h1 = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
@@ -124,7 +126,8 @@ my $h1 = IPC::Run::start(['psql', '-XAt', '-d', $L->connstr('postgres'), '-c',
 	'>', \$h1out, '2>', \$h1err);
 ok($c->wait_until('the first writer at its turn', sub {
 	($c->poll($l, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%VALUES (10)%' AND state = 'active' "
-		  . "AND wait_event_type = 'Extension' AND pid <> pg_backend_pid()") // '') eq '1' }),
+		  . "AND wait_event_type = 'Extension' AND pid <> pg_backend_pid()") // '') eq '1'
+	  && ($c->poll($l, 'SELECT commit_index > applied_index FROM dragonraft.status WHERE group_id = 1') // '') eq 't' }),
 	'a writer holds its turn');
 ($dout, $derr) = ('', '');
 $ddl = IPC::Run::start(['psql', '-XAt', '-d', $F->connstr('postgres'), '-c',

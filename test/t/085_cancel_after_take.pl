@@ -55,6 +55,19 @@ sub waiting_pid
 	return $pid;
 }
 
+# Once the engine worker on node $id took every request submitted so far:
+# a backend shows its Extension wait from the moment it submitted its
+# request, before the engine took it, and a cancel then is 57014 (nothing
+# was done), not the 40003 asked for here (a loaded machine's engine worker
+# can be that slow).  The engine takes requests first in, first out
+# (queue.c): a log_digest asked after them returns once they were taken.
+sub taken
+{
+	my ($id) = @_;
+	$c->query($id, 'SELECT entries FROM dragonraft.log_digest(1)');
+	return;
+}
+
 sub cancel
 {
 	my ($id, $pid) = @_;
@@ -66,7 +79,9 @@ sub cancel
 my $t = $f[0];
 kill 'STOP', $c->server_pids($t);
 my $s = start_psql($l, "/* transfer */ SELECT dragonraft.transfer_leader(1, $t);");
-cancel($l, waiting_pid($l, 'transfer', 'Extension'));
+my $pid = waiting_pid($l, 'transfer', 'Extension');
+taken($l);
+cancel($l, $pid);
 my $st = finish_psql($s);
 kill 'CONT', $c->server_pids($t);
 is($st, '40003', 'a transfer_leader cancelled in the engine fails with 40003') or diag $s->{err};
@@ -88,7 +103,7 @@ my $locker = start_psql($n,
 $c->wait_until('the lock', sub { $locker->{h}->pump_nb; $locker->{out} =~ /locked/ });
 my $members = '{"' . $n . '": "' . $c->raft_address($n) . '"}';
 $s = start_psql($n, "/* create */ SELECT dragonraft.create_group(5, '$members');");
-my $pid = waiting_pid($n, 'create', 'Extension');
+$pid = waiting_pid($n, 'create', 'Extension');
 $c->wait_until('the engine worker to wait for the lock', sub {
 	$c->poll($n, "SELECT count(*) FROM pg_locks WHERE relation = 'pg_replication_origin'::regclass "
 		  . "AND NOT granted") eq '1' });
@@ -111,7 +126,9 @@ kill 'STOP', $apply;
 ($cst, $cerr) = $c->sql_error($n, "SELECT dragonraft.add_member(5, 9, '127.0.0.1:9', false)");
 is($cst, '', 'a non-voter added to group 5') or diag $cerr;
 $s = start_psql($n, "/* snapshot */ SELECT dragonraft.snapshot(5);");
-cancel($n, waiting_pid($n, 'snapshot', 'Extension'));
+$pid = waiting_pid($n, 'snapshot', 'Extension');
+taken($n);
+cancel($n, $pid);
 $st = finish_psql($s);
 kill 'CONT', $apply;
 is($st, '40003', 'a snapshot() cancelled in the engine fails with 40003') or diag $s->{err};

@@ -295,10 +295,15 @@ for my $m (@marks)
 	isnt($rows{$f1}{dup}, $rows{$l}{dup}, "check at $m: node ${f1}'s dup differs");
 }
 # Each member's apply waited for its checker once per check (its LOG line).
+# (the apply worker logs it once its checker took its snapshot, and the
+# checker records its rows after its digest: the last check's rows could
+# come before the line)
 for my $id ($c->ids)
 {
-	my @held = PostgreSQL::Test::Utils::slurp_file($c->node($id)->logfile)
-	  =~ /consistency check of group 1 at entry \d+: its apply held (\d+) us/g;
+	my $held = sub { PostgreSQL::Test::Utils::slurp_file($c->node($id)->logfile)
+		  =~ /consistency check of group 1 at entry \d+: its apply held (\d+) us/g };
+	$c->wait_until("node $id to log its apply's holds", sub { (() = $held->()) >= @marks });
+	my @held = $held->();
 	is(scalar(@held), scalar(@marks), "node $id held its apply once per check");
 	note("node $id: apply held for the checker " . join(', ', map { sprintf('%.1f ms', $_ / 1000) } @held));
 }
