@@ -3189,6 +3189,87 @@ static void test_read_forwarded_to_deposed_leader(void **state)
 	cluster_destroy(&c);
 }
 
+/*
+ * A follower forwards a read, then starts to load a snapshot in the
+ * background (its leader compacted past its log while it was down): the
+ * group is frozen for the load, and the messages that reach it meanwhile
+ * are dropped, the leader's answer to the read among them.  The read ends
+ * when the load begins, with ENGINE_ERR_BUSY as a read asked during the
+ * load does; before, it waited out the request timeout and said no quorum
+ * confirmed the leader.
+ */
+static void test_read_ends_when_group_freezes(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_wait w = {0};
+	struct engine_group_status st;
+	struct cluster c;
+	struct prop *p = calloc(300, sizeof(*p));
+	raft_id lead, f;
+	int steps = 0;
+
+	(void)state;
+	assert_non_null(p);
+	cfg.snapshot_entries = 100;
+	cfg.compaction_overhead = 20;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	lead = cluster_leader(&c, 0);
+	f = a_follower(&c, 0);
+	cluster_crash(&c, f);
+	propose_many(&c, p, 300, 1);
+	assert_true(cluster_status(&c, lead, 0, &st));
+	assert_true(st.first_index > 2); /* compacted: f needs a snapshot */
+	/* f loads in the background for longer than the request timeout */
+	c.sm_async_ticks = 6 * cfg.election_rtt;
+	kv_sm_set_async(c.nodes[f].sm[0], true);
+	assert_int_equal(cluster_restart(&c, f), ENGINE_OK);
+	/* step by step until f hears of the leader (before its snapshot comes) */
+	while ((!cluster_status(&c, f, 0, &st) || st.leader == 0) && steps++ < 1000) {
+		bool work = fake_net_queued(c.net) > 0;
+
+		for (raft_id id = 1; id <= 3; id++)
+			work = work || engine_has_work(c.nodes[id].e);
+		if (work)
+			cluster_step(&c);
+		else
+			cluster_tick(&c);
+	}
+	assert_int_equal(st.leader, lead);
+	/* (f's round sees the new leader: a read asked before it, under the
+	 * leader the round has not seen, would be dropped as one of the old) */
+	engine_run_round(c.nodes[f].e);
+	assert_true(cluster_status(&c, f, 0, &st));
+	assert_int_equal(st.state, ENGINE_GROUP_ACTIVE);
+	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &w),
+	                 ENGINE_OK);
+	/* f forwards it, then the snapshot comes and f freezes to load it */
+	for (steps = 0;
+	     steps < 20 && cluster_status(&c, f, 0, &st) && st.state != ENGINE_GROUP_RECOVERING;
+	     steps++)
+		cluster_step(&c);
+	assert_int_equal(st.state, ENGINE_GROUP_RECOVERING);
+	if (!w.done) {
+		uint64_t t0 = c.ticks;
+
+		assert_true(cluster_run(&c, waited, &w, 100));
+		fail_msg("the read waited %llu ticks while its member loaded a snapshot, then %s",
+		         (unsigned long long)(c.ticks - t0), engine_strerror(w.res.rc));
+	}
+	assert_int_equal(w.res.rc, ENGINE_ERR_BUSY);
+	/* after the load, reads there work */
+	assert_true(cluster_run(&c, all_converged, NULL, 20 * cfg.election_rtt));
+	assert_true(kv_sm_recoveries(c.nodes[f].sm[0]) >= 1);
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &w),
+	                 ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w, 50));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	check_acked(&c, p, 300);
+	cluster_destroy(&c);
+	free(p);
+}
+
 /* A client that proposes its next entry from the completion callback. */
 struct chain {
 	struct cluster *c;
@@ -5713,6 +5794,7 @@ int main(void)
 	        cmocka_unit_test(test_unknown_outcome),
 	        cmocka_unit_test(test_reads_dropped_at_leader_loss),
 	        cmocka_unit_test(test_read_forwarded_to_deposed_leader),
+	        cmocka_unit_test(test_read_ends_when_group_freezes),
 	        cmocka_unit_test(test_nonvoter_and_snapshot),
 	        cmocka_unit_test(test_callbacks),
 	        cmocka_unit_test(test_chaos),
