@@ -3270,6 +3270,65 @@ static void test_read_ends_when_group_freezes(void **state)
 	free(p);
 }
 
+/* Node id knows the leader of group 0. */
+static bool knows_leader(struct cluster *c, void *arg)
+{
+	struct engine_group_status st;
+
+	return cluster_status(c, *(raft_id *)arg, 0, &st) && st.leader != 0;
+}
+
+/*
+ * The leader's answer to a read that an earlier engine of this node
+ * forwarded (kept in a transport queue that outlived that engine, and
+ * delivered to the next one) completes no read of the next engine: a read's
+ * key, which its request and answer carry, is new per engine.  Before, each
+ * engine's keys began at 1, and that answer completed the next engine's
+ * first read with its older index, below entries committed before that
+ * read was asked: a stale "linearizable" read.
+ */
+static void test_old_engines_read_answer_ignored(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_wait old = {0}, w = {0};
+	struct engine_group_status st;
+	struct prop p[10];
+	struct cluster c;
+	raft_id lead, f;
+	raft_index commit;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	settle(&c, 3);
+	lead = cluster_leader(&c, 0);
+	f = a_follower(&c, 0);
+	fake_net_hold(c.net, f, RAFT_MSG_READINDEX_RESP, true);
+	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &old),
+	                 ENGINE_OK);
+	settle(&c, 3); /* the leader confirms it; its answer waits in the queue */
+	assert_false(old.done);
+	cluster_crash(&c, f);
+	assert_true(old.done);
+	propose_many(&c, p, 10, 1);
+	assert_true(cluster_status(&c, lead, 0, &st));
+	commit = st.commit;
+	assert_int_equal(cluster_restart(&c, f), ENGINE_OK);
+	assert_true(cluster_run(&c, knows_leader, &f, 100));
+	engine_run_round(c.nodes[f].e); /* (its engine sees that leader) */
+	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &w),
+	                 ENGINE_OK);
+	fake_net_hold(c.net, f, RAFT_MSG_READINDEX_RESP, false);
+	assert_true(cluster_run(&c, waited, &w, 50));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	if (w.res.index < commit)
+		fail_msg("the read completed at index %llu, below the commit index %llu when it "
+		         "was asked",
+		         (unsigned long long)w.res.index, (unsigned long long)commit);
+	check_acked(&c, p, 10);
+	cluster_destroy(&c);
+}
+
 /* A client that proposes its next entry from the completion callback. */
 struct chain {
 	struct cluster *c;
@@ -5795,6 +5854,7 @@ int main(void)
 	        cmocka_unit_test(test_reads_dropped_at_leader_loss),
 	        cmocka_unit_test(test_read_forwarded_to_deposed_leader),
 	        cmocka_unit_test(test_read_ends_when_group_freezes),
+	        cmocka_unit_test(test_old_engines_read_answer_ignored),
 	        cmocka_unit_test(test_nonvoter_and_snapshot),
 	        cmocka_unit_test(test_callbacks),
 	        cmocka_unit_test(test_chaos),
