@@ -239,6 +239,21 @@ void eng_cc_applied(struct engine *e, struct group *g, const struct raft_entry *
 	eng_waiter_done(e, g, &g->cc.w, ENGINE_ERR_DROPPED, g->cc.index);
 }
 
+void eng_end_unconfirmed_reads(struct engine *e, struct group *g, int rc)
+{
+	for (size_t i = 0; i < e->pend.cap && g->n_pending > 0; i++) {
+		struct pending *p = &e->pend.slots[i], op;
+
+		/* (a read whose index is known waits for its apply: still valid) */
+		if (p->key == 0 || p->group_id != g->id || p->kind != PK_READ || p->index != 0)
+			continue;
+		eng_pending_del(&e->pend, p, &op);
+		g->n_pending--;
+		i--; /* backward shift may have moved another entry here */
+		eng_complete(e, op.cb, op.ctx, rc, g->id, 0, 0);
+	}
+}
+
 void eng_leader_changed(struct engine *e, struct group *g)
 {
 	raft_index commit = raft_commit_index(g->r);
@@ -246,32 +261,32 @@ void eng_leader_changed(struct engine *e, struct group *g)
 
 	for (size_t i = 0; i < e->pend.cap && g->n_pending > 0; i++) {
 		struct pending *p = &e->pend.slots[i], op;
-		int rc;
 
-		if (p->key == 0 || p->group_id != g->id)
+		if (p->key == 0 || p->group_id != g->id || p->kind != PK_PROPOSAL)
 			continue;
-		if (p->kind == PK_PROPOSAL) {
-			/* Committed already: its fate is known, apply will tell. */
-			if (p->index != 0 && p->index <= commit) {
-				if (p->index > g->check_upto)
-					g->check_upto = p->index;
-				continue;
-			}
-			/* Our own term's entries are still ours while we lead. */
-			if (leader && p->index != 0 && p->term == raft_term_of(g->r))
-				continue;
-			rc = ENGINE_ERR_UNKNOWN;
-			g->stats.unknown_outcomes++;
-		} else {
-			if (p->index != 0)
-				continue; /* read index known: waits for apply */
-			rc = ENGINE_ERR_DROPPED;
+		/* Committed already: its fate is known, apply will tell. */
+		if (p->index != 0 && p->index <= commit) {
+			if (p->index > g->check_upto)
+				g->check_upto = p->index;
+			continue;
 		}
+		/* Our own term's entries are still ours while we lead. */
+		if (leader && p->index != 0 && p->term == raft_term_of(g->r))
+			continue;
+		g->stats.unknown_outcomes++;
 		eng_pending_del(&e->pend, p, &op);
 		g->n_pending--;
 		i--;
-		eng_complete(e, op.cb, op.ctx, rc, g->id, op.index, 0);
+		eng_complete(e, op.cb, op.ctx, ENGINE_ERR_UNKNOWN, g->id, op.index, 0);
 	}
+	/*
+	 * Reads still without an index: the core forgot its queue of requests
+	 * when its role or term changed (raft_ri_reset), this leader's own and
+	 * those followers forwarded, and answers none of them; a follower's
+	 * forward went to a leader that is no longer (or, refused as a stale
+	 * forward, never was) confirming it.  Nothing was read: retry.
+	 */
+	eng_end_unconfirmed_reads(e, g, ENGINE_ERR_DROPPED);
 	/*
 	 * A change not committed is no longer ours once we stop leading its term.
 	 * Except our own removal: a leader of two voters hands over instead of

@@ -699,8 +699,9 @@ int engine_create(const struct engine_config *cfg, const struct engine_storage_o
 		/*
 		 * New per incarnation: entries an earlier one proposed may still
 		 * be applied after a restart, and must not match this one's
-		 * proposals (series restart at 1).  48 random bits under the
-		 * node id; the clock only if the kernel has no randomness.
+		 * proposals (whose series may repeat an earlier one's).  48
+		 * random bits under the node id; the clock only if the kernel has
+		 * no randomness.
 		 */
 		uint64_t r = 0;
 		struct timespec ts;
@@ -713,6 +714,14 @@ int engine_create(const struct engine_config *cfg, const struct engine_storage_o
 		if (e->client_id == 0)
 			e->client_id = 1;
 	}
+	/*
+	 * Keys begin apart per engine too: a read's key is all that its request
+	 * and the leader's answer carry, and an answer to an earlier engine's read
+	 * (a transport queue outlives a connection) must complete no read of this
+	 * one (it carries an older index: a stale read,
+	 * test_old_engines_read_answer_ignored).  Proposals carry the client id.
+	 */
+	e->series = e->client_id << 16;
 	/* (engine_int.h: what names this engine's outgoing snapshot files apart from an
 	 * earlier engine's; the clock only if the kernel has no randomness) */
 	if (getrandom(&e->snap_tag, sizeof(e->snap_tag), 0) != (ssize_t)sizeof(e->snap_tag)) {

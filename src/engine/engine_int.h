@@ -481,6 +481,8 @@ bool eng_knows_address(const struct group *g, raft_id id);
 void eng_waiter_done(struct engine *e, struct group *g, struct waiter *w, int rc, raft_index index);
 /* Committed entries ents[0..n) were applied (g->applied moved): settle a tracked conf change. */
 void eng_cc_applied(struct engine *e, struct group *g, const struct raft_entry *ents, uint32_t n);
+/* Complete g's reads that have no read index yet with rc (none will come). */
+void eng_end_unconfirmed_reads(struct engine *e, struct group *g, int rc);
 /* Resolve everything of g pending at a leadership change. */
 void eng_leader_changed(struct engine *e, struct group *g);
 /* Fail every pending operation of g with rc (group stopping or failed). */

@@ -248,6 +248,10 @@ int eng_install(struct engine *e, struct group *g)
 	if (rc == ENGINE_IN_PROGRESS) {
 		eng_set_state(e, g,
 		              GS_RECOVERING); /* the Ready waits for engine_snapshot_recovered() */
+		/* Messages to the frozen group are dropped, a leader's answer to a read
+		 * forwarded from here among them: such a read ends now, as one asked
+		 * during the load (it waited out the request timeout). */
+		eng_end_unconfirmed_reads(e, g, ENGINE_ERR_BUSY);
 		return rc;
 	}
 	if (rc != ENGINE_OK) {

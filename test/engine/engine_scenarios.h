@@ -3052,6 +3052,283 @@ static void test_unknown_outcome(void **state)
 	cluster_destroy(&c);
 }
 
+/* Both reads of a pair are done. */
+static bool two_waited(struct cluster *c, void *arg)
+{
+	const struct engine_wait *w = arg;
+
+	(void)c;
+	return w[0].done && w[1].done;
+}
+
+/* Node id no longer leads group 0. */
+static bool deposed(struct cluster *c, void *arg)
+{
+	struct engine_group_status st;
+
+	return cluster_status(c, *(raft_id *)arg, 0, &st) && st.role != RAFT_LEADER;
+}
+
+/*
+ * A read waiting for its leader's confirmation round (thesis 6.4) when that
+ * leader loses its term is dropped (ENGINE_ERR_DROPPED: nothing was read,
+ * retry) as soon as the member that asked sees leadership move, not at the
+ * request timeout: the leader's own read when it steps down (CheckQuorum,
+ * in the same term), a follower's forwarded one when it sees the new term.
+ * A read whose index is known stays valid across the change and completes
+ * once applied.  (The Raft core forgets its queue at a role or term change,
+ * raft_ri_reset, and answers nothing: eng_leader_changed drops them.)
+ */
+static void test_reads_dropped_at_leader_loss(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_wait w[2], held = {0};
+	struct engine_group_status st;
+	struct prop p[10];
+	struct cluster c;
+	raft_id lead, f;
+	raft_index commit;
+	uint64_t t0;
+
+	(void)state;
+	memset(w, 0, sizeof(w));
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	settle(&c, 3);
+	lead = cluster_leader(&c, 0);
+	f = a_follower(&c, 0);
+	/* A read at f whose index is confirmed, above what f applied (held). */
+	kv_sm_set_busy(c.nodes[f].sm[0], true);
+	propose_many(&c, p, 10, 1);
+	assert_true(cluster_status(&c, lead, 0, &st));
+	commit = st.commit;
+	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &held),
+	                 ENGINE_OK);
+	settle(&c, 2);
+	assert_false(held.done);
+	/* Reads at the leader and at f; their confirmation round goes out, then
+	 * the leader is cut off before any acknowledgement reaches it. */
+	assert_int_equal(engine_read_index(c.nodes[lead].e, c.group_ids[0], engine_wait_cb, &w[0]),
+	                 ENGINE_OK);
+	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &w[1]),
+	                 ENGINE_OK);
+	cluster_step(&c);
+	fake_net_isolate(c.net, lead, true);
+	t0 = c.ticks;
+	assert_true(cluster_run(&c, two_waited, w, 4 * cfg.election_rtt));
+	if (c.ticks - t0 >= 3 * cfg.election_rtt)
+		fail_msg("the reads took %llu ticks, the request timeout is %u",
+		         (unsigned long long)(c.ticks - t0), 4 * cfg.election_rtt);
+	for (int i = 0; i < 2; i++)
+		if (w[i].res.rc != ENGINE_ERR_DROPPED)
+			fail_msg("the %s's read completed with %s, expected dropped",
+			         i == 0 ? "leader" : "follower", engine_strerror(w[i].res.rc));
+	assert_true(cluster_run(&c, new_leader, &lead, 100));
+	if (held.done)
+		fail_msg("the confirmed read completed with %s at the leadership change",
+		         engine_strerror(held.res.rc));
+	kv_sm_set_busy(c.nodes[f].sm[0], false);
+	engine_sm_resume(c.nodes[f].e, c.group_ids[0]);
+	assert_true(cluster_run(&c, waited, &held, 50));
+	assert_int_equal(held.res.rc, ENGINE_OK);
+	assert_true(held.res.index >= commit);
+	assert_true(kv_sm_applied(c.nodes[f].sm[0]) >= held.res.index);
+	/* The old leader comes back as a follower; reads work again there. */
+	fake_net_isolate(c.net, lead, false);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	memset(w, 0, sizeof(w));
+	assert_int_equal(engine_read_index(c.nodes[lead].e, c.group_ids[0], engine_wait_cb, &w[0]),
+	                 ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w[0], 50));
+	assert_int_equal(w[0].res.rc, ENGINE_OK);
+	check_acked(&c, p, 10);
+	cluster_destroy(&c);
+}
+
+/*
+ * A follower forwards a read to the leader it knows, which has stepped down
+ * (CheckQuorum: three of five members cut off) in the same term: the core
+ * there drops the forward ("a stale forward") and answers nothing.  The
+ * follower's read is dropped once the follower itself sees no leader (its
+ * election timeout), well before the request timeout.
+ */
+static void test_read_forwarded_to_deposed_leader(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_wait w = {0};
+	struct engine_group_status st;
+	struct cluster c;
+	raft_id lead, f = 0;
+	raft_term term;
+	uint64_t t0;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 5, 5, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	settle(&c, 3);
+	lead = cluster_leader(&c, 0);
+	f = a_follower(&c, 0);
+	for (raft_id id = 1; id <= 5; id++)
+		if (id != lead && id != f)
+			fake_net_isolate(c.net, id, true);
+	assert_true(cluster_run(&c, deposed, &lead, 4 * cfg.election_rtt));
+	assert_true(cluster_status(&c, lead, 0, &st));
+	term = st.term;
+	assert_true(cluster_status(&c, f, 0, &st));
+	assert_int_equal(st.leader, lead); /* f still follows it */
+	assert_int_equal(st.term, term);
+	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &w),
+	                 ENGINE_OK);
+	t0 = c.ticks;
+	assert_true(cluster_run(&c, waited, &w, 4 * cfg.election_rtt));
+	if (w.res.rc != ENGINE_ERR_DROPPED)
+		fail_msg("the read completed with %s, expected dropped", engine_strerror(w.res.rc));
+	if (c.ticks - t0 >= 3 * cfg.election_rtt)
+		fail_msg("the read took %llu ticks, the request timeout is %u",
+		         (unsigned long long)(c.ticks - t0), 4 * cfg.election_rtt);
+	cluster_destroy(&c);
+}
+
+/*
+ * A follower forwards a read, then starts to load a snapshot in the
+ * background (its leader compacted past its log while it was down): the
+ * group is frozen for the load, and the messages that reach it meanwhile
+ * are dropped, the leader's answer to the read among them.  The read ends
+ * when the load begins, with ENGINE_ERR_BUSY as a read asked during the
+ * load does; before, it waited out the request timeout and said no quorum
+ * confirmed the leader.
+ */
+static void test_read_ends_when_group_freezes(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_wait w = {0};
+	struct engine_group_status st;
+	struct cluster c;
+	struct prop *p = calloc(300, sizeof(*p));
+	raft_id lead, f;
+	int steps = 0;
+
+	(void)state;
+	assert_non_null(p);
+	cfg.snapshot_entries = 100;
+	cfg.compaction_overhead = 20;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	lead = cluster_leader(&c, 0);
+	f = a_follower(&c, 0);
+	cluster_crash(&c, f);
+	propose_many(&c, p, 300, 1);
+	assert_true(cluster_status(&c, lead, 0, &st));
+	assert_true(st.first_index > 2); /* compacted: f needs a snapshot */
+	/* f loads in the background for longer than the request timeout */
+	c.sm_async_ticks = 6 * cfg.election_rtt;
+	kv_sm_set_async(c.nodes[f].sm[0], true);
+	assert_int_equal(cluster_restart(&c, f), ENGINE_OK);
+	/* step by step until f hears of the leader (before its snapshot comes) */
+	while ((!cluster_status(&c, f, 0, &st) || st.leader == 0) && steps++ < 1000) {
+		bool work = fake_net_queued(c.net) > 0;
+
+		for (raft_id id = 1; id <= 3; id++)
+			work = work || engine_has_work(c.nodes[id].e);
+		if (work)
+			cluster_step(&c);
+		else
+			cluster_tick(&c);
+	}
+	assert_int_equal(st.leader, lead);
+	/* (f's round sees the new leader: a read asked before it, under the
+	 * leader the round has not seen, would be dropped as one of the old) */
+	engine_run_round(c.nodes[f].e);
+	assert_true(cluster_status(&c, f, 0, &st));
+	assert_int_equal(st.state, ENGINE_GROUP_ACTIVE);
+	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &w),
+	                 ENGINE_OK);
+	/* f forwards it, then the snapshot comes and f freezes to load it */
+	for (steps = 0;
+	     steps < 20 && cluster_status(&c, f, 0, &st) && st.state != ENGINE_GROUP_RECOVERING;
+	     steps++)
+		cluster_step(&c);
+	assert_int_equal(st.state, ENGINE_GROUP_RECOVERING);
+	if (!w.done) {
+		uint64_t t0 = c.ticks;
+
+		assert_true(cluster_run(&c, waited, &w, 100));
+		fail_msg("the read waited %llu ticks while its member loaded a snapshot, then %s",
+		         (unsigned long long)(c.ticks - t0), engine_strerror(w.res.rc));
+	}
+	assert_int_equal(w.res.rc, ENGINE_ERR_BUSY);
+	/* after the load, reads there work */
+	assert_true(cluster_run(&c, all_converged, NULL, 20 * cfg.election_rtt));
+	assert_true(kv_sm_recoveries(c.nodes[f].sm[0]) >= 1);
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &w),
+	                 ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w, 50));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	check_acked(&c, p, 300);
+	cluster_destroy(&c);
+	free(p);
+}
+
+/* Node id knows the leader of group 0. */
+static bool knows_leader(struct cluster *c, void *arg)
+{
+	struct engine_group_status st;
+
+	return cluster_status(c, *(raft_id *)arg, 0, &st) && st.leader != 0;
+}
+
+/*
+ * The leader's answer to a read that an earlier engine of this node
+ * forwarded (kept in a transport queue that outlived that engine, and
+ * delivered to the next one) completes no read of the next engine: a read's
+ * key, which its request and answer carry, is new per engine.  Before, each
+ * engine's keys began at 1, and that answer completed the next engine's
+ * first read with its older index, below entries committed before that
+ * read was asked: a stale "linearizable" read.
+ */
+static void test_old_engines_read_answer_ignored(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_wait old = {0}, w = {0};
+	struct engine_group_status st;
+	struct prop p[10];
+	struct cluster c;
+	raft_id lead, f;
+	raft_index commit;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	settle(&c, 3);
+	lead = cluster_leader(&c, 0);
+	f = a_follower(&c, 0);
+	fake_net_hold(c.net, f, RAFT_MSG_READINDEX_RESP, true);
+	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &old),
+	                 ENGINE_OK);
+	settle(&c, 3); /* the leader confirms it; its answer waits in the queue */
+	assert_false(old.done);
+	cluster_crash(&c, f);
+	assert_true(old.done);
+	propose_many(&c, p, 10, 1);
+	assert_true(cluster_status(&c, lead, 0, &st));
+	commit = st.commit;
+	assert_int_equal(cluster_restart(&c, f), ENGINE_OK);
+	assert_true(cluster_run(&c, knows_leader, &f, 100));
+	engine_run_round(c.nodes[f].e); /* (its engine sees that leader) */
+	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &w),
+	                 ENGINE_OK);
+	fake_net_hold(c.net, f, RAFT_MSG_READINDEX_RESP, false);
+	assert_true(cluster_run(&c, waited, &w, 50));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	if (w.res.index < commit)
+		fail_msg("the read completed at index %llu, below the commit index %llu when it "
+		         "was asked",
+		         (unsigned long long)w.res.index, (unsigned long long)commit);
+	check_acked(&c, p, 10);
+	cluster_destroy(&c);
+}
+
 /* A client that proposes its next entry from the completion callback. */
 struct chain {
 	struct cluster *c;
@@ -5574,6 +5851,10 @@ int main(void)
 	        cmocka_unit_test(test_follower_ops),
 	        cmocka_unit_test(test_crash_loop),
 	        cmocka_unit_test(test_unknown_outcome),
+	        cmocka_unit_test(test_reads_dropped_at_leader_loss),
+	        cmocka_unit_test(test_read_forwarded_to_deposed_leader),
+	        cmocka_unit_test(test_read_ends_when_group_freezes),
+	        cmocka_unit_test(test_old_engines_read_answer_ignored),
 	        cmocka_unit_test(test_nonvoter_and_snapshot),
 	        cmocka_unit_test(test_callbacks),
 	        cmocka_unit_test(test_chaos),

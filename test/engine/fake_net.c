@@ -26,6 +26,8 @@ struct fake_net {
 	bool isolated[FAKE_NET_MAX_NODES];
 	bool strict; /* fake_net_strict_peers */
 	bool refuses_snapshots[FAKE_NET_MAX_NODES];
+	bool held[FAKE_NET_MAX_NODES];          /* fake_net_hold */
+	uint32_t held_type[FAKE_NET_MAX_NODES];
 	uint64_t no_room[FAKE_NET_MAX_NODES][3]; /* need, free, min_free its refusals report */
 	struct qmsg **q;
 	size_t n, cap;
@@ -265,10 +267,43 @@ static void say_no_room(struct fake_net *n, const struct raft_message *m)
 	engine_snapshot_refused_by(n->engines[m->from], m->group_id, m->to, r[0], r[1], r[2]);
 }
 
+void fake_net_hold(struct fake_net *n, raft_id id, uint32_t type, bool hold)
+{
+	n->held[id] = hold;
+	n->held_type[id] = type;
+}
+
+static bool is_held(const struct fake_net *n, const struct qmsg *q)
+{
+	raft_id to = q->m.to;
+
+	return to < FAKE_NET_MAX_NODES && n->held[to] && q->m.type == n->held_type[to] &&
+	       q->path == NULL;
+}
+
+/* Put the messages kept[0..k) back ahead of those queued since. */
+static void requeue(struct fake_net *n, struct qmsg **kept, size_t k)
+{
+	struct qmsg **nq;
+
+	if (k == 0)
+		return;
+	nq = malloc((k + n->n) * sizeof(*nq));
+	if (nq == NULL)
+		abort(); /* (a test network) */
+	memcpy(nq, kept, k * sizeof(*nq));
+	if (n->n > 0)
+		memcpy(nq + k, n->q, n->n * sizeof(*nq));
+	free(n->q);
+	n->q = nq;
+	n->n += k;
+	n->cap = n->n;
+}
+
 size_t fake_net_deliver(struct fake_net *n)
 {
 	struct qmsg **batch = n->q;
-	size_t count = n->n, delivered = 0;
+	size_t count = n->n, delivered = 0, k = 0;
 
 	n->q = NULL;
 	n->n = n->cap = 0;
@@ -278,6 +313,10 @@ size_t fake_net_deliver(struct fake_net *n)
 		/* (a node that is no peer of the receiver is refused there) */
 		bool ok = up(n, m->from) && up(n, m->to) && (!n->strict || n->ep[m->to].peers[m->from]);
 
+		if (is_held(n, q)) {
+			batch[k++] = q; /* (i >= k: not visited again) */
+			continue;
+		}
 		if (q->path != NULL) {
 			if (ok && n->refuses_snapshots[m->to])
 				say_no_room(n, m);
@@ -302,13 +341,18 @@ size_t fake_net_deliver(struct fake_net *n)
 		}
 		qfree(q);
 	}
+	requeue(n, batch, k);
 	free(batch);
 	return delivered;
 }
 
 size_t fake_net_queued(const struct fake_net *n)
 {
-	return n->n;
+	size_t k = 0;
+
+	for (size_t i = 0; i < n->n; i++)
+		k += !is_held(n, n->q[i]);
+	return k;
 }
 
 uint64_t fake_net_sent(const struct fake_net *n)

@@ -39,7 +39,11 @@ void fake_net_no_room(struct fake_net *n, raft_id id, uint64_t need, uint64_t fr
  * members): a send to a node that is no peer of the sender fails, a message from a node that
  * is no peer of the receiver is dropped, remove_peer drops what waits between the two. */
 void fake_net_strict_peers(struct fake_net *n, bool strict);
-/* Deliver everything queued so far; returns the number of messages delivered. */
+/* Hold messages of `type` to node id in the queue, in order, neither delivered nor lost
+ * whatever happens to the node meanwhile, until called again with hold false: a transport
+ * whose queue outlives a connection and reaches the node's next engine. */
+void fake_net_hold(struct fake_net *n, raft_id id, uint32_t type, bool hold);
+/* Deliver everything queued so far (but what is held); returns the number delivered. */
 size_t fake_net_deliver(struct fake_net *n);
 /* Whether node id's network knows peer (add_peer, and no remove_peer since). */
 bool fake_net_has_peer(const struct fake_net *n, raft_id id, raft_id peer);
