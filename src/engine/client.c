@@ -35,6 +35,15 @@ static void put64(uint8_t *p, uint64_t v)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
+/* The next proposal or read key: never 0, which marks a free slot of the
+ * pending table (the keys begin at a random point: engine_create). */
+static uint64_t next_key(struct engine *e)
+{
+	if (++e->series == 0)
+		++e->series;
+	return e->series;
+}
+
 int engine_propose(struct engine *e, uint64_t group_id, const void *data, uint32_t len,
                    engine_done_cb cb, void *ctx)
 {
@@ -58,7 +67,7 @@ int engine_propose(struct engine *e, uint64_t group_id, const void *data, uint32
 	if (rc != ENGINE_OK)
 		return rc;
 	memset(&p, 0, sizeof(p));
-	p.key = ++e->series;
+	p.key = next_key(e);
 	put64(e->scratch, e->client_id);
 	put64(e->scratch + 8, p.key);
 	if (len > 0)
@@ -95,7 +104,7 @@ int engine_read_index(struct engine *e, uint64_t group_id, engine_done_cb cb, vo
 	if (rc != ENGINE_OK)
 		return rc;
 	memset(&p, 0, sizeof(p));
-	p.key = ++e->series;
+	p.key = next_key(e);
 	p.group_id = group_id;
 	p.kind = PK_READ;
 	p.deadline = e->now + e->cfg.request_timeout_ticks;

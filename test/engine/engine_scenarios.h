@@ -658,6 +658,12 @@ static void test_leader_crash(void **state)
 	free(p);
 }
 
+static bool waited_prop(struct cluster *c, void *arg)
+{
+	(void)c;
+	return ((struct prop *)arg)->done;
+}
+
 static bool waited(struct cluster *c, void *arg)
 {
 	(void)c;
@@ -3329,6 +3335,38 @@ static void test_old_engines_read_answer_ignored(void **state)
 	cluster_destroy(&c);
 }
 
+/*
+ * The keys of reads and proposals wrap past 0 (they begin at a point drawn
+ * from the client id): key 0 marks a free slot of the pending table, and a
+ * read under it never completed.
+ */
+static void test_keys_skip_zero(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_wait w[3];
+	struct prop p;
+	struct cluster c;
+
+	(void)state;
+	memset(w, 0, sizeof(w));
+	assert_int_equal(cluster_init_with(&c, test_storage, 1, 1, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	settle(&c, 3);
+	c.nodes[1].e->series = UINT64_MAX - 1;
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(engine_read_index(c.nodes[1].e, c.group_ids[0], engine_wait_cb, &w[i]),
+		                 ENGINE_OK);
+		assert_true(cluster_run(&c, waited, &w[i], 20));
+		assert_int_equal(w[i].res.rc, ENGINE_OK);
+	}
+	c.nodes[1].e->series = UINT64_MAX;
+	assert_int_equal(propose(&c, 0, &p, 7), ENGINE_OK);
+	assert_true(cluster_run(&c, waited_prop, &p, 20));
+	assert_int_equal(p.rc, ENGINE_OK);
+	assert_int_equal(kv_sm_count(c.nodes[1].sm[0]), 1);
+	cluster_destroy(&c);
+}
+
 /* A client that proposes its next entry from the completion callback. */
 struct chain {
 	struct cluster *c;
@@ -5476,12 +5514,6 @@ static void test_log_digest(void **state)
 #if defined(TEST_ENGINE_FAKE) && TEST_ENGINE_DEFER
 /* ---- deferred leader syncs (engine_config.defer_leader_sync) ---- */
 
-static bool waited_prop(struct cluster *c, void *arg)
-{
-	(void)c;
-	return ((struct prop *)arg)->done;
-}
-
 /* The leader writes its entries unsynced and syncs them in the background. */
 static void test_deferred_writes(void **state)
 {
@@ -5855,6 +5887,7 @@ int main(void)
 	        cmocka_unit_test(test_read_forwarded_to_deposed_leader),
 	        cmocka_unit_test(test_read_ends_when_group_freezes),
 	        cmocka_unit_test(test_old_engines_read_answer_ignored),
+	        cmocka_unit_test(test_keys_skip_zero),
 	        cmocka_unit_test(test_nonvoter_and_snapshot),
 	        cmocka_unit_test(test_callbacks),
 	        cmocka_unit_test(test_chaos),
