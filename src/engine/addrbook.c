@@ -29,6 +29,9 @@
  * stamp for it (engine_learn_address_at): older than the one dialed, say a
  * correction a user gave since, it changes nothing, in whatever group and
  * order it arrives; the engine's clock goes past every stamp it is given.
+ * So does the address a membership change brings: stamped by its proposer
+ * when given (eng_cc_context), learned as of then wherever and however
+ * late the change applies (eng_learn_cc_address).
  */
 #include <stdio.h>
 #include <string.h>
@@ -251,20 +254,19 @@ static bool held_elsewhere(const struct engine *e, const struct group *g, raft_i
 }
 
 /*
- * id is at addr: kept in g's book and learned now (the network dials the
- * address learned last).  One the book holds already is learned again only
- * when `again` and another is dialed: a user gives it back (review 29 F1:
- * join_group putting back an address that a typo in another group's change
- * had replaced left the typo dialed); the log's changes do not.
+ * id is at addr, as a user gives it (join_group here): kept in g's book and
+ * learned now (the network dials the address learned last).  One the book
+ * holds already is learned again when another is dialed: a user gives it
+ * back (review 29 F1: join_group putting back an address that a typo in
+ * another group's change had replaced left the typo dialed).
  *
- * `again` is a user's correction (join_group here), and a node's address is
- * the node's, not a group's: every other group's book here that keeps id
- * takes it too, with the same stamp, so that no stale book brings the old
- * one back (review 35 N1: removed from the corrected group, the node was
- * dialed at the address another group's book still held).
+ * A node's address is the node's, not a group's: every other group's book
+ * here that keeps id takes it too, with the same stamp, so that no stale
+ * book brings the old one back (review 35 N1: removed from the corrected
+ * group, the node was dialed at the address another group's book still
+ * held).
  */
-static int learn(struct engine *e, struct group *g, raft_id id, const char *addr, size_t len,
-                 bool again)
+static int learn(struct engine *e, struct group *g, raft_id id, const char *addr, size_t len)
 {
 	struct engine_member *m;
 	const char *dialed;
@@ -275,7 +277,7 @@ static int learn(struct engine *e, struct group *g, raft_id id, const char *addr
 		return ENGINE_OK;
 	m = book_find(g, id);
 	if (m != NULL && strlen(m->addr) == len && memcmp(m->addr, addr, len) == 0 &&
-	    (!again || id == e->cfg.node_id ||
+	    (id == e->cfg.node_id ||
 	     (((dialed = engine_peer_address(e, id)) == NULL || strcmp(dialed, m->addr) == 0) &&
 	      !held_elsewhere(e, g, id, addr, len, 0, false))))
 		return ENGINE_OK;
@@ -283,7 +285,7 @@ static int learn(struct engine *e, struct group *g, raft_id id, const char *addr
 		return rc;
 	stamp = learn_stamp(e);
 	rc = book_set(e, g, m, addr, len, stamp);
-	for (size_t i = 0; again && rc == ENGINE_OK && i < e->n_groups; i++) {
+	for (size_t i = 0; rc == ENGINE_OK && i < e->n_groups; i++) {
 		struct group *h = e->groups[i];
 		struct engine_member *hm = h != g ? book_find(h, id) : NULL;
 
@@ -299,8 +301,9 @@ static int learn(struct engine *e, struct group *g, raft_id id, const char *addr
  * newer address already, whichever group brought it (an older address that
  * another group replicates late does not undo a correction: user28), or when
  * the book holds a newer one or this one; else the book keeps it with its
- * stamp and the network dials it.  One the book lacks is kept all the same
- * (the group accepts the node's messages), dialed only if newest.  The
+ * stamp and the network dials it.  A node the book lacks is kept all the
+ * same (the group accepts the node's messages), at the address dialed if
+ * that one is newer.  The
  * engine's clock goes past the stamp: what this node learns later is newer.
  */
 static int learn_at(struct engine *e, struct group *g, raft_id id, const char *addr, size_t len,
@@ -323,12 +326,84 @@ static int learn_at(struct engine *e, struct group *g, raft_id id, const char *a
 		return ENGINE_OK;
 	if (m == NULL && (rc = book_add(e, g, id, &m)) != ENGINE_OK)
 		return rc;
+	/* A book that lacked the node takes the newer address dialed, not this
+	 * older one, which a removal from the other groups would fall back to (a
+	 * node's address is the node's: review 35 N1). */
+	if (p != NULL && p->learned > learned)
+		return book_set(e, g, m, p->addr, strlen(p->addr), p->learned);
 	return book_set(e, g, m, addr, len, learned);
 }
 
-int eng_learn_address(struct engine *e, struct group *g, raft_id id, const char *addr, size_t len)
+/*
+ * id is at addr, replicated without a stamp: as new as what g's book held
+ * for id before (0 when nothing), so it is learned in g's log order but
+ * never over a newer address from elsewhere; a book address that another
+ * group's book holds with the same stamp (a correction given there: learn)
+ * counts as just newer.
+ */
+static int learn_unstamped(struct engine *e, struct group *g, raft_id id, const char *addr,
+                           size_t len)
 {
-	return learn(e, g, id, addr, len, false);
+	const struct engine_member *m = book_find(g, id);
+	uint64_t learned = 0;
+
+	if (m != NULL) {
+		learned = m->learned;
+		if (learned > 0 && (strlen(m->addr) != len || memcmp(m->addr, addr, len) != 0) &&
+		    held_elsewhere(e, g, id, m->addr, strlen(m->addr), learned, true))
+			learned--;
+	}
+	return learn_at(e, g, id, addr, len, learned);
+}
+
+size_t eng_cc_context(uint8_t *buf, const char *addr, uint64_t learned)
+{
+	size_t len = strlen(addr);
+
+	memcpy(buf, addr, len);
+	buf[len] = '\0';
+	buf[len + 1] = ENG_CC_STAMPED;
+	eng_put64(buf + len + 2, learned);
+	return len + 10;
+}
+
+int eng_cc_address(const uint8_t *ctx, size_t len, struct eng_cc_address *out, char *why,
+                   size_t cap)
+{
+	const uint8_t *nul = len > 0 ? memchr(ctx, '\0', len) : NULL;
+	size_t alen = nul != NULL ? (size_t)(nul - ctx) : len;
+
+	memset(out, 0, sizeof(*out));
+	if (alen == 0 || alen >= ENGINE_ADDR_MAX) {
+		snprintf(why, cap, "an address of %zu bytes (1 to %d)", alen, ENGINE_ADDR_MAX - 1);
+		return ENGINE_ERR_INVALID;
+	}
+	if (nul != NULL && len != alen + 10) {
+		snprintf(why, cap,
+		         "%zu bytes after the address, not its stamp (a version and 8 bytes)",
+		         len - alen - 1);
+		return ENGINE_ERR_INVALID;
+	}
+	if (nul != NULL && ctx[alen + 1] != ENG_CC_STAMPED) {
+		snprintf(why, cap, "a stamp of version %u (this build reads %d)", ctx[alen + 1],
+		         ENG_CC_STAMPED);
+		return ENGINE_ERR_INVALID;
+	}
+	out->addr = (const char *)ctx;
+	out->len = alen;
+	if (nul != NULL && (out->learned = eng_get64(ctx + alen + 2)) == 0) {
+		snprintf(why, cap, "an address stamped 0");
+		return ENGINE_ERR_INVALID;
+	}
+	return ENGINE_OK;
+}
+
+int eng_learn_cc_address(struct engine *e, struct group *g, raft_id id,
+                         const struct eng_cc_address *a)
+{
+	if (a->learned == 0)
+		return learn_unstamped(e, g, id, a->addr, a->len);
+	return learn_at(e, g, id, a->addr, a->len, a->learned);
 }
 
 int engine_learn_address(struct engine *e, uint64_t group_id, raft_id node_id, const char *addr)
@@ -338,7 +413,7 @@ int engine_learn_address(struct engine *e, uint64_t group_id, raft_id node_id, c
 	if (g == NULL)
 		return eng_err(e, ENGINE_ERR_NO_GROUP, "group %llu is not here",
 		               (unsigned long long)group_id);
-	return learn(e, g, node_id, addr, strlen(addr), true);
+	return learn(e, g, node_id, addr, strlen(addr));
 }
 
 int engine_learn_address_at(struct engine *e, uint64_t group_id, raft_id node_id, const char *addr,
@@ -356,22 +431,11 @@ int engine_learn_address_unstamped(struct engine *e, uint64_t group_id, raft_id 
                                    const char *addr)
 {
 	struct group *g = eng_group(e, group_id);
-	const struct engine_member *m;
-	uint64_t learned = 0;
 
 	if (g == NULL)
 		return eng_err(e, ENGINE_ERR_NO_GROUP, "group %llu is not here",
 		               (unsigned long long)group_id);
-	m = book_find(g, node_id);
-	if (m != NULL) {
-		learned = m->learned;
-		/* The book's address came from another group (a correction given
-		 * there: learn), not from this group's log: older than it. */
-		if (learned > 0 && strcmp(m->addr, addr) != 0 &&
-		    held_elsewhere(e, g, node_id, m->addr, strlen(m->addr), learned, true))
-			learned--;
-	}
-	return learn_at(e, g, node_id, addr, strlen(addr), learned);
+	return learn_unstamped(e, g, node_id, addr, strlen(addr));
 }
 
 uint64_t engine_peer_learned(const struct engine *e, raft_id node_id)

@@ -29,12 +29,6 @@ static int op_group(struct engine *e, uint64_t group_id, struct group **gp)
 	return ENGINE_OK;
 }
 
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
 /* The next proposal or read key: never 0, which marks a free slot of the
  * pending table (the keys begin at a random point: engine_create). */
 static uint64_t next_key(struct engine *e)
@@ -68,8 +62,8 @@ int engine_propose(struct engine *e, uint64_t group_id, const void *data, uint32
 		return rc;
 	memset(&p, 0, sizeof(p));
 	p.key = next_key(e);
-	put64(e->scratch, e->client_id);
-	put64(e->scratch + 8, p.key);
+	eng_put64(e->scratch, e->client_id);
+	eng_put64(e->scratch + 8, p.key);
 	if (len > 0)
 		memcpy(e->scratch + ENGINE_HEADER_BYTES, data, len);
 	/* Reserve the slot first so that no completion can be lost to ENOMEM. */
@@ -127,6 +121,7 @@ static int conf_change(struct engine *e, uint64_t group_id, uint32_t type, raft_
                        const char *addr, engine_done_cb cb, void *ctx)
 {
 	struct raft_conf_change cc;
+	uint8_t context[ENG_CC_CONTEXT_MAX];
 	struct group *g;
 	raft_index idx = 0;
 	int rc;
@@ -143,9 +138,11 @@ static int conf_change(struct engine *e, uint64_t group_id, uint32_t type, raft_
 	memset(&cc, 0, sizeof(cc));
 	cc.type = type;
 	cc.node_id = node_id;
-	if (addr != NULL) {
-		cc.context = (const uint8_t *)addr;
-		cc.context_len = (uint32_t)strlen(addr);
+	if (addr != NULL && addr[0] != '\0') {
+		/* Stamped as given now: a correction given later wins wherever and
+		 * whenever the change is applied (user28). */
+		cc.context = context;
+		cc.context_len = (uint32_t)eng_cc_context(context, addr, engine_address_stamp(e));
 	}
 	rc = eng_raft_rc(e, g, raft_propose_conf_change(g->r, &cc, &idx), "a membership change");
 	if (rc != ENGINE_OK)

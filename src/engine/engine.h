@@ -499,7 +499,9 @@ int engine_propose(struct engine *e, uint64_t group_id, const void *data, uint32
  * state machine holds the group's entries back (apply_busy), once request_timeout_ticks
  * passed: the caller then waits until its state machine applied that index. */
 int engine_read_index(struct engine *e, uint64_t group_id, engine_done_cb cb, void *ctx);
-/* Add a voter (or promote a non-voter); cb once the change is applied here. */
+/* Add a voter (or promote a non-voter: addr NULL); cb once the change is applied here.
+ * The change carries addr with a stamp of now (engine_address_stamp): every member
+ * learns it as given then, so a correction given later wins wherever it applies. */
 int engine_add_member(struct engine *e, uint64_t group_id, raft_id node_id, const char *addr,
                       engine_done_cb cb, void *ctx);
 /* Add a non-voting member; cb once the change is applied here. */

@@ -385,6 +385,22 @@ static inline bool eng_live(const struct group *g)
 	return g->state == GS_ACTIVE;
 }
 
+/* 8 bytes little-endian: the engine's entry header, a membership change's address stamp. */
+static inline void eng_put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint64_t eng_get64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
 /* ---- engine.c ---- */
 
 /* Find a running group. */
@@ -460,8 +476,29 @@ int eng_book_save(struct engine *e, struct group *g);
 void eng_book_free(struct engine *e, struct group *g);
 /* g's initial voters (none when it joined). */
 const struct raft_membership *eng_book_initial(const struct group *g);
-/* Learn a member's address (bootstrap record, transport). */
-int eng_learn_address(struct engine *e, struct group *g, raft_id id, const char *addr, size_t len);
+/*
+ * The context of a membership change that adds a node (client.c proposes
+ * it, round.c applies it): the node's address, a NUL, ENG_CC_STAMPED and the
+ * proposer's stamp for the address (8 bytes, little-endian: when it was
+ * given), so that every member learns it as of then, however late it applies
+ * the change (user28).  Older builds wrote the address alone (no NUL):
+ * unstamped, learned as engine_learn_address_unstamped learns an address.
+ */
+#define ENG_CC_STAMPED     1
+#define ENG_CC_CONTEXT_MAX (ENGINE_ADDR_MAX + 9) /* an address, NUL, version, stamp */
+struct eng_cc_address {
+	const char *addr; /* len bytes, not NUL-terminated */
+	size_t len;
+	uint64_t learned; /* the proposer's stamp; 0: unstamped (an older build's change) */
+};
+/* The context for addr (strlen < ENGINE_ADDR_MAX) given at stamp learned (> 0): its length. */
+size_t eng_cc_context(uint8_t *buf, const char *addr, uint64_t learned);
+/* Decode a context strictly: ENGINE_OK, or ENGINE_ERR_INVALID with what is wrong in why. */
+int eng_cc_address(const uint8_t *ctx, size_t len, struct eng_cc_address *out, char *why,
+                   size_t cap);
+/* Learn the address a membership change brought (a, decoded by eng_cc_address). */
+int eng_learn_cc_address(struct engine *e, struct group *g, raft_id id,
+                         const struct eng_cc_address *a);
 /* Node id left g: its address leaves g's book (saved), and the network once no group needs it. */
 int eng_forget_address(struct engine *e, struct group *g, raft_id id);
 /* eng_forget_address for each of m's removed ids that g's book lists. */

@@ -11,15 +11,6 @@
 
 #include "engine/engine_int.h"
 
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
 /* Sends g's messages that may (early) or may not precede its save; true if any. */
 static bool send_msgs(struct engine *e, struct group *g, bool early)
 {
@@ -140,17 +131,27 @@ static void apply(struct engine *e, struct group *g)
 		if (c->type == RAFT_ENTRY_CONF_CHANGE) {
 			struct raft_conf_change cc;
 			struct raft_membership out;
-			bool decoded;
+			struct eng_cc_address ca = {0};
+			char why[96];
+			bool decoded = raft_conf_change_decode(c->data, c->len, &cc) == RAFT_OK;
 
+			snprintf(what, sizeof(what), "applying the membership change at index %llu",
+			         (unsigned long long)c->index);
+			/* (Its address decodes strictly: a malformed one stops every
+			 * replica before the change applies.) */
+			if (decoded && cc.context_len > 0 &&
+			    eng_cc_address(cc.context, cc.context_len, &ca, why, sizeof(why)) !=
+			            ENGINE_OK) {
+				eng_group_failed(e, g, ENGINE_ERR_RAFT, "%s (node %llu: %s)", what,
+				                 (unsigned long long)cc.node_id, why);
+				return;
+			}
 			rc = raft_apply_conf_change(g->r, c, &out);
 			if (rc == RAFT_ERR_NOMEM) {
 				n = i; /* applied whole or not at all: retried from here */
 				break;
 			}
 			if (rc != RAFT_OK) {
-				snprintf(what, sizeof(what),
-				         "applying the membership change at index %llu",
-				         (unsigned long long)c->index);
 				if (rc ==
 				    RAFT_ERR_INVALID) /* a malformed entry: every replica stops */
 					eng_group_failed(e, g, ENGINE_ERR_RAFT, "%s (%s)", what,
@@ -162,16 +163,14 @@ static void apply(struct engine *e, struct group *g)
 			g->conf = out;
 			/* (One the book holds already, applied again at a restart, is not
 			 * learned again: a later correction stays.) */
-			decoded = c->index > g->book.index &&
-			          raft_conf_change_decode(c->data, c->len, &cc) == RAFT_OK;
+			decoded = decoded && c->index > g->book.index;
 			g->book.at = c->index;
 			if (decoded && cc.type == RAFT_CC_REMOVE) {
 				eng_linger_peer(e, cc.node_id); /* (its bye: addrbook.c) */
 				eng_forget_address(e, g, cc.node_id);
 			}
-			else if (decoded && cc.context_len > 0)
-				eng_learn_address(e, g, cc.node_id, (const char *)cc.context,
-				                  cc.context_len);
+			else if (decoded && ca.len > 0)
+				eng_learn_cc_address(e, g, cc.node_id, &ca);
 			g->book.at = 0;
 		} else if (c->len >= ENGINE_HEADER_BYTES) {
 			s->len = c->len - ENGINE_HEADER_BYTES;
@@ -200,9 +199,9 @@ static void apply(struct engine *e, struct group *g)
 		struct pending *p, op;
 
 		if (c->index <= g->applied || c->type == RAFT_ENTRY_CONF_CHANGE ||
-		    c->len < ENGINE_HEADER_BYTES || get64(c->data) != e->client_id)
+		    c->len < ENGINE_HEADER_BYTES || eng_get64(c->data) != e->client_id)
 			continue;
-		p = eng_pending_get(&e->pend, get64(c->data + 8));
+		p = eng_pending_get(&e->pend, eng_get64(c->data + 8));
 		if (p == NULL || p->group_id != g->id || p->kind != PK_PROPOSAL)
 			continue;
 		eng_pending_del(&e->pend, p, &op);

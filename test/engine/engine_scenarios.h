@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -2252,23 +2253,32 @@ static void assert_dials(const struct cluster *c, const char *want, const char *
 	}
 }
 
+/* Nodes 1..3 applied node 4's addition to group *(int *)arg. */
+static bool four_added_to(struct cluster *c, void *arg)
+{
+	struct engine_group_status st;
+	int gi = *(int *)arg;
+
+	for (raft_id id = 1; id <= 3; id++) {
+		bool found = false;
+
+		if (!cluster_status(c, id, gi, &st))
+			return false;
+		for (uint32_t k = 0; k < st.membership.n_nonvoters; k++)
+			found = found || st.membership.nonvoters[k] == 4;
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
 /* Nodes 1..3 applied node 4's addition to every group. */
 static bool four_added_everywhere(struct cluster *c, void *arg)
 {
-	struct engine_group_status st;
-
 	(void)arg;
-	for (raft_id id = 1; id <= 3; id++)
-		for (int gi = 0; gi < c->n_groups; gi++) {
-			bool found = false;
-
-			if (!cluster_status(c, id, gi, &st))
-				return false;
-			for (uint32_t k = 0; k < st.membership.n_nonvoters; k++)
-				found = found || st.membership.nonvoters[k] == 4;
-			if (!found)
-				return false;
-		}
+	for (int gi = 0; gi < c->n_groups; gi++)
+		if (!four_added_to(c, &gi))
+			return false;
 	return true;
 }
 
@@ -2292,20 +2302,28 @@ static void restart_all(struct cluster *c)
 
 /* Nodes 1..3 run groups 0 and 1, and node 4 is added to both at wrong (every node dials it there).
  */
+/* Group gi's leader adds node 4 as a non-voter at addr (w waits for it); with wait, the
+ * leader applied it. */
+static void add_four(struct cluster *c, int gi, const char *addr, struct engine_wait *w, bool wait)
+{
+	memset(w, 0, sizeof(*w));
+	assert_int_equal(engine_add_nonvoter(c->nodes[cluster_leader(c, gi)].e, c->group_ids[gi], 4,
+	                                     addr, engine_wait_cb, w),
+	                 ENGINE_OK);
+	if (!wait)
+		return;
+	assert_true(cluster_run(c, waited, w, 100));
+	assert_int_equal(w->res.rc, ENGINE_OK);
+}
+
 static void added_wrong(struct cluster *c, const struct engine_config *cfg, const char *wrong)
 {
+	struct engine_wait w;
+
 	assert_int_equal(cluster_init_with(c, test_storage, 4, 3, 2, cfg, 0), ENGINE_OK);
 	assert_true(cluster_run(c, all_led, NULL, 200));
-	for (int gi = 0; gi < 2; gi++) {
-		struct engine_wait w = {0};
-
-		assert_int_equal(engine_add_nonvoter(c->nodes[cluster_leader(c, gi)].e,
-		                                     c->group_ids[gi], 4, wrong, engine_wait_cb,
-		                                     &w),
-		                 ENGINE_OK);
-		assert_true(cluster_run(c, waited, &w, 100));
-		assert_int_equal(w.res.rc, ENGINE_OK);
-	}
+	for (int gi = 0; gi < 2; gi++)
+		add_four(c, gi, wrong, &w, true);
 	assert_true(cluster_run(c, four_added_everywhere, NULL, 100));
 	assert_dials(c, wrong, "added");
 }
@@ -2526,6 +2544,255 @@ static bool four_gone_from_group0(struct cluster *c, void *arg)
 				return false;
 	}
 	return true;
+}
+
+/* Wait until the wall clock (microseconds, as address stamps) is past stamp. */
+static void clock_past(uint64_t stamp)
+{
+	struct timespec ts;
+
+	do
+		assert_int_equal(clock_gettime(CLOCK_REALTIME, &ts), 0);
+	while ((uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u <= stamp);
+}
+
+/*
+ * A membership change's address is stamped when it was given (the
+ * proposer's stamp, in the change), not when each member applies it
+ * (user28): node 4, added to group 0, is added to group 1 at a wrong
+ * address, and corrected on every node (a user's join_group, in group 0)
+ * before any node applies the addition: every node, the proposer too, keeps
+ * dialing the correction once the addition applies, and after a restart.
+ * Before, each member stamped the address when it applied the change, so
+ * the wrong one was the newest.  Group 1's book takes the correction too:
+ * node 4 removed from group 0, the address left to dial is not the wrong one
+ * (review 35 N1).
+ */
+static void test_addition_applied_after_correction(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_wait w, wr = {0};
+	struct cluster c;
+	const char *wrong = "127.0.0.1:9", *right = "127.0.0.1:7404";
+	int g0 = 0, g1 = 1;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 4, 3, 2, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	add_four(&c, 0, wrong, &w, true);
+	assert_true(cluster_run(&c, four_added_to, &g0, 100));
+	add_four(&c, 1, wrong, &w, false);
+	/* (No round ran: the addition is applied nowhere.  A later microsecond: two
+	 * servers' stamps of the same one would tie.) */
+	clock_past(engine_address_stamp(c.nodes[cluster_leader(&c, 1)].e));
+	correct_address(&c, 0, right);
+	assert_true(cluster_run(&c, waited, &w, 100));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	assert_true(cluster_run(&c, four_added_to, &g1, 100));
+	assert_dials(&c, right, "the addition applied after the correction");
+	restart_all(&c);
+	assert_dials(&c, right, "the addition applied after the correction, restarted");
+	assert_int_equal(engine_remove_member(c.nodes[cluster_leader(&c, 0)].e, c.group_ids[0], 4,
+	                                      engine_wait_cb, &wr),
+	                 ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &wr, 100));
+	assert_int_equal(wr.res.rc, ENGINE_OK);
+	assert_true(cluster_run(&c, four_gone_from_group0, NULL, 100));
+	assert_dials(&c, right, "removed from group 0");
+	cluster_destroy(&c);
+}
+
+/*
+ * The same for a member that applies the addition late (README user28: a
+ * member catching up): a follower of group 1 is cut off while node 4 is
+ * added to group 1 at a wrong address (the others apply it), node 4 is
+ * corrected on every node, and the follower catches up: it keeps dialing
+ * the correction, also after a restart.
+ */
+static void test_late_member_keeps_correction(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_group_status st;
+	struct engine_wait w;
+	struct cluster c;
+	const char *wrong = "127.0.0.1:9", *right = "127.0.0.1:7404";
+	int g1 = 1;
+	raft_id f;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 4, 3, 2, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	f = a_follower(&c, 1);
+	fake_net_isolate(c.net, f, true);
+	add_four(&c, 1, wrong, &w, true);
+	assert_int_equal(engine_group_status(c.nodes[f].e, c.group_ids[1], &st), ENGINE_OK);
+	assert_int_equal(st.membership.n_nonvoters, 0); /* (cut off: not applied there) */
+	correct_address(&c, 0, right);
+	fake_net_isolate(c.net, f, false);
+	assert_true(cluster_run(&c, four_added_to, &g1, 200));
+	assert_dials(&c, right, "the cut-off member applied the addition after the correction");
+	restart_all(&c);
+	assert_dials(&c, right, "applied late, restarted");
+	cluster_destroy(&c);
+}
+
+/*
+ * The address context of a membership change: this build's (address, NUL,
+ * version, stamp) and an older build's (the address alone) decode; anything
+ * else is refused with what is wrong.
+ */
+static void test_cc_address_context(void **state)
+{
+	uint8_t buf[ENG_CC_CONTEXT_MAX + 8], big[ENGINE_ADDR_MAX + 1];
+	struct eng_cc_address a;
+	char why[96], addr[ENGINE_ADDR_MAX];
+	size_t n;
+
+	(void)state;
+	n = eng_cc_context(buf, "10.0.0.4:7400", 12345);
+	assert_int_equal(n, 13 + 10);
+	assert_int_equal(eng_cc_address(buf, n, &a, why, sizeof(why)), ENGINE_OK);
+	assert_int_equal(a.len, 13);
+	assert_memory_equal(a.addr, "10.0.0.4:7400", 13);
+	assert_true(a.learned == 12345);
+	/* The longest address fits. */
+	memset(addr, 'a', sizeof(addr) - 1);
+	addr[sizeof(addr) - 1] = '\0';
+	n = eng_cc_context(buf, addr, UINT64_MAX);
+	assert_int_equal(n, ENG_CC_CONTEXT_MAX);
+	assert_int_equal(eng_cc_address(buf, n, &a, why, sizeof(why)), ENGINE_OK);
+	assert_int_equal(a.len, ENGINE_ADDR_MAX - 1);
+	assert_true(a.learned == UINT64_MAX);
+	/* An older build's: the address alone, unstamped. */
+	assert_int_equal(eng_cc_address((const uint8_t *)"10.0.0.4:7400", 13, &a, why, sizeof(why)),
+	                 ENGINE_OK);
+	assert_int_equal(a.len, 13);
+	assert_true(a.learned == 0);
+	/* Malformed: cut short, a byte more, another version, stamp 0, no address, too long. */
+	n = eng_cc_context(buf, "10.0.0.4:7400", 12345);
+	assert_int_equal(eng_cc_address(buf, n - 1, &a, why, sizeof(why)), ENGINE_ERR_INVALID);
+	assert_non_null(strstr(why, "not its stamp"));
+	buf[n] = 0;
+	assert_int_equal(eng_cc_address(buf, n + 1, &a, why, sizeof(why)), ENGINE_ERR_INVALID);
+	buf[14] = ENG_CC_STAMPED + 1;
+	assert_int_equal(eng_cc_address(buf, n, &a, why, sizeof(why)), ENGINE_ERR_INVALID);
+	assert_non_null(strstr(why, "a stamp of version 2"));
+	n = eng_cc_context(buf, "10.0.0.4:7400", 0);
+	assert_int_equal(eng_cc_address(buf, n, &a, why, sizeof(why)), ENGINE_ERR_INVALID);
+	assert_non_null(strstr(why, "stamped 0"));
+	n = eng_cc_context(buf, "", 12345);
+	assert_int_equal(eng_cc_address(buf, n, &a, why, sizeof(why)), ENGINE_ERR_INVALID);
+	assert_non_null(strstr(why, "address of 0 bytes"));
+	memset(big, 'a', sizeof(big));
+	assert_int_equal(eng_cc_address(big, sizeof(big), &a, why, sizeof(why)),
+	                 ENGINE_ERR_INVALID);
+	assert_non_null(strstr(why, "address of 257 bytes"));
+}
+
+/* Group gi's leader proposes adding node 4 as a non-voter with this context, as is
+ * (an older build's, or a malformed one); its index. */
+static raft_index propose_raw_addition(struct cluster *c, int gi, const uint8_t *ctx, size_t len)
+{
+	struct raft_conf_change cc = {.type = RAFT_CC_ADD_NONVOTER, .node_id = 4};
+	raft_id l = cluster_leader(c, gi);
+	struct group *g = eng_group(c->nodes[l].e, c->group_ids[gi]);
+	raft_index idx = 0;
+
+	assert_non_null(g);
+	cc.context = ctx;
+	cc.context_len = (uint32_t)len;
+	assert_int_equal(raft_propose_conf_change(g->r, &cc, &idx), RAFT_OK);
+	eng_mark(c->nodes[l].e, g);
+	return idx;
+}
+
+/*
+ * An addition an older build proposed (the address alone, no stamp) is as
+ * new as what the group's book held for the node (engine_learn_address_unstamped):
+ * one applied after a correction does not undo it; one that brings a node
+ * this node knows nowhere else is dialed.
+ */
+static void test_unstamped_addition(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct cluster c;
+	const char *wrong = "127.0.0.1:9", *right = "127.0.0.1:7404";
+	int g0 = 0, g1 = 1;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 4, 3, 2, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	propose_raw_addition(&c, 0, (const uint8_t *)wrong, strlen(wrong));
+	assert_true(cluster_run(&c, four_added_to, &g0, 100));
+	assert_dials(&c, wrong, "an older build's addition");
+	propose_raw_addition(&c, 1, (const uint8_t *)wrong, strlen(wrong));
+	correct_address(&c, 0, right); /* (before any node applies it) */
+	assert_true(cluster_run(&c, four_added_to, &g1, 100));
+	assert_dials(&c, right, "an older build's addition applied after the correction");
+	restart_all(&c);
+	assert_dials(&c, right, "an older build's addition applied late, restarted");
+	cluster_destroy(&c);
+}
+
+/* Node *(raft_id *)arg stopped group 0. */
+static bool group0_failed_on(struct cluster *c, void *arg)
+{
+	struct engine_group_status st;
+
+	return engine_group_status(c->nodes[*(raft_id *)arg].e, c->group_ids[0], &st) ==
+	               ENGINE_OK &&
+	       st.state == ENGINE_GROUP_FAILED;
+}
+
+/*
+ * A committed membership change whose address does not decode (a stamp of
+ * another version) stops its group on every member that applies it (the
+ * leader first; a follower its commit index reached), before the change
+ * applies, with an error naming it; nothing of it is learned, and the other
+ * group goes on.
+ */
+static void test_malformed_cc_address_stops_group(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_group_status st;
+	uint8_t ctx[ENG_CC_CONTEXT_MAX];
+	struct cluster c;
+	struct prop p;
+	struct props ps = {&p, 1};
+	raft_index idx;
+	size_t n;
+	char want[64];
+	raft_id l;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 4, 3, 2, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	l = cluster_leader(&c, 0);
+	n = eng_cc_context(ctx, "127.0.0.1:9", 1);
+	ctx[12] = ENG_CC_STAMPED + 1;
+	idx = propose_raw_addition(&c, 0, ctx, n);
+	assert_true(cluster_run(&c, group0_failed_on, &l, 200));
+	settle(&c, 20); /* (a follower the commit index reached applies it too) */
+	snprintf(want, sizeof(want), "membership change at index %llu", (unsigned long long)idx);
+	for (raft_id id = 1; id <= 3; id++) {
+		assert_int_equal(engine_group_status(c.nodes[id].e, c.group_ids[0], &st),
+		                 ENGINE_OK);
+		if (st.commit >= idx &&
+		    (st.state != ENGINE_GROUP_FAILED || strstr(st.error, want) == NULL ||
+		     strstr(st.error, "a stamp of version 2") == NULL))
+			fail_msg("node %llu: expected the error to name the change at %llu and its "
+			         "stamp: %s",
+			         (unsigned long long)id, (unsigned long long)idx, st.error);
+		assert_true(st.applied < idx);
+		assert_null(engine_peer_address(c.nodes[id].e, 4));
+		assert_int_equal(engine_group_status(c.nodes[id].e, c.group_ids[1], &st),
+		                 ENGINE_OK);
+		assert_int_equal(st.state, ENGINE_GROUP_ACTIVE);
+	}
+	assert_int_equal(propose(&c, 1, &p, 1), ENGINE_OK);
+	assert_true(cluster_run(&c, props_done, &ps, 100));
+	assert_int_equal(p.rc, ENGINE_OK);
+	cluster_destroy(&c);
 }
 
 /*
@@ -5874,6 +6141,11 @@ int main(void)
 	        cmocka_unit_test(test_older_stamped_address_keeps_correction),
 	        cmocka_unit_test(test_top_stamp_keeps_clock),
 	        cmocka_unit_test(test_unstamped_address_in_log_order),
+	        cmocka_unit_test(test_addition_applied_after_correction),
+	        cmocka_unit_test(test_late_member_keeps_correction),
+	        cmocka_unit_test(test_unstamped_addition),
+	        cmocka_unit_test(test_cc_address_context),
+	        cmocka_unit_test(test_malformed_cc_address_stops_group),
 	        cmocka_unit_test(test_correction_is_the_nodes),
 	        cmocka_unit_test(test_remove_member),
 	        cmocka_unit_test(test_removed_member_leaves_network),

@@ -5,7 +5,8 @@
 # taught it again over the correction; and groups started one after another
 # each handed the transport their own address for the node, the last started
 # winning.  Node 4 is added to group 2 at the wrong address too (it never
-# joins there), so that group's book keeps the wrong one.
+# joins there), so that group's book keeps the wrong one; the correction is
+# given right after the additions, which some members apply after it.
 # - after the correction, node 4 catches up and every member shows it at the
 #   right address in dragonraft.members;
 # - after all four servers restart at once, node 4 gets new rows again, and
@@ -32,16 +33,12 @@ my $wrong = '127.0.0.1:' . PostgreSQL::Test::Cluster::get_free_port();
 my $right = $c->raft_address(4);
 my $l2 = $c->leader(2);
 $c->node($l2)->safe_psql('postgres', "SELECT dragonraft.add_member(2, 4, '$wrong', false)");
-# (every member of group 2 applied that change before the correction: one
-# that applies it after learns the wrong address later, and dials it again;
-# known, see README)
-ok($c->caught_up(2), "group 2's members applied node 4's wrong address");
 $L->safe_psql('postgres', "SELECT dragonraft.add_member(1, 4, '$wrong', false)");
-# (and so every member of group 1: a member stamps the address an
-# add_member carries when it applies it, so one that applied it after the
-# correction below kept the wrong one; known, see README.  With the
-# correction sent at once through a kept session, node 2 did, in CI)
-ok($c->caught_up(1), "group 1's members applied node 4's wrong address");
+# (Not waited for: a follower may apply either change after the correction
+# below.  The changes carry when their address was given, so the correction
+# stays newer wherever they apply; before, a member stamped the address when
+# it applied the change, and one that applied it after the correction dialed
+# the wrong one: node 2 did, in CI, until the test waited here.  TAP 155.)
 $L->safe_psql('postgres', qq{SELECT dragonraft.join_group(1, '{"4": "$right"}')});
 $c->node(4)->safe_psql('postgres', "SELECT dragonraft.join_group(1, '" . $c->members(1, 2, 3) . "')");
 $c->group_nodes(1, 1, 2, 3, 4);
