@@ -840,13 +840,16 @@ sub load_paused_on_3
 }
 
 # A loader of group g on node id paused after its first table
-# (dragonraft.testing_snapshot_delay): its pid, 0 after the timeout.
+# (dragonraft.testing_snapshot_delay): its pid, 0 after the timeout.  A job
+# whose loader exited shows pid 0 until its apply worker sees the exit: not
+# a paused loader.
 sub paused_load
 {
 	my ($self, $id, $g) = @_;
 	return $self->wait_until("node $id to load the first table of group $g", sub {
 		$self->poll($id, qq{SELECT pid FROM dragonraft.stat_progress_snapshot
-			WHERE group_id = $g AND role = 'receiver' AND phase = 'loading' AND tables_done = 1}) });
+			WHERE group_id = $g AND role = 'receiver' AND phase = 'loading' AND tables_done = 1
+			  AND pid <> 0}) });
 }
 
 # How many full snapshots of group g node id's server log says it loaded.
