@@ -35,8 +35,7 @@ is($L->safe_psql('postgres',
 	'1', 'and sees the row written on the new leader');
 
 # Back to $l, then $l removes itself while a session there has a transaction open.
-$c->node($to)->safe_psql('postgres', "SELECT dragonraft.transfer_leader(1, $l)");
-is($c->leader(1), $l, "node $l leads again");
+ok($c->lead(1, $l), "node $l leads again");
 my $s = $L->background_psql('postgres', on_error_stop => 0);
 $s->query_safe("BEGIN; INSERT INTO t VALUES (102, 'open across the removal')");
 ($st, $msg) = $c->sql_error($l, "SELECT dragonraft.remove_member(1, $l)");

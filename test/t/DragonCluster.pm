@@ -518,14 +518,17 @@ sub leader
 
 # Node id leads group g and accepts writes: it asks for the leadership
 # (transfer_leader on a follower) until every running member agrees that it
-# leads; false after the timeout.
+# leads; false after the timeout.  The member that leads meanwhile need not
+# accept writes (its apply worker may be stopped): only node id has to.
 sub lead
 {
 	my ($self, $g, $id) = @_;
 	return $self->wait_until("node $id to lead group $g", sub {
-		my $l = $self->leader($g) // return 0;
-		return 1 if $l == $id;
-		# (refused when the leadership moved meanwhile: asked again)
+		my $role = $self->poll($id, "SELECT role FROM dragonraft.status WHERE group_id = $g AND state = 'ok'")
+		  // return 0;
+		return ($self->leader($g) // 0) == $id if $role eq 'leader';
+		# (refused when the leadership moves meanwhile, or there is no
+		# leader: asked again)
 		$self->poll_result($id, "SELECT dragonraft.transfer_leader($g, $id)");
 		return 0;
 	});
