@@ -891,6 +891,84 @@ sub start_session
 	return $s;
 }
 
+# Once the engine worker on node id took every request submitted so far (g:
+# a group of node id's): a backend shows its Extension wait from the moment
+# it submitted its request, before the engine took it (a loaded machine's
+# engine worker can be that slow): a cancel then is 57014 (nothing was
+# done), and an engine worker that exits then fails it with "the engine
+# worker exited", whatever the request does once taken.  The engine takes
+# requests first in, first out (queue.c): a log_digest asked after them
+# returns once they were taken.
+sub taken
+{
+	my ($self, $id, $g) = @_;
+	$self->query($id, "SELECT entries FROM dragonraft.log_digest($g)");
+	return;
+}
+
+# An engine worker restart on node id held before the groups come back:
+# pg_terminate_backend of the engine worker (the postmaster starts the next
+# one 5 s later; no crash restart), and a session that holds
+# pg_replication_origin locked keeps the next one, once it took every
+# group's shared entry down, from adding the LogDB's again (it reads that
+# catalog in between): a stand-in for an engine worker that fails at start
+# each time, for as long as the test likes.  A stopped apply worker
+# ($stopped) is terminated and continued, and exits at once (bgworker_die)
+# without committing: continued alone, it applied the entries handed to it
+# on its way out, and the waits for them ended before the restart.
+#
+# The lock is taken before the engine worker is terminated: taken after,
+# the next one could start first on a loaded host (the poll for the exits,
+# a psql's start and connection outlasting the postmaster's 5 s).  Its
+# session connects before anything of the restart and so writes the
+# relcache init file anew if a commit that changed
+# dragonraft.replicated_tables invalidated it (capture.c
+# dr_registrations_changed): a process that starts without that file builds
+# its catalog caches in InitPostgres and waits there for the lock, the next
+# engine worker too, before it takes the groups down.  No such commit comes
+# after it: the test's sessions wait, and the stopped apply worker exits
+# without committing.  Returns the lock's session for release_held once
+# group g's entry is gone and the next engine worker waits for the lock.
+sub restart_held
+{
+	my ($self, $id, $g, $stopped) = @_;
+	my $L = { in => \(my $in = "BEGIN;\nLOCK TABLE pg_catalog.pg_replication_origin IN ACCESS EXCLUSIVE MODE;\nSELECT 'locked';\n"),
+		out => \(my $out = ''), err => \(my $err = '') };
+	$L->{h} = IPC::Run::start(['psql', '-XAtq', '-d', $self->node($id)->connstr('postgres')],
+		'<', $L->{in}, '>', $L->{out}, '2>', $L->{err}, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+	$L->{h}->pump until ${ $L->{out} } =~ /locked/;
+	my ($engine, $apply) = split /\|/, $self->query($id, 'SELECT engine_pid, apply_pid FROM dragonraft.node_status()');
+	$self->query($id, "SELECT pg_terminate_backend($engine)");
+	if ($stopped)
+	{
+		kill 'TERM', $stopped;
+		kill 'CONT', $stopped;
+	}
+	ok($self->wait_until("node ${id}'s engine and apply workers to exit", sub {
+		$self->query($id, "SELECT count(*) FROM pg_stat_activity WHERE pid IN ($engine, " . ($apply || 0) . ')') eq '0' }, 30),
+		"node ${id}'s engine worker and its apply worker exited");
+	ok($self->wait_until("node ${id}'s next engine worker to take group $g down and wait for the lock", sub {
+		$self->query($id, "SELECT count(*) FROM dragonraft.status WHERE group_id = $g") eq '0'
+		  && $self->query($id, qq{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'dragonraft engine'
+			AND wait_event_type = 'Lock' AND pid <> $engine}) eq '1' }, 30),
+		"node ${id}'s next engine worker took group $g down, and waits for pg_replication_origin");
+	return $L;
+}
+
+# End restart_held's lock on node id: its engine worker runs group g again,
+# with an apply worker.
+sub release_held
+{
+	my ($self, $id, $L, $g) = @_;
+	${ $L->{in} } .= "COMMIT;\n";
+	$L->{h}->finish;
+	ok($self->wait_until("node $id to run group $g again", sub {
+		$self->query($id, "SELECT count(*) FROM dragonraft.status WHERE group_id = $g") eq '1'
+		  && $self->query($id, q{SELECT engine_state = 'running' AND apply_pid IS NOT NULL FROM dragonraft.node_status()}) eq 't' }),
+		"node ${id}'s engine worker runs group $g again, with an apply worker");
+	return;
+}
+
 # A psql session on node id that read table in a transaction it leaves open,
 # idle, holding the table's lock: {h => IPC::Run handle, in, out, err =>
 # refs to its input, output and errors, pid => its backend}.  Append to
