@@ -43,8 +43,7 @@ ok( $c->wait_until('node 4 knows every member\'s address',
 
 # The leadership moves to a node that node 4 was never told about.
 my $new = $others[0];
-$L->safe_psql('postgres', "SELECT dragonraft.transfer_leader(1, $new)");
-is($c->leader(1), $new, "node $new leads group 1");
+ok($c->lead(1, $new), "node $new leads group 1");
 $c->node($new)->safe_psql('postgres', "INSERT INTO t VALUES (2, 'two')");
 ok($c->caught_up(1), 'node 4 applies the new leader\'s entries');
 is($c->contents(4, 't', 'id'), $c->contents($new, 't', 'id'), 'node 4 has the new leader\'s rows');
@@ -133,9 +132,7 @@ is($N4->safe_psql('postgres', 'SELECT count(*) FROM dragonraft.status WHERE grou
 # join_group (at once) and linearizable reads.  (A follower may never hear
 # of its removal: the leader stops sending to it.  A leader that removes
 # itself applies it.)
-$l = $c->leader(1);
-$c->node($l)->safe_psql('postgres', 'SELECT dragonraft.transfer_leader(1, 4)') if $l != 4;
-is($c->leader(1), 4, 'node 4 leads group 1');
+ok($c->lead(1, 4), 'node 4 leads group 1');
 $N4->safe_psql('postgres', 'SELECT dragonraft.remove_member(1, 4)');
 $c->group_nodes(1, 1, 2, 3);
 ok( $c->wait_until('node 4 shows its removal',

@@ -59,8 +59,10 @@ $N4->start;
 my $origin = $c->query(4, q{SELECT remote_lsn FROM pg_replication_origin_status s
 	JOIN pg_replication_origin o ON o.roident = s.local_id WHERE o.roname = 'dragonraft_1'});
 diag "after the crash node 4's origin is at $origin (snapshot at $seen)";
+# (the leader as nodes 1 to 3 see it: node 4 loads the snapshot again)
+my $lid = $c->leader(1);
+ok($lid, "group 1 has a writable leader (node $lid)");
 $c->group_nodes(1, 1, 2, 3, 4);
-my $lid = $c->query(1, 'SELECT leader_id FROM dragonraft.status WHERE group_id = 1');
 $c->node($lid)->safe_psql('postgres', 'INSERT INTO t VALUES (1001)');
 my $want = $c->contents($lid, 't', 'id');
 ok( $c->wait_until('node 4 to apply every row', sub {
@@ -72,7 +74,8 @@ diag "node 4: " . $c->query(4, q{SELECT state || ' ' || applied_index || ' ' || 
 # Membership under a transfer load: a follower removed, the leadership
 # moved, then the old leader removed; the remaining members have every
 # acknowledged transfer, none that failed, and the same rows.
-$lid = $c->query(1, 'SELECT leader_id FROM dragonraft.status WHERE group_id = 1');
+$lid = $c->leader(1);
+ok($lid, "group 1 has a writable leader (node $lid)");
 Transfers::setup($c, 1, $lid);
 ok($c->caught_up(1), 'transfer tables replicated');
 my $load = Transfers->start($c, 4, pin => $lid);

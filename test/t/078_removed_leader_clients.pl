@@ -25,6 +25,11 @@ ok($c->caught_up(1), 'nodes 1-4 replicate t');
 # Transfer, then at once a write on the new leader and a linearizable read on the old one.
 my $to = $f[0];
 $L->safe_psql('postgres', "SELECT dragonraft.transfer_leader(1, $to)");
+# (transfer_leader on the old leader can return before the target leads: a
+# write there at once failed with 25006, "no leader at the moment")
+ok($c->wait_until("node $to to lead group 1", sub {
+	$c->query($to, 'SELECT role FROM dragonraft.status WHERE group_id = 1') eq 'leader' }),
+	"node $to leads group 1");
 $c->node($to)->safe_psql('postgres', "INSERT INTO t VALUES (101, 'after the transfer')");
 my ($st, $msg) = $c->sql_error($l,
 	"SET dragonraft.read_consistency = 'linearizable'; SELECT count(*) FROM t WHERE id = 101");
@@ -35,8 +40,7 @@ is($L->safe_psql('postgres',
 	'1', 'and sees the row written on the new leader');
 
 # Back to $l, then $l removes itself while a session there has a transaction open.
-$c->node($to)->safe_psql('postgres', "SELECT dragonraft.transfer_leader(1, $l)");
-is($c->leader(1), $l, "node $l leads again");
+ok($c->lead(1, $l), "node $l leads again");
 my $s = $L->background_psql('postgres', on_error_stop => 0);
 $s->query_safe("BEGIN; INSERT INTO t VALUES (102, 'open across the removal')");
 ($st, $msg) = $c->sql_error($l, "SELECT dragonraft.remove_member(1, $l)");

@@ -55,19 +55,6 @@ sub waiting_pid
 	return $pid;
 }
 
-# Once the engine worker on node $id took every request submitted so far:
-# a backend shows its Extension wait from the moment it submitted its
-# request, before the engine took it, and a cancel then is 57014 (nothing
-# was done), not the 40003 asked for here (a loaded machine's engine worker
-# can be that slow).  The engine takes requests first in, first out
-# (queue.c): a log_digest asked after them returns once they were taken.
-sub taken
-{
-	my ($id) = @_;
-	$c->query($id, 'SELECT entries FROM dragonraft.log_digest(1)');
-	return;
-}
-
 sub cancel
 {
 	my ($id, $pid) = @_;
@@ -80,7 +67,7 @@ my $t = $f[0];
 kill 'STOP', $c->server_pids($t);
 my $s = start_psql($l, "/* transfer */ SELECT dragonraft.transfer_leader(1, $t);");
 my $pid = waiting_pid($l, 'transfer', 'Extension');
-taken($l);
+$c->taken($l, 1);
 cancel($l, $pid);
 my $st = finish_psql($s);
 kill 'CONT', $c->server_pids($t);
@@ -127,7 +114,7 @@ kill 'STOP', $apply;
 is($cst, '', 'a non-voter added to group 5') or diag $cerr;
 $s = start_psql($n, "/* snapshot */ SELECT dragonraft.snapshot(5);");
 $pid = waiting_pid($n, 'snapshot', 'Extension');
-taken($n);
+$c->taken($n, 1);
 cancel($n, $pid);
 $st = finish_psql($s);
 kill 'CONT', $apply;

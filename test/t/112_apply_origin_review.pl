@@ -45,8 +45,7 @@ my $addr2 = $c->raft_address(2);
 # 1. Group 30 with nodes 1 and 2; node 2 applies a few commands of it.
 $c->create_group(30, 1, 2);
 ok($c->caught_up(30), 'group 30 applies on nodes 1 and 2');
-sql1('SELECT dragonraft.transfer_leader(30, 1)') if $c->leader(30) != 1;
-is($c->leader(30), 1, 'node 1 leads group 30');
+ok($c->lead(30, 1), 'node 1 leads group 30');
 sql1("SELECT dragonraft.execute(30, 'CREATE TABLE old30_$_ (a int)')") for 1 .. 6;
 ok($c->caught_up(30), 'node 2 applied them');
 my $old_applied = sql2('SELECT applied_index FROM dragonraft.status WHERE group_id = 30');
@@ -106,8 +105,7 @@ is(sql2('SELECT applied_index = commit_index FROM dragonraft.status WHERE group_
 # two statements: the second one is on the group's table).
 $c->create_group(50, 1, 2);
 ok($c->caught_up(50), 'group 50 applies on nodes 1 and 2');
-sql1('SELECT dragonraft.transfer_leader(50, 1)') if $c->leader(50) != 1;
-is($c->leader(50), 1, 'node 1 leads group 50');
+ok($c->lead(50, 1), 'node 1 leads group 50');
 sql1(q{SELECT dragonraft.execute(50, 'CREATE TABLE t50 (a int PRIMARY KEY)')});
 sql1(q{SELECT dragonraft.replicate_table('t50', 50)});
 sql1('INSERT INTO t50 VALUES (1)');
@@ -147,8 +145,7 @@ like(sql2(q{SELECT dragonraft.execute(40, 'SELECT 1')}), qr/^\d+$/,
 # node 2 leaves it.
 $c->create_group(60, 1, 2);
 ok($c->caught_up(60), 'group 60 applies on nodes 1 and 2');
-sql1('SELECT dragonraft.transfer_leader(60, 1)') if $c->leader(60) != 1;
-is($c->leader(60), 1, 'node 1 leads group 60');
+ok($c->lead(60, 1), 'node 1 leads group 60');
 # Nothing of group 60 in a batch of node 2 when its apply worker stops: a
 # batch held for apply_batch_delay (the new term's no-op, say) kept the
 # origin's lock, and leave_group waited for it for ever (review 37).  The

@@ -42,8 +42,7 @@ my $addr2 = $c->raft_address(2);
 # DROP EXTENSION, which a member of any group is refused).
 $c->create_group(10, 1, 2, 3);
 ok($c->caught_up(10), 'group 10 applies on every node');
-sql1('SELECT dragonraft.transfer_leader(10, 1)') if $c->leader(10) != 1;
-is($c->leader(10), 1, 'node 1 leads group 10');
+ok($c->lead(10, 1), 'node 1 leads group 10');
 # Settled before node 2's apply worker stops: the members' infos and a new
 # leader's addresses are entries of dragonraft's own, proposed on their own
 # after a group starts or its leadership moves; one that reached node 2's
@@ -60,12 +59,7 @@ kill 'STOP', $apid2;
 $c->create_group(30, 1, 2, 3);
 # (the test's helpers look at nodes 1 and 3 only: node 2 is not applying)
 $c->group_nodes(30, 1, 3);
-my $lead;
-ok($c->wait_until('group 30 to have a leader',
-		sub { ($lead = sql1('SELECT leader_id FROM dragonraft.status WHERE group_id = 30')) ne '' }),
-	'group 30 has a leader');
-$c->node($lead)->safe_psql('postgres', 'SELECT dragonraft.transfer_leader(30, 1)') if $lead != 1;
-is($c->leader(30), 1, 'node 1 leads group 30');
+ok($c->lead(30, 1), 'node 1 leads group 30');
 sql1(q{SELECT dragonraft.execute(30, 'CREATE TABLE t30 (a int PRIMARY KEY, b text)')});
 sql1(q{SELECT dragonraft.replicate_table('t30', 30)});
 sql1("INSERT INTO t30 VALUES ($_, 'old $_')") for 1 .. 10;

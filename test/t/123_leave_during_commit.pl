@@ -32,8 +32,7 @@ sub sql2 { return $N2->safe_psql('postgres', $_[0]); }
 
 $c->create_group(50, 1, 2, 3);
 ok($c->caught_up(50), 'group 50 applies on every node');
-sql1('SELECT dragonraft.transfer_leader(50, 1)') if $c->leader(50) != 1;
-is($c->leader(50), 1, 'node 1 leads group 50');
+ok($c->lead(50, 1), 'node 1 leads group 50');
 my $before = sql1('SELECT commit_index FROM dragonraft.status WHERE group_id = 50');
 
 sql1('CREATE TABLE t50 (a int PRIMARY KEY)');
@@ -111,8 +110,7 @@ for my $i (1 .. 8)
 	my $g = 60 + $i;
 	$c->create_group($g, 2, 3);
 	ok($c->caught_up($g), "group $g applies on nodes 2 and 3");
-	sql2("SELECT dragonraft.transfer_leader($g, 2)") if $c->leader($g) != 2;
-	is($c->leader($g), 2, "node 2 leads group $g");
+	ok($c->lead($g, 2), "node 2 leads group $g");
 	sql2("SELECT dragonraft.remove_member($g, 3, true)");
 	# (what node 3's apply worker committed, with synchronous_commit off, is
 	# on its disk: caught_up's command among it)

@@ -81,8 +81,7 @@ my $l;
 # ---- 1. leave_group locks the origin before a committing backend's turn ----
 $c->create_group(20, 1, 2, 3);
 ok($c->caught_up(20), 'group 20 applies on every node');
-sql1('SELECT dragonraft.transfer_leader(20, 1)') if $c->leader(20) != 1;
-is($c->leader(20), 1, 'node 1 leads group 20');
+ok($c->lead(20, 1), 'node 1 leads group 20');
 sql1(q{SELECT dragonraft.execute(20, 'CREATE TABLE t20 (a int PRIMARY KEY, b text)')});
 sql1(q{SELECT dragonraft.replicate_table('t20', 20)});
 sql1(q{INSERT INTO t20 VALUES (0, 'before')});

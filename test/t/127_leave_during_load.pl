@@ -134,8 +134,8 @@ $c->node($l)->safe_psql('postgres', qq{
 } . join('', map { "INSERT INTO t31 VALUES (" . (2000 + $_) . ", 'later');\n" } 1 .. 60));
 ok($c->caught_up(31), 'nodes 1 and 2 caught up with group 31');
 ok($c->compact(31, 1, 2), 'nodes 1 and 2 compacted group 31: node 3 needs a snapshot');
-# (long enough for leave_group(30) to run while it is open)
-$N3->append_conf('postgresql.conf', "dragonraft.testing_snapshot_delay = 15000\n");
+# (paused until the test ends the pause, once leave_group(31) waits for it)
+$N3->safe_psql('postgres', 'ALTER SYSTEM SET dragonraft.testing_snapshot_delay = 600000');
 $N3->reload;
 $c->node($l)->safe_psql('postgres', "SELECT dragonraft.add_member(31, 3, '" . $c->raft_address(3) . "')");
 $j = $c->start_join(3, 31, 1, 2);
@@ -156,8 +156,16 @@ is($c->poll(3, "SELECT count(*) FROM pg_stat_activity WHERE pid = $loader") // '
 	'the load of group 31 was not disturbed');
 $l = $c->leader(31);
 $c->node($l)->safe_psql('postgres', 'SELECT dragonraft.remove_member(31, 3)');
-($ret, $out, $err) = $N3->psql('postgres', 'SELECT dragonraft.leave_group(31, true)');
-is($ret, 0, 'node 3 leaves group 31 while its load is open (waiting for it)') or diag $err;
+my $leave = $c->start_session(3, 'SELECT dragonraft.leave_group(31, true)');
+ok($c->wait_until('leave_group(31) to wait for the origin lock of the load', sub {
+	$c->query(3, qq{SELECT count(*) FROM pg_locks WHERE pid = $leave->{pid} AND NOT granted
+		AND locktype = 'object' AND classid = 'pg_replication_origin'::regclass
+		AND objid = (SELECT roident FROM pg_replication_origin WHERE roname = 'dragonraft_31')}) eq '1' }),
+	'leave_group(31) waits for the open load');
+is($c->query(3, "SELECT count(*) FROM pg_stat_activity WHERE pid = $loader"), '1', 'the load is still open then');
+$N3->safe_psql('postgres', 'ALTER SYSTEM SET dragonraft.testing_snapshot_delay = 0');
+$N3->reload;
+ok($leave->{h}->finish, 'node 3 leaves group 31 once its load ends') or diag ${ $leave->{err} };
 $j->{h}->finish;
 note "join_group(31): ${ $j->{err} }";
 {

@@ -39,8 +39,7 @@ $c->create_group(1, 1, 2, 3);
 ok($c->caught_up(1), 'group 1 applies on nodes 1 to 3');
 # (node 1 leads: a leader's leave_group removes it first, and node 3 is to
 # stay a voter of group 1 for the others)
-sql1('SELECT dragonraft.transfer_leader(1, 1)') if $c->leader(1) != 1;
-is($c->leader(1), 1, 'node 1 leads group 1');
+ok($c->lead(1, 1), 'node 1 leads group 1');
 
 sql3('SELECT dragonraft.leave_group(1, true)');
 $c->group_nodes(1, 1, 2);
@@ -98,8 +97,7 @@ ok($c->caught_up(1), 'nodes 1 and 2 go on with group 1');
 sub sql2 { return $c->node(2)->safe_psql('postgres', $_[0]); }
 
 $c->create_group(20, 1, 2);
-sql1('SELECT dragonraft.transfer_leader(20, 1)') if $c->leader(20) != 1;
-is($c->leader(20), 1, 'node 1 leads group 20');
+ok($c->lead(20, 1), 'node 1 leads group 20');
 # (no entry of dragonraft's own, a member's info or addresses, comes later:
 # one before A's would be the stopped apply worker's to apply, as is meant,
 # but one after it would not be applied here until the end)

@@ -85,8 +85,7 @@ ok(-e "$dir/7.1", '... and the record stays');
 # not write) fails before it deletes anything, and the group goes on.
 $c->create_group(21, 1, 2);
 my $N2 = $c->node(2);
-$N2->safe_psql('postgres', 'SELECT dragonraft.transfer_leader(21, 2)') if $c->leader(21) != 2;
-is($c->leader(21), 2, 'node 2 leads group 21');
+ok($c->lead(21, 2), 'node 2 leads group 21');
 $N2->safe_psql('postgres', 'CREATE TABLE t21 (a int PRIMARY KEY)');
 $N2->safe_psql('postgres', q{SELECT dragonraft.replicate_table('t21', 21)});
 ok($c->caught_up(21), 'group 21 applies on both nodes, t21 replicated');
@@ -104,8 +103,7 @@ ok(!-e "$dir/21.1", 'no record was left');
 
 # ---- 2. execute() across an engine worker restart ----
 $c->create_group(20, 1, 2);
-sql1('SELECT dragonraft.transfer_leader(20, 1)') if $c->leader(20) != 1;
-is($c->leader(20), 1, 'node 1 leads group 20');
+ok($c->lead(20, 1), 'node 1 leads group 20');
 sql1('CREATE TABLE t20 (a int PRIMARY KEY)');
 sql1(q{SELECT dragonraft.replicate_table('t20', 20)});
 ok($c->caught_up(20), 'group 20 applies on both nodes, t20 replicated');
@@ -162,11 +160,9 @@ is($c->node(2)->safe_psql('postgres', 'SELECT count(*) FROM t20'), '1', 'and on 
 # that holds that catalog locked keeps it there.  execute()'s wait, which is
 # not stopped this time, finds no group 20 meanwhile.
 # (the restart above may have cost node 1 the leadership: A2 writes there)
-sql1('SELECT dragonraft.transfer_leader(20, 1)') if $c->leader(20) != 1;
-is($c->leader(20), 1, 'node 1 leads group 20 again');
+ok($c->lead(20, 1), 'node 1 leads group 20 again');
 ok($c->settled(20), 'group 20 takes only the test\'s entries');
 $apid = sql1('SELECT apply_pid FROM dragonraft.node_status()');
-$engine = sql1('SELECT engine_pid FROM dragonraft.node_status()');
 kill 'STOP', $apid;
 my $E2 = $c->start_session(1, '\\set VERBOSITY verbose', q{SELECT dragonraft.execute(20, 'SELECT 2') > 0});
 ok($c->wait_until('E2 to wait for its apply',
@@ -179,40 +175,15 @@ ok($c->wait_until("A2's entry to commit",
 		sub { sql1("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $A2->{pid}") eq 'Extension'
 			&& sql1('SELECT commit_index FROM dragonraft.status WHERE group_id = 20') > $e2 }),
 	"A2's insert is committed after E2's command, and waits for its turn");
-# The lock is taken once the engine worker and its apply worker (terminated
-# and continued: it exits at once, without applying what it was handed)
-# exited, before the postmaster starts the next one 5 s later, and nothing
-# connects meanwhile (the poll session, $c->query, is connected): a process
-# that starts without a valid relcache init file (a commit that changes
-# dragonraft.replicated_tables invalidates it) waits for the lock in
-# InitPostgres, the next engine worker too, before it takes anything down
-# (TAP 136 saw it in 4 runs of 10 that took the lock first).
-$c->query(1, "SELECT pg_terminate_backend($engine)");
-kill 'TERM', $apid;
-kill 'CONT', $apid;
-ok($c->wait_until('the engine and apply workers to exit', sub {
-	$c->query(1, "SELECT count(*) FROM pg_stat_activity WHERE pid IN ($engine, $apid)") eq '0' }, 30),
-	'the engine worker and its apply worker exited');
-my $L = { in => \(my $lin = "BEGIN;\nLOCK TABLE pg_catalog.pg_replication_origin IN ACCESS EXCLUSIVE MODE;\nSELECT 'locked';\n"),
-	out => \(my $lout = ''), err => \(my $lerr = '') };
-$L->{h} = IPC::Run::start(['psql', '-XAtq', '-d', $N1->connstr('postgres')],
-	'<', $L->{in}, '>', $L->{out}, '2>', $L->{err}, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
-$L->{h}->pump until ${ $L->{out} } =~ /locked/;
-is($c->query(1, q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'dragonraft engine'}), '0',
-	'the next engine worker starts after the lock');
-ok($c->wait_until('the next engine worker to remove group 20\'s entry', sub {
-	$c->query(1, 'SELECT count(*) FROM dragonraft.status WHERE group_id = 20') eq '0' }),
-	'node 1 shows no group 20 while its next engine worker waits for pg_replication_origin');
+# (restart_held: the apply worker, terminated and continued, exits at once,
+# without applying what it was handed)
+my $L = $c->restart_held(1, 20, $apid);
 # (E2 looks at its group every 100 ms at most: give it a few looks)
 ok(!$c->wait_until('E2 or A2 to end', sub {
 	for my $s ($E2, $A2) { return 1 unless $s->{h}->pumpable; $s->{h}->pump_nb; return 1 unless $s->{h}->pumpable; }
 	return 0; }, 2),
 	'E2 and A2 still wait');
-${ $L->{in} } .= "COMMIT;\n";
-$L->{h}->finish;
-ok($c->wait_until('node 1 to run group 20 again', sub {
-	sql1(q{SELECT count(*) FROM dragonraft.status WHERE group_id = 20}) eq '1' }),
-	'node 1 runs group 20 again');
+$c->release_held(1, $L, 20);
 ok($c->wait_until('E2 to end', sub { $E2->{h}->pumpable && $E2->{h}->pump_nb; !$E2->{h}->pumpable }, 60), 'E2 ends');
 $E2->{h}->finish;
 like(${ $E2->{out} }, qr/^\d+\nt$/m, 'execute() returns once node 1 applied its entry')

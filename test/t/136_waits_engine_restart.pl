@@ -35,7 +35,7 @@
 # While the lock is held nothing here connects to the node, and autovacuum
 # is off: a process that starts without a valid relcache init file builds
 # its catalog caches in InitPostgres and waits there for the lock (see
-# restart_held).  The queries go through the node's poll session
+# DragonCluster.pm restart_held).  The queries go through the node's poll session
 # ($c->query), connected before.
 use strict;
 use warnings;
@@ -50,64 +50,6 @@ my $c = DragonCluster->new(2, conf => "autovacuum = off\n");
 my $N1 = $c->node(1);
 my $N2 = $c->node(2);
 sub sql1 { return $N1->safe_psql('postgres', $_[0]); }
-
-# A session on node id holding pg_replication_origin locked.
-sub hold_origins
-{
-	my ($id) = @_;
-	my $L = { in => \(my $in = "BEGIN;\nLOCK TABLE pg_catalog.pg_replication_origin IN ACCESS EXCLUSIVE MODE;\nSELECT 'locked';\n"),
-		out => \(my $out = ''), err => \(my $err = '') };
-	$L->{h} = IPC::Run::start(['psql', '-XAtq', '-d', $c->node($id)->connstr('postgres')],
-		'<', $L->{in}, '>', $L->{out}, '2>', $L->{err}, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
-	$L->{h}->pump until ${ $L->{out} } =~ /locked/;
-	return $L;
-}
-
-# Restart node id's engine worker and keep the next one from running until
-# release: once group g's entry is gone there.  A stopped apply worker
-# ($stopped) is terminated and continued, and exits at once (bgworker_die):
-# continued alone, it applied the entries handed to it on its way out, and
-# the waits for them ended before the restart.  The lock is taken after
-# the engine worker and its apply worker exited and before the postmaster
-# starts the next one, 5 s later: an apply worker may commit on its way out, and a commit that changes
-# dragonraft.replicated_tables invalidates every relcache entry (capture.c
-# dr_registrations_changed), the relcache init file with them.  A process
-# that starts without that file builds its catalog caches in InitPostgres
-# and waits there for the lock: the next engine worker did so, before it
-# took the groups down, in 4 of 10 runs that took the lock first.  The
-# session that takes the lock writes the file anew as it connects.
-sub restart_held
-{
-	my ($id, $g, $stopped) = @_;
-	my ($engine, $apply) = split /\|/, $c->query($id, 'SELECT engine_pid, apply_pid FROM dragonraft.node_status()');
-	$c->query($id, "SELECT pg_terminate_backend($engine)");
-	if ($stopped)
-	{
-		kill 'TERM', $stopped;
-		kill 'CONT', $stopped;
-	}
-	ok($c->wait_until("node ${id}'s engine and apply workers to exit", sub {
-		$c->query($id, "SELECT count(*) FROM pg_stat_activity WHERE pid IN ($engine, " . ($apply || 0) . ')') eq '0' }, 30),
-		"node ${id}'s engine worker and its apply worker exited");
-	my $L = hold_origins($id);
-	is($c->query($id, q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'dragonraft engine'}), '0',
-		'the next engine worker starts after the lock');
-	ok($c->wait_until("node ${id}'s next engine worker to take group $g down", sub {
-		$c->query($id, "SELECT count(*) FROM dragonraft.status WHERE group_id = $g") eq '0' }, 30),
-		"node ${id}'s next engine worker took group $g down, and does not run");
-	return $L;
-}
-
-sub release
-{
-	my ($id, $L, $g) = @_;
-	${ $L->{in} } .= "COMMIT;\n";
-	$L->{h}->finish;
-	ok($c->wait_until("node $id to run group $g again", sub {
-		$c->query($id, "SELECT count(*) FROM dragonraft.status WHERE group_id = $g") eq '1'
-		  && $c->query($id, q{SELECT engine_state = 'running' AND apply_pid IS NOT NULL FROM dragonraft.node_status()}) eq 't' }),
-		"node ${id}'s engine worker runs group $g again, with an apply worker");
-}
 
 sub ends
 {
@@ -135,8 +77,7 @@ sub waiting
 
 # ---- 1. the left-group record's create ----
 $c->create_group(21, 1, 2);
-$N2->safe_psql('postgres', 'SELECT dragonraft.transfer_leader(21, 2)') if $c->leader(21) != 2;
-is($c->leader(21), 2, 'node 2 leads group 21');
+ok($c->lead(21, 2), 'node 2 leads group 21');
 my $dir = $N1->data_dir . '/dragonraft/left_groups';
 mkdir $dir unless -d $dir;
 my $target = $N1->data_dir . '/planted';
@@ -199,7 +140,7 @@ for my $i (1 .. 3)
 				&& sql1('SELECT commit_index FROM dragonraft.status WHERE group_id = 24') >= $e + $i }),
 		"A${i}'s insert is committed in the log, and waits for its turn");
 }
-my $L = restart_held(1, 24, $apid);
+my $L = $c->restart_held(1, 24, $apid);
 # A1's client goes away.
 $A[0]->{h}->signal('KILL');
 $A[0]->{h}->finish;
@@ -222,7 +163,7 @@ like(${ $E->{err} }, qr/ERROR:  40003: the outcome of the command in dragonraft 
 	'E: 40003, canceled after the command was proposed (a DETAIL of sentences)') or diag(${ $E->{err} });
 is($c->query(1, 'SELECT count(*) FROM dragonraft.status WHERE group_id = 24'), '0',
 	'all of that while the engine worker did not run');
-release(1, $L, 24);
+$c->release_held(1, $L, 24);
 ok($c->wait_until("node 1 to apply group 24's entries", sub {
 	sql1('SELECT applied_index >= commit_index FROM dragonraft.status WHERE group_id = 24') eq 't'
 		&& sql1('SELECT count(*) FROM t24') eq '3' }),
@@ -243,9 +184,12 @@ ok($c->wait_until('E to wait for its apply', sub { waiting(1, $E->{pid}, 'Extens
 $e = sql1('SELECT commit_index FROM dragonraft.status WHERE group_id = 23');
 my $B = $c->start_session(1, '\\set VERBOSITY verbose', 'SELECT dragonraft.read_barrier(23)');
 ok($c->wait_until('B to wait', sub { waiting(1, $B->{pid}, 'Extension') }), 'the read barrier B waits');
-$L = restart_held(1, 23, $apid);
+# (taken by the engine worker before it exits: one that exits with the
+# barrier in its queue fails it, "the engine worker exited")
+$c->taken(1, 23);
+$L = $c->restart_held(1, 23, $apid);
 ok(still_wait(1, $B, $E), 'B and E still wait while the engine worker does not run');
-release(1, $L, 23);
+$c->release_held(1, $L, 23);
 ok(ends($B, 'B to end'), 'B ends');
 like(${ $B->{out} }, qr/^\d+\n(\d+)$/, 'B returns an index') or diag(${ $B->{err} });
 cmp_ok((${ $B->{out} } =~ /(\d+)$/)[0] // 0, '>=', $e, "B's index is at least E's entry $e");
@@ -268,9 +212,9 @@ ok($c->wait_until('D to wait for the drain', sub {
 	sql1(q{SELECT count(*) FROM dragonraft.stat_progress_snapshot WHERE group_id = 23 AND phase = 'waiting for apply'}) eq '1'
 		&& waiting(1, $D->{pid}, 'Extension') }),
 	'the digest D waits for the drain of group 23 (its apply stopped)');
-$L = restart_held(1, 23, $apid);
+$L = $c->restart_held(1, 23, $apid);
 ok(still_wait(1, $D), 'D still waits while the engine worker does not run');
-release(1, $L, 23);
+$c->release_held(1, $L, 23);
 ok(ends($D, 'D to end'), 'D ends');
 unlike(${ $D->{err} }, qr/ERROR/, 'D succeeds') or diag(${ $D->{err} });
 like(${ $D->{out} }, qr/^\d+\n\Q$want\E$/, "with the tables' digest") or diag(${ $D->{out} });
@@ -314,10 +258,10 @@ sub R_waited
 	                                       WHERE pid = $R->{pid} AND state = 'active'), true)") eq 't';
 }
 ok($c->wait_until('R to wait 3 s', sub { R_waited(3) }), 'R waited 3 s');
-$L = restart_held(1, 22);
+$L = $c->restart_held(1, 22);
 ok($c->wait_until('R to wait 11 s', sub { R_waited(11) }), 'R waited longer than its bound');
 ok(still_wait(1, $R), 'R still waits while the engine worker does not run');
-release(1, $L, 22);
+$c->release_held(1, $L, 22);
 ok(ends($R, 'R to end'), 'R ends');
 unlike(${ $R->{err} }, qr/ERROR/, 'R succeeds: its info came from the next engine worker')
   or diag(${ $R->{err} });
@@ -333,9 +277,9 @@ ok($c->wait_until("node 2's join_group to wait for a leader", sub {
 	$jpid ne '' && waiting(2, $jpid, 'Extension')
 		&& $N2->safe_psql('postgres', 'SELECT count(*) FROM dragonraft.status WHERE group_id = 25') eq '1' }),
 	'join_group(25) on node 2 waits to be contacted');
-$L = restart_held(2, 25);
+$L = $c->restart_held(2, 25);
 ok(still_wait(1, $J), 'J still waits while the engine worker does not run');
-release(2, $L, 25);
+$c->release_held(2, $L, 25);
 sql1("SELECT dragonraft.add_member(25, 2, '" . $c->raft_address(2) . "', voting => false)");
 ok(ends($J, 'J to end', 120), 'J ends');
 unlike(${ $J->{err} }, qr/ERROR/, 'join_group succeeds') or diag(${ $J->{err} });

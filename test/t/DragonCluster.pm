@@ -493,6 +493,19 @@ sub leading
 	});
 }
 
+# is() of sql's output on node id, polled until it is want or the timeout
+# passes: for a view that shows a change a little after the call that made
+# it returned (dragonraft.members after a membership change: the call waits
+# up to a second for it, sql_membership.c await_members, which a loaded
+# host's engine worker can outlast).
+sub shows
+{
+	my ($self, $id, $sql, $want, $name) = @_;
+	my $got;
+	$self->poll_until(sub { ($got = $self->poll($id, $sql) // '') eq $want });
+	return is($got, $want, $name);
+}
+
 # The leader of group g once every running node agrees on it and it accepts
 # writes (it applied its term's no-op); undef after the timeout.
 sub leader
@@ -518,14 +531,17 @@ sub leader
 
 # Node id leads group g and accepts writes: it asks for the leadership
 # (transfer_leader on a follower) until every running member agrees that it
-# leads; false after the timeout.
+# leads; false after the timeout.  The member that leads meanwhile need not
+# accept writes (its apply worker may be stopped): only node id has to.
 sub lead
 {
 	my ($self, $g, $id) = @_;
 	return $self->wait_until("node $id to lead group $g", sub {
-		my $l = $self->leader($g) // return 0;
-		return 1 if $l == $id;
-		# (refused when the leadership moved meanwhile: asked again)
+		my $role = $self->poll($id, "SELECT role FROM dragonraft.status WHERE group_id = $g AND state = 'ok'")
+		  // return 0;
+		return ($self->leader($g) // 0) == $id if $role eq 'leader';
+		# (refused when the leadership moves meanwhile, or there is no
+		# leader: asked again)
 		$self->poll_result($id, "SELECT dragonraft.transfer_leader($g, $id)");
 		return 0;
 	});
@@ -840,13 +856,16 @@ sub load_paused_on_3
 }
 
 # A loader of group g on node id paused after its first table
-# (dragonraft.testing_snapshot_delay): its pid, 0 after the timeout.
+# (dragonraft.testing_snapshot_delay): its pid, 0 after the timeout.  A job
+# whose loader exited shows pid 0 until its apply worker sees the exit: not
+# a paused loader.
 sub paused_load
 {
 	my ($self, $id, $g) = @_;
 	return $self->wait_until("node $id to load the first table of group $g", sub {
 		$self->poll($id, qq{SELECT pid FROM dragonraft.stat_progress_snapshot
-			WHERE group_id = $g AND role = 'receiver' AND phase = 'loading' AND tables_done = 1}) });
+			WHERE group_id = $g AND role = 'receiver' AND phase = 'loading' AND tables_done = 1
+			  AND pid <> 0}) });
 }
 
 # How many full snapshots of group g node id's server log says it loaded.
@@ -883,6 +902,84 @@ sub start_session
 	$s->{h}->pump until ${ $s->{out} } =~ /^(\d+)\n/;
 	$s->{pid} = $1;
 	return $s;
+}
+
+# Once the engine worker on node id took every request submitted so far (g:
+# a group of node id's): a backend shows its Extension wait from the moment
+# it submitted its request, before the engine took it (a loaded machine's
+# engine worker can be that slow): a cancel then is 57014 (nothing was
+# done), and an engine worker that exits then fails it with "the engine
+# worker exited", whatever the request does once taken.  The engine takes
+# requests first in, first out (queue.c): a log_digest asked after them
+# returns once they were taken.
+sub taken
+{
+	my ($self, $id, $g) = @_;
+	$self->query($id, "SELECT entries FROM dragonraft.log_digest($g)");
+	return;
+}
+
+# An engine worker restart on node id held before the groups come back:
+# pg_terminate_backend of the engine worker (the postmaster starts the next
+# one 5 s later; no crash restart), and a session that holds
+# pg_replication_origin locked keeps the next one, once it took every
+# group's shared entry down, from adding the LogDB's again (it reads that
+# catalog in between): a stand-in for an engine worker that fails at start
+# each time, for as long as the test likes.  A stopped apply worker
+# ($stopped) is terminated and continued, and exits at once (bgworker_die)
+# without committing: continued alone, it applied the entries handed to it
+# on its way out, and the waits for them ended before the restart.
+#
+# The lock is taken before the engine worker is terminated: taken after,
+# the next one could start first on a loaded host (the poll for the exits,
+# a psql's start and connection outlasting the postmaster's 5 s).  Its
+# session connects before anything of the restart and so writes the
+# relcache init file anew if a commit that changed
+# dragonraft.replicated_tables invalidated it (capture.c
+# dr_registrations_changed): a process that starts without that file builds
+# its catalog caches in InitPostgres and waits there for the lock, the next
+# engine worker too, before it takes the groups down.  No such commit comes
+# after it: the test's sessions wait, and the stopped apply worker exits
+# without committing.  Returns the lock's session for release_held once
+# group g's entry is gone and the next engine worker waits for the lock.
+sub restart_held
+{
+	my ($self, $id, $g, $stopped) = @_;
+	my $L = { in => \(my $in = "BEGIN;\nLOCK TABLE pg_catalog.pg_replication_origin IN ACCESS EXCLUSIVE MODE;\nSELECT 'locked';\n"),
+		out => \(my $out = ''), err => \(my $err = '') };
+	$L->{h} = IPC::Run::start(['psql', '-XAtq', '-d', $self->node($id)->connstr('postgres')],
+		'<', $L->{in}, '>', $L->{out}, '2>', $L->{err}, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+	$L->{h}->pump until ${ $L->{out} } =~ /locked/;
+	my ($engine, $apply) = split /\|/, $self->query($id, 'SELECT engine_pid, apply_pid FROM dragonraft.node_status()');
+	$self->query($id, "SELECT pg_terminate_backend($engine)");
+	if ($stopped)
+	{
+		kill 'TERM', $stopped;
+		kill 'CONT', $stopped;
+	}
+	ok($self->wait_until("node ${id}'s engine and apply workers to exit", sub {
+		$self->query($id, "SELECT count(*) FROM pg_stat_activity WHERE pid IN ($engine, " . ($apply || 0) . ')') eq '0' }, 30),
+		"node ${id}'s engine worker and its apply worker exited");
+	ok($self->wait_until("node ${id}'s next engine worker to take group $g down and wait for the lock", sub {
+		$self->query($id, "SELECT count(*) FROM dragonraft.status WHERE group_id = $g") eq '0'
+		  && $self->query($id, qq{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'dragonraft engine'
+			AND wait_event_type = 'Lock' AND pid <> $engine}) eq '1' }, 30),
+		"node ${id}'s next engine worker took group $g down, and waits for pg_replication_origin");
+	return $L;
+}
+
+# End restart_held's lock on node id: its engine worker runs group g again,
+# with an apply worker.
+sub release_held
+{
+	my ($self, $id, $L, $g) = @_;
+	${ $L->{in} } .= "COMMIT;\n";
+	$L->{h}->finish;
+	ok($self->wait_until("node $id to run group $g again", sub {
+		$self->query($id, "SELECT count(*) FROM dragonraft.status WHERE group_id = $g") eq '1'
+		  && $self->query($id, q{SELECT engine_state = 'running' AND apply_pid IS NOT NULL FROM dragonraft.node_status()}) eq 't' }),
+		"node ${id}'s engine worker runs group $g again, with an apply worker");
+	return;
 }
 
 # A psql session on node id that read table in a transaction it leaves open,
