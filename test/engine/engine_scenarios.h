@@ -3293,7 +3293,7 @@ static bool knows_leader(struct cluster *c, void *arg)
  * first read with its older index, below entries committed before that
  * read was asked: a stale "linearizable" read.
  */
-static void test_old_engines_read_answer_ignored(void **state)
+static void old_engines_read_answer(uint64_t id_before, uint64_t id_after)
 {
 	struct engine_config cfg = base_cfg();
 	struct engine_wait old = {0}, w = {0};
@@ -3303,12 +3303,19 @@ static void test_old_engines_read_answer_ignored(void **state)
 	raft_id lead, f;
 	raft_index commit;
 
-	(void)state;
 	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
 	assert_true(cluster_run(&c, all_converged, NULL, 200));
 	settle(&c, 3);
 	lead = cluster_leader(&c, 0);
 	f = a_follower(&c, 0);
+	if (id_before != 0) {
+		cluster_crash(&c, f);
+		c.client_id = id_before;
+		assert_int_equal(cluster_restart(&c, f), ENGINE_OK);
+		assert_true(cluster_run(&c, all_converged, NULL, 200));
+		settle(&c, 3);
+		engine_run_round(c.nodes[f].e);
+	}
 	fake_net_hold(c.net, f, RAFT_MSG_READINDEX_RESP, true);
 	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &old),
 	                 ENGINE_OK);
@@ -3319,6 +3326,7 @@ static void test_old_engines_read_answer_ignored(void **state)
 	propose_many(&c, p, 10, 1);
 	assert_true(cluster_status(&c, lead, 0, &st));
 	commit = st.commit;
+	c.client_id = id_after;
 	assert_int_equal(cluster_restart(&c, f), ENGINE_OK);
 	assert_true(cluster_run(&c, knows_leader, &f, 100));
 	engine_run_round(c.nodes[f].e); /* (its engine sees that leader) */
@@ -3333,6 +3341,25 @@ static void test_old_engines_read_answer_ignored(void **state)
 		         (unsigned long long)w.res.index, (unsigned long long)commit);
 	check_acked(&c, p, 10);
 	cluster_destroy(&c);
+}
+
+static void test_old_engines_read_answer_ignored(void **state)
+{
+	(void)state;
+	old_engines_read_answer(0, 0); /* the cluster's client ids: one per incarnation */
+}
+
+/*
+ * The same with client ids an embedder set (engine_config.client_id) that
+ * differ only in their top 16 bits, a restart counter above the node id,
+ * say.  The keys began at client_id << 16, which drops those bits: both
+ * engines' keys began at the same point, and the old answer completed the
+ * next engine's read (a stale read).
+ */
+static void test_old_engines_read_answer_ignored_given_ids(void **state)
+{
+	(void)state;
+	old_engines_read_answer((1ull << 48) | 2, (2ull << 48) | 2);
 }
 
 /*
@@ -5887,6 +5914,7 @@ int main(void)
 	        cmocka_unit_test(test_read_forwarded_to_deposed_leader),
 	        cmocka_unit_test(test_read_ends_when_group_freezes),
 	        cmocka_unit_test(test_old_engines_read_answer_ignored),
+	        cmocka_unit_test(test_old_engines_read_answer_ignored_given_ids),
 	        cmocka_unit_test(test_keys_skip_zero),
 	        cmocka_unit_test(test_nonvoter_and_snapshot),
 	        cmocka_unit_test(test_callbacks),
