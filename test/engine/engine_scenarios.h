@@ -3242,9 +3242,6 @@ static void test_read_ends_when_group_freezes(void **state)
 			cluster_tick(&c);
 	}
 	assert_int_equal(st.leader, lead);
-	/* (f's round sees the new leader: a read asked before it, under the
-	 * leader the round has not seen, would be dropped as one of the old) */
-	engine_run_round(c.nodes[f].e);
 	assert_true(cluster_status(&c, f, 0, &st));
 	assert_int_equal(st.state, ENGINE_GROUP_ACTIVE);
 	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &w),
@@ -3314,7 +3311,6 @@ static void old_engines_read_answer(uint64_t id_before, uint64_t id_after)
 		assert_int_equal(cluster_restart(&c, f), ENGINE_OK);
 		assert_true(cluster_run(&c, all_converged, NULL, 200));
 		settle(&c, 3);
-		engine_run_round(c.nodes[f].e);
 	}
 	fake_net_hold(c.net, f, RAFT_MSG_READINDEX_RESP, true);
 	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &old),
@@ -3329,7 +3325,6 @@ static void old_engines_read_answer(uint64_t id_before, uint64_t id_after)
 	c.client_id = id_after;
 	assert_int_equal(cluster_restart(&c, f), ENGINE_OK);
 	assert_true(cluster_run(&c, knows_leader, &f, 100));
-	engine_run_round(c.nodes[f].e); /* (its engine sees that leader) */
 	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &w),
 	                 ENGINE_OK);
 	fake_net_hold(c.net, f, RAFT_MSG_READINDEX_RESP, false);
@@ -3360,6 +3355,71 @@ static void test_old_engines_read_answer_ignored_given_ids(void **state)
 {
 	(void)state;
 	old_engines_read_answer((1ull << 48) | 2, (2ull << 48) | 2);
+}
+
+/* A follower's core of group 0 follows a leader other than ids[0]: it is ids[1]. */
+static bool follows_another(struct cluster *c, void *arg)
+{
+	raft_id *ids = arg;
+	struct engine_group_status st;
+
+	for (raft_id id = 1; id <= (raft_id)c->n_nodes; id++)
+		if (cluster_status(c, id, 0, &st) && st.role == RAFT_FOLLOWER && st.leader != 0 &&
+		    st.leader != ids[0]) {
+			ids[1] = id;
+			return true;
+		}
+	return false;
+}
+
+/*
+ * A read asked once the core has moved to a new leader or term but before
+ * the engine's round saw the move goes to the new leader (its own queue of
+ * that term, or forwarded there): that round must not drop it as one asked
+ * under the old leader (DROPPED: "the group has no leader at the moment"
+ * to a client of a node that leads).  Both at the new leader and at a
+ * follower that just heard of it.
+ */
+static void test_read_asked_before_round_sees_leader(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_wait w[2];
+	struct engine_group_status st;
+	struct cluster c;
+	raft_id old, n, f, ids[2];
+
+	(void)state;
+	memset(w, 0, sizeof(w));
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	settle(&c, 3);
+	old = cluster_leader(&c, 0);
+	cluster_crash(&c, old);
+	/* (checked after a delivery, before the next round) */
+	assert_true(cluster_run(&c, new_leader, &old, 100));
+	n = cluster_leader(&c, 0);
+	assert_int_not_equal(eng_group(c.nodes[n].e, c.group_ids[0])->role, RAFT_LEADER);
+	assert_int_equal(engine_read_index(c.nodes[n].e, c.group_ids[0], engine_wait_cb, &w[0]),
+	                 ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w[0], 50));
+	if (w[0].res.rc != ENGINE_OK)
+		fail_msg("the new leader's read completed with %s", engine_strerror(w[0].res.rc));
+	/* a follower hears of the next leader */
+	assert_int_equal(cluster_restart(&c, old), ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	settle(&c, 3);
+	cluster_crash(&c, n);
+	ids[0] = n;
+	assert_true(cluster_run(&c, follows_another, ids, 200));
+	f = ids[1];
+	assert_true(cluster_status(&c, f, 0, &st));
+	assert_int_not_equal(eng_group(c.nodes[f].e, c.group_ids[0])->leader, st.leader);
+	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &w[1]),
+	                 ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w[1], 50));
+	if (w[1].res.rc != ENGINE_OK)
+		fail_msg("the follower's read completed with %s", engine_strerror(w[1].res.rc));
+	cluster_destroy(&c);
 }
 
 /*
@@ -5915,6 +5975,7 @@ int main(void)
 	        cmocka_unit_test(test_read_ends_when_group_freezes),
 	        cmocka_unit_test(test_old_engines_read_answer_ignored),
 	        cmocka_unit_test(test_old_engines_read_answer_ignored_given_ids),
+	        cmocka_unit_test(test_read_asked_before_round_sees_leader),
 	        cmocka_unit_test(test_keys_skip_zero),
 	        cmocka_unit_test(test_nonvoter_and_snapshot),
 	        cmocka_unit_test(test_callbacks),
