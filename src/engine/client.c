@@ -101,6 +101,8 @@ int engine_read_index(struct engine *e, uint64_t group_id, engine_done_cb cb, vo
 	p.key = next_key(e);
 	p.group_id = group_id;
 	p.kind = PK_READ;
+	p.term = raft_term_of(g->r);
+	p.leader = raft_leader(g->r);
 	p.deadline = e->now + e->cfg.request_timeout_ticks;
 	p.cb = cb;
 	p.ctx = ctx;
@@ -245,14 +247,19 @@ void eng_cc_applied(struct engine *e, struct group *g, const struct raft_entry *
 	eng_waiter_done(e, g, &g->cc.w, ENGINE_ERR_DROPPED, g->cc.index);
 }
 
-void eng_end_unconfirmed_reads(struct engine *e, struct group *g, int rc)
+void eng_end_unconfirmed_reads(struct engine *e, struct group *g, int rc, bool all)
 {
+	raft_term term = raft_term_of(g->r);
+	raft_id leader = raft_leader(g->r);
+
 	for (size_t i = 0; i < e->pend.cap && g->n_pending > 0; i++) {
 		struct pending *p = &e->pend.slots[i], op;
 
 		/* (a read whose index is known waits for its apply: still valid) */
 		if (p->key == 0 || p->group_id != g->id || p->kind != PK_READ || p->index != 0)
 			continue;
+		if (!all && p->term == term && p->leader == leader)
+			continue; /* asked after the change: its leader has it */
 		eng_pending_del(&e->pend, p, &op);
 		g->n_pending--;
 		i--; /* backward shift may have moved another entry here */
@@ -290,9 +297,11 @@ void eng_leader_changed(struct engine *e, struct group *g)
 	 * when its role or term changed (raft_ri_reset), this leader's own and
 	 * those followers forwarded, and answers none of them; a follower's
 	 * forward went to a leader that is no longer (or, refused as a stale
-	 * forward, never was) confirming it.  Nothing was read: retry.
+	 * forward, never was) confirming it.  Nothing was read: retry.  But
+	 * not one asked since the core moved, before this round saw it: it went
+	 * to the new leader (test_read_asked_before_round_sees_leader).
 	 */
-	eng_end_unconfirmed_reads(e, g, ENGINE_ERR_DROPPED);
+	eng_end_unconfirmed_reads(e, g, ENGINE_ERR_DROPPED, false);
 	/*
 	 * A change not committed is no longer ours once we stop leading its term.
 	 * Except our own removal: a leader of two voters hands over instead of

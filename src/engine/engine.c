@@ -720,8 +720,13 @@ int engine_create(const struct engine_config *cfg, const struct engine_storage_o
 	 * (a transport queue outlives a connection) must complete no read of this
 	 * one (it carries an older index: a stale read,
 	 * test_old_engines_read_answer_ignored).  Proposals carry the client id.
+	 * The whole client id places them, times an odd constant (one-to-one):
+	 * ids that differ from bit b up begin at least 2^b keys apart, ids of a
+	 * counter about 2^64 / count apart.  (client_id << 16 dropped the top
+	 * 16 bits, where an embedder's restart counter may be: two engines'
+	 * keys began at the same point, test_old_engines_read_answer_ignored_given_ids.)
 	 */
-	e->series = e->client_id << 16;
+	e->series = e->client_id * 0x9E3779B97F4A7C15ull;
 	/* (engine_int.h: what names this engine's outgoing snapshot files apart from an
 	 * earlier engine's; the clock only if the kernel has no randomness) */
 	if (getrandom(&e->snap_tag, sizeof(e->snap_tag), 0) != (ssize_t)sizeof(e->snap_tag)) {

@@ -69,7 +69,9 @@ struct pending {
 	uint64_t key; /* series; 0 = free slot */
 	uint64_t group_id;
 	raft_index index;  /* proposal: log index when known; read: read index when known */
-	raft_term term;    /* proposal: term it was appended in (known index only) */
+	raft_term term;    /* proposal: term it was appended in (known index only); read: the
+	                    * term it was asked in */
+	raft_id leader;    /* read: the leader it was asked under */
 	uint64_t deadline; /* tick */
 	uint32_t kind;     /* enum pending_kind */
 	engine_done_cb cb;
@@ -518,8 +520,9 @@ bool eng_knows_address(const struct group *g, raft_id id);
 void eng_waiter_done(struct engine *e, struct group *g, struct waiter *w, int rc, raft_index index);
 /* Committed entries ents[0..n) were applied (g->applied moved): settle a tracked conf change. */
 void eng_cc_applied(struct engine *e, struct group *g, const struct raft_entry *ents, uint32_t n);
-/* Complete g's reads that have no read index yet with rc (none will come). */
-void eng_end_unconfirmed_reads(struct engine *e, struct group *g, int rc);
+/* Complete g's reads that have no read index yet with rc (none will come); if !all, only
+ * those asked under another term or leader than the core's current ones. */
+void eng_end_unconfirmed_reads(struct engine *e, struct group *g, int rc, bool all);
 /* Resolve everything of g pending at a leadership change. */
 void eng_leader_changed(struct engine *e, struct group *g);
 /* Fail every pending operation of g with rc (group stopping or failed). */

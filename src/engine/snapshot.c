@@ -251,7 +251,7 @@ int eng_install(struct engine *e, struct group *g)
 		/* Messages to the frozen group are dropped, a leader's answer to a read
 		 * forwarded from here among them: such a read ends now, as one asked
 		 * during the load (it waited out the request timeout). */
-		eng_end_unconfirmed_reads(e, g, ENGINE_ERR_BUSY);
+		eng_end_unconfirmed_reads(e, g, ENGINE_ERR_BUSY, true);
 		return rc;
 	}
 	if (rc != ENGINE_OK) {

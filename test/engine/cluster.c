@@ -33,6 +33,10 @@ static int start_engine(struct cluster *c, raft_id id)
 	cfg.seed = id * 7919 + c->ticks;
 	/* a new client id per incarnation (a restart may come in the same tick) */
 	cfg.client_id = (id << 48) + ++c->incarnations;
+	if (c->client_id != 0) {
+		cfg.client_id = c->client_id;
+		c->client_id = 0;
+	}
 	if (c->storage != NULL) {
 		rc = c->storage->open(c, id, &st);
 		if (rc != ENGINE_OK)

@@ -72,6 +72,8 @@ struct cluster {
 	char dir[256];
 	uint64_t ticks;
 	uint64_t incarnations; /* engines started so far (client ids) */
+	uint64_t client_id;    /* > 0: the client id of the next engine started (once), as an
+	                        * embedder may set it (engine_config.client_id) */
 };
 
 /* Nodes 1..n_nodes; groups 1..n_groups with members 1..n_members. */

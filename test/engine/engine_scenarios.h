@@ -3509,9 +3509,6 @@ static void test_read_ends_when_group_freezes(void **state)
 			cluster_tick(&c);
 	}
 	assert_int_equal(st.leader, lead);
-	/* (f's round sees the new leader: a read asked before it, under the
-	 * leader the round has not seen, would be dropped as one of the old) */
-	engine_run_round(c.nodes[f].e);
 	assert_true(cluster_status(&c, f, 0, &st));
 	assert_int_equal(st.state, ENGINE_GROUP_ACTIVE);
 	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &w),
@@ -3543,6 +3540,78 @@ static void test_read_ends_when_group_freezes(void **state)
 	free(p);
 }
 
+/* The read waits in arg is done, or the member node arg's group 0 loads a snapshot. */
+static bool loading(struct cluster *c, void *arg)
+{
+	struct engine_group_status st;
+
+	return cluster_status(c, *(raft_id *)arg, 0, &st) && st.state == ENGINE_GROUP_RECOVERING;
+}
+
+/*
+ * A follower's read whose index the leader confirmed, above what the
+ * follower has (its appends are held), waits there; meanwhile the leader
+ * compacts past it, and the follower loads a snapshot above the read's
+ * index in the background.  The read stays through the freeze (only reads
+ * without an index end BUSY) and completes OK once the load is in, with
+ * its index, which the state machine then covers; not before.
+ */
+static void test_confirmed_read_below_loaded_snapshot(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_wait w = {0};
+	struct engine_group_status st;
+	struct cluster c;
+	struct prop *p = calloc(310, sizeof(*p));
+	raft_id lead, f;
+	raft_index commit;
+
+	(void)state;
+	assert_non_null(p);
+	cfg.snapshot_entries = 100;
+	cfg.compaction_overhead = 20;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	settle(&c, 3);
+	lead = cluster_leader(&c, 0);
+	f = a_follower(&c, 0);
+	fake_net_hold(c.net, f, RAFT_MSG_APPEND, true);
+	propose_many(&c, p, 10, 1);
+	assert_true(cluster_status(&c, lead, 0, &st));
+	commit = st.commit;
+	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &w),
+	                 ENGINE_OK);
+	settle(&c, 3);
+	assert_false(w.done);
+	assert_int_not_equal(eng_group(c.nodes[f].e, c.group_ids[0])->n_reads, 0); /* confirmed */
+	assert_true(cluster_status(&c, f, 0, &st));
+	assert_true(st.applied < commit);
+	/* the leader compacts past f, which then loads a snapshot in the background */
+	c.sm_async_ticks = 2 * cfg.election_rtt;
+	kv_sm_set_async(c.nodes[f].sm[0], true);
+	propose_many(&c, p + 10, 300, 11);
+	/* (the appends held so far are lost: f reconnects and is probed) */
+	fake_net_isolate(c.net, f, true);
+	fake_net_hold(c.net, f, RAFT_MSG_APPEND, false);
+	cluster_step(&c);
+	fake_net_isolate(c.net, f, false);
+	assert_true(cluster_run(&c, loading, &f, 100));
+	if (w.done)
+		fail_msg("the read completed with %s as its member began to load a snapshot",
+		         engine_strerror(w.res.rc));
+	assert_true(cluster_run(&c, waited, &w, 10 * cfg.election_rtt));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	assert_true(w.res.index >= commit);
+	assert_true(kv_sm_recoveries(c.nodes[f].sm[0]) >= 1);
+	assert_true(kv_sm_applied(c.nodes[f].sm[0]) >= w.res.index);
+	assert_true(cluster_status(&c, f, 0, &st));
+	assert_true(st.snapshot_index > w.res.index);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	check_acked(&c, p, 310);
+	cluster_destroy(&c);
+	free(p);
+}
+
 /* Node id knows the leader of group 0. */
 static bool knows_leader(struct cluster *c, void *arg)
 {
@@ -3560,7 +3629,7 @@ static bool knows_leader(struct cluster *c, void *arg)
  * first read with its older index, below entries committed before that
  * read was asked: a stale "linearizable" read.
  */
-static void test_old_engines_read_answer_ignored(void **state)
+static void old_engines_read_answer(uint64_t id_before, uint64_t id_after)
 {
 	struct engine_config cfg = base_cfg();
 	struct engine_wait old = {0}, w = {0};
@@ -3570,12 +3639,18 @@ static void test_old_engines_read_answer_ignored(void **state)
 	raft_id lead, f;
 	raft_index commit;
 
-	(void)state;
 	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
 	assert_true(cluster_run(&c, all_converged, NULL, 200));
 	settle(&c, 3);
 	lead = cluster_leader(&c, 0);
 	f = a_follower(&c, 0);
+	if (id_before != 0) {
+		cluster_crash(&c, f);
+		c.client_id = id_before;
+		assert_int_equal(cluster_restart(&c, f), ENGINE_OK);
+		assert_true(cluster_run(&c, all_converged, NULL, 200));
+		settle(&c, 3);
+	}
 	fake_net_hold(c.net, f, RAFT_MSG_READINDEX_RESP, true);
 	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &old),
 	                 ENGINE_OK);
@@ -3586,9 +3661,9 @@ static void test_old_engines_read_answer_ignored(void **state)
 	propose_many(&c, p, 10, 1);
 	assert_true(cluster_status(&c, lead, 0, &st));
 	commit = st.commit;
+	c.client_id = id_after;
 	assert_int_equal(cluster_restart(&c, f), ENGINE_OK);
 	assert_true(cluster_run(&c, knows_leader, &f, 100));
-	engine_run_round(c.nodes[f].e); /* (its engine sees that leader) */
 	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &w),
 	                 ENGINE_OK);
 	fake_net_hold(c.net, f, RAFT_MSG_READINDEX_RESP, false);
@@ -3599,6 +3674,262 @@ static void test_old_engines_read_answer_ignored(void **state)
 		         "was asked",
 		         (unsigned long long)w.res.index, (unsigned long long)commit);
 	check_acked(&c, p, 10);
+	cluster_destroy(&c);
+}
+
+static void test_old_engines_read_answer_ignored(void **state)
+{
+	(void)state;
+	old_engines_read_answer(0, 0); /* the cluster's client ids: one per incarnation */
+}
+
+/*
+ * The same with client ids an embedder set (engine_config.client_id) that
+ * differ only in their top 16 bits, a restart counter above the node id,
+ * say.  The keys began at client_id << 16, which drops those bits: both
+ * engines' keys began at the same point, and the old answer completed the
+ * next engine's read (a stale read).
+ */
+static void test_old_engines_read_answer_ignored_given_ids(void **state)
+{
+	(void)state;
+	old_engines_read_answer((1ull << 48) | 2, (2ull << 48) | 2);
+}
+
+/* A follower's core of group 0 follows a leader other than ids[0]: it is ids[1]. */
+static bool follows_another(struct cluster *c, void *arg)
+{
+	raft_id *ids = arg;
+	struct engine_group_status st;
+
+	for (raft_id id = 1; id <= (raft_id)c->n_nodes; id++)
+		if (cluster_status(c, id, 0, &st) && st.role == RAFT_FOLLOWER && st.leader != 0 &&
+		    st.leader != ids[0]) {
+			ids[1] = id;
+			return true;
+		}
+	return false;
+}
+
+/*
+ * A read asked once the core has moved to a new leader or term but before
+ * the engine's round saw the move goes to the new leader (its own queue of
+ * that term, or forwarded there): that round must not drop it as one asked
+ * under the old leader (DROPPED: "the group has no leader at the moment"
+ * to a client of a node that leads).  Both at the new leader and at a
+ * follower that just heard of it.
+ */
+static void test_read_asked_before_round_sees_leader(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_wait w[2];
+	struct engine_group_status st;
+	struct cluster c;
+	raft_id old, n, f, ids[2];
+
+	(void)state;
+	memset(w, 0, sizeof(w));
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	settle(&c, 3);
+	old = cluster_leader(&c, 0);
+	cluster_crash(&c, old);
+	/* (checked after a delivery, before the next round) */
+	assert_true(cluster_run(&c, new_leader, &old, 100));
+	n = cluster_leader(&c, 0);
+	assert_int_not_equal(eng_group(c.nodes[n].e, c.group_ids[0])->role, RAFT_LEADER);
+	assert_int_equal(engine_read_index(c.nodes[n].e, c.group_ids[0], engine_wait_cb, &w[0]),
+	                 ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w[0], 50));
+	if (w[0].res.rc != ENGINE_OK)
+		fail_msg("the new leader's read completed with %s", engine_strerror(w[0].res.rc));
+	/* a follower hears of the next leader */
+	assert_int_equal(cluster_restart(&c, old), ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	settle(&c, 3);
+	cluster_crash(&c, n);
+	ids[0] = n;
+	assert_true(cluster_run(&c, follows_another, ids, 200));
+	f = ids[1];
+	assert_true(cluster_status(&c, f, 0, &st));
+	assert_int_not_equal(eng_group(c.nodes[f].e, c.group_ids[0])->leader, st.leader);
+	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &w[1]),
+	                 ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w[1], 50));
+	if (w[1].res.rc != ENGINE_OK)
+		fail_msg("the follower's read completed with %s", engine_strerror(w[1].res.rc));
+	cluster_destroy(&c);
+}
+
+/* A read whose completion, if dropped, asks for a read of group 1 from inside the callback. */
+struct retried_read {
+	struct cluster *c;
+	raft_id id;
+	int completions;
+	int rc;
+	int retry_rc; /* engine_read_index's of the other read; 1: none asked */
+	struct engine_wait retry;
+};
+
+static void retried_read_cb(void *ctx, const struct engine_result *res)
+{
+	struct retried_read *r = ctx;
+
+	r->completions++;
+	r->rc = res->rc;
+	if (res->rc == ENGINE_ERR_DROPPED && r->completions == 1)
+		r->retry_rc = engine_read_index(r->c->nodes[r->id].e, r->c->group_ids[1],
+		                                engine_wait_cb, &r->retry);
+}
+
+#define N_RETRIED 80
+
+/* Every read of r completed (with arg NULL), and every read its callback asked. */
+static bool retried_all_done(struct cluster *c, void *arg)
+{
+	const struct retried_read *r = arg;
+
+	(void)c;
+	for (int i = 0; i < N_RETRIED; i++)
+		if (r[i].completions == 0)
+			return false;
+	return true;
+}
+
+static bool retries_done(struct cluster *c, void *arg)
+{
+	const struct retried_read *r = arg;
+
+	(void)c;
+	for (int i = 0; i < N_RETRIED; i++)
+		if (r[i].retry_rc == ENGINE_OK && !r[i].retry.done)
+			return false;
+	return true;
+}
+
+/*
+ * Many reads of group 0 wait for their confirmation at the leader and at a
+ * follower (the leader hears no heartbeat response) when the leader hands
+ * over to the other follower: each completes once, dropped (the pending
+ * table's loop deletes them one by one, backward shift and all), and its
+ * callback asks at once for a read of group 1 (the table grows from inside
+ * the completions).  Those complete, none is lost, nothing stays pending.
+ */
+static void test_reads_retried_from_their_callbacks(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct retried_read *r = calloc(N_RETRIED, sizeof(*r));
+	struct cluster c;
+	raft_id lead, f, t;
+
+	(void)state;
+	assert_non_null(r);
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 2, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	settle(&c, 3);
+	lead = cluster_leader(&c, 0);
+	f = a_follower(&c, 0);
+	t = 6 - lead - f;
+	fake_net_hold(c.net, lead, RAFT_MSG_HEARTBEAT_RESP, true);
+	for (int i = 0; i < N_RETRIED; i++) {
+		r[i] = (struct retried_read){.c = &c, .id = i % 2 ? lead : f, .retry_rc = 1};
+		assert_int_equal(engine_read_index(c.nodes[r[i].id].e, c.group_ids[0],
+		                                   retried_read_cb, &r[i]),
+		                 ENGINE_OK);
+	}
+	settle(&c, 1);
+	for (int i = 0; i < N_RETRIED; i++)
+		assert_int_equal(r[i].completions, 0);
+	assert_int_equal(engine_transfer_leader(c.nodes[lead].e, c.group_ids[0], t, NULL, NULL),
+	                 ENGINE_OK);
+	assert_true(cluster_run(&c, retried_all_done, r, 4 * cfg.election_rtt));
+	fake_net_hold(c.net, lead, RAFT_MSG_HEARTBEAT_RESP, false);
+	assert_true(cluster_run(&c, retries_done, r, 4 * cfg.election_rtt));
+	for (int i = 0; i < N_RETRIED; i++) {
+		if (r[i].completions != 1 || r[i].rc != ENGINE_ERR_DROPPED)
+			fail_msg("read %d at node %llu completed %d times, last with %s", i,
+			         (unsigned long long)r[i].id, r[i].completions,
+			         engine_strerror(r[i].rc));
+		if (r[i].retry_rc != ENGINE_OK || r[i].retry.res.rc != ENGINE_OK)
+			fail_msg("read %d's read of group 1: %s, then %s", i,
+			         engine_strerror(r[i].retry_rc),
+			         engine_strerror(r[i].retry.res.rc));
+	}
+	assert_int_equal(engine_pending_count(c.nodes[f].e), 0);
+	assert_int_equal(engine_pending_count(c.nodes[lead].e), 0);
+	cluster_destroy(&c);
+	free(r);
+}
+
+static void count_cb(void *ctx, const struct engine_result *res)
+{
+	(void)res;
+	(*(int *)ctx)++;
+}
+
+/*
+ * eng_end_unconfirmed_reads deletes from the pending table while it walks
+ * it (backward shift: a later entry of the probe run moves into the hole,
+ * i-- visits it).  One probe run of 12 entries that begins 4 slots before
+ * the table's end and wraps: reads without an index (r), some in a row,
+ * among reads with an index (i), a proposal (p) and another group's read
+ * (o).  Each read without an index of the group completes once, every
+ * other entry stays where a lookup finds it.
+ */
+static void test_end_unconfirmed_reads_walks_wrapped_run(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct pending p;
+	struct cluster c;
+	struct engine *e;
+	struct group *g;
+	const char *kinds = "rrirorrprrri";
+	uint64_t keys[12];
+	int done[12] = {0};
+	size_t n = 0, mask;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 1, 1, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	settle(&c, 3);
+	e = c.nodes[1].e;
+	g = eng_group(e, c.group_ids[0]);
+	assert_int_equal(engine_pending_count(e), 0);
+	assert_int_equal(eng_pending_reserve(&e->pend, e->a, 12), ENGINE_OK);
+	mask = e->pend.cap - 1;
+	/* keys whose home slot is 4 before the end: one run, wrapping */
+	for (uint64_t k = 1; n < 12; k++)
+		if ((size_t)((k * 0x9E3779B97F4A7C15ull) >> 17 & mask) == mask - 3)
+			keys[n++] = k;
+	for (size_t i = 0; i < 12; i++) {
+		memset(&p, 0, sizeof(p));
+		p.key = keys[i];
+		p.group_id = kinds[i] == 'o' ? c.group_ids[0] + 1 : c.group_ids[0];
+		p.kind = kinds[i] == 'p' ? PK_PROPOSAL : PK_READ;
+		p.index = kinds[i] == 'i' ? 7 : 0;
+		p.deadline = UINT64_MAX;
+		p.cb = count_cb;
+		p.ctx = &done[i];
+		assert_int_equal(eng_pending_put(&e->pend, e->a, &p), ENGINE_OK);
+		if (p.group_id == g->id)
+			g->n_pending++;
+	}
+	eng_end_unconfirmed_reads(e, g, ENGINE_ERR_BUSY, true);
+	for (size_t i = 0; i < 12; i++) {
+		bool ends = kinds[i] == 'r';
+		struct pending *q = eng_pending_get(&e->pend, keys[i]);
+
+		if (done[i] != (ends ? 1 : 0) || (q == NULL) != ends)
+			fail_msg("entry %zu: completed %d times, %s in the table", i, done[i],
+			         q == NULL ? "not" : "still");
+		if (q != NULL) {
+			if (q->group_id == g->id)
+				g->n_pending--;
+			eng_pending_del(&e->pend, q, NULL);
+		}
+	}
+	assert_int_equal(engine_pending_count(e), 0);
+	assert_int_equal(g->n_pending, 0);
 	cluster_destroy(&c);
 }
 
@@ -6158,7 +6489,12 @@ int main(void)
 	        cmocka_unit_test(test_reads_dropped_at_leader_loss),
 	        cmocka_unit_test(test_read_forwarded_to_deposed_leader),
 	        cmocka_unit_test(test_read_ends_when_group_freezes),
+	        cmocka_unit_test(test_confirmed_read_below_loaded_snapshot),
 	        cmocka_unit_test(test_old_engines_read_answer_ignored),
+	        cmocka_unit_test(test_old_engines_read_answer_ignored_given_ids),
+	        cmocka_unit_test(test_read_asked_before_round_sees_leader),
+	        cmocka_unit_test(test_reads_retried_from_their_callbacks),
+	        cmocka_unit_test(test_end_unconfirmed_reads_walks_wrapped_run),
 	        cmocka_unit_test(test_keys_skip_zero),
 	        cmocka_unit_test(test_nonvoter_and_snapshot),
 	        cmocka_unit_test(test_callbacks),

@@ -40,8 +40,11 @@ void fake_net_no_room(struct fake_net *n, raft_id id, uint64_t need, uint64_t fr
  * is no peer of the receiver is dropped, remove_peer drops what waits between the two. */
 void fake_net_strict_peers(struct fake_net *n, bool strict);
 /* Hold messages of `type` to node id in the queue, in order, neither delivered nor lost
- * whatever happens to the node meanwhile, until called again with hold false: a transport
- * whose queue outlives a connection and reaches the node's next engine. */
+ * while the node is down or cut off, until called again with hold false (then the next
+ * delivery takes them as any other message: dropped if the node is still cut off): a
+ * transport whose queue outlives a connection and reaches the node's next engine.  One type
+ * per node (a call replaces the last); under fake_net_strict_peers a remove_peer drops
+ * them as the others. */
 void fake_net_hold(struct fake_net *n, raft_id id, uint32_t type, bool hold);
 /* Deliver everything queued so far (but what is held); returns the number delivered. */
 size_t fake_net_deliver(struct fake_net *n);
