@@ -2830,6 +2830,40 @@ static void test_malformed_cc_address_stops_group(void **state)
 }
 
 /*
+ * The longest address (ENGINE_ADDR_MAX - 1 bytes) travels in a membership
+ * change with its stamp (the longest context) and is dialed by every member,
+ * after a restart too; a correction given since wins over it, and one
+ * byte more is refused at the proposal.
+ */
+static void test_longest_address_in_change(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_wait w;
+	struct cluster c;
+	char longest[ENGINE_ADDR_MAX + 1];
+	int g0 = 0;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 4, 3, 2, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	memset(longest, 'a', ENGINE_ADDR_MAX);
+	longest[ENGINE_ADDR_MAX] = '\0';
+	assert_int_equal(engine_add_nonvoter(c.nodes[cluster_leader(&c, 0)].e, c.group_ids[0], 4,
+	                                     longest, engine_wait_cb, &w),
+	                 ENGINE_ERR_INVALID);
+	memcpy(longest, "127.0.0.1:", 10);
+	longest[ENGINE_ADDR_MAX - 1] = '\0';
+	add_four(&c, 0, longest, &w, true);
+	assert_true(cluster_run(&c, four_added_to, &g0, 100));
+	assert_dials(&c, longest, "the longest address");
+	restart_all(&c);
+	assert_dials(&c, longest, "the longest address, restarted");
+	correct_address(&c, 0, "127.0.0.1:7404");
+	assert_dials(&c, "127.0.0.1:7404", "corrected");
+	cluster_destroy(&c);
+}
+
+/*
  * What was committed before a malformed membership change is applied, on
  * every member, however the entries came in Readys: the group stops at the
  * change, not before it.  A proposal and the change go in one Ready (no round
@@ -6240,6 +6274,7 @@ int main(void)
 	        cmocka_unit_test(test_cc_address_context),
 	        cmocka_unit_test(test_malformed_cc_address_stops_group),
 	        cmocka_unit_test(test_malformed_cc_applies_what_came_before),
+	        cmocka_unit_test(test_longest_address_in_change),
 	        cmocka_unit_test(test_correction_is_the_nodes),
 	        cmocka_unit_test(test_remove_member),
 	        cmocka_unit_test(test_removed_member_leaves_network),
