@@ -102,13 +102,15 @@ static int save_conf_commit(struct engine *e, struct group *g, const struct raft
  * the state machine.  A conf change the core cannot apply for lack of memory
  * stops there (raft.h: it must apply before any later entry): what came
  * before it is applied, and the group holds its Ready until a later round
- * applies the rest (GS_APPLY_RETRY).
+ * applies the rest (GS_APPLY_RETRY).  A malformed one stops the group
+ * there too: what came before it is applied first, so that every member
+ * stops at the same index however its Readys split the entries.
  */
 static void apply(struct engine *e, struct group *g)
 {
 	const struct raft_ready *rd = &g->rd;
 	uint32_t k = 0, n = rd->n_committed;
-	char what[64];
+	char what[64], bad[192] = "";
 	int rc;
 
 	if (n == 0)
@@ -142,22 +144,23 @@ static void apply(struct engine *e, struct group *g)
 			if (decoded && cc.context_len > 0 &&
 			    eng_cc_address(cc.context, cc.context_len, &ca, why, sizeof(why)) !=
 			            ENGINE_OK) {
-				eng_group_failed(e, g, ENGINE_ERR_RAFT, "%s (node %llu: %s)", what,
-				                 (unsigned long long)cc.node_id, why);
-				return;
+				snprintf(bad, sizeof(bad), "%s (node %llu: %s)", what,
+				         (unsigned long long)cc.node_id, why);
+				n = i;
+				break;
 			}
 			rc = raft_apply_conf_change(g->r, c, &out);
 			if (rc == RAFT_ERR_NOMEM) {
 				n = i; /* applied whole or not at all: retried from here */
 				break;
 			}
+			if (rc == RAFT_ERR_INVALID) { /* a malformed entry: every replica stops */
+				snprintf(bad, sizeof(bad), "%s (%s)", what, raft_errmsg(g->r));
+				n = i;
+				break;
+			}
 			if (rc != RAFT_OK) {
-				if (rc ==
-				    RAFT_ERR_INVALID) /* a malformed entry: every replica stops */
-					eng_group_failed(e, g, ENGINE_ERR_RAFT, "%s (%s)", what,
-					                 raft_errmsg(g->r));
-				else
-					eng_raft_rc(e, g, rc, what);
+				eng_raft_rc(e, g, rc, what);
 				return;
 			}
 			g->conf = out;
@@ -216,7 +219,9 @@ static void apply(struct engine *e, struct group *g)
 	if (g->sm_skip < g->applied)
 		g->sm_skip = g->applied;
 	eng_cc_applied(e, g, rd->committed, n);
-	if (n < rd->n_committed)
+	if (bad[0] != '\0') /* (after what came before it) */
+		eng_group_failed(e, g, ENGINE_ERR_RAFT, "%s", bad);
+	else if (n < rd->n_committed)
 		eng_set_state(e, g, GS_APPLY_RETRY);
 	else if (g->state == GS_APPLY_RETRY)
 		eng_set_state(e, g, GS_ACTIVE);

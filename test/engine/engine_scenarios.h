@@ -2687,6 +2687,40 @@ static void test_cc_address_context(void **state)
 	assert_int_equal(eng_cc_address(big, sizeof(big), &a, why, sizeof(why)),
 	                 ENGINE_ERR_INVALID);
 	assert_non_null(strstr(why, "address of 257 bytes"));
+	/* Each at its exact length on the heap (ASan: no read past it). */
+	{
+		static const struct {
+			const char *bytes;
+			size_t len;
+			const char *why; /* NULL: decodes */
+		} cases[] = {
+		        {"a\0b:1", 5, "3 bytes after"},             /* a NUL inside the address */
+		        {"a\0", 2, "0 bytes after"},                /* a NUL, nothing after */
+		        {"a\0\1", 3, "1 bytes after"},             /* a version, no stamp */
+		        {"a\0\0\1\0\0\0\0\0\0\0", 11, "version 0"}, /* version 0 */
+		        {"\0\1\1\0\0\0\0\0\0\0", 10, "address of 0 bytes"},
+		        {"a\0\1\377\377\377\377\377\377\377\377", 11, NULL}, /* UINT64_MAX */
+		};
+
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			uint8_t *b = malloc(cases[i].len);
+
+			assert_non_null(b);
+			memcpy(b, cases[i].bytes, cases[i].len);
+			if (eng_cc_address(b, cases[i].len, &a, why, sizeof(why)) !=
+			            (cases[i].why != NULL ? ENGINE_ERR_INVALID : ENGINE_OK) ||
+			    (cases[i].why != NULL && strstr(why, cases[i].why) == NULL))
+				fail_msg("case %zu: %s", i, cases[i].why != NULL ? why : "refused");
+			free(b);
+		}
+		assert_true(a.learned == UINT64_MAX && a.len == 1);
+		/* An older build's longest address (no NUL) decodes; one byte more does not. */
+		assert_int_equal(eng_cc_address(big, ENGINE_ADDR_MAX - 1, &a, why, sizeof(why)),
+		                 ENGINE_OK);
+		assert_true(a.len == ENGINE_ADDR_MAX - 1 && a.learned == 0);
+		assert_int_equal(eng_cc_address(big, ENGINE_ADDR_MAX, &a, why, sizeof(why)),
+		                 ENGINE_ERR_INVALID);
+	}
 }
 
 /* Group gi's leader proposes adding node 4 as a non-voter with this context, as is
@@ -2792,6 +2826,99 @@ static void test_malformed_cc_address_stops_group(void **state)
 	assert_int_equal(propose(&c, 1, &p, 1), ENGINE_OK);
 	assert_true(cluster_run(&c, props_done, &ps, 100));
 	assert_int_equal(p.rc, ENGINE_OK);
+	cluster_destroy(&c);
+}
+
+/*
+ * The longest address (ENGINE_ADDR_MAX - 1 bytes) travels in a membership
+ * change with its stamp (the longest context) and is dialed by every member,
+ * after a restart too; a correction given since wins over it, and one
+ * byte more is refused at the proposal.
+ */
+static void test_longest_address_in_change(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_wait w;
+	struct cluster c;
+	char longest[ENGINE_ADDR_MAX + 1];
+	int g0 = 0;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 4, 3, 2, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	memset(longest, 'a', ENGINE_ADDR_MAX);
+	longest[ENGINE_ADDR_MAX] = '\0';
+	assert_int_equal(engine_add_nonvoter(c.nodes[cluster_leader(&c, 0)].e, c.group_ids[0], 4,
+	                                     longest, engine_wait_cb, &w),
+	                 ENGINE_ERR_INVALID);
+	memcpy(longest, "127.0.0.1:", 10);
+	longest[ENGINE_ADDR_MAX - 1] = '\0';
+	add_four(&c, 0, longest, &w, true);
+	assert_true(cluster_run(&c, four_added_to, &g0, 100));
+	assert_dials(&c, longest, "the longest address");
+	restart_all(&c);
+	assert_dials(&c, longest, "the longest address, restarted");
+	correct_address(&c, 0, "127.0.0.1:7404");
+	assert_dials(&c, "127.0.0.1:7404", "corrected");
+	cluster_destroy(&c);
+}
+
+/*
+ * What was committed before a malformed membership change is applied, on
+ * every member, however the entries came in Readys: the group stops at the
+ * change, not before it.  A proposal and the change go in one Ready (no round
+ * between them): the proposal is applied and acknowledged, and every member
+ * that the commit index reached stops with applied = the change's index - 1,
+ * also after a restart.  Before, a member that got both in one Ready applied
+ * neither (the proposer's client got an error for a committed entry), one
+ * that got them apart applied the proposal: the members stopped at
+ * different indexes.
+ */
+static void test_malformed_cc_applies_what_came_before(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_group_status st;
+	uint8_t ctx[ENG_CC_CONTEXT_MAX];
+	struct cluster c;
+	struct prop p;
+	raft_index idx;
+	size_t n;
+	raft_id l;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 4, 3, 2, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	l = cluster_leader(&c, 0);
+	assert_int_equal(propose(&c, 0, &p, 7), ENGINE_OK);
+	n = eng_cc_context(ctx, "127.0.0.1:9", 1);
+	idx = propose_raw_addition(&c, 0, ctx, n - 1); /* (its stamp cut short) */
+	assert_true(cluster_run(&c, group0_failed_on, &l, 200));
+	settle(&c, 20);
+	assert_true(p.done);
+	assert_int_equal(p.rc, ENGINE_OK);
+	assert_true(p.index == idx - 1);
+	for (int round = 0; round < 2; round++) {
+		for (raft_id id = 1; id <= 3; id++) {
+			assert_int_equal(engine_group_status(c.nodes[id].e, c.group_ids[0], &st),
+			                 ENGINE_OK);
+			if (st.commit < idx)
+				continue; /* (the commit index did not reach it) */
+			assert_true(cluster_run(&c, group0_failed_on, &id, 200));
+			assert_int_equal(engine_group_status(c.nodes[id].e, c.group_ids[0], &st),
+			                 ENGINE_OK);
+			assert_non_null(strstr(st.error, "not its stamp"));
+			if (st.applied != idx - 1)
+				fail_msg("node %llu (%s): applied %llu, not %llu (what came before "
+				         "the change at %llu)",
+				         (unsigned long long)id, round ? "restarted" : "running",
+				         (unsigned long long)st.applied,
+				         (unsigned long long)(idx - 1), (unsigned long long)idx);
+		}
+		for (raft_id id = 1; round == 0 && id <= 3; id++) {
+			cluster_crash(&c, id);
+			assert_int_equal(cluster_restart(&c, id), ENGINE_OK);
+		}
+	}
 	cluster_destroy(&c);
 }
 
@@ -6477,6 +6604,8 @@ int main(void)
 	        cmocka_unit_test(test_unstamped_addition),
 	        cmocka_unit_test(test_cc_address_context),
 	        cmocka_unit_test(test_malformed_cc_address_stops_group),
+	        cmocka_unit_test(test_malformed_cc_applies_what_came_before),
+	        cmocka_unit_test(test_longest_address_in_change),
 	        cmocka_unit_test(test_correction_is_the_nodes),
 	        cmocka_unit_test(test_remove_member),
 	        cmocka_unit_test(test_removed_member_leaves_network),
