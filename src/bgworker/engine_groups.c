@@ -816,62 +816,75 @@ void dr_engine_groups_op_done(void *ctx, const struct engine_result *res)
 	dr_queue_complete(slot, gen, &r);
 }
 
-/* A transfer that ended, kept until the main loop published its group's status. */
-typedef struct Transfer {
-	struct Transfer *next;
+/*
+ * An operation whose backend returns once dragonraft.status and
+ * dragonraft.members show its outcome (a transfer's new leader, a
+ * membership change's members): its outcome is kept until the main loop
+ * published its group's status (dr_engine_groups_shown_done).
+ */
+typedef struct Shown {
+	struct Shown *next;
 	void *ctx; /* the request's (dr_queue_ctx) */
 	uint64 group_id;
 	struct engine_result res;
-} Transfer;
+} Shown;
 
-static Transfer *transfers_done;
+static Shown *shown_done;
 
-/* Engine callback: a transfer ended. */
-static void transfer_done(void *ctx, const struct engine_result *res)
+void dr_engine_groups_shown_cb(void *ctx, const struct engine_result *res)
 {
-	Transfer *tr = ctx;
+	Shown *sh = ctx;
 
-	tr->res = *res;
-	tr->next = transfers_done;
-	transfers_done = tr;
+	sh->res = *res;
+	sh->next = shown_done;
+	shown_done = sh;
+}
+
+void *dr_engine_groups_shown_ctx(uint64 group_id, void *queue_ctx)
+{
+	Shown *sh = malloc(sizeof(*sh));
+
+	if (sh != NULL) {
+		sh->ctx = queue_ctx;
+		sh->group_id = group_id;
+	}
+	return sh;
 }
 
 static void transfer_leader(DrTaken *t)
 {
 	DrSm *sm = dr_engine_groups_find(t->group_id);
-	Transfer *tr;
+	void *ctx;
 	int rc;
 
 	if (sm == NULL) {
 		complete(t, ENGINE_ERR_NO_GROUP, 0);
 		return;
 	}
-	tr = malloc(sizeof(*tr));
-	if (tr == NULL) {
+	ctx = dr_engine_groups_shown_ctx(t->group_id, dr_queue_ctx(t));
+	if (ctx == NULL) {
 		complete(t, ENGINE_ERR_NOMEM, 0);
 		return;
 	}
-	tr->ctx = dr_queue_ctx(t);
-	tr->group_id = t->group_id;
-	rc = engine_transfer_leader(dr_engine->e, t->group_id, t->arg, transfer_done, tr);
+	rc = engine_transfer_leader(dr_engine->e, t->group_id, t->arg, dr_engine_groups_shown_cb,
+	                            ctx);
 	if (rc != ENGINE_OK) {
-		free(tr);
+		free(ctx);
 		complete(t, rc, sm->leader);
 	}
 }
 
-void dr_engine_groups_transfers_done(void)
+void dr_engine_groups_shown_done(void)
 {
-	while (transfers_done != NULL) {
-		Transfer *tr = transfers_done;
-		DrSm *sm = dr_engine_groups_find(tr->group_id);
+	while (shown_done != NULL) {
+		Shown *sh = shown_done;
+		DrSm *sm = dr_engine_groups_find(sh->group_id);
 
-		transfers_done = tr->next;
-		/* The status shows the new leader when transfer_leader returns. */
-		if (sm != NULL && tr->res.rc == ENGINE_OK)
+		shown_done = sh->next;
+		if (sm != NULL && sh->res.rc == ENGINE_OK)
 			dr_engine_status_publish(sm);
-		dr_engine_groups_op_done(tr->ctx, &tr->res);
-		free(tr);
+		dr_engine_groups_op_done(sh->ctx, &sh->res);
+		free(sh);
 	}
 }
 

@@ -850,7 +850,7 @@ static void main_loop(void)
 		engine_uv_run_nowait(de->u);
 		/* after the round: the proposals just taken go out first */
 		dr_membership_digests_run();
-		dr_engine_groups_transfers_done();
+		dr_engine_groups_shown_done();
 		dr_engine_groups_propose_addresses(false);
 		flush_transport_log();
 		dr_pg_sm_poll();

@@ -118,8 +118,16 @@ extern void dr_pg_sm_shutdown(void);
 extern DrSm *dr_engine_groups_find(uint64 group_id);
 extern void dr_engine_groups_restart(void);
 extern void dr_engine_groups_take_requests(void);
-/* Complete the transfers that ended, once their groups' status is published. */
-extern void dr_engine_groups_transfers_done(void);
+/*
+ * Operations whose backends return once dragonraft.status and
+ * dragonraft.members show their outcome (transfers, membership changes):
+ * the engine callback, its ctx for a request (queue_ctx: dr_queue_ctx;
+ * NULL: out of memory; free() it if the engine refuses the operation), and
+ * their completion once the main loop published their groups' status.
+ */
+extern void dr_engine_groups_shown_cb(void *ctx, const struct engine_result *res);
+extern void *dr_engine_groups_shown_ctx(uint64 group_id, void *queue_ctx);
+extern void dr_engine_groups_shown_done(void);
 extern void dr_engine_groups_member_info(void);
 extern void dr_engine_groups_propose_addresses(bool retry);
 extern void dr_engine_groups_propose_addresses_of(DrSm *sm);

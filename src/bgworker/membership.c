@@ -166,6 +166,7 @@ static void change_member(DrTaken *t)
 	DrMemberChange c;
 	DrResult res;
 	raft_id node = t->arg;
+	void *ctx;
 	int rc;
 
 	if (!take_payload(t, &c, sizeof(c)))
@@ -186,16 +187,25 @@ static void change_member(DrTaken *t)
 		dr_queue_complete(t->slot, t->generation, &res);
 		return;
 	}
+	/* (the function returns once dragonraft.members shows the change here:
+	 * before, the backend waited up to a second for the status copy, and
+	 * on a loaded server returned before it, saying nothing) */
+	ctx = dr_engine_groups_shown_ctx(t->group_id, dr_queue_ctx(t));
+	if (ctx == NULL) {
+		complete(t, ENGINE_ERR_NOMEM, st.leader);
+		return;
+	}
 	if (c.type == RAFT_CC_REMOVE)
-		rc = engine_remove_member(dr_engine->e, t->group_id, node, dr_engine_groups_op_done,
-		                          dr_queue_ctx(t));
+		rc = engine_remove_member(dr_engine->e, t->group_id, node, dr_engine_groups_shown_cb,
+		                          ctx);
 	else if (c.type == RAFT_CC_ADD_NONVOTER)
 		rc = engine_add_nonvoter(dr_engine->e, t->group_id, node, c.addr,
-		                         dr_engine_groups_op_done, dr_queue_ctx(t));
+		                         dr_engine_groups_shown_cb, ctx);
 	else
 		rc = engine_add_member(dr_engine->e, t->group_id, node, c.promote ? NULL : c.addr,
-		                       dr_engine_groups_op_done, dr_queue_ctx(t));
+		                       dr_engine_groups_shown_cb, ctx);
 	if (rc != ENGINE_OK) {
+		free(ctx);
 		complete(t, rc, st.leader);
 		return;
 	}

@@ -299,28 +299,6 @@ static void not_in_transaction_block(const char *what)
 		                          "transaction.")));
 }
 
-/*
- * The engine worker copies a group's status into shared memory at most
- * every 100 ms: wait (up to a second) until dragonraft.members shows an
- * applied change, so that it does once the function returned.
- */
-static void await_members(int64 group_id, int64 node, const DrMemberChange *c)
-{
-	TimestampTz start = GetCurrentTimestamp();
-
-	for (;;) {
-		GroupView v = view(group_id, node);
-		bool shown = c->type == RAFT_CC_REMOVE
-		                     ? !v.member
-		                     : v.member && v.voter == (c->type == RAFT_CC_ADD_VOTER);
-
-		if (shown || !v.exists ||
-		    TimestampDifferenceExceeds(start, GetCurrentTimestamp(), 1000))
-			return;
-		nap();
-	}
-}
-
 static void change(int64 group_id, int64 node, const DrMemberChange *c)
 {
 	DrResult res;
@@ -341,13 +319,9 @@ static void change(int64 group_id, int64 node, const DrMemberChange *c)
 	        "See dragonraft.members once the group has a leader again.");
 	if (res.rc == DR_RC_NOT_MEMBER)
 		res.index = c->promote; /* says which kind of member it is not */
+	/* (dragonraft.members shows an applied change already: the engine
+	 * worker answers once it published the group's status) */
 	change_outcome(&res, group_id, node);
-	/* Applied: a cancel now would say it was not.  The wait for
-	 * dragonraft.members (a second at most) takes none, and one that came
-	 * meanwhile is void, as during a COMMIT's WAL flush. */
-	HOLD_CANCEL_INTERRUPTS();
-	await_members(group_id, node, c);
-	dr_xact_void_held_cancels();
 }
 
 Datum dr_add_member(PG_FUNCTION_ARGS)
@@ -1294,7 +1268,8 @@ Datum dr_snapshot(PG_FUNCTION_ARGS)
 		                res.rc > -100 ? engine_strerror(res.rc)
 		                              : "the engine worker exited"),
 		         res.errmsg[0] ? errdetail("%s", dr_sentence(res.errmsg)) : 0));
-	/* dragonraft.status shows it once the function returned (see await_members).
+	/* dragonraft.status shows it once the function returned (the engine
+	 * worker copies a group's status into shared memory every 100 ms).
 	 * Taken: a cancel now would say it was not (as in change()). */
 	HOLD_CANCEL_INTERRUPTS();
 	for (TimestampTz start = GetCurrentTimestamp();

@@ -493,19 +493,6 @@ sub leading
 	});
 }
 
-# is() of sql's output on node id, polled until it is want or the timeout
-# passes: for a view that shows a change a little after the call that made
-# it returned (dragonraft.members after a membership change: the call waits
-# up to a second for it, sql_membership.c await_members, which a loaded
-# host's engine worker can outlast).
-sub shows
-{
-	my ($self, $id, $sql, $want, $name) = @_;
-	my $got;
-	$self->poll_until(sub { ($got = $self->poll($id, $sql) // '') eq $want });
-	return is($got, $want, $name);
-}
-
 # The leader of group g once every running node agrees on it and it accepts
 # writes (it applied its term's no-op); undef after the timeout.
 sub leader
