@@ -382,6 +382,7 @@ bool dr_membership_request(DrTaken *t)
 		break;
 	case DR_REQ_SNAPSHOT: {
 		static struct engine_group_status st;
+		void *ctx;
 
 		dr_queue_done_with_payload(t);
 		/* It waits until the group's last membership change (in the log, up
@@ -393,8 +394,16 @@ bool dr_membership_request(DrTaken *t)
 		/* The snapshot covers what is applied now, not what was durable at the
 		 * last refresh (up to DURABLE_MS ago: it returned the previous index). */
 		dr_pg_sm_refresh_durable();
-		rc = engine_request_snapshot(dr_engine->e, t->group_id, dr_engine_groups_op_done,
-		                             dr_queue_ctx(t));
+		/* (snapshot() returns once dragonraft.status shows the snapshot) */
+		ctx = dr_engine_groups_shown_ctx(t->group_id, dr_queue_ctx(t));
+		if (ctx == NULL) {
+			rc = ENGINE_ERR_NOMEM;
+			break;
+		}
+		rc = engine_request_snapshot(dr_engine->e, t->group_id, dr_engine_groups_shown_cb,
+		                             ctx);
+		if (rc != ENGINE_OK)
+			free(ctx);
 		break;
 	}
 	default:

@@ -1268,15 +1268,8 @@ Datum dr_snapshot(PG_FUNCTION_ARGS)
 		                res.rc > -100 ? engine_strerror(res.rc)
 		                              : "the engine worker exited"),
 		         res.errmsg[0] ? errdetail("%s", dr_sentence(res.errmsg)) : 0));
-	/* dragonraft.status shows it once the function returned (the engine
-	 * worker copies a group's status into shared memory every 100 ms).
-	 * Taken: a cancel now would say it was not (as in change()). */
-	HOLD_CANCEL_INTERRUPTS();
-	for (TimestampTz start = GetCurrentTimestamp();
-	     view(group_id, dr_node_id).snapshot_index < res.index &&
-	     !TimestampDifferenceExceeds(start, GetCurrentTimestamp(), 1000);)
-		nap();
-	dr_xact_void_held_cancels();
+	/* (dragonraft.status shows it already: the engine worker answers once it
+	 * published the group's status) */
 	PG_RETURN_INT64((int64)res.index);
 }
 
