@@ -454,7 +454,15 @@ bool logdb_busy(struct logdb *db, uint64_t group_id)
 		return false; /* a failure, not backpressure: the next save fails with it */
 	if (atomic_load(&s->busy) == BUSY_NO)
 		return false;
+	uint64_t sv = 0;
+	if (rocksdb_property_int(s->db, "rocksdb.current-super-version-number", &sv) != 0)
+		sv = UINT64_MAX; /* (never matches: computed in full) */
+	else if (atomic_load(&s->idle_sv) == sv + 1) {
+		atomic_store(&s->busy, BUSY_NO);
+		return false;
+	}
 	bool busy = shard_busy(db, s);
+	atomic_store(&s->idle_sv, busy || sv == UINT64_MAX ? 0 : sv + 1);
 	atomic_store(&s->busy, busy ? BUSY_YES : BUSY_NO);
 	return busy;
 }

@@ -98,9 +98,14 @@ struct shard {
 	/*
 	 * The busy signal, computed from RocksDB's properties only when asked
 	 * and unknown: every write resets it to unknown (only writes make a
-	 * shard busier), and a busy shard is asked again each time.
+	 * shard busier), and a busy shard is asked again each time.  An unknown
+	 * one whose LSM tree did not change since it was last found not busy
+	 * (RocksDB's super version number, bumped at every memtable switch,
+	 * flush and compaction, and with it the write stall state) is not busy
+	 * still: one property read, not four, per proposal under load.
 	 */
-	atomic_int busy; /* enum busy_state */
+	atomic_int busy;              /* enum busy_state */
+	atomic_uint_fast64_t idle_sv; /* super version + 1 when last found not busy; 0: none */
 };
 
 enum busy_state { BUSY_UNKNOWN = 0, BUSY_NO = 1, BUSY_YES = 2 };
