@@ -951,6 +951,56 @@ static void test_busy_signal(void **state)
 	assert_int_equal(delayed, 0);
 }
 
+/* L0 files of shard 0 (a text property). */
+static uint64_t l0_files(struct fx *f)
+{
+	char *v = rocksdb_property_value(f->db->shards[0].db, "rocksdb.num-files-at-level0");
+	assert_non_null(v);
+	uint64_t n = strtoull(v, NULL, 10);
+	rocksdb_free(v);
+	return n;
+}
+
+/*
+ * Memtables that RocksDB switches and flushes by itself as writes fill them
+ * (no logdb_flush, which resets the signal): a shard last found not busy is
+ * found not busy again after a write only while its super version number is
+ * unchanged, so the signal after each write agrees with the L0 files counted
+ * before it (compactions off: the count only grows).
+ */
+static void test_busy_signal_background_flushes(void **state)
+{
+	struct fx *f = *state;
+	fx_close(f);
+	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	f->cfg.disable_auto_compactions = true;
+	f->cfg.l0_slowdown_trigger = 6; /* busy from 4 L0 files */
+	f->cfg.shards = 1;
+	f->cfg.memtable_budget = 1 << 20; /* memtables of 256 KiB */
+	fx_open(f);
+	assert_false(logdb_busy(f->db, 1));
+	uint64_t next = 1, l0 = 0;
+	int found_idle = 0;
+	while (l0 < 6) {
+		if (next > 20000)
+			fail_msg("RocksDB made only %" PRIu64 " L0 files", l0);
+		CHECK_RC(f, append(f, 1, next, next + 7, 1, 8000, NULL), LOGDB_OK);
+		next += 8;
+		l0 = l0_files(f);
+		bool busy = logdb_busy(f->db, 1);
+		if (l0 + 2 >= 6 && !busy)
+			fail_msg("not busy after a write with %" PRIu64 " L0 files (slowdown at 6)",
+			         l0);
+		found_idle += !busy;
+	}
+	assert_true(found_idle > 0);
+	/* (RocksDB slows no writes with compactions off) */
+	for (int i = 0; i < 3; i++, next += 8) {
+		CHECK_RC(f, append(f, 1, next, next + 7, 1, 8000, NULL), LOGDB_OK);
+		assert_true(logdb_busy(f->db, 1));
+	}
+}
+
 static void test_wal_dir(void **state)
 {
 	struct fx *f = *state;
@@ -2141,6 +2191,8 @@ int main(int argc, char **argv)
 	        cmocka_unit_test_setup_teardown(test_import_snapshot, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_invalid_updates, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_busy_signal, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_busy_signal_background_flushes, setup,
+	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_wal_dir, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_concurrent_workers, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_bad_data_on_disk, setup, teardown),
