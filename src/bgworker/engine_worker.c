@@ -850,10 +850,12 @@ static void main_loop(void)
 		engine_uv_run_nowait(de->u);
 		/* after the round: the proposals just taken go out first */
 		dr_membership_digests_run();
-		dr_engine_groups_shown_done();
 		dr_engine_groups_propose_addresses(false);
 		flush_transport_log();
 		dr_pg_sm_poll();
+		/* (after the poll: a group it restarts in place answers its waiting
+		 * changes at once, not after the loop's sleep) */
+		dr_engine_groups_shown_done();
 		now = GetCurrentTimestamp();
 		pg_atomic_fetch_add_u64(&dr_shared->engine_loops, 1); /* queue.c */
 		if (engine_role_changes(de->e) != role_changes) {

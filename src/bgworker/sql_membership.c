@@ -1259,6 +1259,15 @@ Datum dr_snapshot(PG_FUNCTION_ARGS)
 		         errhint("See dragonraft.status: a stuck apply says why.")));
 	if (res.rc == DR_RC_ENGINE_EXITED)
 		dr_sql_groups_engine_exited(); /* (was XX000: review 69) */
+	if (res.rc == ENGINE_ERR_STOPPED) /* (was XX000 "group stopped": rev90) */
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("could not take a snapshot of group %lld: the group stopped on this "
+		                "node meanwhile",
+		                (long long)group_id),
+		         errdetail("The member left the group (leave_group), was removed from it, or "
+		                   "restarted to take a snapshot."),
+		         errhint("See dragonraft.status.")));
 	if (res.rc != ENGINE_OK)
 		ereport(ERROR,
 		        (errcode(res.rc == ENGINE_ERR_PENDING || res.rc == ENGINE_ERR_BUSY
