@@ -38,6 +38,9 @@ my $snap = $c->query($l, 'SELECT snapshot_index FROM dragonraft.status WHERE gro
 my $N4 = $c->node(4);
 $N4->append_conf('postgresql.conf', "wal_writer_delay = '10s'\n");
 $N4->restart;
+# (join_group refuses to run before node 4's engine worker does: CI saw
+# it once, add_member having returned at once)
+$c->engine_running(4);
 $L->safe_psql('postgres', "SELECT dragonraft.add_member(1, 4, '" . $c->raft_address(4) . "')");
 my ($jout, $jerr) = ('', '');
 my $join = IPC::Run::start(

@@ -297,11 +297,19 @@ sub create_group
 	my $m = $self->members(@nodes);
 	for my $id (@nodes)
 	{
-		$self->wait_until("the engine worker of node $id",
-			sub { ($self->poll($id, 'SELECT engine_state FROM dragonraft.node_status()') // '') eq 'running' });
+		$self->engine_running($id);
 		$self->query($id, "SELECT dragonraft.create_group($g, '$m')");
 	}
 	return;
+}
+
+# Once node id's engine worker runs (after a start or restart: create_group
+# and join_group refuse to run before, "engine worker is not running").
+sub engine_running
+{
+	my ($self, $id) = @_;
+	return $self->wait_until("the engine worker of node $id",
+		sub { ($self->poll($id, 'SELECT engine_state FROM dragonraft.node_status()') // '') eq 'running' });
 }
 
 # Poll cond until it returns true (its value) or the timeout passes
