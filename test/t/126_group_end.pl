@@ -182,6 +182,9 @@ close $sock;
 ok($c->wait_until('node 3 to run its engine worker',
 		sub { ($c->poll(3, 'SELECT engine_state FROM dragonraft.node_status()') // '') eq 'running' }),
 	'node 3 runs its engine worker once the port is free');
+# (A leader that has a command of execute() to apply from its backlog
+# refuses writes with 40001 until it applied it: caught up first.)
+ok($c->caught_up(20), 'group 20 has a leader, and its members applied its log');
 $l = $c->leader(20);
 ok($l, "group 20 has a leader (node $l)");
 $c->node($l)->safe_psql('postgres', q{INSERT INTO t20 VALUES (5, 'node 3 back')});

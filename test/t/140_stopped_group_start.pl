@@ -27,10 +27,14 @@ $c->query(1, 'INSERT INTO t SELECT generate_series(1, 5)');
 my $last = $c->query(1, 'SELECT last_index FROM dragonraft.status WHERE group_id = 20');
 
 # The applied index far beyond the log, then a restart: the member stays down.
+# (Until the engine worker runs, its groups show 'stopped' with the error
+# "the engine worker is not running": not the state waited for, the
+# member's own error is.)
 $c->query(1, q{SELECT pg_replication_origin_advance('dragonraft_20', '0/7FFFFFF')});
 $N->restart;
 ok( $c->poll_until(sub {
-			($c->poll(1, q{SELECT state FROM dragonraft.status WHERE group_id = 20}) // '') eq 'stopped' }),
+			($c->poll(1, q{SELECT state = 'stopped' AND error LIKE 'group 20:%'
+				FROM dragonraft.status WHERE group_id = 20}) // '') eq 't' }),
 	'after a restart with its applied index beyond its log, group 20 is stopped');
 like($c->query(1, 'SELECT error FROM dragonraft.status WHERE group_id = 20'),
 	qr/^group 20: the state machine applied \d+ but the LogDB ends at $last .*refusing to start the member/,
