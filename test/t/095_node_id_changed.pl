@@ -56,10 +56,12 @@ ok($node->poll_query_until('postgres',
 		q{SELECT count(*) > 0 FROM dragonraft.member_info WHERE group_id = 20 AND node_id = 1}),
 	'node 1\'s member info of group 20 is applied');
 
-# 1. Restarted as node 7.
+# 1. Restarted as node 7.  (Until the engine worker runs, the group shows
+# 'stopped' with "the engine worker is not running": the member's own error
+# is waited for.)
 set_id(7);
 ok($node->poll_query_until('postgres',
-		q{SELECT state FROM dragonraft.status WHERE group_id = 20}, 'stopped'),
+		q{SELECT state = 'stopped' AND error LIKE 'this node%' FROM dragonraft.status WHERE group_id = 20}),
 	'as node 7, group 20 is not started');
 my $err = sql('SELECT error FROM dragonraft.status WHERE group_id = 20');
 like($err,
@@ -86,7 +88,7 @@ $node->stop;
 rmtree($node->data_dir . '/dragonraft');
 $node->start;
 ok($node->poll_query_until('postgres',
-		q{SELECT state FROM dragonraft.status WHERE group_id = 20}, 'stopped'),
+		q{SELECT state = 'stopped' AND error LIKE 'this node%' FROM dragonraft.status WHERE group_id = 20}),
 	'without its LogDB, group 20 is not started');
 like(sql('SELECT error FROM dragonraft.status WHERE group_id = 20'),
 	qr/this node was a member \(replication origin dragonraft_20, applied up to \d+\) but its LogDB has no record of the group; to rejoin/,
