@@ -701,8 +701,9 @@ static bool lock_found(ApplyTable *t)
 	case TM_Updated:
 	case TM_Deleted:
 		ereport(LOG, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-		              errmsg("dragonraft: concurrent %s of a row to apply, retrying",
-		                     res == TM_Updated ? "update" : "delete")));
+		              errmsg("concurrent %s of a row of table \"%s\" to apply, retrying",
+		                     res == TM_Updated ? "update" : "delete",
+		                     RelationGetRelationName(t->rel))));
 		return false;
 	case TM_Invisible:
 		elog(ERROR, "attempted to lock invisible tuple");
