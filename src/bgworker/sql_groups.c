@@ -597,7 +597,7 @@ void dr_sql_groups_start_failed(int64 group_id, const DrResult *res)
 		                errmsg("group %lld exists on this node but is stopped",
 		                       (long long)group_id),
 		                errdetail("%s", dr_sentence(res->errmsg)),
-		                errhint("leave_group(%lld, force => true) removes it here.",
+		                errhint("Remove it here with leave_group(%lld, force => true).",
 		                        (long long)group_id)));
 		break;
 	case DR_RC_ORIGINS_FULL:
@@ -633,9 +633,9 @@ static void bad_members(const char *msg, const char *detail)
 {
 	ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s", msg),
 	                detail ? errdetail("%s", detail) : 0,
-	                errhint("members maps node ids to Raft addresses, for example "
-	                        "'{\"1\": \"10.0.0.1:7400\", \"2\": \"10.0.0.2:7400\", "
-	                        "\"3\": \"10.0.0.3:7400\"}'.")));
+	                errhint("Give members as a JSON object that maps node ids to Raft "
+	                        "addresses, for example '{\"1\": \"10.0.0.1:7400\", "
+	                        "\"2\": \"10.0.0.2:7400\", \"3\": \"10.0.0.3:7400\"}'.")));
 }
 
 /* Whether an address has only printable ASCII characters other than space, quotes and
@@ -807,7 +807,7 @@ static void not_voter(int64 group_id, int32 target)
 	ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 	                errmsg("node %d cannot lead group %lld", target, (long long)group_id),
 	                errdetail("Only a voting member can lead."),
-	                errhint("promote_member makes a non-voting member vote.")));
+	                errhint("Make it vote first with promote_member.")));
 }
 
 /* Is node a voting member of group_id, as this node knows the group now? */

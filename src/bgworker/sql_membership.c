@@ -207,7 +207,7 @@ static void change_outcome(const DrResult *res, int64 group_id, int64 node)
 		ereport(ERROR, (errcode(ERRCODE_DUPLICATE_OBJECT),
 		                errmsg("node %lld is already a member of group %lld",
 		                       (long long)node, (long long)group_id),
-		                errhint("promote_member makes a non-voting member vote.")));
+		                errhint("Make a non-voting member vote with promote_member.")));
 		break;
 	case DR_RC_NOT_MEMBER:
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -740,7 +740,7 @@ Datum dr_forget_left_group(PG_FUNCTION_ARGS)
 			         errmsg("node %d has no record of leaving group %lld on this "
 			                "server",
 			                node_id, (long long)group_id),
-			         errhint("dragonraft.left_groups lists the records.")));
+			         errhint("See dragonraft.left_groups for the records.")));
 		ereport(ERROR, (errcode_for_file_access(),
 		                errmsg("could not stat file \"%s\": %m", path)));
 	}
@@ -922,15 +922,14 @@ static void join_stopped(int64 group_id, const GroupView *v) pg_attribute_noretu
 static void join_stopped(int64 group_id, const GroupView *v)
 {
 	if (!v->exists)
-		ereport(ERROR,
-		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-		         errmsg("node %d is no longer a member of group %lld", dr_node_id,
-		                (long long)group_id),
-		         errdetail("It ended while join_group waited for it to catch up: "
-		                   "leave_group(%lld, true) on this node ends it so.",
-		                   (long long)group_id),
-		         errhint("dragonraft.left_groups lists the groups this node left, which it "
-		                 "cannot join again.")));
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("node %d is no longer a member of group %lld", dr_node_id,
+		                       (long long)group_id),
+		                errdetail("It ended while join_group waited for it to catch up: "
+		                          "leave_group(%lld, true) on this node ends it so.",
+		                          (long long)group_id),
+		                errhint("See dragonraft.left_groups for the groups this node left, "
+		                        "which it cannot join again.")));
 	dr_sql_groups_stopped(group_id, v->error, NULL);
 }
 
@@ -1017,9 +1016,9 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 	if (replaced != NULL)
 		ereport(WARNING,
 		        (errmsg("node %d now dials %s", dr_node_id, replaced),
-		         errdetail("join_group takes the addresses it is given as the right ones, "
-		                   "for every group of this node: a wrong one cuts this node off "
-		                   "from that node."),
+		         errdetail("A join_group call takes the addresses it is given as the right "
+		                   "ones, for every group of this node: a wrong one cuts this "
+		                   "node off from that node."),
 		         errhint("If that is a mistake, run join_group(%lld, ...) again with the "
 		                 "right address; dragonraft.members shows the addresses this "
 		                 "node knows.",
@@ -1112,12 +1111,14 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 			        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			         errmsg("node %d cannot apply the entries of group %lld",
 			                dr_node_id, (long long)group_id),
-			         errdetail(
-			                 "It applied up to entry %llu of %llu and every try failed "
-			                 "for %d ms: %s",
-			                 (unsigned long long)v.applied,
-			                 (unsigned long long)v.commit,
-			                 JOIN_APPLY_FAILED_TIMEOUTS * election_ms, v.error),
+			         errdetail("%s",
+			                   dr_sentence(psprintf(
+			                           "It applied up to entry %llu of %llu and every "
+			                           "try failed for %d ms: %s",
+			                           (unsigned long long)v.applied,
+			                           (unsigned long long)v.commit,
+			                           JOIN_APPLY_FAILED_TIMEOUTS * election_ms,
+			                           v.error))),
 			         errhint("The member stays and its apply worker keeps trying: fix "
 			                 "the cause (see dragonraft.status and the server log), "
 			                 "then run join_group again to wait for it; or "
@@ -1192,10 +1193,12 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 			                (long long)group_id, (unsigned long long)v.last_index,
 			                (unsigned long long)v.applied),
 			         v.apply_failures > 0
-			                 ? errdetail("Its apply failed %u times in a "
-			                             "row, waiting for "
-			                             "its next try (in %ld s): %s",
-			                             v.apply_failures, secs, dr_sentence(v.error))
+			                 ? errdetail("%s",
+			                             dr_sentence(psprintf(
+			                                     "Its apply failed %u times in a row, "
+			                                     "waiting for its next try (in %ld "
+			                                     "s): %s",
+			                                     v.apply_failures, secs, v.error)))
 			         : v.error[0] != '\0' ? errdetail("%s", dr_sentence(v.error))
 			                              : 0));
 		}
