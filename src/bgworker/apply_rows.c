@@ -849,7 +849,7 @@ static void find_row(ApplyTable *t, const char *action)
 
 	if (!found)
 		ereport(ERROR,
-		        (errcode(ERRCODE_DATA_EXCEPTION),
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 		         errmsg("the row to %s in replicated table \"%s\" is not on this node",
 		                action, RelationGetRelationName(t->rel)),
 		         errdetail("This member's table differs from the log: it was changed "

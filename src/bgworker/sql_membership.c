@@ -261,7 +261,7 @@ static void change_outcome(const DrResult *res, int64 group_id, int64 node)
 		                res->errmsg[0] ? errdetail("%s", dr_sentence(res->errmsg)) : 0));
 		break;
 	default:
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+		ereport(ERROR, (errcode(dr_sql_groups_errcode(res->rc)),
 		                errmsg("could not change the membership of group %lld: %s",
 		                       (long long)group_id,
 		                       res->rc > -100 ? engine_strerror(res->rc) : "bad request"),
@@ -486,7 +486,7 @@ static void leave_locally(int64 group_id, bool gave_up_join)
 		         errhint("Run leave_group again once dragonraft.node_status() shows "
 		                 "the engine worker running.")));
 	if (res.rc != ENGINE_OK)
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+		ereport(ERROR, (errcode(dr_sql_groups_errcode(res.rc)),
 		                errmsg("could not stop the member of group %lld on this node: %s",
 		                       (long long)group_id,
 		                       res.rc > -100 ? engine_strerror(res.rc) : "request refused"),
@@ -881,7 +881,7 @@ static void join_failed(int64 group_id, const DrResult *res)
 		break;
 	default:
 		dr_sql_groups_start_failed(group_id, res);
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+		ereport(ERROR, (errcode(dr_sql_groups_errcode(res->rc)),
 		                errmsg("could not join group %lld: %s", (long long)group_id,
 		                       res->rc > -100 ? engine_strerror(res->rc) : "bad request"),
 		                res->errmsg[0] ? errdetail("%s", dr_sentence(res->errmsg)) : 0));
@@ -1275,7 +1275,7 @@ Datum dr_snapshot(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 		        (errcode(res.rc == ENGINE_ERR_PENDING || res.rc == ENGINE_ERR_BUSY
 		                         ? ERRCODE_OBJECT_IN_USE
-		                         : ERRCODE_INTERNAL_ERROR),
+		                         : dr_sql_groups_errcode(res.rc)),
 		         errmsg("could not take a snapshot of group %lld: %s", (long long)group_id,
 		                res.rc > -100 ? engine_strerror(res.rc)
 		                              : "the engine worker exited"),
