@@ -740,8 +740,8 @@ static void called_off(void)
 	ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 	                errmsg("the export of a snapshot of group %llu was called off",
 	                       (unsigned long long)X.group_id),
-	                errdetail("The group stopped on this node, or another engine worker "
-	                          "runs.")));
+	                errdetail("The engine worker ended it: the group stopped on this "
+	                          "node, or the engine worker exited.")));
 }
 
 /* Until the engine worker says the group's apply is drained. */
