@@ -87,3 +87,15 @@ DELETE FROM local_p WHERE id = 1;
 ROLLBACK;
 RESET dragonraft.read_consistency;
 SELECT count(*) AS children FROM casc_c;
+
+-- COPY's refusal names the table as the statement did, quoted where SQL
+-- needs it: its hint is a statement to run.
+SELECT dragonraft.execute(1, 'CREATE TABLE "Cached Odd" (id int PRIMARY KEY)') > 0 AS executed;
+SELECT dragonraft.replicate_table('"Cached Odd"', 1);
+SET dragonraft.read_consistency = 'linearizable';
+\set VERBOSITY default
+COPY "Cached Odd" TO STDOUT;
+COPY public."Cached Odd" TO STDOUT;
+\set VERBOSITY sqlstate
+COPY (SELECT * FROM public."Cached Odd") TO STDOUT;
+RESET dragonraft.read_consistency;

@@ -701,8 +701,9 @@ static bool lock_found(ApplyTable *t)
 	case TM_Updated:
 	case TM_Deleted:
 		ereport(LOG, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-		              errmsg("dragonraft: concurrent %s of a row to apply, retrying",
-		                     res == TM_Updated ? "update" : "delete")));
+		              errmsg("concurrent %s of a row of table \"%s\" to apply, retrying",
+		                     res == TM_Updated ? "update" : "delete",
+		                     RelationGetRelationName(t->rel))));
 		return false;
 	case TM_Invisible:
 		elog(ERROR, "attempted to lock invisible tuple");
@@ -848,7 +849,7 @@ static void find_row(ApplyTable *t, const char *action)
 
 	if (!found)
 		ereport(ERROR,
-		        (errcode(ERRCODE_DATA_EXCEPTION),
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 		         errmsg("the row to %s in replicated table \"%s\" is not on this node",
 		                action, RelationGetRelationName(t->rel)),
 		         errdetail("This member's table differs from the log: it was changed "
@@ -1057,16 +1058,15 @@ void dr_truncate_tables(List *relids)
 		if (fires != NULL && fires->rd_rel->relowner != rel->rd_rel->relowner)
 			ereport(ERROR,
 			        (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			         errmsg("could not truncate %s and %s: their triggers that fire on "
-			                "apply belong to different owners",
+			         errmsg("could not truncate \"%s\" and \"%s\": their triggers that "
+			                "fire on apply belong to different owners",
 			                RelationGetRelationName(fires),
 			                RelationGetRelationName(rel)),
-			         errdetail("The apply runs a table's triggers ENABLE ALWAYS or "
-			                   "REPLICA "
-			                   "as its owner, and one TRUNCATE fires them all."),
+			         errdetail(
+			                 "The apply runs a table's triggers ENABLE ALWAYS or "
+			                 "REPLICA as its owner, and one TRUNCATE fires them all."),
 			         errhint("Give the tables one owner, or set those triggers ENABLE, "
-			                 "on "
-			                 "this node: the group's apply then goes on.")));
+			                 "on this node: the group's apply then goes on.")));
 		fires = rel;
 	}
 	/* (with the database's search_path, and what they set undone after: a
@@ -1495,7 +1495,7 @@ static void warn_extras_differ(uint64 group_id, const char *qname, Oid relid, co
 	                "level security, policies, triggers or comments on this node, which "
 	                "differ from the leader's",
 	                qname, (unsigned long long)group_id),
-	         errdetail("Here: %s\nOn the leader: %s", here, extras),
+	         errdetail("This node has \"%s\"; the leader has \"%s\".", here, extras),
 	         errhint("Change them on every member through dragonraft.execute() on the leader "
 	                 "(ALTER TABLE ... OWNER TO, GRANT, ...).")));
 }
@@ -1731,7 +1731,7 @@ void dr_apply_rows_upgrade_triggers(void)
 				ereport(WARNING,
 				        (errmsg("dragonraft could not upgrade a trigger: %s",
 				                error),
-				         errdetail("The command was: %s", sql)));
+				         errdetail("The command was \"%s\".", sql)));
 			else
 				ereport(LOG, (errmsg("dragonraft upgraded a trigger: %s", sql)));
 		}
@@ -1916,7 +1916,7 @@ static void preempted(uint64 group_id, uint64 index, uint64 command, const struc
 	                (unsigned long long)command),
 	         errdetail("Its try on node %u saw the group's commands up to entry %llu; every "
 	                   "member skips it, and its dragonraft.execute fails with SQLSTATE "
-	                   "40001.  The command was: %s",
+	                   "40001.  The command was \"%s\".",
 	                   d->node_id, (unsigned long long)d->schema_index, sql)));
 	values[0] = Int64GetDatum((int64)group_id);
 	values[1] = Int64GetDatum((int64)index);
@@ -2040,7 +2040,8 @@ bool dr_apply_rows_ddl(uint64 group_id, uint64 index, uint64 schema_index,
 		        (errmsg("dragonraft skipped the command at entry %llu of group %llu "
 		                "on this node: %s",
 		                (unsigned long long)index, (unsigned long long)group_id, error),
-		         errdetail("dragonraft.skip_command asked for it; the command was: %s",
+		         errdetail("A call of dragonraft.skip_command asked for it.  The command "
+		                   "was \"%s\".",
 		                   command)));
 	values[2] = CStringGetTextDatum(command);
 	values[3] = error ? CStringGetTextDatum(error) : (Datum)0;

@@ -814,11 +814,18 @@ static bool apply_entry(ApplyGroup *ag, const DrApplyMsg *m, const uint8 *data)
 	                                                  : "entry";
 	if (m->type == RAFT_ENTRY_NORMAL && m->len > 0) {
 		rc = entry_decode_header(data, m->len, &h);
-		if (rc != ENTRY_OK)
-			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
-			                errmsg("undecodable entry: %s", entry_strerror(rc)),
-			                errhint("An entry written by a newer dragonraft needs that "
-			                        "version on this node too.")));
+		if (rc != ENTRY_OK) {
+			/* A newer dragonraft's entry is no corruption: another node runs it. */
+			bool newer = rc == ENTRY_ERR_VERSION || rc == ENTRY_ERR_TYPE;
+
+			ereport(ERROR,
+			        (errcode(newer ? ERRCODE_FEATURE_NOT_SUPPORTED
+			                       : ERRCODE_DATA_CORRUPTED),
+			         errmsg("undecodable entry: %s", entry_strerror(rc)),
+			         newer ? errhint("An entry written by a newer dragonraft needs "
+			                         "that version on this node too.")
+			               : 0));
+		}
 		applying.what = entry_type_name(h.type);
 		has_header = true;
 		/* A command begins a batch: if it fails here, what came before stays

@@ -195,7 +195,7 @@ static void start(uint64 group_id)
 			ereport(ERROR,
 			        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			         errmsg("replicate_table must run in a transaction of its own"),
-			         errdetail("This transaction registers table %s.",
+			         errdetail("This transaction registers table \"%s\".",
 			                   get_rel_name(X.registration))));
 		return;
 	}

@@ -526,7 +526,7 @@ void _PG_init(void)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 		                errmsg("invalid dragonraft address \"%s\" in the configuration",
 		                       refused_address),
-		                errhint("dragonraft.listen_address and advertise_address take "
+		                errhint("Give dragonraft.listen_address and advertise_address as "
 		                        "host:port, with a port from 0 to 65535.")));
 	/* (Before, the node ran, and the others learned to dial it at 0.0.0.0 once it
 	 * led: they reached themselves, or nothing; doc65.) */
@@ -562,8 +562,7 @@ void _PG_init(void)
 		        (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 		         errmsg("dragonraft.election_rtt must be greater than "
 		                "dragonraft.heartbeat_rtt"),
-		         errdetail("election_rtt is %d and heartbeat_rtt is %d.", dr_election_rtt,
-		                   dr_heartbeat_rtt),
+		         errdetail("They are %d and %d.", dr_election_rtt, dr_heartbeat_rtt),
 		         errhint("Raft needs several heartbeats per election timeout; the default "
 		                 "is 10 to 1.")));
 

@@ -154,9 +154,10 @@ static void learn_addresses(const struct engine_member *m, uint32 n)
 	}
 	LWLockRelease(dr_shared->groups_lock);
 	if (full)
-		ereport(WARNING, (errmsg("dragonraft node address pool is full"),
-		                  errdetail("dragonraft.members shows no address for some nodes."),
-		                  errhint("Raise dragonraft.max_groups.")));
+		ereport(WARNING,
+		        (errmsg("dragonraft node address pool is full"),
+		         errdetail("The view dragonraft.members shows no address for some nodes."),
+		         errhint("Raise dragonraft.max_groups.")));
 }
 
 /* The entries' DrGroup.life that an engine worker that ran before left

@@ -80,11 +80,12 @@ static void set_members(DrSm *sm, const struct raft_membership *m)
 	}
 	LWLockRelease(dr_shared->groups_lock);
 	if (!ok)
-		ereport(WARNING, (errmsg("dragonraft member pool is full"),
-		                  errdetail("dragonraft.members does not show every member of "
-		                            "group %llu.",
-		                            (unsigned long long)sm->group_id),
-		                  errhint("Raise dragonraft.max_groups.")));
+		ereport(WARNING,
+		        (errmsg("dragonraft member pool is full"),
+		         errdetail("The view dragonraft.members does not show every member of "
+		                   "group %llu.",
+		                   (unsigned long long)sm->group_id),
+		         errhint("Raise dragonraft.max_groups.")));
 	sm->members_sig = membership_sig(m);
 }
 

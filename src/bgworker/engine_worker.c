@@ -160,7 +160,7 @@ static uint8 *read_secret(size_t *len)
 		return NULL;
 	if (transport_read_secret_file(dr_cluster_secret_file, secret, SECRET_MAX, len, err,
 	                               sizeof(err)) != TRANSPORT_OK)
-		stop_with(psprintf("dragonraft: %s", err),
+		stop_with(psprintf("dragonraft %s", err),
 		          "Make one with: openssl rand -hex 32 > FILE; chmod 600 FILE (the same "
 		          "secret on every node).");
 	return secret;

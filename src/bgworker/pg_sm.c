@@ -592,7 +592,7 @@ static void handoff_done(void *ctx, const struct engine_result *res)
 
 	if (res->rc == ENGINE_OK)
 		return;
-	ereport(LOG, (errmsg("dragonraft: group %llu could not hand off its leadership: %s",
+	ereport(LOG, (errmsg("dragonraft group %llu could not hand off its leadership: %s",
 	                     (unsigned long long)res->group_id, engine_strerror(res->rc))));
 	if (sm != NULL) {
 		sm->handoff_entry = 0; /* tried again after an election timeout */
@@ -608,7 +608,7 @@ static void log_no_handoff(DrSm *sm, uint32 failures, raft_index applied)
 		return;
 	sm->handoff_none_logged = applied + 1;
 	ereport(LOG,
-	        (errmsg("dragonraft: this node's apply of group %llu failed %u times after "
+	        (errmsg("this node's apply of dragonraft group %llu failed %u times after "
 	                "entry %llu, and no other voter can take the group",
 	                (unsigned long long)sm->group_id, failures, (unsigned long long)applied),
 	         sm->last_leader != 0
@@ -665,12 +665,13 @@ static void hand_off(DrSm *sm, uint32 failures, raft_index applied)
 		return;
 	}
 	sm->handoff_entry = applied + 1;
-	ereport(LOG, (errmsg("dragonraft: this node's apply of group %llu failed %u times after "
+	ereport(LOG, (errmsg("this node's apply of dragonraft group %llu failed %u times after "
 	                     "entry %llu: it hands the leadership to node %llu",
 	                     (unsigned long long)sm->group_id, failures,
 	                     (unsigned long long)applied, (unsigned long long)target),
-	              errhint("dragonraft.leader_handoff_after sets when; see "
-	                      "dragonraft.status for the error.")));
+	              errhint("See dragonraft.status for the error; "
+	                      "dragonraft.leader_handoff_after sets after how many failed "
+	                      "tries the leadership is handed over.")));
 	rc = engine_transfer_leader(dr_engine->e, sm->group_id, target, handoff_done,
 	                            (void *)(uintptr_t)sm->group_id);
 	if (rc != ENGINE_OK) {

@@ -57,7 +57,7 @@ bool dr_queue_last_untaken(void)
 static DrRequest *my_slot(void)
 {
 	if (MyBackendId < 1 || MyBackendId > MaxBackends)
-		elog(ERROR, "dragonraft: backend id %d has no request slot", MyBackendId);
+		elog(ERROR, "backend id %d has no dragonraft request slot", MyBackendId);
 	return &dr_requests[MyBackendId - 1];
 }
 

@@ -732,6 +732,18 @@ static void check_room(const char *path, uint64 size)
 		                 "dragonraft.snapshot_min_free.")));
 }
 
+static void called_off(void) pg_attribute_noreturn();
+
+/* The engine worker freed this exporter's job: an operational state, not a bug. */
+static void called_off(void)
+{
+	ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+	                errmsg("the export of a snapshot of group %llu was called off",
+	                       (unsigned long long)X.group_id),
+	                errdetail("The engine worker ended it: the group stopped on this "
+	                          "node, or the engine worker exited.")));
+}
+
 /* Until the engine worker says the group's apply is drained. */
 static void wait_drained(void)
 {
@@ -741,7 +753,7 @@ static void wait_drained(void)
 		bool drained;
 
 		if (!lock_job())
-			elog(ERROR, "the export was called off");
+			called_off();
 		drained = X.job->drained;
 		SpinLockRelease(&X.job->mutex);
 		if (drained)
@@ -778,7 +790,7 @@ static void export(uint64 group_id, const char *path)
 	 */
 	held = GetCurrentTimestamp();
 	if (!lock_job())
-		elog(ERROR, "the export was called off");
+		called_off();
 	X.job->phase = DR_SNAP_DRAINING;
 	SpinLockRelease(&X.job->mutex);
 	wake_engine();
@@ -796,7 +808,7 @@ static void export(uint64 group_id, const char *path)
 	 * the hold otherwise: the group stopped, or a new engine worker runs).
 	 * Called off, the apply may have gone on: no comparison then. */
 	if (!lock_job())
-		elog(ERROR, "the export was called off");
+		called_off();
 	X.job->index = index;
 	X.job->taken = true;
 	X.job->phase = DR_SNAP_EXPORTING;

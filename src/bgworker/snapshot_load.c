@@ -643,7 +643,7 @@ static void give(const char *sql, const char *extras, const char *what)
 		         errmsg("%s could not get its owner, privileges, row level security, "
 		                "policies, triggers or comments here: %s",
 		                what, ed->message),
-		         errdetail("What it has on the leader: %s", extras),
+		         errdetail("On the leader it has \"%s\".", extras),
 		         errhint("Create what is missing on this node (a role, say); it is "
 		                 "tried again.")));
 	}
@@ -666,7 +666,7 @@ static const char *extras_owner(const char *extras, const char *what)
 		                errmsg("what %s has besides its definition does not begin with its "
 		                       "owner",
 		                       what),
-		                errdetail("It is: %s", extras)));
+		                errdetail("It is \"%s\".", extras)));
 	return cmd->newowner->rolename;
 }
 
@@ -914,7 +914,7 @@ static void examine(uint64 group_id, LoadTable *t)
 		                "policies, triggers or comments other than in the snapshot of "
 		                "group %llu",
 		                t->qname, (unsigned long long)group_id),
-		         errdetail("The snapshot gives it: %s", t->extras),
+		         errdetail("The snapshot gives it \"%s\".", t->extras),
 		         errhint("Drop it on this node.")));
 	t->fate = FATE_ADOPT;
 }
@@ -2423,7 +2423,7 @@ static void plain_make(uint64 group_id, Contents *c, bool early)
 			                ((LoadPlain *)linitial(pending))->qname,
 			                (unsigned long long)group_id, first->message),
 			         errdetail("A command of the group made it (entry %llu); its "
-			                   "definition: %s",
+			                   "definition is \"%s\".",
 			                   (unsigned long long)((LoadPlain *)linitial(pending))
 			                           ->index,
 			                   ((LoadPlain *)linitial(pending))->def),

@@ -289,7 +289,7 @@ static Col *read_columns(Relation rel, int *ncols)
 		if (i == desc->natts || seen[i] || a->attgenerated)
 			ereport(ERROR,
 			        (errcode(ERRCODE_DATA_CORRUPTED),
-			         errmsg("the snapshot's rows of table %s have a column \"%s\" "
+			         errmsg("the snapshot's rows of table \"%s\" have a column \"%s\" "
 			                "that it lacks here, or twice",
 			                RelationGetRelationName(rel), name)));
 		seen[i] = true;
@@ -304,7 +304,7 @@ static Col *read_columns(Relation rel, int *ncols)
 			    !dr_snapshot_raw_type(type))
 				ereport(ERROR,
 				        (errcode(ERRCODE_DATA_CORRUPTED),
-				         errmsg("column \"%s\" of table %s has type %s here, "
+				         errmsg("column \"%s\" of table \"%s\" has type %s here, "
 				                "not the snapshot's (type %u, modifier %d)",
 				                name, RelationGetRelationName(rel),
 				                format_type_with_typemod(a->atttypid, a->atttypmod),
@@ -319,11 +319,11 @@ static Col *read_columns(Relation rel, int *ncols)
 	}
 	for (int i = 0; i < desc->natts; i++)
 		if (!seen[i] && !TupleDescAttr(desc, i)->attisdropped)
-			ereport(ERROR,
-			        (errcode(ERRCODE_DATA_CORRUPTED),
-			         errmsg("the snapshot's rows of table %s lack its column \"%s\"",
-			                RelationGetRelationName(rel),
-			                NameStr(TupleDescAttr(desc, i)->attname))));
+			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+			                errmsg("the snapshot's rows of table \"%s\" lack its "
+			                       "column \"%s\"",
+			                       RelationGetRelationName(rel),
+			                       NameStr(TupleDescAttr(desc, i)->attname))));
 	pfree(seen);
 	*ncols = n;
 	return cols;

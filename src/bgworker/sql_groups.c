@@ -57,6 +57,43 @@ const char *dr_engine_restart_hint(void)
 	       "stopped engine worker after a few seconds.";
 }
 
+int dr_sql_groups_errcode(int rc)
+{
+	switch (rc) {
+	case ENGINE_ERR_NOMEM:
+		return ERRCODE_OUT_OF_MEMORY;
+	case ENGINE_ERR_BUSY: /* (as a write's busy_timeout) */
+		return ERRCODE_INSUFFICIENT_RESOURCES;
+	case ENGINE_ERR_PENDING:
+		return ERRCODE_OBJECT_IN_USE;
+	case ENGINE_ERR_TOO_BIG:
+		return ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+	case ENGINE_ERR_UNKNOWN:
+	case ENGINE_ERR_TIMEOUT:
+		return ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN;
+	case ENGINE_ERR_NO_GROUP:
+	case ENGINE_ERR_NOT_FOUND:
+		return ERRCODE_UNDEFINED_OBJECT;
+	case ENGINE_ERR_EXISTS:
+		return ERRCODE_DUPLICATE_OBJECT;
+	case ENGINE_ERR_REJECTED: /* (as a refused membership change) */
+		return ERRCODE_INVALID_PARAMETER_VALUE;
+	case ENGINE_ERR_NOT_LEADER:
+	case ENGINE_ERR_DROPPED:
+	case ENGINE_ERR_STORAGE:
+	case ENGINE_ERR_SM:
+	case ENGINE_ERR_STOPPED:
+	case ENGINE_ERR_SNAPSHOT:
+	case ENGINE_ERR_FAILED:
+	case ENGINE_ERR_NOT_HELD:
+	case DR_RC_ENGINE_EXITED:
+	case DR_RC_ENGINE_STALLED:
+	case DR_RC_NOT_TAKEN:
+		return ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
+	}
+	return ERRCODE_INTERNAL_ERROR;
+}
+
 /*
  * As PostgreSQL names what is missing ("replication slot \"s\" does not
  * exist"), with "dragonraft" so that it reads alike from a write's COMMIT.
@@ -597,7 +634,7 @@ void dr_sql_groups_start_failed(int64 group_id, const DrResult *res)
 		                errmsg("group %lld exists on this node but is stopped",
 		                       (long long)group_id),
 		                errdetail("%s", dr_sentence(res->errmsg)),
-		                errhint("leave_group(%lld, force => true) removes it here.",
+		                errhint("Remove it here with leave_group(%lld, force => true).",
 		                        (long long)group_id)));
 		break;
 	case DR_RC_ORIGINS_FULL:
@@ -633,9 +670,9 @@ static void bad_members(const char *msg, const char *detail)
 {
 	ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s", msg),
 	                detail ? errdetail("%s", detail) : 0,
-	                errhint("members maps node ids to Raft addresses, for example "
-	                        "'{\"1\": \"10.0.0.1:7400\", \"2\": \"10.0.0.2:7400\", "
-	                        "\"3\": \"10.0.0.3:7400\"}'.")));
+	                errhint("Give members as a JSON object that maps node ids to Raft "
+	                        "addresses, for example '{\"1\": \"10.0.0.1:7400\", "
+	                        "\"2\": \"10.0.0.2:7400\", \"3\": \"10.0.0.3:7400\"}'.")));
 }
 
 /* Whether an address has only printable ASCII characters other than space, quotes and
@@ -790,7 +827,7 @@ Datum dr_create_group(PG_FUNCTION_ARGS)
 		break;
 	default:
 		dr_sql_groups_start_failed(group_id, &res);
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+		ereport(ERROR, (errcode(dr_sql_groups_errcode(res.rc)),
 		                errmsg("could not create group %lld: %s", (long long)group_id,
 		                       res.rc > -100 ? engine_strerror(res.rc) : "bad request"),
 		                res.errmsg[0] ? errdetail("%s", dr_sentence(res.errmsg)) : 0));
@@ -807,7 +844,7 @@ static void not_voter(int64 group_id, int32 target)
 	ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 	                errmsg("node %d cannot lead group %lld", target, (long long)group_id),
 	                errdetail("Only a voting member can lead."),
-	                errhint("promote_member makes a non-voting member vote.")));
+	                errhint("Make it vote first with promote_member.")));
 }
 
 /* Is node a voting member of group_id, as this node knows the group now? */
@@ -918,7 +955,7 @@ Datum dr_transfer_leader(PG_FUNCTION_ARGS)
 		dr_sql_groups_engine_exited();
 		break;
 	default:
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+		ereport(ERROR, (errcode(dr_sql_groups_errcode(res.rc)),
 		                errmsg("could not transfer the leadership of group %lld: %s",
 		                       (long long)group_id,
 		                       res.rc > -100 ? engine_strerror(res.rc) : "bad request")));

@@ -69,7 +69,7 @@ static void digest_failed(int64 group_id, const struct engine_log_digest *asked,
 		                       "completed",
 		                       (long long)group_id),
 		                errhint("See dragonraft.node_status() and the server log.")));
-	ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+	ereport(ERROR, (errcode(dr_sql_groups_errcode(res->rc)),
 	                errmsg("could not digest the log of group %lld from entry %llu: %s",
 	                       (long long)group_id, (unsigned long long)asked->next,
 	                       res->rc > -100 ? engine_strerror(res->rc) : "request refused"),

@@ -207,7 +207,7 @@ static void change_outcome(const DrResult *res, int64 group_id, int64 node)
 		ereport(ERROR, (errcode(ERRCODE_DUPLICATE_OBJECT),
 		                errmsg("node %lld is already a member of group %lld",
 		                       (long long)node, (long long)group_id),
-		                errhint("promote_member makes a non-voting member vote.")));
+		                errhint("Make a non-voting member vote with promote_member.")));
 		break;
 	case DR_RC_NOT_MEMBER:
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -261,7 +261,7 @@ static void change_outcome(const DrResult *res, int64 group_id, int64 node)
 		                res->errmsg[0] ? errdetail("%s", dr_sentence(res->errmsg)) : 0));
 		break;
 	default:
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+		ereport(ERROR, (errcode(dr_sql_groups_errcode(res->rc)),
 		                errmsg("could not change the membership of group %lld: %s",
 		                       (long long)group_id,
 		                       res->rc > -100 ? engine_strerror(res->rc) : "bad request"),
@@ -486,7 +486,7 @@ static void leave_locally(int64 group_id, bool gave_up_join)
 		         errhint("Run leave_group again once dragonraft.node_status() shows "
 		                 "the engine worker running.")));
 	if (res.rc != ENGINE_OK)
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+		ereport(ERROR, (errcode(dr_sql_groups_errcode(res.rc)),
 		                errmsg("could not stop the member of group %lld on this node: %s",
 		                       (long long)group_id,
 		                       res.rc > -100 ? engine_strerror(res.rc) : "request refused"),
@@ -740,7 +740,7 @@ Datum dr_forget_left_group(PG_FUNCTION_ARGS)
 			         errmsg("node %d has no record of leaving group %lld on this "
 			                "server",
 			                node_id, (long long)group_id),
-			         errhint("dragonraft.left_groups lists the records.")));
+			         errhint("See dragonraft.left_groups for the records.")));
 		ereport(ERROR, (errcode_for_file_access(),
 		                errmsg("could not stat file \"%s\": %m", path)));
 	}
@@ -881,7 +881,7 @@ static void join_failed(int64 group_id, const DrResult *res)
 		break;
 	default:
 		dr_sql_groups_start_failed(group_id, res);
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+		ereport(ERROR, (errcode(dr_sql_groups_errcode(res->rc)),
 		                errmsg("could not join group %lld: %s", (long long)group_id,
 		                       res->rc > -100 ? engine_strerror(res->rc) : "bad request"),
 		                res->errmsg[0] ? errdetail("%s", dr_sentence(res->errmsg)) : 0));
@@ -922,15 +922,14 @@ static void join_stopped(int64 group_id, const GroupView *v) pg_attribute_noretu
 static void join_stopped(int64 group_id, const GroupView *v)
 {
 	if (!v->exists)
-		ereport(ERROR,
-		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-		         errmsg("node %d is no longer a member of group %lld", dr_node_id,
-		                (long long)group_id),
-		         errdetail("It ended while join_group waited for it to catch up: "
-		                   "leave_group(%lld, true) on this node ends it so.",
-		                   (long long)group_id),
-		         errhint("dragonraft.left_groups lists the groups this node left, which it "
-		                 "cannot join again.")));
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("node %d is no longer a member of group %lld", dr_node_id,
+		                       (long long)group_id),
+		                errdetail("It ended while join_group waited for it to catch up: "
+		                          "leave_group(%lld, true) on this node ends it so.",
+		                          (long long)group_id),
+		                errhint("See dragonraft.left_groups for the groups this node left, "
+		                        "which it cannot join again.")));
 	dr_sql_groups_stopped(group_id, v->error, NULL);
 }
 
@@ -1017,9 +1016,9 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 	if (replaced != NULL)
 		ereport(WARNING,
 		        (errmsg("node %d now dials %s", dr_node_id, replaced),
-		         errdetail("join_group takes the addresses it is given as the right ones, "
-		                   "for every group of this node: a wrong one cuts this node off "
-		                   "from that node."),
+		         errdetail("A join_group call takes the addresses it is given as the right "
+		                   "ones, for every group of this node: a wrong one cuts this "
+		                   "node off from that node."),
 		         errhint("If that is a mistake, run join_group(%lld, ...) again with the "
 		                 "right address; dragonraft.members shows the addresses this "
 		                 "node knows.",
@@ -1112,12 +1111,14 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 			        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			         errmsg("node %d cannot apply the entries of group %lld",
 			                dr_node_id, (long long)group_id),
-			         errdetail(
-			                 "It applied up to entry %llu of %llu and every try failed "
-			                 "for %d ms: %s",
-			                 (unsigned long long)v.applied,
-			                 (unsigned long long)v.commit,
-			                 JOIN_APPLY_FAILED_TIMEOUTS * election_ms, v.error),
+			         errdetail("%s",
+			                   dr_sentence(psprintf(
+			                           "It applied up to entry %llu of %llu and every "
+			                           "try failed for %d ms: %s",
+			                           (unsigned long long)v.applied,
+			                           (unsigned long long)v.commit,
+			                           JOIN_APPLY_FAILED_TIMEOUTS * election_ms,
+			                           v.error))),
 			         errhint("The member stays and its apply worker keeps trying: fix "
 			                 "the cause (see dragonraft.status and the server log), "
 			                 "then run join_group again to wait for it; or "
@@ -1192,10 +1193,12 @@ Datum dr_join_group(PG_FUNCTION_ARGS)
 			                (long long)group_id, (unsigned long long)v.last_index,
 			                (unsigned long long)v.applied),
 			         v.apply_failures > 0
-			                 ? errdetail("Its apply failed %u times in a "
-			                             "row, waiting for "
-			                             "its next try (in %ld s): %s",
-			                             v.apply_failures, secs, dr_sentence(v.error))
+			                 ? errdetail("%s",
+			                             dr_sentence(psprintf(
+			                                     "Its apply failed %u times in a row, "
+			                                     "waiting for its next try (in %ld "
+			                                     "s): %s",
+			                                     v.apply_failures, secs, v.error)))
 			         : v.error[0] != '\0' ? errdetail("%s", dr_sentence(v.error))
 			                              : 0));
 		}
@@ -1272,7 +1275,7 @@ Datum dr_snapshot(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 		        (errcode(res.rc == ENGINE_ERR_PENDING || res.rc == ENGINE_ERR_BUSY
 		                         ? ERRCODE_OBJECT_IN_USE
-		                         : ERRCODE_INTERNAL_ERROR),
+		                         : dr_sql_groups_errcode(res.rc)),
 		         errmsg("could not take a snapshot of group %lld: %s", (long long)group_id,
 		                res.rc > -100 ? engine_strerror(res.rc)
 		                              : "the engine worker exited"),

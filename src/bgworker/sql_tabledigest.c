@@ -382,7 +382,7 @@ static Snapshot take_held_snapshot(int64 group_id, RepOriginId origin, uint64 *i
 			         errhint("See dragonraft.stat_progress_snapshot, and try again.")));
 		if (take_guarded(group_id, engine, origin, &snap, index, &handed))
 			break;
-		ereport(DEBUG1, (errmsg("dragonraft: the engine worker exited while the digest of "
+		ereport(DEBUG1, (errmsg("dragonraft engine worker exited while the digest of "
 		                        "group %lld waited for its hold; it asks the next one",
 		                        (long long)group_id)));
 	}
@@ -443,7 +443,7 @@ static uint32 get_be32(const uint8 *p)
 
 static void pg_attribute_noreturn() bad_form(Oid type)
 {
-	elog(ERROR, "dragonraft: unexpected binary form of a value of type %u", type);
+	elog(ERROR, "unexpected binary form of a value of type %u", type);
 }
 
 /*
@@ -513,7 +513,7 @@ static int col_cmp(const void *a, const void *b)
 static void hash(EVP_MD_CTX *ctx, const void *p, size_t n)
 {
 	if (EVP_DigestUpdate(ctx, p, n) != 1)
-		elog(ERROR, "dragonraft: SHA-256 failed");
+		elog(ERROR, "could not compute SHA-256 hash");
 }
 
 void dr_table_digest_rel(Oid relid, Snapshot snap, uint64 *rows, uint8 sum[32])
@@ -533,7 +533,7 @@ void dr_table_digest_rel(Oid relid, Snapshot snap, uint64 *rows, uint8 sum[32])
 	if (md == NULL)
 		md = EVP_MD_fetch(NULL, "SHA256", NULL);
 	if (ctx == NULL || md == NULL)
-		elog(ERROR, "dragonraft: SHA-256 is not available");
+		elog(ERROR, "could not initialize SHA-256 context");
 	for (int i = 0; i < desc->natts; i++) {
 		Form_pg_attribute a = TupleDescAttr(desc, i);
 		Oid func, inner, unsent;
@@ -577,7 +577,7 @@ void dr_table_digest_rel(Oid relid, Snapshot snap, uint64 *rows, uint8 sum[32])
 		slot_getallattrs(slot);
 		old = MemoryContextSwitchTo(row_cxt);
 		if (EVP_DigestInit_ex(ctx, md, NULL) != 1)
-			elog(ERROR, "dragonraft: SHA-256 failed");
+			elog(ERROR, "could not compute SHA-256 hash");
 		for (int k = 0; k < n; k++) {
 			int i = cols[k].att;
 			uint8 flag = slot->tts_isnull[i] ? 0 : 1;
@@ -597,7 +597,7 @@ void dr_table_digest_rel(Oid relid, Snapshot snap, uint64 *rows, uint8 sum[32])
 			}
 		}
 		if (EVP_DigestFinal_ex(ctx, h, NULL) != 1)
-			elog(ERROR, "dragonraft: SHA-256 failed");
+			elog(ERROR, "could not compute SHA-256 hash");
 		add256(sum, h);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(row_cxt);

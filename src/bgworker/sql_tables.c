@@ -909,11 +909,12 @@ static void try_here(int64 group_id, const char *command, const char *search_pat
 		         errhint("Run commands on temporary objects in your own session, "
 		                 "outside dragonraft.execute.")));
 	if (ed != NULL)
-		ereport(ERROR, (errcode(ed->sqlerrcode), errmsg_internal("%s", ed->message),
-		                errdetail("%s%sdragonraft.execute tried the command on this node "
-		                          "first and it failed here: nothing was proposed.",
-		                          ed->detail ? ed->detail : "", ed->detail ? " " : ""),
-		                ed->hint ? errhint("%s", ed->hint) : 0));
+		ereport(ERROR,
+		        (errcode(ed->sqlerrcode), errmsg_internal("%s", ed->message),
+		         errdetail("%s%sThe command failed when dragonraft.execute tried it on "
+		                   "this node first: nothing was proposed.",
+		                   ed->detail ? ed->detail : "", ed->detail ? " " : ""),
+		         ed->hint ? errhint("%s", ed->hint) : 0));
 }
 
 /*
@@ -1231,7 +1232,7 @@ Datum dr_skip_command(PG_FUNCTION_ARGS)
 		                                           "It stopped after entry %llu: %s",
 		                                           (unsigned long long)applied, error)))
 		                 : errdetail("It goes on."),
-		         errhint("skip_command takes the entry of the command at which the apply "
+		         errhint("Pass skip_command the entry of the command at which the apply "
 		                 "stopped: see error in dragonraft.status.")));
 	/* As the bootstrap superuser: dragonraft_admin may ask, not write the table. */
 	dr_as_superuser_begin(&su);

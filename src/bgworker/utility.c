@@ -76,6 +76,7 @@
 #include "tcop/utility.h"
 #include "utils/fmgroids.h"
 #include "utils/acl.h"
+#include "utils/builtins.h"
 #include "utils/catcache.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
@@ -621,18 +622,21 @@ static void check_data_targets(Node *stmt)
 static void check_linearizable_copy(Node *stmt)
 {
 	CopyStmt *cs = (CopyStmt *)stmt;
+	const char *name;
 
 	if (dr_read_consistency != DR_READ_LINEARIZABLE || !IsA(stmt, CopyStmt) || cs->is_from ||
 	    cs->relation == NULL || !rv_replicated(cs->relation))
 		return;
+	/* (as the statement named it, quoted where SQL needs it: the hint is SQL) */
+	name = quote_qualified_identifier(cs->relation->schemaname, cs->relation->relname);
 	ereport(ERROR,
 	        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-	         errmsg("COPY %s TO is not a linearizable read", cs->relation->relname),
+	         errmsg("COPY %s TO is not a linearizable read", name),
 	         errdetail("COPY of a table reads a snapshot taken before a read barrier "
 	                   "could run."),
 	         errhint("With dragonraft.read_consistency = 'linearizable', copy the rows with "
 	                 "COPY (SELECT * FROM %s) TO.",
-	                 cs->relation->relname)));
+	                 name)));
 }
 
 /* One of dragonraft's triggers (capture, truncate capture, refused guard). */

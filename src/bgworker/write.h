@@ -322,6 +322,10 @@ extern void dr_sql_groups_engine_exited(void) pg_attribute_noreturn();
  * bytes) from its shared status; 42704 if this node does not have it. */
 extern void dr_sql_groups_state(int64 group_id, uint8 *member_state, uint32 *apply_failures,
                                 char *error);
+/* The SQLSTATE of an engine outcome (enum engine_rc or DR_RC_*) that a function has no
+ * words of its own for: XX000 only for what cannot happen (a bad request, a Raft core
+ * error), the class of the state otherwise (55000 for a stopped engine or group). */
+extern int dr_sql_groups_errcode(int rc);
 /* The HINT for "engine worker is not running": when the next one starts (a damaged LogDB's
  * back-off, engine_retry_at, or the postmaster's few seconds). */
 extern const char *dr_engine_restart_hint(void);

@@ -902,8 +902,9 @@ static ErrorContextCallback committed_context;
 
 static void committed_context_cb(void *arg)
 {
-	errcontext("dragonraft: the transaction's changes are committed in group %llu's log "
-	           "(entry %llu) and every member applies them, this node too: do not retry it",
+	errcontext("the transaction's changes are committed in the log of dragonraft group "
+	           "%llu (entry %llu) and every member applies them, this node too: do not "
+	           "retry it",
 	           (unsigned long long)C.group_id, (unsigned long long)C.index);
 }
 

@@ -44,7 +44,7 @@ const char *engine_strerror(int rc)
 	case ENGINE_ERR_PENDING:
 		return "another membership change or transfer is in progress";
 	case ENGINE_ERR_REJECTED:
-		return "rejected by the raft core";
+		return "rejected by the Raft core";
 	case ENGINE_ERR_STORAGE:
 		return "storage failure";
 	case ENGINE_ERR_SM:
@@ -52,7 +52,7 @@ const char *engine_strerror(int rc)
 	case ENGINE_ERR_STOPPED:
 		return "group stopped";
 	case ENGINE_ERR_RAFT:
-		return "raft core error";
+		return "Raft core error";
 	case ENGINE_ERR_NOT_FOUND:
 		return "not found in storage";
 	case ENGINE_ERR_SNAPSHOT:
@@ -320,15 +320,15 @@ int eng_raft_rc(struct engine *e, struct group *g, int rc, const char *what)
 		/* A failed read was reported by the log view already; this names a log that
 		 * contradicts itself (say, entries with wrong indexes). */
 		return eng_fail_engine(e, ENGINE_ERR_STORAGE,
-		                       "group %llu: the raft core's storage, during %s (%s),",
+		                       "group %llu: the Raft core's storage, during %s (%s),",
 		                       (unsigned long long)g->id, what, raft_errmsg(g->r));
 	case RAFT_ERR_BUG:
 		eng_group_failed(e, g, ENGINE_ERR_RAFT,
-		                 "the raft core found an impossible state during %s (%s)", what,
+		                 "the Raft core found an impossible state during %s (%s)", what,
 		                 raft_errmsg(g->r));
 		return ENGINE_ERR_RAFT;
 	}
-	eng_group_failed(e, g, ENGINE_ERR_RAFT, "%s: unexpected result from the raft core (%d: %s)",
+	eng_group_failed(e, g, ENGINE_ERR_RAFT, "%s: unexpected result from the Raft core (%d: %s)",
 	                 what, rc, raft_strerror(rc));
 	return ENGINE_ERR_RAFT;
 }

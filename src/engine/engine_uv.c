@@ -333,7 +333,7 @@ static void log_stream_failure(struct engine_uv *u, uint64_t to, uint64_t group_
 		snprintf(side, sizeof(side), "%s",
 		         status == TRANSPORT_EUNREACHABLE ? "on the way" : "on this node");
 	snprintf(line, sizeof(line),
-	         "dragonraft: the snapshot of group %llu to node %llu failed %s: %s; it is sent "
+	         "the snapshot of dragonraft group %llu to node %llu failed %s: %s; it is sent "
 	         "again after a pause",
 	         (unsigned long long)group_id, (unsigned long long)to, side,
 	         stream_failure_why(status, by_receiver));
@@ -422,7 +422,7 @@ static bool group_runs(void *ctx, uint64_t group_id, uint64_t from)
 		return true;
 	if (log_due(u, LOGLIMIT_NO_GROUP, group_id, from, 0, &left_out, &others)) {
 		snprintf(line, sizeof(line),
-		         "dragonraft: node %llu drops the messages of group %llu from node %llu: "
+		         "dragonraft node %llu drops the messages of group %llu from node %llu: "
 		         "the "
 		         "group does not run here (not joined yet, stopped, left, or beyond "
 		         "dragonraft.max_groups: see dragonraft.status, dragonraft.left_groups and "

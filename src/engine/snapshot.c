@@ -442,12 +442,12 @@ void engine_snapshot_refused_by(struct engine *e, uint64_t group_id, raft_id by,
 		         (unsigned long long)f->left_out);
 	if (need == 0 && free_bytes == 0)
 		say(e,
-		    "dragonraft: node %llu refused the snapshot of group %llu: no room in its "
+		    "dragonraft node %llu refused the snapshot of group %llu: no room in its "
 		    "snapshot directory; it is sent again after a pause%s",
 		    (unsigned long long)by, (unsigned long long)group_id, left);
 	else
 		say(e,
-		    "dragonraft: node %llu refused the snapshot of group %llu: no room (%llu bytes "
+		    "dragonraft node %llu refused the snapshot of group %llu: no room (%llu bytes "
 		    "to come and %llu to stay free, %llu free there); it is sent again after a "
 		    "pause%s",
 		    (unsigned long long)by, (unsigned long long)group_id, (unsigned long long)need,
@@ -463,7 +463,7 @@ void eng_no_room_took(struct engine *e, struct group *g, raft_id to)
 	if (f == NULL)
 		return;
 	say(e,
-	    "dragonraft: node %llu took the snapshot of group %llu after %llu refusals for want "
+	    "dragonraft node %llu took the snapshot of group %llu after %llu refusals for want "
 	    "of room",
 	    (unsigned long long)to, (unsigned long long)g->id, (unsigned long long)f->count);
 	no_room_drop(e, g, f);

@@ -1489,7 +1489,7 @@ static void test_no_room_record_logs(void **state)
 	assert_int_equal(ps.refused_free, 500);
 	assert_int_equal(ps.refused_min_free, 2000);
 	snprintf(want, sizeof(want),
-	         "dragonraft: node 4 refused the snapshot of group %llu: no room (1000 bytes to "
+	         "dragonraft node 4 refused the snapshot of group %llu: no room (1000 bytes to "
 	         "come and 2000 to stay free, 500 free there); it is sent again after a pause",
 	         (unsigned long long)r->gid);
 	assert_int_equal(said.n, 1);
@@ -1520,7 +1520,7 @@ static void test_no_room_record_logs(void **state)
 	/* It takes one: one line with the count, the record and the status gone. */
 	fake_net_refuse_snapshots(c->net, 4, false);
 	snprintf(want, sizeof(want),
-	         "dragonraft: node 4 took the snapshot of group %llu after %llu refusals for want "
+	         "dragonraft node 4 took the snapshot of group %llu after %llu refusals for want "
 	         "of room",
 	         (unsigned long long)r->gid, (unsigned long long)f->count);
 	assert_true(cluster_run(c, all_converged, NULL, 40 * 10));

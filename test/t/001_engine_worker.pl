@@ -89,7 +89,7 @@ $nosecret->start;
 $nosecret->safe_psql('postgres', 'CREATE EXTENSION dragonraft');
 ok( $nosecret->poll_query_until('postgres', q{
 		SELECT engine_state = 'stopped'
-		       AND engine_error LIKE 'dragonraft: cannot open cluster secret file "no_such_secret": %'
+		       AND engine_error LIKE 'dragonraft cannot open cluster secret file "no_such_secret": %'
 		  FROM dragonraft.node_status()}),
 	'node_status says why the engine worker stopped');
 $nosecret->stop('fast');

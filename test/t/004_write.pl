@@ -182,7 +182,7 @@ is($st, '0A000', 'a transaction writing two groups is refused');
 ($st, $err) = $c->sql_error($l, "SET dragonraft.testing_fail_local_commit = on;
 	UPDATE accounts SET balance = balance + 1000 WHERE id = 2");
 like($err, qr/testing_fail_local_commit is set/, 'the injected failure ends the transaction');
-like($err, qr/CONTEXT:  dragonraft: the transaction's changes are committed in group 1's log \(entry \d+\) and every member applies them, this node too: do not retry it/,
+like($err, qr/CONTEXT:  the transaction's changes are committed in the log of dragonraft group 1 \(entry \d+\) and every member applies them, this node too: do not retry it/,
 	'the error says the transaction is committed in the log');
 ok($c->caught_up(1), 'the entry is applied from the log');
 is($c->node($_)->safe_psql('postgres', 'SELECT balance FROM accounts WHERE id = 2'), '1061',
@@ -210,9 +210,9 @@ $err = $s->{stderr};
 $s->quit;
 my @errs = split /^(?=psql:)/m, $err;
 is(scalar(grep { /raised after the commit/ } @errs), 2, 'both raises after a COMMIT reached the client') or diag $err;
-is(scalar(grep { /raised after the commit|division by zero/ && /committed in group/ } @errs), 0,
+is(scalar(grep { /raised after the commit|division by zero/ && /committed in the log of dragonraft group/ } @errs), 0,
 	'no error after a COMMIT says the COMMIT\'s CONTEXT') or diag $err;
-ok((grep { /testing_fail_local_commit is set/ && /committed in group 1's log/ } @errs),
+ok((grep { /testing_fail_local_commit is set/ && /committed in the log of dragonraft group 1 / } @errs),
 	'the procedure\'s COMMIT that failed says it') or diag $err;
 unlike($err, qr/not reached/, 'the procedure ended at its failed COMMIT');
 

@@ -98,7 +98,7 @@ $c->node($f2)->safe_psql('postgres', 'SELECT dragonraft.leave_group(2, true)');
 $c->group_nodes(2, grep { $_ != $f2 } $c->ids);
 # (an idle group's leader sends nothing: an entry wakes it)
 $c->node($l2)->safe_psql('postgres', q{SELECT dragonraft.execute(2, 'SELECT 1')});
-my $drops = qr/LOG:  dragonraft: node $f2 drops the messages of group 2 from node $l2: the group does not run here \(not joined yet, stopped, left, or beyond dragonraft\.max_groups: see dragonraft\.status, dragonraft\.left_groups and dragonraft\.stat_node\); if this node left it for good, run dragonraft\.remove_member\(2, $f2\) on the group's leader/;
+my $drops = qr/LOG:  dragonraft node $f2 drops the messages of group 2 from node $l2: the group does not run here \(not joined yet, stopped, left, or beyond dragonraft\.max_groups: see dragonraft\.status, dragonraft\.left_groups and dragonraft\.stat_node\); if this node left it for good, run dragonraft\.remove_member\(2, $f2\) on the group's leader/;
 ok($c->wait_until("node $f2 to log the messages of group 2 it drops",
 		sub { slurp_file($c->node($f2)->logfile, $off) =~ $drops }),
 	"node $f2 logs that it drops group 2's messages from node $l2, and what to do");

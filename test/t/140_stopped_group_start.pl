@@ -45,7 +45,7 @@ for my $f ("create_group(20, '" . $c->members(1) . "')", "join_group(20, '" . $c
 	my ($state, $err) = $c->sql_error(1, "SELECT dragonraft.$f");
 	is($state, '55000', "$f: 55000");
 	like($err,
-		qr/ERROR:  55000: group 20 exists on this node but is stopped\nDETAIL:  Group 20: the state machine applied \d+ but the LogDB ends at $last [^\n]*refusing to start the member, which could vote twice\.\nHINT:  leave_group\(20, force => true\) removes it here\./,
+		qr/ERROR:  55000: group 20 exists on this node but is stopped\nDETAIL:  Group 20: the state machine applied \d+ but the LogDB ends at $last [^\n]*refusing to start the member, which could vote twice\.\nHINT:  Remove it here with leave_group\(20, force => true\)\./,
 		"$f says the group is stopped here, why in sentences, and what removes it")
 	  or diag $err;
 }
