@@ -102,7 +102,7 @@ int engine_read_index(struct engine *e, uint64_t group_id, engine_done_cb cb, vo
 	p.group_id = group_id;
 	p.kind = PK_READ;
 	p.term = raft_term_of(g->r);
-	p.leader = raft_leader(g->r);
+	p.resets = raft_resets(g->r);
 	p.deadline = e->now + e->cfg.request_timeout_ticks;
 	p.cb = cb;
 	p.ctx = ctx;
@@ -249,8 +249,7 @@ void eng_cc_applied(struct engine *e, struct group *g, const struct raft_entry *
 
 void eng_end_unconfirmed_reads(struct engine *e, struct group *g, int rc, bool all)
 {
-	raft_term term = raft_term_of(g->r);
-	raft_id leader = raft_leader(g->r);
+	uint64_t resets = raft_resets(g->r);
 
 	for (size_t i = 0; i < e->pend.cap && g->n_pending > 0; i++) {
 		struct pending *p = &e->pend.slots[i], op;
@@ -258,7 +257,7 @@ void eng_end_unconfirmed_reads(struct engine *e, struct group *g, int rc, bool a
 		/* (a read whose index is known waits for its apply: still valid) */
 		if (p->key == 0 || p->group_id != g->id || p->kind != PK_READ || p->index != 0)
 			continue;
-		if (!all && p->term == term && p->leader == leader)
+		if (!all && p->resets == resets)
 			continue; /* asked after the change: its leader has it */
 		eng_pending_del(&e->pend, p, &op);
 		g->n_pending--;

@@ -528,6 +528,7 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 	g->role = raft_role(g->r);
 	g->term = raft_term_of(g->r);
 	g->leader = raft_leader(g->r);
+	g->resets = raft_resets(g->r);
 	eng_book_drop_removed(e, g, &g->conf); /* removals the log no longer holds */
 	eng_announce_addresses(e, g);
 	e->groups[e->n_groups++] = g;

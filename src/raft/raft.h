@@ -339,6 +339,16 @@ void raft_compacted(struct raft *r, raft_index index);
 enum raft_role raft_role(const struct raft *r);
 raft_id raft_leader(const struct raft *r);
 raft_term raft_term_of(const struct raft *r);
+/*
+ * How many times the core changed role, term or leader (became a follower,
+ * pre-candidate, candidate or leader; each forgets the ReadIndex queue and
+ * what was in flight for the state before).  A caller that looks at role,
+ * term and leader only now and then misses a change and its undoing in
+ * between (a follower that timed out, lost its pre-vote and heard from the
+ * same leader again, dropping the leader's answers meanwhile); this count
+ * still moved.
+ */
+uint64_t raft_resets(const struct raft *r);
 raft_index raft_commit_index(const struct raft *r);
 raft_index raft_last_index(const struct raft *r);
 /* The index of a snapshot that a RAFT_MSG_SNAPSHOT installed in the core and

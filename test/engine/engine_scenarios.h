@@ -3888,6 +3888,69 @@ static void test_read_asked_before_round_sees_leader(void **state)
 	cluster_destroy(&c);
 }
 
+/*
+ * A follower forwards a read; its leader confirms it and answers.  Before
+ * the answer arrives, the follower times out (its leader's heartbeats were
+ * late) and becomes a pre-candidate, and the answer reaches it in that state,
+ * which takes none: it is dropped.  The leader's next heartbeat makes it a
+ * follower of the same leader in the same term again, all between two of
+ * the follower's rounds, which see the same role, term and leader.  The read
+ * ends DROPPED (retry) at that round; it waited out the request timeout.
+ */
+static void test_read_dropped_when_follower_flickers(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_wait w = {0};
+	struct cluster c;
+	struct group *fg;
+	raft_id lead, f;
+	raft_term term;
+
+	(void)state;
+	cfg.quiesce_ticks = ENGINE_QUIESCE_OFF; /* the leader heartbeats when ticked */
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	settle(&c, 3);
+	lead = cluster_leader(&c, 0);
+	f = a_follower(&c, 0);
+	fg = eng_group(c.nodes[f].e, c.group_ids[0]);
+	term = raft_term_of(fg->r);
+	fake_net_hold(c.net, f, RAFT_MSG_READINDEX_RESP, true);
+	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &w),
+	                 ENGINE_OK);
+	settle(&c, 2); /* the leader confirms it; its answer waits */
+	assert_false(w.done);
+	/* Only f ticks, with no round: it times out and becomes a pre-candidate. */
+	for (unsigned t = 0; t < 3 * cfg.election_rtt && raft_role(fg->r) != RAFT_PRECANDIDATE; t++)
+		engine_tick(c.nodes[f].e);
+	assert_int_equal(raft_role(fg->r), RAFT_PRECANDIDATE);
+	/* The answer, then a heartbeat of the leader, reach it before its next round. */
+	fake_net_hold(c.net, f, RAFT_MSG_READINDEX_RESP, false);
+	engine_tick(c.nodes[lead].e);
+	engine_run_round(c.nodes[lead].e);
+	fake_net_deliver(c.net);
+	assert_int_equal(raft_role(fg->r), RAFT_FOLLOWER);
+	assert_int_equal(raft_leader(fg->r), lead);
+	assert_int_equal(raft_term_of(fg->r), term);
+	engine_run_round(c.nodes[f].e);
+	if (!w.done) {
+		uint64_t t0 = c.ticks;
+
+		assert_true(cluster_run(&c, waited, &w, 100));
+		fail_msg("the read waited %llu more ticks after its answer was dropped, then %s",
+		         (unsigned long long)(c.ticks - t0), engine_strerror(w.res.rc));
+	}
+	assert_int_equal(w.res.rc, ENGINE_ERR_DROPPED);
+	/* reads there work again */
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &w),
+	                 ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w, 50));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	cluster_destroy(&c);
+}
+
 /* A read whose completion, if dropped, asks for a read of group 1 from inside the callback. */
 struct retried_read {
 	struct cluster *c;
@@ -6538,7 +6601,7 @@ static void test_deferred_sync_failure(void **state)
 }
 #endif
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_replicate),
@@ -6622,6 +6685,7 @@ int main(void)
 	        cmocka_unit_test(test_old_engines_read_answer_ignored),
 	        cmocka_unit_test(test_old_engines_read_answer_ignored_given_ids),
 	        cmocka_unit_test(test_read_asked_before_round_sees_leader),
+	        cmocka_unit_test(test_read_dropped_when_follower_flickers),
 	        cmocka_unit_test(test_reads_retried_from_their_callbacks),
 	        cmocka_unit_test(test_end_unconfirmed_reads_walks_wrapped_run),
 	        cmocka_unit_test(test_keys_skip_zero),
@@ -6679,6 +6743,8 @@ int main(void)
 #endif
 	};
 
+	if (argc > 1)
+		cmocka_set_test_filter(argv[1]); /* one test, or a pattern: test_read_* */
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
 
