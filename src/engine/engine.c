@@ -250,6 +250,17 @@ bool eng_set_state(struct engine *e, struct group *g, enum group_state to)
 		break;
 	}
 	g->state = to;
+	/*
+	 * A frozen group takes no message (engine_deliver drops them: its core
+	 * holds a Ready and takes no input until it is advanced), a leader's
+	 * answer to a read forwarded from here or the heartbeat responses that
+	 * confirm this leader's reads among them.  Such reads end now, as one
+	 * asked meanwhile is refused (ENGINE_ERR_BUSY); they waited out the
+	 * request timeout.  Those whose index is known stay: they complete once
+	 * applied.
+	 */
+	if (to == GS_RECOVERING || to == GS_APPLY_RETRY)
+		eng_end_unconfirmed_reads(e, g, ENGINE_ERR_BUSY, true);
 	eng_tick_update(e, g);
 	eng_changed(e, g);
 	eng_mark(e, g);

@@ -5626,6 +5626,93 @@ static void test_conf_change_nomem(void **state)
 	cluster_destroy(&c);
 }
 
+/* Node f's group 0 committed the index arg[1] (arg[0] is f). */
+static bool committed_at(struct cluster *c, void *arg)
+{
+	const uint64_t *a = arg;
+	struct engine_group_status st;
+
+	return cluster_status(c, (raft_id)a[0], 0, &st) && st.commit >= a[1];
+}
+
+/*
+ * A follower forwards a read, the leader answers it; before the answer
+ * arrives the follower runs out of memory applying a membership change
+ * (GS_APPLY_RETRY): the group holds its Ready, its core takes no message
+ * until it is advanced, and the answer is dropped like every message then.
+ * The read ends at once with ENGINE_ERR_BUSY, as one asked meanwhile is
+ * refused; it waited out the request timeout.  Once memory is back the
+ * change applies and reads there work again.
+ */
+static void test_read_ends_when_apply_retries(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_group_status st;
+	struct engine_wait w = {0}, cw = {0};
+	struct cluster c;
+	raft_id lead, f;
+	uint64_t at[2];
+
+	(void)state;
+	cfg.alloc = &failing;
+	assert_int_equal(cluster_init_with(&c, test_storage, 4, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	settle(&c, 3);
+	lead = cluster_leader(&c, 0);
+	f = a_follower(&c, 0);
+	/* f learns that the change committed, but does not apply it yet */
+	kv_sm_set_busy(c.nodes[f].sm[0], true);
+	assert_int_equal(cluster_join(&c, 4, 0), ENGINE_OK);
+	assert_int_equal(engine_add_nonvoter(c.nodes[lead].e, c.group_ids[0], 4, "127.0.0.1:7404",
+	                                     engine_wait_cb, &cw),
+	                 ENGINE_OK);
+	assert_true(cluster_status(&c, lead, 0, &st));
+	at[0] = f;
+	at[1] = st.last_index;
+	assert_true(cluster_run(&c, committed_at, at, 50));
+	/* a read at f, confirmed by the leader; the answer waits */
+	fake_net_hold(c.net, f, RAFT_MSG_READINDEX_RESP, true);
+	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &w),
+	                 ENGINE_OK);
+	settle(&c, 2);
+	assert_false(w.done);
+	/* f applies the change in a round where every allocation fails */
+	kv_sm_set_busy(c.nodes[f].sm[0], false);
+	engine_sm_resume(c.nodes[f].e, c.group_ids[0]);
+	fail_countdown = 0;
+	engine_run_round(c.nodes[f].e);
+	fail_countdown = -1;
+	assert_int_equal(eng_group(c.nodes[f].e, c.group_ids[0])->state, GS_APPLY_RETRY);
+	assert_true(cluster_status(&c, f, 0, &st));
+	assert_true(st.applied < at[1]);
+	/* the answer comes while the group is frozen */
+	fake_net_hold(c.net, f, RAFT_MSG_READINDEX_RESP, false);
+	fake_net_deliver(c.net);
+	if (!w.done) {
+		uint64_t t0 = c.ticks;
+
+		assert_true(cluster_run(&c, waited, &w, 100));
+		fail_msg("the read waited %llu ticks after its group froze, then %s",
+		         (unsigned long long)(c.ticks - t0), engine_strerror(w.res.rc));
+	}
+	assert_int_equal(w.res.rc, ENGINE_ERR_BUSY);
+	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], NULL, NULL),
+	                 ENGINE_ERR_BUSY);
+	/* memory is back: the change applies, reads work again */
+	assert_true(cluster_run(&c, waited, &cw, 100));
+	assert_int_equal(cw.res.rc, ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	assert_true(cluster_status(&c, f, 0, &st));
+	assert_true(st.applied >= at[1]);
+	assert_int_equal(st.membership.n_nonvoters, 1);
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &w),
+	                 ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w, 50));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	cluster_destroy(&c);
+}
+
 #ifndef RAFT_DEBUG
 /* The core's release-build report of an impossible state (src/raft/raft_int.h). */
 void raft_bug(struct raft *r, const char *cond, const char *file, int line);
@@ -6713,6 +6800,7 @@ int main(int argc, char **argv)
 	        cmocka_unit_test(test_bad_index_read),
 	        cmocka_unit_test(test_read_nomem),
 	        cmocka_unit_test(test_conf_change_nomem),
+	        cmocka_unit_test(test_read_ends_when_apply_retries),
 #ifndef RAFT_DEBUG
 	        cmocka_unit_test(test_raft_bug),
 #endif
