@@ -139,11 +139,15 @@ void eng_complete(struct engine *e, engine_done_cb cb, void *ctx, int rc, uint64
 {
 	struct engine_result res = {rc, group, index, leader};
 
+	e->n_owed--;
 	if (cb == NULL)
 		return;
-	if ((e->in_round || e->defer > 0) &&
-	    eng_reserve(e, (void **)&e->done, &e->cap_done, e->n_done + 1, sizeof(*e->done)) ==
-	            ENGINE_OK) {
+	if (e->in_round || e->defer > 0) {
+		/* Its room was taken when the operation was accepted (op_group): a
+		 * callback run here instead would run inside the walk that completes
+		 * it, and one that starts an operation would change what is walked. */
+		if (e->n_done >= e->cap_done)
+			abort(); /* an operation accepted without room: a bug */
 		e->done[e->n_done].cb = cb;
 		e->done[e->n_done].ctx = ctx;
 		e->done[e->n_done].res = res;

@@ -359,6 +359,7 @@ struct engine {
 	size_t cap_scratch;
 	struct done *done;
 	size_t n_done, cap_done;
+	size_t n_owed;     /* operations accepted, not completed: cap_done >= n_done + n_owed */
 	uint64_t *changed; /* ids of groups whose status changed (room for every group) */
 	size_t n_changed, cap_changed;
 	/*

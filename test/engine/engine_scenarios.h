@@ -5713,6 +5713,131 @@ static void test_read_ends_when_apply_retries(void **state)
 	cluster_destroy(&c);
 }
 
+/* ---- completions never allocate ---- */
+
+static struct engine *done_target; /* its completion queue cannot grow (NULL: any can) */
+
+static void *done_realloc(void *p, size_t n)
+{
+	if (p != NULL && done_target != NULL && p == done_target->done)
+		return NULL;
+	return realloc(p, n);
+}
+
+static const struct engine_alloc done_failing = {malloc, done_realloc, free};
+
+#define N_WALKED_MORE 600
+
+/* A read that times out in a walk of the pending table; the first one asks for many more. */
+struct walked_read {
+	struct engine *e;
+	uint64_t gid;
+	int completions;
+	int rc;
+	bool inside; /* its callback ran inside a walk or a round */
+};
+
+static struct engine_wait walked_more[N_WALKED_MORE];
+static int walked_more_rc[N_WALKED_MORE];
+static bool walked_asked;
+
+static void walked_read_cb(void *ctx, const struct engine_result *res)
+{
+	struct walked_read *r = ctx;
+
+	r->completions++;
+	r->rc = res->rc;
+	r->inside = r->inside || r->e->in_round || r->e->defer > 0;
+	if (walked_asked)
+		return;
+	/* (enough to grow the pending table: it would move under the walk) */
+	walked_asked = true;
+	for (int i = 0; i < N_WALKED_MORE; i++)
+		walked_more_rc[i] =
+		        engine_read_index(r->e, r->gid, engine_wait_cb, &walked_more[i]);
+}
+
+/* Every read asked from the callback that was accepted is done. */
+static bool walked_more_done(struct cluster *c, void *arg)
+{
+	(void)c;
+	(void)arg;
+	for (int i = 0; i < N_WALKED_MORE; i++)
+		if (walked_more_rc[i] == ENGINE_OK && !walked_more[i].done)
+			return false;
+	return true;
+}
+
+/*
+ * Reads at a follower whose answers never come time out together, in one
+ * walk of the pending table (engine_tick), more of them than the completion
+ * queue holds so far, and the queue cannot grow then (its realloc fails).
+ * Their room was taken when each was accepted, so each completion is queued
+ * and its callback runs after the walk; the first one asks for 600 reads
+ * (enough to grow the pending table; those beyond the room left are refused
+ * with ENGINE_ERR_NOMEM).  Before, a completion that found no room ran its
+ * callback at once, inside the walk, and the table was reallocated under it.
+ */
+static void test_completions_never_allocate(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct walked_read *r;
+	struct engine *fe;
+	struct cluster c;
+	size_t n;
+	int accepted = 0;
+	raft_id f;
+
+	(void)state;
+	cfg.alloc = &done_failing;
+	walked_asked = false;
+	memset(walked_more, 0, sizeof(walked_more));
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	settle(&c, 3);
+	f = a_follower(&c, 0);
+	fe = c.nodes[f].e;
+	n = (fe->cap_done > 16 ? fe->cap_done : 16) + 8;
+	r = calloc(n, sizeof(*r));
+	assert_non_null(r);
+	fake_net_hold(c.net, f, RAFT_MSG_READINDEX_RESP, true);
+	for (size_t i = 0; i < n; i++) {
+		r[i] = (struct walked_read){.e = fe, .gid = c.group_ids[0]};
+		assert_int_equal(engine_read_index(fe, c.group_ids[0], walked_read_cb, &r[i]),
+		                 ENGINE_OK);
+	}
+	for (unsigned t = 0; t < 6 * cfg.election_rtt && r[0].completions == 0; t++) {
+		done_target = fe;
+		cluster_tick(&c);
+		done_target = NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (r[i].inside)
+			fail_msg("read %zu's callback ran inside the engine's walk", i);
+		if (r[i].completions != 1 || r[i].rc != ENGINE_ERR_TIMEOUT)
+			fail_msg("read %zu completed %d times in the walk, last with %s", i,
+			         r[i].completions, engine_strerror(r[i].rc));
+	}
+	assert_true(walked_asked);
+	for (int i = 0; i < N_WALKED_MORE; i++) {
+		if (walked_more_rc[i] == ENGINE_OK)
+			accepted++;
+		else if (walked_more_rc[i] != ENGINE_ERR_NOMEM)
+			fail_msg("a read asked from a callback: %s",
+			         engine_strerror(walked_more_rc[i]));
+	}
+	assert_true(accepted > 0);
+	/* those accepted complete once their answers come */
+	fake_net_hold(c.net, f, RAFT_MSG_READINDEX_RESP, false);
+	assert_true(cluster_run(&c, walked_more_done, NULL, 50));
+	for (int i = 0; i < N_WALKED_MORE; i++)
+		if (walked_more_rc[i] == ENGINE_OK)
+			assert_int_equal(walked_more[i].res.rc, ENGINE_OK);
+	assert_int_equal(engine_pending_count(fe), 0);
+	cluster_destroy(&c);
+	free(r);
+}
+
 #ifndef RAFT_DEBUG
 /* The core's release-build report of an impossible state (src/raft/raft_int.h). */
 void raft_bug(struct raft *r, const char *cond, const char *file, int line);
@@ -6801,6 +6926,7 @@ int main(int argc, char **argv)
 	        cmocka_unit_test(test_read_nomem),
 	        cmocka_unit_test(test_conf_change_nomem),
 	        cmocka_unit_test(test_read_ends_when_apply_retries),
+	        cmocka_unit_test(test_completions_never_allocate),
 #ifndef RAFT_DEBUG
 	        cmocka_unit_test(test_raft_bug),
 #endif
