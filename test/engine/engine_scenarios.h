@@ -3589,6 +3589,29 @@ static void test_read_forwarded_to_deposed_leader(void **state)
 	cluster_destroy(&c);
 }
 
+/* The read w is done; if not, say how long it waited after what happened, and how it ended. */
+static void read_ended(struct cluster *c, const struct engine_wait *w, const char *after)
+{
+	uint64_t t0 = c->ticks;
+
+	if (w->done)
+		return;
+	assert_true(cluster_run(c, waited, (void *)w, 100));
+	fail_msg("the read waited %llu ticks %s, then %s", (unsigned long long)(c->ticks - t0),
+	         after, engine_strerror(w->res.rc));
+}
+
+/* A read at node id of group 0 completes OK. */
+static void read_works(struct cluster *c, raft_id id)
+{
+	struct engine_wait w = {0};
+
+	assert_int_equal(engine_read_index(c->nodes[id].e, c->group_ids[0], engine_wait_cb, &w),
+	                 ENGINE_OK);
+	assert_true(cluster_run(c, waited, &w, 50));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+}
+
 /*
  * A follower forwards a read, then starts to load a snapshot in the
  * background (its leader compacted past its log while it was down): the
@@ -3646,22 +3669,12 @@ static void test_read_ends_when_group_freezes(void **state)
 	     steps++)
 		cluster_step(&c);
 	assert_int_equal(st.state, ENGINE_GROUP_RECOVERING);
-	if (!w.done) {
-		uint64_t t0 = c.ticks;
-
-		assert_true(cluster_run(&c, waited, &w, 100));
-		fail_msg("the read waited %llu ticks while its member loaded a snapshot, then %s",
-		         (unsigned long long)(c.ticks - t0), engine_strerror(w.res.rc));
-	}
+	read_ended(&c, &w, "while its member loaded a snapshot");
 	assert_int_equal(w.res.rc, ENGINE_ERR_BUSY);
 	/* after the load, reads there work */
 	assert_true(cluster_run(&c, all_converged, NULL, 20 * cfg.election_rtt));
 	assert_true(kv_sm_recoveries(c.nodes[f].sm[0]) >= 1);
-	memset(&w, 0, sizeof(w));
-	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &w),
-	                 ENGINE_OK);
-	assert_true(cluster_run(&c, waited, &w, 50));
-	assert_int_equal(w.res.rc, ENGINE_OK);
+	read_works(&c, f);
 	check_acked(&c, p, 300);
 	cluster_destroy(&c);
 	free(p);
@@ -3933,21 +3946,11 @@ static void test_read_dropped_when_follower_flickers(void **state)
 	assert_int_equal(raft_leader(fg->r), lead);
 	assert_int_equal(raft_term_of(fg->r), term);
 	engine_run_round(c.nodes[f].e);
-	if (!w.done) {
-		uint64_t t0 = c.ticks;
-
-		assert_true(cluster_run(&c, waited, &w, 100));
-		fail_msg("the read waited %llu more ticks after its answer was dropped, then %s",
-		         (unsigned long long)(c.ticks - t0), engine_strerror(w.res.rc));
-	}
+	read_ended(&c, &w, "more after its answer was dropped");
 	assert_int_equal(w.res.rc, ENGINE_ERR_DROPPED);
 	/* reads there work again */
 	assert_true(cluster_run(&c, all_converged, NULL, 200));
-	memset(&w, 0, sizeof(w));
-	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &w),
-	                 ENGINE_OK);
-	assert_true(cluster_run(&c, waited, &w, 50));
-	assert_int_equal(w.res.rc, ENGINE_OK);
+	read_works(&c, f);
 	cluster_destroy(&c);
 }
 
@@ -5688,13 +5691,7 @@ static void test_read_ends_when_apply_retries(void **state)
 	/* the answer comes while the group is frozen */
 	fake_net_hold(c.net, f, RAFT_MSG_READINDEX_RESP, false);
 	fake_net_deliver(c.net);
-	if (!w.done) {
-		uint64_t t0 = c.ticks;
-
-		assert_true(cluster_run(&c, waited, &w, 100));
-		fail_msg("the read waited %llu ticks after its group froze, then %s",
-		         (unsigned long long)(c.ticks - t0), engine_strerror(w.res.rc));
-	}
+	read_ended(&c, &w, "after its group froze");
 	assert_int_equal(w.res.rc, ENGINE_ERR_BUSY);
 	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], NULL, NULL),
 	                 ENGINE_ERR_BUSY);
@@ -5705,11 +5702,7 @@ static void test_read_ends_when_apply_retries(void **state)
 	assert_true(cluster_status(&c, f, 0, &st));
 	assert_true(st.applied >= at[1]);
 	assert_int_equal(st.membership.n_nonvoters, 1);
-	memset(&w, 0, sizeof(w));
-	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &w),
-	                 ENGINE_OK);
-	assert_true(cluster_run(&c, waited, &w, 50));
-	assert_int_equal(w.res.rc, ENGINE_OK);
+	read_works(&c, f);
 	cluster_destroy(&c);
 }
 
