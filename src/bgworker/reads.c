@@ -307,8 +307,10 @@ uint64 dr_read_barrier_ext(uint64 group_id, bool wait_load)
 	case ENGINE_ERR_NOT_LEADER:
 		barrier_failed(group_id, "the group has no leader at the moment", NULL);
 		break;
-	case ENGINE_ERR_BUSY: /* (a read index meets no backpressure: that is all) */
-		barrier_failed(group_id, "this member is loading a snapshot", NULL);
+	case ENGINE_ERR_BUSY: /* (a read index meets no backpressure: a frozen group) */
+		barrier_failed(group_id,
+		               "this member is loading a snapshot or retrying a membership change",
+		               NULL);
 		break;
 	case DR_RC_ENGINE_EXITED:
 		barrier_failed(group_id, "the engine worker exited", NULL);

@@ -9,7 +9,13 @@
 
 #include "engine/engine_int.h"
 
-/* Common checks; *gp receives the group. */
+/*
+ * Common checks; *gp receives the group.  Then room in the completion queue
+ * for the operation, taken before it can be accepted (each accepted one
+ * counts in n_owed until it completes): completing never allocates, so a
+ * callback never runs in the middle of a walk of the pending table or the
+ * groups (eng_complete).
+ */
 static int op_group(struct engine *e, uint64_t group_id, struct group **gp)
 {
 	*gp = NULL;
@@ -26,7 +32,8 @@ static int op_group(struct engine *e, uint64_t group_id, struct group **gp)
 		return ENGINE_ERR_SM;
 	if ((*gp)->state != GS_ACTIVE)
 		return ENGINE_ERR_BUSY; /* recovering a snapshot: try again later */
-	return ENGINE_OK;
+	return eng_reserve(e, (void **)&e->done, &e->cap_done, e->n_done + e->n_owed + 1,
+	                   sizeof(*e->done));
 }
 
 /* The next proposal or read key: never 0, which marks a free slot of the
@@ -82,6 +89,7 @@ int engine_propose(struct engine *e, uint64_t group_id, const void *data, uint32
 	p.cb = cb;
 	p.ctx = ctx;
 	eng_pending_put(&e->pend, e->a, &p); /* cannot fail: room reserved above */
+	e->n_owed++;
 	g->n_pending++;
 	g->stats.proposals++;
 	eng_mark(e, g);
@@ -102,7 +110,7 @@ int engine_read_index(struct engine *e, uint64_t group_id, engine_done_cb cb, vo
 	p.group_id = group_id;
 	p.kind = PK_READ;
 	p.term = raft_term_of(g->r);
-	p.leader = raft_leader(g->r);
+	p.resets = raft_resets(g->r);
 	p.deadline = e->now + e->cfg.request_timeout_ticks;
 	p.cb = cb;
 	p.ctx = ctx;
@@ -114,6 +122,7 @@ int engine_read_index(struct engine *e, uint64_t group_id, engine_done_cb cb, vo
 	if (rc != ENGINE_OK)
 		return rc;
 	eng_pending_put(&e->pend, e->a, &p); /* cannot fail: room reserved above */
+	e->n_owed++;
 	g->n_pending++;
 	eng_mark(e, g);
 	return ENGINE_OK;
@@ -149,6 +158,7 @@ static int conf_change(struct engine *e, uint64_t group_id, uint32_t type, raft_
 	rc = eng_raft_rc(e, g, raft_propose_conf_change(g->r, &cc, &idx), "a membership change");
 	if (rc != ENGINE_OK)
 		return rc;
+	e->n_owed++;
 	g->cc = (struct pending_cc){.w = {true, cb, ctx},
 	                            .index = idx,
 	                            .term = raft_term_of(g->r),
@@ -191,12 +201,14 @@ int engine_transfer_leader(struct engine *e, uint64_t group_id, raft_id target, 
 	if (g->transfer.w.active)
 		return ENGINE_ERR_PENDING;
 	if (raft_leader(g->r) == target) {
+		e->n_owed++;
 		eng_complete(e, cb, ctx, ENGINE_OK, group_id, 0, target);
 		return ENGINE_OK;
 	}
 	rc = eng_raft_rc(e, g, raft_transfer_leader(g->r, target), "a leadership transfer");
 	if (rc != ENGINE_OK)
 		return rc;
+	e->n_owed++;
 	g->transfer = (struct pending_transfer){.w = {true, cb, ctx},
 	                                        .target = target,
 	                                        .deadline = e->now + 2 * e->cfg.election_rtt + 2};
@@ -214,6 +226,7 @@ int engine_request_snapshot(struct engine *e, uint64_t group_id, engine_done_cb 
 		return rc;
 	if (g->snapreq.w.active)
 		return ENGINE_ERR_PENDING;
+	e->n_owed++;
 	g->snapreq = (struct pending_snapshot){.w = {true, cb, ctx},
 	                                       .deadline = e->now + e->cfg.request_timeout_ticks};
 	eng_mark(e, g);
@@ -249,8 +262,7 @@ void eng_cc_applied(struct engine *e, struct group *g, const struct raft_entry *
 
 void eng_end_unconfirmed_reads(struct engine *e, struct group *g, int rc, bool all)
 {
-	raft_term term = raft_term_of(g->r);
-	raft_id leader = raft_leader(g->r);
+	uint64_t resets = raft_resets(g->r);
 
 	for (size_t i = 0; i < e->pend.cap && g->n_pending > 0; i++) {
 		struct pending *p = &e->pend.slots[i], op;
@@ -258,7 +270,7 @@ void eng_end_unconfirmed_reads(struct engine *e, struct group *g, int rc, bool a
 		/* (a read whose index is known waits for its apply: still valid) */
 		if (p->key == 0 || p->group_id != g->id || p->kind != PK_READ || p->index != 0)
 			continue;
-		if (!all && p->term == term && p->leader == leader)
+		if (!all && p->resets == resets)
 			continue; /* asked after the change: its leader has it */
 		eng_pending_del(&e->pend, p, &op);
 		g->n_pending--;

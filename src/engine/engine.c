@@ -139,11 +139,15 @@ void eng_complete(struct engine *e, engine_done_cb cb, void *ctx, int rc, uint64
 {
 	struct engine_result res = {rc, group, index, leader};
 
+	e->n_owed--;
 	if (cb == NULL)
 		return;
-	if ((e->in_round || e->defer > 0) &&
-	    eng_reserve(e, (void **)&e->done, &e->cap_done, e->n_done + 1, sizeof(*e->done)) ==
-	            ENGINE_OK) {
+	if (e->in_round || e->defer > 0) {
+		/* Its room was taken when the operation was accepted (op_group): a
+		 * callback run here instead would run inside the walk that completes
+		 * it, and one that starts an operation would change what is walked. */
+		if (e->n_done >= e->cap_done)
+			abort(); /* an operation accepted without room: a bug */
 		e->done[e->n_done].cb = cb;
 		e->done[e->n_done].ctx = ctx;
 		e->done[e->n_done].res = res;
@@ -250,6 +254,17 @@ bool eng_set_state(struct engine *e, struct group *g, enum group_state to)
 		break;
 	}
 	g->state = to;
+	/*
+	 * A frozen group takes no message (engine_deliver drops them: its core
+	 * holds a Ready and takes no input until it is advanced), a leader's
+	 * answer to a read forwarded from here or the heartbeat responses that
+	 * confirm this leader's reads among them.  Such reads end now, as one
+	 * asked meanwhile is refused (ENGINE_ERR_BUSY); they waited out the
+	 * request timeout.  Those whose index is known stay: they complete once
+	 * applied.
+	 */
+	if (to == GS_RECOVERING || to == GS_APPLY_RETRY)
+		eng_end_unconfirmed_reads(e, g, ENGINE_ERR_BUSY, true);
 	eng_tick_update(e, g);
 	eng_changed(e, g);
 	eng_mark(e, g);
@@ -528,6 +543,7 @@ int engine_start_group(struct engine *e, uint64_t group_id, const struct engine_
 	g->role = raft_role(g->r);
 	g->term = raft_term_of(g->r);
 	g->leader = raft_leader(g->r);
+	g->resets = raft_resets(g->r);
 	eng_book_drop_removed(e, g, &g->conf); /* removals the log no longer holds */
 	eng_announce_addresses(e, g);
 	e->groups[e->n_groups++] = g;

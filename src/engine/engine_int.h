@@ -71,7 +71,8 @@ struct pending {
 	raft_index index;  /* proposal: log index when known; read: read index when known */
 	raft_term term;    /* proposal: term it was appended in (known index only); read: the
 	                    * term it was asked in */
-	raft_id leader;    /* read: the leader it was asked under */
+	uint64_t resets;   /* read: the core's raft_resets() when it was asked (the role,
+	                    * term and leader it went to) */
 	uint64_t deadline; /* tick */
 	uint32_t kind;     /* enum pending_kind */
 	engine_done_cb cb;
@@ -229,6 +230,7 @@ struct group {
 	raft_id leader;
 	raft_term term;
 	int role;
+	uint64_t resets;       /* raft_resets(): also a change and its undoing between rounds */
 	raft_index noop_index; /* as leader: last index when leadership was seen */
 
 	struct raft_ready rd;
@@ -357,6 +359,7 @@ struct engine {
 	size_t cap_scratch;
 	struct done *done;
 	size_t n_done, cap_done;
+	size_t n_owed;     /* operations accepted, not completed: cap_done >= n_done + n_owed */
 	uint64_t *changed; /* ids of groups whose status changed (room for every group) */
 	size_t n_changed, cap_changed;
 	/*
@@ -521,7 +524,7 @@ void eng_waiter_done(struct engine *e, struct group *g, struct waiter *w, int rc
 /* Committed entries ents[0..n) were applied (g->applied moved): settle a tracked conf change. */
 void eng_cc_applied(struct engine *e, struct group *g, const struct raft_entry *ents, uint32_t n);
 /* Complete g's reads that have no read index yet with rc (none will come); if !all, only
- * those asked under another term or leader than the core's current ones. */
+ * those asked before the core's last change of role, term or leader (raft_resets). */
 void eng_end_unconfirmed_reads(struct engine *e, struct group *g, int rc, bool all);
 /* Resolve everything of g pending at a leadership change. */
 void eng_leader_changed(struct engine *e, struct group *g);

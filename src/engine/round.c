@@ -291,9 +291,23 @@ static void watch_leader(struct engine *e, struct group *g)
 	raft_term term = raft_term_of(g->r);
 	raft_id leader = raft_leader(g->r);
 	int role = raft_role(g->r);
+	uint64_t resets = raft_resets(g->r);
 
-	if (term == g->term && leader == g->leader && role == g->role)
+	if (term == g->term && leader == g->leader && role == g->role) {
+		/*
+		 * The core moved and came back since the last round (a follower
+		 * timed out, lost its pre-vote and heard from the same leader
+		 * again): what came meanwhile for the state it left was dropped,
+		 * its leader's answers to the reads asked here among them (a
+		 * pre-candidate takes none).  Proposals went to the leader and
+		 * apply as ever; the reads still without an index are dropped.
+		 */
+		if (resets != g->resets) {
+			g->resets = resets;
+			eng_end_unconfirmed_reads(e, g, ENGINE_ERR_DROPPED, false);
+		}
 		return;
+	}
 	if (term > g->term)
 		g->stats.elections++;
 	if (leader != 0 && leader != g->leader)
@@ -307,6 +321,7 @@ static void watch_leader(struct engine *e, struct group *g)
 	g->term = term;
 	g->leader = leader;
 	g->role = role;
+	g->resets = resets;
 	e->role_changes++;
 	eng_leader_changed(e, g);
 }

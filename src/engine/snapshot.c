@@ -246,12 +246,9 @@ int eng_install(struct engine *e, struct group *g)
 		                       (unsigned long long)g->id, (unsigned long long)s->index);
 	rc = g->sm.recover(g->sm.ctx, g->recv_path, s->index);
 	if (rc == ENGINE_IN_PROGRESS) {
-		eng_set_state(e, g,
-		              GS_RECOVERING); /* the Ready waits for engine_snapshot_recovered() */
-		/* Messages to the frozen group are dropped, a leader's answer to a read
-		 * forwarded from here among them: such a read ends now, as one asked
-		 * during the load (it waited out the request timeout). */
-		eng_end_unconfirmed_reads(e, g, ENGINE_ERR_BUSY, true);
+		/* (The Ready waits for engine_snapshot_recovered(); the reads without
+		 * an index end: eng_set_state.) */
+		eng_set_state(e, g, GS_RECOVERING);
 		return rc;
 	}
 	if (rc != ENGINE_OK) {

@@ -17,6 +17,7 @@ static void reset(struct raft *r, raft_term term)
 		r->vote = 0;
 	}
 	r->lead = 0;
+	r->resets++;
 	r->election_elapsed = 0;
 	r->heartbeat_elapsed = 0;
 	raft_reset_randomized_timeout(r);

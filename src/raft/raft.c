@@ -909,6 +909,11 @@ raft_id raft_leader(const struct raft *r)
 	return r->lead;
 }
 
+uint64_t raft_resets(const struct raft *r)
+{
+	return r->resets;
+}
+
 raft_term raft_term_of(const struct raft *r)
 {
 	return r->term;

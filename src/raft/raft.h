@@ -339,6 +339,17 @@ void raft_compacted(struct raft *r, raft_index index);
 enum raft_role raft_role(const struct raft *r);
 raft_id raft_leader(const struct raft *r);
 raft_term raft_term_of(const struct raft *r);
+/*
+ * How many times the core reset its role: became a follower (of a new term,
+ * or after a step-down or a lost election), a pre-candidate, a candidate or
+ * the leader.  Each forgets the ReadIndex queue, and what comes meanwhile
+ * for the state it left is dropped; every change of term or role, and of
+ * leader within a term, is one (a follower learning its term's leader is
+ * not).  A caller that looks at role, term and leader only now and then
+ * misses a change undone in between (a follower that timed out, lost its
+ * pre-vote and heard from the same leader again); this count still moved.
+ */
+uint64_t raft_resets(const struct raft *r);
 raft_index raft_commit_index(const struct raft *r);
 raft_index raft_last_index(const struct raft *r);
 /* The index of a snapshot that a RAFT_MSG_SNAPSHOT installed in the core and

@@ -134,6 +134,7 @@ struct raft {
 	raft_id vote;
 	raft_id lead;
 	enum raft_role role;
+	uint64_t resets; /* raft_resets(): role, term or leader changes (election.c reset) */
 
 	struct raft_log log;
 	struct raft_membership conf;

@@ -3589,6 +3589,29 @@ static void test_read_forwarded_to_deposed_leader(void **state)
 	cluster_destroy(&c);
 }
 
+/* The read w is done; if not, say how long it waited after what happened, and how it ended. */
+static void read_ended(struct cluster *c, const struct engine_wait *w, const char *after)
+{
+	uint64_t t0 = c->ticks;
+
+	if (w->done)
+		return;
+	assert_true(cluster_run(c, waited, (void *)w, 100));
+	fail_msg("the read waited %llu ticks %s, then %s", (unsigned long long)(c->ticks - t0),
+	         after, engine_strerror(w->res.rc));
+}
+
+/* A read at node id of group 0 completes OK. */
+static void read_works(struct cluster *c, raft_id id)
+{
+	struct engine_wait w = {0};
+
+	assert_int_equal(engine_read_index(c->nodes[id].e, c->group_ids[0], engine_wait_cb, &w),
+	                 ENGINE_OK);
+	assert_true(cluster_run(c, waited, &w, 50));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+}
+
 /*
  * A follower forwards a read, then starts to load a snapshot in the
  * background (its leader compacted past its log while it was down): the
@@ -3646,22 +3669,12 @@ static void test_read_ends_when_group_freezes(void **state)
 	     steps++)
 		cluster_step(&c);
 	assert_int_equal(st.state, ENGINE_GROUP_RECOVERING);
-	if (!w.done) {
-		uint64_t t0 = c.ticks;
-
-		assert_true(cluster_run(&c, waited, &w, 100));
-		fail_msg("the read waited %llu ticks while its member loaded a snapshot, then %s",
-		         (unsigned long long)(c.ticks - t0), engine_strerror(w.res.rc));
-	}
+	read_ended(&c, &w, "while its member loaded a snapshot");
 	assert_int_equal(w.res.rc, ENGINE_ERR_BUSY);
 	/* after the load, reads there work */
 	assert_true(cluster_run(&c, all_converged, NULL, 20 * cfg.election_rtt));
 	assert_true(kv_sm_recoveries(c.nodes[f].sm[0]) >= 1);
-	memset(&w, 0, sizeof(w));
-	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &w),
-	                 ENGINE_OK);
-	assert_true(cluster_run(&c, waited, &w, 50));
-	assert_int_equal(w.res.rc, ENGINE_OK);
+	read_works(&c, f);
 	check_acked(&c, p, 300);
 	cluster_destroy(&c);
 	free(p);
@@ -3885,6 +3898,59 @@ static void test_read_asked_before_round_sees_leader(void **state)
 	assert_true(cluster_run(&c, waited, &w[1], 50));
 	if (w[1].res.rc != ENGINE_OK)
 		fail_msg("the follower's read completed with %s", engine_strerror(w[1].res.rc));
+	cluster_destroy(&c);
+}
+
+/*
+ * A follower forwards a read; its leader confirms it and answers.  Before
+ * the answer arrives, the follower times out (its leader's heartbeats were
+ * late) and becomes a pre-candidate, and the answer reaches it in that state,
+ * which takes none: it is dropped.  The leader's next heartbeat makes it a
+ * follower of the same leader in the same term again, all between two of
+ * the follower's rounds, which see the same role, term and leader.  The read
+ * ends DROPPED (retry) at that round; it waited out the request timeout.
+ */
+static void test_read_dropped_when_follower_flickers(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_wait w = {0};
+	struct cluster c;
+	struct group *fg;
+	raft_id lead, f;
+	raft_term term;
+
+	(void)state;
+	cfg.quiesce_ticks = ENGINE_QUIESCE_OFF; /* the leader heartbeats when ticked */
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	settle(&c, 3);
+	lead = cluster_leader(&c, 0);
+	f = a_follower(&c, 0);
+	fg = eng_group(c.nodes[f].e, c.group_ids[0]);
+	term = raft_term_of(fg->r);
+	fake_net_hold(c.net, f, RAFT_MSG_READINDEX_RESP, true);
+	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &w),
+	                 ENGINE_OK);
+	settle(&c, 2); /* the leader confirms it; its answer waits */
+	assert_false(w.done);
+	/* Only f ticks, with no round: it times out and becomes a pre-candidate. */
+	for (unsigned t = 0; t < 3 * cfg.election_rtt && raft_role(fg->r) != RAFT_PRECANDIDATE; t++)
+		engine_tick(c.nodes[f].e);
+	assert_int_equal(raft_role(fg->r), RAFT_PRECANDIDATE);
+	/* The answer, then a heartbeat of the leader, reach it before its next round. */
+	fake_net_hold(c.net, f, RAFT_MSG_READINDEX_RESP, false);
+	engine_tick(c.nodes[lead].e);
+	engine_run_round(c.nodes[lead].e);
+	fake_net_deliver(c.net);
+	assert_int_equal(raft_role(fg->r), RAFT_FOLLOWER);
+	assert_int_equal(raft_leader(fg->r), lead);
+	assert_int_equal(raft_term_of(fg->r), term);
+	engine_run_round(c.nodes[f].e);
+	read_ended(&c, &w, "more after its answer was dropped");
+	assert_int_equal(w.res.rc, ENGINE_ERR_DROPPED);
+	/* reads there work again */
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	read_works(&c, f);
 	cluster_destroy(&c);
 }
 
@@ -5563,6 +5629,208 @@ static void test_conf_change_nomem(void **state)
 	cluster_destroy(&c);
 }
 
+/* Node f's group 0 committed the index arg[1] (arg[0] is f). */
+static bool committed_at(struct cluster *c, void *arg)
+{
+	const uint64_t *a = arg;
+	struct engine_group_status st;
+
+	return cluster_status(c, (raft_id)a[0], 0, &st) && st.commit >= a[1];
+}
+
+/*
+ * A follower forwards a read, the leader answers it; before the answer
+ * arrives the follower runs out of memory applying a membership change
+ * (GS_APPLY_RETRY): the group holds its Ready, its core takes no message
+ * until it is advanced, and the answer is dropped like every message then.
+ * The read ends at once with ENGINE_ERR_BUSY, as one asked meanwhile is
+ * refused; it waited out the request timeout.  Once memory is back the
+ * change applies and reads there work again.
+ */
+static void test_read_ends_when_apply_retries(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_group_status st;
+	struct engine_wait w = {0}, cw = {0};
+	struct cluster c;
+	raft_id lead, f;
+	uint64_t at[2];
+
+	(void)state;
+	cfg.alloc = &failing;
+	assert_int_equal(cluster_init_with(&c, test_storage, 4, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	settle(&c, 3);
+	lead = cluster_leader(&c, 0);
+	f = a_follower(&c, 0);
+	/* f learns that the change committed, but does not apply it yet */
+	kv_sm_set_busy(c.nodes[f].sm[0], true);
+	assert_int_equal(cluster_join(&c, 4, 0), ENGINE_OK);
+	assert_int_equal(engine_add_nonvoter(c.nodes[lead].e, c.group_ids[0], 4, "127.0.0.1:7404",
+	                                     engine_wait_cb, &cw),
+	                 ENGINE_OK);
+	assert_true(cluster_status(&c, lead, 0, &st));
+	at[0] = f;
+	at[1] = st.last_index;
+	assert_true(cluster_run(&c, committed_at, at, 50));
+	/* a read at f, confirmed by the leader; the answer waits */
+	fake_net_hold(c.net, f, RAFT_MSG_READINDEX_RESP, true);
+	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &w),
+	                 ENGINE_OK);
+	settle(&c, 2);
+	assert_false(w.done);
+	/* f applies the change in a round where every allocation fails */
+	kv_sm_set_busy(c.nodes[f].sm[0], false);
+	engine_sm_resume(c.nodes[f].e, c.group_ids[0]);
+	fail_countdown = 0;
+	engine_run_round(c.nodes[f].e);
+	fail_countdown = -1;
+	assert_int_equal(eng_group(c.nodes[f].e, c.group_ids[0])->state, GS_APPLY_RETRY);
+	assert_true(cluster_status(&c, f, 0, &st));
+	assert_true(st.applied < at[1]);
+	/* the answer comes while the group is frozen */
+	fake_net_hold(c.net, f, RAFT_MSG_READINDEX_RESP, false);
+	fake_net_deliver(c.net);
+	read_ended(&c, &w, "after its group froze");
+	assert_int_equal(w.res.rc, ENGINE_ERR_BUSY);
+	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], NULL, NULL),
+	                 ENGINE_ERR_BUSY);
+	/* memory is back: the change applies, reads work again */
+	assert_true(cluster_run(&c, waited, &cw, 100));
+	assert_int_equal(cw.res.rc, ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	assert_true(cluster_status(&c, f, 0, &st));
+	assert_true(st.applied >= at[1]);
+	assert_int_equal(st.membership.n_nonvoters, 1);
+	read_works(&c, f);
+	cluster_destroy(&c);
+}
+
+/* ---- completions never allocate ---- */
+
+static struct engine *done_target; /* its completion queue cannot grow (NULL: any can) */
+
+static void *done_realloc(void *p, size_t n)
+{
+	if (p != NULL && done_target != NULL && p == done_target->done)
+		return NULL;
+	return realloc(p, n);
+}
+
+static const struct engine_alloc done_failing = {malloc, done_realloc, free};
+
+#define N_WALKED_MORE 600
+
+/* A read that times out in a walk of the pending table; the first one asks for many more. */
+struct walked_read {
+	struct engine *e;
+	uint64_t gid;
+	int completions;
+	int rc;
+	bool inside; /* its callback ran inside a walk or a round */
+};
+
+static struct engine_wait walked_more[N_WALKED_MORE];
+static int walked_more_rc[N_WALKED_MORE];
+static bool walked_asked;
+
+static void walked_read_cb(void *ctx, const struct engine_result *res)
+{
+	struct walked_read *r = ctx;
+
+	r->completions++;
+	r->rc = res->rc;
+	r->inside = r->inside || r->e->in_round || r->e->defer > 0;
+	if (walked_asked)
+		return;
+	/* (enough to grow the pending table: it would move under the walk) */
+	walked_asked = true;
+	for (int i = 0; i < N_WALKED_MORE; i++)
+		walked_more_rc[i] =
+		        engine_read_index(r->e, r->gid, engine_wait_cb, &walked_more[i]);
+}
+
+/* Every read asked from the callback that was accepted is done. */
+static bool walked_more_done(struct cluster *c, void *arg)
+{
+	(void)c;
+	(void)arg;
+	for (int i = 0; i < N_WALKED_MORE; i++)
+		if (walked_more_rc[i] == ENGINE_OK && !walked_more[i].done)
+			return false;
+	return true;
+}
+
+/*
+ * Reads at a follower whose answers never come time out together, in one
+ * walk of the pending table (engine_tick), more of them than the completion
+ * queue holds so far, and the queue cannot grow then (its realloc fails).
+ * Their room was taken when each was accepted, so each completion is queued
+ * and its callback runs after the walk; the first one asks for 600 reads
+ * (enough to grow the pending table; those beyond the room left are refused
+ * with ENGINE_ERR_NOMEM).  Before, a completion that found no room ran its
+ * callback at once, inside the walk, and the table was reallocated under it.
+ */
+static void test_completions_never_allocate(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct walked_read *r;
+	struct engine *fe;
+	struct cluster c;
+	size_t n;
+	int accepted = 0;
+	raft_id f;
+
+	(void)state;
+	cfg.alloc = &done_failing;
+	walked_asked = false;
+	memset(walked_more, 0, sizeof(walked_more));
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_converged, NULL, 200));
+	settle(&c, 3);
+	f = a_follower(&c, 0);
+	fe = c.nodes[f].e;
+	n = (fe->cap_done > 16 ? fe->cap_done : 16) + 8;
+	r = calloc(n, sizeof(*r));
+	assert_non_null(r);
+	fake_net_hold(c.net, f, RAFT_MSG_READINDEX_RESP, true);
+	for (size_t i = 0; i < n; i++) {
+		r[i] = (struct walked_read){.e = fe, .gid = c.group_ids[0]};
+		assert_int_equal(engine_read_index(fe, c.group_ids[0], walked_read_cb, &r[i]),
+		                 ENGINE_OK);
+	}
+	for (unsigned t = 0; t < 6 * cfg.election_rtt && r[0].completions == 0; t++) {
+		done_target = fe;
+		cluster_tick(&c);
+		done_target = NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (r[i].inside)
+			fail_msg("read %zu's callback ran inside the engine's walk", i);
+		if (r[i].completions != 1 || r[i].rc != ENGINE_ERR_TIMEOUT)
+			fail_msg("read %zu completed %d times in the walk, last with %s", i,
+			         r[i].completions, engine_strerror(r[i].rc));
+	}
+	assert_true(walked_asked);
+	for (int i = 0; i < N_WALKED_MORE; i++) {
+		if (walked_more_rc[i] == ENGINE_OK)
+			accepted++;
+		else if (walked_more_rc[i] != ENGINE_ERR_NOMEM)
+			fail_msg("a read asked from a callback: %s",
+			         engine_strerror(walked_more_rc[i]));
+	}
+	assert_true(accepted > 0);
+	/* those accepted complete once their answers come */
+	fake_net_hold(c.net, f, RAFT_MSG_READINDEX_RESP, false);
+	assert_true(cluster_run(&c, walked_more_done, NULL, 50));
+	for (int i = 0; i < N_WALKED_MORE; i++)
+		if (walked_more_rc[i] == ENGINE_OK)
+			assert_int_equal(walked_more[i].res.rc, ENGINE_OK);
+	assert_int_equal(engine_pending_count(fe), 0);
+	cluster_destroy(&c);
+	free(r);
+}
+
 #ifndef RAFT_DEBUG
 /* The core's release-build report of an impossible state (src/raft/raft_int.h). */
 void raft_bug(struct raft *r, const char *cond, const char *file, int line);
@@ -6538,7 +6806,7 @@ static void test_deferred_sync_failure(void **state)
 }
 #endif
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_replicate),
@@ -6622,6 +6890,7 @@ int main(void)
 	        cmocka_unit_test(test_old_engines_read_answer_ignored),
 	        cmocka_unit_test(test_old_engines_read_answer_ignored_given_ids),
 	        cmocka_unit_test(test_read_asked_before_round_sees_leader),
+	        cmocka_unit_test(test_read_dropped_when_follower_flickers),
 	        cmocka_unit_test(test_reads_retried_from_their_callbacks),
 	        cmocka_unit_test(test_end_unconfirmed_reads_walks_wrapped_run),
 	        cmocka_unit_test(test_keys_skip_zero),
@@ -6649,6 +6918,8 @@ int main(void)
 	        cmocka_unit_test(test_bad_index_read),
 	        cmocka_unit_test(test_read_nomem),
 	        cmocka_unit_test(test_conf_change_nomem),
+	        cmocka_unit_test(test_read_ends_when_apply_retries),
+	        cmocka_unit_test(test_completions_never_allocate),
 #ifndef RAFT_DEBUG
 	        cmocka_unit_test(test_raft_bug),
 #endif
@@ -6679,6 +6950,8 @@ int main(void)
 #endif
 	};
 
+	if (argc > 1)
+		cmocka_set_test_filter(argv[1]); /* one test, or a pattern: test_read_* */
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
 
