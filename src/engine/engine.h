@@ -358,9 +358,16 @@ struct engine_config {
 	const char *snapshot_dir; /* where snapshot files are written ["."] */
 	const struct engine_alloc *alloc; /* NULL = libc */
 	/* Lines for the operator (a follower's refusals of this node's snapshots, at most one
-	 * a minute per follower and group); NULL: none.  engine_uv passes them to its log_fn. */
-	void (*log_fn)(void *ctx, const char *line);
+	 * a minute per follower and group; a membership change's address not learned), at an
+	 * engine_log_level; NULL: none.  engine_uv passes them to its log_fn. */
+	void (*log_fn)(void *ctx, int level, const char *line);
 	void *log_ctx;
+};
+
+/* Levels of engine_config.log_fn's lines. */
+enum engine_log_level {
+	ENGINE_LOG_INFO = 1, /* for the operator's information */
+	ENGINE_LOG_WARNING,  /* something the operator should look at; nothing stopped */
 };
 
 /* What a client operation completed with. */

@@ -409,6 +409,9 @@ static inline uint64_t eng_get64(const uint8_t *p)
 struct group *eng_group(const struct engine *e, uint64_t id);
 /* Record a formatted error message; returns rc. */
 int eng_err(struct engine *e, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A line for the operator at an engine_log_level (engine_config.log_fn; none without it). */
+void eng_say(struct engine *e, int level, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
 /* Grow *p (element size sz) to hold at least n elements. */
 int eng_reserve(struct engine *e, void **p, size_t *cap, size_t n, size_t sz);
 /* Map a raft_rc to an engine_rc. */

@@ -543,15 +543,11 @@ void eng_sync_watch(struct engine *e)
 			handed++;
 		}
 	}
-	if (handed > 0 && e->cfg.log_fn != NULL) {
-		char line[200];
-
-		snprintf(line, sizeof(line),
-		         "the raft log's background sync has not ended for %llu ticks: this node "
-		         "hands the %zu groups it leads to other voters",
-		         (unsigned long long)out, handed);
-		e->cfg.log_fn(e->cfg.log_ctx, line);
-	}
+	if (handed > 0)
+		eng_say(e, ENGINE_LOG_INFO,
+		        "the raft log's background sync has not ended for %llu ticks: this node "
+		        "hands the %zu groups it leads to other voters",
+		        (unsigned long long)out, handed);
 }
 
 /*

@@ -1293,13 +1293,16 @@ static void test_snapshot_backoff_per_follower(void **state)
 static struct {
 	unsigned n;
 	char line[32][512];
+	int level[32];
 } said;
 
-static void say_cb(void *ctx, const char *line)
+static void say_cb(void *ctx, int level, const char *line)
 {
 	(void)ctx;
-	if (said.n < 32)
+	if (said.n < 32) {
 		snprintf(said.line[said.n], sizeof(said.line[0]), "%s", line);
+		said.level[said.n] = level;
+	}
 	said.n++;
 }
 
@@ -1736,13 +1739,13 @@ static void test_no_room_joiner_restart(void **state)
 /* Lines of refusals said per node (log_ctx: the node's id). */
 static unsigned refused_lines[CL_MAX_NODES + 1];
 
-static void say_by_cb(void *ctx, const char *line)
+static void say_by_cb(void *ctx, int level, const char *line)
 {
 	raft_id id = (raft_id)(uintptr_t)ctx;
 
 	if (id <= CL_MAX_NODES && strstr(line, "refused the snapshot") != NULL)
 		refused_lines[id]++;
-	say_cb(NULL, line);
+	say_cb(NULL, level, line);
 }
 
 /* Each live node's engine says its lines through say_by_cb, counted from now. */
