@@ -367,6 +367,16 @@ size_t eng_cc_context(uint8_t *buf, const char *addr, uint64_t learned)
 	return len + 10;
 }
 
+/*
+ * The address part of a context: its bytes up to the first NUL (all of them
+ * without one: an older build's) must be an address, 1 to ENGINE_ADDR_MAX - 1
+ * bytes with no control byte (nobody dials one).  After the NUL, the version
+ * byte: 1 is followed by the stamp (8 bytes, not 0) and nothing more; a later
+ * version keeps "address NUL version" and may only append after its version
+ * byte (what it appends is its own), so this build learns its address
+ * unstamped; 0 was never written.  A context that breaks these rules brings
+ * no address (why); the change applies all the same (round.c).
+ */
 int eng_cc_address(const uint8_t *ctx, size_t len, struct eng_cc_address *out, char *why,
                    size_t cap)
 {
@@ -374,36 +384,68 @@ int eng_cc_address(const uint8_t *ctx, size_t len, struct eng_cc_address *out, c
 	size_t alen = nul != NULL ? (size_t)(nul - ctx) : len;
 
 	memset(out, 0, sizeof(*out));
+	if (nul == NULL && len >= ENGINE_ADDR_MAX) {
+		snprintf(why, cap, "%zu bytes with no NUL (an address alone has at most %d)", len,
+		         ENGINE_ADDR_MAX - 1);
+		return ENGINE_ERR_INVALID;
+	}
 	if (alen == 0 || alen >= ENGINE_ADDR_MAX) {
 		snprintf(why, cap, "an address of %zu bytes (1 to %d)", alen, ENGINE_ADDR_MAX - 1);
 		return ENGINE_ERR_INVALID;
 	}
-	if (nul != NULL && len != alen + 10) {
-		snprintf(why, cap,
-		         "%zu bytes after the address, not its stamp (a version and 8 bytes)",
-		         len - alen - 1);
+	for (size_t i = 0; i < alen; i++)
+		if (ctx[i] < 0x20 || ctx[i] == 0x7f) {
+			snprintf(why, cap, "a control byte (0x%02x) at byte %zu of the address",
+			         ctx[i], i + 1);
+			return ENGINE_ERR_INVALID;
+		}
+	if (nul != NULL && len == alen + 1) {
+		snprintf(why, cap, "a NUL after the address and no version byte");
 		return ENGINE_ERR_INVALID;
 	}
-	if (nul != NULL && ctx[alen + 1] != ENG_CC_STAMPED) {
-		snprintf(why, cap, "a stamp of version %u (this build reads %d)", ctx[alen + 1],
-		         ENG_CC_STAMPED);
+	out->version = nul != NULL ? ctx[alen + 1] : 0;
+	if (nul != NULL && out->version == 0) {
+		snprintf(why, cap, "version 0 after the address (versions start at 1)");
+		return ENGINE_ERR_INVALID;
+	}
+	if (out->version == ENG_CC_STAMPED && len != alen + 10) {
+		snprintf(why, cap, "%zu bytes after version 1, not its stamp's 8", len - alen - 2);
+		return ENGINE_ERR_INVALID;
+	}
+	if (out->version == ENG_CC_STAMPED && (out->learned = eng_get64(ctx + alen + 2)) == 0) {
+		snprintf(why, cap, "an address stamped 0");
 		return ENGINE_ERR_INVALID;
 	}
 	out->addr = (const char *)ctx;
 	out->len = alen;
-	if (nul != NULL && (out->learned = eng_get64(ctx + alen + 2)) == 0) {
-		snprintf(why, cap, "an address stamped 0");
-		return ENGINE_ERR_INVALID;
-	}
 	return ENGINE_OK;
 }
 
-int eng_learn_cc_address(struct engine *e, struct group *g, raft_id id,
-                         const struct eng_cc_address *a)
+int eng_learn_cc_address(struct engine *e, struct group *g, raft_index index, raft_id id,
+                         const uint8_t *ctx, size_t len)
 {
-	if (a->learned == 0)
-		return learn_unstamped(e, g, id, a->addr, a->len);
-	return learn_at(e, g, id, a->addr, a->len, a->learned);
+	struct eng_cc_address a;
+	char why[128];
+
+	if (eng_cc_address(ctx, len, &a, why, sizeof(why)) != ENGINE_OK) {
+		eng_say(e, ENGINE_LOG_WARNING,
+		        "dragonraft: group %llu: the membership change at index %llu (node %llu) "
+		        "brings no address: %s; it is applied without one (the node's "
+		        "join_group, or its member info, gives it)",
+		        (unsigned long long)g->id, (unsigned long long)index,
+		        (unsigned long long)id, why);
+		return ENGINE_OK;
+	}
+	if (a.version > ENG_CC_STAMPED)
+		eng_say(e, ENGINE_LOG_WARNING,
+		        "dragonraft: group %llu: the membership change at index %llu (node %llu) "
+		        "brings its address %.*s in a context of version %u, newer than this "
+		        "build's (%d): the address is learned without its stamp",
+		        (unsigned long long)g->id, (unsigned long long)index,
+		        (unsigned long long)id, (int)a.len, a.addr, a.version, ENG_CC_STAMPED);
+	if (a.learned == 0)
+		return learn_unstamped(e, g, id, a.addr, a.len);
+	return learn_at(e, g, id, a.addr, a.len, a.learned);
 }
 
 int engine_learn_address(struct engine *e, uint64_t group_id, raft_id node_id, const char *addr)
