@@ -45,14 +45,22 @@ static const struct raft_membership no_voters;
  * A new learned stamp: wall-clock microseconds, above every stamp handed out
  * or read.  It never wraps: at UINT64_MAX it stays there, above every stamp
  * read (learn_at keeps them below it), so what this node learns later still
- * wins (an entry stamped UINT64_MAX made it 0: review35).
+ * wins (an entry stamped UINT64_MAX made it 0: review35).  Every stamp this
+ * node gives an address (an addition's, engine_add_member; a correction's,
+ * engine_learn_address; its own in the leader's ENTRY_ADDRESSES,
+ * engine_address_stamp) comes from here: so it is above every stamp this
+ * node learned for that node, from a proposer whose clock runs ahead too,
+ * and the correction wins wherever it goes.  (Not over a stamp this node had
+ * not seen when it gave it: README, clock skew.)
  */
 static uint64_t learn_stamp(struct engine *e)
 {
 	struct timespec ts;
 	uint64_t now = 0;
 
-	if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
+	if (e->wall_us != NULL)
+		now = e->wall_us();
+	else if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
 		now = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 	if (now > e->addr_clock)
 		e->addr_clock = now;

@@ -317,6 +317,8 @@ struct engine {
 	uint64_t addr_clock;  /* the last learned stamp handed out or read (addrbook.c) */
 	struct group **index; /* open-addressing table of groups by id (NULL = free) */
 	size_t index_cap;     /* a power of two, at least twice n_groups */
+	/* Tests: wall-clock microseconds for address stamps (addrbook.c); NULL: CLOCK_REALTIME. */
+	uint64_t (*wall_us)(void);
 
 	struct pending_table pend;
 	uint64_t now;    /* ticks */

@@ -2903,6 +2903,83 @@ static void test_malformed_cc_address_applied(void **state)
 	}
 }
 
+/* The wall clock of a server 60 s ahead (microseconds, as address stamps). */
+static uint64_t clock_ahead(void)
+{
+	struct timespec ts;
+
+	assert_int_equal(clock_gettime(CLOCK_REALTIME, &ts), 0);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u + 60000000u;
+}
+
+/*
+ * Stamps are wall-clock, and a proposer whose clock runs 60 s ahead stamps
+ * node 4's (wrong) address in its addition to group 0 a minute ahead.  A
+ * node with a right clock that saw that stamp gives every later address of
+ * node 4 a newer one (the stamp it learned + 1 at least): a correction
+ * (engine_learn_address, a user's join_group there), which every other node
+ * then takes (as from its leader's ENTRY_ADDRESSES), and an addition of
+ * node 4 to group 1 that it proposes as that group's leader; after it
+ * restarts too (the book keeps the stamp).  Stamped at its own now, each
+ * lost to the skewed stamp for a minute, on every node that had it.
+ */
+static void test_stamp_after_skewed_one(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_wait w;
+	struct cluster c;
+	const char *wrong = "127.0.0.1:9", *right = "127.0.0.1:7404", *moved = "127.0.0.1:8404";
+	uint64_t skewed, stamp;
+	raft_id l, f;
+	int g0 = 0, g1 = 1;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 4, 3, 2, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	l = cluster_leader(&c, 0);
+	c.nodes[l].e->wall_us = clock_ahead;
+	add_four(&c, 0, wrong, &w, true);
+	assert_true(cluster_run(&c, four_added_to, &g0, 100));
+	assert_dials(&c, wrong, "added by the server ahead");
+	c.nodes[l].e->wall_us = NULL;
+	f = a_follower(&c, 0);
+	skewed = engine_peer_learned(c.nodes[f].e, 4);
+	assert_true(skewed > clock_ahead() - 60000000u + 50000000u); /* (ahead, as given) */
+	/* A correction given on f: newer than the skewed stamp, taken everywhere. */
+	assert_int_equal(engine_learn_address(c.nodes[f].e, c.group_ids[0], 4, right), ENGINE_OK);
+	stamp = engine_peer_learned(c.nodes[f].e, 4);
+	if (stamp <= skewed)
+		fail_msg("the correction on node %llu is stamped %llu, not after the skewed %llu",
+		         (unsigned long long)f, (unsigned long long)stamp,
+		         (unsigned long long)skewed);
+	for (raft_id id = 1; id <= 3; id++)
+		assert_int_equal(
+		        engine_learn_address_at(c.nodes[id].e, c.group_ids[0], 4, right, stamp),
+		        ENGINE_OK);
+	assert_dials(&c, right, "corrected on a server with a right clock");
+	/* f restarts, leads group 1 and adds node 4 there elsewhere: dialed there. */
+	cluster_crash(&c, f);
+	assert_int_equal(cluster_restart(&c, f), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	assert_true(engine_address_stamp(c.nodes[f].e) > stamp);
+	if (cluster_leader(&c, 1) != f) {
+		struct engine_wait wt;
+
+		memset(&wt, 0, sizeof(wt));
+		assert_int_equal(engine_transfer_leader(c.nodes[cluster_leader(&c, 1)].e,
+		                                        c.group_ids[1], f, engine_wait_cb, &wt),
+		                 ENGINE_OK);
+		assert_true(cluster_run(&c, waited, &wt, 200));
+		assert_int_equal(wt.res.rc, ENGINE_OK);
+		assert_true(cluster_run(&c, all_led, NULL, 200));
+	}
+	assert_int_equal(cluster_leader(&c, 1), f);
+	add_four(&c, 1, moved, &w, true);
+	assert_true(cluster_run(&c, four_added_to, &g1, 100));
+	assert_dials(&c, moved, "added to group 1 by a server that saw the skewed stamp");
+	cluster_destroy(&c);
+}
+
 /*
  * The longest address (ENGINE_ADDR_MAX - 1 bytes) travels in a membership
  * change with its stamp (the longest context) and is dialed by every member,
@@ -6619,6 +6696,7 @@ int main(void)
 	        cmocka_unit_test(test_unstamped_addition),
 	        cmocka_unit_test(test_cc_address_context),
 	        cmocka_unit_test(test_malformed_cc_address_applied),
+	        cmocka_unit_test(test_stamp_after_skewed_one),
 	        cmocka_unit_test(test_longest_address_in_change),
 	        cmocka_unit_test(test_correction_is_the_nodes),
 	        cmocka_unit_test(test_remove_member),
