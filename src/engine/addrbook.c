@@ -438,8 +438,8 @@ int eng_learn_cc_address(struct engine *e, struct group *g, raft_index index, ra
 	if (eng_cc_address(ctx, len, &a, why, sizeof(why)) != ENGINE_OK) {
 		eng_say(e, ENGINE_LOG_WARNING,
 		        "dragonraft: group %llu: the membership change at index %llu (node %llu) "
-		        "brings no address: %s; it is applied without one (the node's "
-		        "join_group, or its member info, gives it)",
+		        "brings no address: %s; it is applied without one (a node not reached "
+		        "then: give its address with join_group on the leader)",
 		        (unsigned long long)g->id, (unsigned long long)index,
 		        (unsigned long long)id, why);
 		return ENGINE_OK;
