@@ -69,6 +69,17 @@ static uint64_t learn_stamp(struct engine *e)
 	return e->addr_clock;
 }
 
+/* A stamp read: the clock goes past it (what this node stamps later is newer); it, kept
+ * below UINT64_MAX (the top is this node's: learn_stamp). */
+static uint64_t clock_past(struct engine *e, uint64_t learned)
+{
+	if (learned == UINT64_MAX)
+		learned = UINT64_MAX - 1;
+	if (learned > e->addr_clock)
+		e->addr_clock = learned;
+	return learned;
+}
+
 static struct eng_peer *find_peer(const struct engine *e, raft_id id)
 {
 	for (size_t i = 0; i < e->n_peers; i++)
@@ -323,10 +334,7 @@ static int learn_at(struct engine *e, struct group *g, raft_id id, const char *a
 
 	if (len == 0 || len >= ENGINE_ADDR_MAX || id == 0)
 		return ENGINE_OK;
-	if (learned == UINT64_MAX)
-		learned = UINT64_MAX - 1; /* (the top is this node's: learn_stamp) */
-	if (learned > e->addr_clock)
-		e->addr_clock = learned;
+	learned = clock_past(e, learned);
 	m = book_find(g, id);
 	if (m != NULL &&
 	    ((p != NULL && p->learned > learned) || m->learned > learned ||
@@ -498,6 +506,11 @@ uint64_t engine_peer_learned(const struct engine *e, raft_id node_id)
 uint64_t engine_address_stamp(struct engine *e)
 {
 	return learn_stamp(e);
+}
+
+void engine_address_seen(struct engine *e, uint64_t learned)
+{
+	(void)clock_past(e, learned);
 }
 
 void eng_announce_addresses(struct engine *e, struct group *g)

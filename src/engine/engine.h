@@ -631,6 +631,13 @@ uint64_t engine_peer_learned(const struct engine *e, raft_id node_id);
  * this engine handed out or was given. */
 uint64_t engine_address_stamp(struct engine *e);
 /*
+ * A stamp another server gave this node's own address (which this node does not learn
+ * from others: an ENTRY_ADDRESSES that lists it): the stamps this node gives from now on
+ * are above it, so that its own address, proposed later, wins over it (a proposer whose
+ * clock runs ahead).
+ */
+void engine_address_seen(struct engine *e, uint64_t learned);
+/*
  * The address this node dials node_id at (the one last handed to add_peer:
  * of the addresses its groups know for it, the one learned last), or NULL
  * when none is; valid until the next engine call.
