@@ -1038,6 +1038,10 @@ void dr_engine_groups_entry_applied(DrSm *sm, const uint8 *data, uint32 len)
 		memcpy(addr[i], a[i].addr, a[i].addr_len);
 		addr[i][a[i].addr_len] = '\0';
 		if (a[i].node_id == (uint32)dr_node_id) {
+			/* (its own address is its own; the stamps it gives it later go past
+			 * this one, from a server whose clock runs ahead too) */
+			if (h.type == ENTRY_ADDRESSES)
+				engine_address_seen(dr_engine->e, a[i].learned);
 			a[i].node_id = 0;
 			continue;
 		}

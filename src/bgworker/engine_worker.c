@@ -223,6 +223,13 @@ static void logdb_log(void *ctx, int level, const char *msg)
 	pfree(line);
 }
 
+/* The engine's lines (refused snapshots; a membership change's address not learned, a
+ * WARNING) come from engine rounds, in libuv callbacks: through the same queue. */
+static void engine_log(void *ctx, int level, const char *line)
+{
+	transport_log(ctx, level == ENGINE_LOG_WARNING ? QUEUED_WARNING : TRANSPORT_LOG_INFO, line);
+}
+
 static void noop_work(uv_work_t *w)
 {
 }
@@ -690,6 +697,7 @@ static void start_engine(void)
 	ec.forward_proposals = true; /* followers' member info entries reach the leader */
 	ec.defer_leader_sync = dr_deferred_leader_sync;
 	ec.snapshot_dir = snap_dir;
+	ec.log_fn = engine_log;
 
 	memset(&tc, 0, sizeof(tc));
 	tc.listen_addr = dr_listen_address;

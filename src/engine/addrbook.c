@@ -45,20 +45,39 @@ static const struct raft_membership no_voters;
  * A new learned stamp: wall-clock microseconds, above every stamp handed out
  * or read.  It never wraps: at UINT64_MAX it stays there, above every stamp
  * read (learn_at keeps them below it), so what this node learns later still
- * wins (an entry stamped UINT64_MAX made it 0: review35).
+ * wins (an entry stamped UINT64_MAX made it 0: review35).  Every stamp this
+ * node gives an address (an addition's, engine_add_member; a correction's,
+ * engine_learn_address; its own in the leader's ENTRY_ADDRESSES,
+ * engine_address_stamp) comes from here: so it is above every stamp this
+ * node learned for that node, from a proposer whose clock runs ahead too,
+ * and the correction wins wherever it goes.  (Not over a stamp this node had
+ * not seen when it gave it: README, clock skew.)
  */
 static uint64_t learn_stamp(struct engine *e)
 {
 	struct timespec ts;
 	uint64_t now = 0;
 
-	if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
+	if (e->wall_us != NULL)
+		now = e->wall_us();
+	else if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
 		now = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 	if (now > e->addr_clock)
 		e->addr_clock = now;
 	else if (e->addr_clock < UINT64_MAX)
 		e->addr_clock++;
 	return e->addr_clock;
+}
+
+/* A stamp read: the clock goes past it (what this node stamps later is newer); it, kept
+ * below UINT64_MAX (the top is this node's: learn_stamp). */
+static uint64_t clock_past(struct engine *e, uint64_t learned)
+{
+	if (learned == UINT64_MAX)
+		learned = UINT64_MAX - 1;
+	if (learned > e->addr_clock)
+		e->addr_clock = learned;
+	return learned;
 }
 
 static struct eng_peer *find_peer(const struct engine *e, raft_id id)
@@ -315,10 +334,7 @@ static int learn_at(struct engine *e, struct group *g, raft_id id, const char *a
 
 	if (len == 0 || len >= ENGINE_ADDR_MAX || id == 0)
 		return ENGINE_OK;
-	if (learned == UINT64_MAX)
-		learned = UINT64_MAX - 1; /* (the top is this node's: learn_stamp) */
-	if (learned > e->addr_clock)
-		e->addr_clock = learned;
+	learned = clock_past(e, learned);
 	m = book_find(g, id);
 	if (m != NULL &&
 	    ((p != NULL && p->learned > learned) || m->learned > learned ||
@@ -367,6 +383,16 @@ size_t eng_cc_context(uint8_t *buf, const char *addr, uint64_t learned)
 	return len + 10;
 }
 
+/*
+ * The address part of a context: its bytes up to the first NUL (all of them
+ * without one: an older build's) must be an address, 1 to ENGINE_ADDR_MAX - 1
+ * bytes with no control byte (nobody dials one).  After the NUL, the version
+ * byte: 1 is followed by the stamp (8 bytes, not 0) and nothing more; a later
+ * version keeps "address NUL version" and may only append after its version
+ * byte (what it appends is its own), so this build learns its address
+ * unstamped; 0 was never written.  A context that breaks these rules brings
+ * no address (why); the change applies all the same (round.c).
+ */
 int eng_cc_address(const uint8_t *ctx, size_t len, struct eng_cc_address *out, char *why,
                    size_t cap)
 {
@@ -374,36 +400,68 @@ int eng_cc_address(const uint8_t *ctx, size_t len, struct eng_cc_address *out, c
 	size_t alen = nul != NULL ? (size_t)(nul - ctx) : len;
 
 	memset(out, 0, sizeof(*out));
+	if (nul == NULL && len >= ENGINE_ADDR_MAX) {
+		snprintf(why, cap, "%zu bytes with no NUL (an address alone has at most %d)", len,
+		         ENGINE_ADDR_MAX - 1);
+		return ENGINE_ERR_INVALID;
+	}
 	if (alen == 0 || alen >= ENGINE_ADDR_MAX) {
 		snprintf(why, cap, "an address of %zu bytes (1 to %d)", alen, ENGINE_ADDR_MAX - 1);
 		return ENGINE_ERR_INVALID;
 	}
-	if (nul != NULL && len != alen + 10) {
-		snprintf(why, cap,
-		         "%zu bytes after the address, not its stamp (a version and 8 bytes)",
-		         len - alen - 1);
+	for (size_t i = 0; i < alen; i++)
+		if (ctx[i] < 0x20 || ctx[i] == 0x7f) {
+			snprintf(why, cap, "a control byte (0x%02x) at byte %zu of the address",
+			         ctx[i], i + 1);
+			return ENGINE_ERR_INVALID;
+		}
+	if (nul != NULL && len == alen + 1) {
+		snprintf(why, cap, "a NUL after the address and no version byte");
 		return ENGINE_ERR_INVALID;
 	}
-	if (nul != NULL && ctx[alen + 1] != ENG_CC_STAMPED) {
-		snprintf(why, cap, "a stamp of version %u (this build reads %d)", ctx[alen + 1],
-		         ENG_CC_STAMPED);
+	out->version = nul != NULL ? ctx[alen + 1] : 0;
+	if (nul != NULL && out->version == 0) {
+		snprintf(why, cap, "version 0 after the address (versions start at 1)");
+		return ENGINE_ERR_INVALID;
+	}
+	if (out->version == ENG_CC_STAMPED && len != alen + 10) {
+		snprintf(why, cap, "%zu bytes after version 1, not its stamp's 8", len - alen - 2);
+		return ENGINE_ERR_INVALID;
+	}
+	if (out->version == ENG_CC_STAMPED && (out->learned = eng_get64(ctx + alen + 2)) == 0) {
+		snprintf(why, cap, "an address stamped 0");
 		return ENGINE_ERR_INVALID;
 	}
 	out->addr = (const char *)ctx;
 	out->len = alen;
-	if (nul != NULL && (out->learned = eng_get64(ctx + alen + 2)) == 0) {
-		snprintf(why, cap, "an address stamped 0");
-		return ENGINE_ERR_INVALID;
-	}
 	return ENGINE_OK;
 }
 
-int eng_learn_cc_address(struct engine *e, struct group *g, raft_id id,
-                         const struct eng_cc_address *a)
+int eng_learn_cc_address(struct engine *e, struct group *g, raft_index index, raft_id id,
+                         const uint8_t *ctx, size_t len)
 {
-	if (a->learned == 0)
-		return learn_unstamped(e, g, id, a->addr, a->len);
-	return learn_at(e, g, id, a->addr, a->len, a->learned);
+	struct eng_cc_address a;
+	char why[128];
+
+	if (eng_cc_address(ctx, len, &a, why, sizeof(why)) != ENGINE_OK) {
+		eng_say(e, ENGINE_LOG_WARNING,
+		        "dragonraft group %llu: the membership change at index %llu (node %llu) "
+		        "brings no address: %s; it is applied without one (a node not reached "
+		        "then: give its address with join_group on the leader)",
+		        (unsigned long long)g->id, (unsigned long long)index,
+		        (unsigned long long)id, why);
+		return ENGINE_OK;
+	}
+	if (a.version > ENG_CC_STAMPED)
+		eng_say(e, ENGINE_LOG_WARNING,
+		        "dragonraft group %llu: the membership change at index %llu (node %llu) "
+		        "brings its address %.*s in a context of version %u, newer than this "
+		        "build's (%d): the address is learned without its stamp",
+		        (unsigned long long)g->id, (unsigned long long)index,
+		        (unsigned long long)id, (int)a.len, a.addr, a.version, ENG_CC_STAMPED);
+	if (a.learned == 0)
+		return learn_unstamped(e, g, id, a.addr, a.len);
+	return learn_at(e, g, id, a.addr, a.len, a.learned);
 }
 
 int engine_learn_address(struct engine *e, uint64_t group_id, raft_id node_id, const char *addr)
@@ -448,6 +506,11 @@ uint64_t engine_peer_learned(const struct engine *e, raft_id node_id)
 uint64_t engine_address_stamp(struct engine *e)
 {
 	return learn_stamp(e);
+}
+
+void engine_address_seen(struct engine *e, uint64_t learned)
+{
+	(void)clock_past(e, learned);
 }
 
 void eng_announce_addresses(struct engine *e, struct group *g)

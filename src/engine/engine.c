@@ -77,6 +77,19 @@ int eng_err(struct engine *e, int rc, const char *fmt, ...)
 	return rc;
 }
 
+void eng_say(struct engine *e, int level, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	if (e->cfg.log_fn == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	e->cfg.log_fn(e->cfg.log_ctx, level, line);
+}
+
 const char *engine_errmsg(const struct engine *e)
 {
 	return e->errmsg;

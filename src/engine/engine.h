@@ -358,9 +358,16 @@ struct engine_config {
 	const char *snapshot_dir; /* where snapshot files are written ["."] */
 	const struct engine_alloc *alloc; /* NULL = libc */
 	/* Lines for the operator (a follower's refusals of this node's snapshots, at most one
-	 * a minute per follower and group); NULL: none.  engine_uv passes them to its log_fn. */
-	void (*log_fn)(void *ctx, const char *line);
+	 * a minute per follower and group; a membership change's address not learned), at an
+	 * engine_log_level; NULL: none.  engine_uv passes them to its log_fn. */
+	void (*log_fn)(void *ctx, int level, const char *line);
 	void *log_ctx;
+};
+
+/* Levels of engine_config.log_fn's lines. */
+enum engine_log_level {
+	ENGINE_LOG_INFO = 1, /* for the operator's information */
+	ENGINE_LOG_WARNING,  /* something the operator should look at; nothing stopped */
 };
 
 /* What a client operation completed with. */
@@ -623,6 +630,13 @@ uint64_t engine_peer_learned(const struct engine *e, raft_id node_id);
 /* A stamp for an address given now: wall-clock microseconds, above every stamp
  * this engine handed out or was given. */
 uint64_t engine_address_stamp(struct engine *e);
+/*
+ * A stamp another server gave this node's own address (which this node does not learn
+ * from others: an ENTRY_ADDRESSES that lists it): the stamps this node gives from now on
+ * are above it, so that its own address, proposed later, wins over it (a proposer whose
+ * clock runs ahead).
+ */
+void engine_address_seen(struct engine *e, uint64_t learned);
 /*
  * The address this node dials node_id at (the one last handed to add_peer:
  * of the addresses its groups know for it, the one learned last), or NULL

@@ -319,6 +319,8 @@ struct engine {
 	uint64_t addr_clock;  /* the last learned stamp handed out or read (addrbook.c) */
 	struct group **index; /* open-addressing table of groups by id (NULL = free) */
 	size_t index_cap;     /* a power of two, at least twice n_groups */
+	/* Tests: wall-clock microseconds for address stamps (addrbook.c); NULL: CLOCK_REALTIME. */
+	uint64_t (*wall_us)(void);
 
 	struct pending_table pend;
 	uint64_t now;    /* ticks */
@@ -412,6 +414,9 @@ static inline uint64_t eng_get64(const uint8_t *p)
 struct group *eng_group(const struct engine *e, uint64_t id);
 /* Record a formatted error message; returns rc. */
 int eng_err(struct engine *e, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A line for the operator at an engine_log_level (engine_config.log_fn; none without it). */
+void eng_say(struct engine *e, int level, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
 /* Grow *p (element size sz) to hold at least n elements. */
 int eng_reserve(struct engine *e, void **p, size_t *cap, size_t n, size_t sz);
 /* Map a raft_rc to an engine_rc. */
@@ -488,22 +493,29 @@ const struct raft_membership *eng_book_initial(const struct group *g);
  * given), so that every member learns it as of then, however late it applies
  * the change (user28).  Older builds wrote the address alone (no NUL):
  * unstamped, learned as engine_learn_address_unstamped learns an address.
+ * Forward compatible: a later version keeps the address, the NUL and its
+ * version byte, and may only append after the version byte; this build
+ * learns its address unstamped.
  */
 #define ENG_CC_STAMPED     1
 #define ENG_CC_CONTEXT_MAX (ENGINE_ADDR_MAX + 9) /* an address, NUL, version, stamp */
 struct eng_cc_address {
 	const char *addr; /* len bytes, not NUL-terminated */
 	size_t len;
-	uint64_t learned; /* the proposer's stamp; 0: unstamped (an older build's change) */
+	unsigned version; /* 0: an older build's (the address alone); 1; later: unstamped */
+	uint64_t learned; /* the proposer's stamp; 0: unstamped */
 };
 /* The context for addr (strlen < ENGINE_ADDR_MAX) given at stamp learned (> 0): its length. */
 size_t eng_cc_context(uint8_t *buf, const char *addr, uint64_t learned);
-/* Decode a context strictly: ENGINE_OK, or ENGINE_ERR_INVALID with what is wrong in why. */
+/* Decode a context: ENGINE_OK, or ENGINE_ERR_INVALID (no address) with what is wrong in why. */
 int eng_cc_address(const uint8_t *ctx, size_t len, struct eng_cc_address *out, char *why,
                    size_t cap);
-/* Learn the address a membership change brought (a, decoded by eng_cc_address). */
-int eng_learn_cc_address(struct engine *e, struct group *g, raft_id id,
-                         const struct eng_cc_address *a);
+/*
+ * Learn the address that the membership change at index (adding node id) brings in its
+ * context: one that brings none, or one of a later version, is said in a WARNING line.
+ */
+int eng_learn_cc_address(struct engine *e, struct group *g, raft_index index, raft_id id,
+                         const uint8_t *ctx, size_t len);
 /* Node id left g: its address leaves g's book (saved), and the network once no group needs it. */
 int eng_forget_address(struct engine *e, struct group *g, raft_id id);
 /* eng_forget_address for each of m's removed ids that g's book lists. */

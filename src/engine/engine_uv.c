@@ -436,13 +436,15 @@ static bool group_runs(void *ctx, uint64_t group_id, uint64_t from)
 	return false;
 }
 
-/* The engine's lines (refused snapshots) go to the embedder. */
-static void on_engine_log(void *ctx, const char *line)
+/* The engine's lines (refused snapshots, addresses not learned) go to the embedder. */
+static void on_engine_log(void *ctx, int level, const char *line)
 {
 	struct engine_uv *u = ctx;
 
 	if (u->log_fn != NULL)
-		u->log_fn(u->log_ctx, TRANSPORT_LOG_INFO, line);
+		u->log_fn(u->log_ctx,
+		          level == ENGINE_LOG_WARNING ? TRANSPORT_LOG_WARNING : TRANSPORT_LOG_INFO,
+		          line);
 }
 
 /* Transport log lines go to the embedder; an error line is kept to say why create failed. */

@@ -102,9 +102,12 @@ static int save_conf_commit(struct engine *e, struct group *g, const struct raft
  * the state machine.  A conf change the core cannot apply for lack of memory
  * stops there (raft.h: it must apply before any later entry): what came
  * before it is applied, and the group holds its Ready until a later round
- * applies the rest (GS_APPLY_RETRY).  A malformed one stops the group
- * there too: what came before it is applied first, so that every member
- * stops at the same index however its Readys split the entries.
+ * applies the rest (GS_APPLY_RETRY).  One the core cannot decode stops the
+ * group there too (its membership is unknown): what came before it is
+ * applied first, so that every member stops at the same index however its
+ * Readys split the entries.  The address a change's context brings is only
+ * a hint for dialing: one that is malformed is not learned (a WARNING), and
+ * the change applies all the same (addrbook.c, eng_cc_address).
  */
 static void apply(struct engine *e, struct group *g)
 {
@@ -133,22 +136,10 @@ static void apply(struct engine *e, struct group *g)
 		if (c->type == RAFT_ENTRY_CONF_CHANGE) {
 			struct raft_conf_change cc;
 			struct raft_membership out;
-			struct eng_cc_address ca = {0};
-			char why[96];
 			bool decoded = raft_conf_change_decode(c->data, c->len, &cc) == RAFT_OK;
 
 			snprintf(what, sizeof(what), "applying the membership change at index %llu",
 			         (unsigned long long)c->index);
-			/* (Its address decodes strictly: a malformed one stops every
-			 * replica before the change applies.) */
-			if (decoded && cc.context_len > 0 &&
-			    eng_cc_address(cc.context, cc.context_len, &ca, why, sizeof(why)) !=
-			            ENGINE_OK) {
-				snprintf(bad, sizeof(bad), "%s (node %llu: %s)", what,
-				         (unsigned long long)cc.node_id, why);
-				n = i;
-				break;
-			}
 			rc = raft_apply_conf_change(g->r, c, &out);
 			if (rc == RAFT_ERR_NOMEM) {
 				n = i; /* applied whole or not at all: retried from here */
@@ -171,9 +162,10 @@ static void apply(struct engine *e, struct group *g)
 			if (decoded && cc.type == RAFT_CC_REMOVE) {
 				eng_linger_peer(e, cc.node_id); /* (its bye: addrbook.c) */
 				eng_forget_address(e, g, cc.node_id);
+			} else if (decoded && cc.context_len > 0) { /* (a malformed one: none) */
+				eng_learn_cc_address(e, g, c->index, cc.node_id, cc.context,
+				                     cc.context_len);
 			}
-			else if (decoded && ca.len > 0)
-				eng_learn_cc_address(e, g, cc.node_id, &ca);
 			g->book.at = 0;
 		} else if (c->len >= ENGINE_HEADER_BYTES) {
 			s->len = c->len - ENGINE_HEADER_BYTES;
@@ -558,15 +550,11 @@ void eng_sync_watch(struct engine *e)
 			handed++;
 		}
 	}
-	if (handed > 0 && e->cfg.log_fn != NULL) {
-		char line[200];
-
-		snprintf(line, sizeof(line),
-		         "the raft log's background sync has not ended for %llu ticks: this node "
-		         "hands the %zu groups it leads to other voters",
-		         (unsigned long long)out, handed);
-		e->cfg.log_fn(e->cfg.log_ctx, line);
-	}
+	if (handed > 0)
+		eng_say(e, ENGINE_LOG_INFO,
+		        "the Raft log's background sync has not ended for %llu ticks: this node "
+		        "hands the %zu groups it leads to other voters",
+		        (unsigned long long)out, handed);
 }
 
 /*

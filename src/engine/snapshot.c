@@ -6,7 +6,6 @@
  * background, before its metadata is saved), and the metadata snapshot
  * every snapshot_entries applied entries with the log compaction after it.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -364,20 +363,6 @@ void eng_refusal_clear(struct engine *e, struct group *g)
 	eng_changed(e, g);
 }
 
-static void say(struct engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(struct engine *e, const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-
-	if (e->cfg.log_fn == NULL)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	e->cfg.log_fn(e->cfg.log_ctx, line);
-}
-
 static struct snap_no_room *no_room_of(struct group *g, raft_id to)
 {
 	for (uint32_t k = 0; k < g->n_no_room; k++)
@@ -438,17 +423,18 @@ void engine_snapshot_refused_by(struct engine *e, uint64_t group_id, raft_id by,
 		snprintf(left, sizeof(left), " (%llu more refusals since the last line)",
 		         (unsigned long long)f->left_out);
 	if (need == 0 && free_bytes == 0)
-		say(e,
-		    "dragonraft node %llu refused the snapshot of group %llu: no room in its "
-		    "snapshot directory; it is sent again after a pause%s",
-		    (unsigned long long)by, (unsigned long long)group_id, left);
+		eng_say(e, ENGINE_LOG_INFO,
+		        "dragonraft node %llu refused the snapshot of group %llu: no room in its "
+		        "snapshot directory; it is sent again after a pause%s",
+		        (unsigned long long)by, (unsigned long long)group_id, left);
 	else
-		say(e,
-		    "dragonraft node %llu refused the snapshot of group %llu: no room (%llu bytes "
-		    "to come and %llu to stay free, %llu free there); it is sent again after a "
-		    "pause%s",
-		    (unsigned long long)by, (unsigned long long)group_id, (unsigned long long)need,
-		    (unsigned long long)min_free, (unsigned long long)free_bytes, left);
+		eng_say(e, ENGINE_LOG_INFO,
+		        "dragonraft node %llu refused the snapshot of group %llu: no room (%llu "
+		        "bytes to come and %llu to stay free, %llu free there); it is sent again "
+		        "after a pause%s",
+		        (unsigned long long)by, (unsigned long long)group_id,
+		        (unsigned long long)need, (unsigned long long)min_free,
+		        (unsigned long long)free_bytes, left);
 	f->logged = e->now;
 	f->left_out = 0;
 }
@@ -459,10 +445,10 @@ void eng_no_room_took(struct engine *e, struct group *g, raft_id to)
 
 	if (f == NULL)
 		return;
-	say(e,
-	    "dragonraft node %llu took the snapshot of group %llu after %llu refusals for want "
-	    "of room",
-	    (unsigned long long)to, (unsigned long long)g->id, (unsigned long long)f->count);
+	eng_say(e, ENGINE_LOG_INFO,
+	        "dragonraft node %llu took the snapshot of group %llu after %llu refusals for "
+	        "want of room",
+	        (unsigned long long)to, (unsigned long long)g->id, (unsigned long long)f->count);
 	no_room_drop(e, g, f);
 }
 

@@ -1293,13 +1293,16 @@ static void test_snapshot_backoff_per_follower(void **state)
 static struct {
 	unsigned n;
 	char line[32][512];
+	int level[32];
 } said;
 
-static void say_cb(void *ctx, const char *line)
+static void say_cb(void *ctx, int level, const char *line)
 {
 	(void)ctx;
-	if (said.n < 32)
+	if (said.n < 32) {
 		snprintf(said.line[said.n], sizeof(said.line[0]), "%s", line);
+		said.level[said.n] = level;
+	}
 	said.n++;
 }
 
@@ -1736,13 +1739,13 @@ static void test_no_room_joiner_restart(void **state)
 /* Lines of refusals said per node (log_ctx: the node's id). */
 static unsigned refused_lines[CL_MAX_NODES + 1];
 
-static void say_by_cb(void *ctx, const char *line)
+static void say_by_cb(void *ctx, int level, const char *line)
 {
 	raft_id id = (raft_id)(uintptr_t)ctx;
 
 	if (id <= CL_MAX_NODES && strstr(line, "refused the snapshot") != NULL)
 		refused_lines[id]++;
-	say_cb(NULL, line);
+	say_cb(NULL, level, line);
 }
 
 /* Each live node's engine says its lines through say_by_cb, counted from now. */
@@ -2638,14 +2641,15 @@ static void test_late_member_keeps_correction(void **state)
 
 /*
  * The address context of a membership change: this build's (address, NUL,
- * version, stamp) and an older build's (the address alone) decode; anything
- * else is refused with what is wrong.
+ * version 1, stamp), an older build's (the address alone) and a later
+ * version's (address, NUL, version > 1, whatever it appends: unstamped)
+ * decode; anything else brings no address, with what is wrong.
  */
 static void test_cc_address_context(void **state)
 {
-	uint8_t buf[ENG_CC_CONTEXT_MAX + 8], big[ENGINE_ADDR_MAX + 1];
+	uint8_t buf[ENG_CC_CONTEXT_MAX + 32], big[ENGINE_ADDR_MAX + 1];
 	struct eng_cc_address a;
-	char why[96], addr[ENGINE_ADDR_MAX];
+	char why[128], addr[ENGINE_ADDR_MAX];
 	size_t n;
 
 	(void)state;
@@ -2654,7 +2658,7 @@ static void test_cc_address_context(void **state)
 	assert_int_equal(eng_cc_address(buf, n, &a, why, sizeof(why)), ENGINE_OK);
 	assert_int_equal(a.len, 13);
 	assert_memory_equal(a.addr, "10.0.0.4:7400", 13);
-	assert_true(a.learned == 12345);
+	assert_true(a.learned == 12345 && a.version == ENG_CC_STAMPED);
 	/* The longest address fits. */
 	memset(addr, 'a', sizeof(addr) - 1);
 	addr[sizeof(addr) - 1] = '\0';
@@ -2667,16 +2671,23 @@ static void test_cc_address_context(void **state)
 	assert_int_equal(eng_cc_address((const uint8_t *)"10.0.0.4:7400", 13, &a, why, sizeof(why)),
 	                 ENGINE_OK);
 	assert_int_equal(a.len, 13);
-	assert_true(a.learned == 0);
-	/* Malformed: cut short, a byte more, another version, stamp 0, no address, too long. */
+	assert_true(a.learned == 0 && a.version == 0);
+	/* A later version's: its address, unstamped, whatever follows its version byte. */
+	n = eng_cc_context(buf, "10.0.0.4:7400", 12345);
+	buf[14] = ENG_CC_STAMPED + 1;
+	memset(buf + n, 0xff, 20);
+	for (size_t len = 15; len <= n + 20; len++) {
+		assert_int_equal(eng_cc_address(buf, len, &a, why, sizeof(why)), ENGINE_OK);
+		assert_true(a.len == 13 && a.learned == 0 && a.version == ENG_CC_STAMPED + 1);
+		assert_memory_equal(a.addr, "10.0.0.4:7400", 13);
+	}
+	/* No address: a stamp cut short, a byte more, stamp 0, no address, too long. */
 	n = eng_cc_context(buf, "10.0.0.4:7400", 12345);
 	assert_int_equal(eng_cc_address(buf, n - 1, &a, why, sizeof(why)), ENGINE_ERR_INVALID);
-	assert_non_null(strstr(why, "not its stamp"));
+	assert_non_null(strstr(why, "7 bytes after version 1, not its stamp's 8"));
 	buf[n] = 0;
 	assert_int_equal(eng_cc_address(buf, n + 1, &a, why, sizeof(why)), ENGINE_ERR_INVALID);
-	buf[14] = ENG_CC_STAMPED + 1;
-	assert_int_equal(eng_cc_address(buf, n, &a, why, sizeof(why)), ENGINE_ERR_INVALID);
-	assert_non_null(strstr(why, "a stamp of version 2"));
+	assert_non_null(strstr(why, "9 bytes after version 1"));
 	n = eng_cc_context(buf, "10.0.0.4:7400", 0);
 	assert_int_equal(eng_cc_address(buf, n, &a, why, sizeof(why)), ENGINE_ERR_INVALID);
 	assert_non_null(strstr(why, "stamped 0"));
@@ -2686,7 +2697,7 @@ static void test_cc_address_context(void **state)
 	memset(big, 'a', sizeof(big));
 	assert_int_equal(eng_cc_address(big, sizeof(big), &a, why, sizeof(why)),
 	                 ENGINE_ERR_INVALID);
-	assert_non_null(strstr(why, "address of 257 bytes"));
+	assert_non_null(strstr(why, "257 bytes with no NUL"));
 	/* Each at its exact length on the heap (ASan: no read past it). */
 	{
 		static const struct {
@@ -2694,11 +2705,14 @@ static void test_cc_address_context(void **state)
 			size_t len;
 			const char *why; /* NULL: decodes */
 		} cases[] = {
-		        {"a\0b:1", 5, "3 bytes after"},             /* a NUL inside the address */
-		        {"a\0", 2, "0 bytes after"},                /* a NUL, nothing after */
-		        {"a\0\1", 3, "1 bytes after"},             /* a version, no stamp */
+		        {"a\0", 2, "no version byte"},              /* a NUL, nothing after */
+		        {"a\0\1", 3, "0 bytes after version 1"},    /* a version, no stamp */
 		        {"a\0\0\1\0\0\0\0\0\0\0", 11, "version 0"}, /* version 0 */
 		        {"\0\1\1\0\0\0\0\0\0\0", 10, "address of 0 bytes"},
+		        {"a\nb:1\0\1\1\0\0\0\0\0\0\0", 15, "control byte (0x0a) at byte 2"},
+		        {"a:1\177", 4, "control byte (0x7f) at byte 4"}, /* an older build's */
+		        {"a\0b:1", 5, NULL}, /* "version" 'b': a later one */
+		        {"a\0\2", 3, NULL},  /* version 2, nothing after */
 		        {"a\0\1\377\377\377\377\377\377\377\377", 11, NULL}, /* UINT64_MAX */
 		};
 
@@ -2714,12 +2728,18 @@ static void test_cc_address_context(void **state)
 			free(b);
 		}
 		assert_true(a.learned == UINT64_MAX && a.len == 1);
-		/* An older build's longest address (no NUL) decodes; one byte more does not. */
+		/* An older build's longest address (no NUL) decodes; one byte more does not;
+		 * an address of ENGINE_ADDR_MAX bytes before its NUL does not either. */
 		assert_int_equal(eng_cc_address(big, ENGINE_ADDR_MAX - 1, &a, why, sizeof(why)),
 		                 ENGINE_OK);
 		assert_true(a.len == ENGINE_ADDR_MAX - 1 && a.learned == 0);
 		assert_int_equal(eng_cc_address(big, ENGINE_ADDR_MAX, &a, why, sizeof(why)),
 		                 ENGINE_ERR_INVALID);
+		assert_non_null(strstr(why, "256 bytes with no NUL"));
+		big[ENGINE_ADDR_MAX] = '\0';
+		assert_int_equal(eng_cc_address(big, sizeof(big), &a, why, sizeof(why)),
+		                 ENGINE_ERR_INVALID);
+		assert_non_null(strstr(why, "an address of 256 bytes"));
 	}
 }
 
@@ -2768,64 +2788,205 @@ static void test_unstamped_addition(void **state)
 	cluster_destroy(&c);
 }
 
-/* Node *(raft_id *)arg stopped group 0. */
-static bool group0_failed_on(struct cluster *c, void *arg)
+/* Nodes 1..3 run group 0, active, and applied it up to *(raft_index *)arg. */
+static bool group0_applied_to(struct cluster *c, void *arg)
 {
 	struct engine_group_status st;
 
-	return engine_group_status(c->nodes[*(raft_id *)arg].e, c->group_ids[0], &st) ==
-	               ENGINE_OK &&
-	       st.state == ENGINE_GROUP_FAILED;
+	for (raft_id id = 1; id <= 3; id++)
+		if (!cluster_status(c, id, 0, &st) || st.state != ENGINE_GROUP_ACTIVE ||
+		    st.applied < *(raft_index *)arg)
+			return false;
+	return true;
 }
 
 /*
- * A committed membership change whose address does not decode (a stamp of
- * another version) stops its group on every member that applies it (the
- * leader first; a follower its commit index reached), before the change
- * applies, with an error naming it; nothing of it is learned, and the other
- * group goes on.
+ * A committed membership change whose context brings no address (a stamp cut
+ * short, stamp 0, an empty address, a control byte in it, 256 bytes and no
+ * NUL) is applied on every member all the same, without an address (a
+ * WARNING naming the group, the change's index and what is wrong), and one of
+ * a later version (> 1) is applied with its address, unstamped (a WARNING
+ * too): the group goes on.  An entry proposed before the change, in the same
+ * Ready, and one after it apply; after a restart too.  Before (rev89), each
+ * stopped the group on every member at the change (the later entry never
+ * applied): a piece of metadata took the group down, and a rolling upgrade to
+ * a build that writes version 2 would have stopped every older member.
  */
-static void test_malformed_cc_address_stops_group(void **state)
+static void test_malformed_cc_address_applied(void **state)
+{
+	static const struct {
+		const char *what;  /* in the WARNING */
+		const char *dials; /* node 4's address learned, NULL: none */
+	} cases[] = {
+	        {"7 bytes after version 1, not its stamp's 8", NULL},
+	        {"an address stamped 0", NULL},
+	        {"an address of 0 bytes", NULL},
+	        {"control byte (0x0a) at byte 10", NULL},
+	        {"256 bytes with no NUL", NULL},
+	        {"in a context of version 2", "127.0.0.1:9"},
+	};
+	struct engine_config cfg = base_cfg();
+
+	(void)state;
+	cfg.log_fn = say_cb;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint8_t ctx[ENG_CC_CONTEXT_MAX + 16];
+		struct engine_group_status st;
+		struct prop p[2];
+		struct props ps = {p, 2};
+		raft_index upto;
+		struct cluster c;
+		char want[256];
+		raft_index idx;
+		size_t n;
+		int g0 = 0;
+
+		assert_int_equal(cluster_init_with(&c, test_storage, 4, 3, 2, &cfg, 0), ENGINE_OK);
+		assert_true(cluster_run(&c, all_led, NULL, 200));
+		n = eng_cc_context(ctx, "127.0.0.1:9", 1234);
+		if (i == 0)
+			n--; /* (its stamp cut short) */
+		else if (i == 1)
+			n = eng_cc_context(ctx, "127.0.0.1:9", 0);
+		else if (i == 2)
+			n = eng_cc_context(ctx, "", 1234);
+		else if (i == 3)
+			ctx[9] = '\n';
+		else if (i == 4)
+			memset(ctx, 'a', n = ENGINE_ADDR_MAX);
+		else {
+			ctx[12] = ENG_CC_STAMPED + 1; /* (and what version 2 appends) */
+			memset(ctx + n, 0xee, 16);
+			n += 16;
+		}
+		said.n = 0;
+		/* A proposal and the change in one Ready (no round between them). */
+		assert_int_equal(propose(&c, 0, &p[0], 7), ENGINE_OK);
+		idx = propose_raw_addition(&c, 0, ctx, n);
+		assert_true(cluster_run(&c, four_added_to, &g0, 200));
+		assert_int_equal(propose(&c, 0, &p[1], 8), ENGINE_OK);
+		assert_true(cluster_run(&c, props_done, &ps, 100));
+		if (p[0].rc != ENGINE_OK || p[0].index != idx - 1 || p[1].rc != ENGINE_OK ||
+		    p[1].index <= idx)
+			fail_msg("case %zu: proposals around the change at %llu: rc %d at %llu, rc "
+			         "%d "
+			         "at %llu",
+			         i, (unsigned long long)idx, p[0].rc,
+			         (unsigned long long)p[0].index, p[1].rc,
+			         (unsigned long long)p[1].index);
+		upto = p[1].index;
+		assert_true(cluster_run(&c, group0_applied_to, &upto, 100));
+		/* Every member said so, once. */
+		snprintf(want, sizeof(want), "group %llu: the membership change at index %llu",
+		         (unsigned long long)c.group_ids[0], (unsigned long long)idx);
+		if (said_count(want) != 3 || said_count(cases[i].what) != 3 ||
+		    said.level[0] != ENGINE_LOG_WARNING)
+			fail_msg("case %zu: expected a WARNING with \"%s\" and \"%s\" from each "
+			         "member, got %u lines, the first: %s",
+			         i, want, cases[i].what, said.n, said.n > 0 ? said.line[0] : "");
+		if (cases[i].dials != NULL)
+			assert_dials(&c, cases[i].dials, "a later version's address");
+		for (raft_id id = 1; cases[i].dials == NULL && id <= 3; id++)
+			if (engine_peer_address(c.nodes[id].e, 4) != NULL)
+				fail_msg("case %zu: node %llu learned %s", i,
+				         (unsigned long long)id,
+				         engine_peer_address(c.nodes[id].e, 4));
+		restart_all(&c);
+		assert_true(cluster_run(&c, group0_applied_to, &upto, 100));
+		assert_int_equal(propose(&c, 0, &p[0], 9), ENGINE_OK);
+		ps.n = 1;
+		assert_true(cluster_run(&c, props_done, &ps, 100));
+		assert_int_equal(p[0].rc, ENGINE_OK);
+		assert_int_equal(engine_group_status(c.nodes[1].e, c.group_ids[0], &st), ENGINE_OK);
+		assert_int_equal(st.state, ENGINE_GROUP_ACTIVE);
+		cluster_destroy(&c);
+	}
+}
+
+/* The wall clock of a server 60 s ahead (microseconds, as address stamps). */
+static uint64_t clock_ahead(void)
+{
+	struct timespec ts;
+
+	assert_int_equal(clock_gettime(CLOCK_REALTIME, &ts), 0);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u + 60000000u;
+}
+
+/*
+ * Stamps are wall-clock, and a proposer whose clock runs 60 s ahead stamps
+ * node 4's (wrong) address in its addition to group 0 a minute ahead.  A
+ * node with a right clock that saw that stamp gives every later address of
+ * node 4 a newer one (the stamp it learned + 1 at least): a correction
+ * (engine_learn_address, a user's join_group there), which every other node
+ * then takes (as from its leader's ENTRY_ADDRESSES), and an addition of
+ * node 4 to group 1 that it proposes as that group's leader; after it
+ * restarts too (the book keeps the stamp), and its own address after it read
+ * a skewed stamp for it (engine_address_seen).  Stamped at its own now, each
+ * lost to the skewed stamp for a minute, on every node that had it.
+ */
+static void test_stamp_after_skewed_one(void **state)
 {
 	struct engine_config cfg = base_cfg();
-	struct engine_group_status st;
-	uint8_t ctx[ENG_CC_CONTEXT_MAX];
+	struct engine_wait w;
 	struct cluster c;
-	struct prop p;
-	struct props ps = {&p, 1};
-	raft_index idx;
-	size_t n;
-	char want[64];
-	raft_id l;
+	const char *wrong = "127.0.0.1:9", *right = "127.0.0.1:7404", *moved = "127.0.0.1:8404";
+	uint64_t skewed, stamp;
+	raft_id l, f;
+	int g0 = 0, g1 = 1;
 
 	(void)state;
 	assert_int_equal(cluster_init_with(&c, test_storage, 4, 3, 2, &cfg, 0), ENGINE_OK);
 	assert_true(cluster_run(&c, all_led, NULL, 200));
 	l = cluster_leader(&c, 0);
-	n = eng_cc_context(ctx, "127.0.0.1:9", 1);
-	ctx[12] = ENG_CC_STAMPED + 1;
-	idx = propose_raw_addition(&c, 0, ctx, n);
-	assert_true(cluster_run(&c, group0_failed_on, &l, 200));
-	settle(&c, 20); /* (a follower the commit index reached applies it too) */
-	snprintf(want, sizeof(want), "membership change at index %llu", (unsigned long long)idx);
-	for (raft_id id = 1; id <= 3; id++) {
-		assert_int_equal(engine_group_status(c.nodes[id].e, c.group_ids[0], &st),
+	c.nodes[l].e->wall_us = clock_ahead;
+	add_four(&c, 0, wrong, &w, true);
+	assert_true(cluster_run(&c, four_added_to, &g0, 100));
+	assert_dials(&c, wrong, "added by the server ahead");
+	c.nodes[l].e->wall_us = NULL;
+	f = a_follower(&c, 0);
+	skewed = engine_peer_learned(c.nodes[f].e, 4);
+	assert_true(skewed > clock_ahead() - 60000000u + 50000000u); /* (ahead, as given) */
+	/* A correction given on f: newer than the skewed stamp, taken everywhere. */
+	assert_int_equal(engine_learn_address(c.nodes[f].e, c.group_ids[0], 4, right), ENGINE_OK);
+	stamp = engine_peer_learned(c.nodes[f].e, 4);
+	if (stamp <= skewed)
+		fail_msg("the correction on node %llu is stamped %llu, not after the skewed %llu",
+		         (unsigned long long)f, (unsigned long long)stamp,
+		         (unsigned long long)skewed);
+	for (raft_id id = 1; id <= 3; id++)
+		assert_int_equal(
+		        engine_learn_address_at(c.nodes[id].e, c.group_ids[0], 4, right, stamp),
+		        ENGINE_OK);
+	assert_dials(&c, right, "corrected on a server with a right clock");
+	/* f restarts, leads group 1 and adds node 4 there elsewhere: dialed there. */
+	cluster_crash(&c, f);
+	assert_int_equal(cluster_restart(&c, f), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	assert_true(engine_address_stamp(c.nodes[f].e) > stamp);
+	if (cluster_leader(&c, 1) != f) {
+		struct engine_wait wt;
+
+		memset(&wt, 0, sizeof(wt));
+		assert_int_equal(engine_transfer_leader(c.nodes[cluster_leader(&c, 1)].e,
+		                                        c.group_ids[1], f, engine_wait_cb, &wt),
 		                 ENGINE_OK);
-		if (st.commit >= idx &&
-		    (st.state != ENGINE_GROUP_FAILED || strstr(st.error, want) == NULL ||
-		     strstr(st.error, "a stamp of version 2") == NULL))
-			fail_msg("node %llu: expected the error to name the change at %llu and its "
-			         "stamp: %s",
-			         (unsigned long long)id, (unsigned long long)idx, st.error);
-		assert_true(st.applied < idx);
-		assert_null(engine_peer_address(c.nodes[id].e, 4));
-		assert_int_equal(engine_group_status(c.nodes[id].e, c.group_ids[1], &st),
-		                 ENGINE_OK);
-		assert_int_equal(st.state, ENGINE_GROUP_ACTIVE);
+		assert_true(cluster_run(&c, waited, &wt, 200));
+		assert_int_equal(wt.res.rc, ENGINE_OK);
+		assert_true(cluster_run(&c, all_led, NULL, 200));
 	}
-	assert_int_equal(propose(&c, 1, &p, 1), ENGINE_OK);
-	assert_true(cluster_run(&c, props_done, &ps, 100));
-	assert_int_equal(p.rc, ENGINE_OK);
+	assert_int_equal(cluster_leader(&c, 1), f);
+	add_four(&c, 1, moved, &w, true);
+	assert_true(cluster_run(&c, four_added_to, &g1, 100));
+	assert_dials(&c, moved, "added to group 1 by a server that saw the skewed stamp");
+	/* A stamp read for this node's own address (as a leader's ENTRY_ADDRESSES lists it,
+	 * which the embedder does not learn): its own address, stamped later, goes past it. */
+	skewed = clock_ahead() + 60000000u;
+	engine_address_seen(c.nodes[f].e, skewed);
+	stamp = engine_address_stamp(c.nodes[f].e);
+	if (stamp <= skewed)
+		fail_msg("node %llu stamps its own address %llu, not after the %llu it read",
+		         (unsigned long long)f, (unsigned long long)stamp,
+		         (unsigned long long)skewed);
 	cluster_destroy(&c);
 }
 
@@ -2860,65 +3021,6 @@ static void test_longest_address_in_change(void **state)
 	assert_dials(&c, longest, "the longest address, restarted");
 	correct_address(&c, 0, "127.0.0.1:7404");
 	assert_dials(&c, "127.0.0.1:7404", "corrected");
-	cluster_destroy(&c);
-}
-
-/*
- * What was committed before a malformed membership change is applied, on
- * every member, however the entries came in Readys: the group stops at the
- * change, not before it.  A proposal and the change go in one Ready (no round
- * between them): the proposal is applied and acknowledged, and every member
- * that the commit index reached stops with applied = the change's index - 1,
- * also after a restart.  Before, a member that got both in one Ready applied
- * neither (the proposer's client got an error for a committed entry), one
- * that got them apart applied the proposal: the members stopped at
- * different indexes.
- */
-static void test_malformed_cc_applies_what_came_before(void **state)
-{
-	struct engine_config cfg = base_cfg();
-	struct engine_group_status st;
-	uint8_t ctx[ENG_CC_CONTEXT_MAX];
-	struct cluster c;
-	struct prop p;
-	raft_index idx;
-	size_t n;
-	raft_id l;
-
-	(void)state;
-	assert_int_equal(cluster_init_with(&c, test_storage, 4, 3, 2, &cfg, 0), ENGINE_OK);
-	assert_true(cluster_run(&c, all_led, NULL, 200));
-	l = cluster_leader(&c, 0);
-	assert_int_equal(propose(&c, 0, &p, 7), ENGINE_OK);
-	n = eng_cc_context(ctx, "127.0.0.1:9", 1);
-	idx = propose_raw_addition(&c, 0, ctx, n - 1); /* (its stamp cut short) */
-	assert_true(cluster_run(&c, group0_failed_on, &l, 200));
-	settle(&c, 20);
-	assert_true(p.done);
-	assert_int_equal(p.rc, ENGINE_OK);
-	assert_true(p.index == idx - 1);
-	for (int round = 0; round < 2; round++) {
-		for (raft_id id = 1; id <= 3; id++) {
-			assert_int_equal(engine_group_status(c.nodes[id].e, c.group_ids[0], &st),
-			                 ENGINE_OK);
-			if (st.commit < idx)
-				continue; /* (the commit index did not reach it) */
-			assert_true(cluster_run(&c, group0_failed_on, &id, 200));
-			assert_int_equal(engine_group_status(c.nodes[id].e, c.group_ids[0], &st),
-			                 ENGINE_OK);
-			assert_non_null(strstr(st.error, "not its stamp"));
-			if (st.applied != idx - 1)
-				fail_msg("node %llu (%s): applied %llu, not %llu (what came before "
-				         "the change at %llu)",
-				         (unsigned long long)id, round ? "restarted" : "running",
-				         (unsigned long long)st.applied,
-				         (unsigned long long)(idx - 1), (unsigned long long)idx);
-		}
-		for (raft_id id = 1; round == 0 && id <= 3; id++) {
-			cluster_crash(&c, id);
-			assert_int_equal(cluster_restart(&c, id), ENGINE_OK);
-		}
-	}
 	cluster_destroy(&c);
 }
 
@@ -6871,8 +6973,8 @@ int main(int argc, char **argv)
 	        cmocka_unit_test(test_late_member_keeps_correction),
 	        cmocka_unit_test(test_unstamped_addition),
 	        cmocka_unit_test(test_cc_address_context),
-	        cmocka_unit_test(test_malformed_cc_address_stops_group),
-	        cmocka_unit_test(test_malformed_cc_applies_what_came_before),
+	        cmocka_unit_test(test_malformed_cc_address_applied),
+	        cmocka_unit_test(test_stamp_after_skewed_one),
 	        cmocka_unit_test(test_longest_address_in_change),
 	        cmocka_unit_test(test_correction_is_the_nodes),
 	        cmocka_unit_test(test_remove_member),
