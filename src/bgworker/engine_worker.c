@@ -690,6 +690,7 @@ static void start_engine(void)
 	ec.forward_proposals = true; /* followers' member info entries reach the leader */
 	ec.defer_leader_sync = dr_deferred_leader_sync;
 	ec.snapshot_dir = snap_dir;
+	ec.lead_fn = dr_engine_status_lead;
 
 	memset(&tc, 0, sizeof(tc));
 	tc.listen_addr = dr_listen_address;
@@ -864,6 +865,10 @@ static void main_loop(void)
 			next_status = Min(next_status,
 			                  TimestampTzPlusMilliseconds(last_status, STATUS_ROLE_MS));
 		}
+		/* A new leader shown inside the round: its full copy now, before the
+		 * next requests (dr_engine_status_lead). */
+		if (dr_engine_status_led())
+			next_status = now;
 		if (now >= next_status) {
 			dr_engine_status_refresh();
 			last_status = now;
