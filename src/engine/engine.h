@@ -365,8 +365,8 @@ struct engine_config {
 	 * inside the round, before any message of that term leaves (the other members learn
 	 * the new leader from them: a transfer completes there), so that the embedder shows
 	 * the role first (engine_group_status: leader, noop_index 0 until the round ends).
-	 * It may call nothing of the engine but engine_group_status and engine_group_stats.
-	 * NULL: none. */
+	 * It may call the engine's getters only (engine_group_status, engine_group_stats,
+	 * engine_now, engine_peer_address, ...), no operation.  NULL: none. */
 	void (*lead_fn)(void *ctx, uint64_t group_id);
 	void *lead_ctx;
 };
