@@ -52,7 +52,9 @@
  * or STATUS_ROLE_MS after a group's term, leader or role changed here: a
  * leader that stepped down said 'leader' for up to STATUS_MS, and clients
  * and poolers that route writes by dragonraft.leader() or dragonraft.status
- * went to it (promote55: TAP 010 asked a node that no longer led). */
+ * went to it (promote55: TAP 010 asked a node that no longer led).  A node
+ * that starts to lead shows it at once, inside the engine's round
+ * (dr_engine_status_lead). */
 #define STATUS_MS      100
 #define STATUS_ROLE_MS 10
 /* Refresh of the durable applied indexes (a WAL flush at most this often). */
