@@ -18,6 +18,10 @@
 
 #define CHANGED_BATCH 256
 
+/* dr_engine_status_lead: a copy made inside an engine round; one was made. */
+static bool in_round = false;
+static bool led = false;
+
 /* An engine tick as wall-clock time, given the tick and time of now. */
 static TimestampTz tick_time(uint64 tick, uint64 now_tick, TimestampTz now)
 {
@@ -139,10 +143,10 @@ static void publish(DrSm *sm, const struct engine_group_status *st,
 	DrGroup *g = sm->shared;
 	uint64 now_tick = engine_now(dr_engine->e);
 	TimestampTz now = GetCurrentTimestamp();
-	bool failed, became_leader;
+	bool failed, noop_shown;
 
 	log_role(sm, st);
-	if (st->role == RAFT_LEADER)
+	if (st->role == RAFT_LEADER && !in_round)
 		dr_engine_groups_propose_addresses_of(sm);
 	if (membership_sig(&st->membership) != sm->members_sig)
 		set_members(sm, &st->membership);
@@ -173,7 +177,8 @@ static void publish(DrSm *sm, const struct engine_group_status *st,
 			g->error[0] = '\0';
 		g->snapshot_refused = false;
 	}
-	became_leader = g->role != RAFT_LEADER && st->role == RAFT_LEADER;
+	noop_shown = st->role == RAFT_LEADER && st->noop_index != 0 &&
+	             (g->role != RAFT_LEADER || g->noop_index != st->noop_index);
 	g->role = (uint8)st->role;
 	g->term = st->term;
 	g->leader = st->leader;
@@ -222,9 +227,45 @@ static void publish(DrSm *sm, const struct engine_group_status *st,
 	 * their turns), which the apply worker may hold in a batch it began as
 	 * a follower, maybe with the no-op: handed before this status, which
 	 * lags the engine (up to STATUS_ROLE_MS).  Asked, it commits at once,
-	 * not after apply_batch_delay (review 37). */
-	if (became_leader)
+	 * not after apply_batch_delay (review 37).  (Once the no-op's index is
+	 * shown: not at the role's copy inside the round, dr_engine_status_lead,
+	 * before the no-op could be handed.) */
+	if (noop_shown)
 		dr_shmem_want_applied(sm->group_id, 0);
+}
+
+/*
+ * Engine hook (engine_config.lead_fn): this node leads group_id in a new
+ * term, and the messages that tell the other members so are about to leave.
+ * Shown now: a transfer_leader on the old leader returns once it heard from
+ * this node, and this node's dragonraft.status, copied after the round and
+ * at most every STATUS_ROLE_MS, still said candidate or follower: a write
+ * sent here at once failed with 25006 (TAP 158: 7 of 30 transfers).  Its
+ * writers wait for the term's no-op, whose index the next copy shows; that
+ * copy, right after the round (dr_engine_status_led) and before any request
+ * is taken, proposes the members' addresses kept for the group (no engine
+ * call inside a round), still before what a client sends once it sees this.
+ */
+void dr_engine_status_lead(void *ctx, uint64_t group_id)
+{
+	DrSm *sm = dr_engine_groups_find(group_id);
+
+	(void)ctx;
+	if (sm == NULL)
+		return;
+	in_round = true;
+	dr_engine_status_publish(sm);
+	in_round = false;
+	led = true;
+}
+
+/* Did dr_engine_status_lead show a new leader since the last call? */
+bool dr_engine_status_led(void)
+{
+	bool was = led;
+
+	led = false;
+	return was;
 }
 
 void dr_engine_status_publish(DrSm *sm)

@@ -52,7 +52,9 @@
  * or STATUS_ROLE_MS after a group's term, leader or role changed here: a
  * leader that stepped down said 'leader' for up to STATUS_MS, and clients
  * and poolers that route writes by dragonraft.leader() or dragonraft.status
- * went to it (promote55: TAP 010 asked a node that no longer led). */
+ * went to it (promote55: TAP 010 asked a node that no longer led).  A node
+ * that starts to lead shows it at once, inside the engine's round
+ * (dr_engine_status_lead). */
 #define STATUS_MS      100
 #define STATUS_ROLE_MS 10
 /* Refresh of the durable applied indexes (a WAL flush at most this often). */
@@ -698,6 +700,7 @@ static void start_engine(void)
 	ec.defer_leader_sync = dr_deferred_leader_sync;
 	ec.snapshot_dir = snap_dir;
 	ec.log_fn = engine_log;
+	ec.lead_fn = dr_engine_status_lead;
 
 	memset(&tc, 0, sizeof(tc));
 	tc.listen_addr = dr_listen_address;
@@ -872,6 +875,10 @@ static void main_loop(void)
 			next_status = Min(next_status,
 			                  TimestampTzPlusMilliseconds(last_status, STATUS_ROLE_MS));
 		}
+		/* A new leader shown inside the round: its full copy now, before the
+		 * next requests (dr_engine_status_lead). */
+		if (dr_engine_status_led())
+			next_status = now;
 		if (now >= next_status) {
 			dr_engine_status_refresh();
 			last_status = now;

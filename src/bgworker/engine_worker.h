@@ -152,6 +152,8 @@ extern bool dr_membership_digests_waiting(void);
 
 /* engine_status.c: status in shared memory, LOG lines. */
 extern void dr_engine_status_publish(DrSm *sm);
+extern void dr_engine_status_lead(void *ctx, uint64_t group_id);
+extern bool dr_engine_status_led(void);
 extern void dr_engine_status_refresh(void);
 extern void dr_engine_status_peers(void);
 extern void dr_engine_status_node(void);

@@ -362,6 +362,14 @@ struct engine_config {
 	 * engine_log_level; NULL: none.  engine_uv passes them to its log_fn. */
 	void (*log_fn)(void *ctx, int level, const char *line);
 	void *log_ctx;
+	/* A group whose core leads in a term that the engine has not seen it lead in: called
+	 * inside the round, before any message of that term leaves (the other members learn
+	 * the new leader from them: a transfer completes there), so that the embedder shows
+	 * the role first (engine_group_status: leader, noop_index 0 until the round ends).
+	 * It may call the engine's getters only (engine_group_status, engine_group_stats,
+	 * engine_now, engine_peer_address, ...), no operation.  NULL: none. */
+	void (*lead_fn)(void *ctx, uint64_t group_id);
+	void *lead_ctx;
 };
 
 /* Levels of engine_config.log_fn's lines. */

@@ -640,6 +640,18 @@ int engine_run_round(struct engine *e)
 		goto out; /* nothing of this round leaves */
 
 	/*
+	 * 0. A new leader is shown before its messages tell the others
+	 * (engine_config.lead_fn): watch_leader below records it after they left.
+	 */
+	for (size_t i = 0; i < n && e->cfg.lead_fn != NULL; i++) {
+		struct group *g = e->ready[i];
+
+		if (g->state != GS_FAILED && raft_role(g->r) == RAFT_LEADER &&
+		    (g->role != RAFT_LEADER || g->term != raft_term_of(g->r)))
+			e->cfg.lead_fn(e->cfg.lead_ctx, g->id);
+	}
+
+	/*
 	 * 1. A leader's appends may leave before its own write (thesis 10.2.1),
 	 * except those of a Ready whose commit index may cover a membership
 	 * change above the stored one (conf_commit_due): they wait for its

@@ -2198,6 +2198,65 @@ static void test_transfer(void **state)
 	cluster_destroy(&c);
 }
 
+/* What engine_config.lead_fn saw (test_lead_shown_first). */
+struct lead_seen {
+	struct cluster *c;
+	int calls;
+	int early; /* calls made before the new leader's first append or heartbeat left */
+	raft_id last;
+};
+
+static void lead_seen(void *ctx, uint64_t group_id)
+{
+	struct lead_seen *ls = ctx;
+	struct engine_group_status st;
+
+	assert_int_equal(group_id, ls->c->group_ids[0]);
+	ls->calls++;
+	/* The caller: the node whose core leads in the highest term. */
+	ls->last = cluster_leader(ls->c, 0);
+	assert_true(cluster_status(ls->c, ls->last, 0, &st));
+	assert_int_equal(st.role, RAFT_LEADER);
+	if (fake_net_led_in(ls->c->net, ls->last) < st.term)
+		ls->early++;
+}
+
+/*
+ * engine_config.lead_fn: once per term a node starts to lead in, before any
+ * of its messages tells another member that it leads (the embedder shows the
+ * role first: a transfer completes on the old leader once it heard from the
+ * new one, TAP 158).
+ */
+static void test_lead_shown_first(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct lead_seen ls = {0};
+	struct engine_wait w = {0};
+	struct cluster c;
+	raft_id target;
+
+	(void)state;
+	ls.c = &c;
+	cfg.lead_fn = lead_seen;
+	cfg.lead_ctx = &ls;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	settle(&c, 30);
+	assert_int_equal(ls.calls, 1);
+	assert_int_equal(ls.last, cluster_leader(&c, 0));
+	target = a_follower(&c, 0);
+	assert_int_equal(
+	        engine_transfer_leader(c.nodes[ls.last].e, c.group_ids[0], target, engine_wait_cb, &w),
+	        ENGINE_OK);
+	assert_true(cluster_run(&c, waited, &w, 100));
+	assert_int_equal(w.res.rc, ENGINE_OK);
+	settle(&c, 30);
+	assert_int_equal(ls.calls, 2);
+	assert_int_equal(ls.last, target);
+	assert_int_equal(ls.early, 2);
+	cluster_destroy(&c);
+}
+
 static bool removed_from_conf(struct cluster *c, void *arg)
 {
 	raft_id gone = *(raft_id *)arg;
@@ -6963,6 +7022,7 @@ int main(int argc, char **argv)
 	        cmocka_unit_test(test_snapshot_backoff_new_term),
 	        cmocka_unit_test(test_snapshot_backoff_per_follower),
 	        cmocka_unit_test(test_transfer),
+	        cmocka_unit_test(test_lead_shown_first),
 	        cmocka_unit_test(test_install_over_longer_log),
 	        cmocka_unit_test(test_learn_address),
 	        cmocka_unit_test(test_corrected_address_survives_restart),

@@ -33,6 +33,7 @@ struct fake_net {
 	size_t n, cap;
 	uint64_t sent, snapshots, seq;
 	uint64_t sent_by[FAKE_NET_MAX_NODES];
+	raft_term led_in[FAKE_NET_MAX_NODES]; /* fake_net_led_in */
 };
 
 int fake_net_create(const char *dir, struct fake_net **out)
@@ -131,6 +132,10 @@ static int enqueue(struct fake_net *n, const struct raft_message *m, const char 
 	n->sent++;
 	if (m->from < FAKE_NET_MAX_NODES)
 		n->sent_by[m->from]++;
+	if (m->from < FAKE_NET_MAX_NODES && m->term > n->led_in[m->from] &&
+	    (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
+	     m->type == RAFT_MSG_SNAPSHOT))
+		n->led_in[m->from] = m->term;
 	return ENGINE_OK;
 }
 
@@ -368,6 +373,11 @@ uint64_t fake_net_snapshots(const struct fake_net *n)
 uint64_t fake_net_sent_by(const struct fake_net *n, raft_id id)
 {
 	return id < FAKE_NET_MAX_NODES ? n->sent_by[id] : 0;
+}
+
+raft_term fake_net_led_in(const struct fake_net *n, raft_id id)
+{
+	return id < FAKE_NET_MAX_NODES ? n->led_in[id] : 0;
 }
 
 void fake_net_strict_peers(struct fake_net *n, bool strict)

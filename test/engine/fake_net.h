@@ -58,6 +58,8 @@ size_t fake_net_queued(const struct fake_net *n);
 uint64_t fake_net_sent(const struct fake_net *n);
 /* Messages node id sent so far. */
 uint64_t fake_net_sent_by(const struct fake_net *n, raft_id id);
+/* The last term in which node id sent a leader's message (append, heartbeat, snapshot). */
+raft_term fake_net_led_in(const struct fake_net *n, raft_id id);
 /* Snapshots delivered so far. */
 uint64_t fake_net_snapshots(const struct fake_net *n);
 

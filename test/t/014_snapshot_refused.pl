@@ -22,14 +22,7 @@ $N3->safe_psql('postgres', q{CREATE TABLE t (id int PRIMARY KEY, v text); INSERT
 $c->create_group(1);
 my $l = $c->leader(1);
 ok($l, 'group 1 has a writable leader');
-sub lead
-{
-	my ($id) = @_;
-	$c->node($c->leader(1))->safe_psql('postgres', "SELECT dragonraft.transfer_leader(1, $id)")
-	  unless $c->leader(1) == $id;
-	return $c->wait_until("node $id to lead", sub { $c->leader(1) == $id });
-}
-ok(lead(1), 'node 1 leads');
+ok($c->lead(1, 1), 'node 1 leads');
 # Nodes 1 and 2 make their t by hand: through execute(), node 3 would stop
 # applying the group at a CREATE TABLE t that fails there (034).
 $_->safe_psql('postgres', 'CREATE TABLE t (id int PRIMARY KEY, v text)') for ($N1, $N2);
@@ -41,7 +34,7 @@ is($N3->safe_psql('postgres', q{SELECT state FROM dragonraft.tables WHERE relid 
 	'refused', 'node 3 refused t (it has a row of its own)');
 is($N2->safe_psql('postgres', 'SELECT count(*) FROM t'), '100', 'node 2 has the group\'s 100 rows of t');
 
-ok(lead(3), 'node 3 leads');
+ok($c->lead(1, 3), 'node 3 leads');
 $N2->stop;
 $N3->safe_psql('postgres', join('', map { "INSERT INTO u VALUES ($_);\n" } 1 .. 60));
 for my $id (1, 3)
@@ -60,7 +53,7 @@ ok($c->wait_until('node 3 to refuse the export', sub {
 	'node 3 refuses to export a snapshot that would lack t, and says why');
 is($N2->safe_psql('postgres', 'SELECT count(*) FROM t'), '100', 'node 2 keeps its rows of t');
 
-ok(lead(1), 'node 1 leads again');
+ok($c->lead(1, 1), 'node 1 leads again');
 ok($c->caught_up(1), 'node 2 catches up from node 1');
 is($N2->safe_psql('postgres', 'SELECT count(*) FROM u'), '60', 'node 2 has the writes made meanwhile');
 is($c->contents(2, 't', 'id'), $c->contents(1, 't', 'id'), "node 2's t equals node 1's");

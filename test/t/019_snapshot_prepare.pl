@@ -61,8 +61,7 @@ like($F->safe_psql('postgres', 'SELECT last_error FROM dragonraft.ddl_failures W
 	qr/^relation "clash" already exists/, "node ${f}'s ddl_failures shows its own error");
 
 # Node f leads; the members compact their logs.
-$F->safe_psql('postgres', "SELECT dragonraft.transfer_leader(1, $f)");
-ok($c->wait_until("node $f to lead", sub { ($c->leader(1) // 0) == $f }), "node $f leads group 1");
+ok($c->lead(1, $f), "node $f leads group 1");
 $L = $F;
 $L->safe_psql('postgres', join('', map { "INSERT INTO w VALUES ($_);\n" } 1 .. 60));
 ok($c->caught_up(1), 'the members caught up');

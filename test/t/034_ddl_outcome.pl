@@ -235,8 +235,7 @@ ok($c->wait_until('the leader goes on', sub { status($L) eq 'ok' }), 'and the le
 ok($c->caught_up(1), 'every member catches up');
 is($c->contents($_, 'acc', 'id'), '(1,one);(2,two);(3,three);(4,four);(5,five);(6,six);(7,seven)', "node $_ has the rows")
 	for $c->ids;
-$c->node($nl)->safe_psql('postgres', "SELECT dragonraft.transfer_leader(1, $l)");
-is($c->leader(1), $l, 'the first leader leads again');
+ok($c->lead(1, $l), 'the first leader leads again');
 is($L->safe_psql('postgres', q{SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute
 	WHERE attrelid = 'public.leader_only'::regclass AND attnum > 0}), 'id,v', 'the leader has the group\'s table');
 

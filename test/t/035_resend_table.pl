@@ -29,8 +29,7 @@ $N3->safe_psql('postgres',
 $c->create_group(1);
 my $l = $c->leader(1);
 ok($l, 'group 1 has a writable leader');
-$c->node($l)->safe_psql('postgres', 'SELECT dragonraft.transfer_leader(1, 1)') unless $l == 1;
-ok($c->wait_until('node 1 to lead', sub { $c->leader(1) == 1 }), 'node 1 leads');
+ok($c->lead(1, 1), 'node 1 leads');
 $_->safe_psql('postgres', 'CREATE TABLE t (id int PRIMARY KEY, v text)') for ($N1, $N2);
 $N1->safe_psql('postgres', q{INSERT INTO t SELECT g, 'group row ' || g FROM generate_series(1, 50) g});
 my $offset = -s $N3->logfile;
@@ -219,8 +218,7 @@ my ($rc, $out);
 ($rc, $out, $err) = as_role(3, 'app_reader', q{SELECT string_agg(v, ',' ORDER BY id) FROM acct});
 is("$rc $out", '0 open', "on follower 3, app_reader reads the rows acct's policy shows it");
 
-$N1->safe_psql('postgres', 'SELECT dragonraft.transfer_leader(1, 2)');
-ok($c->wait_until('node 2 to lead', sub { ($c->leader(1) // 0) == 2 }), 'node 2 leads group 1 now');
+ok($c->lead(1, 2), 'node 2 leads group 1 now');
 ($rc, $out, $err) = as_role(2, 'app_owner',
 	q{INSERT INTO acct (v) VALUES ('after the transfer'); UPDATE acct SET v = 'opened' WHERE v = 'open'});
 is($rc, 0, 'app_owner, not a superuser, writes acct on the new leader') or diag $err;

@@ -130,8 +130,7 @@ for my $id (1 .. 4)
 }
 
 # Node 4 leads: the audit trigger writes its table there.
-on($c->leader(1), 'SELECT dragonraft.transfer_leader(1, 4)') unless $c->leader(1) == 4;
-ok($c->wait_until('node 4 to lead group 1', sub { ($c->leader(1) // 0) == 4 }), 'node 4 leads group 1');
+ok($c->lead(1, 4), 'node 4 leads group 1');
 on(4, q{INSERT INTO t VALUES (101, 'on four')});
 is(on(4, q{SELECT string_agg(id::text, ',') FROM audit}), '101', "node 4's audit trigger wrote its table");
 is(on(4, q{SELECT nextval('ss')}), '120', "node 4's sequence goes on with its new increment");

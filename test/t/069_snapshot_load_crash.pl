@@ -89,7 +89,7 @@ my @members = grep { $_ != $gone } $c->ids;
 $c->group_nodes(1, @members);
 ok($load->wait_commits(20), "transfers commit after node $gone was removed");
 my ($next_leader) = grep { $_ != $lid } @members;
-$c->node($lid)->safe_psql('postgres', "SELECT dragonraft.transfer_leader(1, $next_leader)");
+ok($c->lead(1, $next_leader), "node $next_leader leads group 1");
 my %r = $load->stop;
 $load = Transfers->start($c, 4, pin => $next_leader);
 ok($load->wait_commits(20), "transfers commit on the new leader $next_leader");

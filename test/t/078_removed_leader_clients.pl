@@ -25,8 +25,10 @@ ok($c->caught_up(1), 'nodes 1-4 replicate t');
 # Transfer, then at once a write on the new leader and a linearizable read on the old one.
 my $to = $f[0];
 $L->safe_psql('postgres', "SELECT dragonraft.transfer_leader(1, $to)");
-# (transfer_leader on the old leader can return before the target leads: a
-# write there at once failed with 25006, "no leader at the moment")
+# (transfer_leader on the old leader returned before the target showed it
+# led, and a write there at once failed with 25006, "no leader at the
+# moment", until the target showed its role before its messages left, TAP
+# 158; the wait stays: an election may move the leadership on)
 ok($c->wait_until("node $to to lead group 1", sub {
 	$c->query($to, 'SELECT role FROM dragonraft.status WHERE group_id = 1') eq 'leader' }),
 	"node $to leads group 1");

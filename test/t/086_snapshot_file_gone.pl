@@ -136,8 +136,7 @@ is($c->query(4, q{SELECT pg_column_compression(comp) || ' ' || length(raw) FROM 
 	$c->query($l, q{SELECT pg_column_compression(comp) || ' ' || length(raw) FROM big WHERE id = 1}),
 	'node 4 stores the values as the leader does');
 # Node 4 leads: its identity and serial sequences hand out new values.
-$c->node($l)->safe_psql('postgres', 'SELECT dragonraft.transfer_leader(1, 4)');
-ok($c->wait_until('node 4 to lead group 1', sub { ($c->leader(1) // 0) == 4 }), 'node 4 leads group 1');
+ok($c->lead(1, 4), 'node 4 leads group 1');
 my ($st, $err) = $c->sql_error(4, q{INSERT INTO idt (v) VALUES ('on 4'); INSERT INTO ser (v) VALUES ('on 4')});
 is($st, '', 'node 4 inserts with its identity and serial sequences') or diag $err;
 ok($c->caught_up(1), 'the members have those rows');

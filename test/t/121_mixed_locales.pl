@@ -34,13 +34,7 @@ ok($c->wait_until('node 3 engine worker',
 
 $c->query($_, "SELECT dragonraft.create_group(1, '" . $c->members . "')") for 1, 2;
 sql3("SELECT dragonraft.create_group(1, '" . $c->members . "')");
-my $l = $c->leader(1) or die 'no leader of group 1';
-if ($l != 1)
-{
-	my $transfer = 'SELECT dragonraft.transfer_leader(1, 1)';
-	$l == 3 ? sql3($transfer) : $c->query($l, $transfer);
-	$c->wait_until('node 1 to lead group 1', sub { ($c->leader(1) // 0) == 1 }) or die 'no transfer';
-}
+$c->lead(1, 1) or die 'node 1 does not lead group 1';
 
 # Node 1 learns node 3's locale from its member info.
 ok($c->wait_until('every member of group 1 known on node 1',
