@@ -4,7 +4,10 @@
 # from the new leader in its term; the target's engine worker published its
 # role only after its round had sent those messages (and at most every
 # STATUS_ROLE_MS), so a write sent to the target at once could find it a
-# follower still and fail with 25006.
+# follower still and fail with 25006.  README promises it for a transfer
+# run on the old leader or on the target: the rounds alternate (on the
+# target, transfer_leader returns once its own core leads, after its
+# in-round copy).
 use strict;
 use warnings;
 use FindBin;
@@ -26,7 +29,7 @@ my ($roles, $writes) = (0, 0);
 for my $i (1 .. $rounds)
 {
 	my $to = ($cur % 3) + 1;
-	my $on = $cur;
+	my $on = $i % 2 ? $cur : $to; # README: on the old leader or on node n
 	$c->query($on, "SELECT dragonraft.transfer_leader(1, $to)");
 	my $role = $c->query($to, 'SELECT role FROM dragonraft.status WHERE group_id = 1');
 	$roles++ if $role eq 'leader';
