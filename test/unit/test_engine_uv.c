@@ -1369,8 +1369,9 @@ static void test_uv_stopped_group_stream_sender(void **state)
 	/* The sender: one stream, ended once, not tried again, and said in one line
 	 * (review 57: no line, an operator could not tell why the member lagged). */
 	assert_int_equal(w.n[2].log_lines, 1);
-	if (strstr(w.n[2].last_line, "the snapshot of group 100 to node 1 failed on node 1: it "
-	                             "does not run the group") == NULL)
+	if (strstr(w.n[2].last_line,
+	           "the snapshot of dragonraft group 100 to node 1 failed on node 1: "
+	           "it does not run the group") == NULL)
 		fail_msg("expected the failed stream and why in node 2's log: %s",
 		         w.n[2].last_line);
 	assert_int_equal(s2b.snapshot_failures - s2a.snapshot_failures, 1);
@@ -1408,7 +1409,8 @@ static void test_uv_stream_failure_here(void **state)
 	memset(&wt, 0, sizeof(wt));
 	assert_int_equal(engine_add_nonvoter(eng(&w, 2), 100, 1, w.n[1].addr, engine_wait_cb, &wt),
 	                 ENGINE_OK);
-	if (!run_until(&w, last_line_has, "the snapshot of group 100 to node 1 failed", 20))
+	if (!run_until(&w, last_line_has, "the snapshot of dragonraft group 100 to node 1 failed",
+	               20))
 		fail_msg("expected node 2 to log the failed stream; its last line: %s",
 		         w.n[2].last_line);
 	if (strstr(w.n[2].last_line, "failed on this node: it could not read its snapshot file") ==
