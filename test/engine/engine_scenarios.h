@@ -4231,6 +4231,68 @@ static void test_callbacks(void **state)
 	cluster_destroy(&c);
 }
 
+/*
+ * Each accepted operation holds the room of its completion (n_owed) until it
+ * completes, whatever completes it: here a group stopped with one of each
+ * kind waiting (a proposal, a read, a membership change, a snapshot request,
+ * a transfer), one answered at once (a transfer to the leader it has), and
+ * the group started again in place.  The harness compares the count with
+ * what is pending after each round and tick (cluster_check_owed); here it
+ * also comes back to 0 with each callback run once.
+ */
+static void test_owed_settled_at_group_stop(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_wait w[5];
+	struct cluster c;
+	struct prop p;
+	struct engine *e;
+	raft_id lead, other;
+	uint64_t gid;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	settle(&c, 3);
+	lead = cluster_leader(&c, 0);
+	other = lead == 1 ? 2 : 1;
+	e = c.nodes[lead].e;
+	gid = c.group_ids[0];
+	memset(w, 0, sizeof(w));
+	for (raft_id id = 1; id <= 3; id++)
+		if (id != lead)
+			fake_net_isolate(c.net, id, true);
+	assert_int_equal(e->n_owed, 0);
+	assert_int_equal(propose(&c, 0, &p, 7001), ENGINE_OK);
+	assert_int_equal(engine_read_index(e, gid, engine_wait_cb, &w[0]), ENGINE_OK);
+	assert_int_equal(engine_add_nonvoter(e, gid, 9, "127.0.0.1:7409", engine_wait_cb, &w[1]),
+	                 ENGINE_OK);
+	assert_int_equal(engine_request_snapshot(e, gid, engine_wait_cb, &w[2]), ENGINE_OK);
+	assert_int_equal(engine_transfer_leader(e, gid, lead, engine_wait_cb, &w[3]), ENGINE_OK);
+	assert_true(w[3].done); /* (at once: it leads) */
+	assert_int_equal(w[3].res.rc, ENGINE_OK);
+	assert_int_equal(engine_transfer_leader(e, gid, other, engine_wait_cb, &w[4]), ENGINE_OK);
+	assert_int_equal(e->n_owed, 5);
+	cluster_step(&c);
+	assert_int_equal(engine_stop_group(e, gid), ENGINE_OK);
+	assert_true(p.done);
+	for (int i = 0; i < 5; i++)
+		assert_true(w[i].done);
+	assert_int_equal(e->n_owed, 0);
+	assert_int_equal(engine_pending_count(e), 0);
+	/* Started again in place, it counts from 0: an operation works and settles. */
+	restart_in_place_stopped(&c, lead, 0);
+	for (raft_id id = 1; id <= 3; id++)
+		fake_net_isolate(c.net, id, false);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	assert_int_equal(propose(&c, 0, &p, 7002), ENGINE_OK);
+	assert_true(cluster_run(&c, waited_prop, &p, 100));
+	assert_int_equal(p.rc, ENGINE_OK);
+	for (raft_id id = 1; id <= 3; id++)
+		assert_int_equal(c.nodes[id].e->n_owed, 0);
+	cluster_destroy(&c);
+}
+
 /* ---- quiescence (raft.h "Quiescence"; engine_config.quiesce_ticks) ---- */
 
 #define QUIESCE_TICKS 20
@@ -6898,6 +6960,7 @@ int main(int argc, char **argv)
 	        cmocka_unit_test(test_keys_skip_zero),
 	        cmocka_unit_test(test_nonvoter_and_snapshot),
 	        cmocka_unit_test(test_callbacks),
+	        cmocka_unit_test(test_owed_settled_at_group_stop),
 	        cmocka_unit_test(test_chaos),
 	        cmocka_unit_test(test_chaos_async),
 	        cmocka_unit_test(test_sm_ahead_of_log),
