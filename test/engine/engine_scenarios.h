@@ -4370,6 +4370,69 @@ static struct engine_config quiesce_cfg(void)
 }
 
 /*
+ * Reads in steady state all succeed: at the leader and at each follower,
+ * one after another, while appends and heartbeats of the same leader come
+ * (quiescence off), then with the group quiescing between reads and woken
+ * by each (quiesce_cfg).  A read ends early when the core's role, term or
+ * leader moves, also a move undone between two rounds (raft_resets, which
+ * counts only such moves): a follower's core that counted a reset at each
+ * heartbeat or append of its leader, or a quiescent group's wake, would end
+ * these reads with ENGINE_ERR_DROPPED ("no leader at the moment").
+ */
+static void test_reads_in_steady_state_succeed(void **state)
+{
+	(void)state;
+	for (int q = 0; q < 2; q++) {
+		struct engine_config cfg = q ? quiesce_cfg() : base_cfg();
+		struct engine_wait w[CL_MAX_NODES + 1];
+		uint64_t roles[CL_MAX_NODES + 1], resets[CL_MAX_NODES + 1];
+		unsigned ok = 0, gap = q ? 4 * QUIESCE_TICKS : 1;
+		struct cluster c;
+		struct prop p[400 / 7 + 1];
+
+		if (!q)
+			cfg.quiesce_ticks = ENGINE_QUIESCE_OFF;
+		assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+		assert_true(cluster_run(&c, all_converged, NULL, 200));
+		settle(&c, 3 * gap);
+		memset(w, 0, sizeof(w));
+		for (raft_id id = 1; id <= 3; id++) {
+			roles[id] = engine_role_changes(c.nodes[id].e);
+			resets[id] = raft_resets(eng_group(c.nodes[id].e, c.group_ids[0])->r);
+			w[id].done = true;
+			w[id].res.rc = ENGINE_OK;
+		}
+		ok = 0;
+		for (unsigned t = 0; t < 400; t++) {
+			for (raft_id id = 1; id <= 3 && t % gap == 0; id++) {
+				if (!w[id].done)
+					continue;
+				if (w[id].res.rc != ENGINE_OK)
+					fail_msg("quiesce %d, tick %u: node %u's read ended with %s", q, t,
+					         (unsigned)id, engine_strerror(w[id].res.rc));
+				memset(&w[id], 0, sizeof(w[id]));
+				assert_int_equal(engine_read_index(c.nodes[id].e, c.group_ids[0],
+				                                   engine_wait_cb, &w[id]),
+				                 ENGINE_OK);
+				ok++;
+			}
+			if (!q && t % 7 == 0)
+				assert_int_equal(propose(&c, 0, &p[t / 7], 5000 + t), ENGINE_OK);
+			cluster_tick(&c);
+		}
+		for (raft_id id = 1; id <= 3; id++) {
+			assert_true(cluster_run(&c, waited, &w[id], 50));
+			assert_int_equal(w[id].res.rc, ENGINE_OK);
+			assert_int_equal(engine_role_changes(c.nodes[id].e), roles[id]);
+			assert_int_equal(raft_resets(eng_group(c.nodes[id].e, c.group_ids[0])->r),
+			                 resets[id]);
+		}
+		assert_true(ok >= (q ? 9u : 300u));
+		cluster_destroy(&c);
+	}
+}
+
+/*
  * Idle groups quiesce and go silent; a proposal (at the leader or
  * forwarded by a follower), a read index (at either), a message (the
  * leader's append to a quiescent follower) each wake the group without an
@@ -6966,6 +7029,7 @@ int main(int argc, char **argv)
 	        cmocka_unit_test(test_sm_ahead_of_log),
 	        cmocka_unit_test(test_recovery_window_over_longer_log),
 	        cmocka_unit_test(test_no_full_snapshots),
+	        cmocka_unit_test(test_reads_in_steady_state_succeed),
 	        cmocka_unit_test(test_quiesce_and_wake),
 	        cmocka_unit_test(test_resume_while_quiescent),
 	        cmocka_unit_test(test_quiesce_off),
