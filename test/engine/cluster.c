@@ -9,7 +9,25 @@
 #include <unistd.h>
 
 #include "cluster.h"
+#include "engine/engine_int.h"
 #include "raft/raft.h"
+
+/*
+ * Every operation the engine accepted and has not completed holds its room in
+ * the completion queue (engine_int.h, n_owed): the count must match what is
+ * pending (the pending table and the groups' waiters) whenever control is
+ * back with the embedder.  A count above leaks room at each operation; one
+ * below wraps (every later operation fails with ENGINE_ERR_NOMEM) or lets
+ * eng_complete abort on a full queue.
+ */
+void cluster_check_owed(const struct engine *e)
+{
+	if (e == NULL || e->n_owed == engine_pending_count(e))
+		return;
+	fprintf(stderr, "engine of node %llu owes %zu completions, %zu pending\n",
+	        (unsigned long long)e->cfg.node_id, e->n_owed, engine_pending_count(e));
+	abort();
+}
 
 /* The state machine ops of node id's member of group g. */
 static void sm_ops(const struct cluster *c, raft_id id, int g, struct engine_sm_ops *sm)
@@ -141,6 +159,7 @@ void cluster_destroy(struct cluster *c)
 	for (raft_id id = 1; id <= (raft_id)c->n_nodes; id++) {
 		struct cl_node *n = &c->nodes[id];
 
+		cluster_check_owed(n->e);
 		engine_destroy(n->e);
 		if (c->storage != NULL && n->e != NULL)
 			c->storage->close(c, id);
@@ -159,6 +178,7 @@ void cluster_crash(struct cluster *c, raft_id id)
 	struct cl_node *n = &c->nodes[id];
 
 	fake_net_attach(c->net, id, NULL);
+	cluster_check_owed(n->e);
 	engine_destroy(n->e);
 	if (c->storage != NULL && n->e != NULL)
 		c->storage->close(c, id);
@@ -234,6 +254,7 @@ void cluster_step(struct cluster *c)
 		if (n->e != NULL && n->sync_out && c->hold_syncs != id) {
 			n->sync_out = false;
 			engine_sync_done(n->e, n->sync(n->sync_ctx));
+			cluster_check_owed(n->e);
 		}
 	}
 	for (raft_id id = 1; id <= (raft_id)c->n_nodes; id++) {
@@ -242,6 +263,7 @@ void cluster_step(struct cluster *c)
 		if (n->e == NULL)
 			continue;
 		engine_run_round(n->e);
+		cluster_check_owed(n->e);
 		if (!n->sync_out && engine_sync_wanted(n->e)) {
 			engine_sync_begin(n->e);
 			n->sync_out = true;
@@ -308,8 +330,10 @@ void cluster_tick(struct cluster *c)
 	if (c->sm_async_ticks > 0)
 		finish_jobs(c);
 	for (raft_id id = 1; id <= (raft_id)c->n_nodes; id++)
-		if (c->nodes[id].e != NULL)
+		if (c->nodes[id].e != NULL) {
 			engine_tick(c->nodes[id].e);
+			cluster_check_owed(c->nodes[id].e);
+		}
 }
 
 bool cluster_run(struct cluster *c, bool (*pred)(struct cluster *, void *), void *arg,

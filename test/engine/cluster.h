@@ -93,6 +93,9 @@ int cluster_restart(struct cluster *c, raft_id id);
 int cluster_join(struct cluster *c, raft_id id, int gi);
 /* One round on every live engine, then deliver the network's queue. */
 void cluster_step(struct cluster *c);
+/* Aborts unless e's count of completions owed (n_owed) matches what is pending in it; called
+ * after each round, tick and sync report, and before an engine is destroyed. */
+void cluster_check_owed(const struct engine *e);
 /* One tick on every live engine (after running rounds until quiet). */
 void cluster_tick(struct cluster *c);
 /* Run until pred holds, at most max_ticks ticks; true when it held. */

@@ -4265,6 +4265,7 @@ static void test_end_unconfirmed_reads_walks_wrapped_run(void **state)
 		p.cb = count_cb;
 		p.ctx = &done[i];
 		assert_int_equal(eng_pending_put(&e->pend, e->a, &p), ENGINE_OK);
+		e->n_owed++; /* (as an accepted operation) */
 		if (p.group_id == g->id)
 			g->n_pending++;
 	}
@@ -4280,6 +4281,7 @@ static void test_end_unconfirmed_reads_walks_wrapped_run(void **state)
 			if (q->group_id == g->id)
 				g->n_pending--;
 			eng_pending_del(&e->pend, q, NULL);
+			e->n_owed--;
 		}
 	}
 	assert_int_equal(engine_pending_count(e), 0);
@@ -4390,6 +4392,68 @@ static void test_callbacks(void **state)
 	cluster_destroy(&c);
 }
 
+/*
+ * Each accepted operation holds the room of its completion (n_owed) until it
+ * completes, whatever completes it: here a group stopped with one of each
+ * kind waiting (a proposal, a read, a membership change, a snapshot request,
+ * a transfer), one answered at once (a transfer to the leader it has), and
+ * the group started again in place.  The harness compares the count with
+ * what is pending after each round and tick (cluster_check_owed); here it
+ * also comes back to 0 with each callback run once.
+ */
+static void test_owed_settled_at_group_stop(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	struct engine_wait w[5];
+	struct cluster c;
+	struct prop p;
+	struct engine *e;
+	raft_id lead, other;
+	uint64_t gid;
+
+	(void)state;
+	assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	settle(&c, 3);
+	lead = cluster_leader(&c, 0);
+	other = lead == 1 ? 2 : 1;
+	e = c.nodes[lead].e;
+	gid = c.group_ids[0];
+	memset(w, 0, sizeof(w));
+	for (raft_id id = 1; id <= 3; id++)
+		if (id != lead)
+			fake_net_isolate(c.net, id, true);
+	assert_int_equal(e->n_owed, 0);
+	assert_int_equal(propose(&c, 0, &p, 7001), ENGINE_OK);
+	assert_int_equal(engine_read_index(e, gid, engine_wait_cb, &w[0]), ENGINE_OK);
+	assert_int_equal(engine_add_nonvoter(e, gid, 9, "127.0.0.1:7409", engine_wait_cb, &w[1]),
+	                 ENGINE_OK);
+	assert_int_equal(engine_request_snapshot(e, gid, engine_wait_cb, &w[2]), ENGINE_OK);
+	assert_int_equal(engine_transfer_leader(e, gid, lead, engine_wait_cb, &w[3]), ENGINE_OK);
+	assert_true(w[3].done); /* (at once: it leads) */
+	assert_int_equal(w[3].res.rc, ENGINE_OK);
+	assert_int_equal(engine_transfer_leader(e, gid, other, engine_wait_cb, &w[4]), ENGINE_OK);
+	assert_int_equal(e->n_owed, 5);
+	cluster_step(&c);
+	assert_int_equal(engine_stop_group(e, gid), ENGINE_OK);
+	assert_true(p.done);
+	for (int i = 0; i < 5; i++)
+		assert_true(w[i].done);
+	assert_int_equal(e->n_owed, 0);
+	assert_int_equal(engine_pending_count(e), 0);
+	/* Started again in place, it counts from 0: an operation works and settles. */
+	restart_in_place_stopped(&c, lead, 0);
+	for (raft_id id = 1; id <= 3; id++)
+		fake_net_isolate(c.net, id, false);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	assert_int_equal(propose(&c, 0, &p, 7002), ENGINE_OK);
+	assert_true(cluster_run(&c, waited_prop, &p, 100));
+	assert_int_equal(p.rc, ENGINE_OK);
+	for (raft_id id = 1; id <= 3; id++)
+		assert_int_equal(c.nodes[id].e->n_owed, 0);
+	cluster_destroy(&c);
+}
+
 /* ---- quiescence (raft.h "Quiescence"; engine_config.quiesce_ticks) ---- */
 
 #define QUIESCE_TICKS 20
@@ -4464,6 +4528,69 @@ static struct engine_config quiesce_cfg(void)
 	cfg.quiesce_ticks = QUIESCE_TICKS;
 	cfg.forward_proposals = true;
 	return cfg;
+}
+
+/*
+ * Reads in steady state all succeed: at the leader and at each follower,
+ * one after another, while appends and heartbeats of the same leader come
+ * (quiescence off), then with the group quiescing between reads and woken
+ * by each (quiesce_cfg).  A read ends early when the core's role, term or
+ * leader moves, also a move undone between two rounds (raft_resets, which
+ * counts only such moves): a follower's core that counted a reset at each
+ * heartbeat or append of its leader, or a quiescent group's wake, would end
+ * these reads with ENGINE_ERR_DROPPED ("no leader at the moment").
+ */
+static void test_reads_in_steady_state_succeed(void **state)
+{
+	(void)state;
+	for (int q = 0; q < 2; q++) {
+		struct engine_config cfg = q ? quiesce_cfg() : base_cfg();
+		struct engine_wait w[CL_MAX_NODES + 1];
+		uint64_t roles[CL_MAX_NODES + 1], resets[CL_MAX_NODES + 1];
+		unsigned ok = 0, gap = q ? 4 * QUIESCE_TICKS : 1;
+		struct cluster c;
+		struct prop p[400 / 7 + 1];
+
+		if (!q)
+			cfg.quiesce_ticks = ENGINE_QUIESCE_OFF;
+		assert_int_equal(cluster_init_with(&c, test_storage, 3, 3, 1, &cfg, 0), ENGINE_OK);
+		assert_true(cluster_run(&c, all_converged, NULL, 200));
+		settle(&c, 3 * gap);
+		memset(w, 0, sizeof(w));
+		for (raft_id id = 1; id <= 3; id++) {
+			roles[id] = engine_role_changes(c.nodes[id].e);
+			resets[id] = raft_resets(eng_group(c.nodes[id].e, c.group_ids[0])->r);
+			w[id].done = true;
+			w[id].res.rc = ENGINE_OK;
+		}
+		ok = 0;
+		for (unsigned t = 0; t < 400; t++) {
+			for (raft_id id = 1; id <= 3 && t % gap == 0; id++) {
+				if (!w[id].done)
+					continue;
+				if (w[id].res.rc != ENGINE_OK)
+					fail_msg("quiesce %d, tick %u: node %u's read ended with %s", q, t,
+					         (unsigned)id, engine_strerror(w[id].res.rc));
+				memset(&w[id], 0, sizeof(w[id]));
+				assert_int_equal(engine_read_index(c.nodes[id].e, c.group_ids[0],
+				                                   engine_wait_cb, &w[id]),
+				                 ENGINE_OK);
+				ok++;
+			}
+			if (!q && t % 7 == 0)
+				assert_int_equal(propose(&c, 0, &p[t / 7], 5000 + t), ENGINE_OK);
+			cluster_tick(&c);
+		}
+		for (raft_id id = 1; id <= 3; id++) {
+			assert_true(cluster_run(&c, waited, &w[id], 50));
+			assert_int_equal(w[id].res.rc, ENGINE_OK);
+			assert_int_equal(engine_role_changes(c.nodes[id].e), roles[id]);
+			assert_int_equal(raft_resets(eng_group(c.nodes[id].e, c.group_ids[0])->r),
+			                 resets[id]);
+		}
+		assert_true(ok >= (q ? 9u : 300u));
+		cluster_destroy(&c);
+	}
 }
 
 /*
@@ -7058,11 +7185,13 @@ int main(int argc, char **argv)
 	        cmocka_unit_test(test_keys_skip_zero),
 	        cmocka_unit_test(test_nonvoter_and_snapshot),
 	        cmocka_unit_test(test_callbacks),
+	        cmocka_unit_test(test_owed_settled_at_group_stop),
 	        cmocka_unit_test(test_chaos),
 	        cmocka_unit_test(test_chaos_async),
 	        cmocka_unit_test(test_sm_ahead_of_log),
 	        cmocka_unit_test(test_recovery_window_over_longer_log),
 	        cmocka_unit_test(test_no_full_snapshots),
+	        cmocka_unit_test(test_reads_in_steady_state_succeed),
 	        cmocka_unit_test(test_quiesce_and_wake),
 	        cmocka_unit_test(test_resume_while_quiescent),
 	        cmocka_unit_test(test_quiesce_off),
