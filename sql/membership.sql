@@ -33,8 +33,11 @@ END $$;
 
 SELECT raft_address AS addr FROM dragonraft.node_status() \gset
 SELECT dragonraft.create_group(14, jsonb_build_object('1', :'addr'));
+-- (and this node's member info applied: proposed at the engine worker's
+-- turn after it leads, it would otherwise come amid what follows)
 SELECT pg_temp.wait_for($$SELECT EXISTS (SELECT 1 FROM dragonraft.status
-  WHERE group_id = 14 AND role = 'leader' AND applied_index = commit_index)$$);
+  WHERE group_id = 14 AND role = 'leader' AND applied_index = commit_index)
+  AND EXISTS (SELECT 1 FROM dragonraft.member_info WHERE group_id = 14)$$);
 
 -- Bad arguments.
 SELECT pg_temp.try($$SELECT dragonraft.add_member(14, 2, 'nowhere')$$, :'addr');
