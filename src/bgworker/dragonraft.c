@@ -54,6 +54,7 @@ int dr_max_entry_size = 64 * 1024 * 1024;
 int dr_max_groups = 1024;
 int dr_testing_info_delay = 0;
 int dr_testing_digest_hold = 0;
+bool dr_testing_error_in_round = false;
 int dr_snapshot_min_free = 256; /* MB */
 char *dr_cluster_secret_file = NULL;
 char *dr_ssl_cert_file = NULL;
@@ -395,6 +396,12 @@ static void define_gucs(void)
 	                        "(0: 65 s).",
 	                        NULL, &dr_testing_digest_hold, 0, 0, 600000, PGC_SIGHUP,
 	                        GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomBoolVariable("dragonraft.testing_error_in_round",
+	                         "For tests only: the engine worker raises an ERROR inside the "
+	                         "engine's round when it is handed committed entries.",
+	                         "The worker then exits with FATAL and is started again.",
+	                         &dr_testing_error_in_round, false, PGC_SIGHUP, 0, NULL, NULL,
+	                         NULL);
 	MarkGUCPrefixReserved("dragonraft");
 }
 

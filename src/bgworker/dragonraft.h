@@ -40,6 +40,9 @@ extern int dr_testing_info_delay;
  * this many ms after the claim at the latest, instead of DR_DIGEST_HOLD_MAX_MS (0)
  * (pg_sm.c). */
 extern int dr_testing_digest_hold;
+/* For tests only: the engine worker raises an ERROR inside the engine's round, in the
+ * state machine's apply callback (pg_sm.c). */
+extern bool dr_testing_error_in_round;
 
 typedef enum DrReadConsistency {
 	DR_READ_LOCAL,
