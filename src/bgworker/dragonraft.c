@@ -399,7 +399,7 @@ static void define_gucs(void)
 	DefineCustomBoolVariable("dragonraft.testing_error_in_round",
 	                         "For tests only: the engine worker raises an ERROR inside the "
 	                         "engine's round when it is handed committed entries.",
-	                         "The worker then exits with FATAL and is started again.",
+	                         "The worker then exits (exit code 1) and is started again.",
 	                         &dr_testing_error_in_round, false, PGC_SIGHUP, 0, NULL, NULL,
 	                         NULL);
 	MarkGUCPrefixReserved("dragonraft");
