@@ -966,9 +966,45 @@ typedef struct InfoCtx {
 	uint64 generation;
 } InfoCtx;
 
+/* The room for this node's member info entry. */
+#define INFO_ENTRY_MAX (ENTRY_CLIENT_ADDR_MAX + 3 * ENTRY_LOCALE_MAX + 64)
 /* Member info proposals that failed in a row double the pause, up to this. */
 #define INFO_RETRY_MS     1000
 #define INFO_RETRY_MAX_MS 30000
+
+/* This node's member info entry as it proposes it now into buf (INFO_ENTRY_MAX
+ * bytes), its length in *len; false: the client address cannot be sent.  (No
+ * palloc, no ereport: engine callbacks use it.) */
+static bool encode_info(uint8 *buf, size_t *len)
+{
+	struct entry_member_info mi;
+
+	memset(&mi, 0, sizeof(mi));
+	mi.node_id = (uint32)dr_node_id;
+	mi.client_addr = info.address;
+	mi.client_addr_len = (uint16)strlen(info.address);
+	if (info.has_locale) {
+		mi.has_locale = 1;
+		mi.encoding = info.encoding;
+		mi.locale_provider = info.provider;
+		mi.collate = info.collate;
+		mi.collate_len = (uint16)strlen(info.collate);
+		mi.ctype = info.ctype;
+		mi.ctype_len = (uint16)strlen(info.ctype);
+		mi.icu_locale = info.icu_locale;
+		mi.icu_locale_len = (uint16)strlen(info.icu_locale);
+	}
+	return entry_encode_member_info(buf, INFO_ENTRY_MAX, &mi, len) == ENTRY_OK;
+}
+
+/* sm's group has this node's current member info: nothing to propose. */
+static void info_known(DrSm *sm)
+{
+	if (sm->info_needed) {
+		sm->info_needed = false;
+		dlist_delete(&sm->info_node);
+	}
+}
 
 /* Engine callback: a member info proposal ended. */
 static void info_done(void *ctx, const struct engine_result *res)
@@ -988,10 +1024,8 @@ static void info_done(void *ctx, const struct engine_result *res)
 		/* (an older generation's says the same encoding and locale) */
 		set_info_in_log(sm->shared);
 	}
-	if (res->rc == ENGINE_OK && c->generation == info.generation && sm->info_needed) {
-		sm->info_needed = false;
-		dlist_delete(&sm->info_node);
-	}
+	if (res->rc == ENGINE_OK && c->generation == info.generation)
+		info_known(sm);
 	free(c);
 }
 
@@ -1020,9 +1054,20 @@ void dr_engine_groups_entry_applied(DrSm *sm, const uint8 *data, uint32 len)
 		/* This node's own, committed: also when its proposal's outcome was
 		 * lost (a timeout, a leader change), whose retry backs off up to
 		 * INFO_RETRY_MAX_MS while a replicate_table() waits for it. */
-		if (mi.node_id == (uint32)dr_node_id)
+		if (mi.node_id == (uint32)dr_node_id) {
+			uint8 now[INFO_ENTRY_MAX];
+			size_t now_len;
+
 			set_info_in_log(sm->shared);
-		else if (!sm->addresses_needed) {
+			/* The info it proposes now is committed: not again, though
+			 * its proposal may yet time out, as it does while this node's
+			 * apply of the group is stopped or held (it completes once
+			 * applied here): it was proposed again at every retry, each
+			 * time with the leader's addresses after it (TAP 118). */
+			if (encode_info(now, &now_len) && now_len == len &&
+			    memcmp(now, data, len) == 0)
+				info_known(sm);
+		} else if (!sm->addresses_needed) {
 			sm->addresses_needed = true;
 			dlist_push_tail(&info.addrs, &sm->addr_node);
 			info.addrs_new = true;
@@ -1194,8 +1239,7 @@ void dr_engine_groups_propose_addresses(bool retry)
 void dr_engine_groups_member_info(void)
 {
 	dlist_iter it;
-	uint8 buf[ENTRY_CLIENT_ADDR_MAX + 3 * ENTRY_LOCALE_MAX + 64];
-	struct entry_member_info mi;
+	uint8 buf[INFO_ENTRY_MAX];
 	size_t len;
 	TimestampTz now = GetCurrentTimestamp();
 
@@ -1207,22 +1251,7 @@ void dr_engine_groups_member_info(void)
 			write_address_file(now);
 		return;
 	}
-	memset(&mi, 0, sizeof(mi));
-	mi.node_id = (uint32)dr_node_id;
-	mi.client_addr = info.address;
-	mi.client_addr_len = (uint16)strlen(info.address);
-	if (info.has_locale) {
-		mi.has_locale = 1;
-		mi.encoding = info.encoding;
-		mi.locale_provider = info.provider;
-		mi.collate = info.collate;
-		mi.collate_len = (uint16)strlen(info.collate);
-		mi.ctype = info.ctype;
-		mi.ctype_len = (uint16)strlen(info.ctype);
-		mi.icu_locale = info.icu_locale;
-		mi.icu_locale_len = (uint16)strlen(info.icu_locale);
-	}
-	if (entry_encode_member_info(buf, sizeof(buf), &mi, &len) != ENTRY_OK) {
+	if (!encode_info(buf, &len)) {
 		ereport(WARNING, (errmsg("dragonraft client address \"%s\" cannot be sent to the "
 		                         "groups",
 		                         info.address),
