@@ -102,7 +102,7 @@ my $drops = qr/LOG:  dragonraft node $f2 drops the messages of group 2 from node
 ok($c->wait_until("node $f2 to log the messages of group 2 it drops",
 		sub { slurp_file($c->node($f2)->logfile, $off) =~ $drops }),
 	"node $f2 logs that it drops group 2's messages from node $l2, and what to do");
-ok($c->wait_until("node $f2's stat_node to count them",
+ok($c->wait_until("node ${f2}'s stat_node to count them",
 		sub { ($c->poll($f2, 'SELECT messages_dropped_no_group > 0 FROM dragonraft.stat_node') // '') eq 't' }),
 	'stat_node.messages_dropped_no_group counts them');
 my @lines = slurp_file($c->node($f2)->logfile, $off) =~ /drops the messages of group 2/g;

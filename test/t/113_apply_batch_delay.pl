@@ -82,7 +82,7 @@ ok($c->wait_until("node $L to catch up", sub { read_on($L, 'SELECT count(*) FROM
 	"node $L is back and caught up");
 # (node $L's info, proposed again after its restart, and the addresses the
 # leader proposes for it end a follower's batch: in before the writes below)
-ok($c->settled(1), "node $L's info and the members' addresses are applied");
+ok($c->settled(1), "node ${L}'s info and the members' addresses are applied");
 $c->query($L2, 'INSERT INTO t VALUES (23, 23)');
 ($ret, $out, $err) = $c->node($F2)->psql('postgres',
 	"SET statement_timeout = '30s'; SELECT dragonraft.leave_group(1, force => true)");
