@@ -16,6 +16,7 @@ use FindBin;
 use lib $FindBin::RealBin;
 use DragonCluster;
 use IPC::Run;
+use Time::HiRes;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
@@ -131,5 +132,31 @@ for my $line (split /\n/, slurp_file("$dir/reads.out"))
 ok($reads > 10 * $transfers, "the reader made $reads reads ($barriers read_barrier() calls)");
 is($bad, 0, 'every read saw every write committed before it began');
 is($max, $k, "the reads saw the last write ($k)");
+
+# The wait is bounded: with the engine workers of nodes 1 and 2 stopped
+# (SIGSTOP), node 3 knows no leader after its election timeout; a read there
+# ends at its statement_timeout (300 ms) at once, and one without fails at
+# the request timeout (4 election timeouts: 2 s), saying so.
+my @engines = map { $c->process_of($_, qr/dragonraft engine/) } 1, 2;
+kill 'STOP', @engines;
+my $lin = "SET dragonraft.read_consistency = 'linearizable';";
+my $t0 = Time::HiRes::time();
+my ($st, $msg) = $c->sql_error($r, "$lin SET statement_timeout = '300ms'; SELECT v FROM t WHERE id = 1");
+my $cancelled = Time::HiRes::time() - $t0;
+is($st, '57014', 'a read waiting for a leader ends at its statement_timeout') or diag $msg;
+$t0 = Time::HiRes::time();
+($st, $msg) = $c->sql_error($r, "$lin SELECT v FROM t WHERE id = 1");
+my $bound = Time::HiRes::time() - $t0;
+is($st, '55000', 'a read that no leader confirms fails') or diag $msg;
+like($msg, qr/the group has no leader at the moment.*\n.*DETAIL:  No leader confirmed the read index for 2000 ms \(4 election timeouts\), and this member knows none\./,
+	'saying that no leader confirmed it for 4 election timeouts');
+# (each time also counts a psql's start)
+ok($bound >= 1.9, "at the request timeout ($bound s)");
+ok($cancelled + 1 < $bound, "the statement_timeout ended its wait at once ($cancelled s)");
+kill 'CONT', @engines;
+ok($c->wait_until('a read on node 3 to work again', sub {
+			my (undef, $e) = $c->sql_error($r, "$lin SELECT v FROM t WHERE id = 1");
+			return $e eq '';
+		}), 'reads work again once the leader is back');
 
 done_testing();
