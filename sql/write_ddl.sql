@@ -81,7 +81,8 @@ SELECT dragonraft.execute(7, 'ALTER TABLE other ADD COLUMN x int') > 0 AS execut
 SELECT attname FROM pg_attribute WHERE attrelid = 'other'::regclass AND attnum > 0 ORDER BY attnum;
 
 -- A group without a leader: execute() cannot wait for this node to apply
--- its log, and proposes nothing (group 8 has no leader: write.sql).
+-- its log, and proposes nothing (group 8 has no leader: write.sql); its
+-- barrier waited the request timeout for one (reads97), and says so.
 \set VERBOSITY default
 SELECT dragonraft.execute(8, 'CREATE TABLE public.in_8 (id int)');
 \set VERBOSITY terse

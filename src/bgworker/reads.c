@@ -61,8 +61,10 @@
 /* A barrier whose local apply does not move for this many election timeouts fails. */
 #define BARRIER_STALL_TIMEOUTS 20
 /*
- * join_group's barrier waits this many election timeouts for a leader.  A
- * member that just loaded a snapshot or restarted knows none until a
+ * A barrier waits this many election timeouts for a leader to confirm its
+ * read index: the engine's request timeout (engine.c, request_timeout_ticks),
+ * within which it asks every next leader again (client.c, eng_reask_reads).
+ * A member that just loaded a snapshot or restarted knows none until a
  * heartbeat or an append reaches it (a heartbeat interval), and an election
  * (a transfer's, or the leader's loss) leaves the group without one: each
  * candidate stands after a randomized timeout of one to two election
@@ -197,9 +199,9 @@ static const char *apply_stuck(TimestampTz moved, int stall, uint32 failures, co
 }
 
 /* A read barrier of a member removed from its group fails: its ReadIndex
- * would go unanswered (review 3 #10).  *life: the group's DrGroup.life, if
- * life is not NULL. */
-static void check_not_removed(uint64 group_id, uint64 *life)
+ * would go unanswered (review 3 #10).  *life: the group's DrGroup.life, and
+ * *leaderless whether this member knows no leader of it, if not NULL. */
+static void check_not_removed(uint64 group_id, uint64 *life, bool *leaderless)
 {
 	DrGroup *g;
 	bool removed = false;
@@ -211,6 +213,8 @@ static void check_not_removed(uint64 group_id, uint64 *life)
 			*life = g->life;
 		SpinLockAcquire(&g->mutex);
 		removed = g->removed;
+		if (leaderless != NULL)
+			*leaderless = g->leader == 0;
 		SpinLockRelease(&g->mutex);
 	}
 	LWLockRelease(dr_shared->groups_lock);
@@ -230,8 +234,9 @@ uint64 dr_read_barrier_ext(uint64 group_id, bool wait_load)
 	DrSnapPhase phase;
 	uint64 done, total;
 	DrGroup *g;
-	TimestampTz moved, leaderless = 0;
+	TimestampTz moved;
 	uint64 last = 0;
+	bool leaderless = false;
 	const char *why;
 	int stall;
 	int leader_wait = BARRIER_LEADER_TIMEOUTS * dr_election_rtt * dr_rtt_ms;
@@ -244,42 +249,33 @@ uint64 dr_read_barrier_ext(uint64 group_id, bool wait_load)
 		CHECK_FOR_INTERRUPTS();
 	}
 	dr_sql_groups_check_engine();
-	check_not_removed(group_id, &life);
+	check_not_removed(group_id, &life, wait_load ? &leaderless : NULL);
+	/*
+	 * The engine asks every next leader for the read index until one
+	 * confirms it, within leader_wait (a change of leader, a follower's
+	 * flicker to pre-candidate, or no leader known yet fail no read), and a
+	 * cancel or statement_timeout ends the wait here at once.  join_group
+	 * says so when its member knows no leader yet (a plain read does not: a
+	 * NOTICE at every statement during an election would be noise, and
+	 * should the wait fail, its error says why).
+	 */
 	for (;;) {
+		if (leaderless)
+			ereport(NOTICE, (errmsg("joining group %llu: node %d knows no leader of it; "
+			                        "waiting up to %d ms for one",
+			                        (unsigned long long)group_id, dr_node_id,
+			                        leader_wait)));
 		dr_queue_call(DR_REQ_READ_INDEX, group_id, 0, NULL, 0, &res);
-		if (!wait_load)
-			break;
 		/*
-		 * join_group's barrier also waits for a leader, within a bound (its
-		 * member may not know the leader yet, or the group elects one: TAP
-		 * 142 failed so 1 run in 3 on a loaded machine; TAP 153).  A read
-		 * index changes nothing: asking again is safe.  A removed member, a
+		 * join_group's barrier also waits for a load, an engine restart, the
+		 * member stopped under the read, without a bound: a member
+		 * restarted in place to take another snapshot is asked again, one
+		 * that left says so (gone, join_group's own error; TAP 127 failed 1
+		 * run in 6 on "group stopped" with no reason).  A removed member, a
 		 * group gone end it at once.
 		 */
-		if (res.rc == ENGINE_ERR_NOT_LEADER || res.rc == ENGINE_ERR_DROPPED ||
-		    res.rc == ENGINE_ERR_UNKNOWN) {
-			if (leaderless == 0) {
-				leaderless = GetCurrentTimestamp();
-				ereport(NOTICE,
-				        (errmsg("joining group %llu: node %d knows no leader of "
-				                "it; waiting up to %d ms for one",
-				                (unsigned long long)group_id, dr_node_id,
-				                leader_wait)));
-			} else if (TimestampDifferenceExceeds(leaderless, GetCurrentTimestamp(),
-			                                      leader_wait))
-				barrier_failed(group_id, "the group has no leader at the moment",
-				               psprintf("This member knew of no leader for %d ms "
-				                        "(%d election timeouts).",
-				                        leader_wait, BARRIER_LEADER_TIMEOUTS));
-		} else if (res.rc == ENGINE_ERR_BUSY || res.rc == DR_RC_ENGINE_EXITED ||
-		           res.rc == ENGINE_ERR_STOPPED) {
-			/* (a load, an engine restart, the member stopped under the read:
-			 * waited for without a bound; a member restarted in place to take
-			 * another snapshot is asked again, one that left says so: gone,
-			 * join_group's own error, TAP 127 failed 1 run in 6 on "group
-			 * stopped" with no reason) */
-			leaderless = 0;
-		} else
+		if (!wait_load || (res.rc != ENGINE_ERR_BUSY && res.rc != DR_RC_ENGINE_EXITED &&
+		                   res.rc != ENGINE_ERR_STOPPED))
 			break;
 		while (!dr_shmem_engine_running()) {
 			dr_shmem_engine_wait();
@@ -289,8 +285,11 @@ uint64 dr_read_barrier_ext(uint64 group_id, bool wait_load)
 		(void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 50,
 		                PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
-		check_not_removed(group_id, NULL);
+		leaderless = false; /* (said once) */
+		check_not_removed(group_id, NULL, NULL);
 	}
+	if (res.rc != ENGINE_OK)
+		check_not_removed(group_id, NULL, NULL); /* (removed while it waited: says so) */
 	switch (res.rc) {
 	case ENGINE_OK:
 		break;
@@ -300,12 +299,13 @@ uint64 dr_read_barrier_ext(uint64 group_id, bool wait_load)
 	case ENGINE_ERR_TIMEOUT:
 		barrier_failed(group_id, "no quorum confirmed the leader in time",
 		               psprintf("A read index waits %d ms for a majority of the voters.",
-		                        4 * dr_election_rtt * dr_rtt_ms));
+		                        leader_wait));
 		break;
-	case ENGINE_ERR_DROPPED:
-	case ENGINE_ERR_UNKNOWN:
-	case ENGINE_ERR_NOT_LEADER:
-		barrier_failed(group_id, "the group has no leader at the moment", NULL);
+	case ENGINE_ERR_DROPPED: /* (at the end of the wait: no leader known then) */
+		barrier_failed(group_id, "the group has no leader at the moment",
+		               psprintf("No leader confirmed the read index for %d ms (%d election "
+		                        "timeouts), and this member knows none.",
+		                        leader_wait, BARRIER_LEADER_TIMEOUTS));
 		break;
 	case ENGINE_ERR_BUSY: /* (a read index meets no backpressure: a frozen group) */
 		barrier_failed(group_id,

@@ -96,6 +96,22 @@ int engine_propose(struct engine *e, uint64_t group_id, const void *data, uint32
 	return ENGINE_OK;
 }
 
+/*
+ * Ask g's core for read p's index (p's key is the request's context).  A
+ * core that knows no leader to ask (a candidate, a follower whose leader is
+ * gone or not heard of yet) refuses: the read waits, not asked, for the
+ * core's next change of role, term or leader (eng_reask_reads), or its
+ * deadline.  Else ENGINE_OK, or the core's refusal: nothing was asked.
+ */
+static int ask_read(struct engine *e, struct group *g, struct pending *p)
+{
+	int rc = eng_raft_rc(e, g, raft_read_index(g->r, p->key), "a read index request");
+
+	p->resets = raft_resets(g->r);
+	p->unasked = rc == ENGINE_ERR_DROPPED; /* (RAFT_ERR_NO_LEADER) */
+	return p->unasked ? ENGINE_OK : rc;
+}
+
 int engine_read_index(struct engine *e, uint64_t group_id, engine_done_cb cb, void *ctx)
 {
 	struct pending p;
@@ -110,7 +126,6 @@ int engine_read_index(struct engine *e, uint64_t group_id, engine_done_cb cb, vo
 	p.group_id = group_id;
 	p.kind = PK_READ;
 	p.term = raft_term_of(g->r);
-	p.resets = raft_resets(g->r);
 	p.deadline = e->now + e->cfg.request_timeout_ticks;
 	p.cb = cb;
 	p.ctx = ctx;
@@ -118,7 +133,7 @@ int engine_read_index(struct engine *e, uint64_t group_id, engine_done_cb cb, vo
 	rc = eng_pending_reserve(&e->pend, e->a, 1);
 	if (rc != ENGINE_OK)
 		return rc;
-	rc = eng_raft_rc(e, g, raft_read_index(g->r, p.key), "a read index request");
+	rc = ask_read(e, g, &p);
 	if (rc != ENGINE_OK)
 		return rc;
 	eng_pending_put(&e->pend, e->a, &p); /* cannot fail: room reserved above */
@@ -260,19 +275,54 @@ void eng_cc_applied(struct engine *e, struct group *g, const struct raft_entry *
 	eng_waiter_done(e, g, &g->cc.w, ENGINE_ERR_DROPPED, g->cc.index);
 }
 
-void eng_end_unconfirmed_reads(struct engine *e, struct group *g, int rc, bool all)
+void eng_end_unconfirmed_reads(struct engine *e, struct group *g, int rc)
 {
-	uint64_t resets = raft_resets(g->r);
-
 	for (size_t i = 0; i < e->pend.cap && g->n_pending > 0; i++) {
 		struct pending *p = &e->pend.slots[i], op;
 
 		/* (a read whose index is known waits for its apply: still valid) */
 		if (p->key == 0 || p->group_id != g->id || p->kind != PK_READ || p->index != 0)
 			continue;
-		if (!all && p->resets == resets)
-			continue; /* asked after the change: its leader has it */
 		eng_pending_del(&e->pend, p, &op);
+		g->n_pending--;
+		i--; /* backward shift may have moved another entry here */
+		eng_complete(e, op.cb, op.ctx, rc, g->id, 0, 0);
+	}
+}
+
+/*
+ * Reads still without an index that the core no longer holds.  The core
+ * forgets its queue of requests when its role or term changes
+ * (raft_ri_reset), this leader's own and those followers forwarded, and
+ * answers none of them; a follower's forward went to a leader that is no
+ * longer (or, refused as a stale forward, never was) confirming it; a
+ * pre-candidate drops its leader's answers.  Nothing was read: each is asked
+ * again, of the leader the core knows now, as is one the core did not take
+ * for want of a leader.  That is linearizable still: a leader confirms an
+ * index at least its commit index when it is asked, so at least the commit
+ * index of any write that completed before the read began.  They wait so
+ * until their deadline (eng_expire), not the caller: a change of leader
+ * fails no read that a leader answers in time.  One asked since the core
+ * moved, before this round saw it, went to the new leader and stays
+ * (test_read_asked_before_round_sees_leader).
+ */
+void eng_reask_reads(struct engine *e, struct group *g)
+{
+	uint64_t resets = raft_resets(g->r);
+
+	for (size_t i = 0; i < e->pend.cap && g->n_pending > 0; i++) {
+		struct pending *p = &e->pend.slots[i], op;
+		int rc;
+
+		if (p->key == 0 || p->group_id != g->id || p->kind != PK_READ || p->index != 0 ||
+		    (!p->unasked && p->resets == resets))
+			continue;
+		rc = ask_read(e, g, p);
+		if (e->failed || g->state == GS_FAILED)
+			return; /* (its pending operations completed with the failure) */
+		if (rc == ENGINE_OK)
+			continue;
+		eng_pending_del(&e->pend, p, &op); /* (no memory for the request) */
 		g->n_pending--;
 		i--; /* backward shift may have moved another entry here */
 		eng_complete(e, op.cb, op.ctx, rc, g->id, 0, 0);
@@ -304,16 +354,7 @@ void eng_leader_changed(struct engine *e, struct group *g)
 		i--;
 		eng_complete(e, op.cb, op.ctx, ENGINE_ERR_UNKNOWN, g->id, op.index, 0);
 	}
-	/*
-	 * Reads still without an index: the core forgot its queue of requests
-	 * when its role or term changed (raft_ri_reset), this leader's own and
-	 * those followers forwarded, and answers none of them; a follower's
-	 * forward went to a leader that is no longer (or, refused as a stale
-	 * forward, never was) confirming it.  Nothing was read: retry.  But
-	 * not one asked since the core moved, before this round saw it: it went
-	 * to the new leader (test_read_asked_before_round_sees_leader).
-	 */
-	eng_end_unconfirmed_reads(e, g, ENGINE_ERR_DROPPED, false);
+	eng_reask_reads(e, g);
 	/*
 	 * A change not committed is no longer ours once we stop leading its term.
 	 * Except our own removal: a leader of two voters hands over instead of
@@ -395,11 +436,14 @@ void eng_expire(struct engine *e)
 			eng_complete(e, op.cb, op.ctx, ENGINE_OK, op.group_id, op.index, 0);
 			continue;
 		}
+		/* A read that waited for a leader to ask is dropped (no leader: nothing
+		 * was read); one a leader did not answer in time timed out. */
 		eng_pending_del(&e->pend, p, &op);
 		if (g != NULL)
 			g->n_pending--;
 		i--;
-		eng_complete(e, op.cb, op.ctx, ENGINE_ERR_TIMEOUT, op.group_id, op.index, 0);
+		eng_complete(e, op.cb, op.ctx, op.unasked ? ENGINE_ERR_DROPPED : ENGINE_ERR_TIMEOUT,
+		             op.group_id, op.index, 0);
 	}
 	for (size_t i = 0; i < e->n_groups; i++) {
 		struct group *g = e->groups[i];

@@ -277,7 +277,7 @@ bool eng_set_state(struct engine *e, struct group *g, enum group_state to)
 	 * applied.
 	 */
 	if (to == GS_RECOVERING || to == GS_APPLY_RETRY)
-		eng_end_unconfirmed_reads(e, g, ENGINE_ERR_BUSY, true);
+		eng_end_unconfirmed_reads(e, g, ENGINE_ERR_BUSY);
 	eng_tick_update(e, g);
 	eng_changed(e, g);
 	eng_mark(e, g);

@@ -512,7 +512,10 @@ int engine_propose(struct engine *e, uint64_t group_id, const void *data, uint32
                    engine_done_cb cb, void *ctx);
 /* Linearizable read point: cb gets the index once this node applied it, or, while the
  * state machine holds the group's entries back (apply_busy), once request_timeout_ticks
- * passed: the caller then waits until its state machine applied that index. */
+ * passed: the caller then waits until its state machine applied that index.  A change
+ * of leader, or no leader known, before a leader confirmed the read: it is asked again
+ * of the next leader, until request_timeout_ticks passed (then ENGINE_ERR_DROPPED if no
+ * leader is known, else ENGINE_ERR_TIMEOUT). */
 int engine_read_index(struct engine *e, uint64_t group_id, engine_done_cb cb, void *ctx);
 /* Add a voter (or promote a non-voter: addr NULL); cb once the change is applied here.
  * The change carries addr with a stamp of now (engine_address_stamp): every member

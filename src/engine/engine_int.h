@@ -73,6 +73,7 @@ struct pending {
 	                    * term it was asked in */
 	uint64_t resets;   /* read: the core's raft_resets() when it was asked (the role,
 	                    * term and leader it went to) */
+	bool unasked;      /* read: not with the core, which knew no leader to ask then */
 	uint64_t deadline; /* tick */
 	uint32_t kind;     /* enum pending_kind */
 	engine_done_cb cb;
@@ -535,9 +536,12 @@ bool eng_knows_address(const struct group *g, raft_id id);
 void eng_waiter_done(struct engine *e, struct group *g, struct waiter *w, int rc, raft_index index);
 /* Committed entries ents[0..n) were applied (g->applied moved): settle a tracked conf change. */
 void eng_cc_applied(struct engine *e, struct group *g, const struct raft_entry *ents, uint32_t n);
-/* Complete g's reads that have no read index yet with rc (none will come); if !all, only
- * those asked before the core's last change of role, term or leader (raft_resets). */
-void eng_end_unconfirmed_reads(struct engine *e, struct group *g, int rc, bool all);
+/* Complete g's reads that have no read index yet with rc (none will come). */
+void eng_end_unconfirmed_reads(struct engine *e, struct group *g, int rc);
+/* Ask the core again for g's reads without a read index that it no longer holds (asked
+ * before its last change of role, term or leader: raft_resets) or never took (it knew
+ * no leader then), of the leader it knows now. */
+void eng_reask_reads(struct engine *e, struct group *g);
 /* Resolve everything of g pending at a leadership change. */
 void eng_leader_changed(struct engine *e, struct group *g);
 /* Fail every pending operation of g with rc (group stopping or failed). */

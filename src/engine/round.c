@@ -292,11 +292,11 @@ static void watch_leader(struct engine *e, struct group *g)
 		 * again): what came meanwhile for the state it left was dropped,
 		 * its leader's answers to the reads asked here among them (a
 		 * pre-candidate takes none).  Proposals went to the leader and
-		 * apply as ever; the reads still without an index are dropped.
+		 * apply as ever; the reads still without an index are asked again.
 		 */
 		if (resets != g->resets) {
 			g->resets = resets;
-			eng_end_unconfirmed_reads(e, g, ENGINE_ERR_DROPPED, false);
+			eng_reask_reads(e, g);
 		}
 		return;
 	}

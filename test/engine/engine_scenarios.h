@@ -3630,17 +3630,27 @@ static bool deposed(struct cluster *c, void *arg)
 	return cluster_status(c, *(raft_id *)arg, 0, &st) && st.role != RAFT_LEADER;
 }
 
+/* Node *arg's group 0 has two reads whose index is known, waiting for its apply. */
+static bool two_reads_answered(struct cluster *c, void *arg)
+{
+	return eng_group(c->nodes[*(raft_id *)arg].e, c->group_ids[0])->n_reads == 2;
+}
+
 /*
  * A read waiting for its leader's confirmation round (thesis 6.4) when that
- * leader loses its term is dropped (ENGINE_ERR_DROPPED: nothing was read,
- * retry) as soon as the member that asked sees leadership move, not at the
- * request timeout: the leader's own read when it steps down (CheckQuorum,
- * in the same term), a follower's forwarded one when it sees the new term.
- * A read whose index is known stays valid across the change and completes
- * once applied.  (The Raft core forgets its queue at a role or term change,
- * raft_ri_reset, and answers nothing: eng_leader_changed drops them.)
+ * leader loses its term is asked again of the next leader as soon as the
+ * member that asked sees leadership move (the Raft core forgets its queue
+ * at a role or term change, raft_ri_reset, and answers nothing:
+ * eng_reask_reads).  A follower's forwarded read sees the new term and its
+ * new leader answers it: OK, at an index at least the commit index when it
+ * was asked, well before the request timeout (it was dropped then,
+ * ENGINE_ERR_DROPPED, "no leader at the moment" to a SELECT).  The cut-off
+ * leader's own read, once it stepped down (CheckQuorum, in the same term),
+ * has no leader to ask: ENGINE_ERR_DROPPED at the request timeout, not
+ * before.  A read whose index is known stays valid across the change and
+ * completes once applied.
  */
-static void test_reads_dropped_at_leader_loss(void **state)
+static void test_reads_asked_again_at_leader_loss(void **state)
 {
 	struct engine_config cfg = base_cfg();
 	struct engine_wait w[2], held = {0};
@@ -3676,15 +3686,12 @@ static void test_reads_dropped_at_leader_loss(void **state)
 	cluster_step(&c);
 	fake_net_isolate(c.net, lead, true);
 	t0 = c.ticks;
-	assert_true(cluster_run(&c, two_waited, w, 4 * cfg.election_rtt));
+	/* (f's state machine holds its entries back: its read, answered, waits there) */
+	assert_true(cluster_run(&c, two_reads_answered, &f, 4 * cfg.election_rtt));
 	if (c.ticks - t0 >= 3 * cfg.election_rtt)
-		fail_msg("the reads took %llu ticks, the request timeout is %u",
+		fail_msg("the follower's read was answered after %llu ticks, the request timeout "
+		         "is %u",
 		         (unsigned long long)(c.ticks - t0), 4 * cfg.election_rtt);
-	for (int i = 0; i < 2; i++)
-		if (w[i].res.rc != ENGINE_ERR_DROPPED)
-			fail_msg("the %s's read completed with %s, expected dropped",
-			         i == 0 ? "leader" : "follower", engine_strerror(w[i].res.rc));
-	assert_true(cluster_run(&c, new_leader, &lead, 100));
 	if (held.done)
 		fail_msg("the confirmed read completed with %s at the leadership change",
 		         engine_strerror(held.res.rc));
@@ -3693,7 +3700,18 @@ static void test_reads_dropped_at_leader_loss(void **state)
 	assert_true(cluster_run(&c, waited, &held, 50));
 	assert_int_equal(held.res.rc, ENGINE_OK);
 	assert_true(held.res.index >= commit);
-	assert_true(kv_sm_applied(c.nodes[f].sm[0]) >= held.res.index);
+	assert_true(cluster_run(&c, waited, &w[1], 50));
+	if (w[1].res.rc != ENGINE_OK || w[1].res.index < commit)
+		fail_msg("the follower's read completed with %s at index %llu (commit %llu)",
+		         engine_strerror(w[1].res.rc), (unsigned long long)w[1].res.index,
+		         (unsigned long long)commit);
+	assert_true(kv_sm_applied(c.nodes[f].sm[0]) >= w[1].res.index);
+	assert_true(cluster_run(&c, two_waited, w, 4 * cfg.election_rtt));
+	if (w[0].res.rc != ENGINE_ERR_DROPPED || c.ticks - t0 + 1 < 4 * cfg.election_rtt)
+		fail_msg("the cut-off leader's read completed with %s after %llu ticks, expected "
+		         "dropped at the request timeout (%u)",
+		         engine_strerror(w[0].res.rc), (unsigned long long)(c.ticks - t0),
+		         4 * cfg.election_rtt);
 	/* The old leader comes back as a follower; reads work again there. */
 	fake_net_isolate(c.net, lead, false);
 	assert_true(cluster_run(&c, all_converged, NULL, 200));
@@ -3709,9 +3727,12 @@ static void test_reads_dropped_at_leader_loss(void **state)
 /*
  * A follower forwards a read to the leader it knows, which has stepped down
  * (CheckQuorum: three of five members cut off) in the same term: the core
- * there drops the forward ("a stale forward") and answers nothing.  The
- * follower's read is dropped once the follower itself sees no leader (its
- * election timeout), well before the request timeout.
+ * there drops the forward ("a stale forward") and answers nothing.  Once
+ * the follower itself sees no leader (its election timeout) the read waits
+ * for one, and none can be elected: ENGINE_ERR_DROPPED at the request
+ * timeout (it was dropped at that election timeout).  A read asked while
+ * the follower knows no leader waits too, not refused: the members come
+ * back, elect a leader within the bound, and it answers the read.
  */
 static void test_read_forwarded_to_deposed_leader(void **state)
 {
@@ -3741,12 +3762,27 @@ static void test_read_forwarded_to_deposed_leader(void **state)
 	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &w),
 	                 ENGINE_OK);
 	t0 = c.ticks;
+	assert_true(cluster_run(&c, waited, &w, 5 * cfg.election_rtt));
+	if (w.res.rc != ENGINE_ERR_DROPPED || c.ticks - t0 + 1 < 4 * cfg.election_rtt)
+		fail_msg("the read completed with %s after %llu ticks, expected dropped at the "
+		         "request timeout (%u)",
+		         engine_strerror(w.res.rc), (unsigned long long)(c.ticks - t0),
+		         4 * cfg.election_rtt);
+	/* f knows no leader now; a read asked there waits for one */
+	assert_int_equal(raft_leader(eng_group(c.nodes[f].e, c.group_ids[0])->r), 0);
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(engine_read_index(c.nodes[f].e, c.group_ids[0], engine_wait_cb, &w),
+	                 ENGINE_OK);
+	settle(&c, 2);
+	assert_false(w.done);
+	for (raft_id id = 1; id <= 5; id++)
+		fake_net_isolate(c.net, id, false);
 	assert_true(cluster_run(&c, waited, &w, 4 * cfg.election_rtt));
-	if (w.res.rc != ENGINE_ERR_DROPPED)
-		fail_msg("the read completed with %s, expected dropped", engine_strerror(w.res.rc));
-	if (c.ticks - t0 >= 3 * cfg.election_rtt)
-		fail_msg("the read took %llu ticks, the request timeout is %u",
-		         (unsigned long long)(c.ticks - t0), 4 * cfg.election_rtt);
+	if (w.res.rc != ENGINE_OK)
+		fail_msg("the read asked with no leader known completed with %s",
+		         engine_strerror(w.res.rc));
+	assert_true(cluster_status(&c, f, 0, &st));
+	assert_true(w.res.index >= st.commit || st.term > term);
 	cluster_destroy(&c);
 }
 
@@ -4068,10 +4104,12 @@ static void test_read_asked_before_round_sees_leader(void **state)
  * late) and becomes a pre-candidate, and the answer reaches it in that state,
  * which takes none: it is dropped.  The leader's next heartbeat makes it a
  * follower of the same leader in the same term again, all between two of
- * the follower's rounds, which see the same role, term and leader.  The read
- * ends DROPPED (retry) at that round; it waited out the request timeout.
+ * the follower's rounds, which see the same role, term and leader.  That
+ * round asks the leader again, and the read completes OK (it ended DROPPED
+ * there, "no leader at the moment" to a SELECT; before that, it waited out
+ * the request timeout).
  */
-static void test_read_dropped_when_follower_flickers(void **state)
+static void test_read_asked_again_when_follower_flickers(void **state)
 {
 	struct engine_config cfg = base_cfg();
 	struct engine_wait w = {0};
@@ -4107,15 +4145,18 @@ static void test_read_dropped_when_follower_flickers(void **state)
 	assert_int_equal(raft_leader(fg->r), lead);
 	assert_int_equal(raft_term_of(fg->r), term);
 	engine_run_round(c.nodes[f].e);
-	read_ended(&c, &w, "more after its answer was dropped");
-	assert_int_equal(w.res.rc, ENGINE_ERR_DROPPED);
+	assert_false(w.done);
+	assert_true(cluster_run(&c, waited, &w, 3 * cfg.election_rtt));
+	if (w.res.rc != ENGINE_OK)
+		fail_msg("the read completed with %s after its answer was dropped",
+		         engine_strerror(w.res.rc));
 	/* reads there work again */
 	assert_true(cluster_run(&c, all_converged, NULL, 200));
 	read_works(&c, f);
 	cluster_destroy(&c);
 }
 
-/* A read whose completion, if dropped, asks for a read of group 1 from inside the callback. */
+/* A read whose completion asks for a read of group 1 from inside the callback. */
 struct retried_read {
 	struct cluster *c;
 	raft_id id;
@@ -4131,7 +4172,7 @@ static void retried_read_cb(void *ctx, const struct engine_result *res)
 
 	r->completions++;
 	r->rc = res->rc;
-	if (res->rc == ENGINE_ERR_DROPPED && r->completions == 1)
+	if (r->completions == 1)
 		r->retry_rc = engine_read_index(r->c->nodes[r->id].e, r->c->group_ids[1],
 		                                engine_wait_cb, &r->retry);
 }
@@ -4164,12 +4205,13 @@ static bool retries_done(struct cluster *c, void *arg)
 /*
  * Many reads of group 0 wait for their confirmation at the leader and at a
  * follower (the leader hears no heartbeat response) when the leader hands
- * over to the other follower: each completes once, dropped (the pending
- * table's loop deletes them one by one, backward shift and all), and its
- * callback asks at once for a read of group 1 (the table grows from inside
- * the completions).  Those complete, none is lost, nothing stays pending.
+ * over to the other follower: each is asked again of the new leader
+ * (eng_reask_reads walks the pending table asking the core, which may
+ * grow its own queue) and completes once, OK, and its callback asks at once
+ * for a read of group 1 (the table grows from inside the completions).
+ * Those complete, none is lost, nothing stays pending.
  */
-static void test_reads_retried_from_their_callbacks(void **state)
+static void test_reads_asked_again_at_transfer(void **state)
 {
 	struct engine_config cfg = base_cfg();
 	struct retried_read *r = calloc(N_RETRIED, sizeof(*r));
@@ -4200,7 +4242,7 @@ static void test_reads_retried_from_their_callbacks(void **state)
 	fake_net_hold(c.net, lead, RAFT_MSG_HEARTBEAT_RESP, false);
 	assert_true(cluster_run(&c, retries_done, r, 4 * cfg.election_rtt));
 	for (int i = 0; i < N_RETRIED; i++) {
-		if (r[i].completions != 1 || r[i].rc != ENGINE_ERR_DROPPED)
+		if (r[i].completions != 1 || r[i].rc != ENGINE_OK)
 			fail_msg("read %d at node %llu completed %d times, last with %s", i,
 			         (unsigned long long)r[i].id, r[i].completions,
 			         engine_strerror(r[i].rc));
@@ -4269,7 +4311,7 @@ static void test_end_unconfirmed_reads_walks_wrapped_run(void **state)
 		if (p.group_id == g->id)
 			g->n_pending++;
 	}
-	eng_end_unconfirmed_reads(e, g, ENGINE_ERR_BUSY, true);
+	eng_end_unconfirmed_reads(e, g, ENGINE_ERR_BUSY);
 	for (size_t i = 0; i < 12; i++) {
 		bool ends = kinds[i] == 'r';
 		struct pending *q = eng_pending_get(&e->pend, keys[i]);
@@ -7172,15 +7214,15 @@ int main(int argc, char **argv)
 	        cmocka_unit_test(test_follower_ops),
 	        cmocka_unit_test(test_crash_loop),
 	        cmocka_unit_test(test_unknown_outcome),
-	        cmocka_unit_test(test_reads_dropped_at_leader_loss),
+	        cmocka_unit_test(test_reads_asked_again_at_leader_loss),
 	        cmocka_unit_test(test_read_forwarded_to_deposed_leader),
 	        cmocka_unit_test(test_read_ends_when_group_freezes),
 	        cmocka_unit_test(test_confirmed_read_below_loaded_snapshot),
 	        cmocka_unit_test(test_old_engines_read_answer_ignored),
 	        cmocka_unit_test(test_old_engines_read_answer_ignored_given_ids),
 	        cmocka_unit_test(test_read_asked_before_round_sees_leader),
-	        cmocka_unit_test(test_read_dropped_when_follower_flickers),
-	        cmocka_unit_test(test_reads_retried_from_their_callbacks),
+	        cmocka_unit_test(test_read_asked_again_when_follower_flickers),
+	        cmocka_unit_test(test_reads_asked_again_at_transfer),
 	        cmocka_unit_test(test_end_unconfirmed_reads_walks_wrapped_run),
 	        cmocka_unit_test(test_keys_skip_zero),
 	        cmocka_unit_test(test_nonvoter_and_snapshot),

@@ -92,7 +92,7 @@ ok($c->wait_until('join_group to return', sub { $j->{h}->pump_nb if $j->{h}->pum
 	'join_group returns');
 eval { $j->{h}->finish; 1 } or $j->{h}->kill_kill;
 like(${ $j->{err} },
-	qr/ERROR:  linearizable read barrier of dragonraft group 1 failed: the group has no leader at the moment\nDETAIL:  This member knew of no leader for 12000 ms \(4 election timeouts\)\./,
+	qr/ERROR:  linearizable read barrier of dragonraft group 1 failed: the group has no leader at the moment\nDETAIL:  No leader confirmed the read index for 12000 ms \(4 election timeouts\), and this member knows none\./,
 	'join_group fails once the barrier waited 4 election timeouts for a leader');
 kill 'CONT', @engines;
 $c->group_nodes(1, 1 .. 4);
