@@ -43,9 +43,8 @@ static const struct raft_membership no_voters;
 
 /*
  * A new learned stamp: wall-clock microseconds, above every stamp handed out
- * or read.  It never wraps: at UINT64_MAX it stays there, above every stamp
- * read (learn_at keeps them below it), so what this node learns later still
- * wins (an entry stamped UINT64_MAX made it 0: review35).  Every stamp this
+ * or read (those are at most ENGINE_STAMP_MAX: clock_past).  It never wraps
+ * (an entry stamped UINT64_MAX made it 0: review35).  Every stamp this
  * node gives an address (an addition's, engine_add_member; a correction's,
  * engine_learn_address; its own in the leader's ENTRY_ADDRESSES,
  * engine_address_stamp) comes from here: so it is above every stamp this
@@ -69,12 +68,14 @@ static uint64_t learn_stamp(struct engine *e)
 	return e->addr_clock;
 }
 
-/* A stamp read: the clock goes past it (what this node stamps later is newer); it, kept
- * below UINT64_MAX (the top is this node's: learn_stamp). */
+/*
+ * A stamp read: the clock goes past it (what this node stamps later is newer).
+ * Every stamp read is at most ENGINE_STAMP_MAX (one above counts as absent:
+ * engine_learn_address_at, eng_cc_address, eng_book_init, engine_address_seen),
+ * so the clock stays far below UINT64_MAX and a later stamp is a larger one.
+ */
 static uint64_t clock_past(struct engine *e, uint64_t learned)
 {
-	if (learned == UINT64_MAX)
-		learned = UINT64_MAX - 1;
 	if (learned > e->addr_clock)
 		e->addr_clock = learned;
 	return learned;
@@ -132,6 +133,8 @@ static void member_add(struct raft_membership *m, raft_id id)
 int eng_book_init(struct engine *e, struct group *g, const struct engine_bootstrap *bs, bool fresh)
 {
 	struct addrbook *b = &g->book;
+	bool resave = false;
+	int rc;
 
 	if (bs->n_members > RAFT_MAX_MEMBERS)
 		return eng_err(e, ENGINE_ERR_INVALID, "group %llu: too many members",
@@ -149,11 +152,26 @@ int eng_book_init(struct engine *e, struct group *g, const struct engine_bootstr
 		memcpy(b->m, bs->members, b->n * sizeof(*b->m));
 	b->index = bs->addr_index;
 	for (uint32_t i = 0; i < b->n; i++) {
-		b->m[i].addr[ENGINE_ADDR_MAX - 1] = '\0';
-		if (fresh)
-			b->m[i].learned = learn_stamp(e);
-		else if (b->m[i].learned > e->addr_clock)
-			e->addr_clock = b->m[i].learned;
+		struct engine_member *m = &b->m[i];
+
+		m->addr[ENGINE_ADDR_MAX - 1] = '\0';
+		if (fresh) {
+			m->learned = learn_stamp(e);
+		} else if (m->learned > ENGINE_STAMP_MAX) {
+			/* (a book saved by a build without the bound, or corrupt: saved
+			 * without it below, so said once) */
+			eng_say(e, ENGINE_LOG_WARNING,
+			        "dragonraft group %llu: the address book keeps node %llu at %s "
+			        "stamped %llu, past the latest plausible stamp (%llu, 2200-01-01): "
+			        "kept unstamped",
+			        (unsigned long long)g->id, (unsigned long long)m->node_id, m->addr,
+			        (unsigned long long)m->learned,
+			        (unsigned long long)ENGINE_STAMP_MAX);
+			m->learned = 0;
+			resave = true;
+		} else {
+			(void)clock_past(e, m->learned);
+		}
 	}
 	if (b->initial != NULL && fresh) {
 		/* A new group: its members are its voters. */
@@ -166,6 +184,9 @@ int eng_book_init(struct engine *e, struct group *g, const struct engine_bootstr
 	} else if (b->initial != NULL) {
 		*b->initial = bs->membership;
 	}
+	if (resave && (rc = eng_book_save(e, g)) != ENGINE_OK)
+		return eng_fail_engine(e, rc, "group %llu: saving its address book",
+		                       (unsigned long long)g->id);
 	return ENGINE_OK;
 }
 
@@ -390,8 +411,10 @@ size_t eng_cc_context(uint8_t *buf, const char *addr, uint64_t learned)
  * byte: 1 is followed by the stamp (8 bytes, not 0) and nothing more; a later
  * version keeps "address NUL version" and may only append after its version
  * byte (what it appends is its own), so this build learns its address
- * unstamped; 0 was never written.  A context that breaks these rules brings
- * no address (why); the change applies all the same (round.c).
+ * unstamped; 0 was never written.  A version-1 stamp above ENGINE_STAMP_MAX
+ * counts as absent (out->far): the address is learned unstamped too.  A
+ * context that breaks these rules brings no address (why); the change
+ * applies all the same (round.c).
  */
 int eng_cc_address(const uint8_t *ctx, size_t len, struct eng_cc_address *out, char *why,
                    size_t cap)
@@ -432,6 +455,10 @@ int eng_cc_address(const uint8_t *ctx, size_t len, struct eng_cc_address *out, c
 		snprintf(why, cap, "an address stamped 0");
 		return ENGINE_ERR_INVALID;
 	}
+	if (out->learned > ENGINE_STAMP_MAX) {
+		out->far = out->learned;
+		out->learned = 0;
+	}
 	out->addr = (const char *)ctx;
 	out->len = alen;
 	return ENGINE_OK;
@@ -459,6 +486,14 @@ int eng_learn_cc_address(struct engine *e, struct group *g, raft_index index, ra
 		        "build's (%d): the address is learned without its stamp",
 		        (unsigned long long)g->id, (unsigned long long)index,
 		        (unsigned long long)id, (int)a.len, a.addr, a.version, ENG_CC_STAMPED);
+	if (a.far != 0)
+		eng_say(e, ENGINE_LOG_WARNING,
+		        "dragonraft group %llu: the membership change at index %llu (node %llu) "
+		        "brings its address %.*s stamped %llu, past the latest plausible stamp "
+		        "(%llu, 2200-01-01): the address is learned without its stamp",
+		        (unsigned long long)g->id, (unsigned long long)index,
+		        (unsigned long long)id, (int)a.len, a.addr, (unsigned long long)a.far,
+		        (unsigned long long)ENGINE_STAMP_MAX);
 	if (a.learned == 0)
 		return learn_unstamped(e, g, id, a.addr, a.len);
 	return learn_at(e, g, id, a.addr, a.len, a.learned);
@@ -482,7 +517,14 @@ int engine_learn_address_at(struct engine *e, uint64_t group_id, raft_id node_id
 	if (g == NULL)
 		return eng_err(e, ENGINE_ERR_NO_GROUP, "group %llu is not here",
 		               (unsigned long long)group_id);
-	return learn_at(e, g, node_id, addr, strlen(addr), learned);
+	if (learned <= ENGINE_STAMP_MAX)
+		return learn_at(e, g, node_id, addr, strlen(addr), learned);
+	eng_say(e, ENGINE_LOG_WARNING,
+	        "dragonraft group %llu: node %llu's address %s comes stamped %llu, past the "
+	        "latest plausible stamp (%llu, 2200-01-01): it is learned without its stamp",
+	        (unsigned long long)group_id, (unsigned long long)node_id, addr,
+	        (unsigned long long)learned, (unsigned long long)ENGINE_STAMP_MAX);
+	return learn_unstamped(e, g, node_id, addr, strlen(addr));
 }
 
 int engine_learn_address_unstamped(struct engine *e, uint64_t group_id, raft_id node_id,
@@ -510,7 +552,13 @@ uint64_t engine_address_stamp(struct engine *e)
 
 void engine_address_seen(struct engine *e, uint64_t learned)
 {
-	(void)clock_past(e, learned);
+	if (learned <= ENGINE_STAMP_MAX)
+		(void)clock_past(e, learned);
+	else
+		eng_say(e, ENGINE_LOG_WARNING,
+		        "dragonraft: this node's own address comes stamped %llu, past the latest "
+		        "plausible stamp (%llu, 2200-01-01): the stamp is ignored",
+		        (unsigned long long)learned, (unsigned long long)ENGINE_STAMP_MAX);
 }
 
 void eng_announce_addresses(struct engine *e, struct group *g)

@@ -2718,14 +2718,19 @@ static void test_cc_address_context(void **state)
 	assert_int_equal(a.len, 13);
 	assert_memory_equal(a.addr, "10.0.0.4:7400", 13);
 	assert_true(a.learned == 12345 && a.version == ENG_CC_STAMPED);
-	/* The longest address fits. */
+	/* The longest address fits; the latest plausible stamp is a stamp, one above it
+	 * counts as absent (the address unstamped). */
 	memset(addr, 'a', sizeof(addr) - 1);
 	addr[sizeof(addr) - 1] = '\0';
-	n = eng_cc_context(buf, addr, UINT64_MAX);
+	n = eng_cc_context(buf, addr, ENGINE_STAMP_MAX);
 	assert_int_equal(n, ENG_CC_CONTEXT_MAX);
 	assert_int_equal(eng_cc_address(buf, n, &a, why, sizeof(why)), ENGINE_OK);
 	assert_int_equal(a.len, ENGINE_ADDR_MAX - 1);
-	assert_true(a.learned == UINT64_MAX);
+	assert_true(a.learned == ENGINE_STAMP_MAX && a.far == 0);
+	n = eng_cc_context(buf, addr, ENGINE_STAMP_MAX + 1);
+	assert_int_equal(eng_cc_address(buf, n, &a, why, sizeof(why)), ENGINE_OK);
+	assert_true(a.len == ENGINE_ADDR_MAX - 1 && a.version == ENG_CC_STAMPED);
+	assert_true(a.learned == 0 && a.far == ENGINE_STAMP_MAX + 1);
 	/* An older build's: the address alone, unstamped. */
 	assert_int_equal(eng_cc_address((const uint8_t *)"10.0.0.4:7400", 13, &a, why, sizeof(why)),
 	                 ENGINE_OK);
@@ -2786,7 +2791,7 @@ static void test_cc_address_context(void **state)
 				fail_msg("case %zu: %s", i, cases[i].why != NULL ? why : "refused");
 			free(b);
 		}
-		assert_true(a.learned == UINT64_MAX && a.len == 1);
+		assert_true(a.learned == 0 && a.far == UINT64_MAX && a.len == 1);
 		/* An older build's longest address (no NUL) decodes; one byte more does not;
 		 * an address of ENGINE_ADDR_MAX bytes before its NUL does not either. */
 		assert_int_equal(eng_cc_address(big, ENGINE_ADDR_MAX - 1, &a, why, sizeof(why)),
@@ -3046,6 +3051,117 @@ static void test_stamp_after_skewed_one(void **state)
 		fail_msg("node %llu stamps its own address %llu, not after the %llu it read",
 		         (unsigned long long)f, (unsigned long long)stamp,
 		         (unsigned long long)skewed);
+	cluster_destroy(&c);
+}
+
+/* Node `on` gives node 4's address in group 0 (a user's join_group there); nodes 1..3
+ * learn it with its stamp (as from a leader's ENTRY_ADDRESSES). */
+static void correct_on(struct cluster *c, raft_id on, const char *addr)
+{
+	uint64_t stamp;
+
+	assert_int_equal(engine_learn_address(c->nodes[on].e, c->group_ids[0], 4, addr), ENGINE_OK);
+	stamp = engine_peer_learned(c->nodes[on].e, 4);
+	for (raft_id id = 1; id <= 3; id++)
+		assert_int_equal(
+		        engine_learn_address_at(c->nodes[id].e, c->group_ids[0], 4, addr, stamp),
+		        ENGINE_OK);
+}
+
+/* Node id stamps addresses near its wall clock (under a minute ahead): not poisoned. */
+static void assert_clock_sound(struct cluster *c, raft_id id, const char *when)
+{
+	uint64_t stamp = engine_address_stamp(c->nodes[id].e);
+
+	if (stamp > clock_ahead())
+		fail_msg("%s: node %llu stamps addresses %llu, ahead of its wall clock", when,
+		         (unsigned long long)id, (unsigned long long)stamp);
+}
+
+/*
+ * A stamp above ENGINE_STAMP_MAX (year 2200: only a corrupt or hostile one)
+ * counts as absent wherever it comes from, with a WARNING: a membership
+ * change's context (its address learned unstamped), a leader's
+ * ENTRY_ADDRESSES (engine_learn_address_at: unstamped; engine_address_seen:
+ * ignored) and a saved address book (kept unstamped, saved so, said once).
+ * Before, the clock went past it: a change stamped UINT64_MAX - 1 pinned
+ * every node's clock at the top, each node's own later stamps (UINT64_MAX)
+ * beat the ones replicated to it (read as UINT64_MAX - 1), and node 2's
+ * correction after node 1's never reached node 1's book.
+ */
+static void test_stamp_far_future_unstamped(void **state)
+{
+	struct engine_config cfg = base_cfg();
+	const char *wrong = "127.0.0.1:9", *right = "127.0.0.1:7404", *moved = "127.0.0.1:8404",
+	           *last = "127.0.0.1:9404";
+	uint8_t ctx[ENG_CC_CONTEXT_MAX];
+	struct engine_member *m;
+	struct cluster c;
+	struct group *g;
+	char want[256];
+	raft_index idx;
+	int g0 = 0;
+
+	(void)state;
+	cfg.log_fn = say_cb;
+	assert_int_equal(cluster_init_with(&c, test_storage, 4, 3, 2, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	said.n = 0;
+	idx = propose_raw_addition(&c, 0, ctx, eng_cc_context(ctx, wrong, UINT64_MAX - 1));
+	assert_true(cluster_run(&c, four_added_to, &g0, 100));
+	assert_dials(&c, wrong, "added stamped UINT64_MAX - 1");
+	/* Corrections given on one node, then on another, spread everywhere. */
+	correct_on(&c, 1, right);
+	assert_dials(&c, right, "corrected on node 1");
+	correct_on(&c, 2, moved);
+	assert_dials(&c, moved, "corrected on node 1, then on node 2");
+	snprintf(want, sizeof(want), "group %llu: the membership change at index %llu",
+	         (unsigned long long)c.group_ids[0], (unsigned long long)idx);
+	if (said_count(want) != 3 || said_count("past the latest plausible stamp") != 3)
+		fail_msg("expected a WARNING from each member, got %u lines, the first: %s", said.n,
+		         said.n > 0 ? said.line[0] : "");
+	for (raft_id id = 1; id <= 3; id++)
+		assert_clock_sound(&c, id, "the addition applied");
+	restart_all(&c);
+	assert_dials(&c, moved, "restarted");
+	/* A leader's ENTRY_ADDRESSES with such a stamp: unstamped (group 1's book lacks
+	 * node 4: the newer address dialed stays), the clock untouched; one for this node's
+	 * own address: ignored. */
+	said.n = 0;
+	assert_int_equal(engine_learn_address_at(c.nodes[3].e, c.group_ids[1], 4, wrong, UINT64_MAX),
+	                 ENGINE_OK);
+	engine_address_seen(c.nodes[2].e, ENGINE_STAMP_MAX + 1);
+	if (said_count("past the latest plausible stamp") != 2)
+		fail_msg("expected two WARNINGs, got %u lines, the first: %s", said.n,
+		         said.n > 0 ? said.line[0] : "");
+	assert_dials(&c, moved, "a far stamp replicated");
+	assert_clock_sound(&c, 3, "a far stamp replicated");
+	assert_clock_sound(&c, 2, "a far stamp read for its own address");
+	/* A book saved with one (by a build without the bound): kept unstamped at the load,
+	 * saved so (said once), the clock untouched; a later correction wins. */
+	g = eng_group(c.nodes[1].e, c.group_ids[0]);
+	assert_non_null(g);
+	m = &g->book.m[0];
+	while (m->node_id != 4)
+		m++;
+	m->learned = UINT64_MAX - 1;
+	assert_int_equal(eng_book_save(c.nodes[1].e, g), ENGINE_OK);
+	said.n = 0;
+	cluster_crash(&c, 1);
+	assert_int_equal(cluster_restart(&c, 1), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	if (said_count("the address book keeps node 4 at 127.0.0.1:8404 stamped") != 1)
+		fail_msg("expected one WARNING, got %u lines, the first: %s", said.n,
+		         said.n > 0 ? said.line[0] : "");
+	assert_clock_sound(&c, 1, "a far stamp loaded");
+	assert_dials(&c, moved, "a far stamp loaded");
+	correct_on(&c, 3, last);
+	assert_dials(&c, last, "corrected after a far stamp loaded");
+	said.n = 0;
+	restart_all(&c);
+	if (said_count("past the latest plausible stamp") != 0)
+		fail_msg("said again after a restart: %s", said.line[0]);
+	assert_dials(&c, last, "corrected after a far stamp loaded, restarted");
 	cluster_destroy(&c);
 }
 
@@ -7162,6 +7278,7 @@ int main(int argc, char **argv)
 	        cmocka_unit_test(test_cc_address_context),
 	        cmocka_unit_test(test_malformed_cc_address_applied),
 	        cmocka_unit_test(test_stamp_after_skewed_one),
+	        cmocka_unit_test(test_stamp_far_future_unstamped),
 	        cmocka_unit_test(test_longest_address_in_change),
 	        cmocka_unit_test(test_correction_is_the_nodes),
 	        cmocka_unit_test(test_remove_member),
