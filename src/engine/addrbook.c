@@ -464,11 +464,28 @@ int eng_cc_address(const uint8_t *ctx, size_t len, struct eng_cc_address *out, c
 	return ENGINE_OK;
 }
 
+/*
+ * A change said in a WARNING is saved as held in g's book (g->book.at, as a
+ * learned address is): a restart does not apply it again (round.c), so the
+ * WARNING comes once.  What it taught (nothing, or an address learned
+ * unstamped) is in the book already.
+ */
+static int book_holds_change(struct engine *e, struct group *g)
+{
+	int rc;
+
+	if (g->book.at <= g->book.index || (rc = eng_book_save(e, g)) == ENGINE_OK)
+		return ENGINE_OK;
+	return eng_fail_engine(e, rc, "group %llu: saving its address book",
+	                       (unsigned long long)g->id);
+}
+
 int eng_learn_cc_address(struct engine *e, struct group *g, raft_index index, raft_id id,
                          const uint8_t *ctx, size_t len)
 {
 	struct eng_cc_address a;
 	char why[128];
+	int rc;
 
 	if (eng_cc_address(ctx, len, &a, why, sizeof(why)) != ENGINE_OK) {
 		eng_say(e, ENGINE_LOG_WARNING,
@@ -477,7 +494,7 @@ int eng_learn_cc_address(struct engine *e, struct group *g, raft_index index, ra
 		        "then: give its address with join_group on the leader)",
 		        (unsigned long long)g->id, (unsigned long long)index,
 		        (unsigned long long)id, why);
-		return ENGINE_OK;
+		return book_holds_change(e, g);
 	}
 	if (a.version > ENG_CC_STAMPED)
 		eng_say(e, ENGINE_LOG_WARNING,
@@ -494,9 +511,10 @@ int eng_learn_cc_address(struct engine *e, struct group *g, raft_index index, ra
 		        (unsigned long long)g->id, (unsigned long long)index,
 		        (unsigned long long)id, (int)a.len, a.addr, (unsigned long long)a.far,
 		        (unsigned long long)ENGINE_STAMP_MAX);
-	if (a.learned == 0)
-		return learn_unstamped(e, g, id, a.addr, a.len);
-	return learn_at(e, g, id, a.addr, a.len, a.learned);
+	if (a.learned != 0)
+		return learn_at(e, g, id, a.addr, a.len, a.learned);
+	rc = learn_unstamped(e, g, id, a.addr, a.len);
+	return rc == ENGINE_OK ? book_holds_change(e, g) : rc;
 }
 
 int engine_learn_address(struct engine *e, uint64_t group_id, raft_id node_id, const char *addr)

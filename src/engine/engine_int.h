@@ -514,7 +514,8 @@ int eng_cc_address(const uint8_t *ctx, size_t len, struct eng_cc_address *out, c
 /*
  * Learn the address that the membership change at index (adding node id) brings in its
  * context: one that brings none, one of a later version, or one stamped above
- * ENGINE_STAMP_MAX (learned unstamped), is said in a WARNING line.
+ * ENGINE_STAMP_MAX (learned unstamped), is said in a WARNING line, and the book is saved
+ * as holding the change (a restart does not apply it, nor say so, again).
  */
 int eng_learn_cc_address(struct engine *e, struct group *g, raft_index index, raft_id id,
                          const uint8_t *ctx, size_t len);

@@ -2955,8 +2955,13 @@ static void test_malformed_cc_address_applied(void **state)
 				fail_msg("case %zu: node %llu learned %s", i,
 				         (unsigned long long)id,
 				         engine_peer_address(c.nodes[id].e, 4));
+		/* Said once: a restart does not apply the change again (before, one that
+		 * brought no address was not in the book, and each restart said it again). */
+		said.n = 0;
 		restart_all(&c);
 		assert_true(cluster_run(&c, group0_applied_to, &upto, 100));
+		if (said_count(want) != 0)
+			fail_msg("case %zu: said again after a restart: %s", i, said.line[0]);
 		assert_int_equal(propose(&c, 0, &p[0], 9), ENGINE_OK);
 		ps.n = 1;
 		assert_true(cluster_run(&c, props_done, &ps, 100));
