@@ -235,15 +235,46 @@ static struct engine_member *book_find(struct group *g, raft_id id)
 	return NULL;
 }
 
-/* A new entry for id in g's book (*out). */
+/*
+ * A new entry for id in g's book (*out).  A full book (RAFT_MAX_MEMBERS
+ * addresses: of nodes that are not members too, as a corrupt or hostile
+ * ENTRY_ADDRESSES may list) makes room for a member's address: the entry of
+ * the lowest node id that is not a member leaves it (a WARNING); for a node
+ * that is not a member, none does (a WARNING): strangers do not take a
+ * member's place.
+ */
 static int book_add(struct engine *e, struct group *g, raft_id id, struct engine_member **out)
 {
 	struct addrbook *b = &g->book;
 	struct engine_member *nm;
+	uint32_t v = b->n;
+	raft_id stranger;
 
-	if (b->n == RAFT_MAX_MEMBERS)
-		return eng_err(e, ENGINE_ERR_INVALID, "group %llu: address book full",
-		               (unsigned long long)g->id);
+	if (b->n == RAFT_MAX_MEMBERS) {
+		for (uint32_t i = 0; raft_membership_contains(&g->conf, id) && i < b->n; i++)
+			if (!raft_membership_contains(&g->conf, b->m[i].node_id) &&
+			    b->m[i].node_id != e->cfg.node_id &&
+			    (v == b->n || b->m[i].node_id < b->m[v].node_id))
+				v = i;
+		if (v == b->n) {
+			eng_say(e, ENGINE_LOG_WARNING,
+			        "dragonraft group %llu: node %llu's address is not kept: the address "
+			        "book is full (%d addresses) and the node is not a member",
+			        (unsigned long long)g->id, (unsigned long long)id, RAFT_MAX_MEMBERS);
+			return eng_err(e, ENGINE_ERR_INVALID, "group %llu: address book full",
+			               (unsigned long long)g->id);
+		}
+		eng_say(e, ENGINE_LOG_WARNING,
+		        "dragonraft group %llu: node %llu (not a member) leaves the address book, "
+		        "full (%d addresses), for member %llu's address",
+		        (unsigned long long)g->id, (unsigned long long)b->m[v].node_id,
+		        RAFT_MAX_MEMBERS, (unsigned long long)id);
+		stranger = b->m[v].node_id;
+		*out = &b->m[v]; /* (saved with its new node: book_set) */
+		(*out)->node_id = id;
+		eng_drop_peer_if_unused(e, stranger);
+		return ENGINE_OK;
+	}
 	nm = e->a->realloc(b->m, (b->n + 1) * sizeof(*b->m));
 	if (nm == NULL)
 		return eng_err(e, ENGINE_ERR_NOMEM, "group %llu: out of memory",

@@ -3083,6 +3083,17 @@ static void assert_clock_sound(struct cluster *c, raft_id id, const char *when)
 		         (unsigned long long)id, (unsigned long long)stamp);
 }
 
+/* Nodes 1..3 (of 4) run groups 0 and 1, each led; their log lines are said (none yet). */
+static void start_said(struct cluster *c)
+{
+	struct engine_config cfg = base_cfg();
+
+	cfg.log_fn = say_cb;
+	assert_int_equal(cluster_init_with(c, test_storage, 4, 3, 2, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(c, all_led, NULL, 200));
+	said.n = 0;
+}
+
 /*
  * A stamp above ENGINE_STAMP_MAX (year 2200: only a corrupt or hostile one)
  * counts as absent wherever it comes from, with a WARNING: a membership
@@ -3096,7 +3107,6 @@ static void assert_clock_sound(struct cluster *c, raft_id id, const char *when)
  */
 static void test_stamp_far_future_unstamped(void **state)
 {
-	struct engine_config cfg = base_cfg();
 	const char *wrong = "127.0.0.1:9", *right = "127.0.0.1:7404", *moved = "127.0.0.1:8404",
 	           *last = "127.0.0.1:9404";
 	uint8_t ctx[ENG_CC_CONTEXT_MAX];
@@ -3108,10 +3118,7 @@ static void test_stamp_far_future_unstamped(void **state)
 	int g0 = 0;
 
 	(void)state;
-	cfg.log_fn = say_cb;
-	assert_int_equal(cluster_init_with(&c, test_storage, 4, 3, 2, &cfg, 0), ENGINE_OK);
-	assert_true(cluster_run(&c, all_led, NULL, 200));
-	said.n = 0;
+	start_said(&c);
 	idx = propose_raw_addition(&c, 0, ctx, eng_cc_context(ctx, wrong, UINT64_MAX - 1));
 	assert_true(cluster_run(&c, four_added_to, &g0, 100));
 	assert_dials(&c, wrong, "added stamped UINT64_MAX - 1");
@@ -3167,6 +3174,57 @@ static void test_stamp_far_future_unstamped(void **state)
 	if (said_count("past the latest plausible stamp") != 0)
 		fail_msg("said again after a restart: %s", said.line[0]);
 	assert_dials(&c, last, "corrected after a far stamp loaded, restarted");
+	cluster_destroy(&c);
+}
+
+/*
+ * A group's address book keeps RAFT_MAX_MEMBERS addresses.  Addresses of
+ * nodes that are not members (a corrupt or hostile ENTRY_ADDRESSES: it may
+ * list 64) fill it, each one past the room refused with a WARNING; a
+ * member's address then takes the place of a stranger's (the lowest node
+ * id), with a WARNING: node 4, added after them, is dialed, after a restart
+ * too.  Before, the full book refused node 4's address in silence, and no
+ * node ever dialed it.
+ */
+static void test_book_full_of_strangers(void **state)
+{
+	const char *right = "127.0.0.1:7404";
+	struct engine_wait w;
+	struct cluster c;
+	struct group *g;
+	int g0 = 0;
+
+	(void)state;
+	start_said(&c);
+	for (raft_id id = 100; id < 100 + 2 * RAFT_MAX_MEMBERS; id++)
+		for (raft_id n = 1; n <= 3; n++) {
+			int rc = engine_learn_address_at(c.nodes[n].e, c.group_ids[0], id,
+			                                 "127.0.0.1:1", 1000);
+
+			/* (3 members and 29 strangers fit) */
+			assert_int_equal(rc, id < 100 + RAFT_MAX_MEMBERS - 3 ? ENGINE_OK
+			                                                    : ENGINE_ERR_INVALID);
+		}
+	if (said.n != 3 * (RAFT_MAX_MEMBERS + 3) ||
+	    said_count("is not kept: the address book is full") != 32 ||
+	    said.level[0] != ENGINE_LOG_WARNING)
+		fail_msg("expected a WARNING for each stranger refused, got %u lines, the first: %s",
+		         said.n, said.n > 0 ? said.line[0] : "");
+	said.n = 0;
+	add_four(&c, 0, right, &w, true);
+	assert_true(cluster_run(&c, four_added_to, &g0, 100));
+	assert_dials(&c, right, "added to a book full of strangers");
+	if (said_count("node 100 (not a member) leaves the address book") != 3)
+		fail_msg("expected a WARNING from each member, got %u lines, the first: %s", said.n,
+		         said.n > 0 ? said.line[0] : "");
+	for (raft_id n = 1; n <= 3; n++) {
+		g = eng_group(c.nodes[n].e, c.group_ids[0]);
+		assert_non_null(g);
+		assert_int_equal(g->book.n, RAFT_MAX_MEMBERS);
+		assert_false(eng_knows_address(g, 100));
+	}
+	restart_all(&c);
+	assert_dials(&c, right, "added to a book full of strangers, restarted");
 	cluster_destroy(&c);
 }
 
@@ -7284,6 +7342,7 @@ int main(int argc, char **argv)
 	        cmocka_unit_test(test_malformed_cc_address_applied),
 	        cmocka_unit_test(test_stamp_after_skewed_one),
 	        cmocka_unit_test(test_stamp_far_future_unstamped),
+	        cmocka_unit_test(test_book_full_of_strangers),
 	        cmocka_unit_test(test_longest_address_in_change),
 	        cmocka_unit_test(test_correction_is_the_nodes),
 	        cmocka_unit_test(test_remove_member),
