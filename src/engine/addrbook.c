@@ -52,15 +52,21 @@ static const struct raft_membership no_voters;
  * and the correction wins wherever it goes.  (Not over a stamp this node had
  * not seen when it gave it: README, clock skew.)
  */
-static uint64_t learn_stamp(struct engine *e)
+static uint64_t wall_now(const struct engine *e)
 {
 	struct timespec ts;
-	uint64_t now = 0;
 
 	if (e->wall_us != NULL)
-		now = e->wall_us();
-	else if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
-		now = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+		return e->wall_us();
+	if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
+		return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	return 0;
+}
+
+static uint64_t learn_stamp(struct engine *e)
+{
+	uint64_t now = wall_now(e);
+
 	if (now > e->addr_clock)
 		e->addr_clock = now;
 	else if (e->addr_clock < UINT64_MAX)
@@ -599,15 +605,41 @@ uint64_t engine_address_stamp(struct engine *e)
 	return learn_stamp(e);
 }
 
+/*
+ * A stamp read for this node's own address.  One ahead of the wall clock (a
+ * server whose clock runs ahead gave it) is kept too, as the stamp of this
+ * node's own entry in every book that has one (saved; nothing dials it): the
+ * clock a restart rebuilds from the books is past it, and the address this
+ * node proposes after a restart (another listen_address, say) is newer than
+ * the one the others keep.  One behind the wall clock a restart passes anyway.
+ */
 void engine_address_seen(struct engine *e, uint64_t learned)
 {
-	if (learned <= ENGINE_STAMP_MAX)
-		(void)clock_past(e, learned);
-	else
+	if (learned > ENGINE_STAMP_MAX) {
 		eng_say(e, ENGINE_LOG_WARNING,
 		        "dragonraft: this node's own address comes stamped %llu, past the latest "
 		        "plausible stamp (%llu, 2200-01-01): the stamp is ignored",
 		        (unsigned long long)learned, (unsigned long long)ENGINE_STAMP_MAX);
+		return;
+	}
+	(void)clock_past(e, learned);
+	if (learned <= wall_now(e))
+		return;
+	for (size_t i = 0; i < e->n_groups; i++) {
+		struct group *g = e->groups[i];
+		struct engine_member *m = book_find(g, e->cfg.node_id);
+		int rc;
+
+		if (m == NULL || m->learned >= learned)
+			continue;
+		m->learned = learned;
+		rc = eng_book_save(e, g);
+		if (rc != ENGINE_OK) {
+			eng_fail_engine(e, rc, "group %llu: saving its address book",
+			                (unsigned long long)g->id);
+			return;
+		}
+	}
 }
 
 void eng_announce_addresses(struct engine *e, struct group *g)

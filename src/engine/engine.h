@@ -655,7 +655,9 @@ uint64_t engine_address_stamp(struct engine *e);
  * A stamp another server gave this node's own address (which this node does not learn
  * from others: an ENTRY_ADDRESSES that lists it): the stamps this node gives from now on
  * are above it, so that its own address, proposed later, wins over it (a proposer whose
- * clock runs ahead).  One above ENGINE_STAMP_MAX is ignored, with a WARNING.
+ * clock runs ahead); one ahead of the wall clock is saved in the address books (this
+ * node's own entry), so they are after a restart too.  One above ENGINE_STAMP_MAX is
+ * ignored, with a WARNING.
  */
 void engine_address_seen(struct engine *e, uint64_t learned);
 /*
