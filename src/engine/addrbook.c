@@ -28,7 +28,9 @@
  * An address another group's leader replicates comes with that leader's
  * stamp for it (engine_learn_address_at): older than the one dialed, say a
  * correction a user gave since, it changes nothing, in whatever group and
- * order it arrives; the engine's clock goes past every stamp it is given.
+ * order it arrives; the engine's clock goes past every stamp it is given (a
+ * stamp after 2200, ENGINE_STAMP_MAX, counts as absent: only a corrupt or
+ * hostile one is).
  * So does the address a membership change brings: stamped by its proposer
  * when given (eng_cc_context), learned as of then wherever and however
  * late the change applies (eng_learn_cc_address).
@@ -41,17 +43,7 @@
 
 static const struct raft_membership no_voters;
 
-/*
- * A new learned stamp: wall-clock microseconds, above every stamp handed out
- * or read (those are at most ENGINE_STAMP_MAX: clock_past).  It never wraps
- * (an entry stamped UINT64_MAX made it 0: review35).  Every stamp this
- * node gives an address (an addition's, engine_add_member; a correction's,
- * engine_learn_address; its own in the leader's ENTRY_ADDRESSES,
- * engine_address_stamp) comes from here: so it is above every stamp this
- * node learned for that node, from a proposer whose clock runs ahead too,
- * and the correction wins wherever it goes.  (Not over a stamp this node had
- * not seen when it gave it: README, clock skew.)
- */
+/* This server's wall clock, in microseconds (as address stamps). */
 static uint64_t wall_now(const struct engine *e)
 {
 	struct timespec ts;
@@ -63,6 +55,17 @@ static uint64_t wall_now(const struct engine *e)
 	return 0;
 }
 
+/*
+ * A new learned stamp: wall-clock microseconds, above every stamp handed out
+ * or read (those are at most ENGINE_STAMP_MAX: clock_past).  It never wraps
+ * (an entry stamped UINT64_MAX made it 0: review35).  Every stamp this
+ * node gives an address (an addition's, engine_add_member; a correction's,
+ * engine_learn_address; its own in the leader's ENTRY_ADDRESSES,
+ * engine_address_stamp) comes from here: so it is above every stamp this
+ * node learned for that node, from a proposer whose clock runs ahead too,
+ * and the correction wins wherever it goes.  (Not over a stamp this node had
+ * not seen when it gave it: README, clock skew.)
+ */
 static uint64_t learn_stamp(struct engine *e)
 {
 	uint64_t now = wall_now(e);
@@ -264,9 +267,10 @@ static int book_add(struct engine *e, struct group *g, raft_id id, struct engine
 				v = i;
 		if (v == b->n) {
 			eng_say(e, ENGINE_LOG_WARNING,
-			        "dragonraft group %llu: node %llu's address is not kept: the address "
-			        "book is full (%d addresses) and the node is not a member",
-			        (unsigned long long)g->id, (unsigned long long)id, RAFT_MAX_MEMBERS);
+			        "dragonraft group %llu: node %llu's address is not kept: the "
+			        "address book is full (%d addresses) and the node is not a member",
+			        (unsigned long long)g->id, (unsigned long long)id,
+			        RAFT_MAX_MEMBERS);
 			return eng_err(e, ENGINE_ERR_INVALID, "group %llu: address book full",
 			               (unsigned long long)g->id);
 		}

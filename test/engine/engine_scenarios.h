@@ -3151,8 +3151,9 @@ static void test_stamp_far_future_unstamped(void **state)
 	 * node 4: the newer address dialed stays), the clock untouched; one for this node's
 	 * own address: ignored. */
 	said.n = 0;
-	assert_int_equal(engine_learn_address_at(c.nodes[3].e, c.group_ids[1], 4, wrong, UINT64_MAX),
-	                 ENGINE_OK);
+	assert_int_equal(
+	        engine_learn_address_at(c.nodes[3].e, c.group_ids[1], 4, wrong, UINT64_MAX),
+	        ENGINE_OK);
 	engine_address_seen(c.nodes[2].e, ENGINE_STAMP_MAX + 1);
 	if (said_count("past the latest plausible stamp") != 2)
 		fail_msg("expected two WARNINGs, got %u lines, the first: %s", said.n,
@@ -3214,13 +3215,14 @@ static void test_book_full_of_strangers(void **state)
 
 			/* (3 members and 29 strangers fit) */
 			assert_int_equal(rc, id < 100 + RAFT_MAX_MEMBERS - 3 ? ENGINE_OK
-			                                                    : ENGINE_ERR_INVALID);
+			                                                     : ENGINE_ERR_INVALID);
 		}
 	if (said.n != 3 * (RAFT_MAX_MEMBERS + 3) ||
 	    said_count("is not kept: the address book is full") != 32 ||
 	    said.level[0] != ENGINE_LOG_WARNING)
-		fail_msg("expected a WARNING for each stranger refused, got %u lines, the first: %s",
-		         said.n, said.n > 0 ? said.line[0] : "");
+		fail_msg(
+		        "expected a WARNING for each stranger refused, got %u lines, the first: %s",
+		        said.n, said.n > 0 ? said.line[0] : "");
 	said.n = 0;
 	add_four(&c, 0, right, &w, true);
 	assert_true(cluster_run(&c, four_added_to, &g0, 100));
