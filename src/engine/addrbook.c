@@ -28,7 +28,9 @@
  * An address another group's leader replicates comes with that leader's
  * stamp for it (engine_learn_address_at): older than the one dialed, say a
  * correction a user gave since, it changes nothing, in whatever group and
- * order it arrives; the engine's clock goes past every stamp it is given.
+ * order it arrives; the engine's clock goes past every stamp it is given (a
+ * stamp after 2200, ENGINE_STAMP_MAX, counts as absent: only a corrupt or
+ * hostile one is).
  * So does the address a membership change brings: stamped by its proposer
  * when given (eng_cc_context), learned as of then wherever and however
  * late the change applies (eng_learn_cc_address).
@@ -41,11 +43,22 @@
 
 static const struct raft_membership no_voters;
 
+/* This server's wall clock, in microseconds (as address stamps). */
+static uint64_t wall_now(const struct engine *e)
+{
+	struct timespec ts;
+
+	if (e->wall_us != NULL)
+		return e->wall_us();
+	if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
+		return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	return 0;
+}
+
 /*
  * A new learned stamp: wall-clock microseconds, above every stamp handed out
- * or read.  It never wraps: at UINT64_MAX it stays there, above every stamp
- * read (learn_at keeps them below it), so what this node learns later still
- * wins (an entry stamped UINT64_MAX made it 0: review35).  Every stamp this
+ * or read (those are at most ENGINE_STAMP_MAX: clock_past).  It never wraps
+ * (an entry stamped UINT64_MAX made it 0: review35).  Every stamp this
  * node gives an address (an addition's, engine_add_member; a correction's,
  * engine_learn_address; its own in the leader's ENTRY_ADDRESSES,
  * engine_address_stamp) comes from here: so it is above every stamp this
@@ -55,13 +68,8 @@ static const struct raft_membership no_voters;
  */
 static uint64_t learn_stamp(struct engine *e)
 {
-	struct timespec ts;
-	uint64_t now = 0;
+	uint64_t now = wall_now(e);
 
-	if (e->wall_us != NULL)
-		now = e->wall_us();
-	else if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
-		now = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 	if (now > e->addr_clock)
 		e->addr_clock = now;
 	else if (e->addr_clock < UINT64_MAX)
@@ -69,12 +77,14 @@ static uint64_t learn_stamp(struct engine *e)
 	return e->addr_clock;
 }
 
-/* A stamp read: the clock goes past it (what this node stamps later is newer); it, kept
- * below UINT64_MAX (the top is this node's: learn_stamp). */
+/*
+ * A stamp read: the clock goes past it (what this node stamps later is newer).
+ * Every stamp read is at most ENGINE_STAMP_MAX (one above counts as absent:
+ * engine_learn_address_at, eng_cc_address, eng_book_init, engine_address_seen),
+ * so the clock stays far below UINT64_MAX and a later stamp is a larger one.
+ */
 static uint64_t clock_past(struct engine *e, uint64_t learned)
 {
-	if (learned == UINT64_MAX)
-		learned = UINT64_MAX - 1;
 	if (learned > e->addr_clock)
 		e->addr_clock = learned;
 	return learned;
@@ -132,6 +142,8 @@ static void member_add(struct raft_membership *m, raft_id id)
 int eng_book_init(struct engine *e, struct group *g, const struct engine_bootstrap *bs, bool fresh)
 {
 	struct addrbook *b = &g->book;
+	bool resave = false;
+	int rc;
 
 	if (bs->n_members > RAFT_MAX_MEMBERS)
 		return eng_err(e, ENGINE_ERR_INVALID, "group %llu: too many members",
@@ -149,11 +161,26 @@ int eng_book_init(struct engine *e, struct group *g, const struct engine_bootstr
 		memcpy(b->m, bs->members, b->n * sizeof(*b->m));
 	b->index = bs->addr_index;
 	for (uint32_t i = 0; i < b->n; i++) {
-		b->m[i].addr[ENGINE_ADDR_MAX - 1] = '\0';
-		if (fresh)
-			b->m[i].learned = learn_stamp(e);
-		else if (b->m[i].learned > e->addr_clock)
-			e->addr_clock = b->m[i].learned;
+		struct engine_member *m = &b->m[i];
+
+		m->addr[ENGINE_ADDR_MAX - 1] = '\0';
+		if (fresh) {
+			m->learned = learn_stamp(e);
+		} else if (m->learned > ENGINE_STAMP_MAX) {
+			/* (a book saved by a build without the bound, or corrupt: saved
+			 * without it below, so said once) */
+			eng_say(e, ENGINE_LOG_WARNING,
+			        "dragonraft group %llu: the address book keeps node %llu at %s "
+			        "stamped %llu, past the latest plausible stamp (%llu, 2200-01-01): "
+			        "kept unstamped",
+			        (unsigned long long)g->id, (unsigned long long)m->node_id, m->addr,
+			        (unsigned long long)m->learned,
+			        (unsigned long long)ENGINE_STAMP_MAX);
+			m->learned = 0;
+			resave = true;
+		} else {
+			(void)clock_past(e, m->learned);
+		}
 	}
 	if (b->initial != NULL && fresh) {
 		/* A new group: its members are its voters. */
@@ -166,6 +193,9 @@ int eng_book_init(struct engine *e, struct group *g, const struct engine_bootstr
 	} else if (b->initial != NULL) {
 		*b->initial = bs->membership;
 	}
+	if (resave && (rc = eng_book_save(e, g)) != ENGINE_OK)
+		return eng_fail_engine(e, rc, "group %llu: saving its address book",
+		                       (unsigned long long)g->id);
 	return ENGINE_OK;
 }
 
@@ -214,15 +244,47 @@ static struct engine_member *book_find(struct group *g, raft_id id)
 	return NULL;
 }
 
-/* A new entry for id in g's book (*out). */
+/*
+ * A new entry for id in g's book (*out).  A full book (RAFT_MAX_MEMBERS
+ * addresses: of nodes that are not members too, as a corrupt or hostile
+ * ENTRY_ADDRESSES may list) makes room for a member's address: the entry of
+ * the lowest node id that is not a member leaves it (a WARNING); for a node
+ * that is not a member, none does (a WARNING): strangers do not take a
+ * member's place.
+ */
 static int book_add(struct engine *e, struct group *g, raft_id id, struct engine_member **out)
 {
 	struct addrbook *b = &g->book;
 	struct engine_member *nm;
+	uint32_t v = b->n;
+	raft_id stranger;
 
-	if (b->n == RAFT_MAX_MEMBERS)
-		return eng_err(e, ENGINE_ERR_INVALID, "group %llu: address book full",
-		               (unsigned long long)g->id);
+	if (b->n == RAFT_MAX_MEMBERS) {
+		for (uint32_t i = 0; raft_membership_contains(&g->conf, id) && i < b->n; i++)
+			if (!raft_membership_contains(&g->conf, b->m[i].node_id) &&
+			    b->m[i].node_id != e->cfg.node_id &&
+			    (v == b->n || b->m[i].node_id < b->m[v].node_id))
+				v = i;
+		if (v == b->n) {
+			eng_say(e, ENGINE_LOG_WARNING,
+			        "dragonraft group %llu: node %llu's address is not kept: the "
+			        "address book is full (%d addresses) and the node is not a member",
+			        (unsigned long long)g->id, (unsigned long long)id,
+			        RAFT_MAX_MEMBERS);
+			return eng_err(e, ENGINE_ERR_INVALID, "group %llu: address book full",
+			               (unsigned long long)g->id);
+		}
+		eng_say(e, ENGINE_LOG_WARNING,
+		        "dragonraft group %llu: node %llu (not a member) leaves the address book, "
+		        "full (%d addresses), for member %llu's address",
+		        (unsigned long long)g->id, (unsigned long long)b->m[v].node_id,
+		        RAFT_MAX_MEMBERS, (unsigned long long)id);
+		stranger = b->m[v].node_id;
+		*out = &b->m[v]; /* (saved with its new node: book_set) */
+		(*out)->node_id = id;
+		eng_drop_peer_if_unused(e, stranger);
+		return ENGINE_OK;
+	}
 	nm = e->a->realloc(b->m, (b->n + 1) * sizeof(*b->m));
 	if (nm == NULL)
 		return eng_err(e, ENGINE_ERR_NOMEM, "group %llu: out of memory",
@@ -390,8 +452,10 @@ size_t eng_cc_context(uint8_t *buf, const char *addr, uint64_t learned)
  * byte: 1 is followed by the stamp (8 bytes, not 0) and nothing more; a later
  * version keeps "address NUL version" and may only append after its version
  * byte (what it appends is its own), so this build learns its address
- * unstamped; 0 was never written.  A context that breaks these rules brings
- * no address (why); the change applies all the same (round.c).
+ * unstamped; 0 was never written.  A version-1 stamp above ENGINE_STAMP_MAX
+ * counts as absent (out->far): the address is learned unstamped too.  A
+ * context that breaks these rules brings no address (why); the change
+ * applies all the same (round.c).
  */
 int eng_cc_address(const uint8_t *ctx, size_t len, struct eng_cc_address *out, char *why,
                    size_t cap)
@@ -432,9 +496,29 @@ int eng_cc_address(const uint8_t *ctx, size_t len, struct eng_cc_address *out, c
 		snprintf(why, cap, "an address stamped 0");
 		return ENGINE_ERR_INVALID;
 	}
+	if (out->learned > ENGINE_STAMP_MAX) {
+		out->far = out->learned;
+		out->learned = 0;
+	}
 	out->addr = (const char *)ctx;
 	out->len = alen;
 	return ENGINE_OK;
+}
+
+/*
+ * A change said in a WARNING is saved as held in g's book (g->book.at, as a
+ * learned address is): a restart does not apply it again (round.c), so the
+ * WARNING comes once.  What it taught (nothing, or an address learned
+ * unstamped) is in the book already.
+ */
+static int book_holds_change(struct engine *e, struct group *g)
+{
+	int rc;
+
+	if (g->book.at <= g->book.index || (rc = eng_book_save(e, g)) == ENGINE_OK)
+		return ENGINE_OK;
+	return eng_fail_engine(e, rc, "group %llu: saving its address book",
+	                       (unsigned long long)g->id);
 }
 
 int eng_learn_cc_address(struct engine *e, struct group *g, raft_index index, raft_id id,
@@ -442,6 +526,7 @@ int eng_learn_cc_address(struct engine *e, struct group *g, raft_index index, ra
 {
 	struct eng_cc_address a;
 	char why[128];
+	int rc;
 
 	if (eng_cc_address(ctx, len, &a, why, sizeof(why)) != ENGINE_OK) {
 		eng_say(e, ENGINE_LOG_WARNING,
@@ -450,7 +535,7 @@ int eng_learn_cc_address(struct engine *e, struct group *g, raft_index index, ra
 		        "then: give its address with join_group on the leader)",
 		        (unsigned long long)g->id, (unsigned long long)index,
 		        (unsigned long long)id, why);
-		return ENGINE_OK;
+		return book_holds_change(e, g);
 	}
 	if (a.version > ENG_CC_STAMPED)
 		eng_say(e, ENGINE_LOG_WARNING,
@@ -459,9 +544,18 @@ int eng_learn_cc_address(struct engine *e, struct group *g, raft_index index, ra
 		        "build's (%d): the address is learned without its stamp",
 		        (unsigned long long)g->id, (unsigned long long)index,
 		        (unsigned long long)id, (int)a.len, a.addr, a.version, ENG_CC_STAMPED);
-	if (a.learned == 0)
-		return learn_unstamped(e, g, id, a.addr, a.len);
-	return learn_at(e, g, id, a.addr, a.len, a.learned);
+	if (a.far != 0)
+		eng_say(e, ENGINE_LOG_WARNING,
+		        "dragonraft group %llu: the membership change at index %llu (node %llu) "
+		        "brings its address %.*s stamped %llu, past the latest plausible stamp "
+		        "(%llu, 2200-01-01): the address is learned without its stamp",
+		        (unsigned long long)g->id, (unsigned long long)index,
+		        (unsigned long long)id, (int)a.len, a.addr, (unsigned long long)a.far,
+		        (unsigned long long)ENGINE_STAMP_MAX);
+	if (a.learned != 0)
+		return learn_at(e, g, id, a.addr, a.len, a.learned);
+	rc = learn_unstamped(e, g, id, a.addr, a.len);
+	return rc == ENGINE_OK ? book_holds_change(e, g) : rc;
 }
 
 int engine_learn_address(struct engine *e, uint64_t group_id, raft_id node_id, const char *addr)
@@ -482,7 +576,14 @@ int engine_learn_address_at(struct engine *e, uint64_t group_id, raft_id node_id
 	if (g == NULL)
 		return eng_err(e, ENGINE_ERR_NO_GROUP, "group %llu is not here",
 		               (unsigned long long)group_id);
-	return learn_at(e, g, node_id, addr, strlen(addr), learned);
+	if (learned <= ENGINE_STAMP_MAX)
+		return learn_at(e, g, node_id, addr, strlen(addr), learned);
+	eng_say(e, ENGINE_LOG_WARNING,
+	        "dragonraft group %llu: node %llu's address %s comes stamped %llu, past the "
+	        "latest plausible stamp (%llu, 2200-01-01): it is learned without its stamp",
+	        (unsigned long long)group_id, (unsigned long long)node_id, addr,
+	        (unsigned long long)learned, (unsigned long long)ENGINE_STAMP_MAX);
+	return learn_unstamped(e, g, node_id, addr, strlen(addr));
 }
 
 int engine_learn_address_unstamped(struct engine *e, uint64_t group_id, raft_id node_id,
@@ -508,9 +609,41 @@ uint64_t engine_address_stamp(struct engine *e)
 	return learn_stamp(e);
 }
 
+/*
+ * A stamp read for this node's own address.  One ahead of the wall clock (a
+ * server whose clock runs ahead gave it) is kept too, as the stamp of this
+ * node's own entry in every book that has one (saved; nothing dials it): the
+ * clock a restart rebuilds from the books is past it, and the address this
+ * node proposes after a restart (another listen_address, say) is newer than
+ * the one the others keep.  One behind the wall clock a restart passes anyway.
+ */
 void engine_address_seen(struct engine *e, uint64_t learned)
 {
+	if (learned > ENGINE_STAMP_MAX) {
+		eng_say(e, ENGINE_LOG_WARNING,
+		        "dragonraft: this node's own address comes stamped %llu, past the latest "
+		        "plausible stamp (%llu, 2200-01-01): the stamp is ignored",
+		        (unsigned long long)learned, (unsigned long long)ENGINE_STAMP_MAX);
+		return;
+	}
 	(void)clock_past(e, learned);
+	if (learned <= wall_now(e))
+		return;
+	for (size_t i = 0; i < e->n_groups; i++) {
+		struct group *g = e->groups[i];
+		struct engine_member *m = book_find(g, e->cfg.node_id);
+		int rc;
+
+		if (m == NULL || m->learned >= learned)
+			continue;
+		m->learned = learned;
+		rc = eng_book_save(e, g);
+		if (rc != ENGINE_OK) {
+			eng_fail_engine(e, rc, "group %llu: saving its address book",
+			                (unsigned long long)g->id);
+			return;
+		}
+	}
 }
 
 void eng_announce_addresses(struct engine *e, struct group *g)

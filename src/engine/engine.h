@@ -100,6 +100,16 @@ struct engine_alloc {
 #define ENGINE_ADDR_MAX     256  /* bytes of a member address, NUL included */
 #define ENGINE_PATH_MAX     1024 /* bytes of a snapshot path, NUL included */
 #define ENGINE_HEADER_BYTES 16   /* proposal header: client id, series */
+/*
+ * The latest plausible address stamp (wall-clock microseconds): 2200-01-01
+ * 00:00 UTC.  A stamp above it (only a corrupt or hostile one: a membership
+ * change's context, an ENTRY_ADDRESSES entry, a saved address book) counts as
+ * absent, on every member and in every build alike: taken as the engine's
+ * clock, it would pin every stamp this node gives after it (review of
+ * addrstamp85: one near UINT64_MAX saturated the clock and corrections
+ * stopped spreading between nodes).
+ */
+#define ENGINE_STAMP_MAX UINT64_C(7258118400000000)
 
 /*
  * The longest file name the engine and the transport put in the snapshot
@@ -621,7 +631,10 @@ int engine_learn_address(struct engine *e, uint64_t group_id, raft_id node_id, c
  * address an engine_address_stamp): the network dials it unless it dials the
  * node at a newer one already, whichever group brought that, and the book
  * keeps the newer of the two.  Stamps are wall-clock: servers whose clocks
- * disagree can order two addresses the wrong way.  ENGINE_ERR_NO_GROUP.
+ * disagree can order two addresses the wrong way.  A stamp above
+ * ENGINE_STAMP_MAX counts as absent: the address is learned as
+ * engine_learn_address_unstamped learns it, with a WARNING.
+ * ENGINE_ERR_NO_GROUP.
  */
 int engine_learn_address_at(struct engine *e, uint64_t group_id, raft_id node_id, const char *addr,
                             uint64_t learned);
@@ -645,7 +658,9 @@ uint64_t engine_address_stamp(struct engine *e);
  * A stamp another server gave this node's own address (which this node does not learn
  * from others: an ENTRY_ADDRESSES that lists it): the stamps this node gives from now on
  * are above it, so that its own address, proposed later, wins over it (a proposer whose
- * clock runs ahead).
+ * clock runs ahead); one ahead of the wall clock is saved in the address books (this
+ * node's own entry), so they are after a restart too.  One above ENGINE_STAMP_MAX is
+ * ignored, with a WARNING.
  */
 void engine_address_seen(struct engine *e, uint64_t learned);
 /*

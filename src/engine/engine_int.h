@@ -505,6 +505,7 @@ struct eng_cc_address {
 	size_t len;
 	unsigned version; /* 0: an older build's (the address alone); 1; later: unstamped */
 	uint64_t learned; /* the proposer's stamp; 0: unstamped */
+	uint64_t far;     /* a version-1 stamp above ENGINE_STAMP_MAX (learned 0), or 0 */
 };
 /* The context for addr (strlen < ENGINE_ADDR_MAX) given at stamp learned (> 0): its length. */
 size_t eng_cc_context(uint8_t *buf, const char *addr, uint64_t learned);
@@ -513,7 +514,9 @@ int eng_cc_address(const uint8_t *ctx, size_t len, struct eng_cc_address *out, c
                    size_t cap);
 /*
  * Learn the address that the membership change at index (adding node id) brings in its
- * context: one that brings none, or one of a later version, is said in a WARNING line.
+ * context: one that brings none, one of a later version, or one stamped above
+ * ENGINE_STAMP_MAX (learned unstamped), is said in a WARNING line, and the book is saved
+ * as holding the change (a restart does not apply it, nor say so, again).
  */
 int eng_learn_cc_address(struct engine *e, struct group *g, raft_index index, raft_id id,
                          const uint8_t *ctx, size_t len);

@@ -2718,14 +2718,19 @@ static void test_cc_address_context(void **state)
 	assert_int_equal(a.len, 13);
 	assert_memory_equal(a.addr, "10.0.0.4:7400", 13);
 	assert_true(a.learned == 12345 && a.version == ENG_CC_STAMPED);
-	/* The longest address fits. */
+	/* The longest address fits; the latest plausible stamp is a stamp, one above it
+	 * counts as absent (the address unstamped). */
 	memset(addr, 'a', sizeof(addr) - 1);
 	addr[sizeof(addr) - 1] = '\0';
-	n = eng_cc_context(buf, addr, UINT64_MAX);
+	n = eng_cc_context(buf, addr, ENGINE_STAMP_MAX);
 	assert_int_equal(n, ENG_CC_CONTEXT_MAX);
 	assert_int_equal(eng_cc_address(buf, n, &a, why, sizeof(why)), ENGINE_OK);
 	assert_int_equal(a.len, ENGINE_ADDR_MAX - 1);
-	assert_true(a.learned == UINT64_MAX);
+	assert_true(a.learned == ENGINE_STAMP_MAX && a.far == 0);
+	n = eng_cc_context(buf, addr, ENGINE_STAMP_MAX + 1);
+	assert_int_equal(eng_cc_address(buf, n, &a, why, sizeof(why)), ENGINE_OK);
+	assert_true(a.len == ENGINE_ADDR_MAX - 1 && a.version == ENG_CC_STAMPED);
+	assert_true(a.learned == 0 && a.far == ENGINE_STAMP_MAX + 1);
 	/* An older build's: the address alone, unstamped. */
 	assert_int_equal(eng_cc_address((const uint8_t *)"10.0.0.4:7400", 13, &a, why, sizeof(why)),
 	                 ENGINE_OK);
@@ -2786,7 +2791,7 @@ static void test_cc_address_context(void **state)
 				fail_msg("case %zu: %s", i, cases[i].why != NULL ? why : "refused");
 			free(b);
 		}
-		assert_true(a.learned == UINT64_MAX && a.len == 1);
+		assert_true(a.learned == 0 && a.far == UINT64_MAX && a.len == 1);
 		/* An older build's longest address (no NUL) decodes; one byte more does not;
 		 * an address of ENGINE_ADDR_MAX bytes before its NUL does not either. */
 		assert_int_equal(eng_cc_address(big, ENGINE_ADDR_MAX - 1, &a, why, sizeof(why)),
@@ -2950,8 +2955,13 @@ static void test_malformed_cc_address_applied(void **state)
 				fail_msg("case %zu: node %llu learned %s", i,
 				         (unsigned long long)id,
 				         engine_peer_address(c.nodes[id].e, 4));
+		/* Said once: a restart does not apply the change again (before, one that
+		 * brought no address was not in the book, and each restart said it again). */
+		said.n = 0;
 		restart_all(&c);
 		assert_true(cluster_run(&c, group0_applied_to, &upto, 100));
+		if (said_count(want) != 0)
+			fail_msg("case %zu: said again after a restart: %s", i, said.line[0]);
 		assert_int_equal(propose(&c, 0, &p[0], 9), ENGINE_OK);
 		ps.n = 1;
 		assert_true(cluster_run(&c, props_done, &ps, 100));
@@ -2980,8 +2990,9 @@ static uint64_t clock_ahead(void)
  * then takes (as from its leader's ENTRY_ADDRESSES), and an addition of
  * node 4 to group 1 that it proposes as that group's leader; after it
  * restarts too (the book keeps the stamp), and its own address after it read
- * a skewed stamp for it (engine_address_seen).  Stamped at its own now, each
- * lost to the skewed stamp for a minute, on every node that had it.
+ * a skewed stamp for it (engine_address_seen), after a restart too.  Stamped
+ * at its own now, each lost to the skewed stamp for a minute, on every node
+ * that had it.
  */
 static void test_stamp_after_skewed_one(void **state)
 {
@@ -3046,6 +3057,187 @@ static void test_stamp_after_skewed_one(void **state)
 		fail_msg("node %llu stamps its own address %llu, not after the %llu it read",
 		         (unsigned long long)f, (unsigned long long)stamp,
 		         (unsigned long long)skewed);
+	/* And after a restart (its books keep the stamp read: before, the clock rebuilt
+	 * from them was a minute behind it, and so was its own address proposed then). */
+	cluster_crash(&c, f);
+	assert_int_equal(cluster_restart(&c, f), ENGINE_OK);
+	stamp = engine_address_stamp(c.nodes[f].e);
+	if (stamp <= skewed)
+		fail_msg("node %llu, restarted, stamps its own address %llu, not after the %llu it "
+		         "read",
+		         (unsigned long long)f, (unsigned long long)stamp,
+		         (unsigned long long)skewed);
+	cluster_destroy(&c);
+}
+
+/* Node `on` gives node 4's address in group 0 (a user's join_group there); nodes 1..3
+ * learn it with its stamp (as from a leader's ENTRY_ADDRESSES). */
+static void correct_on(struct cluster *c, raft_id on, const char *addr)
+{
+	uint64_t stamp;
+
+	assert_int_equal(engine_learn_address(c->nodes[on].e, c->group_ids[0], 4, addr), ENGINE_OK);
+	stamp = engine_peer_learned(c->nodes[on].e, 4);
+	for (raft_id id = 1; id <= 3; id++)
+		assert_int_equal(
+		        engine_learn_address_at(c->nodes[id].e, c->group_ids[0], 4, addr, stamp),
+		        ENGINE_OK);
+}
+
+/* Node id stamps addresses near its wall clock (under a minute ahead): not poisoned. */
+static void assert_clock_sound(struct cluster *c, raft_id id, const char *when)
+{
+	uint64_t stamp = engine_address_stamp(c->nodes[id].e);
+
+	if (stamp > clock_ahead())
+		fail_msg("%s: node %llu stamps addresses %llu, ahead of its wall clock", when,
+		         (unsigned long long)id, (unsigned long long)stamp);
+}
+
+/* Nodes 1..3 (of 4) run groups 0 and 1, each led; their log lines are said (none yet). */
+static void start_said(struct cluster *c)
+{
+	struct engine_config cfg = base_cfg();
+
+	cfg.log_fn = say_cb;
+	assert_int_equal(cluster_init_with(c, test_storage, 4, 3, 2, &cfg, 0), ENGINE_OK);
+	assert_true(cluster_run(c, all_led, NULL, 200));
+	said.n = 0;
+}
+
+/*
+ * A stamp above ENGINE_STAMP_MAX (year 2200: only a corrupt or hostile one)
+ * counts as absent wherever it comes from, with a WARNING: a membership
+ * change's context (its address learned unstamped), a leader's
+ * ENTRY_ADDRESSES (engine_learn_address_at: unstamped; engine_address_seen:
+ * ignored) and a saved address book (kept unstamped, saved so, said once).
+ * Before, the clock went past it: a change stamped UINT64_MAX - 1 pinned
+ * every node's clock at the top, each node's own later stamps (UINT64_MAX)
+ * beat the ones replicated to it (read as UINT64_MAX - 1), and node 2's
+ * correction after node 1's never reached node 1's book.
+ */
+static void test_stamp_far_future_unstamped(void **state)
+{
+	const char *wrong = "127.0.0.1:9", *right = "127.0.0.1:7404", *moved = "127.0.0.1:8404",
+	           *last = "127.0.0.1:9404";
+	uint8_t ctx[ENG_CC_CONTEXT_MAX];
+	struct engine_member *m;
+	struct cluster c;
+	struct group *g;
+	char want[256];
+	raft_index idx;
+	int g0 = 0;
+
+	(void)state;
+	start_said(&c);
+	idx = propose_raw_addition(&c, 0, ctx, eng_cc_context(ctx, wrong, UINT64_MAX - 1));
+	assert_true(cluster_run(&c, four_added_to, &g0, 100));
+	assert_dials(&c, wrong, "added stamped UINT64_MAX - 1");
+	/* Corrections given on one node, then on another, spread everywhere. */
+	correct_on(&c, 1, right);
+	assert_dials(&c, right, "corrected on node 1");
+	correct_on(&c, 2, moved);
+	assert_dials(&c, moved, "corrected on node 1, then on node 2");
+	snprintf(want, sizeof(want), "group %llu: the membership change at index %llu",
+	         (unsigned long long)c.group_ids[0], (unsigned long long)idx);
+	if (said_count(want) != 3 || said_count("past the latest plausible stamp") != 3)
+		fail_msg("expected a WARNING from each member, got %u lines, the first: %s", said.n,
+		         said.n > 0 ? said.line[0] : "");
+	for (raft_id id = 1; id <= 3; id++)
+		assert_clock_sound(&c, id, "the addition applied");
+	restart_all(&c);
+	assert_dials(&c, moved, "restarted");
+	/* A leader's ENTRY_ADDRESSES with such a stamp: unstamped (group 1's book lacks
+	 * node 4: the newer address dialed stays), the clock untouched; one for this node's
+	 * own address: ignored. */
+	said.n = 0;
+	assert_int_equal(
+	        engine_learn_address_at(c.nodes[3].e, c.group_ids[1], 4, wrong, UINT64_MAX),
+	        ENGINE_OK);
+	engine_address_seen(c.nodes[2].e, ENGINE_STAMP_MAX + 1);
+	if (said_count("past the latest plausible stamp") != 2)
+		fail_msg("expected two WARNINGs, got %u lines, the first: %s", said.n,
+		         said.n > 0 ? said.line[0] : "");
+	assert_dials(&c, moved, "a far stamp replicated");
+	assert_clock_sound(&c, 3, "a far stamp replicated");
+	assert_clock_sound(&c, 2, "a far stamp read for its own address");
+	/* A book saved with one (by a build without the bound): kept unstamped at the load,
+	 * saved so (said once), the clock untouched; a later correction wins. */
+	g = eng_group(c.nodes[1].e, c.group_ids[0]);
+	assert_non_null(g);
+	m = &g->book.m[0];
+	while (m->node_id != 4)
+		m++;
+	m->learned = UINT64_MAX - 1;
+	assert_int_equal(eng_book_save(c.nodes[1].e, g), ENGINE_OK);
+	said.n = 0;
+	cluster_crash(&c, 1);
+	assert_int_equal(cluster_restart(&c, 1), ENGINE_OK);
+	assert_true(cluster_run(&c, all_led, NULL, 200));
+	if (said_count("the address book keeps node 4 at 127.0.0.1:8404 stamped") != 1)
+		fail_msg("expected one WARNING, got %u lines, the first: %s", said.n,
+		         said.n > 0 ? said.line[0] : "");
+	assert_clock_sound(&c, 1, "a far stamp loaded");
+	assert_dials(&c, moved, "a far stamp loaded");
+	correct_on(&c, 3, last);
+	assert_dials(&c, last, "corrected after a far stamp loaded");
+	said.n = 0;
+	restart_all(&c);
+	if (said_count("past the latest plausible stamp") != 0)
+		fail_msg("said again after a restart: %s", said.line[0]);
+	assert_dials(&c, last, "corrected after a far stamp loaded, restarted");
+	cluster_destroy(&c);
+}
+
+/*
+ * A group's address book keeps RAFT_MAX_MEMBERS addresses.  Addresses of
+ * nodes that are not members (a corrupt or hostile ENTRY_ADDRESSES: it may
+ * list 64) fill it, each one past the room refused with a WARNING; a
+ * member's address then takes the place of a stranger's (the lowest node
+ * id), with a WARNING: node 4, added after them, is dialed, after a restart
+ * too.  Before, the full book refused node 4's address in silence, and no
+ * node ever dialed it.
+ */
+static void test_book_full_of_strangers(void **state)
+{
+	const char *right = "127.0.0.1:7404";
+	struct engine_wait w;
+	struct cluster c;
+	struct group *g;
+	int g0 = 0;
+
+	(void)state;
+	start_said(&c);
+	for (raft_id id = 100; id < 100 + 2 * RAFT_MAX_MEMBERS; id++)
+		for (raft_id n = 1; n <= 3; n++) {
+			int rc = engine_learn_address_at(c.nodes[n].e, c.group_ids[0], id,
+			                                 "127.0.0.1:1", 1000);
+
+			/* (3 members and 29 strangers fit) */
+			assert_int_equal(rc, id < 100 + RAFT_MAX_MEMBERS - 3 ? ENGINE_OK
+			                                                     : ENGINE_ERR_INVALID);
+		}
+	if (said.n != 3 * (RAFT_MAX_MEMBERS + 3) ||
+	    said_count("is not kept: the address book is full") != 32 ||
+	    said.level[0] != ENGINE_LOG_WARNING)
+		fail_msg(
+		        "expected a WARNING for each stranger refused, got %u lines, the first: %s",
+		        said.n, said.n > 0 ? said.line[0] : "");
+	said.n = 0;
+	add_four(&c, 0, right, &w, true);
+	assert_true(cluster_run(&c, four_added_to, &g0, 100));
+	assert_dials(&c, right, "added to a book full of strangers");
+	if (said_count("node 100 (not a member) leaves the address book") != 3)
+		fail_msg("expected a WARNING from each member, got %u lines, the first: %s", said.n,
+		         said.n > 0 ? said.line[0] : "");
+	for (raft_id n = 1; n <= 3; n++) {
+		g = eng_group(c.nodes[n].e, c.group_ids[0]);
+		assert_non_null(g);
+		assert_int_equal(g->book.n, RAFT_MAX_MEMBERS);
+		assert_false(eng_knows_address(g, 100));
+	}
+	restart_all(&c);
+	assert_dials(&c, right, "added to a book full of strangers, restarted");
 	cluster_destroy(&c);
 }
 
@@ -7204,6 +7396,8 @@ int main(int argc, char **argv)
 	        cmocka_unit_test(test_cc_address_context),
 	        cmocka_unit_test(test_malformed_cc_address_applied),
 	        cmocka_unit_test(test_stamp_after_skewed_one),
+	        cmocka_unit_test(test_stamp_far_future_unstamped),
+	        cmocka_unit_test(test_book_full_of_strangers),
 	        cmocka_unit_test(test_longest_address_in_change),
 	        cmocka_unit_test(test_correction_is_the_nodes),
 	        cmocka_unit_test(test_remove_member),

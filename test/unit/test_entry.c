@@ -310,6 +310,42 @@ static void test_addresses(void **state)
 	assert_int_equal(entry_encode_addresses(buf, sizeof(buf), &bad, 1, &len), ENTRY_ERR_FORMAT);
 }
 
+/*
+ * A corrupt or hostile ENTRY_ADDRESSES: the longest address decodes; one byte
+ * more, or a NUL in it, does not (the whole entry: nothing of it is learned).
+ */
+static void test_addresses_longest(void **state)
+{
+	uint8_t buf[ENTRY_ADDRESSES_BYTES(1, ENTRY_RAFT_ADDR_MAX + 1)];
+	size_t a0 = ENTRY_HEADER_BYTES + 2, len, n; /* where the first address starts */
+	struct entry_address in = {7, NULL, ENTRY_RAFT_ADDR_MAX, 1}, out[ENTRY_ADDRESSES_MAX];
+	char addr[ENTRY_RAFT_ADDR_MAX + 1];
+	struct entry_header h;
+
+	(void)state;
+	memset(addr, 'a', sizeof(addr));
+	in.addr = addr;
+	assert_int_equal(entry_encode_addresses(buf, sizeof(buf), &in, 1, &len), ENTRY_OK);
+	assert_int_equal(entry_decode_header(buf, len, &h), ENTRY_OK);
+	assert_int_equal(entry_decode_addresses(&h, out, &n), ENTRY_OK);
+	assert_true(n == 1 && out[0].addr_len == ENTRY_RAFT_ADDR_MAX && out[0].node_id == 7);
+	/* A byte more (its length said too). */
+	buf[a0 + 12] = (ENTRY_RAFT_ADDR_MAX + 1) & 0xff;
+	buf[a0 + 13] = (ENTRY_RAFT_ADDR_MAX + 1) >> 8;
+	buf[len] = 'a';
+	assert_int_equal(entry_decode_header(buf, len + 1, &h), ENTRY_OK);
+	assert_int_equal(entry_decode_addresses(&h, out, &n), ENTRY_ERR_FORMAT);
+	assert_int_equal(n, 0);
+	in.addr_len = ENTRY_RAFT_ADDR_MAX + 1;
+	assert_int_equal(entry_encode_addresses(buf, sizeof(buf), &in, 1, &len), ENTRY_ERR_FORMAT);
+	/* A NUL in the address. */
+	in.addr_len = ENTRY_RAFT_ADDR_MAX;
+	assert_int_equal(entry_encode_addresses(buf, sizeof(buf), &in, 1, &len), ENTRY_OK);
+	buf[a0 + 14 + 3] = '\0';
+	assert_int_equal(entry_decode_header(buf, len, &h), ENTRY_OK);
+	assert_int_equal(entry_decode_addresses(&h, out, &n), ENTRY_ERR_FORMAT);
+}
+
 /* An ENTRY_ADDRESSES_V1 of older builds (no stamps) is still decoded, learned 0. */
 static void test_addresses_v1(void **state)
 {
@@ -1055,6 +1091,7 @@ int main(void)
 	        cmocka_unit_test(test_encode_refuses),
 	        cmocka_unit_test(test_header_refuses),
 	        cmocka_unit_test(test_addresses),
+	        cmocka_unit_test(test_addresses_longest),
 	        cmocka_unit_test(test_addresses_v1),
 	        cmocka_unit_test(test_member_info_refuses),
 	        cmocka_unit_test(test_member_info_locale),
