@@ -55,6 +55,8 @@ int dr_max_groups = 1024;
 int dr_testing_info_delay = 0;
 int dr_testing_digest_hold = 0;
 bool dr_testing_error_in_round = false;
+int dr_testing_error_at = DR_TESTING_ERROR_NONE;
+bool dr_testing_second_check = false;
 int dr_snapshot_min_free = 256; /* MB */
 char *dr_cluster_secret_file = NULL;
 char *dr_ssl_cert_file = NULL;
@@ -78,6 +80,22 @@ static const struct config_enum_entry read_consistency_options[] = {
         {"linearizable", DR_READ_LINEARIZABLE, false},
         {NULL, 0, false},
 };
+
+static const struct config_enum_entry testing_error_at_options[] = {
+        {"none", DR_TESTING_ERROR_NONE, false},
+        {"completion", DR_TESTING_ERROR_COMPLETION, false},
+        {"lead", DR_TESTING_ERROR_LEAD, false},
+        {"fatal_in_round", DR_TESTING_FATAL_IN_ROUND, false},
+        {NULL, 0, false},
+};
+
+void dr_testing_error(DrTestingErrorAt at)
+{
+	if (dr_testing_error_at == at)
+		ereport(at == DR_TESTING_FATAL_IN_ROUND ? FATAL : ERROR,
+		        (errmsg("dragonraft.testing_error_at is \"%s\"",
+		                testing_error_at_options[at].name)));
+}
 
 bool dr_parse_address(const char *addr, char *host, size_t hostlen, int *port, const char **why)
 {
@@ -402,6 +420,20 @@ static void define_gucs(void)
 	                         "The worker then exits (exit code 1) and is started again.",
 	                         &dr_testing_error_in_round, false, PGC_SIGHUP, 0, NULL, NULL,
 	                         NULL);
+	DefineCustomEnumVariable("dragonraft.testing_error_at",
+	                         "For tests only: the engine worker raises an ERROR (or a "
+	                         "FATAL) inside this callback of the engine.",
+	                         "completion: a request's completion callback; lead: the "
+	                         "status copy of a new leader, in the round; fatal_in_round: a "
+	                         "FATAL in the state machine's apply callback.  The worker "
+	                         "exits and is started again.",
+	                         &dr_testing_error_at, DR_TESTING_ERROR_NONE,
+	                         testing_error_at_options, PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("dragonraft.testing_second_check",
+	                         "For tests only: the engine worker adds a second check handle "
+	                         "to its event loop.",
+	                         "Read when the engine worker starts.", &dr_testing_second_check,
+	                         false, PGC_SIGHUP, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("dragonraft");
 }
 

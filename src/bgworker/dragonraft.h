@@ -43,6 +43,20 @@ extern int dr_testing_digest_hold;
 /* For tests only: the engine worker raises an ERROR inside the engine's round, in the
  * state machine's apply callback (pg_sm.c). */
 extern bool dr_testing_error_in_round;
+/* For tests only: where the engine worker raises an ERROR (or a FATAL) inside a
+ * callback of the engine (dr_testing_error). */
+typedef enum DrTestingErrorAt {
+	DR_TESTING_ERROR_NONE,
+	DR_TESTING_ERROR_COMPLETION, /* a request's completion callback (engine_groups.c) */
+	DR_TESTING_ERROR_LEAD,       /* dr_engine_status_lead, in the round */
+	DR_TESTING_FATAL_IN_ROUND,   /* a FATAL in the state machine's apply callback */
+} DrTestingErrorAt;
+extern int dr_testing_error_at;
+/* For tests only: the engine worker adds a second check handle to its loop, after
+ * engine_uv's (read when it starts: engine_worker.c). */
+extern bool dr_testing_second_check;
+/* Raise the ERROR (or FATAL) of dragonraft.testing_error_at if it is set to at. */
+extern void dr_testing_error(DrTestingErrorAt at);
 
 typedef enum DrReadConsistency {
 	DR_READ_LOCAL,

@@ -809,6 +809,7 @@ void dr_engine_groups_op_done(void *ctx, const struct engine_result *res)
 	int slot;
 	uint64 gen;
 
+	dr_testing_error(DR_TESTING_ERROR_COMPLETION);
 	memset(&r, 0, sizeof(r));
 	r.rc = res->rc;
 	r.index = res->index;
@@ -836,6 +837,7 @@ void dr_engine_groups_shown_cb(void *ctx, const struct engine_result *res)
 {
 	Shown *sh = ctx;
 
+	dr_testing_error(DR_TESTING_ERROR_COMPLETION);
 	sh->res = *res;
 	sh->next = shown_done;
 	shown_done = sh;

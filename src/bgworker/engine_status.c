@@ -254,6 +254,7 @@ void dr_engine_status_lead(void *ctx, uint64_t group_id)
 	if (sm == NULL)
 		return;
 	in_round = true;
+	dr_testing_error(DR_TESTING_ERROR_LEAD);
 	dr_engine_status_publish(sm);
 	in_round = false;
 	led = true;

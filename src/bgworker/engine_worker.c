@@ -84,6 +84,49 @@ void dr_register_engine_worker(void)
 	RegisterBackgroundWorker(&worker);
 }
 
+/*
+ * Steps of the engine worker that call into the engine or libuv: each is
+ * entered with engine_enter() and left with engine_leave().  An ERROR, a
+ * FATAL or a proc_exit raised inside one (in a callback that the engine or
+ * libuv called: the state machine's hooks, dr_engine_status_lead, a
+ * completion callback; or in the PostgreSQL code of the step itself) leaves
+ * the count above 0, and stop_engine then knows that an engine or libuv
+ * frame may have been abandoned: libuv keeps lists of a handle kind on its
+ * stack while their callbacks run (a longjmp out of them leaves the loop
+ * pointing into a dead stack frame), and the engine may be in the middle of
+ * a round.  Neither is run nor closed again (a FATAL inside a callback would
+ * have run the loop nested inside itself); see stop_engine.
+ */
+static int engine_steps;
+
+static void engine_enter(void)
+{
+	engine_steps++;
+}
+
+static void engine_leave(void)
+{
+	Assert(engine_steps > 0);
+	engine_steps--;
+}
+
+/*
+ * dragonraft.testing_second_check: a second check handle on the loop, run
+ * after engine_uv's, which runs the engine's rounds.  It closes itself when
+ * it runs once the engine stops (as the transport's handles close as the
+ * loop runs).  libuv runs a kind's handles from a list it moved onto its
+ * stack: while a round runs, this handle is in that list, and after a
+ * longjmp out of the round it never runs again (an exit that ran the loop
+ * waited for it for ever: TAP 161).
+ */
+static uv_check_t testing_check;
+
+static void on_testing_check(uv_check_t *h)
+{
+	if (dr_engine == NULL) /* stop_engine */
+		uv_close((uv_handle_t *)h, NULL);
+}
+
 /* Close the engine, the transport and the LogDB (at every exit: RocksDB's
  * threads must not outlive it). */
 static void stop_engine(void)
@@ -94,6 +137,25 @@ static void stop_engine(void)
 		return;
 	dr_engine = NULL;
 	dr_pg_sm_shutdown();
+	if (engine_steps > 0) {
+		/*
+		 * The exit comes from inside a step (engine_enter): the loop and the
+		 * engine are left as they are, and the process ends with their memory
+		 * and sockets.  Only the LogDB closes (RocksDB's threads must not
+		 * outlive it), once the adapter's deferred sync, on libuv's thread
+		 * pool, ended and no later one can touch it.  What the engine saved
+		 * is in the LogDB; its journal is checked and replayed at the next
+		 * open, as after a crash of the process.
+		 */
+		ereport(LOG, (errmsg("dragonraft engine worker for node %d exits from inside its "
+		                     "engine: only its LogDB is closed",
+		                     dr_node_id)));
+		if (de->el != NULL)
+			engine_logdb_stop(de->el);
+		if (de->db != NULL)
+			logdb_close(de->db);
+		return;
+	}
 	if (de->u != NULL)
 		engine_uv_close(de->u);
 	if (de->loop_ready) {
@@ -216,13 +278,14 @@ static void flush_transport_log(void)
 }
 
 /* Lines the LogDB logs at open (a journal tail it dropped: review 28 F5), through the same
- * queue (logdb_open runs on this thread, but with every signal blocked). */
+ * queue (logdb_open runs on this thread, but with every signal blocked; no palloc: an
+ * ERROR must not leave the LogDB half open). */
 static void logdb_log(void *ctx, int level, const char *msg)
 {
-	char *line = psprintf("dragonraft LogDB: %s", msg);
+	char line[2048];
 
+	snprintf(line, sizeof(line), "dragonraft LogDB: %s", msg);
 	transport_log(ctx, level == LOGDB_LOG_WARNING ? QUEUED_WARNING : TRANSPORT_LOG_INFO, line);
-	pfree(line);
 }
 
 /* The engine's lines (refused snapshots; a membership change's address not learned, a
@@ -719,6 +782,11 @@ static void start_engine(void)
 	 * previous engine worker left (pg_sm.c).  Its partial files go too, at once: a
 	 * stream of an earlier process is never resumed. */
 	tc.snapshot_dir_private = true;
+	if (dr_testing_second_check) {
+		/* (started first: libuv runs the check handle started last first) */
+		uv_check_init(&de->loop, &testing_check);
+		uv_check_start(&testing_check, on_testing_check);
+	}
 	rc = engine_uv_create(&de->loop, &ec, &st, &tc, &de->u, err, sizeof(err));
 	flush_transport_log();
 	if (rc != ENGINE_OK)
@@ -849,14 +917,17 @@ static void main_loop(void)
 		if (ConfigReloadPending) {
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			engine_enter();
 			dr_engine_groups_reload();
 			set_snapshot_min_free(de->t);
 			reload_tls();
+			engine_leave();
 			ereport(LOG, (errmsg("dragonraft engine worker for node %d reloaded its "
 			                     "configuration",
 			                     dr_node_id)));
 		}
 
+		engine_enter();
 		dr_engine_groups_take_requests();
 		engine_uv_run_nowait(de->u);
 		/* after the round: the proposals just taken go out first */
@@ -899,6 +970,7 @@ static void main_loop(void)
 			dr_pg_sm_refresh_durable();
 			next_durable = TimestampTzPlusMilliseconds(now, DURABLE_MS);
 		}
+		engine_leave();
 		if (engine_failed(de->e))
 			engine_failed_exit();
 		MemoryContextSwitchTo(TopMemoryContext);
@@ -962,8 +1034,10 @@ void dr_engine_worker_main(Datum arg)
 	 * 129).  Their loads come again with the snapshots the leaders send.
 	 */
 	dr_apply_end_orphan_loaders();
+	engine_enter();
 	dr_engine_groups_restart();
 	dr_membership_digests_open();
+	engine_leave();
 	dr_queue_open();
 	set_running();
 	if (dr_max_groups > max_replication_slots)

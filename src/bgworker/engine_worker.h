@@ -6,7 +6,9 @@
  * Rule for everything called back by libuv or by the engine (state machine
  * ops, operation callbacks): no ereport(ERROR), no palloc.  Those callbacks
  * set flags and copy into malloc'd or shared memory; the main loop raises
- * errors.  A longjmp out of uv_run would leave libuv's loop corrupt.
+ * errors.  A longjmp out of uv_run would leave libuv's loop corrupt.  One that
+ * happens anyway (an out-of-memory ERROR, a FATAL) ends the worker without running
+ * libuv or the engine again (stop_engine in engine_worker.c).
  */
 #ifndef DRAGONRAFT_ENGINE_WORKER_H
 #define DRAGONRAFT_ENGINE_WORKER_H

@@ -241,6 +241,7 @@ static int sm_apply(void *ctx, const struct engine_sm_entry *ents, uint32_t n)
 
 	if (dr_testing_error_in_round)
 		ereport(ERROR, (errmsg("dragonraft.testing_error_in_round is set")));
+	dr_testing_error(DR_TESTING_FATAL_IN_ROUND);
 	for (uint32_t i = 0; i < n; i++) {
 		if (!keep(sm, ents[i].index, ents[i].term, ents[i].type, ents[i].data,
 		          ents[i].len)) {

@@ -11,6 +11,7 @@
  * installed one replaced it) takes the snapshot's term; without a snapshot
  * the log starts at 1.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,6 +47,10 @@ struct engine_logdb {
 	struct logdb_bootstrap lbs; /* scratch (large) */
 	char msg[512];              /* the LogDB's last error (el_errmsg) */
 	bool damaged;               /* a read found damage (engine_logdb_damaged) */
+	/* el_sync runs on another thread (engine_uv's deferred sync) holding sync_lock;
+	 * once stopped (engine_logdb_stop) it no longer touches the LogDB. */
+	pthread_mutex_t sync_lock;
+	bool stopped;
 };
 
 static int from_logdb(int rc)
@@ -101,16 +106,34 @@ int engine_logdb_create(struct logdb *db, raft_id node_id, struct engine_logdb *
 		free(el);
 		return from_logdb(rc);
 	}
+	pthread_mutex_init(&el->sync_lock, NULL);
 	*out = el;
 	return ENGINE_OK;
+}
+
+/* What el holds of the LogDB's memory. */
+static void release_logdb(struct engine_logdb *el)
+{
+	logdb_entries_free(el->db, &el->ents);
+	logdb_worker_destroy(el->w);
+	el->w = NULL;
+}
+
+void engine_logdb_stop(struct engine_logdb *el)
+{
+	pthread_mutex_lock(&el->sync_lock); /* a sync running now ends first */
+	el->stopped = true;
+	pthread_mutex_unlock(&el->sync_lock);
+	release_logdb(el);
 }
 
 void engine_logdb_destroy(struct engine_logdb *el)
 {
 	if (el == NULL)
 		return;
-	logdb_entries_free(el->db, &el->ents);
-	logdb_worker_destroy(el->w);
+	if (!el->stopped)
+		release_logdb(el);
+	pthread_mutex_destroy(&el->sync_lock);
 	free(el->ups);
 	free(el->snaps);
 	free(el);
@@ -188,8 +211,13 @@ static int el_write(void *ctx, const struct engine_update *u, size_t n)
 static int el_sync(void *ctx)
 {
 	struct engine_logdb *el = ctx;
+	int rc = ENGINE_ERR_STOPPED;
 
-	return from_logdb(logdb_sync(el->db));
+	pthread_mutex_lock(&el->sync_lock);
+	if (!el->stopped)
+		rc = from_logdb(logdb_sync(el->db));
+	pthread_mutex_unlock(&el->sync_lock);
+	return rc;
 }
 
 static int el_term(void *ctx, uint64_t group_id, raft_index i, raft_term *t);

@@ -13,6 +13,14 @@ struct engine_logdb;
 
 /* Wrap db (which stays owned by the caller) for node node_id. */
 int engine_logdb_create(struct logdb *db, raft_id node_id, struct engine_logdb **out);
+/* End el's use of the LogDB from other threads: a sync running on one (engine_uv's
+ * deferred sync, on libuv's thread pool) ends first, and later ones fail
+ * (ENGINE_ERR_STOPPED) without touching the LogDB; el gives back the LogDB's
+ * memory it held, and the LogDB may then be closed while el stays allocated
+ * (engine_logdb_destroy may still free it).  For an embedder that exits without
+ * running its loop again (the engine worker after an error inside the engine:
+ * engine_worker.c); the engine may not save through el any more. */
+void engine_logdb_stop(struct engine_logdb *el);
 /* Free the adapter (not the LogDB). */
 void engine_logdb_destroy(struct engine_logdb *el);
 /* Has a read found the LogDB damaged (LOGDB_ERR_CORRUPT: a failed checksum,
