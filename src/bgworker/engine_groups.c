@@ -61,6 +61,7 @@ static struct {
 	dlist_head addrs;     /* groups whose leader should propose the members' addresses */
 	bool addrs_new;       /* one joined addrs since the last turn proposed them */
 	bool file_current;    /* CLIENT_ADDRESS_FILE holds it: every group knows it */
+	bool file_stale;      /* a group needs it again: forget_file at the next turn */
 	TimestampTz write_at; /* writing it failed: not tried again before then */
 } info;
 
@@ -80,6 +81,19 @@ static void forget_file(void)
 			(void)durable_unlink(path, LOG);
 	}
 	info.file_current = false;
+	info.file_stale = false;
+}
+
+/* sm's group needs this node's member info; the file goes at the next turn
+ * (dr_engine_groups_member_info; an engine callback too: no palloc, no
+ * ereport, no file I/O). */
+static void need_info_later(DrSm *sm)
+{
+	if (!sm->info_needed) {
+		sm->info_needed = true;
+		dlist_push_tail(&info.need, &sm->info_node);
+	}
+	info.file_stale = true;
 }
 
 /*
@@ -91,10 +105,7 @@ static void forget_file(void)
  */
 static void need_info(DrSm *sm)
 {
-	if (!sm->info_needed) {
-		sm->info_needed = true;
-		dlist_push_tail(&info.need, &sm->info_node);
-	}
+	need_info_later(sm);
 	forget_file();
 }
 
@@ -1065,10 +1076,17 @@ void dr_engine_groups_entry_applied(DrSm *sm, const uint8 *data, uint32 len)
 			 * its proposal may yet time out, as it does while this node's
 			 * apply of the group is stopped or held (it completes once
 			 * applied here): it was proposed again at every retry, each
-			 * time with the leader's addresses after it (TAP 118). */
-			if (encode_info(now, &now_len) && now_len == len &&
-			    memcmp(now, data, len) == 0)
-				info_known(sm);
+			 * time with the leader's addresses after it (TAP 118).  But
+			 * an older info of this node that comes after it (entries
+			 * handed again after a restart, an address changed and
+			 * changed back: the group's last word on this node is what
+			 * counts) needs the current one again (TAP 165). */
+			if (encode_info(now, &now_len)) {
+				if (now_len == len && memcmp(now, data, len) == 0)
+					info_known(sm);
+				else
+					need_info_later(sm);
+			}
 		} else if (!sm->addresses_needed) {
 			sm->addresses_needed = true;
 			dlist_push_tail(&info.addrs, &sm->addr_node);
@@ -1246,6 +1264,8 @@ void dr_engine_groups_member_info(void)
 	TimestampTz now = GetCurrentTimestamp();
 
 	dr_engine_groups_propose_addresses(true);
+	if (info.file_stale)
+		forget_file(); /* (an applied entry asked for the info again) */
 	if (info.file_current)
 		return;
 	if (dlist_is_empty(&info.need)) {
