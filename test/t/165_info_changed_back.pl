@@ -35,7 +35,11 @@ sub file_says
 {
 	my ($a) = @_;
 	return $c->wait_until("the client_address file to say $a",
-		sub { -f $file && index(slurp_file($file), "$addr{$a}\n") == 0 });
+		sub {
+			# (a reload removes the file: between -f and the read too)
+			my $text = -f $file ? eval { slurp_file($file) } : undef;
+			defined $text && index($text, "$addr{$a}\n") == 0;
+		});
 }
 
 sub info_of
