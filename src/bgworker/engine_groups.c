@@ -1073,10 +1073,10 @@ void dr_engine_groups_entry_applied(DrSm *sm, const uint8 *data, uint32 len)
 
 			set_info_in_log(sm->shared);
 			/* The info it proposes now is committed: not again, though
-			 * its proposal may yet time out, as it does while this node's
-			 * apply of the group is stopped or held (it completes once
-			 * applied here): it was proposed again at every retry, each
-			 * time with the leader's addresses after it (TAP 118).  But
+			 * its proposal's outcome may come late or be lost (committed
+			 * after its deadline on a loaded host, a leader change): it
+			 * was proposed again at each retry, each time with the
+			 * leader's addresses after it (TAP 118's rare 13 -> 15).  But
 			 * an older info of this node that comes after it (entries
 			 * handed again after a restart, an address changed and
 			 * changed back: the group's last word on this node is what
