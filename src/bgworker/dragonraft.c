@@ -54,7 +54,6 @@ int dr_max_entry_size = 64 * 1024 * 1024;
 int dr_max_groups = 1024;
 int dr_testing_info_delay = 0;
 int dr_testing_digest_hold = 0;
-bool dr_testing_error_in_round = false;
 int dr_testing_error_at = DR_TESTING_ERROR_NONE;
 bool dr_testing_second_check = false;
 int dr_snapshot_min_free = 256; /* MB */
@@ -86,6 +85,7 @@ static const struct config_enum_entry testing_error_at_options[] = {
         {"completion", DR_TESTING_ERROR_COMPLETION, false},
         {"lead", DR_TESTING_ERROR_LEAD, false},
         {"fatal_in_round", DR_TESTING_FATAL_IN_ROUND, false},
+        {"error_in_round", DR_TESTING_ERROR_IN_ROUND, false},
         {NULL, 0, false},
 };
 
@@ -414,19 +414,13 @@ static void define_gucs(void)
 	                        "(0: 65 s).",
 	                        NULL, &dr_testing_digest_hold, 0, 0, 600000, PGC_SIGHUP,
 	                        GUC_UNIT_MS, NULL, NULL, NULL);
-	DefineCustomBoolVariable("dragonraft.testing_error_in_round",
-	                         "For tests only: the engine worker raises an ERROR inside the "
-	                         "engine's round when it is handed committed entries.",
-	                         "The worker then exits (exit code 1) and is started again.",
-	                         &dr_testing_error_in_round, false, PGC_SIGHUP, 0, NULL, NULL,
-	                         NULL);
 	DefineCustomEnumVariable("dragonraft.testing_error_at",
 	                         "For tests only: the engine worker raises an ERROR (or a "
 	                         "FATAL) inside this callback of the engine.",
 	                         "completion: a request's completion callback; lead: the "
 	                         "status copy of a new leader, in the round; fatal_in_round: a "
-	                         "FATAL in the state machine's apply callback.  The worker "
-	                         "exits and is started again.",
+	                         "FATAL in the state machine's apply callback; error_in_round: "
+	                         "an ERROR there.  The worker exits and is started again.",
 	                         &dr_testing_error_at, DR_TESTING_ERROR_NONE,
 	                         testing_error_at_options, PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomBoolVariable("dragonraft.testing_second_check",

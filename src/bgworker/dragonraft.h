@@ -40,9 +40,6 @@ extern int dr_testing_info_delay;
  * this many ms after the claim at the latest, instead of DR_DIGEST_HOLD_MAX_MS (0)
  * (pg_sm.c). */
 extern int dr_testing_digest_hold;
-/* For tests only: the engine worker raises an ERROR inside the engine's round, in the
- * state machine's apply callback (pg_sm.c). */
-extern bool dr_testing_error_in_round;
 /* For tests only: where the engine worker raises an ERROR (or a FATAL) inside a
  * callback of the engine (dr_testing_error). */
 typedef enum DrTestingErrorAt {
@@ -50,6 +47,7 @@ typedef enum DrTestingErrorAt {
 	DR_TESTING_ERROR_COMPLETION, /* a request's completion callback (engine_groups.c) */
 	DR_TESTING_ERROR_LEAD,       /* dr_engine_status_lead, in the round */
 	DR_TESTING_FATAL_IN_ROUND,   /* a FATAL in the state machine's apply callback */
+	DR_TESTING_ERROR_IN_ROUND,   /* an ERROR there (pg_sm.c) */
 } DrTestingErrorAt;
 extern int dr_testing_error_at;
 /* For tests only: the engine worker adds a second check handle to its loop, after

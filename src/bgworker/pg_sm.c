@@ -239,9 +239,8 @@ static int sm_apply(void *ctx, const struct engine_sm_entry *ents, uint32_t n)
 	DrSm *sm = ctx;
 	int rc = ENGINE_OK;
 
-	if (dr_testing_error_in_round)
-		ereport(ERROR, (errmsg("dragonraft.testing_error_in_round is set")));
 	dr_testing_error(DR_TESTING_FATAL_IN_ROUND);
+	dr_testing_error(DR_TESTING_ERROR_IN_ROUND);
 	for (uint32_t i = 0; i < n; i++) {
 		if (!keep(sm, ents[i].index, ents[i].term, ents[i].type, ents[i].data,
 		          ents[i].len)) {

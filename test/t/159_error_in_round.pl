@@ -1,12 +1,12 @@
 # An ERROR raised inside the engine's round (an engine or libuv callback
 # into the engine worker: here the state machine's apply callback, with
-# dragonraft.testing_error_in_round) ends the engine worker, and only it:
+# dragonraft.testing_error_at = 'error_in_round') ends the engine worker, and only it:
 # the background worker's handler longjmps out of uv_run and calls
-# proc_exit(1), whose stop_engine runs libuv again and closes the engine
-# (e->in_round still set); a crash of the worker there would make the
-# postmaster reset the whole server (every backend killed, crash
-# recovery).  It exits cleanly today: this test guards the exit path.  The
-# next engine worker runs the group, and a write commits.
+# proc_exit(1), whose stop_engine then closes only the LogDB (it runs
+# neither libuv nor the engine again: TAP 161); a crash of the worker there
+# would make the postmaster reset the whole server (every backend killed,
+# crash recovery).  The next engine worker runs the group, and a write
+# commits.
 use strict;
 use warnings;
 use FindBin;
@@ -28,13 +28,13 @@ ok($engine, 'node 1 runs an engine worker');
 # A session open across the engine worker's exit: a reset would end it.
 my $s = $c->start_session(1, 'SELECT pg_sleep(600)');
 my $log_at = -s $node->logfile;
-$c->query(1, 'ALTER SYSTEM SET dragonraft.testing_error_in_round = on');
+$c->query(1, q{ALTER SYSTEM SET dragonraft.testing_error_at = 'error_in_round'});
 $c->query(1, 'SELECT pg_reload_conf()');
 # Its commit hands the engine a committed entry: the ERROR comes in the round.
 my $w = $c->start_session(1, 'INSERT INTO t VALUES (2)');
-ok($c->log_has($node, qr/ERROR:  dragonraft.testing_error_in_round is set/),
+ok($c->log_has($node, qr/ERROR:  dragonraft.testing_error_at is "error_in_round"/),
 	'the engine worker raises the ERROR inside its round');
-$c->query(1, 'ALTER SYSTEM RESET dragonraft.testing_error_in_round');
+$c->query(1, 'ALTER SYSTEM RESET dragonraft.testing_error_at');
 $c->query(1, 'SELECT pg_reload_conf()');
 ok($c->wait_until('the engine worker to exit', sub { !kill 0, $engine }), 'the engine worker exited');
 ok($c->log_has($node, qr/background worker "dragonraft engine" \(PID $engine\) exited with exit code 1/),
